@@ -1,0 +1,5 @@
+"""The ``ironroot`` command."""
+
+from ironroot.cli._main import main
+
+__all__ = ["main"]

@@ -1,0 +1,2 @@
+"""ironroot.cose"""
+__all__: list[str] = []

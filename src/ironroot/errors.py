@@ -1,0 +1,239 @@
+"""The one error hierarchy of Ironroot.
+
+Every failure a caller can see is an :class:`IronrootError`. Each class carries a short
+machine-readable ``code`` (stable: scripts and HTTP clients match on it), a human ``title``,
+the HTTP status it maps to and the CLI exit code it maps to. The mapping lives here, once:
+the HTTP layer turns any ``IronrootError`` into an RFC 9290 problem with ``status``, ``title``
+and ``detail``; the CLI exits with ``exit_code``.
+
+Messages never contain secrets. Parsers chain the underlying exception with ``from exc``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AlgorithmNotAccepted",
+    "BadSignature",
+    "CertificateExpired",
+    "ChainNotTrusted",
+    "Conflict",
+    "ConfigError",
+    "InconsistentCheckpoint",
+    "InvalidProof",
+    "IronrootError",
+    "LimitExceeded",
+    "MalformedInput",
+    "MalformedReceipt",
+    "MalformedStatement",
+    "NotFound",
+    "PayloadTooLarge",
+    "PolicyRejected",
+    "StateReuse",
+    "StorageError",
+    "Unauthorized",
+    "UnknownIssuer",
+    "UnsupportedAlgorithm",
+    "VerificationFailed",
+]
+
+
+class IronrootError(Exception):
+    """Base of every error Ironroot raises on purpose.
+
+    ``detail`` is one sentence for a human; ``code`` a stable identifier for a machine.
+    """
+
+    code: ClassVar[str] = "error"
+    title: ClassVar[str] = "Error"
+    http_status: ClassVar[int] = 500
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, detail: str = "", *, code: str | None = None) -> None:
+        self.detail = detail or self.title
+        if code is not None:
+            self.code = code  # type: ignore[misc]  # instance-level refinement of the class code
+        super().__init__(self.detail)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, detail={self.detail!r})"
+
+
+# --- input that cannot be parsed ---------------------------------------------------------
+
+
+class MalformedInput(IronrootError):
+    """Bytes or values that do not parse as the expected format."""
+
+    code = "malformed"
+    title = "Malformed Input"
+    http_status = 400
+    exit_code = 2
+
+
+class LimitExceeded(MalformedInput):
+    """Input over a hard limit (size, nesting depth, item count)."""
+
+    code = "limit-exceeded"
+    title = "Limit Exceeded"
+
+
+class PayloadTooLarge(LimitExceeded):
+    """A request body or statement over the configured maximum size."""
+
+    code = "payload-too-large"
+    title = "Payload Too Large"
+    http_status = 413
+
+
+class MalformedStatement(MalformedInput):
+    """A Signed Statement that is not a well-formed COSE_Sign1 with the required headers."""
+
+    code = "malformed-statement"
+    title = "Invalid Statement"
+
+
+class MalformedReceipt(MalformedInput):
+    """A receipt that is not a well-formed RFC 9942 receipt."""
+
+    code = "malformed-receipt"
+    title = "Invalid Receipt"
+
+
+class ConfigError(MalformedInput):
+    """A configuration file or value that is invalid."""
+
+    code = "config"
+    title = "Invalid Configuration"
+
+
+# --- algorithms ----------------------------------------------------------------------------
+
+
+class UnsupportedAlgorithm(MalformedInput):
+    """An algorithm Ironroot does not implement, or a key that does not fit the algorithm."""
+
+    code = "unsupported-algorithm"
+    title = "Unsupported Algorithm"
+
+
+class AlgorithmNotAccepted(IronrootError):
+    """A known algorithm that the configured policy does not accept."""
+
+    code = "algorithm-not-accepted"
+    title = "Bad Signature Algorithm"
+    http_status = 400
+    exit_code = 1
+
+
+# --- verification --------------------------------------------------------------------------
+
+
+class VerificationFailed(IronrootError):
+    """A signature, proof, chain or binding that does not verify."""
+
+    code = "verification-failed"
+    title = "Verification Failed"
+    http_status = 400
+    exit_code = 1
+
+
+class BadSignature(VerificationFailed):
+    """A cryptographic signature that does not verify."""
+
+    code = "bad-signature"
+    title = "Invalid Signature"
+
+
+class InvalidProof(VerificationFailed):
+    """A Merkle inclusion or consistency proof that does not verify."""
+
+    code = "invalid-proof"
+    title = "Invalid Proof"
+
+
+class InconsistentCheckpoint(VerificationFailed):
+    """Two checkpoints of one log that are not consistent (a fork or a rewrite)."""
+
+    code = "inconsistent-checkpoint"
+    title = "Inconsistent Checkpoint"
+
+
+class UnknownIssuer(VerificationFailed):
+    """An issuer or key id that no trust configuration names."""
+
+    code = "unknown-issuer"
+    title = "Unknown Issuer"
+
+
+class ChainNotTrusted(VerificationFailed):
+    """A certificate chain that does not reach a configured root, or does not match its DID."""
+
+    code = "chain-not-trusted"
+    title = "Untrusted Certificate Chain"
+
+
+class CertificateExpired(VerificationFailed):
+    """A certificate used outside its validity period."""
+
+    code = "certificate-expired"
+    title = "Certificate Expired"
+
+
+# --- policy and access ---------------------------------------------------------------------
+
+
+class PolicyRejected(IronrootError):
+    """Well-formed, authentic input that a policy refuses."""
+
+    code = "policy-rejected"
+    title = "Registration Policy Rejected"
+    http_status = 400
+    exit_code = 1
+
+
+class Unauthorized(IronrootError):
+    """A caller that is not authenticated, or whose credentials are wrong."""
+
+    code = "unauthorized"
+    title = "Unauthorized"
+    http_status = 401
+    exit_code = 1
+
+
+class NotFound(IronrootError):
+    """Something asked for by id that does not exist."""
+
+    code = "not-found"
+    title = "Not Found"
+    http_status = 404
+    exit_code = 1
+
+
+class Conflict(IronrootError):
+    """A request that conflicts with the current state."""
+
+    code = "conflict"
+    title = "Conflict"
+    http_status = 409
+    exit_code = 1
+
+
+class StateReuse(Conflict):
+    """A stateful key (LMS) whose one-time key would be used again, or whose state is gone."""
+
+    code = "state-reuse"
+    title = "One-Time Key Reuse"
+
+
+# --- storage -------------------------------------------------------------------------------
+
+
+class StorageError(IronrootError):
+    """The store failed or holds data that does not match what was written."""
+
+    code = "storage"
+    title = "Storage Error"
+    http_status = 503
+    exit_code = 1

@@ -1,0 +1,2 @@
+"""ironroot.log"""
+__all__: list[str] = []

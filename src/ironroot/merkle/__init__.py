@@ -1,0 +1,2 @@
+"""ironroot.merkle"""
+__all__: list[str] = []

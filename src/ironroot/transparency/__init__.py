@@ -1,0 +1,2 @@
+"""ironroot.transparency"""
+__all__: list[str] = []
