@@ -188,7 +188,7 @@ class PolicyRejected(IronrootError):
     """Well-formed, authentic input that a policy refuses."""
 
     code = "policy-rejected"
-    title = "Registration Policy Rejected"
+    title = "Rejected"
     http_status = 400
     exit_code = 1
 
