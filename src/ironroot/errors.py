@@ -36,6 +36,7 @@ __all__ = [
     "UnknownIssuer",
     "UnsupportedAlgorithm",
     "VerificationFailed",
+    "MalformedCertificate",
 ]
 
 
@@ -237,3 +238,13 @@ class StorageError(IronrootError):
     title = "Storage Error"
     http_status = 503
     exit_code = 1
+
+
+# --- certificates --------------------------------------------------------------------------
+
+
+class MalformedCertificate(MalformedInput):
+    """An X.509 certificate, CSR or certificate extension that does not parse."""
+
+    code = "malformed-certificate"
+    title = "Malformed Certificate"
