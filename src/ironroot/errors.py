@@ -21,6 +21,7 @@ __all__ = [
     "Conflict",
     "ConfigError",
     "InconsistentCheckpoint",
+    "InvalidLocator",
     "InvalidProof",
     "IronrootError",
     "LimitExceeded",
@@ -28,6 +29,7 @@ __all__ = [
     "MalformedReceipt",
     "MalformedStatement",
     "NotFound",
+    "PayloadMissing",
     "PayloadTooLarge",
     "PolicyRejected",
     "StateReuse",
@@ -248,3 +250,17 @@ class MalformedCertificate(MalformedInput):
 
     code = "malformed-certificate"
     title = "Malformed Certificate"
+
+
+class InvalidLocator(MalformedInput):
+    """An entry or operation locator that is not in a valid form (SCRAPI)."""
+
+    code = "invalid-locator"
+    title = "Invalid locator"
+
+
+class PayloadMissing(MalformedStatement):
+    """A Signed Statement whose payload is detached or absent (SCRAPI)."""
+
+    code = "payload-missing"
+    title = "Payload Missing"
