@@ -18,27 +18,30 @@ __all__ = [
     "BadSignature",
     "CertificateExpired",
     "ChainNotTrusted",
-    "Conflict",
     "ConfigError",
+    "Conflict",
     "InconsistentCheckpoint",
     "InvalidLocator",
     "InvalidProof",
     "IronrootError",
     "LimitExceeded",
+    "MalformedCertificate",
     "MalformedInput",
     "MalformedReceipt",
+    "MalformedSpdm",
     "MalformedStatement",
     "NotFound",
     "PayloadMissing",
     "PayloadTooLarge",
     "PolicyRejected",
+    "SpdmErrorResponse",
+    "SpdmProtocolError",
     "StateReuse",
     "StorageError",
     "Unauthorized",
     "UnknownIssuer",
     "UnsupportedAlgorithm",
     "VerificationFailed",
-    "MalformedCertificate",
 ]
 
 
@@ -264,3 +267,27 @@ class PayloadMissing(MalformedStatement):
 
     code = "payload-missing"
     title = "Payload Missing"
+
+
+# --- SPDM (DMTF DSP0274) -------------------------------------------------------------------
+
+
+class MalformedSpdm(MalformedInput):
+    """An SPDM message that does not parse: truncated, oversized, wrong code, version or field."""
+
+    code = "malformed-spdm"
+    title = "Malformed SPDM Message"
+
+
+class SpdmProtocolError(VerificationFailed):
+    """A well-formed SPDM message that breaks the protocol: out of order, unexpected, unbound."""
+
+    code = "spdm-protocol"
+    title = "SPDM Protocol Error"
+
+
+class SpdmErrorResponse(SpdmProtocolError):
+    """The SPDM responder answered with an ERROR message (its ErrorCode is in the detail)."""
+
+    code = "spdm-error-response"
+    title = "SPDM Error Response"
