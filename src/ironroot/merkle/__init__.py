@@ -1,2 +1,31 @@
-"""ironroot.merkle"""
-__all__: list[str] = []
+"""RFC 9162 Merkle tree math, pure: hashes, roots, compact ranges, proofs and their checks.
+
+Everything here takes bytes and integers and returns values or raises; storage is the
+caller's, reached only through the ``node(level, index)`` callback of the proof builders
+and the ``visit`` hook of :class:`CompactRange`. Verification raises
+:class:`ironroot.errors.InvalidProof` on every bad input; builders raise
+:class:`ironroot.errors.MalformedInput` on bad arguments.
+"""
+
+from ironroot.merkle._compact import CompactRange, Visitor
+from ironroot.merkle._hash import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash, root
+from ironroot.merkle._memory import MemoryTree
+from ironroot.merkle._proof import NodeFn, consistency_proof, inclusion_proof
+from ironroot.merkle._verify import root_from_inclusion_proof, verify_consistency, verify_inclusion
+
+__all__ = [
+    "EMPTY_ROOT",
+    "HASH_SIZE",
+    "CompactRange",
+    "MemoryTree",
+    "NodeFn",
+    "Visitor",
+    "consistency_proof",
+    "inclusion_proof",
+    "leaf_hash",
+    "node_hash",
+    "root",
+    "root_from_inclusion_proof",
+    "verify_consistency",
+    "verify_inclusion",
+]
