@@ -1,4 +1,4 @@
-"""In-memory keys for the classical and ML-DSA algorithms, COSE_Key encoding and RFC 9679 kids.
+"""In-memory keys for the classical and ML-DSA algorithms: COSE_Key, JWK, PEM and RFC 9679 kids.
 
 A :class:`PublicKey` is a :class:`~ironroot.crypto.Verifier`; a :class:`PrivateKey` is a
 :class:`~ironroot.crypto.Signer`. Both are bound to one :class:`Algorithm` (a P-384 key is an
@@ -6,15 +6,25 @@ ES384 key and nothing else), so an algorithm/key mismatch cannot happen after co
 
 COSE_Key (RFC 9052 §7, RFC 9053 §7, draft-ietf-cose-dilithium for AKP):
 EC2 ``{1: 2, 3: alg, -1: crv, -2: x, -3: y}``, OKP ``{1: 1, 3: alg, -1: 6, -2: x}``,
-AKP ``{1: 7, 3: alg, -1: pub}``. Thumbprints (RFC 9679) hash the deterministic CBOR of only the
-required members: EC2 kty, crv, x, y; OKP kty, crv, x; AKP kty, alg, pub.
+AKP ``{1: 7, 3: alg, -1: pub}``, HSS-LMS ``{1: 5, 3: -46, -1: pub}`` (RFC 8778 / RFC 9053).
+Thumbprints (RFC 9679) hash the deterministic CBOR of only the required members: EC2 kty, crv,
+x, y; OKP kty, crv, x; AKP kty, alg, pub; HSS-LMS kty, pub. The thumbprint is the key id (kid)
+everywhere in Ironroot; the RFC 7638 JWK thumbprint is never used as a kid.
+
+JWK (RFC 7517, RFC 7518 §6.2 EC, RFC 8037 OKP, draft-ietf-cose-dilithium AKP):
+``{"kty": "EC", "crv": "P-384", "x", "y"[, "d"]}``,
+``{"kty": "OKP", "crv": "Ed25519", "x"[, "d"]}``,
+``{"kty": "AKP", "alg": "ML-DSA-65", "pub"[, "priv"]}`` where ``priv`` is the 32-byte FIPS 204
+seed ξ. Every ML-DSA key made here is generated from a fresh random seed (and ``cryptography``
+keeps and exports the seed form), so its private JWK can always be written.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from typing import Final, Union
+import secrets
+from collections.abc import Callable, Mapping
+from typing import Final, NamedTuple, TypeAlias
 
 import cbor2
 from cryptography.exceptions import InvalidSignature
@@ -26,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from ironroot.crypto._algorithms import Algorithm
+from ironroot.crypto._jose import b64url_encode, jwk_bytes, jwk_str, parse_jwk
 from ironroot.errors import BadSignature, MalformedInput, UnsupportedAlgorithm
 
 __all__ = [
@@ -51,40 +62,78 @@ CRV_P384: Final = 2
 CRV_P521: Final = 3
 CRV_ED25519: Final = 6
 
-_CryptoPublic = Union[
+_CryptoPublic: TypeAlias = (
+    ec.EllipticCurvePublicKey
+    | ed25519.Ed25519PublicKey
+    | mldsa.MLDSA44PublicKey
+    | mldsa.MLDSA65PublicKey
+    | mldsa.MLDSA87PublicKey
+)
+_CryptoPrivate: TypeAlias = (
+    ec.EllipticCurvePrivateKey
+    | ed25519.Ed25519PrivateKey
+    | mldsa.MLDSA44PrivateKey
+    | mldsa.MLDSA65PrivateKey
+    | mldsa.MLDSA87PrivateKey
+)
+_PUBLIC_TYPES: Final = (
     ec.EllipticCurvePublicKey,
     ed25519.Ed25519PublicKey,
     mldsa.MLDSA44PublicKey,
     mldsa.MLDSA65PublicKey,
     mldsa.MLDSA87PublicKey,
-]
-_CryptoPrivate = Union[
+)
+_PRIVATE_TYPES: Final = (
     ec.EllipticCurvePrivateKey,
     ed25519.Ed25519PrivateKey,
     mldsa.MLDSA44PrivateKey,
     mldsa.MLDSA65PrivateKey,
     mldsa.MLDSA87PrivateKey,
-]
+)
 
-_EC: Final[dict[Algorithm, tuple[type[ec.EllipticCurve], hashes.HashAlgorithm, int, int]]] = {
-    # alg: (curve, hash, coordinate bytes, COSE crv)
-    Algorithm.ES256: (ec.SECP256R1, hashes.SHA256(), 32, CRV_P256),
-    Algorithm.ES384: (ec.SECP384R1, hashes.SHA384(), 48, CRV_P384),
-    Algorithm.ES512: (ec.SECP521R1, hashes.SHA512(), 66, CRV_P521),
+
+class _EcParams(NamedTuple):
+    curve: ec.EllipticCurve
+    digest: hashes.HashAlgorithm
+    size: int  # bytes per coordinate, per scalar and per signature half
+    crv: int  # COSE crv
+    jwk_crv: str  # JOSE crv
+
+
+class _MlDsaParams(NamedTuple):
+    public_type: type
+    from_public: Callable[[bytes], _CryptoPublic]
+    from_seed: Callable[[bytes], _CryptoPrivate]
+
+
+_EC: Final[dict[Algorithm, _EcParams]] = {
+    Algorithm.ES256: _EcParams(ec.SECP256R1(), hashes.SHA256(), 32, CRV_P256, "P-256"),
+    Algorithm.ES384: _EcParams(ec.SECP384R1(), hashes.SHA384(), 48, CRV_P384, "P-384"),
+    Algorithm.ES512: _EcParams(ec.SECP521R1(), hashes.SHA512(), 66, CRV_P521, "P-521"),
 }
-_EC_BY_CURVE: Final = {curve.name: alg for alg, (curve, _, _, _) in _EC.items()}
-_EC_BY_CRV: Final = {crv: alg for alg, (_, _, _, crv) in _EC.items()}
-_MLDSA_PRIVATE: Final[dict[Algorithm, type[_CryptoPrivate]]] = {
-    Algorithm.ML_DSA_44: mldsa.MLDSA44PrivateKey,
-    Algorithm.ML_DSA_65: mldsa.MLDSA65PrivateKey,
-    Algorithm.ML_DSA_87: mldsa.MLDSA87PrivateKey,
-}
-_MLDSA_PUBLIC: Final[dict[Algorithm, type[_CryptoPublic]]] = {
-    Algorithm.ML_DSA_44: mldsa.MLDSA44PublicKey,
-    Algorithm.ML_DSA_65: mldsa.MLDSA65PublicKey,
-    Algorithm.ML_DSA_87: mldsa.MLDSA87PublicKey,
+_EC_BY_CURVE: Final[dict[str, Algorithm]] = {p.curve.name: alg for alg, p in _EC.items()}
+_EC_BY_CRV: Final[dict[int, Algorithm]] = {p.crv: alg for alg, p in _EC.items()}
+_EC_BY_JWK_CRV: Final[dict[str, Algorithm]] = {p.jwk_crv: alg for alg, p in _EC.items()}
+_MLDSA: Final[dict[Algorithm, _MlDsaParams]] = {
+    Algorithm.ML_DSA_44: _MlDsaParams(
+        mldsa.MLDSA44PublicKey,
+        mldsa.MLDSA44PublicKey.from_public_bytes,
+        mldsa.MLDSA44PrivateKey.from_seed_bytes,
+    ),
+    Algorithm.ML_DSA_65: _MlDsaParams(
+        mldsa.MLDSA65PublicKey,
+        mldsa.MLDSA65PublicKey.from_public_bytes,
+        mldsa.MLDSA65PrivateKey.from_seed_bytes,
+    ),
+    Algorithm.ML_DSA_87: _MlDsaParams(
+        mldsa.MLDSA87PublicKey,
+        mldsa.MLDSA87PublicKey.from_public_bytes,
+        mldsa.MLDSA87PrivateKey.from_seed_bytes,
+    ),
 }
 _EDDSA: Final = (Algorithm.EDDSA, Algorithm.ED25519)
+_MLDSA_SEED_SIZE: Final = 32
+_ED25519_SIZE: Final = 32
 
 
 def _algorithm_of_public(key: object, hint: Algorithm | None) -> Algorithm:
@@ -99,8 +148,8 @@ def _algorithm_of_public(key: object, hint: Algorithm | None) -> Algorithm:
         if hint is not None and hint not in _EDDSA:
             raise UnsupportedAlgorithm(f"Ed25519 key cannot be used for {hint.label}")
         return hint or Algorithm.EDDSA
-    for alg, cls in _MLDSA_PUBLIC.items():
-        if isinstance(key, cls):
+    for alg, params in _MLDSA.items():
+        if isinstance(key, params.public_type):
             if hint is not None and hint != alg:
                 raise UnsupportedAlgorithm(f"{alg.label} key cannot be used for {hint.label}")
             return alg
@@ -110,6 +159,7 @@ def _algorithm_of_public(key: object, hint: Algorithm | None) -> Algorithm:
 def cose_key_thumbprint(cose_key: Mapping[int, object]) -> bytes:
     """RFC 9679 thumbprint: SHA-256 of the deterministic CBOR of the required members."""
     kty = cose_key.get(KTY)
+    members: tuple[int, ...]
     if kty == KTY_EC2:
         members = (KTY, CRV, X, Y)
     elif kty == KTY_OKP:
@@ -124,7 +174,52 @@ def cose_key_thumbprint(cose_key: Mapping[int, object]) -> bytes:
         required = {m: cose_key[m] for m in members}
     except KeyError as exc:
         raise MalformedInput(f"COSE_Key lacks required member {exc.args[0]}") from exc
+    # Every label here is a one-byte CBOR integer, so RFC 8949 §4.2.1 bytewise ordering and
+    # cbor2's length-first canonical ordering agree.
     return hashlib.sha256(cbor2.dumps(required, canonical=True)).digest()
+
+
+def _jwk_algorithm(jwk: Mapping[str, object]) -> Algorithm | None:
+    alg = jwk.get("alg")
+    if alg is None:
+        return None
+    if not isinstance(alg, str):
+        raise MalformedInput("JWK member 'alg' must be a string")
+    return Algorithm.from_label(alg)
+
+
+def _public_from_jwk(jwk: Mapping[str, object]) -> tuple[_CryptoPublic, Algorithm]:
+    """The public key a JWK describes, and its algorithm."""
+    kty = jwk_str(jwk, "kty")
+    hint = _jwk_algorithm(jwk)
+    try:
+        if kty == "EC":
+            crv = jwk_str(jwk, "crv")
+            alg = _EC_BY_JWK_CRV.get(crv)
+            if alg is None:
+                raise UnsupportedAlgorithm(f"unsupported JWK curve {crv!r}")
+            params = _EC[alg]
+            x = jwk_bytes(jwk, "x", params.size)
+            y = jwk_bytes(jwk, "y", params.size)
+            numbers = ec.EllipticCurvePublicNumbers(
+                int.from_bytes(x, "big"), int.from_bytes(y, "big"), params.curve
+            )
+            key: _CryptoPublic = numbers.public_key()
+            return key, _algorithm_of_public(key, hint)
+        if kty == "OKP":
+            crv = jwk_str(jwk, "crv")
+            if crv != "Ed25519":
+                raise UnsupportedAlgorithm(f"unsupported JWK OKP curve {crv!r}")
+            key = ed25519.Ed25519PublicKey.from_public_bytes(jwk_bytes(jwk, "x", _ED25519_SIZE))
+            return key, _algorithm_of_public(key, hint)
+        if kty == "AKP":
+            if hint is None or hint not in _MLDSA:
+                raise UnsupportedAlgorithm("AKP JWK needs an ML-DSA 'alg'")
+            key = _MLDSA[hint].from_public(jwk_bytes(jwk, "pub"))
+            return key, hint
+    except ValueError as exc:
+        raise MalformedInput(f"invalid JWK: {exc}") from exc
+    raise UnsupportedAlgorithm(f"unsupported JWK key type {kty!r}")
 
 
 class PublicKey:
@@ -157,12 +252,15 @@ class PublicKey:
         key = self._key
         try:
             if isinstance(key, ec.EllipticCurvePublicKey):
-                _, digest, size, _ = _EC[self._algorithm]
+                params = _EC[self._algorithm]
+                size = params.size
                 if len(signature) != 2 * size:
-                    raise BadSignature(f"{self._algorithm.label} signature must be {2 * size} bytes")
+                    raise BadSignature(
+                        f"{self._algorithm.label} signature must be {2 * size} bytes"
+                    )
                 r = int.from_bytes(signature[:size], "big")
                 s = int.from_bytes(signature[size:], "big")
-                key.verify(encode_dss_signature(r, s), data, ec.ECDSA(digest))
+                key.verify(encode_dss_signature(r, s), data, ec.ECDSA(params.digest))
             else:
                 key.verify(signature, data)
         except InvalidSignature:
@@ -170,17 +268,19 @@ class PublicKey:
 
     # --- encodings ------------------------------------------------------------------------
 
-    def to_cose_key(self, *, include_alg: bool = True, include_kid: bool = False) -> dict[int, object]:
+    def to_cose_key(
+        self, *, include_alg: bool = True, include_kid: bool = False
+    ) -> dict[int, object]:
         key = self._key
         out: dict[int, object]
         if isinstance(key, ec.EllipticCurvePublicKey):
-            _, _, size, crv = _EC[self._algorithm]
+            params = _EC[self._algorithm]
             numbers = key.public_numbers()
             out = {
                 KTY: KTY_EC2,
-                CRV: crv,
-                X: numbers.x.to_bytes(size, "big"),
-                Y: numbers.y.to_bytes(size, "big"),
+                CRV: params.crv,
+                X: numbers.x.to_bytes(params.size, "big"),
+                Y: numbers.y.to_bytes(params.size, "big"),
             }
         elif isinstance(key, ed25519.Ed25519PublicKey):
             out = {KTY: KTY_OKP, CRV: CRV_ED25519, X: key.public_bytes_raw()}
@@ -196,6 +296,28 @@ class PublicKey:
             out[ALG] = self._algorithm.cose_id
         if include_kid:
             out[KID] = self._kid
+        return out
+
+    def to_jwk(self, *, include_kid: bool = False) -> dict[str, str]:
+        """The public JWK; ``kid`` (when asked for) is the base64url RFC 9679 thumbprint."""
+        key = self._key
+        out: dict[str, str]
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            params = _EC[self._algorithm]
+            numbers = key.public_numbers()
+            out = {
+                "kty": "EC",
+                "crv": params.jwk_crv,
+                "x": b64url_encode(numbers.x.to_bytes(params.size, "big")),
+                "y": b64url_encode(numbers.y.to_bytes(params.size, "big")),
+            }
+        elif isinstance(key, ed25519.Ed25519PublicKey):
+            out = {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(key.public_bytes_raw())}
+        else:
+            out = {"kty": "AKP", "pub": b64url_encode(self.raw_bytes())}
+        out["alg"] = self._algorithm.label
+        if include_kid:
+            out["kid"] = b64url_encode(self._kid)
         return out
 
     def raw_bytes(self) -> bytes:
@@ -220,6 +342,8 @@ class PublicKey:
     @classmethod
     def from_cose_key(cls, cose_key: Mapping[int, object]) -> PublicKey:
         """Parse a COSE_Key map; raises ``MalformedInput`` or ``UnsupportedAlgorithm``."""
+        if not isinstance(cose_key, Mapping):
+            raise MalformedInput("COSE_Key must be a map")
         kty = cose_key.get(KTY)
         alg_id = cose_key.get(ALG)
         hint = Algorithm.from_cose_id(alg_id) if alg_id is not None else None
@@ -229,14 +353,14 @@ class PublicKey:
                 alg = _EC_BY_CRV.get(crv) if isinstance(crv, int) else None
                 if alg is None:
                     raise UnsupportedAlgorithm(f"unsupported EC2 curve {crv!r}")
-                curve, _, size, _ = _EC[alg]
+                params = _EC[alg]
                 x, y = cose_key.get(X), cose_key.get(Y)
                 if not isinstance(x, bytes) or not isinstance(y, bytes):
                     raise MalformedInput("EC2 COSE_Key needs byte-string x and y")
-                if len(x) != size or len(y) != size:
+                if len(x) != params.size or len(y) != params.size:
                     raise MalformedInput("EC2 COSE_Key coordinates have the wrong length")
                 point = ec.EllipticCurvePublicNumbers(
-                    int.from_bytes(x, "big"), int.from_bytes(y, "big"), curve()
+                    int.from_bytes(x, "big"), int.from_bytes(y, "big"), params.curve
                 )
                 return cls(point.public_key(), hint or alg)
             if kty == KTY_OKP:
@@ -247,16 +371,21 @@ class PublicKey:
                     raise MalformedInput("OKP COSE_Key needs a byte-string x")
                 return cls(ed25519.Ed25519PublicKey.from_public_bytes(x), hint or Algorithm.EDDSA)
             if kty == KTY_AKP:
-                if hint is None or hint not in _MLDSA_PUBLIC:
+                if hint is None or hint not in _MLDSA:
                     raise UnsupportedAlgorithm("AKP COSE_Key needs an ML-DSA alg")
                 pub = cose_key.get(PUB)
                 if not isinstance(pub, bytes):
                     raise MalformedInput("AKP COSE_Key needs a byte-string pub")
-                ml_cls = _MLDSA_PUBLIC[hint]
-                return cls(ml_cls.from_public_bytes(pub), hint)  # type: ignore[attr-defined]
+                return cls(_MLDSA[hint].from_public(pub), hint)
         except ValueError as exc:
             raise MalformedInput(f"invalid COSE_Key: {exc}") from exc
         raise UnsupportedAlgorithm(f"unsupported COSE key type {kty!r}")
+
+    @classmethod
+    def from_jwk(cls, jwk: Mapping[str, object] | str | bytes) -> PublicKey:
+        """Parse a JWK (mapping or JSON text). Private members, if any, are ignored."""
+        key, alg = _public_from_jwk(parse_jwk(jwk))
+        return cls(key, alg)
 
     @classmethod
     def from_pem(cls, data: bytes, algorithm: Algorithm | None = None) -> PublicKey:
@@ -268,7 +397,11 @@ class PublicKey:
                 key = serialization.load_der_public_key(data)
         except (ValueError, TypeError) as exc:
             raise MalformedInput(f"not a public key: {exc}") from exc
-        return cls(key, algorithm)  # type: ignore[arg-type]
+        except Exception as exc:  # cryptography.exceptions.UnsupportedAlgorithm
+            raise UnsupportedAlgorithm(f"unsupported public key: {exc}") from exc
+        if not isinstance(key, _PUBLIC_TYPES):
+            raise UnsupportedAlgorithm(f"unsupported key type {type(key).__name__}")
+        return cls(key, algorithm)
 
     from_der = from_pem
 
@@ -288,31 +421,34 @@ class PrivateKey:
     __slots__ = ("_algorithm", "_digest", "_key", "_public", "_size")
 
     def __init__(self, key: _CryptoPrivate, algorithm: Algorithm | None = None) -> None:
+        if not isinstance(key, _PRIVATE_TYPES):
+            raise UnsupportedAlgorithm(f"unsupported key type {type(key).__name__}")
         self._public = PublicKey(key.public_key(), algorithm)
         self._algorithm = self._public.algorithm
         self._key = key
         ec_params = _EC.get(self._algorithm)
-        self._digest = ec_params[1] if ec_params else None
-        self._size = ec_params[2] if ec_params else 0
+        self._digest = ec_params.digest if ec_params else None
+        self._size = ec_params.size if ec_params else 0
 
     @classmethod
     def generate(cls, algorithm: Algorithm) -> PrivateKey:
+        """A fresh key; ML-DSA keys come from a random 32-byte seed, which stays exportable."""
         if algorithm in _EC:
-            return cls(ec.generate_private_key(_EC[algorithm][0]()), algorithm)
+            return cls(ec.generate_private_key(_EC[algorithm].curve), algorithm)
         if algorithm in _EDDSA:
             return cls(ed25519.Ed25519PrivateKey.generate(), algorithm)
-        if algorithm in _MLDSA_PRIVATE:
-            return cls(_MLDSA_PRIVATE[algorithm].generate(), algorithm)  # type: ignore[attr-defined]
+        if algorithm in _MLDSA:
+            return cls.from_mldsa_seed(algorithm, secrets.token_bytes(_MLDSA_SEED_SIZE))
         raise UnsupportedAlgorithm(f"{algorithm.label} keys are not in-memory keys")
 
     @classmethod
     def from_mldsa_seed(cls, algorithm: Algorithm, seed: bytes) -> PrivateKey:
         """Derive an ML-DSA key deterministically from a 32-byte seed (FIPS 204 ξ)."""
-        if algorithm not in _MLDSA_PRIVATE:
+        if algorithm not in _MLDSA:
             raise UnsupportedAlgorithm(f"{algorithm.label} is not ML-DSA")
-        if len(seed) != 32:
+        if len(seed) != _MLDSA_SEED_SIZE:
             raise MalformedInput("ML-DSA seed must be 32 bytes")
-        return cls(_MLDSA_PRIVATE[algorithm].from_seed_bytes(seed), algorithm)  # type: ignore[attr-defined]
+        return cls(_MLDSA[algorithm].from_seed(seed), algorithm)
 
     @property
     def algorithm(self) -> Algorithm:
@@ -337,7 +473,8 @@ class PrivateKey:
     def sign(self, data: bytes) -> bytes:
         key = self._key
         if isinstance(key, ec.EllipticCurvePrivateKey):
-            assert self._digest is not None
+            if self._digest is None:  # unreachable: every EC key has a digest
+                raise UnsupportedAlgorithm(f"{self._algorithm.label} has no digest")
             r, s = decode_dss_signature(key.sign(data, ec.ECDSA(self._digest)))
             return r.to_bytes(self._size, "big") + s.to_bytes(self._size, "big")
         return key.sign(data)
@@ -353,6 +490,47 @@ class PrivateKey:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc
         )
 
+    def to_jwk(self, *, include_kid: bool = False) -> dict[str, str]:
+        """The private JWK: the public members plus ``d`` (EC, OKP) or ``priv`` (AKP seed)."""
+        out = self._public.to_jwk(include_kid=include_kid)
+        key = self._key
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            scalar = key.private_numbers().private_value
+            out["d"] = b64url_encode(scalar.to_bytes(self._size, "big"))
+        elif isinstance(key, ed25519.Ed25519PrivateKey):
+            out["d"] = b64url_encode(key.private_bytes_raw())
+        else:
+            try:
+                seed = key.private_bytes_raw()
+            except ValueError as exc:
+                raise UnsupportedAlgorithm("this ML-DSA key has no seed to export") from exc
+            out["priv"] = b64url_encode(seed)
+        return out
+
+    @classmethod
+    def from_jwk(cls, jwk: Mapping[str, object] | str | bytes) -> PrivateKey:
+        """Parse a private JWK; its public members must match the private key."""
+        members = parse_jwk(jwk)
+        public, alg = _public_from_jwk(members)
+        try:
+            key: _CryptoPrivate
+            if isinstance(public, ec.EllipticCurvePublicKey):
+                params = _EC[alg]
+                d = int.from_bytes(jwk_bytes(members, "d", params.size), "big")
+                key = ec.derive_private_key(d, params.curve)
+            elif isinstance(public, ed25519.Ed25519PublicKey):
+                key = ed25519.Ed25519PrivateKey.from_private_bytes(
+                    jwk_bytes(members, "d", _ED25519_SIZE)
+                )
+            else:
+                key = _MLDSA[alg].from_seed(jwk_bytes(members, "priv", _MLDSA_SEED_SIZE))
+        except ValueError as exc:
+            raise MalformedInput(f"invalid private JWK: {exc}") from exc
+        private = cls(key, alg)
+        if private.public_key != PublicKey(public, alg):
+            raise MalformedInput("JWK private and public members do not match")
+        return private
+
     @classmethod
     def from_pem(
         cls, data: bytes, algorithm: Algorithm | None = None, password: bytes | None = None
@@ -361,7 +539,11 @@ class PrivateKey:
             key = serialization.load_pem_private_key(data, password=password)
         except (ValueError, TypeError) as exc:
             raise MalformedInput(f"not a private key (or wrong password): {exc}") from exc
-        return cls(key, algorithm)  # type: ignore[arg-type]
+        except Exception as exc:  # cryptography.exceptions.UnsupportedAlgorithm
+            raise UnsupportedAlgorithm(f"unsupported private key: {exc}") from exc
+        if not isinstance(key, _PRIVATE_TYPES):
+            raise UnsupportedAlgorithm(f"unsupported key type {type(key).__name__}")
+        return cls(key, algorithm)
 
     def __repr__(self) -> str:
         return f"PrivateKey({self._algorithm.label}, kid={self.kid.hex()[:16]}…)"
