@@ -6,6 +6,10 @@ and nothing else: sizes and indices must be non-negative integers, hashes 32-byt
 ``bytes``, and the proof exactly as long as the sizes require. The edge cases the RFC
 leaves to the caller follow transparency-dev/merkle and its test vectors: equal sizes need
 an empty proof and equal roots; a consistency proof from the empty tree is refused.
+
+A proof binds a root to a leaf (or to an older root), not to a tree size: the same hashes
+can fit two sizes whose proofs have the same shape. The size is authenticated by whoever
+signs the (size, root) pair, the checkpoint or receipt, so callers verify that signature.
 """
 
 from __future__ import annotations
