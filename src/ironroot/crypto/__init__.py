@@ -1,17 +1,38 @@
-"""The algorithm suite: signers, verifiers, keys and key ids.
+"""The algorithm suite: signers, verifiers, keys, key ids, hybrid signatures and key files.
 
 Every signature in Ironroot is made and checked through this package.
 """
 
 from ironroot.crypto._algorithms import Algorithm
+from ironroot.crypto._files import load_signer, load_verifier, save_signer, verifier_from_cose_key
+from ironroot.crypto._hybrid import HybridSigner, HybridVerifier, hybrid_kid
 from ironroot.crypto._interface import Signer, Verifier
 from ironroot.crypto._keys import PrivateKey, PublicKey, cose_key_thumbprint
+from ironroot.crypto._lms import (
+    DEFAULT_LMS_PARAMETER_SET,
+    LMS_PARAMETER_SETS,
+    LmsParameterSet,
+    LmsPrivateKey,
+    LmsPublicKey,
+)
 
 __all__ = [
+    "DEFAULT_LMS_PARAMETER_SET",
+    "LMS_PARAMETER_SETS",
     "Algorithm",
+    "HybridSigner",
+    "HybridVerifier",
+    "LmsParameterSet",
+    "LmsPrivateKey",
+    "LmsPublicKey",
     "PrivateKey",
     "PublicKey",
     "Signer",
     "Verifier",
     "cose_key_thumbprint",
+    "hybrid_kid",
+    "load_signer",
+    "load_verifier",
+    "save_signer",
+    "verifier_from_cose_key",
 ]

@@ -1,0 +1,116 @@
+"""Key files: load a signer or a verifier from whatever format it is in, save a signer safely.
+
+Formats are detected from the bytes, not the file name:
+
+* private: PKCS#8 PEM (optionally encrypted), a private JWK (JSON), or an LMS state file;
+* public: SubjectPublicKeyInfo as PEM or DER, a COSE_Key (CBOR map), or a JWK (JSON).
+
+A DER SPKI starts with 0x30 (SEQUENCE), which as CBOR would be the integer −17, never a map, so
+DER and COSE_Key cannot be confused. Key files are read with a size limit and written atomically
+with mode 0600. An LMS key is never copied: its state file is the key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+import cbor2
+
+from ironroot.crypto._fileio import read_limited, write_atomic
+from ironroot.crypto._interface import Signer, Verifier
+from ironroot.crypto._keys import KTY, KTY_HSS_LMS, PrivateKey, PublicKey
+from ironroot.crypto._lms import LmsPrivateKey, LmsPublicKey, is_lms_state
+from ironroot.errors import LimitExceeded, MalformedInput, StateReuse, UnsupportedAlgorithm
+
+__all__ = [
+    "MAX_KEY_FILE_BYTES",
+    "load_signer",
+    "load_verifier",
+    "save_signer",
+    "verifier_from_cose_key",
+]
+
+MAX_KEY_FILE_BYTES: Final = 1024 * 1024
+
+_PEM: Final = b"-----BEGIN"
+
+
+def verifier_from_cose_key(cose_key: Mapping[int, object] | bytes) -> Verifier:
+    """A verifier for a COSE_Key (a map, or its CBOR bytes), whatever its key type."""
+    if isinstance(cose_key, bytes):
+        if len(cose_key) > MAX_KEY_FILE_BYTES:
+            raise LimitExceeded("COSE_Key is too large")
+        try:
+            decoded = cbor2.loads(cose_key)
+        except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError) as exc:
+            raise MalformedInput(f"COSE_Key is not CBOR: {exc}") from exc
+        if not isinstance(decoded, dict):
+            raise MalformedInput("COSE_Key must be a CBOR map")
+        cose_key = decoded
+    if not isinstance(cose_key, Mapping):
+        raise MalformedInput("COSE_Key must be a map")
+    if cose_key.get(KTY) == KTY_HSS_LMS:
+        return LmsPublicKey.from_cose_key(cose_key)
+    return PublicKey.from_cose_key(cose_key)
+
+
+def _verifier_from_bytes(data: bytes) -> Verifier:
+    stripped = data.lstrip()
+    if stripped.startswith(_PEM):
+        return PublicKey.from_pem(data)
+    if stripped.startswith(b"{"):
+        return PublicKey.from_jwk(data)
+    if data[:1] == b"\x30":
+        return PublicKey.from_der(data)
+    if data and 0xA0 <= data[0] <= 0xBF:
+        return verifier_from_cose_key(data)
+    raise MalformedInput("not a PEM or DER public key, a COSE_Key or a JWK")
+
+
+def load_verifier(source: str | os.PathLike[str] | bytes) -> Verifier:
+    """A verifier from a file path, or from the key bytes themselves (``bytes``)."""
+    if isinstance(source, bytes):
+        if len(source) > MAX_KEY_FILE_BYTES:
+            raise LimitExceeded("public key is too large")
+        return _verifier_from_bytes(source)
+    return _verifier_from_bytes(read_limited(Path(source), MAX_KEY_FILE_BYTES))
+
+
+def load_signer(path: str | os.PathLike[str], password: bytes | None = None) -> Signer:
+    """A signer from a PKCS#8 PEM file, a private JWK file, or an LMS state file."""
+    data = read_limited(Path(path), MAX_KEY_FILE_BYTES)
+    if data.lstrip().startswith(_PEM):
+        return PrivateKey.from_pem(data, password=password)
+    if password is not None:
+        raise UnsupportedAlgorithm("only PEM key files can be encrypted with a password")
+    if is_lms_state(data):
+        return LmsPrivateKey.load(path)
+    if data.lstrip().startswith(b"{"):
+        return PrivateKey.from_jwk(data)
+    raise MalformedInput("not a PKCS#8 PEM key, a private JWK or an LMS state file")
+
+
+def save_signer(
+    signer: Signer,
+    path: str | os.PathLike[str],
+    *,
+    password: bytes | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Write a private key as PKCS#8 PEM, atomically, mode 0600.
+
+    Without ``overwrite`` an existing file is never replaced (``Conflict``). An LMS key already
+    lives in its state file; saving it anywhere else would clone its one-time keys, so that
+    raises ``StateReuse``.
+    """
+    target = Path(path)
+    if isinstance(signer, LmsPrivateKey):
+        if target.resolve() == signer.path.resolve():
+            return
+        raise StateReuse("an LMS state file must not be copied: two copies reuse one-time keys")
+    if not isinstance(signer, PrivateKey):
+        raise UnsupportedAlgorithm(f"{type(signer).__name__} keys cannot be exported")
+    write_atomic(target, signer.to_pem(password), mode=0o600, exclusive=not overwrite)
