@@ -1,0 +1,173 @@
+"""``ironroot key``: generate key pairs and show what a key file holds.
+
+``generate`` writes ``PREFIX.key`` (the private key: PKCS#8 PEM, or the LMS state file; mode
+0600), ``PREFIX.pub.pem`` (SubjectPublicKeyInfo; not for HSS-LMS, which has no PEM form here)
+and always ``PREFIX.cose`` (the public COSE_Key with ``alg`` and ``kid``), and prints the kid.
+``show`` prints the algorithm, the RFC 9679 kid, the public COSE_Key and the public JWK of any
+private or public key file; it never prints private material.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import cbor2
+
+from ironroot.crypto import (
+    DEFAULT_LMS_PARAMETER_SET,
+    LMS_PARAMETER_SETS,
+    Algorithm,
+    LmsPrivateKey,
+    LmsPublicKey,
+    PrivateKey,
+    PublicKey,
+    Verifier,
+    load_signer,
+    load_verifier,
+    save_signer,
+)
+from ironroot.errors import Conflict, LimitExceeded, MalformedInput
+
+__all__ = ["register"]
+
+_MAX_KEY_FILE = 1024 * 1024
+
+
+def register(sub: Any) -> None:
+    group: argparse.ArgumentParser = sub.add_parser("key", help="generate and inspect keys")
+    verbs = group.add_subparsers(dest="verb", metavar="<verb>", required=True)
+
+    gen = verbs.add_parser("generate", help="generate a key pair")
+    gen.add_argument(
+        "--alg",
+        required=True,
+        metavar="ALG",
+        help="one of: " + ", ".join(a.label for a in Algorithm),
+    )
+    gen.add_argument(
+        "--out", required=True, type=Path, help="prefix of PREFIX.key, PREFIX.pub.pem, PREFIX.cose"
+    )
+    gen.add_argument(
+        "--lms-params",
+        default=DEFAULT_LMS_PARAMETER_SET,
+        metavar="SET",
+        help=f"HSS-LMS parameter set (default {DEFAULT_LMS_PARAMETER_SET}); one of: "
+        + ", ".join(LMS_PARAMETER_SETS),
+    )
+    gen.add_argument("--json", action="store_true", help="print alg, kid and paths as JSON")
+    gen.set_defaults(func=_generate)
+
+    show = verbs.add_parser("show", help="print the algorithm, kid, COSE_Key and JWK of a key")
+    show.add_argument("file", type=Path, help="private or public key file (any format)")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=_show)
+
+
+def _with_suffix(prefix: Path, suffix: str) -> Path:
+    return prefix.with_name(prefix.name + suffix)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    try:
+        with path.open("xb") as handle:
+            handle.write(data)
+    except FileExistsError as exc:
+        raise Conflict(f"{path} already exists") from exc
+
+
+def _cose_bytes(verifier: PublicKey | LmsPublicKey, *, include_kid: bool) -> bytes:
+    return cbor2.dumps(verifier.to_cose_key(include_kid=include_kid), canonical=True)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    alg = Algorithm.from_label(args.alg)
+    prefix: Path = args.out
+    private_path = _with_suffix(prefix, ".key")
+    pem_path = None if alg is Algorithm.HSS_LMS else _with_suffix(prefix, ".pub.pem")
+    cose_path = _with_suffix(prefix, ".cose")
+    for path in (private_path, pem_path, cose_path):
+        if path is not None and path.exists():
+            raise Conflict(f"{path} already exists")
+
+    public: PublicKey | LmsPublicKey
+    if alg is Algorithm.HSS_LMS:
+        if args.lms_params not in LMS_PARAMETER_SETS:
+            raise MalformedInput(f"unknown LMS parameter set {args.lms_params!r}")
+        params = LMS_PARAMETER_SETS[args.lms_params]
+        if params.h >= 15:
+            print(
+                f"ironroot: building {params.max_signatures} LMS one-time keys "
+                "(pure Python: about 40 s for H15)",
+                file=sys.stderr,
+            )
+        lms = LmsPrivateKey.generate(private_path, params.name)
+        public = lms.public_key
+    else:
+        key = PrivateKey.generate(alg)
+        save_signer(key, private_path)
+        public = key.public_key
+        if pem_path is not None:
+            _write_new(pem_path, public.to_pem())
+    _write_new(cose_path, _cose_bytes(public, include_kid=True))
+
+    if args.json:
+        files = {"private": str(private_path), "cose_key": str(cose_path)}
+        if pem_path is not None:
+            files["public_pem"] = str(pem_path)
+        print(json.dumps({"alg": alg.label, "kid": public.kid.hex(), "files": files}, indent=2))
+    else:
+        print(public.kid.hex())
+    return 0
+
+
+def _open_key(path: Path) -> tuple[str, Verifier, dict[str, object]]:
+    """(kind, verifier, extra facts) for any key file."""
+    with path.open("rb") as handle:
+        data = handle.read(_MAX_KEY_FILE + 1)
+    if len(data) > _MAX_KEY_FILE:
+        raise LimitExceeded(f"{path} is larger than {_MAX_KEY_FILE} bytes")
+    if b"ENCRYPTED PRIVATE KEY" in data:
+        raise MalformedInput(f"{path} is an encrypted private key; show its public key instead")
+    try:
+        signer = load_signer(path)
+    except MalformedInput:
+        return "public", load_verifier(data), {}
+    extra: dict[str, object] = {}
+    if isinstance(signer, LmsPrivateKey):
+        extra = {
+            "lms_parameter_set": signer.parameter_set.name,
+            "remaining_signatures": signer.remaining(),
+        }
+    return "private", signer.verifier(), extra
+
+
+def _show(args: argparse.Namespace) -> int:
+    kind, verifier, extra = _open_key(args.file)
+    if not isinstance(verifier, PublicKey | LmsPublicKey):
+        raise MalformedInput(f"{args.file} holds no key this command can show")
+    if isinstance(verifier, LmsPublicKey):
+        extra = {"hss_levels": verifier.levels, **extra}
+        params = verifier.parameter_set
+        if params is not None and "lms_parameter_set" not in extra:
+            extra["lms_parameter_set"] = params.name
+    jwk = verifier.to_jwk() if isinstance(verifier, PublicKey) else None
+    report: dict[str, object] = {
+        "kind": kind,
+        "alg": verifier.algorithm.label,
+        "kid": verifier.kid.hex(),
+        "cose_key": _cose_bytes(verifier, include_kid=False).hex(),
+        "jwk": jwk,
+        **extra,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for name, value in report.items():
+        if name == "jwk":
+            value = json.dumps(value) if value is not None else "(none: no JWK form)"
+        print(f"{name}: {value}")
+    return 0
