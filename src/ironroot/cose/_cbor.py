@@ -1,0 +1,214 @@
+"""Strict CBOR decoding and deterministic CBOR encoding for everything COSE in Ironroot.
+
+Decoding uses ``cbor2`` with its safety switches on (no indefinite lengths, no duplicate map
+keys, a nesting limit) and adds what it lacks: a check that the whole input was consumed
+(``cbor2.loads`` ignores trailing bytes), a size limit, and an item-count limit per container.
+Every tag that ``cbor2`` would interpret on its own (dates, bignums, sets, value sharing, string
+references, regular expressions, ...) is kept as a plain :class:`cbor2.CBORTag` instead: value
+sharing (tags 28/29) would let a few bytes expand into a huge object graph, and none of our
+formats use those tags, so a parser of outside bytes must not give them meaning.
+
+Encoding is hand-written on top of the CBOR major-type heads because ``cbor2``'s
+``canonical=True`` orders map keys length-first (the RFC 7049 "canonical" rule), while RFC 8949
+§4.2.1 (core deterministic encoding, which our formats fix) orders them by the bytewise
+lexicographic order of their encodings; the two disagree, e.g. for the keys ``-1`` and ``24``.
+Floats and simple values are delegated to ``cbor2`` (it already picks the shortest float form).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import cbor2
+
+from ironroot.errors import ConfigError, LimitExceeded, MalformedInput, PayloadTooLarge
+
+__all__ = ["DEFAULT_LIMITS", "Limits", "decode_cbor", "encode_cbor"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Hard limits for parsing outside bytes; one object holds them all.
+
+    ``max_bytes`` bounds any single decoded CBOR item (a Signed Statement is a C2SP tile entry,
+    so at most 65,535 bytes); ``max_depth`` the nesting of arrays, maps and tags;
+    ``max_items`` the entries of any one array or map; ``max_x5chain`` the certificates of an
+    x5chain; ``max_receipts`` the receipts of a Transparent Statement; ``max_proofs`` the proofs
+    of one receipt; ``max_path`` the hashes of one Merkle proof path.
+    """
+
+    max_bytes: int = 65535
+    max_depth: int = 16
+    max_items: int = 1024
+    max_x5chain: int = 8
+    max_receipts: int = 8
+    max_proofs: int = 8
+    max_path: int = 64
+
+    def __post_init__(self) -> None:
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"limit {name} must be a positive integer")
+
+
+DEFAULT_LIMITS: Final = Limits()
+
+# Tags that cbor2 decodes into Python objects by default; all are kept raw (see module doc).
+_BUILTIN_TAGS: Final = (
+    0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260, 261, 1004,
+    43000, 55799,
+)  # fmt: skip
+
+
+def _raw_tag(tag: int) -> cbor2.SemanticDecoderCallback:
+    def keep(value: object, immutable: bool) -> cbor2.CBORTag:
+        return cbor2.CBORTag(tag, value)
+
+    return keep
+
+
+_RAW_TAGS: Final[dict[int, cbor2.SemanticDecoderCallback]] = {t: _raw_tag(t) for t in _BUILTIN_TAGS}
+
+
+def decode_cbor(data: bytes, limits: Limits = DEFAULT_LIMITS) -> object:
+    """Decode exactly one CBOR data item that fills ``data``.
+
+    Raises ``PayloadTooLarge`` over ``limits.max_bytes``, ``LimitExceeded`` for nesting deeper
+    than ``limits.max_depth`` or a container with more than ``limits.max_items`` entries, and
+    ``MalformedInput`` for anything else that is not one well-formed CBOR item: truncation,
+    trailing bytes, indefinite lengths, duplicate map keys, invalid UTF-8.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise MalformedInput("CBOR input must be bytes")
+    size = len(data)
+    if size > limits.max_bytes:
+        raise PayloadTooLarge(f"CBOR item of {size} bytes exceeds the limit of {limits.max_bytes}")
+    if size == 0:
+        raise MalformedInput("empty CBOR input")
+    fp = io.BytesIO(data)
+    decoder = cbor2.CBORDecoder(
+        fp,
+        semantic_decoders=_RAW_TAGS,
+        max_depth=limits.max_depth,
+        allow_indefinite=False,
+        allow_duplicate_keys=False,
+    )
+    try:
+        obj = decoder.decode()
+    except cbor2.CBORDecodeError as exc:
+        if "nesting depth" in str(exc):
+            raise LimitExceeded(f"CBOR nesting deeper than {limits.max_depth}") from exc
+        raise MalformedInput(f"invalid CBOR: {exc}") from exc
+    except (ValueError, TypeError, OverflowError, EOFError, RecursionError) as exc:
+        raise MalformedInput(f"invalid CBOR: {exc}") from exc
+    if fp.tell() != size:
+        raise MalformedInput(f"{size - fp.tell()} trailing bytes after the CBOR item")
+    _check_items(obj, limits.max_items)
+    return obj
+
+
+def _check_items(obj: object, max_items: int) -> None:
+    # Depth is already bounded by the decoder, so this recursion is too.
+    if isinstance(obj, list | tuple):
+        if len(obj) > max_items:
+            raise LimitExceeded(f"CBOR array of {len(obj)} items exceeds the limit of {max_items}")
+        for item in obj:
+            if isinstance(item, list | tuple | Mapping | cbor2.CBORTag):
+                _check_items(item, max_items)
+    elif isinstance(obj, Mapping):
+        if len(obj) > max_items:
+            raise LimitExceeded(f"CBOR map of {len(obj)} entries exceeds the limit of {max_items}")
+        for key, value in obj.items():
+            _check_items(key, max_items)
+            _check_items(value, max_items)
+    elif isinstance(obj, cbor2.CBORTag):
+        _check_items(obj.value, max_items)
+
+
+# --- deterministic encoding ------------------------------------------------------------------
+
+
+def _head(major: int, value: int) -> bytes:
+    """The shortest head for a major type and argument (RFC 8949 §4.2.1, first rule)."""
+    top = major << 5
+    if value < 24:
+        return bytes((top | value,))
+    if value < 0x100:
+        return bytes((top | 24, value))
+    if value < 0x10000:
+        return bytes((top | 25,)) + value.to_bytes(2, "big")
+    if value < 0x100000000:
+        return bytes((top | 26,)) + value.to_bytes(4, "big")
+    return bytes((top | 27,)) + value.to_bytes(8, "big")
+
+
+def encode_bstr(value: bytes) -> bytes:
+    """A byte string in its shortest definite-length form."""
+    return _head(2, len(value)) + value
+
+
+def _encode(obj: object, out: list[bytes]) -> None:
+    if obj is None:
+        out.append(b"\xf6")
+    elif obj is True:
+        out.append(b"\xf5")
+    elif obj is False:
+        out.append(b"\xf4")
+    elif isinstance(obj, int):
+        if obj >= 0:
+            if obj < 1 << 64:
+                out.append(_head(0, obj))
+            else:
+                out.append(_head(6, 2))
+                out.append(encode_bstr(obj.to_bytes((obj.bit_length() + 7) // 8, "big")))
+        else:
+            neg = -1 - obj
+            if neg < 1 << 64:
+                out.append(_head(1, neg))
+            else:
+                out.append(_head(6, 3))
+                out.append(encode_bstr(neg.to_bytes((neg.bit_length() + 7) // 8, "big")))
+    elif isinstance(obj, bytes | bytearray | memoryview):
+        raw = bytes(obj)
+        out.append(_head(2, len(raw)))
+        out.append(raw)
+    elif isinstance(obj, str):
+        try:
+            text = obj.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise MalformedInput("text is not valid Unicode") from exc
+        out.append(_head(3, len(text)))
+        out.append(text)
+    elif isinstance(obj, list | tuple):
+        out.append(_head(4, len(obj)))
+        for item in obj:
+            _encode(item, out)
+    elif isinstance(obj, Mapping):
+        entries = sorted((encode_cbor(k), encode_cbor(v)) for k, v in obj.items())
+        for (a, _), (b, _) in itertools.pairwise(entries):
+            if a == b:
+                raise MalformedInput("map keys encode to the same bytes")
+        out.append(_head(5, len(entries)))
+        for key, value in entries:
+            out.append(key)
+            out.append(value)
+    elif isinstance(obj, cbor2.CBORTag):
+        out.append(_head(6, obj.tag))
+        _encode(obj.value, out)
+    elif isinstance(obj, float | cbor2.CBORSimpleValue) or obj is cbor2.undefined:
+        out.append(cbor2.dumps(obj, canonical=True))
+    else:
+        raise MalformedInput(f"cannot encode a {type(obj).__name__} as CBOR")
+
+
+def encode_cbor(obj: object) -> bytes:
+    """Deterministically encoded CBOR (RFC 8949 §4.2.1): shortest heads, definite lengths,
+    map keys sorted by the bytewise order of their encodings."""
+    out: list[bytes] = []
+    _encode(obj, out)
+    return b"".join(out)

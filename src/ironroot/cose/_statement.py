@@ -1,0 +1,310 @@
+"""SCITT Signed Statements (RFC 9943 profile of COSE_Sign1) and their log entries.
+
+:meth:`SignedStatement.parse` checks structure only, no trust decisions: tag 18, a protected
+``alg`` this suite knows, CWT claims (RFC 9597 header 15) in the protected header with non-empty
+text ``iss`` and ``sub``, an attached payload, header value types, and the hash envelope rules
+of RFC 9995 (``258`` payload-hash-alg, ``259`` preimage content type, ``260`` payload location,
+all protected, never together with content type ``3``, and a payload exactly one digest long).
+Identity headers (``kid``, ``x5chain``, ``x5t``, content type) must be protected too: a
+transparency service must never act on unauthenticated identity. Which of them a statement must
+carry is a registration-policy decision, not a structural one.
+
+The log entry (ARCHITECTURE "Log entry and leaf") is the statement with an empty unprotected
+header, every item in its shortest definite-length form; it is built byte by byte from the
+parsed items, so a statement whose outer array used long-form lengths still hashes to one leaf.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final, TypeGuard
+
+from ironroot.cose._cbor import DEFAULT_LIMITS, Limits, encode_bstr
+from ironroot.cose._headers import (
+    ALG,
+    CONTENT_TYPE,
+    CRIT,
+    CWT_CLAIMS,
+    CWT_IAT,
+    CWT_ISS,
+    CWT_SUB,
+    HASH_NAMES,
+    HASH_SHA256,
+    HASH_SIZES,
+    KID,
+    PAYLOAD_HASH_ALG,
+    PAYLOAD_LOCATION,
+    PREIMAGE_CONTENT_TYPE,
+    X5CHAIN,
+    X5T,
+)
+from ironroot.cose._sign1 import Sign1, _decode_sign1, sign1
+from ironroot.crypto import Algorithm, Signer
+from ironroot.errors import LimitExceeded, MalformedStatement, PayloadTooLarge, UnsupportedAlgorithm
+
+__all__ = ["CwtClaims", "HashEnvelope", "SignedStatement", "create_statement"]
+
+# Labels a statement may list in crit: the ones this module processes.
+_UNDERSTOOD: Final = frozenset(
+    (
+        ALG,
+        CRIT,
+        CONTENT_TYPE,
+        KID,
+        CWT_CLAIMS,
+        X5CHAIN,
+        X5T,
+        PAYLOAD_HASH_ALG,
+        PREIMAGE_CONTENT_TYPE,
+        PAYLOAD_LOCATION,
+    )
+)
+_PROTECTED_ONLY: Final = _UNDERSTOOD - {CRIT, ALG}
+_EMPTY: Final[Mapping[object, object]] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class CwtClaims:
+    """CWT claims of a statement: ``iss`` and ``sub`` required, ``iat`` typed, the rest kept."""
+
+    iss: str
+    sub: str
+    iat: int | None = None
+    other: Mapping[object, object] = field(default_factory=lambda: _EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class HashEnvelope:
+    """RFC 9995 hash envelope: the payload is the ``hash_alg`` digest of a preimage."""
+
+    hash_alg: int
+    preimage_content_type: str | int | None
+    location: str | None
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _content_type(value: object, what: str) -> str | int:
+    if isinstance(value, str) and value:
+        return value
+    if _is_int(value) and 0 <= value <= 0xFFFF:
+        return value
+    raise MalformedStatement(f"{what} must be a non-empty text or a CoAP content format number")
+
+
+def _claims(value: object) -> CwtClaims:
+    if not isinstance(value, Mapping):
+        raise MalformedStatement("CWT claims (15) must be a map")
+    iss, sub, iat = value.get(CWT_ISS), value.get(CWT_SUB), value.get(CWT_IAT)
+    if not isinstance(iss, str) or not iss:
+        raise MalformedStatement("CWT claim iss (1) must be a non-empty text string")
+    if not isinstance(sub, str) or not sub:
+        raise MalformedStatement("CWT claim sub (2) must be a non-empty text string")
+    if iat is not None and not _is_int(iat):
+        raise MalformedStatement("CWT claim iat (6) must be an integer")
+    other: dict[object, object] = {}
+    for key, claim in value.items():
+        if not (_is_int(key) or isinstance(key, str)):
+            raise MalformedStatement("CWT claim keys must be integers or text")
+        if key not in (CWT_ISS, CWT_SUB, CWT_IAT):
+            other[key] = claim
+    return CwtClaims(iss=iss, sub=sub, iat=iat, other=MappingProxyType(other))
+
+
+def _x5chain(value: object, limits: Limits) -> tuple[bytes, ...]:
+    certs: tuple[object, ...]
+    if isinstance(value, bytes):
+        certs = (value,)
+    elif isinstance(value, list | tuple) and value:
+        certs = tuple(value)
+    else:
+        raise MalformedStatement("x5chain (33) must be a byte string or a non-empty array of them")
+    if len(certs) > limits.max_x5chain:
+        raise LimitExceeded(f"x5chain of {len(certs)} certificates exceeds {limits.max_x5chain}")
+    for cert in certs:
+        if not isinstance(cert, bytes) or not cert:
+            raise MalformedStatement("x5chain (33) certificates must be non-empty byte strings")
+    return certs  # type: ignore[return-value]
+
+
+def _x5t(value: object) -> tuple[int, bytes]:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise MalformedStatement("x5t (34) must be [hash alg, hash]")
+    alg, digest = value
+    if not (_is_int(alg) or isinstance(alg, str)) or not isinstance(digest, bytes) or not digest:
+        raise MalformedStatement("x5t (34) must be [hash alg, hash]")
+    if not _is_int(alg):
+        raise MalformedStatement("x5t (34) hash algorithm must be an integer id")
+    if alg in HASH_SIZES and len(digest) != HASH_SIZES[alg]:
+        raise MalformedStatement("x5t (34) hash has the wrong length for its algorithm")
+    return alg, digest
+
+
+def _hash_envelope(protected: Mapping[object, object], payload: bytes) -> HashEnvelope | None:
+    hash_alg = protected.get(PAYLOAD_HASH_ALG)
+    if hash_alg is None:
+        if PREIMAGE_CONTENT_TYPE in protected or PAYLOAD_LOCATION in protected:
+            raise MalformedStatement("headers 259/260 require payload-hash-alg (258)")
+        return None
+    if CONTENT_TYPE in protected:
+        raise MalformedStatement("content type (3) must not be present with payload-hash-alg (258)")
+    if not _is_int(hash_alg) or hash_alg not in HASH_SIZES:
+        raise MalformedStatement(f"unsupported payload-hash-alg {hash_alg!r}")
+    if len(payload) != HASH_SIZES[hash_alg]:
+        raise MalformedStatement("hash envelope payload length does not match payload-hash-alg")
+    pct = protected.get(PREIMAGE_CONTENT_TYPE)
+    location = protected.get(PAYLOAD_LOCATION)
+    if location is not None and (not isinstance(location, str) or not location):
+        raise MalformedStatement("payload location (260) must be a non-empty text string")
+    return HashEnvelope(
+        hash_alg=hash_alg,
+        preimage_content_type=None if pct is None else _content_type(pct, "preimage content type"),
+        location=location,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SignedStatement:
+    """A structurally valid Signed Statement (not yet verified, no trust decisions)."""
+
+    sign1: Sign1
+    algorithm: Algorithm
+    claims: CwtClaims
+    kid: bytes | None
+    x5chain: tuple[bytes, ...]
+    x5t: tuple[int, bytes] | None
+    content_type: str | int | None
+    hash_envelope: HashEnvelope | None
+
+    @classmethod
+    def parse(cls, data: bytes, limits: Limits = DEFAULT_LIMITS) -> SignedStatement:
+        """Parse and check a Signed Statement.
+
+        Raises ``MalformedStatement`` for every structural fault, ``PayloadTooLarge`` when the
+        statement is over ``limits.max_bytes`` and ``LimitExceeded`` for other limits.
+        """
+        msg = _decode_sign1(data, limits, True, MalformedStatement)
+        return cls._from_sign1(msg, limits)
+
+    @classmethod
+    def _from_sign1(cls, msg: Sign1, limits: Limits) -> SignedStatement:
+        protected, unprotected = msg.protected, msg.unprotected
+        if ALG not in protected:
+            raise MalformedStatement("protected header lacks alg (1)")
+        try:
+            algorithm = Algorithm.from_cose_id(protected[ALG])
+        except UnsupportedAlgorithm as exc:
+            raise MalformedStatement(exc.detail, code=exc.code) from exc
+        crit = protected.get(CRIT, ())
+        for label in crit:  # type: ignore[attr-defined]
+            if label not in _UNDERSTOOD:
+                raise MalformedStatement(f"critical header {label!r} is not understood")
+        for label in _PROTECTED_ONLY:
+            if label in unprotected:
+                raise MalformedStatement(f"header {label} must be in the protected header")
+        payload = msg.payload
+        if payload is None:
+            raise MalformedStatement("a Signed Statement's payload must be attached, not detached")
+        if CWT_CLAIMS not in protected:
+            raise MalformedStatement("protected header lacks CWT claims (15)")
+        claims = _claims(protected[CWT_CLAIMS])
+        kid = protected.get(KID)
+        if kid is not None and (not isinstance(kid, bytes) or not kid):
+            raise MalformedStatement("kid (4) must be a non-empty byte string")
+        x5chain = _x5chain(protected[X5CHAIN], limits) if X5CHAIN in protected else ()
+        x5t = _x5t(protected[X5T]) if X5T in protected else None
+        ctype = protected.get(CONTENT_TYPE)
+        return cls(
+            sign1=msg,
+            algorithm=algorithm,
+            claims=claims,
+            kid=kid,
+            x5chain=x5chain,
+            x5t=x5t,
+            content_type=None if ctype is None else _content_type(ctype, "content type (3)"),
+            hash_envelope=_hash_envelope(protected, payload),
+        )
+
+    @property
+    def payload(self) -> bytes:
+        payload = self.sign1.payload
+        assert payload is not None  # parse() rejects detached payloads
+        return payload
+
+    def log_entry(self) -> bytes:
+        """Tag 18 ``[protected as received, {}, payload, signature]``, shortest forms."""
+        msg = self.sign1
+        return b"".join(
+            (
+                b"\xd2\x84",
+                encode_bstr(msg.protected_bytes),
+                b"\xa0",
+                encode_bstr(self.payload),
+                encode_bstr(msg.signature),
+            )
+        )
+
+
+def create_statement(
+    signer: Signer,
+    payload: bytes,
+    *,
+    iss: str,
+    sub: str,
+    content_type: str | None = None,
+    hash_envelope: bool = False,
+    hash_alg: int = HASH_SHA256,
+    preimage_content_type: str | None = None,
+    location: str | None = None,
+    x5chain: Sequence[bytes] | None = None,
+    include_kid: bool = True,
+    iat: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> bytes:
+    """Sign a Signed Statement and return its bytes.
+
+    With ``hash_envelope=True`` ``payload`` is the preimage and the statement's payload is its
+    ``hash_alg`` digest (RFC 9995); ``content_type`` then must be ``None`` (use
+    ``preimage_content_type``). Raises ``MalformedStatement`` for inconsistent arguments and
+    ``PayloadTooLarge`` if the statement would not fit a log entry.
+    """
+    if not isinstance(iss, str) or not iss or not isinstance(sub, str) or not sub:
+        raise MalformedStatement("iss and sub must be non-empty text")
+    claims: dict[object, object] = {CWT_ISS: iss, CWT_SUB: sub}
+    if iat is not None:
+        claims[CWT_IAT] = iat
+    protected: dict[object, object] = {}
+    if hash_envelope:
+        if content_type is not None:
+            raise MalformedStatement("content_type cannot be used with a hash envelope")
+        name = HASH_NAMES.get(hash_alg)
+        if name is None:
+            raise MalformedStatement(f"unsupported payload-hash-alg {hash_alg}")
+        payload = hashlib.new(name, payload).digest()
+        protected[PAYLOAD_HASH_ALG] = hash_alg
+        if preimage_content_type is not None:
+            protected[PREIMAGE_CONTENT_TYPE] = preimage_content_type
+        if location is not None:
+            protected[PAYLOAD_LOCATION] = location
+    else:
+        if preimage_content_type is not None or location is not None:
+            raise MalformedStatement("preimage content type and location need a hash envelope")
+        if content_type is not None:
+            protected[CONTENT_TYPE] = content_type
+    if include_kid:
+        protected[KID] = signer.kid
+    protected[CWT_CLAIMS] = claims
+    if x5chain:
+        certs = list(x5chain)
+        protected[X5CHAIN] = certs[0] if len(certs) == 1 else certs
+    encoded = sign1(signer, payload, protected).encode()
+    if len(encoded) > limits.max_bytes:
+        raise PayloadTooLarge(
+            f"statement of {len(encoded)} bytes exceeds {limits.max_bytes}: use a hash envelope"
+        )
+    return encoded

@@ -1,0 +1,122 @@
+"""Transparent Statements (RFC 9943, SCRAPI): a Signed Statement with its receipts.
+
+The receipts travel in the statement's unprotected header ``394`` as an array of byte strings,
+so adding them changes neither the signed bytes nor the log entry. Verification here covers the
+receipts against the statement's log entry; the statement's own signature is an issuer trust
+decision (``kid``, ``x5chain``, ``did:x509``) that the caller makes with :class:`Sign1` and
+:func:`verify_x5chain`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+from ironroot.cose._cbor import DEFAULT_LIMITS, Limits
+from ironroot.cose._headers import RECEIPTS
+from ironroot.cose._receipt import Receipt, verify_receipt
+from ironroot.cose._sign1 import _decode_sign1
+from ironroot.cose._statement import SignedStatement
+from ironroot.crypto import Verifier
+from ironroot.errors import IronrootError, LimitExceeded, MalformedReceipt, MalformedStatement
+
+__all__ = ["TransparentStatement", "make_transparent", "verify_transparent_statement"]
+
+# Room for the receipts on top of the statement's own size limit: an ML-DSA-87 receipt is
+# under 5 kB, so 16 kB per receipt is generous.
+_RECEIPT_BYTES: Final = 16384
+
+
+def _outer_limits(limits: Limits) -> Limits:
+    return dataclasses.replace(
+        limits, max_bytes=limits.max_bytes + limits.max_receipts * _RECEIPT_BYTES
+    )
+
+
+def make_transparent(
+    statement: bytes, receipts: Sequence[bytes], limits: Limits = DEFAULT_LIMITS
+) -> bytes:
+    """Add ``receipts`` to ``statement``'s unprotected header 394 (keeping any already there).
+
+    Raises ``MalformedStatement`` or ``MalformedReceipt`` if either does not parse.
+    """
+    msg = _decode_sign1(statement, _outer_limits(limits), True, MalformedStatement)
+    SignedStatement._from_sign1(msg, limits)
+    if not receipts:
+        raise MalformedReceipt("at least one receipt is needed")
+    merged = list(_receipt_list(msg.unprotected.get(RECEIPTS, ()), limits))
+    for receipt in receipts:
+        if not isinstance(receipt, bytes):
+            raise MalformedReceipt("a receipt must be bytes")
+        Receipt.parse(receipt, limits)
+        if receipt not in merged:
+            merged.append(receipt)
+    if len(merged) > limits.max_receipts:
+        raise LimitExceeded(f"{len(merged)} receipts exceed the limit of {limits.max_receipts}")
+    unprotected = dict(msg.unprotected)
+    unprotected[RECEIPTS] = merged
+    return dataclasses.replace(msg, unprotected=MappingProxyType(unprotected)).encode()
+
+
+def _receipt_list(value: object, limits: Limits) -> tuple[bytes, ...]:
+    if not isinstance(value, list | tuple):
+        raise MalformedStatement("receipts (394) must be an array of byte strings")
+    if len(value) > limits.max_receipts:
+        raise LimitExceeded(f"{len(value)} receipts exceed the limit of {limits.max_receipts}")
+    for item in value:
+        if not isinstance(item, bytes):
+            raise MalformedStatement("receipts (394) must be an array of byte strings")
+    return tuple(value)
+
+
+@dataclass(frozen=True, slots=True)
+class TransparentStatement:
+    """A Signed Statement and the receipts it carries (receipts not yet verified)."""
+
+    statement: SignedStatement
+    receipts: tuple[bytes, ...]
+
+    @classmethod
+    def parse(cls, data: bytes, limits: Limits = DEFAULT_LIMITS) -> TransparentStatement:
+        """Parse; ``MalformedStatement`` if the statement is malformed or has no receipts."""
+        msg = _decode_sign1(data, _outer_limits(limits), True, MalformedStatement)
+        statement = SignedStatement._from_sign1(msg, limits)
+        if RECEIPTS not in msg.unprotected:
+            raise MalformedStatement("a Transparent Statement carries receipts in header 394")
+        receipts = _receipt_list(msg.unprotected[RECEIPTS], limits)
+        if not receipts:
+            raise MalformedStatement("a Transparent Statement needs at least one receipt")
+        return cls(statement=statement, receipts=receipts)
+
+
+def verify_transparent_statement(
+    data: bytes,
+    keys: Mapping[bytes, Verifier],
+    *,
+    require_all: bool = True,
+    limits: Limits = DEFAULT_LIMITS,
+) -> TransparentStatement:
+    """Verify the receipts of a Transparent Statement against its log entry.
+
+    With ``require_all`` every receipt must verify (the first failure is raised); without it,
+    one verifying receipt suffices and, if none does, the first failure is raised.
+    """
+    parsed = TransparentStatement.parse(data, limits)
+    entry = parsed.statement.log_entry()
+    failures: list[IronrootError] = []
+    for receipt in parsed.receipts:
+        try:
+            verify_receipt(Receipt.parse(receipt, limits), entry, keys)
+        except IronrootError as exc:
+            if require_all:
+                raise
+            failures.append(exc)
+        else:
+            if not require_all:
+                return parsed
+    if failures:
+        raise failures[0]
+    return parsed
