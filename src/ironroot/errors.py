@@ -20,17 +20,27 @@ __all__ = [
     "ChainNotTrusted",
     "ConfigError",
     "Conflict",
+    "DigestMismatch",
+    "FirmwareRejected",
     "InconsistentCheckpoint",
     "InvalidLocator",
     "InvalidProof",
     "IronrootError",
+    "KeyDescriptorMismatch",
+    "KeyNotInDescriptor",
+    "KeyRevoked",
     "LimitExceeded",
     "MalformedCertificate",
+    "MalformedCorim",
+    "MalformedFirmware",
     "MalformedInput",
     "MalformedReceipt",
     "MalformedSpdm",
     "MalformedStatement",
+    "ManifestExpired",
+    "MissingSignature",
     "NotFound",
+    "OwnerKeyMismatch",
     "PayloadMissing",
     "PayloadTooLarge",
     "PolicyRejected",
@@ -38,6 +48,7 @@ __all__ = [
     "SpdmProtocolError",
     "StateReuse",
     "StorageError",
+    "SvnRollback",
     "Unauthorized",
     "UnknownIssuer",
     "UnsupportedAlgorithm",
@@ -291,3 +302,83 @@ class SpdmErrorResponse(SpdmProtocolError):
 
     code = "spdm-error-response"
     title = "SPDM Error Response"
+
+
+# --- firmware bundles and reference values -------------------------------------------------
+
+
+class MalformedFirmware(MalformedInput):
+    """A firmware bundle or manifest that does not parse: bad marker, size, count or field."""
+
+    code = "malformed-firmware"
+    title = "Malformed Firmware Bundle"
+
+
+class FirmwareRejected(VerificationFailed):
+    """A well-formed firmware bundle that must not be activated."""
+
+    code = "firmware-rejected"
+    title = "Firmware Rejected"
+
+
+class KeyDescriptorMismatch(FirmwareRejected):
+    """The manifest's vendor key descriptors do not hash to the fused (expected) value."""
+
+    code = "key-descriptor-mismatch"
+    title = "Vendor Key Descriptor Mismatch"
+
+
+class KeyNotInDescriptor(FirmwareRejected):
+    """An active manifest key whose hash is not the descriptor entry at its index."""
+
+    code = "key-not-in-descriptor"
+    title = "Key Not In Descriptor"
+
+
+class KeyRevoked(FirmwareRejected):
+    """An active manifest key whose revocation bit is set."""
+
+    code = "key-revoked"
+    title = "Key Revoked"
+
+
+class OwnerKeyMismatch(FirmwareRejected):
+    """Owner keys that are absent, or do not hash to the fused owner key hash."""
+
+    code = "owner-key-mismatch"
+    title = "Owner Key Mismatch"
+
+
+class SvnRollback(FirmwareRejected):
+    """A firmware security version number below the minimum (anti-rollback)."""
+
+    code = "svn-rollback"
+    title = "Security Version Rollback"
+
+
+class ManifestExpired(FirmwareRejected):
+    """A manifest used outside its validity dates (not yet valid, or expired)."""
+
+    code = "manifest-expired"
+    title = "Manifest Outside Validity Dates"
+
+
+class DigestMismatch(FirmwareRejected):
+    """A TOC or component digest that does not match the bytes it covers."""
+
+    code = "digest-mismatch"
+    title = "Digest Mismatch"
+
+
+class MissingSignature(BadSignature):
+    """A required signature (one half of a dual signature) that is absent."""
+
+    code = "missing-signature"
+    title = "Missing Signature"
+
+
+class MalformedCorim(MalformedInput):
+    """A CoRIM, CoMID or signed CoRIM that does not parse as draft-ietf-rats-corim says."""
+
+    code = "malformed-corim"
+    title = "Malformed CoRIM"
