@@ -1,0 +1,304 @@
+"""Signed Statements: structure checks, hash envelope, log entries, create_statement."""
+
+from __future__ import annotations
+
+import hashlib
+
+import cbor2
+import pytest
+
+from ironroot.cose import (
+    HASH_SHA384,
+    HASH_SHA512,
+    HashEnvelope,
+    Limits,
+    SignedStatement,
+    create_statement,
+    encode_cbor,
+    sign1,
+)
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import LimitExceeded, MalformedStatement, PayloadTooLarge
+
+KEY = PrivateKey.generate(Algorithm.ES384)
+CLAIMS = {1: "did:x509:0:sha256:abc::eku:1.3.6.1.5.5.7.3.3", 2: "firmware/bmc"}
+
+
+def signed(
+    protected: dict[object, object],
+    unprotected: dict[object, object] | None = None,
+    payload: bytes = b"payload",
+    *,
+    detached: bool = False,
+) -> bytes:
+    return sign1(KEY, payload, protected, unprotected, detached=detached).encode()
+
+
+def raw(protected: object, unprotected: object, payload: object, signature: object) -> bytes:
+    return encode_cbor(cbor2.CBORTag(18, [protected, unprotected, payload, signature]))
+
+
+# --- positive ------------------------------------------------------------------------------
+
+
+def test_create_and_parse() -> None:
+    data = create_statement(
+        KEY, b'{"fw": 1}', iss="vendor", sub="bmc", content_type="application/json", iat=1700
+    )
+    st = SignedStatement.parse(data)
+    assert st.algorithm is Algorithm.ES384
+    assert (st.claims.iss, st.claims.sub, st.claims.iat) == ("vendor", "bmc", 1700)
+    assert st.kid == KEY.kid
+    assert st.content_type == "application/json"
+    assert st.hash_envelope is None
+    assert st.x5chain == ()
+    assert st.payload == b'{"fw": 1}'
+    st.sign1.verify(KEY.verifier())
+
+
+@pytest.mark.parametrize(("alg", "name"), [(-16, "sha256"), (-43, "sha384"), (-44, "sha512")])
+def test_hash_envelope(alg: int, name: str) -> None:
+    preimage = b"\x7fELF firmware image" * 100
+    data = create_statement(
+        KEY,
+        preimage,
+        iss="vendor",
+        sub="bmc",
+        hash_envelope=True,
+        hash_alg=alg,
+        preimage_content_type="application/octet-stream",
+        location="https://example.com/fw.bin",
+    )
+    st = SignedStatement.parse(data)
+    assert st.payload == hashlib.new(name, preimage).digest()
+    assert st.hash_envelope == HashEnvelope(
+        hash_alg=alg,
+        preimage_content_type="application/octet-stream",
+        location="https://example.com/fw.bin",
+    )
+    assert st.content_type is None
+    assert 3 not in st.sign1.protected
+    st.sign1.verify(KEY.verifier())
+
+
+def test_optional_headers_and_other_claims() -> None:
+    cert_a, cert_b = b"\x30\x03\x02\x01\x01", b"\x30\x03\x02\x01\x02"
+    data = signed(
+        {
+            3: 50,
+            15: {**CLAIMS, 4: 2000, "custom": [1, 2]},
+            33: [cert_a, cert_b],
+            34: [-16, bytes(32)],
+        },
+        {99: "unprotected extra"},
+    )
+    st = SignedStatement.parse(data)
+    assert st.content_type == 50
+    assert st.kid is None
+    assert st.x5chain == (cert_a, cert_b)
+    assert st.x5t == (-16, bytes(32))
+    assert dict(st.claims.other) == {4: 2000, "custom": [1, 2]}
+    single = SignedStatement.parse(signed({15: CLAIMS, 33: cert_a}))
+    assert single.x5chain == (cert_a,)
+
+
+def test_crit_with_understood_labels_is_fine() -> None:
+    st = SignedStatement.parse(signed({2: [15], 15: CLAIMS}))
+    assert st.claims.iss == CLAIMS[1]
+
+
+# --- negative: exact classes ------------------------------------------------------------
+
+
+BAD_STATEMENTS: dict[str, bytes] = {
+    "not cbor": b"\xff\xff",
+    "empty": b"",
+    "wrong tag": encode_cbor(cbor2.CBORTag(17, [encode_cbor({1: -35, 15: CLAIMS}), {}, b"x", b""])),
+    "untagged": encode_cbor([encode_cbor({1: -35, 15: CLAIMS}), {}, b"x", b"s"]),
+    "trailing bytes": signed({15: CLAIMS}) + b"\x00",
+    "indefinite array": b"\xd2\x9f" + signed({15: CLAIMS})[2:] + b"\xff",
+    "duplicate keys in protected": raw(
+        b"\xa3\x01\x38\x22\x0f" + encode_cbor(CLAIMS) + b"\x01\x38\x22", {}, b"x", b"s"
+    ),
+    "duplicate claim keys": raw(
+        b"\xa2\x01\x38\x22\x0f\xa3\x01\x61a\x02\x61b\x01\x61c", {}, b"x", b"s"
+    ),
+    "missing alg": raw(encode_cbor({15: CLAIMS}), {}, b"x", b"s"),
+    "unknown alg": raw(encode_cbor({1: -65535, 15: CLAIMS}), {}, b"x", b"s"),
+    "text alg": raw(encode_cbor({1: "ES256", 15: CLAIMS}), {}, b"x", b"s"),
+    "no cwt claims": signed({3: "text/plain"}),
+    "claims unprotected": signed({3: "text/plain"}, {15: CLAIMS}),
+    "claims not a map": signed({15: [CLAIMS[1], CLAIMS[2]]}),
+    "missing iss": signed({15: {2: "sub"}}),
+    "empty iss": signed({15: {1: "", 2: "sub"}}),
+    "bytes iss": signed({15: {1: b"iss", 2: "sub"}}),
+    "int iss": signed({15: {1: 7, 2: "sub"}}),
+    "missing sub": signed({15: {1: "iss"}}),
+    "empty sub": signed({15: {1: "iss", 2: ""}}),
+    "non-text sub": signed({15: {1: "iss", 2: b"sub"}}),
+    "iat text": signed({15: {**CLAIMS, 6: "2024"}}),
+    "iat bool": signed({15: {**CLAIMS, 6: True}}),
+    "claim key bytes": signed({15: {**CLAIMS, b"k": 1}}),
+    "detached payload": signed({15: CLAIMS}, detached=True),
+    "type with hash envelope": signed({3: "a/b", 15: CLAIMS, 258: -16}, {}, bytes(32)),
+    "hash envelope unknown alg": signed({15: CLAIMS, 258: -99}, {}, bytes(32)),
+    "hash envelope text alg": signed({15: CLAIMS, 258: "sha256"}, {}, bytes(32)),
+    "hash envelope wrong length": signed({15: CLAIMS, 258: -16}, {}, bytes(48)),
+    "preimage type without 258": signed({15: CLAIMS, 259: "text/plain"}),
+    "location without 258": signed({15: CLAIMS, 260: "https://x"}),
+    "location not text": signed({15: CLAIMS, 258: -16, 260: 5}, {}, bytes(32)),
+    "258 unprotected": signed({15: CLAIMS}, {258: -16}, bytes(32)),
+    "content type unprotected": signed({15: CLAIMS}, {3: "text/plain"}),
+    "content type negative": signed({3: -1, 15: CLAIMS}),
+    "content type bytes": signed({3: b"text", 15: CLAIMS}),
+    "kid unprotected": signed({15: CLAIMS}, {4: b"kid"}),
+    "kid not bytes": signed({4: "kid", 15: CLAIMS}),
+    "kid empty": signed({4: b"", 15: CLAIMS}),
+    "x5chain unprotected": signed({15: CLAIMS}, {33: b"\x30\x00"}),
+    "x5chain empty array": signed({15: CLAIMS, 33: []}),
+    "x5chain text": signed({15: CLAIMS, 33: ["cert"]}),
+    "x5chain empty cert": signed({15: CLAIMS, 33: b""}),
+    "x5t not pair": signed({15: CLAIMS, 34: [-16]}),
+    "x5t wrong length": signed({15: CLAIMS, 34: [-16, bytes(20)]}),
+    "x5t text alg": signed({15: CLAIMS, 34: ["sha256", bytes(32)]}),
+    "crit unknown label": signed({2: [77], 15: CLAIMS, 77: 1}),
+    "label in both buckets": raw(encode_cbor({1: -35, 15: CLAIMS, 77: 1}), {77: 2}, b"x", b"s"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_STATEMENTS))
+def test_malformed_statements(case: str) -> None:
+    with pytest.raises(MalformedStatement) as info:
+        SignedStatement.parse(BAD_STATEMENTS[case])
+    assert type(info.value) is MalformedStatement
+
+
+def test_unknown_alg_keeps_a_specific_code() -> None:
+    with pytest.raises(MalformedStatement) as info:
+        SignedStatement.parse(BAD_STATEMENTS["unknown alg"])
+    assert info.value.code == "unsupported-algorithm"
+
+
+def test_nesting_deeper_than_limit() -> None:
+    deep: object = 1
+    for _ in range(20):
+        deep = [deep]
+    data = signed({15: {**CLAIMS, "deep": deep}})
+    with pytest.raises(LimitExceeded):
+        SignedStatement.parse(data)
+
+
+def test_too_many_items() -> None:
+    data = signed({15: {**CLAIMS, "many": list(range(2000))}})
+    with pytest.raises(LimitExceeded):
+        SignedStatement.parse(data)
+    with pytest.raises(LimitExceeded):
+        SignedStatement.parse(signed({15: CLAIMS}), Limits(max_items=1))
+
+
+def test_too_many_certificates() -> None:
+    data = signed({15: CLAIMS, 33: [b"\x30\x00"] * 9})
+    with pytest.raises(LimitExceeded):
+        SignedStatement.parse(data)
+
+
+def test_oversize_statement() -> None:
+    data = signed({15: CLAIMS}, {}, b"\x00" * 65536)
+    with pytest.raises(PayloadTooLarge):
+        SignedStatement.parse(data)
+
+
+# --- log entry -----------------------------------------------------------------------------
+
+
+def test_log_entry_drops_unprotected_header() -> None:
+    data = signed({15: CLAIMS}, {99: "dropped", 394: [b"receipt"]})
+    st = SignedStatement.parse(data)
+    entry = st.log_entry()
+    assert entry != data
+    assert entry == signed_without_unprotected(st)
+    assert SignedStatement.parse(entry).log_entry() == entry
+
+
+def signed_without_unprotected(st: SignedStatement) -> bytes:
+    return encode_cbor(
+        cbor2.CBORTag(18, [st.sign1.protected_bytes, {}, st.payload, st.sign1.signature])
+    )
+
+
+def test_log_entry_rewrites_non_shortest_forms() -> None:
+    # protected = {1: -7, 15: {1: "iss", 2: "sub"}}: 15 bytes, written out by hand.
+    protected = bytes.fromhex("a201260fa2016369737302637375 62".replace(" ", ""))
+    assert len(protected) == 15
+    signature = bytes(range(64))
+    data = (
+        bytes.fromhex("d812")  # tag 18 with a one-byte argument (non-shortest)
+        + bytes.fromhex("9804")  # array(4) with a one-byte length (non-shortest)
+        + bytes.fromhex("59000f")  # bstr(15) with a two-byte length
+        + protected
+        + bytes.fromhex("a118634101")  # unprotected {99: h'01'}
+        + bytes.fromhex("5a00000003616263")  # bstr(3) "abc" with a four-byte length
+        + bytes.fromhex("5840")  # bstr(64)
+        + signature
+    )
+    expected = (
+        bytes.fromhex("d284")
+        + bytes.fromhex("4f")
+        + protected
+        + bytes.fromhex("a0")
+        + bytes.fromhex("43616263")
+        + bytes.fromhex("5840")
+        + signature
+    )
+    st = SignedStatement.parse(data)
+    assert st.sign1.protected_bytes == protected
+    assert st.log_entry() == expected
+
+
+def test_log_entry_keeps_protected_bytes_as_received() -> None:
+    # A protected map with a non-shortest integer inside: the bstr content is signed, so it
+    # must be kept byte for byte even though it is not deterministic CBOR.
+    protected = bytes.fromhex("a21801260fa201636973730263737562")
+    st = SignedStatement.parse(raw(protected, {}, b"abc", b"s"))
+    assert st.log_entry() == bytes.fromhex("d284") + b"\x50" + protected + bytes.fromhex(
+        "a0436162634173"
+    )
+
+
+# --- create_statement argument checks ------------------------------------------------------
+
+
+def test_create_statement_argument_errors() -> None:
+    with pytest.raises(MalformedStatement):
+        create_statement(KEY, b"x", iss="", sub="s")
+    with pytest.raises(MalformedStatement):
+        create_statement(KEY, b"x", iss="i", sub="")
+    with pytest.raises(MalformedStatement):
+        create_statement(KEY, b"x", iss="i", sub="s", hash_envelope=True, content_type="a/b")
+    with pytest.raises(MalformedStatement):
+        create_statement(KEY, b"x", iss="i", sub="s", hash_envelope=True, hash_alg=-15)
+    with pytest.raises(MalformedStatement):
+        create_statement(KEY, b"x", iss="i", sub="s", location="https://x")
+    with pytest.raises(PayloadTooLarge):
+        create_statement(KEY, bytes(70000), iss="i", sub="s")
+
+
+def test_create_statement_options() -> None:
+    chain = [b"\x30\x01\x00", b"\x30\x01\x01"]
+    st = SignedStatement.parse(
+        create_statement(
+            KEY, b"x" * 70000, iss="i", sub="s", hash_envelope=True, hash_alg=HASH_SHA384,
+            x5chain=chain, include_kid=False,
+        )
+    )  # fmt: skip
+    assert st.kid is None
+    assert st.x5chain == tuple(chain)
+    assert st.hash_envelope is not None
+    assert st.hash_envelope.hash_alg == HASH_SHA384
+    assert st.hash_envelope.preimage_content_type is None
+    one = SignedStatement.parse(
+        create_statement(KEY, b"x", iss="i", sub="s", x5chain=chain[:1], hash_envelope=True,
+                         hash_alg=HASH_SHA512)
+    )  # fmt: skip
+    assert one.x5chain == (chain[0],)
+    assert one.sign1.protected[33] == chain[0]
