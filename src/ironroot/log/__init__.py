@@ -1,2 +1,102 @@
-"""ironroot.log"""
-__all__: list[str] = []
+"""The durable append-only log: SQLite store, sequencing, C2SP checkpoints, notes and tiles.
+
+Entries are opaque bytes (at most 65,535 each); an entry's id is SHA-256(entry). The log
+integrates entries in batches, signs a C2SP checkpoint per batch (Ed25519 and/or ML-DSA-44
+note signatures), keeps C2SP tiles, serves proofs from them, and can be checked end to end
+(:func:`verify_log`, :func:`verify_remote_log`). The data-directory layout is in
+:mod:`ironroot.log.layout`.
+"""
+
+from ironroot.log import layout
+from ironroot.log._checkpoint import Checkpoint
+from ironroot.log._http import HttpLogFetcher
+from ironroot.log._log import BatchSigner, Integrated, Log, Ticket
+from ironroot.log._note import (
+    SIGNATURE_TYPE_ED25519,
+    SIGNATURE_TYPE_MLDSA44,
+    Note,
+    NoteSignature,
+    NoteSigner,
+    NoteVerifier,
+    note_key_id,
+    open_checkpoint,
+    open_note,
+    sign_checkpoint,
+    sign_note,
+)
+from ironroot.log._sqlite import SqliteLogStore
+from ironroot.log._store import LogReader, LogStore, MemoryLogStore, StoreBatch, TreeState
+from ironroot.log._tiles import (
+    MAX_ENTRY_SIZE,
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    TileAddress,
+    encode_entry_bundle,
+    entry_bundle_path,
+    entry_bundles_for_size,
+    parse_entry_bundle,
+    parse_tile,
+    parse_tile_path,
+    partial_tile_width,
+    tile_path,
+    tiles_for_size,
+)
+from ironroot.log._verify import (
+    CONFIG_PATH,
+    LogFetcher,
+    LogReport,
+    fetch_log_identity,
+    verify_log,
+    verify_log_dir,
+    verify_remote_log,
+)
+from ironroot.log.layout import LogIdentity, load_log_identity
+
+__all__ = [
+    "CONFIG_PATH",
+    "MAX_ENTRY_SIZE",
+    "SIGNATURE_TYPE_ED25519",
+    "SIGNATURE_TYPE_MLDSA44",
+    "TILE_HEIGHT",
+    "TILE_WIDTH",
+    "BatchSigner",
+    "Checkpoint",
+    "HttpLogFetcher",
+    "Integrated",
+    "Log",
+    "LogFetcher",
+    "LogIdentity",
+    "LogReader",
+    "LogReport",
+    "LogStore",
+    "MemoryLogStore",
+    "Note",
+    "NoteSignature",
+    "NoteSigner",
+    "NoteVerifier",
+    "SqliteLogStore",
+    "StoreBatch",
+    "Ticket",
+    "TileAddress",
+    "TreeState",
+    "encode_entry_bundle",
+    "entry_bundle_path",
+    "entry_bundles_for_size",
+    "fetch_log_identity",
+    "layout",
+    "load_log_identity",
+    "note_key_id",
+    "open_checkpoint",
+    "open_note",
+    "parse_entry_bundle",
+    "parse_tile",
+    "parse_tile_path",
+    "partial_tile_width",
+    "sign_checkpoint",
+    "sign_note",
+    "tile_path",
+    "tiles_for_size",
+    "verify_log",
+    "verify_log_dir",
+    "verify_remote_log",
+]

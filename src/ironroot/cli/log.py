@@ -1,0 +1,120 @@
+"""``ironroot log``: check a transparency log end to end.
+
+``ironroot log verify DIR|URL [--checkpoint FILE] [--origin ORIGIN] [--key VKEY ...] [--json]``
+
+* ``DIR`` — a data directory: the log in ``log.sqlite3`` is recomputed from its entries and
+  every tile, checkpoint, index and the state row is compared (``ironroot.log.verify_log``).
+  The checkpoint key and origin come from the directory (``keys/checkpoint.key`` and
+  ``ironroot.toml``, see ``ironroot.log.layout``) unless ``--key`` / ``--origin`` are given.
+* ``URL`` — a log's C2SP read API (``http://`` or ``https://`` prefix): the checkpoint, entry
+  bundles and tiles are fetched, recomputed and compared; keys and origin come from
+  ``/.well-known/transparency-configuration`` unless both ``--key`` and ``--origin`` are given.
+
+``--checkpoint FILE`` also checks that an earlier signed checkpoint is consistent with the log.
+Exit 0 with a summary; exit 1 with the reason when anything differs or does not verify.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ironroot.errors import ConfigError, IronrootError
+from ironroot.log import (
+    HttpLogFetcher,
+    LogIdentity,
+    LogReport,
+    NoteVerifier,
+    layout,
+    verify_log_dir,
+    verify_remote_log,
+)
+
+__all__ = ["register"]
+
+_MAX_CHECKPOINT_FILE = 1 << 20
+
+
+def register(sub: Any) -> None:
+    group: argparse.ArgumentParser = sub.add_parser("log", help="check transparency logs")
+    verbs = group.add_subparsers(dest="verb", metavar="<verb>", required=True)
+    verify = verbs.add_parser(
+        "verify", help="recompute a log (data directory or URL) and check everything it holds"
+    )
+    verify.add_argument("target", metavar="DIR|URL", help="data directory or log URL prefix")
+    verify.add_argument(
+        "--checkpoint", type=Path, metavar="FILE", help="an earlier signed checkpoint to check"
+    )
+    verify.add_argument("--origin", help="the log origin (default: from the directory or server)")
+    verify.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="VKEY",
+        help="a checkpoint verifier key <name>+<id>+<key> (repeatable)",
+    )
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.set_defaults(func=_verify)
+
+
+def _read_checkpoint(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        data = handle.read(_MAX_CHECKPOINT_FILE + 1)
+    if len(data) > _MAX_CHECKPOINT_FILE:
+        raise ConfigError(f"{path} is too large to be a checkpoint")
+    return data
+
+
+def _run(args: argparse.Namespace) -> LogReport:
+    earlier = _read_checkpoint(args.checkpoint) if args.checkpoint is not None else None
+    verifiers = tuple(NoteVerifier.from_vkey(k) for k in args.key)
+    target: str = args.target
+    if target.startswith(("http://", "https://")):
+        identity = None
+        if verifiers:
+            if args.origin is None:
+                raise ConfigError("--key needs --origin when checking a URL")
+            identity = LogIdentity(origin=args.origin, verifiers=verifiers)
+        with HttpLogFetcher(target) as fetcher:
+            return verify_remote_log(fetcher, identity=identity, earlier_checkpoint=earlier)
+    data_dir = Path(target)
+    if not data_dir.is_dir():
+        raise ConfigError(f"{data_dir} is not a directory (or an http(s) URL)")
+    if not layout.log_db_path(data_dir).exists():
+        raise ConfigError(f"{data_dir} holds no log ({layout.LOG_DB})")
+    return verify_log_dir(
+        data_dir,
+        origin=args.origin,
+        verifiers=verifiers or None,
+        earlier_checkpoint=earlier,
+    )
+
+
+def _verify(args: argparse.Namespace) -> int:
+    try:
+        report = _run(args)
+    except IronrootError as exc:
+        if not args.json:
+            raise
+        json.dump({"ok": False, "error": exc.code, "detail": exc.detail}, sys.stdout)
+        print()
+        return exc.exit_code
+    if args.json:
+        json.dump({"ok": True, **report.to_json()}, sys.stdout)
+        print()
+        return 0
+    print(f"ok: log {report.origin} verified")
+    print(f"size:        {report.size}")
+    print(f"root:        {base64.b64encode(report.root).decode('ascii')}")
+    print(f"entries:     {report.entries} in {report.entry_bundles} entry bundles")
+    print(f"tiles:       {report.tiles}")
+    print(f"checkpoints: {report.checkpoints}")
+    if report.pending:
+        print(f"pending:     {report.pending}")
+    if report.earlier_checkpoint_size is not None:
+        print(f"consistent with the earlier checkpoint at size {report.earlier_checkpoint_size}")
+    return 0

@@ -1,0 +1,60 @@
+"""Reading a log's C2SP read API over HTTP with httpx: the I/O shell of remote verification."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+import httpx
+
+from ironroot.errors import MalformedInput, NotFound, PayloadTooLarge, StorageError
+
+__all__ = ["HttpLogFetcher"]
+
+# The largest resource of the read API: a full entry bundle of 256 maximal entries.
+_MAX_BODY = 256 * (2 + 0xFFFF) + 4096
+
+
+class HttpLogFetcher:
+    """A :class:`~ironroot.log.LogFetcher` for the log whose prefix is ``base_url``."""
+
+    def __init__(
+        self, base_url: str, *, client: httpx.Client | None = None, timeout: float = 30.0
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise MalformedInput("a log URL must start with http:// or https://")
+        self._base = base_url.rstrip("/") + "/"
+        self._own = client is None
+        self._client = client if client is not None else httpx.Client(timeout=timeout)
+
+    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+        url = self._base + path.lstrip("/")
+        headers = {"Accept": accept} if accept else {}
+        try:
+            with self._client.stream("GET", url, headers=headers) as response:
+                if response.status_code == 404:
+                    raise NotFound(f"{url} was not found")
+                if response.status_code != 200:
+                    raise StorageError(f"GET {url} answered {response.status_code}")
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > _MAX_BODY:
+                        raise PayloadTooLarge(f"{url} is larger than any log resource")
+                return bytes(body)
+        except httpx.HTTPError as exc:
+            raise StorageError(f"cannot fetch {url}: {exc}") from exc
+
+    def close(self) -> None:
+        if self._own:
+            self._client.close()
+
+    def __enter__(self) -> HttpLogFetcher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,377 @@
+"""Checking a whole log: as stored (:func:`verify_log`) and as served (:func:`verify_remote_log`).
+
+Both recompute the tree from the entries alone and compare everything else against it.
+
+:func:`verify_log` reads a :class:`LogReader` and checks, in one pass over the entries: the
+indices are contiguous, the entry-id map sends SHA-256(entry) to its index and holds nothing
+else, every stored tile (full and partial) equals the recomputed one byte for byte and no
+other tile is stored, every stored checkpoint verifies under the given keys, names the
+origin and its size, and carries the recomputed root at that size, the latest checkpoint is
+at the state's size, the state row holds the recomputed size and compact range, pending rows
+hash to their ids and are not integrated, and batch data belongs to checkpointed sizes.
+Every difference raises :class:`StorageError` naming what differs (chained from the
+underlying error where there is one): the store holds data that does not match what the log
+wrote. An earlier checkpoint given by the caller must verify (its own errors propagate:
+``BadSignature``, ``UnknownIssuer``, ``MalformedInput``) and be a prefix of the stored tree,
+else :class:`InconsistentCheckpoint`.
+
+:func:`verify_remote_log` reads a log through the C2SP read API behind a :class:`LogFetcher`
+(``checkpoint``, ``tile/<L>/<N>[.p/<W>]``, ``tile/entries/<N>[.p/<W>]`` and
+``.well-known/transparency-configuration``): it verifies the checkpoint, fetches every entry
+bundle and every tile the checkpoint's size needs, recomputes, and compares. A served
+resource that is missing, malformed or different raises :class:`VerificationFailed`; the
+checkpoint's own signature errors propagate as they are; an inconsistent earlier checkpoint
+raises :class:`InconsistentCheckpoint`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from ironroot.errors import (
+    InconsistentCheckpoint,
+    IronrootError,
+    MalformedInput,
+    NotFound,
+    StorageError,
+    VerificationFailed,
+)
+from ironroot.log import layout
+from ironroot.log._checkpoint import Checkpoint
+from ironroot.log._note import NoteVerifier, open_checkpoint
+from ironroot.log._sqlite import SqliteLogStore
+from ironroot.log._store import LogReader
+from ironroot.log._tiles import (
+    HASH_SIZE,
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    entry_bundles_for_size,
+    parse_entry_bundle,
+    tile_path,
+)
+from ironroot.merkle import EMPTY_ROOT, CompactRange, leaf_hash
+
+__all__ = [
+    "CONFIG_PATH",
+    "LogFetcher",
+    "LogReport",
+    "fetch_log_identity",
+    "verify_log",
+    "verify_log_dir",
+    "verify_remote_log",
+]
+
+CONFIG_PATH = ".well-known/transparency-configuration"
+_FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class LogReport:
+    """What a verification checked."""
+
+    origin: str
+    size: int
+    root: bytes
+    entries: int
+    tiles: int
+    entry_bundles: int
+    checkpoints: int
+    pending: int = 0
+    earlier_checkpoint_size: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "origin": self.origin,
+            "size": self.size,
+            "root": base64.b64encode(self.root).decode("ascii"),
+            "entries": self.entries,
+            "tiles": self.tiles,
+            "entry_bundles": self.entry_bundles,
+            "checkpoints": self.checkpoints,
+            "pending": self.pending,
+            "earlier_checkpoint_size": self.earlier_checkpoint_size,
+        }
+
+
+@dataclass(slots=True)
+class _Rebuild:
+    """Recomputes the tree and its tiles from entries, reporting each tile as it completes."""
+
+    check_tile: Callable[[int, int, int | None, bytes], None]
+    wanted: set[int]
+    compact: CompactRange = field(default_factory=CompactRange)
+    buffers: dict[int, bytearray] = field(default_factory=dict)
+    roots: dict[int, bytes] = field(default_factory=dict)
+    tiles: int = 0
+
+    def __post_init__(self) -> None:
+        if 0 in self.wanted:
+            self.roots[0] = EMPTY_ROOT
+
+    def _visit(self, level: int, index: int, digest: bytes) -> None:
+        if level % TILE_HEIGHT:
+            return
+        tile_level = level // TILE_HEIGHT
+        buffer = self.buffers.setdefault(tile_level, bytearray())
+        buffer += digest
+        if len(buffer) == _FULL_TILE_BYTES:
+            self.check_tile(tile_level, index // TILE_WIDTH, None, bytes(buffer))
+            self.tiles += 1
+            buffer.clear()
+
+    def add(self, entry: bytes) -> None:
+        self.compact.append(leaf_hash(entry), self._visit)
+        size = self.compact.size
+        if size in self.wanted:
+            self.roots[size] = self.compact.root()
+
+    def finish(self) -> None:
+        size = self.compact.size
+        for tile_level, buffer in sorted(self.buffers.items()):
+            if buffer:
+                count = size >> (TILE_HEIGHT * tile_level)
+                index, width = divmod(count, TILE_WIDTH)
+                assert width * HASH_SIZE == len(buffer)
+                self.check_tile(tile_level, index, width, bytes(buffer))
+                self.tiles += 1
+
+
+def _check_earlier(earlier: Checkpoint | None, roots: dict[int, bytes], size: int) -> None:
+    if earlier is None:
+        return
+    if earlier.size > size:
+        raise InconsistentCheckpoint(
+            f"the earlier checkpoint has size {earlier.size}, larger than the log's {size}"
+        )
+    if not hmac.compare_digest(roots[earlier.size], earlier.root):
+        raise InconsistentCheckpoint(
+            f"the earlier checkpoint's root at size {earlier.size} is not the log's root there"
+        )
+
+
+# --- the stored log ---------------------------------------------------------------------
+
+
+def verify_log(
+    store: LogReader,
+    *,
+    origin: str,
+    verifiers: Sequence[NoteVerifier],
+    earlier_checkpoint: bytes | None = None,
+) -> LogReport:
+    """Recompute the stored log and compare every stored thing against it (see module doc)."""
+    earlier = (
+        open_checkpoint(earlier_checkpoint, verifiers, origin=origin)
+        if earlier_checkpoint is not None
+        else None
+    )
+    sizes = store.checkpoint_sizes()
+    wanted = set(sizes)
+    if earlier is not None:
+        wanted.add(earlier.size)
+
+    def check_tile(level: int, index: int, width: int | None, data: bytes) -> None:
+        stored = store.tile(level, index)
+        if stored is None:
+            raise StorageError(f"tile {tile_path(level, index, width)} is missing")
+        if stored != data:
+            raise StorageError(
+                f"tile {level}/{index} differs from the tile recomputed from the entries"
+            )
+
+    rebuild = _Rebuild(check_tile, wanted)
+    expected = 0
+    for index, entry in store.iter_entries():
+        if index != expected:
+            raise StorageError(f"entry {expected} is missing (next stored index is {index})")
+        if store.find(hashlib.sha256(entry).digest()) != index:
+            raise StorageError(f"the entry-id index does not map entry {index} to its index")
+        rebuild.add(entry)
+        expected += 1
+    size = expected
+    rebuild.finish()
+
+    if store.count_entry_ids() != size:
+        raise StorageError("the entry-id index holds ids of entries that are not in the log")
+    stored_tiles = store.count_tiles()
+    if stored_tiles != rebuild.tiles:
+        raise StorageError(
+            f"the store holds {stored_tiles} tiles; a tree of size {size} has {rebuild.tiles}"
+        )
+    state = store.state()
+    if state.size != size:
+        raise StorageError(f"the state row says size {state.size}; the log has {size} entries")
+    if state.hashes != rebuild.compact.hashes:
+        raise StorageError("the state row's compact range differs from the recomputed one")
+
+    for cp_size in sizes:
+        if cp_size > size:
+            raise StorageError(f"a checkpoint at size {cp_size} is beyond the log's {size}")
+        note = store.checkpoint(cp_size)
+        assert note is not None
+        try:
+            checkpoint = open_checkpoint(note, verifiers, origin=origin)
+        except IronrootError as exc:
+            raise StorageError(
+                f"the checkpoint at size {cp_size} does not verify: {exc.detail}"
+            ) from exc
+        if checkpoint.size != cp_size:
+            raise StorageError(
+                f"the checkpoint stored at size {cp_size} is for size {checkpoint.size}"
+            )
+        if not hmac.compare_digest(checkpoint.root, rebuild.roots[cp_size]):
+            raise StorageError(
+                f"the checkpoint at size {cp_size} has a root the entries do not give"
+            )
+    if not sizes or sizes[-1] != size:
+        raise StorageError(f"no checkpoint was published at the log's size {size}")
+    if not set(store.batch_data_sizes()) <= set(sizes):
+        raise StorageError("the store holds batch data for a size without a checkpoint")
+
+    pending = store.pending()
+    for entry_id, entry in pending:
+        if hashlib.sha256(entry).digest() != entry_id:
+            raise StorageError("a pending entry does not hash to its id")
+        if store.find(entry_id) is not None:
+            raise StorageError("a pending entry is also integrated")
+
+    _check_earlier(earlier, rebuild.roots, size)
+    return LogReport(
+        origin=origin,
+        size=size,
+        root=rebuild.compact.root(),
+        entries=size,
+        tiles=rebuild.tiles,
+        entry_bundles=-(-size // TILE_WIDTH),
+        checkpoints=len(sizes),
+        pending=len(pending),
+        earlier_checkpoint_size=None if earlier is None else earlier.size,
+    )
+
+
+def verify_log_dir(
+    data_dir: Path,
+    *,
+    origin: str | None = None,
+    verifiers: Sequence[NoteVerifier] | None = None,
+    earlier_checkpoint: bytes | None = None,
+) -> LogReport:
+    """:func:`verify_log` on the SQLite log of ``data_dir`` (opened read-only).
+
+    Without ``verifiers``, the checkpoint key and origin come from the data directory
+    (:func:`ironroot.log.layout.load_log_identity`).
+    """
+    if verifiers is None:
+        identity = layout.load_log_identity(data_dir, origin=origin)
+        origin, verifiers = identity.origin, identity.verifiers
+    elif origin is None:
+        origin = layout.read_log_origin(data_dir)
+    store = SqliteLogStore(layout.log_db_path(data_dir), read_only=True)
+    try:
+        return verify_log(
+            store, origin=origin, verifiers=verifiers, earlier_checkpoint=earlier_checkpoint
+        )
+    finally:
+        store.close()
+
+
+# --- a served log ------------------------------------------------------------------------
+
+
+class LogFetcher(Protocol):
+    """Reads one resource of a log's read API, by path relative to the log's prefix.
+
+    Raises :class:`NotFound` when the resource does not exist.
+    """
+
+    def fetch(self, path: str, *, accept: str | None = None) -> bytes: ...
+
+
+def fetch_log_identity(fetcher: LogFetcher) -> layout.LogIdentity:
+    """Origin and checkpoint keys from ``/.well-known/transparency-configuration`` (JSON)."""
+    raw = fetcher.fetch(CONFIG_PATH, accept="application/json")
+    try:
+        config = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedInput("the transparency configuration is not JSON") from exc
+    if not isinstance(config, dict):
+        raise MalformedInput("the transparency configuration is not a JSON object")
+    origin = config.get("checkpoint_origin")
+    keys = config.get("checkpoint_keys")
+    if not isinstance(origin, str) or not origin:
+        raise MalformedInput("the transparency configuration has no checkpoint_origin")
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+        raise MalformedInput("the transparency configuration has no checkpoint_keys list")
+    verifiers = tuple(NoteVerifier.from_vkey(k) for k in keys)
+    return layout.LogIdentity(origin=origin, verifiers=verifiers)
+
+
+def _served(fetcher: LogFetcher, path: str) -> bytes:
+    try:
+        return fetcher.fetch(path)
+    except NotFound as exc:
+        raise VerificationFailed(f"the log does not serve {path}") from exc
+
+
+def verify_remote_log(
+    fetcher: LogFetcher,
+    *,
+    identity: layout.LogIdentity | None = None,
+    earlier_checkpoint: bytes | None = None,
+) -> LogReport:
+    """Verify a served log end to end (see module doc); keys from the server unless given."""
+    if identity is None:
+        identity = fetch_log_identity(fetcher)
+    origin, verifiers = identity.origin, identity.verifiers
+    note = _served(fetcher, "checkpoint")
+    try:
+        checkpoint = open_checkpoint(note, verifiers, origin=origin)
+    except MalformedInput as exc:
+        raise VerificationFailed(f"the served checkpoint is malformed: {exc.detail}") from exc
+    earlier = (
+        open_checkpoint(earlier_checkpoint, verifiers, origin=origin)
+        if earlier_checkpoint is not None
+        else None
+    )
+    wanted = {checkpoint.size}
+    if earlier is not None:
+        wanted.add(earlier.size)
+
+    def check_tile(level: int, index: int, width: int | None, data: bytes) -> None:
+        path = tile_path(level, index, width)
+        if _served(fetcher, path) != data:
+            raise VerificationFailed(
+                f"tile {path} differs from the tile recomputed from the entries"
+            )
+
+    rebuild = _Rebuild(check_tile, wanted)
+    bundles = 0
+    for address in entry_bundles_for_size(checkpoint.size):
+        try:
+            entries = parse_entry_bundle(_served(fetcher, address.path), address.count)
+        except MalformedInput as exc:
+            raise VerificationFailed(f"{address.path} is malformed: {exc.detail}") from exc
+        for entry in entries:
+            rebuild.add(entry)
+        bundles += 1
+    rebuild.finish()
+    if not hmac.compare_digest(rebuild.roots[checkpoint.size], checkpoint.root):
+        raise VerificationFailed("the checkpoint root is not the root of the served entries")
+    _check_earlier(earlier, rebuild.roots, checkpoint.size)
+    return LogReport(
+        origin=origin,
+        size=checkpoint.size,
+        root=checkpoint.root,
+        entries=checkpoint.size,
+        tiles=rebuild.tiles,
+        entry_bundles=bundles,
+        checkpoints=1,
+        earlier_checkpoint_size=None if earlier is None else earlier.size,
+    )

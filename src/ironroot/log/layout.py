@@ -1,0 +1,135 @@
+"""Where the log keeps its files in a data directory: the one place that says so.
+
+::
+
+    <data>/log.sqlite3            the log store (SQLite, WAL: also -wal and -shm files)
+    <data>/keys/checkpoint.key    the checkpoint signing key: PKCS#8 PEM, Ed25519 or ML-DSA-44
+    <data>/ironroot.toml          service configuration; the log reads its origin from it
+
+The origin is ``[log] origin`` in ``ironroot.toml``. Without it, it is the host part of the
+service issuer, taken from (the first present of) top-level ``service_issuer``,
+``[transparency] service_issuer``, ``[service] issuer`` — for ``https://transparency.example``
+that is ``transparency.example``. The checkpoint key's note name is the origin
+(c2sp.org/tlog-checkpoint: the log's key name SHOULD match the origin line).
+
+The transparency service writes these files; ``ironroot log verify DIR`` reads them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ironroot.crypto import PrivateKey
+from ironroot.errors import ConfigError, MalformedInput
+from ironroot.log._checkpoint import Checkpoint
+from ironroot.log._note import NoteSigner, NoteVerifier
+
+__all__ = [
+    "CHECKPOINT_KEY",
+    "CONFIG_FILE",
+    "LOG_DB",
+    "LogIdentity",
+    "checkpoint_key_path",
+    "config_path",
+    "load_checkpoint_signer",
+    "load_log_identity",
+    "log_db_path",
+    "read_log_origin",
+]
+
+LOG_DB = "log.sqlite3"
+CHECKPOINT_KEY = "keys/checkpoint.key"
+CONFIG_FILE = "ironroot.toml"
+_MAX_FILE = 1 << 20
+
+
+def log_db_path(data_dir: Path) -> Path:
+    return Path(data_dir) / LOG_DB
+
+
+def checkpoint_key_path(data_dir: Path) -> Path:
+    return Path(data_dir) / CHECKPOINT_KEY
+
+
+def config_path(data_dir: Path) -> Path:
+    return Path(data_dir) / CONFIG_FILE
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(_MAX_FILE + 1)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no {what} at {path}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} at {path}") from exc
+    if len(data) > _MAX_FILE:
+        raise ConfigError(f"the {what} at {path} is too large")
+    return data
+
+
+def _host(issuer: str) -> str:
+    parts = urlsplit(issuer if "://" in issuer else f"https://{issuer}")
+    if not parts.hostname:
+        raise ConfigError(f"cannot take a host from the service issuer {issuer!r}")
+    return parts.hostname
+
+
+def read_log_origin(data_dir: Path) -> str:
+    """The log origin configured for ``data_dir`` (see the module docstring)."""
+    raw = _read(config_path(data_dir), "configuration file")
+    try:
+        config = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{config_path(data_dir)} is not valid TOML: {exc}") from exc
+    origin: object = None
+    log_table = config.get("log")
+    if isinstance(log_table, dict):
+        origin = log_table.get("origin")
+    if origin is None:
+        candidates: list[object] = [config.get("service_issuer")]
+        for table, key in (("transparency", "service_issuer"), ("service", "issuer")):
+            section = config.get(table)
+            if isinstance(section, dict):
+                candidates.append(section.get(key))
+        issuer = next((c for c in candidates if c is not None), None)
+        if issuer is None:
+            raise ConfigError("no [log] origin and no service issuer in the configuration")
+        if not isinstance(issuer, str):
+            raise ConfigError("the service issuer must be a string")
+        origin = _host(issuer)
+    if not isinstance(origin, str):
+        raise ConfigError("[log] origin must be a string")
+    try:
+        Checkpoint(origin, 0, bytes(32))
+    except MalformedInput as exc:
+        raise ConfigError(f"invalid log origin {origin!r}") from exc
+    return origin
+
+
+def load_checkpoint_signer(data_dir: Path, origin: str) -> NoteSigner:
+    """The checkpoint signer from ``keys/checkpoint.key`` (PKCS#8 PEM), named ``origin``."""
+    pem = _read(checkpoint_key_path(data_dir), "checkpoint key")
+    try:
+        key = PrivateKey.from_pem(pem)
+        return NoteSigner(origin, key)
+    except MalformedInput as exc:
+        raise ConfigError(f"{checkpoint_key_path(data_dir)}: {exc.detail}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class LogIdentity:
+    """A log's origin and the verifiers of its checkpoints."""
+
+    origin: str
+    verifiers: tuple[NoteVerifier, ...]
+
+
+def load_log_identity(data_dir: Path, *, origin: str | None = None) -> LogIdentity:
+    """Origin (from configuration unless given) and the checkpoint verifier for ``data_dir``."""
+    name = origin if origin is not None else read_log_origin(data_dir)
+    signer = load_checkpoint_signer(data_dir, name)
+    return LogIdentity(origin=name, verifiers=(signer.verifier(),))
