@@ -12,6 +12,7 @@ import itertools
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from ironroot.errors import (
     BadSignature,
@@ -474,11 +475,29 @@ def test_truncated_and_trailing_certificates(vectors: Path) -> None:
         parse_certificate(b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n")
 
 
-def test_any_single_byte_corruption_raises_only_typed_errors(vectors: Path) -> None:
-    data = (vectors / "cerberus" / "riot_core-devid.csr").read_bytes()
-    der = load_dice_objects(data)[0].der
-    for offset in range(0, len(der), 7):
+@pytest.mark.parametrize(
+    ("name", "step"),
+    [
+        ("cerberus/riot_core-devid.csr", 1),
+        ("cerberus/ca-ueid-sha384.crt", 1),
+        ("caliptra/fmc_alias_cert_ecc.der", 1),
+        ("caliptra/fmc_alias_cert_mldsa.der", 5),
+    ],
+)
+def test_any_single_byte_corruption_raises_only_typed_errors(
+    vectors: Path, name: str, step: int
+) -> None:
+    der = load_dice_objects((vectors / name).read_bytes())[0].der
+    for offset in range(0, len(der), step):
         corrupted = bytearray(der)
         corrupted[offset] ^= 0xFF
         with contextlib.suppress(IronrootError):
             load_dice_objects(bytes(corrupted))
+
+
+def test_cryptography_itself_handles_caliptra_mldsa(vectors: Path) -> None:
+    # Fact pinned for later layers: cryptography loads ML-DSA-87 certificates and CSRs and
+    # checks their signatures (CSR proof of possession) on its own.
+    csr = x509.load_der_x509_csr((vectors / "caliptra" / "idevid_csr_mldsa.der").read_bytes())
+    assert csr.is_signature_valid
+    assert csr.signature_algorithm_oid.dotted_string == "2.16.840.1.101.3.4.3.19"

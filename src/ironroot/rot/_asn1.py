@@ -8,8 +8,8 @@ pyasn1 specs; :mod:`ironroot.rot.dice` turns decoded values into frozen dataclas
 pyasn1's DER decoder is BER-lenient in places (it accepts, for example, a non-minimal INTEGER
 ``02 02 00 01``). :func:`decode_der` therefore re-encodes every decoded value with the DER
 encoder and requires the bytes to be identical: any encoding that is not the one canonical DER
-form (over-long lengths or integers, non-zero padding bits, a SEQUENCE OF out of order
-nowhere applies here) is rejected, as are trailing bytes.
+form (over-long lengths, non-minimal integers, non-zero padding bits, indefinite lengths) is
+rejected, as are trailing bytes.
 """
 
 from __future__ import annotations

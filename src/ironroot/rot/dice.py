@@ -65,6 +65,7 @@ from ironroot.errors import (
     IronrootError,
     LimitExceeded,
     MalformedCertificate,
+    MalformedInput,
 )
 from ironroot.rot import _asn1
 
@@ -363,7 +364,7 @@ class DiceCertificate:
         if self.not_before is None or self.not_after is None:
             return
         if now.tzinfo is None:
-            raise ValueError("now must be timezone-aware")
+            raise MalformedInput("now must be timezone-aware")
         if not self.not_before <= now <= self.not_after:
             raise CertificateExpired(
                 f"{self.subject} is valid {self.not_before.isoformat()} to "

@@ -1,0 +1,221 @@
+"""Builders: DICE extensions added with ``x509.CertificateBuilder`` parse back unchanged, and a
+built IDevID -> alias chain (P-384 and ML-DSA-87) verifies."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+import ironroot.rot
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import BadSignature, ChainNotTrusted, MalformedCertificate
+from ironroot.rot import (
+    MULTI_TCB_INFO_OID,
+    TCB_INFO_OID,
+    UEID_OID,
+    Fwid,
+    OperationalFlags,
+    TcbInfo,
+    build_key_purpose_extension,
+    build_multi_tcb_info_extension,
+    build_tcb_info_extension,
+    build_ueid_extension,
+    parse_certificate,
+    parse_csr,
+    verify_chain,
+    verify_signature,
+)
+
+NOW = datetime.datetime(2025, 3, 1, tzinfo=datetime.UTC)
+SHA384 = "2.16.840.1.101.3.4.2.2"
+DEVICE = TcbInfo.with_svn(
+    7,
+    caliptra=True,
+    fwids=(Fwid(SHA384, bytes(range(48))),),
+    flags=OperationalFlags.of("fixedWidth"),
+    flags_mask=OperationalFlags.of("notConfigured", "notSecure", "debug", "fixedWidth"),
+    type=b"DEVICE_INFO",
+)
+FMC = TcbInfo(
+    vendor="Ironroot",
+    model="rot-sim",
+    version="1.4.2",
+    svn_raw=3,
+    layer=1,
+    index=0,
+    fwids=(Fwid(SHA384, b"\xfe" * 48),),
+    vendor_info=b"\x01\x02",
+    type=b"FMC_INFO",
+)
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _cert(
+    subject: str,
+    issuer: str,
+    key: PrivateKey,
+    issuer_key: PrivateKey,
+    extensions: list[tuple[x509.ExtensionType, bool]],
+    *,
+    ca: bool,
+) -> bytes:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(key.public_key.raw)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW)
+        .not_valid_after(NOW + datetime.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    for ext, critical in extensions:
+        builder = builder.add_extension(ext, critical=critical)
+    hash_alg = hashes.SHA384() if issuer_key.algorithm is Algorithm.ES384 else None
+    return builder.sign(issuer_key.raw, hash_alg).public_bytes(Encoding.DER)
+
+
+@pytest.mark.parametrize("algorithm", [Algorithm.ES384, Algorithm.ML_DSA_87])
+def test_build_chain_parse_back_and_verify(algorithm: Algorithm) -> None:
+    root = PrivateKey.generate(algorithm)
+    alias = PrivateKey.generate(algorithm)
+    root_der = _cert(
+        "IDevID",
+        "IDevID",
+        root,
+        root,
+        [
+            (build_ueid_extension(b"\x01" * 17), False),
+            (build_key_purpose_extension("identityInit", "eca"), True),
+        ],
+        ca=True,
+    )
+    alias_der = _cert(
+        "Alias",
+        "IDevID",
+        alias,
+        root,
+        [
+            (build_multi_tcb_info_extension([DEVICE, FMC]), True),
+            (build_tcb_info_extension(FMC), False),
+            (build_ueid_extension(b"\x01" * 17), False),
+            (build_key_purpose_extension("attestLoc"), True),
+        ],
+        ca=False,
+    )
+    parsed_root = parse_certificate(root_der)
+    parsed_alias = parse_certificate(alias_der)
+    assert parsed_root.dice.key_purposes == ("identityInit", "eca")
+    assert parsed_root.dice.ueid == b"\x01" * 17
+    # MultiTcbInfo first, then the single TcbInfo, in extension order.
+    assert parsed_alias.dice.tcb_infos == (DEVICE, FMC, FMC)
+    assert parsed_alias.dice.tcb_infos[0].svn == 7
+    assert parsed_alias.dice.tcb_infos[0].svn_raw == 0x107
+    assert parsed_alias.dice.multi is True
+    assert parsed_alias.dice.critical == frozenset({MULTI_TCB_INFO_OID.dotted_string})
+    assert parsed_alias.dice.key_purposes == ("attestLoc",)
+    assert parsed_alias.public_key == alias.public_key
+    verify_chain([parsed_root, parsed_alias])
+    # cryptography agrees (it verifies ML-DSA-87 certificates itself too).
+    x509.load_der_x509_certificate(alias_der).verify_directly_issued_by(
+        x509.load_der_x509_certificate(root_der)
+    )
+    verify_signature(parsed_alias, root.public_key)
+    with pytest.raises(BadSignature):
+        verify_signature(parsed_alias, alias.public_key)
+    with pytest.raises(ChainNotTrusted):
+        verify_chain([parsed_alias])  # not self-signed (issuer name differs)
+    # The leaf is not a CA: nothing may chain below it.
+    with pytest.raises(ChainNotTrusted):
+        verify_chain([parsed_root, parsed_alias, parsed_alias])
+
+
+def test_build_csr_with_dice_extensions() -> None:
+    key = PrivateKey.generate(Algorithm.ML_DSA_87)
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(_name("IDevID"))
+        .add_extension(build_ueid_extension(b"\xaa" * 8), critical=False)
+        .add_extension(build_tcb_info_extension(FMC), critical=False)
+        .add_extension(build_key_purpose_extension("identityInit", "eca"), critical=True)
+        .sign(key.raw, None)
+    )
+    parsed = parse_csr(csr.public_bytes(Encoding.PEM))
+    assert parsed.kind == "csr"
+    assert parsed.signature_algorithm == "ML-DSA-87"
+    assert parsed.dice.ueid == b"\xaa" * 8
+    assert parsed.dice.tcb_infos == (FMC,)
+    assert parsed.dice.key_purposes == ("identityInit", "eca")
+    verify_signature(parsed, key.public_key)
+
+
+def test_extension_builders_carry_the_tcg_oids() -> None:
+    assert build_tcb_info_extension(FMC).oid == TCB_INFO_OID
+    assert build_multi_tcb_info_extension([FMC]).oid == MULTI_TCB_INFO_OID
+    assert build_ueid_extension(b"x").oid == UEID_OID
+    eku = build_key_purpose_extension("eca", others=[x509.ObjectIdentifier("1.2.3")])
+    assert [o.dotted_string for o in eku] == ["2.23.133.5.4.100.12", "1.2.3"]
+    with pytest.raises(MalformedCertificate):
+        build_key_purpose_extension("notAPurpose")
+    with pytest.raises(MalformedCertificate):
+        build_multi_tcb_info_extension([])
+
+
+def test_public_surface() -> None:
+    assert sorted(ironroot.rot.__all__) == sorted(
+        [
+            "KEY_PURPOSE_OIDS",
+            "ML_DSA_87_OID",
+            "MULTI_TCB_INFO_OID",
+            "OPEN_DICE_OID",
+            "TCB_INFO_OID",
+            "UEID_OID",
+            "DiceCertificate",
+            "DiceExtensions",
+            "Fwid",
+            "IntegrityRegister",
+            "InvalidExtension",
+            "OpenDiceInput",
+            "OperationalFlag",
+            "OperationalFlags",
+            "RiotCompositeDeviceId",
+            "SvnEncoding",
+            "TcbInfo",
+            "build_key_purpose_extension",
+            "build_multi_tcb_info_extension",
+            "build_tcb_info_extension",
+            "build_ueid_extension",
+            "encode_multi_tcb_info",
+            "encode_tcb_info",
+            "encode_ueid",
+            "load_dice_objects",
+            "parse_certificate",
+            "parse_certificates",
+            "parse_csr",
+            "parse_multi_tcb_info",
+            "parse_open_dice_input",
+            "parse_riot_extension",
+            "parse_tcb_info",
+            "parse_ueid",
+            "verify_chain",
+            "verify_signature",
+        ]
+    )
+    assert ironroot.rot.dice.__all__ == ironroot.rot.__all__
+    assert {name: oid.dotted_string for name, oid in ironroot.rot.KEY_PURPOSE_OIDS.items()} == {
+        "identityInit": "2.23.133.5.4.100.6",
+        "identityLoc": "2.23.133.5.4.100.7",
+        "attestInit": "2.23.133.5.4.100.8",
+        "attestLoc": "2.23.133.5.4.100.9",
+        "assertInit": "2.23.133.5.4.100.10",
+        "assertLoc": "2.23.133.5.4.100.11",
+        "eca": "2.23.133.5.4.100.12",
+    }
