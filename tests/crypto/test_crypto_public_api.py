@@ -1,0 +1,47 @@
+"""The public surface of ironroot.crypto is exactly what we meant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ironroot.crypto
+from ironroot.crypto import Algorithm, LmsPrivateKey, PrivateKey, Signer, Verifier
+
+
+def test_all() -> None:
+    assert sorted(ironroot.crypto.__all__) == sorted(
+        [
+            "DEFAULT_LMS_PARAMETER_SET",
+            "LMS_PARAMETER_SETS",
+            "Algorithm",
+            "HybridSigner",
+            "HybridVerifier",
+            "LmsParameterSet",
+            "LmsPrivateKey",
+            "LmsPublicKey",
+            "PrivateKey",
+            "PublicKey",
+            "Signer",
+            "Verifier",
+            "cose_key_thumbprint",
+            "hybrid_kid",
+            "load_signer",
+            "load_verifier",
+            "save_signer",
+            "verifier_from_cose_key",
+        ]
+    )
+    for name in ironroot.crypto.__all__:
+        assert hasattr(ironroot.crypto, name)
+
+
+def test_protocols_are_implemented(tmp_path: Path) -> None:
+    key = PrivateKey.generate(Algorithm.ED25519)
+    lms = LmsPrivateKey.generate(tmp_path / "k", "SHA256-N24-H5-W1")
+    for signer in (key, lms):
+        assert isinstance(signer, Signer)
+        assert isinstance(signer.verifier(), Verifier)
+        assert signer.verifier().kid == signer.kid
+    for verifier in (key.public_key, lms.public_key):
+        assert isinstance(verifier, Verifier)
+        assert not isinstance(verifier, Signer)
