@@ -1,0 +1,264 @@
+"""x5chain path validation and did:x509 matching, with certificates generated here."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+
+import pytest
+from _cose_helpers import CODE_SIGNING, NOW, Chain, make_chain, name
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ironroot.cose import SignedStatement, create_statement, verify_did_x509, verify_x5chain
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import CertificateExpired, ChainNotTrusted, MalformedInput
+
+
+def fingerprint(cert: x509.Certificate, alg: str = "sha256") -> str:
+    digest = hashlib.new(alg, cert.public_bytes(Encoding.DER)).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+# --- x5chain -------------------------------------------------------------------------------
+
+
+def test_chain_to_root_returns_leaf_key() -> None:
+    chain = make_chain()
+    key = verify_x5chain(chain.der(), [chain.root], NOW)
+    assert key.algorithm is Algorithm.ES384
+    assert key.raw == chain.leaf.public_key()
+    # the root may be included in the x5chain too
+    verify_x5chain(chain.der(with_root=True), [chain.root], NOW)
+
+
+def test_chain_with_any_eku_or_none() -> None:
+    for eku in (None, [x509.ObjectIdentifier("1.3.6.1.4.1.311.10.3.13")]):
+        chain = make_chain(eku=eku)
+        verify_x5chain(chain.der(), [chain.root], NOW)
+
+
+def test_ed25519_leaf_under_ecdsa_ca() -> None:
+    chain = make_chain(leaf_key=ed25519.Ed25519PrivateKey.generate())
+    assert verify_x5chain(chain.der(), [chain.root], NOW).algorithm is Algorithm.EDDSA
+
+
+def test_statement_signed_by_chain_leaf_verifies() -> None:
+    raw = ec.generate_private_key(ec.SECP384R1())
+    chain = make_chain(leaf_key=raw)
+    signer = PrivateKey(raw)
+    data = create_statement(signer, b"x", iss="vendor", sub="fw", x5chain=chain.der())
+    st = SignedStatement.parse(data)
+    st.sign1.verify(verify_x5chain(st.x5chain, [chain.root], NOW))
+
+
+def test_untrusted_root() -> None:
+    chain = make_chain()
+    other = make_chain()
+    with pytest.raises(ChainNotTrusted):
+        verify_x5chain(chain.der(), [other.root], NOW)
+    with pytest.raises(ChainNotTrusted):
+        verify_x5chain(chain.der(), [], NOW)
+
+
+def test_missing_intermediate() -> None:
+    chain = make_chain()
+    with pytest.raises(ChainNotTrusted):
+        verify_x5chain(chain.der()[:1], [chain.root], NOW)
+
+
+def test_leaf_as_ca_cannot_issue() -> None:
+    # a chain whose "intermediate" is the leaf of another chain (CA=false) does not validate
+    a = make_chain()
+    b = make_chain()
+    mixed = [a.leaf.public_bytes(Encoding.DER), b.leaf.public_bytes(Encoding.DER)]
+    with pytest.raises(ChainNotTrusted):
+        verify_x5chain(mixed, [a.root, b.root], NOW)
+
+
+def test_expired_leaf() -> None:
+    chain = make_chain(leaf_not_after=NOW - dt.timedelta(days=1))
+    with pytest.raises(CertificateExpired):
+        verify_x5chain(chain.der(), [chain.root], NOW)
+
+
+def test_not_yet_valid_at_now() -> None:
+    chain = make_chain()
+    with pytest.raises(CertificateExpired):
+        verify_x5chain(chain.der(), [chain.root], NOW - dt.timedelta(days=3650))
+
+
+def test_naive_now_is_utc() -> None:
+    chain = make_chain()
+    verify_x5chain(chain.der(), [chain.root], NOW.replace(tzinfo=None))
+
+
+@pytest.mark.parametrize("bad", [[], [b""], [b"\x30\x03\x02\x01\x01"], [b"not der"]])
+def test_malformed_chain(bad: list[bytes]) -> None:
+    chain = make_chain()
+    with pytest.raises(MalformedInput):
+        verify_x5chain(bad, [chain.root], NOW)
+
+
+def test_chain_too_long() -> None:
+    chain = make_chain()
+    with pytest.raises(MalformedInput):
+        verify_x5chain(chain.der() * 5, [chain.root], NOW)
+
+
+# --- did:x509 ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fulcio_chain() -> Chain:
+    return make_chain(
+        leaf_subject=name(CN="Firmware Signer", O="Contoso, Inc.", C="US", L="San Francisco"),
+        eku=[CODE_SIGNING, x509.ObjectIdentifier("1.3.6.1.4.1.311.10.3.13")],
+        san=[
+            x509.RFC822Name("bob@example.com"),
+            x509.DNSName("fw.example.com"),
+            x509.UniformResourceIdentifier("https://github.com/o/r/.github/w.yml@refs/heads/main"),
+        ],
+        extra=[
+            x509.UnrecognizedExtension(
+                x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1"),
+                b"https://token.actions.githubusercontent.com",
+            )
+        ],
+    )
+
+
+def _did(cert: x509.Certificate, policies: str, alg: str = "sha256") -> str:
+    return f"did:x509:0:{alg}:{fingerprint(cert, alg)}::{policies}"
+
+
+@pytest.mark.parametrize(
+    "policies",
+    [
+        "subject:CN:Firmware%20Signer",
+        "subject:C:US:O:Contoso%2C%20Inc.:L:San%20Francisco",
+        "subject:CN:Firmware%20Signer::eku:1.3.6.1.5.5.7.3.3",
+        "san:email:bob%40example.com",
+        "san:dns:fw.example.com",
+        "san:uri:https%3A%2F%2Fgithub.com%2Fo%2Fr%2F.github%2Fw.yml%40refs%2Fheads%2Fmain",
+        "eku:1.3.6.1.4.1.311.10.3.13",
+        "eku:1.3.6.1.5.5.7.3.3::san:dns:fw.example.com",
+        "fulcio-issuer:token.actions.githubusercontent.com::san:email:bob%40example.com",
+    ],
+)
+def test_did_matches(fulcio_chain: Chain, policies: str) -> None:
+    chain = fulcio_chain
+    for alg in ("sha256", "sha384", "sha512"):
+        verify_did_x509(_did(chain.intermediate, policies, alg), chain.certs)
+    # the root's fingerprint works as well as the intermediate's
+    verify_did_x509(_did(chain.root, policies), chain.certs)
+
+
+def test_percent_encoding_is_case_insensitive_on_input(fulcio_chain: Chain) -> None:
+    chain = fulcio_chain
+    verify_did_x509(_did(chain.intermediate, "san:email:bob%40example.com"), chain.certs)
+    verify_did_x509(_did(chain.intermediate, "subject:O:Contoso%2c%20Inc."), chain.certs)
+
+
+@pytest.mark.parametrize(
+    "policies",
+    [
+        "subject:CN:Someone%20Else",
+        "subject:CN:Firmware%20Signer:O:Fabrikam",
+        "subject:OU:Firmware",
+        "subject:2.5.4.3:Firmware%20Signer",  # CN has a label: the OID form is not in the model
+        "san:email:alice%40example.com",
+        "san:dns:example.com",
+        "san:uri:https%3A%2F%2Fgithub.com",
+        "eku:1.3.6.1.5.5.7.3.1",
+        "fulcio-issuer:accounts.google.com",
+        "eku:1.3.6.1.5.5.7.3.3::san:dns:other.example.com",
+    ],
+)
+def test_did_mismatch(fulcio_chain: Chain, policies: str) -> None:
+    chain = fulcio_chain
+    with pytest.raises(ChainNotTrusted):
+        verify_did_x509(_did(chain.intermediate, policies), chain.certs)
+
+
+def test_wrong_fingerprint(fulcio_chain: Chain) -> None:
+    chain = fulcio_chain
+    other = make_chain()
+    with pytest.raises(ChainNotTrusted):
+        verify_did_x509(_did(other.intermediate, "san:dns:fw.example.com"), chain.certs)
+    # the leaf's own fingerprint never counts
+    with pytest.raises(ChainNotTrusted):
+        verify_did_x509(_did(chain.leaf, "san:dns:fw.example.com"), chain.certs)
+    # a single certificate is never a did:x509 chain
+    with pytest.raises(ChainNotTrusted):
+        verify_did_x509(_did(chain.intermediate, "san:dns:fw.example.com"), [chain.leaf])
+
+
+def test_leaf_without_extensions_never_matches() -> None:
+    chain = make_chain(eku=None)
+    for policies in ("eku:1.3.6.1.5.5.7.3.3", "san:dns:x", "fulcio-issuer:x"):
+        with pytest.raises(ChainNotTrusted):
+            verify_did_x509(_did(chain.intermediate, policies), chain.certs)
+
+
+def test_repeated_subject_attribute_never_matches() -> None:
+    subject = x509.Name(
+        [
+            x509.NameAttribute(x509.NameOID.ORGANIZATIONAL_UNIT_NAME, "a"),
+            x509.NameAttribute(x509.NameOID.ORGANIZATIONAL_UNIT_NAME, "b"),
+            x509.NameAttribute(x509.NameOID.COMMON_NAME, "n"),
+        ]
+    )
+    chain = make_chain(leaf_subject=subject)
+    verify_did_x509(_did(chain.intermediate, "subject:CN:n"), chain.certs)
+    with pytest.raises(ChainNotTrusted):
+        verify_did_x509(_did(chain.intermediate, "subject:OU:a"), chain.certs)
+
+
+@pytest.mark.parametrize(
+    "suffix",
+    [
+        "",  # no policy
+        "::",
+        "::subject",
+        "::subject:",
+        "::subject:CN",  # odd number of items
+        "::subject:CN:a:CN:b",  # repeated key
+        "::subject:cn:a",  # not a label nor an OID
+        "::subject:CN:a b",  # space not percent-encoded
+        "::subject:CN:a%2",  # truncated escape
+        "::subject:CN:%FF",  # not UTF-8
+        "::san:ip:127.0.0.1",
+        "::san:dns",
+        "::san:dns:a:b",
+        "::eku:codeSigning",
+        "::unknown:x",
+        "::san:email:bob@example.com",  # "@" must be encoded
+    ],
+)
+def test_malformed_did(fulcio_chain: Chain, suffix: str) -> None:
+    chain = fulcio_chain
+    did = f"did:x509:0:sha256:{fingerprint(chain.intermediate)}{suffix}"
+    with pytest.raises(MalformedInput):
+        verify_did_x509(did, chain.certs)
+
+
+@pytest.mark.parametrize(
+    "did",
+    [
+        "did:web:example.com",
+        "did:x509:1:sha256:{fp}::eku:1.2.3",
+        "did:x509:0:md5:{fp}::eku:1.2.3",
+        "did:x509:0:sha384:{fp}::eku:1.2.3",  # sha256-sized fingerprint under sha384
+        "did:x509:0:sha256:{fp}=::eku:1.2.3",
+        "did:x509:0:sha256::eku:1.2.3",
+        "did:x509:0:{fp}::eku:1.2.3",
+        "did:x509:0:sha256:{fp}:extra::eku:1.2.3",
+    ],
+)
+def test_malformed_did_head(fulcio_chain: Chain, did: str) -> None:
+    chain = fulcio_chain
+    with pytest.raises(MalformedInput):
+        verify_did_x509(did.format(fp=fingerprint(chain.intermediate)), chain.certs)
