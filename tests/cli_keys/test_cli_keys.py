@@ -1,0 +1,206 @@
+"""``ironroot key generate`` and ``ironroot key show``, run in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import cbor2
+import pytest
+
+import ironroot.cli._main as cli_main
+from ironroot.cli import main
+from ironroot.crypto import (
+    Algorithm,
+    LmsPrivateKey,
+    LmsPublicKey,
+    PrivateKey,
+    PublicKey,
+    load_signer,
+    load_verifier,
+    save_signer,
+)
+
+
+@pytest.fixture(autouse=True)
+def _only_the_key_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Test this group on its own, independent of the other groups' modules.
+    monkeypatch.setattr(cli_main, "_GROUPS", ("keys",))
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("alg", ["ES256", "ES384", "EdDSA", "ML-DSA-87"])
+def test_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str], alg: str) -> None:
+    prefix = tmp_path / "vendor"
+    code, out, _ = _run(capsys, "key", "generate", "--alg", alg, "--out", str(prefix))
+    assert code == 0
+    kid = bytes.fromhex(out.strip())
+    signer = load_signer(tmp_path / "vendor.key")
+    assert signer.algorithm is Algorithm.from_label(alg)
+    assert signer.kid == kid
+    assert stat.S_IMODE(os.stat(tmp_path / "vendor.key").st_mode) == 0o600
+    assert load_verifier(tmp_path / "vendor.pub.pem").kid == kid
+    cose = cbor2.loads((tmp_path / "vendor.cose").read_bytes())
+    assert cose[2] == kid
+    assert cose[3] == Algorithm.from_label(alg).cose_id
+    assert PublicKey.from_cose_key(cose).kid == kid
+
+
+def test_generate_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prefix = tmp_path / "svc"
+    code, out, _ = _run(
+        capsys, "key", "generate", "--alg", "ML-DSA-44", "--out", str(prefix), "--json"
+    )
+    assert code == 0
+    report = json.loads(out)
+    assert report["alg"] == "ML-DSA-44"
+    assert report["files"] == {
+        "private": str(tmp_path / "svc.key"),
+        "public_pem": str(tmp_path / "svc.pub.pem"),
+        "cose_key": str(tmp_path / "svc.cose"),
+    }
+    assert load_signer(report["files"]["private"]).kid.hex() == report["kid"]
+
+
+def test_generate_lms(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prefix = tmp_path / "fw"
+    code, out, _ = _run(
+        capsys,
+        "key",
+        "generate",
+        "--alg",
+        "HSS-LMS",
+        "--lms-params",
+        "SHA256-N24-H5-W4",
+        "--out",
+        str(prefix),
+        "--json",
+    )
+    assert code == 0
+    report = json.loads(out)
+    assert set(report["files"]) == {"private", "cose_key"}
+    assert not (tmp_path / "fw.pub.pem").exists()
+    signer = load_signer(tmp_path / "fw.key")
+    assert isinstance(signer, LmsPrivateKey)
+    verifier = load_verifier(tmp_path / "fw.cose")
+    assert isinstance(verifier, LmsPublicKey)
+    assert verifier.kid.hex() == report["kid"]
+    verifier.verify(signer.sign(b"image"), b"image")
+
+
+def test_generate_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prefix = str(tmp_path / "k")
+    assert _run(capsys, "key", "generate", "--alg", "ES256", "--out", prefix)[0] == 0
+    before = (tmp_path / "k.key").read_bytes()
+    code, _, err = _run(capsys, "key", "generate", "--alg", "ES256", "--out", prefix)
+    assert code == 1
+    assert "conflict" in err
+    assert (tmp_path / "k.key").read_bytes() == before
+
+
+def test_generate_unknown_algorithm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "key", "generate", "--alg", "RS256", "--out", str(tmp_path / "k"))
+    assert code == 2
+    assert "unsupported-algorithm" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_unknown_lms_parameters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, _ = _run(
+        capsys,
+        "key",
+        "generate",
+        "--alg",
+        "HSS-LMS",
+        "--lms-params",
+        "SHA256-N24-H25-W4",
+        "--out",
+        str(tmp_path / "k"),
+    )
+    assert code == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_needs_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["key", "generate", "--alg", "ES256"])
+    assert info.value.code == 2
+
+
+def test_show_private_and_public_forms(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key = PrivateKey.generate(Algorithm.ES384)
+    save_signer(key, tmp_path / "k.key")
+    (tmp_path / "k.pem").write_bytes(key.public_key.to_pem())
+    (tmp_path / "k.cose").write_bytes(cbor2.dumps(key.public_key.to_cose_key()))
+    (tmp_path / "k.jwk").write_text(json.dumps(key.public_key.to_jwk()))
+    expected_cose = cbor2.dumps(key.public_key.to_cose_key(), canonical=True).hex()
+    for name, kind in (("k.key", "private"), ("k.pem", "public"), ("k.cose", "public")):
+        code, out, _ = _run(capsys, "key", "show", str(tmp_path / name), "--json")
+        assert code == 0
+        report = json.loads(out)
+        assert report["kind"] == kind
+        assert report["alg"] == "ES384"
+        assert report["kid"] == key.kid.hex()
+        assert report["cose_key"] == expected_cose
+        assert report["jwk"] == key.public_key.to_jwk()
+    code, out, _ = _run(capsys, "key", "show", str(tmp_path / "k.jwk"))
+    assert code == 0
+    assert f"kid: {key.kid.hex()}" in out
+    assert "alg: ES384" in out
+
+
+def test_show_never_prints_private_material(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = PrivateKey.generate(Algorithm.ML_DSA_65)
+    save_signer(key, tmp_path / "k.key")
+    for extra in ([], ["--json"]):
+        code, out, _ = _run(capsys, "key", "show", str(tmp_path / "k.key"), *extra)
+        assert code == 0
+        assert key.to_jwk()["priv"] not in out
+        assert '"priv"' not in out
+
+
+def test_show_lms_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lms = LmsPrivateKey.generate(tmp_path / "fw.key", "SHA256-N24-H5-W4")
+    lms.sign(b"one")
+    code, out, _ = _run(capsys, "key", "show", str(tmp_path / "fw.key"), "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["alg"] == "HSS-LMS"
+    assert report["kid"] == lms.kid.hex()
+    assert report["remaining_signatures"] == 31
+    assert report["lms_parameter_set"] == "SHA256-N24-H5-W4"
+    assert report["jwk"] is None
+    assert cbor2.loads(bytes.fromhex(report["cose_key"])) == lms.public_key.to_cose_key()
+    assert lms.remaining() == 31  # showing a key never uses it
+
+
+@pytest.mark.parametrize("content", [b"", b"not a key", b"\xa1\x01\x02", b"{}"])
+def test_show_malformed(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes) -> None:
+    path = tmp_path / "bad"
+    path.write_bytes(content)
+    code, _, err = _run(capsys, "key", "show", str(path))
+    assert code == 2
+    assert err.startswith("ironroot: ")
+
+
+def test_show_encrypted_private_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    save_signer(PrivateKey.generate(Algorithm.ES256), tmp_path / "k", password=b"pw")
+    code, _, err = _run(capsys, "key", "show", str(tmp_path / "k"))
+    assert code == 2
+    assert "encrypted" in err
+
+
+def test_show_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, _ = _run(capsys, "key", "show", str(tmp_path / "absent"))
+    assert code == 1
