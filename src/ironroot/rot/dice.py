@@ -661,11 +661,10 @@ def _split_der(data: bytes) -> list[bytes]:
         if len(out) >= MAX_CERTIFICATES:
             raise LimitExceeded(f"more than {MAX_CERTIFICATES} certificates in one input")
         try:
-            value, after = _asn1.decode_outer(rest)
+            _, after = _asn1.decode_outer(rest)
         except PyAsn1Error as exc:
             raise MalformedCertificate("not a DER certificate or CSR") from exc
         out.append(rest[: len(rest) - len(after)])
-        del value
         rest = after
     if not out:
         raise MalformedCertificate("empty input")
