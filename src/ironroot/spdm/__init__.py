@@ -1,0 +1,118 @@
+"""SPDM 1.2 / 1.3 (DMTF DSP0274): messages, certificate chains, measurements, signatures.
+
+The subset a verifier needs to attest a device: VCA (GET_VERSION, GET_CAPABILITIES,
+NEGOTIATE_ALGORITHMS), GET_DIGESTS, GET_CERTIFICATE, GET_MEASUREMENTS and ERROR, each a frozen
+dataclass with byte-exact ``encode`` and strict ``decode``; the SPDM certificate chain format
+and its verification to a root; DMTF measurement blocks; the 1.2+ signing context over the
+L1/L2 transcript; a :class:`Responder` (a simulated device) and a :class:`Requester` that
+drives a connection over any ``send(bytes) -> bytes`` transport and verifies what it gets.
+
+Signing suites are ECDSA P-256/SHA-256, P-384/SHA-384 and P-521/SHA-512 through
+:mod:`ironroot.crypto`. Malformed bytes raise :class:`ironroot.errors.MalformedSpdm`; protocol
+violations :class:`~ironroot.errors.SpdmProtocolError` (an ERROR answer:
+:class:`~ironroot.errors.SpdmErrorResponse`); bad signatures
+:class:`~ironroot.errors.BadSignature`; chains :class:`~ironroot.errors.ChainNotTrusted` or
+:class:`~ironroot.errors.CertificateExpired`.
+"""
+
+from ironroot.spdm._certchain import CertificateChain, verify_certificate_chain
+from ironroot.spdm._constants import (
+    MEASUREMENT_SPECIFICATION_DMTF,
+    NONCE_SIZE,
+    REQUESTER_CONTEXT_SIZE,
+    BaseAsymAlgo,
+    BaseHashAlgo,
+    CapabilityFlag,
+    ErrorCode,
+    MeasurementHashAlgo,
+    MeasurementValueType,
+    OpaqueDataFormat,
+    RequestResponseCode,
+    SpdmVersion,
+)
+from ironroot.spdm._measurements import (
+    DeviceMode,
+    MeasurementBlock,
+    OpaqueElement,
+    decode_measurement_record,
+    decode_opaque_data,
+    encode_measurement_record,
+    encode_opaque_data,
+)
+from ironroot.spdm._messages import (
+    OPERATION_ALL,
+    OPERATION_TOTAL_NUMBER,
+    Algorithms,
+    AlgStructure,
+    Capabilities,
+    Certificate,
+    Digests,
+    ErrorResponse,
+    ExtendedAlgorithm,
+    GetCapabilities,
+    GetCertificate,
+    GetDigests,
+    GetMeasurements,
+    GetVersion,
+    Measurements,
+    NegotiateAlgorithms,
+    Version,
+    VersionNumber,
+)
+from ironroot.spdm._requester import AttestationResult, Connection, Requester, Transport
+from ironroot.spdm._responder import Responder
+from ironroot.spdm._signing import (
+    MEASUREMENTS_SIGNING_CONTEXT,
+    combined_spdm_prefix,
+    measurement_signing_message,
+)
+
+__all__ = [
+    "MEASUREMENTS_SIGNING_CONTEXT",
+    "MEASUREMENT_SPECIFICATION_DMTF",
+    "NONCE_SIZE",
+    "OPERATION_ALL",
+    "OPERATION_TOTAL_NUMBER",
+    "REQUESTER_CONTEXT_SIZE",
+    "AlgStructure",
+    "Algorithms",
+    "AttestationResult",
+    "BaseAsymAlgo",
+    "BaseHashAlgo",
+    "Capabilities",
+    "CapabilityFlag",
+    "Certificate",
+    "CertificateChain",
+    "Connection",
+    "DeviceMode",
+    "Digests",
+    "ErrorCode",
+    "ErrorResponse",
+    "ExtendedAlgorithm",
+    "GetCapabilities",
+    "GetCertificate",
+    "GetDigests",
+    "GetMeasurements",
+    "GetVersion",
+    "MeasurementBlock",
+    "MeasurementHashAlgo",
+    "MeasurementValueType",
+    "Measurements",
+    "NegotiateAlgorithms",
+    "OpaqueDataFormat",
+    "OpaqueElement",
+    "RequestResponseCode",
+    "Requester",
+    "Responder",
+    "SpdmVersion",
+    "Transport",
+    "Version",
+    "VersionNumber",
+    "combined_spdm_prefix",
+    "decode_measurement_record",
+    "decode_opaque_data",
+    "encode_measurement_record",
+    "encode_opaque_data",
+    "measurement_signing_message",
+    "verify_certificate_chain",
+]

@@ -1,0 +1,173 @@
+"""The SPDM certificate chain format and its verification up to a trusted root.
+
+SPDM 1.2 / 1.3 certificate chain (DSP0274 "Certificate chain format")::
+
+    Length(2) Reserved(2) RootHash(H) Certificates
+
+``Length`` is the size of the whole structure, ``RootHash`` the negotiated base hash of the
+root certificate's DER, and ``Certificates`` the concatenated DER certificates in order: the
+first is the root itself or is signed by the root, each next one is signed by the one before,
+and the last is the leaf whose key signs SPDM messages. The DIGESTS response carries the base
+hash of this whole structure.
+
+Splitting the concatenation needs only each certificate's outer DER header, read here; every
+certificate is then parsed, and the path checked, by pyca/cryptography's X.509 verifier
+(signatures, issuer/subject chaining, basic constraints), with a permissive extension policy
+because device certificates (DICE, SPDM) are not web PKI certificates. The SPDM ordering rule
+is checked on top: the verified path must be exactly the chain as sent.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.x509 import verification
+
+from ironroot.errors import (
+    CertificateExpired,
+    ChainNotTrusted,
+    ConfigError,
+    MalformedCertificate,
+    MalformedSpdm,
+)
+from ironroot.spdm._codec import Reader, u16
+from ironroot.spdm._constants import MAX_CERT_CHAIN_SIZE, BaseHashAlgo, base_hash
+
+__all__ = ["CertificateChain", "verify_certificate_chain"]
+
+_SEQUENCE = 0x30
+_HEADER = 4  # Length(2) + Reserved(2)
+
+
+def _split_der(blob: bytes) -> list[bytes]:
+    """Cut concatenated DER certificates apart by their outer SEQUENCE headers."""
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(blob):
+        if blob[pos] != _SEQUENCE:
+            raise MalformedSpdm(f"certificate chain: no DER SEQUENCE at offset {pos}")
+        if pos + 2 > len(blob):
+            raise MalformedSpdm("certificate chain: truncated DER header")
+        first = blob[pos + 1]
+        if first < 0x80:
+            size, header = first, 2
+        else:
+            n = first & 0x7F
+            if not 1 <= n <= 3 or pos + 2 + n > len(blob):
+                raise MalformedSpdm("certificate chain: bad DER length")
+            size, header = int.from_bytes(blob[pos + 2 : pos + 2 + n], "big"), 2 + n
+        end = pos + header + size
+        if end > len(blob):
+            raise MalformedSpdm("certificate chain: truncated certificate")
+        out.append(blob[pos:end])
+        pos = end
+    return out
+
+
+def _load(der: bytes, what: str) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        raise MalformedCertificate(f"{what} is not a DER X.509 certificate: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateChain:
+    """An SPDM certificate chain: RootHash and the DER certificates, root side first."""
+
+    root_hash: bytes
+    certificates: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.root_hash, bytes) or not self.root_hash:
+            raise MalformedSpdm("certificate chain: RootHash must be non-empty bytes")
+        if not self.certificates or not all(isinstance(c, bytes) for c in self.certificates):
+            raise MalformedSpdm("certificate chain: at least one DER certificate")
+        if _HEADER + len(self.root_hash) + sum(map(len, self.certificates)) > MAX_CERT_CHAIN_SIZE:
+            raise MalformedSpdm(f"certificate chain longer than {MAX_CERT_CHAIN_SIZE} bytes")
+
+    @classmethod
+    def build(cls, certificates: Sequence[bytes], hash_algo: BaseHashAlgo) -> CertificateChain:
+        """A chain whose first certificate is the root (RootHash = its hash)."""
+        certs = tuple(certificates)
+        if not certs:
+            raise MalformedSpdm("certificate chain: at least one DER certificate")
+        for i, der in enumerate(certs):
+            _load(der, f"certificate {i}")
+        return cls(base_hash(hash_algo, certs[0]), certs)
+
+    @property
+    def leaf(self) -> bytes:
+        return self.certificates[-1]
+
+    def encode(self) -> bytes:
+        body = self.root_hash + b"".join(self.certificates)
+        return u16(_HEADER + len(body)) + bytes(2) + body
+
+    def digest(self, hash_algo: BaseHashAlgo) -> bytes:
+        """What DIGESTS carries for this chain: the base hash of the encoded structure."""
+        return base_hash(hash_algo, self.encode())
+
+    def x509(self) -> list[x509.Certificate]:
+        return [_load(der, f"certificate {i}") for i, der in enumerate(self.certificates)]
+
+    @classmethod
+    def decode(cls, data: bytes, *, hash_size: int) -> CertificateChain:
+        r = Reader(data, "certificate chain")
+        length = r.u16("Length")
+        r.zeros(2, "Reserved")
+        if length != len(data):
+            raise MalformedSpdm(f"certificate chain: Length {length}, got {len(data)} bytes")
+        root_hash = r.take(hash_size, "RootHash")
+        blob = r.take(r.remaining, "Certificates")
+        chain = cls(root_hash, tuple(_split_der(blob)))
+        chain.x509()
+        return chain
+
+
+def verify_certificate_chain(
+    chain: CertificateChain, *, root: bytes, hash_algo: BaseHashAlgo, now: datetime
+) -> x509.Certificate:
+    """Check ``chain`` against the trusted ``root`` (DER) at time ``now``; return the leaf.
+
+    Raises :class:`ChainNotTrusted` (RootHash or any signature/issuer link wrong, chain out of
+    order), :class:`CertificateExpired` (a certificate outside its validity at ``now``), or
+    :class:`MalformedCertificate`.
+    """
+    if now.tzinfo is None:
+        raise ConfigError("now must be a timezone-aware datetime")
+    if not hmac.compare_digest(chain.root_hash, base_hash(hash_algo, root)):
+        raise ChainNotTrusted("SPDM RootHash does not match the trusted root certificate")
+    anchor = _load(root, "trusted root")
+    certs = chain.x509()
+    path = certs if chain.certificates[0] == root else [anchor, *certs]
+    for cert in path:
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            raise CertificateExpired(
+                f"certificate {cert.subject.rfc4514_string()!r} is not valid at {now.isoformat()}"
+            )
+    if len(path) == 1:
+        return anchor  # the chain is the trusted root itself
+    ca_policy = verification.ExtensionPolicy.permit_all().require_present(
+        x509.BasicConstraints, verification.Criticality.AGNOSTIC, None
+    )
+    verifier = (
+        verification.PolicyBuilder()
+        .store(verification.Store([anchor]))
+        .time(now)
+        .extension_policies(
+            ca_policy=ca_policy, ee_policy=verification.ExtensionPolicy.permit_all()
+        )
+        .build_client_verifier()
+    )
+    try:
+        verified = verifier.verify(path[-1], path[1:-1])
+    except verification.VerificationError as exc:
+        raise ChainNotTrusted(f"SPDM certificate chain does not verify: {exc}") from exc
+    if list(reversed(verified.chain)) != path:
+        raise ChainNotTrusted("SPDM certificate chain is not in root-to-leaf order")
+    return path[-1]

@@ -1,0 +1,75 @@
+"""A strict little-endian byte reader for SPDM messages.
+
+SPDM is a fixed binary layout (little-endian integers, one 24-bit field), so ``struct``-like
+reads are all it takes; a small reader that raises :class:`MalformedSpdm` on every short read
+and on trailing bytes keeps each decoder a straight transcription of its DSP0274 table.
+"""
+
+from __future__ import annotations
+
+from ironroot.errors import MalformedSpdm
+
+__all__ = ["Reader", "u16", "u24", "u32"]
+
+
+def u16(value: int) -> bytes:
+    return value.to_bytes(2, "little")
+
+
+def u24(value: int) -> bytes:
+    return value.to_bytes(3, "little")
+
+
+def u32(value: int) -> bytes:
+    return value.to_bytes(4, "little")
+
+
+class Reader:
+    """Reads fields in order from ``data``; every failure is a :class:`MalformedSpdm`."""
+
+    __slots__ = ("_data", "_pos", "_what")
+
+    def __init__(self, data: bytes, what: str, start: int = 0) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise MalformedSpdm(f"{what}: expected bytes, got {type(data).__name__}")
+        self._data = bytes(data)
+        self._pos = start
+        self._what = what
+
+    @property
+    def remaining(self) -> int:
+        return len(self._data) - self._pos
+
+    @property
+    def position(self) -> int:
+        return self._pos
+
+    def take(self, n: int, field: str) -> bytes:
+        if n < 0 or self._pos + n > len(self._data):
+            raise MalformedSpdm(
+                f"{self._what}: truncated at {field} (needs {n} bytes, {self.remaining} left)"
+            )
+        out = self._data[self._pos : self._pos + n]
+        self._pos += n
+        return out
+
+    def u8(self, field: str) -> int:
+        return self.take(1, field)[0]
+
+    def u16(self, field: str) -> int:
+        return int.from_bytes(self.take(2, field), "little")
+
+    def u24(self, field: str) -> int:
+        return int.from_bytes(self.take(3, field), "little")
+
+    def u32(self, field: str) -> int:
+        return int.from_bytes(self.take(4, field), "little")
+
+    def zeros(self, n: int, field: str) -> None:
+        """Read ``n`` reserved bytes, which must be zero."""
+        if any(self.take(n, field)):
+            raise MalformedSpdm(f"{self._what}: reserved field {field} is not zero")
+
+    def end(self) -> None:
+        if self.remaining:
+            raise MalformedSpdm(f"{self._what}: {self.remaining} unexpected trailing bytes")

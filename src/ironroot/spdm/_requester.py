@@ -1,0 +1,451 @@
+"""The SPDM requester: negotiate, fetch and verify the certificate chain, fetch signed
+measurements, and verify their signature over the requester's own transcript.
+
+The transport is any callable ``send(request_bytes) -> response_bytes`` (MCTP, PCIe DOE, a
+socket, or a :class:`~ironroot.spdm.Responder` wired in directly). Every response is checked
+before it is believed:
+
+- its size against the requester's DataTransferSize, its code against the request (an ERROR
+  becomes :class:`SpdmErrorResponse`, anything else unexpected :class:`SpdmProtocolError`) and
+  its SPDMVersion against the negotiated one; then it is decoded strictly (:class:`MalformedSpdm`);
+- the negotiated algorithms must be ones offered, and a signing suite ironroot implements;
+- the certificate chain must hash to the slot's DIGESTS entry, carry the trusted root's
+  RootHash, verify up to that root at ``now``, and end in a key of the negotiated algorithm;
+- MEASUREMENTS must answer the operation asked, echo the RequesterContext (1.3) and slot, and
+  its signature must verify over L1/L2 as *this requester* saw it, with the requester's fresh
+  nonce inside: a response made for another request, or by a responder whose transcript
+  diverged, fails with :class:`BadSignature`.
+
+Order is enforced: measurements before the VCA, or signed measurements before the slot's
+certificate chain is verified, raise :class:`SpdmProtocolError` without sending anything.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ironroot.crypto import PublicKey
+from ironroot.errors import (
+    ConfigError,
+    MalformedSpdm,
+    SpdmErrorResponse,
+    SpdmProtocolError,
+    UnsupportedAlgorithm,
+)
+from ironroot.spdm._certchain import CertificateChain, verify_certificate_chain
+from ironroot.spdm._constants import (
+    MAX_CERT_CHAIN_SIZE,
+    MEAS_CAP_MASK,
+    MEASUREMENT_SPECIFICATION_DMTF,
+    NEGOTIABLE,
+    NONCE_SIZE,
+    OPAQUE_FORMAT_MASK,
+    REQUESTER_CONTEXT_SIZE,
+    SIGNING_SUITES,
+    BaseAsymAlgo,
+    BaseHashAlgo,
+    CapabilityFlag,
+    MeasurementHashAlgo,
+    OpaqueDataFormat,
+    RequestResponseCode,
+    SpdmVersion,
+    base_hash,
+    base_hash_size,
+    measurement_hash_size,
+    single_bit,
+)
+from ironroot.spdm._measurements import MeasurementBlock, decode_opaque_data
+from ironroot.spdm._messages import (
+    OPERATION_ALL,
+    OPERATION_TOTAL_NUMBER,
+    Algorithms,
+    Capabilities,
+    Certificate,
+    Digests,
+    ErrorResponse,
+    GetCapabilities,
+    GetCertificate,
+    GetDigests,
+    GetMeasurements,
+    GetVersion,
+    Measurements,
+    NegotiateAlgorithms,
+    Version,
+)
+from ironroot.spdm._signing import Transcript, measurement_signing_message
+
+__all__ = ["AttestationResult", "Connection", "Requester", "Transport"]
+
+Transport = Callable[[bytes], bytes]
+"""``send(request) -> response``: one SPDM message out, one back."""
+
+_CODE = RequestResponseCode
+_HEADER: Final = 4
+_CERTIFICATE_HEADER: Final = 8
+_DEFAULT_ASYM: Final = BaseAsymAlgo.ECDSA_P384 | BaseAsymAlgo.ECDSA_P256
+_DEFAULT_HASH: Final = BaseHashAlgo.SHA_384 | BaseHashAlgo.SHA_256
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """What VCA settled: the version, the responder's capabilities and the algorithms."""
+
+    version: SpdmVersion
+    capabilities: Capabilities
+    algorithms: Algorithms
+    base_asym_algo: BaseAsymAlgo
+    base_hash_algo: BaseHashAlgo
+    measurement_hash_algo: MeasurementHashAlgo
+
+    @property
+    def signature_size(self) -> int:
+        return SIGNING_SUITES[self.base_asym_algo][2]
+
+    @property
+    def hash_size(self) -> int:
+        return base_hash_size(self.base_hash_algo)
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationResult:
+    """A verified run: the connection, the verified chain and the signed measurements."""
+
+    connection: Connection
+    certificate_chain: CertificateChain
+    measurements: Measurements
+
+    @property
+    def blocks(self) -> tuple[MeasurementBlock, ...]:
+        return self.measurements.blocks
+
+
+class Requester:
+    """Drives one SPDM connection over ``send`` and verifies everything it is told.
+
+    ``root_certificate`` (DER) is the trust anchor for the responder's chain and ``now`` the
+    time its certificates must be valid at. The algorithm offers are bit masks of
+    :class:`BaseAsymAlgo` / :class:`BaseHashAlgo`; only the ECDSA suites of
+    ``SIGNING_SUITES`` can be offered.
+    """
+
+    def __init__(
+        self,
+        send: Transport,
+        *,
+        root_certificate: bytes,
+        now: datetime,
+        versions: Sequence[SpdmVersion] = (SpdmVersion.V1_2, SpdmVersion.V1_3),
+        base_asym_algo: BaseAsymAlgo = _DEFAULT_ASYM,
+        base_hash_algo: BaseHashAlgo = _DEFAULT_HASH,
+        data_transfer_size: int = 4096,
+        max_spdm_msg_size: int = 4096,
+        random: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        if not versions or not set(versions) <= NEGOTIABLE:
+            raise ConfigError("a requester speaks SPDM 1.2 and/or 1.3")
+        if base_asym_algo == 0 or base_asym_algo & ~sum(SIGNING_SUITES):
+            raise ConfigError("only ECDSA P-256, P-384 and P-521 can be offered")
+        if now.tzinfo is None:
+            raise ConfigError("now must be a timezone-aware datetime")
+        GetCapabilities(
+            SpdmVersion.V1_2,
+            data_transfer_size=data_transfer_size,
+            max_spdm_msg_size=max_spdm_msg_size,
+        )  # validates the sizes
+        self._send = send
+        self._root = root_certificate
+        self._now = now
+        self._versions = frozenset(versions)
+        self._asym_offer = base_asym_algo
+        self._hash_offer = base_hash_algo
+        self._dts = data_transfer_size
+        self._max_msg = max_spdm_msg_size
+        self._random = random
+        self._transcript = Transcript()
+        self._connection: Connection | None = None
+        self._digests: Digests | None = None
+        self._keys: dict[int, PublicKey] = {}
+
+    @property
+    def connection(self) -> Connection | None:
+        return self._connection
+
+    # --- transport --------------------------------------------------------------------------
+
+    def _exchange(
+        self, request: bytes, expected: RequestResponseCode, version: SpdmVersion
+    ) -> bytes:
+        response = self._send(request)
+        if not isinstance(response, (bytes, bytearray)):
+            raise MalformedSpdm("the transport returned something other than bytes")
+        response = bytes(response)
+        if len(response) > self._dts:
+            raise MalformedSpdm(
+                f"{expected.name}: {len(response)} bytes exceed DataTransferSize {self._dts}"
+            )
+        if len(response) < _HEADER:
+            raise MalformedSpdm(f"{expected.name}: truncated header ({len(response)} bytes)")
+        asked = _CODE(request[1]).name
+        if response[1] == _CODE.ERROR:
+            error = ErrorResponse.decode(response)
+            raise SpdmErrorResponse(
+                f"responder answered {asked} with ERROR {error.name}"
+                f" (ErrorData {error.error_data:#04x})"
+            )
+        if response[1] != expected:
+            raise SpdmProtocolError(
+                f"{asked} answered with code {response[1]:#04x}, expected {expected.name}"
+            )
+        if response[0] != version:
+            raise SpdmProtocolError(
+                f"{expected.name} has SPDMVersion {response[0]:#04x}, expected {version:#04x}"
+            )
+        return response
+
+    def _require_connection(self) -> Connection:
+        if self._connection is None:
+            raise SpdmProtocolError("no negotiated connection: run init_connection() first")
+        return self._connection
+
+    # --- VCA --------------------------------------------------------------------------------
+
+    def init_connection(self) -> Connection:
+        """GET_VERSION, GET_CAPABILITIES, NEGOTIATE_ALGORITHMS; checks every answer."""
+        self._connection = None
+        self._digests = None
+        self._keys = {}
+        get_version = GetVersion().encode()
+        response = self._exchange(get_version, _CODE.VERSION, SpdmVersion.V1_0)
+        offered = {e.spdm_version for e in Version.decode(response).entries}
+        common = sorted(v for v in self._versions if v in offered)
+        if not common:
+            raise SpdmProtocolError("the responder supports no SPDM version in common")
+        version = common[-1]
+        self._transcript.start_vca(get_version, response)
+
+        request = GetCapabilities(
+            version, data_transfer_size=self._dts, max_spdm_msg_size=self._max_msg
+        ).encode()
+        response = self._exchange(request, _CODE.CAPABILITIES, version)
+        capabilities = Capabilities.decode(response)
+        self._transcript.add_vca(request + response)
+        if not capabilities.flags & CapabilityFlag.CERT_CAP:
+            raise SpdmProtocolError("the responder has no certificates (CERT_CAP clear)")
+        if capabilities.flags & MEAS_CAP_MASK != CapabilityFlag.MEAS_CAP_SIG:
+            raise SpdmProtocolError("the responder cannot sign measurements (MEAS_CAP)")
+
+        request = NegotiateAlgorithms(
+            version,
+            measurement_specification=MEASUREMENT_SPECIFICATION_DMTF,
+            other_params_support=OpaqueDataFormat.FORMAT_1,
+            base_asym_algo=self._asym_offer,
+            base_hash_algo=self._hash_offer,
+        ).encode()
+        response = self._exchange(request, _CODE.ALGORITHMS, version)
+        algorithms = Algorithms.decode(response)
+        self._transcript.add_vca(request + response)
+        self._connection = self._check_algorithms(version, capabilities, algorithms)
+        return self._connection
+
+    def _check_algorithms(
+        self, version: SpdmVersion, capabilities: Capabilities, algorithms: Algorithms
+    ) -> Connection:
+        if algorithms.measurement_specification_sel != MEASUREMENT_SPECIFICATION_DMTF:
+            raise SpdmProtocolError("ALGORITHMS did not select the DMTF measurement spec")
+        asym, hash_algo = algorithms.base_asym_sel, algorithms.base_hash_sel
+        if not single_bit(asym) or asym & ~self._asym_offer:
+            raise SpdmProtocolError(f"ALGORITHMS selected BaseAsymAlgo {asym:#x}, not offered")
+        if not single_bit(hash_algo) or hash_algo & ~self._hash_offer:
+            raise SpdmProtocolError(f"ALGORITHMS selected BaseHashAlgo {hash_algo:#x}, not offered")
+        base_asym = BaseAsymAlgo(asym)
+        if SIGNING_SUITES[base_asym][1] != hash_algo:
+            raise SpdmProtocolError("the selected BaseAsymAlgo and BaseHashAlgo do not pair")
+        if algorithms.other_params_selection & ~OpaqueDataFormat.FORMAT_1:
+            raise SpdmProtocolError("ALGORITHMS selected an opaque data format not offered")
+        if algorithms.ext_asym_sel or algorithms.ext_hash_sel or algorithms.alg_structs:
+            raise SpdmProtocolError("ALGORITHMS selected algorithms that were not offered")
+        if algorithms.mel_specification_sel:
+            raise SpdmProtocolError("ALGORITHMS selected a MEL specification not offered")
+        measurement_hash = algorithms.measurement_hash_algo
+        if not single_bit(measurement_hash):
+            raise SpdmProtocolError("ALGORITHMS selected no measurement hash")
+        try:
+            measurement_hash_size(MeasurementHashAlgo(measurement_hash))
+        except (UnsupportedAlgorithm, ValueError) as exc:
+            raise SpdmProtocolError(
+                f"unsupported MeasurementHashAlgo {measurement_hash:#x}"
+            ) from exc
+        return Connection(
+            version,
+            capabilities,
+            algorithms,
+            base_asym,
+            BaseHashAlgo(hash_algo),
+            MeasurementHashAlgo(measurement_hash),
+        )
+
+    # --- certificates -----------------------------------------------------------------------
+
+    def get_digests(self) -> Digests:
+        """GET_DIGESTS: the chain digest of every provisioned slot."""
+        connection = self._require_connection()
+        self._transcript.reset_measurements()
+        request = GetDigests(connection.version).encode()
+        response = self._exchange(request, _CODE.DIGESTS, connection.version)
+        self._digests = Digests.decode(response, hash_size=connection.hash_size)
+        self._keys = {}
+        return self._digests
+
+    def get_certificate_chain(self, slot_id: int = 0) -> CertificateChain:
+        """GET_CERTIFICATE in portions; check the digest, RootHash, path and leaf key."""
+        connection = self._require_connection()
+        if self._digests is None:
+            raise SpdmProtocolError("no DIGESTS yet: run get_digests() first")
+        expected = self._digests.digest_for(slot_id)
+        if expected is None:
+            raise SpdmProtocolError(f"certificate slot {slot_id} is not provisioned")
+        self._transcript.reset_measurements()
+        portion_limit = min(self._dts - _CERTIFICATE_HEADER, 0xFFFF)
+        data = bytearray()
+        total: int | None = None
+        while True:
+            request = GetCertificate(connection.version, slot_id, len(data), portion_limit)
+            response = self._exchange(request.encode(), _CODE.CERTIFICATE, connection.version)
+            portion = Certificate.decode(response)
+            if portion.slot_id != slot_id:
+                raise SpdmProtocolError(f"CERTIFICATE for slot {portion.slot_id}, not {slot_id}")
+            if len(portion.portion) > portion_limit:
+                raise SpdmProtocolError("CERTIFICATE portion is longer than requested")
+            this_total = len(data) + len(portion.portion) + portion.remainder_length
+            if total is None:
+                total = this_total
+            elif this_total != total:
+                raise SpdmProtocolError("CERTIFICATE portions disagree on the chain length")
+            if total > MAX_CERT_CHAIN_SIZE:
+                raise MalformedSpdm(f"certificate chain longer than {MAX_CERT_CHAIN_SIZE} bytes")
+            data += portion.portion
+            if portion.remainder_length == 0:
+                break
+            if not portion.portion:
+                raise SpdmProtocolError("CERTIFICATE portion is empty but bytes remain")
+        chain_bytes = bytes(data)
+        if not hmac.compare_digest(base_hash(connection.base_hash_algo, chain_bytes), expected):
+            raise SpdmProtocolError("the certificate chain does not match its DIGESTS entry")
+        chain = CertificateChain.decode(chain_bytes, hash_size=connection.hash_size)
+        leaf = verify_certificate_chain(
+            chain, root=self._root, hash_algo=connection.base_hash_algo, now=self._now
+        )
+        algorithm = SIGNING_SUITES[connection.base_asym_algo][0]
+        leaf_key = leaf.public_key()
+        if not isinstance(leaf_key, ec.EllipticCurvePublicKey):
+            raise SpdmProtocolError("the leaf certificate key is not an ECDSA key")
+        try:
+            self._keys[slot_id] = PublicKey(leaf_key, algorithm)
+        except UnsupportedAlgorithm as exc:
+            raise SpdmProtocolError(
+                f"the leaf key does not fit {connection.base_asym_algo.name}"
+            ) from exc
+        return chain
+
+    # --- measurements -----------------------------------------------------------------------
+
+    def get_measurements(
+        self,
+        operation: int = OPERATION_ALL,
+        *,
+        signed: bool = True,
+        raw_bit_stream: bool = False,
+        slot_id: int = 0,
+    ) -> Measurements:
+        """GET_MEASUREMENTS; a signed response is verified over this requester's L1/L2."""
+        connection = self._require_connection()
+        key = self._keys.get(slot_id)
+        if signed and key is None:
+            raise SpdmProtocolError(f"no verified certificate chain for slot {slot_id}")
+        version = connection.version
+        context = self._random(REQUESTER_CONTEXT_SIZE) if version >= SpdmVersion.V1_3 else None
+        request = GetMeasurements(
+            version,
+            operation,
+            signed,
+            nonce=self._random(NONCE_SIZE) if signed else None,
+            slot_id=slot_id if signed else 0,
+            raw_bit_stream_requested=raw_bit_stream,
+            requester_context=context,
+        ).encode()
+        try:
+            response = self._exchange(request, _CODE.MEASUREMENTS, version)
+            signature_size = connection.signature_size if signed else 0
+            answer = Measurements.decode(
+                response,
+                signature_size=signature_size,
+                measurement_hash_algo=connection.measurement_hash_algo,
+            )
+            self._check_measurements(connection, answer, operation, signed, slot_id, context)
+            self._transcript.add_measurement(request)
+            self._transcript.add_measurement(response[: len(response) - signature_size])
+            if not signed:
+                return answer
+            message = measurement_signing_message(
+                version, connection.base_hash_algo, self._transcript.l1l2()
+            )
+        except Exception:
+            self._transcript.reset_measurements()
+            raise
+        self._transcript.reset_measurements()
+        assert key is not None
+        key.verify(answer.signature, message)
+        return answer
+
+    def _check_measurements(
+        self,
+        connection: Connection,
+        answer: Measurements,
+        operation: int,
+        signed: bool,
+        slot_id: int,
+        context: bytes | None,
+    ) -> None:
+        if context is not None and not hmac.compare_digest(
+            answer.requester_context or b"", context
+        ):
+            raise SpdmProtocolError("MEASUREMENTS does not echo the RequesterContext")
+        if operation == OPERATION_TOTAL_NUMBER:
+            if answer.blocks:
+                raise SpdmProtocolError("MEASUREMENTS for operation 0 carries blocks")
+        else:
+            if answer.total_measurements:
+                raise SpdmProtocolError("MEASUREMENTS: Param1 is reserved for this operation")
+            if operation != OPERATION_ALL and (
+                len(answer.blocks) != 1 or answer.blocks[0].index != operation
+            ):
+                raise SpdmProtocolError(f"MEASUREMENTS does not answer index {operation}")
+        if signed:
+            if answer.slot_id != slot_id:
+                raise SpdmProtocolError(
+                    f"MEASUREMENTS signed by slot {answer.slot_id}, not {slot_id}"
+                )
+        elif answer.slot_id or answer.content_changed:
+            raise SpdmProtocolError("MEASUREMENTS: Param2 is reserved in an unsigned response")
+        selected = connection.algorithms.other_params_selection & OPAQUE_FORMAT_MASK
+        if answer.opaque_data and selected == OpaqueDataFormat.FORMAT_1:
+            decode_opaque_data(answer.opaque_data)
+
+    def attest(
+        self, operation: int = OPERATION_ALL, *, slot_id: int = 0, raw_bit_stream: bool = False
+    ) -> AttestationResult:
+        """The whole run: VCA, DIGESTS, CERTIFICATE, signed MEASUREMENTS, all verified."""
+        connection = self.init_connection()
+        self.get_digests()
+        chain = self.get_certificate_chain(slot_id)
+        measurements = self.get_measurements(
+            operation, signed=True, raw_bit_stream=raw_bit_stream, slot_id=slot_id
+        )
+        return AttestationResult(connection, chain, measurements)

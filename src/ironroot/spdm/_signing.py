@@ -1,0 +1,84 @@
+"""SPDM 1.2+ signatures: the signing context and the L1/L2 measurement transcript.
+
+From SPDM 1.2 (DSP0274 "Signature generation") a signer signs ``combined_spdm_prefix ‖
+Hash(M)`` with the negotiated BaseAsymAlgo, whose ECDSA hashes that message again with the
+negotiated BaseHashAlgo. ``combined_spdm_prefix`` is 100 bytes:
+
+- 64 bytes: the version string ``dmtf-spdm-v1.2.*`` (``v1.3.*`` for 1.3) four times;
+- 36 bytes: the signing context string, right-aligned behind zero padding — for MEASUREMENTS
+  ``responder-measurements signing`` (30 bytes) after 6 zero bytes.
+
+For MEASUREMENTS, M is L1/L2: the VCA messages (GET_VERSION, VERSION, GET_CAPABILITIES,
+CAPABILITIES, NEGOTIATE_ALGORITHMS, ALGORITHMS, as sent) followed by every GET_MEASUREMENTS
+request and MEASUREMENTS response since L1/L2 was last reset, the last response without its
+signature. Any request other than GET_MEASUREMENTS resets it, and so does a signed response.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ironroot.errors import MalformedSpdm
+from ironroot.spdm._constants import BaseHashAlgo, SpdmVersion, base_hash
+
+__all__ = [
+    "MEASUREMENTS_SIGNING_CONTEXT",
+    "Transcript",
+    "combined_spdm_prefix",
+    "measurement_signing_message",
+]
+
+MEASUREMENTS_SIGNING_CONTEXT: Final = b"responder-measurements signing"
+_PREFIX_REPEAT: Final = 4
+_CONTEXT_FIELD: Final = 36
+
+
+def combined_spdm_prefix(version: SpdmVersion, context: bytes) -> bytes:
+    """The 100-byte SPDM 1.2+ signing prefix for ``version`` and ``context``."""
+    if version < SpdmVersion.V1_2:
+        raise MalformedSpdm("signing contexts exist from SPDM 1.2")
+    if len(context) > _CONTEXT_FIELD:
+        raise MalformedSpdm("SPDM signing context string longer than 36 bytes")
+    label = f"dmtf-spdm-v{version >> 4}.{version & 0xF}.*".encode("ascii")
+    return label * _PREFIX_REPEAT + bytes(_CONTEXT_FIELD - len(context)) + context
+
+
+def measurement_signing_message(
+    version: SpdmVersion, hash_algo: BaseHashAlgo, transcript: bytes
+) -> bytes:
+    """What the responder's key signs for MEASUREMENTS: prefix ‖ Hash(L1/L2)."""
+    return combined_spdm_prefix(version, MEASUREMENTS_SIGNING_CONTEXT) + base_hash(
+        hash_algo, transcript
+    )
+
+
+class Transcript:
+    """The VCA messages and the running L1/L2 measurement messages of one connection."""
+
+    __slots__ = ("_m", "_vca")
+
+    def __init__(self) -> None:
+        self._vca = bytearray()
+        self._m = bytearray()
+
+    def start_vca(self, get_version: bytes, version: bytes) -> None:
+        """GET_VERSION starts over: the transcript is that exchange and nothing else."""
+        self._vca = bytearray(get_version + version)
+        self._m = bytearray()
+
+    def add_vca(self, message: bytes) -> None:
+        self._vca += message
+
+    def add_measurement(self, message: bytes) -> None:
+        self._m += message
+
+    def reset_measurements(self) -> None:
+        self._m = bytearray()
+
+    @property
+    def vca(self) -> bytes:
+        return bytes(self._vca)
+
+    def l1l2(self) -> bytes:
+        """L1/L2 for SPDM 1.2+: VCA followed by the measurement messages."""
+        return bytes(self._vca + self._m)
