@@ -28,6 +28,7 @@ from typing import Final, NamedTuple, TypeAlias
 
 import cbor2
 from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import UnsupportedAlgorithm as _LibraryUnsupported
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 from cryptography.hazmat.primitives.asymmetric.utils import (
@@ -383,7 +384,7 @@ class PublicKey:
 
     @classmethod
     def from_jwk(cls, jwk: Mapping[str, object] | str | bytes) -> PublicKey:
-        """Parse a JWK (mapping or JSON text). Private members, if any, are ignored."""
+        """Parse a JWK (mapping or JSON text). Private members and ``kid`` are ignored."""
         key, alg = _public_from_jwk(parse_jwk(jwk))
         return cls(key, alg)
 
@@ -397,7 +398,7 @@ class PublicKey:
                 key = serialization.load_der_public_key(data)
         except (ValueError, TypeError) as exc:
             raise MalformedInput(f"not a public key: {exc}") from exc
-        except Exception as exc:  # cryptography.exceptions.UnsupportedAlgorithm
+        except _LibraryUnsupported as exc:
             raise UnsupportedAlgorithm(f"unsupported public key: {exc}") from exc
         if not isinstance(key, _PUBLIC_TYPES):
             raise UnsupportedAlgorithm(f"unsupported key type {type(key).__name__}")
@@ -539,7 +540,7 @@ class PrivateKey:
             key = serialization.load_pem_private_key(data, password=password)
         except (ValueError, TypeError) as exc:
             raise MalformedInput(f"not a private key (or wrong password): {exc}") from exc
-        except Exception as exc:  # cryptography.exceptions.UnsupportedAlgorithm
+        except _LibraryUnsupported as exc:
             raise UnsupportedAlgorithm(f"unsupported private key: {exc}") from exc
         if not isinstance(key, _PRIVATE_TYPES):
             raise UnsupportedAlgorithm(f"unsupported key type {type(key).__name__}")
