@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -113,21 +113,26 @@ def decode_cbor(data: bytes, limits: Limits = DEFAULT_LIMITS) -> object:
 
 
 def _check_items(obj: object, max_items: int) -> None:
-    # Depth is already bounded by the decoder, so this recursion is too.
-    if isinstance(obj, list | tuple):
-        if len(obj) > max_items:
-            raise LimitExceeded(f"CBOR array of {len(obj)} items exceeds the limit of {max_items}")
-        for item in obj:
-            if isinstance(item, list | tuple | Mapping | cbor2.CBORTag):
-                _check_items(item, max_items)
-    elif isinstance(obj, Mapping):
-        if len(obj) > max_items:
-            raise LimitExceeded(f"CBOR map of {len(obj)} entries exceeds the limit of {max_items}")
-        for key, value in obj.items():
-            _check_items(key, max_items)
-            _check_items(value, max_items)
-    elif isinstance(obj, cbor2.CBORTag):
-        _check_items(obj.value, max_items)
+    # Depth is already bounded by the decoder, so this recursion is too. The decoder builds
+    # only these concrete container types; exact type checks keep this walk cheap.
+    children: Iterable[object]
+    if type(obj) is list or type(obj) is tuple:
+        count, children, what = len(obj), obj, "array"
+    elif type(obj) is dict or type(obj) is cbor2.frozendict:
+        count, what = len(obj), "map"
+        children = itertools.chain.from_iterable(obj.items())
+    elif type(obj) is cbor2.CBORTag:
+        count, children, what = 0, (obj.value,), "tag"
+    else:
+        return
+    if count > max_items:
+        raise LimitExceeded(f"CBOR {what} of {count} entries exceeds the limit of {max_items}")
+    for child in children:
+        if type(child) in _CONTAINERS:
+            _check_items(child, max_items)
+
+
+_CONTAINERS: Final = frozenset((list, tuple, dict, cbor2.frozendict, cbor2.CBORTag))
 
 
 # --- deterministic encoding ------------------------------------------------------------------
