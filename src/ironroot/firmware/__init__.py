@@ -1,0 +1,72 @@
+"""Signed firmware bundles: a Caliptra-style manifest, build, sign, verify, and publication.
+
+A bundle is a manifest (preamble with vendor key descriptors, active keys and signatures; a
+signed header with SVN, validity dates and the TOC digest; TOC entries) followed by its
+components (FMC, runtime, and any more). ``build_bundle`` lays one out, ``sign_bundle`` signs
+its header with ECDSA P-384 and ML-DSA-87 or LMS, and ``verify_bundle`` is the decision the
+root of trust takes at boot. The byte layout is in ``docs/firmware.md``.
+"""
+
+from ironroot.firmware._build import Component, build_bundle, sign_bundle
+from ironroot.firmware._keys import key_descriptor_hash
+from ironroot.firmware._manifest import (
+    DEFAULT_LIMITS,
+    FMC_ID,
+    LAYOUT,
+    MANIFEST_MARKER,
+    MANIFEST_VERSION,
+    MAX_ECC_KEYS,
+    MAX_PQC_KEYS,
+    MAX_SVN,
+    RUNTIME_ID,
+    FirmwareBundle,
+    FirmwareLimits,
+    KeyDescriptor,
+    Manifest,
+    ManifestHeader,
+    PqcKeyType,
+    Preamble,
+    TocEntry,
+    UnsignedBundle,
+)
+from ironroot.firmware._verify import (
+    CheckResult,
+    Measurement,
+    VerificationReport,
+    VerifiedComponent,
+    VerifiedManifest,
+    check_bundle,
+    verify_bundle,
+)
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "FMC_ID",
+    "LAYOUT",
+    "MANIFEST_MARKER",
+    "MANIFEST_VERSION",
+    "MAX_ECC_KEYS",
+    "MAX_PQC_KEYS",
+    "MAX_SVN",
+    "RUNTIME_ID",
+    "CheckResult",
+    "Component",
+    "FirmwareBundle",
+    "FirmwareLimits",
+    "KeyDescriptor",
+    "Manifest",
+    "ManifestHeader",
+    "Measurement",
+    "PqcKeyType",
+    "Preamble",
+    "TocEntry",
+    "UnsignedBundle",
+    "VerificationReport",
+    "VerifiedComponent",
+    "VerifiedManifest",
+    "build_bundle",
+    "check_bundle",
+    "key_descriptor_hash",
+    "sign_bundle",
+    "verify_bundle",
+]

@@ -1,0 +1,297 @@
+"""Build an unsigned bundle from components and keys, then sign it (vendor, optionally owner).
+
+What is signed (as in Caliptra): the header. The header carries the SHA-384 of the TOC, and
+each TOC entry the SHA-384 of its component, so one signature covers everything but the
+preamble, whose keys are checked against the signed indices and the fused descriptor hash.
+The ECDSA P-384 signature is ECDSA-with-SHA-384 over the header bytes, i.e. over their SHA-384
+digest; the ML-DSA-87 or LMS signature is over that 48-byte SHA-384 digest. Both are always
+made: a bundle with one of them is rejected by verification. Owners sign the same header with
+their own ECC and PQC keys, which ``sign_bundle`` places in the preamble.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Final
+
+from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier
+from ironroot.errors import (
+    ConfigError,
+    KeyNotInDescriptor,
+    LimitExceeded,
+    MalformedFirmware,
+    UnsupportedAlgorithm,
+)
+from ironroot.firmware._keys import (
+    ecc_key_bytes,
+    key_hash,
+    lms_parameter_set_name,
+    make_descriptors,
+    pqc_key_bytes,
+)
+from ironroot.firmware._manifest import (
+    _KNOWN_FLAGS,
+    DEFAULT_LIMITS,
+    FMC_ID,
+    MANIFEST_VERSION,
+    MAX_SVN,
+    REVISION_SIZE,
+    RUNTIME_ID,
+    TOC_ENTRY_SIZE,
+    TOC_OFFSET,
+    TOC_TYPE_EXECUTABLE,
+    FirmwareBundle,
+    FirmwareLimits,
+    Manifest,
+    ManifestHeader,
+    PqcKeyType,
+    Preamble,
+    TocEntry,
+    UnsignedBundle,
+    encode_time,
+)
+
+__all__ = ["Component", "build_bundle", "sign_bundle"]
+
+_LOAD_BASE: Final = 0x4000_0000
+_LOAD_ALIGN: Final = 0x1000
+_U32: Final = 1 << 32
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """One firmware component to put in a bundle.
+
+    ``component_id`` 1 is the FMC, 2 the runtime, and any id ≥ 3 another image.
+    ``revision`` is up to 20 bytes (a commit hash). Without a ``load_address`` the builder
+    places components one after another from 0x4000_0000 on 4 KiB boundaries; without an
+    ``entry_point`` a component starts at its load address.
+    """
+
+    component_id: int
+    data: bytes
+    version: int = 0
+    revision: bytes = b""
+    load_address: int | None = None
+    entry_point: int | None = None
+
+
+def _u32(value: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _U32:
+        raise ConfigError(f"{what} must be an unsigned 32-bit integer")
+    return value
+
+
+def _order(components: Sequence[Component]) -> list[Component]:
+    by_id: dict[int, Component] = {}
+    for component in components:
+        cid = _u32(component.component_id, "component id")
+        if cid == 0:
+            raise ConfigError("component id 0 is reserved")
+        if cid in by_id:
+            raise ConfigError(f"component id {cid} appears twice")
+        by_id[cid] = component
+    if FMC_ID not in by_id or RUNTIME_ID not in by_id:
+        raise ConfigError("a bundle needs an FMC (id 1) and a runtime (id 2)")
+    extras = [c for c in components if c.component_id not in (FMC_ID, RUNTIME_ID)]
+    return [by_id[FMC_ID], by_id[RUNTIME_ID], *extras]
+
+
+def _toc(components: Sequence[Component], limits: FirmwareLimits) -> tuple[TocEntry, ...]:
+    if len(components) > limits.max_components:
+        raise LimitExceeded(f"{len(components)} components exceed {limits.max_components}")
+    offset = TOC_OFFSET + TOC_ENTRY_SIZE * len(components)
+    next_load = _LOAD_BASE
+    entries = []
+    for component in components:
+        data = component.data
+        if not isinstance(data, bytes) or not data:
+            raise ConfigError(f"component {component.component_id} must be non-empty bytes")
+        if len(data) > limits.max_component_bytes:
+            raise LimitExceeded(f"component {component.component_id} is too big")
+        if len(component.revision) > REVISION_SIZE:
+            raise ConfigError(f"a component revision is at most {REVISION_SIZE} bytes")
+        load = next_load if component.load_address is None else component.load_address
+        load = _u32(load, "load address")
+        entry = load if component.entry_point is None else _u32(component.entry_point, "entry")
+        if load + len(data) > _U32:
+            raise ConfigError(f"component {component.component_id} does not fit below 4 GiB")
+        entries.append(
+            TocEntry(
+                component_id=component.component_id,
+                toc_type=TOC_TYPE_EXECUTABLE,
+                revision=component.revision.ljust(REVISION_SIZE, b"\0"),
+                version=_u32(component.version, "component version"),
+                load_address=load,
+                entry_point=entry,
+                offset=offset,
+                size=len(data),
+                digest=hashlib.sha384(data).digest(),
+            )
+        )
+        offset += len(data)
+        next_load = max(next_load, -(-(load + len(data)) // _LOAD_ALIGN) * _LOAD_ALIGN)
+    return tuple(entries)
+
+
+def build_bundle(
+    components: Sequence[Component],
+    *,
+    svn: int,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    vendor_ecc_keys: Sequence[Verifier],
+    vendor_pqc_keys: Sequence[Verifier],
+    pqc_type: PqcKeyType | str,
+    ecc_index: int = 0,
+    pqc_index: int = 0,
+    revision: int = 0,
+    flags: int = 0,
+    pl0_pauser: int = 0,
+    owner_not_before: dt.datetime | None = None,
+    owner_not_after: dt.datetime | None = None,
+    limits: FirmwareLimits = DEFAULT_LIMITS,
+) -> UnsignedBundle:
+    """Lay out an unsigned bundle: descriptors of all vendor keys, the active pair, the TOC.
+
+    The result parses (``UnsignedBundle.parse(result.encode())`` gives it back); errors in the
+    arguments raise ``ConfigError``, ``UnsupportedAlgorithm`` or ``MalformedFirmware``.
+    """
+    key_type = PqcKeyType.parse(pqc_type)
+    if isinstance(svn, bool) or not isinstance(svn, int) or not 0 <= svn <= MAX_SVN:
+        raise ConfigError(f"SVN must be an integer 0–{MAX_SVN}")
+    if not_after < not_before:
+        raise ConfigError("not-after is before not-before")
+    encode_time(not_before), encode_time(not_after)  # timezone and range checks
+    if (owner_not_before is None) != (owner_not_after is None):
+        raise ConfigError("owner validity needs both dates")
+    if flags & ~_KNOWN_FLAGS:
+        raise ConfigError("only flag bit 0 (PL0 PAUSER valid) is defined")
+    if not 0 <= revision < 1 << 64:
+        raise ConfigError("revision must be an unsigned 64-bit integer")
+    ecc_desc, pqc_desc = make_descriptors(vendor_ecc_keys, vendor_pqc_keys, key_type)
+    if not 0 <= ecc_index < len(vendor_ecc_keys):
+        raise ConfigError(f"ECC key index {ecc_index} is not in the list of vendor keys")
+    if not 0 <= pqc_index < len(vendor_pqc_keys):
+        raise ConfigError(f"PQC key index {pqc_index} is not in the list of vendor keys")
+    if key_type is PqcKeyType.LMS:
+        active = vendor_pqc_keys[pqc_index]
+        name = lms_parameter_set_name(pqc_key_bytes(active, key_type))
+        if name not in limits.lms_parameter_sets:
+            raise UnsupportedAlgorithm(f"LMS parameter set {name} is not accepted by the limits")
+    ordered = _order(components)
+    toc = _toc(ordered, limits)
+    header = ManifestHeader(
+        revision=revision,
+        vendor_ecc_key_index=ecc_index,
+        vendor_pqc_key_index=pqc_index,
+        flags=_u32(flags, "flags"),
+        toc_len=len(toc),
+        pl0_pauser=_u32(pl0_pauser, "pl0_pauser"),
+        toc_digest=hashlib.sha384(b"".join(e.encode() for e in toc)).digest(),
+        svn=svn,
+        not_before=not_before.replace(microsecond=0),
+        not_after=not_after.replace(microsecond=0),
+        owner_not_before=None
+        if owner_not_before is None
+        else owner_not_before.replace(microsecond=0),
+        owner_not_after=None if owner_not_after is None else owner_not_after.replace(microsecond=0),
+    )
+    preamble = Preamble(
+        ecc_descriptor=ecc_desc,
+        pqc_descriptor=pqc_desc,
+        vendor_ecc_key_index=ecc_index,
+        vendor_ecc_key=ecc_key_bytes(vendor_ecc_keys[ecc_index]),
+        vendor_pqc_key_index=pqc_index,
+        vendor_pqc_key=pqc_key_bytes(vendor_pqc_keys[pqc_index], key_type),
+    )
+    manifest = Manifest(MANIFEST_VERSION, key_type, preamble, header, toc)
+    unsigned = UnsignedBundle(manifest, tuple(c.data for c in ordered))
+    return UnsignedBundle.parse(unsigned.encode(), limits)  # the builder's output must parse
+
+
+def _pqc_algorithm(key_type: PqcKeyType) -> Algorithm:
+    return Algorithm.ML_DSA_87 if key_type is PqcKeyType.MLDSA else Algorithm.HSS_LMS
+
+
+def _sign_pair(
+    digest: bytes,
+    header_bytes: bytes,
+    ecc: Signer,
+    pqc: Signer,
+    key_type: PqcKeyType,
+) -> tuple[bytes, bytes]:
+    ecc_sig = ecc.sign(header_bytes)  # ECDSA-with-SHA-384 over the header = over its digest
+    pqc_sig = pqc.sign(digest)
+    if key_type is PqcKeyType.LMS:
+        if pqc_sig[:4] != b"\0\0\0\0":
+            raise UnsupportedAlgorithm("LMS firmware signatures are single-level (Nspk = 0)")
+        pqc_sig = pqc_sig[4:]
+    return ecc_sig, pqc_sig
+
+
+def _check_signers(ecc: Signer, pqc: Signer, key_type: PqcKeyType, who: str) -> None:
+    if ecc.algorithm is not Algorithm.ES384:
+        raise UnsupportedAlgorithm(f"the {who} ECC signer must be ES384, not {ecc.algorithm.label}")
+    expected = _pqc_algorithm(key_type)
+    if pqc.algorithm is not expected:
+        raise UnsupportedAlgorithm(
+            f"the {who} PQC signer must be {expected.label}, not {pqc.algorithm.label}"
+        )
+
+
+def sign_bundle(
+    unsigned: UnsignedBundle | FirmwareBundle | bytes,
+    ecc_signer: Signer,
+    pqc_signer: Signer,
+    owner_signers: tuple[Signer, Signer] | None = None,
+    *,
+    limits: FirmwareLimits = DEFAULT_LIMITS,
+) -> bytes:
+    """Sign the header with the vendor's ECC and PQC keys (and the owner's); return the bundle.
+
+    The vendor signers must hold the active keys the manifest names (``KeyNotInDescriptor``
+    otherwise). ``owner_signers`` is ``(ecc, pqc)``; their public keys are written into the
+    preamble. An LMS signer spends one one-time key per call (its state file says which).
+    """
+    bundle = unsigned if isinstance(unsigned, FirmwareBundle) else UnsignedBundle.parse(unsigned)
+    manifest = bundle.manifest
+    key_type = manifest.pqc_key_type
+    pre = manifest.preamble
+    _check_signers(ecc_signer, pqc_signer, key_type, "vendor")
+    if key_hash(ecc_key_bytes(ecc_signer.verifier())) != key_hash(pre.vendor_ecc_key):
+        raise KeyNotInDescriptor("the ECC signer is not the manifest's active vendor ECC key")
+    pqc_public = pqc_key_bytes(pqc_signer.verifier(), key_type)
+    if pqc_public != pre.vendor_pqc_key:
+        raise KeyNotInDescriptor("the PQC signer is not the manifest's active vendor PQC key")
+    if key_type is PqcKeyType.LMS and isinstance(pqc_signer.verifier(), LmsPublicKey):
+        name = lms_parameter_set_name(pqc_public)
+        if name not in limits.lms_parameter_sets:
+            raise UnsupportedAlgorithm(f"LMS parameter set {name} is not accepted by the limits")
+    header_bytes = manifest.header_bytes()
+    digest = hashlib.sha384(header_bytes).digest()
+    signed_preamble = pre
+    if owner_signers is not None:
+        owner_ecc, owner_pqc = owner_signers
+        _check_signers(owner_ecc, owner_pqc, key_type, "owner")
+        owner_ecc_sig, owner_pqc_sig = _sign_pair(
+            digest, header_bytes, owner_ecc, owner_pqc, key_type
+        )
+        signed_preamble = replace(
+            signed_preamble,
+            owner_ecc_key=ecc_key_bytes(owner_ecc.verifier()),
+            owner_pqc_key=pqc_key_bytes(owner_pqc.verifier(), key_type),
+            owner_ecc_signature=owner_ecc_sig,
+            owner_pqc_signature=owner_pqc_sig,
+        )
+    elif pre.has_owner:
+        raise MalformedFirmware("the bundle names owner keys: pass owner_signers")
+    ecc_sig, pqc_sig = _sign_pair(digest, header_bytes, ecc_signer, pqc_signer, key_type)
+    signed_preamble = replace(
+        signed_preamble, vendor_ecc_signature=ecc_sig, vendor_pqc_signature=pqc_sig
+    )
+    signed = FirmwareBundle(replace(manifest, preamble=signed_preamble), bundle.components)
+    return signed.encode()
