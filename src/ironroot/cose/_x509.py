@@ -100,6 +100,8 @@ def verify_x5chain(
         verifier.verify(certs[0], certs[1:])
     except VerificationError as exc:
         raise ChainNotTrusted(f"x5chain does not validate to a trusted root: {exc}") from exc
+    except ValueError as exc:  # an extension the verifier cannot parse
+        raise MalformedInput(f"x5chain certificate does not parse: {exc}") from exc
     return PublicKey(certs[0].public_key())  # type: ignore[arg-type]
 
 
@@ -177,7 +179,7 @@ def _extension(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> x509.Exten
         return cert.extensions.get_extension_for_oid(oid).value
     except x509.ExtensionNotFound:
         return None
-    except ValueError as exc:  # a malformed extension in the certificate
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
         raise MalformedInput(f"certificate extension does not parse: {exc}") from exc
 
 
