@@ -1,2 +1,28 @@
-"""ironroot.transparency"""
-__all__: list[str] = []
+"""The Code Transparency Service (SCITT): registration policy, log, receipts, HTTP API, client."""
+
+from ironroot.transparency._app import create_app
+from ironroot.transparency._client import Registration, RemoteProblem, TransparencyClient
+from ironroot.transparency._config import (
+    IssuerKey,
+    TransparencyConfig,
+    init_data_dir,
+    load_config,
+)
+from ironroot.transparency._policy import RegistrationPolicy
+from ironroot.transparency._server import ServiceThread, serve
+from ironroot.transparency._service import TransparencyService
+
+__all__ = [
+    "IssuerKey",
+    "Registration",
+    "RegistrationPolicy",
+    "RemoteProblem",
+    "ServiceThread",
+    "TransparencyClient",
+    "TransparencyConfig",
+    "TransparencyService",
+    "create_app",
+    "init_data_dir",
+    "load_config",
+    "serve",
+]

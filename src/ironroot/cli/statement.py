@@ -1,0 +1,153 @@
+"""``ironroot statement``: sign, register and verify SCITT Signed Statements."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ironroot.cose import (
+    TransparentStatement,
+    create_statement,
+    decode_key_set,
+    verify_transparent_statement,
+)
+from ironroot.crypto import PublicKey, Verifier, load_signer, load_verifier
+from ironroot.errors import MalformedInput
+from ironroot.transparency import TransparencyClient
+
+
+def register(sub: Any) -> None:
+    group: argparse.ArgumentParser = sub.add_parser(
+        "statement", help="sign, register and verify Signed Statements"
+    )
+    verbs = group.add_subparsers(dest="verb", metavar="<verb>", required=True)
+
+    sign = verbs.add_parser("sign", help="create a COSE_Sign1 Signed Statement")
+    sign.add_argument("payload", type=Path, help="payload file (the preimage with --hash-envelope)")
+    sign.add_argument("--key", required=True, type=Path, help="private key (PEM)")
+    sign.add_argument("--iss", required=True, help="issuer (CWT claim 1)")
+    sign.add_argument("--sub", required=True, help="subject (CWT claim 2)")
+    sign.add_argument("--content-type", help="content type of the payload (header 3)")
+    sign.add_argument(
+        "--hash-envelope", action="store_true", help="sign the SHA-256 of the payload (RFC 9995)"
+    )
+    sign.add_argument("--location", help="payload location (header 260) with --hash-envelope")
+    sign.add_argument("--x5chain", type=Path, help="PEM certificate chain, leaf first")
+    sign.add_argument("--out", required=True, type=Path, help="where to write the statement")
+    sign.set_defaults(func=_sign)
+
+    reg = verbs.add_parser("register", help="register a statement and write its transparent form")
+    reg.add_argument("statement", type=Path)
+    reg.add_argument("--url", required=True, help="transparency service base URL")
+    reg.add_argument("--token", help="bearer token for POST /entries")
+    reg.add_argument("--out", type=Path, help="transparent statement (default: <statement>.ts)")
+    reg.add_argument("--json", action="store_true")
+    reg.set_defaults(func=_register)
+
+    ver = verbs.add_parser("verify", help="verify a transparent statement offline")
+    ver.add_argument("statement", type=Path)
+    ver.add_argument(
+        "--service-keys", required=True, help="COSE Key Set file, PEM public key, or service URL"
+    )
+    ver.add_argument("--issuer-key", type=Path, help="also verify the issuer's signature")
+    ver.add_argument("--json", action="store_true")
+    ver.set_defaults(func=_verify)
+
+
+def _sign(args: argparse.Namespace) -> int:
+    if args.location and not args.hash_envelope:
+        raise MalformedInput("--location needs --hash-envelope")
+    content_type = None if args.hash_envelope and args.content_type is None else args.content_type
+    chain: list[bytes] | None = None
+    if args.x5chain:
+        try:
+            certs = x509.load_pem_x509_certificates(args.x5chain.read_bytes())
+        except ValueError as exc:
+            raise MalformedInput(f"{args.x5chain} holds no PEM certificates") from exc
+        chain = [c.public_bytes(Encoding.DER) for c in certs]
+    signer = load_signer(args.key)
+    statement = create_statement(
+        signer,
+        args.payload.read_bytes(),
+        iss=args.iss,
+        sub=args.sub,
+        content_type=None if args.hash_envelope else content_type,
+        hash_envelope=args.hash_envelope,
+        preimage_content_type=args.content_type if args.hash_envelope else None,
+        location=args.location,
+        x5chain=chain,
+        include_kid=chain is None,
+    )
+    args.out.write_bytes(statement)
+    print(f"wrote {args.out} ({len(statement)} bytes, {signer.algorithm.label})")
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    statement = args.statement.read_bytes()
+    out: Path = args.out or args.statement.with_suffix(args.statement.suffix + ".ts")
+    with TransparencyClient(args.url, token=args.token) as client:
+        registration = client.register(statement)
+    out.write_bytes(registration.transparent_statement)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "entry_id": registration.entry_id,
+                    "receipts": len(registration.receipts),
+                    "transparent_statement": str(out),
+                }
+            )
+        )
+    else:
+        print(
+            f"registered entry {registration.entry_id} with {len(registration.receipts)} "
+            f"receipt(s); wrote {out}"
+        )
+    return 0
+
+
+def _service_keys(source: str) -> dict[bytes, Verifier]:
+    if source.startswith(("http://", "https://")):
+        with TransparencyClient(source) as client:
+            return dict(client.service_keys())
+    data = Path(source).read_bytes()
+    if data.lstrip().startswith(b"-----BEGIN"):
+        key = PublicKey.from_pem(data)
+        return {key.kid: key}
+    return dict(decode_key_set(data))
+
+
+def _verify(args: argparse.Namespace) -> int:
+    keys = _service_keys(args.service_keys)
+    data = args.statement.read_bytes()
+    ts: TransparentStatement = verify_transparent_statement(data, keys)
+    if args.issuer_key:
+        ts.statement.sign1.verify(load_verifier(args.issuer_key))
+    claims = ts.statement.claims
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "verified": True,
+                    "iss": claims.iss,
+                    "sub": claims.sub,
+                    "alg": ts.statement.algorithm.label,
+                    "receipts": len(ts.receipts),
+                    "issuer_signature_checked": bool(args.issuer_key),
+                }
+            )
+        )
+    else:
+        print(
+            f"OK: {len(ts.receipts)} receipt(s) verify; iss={claims.iss} sub={claims.sub}"
+            + (" ; issuer signature verifies" if args.issuer_key else ""),
+            file=sys.stdout,
+        )
+    return 0

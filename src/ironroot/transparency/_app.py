@@ -1,0 +1,268 @@
+"""The HTTP face of the transparency service (SCRAPI + C2SP tlog-tiles reads), an ASGI app.
+
+Every error is an RFC 9290 concise problem (CBOR), or RFC 9457 JSON when the client accepts
+only JSON; the SCRAPI titles are used where SCRAPI defines one. Unexpected exceptions become a
+503 problem (logged with their traceback), never a bare 500 page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ironroot.cose import Problem, encode_cbor, encode_key_set
+from ironroot.errors import (
+    InvalidLocator,
+    IronrootError,
+    NotFound,
+    PayloadTooLarge,
+    StorageError,
+    Unauthorized,
+)
+from ironroot.log import parse_tile_path
+from ironroot.transparency._openapi import OPENAPI
+from ironroot.transparency._service import TransparencyService
+
+__all__ = ["create_app"]
+
+_log = logging.getLogger("ironroot.transparency")
+
+COSE: Final = "application/cose"
+CBOR: Final = "application/cbor"
+PROBLEM_CBOR: Final = "application/concise-problem-details+cbor"
+PROBLEM_JSON: Final = "application/problem+json"
+_ENTRY_ID: Final = re.compile(r"[0-9a-f]{64}")
+_DURABLE_TIMEOUT: Final = 30.0
+_IMMUTABLE: Final = {"Cache-Control": "public, max-age=31536000, immutable"}
+_NO_CACHE: Final = {"Cache-Control": "no-cache"}
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "json" in accept and "cbor" not in accept
+
+
+def _problem(request: Request, status: int, title: str, detail: str) -> Response:
+    problem = Problem(title=title, detail=detail, status=status)
+    if _wants_json(request):
+        return Response(problem.to_json(), status, media_type=PROBLEM_JSON)
+    return Response(problem.to_cbor(), status, media_type=PROBLEM_CBOR)
+
+
+def _error_response(request: Request, exc: IronrootError) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    response = _problem(request, exc.http_status, exc.title, exc.detail)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def _entry_id(request: Request) -> bytes:
+    text = request.path_params["entry_id"]
+    if not _ENTRY_ID.fullmatch(text):
+        raise InvalidLocator("Operation locator is not in a valid form: 64 lowercase hex digits")
+    return bytes.fromhex(text)
+
+
+def create_app(service: TransparencyService) -> Starlette:
+    """The ASGI application for ``service`` (which the caller starts and closes)."""
+    config = service.config
+    tokens = tuple(t.encode() for t in config.write_tokens)
+    key_set = encode_key_set(list(service.receipt_keys))
+    keys_by_kid = {k.kid: k for k in service.receipt_keys}
+
+    def check_token(request: Request) -> None:
+        if not tokens:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            raise Unauthorized("a bearer token is required to register statements")
+        given_b = given.strip().encode()
+        ok = False
+        for token in tokens:  # compare with every token: no early exit on a match
+            ok |= hmac.compare_digest(given_b, token)
+        if not ok:
+            raise Unauthorized("the bearer token is not valid")
+
+    async def read_body(request: Request) -> bytes:
+        limit = config.max_statement_bytes
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise PayloadTooLarge(f"statement is {length} bytes; the limit is {limit}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"statement is over the limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def post_entries(request: Request) -> Response:
+        check_token(request)
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != COSE:
+            return _problem(
+                request, 415, "Unsupported Media Type", "POST /entries takes application/cose"
+            )
+        body = await read_body(request)
+        ticket = service.submit(body)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(ticket.durable), _DURABLE_TIMEOUT)
+        except TimeoutError:
+            raise StorageError("the entry could not be stored in time; retry") from None
+        location = f"/entries/{ticket.entry_id.hex()}"
+        try:
+            await asyncio.wait_for(
+                asyncio.shield(asyncio.wrap_future(ticket.integrated)), config.registration_wait
+            )
+        except TimeoutError:
+            return Response(b"", 303, headers={"Location": location, **_NO_CACHE})
+        receipts = service.receipts(ticket.entry_id)
+        if not receipts:  # integrated but not readable yet: let the client poll
+            return Response(b"", 303, headers={"Location": location, **_NO_CACHE})
+        return Response(receipts[0], 201, media_type=COSE, headers={"Location": location})
+
+    async def get_entry(request: Request) -> Response:
+        entry_id = _entry_id(request)
+        receipts = service.receipts(entry_id)
+        location = f"/entries/{entry_id.hex()}"
+        if receipts is None:
+            return Response(b"", 302, headers={"Location": location, **_NO_CACHE})
+        return Response(
+            receipts[0], 200, media_type=COSE, headers={"Location": location, **_IMMUTABLE}
+        )
+
+    async def get_receipts(request: Request) -> Response:
+        entry_id = _entry_id(request)
+        receipts = service.receipts(entry_id)
+        if receipts is None:
+            location = f"/entries/{entry_id.hex()}"
+            return Response(b"", 302, headers={"Location": location, **_NO_CACHE})
+        return Response(encode_cbor(list(receipts)), 200, media_type=CBOR, headers=_IMMUTABLE)
+
+    async def get_statement(request: Request) -> Response:
+        entry_id = _entry_id(request)
+        if service.status(entry_id) is None:
+            location = f"/entries/{entry_id.hex()}"
+            return Response(b"", 302, headers={"Location": location, **_NO_CACHE})
+        return Response(
+            service.transparent_statement(entry_id), 200, media_type=COSE, headers=_IMMUTABLE
+        )
+
+    async def scitt_keys(request: Request) -> Response:
+        return Response(key_set, 200, media_type=CBOR)
+
+    async def scitt_key(request: Request) -> Response:
+        text = request.path_params["kid"]
+        try:
+            kid = bytes.fromhex(text)
+        except ValueError:
+            kid = b""
+        key = keys_by_kid.get(kid)
+        if key is None:
+            return _problem(request, 404, "No such key", "No key could be found for this kid value")
+        return Response(encode_cbor(key.to_cose_key(include_kid=True)), 200, media_type=CBOR)
+
+    def configuration() -> dict[str, Any]:
+        return {
+            "issuer": config.service_issuer,
+            "receipt_algorithms": [a.label for a in config.receipt_algorithms],
+            "accepted_algorithms": sorted(a.label for a in config.accepted_algorithms),
+            "max_statement_bytes": config.max_statement_bytes,
+            "registration_policy": config.policy,
+            "scitt_keys_uri": "/.well-known/scitt-keys",
+            "keys": [{"kid": k.kid.hex(), "alg": k.algorithm.label} for k in service.receipt_keys],
+            "checkpoint_origin": config.origin,
+            "checkpoint_keys": [service.checkpoint_vkey],
+            "write_requires_token": bool(tokens),
+        }
+
+    async def transparency_configuration(request: Request) -> Response:
+        body = configuration()
+        if _wants_json(request):
+            return JSONResponse(body)
+        return Response(encode_cbor(body), 200, media_type=CBOR)
+
+    async def checkpoint(request: Request) -> Response:
+        return Response(
+            service.log.checkpoint(),
+            200,
+            media_type="text/plain; charset=utf-8",
+            headers=_NO_CACHE,
+        )
+
+    async def tile(request: Request) -> Response:
+        address = parse_tile_path("tile/" + request.path_params["path"])
+        if address.entries:
+            data = service.log.read_entry_bundle(address.index, address.width)
+        else:
+            data = service.log.read_tile(address.level, address.index, address.width)
+        headers = _IMMUTABLE if address.width is not None or len(data) else _NO_CACHE
+        return Response(data, 200, media_type="application/octet-stream", headers=headers)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(OPENAPI)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "tree_size": service.log.tree_size})
+
+    def guarded(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except IronrootError as exc:
+                return _error_response(request, exc)
+            except Exception:  # a bug or an outside failure: a problem, never a bare 500 page
+                _log.exception("unexpected error in %s %s", request.method, request.url.path)
+                return _problem(
+                    request, 503, "Service Unavailable", "the service failed to answer; retry"
+                )
+
+        return run
+
+    routes = [
+        Route("/entries", guarded(post_entries), methods=["POST"]),
+        Route("/entries/{entry_id}", guarded(get_entry), methods=["GET"]),
+        Route("/entries/{entry_id}/statement", guarded(get_statement), methods=["GET"]),
+        Route("/entries/{entry_id}/receipts", guarded(get_receipts), methods=["GET"]),
+        Route("/.well-known/scitt-keys", guarded(scitt_keys), methods=["GET"]),
+        Route("/.well-known/scitt-keys/{kid}", guarded(scitt_key), methods=["GET"]),
+        Route(
+            "/.well-known/transparency-configuration",
+            guarded(transparency_configuration),
+            methods=["GET"],
+        ),
+        Route("/checkpoint", guarded(checkpoint), methods=["GET"]),
+        Route("/tile/{path:path}", guarded(tile), methods=["GET"]),
+        Route("/openapi.json", guarded(openapi), methods=["GET"]),
+        Route("/health", guarded(health), methods=["GET"]),
+    ]
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        titles = {404: "Not Found", 405: "Method Not Allowed"}
+        return _problem(
+            request, exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail)
+        )
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return _error_response(request, NotFound("no such resource"))
+
+    return Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: http_error, 404: not_found},
+    )

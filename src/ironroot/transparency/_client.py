@@ -1,0 +1,164 @@
+"""A client of the transparency service (SCRAPI over HTTP, with httpx).
+
+``register`` follows the SCRAPI flow: 201 with the receipt, or 303 then polling the Location
+(302 while running) until the receipt is there. A problem answer becomes :class:`RemoteProblem`
+with the service's status, title and detail.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+
+from ironroot.cose import Problem, decode_cbor, decode_key_set
+from ironroot.crypto import PublicKey
+from ironroot.errors import IronrootError, MalformedInput, StorageError
+
+__all__ = ["Registration", "RemoteProblem", "TransparencyClient"]
+
+_COSE: Final = "application/cose"
+
+
+class RemoteProblem(IronrootError):
+    """The service answered with an RFC 9290 problem."""
+
+    code = "remote-problem"
+    title = "Service Refused"
+    exit_code = 1
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(f"{status} {title}: {detail}")
+        self.status = status
+        self.remote_title = title
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A registered statement: its entry id, receipts and transparent statement."""
+
+    entry_id: str
+    receipts: tuple[bytes, ...]
+    transparent_statement: bytes
+
+
+class TransparencyClient:
+    """Talks to one service. ``transport`` lets tests pass an in-process ASGI transport."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> TransparencyClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- requests ---------------------------------------------------------------------------
+
+    def _raise_problem(self, response: httpx.Response) -> None:
+        ctype = response.headers.get("content-type", "")
+        title, detail = response.reason_phrase or "Error", ""
+        try:
+            if "cbor" in ctype:
+                problem = Problem.from_cbor(response.content)
+                title, detail = problem.title, problem.detail
+            elif "json" in ctype:
+                problem = Problem.from_json(response.content)
+                title, detail = problem.title, problem.detail
+        except IronrootError:
+            pass
+        raise RemoteProblem(response.status_code, title, detail)
+
+    def _get(self, path: str, accept: str) -> httpx.Response:
+        try:
+            response = self._http.get(path, headers={"Accept": accept})
+        except httpx.HTTPError as exc:
+            raise StorageError(f"cannot reach the transparency service: {exc}") from exc
+        return response
+
+    def register(
+        self, statement: bytes, *, poll_interval: float = 0.05, wait: float = 60.0
+    ) -> Registration:
+        """Register ``statement``; return once its receipts exist (or raise)."""
+        try:
+            response = self._http.post(
+                "/entries", content=statement, headers={"Content-Type": _COSE, "Accept": _COSE}
+            )
+        except httpx.HTTPError as exc:
+            raise StorageError(f"cannot reach the transparency service: {exc}") from exc
+        if response.status_code not in (201, 303):
+            self._raise_problem(response)
+        location = response.headers.get("location", "")
+        entry_id = location.rstrip("/").rsplit("/", 1)[-1]
+        if not entry_id:
+            raise MalformedInput("the service answered without a Location")
+        deadline = time.monotonic() + wait
+        while response.status_code in (302, 303):
+            if time.monotonic() > deadline:
+                raise StorageError(f"entry {entry_id} was not integrated within {wait} s")
+            time.sleep(poll_interval)
+            response = self._get(f"/entries/{entry_id}", _COSE)
+            if response.status_code not in (200, 302):
+                self._raise_problem(response)
+        receipts = self.receipts(entry_id)
+        statement_bytes = self.transparent_statement(entry_id)
+        return Registration(entry_id, receipts, statement_bytes)
+
+    def receipts(self, entry_id: str) -> tuple[bytes, ...]:
+        response = self._get(f"/entries/{entry_id}/receipts", "application/cbor")
+        if response.status_code != 200:
+            self._raise_problem(response)
+        value = decode_cbor(response.content)
+        if not isinstance(value, list) or not all(isinstance(r, bytes) for r in value):
+            raise MalformedInput("the service's receipt list is not an array of receipts")
+        return tuple(value)
+
+    def transparent_statement(self, entry_id: str) -> bytes:
+        response = self._get(f"/entries/{entry_id}/statement", _COSE)
+        if response.status_code != 200:
+            self._raise_problem(response)
+        return response.content
+
+    def service_keys(self) -> dict[bytes, PublicKey]:
+        response = self._get("/.well-known/scitt-keys", "application/cbor")
+        if response.status_code != 200:
+            self._raise_problem(response)
+        return decode_key_set(response.content)
+
+    def service_keys_bytes(self) -> bytes:
+        response = self._get("/.well-known/scitt-keys", "application/cbor")
+        if response.status_code != 200:
+            self._raise_problem(response)
+        return response.content
+
+    def configuration(self) -> Mapping[str, Any]:
+        response = self._get("/.well-known/transparency-configuration", "application/json")
+        if response.status_code != 200:
+            self._raise_problem(response)
+        value = response.json()
+        if not isinstance(value, dict):
+            raise MalformedInput("the transparency configuration is not a JSON object")
+        return value
+
+    def checkpoint(self) -> bytes:
+        response = self._get("/checkpoint", "text/plain")
+        if response.status_code != 200:
+            self._raise_problem(response)
+        return response.content

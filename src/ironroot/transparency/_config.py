@@ -1,0 +1,343 @@
+"""The transparency service's configuration: ``<data>/ironroot.toml`` and the data directory.
+
+The TOML names below are a contract that operators' tooling relies on; ``docs/transparency.md``
+documents each one. Relative paths are relative to the data directory. Parsing is strict: an
+unknown key, a wrong type or a file that does not load is a :class:`ConfigError` naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from cryptography import x509
+
+from ironroot.crypto import Algorithm, PrivateKey, PublicKey
+from ironroot.errors import ConfigError, IronrootError
+from ironroot.log.layout import CONFIG_FILE, checkpoint_key_path
+
+__all__ = [
+    "CONFIG_FILE",
+    "DEFAULT_ACCEPTED",
+    "IssuerKey",
+    "TransparencyConfig",
+    "init_data_dir",
+    "load_config",
+    "receipt_key_path",
+]
+
+KEYS_DIR: Final = "keys"
+DEFAULT_ACCEPTED: Final = (
+    Algorithm.ES256,
+    Algorithm.ES384,
+    Algorithm.ES512,
+    Algorithm.EDDSA,
+    Algorithm.ML_DSA_44,
+    Algorithm.ML_DSA_65,
+    Algorithm.ML_DSA_87,
+)
+_RECEIPT_ALGORITHMS: Final = (
+    Algorithm.ES256,
+    Algorithm.ES384,
+    Algorithm.ES512,
+    Algorithm.ML_DSA_87,
+)
+_CHECKPOINT_ALGORITHMS: Final = (Algorithm.EDDSA, Algorithm.ED25519, Algorithm.ML_DSA_44)
+_MAX_STATEMENT: Final = 65535  # C2SP tile entries carry a 16-bit length
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerKey:
+    """An issuer identified by key: statements with ``iss`` and ``kid`` = thumbprint of ``key``."""
+
+    iss: str
+    key: PublicKey
+
+
+@dataclass(frozen=True, slots=True)
+class TransparencyConfig:
+    """Everything the service reads from ``ironroot.toml``, resolved and checked."""
+
+    data_dir: Path
+    service_issuer: str
+    receipt_algorithms: tuple[Algorithm, ...]
+    accepted_algorithms: frozenset[Algorithm]
+    max_statement_bytes: int
+    x509_roots: tuple[x509.Certificate, ...]
+    policy: str
+    issuers: tuple[IssuerKey, ...]
+    write_tokens: tuple[str, ...]
+    origin: str
+    checkpoint_algorithm: Algorithm
+    registration_wait: float
+    max_batch: int
+    _issuer_index: Mapping[tuple[str, bytes], PublicKey] = field(repr=False, compare=False)
+
+    def issuer_key(self, iss: str, kid: bytes) -> PublicKey | None:
+        """The configured key of ``iss`` whose thumbprint is ``kid``, if any."""
+        return self._issuer_index.get((iss, kid))
+
+    @property
+    def trusts_anything(self) -> bool:
+        """An empty trust configuration accepts nothing."""
+        return bool(self.issuers or self.x509_roots)
+
+
+def receipt_key_path(data_dir: Path, algorithm: Algorithm) -> Path:
+    return data_dir / KEYS_DIR / f"receipt-{algorithm.label.lower()}.key"
+
+
+_DEFAULT_TOML: Final = """\
+# Ironroot transparency service configuration (see docs/transparency.md).
+# Relative paths are relative to this directory. An empty trust configuration accepts nothing:
+# add [[transparency.issuers]] tables or x509_roots before registering statements.
+
+[transparency]
+service_issuer = "{issuer}"
+receipt_algorithms = ["ES384"]
+accepted_algorithms = ["ES256", "ES384", "ES512", "EdDSA", "ML-DSA-44", "ML-DSA-65", "ML-DSA-87"]
+max_statement_bytes = 65535
+x509_roots = []
+policy = ""
+registration_wait = 2.0   # seconds POST /entries waits for integration before answering 303
+max_batch = 4096          # most entries integrated under one root and one signature
+
+# [[transparency.issuers]]
+# iss = "https://vendor.example"
+# key = "vendor.pub.pem"
+
+[log]
+origin = "{origin}"
+checkpoint_algorithm = "Ed25519"   # or "ML-DSA-44"
+
+[auth]
+write_tokens = []   # bearer tokens required on POST /entries; none = open
+"""
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def init_data_dir(data_dir: Path, *, service_issuer: str = "https://transparency.example") -> None:
+    """Create the data directory, a default configuration and any missing service keys.
+
+    Existing files are never overwritten, so this is safe on every start.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config_path = data_dir / CONFIG_FILE
+    if not config_path.exists():
+        origin = urlsplit(service_issuer).netloc or service_issuer
+        text = _DEFAULT_TOML.format(issuer=service_issuer, origin=origin)
+        tmp = config_path.with_name(CONFIG_FILE + f".{secrets.token_hex(4)}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, config_path)
+    config = load_config(data_dir)
+    for alg in config.receipt_algorithms:
+        path = receipt_key_path(data_dir, alg)
+        if not path.exists():
+            _write_private(path, PrivateKey.generate(alg).to_pem())
+    cp = checkpoint_key_path(data_dir)
+    if not cp.exists():
+        _write_private(cp, PrivateKey.generate(config.checkpoint_algorithm).to_pem())
+
+
+def load_receipt_signers(config: TransparencyConfig) -> list[PrivateKey]:
+    return [
+        _load_private(receipt_key_path(config.data_dir, a), a) for a in config.receipt_algorithms
+    ]
+
+
+def load_checkpoint_signer(config: TransparencyConfig) -> PrivateKey:
+    return _load_private(checkpoint_key_path(config.data_dir), config.checkpoint_algorithm)
+
+
+def _load_private(path: Path, algorithm: Algorithm) -> PrivateKey:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read service key {path}: {exc.strerror}") from exc
+    try:
+        return PrivateKey.from_pem(data, algorithm)
+    except IronrootError as exc:
+        raise ConfigError(f"service key {path} is not a {algorithm.label} key") from exc
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+_SECTIONS: Final = {
+    "transparency": {
+        "service_issuer",
+        "receipt_algorithms",
+        "accepted_algorithms",
+        "max_statement_bytes",
+        "x509_roots",
+        "policy",
+        "issuers",
+        "registration_wait",
+        "max_batch",
+    },
+    "log": {"origin", "checkpoint_algorithm"},
+    "auth": {"write_tokens"},
+}
+
+
+def _get(table: Mapping[str, Any], name: str, kind: type, default: Any, where: str) -> Any:
+    value = table.get(name, default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}.{name} must be a {kind.__name__}")
+    return value
+
+
+def _str_list(table: Mapping[str, Any], name: str, default: list[str], where: str) -> list[str]:
+    value = _get(table, name, list, default, where)
+    if not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}.{name} must be a list of strings")
+    return list(value)
+
+
+def _algorithms(names: list[str], where: str) -> tuple[Algorithm, ...]:
+    out: list[Algorithm] = []
+    for name in names:
+        try:
+            alg = Algorithm.from_label(name)
+        except IronrootError as exc:
+            raise ConfigError(f"{where}: unknown algorithm {name!r}") from exc
+        if alg not in out:
+            out.append(alg)
+    return tuple(out)
+
+
+def _load_roots(data_dir: Path, paths: list[str]) -> tuple[x509.Certificate, ...]:
+    roots: list[x509.Certificate] = []
+    for rel in paths:
+        path = data_dir / rel
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"x509_roots: cannot read {path}: {exc.strerror}") from exc
+        try:
+            if b"-----BEGIN" in data:
+                roots.extend(x509.load_pem_x509_certificates(data))
+            else:
+                roots.append(x509.load_der_x509_certificate(data))
+        except ValueError as exc:
+            raise ConfigError(f"x509_roots: {path} holds no certificate") from exc
+    return tuple(roots)
+
+
+def _load_issuers(data_dir: Path, tables: object) -> tuple[IssuerKey, ...]:
+    if not isinstance(tables, list):
+        raise ConfigError("transparency.issuers must be an array of tables")
+    out: list[IssuerKey] = []
+    for i, table in enumerate(tables):
+        where = f"transparency.issuers[{i}]"
+        if not isinstance(table, dict) or set(table) - {"iss", "key"}:
+            raise ConfigError(f"{where} takes exactly 'iss' and 'key'")
+        iss = _get(table, "iss", str, None, where)
+        key_rel = _get(table, "key", str, None, where)
+        if not iss:
+            raise ConfigError(f"{where}.iss must not be empty")
+        path = data_dir / key_rel
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read {path}: {exc.strerror}") from exc
+        try:
+            key = PublicKey.from_pem(data)
+        except IronrootError as exc:
+            raise ConfigError(f"{where}: {path} is not a supported public key") from exc
+        out.append(IssuerKey(iss, key))
+    return tuple(out)
+
+
+def load_config(data_dir: Path) -> TransparencyConfig:
+    """Read and check ``<data_dir>/ironroot.toml``."""
+    path = data_dir / CONFIG_FILE
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    for section, value in raw.items():
+        if section not in _SECTIONS or not isinstance(value, dict):
+            raise ConfigError(f"unknown section [{section}] in {path}")
+        unknown = set(value) - _SECTIONS[section]
+        if unknown:
+            raise ConfigError(f"unknown key {section}.{sorted(unknown)[0]} in {path}")
+    tr = raw.get("transparency", {})
+    lg = raw.get("log", {})
+    auth = raw.get("auth", {})
+
+    issuer = _get(tr, "service_issuer", str, "https://transparency.example", "transparency")
+    receipt_algs = _algorithms(
+        _str_list(tr, "receipt_algorithms", ["ES384"], "transparency"), "receipt_algorithms"
+    )
+    if not receipt_algs:
+        raise ConfigError("transparency.receipt_algorithms must name at least one algorithm")
+    for alg in receipt_algs:
+        if alg not in _RECEIPT_ALGORITHMS:
+            raise ConfigError(f"receipt_algorithms: {alg.label} cannot sign receipts here")
+    accepted = _algorithms(
+        _str_list(tr, "accepted_algorithms", [a.label for a in DEFAULT_ACCEPTED], "transparency"),
+        "accepted_algorithms",
+    )
+    # EdDSA (-8) and Ed25519 (-19) name the same scheme: accepting one accepts both.
+    if Algorithm.EDDSA in accepted or Algorithm.ED25519 in accepted:
+        accepted = (*accepted, Algorithm.EDDSA, Algorithm.ED25519)
+    max_bytes = _get(tr, "max_statement_bytes", int, _MAX_STATEMENT, "transparency")
+    if not 0 < max_bytes <= _MAX_STATEMENT:
+        raise ConfigError(f"transparency.max_statement_bytes must be in 1..{_MAX_STATEMENT}")
+    wait = _get(tr, "registration_wait", float, 2.0, "transparency")
+    if not 0.0 <= wait <= 60.0:
+        raise ConfigError("transparency.registration_wait must be between 0 and 60 seconds")
+    max_batch = _get(tr, "max_batch", int, 4096, "transparency")
+    if not 1 <= max_batch <= 65536:
+        raise ConfigError("transparency.max_batch must be between 1 and 65536")
+    policy = _get(tr, "policy", str, "", "transparency").strip()
+    issuers = _load_issuers(data_dir, tr.get("issuers", []))
+    roots = _load_roots(data_dir, _str_list(tr, "x509_roots", [], "transparency"))
+    origin = _get(lg, "origin", str, urlsplit(issuer).netloc or issuer, "log")
+    if not origin or any(c.isspace() for c in origin) or "+" in origin:
+        raise ConfigError("log.origin must be non-empty without spaces or '+'")
+    cp_alg = _algorithms([_get(lg, "checkpoint_algorithm", str, "Ed25519", "log")], "log")[0]
+    if cp_alg not in _CHECKPOINT_ALGORITHMS:
+        raise ConfigError("log.checkpoint_algorithm must be Ed25519 or ML-DSA-44")
+    if cp_alg is Algorithm.ED25519:
+        cp_alg = Algorithm.EDDSA
+    tokens = _str_list(auth, "write_tokens", [], "auth")
+    if any(not t for t in tokens):
+        raise ConfigError("auth.write_tokens must not contain empty tokens")
+    return TransparencyConfig(
+        data_dir=data_dir,
+        service_issuer=issuer,
+        receipt_algorithms=receipt_algs,
+        accepted_algorithms=frozenset(accepted),
+        max_statement_bytes=max_bytes,
+        x509_roots=roots,
+        policy=policy,
+        issuers=issuers,
+        write_tokens=tuple(tokens),
+        origin=origin,
+        checkpoint_algorithm=cp_alg,
+        registration_wait=wait,
+        max_batch=max_batch,
+        _issuer_index={(ik.iss, ik.key.kid): ik.key for ik in issuers},
+    )

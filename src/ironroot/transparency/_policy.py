@@ -1,0 +1,153 @@
+"""The registration policy: which Signed Statements the service admits to its log.
+
+A pure function of the statement bytes, the configuration and ``now``. Checks run cheapest
+first and fail closed, each with its own typed error (and so its own RFC 9290 title):
+
+1. size (``PayloadTooLarge``), structure (``MalformedStatement``/``LimitExceeded``);
+2. the algorithm is accepted (``AlgorithmNotAccepted``, "Bad Signature Algorithm");
+3. the signing key is found: ``x5chain`` → chain to a configured root at ``now``
+   (``ChainNotTrusted``/``CertificateExpired``) and a ``did:x509`` issuer that matches the chain;
+   otherwise ``iss`` + ``kid`` name a configured issuer key (``UnknownIssuer``);
+4. the signature verifies with a key of the header's algorithm (``BadSignature``,
+   ``AlgorithmNotAccepted``);
+5. the optional CEL expression over the protected header is true (``PolicyRejected``).
+
+An empty trust configuration (no issuers, no roots) rejects everything.
+
+CEL variables (documented in docs/transparency.md): ``iss``, ``sub``, ``alg`` (name such as
+``"ES256"``), ``kid`` (lowercase hex, ``""`` if absent), ``content_type``, ``hash_envelope``
+(bool), ``payload_hash_alg`` (int, 0 if absent), ``preimage_content_type``, ``payload_location``,
+``iat`` (int, 0 if absent), ``x5chain_length`` (int), ``claims`` (map of the CWT claims with
+text names ``iss``, ``sub``, ``aud``, ``exp``, ``nbf``, ``iat``, ``cti`` and ``"<n>"`` for others).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final
+
+import cel
+from cryptography import x509
+
+from ironroot.cose import Limits as CoseLimits
+from ironroot.cose import (
+    SignedStatement,
+    verify_did_x509,
+    verify_x5chain,
+)
+from ironroot.crypto import PublicKey
+from ironroot.errors import (
+    AlgorithmNotAccepted,
+    ChainNotTrusted,
+    ConfigError,
+    MalformedInput,
+    PayloadTooLarge,
+    PolicyRejected,
+    UnknownIssuer,
+)
+from ironroot.transparency._config import TransparencyConfig
+
+__all__ = ["RegistrationPolicy"]
+
+_CLAIM_NAMES: Final = {1: "iss", 2: "sub", 3: "aud", 4: "exp", 5: "nbf", 6: "iat", 7: "cti"}
+
+
+def _cel_value(value: object) -> Any:
+    """CEL-friendly copy: bytes as lowercase hex text, maps with text keys."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): _cel_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_cel_value(v) for v in value]
+    return value
+
+
+class RegistrationPolicy:
+    """Compiled once from a configuration; ``check`` is called per registration."""
+
+    def __init__(self, config: TransparencyConfig) -> None:
+        self._config = config
+        self._limits = CoseLimits(max_bytes=config.max_statement_bytes)
+        self._program: Any = None
+        if config.policy:
+            try:
+                self._program = cel.compile(config.policy)
+            except (ValueError, RuntimeError) as exc:
+                raise ConfigError(f"transparency.policy is not valid CEL: {exc}") from exc
+
+    def check(self, data: bytes, now: datetime) -> SignedStatement:
+        """Return the parsed statement if the service may register it; raise otherwise."""
+        config = self._config
+        if len(data) > config.max_statement_bytes:
+            raise PayloadTooLarge(
+                f"statement is {len(data)} bytes; the limit is {config.max_statement_bytes}"
+            )
+        statement = SignedStatement.parse(data, self._limits)
+        if statement.algorithm not in config.accepted_algorithms:
+            raise AlgorithmNotAccepted(
+                f"Signed Statement uses {statement.algorithm.label}, which this service does "
+                "not accept"
+            )
+        if not config.trusts_anything:
+            raise UnknownIssuer(
+                "this service trusts no issuer yet: its trust configuration is empty"
+            )
+        key = self._signing_key(statement, now)
+        statement.sign1.verify(key)
+        if self._program is not None:
+            self._evaluate(statement)
+        return statement
+
+    def _signing_key(self, statement: SignedStatement, now: datetime) -> PublicKey:
+        config = self._config
+        iss = statement.claims.iss
+        if statement.x5chain:
+            if not config.x509_roots:
+                raise ChainNotTrusted("this service has no x509_roots: x5chain is not accepted")
+            if not iss.startswith("did:x509:"):
+                raise UnknownIssuer("a statement signed with x5chain needs a did:x509 issuer")
+            key = verify_x5chain(statement.x5chain, config.x509_roots, now)
+            try:
+                chain = [x509.load_der_x509_certificate(c) for c in statement.x5chain]
+            except ValueError as exc:  # verify_x5chain parsed them already; be safe
+                raise MalformedInput("x5chain holds an invalid certificate") from exc
+            verify_did_x509(iss, chain)
+            return key
+        if statement.kid is None:
+            raise UnknownIssuer("statement has neither kid nor x5chain: the signer is unknown")
+        found = config.issuer_key(iss, statement.kid)
+        if found is None:
+            raise UnknownIssuer(f"no key with this kid is configured for issuer {iss!r}")
+        return found  # Sign1.verify checks that the key's algorithm is the header's
+
+    def _evaluate(self, statement: SignedStatement) -> None:
+        claims = statement.claims
+        env = statement.hash_envelope
+        raw_claims = statement.sign1.protected.get(15, {})
+        names = {
+            _CLAIM_NAMES.get(k, str(k)) if isinstance(k, int) else str(k): _cel_value(v)
+            for k, v in (raw_claims.items() if isinstance(raw_claims, dict) else ())
+        }
+        context = {
+            "iss": claims.iss,
+            "sub": claims.sub,
+            "alg": statement.algorithm.label,
+            "kid": statement.kid.hex() if statement.kid else "",
+            "content_type": _cel_value(statement.content_type) if statement.content_type else "",
+            "hash_envelope": env is not None,
+            "payload_hash_alg": env.hash_alg if env else 0,
+            "preimage_content_type": _cel_value(env.preimage_content_type or "") if env else "",
+            "payload_location": env.location or "" if env else "",
+            "iat": claims.iat or 0,
+            "x5chain_length": len(statement.x5chain),
+            "claims": names,
+        }
+        try:
+            result = self._program.execute(context)
+        except Exception as exc:  # the CEL runtime raises several kinds; all fail closed
+            raise PolicyRejected(
+                f"Signed Statement not accepted by the current Registration Policy: {exc}"
+            ) from exc
+        if result is not True:
+            raise PolicyRejected("Signed Statement not accepted by the current Registration Policy")

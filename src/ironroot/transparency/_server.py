@@ -1,0 +1,86 @@
+"""Run the service under uvicorn (the thin I/O shell around the app)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+import uvicorn
+
+from ironroot.errors import StorageError
+from ironroot.transparency._app import create_app
+from ironroot.transparency._service import TransparencyService
+
+__all__ = ["ServiceThread", "serve"]
+
+
+def _uvicorn_config(service: TransparencyService, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(service),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+    )
+
+
+def serve(data_dir: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Open (creating on first start) the service in ``data_dir`` and serve it until stopped.
+
+    SIGINT/SIGTERM stop it gracefully: uvicorn finishes open requests, then the log writer
+    drains its queue and closes the store.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    service = TransparencyService.open(data_dir)
+    service.start()
+    try:
+        uvicorn.Server(_uvicorn_config(service, host, port)).run()
+    finally:
+        service.close()
+
+
+class ServiceThread:
+    """Serve a started :class:`TransparencyService` over real HTTP from a background thread.
+
+    For embedding the service in another program (an appliance, an integration test)::
+
+        with service, ServiceThread(service) as server:
+            TransparencyClient(server.url).register(statement)
+
+    Port 0 picks a free loopback port; ``url`` says which.
+    """
+
+    def __init__(
+        self, service: TransparencyService, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        if port == 0:
+            with socket.socket() as s:
+                s.bind((host, 0))
+                port = int(s.getsockname()[1])
+        self.url = f"http://{host}:{port}"
+        self._server = uvicorn.Server(_uvicorn_config(service, host, port))
+        self._thread = threading.Thread(target=self._server.run, name="ironroot-http", daemon=True)
+
+    def __enter__(self) -> ServiceThread:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise StorageError("the HTTP server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)

@@ -1,0 +1,277 @@
+"""The HTTP API in process: SCRAPI flows, problems, C2SP reads, auth, receipts verified offline."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import cbor2
+import httpx
+import pytest
+from _tx_helpers import VENDOR_ISS, write_config
+
+from ironroot.cose import (
+    Problem,
+    SignedStatement,
+    TransparentStatement,
+    create_statement,
+    decode_key_set,
+    verify_receipt,
+    verify_transparent_statement,
+)
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import BadSignature, InvalidProof
+from ironroot.log import parse_tile_path  # noqa: F401  (the app serves these paths)
+from ironroot.merkle import verify_consistency
+from ironroot.transparency import ServiceThread, TransparencyService
+
+COSE = "application/cose"
+PROBLEM = "application/concise-problem-details+cbor"
+
+
+@pytest.fixture
+def vendor() -> PrivateKey:
+    return PrivateKey.generate(Algorithm.ES256)
+
+
+def _service(tmp_path: Path, vendor: PrivateKey, **kw: object) -> TransparencyService:
+    write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)], **kw)  # type: ignore[arg-type]
+    return TransparencyService.open(tmp_path / "data")
+
+
+@contextmanager
+def _client(service: TransparencyService) -> Iterator[httpx.Client]:
+    with service, ServiceThread(service) as server, httpx.Client(base_url=server.url) as c:
+        yield c
+
+
+@pytest.fixture
+def client(tmp_path: Path, vendor: PrivateKey) -> Iterator[httpx.Client]:
+    with _client(_service(tmp_path, vendor)) as c:
+        yield c
+
+
+def _stmt(key: PrivateKey, n: int = 0, **kw: object) -> bytes:
+    return create_statement(
+        key,
+        f'{{"n": {n}}}'.encode(),
+        iss=VENDOR_ISS,
+        sub=f"pkg:fw/{n}",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _post(client: httpx.Client, body: bytes, **headers: str) -> httpx.Response:
+    return client.post("/entries", content=body, headers={"Content-Type": COSE, **headers})
+
+
+def test_register_returns_201_with_a_receipt_that_verifies_offline(
+    client: httpx.Client, vendor: PrivateKey
+) -> None:
+    statement = _stmt(vendor)
+    r = _post(client, statement)
+    assert r.status_code == 201, r.content
+    assert r.headers["content-type"] == COSE
+    entry_id = r.headers["location"].rsplit("/", 1)[1]
+    keys = decode_key_set(client.get("/.well-known/scitt-keys").content)
+    entry = SignedStatement.parse(statement).log_entry()
+    receipt = verify_receipt(r.content, entry, keys)
+    assert receipt.issuer == "https://transparency.example"
+    # GET /entries/{id} gives the same receipt; the statement carries it in header 394
+    assert client.get(f"/entries/{entry_id}").content == r.content
+    ts = client.get(f"/entries/{entry_id}/statement")
+    assert ts.status_code == 200
+    parsed = verify_transparent_statement(ts.content, keys)
+    assert parsed.receipts == (r.content,)
+
+
+def test_duplicate_registration_is_idempotent(client: httpx.Client, vendor: PrivateKey) -> None:
+    statement = _stmt(vendor)
+    a = _post(client, statement)
+    b = _post(client, statement)
+    assert a.headers["location"] == b.headers["location"]
+    assert client.get("/health").json()["tree_size"] == 1
+
+
+def test_receipt_for_another_statement_does_not_verify(
+    client: httpx.Client, vendor: PrivateKey
+) -> None:
+    s1, s2 = _stmt(vendor, 1), _stmt(vendor, 2)
+    r1 = _post(client, s1)
+    _post(client, s2)
+    keys = decode_key_set(client.get("/.well-known/scitt-keys").content)
+    with pytest.raises((BadSignature, InvalidProof)):
+        verify_receipt(r1.content, SignedStatement.parse(s2).log_entry(), keys)
+
+
+def test_unknown_entry_is_404_problem(client: httpx.Client) -> None:
+    r = client.get("/entries/" + "ab" * 32)
+    assert r.status_code == 404
+    assert r.headers["content-type"] == PROBLEM
+    assert Problem.from_cbor(r.content).title == "Not Found"
+
+
+def test_malformed_locator_is_400(client: httpx.Client) -> None:
+    r = client.get("/entries/not-an-id")
+    assert r.status_code == 400
+    assert Problem.from_cbor(r.content).title == "Invalid locator"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "title"),
+    [
+        (b"\xff\x00", 400, None),
+        (cbor2.dumps(cbor2.CBORTag(17, [b"", {}, b"", b""])), 400, None),
+    ],
+)
+def test_malformed_statement_is_400_problem(
+    client: httpx.Client, body: bytes, status: int, title: str | None
+) -> None:
+    r = _post(client, body)
+    assert r.status_code == status
+    assert r.headers["content-type"] == PROBLEM
+    assert Problem.from_cbor(r.content).detail
+
+
+def test_bad_signature_is_400(client: httpx.Client, vendor: PrivateKey) -> None:
+    data = bytearray(_stmt(vendor))
+    data[-2] ^= 0x40
+    r = _post(client, bytes(data))
+    assert r.status_code == 400
+    assert Problem.from_cbor(r.content).title == BadSignature.title
+
+
+def test_unknown_issuer_is_400(client: httpx.Client) -> None:
+    r = _post(client, _stmt(PrivateKey.generate(Algorithm.ES256)))
+    assert r.status_code == 400
+    assert Problem.from_cbor(r.content).title == "Unknown Issuer"
+
+
+def test_problem_is_json_when_client_accepts_only_json(client: httpx.Client) -> None:
+    r = client.post(
+        "/entries",
+        content=b"\xff",
+        headers={"Content-Type": COSE, "Accept": "application/json"},
+    )
+    assert r.status_code == 400
+    assert r.headers["content-type"] == "application/problem+json"
+    body = json.loads(r.content)
+    assert body["status"] == 400
+    assert body["title"]
+
+
+def test_wrong_media_type_is_415(client: httpx.Client, vendor: PrivateKey) -> None:
+    r = client.post("/entries", content=_stmt(vendor), headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415
+
+
+def test_oversized_body_is_413(tmp_path: Path, vendor: PrivateKey) -> None:
+    with _client(_service(tmp_path, vendor, max_statement_bytes=500)) as client:
+        r = _post(client, b"\x00" * 600)
+        assert r.status_code == 413
+        assert Problem.from_cbor(r.content).title == "Payload Too Large"
+
+
+def test_bearer_token_required(tmp_path: Path, vendor: PrivateKey) -> None:
+    with _client(_service(tmp_path, vendor, tokens=["s3cret-token"])) as client:
+        missing = _post(client, _stmt(vendor))
+        assert missing.status_code == 401
+        assert missing.headers["www-authenticate"] == "Bearer"
+        wrong = _post(client, _stmt(vendor), Authorization="Bearer nope")
+        assert wrong.status_code == 401
+        ok = _post(client, _stmt(vendor), Authorization="Bearer s3cret-token")
+        assert ok.status_code == 201
+
+
+def test_cel_policy_rejection_is_400_rejected(tmp_path: Path, vendor: PrivateKey) -> None:
+    with _client(_service(tmp_path, vendor, policy='sub.startsWith("pkg:fw/1")')) as client:
+        assert _post(client, _stmt(vendor, 1)).status_code == 201
+        r = _post(client, _stmt(vendor, 2))
+        assert r.status_code == 400
+        assert Problem.from_cbor(r.content).title == "Rejected"
+
+
+def test_two_receipt_algorithms_give_two_receipts(tmp_path: Path, vendor: PrivateKey) -> None:
+    with _client(_service(tmp_path, vendor, receipt_algorithms=["ES384", "ML-DSA-87"])) as client:
+        r = _post(client, _stmt(vendor))
+        assert r.status_code == 201
+        entry_id = r.headers["location"].rsplit("/", 1)[1]
+        keys = decode_key_set(client.get("/.well-known/scitt-keys").content)
+        assert sorted(k.algorithm.label for k in keys.values()) == ["ES384", "ML-DSA-87"]
+        ts = client.get(f"/entries/{entry_id}/statement").content
+        parsed: TransparentStatement = verify_transparent_statement(ts, keys)
+        assert len(parsed.receipts) == 2
+        algs = {cbor2.loads(cbor2.loads(x).value[0])[1] for x in parsed.receipts}
+        assert algs == {Algorithm.ES384.cose_id, Algorithm.ML_DSA_87.cose_id}
+
+
+def test_303_then_302_then_200_when_integration_is_slow(tmp_path: Path, vendor: PrivateKey) -> None:
+    with _client(_service(tmp_path, vendor, registration_wait=0.0)) as client:
+        r = client.post(
+            "/entries",
+            content=_stmt(vendor),
+            headers={"Content-Type": COSE},
+            follow_redirects=False,
+        )
+        assert r.status_code in (201, 303)
+        location = r.headers["location"]
+        for _ in range(200):
+            g = client.get(location, follow_redirects=False)
+            if g.status_code == 200:
+                break
+            assert g.status_code == 302
+        assert g.status_code == 200
+
+
+def test_configuration_keys_and_openapi(client: httpx.Client) -> None:
+    cfg = client.get(
+        "/.well-known/transparency-configuration", headers={"Accept": "application/json"}
+    ).json()
+    assert cfg["issuer"] == "https://transparency.example"
+    assert cfg["receipt_algorithms"] == ["ES384"]
+    assert cfg["checkpoint_origin"] == "transparency.example"
+    assert cfg["checkpoint_keys"][0].startswith("transparency.example+")
+    cbor_cfg = cbor2.loads(client.get("/.well-known/transparency-configuration").content)
+    assert cbor_cfg["issuer"] == cfg["issuer"]
+    keys = decode_key_set(client.get("/.well-known/scitt-keys").content)
+    (kid,) = keys
+    one = client.get(f"/.well-known/scitt-keys/{kid.hex()}")
+    assert one.status_code == 200
+    assert cbor2.loads(one.content)[2] == kid
+    assert client.get("/.well-known/scitt-keys/00").status_code == 404
+    spec = client.get("/openapi.json").json()
+    assert "/entries" in spec["paths"]
+    assert spec["openapi"].startswith("3.")
+
+
+def test_checkpoint_and_tiles_match_the_receipts(client: httpx.Client, vendor: PrivateKey) -> None:
+    for n in range(5):
+        assert _post(client, _stmt(vendor, n)).status_code == 201
+    note = client.get("/checkpoint").text
+    origin, size, _root_b64 = note.split("\n")[:3]
+    assert origin == "transparency.example"
+    assert int(size) == 5
+    tile = client.get("/tile/0/000.p/5")
+    assert tile.status_code == 200
+    assert len(tile.content) == 5 * 32
+    bundle = client.get("/tile/entries/000.p/5")
+    assert bundle.status_code == 200
+    assert client.get("/tile/0/000.p/6").status_code == 404
+    assert client.get("/tile/0/0").status_code == 400
+    assert client.get("/tile/0/000").status_code == 404  # no full tile yet
+
+
+def test_consistency_between_successive_checkpoints(tmp_path: Path, vendor: PrivateKey) -> None:
+    service = _service(tmp_path, vendor)
+    with _client(service) as client:
+        _post(client, _stmt(vendor, 1))
+        size1, root1 = service.log.tree_size, service.log.root()
+        for n in range(2, 9):
+            _post(client, _stmt(vendor, n))
+        size2, root2 = service.log.tree_size, service.log.root()
+        proof = service.log.consistency_proof(size1, size2)
+        verify_consistency(size1, size2, proof, root1, root2)
+        with pytest.raises(InvalidProof):
+            verify_consistency(size1, size2, proof, root2, root1)

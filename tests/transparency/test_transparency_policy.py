@@ -1,0 +1,267 @@
+"""Registration policy: every 'must reject' of the service, each asserting the exact error."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import cbor2
+import pytest
+from _tx_helpers import NOW, VENDOR_ISS, der, make_ca_chain, write_config
+
+from ironroot.cose import create_statement
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import (
+    AlgorithmNotAccepted,
+    BadSignature,
+    CertificateExpired,
+    ChainNotTrusted,
+    ConfigError,
+    LimitExceeded,
+    MalformedInput,
+    MalformedStatement,
+    PayloadTooLarge,
+    PolicyRejected,
+    UnknownIssuer,
+)
+from ironroot.transparency import RegistrationPolicy, load_config
+
+EKU_CODE_SIGNING = "1.3.6.1.5.5.7.3.3"
+
+
+def _policy(data: Path, **kwargs: object) -> RegistrationPolicy:
+    write_config(data, **kwargs)  # type: ignore[arg-type]
+    return RegistrationPolicy(load_config(data))
+
+
+@pytest.fixture
+def vendor() -> PrivateKey:
+    return PrivateKey.generate(Algorithm.ES256)
+
+
+def _stmt(key: PrivateKey, **kw: object) -> bytes:
+    args: dict[str, object] = {"iss": VENDOR_ISS, "sub": "pkg:firmware/bmc@1.2.3"}
+    args.update(kw)
+    payload = args.pop("payload", b'{"release": "1.2.3"}')
+    return create_statement(key, payload, **args)  # type: ignore[arg-type]
+
+
+def test_accepts_known_issuer_for_every_algorithm(tmp_path: Path) -> None:
+    keys = [PrivateKey.generate(a) for a in Algorithm if a is not Algorithm.HSS_LMS]
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, k) for k in keys])
+    for key in keys:
+        parsed = policy.check(_stmt(key, content_type="application/json"), NOW)
+        assert parsed.claims.iss == VENDOR_ISS
+        assert parsed.algorithm is key.algorithm
+
+
+def test_bad_signature(tmp_path: Path, vendor: PrivateKey) -> None:
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)])
+    data = bytearray(_stmt(vendor))
+    data[-1] ^= 0x01
+    with pytest.raises(BadSignature):
+        policy.check(bytes(data), NOW)
+
+
+def test_flipped_payload_bit_is_bad_signature(tmp_path: Path, vendor: PrivateKey) -> None:
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)])
+    good = _stmt(vendor, payload=b"A" * 40)
+    bad = good.replace(b"A" * 40, b"A" * 39 + b"B")
+    with pytest.raises(BadSignature):
+        policy.check(bad, NOW)
+
+
+def test_unknown_issuer(tmp_path: Path, vendor: PrivateKey) -> None:
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)])
+    with pytest.raises(UnknownIssuer):
+        policy.check(_stmt(vendor, iss="https://other.example"), NOW)
+
+
+def test_unknown_kid(tmp_path: Path, vendor: PrivateKey) -> None:
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)])
+    stranger = PrivateKey.generate(Algorithm.ES256)
+    with pytest.raises(UnknownIssuer):
+        policy.check(_stmt(stranger), NOW)
+
+
+def test_empty_trust_configuration_accepts_nothing(tmp_path: Path, vendor: PrivateKey) -> None:
+    policy = _policy(tmp_path)
+    with pytest.raises(UnknownIssuer):
+        policy.check(_stmt(vendor), NOW)
+
+
+def test_algorithm_not_accepted(tmp_path: Path) -> None:
+    key = PrivateKey.generate(Algorithm.ES512)
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, key)], accepted=["ES256", "ML-DSA-65"])
+    with pytest.raises(AlgorithmNotAccepted):
+        policy.check(_stmt(key), NOW)
+
+
+def test_statement_over_size_limit(tmp_path: Path, vendor: PrivateKey) -> None:
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], max_statement_bytes=1000)
+    with pytest.raises(PayloadTooLarge):
+        policy.check(_stmt(vendor, payload=b"x" * 2000), NOW)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xff",
+        b"\xd2",  # tag 18 with nothing inside
+        cbor2.dumps(cbor2.CBORTag(17, [b"", {}, b"", b""])),  # wrong tag (COSE_Mac0)
+        cbor2.dumps(cbor2.CBORTag(18, [b"", {}, b""])),  # three items
+        cbor2.dumps(cbor2.CBORTag(18, "not an array")),
+    ],
+    ids=["empty", "garbage", "truncated", "wrong-tag", "short-array", "not-array"],
+)
+def test_malformed_cbor(tmp_path: Path, vendor: PrivateKey, data: bytes) -> None:
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)])
+    with pytest.raises(MalformedInput):
+        policy.check(data, NOW)
+
+
+def test_trailing_bytes(tmp_path: Path, vendor: PrivateKey) -> None:
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)])
+    with pytest.raises(MalformedStatement):
+        policy.check(_stmt(vendor) + b"\x00", NOW)
+
+
+def test_deep_nesting(tmp_path: Path, vendor: PrivateKey) -> None:
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)])
+    deep: object = 1
+    for _ in range(100):
+        deep = [deep]
+    protected = cbor2.dumps({1: -7, 15: {1: VENDOR_ISS, 2: "s"}, 99: deep})
+    data = cbor2.dumps(cbor2.CBORTag(18, [protected, {}, b"p", b"s" * 64]))
+    with pytest.raises((LimitExceeded, MalformedStatement)):
+        policy.check(data, NOW)
+
+
+def test_missing_cwt_claims(tmp_path: Path, vendor: PrivateKey) -> None:
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)])
+    protected = cbor2.dumps({1: -7, 4: vendor.kid})
+    data = cbor2.dumps(cbor2.CBORTag(18, [protected, {}, b"p", b"s" * 64]))
+    with pytest.raises(MalformedStatement):
+        policy.check(data, NOW)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{1: VENDOR_ISS}, {2: "sub"}, {1: "", 2: "sub"}, {1: VENDOR_ISS, 2: 7}, {1: b"x", 2: "s"}],
+    ids=["no-sub", "no-iss", "empty-iss", "int-sub", "bytes-iss"],
+)
+def test_malformed_cwt_claims(
+    tmp_path: Path, vendor: PrivateKey, claims: dict[int, object]
+) -> None:
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)])
+    protected = cbor2.dumps({1: -7, 4: vendor.kid, 15: claims})
+    data = cbor2.dumps(cbor2.CBORTag(18, [protected, {}, b"p", b"s" * 64]))
+    with pytest.raises(MalformedStatement):
+        policy.check(data, NOW)
+
+
+def test_hash_envelope_with_content_type_is_rejected(tmp_path: Path, vendor: PrivateKey) -> None:
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)])
+    digest = hashlib.sha256(b"firmware").digest()
+    protected = cbor2.dumps(
+        {1: -7, 3: "application/json", 4: vendor.kid, 15: {1: VENDOR_ISS, 2: "s"}, 258: -16},
+        canonical=True,
+    )
+    import ironroot.cose as cose
+
+    tbs = cbor2.dumps(["Signature1", protected, b"", digest])
+    signature = vendor.sign(tbs)
+    data = cbor2.dumps(cbor2.CBORTag(18, [protected, {}, digest, signature]))
+    assert cose.Sign1.decode(data).payload == digest
+    with pytest.raises(MalformedStatement):
+        policy.check(data, NOW)
+
+
+def test_hash_envelope_accepted(tmp_path: Path, vendor: PrivateKey) -> None:
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)])
+    data = _stmt(
+        vendor,
+        payload=b"firmware image bytes",
+        hash_envelope=True,
+        preimage_content_type="application/octet-stream",
+        location="https://vendor.example/fw.bin",
+    )
+    parsed = policy.check(data, NOW)
+    assert parsed.hash_envelope is not None
+    assert parsed.payload == hashlib.sha256(b"firmware image bytes").digest()
+
+
+def test_cel_policy(tmp_path: Path, vendor: PrivateKey) -> None:
+    policy = _policy(
+        tmp_path,
+        issuers=[(VENDOR_ISS, vendor)],
+        policy='sub.startsWith("pkg:firmware/") && alg == "ES256"',
+    )
+    policy.check(_stmt(vendor), NOW)
+    with pytest.raises(PolicyRejected):
+        policy.check(_stmt(vendor, sub="pkg:npm/left-pad@1.0.0"), NOW)
+
+
+def test_cel_policy_error_fails_closed(tmp_path: Path, vendor: PrivateKey) -> None:
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy="claims.nonexistent > 1")
+    with pytest.raises(PolicyRejected):
+        policy.check(_stmt(vendor), NOW)
+
+
+def test_cel_policy_that_does_not_compile(tmp_path: Path, vendor: PrivateKey) -> None:
+    with pytest.raises(ConfigError):
+        _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy="sub ==")
+
+
+# --- x5chain and did:x509 ---------------------------------------------------------------------
+
+
+def _did(root_der: bytes, policy: str = f"eku:{EKU_CODE_SIGNING}") -> str:
+    fp = base64.urlsafe_b64encode(hashlib.sha256(root_der).digest()).rstrip(b"=").decode()
+    return f"did:x509:0:sha256:{fp}::{policy}"
+
+
+def test_did_x509_chain_accepted(tmp_path: Path) -> None:
+    root, leaf, key = make_ca_chain()
+    policy = _policy(tmp_path, roots=[root])
+    data = _stmt(key, iss=_did(der(root)), x5chain=[der(leaf), der(root)], include_kid=False)
+    assert policy.check(data, NOW).x5chain[0] == der(leaf)
+
+
+def test_did_x509_that_does_not_match_chain(tmp_path: Path) -> None:
+    root, leaf, key = make_ca_chain()
+    policy = _policy(tmp_path, roots=[root])
+    wrong = _did(der(root), policy="eku:1.3.6.1.5.5.7.3.1")  # serverAuth, not in the leaf
+    data = _stmt(key, iss=wrong, x5chain=[der(leaf), der(root)], include_kid=False)
+    with pytest.raises(ChainNotTrusted):
+        policy.check(data, NOW)
+
+
+def test_chain_not_reaching_configured_root(tmp_path: Path) -> None:
+    root, leaf, key = make_ca_chain()
+    other_root, _, _ = make_ca_chain()
+    policy = _policy(tmp_path, roots=[other_root])
+    data = _stmt(key, iss=_did(der(root)), x5chain=[der(leaf), der(root)], include_kid=False)
+    with pytest.raises(ChainNotTrusted):
+        policy.check(data, NOW)
+
+
+def test_expired_certificate(tmp_path: Path) -> None:
+    root, leaf, key = make_ca_chain(
+        not_before=NOW - dt.timedelta(days=400), not_after=NOW - dt.timedelta(days=1)
+    )
+    policy = _policy(tmp_path, roots=[root])
+    data = _stmt(key, iss=_did(der(root)), x5chain=[der(leaf), der(root)], include_kid=False)
+    with pytest.raises(CertificateExpired):
+        policy.check(data, NOW)
+
+
+def test_x5chain_with_url_issuer_is_unknown(tmp_path: Path) -> None:
+    root, leaf, key = make_ca_chain()
+    policy = _policy(tmp_path, roots=[root])
+    data = _stmt(key, x5chain=[der(leaf), der(root)], include_kid=False)
+    with pytest.raises(UnknownIssuer):
+        policy.check(data, NOW)
