@@ -1,0 +1,233 @@
+"""SPDM certificate chain format and its verification up to a trusted root."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import pytest
+from _spdm_helpers import NOW, Device, make_cert, make_requester, make_responder
+
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import (
+    CertificateExpired,
+    ChainNotTrusted,
+    ConfigError,
+    MalformedCertificate,
+    MalformedSpdm,
+    SpdmProtocolError,
+    UnsupportedAlgorithm,
+)
+from ironroot.spdm import BaseHashAlgo, CertificateChain, Responder, verify_certificate_chain
+
+SHA384 = BaseHashAlgo.SHA_384
+
+
+@pytest.fixture(scope="module")
+def device() -> Device:
+    return Device(Algorithm.ES384)
+
+
+def test_chain_layout(device: Device) -> None:
+    chain = CertificateChain.build(device.chain, SHA384)
+    data = chain.encode()
+    body = b"".join(device.chain)
+    assert int.from_bytes(data[:2], "little") == len(data) == 4 + 48 + len(body)
+    assert data[2:4] == b"\x00\x00"
+    assert data[4:52] == hashlib.sha384(device.root).digest()
+    assert data[52:] == body
+    assert chain.digest(SHA384) == hashlib.sha384(data).digest()
+    assert CertificateChain.decode(data, hash_size=48) == chain
+    assert chain.leaf == device.leaf
+
+
+def test_chain_decode_is_strict(device: Device) -> None:
+    data = CertificateChain.build(device.chain, SHA384).encode()
+    with pytest.raises(MalformedSpdm, match="Length"):
+        CertificateChain.decode(data + b"\x00", hash_size=48)
+    with pytest.raises(MalformedSpdm, match="Reserved"):
+        CertificateChain.decode(data[:2] + b"\x01\x00" + data[4:], hash_size=48)
+    with pytest.raises(MalformedSpdm, match="truncated"):
+        CertificateChain.decode(data[:2], hash_size=48)
+    cut = data[:-1]
+    with pytest.raises(MalformedSpdm, match="truncated certificate"):
+        CertificateChain.decode(len(cut).to_bytes(2, "little") + cut[2:], hash_size=48)
+    no_certs = data[:52]
+    with pytest.raises(MalformedSpdm, match="at least one"):
+        CertificateChain.decode((52).to_bytes(2, "little") + no_certs[2:], hash_size=48)
+    junk = data[:52] + b"\x04\x01\x00"
+    with pytest.raises(MalformedSpdm, match="no DER SEQUENCE"):
+        CertificateChain.decode(len(junk).to_bytes(2, "little") + junk[2:], hash_size=48)
+    not_x509 = data[:52] + bytes.fromhex("3003020101")
+    with pytest.raises(MalformedCertificate):
+        CertificateChain.decode(len(not_x509).to_bytes(2, "little") + not_x509[2:], hash_size=48)
+    with pytest.raises(MalformedSpdm, match="65535"):
+        CertificateChain(b"\x00" * 48, (bytes(65535),))
+
+
+def test_verify_good_chain(device: Device) -> None:
+    chain = CertificateChain.build(device.chain, SHA384)
+    leaf = verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    assert leaf.subject.rfc4514_string() == "CN=Ironroot Test Device"
+
+
+def test_verify_chain_without_root_certificate(device: Device) -> None:
+    """The first certificate may be signed by the root instead of being the root."""
+    chain = CertificateChain(
+        hashlib.sha384(device.root).digest(), (device.intermediate, device.leaf)
+    )
+    leaf = verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    assert leaf.subject.rfc4514_string() == "CN=Ironroot Test Device"
+
+
+def test_chain_of_the_root_alone(device: Device) -> None:
+    chain = CertificateChain.build([device.root], SHA384)
+    leaf = verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    assert leaf.subject == leaf.issuer
+
+
+def test_wrong_root_is_rejected(device: Device) -> None:
+    other = Device(Algorithm.ES384)
+    chain = CertificateChain.build(device.chain, SHA384)
+    with pytest.raises(ChainNotTrusted, match="RootHash"):
+        verify_certificate_chain(chain, root=other.root, hash_algo=SHA384, now=NOW)
+
+
+def test_root_hash_right_but_path_from_another_root(device: Device) -> None:
+    other = Device(Algorithm.ES384)
+    chain = CertificateChain(hashlib.sha384(device.root).digest(), (other.intermediate, other.leaf))
+    with pytest.raises(ChainNotTrusted):
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+
+
+def test_foreign_leaf_under_right_intermediate(device: Device) -> None:
+    stranger = PrivateKey.generate(Algorithm.ES384)
+    forged = make_cert("Forged", stranger, "Ironroot Test Device CA", stranger, ca=False)
+    chain = CertificateChain.build([device.root, device.intermediate, forged], SHA384)
+    with pytest.raises(ChainNotTrusted):
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+
+
+def test_out_of_order_chain_is_rejected(device: Device) -> None:
+    chain = CertificateChain.build([device.root, device.leaf, device.intermediate], SHA384)
+    with pytest.raises(ChainNotTrusted):
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    extra = Device(Algorithm.ES384)
+    chain = CertificateChain.build(
+        [device.root, device.intermediate, extra.intermediate, device.leaf], SHA384
+    )
+    with pytest.raises(ChainNotTrusted):
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+
+
+def test_validity_period_is_enforced() -> None:
+    short = Device(Algorithm.ES384, leaf_days=10)
+    chain = CertificateChain.build(short.chain, SHA384)
+    verify_certificate_chain(chain, root=short.root, hash_algo=SHA384, now=NOW)
+    later = NOW + dt.timedelta(days=11)
+    with pytest.raises(CertificateExpired):
+        verify_certificate_chain(chain, root=short.root, hash_algo=SHA384, now=later)
+    earlier = NOW - dt.timedelta(days=366)
+    with pytest.raises(CertificateExpired):
+        verify_certificate_chain(chain, root=short.root, hash_algo=SHA384, now=earlier)
+    with pytest.raises(ConfigError):
+        verify_certificate_chain(
+            chain, root=short.root, hash_algo=SHA384, now=NOW.replace(tzinfo=None)
+        )
+
+
+# --- in the protocol ------------------------------------------------------------------------
+
+
+def test_requester_with_wrong_root(device: Device) -> None:
+    other = Device(Algorithm.ES384)
+    requester = make_requester(make_responder(device), other)
+    with pytest.raises(ChainNotTrusted):
+        requester.attest()
+
+
+def test_requester_with_expired_leaf() -> None:
+    short = Device(Algorithm.ES384, leaf_days=1)
+    later = NOW + dt.timedelta(days=2)
+    requester = make_requester(make_responder(short), short, now=later)
+    with pytest.raises(CertificateExpired):
+        requester.attest()
+
+
+def test_tampered_portion_fails_the_digest(device: Device) -> None:
+    responder = make_responder(device)
+
+    def tamper(request: bytes) -> bytes:
+        response = responder(request)
+        if response[1] == 0x02:
+            return response[:-1] + bytes([response[-1] ^ 0x01])
+        return response
+
+    with pytest.raises(SpdmProtocolError, match="DIGESTS"):
+        make_requester(tamper, device).attest()
+
+
+def test_inconsistent_portions(device: Device) -> None:
+    responder = make_responder(device)
+    calls = {"n": 0}
+
+    def lie(request: bytes) -> bytes:
+        response = responder(request)
+        if response[1] == 0x02:
+            calls["n"] += 1
+            if calls["n"] == 2:  # RemainderLength grows by one on the second portion
+                remainder = int.from_bytes(response[6:8], "little") + 1
+                return response[:6] + remainder.to_bytes(2, "little") + response[8:]
+        return response
+
+    requester = make_requester(lie, device, data_transfer_size=512, max_spdm_msg_size=512)
+    with pytest.raises(SpdmProtocolError, match="disagree"):
+        requester.attest()
+
+
+def test_stalled_portions(device: Device) -> None:
+    responder = make_responder(device)
+
+    def stall(request: bytes) -> bytes:
+        response = responder(request)
+        if response[1] == 0x02:
+            return response[:4] + b"\x00\x00" + response[6:8]  # empty portion, bytes remain
+        return response
+
+    requester = make_requester(stall, device, data_transfer_size=512, max_spdm_msg_size=512)
+    with pytest.raises(SpdmProtocolError, match="empty"):
+        requester.attest()
+
+
+def test_responder_rejects_leaf_that_is_not_its_key(device: Device) -> None:
+    with pytest.raises(ConfigError, match="signing key"):
+        Responder(PrivateKey.generate(Algorithm.ES384), device.chain, ())
+
+
+def test_responder_rejects_unsupported_signer(device: Device) -> None:
+    with pytest.raises(UnsupportedAlgorithm):
+        Responder(PrivateKey.generate(Algorithm.ED25519), device.chain, ())
+
+
+# --- interop: a real SPDM chain from Caliptra MCU firmware ------------------------------------
+
+
+@pytest.mark.vectors
+def test_caliptra_spdm_chain(vectors: Path) -> None:
+    blob = (vectors / "caliptra" / "test_owner_certchain.der").read_bytes()
+    # The file is the SPDM "Certificates" field: wrap it with Length, Reserved and RootHash.
+    root = blob[: 4 + int.from_bytes(blob[2:4], "big")]
+    body = hashlib.sha384(root).digest() + blob
+    data = (4 + len(body)).to_bytes(2, "little") + b"\x00\x00" + body
+    chain = CertificateChain.decode(data, hash_size=48)
+    assert len(chain.certificates) == 3
+    assert chain.certificates[0] == root
+    when = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    leaf = verify_certificate_chain(chain, root=root, hash_algo=SHA384, now=when)
+    assert leaf.subject.rfc4514_string() == "CN=Test Bootloader Requester"
+    with pytest.raises(CertificateExpired):
+        verify_certificate_chain(chain, root=root, hash_algo=SHA384, now=when.replace(year=2035))
+    other_root = (vectors / "caliptra" / "slot0_ecc_test_root_ca.der").read_bytes()
+    with pytest.raises(ChainNotTrusted):
+        verify_certificate_chain(chain, root=other_root, hash_algo=SHA384, now=when)
