@@ -315,6 +315,8 @@ class SqliteLogStore:
         self._closed = True
         with self._lock:
             connections, self._connections = self._connections, []
-        for conn in connections:
+        # Readers first: the last connection to close checkpoints the WAL into the main
+        # file, and only the read-write one can.
+        for conn in sorted(connections, key=lambda c: c is self._writer):
             with contextlib.suppress(sqlite3.Error):
                 conn.close()

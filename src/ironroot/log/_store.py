@@ -136,8 +136,9 @@ class MemoryLogStore:
 
     def batch_data(self, size: int) -> dict[str, bytes] | None:
         with self._lock:
-            data = self._batch.get(size)
-            return dict(data) if data is not None else None
+            if size not in self._checkpoints:
+                return None
+            return dict(self._batch.get(size, {}))
 
     def pending(self) -> list[tuple[bytes, bytes]]:
         with self._lock:

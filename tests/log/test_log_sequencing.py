@@ -1,0 +1,359 @@
+"""The sequenced Log on both stores: tiles and proofs against merkle.MemoryTree, reopening,
+idempotent submission, batch signing and its failures."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from log_testkit import ORIGIN, ed25519_key, entries, fill, mldsa_key, signer
+
+from ironroot.errors import (
+    ConfigError,
+    MalformedInput,
+    NotFound,
+    PayloadTooLarge,
+    StorageError,
+)
+from ironroot.log import (
+    TILE_WIDTH,
+    Checkpoint,
+    Integrated,
+    Log,
+    MemoryLogStore,
+    NoteSigner,
+    open_checkpoint,
+    parse_entry_bundle,
+    tiles_for_size,
+    verify_log,
+)
+from ironroot.merkle import (
+    EMPTY_ROOT,
+    MemoryTree,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+
+KEY = ed25519_key()
+SIGNERS = [NoteSigner(ORIGIN, KEY)]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def new_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Log]:
+    if request.param == "memory":
+        log = Log.open_memory(origin=ORIGIN, note_signers=SIGNERS, max_batch=100)
+    else:
+        log = Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS, max_batch=100)
+    with log:
+        yield log
+
+
+def _check_tiles_against(log: Log, tree: MemoryTree, size: int) -> None:
+    for address in tiles_for_size(size):
+        tile = log.read_tile(address.level, address.index, address.width)
+        first = address.index * TILE_WIDTH
+        expected = b"".join(tree.node(8 * address.level, first + i) for i in range(address.count))
+        assert tile == expected, address.path
+
+
+def test_empty_log_has_a_signed_size_zero_checkpoint(new_log: Log) -> None:
+    checkpoint = open_checkpoint(new_log.checkpoint(), [SIGNERS[0].verifier()], origin=ORIGIN)
+    assert checkpoint == Checkpoint(ORIGIN, 0, EMPTY_ROOT)
+    assert new_log.tree_size == 0
+    assert new_log.root() == EMPTY_ROOT
+    with pytest.raises(NotFound):
+        new_log.entry(0)
+    with pytest.raises(NotFound):
+        new_log.read_tile(0, 0, 1)
+
+
+@pytest.mark.parametrize("sizes", [[255, 1, 1], [256, 1], [200, 57, 254, 2]])
+def test_tiles_and_roots_match_memory_tree_across_tile_boundaries(
+    new_log: Log, sizes: list[int]
+) -> None:
+    tree = MemoryTree()
+    done = 0
+    checkpoints = []
+    for count in sizes:
+        batch = entries(count, done)
+        placed = fill(new_log, batch)
+        for item in batch:
+            tree.append(item)
+        done += count
+        assert [p.index for p in placed] == list(range(done - count, done))
+        assert new_log.tree_size == done
+        assert new_log.root() == tree.root()
+        _check_tiles_against(new_log, tree, done)
+        checkpoints.append(done)
+    # Partial tiles of earlier checkpoints are still served, as prefixes.
+    for size in checkpoints:
+        _check_tiles_against(new_log, tree, size)
+        assert new_log.root(size) == tree.root_at(size)
+        note = new_log.checkpoint_at(size)
+        assert open_checkpoint(note, [SIGNERS[0].verifier()]).root == tree.root_at(size)
+
+
+def test_a_full_level_one_tile_at_65536_entries() -> None:
+    log = Log.open_memory(origin=ORIGIN, note_signers=SIGNERS, max_batch=4096)
+    tree = MemoryTree()
+    items = entries(65536 + 300)
+    with log:
+        fill(log, items[:65535])
+        fill(log, items[65535:65537])
+        fill(log, items[65537:])
+    for item in items:
+        tree.append(item)
+    assert log.root() == tree.root()
+    _check_tiles_against(log, tree, len(items))
+    assert len(log.read_tile(1, 0, None)) == 8192
+    assert log.read_tile(2, 0, 1) == tree.node(16, 0)
+    assert log.root(65536) == tree.root_at(65536)
+    assert log.root(65535) == tree.root_at(65535)
+    report = verify_log(log.store, origin=ORIGIN, verifiers=[SIGNERS[0].verifier()])
+    assert report.size == len(items)
+
+
+def test_entries_bundles_and_ids(new_log: Log) -> None:
+    items = entries(300)
+    placed = fill(new_log, items)
+    assert new_log.entry(299) == items[299]
+    assert new_log.entry_id_at(7) == hashlib.sha256(items[7]).digest()
+    assert parse_entry_bundle(new_log.read_entry_bundle(0, None), 256) == tuple(items[:256])
+    assert parse_entry_bundle(new_log.read_entry_bundle(1, 44), 44) == tuple(items[256:])
+    assert parse_entry_bundle(new_log.read_entry_bundle(1, 10), 10) == tuple(items[256:266])
+    with pytest.raises(NotFound):
+        new_log.read_entry_bundle(1, None)
+    with pytest.raises(NotFound):
+        new_log.read_entry_bundle(1, 45)
+    with pytest.raises(NotFound):
+        new_log.read_tile(0, 1, None)
+    with pytest.raises(NotFound):
+        new_log.entry(300)
+    with pytest.raises(MalformedInput):
+        new_log.entry(-1)
+    assert all(p.tree_size >= p.index + 1 for p in placed)
+    assert new_log.batch_data(placed[0].tree_size) == {}
+    with pytest.raises(NotFound):
+        new_log.batch_data(placed[0].tree_size + 1)
+
+
+def test_resubmitting_is_idempotent(new_log: Log) -> None:
+    first = new_log.submit(b"same")
+    second = new_log.submit(b"same")
+    where = first.integrated.result(10)
+    assert second.integrated.result(10) == where
+    assert first.entry_id == second.entry_id
+    again = new_log.submit(b"same")
+    assert again.integrated.result(10) == where
+    assert again.durable.done()
+    assert new_log.tree_size == 1
+    assert new_log.status(first.entry_id) == where
+
+
+def test_status_of_unknown_and_malformed_ids(new_log: Log) -> None:
+    with pytest.raises(NotFound):
+        new_log.status(bytes(32))
+    with pytest.raises(MalformedInput):
+        new_log.status(b"short")
+
+
+def test_submit_refuses_oversized_and_non_bytes(new_log: Log) -> None:
+    with pytest.raises(PayloadTooLarge):
+        new_log.submit(b"x" * 65536)
+    with pytest.raises(MalformedInput):
+        new_log.submit("text")  # type: ignore[arg-type]
+    assert new_log.submit(b"x" * 65535).integrated.result(10).index == 0
+
+
+def test_concurrent_submitters(new_log: Log) -> None:
+    results: dict[int, list[Integrated]] = {}
+
+    def worker(n: int) -> None:
+        results[n] = fill(new_log, entries(150, tag=b"thread %d" % n))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    indices = sorted(p.index for placed in results.values() for p in placed)
+    assert indices == list(range(600))
+    verify_log(new_log.store, origin=ORIGIN, verifiers=[SIGNERS[0].verifier()])
+
+
+# --- proofs ---------------------------------------------------------------------------------
+
+_PROOF_ITEMS = entries(700)
+_PROOF_TREE = MemoryTree(_PROOF_ITEMS)
+_PROOF_LOG = Log.open_memory(origin=ORIGIN, note_signers=SIGNERS, max_batch=64)
+_PROOF_LOG.start()
+fill(_PROOF_LOG, _PROOF_ITEMS)
+_PROOF_LOG.close()
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_inclusion_proofs_verify_and_match_memory_tree(data: st.DataObject) -> None:
+    size = data.draw(st.integers(min_value=1, max_value=700))
+    index = data.draw(st.integers(min_value=0, max_value=size - 1))
+    proof = _PROOF_LOG.inclusion_proof(index, size)
+    assert proof == _PROOF_TREE.inclusion_proof(index, size)
+    verify_inclusion(index, size, leaf_hash(_PROOF_ITEMS[index]), proof, _PROOF_LOG.root(size))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_consistency_proofs_verify_and_match_memory_tree(data: st.DataObject) -> None:
+    size2 = data.draw(st.integers(min_value=1, max_value=700))
+    size1 = data.draw(st.integers(min_value=1, max_value=size2))
+    proof = _PROOF_LOG.consistency_proof(size1, size2)
+    assert proof == _PROOF_TREE.consistency_proof(size1, size2)
+    verify_consistency(size1, size2, proof, _PROOF_LOG.root(size1), _PROOF_LOG.root(size2))
+
+
+def test_proofs_beyond_the_tree_are_not_found() -> None:
+    with pytest.raises(NotFound):
+        _PROOF_LOG.inclusion_proof(0, 701)
+    with pytest.raises(NotFound):
+        _PROOF_LOG.consistency_proof(1, 701)
+    with pytest.raises(MalformedInput):
+        _PROOF_LOG.inclusion_proof(700, 700)
+    with pytest.raises(NotFound):
+        _PROOF_LOG.root(701)
+
+
+# --- reopening ------------------------------------------------------------------------------
+
+
+def test_reopen_keeps_everything(tmp_path: Path) -> None:
+    items = entries(600)
+    with Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS, max_batch=128) as log:
+        placed = fill(log, items[:400])
+        first_root, first_checkpoint = log.root(), log.checkpoint()
+        tiles = {a: log.read_tile(a.level, a.index, a.width) for a in tiles_for_size(400)}
+    with Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS, max_batch=128) as log:
+        assert log.tree_size == 400
+        assert log.root() == first_root
+        assert log.checkpoint() == first_checkpoint
+        assert {a: log.read_tile(a.level, a.index, a.width) for a in tiles} == tiles
+        assert log.status(log.entry_id_at(123)) == placed[123]
+        fill(log, items[400:])
+        assert log.root() == MemoryTree(items).root()
+        verify_log(log.store, origin=ORIGIN, verifiers=[SIGNERS[0].verifier()])
+
+
+def test_reopen_with_another_origin_is_refused(tmp_path: Path) -> None:
+    Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS).close()
+    with pytest.raises(ConfigError):
+        Log.open(tmp_path, origin="other.example", note_signers=[NoteSigner("other.example", KEY)])
+
+
+def test_a_log_needs_a_signer() -> None:
+    with pytest.raises(ConfigError):
+        Log.open_memory(origin=ORIGIN, note_signers=[])
+    with pytest.raises(ConfigError):
+        Log.open_memory(origin=ORIGIN, note_signers=SIGNERS, max_batch=0)
+
+
+def test_closed_log_refuses_submissions() -> None:
+    log = Log.open_memory(origin=ORIGIN, note_signers=SIGNERS)
+    log.close()
+    with pytest.raises(StorageError):
+        log.submit(b"late")
+    with pytest.raises(StorageError):
+        log.start()
+
+
+def test_mldsa_and_ed25519_signed_checkpoints(tmp_path: Path) -> None:
+    ml = mldsa_key()
+    both = [signer(KEY), signer(ml)]
+    with Log.open(tmp_path, origin=ORIGIN, note_signers=both) as log:
+        fill(log, entries(10))
+        note = log.checkpoint()
+    assert open_checkpoint(note, [signer(ml).verifier()]).size == 10
+    assert open_checkpoint(note, [signer(KEY).verifier()]).size == 10
+
+
+# --- batch signing --------------------------------------------------------------------------
+
+
+class _Receipts:
+    def __init__(self, fail_first: int = 0) -> None:
+        self.calls: list[tuple[int, bytes]] = []
+        self.fail_first = fail_first
+        self.lock = threading.Lock()
+
+    def sign_batch(self, tree_size: int, root: bytes) -> Mapping[str, bytes]:
+        with self.lock:
+            self.calls.append((tree_size, root))
+            if len(self.calls) <= self.fail_first:
+                raise RuntimeError("signing service unavailable")
+        return {"receipt": b"R" + tree_size.to_bytes(8, "big") + root}
+
+
+def test_batch_signer_data_is_stored_per_batch(tmp_path: Path) -> None:
+    receipts = _Receipts()
+    with Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS, batch_signer=receipts) as log:
+        placed = fill(log, entries(50))
+        size = placed[-1].tree_size
+        assert log.batch_data(size) == {"receipt": b"R" + size.to_bytes(8, "big") + log.root(size)}
+    assert all(call[1] == MemoryTree(entries(call[0])).root() for call in receipts.calls)
+
+
+def test_failing_batch_signer_keeps_entries_durable_and_retries(tmp_path: Path) -> None:
+    receipts = _Receipts(fail_first=3)
+    with Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS, batch_signer=receipts) as log:
+        tickets = log.submit_many(entries(20))
+        for ticket in tickets:
+            ticket.durable.result(10)
+        placed = [t.integrated.result(30) for t in tickets]
+        assert [p.index for p in placed] == list(range(20))
+        assert len(receipts.calls) >= 4
+        verify_log(log.store, origin=ORIGIN, verifiers=[SIGNERS[0].verifier()])
+
+
+class _Broken:
+    def sign_batch(self, tree_size: int, root: bytes) -> Mapping[str, bytes]:
+        raise RuntimeError("down")
+
+
+def test_pending_entries_are_integrated_on_reopen(tmp_path: Path) -> None:
+    log = Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS, batch_signer=_Broken())
+    log.start()
+    tickets = log.submit_many(entries(30))
+    for ticket in tickets:
+        ticket.durable.result(10)
+    assert log.status(tickets[0].entry_id) is None
+    assert log.tree_size == 0
+    log.close()
+    with pytest.raises(StorageError):
+        tickets[0].integrated.result(0)
+
+    reopened = Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS, batch_signer=_Receipts())
+    assert reopened.status(tickets[0].entry_id) is None  # pending until the writer runs
+    with reopened:
+        assert reopened.wait_idle(10)
+        deadline = 0
+        while reopened.tree_size < 30 and deadline < 200:
+            threading.Event().wait(0.05)
+            deadline += 1
+        assert reopened.tree_size == 30
+        assert reopened.status(tickets[29].entry_id) == Integrated(29, 30)
+        assert reopened.root() == MemoryTree(entries(30)).root()
+        verify_log(reopened.store, origin=ORIGIN, verifiers=[SIGNERS[0].verifier()])
+
+
+def test_memory_store_can_be_reopened() -> None:
+    store = MemoryLogStore()
+    with Log.open_memory(origin=ORIGIN, note_signers=SIGNERS, store=store) as log:
+        fill(log, entries(5))
+        root = log.root()
+    with Log.open_memory(origin=ORIGIN, note_signers=SIGNERS, store=store) as log:
+        assert log.root() == root
+        assert log.tree_size == 5

@@ -1,0 +1,486 @@
+"""verify_log on a stored log (tampering with the SQLite file), the remote checker, the layout."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from log_testkit import (
+    ORIGIN,
+    LogBackedFetcher,
+    MissingFetcher,
+    ed25519_key,
+    entries,
+    fill,
+    fill_before_start,
+    make_data_dir,
+    mldsa_key,
+    signer,
+)
+
+from ironroot.crypto import PrivateKey
+from ironroot.errors import (
+    BadSignature,
+    ConfigError,
+    InconsistentCheckpoint,
+    MalformedInput,
+    NotFound,
+    StorageError,
+    UnknownIssuer,
+    VerificationFailed,
+)
+from ironroot.log import (
+    CONFIG_PATH,
+    HttpLogFetcher,
+    Log,
+    LogIdentity,
+    fetch_log_identity,
+    layout,
+    load_log_identity,
+    verify_log_dir,
+    verify_remote_log,
+)
+
+SIZE = 600
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, PrivateKey, list[bytes]]:
+    """A data directory holding a log of 600 entries in several batches."""
+    key = ed25519_key()
+    data_dir = make_data_dir(tmp_path_factory.mktemp("log"), key)
+    log = Log.open(data_dir, origin=ORIGIN, note_signers=[signer(key)], max_batch=97)
+    fill_before_start(log, entries(SIZE))
+    (data_dir / "early.checkpoint").write_bytes(log.checkpoint_at(97))
+    log.close()
+    return data_dir, key, entries(SIZE)
+
+
+@pytest.fixture
+def copy(built: tuple[Path, PrivateKey, list[bytes]], tmp_path: Path) -> Path:
+    """A fresh copy of the built data directory to tamper with."""
+    source = built[0]
+    target = tmp_path / "data"
+    (target / "keys").mkdir(parents=True)
+    names = ["ironroot.toml", "keys/checkpoint.key"]
+    names += [p.name for p in source.iterdir() if p.name.startswith("log.sqlite3")]
+    for name in names:
+        (target / name).write_bytes((source / name).read_bytes())
+    return target
+
+
+def _sql(data_dir: Path, statement: str, *args: object) -> None:
+    conn = sqlite3.connect(layout.log_db_path(data_dir), isolation_level=None)
+    try:
+        conn.execute(statement, args)
+    finally:
+        conn.close()
+
+
+def _flip(blob: bytes, at: int = 0) -> bytes:
+    return blob[:at] + bytes([blob[at] ^ 1]) + blob[at + 1 :]
+
+
+def _row(data_dir: Path, query: str, *args: object) -> bytes:
+    conn = sqlite3.connect(layout.log_db_path(data_dir))
+    try:
+        return bytes(conn.execute(query, args).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _rewrite_entry_and_id(data_dir: Path) -> None:
+    """Change entry 5 and keep the id index in step: only the tree can tell."""
+    new = b"rewritten entry"
+    _sql(data_dir, "UPDATE entries SET entry = ? WHERE idx = 5", new)
+    _sql(data_dir, "UPDATE entry_ids SET entry_id = ? WHERE idx = 5", hashlib.sha256(new).digest())
+
+
+def test_untouched_log_verifies(copy: Path) -> None:
+    report = verify_log_dir(copy)
+    assert (report.size, report.entries, report.pending) == (SIZE, SIZE, 0)
+    # Level 0: two full tiles and a partial of 88; level 1: a partial of 2.
+    assert report.tiles == 4
+    # Batches of 97 from an empty log: sizes 0, 97, ..., 582 and 600.
+    assert report.checkpoints == 8
+
+
+@pytest.mark.parametrize(
+    ("tamper", "what"),
+    [
+        pytest.param(
+            lambda d: _sql(
+                d,
+                "UPDATE entries SET entry = ? WHERE idx = 5",
+                _flip(_row(d, "SELECT entry FROM entries WHERE idx = 5")),
+            ),
+            "entry-id index does not map entry 5",
+            id="entry-byte",
+        ),
+        pytest.param(_rewrite_entry_and_id, "tile 0/0 differs", id="entry-and-its-id"),
+        pytest.param(
+            lambda d: _sql(
+                d,
+                "UPDATE tiles SET data = ? WHERE level = 0 AND idx = 1",
+                _flip(_row(d, "SELECT data FROM tiles WHERE level = 0 AND idx = 1"), 100),
+            ),
+            "tile 0/1 differs",
+            id="full-tile-byte",
+        ),
+        pytest.param(
+            lambda d: _sql(
+                d,
+                "UPDATE tiles SET data = ? WHERE level = 0 AND idx = 2",
+                _flip(_row(d, "SELECT data FROM tiles WHERE level = 0 AND idx = 2"), 31),
+            ),
+            "tile 0/2 differs",
+            id="partial-tile-byte",
+        ),
+        pytest.param(
+            lambda d: _sql(
+                d,
+                "UPDATE tiles SET data = ? WHERE level = 1 AND idx = 0",
+                _row(d, "SELECT data FROM tiles WHERE level = 1 AND idx = 0")[:32],
+            ),
+            "tile 1/0 differs",
+            id="level-1-tile-truncated",
+        ),
+        pytest.param(
+            lambda d: _sql(d, "INSERT INTO tiles VALUES (3, 0, ?)", bytes(32)),
+            "holds 5 tiles",
+            id="extra-tile",
+        ),
+        pytest.param(
+            lambda d: _sql(d, "DELETE FROM tiles WHERE level = 0 AND idx = 0"),
+            "tile/0/000 is missing",
+            id="missing-tile",
+        ),
+        pytest.param(
+            lambda d: _sql(
+                d,
+                "UPDATE checkpoints SET note = ? WHERE size = 97",
+                _row(d, "SELECT note FROM checkpoints WHERE size = 97").replace(
+                    b"\n97\n", b"\n96\n"
+                ),
+            ),
+            "size 97 does not verify",
+            id="checkpoint-body",
+        ),
+        pytest.param(
+            lambda d: _sql(
+                d,
+                "UPDATE checkpoints SET note = ? WHERE size = 194",
+                _row(d, "SELECT note FROM checkpoints WHERE size = 194")[:-6] + b"AAAA=\n",
+            ),
+            "size 194 does not verify",
+            id="checkpoint-signature",
+        ),
+        pytest.param(
+            lambda d: _sql(d, "DELETE FROM checkpoints WHERE size = ?", SIZE),
+            "no checkpoint was published at the log's size 600",
+            id="latest-checkpoint-deleted",
+        ),
+        pytest.param(
+            lambda d: _sql(
+                d,
+                "UPDATE state SET hashes = ?",
+                _flip(_row(d, "SELECT hashes FROM state"), 3),
+            ),
+            "compact range differs",
+            id="state-hashes",
+        ),
+        pytest.param(
+            lambda d: _sql(d, "UPDATE state SET size = 599"), "says size 599", id="state-size"
+        ),
+        pytest.param(
+            lambda d: _sql(d, "UPDATE entry_ids SET idx = 7 WHERE idx = 8"),
+            "does not map entry 8",
+            id="id-map",
+        ),
+        pytest.param(
+            lambda d: _sql(d, "DELETE FROM entry_ids WHERE idx = 9"),
+            "does not map entry 9",
+            id="id-missing",
+        ),
+        pytest.param(
+            lambda d: _sql(d, "INSERT INTO entry_ids VALUES (?, 3)", bytes(32)),
+            "ids of entries that are not in the log",
+            id="id-extra",
+        ),
+        pytest.param(
+            lambda d: _sql(d, "DELETE FROM entries WHERE idx = 300"),
+            "entry 300 is missing",
+            id="entry-gap",
+        ),
+        pytest.param(
+            lambda d: _sql(
+                d, "INSERT INTO pending (entry_id, entry) VALUES (?, ?)", bytes(32), b"x"
+            ),
+            "does not hash to its id",
+            id="pending-id",
+        ),
+        pytest.param(
+            lambda d: _sql(d, "INSERT INTO batch_data VALUES (5, 'r', x'00')"),
+            "batch data for a size without a checkpoint",
+            id="batch-size",
+        ),
+    ],
+)
+def test_any_tampering_is_a_storage_error(
+    copy: Path, tamper: Callable[[Path], None], what: str
+) -> None:
+    tamper(copy)
+    with pytest.raises(StorageError) as info:
+        verify_log_dir(copy)
+    assert what in info.value.detail
+
+
+def test_checkpoint_signed_by_another_key_is_a_storage_error(copy: Path) -> None:
+    intruder = ed25519_key()
+    from ironroot.log import Checkpoint, open_checkpoint, sign_checkpoint
+
+    note = _row(copy, "SELECT note FROM checkpoints WHERE size = ?", SIZE)
+    checkpoint = open_checkpoint(note, load_log_identity(copy).verifiers)
+    forged = sign_checkpoint(Checkpoint(ORIGIN, SIZE, checkpoint.root), [signer(intruder)])
+    _sql(copy, "UPDATE checkpoints SET note = ? WHERE size = ?", forged, SIZE)
+    with pytest.raises(StorageError) as info:
+        verify_log_dir(copy)
+    assert isinstance(info.value.__cause__, UnknownIssuer)
+
+
+def test_verifying_with_the_wrong_key_fails(copy: Path) -> None:
+    with pytest.raises(StorageError):
+        verify_log_dir(copy, origin=ORIGIN, verifiers=[signer(ed25519_key()).verifier()])
+
+
+# --- earlier checkpoints ---------------------------------------------------------------------
+
+
+def test_earlier_checkpoint_is_consistent(copy: Path) -> None:
+    early = _row(copy, "SELECT note FROM checkpoints WHERE size = 97")
+    report = verify_log_dir(copy, earlier_checkpoint=early)
+    assert report.earlier_checkpoint_size == 97
+
+
+def test_forked_checkpoint_is_inconsistent(
+    built: tuple[Path, PrivateKey, list[bytes]], tmp_path: Path
+) -> None:
+    data_dir, key, _ = built
+    # The same key signs a different history (a fork).
+    fork_dir = make_data_dir(tmp_path / "fork", key)
+    with Log.open(fork_dir, origin=ORIGIN, note_signers=[signer(key)]) as fork:
+        fill(fork, entries(50, tag=b"forged"))
+        forked = fork.checkpoint()
+    with pytest.raises(InconsistentCheckpoint):
+        verify_log_dir(data_dir, earlier_checkpoint=forked)
+    with Log.open(fork_dir, origin=ORIGIN, note_signers=[signer(key)]) as fork:
+        fill(fork, entries(SIZE + 10, tag=b"forged"))
+        bigger = fork.checkpoint()
+    with pytest.raises(InconsistentCheckpoint):
+        verify_log_dir(data_dir, earlier_checkpoint=bigger)
+
+
+def test_earlier_checkpoint_with_a_bad_signature(
+    built: tuple[Path, PrivateKey, list[bytes]],
+) -> None:
+    data_dir = built[0]
+    early = (data_dir / "early.checkpoint").read_bytes()
+    with pytest.raises(BadSignature):
+        verify_log_dir(data_dir, earlier_checkpoint=early.replace(b"\n97\n", b"\n96\n"))
+    with pytest.raises(MalformedInput):
+        verify_log_dir(data_dir, earlier_checkpoint=b"not a note")
+
+
+# --- the remote checker ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Log]:
+    key = ed25519_key()
+    log = Log.open_memory(
+        origin=ORIGIN, note_signers=[signer(key), signer(mldsa_key())], max_batch=200
+    )
+    fill_before_start(log, entries(530))
+    yield log
+    log.close()
+
+
+def test_remote_log_verifies_with_keys_from_the_server(served: Log) -> None:
+    fetcher = LogBackedFetcher(served)
+    report = verify_remote_log(fetcher)
+    assert (report.size, report.root, report.entry_bundles) == (530, served.root(), 3)
+    assert report.tiles == 4
+    assert fetcher.requests[0] == CONFIG_PATH
+    assert "tile/entries/002.p/18" in fetcher.requests
+    assert "tile/1/000.p/2" in fetcher.requests
+
+
+def test_remote_earlier_checkpoint(served: Log) -> None:
+    early = served.checkpoint_at(200)
+    report = verify_remote_log(LogBackedFetcher(served), earlier_checkpoint=early)
+    assert report.earlier_checkpoint_size == 200
+    other = Log.open_memory(origin=ORIGIN, note_signers=[signer(ed25519_key())])
+    with other:
+        fill(other, entries(3))
+        foreign = other.checkpoint()
+    with pytest.raises(UnknownIssuer):
+        verify_remote_log(LogBackedFetcher(served), earlier_checkpoint=foreign)
+
+
+class _Tampering(LogBackedFetcher):
+    def __init__(self, log: Log, path: str, change: Callable[[bytes], bytes]) -> None:
+        super().__init__(log)
+        self.path, self.change = path, change
+
+    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+        data = super().fetch(path, accept=accept)
+        return self.change(data) if path == self.path else data
+
+
+@pytest.mark.parametrize(
+    ("path", "change", "error"),
+    [
+        ("tile/0/001", _flip, VerificationFailed),
+        ("tile/0/002.p/18", lambda b: _flip(b, 40), VerificationFailed),
+        ("tile/1/000.p/2", lambda b: b[:32], VerificationFailed),
+        ("tile/entries/000", _flip, VerificationFailed),
+        ("tile/entries/002.p/18", lambda b: b + b"\x00\x00", VerificationFailed),
+        ("tile/entries/001", lambda b: b[:-1], VerificationFailed),
+        ("checkpoint", lambda b: b.replace(b"\n530\n", b"\n529\n"), BadSignature),
+        ("checkpoint", lambda b: b"garbage\n", VerificationFailed),
+    ],
+)
+def test_remote_tampering_is_detected(
+    served: Log, path: str, change: Callable[[bytes], bytes], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        verify_remote_log(_Tampering(served, path, change))
+
+
+def test_remote_missing_resources() -> None:
+    with pytest.raises(NotFound):
+        verify_remote_log(MissingFetcher())
+    identity = LogIdentity(ORIGIN, (signer(ed25519_key()).verifier(),))
+    with pytest.raises(VerificationFailed):
+        verify_remote_log(MissingFetcher(), identity=identity)
+
+
+def test_remote_with_the_wrong_identity(served: Log) -> None:
+    identity = LogIdentity("other.example", served.note_verifiers)
+    with pytest.raises(UnknownIssuer):
+        verify_remote_log(LogBackedFetcher(served), identity=identity)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"checkpoint_origin": "o"}',
+        b'{"checkpoint_origin": "o", "checkpoint_keys": []}',
+        b'{"checkpoint_origin": 5, "checkpoint_keys": ["x"]}',
+        b'{"checkpoint_origin": "o", "checkpoint_keys": ["not a vkey"]}',
+    ],
+)
+def test_malformed_transparency_configuration(body: bytes) -> None:
+    class _Config:
+        def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+            assert accept == "application/json"
+            return body
+
+    with pytest.raises(MalformedInput):
+        fetch_log_identity(_Config())
+
+
+def _transport(log: Log) -> httpx.MockTransport:
+    fetcher = LogBackedFetcher(log)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/prefix/")
+        try:
+            return httpx.Response(200, content=fetcher.fetch(path))
+        except (NotFound, MalformedInput):
+            return httpx.Response(404)
+
+    return httpx.MockTransport(handler)
+
+
+def test_http_fetcher_over_a_mock_transport(served: Log) -> None:
+    client = httpx.Client(transport=_transport(served))
+    with HttpLogFetcher("https://log.example/prefix/", client=client) as fetcher:
+        report = verify_remote_log(fetcher)
+        assert report.size == 530
+        with pytest.raises(NotFound):
+            fetcher.fetch("tile/9/000")
+    client.close()
+
+
+def test_http_fetcher_maps_errors() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("boom"):
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(500)
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    fetcher = HttpLogFetcher("http://log.example", client=client)
+    with pytest.raises(StorageError):
+        fetcher.fetch("checkpoint")
+    with pytest.raises(StorageError):
+        fetcher.fetch("boom")
+    with pytest.raises(MalformedInput):
+        HttpLogFetcher("ftp://log.example")
+    client.close()
+
+
+# --- layout --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("toml", "origin"),
+    [
+        ('[log]\norigin = "a.example/log"\n', "a.example/log"),
+        ('service_issuer = "https://transparency.example"\n', "transparency.example"),
+        ('[transparency]\nservice_issuer = "https://t.example:8443/x"\n', "t.example"),
+        ('[service]\nissuer = "svc.example"\n', "svc.example"),
+        ('service_issuer = "https://x.example"\n[log]\norigin = "y.example"\n', "y.example"),
+    ],
+)
+def test_log_origin_from_configuration(tmp_path: Path, toml: str, origin: str) -> None:
+    (tmp_path / "ironroot.toml").write_text(toml)
+    assert layout.read_log_origin(tmp_path) == origin
+
+
+@pytest.mark.parametrize(
+    "toml",
+    ["", "[log]\norigin = 5\n", '[log]\norigin = ""\n', "not = [toml", 'service_issuer = "://"\n'],
+)
+def test_bad_origin_configuration(tmp_path: Path, toml: str) -> None:
+    (tmp_path / "ironroot.toml").write_text(toml)
+    with pytest.raises(ConfigError):
+        layout.read_log_origin(tmp_path)
+
+
+def test_missing_files_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        layout.read_log_origin(tmp_path)
+    (tmp_path / "ironroot.toml").write_text('[log]\norigin = "o.example"\n')
+    with pytest.raises(ConfigError):
+        load_log_identity(tmp_path)
+    (tmp_path / "keys").mkdir()
+    layout.checkpoint_key_path(tmp_path).write_bytes(b"not a key")
+    with pytest.raises(ConfigError):
+        load_log_identity(tmp_path)
+
+
+def test_identity_from_an_mldsa_key(tmp_path: Path) -> None:
+    key = mldsa_key()
+    make_data_dir(tmp_path, key, "pq.example")
+    identity = load_log_identity(tmp_path)
+    assert identity.origin == "pq.example"
+    assert identity.verifiers == (signer(key, "pq.example").verifier(),)
+    assert json.loads(json.dumps([v.vkey for v in identity.verifiers]))
