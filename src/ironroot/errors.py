@@ -22,6 +22,7 @@ __all__ = [
     "Conflict",
     "DigestMismatch",
     "FirmwareRejected",
+    "FuseError",
     "InconsistentCheckpoint",
     "InvalidLocator",
     "InvalidProof",
@@ -46,6 +47,7 @@ __all__ = [
     "PolicyRejected",
     "SpdmErrorResponse",
     "SpdmProtocolError",
+    "StaleNonce",
     "StateReuse",
     "StorageError",
     "SvnRollback",
@@ -382,3 +384,21 @@ class MalformedCorim(MalformedInput):
 
     code = "malformed-corim"
     title = "Malformed CoRIM"
+
+
+# --- root of trust -------------------------------------------------------------------------
+
+
+class FuseError(Conflict):
+    """A fuse write that one-time-programmable fuses cannot take: clearing a bit, a second
+    different value, a lower SVN or lifecycle, or revoking the last usable key."""
+
+    code = "fuse"
+    title = "Fuse Cannot Be Programmed"
+
+
+class StaleNonce(VerificationFailed):
+    """Evidence (a quote) that answers another nonce than the one the verifier sent."""
+
+    code = "stale-nonce"
+    title = "Stale Or Mismatching Nonce"
