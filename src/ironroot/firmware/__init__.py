@@ -28,6 +28,7 @@ from ironroot.firmware._manifest import (
     Preamble,
     TocEntry,
     UnsignedBundle,
+    field_offsets,
 )
 from ironroot.firmware._verify import (
     CheckResult,
@@ -66,6 +67,7 @@ __all__ = [
     "VerifiedManifest",
     "build_bundle",
     "check_bundle",
+    "field_offsets",
     "key_descriptor_hash",
     "sign_bundle",
     "verify_bundle",

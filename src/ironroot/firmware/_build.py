@@ -163,9 +163,11 @@ def build_bundle(
     key_type = PqcKeyType.parse(pqc_type)
     if isinstance(svn, bool) or not isinstance(svn, int) or not 0 <= svn <= MAX_SVN:
         raise ConfigError(f"SVN must be an integer 0–{MAX_SVN}")
+    for value in (not_before, not_after, owner_not_before, owner_not_after):
+        if value is not None:
+            encode_time(value)  # timezone and range checks
     if not_after < not_before:
         raise ConfigError("not-after is before not-before")
-    encode_time(not_before), encode_time(not_after)  # timezone and range checks
     if (owner_not_before is None) != (owner_not_after is None):
         raise ConfigError("owner validity needs both dates")
     if flags & ~_KNOWN_FLAGS:

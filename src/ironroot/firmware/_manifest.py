@@ -58,6 +58,7 @@ __all__ = [
     "Preamble",
     "TocEntry",
     "UnsignedBundle",
+    "field_offsets",
 ]
 
 MANIFEST_MARKER: Final = 0x4E4D5249  # b"IRMN" read as a little-endian u32
@@ -245,6 +246,26 @@ def _check_layout() -> None:
 
 
 _check_layout()
+
+
+def field_offsets(toc_len: int = 2) -> dict[str, tuple[int, int]]:
+    """``{"section.field": (offset, size)}`` for a manifest with ``toc_len`` TOC entries.
+
+    TOC entry fields are named ``toc[i].field``. Generated from :data:`LAYOUT`, so the
+    documentation and the tests use the same numbers as the parser.
+    """
+    out: dict[str, tuple[int, int]] = {}
+    offset = 0
+    fixed = [row for row in LAYOUT if row[0] != "toc entry"]
+    entry = [row for row in LAYOUT if row[0] == "toc entry"]
+    for section, name, size, _meaning in fixed:
+        out[f"{section}.{name}"] = (offset, size)
+        offset += size
+    for index in range(toc_len):
+        for _section, name, size, _meaning in entry:
+            out[f"toc[{index}].{name}"] = (offset, size)
+            offset += size
+    return out
 
 
 # --- small field codecs -----------------------------------------------------------------------
