@@ -141,7 +141,7 @@ def init_data_dir(data_dir: Path, *, service_issuer: str = "https://transparency
     data_dir.mkdir(parents=True, exist_ok=True)
     config_path = data_dir / CONFIG_FILE
     if not config_path.exists():
-        origin = urlsplit(service_issuer).netloc or service_issuer
+        origin = urlsplit(service_issuer).hostname or service_issuer
         text = _DEFAULT_TOML.format(issuer=service_issuer, origin=origin)
         tmp = config_path.with_name(CONFIG_FILE + f".{secrets.token_hex(4)}.tmp")
         tmp.write_text(text, encoding="utf-8")
@@ -160,10 +160,6 @@ def load_receipt_signers(config: TransparencyConfig) -> list[PrivateKey]:
     return [
         _load_private(receipt_key_path(config.data_dir, a), a) for a in config.receipt_algorithms
     ]
-
-
-def load_checkpoint_signer(config: TransparencyConfig) -> PrivateKey:
-    return _load_private(checkpoint_key_path(config.data_dir), config.checkpoint_algorithm)
 
 
 def _load_private(path: Path, algorithm: Algorithm) -> PrivateKey:
@@ -314,7 +310,7 @@ def load_config(data_dir: Path) -> TransparencyConfig:
     policy = _get(tr, "policy", str, "", "transparency").strip()
     issuers = _load_issuers(data_dir, tr.get("issuers", []))
     roots = _load_roots(data_dir, _str_list(tr, "x509_roots", [], "transparency"))
-    origin = _get(lg, "origin", str, urlsplit(issuer).netloc or issuer, "log")
+    origin = _get(lg, "origin", str, urlsplit(issuer).hostname or issuer, "log")
     if not origin or any(c.isspace() for c in origin) or "+" in origin:
         raise ConfigError("log.origin must be non-empty without spaces or '+'")
     cp_alg = _algorithms([_get(lg, "checkpoint_algorithm", str, "Ed25519", "log")], "log")[0]

@@ -27,11 +27,11 @@ from ironroot.cose import (
 )
 from ironroot.crypto import PrivateKey, PublicKey, Signer
 from ironroot.errors import NotFound, StorageError
-from ironroot.log import Integrated, Log, NoteSigner, Ticket
+from ironroot.log import Integrated, Log, Ticket
+from ironroot.log.layout import load_checkpoint_signer
 from ironroot.transparency._config import (
     TransparencyConfig,
     init_data_dir,
-    load_checkpoint_signer,
     load_config,
     load_receipt_signers,
 )
@@ -100,9 +100,8 @@ class TransparencyService:
         config = load_config(data_dir)
         now = clock or (lambda: datetime.now(UTC))
         signers = load_receipt_signers(config)
-        checkpoint_signer = load_checkpoint_signer(config)
         batch_signer = _ReceiptBatchSigner(signers, config.service_issuer, now)
-        note_signer = NoteSigner(config.origin, checkpoint_signer)
+        note_signer = load_checkpoint_signer(data_dir, config.origin)
         log = Log.open(
             data_dir,
             origin=config.origin,

@@ -1,0 +1,172 @@
+"""``make demo``: the path of trust, end to end, with the real commands.
+
+Every step runs the ``ironroot`` command a user would type (printed before it runs) against a
+real ``ironroot serve`` on a fresh data directory, so the demo doubles as runnable
+documentation. It stops the server and exits non-zero if any step fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+
+__all__ = ["main"]
+
+console = Console(highlight=False, soft_wrap=True)
+
+
+class DemoFailed(Exception):
+    pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Demo:
+    def __init__(self, workdir: Path) -> None:
+        self.work = workdir
+        self.exe = [sys.executable, "-m", "ironroot"]
+        self.server: subprocess.Popen[bytes] | None = None
+
+    def step(self, title: str) -> None:
+        console.print()
+        console.print(Panel.fit(title, style="bold cyan"))
+
+    def run(self, *args: str, expect: int = 0) -> str:
+        shown = "ironroot " + " ".join(shlex.quote(a) for a in args)
+        console.print(f"[dim]$[/dim] [bold]{shown}[/bold]")
+        proc = subprocess.run(
+            [*self.exe, *args], cwd=self.work, capture_output=True, text=True, check=False
+        )
+        out = (proc.stdout + proc.stderr).rstrip()
+        if out:
+            console.print(out, markup=False)
+        if proc.returncode != expect:
+            raise DemoFailed(f"`{shown}` exited {proc.returncode}, expected {expect}")
+        return proc.stdout
+
+    def start_server(self, data: str, port: int) -> None:
+        args = ["serve", "--data", data, "--port", str(port)]
+        console.print(f"[dim]$[/dim] [bold]ironroot {' '.join(args)} &[/bold]")
+        self.server = subprocess.Popen([*self.exe, *args], cwd=self.work)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.server.poll() is not None:
+                raise DemoFailed("the server exited during start-up")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise DemoFailed("the server did not start within 30 s")
+
+    def stop_server(self) -> None:
+        if self.server is not None and self.server.poll() is None:
+            self.server.send_signal(signal.SIGTERM)
+            try:
+                self.server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+        self.server = None
+
+
+def _transparency(demo: Demo, url: str, port: int) -> None:
+    demo.step("1. A Code Transparency Service on the embedded store (SQLite)")
+    demo.run("serve", "--data", "tsdata", "--init-only")
+    demo.run("key", "generate", "--alg", "ES384", "--out", "vendor")
+    shutil.copy(demo.work / "vendor.pub.pem", demo.work / "tsdata" / "vendor.pub.pem")
+    with (demo.work / "tsdata" / "ironroot.toml").open("a", encoding="utf-8") as f:
+        f.write(
+            '\n[[transparency.issuers]]\niss = "https://vendor.example"\nkey = "vendor.pub.pem"\n'
+        )
+    console.print(
+        "[dim]# trust the vendor key: appended [[transparency.issuers]] to ironroot.toml[/dim]"
+    )
+    demo.start_server("tsdata", port)
+
+    demo.step("2. The vendor signs and registers statements; receipts come back")
+    (demo.work / "release.json").write_text('{"product": "bmc", "version": "1.2.3"}\n')
+    (demo.work / "firmware.bin").write_bytes(os.urandom(256 * 1024))
+    demo.run(
+        "statement", "sign", "release.json", "--key", "vendor.key",
+        "--iss", "https://vendor.example", "--sub", "pkg:firmware/bmc@1.2.3",
+        "--content-type", "application/json", "--out", "release.cose",
+    )  # fmt: skip
+    demo.run(
+        "statement", "sign", "firmware.bin", "--key", "vendor.key", "--hash-envelope",
+        "--iss", "https://vendor.example", "--sub", "pkg:firmware/bmc-image@1.2.3",
+        "--content-type", "application/octet-stream",
+        "--location", "https://vendor.example/bmc-1.2.3.bin", "--out", "firmware.cose",
+    )  # fmt: skip
+    for name in ("release.cose", "firmware.cose"):
+        demo.run("statement", "register", name, "--url", url)
+
+    demo.step("3. Anyone verifies the transparent statements offline")
+    keys = demo.work / "service-keys.cbor"
+    import httpx
+
+    keys.write_bytes(httpx.get(url + "/.well-known/scitt-keys").content)
+    console.print(
+        f"[dim]$[/dim] [bold]curl -s {url}/.well-known/scitt-keys > service-keys.cbor[/bold]"
+    )
+    for name in ("release.cose.ts", "firmware.cose.ts"):
+        demo.run(
+            "statement", "verify", name, "--service-keys", "service-keys.cbor",
+            "--issuer-key", "vendor.pub.pem",
+        )  # fmt: skip
+
+    demo.step("4. A statement the policy refuses: signed by an unknown key")
+    demo.run("key", "generate", "--alg", "ES256", "--out", "mallory")
+    demo.run(
+        "statement", "sign", "release.json", "--key", "mallory.key",
+        "--iss", "https://vendor.example", "--sub", "pkg:firmware/bmc@6.6.6",
+        "--out", "mallory.cose",
+    )  # fmt: skip
+    demo.run("statement", "register", "mallory.cose", "--url", url, expect=1)
+
+    demo.step("5. The log: checkpoint, and a full recomputation by an auditor")
+    console.print(f"[dim]$[/dim] [bold]curl -s {url}/checkpoint[/bold]")
+    console.print(httpx.get(url + "/checkpoint").text.rstrip(), markup=False)
+    demo.run("log", "verify", url)
+    demo.stop_server()
+    demo.run("log", "verify", "tsdata")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    keep = "--keep" in (argv if argv is not None else sys.argv[1:])
+    work = Path(tempfile.mkdtemp(prefix="ironroot-demo-"))
+    demo = Demo(work)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    console.print(f"[bold]Ironroot demo[/bold] in {work}")
+    try:
+        _transparency(demo, url, port)
+    except DemoFailed as exc:
+        console.print(f"[bold red]demo failed:[/bold red] {exc}")
+        return 1
+    finally:
+        demo.stop_server()
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    console.print("\n[bold green]demo complete[/bold green]")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
