@@ -73,10 +73,12 @@ def append_costs(sizes: tuple[int, ...] = (1000, 1_000_000)) -> None:
     if len(results) >= 2:
         big, small = results[-1], results[0]
         print(
-            f"append cost ratio {big[0]:,} / {small[0]:,} entries: {big[1] / small[1]:.2f} (flat = ~1)"
+            f"append cost ratio {big[0]:,} / {small[0]:,} entries: "
+            f"{big[1] / small[1]:.2f} (flat = ~1)"
         )
     print(
-        f"log bytes per entry at {size:,} entries (mostly 64-byte bulk entries): {stored / size:.0f}"
+        f"log bytes per entry at {size:,} entries (mostly 64-byte bulk entries): "
+        f"{stored / size:.0f}"
     )
 
 
