@@ -1,0 +1,195 @@
+"""``ironroot log verify`` on a data directory and on a served log."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from ironroot.cli import main
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import IronrootError
+from ironroot.log import CONFIG_PATH, Log, NoteSigner, layout, parse_tile_path
+
+ORIGIN = "cli.example/log"
+
+
+def _data_dir(path: Path, key: PrivateKey, count: int, tag: bytes = b"e") -> Path:
+    (path / "keys").mkdir(parents=True)
+    layout.checkpoint_key_path(path).write_bytes(key.to_pem())
+    layout.config_path(path).write_text(
+        f'service_issuer = "https://cli.example/log"\n[log]\norigin = "{ORIGIN}"\n'
+    )
+    log = Log.open(path, origin=ORIGIN, note_signers=[NoteSigner(ORIGIN, key)], max_batch=50)
+    tickets = log.submit_many([tag + b" %d" % i for i in range(count)])
+    log.start()
+    for ticket in tickets:
+        ticket.integrated.result(30)
+    log.close()
+    return path
+
+
+@pytest.fixture
+def key() -> PrivateKey:
+    return PrivateKey.generate(Algorithm.ED25519)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, key: PrivateKey) -> Path:
+    return _data_dir(tmp_path / "data", key, 300)
+
+
+def test_verify_dir(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["log", "verify", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"ok: log {ORIGIN} verified" in out
+    assert "size:        300" in out
+    assert "checkpoints: 7" in out
+
+
+def test_verify_dir_json(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["log", "verify", str(data_dir), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["ok"] is True
+    assert (result["size"], result["tiles"], result["entry_bundles"]) == (300, 3, 2)
+
+
+def _tamper(data_dir: Path) -> None:
+    conn = sqlite3.connect(layout.log_db_path(data_dir), isolation_level=None)
+    conn.execute("UPDATE tiles SET data = zeroblob(8192) WHERE level = 0 AND idx = 0")
+    conn.close()
+
+
+def test_tampered_dir_exits_1(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _tamper(data_dir)
+    assert main(["log", "verify", str(data_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "storage" in err
+    assert "tile 0/0 differs" in err
+
+
+def test_tampered_dir_json(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _tamper(data_dir)
+    assert main(["log", "verify", str(data_dir), "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result == {"ok": False, "error": "storage", "detail": result["detail"]}
+
+
+def test_earlier_checkpoint(
+    data_dir: Path, key: PrivateKey, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conn = sqlite3.connect(layout.log_db_path(data_dir))
+    early = conn.execute("SELECT note FROM checkpoints WHERE size = 100").fetchone()[0]
+    conn.close()
+    (tmp_path / "early").write_bytes(early)
+    assert main(["log", "verify", str(data_dir), "--checkpoint", str(tmp_path / "early")]) == 0
+    assert "consistent with the earlier checkpoint at size 100" in capsys.readouterr().out
+
+    fork = _data_dir(tmp_path / "fork", key, 120, tag=b"fork")
+    conn = sqlite3.connect(layout.log_db_path(fork))
+    forked = conn.execute("SELECT note FROM checkpoints WHERE size = 100").fetchone()[0]
+    conn.close()
+    (tmp_path / "forked").write_bytes(forked)
+    assert main(["log", "verify", str(data_dir), "--checkpoint", str(tmp_path / "forked")]) == 1
+    assert "inconsistent-checkpoint" in capsys.readouterr().err
+
+
+def test_explicit_key_and_origin(
+    data_dir: Path, key: PrivateKey, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vkey = NoteSigner(ORIGIN, key).verifier().vkey
+    assert main(["log", "verify", str(data_dir), "--key", vkey, "--origin", ORIGIN]) == 0
+    other = NoteSigner(ORIGIN, PrivateKey.generate(Algorithm.ED25519)).verifier().vkey
+    assert main(["log", "verify", str(data_dir), "--key", other]) == 1
+    assert "does not verify" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["log", "verify", "/nonexistent/dir"],
+        ["log", "verify", "https://log.example", "--key", "x+00000000+AA=="],
+        ["log", "verify", "."],
+    ],
+)
+def test_usage_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(args) == 2
+
+
+# --- over HTTP ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def server(tmp_path: Path, key: PrivateKey) -> Iterator[tuple[str, Log]]:
+    log = Log.open_memory(origin=ORIGIN, note_signers=[NoteSigner(ORIGIN, key)])
+    log.start()
+    for ticket in log.submit_many([b"served %d" % i for i in range(270)]):
+        ticket.integrated.result(30)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.removeprefix("/log/")
+            try:
+                if path == "checkpoint":
+                    body = log.checkpoint()
+                elif path == CONFIG_PATH:
+                    assert self.headers["Accept"] == "application/json"
+                    keys = [v.vkey for v in log.note_verifiers]
+                    body = json.dumps(
+                        {"checkpoint_origin": ORIGIN, "checkpoint_keys": keys}
+                    ).encode()
+                else:
+                    address = parse_tile_path(path)
+                    body = (
+                        log.read_entry_bundle(address.index, address.width)
+                        if address.entries
+                        else log.read_tile(address.level, address.index, address.width)
+                    )
+            except IronrootError:
+                self.send_response(404)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/log/", log
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        log.close()
+
+
+@pytest.mark.integration
+def test_verify_url(server: tuple[str, Log], capsys: pytest.CaptureFixture[str]) -> None:
+    url, log = server
+    assert main(["log", "verify", url, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["ok"], result["size"], result["tiles"]) == (True, 270, 3)
+    assert base64.b64decode(result["root"]) == log.root()
+
+
+@pytest.mark.integration
+def test_verify_url_with_a_foreign_key(server: tuple[str, Log]) -> None:
+    url, _ = server
+    other = NoteSigner(ORIGIN, PrivateKey.generate(Algorithm.ED25519)).verifier().vkey
+    assert main(["log", "verify", url, "--key", other, "--origin", ORIGIN]) == 1
+
+
+@pytest.mark.integration
+def test_verify_url_that_serves_nothing() -> None:
+    assert main(["log", "verify", "http://127.0.0.1:9/"]) == 1

@@ -1,0 +1,96 @@
+"""The public surface of ironroot.log is exactly what is meant to be public."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import ironroot.log
+from ironroot.log import layout
+
+EXPECTED = {
+    "BatchSigner",
+    "CONFIG_PATH",
+    "Checkpoint",
+    "HttpLogFetcher",
+    "Integrated",
+    "Log",
+    "LogFetcher",
+    "LogIdentity",
+    "LogReader",
+    "LogReport",
+    "LogStore",
+    "MAX_ENTRY_SIZE",
+    "MemoryLogStore",
+    "Note",
+    "NoteSignature",
+    "NoteSigner",
+    "NoteVerifier",
+    "SIGNATURE_TYPE_ED25519",
+    "SIGNATURE_TYPE_MLDSA44",
+    "SqliteLogStore",
+    "StoreBatch",
+    "TILE_HEIGHT",
+    "TILE_WIDTH",
+    "Ticket",
+    "TileAddress",
+    "TreeState",
+    "encode_entry_bundle",
+    "entry_bundle_path",
+    "entry_bundles_for_size",
+    "fetch_log_identity",
+    "layout",
+    "load_log_identity",
+    "note_key_id",
+    "open_checkpoint",
+    "open_note",
+    "parse_entry_bundle",
+    "parse_tile",
+    "parse_tile_path",
+    "partial_tile_width",
+    "sign_checkpoint",
+    "sign_note",
+    "tile_path",
+    "tiles_for_size",
+    "verify_log",
+    "verify_log_dir",
+    "verify_remote_log",
+}
+
+
+def test_log_public_names() -> None:
+    assert set(ironroot.log.__all__) == EXPECTED
+    assert len(ironroot.log.__all__) == len(EXPECTED)
+    for name in EXPECTED:
+        assert hasattr(ironroot.log, name), name
+
+
+def test_layout_public_names() -> None:
+    assert set(layout.__all__) == {
+        "CHECKPOINT_KEY",
+        "CONFIG_FILE",
+        "LOG_DB",
+        "LogIdentity",
+        "checkpoint_key_path",
+        "config_path",
+        "load_checkpoint_signer",
+        "load_log_identity",
+        "log_db_path",
+        "read_log_origin",
+    }
+
+
+def test_the_log_imports_only_lower_layers() -> None:
+    allowed = ("ironroot.crypto", "ironroot.errors", "ironroot.merkle", "ironroot.log")
+    package = Path(ironroot.log.__file__).parent
+    for source in package.glob("*.py"):
+        tree = ast.parse(source.read_text())
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                if name.startswith("ironroot"):
+                    assert name.startswith(allowed), f"{source.name} imports {name}"
