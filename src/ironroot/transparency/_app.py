@@ -124,12 +124,12 @@ def create_app(service: TransparencyService) -> Starlette:
             raise StorageError("the entry could not be stored in time; retry") from None
         location = f"/entries/{ticket.entry_id.hex()}"
         try:
-            await asyncio.wait_for(
+            integrated = await asyncio.wait_for(
                 asyncio.shield(asyncio.wrap_future(ticket.integrated)), config.registration_wait
             )
         except TimeoutError:
             return Response(b"", 303, headers={"Location": location, **_NO_CACHE})
-        receipts = service.receipts(ticket.entry_id)
+        receipts = service.receipts(ticket.entry_id, integrated)
         if not receipts:  # integrated but not readable yet: let the client poll
             return Response(b"", 303, headers={"Location": location, **_NO_CACHE})
         return Response(receipts[0], 201, media_type=COSE, headers={"Location": location})

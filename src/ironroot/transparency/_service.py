@@ -138,14 +138,20 @@ class TransparencyService:
 
     # --- receipts ---------------------------------------------------------------------------
 
-    def receipts(self, entry_id: bytes) -> tuple[bytes, ...] | None:
-        """Every receipt of an entry (one per receipt algorithm), ``None`` while pending."""
+    def receipts(
+        self, entry_id: bytes, integrated: Integrated | None = None
+    ) -> tuple[bytes, ...] | None:
+        """Every receipt of an entry (one per receipt algorithm), ``None`` while pending.
+
+        ``integrated`` is where the entry landed when the caller already knows it (saves a
+        look-up on the registration path)."""
         with self._cache_lock:
             cached = self._cache.get(entry_id)
             if cached is not None:
                 self._cache.move_to_end(entry_id)
                 return cached
-        integrated = self.log.status(entry_id)
+        if integrated is None:
+            integrated = self.log.status(entry_id)
         if integrated is None:
             return None
         receipts = self._build_receipts(integrated)
