@@ -325,19 +325,23 @@ def _rewrite(inner: Transport, code: int, change: object) -> Transport:
 @pytest.mark.parametrize(
     ("offset", "value", "match"),
     [
-        (12, 0x10, "BaseAsymAlgo"),  # select P-256, not offered
-        (16, 0x01, "do not pair"),  # P-384 with SHA-256
-        (8, 0x00, "no measurement hash"),
-        (8, 0x80, "unsupported MeasurementHashAlgo"),  # SM3
-        (6, 0x00, "DMTF measurement"),
-        (7, 0x01, "opaque data format"),
+        (12, "10000000", "BaseAsymAlgo"),  # select P-256, not offered
+        (16, "01000000", "do not pair"),  # P-384 with SHA-256
+        (8, "00000000", "no measurement hash"),
+        (8, "80000000", "unsupported MeasurementHashAlgo"),  # SM3
+        (6, "00", "DMTF measurement"),
+        (7, "01", "opaque data format"),
+        (7, "12", "opaque data format"),  # MULTI_KEY_CONN was not offered
+        (12, "00100000", "BaseAsymAlgo"),  # bit 12: not a defined algorithm
+        (16, "00010000", "BaseHashAlgo"),  # bit 8: not a defined hash
     ],
 )
 def test_algorithm_selection_is_checked(
-    device: Device, offset: int, value: int, match: str
+    device: Device, offset: int, value: str, match: str
 ) -> None:
+    new = bytes.fromhex(value)
     responder = make_responder(device)
-    transport = _rewrite(responder, 0x63, lambda r: r[:offset] + bytes([value]) + r[offset + 1 :])
+    transport = _rewrite(responder, 0x63, lambda r: r[:offset] + new + r[offset + len(new) :])
     requester = make_requester(
         transport,
         device,
@@ -466,3 +470,13 @@ def test_unsigned_answer_with_signature_size_wrong(device: Device) -> None:
     requester = make_requester(_rewrite(responder, 0x60, lambda r: r[:-1]), device, (V12,))
     with pytest.raises(MalformedSpdm):
         requester.attest()
+
+
+def test_request_larger_than_responder_buffer(device: Device) -> None:
+    responder = make_responder(device, (V13,), data_transfer_size=42, max_spdm_msg_size=4096)
+    requester = make_requester(responder, device, (V13,))
+    requester.init_connection()
+    requester.get_digests()
+    requester.get_certificate_chain()  # many 34-byte portions
+    with pytest.raises(SpdmProtocolError, match="DataTransferSize"):
+        requester.get_measurements()  # 45 bytes: header, nonce, slot, RequesterContext

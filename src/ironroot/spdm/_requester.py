@@ -150,7 +150,7 @@ class Requester:
     ) -> None:
         if not versions or not set(versions) <= NEGOTIABLE:
             raise ConfigError("a requester speaks SPDM 1.2 and/or 1.3")
-        if base_asym_algo == 0 or base_asym_algo & ~sum(SIGNING_SUITES):
+        if base_asym_algo == 0 or int(base_asym_algo) & ~sum(map(int, SIGNING_SUITES)):
             raise ConfigError("only ECDSA P-256, P-384 and P-521 can be offered")
         if now.tzinfo is None:
             raise ConfigError("now must be a timezone-aware datetime")
@@ -163,8 +163,8 @@ class Requester:
         self._root = root_certificate
         self._now = now
         self._versions = frozenset(versions)
-        self._asym_offer = base_asym_algo
-        self._hash_offer = base_hash_algo
+        self._asym_offer = int(base_asym_algo)  # plain ints: ~IntFlag keeps only named bits
+        self._hash_offer = int(base_hash_algo)
         self._dts = data_transfer_size
         self._max_msg = max_spdm_msg_size
         self._random = random
@@ -172,6 +172,7 @@ class Requester:
         self._connection: Connection | None = None
         self._digests: Digests | None = None
         self._keys: dict[int, PublicKey] = {}
+        self._peer_dts: int | None = None
 
     @property
     def connection(self) -> Connection | None:
@@ -182,6 +183,10 @@ class Requester:
     def _exchange(
         self, request: bytes, expected: RequestResponseCode, version: SpdmVersion
     ) -> bytes:
+        if self._peer_dts is not None and len(request) > self._peer_dts:
+            raise SpdmProtocolError(
+                f"{len(request)}-byte request exceeds the responder's DataTransferSize"
+            )
         response = self._send(request)
         if not isinstance(response, (bytes, bytearray)):
             raise MalformedSpdm("the transport returned something other than bytes")
@@ -221,6 +226,7 @@ class Requester:
         self._connection = None
         self._digests = None
         self._keys = {}
+        self._peer_dts = None
         get_version = GetVersion().encode()
         response = self._exchange(get_version, _CODE.VERSION, SpdmVersion.V1_0)
         offered = {e.spdm_version for e in Version.decode(response).entries}
@@ -236,6 +242,7 @@ class Requester:
         response = self._exchange(request, _CODE.CAPABILITIES, version)
         capabilities = Capabilities.decode(response)
         self._transcript.add_vca(request + response)
+        self._peer_dts = capabilities.data_transfer_size
         if not capabilities.flags & CapabilityFlag.CERT_CAP:
             raise SpdmProtocolError("the responder has no certificates (CERT_CAP clear)")
         if capabilities.flags & MEAS_CAP_MASK != CapabilityFlag.MEAS_CAP_SIG:
@@ -267,7 +274,7 @@ class Requester:
         base_asym = BaseAsymAlgo(asym)
         if SIGNING_SUITES[base_asym][1] != hash_algo:
             raise SpdmProtocolError("the selected BaseAsymAlgo and BaseHashAlgo do not pair")
-        if algorithms.other_params_selection & ~OpaqueDataFormat.FORMAT_1:
+        if algorithms.other_params_selection & ~int(OpaqueDataFormat.FORMAT_1):
             raise SpdmProtocolError("ALGORITHMS selected an opaque data format not offered")
         if algorithms.ext_asym_sel or algorithms.ext_hash_sel or algorithms.alg_structs:
             raise SpdmProtocolError("ALGORITHMS selected algorithms that were not offered")
