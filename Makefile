@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck bench clean
+.PHONY: install test-deps demo test lint typecheck bench clean
 
 install: $(STAMP)
 
@@ -25,11 +25,18 @@ typecheck: install
 	$(BIN)/mypy
 
 
-test: lint typecheck
+# Debian packages the tests need (SoftHSM2 for the PKCS#11 backend), installed when missing.
+test-deps:
+	@if [ -x scripts/install-test-deps.sh ]; then scripts/install-test-deps.sh; fi
+
+test: test-deps lint typecheck
 	$(BIN)/python -m pytest -q
 
+# Each benchmark prints its figures as ratios to a baseline measured in the same run.
+BENCHES := bench/registration.py $(filter-out bench/registration.py bench/bench_append.py,$(wildcard bench/*.py))
+
 bench: install
-	$(BIN)/python bench/registration.py
+	@set -e; for b in $(BENCHES); do echo "== $$b"; $(BIN)/python $$b; done
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

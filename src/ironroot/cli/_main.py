@@ -26,6 +26,11 @@ _GROUPS: Sequence[str] = (
     "firmware",
     "rot",
     "spdm",
+    "safe",
+    "evidence",
+    "attest",
+    "hsm",
+    "keyrelease",
 )
 
 
