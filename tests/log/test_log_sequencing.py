@@ -357,3 +357,18 @@ def test_memory_store_can_be_reopened() -> None:
     with Log.open_memory(origin=ORIGIN, note_signers=SIGNERS, store=store) as log:
         assert log.root() == root
         assert log.tree_size == 5
+
+
+def test_submit_many_deduplicates_within_and_across_calls(new_log: Log) -> None:
+    first = new_log.submit_many([b"a", b"b", b"a"])
+    assert first[0] is first[2]
+    placed = [t.integrated.result(10) for t in first]
+    assert [p.index for p in placed] == [0, 1, 0]
+    again = new_log.submit_many([b"b", b"c"])
+    assert again[0].integrated.result(10) == placed[1]
+    assert again[1].integrated.result(10).index == 2
+    assert new_log.tree_size == 3
+    with pytest.raises(PayloadTooLarge):
+        new_log.submit_many([b"ok", b"x" * 65536])
+    with pytest.raises(MalformedInput):
+        new_log.submit_many([b"ok", 5])  # type: ignore[list-item]

@@ -57,6 +57,10 @@ def _check_line(line: str, what: str) -> None:
         raise MalformedInput(f"{what} is empty")
     if any(ord(c) < 0x20 or c == "\x7f" for c in line):
         raise MalformedInput(f"{what} contains a control character")
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedInput(f"{what} is not valid Unicode text") from exc
 
 
 @dataclass(frozen=True, slots=True)

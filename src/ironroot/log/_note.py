@@ -89,6 +89,10 @@ def _check_name(name: object) -> str:
         raise MalformedInput("a note key name must be a non-empty string")
     if any(c.isspace() or c == "+" or ord(c) < 0x20 for c in name):
         raise MalformedInput("a note key name must not contain spaces, '+' or control characters")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedInput("a note key name must be valid Unicode text") from exc
     return name
 
 

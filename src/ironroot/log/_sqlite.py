@@ -204,15 +204,23 @@ class SqliteLogStore:
         return [(bytes(i), bytes(e)) for i, e in rows]
 
     def iter_entries(self) -> Iterator[tuple[int, bytes]]:
+        # Its own connection: one read transaction (a consistent snapshot) for the whole scan.
         try:
-            cursor = self._connect(write=False).execute(
-                "SELECT idx, entry FROM entries ORDER BY idx"
-            )
+            conn = self._connect(write=False)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the log database: {exc}") from exc
+        try:
+            cursor = conn.execute("SELECT idx, entry FROM entries ORDER BY idx")
             while rows := cursor.fetchmany(4096):
                 for idx, entry in rows:
                     yield int(idx), bytes(entry)
         except sqlite3.Error as exc:
             raise StorageError(f"log database read failed: {exc}") from exc
+        finally:
+            with self._lock:
+                if conn in self._connections:
+                    self._connections.remove(conn)
+            conn.close()
 
     def checkpoint_sizes(self) -> list[int]:
         return [int(r[0]) for r in self._all("SELECT size FROM checkpoints ORDER BY size")]

@@ -13,6 +13,7 @@ The in-memory store is for tests of higher layers and for measuring; it is threa
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ class MemoryLogStore:
         self._ids: dict[bytes, int] = {}
         self._tiles: dict[tuple[int, int], bytes] = {}
         self._checkpoints: dict[int, bytes] = {}
+        self._sizes: list[int] = []  # checkpoint sizes, increasing
         self._batch: dict[int, dict[str, bytes]] = {}
         self._state = TreeState(0, ())
 
@@ -126,13 +128,13 @@ class MemoryLogStore:
     def checkpoint(self, size: int | None = None) -> bytes | None:
         with self._lock:
             if size is None:
-                return self._checkpoints[max(self._checkpoints)] if self._checkpoints else None
+                return self._checkpoints[self._sizes[-1]] if self._sizes else None
             return self._checkpoints.get(size)
 
     def batch_size_of(self, index: int) -> int | None:
         with self._lock:
-            sizes = [s for s in self._checkpoints if s > index]
-            return min(sizes) if sizes else None
+            at = bisect.bisect_right(self._sizes, index)
+            return self._sizes[at] if at < len(self._sizes) else None
 
     def batch_data(self, size: int) -> dict[str, bytes] | None:
         with self._lock:
@@ -151,7 +153,7 @@ class MemoryLogStore:
 
     def checkpoint_sizes(self) -> list[int]:
         with self._lock:
-            return sorted(self._checkpoints)
+            return list(self._sizes)
 
     def batch_data_sizes(self) -> list[int]:
         with self._lock:
@@ -205,6 +207,8 @@ class MemoryLogStore:
             if batch.state is not None:
                 self._state = batch.state
                 if batch.checkpoint is not None:
+                    if batch.state.size not in self._checkpoints:
+                        bisect.insort(self._sizes, batch.state.size)
                     self._checkpoints[batch.state.size] = batch.checkpoint
                 if batch.batch_data is not None:
                     self._batch[batch.state.size] = dict(batch.batch_data)
