@@ -1,5 +1,14 @@
-"""The silicon root of trust: DICE identities (X.509 with the TCG DICE extensions)."""
+"""The silicon root of trust: DICE identities (X.509 with the TCG DICE extensions), fuses,
+DICE layer derivation, measured boot, PCRs, quotes and DPE-style child identities."""
 
+from ironroot.rot._boot import PCR_COUNT, BootResult, BootState, DiceLayers, PcrEvent, cold_boot
+from ironroot.rot._ca import VendorCA
+from ironroot.rot._device import Device, ProvisionResult
+from ironroot.rot._dpe import ChildIdentity, derive_child_identity
+from ironroot.rot._fuses import Fuses, Lifecycle
+from ironroot.rot._kdf import derive_ecc_p384, derive_mldsa87, kdf
+from ironroot.rot._layers import DiceLayer
+from ironroot.rot._quote import QuoteClaims, create_quote, verify_quote
 from ironroot.rot.dice import (
     KEY_PURPOSE_OIDS,
     ML_DSA_87_OID,
@@ -43,26 +52,45 @@ __all__ = [
     "ML_DSA_87_OID",
     "MULTI_TCB_INFO_OID",
     "OPEN_DICE_OID",
+    "PCR_COUNT",
     "TCB_INFO_OID",
     "UEID_OID",
+    "BootResult",
+    "BootState",
+    "ChildIdentity",
+    "Device",
     "DiceCertificate",
     "DiceExtensions",
+    "DiceLayer",
+    "DiceLayers",
+    "Fuses",
     "Fwid",
     "IntegrityRegister",
     "InvalidExtension",
+    "Lifecycle",
     "OpenDiceInput",
     "OperationalFlag",
     "OperationalFlags",
+    "PcrEvent",
+    "ProvisionResult",
+    "QuoteClaims",
     "RiotCompositeDeviceId",
     "SvnEncoding",
     "TcbInfo",
+    "VendorCA",
     "build_key_purpose_extension",
     "build_multi_tcb_info_extension",
     "build_tcb_info_extension",
     "build_ueid_extension",
+    "cold_boot",
+    "create_quote",
+    "derive_child_identity",
+    "derive_ecc_p384",
+    "derive_mldsa87",
     "encode_multi_tcb_info",
     "encode_tcb_info",
     "encode_ueid",
+    "kdf",
     "load_dice_objects",
     "parse_certificate",
     "parse_certificates",
@@ -73,5 +101,6 @@ __all__ = [
     "parse_tcb_info",
     "parse_ueid",
     "verify_chain",
+    "verify_quote",
     "verify_signature",
 ]

@@ -1,0 +1,358 @@
+"""Quotes: the RoT's answer to a nonce challenge, and their offline verification.
+
+Format (all CBOR deterministically encoded, RFC 8949 §4.2.1)::
+
+    quote = {
+      "format": "ironroot-quote/1",
+      "es384":     bstr .cbor COSE_Sign1,   ; signed by the ECC RT alias key
+      "ml-dsa-87": bstr .cbor COSE_Sign1,   ; signed by the ML-DSA-87 RT alias key
+    }
+
+Both COSE_Sign1 messages (tag 18) carry the *same* attached payload, the claims below. Two
+single-signer messages rather than one COSE_Sign with two signers: each is a plain COSE_Sign1
+that any COSE library verifies with one certificate chain, and a verifier that trusts only one
+algorithm can still check its half (``verify_quote`` requires both). Protected header:
+``{1: alg, 3: "application/vnd.ironroot.rot-quote+cbor", 4: kid}`` (kid = RFC 9679 thumbprint
+of the RT alias key); unprotected header: ``{33: x5chain}`` with the DER certificates leaf
+first (RFC 9360): RT alias, FMC alias, LDevID, IDevID. The vendor root is not included: the
+verifier holds it.
+
+Claims::
+
+    {
+      "nonce": bstr,                       ; the verifier's challenge, 8–64 bytes
+      "ueid": bstr,                        ; the device (tcg-dice-Ueid of the chain)
+      "pcrs": [+ bstr .size 48],           ; PCR0..PCR2, SHA-384
+      "pcr-log": [* [pcr: uint, name: tstr, data: bstr]],
+      "fwids": {"fmc": bstr, "runtime": bstr, "manifest": bstr},
+      "svn": uint,
+      "lifecycle": tstr,                   ; unprovisioned / manufacturing / production
+      "debug-locked": bool,
+    }
+
+:func:`verify_quote` checks, in order: the container and both messages parse (within
+:data:`MAX_QUOTE_BYTES`); each chain ends at an IDevID issued by one of the trusted vendor
+roots, with names, signatures, CA flags and validity at ``now`` (``ChainNotTrusted``,
+``BadSignature``, ``CertificateExpired``) and the DICE shape IDevID → LDevID → FMC alias → RT
+alias; each signature under its RT alias key (``BadSignature``); the two payloads are
+identical; the nonce (``StaleNonce``); the PCR log replays to the signed PCRs; the Ueid and
+FWIDs match the certificates (``VerificationFailed``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ironroot.cose import CONTENT_TYPE, KID, X5CHAIN, Limits, Sign1, decode_cbor, encode_cbor, sign1
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import (
+    AlgorithmNotAccepted,
+    ChainNotTrusted,
+    LimitExceeded,
+    MalformedCertificate,
+    MalformedInput,
+    StaleNonce,
+    VerificationFailed,
+)
+from ironroot.rot._boot import PCR_COUNT, PCR_FMC, PCR_ROM, PCR_SIZE, BootState, PcrEvent, replay
+from ironroot.rot._fuses import Lifecycle
+from ironroot.rot._layers import SHA384_OID, DiceLayer
+from ironroot.rot.dice import DiceCertificate, parse_certificate, verify_chain
+
+__all__ = [
+    "MAX_QUOTE_BYTES",
+    "QUOTE_CONTENT_TYPE",
+    "QUOTE_FORMAT",
+    "QuoteClaims",
+    "create_quote",
+    "verify_quote",
+]
+
+QUOTE_FORMAT: Final = "ironroot-quote/1"
+QUOTE_CONTENT_TYPE: Final = "application/vnd.ironroot.rot-quote+cbor"
+MAX_QUOTE_BYTES: Final = 256 * 1024
+MIN_NONCE: Final = 8
+MAX_NONCE: Final = 64
+_LIMITS: Final = Limits(max_bytes=MAX_QUOTE_BYTES, max_depth=8, max_items=512)
+_KEYS: Final = {Algorithm.ES384: "es384", Algorithm.ML_DSA_87: "ml-dsa-87"}
+_CHAIN_LENGTH: Final = 4  # RT alias, FMC alias, LDevID, IDevID
+_MAX_CHAIN: Final = 8
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteClaims:
+    """A verified quote. Chains are root-most first: IDevID, LDevID, FMC alias, RT alias."""
+
+    nonce: bytes
+    ueid: bytes
+    pcrs: tuple[bytes, ...]
+    log: tuple[PcrEvent, ...]
+    fmc_digest: bytes
+    runtime_digest: bytes
+    manifest_digest: bytes
+    svn: int
+    lifecycle: Lifecycle
+    debug_locked: bool
+    ecc_chain: tuple[DiceCertificate, ...]
+    mldsa_chain: tuple[DiceCertificate, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "nonce": self.nonce.hex(),
+            "ueid": self.ueid.hex(),
+            "pcrs": {str(i): p.hex() for i, p in enumerate(self.pcrs)},
+            "pcr_log": [{"pcr": e.pcr, "name": e.name, "data": e.data.hex()} for e in self.log],
+            "fwids": {
+                "fmc": self.fmc_digest.hex(),
+                "runtime": self.runtime_digest.hex(),
+                "manifest": self.manifest_digest.hex(),
+            },
+            "svn": self.svn,
+            "lifecycle": self.lifecycle.label,
+            "debug_locked": self.debug_locked,
+            "ecc_chain": [c.subject for c in self.ecc_chain],
+            "mldsa_chain": [c.subject for c in self.mldsa_chain],
+        }
+
+
+def _check_nonce(nonce: object) -> bytes:
+    if not isinstance(nonce, bytes) or not MIN_NONCE <= len(nonce) <= MAX_NONCE:
+        raise MalformedInput(f"a nonce is {MIN_NONCE}–{MAX_NONCE} bytes")
+    return nonce
+
+
+def create_quote(
+    *,
+    nonce: bytes,
+    rt_alias: DiceLayer,
+    ueid: bytes,
+    state: BootState,
+    idevid_certificates: Mapping[Algorithm, bytes],
+    lifecycle: Lifecycle,
+    debug_locked: bool,
+) -> bytes:
+    """Sign the claims of ``state`` with both RT alias keys; return the quote bytes."""
+    claims = {
+        "nonce": _check_nonce(nonce),
+        "ueid": ueid,
+        "pcrs": list(state.pcrs),
+        "pcr-log": [[e.pcr, e.name, e.data] for e in state.log],
+        "fwids": {
+            "fmc": state.fmc_digest,
+            "runtime": state.runtime_digest,
+            "manifest": state.manifest_digest,
+        },
+        "svn": state.svn,
+        "lifecycle": lifecycle.label,
+        "debug-locked": debug_locked,
+    }
+    payload = encode_cbor(claims)
+    chains = {Algorithm.ES384: state.ecc_chain, Algorithm.ML_DSA_87: state.mldsa_chain}
+    out: dict[str, object] = {"format": QUOTE_FORMAT}
+    for alg, name in _KEYS.items():
+        key: PrivateKey = rt_alias.key(alg)
+        x5chain = [*reversed(chains[alg]), idevid_certificates[alg]]
+        message = sign1(
+            key, payload, {CONTENT_TYPE: QUOTE_CONTENT_TYPE, KID: key.kid}, {X5CHAIN: x5chain}
+        )
+        out[name] = message.encode()
+    return encode_cbor(out)
+
+
+# --- verification ---------------------------------------------------------------------------
+
+
+def _anchors(trust_anchors: Sequence[bytes]) -> tuple[DiceCertificate, ...]:
+    anchors = tuple(parse_certificate(a) for a in trust_anchors)
+    if not anchors:
+        raise ChainNotTrusted("no trusted vendor CA: an empty trust store trusts nothing")
+    return anchors
+
+
+def _chain(
+    message: Sign1, alg: Algorithm, anchors: Sequence[DiceCertificate], now: dt.datetime
+) -> tuple[DiceCertificate, ...]:
+    items = message.unprotected.get(X5CHAIN)
+    if isinstance(items, bytes):
+        items = [items]
+    if not isinstance(items, list | tuple) or not items:
+        raise MalformedInput("the quote message has no x5chain (33)")
+    if len(items) > _MAX_CHAIN:
+        raise LimitExceeded(f"x5chain holds more than {_MAX_CHAIN} certificates")
+    if not all(isinstance(i, bytes) for i in items):
+        raise MalformedInput("x5chain items must be byte strings")
+    certs = [parse_certificate(der) for der in items]
+    top = certs[-1]
+    anchor = next(
+        (
+            a
+            for a in anchors
+            if a.subject_der == top.issuer_der
+            and a.public_key is not None
+            and a.public_key.algorithm is alg
+        ),
+        None,
+    )
+    if anchor is None:
+        raise ChainNotTrusted(
+            f"the {alg.label} chain does not reach an IDevID issued by a trusted vendor CA"
+        )
+    ordered = (anchor, *reversed(certs))
+    verify_chain(ordered)
+    for cert in ordered:
+        cert.check_validity(now)
+    chain = ordered[1:]
+    if len(chain) != _CHAIN_LENGTH or "identityInit" not in chain[0].dice.key_purposes:
+        raise ChainNotTrusted(
+            f"the {alg.label} chain is not IDevID → LDevID → FMC alias → RT alias"
+        )
+    if "identityLoc" not in chain[1].dice.key_purposes or not chain[2].dice.multi:
+        raise ChainNotTrusted(f"the {alg.label} chain does not follow the DICE layer profile")
+    leaf_key = chain[3].public_key
+    if leaf_key is None or leaf_key.algorithm is not alg:
+        raise ChainNotTrusted(f"the {alg.label} quote's RT alias key is not {alg.label}")
+    return chain
+
+
+def _message(container: Mapping[object, object], alg: Algorithm) -> Sign1:
+    data = container.get(_KEYS[alg])
+    if not isinstance(data, bytes):
+        raise MalformedInput(f"the quote has no {_KEYS[alg]} message")
+    message = Sign1.decode(data, _LIMITS)
+    if message.algorithm is not alg:
+        raise AlgorithmNotAccepted(f"the {_KEYS[alg]} message is signed {message.algorithm.label}")
+    if message.protected.get(CONTENT_TYPE) != QUOTE_CONTENT_TYPE:
+        raise MalformedInput(f"the {_KEYS[alg]} message is not a quote (content type)")
+    if message.payload is None:
+        raise MalformedInput("the quote payload is detached")
+    return message
+
+
+def _bytes(value: object, what: str, size: int | None = None) -> bytes:
+    if not isinstance(value, bytes) or (size is not None and len(value) != size):
+        raise MalformedInput(f"quote claim {what} must be {size or 'a'} byte string")
+    return value
+
+
+def _claims(payload: bytes) -> dict[str, Any]:
+    claims = decode_cbor(payload, _LIMITS)
+    if not isinstance(claims, dict):
+        raise MalformedInput("the quote claims are not a map")
+    expected = {"nonce", "ueid", "pcrs", "pcr-log", "fwids", "svn", "lifecycle", "debug-locked"}
+    if set(claims) != expected:
+        raise MalformedInput("the quote claims have missing or unknown members")
+    return claims
+
+
+def _events(value: object) -> tuple[PcrEvent, ...]:
+    if not isinstance(value, list):
+        raise MalformedInput("quote claim pcr-log must be an array")
+    events = []
+    for item in value:
+        if (
+            not isinstance(item, list)
+            or len(item) != 3
+            or isinstance(item[0], bool)
+            or not isinstance(item[0], int)
+            or not isinstance(item[1], str)
+            or not isinstance(item[2], bytes)
+        ):
+            raise MalformedInput("a PCR log entry is [pcr, name, data]")
+        events.append(PcrEvent(item[0], item[1], item[2]))
+    return tuple(events)
+
+
+def _fwid(cert: DiceCertificate, index: int) -> bytes | None:
+    tcbs = cert.dice.tcb_infos
+    if len(tcbs) <= index or not tcbs[index].fwids:
+        return None
+    fwid = tcbs[index].fwids[0]
+    return fwid.digest if fwid.hash_alg_oid == SHA384_OID else None
+
+
+def verify_quote(
+    quote: bytes,
+    *,
+    nonce: bytes,
+    trust_anchors: Sequence[bytes],
+    now: dt.datetime,
+) -> QuoteClaims:
+    """Verify a quote against the nonce sent and the trusted vendor roots (PEM or DER)."""
+    _check_nonce(nonce)
+    if not isinstance(quote, bytes):
+        raise MalformedInput("a quote is bytes")
+    if len(quote) > MAX_QUOTE_BYTES:
+        raise LimitExceeded(f"a quote is at most {MAX_QUOTE_BYTES} bytes")
+    anchors = _anchors(trust_anchors)
+    container = decode_cbor(quote, _LIMITS)
+    if not isinstance(container, dict) or container.get("format") != QUOTE_FORMAT:
+        raise MalformedInput(f"not an {QUOTE_FORMAT} quote")
+    if set(container) != {"format", *_KEYS.values()}:
+        raise MalformedInput("the quote has missing or unknown members")
+    chains: dict[Algorithm, tuple[DiceCertificate, ...]] = {}
+    payloads = []
+    for alg in _KEYS:
+        message = _message(container, alg)
+        try:
+            chain = _chain(message, alg, anchors, now)
+        except MalformedCertificate as exc:
+            raise MalformedInput(f"the {_KEYS[alg]} chain: {exc.detail}") from exc
+        leaf_key = chain[-1].public_key
+        assert leaf_key is not None  # checked in _chain
+        message.verify(leaf_key)
+        chains[alg] = chain
+        payloads.append(message.payload)
+    if payloads[0] != payloads[1]:
+        raise VerificationFailed("the two quote signatures cover different claims")
+    assert payloads[0] is not None
+    claims = _claims(payloads[0])
+    signed_nonce = _bytes(claims["nonce"], "nonce")
+    if not hmac.compare_digest(signed_nonce, nonce):
+        raise StaleNonce("the quote answers another nonce")
+    pcrs_value = claims["pcrs"]
+    if not isinstance(pcrs_value, list) or len(pcrs_value) != PCR_COUNT:
+        raise MalformedInput(f"quote claim pcrs must list {PCR_COUNT} PCRs")
+    pcrs = tuple(_bytes(p, "pcrs", PCR_SIZE) for p in pcrs_value)
+    log = _events(claims["pcr-log"])
+    if replay(log) != pcrs:
+        raise VerificationFailed("the PCR log does not replay to the signed PCR values")
+    fwids = claims["fwids"]
+    if not isinstance(fwids, dict) or set(fwids) != {"fmc", "runtime", "manifest"}:
+        raise MalformedInput("quote claim fwids must have fmc, runtime and manifest")
+    fmc, runtime, manifest = (_bytes(fwids[k], k, 48) for k in ("fmc", "runtime", "manifest"))
+    logged = {(e.pcr, e.name): e.data for e in log}
+    if (
+        logged.get((PCR_ROM, "fmc-digest")) != fmc
+        or logged.get((PCR_FMC, "runtime-digest")) != runtime
+        or logged.get((PCR_FMC, "manifest-digest")) != manifest
+    ):
+        raise VerificationFailed("the FWIDs do not match the PCR log")
+    ueid = _bytes(claims["ueid"], "ueid")
+    for chain in chains.values():
+        if any(cert.dice.ueid != ueid for cert in chain):
+            raise VerificationFailed("the device Ueid differs from the certificates'")
+        if _fwid(chain[2], 1) != fmc or _fwid(chain[3], 0) != runtime:
+            raise VerificationFailed("the FWIDs differ from the alias certificates' TcbInfo")
+    svn, lifecycle, debug_locked = claims["svn"], claims["lifecycle"], claims["debug-locked"]
+    if isinstance(svn, bool) or not isinstance(svn, int) or not isinstance(debug_locked, bool):
+        raise MalformedInput("quote claims svn and debug-locked have the wrong type")
+    if not isinstance(lifecycle, str) or lifecycle.upper() not in Lifecycle.__members__:
+        raise MalformedInput("quote claim lifecycle is not a lifecycle state")
+    return QuoteClaims(
+        nonce=signed_nonce,
+        ueid=ueid,
+        pcrs=pcrs,
+        log=log,
+        fmc_digest=fmc,
+        runtime_digest=runtime,
+        manifest_digest=manifest,
+        svn=svn,
+        lifecycle=Lifecycle[lifecycle.upper()],
+        debug_locked=debug_locked,
+        ecc_chain=chains[Algorithm.ES384],
+        mldsa_chain=chains[Algorithm.ML_DSA_87],
+    )
