@@ -124,6 +124,10 @@ class Tagged:
     tag: int
     value: object
 
+    def __post_init__(self) -> None:
+        # Arrays and maps are kept in one immutable form so built and parsed values compare.
+        object.__setattr__(self, "value", freeze(self.value))
+
     @classmethod
     def parse(cls, value: object, allowed: frozenset[int], what: str) -> Tagged:
         if not isinstance(value, cbor2.CBORTag) or value.tag not in allowed:
