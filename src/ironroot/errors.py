@@ -17,10 +17,12 @@ __all__ = [
     "AlgorithmNotAccepted",
     "BadSignature",
     "CertificateExpired",
+    "CertificateRevoked",
     "ChainNotTrusted",
     "ConfigError",
     "Conflict",
     "DigestMismatch",
+    "EndorsementMismatch",
     "FirmwareRejected",
     "FuseError",
     "InconsistentCheckpoint",
@@ -33,6 +35,7 @@ __all__ = [
     "LimitExceeded",
     "MalformedCertificate",
     "MalformedCorim",
+    "MalformedEvidence",
     "MalformedFirmware",
     "MalformedInput",
     "MalformedReceipt",
@@ -402,3 +405,29 @@ class StaleNonce(VerificationFailed):
 
     code = "stale-nonce"
     title = "Stale Or Mismatching Nonce"
+
+
+# --- hardware evidence (AMD SEV-SNP, Intel TDX) --------------------------------------------
+
+
+class MalformedEvidence(MalformedInput):
+    """Attestation evidence (an SNP report, a TDX quote) that does not parse: wrong size,
+    version, type or length field."""
+
+    code = "malformed-evidence"
+    title = "Malformed Evidence"
+
+
+class EndorsementMismatch(VerificationFailed):
+    """An endorsement certificate (VCEK, VLEK, PCK) whose claims disagree with the evidence:
+    TCB, chip id, product or signing-key type."""
+
+    code = "endorsement-mismatch"
+    title = "Endorsement Does Not Match Evidence"
+
+
+class CertificateRevoked(ChainNotTrusted):
+    """A certificate listed as revoked in a CRL issued by its (verified) issuer."""
+
+    code = "certificate-revoked"
+    title = "Certificate Revoked"
