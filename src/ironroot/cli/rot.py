@@ -1,5 +1,16 @@
 """``ironroot rot``: root-of-trust commands.
 
+Device lifecycle (the device is a directory, see :class:`ironroot.rot.Device`):
+
+* ``ca-init --out DIR`` makes a test vendor CA (ECC P-384 and ML-DSA-87 roots, PEM files);
+* ``provision --device DIR --vendor-ca-key KEY --vendor-ca-cert CERT --vendor-key-hash HEX``
+  manufactures a device (``--vendor-ca-key``/``--vendor-ca-cert`` given once per algorithm);
+* ``boot --device DIR --bundle FILE [--at ISO]`` verifies and measures a firmware bundle;
+* ``quote --device DIR --nonce HEX --out FILE`` and ``verify-quote FILE --nonce HEX
+  --vendor-ca-cert CERT``;
+* ``derive-child --device DIR --measurement HEX --label NAME --out DIR`` (DPE);
+* ``show --device DIR [--json]`` and ``fuse --device DIR <write>`` (each fuse write verb).
+
 ``inspect-cert FILE [--json]`` prints every DICE field of each certificate or CSR in FILE
 (PEM or DER, several concatenated allowed); with ``--json``, a JSON list with one object per
 certificate or CSR, in file order. Undecodable DICE extensions are listed, not fatal,
@@ -9,15 +20,30 @@ so redacted samples can still be inspected; a file that holds no certificate or 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import os
+import secrets
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ironroot.rot import load_dice_objects
+from ironroot.crypto import Algorithm
+from ironroot.errors import ConfigError
+from ironroot.rot import (
+    Device,
+    Fuses,
+    Lifecycle,
+    VendorCA,
+    load_dice_objects,
+    parse_certificates,
+    verify_quote,
+)
 
 __all__ = ["register"]
 
@@ -37,6 +63,7 @@ def register(subparsers: Any) -> None:
         help="how to read TcbInfo SVNs (Caliptra writes 0x100|svn); default auto",
     )
     inspect.set_defaults(func=_inspect)
+    _register_device_verbs(verbs)
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -101,3 +128,257 @@ def _text(value: object) -> str:
     if isinstance(value, list):
         return escape(", ".join(str(v) for v in value))
     return escape(str(value))
+
+
+# --- device verbs ----------------------------------------------------------------------------
+
+_CA_FILES = {Algorithm.ES384: "vendor-ca-ecc", Algorithm.ML_DSA_87: "vendor-ca-mldsa"}
+
+
+def _register_device_verbs(verbs: Any) -> None:
+    ca = verbs.add_parser("ca-init", help="make a test vendor CA (ECC P-384 and ML-DSA-87 roots)")
+    ca.add_argument("--out", type=Path, required=True, help="directory for the PEM files")
+    ca.add_argument("--name", default="Ironroot Test Vendor CA", help="common name prefix")
+    ca.add_argument("--at", help="not-before time, ISO 8601 with offset (default: now)")
+    ca.set_defaults(func=_ca_init)
+
+    prov = verbs.add_parser("provision", help="manufacture a device: UDS, IDevID, vendor CA")
+    prov.add_argument("--device", type=Path, required=True, help="device directory")
+    prov.add_argument(
+        "--vendor-ca-key", type=Path, action="append", required=True, help="PEM key (per alg)"
+    )
+    prov.add_argument(
+        "--vendor-ca-cert", type=Path, action="append", required=True, help="PEM/DER cert"
+    )
+    prov.add_argument(
+        "--vendor-key-hash", required=True, help="firmware vendor key descriptor hash (hex)"
+    )
+    prov.add_argument("--owner-key-hash", help="owner key hash to fuse (hex)")
+    prov.add_argument("--at", help="time, ISO 8601 with offset (default: now)")
+    prov.add_argument("--json", action="store_true", help="print JSON")
+    prov.set_defaults(func=_provision)
+
+    boot = verbs.add_parser("boot", help="verify, measure and boot a firmware bundle")
+    boot.add_argument("--device", type=Path, required=True)
+    boot.add_argument("--bundle", type=Path, required=True)
+    boot.add_argument("--at", help="time, ISO 8601 with offset (default: now)")
+    boot.add_argument("--json", action="store_true", help="print JSON")
+    boot.set_defaults(func=_boot)
+
+    quote = verbs.add_parser("quote", help="sign the PCRs and log for a nonce")
+    quote.add_argument("--device", type=Path, required=True)
+    quote.add_argument("--nonce", required=True, help="the verifier's nonce (hex, 8-64 bytes)")
+    quote.add_argument("--out", type=Path, required=True, help="where to write the quote (CBOR)")
+    quote.set_defaults(func=_quote)
+
+    verify = verbs.add_parser("verify-quote", help="verify a quote against vendor CA roots")
+    verify.add_argument("file", type=Path)
+    verify.add_argument("--nonce", required=True, help="the nonce that was sent (hex)")
+    verify.add_argument("--vendor-ca-cert", type=Path, action="append", required=True)
+    verify.add_argument("--at", help="time, ISO 8601 with offset (default: now)")
+    verify.add_argument("--json", action="store_true", help="print JSON")
+    verify.set_defaults(func=_verify_quote)
+
+    child = verbs.add_parser("derive-child", help="DPE: certify a key for the next layer")
+    child.add_argument("--device", type=Path, required=True)
+    child.add_argument("--measurement", required=True, help="SHA-384 of the child (hex)")
+    child.add_argument("--label", required=True, help="child name, e.g. bmc")
+    child.add_argument("--out", type=Path, required=True, help="directory for certs and keys")
+    child.set_defaults(func=_derive_child)
+
+    show = verbs.add_parser("show", help="lifecycle, fuses (never the UDS), PCRs and chain")
+    show.add_argument("--device", type=Path, required=True)
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(func=_show)
+
+    fuse = verbs.add_parser("fuse", help="program a fuse (one-time: bits are only ever set)")
+    fuse.add_argument("--device", type=Path, required=True)
+    writes = fuse.add_subparsers(dest="write", metavar="<write>", required=True)
+    svn = writes.add_parser("svn", help="advance the firmware SVN fuse")
+    svn.add_argument("value", type=int)
+    for which in ("ecc", "pqc"):
+        revoke = writes.add_parser(f"revoke-{which}", help=f"revoke a vendor {which} key slot")
+        revoke.add_argument("index", type=int)
+        revoke.add_argument("--key-count", type=int, help="keys the product uses (default: all)")
+    for which in ("vendor-key-hash", "owner-key-hash"):
+        value = writes.add_parser(which, help=f"fuse the {which.replace('-', ' ')}")
+        value.add_argument("hex")
+    entropy = writes.add_parser("field-entropy", help="fuse field entropy (random by default)")
+    entropy.add_argument("--hex", help="32 bytes of entropy (hex)")
+    writes.add_parser("anti-rollback-disable", help="disable the SVN check (irreversible)")
+    lifecycle = writes.add_parser("lifecycle", help="advance the lifecycle")
+    lifecycle.add_argument("state", choices=[s.label for s in Lifecycle])
+    writes.add_parser("lock-debug", help="lock debug (irreversible)")
+    fuse.set_defaults(func=_fuse)
+
+
+def _now(value: str | None) -> dt.datetime:
+    if value is None:
+        return dt.datetime.now(dt.UTC)
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(f"--at {value!r} is not an ISO 8601 time") from exc
+    if when.tzinfo is None:
+        raise ConfigError("--at needs a UTC offset (e.g. 2026-01-01T00:00:00Z)")
+    return when
+
+
+def _hex(value: str, what: str) -> bytes:
+    try:
+        return bytes.fromhex(value)
+    except ValueError as exc:
+        raise ConfigError(f"{what} is not hex") from exc
+
+
+def _ca_init(args: argparse.Namespace) -> int:
+    ca = VendorCA.generate(now=_now(args.at), common_name=args.name)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for alg, stem in _CA_FILES.items():
+        key_path = args.out / f"{stem}.key.pem"
+        _write_private(key_path, ca.key(alg).to_pem(), exclusive=True)  # never overwrite a CA key
+        cert_pem = x509.load_der_x509_certificate(ca.certificate(alg)).public_bytes(
+            serialization.Encoding.PEM
+        )
+        (args.out / f"{stem}.cert.pem").write_bytes(cert_pem)
+        print(f"{alg.label}: {key_path} {args.out / f'{stem}.cert.pem'}")
+    return 0
+
+
+def _write_private(path: Path, data: bytes, *, exclusive: bool) -> None:
+    """Write a private key file readable only by its owner."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(data)
+
+
+def _certificate_files(paths: list[Path]) -> list[bytes]:
+    return [cert.der for path in paths for cert in parse_certificates(path.read_bytes())]
+
+
+def _provision(args: argparse.Namespace) -> int:
+    ca = VendorCA.from_pem(
+        [p.read_bytes() for p in args.vendor_ca_key], _certificate_files(args.vendor_ca_cert)
+    )
+    device = Device(args.device) if (args.device / "fuses.json").exists() else None
+    device = device or Device.create(args.device)
+    result = device.provision(
+        ca,
+        vendor_key_hash=_hex(args.vendor_key_hash, "--vendor-key-hash"),
+        owner_key_hash=_hex(args.owner_key_hash, "--owner-key-hash")
+        if args.owner_key_hash
+        else None,
+        now=_now(args.at),
+    )
+    doc = {"device": str(args.device), "ueid": result.ueid.hex(), **device.show()["fuses"]}
+    _print(doc, args.json, "provisioned")
+    return 0
+
+
+def _boot(args: argparse.Namespace) -> int:
+    device = Device(args.device)
+    state = device.boot(args.bundle.read_bytes(), now=_now(args.at))
+    _print(state.public_json(), args.json, "booted")
+    return 0
+
+
+def _quote(args: argparse.Namespace) -> int:
+    quote = Device(args.device).quote(_hex(args.nonce, "--nonce"))
+    args.out.write_bytes(quote)
+    print(f"quote: {args.out} ({len(quote)} bytes)")
+    return 0
+
+
+def _verify_quote(args: argparse.Namespace) -> int:
+    claims = verify_quote(
+        args.file.read_bytes(),
+        nonce=_hex(args.nonce, "--nonce"),
+        trust_anchors=_certificate_files(args.vendor_ca_cert),
+        now=_now(args.at),
+    )
+    _print({"ok": True, **claims.to_json()}, args.json, "quote verifies")
+    return 0
+
+
+def _derive_child(args: argparse.Namespace) -> int:
+    child = Device(args.device).derive_child(
+        _hex(args.measurement, "--measurement"), label=args.label
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.label.replace(" ", "_")
+    for name, cert, key in (
+        ("ecc", child.ecc_certificate, child.ecc_key),
+        ("mldsa", child.mldsa_certificate, child.mldsa_key),
+    ):
+        (args.out / f"{stem}-{name}.cert.der").write_bytes(cert)
+        key_path = args.out / f"{stem}-{name}.key.pem"
+        _write_private(key_path, key.to_pem(), exclusive=False)
+        print(f"{child.label} {name}: {args.out / f'{stem}-{name}.cert.der'} {key_path}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    doc = Device(args.device).show()
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    console = Console()
+    table = Table(title=f"device {escape(doc['device'])}", show_header=False, title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in doc["fuses"].items():
+        table.add_row(key, _text(value))
+    boot = doc["boot"]
+    if boot is None:
+        table.add_row("boot", "not booted")
+    else:
+        table.add_row("booted at", _text(boot["booted_at"]))
+        for index, value in boot["pcrs"].items():
+            table.add_row(f"PCR{index}", _text(value))
+        for event in boot["log"]:
+            table.add_row(f"log PCR{event['pcr']}", _text(f"{event['name']}: {event['data']}"))
+    for name, chain in doc["chains"].items():
+        for position, cert in enumerate(chain):
+            table.add_row(f"{name} chain [{position}]", _text(cert["subject"]))
+    console.print(table)
+    return 0
+
+
+def _fuse(args: argparse.Namespace) -> int:
+    write = args.write
+
+    def change(fuses: Fuses) -> Fuses:
+        if write == "svn":
+            return fuses.advance_svn(args.value)
+        if write == "revoke-ecc":
+            return fuses.revoke_ecc_key(args.index, key_count=args.key_count or 4)
+        if write == "revoke-pqc":
+            return fuses.revoke_pqc_key(args.index, key_count=args.key_count or 32)
+        if write == "vendor-key-hash":
+            return fuses.program_vendor_key_hash(_hex(args.hex, "the vendor key hash"))
+        if write == "owner-key-hash":
+            return fuses.program_owner_key_hash(_hex(args.hex, "the owner key hash"))
+        if write == "field-entropy":
+            entropy = _hex(args.hex, "--hex") if args.hex else secrets.token_bytes(32)
+            return fuses.program_field_entropy(entropy)
+        if write == "anti-rollback-disable":
+            return fuses.disable_anti_rollback()
+        if write == "lifecycle":
+            return fuses.advance_lifecycle(Lifecycle.from_label(args.state))
+        return fuses.lock_debug()
+
+    new = Device(args.device).program(change)
+    print(json.dumps(new.public_json(), indent=2))
+    return 0
+
+
+def _print(doc: dict[str, Any], as_json: bool, title: str) -> None:
+    if as_json:
+        print(json.dumps(doc, indent=2))
+        return
+    print(title)
+    for key, value in doc.items():
+        if not isinstance(value, (dict, list)):
+            print(f"  {key}: {value}")

@@ -192,16 +192,17 @@ class Fuses:
         return self._value("owner_key_hash", digest, KEY_HASH_SIZE)
 
     def _revoke(self, name: str, index: int, slots: int, key_count: int) -> Fuses:
+        kind = "ECC" if name == "ecc_revocation" else "PQC"
         if not 1 <= key_count <= slots:
-            raise FuseError(f"a product has 1–{slots} keys in the {name} mask, not {key_count}")
+            raise FuseError(f"a product has 1–{slots} {kind} keys, not {key_count}")
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < key_count:
-            raise FuseError(f"{name} key index must be 0–{key_count - 1}")
+            raise FuseError(f"{kind} key index must be 0–{key_count - 1}")
         mask: int = getattr(self, name)
         new = mask | 1 << index
         if new == mask:
             return self
         if new & _thermometer(key_count) == _thermometer(key_count):
-            raise FuseError(f"revoking {name} key {index} would leave no usable key")
+            raise FuseError(f"revoking {kind} key {index} would leave no usable key")
         changes: dict[str, Any] = {name: new}
         return replace(self, **changes)
 
