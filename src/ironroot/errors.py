@@ -15,6 +15,7 @@ from typing import ClassVar
 
 __all__ = [
     "AlgorithmNotAccepted",
+    "AuditChainBroken",
     "BadSignature",
     "CertificateExpired",
     "CertificateRevoked",
@@ -25,13 +26,18 @@ __all__ = [
     "EndorsementMismatch",
     "FirmwareRejected",
     "FuseError",
+    "HsmErrorState",
+    "HsmZeroized",
+    "IdentityLocked",
     "InconsistentCheckpoint",
     "InvalidLocator",
     "InvalidProof",
     "IronrootError",
     "KeyDescriptorMismatch",
+    "KeyNotExportable",
     "KeyNotInDescriptor",
     "KeyRevoked",
+    "KeyUsageNotPermitted",
     "LimitExceeded",
     "MalformedCertificate",
     "MalformedCorim",
@@ -48,6 +54,8 @@ __all__ = [
     "PayloadMissing",
     "PayloadTooLarge",
     "PolicyRejected",
+    "RoleNotPermitted",
+    "SealedStoreError",
     "SpdmErrorResponse",
     "SpdmProtocolError",
     "StaleNonce",
@@ -431,3 +439,72 @@ class CertificateRevoked(ChainNotTrusted):
 
     code = "certificate-revoked"
     title = "Certificate Revoked"
+
+
+# --- HSM (the key boundary) ------------------------------------------------------------------
+
+
+class RoleNotPermitted(Unauthorized):
+    """An authenticated identity whose role does not allow the operation."""
+
+    code = "role-not-permitted"
+    title = "Role Not Permitted"
+    http_status = 403
+
+
+class IdentityLocked(Unauthorized):
+    """An identity locked after too many wrong credentials (only a crypto officer unlocks it)."""
+
+    code = "identity-locked"
+    title = "Identity Locked"
+    http_status = 403
+
+
+class KeyNotExportable(PolicyRejected):
+    """A request that would take a non-exportable key (or material derived from it) out of the
+    key boundary: wrap, derive-then-export, backup, a PKCS#11 attribute read."""
+
+    code = "key-not-exportable"
+    title = "Key Not Exportable"
+    http_status = 403
+
+
+class KeyUsageNotPermitted(PolicyRejected):
+    """A key used for an operation its usage attribute does not include."""
+
+    code = "key-usage-not-permitted"
+    title = "Key Usage Not Permitted"
+    http_status = 403
+
+
+class HsmErrorState(IronrootError):
+    """The HSM is in its error state (a self-test failed): it refuses every operation until it
+    is restarted."""
+
+    code = "hsm-error-state"
+    title = "HSM In Error State"
+    http_status = 503
+    exit_code = 1
+
+
+class HsmZeroized(HsmErrorState):
+    """The HSM was zeroized (a tamper event or an officer's zeroize): no key material is left."""
+
+    code = "hsm-zeroized"
+    title = "HSM Zeroized"
+
+
+class SealedStoreError(StorageError):
+    """A sealed key store that does not open under this device's sealing secret: another
+    device, changed firmware, a destroyed store, or bytes that were altered."""
+
+    code = "sealed-store"
+    title = "Sealed Store Does Not Open"
+
+
+class AuditChainBroken(VerificationFailed):
+    """An audit log whose hash chain does not verify: a record removed, altered or reordered,
+    or a log that does not reach its checkpoint."""
+
+    code = "audit-chain-broken"
+    title = "Audit Log Chain Broken"
