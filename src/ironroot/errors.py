@@ -45,6 +45,7 @@ __all__ = [
     "MalformedFirmware",
     "MalformedInput",
     "MalformedReceipt",
+    "MalformedReport",
     "MalformedSpdm",
     "MalformedStatement",
     "ManifestExpired",
@@ -508,3 +509,10 @@ class AuditChainBroken(VerificationFailed):
 
     code = "audit-chain-broken"
     title = "Audit Log Chain Broken"
+
+
+class MalformedReport(MalformedInput):
+    """An OCP SAFE Short Form Report (JSON, JWS/JWT or CoRIM/COSE) that does not parse."""
+
+    code = "malformed-report"
+    title = "Malformed Security Review Report"
