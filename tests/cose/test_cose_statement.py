@@ -18,7 +18,7 @@ from ironroot.cose import (
     sign1,
 )
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import LimitExceeded, MalformedStatement, PayloadTooLarge
+from ironroot.errors import LimitExceeded, MalformedStatement, PayloadMissing, PayloadTooLarge
 
 KEY = PrivateKey.generate(Algorithm.ES384)
 CLAIMS = {1: "did:x509:0:sha256:abc::eku:1.3.6.1.5.5.7.3.3", 2: "firmware/bmc"}
@@ -139,7 +139,6 @@ BAD_STATEMENTS: dict[str, bytes] = {
     "iat text": signed({15: {**CLAIMS, 6: "2024"}}),
     "iat bool": signed({15: {**CLAIMS, 6: True}}),
     "claim key bytes": signed({15: {**CLAIMS, b"k": 1}}),
-    "detached payload": signed({15: CLAIMS}, detached=True),
     "type with hash envelope": signed({3: "a/b", 15: CLAIMS, 258: -16}, {}, bytes(32)),
     "hash envelope unknown alg": signed({15: CLAIMS, 258: -99}, {}, bytes(32)),
     "hash envelope text alg": signed({15: CLAIMS, 258: "sha256"}, {}, bytes(32)),
@@ -302,3 +301,8 @@ def test_create_statement_options() -> None:
     )  # fmt: skip
     assert one.x5chain == (chain[0],)
     assert one.sign1.protected[33] == chain[0]
+
+
+def test_detached_payload_is_payload_missing() -> None:
+    with pytest.raises(PayloadMissing):
+        SignedStatement.parse(signed({15: CLAIMS}, detached=True))

@@ -54,14 +54,8 @@ def write_config(
     return data
 
 
-def make_ca_chain(
-    *,
-    leaf_alg: Algorithm = Algorithm.ES256,
-    not_before: dt.datetime = NOW - dt.timedelta(days=30),
-    not_after: dt.datetime = NOW + dt.timedelta(days=365),
-    cn: str = "Vendor Release Signing",
-) -> tuple[x509.Certificate, x509.Certificate, PrivateKey]:
-    """A root CA and a leaf code-signing certificate; returns (root, leaf, leaf key)."""
+def make_root() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A self-signed P-384 root CA valid ten years either side of NOW."""
     root_key = ec.generate_private_key(ec.SECP384R1())
     root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Vendor Root CA")])
     root = (
@@ -79,6 +73,20 @@ def make_ca_chain(
         )
         .sign(root_key, hashes.SHA384())
     )
+    return root, root_key
+
+
+def make_ca_chain(
+    *,
+    leaf_alg: Algorithm = Algorithm.ES256,
+    not_before: dt.datetime = NOW - dt.timedelta(days=30),
+    not_after: dt.datetime = NOW + dt.timedelta(days=365),
+    cn: str = "Vendor Release Signing",
+    root: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
+) -> tuple[x509.Certificate, x509.Certificate, PrivateKey]:
+    """A leaf code-signing certificate under ``root`` (a new root if None): (root, leaf, key)."""
+    root_cert, root_key = root if root is not None else make_root()
+    root_name = root_cert.subject
     leaf_key = PrivateKey.generate(leaf_alg)
     leaf = (
         x509.CertificateBuilder()
@@ -99,7 +107,7 @@ def make_ca_chain(
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
         .sign(root_key, hashes.SHA384())
     )
-    return root, leaf, leaf_key
+    return root_cert, leaf, leaf_key
 
 
 def der(cert: x509.Certificate) -> bytes:

@@ -43,7 +43,13 @@ from ironroot.cose._headers import (
 )
 from ironroot.cose._sign1 import Sign1, _decode_sign1, sign1
 from ironroot.crypto import Algorithm, Signer
-from ironroot.errors import LimitExceeded, MalformedStatement, PayloadTooLarge, UnsupportedAlgorithm
+from ironroot.errors import (
+    LimitExceeded,
+    MalformedStatement,
+    PayloadMissing,
+    PayloadTooLarge,
+    UnsupportedAlgorithm,
+)
 
 __all__ = ["CwtClaims", "HashEnvelope", "SignedStatement", "create_statement"]
 
@@ -209,7 +215,9 @@ class SignedStatement:
                 raise MalformedStatement(f"header {label} must be in the protected header")
         payload = msg.payload
         if payload is None:
-            raise MalformedStatement("a Signed Statement's payload must be attached, not detached")
+            raise PayloadMissing(
+                "Signed Statement payload must be present (attached, not detached)"
+            )
         if CWT_CLAIMS not in protected:
             raise MalformedStatement("protected header lacks CWT claims (15)")
         claims = _claims(protected[CWT_CLAIMS])
