@@ -4,7 +4,9 @@ A bundle is a manifest (preamble with vendor key descriptors, active keys and si
 signed header with SVN, validity dates and the TOC digest; TOC entries) followed by its
 components (FMC, runtime, and any more). ``build_bundle`` lays one out, ``sign_bundle`` signs
 its header with ECDSA P-384 and ML-DSA-87 or LMS, and ``verify_bundle`` is the decision the
-root of trust takes at boot. The byte layout is in ``docs/firmware.md``.
+root of trust takes at boot. ``publish_bundle`` registers the manifest digest and the
+reference values (a CoRIM) with a transparency service. The byte layout is in
+``docs/firmware.md``.
 """
 
 from ironroot.firmware._build import Component, build_bundle, sign_bundle
@@ -30,6 +32,13 @@ from ironroot.firmware._manifest import (
     UnsignedBundle,
     field_offsets,
 )
+from ironroot.firmware._publish import PublishedFirmware, publish_bundle, write_published
+from ironroot.firmware._reference import (
+    MANIFEST_CONTENT_TYPE,
+    manifest_statement,
+    reference_corim,
+    reference_statement,
+)
 from ironroot.firmware._verify import (
     CheckResult,
     Measurement,
@@ -44,6 +53,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "FMC_ID",
     "LAYOUT",
+    "MANIFEST_CONTENT_TYPE",
     "MANIFEST_MARKER",
     "MANIFEST_VERSION",
     "MAX_ECC_KEYS",
@@ -60,6 +70,7 @@ __all__ = [
     "Measurement",
     "PqcKeyType",
     "Preamble",
+    "PublishedFirmware",
     "TocEntry",
     "UnsignedBundle",
     "VerificationReport",
@@ -69,6 +80,11 @@ __all__ = [
     "check_bundle",
     "field_offsets",
     "key_descriptor_hash",
+    "manifest_statement",
+    "publish_bundle",
+    "reference_corim",
+    "reference_statement",
     "sign_bundle",
     "verify_bundle",
+    "write_published",
 ]

@@ -1,0 +1,108 @@
+"""Publish a signed bundle to a transparency service (the outer, I/O half of publication).
+
+``publish_bundle`` checks the bundle against its own key descriptors (both signatures, the
+TOC and every component digest: a vendor never publishes a bundle that no device would
+accept), registers the manifest statement and the reference-value statement through any
+client with ``register(statement)`` (``ironroot.transparency.TransparencyClient``), and
+returns both transparent statements. ``write_published`` stores them next to the bundle as
+``<name>.manifest.ts`` and ``<name>.corim.ts``: they ship with the update.
+
+The client is typed structurally, so this package does not import the transparency layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ironroot.crypto import Signer
+from ironroot.firmware._manifest import DEFAULT_LIMITS, FirmwareBundle, FirmwareLimits
+from ironroot.firmware._reference import manifest_statement, reference_statement
+from ironroot.firmware._verify import verify_bundle
+
+__all__ = ["PublishedFirmware", "publish_bundle", "write_published"]
+
+
+class _Registration(Protocol):
+    @property
+    def entry_id(self) -> str: ...
+
+    @property
+    def transparent_statement(self) -> bytes: ...
+
+
+class _Registrar(Protocol):
+    def register(self, statement: bytes) -> _Registration: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedFirmware:
+    """The two registered statements of one release, with their transparent forms."""
+
+    manifest_digest: bytes
+    manifest_entry_id: str
+    manifest_statement: bytes
+    corim_entry_id: str
+    corim_statement: bytes
+
+
+def publish_bundle(
+    bundle: bytes,
+    client: _Registrar,
+    signer: Signer,
+    *,
+    iss: str,
+    sub: str,
+    vendor: str | None = None,
+    model: str | None = None,
+    limits: FirmwareLimits = DEFAULT_LIMITS,
+) -> PublishedFirmware:
+    """Self-check ``bundle``, then register its manifest and reference-value statements."""
+    parsed = FirmwareBundle.parse(bundle, limits)
+    own_descriptor = hashlib.sha384(parsed.manifest.preamble.descriptors_bytes()).digest()
+    verify_bundle(
+        bundle,
+        now=parsed.manifest.header.not_before,
+        vendor_key_descriptor_hash=own_descriptor,
+        limits=limits,
+    )
+    manifest = client.register(manifest_statement(bundle, signer, iss=iss, sub=sub, limits=limits))
+    corim = client.register(
+        reference_statement(
+            bundle, signer, iss=iss, sub=sub, vendor=vendor, model=model, limits=limits
+        )
+    )
+    return PublishedFirmware(
+        manifest_digest=parsed.manifest_digest(),
+        manifest_entry_id=manifest.entry_id,
+        manifest_statement=manifest.transparent_statement,
+        corim_entry_id=corim.entry_id,
+        corim_statement=corim.transparent_statement,
+    )
+
+
+def _write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_published(published: PublishedFirmware, out_dir: Path, name: str) -> tuple[Path, Path]:
+    """Write ``<name>.manifest.ts`` and ``<name>.corim.ts`` into ``out_dir``; return the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = out_dir / f"{name}.manifest.ts"
+    corim_path = out_dir / f"{name}.corim.ts"
+    _write(manifest_path, published.manifest_statement)
+    _write(corim_path, published.corim_statement)
+    return manifest_path, corim_path

@@ -1,0 +1,147 @@
+"""Publication: manifest and reference-value statements, registered with a live service."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _fw_helpers import FMC, RUNTIME, Vendor, flip, mldsa_vendor
+
+from ironroot.corim import Corim, Digest, Svn
+from ironroot.cose import SignedStatement, verify_transparent_statement
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import DigestMismatch
+from ironroot.firmware import (
+    MANIFEST_CONTENT_TYPE,
+    FirmwareBundle,
+    manifest_statement,
+    publish_bundle,
+    reference_corim,
+    reference_statement,
+    write_published,
+)
+from ironroot.transparency import (
+    ServiceThread,
+    TransparencyClient,
+    TransparencyService,
+    init_data_dir,
+)
+
+ISS = "https://vendor.example"
+SUB = "pkg:firmware/acme/roadrunner-bmc"
+
+
+@pytest.fixture(scope="module")
+def vendor() -> Vendor:
+    return mldsa_vendor()
+
+
+@pytest.fixture(scope="module")
+def bundle(vendor: Vendor) -> bytes:
+    return vendor.sign(vendor.build(svn=9))
+
+
+@pytest.fixture(scope="module")
+def statement_key() -> PrivateKey:
+    return PrivateKey.generate(Algorithm.ES384)
+
+
+def test_manifest_statement_is_a_sha384_hash_envelope(
+    bundle: bytes, statement_key: PrivateKey
+) -> None:
+    statement = SignedStatement.parse(manifest_statement(bundle, statement_key, iss=ISS, sub=SUB))
+    assert statement.claims.iss == ISS
+    assert statement.claims.sub == SUB
+    assert statement.hash_envelope is not None
+    assert statement.hash_envelope.hash_alg == -43
+    assert statement.hash_envelope.preimage_content_type == MANIFEST_CONTENT_TYPE
+    assert statement.sign1.protected[258] == -43
+    size = FirmwareBundle.parse(bundle).manifest.size
+    assert statement.payload == hashlib.sha384(bundle[:size]).digest()
+    statement.sign1.verify(statement_key.public_key)
+
+
+def test_reference_corim_lists_the_expected_measurements(bundle: bytes) -> None:
+    corim = reference_corim(bundle, vendor=ISS, model=SUB)
+    assert Corim.parse(corim.encode()) == corim
+    (comid,) = corim.comids
+    by_key = {t.measurements[0].mkey: t for t in comid.triples.reference}
+    assert set(by_key) == {"fmc", "runtime", "component-3"}
+    fmc = by_key["fmc"]
+    assert fmc.environment.class_map is not None
+    assert (fmc.environment.class_map.vendor, fmc.environment.class_map.model) == (ISS, SUB)
+    assert fmc.environment.class_map.layer == 0
+    assert by_key["runtime"].environment.class_map.layer == 1  # type: ignore[union-attr]
+    assert fmc.measurements[0].mval.digests == (Digest(7, hashlib.sha384(FMC).digest()),)
+    assert by_key["runtime"].measurements[0].mval.digests == (
+        Digest(7, hashlib.sha384(RUNTIME).digest()),
+    )
+    assert fmc.measurements[0].mval.svn == Svn(9, minimum=True)
+    assert comid.entities[0].name == ISS
+    assert comid.entities[0].reg_id == ISS
+    assert corim.rim_validity is not None
+    assert corim.rim_validity.not_before is not None
+    assert corim.rim_validity.not_after > corim.rim_validity.not_before
+    # deterministic: the same bundle always gives the same CoRIM bytes
+    assert reference_corim(bundle, vendor=ISS, model=SUB).encode() == corim.encode()
+
+
+def test_reference_statement_carries_the_corim(bundle: bytes, statement_key: PrivateKey) -> None:
+    statement = SignedStatement.parse(
+        reference_statement(bundle, statement_key, iss=ISS, sub=SUB, vendor="ACME", model="RR")
+    )
+    assert statement.content_type == "application/rim+cbor"
+    corim = Corim.parse(statement.payload)
+    assert corim == reference_corim(bundle, vendor="ACME", model="RR")
+
+
+# --- against the transparency service, served from this process ----------------------------
+
+
+@pytest.fixture
+def service_client(tmp_path: Path, statement_key: PrivateKey) -> Iterator[TransparencyClient]:
+    data = tmp_path / "data"
+    init_data_dir(data)
+    (data / "vendor.pub.pem").write_bytes(statement_key.public_key.to_pem())
+    config = data / "ironroot.toml"
+    config.write_text(
+        config.read_text() + f'\n[[transparency.issuers]]\niss = "{ISS}"\nkey = "vendor.pub.pem"\n'
+    )
+    service = TransparencyService.open(data)
+    with service, ServiceThread(service) as server, TransparencyClient(server.url) as client:
+        yield client
+
+
+def test_publish_registers_both_statements_and_writes_them(
+    tmp_path: Path,
+    bundle: bytes,
+    statement_key: PrivateKey,
+    service_client: TransparencyClient,
+) -> None:
+    published = publish_bundle(bundle, service_client, statement_key, iss=ISS, sub=SUB)
+    keys = service_client.service_keys()
+    manifest_ts = verify_transparent_statement(published.manifest_statement, keys)
+    corim_ts = verify_transparent_statement(published.corim_statement, keys)
+    assert manifest_ts.statement.payload == published.manifest_digest
+    assert manifest_ts.statement.claims.sub == SUB
+    corim = Corim.parse(corim_ts.statement.payload)
+    assert corim == reference_corim(bundle, vendor=ISS, model=SUB)
+    assert published.manifest_entry_id != published.corim_entry_id
+    out = tmp_path / "release"
+    paths = write_published(published, out, "roadrunner-1.2")
+    assert [p.name for p in paths] == ["roadrunner-1.2.manifest.ts", "roadrunner-1.2.corim.ts"]
+    assert paths[0].read_bytes() == published.manifest_statement
+    assert paths[1].read_bytes() == published.corim_statement
+
+
+def test_publish_refuses_a_broken_bundle(
+    bundle: bytes, statement_key: PrivateKey, service_client: TransparencyClient
+) -> None:
+    entry = FirmwareBundle.parse(bundle).manifest.toc[0]
+    with pytest.raises(DigestMismatch):
+        publish_bundle(flip(bundle, entry.offset), service_client, statement_key, iss=ISS, sub=SUB)
+    offset = entry.offset - 1  # last byte of the TOC: digest of the last component
+    with pytest.raises(DigestMismatch):
+        publish_bundle(flip(bundle, offset), service_client, statement_key, iss=ISS, sub=SUB)
