@@ -9,7 +9,7 @@ PCR    extended by                events, in order
 =====  =========================  ==========================================================
 0      ROM (measures the FMC)     ``device-status``, ``vendor-ecc-key-hash``,
                                   ``vendor-pqc-key-hash``, ``owner-key-hash``, ``fmc-digest``
-1      FMC (measures the runtime) ``runtime-digest``, ``manifest-digest``
+1      FMC (measures the runtime) ``runtime-digest``, ``header-digest``
 2      runtime (DPE)              ``dpe:<label>``: each child measured by ``derive_child``
 =====  =========================  ==========================================================
 
@@ -18,7 +18,11 @@ PCR0 and PCR1 are final when boot ends: CDI_FMC is derived from PCR0 and CDI_RT 
 extends first: lifecycle (0 unprovisioned, 1 manufacturing, 2 production), debug locked,
 anti-rollback disabled, vendor ECC key index, firmware SVN, fuse SVN (0 when anti-rollback is
 disabled), vendor PQC key index, PQC key type, owner key hash fused — one byte each.
-``owner-key-hash`` is 48 zero bytes when the bundle has no owner keys.
+``owner-key-hash`` is 48 zero bytes when the bundle has no owner keys. ``header-digest`` is
+SHA-384 of the manifest's signed header (revision, key indices, SVN, TOC digest, dates): it
+names the release without its signatures, which ECDSA and ML-DSA randomize, so that the same
+release re-signed still yields the same keys. The digest of the whole manifest (what the
+vendor publishes on the transparency log) is kept in the boot state and quoted as a claim.
 
 The FMC alias's ``DEVICE_INFO`` FWID is ``SHA-384(device-status ‖ vendor key descriptor
 hash ‖ owner key hash)``; its flags say ``notConfigured`` (unprovisioned), ``notSecure``
@@ -128,6 +132,7 @@ class BootState:
     fmc_digest: bytes
     runtime_digest: bytes
     manifest_digest: bytes
+    header_digest: bytes
     ecc_chain: tuple[bytes, ...]
     mldsa_chain: tuple[bytes, ...]
 
@@ -154,6 +159,7 @@ class BootState:
             fmc_digest=self.fmc_digest,
             runtime_digest=self.runtime_digest,
             manifest_digest=self.manifest_digest,
+            header_digest=self.header_digest,
             ecc_chain=self.ecc_chain,
             mldsa_chain=self.mldsa_chain,
         )
@@ -168,6 +174,7 @@ class BootState:
             "fmc_digest": self.fmc_digest.hex(),
             "runtime_digest": self.runtime_digest.hex(),
             "manifest_digest": self.manifest_digest.hex(),
+            "header_digest": self.header_digest.hex(),
             "ecc_chain": [c.hex() for c in self.ecc_chain],
             "mldsa_chain": [c.hex() for c in self.mldsa_chain],
         }
@@ -193,6 +200,7 @@ class BootState:
                 fmc_digest=bytes.fromhex(_get(doc, "fmc_digest", str)),
                 runtime_digest=bytes.fromhex(_get(doc, "runtime_digest", str)),
                 manifest_digest=bytes.fromhex(_get(doc, "manifest_digest", str)),
+                header_digest=bytes.fromhex(_get(doc, "header_digest", str)),
                 ecc_chain=tuple(bytes.fromhex(c) for c in _list(doc, "ecc_chain", str)),
                 mldsa_chain=tuple(bytes.fromhex(c) for c in _list(doc, "mldsa_chain", str)),
             )
@@ -207,6 +215,7 @@ class BootState:
                 "fmc": self.fmc_digest.hex(),
                 "runtime": self.runtime_digest.hex(),
                 "manifest": self.manifest_digest.hex(),
+                "header": self.header_digest.hex(),
             },
             "pcrs": {str(i): p.hex() for i, p in enumerate(self.pcrs)},
             "log": [{"pcr": e.pcr, "name": e.name, "data": e.data.hex()} for e in self.log],
@@ -315,7 +324,7 @@ def cold_boot(fuses: Fuses, bundle: bytes, *, now: dt.datetime) -> BootResult:
         PcrEvent(PCR_ROM, "owner-key-hash", owner_hash),
         PcrEvent(PCR_ROM, "fmc-digest", verified.fmc.digest),
         PcrEvent(PCR_FMC, "runtime-digest", verified.runtime.digest),
-        PcrEvent(PCR_FMC, "manifest-digest", verified.manifest_digest),
+        PcrEvent(PCR_FMC, "header-digest", verified.header_digest),
     )
     pcrs = replay(events)
     layers = derive_layers(fuses, pcrs)
@@ -370,6 +379,7 @@ def cold_boot(fuses: Fuses, bundle: bytes, *, now: dt.datetime) -> BootResult:
         fmc_digest=verified.fmc.digest,
         runtime_digest=verified.runtime.digest,
         manifest_digest=verified.manifest_digest,
+        header_digest=verified.header_digest,
         ecc_chain=chains[Algorithm.ES384],
         mldsa_chain=chains[Algorithm.ML_DSA_87],
     )

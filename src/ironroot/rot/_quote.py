@@ -24,7 +24,7 @@ Claims::
       "ueid": bstr,                        ; the device (tcg-dice-Ueid of the chain)
       "pcrs": [+ bstr .size 48],           ; PCR0..PCR2, SHA-384
       "pcr-log": [* [pcr: uint, name: tstr, data: bstr]],
-      "fwids": {"fmc": bstr, "runtime": bstr, "manifest": bstr},
+      "fwids": {"fmc": bstr, "runtime": bstr, "header": bstr, "manifest": bstr},
       "svn": uint,
       "lifecycle": tstr,                   ; unprovisioned / manufacturing / production
       "debug-locked": bool,
@@ -93,6 +93,7 @@ class QuoteClaims:
     log: tuple[PcrEvent, ...]
     fmc_digest: bytes
     runtime_digest: bytes
+    header_digest: bytes
     manifest_digest: bytes
     svn: int
     lifecycle: Lifecycle
@@ -109,6 +110,7 @@ class QuoteClaims:
             "fwids": {
                 "fmc": self.fmc_digest.hex(),
                 "runtime": self.runtime_digest.hex(),
+                "header": self.header_digest.hex(),
                 "manifest": self.manifest_digest.hex(),
             },
             "svn": self.svn,
@@ -144,6 +146,7 @@ def create_quote(
         "fwids": {
             "fmc": state.fmc_digest,
             "runtime": state.runtime_digest,
+            "header": state.header_digest,
             "manifest": state.manifest_digest,
         },
         "svn": state.svn,
@@ -321,14 +324,15 @@ def verify_quote(
     if replay(log) != pcrs:
         raise VerificationFailed("the PCR log does not replay to the signed PCR values")
     fwids = claims["fwids"]
-    if not isinstance(fwids, dict) or set(fwids) != {"fmc", "runtime", "manifest"}:
-        raise MalformedInput("quote claim fwids must have fmc, runtime and manifest")
-    fmc, runtime, manifest = (_bytes(fwids[k], k, 48) for k in ("fmc", "runtime", "manifest"))
+    names = ("fmc", "runtime", "header", "manifest")
+    if not isinstance(fwids, dict) or set(fwids) != set(names):
+        raise MalformedInput("quote claim fwids must have fmc, runtime, header and manifest")
+    fmc, runtime, header, manifest = (_bytes(fwids[k], k, 48) for k in names)
     logged = {(e.pcr, e.name): e.data for e in log}
     if (
         logged.get((PCR_ROM, "fmc-digest")) != fmc
         or logged.get((PCR_FMC, "runtime-digest")) != runtime
-        or logged.get((PCR_FMC, "manifest-digest")) != manifest
+        or logged.get((PCR_FMC, "header-digest")) != header
     ):
         raise VerificationFailed("the FWIDs do not match the PCR log")
     ueid = _bytes(claims["ueid"], "ueid")
@@ -349,6 +353,7 @@ def verify_quote(
         log=log,
         fmc_digest=fmc,
         runtime_digest=runtime,
+        header_digest=header,
         manifest_digest=manifest,
         svn=svn,
         lifecycle=Lifecycle[lifecycle.upper()],
