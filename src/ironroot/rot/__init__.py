@@ -1,7 +1,15 @@
 """The silicon root of trust: DICE identities (X.509 with the TCG DICE extensions), fuses,
 DICE layer derivation, measured boot, PCRs, quotes and DPE-style child identities."""
 
-from ironroot.rot._boot import PCR_COUNT, BootResult, BootState, DiceLayers, PcrEvent, cold_boot
+from ironroot.rot._boot import (
+    PCR_COUNT,
+    BootResult,
+    BootState,
+    DiceLayers,
+    PcrEvent,
+    cold_boot,
+    derive_layers,
+)
 from ironroot.rot._ca import VendorCA
 from ironroot.rot._device import Device, ProvisionResult
 from ironroot.rot._dpe import ChildIdentity, derive_child_identity
@@ -86,6 +94,7 @@ __all__ = [
     "create_quote",
     "derive_child_identity",
     "derive_ecc_p384",
+    "derive_layers",
     "derive_mldsa87",
     "encode_multi_tcb_info",
     "encode_tcb_info",

@@ -1,0 +1,286 @@
+"""Quotes: two COSE_Sign1 signatures over the claims, chains to the vendor CA, freshness,
+PCR log replay, and every way a quote must be refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import cbor2
+import pytest
+from _rot_helpers import NOW, Product, new_device
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ironroot.cose import X5CHAIN, Limits, Sign1, decode_cbor, encode_cbor, sign1
+from ironroot.crypto import Algorithm
+from ironroot.errors import (
+    BadSignature,
+    CertificateExpired,
+    ChainNotTrusted,
+    MalformedInput,
+    StaleNonce,
+    VerificationFailed,
+)
+from ironroot.rot import (
+    Device,
+    Lifecycle,
+    VendorCA,
+    derive_ecc_p384,
+    derive_layers,
+    verify_quote,
+)
+
+NONCE = bytes(range(32))
+_BIG = Limits(max_bytes=256 * 1024)
+
+
+def _verify(quote: bytes, ca: VendorCA, nonce: bytes = NONCE, **kw: object) -> object:
+    return verify_quote(
+        quote,
+        nonce=nonce,
+        trust_anchors=kw.pop("anchors", ca.trust_anchors),  # type: ignore[arg-type]
+        now=kw.pop("now", NOW),  # type: ignore[arg-type]
+    )
+
+
+def _parts(quote: bytes) -> dict[str, Sign1]:
+    container = decode_cbor(quote, _BIG)
+    assert isinstance(container, dict)
+    return {k: Sign1.decode(v, _BIG) for k, v in container.items() if k != "format"}
+
+
+def _join(parts: dict[str, Sign1]) -> bytes:
+    return encode_cbor({"format": "ironroot-quote/1", **{k: m.encode() for k, m in parts.items()}})
+
+
+def test_a_quote_verifies_and_says_what_booted(booted: Device, vendor_ca: VendorCA) -> None:
+    quote = booted.quote(NONCE)
+    claims = verify_quote(quote, nonce=NONCE, trust_anchors=vendor_ca.trust_anchors, now=NOW)
+    state = booted.boot_state
+    assert state is not None
+    assert claims.nonce == NONCE
+    assert claims.pcrs == state.pcrs
+    assert claims.log == state.log
+    assert claims.fmc_digest == state.fmc_digest
+    assert claims.runtime_digest == state.runtime_digest
+    assert claims.manifest_digest == state.manifest_digest
+    assert claims.svn == 3
+    assert claims.lifecycle is Lifecycle.PRODUCTION
+    assert claims.debug_locked is True
+    assert [c.subject.split("CN=")[1] for c in claims.ecc_chain] == [
+        "Ironroot Ecc384 IDevID",
+        "Ironroot Ecc384 LDevID",
+        "Ironroot Ecc384 FMC Alias",
+        "Ironroot Ecc384 Rt Alias",
+    ]
+    assert claims.mldsa_chain[-1].public_key_algorithm == "ML-DSA-87"
+    assert claims.ueid == claims.ecc_chain[0].dice.ueid
+    parts = _parts(quote)
+    assert set(parts) == {"es384", "ml-dsa-87"}
+    assert parts["es384"].algorithm is Algorithm.ES384
+    assert parts["ml-dsa-87"].algorithm is Algorithm.ML_DSA_87
+    assert parts["es384"].payload == parts["ml-dsa-87"].payload
+    assert len(parts["es384"].unprotected[X5CHAIN]) == 4
+    assert encode_cbor(decode_cbor(quote, _BIG)) == quote  # deterministic CBOR
+
+
+def test_a_stale_or_mismatching_nonce_is_refused(booted: Device, vendor_ca: VendorCA) -> None:
+    old = booted.quote(b"\x01" * 32)
+    with pytest.raises(StaleNonce):
+        _verify(old, vendor_ca, nonce=NONCE)
+    with pytest.raises(MalformedInput):
+        booted.quote(b"short")
+    with pytest.raises(MalformedInput):
+        _verify(old, vendor_ca, nonce=b"")
+
+
+def test_an_untrusted_vendor_ca_is_refused(booted: Device, vendor_ca: VendorCA) -> None:
+    other_ca = VendorCA.generate(now=NOW - dt.timedelta(days=1))
+    quote = booted.quote(NONCE)
+    with pytest.raises(ChainNotTrusted):
+        _verify(quote, vendor_ca, anchors=other_ca.trust_anchors)
+    with pytest.raises(ChainNotTrusted):
+        _verify(quote, vendor_ca, anchors=[])
+    with pytest.raises(ChainNotTrusted):  # only the ECC root: the ML-DSA half is untrusted
+        _verify(quote, vendor_ca, anchors=[vendor_ca.ecc_certificate])
+
+
+def test_a_chain_with_another_devices_rt_alias_is_refused(
+    booted: Device, vendor_ca: VendorCA, product: Product, tmp_path: Path
+) -> None:
+    other = new_device(tmp_path / "other", product, vendor_ca)
+    other.boot(product.bundle(), now=NOW)
+    ours, theirs = _parts(booted.quote(NONCE)), _parts(other.quote(NONCE))
+    for alg in ("es384", "ml-dsa-87"):
+        # their RT alias signature and certificate, over our FMC alias, LDevID and IDevID
+        chain = [theirs[alg].unprotected[X5CHAIN][0], *ours[alg].unprotected[X5CHAIN][1:]]
+        forged = dict(ours)
+        forged[alg] = Sign1(
+            theirs[alg].protected_bytes,
+            theirs[alg].protected,
+            {X5CHAIN: chain},
+            theirs[alg].payload,
+            theirs[alg].signature,
+        )
+        with pytest.raises(ChainNotTrusted):
+            _verify(_join(forged), vendor_ca)
+
+
+def test_a_chain_that_stops_short_of_the_idevid_is_refused(
+    booted: Device, vendor_ca: VendorCA
+) -> None:
+    parts = _parts(booted.quote(NONCE))
+    message = parts["es384"]
+    short = Sign1(
+        message.protected_bytes,
+        message.protected,
+        {X5CHAIN: list(message.unprotected[X5CHAIN][:3])},
+        message.payload,
+        message.signature,
+    )
+    with pytest.raises(ChainNotTrusted):
+        _verify(_join({**parts, "es384": short}), vendor_ca)
+
+
+def test_a_self_made_rt_key_is_refused(booted: Device, vendor_ca: VendorCA) -> None:
+    parts = _parts(booted.quote(NONCE))
+    rogue = derive_ecc_p384(b"\x07" * 48, b"rogue")
+    message = parts["es384"]
+    assert message.payload is not None
+    forged = sign1(rogue, message.payload, {3: message.protected[3]}, dict(message.unprotected))
+    with pytest.raises(BadSignature):
+        _verify(_join({**parts, "es384": forged}), vendor_ca)
+
+
+@pytest.mark.parametrize("alg", ["es384", "ml-dsa-87"])
+@pytest.mark.parametrize("where", ["payload", "signature", "protected"])
+def test_a_flipped_bit_is_refused(
+    booted: Device, vendor_ca: VendorCA, alg: str, where: str
+) -> None:
+    parts = _parts(booted.quote(NONCE))
+    message = parts[alg]
+    assert message.payload is not None
+    payload, signature = bytearray(message.payload), bytearray(message.signature)
+    protected = message.protected_bytes
+    if where == "payload":
+        payload[len(payload) // 2] ^= 0x01
+    elif where == "signature":
+        signature[7] ^= 0x01
+    else:
+        raw = bytearray(protected)
+        raw[-1] ^= 0x01  # the last byte of the kid (label 4 sorts last)
+        protected = bytes(raw)
+    flipped = Sign1(
+        protected,
+        dict(cbor2.loads(protected)),
+        message.unprotected,
+        bytes(payload),
+        bytes(signature),
+    )
+    with pytest.raises(BadSignature):
+        _verify(_join({**parts, alg: flipped}), vendor_ca)
+
+
+def test_two_halves_over_different_claims_are_refused(booted: Device, vendor_ca: VendorCA) -> None:
+    first = _parts(booted.quote(NONCE))
+    booted.derive_child(b"\x02" * 48, label="host")
+    second = _parts(booted.quote(NONCE))
+    with pytest.raises(VerificationFailed):
+        _verify(_join({"es384": first["es384"], "ml-dsa-87": second["ml-dsa-87"]}), vendor_ca)
+
+
+def _resign(booted: Device, quote: bytes, change: dict[str, object]) -> bytes:
+    """Re-sign doctored claims with the device's own RT alias keys (what a compromised
+    runtime could do): only the claim checks stand in the way."""
+    state = booted.boot_state
+    assert state is not None
+    layers = derive_layers(booted.fuses, state.pcrs)
+    parts = _parts(quote)
+    payload = parts["es384"].payload
+    assert payload is not None
+    claims = decode_cbor(payload)
+    assert isinstance(claims, dict)
+    new_payload = encode_cbor({**claims, **change})
+    out = {}
+    for name, alg in (("es384", Algorithm.ES384), ("ml-dsa-87", Algorithm.ML_DSA_87)):
+        message = parts[name]
+        out[name] = sign1(
+            layers.rt_alias.key(alg),
+            new_payload,
+            {k: v for k, v in message.protected.items() if k != 1},
+            dict(message.unprotected),
+        )
+    return _join(out)
+
+
+def test_resigned_claims_pass_only_when_consistent(booted: Device, vendor_ca: VendorCA) -> None:
+    quote = booted.quote(NONCE)
+    _verify(_resign(booted, quote, {}), vendor_ca)  # the harness itself is sound
+
+
+def test_a_log_that_does_not_replay_is_refused(booted: Device, vendor_ca: VendorCA) -> None:
+    quote = booted.quote(NONCE)
+    state = booted.boot_state
+    assert state is not None
+    pcrs = [state.pcrs[0], state.pcrs[1], b"\x05" * 48]
+    with pytest.raises(VerificationFailed):
+        _verify(_resign(booted, quote, {"pcrs": pcrs}), vendor_ca)
+
+
+def test_fwids_that_differ_from_the_log_or_certificates_are_refused(
+    booted: Device, vendor_ca: VendorCA
+) -> None:
+    quote = booted.quote(NONCE)
+    state = booted.boot_state
+    assert state is not None
+    fwids = {
+        "fmc": b"\x09" * 48,
+        "runtime": state.runtime_digest,
+        "header": state.header_digest,
+        "manifest": state.manifest_digest,
+    }
+    with pytest.raises(VerificationFailed):
+        _verify(_resign(booted, quote, {"fwids": fwids}), vendor_ca)
+    with pytest.raises(VerificationFailed):
+        _verify(_resign(booted, quote, {"ueid": b"\x01" * 17}), vendor_ca)
+    with pytest.raises(MalformedInput):
+        _verify(_resign(booted, quote, {"svn": "three"}), vendor_ca)
+
+
+def test_expired_certificates_are_refused(booted: Device, vendor_ca: VendorCA) -> None:
+    quote = booted.quote(NONCE)
+    with pytest.raises(CertificateExpired):
+        _verify(quote, vendor_ca, now=NOW - dt.timedelta(days=3))  # before the IDevID
+
+
+def test_quotes_follow_derive_child(booted: Device, vendor_ca: VendorCA) -> None:
+    booted.derive_child(b"\x03" * 48, label="bmc")
+    claims = verify_quote(
+        booted.quote(NONCE), nonce=NONCE, trust_anchors=vendor_ca.trust_anchors, now=NOW
+    )
+    assert claims.log[-1].name == "dpe:bmc"
+    assert claims.log[-1].pcr == 2
+    assert claims.pcrs[2] != bytes(48)
+
+
+@settings(max_examples=40, deadline=None)
+@given(cut=st.integers(min_value=0, max_value=2000), flip=st.integers(min_value=0))
+def test_mangled_quotes_raise_typed_errors(
+    quote_and_ca: tuple[bytes, VendorCA], cut: int, flip: int
+) -> None:
+    quote, ca = quote_and_ca
+    data = bytearray(quote[: len(quote) - cut] if cut else quote)
+    if data:
+        data[flip % len(data)] ^= 0x40
+    with pytest.raises((MalformedInput, VerificationFailed)):
+        _verify(bytes(data), ca)
+
+
+@pytest.fixture(scope="module")
+def quote_and_ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, VendorCA]:
+    product = Product.generate()
+    ca = VendorCA.generate(now=NOW - dt.timedelta(days=10))
+    device = new_device(tmp_path_factory.mktemp("q") / "d", product, ca)
+    device.boot(product.bundle(), now=NOW)
+    return device.quote(NONCE), ca
