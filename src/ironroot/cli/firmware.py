@@ -1,0 +1,397 @@
+"""``ironroot firmware``: build, sign, verify, inspect and publish firmware bundles.
+
+* ``build --fmc F --runtime R [--component ID=FILE]... --svn N --vendor-ecc-key PUB...
+  --vendor-pqc-key PUB... [--ecc-index I] [--pqc-index J] --pqc-type mldsa|lms
+  --not-before ISO --not-after ISO --out UNSIGNED`` lays out an unsigned bundle;
+* ``sign UNSIGNED --ecc-key KEY --pqc-key KEY [--owner-ecc-key KEY --owner-pqc-key KEY]
+  --out BUNDLE`` signs it (an LMS key is its state file, which advances);
+* ``verify BUNDLE --vendor-key-hash HEX [--min-svn N] [--revoked-ecc MASK] [--revoked-pqc
+  MASK] [--owner-key-hash HEX] [--anti-rollback-disabled] [--at ISO] [--json]`` runs every
+  check, prints each, and exits 1 with the reason when one fails;
+* ``inspect BUNDLE [--json]`` prints the manifest;
+* ``key-descriptor --ecc PUB... --pqc PUB... [--pqc-type T]`` prints the hash to fuse;
+* ``publish BUNDLE --url URL --key KEY --iss ISS --sub PRODUCT [--token T] --out-dir DIR``
+  registers the manifest and reference-value statements and writes
+  ``<name>.manifest.ts`` and ``<name>.corim.ts`` into DIR (``<name>`` is the bundle's file
+  name without a ``.bin``, ``.bundle``, ``.fw`` or ``.img`` suffix).
+
+Public keys may be PEM, DER, COSE_Key or JWK files (LMS keys: COSE_Key). ``--lms-params``
+admits another N24 LMS parameter set than Caliptra's SHA256-N24-H15-W4 (for tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, load_signer, load_verifier
+from ironroot.errors import ConfigError, MalformedInput
+from ironroot.firmware import (
+    DEFAULT_LIMITS,
+    Component,
+    FirmwareBundle,
+    FirmwareLimits,
+    PqcKeyType,
+    build_bundle,
+    check_bundle,
+    key_descriptor_hash,
+    publish_bundle,
+    sign_bundle,
+    write_published,
+)
+
+__all__ = ["register"]
+
+_PQC_TYPES = ("mldsa", "lms")
+_BUNDLE_SUFFIXES = (".bin", ".bundle", ".fw", ".img")
+
+
+def register(sub: Any) -> None:
+    group: argparse.ArgumentParser = sub.add_parser(
+        "firmware", help="build, sign, verify, inspect and publish firmware bundles"
+    )
+    verbs = group.add_subparsers(dest="verb", metavar="<verb>", required=True)
+
+    build = verbs.add_parser("build", help="lay out an unsigned firmware bundle")
+    build.add_argument("--fmc", required=True, type=Path, help="first mutable code image")
+    build.add_argument("--runtime", required=True, type=Path, help="runtime image")
+    build.add_argument(
+        "--component",
+        action="append",
+        default=[],
+        metavar="ID=FILE",
+        help="another component (id ≥ 3); repeatable",
+    )
+    build.add_argument("--svn", required=True, type=int, help="security version number 0–128")
+    build.add_argument("--vendor-ecc-key", required=True, nargs="+", type=Path, metavar="PUB")
+    build.add_argument("--vendor-pqc-key", required=True, nargs="+", type=Path, metavar="PUB")
+    build.add_argument("--ecc-index", type=int, default=0, help="active ECC key (default 0)")
+    build.add_argument("--pqc-index", type=int, default=0, help="active PQC key (default 0)")
+    build.add_argument("--pqc-type", required=True, choices=_PQC_TYPES)
+    build.add_argument("--not-before", required=True, help="ISO 8601 time with a UTC offset")
+    build.add_argument("--not-after", required=True, help="ISO 8601 time with a UTC offset")
+    build.add_argument("--fmc-version", type=int, default=0)
+    build.add_argument("--runtime-version", type=int, default=0)
+    build.add_argument("--revision", type=int, default=0, help="manifest revision (u64)")
+    build.add_argument("--out", required=True, type=Path, help="unsigned bundle to write")
+    _lms_option(build)
+    build.set_defaults(func=_build)
+
+    sign = verbs.add_parser("sign", help="sign an unsigned bundle (vendor, optionally owner)")
+    sign.add_argument("unsigned", type=Path)
+    sign.add_argument("--ecc-key", required=True, type=Path, help="vendor ECDSA P-384 key")
+    sign.add_argument(
+        "--pqc-key", required=True, type=Path, help="vendor ML-DSA-87 key or LMS state"
+    )
+    sign.add_argument("--owner-ecc-key", type=Path, help="owner ECDSA P-384 key")
+    sign.add_argument("--owner-pqc-key", type=Path, help="owner ML-DSA-87 key or LMS state")
+    sign.add_argument("--out", required=True, type=Path, help="signed bundle to write")
+    _lms_option(sign)
+    sign.set_defaults(func=_sign)
+
+    verify = verbs.add_parser("verify", help="verify a bundle as the root of trust would")
+    verify.add_argument("bundle", type=Path)
+    verify.add_argument("--vendor-key-hash", required=True, help="fused key descriptor hash (hex)")
+    verify.add_argument("--min-svn", type=int, default=0)
+    verify.add_argument("--revoked-ecc", default="0", metavar="MASK", help="4-bit mask (0x…)")
+    verify.add_argument("--revoked-pqc", default="0", metavar="MASK", help="32-bit mask (0x…)")
+    verify.add_argument("--owner-key-hash", help="fused owner key hash (hex)")
+    verify.add_argument("--anti-rollback-disabled", action="store_true")
+    verify.add_argument("--at", help="verification time (ISO 8601; default now)")
+    verify.add_argument("--json", action="store_true", help="a JSON report of every check")
+    _lms_option(verify)
+    verify.set_defaults(func=_verify)
+
+    inspect = verbs.add_parser("inspect", help="print a bundle's manifest")
+    inspect.add_argument("bundle", type=Path)
+    inspect.add_argument("--json", action="store_true")
+    inspect.set_defaults(func=_inspect)
+
+    desc = verbs.add_parser("key-descriptor", help="print the vendor key hash to fuse")
+    desc.add_argument("--ecc", required=True, nargs="+", type=Path, metavar="PUB")
+    desc.add_argument("--pqc", required=True, nargs="+", type=Path, metavar="PUB")
+    desc.add_argument("--pqc-type", choices=_PQC_TYPES, help="default: from the PQC keys")
+    desc.add_argument("--json", action="store_true")
+    desc.set_defaults(func=_key_descriptor)
+
+    pub = verbs.add_parser("publish", help="register a bundle's statements and write them")
+    pub.add_argument("bundle", type=Path)
+    pub.add_argument("--url", required=True, help="transparency service base URL")
+    pub.add_argument("--key", required=True, type=Path, help="vendor statement signing key")
+    pub.add_argument("--iss", required=True, help="issuer (the vendor)")
+    pub.add_argument("--sub", required=True, help="subject (the product)")
+    pub.add_argument("--vendor", help="CoRIM vendor name (default: --iss)")
+    pub.add_argument("--model", help="CoRIM model name (default: --sub)")
+    pub.add_argument("--token", help="bearer token for POST /entries")
+    pub.add_argument("--out-dir", required=True, type=Path)
+    pub.add_argument("--json", action="store_true")
+    _lms_option(pub)
+    pub.set_defaults(func=_publish)
+
+
+def _lms_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lms-params",
+        action="append",
+        default=[],
+        metavar="SET",
+        help="also accept this LMS parameter set (default only SHA256-N24-H15-W4)",
+    )
+
+
+def _limits(args: argparse.Namespace) -> FirmwareLimits:
+    if not args.lms_params:
+        return DEFAULT_LIMITS
+    return FirmwareLimits(
+        lms_parameter_sets=DEFAULT_LIMITS.lms_parameter_sets | frozenset(args.lms_params)
+    )
+
+
+def _time(value: str, what: str) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(f"{what} {value!r} is not an ISO 8601 time") from exc
+    if when.tzinfo is None:
+        raise ConfigError(f"{what} needs a UTC offset (e.g. 2026-01-01T00:00:00Z)")
+    return when
+
+
+def _hex(value: str, what: str) -> bytes:
+    try:
+        return bytes.fromhex(value)
+    except ValueError as exc:
+        raise ConfigError(f"{what} is not hex") from exc
+
+
+def _mask(value: str, what: str) -> int:
+    try:
+        return int(value, 0)
+    except ValueError as exc:
+        raise ConfigError(f"{what} {value!r} is not a number (decimal or 0x…)") from exc
+
+
+def _component(spec: str) -> Component:
+    ident, sep, path = spec.partition("=")
+    if not sep or not path:
+        raise ConfigError(f"--component {spec!r} is not ID=FILE")
+    try:
+        component_id = int(ident, 0)
+    except ValueError as exc:
+        raise ConfigError(f"--component id {ident!r} is not a number") from exc
+    return Component(component_id, Path(path).read_bytes())
+
+
+def _build(args: argparse.Namespace) -> int:
+    components = [
+        Component(1, args.fmc.read_bytes(), version=args.fmc_version),
+        Component(2, args.runtime.read_bytes(), version=args.runtime_version),
+        *(_component(spec) for spec in args.component),
+    ]
+    unsigned = build_bundle(
+        components,
+        svn=args.svn,
+        not_before=_time(args.not_before, "--not-before"),
+        not_after=_time(args.not_after, "--not-after"),
+        vendor_ecc_keys=[load_verifier(p) for p in args.vendor_ecc_key],
+        vendor_pqc_keys=[load_verifier(p) for p in args.vendor_pqc_key],
+        ecc_index=args.ecc_index,
+        pqc_index=args.pqc_index,
+        pqc_type=args.pqc_type,
+        revision=args.revision,
+        limits=_limits(args),
+    )
+    data = unsigned.encode()
+    args.out.write_bytes(data)
+    print(f"unsigned bundle: {args.out} ({len(data)} bytes, {len(unsigned.components)} components)")
+    return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    if (args.owner_ecc_key is None) != (args.owner_pqc_key is None):
+        raise ConfigError("owner signing needs both --owner-ecc-key and --owner-pqc-key")
+    owner: tuple[Signer, Signer] | None = None
+    if args.owner_ecc_key is not None:
+        owner = (load_signer(args.owner_ecc_key), load_signer(args.owner_pqc_key))
+    bundle = sign_bundle(
+        args.unsigned.read_bytes(),
+        load_signer(args.ecc_key),
+        load_signer(args.pqc_key),
+        owner,
+        limits=_limits(args),
+    )
+    args.out.write_bytes(bundle)
+    print(f"signed bundle: {args.out} ({len(bundle)} bytes)")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    now = _time(args.at, "--at") if args.at else dt.datetime.now(dt.UTC)
+    report = check_bundle(
+        args.bundle.read_bytes(),
+        now=now,
+        vendor_key_descriptor_hash=_hex(args.vendor_key_hash, "--vendor-key-hash"),
+        ecc_revocation=_mask(args.revoked_ecc, "--revoked-ecc"),
+        pqc_revocation=_mask(args.revoked_pqc, "--revoked-pqc"),
+        min_svn=args.min_svn,
+        anti_rollback_disabled=args.anti_rollback_disabled,
+        owner_key_hash=_hex(args.owner_key_hash, "--owner-key-hash")
+        if args.owner_key_hash
+        else None,
+        limits=_limits(args),
+    )
+    if args.json:
+        doc = report.to_json()
+        if report.verified is not None:
+            doc["measurements"] = {m.name: m.value.hex() for m in report.verified.measurements()}
+            doc["manifest_digest"] = report.verified.manifest_digest.hex()
+        print(json.dumps(doc, indent=2))
+    else:
+        for check in report.checks:
+            mark = {True: "ok  ", False: "FAIL", None: "skip"}[check.passed]
+            print(f"{mark} {check.name}: {check.detail}")
+    failure = report.first_failure
+    if failure is not None:
+        print(f"ironroot: {failure.code}: {failure.detail}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _describe(bundle: FirmwareBundle) -> dict[str, Any]:
+    manifest = bundle.manifest
+    pre, header = manifest.preamble, manifest.header
+    return {
+        "manifest_version": manifest.version,
+        "manifest_size": manifest.size,
+        "manifest_digest": bundle.manifest_digest().hex(),
+        "header_digest": bundle.header_digest().hex(),
+        "pqc_key_type": manifest.pqc_key_type.name.lower(),
+        "vendor_key_descriptor_hash": hashlib.sha384(pre.descriptors_bytes()).hexdigest(),
+        "ecc_key_hashes": [h.hex() for h in pre.ecc_descriptor.key_hashes],
+        "pqc_key_hashes": [h.hex() for h in pre.pqc_descriptor.key_hashes],
+        "vendor_ecc_key_index": pre.vendor_ecc_key_index,
+        "vendor_pqc_key_index": pre.vendor_pqc_key_index,
+        "signed": {
+            "vendor_ecc": bool(pre.vendor_ecc_signature),
+            "vendor_pqc": bool(pre.vendor_pqc_signature),
+            "owner_ecc": bool(pre.owner_ecc_signature),
+            "owner_pqc": bool(pre.owner_pqc_signature),
+        },
+        "owner_key_hash": hashlib.sha384(pre.owner_keys_bytes()).hexdigest()
+        if pre.has_owner
+        else None,
+        "revision": header.revision,
+        "flags": header.flags,
+        "pl0_pauser": header.pl0_pauser,
+        "svn": header.svn,
+        "not_before": header.not_before.isoformat(),
+        "not_after": header.not_after.isoformat(),
+        "owner_not_before": None
+        if header.owner_not_before is None
+        else header.owner_not_before.isoformat(),
+        "owner_not_after": None
+        if header.owner_not_after is None
+        else header.owner_not_after.isoformat(),
+        "toc_digest": header.toc_digest.hex(),
+        "components": [
+            {
+                "id": e.component_id,
+                "version": e.version,
+                "revision": e.revision.hex(),
+                "load_address": e.load_address,
+                "entry_point": e.entry_point,
+                "offset": e.offset,
+                "size": e.size,
+                "digest": e.digest.hex(),
+            }
+            for e in manifest.toc
+        ],
+    }
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    doc = _describe(FirmwareBundle.parse(args.bundle.read_bytes()))
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    for key, value in doc.items():
+        if key == "components":
+            for c in value:
+                print(
+                    f"component {c['id']}: version {c['version']}, {c['size']} bytes at"
+                    f" 0x{c['load_address']:08x} (entry 0x{c['entry_point']:08x}),"
+                    f" SHA-384 {c['digest']}"
+                )
+        elif isinstance(value, list):
+            print(f"{key}:")
+            for item in value:
+                print(f"  {item}")
+        elif isinstance(value, dict):
+            print(f"{key}: " + ", ".join(f"{k}={v}" for k, v in value.items()))
+        else:
+            print(f"{key}: {value}")
+    return 0
+
+
+def _pqc_type_of(keys: list[Verifier]) -> PqcKeyType:
+    if all(isinstance(k, LmsPublicKey) for k in keys):
+        return PqcKeyType.LMS
+    if all(k.algorithm is Algorithm.ML_DSA_87 for k in keys):
+        return PqcKeyType.MLDSA
+    raise MalformedInput("PQC keys must all be ML-DSA-87 or all LMS")
+
+
+def _key_descriptor(args: argparse.Namespace) -> int:
+    ecc = [load_verifier(p) for p in args.ecc]
+    pqc = [load_verifier(p) for p in args.pqc]
+    pqc_type = PqcKeyType.parse(args.pqc_type) if args.pqc_type else _pqc_type_of(pqc)
+    digest = key_descriptor_hash(ecc, pqc, pqc_type).hex()
+    if args.json:
+        print(
+            json.dumps(
+                {"vendor_key_descriptor_hash": digest, "pqc_key_type": pqc_type.name.lower()}
+            )
+        )
+    else:
+        print(digest)
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from ironroot.transparency import TransparencyClient  # the CLI is the outer shell
+
+    bundle = args.bundle.read_bytes()
+    signer = load_signer(args.key)
+    with TransparencyClient(args.url, token=args.token) as client:
+        published = publish_bundle(
+            bundle,
+            client,
+            signer,
+            iss=args.iss,
+            sub=args.sub,
+            vendor=args.vendor,
+            model=args.model,
+            limits=_limits(args),
+        )
+    name = args.bundle.name
+    for suffix in _BUNDLE_SUFFIXES:
+        name = name.removesuffix(suffix)
+    manifest_path, corim_path = write_published(published, args.out_dir, name)
+    doc = {
+        "manifest_digest": published.manifest_digest.hex(),
+        "manifest_entry_id": published.manifest_entry_id,
+        "corim_entry_id": published.corim_entry_id,
+        "manifest_statement": str(manifest_path),
+        "corim_statement": str(corim_path),
+    }
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        for key, value in doc.items():
+            print(f"{key}: {value}")
+    return 0

@@ -1,0 +1,419 @@
+"""``ironroot firmware``: build, sign, verify, inspect, key-descriptor, publish."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import cbor2
+import pytest
+from _fw_helpers import FMC, NOW, RUNTIME, flip
+
+from ironroot.cli import main
+from ironroot.cose import verify_transparent_statement
+from ironroot.crypto import Algorithm, LmsPrivateKey, PrivateKey
+from ironroot.firmware import FirmwareBundle, field_offsets, verify_bundle
+from ironroot.transparency import (
+    ServiceThread,
+    TransparencyClient,
+    TransparencyService,
+    init_data_dir,
+)
+
+AT = NOW.isoformat()
+NB = "2026-01-01T00:00:00+00:00"
+NA = "2027-01-01T00:00:00Z"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    """Vendor keys (2 ECC, 2 ML-DSA-87) as PEM, an owner pair, and component images."""
+    out: dict[str, Path] = {}
+    for name, alg in [
+        ("ecc0", Algorithm.ES384),
+        ("ecc1", Algorithm.ES384),
+        ("pqc0", Algorithm.ML_DSA_87),
+        ("pqc1", Algorithm.ML_DSA_87),
+        ("owner_ecc", Algorithm.ES384),
+        ("owner_pqc", Algorithm.ML_DSA_87),
+    ]:
+        key = PrivateKey.generate(alg)
+        (tmp_path / f"{name}.key").write_bytes(key.to_pem())
+        (tmp_path / f"{name}.pub").write_bytes(key.public_key.to_pem())
+        out[name] = tmp_path / f"{name}.key"
+        out[f"{name}.pub"] = tmp_path / f"{name}.pub"
+    for name, data in [("fmc", FMC), ("rt", RUNTIME), ("extra", b"extra image")]:
+        (tmp_path / f"{name}.bin").write_bytes(data)
+        out[name] = tmp_path / f"{name}.bin"
+    out["dir"] = tmp_path
+    return out
+
+
+def _build_args(f: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    return [
+        "firmware",
+        "build",
+        "--fmc",
+        str(f["fmc"]),
+        "--runtime",
+        str(f["rt"]),
+        "--component",
+        f"7={f['extra']}",
+        "--svn",
+        "4",
+        "--vendor-ecc-key",
+        str(f["ecc0.pub"]),
+        str(f["ecc1.pub"]),
+        "--vendor-pqc-key",
+        str(f["pqc0.pub"]),
+        str(f["pqc1.pub"]),
+        "--ecc-index",
+        "1",
+        "--pqc-type",
+        "mldsa",
+        "--not-before",
+        NB,
+        "--not-after",
+        NA,
+        "--fmc-version",
+        "3",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def _descriptor(f: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> str:
+    assert (
+        main(
+            [
+                "firmware",
+                "key-descriptor",
+                "--ecc",
+                str(f["ecc0.pub"]),
+                str(f["ecc1.pub"]),
+                "--pqc",
+                str(f["pqc0.pub"]),
+                str(f["pqc1.pub"]),
+            ]
+        )
+        == 0
+    )
+    return capsys.readouterr().out.strip()
+
+
+@pytest.fixture
+def signed(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> Path:
+    unsigned = files["dir"] / "fw.unsigned"
+    bundle = files["dir"] / "fw.bin"
+    assert main(_build_args(files, unsigned)) == 0
+    assert (
+        main(
+            [
+                "firmware",
+                "sign",
+                str(unsigned),
+                "--ecc-key",
+                str(files["ecc1"]),
+                "--pqc-key",
+                str(files["pqc0"]),
+                "--out",
+                str(bundle),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    return bundle
+
+
+def test_build_sign_verify(
+    files: dict[str, Path], signed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    digest = _descriptor(files, capsys)
+    assert len(bytes.fromhex(digest)) == 48
+    verified = verify_bundle(
+        signed.read_bytes(), now=NOW, vendor_key_descriptor_hash=bytes.fromhex(digest)
+    )
+    assert verified.vendor_ecc_key_index == 1
+    assert verified.component(7).data == b"extra image"
+    assert verified.fmc.version == 3
+    code = main(["firmware", "verify", str(signed), "--vendor-key-hash", digest, "--at", AT])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "ok   vendor-pqc-signature" in out
+    assert "FAIL" not in out
+
+
+def test_verify_json_report_and_failure_exit_code(
+    files: dict[str, Path], signed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    digest = _descriptor(files, capsys)
+    args = ["firmware", "verify", str(signed), "--vendor-key-hash", digest, "--at", AT, "--json"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True
+    assert report["measurements"]["svn"] == "04000000"
+    names = [c["name"] for c in report["checks"]]
+    assert names[:3] == ["parse", "key-descriptor", "ecc-key"]
+    assert "component:7" in names
+    assert main([*args, "--min-svn", "5"]) == 1
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["ok"] is False
+    assert {c["name"]: c["code"] for c in report["checks"]}["svn"] == "svn-rollback"
+    assert "svn-rollback" in captured.err
+    assert main([*args, "--revoked-ecc", "0x2"]) == 1
+    assert "key-revoked" in capsys.readouterr().err
+    assert main([*args[:-1], "--at", "2030-01-01T00:00:00Z"]) == 1
+    assert "manifest-expired" in capsys.readouterr().err
+
+
+def test_verify_tampered_bundle_fails_with_reason(
+    files: dict[str, Path], signed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    digest = _descriptor(files, capsys)
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(flip(signed.read_bytes(), field_offsets(3)["header.svn"][0]))
+    assert main(["firmware", "verify", str(bad), "--vendor-key-hash", digest, "--at", AT]) == 1
+    captured = capsys.readouterr()
+    assert "FAIL vendor-ecc-signature" in captured.out
+    assert "bad-signature" in captured.err
+    other = "00" * 48
+    assert main(["firmware", "verify", str(signed), "--vendor-key-hash", other, "--at", AT]) == 1
+    assert "key-descriptor-mismatch" in capsys.readouterr().err
+
+
+def test_verify_usage_errors(signed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["firmware", "verify", str(signed), "--vendor-key-hash", "zz"]) == 2
+    assert (
+        main(["firmware", "verify", str(signed), "--vendor-key-hash", "00" * 48, "--at", "x"]) == 2
+    )
+    assert (
+        main(
+            [
+                "firmware",
+                "verify",
+                str(signed),
+                "--vendor-key-hash",
+                "00" * 48,
+                "--revoked-pqc",
+                "q",
+            ]
+        )
+        == 2
+    )
+    capsys.readouterr()
+
+
+def test_inspect(signed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["firmware", "inspect", str(signed), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["svn"] == 4
+    assert doc["pqc_key_type"] == "mldsa"
+    assert doc["vendor_ecc_key_index"] == 1
+    assert doc["signed"] == {
+        "vendor_ecc": True,
+        "vendor_pqc": True,
+        "owner_ecc": False,
+        "owner_pqc": False,
+    }
+    assert [c["id"] for c in doc["components"]] == [1, 2, 7]
+    assert doc["components"][0]["version"] == 3
+    assert (
+        doc["manifest_digest"] == FirmwareBundle.parse(signed.read_bytes()).manifest_digest().hex()
+    )
+    assert main(["firmware", "inspect", str(signed)]) == 0
+    text = capsys.readouterr().out
+    assert "svn: 4" in text
+    assert "component 7:" in text
+
+
+def test_inspect_malformed_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"IRMN" + bytes(100))
+    assert main(["firmware", "inspect", str(junk)]) == 2
+    assert "malformed-firmware" in capsys.readouterr().err
+
+
+def test_owner_signing(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unsigned = tmp_path / "u"
+    bundle = tmp_path / "owned.bin"
+    assert main(_build_args(files, unsigned)) == 0
+    base = [
+        "firmware",
+        "sign",
+        str(unsigned),
+        "--ecc-key",
+        str(files["ecc1"]),
+        "--pqc-key",
+        str(files["pqc0"]),
+    ]
+    assert main([*base, "--owner-ecc-key", str(files["owner_ecc"]), "--out", str(bundle)]) == 2
+    owner = ["--owner-ecc-key", str(files["owner_ecc"]), "--owner-pqc-key", str(files["owner_pqc"])]
+    assert main([*base, *owner, "--out", str(bundle)]) == 0
+    capsys.readouterr()
+    assert main(["firmware", "inspect", str(bundle), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["signed"]["owner_pqc"] is True
+    digest = _descriptor(files, capsys)
+    args = ["firmware", "verify", str(bundle), "--vendor-key-hash", digest, "--at", AT]
+    assert main([*args, "--owner-key-hash", doc["owner_key_hash"]]) == 0
+    assert main([*args, "--owner-key-hash", "11" * 48]) == 1
+    assert "owner-key-mismatch" in capsys.readouterr().err
+
+
+def test_sign_with_a_key_not_in_the_manifest(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unsigned = tmp_path / "u"
+    assert main(_build_args(files, unsigned)) == 0
+    code = main(
+        [
+            "firmware",
+            "sign",
+            str(unsigned),
+            "--ecc-key",
+            str(files["ecc0"]),
+            "--pqc-key",
+            str(files["pqc0"]),
+            "--out",
+            str(tmp_path / "x"),
+        ]
+    )
+    assert code == 1
+    assert "key-not-in-descriptor" in capsys.readouterr().err
+
+
+def test_lms_product_through_the_cli(
+    tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    lms = LmsPrivateKey.generate(tmp_path / "lms.state", "SHA256-N24-H5-W4")
+    lms_pub = tmp_path / "lms.cose"
+    lms_pub.write_bytes(cbor2.dumps(lms.public_key.to_cose_key()))
+    lms_opt = ["--lms-params", "SHA256-N24-H5-W4"]
+    unsigned, bundle = tmp_path / "u", tmp_path / "lms.bin"
+    build = [
+        "firmware", "build", "--fmc", str(files["fmc"]), "--runtime", str(files["rt"]),
+        "--svn", "1", "--vendor-ecc-key", str(files["ecc0.pub"]), "--vendor-pqc-key", str(lms_pub),
+        "--pqc-type", "lms", "--not-before", NB, "--not-after", NA, "--out", str(unsigned),
+    ]  # fmt: skip
+    assert main(build) == 2  # H5 is not Caliptra's parameter set
+    assert "unsupported-algorithm" in capsys.readouterr().err
+    assert main([*build, *lms_opt]) == 0
+    sign = [
+        "firmware",
+        "sign",
+        str(unsigned),
+        "--ecc-key",
+        str(files["ecc0"]),
+        "--pqc-key",
+        str(tmp_path / "lms.state"),
+        "--out",
+        str(bundle),
+        *lms_opt,
+    ]
+    assert main(sign) == 0
+    assert lms.remaining() == 31
+    assert (
+        main(
+            [
+                "firmware",
+                "key-descriptor",
+                "--ecc",
+                str(files["ecc0.pub"]),
+                "--pqc",
+                str(lms_pub),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    desc = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert desc["pqc_key_type"] == "lms"
+    verify = [
+        "firmware",
+        "verify",
+        str(bundle),
+        "--vendor-key-hash",
+        desc["vendor_key_descriptor_hash"],
+        "--at",
+        AT,
+    ]
+    assert main([*verify, *lms_opt]) == 0
+    assert main(verify) == 1
+    assert "algorithm-not-accepted" in capsys.readouterr().err
+
+
+def test_build_usage_errors(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "u"
+    args = _build_args(files, out)
+    bad_time = [a if a != NB else "2026-01-01" for a in args]
+    assert main(bad_time) == 2
+    assert main([*args, "--component", "nonsense"]) == 2
+    assert main([*args, "--component", "x=y"]) == 2
+    svn = args.index("--svn")
+    assert main([*args[: svn + 1], "200", *args[svn + 2 :]]) == 2
+    capsys.readouterr()
+
+
+@pytest.fixture
+def service_url(tmp_path: Path, files: dict[str, Path]) -> Iterator[str]:
+    data = tmp_path / "tsdata"
+    init_data_dir(data)
+    key = PrivateKey.from_pem(files["ecc0"].read_bytes())
+    (data / "vendor.pub.pem").write_bytes(key.public_key.to_pem())
+    config = data / "ironroot.toml"
+    config.write_text(
+        config.read_text()
+        + '\n[[transparency.issuers]]\niss = "https://vendor.example"\nkey = "vendor.pub.pem"\n'
+    )
+    service = TransparencyService.open(data)
+    with service, ServiceThread(service) as server:
+        yield server.url
+
+
+def test_publish(
+    files: dict[str, Path],
+    signed: Path,
+    tmp_path: Path,
+    service_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "release"
+    code = main(
+        [
+            "firmware",
+            "publish",
+            str(signed),
+            "--url",
+            service_url,
+            "--key",
+            str(files["ecc0"]),
+            "--iss",
+            "https://vendor.example",
+            "--sub",
+            "pkg:fw/acme",
+            "--out-dir",
+            str(out),
+            "--json",
+        ]
+    )
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    manifest_ts = out / "fw.manifest.ts"
+    corim_ts = out / "fw.corim.ts"
+    assert doc["manifest_statement"] == str(manifest_ts)
+    assert manifest_ts.exists()
+    assert corim_ts.exists()
+    with TransparencyClient(service_url) as client:
+        keys = client.service_keys()
+    ts = verify_transparent_statement(manifest_ts.read_bytes(), keys)
+    assert ts.statement.payload.hex() == doc["manifest_digest"]
