@@ -1,0 +1,153 @@
+"""Certificate handling shared by the hardware evidence verifiers.
+
+Loading (PEM or DER, one or several concatenated), validity at a given time, one issuer link,
+and CRL lookups. Signature checks of certificates and CRLs are ``cryptography`` library calls
+(``verify_directly_issued_by`` handles both the RSASSA-PSS SHA-384 signatures of AMD's KDS and
+the ECDSA P-256 signatures of Intel's PCS); only the glue that maps their failures onto
+Ironroot's typed errors is written here.
+
+AMD issues VCEK and VLEK certificates with serial number 0, which RFC 5280 forbids and which
+``cryptography`` accepts with a deprecation warning; the warning is silenced for exactly that
+case because the certificates are the vendor's real, and only, endorsements.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Final
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.utils import CryptographyDeprecationWarning
+
+from ironroot.errors import (
+    CertificateExpired,
+    CertificateRevoked,
+    ChainNotTrusted,
+    MalformedCertificate,
+)
+
+__all__ = [
+    "CertificateInput",
+    "aware",
+    "check_not_revoked",
+    "check_validity",
+    "fingerprint",
+    "load_certificates",
+    "subject_text",
+    "verify_issued_by",
+]
+
+CertificateInput = bytes | x509.Certificate
+
+_MAX_CERTIFICATES: Final = 16
+_MAX_CERTIFICATE_BYTES: Final = 64 * 1024
+
+
+def aware(now: datetime) -> datetime:
+    """``now`` as an aware UTC datetime (a naive value is taken as UTC)."""
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+
+def load_certificates(data: CertificateInput) -> list[x509.Certificate]:
+    """Every certificate in ``data``: one DER certificate, or PEM text with one or more blocks.
+
+    Raises ``MalformedCertificate`` when nothing parses, a block is damaged, or there are more
+    than 16 certificates.
+    """
+    if isinstance(data, x509.Certificate):
+        return [data]
+    if not isinstance(data, bytes) or not data:
+        raise MalformedCertificate("a certificate must be non-empty DER or PEM bytes")
+    if len(data) > _MAX_CERTIFICATE_BYTES:
+        raise MalformedCertificate(f"certificate input over {_MAX_CERTIFICATE_BYTES} bytes")
+    is_pem = b"-----BEGIN" in data
+    if is_pem and data.count(b"-----BEGIN") > _MAX_CERTIFICATES:
+        raise MalformedCertificate(f"more than {_MAX_CERTIFICATES} certificates")
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*serial number.*", category=CryptographyDeprecationWarning
+        )
+        try:
+            if not is_pem:
+                return [x509.load_der_x509_certificate(data)]
+            certs = x509.load_pem_x509_certificates(data)
+        except ValueError as exc:
+            raise MalformedCertificate(f"not an X.509 certificate: {exc}") from exc
+    if len(certs) != data.count(b"-----BEGIN"):
+        raise MalformedCertificate("PEM input holds a block that is not a certificate")
+    return certs
+
+
+def fingerprint(cert: x509.Certificate) -> bytes:
+    """SHA-256 over the certificate's DER encoding."""
+    return hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()
+
+
+def subject_text(cert: x509.Certificate) -> str:
+    """The subject as an RFC 4514 string."""
+    return cert.subject.rfc4514_string()
+
+
+def _common_name(cert: x509.Certificate) -> str:
+    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    value = names[0].value if names else ""
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+
+def check_validity(certs: Iterable[x509.Certificate], now: datetime) -> None:
+    """Raise ``CertificateExpired`` if any certificate is outside its validity period at ``now``."""
+    at = aware(now)
+    for cert in certs:
+        if at < cert.not_valid_before_utc:
+            raise CertificateExpired(
+                f"certificate {_common_name(cert)!r} is not valid before "
+                f"{cert.not_valid_before_utc.isoformat()}"
+            )
+        if at > cert.not_valid_after_utc:
+            raise CertificateExpired(
+                f"certificate {_common_name(cert)!r} expired at "
+                f"{cert.not_valid_after_utc.isoformat()}"
+            )
+
+
+def verify_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> None:
+    """Check that ``issuer`` signed ``cert`` (names match and the signature verifies).
+
+    Raises ``ChainNotTrusted`` otherwise.
+    """
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise ChainNotTrusted(
+            f"certificate {_common_name(cert)!r} is not signed by {_common_name(issuer)!r}"
+        ) from exc
+
+
+def check_not_revoked(
+    chain: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList]
+) -> None:
+    """Check each certificate of ``chain`` (leaf first, each issued by the next) against the CRLs.
+
+    A CRL applies to a certificate when its issuer name equals the certificate's issuer and its
+    signature verifies with the key of that issuer (the next certificate in ``chain``, or the
+    certificate itself for a self-signed root). A CRL whose issuer is in the chain but whose
+    signature does not verify raises ``ChainNotTrusted``; a listed serial raises
+    ``CertificateRevoked``. CRL freshness (nextUpdate) is left to the caller's policy.
+    """
+    for index, cert in enumerate(chain):
+        issuer = chain[index + 1] if index + 1 < len(chain) else cert
+        for crl in crls:
+            if crl.issuer != cert.issuer or issuer.subject != cert.issuer:
+                continue
+            if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+                raise ChainNotTrusted(f"CRL of {_common_name(issuer)!r} has an invalid signature")
+            if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
+                raise CertificateRevoked(
+                    f"certificate {_common_name(cert)!r} (serial {cert.serial_number:#x}) "
+                    "is revoked"
+                )

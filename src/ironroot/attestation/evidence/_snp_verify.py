@@ -1,0 +1,507 @@
+"""Verify an AMD SEV-SNP report: signature, VCEK/VLEK chain to a built-in ARK, TCB and chip id.
+
+The steps, in order (each failure is one typed error):
+
+1. Size (``MalformedEvidence``): exactly 1184 bytes.
+2. Signature (``BadSignature``): ECDSA P-384/SHA-384 over bytes 0x000–0x29F with the public key
+   of a supplied VCEK or VLEK; the little-endian 72-byte R and S are turned into the COSE r‖s
+   form and checked by :meth:`ironroot.crypto.PublicKey.verify`. The unused high bytes of R
+   and S and the reserved tail of the signature block must be zero, so no bit of the report
+   can change without this step failing. The signature is checked before any field is trusted.
+3. Fields (``MalformedEvidence``): version 2–5, signature algorithm 1.
+4. Chain (``ChainNotTrusted``, ``CertificateExpired``): VCEK → ASK or VLEK → ASVK → ARK, each
+   link an RSASSA-PSS SHA-384 signature checked by ``cryptography``; the ARK must be one of the
+   built-in, pinned AMD roots (a supplied self-signed certificate that is not one of them is
+   refused); every certificate valid at ``now``. A supplied ASK/ASVK other than the built-in
+   one is accepted only if the built-in ARK signed it.
+5. Endorsement (``EndorsementMismatch``): the report's SIGNING_KEY names the kind of leaf that
+   verified it; the leaf's product name (OID 1.3.6.1.4.1.3704.1.2) and the report's CPUID
+   family/model name the chain's product; the leaf's TCB extensions (1.3.6.1.4.1.3704.1.3.1
+   boot loader, .3.2 TEE, .3.3 SNP, .3.8 microcode, and .3.9 FMC on Turin) equal REPORTED_TCB
+   decoded in that product's layout; a VCEK's hwID (1.3.6.1.4.1.3704.1.4) equals CHIP_ID (all
+   64 bytes; the first 8 on Turin, the rest zero). A VLEK has no hwID. When the platform masks
+   CHIP_ID (all zero) the hwID cannot be compared and ``identity["chip_id"]`` is empty.
+
+Chain checks can be cached (:class:`SnpChainCache`): the RSA signature checks of a
+(leaf, intermediate, root) triple are done once; validity at ``now`` is checked every time.
+
+Azure confidential VMs wrap the report in an HCL report (vTPM NV index 0x01400001):
+a 32-byte header (``HCLA``, version, report size, request type, reserved), the 1184-byte SNP
+report, then the runtime data (data size, version, report type 2 = SNP, hash type 1/2/3 =
+SHA-256/384/512, claims size) and the runtime claims JSON. The SNP REPORT_DATA starts with the
+hash of those claims (the rest zero); :func:`verify_azure_hcl_report` checks that binding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from cryptography import x509
+from pyasn1.codec.der import decoder as der_decoder
+from pyasn1.error import PyAsn1Error
+from pyasn1.type import char, univ
+
+from ironroot.attestation.evidence._certs import (
+    CertificateInput,
+    check_validity,
+    fingerprint,
+    load_certificates,
+    subject_text,
+    verify_issued_by,
+)
+from ironroot.attestation.evidence._claims import EvidenceClaims
+from ironroot.attestation.evidence._roots import SnpTrustAnchor, builtin_snp_anchors
+from ironroot.attestation.evidence._snp import (
+    SNP_REPORT_SIZE,
+    SNP_SIGNED_SIZE,
+    SnpProduct,
+    SnpReport,
+    SnpSigningKey,
+    TcbVersion,
+    parse_snp_report,
+)
+from ironroot.crypto import Algorithm, PublicKey
+from ironroot.errors import (
+    BadSignature,
+    ChainNotTrusted,
+    EndorsementMismatch,
+    MalformedEvidence,
+    UnsupportedAlgorithm,
+)
+
+__all__ = [
+    "AzureHclReport",
+    "SnpChainCache",
+    "check_snp_endorsement",
+    "parse_azure_hcl_report",
+    "snp_claims",
+    "verify_azure_hcl_report",
+    "verify_snp_chain",
+    "verify_snp_report",
+    "verify_snp_signature",
+]
+
+_AMD: Final = "1.3.6.1.4.1.3704.1"
+_OID_PRODUCT: Final = x509.ObjectIdentifier(f"{_AMD}.2")
+_OID_HWID: Final = x509.ObjectIdentifier(f"{_AMD}.4")
+_OID_CSP_ID: Final = x509.ObjectIdentifier(f"{_AMD}.5")
+_TCB_OIDS: Final = {
+    "bootloader": x509.ObjectIdentifier(f"{_AMD}.3.1"),
+    "tee": x509.ObjectIdentifier(f"{_AMD}.3.2"),
+    "snp": x509.ObjectIdentifier(f"{_AMD}.3.3"),
+    "microcode": x509.ObjectIdentifier(f"{_AMD}.3.8"),
+    "fmc": x509.ObjectIdentifier(f"{_AMD}.3.9"),
+}
+_LEAF_NAMES: Final = {"SEV-VCEK": SnpSigningKey.VCEK, "SEV-VLEK": SnpSigningKey.VLEK}
+_SIG_COMPONENT: Final = 72
+_P384: Final = 48
+_TURIN_HWID: Final = 8
+
+
+class SnpChainCache:
+    """Remembers (leaf, intermediate, ARK) triples whose signatures verified.
+
+    Validity periods are still checked on every use. Bounded: when full it starts over.
+    """
+
+    __slots__ = ("_entries", "_max")
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self._entries: dict[tuple[bytes, bytes, bytes], SnpProduct] = {}
+        self._max = max_entries
+
+    def get(self, key: tuple[bytes, bytes, bytes]) -> SnpProduct | None:
+        return self._entries.get(key)
+
+    def put(self, key: tuple[bytes, bytes, bytes], product: SnpProduct) -> None:
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[key] = product
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _common_name(cert: x509.Certificate) -> str:
+    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    value = names[0].value if names else ""
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+
+def _leaf_kind(cert: x509.Certificate) -> SnpSigningKey | None:
+    return _LEAF_NAMES.get(_common_name(cert))
+
+
+def verify_snp_signature(report: bytes, key: PublicKey) -> None:
+    """Check the report's ECDSA P-384/SHA-384 signature with ``key``; raise ``BadSignature``.
+
+    Works on the raw 1184 bytes before any field is interpreted (``MalformedEvidence`` only
+    for a wrong size).
+    """
+    if len(report) != SNP_REPORT_SIZE:
+        raise MalformedEvidence(
+            f"an SNP report is {SNP_REPORT_SIZE} bytes, this one is {len(report)}"
+        )
+    block = report[SNP_SIGNED_SIZE:]
+    r, s = block[:_SIG_COMPONENT], block[_SIG_COMPONENT : 2 * _SIG_COMPONENT]
+    if any(r[_P384:]) or any(s[_P384:]) or any(block[2 * _SIG_COMPONENT :]):
+        raise BadSignature("SNP signature block has non-zero bytes outside R and S")
+    if key.algorithm is not Algorithm.ES384:
+        raise BadSignature(f"SNP reports are signed with ES384, not {key.algorithm.label}")
+    key.verify(r[:_P384][::-1] + s[:_P384][::-1], report[:SNP_SIGNED_SIZE])
+
+
+def _leaf_key(cert: x509.Certificate) -> PublicKey:
+    try:
+        return PublicKey(cert.public_key(), Algorithm.ES384)  # type: ignore[arg-type]
+    except UnsupportedAlgorithm as exc:
+        raise ChainNotTrusted(f"{_common_name(cert)} key is not ECDSA P-384") from exc
+
+
+def verify_snp_chain(
+    leaf: x509.Certificate,
+    supplied: Sequence[x509.Certificate] = (),
+    *,
+    now: datetime,
+    anchors: Sequence[SnpTrustAnchor] | None = None,
+    cache: SnpChainCache | None = None,
+) -> SnpProduct:
+    """Chain ``leaf`` (a VCEK or VLEK) to a trusted ARK at ``now``; return the product.
+
+    ``anchors`` defaults to the built-in AMD roots; an empty sequence trusts nothing.
+    ``supplied`` may carry the ASK/ASVK and ARK (as in KDS ``cert_chain`` files): a supplied
+    self-signed certificate must be a trusted ARK. Raises ``ChainNotTrusted`` or
+    ``CertificateExpired``.
+    """
+    trusted = builtin_snp_anchors() if anchors is None else tuple(anchors)
+    ark_prints = {fingerprint(a.ark) for a in trusted}
+    for cert in supplied:
+        if cert.subject == cert.issuer and fingerprint(cert) not in ark_prints:
+            raise ChainNotTrusted(
+                f"supplied root {_common_name(cert)!r} is not a built-in AMD ARK"
+            )
+    kind = _leaf_kind(leaf)
+    if kind is None:
+        raise ChainNotTrusted(f"{_common_name(leaf)!r} is not a VCEK or VLEK certificate")
+    leaf_print = fingerprint(leaf)
+    failure: ChainNotTrusted | None = None
+    for anchor in trusted:
+        builtin = anchor.ask if kind is SnpSigningKey.VCEK else anchor.asvk
+        if builtin.subject != leaf.issuer:
+            continue
+        extra = [
+            c
+            for c in supplied
+            if c.subject == builtin.subject and fingerprint(c) != fingerprint(builtin)
+        ]
+        for inter in (builtin, *extra):
+            key = (leaf_print, fingerprint(inter), fingerprint(anchor.ark))
+            if cache is None or cache.get(key) is None:
+                try:
+                    if inter is not builtin:
+                        verify_issued_by(inter, anchor.ark)
+                    verify_issued_by(leaf, inter)
+                except ChainNotTrusted as exc:
+                    failure = failure or exc
+                    continue
+                if cache is not None:
+                    cache.put(key, anchor.product)
+            check_validity((leaf, inter, anchor.ark), now)
+            return anchor.product
+    if failure is not None:
+        raise failure
+    raise ChainNotTrusted(
+        f"{_common_name(leaf)} issuer {leaf.issuer.rfc4514_string()!r} is not a trusted "
+        "AMD ASK/ASVK"
+    )
+
+
+def _extension(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> bytes | None:
+    try:
+        ext = cert.extensions.get_extension_for_oid(oid)
+    except x509.ExtensionNotFound:
+        return None
+    except ValueError as exc:
+        raise EndorsementMismatch(f"certificate extensions do not parse: {exc}") from exc
+    value = ext.value
+    if not isinstance(value, x509.UnrecognizedExtension):
+        raise EndorsementMismatch(f"unexpected extension type at {oid.dotted_string}")
+    return value.value
+
+
+def _der_int(raw: bytes, what: str) -> int:
+    try:
+        value, rest = der_decoder.decode(raw, asn1Spec=univ.Integer())
+    except PyAsn1Error as exc:
+        raise EndorsementMismatch(f"{what} extension is not a DER INTEGER") from exc
+    if rest:
+        raise EndorsementMismatch(f"{what} extension has trailing bytes")
+    return int(value)
+
+
+def _der_ia5(raw: bytes, what: str) -> str:
+    try:
+        value, rest = der_decoder.decode(raw, asn1Spec=char.IA5String())
+    except PyAsn1Error as exc:
+        raise EndorsementMismatch(f"{what} extension is not a DER IA5String") from exc
+    if rest:
+        raise EndorsementMismatch(f"{what} extension has trailing bytes")
+    return str(value)
+
+
+def _product_name(cert: x509.Certificate) -> str | None:
+    raw = _extension(cert, _OID_PRODUCT)
+    return None if raw is None else _der_ia5(raw, "productName")
+
+
+def check_snp_endorsement(report: SnpReport, cert: x509.Certificate, product: SnpProduct) -> None:
+    """Check that ``cert`` (the VCEK/VLEK that signed ``report``) endorses exactly this report.
+
+    Compares the signing-key kind, the product, REPORTED_TCB (in ``product``'s layout) against
+    the TCB extensions, and (for a VCEK) CHIP_ID against hwID. Raises ``EndorsementMismatch``.
+    """
+    kind = _leaf_kind(cert)
+    if kind is None:
+        raise EndorsementMismatch(f"{_common_name(cert)!r} is not a VCEK or VLEK")
+    if report.signing_key is not kind:
+        named = report.signing_key
+        label = named.name if isinstance(named, SnpSigningKey) else f"unknown ({named})"
+        raise EndorsementMismatch(f"report names signing key {label}, signed by a {kind.name}")
+    name = _product_name(cert)
+    if name is None or name.split("-", 1)[0] != product.value:
+        raise EndorsementMismatch(
+            f"{kind.name} product {name!r} is not the chain's product {product.value}"
+        )
+    hint = report.product_hint
+    if hint is not None and hint is not product:
+        raise EndorsementMismatch(
+            f"report CPUID names {hint.value}, the certificate chain is {product.value}"
+        )
+    tcb = TcbVersion.decode(report.reported_tcb.raw, turin=product.turin_tcb)
+    for component, value in tcb.components().items():
+        raw = _extension(cert, _TCB_OIDS[component])
+        if raw is None:
+            raise EndorsementMismatch(f"{kind.name} has no {component} SVN extension")
+        endorsed = _der_int(raw, component)
+        if endorsed != value:
+            raise EndorsementMismatch(
+                f"{kind.name} {component} SVN {endorsed} != report reported_tcb {value}"
+            )
+    if kind is SnpSigningKey.VCEK:
+        hwid = _extension(cert, _OID_HWID)
+        if hwid is None:
+            raise EndorsementMismatch("VCEK has no hwID extension")
+        if report.chip_id_masked:
+            return
+        if product.turin_tcb:
+            expected = hwid + bytes(len(report.chip_id) - len(hwid))
+            ok = len(hwid) == _TURIN_HWID and report.chip_id == expected
+        else:
+            ok = report.chip_id == hwid
+        if not ok:
+            raise EndorsementMismatch("VCEK hwID does not equal the report's CHIP_ID")
+
+
+def snp_claims(
+    report: SnpReport, cert: x509.Certificate, product: SnpProduct, *, fmt: str = "snp"
+) -> EvidenceClaims:
+    """The claims of a verified report (``report`` decoded in ``product``'s TCB layout)."""
+    report = report.with_tcb_layout(product)
+    kind = _leaf_kind(cert)
+    identity = {
+        "product": product.value,
+        "signing_key": kind.name.lower() if kind is not None else "",
+        "chip_id": "" if report.chip_id_masked else report.chip_id.hex(),
+        "report_id": report.report_id.hex(),
+    }
+    csp = _extension(cert, _OID_CSP_ID)
+    if csp is not None:
+        identity["csp_id"] = _der_ia5(csp, "CSP id")
+    svns = {"guest_svn": report.guest_svn, **report.reported_tcb.components()}
+    raw = report.to_dict()
+    raw["product"] = product.value
+    return EvidenceClaims(
+        format=fmt,
+        measurements={
+            "measurement": report.measurement,
+            "host_data": report.host_data,
+            "id_key_digest": report.id_key_digest,
+            "author_key_digest": report.author_key_digest,
+            "family_id": report.family_id,
+            "image_id": report.image_id,
+        },
+        report_data=report.report_data,
+        debug=report.policy.debug,
+        svns=svns,
+        identity=identity,
+        signer=subject_text(cert),
+        raw=raw,
+    )
+
+
+def _verify_report(
+    data: bytes,
+    certificates: Sequence[CertificateInput],
+    now: datetime,
+    anchors: Sequence[SnpTrustAnchor] | None,
+    cache: SnpChainCache | None,
+) -> tuple[SnpReport, x509.Certificate, SnpProduct]:
+    if len(data) != SNP_REPORT_SIZE:
+        raise MalformedEvidence(f"an SNP report is {SNP_REPORT_SIZE} bytes, this one is {len(data)}")
+    certs = [c for item in certificates for c in load_certificates(item)]
+    leaves = [c for c in certs if _leaf_kind(c) is not None]
+    if not leaves:
+        raise ChainNotTrusted("no VCEK or VLEK certificate was supplied for the SNP report")
+    signer: x509.Certificate | None = None
+    for leaf in leaves:
+        try:
+            verify_snp_signature(data, _leaf_key(leaf))
+        except BadSignature:
+            continue
+        signer = leaf
+        break
+    if signer is None:
+        raise BadSignature("the SNP report signature does not verify with the supplied VCEK/VLEK")
+    report = parse_snp_report(data)
+    others = [c for c in certs if c is not signer and _leaf_kind(c) is None]
+    product = verify_snp_chain(signer, others, now=now, anchors=anchors, cache=cache)
+    check_snp_endorsement(report, signer, product)
+    return report, signer, product
+
+
+def verify_snp_report(
+    data: bytes,
+    certificates: Sequence[CertificateInput],
+    *,
+    now: datetime,
+    anchors: Sequence[SnpTrustAnchor] | None = None,
+    cache: SnpChainCache | None = None,
+) -> EvidenceClaims:
+    """Verify a raw SNP report against its VCEK/VLEK (DER, PEM or parsed; ASK/ARK optional).
+
+    Returns the claims or raises (see the module documentation for the order and the errors).
+    """
+    report, signer, product = _verify_report(bytes(data), certificates, now, anchors, cache)
+    return snp_claims(report, signer, product)
+
+
+# --- Azure HCL wrapper --------------------------------------------------------------------
+
+_HCL_MAGIC: Final = b"HCLA"
+_HCL_HEADER: Final = struct.Struct("<4sIII16s")
+_RUNTIME_HEADER: Final = struct.Struct("<IIIII")
+_HCL_REPORT_TYPE_SNP: Final = 2
+_HCL_HASHES: Final = {1: "sha256", 2: "sha384", 3: "sha512"}
+_HCL_MAX: Final = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AzureHclReport:
+    """An Azure CVM HCL report: the SNP report and the runtime claims it binds."""
+
+    version: int
+    request_type: int
+    report_size: int
+    snp_report: bytes
+    runtime_data_version: int
+    runtime_report_type: int
+    hash_type: int
+    runtime_claims: bytes
+
+    def claims_digest(self) -> bytes:
+        return hashlib.new(_HCL_HASHES[self.hash_type], self.runtime_claims).digest()
+
+    def to_dict(self) -> dict[str, Any]:
+        try:
+            claims: Any = json.loads(self.runtime_claims)
+        except ValueError:
+            claims = self.runtime_claims.hex()
+        return {
+            "version": self.version,
+            "request_type": self.request_type,
+            "report_size": self.report_size,
+            "runtime_data_version": self.runtime_data_version,
+            "runtime_report_type": self.runtime_report_type,
+            "hash_type": _HCL_HASHES[self.hash_type],
+            "runtime_claims": claims,
+        }
+
+
+def parse_azure_hcl_report(data: bytes) -> AzureHclReport:
+    """Parse an HCL report; trailing zero padding (the NV index is fixed-size) is allowed."""
+    data = bytes(data)
+    if len(data) > _HCL_MAX:
+        raise MalformedEvidence(f"HCL report over {_HCL_MAX} bytes")
+    head = _HCL_HEADER.size
+    runtime_at = head + SNP_REPORT_SIZE
+    if len(data) < runtime_at + _RUNTIME_HEADER.size:
+        raise MalformedEvidence("HCL report is truncated")
+    magic, version, size, request_type, _reserved = _HCL_HEADER.unpack_from(data, 0)
+    if magic != _HCL_MAGIC:
+        raise MalformedEvidence("not an HCL report (no HCLA signature)")
+    if size < runtime_at + _RUNTIME_HEADER.size or size > len(data):
+        raise MalformedEvidence(f"HCL report size {size} does not fit the data")
+    if any(data[size:]):
+        raise MalformedEvidence("HCL report has non-zero bytes after its declared size")
+    data_size, rt_version, rt_type, hash_type, claims_size = _RUNTIME_HEADER.unpack_from(
+        data, runtime_at
+    )
+    claims_at = runtime_at + _RUNTIME_HEADER.size
+    if data_size != _RUNTIME_HEADER.size + claims_size or claims_at + claims_size != size:
+        raise MalformedEvidence("HCL runtime data sizes are inconsistent")
+    if rt_type != _HCL_REPORT_TYPE_SNP:
+        raise MalformedEvidence(f"HCL report type {rt_type} is not SNP")
+    if hash_type not in _HCL_HASHES:
+        raise MalformedEvidence(f"unknown HCL runtime-claims hash type {hash_type}")
+    return AzureHclReport(
+        version=version,
+        request_type=request_type,
+        report_size=size,
+        snp_report=data[head:runtime_at],
+        runtime_data_version=rt_version,
+        runtime_report_type=rt_type,
+        hash_type=hash_type,
+        runtime_claims=data[claims_at : claims_at + claims_size],
+    )
+
+
+def verify_azure_hcl_report(
+    data: bytes,
+    certificates: Sequence[CertificateInput],
+    *,
+    now: datetime,
+    anchors: Sequence[SnpTrustAnchor] | None = None,
+    cache: SnpChainCache | None = None,
+) -> EvidenceClaims:
+    """Verify the SNP report inside an HCL report and its binding of the runtime claims.
+
+    A REPORT_DATA that does not start with the claims' hash (the rest zero) raises
+    ``BadSignature``: the claims are not the ones the hardware signed.
+    """
+    hcl = parse_azure_hcl_report(data)
+    report, signer, product = _verify_report(hcl.snp_report, certificates, now, anchors, cache)
+    digest = hcl.claims_digest()
+    expected = digest + bytes(len(report.report_data) - len(digest))
+    if report.report_data != expected:
+        raise BadSignature("HCL runtime claims are not bound into the SNP REPORT_DATA")
+    claims = snp_claims(report, signer, product, fmt="azure-hcl")
+    raw = dict(claims.raw)
+    raw["azure_hcl"] = hcl.to_dict()
+    measurements = dict(claims.measurements)
+    measurements["runtime_claims"] = digest
+    return EvidenceClaims(
+        format=claims.format,
+        measurements=measurements,
+        report_data=claims.report_data,
+        debug=claims.debug,
+        svns=claims.svns,
+        identity=claims.identity,
+        signer=claims.signer,
+        raw=raw,
+    )
