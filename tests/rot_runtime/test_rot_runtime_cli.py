@@ -1,0 +1,165 @@
+"""``ironroot rot`` device verbs, called in-process: the whole manufacture-boot-attest path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from _rot_helpers import NOW, Product, snapshot
+
+from ironroot.cli import main
+from ironroot.rot import Device
+
+AT = NOW.isoformat()
+NONCE = "00112233445566778899aabbccddeeff"
+
+
+@pytest.fixture
+def setup(tmp_path: Path, product: Product) -> tuple[Path, Path, Path]:
+    ca, dev = tmp_path / "ca", tmp_path / "dev"
+    assert main(["rot", "ca-init", "--out", str(ca), "--at", "2026-01-01T00:00:00+00:00"]) == 0
+    keys = [f"{ca}/vendor-ca-{a}.key.pem" for a in ("ecc", "mldsa")]
+    certs = [f"{ca}/vendor-ca-{a}.cert.pem" for a in ("ecc", "mldsa")]
+    argv = ["rot", "provision", "--device", str(dev), "--at", AT]
+    argv += ["--vendor-key-hash", product.descriptor_hash.hex(), "--json"]
+    for key, cert in zip(keys, certs, strict=True):
+        argv += ["--vendor-ca-key", key, "--vendor-ca-cert", cert]
+    assert main(argv) == 0
+    bundle = tmp_path / "bundle.bin"
+    bundle.write_bytes(product.bundle())
+    return ca, dev, bundle
+
+
+def _ca_certs(ca: Path) -> list[str]:
+    return [
+        "--vendor-ca-cert",
+        str(ca / "vendor-ca-ecc.cert.pem"),
+        "--vendor-ca-cert",
+        str(ca / "vendor-ca-mldsa.cert.pem"),
+    ]
+
+
+def test_provision_boot_quote_verify(
+    setup: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca, dev, bundle = setup
+    assert (ca / "vendor-ca-ecc.key.pem").stat().st_mode & 0o777 == 0o600
+    capsys.readouterr()
+    assert main(["rot", "boot", "--device", str(dev), "--bundle", str(bundle), "--at", AT]) == 0
+    quote = tmp_path / "quote.cbor"
+    argv = ["rot", "quote", "--device", str(dev), "--nonce", NONCE, "--out", str(quote)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    verify = ["rot", "verify-quote", str(quote), "--at", AT, *_ca_certs(ca)]
+    assert main([*verify, "--nonce", NONCE, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is True
+    assert doc["svn"] == 3
+    assert doc["lifecycle"] == "production"
+    assert len(doc["ecc_chain"]) == 4
+    assert main([*verify, "--nonce", "ff" * 16]) == 1
+    assert "stale-nonce" in capsys.readouterr().err
+    other_ca = tmp_path / "other-ca"
+    assert main(["rot", "ca-init", "--out", str(other_ca), "--at", AT]) == 0
+    untrusted = ["rot", "verify-quote", str(quote), "--nonce", NONCE, "--at", AT]
+    assert main([*untrusted, *_ca_certs(other_ca)]) == 1
+    assert "chain-not-trusted" in capsys.readouterr().err
+
+
+def test_show_never_prints_the_uds(
+    setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _ca, dev, bundle = setup
+    assert main(["rot", "boot", "--device", str(dev), "--bundle", str(bundle), "--at", AT]) == 0
+    capsys.readouterr()
+    assert main(["rot", "show", "--device", str(dev), "--json"]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads(out)
+    fuses = Device(dev).fuses
+    assert fuses.uds_seed.hex() not in out
+    assert fuses.field_entropy.hex() not in out
+    assert doc["lifecycle"] == "production"
+    assert doc["fuses"]["debug"] == "locked"
+    assert doc["fuses"]["svn"] == 3
+    assert set(doc["boot"]["pcrs"]) == {"0", "1", "2"}
+    assert len(doc["chains"]["ecc"]) == len(doc["chains"]["mldsa"]) == 4
+    assert main(["rot", "show", "--device", str(dev)]) == 0
+    table = capsys.readouterr().out
+    assert "PCR0" in table
+    assert fuses.uds_seed.hex()[:16] not in table
+
+
+def test_fuse_verbs_and_their_refusals(
+    setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _ca, dev, _bundle = setup
+    fuse = ["rot", "fuse", "--device", str(dev)]
+    assert main([*fuse, "svn", "5"]) == 0
+    assert json.loads(capsys.readouterr().out)["svn"] == 5
+    before = snapshot(dev)
+    assert main([*fuse, "svn", "4"]) == 1
+    assert "fuse" in capsys.readouterr().err
+    assert main([*fuse, "revoke-ecc", "0", "--key-count", "1"]) == 1
+    assert main([*fuse, "lifecycle", "manufacturing"]) == 1
+    assert main([*fuse, "vendor-key-hash", "ab" * 48]) == 1  # already fused, other value
+    assert snapshot(dev) == before
+    assert main([*fuse, "revoke-pqc", "1"]) == 0
+    assert main([*fuse, "owner-key-hash", "cd" * 48]) == 0
+    assert main([*fuse, "anti-rollback-disable"]) == 0
+    assert main([*fuse, "lock-debug"]) == 0
+    assert main([*fuse, "field-entropy"]) == 1  # fused at manufacturing
+    fuses = Device(dev).fuses
+    assert fuses.pqc_revocation == 0b10
+    assert fuses.owner_key_hash == b"\xcd" * 48
+    assert fuses.anti_rollback_disabled
+
+
+def test_a_refused_boot_exits_1_and_keeps_the_state(
+    setup: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _ca, dev, bundle = setup
+    boot = ["rot", "boot", "--device", str(dev), "--at", AT, "--bundle"]
+    assert main([*boot, str(bundle)]) == 0
+    before = snapshot(dev)
+    foreign = tmp_path / "foreign.bin"
+    foreign.write_bytes(Product.generate().bundle())
+    capsys.readouterr()
+    assert main([*boot, str(foreign)]) == 1
+    assert "key-descriptor-mismatch" in capsys.readouterr().err
+    assert snapshot(dev) == before
+    assert main([*boot, str(bundle), "--at", "2026-06-01"]) == 2  # no UTC offset
+
+
+def test_derive_child_and_inspect_cert(
+    setup: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _ca, dev, bundle = setup
+    assert main(["rot", "boot", "--device", str(dev), "--bundle", str(bundle), "--at", AT]) == 0
+    out = tmp_path / "child"
+    argv = ["rot", "derive-child", "--device", str(dev), "--measurement", "ab" * 48]
+    assert main([*argv, "--label", "bmc", "--out", str(out)]) == 0
+    assert (out / "bmc-ecc.key.pem").stat().st_mode & 0o777 == 0o600
+    capsys.readouterr()
+    assert main(["rot", "inspect-cert", str(out / "bmc-ecc.cert.der"), "--json"]) == 0
+    (doc,) = json.loads(capsys.readouterr().out)
+    assert doc["dice"]["tcb_infos"][0]["fwids"][0]["digest"] == "ab" * 48
+    assert doc["dice"]["tcb_infos"][0]["type"] == "bmc"
+    assert main(["rot", "inspect-cert", str(dev / "idevid-mldsa.cert.der"), "--json"]) == 0
+    (idevid,) = json.loads(capsys.readouterr().out)
+    assert idevid["dice"]["key_purposes"] == ["identityInit", "eca"]
+    assert main([*argv, "--label", "no/slash", "--out", str(out)]) == 2
+
+
+def test_provisioning_twice_is_refused(
+    setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca, dev, _bundle = setup
+    before = snapshot(dev)
+    argv = ["rot", "provision", "--device", str(dev), "--vendor-key-hash", "aa" * 48]
+    argv += ["--vendor-ca-key", str(ca / "vendor-ca-ecc.key.pem")]
+    argv += ["--vendor-ca-key", str(ca / "vendor-ca-mldsa.key.pem"), *_ca_certs(ca)]
+    assert main(argv) == 1
+    assert "conflict" in capsys.readouterr().err
+    assert snapshot(dev) == before
+    assert main(["rot", "ca-init", "--out", str(ca)]) == 1  # never overwrites a CA key
