@@ -183,9 +183,7 @@ def verify_snp_chain(
     ark_prints = {fingerprint(a.ark) for a in trusted}
     for cert in supplied:
         if cert.subject == cert.issuer and fingerprint(cert) not in ark_prints:
-            raise ChainNotTrusted(
-                f"supplied root {_common_name(cert)!r} is not a built-in AMD ARK"
-            )
+            raise ChainNotTrusted(f"supplied root {_common_name(cert)!r} is not a built-in AMD ARK")
     kind = _leaf_kind(leaf)
     if kind is None:
         raise ChainNotTrusted(f"{_common_name(leaf)!r} is not a VCEK or VLEK certificate")
@@ -353,7 +351,9 @@ def _verify_report(
     cache: SnpChainCache | None,
 ) -> tuple[SnpReport, x509.Certificate, SnpProduct]:
     if len(data) != SNP_REPORT_SIZE:
-        raise MalformedEvidence(f"an SNP report is {SNP_REPORT_SIZE} bytes, this one is {len(data)}")
+        raise MalformedEvidence(
+            f"an SNP report is {SNP_REPORT_SIZE} bytes, this one is {len(data)}"
+        )
     certs = [c for item in certificates for c in load_certificates(item)]
     leaves = [c for c in certs if _leaf_kind(c) is not None]
     if not leaves:
