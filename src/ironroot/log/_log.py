@@ -453,11 +453,12 @@ class Log:
         durable_now: list[Ticket] = []
         done_now: list[tuple[Ticket, int]] = []
         try:
+            known = self._store.find_many([entry_id for entry_id, _, _ in items])
             for entry_id, entry, ticket in items:
                 if entry_id in seen:
                     continue
                 seen.add(entry_id)
-                index = self._store.find(entry_id)
+                index = known.get(entry_id)
                 if index is not None:
                     done_now.append((ticket, index))
                 elif self._store_pending and self._store.is_pending(entry_id):

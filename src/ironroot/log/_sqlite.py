@@ -26,7 +26,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ __all__ = ["SqliteLogStore"]
 _SCHEMA_VERSION = "1"
 _HASH = 32
 _FULL_TILE = 256 * _HASH
+_IN_CHUNK = 500  # ids per "IN (...)" lookup, well under SQLite's variable limit
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -166,6 +167,18 @@ class SqliteLogStore:
     def find(self, entry_id: bytes) -> int | None:
         row = self._one("SELECT idx FROM entry_ids WHERE entry_id = ?", (entry_id,))
         return None if row is None else int(row[0])
+
+    def find_many(self, entry_ids: Sequence[bytes]) -> dict[bytes, int]:
+        found: dict[bytes, int] = {}
+        for start in range(0, len(entry_ids), _IN_CHUNK):
+            chunk = tuple(entry_ids[start : start + _IN_CHUNK])
+            marks = ",".join("?" * len(chunk))
+            rows = self._all(
+                f"SELECT entry_id, idx FROM entry_ids WHERE entry_id IN ({marks})",  # noqa: S608
+                chunk,
+            )
+            found.update((bytes(i), int(x)) for i, x in rows)
+        return found
 
     def is_pending(self, entry_id: bytes) -> bool:
         return self._one("SELECT 1 FROM pending WHERE entry_id = ?", (entry_id,)) is not None

@@ -59,6 +59,7 @@ class LogReader(Protocol):
 
     def state(self) -> TreeState: ...
     def find(self, entry_id: bytes) -> int | None: ...
+    def find_many(self, entry_ids: Sequence[bytes]) -> dict[bytes, int]: ...
     def is_pending(self, entry_id: bytes) -> bool: ...
     def entry(self, index: int) -> bytes | None: ...
     def entries(self, start: int, stop: int) -> list[bytes]: ...
@@ -108,6 +109,11 @@ class MemoryLogStore:
     def find(self, entry_id: bytes) -> int | None:
         with self._lock:
             return self._ids.get(entry_id)
+
+    def find_many(self, entry_ids: Sequence[bytes]) -> dict[bytes, int]:
+        with self._lock:
+            ids = self._ids
+            return {i: ids[i] for i in entry_ids if i in ids}
 
     def is_pending(self, entry_id: bytes) -> bool:
         with self._lock:
