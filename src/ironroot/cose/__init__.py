@@ -1,4 +1,4 @@
-"""COSE for Ironroot: strict CBOR, COSE_Sign1, SCITT Signed and Transparent Statements,
+"""COSE for Ironroot: strict CBOR, COSE_Sign1, COSE_Sign, SCITT Signed and Transparent Statements,
 hash envelopes, did:x509 and x5chain checks, RFC 9942 receipts, key sets and problem details.
 
 Everything here is pure: bytes and values in, values out or a typed
@@ -36,6 +36,7 @@ from ironroot.cose._receipt import (
     receipt_to_be_signed,
     verify_receipt,
 )
+from ironroot.cose._sign import COSE_SIGN_TAG, CoseSign, CoseSignature, cose_sign
 from ironroot.cose._sign1 import COSE_SIGN1_TAG, Sign1, sign1
 from ironroot.cose._statement import CwtClaims, HashEnvelope, SignedStatement, create_statement
 from ironroot.cose._transparent import (
@@ -49,6 +50,7 @@ __all__ = [
     "ALG",
     "CONTENT_TYPE",
     "COSE_SIGN1_TAG",
+    "COSE_SIGN_TAG",
     "CRIT",
     "CWT_CLAIMS",
     "DEFAULT_LIMITS",
@@ -66,6 +68,8 @@ __all__ = [
     "X5CHAIN",
     "X5T",
     "ConsistencyProof",
+    "CoseSign",
+    "CoseSignature",
     "CwtClaims",
     "HashEnvelope",
     "InclusionProof",
@@ -76,6 +80,7 @@ __all__ = [
     "SignedStatement",
     "TransparentStatement",
     "build_receipt",
+    "cose_sign",
     "create_statement",
     "decode_cbor",
     "decode_key_set",

@@ -1,0 +1,289 @@
+"""COSE_Sign (RFC 9052 §4.1): parse, encode, sign and verify multi-signer messages (tag 98).
+
+``COSE_Sign = [protected, unprotected, payload, [+ COSE_Signature]]`` and
+``COSE_Signature = [protected, unprotected, signature]``. Each signature covers
+``["Signature", body_protected, sign_protected, external_aad, payload]`` (RFC 9052 §4.4); the
+structure is built from the protected header bytes exactly as received.
+
+The same header rules as :mod:`ironroot.cose._sign1` hold for the body and for every signer:
+integer or text labels, no label in both buckets, ``alg`` and ``crit`` protected.
+
+Algorithm: each signer's ``alg`` (1) normally sits in that signer's protected header. RFC 9052
+lets it be absent when the key settles it, and real messages do that (the OCP SAFE CoRIM reports
+signed with Azure Key Vault carry only a ``kid``). Ironroot keys are bound to exactly one
+algorithm (a P-521 key is ES512 and nothing else), so a signer without ``alg`` is verified with
+the key's own algorithm and cannot be confused into another one; a signer whose ``alg`` names
+another algorithm than the key raises ``AlgorithmNotAccepted``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final, TypeAlias
+
+import cbor2
+
+from ironroot.cose._cbor import DEFAULT_LIMITS, Limits, _head, decode_cbor, encode_bstr, encode_cbor
+from ironroot.cose._headers import ALG, KID
+from ironroot.cose._sign1 import _check_headers, _compatible, _fail
+from ironroot.crypto import Algorithm, Signer, Verifier
+from ironroot.errors import AlgorithmNotAccepted, MalformedInput, UnsupportedAlgorithm
+
+__all__ = ["COSE_SIGN_TAG", "CoseSign", "CoseSignature", "cose_sign"]
+
+COSE_SIGN_TAG: Final = 98
+_SIG_CONTEXT: Final = b"\x69Signature"  # the text "Signature", CBOR-encoded
+_EMPTY_MAP: Final[Mapping[object, object]] = MappingProxyType({})
+_HeaderPair: TypeAlias = tuple[Mapping[object, object], Mapping[object, object]]
+
+
+def _sig_structure(
+    body_protected: bytes, sign_protected: bytes, external_aad: bytes, payload: bytes
+) -> bytes:
+    """``["Signature", body_protected, sign_protected, external_aad, payload]``."""
+    return b"".join(
+        (
+            b"\x85",
+            _SIG_CONTEXT,
+            encode_bstr(body_protected),
+            encode_bstr(sign_protected),
+            encode_bstr(external_aad),
+            _head(2, len(payload)),
+            payload,
+        )
+    )
+
+
+def _protected_map(
+    data: object, limits: Limits, error: type[MalformedInput], what: str
+) -> Mapping[object, object]:
+    if not isinstance(data, bytes):
+        raise error(f"{what} protected header must be a byte string")
+    if data in (b"", b"\xa0"):
+        return _EMPTY_MAP
+    try:
+        decoded = decode_cbor(data, limits)
+    except MalformedInput as exc:
+        raise _fail(error, exc) from exc
+    if not isinstance(decoded, Mapping):
+        raise error(f"{what} protected header must encode a map")
+    return MappingProxyType(dict(decoded))
+
+
+@dataclass(frozen=True, slots=True)
+class CoseSignature:
+    """One signer of a COSE_Sign. ``protected_bytes`` are exactly as received (they are signed)."""
+
+    protected_bytes: bytes
+    protected: Mapping[object, object]
+    unprotected: Mapping[object, object]
+    signature: bytes
+
+    @property
+    def algorithm(self) -> Algorithm | None:
+        """The signer's protected ``alg``, or ``None`` when the key alone settles it."""
+        if ALG not in self.protected:
+            return None
+        return Algorithm.from_cose_id(self.protected[ALG])
+
+    @property
+    def kid(self) -> bytes | None:
+        """The signer's ``kid`` (4), protected or unprotected; ``None`` if absent."""
+        kid = self.protected.get(KID, self.unprotected.get(KID))
+        if kid is None:
+            return None
+        if not isinstance(kid, bytes) or not kid:
+            raise MalformedInput("kid (4) must be a non-empty byte string")
+        return kid
+
+    def encode(self) -> bytes:
+        return b"".join(
+            (
+                b"\x83",
+                encode_bstr(self.protected_bytes),
+                encode_cbor(self.unprotected),
+                encode_bstr(self.signature),
+            )
+        )
+
+
+def _decode_signature(
+    item: object, limits: Limits, error: type[MalformedInput], index: int
+) -> CoseSignature:
+    what = f"signature {index}"
+    if not isinstance(item, list | tuple) or len(item) != 3:
+        raise error(f"{what} must be an array of three items")
+    protected_bytes, unprotected, signature = item
+    protected = _protected_map(protected_bytes, limits, error, what)
+    if not isinstance(unprotected, Mapping):
+        raise error(f"{what} unprotected header must be a map")
+    if not isinstance(signature, bytes):
+        raise error(f"{what} signature must be a byte string")
+    _check_headers(protected, unprotected, error)
+    assert isinstance(protected_bytes, bytes)  # checked by _protected_map
+    return CoseSignature(
+        protected_bytes=protected_bytes,
+        protected=protected,
+        unprotected=MappingProxyType(dict(unprotected)),
+        signature=signature,
+    )
+
+
+def _decode_sign(
+    data: bytes, limits: Limits, require_tag: bool, error: type[MalformedInput]
+) -> CoseSign:
+    try:
+        obj = decode_cbor(data, limits)
+    except MalformedInput as exc:
+        raise _fail(error, exc) from exc
+    if isinstance(obj, cbor2.CBORTag):
+        if obj.tag != COSE_SIGN_TAG:
+            raise error(f"CBOR tag {obj.tag} is not COSE_Sign (98)")
+        obj = obj.value
+    elif require_tag:
+        raise error("COSE_Sign must carry CBOR tag 98")
+    if not isinstance(obj, list | tuple) or len(obj) != 4:
+        raise error("COSE_Sign must be an array of four items")
+    protected_bytes, unprotected, payload, signers = obj
+    protected = _protected_map(protected_bytes, limits, error, "body")
+    if not isinstance(unprotected, Mapping):
+        raise error("unprotected header must be a map")
+    if payload is not None and not isinstance(payload, bytes):
+        raise error("payload must be a byte string or nil")
+    if not isinstance(signers, list | tuple) or not signers:
+        raise error("COSE_Sign needs a non-empty array of signatures")
+    _check_headers(protected, unprotected, error)
+    assert isinstance(protected_bytes, bytes)  # checked by _protected_map
+    return CoseSign(
+        protected_bytes=protected_bytes,
+        protected=protected,
+        unprotected=MappingProxyType(dict(unprotected)),
+        payload=payload,
+        signatures=tuple(
+            _decode_signature(item, limits, error, i) for i, item in enumerate(signers)
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CoseSign:
+    """A parsed COSE_Sign: body headers, payload and one or more signers."""
+
+    protected_bytes: bytes
+    protected: Mapping[object, object]
+    unprotected: Mapping[object, object]
+    payload: bytes | None
+    signatures: tuple[CoseSignature, ...]
+
+    @classmethod
+    def decode(
+        cls, data: bytes, limits: Limits = DEFAULT_LIMITS, *, require_tag: bool = True
+    ) -> CoseSign:
+        """Parse a COSE_Sign; raises ``MalformedInput`` (``LimitExceeded`` for limits)."""
+        return _decode_sign(data, limits, require_tag, MalformedInput)
+
+    def encode(self) -> bytes:
+        """Tag 98 around the four items; every protected header's bytes unchanged."""
+        return b"".join(
+            (
+                b"\xd8\x62\x84",
+                encode_bstr(self.protected_bytes),
+                encode_cbor(self.unprotected),
+                b"\xf6" if self.payload is None else encode_bstr(self.payload),
+                _head(4, len(self.signatures)),
+                *(s.encode() for s in self.signatures),
+            )
+        )
+
+    def to_be_signed(
+        self,
+        signature: CoseSignature,
+        detached_payload: bytes | None = None,
+        external_aad: bytes = b"",
+    ) -> bytes:
+        """The Sig_structure one signer signed; a detached payload iff the message has none."""
+        if self.payload is None:
+            if detached_payload is None:
+                raise MalformedInput("the payload is detached: pass it to verify")
+            payload = detached_payload
+        else:
+            if detached_payload is not None:
+                raise MalformedInput("the payload is attached: a detached payload is not allowed")
+            payload = self.payload
+        return _sig_structure(
+            self.protected_bytes, signature.protected_bytes, external_aad, payload
+        )
+
+    def verify_signature(
+        self,
+        signature: CoseSignature,
+        verifier: Verifier,
+        *,
+        detached_payload: bytes | None = None,
+    ) -> None:
+        """Return ``None`` if ``signature`` (one of this message's signers) verifies.
+
+        ``AlgorithmNotAccepted`` if the signer's ``alg`` is not the verifier's algorithm,
+        ``UnsupportedAlgorithm`` if it is unknown, ``BadSignature`` if it does not verify.
+        """
+        if signature not in self.signatures:
+            raise MalformedInput("the signature is not one of this message's signers")
+        alg = signature.algorithm
+        if alg is not None and not _compatible(alg, verifier.algorithm):
+            raise AlgorithmNotAccepted(
+                f"signer uses {alg.label}, the key is for {verifier.algorithm.label}"
+            )
+        verifier.verify(signature.signature, self.to_be_signed(signature, detached_payload))
+
+
+def cose_sign(
+    signers: Sequence[Signer],
+    payload: bytes,
+    protected: Mapping[object, object] | None = None,
+    unprotected: Mapping[object, object] | None = None,
+    *,
+    signer_headers: Sequence[_HeaderPair] | None = None,
+    detached: bool = False,
+) -> CoseSign:
+    """Sign ``payload`` once per signer.
+
+    Each signer's protected header gets ``alg`` (1) from ``signer.algorithm``; extra headers
+    for signer *i* come from ``signer_headers[i]`` as ``(protected, unprotected)``.
+    """
+    if not signers:
+        raise MalformedInput("COSE_Sign needs at least one signer")
+    if signer_headers is not None and len(signer_headers) != len(signers):
+        raise MalformedInput("signer_headers must have one entry per signer")
+    body: dict[object, object] = dict(protected or {})
+    body_unprotected: Mapping[object, object] = MappingProxyType(dict(unprotected or {}))
+    _check_headers(body, body_unprotected, MalformedInput)
+    body_bytes = encode_cbor(body) if body else b""
+    made: list[CoseSignature] = []
+    for i, signer in enumerate(signers):
+        extra_p, extra_u = signer_headers[i] if signer_headers is not None else ({}, {})
+        header: dict[object, object] = {ALG: signer.algorithm.cose_id}
+        for label, value in extra_p.items():
+            if label == ALG and value != signer.algorithm.cose_id:
+                raise UnsupportedAlgorithm(f"protected alg {value!r} is not the signer's algorithm")
+            header[label] = value
+        others: Mapping[object, object] = MappingProxyType(dict(extra_u))
+        _check_headers(header, others, MalformedInput)
+        sign_bytes = encode_cbor(header)
+        sig = signer.sign(_sig_structure(body_bytes, sign_bytes, b"", payload))
+        made.append(
+            CoseSignature(
+                protected_bytes=sign_bytes,
+                protected=MappingProxyType(header),
+                unprotected=others,
+                signature=sig,
+            )
+        )
+    return CoseSign(
+        protected_bytes=body_bytes,
+        protected=MappingProxyType(body),
+        unprotected=body_unprotected,
+        payload=None if detached else payload,
+        signatures=tuple(made),
+    )
