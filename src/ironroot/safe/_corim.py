@@ -1,0 +1,348 @@
+"""The OCP SAFE SFR CoRIM profile (OID 1.3.6.1.4.1.42623.1.1): parse and build.
+
+Read from ``Documentation/corim_profile/`` of OCP-Security-SAFE and from the signed reports
+published with it. The report is a CoRIM (tag 501) with ``profile`` (3) = tag 111 around the
+DER OID ``06 0A 2B 06 01 04 01 82 F4 17 01 01``, ``entities`` (5) naming the review provider in
+the ``manifest-creator`` role (1), and one CoMID (tag 506, a byte string) whose
+``conditional-endorsement-triples`` (triples key 10) hold one record::
+
+    [ [ [ {0: class}, [ {1: {2: [[-43, sha384], [-44, sha512]]}} ] ] ],      conditions
+      [ [ {0: class}, [ {1: {-1: ocp-safe-sfr-map}} ] ] ] ]                  endorsements
+
+with ``class = {1: vendor, 2: model}`` and ``ocp-safe-sfr-map = {0: framework version,
+1: report version, 2: completion date (tag 1), 3: scope number, ? 4: [+ fw-identifier],
+? 5: [+ issue], ? 6: SOLID version}``; ``fw-identifier = {? 0: {0: version, ? 1: scheme},
+? 1: digests, ? 2: repo tag, ? 3: {0: manifest digests, 1: [+ {0: file name, 1: digests}]}}``;
+``issue = {0: title, 1: description, 2: {0: score, 1: vector, ? 2: CVSS version}, ? 3: CWE,
+? 4: CVE}``. Digests are ``[COSE hash alg, bytes]`` with −43 SHA-384 and −44 SHA-512.
+
+This module walks exactly that path (the general CoRIM parser lives in :mod:`ironroot.corim`;
+conditional endorsements and the SFR extension are specific enough to read here). Only one
+SFR per CoRIM and one firmware identifier per SFR are accepted, which is what the profile's
+producers emit; more is reported as ``MalformedReport`` rather than silently dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Final, TypeGuard
+
+import cbor2
+
+from ironroot.cose import Limits, decode_cbor, encode_cbor
+from ironroot.errors import LimitExceeded, MalformedInput, MalformedReport
+from ironroot.safe._model import (
+    DEFAULT_SAFE_LIMITS,
+    Audit,
+    Device,
+    Issue,
+    ManifestEntry,
+    SafeLimits,
+    ShortFormReport,
+    parse_cvss_score,
+)
+
+__all__ = ["CORIM_TAG", "SFR_PROFILE_OID", "build_sfr_corim", "parse_sfr_corim"]
+
+CORIM_TAG: Final = 501
+COMID_TAG: Final = 506
+OID_TAG: Final = 111
+SFR_PROFILE_OID: Final = bytes.fromhex("060A2B0601040182F4170101")
+_SHA384: Final = -43
+_SHA512: Final = -44
+_DIGEST_SIZE: Final = {_SHA384: 48, _SHA512: 64}
+_ROLE_MANIFEST_CREATOR: Final = 1
+_COND_ENDORSEMENTS: Final = 10
+_SFR_EXTENSION: Final = -1
+
+
+def _cbor_limits(limits: SafeLimits) -> Limits:
+    return Limits(
+        max_bytes=limits.max_report_bytes,
+        max_depth=limits.max_depth,
+        max_items=max(limits.max_manifest, limits.max_issues, 1024),
+    )
+
+
+def _decode(data: bytes, limits: SafeLimits, what: str) -> object:
+    try:
+        return decode_cbor(data, _cbor_limits(limits))
+    except LimitExceeded:
+        raise
+    except MalformedInput as exc:
+        raise MalformedReport(f"{what}: {exc.detail}") from exc
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _map(value: object, what: str) -> Mapping[object, object]:
+    if not isinstance(value, Mapping):
+        raise MalformedReport(f"{what} must be a map")
+    return value
+
+
+def _array(value: object, what: str) -> tuple[object, ...]:
+    if not isinstance(value, list | tuple) or not value:
+        raise MalformedReport(f"{what} must be a non-empty array")
+    return tuple(value)
+
+
+def _one(value: object, what: str) -> object:
+    items = _array(value, what)
+    if len(items) != 1:
+        raise MalformedReport(f"{what} must hold exactly one entry, not {len(items)}")
+    return items[0]
+
+
+def _text(value: object, what: str, limits: SafeLimits) -> str:
+    if not isinstance(value, str):
+        raise MalformedReport(f"{what} must be text")
+    if len(value) > limits.max_text:
+        raise LimitExceeded(f"{what} is longer than {limits.max_text} characters")
+    return value
+
+
+def _opt_text(obj: Mapping[object, object], key: int, what: str, limits: SafeLimits) -> str | None:
+    value = obj.get(key)
+    return None if value is None else _text(value, what, limits)
+
+
+def _digests(value: object, what: str) -> dict[int, bytes]:
+    out: dict[int, bytes] = {}
+    for i, item in enumerate(_array(value, what)):
+        pair = item if isinstance(item, list | tuple) else ()
+        if len(pair) != 2 or not _is_int(pair[0]) or not isinstance(pair[1], bytes):
+            raise MalformedReport(f"{what}[{i}] must be [hash alg, digest]")
+        alg, digest = pair
+        if alg in _DIGEST_SIZE and len(digest) != _DIGEST_SIZE[alg]:
+            raise MalformedReport(f"{what}[{i}] has the wrong length for hash alg {alg}")
+        if alg in out:
+            raise MalformedReport(f"{what} lists hash alg {alg} twice")
+        out[alg] = digest
+    return out
+
+
+def _class(env: object, what: str, limits: SafeLimits) -> tuple[str, str, str | None]:
+    cls = _map(_map(env, f"{what} environment").get(0), f"{what} class")
+    vendor, model = cls.get(1), cls.get(2)
+    class_id = cls.get(0)
+    return (
+        _text(vendor, f"{what} class vendor", limits),
+        _text(model, f"{what} class model", limits),
+        class_id.decode("utf-8", "replace") if isinstance(class_id, bytes) else None,
+    )
+
+
+def _completion_date(value: object) -> dt.date:
+    if not isinstance(value, cbor2.CBORTag) or value.tag != 1:
+        raise MalformedReport("SFR completion-date must be an epoch time (tag 1)")
+    seconds = value.value
+    if not (_is_int(seconds) or isinstance(seconds, float)):
+        raise MalformedReport("SFR completion-date must be a number of seconds")
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC).date()
+    except (OverflowError, OSError, ValueError) as exc:
+        raise MalformedReport("SFR completion-date is out of range") from exc
+
+
+def _issue(item: object, i: int, limits: SafeLimits) -> Issue:
+    what = f"SFR issue {i}"
+    obj = _map(item, what)
+    cvss = _map(obj.get(2), f"{what} assessment")
+    return Issue(
+        title=_text(obj.get(0), f"{what} title", limits),
+        description=_text(obj.get(1), f"{what} description", limits),
+        cvss_score=parse_cvss_score(cvss.get(0), f"{what} cvss-score"),
+        cvss_vector=_text(cvss.get(1), f"{what} cvss-vector", limits),
+        cvss_version=_opt_text(cvss, 2, f"{what} cvss-version", limits),
+        cwe=_opt_text(obj, 3, f"{what} cwe", limits),
+        cve=_opt_text(obj, 4, f"{what} cve", limits),
+    )
+
+
+def _manifest(value: object, limits: SafeLimits) -> tuple[ManifestEntry, ...]:
+    obj = _map(value, "SFR src-manifest")
+    _digests(obj.get(0), "SFR manifest-digest")
+    entries = _array(obj.get(1), "SFR manifest")
+    if len(entries) > limits.max_manifest:
+        raise LimitExceeded(f"manifest of {len(entries)} files exceeds {limits.max_manifest}")
+    out = []
+    for i, item in enumerate(entries):
+        entry = _map(item, f"SFR manifest entry {i}")
+        digests = _digests(entry.get(1), f"SFR manifest entry {i} file-hash")
+        digest = digests.get(_SHA512) or next(iter(digests.values()))
+        out.append(ManifestEntry(_text(entry.get(0), f"manifest entry {i}", limits), digest))
+    return tuple(out)
+
+
+def parse_sfr_corim(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> ShortFormReport:
+    """Parse a tagged CoRIM carrying one OCP SAFE SFR into a :class:`ShortFormReport`."""
+    corim = _decode(data, limits, "CoRIM")
+    if not isinstance(corim, cbor2.CBORTag) or corim.tag != CORIM_TAG:
+        raise MalformedReport("the SFR payload must be a tagged CoRIM (501)")
+    body = _map(corim.value, "CoRIM")
+    profile = body.get(3)
+    if not isinstance(profile, cbor2.CBORTag) or profile.tag != OID_TAG:
+        raise MalformedReport("CoRIM profile (3) must be an OID (tag 111)")
+    if profile.value != SFR_PROFILE_OID:
+        raise MalformedReport("CoRIM profile is not the OCP SAFE SFR profile 1.3.6.1.4.1.42623.1.1")
+    srp = None
+    for i, item in enumerate(_array(body.get(5), "CoRIM entities (5)")):
+        entity = _map(item, f"CoRIM entity {i}")
+        roles = entity.get(2)
+        if isinstance(roles, list | tuple) and _ROLE_MANIFEST_CREATOR in roles:
+            srp = _text(entity.get(0), f"CoRIM entity {i} name", limits)
+            break
+    if srp is None:
+        raise MalformedReport("CoRIM names no manifest-creator entity (the review provider)")
+    tag = _one(body.get(1), "CoRIM tags (1)")
+    if (
+        not isinstance(tag, cbor2.CBORTag)
+        or tag.tag != COMID_TAG
+        or not isinstance(tag.value, bytes)
+    ):
+        raise MalformedReport("the SFR CoRIM tag must be a CoMID (506) byte string")
+    comid = _map(_decode(tag.value, limits, "CoMID"), "CoMID")
+    triples = _map(comid.get(4), "CoMID triples (4)")
+    record = _one(triples.get(_COND_ENDORSEMENTS), "conditional-endorsement-triples (10)")
+    parts = _array(record, "conditional-endorsement record")
+    if len(parts) != 2:
+        raise MalformedReport("a conditional-endorsement record is [conditions, endorsements]")
+    condition = _array(_one(parts[0], "conditions"), "stateful-environment record")
+    endorsed = _array(_one(parts[1], "endorsements"), "endorsed-triple record")
+    if len(condition) != 2 or len(endorsed) != 2:
+        raise MalformedReport("environment records are [environment, measurements]")
+    vendor, model, class_id = _class(endorsed[0], "endorsement", limits)
+    if _class(condition[0], "condition", limits)[:2] != (vendor, model):
+        raise MalformedReport("the condition and the endorsement name different environments")
+    cond_mval = _map(_map(_one(condition[1], "condition claims"), "measurement").get(1), "mval")
+    cond_digests = _digests(cond_mval.get(2), "condition digests") if 2 in cond_mval else {}
+    mval = _map(_map(_one(endorsed[1], "endorsement"), "measurement").get(1), "mval")
+    sfr = _map(mval.get(_SFR_EXTENSION), "ocp-safe-sfr (-1)")
+    scope = sfr.get(3)
+    if not _is_int(scope):
+        raise MalformedReport("SFR scope-number (3) must be an integer")
+    fw: Mapping[object, object] = {}
+    if 4 in sfr:
+        fw = _map(_one(sfr[4], "SFR fw-identifiers (4)"), "SFR fw-identifier")
+    digests = _digests(fw[1], "SFR fw-file-digests") if 1 in fw else cond_digests
+    version = _map(fw[0], "SFR fw-version") if 0 in fw else {}
+    raw_issues = _array(sfr[5], "SFR issues (5)") if 5 in sfr else ()
+    if len(raw_issues) > limits.max_issues:
+        raise LimitExceeded(f"{len(raw_issues)} issues exceed {limits.max_issues}")
+    issues = tuple(_issue(item, i, limits) for i, item in enumerate(raw_issues))
+    versions = {i.cvss_version for i in issues if i.cvss_version}
+    return ShortFormReport(
+        review_framework_version=_text(sfr.get(0), "SFR review-framework-version", limits),
+        device=Device(
+            vendor=vendor,
+            product=model,
+            fw_version=_text(version.get(0, ""), "SFR fw-version", limits),
+            repo_tag=_opt_text(fw, 2, "SFR repo-tag", limits),
+            fw_hash_sha2_384=digests.get(_SHA384),
+            fw_hash_sha2_512=digests.get(_SHA512),
+            manifest=_manifest(fw[3], limits) if 3 in fw else (),
+            class_id=class_id,
+        ),
+        audit=Audit(
+            srp=srp,
+            report_version=_text(sfr.get(1), "SFR report-version", limits),
+            completion_date=_completion_date(sfr.get(2)),
+            scope=str(scope),
+            cvss_version=versions.pop() if len(versions) == 1 else None,
+            solid_version=_opt_text(sfr, 6, "SFR solid-version", limits),
+            issues=issues,
+        ),
+    )
+
+
+def _digest_list(device: Device) -> list[list[object]]:
+    out: list[list[object]] = []
+    if device.fw_hash_sha2_384 is not None and len(device.fw_hash_sha2_384) == 48:
+        out.append([_SHA384, device.fw_hash_sha2_384])
+    if device.fw_hash_sha2_512 is not None and len(device.fw_hash_sha2_512) == 64:
+        out.append([_SHA512, device.fw_hash_sha2_512])
+    return out
+
+
+def build_sfr_corim(report: ShortFormReport) -> bytes:
+    """The report in the CoRIM profile, deterministically encoded (RFC 8949 §4.2.1).
+
+    The CoRIM ``id`` and CoMID ``tag-id`` are derived from a SHA-256 of the report's content,
+    so building is a pure function. Fields the profile has no place for (methodology,
+    category) are not carried. Raises ``MalformedReport`` when the report lacks what the
+    profile requires: a completion date, an integer scope, and at least one full-length
+    firmware digest.
+    """
+    device, audit = report.device, report.audit
+    if audit.completion_date is None:
+        raise MalformedReport("the CoRIM profile needs a completion date")
+    if audit.scope_number is None:
+        raise MalformedReport("the CoRIM profile needs an integer scope number")
+    digests = _digest_list(device)
+    if not digests:
+        raise MalformedReport("the CoRIM profile needs a SHA-384 or SHA-512 firmware digest")
+    when = dt.datetime.combine(audit.completion_date, dt.time(), dt.UTC)
+    fw_id: dict[object, object] = {1: digests}
+    if device.fw_version:
+        fw_id[0] = {0: device.fw_version, 1: "semver"}
+    if device.repo_tag:
+        fw_id[2] = device.repo_tag
+    if device.manifest:
+        listing = [
+            {"file_name": m.file_name, "file_hash": m.file_hash.hex()} for m in device.manifest
+        ]
+        text = json.dumps(listing, separators=(",", ":")).encode("utf-8")
+        fw_id[3] = {
+            0: [[_SHA512, hashlib.sha512(text).digest()]],
+            1: [{0: m.file_name, 1: [[_SHA512, m.file_hash]]} for m in device.manifest],
+        }
+    sfr: dict[object, object] = {
+        0: report.review_framework_version,
+        1: audit.report_version,
+        2: cbor2.CBORTag(1, int(when.timestamp())),
+        3: audit.scope_number,
+        4: [fw_id],
+    }
+    if audit.issues:
+        sfr[5] = [_issue_map(issue, audit.cvss_version) for issue in audit.issues]
+    if audit.solid_version:
+        sfr[6] = audit.solid_version
+    cls: dict[object, object] = {1: device.vendor, 2: device.product}
+    ident = hashlib.sha256(json.dumps(report.to_json_dict(), sort_keys=True).encode()).hexdigest()
+    comid = {
+        1: {0: f"sfr-comid-{ident[:32]}"},
+        4: {
+            _COND_ENDORSEMENTS: [
+                [
+                    [[{0: cls}, [{1: {2: digests}}]]],
+                    [[{0: cls}, [{1: {_SFR_EXTENSION: sfr}}]]],
+                ]
+            ]
+        },
+    }
+    corim = {
+        0: f"sfr-corim-{ident[:32]}",
+        1: [cbor2.CBORTag(COMID_TAG, encode_cbor(comid))],
+        3: cbor2.CBORTag(OID_TAG, SFR_PROFILE_OID),
+        5: [{0: audit.srp, 2: [_ROLE_MANIFEST_CREATOR]}],
+    }
+    return encode_cbor(cbor2.CBORTag(CORIM_TAG, corim))
+
+
+def _issue_map(issue: Issue, cvss_version: str | None) -> dict[object, object]:
+    cvss: dict[object, object] = {0: f"{issue.cvss_score:.1f}", 1: issue.cvss_vector}
+    version = issue.cvss_version or cvss_version
+    if version:
+        cvss[2] = version
+    out: dict[object, object] = {0: issue.title, 1: issue.description, 2: cvss}
+    if issue.cwe:
+        out[3] = issue.cwe
+    if issue.cve:
+        out[4] = issue.cve
+    return out

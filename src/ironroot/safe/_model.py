@@ -1,0 +1,508 @@
+"""The OCP SAFE Short Form Report (SFR) as frozen values, and its strict JSON parser.
+
+The JSON report (``shortform_report-main/README.md`` of OCP-Security-SAFE) is::
+
+    {"review_framework_version": str,
+     "device": {"vendor", "product", ["category"], ["repo_tag"], "fw_version",
+                ["fw_hash_sha2_384"], ["fw_hash_sha2_512"], ["manifest": [{"file_name",
+                "file_hash"}]], ["class_id"]},
+     "audit": {"srp", "methodology", "completion_date", "report_version",
+               ["scope_number" | "scope"], ["solid_ver"], "cvss_version",
+               "issues": [{"title", "cvss_score", "cvss_vector", "cwe", "description",
+                           ["cve"]}]},
+     [JWT claims: "iat", "exp", "nbf", "iss", "sub", "aud", "jti"]}
+
+Every issue listed is one the vendor did **not** fix before the reviewed firmware shipped, so
+every issue is open. Parsing is strict about structure and types (unknown members, duplicate
+members, wrong types, NaN and over-limit sizes are :class:`~ironroot.errors.MalformedReport`)
+and faithful to what real, signed reports contain; the published reports differ in these ways,
+all of which parse:
+
+* an absent firmware hash is written ``""``; hashes may carry ``0x`` and upper-case hex;
+* the 2023 MI300X reports hold a 32-byte value in ``fw_hash_sha2_512``: a digest is kept as
+  given when it is 32, 48 or 64 bytes and not longer than its algorithm, but only a digest of
+  the algorithm's full length is ever matched (:meth:`ShortFormReport.firmware_hashes`);
+* ``completion_date`` is ``YYYY-MM-DD``, sometimes without zero padding, and ``"None"`` in the
+  OCP sample;
+* the scope is ``scope_number`` (integer, ``1.0``, or text such as ``"1"`` or ``"3.1"``) or
+  ``scope`` (text), or absent;
+* ``cvss_score`` is text (``"7.9"``); ``cve`` is ``null``, ``""`` or ``"none"`` when there is
+  none (all read as ``None``).
+
+The same model also carries the CoRIM-profile report (:mod:`ironroot.safe._corim`), which has
+no methodology, category or report-wide CVSS version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, TypeGuard
+
+from ironroot.errors import ConfigError, LimitExceeded, MalformedReport
+
+__all__ = [
+    "DEFAULT_SAFE_LIMITS",
+    "Audit",
+    "Device",
+    "Issue",
+    "ManifestEntry",
+    "SafeLimits",
+    "ShortFormReport",
+    "parse_report_json",
+    "parse_report_object",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SafeLimits:
+    """Hard limits for SFR input, held in one place.
+
+    ``max_report_bytes`` bounds a JSON report, a compact JWS or a COSE message (the largest
+    published reports, with source manifests, run to megabytes); ``max_manifest`` the files
+    of a source manifest; ``max_issues`` the issues; ``max_text`` any one text member;
+    ``max_depth`` CBOR nesting in the CoRIM form.
+    """
+
+    max_report_bytes: int = 16 * 1024 * 1024
+    max_manifest: int = 200_000
+    max_issues: int = 4096
+    max_text: int = 64 * 1024
+    max_depth: int = 32
+
+    def __post_init__(self) -> None:
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"limit {name} must be a positive integer")
+
+
+DEFAULT_SAFE_LIMITS: Final = SafeLimits()
+
+_DIGEST_SIZES: Final = (32, 48, 64)
+_HASH_SIZES: Final = {"sha384": 48, "sha512": 64}
+_DATE: Final = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+_SCORE: Final = re.compile(r"\d{1,2}(?:\.\d)?")
+_NO_VALUE: Final = frozenset(("", "none", "n/a"))
+_JWT_CLAIMS: Final = frozenset(("iat", "exp", "nbf", "iss", "sub", "aud", "jti"))
+_TOP: Final = frozenset(("review_framework_version", "device", "audit")) | _JWT_CLAIMS
+_DEVICE: Final = frozenset(
+    (
+        "vendor",
+        "product",
+        "category",
+        "repo_tag",
+        "fw_version",
+        "fw_hash_sha2_384",
+        "fw_hash_sha2_512",
+        "manifest",
+        "class_id",
+    )
+)
+_AUDIT: Final = frozenset(
+    (
+        "srp",
+        "methodology",
+        "completion_date",
+        "report_version",
+        "scope_number",
+        "scope",
+        "solid_ver",
+        "cvss_version",
+        "issues",
+    )
+)
+_ISSUE: Final = frozenset(("title", "cvss_score", "cvss_vector", "cwe", "description", "cve"))
+_MANIFEST: Final = frozenset(("file_name", "file_hash"))
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One file of a source manifest: its path and hash (SHA-512 in every published report)."""
+
+    file_name: str
+    file_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """What was reviewed: vendor, product, firmware version and hashes.
+
+    ``manifest_matches`` is ``None`` without a manifest; with one, whether the firmware hashes
+    present are the SHA-384/512 of the manifest's compact JSON (as the OCP library makes them).
+    """
+
+    vendor: str
+    product: str
+    fw_version: str
+    category: str | None = None
+    repo_tag: str | None = None
+    fw_hash_sha2_384: bytes | None = None
+    fw_hash_sha2_512: bytes | None = None
+    manifest: tuple[ManifestEntry, ...] = ()
+    class_id: str | None = None
+    manifest_matches: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """An issue left open in the reviewed firmware."""
+
+    title: str
+    cvss_score: float
+    cvss_vector: str
+    description: str
+    cwe: str | None = None
+    cve: str | None = None
+    cvss_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """Who reviewed, how, when, and what they left open."""
+
+    srp: str
+    report_version: str
+    completion_date: dt.date | None
+    issues: tuple[Issue, ...]
+    methodology: str | None = None
+    scope: str | None = None
+    cvss_version: str | None = None
+    solid_version: str | None = None
+
+    @property
+    def scope_number(self) -> int | None:
+        """The OCP SAFE scope as an integer, when it is one."""
+        if self.scope is not None and self.scope.isdecimal():
+            return int(self.scope)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ShortFormReport:
+    """A parsed Short Form Report (from JSON or from the CoRIM profile)."""
+
+    review_framework_version: str
+    device: Device
+    audit: Audit
+    issued_at: int | None = None
+    expires_at: int | None = None
+    not_before: int | None = None
+
+    def firmware_hashes(self) -> dict[str, bytes]:
+        """The full-length firmware digests, keyed ``"sha384"`` / ``"sha512"``."""
+        out: dict[str, bytes] = {}
+        for name, value in (
+            ("sha384", self.device.fw_hash_sha2_384),
+            ("sha512", self.device.fw_hash_sha2_512),
+        ):
+            if value is not None and len(value) == _HASH_SIZES[name]:
+                out[name] = value
+        return out
+
+    @property
+    def max_cvss(self) -> float | None:
+        """The highest CVSS score of the open issues; ``None`` when there are none."""
+        return max((i.cvss_score for i in self.audit.issues), default=None)
+
+    def to_json_dict(self) -> dict[str, object]:
+        """A JSON-ready summary (hashes as lower-case hex, the date as ISO 8601)."""
+        d, a = self.device, self.audit
+        return {
+            "review_framework_version": self.review_framework_version,
+            "device": {
+                "vendor": d.vendor,
+                "product": d.product,
+                "category": d.category,
+                "repo_tag": d.repo_tag,
+                "fw_version": d.fw_version,
+                "fw_hash_sha2_384": d.fw_hash_sha2_384.hex() if d.fw_hash_sha2_384 else None,
+                "fw_hash_sha2_512": d.fw_hash_sha2_512.hex() if d.fw_hash_sha2_512 else None,
+                "manifest_files": len(d.manifest),
+                "manifest_matches": d.manifest_matches,
+            },
+            "audit": {
+                "srp": a.srp,
+                "methodology": a.methodology,
+                "completion_date": a.completion_date.isoformat() if a.completion_date else None,
+                "report_version": a.report_version,
+                "scope": a.scope,
+                "cvss_version": a.cvss_version,
+                "solid_version": a.solid_version,
+                "issues": [
+                    {
+                        "title": i.title,
+                        "cvss_score": i.cvss_score,
+                        "cvss_vector": i.cvss_vector,
+                        "cwe": i.cwe,
+                        "cve": i.cve,
+                        "description": i.description,
+                    }
+                    for i in a.issues
+                ],
+            },
+            "iat": self.issued_at,
+        }
+
+
+# --- strict JSON ---------------------------------------------------------------------------
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out:
+            raise MalformedReport(f"duplicate JSON member {key!r}")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> object:
+    raise MalformedReport(f"JSON constant {name} is not allowed")
+
+
+def load_json(data: bytes, limits: SafeLimits, what: str = "report") -> object:
+    """Strict JSON: UTF-8, no duplicate members, no NaN/Infinity, size-limited."""
+    if not isinstance(data, bytes | bytearray):
+        raise MalformedReport(f"{what} must be bytes")
+    if len(data) > limits.max_report_bytes:
+        raise LimitExceeded(f"{what} of {len(data)} bytes exceeds {limits.max_report_bytes}")
+    try:
+        text = bytes(data).decode("utf-8")
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except MalformedReport:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise MalformedReport(f"{what} is not valid JSON: {exc}") from exc
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _object(value: object, what: str, allowed: frozenset[str]) -> Mapping[str, object]:
+    if not isinstance(value, dict):
+        raise MalformedReport(f"{what} must be a JSON object")
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise MalformedReport(f"{what} has unknown member(s) {', '.join(map(repr, unknown))}")
+    return value
+
+
+def _text(obj: Mapping[str, object], key: str, what: str, limits: SafeLimits) -> str:
+    if key not in obj:
+        raise MalformedReport(f"{what} lacks {key!r}")
+    return _text_value(obj[key], f"{what}.{key}", limits)
+
+
+def _text_value(value: object, what: str, limits: SafeLimits) -> str:
+    if not isinstance(value, str):
+        raise MalformedReport(f"{what} must be text")
+    if len(value) > limits.max_text:
+        raise LimitExceeded(f"{what} is longer than {limits.max_text} characters")
+    return value
+
+
+def _opt_text(obj: Mapping[str, object], key: str, what: str, limits: SafeLimits) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    return _text_value(value, f"{what}.{key}", limits) or None
+
+
+def parse_hex_digest(text: str, what: str, max_size: int = 64) -> bytes | None:
+    """Hex text (optional ``0x``, any case) of a 32/48/64-byte digest; ``""`` is ``None``."""
+    value = text.strip()
+    if value[:2] in ("0x", "0X"):
+        value = value[2:]
+    if not value:
+        return None
+    if len(value) % 2 or not all(c in "0123456789abcdefABCDEF" for c in value):
+        raise MalformedReport(f"{what} is not hex")
+    digest = bytes.fromhex(value)
+    if len(digest) not in _DIGEST_SIZES or len(digest) > max_size:
+        raise MalformedReport(f"{what} of {len(digest)} bytes is not a SHA-2 digest of its kind")
+    return digest
+
+
+def _hash_member(device: Mapping[str, object], key: str, size: int) -> bytes | None:
+    value = device.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MalformedReport(f"device.{key} must be text")
+    return parse_hex_digest(value, f"device.{key}", size)
+
+
+def _manifest(
+    device: Mapping[str, object], limits: SafeLimits
+) -> tuple[tuple[ManifestEntry, ...], object]:
+    raw = device.get("manifest")
+    if raw is None:
+        return (), None
+    if not isinstance(raw, list):
+        raise MalformedReport("device.manifest must be an array")
+    if len(raw) > limits.max_manifest:
+        raise LimitExceeded(f"manifest of {len(raw)} files exceeds {limits.max_manifest}")
+    entries = []
+    for i, item in enumerate(raw):
+        what = f"device.manifest[{i}]"
+        obj = _object(item, what, _MANIFEST)
+        name = _text(obj, "file_name", what, limits)
+        digest = parse_hex_digest(_text(obj, "file_hash", what, limits), f"{what}.file_hash")
+        if digest is None:
+            raise MalformedReport(f"{what}.file_hash is empty")
+        entries.append(ManifestEntry(name, digest))
+    return tuple(entries), raw
+
+
+def parse_date(text: str, what: str) -> dt.date | None:
+    """``YYYY-M-D`` (zero padding optional); ``""`` and ``"None"`` are ``None``."""
+    if text.strip().lower() in _NO_VALUE:
+        return None
+    match = _DATE.fullmatch(text.strip())
+    if match is None:
+        raise MalformedReport(f"{what} {text!r} is not a YYYY-MM-DD date")
+    try:
+        return dt.date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError as exc:
+        raise MalformedReport(f"{what} {text!r} is not a calendar date") from exc
+
+
+def _scope(audit: Mapping[str, object], limits: SafeLimits) -> str | None:
+    if "scope_number" in audit and "scope" in audit:
+        raise MalformedReport("audit has both scope_number and scope")
+    key = "scope_number" if "scope_number" in audit else "scope"
+    value = audit.get(key)
+    if value is None:
+        return None
+    if _is_int(value):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise MalformedReport(f"audit.{key} must be finite")
+        return str(int(value)) if value.is_integer() else repr(value)
+    text = _text_value(value, f"audit.{key}", limits).strip()
+    return text or None
+
+
+def parse_cvss_score(value: object, what: str) -> float:
+    """A CVSS base score written as text, ``"0.0"`` to ``"10.0"``."""
+    if not isinstance(value, str) or not _SCORE.fullmatch(value.strip()):
+        raise MalformedReport(f'{what} must be a CVSS score as text, such as "7.9"')
+    score = float(value)
+    if not 0.0 <= score <= 10.0:
+        raise MalformedReport(f"{what} {value!r} is outside 0.0-10.0")
+    return score
+
+
+def _optional_id(value: object, what: str, limits: SafeLimits) -> str | None:
+    if value is None:
+        return None
+    text = _text_value(value, what, limits).strip()
+    return None if text.lower() in _NO_VALUE else text
+
+
+def _issue(item: object, i: int, cvss_version: str | None, limits: SafeLimits) -> Issue:
+    what = f"audit.issues[{i}]"
+    obj = _object(item, what, _ISSUE)
+    for key in ("title", "cvss_score", "cvss_vector", "cwe", "description"):
+        if key not in obj:
+            raise MalformedReport(f"{what} lacks {key!r}")
+    return Issue(
+        title=_text(obj, "title", what, limits),
+        cvss_score=parse_cvss_score(obj["cvss_score"], f"{what}.cvss_score"),
+        cvss_vector=_text(obj, "cvss_vector", what, limits),
+        description=_text(obj, "description", what, limits),
+        cwe=_optional_id(obj["cwe"], f"{what}.cwe", limits),
+        cve=_optional_id(obj.get("cve"), f"{what}.cve", limits),
+        cvss_version=cvss_version,
+    )
+
+
+def _numeric_date(top: Mapping[str, object], key: str) -> int | None:
+    value = top.get(key)
+    if value is None:
+        return None
+    if _is_int(value):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    raise MalformedReport(f"JWT claim {key!r} must be a NumericDate")
+
+
+def _manifest_matches(device: Device, raw_manifest: object) -> bool | None:
+    if raw_manifest is None:
+        return None
+    text = json.dumps(raw_manifest, separators=(",", ":")).encode("utf-8")
+    checks = []
+    if device.fw_hash_sha2_384 is not None:
+        checks.append(hashlib.sha384(text).digest() == device.fw_hash_sha2_384)
+    if device.fw_hash_sha2_512 is not None:
+        checks.append(hashlib.sha512(text).digest() == device.fw_hash_sha2_512)
+    return all(checks) if checks else None
+
+
+def parse_report_object(value: object, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> ShortFormReport:
+    """Build a :class:`ShortFormReport` from an already-decoded JSON value."""
+    top = _object(value, "report", _TOP)
+    for key in ("review_framework_version", "device", "audit"):
+        if key not in top:
+            raise MalformedReport(f"report lacks {key!r}")
+    device_obj = _object(top["device"], "device", _DEVICE)
+    audit_obj = _object(top["audit"], "audit", _AUDIT)
+    for key in ("iss", "sub", "jti"):
+        if key in top and not isinstance(top[key], str):
+            raise MalformedReport(f"JWT claim {key!r} must be text")
+    if "aud" in top and not isinstance(top["aud"], str | list):
+        raise MalformedReport("JWT claim 'aud' must be text or an array")
+    manifest, raw_manifest = _manifest(device_obj, limits)
+    device = Device(
+        vendor=_text(device_obj, "vendor", "device", limits),
+        product=_text(device_obj, "product", "device", limits),
+        fw_version=_text(device_obj, "fw_version", "device", limits),
+        category=_opt_text(device_obj, "category", "device", limits),
+        repo_tag=_opt_text(device_obj, "repo_tag", "device", limits),
+        fw_hash_sha2_384=_hash_member(device_obj, "fw_hash_sha2_384", 48),
+        fw_hash_sha2_512=_hash_member(device_obj, "fw_hash_sha2_512", 64),
+        manifest=manifest,
+        class_id=_opt_text(device_obj, "class_id", "device", limits),
+    )
+    device = dataclasses.replace(device, manifest_matches=_manifest_matches(device, raw_manifest))
+    cvss_version = _text(audit_obj, "cvss_version", "audit", limits)
+    raw_issues = audit_obj.get("issues")
+    if not isinstance(raw_issues, list):
+        raise MalformedReport("audit.issues must be an array")
+    if len(raw_issues) > limits.max_issues:
+        raise LimitExceeded(f"{len(raw_issues)} issues exceed {limits.max_issues}")
+    audit = Audit(
+        srp=_text(audit_obj, "srp", "audit", limits),
+        methodology=_text(audit_obj, "methodology", "audit", limits),
+        completion_date=parse_date(
+            _text(audit_obj, "completion_date", "audit", limits), "audit.completion_date"
+        ),
+        report_version=_text(audit_obj, "report_version", "audit", limits),
+        scope=_scope(audit_obj, limits),
+        cvss_version=cvss_version,
+        solid_version=_opt_text(audit_obj, "solid_ver", "audit", limits),
+        issues=tuple(_issue(x, i, cvss_version, limits) for i, x in enumerate(raw_issues)),
+    )
+    return ShortFormReport(
+        review_framework_version=_text(top, "review_framework_version", "report", limits),
+        device=device,
+        audit=audit,
+        issued_at=_numeric_date(top, "iat"),
+        expires_at=_numeric_date(top, "exp"),
+        not_before=_numeric_date(top, "nbf"),
+    )
+
+
+def parse_report_json(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> ShortFormReport:
+    """Parse an unsigned JSON report; every fault is ``MalformedReport`` (or ``LimitExceeded``)."""
+    return parse_report_object(load_json(data, limits), limits)

@@ -1,0 +1,218 @@
+"""SFRs on the transparency service: the Signed Statement that publishes one, and the query
+"which verified reviews cover this firmware hash, and what do they leave open?".
+
+Publishing wraps the signed SFR, unchanged, as the payload of a SCITT Signed Statement whose
+``sub`` is the reviewed firmware hash (``sha384:<hex>``, else ``sha512:<hex>``) and whose content
+type says which form it is (``application/vnd.ocp.sfr+jws`` or ``+cose``). A Signed Statement
+is a log entry of at most 65,535 bytes, so an SFR too large for that (one with a very large
+source manifest) cannot be published this way and raises ``PayloadTooLarge``.
+
+A review found on the log counts only when all of this holds: the statement is an SFR statement,
+its receipts verify against the service's keys (when they are given), the SFR inside verifies
+against the review-provider keys, and the statement's ``sub`` is one of the SFR's own firmware
+hashes. The SFR's signature is what makes a review trustworthy; the receipts make it public.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from ironroot.cose import (
+    SignedStatement,
+    TransparentStatement,
+    create_statement,
+    verify_transparent_statement,
+)
+from ironroot.crypto import Signer, Verifier
+from ironroot.errors import IronrootError, MalformedInput, MalformedReport, VerificationFailed
+from ironroot.safe._keys import ProviderKeys
+from ironroot.safe._model import DEFAULT_SAFE_LIMITS, SafeLimits, ShortFormReport
+from ironroot.safe._verify import (
+    SFR_COSE_CONTENT_TYPE,
+    SFR_JWS_CONTENT_TYPE,
+    ReportFormat,
+    inspect_report,
+    report_format,
+    verify_report,
+)
+
+__all__ = [
+    "Review",
+    "firmware_subject",
+    "has_issue_at_or_above",
+    "max_open_cvss",
+    "parse_firmware_hash",
+    "review_from_statement",
+    "reviews_for",
+    "sfr_statement",
+]
+
+_SIZES: Final = {"sha384": 48, "sha512": 64}
+_BY_HEX_LENGTH: Final = {96: "sha384", 128: "sha512"}
+_HEX: Final = re.compile(r"[0-9a-fA-F]+")
+_SFR_TYPES: Final = frozenset((SFR_JWS_CONTENT_TYPE, SFR_COSE_CONTENT_TYPE))
+
+
+def parse_firmware_hash(text: str) -> tuple[str, bytes]:
+    """``sha384:<hex>``, ``sha512:<hex>`` or bare hex (96 or 128 digits, optional ``0x``)."""
+    value = text.strip()
+    alg: str | None = None
+    if ":" in value:
+        alg, value = value.split(":", 1)
+        alg = alg.lower().replace("-", "")
+        if alg not in _SIZES:
+            raise MalformedInput(f"unknown firmware hash algorithm {alg!r} (sha384 or sha512)")
+    if value[:2] in ("0x", "0X"):
+        value = value[2:]
+    if not _HEX.fullmatch(value) or len(value) % 2:
+        raise MalformedInput("the firmware hash is not hex")
+    alg = alg or _BY_HEX_LENGTH.get(len(value))
+    if alg is None or len(value) != 2 * _SIZES[alg]:
+        raise MalformedInput("a firmware hash is a SHA-384 (96 hex digits) or SHA-512 (128)")
+    return alg, bytes.fromhex(value)
+
+
+def firmware_subject(report: ShortFormReport) -> str:
+    """The statement ``sub`` for a report: its SHA-384 firmware hash, else its SHA-512."""
+    hashes = report.firmware_hashes()
+    for alg in ("sha384", "sha512"):
+        if alg in hashes:
+            return f"{alg}:{hashes[alg].hex()}"
+    raise MalformedReport("the report has no full-length SHA-384 or SHA-512 firmware hash")
+
+
+def sfr_statement(
+    sfr: bytes,
+    signer: Signer,
+    *,
+    iss: str,
+    providers: ProviderKeys | None = None,
+    now: dt.datetime | None = None,
+    limits: SafeLimits = DEFAULT_SAFE_LIMITS,
+) -> bytes:
+    """A Signed Statement publishing ``sfr`` (signed JWS/JWT or COSE), ready to register.
+
+    With ``providers`` the SFR must verify first (a report that does not verify is never
+    published); without, it is only parsed, to find its firmware hash.
+    """
+    if providers is not None:
+        report = verify_report(sfr, providers, now=now, limits=limits).report
+    else:
+        report = inspect_report(sfr, limits).report
+    fmt = report_format(sfr)
+    content_type = SFR_COSE_CONTENT_TYPE if fmt == "cose" else SFR_JWS_CONTENT_TYPE
+    payload = bytes(sfr).strip() if fmt == "jws" else bytes(sfr)
+    return create_statement(
+        signer, payload, iss=iss, sub=firmware_subject(report), content_type=content_type
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """A verified SFR found on the log, with the statement that published it."""
+
+    report: ShortFormReport
+    format: ReportFormat
+    provider_kid: str
+    issuer: str
+    subject: str
+    receipts_verified: bool
+
+    @property
+    def max_open_cvss(self) -> float | None:
+        """The highest CVSS score among the open issues; ``None`` when none is open."""
+        return self.report.max_cvss
+
+    def has_issue_at_or_above(self, threshold: float) -> bool:
+        """Whether any open issue scores ``threshold`` or more."""
+        return any(issue.cvss_score >= threshold for issue in self.report.audit.issues)
+
+
+def max_open_cvss(review: Review) -> float | None:
+    """The highest CVSS score among the review's open issues; ``None`` when none is open."""
+    return review.max_open_cvss
+
+
+def has_issue_at_or_above(review: Review, threshold: float) -> bool:
+    """Whether any open issue of the review scores ``threshold`` or more."""
+    return review.has_issue_at_or_above(threshold)
+
+
+def review_from_statement(
+    data: bytes,
+    providers: ProviderKeys,
+    *,
+    service_keys: Mapping[bytes, Verifier] | None = None,
+    now: dt.datetime | None = None,
+    limits: SafeLimits = DEFAULT_SAFE_LIMITS,
+) -> Review:
+    """Verify one Transparent (or plain Signed) Statement carrying an SFR; raise if it fails.
+
+    With ``service_keys`` the statement must carry receipts and every receipt must verify;
+    without, receipts are not checked (``receipts_verified`` is then ``False``).
+    """
+    if service_keys is not None:
+        statement = verify_transparent_statement(data, service_keys).statement
+    else:
+        try:
+            statement = TransparentStatement.parse(data).statement
+        except MalformedInput:
+            statement = SignedStatement.parse(data)
+    if statement.content_type not in _SFR_TYPES:
+        raise MalformedReport(f"statement content type {statement.content_type!r} is not an SFR")
+    verified = verify_report(statement.payload, providers, now=now, limits=limits)
+    expected = SFR_COSE_CONTENT_TYPE if verified.format == "cose" else SFR_JWS_CONTENT_TYPE
+    if statement.content_type != expected:
+        raise MalformedReport("the statement's content type does not match the SFR inside")
+    subjects = {
+        f"{alg}:{digest.hex()}" for alg, digest in verified.report.firmware_hashes().items()
+    }
+    if statement.claims.sub.lower() not in subjects:
+        raise VerificationFailed(
+            "the statement's subject is not a firmware hash of the SFR it carries",
+            code="subject-mismatch",
+        )
+    return Review(
+        report=verified.report,
+        format=verified.format,
+        provider_kid=verified.kid,
+        issuer=statement.claims.iss,
+        subject=statement.claims.sub,
+        receipts_verified=service_keys is not None,
+    )
+
+
+def reviews_for(
+    firmware_hash: str,
+    statements: Iterable[bytes],
+    *,
+    providers: ProviderKeys,
+    service_keys: Mapping[bytes, Verifier] | None = None,
+    now: dt.datetime | None = None,
+    limits: SafeLimits = DEFAULT_SAFE_LIMITS,
+) -> list[Review]:
+    """The verified reviews of ``firmware_hash`` among ``statements``, newest first.
+
+    Statements that are not SFRs, or that fail any check of :func:`review_from_statement`, are
+    skipped: they are not reviews. An empty ``providers`` store therefore finds nothing.
+    """
+    alg, digest = parse_firmware_hash(firmware_hash)
+    found: list[Review] = []
+    for data in statements:
+        try:
+            review = review_from_statement(
+                data, providers, service_keys=service_keys, now=now, limits=limits
+            )
+        except IronrootError:
+            continue
+        if review.report.firmware_hashes().get(alg) == digest:
+            found.append(review)
+    found.sort(
+        key=lambda r: r.report.audit.completion_date or dt.date.min,
+        reverse=True,
+    )
+    return found
