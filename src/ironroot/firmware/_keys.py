@@ -15,6 +15,7 @@ included, as in Caliptra. The owner key hash is SHA-384 of the owner key region 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 
@@ -81,8 +82,13 @@ def pqc_key_bytes(key: Verifier, key_type: PqcKeyType) -> bytes:
     return key.raw_bytes()[4:]
 
 
+@functools.lru_cache(maxsize=64)
 def ecc_verifier(stored: bytes) -> PublicKey:
-    """An ES384 verifier for a stored ``x ‖ y`` key; ``MalformedFirmware`` if not on P-384."""
+    """An ES384 verifier for a stored ``x ‖ y`` key; ``MalformedFirmware`` if not on P-384.
+
+    Cached (keys are immutable values): loading a P-384 point validates it, which costs
+    about as much as hashing the whole header, and a device verifies with the same few keys.
+    """
     if len(stored) != ECC_KEY_SIZE:
         raise MalformedFirmware("ECC key has the wrong size")
     half = ECC_KEY_SIZE // 2
@@ -94,8 +100,9 @@ def ecc_verifier(stored: bytes) -> PublicKey:
         raise MalformedFirmware(f"ECC key is not a P-384 point: {exc.detail}") from exc
 
 
+@functools.lru_cache(maxsize=64)
 def pqc_verifier(stored: bytes, key_type: PqcKeyType) -> Verifier:
-    """An ML-DSA-87 or HSS/LMS verifier for a stored PQC key."""
+    """An ML-DSA-87 or HSS/LMS verifier for a stored PQC key (cached like the ECC keys)."""
     try:
         if key_type is PqcKeyType.MLDSA:
             if len(stored) != MLDSA87_KEY_SIZE:

@@ -272,7 +272,7 @@ def field_offsets(toc_len: int = 2) -> dict[str, tuple[int, int]]:
 
 
 def _is_zero(data: bytes) -> bool:
-    return not any(data)
+    return data == bytes(len(data))  # a memcmp, not a Python-level scan
 
 
 def encode_time(value: dt.datetime) -> bytes:
@@ -288,8 +288,10 @@ def encode_time(value: dt.datetime) -> bytes:
 def _decode_time(data: bytes, what: str) -> dt.datetime:
     if len(data) != GENERALIZED_TIME_SIZE or data[-1:] != b"Z" or not data[:-1].isdigit():
         raise MalformedFirmware(f"{what} is not a GeneralizedTime YYYYMMDDHHMMSSZ")
-    try:
-        return dt.datetime.strptime(data.decode("ascii"), "%Y%m%d%H%M%SZ").replace(tzinfo=dt.UTC)
+    try:  # fixed positions: strptime is ten times slower and this is on the boot path
+        fields = (data[0:4], data[4:6], data[6:8], data[8:10], data[10:12], data[12:14])
+        year, month, day, hour, minute, second = (int(f) for f in fields)
+        return dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC)
     except ValueError as exc:
         raise MalformedFirmware(f"{what} is not a valid date: {exc}") from exc
 

@@ -54,10 +54,12 @@ from ironroot.firmware._manifest import (
     DEFAULT_LIMITS,
     FMC_ID,
     HASH_SIZE,
+    HEADER_OFFSET,
     MAX_ECC_KEYS,
     MAX_PQC_KEYS,
     MAX_SVN,
     RUNTIME_ID,
+    TOC_OFFSET,
     FirmwareBundle,
     FirmwareLimits,
     KeyDescriptor,
@@ -260,11 +262,14 @@ def _policy(
 class _Run:
     """The checks over one parsed bundle; each method returns a detail string or raises."""
 
-    def __init__(self, bundle: FirmwareBundle, policy: _Policy) -> None:
+    def __init__(self, data: bytes, bundle: FirmwareBundle, policy: _Policy) -> None:
+        # ``data`` parsed to ``bundle`` and parsing checks the encoding is canonical, so
+        # slices of ``data`` are the encoded fields: hash them rather than re-encode.
+        self.data = memoryview(data)
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.policy = policy
-        self.header_bytes = self.manifest.header_bytes()
+        self.header_bytes = bytes(self.data[HEADER_OFFSET:TOC_OFFSET])
         self.header_digest = hashlib.sha384(self.header_bytes).digest()
         self.descriptor_hash = hashlib.sha384(self.manifest.preamble.descriptors_bytes()).digest()
         pre = self.manifest.preamble
@@ -412,7 +417,7 @@ class _Run:
     # --- digests and policy ---------------------------------------------------------------
 
     def toc_digest(self) -> str:
-        digest = hashlib.sha384(self.manifest.toc_bytes()).digest()
+        digest = hashlib.sha384(self.data[TOC_OFFSET : self.manifest.size]).digest()
         if digest != self.manifest.header.toc_digest:
             raise DigestMismatch("the TOC does not match the header's TOC digest")
         return f"TOC digest {digest.hex()}"
@@ -420,7 +425,7 @@ class _Run:
     def _component_check(self, index: int) -> Callable[[], str]:
         def check() -> str:
             entry = self.manifest.toc[index]
-            digest = hashlib.sha384(self.bundle.components[index]).digest()
+            digest = hashlib.sha384(self.data[entry.offset : entry.end]).digest()
             if digest != entry.digest:
                 raise DigestMismatch(
                     f"component {entry.component_id} does not match its TOC digest"
@@ -475,7 +480,7 @@ class _Run:
             vendor_pqc_key_hash=self.pqc_key_hash,
             owner_key_hash=self.owner_key_hash,
             header_digest=self.header_digest,
-            manifest_digest=self.bundle.manifest_digest(),
+            manifest_digest=hashlib.sha384(self.data[: manifest.size]).digest(),
             svn=manifest.header.svn,
         )
 
@@ -512,7 +517,7 @@ def verify_bundle(
         owner_key_hash,
         limits,
     )
-    run = _Run(FirmwareBundle.parse(bundle, limits), policy)
+    run = _Run(bundle, FirmwareBundle.parse(bundle, limits), policy)
     for _name, check in run.checks():
         check()
     return run.result()
@@ -551,7 +556,7 @@ def check_bundle(
         parsed = FirmwareBundle.parse(bundle, limits)
     except IronrootError as exc:
         return VerificationReport((CheckResult("parse", False, exc.detail, exc.code),), None)
-    run = _Run(parsed, policy)
+    run = _Run(bundle, parsed, policy)
     results = [CheckResult("parse", True, f"{len(parsed.manifest.toc)} components")]
     for name, check in run.checks():
         try:
