@@ -353,9 +353,13 @@ def _fuse(args: argparse.Namespace) -> int:
         if write == "svn":
             return fuses.advance_svn(args.value)
         if write == "revoke-ecc":
-            return fuses.revoke_ecc_key(args.index, key_count=args.key_count or 4)
+            return fuses.revoke_ecc_key(
+                args.index, key_count=4 if args.key_count is None else args.key_count
+            )
         if write == "revoke-pqc":
-            return fuses.revoke_pqc_key(args.index, key_count=args.key_count or 32)
+            return fuses.revoke_pqc_key(
+                args.index, key_count=32 if args.key_count is None else args.key_count
+            )
         if write == "vendor-key-hash":
             return fuses.program_vendor_key_hash(_hex(args.hex, "the vendor key hash"))
         if write == "owner-key-hash":

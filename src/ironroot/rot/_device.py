@@ -33,7 +33,7 @@ import fcntl
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -146,7 +146,7 @@ class Device:
             raise FuseError("the new fuse bank would clear a programmed bit")
         _write_atomic(self.directory / FUSES, new.to_json())
 
-    def program(self, change: Any) -> Fuses:
+    def program(self, change: Callable[[Fuses], Fuses]) -> Fuses:
         """Apply ``change(fuses) -> fuses`` (a :class:`Fuses` method) and persist it."""
         with self._locked():
             new = change(self.fuses)
