@@ -1,0 +1,250 @@
+"""``ironroot safe``: sign, verify, publish and query OCP SAFE Short Form Reports."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ironroot.cose import decode_key_set
+from ironroot.crypto import PublicKey, Verifier, load_signer
+from ironroot.errors import IronrootError, MalformedInput
+from ironroot.safe import (
+    ProviderKeys,
+    VerifiedReport,
+    reviews_for,
+    sfr_statement,
+    sign_report,
+    verify_report,
+)
+from ironroot.transparency import TransparencyClient
+
+_MAX_STATEMENT_FILE = 1024 * 1024
+
+
+def register(sub: Any) -> None:
+    group: argparse.ArgumentParser = sub.add_parser(
+        "safe", help="OCP SAFE Short Form Reports: sign, verify, publish, query"
+    )
+    verbs = group.add_subparsers(dest="verb", metavar="<verb>", required=True)
+    key_help = (
+        "review-provider public key: a PEM/DER key or certificate file, a folder of them "
+        "(e.g. SRP_certificates/Active), or KID=FILE to name a key's kid; repeatable"
+    )
+
+    sign = verbs.add_parser("sign", help="sign a JSON report as compact JWS or CoRIM COSE_Sign")
+    sign.add_argument("report", type=Path, help="the JSON Short Form Report")
+    sign.add_argument("--key", required=True, type=Path, help="provider private key (ES384/ES512)")
+    sign.add_argument("--kid", required=True, help="the provider's key id (JWS/COSE kid)")
+    sign.add_argument("--format", choices=("jws", "cose"), default="jws")
+    sign.add_argument("--out", required=True, type=Path)
+    sign.set_defaults(func=_sign)
+
+    ver = verbs.add_parser("verify", help="verify a signed report (exit 1 if it does not verify)")
+    ver.add_argument("report", type=Path, help="*.jws, *.jwt or COSE (*_signed.cbor)")
+    ver.add_argument("--provider-key", action="append", required=True, help=key_help)
+    ver.add_argument("--at", help="ISO 8601 time for JWT exp/nbf checks (default: now)")
+    ver.add_argument("--json", action="store_true")
+    ver.set_defaults(func=_verify)
+
+    pub = verbs.add_parser("publish", help="register a signed report on a transparency service")
+    pub.add_argument("report", type=Path)
+    pub.add_argument("--url", required=True, help="transparency service base URL")
+    pub.add_argument("--key", required=True, type=Path, help="statement signing key (PEM)")
+    pub.add_argument("--iss", required=True, help="statement issuer (CWT claim 1)")
+    pub.add_argument("--token", help="bearer token for POST /entries")
+    pub.add_argument("--provider-key", action="append", help="verify the report first: " + key_help)
+    pub.add_argument("--out", type=Path, help="transparent statement (default: <report>.ts)")
+    pub.add_argument("--json", action="store_true")
+    pub.set_defaults(func=_publish)
+
+    query = verbs.add_parser(
+        "query",
+        help="reviews of a firmware hash among transparent statements "
+        "(exit 0 iff one has no open issue at or above the threshold)",
+    )
+    query.add_argument("--hash", required=True, help="sha384:<hex>, sha512:<hex> or bare hex")
+    query.add_argument("--dir", required=True, type=Path, help="folder of transparent statements")
+    query.add_argument("--provider-key", action="append", required=True, help=key_help)
+    query.add_argument("--service-keys", type=Path, help="COSE Key Set or PEM: verify receipts")
+    query.add_argument("--threshold", type=float, default=7.0, help="CVSS threshold (7.0)")
+    query.add_argument("--json", action="store_true")
+    query.set_defaults(func=_query)
+
+
+def _providers(values: Sequence[str]) -> ProviderKeys:
+    sources: list[Path] = []
+    aliases: dict[str, Path] = {}
+    for value in values:
+        path = Path(value)
+        if not path.exists() and "=" in value:
+            kid, _, file = value.partition("=")
+            aliases[kid] = Path(file)
+        else:
+            sources.append(path)
+    keys = ProviderKeys.load(sources, aliases)
+    if not len(keys):
+        raise MalformedInput("no review-provider keys were found")
+    return keys
+
+
+def _now(text: str | None) -> dt.datetime:
+    if text is None:
+        return dt.datetime.now(dt.UTC)
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise MalformedInput(f"--at {text!r} is not an ISO 8601 time") from exc
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def _sign(args: argparse.Namespace) -> int:
+    signer = load_signer(args.key)
+    signed = sign_report(args.report.read_bytes(), signer, args.kid, format=args.format)
+    args.out.write_bytes(signed)
+    print(f"wrote {args.out} ({len(signed)} bytes, {args.format}, {signer.algorithm.label})")
+    return 0
+
+
+def _summary(v: VerifiedReport) -> dict[str, object]:
+    return {
+        "verified": True,
+        "format": v.format,
+        "kid": v.kid,
+        "alg": v.algorithm.label,
+        "max_open_cvss": v.report.max_cvss,
+        "report": v.report.to_json_dict(),
+    }
+
+
+def _verify(args: argparse.Namespace) -> int:
+    try:
+        providers = _providers(args.provider_key)
+        verified = verify_report(args.report.read_bytes(), providers, now=_now(args.at))
+    except IronrootError as exc:
+        if args.json:
+            print(json.dumps({"verified": False, "error": exc.code, "detail": exc.detail}))
+        else:
+            print(f"FAILED: {exc.code}: {exc.detail}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(_summary(verified)))
+        return 0
+    r = verified.report
+    hashes = ", ".join(f"{k}:{v.hex()[:16]}…" for k, v in r.firmware_hashes().items()) or "none"
+    worst = "none" if r.max_cvss is None else f"{r.max_cvss:.1f}"
+    print(
+        f"OK: {verified.format} signed by {verified.kid!r} ({verified.algorithm.label})\n"
+        f"  {r.device.vendor} / {r.device.product} {r.device.fw_version}; firmware {hashes}\n"
+        f"  reviewed by {r.audit.srp} on {r.audit.completion_date}; "
+        f"{len(r.audit.issues)} open issue(s), highest CVSS {worst}"
+    )
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    providers = _providers(args.provider_key) if args.provider_key else None
+    signer = load_signer(args.key)
+    statement = sfr_statement(
+        args.report.read_bytes(),
+        signer,
+        iss=args.iss,
+        providers=providers,
+        now=dt.datetime.now(dt.UTC),
+    )
+    out: Path = args.out or args.report.with_name(args.report.name + ".ts")
+    with TransparencyClient(args.url, token=args.token) as client:
+        registration = client.register(statement)
+    out.write_bytes(registration.transparent_statement)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "entry_id": registration.entry_id,
+                    "receipts": len(registration.receipts),
+                    "transparent_statement": str(out),
+                    "report_verified": providers is not None,
+                }
+            )
+        )
+    else:
+        print(
+            f"registered entry {registration.entry_id} with {len(registration.receipts)} "
+            f"receipt(s); wrote {out}"
+        )
+    return 0
+
+
+def _service_keys(path: Path) -> dict[bytes, Verifier]:
+    data = path.read_bytes()
+    if data.lstrip().startswith(b"-----BEGIN"):
+        key = PublicKey.from_pem(data)
+        return {key.kid: key}
+    return dict(decode_key_set(data))
+
+
+def _statements(folder: Path) -> list[bytes]:
+    if not folder.is_dir():
+        raise MalformedInput(f"{folder} is not a folder")
+    out = []
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        if path.stat().st_size <= _MAX_STATEMENT_FILE:
+            out.append(path.read_bytes())
+    return out
+
+
+def _query(args: argparse.Namespace) -> int:
+    providers = _providers(args.provider_key)
+    service_keys = _service_keys(args.service_keys) if args.service_keys else None
+    found = reviews_for(
+        args.hash,
+        _statements(args.dir),
+        providers=providers,
+        service_keys=service_keys,
+        now=dt.datetime.now(dt.UTC),
+    )
+    acceptable = [r for r in found if not r.has_issue_at_or_above(args.threshold)]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "hash": args.hash,
+                    "threshold": args.threshold,
+                    "acceptable": bool(acceptable),
+                    "reviews": [
+                        {
+                            "provider_kid": r.provider_kid,
+                            "srp": r.report.audit.srp,
+                            "format": r.format,
+                            "issuer": r.issuer,
+                            "subject": r.subject,
+                            "receipts_verified": r.receipts_verified,
+                            "completion_date": r.report.audit.completion_date.isoformat()
+                            if r.report.audit.completion_date
+                            else None,
+                            "open_issues": len(r.report.audit.issues),
+                            "max_open_cvss": r.max_open_cvss,
+                            "at_or_above_threshold": r.has_issue_at_or_above(args.threshold),
+                        }
+                        for r in found
+                    ],
+                }
+            )
+        )
+    else:
+        if not found:
+            print(f"no verified review of {args.hash}")
+        for r in found:
+            worst = "none" if r.max_open_cvss is None else f"{r.max_open_cvss:.1f}"
+            flag = "FAIL" if r.has_issue_at_or_above(args.threshold) else "ok"
+            print(
+                f"{flag}: {r.report.audit.srp} ({r.provider_kid!r}, {r.format}) on "
+                f"{r.report.audit.completion_date}: {len(r.report.audit.issues)} open issue(s), "
+                f"highest CVSS {worst}; receipts "
+                + ("verified" if r.receipts_verified else "not checked")
+            )
+    return 0 if acceptable else 1
