@@ -1,0 +1,323 @@
+"""Intel TDX: every v4 quote in the vectors verifies, v5 too; every must-reject case fails."""
+
+from __future__ import annotations
+
+import struct
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from ironroot.attestation.evidence import (
+    INTEL_SGX_ROOT_FINGERPRINT,
+    TdxChainCache,
+    builtin_intel_root,
+    load_certificates,
+    load_crls,
+    parse_pck_extensions,
+    parse_tdx_quote,
+    split_tdx_quote,
+    verify_tdx_quote,
+)
+from ironroot.attestation.evidence._certs import check_not_revoked, fingerprint
+from ironroot.errors import (
+    BadSignature,
+    CertificateExpired,
+    CertificateRevoked,
+    ChainNotTrusted,
+    MalformedEvidence,
+)
+
+pytestmark = pytest.mark.vectors
+
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
+QUOTE4 = "deps_verifier_test_data_tdx_quote_4.dat"
+CCEL = "testing_testdata_ccel_cos-113-tdx-quote.dat"
+SPR = "testing_testdata_tdx_prod_quote_SPR_E4.dat"
+V5 = "testing_testdata_quote_v5_sample.dat"
+
+
+def _quote(tdx_dir: Path, name: str = QUOTE4) -> bytes:
+    return (tdx_dir / name).read_bytes()
+
+
+@pytest.mark.parametrize(("name", "trailing"), [(QUOTE4, False), (CCEL, True), (SPR, True)])
+def test_every_v4_quote_verifies(tdx_dir: Path, name: str, trailing: bool) -> None:
+    data = _quote(tdx_dir, name)
+    claims = verify_tdx_quote(data, now=NOW, allow_trailing=trailing)
+    quote = parse_tdx_quote(data, allow_trailing=trailing)
+    assert quote.header.version == 4
+    assert claims.format == "tdx"
+    assert claims.measurements["mrtd"] == quote.body.mrtd
+    assert claims.measurements["rtmr3"] == quote.body.rtmrs[3]
+    assert claims.report_data == quote.body.report_data
+    assert claims.identity["qe_vendor_id"] == "939a7233f79c4ca9940a0db3957f0607"
+    assert claims.signer.endswith("CN=Intel SGX PCK Certificate")
+    assert len(claims.identity["fmspc"]) == 12
+
+
+def test_quote4_claims_exact(tdx_dir: Path) -> None:
+    claims = verify_tdx_quote(_quote(tdx_dir), now=NOW)
+    assert claims.identity["fmspc"] == "50806f000000"
+    assert claims.debug is True  # this sample TD runs with TDATTRIBUTES.DEBUG
+    assert claims.raw["body"]["td_attributes"]["debug"] is True
+    assert claims.svns["tee_tcb_svn_0"] == 3
+    assert claims.svns["qe_isvsvn"] == parse_tdx_quote(_quote(tdx_dir)).qe_report.isv_svn
+
+
+def test_ccel_quote_debug_off_and_nonce(tdx_dir: Path) -> None:
+    claims = verify_tdx_quote(_quote(tdx_dir, CCEL), now=NOW, allow_trailing=True)
+    assert claims.debug is False
+    assert claims.report_data == (tdx_dir / "testing_testdata_ccel_nonce.dat").read_bytes()
+
+
+def test_v5_quote_with_tdx15_body_verifies(tdx_dir: Path) -> None:
+    claims = verify_tdx_quote(_quote(tdx_dir, V5), now=NOW)
+    quote = parse_tdx_quote(_quote(tdx_dir, V5))
+    assert quote.header.version == 5
+    assert quote.body_type == 3
+    assert quote.body.mrservicetd is not None
+    assert "mrservicetd" in claims.measurements
+    assert "tee_tcb_svn2_0" in claims.svns
+
+
+def test_builtin_intel_root_equals_the_quote_chains(tdx_dir: Path) -> None:
+    root = builtin_intel_root()
+    assert fingerprint(root).hex() == INTEL_SGX_ROOT_FINGERPRINT
+    for name in (QUOTE4, CCEL, SPR, V5):
+        quote = parse_tdx_quote(_quote(tdx_dir, name), allow_trailing=True)
+        chain = load_certificates(quote.pck_chain_pem.rstrip(b"\0"))
+        assert chain[-1].public_bytes(Encoding.DER) == root.public_bytes(Encoding.DER)
+
+
+def test_pck_extensions(tdx_dir: Path) -> None:
+    quote = parse_tdx_quote(_quote(tdx_dir))
+    pck = load_certificates(quote.pck_chain_pem.rstrip(b"\0"))[0]
+    ext = parse_pck_extensions(pck)
+    assert ext.fmspc.hex() == "50806f000000"
+    assert len(ext.tcb_components) == 16
+    assert len(ext.cpusvn) == 16
+
+
+def test_real_crls_do_not_revoke(tdx_dir: Path) -> None:
+    crls = load_crls((tdx_dir / "testing_testdata_pckcrl").read_bytes()) + load_crls(
+        (tdx_dir / "testing_testdata_rootcrl.der").read_bytes()
+    )
+    assert len(crls) == 2
+    verify_tdx_quote(_quote(tdx_dir), now=NOW, crls=crls)
+
+
+# --- must reject ----------------------------------------------------------------------------
+
+
+def _regions(data: bytes) -> dict[str, range]:
+    """Byte ranges of the quote-4 vector covered by a signature or a binding."""
+    quote = parse_tdx_quote(data)
+    sig_at = 48 + 584 + 4
+    qe_at = sig_at + 128 + 6
+    auth_at = qe_at + 384 + 64 + 2
+    return {
+        "header (after version)": range(2, 48),
+        "body": range(48, 632),
+        "quote signature": range(sig_at, sig_at + 64),
+        "attestation key": range(sig_at + 64, sig_at + 128),
+        "QE report": range(qe_at, qe_at + 384),
+        "QE report signature": range(qe_at + 384, qe_at + 448),
+        "QE auth data": range(auth_at, auth_at + len(quote.qe_auth_data)),
+    }
+
+
+def test_flipped_bits_in_signed_regions_are_bad_signature(tdx_dir: Path) -> None:
+    data = _quote(tdx_dir)
+    for region, span in _regions(data).items():
+        for index in span:
+            mutated = bytearray(data)
+            mutated[index] ^= 1 << (index % 8)
+            with pytest.raises(BadSignature):
+                verify_tdx_quote(bytes(mutated), now=NOW)
+        assert span, region
+
+
+@pytest.mark.parametrize("bit", range(16))
+def test_flipped_version_bits_are_malformed(tdx_dir: Path, bit: int) -> None:
+    mutated = bytearray(_quote(tdx_dir))
+    mutated[bit // 8] ^= 1 << (bit % 8)
+    with pytest.raises(MalformedEvidence):
+        verify_tdx_quote(bytes(mutated), now=NOW)
+
+
+def test_version_4_to_5_flip_is_malformed(tdx_dir: Path) -> None:
+    mutated = bytearray(_quote(tdx_dir))
+    mutated[0] = 5
+    with pytest.raises(MalformedEvidence):
+        verify_tdx_quote(bytes(mutated), now=NOW)
+
+
+def test_trailing_bytes_rejected_unless_allowed(tdx_dir: Path) -> None:
+    for name in (SPR, CCEL):
+        with pytest.raises(MalformedEvidence, match="after the end"):
+            verify_tdx_quote(_quote(tdx_dir, name), now=NOW)
+    quote, rest = split_tdx_quote(_quote(tdx_dir, SPR))
+    assert rest.startswith(b"\nextra bytes")
+    verify_tdx_quote(quote, now=NOW)
+    with pytest.raises(MalformedEvidence):
+        verify_tdx_quote(_quote(tdx_dir) + b"\x00", now=NOW)
+
+
+@pytest.mark.parametrize("cut", [0, 10, 48, 631, 700, 1200, 4935])
+def test_truncated_quote_is_malformed(tdx_dir: Path, cut: int) -> None:
+    with pytest.raises(MalformedEvidence):
+        verify_tdx_quote(_quote(tdx_dir)[:cut], now=NOW)
+
+
+def test_oversized_quote_is_malformed(tdx_dir: Path) -> None:
+    with pytest.raises(MalformedEvidence):
+        verify_tdx_quote(_quote(tdx_dir) + b"\x01" * 70_000, now=NOW, allow_trailing=True)
+
+
+@pytest.mark.parametrize(
+    "when", [datetime(2023, 2, 6, tzinfo=UTC), datetime(2030, 2, 8, tzinfo=UTC)]
+)
+def test_pck_outside_validity(tdx_dir: Path, when: datetime) -> None:
+    with pytest.raises(CertificateExpired):
+        verify_tdx_quote(_quote(tdx_dir), now=when)
+
+
+def _with_chain(data: bytes, pem: bytes) -> bytes:
+    """The quote with its PCK chain replaced (the lengths rewritten; nothing re-signed)."""
+    quote = parse_tdx_quote(data)
+    sig_at = 48 + 584
+    qe_at = sig_at + 4 + 128 + 6
+    inner_at = qe_at + 384 + 64 + 2 + len(quote.qe_auth_data)
+    head = bytearray(data[: inner_at + 6])
+    cert_size = inner_at + 6 + len(pem) - qe_at
+    struct.pack_into("<I", head, sig_at, 128 + 6 + cert_size)
+    struct.pack_into("<HI", head, sig_at + 4 + 128, 6, cert_size)
+    struct.pack_into("<HI", head, inner_at, 5, len(pem))
+    return bytes(head) + pem
+
+
+def _self_signed(cn: str) -> x509.Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=20000))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def test_rebuilt_chain_helper_round_trips(tdx_dir: Path) -> None:
+    data = _quote(tdx_dir)
+    pem = parse_tdx_quote(data).pck_chain_pem
+    assert _with_chain(data, pem) == data
+
+
+def test_untrusted_root_in_the_quote(tdx_dir: Path) -> None:
+    data = _quote(tdx_dir)
+    chain = load_certificates(parse_tdx_quote(data).pck_chain_pem.rstrip(b"\0"))
+    fake_root = _self_signed("Intel SGX Root CA")
+    pem = b"".join(c.public_bytes(Encoding.PEM) for c in (*chain[:2], fake_root))
+    with pytest.raises(ChainNotTrusted):
+        verify_tdx_quote(_with_chain(data, pem), now=NOW)
+
+
+def test_missing_intermediate(tdx_dir: Path) -> None:
+    data = _quote(tdx_dir)
+    chain = load_certificates(parse_tdx_quote(data).pck_chain_pem.rstrip(b"\0"))
+    pem = b"".join(c.public_bytes(Encoding.PEM) for c in (chain[0], chain[2]))
+    with pytest.raises(ChainNotTrusted):
+        verify_tdx_quote(_with_chain(data, pem), now=NOW)
+
+
+def test_pck_from_another_quote_fails_the_qe_signature(tdx_dir: Path) -> None:
+    data = _quote(tdx_dir)
+    other = parse_tdx_quote(_quote(tdx_dir, SPR), allow_trailing=True).pck_chain_pem
+    with pytest.raises(BadSignature):
+        verify_tdx_quote(_with_chain(data, other), now=NOW)
+
+
+def test_explicit_untrusted_root_parameter(tdx_dir: Path) -> None:
+    with pytest.raises(ChainNotTrusted):
+        verify_tdx_quote(_quote(tdx_dir), now=NOW, root=_self_signed("Intel SGX Root CA"))
+
+
+def test_revoked_certificate_is_rejected() -> None:
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")])
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=9000))
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leaf")]))
+        .issuer_name(ca_name)
+        .public_key(leaf_key.public_key())
+        .serial_number(0x1234)
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=9000))
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    def crl(serials: list[int], key: ec.EllipticCurvePrivateKey) -> x509.CertificateRevocationList:
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca_name)
+            .last_update(start)
+            .next_update(start + timedelta(days=30))
+        )
+        for serial in serials:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(serial)
+                .revocation_date(start)
+                .build()
+            )
+        return builder.sign(key, hashes.SHA256())
+
+    check_not_revoked((leaf, ca), [crl([7], ca_key)])
+    with pytest.raises(CertificateRevoked):
+        check_not_revoked((leaf, ca), [crl([7, 0x1234], ca_key)])
+    with pytest.raises(ChainNotTrusted):
+        check_not_revoked((leaf, ca), [crl([], ec.generate_private_key(ec.SECP256R1()))])
+
+
+def test_chain_cache(tdx_dir: Path) -> None:
+    cache = TdxChainCache()
+    verify_tdx_quote(_quote(tdx_dir), now=NOW, cache=cache)
+    assert len(cache) == 1
+    verify_tdx_quote(_quote(tdx_dir), now=NOW, cache=cache)
+    with pytest.raises(CertificateExpired):
+        verify_tdx_quote(_quote(tdx_dir), now=datetime(2031, 1, 1, tzinfo=UTC), cache=cache)
+
+
+@pytest.mark.parametrize(
+    ("offset", "value", "match"),
+    [(2, 3, "key type"), (4, 0x00, "TEE type"), (636 + 128, 7, "type 7")],
+)
+def test_unsupported_types(tdx_dir: Path, offset: int, value: int, match: str) -> None:
+    mutated = bytearray(_quote(tdx_dir))
+    mutated[offset] = value
+    with pytest.raises(MalformedEvidence, match=match):
+        parse_tdx_quote(bytes(mutated))
