@@ -1,0 +1,114 @@
+"""``ironroot evidence verify``, called in-process through its own ``register``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from ironroot.cli import evidence
+from ironroot.errors import IronrootError
+
+pytestmark = pytest.mark.vectors
+
+
+def run(*argv: str) -> int:
+    """Parse and run like ``ironroot`` does (typed errors become their exit codes)."""
+    parser = argparse.ArgumentParser(prog="ironroot")
+    evidence.register(parser.add_subparsers(dest="group"))
+    args = parser.parse_args(list(argv))
+    try:
+        return int(args.func(args))
+    except IronrootError as exc:
+        return exc.exit_code
+
+
+def test_verify_hex_snp_report_json(snp_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(
+        "evidence", "verify", str(snp_dir / "tests_certs_data_report_milan.hex"),
+        "--cert", str(snp_dir / "tests_certs_data_vcek_milan.der"),
+        "--at", "2025-06-01T00:00:00Z", "--json",
+    )  # fmt: skip
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] == "verified"
+    assert out["claims"]["format"] == "snp"
+    assert out["claims"]["identity"]["product"] == "Milan"
+
+
+def test_verify_vlek_with_chain_pem_text(snp_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(
+        "evidence", "verify", str(snp_dir / "deps_verifier_test_data_snp_test-vlek-report.bin"),
+        "--cert", str(snp_dir / "deps_verifier_test_data_snp_test-vlek.der"),
+        "--cert", str(snp_dir / "verify_trust_ask_ark_milan_vlek.pem"),
+        "--at", "2025-06-01",
+    )  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "verdict: verified" in out
+    assert "signing_key: vlek" in out
+
+
+def test_expired_vlek_fails_with_reason(snp_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(
+        "evidence", "verify", str(snp_dir / "deps_verifier_test_data_snp_test-vlek-report.bin"),
+        "--cert", str(snp_dir / "deps_verifier_test_data_snp_test-vlek.der"),
+        "--at", "2026-01-01T00:00:00+00:00", "--json",
+    )  # fmt: skip
+    assert code == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"verdict": "failed", "error": "certificate-expired", "detail": out["detail"]}
+
+
+def test_azure_hcl_auto_detected(snp_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(
+        "evidence", "verify", str(snp_dir / "deps_verifier_test_data_az-snp-vtpm_hcl-report.bin"),
+        "--cert", str(snp_dir / "deps_verifier_test_data_az-snp-vtpm_vcek.pem"),
+        "--at", "2025-06-01", "--json",
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["claims"]["format"] == "azure-hcl"
+
+
+def test_tdx_quote(tdx_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    quote = str(tdx_dir / "testing_testdata_tdx_prod_quote_SPR_E4.dat")
+    assert run("evidence", "verify", quote, "--at", "2026-11-28") == 2  # trailing bytes
+    capsys.readouterr()
+    code = run(
+        "evidence", "verify", quote, "--at", "2026-11-28", "--allow-trailing",
+        "--crl", str(tdx_dir / "testing_testdata_pckcrl"),
+        "--crl", str(tdx_dir / "testing_testdata_rootcrl.der"),
+    )  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "format:      tdx" in out
+    assert "fmspc: 50806f000000" in out
+
+
+def test_tampered_report_exits_1(
+    tmp_path: Path, snp_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = bytearray((snp_dir / "deps_verifier_test_data_snp_test-report.bin").read_bytes())
+    data[0x90] ^= 0x80
+    path = tmp_path / "report.bin"
+    path.write_bytes(bytes(data))
+    cert = str(snp_dir / "deps_verifier_test_data_snp_test-vcek.der")
+    assert run("evidence", "verify", str(path), "--cert", cert, "--at", "2025-06-01") == 1
+    assert "FAILED (bad-signature)" in capsys.readouterr().out
+
+
+def test_malformed_input_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "junk.bin"
+    path.write_bytes(b"\x01\x02junk")
+    assert run("evidence", "verify", str(path)) == 2
+    assert run("evidence", "verify", str(path), "--format", "snp") == 2
+
+
+def test_bad_time_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "x"
+    path.write_bytes(b"x")
+    with pytest.raises(SystemExit) as exc:
+        run("evidence", "verify", str(path), "--at", "yesterday")
+    assert exc.value.code == 2

@@ -1,0 +1,82 @@
+"""The public surface of ``ironroot.attestation`` and the claims model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import FrozenInstanceError
+
+import pytest
+
+import ironroot.attestation as attestation
+import ironroot.attestation.evidence as evidence
+from ironroot.attestation.evidence import EVIDENCE_FORMATS, EvidenceClaims
+
+
+def test_attestation_all() -> None:
+    assert set(attestation.__all__) == {
+        "EVIDENCE_FORMATS",
+        "EvidenceClaims",
+        "VerifyOptions",
+        "verify_evidence",
+    }
+
+
+def test_evidence_all_is_exact_and_resolvable() -> None:
+    names = set(evidence.__all__)
+    assert {
+        "verify_snp_report",
+        "verify_tdx_quote",
+        "verify_azure_hcl_report",
+        "verify_evidence",
+        "parse_snp_report",
+        "parse_tdx_quote",
+        "check_snp_endorsement",
+        "EvidenceClaims",
+    } <= names
+    for name in names:
+        assert not name.startswith("_")
+        assert getattr(evidence, name) is not None
+    assert len(names) == len(evidence.__all__)
+
+
+def test_format_table_order_and_names() -> None:
+    assert list(EVIDENCE_FORMATS) == ["azure-hcl", "snp", "tdx"]
+    for name, row in EVIDENCE_FORMATS.items():
+        assert row.name == name
+        assert row.description
+
+
+def _claims() -> EvidenceClaims:
+    return EvidenceClaims(
+        format="snp",
+        measurements={"measurement": b"\x01" * 48},
+        report_data=b"\x02" * 64,
+        debug=False,
+        svns={"snp": 8},
+        identity={"chip_id": "ab"},
+        signer="CN=SEV-VCEK",
+        raw={"nested": {"bytes": b"\xff"}, "list": [b"\x00", 1]},
+    )
+
+
+def test_claims_are_frozen_and_read_only() -> None:
+    claims = _claims()
+    with pytest.raises(FrozenInstanceError):
+        claims.debug = True  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        claims.measurements["x"] = b""  # type: ignore[index]
+    with pytest.raises(TypeError):
+        claims.svns["x"] = 1  # type: ignore[index]
+
+
+def test_claims_to_dict_is_json_with_lowercase_hex() -> None:
+    out = _claims().to_dict()
+    text = json.dumps(out)
+    assert json.loads(text)["raw"] == {"nested": {"bytes": "ff"}, "list": ["00", 1]}
+    assert out["measurements"] == {"measurement": "01" * 48}
+    assert out["report_data"] == "02" * 64
+
+
+def test_claims_reject_non_json_raw() -> None:
+    with pytest.raises(TypeError):
+        EvidenceClaims("x", {}, b"", False, {}, {}, "", raw={"obj": object()})
