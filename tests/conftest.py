@@ -1,20 +1,13 @@
-"""Shared fixtures: where the interop vectors are, and pinned time."""
+"""Shared fixtures: where the interop vectors are."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from ironroot_vectors import vectors_dir
 
-_DEFAULT_VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
-
-
-def vectors_dir() -> Path | None:
-    """The interop vectors folder ($IRONROOT_VECTORS or ../shared/vectors), if present."""
-    env = os.environ.get("IRONROOT_VECTORS")
-    path = Path(env) if env else _DEFAULT_VECTORS
-    return path if path.is_dir() else None
+__all__ = ["vectors_dir"]
 
 
 @pytest.fixture(scope="session")
