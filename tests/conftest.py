@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from ironroot_vectors import vectors_dir
 
 __all__ = ["vectors_dir"]
