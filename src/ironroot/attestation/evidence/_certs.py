@@ -13,7 +13,6 @@ case because the certificates are the vendor's real, and only, endorsements.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ from typing import Final
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives import hashes
 from cryptography.utils import CryptographyDeprecationWarning
 
 from ironroot.errors import (
@@ -85,7 +84,7 @@ def load_certificates(data: CertificateInput) -> list[x509.Certificate]:
 
 def fingerprint(cert: x509.Certificate) -> bytes:
     """SHA-256 over the certificate's DER encoding."""
-    return hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()
+    return cert.fingerprint(hashes.SHA256())
 
 
 def subject_text(cert: x509.Certificate) -> str:

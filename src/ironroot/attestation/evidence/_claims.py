@@ -41,14 +41,16 @@ __all__ = ["EvidenceClaims", "json_ready"]
 
 def json_ready(value: object) -> Any:
     """``value`` with bytes as lower-case hex and mappings/sequences copied into dicts/lists."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
     if isinstance(value, bytes | bytearray):
         return bytes(value).hex()
     if isinstance(value, Mapping):
         return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(v) for v in value]
-    if value is None or isinstance(value, bool | int | str | float):
-        return value
     raise TypeError(f"not JSON-ready: {type(value).__name__}")
 
 

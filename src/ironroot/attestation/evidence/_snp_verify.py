@@ -43,9 +43,6 @@ from datetime import datetime
 from typing import Any, Final
 
 from cryptography import x509
-from pyasn1.codec.der import decoder as der_decoder
-from pyasn1.error import PyAsn1Error
-from pyasn1.type import char, univ
 
 from ironroot.attestation.evidence._certs import (
     CertificateInput,
@@ -180,9 +177,10 @@ def verify_snp_chain(
     ``CertificateExpired``.
     """
     trusted = builtin_snp_anchors() if anchors is None else tuple(anchors)
-    ark_prints = {fingerprint(a.ark) for a in trusted}
-    for cert in supplied:
-        if cert.subject == cert.issuer and fingerprint(cert) not in ark_prints:
+    roots = [c for c in supplied if c.subject == c.issuer]
+    ark_prints = {fingerprint(a.ark) for a in trusted} if roots else set()
+    for cert in roots:
+        if fingerprint(cert) not in ark_prints:
             raise ChainNotTrusted(f"supplied root {_common_name(cert)!r} is not a built-in AMD ARK")
     kind = _leaf_kind(leaf)
     if kind is None:
@@ -193,11 +191,15 @@ def verify_snp_chain(
         builtin = anchor.ask if kind is SnpSigningKey.VCEK else anchor.asvk
         if builtin.subject != leaf.issuer:
             continue
-        extra = [
-            c
-            for c in supplied
-            if c.subject == builtin.subject and fingerprint(c) != fingerprint(builtin)
-        ]
+        extra = (
+            [
+                c
+                for c in supplied
+                if c.subject == builtin.subject and fingerprint(c) != fingerprint(builtin)
+            ]
+            if supplied
+            else []
+        )
         for inter in (builtin, *extra):
             key = (leaf_print, fingerprint(inter), fingerprint(anchor.ark))
             if cache is None or cache.get(key) is None:
@@ -233,24 +235,40 @@ def _extension(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> bytes | No
     return value.value
 
 
+def _der_content(raw: bytes, tag: int, what: str) -> bytes:
+    """The content of one DER TLV with ``tag`` filling ``raw`` exactly (definite, minimal length).
+
+    Written here rather than through pyasn1: these extensions are one tiny primitive each, and
+    the generic decoder costs more than the report signature check on the hot path.
+    """
+    if len(raw) < 2 or raw[0] != tag:
+        raise EndorsementMismatch(f"{what} extension is not the expected DER type")
+    length, start = raw[1], 2
+    if length == 0x81:
+        if len(raw) < 3 or raw[2] < 0x80:
+            raise EndorsementMismatch(f"{what} extension has a non-minimal DER length")
+        length, start = raw[2], 3
+    elif length > 0x80:
+        raise EndorsementMismatch(f"{what} extension is too long")
+    if length == 0x80 or start + length != len(raw):
+        raise EndorsementMismatch(f"{what} extension length does not match its content")
+    return raw[start:]
+
+
 def _der_int(raw: bytes, what: str) -> int:
-    try:
-        value, rest = der_decoder.decode(raw, asn1Spec=univ.Integer())
-    except PyAsn1Error as exc:
-        raise EndorsementMismatch(f"{what} extension is not a DER INTEGER") from exc
-    if rest:
-        raise EndorsementMismatch(f"{what} extension has trailing bytes")
-    return int(value)
+    body = _der_content(raw, 0x02, what)
+    if not body or body[0] & 0x80:
+        raise EndorsementMismatch(f"{what} extension is not a non-negative DER INTEGER")
+    if len(body) > 1 and body[0] == 0 and not body[1] & 0x80:
+        raise EndorsementMismatch(f"{what} extension INTEGER is not minimally encoded")
+    return int.from_bytes(body, "big")
 
 
 def _der_ia5(raw: bytes, what: str) -> str:
-    try:
-        value, rest = der_decoder.decode(raw, asn1Spec=char.IA5String())
-    except PyAsn1Error as exc:
-        raise EndorsementMismatch(f"{what} extension is not a DER IA5String") from exc
-    if rest:
-        raise EndorsementMismatch(f"{what} extension has trailing bytes")
-    return str(value)
+    body = _der_content(raw, 0x16, what)
+    if any(b > 0x7F for b in body):
+        raise EndorsementMismatch(f"{what} extension is not an IA5String")
+    return body.decode("ascii")
 
 
 def _product_name(cert: x509.Certificate) -> str | None:
