@@ -28,7 +28,7 @@ from ironroot.attestation.evidence import (
     verify_snp_report,
     verify_snp_signature,
 )
-from ironroot.crypto import Algorithm, PublicKey
+from ironroot.crypto import Algorithm, PrivateKey, PublicKey
 from ironroot.errors import (
     BadSignature,
     CertificateExpired,
@@ -435,3 +435,41 @@ def test_v5_mitigation_vectors_are_parsed(fake_amd: Callable[[SnpProduct], FakeA
     assert claims.raw["launch_mit_vector"] == "0000000000000005"
     assert claims.raw["current_mit_vector"] == "0000000000000007"
     assert parse_snp_report(build_report(None, version=2, tcb=TCB)).launch_mit_vector is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"\x02\x01\x09",
+        b"\x02\x02\x00\x09",
+        b"\x02\x01\x85",
+        b"\x04\x01\x05",
+        b"\x02\x02\x05",
+        b"\x02\x00",
+    ],
+)
+def test_malformed_tcb_extension_is_a_mismatch(
+    fake_amd: Callable[[SnpProduct], FakeAmd], value: bytes
+) -> None:
+    amd = fake_amd(SnpProduct.MILAN)
+    chip = bytes(range(64))
+    key = ec.generate_private_key(ec.SECP384R1())
+    amd_oid = "1.3.6.1.4.1.3704.1"
+    ext = {
+        f"{amd_oid}.2": b"\x16\x05Milan",
+        f"{amd_oid}.3.1": value,
+        f"{amd_oid}.3.2": b"\x02\x01\x01",
+        f"{amd_oid}.3.3": b"\x02\x01\x16",
+        f"{amd_oid}.3.8": b"\x02\x02\x00\xd5",
+        f"{amd_oid}.4": chip,
+    }
+    cert = make_cert("SEV-VCEK", "SEV-Milan", key, amd.ask_key, ca=False, extensions=ext)
+    report = build_report(PrivateKey(key), tcb=TCB, chip_id=chip)
+    der = cert.public_bytes(Encoding.DER)
+    if value == b"\x02\x01\x09":  # the well-formed control: boot loader SVN 9
+        assert (
+            verify_snp_report(report, [der], now=NOW, anchors=[amd.anchor]).svns["bootloader"] == 9
+        )
+        return
+    with pytest.raises(EndorsementMismatch):
+        verify_snp_report(report, [der], now=NOW, anchors=[amd.anchor])
