@@ -1,0 +1,78 @@
+"""The integrated HSM: the key boundary of Ironroot.
+
+:class:`Hsm` is the built-in boundary (roles, keys generated inside, sign/verify, AES-256-GCM,
+wrap/unwrap, HKDF derive, key attestation, self-tests, tamper response, sealed persistence and a
+hash-chained audit log). :class:`KeyBackend` is the narrow protocol that both it
+(:class:`BuiltinBackend`) and a PKCS#11 token (:class:`Pkcs11Backend`) implement, and
+:class:`HsmSigner` is a :class:`~ironroot.crypto.Signer` over either. The wrap formats are pure
+functions so the receiving side (a TEE, another HSM) can unwrap with the same code.
+See ``docs/hsm.md``.
+"""
+
+from ironroot.hsm._attest import ATTESTATION_CONTENT_TYPE, KeyAttestation, verify_key_attestation
+from ironroot.hsm._audit import (
+    CHECKPOINT_CONTENT_TYPE,
+    AuditCheckpoint,
+    AuditRecord,
+    format_audit_log,
+    parse_audit_log,
+    verify_audit,
+    verify_audit_checkpoint,
+)
+from ironroot.hsm._backend import BuiltinBackend, HsmSigner, KeyBackend
+from ironroot.hsm._boundary import Hsm, ReleaseCheck
+from ironroot.hsm._model import (
+    DeviceIdentity,
+    HsmConfig,
+    KeyAttributes,
+    KeyInfo,
+    KeyType,
+    Role,
+    Session,
+    Usage,
+)
+from ironroot.hsm._pkcs11 import Pkcs11Backend
+from ironroot.hsm._selftest import DEFAULT_KATS, Kat
+from ironroot.hsm._storage import DirectoryStorage, HsmStorage, MemoryStorage
+from ironroot.hsm._wrap import (
+    unwrap_key_kem,
+    unwrap_key_rsa_aes,
+    wrap_key_kem,
+    wrap_key_rsa_aes,
+)
+
+__all__ = [
+    "ATTESTATION_CONTENT_TYPE",
+    "CHECKPOINT_CONTENT_TYPE",
+    "DEFAULT_KATS",
+    "AuditCheckpoint",
+    "AuditRecord",
+    "BuiltinBackend",
+    "DeviceIdentity",
+    "DirectoryStorage",
+    "Hsm",
+    "HsmConfig",
+    "HsmSigner",
+    "HsmStorage",
+    "Kat",
+    "KeyAttestation",
+    "KeyAttributes",
+    "KeyBackend",
+    "KeyInfo",
+    "KeyType",
+    "MemoryStorage",
+    "Pkcs11Backend",
+    "ReleaseCheck",
+    "Role",
+    "Session",
+    "Usage",
+    "format_audit_log",
+    "parse_audit_log",
+    "unwrap_key_kem",
+    "unwrap_key_rsa_aes",
+    "verify_audit",
+    "verify_audit_checkpoint",
+    "verify_key_attestation",
+    "wrap_key_kem",
+    "wrap_key_rsa_aes",
+]

@@ -1,0 +1,215 @@
+"""Key attestation: an HSM-signed statement that a key lives in the HSM with given attributes.
+
+The statement is a COSE_Sign1 (tag 18) signed by the HSM's attestation key, with protected
+header ``{1: alg, 3: "application/vnd.ironroot.hsm-key-attestation+cbor", 33: [attestation
+certificate, device certificate, ..., issuers]}`` and a deterministic-CBOR payload::
+
+    {
+      "hsm":        bstr,            ; the HSM's id (also the attestation cert's serialNumber)
+      "handle":     tstr,            ; the key's handle
+      "type":       tstr,            ; key type, e.g. "EC-P384", "ML-KEM-768", "AES-256"
+      "attributes": {"usages": [+ tstr], "exportable": bool, "label": tstr,
+                     "release_policy": tstr / null},
+      "local":      bool,            ; generated inside the HSM (false: imported by unwrap)
+      "iat":        uint,            ; POSIX seconds
+      "pub":        bstr / null,     ; SubjectPublicKeyInfo DER of an asymmetric key
+      "cose_key":   COSE_Key / null, ; the public COSE_Key of a signing key
+      "nonce":      bstr / null      ; the relying party's nonce, when it gave one
+    }
+
+:func:`verify_key_attestation` validates the device chain (``x5chain[1:]``) to a trust anchor
+with :func:`ironroot.cose.verify_x5chain`, checks that the device certificate issued the
+attestation certificate, verifies the signature with the attestation key, and parses the
+claims strictly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.x509.oid import NameOID
+
+from ironroot.cose import CONTENT_TYPE, X5CHAIN, Limits, Sign1, decode_cbor, sign1, verify_x5chain
+from ironroot.cose import encode_cbor as _encode
+from ironroot.crypto import PublicKey, Signer
+from ironroot.errors import (
+    ChainNotTrusted,
+    MalformedInput,
+    StaleNonce,
+    UnsupportedAlgorithm,
+)
+from ironroot.hsm._certs import check_issued_by, load_certificate
+from ironroot.hsm._model import KeyAttributes, KeyInfo, KeyType
+
+__all__ = [
+    "ATTESTATION_CONTENT_TYPE",
+    "KeyAttestation",
+    "sign_key_attestation",
+    "verify_key_attestation",
+]
+
+ATTESTATION_CONTENT_TYPE: Final = "application/vnd.ironroot.hsm-key-attestation+cbor"
+ATTESTATION_LIMITS: Final = Limits(max_bytes=256 * 1024, max_x5chain=8)
+MAX_NONCE: Final = 64
+_CLAIMS: Final = frozenset(
+    {"hsm", "handle", "type", "attributes", "local", "iat", "pub", "cose_key", "nonce"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAttestation:
+    """A verified key attestation."""
+
+    hsm_id: bytes
+    handle: str
+    key_type: KeyType
+    attributes: KeyAttributes
+    generated_inside: bool
+    issued_at: int
+    public_der: bytes | None = field(repr=False)
+    public_key: PublicKey | None
+    nonce: bytes | None
+    attestation_key: PublicKey
+    device_key: PublicKey
+
+
+def sign_key_attestation(
+    signer: Signer,
+    chain: Sequence[bytes],
+    *,
+    hsm_id: bytes,
+    info: KeyInfo,
+    now: int,
+    nonce: bytes | None,
+) -> bytes:
+    """The attestation statement for ``info`` (see the module docstring)."""
+    if nonce is not None and (not isinstance(nonce, bytes) or len(nonce) > MAX_NONCE):
+        raise MalformedInput(f"an attestation nonce is at most {MAX_NONCE} bytes")
+    claims = {
+        "hsm": hsm_id,
+        "handle": info.handle,
+        "type": info.key_type.value,
+        "attributes": info.attributes.to_map(),
+        "local": info.generated_inside,
+        "iat": now,
+        "pub": info.public_der,
+        "cose_key": info.public_key.to_cose_key() if info.public_key else None,
+        "nonce": nonce,
+    }
+    protected: dict[object, object] = {
+        CONTENT_TYPE: ATTESTATION_CONTENT_TYPE,
+        X5CHAIN: list(chain),
+    }
+    return sign1(signer, _encode(claims), protected).encode()
+
+
+def _public_of(cert: x509.Certificate) -> PublicKey:
+    try:
+        return PublicKey.from_der(
+            cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        )
+    except UnsupportedAlgorithm as exc:
+        raise ChainNotTrusted("the attestation certificate's key is not a signing key") from exc
+
+
+def _claims(payload: bytes) -> Mapping[str, object]:
+    value = decode_cbor(payload, ATTESTATION_LIMITS)
+    if not isinstance(value, dict) or set(value) != _CLAIMS:
+        raise MalformedInput("key attestation claims must be a map of exactly the nine claims")
+    return value
+
+
+def _optional_bytes(value: object, what: str) -> bytes | None:
+    if value is not None and not isinstance(value, bytes):
+        raise MalformedInput(f"attestation claim {what} must be bytes or null")
+    return value
+
+
+def verify_key_attestation(
+    statement: bytes,
+    *,
+    roots: Sequence[x509.Certificate],
+    now: dt.datetime,
+    nonce: bytes | None = None,
+) -> KeyAttestation:
+    """Verify a key attestation against device trust anchors ``roots`` at ``now``.
+
+    Raises ``MalformedInput`` for bad structure or claims, ``ChainNotTrusted`` /
+    ``CertificateExpired`` for the chain, ``BadSignature`` / ``AlgorithmNotAccepted`` for the
+    signature, and ``StaleNonce`` when ``nonce`` is given and the statement answers another.
+    """
+    msg = Sign1.decode(statement, ATTESTATION_LIMITS)
+    if msg.protected.get(CONTENT_TYPE) != ATTESTATION_CONTENT_TYPE:
+        raise MalformedInput("not an HSM key attestation (content type)")
+    chain = msg.protected.get(X5CHAIN)
+    if (
+        not isinstance(chain, list)
+        or len(chain) < 2
+        or not all(isinstance(c, bytes) for c in chain)
+    ):
+        raise MalformedInput("a key attestation carries x5chain [attestation cert, device chain]")
+    if msg.payload is None:
+        raise MalformedInput("a key attestation has an attached payload")
+    device_key = verify_x5chain(chain[1:], roots, now, ATTESTATION_LIMITS)
+    attestation_cert = load_certificate(chain[0])
+    check_issued_by(attestation_cert, load_certificate(chain[1]), now)
+    attestation_key = _public_of(attestation_cert)
+    msg.verify(attestation_key)
+    claims = _claims(msg.payload)
+    hsm_id = claims["hsm"]
+    if not isinstance(hsm_id, bytes) or not hsm_id:
+        raise MalformedInput("attestation claim hsm must be non-empty bytes")
+    serials = attestation_cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+    if len(serials) != 1 or serials[0].value != hsm_id.hex():
+        raise ChainNotTrusted("the attestation certificate is for another HSM")
+    handle, type_name, local, iat = (
+        claims["handle"],
+        claims["type"],
+        claims["local"],
+        claims["iat"],
+    )
+    if not isinstance(handle, str) or not isinstance(type_name, str):
+        raise MalformedInput("attestation claims handle and type must be text")
+    if not isinstance(local, bool):
+        raise MalformedInput("attestation claim local must be a bool")
+    if isinstance(iat, bool) or not isinstance(iat, int) or iat < 0:
+        raise MalformedInput("attestation claim iat must be a non-negative integer")
+    key_type = KeyType.parse(type_name)
+    attributes = KeyAttributes.from_map(claims["attributes"])
+    public_der = _optional_bytes(claims["pub"], "pub")
+    claimed_nonce = _optional_bytes(claims["nonce"], "nonce")
+    cose_key = claims["cose_key"]
+    public_key = None
+    if cose_key is not None:
+        if not isinstance(cose_key, dict):
+            raise MalformedInput("attestation claim cose_key must be a map or null")
+        public_key = PublicKey.from_cose_key(cose_key)
+        if public_der is None or public_key.to_der() != public_der:
+            raise MalformedInput("attestation claims pub and cose_key disagree")
+    if key_type.is_secret != (public_der is None):
+        raise MalformedInput("attestation claim pub does not fit the key type")
+    if (key_type.signature_algorithm is None) != (public_key is None):
+        raise MalformedInput("attestation claim cose_key does not fit the key type")
+    if nonce is not None and (
+        claimed_nonce is None or not hmac.compare_digest(nonce, claimed_nonce)
+    ):
+        raise StaleNonce("the key attestation answers another nonce")
+    return KeyAttestation(
+        hsm_id=hsm_id,
+        handle=handle,
+        key_type=key_type,
+        attributes=attributes,
+        generated_inside=local,
+        issued_at=iat,
+        public_der=public_der,
+        public_key=public_key,
+        nonce=claimed_nonce,
+        attestation_key=attestation_key,
+        device_key=device_key,
+    )

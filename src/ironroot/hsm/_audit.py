@@ -1,0 +1,247 @@
+"""The HSM audit log: hash-chained records, their verification, and signed checkpoints.
+
+Each record is ``(seq, time, identity, operation, key, result, prev)``; its hash is
+``SHA-256(deterministic CBOR of [seq, time, identity, operation, key, result, prev])`` and
+``prev`` is the hash of the record before it (32 zero bytes for record 0). ``seq`` counts from
+0 without gaps. So a removed, altered or reordered record breaks the chain at that point;
+removing records from the *end* is caught against a checkpoint (``size`` records with head hash
+``head``), which the HSM signs with its attestation key as a SCITT Signed Statement (payload:
+CBOR map ``{"hsm": bstr, "size": uint, "head": bstr, "time": uint}``, content type
+``application/vnd.ironroot.hsm-audit-checkpoint+cbor``) so it can be registered on the
+transparency service; the HSM also seals its latest ``(size, head)`` into its key store.
+
+On disk the log is JSON Lines, one record per line with ``prev`` in lowercase hex: readable
+with any tool, while the hash always covers the CBOR form. ``time`` is POSIX seconds, ``key``
+is the key handle or ``null``, ``result`` is ``"ok"`` or the error code of a refused operation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from ironroot.cose import SignedStatement, create_statement, decode_cbor, encode_cbor
+from ironroot.crypto import Signer, Verifier
+from ironroot.errors import AuditChainBroken, LimitExceeded, MalformedInput
+
+__all__ = [
+    "CHECKPOINT_CONTENT_TYPE",
+    "ZERO_HASH",
+    "AuditCheckpoint",
+    "AuditRecord",
+    "checkpoint_statement",
+    "format_audit_log",
+    "parse_audit_log",
+    "verify_audit",
+    "verify_audit_checkpoint",
+]
+
+ZERO_HASH: Final = bytes(32)
+CHECKPOINT_CONTENT_TYPE: Final = "application/vnd.ironroot.hsm-audit-checkpoint+cbor"
+CHECKPOINT_SUBJECT: Final = "hsm-audit-log"
+MAX_LINE: Final = 4096
+MAX_RECORDS: Final = 10_000_000
+_FIELDS: Final = frozenset({"seq", "time", "identity", "operation", "key", "result", "prev"})
+
+
+def _is_uint(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One audit record (see the module docstring)."""
+
+    seq: int
+    time: int
+    identity: str
+    operation: str
+    key: str | None
+    result: str
+    prev: bytes
+
+    def __post_init__(self) -> None:
+        if not _is_uint(self.seq) or not _is_uint(self.time):
+            raise MalformedInput("audit seq and time are non-negative integers")
+        for name in ("identity", "operation", "result"):
+            if not isinstance(getattr(self, name), str):
+                raise MalformedInput(f"audit {name} must be text")
+        if self.key is not None and not isinstance(self.key, str):
+            raise MalformedInput("audit key must be a handle or null")
+        if not isinstance(self.prev, bytes) or len(self.prev) != 32:
+            raise MalformedInput("audit prev is a 32-byte hash")
+
+    def digest(self) -> bytes:
+        """The record hash that the next record's ``prev`` must equal."""
+        return hashlib.sha256(
+            encode_cbor(
+                [
+                    self.seq,
+                    self.time,
+                    self.identity,
+                    self.operation,
+                    self.key,
+                    self.result,
+                    self.prev,
+                ]
+            )
+        ).digest()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "seq": self.seq,
+            "time": self.time,
+            "identity": self.identity,
+            "operation": self.operation,
+            "key": self.key,
+            "result": self.result,
+            "prev": self.prev.hex(),
+        }
+
+    @classmethod
+    def from_json(cls, value: object) -> AuditRecord:
+        if not isinstance(value, dict) or set(value) != _FIELDS:
+            raise MalformedInput("an audit record has exactly the seven members")
+        prev = value["prev"]
+        if not isinstance(prev, str) or len(prev) != 64:
+            raise MalformedInput("audit prev is 64 hex digits")
+        try:
+            prev_bytes = bytes.fromhex(prev)
+        except ValueError as exc:
+            raise MalformedInput("audit prev is not hex") from exc
+        return cls(
+            seq=value["seq"],
+            time=value["time"],
+            identity=value["identity"],
+            operation=value["operation"],
+            key=value["key"],
+            result=value["result"],
+            prev=prev_bytes,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditCheckpoint:
+    """``size`` records whose last record hashes to ``head``, as of ``time``, for HSM ``hsm``."""
+
+    hsm: bytes
+    size: int
+    head: bytes
+    time: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.hsm, bytes) or not self.hsm:
+            raise MalformedInput("checkpoint hsm id must be non-empty bytes")
+        if not _is_uint(self.size) or not _is_uint(self.time):
+            raise MalformedInput("checkpoint size and time are non-negative integers")
+        if not isinstance(self.head, bytes) or len(self.head) != 32:
+            raise MalformedInput("checkpoint head is a 32-byte hash")
+
+    def to_payload(self) -> bytes:
+        return encode_cbor(
+            {"hsm": self.hsm, "size": self.size, "head": self.head, "time": self.time}
+        )
+
+    @classmethod
+    def from_payload(cls, payload: bytes) -> AuditCheckpoint:
+        value = decode_cbor(payload)
+        if not isinstance(value, dict) or set(value) != {"hsm", "size", "head", "time"}:
+            raise MalformedInput("an audit checkpoint is a map of hsm, size, head and time")
+        return cls(value["hsm"], value["size"], value["head"], value["time"])
+
+
+def parse_audit_log(data: bytes, *, max_records: int = MAX_RECORDS) -> tuple[AuditRecord, ...]:
+    """Parse JSON Lines audit records (structure only: :func:`verify_audit` checks the chain)."""
+    if not isinstance(data, bytes | bytearray):
+        raise MalformedInput("an audit log is bytes")
+    records: list[AuditRecord] = []
+    for number, line in enumerate(bytes(data).splitlines(), start=1):
+        if not line.strip():
+            continue
+        if len(line) > MAX_LINE:
+            raise LimitExceeded(f"audit line {number} is longer than {MAX_LINE} bytes")
+        if len(records) >= max_records:
+            raise LimitExceeded(f"the audit log has more than {max_records} records")
+        try:
+            value = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            raise MalformedInput(f"audit line {number} is not JSON") from exc
+        try:
+            records.append(AuditRecord.from_json(value))
+        except MalformedInput as exc:
+            raise MalformedInput(f"audit line {number}: {exc.detail}") from exc
+    return tuple(records)
+
+
+def format_audit_log(records: Sequence[AuditRecord]) -> bytes:
+    """The JSON Lines form (compact, key order fixed, one record per line)."""
+    return b"".join(
+        json.dumps(r.to_json(), separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+        for r in records
+    )
+
+
+def verify_audit(
+    records: Sequence[AuditRecord], *, checkpoint: AuditCheckpoint | None = None
+) -> AuditCheckpoint | None:
+    """Check the chain from record 0; return ``None`` or raise ``AuditChainBroken``.
+
+    With ``checkpoint``, the log must also hold its first ``size`` records unchanged (its
+    record ``size - 1`` hashes to ``head``): a log cut short, rewritten or forked is refused.
+    Returns nothing on success (``None``), like every ``verify`` in Ironroot.
+    """
+    prev = ZERO_HASH
+    for index, record in enumerate(records):
+        if record.seq != index:
+            raise AuditChainBroken(
+                f"record {index} has seq {record.seq}: a record is missing or out of order"
+            )
+        if not hmac.compare_digest(record.prev, prev):
+            raise AuditChainBroken(
+                f"record {index} does not chain to the record before it "
+                "(removed, altered or reordered)"
+            )
+        prev = record.digest()
+        at_checkpoint = checkpoint is not None and index + 1 == checkpoint.size
+        if at_checkpoint and checkpoint and not hmac.compare_digest(prev, checkpoint.head):
+            raise AuditChainBroken(f"record {index} does not match the checkpoint's head")
+    if checkpoint is not None:
+        if len(records) < checkpoint.size:
+            raise AuditChainBroken(
+                f"the log has {len(records)} records, the checkpoint covers {checkpoint.size}"
+            )
+        if checkpoint.size == 0 and checkpoint.head != ZERO_HASH:
+            raise AuditChainBroken("an empty checkpoint must have the zero head")
+    return None
+
+
+def checkpoint_statement(signer: Signer, checkpoint: AuditCheckpoint) -> bytes:
+    """The checkpoint as a Signed Statement (``iss`` = ``urn:ironroot:hsm:<hsm id hex>``)."""
+    return create_statement(
+        signer,
+        checkpoint.to_payload(),
+        iss=f"urn:ironroot:hsm:{checkpoint.hsm.hex()}",
+        sub=CHECKPOINT_SUBJECT,
+        content_type=CHECKPOINT_CONTENT_TYPE,
+        iat=checkpoint.time,
+    )
+
+
+def verify_audit_checkpoint(statement: bytes, verifier: Verifier) -> AuditCheckpoint:
+    """Verify a checkpoint statement signed by the HSM's attestation key; return it.
+
+    ``MalformedStatement``/``MalformedInput`` for bad structure, ``AlgorithmNotAccepted`` or
+    ``BadSignature`` when it is not signed by ``verifier``.
+    """
+    parsed = SignedStatement.parse(statement)
+    if parsed.content_type != CHECKPOINT_CONTENT_TYPE or parsed.claims.sub != CHECKPOINT_SUBJECT:
+        raise MalformedInput("not an HSM audit checkpoint statement")
+    parsed.sign1.verify(verifier)
+    checkpoint = AuditCheckpoint.from_payload(parsed.payload)
+    if parsed.claims.iss != f"urn:ironroot:hsm:{checkpoint.hsm.hex()}":
+        raise MalformedInput("the checkpoint's issuer is not its HSM")
+    return checkpoint

@@ -1,0 +1,1131 @@
+"""The built-in HSM boundary: one object that holds keys and refuses everything it must.
+
+Modelled on an integrated FIPS 140-3 Level 3 module (Azure Integrated HSM):
+
+* **Identity-based authentication.** :meth:`Hsm.login` checks a named identity's credential
+  (scrypt, RFC 7914, compared in constant time by ``cryptography``) and returns a
+  :class:`Session`; every operation takes one, checks the identity's role, and writes an audit
+  record whatever the outcome. ``max_failed_logins`` wrong credentials in a row lock the
+  identity; only a crypto officer unlocks it. An unknown identity costs the same scrypt work as
+  a wrong credential.
+* **Keys generated inside**, reached only through handles. Private and secret material never
+  leaves in plaintext: an exportable key leaves wrapped (:meth:`wrap`, or :meth:`release` for a
+  key with a release policy), a non-exportable one never; a key derived from a non-exportable
+  key cannot be exportable; an unwrapped (imported) key is never exportable.
+* **Self-tests.** The KAT table (a constructor argument) runs at power-up and on
+  :meth:`self_test`; every new key pair gets a pairwise-consistency test. A failure puts the
+  object into its error state: every call raises ``HsmErrorState``; only a new object (a
+  restart) can leave it.
+* **Tamper response.** :meth:`tamper` (and an officer's :meth:`zeroize`) overwrites every secret
+  this object holds in ``bytearray`` form (key material, credential hashes, the sealing secret),
+  drops every library key object, ends all sessions, and destroys the sealed store through its
+  storage medium (overwrite, then unlink); afterwards every call raises ``HsmZeroized``.
+* **Sealed persistence** (``_storage``): the key store opens only with this device's sealing
+  secret; :meth:`migrate` re-seals it to another secret.
+* **Audit** (``_audit``): hash-chained records. Durability: records of logins, identity and key
+  management, migration and zeroization are written and fsynced before the call returns (they
+  change the sealed store, which also records the audit head). Records of key *use* (sign,
+  verify, encrypt, decrypt, wrap, unwrap, derive, attest, release) wait in memory and are
+  written in groups of ``audit_group_commit`` (default 256), on any management operation, on
+  :meth:`flush` and :meth:`close`; a crash loses at most the unwritten tail of use records, and
+  the chain on disk stays valid. ``audit_group_commit=1`` makes every record durable first.
+
+Limits of zeroization in Python (documented, not hidden): ``bytearray`` buffers are overwritten
+in place, but ``cryptography`` key objects keep their own copies inside OpenSSL (freed with
+``OPENSSL_clear_free`` when the object is released, which this object does, but not
+overwritten on demand), and transient ``bytes`` copies made while (un)sealing or wrapping
+cannot be overwritten at all: they are unreachable and left to the allocator. Overwriting a
+file on a journaling file system or an SSD does not guarantee the old blocks are gone; that is
+why the store is *sealed*: without the device's sealing secret the bytes are useless, and a
+real device keeps that secret in its root of trust.
+
+The core takes its clock as an argument (``clock``, POSIX seconds) and its storage as an object
+(``HsmStorage``), so tests run it in memory with a fixed time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Final
+
+from cryptography.exceptions import InvalidKey, InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import mlkem, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from ironroot.cose import Limits, decode_cbor, encode_cbor
+from ironroot.crypto import PrivateKey, PublicKey
+from ironroot.errors import (
+    BadSignature,
+    Conflict,
+    HsmErrorState,
+    HsmZeroized,
+    IdentityLocked,
+    IronrootError,
+    KeyNotExportable,
+    KeyUsageNotPermitted,
+    LimitExceeded,
+    MalformedInput,
+    NotFound,
+    RoleNotPermitted,
+    SealedStoreError,
+    Unauthorized,
+    UnsupportedAlgorithm,
+    VerificationFailed,
+)
+from ironroot.hsm._attest import sign_key_attestation
+from ironroot.hsm._audit import (
+    ZERO_HASH,
+    AuditCheckpoint,
+    AuditRecord,
+    checkpoint_statement,
+    format_audit_log,
+    parse_audit_log,
+    verify_audit,
+)
+from ironroot.hsm._certs import issue_attestation_certificate
+from ironroot.hsm._material import (
+    KeyObject,
+    generate_material,
+    load_material,
+    material_from_wrapped,
+    public_der,
+    signing_public,
+    wrapped_form,
+)
+from ironroot.hsm._model import (
+    KEY_TYPE_FOR_ALGORITHM,
+    DeviceIdentity,
+    HsmConfig,
+    KeyAttributes,
+    KeyInfo,
+    KeyType,
+    Role,
+    Session,
+    Usage,
+    check_name,
+)
+from ironroot.hsm._selftest import (
+    DEFAULT_KATS,
+    Kat,
+    SelfTestFailure,
+    pairwise_consistency,
+    run_kats,
+)
+from ironroot.hsm._storage import HsmStorage, check_secret, seal, unseal
+from ironroot.hsm._wrap import (
+    aes_kwp_unwrap,
+    aes_kwp_wrap,
+    load_recipient,
+    unwrap_key_kem,
+    unwrap_key_rsa_aes,
+    wrap_key_kem,
+    wrap_key_rsa_aes,
+)
+
+__all__ = ["Hsm", "ReleaseCheck"]
+
+STORE_VERSION: Final = 1
+MIN_CREDENTIAL: Final = 8
+MAX_CREDENTIAL: Final = 1024
+_STORE_LIMITS: Final = Limits(max_bytes=64 * 1024 * 1024, max_depth=8, max_items=1_000_000)
+_NONE: Final = "-"  # the identity of records that no session authenticated
+_DUMMY_SALT: Final = bytes(16)
+_GCM_NONCE: Final = 12
+_DERIVED_SIZES: Final = {KeyType.AES_256: 32, KeyType.HMAC_SHA384: 48}
+
+ReleaseCheck = Callable[[str], None]
+"""Evaluates a key's release policy text: returns to allow, raises ``PolicyRejected``."""
+
+_ANY: Final = frozenset(Role)
+_OFFICER: Final = frozenset({Role.OFFICER})
+_USER: Final = frozenset({Role.USER})
+_AUDITOR: Final = frozenset({Role.AUDITOR})
+_KEY_READERS: Final = frozenset({Role.OFFICER, Role.USER})
+_PERMISSIONS: Final[dict[str, frozenset[Role]]] = {
+    "identity-add": _OFFICER,
+    "identity-lock": _OFFICER,
+    "identity-unlock": _OFFICER,
+    "identity-remove": _OFFICER,
+    "identity-list": _OFFICER,
+    "generate": _OFFICER,
+    "delete": _OFFICER,
+    "migrate": _OFFICER,
+    "backup": _OFFICER,
+    "zeroize": _OFFICER,
+    "key-list": _KEY_READERS,
+    "key-info": _KEY_READERS,
+    "attest": _KEY_READERS,
+    "sign": _USER,
+    "verify": _USER,
+    "encrypt": _USER,
+    "decrypt": _USER,
+    "wrap": _USER,
+    "unwrap": _USER,
+    "derive": _USER,
+    "release": _USER,
+    "audit-read": _AUDITOR,
+    "audit-checkpoint": _AUDITOR,
+    "self-test": _ANY,
+    "logout": _ANY,
+}
+
+
+class _Identity:
+    __slots__ = ("failures", "hash", "locked", "n", "name", "p", "r", "role", "salt")
+
+    def __init__(
+        self, name: str, role: Role, salt: bytes, hash_: bytearray, n: int, r: int, p: int
+    ) -> None:
+        self.name, self.role, self.salt, self.hash = name, role, salt, hash_
+        self.n, self.r, self.p = n, r, p
+        self.failures = 0
+        self.locked = False
+
+
+class _Key:
+    __slots__ = (
+        "attributes",
+        "created",
+        "handle",
+        "key_type",
+        "local",
+        "obj",
+        "public_der",
+        "public_key",
+        "stored",
+    )
+
+    def __init__(
+        self,
+        handle: str,
+        key_type: KeyType,
+        attributes: KeyAttributes,
+        *,
+        local: bool,
+        created: int,
+        stored: bytearray,
+        obj: KeyObject,
+    ) -> None:
+        self.handle, self.key_type, self.attributes = handle, key_type, attributes
+        self.local, self.created, self.stored, self.obj = local, created, stored, obj
+        self.public_der = public_der(obj)
+        self.public_key = signing_public(obj)
+
+    def info(self) -> KeyInfo:
+        return KeyInfo(
+            handle=self.handle,
+            key_type=self.key_type,
+            attributes=self.attributes,
+            generated_inside=self.local,
+            created=self.created,
+            public_der=self.public_der,
+            public_key=self.public_key,
+        )
+
+    def wipe(self) -> None:
+        self.stored[:] = bytes(len(self.stored))
+        self.obj = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    time: int
+    identity: str
+    operation: str
+    key: str | None
+    result: str
+
+
+def _zero(buffer: bytearray) -> None:
+    buffer[:] = bytes(len(buffer))
+
+
+def _bytes(value: object) -> bytes:
+    if not isinstance(value, bytes):
+        raise MalformedInput("the key store holds a non-bytes value where bytes belong")
+    return value
+
+
+class Hsm:
+    """The built-in HSM. Create one with :meth:`initialize` or :meth:`open`."""
+
+    def __init__(
+        self,
+        storage: HsmStorage,
+        sealing_secret: bytes,
+        *,
+        config: HsmConfig = HsmConfig(),  # noqa: B008  (frozen, immutable default)
+        kats: tuple[Kat, ...] = DEFAULT_KATS,
+        pairwise: Callable[[KeyObject], None] = pairwise_consistency,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Power up: run the KATs. Use :meth:`initialize` or :meth:`open`, which call this."""
+        self._storage = storage
+        self._secret = bytearray(check_secret(sealing_secret))
+        self._config = config
+        self._kats = tuple(kats)
+        self._pairwise = pairwise
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._state = "operational"
+        self._error = ""
+        self._hsm_id = b""
+        self._identities: dict[str, _Identity] = {}
+        self._keys: dict[str, _Key] = {}
+        self._sessions: dict[bytes, tuple[str, Role]] = {}
+        self._attestation: _Key | None = None
+        self._chain: tuple[bytes, ...] = ()
+        self._pending: list[_Pending] = []
+        self._audit_size = 0
+        self._audit_head = ZERO_HASH
+        try:
+            run_kats(self._kats)
+        except SelfTestFailure as exc:
+            self._fail(str(exc))
+
+    # --- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def initialize(
+        cls,
+        storage: HsmStorage,
+        sealing_secret: bytes,
+        *,
+        officer: str,
+        credential: bytes,
+        device: DeviceIdentity,
+        config: HsmConfig = HsmConfig(),  # noqa: B008
+        kats: tuple[Kat, ...] = DEFAULT_KATS,
+        pairwise: Callable[[KeyObject], None] = pairwise_consistency,
+        clock: Callable[[], float] = time.time,
+    ) -> Hsm:
+        """A new HSM in ``storage``: its id, its attestation key (certified by ``device``) and
+        its first crypto officer. ``Conflict`` if ``storage`` already holds a key store."""
+        hsm = cls(storage, sealing_secret, config=config, kats=kats, pairwise=pairwise, clock=clock)
+        if hsm._state != "operational":
+            return hsm
+        if storage.read_store() is not None:
+            raise Conflict("this storage already holds an HSM key store")
+        check_name(officer)
+        hsm._resume_audit(None)
+        with hsm._lock:
+            hsm._hsm_id = secrets.token_bytes(16)
+            key_type = KEY_TYPE_FOR_ALGORITHM[config.attestation_algorithm]
+            stored, obj = generate_material(key_type)
+            hsm._check_pair(obj)
+            now = hsm._now()
+            attestation = _Key(
+                "attestation",
+                key_type,
+                KeyAttributes(frozenset({Usage.SIGN})),
+                local=True,
+                created=now,
+                stored=stored,
+                obj=obj,
+            )
+            if attestation.public_key is None:  # unreachable: signing key types only
+                raise UnsupportedAlgorithm("the attestation key must be a signing key")
+            certificate = issue_attestation_certificate(
+                subject_key=attestation.public_key,
+                hsm_id=hsm._hsm_id,
+                issuer=device.signer,
+                issuer_chain=device.chain,
+                now=dt.datetime.fromtimestamp(now, dt.UTC),
+            )
+            hsm._attestation = attestation
+            hsm._chain = (certificate, *device.chain)
+            hsm._identities[officer] = hsm._new_identity(officer, Role.OFFICER, credential)
+            hsm._record(officer, "initialize", None, "ok")
+            hsm._persist()
+        return hsm
+
+    @classmethod
+    def open(
+        cls,
+        storage: HsmStorage,
+        sealing_secret: bytes,
+        *,
+        config: HsmConfig = HsmConfig(),  # noqa: B008
+        kats: tuple[Kat, ...] = DEFAULT_KATS,
+        pairwise: Callable[[KeyObject], None] = pairwise_consistency,
+        clock: Callable[[], float] = time.time,
+    ) -> Hsm:
+        """Power up an existing HSM from ``storage``.
+
+        ``NotFound`` if there is no key store, ``SealedStoreError`` if it does not open with
+        ``sealing_secret``, ``AuditChainBroken`` if the audit log does not verify or does not
+        reach the head sealed in the store. When a KAT fails, the returned object is in its
+        error state (and the store was not opened).
+        """
+        hsm = cls(storage, sealing_secret, config=config, kats=kats, pairwise=pairwise, clock=clock)
+        if hsm._state != "operational":
+            return hsm
+        sealed = storage.read_store()
+        if sealed is None:
+            raise NotFound("this storage holds no HSM key store")
+        plaintext = unseal(bytes(hsm._secret), sealed)
+        try:
+            anchor = hsm._load_document(plaintext)
+        except (MalformedInput, KeyError, TypeError, ValueError) as exc:
+            raise SealedStoreError("the sealed key store opened but does not parse") from exc
+        hsm._resume_audit(anchor)
+        with hsm._lock:
+            hsm._record(_NONE, "power-up", None, "ok")
+        return hsm
+
+    # --- state, sessions, audit --------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """``"operational"``, ``"error"`` (a self-test failed) or ``"zeroized"``."""
+        return self._state
+
+    @property
+    def error(self) -> str:
+        """Why the HSM is in its error state (empty when it is not)."""
+        return self._error
+
+    @property
+    def hsm_id(self) -> bytes:
+        self._check_state()
+        return self._hsm_id
+
+    @property
+    def attestation_chain(self) -> tuple[bytes, ...]:
+        """The attestation certificate (DER) followed by the device chain."""
+        self._check_state()
+        return self._chain
+
+    @property
+    def attestation_public_key(self) -> PublicKey:
+        self._check_state()
+        if self._attestation is None or self._attestation.public_key is None:
+            raise HsmErrorState("the HSM has no attestation key")
+        return self._attestation.public_key
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+    def _fail(self, reason: str) -> None:
+        """Enter the error state: nothing more is done until a restart."""
+        self._state = "error"
+        self._error = reason
+        self._sessions.clear()
+
+    def _check_state(self) -> None:
+        if self._state == "zeroized":
+            raise HsmZeroized("the HSM was zeroized: no key material is left")
+        if self._state != "operational":
+            raise HsmErrorState(f"the HSM is in its error state ({self._error}); restart it")
+
+    def _check_pair(self, obj: KeyObject) -> None:
+        try:
+            self._pairwise(obj)
+        except SelfTestFailure as exc:
+            self._fail(f"pairwise-consistency test failed: {exc}")
+            raise HsmErrorState(
+                "a pairwise-consistency test failed: the HSM is in its error state"
+            ) from exc
+
+    def _record(self, identity: str, operation: str, key: str | None, result: str) -> None:
+        with self._lock:
+            self._pending.append(_Pending(self._now(), identity, operation, key, result))
+            if len(self._pending) >= self._config.audit_group_commit:
+                self._flush_audit()
+
+    def _flush_audit(self) -> None:
+        if not self._pending:
+            return
+        records: list[AuditRecord] = []
+        size, head = self._audit_size, self._audit_head
+        for p in self._pending:
+            record = AuditRecord(size, p.time, p.identity, p.operation, p.key, p.result, head)
+            head = record.digest()
+            size += 1
+            records.append(record)
+        self._storage.append_audit(format_audit_log(records))
+        self._pending.clear()
+        self._audit_size, self._audit_head = size, head
+
+    def _resume_audit(self, anchor: AuditCheckpoint | None) -> None:
+        records = parse_audit_log(self._storage.read_audit())
+        verify_audit(records, checkpoint=anchor)
+        self._audit_size = len(records)
+        self._audit_head = records[-1].digest() if records else ZERO_HASH
+
+    def flush(self) -> None:
+        """Write and sync the audit records waiting in memory."""
+        with self._lock:
+            if self._state != "zeroized":
+                self._flush_audit()
+
+    def close(self) -> None:
+        """Flush the audit log and end every session (the HSM object stays usable)."""
+        with self._lock:
+            if self._state != "zeroized":
+                self._flush_audit()
+            self._sessions.clear()
+
+    @contextmanager
+    def _operation(self, session: Session, operation: str, key: str | None = None) -> Iterator[str]:
+        """Authenticate and authorize ``session`` for ``operation``; audit the outcome."""
+        self._check_state()
+        identity = self._authorize(session, operation, key)
+        try:
+            yield identity
+        except IronrootError as exc:
+            if self._state == "operational":
+                self._record(identity, operation, key, exc.code)
+            raise
+        self._record(identity, operation, key, "ok")
+
+    def _authorize(self, session: Session, operation: str, key: str | None) -> str:
+        entry = (
+            self._sessions.get(session.token)
+            if isinstance(session, Session) and isinstance(session.token, bytes)
+            else None
+        )
+        if entry is None or entry != (session.identity, session.role):
+            with self._lock:
+                self._record(_NONE, operation, key, Unauthorized.code)
+            raise Unauthorized("no valid session: log in first")
+        identity, role = entry
+        if role not in _PERMISSIONS[operation]:
+            with self._lock:
+                self._record(identity, operation, key, RoleNotPermitted.code)
+            raise RoleNotPermitted(f"the {role.value} role may not {operation}")
+        return identity
+
+    # --- identities --------------------------------------------------------------------------
+
+    def _hash_credential(self, credential: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
+        return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(credential)
+
+    def _new_identity(self, name: str, role: Role, credential: bytes) -> _Identity:
+        if not isinstance(credential, bytes | bytearray) or not (
+            MIN_CREDENTIAL <= len(credential) <= MAX_CREDENTIAL
+        ):
+            raise MalformedInput(f"a credential is {MIN_CREDENTIAL} to {MAX_CREDENTIAL} bytes")
+        c = self._config
+        salt = secrets.token_bytes(16)
+        digest = self._hash_credential(bytes(credential), salt, c.scrypt_n, c.scrypt_r, c.scrypt_p)
+        return _Identity(name, role, salt, bytearray(digest), c.scrypt_n, c.scrypt_r, c.scrypt_p)
+
+    def login(self, identity: str, credential: bytes) -> Session:
+        """Authenticate ``identity``; ``Unauthorized`` for a wrong credential or an unknown
+        identity, ``IdentityLocked`` for a locked one (even with the right credential)."""
+        self._check_state()
+        if not isinstance(credential, bytes | bytearray) or len(credential) > MAX_CREDENTIAL:
+            raise MalformedInput(f"a credential is at most {MAX_CREDENTIAL} bytes")
+        with self._lock:
+            ident = self._identities.get(identity) if isinstance(identity, str) else None
+            if ident is None:
+                c = self._config
+                self._hash_credential(bytes(credential), _DUMMY_SALT, c.scrypt_n, c.scrypt_r, 1)
+                self._record(_NONE, "login", None, Unauthorized.code)
+                raise Unauthorized("unknown identity or wrong credential")
+            if ident.locked:
+                self._record(ident.name, "login", None, IdentityLocked.code)
+                self._flush_audit()
+                raise IdentityLocked(
+                    f"identity {ident.name!r} is locked: a crypto officer must unlock it"
+                )
+            try:
+                Scrypt(salt=ident.salt, length=32, n=ident.n, r=ident.r, p=ident.p).verify(
+                    bytes(credential), bytes(ident.hash)
+                )
+            except InvalidKey:
+                ident.failures += 1
+                if ident.failures >= self._config.max_failed_logins:
+                    ident.locked = True
+                    self._end_sessions(ident.name)
+                self._record(ident.name, "login", None, Unauthorized.code)
+                self._persist()
+                raise Unauthorized("unknown identity or wrong credential") from None
+            if ident.failures:
+                ident.failures = 0
+                self._record(ident.name, "login", None, "ok")
+                self._persist()
+            else:
+                self._record(ident.name, "login", None, "ok")
+                self._flush_audit()
+            token = secrets.token_bytes(32)
+            self._sessions[token] = (ident.name, ident.role)
+            return Session(ident.name, ident.role, token)
+
+    def logout(self, session: Session) -> None:
+        with self._lock, self._operation(session, "logout"):
+            self._sessions.pop(session.token, None)
+
+    def _end_sessions(self, name: str) -> None:
+        for token, (who, _role) in list(self._sessions.items()):
+            if who == name:
+                del self._sessions[token]
+
+    def _identity(self, name: str) -> _Identity:
+        ident = self._identities.get(name)
+        if ident is None:
+            raise NotFound(f"no identity {name!r}")
+        return ident
+
+    def add_identity(self, session: Session, name: str, role: Role, credential: bytes) -> None:
+        """Add an identity (crypto officer); ``Conflict`` if the name is taken."""
+        with self._lock, self._operation(session, "identity-add"):
+            check_name(name)
+            if not isinstance(role, Role):
+                raise MalformedInput("role must be a Role")
+            if name in self._identities:
+                raise Conflict(f"identity {name!r} already exists")
+            self._identities[name] = self._new_identity(name, role, credential)
+        self._persist_locked()
+
+    def lock_identity(self, session: Session, name: str) -> None:
+        """Lock an identity and end its sessions (crypto officer)."""
+        with self._lock, self._operation(session, "identity-lock"):
+            ident = self._identity(name)
+            if ident.name == session.identity:
+                raise Conflict("an officer cannot lock itself")
+            ident.locked = True
+            self._end_sessions(name)
+        self._persist_locked()
+
+    def unlock_identity(self, session: Session, name: str) -> None:
+        """Unlock an identity and reset its failure count (crypto officer)."""
+        with self._lock, self._operation(session, "identity-unlock"):
+            ident = self._identity(name)
+            ident.locked = False
+            ident.failures = 0
+        self._persist_locked()
+
+    def remove_identity(self, session: Session, name: str) -> None:
+        """Remove an identity (crypto officer); the last unlocked officer cannot go."""
+        with self._lock, self._operation(session, "identity-remove"):
+            ident = self._identity(name)
+            officers = [
+                i for i in self._identities.values() if i.role is Role.OFFICER and not i.locked
+            ]
+            if ident.role is Role.OFFICER and officers == [ident]:
+                raise Conflict("the last unlocked crypto officer cannot be removed")
+            _zero(ident.hash)
+            del self._identities[name]
+            self._end_sessions(name)
+        self._persist_locked()
+
+    def identities(self, session: Session) -> tuple[tuple[str, Role, bool], ...]:
+        """``(name, role, locked)`` of every identity (crypto officer)."""
+        with self._lock, self._operation(session, "identity-list"):
+            return tuple(
+                (i.name, i.role, i.locked)
+                for i in sorted(self._identities.values(), key=lambda i: i.name)
+            )
+
+    # --- key lifecycle -----------------------------------------------------------------------
+
+    def _key(self, handle: str, usage: Usage | None = None) -> _Key:
+        key = self._keys.get(handle) if isinstance(handle, str) else None
+        if key is None:
+            raise NotFound(f"no key {handle!r}")
+        if usage is not None and usage not in key.attributes.usages:
+            raise KeyUsageNotPermitted(f"key {handle} does not have usage {usage.value}")
+        return key
+
+    def _new_handle(self) -> str:
+        return secrets.token_hex(16)
+
+    def _add_key(
+        self,
+        key_type: KeyType,
+        attributes: KeyAttributes,
+        stored: bytearray,
+        obj: KeyObject,
+        *,
+        local: bool,
+    ) -> str:
+        handle = self._new_handle()
+        self._keys[handle] = _Key(
+            handle, key_type, attributes, local=local, created=self._now(), stored=stored, obj=obj
+        )
+        return handle
+
+    def generate(
+        self, session: Session, key_type: KeyType, attributes: KeyAttributes | None = None
+    ) -> str:
+        """Generate a key inside (crypto officer); return its handle.
+
+        ``attributes`` defaults to the key type's usual usages, non-exportable, no label.
+        """
+        with self._lock:
+            with self._operation(session, "generate"):
+                if not isinstance(key_type, KeyType):
+                    raise MalformedInput("key_type must be a KeyType")
+                attrs = attributes or KeyAttributes(key_type.default_usages)
+                attrs.check_for(key_type)
+                stored, obj = generate_material(key_type)
+                if not key_type.is_secret:
+                    self._check_pair(obj)
+                handle = self._add_key(key_type, attrs, stored, obj, local=True)
+            self._audit_key(handle)
+            self._persist()
+            return handle
+
+    def _audit_key(self, handle: str) -> None:
+        """Put the new handle on the just-written audit record."""
+        last = self._pending[-1] if self._pending else None
+        if last is not None and last.key is None and last.result == "ok":
+            self._pending[-1] = _Pending(last.time, last.identity, last.operation, handle, "ok")
+
+    def delete(self, session: Session, handle: str) -> None:
+        """Destroy a key (crypto officer): its material is overwritten."""
+        with self._lock:
+            with self._operation(session, "delete", handle):
+                key = self._key(handle)
+                key.wipe()
+                del self._keys[handle]
+            self._persist()
+
+    def keys(self, session: Session) -> tuple[KeyInfo, ...]:
+        """Every key's public information, by creation time then handle."""
+        with self._lock, self._operation(session, "key-list"):
+            return tuple(
+                k.info() for k in sorted(self._keys.values(), key=lambda k: (k.created, k.handle))
+            )
+
+    def key_info(self, session: Session, handle: str) -> KeyInfo:
+        with self._lock, self._operation(session, "key-info", handle):
+            return self._key(handle).info()
+
+    # --- using keys --------------------------------------------------------------------------
+
+    def _check_data(self, data: object, what: str = "data") -> bytes:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise MalformedInput(f"{what} must be bytes")
+        if len(data) > self._config.max_data:
+            raise LimitExceeded(f"{what} is over {self._config.max_data} bytes")
+        return bytes(data)
+
+    def sign(self, session: Session, handle: str, data: bytes) -> bytes:
+        """Sign ``data`` (COSE signature encoding) or MAC it (HMAC-SHA-384)."""
+        with self._operation(session, "sign", handle):
+            key = self._key(handle, Usage.SIGN)
+            obj = key.obj
+            if isinstance(obj, PrivateKey):
+                return obj.sign(self._check_data(data))
+            return hmac.new(bytes(key.stored), self._check_data(data), hashlib.sha384).digest()
+
+    def verify(self, session: Session, handle: str, signature: bytes, data: bytes) -> None:
+        """Return ``None`` if ``signature`` is valid over ``data``; raise ``BadSignature``."""
+        with self._operation(session, "verify", handle):
+            key = self._key(handle, Usage.VERIFY)
+            signature = self._check_data(signature, "signature")
+            if key.public_key is not None:
+                key.public_key.verify(signature, self._check_data(data))
+                return
+            mac = hmac.new(bytes(key.stored), self._check_data(data), hashlib.sha384).digest()
+            if not hmac.compare_digest(mac, signature):
+                raise BadSignature("HMAC-SHA-384 tag does not verify")
+
+    def _aead(self, key: _Key) -> AESGCM:
+        if not isinstance(key.obj, AESGCM):
+            raise KeyUsageNotPermitted(f"key {key.handle} is not an AES-256 key")
+        return key.obj
+
+    def encrypt(
+        self, session: Session, handle: str, plaintext: bytes, *, aad: bytes = b""
+    ) -> bytes:
+        """AES-256-GCM: ``nonce (12) ‖ ciphertext ‖ tag (16)``, with a random nonce."""
+        with self._operation(session, "encrypt", handle):
+            aead = self._aead(self._key(handle, Usage.ENCRYPT))
+            nonce = secrets.token_bytes(_GCM_NONCE)
+            return nonce + aead.encrypt(
+                nonce, self._check_data(plaintext), self._check_data(aad, "aad")
+            )
+
+    def decrypt(self, session: Session, handle: str, sealed: bytes, *, aad: bytes = b"") -> bytes:
+        """Undo :meth:`encrypt`; ``VerificationFailed`` if the tag does not verify."""
+        with self._operation(session, "decrypt", handle):
+            aead = self._aead(self._key(handle, Usage.DECRYPT))
+            data = self._check_data(sealed)
+            if len(data) < _GCM_NONCE + 16:
+                raise MalformedInput("AES-GCM ciphertext is shorter than nonce and tag")
+            try:
+                return aead.decrypt(data[:_GCM_NONCE], data[_GCM_NONCE:], self._check_data(aad))
+            except InvalidTag as exc:
+                raise VerificationFailed("AES-GCM tag does not verify") from exc
+
+    def _exportable(self, key: _Key, *, release: bool) -> None:
+        if not key.attributes.exportable:
+            raise KeyNotExportable(f"key {key.handle} is not exportable")
+        if key.attributes.release_policy is not None and not release:
+            raise KeyNotExportable(
+                f"key {key.handle} has a release policy: it leaves only through release"
+            )
+
+    def _wrap_to(self, target: _Key, wrapping: _Key | None, recipient_der: bytes | None) -> bytes:
+        form = wrapped_form(target.key_type, target.stored, target.obj)
+        try:
+            if wrapping is not None:
+                if wrapping is target:
+                    raise MalformedInput("a key cannot wrap itself")
+                obj = wrapping.obj
+                if isinstance(obj, mlkem.MLKEM768PrivateKey | mlkem.MLKEM1024PrivateKey):
+                    return wrap_key_kem(obj.public_key(), target.key_type, form)
+                if isinstance(obj, rsa.RSAPrivateKey):
+                    return wrap_key_rsa_aes(obj.public_key(), form)
+                if wrapping.key_type is KeyType.AES_256:
+                    return aes_kwp_wrap(wrapping.stored, form)
+                raise KeyUsageNotPermitted(f"key {wrapping.handle} cannot wrap")
+            if recipient_der is None:
+                raise MalformedInput("wrap needs a wrapping key handle or a recipient key")
+            recipient = load_recipient(recipient_der)
+            if isinstance(recipient, rsa.RSAPublicKey):
+                return wrap_key_rsa_aes(recipient, form)
+            return wrap_key_kem(recipient, target.key_type, form)
+        finally:
+            _zero(form)
+
+    def wrap(
+        self,
+        session: Session,
+        target: str,
+        *,
+        wrapping_key: str | None = None,
+        recipient: bytes | None = None,
+    ) -> bytes:
+        """Wrap an exportable key, under a wrapping key inside the HSM (``wrapping_key``: an
+        ML-KEM, RSA-3072 or AES-256 key with usage ``wrap``) or to an outside public key
+        (``recipient``: ML-KEM or RSA SubjectPublicKeyInfo). The format follows the wrapping
+        key (``_wrap``). ``KeyNotExportable`` for a non-exportable key or one with a release
+        policy."""
+        with self._operation(session, "wrap", target):
+            if (wrapping_key is None) == (recipient is None):
+                raise MalformedInput("give exactly one of wrapping_key and recipient")
+            key = self._key(target)
+            self._exportable(key, release=False)
+            wrapper = None if wrapping_key is None else self._key(wrapping_key, Usage.WRAP)
+            return self._wrap_to(key, wrapper, recipient)
+
+    def release(
+        self, session: Session, handle: str, recipient: bytes, *, authorize: ReleaseCheck
+    ) -> bytes:
+        """Release a key that has a release policy, wrapped to ``recipient`` (ML-KEM or RSA
+        SubjectPublicKeyInfo), after ``authorize(policy_text)`` returned without raising.
+
+        The key-release layer passes a check that evaluates the policy against verified
+        attestation results; whatever it raises is audited and passed on.
+        """
+        with self._operation(session, "release", handle):
+            key = self._key(handle)
+            self._exportable(key, release=True)
+            policy = key.attributes.release_policy
+            if policy is None:
+                raise KeyNotExportable(f"key {handle} has no release policy: use wrap")
+            authorize(policy)
+            return self._wrap_to(key, None, self._check_data(recipient, "recipient"))
+
+    def unwrap(
+        self,
+        session: Session,
+        wrapped: bytes,
+        *,
+        unwrapping_key: str,
+        attributes: KeyAttributes,
+        key_type: KeyType | None = None,
+    ) -> str:
+        """Import a wrapped key as a new, never exportable key; return its handle.
+
+        The ML-KEM format names its key type (``key_type``, if given, must agree);
+        RSA-AES-KEY-WRAP and AES-KWP need ``key_type``. ``KeyNotExportable`` if
+        ``attributes`` ask for an exportable key; ``VerificationFailed`` if it does not unwrap.
+        """
+        with self._lock:
+            with self._operation(session, "unwrap", unwrapping_key):
+                wrapper = self._key(unwrapping_key, Usage.UNWRAP)
+                if attributes.exportable:
+                    raise KeyNotExportable("an unwrapped (imported) key is never exportable")
+                data = self._check_data(wrapped, "wrapped key")
+                obj = wrapper.obj
+                if isinstance(obj, mlkem.MLKEM768PrivateKey | mlkem.MLKEM1024PrivateKey):
+                    found, plaintext = unwrap_key_kem(obj, data)
+                    if key_type is not None and key_type is not found:
+                        raise MalformedInput(
+                            f"the wrapped key is {found.value}, not {key_type.value}"
+                        )
+                    key_type = found
+                elif key_type is None:
+                    raise MalformedInput("name the key type of an RSA-AES or AES-KWP wrapped key")
+                elif isinstance(obj, rsa.RSAPrivateKey):
+                    plaintext = unwrap_key_rsa_aes(obj, data)
+                elif wrapper.key_type is KeyType.AES_256:
+                    plaintext = aes_kwp_unwrap(wrapper.stored, data)
+                else:
+                    raise KeyUsageNotPermitted(f"key {unwrapping_key} cannot unwrap")
+                try:
+                    attributes.check_for(key_type)
+                    stored = material_from_wrapped(key_type, bytes(plaintext))
+                finally:
+                    _zero(plaintext)
+                new_obj = load_material(key_type, stored)
+                if not key_type.is_secret:
+                    self._check_pair(new_obj)
+                handle = self._add_key(key_type, attributes, stored, new_obj, local=False)
+            self._persist()
+            return handle
+
+    def derive(
+        self,
+        session: Session,
+        handle: str,
+        *,
+        info: bytes,
+        salt: bytes = b"",
+        key_type: KeyType = KeyType.AES_256,
+        attributes: KeyAttributes | None = None,
+    ) -> str:
+        """HKDF-SHA-384 a new AES-256 or HMAC-SHA-384 key from a key with usage ``derive``;
+        the new key stays inside with its own attributes. It may be exportable only if its
+        parent is (and carries the parent's release policy, if any): ``KeyNotExportable``."""
+        with self._lock:
+            with self._operation(session, "derive", handle):
+                parent = self._key(handle, Usage.DERIVE)
+                if key_type not in _DERIVED_SIZES:
+                    raise UnsupportedAlgorithm("a derived key is AES-256 or HMAC-SHA-384")
+                attrs = attributes or KeyAttributes(key_type.default_usages)
+                attrs.check_for(key_type)
+                if attrs.exportable:
+                    self._exportable(parent, release=True)
+                    if attrs.release_policy != parent.attributes.release_policy:
+                        raise KeyNotExportable(
+                            "a key derived from a key with a release policy keeps that policy"
+                        )
+                okm = HKDF(
+                    hashes.SHA384(),
+                    _DERIVED_SIZES[key_type],
+                    self._check_data(salt, "salt") or None,
+                    self._check_data(info, "info"),
+                ).derive(bytes(parent.stored))
+                stored = bytearray(okm)
+                new = self._add_key(
+                    key_type, attrs, stored, load_material(key_type, stored), local=True
+                )
+            self._audit_key(new)
+            self._persist()
+            return new
+
+    def attest(self, session: Session, handle: str, *, nonce: bytes | None = None) -> bytes:
+        """A key attestation statement for ``handle`` (see ``_attest``)."""
+        with self._operation(session, "attest", handle):
+            key = self._key(handle)
+            if self._attestation is None or not isinstance(self._attestation.obj, PrivateKey):
+                raise HsmErrorState("the HSM has no attestation key")
+            return sign_key_attestation(
+                self._attestation.obj,
+                self._chain,
+                hsm_id=self._hsm_id,
+                info=key.info(),
+                now=self._now(),
+                nonce=nonce,
+            )
+
+    # --- self-test, audit --------------------------------------------------------------------
+
+    def self_test(self, session: Session) -> None:
+        """Run the KATs again; a failure puts the HSM into its error state."""
+        with self._lock, self._operation(session, "self-test") as who:
+            try:
+                run_kats(self._kats)
+            except SelfTestFailure as exc:
+                self._record(who, "self-test", None, HsmErrorState.code)
+                self._flush_audit()
+                self._fail(str(exc))
+                raise HsmErrorState(
+                    "a known-answer test failed: the HSM is in its error state"
+                ) from exc
+
+    def audit_records(self, session: Session) -> tuple[AuditRecord, ...]:
+        """Every audit record, after writing those waiting in memory (auditor)."""
+        with self._lock, self._operation(session, "audit-read"):
+            self._flush_audit()
+            return parse_audit_log(self._storage.read_audit())
+
+    def audit_checkpoint(self, session: Session) -> bytes:
+        """A Signed Statement of the audit log's ``(size, head)`` (auditor), signed by the
+        attestation key: register it on the transparency service to pin the log."""
+        with self._lock:
+            with self._operation(session, "audit-checkpoint"):
+                pass
+            self._flush_audit()
+            if self._attestation is None or not isinstance(self._attestation.obj, PrivateKey):
+                raise HsmErrorState("the HSM has no attestation key")
+            checkpoint = AuditCheckpoint(
+                self._hsm_id, self._audit_size, self._audit_head, self._now()
+            )
+            return checkpoint_statement(self._attestation.obj, checkpoint)
+
+    # --- migration, backup, zeroization ------------------------------------------------------
+
+    def migrate(self, session: Session, new_sealing_secret: bytes) -> None:
+        """Re-seal the key store to ``new_sealing_secret`` (crypto officer): after this only
+        that secret (another device, or new firmware) opens it."""
+        with self._lock:
+            with self._operation(session, "migrate"):
+                new = bytearray(check_secret(new_sealing_secret))
+            old, self._secret = self._secret, new
+            _zero(old)
+            self._persist()
+
+    def backup(self, session: Session) -> bytes:
+        """The sealed key store (crypto officer): it opens only where this device's sealing
+        secret is known, so no key leaves the boundary by this path."""
+        with self._lock:
+            with self._operation(session, "backup"):
+                pass
+            self._persist()
+            sealed = self._storage.read_store()
+            if sealed is None:
+                raise SealedStoreError("the key store is gone")
+            return sealed
+
+    def zeroize(self, session: Session) -> None:
+        """Zeroize on an officer's command (same effect as :meth:`tamper`)."""
+        with self._lock:
+            with self._operation(session, "zeroize"):
+                pass
+            self._zeroize(None)
+
+    def tamper(self) -> None:
+        """A tamper event: zeroize everything, irrecoverably. No session is needed."""
+        with self._lock:
+            if self._state == "zeroized":
+                return
+            self._zeroize("tamper")
+
+    def _zeroize(self, event: str | None) -> None:
+        """Wipe everything; ``event`` is recorded first (an officer's zeroize already was)."""
+        try:
+            if self._state == "operational":
+                if event is not None:
+                    self._record(_NONE, event, None, "ok")
+                self._flush_audit()
+        finally:
+            for key in self._keys.values():
+                key.wipe()
+            if self._attestation is not None:
+                self._attestation.wipe()
+            for ident in self._identities.values():
+                _zero(ident.hash)
+            _zero(self._secret)
+            self._keys.clear()
+            self._identities.clear()
+            self._sessions.clear()
+            self._attestation = None
+            self._pending.clear()
+            self._state = "zeroized"
+            gc.collect()
+            self._storage.destroy_store()
+
+    # --- the sealed document -----------------------------------------------------------------
+
+    def _persist_locked(self) -> None:
+        with self._lock:
+            self._persist()
+
+    def _persist(self) -> None:
+        """Flush the audit log, then seal and write the key store (it records the audit head)."""
+        if self._state != "operational":
+            return
+        self._flush_audit()
+        attestation = self._attestation
+        if attestation is None:  # unreachable once initialized
+            raise HsmErrorState("the HSM has no attestation key")
+        document = {
+            "version": STORE_VERSION,
+            "hsm": self._hsm_id,
+            "identities": [
+                {
+                    "name": i.name,
+                    "role": i.role.value,
+                    "salt": i.salt,
+                    "hash": bytes(i.hash),
+                    "n": i.n,
+                    "r": i.r,
+                    "p": i.p,
+                    "failures": i.failures,
+                    "locked": i.locked,
+                }
+                for i in self._identities.values()
+            ],
+            "keys": [self._key_entry(k) for k in self._keys.values()],
+            "attestation": self._key_entry(attestation),
+            "chain": list(self._chain),
+            "audit": {"size": self._audit_size, "head": self._audit_head},
+        }
+        plaintext = encode_cbor(document)
+        self._storage.write_store(seal(bytes(self._secret), plaintext))
+
+    @staticmethod
+    def _key_entry(key: _Key) -> dict[str, object]:
+        return {
+            "handle": key.handle,
+            "type": key.key_type.value,
+            "attributes": key.attributes.to_map(),
+            "local": key.local,
+            "created": key.created,
+            "material": bytes(key.stored),
+        }
+
+    def _load_key(self, entry: object) -> _Key:
+        if not isinstance(entry, dict):
+            raise MalformedInput("a stored key is a map")
+        key_type = KeyType.parse(entry["type"])
+        stored = bytearray(_bytes(entry["material"]))
+        return _Key(
+            entry["handle"],
+            key_type,
+            KeyAttributes.from_map(entry["attributes"]),
+            local=bool(entry["local"]),
+            created=int(entry["created"]),
+            stored=stored,
+            obj=load_material(key_type, stored),
+        )
+
+    def _load_document(self, plaintext: bytes) -> AuditCheckpoint:
+        doc = decode_cbor(plaintext, _STORE_LIMITS)
+        if not isinstance(doc, dict) or doc.get("version") != STORE_VERSION:
+            raise MalformedInput("unknown key store version")
+        self._hsm_id = _bytes(doc["hsm"])
+        for entry in doc["identities"]:
+            ident = _Identity(
+                entry["name"],
+                Role.parse(entry["role"]),
+                _bytes(entry["salt"]),
+                bytearray(_bytes(entry["hash"])),
+                entry["n"],
+                entry["r"],
+                entry["p"],
+            )
+            ident.failures = int(entry["failures"])
+            ident.locked = bool(entry["locked"])
+            self._identities[ident.name] = ident
+        for entry in doc["keys"]:
+            key = self._load_key(entry)
+            self._keys[key.handle] = key
+        self._attestation = self._load_key(doc["attestation"])
+        self._chain = tuple(_bytes(c) for c in doc["chain"])
+        audit = doc["audit"]
+        return AuditCheckpoint(self._hsm_id, audit["size"], audit["head"], 0)
+
+    def __repr__(self) -> str:
+        ident = self._hsm_id.hex()[:16] if self._hsm_id else "-"
+        return f"Hsm(id={ident}, state={self._state}, keys={len(self._keys)})"

@@ -1,0 +1,307 @@
+"""The HSM's vocabulary: roles, key types, usages, key attributes, sessions and configuration.
+
+These are plain values (enums and frozen dataclasses) shared by the boundary, its backends, key
+attestation and the CLI. ``KeyAttributes`` is what a key carries for life: its usages, whether it
+may ever leave the boundary (wrapped), a label, and an optional release policy — opaque text (CEL
+or Azure Key Vault release-policy JSON) stored with the key and bound into its attestation, for
+the key-release layer to evaluate. A key with a release policy leaves the boundary only through
+:meth:`Hsm.release <ironroot.hsm.Hsm.release>`, which asks a policy check first.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from ironroot.crypto import Algorithm, PublicKey, Signer
+from ironroot.errors import ConfigError, MalformedInput, UnsupportedAlgorithm
+
+__all__ = [
+    "DeviceIdentity",
+    "HsmConfig",
+    "KeyAttributes",
+    "KeyInfo",
+    "KeyType",
+    "Role",
+    "Session",
+    "Usage",
+]
+
+MAX_LABEL: Final = 128
+MAX_POLICY: Final = 16 * 1024
+_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+
+class Role(enum.Enum):
+    """The three roles of FIPS 140-3 identity-based authentication, as the HSM uses them."""
+
+    OFFICER = "officer"  # crypto officer: identities, key lifecycle, migrate, backup, zeroize
+    USER = "user"  # crypto user: use keys (sign, encrypt, wrap, unwrap, derive, attest)
+    AUDITOR = "auditor"  # read and verify the audit log, sign audit checkpoints
+
+    @classmethod
+    def parse(cls, value: str) -> Role:
+        try:
+            return cls(value)
+        except ValueError:
+            raise MalformedInput(f"unknown role {value!r}") from None
+
+
+class Usage(enum.Enum):
+    """What a key may be used for (PKCS#11 CKA_SIGN, CKA_VERIFY, CKA_ENCRYPT, ...)."""
+
+    SIGN = "sign"
+    VERIFY = "verify"
+    ENCRYPT = "encrypt"
+    DECRYPT = "decrypt"
+    WRAP = "wrap"
+    UNWRAP = "unwrap"
+    DERIVE = "derive"
+
+    @classmethod
+    def parse(cls, value: str) -> Usage:
+        try:
+            return cls(value)
+        except ValueError:
+            raise MalformedInput(f"unknown key usage {value!r}") from None
+
+
+_SIGNING: Final = frozenset({Usage.SIGN, Usage.VERIFY})
+_KEM: Final = frozenset({Usage.WRAP, Usage.UNWRAP})
+
+
+class KeyType(enum.Enum):
+    """A key type the HSM generates inside. RSA-3072 is only a key-wrapping key (the
+    RSA-AES-KEY-WRAP mechanism needs an RSA key to unwrap into the boundary)."""
+
+    EC_P256 = "EC-P256"
+    EC_P384 = "EC-P384"
+    ED25519 = "Ed25519"
+    ML_DSA_44 = "ML-DSA-44"
+    ML_DSA_65 = "ML-DSA-65"
+    ML_DSA_87 = "ML-DSA-87"
+    ML_KEM_768 = "ML-KEM-768"
+    ML_KEM_1024 = "ML-KEM-1024"
+    RSA_3072 = "RSA-3072"
+    AES_256 = "AES-256"
+    HMAC_SHA384 = "HMAC-SHA-384"
+
+    @classmethod
+    def parse(cls, value: str) -> KeyType:
+        try:
+            return cls(value)
+        except ValueError:
+            raise UnsupportedAlgorithm(f"unknown key type {value!r}") from None
+
+    @property
+    def is_secret(self) -> bool:
+        """A symmetric key (no public half)."""
+        return self in (KeyType.AES_256, KeyType.HMAC_SHA384)
+
+    @property
+    def signature_algorithm(self) -> Algorithm | None:
+        """The COSE signature algorithm of a signing key type, else ``None``."""
+        return _SIGNATURE_ALGORITHMS.get(self)
+
+    @property
+    def allowed_usages(self) -> frozenset[Usage]:
+        return _ALLOWED[self]
+
+    @property
+    def default_usages(self) -> frozenset[Usage]:
+        return _DEFAULTS[self]
+
+
+_SIGNATURE_ALGORITHMS: Final = {
+    KeyType.EC_P256: Algorithm.ES256,
+    KeyType.EC_P384: Algorithm.ES384,
+    KeyType.ED25519: Algorithm.EDDSA,
+    KeyType.ML_DSA_44: Algorithm.ML_DSA_44,
+    KeyType.ML_DSA_65: Algorithm.ML_DSA_65,
+    KeyType.ML_DSA_87: Algorithm.ML_DSA_87,
+}
+KEY_TYPE_FOR_ALGORITHM: Final = {alg: kt for kt, alg in _SIGNATURE_ALGORITHMS.items()}
+_ALLOWED: Final[dict[KeyType, frozenset[Usage]]] = {
+    **dict.fromkeys(_SIGNATURE_ALGORITHMS, _SIGNING),
+    KeyType.ML_KEM_768: _KEM,
+    KeyType.ML_KEM_1024: _KEM,
+    KeyType.RSA_3072: _KEM,
+    KeyType.AES_256: frozenset(
+        {Usage.ENCRYPT, Usage.DECRYPT, Usage.WRAP, Usage.UNWRAP, Usage.DERIVE}
+    ),
+    KeyType.HMAC_SHA384: frozenset({Usage.SIGN, Usage.VERIFY, Usage.DERIVE}),
+}
+_DEFAULTS: Final[dict[KeyType, frozenset[Usage]]] = {
+    **_ALLOWED,
+    KeyType.AES_256: frozenset({Usage.ENCRYPT, Usage.DECRYPT}),
+    KeyType.HMAC_SHA384: _SIGNING,
+}
+
+
+def check_name(name: object, what: str = "identity") -> str:
+    """An identity name: 1–64 letters, digits, ``.``, ``_``, ``@`` or ``-``."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise MalformedInput(f"{what} name must be 1–64 letters, digits, '.', '_', '@' or '-'")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAttributes:
+    """The attributes a key carries for life.
+
+    ``usages`` must be a subset of what its key type allows; ``exportable`` (default ``False``)
+    allows the key to leave the boundary wrapped, never in plaintext; ``release_policy`` is
+    opaque text kept for the key-release layer (a key with one leaves only through
+    ``Hsm.release``).
+    """
+
+    usages: frozenset[Usage]
+    exportable: bool = False
+    label: str = ""
+    release_policy: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.usages, frozenset) or not all(
+            isinstance(u, Usage) for u in self.usages
+        ):
+            raise MalformedInput("key usages must be a frozenset of Usage")
+        if not self.usages:
+            raise MalformedInput("a key needs at least one usage")
+        if not isinstance(self.exportable, bool):
+            raise MalformedInput("exportable must be a bool")
+        if not isinstance(self.label, str) or len(self.label) > MAX_LABEL:
+            raise MalformedInput(f"a key label is text of at most {MAX_LABEL} characters")
+        policy = self.release_policy
+        if policy is not None and (not isinstance(policy, str) or not policy.strip()):
+            raise MalformedInput("a release policy must be non-empty text")
+        if policy is not None and len(policy.encode()) > MAX_POLICY:
+            raise MalformedInput(f"a release policy is at most {MAX_POLICY} bytes")
+
+    @classmethod
+    def of(
+        cls,
+        usages: Iterable[Usage | str],
+        *,
+        exportable: bool = False,
+        label: str = "",
+        release_policy: str | None = None,
+    ) -> KeyAttributes:
+        """Build from usage names or ``Usage`` values."""
+        parsed = frozenset(u if isinstance(u, Usage) else Usage.parse(u) for u in usages)
+        return cls(parsed, exportable, label, release_policy)
+
+    def check_for(self, key_type: KeyType) -> None:
+        """Raise ``MalformedInput`` if a usage does not fit ``key_type``."""
+        extra = self.usages - key_type.allowed_usages
+        if extra:
+            names = ", ".join(sorted(u.value for u in extra))
+            raise MalformedInput(f"a {key_type.value} key cannot have usage {names}")
+
+    def to_map(self) -> dict[str, object]:
+        """The CBOR/JSON form: ``usages`` sorted names, ``exportable``, ``label``,
+        ``release_policy`` (``None`` when absent)."""
+        return {
+            "usages": sorted(u.value for u in self.usages),
+            "exportable": self.exportable,
+            "label": self.label,
+            "release_policy": self.release_policy,
+        }
+
+    @classmethod
+    def from_map(cls, value: object) -> KeyAttributes:
+        if not isinstance(value, Mapping) or set(value) != {
+            "usages",
+            "exportable",
+            "label",
+            "release_policy",
+        }:
+            raise MalformedInput("key attributes must be a map of exactly the four members")
+        usages = value["usages"]
+        if not isinstance(usages, list) or not all(isinstance(u, str) for u in usages):
+            raise MalformedInput("key usages must be a list of names")
+        if len(set(usages)) != len(usages):
+            raise MalformedInput("key usages repeat a name")
+        return cls.of(
+            usages,
+            exportable=value["exportable"],
+            label=value["label"],
+            release_policy=value["release_policy"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What a caller may know about a key: never its private or secret material.
+
+    ``public_der`` is the SubjectPublicKeyInfo (DER) of an asymmetric key, ``public_key`` its
+    :class:`~ironroot.crypto.PublicKey` when it is a signing key; ``generated_inside`` is false
+    for keys imported by unwrap (they are never exportable).
+    """
+
+    handle: str
+    key_type: KeyType
+    attributes: KeyAttributes
+    generated_inside: bool
+    created: int
+    public_der: bytes | None = field(default=None, repr=False)
+    public_key: PublicKey | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """An authenticated session of one identity in one role. The token is the session's
+    secret: it is never shown in ``repr``."""
+
+    identity: str
+    role: Role
+    token: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIdentity:
+    """The device identity that certifies the HSM's attestation key: a signer (the RoT's DPE
+    child key, or any ``Signer``) and its certificate chain, DER, the signer's certificate first
+    and then its issuers."""
+
+    signer: Signer
+    chain: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        if not self.chain or not all(isinstance(c, bytes) and c for c in self.chain):
+            raise ConfigError("a device identity needs its certificate chain (DER, leaf first)")
+
+
+@dataclass(frozen=True, slots=True)
+class HsmConfig:
+    """Tunable settings of one HSM.
+
+    ``max_failed_logins`` wrong credentials lock an identity; ``scrypt_n`` / ``scrypt_r`` /
+    ``scrypt_p`` are the credential hash cost (RFC 7914); ``audit_group_commit`` is how many
+    key-use records may wait in memory before the audit log is written and synced (1 makes
+    every record durable before its operation returns); ``attestation_algorithm`` is the
+    algorithm of the HSM's attestation key; ``max_data`` bounds any one input buffer.
+    """
+
+    max_failed_logins: int = 5
+    scrypt_n: int = 2**15
+    scrypt_r: int = 8
+    scrypt_p: int = 1
+    audit_group_commit: int = 256
+    attestation_algorithm: Algorithm = Algorithm.ES384
+    max_data: int = 64 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("max_failed_logins", "scrypt_r", "scrypt_p", "audit_group_commit"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer")
+        n = self.scrypt_n
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2**10 or n & (n - 1):
+            raise ConfigError("scrypt_n must be a power of two of at least 1024")
+        if self.attestation_algorithm not in KEY_TYPE_FOR_ALGORITHM:
+            raise ConfigError("the attestation key is ES256, ES384, EdDSA or ML-DSA")
+        if not isinstance(self.max_data, int) or self.max_data < 1:
+            raise ConfigError("max_data must be a positive integer")

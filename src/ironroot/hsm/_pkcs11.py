@@ -1,0 +1,318 @@
+"""A PKCS#11 token behind :class:`~ironroot.hsm.KeyBackend` (``python-pkcs11``).
+
+Tested against SoftHSM2 2.6, which offers EC (P-256, P-384), EdDSA (Ed25519), AES and HMAC but
+neither ML-DSA nor ML-KEM, and no CKM_ECDSA_SHA384: ECDSA keys sign with raw CKM_ECDSA over a
+digest computed here (SHA-256 for P-256, SHA-384 for P-384), which is the same signature; the
+token returns ``r ‖ s`` as fixed-width octets, which is already the COSE encoding.
+
+Every private and secret key is created on the token (``CKA_TOKEN``) with ``CKA_SENSITIVE``
+true and ``CKA_EXTRACTABLE`` false unless its attributes say exportable (then extractable, but
+still sensitive: it can leave only wrapped). Usages map to ``CKA_SIGN``, ``CKA_VERIFY``,
+``CKA_ENCRYPT``, ``CKA_DECRYPT``, ``CKA_WRAP``, ``CKA_UNWRAP``, ``CKA_DERIVE``. A handle is the
+hex of the key's random 16-byte ``CKA_ID``. Reading a sensitive attribute (``CKA_VALUE``) is
+refused by the token and reported as ``KeyNotExportable``.
+
+One PKCS#11 session is used under a lock (python-pkcs11 sessions are not thread-safe).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from typing import Any, Final
+
+import pkcs11
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from pkcs11 import Attribute, Mechanism, ObjectClass
+from pkcs11 import KeyType as P11KeyType
+from pkcs11.util.ec import encode_named_curve_parameters
+
+from ironroot.crypto import Algorithm, PublicKey
+from ironroot.errors import (
+    BadSignature,
+    ConfigError,
+    KeyNotExportable,
+    KeyUsageNotPermitted,
+    MalformedInput,
+    NotFound,
+    StorageError,
+    Unauthorized,
+    UnsupportedAlgorithm,
+)
+from ironroot.hsm._model import KeyAttributes, KeyType, Usage
+
+__all__ = ["Pkcs11Backend"]
+
+_CURVES: Final = {
+    KeyType.EC_P256: ("secp256r1", ec.SECP256R1(), hashlib.sha256, Algorithm.ES256),
+    KeyType.EC_P384: ("secp384r1", ec.SECP384R1(), hashlib.sha384, Algorithm.ES384),
+}
+_ED25519_OID_DER: Final = bytes.fromhex("06032b6570")  # OID 1.3.101.112 (RFC 8410)
+_USAGE_ATTRIBUTES: Final = {
+    Usage.SIGN: Attribute.SIGN,
+    Usage.VERIFY: Attribute.VERIFY,
+    Usage.ENCRYPT: Attribute.ENCRYPT,
+    Usage.DECRYPT: Attribute.DECRYPT,
+    Usage.WRAP: Attribute.WRAP,
+    Usage.UNWRAP: Attribute.UNWRAP,
+    Usage.DERIVE: Attribute.DERIVE,
+}
+_PUBLIC_USAGES: Final = frozenset({Usage.VERIFY, Usage.ENCRYPT, Usage.WRAP})
+_SUPPORTED: Final = frozenset(
+    {KeyType.EC_P256, KeyType.EC_P384, KeyType.ED25519, KeyType.AES_256, KeyType.HMAC_SHA384}
+)
+
+
+def _octet_string(data: bytes) -> bytes:
+    """The content of a DER OCTET STRING (CKA_EC_POINT holds the point wrapped in one)."""
+    if len(data) < 2 or data[0] != 0x04:
+        raise MalformedInput("CKA_EC_POINT is not a DER OCTET STRING")
+    first = data[1]
+    head = 2 + (first & 0x7F if first & 0x80 else 0)
+    size = int.from_bytes(data[2:head], "big") if first & 0x80 else first
+    if head + size != len(data):
+        raise MalformedInput("CKA_EC_POINT has the wrong length")
+    return data[head:]
+
+
+class Pkcs11Backend:
+    """Keys on a PKCS#11 token (SoftHSM2 in tests, a hardware HSM in production)."""
+
+    def __init__(self, library: str, *, token_label: str, pin: str) -> None:
+        try:
+            self._lib = pkcs11.lib(library)
+            token = self._lib.get_token(token_label=token_label)
+            self._session = token.open(rw=True, user_pin=pin)
+        except pkcs11.PinIncorrect as exc:
+            raise Unauthorized("the token refused the PIN") from exc
+        except pkcs11.NoSuchToken as exc:
+            raise NotFound(f"no PKCS#11 token labelled {token_label!r}") from exc
+        except (pkcs11.PKCS11Error, RuntimeError, OSError) as exc:
+            raise ConfigError(f"cannot open the PKCS#11 token: {exc!r}") from exc
+        self._lock = threading.Lock()
+        self._objects: dict[tuple[str, ObjectClass], Any] = {}
+        self._types: dict[str, KeyType] = {}
+
+    def close(self) -> None:
+        with self._lock:
+            self._objects.clear()
+            self._session.close()
+
+    def __enter__(self) -> Pkcs11Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- lookups -----------------------------------------------------------------------------
+
+    def _object(self, handle: str, object_class: ObjectClass) -> Any:
+        cached = self._objects.get((handle, object_class))
+        if cached is not None:
+            return cached
+        try:
+            key_id = bytes.fromhex(handle)
+        except (ValueError, TypeError) as exc:
+            raise NotFound(f"no key {handle!r}") from exc
+        try:
+            obj = self._session.get_key(object_class=object_class, id=key_id)
+        except pkcs11.NoSuchKey as exc:
+            raise NotFound(f"no key {handle!r} ({object_class.name})") from exc
+        except pkcs11.PKCS11Error as exc:
+            raise StorageError(f"the token failed: {exc!r}") from exc
+        self._objects[(handle, object_class)] = obj
+        return obj
+
+    def _key_type(self, handle: str) -> KeyType:
+        known = self._types.get(handle)
+        if known is not None:
+            return known
+        try:
+            key = self._object(handle, ObjectClass.PRIVATE_KEY)
+        except NotFound:
+            secret = self._object(handle, ObjectClass.SECRET_KEY)
+            found = KeyType.AES_256 if secret.key_type == P11KeyType.AES else KeyType.HMAC_SHA384
+        else:
+            if key.key_type == P11KeyType.EC_EDWARDS:
+                found = KeyType.ED25519
+            else:
+                params = key[Attribute.EC_PARAMS]
+                found = (
+                    next(
+                        (
+                            kt
+                            for kt, c in _CURVES.items()
+                            if encode_named_curve_parameters(c[0]) == params
+                        ),
+                        None,
+                    )
+                    or KeyType.EC_P384
+                )
+        self._types[handle] = found
+        return found
+
+    # --- KeyBackend --------------------------------------------------------------------------
+
+    def generate(self, key_type: KeyType, attributes: KeyAttributes) -> str:
+        """Generate a key on the token; ``UnsupportedAlgorithm`` for types SoftHSM2 lacks."""
+        if key_type not in _SUPPORTED:
+            raise UnsupportedAlgorithm(f"this PKCS#11 backend does not generate {key_type.value}")
+        attributes.check_for(key_type)
+        key_id = secrets.token_bytes(16)
+        private: dict[Attribute, Any] = {
+            Attribute.SENSITIVE: True,
+            Attribute.EXTRACTABLE: attributes.exportable,
+            Attribute.TOKEN: True,
+            Attribute.PRIVATE: True,
+        }
+        public: dict[Attribute, Any] = {Attribute.TOKEN: True}
+        for usage, attribute in _USAGE_ATTRIBUTES.items():
+            wanted = usage in attributes.usages
+            if key_type.is_secret:
+                private[attribute] = wanted
+            elif usage in _PUBLIC_USAGES:
+                public[attribute] = wanted
+            else:
+                private[attribute] = wanted
+        label = attributes.label or None
+        try:
+            with self._lock:
+                if key_type.is_secret:
+                    if key_type is KeyType.AES_256:
+                        self._session.generate_key(
+                            P11KeyType.AES,
+                            256,
+                            id=key_id,
+                            label=label,
+                            store=True,
+                            template=private,
+                        )
+                    else:
+                        self._session.generate_key(
+                            P11KeyType.GENERIC_SECRET,
+                            384,
+                            id=key_id,
+                            label=label,
+                            store=True,
+                            template=private,
+                        )
+                else:
+                    if key_type is KeyType.ED25519:
+                        params = self._session.create_domain_parameters(
+                            P11KeyType.EC_EDWARDS,
+                            {Attribute.EC_PARAMS: _ED25519_OID_DER},
+                            local=True,
+                        )
+                        mechanism = Mechanism.EC_EDWARDS_KEY_PAIR_GEN
+                    else:
+                        params = self._session.create_domain_parameters(
+                            P11KeyType.EC,
+                            {
+                                Attribute.EC_PARAMS: encode_named_curve_parameters(
+                                    _CURVES[key_type][0]
+                                )
+                            },
+                            local=True,
+                        )
+                        mechanism = Mechanism.EC_KEY_PAIR_GEN
+                    params.generate_keypair(
+                        id=key_id,
+                        label=label,
+                        store=True,
+                        mechanism=mechanism,
+                        public_template=public,
+                        private_template=private,
+                    )
+        except pkcs11.PKCS11Error as exc:
+            raise StorageError(f"the token could not generate the key: {exc!r}") from exc
+        handle = key_id.hex()
+        self._types[handle] = key_type
+        return handle
+
+    def public_key(self, handle: str) -> PublicKey:
+        key_type = self._key_type(handle)
+        if key_type.is_secret:
+            raise UnsupportedAlgorithm(f"key {handle} is a secret key")
+        with self._lock:
+            point = _octet_string(self._object(handle, ObjectClass.PUBLIC_KEY)[Attribute.EC_POINT])
+        try:
+            if key_type is KeyType.ED25519:
+                return PublicKey(ed25519.Ed25519PublicKey.from_public_bytes(point), Algorithm.EDDSA)
+            _name, curve, _hash, alg = _CURVES[key_type]
+            return PublicKey(ec.EllipticCurvePublicKey.from_encoded_point(curve, point), alg)
+        except ValueError as exc:
+            raise MalformedInput("the token's public key does not parse") from exc
+
+    def sign(self, handle: str, data: bytes) -> bytes:
+        key_type = self._key_type(handle)
+        with self._lock:
+            if key_type.is_secret:
+                key = self._object(handle, ObjectClass.SECRET_KEY)
+                mechanism, message = Mechanism.SHA384_HMAC, data
+            else:
+                key = self._object(handle, ObjectClass.PRIVATE_KEY)
+                if key_type is KeyType.ED25519:
+                    mechanism, message = Mechanism.EDDSA, data
+                else:
+                    mechanism, message = Mechanism.ECDSA, _CURVES[key_type][2](data).digest()
+            if not isinstance(key, pkcs11.SignMixin):  # python-pkcs11 omits it without CKA_SIGN
+                raise KeyUsageNotPermitted(f"key {handle} does not have usage sign")
+            try:
+                return bytes(key.sign(message, mechanism=mechanism))
+            except pkcs11.PKCS11Error as exc:
+                raise StorageError(f"the token could not sign: {exc!r}") from exc
+
+    def verify(self, handle: str, signature: bytes, data: bytes) -> None:
+        key_type = self._key_type(handle)
+        if not key_type.is_secret:
+            self.public_key(handle).verify(signature, data)
+            return
+        with self._lock:
+            key = self._object(handle, ObjectClass.SECRET_KEY)
+            if not isinstance(key, pkcs11.VerifyMixin):
+                raise KeyUsageNotPermitted(f"key {handle} does not have usage verify")
+            try:
+                valid = key.verify(data, signature, mechanism=Mechanism.SHA384_HMAC)
+            except (pkcs11.SignatureInvalid, pkcs11.SignatureLenRange):
+                valid = False
+            except pkcs11.PKCS11Error as exc:
+                raise StorageError(f"the token could not verify: {exc!r}") from exc
+        if not valid:
+            raise BadSignature("HMAC-SHA-384 tag does not verify")
+
+    # --- beyond the protocol -----------------------------------------------------------------
+
+    def attribute(self, handle: str, attribute: Attribute) -> Any:
+        """Read one attribute of the key's private or secret object. The token refuses
+        sensitive ones (``CKA_VALUE``, ...): ``KeyNotExportable``."""
+        key_type = self._key_type(handle)
+        object_class = ObjectClass.SECRET_KEY if key_type.is_secret else ObjectClass.PRIVATE_KEY
+        with self._lock:
+            obj = self._object(handle, object_class)
+            try:
+                return obj[attribute]
+            except (pkcs11.AttributeSensitive, pkcs11.KeyUnextractable) as exc:
+                raise KeyNotExportable(f"the token refuses to reveal {attribute.name}") from exc
+            except pkcs11.AttributeTypeInvalid as exc:
+                raise NotFound(f"key {handle} has no {attribute.name}") from exc
+            except pkcs11.PKCS11Error as exc:
+                raise StorageError(f"the token failed: {exc!r}") from exc
+
+    def delete(self, handle: str) -> None:
+        """Destroy every object of the key on the token."""
+        key_type = self._key_type(handle)
+        classes = (
+            (ObjectClass.SECRET_KEY,)
+            if key_type.is_secret
+            else (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY)
+        )
+        with self._lock:
+            for object_class in classes:
+                obj = self._object(handle, object_class)
+                try:
+                    obj.destroy()
+                except pkcs11.PKCS11Error as exc:
+                    raise StorageError(f"the token could not delete the key: {exc!r}") from exc
+                self._objects.pop((handle, object_class), None)
+        self._types.pop(handle, None)

@@ -1,0 +1,215 @@
+"""Persistence sealed to the device: the sealed key-store format and the storage media.
+
+The key store is one CBOR document (``_boundary`` defines its content), sealed as::
+
+    sealed = "IRHSMKS1" ‖ salt (32 random bytes) ‖ nonce (12 random bytes)
+             ‖ AES-256-GCM(K, nonce, plaintext, aad = the 52 bytes before it)
+    K      = HKDF-SHA-384(IKM = sealing secret, salt = salt, info = "ironroot/hsm/store-seal/v1",
+                          L = 32)
+
+The sealing secret comes from the root of trust (a secret derived from its CDI), so another
+device, or the same device after a firmware change, derives another ``K`` and the store does
+not open (``SealedStoreError``). Every write draws a fresh salt, so ``K`` and the nonce are
+never reused together.
+
+A storage medium holds the sealed store and the audit log. :class:`DirectoryStorage` writes
+``keystore.sealed`` atomically (temporary file, fsync, rename, fsync of the directory) and
+appends ``audit.jsonl`` with an fsync per append; :class:`MemoryStorage` keeps both in memory
+for tests and for higher layers' tests.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Final, Protocol, runtime_checkable
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from ironroot.errors import ConfigError, SealedStoreError, StorageError
+
+__all__ = ["DirectoryStorage", "HsmStorage", "MemoryStorage", "seal", "unseal"]
+
+MAGIC: Final = b"IRHSMKS1"
+SEAL_INFO: Final = b"ironroot/hsm/store-seal/v1"
+_SALT: Final = 32
+_NONCE: Final = 12
+_HEADER: Final = len(MAGIC) + _SALT + _NONCE
+MIN_SECRET: Final = 32
+MAX_STORE: Final = 64 * 1024 * 1024
+STORE_FILE: Final = "keystore.sealed"
+AUDIT_FILE: Final = "audit.jsonl"
+
+
+def check_secret(secret: object) -> bytes:
+    if not isinstance(secret, bytes | bytearray) or len(secret) < MIN_SECRET:
+        raise ConfigError(f"a sealing secret is at least {MIN_SECRET} bytes")
+    return bytes(secret)
+
+
+def _key(secret: bytes, salt: bytes) -> bytes:
+    return HKDF(hashes.SHA384(), 32, salt, SEAL_INFO).derive(secret)
+
+
+def seal(secret: bytes, plaintext: bytes) -> bytes:
+    """Seal ``plaintext`` under ``secret`` (format in the module docstring)."""
+    salt, nonce = secrets.token_bytes(_SALT), secrets.token_bytes(_NONCE)
+    header = MAGIC + salt + nonce
+    return header + AESGCM(_key(check_secret(secret), salt)).encrypt(nonce, plaintext, header)
+
+
+def unseal(secret: bytes, sealed: bytes) -> bytes:
+    """Open a sealed store; ``SealedStoreError`` if it is not one or does not open here."""
+    if len(sealed) > MAX_STORE:
+        raise SealedStoreError("the sealed store is larger than the limit")
+    if len(sealed) < _HEADER + 16 or sealed[: len(MAGIC)] != MAGIC:
+        raise SealedStoreError("not a sealed HSM key store")
+    header = sealed[:_HEADER]
+    salt, nonce = header[len(MAGIC) : len(MAGIC) + _SALT], header[len(MAGIC) + _SALT :]
+    try:
+        return AESGCM(_key(check_secret(secret), salt)).decrypt(nonce, sealed[_HEADER:], header)
+    except InvalidTag as exc:
+        raise SealedStoreError(
+            "the key store does not open with this device's sealing secret "
+            "(another device, changed firmware, or altered bytes)"
+        ) from exc
+
+
+@runtime_checkable
+class HsmStorage(Protocol):
+    """Where an HSM keeps its sealed store and its audit log."""
+
+    def read_store(self) -> bytes | None:
+        """The sealed store, or ``None`` if there is none."""
+        ...
+
+    def write_store(self, data: bytes) -> None:
+        """Replace the sealed store atomically and durably."""
+        ...
+
+    def destroy_store(self) -> None:
+        """Overwrite and remove the sealed store (zeroization)."""
+        ...
+
+    def append_audit(self, data: bytes) -> None:
+        """Append audit lines durably."""
+        ...
+
+    def read_audit(self) -> bytes:
+        """All audit lines written so far."""
+        ...
+
+
+class MemoryStorage:
+    """Keeps the sealed store and the audit log in memory."""
+
+    __slots__ = ("_audit", "_store")
+
+    def __init__(self) -> None:
+        self._store: bytearray | None = None
+        self._audit = bytearray()
+
+    def read_store(self) -> bytes | None:
+        return None if self._store is None else bytes(self._store)
+
+    def write_store(self, data: bytes) -> None:
+        self._store = bytearray(data)
+
+    def destroy_store(self) -> None:
+        if self._store is not None:
+            self._store[:] = bytes(len(self._store))
+        self._store = None
+
+    def append_audit(self, data: bytes) -> None:
+        self._audit += data
+
+    def read_audit(self) -> bytes:
+        return bytes(self._audit)
+
+
+class DirectoryStorage:
+    """``keystore.sealed`` and ``audit.jsonl`` in one directory (created mode 0700)."""
+
+    __slots__ = ("_dir",)
+
+    def __init__(self, directory: Path | str) -> None:
+        self._dir = Path(directory)
+
+    @property
+    def directory(self) -> Path:
+        return self._dir
+
+    def _fail(self, what: str, exc: OSError) -> StorageError:
+        return StorageError(f"cannot {what} in {self._dir}: {exc.strerror or exc}")
+
+    def read_store(self) -> bytes | None:
+        path = self._dir / STORE_FILE
+        try:
+            with path.open("rb") as handle:
+                data = handle.read(MAX_STORE + 1)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._fail("read the key store", exc) from exc
+        if len(data) > MAX_STORE:
+            raise SealedStoreError("the sealed store is larger than the limit")
+        return data
+
+    def _sync_dir(self) -> None:
+        fd = os.open(self._dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def write_store(self, data: bytes) -> None:
+        try:
+            self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            tmp = self._dir / (STORE_FILE + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self._dir / STORE_FILE)
+            self._sync_dir()
+        except OSError as exc:
+            raise self._fail("write the key store", exc) from exc
+
+    def destroy_store(self) -> None:
+        path = self._dir / STORE_FILE
+        try:
+            size = path.stat().st_size
+            with path.open("r+b") as handle:
+                handle.write(secrets.token_bytes(size))
+                handle.flush()
+                os.fsync(handle.fileno())
+            path.unlink()
+            self._sync_dir()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise self._fail("destroy the key store", exc) from exc
+
+    def append_audit(self, data: bytes) -> None:
+        try:
+            self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self._dir / AUDIT_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "ab") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise self._fail("append to the audit log", exc) from exc
+
+    def read_audit(self) -> bytes:
+        try:
+            return (self._dir / AUDIT_FILE).read_bytes()
+        except FileNotFoundError:
+            return b""
+        except OSError as exc:
+            raise self._fail("read the audit log", exc) from exc
