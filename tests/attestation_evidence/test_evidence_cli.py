@@ -112,3 +112,16 @@ def test_bad_time_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         run("evidence", "verify", str(path), "--at", "yesterday")
     assert exc.value.code == 2
+
+
+def test_registered_in_the_ironroot_command(
+    snp_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ironroot.cli import main
+
+    report = str(snp_dir / "deps_verifier_test_data_snp_test-vlek-report.bin")
+    vlek = str(snp_dir / "deps_verifier_test_data_snp_test-vlek.der")
+    assert main(["evidence", "verify", report, "--cert", vlek, "--at", "2025-06-01"]) == 0
+    assert main(["evidence", "verify", report, "--cert", vlek, "--at", "2026-01-01"]) == 1
+    assert "certificate-expired" in capsys.readouterr().out
+    assert main(["evidence", "verify", report, "--format", "tdx"]) == 2
