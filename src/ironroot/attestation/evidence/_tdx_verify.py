@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -90,29 +91,17 @@ class TdxChainCache:
         return len(self._entries)
 
 
+@dataclass(frozen=True, slots=True)
 class PckExtensions:
     """The SGX extension of a PCK certificate: identity and TCB components."""
 
-    __slots__ = ("cpusvn", "fmspc", "pceid", "pcesvn", "ppid", "sgx_type", "tcb_components")
-
-    def __init__(
-        self,
-        *,
-        ppid: bytes,
-        tcb_components: tuple[int, ...],
-        pcesvn: int,
-        cpusvn: bytes,
-        pceid: bytes,
-        fmspc: bytes,
-        sgx_type: int,
-    ) -> None:
-        self.ppid = ppid
-        self.tcb_components = tcb_components
-        self.pcesvn = pcesvn
-        self.cpusvn = cpusvn
-        self.pceid = pceid
-        self.fmspc = fmspc
-        self.sgx_type = sgx_type
+    ppid: bytes
+    tcb_components: tuple[int, ...]
+    pcesvn: int
+    cpusvn: bytes
+    pceid: bytes
+    fmspc: bytes
+    sgx_type: int
 
     def to_dict(self) -> dict[str, Any]:
         return {
