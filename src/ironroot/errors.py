@@ -55,6 +55,7 @@ __all__ = [
     "PayloadMissing",
     "PayloadTooLarge",
     "PolicyRejected",
+    "ResultExpired",
     "RoleNotPermitted",
     "SealedStoreError",
     "SpdmErrorResponse",
@@ -516,3 +517,10 @@ class MalformedReport(MalformedInput):
 
     code = "malformed-report"
     title = "Malformed Security Review Report"
+
+
+class ResultExpired(VerificationFailed):
+    """An attestation result (EAR) used after its ``exp``, or before its ``iat``."""
+
+    code = "result-expired"
+    title = "Attestation Result Expired"
