@@ -7,6 +7,8 @@ documentation. It stops the server and exits non-zero if any step fails.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shlex
 import shutil
@@ -140,7 +142,81 @@ def _transparency(demo: Demo, url: str, port: int) -> None:
     )  # fmt: skip
     demo.run("statement", "register", "mallory.cose", "--url", url, expect=1)
 
-    demo.step("5. The log: checkpoint, and a full recomputation by an auditor")
+
+def _firmware_and_boot(demo: Demo, url: str) -> None:
+    demo.step("5. The vendor builds and signs firmware with ECDSA P-384 and ML-DSA-87")
+    demo.run("key", "generate", "--alg", "ML-DSA-87", "--out", "vendor-pqc")
+    (demo.work / "fmc.bin").write_bytes(os.urandom(32 * 1024))
+    (demo.work / "runtime.bin").write_bytes(os.urandom(128 * 1024))
+    descriptor = demo.run(
+        "firmware", "key-descriptor", "--ecc", "vendor.pub.pem", "--pqc", "vendor-pqc.pub.pem",
+        "--json",
+    )  # fmt: skip
+    key_hash = json.loads(descriptor)["vendor_key_descriptor_hash"]
+    demo.run(
+        "firmware", "build", "--fmc", "fmc.bin", "--runtime", "runtime.bin", "--svn", "3",
+        "--vendor-ecc-key", "vendor.pub.pem", "--vendor-pqc-key", "vendor-pqc.pub.pem",
+        "--pqc-type", "mldsa", "--not-before", "2026-01-01T00:00:00+00:00",
+        "--not-after", "2036-01-01T00:00:00+00:00", "--out", "bmc-fw.unsigned",
+    )  # fmt: skip
+    demo.run(
+        "firmware", "sign", "bmc-fw.unsigned", "--ecc-key", "vendor.key",
+        "--pqc-key", "vendor-pqc.key", "--out", "bmc-fw.bin",
+    )  # fmt: skip
+    demo.run("firmware", "verify", "bmc-fw.bin", "--vendor-key-hash", key_hash)
+
+    demo.step("6. Publication: the manifest digest and its reference values go on the log")
+    demo.run(
+        "firmware", "publish", "bmc-fw.bin", "--url", url, "--key", "vendor.key",
+        "--iss", "https://vendor.example", "--sub", "pkg:firmware/bmc@1.2.3",
+        "--out-dir", "published",
+    )  # fmt: skip
+    for name in sorted((demo.work / "published").iterdir()):
+        demo.run(
+            "statement", "verify", f"published/{name.name}", "--service-keys", "service-keys.cbor"
+        )
+
+    demo.step("7. Manufacturing: a vendor CA issues the device's IDevID; fuses are blown")
+    demo.run("rot", "ca-init", "--out", "ca")
+    demo.run(
+        "rot", "provision", "--device", "device",
+        "--vendor-ca-key", "ca/vendor-ca-ecc.key.pem",
+        "--vendor-ca-cert", "ca/vendor-ca-ecc.cert.pem",
+        "--vendor-ca-key", "ca/vendor-ca-mldsa.key.pem",
+        "--vendor-ca-cert", "ca/vendor-ca-mldsa.cert.pem", "--vendor-key-hash", key_hash,
+    )  # fmt: skip
+
+    demo.step("8. Measured boot: verify, extend PCRs, derive the DICE layers")
+    demo.run("rot", "boot", "--device", "device", "--bundle", "bmc-fw.bin")
+    demo.run("rot", "show", "--device", "device")
+    demo.run("rot", "inspect-cert", "device/idevid-ecc.cert.der")
+    cvm = hashlib.sha384(b"confidential VM image 2026.11").hexdigest()
+    demo.run(
+        "rot", "derive-child", "--device", "device", "--measurement", cvm, "--label", "cvm",
+        "--out", "cvm",
+    )  # fmt: skip
+    demo.run("rot", "inspect-cert", "cvm/cvm-ecc.cert.der")
+
+    demo.step("9. A quote for a verifier's nonce, checked against the vendor CA")
+    nonce = os.urandom(32).hex()
+    demo.run("rot", "quote", "--device", "device", "--nonce", nonce, "--out", "quote.cbor")
+    demo.run(
+        "rot", "verify-quote", "quote.cbor", "--nonce", nonce,
+        "--vendor-ca-cert", "ca/vendor-ca-ecc.cert.pem",
+        "--vendor-ca-cert", "ca/vendor-ca-mldsa.cert.pem",
+    )  # fmt: skip
+
+    demo.step("10. Tampered firmware is refused and the device keeps its state")
+    tampered = bytearray((demo.work / "bmc-fw.bin").read_bytes())
+    tampered[-100] ^= 0x01
+    (demo.work / "bmc-fw-tampered.bin").write_bytes(bytes(tampered))
+    demo.run("rot", "boot", "--device", "device", "--bundle", "bmc-fw-tampered.bin", expect=1)
+
+
+def _audit(demo: Demo, url: str) -> None:
+    demo.step("11. The log: checkpoint, and a full recomputation by an auditor")
+    import httpx
+
     console.print(f"[dim]$[/dim] [bold]curl -s {url}/checkpoint[/bold]")
     console.print(httpx.get(url + "/checkpoint").text.rstrip(), markup=False)
     demo.run("log", "verify", url)
@@ -157,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print(f"[bold]Ironroot demo[/bold] in {work}")
     try:
         _transparency(demo, url, port)
+        _firmware_and_boot(demo, url)
+        _audit(demo, url)
     except DemoFailed as exc:
         console.print(f"[bold red]demo failed:[/bold red] {exc}")
         return 1

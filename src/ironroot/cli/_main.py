@@ -71,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ironroot: {exc.code}: {exc.detail}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:
-        print(f"ironroot: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"ironroot: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
