@@ -113,7 +113,11 @@ def load_material(key_type: KeyType, stored: bytearray | bytes) -> KeyObject:
         if key_type in _MLKEM:
             return _MLKEM[key_type].from_seed_bytes(data)
         if key_type is KeyType.RSA_3072:
-            rsa_key = serialization.load_der_private_key(data, password=None)
+            # The stored form was validated when it entered (generated here, or checked by
+            # material_from_wrapped) and comes back sealed, so the slow check is skipped.
+            rsa_key = serialization.load_der_private_key(
+                data, password=None, unsafe_skip_rsa_key_validation=True
+            )
             if not isinstance(rsa_key, rsa.RSAPrivateKey) or rsa_key.key_size != _RSA_BITS:
                 raise MalformedInput("not an RSA-3072 private key")
             return rsa_key

@@ -20,6 +20,7 @@ for tests and for higher layers' tests.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 from pathlib import Path
@@ -30,7 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ironroot.errors import ConfigError, SealedStoreError, StorageError
+from ironroot.errors import ConfigError, Conflict, SealedStoreError, StorageError
 
 __all__ = ["DirectoryStorage", "HsmStorage", "MemoryStorage", "seal", "unseal"]
 
@@ -43,6 +44,7 @@ MIN_SECRET: Final = 32
 MAX_STORE: Final = 64 * 1024 * 1024
 STORE_FILE: Final = "keystore.sealed"
 AUDIT_FILE: Final = "audit.jsonl"
+LOCK_FILE: Final = "lock"
 
 
 def check_secret(secret: object) -> bytes:
@@ -132,12 +134,45 @@ class MemoryStorage:
 
 
 class DirectoryStorage:
-    """``keystore.sealed`` and ``audit.jsonl`` in one directory (created mode 0700)."""
+    """``keystore.sealed`` and ``audit.jsonl`` in one directory (created mode 0700).
 
-    __slots__ = ("_dir",)
+    One HSM at a time: the constructor takes an exclusive ``flock`` on ``lock`` in the
+    directory (``Conflict`` if another holder has it), released by :meth:`close`; two HSM
+    objects appending to one audit log would fork its chain.
+    """
+
+    __slots__ = ("_dir", "_lock_fd")
 
     def __init__(self, directory: Path | str) -> None:
         self._dir = Path(directory)
+        try:
+            self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self._dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise self._fail("create the HSM directory", exc) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise Conflict(f"another HSM process holds {self._dir}") from exc
+        self._lock_fd: int | None = fd
+
+    def close(self) -> None:
+        """Release the directory lock."""
+        fd = getattr(self, "_lock_fd", None)  # absent when __init__ failed
+        if fd is not None:
+            self._lock_fd = None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def __enter__(self) -> DirectoryStorage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
 
     @property
     def directory(self) -> Path:

@@ -1,0 +1,116 @@
+"""Builders for the HSM tests: a self-made device identity (root CA → device certificate) and
+an HSM in memory with a fixed clock and a cheap credential hash."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.hsm import DeviceIdentity, Hsm, HsmConfig, MemoryStorage, Role, Session
+
+NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
+NOW_TS = NOW.timestamp()
+SECRET = bytes(range(48))
+OTHER_SECRET = bytes(range(1, 49))
+OFFICER, OFFICER_PASS = "officer", b"officer-credential"
+USER, USER_PASS = "service", b"user-credential"
+AUDITOR, AUDITOR_PASS = "auditor", b"auditor-credential"
+FAST = HsmConfig(scrypt_n=2**10)
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _sign_hash(key: PrivateKey) -> hashes.SHA384 | hashes.SHA256 | None:
+    if key.algorithm is Algorithm.ES384:
+        return hashes.SHA384()
+    if key.algorithm is Algorithm.ES256:
+        return hashes.SHA256()
+    return None
+
+
+@dataclass(frozen=True)
+class DeviceChain:
+    """A root CA and a device end-entity certificate under it."""
+
+    identity: DeviceIdentity
+    root: x509.Certificate
+    root_key: PrivateKey
+
+
+def make_device(
+    algorithm: Algorithm = Algorithm.ES384, *, ca: bool = False, cn: str = "Test device"
+) -> DeviceChain:
+    root_key = PrivateKey.generate(Algorithm.ES384)
+    start, end = NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=3650)
+    root = (
+        x509.CertificateBuilder()
+        .subject_name(_name("Test device vendor root"))
+        .issuer_name(_name("Test device vendor root"))
+        .public_key(root_key.public_key.raw)
+        .serial_number(1)
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(root_key.public_key.raw),  # type: ignore[arg-type]
+            critical=False,
+        )
+        .sign(root_key.raw, hashes.SHA384())
+    )
+    device_key = PrivateKey.generate(algorithm)
+    device = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(root.subject)
+        .public_key(device_key.public_key.raw)
+        .serial_number(2)
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, ca, False, False, False),
+            critical=True,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key.raw),  # type: ignore[arg-type]
+            critical=False,
+        )
+        .sign(root_key.raw, _sign_hash(root_key))
+    )
+    identity = DeviceIdentity(
+        device_key, (device.public_bytes(Encoding.DER), root.public_bytes(Encoding.DER))
+    )
+    return DeviceChain(identity, root, root_key)
+
+
+def new_hsm(device: DeviceIdentity, storage: MemoryStorage | None = None, **kwargs: object) -> Hsm:
+    options: dict[str, object] = {"config": FAST, "clock": lambda: NOW_TS}
+    options.update(kwargs)
+    return Hsm.initialize(
+        storage if storage is not None else MemoryStorage(),
+        SECRET,
+        officer=OFFICER,
+        credential=OFFICER_PASS,
+        device=device,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def sessions(hsm: Hsm) -> tuple[Session, Session, Session]:
+    """(officer, user, auditor) sessions; adds the user and auditor identities."""
+    officer = hsm.login(OFFICER, OFFICER_PASS)
+    hsm.add_identity(officer, USER, Role.USER, USER_PASS)
+    hsm.add_identity(officer, AUDITOR, Role.AUDITOR, AUDITOR_PASS)
+    return officer, hsm.login(USER, USER_PASS), hsm.login(AUDITOR, AUDITOR_PASS)

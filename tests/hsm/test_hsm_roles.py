@@ -1,0 +1,198 @@
+"""Identities, roles, sessions and lockout: every operation needs a session of the right role."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from _hsm_helpers import AUDITOR, FAST, OFFICER, OFFICER_PASS, SECRET, USER, USER_PASS, new_hsm
+
+from ironroot.errors import (
+    Conflict,
+    IdentityLocked,
+    MalformedInput,
+    NotFound,
+    RoleNotPermitted,
+    Unauthorized,
+)
+from ironroot.hsm import Hsm, HsmConfig, KeyAttributes, KeyType, MemoryStorage, Role, Session
+
+
+def test_login_gives_a_session_of_the_identity_role(hsm: Hsm) -> None:
+    session = hsm.login(OFFICER, OFFICER_PASS)
+    assert (session.identity, session.role) == (OFFICER, Role.OFFICER)
+    assert session.token.hex() not in repr(session)
+
+
+def test_wrong_credential_and_unknown_identity_are_unauthorized(hsm: Hsm) -> None:
+    with pytest.raises(Unauthorized) as wrong:
+        hsm.login(OFFICER, b"not-the-credential")
+    with pytest.raises(Unauthorized) as unknown:
+        hsm.login("nobody", OFFICER_PASS)
+    assert type(wrong.value) is Unauthorized and type(unknown.value) is Unauthorized
+    assert wrong.value.detail == unknown.value.detail  # no hint which one it was
+
+
+def test_forged_session_is_unauthorized(hsm: Hsm, roles: tuple[Session, ...]) -> None:
+    officer, user, _ = roles
+    handle = hsm.generate(officer, KeyType.EC_P256)
+    forged = Session(USER, Role.USER, bytes(32))
+    with pytest.raises(Unauthorized):
+        hsm.sign(forged, handle, b"data")
+    promoted = dataclasses.replace(user, role=Role.OFFICER)  # right token, claimed other role
+    with pytest.raises(Unauthorized):
+        hsm.generate(promoted, KeyType.EC_P256)
+    with pytest.raises(Unauthorized):
+        hsm.sign("not a session", handle, b"data")  # type: ignore[arg-type]
+
+
+def test_logged_out_session_is_unauthorized(hsm: Hsm, roles: tuple[Session, ...]) -> None:
+    officer, user, _ = roles
+    handle = hsm.generate(officer, KeyType.EC_P256)
+    hsm.logout(user)
+    with pytest.raises(Unauthorized):
+        hsm.sign(user, handle, b"data")
+
+
+@pytest.mark.parametrize(
+    ("who", "operation"),
+    [
+        (0, "sign"),
+        (2, "sign"),
+        (0, "encrypt"),
+        (0, "wrap"),
+        (0, "unwrap"),
+        (0, "derive"),
+        (1, "generate"),
+        (2, "generate"),
+        (1, "delete"),
+        (1, "add_identity"),
+        (1, "migrate"),
+        (1, "zeroize"),
+        (1, "backup"),
+        (0, "audit_records"),
+        (1, "audit_records"),
+        (1, "audit_checkpoint"),
+        (2, "keys"),
+        (2, "attest"),
+    ],
+)
+def test_role_without_the_right_is_refused(
+    hsm: Hsm, roles: tuple[Session, Session, Session], who: int, operation: str
+) -> None:
+    officer = roles[0]
+    session = roles[who]
+    ec = hsm.generate(officer, KeyType.EC_P256)
+    aes = hsm.generate(
+        officer, KeyType.AES_256, KeyAttributes.of(["encrypt", "wrap", "unwrap", "derive"])
+    )
+    calls = {
+        "sign": lambda: hsm.sign(session, ec, b"x"),
+        "encrypt": lambda: hsm.encrypt(session, aes, b"x"),
+        "wrap": lambda: hsm.wrap(session, ec, wrapping_key=aes),
+        "unwrap": lambda: hsm.unwrap(
+            session, bytes(40), unwrapping_key=aes, attributes=KeyAttributes.of(["sign"])
+        ),
+        "derive": lambda: hsm.derive(session, aes, info=b"x"),
+        "generate": lambda: hsm.generate(session, KeyType.EC_P256),
+        "delete": lambda: hsm.delete(session, ec),
+        "add_identity": lambda: hsm.add_identity(session, "x", Role.OFFICER, b"12345678"),
+        "migrate": lambda: hsm.migrate(session, bytes(32)),
+        "zeroize": lambda: hsm.zeroize(session),
+        "backup": lambda: hsm.backup(session),
+        "audit_records": lambda: hsm.audit_records(session),
+        "audit_checkpoint": lambda: hsm.audit_checkpoint(session),
+        "keys": lambda: hsm.keys(session),
+        "attest": lambda: hsm.attest(session, ec),
+    }
+    with pytest.raises(RoleNotPermitted):
+        calls[operation]()
+    assert hsm.state == "operational"
+
+
+def test_refusals_are_audited(hsm: Hsm, roles: tuple[Session, Session, Session]) -> None:
+    officer, user, auditor = roles
+    with pytest.raises(RoleNotPermitted):
+        hsm.generate(user, KeyType.EC_P256)
+    with pytest.raises(Unauthorized):
+        hsm.login(USER, b"wrong-credential")
+    records = hsm.audit_records(auditor)
+    outcomes = [(r.identity, r.operation, r.result) for r in records]
+    assert (USER, "generate", "role-not-permitted") in outcomes
+    assert (USER, "login", "unauthorized") in outcomes
+
+
+def test_lockout_after_n_wrong_credentials(hsm: Hsm, roles: tuple[Session, ...]) -> None:
+    officer = roles[0]
+    for _ in range(FAST.max_failed_logins):
+        with pytest.raises(Unauthorized):
+            hsm.login(USER, b"wrong-credential")
+    with pytest.raises(IdentityLocked):
+        hsm.login(USER, USER_PASS)  # the right credential no longer helps
+    hsm.unlock_identity(officer, USER)
+    assert hsm.login(USER, USER_PASS).identity == USER
+
+
+def test_lockout_threshold_is_configurable_and_persists(device: object) -> None:
+    config = dataclasses.replace(FAST, max_failed_logins=2)
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage, config=config)  # type: ignore[attr-defined]
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            hsm.login(OFFICER, b"wrong-credential")
+    reopened = Hsm.open(storage, SECRET, config=config)
+    with pytest.raises(IdentityLocked):
+        reopened.login(OFFICER, OFFICER_PASS)
+
+
+def test_success_resets_the_failure_count(hsm: Hsm) -> None:
+    for _ in range(FAST.max_failed_logins - 1):
+        with pytest.raises(Unauthorized):
+            hsm.login(OFFICER, b"wrong-credential")
+    hsm.login(OFFICER, OFFICER_PASS)
+    for _ in range(FAST.max_failed_logins - 1):
+        with pytest.raises(Unauthorized):
+            hsm.login(OFFICER, b"wrong-credential")
+    assert hsm.login(OFFICER, OFFICER_PASS).role is Role.OFFICER
+
+
+def test_locking_ends_sessions(hsm: Hsm, roles: tuple[Session, ...]) -> None:
+    officer, user, _ = roles
+    hsm.lock_identity(officer, USER)
+    with pytest.raises(Unauthorized):
+        hsm.keys(user)
+    with pytest.raises(IdentityLocked):
+        hsm.login(USER, USER_PASS)
+
+
+def test_identity_management(hsm: Hsm, roles: tuple[Session, ...]) -> None:
+    officer = roles[0]
+    assert [(n, r) for n, r, _ in hsm.identities(officer)] == [
+        (AUDITOR, Role.AUDITOR),
+        (OFFICER, Role.OFFICER),
+        (USER, Role.USER),
+    ]
+    with pytest.raises(Conflict):
+        hsm.add_identity(officer, USER, Role.USER, b"another-credential")
+    with pytest.raises(MalformedInput):
+        hsm.add_identity(officer, "bad name!", Role.USER, b"another-credential")
+    with pytest.raises(MalformedInput):
+        hsm.add_identity(officer, "short", Role.USER, b"1234")
+    with pytest.raises(NotFound):
+        hsm.unlock_identity(officer, "nobody")
+    with pytest.raises(Conflict):
+        hsm.lock_identity(officer, OFFICER)
+    with pytest.raises(Conflict):
+        hsm.remove_identity(officer, OFFICER)  # the last officer
+    hsm.remove_identity(officer, USER)
+    with pytest.raises(Unauthorized):
+        hsm.login(USER, USER_PASS)
+
+
+def test_config_is_validated() -> None:
+    from ironroot.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        HsmConfig(scrypt_n=1000)
+    with pytest.raises(ConfigError):
+        HsmConfig(max_failed_logins=0)

@@ -1,0 +1,335 @@
+"""Wrap, unwrap, derive and release: formats byte for byte, and no path exports a
+non-exportable key."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from cryptography.hazmat.primitives import hashes, keywrap, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, mlkem, padding, rsa
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ironroot.crypto import PrivateKey
+from ironroot.errors import (
+    KeyNotExportable,
+    MalformedInput,
+    PolicyRejected,
+    UnsupportedAlgorithm,
+    VerificationFailed,
+)
+from ironroot.hsm import (
+    Hsm,
+    KeyAttributes,
+    KeyType,
+    Session,
+    unwrap_key_kem,
+    unwrap_key_rsa_aes,
+    wrap_key_kem,
+    wrap_key_rsa_aes,
+)
+
+
+def _spki(public: object) -> bytes:
+    return public.public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _exportable(hsm: Hsm, officer: Session, key_type: KeyType = KeyType.EC_P384) -> str:
+    usages = sorted(u.value for u in key_type.default_usages)
+    return hsm.generate(officer, key_type, KeyAttributes.of(usages, exportable=True))
+
+
+# --- the ML-KEM format, checked independently ----------------------------------------------
+
+
+def test_kem_format_layout_and_kek_derivation() -> None:
+    recipient = mlkem.MLKEM768PrivateKey.generate()
+    target = bytes(range(32))
+    wrapped = wrap_key_kem(recipient.public_key(), KeyType.AES_256, target)
+    header, ciphertext, body = wrapped[:8], wrapped[8 : 8 + 1088], wrapped[8 + 1088 :]
+    assert header == b"IRKW\x01\x01\x0a\x00"
+    shared = recipient.decapsulate(ciphertext)
+    ek = recipient.public_key().public_bytes_raw()
+    info = b"ironroot/hsm/kem-wrap/v1" + header + hashlib.sha384(ek).digest()
+    kek = HKDF(hashes.SHA384(), 32, None, info).derive(shared)
+    assert keywrap.aes_key_unwrap_with_padding(kek, body) == target
+    key_type, plain = unwrap_key_kem(recipient, wrapped)
+    assert key_type is KeyType.AES_256 and bytes(plain) == target
+
+
+def test_kem_format_1024_and_rejections() -> None:
+    recipient = mlkem.MLKEM1024PrivateKey.generate()
+    wrapped = wrap_key_kem(recipient.public_key(), KeyType.HMAC_SHA384, bytes(48))
+    assert wrapped[5] == 2 and len(wrapped) == 8 + 1568 + 56
+    with pytest.raises(VerificationFailed):
+        unwrap_key_kem(mlkem.MLKEM1024PrivateKey.generate(), wrapped)  # another recipient
+    with pytest.raises(MalformedInput):
+        unwrap_key_kem(mlkem.MLKEM768PrivateKey.generate(), wrapped)  # another KEM
+    swapped = wrapped[:6] + b"\x0a" + wrapped[7:]  # the header is bound into the KEK
+    with pytest.raises(VerificationFailed):
+        unwrap_key_kem(recipient, swapped)
+    for bad in (b"", b"IRKX" + wrapped[4:], wrapped[:4] + b"\x02" + wrapped[5:], wrapped[:-8]):
+        with pytest.raises((MalformedInput, VerificationFailed)):
+            unwrap_key_kem(recipient, bad)
+    with pytest.raises(MalformedInput):
+        unwrap_key_kem(recipient, wrapped[:7] + b"\x01" + wrapped[8:])
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.binary(min_size=1, max_size=64), st.integers(min_value=0, max_value=2000))
+def test_kem_unwrap_of_mangled_bytes_raises_typed_errors(junk: bytes, where: int) -> None:
+    recipient = _KEM_RECIPIENT
+    wrapped = bytearray(_KEM_WRAPPED)
+    where %= len(wrapped)
+    wrapped[where : where + len(junk)] = junk
+    if bytes(wrapped) == _KEM_WRAPPED:
+        return
+    with pytest.raises((MalformedInput, VerificationFailed)):
+        unwrap_key_kem(recipient, bytes(wrapped))
+
+
+_KEM_RECIPIENT = mlkem.MLKEM768PrivateKey.generate()
+_KEM_WRAPPED = wrap_key_kem(_KEM_RECIPIENT.public_key(), KeyType.AES_256, bytes(32))
+
+
+# --- RSA-AES-KEY-WRAP, checked against the PKCS#11 definition -----------------------------
+
+
+def test_rsa_aes_key_wrap_is_ckm_rsa_aes_key_wrap() -> None:
+    recipient = rsa.generate_private_key(65537, 3072)
+    target = b"\x42" * 48
+    wrapped = wrap_key_rsa_aes(recipient.public_key(), target)
+    oaep = padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
+    ephemeral = recipient.decrypt(wrapped[:384], oaep)
+    assert len(ephemeral) == 32
+    assert keywrap.aes_key_unwrap_with_padding(ephemeral, wrapped[384:]) == target
+    # and the other way: a blob made with plain primitives unwraps
+    kek = bytes(range(32))
+    made = recipient.public_key().encrypt(kek, oaep) + keywrap.aes_key_wrap_with_padding(
+        kek, target
+    )
+    assert bytes(unwrap_key_rsa_aes(recipient, made)) == target
+    with pytest.raises(VerificationFailed):
+        unwrap_key_rsa_aes(rsa.generate_private_key(65537, 3072), wrapped)
+    with pytest.raises(MalformedInput):
+        unwrap_key_rsa_aes(recipient, wrapped[:390])
+    with pytest.raises(UnsupportedAlgorithm):
+        wrap_key_rsa_aes(rsa.generate_private_key(65537, 1024).public_key(), target)
+
+
+# --- through the HSM -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target_type",
+    [KeyType.EC_P384, KeyType.ED25519, KeyType.ML_DSA_65, KeyType.AES_256, KeyType.HMAC_SHA384],
+)
+@pytest.mark.parametrize("wrapper_type", [KeyType.ML_KEM_768, KeyType.RSA_3072, KeyType.AES_256])
+def test_wrap_then_unwrap_gives_the_same_key(
+    hsm: Hsm, roles: tuple[Session, ...], target_type: KeyType, wrapper_type: KeyType
+) -> None:
+    officer, user, _ = roles
+    target = _exportable(hsm, officer, target_type)
+    wrapper = hsm.generate(
+        officer,
+        wrapper_type,
+        KeyAttributes.of(["wrap", "unwrap"]),
+    )
+    wrapped = hsm.wrap(user, target, wrapping_key=wrapper)
+    attrs = KeyAttributes.of(sorted(u.value for u in target_type.default_usages))
+    imported = hsm.unwrap(
+        user, wrapped, unwrapping_key=wrapper, attributes=attrs, key_type=target_type
+    )
+    info = hsm.key_info(user, imported)
+    assert not info.generated_inside and not info.attributes.exportable
+    if target_type.signature_algorithm is not None:
+        assert info.public_key == hsm.key_info(user, target).public_key
+    elif target_type is KeyType.AES_256:
+        sealed = hsm.encrypt(user, target, b"m")
+        assert hsm.decrypt(user, imported, sealed) == b"m"
+    else:
+        assert hsm.sign(user, imported, b"m") == hsm.sign(user, target, b"m")
+
+
+def test_wrap_to_an_outside_kem_key_is_the_documented_format(
+    hsm: Hsm, roles: tuple[Session, ...]
+) -> None:
+    officer, user, _ = roles
+    target = _exportable(hsm, officer, KeyType.EC_P256)
+    outside = mlkem.MLKEM768PrivateKey.generate()
+    wrapped = hsm.wrap(user, target, recipient=_spki(outside.public_key()))
+    key_type, pkcs8 = unwrap_key_kem(outside, wrapped)
+    assert key_type is KeyType.EC_P256
+    private = serialization.load_der_private_key(bytes(pkcs8), None)
+    assert isinstance(private, ec.EllipticCurvePrivateKey)
+    assert PrivateKey(private).public_key == hsm.key_info(user, target).public_key
+
+
+def test_unwrap_of_an_outside_blob(hsm: Hsm, roles: tuple[Session, ...]) -> None:
+    officer, user, _ = roles
+    kek = hsm.generate(officer, KeyType.RSA_3072)
+    public = serialization.load_der_public_key(hsm.key_info(user, kek).public_der or b"")
+    assert isinstance(public, rsa.RSAPublicKey)
+    outside_key = ec.generate_private_key(ec.SECP384R1())
+    pkcs8 = outside_key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    handle = hsm.unwrap(
+        user,
+        wrap_key_rsa_aes(public, pkcs8),
+        unwrapping_key=kek,
+        key_type=KeyType.EC_P384,
+        attributes=KeyAttributes.of(["sign"]),
+    )
+    signature = hsm.sign(user, handle, b"byok")
+    PrivateKey(outside_key).public_key.verify(signature, b"byok")
+    with pytest.raises(MalformedInput):  # the blob holds a P-384 key, not an Ed25519 one
+        hsm.unwrap(
+            user,
+            wrap_key_rsa_aes(public, pkcs8),
+            unwrapping_key=kek,
+            key_type=KeyType.ED25519,
+            attributes=KeyAttributes.of(["sign"]),
+        )
+    with pytest.raises(MalformedInput):
+        hsm.unwrap(user, bytes(400), unwrapping_key=kek, attributes=KeyAttributes.of(["sign"]))
+
+
+# --- no export of a non-exportable key, by any path ----------------------------------------
+
+
+def test_non_exportable_key_cannot_be_wrapped(hsm: Hsm, roles: tuple[Session, ...]) -> None:
+    officer, user, _ = roles
+    target = hsm.generate(officer, KeyType.EC_P384)  # exportable defaults to False
+    kem = hsm.generate(officer, KeyType.ML_KEM_1024)
+    outside = mlkem.MLKEM768PrivateKey.generate()
+    with pytest.raises(KeyNotExportable):
+        hsm.wrap(user, target, wrapping_key=kem)
+    with pytest.raises(KeyNotExportable):
+        hsm.wrap(user, target, recipient=_spki(outside.public_key()))
+
+
+def test_unwrapped_keys_are_never_exportable(hsm: Hsm, roles: tuple[Session, ...]) -> None:
+    officer, user, _ = roles
+    target = _exportable(hsm, officer, KeyType.AES_256)
+    kem = hsm.generate(officer, KeyType.ML_KEM_768)
+    wrapped = hsm.wrap(user, target, wrapping_key=kem)
+    with pytest.raises(KeyNotExportable):
+        hsm.unwrap(
+            user,
+            wrapped,
+            unwrapping_key=kem,
+            attributes=KeyAttributes.of(["encrypt"], exportable=True),
+        )
+    imported = hsm.unwrap(
+        user, wrapped, unwrapping_key=kem, attributes=KeyAttributes.of(["encrypt"])
+    )
+    with pytest.raises(KeyNotExportable):
+        hsm.wrap(user, imported, wrapping_key=kem)
+
+
+def test_derive_from_non_exportable_cannot_export(hsm: Hsm, roles: tuple[Session, ...]) -> None:
+    officer, user, _ = roles
+    parent = hsm.generate(officer, KeyType.HMAC_SHA384, KeyAttributes.of(["derive"]))
+    with pytest.raises(KeyNotExportable):
+        hsm.derive(
+            user, parent, info=b"x", attributes=KeyAttributes.of(["encrypt"], exportable=True)
+        )
+    child = hsm.derive(user, parent, info=b"x", attributes=KeyAttributes.of(["encrypt"]))
+    kem = hsm.generate(officer, KeyType.ML_KEM_768)
+    with pytest.raises(KeyNotExportable):
+        hsm.wrap(user, child, wrapping_key=kem)
+
+
+def test_derive_is_hkdf_sha384(hsm: Hsm, roles: tuple[Session, ...]) -> None:
+    officer, user, _ = roles
+    parent = hsm.generate(officer, KeyType.AES_256, KeyAttributes.of(["derive"], exportable=True))
+    child = hsm.derive(
+        user,
+        parent,
+        info=b"context",
+        salt=b"salt",
+        key_type=KeyType.AES_256,
+        attributes=KeyAttributes.of(["encrypt", "decrypt"], exportable=True),
+    )
+    outside = rsa.generate_private_key(65537, 2048)
+    spki = _spki(outside.public_key())
+    parent_raw = bytes(unwrap_key_rsa_aes(outside, hsm.wrap(user, parent, recipient=spki)))
+    child_raw = bytes(unwrap_key_rsa_aes(outside, hsm.wrap(user, child, recipient=spki)))
+    assert child_raw == HKDF(hashes.SHA384(), 32, b"salt", b"context").derive(parent_raw)
+    again = hsm.derive(user, parent, info=b"context", salt=b"salt")
+    sealed = hsm.encrypt(user, child, b"m")
+    assert hsm.decrypt(user, again, sealed) == b"m"  # deterministic
+    with pytest.raises(UnsupportedAlgorithm):
+        hsm.derive(user, parent, info=b"x", key_type=KeyType.EC_P256)
+
+
+def test_keys_with_a_release_policy_leave_only_through_release(
+    hsm: Hsm, roles: tuple[Session, ...]
+) -> None:
+    officer, user, _ = roles
+    policy = 'ear.status == "affirming"'
+    handle = hsm.generate(
+        officer,
+        KeyType.AES_256,
+        KeyAttributes.of(["encrypt", "decrypt"], exportable=True, release_policy=policy),
+    )
+    tee = mlkem.MLKEM768PrivateKey.generate()
+    spki = _spki(tee.public_key())
+    with pytest.raises(KeyNotExportable):
+        hsm.wrap(user, handle, recipient=spki)
+    seen: list[str] = []
+
+    def refuse(text: str) -> None:
+        seen.append(text)
+        raise PolicyRejected("the evidence does not satisfy the policy")
+
+    with pytest.raises(PolicyRejected):
+        hsm.release(user, handle, spki, authorize=refuse)
+    assert seen == [policy]
+    wrapped = hsm.release(user, handle, spki, authorize=lambda text: None)
+    key_type, raw = unwrap_key_kem(tee, wrapped)
+    assert key_type is KeyType.AES_256 and len(raw) == 32
+    plain = hsm.generate(officer, KeyType.AES_256, KeyAttributes.of(["encrypt"], exportable=True))
+    with pytest.raises(KeyNotExportable):  # no policy: release is not the path
+        hsm.release(user, plain, spki, authorize=lambda text: None)
+    locked = hsm.generate(
+        officer, KeyType.AES_256, KeyAttributes.of(["encrypt"], release_policy=policy)
+    )
+    with pytest.raises(KeyNotExportable):  # a policy does not make a key exportable
+        hsm.release(user, locked, spki, authorize=lambda text: None)
+
+
+def test_backup_is_sealed_to_the_device(hsm: Hsm, roles: tuple[Session, ...]) -> None:
+    from _hsm_helpers import FAST, OTHER_SECRET
+
+    from ironroot.errors import SealedStoreError
+    from ironroot.hsm import MemoryStorage
+
+    officer, _, _ = roles
+    secret_key = hsm.generate(officer, KeyType.AES_256)
+    blob = hsm.backup(officer)
+    assert secret_key.encode() not in blob  # not even the handle is in clear
+    other = MemoryStorage()
+    other.write_store(blob)
+    with pytest.raises(SealedStoreError):
+        Hsm.open(other, OTHER_SECRET, config=FAST)
+
+
+def test_wrap_arguments(hsm: Hsm, roles: tuple[Session, ...]) -> None:
+    officer, user, _ = roles
+    target = _exportable(hsm, officer, KeyType.AES_256)
+    aes = hsm.generate(officer, KeyType.AES_256, KeyAttributes.of(["wrap"], exportable=True))
+    with pytest.raises(MalformedInput):
+        hsm.wrap(user, target)
+    with pytest.raises(MalformedInput):
+        hsm.wrap(user, aes, wrapping_key=aes)
+    with pytest.raises(UnsupportedAlgorithm):
+        spki = _spki(ec.generate_private_key(ec.SECP256R1()).public_key())
+        hsm.wrap(user, target, recipient=spki)
+    with pytest.raises(MalformedInput):
+        hsm.wrap(user, target, recipient=b"not a key")
