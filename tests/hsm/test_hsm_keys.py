@@ -59,7 +59,8 @@ def test_wrapping_key_pairs_expose_their_public_key(
 ) -> None:
     officer, user, _ = roles
     info = hsm.key_info(user, hsm.generate(officer, key_type))
-    assert info.public_key is None and info.public_der is not None
+    assert info.public_key is None
+    assert info.public_der is not None
     public = serialization.load_der_public_key(info.public_der)
     expected = rsa.RSAPublicKey if key_type is KeyType.RSA_3072 else mlkem.MLKEM768PublicKey
     if key_type is KeyType.ML_KEM_1024:
@@ -169,7 +170,8 @@ def test_attributes_are_kept(hsm: Hsm, roles: tuple[Session, ...]) -> None:
     )
     handle = hsm.generate(officer, KeyType.ML_DSA_87, attrs)
     info = hsm.key_info(user, handle)
-    assert info.attributes == attrs and info.generated_inside
+    assert info.attributes == attrs
+    assert info.generated_inside
     assert [k.handle for k in hsm.keys(officer)] == [handle]
     assert KeyAttributes.from_map(attrs.to_map()) == attrs
 
@@ -180,7 +182,8 @@ def test_handles_are_opaque_and_unknown_ones_not_found(
     officer, user, _ = roles
     a = hsm.generate(officer, KeyType.EC_P256)
     b = hsm.generate(officer, KeyType.EC_P256)
-    assert a != b and len(a) == 32
+    assert a != b
+    assert len(a) == 32
     with pytest.raises(NotFound):
         hsm.sign(user, "0" * 32, b"m")
 
@@ -220,6 +223,7 @@ def test_input_size_is_limited(device: object) -> None:
 def test_ecdsa_keys_are_on_the_right_curve(hsm: Hsm, roles: tuple[Session, ...]) -> None:
     officer, user, _ = roles
     info = hsm.key_info(user, hsm.generate(officer, KeyType.EC_P384))
-    assert info.public_key is not None and info.public_key.algorithm is Algorithm.ES384
+    assert info.public_key is not None
+    assert info.public_key.algorithm is Algorithm.ES384
     assert isinstance(info.public_key.raw, ec.EllipticCurvePublicKey)
     assert info.public_key.raw.curve.name == "secp384r1"

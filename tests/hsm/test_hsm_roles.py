@@ -29,7 +29,8 @@ def test_wrong_credential_and_unknown_identity_are_unauthorized(hsm: Hsm) -> Non
         hsm.login(OFFICER, b"not-the-credential")
     with pytest.raises(Unauthorized) as unknown:
         hsm.login("nobody", OFFICER_PASS)
-    assert type(wrong.value) is Unauthorized and type(unknown.value) is Unauthorized
+    assert type(wrong.value) is Unauthorized
+    assert type(unknown.value) is Unauthorized
     assert wrong.value.detail == unknown.value.detail  # no hint which one it was
 
 
@@ -111,7 +112,7 @@ def test_role_without_the_right_is_refused(
 
 
 def test_refusals_are_audited(hsm: Hsm, roles: tuple[Session, Session, Session]) -> None:
-    officer, user, auditor = roles
+    _officer, user, auditor = roles
     with pytest.raises(RoleNotPermitted):
         hsm.generate(user, KeyType.EC_P256)
     with pytest.raises(Unauthorized):

@@ -58,13 +58,15 @@ def test_kem_format_layout_and_kek_derivation() -> None:
     kek = HKDF(hashes.SHA384(), 32, None, info).derive(shared)
     assert keywrap.aes_key_unwrap_with_padding(kek, body) == target
     key_type, plain = unwrap_key_kem(recipient, wrapped)
-    assert key_type is KeyType.AES_256 and bytes(plain) == target
+    assert key_type is KeyType.AES_256
+    assert bytes(plain) == target
 
 
 def test_kem_format_1024_and_rejections() -> None:
     recipient = mlkem.MLKEM1024PrivateKey.generate()
     wrapped = wrap_key_kem(recipient.public_key(), KeyType.HMAC_SHA384, bytes(48))
-    assert wrapped[5] == 2 and len(wrapped) == 8 + 1568 + 56
+    assert wrapped[5] == 2
+    assert len(wrapped) == 8 + 1568 + 56
     with pytest.raises(VerificationFailed):
         unwrap_key_kem(mlkem.MLKEM1024PrivateKey.generate(), wrapped)  # another recipient
     with pytest.raises(MalformedInput):
@@ -117,8 +119,9 @@ def test_rsa_aes_key_wrap_is_ckm_rsa_aes_key_wrap() -> None:
         unwrap_key_rsa_aes(rsa.generate_private_key(65537, 3072), wrapped)
     with pytest.raises(MalformedInput):
         unwrap_key_rsa_aes(recipient, wrapped[:390])
+    weak = rsa.generate_private_key(65537, 1024)  # noqa: S505  (must be refused)
     with pytest.raises(UnsupportedAlgorithm):
-        wrap_key_rsa_aes(rsa.generate_private_key(65537, 1024).public_key(), target)
+        wrap_key_rsa_aes(weak.public_key(), target)
 
 
 # --- through the HSM -----------------------------------------------------------------------
@@ -145,7 +148,8 @@ def test_wrap_then_unwrap_gives_the_same_key(
         user, wrapped, unwrapping_key=wrapper, attributes=attrs, key_type=target_type
     )
     info = hsm.key_info(user, imported)
-    assert not info.generated_inside and not info.attributes.exportable
+    assert not info.generated_inside
+    assert not info.attributes.exportable
     if target_type.signature_algorithm is not None:
         assert info.public_key == hsm.key_info(user, target).public_key
     elif target_type is KeyType.AES_256:
@@ -293,7 +297,8 @@ def test_keys_with_a_release_policy_leave_only_through_release(
     assert seen == [policy]
     wrapped = hsm.release(user, handle, spki, authorize=lambda text: None)
     key_type, raw = unwrap_key_kem(tee, wrapped)
-    assert key_type is KeyType.AES_256 and len(raw) == 32
+    assert key_type is KeyType.AES_256
+    assert len(raw) == 32
     plain = hsm.generate(officer, KeyType.AES_256, KeyAttributes.of(["encrypt"], exportable=True))
     with pytest.raises(KeyNotExportable):  # no policy: release is not the path
         hsm.release(user, plain, spki, authorize=lambda text: None)
@@ -328,8 +333,8 @@ def test_wrap_arguments(hsm: Hsm, roles: tuple[Session, ...]) -> None:
         hsm.wrap(user, target)
     with pytest.raises(MalformedInput):
         hsm.wrap(user, aes, wrapping_key=aes)
+    spki = _spki(ec.generate_private_key(ec.SECP256R1()).public_key())
     with pytest.raises(UnsupportedAlgorithm):
-        spki = _spki(ec.generate_private_key(ec.SECP256R1()).public_key())
         hsm.wrap(user, target, recipient=spki)
     with pytest.raises(MalformedInput):
         hsm.wrap(user, target, recipient=b"not a key")
