@@ -275,3 +275,21 @@ def test_consistency_between_successive_checkpoints(tmp_path: Path, vendor: Priv
         verify_consistency(size1, size2, proof, root1, root2)
         with pytest.raises(InvalidProof):
             verify_consistency(size1, size2, proof, root2, root1)
+
+
+def test_ml_dsa_44_checkpoints_are_cosigned_with_ed25519(
+    tmp_path: Path, vendor: PrivateKey
+) -> None:
+    from ironroot.log import NoteVerifier, open_checkpoint
+
+    with _client(_service(tmp_path, vendor, checkpoint_algorithm="ML-DSA-44")) as client:
+        assert _post(client, _stmt(vendor)).status_code == 201
+        cfg = client.get(
+            "/.well-known/transparency-configuration", headers={"Accept": "application/json"}
+        ).json()
+        vkeys = [NoteVerifier.from_vkey(v) for v in cfg["checkpoint_keys"]]
+        assert sorted(v.public_key.algorithm.label for v in vkeys) == ["EdDSA", "ML-DSA-44"]
+        note = client.get("/checkpoint").content
+        assert note.count("— transparency.example ".encode()) == 2
+        for verifier in vkeys:  # each signature verifies on its own
+            assert open_checkpoint(note, [verifier]).size == 1

@@ -185,7 +185,7 @@ def create_app(service: TransparencyService) -> Starlette:
             "scitt_keys_uri": "/.well-known/scitt-keys",
             "keys": [{"kid": k.kid.hex(), "alg": k.algorithm.label} for k in service.receipt_keys],
             "checkpoint_origin": config.origin,
-            "checkpoint_keys": [service.checkpoint_vkey],
+            "checkpoint_keys": list(service.checkpoint_vkeys),
             "write_requires_token": bool(tokens),
         }
 

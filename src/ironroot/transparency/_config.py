@@ -114,7 +114,7 @@ max_batch = 4096          # most entries integrated under one root and one signa
 
 [log]
 origin = "{origin}"
-checkpoint_algorithm = "Ed25519"   # or "ML-DSA-44"
+checkpoint_algorithm = "Ed25519"   # "ML-DSA-44" adds an ML-DSA-44 cosignature to Ed25519
 
 [auth]
 write_tokens = []   # bearer tokens required on POST /entries; none = open
@@ -151,9 +151,25 @@ def init_data_dir(data_dir: Path, *, service_issuer: str = "https://transparency
         path = receipt_key_path(data_dir, alg)
         if not path.exists():
             _write_private(path, PrivateKey.generate(alg).to_pem())
+    # C2SP: a public log's checkpoint always carries an Ed25519 signature; ML-DSA-44 is added.
     cp = checkpoint_key_path(data_dir)
     if not cp.exists():
-        _write_private(cp, PrivateKey.generate(config.checkpoint_algorithm).to_pem())
+        _write_private(cp, PrivateKey.generate(Algorithm.EDDSA).to_pem())
+    if config.checkpoint_algorithm is Algorithm.ML_DSA_44:
+        pq = pq_checkpoint_key_path(data_dir)
+        if not pq.exists():
+            _write_private(pq, PrivateKey.generate(Algorithm.ML_DSA_44).to_pem())
+
+
+def pq_checkpoint_key_path(data_dir: Path) -> Path:
+    """The ML-DSA-44 checkpoint cosigning key, used when ``checkpoint_algorithm = "ML-DSA-44"``."""
+    return data_dir / KEYS_DIR / "checkpoint-ml-dsa-44.key"
+
+
+def load_pq_checkpoint_signer(config: TransparencyConfig) -> PrivateKey | None:
+    if config.checkpoint_algorithm is not Algorithm.ML_DSA_44:
+        return None
+    return _load_private(pq_checkpoint_key_path(config.data_dir), Algorithm.ML_DSA_44)
 
 
 def load_receipt_signers(config: TransparencyConfig) -> list[PrivateKey]:

@@ -27,12 +27,13 @@ from ironroot.cose import (
 )
 from ironroot.crypto import PrivateKey, PublicKey, Signer
 from ironroot.errors import NotFound, StorageError
-from ironroot.log import Integrated, Log, Ticket
+from ironroot.log import Integrated, Log, NoteSigner, Ticket
 from ironroot.log.layout import load_checkpoint_signer
 from ironroot.transparency._config import (
     TransparencyConfig,
     init_data_dir,
     load_config,
+    load_pq_checkpoint_signer,
     load_receipt_signers,
 )
 from ironroot.transparency._policy import RegistrationPolicy
@@ -71,7 +72,7 @@ class TransparencyService:
         config: TransparencyConfig,
         log: Log,
         receipt_signers: Sequence[PrivateKey],
-        checkpoint_vkey: str,
+        checkpoint_vkeys: Sequence[str],
         clock: Callable[[], datetime],
     ) -> None:
         self.config = config
@@ -81,7 +82,7 @@ class TransparencyService:
         self._labels: tuple[str, ...] = tuple(
             _RECEIPT_PREFIX + s.algorithm.label for s in receipt_signers
         )
-        self.checkpoint_vkey = checkpoint_vkey
+        self.checkpoint_vkeys = tuple(checkpoint_vkeys)
         self._clock = clock
         self._cache: OrderedDict[bytes, tuple[bytes, ...]] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -101,15 +102,18 @@ class TransparencyService:
         now = clock or (lambda: datetime.now(UTC))
         signers = load_receipt_signers(config)
         batch_signer = _ReceiptBatchSigner(signers, config.service_issuer, now)
-        note_signer = load_checkpoint_signer(data_dir, config.origin)
+        note_signers = [load_checkpoint_signer(data_dir, config.origin)]
+        pq = load_pq_checkpoint_signer(config)
+        if pq is not None:
+            note_signers.append(NoteSigner(config.origin, pq))
         log = Log.open(
             data_dir,
             origin=config.origin,
-            note_signers=[note_signer],
+            note_signers=note_signers,
             batch_signer=batch_signer,
             max_batch=config.max_batch,
         )
-        return cls(config, log, signers, note_signer.verifier().vkey, now)
+        return cls(config, log, signers, [n.verifier().vkey for n in note_signers], now)
 
     def start(self) -> None:
         self.log.start()
