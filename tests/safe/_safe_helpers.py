@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import vectors_dir
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey
 from ironroot.safe import ProviderKey, ProviderKeys
+from ironroot_vectors import vectors_dir
 
 SHA384 = "a1" * 48
 SHA512 = "b2" * 64
