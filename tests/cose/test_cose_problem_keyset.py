@@ -208,7 +208,8 @@ def test_key_set_duplicates_and_unknown_types() -> None:
 def test_public_surface() -> None:
     assert sorted(ironroot.cose.__all__) == sorted(
         [
-            "ALG", "CONTENT_TYPE", "COSE_SIGN1_TAG", "CRIT", "CWT_CLAIMS", "DEFAULT_LIMITS",
+            "ALG", "CONTENT_TYPE", "COSE_SIGN1_TAG", "COSE_SIGN_TAG", "CoseSign", "CoseSignature",
+            "cose_sign", "CRIT", "CWT_CLAIMS", "DEFAULT_LIMITS",
             "HASH_SHA256", "HASH_SHA384", "HASH_SHA512", "KID", "PAYLOAD_HASH_ALG",
             "PAYLOAD_LOCATION", "PREIMAGE_CONTENT_TYPE", "RECEIPTS", "VDP", "VDS",
             "VDS_RFC9162_SHA256", "X5CHAIN", "X5T", "ConsistencyProof", "CwtClaims",
