@@ -83,7 +83,12 @@ class Pkcs11Backend:
         try:
             self._lib = pkcs11.lib(library)
             token = self._lib.get_token(token_label=token_label)
-            self._session = token.open(rw=True, user_pin=pin)
+            try:
+                self._session = token.open(rw=True, user_pin=pin)
+            except pkcs11.UserAlreadyLoggedIn:
+                # PKCS#11 login state belongs to the application, not the session: another
+                # backend in this process has logged in, and this session shares that login.
+                self._session = token.open(rw=True)
         except pkcs11.PinIncorrect as exc:
             raise Unauthorized("the token refused the PIN") from exc
         except pkcs11.NoSuchToken as exc:

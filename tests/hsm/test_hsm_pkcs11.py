@@ -1,0 +1,192 @@
+"""The PKCS#11 backend against SoftHSM2: keys sensitive and not extractable, ES384 signing, and
+a Signer over either backend producing COSE signatures that verify."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pkcs11
+import pytest
+from _hsm_helpers import new_hsm, sessions
+from pkcs11 import Attribute, ObjectClass
+
+from ironroot.cose import SignedStatement, create_statement
+from ironroot.crypto import Algorithm, Signer
+from ironroot.errors import (
+    BadSignature,
+    KeyNotExportable,
+    KeyUsageNotPermitted,
+    NotFound,
+    Unauthorized,
+    UnsupportedAlgorithm,
+)
+from ironroot.hsm import (
+    BuiltinBackend,
+    HsmSigner,
+    KeyAttributes,
+    KeyBackend,
+    KeyType,
+    Pkcs11Backend,
+)
+
+pytestmark = pytest.mark.integration
+
+_LIBRARIES = (
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+)
+LABEL, PIN, SO_PIN = "ironroot-test", "1234", "123456"
+
+
+def _library() -> str | None:
+    return next((path for path in _LIBRARIES if Path(path).exists()), None)
+
+
+@pytest.fixture(scope="module")
+def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh SoftHSM2 token in a temporary directory; yields the library path."""
+    library = _library()
+    if library is None or shutil.which("softhsm2-util") is None:
+        pytest.skip("SoftHSM2 is not installed: run scripts/install-test-deps.sh")
+    root = tmp_path_factory.mktemp("softhsm")
+    (root / "tokens").mkdir()
+    conf = root / "softhsm2.conf"
+    conf.write_text(
+        f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
+    previous = os.environ.get("SOFTHSM2_CONF")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    subprocess.run(
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            LABEL,
+            "--so-pin",
+            SO_PIN,
+            "--pin",
+            PIN,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield library
+    finally:
+        if previous is None:
+            os.environ.pop("SOFTHSM2_CONF", None)
+        else:
+            os.environ["SOFTHSM2_CONF"] = previous
+
+
+@pytest.fixture
+def backend(token: str) -> Iterator[Pkcs11Backend]:
+    with Pkcs11Backend(token, token_label=LABEL, pin=PIN) as opened:
+        yield opened
+
+
+def test_it_is_a_key_backend(backend: Pkcs11Backend) -> None:
+    assert isinstance(backend, KeyBackend)
+
+
+@pytest.mark.parametrize("key_type", [KeyType.EC_P384, KeyType.EC_P256, KeyType.ED25519])
+def test_sign_and_verify(backend: Pkcs11Backend, key_type: KeyType) -> None:
+    handle = backend.generate(key_type, KeyAttributes.of(["sign", "verify"], label="svc"))
+    signature = backend.sign(handle, b"message")
+    public = backend.public_key(handle)
+    assert public.algorithm is key_type.signature_algorithm
+    public.verify(signature, b"message")
+    backend.verify(handle, signature, b"message")
+    with pytest.raises(BadSignature):
+        backend.verify(handle, signature, b"other")
+
+
+def test_hmac_on_the_token(backend: Pkcs11Backend) -> None:
+    handle = backend.generate(KeyType.HMAC_SHA384, KeyAttributes.of(["sign", "verify"]))
+    tag = backend.sign(handle, b"data")
+    assert len(tag) == 48
+    backend.verify(handle, tag, b"data")
+    with pytest.raises(BadSignature):
+        backend.verify(handle, bytes(48), b"data")
+    with pytest.raises(UnsupportedAlgorithm):
+        backend.public_key(handle)
+
+
+def test_keys_are_sensitive_and_not_extractable(token: str, backend: Pkcs11Backend) -> None:
+    ec_handle = backend.generate(KeyType.EC_P384, KeyAttributes.of(["sign"]))
+    aes_handle = backend.generate(KeyType.AES_256, KeyAttributes.of(["encrypt", "decrypt"]))
+    for handle in (ec_handle, aes_handle):
+        assert backend.attribute(handle, Attribute.SENSITIVE) is True
+        assert backend.attribute(handle, Attribute.EXTRACTABLE) is False
+        with pytest.raises(KeyNotExportable):
+            backend.attribute(handle, Attribute.VALUE)
+    # the token itself refuses, whatever library asks
+    # the backend's login is the application's: this session shares it
+    session = pkcs11.lib(token).get_token(token_label=LABEL).open(rw=True)
+    try:
+        private = session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=bytes.fromhex(ec_handle))
+        with pytest.raises(pkcs11.AttributeSensitive):
+            private[Attribute.VALUE]
+        secret = session.get_key(object_class=ObjectClass.SECRET_KEY, id=bytes.fromhex(aes_handle))
+        wrapper = session.generate_key(
+            pkcs11.KeyType.AES, 256, template={Attribute.WRAP: True, Attribute.TOKEN: False}
+        )
+        with pytest.raises(pkcs11.KeyUnextractable):
+            wrapper.wrap_key(secret)
+    finally:
+        session.close()
+
+
+def test_usage_and_unknown_keys(backend: Pkcs11Backend) -> None:
+    verify_only = backend.generate(KeyType.EC_P384, KeyAttributes.of(["verify"]))
+    with pytest.raises(KeyUsageNotPermitted):
+        backend.sign(verify_only, b"m")
+    with pytest.raises(NotFound):
+        backend.sign("00" * 16, b"m")
+    with pytest.raises(NotFound):
+        backend.sign("not hex", b"m")
+    with pytest.raises(UnsupportedAlgorithm):
+        backend.generate(KeyType.ML_DSA_87, KeyAttributes.of(["sign"]))
+    backend.delete(verify_only)
+    with pytest.raises(NotFound):
+        backend.public_key(verify_only)
+
+
+def test_keys_persist_on_the_token(token: str, backend: Pkcs11Backend) -> None:
+    handle = backend.generate(KeyType.EC_P384, KeyAttributes.of(["sign", "verify"]))
+    public = backend.public_key(handle)
+    with Pkcs11Backend(token, token_label=LABEL, pin=PIN) as again:
+        public.verify(again.sign(handle, b"m"), b"m")
+
+
+def test_wrong_pin_and_token(token: str) -> None:
+    with pytest.raises(Unauthorized):
+        Pkcs11Backend(token, token_label=LABEL, pin="0000")
+    with pytest.raises(NotFound):
+        Pkcs11Backend(token, token_label="no-such-token", pin=PIN)
+
+
+def _statement(signer: Signer) -> bytes:
+    return create_statement(signer, b"payload", iss="urn:test", sub="hsm-signer")
+
+
+def test_hsm_signer_over_both_backends(backend: Pkcs11Backend, device: object) -> None:
+    pkcs11_signer = HsmSigner(
+        backend, backend.generate(KeyType.EC_P384, KeyAttributes.of(["sign", "verify"]))
+    )
+    hsm = new_hsm(device.identity)  # type: ignore[attr-defined]
+    officer, user, _ = sessions(hsm)
+    handle = BuiltinBackend(hsm, officer).generate(KeyType.EC_P384, KeyAttributes.of(["sign"]))
+    builtin_signer = HsmSigner(BuiltinBackend(hsm, user), handle)
+    for signer in (pkcs11_signer, builtin_signer):
+        assert isinstance(signer, Signer)
+        assert signer.algorithm is Algorithm.ES384
+        parsed = SignedStatement.parse(_statement(signer))
+        assert parsed.kid == signer.kid
+        parsed.sign1.verify(signer.verifier())
