@@ -1,0 +1,581 @@
+"""``ironroot hsm``: run the built-in HSM kept in a directory.
+
+Every verb opens the HSM in ``--dir`` (``keystore.sealed`` + ``audit.jsonl``) with the device's
+sealing secret (``--sealing-secret-file``, or the file that ``IRONROOT_HSM_SEALING_SECRET_FILE``
+names; on a real device the root of trust provides it), logs in as ``--identity`` (or
+``IRONROOT_HSM_IDENTITY``) and performs one operation. Credentials are never command-line
+arguments: they come from ``--credential-file``, from ``IRONROOT_HSM_CREDENTIAL``, or from a
+prompt. ``audit verify`` works offline on the log file and needs no credential. Binary outputs
+(signatures, ciphertexts, wrapped keys, statements) go to ``--out`` files; ``--json`` prints
+machine-readable results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ironroot.crypto import load_signer, load_verifier
+from ironroot.errors import ConfigError, HsmErrorState, LimitExceeded, MalformedInput
+from ironroot.hsm import (
+    DeviceIdentity,
+    DirectoryStorage,
+    Hsm,
+    KeyAttributes,
+    KeyInfo,
+    KeyType,
+    Role,
+    Session,
+    Usage,
+    parse_audit_log,
+    verify_audit,
+    verify_audit_checkpoint,
+)
+
+__all__ = ["register"]
+
+_MAX_INPUT: Final = 64 * 1024 * 1024
+_MAX_SMALL: Final = 1024 * 1024
+_ENV_SECRET: Final = "IRONROOT_HSM_SEALING_SECRET_FILE"  # noqa: S105  (a variable's name)
+_ENV_IDENTITY: Final = "IRONROOT_HSM_IDENTITY"
+_ENV_CREDENTIAL: Final = "IRONROOT_HSM_CREDENTIAL"
+
+
+# --- plumbing ----------------------------------------------------------------------------------
+
+
+def _read(path: Path, limit: int = _MAX_INPUT) -> bytes:
+    with path.open("rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise LimitExceeded(f"{path} is larger than {limit} bytes")
+    return data
+
+
+def _write(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _secret(args: argparse.Namespace) -> bytes:
+    path = args.sealing_secret_file or os.environ.get(_ENV_SECRET)
+    if not path:
+        raise ConfigError(f"give --sealing-secret-file or set {_ENV_SECRET}")
+    return _read(Path(path), _MAX_SMALL)
+
+
+def _credential(path: Path | None, prompt: str) -> bytes:
+    if path is not None:
+        return _read(path, _MAX_SMALL).rstrip(b"\r\n")
+    from_env = os.environ.get(_ENV_CREDENTIAL)
+    if from_env:
+        return from_env.encode()
+    if not sys.stdin.isatty():
+        raise ConfigError(f"give --credential-file or set {_ENV_CREDENTIAL}")
+    return getpass.getpass(prompt).encode()
+
+
+def _identity(args: argparse.Namespace) -> str:
+    name = args.identity or os.environ.get(_ENV_IDENTITY)
+    if not name:
+        raise ConfigError(f"give --identity or set {_ENV_IDENTITY}")
+    return str(name)
+
+
+def _open(args: argparse.Namespace) -> tuple[DirectoryStorage, Hsm]:
+    storage = DirectoryStorage(args.dir)
+    try:
+        hsm = Hsm.open(storage, _secret(args))
+    except BaseException:
+        storage.close()
+        raise
+    if hsm.state != "operational":
+        storage.close()
+        raise HsmErrorState(f"the HSM is in its error state: {hsm.error}")
+    return storage, hsm
+
+
+def _session_command(
+    action: Callable[[Hsm, Session, argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        storage, hsm = _open(args)
+        try:
+            credential = _credential(args.credential_file, "HSM credential: ")
+            session = hsm.login(_identity(args), credential)
+            return action(hsm, session, args)
+        finally:
+            hsm.close()
+            storage.close()
+
+    return run
+
+
+def _print(args: argparse.Namespace, value: object, text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(value, indent=2, sort_keys=True))
+    else:
+        print(text)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _key_json(info: KeyInfo) -> dict[str, object]:
+    out: dict[str, object] = {
+        "handle": info.handle,
+        "type": info.key_type.value,
+        "generated_inside": info.generated_inside,
+        "created": info.created,
+        **info.attributes.to_map(),
+    }
+    if info.public_der is not None:
+        out["public_key_der"] = _b64(info.public_der)
+    if info.public_key is not None:
+        out["kid"] = info.public_key.kid.hex()
+        out["alg"] = info.public_key.algorithm.label
+    return out
+
+
+def _attributes(args: argparse.Namespace, key_type: KeyType) -> KeyAttributes:
+    usages = (
+        frozenset(Usage.parse(u) for u in args.usage) if args.usage else key_type.default_usages
+    )
+    policy = None
+    if getattr(args, "release_policy_file", None):
+        policy = _read(args.release_policy_file, _MAX_SMALL).decode("utf-8", "strict")
+    return KeyAttributes(usages, getattr(args, "exportable", False), args.label or "", policy)
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+
+def _common(parser: argparse.ArgumentParser, *, login: bool = True) -> None:
+    parser.add_argument("--dir", required=True, type=Path, help="the HSM directory")
+    parser.add_argument(
+        "--sealing-secret-file", type=Path, help=f"device sealing secret (or ${_ENV_SECRET})"
+    )
+    if login:
+        parser.add_argument("--identity", help=f"identity to log in as (or ${_ENV_IDENTITY})")
+        parser.add_argument(
+            "--credential-file", type=Path, help=f"credential file (or ${_ENV_CREDENTIAL})"
+        )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _key_options(parser: argparse.ArgumentParser, *, exportable: bool = True) -> None:
+    parser.add_argument(
+        "--usage",
+        action="append",
+        metavar="USAGE",
+        help="repeat for each: " + ", ".join(u.value for u in Usage),
+    )
+    parser.add_argument("--label", default="", help="a label for the key")
+    if exportable:
+        parser.add_argument("--exportable", action="store_true", help="may leave wrapped")
+        parser.add_argument("--release-policy-file", type=Path, help="release policy text")
+
+
+def register(sub: Any) -> None:
+    group: argparse.ArgumentParser = sub.add_parser("hsm", help="the built-in HSM")
+    verbs = group.add_subparsers(dest="verb", metavar="<verb>", required=True)
+
+    init = verbs.add_parser("init", help="create an HSM and its first crypto officer")
+    _common(init, login=False)
+    init.add_argument("--officer", required=True, help="name of the first crypto officer")
+    init.add_argument("--credential-file", type=Path, help="the officer's credential")
+    init.add_argument("--device-key", required=True, type=Path, help="device identity key")
+    init.add_argument(
+        "--device-chain", required=True, type=Path, help="device certificate chain (PEM)"
+    )
+    init.set_defaults(func=_init)
+
+    info = verbs.add_parser("info", help="HSM id, attestation key and chain")
+    _common(info, login=False)
+    info.add_argument("--chain-out", type=Path, help="write the attestation chain (PEM)")
+    info.add_argument("--key-out", type=Path, help="write the attestation public key (PEM)")
+    info.set_defaults(func=_info)
+
+    identity = verbs.add_parser("identity", help="manage identities (crypto officer)")
+    idverbs = identity.add_subparsers(dest="identity_verb", metavar="<verb>", required=True)
+    add = idverbs.add_parser("add", help="add an identity")
+    _common(add)
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument("--new-credential-file", type=Path, help="the new identity's credential")
+    add.set_defaults(func=_session_command(_identity_add))
+    for verb, action in (("lock", _identity_lock), ("unlock", _identity_unlock)):
+        parser = idverbs.add_parser(verb, help=f"{verb} an identity")
+        _common(parser)
+        parser.add_argument("name")
+        parser.set_defaults(func=_session_command(action))
+    listing = idverbs.add_parser("list", help="list identities")
+    _common(listing)
+    listing.set_defaults(func=_session_command(_identity_list))
+
+    key = verbs.add_parser("key", help="key lifecycle")
+    keyverbs = key.add_subparsers(dest="key_verb", metavar="<verb>", required=True)
+    gen = keyverbs.add_parser("generate", help="generate a key inside (crypto officer)")
+    _common(gen)
+    gen.add_argument("--type", required=True, choices=[t.value for t in KeyType])
+    _key_options(gen)
+    gen.set_defaults(func=_session_command(_key_generate))
+    klist = keyverbs.add_parser("list", help="list keys")
+    _common(klist)
+    klist.set_defaults(func=_session_command(_key_list))
+    for verb, action in (("show", _key_show), ("delete", _key_delete)):
+        parser = keyverbs.add_parser(verb, help=f"{verb} a key")
+        _common(parser)
+        parser.add_argument("handle")
+        parser.set_defaults(func=_session_command(action))
+
+    sign = verbs.add_parser("sign", help="sign a file")
+    _common(sign)
+    sign.add_argument("handle")
+    sign.add_argument("--in", dest="input", required=True, type=Path)
+    sign.add_argument("--out", required=True, type=Path)
+    sign.set_defaults(func=_session_command(_sign))
+
+    verify = verbs.add_parser("verify", help="verify a signature (exit 1 if it does not)")
+    _common(verify)
+    verify.add_argument("handle")
+    verify.add_argument("--in", dest="input", required=True, type=Path)
+    verify.add_argument("--signature", required=True, type=Path)
+    verify.set_defaults(func=_session_command(_verify))
+
+    for verb, action in (("encrypt", _encrypt), ("decrypt", _decrypt)):
+        parser = verbs.add_parser(verb, help=f"AES-256-GCM {verb}")
+        _common(parser)
+        parser.add_argument("handle")
+        parser.add_argument("--in", dest="input", required=True, type=Path)
+        parser.add_argument("--out", required=True, type=Path)
+        parser.add_argument("--aad-file", type=Path, help="additional authenticated data")
+        parser.set_defaults(func=_session_command(action))
+
+    wrap = verbs.add_parser("wrap", help="wrap an exportable key")
+    _common(wrap)
+    wrap.add_argument("handle")
+    target = wrap.add_mutually_exclusive_group(required=True)
+    target.add_argument("--wrapping-key", help="handle of an ML-KEM, RSA or AES wrapping key")
+    target.add_argument("--recipient", type=Path, help="ML-KEM or RSA public key (SPKI PEM/DER)")
+    wrap.add_argument("--out", required=True, type=Path)
+    wrap.set_defaults(func=_session_command(_wrap))
+
+    unwrap = verbs.add_parser("unwrap", help="import a wrapped key (never exportable)")
+    _common(unwrap)
+    unwrap.add_argument("--unwrapping-key", required=True)
+    unwrap.add_argument("--in", dest="input", required=True, type=Path)
+    unwrap.add_argument("--type", choices=[t.value for t in KeyType])
+    _key_options(unwrap, exportable=False)
+    unwrap.set_defaults(func=_session_command(_unwrap))
+
+    derive = verbs.add_parser("derive", help="HKDF-SHA-384 a new key inside")
+    _common(derive)
+    derive.add_argument("handle")
+    derive.add_argument("--info", required=True, help="HKDF info (text)")
+    derive.add_argument("--salt-hex", default="", help="HKDF salt (hex)")
+    derive.add_argument(
+        "--type",
+        default=KeyType.AES_256.value,
+        choices=[KeyType.AES_256.value, KeyType.HMAC_SHA384.value],
+    )
+    _key_options(derive)
+    derive.set_defaults(func=_session_command(_derive))
+
+    attest = verbs.add_parser("attest", help="a key attestation statement")
+    _common(attest)
+    attest.add_argument("handle")
+    attest.add_argument("--nonce-hex", default="", help="the relying party's nonce (hex)")
+    attest.add_argument("--out", required=True, type=Path)
+    attest.set_defaults(func=_session_command(_attest))
+
+    selftest = verbs.add_parser("self-test", help="run the known-answer tests")
+    _common(selftest)
+    selftest.set_defaults(func=_session_command(_self_test))
+
+    audit = verbs.add_parser("audit", help="the audit log")
+    averbs = audit.add_subparsers(dest="audit_verb", metavar="<verb>", required=True)
+    show = averbs.add_parser("show", help="print the audit records (auditor)")
+    _common(show)
+    show.set_defaults(func=_session_command(_audit_show))
+    averify = averbs.add_parser("verify", help="verify the audit log offline")
+    averify.add_argument("--dir", required=True, type=Path)
+    averify.add_argument("--checkpoint", type=Path, help="a checkpoint statement to check")
+    averify.add_argument("--key", type=Path, help="the attestation public key (PEM)")
+    averify.add_argument("--json", action="store_true")
+    averify.set_defaults(func=_audit_verify)
+    checkpoint = averbs.add_parser("checkpoint", help="sign the log head (auditor)")
+    _common(checkpoint)
+    checkpoint.add_argument("--out", required=True, type=Path)
+    checkpoint.add_argument("--register", metavar="URL", help="register on this service")
+    checkpoint.set_defaults(func=_session_command(_audit_checkpoint))
+
+    tamper = verbs.add_parser("tamper", help="signal a tamper event: zeroize everything")
+    _common(tamper, login=False)
+    tamper.add_argument("--yes", action="store_true", required=True, help="really zeroize")
+    tamper.set_defaults(func=_tamper)
+
+
+# --- verbs -------------------------------------------------------------------------------------
+
+
+def _load_chain(path: Path) -> tuple[bytes, ...]:
+    data = _read(path, _MAX_SMALL)
+    try:
+        certs = (
+            x509.load_pem_x509_certificates(data)
+            if b"-----BEGIN" in data
+            else [x509.load_der_x509_certificate(data)]
+        )
+    except ValueError as exc:
+        raise MalformedInput(f"{path} holds no certificate") from exc
+    return tuple(c.public_bytes(Encoding.DER) for c in certs)
+
+
+def _init(args: argparse.Namespace) -> int:
+    device = DeviceIdentity(load_signer(args.device_key), _load_chain(args.device_chain))
+    credential = _credential(args.credential_file, f"credential for {args.officer}: ")
+    with DirectoryStorage(args.dir) as storage:
+        hsm = Hsm.initialize(
+            storage, _secret(args), officer=args.officer, credential=credential, device=device
+        )
+        if hsm.state != "operational":
+            raise HsmErrorState(f"self-tests failed: {hsm.error}")
+        hsm.close()
+        value = {"hsm": hsm.hsm_id.hex(), "attestation_kid": hsm.attestation_public_key.kid.hex()}
+    _print(args, value, hsm.hsm_id.hex())
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    storage, hsm = _open(args)
+    try:
+        chain = [x509.load_der_x509_certificate(c) for c in hsm.attestation_chain]
+        if args.chain_out:
+            _write(args.chain_out, b"".join(c.public_bytes(Encoding.PEM) for c in chain))
+        if args.key_out:
+            _write(args.key_out, hsm.attestation_public_key.to_pem())
+        value = {
+            "hsm": hsm.hsm_id.hex(),
+            "attestation_kid": hsm.attestation_public_key.kid.hex(),
+            "attestation_alg": hsm.attestation_public_key.algorithm.label,
+            "chain": [c.subject.rfc4514_string() for c in chain],
+        }
+        _print(args, value, "\n".join(f"{k}: {v}" for k, v in value.items()))
+    finally:
+        hsm.close()
+        storage.close()
+    return 0
+
+
+def _identity_add(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    path = args.new_credential_file
+    if path is None:
+        if not sys.stdin.isatty():
+            raise ConfigError("give --new-credential-file")
+        new = getpass.getpass(f"credential for {args.name}: ").encode()
+    else:
+        new = _read(path, _MAX_SMALL).rstrip(b"\r\n")
+    hsm.add_identity(session, args.name, Role.parse(args.role), new)
+    _print(args, {"identity": args.name, "role": args.role}, args.name)
+    return 0
+
+
+def _identity_lock(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    hsm.lock_identity(session, args.name)
+    return 0
+
+
+def _identity_unlock(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    hsm.unlock_identity(session, args.name)
+    return 0
+
+
+def _identity_list(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    rows = hsm.identities(session)
+    _print(
+        args,
+        [{"name": n, "role": r.value, "locked": locked} for n, r, locked in rows],
+        "\n".join("\t".join((n, r.value, "locked" if locked else "")) for n, r, locked in rows),
+    )
+    return 0
+
+
+def _key_generate(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    key_type = KeyType.parse(args.type)
+    handle = hsm.generate(session, key_type, _attributes(args, key_type))
+    _print(args, _key_json(hsm.key_info(session, handle)), handle)
+    return 0
+
+
+def _key_list(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    keys = hsm.keys(session)
+    _print(
+        args,
+        [_key_json(k) for k in keys],
+        "\n".join(f"{k.handle}\t{k.key_type.value}\t{k.attributes.label}" for k in keys),
+    )
+    return 0
+
+
+def _key_show(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    value = _key_json(hsm.key_info(session, args.handle))
+    print(json.dumps(value, indent=2, sort_keys=True))
+    return 0
+
+
+def _key_delete(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    hsm.delete(session, args.handle)
+    return 0
+
+
+def _sign(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    signature = hsm.sign(session, args.handle, _read(args.input))
+    _write(args.out, signature)
+    _print(args, {"signature": _b64(signature)}, f"wrote {len(signature)} bytes to {args.out}")
+    return 0
+
+
+def _verify(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    hsm.verify(session, args.handle, _read(args.signature, _MAX_SMALL), _read(args.input))
+    _print(args, {"valid": True}, "signature verifies")
+    return 0
+
+
+def _aad(args: argparse.Namespace) -> bytes:
+    return _read(args.aad_file, _MAX_SMALL) if args.aad_file else b""
+
+
+def _encrypt(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    _write(args.out, hsm.encrypt(session, args.handle, _read(args.input), aad=_aad(args)))
+    return 0
+
+
+def _decrypt(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    _write(args.out, hsm.decrypt(session, args.handle, _read(args.input), aad=_aad(args)))
+    return 0
+
+
+def _wrap(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    recipient = _read(args.recipient, _MAX_SMALL) if args.recipient else None
+    wrapped = hsm.wrap(session, args.handle, wrapping_key=args.wrapping_key, recipient=recipient)
+    _write(args.out, wrapped)
+    _print(args, {"wrapped": _b64(wrapped)}, f"wrote {len(wrapped)} bytes to {args.out}")
+    return 0
+
+
+def _unwrap(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    key_type = KeyType.parse(args.type) if args.type else None
+    if not args.usage:
+        raise MalformedInput("name the imported key's usages with --usage")
+    attributes = KeyAttributes.of(args.usage, label=args.label or "")
+    handle = hsm.unwrap(
+        session,
+        _read(args.input, _MAX_SMALL),
+        unwrapping_key=args.unwrapping_key,
+        attributes=attributes,
+        key_type=key_type,
+    )
+    _print(args, _key_json(hsm.key_info(session, handle)), handle)
+    return 0
+
+
+def _hex(text: str, what: str) -> bytes:
+    try:
+        return bytes.fromhex(text)
+    except ValueError as exc:
+        raise MalformedInput(f"{what} must be hex") from exc
+
+
+def _derive(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    key_type = KeyType.parse(args.type)
+    handle = hsm.derive(
+        session,
+        args.handle,
+        info=args.info.encode(),
+        salt=_hex(args.salt_hex, "--salt-hex"),
+        key_type=key_type,
+        attributes=_attributes(args, key_type),
+    )
+    _print(args, _key_json(hsm.key_info(session, handle)), handle)
+    return 0
+
+
+def _attest(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    nonce = _hex(args.nonce_hex, "--nonce-hex") or None
+    statement = hsm.attest(session, args.handle, nonce=nonce)
+    _write(args.out, statement)
+    _print(args, {"attestation": _b64(statement)}, f"wrote {len(statement)} bytes to {args.out}")
+    return 0
+
+
+def _self_test(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    hsm.self_test(session)
+    _print(args, {"self_test": "passed"}, "self-tests passed")
+    return 0
+
+
+def _audit_show(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    records = hsm.audit_records(session)
+    if args.json:
+        print(json.dumps([r.to_json() for r in records], indent=2))
+        return 0
+    for r in records:
+        when = dt.datetime.fromtimestamp(r.time, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        print(f"{r.seq}\t{when}\t{r.identity}\t{r.operation}\t{r.key or '-'}\t{r.result}")
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    records = parse_audit_log(_read(args.dir / "audit.jsonl"))
+    checkpoint = None
+    if args.checkpoint:
+        if not args.key:
+            raise ConfigError("checking a checkpoint needs the attestation key (--key)")
+        verifier = load_verifier(args.key)
+        checkpoint = verify_audit_checkpoint(_read(args.checkpoint, _MAX_SMALL), verifier)
+    verify_audit(records, checkpoint=checkpoint)
+    head = records[-1].digest().hex() if records else ""
+    _print(
+        args,
+        {"records": len(records), "head": head, "checkpoint": bool(checkpoint)},
+        f"audit log verifies: {len(records)} records, head {head}",
+    )
+    return 0
+
+
+def _audit_checkpoint(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    statement = hsm.audit_checkpoint(session)
+    _write(args.out, statement)
+    value: dict[str, object] = {"checkpoint": str(args.out)}
+    if args.register:
+        from ironroot.transparency import TransparencyClient
+
+        with TransparencyClient(args.register) as client:
+            registration = client.register(statement)
+        value["entry_id"] = registration.entry_id
+    _print(args, value, str(value.get("entry_id", args.out)))
+    return 0
+
+
+def _tamper(args: argparse.Namespace) -> int:
+    storage, hsm = _open(args)
+    try:
+        hsm.tamper()
+    finally:
+        storage.close()
+    _print(args, {"state": hsm.state}, "zeroized")
+    return 0

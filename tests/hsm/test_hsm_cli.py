@@ -1,0 +1,197 @@
+"""``ironroot hsm``: init, identities, keys, operations, audit and tamper from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from _hsm_helpers import make_device
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import mlkem
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from ironroot.cli import _main
+from ironroot.crypto import save_signer
+from ironroot.hsm import KeyType, unwrap_key_kem
+
+OFFICER_PASS = b"officer-credential\n"
+USER_PASS = b"user-credential"
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[Path, dict[str, Path]]:
+    """An initialized HSM directory and the files the commands need."""
+    monkeypatch.delenv("IRONROOT_HSM_CREDENTIAL", raising=False)
+    device = make_device()
+    files = {
+        "secret": tmp_path / "sealing.secret",
+        "other_secret": tmp_path / "other.secret",
+        "device_key": tmp_path / "device.key",
+        "device_chain": tmp_path / "device-chain.pem",
+        "officer": tmp_path / "officer.cred",
+        "user": tmp_path / "user.cred",
+    }
+    files["secret"].write_bytes(bytes(range(48)))
+    files["other_secret"].write_bytes(bytes(range(1, 49)))
+    save_signer(device.identity.signer, files["device_key"])  # type: ignore[arg-type]
+    files["device_chain"].write_bytes(
+        b"".join(
+            x509.load_der_x509_certificate(c).public_bytes(Encoding.PEM)
+            for c in device.identity.chain
+        )
+    )
+    files["officer"].write_bytes(OFFICER_PASS)
+    files["user"].write_bytes(USER_PASS)
+    directory = tmp_path / "hsm"
+    code = _main.main(
+        [
+            "hsm", "init", "--dir", str(directory), "--sealing-secret-file", str(files["secret"]),
+            "--officer", "co", "--credential-file", str(files["officer"]),
+            "--device-key", str(files["device_key"]),
+            "--device-chain", str(files["device_chain"]), "--json",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    return directory, files
+
+
+def _run(cli: tuple[Path, dict[str, Path]], who: str, *argv: str) -> int:
+    """Run ``argv`` (``hsm <verb> ...``) logged in as ``who``; options go after the verb."""
+    directory, files = cli
+    credential = files["officer" if who == "co" else "user"]
+    return _main.main(
+        [
+            *argv,
+            "--dir", str(directory), "--sealing-secret-file", str(files["secret"]),
+            "--identity", who, "--credential-file", str(credential),
+        ]
+    )  # fmt: skip
+
+
+def _hsm(*argv: str) -> list[str]:
+    return ["hsm", *argv]
+
+
+def test_a_session_of_commands(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, files = cli
+    capsys.readouterr()
+    assert _run(cli, "co", "hsm", "identity", "add", "svc", "--role", "user",
+                "--new-credential-file", str(files["user"])) == 0  # fmt: skip
+    capsys.readouterr()
+    assert _run(cli, "co", "hsm", "key", "generate", "--type", "EC-P384", "--label", "rcpt",
+                "--json") == 0  # fmt: skip
+    key = json.loads(capsys.readouterr().out)
+    assert key["type"] == "EC-P384"
+    assert key["exportable"] is False
+    handle = key["handle"]
+    message, signature = tmp_path / "msg", tmp_path / "msg.sig"
+    message.write_bytes(b"hello")
+    assert _run(cli, "svc", "hsm", "sign", handle, "--in", str(message),
+                "--out", str(signature)) == 0  # fmt: skip
+    assert len(signature.read_bytes()) == 96
+    assert _run(cli, "svc", "hsm", "verify", handle, "--in", str(message),
+                "--signature", str(signature)) == 0  # fmt: skip
+    message.write_bytes(b"tampered")
+    assert _run(cli, "svc", "hsm", "verify", handle, "--in", str(message),
+                "--signature", str(signature)) == 1  # fmt: skip
+    # a role without the right: exit 1, one line on stderr
+    capsys.readouterr()
+    assert _run(cli, "svc", "hsm", "key", "generate", "--type", "AES-256") == 1
+    assert "role-not-permitted" in capsys.readouterr().err
+    # the audit log verifies offline
+    assert _main.main(_hsm("audit", "verify", "--dir", str(directory), "--json")) == 0
+    assert json.loads(capsys.readouterr().out)["records"] > 5
+
+
+def test_encrypt_wrap_attest(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, files = cli
+    _run(cli, "co", "hsm", "identity", "add", "svc", "--role", "user",
+         "--new-credential-file", str(files["user"]))  # fmt: skip
+    capsys.readouterr()
+    _run(cli, "co", "hsm", "key", "generate", "--type", "AES-256", "--usage", "encrypt",
+         "--usage", "decrypt", "--exportable")  # fmt: skip
+    handle = capsys.readouterr().out.strip()
+    plain, sealed, back = tmp_path / "p", tmp_path / "c", tmp_path / "b"
+    plain.write_bytes(b"data")
+    assert _run(cli, "svc", "hsm", "encrypt", handle, "--in", str(plain), "--out", str(sealed)) == 0
+    assert _run(cli, "svc", "hsm", "decrypt", handle, "--in", str(sealed), "--out", str(back)) == 0
+    assert back.read_bytes() == b"data"
+    tee = mlkem.MLKEM768PrivateKey.generate()
+    recipient = tmp_path / "tee.pub"
+    recipient.write_bytes(
+        tee.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    wrapped = tmp_path / "wrapped"
+    assert _run(cli, "svc", "hsm", "wrap", handle, "--recipient", str(recipient),
+                "--out", str(wrapped)) == 0  # fmt: skip
+    key_type, _raw = unwrap_key_kem(tee, wrapped.read_bytes())
+    assert key_type is KeyType.AES_256
+    statement = tmp_path / "attestation"
+    assert _run(cli, "svc", "hsm", "attest", handle, "--nonce-hex", "0011",
+                "--out", str(statement)) == 0  # fmt: skip
+    assert statement.read_bytes()[:1] == b"\xd2"
+
+
+def test_lockout_and_offline_checkpoint(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, files = cli
+    _run(cli, "co", "hsm", "identity", "add", "aud", "--role", "auditor",
+         "--new-credential-file", str(files["user"]))  # fmt: skip
+    checkpoint, key = tmp_path / "cp", tmp_path / "att.pem"
+    assert _run(cli, "aud", "hsm", "audit", "checkpoint", "--out", str(checkpoint)) == 0
+    common = ["--dir", str(directory), "--sealing-secret-file", str(files["secret"])]
+    assert _main.main(_hsm("info", *common, "--key-out", str(key))) == 0
+    capsys.readouterr()
+    assert _main.main(_hsm("audit", "verify", "--dir", str(directory),
+                           "--checkpoint", str(checkpoint), "--key", str(key))) == 0  # fmt: skip
+    wrong = tmp_path / "wrong.cred"
+    wrong.write_bytes(b"not-the-credential")
+    for _ in range(5):
+        code = _main.main(_hsm("identity", "list", *common, "--identity", "aud",
+                               "--credential-file", str(wrong)))  # fmt: skip
+        assert code == 1
+    capsys.readouterr()
+    assert _run(cli, "aud", "hsm", "audit", "show") == 1
+    assert "identity-locked" in capsys.readouterr().err
+    assert _run(cli, "co", "hsm", "identity", "unlock", "aud") == 0
+    assert _run(cli, "aud", "hsm", "audit", "show", "--json") == 0
+
+
+def test_another_device_and_tamper(
+    cli: tuple[Path, dict[str, Path]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, files = cli
+    capsys.readouterr()
+    other = ["--dir", str(directory), "--sealing-secret-file", str(files["other_secret"])]
+    assert _main.main(_hsm("info", *other)) == 1
+    assert "sealed-store" in capsys.readouterr().err
+    common = ["--dir", str(directory), "--sealing-secret-file", str(files["secret"])]
+    assert _run(cli, "co", "hsm", "self-test") == 0
+    assert _main.main(_hsm("tamper", *common, "--yes")) == 0
+    assert not (directory / "keystore.sealed").exists()
+    assert _main.main(_hsm("info", *common)) == 1
+    assert _main.main(_hsm("audit", "verify", "--dir", str(directory))) == 0
+
+
+def test_credentials_come_from_the_environment(
+    cli: tuple[Path, dict[str, Path]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    directory, files = cli
+    monkeypatch.setenv("IRONROOT_HSM_CREDENTIAL", OFFICER_PASS.decode().strip())
+    monkeypatch.setenv("IRONROOT_HSM_IDENTITY", "co")
+    monkeypatch.setenv("IRONROOT_HSM_SEALING_SECRET_FILE", str(files["secret"]))
+    capsys.readouterr()
+    assert _main.main(_hsm("identity", "list", "--dir", str(directory), "--json")) == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {"name": "co", "role": "officer", "locked": False}
+    ]
+    with pytest.raises(SystemExit):  # no option takes a credential itself
+        _main.main(_hsm("identity", "list", "--dir", str(directory), "--password", "x"))
