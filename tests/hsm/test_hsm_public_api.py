@@ -1,0 +1,73 @@
+"""The public surface of ironroot.hsm is exactly what we meant, and it stays in its layer."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import ironroot.hsm
+
+EXPECTED = [
+    "ATTESTATION_CONTENT_TYPE",
+    "CHECKPOINT_CONTENT_TYPE",
+    "DEFAULT_KATS",
+    "AuditCheckpoint",
+    "AuditRecord",
+    "BuiltinBackend",
+    "DeviceIdentity",
+    "DirectoryStorage",
+    "Hsm",
+    "HsmConfig",
+    "HsmSigner",
+    "HsmStorage",
+    "Kat",
+    "KeyAttestation",
+    "KeyAttributes",
+    "KeyBackend",
+    "KeyInfo",
+    "KeyType",
+    "MemoryStorage",
+    "Pkcs11Backend",
+    "ReleaseCheck",
+    "Role",
+    "Session",
+    "Usage",
+    "format_audit_log",
+    "parse_audit_log",
+    "unwrap_key_kem",
+    "unwrap_key_rsa_aes",
+    "verify_audit",
+    "verify_audit_checkpoint",
+    "verify_key_attestation",
+    "wrap_key_kem",
+    "wrap_key_rsa_aes",
+]
+
+
+def test_all_is_exact() -> None:
+    assert sorted(ironroot.hsm.__all__) == sorted(EXPECTED)
+    for name in EXPECTED:
+        assert getattr(ironroot.hsm, name) is not None
+
+
+def test_imports_stay_below_the_layer() -> None:
+    """The HSM imports only crypto, cose and errors of Ironroot (no higher layer)."""
+    allowed = {"ironroot.crypto", "ironroot.cose", "ironroot.errors", "ironroot.hsm"}
+    package = Path(ironroot.hsm.__file__).parent
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.startswith("ironroot")
+            ):
+                root = ".".join(node.module.split(".")[:2])
+                assert root in allowed, f"{path.name} imports {node.module}"
+
+
+def test_no_secret_in_the_public_model_reprs() -> None:
+    from ironroot.hsm import Role, Session
+
+    session = Session("alice", Role.USER, b"\x99" * 32)
+    assert "99" * 8 not in repr(session)
