@@ -166,6 +166,15 @@ async def _run_load(port: int, statements: list[bytes], connections: int) -> dic
     }
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process (Linux /proc), or None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -189,6 +198,7 @@ def registration_bench(count: int, connections: int, baseline: float) -> bool:
         "[transparency]\n"
         'service_issuer = "https://transparency.example"\n'
         'receipt_algorithms = ["ES384"]\n'
+        f"batch_linger = {os.environ.get('IRONROOT_BENCH_LINGER', '0.002')}\n"
         "[[transparency.issuers]]\n"
         f'iss = "{ISS}"\n'
         'key = "vendor.pub.pem"\n'
@@ -202,7 +212,9 @@ def registration_bench(count: int, connections: int, baseline: float) -> bool:
     )
     try:
         _wait_ready(port, proc)
+        cpu_before = _cpu_seconds(proc.pid)
         result = asyncio.run(_run_load(port, statements, connections))
+        cpu_after = _cpu_seconds(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -229,6 +241,9 @@ def registration_bench(count: int, connections: int, baseline: float) -> bool:
     print(f"statements: {count} x ~{avg:.0f} bytes, {connections} connections")
     print(f"responses: {statuses}; receipts fetched: {result['fetch_status']}")
     print(f"registrations/s: {rate:.0f}  (wall {elapsed:.2f} s)")
+    if cpu_before is not None and cpu_after is not None:
+        per = (cpu_after - cpu_before) / (count + len(receipts)) * 1e6
+        print(f"server CPU per request (registrations + receipt fetches): {per:.0f} us")
     print(
         f"receipt fetches/s: {len(receipts) / float(result['fetch_elapsed']):.0f}"  # type: ignore[arg-type]
     )

@@ -93,9 +93,18 @@ def test_kill_9_never_loses_an_acknowledged_entry(tmp_path: Path) -> None:
                             checkpoints.append(cp.content)
 
         threads = [threading.Thread(target=load) for _ in range(6)]
+        with lock:
+            start_count = len(acked)
         for t in threads:
             t.start()
-        time.sleep(rng.uniform(0.4, 1.2))
+        # Kill at a random moment once the load is flowing (however slow the machine is).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with lock:
+                if len(acked) - start_count >= 30:
+                    break
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         stop.set()

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+import cbor2
+
 from ironroot.cose._cbor import DEFAULT_LIMITS, Limits, decode_cbor, encode_bstr, encode_cbor
 from ironroot.cose._headers import (
     ALG,
@@ -70,8 +72,11 @@ class InclusionProof:
     path: tuple[bytes, ...]
 
     def encode(self) -> bytes:
-        """``[tree_size, leaf_index, [path...]]``, deterministic CBOR (the bstr contents)."""
-        return encode_cbor([self.tree_size, self.leaf_index, list(self.path)])
+        """``[tree_size, leaf_index, [path...]]``, deterministic CBOR (the bstr contents).
+
+        Arrays of unsigned integers and byte strings have one encoding (cbor2 always writes
+        shortest heads and definite lengths), so the C encoder is used on this hot path."""
+        return cbor2.dumps([self.tree_size, self.leaf_index, list(self.path)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,14 +213,18 @@ def receipt_to_be_signed(protected_bytes: bytes, root: bytes) -> bytes:
     return sig_structure(protected_bytes, _EMPTY_AAD, root)
 
 
+# {396: {-1: [ <one bstr> ]}}: single-key maps, so the encoding is fixed up to the bstr.
+_UNPROTECTED_PREFIX = encode_cbor({VDP: {VDP_INCLUSION: [b""]}})[:-1]
+
+
 def build_receipt(protected_bytes: bytes, signature: bytes, proof: InclusionProof) -> bytes:
     """``18([P, {396: {-1: [bstr .cbor proof]}}, nil, signature])`` for one entry of a batch."""
-    unprotected = encode_cbor({VDP: {VDP_INCLUSION: [proof.encode()]}})
     return b"".join(
         (
             b"\xd2\x84",
             encode_bstr(protected_bytes),
-            unprotected,
+            _UNPROTECTED_PREFIX,
+            encode_bstr(proof.encode()),
             b"\xf6",
             encode_bstr(signature),
         )

@@ -168,6 +168,7 @@ class Log:
         note_signers: Sequence[NoteSigner],
         batch_signer: BatchSigner | None = None,
         max_batch: int = 4096,
+        linger: float = 0.0,
     ) -> None:
         if not note_signers:
             raise ConfigError("a log needs at least one checkpoint signer")
@@ -179,6 +180,9 @@ class Log:
         self._signers = tuple(note_signers)
         self._batch_signer = batch_signer
         self._max_batch = max_batch
+        if not 0.0 <= linger <= 1.0:
+            raise ConfigError("linger must be between 0 and 1 second")
+        self._linger = linger
         self._cond = threading.Condition()
         self._queue: collections.deque[tuple[bytes, bytes, Ticket]] = collections.deque()
         self._inflight: dict[bytes, Ticket] = {}
@@ -217,8 +221,12 @@ class Log:
         note_signers: Sequence[NoteSigner],
         batch_signer: BatchSigner | None = None,
         max_batch: int = 4096,
+        linger: float = 0.0,
     ) -> Log:
-        """Open (creating if needed) the SQLite log under ``data_dir``."""
+        """Open (creating if needed) the SQLite log under ``data_dir``.
+
+        ``linger`` (seconds) lets the writer wait that long after the first queued entry for
+        more, so concurrent submissions share one integration (root, signatures, commit)."""
         path = layout.log_db_path(Path(data_dir))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -232,6 +240,7 @@ class Log:
                 note_signers=note_signers,
                 batch_signer=batch_signer,
                 max_batch=max_batch,
+                linger=linger,
             )
         except BaseException:
             store.close()
@@ -432,6 +441,15 @@ class Log:
                     if timeout is not None and timeout <= 0:
                         break
                     self._cond.wait(timeout)
+                if self._linger > 0 and self._queue and not self._stopping:
+                    # Let concurrent submissions join this batch: one root, one signature
+                    # and one commit for all of them.
+                    until = time.monotonic() + self._linger
+                    while len(self._queue) < self._max_batch and not self._stopping:
+                        left = until - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._cond.wait(left)
                 items = [
                     self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))
                 ]

@@ -77,6 +77,7 @@ class TransparencyConfig:
     checkpoint_algorithm: Algorithm
     registration_wait: float
     max_batch: int
+    batch_linger: float
     _issuer_index: Mapping[tuple[str, bytes], PublicKey] = field(repr=False, compare=False)
 
     def issuer_key(self, iss: str, kid: bytes) -> PublicKey | None:
@@ -107,6 +108,7 @@ x509_roots = []
 policy = ""
 registration_wait = 2.0   # seconds POST /entries waits for integration before answering 303
 max_batch = 4096          # most entries integrated under one root and one signature
+batch_linger = 0.002      # seconds the sequencer waits for more entries to share a batch
 
 # [[transparency.issuers]]
 # iss = "https://vendor.example"
@@ -202,6 +204,7 @@ _SECTIONS: Final = {
         "issuers",
         "registration_wait",
         "max_batch",
+        "batch_linger",
     },
     "log": {"origin", "checkpoint_algorithm"},
     "auth": {"write_tokens"},
@@ -323,6 +326,9 @@ def load_config(data_dir: Path) -> TransparencyConfig:
     max_batch = _get(tr, "max_batch", int, 4096, "transparency")
     if not 1 <= max_batch <= 65536:
         raise ConfigError("transparency.max_batch must be between 1 and 65536")
+    linger = _get(tr, "batch_linger", float, 0.002, "transparency")
+    if not 0.0 <= linger <= 0.1:
+        raise ConfigError("transparency.batch_linger must be between 0 and 0.1 seconds")
     policy = _get(tr, "policy", str, "", "transparency").strip()
     issuers = _load_issuers(data_dir, tr.get("issuers", []))
     roots = _load_roots(data_dir, _str_list(tr, "x509_roots", [], "transparency"))
@@ -351,5 +357,6 @@ def load_config(data_dir: Path) -> TransparencyConfig:
         checkpoint_algorithm=cp_alg,
         registration_wait=wait,
         max_batch=max_batch,
+        batch_linger=linger,
         _issuer_index={(ik.iss, ik.key.kid): ik.key for ik in issuers},
     )

@@ -112,6 +112,7 @@ class TransparencyService:
             note_signers=note_signers,
             batch_signer=batch_signer,
             max_batch=config.max_batch,
+            linger=config.batch_linger,
         )
         return cls(config, log, signers, [n.verifier().vkey for n in note_signers], now)
 
