@@ -18,6 +18,7 @@ from ironroot.hsm import (
     AuditRecord,
     Hsm,
     HsmConfig,
+    KeyAttributes,
     KeyType,
     MemoryStorage,
     format_audit_log,
@@ -195,3 +196,15 @@ def test_parse_rejects_malformed_logs() -> None:
         parse_audit_log(b"[" + b" " * 5000 + b"]")
     with pytest.raises(LimitExceeded):
         parse_audit_log(good, max_records=1)
+
+
+def test_records_name_created_keys_even_one_per_write(device: object) -> None:
+    config = dataclasses.replace(FAST, audit_group_commit=1)
+    hsm = new_hsm(device.identity, config=config)  # type: ignore[attr-defined]
+    officer, user, auditor = sessions(hsm)
+    parent = hsm.generate(officer, KeyType.HMAC_SHA384)
+    hsm_parent = hsm.generate(officer, KeyType.AES_256, KeyAttributes.of(["derive"]))
+    child = hsm.derive(user, hsm_parent, info=b"ctx")
+    keys = [(r.operation, r.key) for r in hsm.audit_records(auditor)]
+    assert ("generate", parent) in keys
+    assert ("derive", f"{hsm_parent}->{child}") in keys

@@ -12,7 +12,8 @@ transparency service; the HSM also seals its latest ``(size, head)`` into its ke
 
 On disk the log is JSON Lines, one record per line with ``prev`` in lowercase hex: readable
 with any tool, while the hash always covers the CBOR form. ``time`` is POSIX seconds, ``key``
-is the key handle or ``null``, ``result`` is ``"ok"`` or the error code of a refused operation.
+is the key handle or ``null`` (``parent->new`` for derive and unwrap), ``result`` is ``"ok"``
+or the error code of a refused operation.
 """
 
 from __future__ import annotations

@@ -239,6 +239,16 @@ class _Key:
         self.obj = None
 
 
+class _Op:
+    """The audit facts of one operation in progress."""
+
+    __slots__ = ("identity", "key")
+
+    def __init__(self, identity: str, key: str | None) -> None:
+        self.identity = identity
+        self.key = key
+
+
 @dataclass(frozen=True, slots=True)
 class _Pending:
     time: int
@@ -479,17 +489,18 @@ class Hsm:
             self._sessions.clear()
 
     @contextmanager
-    def _operation(self, session: Session, operation: str, key: str | None = None) -> Iterator[str]:
-        """Authenticate and authorize ``session`` for ``operation``; audit the outcome."""
+    def _operation(self, session: Session, operation: str, key: str | None = None) -> Iterator[_Op]:
+        """Authenticate and authorize ``session`` for ``operation``; audit the outcome (an
+        operation that creates a key sets ``op.key`` so its record names the new handle)."""
         self._check_state()
-        identity = self._authorize(session, operation, key)
+        op = _Op(self._authorize(session, operation, key), key)
         try:
-            yield identity
+            yield op
         except IronrootError as exc:
             if self._state == "operational":
-                self._record(identity, operation, key, exc.code)
+                self._record(op.identity, operation, op.key, exc.code)
             raise
-        self._record(identity, operation, key, "ok")
+        self._record(op.identity, operation, op.key, "ok")
 
     def _authorize(self, session: Session, operation: str, key: str | None) -> str:
         entry = (
@@ -667,7 +678,7 @@ class Hsm:
         ``attributes`` defaults to the key type's usual usages, non-exportable, no label.
         """
         with self._lock:
-            with self._operation(session, "generate"):
+            with self._operation(session, "generate") as op:
                 if not isinstance(key_type, KeyType):
                     raise MalformedInput("key_type must be a KeyType")
                 attrs = attributes or KeyAttributes(key_type.default_usages)
@@ -676,15 +687,9 @@ class Hsm:
                 if not key_type.is_secret:
                     self._check_pair(obj)
                 handle = self._add_key(key_type, attrs, stored, obj, local=True)
-            self._audit_key(handle)
+                op.key = handle
             self._persist()
             return handle
-
-    def _audit_key(self, handle: str) -> None:
-        """Put the new handle on the just-written audit record."""
-        last = self._pending[-1] if self._pending else None
-        if last is not None and last.key is None and last.result == "ok":
-            self._pending[-1] = _Pending(last.time, last.identity, last.operation, handle, "ok")
 
     def delete(self, session: Session, handle: str) -> None:
         """Destroy a key (crypto officer): its material is overwritten."""
@@ -850,7 +855,7 @@ class Hsm:
         ``attributes`` ask for an exportable key; ``VerificationFailed`` if it does not unwrap.
         """
         with self._lock:
-            with self._operation(session, "unwrap", unwrapping_key):
+            with self._operation(session, "unwrap", unwrapping_key) as op:
                 wrapper = self._key(unwrapping_key, Usage.UNWRAP)
                 if attributes.exportable:
                     raise KeyNotExportable("an unwrapped (imported) key is never exportable")
@@ -880,6 +885,7 @@ class Hsm:
                 if not key_type.is_secret:
                     self._check_pair(new_obj)
                 handle = self._add_key(key_type, attributes, stored, new_obj, local=False)
+                op.key = f"{unwrapping_key}->{handle}"
             self._persist()
             return handle
 
@@ -897,7 +903,7 @@ class Hsm:
         the new key stays inside with its own attributes. It may be exportable only if its
         parent is (and carries the parent's release policy, if any): ``KeyNotExportable``."""
         with self._lock:
-            with self._operation(session, "derive", handle):
+            with self._operation(session, "derive", handle) as op:
                 parent = self._key(handle, Usage.DERIVE)
                 if key_type not in _DERIVED_SIZES:
                     raise UnsupportedAlgorithm("a derived key is AES-256 or HMAC-SHA-384")
@@ -919,7 +925,7 @@ class Hsm:
                 new = self._add_key(
                     key_type, attrs, stored, load_material(key_type, stored), local=True
                 )
-            self._audit_key(new)
+                op.key = f"{handle}->{new}"
             self._persist()
             return new
 
@@ -942,11 +948,11 @@ class Hsm:
 
     def self_test(self, session: Session) -> None:
         """Run the KATs again; a failure puts the HSM into its error state."""
-        with self._lock, self._operation(session, "self-test") as who:
+        with self._lock, self._operation(session, "self-test") as op:
             try:
                 run_kats(self._kats)
             except SelfTestFailure as exc:
-                self._record(who, "self-test", None, HsmErrorState.code)
+                self._record(op.identity, "self-test", None, HsmErrorState.code)
                 self._flush_audit()
                 self._fail(str(exc))
                 raise HsmErrorState(
