@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 
 import uvicorn
 
@@ -30,19 +31,34 @@ def _uvicorn_config(service: TransparencyService, host: str, port: int) -> uvico
     )
 
 
+class _Stopped(Exception):
+    """Raised by our handler when uvicorn re-raises the SIGINT/SIGTERM it shut down on."""
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped
+
+
 def serve(data_dir: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Open (creating on first start) the service in ``data_dir`` and serve it until stopped.
 
     SIGINT/SIGTERM stop it gracefully: uvicorn finishes open requests, then the log writer
-    drains its queue and closes the store.
+    drains its queue and the store checkpoints and closes. (uvicorn re-raises the signal after
+    its own shutdown; the handler installed here turns that into a normal return, so the
+    service is closed before the process exits.)
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     service = TransparencyService.open(data_dir)
     service.start()
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         uvicorn.Server(_uvicorn_config(service, host, port)).run()
+    except _Stopped:
+        pass
     finally:
         service.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class ServiceThread:
