@@ -1,8 +1,67 @@
-"""The attestation verifier (RFC 9334 Verifier role): evidence, and later appraisal and results.
+"""The attestation verifier (RFC 9334 Verifier role): evidence, endorsements, appraisal, results.
 
-:mod:`ironroot.attestation.evidence` turns hardware evidence into :class:`EvidenceClaims`.
+:mod:`ironroot.attestation.evidence` turns hardware evidence into :class:`EvidenceClaims`;
+:func:`verify_rot_quote` does the same for this project's RoT quotes. :class:`Endorsements`
+holds the reference values and SAFE reviews found on the transparency log; :func:`appraise`
+(pure) applies an :class:`AppraisalPolicy` (CEL) and returns an EAR
+(:class:`AttestationResult`), signed as a JWT or CWT by :func:`sign_ear_jwt` /
+:func:`sign_ear_cwt` and checked by :func:`verify_ear`. :class:`AttestationService` and
+:func:`attestation_routes` serve it over HTTP.
 """
 
+# --- appraisal, endorsements, results and the HTTP API -----------------------------------------
+from ironroot.attestation._appraise import (
+    DEFAULT_VERIFIER_ID,
+    VERIFICATION_FAILURES,
+    EvidenceCaches,
+    appraise,
+    appraise_evidence,
+    appraise_failure,
+    detect_evidence_format,
+    verify_evidence_bytes,
+)
+from ironroot.attestation._config import (
+    AttestationConfig,
+    init_attestation_dir,
+    load_attestation_config,
+)
+from ironroot.attestation._ear import (
+    AR4SI,
+    CWT_MEDIA_TYPE,
+    EAR_PROFILE,
+    JWT_MEDIA_TYPE,
+    TRUST_CATEGORIES,
+    TRUST_CLAIM_TAGS,
+    Appraisal,
+    AttestationResult,
+    TrustTier,
+    VerifierId,
+    decode_ear,
+    sign_ear_cwt,
+    sign_ear_jwt,
+    tier_of,
+    verify_ear,
+)
+from ironroot.attestation._endorsements import (
+    Endorsements,
+    ReferenceValue,
+    ReferenceValues,
+    reference_values_from_statement,
+    reviews_from_statements,
+)
+from ironroot.attestation._http import (
+    AttestationService,
+    attestation_routes,
+    create_attestation_app,
+)
+from ironroot.attestation._nonce import NONCE_SIZE, NonceStore
+from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy, PolicyRule, RuleFailure
+from ironroot.attestation._rot_evidence import (
+    ROT_QUOTE_FORMAT,
+    RotChainCache,
+    quote_claims,
+    verify_rot_quote,
+)
 from ironroot.attestation.evidence import (
     EVIDENCE_FORMATS,
     EvidenceClaims,
@@ -11,3 +70,49 @@ from ironroot.attestation.evidence import (
 )
 
 __all__ = ["EVIDENCE_FORMATS", "EvidenceClaims", "VerifyOptions", "verify_evidence"]
+__all__ += [
+    "AR4SI",
+    "CWT_MEDIA_TYPE",
+    "DEFAULT_POLICY",
+    "DEFAULT_VERIFIER_ID",
+    "EAR_PROFILE",
+    "JWT_MEDIA_TYPE",
+    "NONCE_SIZE",
+    "ROT_QUOTE_FORMAT",
+    "TRUST_CATEGORIES",
+    "TRUST_CLAIM_TAGS",
+    "VERIFICATION_FAILURES",
+    "Appraisal",
+    "AppraisalPolicy",
+    "AttestationConfig",
+    "AttestationResult",
+    "AttestationService",
+    "Endorsements",
+    "EvidenceCaches",
+    "NonceStore",
+    "PolicyRule",
+    "ReferenceValue",
+    "ReferenceValues",
+    "RotChainCache",
+    "RuleFailure",
+    "TrustTier",
+    "VerifierId",
+    "appraise",
+    "appraise_evidence",
+    "appraise_failure",
+    "attestation_routes",
+    "create_attestation_app",
+    "decode_ear",
+    "detect_evidence_format",
+    "init_attestation_dir",
+    "load_attestation_config",
+    "quote_claims",
+    "reference_values_from_statement",
+    "reviews_from_statements",
+    "sign_ear_cwt",
+    "sign_ear_jwt",
+    "tier_of",
+    "verify_ear",
+    "verify_evidence_bytes",
+    "verify_rot_quote",
+]

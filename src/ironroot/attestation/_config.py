@@ -1,0 +1,249 @@
+"""The verifier's data directory: ``<data>/attestation.toml``, its key and its endorsements.
+
+::
+
+    [attestation]
+    host = "127.0.0.1"
+    port = 8100
+    signing_key = "verifier-es384.pem"        # ES384 PKCS#8 PEM; signs every EAR
+    vendor_roots = ["vendor-ca"]              # RoT vendor CA certificates (files or folders)
+    service_keys = ["scitt-keys.cbor"]        # transparency service keys: COSE Key Sets
+                                              # (as /.well-known/scitt-keys serves) or PEM
+    reference_values = ["reference-values"]   # Transparent Statements of CoRIMs (*.ts, *.cbor)
+    reviews = ["reviews"]                     # Transparent Statements of SAFE SFRs
+    review_providers = ["review-providers"]   # SAFE review-provider public keys
+    policy = ""                               # an appraisal policy TOML file; "" = default
+    result_lifetime = 3600                    # seconds an EAR is valid
+    nonce_lifetime = 300                      # seconds a challenge is valid
+
+    [attestation.vendor_keys]                 # optional: issuer → its statement keys
+    "https://vendor.example" = ["vendor.pub.pem"]
+
+Relative paths are relative to the data directory. Endorsements are read when the service is
+built (:meth:`AttestationConfig.service`): statements that do not verify are left out and
+listed in ``Endorsements.rejected``. This module does I/O; the appraisal core does not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from ironroot.attestation._endorsements import Endorsements
+from ironroot.attestation._http import AttestationService
+from ironroot.attestation._nonce import NonceStore
+from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
+from ironroot.cose import decode_key_set
+from ironroot.crypto import Algorithm, PrivateKey, Verifier, load_verifier, save_signer
+from ironroot.errors import ConfigError, IronrootError, LimitExceeded
+from ironroot.safe import ProviderKeys
+
+__all__ = ["CONFIG_FILE", "AttestationConfig", "init_attestation_dir", "load_attestation_config"]
+
+CONFIG_FILE: Final = "attestation.toml"
+_MAX_FILE: Final = 1024 * 1024
+_STATEMENT_SUFFIXES: Final = frozenset((".ts", ".cbor", ".cose", ".scitt"))
+_CERT_SUFFIXES: Final = frozenset((".pem", ".crt", ".cer", ".der"))
+_TEMPLATE: Final = """\
+[attestation]
+host = "127.0.0.1"
+port = 8100
+signing_key = "verifier-es384.pem"
+vendor_roots = ["vendor-ca"]
+service_keys = ["service-keys"]
+reference_values = ["reference-values"]
+reviews = ["reviews"]
+review_providers = ["review-providers"]
+policy = ""
+result_lifetime = 3600
+nonce_lifetime = 300
+"""
+_FOLDERS: Final = ("vendor-ca", "service-keys", "reference-values", "reviews", "review-providers")
+
+
+def _read(path: Path) -> bytes:
+    try:
+        if path.stat().st_size > _MAX_FILE:
+            raise LimitExceeded(f"{path} is larger than {_MAX_FILE} bytes")
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _files(paths: Iterable[Path], suffixes: frozenset[str]) -> list[Path]:
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+            )
+        elif path.exists():
+            out.append(path)
+        else:
+            raise ConfigError(f"{path} does not exist")
+    return out
+
+
+def _service_keys(files: Iterable[Path]) -> dict[bytes, Verifier]:
+    keys: dict[bytes, Verifier] = {}
+    for path in files:
+        data = _read(path)
+        try:
+            if data[:1] and 0x80 <= data[0] <= 0x9F:
+                keys.update(decode_key_set(data))
+            else:
+                key = load_verifier(data)
+                keys[key.kid] = key
+        except IronrootError as exc:
+            raise ConfigError(f"{path}: {exc.detail}") from exc
+    return keys
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationConfig:
+    """The parsed ``attestation.toml`` (paths resolved against the data directory)."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8100
+    signing_key: Path = Path("verifier-es384.pem")
+    vendor_roots: tuple[Path, ...] = ()
+    service_keys: tuple[Path, ...] = ()
+    reference_values: tuple[Path, ...] = ()
+    reviews: tuple[Path, ...] = ()
+    review_providers: tuple[Path, ...] = ()
+    vendor_keys: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)
+    policy: Path | None = None
+    result_lifetime: int = 3600
+    nonce_lifetime: int = 300
+
+    def load_policy(self) -> AppraisalPolicy:
+        if self.policy is None:
+            return DEFAULT_POLICY
+        return AppraisalPolicy.from_toml(_read(self.policy).decode("utf-8", "replace"))
+
+    def endorsements(self, now: dt.datetime) -> Endorsements:
+        """Read and verify every configured endorsement (refused ones are listed)."""
+        service_keys = _service_keys(_files(self.service_keys, frozenset((".cbor", ".pem"))))
+        roots = [_read(p) for p in _files(self.vendor_roots, _CERT_SUFFIXES)]
+        vendor_keys = (
+            {
+                iss: [load_verifier(_read(p)) for p in paths]
+                for iss, paths in self.vendor_keys.items()
+            }
+            if self.vendor_keys
+            else None
+        )
+        providers = ProviderKeys.load(self.review_providers) if self.review_providers else None
+        return Endorsements.build(
+            service_keys=service_keys,
+            reference_statements=(
+                _read(p) for p in _files(self.reference_values, _STATEMENT_SUFFIXES)
+            ),
+            review_statements=(_read(p) for p in _files(self.reviews, _STATEMENT_SUFFIXES)),
+            providers=providers,
+            vendor_keys=vendor_keys,
+            vendor_roots=roots,
+            now=now,
+        )
+
+    def service(self, now: dt.datetime) -> AttestationService:
+        """The verifier this configuration describes, its endorsements read at ``now``."""
+        key = PrivateKey.from_pem(_read(self.signing_key))
+        if key.algorithm is not Algorithm.ES384:
+            raise ConfigError(f"{self.signing_key} is not an ES384 key")
+        return AttestationService(
+            endorsements=self.endorsements(now),
+            signing_key=key,
+            policy=self.load_policy(),
+            lifetime=self.result_lifetime,
+            nonces=NonceStore(lifetime=self.nonce_lifetime),
+        )
+
+
+def _paths(data_dir: Path, table: Mapping[str, Any], name: str) -> tuple[Path, ...]:
+    value = table.get(name, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"attestation.{name} must be a list of paths")
+    return tuple(data_dir / v for v in value)
+
+
+def _int(table: Mapping[str, Any], name: str, default: int) -> int:
+    value = table.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"attestation.{name} must be a positive integer")
+    return value
+
+
+def load_attestation_config(data_dir: Path) -> AttestationConfig:
+    """Parse ``<data_dir>/attestation.toml``."""
+    path = data_dir / CONFIG_FILE
+    try:
+        document = tomllib.loads(_read(path).decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    table = document.get("attestation")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path} has no [attestation] table")
+    known = {
+        "host",
+        "port",
+        "signing_key",
+        "vendor_roots",
+        "service_keys",
+        "reference_values",
+        "reviews",
+        "review_providers",
+        "vendor_keys",
+        "policy",
+        "result_lifetime",
+        "nonce_lifetime",
+    }
+    unknown = set(table) - known
+    if unknown:
+        raise ConfigError(f"unknown attestation settings: {', '.join(sorted(unknown))}")
+    vendor_keys = table.get("vendor_keys", {})
+    if not isinstance(vendor_keys, dict):
+        raise ConfigError("attestation.vendor_keys must map issuers to key files")
+    policy = table.get("policy", "")
+    host = table.get("host", "127.0.0.1")
+    signing_key = table.get("signing_key", "verifier-es384.pem")
+    if not isinstance(policy, str) or not isinstance(host, str) or not isinstance(signing_key, str):
+        raise ConfigError("attestation.policy, host and signing_key must be text")
+    return AttestationConfig(
+        data_dir=data_dir,
+        host=host,
+        port=_int(table, "port", 8100),
+        signing_key=data_dir / signing_key,
+        vendor_roots=_paths(data_dir, table, "vendor_roots"),
+        service_keys=_paths(data_dir, table, "service_keys"),
+        reference_values=_paths(data_dir, table, "reference_values"),
+        reviews=_paths(data_dir, table, "reviews"),
+        review_providers=_paths(data_dir, table, "review_providers"),
+        vendor_keys={iss: _paths(data_dir, vendor_keys, iss) for iss in vendor_keys},
+        policy=data_dir / policy if policy else None,
+        result_lifetime=_int(table, "result_lifetime", 3600),
+        nonce_lifetime=_int(table, "nonce_lifetime", 300),
+    )
+
+
+def init_attestation_dir(data_dir: Path) -> Path:
+    """Create a data directory: the template config, its folders and an ES384 signing key.
+
+    Refuses to overwrite an existing configuration (``ConfigError``).
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = data_dir / CONFIG_FILE
+    if config.exists():
+        raise ConfigError(f"{config} already exists")
+    for folder in _FOLDERS:
+        (data_dir / folder).mkdir(exist_ok=True)
+    save_signer(PrivateKey.generate(Algorithm.ES384), data_dir / "verifier-es384.pem")
+    config.write_text(_TEMPLATE)
+    return config

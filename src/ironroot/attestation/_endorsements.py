@@ -1,0 +1,292 @@
+"""Endorsements: reference values and SAFE reviews, counted only when they are on the log.
+
+A reference value reaches the verifier as a Transparent Statement (a vendor's Signed Statement
+with content type ``application/rim+cbor`` and the transparency service's receipts). It counts
+only when all of this holds (:func:`reference_values_from_statement`):
+
+1. every receipt verifies against the configured transparency-service keys
+   (``verify_transparent_statement``: ``InvalidProof``, ``BadSignature``, ``UnknownIssuer``,
+   ``MalformedReceipt``); an empty key set trusts nothing (``UnknownIssuer``);
+2. where vendor keys are configured for the statement's ``iss``, the statement's signature
+   verifies under one of them (``UnknownIssuer`` when none is configured for that issuer,
+   ``BadSignature``), and a payload that is itself a signed CoRIM (COSE_Sign1) verifies too;
+3. the CoRIM parses (``MalformedCorim``) and, given ``now``, is inside its ``rim-validity``
+   (``VerificationFailed``, code ``rim-expired``).
+
+Its reference-value triples become :class:`ReferenceValue` entries: environment (class vendor,
+model, layer, index), measurement key (``mkey``), digests and SVN. :class:`ReferenceValues`
+answers the appraisal's two questions: which logged values does this digest match, and what is
+the logged minimum SVN of that environment — the highest minimum any logged triple for the same
+environment and ``mkey`` states, so a vendor raises the floor by publishing a newer release.
+
+SAFE reviews come the same way (:func:`ironroot.safe.review_from_statement` with the service
+keys): only a review whose receipts and SFR signature verify is kept.
+
+:meth:`Endorsements.build` collects both from statement bytes and records every statement it
+refused, with the reason, in ``rejected`` instead of failing the whole set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from ironroot.corim import CORIM_CONTENT_TYPE, Comid, Corim, SignedCorim
+from ironroot.cose import SignedStatement, verify_transparent_statement
+from ironroot.crypto import Verifier
+from ironroot.errors import (
+    IronrootError,
+    MalformedCorim,
+    UnknownIssuer,
+    VerificationFailed,
+)
+from ironroot.rot import parse_certificate
+from ironroot.safe import ProviderKeys, Review, review_from_statement
+
+__all__ = [
+    "Endorsements",
+    "ReferenceValue",
+    "ReferenceValues",
+    "reference_values_from_statement",
+    "reviews_from_statements",
+]
+
+_COSE_SIGN1: Final = 0xD2
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceValue:
+    """One logged reference measurement (from a CoRIM reference-value triple)."""
+
+    mkey: str
+    digests: tuple[tuple[int | str, bytes], ...]
+    svn: int | None = None
+    svn_minimum: bool = False
+    vendor: str | None = None
+    model: str | None = None
+    layer: int | None = None
+    index: int | None = None
+    issuer: str = ""
+    subject: str = ""
+
+    @property
+    def environment(self) -> tuple[object, ...]:
+        """The product component this value is for: (vendor, model, layer, index, mkey)."""
+        return (self.vendor, self.model, self.layer, self.index, self.mkey)
+
+    def matches(self, digest: bytes) -> bool:
+        return any(value == digest for _, value in self.digests)
+
+
+def _mkey(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _values(corim: Corim, iss: str, sub: str) -> tuple[ReferenceValue, ...]:
+    out: list[ReferenceValue] = []
+    for tag in corim.tags:
+        if not isinstance(tag, Comid):
+            continue
+        for triple in tag.triples.reference:
+            cls = triple.environment.class_map
+            for measurement in triple.measurements:
+                mkey = _mkey(measurement.mkey)
+                mval = measurement.mval
+                if mkey is None or not mval.digests:
+                    continue
+                out.append(
+                    ReferenceValue(
+                        mkey=mkey,
+                        digests=tuple((d.alg, d.value) for d in mval.digests),
+                        svn=mval.svn.value if mval.svn is not None else None,
+                        svn_minimum=mval.svn.minimum if mval.svn is not None else False,
+                        vendor=cls.vendor if cls is not None else None,
+                        model=cls.model if cls is not None else None,
+                        layer=cls.layer if cls is not None else None,
+                        index=cls.index if cls is not None else None,
+                        issuer=iss,
+                        subject=sub,
+                    )
+                )
+    return tuple(out)
+
+
+def _vendor_key(
+    statement_kid: bytes | None, keys: Sequence[Verifier], signed: SignedStatement | SignedCorim
+) -> None:
+    """Verify ``signed`` with the key its kid names, else with any key of the issuer."""
+    candidates = [k for k in keys if statement_kid is not None and k.kid == statement_kid]
+    last: IronrootError | None = None
+    for key in candidates or keys:
+        try:
+            signed.sign1.verify(key)
+            return
+        except IronrootError as exc:
+            last = exc
+    raise last or UnknownIssuer("no vendor key verifies the reference values")
+
+
+def reference_values_from_statement(
+    data: bytes,
+    *,
+    service_keys: Mapping[bytes, Verifier],
+    vendor_keys: Mapping[str, Sequence[Verifier]] | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[ReferenceValue, ...]:
+    """The reference values of one Transparent Statement, or the error that refuses it."""
+    if not service_keys:
+        raise UnknownIssuer("no transparency service keys are configured: nothing is logged")
+    statement = verify_transparent_statement(data, service_keys).statement
+    iss, sub = statement.claims.iss, statement.claims.sub
+    if statement.content_type != CORIM_CONTENT_TYPE:
+        raise MalformedCorim(
+            f"statement content type {statement.content_type!r} is not {CORIM_CONTENT_TYPE}"
+        )
+    keys: Sequence[Verifier] | None = None
+    if vendor_keys is not None:
+        keys = vendor_keys.get(iss)
+        if not keys:
+            raise UnknownIssuer(f"no vendor key is configured for issuer {iss!r}")
+        _vendor_key(statement.kid, keys, statement)
+    payload = statement.payload
+    if payload[:1] == bytes((_COSE_SIGN1,)):
+        signed = SignedCorim.parse(payload)
+        if keys is not None:
+            _vendor_key(signed.kid, keys, signed)
+        corim = signed.corim
+    else:
+        corim = Corim.parse(payload)
+    validity = corim.rim_validity
+    if now is not None and validity is not None:
+        t = int(now.timestamp())
+        if t > validity.not_after or (validity.not_before is not None and t < validity.not_before):
+            raise VerificationFailed(
+                f"the reference values of {sub!r} are outside their validity", code="rim-expired"
+            )
+    return _values(corim, iss, sub)
+
+
+class ReferenceValues:
+    """An immutable store of logged reference values, indexed by digest."""
+
+    __slots__ = ("_by_digest", "_floors", "_values")
+
+    def __init__(self, values: Iterable[ReferenceValue] = ()) -> None:
+        self._values: tuple[ReferenceValue, ...] = tuple(values)
+        self._by_digest: dict[bytes, list[ReferenceValue]] = {}
+        self._floors: dict[tuple[object, ...], int] = {}
+        for value in self._values:
+            for _, digest in value.digests:
+                self._by_digest.setdefault(digest, []).append(value)
+            if value.svn is not None:
+                env = value.environment
+                self._floors[env] = max(self._floors.get(env, value.svn), value.svn)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __iter__(self) -> Iterator[ReferenceValue]:
+        return iter(self._values)
+
+    def matching(self, mkey: str, digest: bytes) -> tuple[ReferenceValue, ...]:
+        """The logged values for measurement ``mkey`` that list ``digest``."""
+        return tuple(v for v in self._by_digest.get(digest, ()) if v.mkey == mkey)
+
+    def minimum_svn(self, value: ReferenceValue) -> int | None:
+        """The highest SVN any logged value for ``value``'s environment requires."""
+        return self._floors.get(value.environment)
+
+
+def reviews_from_statements(
+    statements: Iterable[bytes],
+    *,
+    providers: ProviderKeys,
+    service_keys: Mapping[bytes, Verifier],
+    now: dt.datetime | None = None,
+) -> tuple[tuple[Review, ...], tuple[str, ...]]:
+    """The SAFE reviews among ``statements`` whose receipts and SFRs verify; and one line per
+    statement refused."""
+    reviews: list[Review] = []
+    rejected: list[str] = []
+    for number, data in enumerate(statements):
+        if not service_keys:
+            rejected.append(f"review statement {number}: no transparency service keys")
+            continue
+        try:
+            reviews.append(
+                review_from_statement(data, providers, service_keys=service_keys, now=now)
+            )
+        except IronrootError as exc:
+            rejected.append(f"review statement {number}: {exc.code}: {exc.detail}")
+    return tuple(reviews), tuple(rejected)
+
+
+@dataclass(frozen=True, slots=True)
+class Endorsements:
+    """What appraisal compares evidence with: logged reference values, logged SAFE reviews
+    and the trusted vendor CA certificates RoT quotes must chain to (``vendor_roots``, DER;
+    ``trusted_roots`` holds their SHA-256 fingerprints)."""
+
+    reference_values: ReferenceValues = field(default_factory=ReferenceValues)
+    reviews: tuple[Review, ...] = ()
+    vendor_roots: tuple[bytes, ...] = ()
+    rejected: tuple[str, ...] = ()
+    trusted_roots: frozenset[str] = field(default=frozenset(), init=False)
+
+    def __post_init__(self) -> None:
+        ders = tuple(parse_certificate(root).der for root in self.vendor_roots)
+        object.__setattr__(self, "vendor_roots", ders)
+        object.__setattr__(
+            self, "trusted_roots", frozenset(hashlib.sha256(d).hexdigest() for d in ders)
+        )
+
+    def reviews_for(self, alg: str, digest: bytes) -> tuple[Review, ...]:
+        """The reviews whose SFR names ``digest`` as its ``alg`` firmware hash."""
+        return tuple(r for r in self.reviews if r.report.firmware_hashes().get(alg) == digest)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        service_keys: Mapping[bytes, Verifier],
+        reference_statements: Iterable[bytes] = (),
+        review_statements: Iterable[bytes] = (),
+        providers: ProviderKeys | None = None,
+        vendor_keys: Mapping[str, Sequence[Verifier]] | None = None,
+        vendor_roots: Iterable[bytes] = (),
+        now: dt.datetime | None = None,
+    ) -> Endorsements:
+        """Collect endorsements from statement bytes; refused statements go to ``rejected``.
+
+        ``vendor_roots`` are the vendor CA certificates (PEM or DER) RoT quotes must chain to.
+        """
+        values: list[ReferenceValue] = []
+        rejected: list[str] = []
+        for number, data in enumerate(reference_statements):
+            try:
+                values.extend(
+                    reference_values_from_statement(
+                        data, service_keys=service_keys, vendor_keys=vendor_keys, now=now
+                    )
+                )
+            except IronrootError as exc:
+                rejected.append(f"reference statement {number}: {exc.code}: {exc.detail}")
+        reviews: tuple[Review, ...] = ()
+        if providers is not None:
+            reviews, refused = reviews_from_statements(
+                review_statements, providers=providers, service_keys=service_keys, now=now
+            )
+            rejected.extend(refused)
+        return cls(
+            reference_values=ReferenceValues(values),
+            reviews=reviews,
+            vendor_roots=tuple(vendor_roots),
+            rejected=tuple(rejected),
+        )

@@ -1,0 +1,294 @@
+"""The attestation verifier over HTTP (Starlette routes, mountable next to the transparency app).
+
+``POST /attestation/challenge``
+    a fresh nonce: JSON ``{"nonce": b64url, "expires": epoch}`` or, with ``Accept:
+    application/cbor``, CBOR ``{"nonce": bstr, "expires": int}``. Single use, expiring.
+``POST /attestation/verify``
+    JSON ``{"evidence": b64url, "nonce": b64url, ? "format": text, ? "certificates":
+    [b64url]}`` or the same map in CBOR (``Content-Type: application/cbor``, byte strings as
+    such). The nonce is redeemed (``StaleNonce`` → 400 problem when unknown, expired or
+    reused), the evidence verified and appraised, and the EAR returned signed: a JWT
+    (``application/eat+jwt``) by default, a CWT with ``Accept: application/eat+cwt``. Evidence
+    that fails appraisal is still a 200 with an EAR that says why.
+``GET /attestation/keys``
+    the verifier's public keys: a JWK Set (``application/jwk-set+json``) by default, a COSE
+    Key Set (``application/cose-key-set``) when asked for.
+
+Errors are RFC 9290 concise problems (CBOR), or RFC 9457 JSON when the client accepts JSON;
+the problem carries the error's machine code as the ``code`` extension member.
+
+:class:`AttestationService` is the verifier's state (endorsements, policy, keys, the nonce
+store, chain caches and the clock): the only impure part, kept out of the appraisal core.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Final
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ironroot.attestation._appraise import EvidenceCaches, appraise_evidence
+from ironroot.attestation._ear import (
+    CWT_MEDIA_TYPE,
+    JWT_MEDIA_TYPE,
+    AttestationResult,
+    b64url_decode,
+    b64url_encode,
+    sign_ear_cwt,
+    sign_ear_jwt,
+)
+from ironroot.attestation._endorsements import Endorsements
+from ironroot.attestation._nonce import NonceStore
+from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
+from ironroot.cose import Limits, Problem, decode_cbor, encode_cbor, encode_key_set
+from ironroot.crypto import Algorithm, PrivateKey, PublicKey
+from ironroot.errors import (
+    ConfigError,
+    IronrootError,
+    LimitExceeded,
+    MalformedInput,
+    NotFound,
+    PayloadTooLarge,
+)
+
+__all__ = ["AttestationService", "attestation_routes", "create_attestation_app"]
+
+_log = logging.getLogger("ironroot.attestation")
+
+CBOR: Final = "application/cbor"
+JWK_SET: Final = "application/jwk-set+json"
+COSE_KEY_SET: Final = "application/cose-key-set"
+PROBLEM_CBOR: Final = "application/concise-problem-details+cbor"
+PROBLEM_JSON: Final = "application/problem+json"
+MAX_REQUEST_BYTES: Final = 2 * 1024 * 1024
+_MAX_CERTIFICATES: Final = 8
+_BODY_LIMITS: Final = Limits(max_bytes=MAX_REQUEST_BYTES, max_depth=4, max_items=16)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class AttestationService:
+    """The verifier: what it trusts, how it decides, how it signs, and its challenges.
+
+    ``signing_key`` signs every EAR (ES384 for JWTs; any algorithm for CWTs); ``lifetime`` is
+    how long an EAR is valid (its ``exp``), in seconds.
+    """
+
+    endorsements: Endorsements
+    signing_key: PrivateKey
+    policy: AppraisalPolicy = DEFAULT_POLICY
+    lifetime: int = 3600
+    nonces: NonceStore = field(default_factory=NonceStore)
+    caches: EvidenceCaches = field(default_factory=EvidenceCaches)
+    clock: Callable[[], datetime] = _utcnow
+
+    def __post_init__(self) -> None:
+        if self.signing_key.algorithm is not Algorithm.ES384:
+            raise ConfigError("the verifier signs EARs with an ES384 key")
+        if self.lifetime < 1:
+            raise ConfigError("the result lifetime is a positive number of seconds")
+
+    @property
+    def public_keys(self) -> tuple[PublicKey, ...]:
+        return (self.signing_key.public_key,)
+
+    def challenge(self) -> tuple[bytes, int]:
+        """A new single-use nonce and when it expires (epoch seconds)."""
+        return self.nonces.issue(self.clock())
+
+    def verify(
+        self,
+        evidence: bytes,
+        *,
+        nonce: bytes,
+        format: str = "auto",
+        certificates: Sequence[bytes] = (),
+    ) -> AttestationResult:
+        """Redeem ``nonce`` (raises ``StaleNonce``), then verify and appraise ``evidence``."""
+        now = self.clock()
+        self.nonces.redeem(nonce, now)
+        return appraise_evidence(
+            evidence,
+            self.endorsements,
+            self.policy,
+            format=format,
+            nonce=nonce,
+            now=now,
+            certificates=certificates,
+            lifetime=self.lifetime,
+            caches=self.caches,
+        )
+
+    def sign(self, result: AttestationResult, media_type: str = JWT_MEDIA_TYPE) -> bytes:
+        if media_type == CWT_MEDIA_TYPE:
+            return sign_ear_cwt(result, self.signing_key)
+        return sign_ear_jwt(result, self.signing_key)
+
+
+# --- request and response helpers ---------------------------------------------------------------
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "json" in accept and "cbor" not in accept
+
+
+def _problem(request: Request, status: int, title: str, detail: str, code: str) -> Response:
+    problem = Problem(title=title, detail=detail, status=status, extra={"code": code})
+    if _wants_json(request):
+        return Response(problem.to_json(), status, media_type=PROBLEM_JSON)
+    return Response(problem.to_cbor(), status, media_type=PROBLEM_CBOR)
+
+
+def _error(request: Request, exc: IronrootError) -> Response:
+    return _problem(request, exc.http_status, exc.title, exc.detail, exc.code)
+
+
+async def _body(request: Request) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_REQUEST_BYTES:
+        raise PayloadTooLarge(f"the request is {length} bytes; the limit is {MAX_REQUEST_BYTES}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            raise PayloadTooLarge(f"the request is over the limit of {MAX_REQUEST_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _field_bytes(value: object, name: str, *, cbor: bool) -> bytes:
+    if cbor:
+        if not isinstance(value, bytes):
+            raise MalformedInput(f"{name} must be a byte string")
+        return value
+    if not isinstance(value, str):
+        raise MalformedInput(f"{name} must be base64url text")
+    return b64url_decode(value, what=name)
+
+
+@dataclass(frozen=True, slots=True)
+class _VerifyRequest:
+    evidence: bytes
+    nonce: bytes
+    format: str
+    certificates: tuple[bytes, ...]
+
+
+def _parse_verify(body: bytes, content_type: str) -> _VerifyRequest:
+    cbor = "cbor" in content_type
+    value: object
+    if cbor:
+        value = decode_cbor(body, _BODY_LIMITS)
+    else:
+        try:
+            value = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise MalformedInput(f"the request is not JSON: {exc}") from exc
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise MalformedInput("the request is a map with text keys")
+    unknown = set(value) - {"evidence", "nonce", "format", "certificates"}
+    if unknown:
+        raise MalformedInput(f"unknown request members: {', '.join(sorted(unknown))}")
+    if "evidence" not in value or "nonce" not in value:
+        raise MalformedInput("the request needs evidence and nonce")
+    fmt = value.get("format", "auto")
+    if not isinstance(fmt, str):
+        raise MalformedInput("format must be text")
+    certs = value.get("certificates", [])
+    if not isinstance(certs, list):
+        raise MalformedInput("certificates must be a list")
+    if len(certs) > _MAX_CERTIFICATES:
+        raise LimitExceeded(f"at most {_MAX_CERTIFICATES} certificates")
+    return _VerifyRequest(
+        evidence=_field_bytes(value["evidence"], "evidence", cbor=cbor),
+        nonce=_field_bytes(value["nonce"], "nonce", cbor=cbor),
+        format=fmt,
+        certificates=tuple(_field_bytes(c, "certificate", cbor=cbor) for c in certs),
+    )
+
+
+def attestation_routes(service: AttestationService) -> list[Route]:
+    """The three routes, each answering errors with problem details."""
+
+    async def challenge(request: Request) -> Response:
+        nonce, expires = service.challenge()
+        headers = {"Cache-Control": "no-store"}
+        if CBOR in request.headers.get("accept", ""):
+            body = encode_cbor({"nonce": nonce, "expires": expires})
+            return Response(body, 201, media_type=CBOR, headers=headers)
+        text = json.dumps({"nonce": b64url_encode(nonce), "expires": expires})
+        return Response(text, 201, media_type="application/json", headers=headers)
+
+    async def verify(request: Request) -> Response:
+        parsed = _parse_verify(await _body(request), request.headers.get("content-type", ""))
+        media = CWT_MEDIA_TYPE if CWT_MEDIA_TYPE in request.headers.get("accept", "") else None
+        result = await run_in_threadpool(
+            service.verify,
+            parsed.evidence,
+            nonce=parsed.nonce,
+            format=parsed.format,
+            certificates=parsed.certificates,
+        )
+        token = service.sign(result, media or JWT_MEDIA_TYPE)
+        return Response(token, 200, media_type=media or JWT_MEDIA_TYPE)
+
+    async def keys(request: Request) -> Response:
+        if COSE_KEY_SET in request.headers.get("accept", ""):
+            return Response(encode_key_set(list(service.public_keys)), media_type=COSE_KEY_SET)
+        jwks = {"keys": [k.to_jwk(include_kid=True) for k in service.public_keys]}
+        return Response(json.dumps(jwks), media_type=JWK_SET)
+
+    def guarded(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except IronrootError as exc:
+                return _error(request, exc)
+            except Exception:  # a bug or an outside failure: a problem, never a bare 500 page
+                _log.exception("unexpected error in %s %s", request.method, request.url.path)
+                return _problem(
+                    request, 503, "Service Unavailable", "the verifier failed; retry", "storage"
+                )
+
+        return run
+
+    return [
+        Route("/attestation/challenge", guarded(challenge), methods=["POST"]),
+        Route("/attestation/verify", guarded(verify), methods=["POST"]),
+        Route("/attestation/keys", guarded(keys), methods=["GET"]),
+    ]
+
+
+def create_attestation_app(service: AttestationService) -> Starlette:
+    """An ASGI app serving only the attestation routes."""
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        titles = {404: "Not Found", 405: "Method Not Allowed"}
+        title = titles.get(exc.status_code, "Error")
+        return _problem(request, exc.status_code, title, str(exc.detail), "http")
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return _error(request, NotFound("no such resource"))
+
+    return Starlette(
+        routes=attestation_routes(service),
+        exception_handlers={HTTPException: http_error, 404: not_found},
+    )

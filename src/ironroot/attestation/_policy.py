@@ -1,0 +1,396 @@
+"""Appraisal policies: named CEL checks, each tied to an AR4SI trust-vector claim.
+
+A policy is data: a list of rules and a few per-format settings, written in TOML (or given as
+a mapping) and compiled once. Each :class:`PolicyRule` has a CEL ``expression`` that must be
+``true`` for the evidence to pass, the trust-vector ``category`` and AR4SI ``code`` it sets when
+it is not (false, not a boolean, or an evaluation error: failing closed), and a ``reason``
+line, where ``{name}`` is replaced by the context variable ``name``. A ``gate`` rule (the
+evidence chains to a trusted root; it is fresh) must pass before any category is affirmed.
+
+The variables every rule can read are built by :mod:`ironroot.attestation._appraise` and listed
+in ``docs/attestation.md``: ``format``, ``measurements``, ``svns``, ``identity``, ``debug``,
+``report_data``, ``signer``, ``raw``, ``components``, ``unmatched``, ``svn``, ``min_svn``,
+``root``, ``root_trusted``, ``nonce_ok``, ``firmware_hash``, ``reviews``, ``worst_cvss``,
+``cvss_threshold``.
+
+All rules are compiled into one CEL program returning a map of booleans, so a whole policy is
+one evaluation; only when that raises are the rules evaluated one by one to find which failed.
+An empty policy is refused (``ConfigError``): it would reject everything, silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final
+
+import cel
+
+from ironroot.attestation._ear import AR4SI, TRUST_CATEGORIES, TrustTier, tier_of
+from ironroot.errors import ConfigError
+
+__all__ = ["DEFAULT_POLICY", "AppraisalPolicy", "PolicyRule", "RuleFailure"]
+
+_NAME: Final = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+_PLACEHOLDER: Final = re.compile(r"\{([a-z_]+)\}")
+_MAX_RULES: Final = 64
+_MAX_EXPRESSION: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRule:
+    """One check: ``expression`` must be true, else ``category`` gets ``code``."""
+
+    name: str
+    expression: str
+    category: str
+    code: int
+    reason: str
+    gate: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+            raise ConfigError(f"rule name {self.name!r} must be lower-case letters, digits, - _")
+        if not isinstance(self.expression, str) or not 0 < len(self.expression) <= 4096:
+            raise ConfigError(f"rule {self.name}: the expression must be 1..4096 characters")
+        if self.category not in TRUST_CATEGORIES:
+            raise ConfigError(f"rule {self.name}: unknown trust vector category {self.category!r}")
+        code = self.code
+        if isinstance(code, bool) or not isinstance(code, int) or not -128 <= code <= 127:
+            raise ConfigError(f"rule {self.name}: code must be an integer -128..127")
+        if tier_of(code) is TrustTier.AFFIRMING:
+            raise ConfigError(f"rule {self.name}: a failure code cannot be in the affirming tier")
+        if not isinstance(self.reason, str) or not self.reason:
+            raise ConfigError(f"rule {self.name}: a reason line is required")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFailure:
+    """A rule that did not pass, with its reason line filled in."""
+
+    rule: PolicyRule
+    reason: str
+
+
+def _format_value(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(_format_value(v) for v in value) or "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _fill(template: str, context: Mapping[str, Any]) -> str:
+    return _PLACEHOLDER.sub(
+        lambda m: _format_value(context[m.group(1)]) if m.group(1) in context else m.group(0),
+        template,
+    )
+
+
+def _tiers_ok(mapping: Mapping[str, int], where: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for category, code in mapping.items():
+        if category not in TRUST_CATEGORIES:
+            raise ConfigError(f"{where}: unknown trust vector category {category!r}")
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise ConfigError(f"{where}: {category} must be an integer code")
+        if tier_of(code) is not TrustTier.AFFIRMING:
+            raise ConfigError(f"{where}: {category} = {code} is not an affirming code")
+        out[category] = code
+    return out
+
+
+def _per_format(value: object, where: str) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must map evidence formats to lists of names")
+    out: dict[str, tuple[str, ...]] = {}
+    for fmt, names in value.items():
+        if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"{where}.{fmt} must be a list of names")
+        out[str(fmt)] = tuple(names)
+    return out
+
+
+def _text_map(value: object, where: str) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError(f"{where} must map evidence formats to names")
+    return {str(k): v for k, v in value.items()}
+
+
+@dataclass(frozen=True)
+class AppraisalPolicy:
+    """A compiled appraisal policy (see the module documentation).
+
+    ``components``: per format, the measurements that must each equal a logged reference
+    value. ``svn_claim``: per format, the ``svns`` entry compared with the logged minimum.
+    ``firmware_hash``: per format, the SHA-384 measurement SAFE reviews are looked up by.
+    ``affirm`` / ``affirm_by_format``: the affirming code each category gets when none of its
+    rules failed (and every gate passed).
+    """
+
+    name: str
+    rules: tuple[PolicyRule, ...]
+    affirm: Mapping[str, int]
+    affirm_by_format: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    components: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    svn_claim: Mapping[str, str] = field(default_factory=dict)
+    firmware_hash: Mapping[str, str] = field(default_factory=dict)
+    cvss_threshold: float = 7.0
+    _program: Any = field(default=None, init=False, repr=False, compare=False)
+    _programs: Mapping[str, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    policy_id: str = field(default="", init=False)
+
+    def __post_init__(self) -> None:
+        if not self.rules:
+            raise ConfigError("an appraisal policy needs at least one rule")
+        if len(self.rules) > _MAX_RULES:
+            raise ConfigError(f"an appraisal policy has at most {_MAX_RULES} rules")
+        names = [r.name for r in self.rules]
+        if len(set(names)) != len(names):
+            raise ConfigError("rule names must be unique")
+        if not _NAME.fullmatch(self.name):
+            raise ConfigError(f"policy name {self.name!r} must be lower-case letters, digits, -")
+        threshold = self.cvss_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            raise ConfigError("cvss_threshold must be a number")
+        if not 0.0 <= float(threshold) <= 10.0:
+            raise ConfigError("cvss_threshold must be 0.0..10.0")
+        set_ = object.__setattr__
+        set_(self, "cvss_threshold", float(threshold))
+        set_(self, "rules", tuple(self.rules))
+        set_(self, "affirm", MappingProxyType(_tiers_ok(self.affirm, "affirm")))
+        set_(
+            self,
+            "affirm_by_format",
+            MappingProxyType(
+                {
+                    fmt: MappingProxyType(_tiers_ok(m, f"affirm_by_format.{fmt}"))
+                    for fmt, m in self.affirm_by_format.items()
+                }
+            ),
+        )
+        set_(self, "components", MappingProxyType(_per_format(self.components, "components")))
+        set_(self, "svn_claim", MappingProxyType(_text_map(self.svn_claim, "svn_claim")))
+        set_(
+            self,
+            "firmware_hash",
+            MappingProxyType(_text_map(self.firmware_hash, "firmware_hash")),
+        )
+        programs: dict[str, Any] = {}
+        for rule in self.rules:
+            try:
+                programs[rule.name] = cel.compile(rule.expression)
+            except (ValueError, RuntimeError) as exc:
+                raise ConfigError(f"rule {rule.name}: not valid CEL: {exc}") from exc
+        combined = "{" + ", ".join(f'"{r.name}": ({r.expression})' for r in self.rules) + "}"
+        try:
+            set_(self, "_program", cel.compile(combined))
+        except (ValueError, RuntimeError) as exc:
+            raise ConfigError(f"the policy's rules do not combine: {exc}") from exc
+        set_(self, "_programs", MappingProxyType(programs))
+        digest = hashlib.sha256(json.dumps(self.to_mapping(), sort_keys=True).encode()).hexdigest()
+        set_(self, "policy_id", f"urn:ironroot:appraisal-policy:{self.name}:{digest[:16]}")
+
+    # --- evaluation -------------------------------------------------------------------
+
+    def evaluate(self, context: Mapping[str, Any]) -> tuple[RuleFailure, ...]:
+        """The rules that did not pass for ``context``, in policy order."""
+        try:
+            results = self._program.execute(dict(context))
+        except Exception:  # the CEL runtime raises several kinds: find the rule, per rule
+            results = None
+        if not isinstance(results, Mapping):
+            results = {}
+            for rule in self.rules:
+                try:
+                    results[rule.name] = self._programs[rule.name].execute(dict(context))
+                except Exception as exc:  # fail closed: an error is a failed check
+                    results[rule.name] = exc
+        failures = []
+        for rule in self.rules:
+            outcome = results.get(rule.name)
+            if outcome is True:
+                continue
+            reason = f"{rule.name}: {_fill(rule.reason, context)}"
+            if isinstance(outcome, Exception):
+                reason += f" (the check could not be evaluated: {outcome})"
+            failures.append(RuleFailure(rule, reason))
+        return tuple(failures)
+
+    def affirmations(self, fmt: str) -> Mapping[str, int]:
+        """The affirming codes for evidence of format ``fmt``."""
+        return {**self.affirm, **self.affirm_by_format.get(fmt, {})}
+
+    # --- data form --------------------------------------------------------------------
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The policy as plain data (the form :meth:`from_mapping` and TOML take)."""
+        return {
+            "name": self.name,
+            "cvss_threshold": self.cvss_threshold,
+            "rules": [
+                {
+                    "name": r.name,
+                    "expression": r.expression,
+                    "category": r.category,
+                    "code": r.code,
+                    "reason": r.reason,
+                    "gate": r.gate,
+                }
+                for r in self.rules
+            ],
+            "affirm": dict(self.affirm),
+            "affirm_by_format": {k: dict(v) for k, v in self.affirm_by_format.items()},
+            "components": {k: list(v) for k, v in self.components.items()},
+            "svn_claim": dict(self.svn_claim),
+            "firmware_hash": dict(self.firmware_hash),
+        }
+
+    @classmethod
+    def from_mapping(
+        cls, data: Mapping[str, Any], *, base: AppraisalPolicy | None = None
+    ) -> AppraisalPolicy:
+        """A policy from plain data; settings it leaves out come from ``base`` (default: the
+        default policy)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError("a policy is a table")
+        base_map = (base or DEFAULT_POLICY).to_mapping()
+        unknown = set(data) - set(base_map)
+        if unknown:
+            raise ConfigError(f"unknown policy settings: {', '.join(sorted(unknown))}")
+        merged = {**base_map, **data}
+        rules = merged["rules"]
+        if not isinstance(rules, Sequence) or not all(isinstance(r, Mapping) for r in rules):
+            raise ConfigError("policy rules must be a list of tables")
+        try:
+            built = [
+                PolicyRule(
+                    name=r["name"],
+                    expression=r["expression"],
+                    category=r["category"],
+                    code=r["code"],
+                    reason=r["reason"],
+                    gate=bool(r.get("gate", False)),
+                )
+                for r in rules
+            ]
+        except KeyError as exc:
+            raise ConfigError(f"a policy rule lacks {exc.args[0]!r}") from exc
+        for key in ("affirm", "affirm_by_format"):
+            if not isinstance(merged[key], Mapping):
+                raise ConfigError(f"policy {key} must be a table")
+        return cls(
+            name=str(merged["name"]),
+            rules=tuple(built),
+            affirm=merged["affirm"],
+            affirm_by_format=merged["affirm_by_format"],
+            components=merged["components"],
+            svn_claim=merged["svn_claim"],
+            firmware_hash=merged["firmware_hash"],
+            cvss_threshold=merged["cvss_threshold"],
+        )
+
+    @classmethod
+    def from_toml(cls, text: str) -> AppraisalPolicy:
+        """A policy from TOML: the mapping of :meth:`from_mapping`, under ``[policy]`` or at
+        the top level."""
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"the policy is not TOML: {exc}") from exc
+        table = data.get("policy", data)
+        return cls.from_mapping(table)
+
+
+_DEFAULT_RULES: Final = (
+    PolicyRule(
+        "chain",
+        "root_trusted",
+        "instance-identity",
+        AR4SI.UNRECOGNIZED_INSTANCE,
+        "the evidence does not chain to a trusted vendor root ({root})",
+        gate=True,
+    ),
+    PolicyRule(
+        "fresh",
+        "nonce_ok",
+        "instance-identity",
+        AR4SI.UNTRUSTWORTHY_INSTANCE,
+        "the evidence does not answer this verifier's nonce (stale or replayed)",
+        gate=True,
+    ),
+    PolicyRule(
+        "debug",
+        "!debug",
+        "configuration",
+        AR4SI.UNSUPPORTABLE_CONFIG,
+        "debug is enabled (unlocked)",
+    ),
+    PolicyRule(
+        "reference-values",
+        "unmatched.size() == 0",
+        "executables",
+        AR4SI.UNRECOGNIZED_RUNTIME,
+        "no logged reference value for {unmatched}",
+    ),
+    PolicyRule(
+        "svn",
+        "svn >= min_svn",
+        "executables",
+        AR4SI.CONTRAINDICATED_RUNTIME,
+        "SVN {svn} is below the logged minimum {min_svn}",
+    ),
+    PolicyRule(
+        "safe-review",
+        "reviews.size() > 0",
+        "executables",
+        AR4SI.UNRECOGNIZED_RUNTIME,
+        "no logged OCP SAFE review of firmware {firmware_hash}",
+    ),
+    PolicyRule(
+        "safe-issues",
+        "reviews.all(r, r.max_cvss < cvss_threshold)",
+        "executables",
+        AR4SI.UNSAFE_RUNTIME,
+        "a SAFE review of {firmware_hash} lists an open issue with CVSS {worst_cvss} "
+        "(threshold {cvss_threshold})",
+    ),
+)
+
+DEFAULT_POLICY: Final = AppraisalPolicy(
+    name="default",
+    rules=_DEFAULT_RULES,
+    affirm={
+        "instance-identity": AR4SI.TRUSTWORTHY_INSTANCE,
+        "configuration": AR4SI.APPROVED_CONFIG,
+        "executables": AR4SI.APPROVED_RUNTIME,
+        "hardware": AR4SI.GENUINE_HARDWARE,
+    },
+    affirm_by_format={
+        fmt: {"executables": AR4SI.APPROVED_BOOT, "runtime-opaque": AR4SI.ENCRYPTED_MEMORY}
+        for fmt in ("snp", "azure-hcl", "tdx")
+    },
+    components={
+        "ironroot": ("fmc", "runtime"),
+        "snp": ("measurement",),
+        "azure-hcl": ("measurement",),
+        "tdx": ("mrtd",),
+    },
+    svn_claim={"ironroot": "firmware", "snp": "guest_svn", "azure-hcl": "guest_svn"},
+    firmware_hash={
+        "ironroot": "manifest",
+        "snp": "measurement",
+        "azure-hcl": "measurement",
+        "tdx": "mrtd",
+    },
+)
+"""The default policy: trusted root, fresh nonce, debug off, every measured component on the
+log, SVN at or above the logged minimum, a logged SAFE review with no open issue at CVSS 7.0 or
+above."""

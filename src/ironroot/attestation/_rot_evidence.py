@@ -1,0 +1,314 @@
+"""This project's root-of-trust quotes as :class:`EvidenceClaims` (format ``"ironroot"``).
+
+:func:`quote_claims` maps a verified :class:`ironroot.rot.QuoteClaims` onto the one claims
+model every appraisal policy is written against:
+
+``measurements``
+    ``fmc``, ``runtime`` (the SHA-384 of the two firmware components, as the vendor's
+    reference-value CoRIM names them), ``header``, ``manifest`` (the manifest digest that
+    publication and SAFE reviews name) and ``pcr0`` … ``pcr2``.
+``report_data``
+    the nonce the quote answers. ``debug`` is ``not debug_locked``.
+``svns``
+    ``firmware``: the manifest SVN the device booted.
+``identity``
+    ``ueid`` (hex), ``lifecycle``, ``vendor_ca`` (the issuer of the IDevID) and ``root``: the
+    SHA-256 of the DER vendor CA certificate the chain reached (what appraisal compares with
+    its trusted roots).
+
+:func:`verify_rot_quote` verifies a quote (``ironroot.rot.verify_quote``, the reference
+verifier) and converts it. With a :class:`RotChainCache` it skips what a previous quote with
+the same two certificate chains already proved: the certificate parsing and the eight
+certificate signatures. What depends on the quote itself is still checked every time: both
+quote signatures under the cached RT alias keys, validity of every certificate at ``now``, the
+nonce, identical payloads, the PCR log replaying to the signed PCRs, FWIDs matching the log
+and the certificates, the Ueid. Any difference from the cached facts, or any failure, falls
+back to the full ``verify_quote``, which raises the exact error: the cache can only make a
+quote that the full verifier accepts cheaper, never accept one it would refuse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Final
+
+from ironroot.attestation.evidence import EvidenceClaims
+from ironroot.cose import CONTENT_TYPE, X5CHAIN, Limits, Sign1, decode_cbor
+from ironroot.crypto import Algorithm
+from ironroot.errors import IronrootError, LimitExceeded, MalformedInput
+from ironroot.rot import (
+    DiceCertificate,
+    PcrEvent,
+    QuoteClaims,
+    parse_certificate,
+    verify_quote,
+)
+
+__all__ = ["ROT_QUOTE_FORMAT", "RotChainCache", "quote_claims", "verify_rot_quote"]
+
+ROT_QUOTE_FORMAT: Final = "ironroot"
+_QUOTE_FORMAT: Final = "ironroot-quote/1"
+_QUOTE_CONTENT_TYPE: Final = "application/vnd.ironroot.rot-quote+cbor"
+_MAX_QUOTE: Final = 256 * 1024
+_LIMITS: Final = Limits(max_bytes=_MAX_QUOTE, max_depth=8, max_items=512)
+_MESSAGES: Final = (("es384", Algorithm.ES384), ("ml-dsa-87", Algorithm.ML_DSA_87))
+_CLAIM_NAMES: Final = frozenset(
+    ("nonce", "ueid", "pcrs", "pcr-log", "fwids", "svn", "lifecycle", "debug-locked")
+)
+_PCR_SIZE: Final = 48
+_PCR_COUNT: Final = 3
+_PCR_ROM: Final = 0
+_PCR_FMC: Final = 1
+
+
+@lru_cache(maxsize=64)
+def _anchor(data: bytes) -> DiceCertificate:
+    return parse_certificate(data)
+
+
+def _root_fingerprint(idevid: DiceCertificate, trust_anchors: Sequence[bytes]) -> str:
+    for data in trust_anchors:
+        anchor = _anchor(bytes(data))
+        if anchor.subject_der == idevid.issuer_der:
+            return hashlib.sha256(anchor.der).hexdigest()
+    return ""
+
+
+def quote_claims(claims: QuoteClaims, *, root: str = "") -> EvidenceClaims:
+    """The :class:`EvidenceClaims` of a verified quote (``root``: the vendor CA fingerprint)."""
+    idevid = claims.ecc_chain[0]
+    measurements = {
+        "fmc": claims.fmc_digest,
+        "runtime": claims.runtime_digest,
+        "header": claims.header_digest,
+        "manifest": claims.manifest_digest,
+    }
+    measurements.update({f"pcr{i}": pcr for i, pcr in enumerate(claims.pcrs)})
+    return EvidenceClaims(
+        format=ROT_QUOTE_FORMAT,
+        measurements=measurements,
+        report_data=claims.nonce,
+        debug=not claims.debug_locked,
+        svns={"firmware": claims.svn},
+        identity={
+            "ueid": claims.ueid.hex(),
+            "lifecycle": claims.lifecycle.label,
+            "vendor_ca": idevid.issuer or "",
+            "root": root,
+        },
+        signer=claims.ecc_chain[-1].subject,
+        raw=claims.to_json(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """What a fully verified quote proved about its two chains."""
+
+    quote: QuoteClaims
+    root: str
+
+
+class RotChainCache:
+    """Remembers the verified certificate chains of quotes (bounded; starts over when full).
+
+    Keyed by the exact DER chains both quote messages carry and the trust anchors given, so a
+    different chain, root or anchor set is a miss and is verified in full.
+    """
+
+    __slots__ = ("_entries", "_max")
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self._entries: dict[tuple[object, ...], _Verified] = {}
+        self._max = max_entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _get(self, key: tuple[object, ...]) -> _Verified | None:
+        return self._entries.get(key)
+
+    def _put(self, key: tuple[object, ...], value: _Verified) -> None:
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[key] = value
+
+
+class _Miss(Exception):
+    """The cached path cannot decide: verify in full."""
+
+
+def _messages(quote: bytes) -> tuple[list[Sign1], tuple[object, ...]]:
+    if len(quote) > _MAX_QUOTE:
+        raise _Miss
+    try:
+        container = decode_cbor(quote, _LIMITS)
+    except IronrootError as exc:
+        raise _Miss from exc
+    if not isinstance(container, dict) or container.get("format") != _QUOTE_FORMAT:
+        raise _Miss
+    if set(container) != {"format", *(name for name, _ in _MESSAGES)}:
+        raise _Miss
+    messages: list[Sign1] = []
+    chains: list[object] = []
+    for name, alg in _MESSAGES:
+        data = container[name]
+        if not isinstance(data, bytes):
+            raise _Miss
+        try:
+            message = Sign1.decode(data, _LIMITS)
+            algorithm = message.algorithm
+        except IronrootError as exc:
+            raise _Miss from exc
+        if (
+            algorithm is not alg
+            or message.protected.get(CONTENT_TYPE) != _QUOTE_CONTENT_TYPE
+            or message.payload is None
+        ):
+            raise _Miss
+        x5chain = message.unprotected.get(X5CHAIN)
+        if not isinstance(x5chain, list | tuple) or not all(isinstance(c, bytes) for c in x5chain):
+            raise _Miss
+        messages.append(message)
+        chains.append(tuple(x5chain))
+    return messages, tuple(chains)
+
+
+def _replay(log: list[Any]) -> list[bytes]:
+    pcrs = [bytes(_PCR_SIZE)] * _PCR_COUNT
+    for pcr, _, data in log:
+        pcrs[pcr] = hashlib.sha384(pcrs[pcr] + data).digest()
+    return pcrs
+
+
+def _check_claims(payload: bytes, nonce: bytes, known: QuoteClaims) -> dict[str, Any]:
+    """The cached path's checks of the signed claims (``_Miss`` on any doubt)."""
+    try:
+        claims = decode_cbor(payload, _LIMITS)
+    except IronrootError as exc:
+        raise _Miss from exc
+    if not isinstance(claims, dict) or set(claims) != _CLAIM_NAMES:
+        raise _Miss
+    signed_nonce, log, pcrs, fwids = (
+        claims["nonce"],
+        claims["pcr-log"],
+        claims["pcrs"],
+        claims["fwids"],
+    )
+    if not isinstance(signed_nonce, bytes) or not hmac.compare_digest(signed_nonce, nonce):
+        raise _Miss
+    if not isinstance(log, list) or not all(
+        isinstance(e, list)
+        and len(e) == 3
+        and type(e[0]) is int
+        and 0 <= e[0] < _PCR_COUNT
+        and isinstance(e[1], str)
+        and isinstance(e[2], bytes)
+        for e in log
+    ):
+        raise _Miss
+    if not isinstance(pcrs, list) or pcrs != _replay(log):
+        raise _Miss
+    names = ("fmc", "runtime", "header", "manifest")
+    if not isinstance(fwids, dict) or set(fwids) != set(names):
+        raise _Miss
+    if not all(isinstance(fwids[n], bytes) and len(fwids[n]) == 48 for n in names):
+        raise _Miss
+    logged = {(e[0], e[1]): e[2] for e in log}
+    if (
+        logged.get((_PCR_ROM, "fmc-digest")) != fwids["fmc"]
+        or logged.get((_PCR_FMC, "runtime-digest")) != fwids["runtime"]
+        or logged.get((_PCR_FMC, "header-digest")) != fwids["header"]
+        or fwids["fmc"] != known.fmc_digest
+        or fwids["runtime"] != known.runtime_digest
+        or claims["ueid"] != known.ueid
+    ):
+        raise _Miss
+    svn, lifecycle, debug_locked = claims["svn"], claims["lifecycle"], claims["debug-locked"]
+    if type(svn) is not int or type(debug_locked) is not bool:
+        raise _Miss
+    if lifecycle != known.lifecycle.label:
+        raise _Miss
+    return claims
+
+
+def _cached(
+    quote: bytes,
+    nonce: bytes,
+    trust_anchors: Sequence[bytes],
+    now: dt.datetime,
+    cache: RotChainCache,
+) -> EvidenceClaims:
+    messages, chains = _messages(quote)
+    key = (chains, tuple(bytes(a) for a in trust_anchors))
+    entry = cache._get(key)
+    if entry is None:
+        raise _Miss(key)
+    known = entry.quote
+    for message, chain in zip(messages, (known.ecc_chain, known.mldsa_chain), strict=True):
+        leaf = chain[-1].public_key
+        if leaf is None:
+            raise _Miss
+        try:
+            for cert in chain:
+                cert.check_validity(now)
+            message.verify(leaf)
+        except IronrootError as exc:
+            raise _Miss from exc
+    if messages[0].payload != messages[1].payload:
+        raise _Miss
+    payload = messages[0].payload
+    assert payload is not None  # _messages refuses detached payloads
+    claims = _check_claims(payload, nonce, known)
+    fresh = QuoteClaims(
+        nonce=claims["nonce"],
+        ueid=known.ueid,
+        pcrs=tuple(claims["pcrs"]),
+        log=tuple(PcrEvent(e[0], e[1], e[2]) for e in claims["pcr-log"]),
+        fmc_digest=claims["fwids"]["fmc"],
+        runtime_digest=claims["fwids"]["runtime"],
+        header_digest=claims["fwids"]["header"],
+        manifest_digest=claims["fwids"]["manifest"],
+        svn=claims["svn"],
+        lifecycle=known.lifecycle,
+        debug_locked=claims["debug-locked"],
+        ecc_chain=known.ecc_chain,
+        mldsa_chain=known.mldsa_chain,
+    )
+    return quote_claims(fresh, root=entry.root)
+
+
+def verify_rot_quote(
+    quote: bytes,
+    *,
+    nonce: bytes,
+    trust_anchors: Sequence[bytes],
+    now: dt.datetime,
+    cache: RotChainCache | None = None,
+) -> EvidenceClaims:
+    """Verify a RoT quote against ``nonce`` and the vendor CA certificates; return its claims.
+
+    Raises what :func:`ironroot.rot.verify_quote` raises (``ChainNotTrusted``,
+    ``CertificateExpired``, ``BadSignature``, ``StaleNonce``, ``VerificationFailed``,
+    ``MalformedInput``).
+    """
+    if not isinstance(quote, bytes):
+        raise MalformedInput("a quote is bytes")
+    if len(quote) > _MAX_QUOTE:
+        raise LimitExceeded(f"a quote is at most {_MAX_QUOTE} bytes")
+    key: tuple[object, ...] | None = None
+    if cache is not None:
+        try:
+            return _cached(quote, nonce, trust_anchors, now, cache)
+        except _Miss as miss:
+            key = miss.args[0] if miss.args and isinstance(miss.args[0], tuple) else None
+    verified = verify_quote(quote, nonce=nonce, trust_anchors=trust_anchors, now=now)
+    root = _root_fingerprint(verified.ecc_chain[0], trust_anchors)
+    if cache is not None and key is not None:
+        cache._put(key, _Verified(verified, root))
+    return quote_claims(verified, root=root)

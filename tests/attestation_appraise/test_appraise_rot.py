@@ -1,0 +1,302 @@
+"""Appraising this project's RoT quotes end to end: the good device, and every must-reject,
+each asserting the exact ``ear.status`` and trust-vector code."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+from pathlib import Path
+
+import pytest
+from _ar_helpers import NOW, RUNTIME, World, flip
+
+from ironroot.attestation import (
+    AR4SI,
+    DEFAULT_POLICY,
+    Endorsements,
+    EvidenceCaches,
+    RotChainCache,
+    TrustTier,
+    appraise,
+    appraise_evidence,
+    reference_values_from_statement,
+    verify_rot_quote,
+)
+from ironroot.cose import RECEIPTS, Sign1, decode_cbor, encode_cbor
+from ironroot.crypto import Algorithm
+from ironroot.errors import BadSignature, UnknownIssuer
+from ironroot.rot import Device, VendorCA, create_quote, derive_layers
+
+_ALGS = (Algorithm.ES384, Algorithm.ML_DSA_87)
+
+
+def _nonce() -> bytes:
+    return os.urandom(32)
+
+
+def _appraise(
+    world: World,
+    quote: bytes,
+    nonce: bytes,
+    endorsements: Endorsements | None = None,
+    now: dt.datetime = NOW,
+):  # type: ignore[no-untyped-def]
+    result = appraise_evidence(
+        quote, endorsements or world.endorsements(), nonce=nonce, now=now, lifetime=600
+    )
+    ((name, appraisal),) = result.submods.items()
+    assert name == "ironroot"
+    return result, appraisal
+
+
+def test_good_device_is_affirming(world: World, good_device: Device) -> None:
+    nonce = _nonce()
+    result, appraisal = _appraise(world, good_device.quote(nonce), nonce)
+    assert result.status is TrustTier.AFFIRMING
+    assert dict(appraisal.trust_vector) == {
+        "instance-identity": AR4SI.TRUSTWORTHY_INSTANCE,
+        "configuration": AR4SI.APPROVED_CONFIG,
+        "executables": AR4SI.APPROVED_RUNTIME,
+        "hardware": AR4SI.GENUINE_HARDWARE,
+    }
+    assert appraisal.reasons == ()
+    assert appraisal.policy_id == DEFAULT_POLICY.policy_id
+    assert result.nonce == nonce
+    assert result.exp == result.iat + 600
+    assert appraisal.evidence is not None
+    assert appraisal.evidence["report_data"] == nonce.hex()
+
+
+def test_unknown_root_is_unrecognized_instance(world: World, good_device: Device) -> None:
+    other = VendorCA.generate(now=NOW - dt.timedelta(days=365))
+    nonce = _nonce()
+    endorsements = world.endorsements(roots=other.trust_anchors)
+    result, appraisal = _appraise(world, good_device.quote(nonce), nonce, endorsements)
+    assert result.status is TrustTier.CONTRAINDICATED
+    assert dict(appraisal.trust_vector) == {"instance-identity": AR4SI.UNRECOGNIZED_INSTANCE}
+    assert appraisal.reasons[0].startswith("evidence: chain-not-trusted:")
+
+
+def test_untrusted_root_in_claims_fails_the_chain_rule(world: World, good_device: Device) -> None:
+    nonce = _nonce()
+    claims = verify_rot_quote(
+        good_device.quote(nonce), nonce=nonce, trust_anchors=world.ca.trust_anchors, now=NOW
+    )
+    other = VendorCA.generate(now=NOW - dt.timedelta(days=365))
+    endorsements = world.endorsements(roots=other.trust_anchors)
+    result = appraise(claims, endorsements, nonce=nonce, now=NOW)
+    appraisal = result.submods["ironroot"]
+    assert result.status is TrustTier.CONTRAINDICATED
+    # a failed gate: nothing is affirmed
+    assert dict(appraisal.trust_vector) == {"instance-identity": AR4SI.UNRECOGNIZED_INSTANCE}
+    assert appraisal.reasons[0].startswith("chain: the evidence does not chain")
+
+
+def test_certificate_not_yet_valid(world: World, good_device: Device) -> None:
+    # DICE certificates never expire (notAfter 9999); an expired VLEK is tested with SNP
+    nonce = _nonce()
+    when = NOW - dt.timedelta(days=400)
+    result, appraisal = _appraise(world, good_device.quote(nonce), nonce, now=when)
+    assert result.status is TrustTier.CONTRAINDICATED
+    assert dict(appraisal.trust_vector) == {"instance-identity": AR4SI.UNTRUSTWORTHY_INSTANCE}
+    assert "certificate-expired" in appraisal.reasons[0]
+
+
+def _message(quote: bytes, name: str) -> Sign1:
+    container = decode_cbor(quote)
+    assert isinstance(container, dict)
+    return Sign1.decode(container[name])
+
+
+@pytest.mark.parametrize("name", ["es384", "ml-dsa-87"])
+def test_flipped_bit_in_quote_signature(world: World, good_device: Device, name: str) -> None:
+    nonce = _nonce()
+    quote = good_device.quote(nonce)
+    signature = _message(quote, name).signature
+    bad = flip(quote, quote.index(signature) + len(signature) // 2)
+    result, appraisal = _appraise(world, bad, nonce)
+    assert result.status is TrustTier.CONTRAINDICATED
+    assert dict(appraisal.trust_vector) == {"instance-identity": AR4SI.CRYPTO_VALIDATION_FAILED}
+    assert "bad-signature" in appraisal.reasons[0]
+
+
+def test_flipped_bit_in_a_certificate(world: World, good_device: Device) -> None:
+    nonce = _nonce()
+    quote = good_device.quote(nonce)
+    rt_alias = _message(quote, "es384").unprotected[33][0]
+    assert isinstance(rt_alias, bytes)
+    # the last bit of the RT alias certificate (its issuer's signature value)
+    bad = flip(quote, quote.index(rt_alias) + len(rt_alias) - 1)
+    result, appraisal = _appraise(world, bad, nonce)
+    assert result.status is TrustTier.CONTRAINDICATED
+    assert dict(appraisal.trust_vector) == {"instance-identity": AR4SI.CRYPTO_VALIDATION_FAILED}
+
+
+def test_any_flipped_bit_is_never_affirming(world: World, good_device: Device) -> None:
+    nonce = _nonce()
+    quote = good_device.quote(nonce)
+    endorsements = world.endorsements()
+    rng = random.Random(4)
+    for _ in range(40):
+        bad = flip(quote, rng.randrange(len(quote)), rng.randrange(8))
+        result = appraise_evidence(bad, endorsements, format="ironroot", nonce=nonce, now=NOW)
+        appraisal = result.submods["ironroot"]
+        assert result.status in (TrustTier.CONTRAINDICATED, TrustTier.NONE)
+        assert set(appraisal.trust_vector) == {"instance-identity"}
+        assert appraisal.trust_vector["instance-identity"] in (
+            AR4SI.CRYPTO_VALIDATION_FAILED,
+            AR4SI.UNRECOGNIZED_INSTANCE,
+            AR4SI.UNTRUSTWORTHY_INSTANCE,
+            AR4SI.UNEXPECTED_EVIDENCE,
+        )
+
+
+def test_debug_enabled_is_unsupportable_config(world: World, good_device: Device) -> None:
+    # The device's own RT alias key signs a quote that says debug is unlocked.
+    state = good_device.boot_state
+    assert state is not None
+    layers = derive_layers(good_device.fuses, state.pcrs)
+    nonce = _nonce()
+    quote = create_quote(
+        nonce=nonce,
+        rt_alias=layers.rt_alias,
+        ueid=layers.ueid,
+        state=state,
+        idevid_certificates={a: good_device.idevid_certificate(a) for a in _ALGS},
+        lifecycle=good_device.fuses.lifecycle,
+        debug_locked=False,
+    )
+    result, appraisal = _appraise(world, quote, nonce)
+    assert result.status is TrustTier.CONTRAINDICATED
+    assert appraisal.trust_vector["configuration"] == AR4SI.UNSUPPORTABLE_CONFIG
+    assert appraisal.trust_vector["executables"] == AR4SI.APPROVED_RUNTIME
+    assert appraisal.reasons == ("debug: debug is enabled (unlocked)",)
+
+
+def test_svn_below_the_logged_minimum(world: World, tmp_path: Path) -> None:
+    world.release("old", svn=2, runtime=RUNTIME + b"old")
+    world.release("new", svn=7, runtime=RUNTIME + b"new")
+    device = world.device(tmp_path / "d", "old")
+    nonce = _nonce()
+    endorsements = world.endorsements(["old", "new"], ["old", "new"])
+    result, appraisal = _appraise(world, device.quote(nonce), nonce, endorsements)
+    assert result.status is TrustTier.CONTRAINDICATED
+    assert appraisal.trust_vector["executables"] == AR4SI.CONTRAINDICATED_RUNTIME
+    assert appraisal.reasons == ("svn: SVN 2 is below the logged minimum 7",)
+    # without the newer release on the log, the old one is fine
+    alone = world.endorsements(["old"], ["old"])
+    assert _appraise(world, device.quote(nonce), nonce, alone)[0].status is TrustTier.AFFIRMING
+
+
+def test_measurement_without_logged_reference_value(world: World, tmp_path: Path) -> None:
+    world.release("unlogged", svn=3, runtime=RUNTIME + b"unlogged", publish=False)
+    device = world.device(tmp_path / "d", "unlogged")
+    nonce = _nonce()
+    endorsements = world.endorsements(["good"], ["good", "unlogged"])
+    result, appraisal = _appraise(world, device.quote(nonce), nonce, endorsements)
+    assert result.status is TrustTier.WARNING
+    assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    assert len(appraisal.reasons) == 1
+    assert appraisal.reasons[0].startswith(
+        "reference-values: no logged reference value for runtime "
+    )
+
+
+def test_firmware_without_safe_review(world: World, tmp_path: Path) -> None:
+    world.release("unreviewed", svn=3, runtime=RUNTIME + b"unreviewed", review=None)
+    device = world.device(tmp_path / "d", "unreviewed")
+    nonce = _nonce()
+    endorsements = world.endorsements(["good", "unreviewed"], ["good"])
+    result, appraisal = _appraise(world, device.quote(nonce), nonce, endorsements)
+    assert result.status is TrustTier.WARNING
+    assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    assert len(appraisal.reasons) == 1
+    assert appraisal.reasons[0].startswith(
+        "safe-review: no logged OCP SAFE review of firmware sha384:"
+    )
+
+
+def test_open_issue_at_or_over_the_threshold(world: World, tmp_path: Path) -> None:
+    world.release("vulnerable", svn=3, runtime=RUNTIME + b"vulnerable", review=(7.0, 3.1))
+    device = world.device(tmp_path / "d", "vulnerable")
+    nonce = _nonce()
+    endorsements = world.endorsements(["good", "vulnerable"], ["good", "vulnerable"])
+    result, appraisal = _appraise(world, device.quote(nonce), nonce, endorsements)
+    assert result.status is TrustTier.WARNING
+    assert appraisal.trust_vector["executables"] == AR4SI.UNSAFE_RUNTIME
+    assert len(appraisal.reasons) == 1
+    assert "CVSS 7 (threshold 7)" in appraisal.reasons[0]
+
+
+def _tamper_receipt(statement: bytes) -> bytes:
+    message = Sign1.decode(statement)
+    receipts = list(message.unprotected[RECEIPTS])  # type: ignore[call-overload]
+    receipt = receipts[0]
+    receipts[0] = flip(receipt, len(receipt) - 5)  # inside the receipt's signature
+    unprotected = dict(message.unprotected)
+    unprotected[RECEIPTS] = receipts
+    body = [message.protected_bytes, unprotected, message.payload, message.signature]
+    return b"\xd2" + encode_cbor(body)
+
+
+def test_reference_value_whose_receipt_does_not_verify(world: World, good_device: Device) -> None:
+    tampered = _tamper_receipt(world.references["good"])
+    with pytest.raises(BadSignature):
+        reference_values_from_statement(tampered, service_keys=world.service_keys)
+    with pytest.raises(UnknownIssuer):
+        reference_values_from_statement(world.references["good"], service_keys={})
+    # built into endorsements, the statement is refused and its values do not count
+    endorsements = Endorsements.build(
+        service_keys=world.service_keys,
+        reference_statements=[tampered],
+        review_statements=[world.reviews["good"]],
+        providers=world.providers,
+        vendor_roots=world.ca.trust_anchors,
+        now=NOW,
+    )
+    assert len(endorsements.reference_values) == 0
+    assert endorsements.rejected[0].startswith("reference statement 0: bad-signature")
+    nonce = _nonce()
+    result, appraisal = _appraise(world, good_device.quote(nonce), nonce, endorsements)
+    assert result.status is TrustTier.WARNING
+    assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+
+
+def test_quote_for_another_nonce_is_stale(world: World, good_device: Device) -> None:
+    result, appraisal = _appraise(world, good_device.quote(_nonce()), _nonce())
+    assert result.status is TrustTier.CONTRAINDICATED
+    assert dict(appraisal.trust_vector) == {"instance-identity": AR4SI.UNTRUSTWORTHY_INSTANCE}
+    assert "stale-nonce" in appraisal.reasons[0]
+
+
+def test_cached_chain_verification_gives_the_same_claims(world: World, good_device: Device) -> None:
+    cache = RotChainCache()
+    anchors = world.ca.trust_anchors
+    for _ in range(3):
+        nonce = _nonce()
+        quote = good_device.quote(nonce)
+        cached = verify_rot_quote(quote, nonce=nonce, trust_anchors=anchors, now=NOW, cache=cache)
+        plain = verify_rot_quote(quote, nonce=nonce, trust_anchors=anchors, now=NOW)
+        assert cached == plain
+    assert len(cache) == 1
+    # a stale nonce, a bad signature and an expired chain are refused through the cache too
+    quote = good_device.quote(_nonce())
+    caches = EvidenceCaches(rot=cache)
+    result = appraise_evidence(quote, world.endorsements(), nonce=_nonce(), now=NOW, caches=caches)
+    assert result.submods["ironroot"].trust_vector == {
+        "instance-identity": AR4SI.UNTRUSTWORTHY_INSTANCE
+    }
+    nonce = _nonce()
+    quote = good_device.quote(nonce)
+    signature = _message(quote, "ml-dsa-87").signature
+    bad = flip(quote, quote.index(signature) + 7)
+    result = appraise_evidence(bad, world.endorsements(), nonce=nonce, now=NOW, caches=caches)
+    assert result.submods["ironroot"].trust_vector == {
+        "instance-identity": AR4SI.CRYPTO_VALIDATION_FAILED
+    }
+    early = NOW - dt.timedelta(days=400)
+    result = appraise_evidence(quote, world.endorsements(), nonce=nonce, now=early, caches=caches)
+    assert result.submods["ironroot"].trust_vector == {
+        "instance-identity": AR4SI.UNTRUSTWORTHY_INSTANCE
+    }
