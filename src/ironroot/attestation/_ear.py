@@ -260,13 +260,13 @@ def _claim_value(value: object, category: str) -> int:
 
 
 def tier_of(value: int) -> TrustTier:
-    """The tier of one trustworthiness claim value."""
-    magnitude = value if value >= 0 else -value - 1
-    if magnitude <= 1:
+    """The tier of one trustworthiness claim value: none -1..1, affirming 2..31 and
+    -32..-2, warning 32..95 and -96..-33, contraindicated 96..127 and -128..-97."""
+    if -1 <= value <= 1:
         return TrustTier.NONE
-    if magnitude <= 31:
+    if 2 <= value <= 31 or -32 <= value <= -2:
         return TrustTier.AFFIRMING
-    if magnitude <= 95:
+    if 32 <= value <= 95 or -96 <= value <= -33:
         return TrustTier.WARNING
     return TrustTier.CONTRAINDICATED
 

@@ -1,0 +1,336 @@
+"""EAR tokens: claim names and labels, JWT and CWT signing, and every refusal of verify_ear."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ironroot.attestation import (
+    AR4SI,
+    EAR_PROFILE,
+    TRUST_CATEGORIES,
+    TRUST_CLAIM_TAGS,
+    Appraisal,
+    AttestationResult,
+    TrustTier,
+    VerifierId,
+    decode_ear,
+    sign_ear_cwt,
+    sign_ear_jwt,
+    tier_of,
+    verify_ear,
+)
+from ironroot.cose import Sign1, decode_cbor
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import (
+    AlgorithmNotAccepted,
+    BadSignature,
+    MalformedInput,
+    ResultExpired,
+    UnknownIssuer,
+)
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+KEY = PrivateKey.generate(Algorithm.ES384)
+
+
+def _result(**changes: object) -> AttestationResult:
+    appraisal = Appraisal.from_vector(
+        {"instance-identity": 2, "executables": 33, "hardware": 2},
+        policy_id="urn:ironroot:appraisal-policy:default:0",
+        reasons=["reference-values: no logged reference value for runtime"],
+        evidence={"format": "ironroot", "report_data": "00" * 32},
+    )
+    args: dict[str, object] = {
+        "iat": int(NOW.timestamp()),
+        "exp": int(NOW.timestamp()) + 600,
+        "verifier_id": VerifierId("Ironroot", "ironroot 0.1.0"),
+        "submods": {"ironroot": appraisal},
+        "nonce": b"n" * 32,
+    }
+    args.update(changes)
+    return AttestationResult(**args)  # type: ignore[arg-type]
+
+
+def _segments(token: bytes) -> list[bytes]:
+    return [base64.urlsafe_b64decode(s + b"=" * (-len(s) % 4)) for s in token.split(b".")]
+
+
+def test_jwt_claims_use_the_ear_json_names() -> None:
+    token = sign_ear_jwt(_result(), KEY)
+    header, payload, signature = _segments(token)
+    assert json.loads(header) == {
+        "alg": "ES384",
+        "typ": "JWT",
+        "kid": base64.urlsafe_b64encode(KEY.kid).rstrip(b"=").decode(),
+    }
+    claims = json.loads(payload)
+    assert claims["eat_profile"] == EAR_PROFILE == "tag:github.com,2023:veraison/ear"
+    assert claims["ear.verifier-id"] == {"developer": "Ironroot", "build": "ironroot 0.1.0"}
+    sub = claims["submods"]["ironroot"]
+    assert sub["ear.status"] == "warning"
+    assert sub["ear.trustworthiness-vector"] == {
+        "instance-identity": 2,
+        "executables": 33,
+        "hardware": 2,
+    }
+    assert sub["ear.appraisal-policy-id"].startswith("urn:ironroot:")
+    assert sub["ear.ironroot.reasons"] == [
+        "reference-values: no logged reference value for runtime"
+    ]
+    assert len(signature) == 96  # ES384 r || s
+
+
+def test_cwt_claims_use_the_ear_cbor_labels() -> None:
+    token = sign_ear_cwt(_result(), KEY)
+    message = Sign1.decode(token)
+    assert message.protected[1] == -35
+    assert message.protected[4] == KEY.kid
+    assert message.payload is not None
+    claims = decode_cbor(message.payload)
+    assert isinstance(claims, dict)
+    assert claims[265] == EAR_PROFILE
+    assert claims[6] == int(NOW.timestamp())
+    assert claims[4] == claims[6] + 600
+    assert claims[10] == b"n" * 32
+    assert claims[1004] == {0: "Ironroot", 1: "ironroot 0.1.0"}
+    sub = claims[266]["ironroot"]
+    assert sub[1000] == 32  # warning
+    assert sub[1001] == {0: 2, 2: 33, 4: 2}
+    assert sub[-70100] == ["reference-values: no logged reference value for runtime"]
+
+
+@pytest.mark.parametrize("sign", [sign_ear_jwt, sign_ear_cwt], ids=["jwt", "cwt"])
+def test_round_trip(sign: object) -> None:
+    result = _result()
+    token = sign(result, KEY)  # type: ignore[operator]
+    back = verify_ear(token, [KEY.public_key], now=NOW)
+    assert back == result
+    assert back.status is TrustTier.WARNING
+    assert back.submods["ironroot"].tags() == {
+        "executables": "unrecognized_rt",
+        "hardware": "genuine_hw",
+        "instance-identity": "recognized_instance",
+    }
+
+
+@pytest.mark.parametrize("sign", [sign_ear_jwt, sign_ear_cwt], ids=["jwt", "cwt"])
+def test_unknown_key(sign: object) -> None:
+    token = sign(_result(), KEY)  # type: ignore[operator]
+    other = PrivateKey.generate(Algorithm.ES384)
+    with pytest.raises(UnknownIssuer):
+        verify_ear(token, [other.public_key], now=NOW)
+    with pytest.raises(UnknownIssuer):
+        verify_ear(token, [], now=NOW)
+
+
+@pytest.mark.parametrize("sign", [sign_ear_jwt, sign_ear_cwt], ids=["jwt", "cwt"])
+def test_expired_and_future(sign: object) -> None:
+    token = sign(_result(), KEY)  # type: ignore[operator]
+    with pytest.raises(ResultExpired):
+        verify_ear(token, [KEY.public_key], now=NOW + timedelta(seconds=600))
+    verify_ear(token, [KEY.public_key], now=NOW + timedelta(seconds=599))
+    with pytest.raises(ResultExpired):
+        verify_ear(token, [KEY.public_key], now=NOW - timedelta(minutes=5))
+
+
+def test_jwt_bad_signature_and_tampered_claims() -> None:
+    token = sign_ear_jwt(_result(), KEY)
+    head, payload, signature = token.split(b".")
+    bad_sig = signature[:-2] + (b"A" if signature[-2:-1] != b"A" else b"B") + signature[-1:]
+    with pytest.raises(BadSignature):
+        verify_ear(b".".join((head, payload, bad_sig)), [KEY.public_key], now=NOW)
+    claims = json.loads(_segments(token)[1])
+    claims["submods"]["ironroot"]["ear.status"] = "affirming"
+    claims["submods"]["ironroot"]["ear.trustworthiness-vector"]["executables"] = 2
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=")
+    with pytest.raises(BadSignature):
+        verify_ear(b".".join((head, forged, signature)), [KEY.public_key], now=NOW)
+
+
+def test_cwt_bad_signature() -> None:
+    token = bytearray(sign_ear_cwt(_result(), KEY))
+    token[-1] ^= 1
+    with pytest.raises(BadSignature):
+        verify_ear(bytes(token), [KEY.public_key], now=NOW)
+
+
+def test_jwt_alg_none_and_wrong_alg() -> None:
+    token = sign_ear_jwt(_result(), KEY)
+    _, payload, _ = token.split(b".")
+    kid = base64.urlsafe_b64encode(KEY.kid).rstrip(b"=").decode()
+    for alg, error in (("none", MalformedInput), ("HS256", MalformedInput)):
+        head = json.dumps({"alg": alg, "kid": kid}).encode()
+        forged = base64.urlsafe_b64encode(head).rstrip(b"=") + b"." + payload + b"."
+        with pytest.raises(error):
+            verify_ear(forged, [KEY.public_key], now=NOW)
+    head = json.dumps({"alg": "ES256", "kid": kid}).encode()
+    forged = base64.urlsafe_b64encode(head).rstrip(b"=") + b"." + payload + b".AAAA"
+    with pytest.raises(AlgorithmNotAccepted):
+        verify_ear(forged, [KEY.public_key], now=NOW)
+
+
+def test_only_es_keys_sign_jwts() -> None:
+    with pytest.raises(AlgorithmNotAccepted):
+        sign_ear_jwt(_result(), PrivateKey.generate(Algorithm.ML_DSA_87))
+    mldsa = PrivateKey.generate(Algorithm.ML_DSA_87)
+    token = sign_ear_cwt(_result(), mldsa)  # a CWT may be signed ML-DSA-87
+    assert decode_ear(token, [mldsa.public_key]).status is TrustTier.WARNING
+
+
+def test_newer_claim_names_are_accepted() -> None:
+    claims = {
+        "eat_profile": "tag:ietf.org,2026:rats/ear#04",
+        "iat": 1666529184,
+        "ear_verifier_id": {"developer": "https://veraison-project.org", "build": "vts 0.0.1"},
+        "ear_raw_evidence": "NzQ3MjY5NzM2NTYzNzQK",
+        "submods": {
+            "PSA": {
+                "ear_status": "contraindicated",
+                "ear_trustworthiness_vector": {
+                    "instance-identity": 2,
+                    "executables": 96,
+                    "hardware": 2,
+                },
+                "ear_appraisal_policy_ids": ["https://veraison.example/policy/1/60a0068d"],
+            }
+        },
+        "unknown-claim": {"ignored": True},
+    }
+    result = AttestationResult.from_json_claims(claims)
+    psa = result.submods["PSA"]
+    assert psa.status is TrustTier.CONTRAINDICATED
+    assert psa.trust_vector["executables"] == AR4SI.CONTRAINDICATED_RUNTIME
+    assert psa.policy_id == "https://veraison.example/policy/1/60a0068d"
+    assert result.raw_evidence == base64.urlsafe_b64decode("NzQ3MjY5NzM2NTYzNzQK")
+
+
+def test_older_draft_example_parses() -> None:
+    claims = {
+        "eat_profile": "tag:github.com,2023:veraison/ear",
+        "iat": 1666529184,
+        "ear.verifier-id": {"developer": "https://veraison-project.org", "build": "vts 0.0.1"},
+        "ear.raw-evidence": "NzQ3MjY5NzM2NTYzNzQK",
+        "submods": {
+            "PSA": {
+                "ear.status": "contraindicated",
+                "ear.trustworthiness-vector": {
+                    "instance-identity": 2,
+                    "executables": 96,
+                    "hardware": 2,
+                },
+                "ear.appraisal-policy-id": "https://veraison.example/policy/1/60a0068d",
+            }
+        },
+    }
+    result = AttestationResult.from_json_claims(claims)
+    assert result.status is TrustTier.CONTRAINDICATED
+    assert AttestationResult.from_cbor_claims(result.to_cbor_claims()) == result
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"eat_profile": "other", "iat": 1, "ear.verifier-id": {}, "submods": {}},
+        {
+            "eat_profile": EAR_PROFILE,
+            "iat": 1,
+            "ear.verifier-id": {"developer": "d", "build": "b"},
+            "submods": {},
+        },
+        {
+            "eat_profile": EAR_PROFILE,
+            "iat": 1,
+            "ear.verifier-id": {"developer": "d", "build": "b"},
+            "submods": {
+                "x": {"ear.status": "affirming", "ear.trustworthiness-vector": {"executables": 96}}
+            },
+        },
+        {
+            "eat_profile": EAR_PROFILE,
+            "iat": 1,
+            "ear.verifier-id": {"developer": "d", "build": "b"},
+            "submods": {"x": {"ear.status": "fine", "ear.trustworthiness-vector": {"hardware": 2}}},
+        },
+        {
+            "eat_profile": EAR_PROFILE,
+            "iat": 1,
+            "ear.verifier-id": {"developer": "d", "build": "b"},
+            "submods": {"x": {"ear.status": "none", "ear.trustworthiness-vector": {"hw": 2}}},
+        },
+        {
+            "eat_profile": EAR_PROFILE,
+            "iat": 1,
+            "ear.verifier-id": {"developer": "d", "build": "b"},
+            "submods": {
+                "x": {"ear.status": "none", "ear.trustworthiness-vector": {"hardware": 300}}
+            },
+        },
+    ],
+    ids=["profile", "no-submods", "status-too-trusting", "tier-name", "category", "range"],
+)
+def test_malformed_claims(claims: dict[str, object]) -> None:
+    with pytest.raises(MalformedInput):
+        AttestationResult.from_json_claims(claims)
+
+
+@pytest.mark.parametrize(
+    ("value", "tier"),
+    [
+        (-128, TrustTier.CONTRAINDICATED),
+        (-97, TrustTier.CONTRAINDICATED),
+        (-96, TrustTier.WARNING),
+        (-33, TrustTier.WARNING),
+        (-32, TrustTier.AFFIRMING),
+        (-2, TrustTier.AFFIRMING),
+        (-1, TrustTier.NONE),
+        (0, TrustTier.NONE),
+        (1, TrustTier.NONE),
+        (2, TrustTier.AFFIRMING),
+        (31, TrustTier.AFFIRMING),
+        (32, TrustTier.WARNING),
+        (95, TrustTier.WARNING),
+        (96, TrustTier.CONTRAINDICATED),
+        (127, TrustTier.CONTRAINDICATED),
+    ],
+)
+def test_tier_boundaries(value: int, tier: TrustTier) -> None:
+    assert tier_of(value) is tier
+
+
+def test_code_points_are_the_ar4si_ones() -> None:
+    assert TRUST_CATEGORIES[2] == "executables"
+    assert TRUST_CLAIM_TAGS["executables"] == {
+        -1: "verifier_malfunction",
+        0: "no_claim",
+        1: "unexpected_evidence",
+        2: "approved_rt",
+        3: "approved_boot",
+        32: "unsafe_rt",
+        33: "unrecognized_rt",
+        96: "contraindicated_rt",
+        99: "crypto_failed",
+    }
+    assert [t.code for t in TrustTier] == [0, 2, 32, 96]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    vector=st.dictionaries(
+        st.sampled_from(TRUST_CATEGORIES), st.integers(-128, 127), min_size=1, max_size=8
+    ),
+    reasons=st.lists(st.text(max_size=20), max_size=3),
+)
+def test_claims_round_trip(vector: dict[str, int], reasons: list[str]) -> None:
+    result = AttestationResult(
+        iat=1,
+        verifier_id=VerifierId("d", "b"),
+        submods={"s": Appraisal.from_vector(vector, reasons=reasons)},
+    )
+    assert AttestationResult.from_json_claims(result.to_json_claims()) == result
+    assert AttestationResult.from_cbor_claims(result.to_cbor_claims()) == result

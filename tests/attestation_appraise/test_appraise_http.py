@@ -1,0 +1,328 @@
+"""The attestation HTTP API (challenge, verify, keys), nonces, and policies as data."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _ar_helpers import NOW, World
+from starlette.applications import Starlette
+
+from ironroot.attestation import (
+    AR4SI,
+    CWT_MEDIA_TYPE,
+    DEFAULT_POLICY,
+    JWT_MEDIA_TYPE,
+    AppraisalPolicy,
+    AttestationService,
+    EvidenceClaims,
+    NonceStore,
+    TrustTier,
+    appraise,
+    create_attestation_app,
+    verify_ear,
+)
+from ironroot.attestation._ear import b64url_decode, b64url_encode
+from ironroot.cose import Problem, decode_cbor, decode_key_set, encode_cbor
+from ironroot.crypto import Algorithm, PrivateKey, PublicKey
+from ironroot.errors import ConfigError, StaleNonce
+from ironroot.rot import Device
+
+# --- nonces -----------------------------------------------------------------------------------
+
+
+def test_nonce_is_single_use_and_expires() -> None:
+    store = NonceStore(lifetime=60)
+    nonce, expires = store.issue(NOW)
+    assert len(nonce) == 32
+    assert expires == int(NOW.timestamp()) + 60
+    store.redeem(nonce, NOW)
+    with pytest.raises(StaleNonce) as reused:
+        store.redeem(nonce, NOW)
+    assert reused.value.code == "nonce-reused"
+    late, _ = store.issue(NOW)
+    with pytest.raises(StaleNonce) as expired:
+        store.redeem(late, NOW + dt.timedelta(seconds=60))
+    assert expired.value.code == "nonce-expired"
+    with pytest.raises(StaleNonce) as unknown:
+        store.redeem(bytes(32), NOW)
+    assert unknown.value.code == "nonce-unknown"
+    with pytest.raises(StaleNonce):
+        store.redeem(b"short", NOW)
+
+
+def test_nonce_store_is_bounded() -> None:
+    store = NonceStore(lifetime=60, max_outstanding=3)
+    nonces = [store.issue(NOW)[0] for _ in range(5)]
+    assert len(store) == 3
+    with pytest.raises(StaleNonce):
+        store.redeem(nonces[0], NOW)
+    store.redeem(nonces[4], NOW)
+
+
+@pytest.mark.parametrize("kwargs", [{"lifetime": 0}, {"max_outstanding": 0}, {"lifetime": True}])
+def test_nonce_store_config(kwargs: dict[str, int]) -> None:
+    with pytest.raises(ConfigError):
+        NonceStore(**kwargs)
+
+
+# --- HTTP -------------------------------------------------------------------------------------
+
+
+class ApiClient:
+    """A synchronous face over httpx's in-process ASGI transport."""
+
+    def __init__(self, app: Starlette) -> None:
+        self._app = app
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        async def run() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self._app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://verifier") as c:
+                return await c.request(method, path, **kwargs)
+
+        return asyncio.run(run())
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self._request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self._request("POST", path, **kwargs)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+def api(world: World) -> tuple[ApiClient, _Clock, AttestationService]:
+    clock = _Clock()
+    service = AttestationService(
+        endorsements=world.endorsements(),
+        signing_key=PrivateKey.generate(Algorithm.ES384),
+        nonces=NonceStore(lifetime=120),
+        lifetime=900,
+        clock=clock,
+    )
+    return ApiClient(create_attestation_app(service)), clock, service
+
+
+def _challenge(client: ApiClient) -> bytes:
+    response = client.post("/attestation/challenge")
+    assert response.status_code == 201
+    assert response.headers["cache-control"] == "no-store"
+    return b64url_decode(response.json()["nonce"], what="nonce")
+
+
+def test_challenge_verify_keys_jwt(
+    api: tuple[ApiClient, _Clock, AttestationService], good_device: Device
+) -> None:
+    client, _, _ = api
+    nonce = _challenge(client)
+    body = {"evidence": b64url_encode(good_device.quote(nonce)), "nonce": b64url_encode(nonce)}
+    response = client.post("/attestation/verify", json=body)
+    assert response.status_code == 200, response.content
+    assert response.headers["content-type"] == JWT_MEDIA_TYPE
+    jwks = client.get("/attestation/keys").json()
+    keys = [PublicKey.from_jwk(k) for k in jwks["keys"]]
+    result = verify_ear(response.content, keys, now=NOW)
+    assert result.status is TrustTier.AFFIRMING
+    assert result.nonce == nonce
+    assert result.exp == result.iat + 900
+
+
+def test_challenge_verify_keys_cbor_cwt(
+    api: tuple[ApiClient, _Clock, AttestationService], good_device: Device
+) -> None:
+    client, _, _ = api
+    challenge = client.post("/attestation/challenge", headers={"Accept": "application/cbor"})
+    decoded = decode_cbor(challenge.content)
+    assert isinstance(decoded, dict)
+    nonce = decoded["nonce"]
+    body = encode_cbor({"evidence": good_device.quote(nonce), "nonce": nonce, "format": "ironroot"})
+    response = client.post(
+        "/attestation/verify",
+        content=body,
+        headers={"Content-Type": "application/cbor", "Accept": CWT_MEDIA_TYPE},
+    )
+    assert response.status_code == 200, response.content
+    assert response.headers["content-type"] == CWT_MEDIA_TYPE
+    key_set = client.get("/attestation/keys", headers={"Accept": "application/cose-key-set"})
+    keys = decode_key_set(key_set.content)
+    assert verify_ear(response.content, keys, now=NOW).status is TrustTier.AFFIRMING
+
+
+def test_reused_nonce_is_a_400_problem(
+    api: tuple[ApiClient, _Clock, AttestationService], good_device: Device
+) -> None:
+    client, _, _ = api
+    nonce = _challenge(client)
+    body = {"evidence": b64url_encode(good_device.quote(nonce)), "nonce": b64url_encode(nonce)}
+    assert client.post("/attestation/verify", json=body).status_code == 200
+    again = client.post("/attestation/verify", json=body)
+    assert again.status_code == 400
+    assert again.headers["content-type"] == "application/concise-problem-details+cbor"
+    problem = Problem.from_cbor(again.content)
+    assert problem.title == StaleNonce.title
+    assert problem.extra["code"] == "nonce-reused"
+
+
+def test_expired_nonce_is_a_400_problem(
+    api: tuple[ApiClient, _Clock, AttestationService], good_device: Device
+) -> None:
+    client, clock, _ = api
+    nonce = _challenge(client)
+    clock.now = NOW + dt.timedelta(seconds=121)
+    body = {"evidence": b64url_encode(good_device.quote(nonce)), "nonce": b64url_encode(nonce)}
+    response = client.post(
+        "/attestation/verify", json=body, headers={"Accept": "application/problem+json"}
+    )
+    assert response.status_code == 400
+    problem = json.loads(response.content)
+    assert problem["title"] == "Stale Or Mismatching Nonce"
+    assert problem["code"] == "nonce-expired"
+
+
+def test_bad_evidence_is_still_an_ear(
+    api: tuple[ApiClient, _Clock, AttestationService], good_device: Device
+) -> None:
+    client, _, service = api
+    nonce = _challenge(client)
+    quote = good_device.quote(bytes(32))  # answers another nonce
+    body = {"evidence": b64url_encode(quote), "nonce": b64url_encode(nonce)}
+    response = client.post("/attestation/verify", json=body)
+    result = verify_ear(response.content, service.public_keys, now=NOW)
+    assert result.status is TrustTier.CONTRAINDICATED
+    assert result.submods["ironroot"].trust_vector == {
+        "instance-identity": AR4SI.UNTRUSTWORTHY_INSTANCE
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"evidence": "AA"}',
+        b'{"evidence": "A A", "nonce": "AA"}',
+        b'{"evidence": "AA", "nonce": "AA", "extra": 1}',
+    ],
+)
+def test_malformed_requests(api: tuple[ApiClient, _Clock, AttestationService], body: bytes) -> None:
+    client, _, _ = api
+    response = client.post(
+        "/attestation/verify", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert Problem.from_cbor(response.content).title == "Malformed Input"
+
+
+def test_unknown_route_and_method(api: tuple[ApiClient, _Clock, AttestationService]) -> None:
+    client, _, _ = api
+    assert client.get("/attestation/nope").status_code == 404
+    assert client.get("/attestation/verify").status_code == 405
+
+
+def test_service_needs_an_es384_key(world: World) -> None:
+    with pytest.raises(ConfigError):
+        AttestationService(
+            endorsements=world.endorsements(),
+            signing_key=PrivateKey.generate(Algorithm.ML_DSA_87),
+        )
+
+
+# --- policies as data -------------------------------------------------------------------------
+
+_CLAIMS = EvidenceClaims(
+    format="snp",
+    measurements={"measurement": b"\x01" * 48},
+    report_data=b"\x02" * 64,
+    debug=False,
+    svns={"guest_svn": 1},
+    identity={"product": "Milan"},
+    signer="CN=SEV-VCEK",
+)
+
+
+def test_custom_policy_from_toml(world: World) -> None:
+    policy = AppraisalPolicy.from_toml(
+        """
+        [policy]
+        name = "lab"
+        [[policy.rules]]
+        name = "milan-only"
+        expression = 'identity.product == "Genoa"'
+        category = "hardware"
+        code = 97
+        reason = "product {format} is not allowed"
+        [[policy.rules]]
+        name = "fresh"
+        expression = "nonce_ok"
+        category = "instance-identity"
+        code = 96
+        reason = "stale"
+        gate = true
+        """
+    )
+    assert policy.policy_id.startswith("urn:ironroot:appraisal-policy:lab:")
+    assert policy.policy_id != DEFAULT_POLICY.policy_id
+    result = appraise(_CLAIMS, world.endorsements(), policy, nonce=b"\x02" * 64, now=NOW)
+    appraisal = result.submods["snp"]
+    assert appraisal.trust_vector["hardware"] == AR4SI.UNRECOGNIZED_HARDWARE
+    assert appraisal.reasons == ("milan-only: product snp is not allowed",)
+    assert appraisal.policy_id == policy.policy_id
+
+
+def test_rule_that_cannot_be_evaluated_fails_closed(world: World) -> None:
+    policy = AppraisalPolicy.from_mapping(
+        {
+            "name": "broken",
+            "rules": [
+                {
+                    "name": "typo",
+                    "expression": "no_such_variable > 1",
+                    "category": "configuration",
+                    "code": 32,
+                    "reason": "never true",
+                }
+            ],
+        }
+    )
+    appraisal = appraise(_CLAIMS, world.endorsements(), policy, nonce=None, now=NOW).submods["snp"]
+    assert appraisal.trust_vector["configuration"] == AR4SI.UNSAFE_CONFIG
+    assert "could not be evaluated" in appraisal.reasons[0]
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        [],
+        [{"name": "x", "expression": "(", "category": "hardware", "code": 96, "reason": "r"}],
+        [{"name": "x", "expression": "true", "category": "hardware", "code": 2, "reason": "r"}],
+        [{"name": "x", "expression": "true", "category": "wheels", "code": 96, "reason": "r"}],
+        [{"name": "X!", "expression": "true", "category": "hardware", "code": 96, "reason": "r"}],
+        [{"name": "x", "expression": "true", "category": "hardware", "code": 96}],
+    ],
+    ids=["empty", "bad-cel", "affirming-code", "category", "name", "no-reason"],
+)
+def test_invalid_policies(rules: list[dict[str, object]]) -> None:
+    with pytest.raises(ConfigError):
+        AppraisalPolicy.from_mapping({"rules": rules})
+
+
+def test_policy_round_trips_as_data(tmp_path: Path) -> None:
+    again = AppraisalPolicy.from_mapping(DEFAULT_POLICY.to_mapping())
+    assert again.policy_id == DEFAULT_POLICY.policy_id
+    with pytest.raises(ConfigError):
+        AppraisalPolicy.from_toml("not = [toml")
+    with pytest.raises(ConfigError):
+        AppraisalPolicy.from_mapping({"surprise": 1})
