@@ -1,0 +1,227 @@
+"""``ironroot attest``: the attestation verifier.
+
+``init --data DIR``
+    create a verifier data directory (``attestation.toml``, folders, an ES384 signing key).
+``serve --data DIR [--host H] [--port P]``
+    serve ``/attestation/challenge``, ``/attestation/verify`` and ``/attestation/keys``.
+``appraise FILE --data DIR --nonce HEX [--format F] [--cert FILE]... [--at TIME] [--cwt]
+[--out FILE] [--json]``
+    verify and appraise evidence offline with the directory's endorsements and policy; write
+    the signed EAR (JWT, or CWT with ``--cwt``) to ``--out``. Exit 1 unless affirming.
+``verify-result FILE --keys FILE|URL [--at TIME] [--json]``
+    check an EAR (JWT or CWT) against the verifier's keys (a JWK Set, a COSE Key Set, a
+    public key file, or the URL of ``/attestation/keys``) and print its appraisals. Exit 1 when
+    it does not verify, has expired, or is not affirming.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ironroot.attestation import (
+    TRUST_CLAIM_TAGS,
+    AttestationResult,
+    TrustTier,
+    appraise_evidence,
+    create_attestation_app,
+    init_attestation_dir,
+    load_attestation_config,
+    sign_ear_cwt,
+    sign_ear_jwt,
+    verify_ear,
+)
+from ironroot.cose import decode_key_set
+from ironroot.crypto import PublicKey, Verifier, load_verifier
+from ironroot.errors import ConfigError, MalformedInput, StorageError
+
+__all__ = ["register"]
+
+_MAX_FILE = 2 * 1024 * 1024
+
+
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from exc
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _hex(text: str) -> bytes:
+    try:
+        return bytes.fromhex(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("the nonce must be hex") from exc
+
+
+def register(subparsers: Any) -> None:
+    group = subparsers.add_parser("attest", help="the attestation verifier (EAR results)")
+    verbs = group.add_subparsers(dest="verb", metavar="<verb>")
+
+    init = verbs.add_parser("init", help="create a verifier data directory")
+    init.add_argument("--data", type=Path, required=True)
+    init.set_defaults(func=_init)
+
+    serve = verbs.add_parser("serve", help="serve the attestation HTTP API")
+    serve.add_argument("--data", type=Path, required=True)
+    serve.add_argument("--host", help="address to listen on (default from the config)")
+    serve.add_argument("--port", type=int, help="port (default from the config)")
+    serve.set_defaults(func=_serve)
+
+    appraise = verbs.add_parser("appraise", help="verify and appraise evidence offline")
+    appraise.add_argument("file", type=Path, help="the evidence (quote, SNP report, TDX quote)")
+    appraise.add_argument("--data", type=Path, required=True)
+    appraise.add_argument("--nonce", type=_hex, help="the nonce the evidence answers (hex)")
+    appraise.add_argument("--format", default="auto", help="evidence format (default: auto)")
+    appraise.add_argument("--cert", action="append", default=[], type=Path)
+    appraise.add_argument("--at", type=_instant, help="appraisal time (ISO-8601; default now)")
+    appraise.add_argument("--cwt", action="store_true", help="sign as a CWT (default JWT)")
+    appraise.add_argument("--out", type=Path, help="write the signed EAR here")
+    appraise.add_argument("--json", action="store_true", help="print JSON")
+    appraise.set_defaults(func=_appraise)
+
+    check = verbs.add_parser("verify-result", help="check an EAR offline")
+    check.add_argument("file", type=Path, help="the EAR (JWT or CWT)")
+    check.add_argument("--keys", required=True, help="key file, or URL of /attestation/keys")
+    check.add_argument("--at", type=_instant, help="verification time (default now)")
+    check.add_argument("--json", action="store_true", help="print JSON")
+    check.set_defaults(func=_verify_result)
+
+
+def _read(path: Path) -> bytes:
+    if path.stat().st_size > _MAX_FILE:
+        raise MalformedInput(f"{path} is larger than {_MAX_FILE} bytes")
+    return path.read_bytes()
+
+
+def _init(args: argparse.Namespace) -> int:
+    path = init_attestation_dir(args.data)
+    print(f"created {path}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    config = load_attestation_config(args.data)
+    service = config.service(datetime.now(UTC))
+    for line in service.endorsements.rejected:
+        print(f"ironroot: warning: endorsement refused: {line}", file=sys.stderr)
+    uvicorn.run(
+        create_attestation_app(service),
+        host=args.host or config.host,
+        port=args.port or config.port,
+        log_level="warning",
+        server_header=False,
+    )
+    return 0
+
+
+def _summary(result: AttestationResult) -> dict[str, Any]:
+    return {
+        "status": result.status.value,
+        "iat": result.iat,
+        "exp": result.exp,
+        "submods": {
+            name: {
+                "status": a.status.value,
+                "trust_vector": dict(a.trust_vector),
+                "policy_id": a.policy_id,
+                "reasons": list(a.reasons),
+            }
+            for name, a in result.submods.items()
+        },
+    }
+
+
+def _print(result: AttestationResult) -> None:
+    print(f"status: {result.status.value}")
+    for name, appraisal in result.submods.items():
+        print(f"{name}: {appraisal.status.value} (policy {appraisal.policy_id})")
+        for category, value in sorted(appraisal.trust_vector.items()):
+            tag = TRUST_CLAIM_TAGS[category].get(value, str(value))
+            print(f"  {category}: {value} {tag}")
+        for reason in appraisal.reasons:
+            print(f"  why: {reason}")
+
+
+def _appraise(args: argparse.Namespace) -> int:
+    config = load_attestation_config(args.data)
+    now = args.at or datetime.now(UTC)
+    service = config.service(now)
+    result = appraise_evidence(
+        _read(args.file),
+        service.endorsements,
+        service.policy,
+        format=args.format,
+        nonce=args.nonce,
+        now=now,
+        certificates=[_read(p) for p in args.cert],
+        lifetime=service.lifetime,
+    )
+    sign = sign_ear_cwt if args.cwt else sign_ear_jwt
+    token = sign(result, service.signing_key)
+    if args.out is not None:
+        args.out.write_bytes(token)
+    if args.json:
+        print(json.dumps(_summary(result), indent=2))
+    else:
+        _print(result)
+    return 0 if result.status is TrustTier.AFFIRMING else 1
+
+
+def _jwks(data: bytes) -> dict[bytes, Verifier]:
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedInput(f"the key file is not JSON: {exc}") from exc
+    if not isinstance(document, Mapping):
+        raise MalformedInput("a JWK Set is a JSON object")
+    items = document.get("keys", [document])
+    if not isinstance(items, list):
+        raise MalformedInput("a JWK Set has a keys list")
+    keys: dict[bytes, Verifier] = {}
+    for item in items:
+        key = PublicKey.from_jwk(item)
+        keys[key.kid] = key
+    return keys
+
+
+def _keys(source: str) -> dict[bytes, Verifier]:
+    if source.startswith(("http://", "https://")):
+        try:
+            response = httpx.get(
+                source, headers={"Accept": "application/jwk-set+json"}, timeout=30.0
+            )
+        except httpx.HTTPError as exc:
+            raise StorageError(f"cannot fetch the verifier keys: {exc}") from exc
+        if response.status_code != 200:
+            raise ConfigError(f"{source} answered {response.status_code}")
+        return _jwks(response.content)
+    data = _read(Path(source))
+    stripped = data.lstrip()
+    if stripped.startswith(b"{"):
+        return _jwks(data)
+    if data[:1] and 0x80 <= data[0] <= 0x9F:
+        return dict(decode_key_set(data))
+    key = load_verifier(data)
+    return {key.kid: key}
+
+
+def _verify_result(args: argparse.Namespace) -> int:
+    keys = _keys(args.keys)
+    result = verify_ear(_read(args.file), keys, now=args.at or datetime.now(UTC))
+    if args.json:
+        print(json.dumps({"verified": True, **_summary(result)}, indent=2))
+    else:
+        print("verified: signature and lifetime")
+        _print(result)
+    return 0 if result.status is TrustTier.AFFIRMING else 1

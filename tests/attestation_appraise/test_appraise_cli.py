@@ -1,0 +1,87 @@
+"""``ironroot attest init | appraise | verify-result`` on a real data directory."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from _ar_helpers import NOW, PROVIDER, World, flip
+
+from ironroot.attestation import load_attestation_config
+from ironroot.cli import main
+from ironroot.cose import encode_key_set
+from ironroot.crypto import PrivateKey
+from ironroot.errors import ConfigError
+from ironroot.rot import Device
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, world: World) -> Path:
+    data = tmp_path / "verifier"
+    assert main(["attest", "init", "--data", str(data)]) == 0
+    for i, root in enumerate(world.ca.trust_anchors):
+        (data / "vendor-ca" / f"root{i}.der").write_bytes(root)
+    keys = encode_key_set(list(world.service_keys.values()))
+    (data / "service-keys" / "scitt-keys.cbor").write_bytes(keys)
+    (data / "reference-values" / "good.ts").write_bytes(world.references["good"])
+    (data / "reviews" / "good.ts").write_bytes(world.reviews["good"])
+    provider = data / "review-providers" / f"{PROVIDER}.pem"
+    provider.write_bytes(world.provider_key.public_key.to_pem())
+    return data
+
+
+def test_appraise_then_verify_result(
+    data_dir: Path, good_device: Device, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nonce = bytes(range(32))
+    quote = tmp_path / "quote.cbor"
+    quote.write_bytes(good_device.quote(nonce))
+    ear = tmp_path / "ear.jwt"
+    at = NOW.isoformat()
+    argv = ["attest", "appraise", str(quote), "--data", str(data_dir), "--nonce", nonce.hex()]
+    assert main([*argv, "--at", at, "--out", str(ear)]) == 0
+    assert "status: affirming" in capsys.readouterr().out
+    public = tmp_path / "verifier.pub.pem"
+    key = PrivateKey.from_pem((data_dir / "verifier-es384.pem").read_bytes())
+    public.write_bytes(key.public_key.to_pem())
+    assert main(["attest", "verify-result", str(ear), "--keys", str(public), "--at", at]) == 0
+    out = capsys.readouterr().out
+    assert "executables: 2 approved_rt" in out
+    jwks = tmp_path / "keys.json"
+    jwks.write_text(json.dumps({"keys": [key.public_key.to_jwk(include_kid=True)]}))
+    code = main(["attest", "verify-result", str(ear), "--keys", str(jwks), "--at", at, "--json"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "affirming"
+    # expired, checked with another key, or tampered: exit 1
+    late = (NOW + dt.timedelta(hours=2)).isoformat()
+    assert main(["attest", "verify-result", str(ear), "--keys", str(public), "--at", late]) == 1
+    other = tmp_path / "other.pem"
+    other.write_bytes(PrivateKey.generate(key.algorithm).public_key.to_pem())
+    assert main(["attest", "verify-result", str(ear), "--keys", str(other), "--at", at]) == 1
+    ear.write_bytes(flip(ear.read_bytes(), len(ear.read_bytes()) - 3))
+    assert main(["attest", "verify-result", str(ear), "--keys", str(public), "--at", at]) == 1
+
+
+def test_appraise_refused_evidence_exits_1(
+    data_dir: Path, good_device: Device, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quote = tmp_path / "quote.cbor"
+    quote.write_bytes(good_device.quote(bytes(32)))
+    argv = ["attest", "appraise", str(quote), "--data", str(data_dir), "--json"]
+    code = main([*argv, "--nonce", "11" * 32, "--at", NOW.isoformat(), "--cwt"])
+    assert code == 1
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["status"] == "contraindicated"
+    assert summary["submods"]["ironroot"]["trust_vector"] == {"instance-identity": 96}
+
+
+def test_config_errors(tmp_path: Path) -> None:
+    data = tmp_path / "v"
+    assert main(["attest", "init", "--data", str(data)]) == 0
+    assert main(["attest", "init", "--data", str(data)]) == 2  # exists: ConfigError
+    config = data / "attestation.toml"
+    config.write_text(config.read_text() + "surprise = 1\n")
+    with pytest.raises(ConfigError):
+        load_attestation_config(data)
