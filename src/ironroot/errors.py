@@ -32,7 +32,9 @@ __all__ = [
     "InconsistentCheckpoint",
     "InvalidLocator",
     "InvalidProof",
+    "InvalidReleasePolicy",
     "IronrootError",
+    "KeyBindingMismatch",
     "KeyDescriptorMismatch",
     "KeyNotExportable",
     "KeyNotInDescriptor",
@@ -55,6 +57,7 @@ __all__ = [
     "PayloadMissing",
     "PayloadTooLarge",
     "PolicyRejected",
+    "ReleaseDenied",
     "ResultExpired",
     "RoleNotPermitted",
     "SealedStoreError",
@@ -524,3 +527,32 @@ class ResultExpired(VerificationFailed):
 
     code = "result-expired"
     title = "Attestation Result Expired"
+
+
+# --- secure key release --------------------------------------------------------------------
+
+
+class ReleaseDenied(PolicyRejected):
+    """A key release refused by its policy: the attestation result is not affirming enough, or
+    its claims do not satisfy the key's release policy."""
+
+    code = "release-denied"
+    title = "Key Release Denied"
+    http_status = 403
+
+
+class InvalidReleasePolicy(PolicyRejected):
+    """A key release policy that is empty or malformed: it rejects every release."""
+
+    code = "invalid-release-policy"
+    title = "Invalid Key Release Policy"
+    http_status = 403
+
+
+class KeyBindingMismatch(VerificationFailed):
+    """Attestation evidence whose report data binds another wrapping key than the one the
+    release request names."""
+
+    code = "key-binding-mismatch"
+    title = "Evidence Binds Another Wrapping Key"
+    http_status = 403
