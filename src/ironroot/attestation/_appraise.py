@@ -170,7 +170,9 @@ def _context(
         pinned = _PINNED_ROOTS.get(fmt)
         root = f"built-in {pinned} root" if pinned else ""
         root_trusted = pinned is not None
-    claims = evidence.to_dict()
+    claims = _annotated(evidence)
+    if "raw" in policy.variables:
+        claims["raw"] = dict(evidence.raw)
     return {
         **claims,
         "components": list(components),
@@ -188,9 +190,16 @@ def _context(
 
 
 def _annotated(evidence: EvidenceClaims) -> dict[str, Any]:
-    claims = evidence.to_dict()
-    claims.pop("raw", None)
-    return claims
+    """The claims without ``raw``, JSON-ready (bytes as lower-case hex)."""
+    return {
+        "format": evidence.format,
+        "measurements": {name: value.hex() for name, value in evidence.measurements.items()},
+        "report_data": evidence.report_data.hex(),
+        "debug": evidence.debug,
+        "svns": dict(evidence.svns),
+        "identity": dict(evidence.identity),
+        "signer": evidence.signer,
+    }
 
 
 def _result(

@@ -146,6 +146,7 @@ class AppraisalPolicy:
         default_factory=dict, init=False, repr=False, compare=False
     )
     policy_id: str = field(default="", init=False)
+    variables: frozenset[str] = field(default=frozenset(), init=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.rules:
@@ -195,22 +196,28 @@ class AppraisalPolicy:
         except (ValueError, RuntimeError) as exc:
             raise ConfigError(f"the policy's rules do not combine: {exc}") from exc
         set_(self, "_programs", MappingProxyType(programs))
+        set_(self, "variables", frozenset(self._program.variables()))
         digest = hashlib.sha256(json.dumps(self.to_mapping(), sort_keys=True).encode()).hexdigest()
         set_(self, "policy_id", f"urn:ironroot:appraisal-policy:{self.name}:{digest[:16]}")
 
     # --- evaluation -------------------------------------------------------------------
 
     def evaluate(self, context: Mapping[str, Any]) -> tuple[RuleFailure, ...]:
-        """The rules that did not pass for ``context``, in policy order."""
+        """The rules that did not pass for ``context``, in policy order.
+
+        Only the variables the rules read are handed to CEL (:attr:`variables`); the reason
+        lines may use any variable of ``context``.
+        """
+        inputs = {name: context[name] for name in self.variables if name in context}
         try:
-            results = self._program.execute(dict(context))
+            results = self._program.execute(inputs)
         except Exception:  # the CEL runtime raises several kinds: find the rule, per rule
             results = None
         if not isinstance(results, Mapping):
             results = {}
             for rule in self.rules:
                 try:
-                    results[rule.name] = self._programs[rule.name].execute(dict(context))
+                    results[rule.name] = self._programs[rule.name].execute(inputs)
                 except Exception as exc:  # fail closed: an error is a failed check
                     results[rule.name] = exc
         failures = []

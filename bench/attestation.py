@@ -1,0 +1,217 @@
+"""Appraisals per second of a full RoT quote, as ratios to its raw signature checks in one run.
+
+Run: ``.venv/bin/python bench/attestation.py [--seconds S]``.
+
+What it measures, on this machine, in this run:
+
+1. ``quote signatures``: the two quote signatures alone (ES384 and ML-DSA-87 over their
+   COSE Sig_structures, keys already parsed): the floor any appraisal of a quote pays.
+2. ``all signatures``: those two plus the eight certificate signatures of the two 4-certificate
+   DICE chains (IDevID, LDevID, FMC alias, RT alias; certificates already parsed).
+3. ``appraisal, no cache``: ``appraise_evidence`` on the quote bytes: full
+   ``verify_quote`` (parse 8 certificates, 10 signatures, DICE profile, PCR log, FWIDs), the
+   claims model, reference-value and SAFE-review look-ups and the default CEL policy.
+4. ``appraisal, chain cache``: the same with an :class:`EvidenceCaches` that remembers
+   verified chains: the target is ``quote signatures / appraisal ≥ 0.7``.
+5. signing the EAR (JWT ES384, CWT ES384), reported apart.
+6. SEV-SNP report verifications per second (the shared vector, VCEK → ASK → ARK), with and
+   without the chain cache, when the vectors are present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ironroot.attestation import (
+    Endorsements,
+    EvidenceCaches,
+    ReferenceValue,
+    ReferenceValues,
+    TrustTier,
+    appraise_evidence,
+    sign_ear_cwt,
+    sign_ear_jwt,
+    verify_evidence_bytes,
+)
+from ironroot.cose import decode_cbor
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.firmware import (
+    Component,
+    FirmwareBundle,
+    build_bundle,
+    key_descriptor_hash,
+    sign_bundle,
+)
+from ironroot.rot import Device, VendorCA, parse_certificate, verify_signature
+from ironroot.safe import ProviderKey, ProviderKeys, Review, sign_report, verify_report
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+SNP_NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+_VECTORS = Path(
+    os.environ.get("IRONROOT_VECTORS", Path(__file__).resolve().parents[2] / "shared" / "vectors")
+)
+
+
+def _time(run: Callable[[], object], seconds: float) -> float:
+    """Median seconds per call over batches filling ``seconds``."""
+    run()
+    samples: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(samples) < 5:
+        start = time.perf_counter()
+        for _ in range(10):
+            run()
+        samples.append((time.perf_counter() - start) / 10)
+    return statistics.median(samples)
+
+
+def _sfr(manifest_digest: bytes) -> bytes:
+    return (
+        b'{"review_framework_version":"1.1","device":{"vendor":"ACME","product":"RoT",'
+        b'"fw_version":"1.0","fw_hash_sha2_384":"' + manifest_digest.hex().encode() + b'"},'
+        b'"audit":{"srp":"Lab","methodology":"whitebox","completion_date":"2026-05-01",'
+        b'"report_version":"1.0","cvss_version":"3.1","issues":[]}}'
+    )
+
+
+def _world(tmp: Path) -> tuple[bytes, bytes, Endorsements]:
+    ecc = PrivateKey.generate(Algorithm.ES384)
+    pqc = PrivateKey.generate(Algorithm.ML_DSA_87)
+    unsigned = build_bundle(
+        [Component(1, os.urandom(64 * 1024)), Component(2, os.urandom(256 * 1024))],
+        svn=3,
+        not_before=NOW - dt.timedelta(days=1),
+        not_after=NOW + dt.timedelta(days=365),
+        vendor_ecc_keys=[ecc.public_key],
+        vendor_pqc_keys=[pqc.public_key],
+        pqc_type="mldsa",
+    )
+    bundle = sign_bundle(unsigned, ecc, pqc)
+    ca = VendorCA.generate(now=NOW - dt.timedelta(days=2))
+    device = Device.create(tmp / "device")
+    device.provision(
+        ca,
+        vendor_key_hash=key_descriptor_hash([ecc.public_key], [pqc.public_key], "mldsa"),
+        now=NOW - dt.timedelta(days=1),
+    )
+    device.boot(bundle, now=NOW)
+    nonce = os.urandom(32)
+    quote = device.quote(nonce)
+    parsed = FirmwareBundle.parse(bundle)
+    # The endorsements as the log would give them (receipt checks are not what is measured).
+    values = [
+        ReferenceValue(mkey=name, digests=((7, entry.digest),), svn=3, svn_minimum=True)
+        for name, entry in zip(("fmc", "runtime"), parsed.manifest.toc, strict=True)
+    ]
+    reviewer = PrivateKey.generate(Algorithm.ES384)
+    providers = ProviderKeys([ProviderKey(reviewer.public_key, frozenset(("lab",)))])
+    sfr = sign_report(_sfr(parsed.manifest_digest()), reviewer, "lab")
+    verified = verify_report(sfr, providers)
+    review = Review(verified.report, "jws", "lab", "https://lab.example", "sub", True)
+    endorsements = Endorsements(
+        reference_values=ReferenceValues(values),
+        reviews=(review,),
+        vendor_roots=ca.trust_anchors,
+    )
+    return quote, nonce, endorsements
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        quote, nonce, endorsements = _world(Path(tmp))
+
+    from ironroot.cose import Sign1
+
+    container = decode_cbor(quote)
+    assert isinstance(container, dict)
+    messages = [Sign1.decode(container[name]) for name in ("es384", "ml-dsa-87")]
+    chains = []
+    for message in messages:
+        ders = list(message.unprotected[33])  # type: ignore[call-overload]
+        certs = [parse_certificate(d) for d in reversed(ders)]  # IDevID first
+        anchors = [parse_certificate(a) for a in endorsements.vendor_roots]
+        root = next(a for a in anchors if a.subject_der == certs[0].issuer_der)
+        chains.append([root, *certs])
+    leaf_keys = [chain[-1].public_key for chain in chains]
+
+    def quote_signatures() -> None:
+        for message, key in zip(messages, leaf_keys, strict=True):
+            assert key is not None
+            message.verify(key)
+
+    def all_signatures() -> None:
+        quote_signatures()
+        for chain in chains:
+            for issuer, cert in itertools.pairwise(chain):
+                assert issuer.public_key is not None
+                verify_signature(cert, issuer.public_key)
+
+    def appraise(caches: EvidenceCaches | None) -> Callable[[], object]:
+        def run() -> object:
+            result = appraise_evidence(
+                quote, endorsements, nonce=nonce, now=NOW, caches=caches, lifetime=600
+            )
+            assert result.status is TrustTier.AFFIRMING, result
+            return result
+
+        return run
+
+    sig_s = _time(quote_signatures, args.seconds)
+    all_s = _time(all_signatures, args.seconds)
+    plain_s = _time(appraise(None), args.seconds)
+    cached_s = _time(appraise(EvidenceCaches()), args.seconds)
+    result = appraise(None)()
+    assert not isinstance(result, type(None))
+    key = PrivateKey.generate(Algorithm.ES384)
+    jwt_s = _time(lambda: sign_ear_jwt(result, key), args.seconds / 2)  # type: ignore[arg-type]
+    cwt_s = _time(lambda: sign_ear_cwt(result, key), args.seconds / 2)  # type: ignore[arg-type]
+
+    print(f"python {sys.version.split()[0]}, RoT quote {len(quote)} bytes")
+    print(f"quote signatures (ES384 + ML-DSA-87):  {sig_s * 1e3:7.3f} ms  {1 / sig_s:8.0f}/s")
+    print(f"all 10 signatures (quote + 2 chains):  {all_s * 1e3:7.3f} ms  {1 / all_s:8.0f}/s")
+    print(f"appraisal, no cache:                   {plain_s * 1e3:7.3f} ms  {1 / plain_s:8.0f}/s")
+    print(f"appraisal, chain cache:                {cached_s * 1e3:7.3f} ms  {1 / cached_s:8.0f}/s")
+    print(f"ratio all signatures / appraisal, no cache:   {all_s / plain_s:5.2f}")
+    print(
+        f"ratio quote signatures / appraisal, cached:   {sig_s / cached_s:5.2f}  (target >= 0.70)"
+    )
+    print(f"sign EAR: JWT {jwt_s * 1e3:.3f} ms, CWT {cwt_s * 1e3:.3f} ms (ES384)")
+
+    snp_dir = _VECTORS / "tee" / "snp"
+    report_path = snp_dir / "deps_verifier_test_data_snp_test-report.bin"
+    if report_path.exists():
+        report = report_path.read_bytes()
+        vcek = (snp_dir / "deps_verifier_test_data_snp_test-vcek.der").read_bytes()
+        caches = EvidenceCaches()
+
+        def snp(c: EvidenceCaches | None) -> Callable[[], object]:
+            return lambda: verify_evidence_bytes(
+                report, nonce=None, now=SNP_NOW, certificates=[vcek], caches=c
+            )
+
+        snp_s = _time(snp(None), args.seconds / 2)
+        snp_cached_s = _time(snp(caches), args.seconds / 2)
+        print(f"SNP report verification, no cache:     {snp_s * 1e3:7.3f} ms  {1 / snp_s:8.0f}/s")
+        print(
+            f"SNP report verification, chain cache:  {snp_cached_s * 1e3:7.3f} ms  "
+            f"{1 / snp_cached_s:8.0f}/s"
+        )
+    else:
+        print("SNP: vectors not found (set IRONROOT_VECTORS)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
