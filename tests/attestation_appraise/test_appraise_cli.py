@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _ar_helpers import NOW, PROVIDER, World, flip
+from _ar_helpers import NOW, PROVIDER, World
 
 from ironroot.attestation import load_attestation_config
 from ironroot.cli import main
@@ -60,7 +60,9 @@ def test_appraise_then_verify_result(
     other = tmp_path / "other.pem"
     other.write_bytes(PrivateKey.generate(key.algorithm).public_key.to_pem())
     assert main(["attest", "verify-result", str(ear), "--keys", str(other), "--at", at]) == 1
-    ear.write_bytes(flip(ear.read_bytes(), len(ear.read_bytes()) - 3))
+    token = bytearray(ear.read_bytes())
+    token[-10] = ord("A") if token[-10] != ord("A") else ord("B")  # one signature character
+    ear.write_bytes(bytes(token))
     assert main(["attest", "verify-result", str(ear), "--keys", str(public), "--at", at]) == 1
 
 
