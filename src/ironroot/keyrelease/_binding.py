@@ -1,0 +1,201 @@
+"""The TEE's wrapping key, and how attestation evidence binds it (with the key service's nonce).
+
+**Canonical encoding.** A wrapping key is an ML-KEM-768, ML-KEM-1024 or RSA (3072 or 4096
+bit, exponent 65537) public key. Whatever form it arrives in (SubjectPublicKeyInfo DER or PEM;
+an RSA JWK ``{"kty": "RSA", "n", "e"}``), its canonical encoding is the DER
+SubjectPublicKeyInfo as re-encoded by ``cryptography`` (RFC 5280; for ML-KEM the algorithm
+OID 2.16.840.1.101.3.4.4.2 / .3 with absent parameters, and the 1184- or 1568-byte
+encapsulation key as the BIT STRING, per the LAMPS ML-KEM certificate profile).
+
+**Report data** (the 64-byte nonce / user-data field a TEE's evidence signs: SEV-SNP
+``REPORT_DATA``, TDX ``REPORTDATA``, the Ironroot RoT quote's ``nonce``)::
+
+    report_data = nonce (32 bytes, issued by the key service) ‖ SHA-256(canonical SPKI DER)
+
+The first half makes the evidence fresh for one release (the key service's single-use
+challenge, as the Trustee KBS issues one before it accepts evidence); the second half binds the
+key the secret will be wrapped to. Two halves rather than one hash of both so a refusal can say
+which one is wrong: ``StaleNonce`` (code ``nonce-mismatch``) or ``KeyBindingMismatch``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from cryptography.exceptions import UnsupportedAlgorithm as _LibraryUnsupported
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import mlkem, rsa
+from joserfc.errors import JoseError
+from joserfc.jwk import RSAKey
+
+from ironroot.errors import (
+    KeyBindingMismatch,
+    LimitExceeded,
+    MalformedInput,
+    StaleNonce,
+    UnsupportedAlgorithm,
+)
+
+__all__ = [
+    "NONCE_SIZE",
+    "REPORT_DATA_SIZE",
+    "WRAPPING_KEY_KINDS",
+    "WrappingKey",
+    "bind_report_data",
+    "check_binding",
+]
+
+NONCE_SIZE: Final = 32
+REPORT_DATA_SIZE: Final = 64
+WRAPPING_KEY_KINDS: Final = ("ML-KEM-768", "ML-KEM-1024", "RSA-3072", "RSA-4096")
+_MAX_KEY: Final = 16 * 1024
+_RSA_BITS: Final = frozenset((3072, 4096))
+
+PublicWrappingKey = mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey | rsa.RSAPublicKey
+
+
+def _b64url(text: object, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise MalformedInput(f"{what} must be base64url text")
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedInput(f"{what} is not base64url") from exc
+    return data
+
+
+def _kind(key: PublicWrappingKey) -> str:
+    if isinstance(key, mlkem.MLKEM768PublicKey):
+        return "ML-KEM-768"
+    if isinstance(key, mlkem.MLKEM1024PublicKey):
+        return "ML-KEM-1024"
+    numbers = key.public_numbers()
+    if key.key_size not in _RSA_BITS or numbers.e != 65537:
+        raise UnsupportedAlgorithm("an RSA wrapping key is 3072 or 4096 bits with e = 65537")
+    return f"RSA-{key.key_size}"
+
+
+def _from_jwk(jwk: Mapping[str, Any]) -> PublicWrappingKey:
+    if jwk.get("kty") != "RSA":
+        raise UnsupportedAlgorithm("a JWK wrapping key is an RSA key (kty RSA)")
+    if "d" in jwk or "p" in jwk:
+        raise MalformedInput("the wrapping key JWK holds private parameters")
+    try:
+        key = RSAKey.import_key(dict(jwk)).raw_value
+    except (JoseError, ValueError, TypeError) as exc:
+        raise MalformedInput(f"not an RSA public JWK: {exc}") from exc
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise MalformedInput("not an RSA public JWK")
+    return key
+
+
+def _load(value: bytes | str | Mapping[str, Any]) -> PublicWrappingKey:
+    if isinstance(value, Mapping):
+        return _from_jwk(value)
+    data = value.encode("utf-8") if isinstance(value, str) else value
+    if not isinstance(data, bytes) or not data:
+        raise MalformedInput("a wrapping key is SubjectPublicKeyInfo (DER or PEM) or a JWK")
+    if len(data) > _MAX_KEY:
+        raise LimitExceeded(f"a wrapping key is at most {_MAX_KEY} bytes")
+    stripped = data.strip()
+    try:
+        if stripped.startswith(b"{"):
+            try:
+                jwk = json.loads(stripped)
+            except ValueError as exc:
+                raise MalformedInput("the wrapping key is not a JSON JWK") from exc
+            if not isinstance(jwk, dict):
+                raise MalformedInput("a JWK is a JSON object")
+            return _from_jwk(jwk)
+        if stripped.startswith(b"-----"):
+            key = serialization.load_pem_public_key(stripped)
+        else:
+            key = serialization.load_der_public_key(data)
+    except ValueError as exc:
+        raise MalformedInput("the wrapping key is not a SubjectPublicKeyInfo") from exc
+    except _LibraryUnsupported as exc:
+        raise UnsupportedAlgorithm("unsupported wrapping key algorithm") from exc
+    if not isinstance(key, mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey | rsa.RSAPublicKey):
+        raise UnsupportedAlgorithm("a wrapping key is ML-KEM-768, ML-KEM-1024 or RSA")
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class WrappingKey:
+    """A TEE's public wrapping key in its canonical form (``spki``: DER SubjectPublicKeyInfo)."""
+
+    spki: bytes = field(repr=False)
+    kind: str
+    key: PublicWrappingKey = field(repr=False, compare=False)
+
+    @classmethod
+    def parse(cls, value: bytes | str | Mapping[str, Any]) -> WrappingKey:
+        """From SPKI DER or PEM, or an RSA JWK (mapping or JSON text)."""
+        key = _load(value)
+        kind = _kind(key)
+        spki = key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return cls(spki=spki, kind=kind, key=key)
+
+    @property
+    def digest(self) -> bytes:
+        """SHA-256 of the canonical SPKI DER: the second half of the report data."""
+        return hashlib.sha256(self.spki).digest()
+
+    def to_pem(self) -> str:
+        return self.key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode("ascii")
+
+
+def _nonce(nonce: object) -> bytes:
+    if not isinstance(nonce, bytes) or len(nonce) != NONCE_SIZE:
+        raise StaleNonce(
+            f"a key release nonce is {NONCE_SIZE} bytes from POST /keys/challenge",
+            code="nonce-unknown",
+        )
+    return nonce
+
+
+def bind_report_data(nonce: bytes, key: WrappingKey) -> bytes:
+    """The 64 bytes of report data that bind ``nonce`` and ``key`` (module docs)."""
+    return _nonce(nonce) + key.digest
+
+
+def check_binding(report_data: bytes, *, nonce: bytes, key: WrappingKey) -> None:
+    """Raise unless ``report_data`` is :func:`bind_report_data` of ``nonce`` and ``key``.
+
+    ``StaleNonce`` (code ``nonce-mismatch``) when it answers another nonce (or is not 64
+    bytes), ``KeyBindingMismatch`` when it binds another wrapping key.
+    """
+    _nonce(nonce)
+    if not isinstance(report_data, bytes) or len(report_data) != REPORT_DATA_SIZE:
+        raise StaleNonce(
+            f"the evidence's report data is not {REPORT_DATA_SIZE} bytes of nonce ‖ key digest",
+            code="nonce-mismatch",
+        )
+    if not hmac.compare_digest(report_data[:NONCE_SIZE], nonce):
+        raise StaleNonce("the evidence answers another nonce", code="nonce-mismatch")
+    if not hmac.compare_digest(report_data[NONCE_SIZE:], key.digest):
+        raise KeyBindingMismatch("the evidence binds another wrapping key than the request's")
+
+
+def b64url(data: bytes) -> str:
+    """Unpadded base64url (RFC 7515 §2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64url(text: object, what: str) -> bytes:
+    """Unpadded base64url only, canonical; ``MalformedInput`` otherwise."""
+    data = _b64url(text, what)
+    if b64url(data) != text:
+        raise MalformedInput(f"{what} is not canonical unpadded base64url")
+    return data

@@ -1,0 +1,111 @@
+"""A client of the key release API (httpx), for TEEs, the CLI, the demo and the benchmark.
+
+Refusals come back as the typed error the service raised: the problem's ``code`` member names
+the error class (or its title does, for errors that refine their code per instance), so a TEE
+can tell an expired EAR from a denied policy without parsing text.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Final
+
+import httpx
+
+from ironroot import errors
+from ironroot.cose import Problem, encode_cbor
+from ironroot.errors import IronrootError, MalformedInput, StorageError
+from ironroot.keyrelease._binding import b64url, unb64url
+from ironroot.keyrelease._format import RELEASED_KEY_CBOR, ReleasedKey
+
+__all__ = ["KeyReleaseClient"]
+
+_CBOR: Final = "application/cbor"
+_MAX_RESPONSE: Final = 256 * 1024
+
+
+def _error_classes() -> tuple[type[IronrootError], ...]:
+    found: list[type[IronrootError]] = []
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        if isinstance(cls, type) and issubclass(cls, IronrootError):
+            found.append(cls)
+    return tuple(found)
+
+
+_BY_CODE: Final = {cls.code: cls for cls in _error_classes()}
+_BY_TITLE: Final = {cls.title: cls for cls in _error_classes()}
+
+
+def _raise(response: httpx.Response) -> None:
+    ctype = response.headers.get("content-type", "")
+    try:
+        if "cbor" in ctype:
+            problem = Problem.from_cbor(response.content)
+        else:
+            problem = Problem.from_json(response.content)
+    except IronrootError:
+        raise StorageError(f"the key service answered {response.status_code}") from None
+    code = problem.extra.get("code")
+    code = code if isinstance(code, str) else None
+    cls = _BY_CODE.get(code or "") or _BY_TITLE.get(problem.title) or IronrootError
+    raise cls(problem.detail or problem.title, code=code)
+
+
+class KeyReleaseClient:
+    """Talks to one key service. ``transport`` lets tests pass an in-process transport."""
+
+    def __init__(
+        self, url: str, *, timeout: float = 30.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self._http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> KeyReleaseClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _post(self, path: str, content: bytes, headers: dict[str, str]) -> httpx.Response:
+        try:
+            response = self._http.post(path, content=content, headers=headers)
+        except httpx.HTTPError as exc:
+            raise StorageError(f"the key service is unreachable: {exc}") from exc
+        if len(response.content) > _MAX_RESPONSE:
+            raise MalformedInput("the key service's answer is too large")
+        if response.status_code >= 400:
+            _raise(response)
+        return response
+
+    def challenge(self) -> bytes:
+        """A fresh release nonce (32 bytes)."""
+        response = self._post("/keys/challenge", b"", {"Accept": "application/json"})
+        try:
+            value = json.loads(response.content)
+        except ValueError as exc:
+            raise MalformedInput("the challenge is not JSON") from exc
+        if not isinstance(value, dict):
+            raise MalformedInput("the challenge is not a JSON object")
+        return unb64url(value.get("nonce"), "nonce")
+
+    def release(
+        self, name: str, *, ear: bytes, wrapping_key: bytes, nonce: bytes, cbor: bool = True
+    ) -> ReleasedKey:
+        """Ask for key ``name`` (``wrapping_key``: SPKI DER); raise the service's refusal."""
+        if cbor:
+            body = encode_cbor({"ear": ear, "wrapping_key": wrapping_key, "nonce": nonce})
+            headers = {"Content-Type": _CBOR, "Accept": RELEASED_KEY_CBOR}
+        else:
+            ear_text = b64url(ear) if ear[:1] == b"\xd2" else ear.decode("ascii", "replace")
+            document = {
+                "ear": ear_text,
+                "wrapping_key": b64url(wrapping_key),
+                "nonce": b64url(nonce),
+            }
+            body = json.dumps(document).encode()
+            headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        response = self._post(f"/keys/{name}/release", body, headers)
+        return ReleasedKey.parse(response.content)

@@ -1,0 +1,242 @@
+"""The key service's data directory: ``<data>/keyrelease.toml`` and the running server.
+
+::
+
+    [keyrelease]
+    host = "127.0.0.1"
+    port = 8200
+    nonce_lifetime = 300                     # seconds a release challenge is valid
+
+    [[keyrelease.verifiers]]                 # whose EARs are trusted (at least one)
+    name = "https://verifier.example"        # what an Azure-grammar policy's "authority" names
+    key = "verifier.pub.pem"                 # the verifier's ES384 public key (PEM or JWK)
+
+    [keyrelease.hsm]                         # where the keys live
+    dir = "hsm"                              # the HSM directory (ironroot hsm init --dir)
+    sealing_secret_file = "hsm.sealing-secret"
+    identity = "keyrelease"                  # a crypto-user identity of that HSM
+    credential_file = "keyrelease.credential"
+
+    [keyrelease.keys.db-key]                 # one table per releasable key, by name
+    handle = "…"                             # its HSM handle (ironroot hsm key generate …
+                                             #   --exportable --release-policy-file P)
+    minimum_status = "affirming"             # or "warning"
+
+Relative paths are relative to the data directory. Each key's release policy is the one
+stored with it in the HSM; :meth:`KeyReleaseConfig.open` compiles them all at start and logs
+any that is malformed (that key is then refused with ``InvalidReleasePolicy`` on every
+request). This module does I/O; the decision core does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final
+
+import uvicorn
+
+from ironroot.attestation import NonceStore, TrustTier
+from ironroot.crypto import load_verifier
+from ironroot.errors import ConfigError, HsmErrorState, InvalidReleasePolicy, IronrootError
+from ironroot.hsm import DirectoryStorage, Hsm
+from ironroot.keyrelease._http import create_keyrelease_app
+from ironroot.keyrelease._policy import PolicyCache
+from ironroot.keyrelease._service import (
+    HsmVault,
+    KeyReleaseService,
+    ReleasableKey,
+    TrustedVerifier,
+)
+
+__all__ = ["CONFIG_FILE", "KeyReleaseConfig", "load_keyrelease_config", "serve_keyrelease"]
+
+CONFIG_FILE: Final = "keyrelease.toml"
+_MAX_FILE: Final = 1024 * 1024
+_MAX_SECRET: Final = 64 * 1024
+_log = logging.getLogger("ironroot.keyrelease")
+
+
+def _read(path: Path, limit: int = _MAX_FILE) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    if len(data) > limit:
+        raise ConfigError(f"{path} is larger than {limit} bytes")
+    return data
+
+
+def _text(table: Mapping[str, Any], key: str, where: str) -> str:
+    value = table.get(key)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}.{key} must be non-empty text")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class KeyReleaseConfig:
+    """A parsed ``keyrelease.toml`` (paths resolved against the data directory)."""
+
+    data_dir: Path
+    host: str
+    port: int
+    nonce_lifetime: int
+    verifiers: tuple[TrustedVerifier, ...]
+    hsm_dir: Path
+    sealing_secret_file: Path
+    identity: str
+    credential_file: Path
+    keys: tuple[ReleasableKey, ...]
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[KeyReleaseService]:
+        """Open the HSM, log in, and yield the service; close the HSM afterwards."""
+        storage = DirectoryStorage(self.hsm_dir)
+        try:
+            hsm = Hsm.open(storage, _read(self.sealing_secret_file, _MAX_SECRET))
+            try:
+                if hsm.state != "operational":
+                    raise HsmErrorState(f"the HSM is in its error state: {hsm.error}")
+                credential = _read(self.credential_file, _MAX_SECRET).rstrip(b"\r\n")
+                vault = HsmVault(hsm, hsm.login(self.identity, credential))
+                policies = PolicyCache()
+                for key in self.keys:
+                    text = vault.policy(key.handle)
+                    if text is None:
+                        _log.warning("key %s has no release policy: it is never released", key.name)
+                        continue
+                    try:
+                        policies.get(text)
+                    except InvalidReleasePolicy as exc:
+                        _log.warning("key %s: %s (every release is refused)", key.name, exc.detail)
+                yield KeyReleaseService(
+                    verifiers=self.verifiers,
+                    keys=self.keys,
+                    vault=vault,
+                    nonces=NonceStore(lifetime=self.nonce_lifetime),
+                    policies=policies,
+                )
+            finally:
+                hsm.close()
+        finally:
+            storage.close()
+
+
+def _verifiers(value: object, data_dir: Path) -> tuple[TrustedVerifier, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError("keyrelease.verifiers must list at least one trusted verifier")
+    out = []
+    for i, item in enumerate(value):
+        where = f"keyrelease.verifiers[{i}]"
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{where} must be a table with name and key")
+        name = _text(item, "name", where)
+        try:
+            key = load_verifier(data_dir / _text(item, "key", where))
+        except IronrootError as exc:
+            raise ConfigError(f"{where}.key: {exc.detail}") from exc
+        except OSError as exc:
+            raise ConfigError(f"{where}.key: {exc.strerror}") from exc
+        out.append(TrustedVerifier(name, key))
+    return tuple(out)
+
+
+def _keys(value: object) -> tuple[ReleasableKey, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise ConfigError("keyrelease.keys must be a table of key tables")
+    out = []
+    for name, table in value.items():
+        where = f"keyrelease.keys.{name}"
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where} must be a table")
+        unknown = set(table) - {"handle", "minimum_status"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown settings {', '.join(sorted(unknown))}")
+        status = table.get("minimum_status", "affirming")
+        try:
+            tier = TrustTier(status)
+        except ValueError:
+            raise ConfigError(f"{where}.minimum_status must be affirming or warning") from None
+        out.append(ReleasableKey(str(name), _text(table, "handle", where), tier))
+    return tuple(out)
+
+
+def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
+    """Read and check ``<data_dir>/keyrelease.toml`` (``ConfigError`` when it is wrong)."""
+    base = Path(data_dir)
+    try:
+        document = tomllib.loads(_read(base / CONFIG_FILE).decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{base / CONFIG_FILE} is not TOML: {exc}") from exc
+    table = document.get("keyrelease")
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{CONFIG_FILE} needs a [keyrelease] table")
+    hsm = table.get("hsm")
+    if not isinstance(hsm, Mapping):
+        raise ConfigError(f"{CONFIG_FILE} needs a [keyrelease.hsm] table")
+    host = table.get("host", "127.0.0.1")
+    port = table.get("port", 8200)
+    lifetime = table.get("nonce_lifetime", 300)
+    if not isinstance(host, str) or not host:
+        raise ConfigError("keyrelease.host must be text")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError("keyrelease.port must be a TCP port")
+    if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime < 1:
+        raise ConfigError("keyrelease.nonce_lifetime must be a positive number of seconds")
+    return KeyReleaseConfig(
+        data_dir=base,
+        host=host,
+        port=port,
+        nonce_lifetime=lifetime,
+        verifiers=_verifiers(table.get("verifiers"), base),
+        hsm_dir=base / _text(hsm, "dir", "keyrelease.hsm"),
+        sealing_secret_file=base / _text(hsm, "sealing_secret_file", "keyrelease.hsm"),
+        identity=_text(hsm, "identity", "keyrelease.hsm"),
+        credential_file=base / _text(hsm, "credential_file", "keyrelease.hsm"),
+        keys=_keys(table.get("keys")),
+    )
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped
+
+
+def serve_keyrelease(
+    data_dir: Path | str, host: str | None = None, port: int | None = None
+) -> None:
+    """Serve the key service of ``data_dir`` until SIGINT/SIGTERM; the HSM is closed after."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    config = load_keyrelease_config(data_dir)
+    with config.open() as service:
+        app = create_keyrelease_app(service)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=host or config.host,
+                port=port or config.port,
+                log_level="warning",
+                lifespan="off",
+            )
+        )
+        previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            server.run()
+        except _Stopped:
+            pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

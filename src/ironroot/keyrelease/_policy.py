@@ -1,0 +1,536 @@
+"""Key release policies: CEL, or the Azure Key Vault release-policy JSON grammar, over EAR claims.
+
+A release policy is text stored with the key (in the HSM, bound into the key's attestation).
+:func:`parse_release_policy` turns it into a compiled policy once; :meth:`evaluate` then
+decides one release against a :class:`ReleaseContext` and returns ``None`` or raises
+``ReleaseDenied``. Text whose first non-blank character is ``{`` is the Azure JSON grammar;
+anything else is a CEL expression. Empty, oversized or malformed text raises
+``InvalidReleasePolicy`` when it is parsed, so a key carrying it can never be released.
+
+**The claims** (:func:`release_claims`) are the EAR's JSON claims (``eat_profile``, ``iat``,
+``exp``, ``eat_nonce``, ``ear.verifier-id``, ``submods``; bytes as base64url) plus, for the
+submodule whose evidence binds the release:
+
+====================  ================================================================
+``ear.status``        the EAR's overall status (the worst of its submodules)
+``status``            the same, for CEL
+``submod``            the label of the binding submodule (the evidence format)
+``trust_vector``      its AR4SI vector, ``{category: code}``
+``evidence``          its evidence claims (``format``, ``measurements`` and
+                      ``report_data`` as hex, ``svns``, ``identity``, ``debug``, ``signer``)
+``verifier``          ``{"developer", "build"}`` of the verifier software
+``authority``         the configured name of the verifier key that signed the EAR
+====================  ================================================================
+
+**CEL** sees the variables ``claims`` (everything above), ``status``, ``submod``,
+``trust_vector``, ``evidence``, ``verifier``, ``authority``, ``iat`` and ``exp``. An expression
+naming any other variable is malformed (a typo must not silently reject everything at run
+time). It must evaluate to ``true``: ``false`` or an evaluation error (a missing claim) denies;
+a value that is not a boolean means a malformed policy.
+
+**The Azure grammar** (Azure Key Vault secure key release policy, version 1.0.0)::
+
+    policy    = {"version": "1.0.0", "anyOf": [authority, ...]}          (one or more)
+    authority = {"authority": text, ("allOf" | "anyOf"): [condition, ...]}
+    condition = {"claim": path, operator: value} | {"allOf": [...]} | {"anyOf": [...]}
+    operator  = equals | notEquals | less | lessOrEquals | greater | greaterOrEquals | exists
+
+``anyof``/``allof`` (the spelling of Microsoft's EBNF) are accepted as well; no other member is.
+A release passes when some authority block names the verifier that signed the EAR (its
+configured name, or its key id as unpadded base64url) and its condition holds. Claim paths are
+dotted; because EAR claim names contain dots themselves (``ear.status``), each step takes the
+longest run of segments that names a member (``submods.ironroot.ear.status`` →
+``submods`` / ``ironroot`` / ``ear.status``); a decimal segment indexes an array. Comparison is
+exact and typed: ``equals`` compares strings case-sensitively, numbers by value and booleans
+only with booleans; ordering operators take numbers only (a non-number claim fails them);
+``notEquals`` of an absent claim fails (closed); ``exists`` takes ``true`` or ``false``.
+
+The grammar is evaluated by hand: no library implements it (it is Azure's own), and it is
+small enough to check completely at load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import cel
+
+from ironroot.attestation import Appraisal, AttestationResult
+from ironroot.errors import InvalidReleasePolicy, ReleaseDenied
+
+__all__ = [
+    "CEL_VARIABLES",
+    "MAX_POLICY_BYTES",
+    "AzureReleasePolicy",
+    "CelReleasePolicy",
+    "PolicyCache",
+    "ReleaseContext",
+    "ReleasePolicy",
+    "parse_release_policy",
+    "release_claims",
+]
+
+MAX_POLICY_BYTES: Final = 64 * 1024
+_MAX_DEPTH: Final = 16
+_MAX_CONDITIONS: Final = 1024
+_AZURE_VERSION: Final = "1.0.0"
+_OPERATORS: Final = (
+    "equals",
+    "notEquals",
+    "less",
+    "lessOrEquals",
+    "greater",
+    "greaterOrEquals",
+    "exists",
+)
+_ORDERING: Final = frozenset(("less", "lessOrEquals", "greater", "greaterOrEquals"))
+_ANY: Final = ("anyOf", "anyof")
+_ALL: Final = ("allOf", "allof")
+CEL_VARIABLES: Final = frozenset(
+    (
+        "claims",
+        "status",
+        "submod",
+        "trust_vector",
+        "evidence",
+        "verifier",
+        "authority",
+        "iat",
+        "exp",
+    )
+)
+
+
+# --- the claims a policy sees ---------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """Deep copy into dicts, lists and scalars (CEL and JSON take nothing else)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseContext:
+    """What a release policy decides on: the claims view and the names of the authority (the
+    verifier key) that signed the EAR."""
+
+    claims: Mapping[str, Any]
+    authorities: frozenset[str]
+
+    @property
+    def authority(self) -> str:
+        """The configured name of the authority (for CEL's ``authority``)."""
+        return str(self.claims.get("authority", ""))
+
+
+def release_claims(
+    result: AttestationResult, submod: str, *, authority: str, kid: str = ""
+) -> ReleaseContext:
+    """The claims view of ``result`` for its submodule ``submod`` (see the module docs);
+    ``authority`` is the verifier key's configured name, ``kid`` its key id (base64url)."""
+    appraisal: Appraisal = result.submods[submod]
+    claims = _plain(result.to_json_claims())
+    status = result.status.value
+    claims.update(
+        {
+            "ear.status": status,
+            "status": status,
+            "submod": submod,
+            "trust_vector": _plain(appraisal.trust_vector),
+            "evidence": _plain(appraisal.evidence or {}),
+            "verifier": {
+                "developer": result.verifier_id.developer,
+                "build": result.verifier_id.build,
+            },
+            "authority": authority,
+        }
+    )
+    claims.setdefault("exp", 0)
+    names = frozenset(n for n in (authority, kid) if n)
+    return ReleaseContext(claims=claims, authorities=names)
+
+
+# --- CEL -----------------------------------------------------------------------------------
+
+
+def _check_text(text: object) -> str:
+    if not isinstance(text, str):
+        raise InvalidReleasePolicy("a release policy is text")
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_BYTES:
+        raise InvalidReleasePolicy(f"a release policy is at most {MAX_POLICY_BYTES} bytes")
+    if not text.strip():
+        raise InvalidReleasePolicy("the release policy is empty: it would reject every release")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class CelReleasePolicy:
+    """A compiled CEL release policy."""
+
+    text: str
+    _program: Any = field(repr=False, compare=False)
+
+    @classmethod
+    def parse(cls, text: str) -> CelReleasePolicy:
+        text = _check_text(text)
+        try:
+            program = cel.compile(text)
+            variables = set(program.variables())
+        except (ValueError, RuntimeError) as exc:
+            raise InvalidReleasePolicy(f"the release policy is not valid CEL: {exc}") from exc
+        unknown = variables - CEL_VARIABLES
+        if unknown:
+            raise InvalidReleasePolicy(
+                f"the release policy names unknown variables: {', '.join(sorted(unknown))} "
+                f"(known: {', '.join(sorted(CEL_VARIABLES))})"
+            )
+        return cls(text, program)
+
+    @property
+    def kind(self) -> str:
+        return "cel"
+
+    def evaluate(self, context: ReleaseContext) -> None:
+        claims = context.claims
+        variables = {
+            "claims": dict(claims),
+            "status": claims.get("status", ""),
+            "submod": claims.get("submod", ""),
+            "trust_vector": claims.get("trust_vector", {}),
+            "evidence": claims.get("evidence", {}),
+            "verifier": claims.get("verifier", {}),
+            "authority": context.authority,
+            "iat": claims.get("iat", 0),
+            "exp": claims.get("exp", 0),
+        }
+        try:
+            outcome = self._program.execute(variables)
+        except Exception as exc:  # the CEL runtime raises several kinds; fail closed
+            raise ReleaseDenied(
+                f"the release policy could not be evaluated over these claims: {exc}",
+                code="policy-claims",
+            ) from exc
+        if not isinstance(outcome, bool):
+            raise InvalidReleasePolicy(
+                f"the release policy evaluated to {type(outcome).__name__}, not a boolean"
+            )
+        if not outcome:
+            raise ReleaseDenied(
+                "the attestation result does not satisfy the key's release policy",
+                code="policy-claims",
+            )
+
+
+# --- the Azure Key Vault grammar ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    path: str
+    operator: str
+    value: str | int | float | bool
+
+    def describe(self) -> str:
+        return f"{self.path} {self.operator} {json.dumps(self.value)}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    all: bool
+    conditions: tuple[_Claim | _Group, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Authority:
+    authority: str
+    condition: _Group
+
+
+_MISSING: Final = object()
+
+
+def _resolve(claims: Any, path: str) -> Any:
+    """The claim at a dotted ``path``: each step takes the longest run of segments naming a
+    member (claim names such as ``ear.status`` contain dots)."""
+    parts = path.split(".")
+    node = claims
+    i = 0
+    while i < len(parts):
+        if isinstance(node, Mapping):
+            for j in range(len(parts), i, -1):
+                key = ".".join(parts[i:j])
+                if key in node:
+                    node = node[key]
+                    i = j
+                    break
+            else:
+                return _MISSING
+        elif isinstance(node, list) and parts[i].isdigit() and len(parts[i]) <= 6:
+            index = int(parts[i])
+            if index >= len(node):
+                return _MISSING
+            node = node[index]
+            i += 1
+        else:
+            return _MISSING
+    return node
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _equal(actual: Any, expected: str | int | float | bool) -> bool:
+    if isinstance(expected, bool):
+        return isinstance(actual, bool) and actual is expected
+    if isinstance(expected, str):
+        return isinstance(actual, str) and actual == expected
+    return _is_number(actual) and actual == expected
+
+
+def _holds(claim: _Claim, claims: Mapping[str, Any]) -> bool:
+    actual = _resolve(claims, claim.path)
+    op, expected = claim.operator, claim.value
+    if op == "exists":
+        return (actual is not _MISSING) is expected
+    if actual is _MISSING:
+        return False
+    if op == "equals":
+        return _equal(actual, expected)
+    if op == "notEquals":
+        return not _equal(actual, expected)
+    if not _is_number(actual):
+        return False
+    assert _is_number(expected)  # checked at parse
+    if op == "less":
+        return bool(actual < expected)
+    if op == "lessOrEquals":
+        return bool(actual <= expected)
+    if op == "greater":
+        return bool(actual > expected)
+    return bool(actual >= expected)
+
+
+def _first_failure(node: _Claim | _Group, claims: Mapping[str, Any]) -> str | None:
+    """``None`` when ``node`` holds, else a description of (the first) condition that fails."""
+    if isinstance(node, _Claim):
+        return None if _holds(node, claims) else node.describe()
+    failures = []
+    for child in node.conditions:
+        failure = _first_failure(child, claims)
+        if node.all and failure is not None:
+            return failure
+        if not node.all and failure is None:
+            return None
+        failures.append(failure)
+    if node.all:
+        return None
+    return "none of: " + "; ".join(f for f in failures if f)
+
+
+class _Parser:
+    """Checks the whole grammar at load; counts conditions so a policy stays small."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def _members(self, node: object, where: str) -> Mapping[str, Any]:
+        if not isinstance(node, dict):
+            raise InvalidReleasePolicy(f"{where} must be a JSON object")
+        self.count += 1
+        if self.count > _MAX_CONDITIONS:
+            raise InvalidReleasePolicy(f"a release policy has at most {_MAX_CONDITIONS} conditions")
+        return node
+
+    def _group_key(self, node: Mapping[str, Any], where: str) -> tuple[str, bool] | None:
+        keys = [k for k in node if k in _ANY or k in _ALL]
+        if not keys:
+            return None
+        if len(keys) > 1:
+            raise InvalidReleasePolicy(f"{where} has more than one of anyOf / allOf")
+        return keys[0], keys[0] in _ALL
+
+    def group(self, items: object, all_: bool, where: str, depth: int) -> _Group:
+        if depth > _MAX_DEPTH:
+            raise InvalidReleasePolicy(f"a release policy nests at most {_MAX_DEPTH} levels")
+        if not isinstance(items, list) or not items:
+            raise InvalidReleasePolicy(f"{where} must be a non-empty array of conditions")
+        return _Group(
+            all_,
+            tuple(self.condition(c, f"{where}[{i}]", depth + 1) for i, c in enumerate(items)),
+        )
+
+    def condition(self, node: object, where: str, depth: int) -> _Claim | _Group:
+        members = self._members(node, where)
+        group = self._group_key(members, where)
+        if group is not None:
+            if len(members) != 1:
+                raise InvalidReleasePolicy(f"{where}: an anyOf/allOf condition has no other member")
+            key, all_ = group
+            return self.group(members[key], all_, f"{where}.{key}", depth)
+        if "claim" not in members:
+            raise InvalidReleasePolicy(f"{where} is neither a claim condition nor anyOf / allOf")
+        path = members["claim"]
+        if not isinstance(path, str) or not path or len(path) > 1024:
+            raise InvalidReleasePolicy(f"{where}.claim must be a claim name")
+        if any(not part for part in path.split(".")):
+            raise InvalidReleasePolicy(f"{where}.claim {path!r} has an empty path segment")
+        operators = [k for k in members if k != "claim"]
+        if len(operators) != 1 or operators[0] not in _OPERATORS:
+            raise InvalidReleasePolicy(
+                f"{where} needs exactly one operator ({', '.join(_OPERATORS)}), "
+                f"has {', '.join(operators) or 'none'}"
+            )
+        op = operators[0]
+        value = members[op]
+        if op == "exists":
+            if not isinstance(value, bool):
+                raise InvalidReleasePolicy(f"{where}: exists takes true or false")
+        elif op in _ORDERING:
+            if not _is_number(value) or not math.isfinite(value):
+                raise InvalidReleasePolicy(f"{where}: {op} compares with a number")
+        elif not isinstance(value, str | bool) and not (_is_number(value) and math.isfinite(value)):
+            raise InvalidReleasePolicy(f"{where}: {op} takes a string, number, true or false")
+        return _Claim(path, op, value)
+
+    def authority(self, node: object, where: str) -> _Authority:
+        members = self._members(node, where)
+        name = members.get("authority")
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidReleasePolicy(f"{where}.authority must name the attestation authority")
+        group = self._group_key(members, where)
+        if group is None or len(members) != 2:
+            raise InvalidReleasePolicy(f"{where} needs authority and exactly one anyOf / allOf")
+        key, all_ = group
+        return _Authority(name, self.group(members[key], all_, f"{where}.{key}", 1))
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise InvalidReleasePolicy(f"JSON member {key!r} appears twice")
+        out[key] = value
+    return out
+
+
+def _reject_constant(name: str) -> None:
+    raise InvalidReleasePolicy(f"{name} is not JSON")
+
+
+@dataclass(frozen=True, slots=True)
+class AzureReleasePolicy:
+    """A parsed Azure Key Vault release policy (version 1.0.0)."""
+
+    text: str
+    authorities: tuple[_Authority, ...] = field(repr=False)
+
+    @classmethod
+    def parse(cls, text: str) -> AzureReleasePolicy:
+        text = _check_text(text)
+        try:
+            document = json.loads(
+                text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant
+            )
+        except (ValueError, RecursionError) as exc:
+            raise InvalidReleasePolicy(f"the release policy is not JSON: {exc}") from exc
+        if not isinstance(document, dict):
+            raise InvalidReleasePolicy("an Azure release policy is a JSON object")
+        if set(document) != {"version", "anyOf"}:
+            raise InvalidReleasePolicy("an Azure release policy has exactly version and anyOf")
+        if document["version"] != _AZURE_VERSION:
+            raise InvalidReleasePolicy(
+                f"release policy version {document['version']!r} is not {_AZURE_VERSION!r}"
+            )
+        blocks = document["anyOf"]
+        if not isinstance(blocks, list) or not blocks:
+            raise InvalidReleasePolicy("anyOf must list at least one authority")
+        parser = _Parser()
+        authorities = tuple(parser.authority(b, f"anyOf[{i}]") for i, b in enumerate(blocks))
+        return cls(text, authorities)
+
+    @property
+    def kind(self) -> str:
+        return "azure"
+
+    def evaluate(self, context: ReleaseContext) -> None:
+        reasons = []
+        for block in self.authorities:
+            if block.authority not in context.authorities:
+                reasons.append(f"{block.authority}: not the authority that signed the EAR")
+                continue
+            failure = _first_failure(block.condition, context.claims)
+            if failure is None:
+                return
+            reasons.append(f"{block.authority}: {failure}")
+        raise ReleaseDenied(
+            "the attestation result does not satisfy the key's release policy ("
+            + " | ".join(reasons)
+            + ")",
+            code="policy-claims",
+        )
+
+
+ReleasePolicy = CelReleasePolicy | AzureReleasePolicy
+
+
+def parse_release_policy(text: str) -> ReleasePolicy:
+    """Compile a release policy (Azure JSON when it starts with ``{``, else CEL).
+
+    Raises ``InvalidReleasePolicy`` for empty, oversized or malformed text.
+    """
+    text = _check_text(text)
+    if text.lstrip().startswith("{"):
+        return AzureReleasePolicy.parse(text)
+    return CelReleasePolicy.parse(text)
+
+
+class PolicyCache:
+    """Compiled policies by the SHA-256 of their text (each text is compiled once; a malformed
+    one is remembered as such). Bounded; safe to share between threads."""
+
+    __slots__ = ("_entries", "_lock", "_max")
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self._entries: OrderedDict[bytes, ReleasePolicy | InvalidReleasePolicy] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_entries
+
+    def get(self, text: str) -> ReleasePolicy:
+        """The compiled policy for ``text``, or raise ``InvalidReleasePolicy``."""
+        if not isinstance(text, str):
+            raise InvalidReleasePolicy("a release policy is text")
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        with self._lock:
+            entry = self._entries.get(digest)
+        if entry is None:
+            try:
+                entry = parse_release_policy(text)
+            except InvalidReleasePolicy as exc:
+                entry = exc
+            with self._lock:
+                self._entries[digest] = entry
+                while len(self._entries) > self._max:
+                    self._entries.popitem(last=False)
+        if isinstance(entry, InvalidReleasePolicy):
+            raise InvalidReleasePolicy(entry.detail)
+        return entry
+
+    def compile_all(self, texts: Sequence[str]) -> None:
+        """Compile ahead of time (errors are remembered and raised at release)."""
+        for text in texts:
+            try:
+                self.get(text)
+            except InvalidReleasePolicy:
+                continue

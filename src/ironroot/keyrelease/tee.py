@@ -1,0 +1,150 @@
+"""The TEE side of secure key release: a wrapping key pair, the report data, the unwrap.
+
+Inside the confidential VM::
+
+    tee = TeeKeyPair.generate()                  # ML-KEM-768 (or "ML-KEM-1024", "RSA-3072")
+    nonce = client.challenge()                   # POST /keys/challenge
+    evidence = quote(report_data=tee.report_data(nonce))   # the hardware signs the binding
+    ear = verifier.attest(evidence)              # an EAR carrying that report data
+    released = client.release("db-key", ear=ear, wrapping_key=tee.public_spki, nonce=nonce)
+    key = tee.unwrap(released, nonce=nonce)      # UnwrappedKey: type and material
+
+The private key never leaves this object except through :meth:`to_pem` (PKCS#8, for a TEE that
+keeps it sealed). Unwrapping uses the HSM's own wrap functions, so both ends share one
+implementation of each format.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from typing import Final
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import mlkem, rsa
+
+from ironroot.errors import (
+    KeyBindingMismatch,
+    LimitExceeded,
+    MalformedInput,
+    StaleNonce,
+    UnsupportedAlgorithm,
+)
+from ironroot.hsm import KeyType, unwrap_key_kem, unwrap_key_rsa_aes
+from ironroot.keyrelease._binding import WrappingKey, bind_report_data
+from ironroot.keyrelease._format import ReleasedKey, wrap_algorithm
+
+__all__ = ["TeeKeyPair", "UnwrappedKey"]
+
+_MAX_PEM: Final = 64 * 1024
+_KINDS: Final = ("ML-KEM-768", "ML-KEM-1024", "RSA-3072")
+
+PrivateWrappingKey = mlkem.MLKEM768PrivateKey | mlkem.MLKEM1024PrivateKey | rsa.RSAPrivateKey
+
+
+@dataclass(frozen=True, slots=True)
+class UnwrappedKey:
+    """A released key, unwrapped: its name, type and material (raw secret value, or PKCS#8 DER
+    of a private key). The material is never in ``repr``."""
+
+    kid: str
+    key_type: KeyType
+    material: bytes = field(repr=False)
+
+
+class TeeKeyPair:
+    """The TEE's wrapping key pair (ML-KEM-768 by default)."""
+
+    __slots__ = ("_private", "public")
+
+    def __init__(self, private: PrivateWrappingKey) -> None:
+        if not isinstance(
+            private, mlkem.MLKEM768PrivateKey | mlkem.MLKEM1024PrivateKey | rsa.RSAPrivateKey
+        ):
+            raise UnsupportedAlgorithm("a TEE wrapping key is ML-KEM-768, ML-KEM-1024 or RSA")
+        self._private = private
+        spki = private.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self.public: WrappingKey = WrappingKey.parse(spki)
+
+    def __repr__(self) -> str:
+        return f"TeeKeyPair(kind={self.public.kind!r})"
+
+    @classmethod
+    def generate(cls, kind: str = "ML-KEM-768") -> TeeKeyPair:
+        """A fresh key pair of ``kind``: ML-KEM-768, ML-KEM-1024 or RSA-3072."""
+        if kind == "ML-KEM-768":
+            return cls(mlkem.MLKEM768PrivateKey.generate())
+        if kind == "ML-KEM-1024":
+            return cls(mlkem.MLKEM1024PrivateKey.generate())
+        if kind == "RSA-3072":
+            return cls(rsa.generate_private_key(65537, 3072))
+        raise UnsupportedAlgorithm(f"a TEE wrapping key is one of {', '.join(_KINDS)}")
+
+    @classmethod
+    def from_pem(cls, data: bytes) -> TeeKeyPair:
+        """From an unencrypted PKCS#8 PEM private key."""
+        if not isinstance(data, bytes) or len(data) > _MAX_PEM:
+            raise LimitExceeded(f"a TEE key file is at most {_MAX_PEM} bytes")
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError) as exc:
+            raise MalformedInput("not an unencrypted PKCS#8 PEM private key") from exc
+        if not isinstance(
+            key, mlkem.MLKEM768PrivateKey | mlkem.MLKEM1024PrivateKey | rsa.RSAPrivateKey
+        ):
+            raise UnsupportedAlgorithm("a TEE wrapping key is ML-KEM-768, ML-KEM-1024 or RSA")
+        return cls(key)
+
+    def to_pem(self) -> bytes:
+        """The private key as unencrypted PKCS#8 PEM (keep it inside the TEE)."""
+        return self._private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    @property
+    def kind(self) -> str:
+        return self.public.kind
+
+    @property
+    def public_spki(self) -> bytes:
+        """The canonical public key (DER SubjectPublicKeyInfo) to send with a release."""
+        return self.public.spki
+
+    def report_data(self, nonce: bytes) -> bytes:
+        """The 64 bytes the TEE's evidence must sign: ``nonce ‖ SHA-256(public SPKI)``."""
+        return bind_report_data(nonce, self.public)
+
+    def unwrap(
+        self, response: ReleasedKey | bytes | str, *, nonce: bytes | None = None
+    ) -> UnwrappedKey:
+        """Unwrap a release response (parsed or CBOR/JSON bytes).
+
+        ``KeyBindingMismatch`` when it is wrapped to another key, ``StaleNonce`` when ``nonce``
+        is given and the response answers another one, ``MalformedInput`` for a response that
+        does not parse or disagrees with itself, ``VerificationFailed`` when it does not unwrap.
+        """
+        released = response if isinstance(response, ReleasedKey) else ReleasedKey.parse(response)
+        if not hmac.compare_digest(released.recipient, self.public.digest):
+            raise KeyBindingMismatch("the released key is wrapped to another wrapping key")
+        if nonce is not None and not hmac.compare_digest(released.nonce, nonce):
+            raise StaleNonce("the release answers another nonce", code="nonce-mismatch")
+        if released.alg != wrap_algorithm(self.kind):
+            raise MalformedInput(f"{released.alg} is not the wrap algorithm of a {self.kind} key")
+        private = self._private
+        if isinstance(private, rsa.RSAPrivateKey):
+            material = unwrap_key_rsa_aes(private, released.wrapped)
+        else:
+            key_type, material = unwrap_key_kem(private, released.wrapped)
+            if key_type is not released.key_type:
+                raise MalformedInput(
+                    f"the wrapped key is {key_type.value}, the response says "
+                    f"{released.key_type.value}"
+                )
+        try:
+            return UnwrappedKey(released.kid, released.key_type, bytes(material))
+        finally:
+            material[:] = bytes(len(material))
