@@ -13,7 +13,8 @@ from ironroot.attestation.evidence import EVIDENCE_FORMATS, EvidenceClaims
 
 
 def test_attestation_all() -> None:
-    assert set(attestation.__all__) == {
+    # The evidence names; the appraisal layer pins the rest in tests/attestation_appraise.
+    assert set(attestation.__all__) >= {
         "EVIDENCE_FORMATS",
         "EvidenceClaims",
         "VerifyOptions",

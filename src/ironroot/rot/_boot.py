@@ -113,6 +113,8 @@ def replay(events: Iterable[PcrEvent], count: int = PCR_COUNT) -> tuple[bytes, .
     """The PCR values a log produces from zeroed PCRs."""
     pcrs = [_ZERO] * count
     for event in events:
+        if not 0 <= event.pcr < count:
+            raise MalformedInput(f"PCR log names PCR {event.pcr}; there are {count}")
         pcrs[event.pcr] = extend(pcrs[event.pcr], event.data)
     return tuple(pcrs)
 
