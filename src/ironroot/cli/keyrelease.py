@@ -1,0 +1,204 @@
+"""``ironroot keyrelease``: the key service, its policies, and the TEE's side of a release.
+
+::
+
+    ironroot keyrelease serve --data DIR                  # <DIR>/keyrelease.toml
+    ironroot keyrelease policy check POLICY               # CEL or Azure JSON; exit 1 if invalid
+    ironroot keyrelease tee-key --out tee.key [--type ML-KEM-768|ML-KEM-1024|RSA-3072]
+    ironroot keyrelease challenge --url URL               # a release nonce (base64url)
+    ironroot keyrelease report-data --tee-key tee.key --nonce N     # hex, for the quote
+    ironroot keyrelease request --url URL --key NAME --ear ear.jwt --tee-key tee.key \\
+                                --nonce N --out released.cbor
+    ironroot keyrelease unwrap released.cbor --tee-key tee.key --out key.bin [--nonce N]
+    ironroot keyrelease demo [--workdir DIR]              # the whole flow, in process
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Final
+
+from ironroot.errors import ConfigError, LimitExceeded, MalformedInput
+from ironroot.keyrelease import (
+    KeyReleaseClient,
+    ReleasedKey,
+    TeeKeyPair,
+    demo_release,
+    parse_release_policy,
+    serve_keyrelease,
+)
+
+_MAX_FILE: Final = 1024 * 1024
+
+
+def _read(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        data = handle.read(_MAX_FILE + 1)
+    if len(data) > _MAX_FILE:
+        raise LimitExceeded(f"{path} is larger than {_MAX_FILE} bytes")
+    return data
+
+
+def _write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _nonce(text: str) -> bytes:
+    """A 32-byte nonce given as 64 hex digits or as unpadded base64url."""
+    value = text.strip()
+    if len(value) == 64:
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            pass
+    try:
+        data = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedInput("a nonce is 64 hex digits or base64url") from exc
+    if len(data) != 32:
+        raise MalformedInput("a release nonce is 32 bytes")
+    return data
+
+
+def _tee(path: Path) -> TeeKeyPair:
+    return TeeKeyPair.from_pem(_read(path))
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "keyrelease",
+        help="secure key release to attested TEEs",
+        description="Serve the key release service, check release policies, and do the TEE's "
+        "side of a release.",
+    )
+    verbs = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
+
+    serve = verbs.add_parser("serve", help="serve DIR/keyrelease.toml over HTTP")
+    serve.add_argument("--data", required=True, type=Path, help="data directory")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", default=None, type=int)
+    serve.set_defaults(func=_serve)
+
+    policy = verbs.add_parser("policy", help="release policies")
+    policy_verbs = policy.add_subparsers(dest="policy_verb", metavar="<verb>", required=True)
+    check = policy_verbs.add_parser("check", help="compile a policy (CEL or Azure JSON)")
+    check.add_argument("policy", type=Path)
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(func=_policy_check)
+
+    tee_key = verbs.add_parser("tee-key", help="generate a TEE wrapping key pair")
+    tee_key.add_argument("--type", default="ML-KEM-768", help="ML-KEM-768, ML-KEM-1024, RSA-3072")
+    tee_key.add_argument("--out", required=True, type=Path, help="private key (PKCS#8 PEM)")
+    tee_key.set_defaults(func=_tee_key)
+
+    challenge = verbs.add_parser("challenge", help="ask the key service for a release nonce")
+    challenge.add_argument("--url", required=True)
+    challenge.add_argument("--json", action="store_true")
+    challenge.set_defaults(func=_challenge)
+
+    report = verbs.add_parser("report-data", help="the 64 bytes the TEE's evidence must sign")
+    report.add_argument("--tee-key", required=True, type=Path)
+    report.add_argument("--nonce", required=True)
+    report.set_defaults(func=_report_data)
+
+    request = verbs.add_parser("request", help="request a key release")
+    request.add_argument("--url", required=True)
+    request.add_argument("--key", required=True, help="the key's name")
+    request.add_argument("--ear", required=True, type=Path, help="the EAR (JWT or CWT file)")
+    request.add_argument("--tee-key", required=True, type=Path)
+    request.add_argument("--nonce", required=True, help="the nonce the evidence binds")
+    request.add_argument("--out", required=True, type=Path, help="the released key (CBOR)")
+    request.set_defaults(func=_request)
+
+    unwrap = verbs.add_parser("unwrap", help="unwrap a released key with the TEE's key")
+    unwrap.add_argument("released", type=Path)
+    unwrap.add_argument("--tee-key", required=True, type=Path)
+    unwrap.add_argument("--nonce", default=None, help="check the release answers this nonce")
+    unwrap.add_argument("--out", required=True, type=Path, help="the key material")
+    unwrap.set_defaults(func=_unwrap)
+
+    demo = verbs.add_parser("demo", help="release a key to one VM and refuse another")
+    demo.add_argument("--workdir", type=Path, default=None)
+    demo.set_defaults(func=_demo)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    serve_keyrelease(args.data, args.host, args.port)
+    return 0
+
+
+def _policy_check(args: argparse.Namespace) -> int:
+    text = _read(args.policy).decode("utf-8", "replace")
+    policy = parse_release_policy(text)
+    if args.json:
+        print(json.dumps({"valid": True, "kind": policy.kind}))
+    else:
+        print(f"valid {policy.kind} release policy")
+    return 0
+
+
+def _tee_key(args: argparse.Namespace) -> int:
+    tee = TeeKeyPair.generate(args.type)
+    _write(args.out, tee.to_pem())
+    public = args.out.with_name(args.out.name + ".pub.pem")
+    _write(public, tee.public.to_pem().encode(), 0o644)
+    print(f"{tee.kind} wrapping key: {args.out} (public: {public})")
+    return 0
+
+
+def _challenge(args: argparse.Namespace) -> int:
+    with KeyReleaseClient(args.url) as client:
+        nonce = client.challenge()
+    if args.json:
+        print(json.dumps({"nonce": nonce.hex()}))
+    else:
+        print(nonce.hex())
+    return 0
+
+
+def _report_data(args: argparse.Namespace) -> int:
+    print(_tee(args.tee_key).report_data(_nonce(args.nonce)).hex())
+    return 0
+
+
+def _request(args: argparse.Namespace) -> int:
+    tee = _tee(args.tee_key)
+    ear = _read(args.ear).strip()
+    if not ear:
+        raise ConfigError(f"{args.ear} is empty")
+    with KeyReleaseClient(args.url) as client:
+        released = client.release(
+            args.key, ear=ear, wrapping_key=tee.public_spki, nonce=_nonce(args.nonce)
+        )
+    _write(args.out, released.to_cbor(), 0o644)
+    print(f"released {released.kid} ({released.key_type.value}, {released.alg}) to {args.out}")
+    return 0
+
+
+def _unwrap(args: argparse.Namespace) -> int:
+    tee = _tee(args.tee_key)
+    released = ReleasedKey.parse(_read(args.released))
+    nonce = _nonce(args.nonce) if args.nonce else None
+    key = tee.unwrap(released, nonce=nonce)
+    _write(args.out, key.material)
+    print(f"unwrapped {key.kid} ({key.key_type.value}) to {args.out}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    if args.workdir is not None:
+        released, refused = demo_release(args.workdir, say=print)
+    else:
+        with tempfile.TemporaryDirectory(prefix="ironroot-keyrelease-") as work:
+            released, refused = demo_release(work, say=print)
+    ok = released and refused
+    print("demo: key released to VM A, refused to VM B" if ok else "demo: FAILED")
+    return 0 if ok else 1
