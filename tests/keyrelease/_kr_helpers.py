@@ -1,0 +1,269 @@
+"""The key release tests' world: a verifier key, EARs made to order, keys with policies in a
+memory vault, and the service over real HTTP.
+
+EARs for the refusal tests are built directly from :class:`AttestationResult` (the verifier's
+own output type) and signed with the verifier key, so each test can set exactly one thing
+wrong; the end-to-end tests get their EARs from the real verifier appraising real RoT quotes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ironroot.attestation import (
+    Appraisal,
+    AttestationResult,
+    TrustTier,
+    VerifierId,
+    sign_ear_cwt,
+    sign_ear_jwt,
+)
+from ironroot.cose import Problem, encode_cbor
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import IronrootError
+from ironroot.hsm import KeyType
+from ironroot.keyrelease import (
+    KeyReleaseService,
+    MemoryVault,
+    ReleasableKey,
+    ReleasedKey,
+    ReleaseRequest,
+    TrustedVerifier,
+    WrappingKey,
+)
+from ironroot.keyrelease.tee import TeeKeyPair
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+VERIFIER = "https://verifier.example"
+APPROVED = hashlib.sha384(b"approved confidential VM").digest()
+SECRET = bytes(range(32))
+VECTORS = {
+    TrustTier.AFFIRMING: {"instance-identity": 2, "configuration": 2, "executables": 2},
+    TrustTier.WARNING: {"instance-identity": 2, "configuration": 32},
+    TrustTier.CONTRAINDICATED: {"instance-identity": 2, "configuration": 96},
+    TrustTier.NONE: {"instance-identity": 0},
+}
+
+CEL_POLICY = 'status == "affirming" && evidence.svns.firmware >= 3 && !evidence.debug'
+AZURE_CONDITIONS: list[dict[str, Any]] = [
+    {"claim": "ear.status", "equals": "affirming"},
+    {"claim": "evidence.measurements.pcr2", "equals": APPROVED.hex()},
+    {"claim": "evidence.identity.lifecycle", "notEquals": "manufacturing"},
+    {"claim": "evidence.svns.firmware", "greaterOrEquals": 3},
+    {"claim": "evidence.svns.firmware", "lessOrEquals": 10},
+    {"claim": "evidence.svns.tcb", "greater": 1},
+    {"claim": "evidence.svns.tcb", "less": 9},
+    {"claim": "evidence.identity.ueid", "exists": True},
+    {"claim": "evidence.identity.debug_token", "exists": False},
+]
+
+
+def azure_policy(conditions: list[dict[str, Any]], authority: str = VERIFIER) -> str:
+    return json.dumps(
+        {"version": "1.0.0", "anyOf": [{"authority": authority, "allOf": conditions}]}
+    )
+
+
+def evidence(report_data: bytes, /, **changes: Any) -> dict[str, Any]:
+    """JSON-ready evidence claims of an approved VM (as the verifier annotates them)."""
+    claims: dict[str, Any] = {
+        "format": "ironroot",
+        "measurements": {"pcr2": APPROVED.hex(), "fmc": "00" * 48},
+        "report_data": report_data.hex(),
+        "debug": False,
+        "svns": {"firmware": 5, "tcb": 2},
+        "identity": {"ueid": "01" * 17, "lifecycle": "production"},
+        "signer": "CN=RT Alias",
+    }
+    for path, value in changes.items():
+        node = claims
+        *parents, last = path.split("__")
+        for name in parents:
+            node = node[name]
+        if value is _DELETE:
+            del node[last]
+        else:
+            node[last] = value
+    return claims
+
+
+_DELETE = object()
+DELETE: Any = _DELETE
+
+
+def make_ear(
+    signer: PrivateKey,
+    report_data: bytes,
+    *,
+    status: TrustTier = TrustTier.AFFIRMING,
+    iat: dt.datetime = NOW - dt.timedelta(minutes=1),
+    lifetime: int | None = 600,
+    eat_nonce: bytes | str | None = "report-data",
+    evidence_claims: Mapping[str, Any] | None = None,
+    cwt: bool = False,
+) -> bytes:
+    """An EAR as the verifier signs it, for evidence with ``report_data``."""
+    claims = dict(evidence_claims) if evidence_claims is not None else evidence(report_data)
+    appraisal = Appraisal(status, VECTORS[status], policy_id="test", evidence=claims)
+    t = int(iat.timestamp())
+    result = AttestationResult(
+        iat=t,
+        exp=None if lifetime is None else t + lifetime,
+        verifier_id=VerifierId("Ironroot", "test"),
+        submods={"ironroot": appraisal},
+        nonce=report_data if eat_nonce == "report-data" else eat_nonce,  # type: ignore[arg-type]
+    )
+    return sign_ear_cwt(result, signer) if cwt else sign_ear_jwt(result, signer)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@dataclass
+class Harness:
+    """A memory-vault key service with a fixed clock, served over HTTP at ``url``."""
+
+    verifier_key: PrivateKey
+    other_key: PrivateKey
+    tee: TeeKeyPair
+    service: KeyReleaseService
+    clock: Clock
+    url: str = ""
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
+
+    def nonce(self) -> bytes:
+        return self.service.challenge()[0]
+
+    def ear(self, nonce: bytes, *, tee: TeeKeyPair | None = None, **kwargs: Any) -> bytes:
+        report_data = (tee or self.tee).report_data(nonce)
+        signer = kwargs.pop("signer", self.verifier_key)
+        return make_ear(signer, report_data, **kwargs)
+
+    def request(self, ear: bytes, nonce: bytes, *, tee: TeeKeyPair | None = None) -> ReleaseRequest:
+        return ReleaseRequest(ear=ear, wrapping_key=(tee or self.tee).public, nonce=nonce)
+
+    def post(
+        self,
+        name: str,
+        ear: bytes,
+        nonce: bytes,
+        *,
+        wrapping_key: bytes | None = None,
+        as_json: bool = False,
+    ) -> httpx.Response:
+        spki = self.tee.public_spki if wrapping_key is None else wrapping_key
+        if as_json:
+            import base64
+
+            def b64(data: bytes) -> str:
+                return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+            body = json.dumps(
+                {
+                    "ear": ear.decode() if ear[:1] != b"\xd2" else b64(ear),
+                    "wrapping_key": b64(spki),
+                    "nonce": b64(nonce),
+                }
+            ).encode()
+            headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        else:
+            body = encode_cbor({"ear": ear, "wrapping_key": spki, "nonce": nonce})
+            headers = {"Content-Type": "application/cbor"}
+        return self.http.post(f"{self.url}/keys/{name}/release", content=body, headers=headers)
+
+
+def problem_of(response: httpx.Response) -> Problem:
+    if "cbor" in response.headers.get("content-type", ""):
+        return Problem.from_cbor(response.content)
+    return Problem.from_json(response.content)
+
+
+def assert_problem(
+    response: httpx.Response, cls: type[IronrootError], code: str | None = None
+) -> None:
+    """The response is the refusal ``cls`` would make: its status, title and code."""
+    assert response.status_code == cls.http_status, response.content
+    problem = problem_of(response)
+    assert problem.title == cls.title
+    assert problem.extra.get("code") == (code or cls.code)
+
+
+def build_harness(clock: Clock | None = None) -> Harness:
+    verifier_key = PrivateKey.generate(Algorithm.ES384)
+    other_key = PrivateKey.generate(Algorithm.ES384)
+    vault = MemoryVault()
+    vault.add("h-cel", KeyType.AES_256, SECRET, CEL_POLICY)
+    vault.add("h-azure", KeyType.AES_256, SECRET, azure_policy(AZURE_CONDITIONS))
+    vault.add(
+        "h-elsewhere",
+        KeyType.AES_256,
+        SECRET,
+        azure_policy(AZURE_CONDITIONS, authority="https://elsewhere.example"),
+    )
+    vault.add("h-warning", KeyType.HMAC_SHA384, bytes(range(48)), 'status != "none"')
+    vault.add("h-none", KeyType.AES_256, SECRET, None)
+    vault.add("h-empty", KeyType.AES_256, SECRET, "  \n ")
+    vault.add("h-bad-json", KeyType.AES_256, SECRET, '{"version": "1.0.0", "anyOf": [')
+    vault.add("h-bad-cel", KeyType.AES_256, SECRET, "status == ")
+    keys = [
+        ReleasableKey("cel-key", "h-cel"),
+        ReleasableKey("azure-key", "h-azure"),
+        ReleasableKey("elsewhere-key", "h-elsewhere"),
+        ReleasableKey("warning-key", "h-warning", TrustTier.WARNING),
+        ReleasableKey("no-policy", "h-none"),
+        ReleasableKey("empty-policy", "h-empty"),
+        ReleasableKey("bad-json-policy", "h-bad-json"),
+        ReleasableKey("bad-cel-policy", "h-bad-cel"),
+    ]
+    clock = clock or Clock()
+    service = KeyReleaseService(
+        verifiers=[TrustedVerifier(VERIFIER, verifier_key.public_key)],
+        keys=keys,
+        vault=vault,
+        clock=clock,
+    )
+    return Harness(
+        verifier_key=verifier_key,
+        other_key=other_key,
+        tee=TeeKeyPair.generate("ML-KEM-768"),
+        service=service,
+        clock=clock,
+    )
+
+
+def released_ok(released: ReleasedKey, tee: TeeKeyPair, nonce: bytes) -> bytes:
+    key = tee.unwrap(released, nonce=nonce)
+    return key.material
+
+
+__all__ = [
+    "APPROVED",
+    "AZURE_CONDITIONS",
+    "CEL_POLICY",
+    "DELETE",
+    "NOW",
+    "SECRET",
+    "VERIFIER",
+    "Clock",
+    "Harness",
+    "WrappingKey",
+    "assert_problem",
+    "azure_policy",
+    "build_harness",
+    "evidence",
+    "make_ear",
+    "problem_of",
+    "released_ok",
+]

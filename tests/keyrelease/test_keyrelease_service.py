@@ -1,0 +1,416 @@
+"""Release decisions, each asserted twice: the exact error from the service, and the exact
+HTTP status, problem title and code from the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from _kr_helpers import (
+    APPROVED,
+    DELETE,
+    SECRET,
+    Harness,
+    assert_problem,
+    evidence,
+    make_ear,
+    released_ok,
+)
+
+from ironroot.attestation import TrustTier
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import (
+    BadSignature,
+    InvalidReleasePolicy,
+    IronrootError,
+    KeyBindingMismatch,
+    KeyNotExportable,
+    MalformedInput,
+    NotFound,
+    PayloadTooLarge,
+    ReleaseDenied,
+    ResultExpired,
+    StaleNonce,
+    UnknownIssuer,
+    UnsupportedAlgorithm,
+)
+from ironroot.hsm import KeyType
+from ironroot.keyrelease import (
+    RELEASED_KEY_CBOR,
+    RELEASED_KEY_JSON,
+    KeyReleaseClient,
+    ReleasedKey,
+)
+from ironroot.keyrelease.tee import TeeKeyPair
+
+EarMaker = Callable[[Harness, bytes], bytes]
+
+
+def _refused(
+    harness: Harness,
+    name: str,
+    make: EarMaker,
+    cls: type[IronrootError],
+    code: str | None = None,
+    *,
+    request_nonce: Callable[[Harness], bytes] | None = None,
+) -> None:
+    """Refused directly (exact class and code) and over HTTP (status, title, code)."""
+    for over_http in (False, True):
+        nonce = request_nonce(harness) if request_nonce else harness.nonce()
+        ear = make(harness, nonce)
+        if over_http:
+            assert_problem(harness.post(name, ear, nonce), cls, code)
+        else:
+            with pytest.raises(cls) as info:
+                harness.service.release(name, harness.request(ear, nonce))
+            assert info.type is cls
+            assert info.value.code == (code or cls.code)
+
+
+# --- accepted releases ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["cel-key", "azure-key"])
+def test_release_unwraps_to_the_key(harness: Harness, name: str) -> None:
+    nonce = harness.nonce()
+    released = harness.service.release(name, harness.request(harness.ear(nonce), nonce))
+    assert released.kid == name
+    assert released.key_type is KeyType.AES_256
+    assert released.alg == "ML-KEM-768+A256KWP"
+    assert released_ok(released, harness.tee, nonce) == SECRET
+
+
+def test_release_over_http_cbor_and_json(harness: Harness) -> None:
+    nonce = harness.nonce()
+    response = harness.post("azure-key", harness.ear(nonce), nonce)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == RELEASED_KEY_CBOR
+    assert response.headers["cache-control"] == "no-store"
+    assert released_ok(ReleasedKey.from_cbor(response.content), harness.tee, nonce) == SECRET
+
+    nonce = harness.nonce()
+    response = harness.post("cel-key", harness.ear(nonce, cwt=True), nonce, as_json=True)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == RELEASED_KEY_JSON
+    assert released_ok(ReleasedKey.from_json(response.content), harness.tee, nonce) == SECRET
+
+
+def test_client_round_trip_and_typed_refusal(harness: Harness) -> None:
+    with KeyReleaseClient(harness.url) as client:
+        nonce = client.challenge()
+        ear = harness.ear(nonce)
+        released = client.release(
+            "cel-key", ear=ear, wrapping_key=harness.tee.public_spki, nonce=nonce, cbor=False
+        )
+        assert released_ok(released, harness.tee, nonce) == SECRET
+        with pytest.raises(StaleNonce) as info:
+            client.release("cel-key", ear=ear, wrapping_key=harness.tee.public_spki, nonce=nonce)
+        assert info.value.code == "nonce-reused"
+
+
+@pytest.mark.parametrize("kind", ["ML-KEM-1024", "RSA-3072"])
+def test_release_to_other_wrapping_key_kinds(harness: Harness, kind: str) -> None:
+    tee = TeeKeyPair.generate(kind)
+    nonce = harness.nonce()
+    ear = harness.ear(nonce, tee=tee)
+    released = harness.service.release("azure-key", harness.request(ear, nonce, tee=tee))
+    assert released.alg.startswith(kind.split("-")[0])
+    assert tee.unwrap(released.to_cbor(), nonce=nonce).material == SECRET
+
+
+def test_warning_is_enough_where_the_key_allows_it(harness: Harness) -> None:
+    nonce = harness.nonce()
+    ear = harness.ear(nonce, status=TrustTier.WARNING)
+    released = harness.service.release("warning-key", harness.request(ear, nonce))
+    key = harness.tee.unwrap(released, nonce=nonce)
+    assert key.key_type is KeyType.HMAC_SHA384
+    assert key.material == bytes(range(48))
+
+
+# --- the EAR ------------------------------------------------------------------------------------
+
+
+def test_expired_ear(harness: Harness) -> None:
+    old = dt.datetime(2026, 6, 1, 11, 0, tzinfo=dt.UTC)
+    _refused(harness, "cel-key", lambda h, n: h.ear(n, iat=old, lifetime=600), ResultExpired)
+
+
+def test_ear_issued_in_the_future(harness: Harness) -> None:
+    later = dt.datetime(2026, 6, 1, 13, 0, tzinfo=dt.UTC)
+    _refused(harness, "cel-key", lambda h, n: h.ear(n, iat=later), ResultExpired)
+
+
+def test_ear_without_expiry(harness: Harness) -> None:
+    _refused(
+        harness,
+        "cel-key",
+        lambda h, n: h.ear(n, lifetime=None),
+        ResultExpired,
+        "result-no-expiry",
+    )
+
+
+@pytest.mark.parametrize("status", [TrustTier.WARNING, TrustTier.CONTRAINDICATED, TrustTier.NONE])
+def test_not_affirming(harness: Harness, status: TrustTier) -> None:
+    _refused(
+        harness,
+        "azure-key",
+        lambda h, n: h.ear(n, status=status),
+        ReleaseDenied,
+        "not-affirming",
+    )
+
+
+def test_contraindicated_even_where_warning_is_allowed(harness: Harness) -> None:
+    _refused(
+        harness,
+        "warning-key",
+        lambda h, n: h.ear(n, status=TrustTier.CONTRAINDICATED),
+        ReleaseDenied,
+        "not-affirming",
+    )
+
+
+def test_unknown_verifier(harness: Harness) -> None:
+    _refused(harness, "cel-key", lambda h, n: h.ear(n, signer=h.other_key), UnknownIssuer)
+
+
+def test_unknown_verifier_cwt(harness: Harness) -> None:
+    _refused(harness, "cel-key", lambda h, n: h.ear(n, signer=h.other_key, cwt=True), UnknownIssuer)
+
+
+def test_altered_ear(harness: Harness) -> None:
+    def altered(h: Harness, n: bytes) -> bytes:
+        token = h.ear(n)
+        head, payload, signature = token.split(b".")
+        flipped = signature[:-2] + (b"A" if signature[-2:-1] != b"A" else b"B") + signature[-1:]
+        return b".".join((head, payload, flipped))
+
+    _refused(harness, "cel-key", altered, BadSignature)
+
+
+def test_ear_that_is_not_an_ear(harness: Harness) -> None:
+    _refused(harness, "cel-key", lambda h, n: b"not.a.token", MalformedInput)
+
+
+# --- freshness -----------------------------------------------------------------------------------
+
+
+def test_nonce_never_issued(harness: Harness) -> None:
+    _refused(
+        harness,
+        "cel-key",
+        lambda h, n: h.ear(n),
+        StaleNonce,
+        "nonce-unknown",
+        request_nonce=lambda h: bytes(32),
+    )
+
+
+def test_nonce_used_twice(harness: Harness) -> None:
+    nonce = harness.nonce()
+    ear = harness.ear(nonce)
+    harness.service.release("cel-key", harness.request(ear, nonce))
+    with pytest.raises(StaleNonce) as info:
+        harness.service.release("cel-key", harness.request(ear, nonce))
+    assert info.value.code == "nonce-reused"
+    assert_problem(harness.post("cel-key", ear, nonce), StaleNonce, "nonce-reused")
+
+
+def test_nonce_expired(harness: Harness) -> None:
+    nonces = [harness.nonce(), harness.nonce()]
+    ears = [harness.ear(n, lifetime=3600) for n in nonces]
+    harness.clock.now += dt.timedelta(seconds=301)
+    with pytest.raises(StaleNonce) as info:
+        harness.service.release("cel-key", harness.request(ears[0], nonces[0]))
+    assert info.value.code == "nonce-expired"
+    assert_problem(harness.post("cel-key", ears[1], nonces[1]), StaleNonce, "nonce-expired")
+
+
+def test_ear_for_another_nonce(harness: Harness) -> None:
+    """The request names a nonce this service issued; the evidence binds another one."""
+    _refused(
+        harness,
+        "cel-key",
+        lambda h, n: h.ear(h.nonce()),
+        StaleNonce,
+        "nonce-mismatch",
+    )
+
+
+def test_eat_nonce_disagrees_with_the_evidence(harness: Harness) -> None:
+    _refused(
+        harness,
+        "cel-key",
+        lambda h, n: h.ear(n, eat_nonce=bytes(32)),
+        StaleNonce,
+        "nonce-mismatch",
+    )
+
+
+def test_eat_nonce_may_be_absent(harness: Harness) -> None:
+    nonce = harness.nonce()
+    ear = harness.ear(nonce, eat_nonce=None)
+    released = harness.service.release("cel-key", harness.request(ear, nonce))
+    assert released_ok(released, harness.tee, nonce) == SECRET
+
+
+# --- the wrapping key binding --------------------------------------------------------------------
+
+
+def test_evidence_binds_another_wrapping_key(harness: Harness) -> None:
+    other = TeeKeyPair.generate("ML-KEM-768")
+    _refused(harness, "cel-key", lambda h, n: h.ear(n, tee=other), KeyBindingMismatch)
+
+
+def test_evidence_without_report_data(harness: Harness) -> None:
+    def ear(h: Harness, n: bytes) -> bytes:
+        rd = h.tee.report_data(n)
+        return make_ear(h.verifier_key, rd, evidence_claims=evidence(rd, report_data=DELETE))
+
+    _refused(harness, "cel-key", ear, KeyBindingMismatch)
+
+
+def test_report_data_of_the_wrong_width(harness: Harness) -> None:
+    def ear(h: Harness, n: bytes) -> bytes:
+        rd = h.tee.report_data(n)[:48]
+        return make_ear(h.verifier_key, rd)
+
+    _refused(harness, "cel-key", ear, StaleNonce, "nonce-mismatch")
+
+
+# --- policies ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["empty-policy", "bad-json-policy", "bad-cel-policy"])
+def test_empty_or_malformed_policy_rejects(harness: Harness, name: str) -> None:
+    _refused(harness, name, lambda h, n: h.ear(n), InvalidReleasePolicy)
+
+
+def test_key_without_release_policy(harness: Harness) -> None:
+    _refused(harness, "no-policy", lambda h, n: h.ear(n), KeyNotExportable)
+
+
+def test_unknown_key(harness: Harness) -> None:
+    with pytest.raises(NotFound):
+        harness.service.release("nope", harness.request(b"x", bytes(32)))
+    nonce = harness.nonce()
+    assert_problem(harness.post("nope", harness.ear(nonce), nonce), NotFound)
+
+
+def test_cel_policy_claims_fail(harness: Harness) -> None:
+    def low_svn(h: Harness, n: bytes) -> bytes:
+        rd = h.tee.report_data(n)
+        return make_ear(h.verifier_key, rd, evidence_claims=evidence(rd, svns__firmware=2))
+
+    _refused(harness, "cel-key", low_svn, ReleaseDenied, "policy-claims")
+
+
+def test_cel_policy_missing_claim_denies(harness: Harness) -> None:
+    def no_svns(h: Harness, n: bytes) -> bytes:
+        rd = h.tee.report_data(n)
+        return make_ear(h.verifier_key, rd, evidence_claims=evidence(rd, svns=DELETE))
+
+    _refused(harness, "cel-key", no_svns, ReleaseDenied, "policy-claims")
+
+
+_COMPARATOR_FAILURES: dict[str, dict[str, Any]] = {
+    "equals": {"measurements__pcr2": "ab" * 48},
+    "notEquals": {"identity__lifecycle": "manufacturing"},
+    "greaterOrEquals": {"svns__firmware": 2},
+    "lessOrEquals": {"svns__firmware": 11},
+    "greater": {"svns__tcb": 1},
+    "less": {"svns__tcb": 9},
+    "exists-true": {"identity__ueid": DELETE},
+    "exists-false": {"identity__debug_token": "present"},
+    "equals-type": {"measurements__pcr2": 7},
+    "ordering-type": {"svns__firmware": "5"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(_COMPARATOR_FAILURES))
+def test_azure_policy_comparator_fails(harness: Harness, case: str) -> None:
+    changes = _COMPARATOR_FAILURES[case]
+
+    def ear(h: Harness, n: bytes) -> bytes:
+        rd = h.tee.report_data(n)
+        return make_ear(h.verifier_key, rd, evidence_claims=evidence(rd, **changes))
+
+    _refused(harness, "azure-key", ear, ReleaseDenied, "policy-claims")
+
+
+def test_azure_policy_of_another_authority(harness: Harness) -> None:
+    _refused(harness, "elsewhere-key", lambda h, n: h.ear(n), ReleaseDenied, "policy-claims")
+
+
+def test_azure_policy_boundaries_pass(harness: Harness) -> None:
+    """The inclusive comparators accept their bounds."""
+    for svn in (3, 10):
+        nonce = harness.nonce()
+        rd = harness.tee.report_data(nonce)
+        ear = make_ear(
+            harness.verifier_key,
+            rd,
+            evidence_claims=evidence(rd, svns__firmware=svn, measurements__pcr2=APPROVED.hex()),
+        )
+        released = harness.service.release("azure-key", harness.request(ear, nonce))
+        assert released_ok(released, harness.tee, nonce) == SECRET
+
+
+# --- requests ------------------------------------------------------------------------------------
+
+
+def test_malformed_requests(harness: Harness) -> None:
+    url = f"{harness.url}/keys/cel-key/release"
+    cases = [
+        (b"{not json", "application/json"),
+        (b'{"ear": "a.b.c"}', "application/json"),
+        (b"\xa1\x61x\x01", "application/cbor"),
+        (b'{"ear": "a.b.c", "wrapping_key": 5, "nonce": "AAAA"}', "application/json"),
+    ]
+    for body, ctype in cases:
+        response = harness.http.post(url, content=body, headers={"Content-Type": ctype})
+        assert_problem(response, MalformedInput)
+
+
+def test_wrapping_key_of_another_algorithm(harness: Harness) -> None:
+    nonce = harness.nonce()
+    ec = PrivateKey.generate(Algorithm.ES256).public_key.to_pem()
+    from cryptography.hazmat.primitives import serialization
+
+    der = serialization.load_pem_public_key(ec).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    response = harness.post("cel-key", harness.ear(nonce), nonce, wrapping_key=der)
+    assert_problem(response, UnsupportedAlgorithm)
+
+
+def test_request_too_large(harness: Harness) -> None:
+    response = harness.http.post(
+        f"{harness.url}/keys/cel-key/release",
+        content=b"\x00" * (600 * 1024),
+        headers={"Content-Type": "application/cbor"},
+    )
+    assert_problem(response, PayloadTooLarge)
+
+
+def test_challenge_and_key_list(harness: Harness) -> None:
+    response = harness.http.post(f"{harness.url}/keys/challenge")
+    assert response.status_code == 201
+    assert response.headers["cache-control"] == "no-store"
+    assert len(response.json()["nonce"]) == 43
+    cbor = harness.http.post(
+        f"{harness.url}/keys/challenge", headers={"Accept": "application/cbor"}
+    )
+    assert cbor.status_code == 201
+    assert cbor.headers["content-type"] == "application/cbor"
+    listed = harness.http.get(f"{harness.url}/keys").json()["keys"]
+    assert "cel-key" in listed
+    assert "azure-key" in listed
+    missing = harness.http.get(
+        f"{harness.url}/nothing-here", headers={"Accept": "application/json"}
+    )
+    assert missing.status_code == 404
