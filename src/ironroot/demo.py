@@ -44,6 +44,9 @@ class Demo:
         self.work = workdir
         self.exe = [sys.executable, "-m", "ironroot"]
         self.server: subprocess.Popen[bytes] | None = None
+        self.manifest_digest = ""
+        self.key_hash = ""
+        self.nonce = ""
 
     def step(self, title: str) -> None:
         console.print()
@@ -92,13 +95,18 @@ def _transparency(demo: Demo, url: str, port: int) -> None:
     demo.step("1. A Code Transparency Service on the embedded store (SQLite)")
     demo.run("serve", "--data", "tsdata", "--init-only")
     demo.run("key", "generate", "--alg", "ES384", "--out", "vendor")
-    shutil.copy(demo.work / "vendor.pub.pem", demo.work / "tsdata" / "vendor.pub.pem")
+    demo.run("key", "generate", "--alg", "ES384", "--out", "lab")
+    for name in ("vendor.pub.pem", "lab.pub.pem"):
+        shutil.copy(demo.work / name, demo.work / "tsdata" / name)
     with (demo.work / "tsdata" / "ironroot.toml").open("a", encoding="utf-8") as f:
         f.write(
             '\n[[transparency.issuers]]\niss = "https://vendor.example"\nkey = "vendor.pub.pem"\n'
+            '\n[[transparency.issuers]]\niss = "https://labs.example"\nkey = "lab.pub.pem"\n'
         )
     console.print(
-        "[dim]# trust the vendor key: appended [[transparency.issuers]] to ironroot.toml[/dim]"
+        "# trust the vendor and the review lab: two [[transparency.issuers]] in ironroot.toml",
+        markup=False,
+        style="dim",
     )
     demo.start_server("tsdata", port)
 
@@ -152,7 +160,7 @@ def _firmware_and_boot(demo: Demo, url: str) -> None:
         "firmware", "key-descriptor", "--ecc", "vendor.pub.pem", "--pqc", "vendor-pqc.pub.pem",
         "--json",
     )  # fmt: skip
-    key_hash = json.loads(descriptor)["vendor_key_descriptor_hash"]
+    key_hash = demo.key_hash = json.loads(descriptor)["vendor_key_descriptor_hash"]
     demo.run(
         "firmware", "build", "--fmc", "fmc.bin", "--runtime", "runtime.bin", "--svn", "3",
         "--vendor-ecc-key", "vendor.pub.pem", "--vendor-pqc-key", "vendor-pqc.pub.pem",
@@ -166,11 +174,12 @@ def _firmware_and_boot(demo: Demo, url: str) -> None:
     demo.run("firmware", "verify", "bmc-fw.bin", "--vendor-key-hash", key_hash)
 
     demo.step("6. Publication: the manifest digest and its reference values go on the log")
-    demo.run(
+    published = demo.run(
         "firmware", "publish", "bmc-fw.bin", "--url", url, "--key", "vendor.key",
         "--iss", "https://vendor.example", "--sub", "pkg:firmware/bmc@1.2.3",
-        "--out-dir", "published",
+        "--out-dir", "published", "--json",
     )  # fmt: skip
+    demo.manifest_digest = json.loads(published)["manifest_digest"]
     for name in sorted((demo.work / "published").iterdir()):
         demo.run(
             "statement", "verify", f"published/{name.name}", "--service-keys", "service-keys.cbor"
@@ -198,7 +207,7 @@ def _firmware_and_boot(demo: Demo, url: str) -> None:
     demo.run("rot", "inspect-cert", "cvm/cvm-ecc.cert.der")
 
     demo.step("9. A quote for a verifier's nonce, checked against the vendor CA")
-    nonce = os.urandom(32).hex()
+    nonce = demo.nonce = os.urandom(32).hex()
     demo.run("rot", "quote", "--device", "device", "--nonce", nonce, "--out", "quote.cbor")
     demo.run(
         "rot", "verify-quote", "quote.cbor", "--nonce", nonce,
@@ -213,8 +222,108 @@ def _firmware_and_boot(demo: Demo, url: str) -> None:
     demo.run("rot", "boot", "--device", "device", "--bundle", "bmc-fw-tampered.bin", expect=1)
 
 
+_SFR = {
+    "review_framework_version": "1.1",
+    "device": {
+        "vendor": "Vendor Inc",
+        "product": "BMC firmware",
+        "category": "bmc",
+        "repo_tag": "v1.2.3",
+        "fw_version": "1.2.3",
+        "fw_hash_sha2_384": "",
+        "fw_hash_sha2_512": "",
+    },
+    "audit": {
+        "srp": "Example Labs",
+        "methodology": "whitebox",
+        "completion_date": "2026-11-01",
+        "report_version": "1.0",
+        "scope_number": 1,
+        "cvss_version": "3.1",
+        "issues": [
+            {
+                "title": "Verbose error leaks a heap address",
+                "cvss_score": "3.1",
+                "cvss_vector": "AV:N/AC:H/PR:L/UI:N/S:U/C:L/I:N/A:N",
+                "cwe": "CWE-209",
+                "description": "An error message includes a pointer value.",
+                "cve": None,
+            }
+        ],
+    },
+}
+
+
+def _attestation(demo: Demo, url: str) -> None:
+    demo.step("11. An OCP SAFE review of that firmware, signed by the lab and logged")
+    report = dict(_SFR, device=dict(_SFR["device"], fw_hash_sha2_384=demo.manifest_digest))
+    (demo.work / "review.json").write_text(json.dumps(report, indent=2))
+    demo.run("key", "generate", "--alg", "ES512", "--out", "lab-sfr")
+    demo.run("safe", "sign", "review.json", "--key", "lab-sfr.key", "--kid", "Example Labs",
+             "--out", "review.jws")  # fmt: skip
+    demo.run(
+        "safe", "publish", "review.jws", "--url", url, "--key", "lab.key",
+        "--iss", "https://labs.example", "--provider-key", "Example Labs=lab-sfr.pub.pem",
+    )  # fmt: skip
+
+    demo.step("12. The verifier trusts only what is logged: reference values, reviews")
+    demo.run("attest", "init", "--data", "verifier")
+    verifier = demo.work / "verifier"
+    for src, folder in (
+        ("ca/vendor-ca-ecc.cert.pem", "vendor-ca"),
+        ("ca/vendor-ca-mldsa.cert.pem", "vendor-ca"),
+        ("service-keys.cbor", "service-keys"),
+        ("published/bmc-fw.corim.ts", "reference-values"),
+        ("review.jws.ts", "reviews"),
+    ):
+        shutil.copy(demo.work / src, verifier / folder)
+    (verifier / "review-providers" / "Example_Labs").mkdir()
+    shutil.copy(demo.work / "lab-sfr.pub.pem", verifier / "review-providers" / "Example_Labs")
+    console.print(
+        "# copied: vendor CA certs, service keys, the CoRIM and the SFR transparent statements,"
+        " the lab's SFR key",
+        style="dim",
+    )
+
+    demo.step("13. Appraisal of the device's quote: an EAR, verified offline")
+    demo.run(
+        "attest", "appraise", "quote.cbor", "--data", "verifier", "--nonce", demo.nonce,
+        "--out", "device.ear.jwt",
+    )  # fmt: skip
+    shown = json.loads(demo.run("key", "show", "verifier/verifier-es384.pem", "--json"))
+    (demo.work / "verifier.jwk").write_text(json.dumps({"keys": [shown["jwk"]]}))
+    demo.run("attest", "verify-result", "device.ear.jwt", "--keys", "verifier.jwk")
+
+    demo.step("14. Refused: a device running signed but never-logged firmware")
+    (demo.work / "runtime-secret.bin").write_bytes(os.urandom(128 * 1024))
+    demo.run(
+        "firmware", "build", "--fmc", "fmc.bin", "--runtime", "runtime-secret.bin", "--svn", "3",
+        "--vendor-ecc-key", "vendor.pub.pem", "--vendor-pqc-key", "vendor-pqc.pub.pem",
+        "--pqc-type", "mldsa", "--not-before", "2026-01-01T00:00:00+00:00",
+        "--not-after", "2036-01-01T00:00:00+00:00", "--out", "secret.unsigned",
+    )  # fmt: skip
+    demo.run(
+        "firmware", "sign", "secret.unsigned", "--ecc-key", "vendor.key",
+        "--pqc-key", "vendor-pqc.key", "--out", "secret.bin",
+    )  # fmt: skip
+    demo.run(
+        "rot", "provision", "--device", "device2",
+        "--vendor-ca-key", "ca/vendor-ca-ecc.key.pem",
+        "--vendor-ca-cert", "ca/vendor-ca-ecc.cert.pem",
+        "--vendor-ca-key", "ca/vendor-ca-mldsa.key.pem",
+        "--vendor-ca-cert", "ca/vendor-ca-mldsa.cert.pem", "--vendor-key-hash", demo.key_hash,
+    )  # fmt: skip
+    demo.run("rot", "boot", "--device", "device2", "--bundle", "secret.bin")
+    nonce = os.urandom(32).hex()
+    demo.run("rot", "quote", "--device", "device2", "--nonce", nonce, "--out", "quote2.cbor")
+    demo.run(
+        "attest", "appraise", "quote2.cbor", "--data", "verifier", "--nonce", nonce,
+        "--out", "device2.ear.jwt", expect=1,
+    )  # fmt: skip
+
+
 def _audit(demo: Demo, url: str) -> None:
-    demo.step("11. The log: checkpoint, and a full recomputation by an auditor")
+    demo.step("15. The log: checkpoint, and a full recomputation by an auditor")
     import httpx
 
     console.print(f"[dim]$[/dim] [bold]curl -s {url}/checkpoint[/bold]")
@@ -234,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _transparency(demo, url, port)
         _firmware_and_boot(demo, url)
+        _attestation(demo, url)
         _audit(demo, url)
     except DemoFailed as exc:
         console.print(f"[bold red]demo failed:[/bold red] {exc}")
