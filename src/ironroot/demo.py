@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.panel import Panel
@@ -222,7 +223,7 @@ def _firmware_and_boot(demo: Demo, url: str) -> None:
     demo.run("rot", "boot", "--device", "device", "--bundle", "bmc-fw-tampered.bin", expect=1)
 
 
-_SFR = {
+_SFR: dict[str, Any] = {
     "review_framework_version": "1.1",
     "device": {
         "vendor": "Vendor Inc",
