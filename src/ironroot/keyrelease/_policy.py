@@ -3,8 +3,8 @@
 A release policy is text stored with the key (in the HSM, bound into the key's attestation).
 :func:`parse_release_policy` turns it into a compiled policy once; :meth:`evaluate` then
 decides one release against a :class:`ReleaseContext` and returns ``None`` or raises
-``ReleaseDenied``. Text whose first non-blank character is ``{`` is the Azure JSON grammar;
-anything else is a CEL expression. Empty, oversized or malformed text raises
+``ReleaseDenied``. Text whose first non-blank character is ``{`` (or ``[``) is the Azure JSON
+grammar; anything else is a CEL expression. Empty, oversized or malformed text raises
 ``InvalidReleasePolicy`` when it is parsed, so a key carrying it can never be released.
 
 **The claims** (:func:`release_claims`) are the EAR's JSON claims (``eat_profile``, ``iat``,
@@ -486,12 +486,12 @@ ReleasePolicy = CelReleasePolicy | AzureReleasePolicy
 
 
 def parse_release_policy(text: str) -> ReleasePolicy:
-    """Compile a release policy (Azure JSON when it starts with ``{``, else CEL).
+    """Compile a release policy (Azure JSON when it starts with ``{`` or ``[``, else CEL).
 
     Raises ``InvalidReleasePolicy`` for empty, oversized or malformed text.
     """
     text = _check_text(text)
-    if text.lstrip().startswith("{"):
+    if text.lstrip()[:1] in ("{", "["):
         return AzureReleasePolicy.parse(text)
     return CelReleasePolicy.parse(text)
 

@@ -1,0 +1,343 @@
+"""End to end with the real pieces: RoT hosts running confidential VMs (DPE children), the
+verifier appraising their quotes, keys in the HSM, the key service from its data directory over
+HTTP, and the ``ironroot keyrelease`` commands."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ironroot.attestation import AttestationService, Endorsements, TrustTier
+from ironroot.cli import main
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import (
+    ConfigError,
+    InvalidReleasePolicy,
+    KeyBindingMismatch,
+    KeyNotExportable,
+    ReleaseDenied,
+    StaleNonce,
+)
+from ironroot.firmware import Component, build_bundle, key_descriptor_hash, sign_bundle
+from ironroot.hsm import (
+    DeviceIdentity,
+    DirectoryStorage,
+    Hsm,
+    HsmConfig,
+    KeyAttributes,
+    KeyType,
+    Role,
+)
+from ironroot.keyrelease import (
+    KeyReleaseClient,
+    KeyReleaseServerThread,
+    create_keyrelease_app,
+    demo_release,
+    load_keyrelease_config,
+)
+from ironroot.keyrelease._demo import DEMO_APPRAISAL_POLICY, rot_verifier, vm_pcr2
+from ironroot.keyrelease.tee import TeeKeyPair
+from ironroot.rot import Device, VendorCA
+
+pytestmark = pytest.mark.integration
+
+APPROVED = hashlib.sha384(b"approved image").digest()
+OTHER = hashlib.sha384(b"modified image").digest()
+VERIFIER = "https://verifier.example"
+USER_PASS = b"keyrelease-credential"
+
+
+@dataclass
+class World:
+    host_a: Device
+    host_b: Device
+    attest: Callable[[bytes, bytes], bytes]
+    verifier: AttestationService
+    data: Path
+    handles: dict[str, str]
+
+
+def _policy(pcr2: bytes) -> str:
+    return json.dumps(
+        {
+            "version": "1.0.0",
+            "anyOf": [
+                {
+                    "authority": VERIFIER,
+                    "allOf": [
+                        {"claim": "ear.status", "equals": "affirming"},
+                        {"claim": "evidence.svns.firmware", "greaterOrEquals": 3},
+                        {"claim": "evidence.measurements.pcr2", "equals": pcr2.hex()},
+                    ],
+                }
+            ],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    work = tmp_path_factory.mktemp("keyrelease-e2e")
+    now = dt.datetime.now(dt.UTC)
+    ca = VendorCA.generate(now=now - dt.timedelta(days=30))
+    ecc, pqc = PrivateKey.generate(Algorithm.ES384), PrivateKey.generate(Algorithm.ML_DSA_87)
+    bundle = sign_bundle(
+        build_bundle(
+            [Component(1, b"f" * 4096, version=1), Component(2, b"r" * 8192, version=2)],
+            svn=3,
+            not_before=now - dt.timedelta(days=30),
+            not_after=now + dt.timedelta(days=365),
+            vendor_ecc_keys=[ecc.public_key],
+            vendor_pqc_keys=[pqc.public_key],
+            pqc_type="mldsa",
+        ),
+        ecc,
+        pqc,
+    )
+    key_hash = key_descriptor_hash([ecc.public_key], [pqc.public_key], "mldsa")
+    hosts = []
+    for name, image in (("a", APPROVED), ("b", OTHER), ("k", None)):
+        host = Device.create(work / f"host-{name}")
+        host.provision(ca, vendor_key_hash=key_hash, now=now - dt.timedelta(days=1))
+        host.boot(bundle, now=now)
+        if image is not None:
+            host.derive_child(image, label="cvm")
+        hosts.append(host)
+    verifier = AttestationService(
+        endorsements=Endorsements.build(service_keys={}, vendor_roots=ca.trust_anchors),
+        signing_key=PrivateKey.generate(Algorithm.ES384),
+        policy=DEMO_APPRAISAL_POLICY,
+    )
+
+    # The key service's data directory: an HSM, the verifier's key, credentials, the config.
+    data = work / "keyservice"
+    data.mkdir()
+    child = hosts[2].derive_child(hashlib.sha384(b"hsm").digest(), label="hsm")
+    sealing = os.urandom(48)
+    (data / "sealing.secret").write_bytes(sealing)
+    (data / "keyrelease.credential").write_bytes(USER_PASS + b"\n")
+    (data / "verifier.pub.pem").write_bytes(verifier.signing_key.public_key.to_pem())
+    storage = DirectoryStorage(data / "hsm")
+    hsm = Hsm.initialize(
+        storage,
+        sealing,
+        officer="officer",
+        credential=b"officer-credential",
+        device=DeviceIdentity(
+            child.ecc_key, (child.ecc_certificate, *hosts[2].chain(Algorithm.ES384))
+        ),
+        config=HsmConfig(scrypt_n=2**10),
+    )
+    officer = hsm.login("officer", b"officer-credential")
+    hsm.add_identity(officer, "keyrelease", Role.USER, USER_PASS)
+
+    def key(
+        policy: str | None, *, exportable: bool = True, key_type: KeyType = KeyType.AES_256
+    ) -> str:
+        usages = ["sign", "verify"] if key_type is KeyType.EC_P384 else ["encrypt", "decrypt"]
+        attributes = KeyAttributes.of(usages, exportable=exportable, release_policy=policy)
+        return hsm.generate(officer, key_type, attributes)
+
+    handles = {
+        "db-key": key(_policy(vm_pcr2(APPROVED))),
+        "signing-key": key(_policy(vm_pcr2(APPROVED)), key_type=KeyType.EC_P384),
+        "cel-key": key(f'evidence.measurements.pcr2 == "{vm_pcr2(APPROVED).hex()}"'),
+        "bad-key": key("evidence.measurements.pcr2 =="),
+        "plain-key": key(None),
+        "locked-key": key(_policy(vm_pcr2(APPROVED)), exportable=False),
+    }
+    hsm.close()
+    storage.close()
+    lines = [
+        "[keyrelease]",
+        "port = 8299",
+        "",
+        "[[keyrelease.verifiers]]",
+        f'name = "{VERIFIER}"',
+        'key = "verifier.pub.pem"',
+        "",
+        "[keyrelease.hsm]",
+        'dir = "hsm"',
+        'sealing_secret_file = "sealing.secret"',
+        'identity = "keyrelease"',
+        'credential_file = "keyrelease.credential"',
+    ]
+    for name, handle in handles.items():
+        lines += ["", f"[keyrelease.keys.{name}]", f'handle = "{handle}"']
+    (data / "keyrelease.toml").write_text("\n".join(lines) + "\n")
+    return World(hosts[0], hosts[1], rot_verifier(verifier), verifier, data, handles)
+
+
+@pytest.fixture(scope="module")
+def server(world: World) -> Iterator[str]:
+    config = load_keyrelease_config(world.data)
+    with config.open() as service, KeyReleaseServerThread(create_keyrelease_app(service)) as srv:
+        yield srv.url
+
+
+def _vm_release(
+    world: World, url: str, host: Device, name: str, *, tee: TeeKeyPair | None = None
+) -> bytes:
+    tee = tee or TeeKeyPair.generate()
+    with KeyReleaseClient(url) as client:
+        nonce = client.challenge()
+        report_data = tee.report_data(nonce)
+        ear = world.attest(host.quote(report_data), report_data)
+        released = client.release(name, ear=ear, wrapping_key=tee.public_spki, nonce=nonce)
+    return tee.unwrap(released, nonce=nonce).material
+
+
+def test_demo_releases_to_one_vm_and_refuses_the_other(tmp_path: Path) -> None:
+    lines: list[str] = []
+    assert demo_release(tmp_path, say=lines.append) == (True, True)
+    assert any("VM A: released db-key" in line for line in lines)
+    assert any("VM B: refused (policy-claims)" in line for line in lines)
+
+
+def test_approved_vm_gets_hsm_keys(world: World, server: str) -> None:
+    assert len(_vm_release(world, server, world.host_a, "db-key")) == 32
+    assert len(_vm_release(world, server, world.host_a, "cel-key")) == 32
+    pkcs8 = _vm_release(
+        world, server, world.host_a, "signing-key", tee=TeeKeyPair.generate("RSA-3072")
+    )
+    from cryptography.hazmat.primitives.serialization import load_der_private_key
+
+    assert load_der_private_key(pkcs8, None).key_size == 384  # type: ignore[union-attr]
+
+
+def test_other_vm_is_refused(world: World, server: str) -> None:
+    with pytest.raises(ReleaseDenied) as info:
+        _vm_release(world, server, world.host_b, "db-key")
+    assert info.value.code == "policy-claims"
+
+
+def test_quote_binding_another_wrapping_key_is_refused(world: World, server: str) -> None:
+    tee, impostor = TeeKeyPair.generate(), TeeKeyPair.generate()
+    with KeyReleaseClient(server) as client:
+        nonce = client.challenge()
+        report_data = tee.report_data(nonce)
+        ear = world.attest(world.host_a.quote(report_data), report_data)
+        with pytest.raises(KeyBindingMismatch):
+            client.release("db-key", ear=ear, wrapping_key=impostor.public_spki, nonce=nonce)
+
+
+def test_quote_for_the_verifiers_own_nonce_binds_nothing(world: World, server: str) -> None:
+    """An EAR from the verifier's own challenge flow is fresh for the verifier, not for this
+    release: its report data is the verifier's nonce."""
+    tee = TeeKeyPair.generate()
+    verifier_nonce, _ = world.verifier.challenge()
+    result = world.verifier.verify(world.host_a.quote(verifier_nonce), nonce=verifier_nonce)
+    assert result.status is TrustTier.AFFIRMING
+    ear = world.verifier.sign(result)
+    with KeyReleaseClient(server) as client:
+        nonce = client.challenge()
+        with pytest.raises(StaleNonce) as info:
+            client.release("db-key", ear=ear, wrapping_key=tee.public_spki, nonce=nonce)
+    assert info.value.code == "nonce-mismatch"
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("bad-key", InvalidReleasePolicy),
+        ("plain-key", KeyNotExportable),
+        ("locked-key", KeyNotExportable),
+    ],
+)
+def test_hsm_keys_that_cannot_be_released(
+    world: World, server: str, name: str, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        _vm_release(world, server, world.host_a, name)
+
+
+def test_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        load_keyrelease_config(tmp_path)
+    (tmp_path / "keyrelease.toml").write_text("[keyrelease]\n[keyrelease.hsm]\ndir = 'h'\n")
+    with pytest.raises(ConfigError):
+        load_keyrelease_config(tmp_path)
+    (tmp_path / "keyrelease.toml").write_text(
+        "[keyrelease]\nverifiers = [{name = 'v', key = 'missing.pem'}]\n[keyrelease.hsm]\n"
+    )
+    with pytest.raises(ConfigError):
+        load_keyrelease_config(tmp_path)
+
+
+def test_cli_tee_side_against_the_service(
+    world: World, server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tee_file = tmp_path / "tee.key"
+    assert main(["keyrelease", "tee-key", "--out", str(tee_file)]) == 0
+    assert main(["keyrelease", "challenge", "--url", server]) == 0
+    nonce = capsys.readouterr().out.strip().splitlines()[-1]
+    assert main(["keyrelease", "report-data", "--tee-key", str(tee_file), "--nonce", nonce]) == 0
+    report_data = bytes.fromhex(capsys.readouterr().out.strip())
+    assert report_data == TeeKeyPair.from_pem(tee_file.read_bytes()).report_data(
+        bytes.fromhex(nonce)
+    )
+    (tmp_path / "ear.jwt").write_bytes(world.attest(world.host_a.quote(report_data), report_data))
+    args = ["--tee-key", str(tee_file), "--nonce", nonce]
+    released = tmp_path / "released.cbor"
+    assert (
+        main(
+            [
+                "keyrelease",
+                "request",
+                "--url",
+                server,
+                "--key",
+                "db-key",
+                "--ear",
+                str(tmp_path / "ear.jwt"),
+                "--out",
+                str(released),
+                *args,
+            ]
+        )
+        == 0
+    )
+    out = tmp_path / "key.bin"
+    assert main(["keyrelease", "unwrap", str(released), "--out", str(out), *args]) == 0
+    assert len(out.read_bytes()) == 32
+    # The same EAR again: the nonce is spent.
+    assert (
+        main(
+            [
+                "keyrelease",
+                "request",
+                "--url",
+                server,
+                "--key",
+                "db-key",
+                "--ear",
+                str(tmp_path / "ear.jwt"),
+                "--out",
+                str(released),
+                *args,
+            ]
+        )
+        == StaleNonce.exit_code
+    )
+
+
+def test_cli_policy_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good, bad = tmp_path / "good.json", tmp_path / "bad.cel"
+    good.write_text(_policy(APPROVED))
+    bad.write_text("   ")
+    assert main(["keyrelease", "policy", "check", str(good), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"valid": True, "kind": "azure"}
+    assert main(["keyrelease", "policy", "check", str(bad)]) == InvalidReleasePolicy.exit_code
+    assert "invalid-release-policy" in capsys.readouterr().err
+
+
+def test_cli_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["keyrelease", "demo", "--workdir", str(tmp_path)]) == 0
+    assert "key released to VM A, refused to VM B" in capsys.readouterr().out

@@ -1,0 +1,292 @@
+"""The wrapping key's canonical form, the report data, the released-key format and the TEE's
+unwrap: round trips, exact bytes, refusals, fuzzing; and the package's public surface."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from joserfc.jwk import RSAKey
+
+import ironroot.keyrelease
+from ironroot.cose import decode_cbor
+from ironroot.errors import (
+    KeyBindingMismatch,
+    LimitExceeded,
+    MalformedInput,
+    StaleNonce,
+    UnsupportedAlgorithm,
+    VerificationFailed,
+)
+from ironroot.hsm import KeyType, wrap_key_kem
+from ironroot.keyrelease import (
+    ReleasedKey,
+    WrappingKey,
+    bind_report_data,
+    check_binding,
+    parse_release_request,
+)
+from ironroot.keyrelease.tee import TeeKeyPair
+
+MLKEM = TeeKeyPair.generate("ML-KEM-768")
+NONCE = bytes(range(32))
+
+
+def _released(tee: TeeKeyPair = MLKEM, material: bytes = b"k" * 32) -> ReleasedKey:
+    wrapped = wrap_key_kem(tee.public.key, KeyType.AES_256, material)  # type: ignore[arg-type]
+    return ReleasedKey(
+        kid="db-key",
+        key_type=KeyType.AES_256,
+        alg="ML-KEM-768+A256KWP",
+        recipient=tee.public.digest,
+        nonce=NONCE,
+        wrapped=wrapped,
+    )
+
+
+def test_public_surface() -> None:
+    assert sorted(ironroot.keyrelease.__all__) == sorted(
+        [
+            "CEL_VARIABLES",
+            "CONFIG_FILE",
+            "NONCE_SIZE",
+            "RELEASED_KEY_CBOR",
+            "RELEASED_KEY_JSON",
+            "REPORT_DATA_SIZE",
+            "WRAPPING_KEY_KINDS",
+            "WRAP_ALGORITHMS",
+            "AzureReleasePolicy",
+            "CelReleasePolicy",
+            "HsmVault",
+            "KeyReleaseClient",
+            "KeyReleaseConfig",
+            "KeyReleaseServerThread",
+            "KeyReleaseService",
+            "KeyVault",
+            "MemoryVault",
+            "PolicyCache",
+            "ReleasableKey",
+            "ReleaseContext",
+            "ReleasePolicy",
+            "ReleaseRequest",
+            "ReleasedKey",
+            "TeeKeyPair",
+            "TrustedVerifier",
+            "UnwrappedKey",
+            "WrappingKey",
+            "authorize_release",
+            "bind_report_data",
+            "check_binding",
+            "create_keyrelease_app",
+            "demo_release",
+            "keyrelease_routes",
+            "load_keyrelease_config",
+            "parse_release_policy",
+            "parse_release_request",
+            "release_claims",
+            "serve_keyrelease",
+        ]
+    )
+    assert ironroot.keyrelease.tee.__all__ == ["TeeKeyPair", "UnwrappedKey"]
+
+
+def test_report_data_is_nonce_then_sha256_of_spki() -> None:
+    spki = MLKEM.public_spki
+    assert spki[:2] == b"\x30\x82"
+    assert len(spki) == 1206
+    assert MLKEM.report_data(NONCE) == NONCE + hashlib.sha256(spki).digest()
+    assert bind_report_data(NONCE, MLKEM.public) == MLKEM.report_data(NONCE)
+
+
+def test_canonical_form_is_the_same_for_pem_der_and_jwk() -> None:
+    private = rsa.generate_private_key(65537, 3072)
+    public = private.public_key()
+    der = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    jwk = RSAKey.import_key(public).as_dict()
+    forms = [der, pem, pem.decode(), jwk, json.dumps(jwk)]
+    parsed = {WrappingKey.parse(f).spki for f in forms}  # type: ignore[arg-type]
+    assert parsed == {der}
+    assert WrappingKey.parse(der).kind == "RSA-3072"
+    assert WrappingKey.parse(MLKEM.public.to_pem()).spki == MLKEM.public_spki
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (b"", MalformedInput),
+        (b"\x30\x03\x02\x01\x00", MalformedInput),
+        ("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", MalformedInput),
+        ({"kty": "EC", "crv": "P-256"}, UnsupportedAlgorithm),
+        ({"kty": "RSA", "n": "AQAB"}, MalformedInput),
+        (b"{not json", MalformedInput),
+        (b"\x00" * (17 * 1024), LimitExceeded),
+    ],
+)
+def test_wrapping_keys_that_are_refused(value: object, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        WrappingKey.parse(value)  # type: ignore[arg-type]
+
+
+def test_rsa_keys_outside_the_profile_are_refused() -> None:
+    small = rsa.generate_private_key(65537, 2048).public_key()
+    der = small.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    with pytest.raises(UnsupportedAlgorithm):
+        WrappingKey.parse(der)
+    jwk = RSAKey.import_key(rsa.generate_private_key(65537, 3072)).as_dict(private=True)
+    with pytest.raises(MalformedInput):
+        WrappingKey.parse(jwk)
+
+
+def test_check_binding_names_what_is_wrong() -> None:
+    good = MLKEM.report_data(NONCE)
+    check_binding(good, nonce=NONCE, key=MLKEM.public)
+    with pytest.raises(StaleNonce) as info:
+        check_binding(good, nonce=bytes(32), key=MLKEM.public)
+    assert info.value.code == "nonce-mismatch"
+    with pytest.raises(KeyBindingMismatch):
+        check_binding(good, nonce=NONCE, key=TeeKeyPair.generate().public)
+    with pytest.raises(StaleNonce):
+        check_binding(good[:63], nonce=NONCE, key=MLKEM.public)
+    with pytest.raises(StaleNonce):
+        check_binding(good, nonce=b"short", key=MLKEM.public)
+
+
+def test_released_key_cbor_layout() -> None:
+    released = _released()
+    decoded = decode_cbor(released.to_cbor())
+    assert decoded == {
+        "v": 1,
+        "kid": "db-key",
+        "key_type": "AES-256",
+        "alg": "ML-KEM-768+A256KWP",
+        "recipient": MLKEM.public.digest,
+        "nonce": NONCE,
+        "wrapped": released.wrapped,
+    }
+    wrapped = released.wrapped
+    assert wrapped[:8] == b"IRKW\x01\x01\x0a\x00"
+    assert len(wrapped) == 8 + 1088 + 40
+    assert ReleasedKey.parse(released.to_cbor()) == released
+    assert ReleasedKey.parse(released.to_json()) == released
+    assert ReleasedKey.parse(released.to_json().encode()) == released
+
+
+def test_tee_unwraps_and_checks_what_it_was_given() -> None:
+    released = _released()
+    key = MLKEM.unwrap(released.to_cbor(), nonce=NONCE)
+    assert (key.kid, key.key_type, key.material) == ("db-key", KeyType.AES_256, b"k" * 32)
+    assert "material" not in repr(key)
+    assert "kkkk" not in repr(key)
+    with pytest.raises(StaleNonce):
+        MLKEM.unwrap(released, nonce=bytes(32))
+    with pytest.raises(KeyBindingMismatch):
+        TeeKeyPair.generate().unwrap(released)
+    other = TeeKeyPair.generate()
+    misdirected = ReleasedKey(
+        kid="db-key",
+        key_type=KeyType.AES_256,
+        alg="ML-KEM-768+A256KWP",
+        recipient=MLKEM.public.digest,
+        nonce=NONCE,
+        wrapped=_released(other).wrapped,
+    )
+    with pytest.raises(VerificationFailed):
+        MLKEM.unwrap(misdirected)
+    mislabelled = ReleasedKey(
+        kid="db-key",
+        key_type=KeyType.HMAC_SHA384,
+        alg="ML-KEM-768+A256KWP",
+        recipient=MLKEM.public.digest,
+        nonce=NONCE,
+        wrapped=released.wrapped,
+    )
+    with pytest.raises(MalformedInput):
+        MLKEM.unwrap(mislabelled)
+
+
+def test_tee_key_pem_round_trip() -> None:
+    again = TeeKeyPair.from_pem(MLKEM.to_pem())
+    assert again.public_spki == MLKEM.public_spki
+    assert "PRIVATE" not in repr(again)
+    with pytest.raises(MalformedInput):
+        TeeKeyPair.from_pem(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(UnsupportedAlgorithm):
+        TeeKeyPair.generate("X25519")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xa0",
+        b"{}",
+        b'{"v": 1}',
+        b"\x00" * 10,
+        json.dumps(
+            {
+                "v": 2,
+                "kid": "k",
+                "key_type": "AES-256",
+                "alg": "ML-KEM-768+A256KWP",
+                "recipient": "A" * 43,
+                "nonce": "A" * 43,
+                "wrapped": "A" * 40,
+            }
+        ).encode(),
+        json.dumps(
+            {
+                "v": 1,
+                "kid": "k",
+                "key_type": "DES",
+                "alg": "ML-KEM-768+A256KWP",
+                "recipient": "A" * 43,
+                "nonce": "A" * 43,
+                "wrapped": "A" * 40,
+            }
+        ).encode(),
+    ],
+)
+def test_released_keys_that_do_not_parse(data: bytes) -> None:
+    with pytest.raises(MalformedInput):
+        ReleasedKey.parse(data)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    kid=st.text(min_size=1, max_size=40),
+    key_type=st.sampled_from(list(KeyType)),
+    alg=st.sampled_from(["ML-KEM-768+A256KWP", "ML-KEM-1024+A256KWP", "RSA-OAEP-256+A256KWP"]),
+    recipient=st.binary(min_size=32, max_size=32),
+    nonce=st.binary(min_size=32, max_size=32),
+    wrapped=st.binary(min_size=16, max_size=2048),
+)
+def test_released_key_round_trips(
+    kid: str, key_type: KeyType, alg: str, recipient: bytes, nonce: bytes, wrapped: bytes
+) -> None:
+    released = ReleasedKey(kid, key_type, alg, recipient, nonce, wrapped)
+    assert ReleasedKey.from_cbor(released.to_cbor()) == released
+    assert ReleasedKey.from_json(released.to_json()) == released
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=300))
+def test_fuzzed_bytes_raise_only_typed_errors(data: bytes) -> None:
+    for parse in (ReleasedKey.parse, WrappingKey.parse):
+        with contextlib.suppress(MalformedInput):
+            parse(data)
+    for ctype in ("application/cbor", "application/json"):
+        with contextlib.suppress(MalformedInput):
+            parse_release_request(data, ctype)

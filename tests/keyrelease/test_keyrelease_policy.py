@@ -1,0 +1,230 @@
+"""Release policies: parsing (empty and malformed text is refused at load and at evaluation),
+the Azure grammar's operators and paths, CEL variables, and fuzzing."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ironroot.errors import InvalidReleasePolicy, ReleaseDenied
+from ironroot.keyrelease import (
+    AzureReleasePolicy,
+    CelReleasePolicy,
+    PolicyCache,
+    ReleaseContext,
+    parse_release_policy,
+)
+
+AUTH = "https://verifier.example"
+CLAIMS: dict[str, Any] = {
+    "ear.status": "affirming",
+    "status": "affirming",
+    "submods": {"ironroot": {"ear.status": "affirming", "ear.trustworthiness-vector": {}}},
+    "evidence": {
+        "svns": {"firmware": 5},
+        "debug": False,
+        "measurements": {"pcr2": "aa"},
+        "list": [1, 2],
+    },
+    "trust_vector": {"instance-identity": 2},
+    "authority": AUTH,
+}
+CONTEXT = ReleaseContext(claims=CLAIMS, authorities=frozenset((AUTH, "kid123")))
+
+
+def azure(*conditions: dict[str, Any], authority: str = AUTH, group: str = "allOf") -> str:
+    return json.dumps(
+        {"version": "1.0.0", "anyOf": [{"authority": authority, group: list(conditions)}]}
+    )
+
+
+def passes(text: str, context: ReleaseContext = CONTEXT) -> bool:
+    policy = parse_release_policy(text)
+    try:
+        policy.evaluate(context)
+    except ReleaseDenied as exc:
+        return exc.code != "policy-claims"  # a denial always says policy-claims
+    return True
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   \n\t",
+        "status ==",
+        "unknown_variable == 1",
+        "{",
+        '{"version": "1.0.0"}',
+        '{"version": "2.0.0", "anyOf": [{"authority": "a", "allOf": [{"claim": "x", '
+        '"exists": true}]}]}',
+        '{"version": "1.0.0", "anyOf": []}',
+        '{"version": "1.0.0", "anyOf": [{"authority": "a", "allOf": []}]}',
+        '{"version": "1.0.0", "anyOf": [{"authority": "", "allOf": [{"claim": "x", '
+        '"exists": true}]}]}',
+        '{"version": "1.0.0", "anyOf": [{"authority": "a"}]}',
+        azure({"claim": "x", "matches": "y"}),
+        azure({"claim": "x", "equals": "y", "notEquals": "z"}),
+        azure({"claim": "x"}),
+        azure({"claim": "", "equals": 1}),
+        azure({"claim": "a..b", "equals": 1}),
+        azure({"claim": "x", "less": "3"}),
+        azure({"claim": "x", "greater": True}),
+        azure({"claim": "x", "exists": "yes"}),
+        azure({"claim": "x", "equals": None}),
+        azure({"claim": "x", "equals": [1]}),
+        azure({"claim": "x", "equals": {"a": 1}}),
+        azure({"allOf": [{"claim": "x", "exists": True}], "anyOf": []}),
+        azure({"anyOf": [{"claim": "x", "exists": True}], "claim": "y"}),
+        '{"version": "1.0.0", "version": "1.0.0", "anyOf": []}',
+        '{"version": "1.0.0", "anyOf": [{"authority": "a", "allOf": [{"claim": "x", '
+        '"less": NaN}]}]}',
+        '["not", "an", "object"]',
+        "x" * (64 * 1024 + 1),
+    ],
+)
+def test_malformed_policies_are_refused_at_load(text: str) -> None:
+    with pytest.raises(InvalidReleasePolicy) as info:
+        parse_release_policy(text)
+    assert info.type is InvalidReleasePolicy
+
+
+def test_malformed_policies_are_refused_at_evaluation_every_time() -> None:
+    cache = PolicyCache()
+    cache.compile_all(["", "status =="])
+    for text in ("", "status ==", "   "):
+        for _ in range(2):
+            with pytest.raises(InvalidReleasePolicy):
+                cache.get(text)
+
+
+def test_deep_nesting_is_refused() -> None:
+    condition: dict[str, Any] = {"claim": "x", "exists": True}
+    for _ in range(20):
+        condition = {"allOf": [condition]}
+    with pytest.raises(InvalidReleasePolicy):
+        parse_release_policy(azure(condition))
+
+
+def test_kinds() -> None:
+    assert isinstance(parse_release_policy('status == "affirming"'), CelReleasePolicy)
+    assert isinstance(
+        parse_release_policy(azure({"claim": "status", "exists": True})), AzureReleasePolicy
+    )
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ({"claim": "ear.status", "equals": "affirming"}, True),
+        ({"claim": "ear.status", "equals": "Affirming"}, False),
+        ({"claim": "submods.ironroot.ear.status", "equals": "affirming"}, True),
+        ({"claim": "evidence.svns.firmware", "equals": 5}, True),
+        ({"claim": "evidence.svns.firmware", "equals": 5.0}, True),
+        ({"claim": "evidence.svns.firmware", "equals": "5"}, False),
+        ({"claim": "evidence.debug", "equals": False}, True),
+        ({"claim": "evidence.debug", "equals": 0}, False),
+        ({"claim": "evidence.debug", "notEquals": True}, True),
+        ({"claim": "evidence.missing", "notEquals": "x"}, False),
+        ({"claim": "evidence.svns.firmware", "less": 6}, True),
+        ({"claim": "evidence.svns.firmware", "less": 5}, False),
+        ({"claim": "evidence.svns.firmware", "lessOrEquals": 5}, True),
+        ({"claim": "evidence.svns.firmware", "lessOrEquals": 4.5}, False),
+        ({"claim": "evidence.svns.firmware", "greater": 4}, True),
+        ({"claim": "evidence.svns.firmware", "greater": 5}, False),
+        ({"claim": "evidence.svns.firmware", "greaterOrEquals": 5}, True),
+        ({"claim": "evidence.svns.firmware", "greaterOrEquals": 6}, False),
+        ({"claim": "evidence.debug", "greaterOrEquals": 0}, False),
+        ({"claim": "evidence.measurements.pcr2", "exists": True}, True),
+        ({"claim": "evidence.measurements.pcr3", "exists": True}, False),
+        ({"claim": "evidence.measurements.pcr3", "exists": False}, True),
+        ({"claim": "evidence.measurements.pcr2", "exists": False}, False),
+        ({"claim": "evidence.list.1", "equals": 2}, True),
+        ({"claim": "evidence.list.2", "exists": True}, False),
+        ({"claim": "trust_vector.instance-identity", "less": 32}, True),
+    ],
+)
+def test_azure_operators(condition: dict[str, Any], expected: bool) -> None:
+    assert passes(azure(condition)) is expected
+
+
+def test_azure_groups_and_lowercase_spelling() -> None:
+    yes = {"claim": "status", "equals": "affirming"}
+    no = {"claim": "status", "equals": "warning"}
+    assert passes(azure(yes, no, group="anyOf"))
+    assert not passes(azure(yes, no, group="allOf"))
+    assert passes(azure({"anyof": [no, {"allof": [yes, yes]}]}))
+    assert not passes(azure({"allOf": [yes, {"anyOf": [no, no]}]}))
+
+
+def test_azure_authority_by_name_or_kid() -> None:
+    condition = {"claim": "status", "exists": True}
+    assert passes(azure(condition, authority="kid123"))
+    assert not passes(azure(condition, authority="https://other.example"))
+    two = json.dumps(
+        {
+            "version": "1.0.0",
+            "anyOf": [
+                {"authority": "https://other.example", "allOf": [condition]},
+                {"authority": AUTH, "allOf": [condition]},
+            ],
+        }
+    )
+    assert passes(two)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('status == "affirming"', True),
+        ('authority == "https://verifier.example" && evidence.svns.firmware >= 5', True),
+        ('trust_vector["instance-identity"] == 2', True),
+        ('claims["ear.status"] == "affirming"', True),
+        ("evidence.svns.firmware > 5", False),
+        ("evidence.nothing.deeper == 1", False),
+    ],
+)
+def test_cel(text: str, expected: bool) -> None:
+    assert passes(text) is expected
+
+
+def test_cel_that_is_not_boolean_is_malformed() -> None:
+    policy = parse_release_policy("evidence.svns.firmware + 1")
+    with pytest.raises(InvalidReleasePolicy):
+        policy.evaluate(CONTEXT)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_parses_or_is_invalid(text: str) -> None:
+    try:
+        policy = parse_release_policy(text)
+    except InvalidReleasePolicy:
+        return
+    with contextlib.suppress(ReleaseDenied, InvalidReleasePolicy):
+        policy.evaluate(CONTEXT)
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_json_values)
+def test_any_json_document_parses_or_is_invalid(document: Any) -> None:
+    try:
+        policy = parse_release_policy(json.dumps({"version": "1.0.0", "anyOf": [document]}))
+    except InvalidReleasePolicy:
+        return
+    with contextlib.suppress(ReleaseDenied):
+        policy.evaluate(CONTEXT)
