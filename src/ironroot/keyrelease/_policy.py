@@ -140,14 +140,14 @@ def release_claims(
     """The claims view of ``result`` for its submodule ``submod`` (see the module docs);
     ``authority`` is the verifier key's configured name, ``kid`` its key id (base64url)."""
     appraisal: Appraisal = result.submods[submod]
-    claims = _plain(result.to_json_claims())
+    claims = result.to_json_claims()  # fresh dicts; only the appraisal's maps are proxies
     status = result.status.value
     claims.update(
         {
             "ear.status": status,
             "status": status,
             "submod": submod,
-            "trust_vector": _plain(appraisal.trust_vector),
+            "trust_vector": dict(appraisal.trust_vector),
             "evidence": _plain(appraisal.evidence or {}),
             "verifier": {
                 "developer": result.verifier_id.developer,
