@@ -30,6 +30,8 @@ EXPECTED = [
     "Pkcs11Backend",
     "ReleaseCheck",
     "Role",
+    "ServiceKeys",
+    "ServiceKeysConfig",
     "Session",
     "Usage",
     "format_audit_log",

@@ -68,10 +68,12 @@ def test_log_public_names() -> None:
 def test_layout_public_names() -> None:
     assert set(layout.__all__) == {
         "CHECKPOINT_KEY",
+        "CHECKPOINT_PUBLIC_KEY",
         "CONFIG_FILE",
         "LOG_DB",
         "LogIdentity",
         "checkpoint_key_path",
+        "checkpoint_public_key_path",
         "config_path",
         "load_checkpoint_signer",
         "load_log_identity",

@@ -1,12 +1,21 @@
-"""``ironroot serve``: run the transparency service on a data directory."""
+"""``ironroot serve``: run the transparency service on a data directory.
+
+Service keys are PEM files under ``<data>/keys/`` unless ``[keys]`` in ``ironroot.toml`` puts
+them in an HSM (a PKCS#11 token or the built-in boundary; see ``ironroot.hsm.ServiceKeys``):
+then this command opens the HSM, creates any missing key inside it, and hands the service
+signers whose private keys never leave the HSM.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import Any
 
-from ironroot.transparency import init_data_dir, load_config, serve
+from ironroot.crypto import Algorithm, Signer
+from ironroot.hsm import ServiceKeys, ServiceKeysConfig
+from ironroot.transparency import TransparencyConfig, init_data_dir, load_config, serve
 
 
 def register(sub: Any) -> None:
@@ -28,11 +37,40 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=_serve)
 
 
+def hsm_signers(config: TransparencyConfig, keys: ServiceKeys) -> tuple[list[Signer], list[Signer]]:
+    """The receipt and checkpoint signers of ``config`` from an HSM (created if missing)."""
+    receipts: list[Signer] = [
+        keys.signer(f"receipt-{alg.label}", alg, create=True) for alg in config.receipt_algorithms
+    ]
+    checkpoints: list[Signer] = [keys.signer("checkpoint", Algorithm.EDDSA, create=True)]
+    if config.checkpoint_algorithm is Algorithm.ML_DSA_44:
+        checkpoints.append(keys.signer("checkpoint-ML-DSA-44", Algorithm.ML_DSA_44, create=True))
+    return receipts, checkpoints
+
+
 def _serve(args: argparse.Namespace) -> int:
     init_data_dir(args.data, service_issuer=args.issuer)
-    if args.init_only:
-        config = load_config(args.data)
-        print(f"initialized {args.data} (issuer {config.service_issuer}, origin {config.origin})")
-        return 0
-    serve(args.data, args.host, args.port)
+    config = load_config(args.data)
+    keys_config = ServiceKeysConfig.parse(config.keys, args.data)
+    with contextlib.ExitStack() as stack:
+        receipts: list[Signer] | None = None
+        checkpoints: list[Signer] | None = None
+        where = "PEM files in keys/"
+        if keys_config.in_hsm:
+            keys = stack.enter_context(ServiceKeys(keys_config))
+            receipts, checkpoints = hsm_signers(config, keys)
+            where = f"the {keys_config.backend} backend"
+        if args.init_only:
+            print(
+                f"initialized {args.data} (issuer {config.service_issuer}, origin "
+                f"{config.origin}; service keys in {where})"
+            )
+            return 0
+        serve(
+            args.data,
+            args.host,
+            args.port,
+            receipt_signers=receipts,
+            checkpoint_signers=checkpoints,
+        )
     return 0

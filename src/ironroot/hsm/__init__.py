@@ -33,6 +33,7 @@ from ironroot.hsm._model import (
 )
 from ironroot.hsm._pkcs11 import Pkcs11Backend
 from ironroot.hsm._selftest import DEFAULT_KATS, Kat
+from ironroot.hsm._service_keys import ServiceKeys, ServiceKeysConfig
 from ironroot.hsm._storage import DirectoryStorage, HsmStorage, MemoryStorage
 from ironroot.hsm._wrap import (
     unwrap_key_kem,
@@ -64,6 +65,8 @@ __all__ = [
     "Pkcs11Backend",
     "ReleaseCheck",
     "Role",
+    "ServiceKeys",
+    "ServiceKeysConfig",
     "Session",
     "Usage",
     "format_audit_log",

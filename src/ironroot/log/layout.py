@@ -4,6 +4,8 @@
 
     <data>/log.sqlite3            the log store (SQLite, WAL: also -wal and -shm files)
     <data>/keys/checkpoint.key    the checkpoint signing key: PKCS#8 PEM, Ed25519 or ML-DSA-44
+    <data>/keys/checkpoint.pub.pem its public key (what `log verify DIR` uses when an HSM holds
+                                  the private key)
     <data>/ironroot.toml          service configuration; the log reads its origin from it
 
 The origin is ``[log] origin`` in ``ironroot.toml``. Without it, it is the host part of the
@@ -22,17 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ironroot.crypto import PrivateKey
+from ironroot.crypto import PrivateKey, PublicKey
 from ironroot.errors import ConfigError, MalformedInput
 from ironroot.log._checkpoint import Checkpoint
 from ironroot.log._note import NoteSigner, NoteVerifier
 
 __all__ = [
     "CHECKPOINT_KEY",
+    "CHECKPOINT_PUBLIC_KEY",
     "CONFIG_FILE",
     "LOG_DB",
     "LogIdentity",
     "checkpoint_key_path",
+    "checkpoint_public_key_path",
     "config_path",
     "load_checkpoint_signer",
     "load_log_identity",
@@ -42,6 +46,7 @@ __all__ = [
 
 LOG_DB = "log.sqlite3"
 CHECKPOINT_KEY = "keys/checkpoint.key"
+CHECKPOINT_PUBLIC_KEY = "keys/checkpoint.pub.pem"
 CONFIG_FILE = "ironroot.toml"
 _MAX_FILE = 1 << 20
 
@@ -52,6 +57,12 @@ def log_db_path(data_dir: Path) -> Path:
 
 def checkpoint_key_path(data_dir: Path) -> Path:
     return Path(data_dir) / CHECKPOINT_KEY
+
+
+def checkpoint_public_key_path(data_dir: Path) -> Path:
+    """The checkpoint key's public half (written by the service; used when an HSM holds the
+    private key)."""
+    return Path(data_dir) / CHECKPOINT_PUBLIC_KEY
 
 
 def config_path(data_dir: Path) -> Path:
@@ -131,5 +142,12 @@ class LogIdentity:
 def load_log_identity(data_dir: Path, *, origin: str | None = None) -> LogIdentity:
     """Origin (from configuration unless given) and the checkpoint verifier for ``data_dir``."""
     name = origin if origin is not None else read_log_origin(data_dir)
+    if not checkpoint_key_path(data_dir).exists() and checkpoint_public_key_path(data_dir).exists():
+        pem = _read(checkpoint_public_key_path(data_dir), "checkpoint public key")
+        try:
+            verifier = NoteVerifier(name, PublicKey.from_pem(pem))
+        except MalformedInput as exc:
+            raise ConfigError(f"{checkpoint_public_key_path(data_dir)}: {exc.detail}") from exc
+        return LogIdentity(origin=name, verifiers=(verifier,))
     signer = load_checkpoint_signer(data_dir, name)
     return LogIdentity(origin=name, verifiers=(signer.verifier(),))

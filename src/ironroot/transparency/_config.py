@@ -78,11 +78,17 @@ class TransparencyConfig:
     registration_wait: float
     max_batch: int
     batch_linger: float
+    keys: Mapping[str, Any]
     _issuer_index: Mapping[tuple[str, bytes], PublicKey] = field(repr=False, compare=False)
 
     def issuer_key(self, iss: str, kid: bytes) -> PublicKey | None:
         """The configured key of ``iss`` whose thumbprint is ``kid``, if any."""
         return self._issuer_index.get((iss, kid))
+
+    @property
+    def keys_in_files(self) -> bool:
+        """Service keys are PEM files under ``keys/`` (else an HSM holds them: ``[keys]``)."""
+        return bool(self.keys.get("backend", "files") == "files")
 
     @property
     def trusts_anything(self) -> bool:
@@ -149,6 +155,8 @@ def init_data_dir(data_dir: Path, *, service_issuer: str = "https://transparency
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, config_path)
     config = load_config(data_dir)
+    if not config.keys_in_files:
+        return  # an HSM holds the service keys (see ironroot.hsm.ServiceKeys)
     for alg in config.receipt_algorithms:
         path = receipt_key_path(data_dir, alg)
         if not path.exists():
@@ -208,6 +216,18 @@ _SECTIONS: Final = {
     },
     "log": {"origin", "checkpoint_algorithm"},
     "auth": {"write_tokens"},
+    # [keys] selects where the service keys live; ironroot.hsm.ServiceKeysConfig checks it.
+    "keys": {
+        "backend",
+        "pkcs11_library",
+        "pkcs11_token",
+        "pkcs11_pin_file",
+        "hsm_dir",
+        "hsm_sealing_secret_file",
+        "hsm_identity",
+        "hsm_credential_file",
+        "handles",
+    },
 }
 
 
@@ -358,5 +378,6 @@ def load_config(data_dir: Path) -> TransparencyConfig:
         registration_wait=wait,
         max_batch=max_batch,
         batch_linger=linger,
+        keys=dict(raw.get("keys", {})),
         _issuer_index={(ik.iss, ik.key.kid): ik.key for ik in issuers},
     )

@@ -7,11 +7,13 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 
 import uvicorn
 
+from ironroot.crypto import Signer
 from ironroot.errors import StorageError
 from ironroot.transparency._app import create_app
 from ironroot.transparency._service import TransparencyService
@@ -39,7 +41,14 @@ def _stopped(signum: int, frame: FrameType | None) -> None:
     raise _Stopped
 
 
-def serve(data_dir: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(
+    data_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    receipt_signers: Sequence[Signer] | None = None,
+    checkpoint_signers: Sequence[Signer] | None = None,
+) -> None:
     """Open (creating on first start) the service in ``data_dir`` and serve it until stopped.
 
     SIGINT/SIGTERM stop it gracefully: uvicorn finishes open requests, then the log writer
@@ -48,7 +57,9 @@ def serve(data_dir: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
     service is closed before the process exits.)
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    service = TransparencyService.open(data_dir)
+    service = TransparencyService.open(
+        data_dir, receipt_signers=receipt_signers, checkpoint_signers=checkpoint_signers
+    )
     service.start()
     previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -9,6 +9,7 @@ assembled on read (and cached: receipts are immutable).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -25,10 +26,10 @@ from ironroot.cose import (
     receipt_protected_header,
     receipt_to_be_signed,
 )
-from ironroot.crypto import PrivateKey, PublicKey, Signer
-from ironroot.errors import NotFound, StorageError
+from ironroot.crypto import PublicKey, Signer
+from ironroot.errors import ConfigError, NotFound, StorageError
 from ironroot.log import Integrated, Log, NoteSigner, Ticket
-from ironroot.log.layout import load_checkpoint_signer
+from ironroot.log.layout import checkpoint_public_key_path, load_checkpoint_signer
 from ironroot.transparency._config import (
     TransparencyConfig,
     init_data_dir,
@@ -64,6 +65,25 @@ class _ReceiptBatchSigner:
         return out
 
 
+def _public(verifier: object) -> PublicKey:
+    if not isinstance(verifier, PublicKey):
+        raise ConfigError("a service signer must expose its public key (ironroot.crypto.PublicKey)")
+    return verifier
+
+
+def _publish_checkpoint_key(data_dir: Path, signer: NoteSigner) -> None:
+    """Keep ``keys/checkpoint.pub.pem`` current, so `ironroot log verify DIR` works even when
+    the private key lives in an HSM."""
+    path = checkpoint_public_key_path(data_dir)
+    pem = signer.verifier().public_key.to_pem()
+    if path.exists() and path.read_bytes() == pem:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(pem)
+    os.replace(tmp, path)
+
+
 class TransparencyService:
     """One service instance over one data directory. Thread-safe; start() before use."""
 
@@ -71,14 +91,16 @@ class TransparencyService:
         self,
         config: TransparencyConfig,
         log: Log,
-        receipt_signers: Sequence[PrivateKey],
+        receipt_signers: Sequence[Signer],
         checkpoint_vkeys: Sequence[str],
         clock: Callable[[], datetime],
     ) -> None:
         self.config = config
         self.log = log
         self.policy = RegistrationPolicy(config)
-        self.receipt_keys: tuple[PublicKey, ...] = tuple(s.public_key for s in receipt_signers)
+        self.receipt_keys: tuple[PublicKey, ...] = tuple(
+            _public(s.verifier()) for s in receipt_signers
+        )
         self._labels: tuple[str, ...] = tuple(
             _RECEIPT_PREFIX + s.algorithm.label for s in receipt_signers
         )
@@ -94,18 +116,32 @@ class TransparencyService:
         *,
         clock: Callable[[], datetime] | None = None,
         init: bool = True,
+        receipt_signers: Sequence[Signer] | None = None,
+        checkpoint_signers: Sequence[Signer] | None = None,
     ) -> TransparencyService:
-        """Open (creating on first use) the service in ``data_dir``; call :meth:`start` next."""
+        """Open (creating on first use) the service in ``data_dir``; call :meth:`start` next.
+
+        By default the service keys are the PEM files under ``keys/``. A deployment that keeps
+        them in an HSM passes the signers (one receipt signer per configured receipt algorithm,
+        in order; the Ed25519 checkpoint signer first, then any ML-DSA-44 cosigner).
+        """
         if init:
             init_data_dir(data_dir)
         config = load_config(data_dir)
         now = clock or (lambda: datetime.now(UTC))
-        signers = load_receipt_signers(config)
-        batch_signer = _ReceiptBatchSigner(signers, config.service_issuer, now)
-        note_signers = [load_checkpoint_signer(data_dir, config.origin)]
-        pq = load_pq_checkpoint_signer(config)
-        if pq is not None:
-            note_signers.append(NoteSigner(config.origin, pq))
+        if receipt_signers is None:
+            receipt_signers = load_receipt_signers(config)
+        if [s.algorithm for s in receipt_signers] != list(config.receipt_algorithms):
+            raise ConfigError("the receipt signers do not match receipt_algorithms, in order")
+        if checkpoint_signers is None:
+            note_signers = [load_checkpoint_signer(data_dir, config.origin)]
+            pq = load_pq_checkpoint_signer(config)
+            if pq is not None:
+                note_signers.append(NoteSigner(config.origin, pq))
+        else:
+            note_signers = [NoteSigner(config.origin, s) for s in checkpoint_signers]
+        _publish_checkpoint_key(data_dir, note_signers[0])
+        batch_signer = _ReceiptBatchSigner(receipt_signers, config.service_issuer, now)
         log = Log.open(
             data_dir,
             origin=config.origin,
@@ -114,7 +150,7 @@ class TransparencyService:
             max_batch=config.max_batch,
             linger=config.batch_linger,
         )
-        return cls(config, log, signers, [n.verifier().vkey for n in note_signers], now)
+        return cls(config, log, receipt_signers, [n.verifier().vkey for n in note_signers], now)
 
     def start(self) -> None:
         self.log.start()

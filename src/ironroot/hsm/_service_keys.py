@@ -1,0 +1,237 @@
+"""Service signing keys held in an HSM: the ``[keys]`` table of a service's configuration.
+
+A service (the transparency service's receipt and checkpoint keys, the verifier's EAR key)
+names its keys by *purpose* (``"receipt-ES384"``, ``"checkpoint"``, ``"ear"``). This module turns
+the operator's ``[keys]`` table into :class:`~ironroot.crypto.Signer` objects whose private
+keys stay in the chosen backend::
+
+    [keys]
+    backend = "pkcs11"                          # "files" (default), "pkcs11" or "hsm"
+    pkcs11_library = "/usr/lib/softhsm/libsofthsm2.so"
+    pkcs11_token = "ironroot"
+    pkcs11_pin_file = "token.pin"               # the user PIN, in a file (never in the config)
+    # backend = "hsm" (the built-in boundary, initialized with `ironroot hsm init`):
+    # hsm_dir = "hsm"
+    # hsm_sealing_secret_file = "sealing.secret"
+    # hsm_identity = "transparency"             # a crypto-user identity of that HSM
+    # hsm_credential_file = "hsm.credential"
+    [keys.handles]                              # optional: purpose -> existing key handle
+    "receipt-ES384" = "5f0c…"
+
+Handles not given in the table are read from ``keys/handles.json`` in the data directory, and
+created there (a key generated inside the backend) when the service is initialized. Relative
+paths are relative to the data directory. ``files`` means the service's own PEM files and is
+not handled here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from ironroot.crypto import Algorithm
+from ironroot.errors import ConfigError, IronrootError, NotFound
+from ironroot.hsm._backend import BuiltinBackend, HsmSigner, KeyBackend
+from ironroot.hsm._boundary import Hsm
+from ironroot.hsm._model import KeyAttributes, KeyType, Usage
+from ironroot.hsm._pkcs11 import Pkcs11Backend
+from ironroot.hsm._storage import DirectoryStorage
+
+__all__ = ["ServiceKeys", "ServiceKeysConfig"]
+
+BACKENDS: Final = ("files", "pkcs11", "hsm")
+_KEYS: Final = frozenset(
+    {
+        "backend",
+        "pkcs11_library",
+        "pkcs11_token",
+        "pkcs11_pin_file",
+        "hsm_dir",
+        "hsm_sealing_secret_file",
+        "hsm_identity",
+        "hsm_credential_file",
+        "handles",
+    }
+)
+_KEY_TYPES: Final = {
+    Algorithm.ES256: KeyType.EC_P256,
+    Algorithm.ES384: KeyType.EC_P384,
+    Algorithm.EDDSA: KeyType.ED25519,
+    Algorithm.ED25519: KeyType.ED25519,
+    Algorithm.ML_DSA_44: KeyType.ML_DSA_44,
+    Algorithm.ML_DSA_65: KeyType.ML_DSA_65,
+    Algorithm.ML_DSA_87: KeyType.ML_DSA_87,
+}
+HANDLES_FILE: Final = "keys/handles.json"
+
+
+def _text(table: Mapping[str, Any], name: str, required: bool) -> str:
+    value = table.get(name)
+    if value is None:
+        if required:
+            raise ConfigError(f"keys.{name} is required for this backend")
+        return ""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"keys.{name} must be a non-empty string")
+    return value
+
+
+def _read_secret(path: Path, what: str) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} at {path}: {exc.strerror}") from exc
+    data = data.strip()
+    if not data:
+        raise ConfigError(f"the {what} at {path} is empty")
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceKeysConfig:
+    """The parsed ``[keys]`` table."""
+
+    backend: str
+    base: Path
+    settings: Mapping[str, str] = field(default_factory=dict)
+    handles: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, table: Mapping[str, Any] | None, base: Path) -> ServiceKeysConfig:
+        table = dict(table or {})
+        unknown = set(table) - _KEYS
+        if unknown:
+            raise ConfigError(f"unknown key keys.{sorted(unknown)[0]}")
+        backend = table.get("backend", "files")
+        if backend not in BACKENDS:
+            raise ConfigError(f"keys.backend must be one of {', '.join(BACKENDS)}")
+        handles = table.get("handles", {})
+        if not isinstance(handles, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in handles.items()
+        ):
+            raise ConfigError("keys.handles maps purposes to key handles (strings)")
+        settings: dict[str, str] = {}
+        if backend == "pkcs11":
+            for name in ("pkcs11_library", "pkcs11_token", "pkcs11_pin_file"):
+                settings[name] = _text(table, name, True)
+        elif backend == "hsm":
+            for name in ("hsm_dir", "hsm_sealing_secret_file", "hsm_identity"):
+                settings[name] = _text(table, name, True)
+            settings["hsm_credential_file"] = _text(table, "hsm_credential_file", True)
+        return cls(backend, base, settings, dict(handles))
+
+    @property
+    def in_hsm(self) -> bool:
+        return self.backend != "files"
+
+
+class ServiceKeys:
+    """Open the configured backend; hand out signers by purpose. A context manager."""
+
+    def __init__(self, config: ServiceKeysConfig) -> None:
+        if not config.in_hsm:
+            raise ConfigError("keys.backend = 'files' keeps the keys in PEM files, not an HSM")
+        self._config = config
+        self._handles_path = config.base / HANDLES_FILE
+        self._storage: DirectoryStorage | None = None
+        self._hsm: Hsm | None = None
+        self._backend: KeyBackend = self._open()
+
+    def _path(self, name: str) -> Path:
+        return self._config.base / self._config.settings[name]
+
+    def _open(self) -> KeyBackend:
+        settings = self._config.settings
+        if self._config.backend == "pkcs11":
+            pin = _read_secret(self._path("pkcs11_pin_file"), "PKCS#11 PIN").decode()
+            return Pkcs11Backend(
+                settings["pkcs11_library"], token_label=settings["pkcs11_token"], pin=pin
+            )
+        secret = _read_secret(self._path("hsm_sealing_secret_file"), "HSM sealing secret")
+        credential = _read_secret(self._path("hsm_credential_file"), "HSM credential")
+        self._storage = DirectoryStorage(self._path("hsm_dir"))
+        try:
+            self._hsm = Hsm.open(self._storage, secret)
+            session = self._hsm.login(settings["hsm_identity"], credential)
+        except BaseException:
+            self.close()
+            raise
+        return BuiltinBackend(self._hsm, session)
+
+    def _stored_handles(self) -> dict[str, str]:
+        try:
+            value = json.loads(self._handles_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{self._handles_path} is not a JSON object of handles") from exc
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ConfigError(f"{self._handles_path} is not a JSON object of handles")
+        return value
+
+    def _store_handle(self, purpose: str, handle: str) -> None:
+        handles = self._stored_handles()
+        handles[purpose] = handle
+        self._handles_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._handles_path.with_name(self._handles_path.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            json.dump(handles, f, indent=2, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._handles_path)
+
+    def signer(self, purpose: str, algorithm: Algorithm, *, create: bool = False) -> HsmSigner:
+        """The signer for ``purpose``; with ``create``, generate its key if it has none yet."""
+        handle = self._config.handles.get(purpose) or self._stored_handles().get(purpose)
+        if handle is None:
+            if not create:
+                raise NotFound(
+                    f"no {purpose} key in the HSM: run `ironroot serve --init-only` or set "
+                    f"keys.handles.{purpose}"
+                )
+            key_type = _KEY_TYPES.get(algorithm)
+            if key_type is None:
+                raise ConfigError(f"{algorithm.label} keys cannot be held in an HSM here")
+            handle = self._backend.generate(
+                key_type, KeyAttributes(usages=frozenset({Usage.SIGN, Usage.VERIFY}))
+            )
+            self._store_handle(purpose, handle)
+        try:
+            signer = HsmSigner(self._backend, handle)
+        except IronrootError as exc:
+            raise ConfigError(f"the {purpose} key handle {handle} is not usable: {exc}") from exc
+        same = signer.algorithm == algorithm or {signer.algorithm, algorithm} <= {
+            Algorithm.EDDSA,
+            Algorithm.ED25519,
+        }
+        if not same:
+            raise ConfigError(
+                f"the {purpose} key is {signer.algorithm.label}, the service needs "
+                f"{algorithm.label}"
+            )
+        return signer
+
+    def close(self) -> None:
+        if isinstance(self._backend_or_none(), Pkcs11Backend):
+            self._backend.close()  # type: ignore[attr-defined]
+        if self._hsm is not None:
+            self._hsm.close()
+            self._hsm = None
+        if self._storage is not None:
+            self._storage.close()
+            self._storage = None
+
+    def _backend_or_none(self) -> KeyBackend | None:
+        return getattr(self, "_backend", None)
+
+    def __enter__(self) -> ServiceKeys:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,121 @@
+"""The service's receipt and checkpoint keys held in a PKCS#11 token (SoftHSM2): registration
+works, the published keys are the token's, `log verify DIR` works without a private key file,
+and the token refuses to reveal the keys."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from _tx_helpers import VENDOR_ISS, write_config
+
+from ironroot.cli import main
+from ironroot.cli.serve import hsm_signers
+from ironroot.cose import SignedStatement, create_statement, decode_key_set, verify_receipt
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import ConfigError, NotFound
+from ironroot.hsm import ServiceKeys, ServiceKeysConfig
+from ironroot.log import verify_log_dir
+from ironroot.transparency import ServiceThread, TransparencyService, load_config
+
+pytestmark = pytest.mark.integration
+
+_LIBRARIES = (
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+)
+
+
+@pytest.fixture(scope="module")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    library = next((p for p in _LIBRARIES if Path(p).exists()), None)
+    if library is None or shutil.which("softhsm2-util") is None:
+        pytest.skip("SoftHSM2 is not installed: run scripts/install-test-deps.sh")
+    root = tmp_path_factory.mktemp("softhsm-tx")
+    (root / "tokens").mkdir()
+    conf = root / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\n")
+    previous = os.environ.get("SOFTHSM2_CONF")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    subprocess.run(
+        ["softhsm2-util", "--init-token", "--free", "--label", "tx-keys",
+         "--so-pin", "123456", "--pin", "4321"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        yield library
+    finally:
+        if previous is None:
+            os.environ.pop("SOFTHSM2_CONF", None)
+        else:
+            os.environ["SOFTHSM2_CONF"] = previous
+
+
+def _configure(data: Path, library: str, vendor: PrivateKey) -> None:
+    write_config(data, issuers=[(VENDOR_ISS, vendor)])
+    (data / "token.pin").write_text("4321\n")
+    with (data / "ironroot.toml").open("a") as f:
+        f.write(
+            f'[keys]\nbackend = "pkcs11"\npkcs11_library = "{library}"\n'
+            'pkcs11_token = "tx-keys"\npkcs11_pin_file = "token.pin"\n'
+        )
+
+
+def test_service_keys_in_a_pkcs11_token(tmp_path: Path, softhsm: str) -> None:
+    data = tmp_path / "data"
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    _configure(data, softhsm, vendor)
+    assert main(["serve", "--data", str(data), "--init-only"]) == 0
+    assert not (data / "keys" / "receipt-es384.key").exists()  # no private key on disk
+    assert not (data / "keys" / "checkpoint.key").exists()
+    config = load_config(data)
+    keys_config = ServiceKeysConfig.parse(config.keys, data)
+    statement = create_statement(vendor, b"{}", iss=VENDOR_ISS, sub="pkg:fw/hsm")
+    with ServiceKeys(keys_config) as keys:
+        receipts, checkpoints = hsm_signers(config, keys)
+        service = TransparencyService.open(
+            data, receipt_signers=receipts, checkpoint_signers=checkpoints
+        )
+        with service, ServiceThread(service) as server, httpx.Client(base_url=server.url) as c:
+            r = c.post("/entries", content=statement, headers={"Content-Type": "application/cose"})
+            assert r.status_code == 201
+            published = decode_key_set(c.get("/.well-known/scitt-keys").content)
+            assert set(published) == {receipts[0].kid}
+            verify_receipt(r.content, SignedStatement.parse(statement).log_entry(), published)
+    # An auditor recomputes the log from the data directory with the public key alone.
+    report = verify_log_dir(data)
+    assert report.size == 1
+    # The same handles are found again on the next start.
+    with ServiceKeys(keys_config) as keys:
+        again, _ = hsm_signers(config, keys)
+        assert again[0].kid == receipts[0].kid
+
+
+def test_missing_key_without_create_is_not_found(tmp_path: Path, softhsm: str) -> None:
+    data = tmp_path / "data"
+    _configure(data, softhsm, PrivateKey.generate(Algorithm.ES256))
+    config = ServiceKeysConfig.parse(load_config(data).keys, data)
+    with ServiceKeys(config) as keys, pytest.raises(NotFound):
+        keys.signer("receipt-ES384", Algorithm.ES384)
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        {"backend": "cloud"},
+        {"backend": "pkcs11"},
+        {"backend": "pkcs11", "pkcs11_library": "x", "pkcs11_token": "t"},
+        {"backend": "hsm", "hsm_dir": "h"},
+        {"backend": "files", "surprise": 1},
+        {"backend": "pkcs11", "handles": {"receipt-ES384": 7}},
+    ],
+)
+def test_bad_keys_tables_are_config_errors(table: dict[str, object], tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        ServiceKeysConfig.parse(table, tmp_path)
