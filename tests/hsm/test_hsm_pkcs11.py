@@ -3,11 +3,7 @@ a Signer over either backend producing COSE signatures that verify."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pkcs11
 import pytest
@@ -32,57 +28,15 @@ from ironroot.hsm import (
     KeyType,
     Pkcs11Backend,
 )
+from ironroot_softhsm import LABEL, PIN, shared_token
 
 pytestmark = pytest.mark.integration
 
-_LIBRARIES = (
-    "/usr/lib/softhsm/libsofthsm2.so",
-    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/local/lib/softhsm/libsofthsm2.so",
-)
-LABEL, PIN, SO_PIN = "ironroot-test", "1234", "123456"
-
-
-def _library() -> str | None:
-    return next((path for path in _LIBRARIES if Path(path).exists()), None)
-
 
 @pytest.fixture(scope="module")
-def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh SoftHSM2 token in a temporary directory; yields the library path."""
-    library = _library()
-    if library is None or shutil.which("softhsm2-util") is None:
-        pytest.skip("SoftHSM2 is not installed: run scripts/install-test-deps.sh")
-    root = tmp_path_factory.mktemp("softhsm")
-    (root / "tokens").mkdir()
-    conf = root / "softhsm2.conf"
-    conf.write_text(
-        f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
-    )
-    previous = os.environ.get("SOFTHSM2_CONF")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
-    subprocess.run(
-        [
-            "softhsm2-util",
-            "--init-token",
-            "--free",
-            "--label",
-            LABEL,
-            "--so-pin",
-            SO_PIN,
-            "--pin",
-            PIN,
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield library
-    finally:
-        if previous is None:
-            os.environ.pop("SOFTHSM2_CONF", None)
-        else:
-            os.environ["SOFTHSM2_CONF"] = previous
+def token() -> str:
+    """The process's SoftHSM2 token (see tests/ironroot_softhsm.py); yields the library path."""
+    return shared_token()
 
 
 @pytest.fixture

@@ -4,10 +4,6 @@ and the token refuses to reveal the keys."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,49 +18,21 @@ from ironroot.errors import ConfigError, NotFound
 from ironroot.hsm import ServiceKeys, ServiceKeysConfig
 from ironroot.log import verify_log_dir
 from ironroot.transparency import ServiceThread, TransparencyService, load_config
+from ironroot_softhsm import PIN, pkcs11_keys_table, shared_token
 
 pytestmark = pytest.mark.integration
 
-_LIBRARIES = (
-    "/usr/lib/softhsm/libsofthsm2.so",
-    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/local/lib/softhsm/libsofthsm2.so",
-)
-
 
 @pytest.fixture(scope="module")
-def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    library = next((p for p in _LIBRARIES if Path(p).exists()), None)
-    if library is None or shutil.which("softhsm2-util") is None:
-        pytest.skip("SoftHSM2 is not installed: run scripts/install-test-deps.sh")
-    root = tmp_path_factory.mktemp("softhsm-tx")
-    (root / "tokens").mkdir()
-    conf = root / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\n")
-    previous = os.environ.get("SOFTHSM2_CONF")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
-    subprocess.run(
-        ["softhsm2-util", "--init-token", "--free", "--label", "tx-keys",
-         "--so-pin", "123456", "--pin", "4321"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    try:
-        yield library
-    finally:
-        if previous is None:
-            os.environ.pop("SOFTHSM2_CONF", None)
-        else:
-            os.environ["SOFTHSM2_CONF"] = previous
+def softhsm() -> str:
+    return shared_token()
 
 
 def _configure(data: Path, library: str, vendor: PrivateKey) -> None:
     write_config(data, issuers=[(VENDOR_ISS, vendor)])
-    (data / "token.pin").write_text("4321\n")
+    (data / "token.pin").write_text(PIN + "\n")
     with (data / "ironroot.toml").open("a") as f:
-        f.write(
-            f'[keys]\nbackend = "pkcs11"\npkcs11_library = "{library}"\n'
-            'pkcs11_token = "tx-keys"\npkcs11_pin_file = "token.pin"\n'
-        )
+        f.write(pkcs11_keys_table(library, "token.pin"))
 
 
 def test_service_keys_in_a_pkcs11_token(tmp_path: Path, softhsm: str) -> None:

@@ -19,6 +19,9 @@
     [attestation.vendor_keys]                 # optional: issuer → its statement keys
     "https://vendor.example" = ["vendor.pub.pem"]
 
+    [keys]                                    # optional: the EAR key in an HSM instead of
+    backend = "pkcs11"                        # signing_key (see ironroot.hsm.ServiceKeys)
+
 Relative paths are relative to the data directory. Endorsements are read when the service is
 built (:meth:`AttestationConfig.service`): statements that do not verify are left out and
 listed in ``Endorsements.rejected``. This module does I/O; the appraisal core does not.
@@ -26,9 +29,10 @@ listed in ``Endorsements.rejected``. This module does I/O; the appraisal core do
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -38,8 +42,16 @@ from ironroot.attestation._http import AttestationService
 from ironroot.attestation._nonce import NonceStore
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
 from ironroot.cose import decode_key_set
-from ironroot.crypto import Algorithm, PrivateKey, Verifier, load_verifier, save_signer
+from ironroot.crypto import (
+    Algorithm,
+    PrivateKey,
+    Signer,
+    Verifier,
+    load_verifier,
+    save_signer,
+)
 from ironroot.errors import ConfigError, IronrootError, LimitExceeded
+from ironroot.hsm import ServiceKeys, ServiceKeysConfig
 from ironroot.safe import ProviderKeys
 
 __all__ = ["CONFIG_FILE", "AttestationConfig", "init_attestation_dir", "load_attestation_config"]
@@ -120,6 +132,7 @@ class AttestationConfig:
     policy: Path | None = None
     result_lifetime: int = 3600
     nonce_lifetime: int = 300
+    keys: Mapping[str, Any] = field(default_factory=dict)
 
     def load_policy(self) -> AppraisalPolicy:
         if self.policy is None:
@@ -151,11 +164,27 @@ class AttestationConfig:
             now=now,
         )
 
-    def service(self, now: dt.datetime) -> AttestationService:
-        """The verifier this configuration describes, its endorsements read at ``now``."""
-        key = PrivateKey.from_pem(_read(self.signing_key))
-        if key.algorithm is not Algorithm.ES384:
-            raise ConfigError(f"{self.signing_key} is not an ES384 key")
+    @contextlib.contextmanager
+    def open_service(self, now: dt.datetime) -> Iterator[AttestationService]:
+        """The verifier this configuration describes, its endorsements read at ``now``.
+
+        The EAR key is ``signing_key`` (a PEM file) unless a ``[keys]`` table puts it in an
+        HSM (``ironroot.hsm.ServiceKeys``, purpose ``"ear"``; created there on first use); the
+        HSM stays open while the service is in use.
+        """
+        keys_config = ServiceKeysConfig.parse(self.keys, self.data_dir)
+        with contextlib.ExitStack() as stack:
+            key: Signer
+            if keys_config.in_hsm:
+                keys = stack.enter_context(ServiceKeys(keys_config))
+                key = keys.signer("ear", Algorithm.ES384, create=True)
+            else:
+                key = PrivateKey.from_pem(_read(self.signing_key))
+                if key.algorithm is not Algorithm.ES384:
+                    raise ConfigError(f"{self.signing_key} is not an ES384 key")
+            yield self._service(now, key)
+
+    def _service(self, now: dt.datetime, key: Signer) -> AttestationService:
         return AttestationService(
             endorsements=self.endorsements(now),
             signing_key=key,
@@ -191,6 +220,13 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
     table = document.get("attestation")
     if not isinstance(table, dict):
         raise ConfigError(f"{path} has no [attestation] table")
+    extra = set(document) - {"attestation", "keys"}
+    if extra:
+        raise ConfigError(f"unknown section [{sorted(extra)[0]}] in {path}")
+    keys_table = document.get("keys", {})
+    if not isinstance(keys_table, dict):
+        raise ConfigError("[keys] must be a table")
+    ServiceKeysConfig.parse(keys_table, data_dir)  # checked now, opened when serving
     known = {
         "host",
         "port",
@@ -230,6 +266,7 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
         policy=data_dir / policy if policy else None,
         result_lifetime=_int(table, "result_lifetime", 3600),
         nonce_lifetime=_int(table, "nonce_lifetime", 300),
+        keys=keys_table,
     )
 
 

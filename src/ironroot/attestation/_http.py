@@ -51,7 +51,7 @@ from ironroot.attestation._endorsements import Endorsements
 from ironroot.attestation._nonce import NonceStore
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
 from ironroot.cose import Limits, Problem, decode_cbor, encode_cbor, encode_key_set
-from ironroot.crypto import Algorithm, PrivateKey, PublicKey
+from ironroot.crypto import Algorithm, PublicKey, Signer
 from ironroot.errors import (
     ConfigError,
     IronrootError,
@@ -88,7 +88,7 @@ class AttestationService:
     """
 
     endorsements: Endorsements
-    signing_key: PrivateKey
+    signing_key: Signer
     policy: AppraisalPolicy = DEFAULT_POLICY
     lifetime: int = 3600
     nonces: NonceStore = field(default_factory=NonceStore)
@@ -103,7 +103,10 @@ class AttestationService:
 
     @property
     def public_keys(self) -> tuple[PublicKey, ...]:
-        return (self.signing_key.public_key,)
+        key = self.signing_key.verifier()
+        if not isinstance(key, PublicKey):
+            raise ConfigError("the EAR signer must expose its public key")
+        return (key,)
 
     def challenge(self) -> tuple[bytes, int]:
         """A new single-use nonce and when it expires (epoch seconds)."""

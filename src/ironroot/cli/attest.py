@@ -112,16 +112,16 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     config = load_attestation_config(args.data)
-    service = config.service(datetime.now(UTC))
-    for line in service.endorsements.rejected:
-        print(f"ironroot: warning: endorsement refused: {line}", file=sys.stderr)
-    uvicorn.run(
-        create_attestation_app(service),
-        host=args.host or config.host,
-        port=args.port or config.port,
-        log_level="warning",
-        server_header=False,
-    )
+    with config.open_service(datetime.now(UTC)) as service:
+        for line in service.endorsements.rejected:
+            print(f"ironroot: warning: endorsement refused: {line}", file=sys.stderr)
+        uvicorn.run(
+            create_attestation_app(service),
+            host=args.host or config.host,
+            port=args.port or config.port,
+            log_level="warning",
+            server_header=False,
+        )
     return 0
 
 
@@ -156,19 +156,19 @@ def _print(result: AttestationResult) -> None:
 def _appraise(args: argparse.Namespace) -> int:
     config = load_attestation_config(args.data)
     now = args.at or datetime.now(UTC)
-    service = config.service(now)
-    result = appraise_evidence(
-        _read(args.file),
-        service.endorsements,
-        service.policy,
-        format=args.format,
-        nonce=args.nonce,
-        now=now,
-        certificates=[_read(p) for p in args.cert],
-        lifetime=service.lifetime,
-    )
-    sign = sign_ear_cwt if args.cwt else sign_ear_jwt
-    token = sign(result, service.signing_key)
+    with config.open_service(now) as service:
+        result = appraise_evidence(
+            _read(args.file),
+            service.endorsements,
+            service.policy,
+            format=args.format,
+            nonce=args.nonce,
+            now=now,
+            certificates=[_read(p) for p in args.cert],
+            lifetime=service.lifetime,
+        )
+        sign = sign_ear_cwt if args.cwt else sign_ear_jwt
+        token = sign(result, service.signing_key)
     if args.out is not None:
         args.out.write_bytes(token)
     if args.json:

@@ -221,7 +221,7 @@ def demo_release(
         user = hsm.login("keyrelease", user_pass)
         sealed_secret = hsm.encrypt(user, handle, b"the database's secret")
         service = KeyReleaseService(
-            verifiers=[TrustedVerifier(VERIFIER_NAME, verifier.signing_key.public_key)],
+            verifiers=[TrustedVerifier(VERIFIER_NAME, verifier.public_keys[0])],
             keys=[ReleasableKey(_KEY_NAME, handle)],
             vault=HsmVault(hsm, user),
         )
