@@ -38,6 +38,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from ironroot.attestation.evidence import EvidenceClaims
+from ironroot.attestation.evidence._claims import JsonReady
 from ironroot.cose import CONTENT_TYPE, X5CHAIN, Limits, Sign1, decode_cbor
 from ironroot.crypto import Algorithm
 from ironroot.errors import IronrootError, LimitExceeded, MalformedInput
@@ -102,7 +103,7 @@ def quote_claims(claims: QuoteClaims, *, root: str = "") -> EvidenceClaims:
             "root": root,
         },
         signer=claims.ecc_chain[-1].subject,
-        raw=claims.to_json(),
+        raw=JsonReady(claims.to_json()),  # QuoteClaims.to_json is JSON-ready by contract
     )
 
 
@@ -112,13 +113,16 @@ class _Verified:
 
     quote: QuoteClaims
     root: str
+    chains: tuple[object, ...]
 
 
 class RotChainCache:
     """Remembers the verified certificate chains of quotes (bounded; starts over when full).
 
-    Keyed by the exact DER chains both quote messages carry and the trust anchors given, so a
-    different chain, root or anchor set is a miss and is verified in full.
+    Looked up by the ECC leaf certificate and the trust anchors given, then the exact DER
+    chains both quote messages carry are compared with the verified ones, so a different
+    chain, root or anchor set is a miss and is verified in full. (Hashing only the small leaf
+    keeps the lookup cheap; the comparison is a byte compare, not a hash of ~40 KB.)
     """
 
     __slots__ = ("_entries", "_max")
@@ -245,10 +249,14 @@ def _cached(
     cache: RotChainCache,
 ) -> EvidenceClaims:
     messages, chains = _messages(quote)
-    key = (chains, tuple(bytes(a) for a in trust_anchors))
+    ecc_chain = chains[0]
+    if not isinstance(ecc_chain, tuple) or not ecc_chain:
+        raise _Miss
+    anchors = tuple(a if type(a) is bytes else bytes(a) for a in trust_anchors)
+    key = (ecc_chain[0], anchors)
     entry = cache._get(key)
-    if entry is None:
-        raise _Miss(key)
+    if entry is None or entry.chains != chains:
+        raise _Miss((key, chains))
     known = entry.quote
     for message, chain in zip(messages, (known.ecc_chain, known.mldsa_chain), strict=True):
         leaf = chain[-1].public_key
@@ -301,14 +309,15 @@ def verify_rot_quote(
         raise MalformedInput("a quote is bytes")
     if len(quote) > _MAX_QUOTE:
         raise LimitExceeded(f"a quote is at most {_MAX_QUOTE} bytes")
-    key: tuple[object, ...] | None = None
+    remember: tuple[Any, ...] | None = None
     if cache is not None:
         try:
             return _cached(quote, nonce, trust_anchors, now, cache)
         except _Miss as miss:
-            key = miss.args[0] if miss.args and isinstance(miss.args[0], tuple) else None
+            remember = miss.args[0] if miss.args and isinstance(miss.args[0], tuple) else None
     verified = verify_quote(quote, nonce=nonce, trust_anchors=trust_anchors, now=now)
     root = _root_fingerprint(verified.ecc_chain[0], trust_anchors)
-    if cache is not None and key is not None:
-        cache._put(key, _Verified(verified, root))
+    if cache is not None and remember is not None:
+        key, chains = remember
+        cache._put(key, _Verified(verified, root, chains))
     return quote_claims(verified, root=root)

@@ -36,7 +36,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["EvidenceClaims", "json_ready"]
+__all__ = ["EvidenceClaims", "JsonReady", "json_ready"]
+
+
+class JsonReady(dict[str, Any]):
+    """A mapping its producer guarantees is already JSON-ready (text keys; bytes as hex):
+    :class:`EvidenceClaims` keeps it without converting it again (a hot-path saving)."""
 
 
 def json_ready(value: object) -> Any:
@@ -71,7 +76,8 @@ class EvidenceClaims:
         object.__setattr__(self, "measurements", MappingProxyType(dict(self.measurements)))
         object.__setattr__(self, "svns", MappingProxyType(dict(self.svns)))
         object.__setattr__(self, "identity", MappingProxyType(dict(self.identity)))
-        object.__setattr__(self, "raw", MappingProxyType(json_ready(self.raw)))
+        raw = self.raw if isinstance(self.raw, JsonReady) else json_ready(self.raw)
+        object.__setattr__(self, "raw", MappingProxyType(raw))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every claim (bytes as lower-case hex)."""
