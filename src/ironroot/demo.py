@@ -323,8 +323,18 @@ def _attestation(demo: Demo, url: str) -> None:
     )  # fmt: skip
 
 
+def _key_release(demo: Demo) -> None:
+    demo.step("15. Secure key release: an HSM key only for an attested confidential VM")
+    console.print(
+        "# two confidential VMs (DPE children of RoT hosts) attest; the key's Azure-style"
+        " release policy admits one, refuses the other",
+        style="dim",
+    )
+    demo.run("keyrelease", "demo", "--workdir", "keyrelease")
+
+
 def _audit(demo: Demo, url: str) -> None:
-    demo.step("15. The log: checkpoint, and a full recomputation by an auditor")
+    demo.step("16. The log: checkpoint, and a full recomputation by an auditor")
     import httpx
 
     console.print(f"[dim]$[/dim] [bold]curl -s {url}/checkpoint[/bold]")
@@ -345,6 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _transparency(demo, url, port)
         _firmware_and_boot(demo, url)
         _attestation(demo, url)
+        _key_release(demo)
         _audit(demo, url)
     except DemoFailed as exc:
         console.print(f"[bold red]demo failed:[/bold red] {exc}")
