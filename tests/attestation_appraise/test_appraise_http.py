@@ -326,3 +326,46 @@ def test_policy_round_trips_as_data(tmp_path: Path) -> None:
         AppraisalPolicy.from_toml("not = [toml")
     with pytest.raises(ConfigError):
         AppraisalPolicy.from_mapping({"surprise": 1})
+
+
+def test_runtime_data_chosen_by_a_relying_party(
+    api: tuple[ApiClient, _Clock, AttestationService], good_device: Device
+) -> None:
+    """The Trustee/KBS flow: the relying party's own nonce ‖ key hash is the report data."""
+    client, _, service = api
+    runtime_data = bytes(range(64))
+    body = {
+        "evidence": b64url_encode(good_device.quote(runtime_data)),
+        "runtime_data": b64url_encode(runtime_data),
+    }
+    response = client.post("/attestation/verify", json=body)
+    assert response.status_code == 200, response.content
+    result = verify_ear(response.content, service.public_keys, now=NOW)
+    assert result.status is TrustTier.AFFIRMING
+    assert result.nonce == runtime_data
+
+
+def test_runtime_data_the_evidence_does_not_answer(
+    api: tuple[ApiClient, _Clock, AttestationService], good_device: Device
+) -> None:
+    client, _, service = api
+    body = {
+        "evidence": b64url_encode(good_device.quote(bytes(64))),
+        "runtime_data": b64url_encode(b"\x01" * 64),
+    }
+    response = client.post("/attestation/verify", json=body)
+    assert response.status_code == 200
+    result = verify_ear(response.content, service.public_keys, now=NOW)
+    assert result.status is not TrustTier.AFFIRMING
+    assert result.nonce == b"\x01" * 64
+
+
+@pytest.mark.parametrize("members", [{"nonce", "runtime_data"}, set()])
+def test_exactly_one_of_nonce_and_runtime_data(
+    api: tuple[ApiClient, _Clock, AttestationService], members: set[str]
+) -> None:
+    client, _, _ = api
+    body = {"evidence": b64url_encode(b"x")}
+    body.update({m: b64url_encode(bytes(32)) for m in members})
+    response = client.post("/attestation/verify", json=body)
+    assert response.status_code == 400

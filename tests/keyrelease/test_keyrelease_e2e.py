@@ -341,3 +341,32 @@ def test_cli_policy_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_cli_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["keyrelease", "demo", "--workdir", str(tmp_path)]) == 0
     assert "key released to VM A, refused to VM B" in capsys.readouterr().out
+
+
+def test_whole_flow_over_http_with_the_verifier_api(world: World, server: str) -> None:
+    """Key service challenge → quote binding nonce ‖ key hash → the verifier's HTTP API with
+    that report data as runtime_data → EAR → release → unwrap: every hop over HTTP."""
+    import base64
+
+    import httpx
+
+    from ironroot.attestation import create_attestation_app
+
+    def b64url_encode(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    tee = TeeKeyPair.generate()
+    app = create_attestation_app(world.verifier)
+    with KeyReleaseServerThread(app) as verifier, KeyReleaseClient(server) as client:
+        nonce = client.challenge()
+        report_data = tee.report_data(nonce)
+        body = {
+            "evidence": b64url_encode(world.host_a.quote(report_data)),
+            "runtime_data": b64url_encode(report_data),
+        }
+        response = httpx.post(f"{verifier.url}/attestation/verify", json=body, timeout=30)
+        assert response.status_code == 200, response.content
+        released = client.release(
+            "db-key", ear=response.content, wrapping_key=tee.public_spki, nonce=nonce
+        )
+    assert len(tee.unwrap(released, nonce=nonce).material) == 32

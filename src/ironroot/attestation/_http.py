@@ -10,6 +10,10 @@
     reused), the evidence verified and appraised, and the EAR returned signed: a JWT
     (``application/eat+jwt``) by default, a CWT with ``Accept: application/eat+cwt``. Evidence
     that fails appraisal is still a 200 with an EAR that says why.
+    Instead of ``nonce``, a relying party that runs its own challenge (a key release service,
+    as in Trustee's KBS) sends ``runtime_data``: the exact bytes the evidence must answer
+    (its report data, e.g. the relying party's nonce ‖ a key hash). No verifier nonce is
+    redeemed; the EAR carries those bytes, and their freshness is the relying party's check.
 ``GET /attestation/keys``
     the verifier's public keys: a JWK Set (``application/jwk-set+json``) by default, a COSE
     Key Set (``application/cose-key-set``) when asked for.
@@ -116,19 +120,26 @@ class AttestationService:
         self,
         evidence: bytes,
         *,
-        nonce: bytes,
+        nonce: bytes | None = None,
+        runtime_data: bytes | None = None,
         format: str = "auto",
         certificates: Sequence[bytes] = (),
     ) -> AttestationResult:
-        """Redeem ``nonce`` (raises ``StaleNonce``), then verify and appraise ``evidence``."""
+        """Verify and appraise ``evidence`` answering either a nonce this verifier issued
+        (redeemed here: ``StaleNonce`` when unknown, expired or reused) or ``runtime_data``
+        a relying party chose (whose freshness that party checks in the EAR)."""
+        if (nonce is None) == (runtime_data is None):
+            raise MalformedInput("give exactly one of nonce and runtime_data")
         now = self.clock()
-        self.nonces.redeem(nonce, now)
+        if nonce is not None:
+            self.nonces.redeem(nonce, now)
+        answered = nonce if nonce is not None else runtime_data
         return appraise_evidence(
             evidence,
             self.endorsements,
             self.policy,
             format=format,
-            nonce=nonce,
+            nonce=answered,
             now=now,
             certificates=certificates,
             lifetime=self.lifetime,
@@ -187,7 +198,8 @@ def _field_bytes(value: object, name: str, *, cbor: bool) -> bytes:
 @dataclass(frozen=True, slots=True)
 class _VerifyRequest:
     evidence: bytes
-    nonce: bytes
+    nonce: bytes | None
+    runtime_data: bytes | None
     format: str
     certificates: tuple[bytes, ...]
 
@@ -204,11 +216,11 @@ def _parse_verify(body: bytes, content_type: str) -> _VerifyRequest:
             raise MalformedInput(f"the request is not JSON: {exc}") from exc
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise MalformedInput("the request is a map with text keys")
-    unknown = set(value) - {"evidence", "nonce", "format", "certificates"}
+    unknown = set(value) - {"evidence", "nonce", "runtime_data", "format", "certificates"}
     if unknown:
         raise MalformedInput(f"unknown request members: {', '.join(sorted(unknown))}")
-    if "evidence" not in value or "nonce" not in value:
-        raise MalformedInput("the request needs evidence and nonce")
+    if "evidence" not in value or ("nonce" in value) == ("runtime_data" in value):
+        raise MalformedInput("the request needs evidence and exactly one of nonce, runtime_data")
     fmt = value.get("format", "auto")
     if not isinstance(fmt, str):
         raise MalformedInput("format must be text")
@@ -219,7 +231,12 @@ def _parse_verify(body: bytes, content_type: str) -> _VerifyRequest:
         raise LimitExceeded(f"at most {_MAX_CERTIFICATES} certificates")
     return _VerifyRequest(
         evidence=_field_bytes(value["evidence"], "evidence", cbor=cbor),
-        nonce=_field_bytes(value["nonce"], "nonce", cbor=cbor),
+        nonce=_field_bytes(value["nonce"], "nonce", cbor=cbor) if "nonce" in value else None,
+        runtime_data=(
+            _field_bytes(value["runtime_data"], "runtime_data", cbor=cbor)
+            if "runtime_data" in value
+            else None
+        ),
         format=fmt,
         certificates=tuple(_field_bytes(c, "certificate", cbor=cbor) for c in certs),
     )
@@ -244,6 +261,7 @@ def attestation_routes(service: AttestationService) -> list[Route]:
             service.verify,
             parsed.evidence,
             nonce=parsed.nonce,
+            runtime_data=parsed.runtime_data,
             format=parsed.format,
             certificates=parsed.certificates,
         )
