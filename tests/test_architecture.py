@@ -21,6 +21,7 @@ LAYERS = [
     "cose",
     "corim",
     "log",
+    "http",
     "transparency",
     "firmware",
     "rot",

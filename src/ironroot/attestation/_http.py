@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -54,16 +53,14 @@ from ironroot.attestation._ear import (
 from ironroot.attestation._endorsements import Endorsements
 from ironroot.attestation._nonce import NonceStore
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
-from ironroot.cose import Limits, Problem, decode_cbor, encode_cbor, encode_key_set
+from ironroot.cose import Limits, decode_cbor, encode_cbor, encode_key_set
 from ironroot.crypto import Algorithm, PublicKey, Signer
 from ironroot.errors import (
     ConfigError,
-    IronrootError,
     LimitExceeded,
     MalformedInput,
-    NotFound,
-    PayloadTooLarge,
 )
+from ironroot.http import Handler, guarded, problem_app, read_body
 
 __all__ = ["AttestationService", "attestation_routes", "create_attestation_app"]
 
@@ -155,34 +152,8 @@ class AttestationService:
 # --- request and response helpers ---------------------------------------------------------------
 
 
-def _wants_json(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return "json" in accept and "cbor" not in accept
-
-
-def _problem(request: Request, status: int, title: str, detail: str, code: str) -> Response:
-    problem = Problem(title=title, detail=detail, status=status, extra={"code": code})
-    if _wants_json(request):
-        return Response(problem.to_json(), status, media_type=PROBLEM_JSON)
-    return Response(problem.to_cbor(), status, media_type=PROBLEM_CBOR)
-
-
-def _error(request: Request, exc: IronrootError) -> Response:
-    return _problem(request, exc.http_status, exc.title, exc.detail, exc.code)
-
-
 async def _body(request: Request) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_REQUEST_BYTES:
-        raise PayloadTooLarge(f"the request is {length} bytes; the limit is {MAX_REQUEST_BYTES}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            raise PayloadTooLarge(f"the request is over the limit of {MAX_REQUEST_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_body(request, MAX_REQUEST_BYTES)
 
 
 def _field_bytes(value: object, name: str, *, cbor: bool) -> bytes:
@@ -274,42 +245,16 @@ def attestation_routes(service: AttestationService) -> list[Route]:
         jwks = {"keys": [k.to_jwk(include_kid=True) for k in service.public_keys]}
         return Response(json.dumps(jwks), media_type=JWK_SET)
 
-    def guarded(
-        handler: Callable[[Request], Awaitable[Response]],
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def run(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except IronrootError as exc:
-                return _error(request, exc)
-            except Exception:  # a bug or an outside failure: a problem, never a bare 500 page
-                _log.exception("unexpected error in %s %s", request.method, request.url.path)
-                return _problem(
-                    request, 503, "Service Unavailable", "the verifier failed; retry", "storage"
-                )
-
-        return run
+    def _guard(handler: Handler) -> Handler:
+        return guarded(handler, _log, what="the verifier")
 
     return [
-        Route("/attestation/challenge", guarded(challenge), methods=["POST"]),
-        Route("/attestation/verify", guarded(verify), methods=["POST"]),
-        Route("/attestation/keys", guarded(keys), methods=["GET"]),
+        Route("/attestation/challenge", _guard(challenge), methods=["POST"]),
+        Route("/attestation/verify", _guard(verify), methods=["POST"]),
+        Route("/attestation/keys", _guard(keys), methods=["GET"]),
     ]
 
 
 def create_attestation_app(service: AttestationService) -> Starlette:
     """An ASGI app serving only the attestation routes."""
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        titles = {404: "Not Found", 405: "Method Not Allowed"}
-        title = titles.get(exc.status_code, "Error")
-        return _problem(request, exc.status_code, title, str(exc.detail), "http")
-
-    async def not_found(request: Request, exc: Exception) -> Response:
-        return _error(request, NotFound("no such resource"))
-
-    return Starlette(
-        routes=attestation_routes(service),
-        exception_handlers={HTTPException: http_error, 404: not_found},
-    )
+    return problem_app(attestation_routes(service))

@@ -23,28 +23,20 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import threading
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ironroot.cose import Limits, Problem, decode_cbor, encode_cbor
+from ironroot.cose import Limits, decode_cbor, encode_cbor
 from ironroot.errors import (
-    IronrootError,
     MalformedInput,
-    NotFound,
-    PayloadTooLarge,
-    StorageError,
 )
+from ironroot.http import Handler, ServerThread, guarded, problem_app, read_body
 from ironroot.keyrelease._binding import WrappingKey, b64url, unb64url
 from ironroot.keyrelease._format import RELEASED_KEY_CBOR, RELEASED_KEY_JSON
 from ironroot.keyrelease._service import KeyReleaseService, ReleaseRequest
@@ -66,30 +58,8 @@ _BODY_LIMITS: Final = Limits(max_bytes=MAX_REQUEST_BYTES, max_depth=4, max_items
 _MEMBERS: Final = frozenset(("ear", "wrapping_key", "nonce"))
 
 
-def _problem(request: Request, status: int, title: str, detail: str, code: str) -> Response:
-    problem = Problem(title=title, detail=detail, status=status, extra={"code": code})
-    accept = request.headers.get("accept", "")
-    if "json" in accept and "cbor" not in accept:
-        return Response(problem.to_json(), status, media_type=PROBLEM_JSON)
-    return Response(problem.to_cbor(), status, media_type=PROBLEM_CBOR)
-
-
-def _error(request: Request, exc: IronrootError) -> Response:
-    return _problem(request, exc.http_status, exc.title, exc.detail, exc.code)
-
-
 async def _body(request: Request) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_REQUEST_BYTES:
-        raise PayloadTooLarge(f"the request is {length} bytes; the limit is {MAX_REQUEST_BYTES}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            raise PayloadTooLarge(f"the request is over the limit of {MAX_REQUEST_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_body(request, MAX_REQUEST_BYTES)
 
 
 def _ear(value: object, *, cbor: bool) -> bytes:
@@ -181,74 +151,25 @@ def keyrelease_routes(service: KeyReleaseService) -> list[Route]:
     async def keys(request: Request) -> Response:
         return Response(json.dumps({"keys": sorted(service.keys)}), media_type="application/json")
 
-    def guarded(
-        handler: Callable[[Request], Awaitable[Response]],
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def run(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except IronrootError as exc:
-                _log.info("key release refused: %s: %s", exc.code, exc.detail)
-                return _error(request, exc)
-            except Exception:  # a bug or an outside failure: a problem, never a bare 500 page
-                _log.exception("unexpected error in %s %s", request.method, request.url.path)
-                return _problem(
-                    request, 503, "Service Unavailable", "the key service failed; retry", "storage"
-                )
-
-        return run
+    def _guard(handler: Handler) -> Handler:
+        return guarded(handler, _log, what="the key service")
 
     return [
-        Route("/keys/challenge", guarded(challenge), methods=["POST"]),
-        Route("/keys/{name}/release", guarded(release), methods=["POST"]),
-        Route("/keys", guarded(keys), methods=["GET"]),
+        Route("/keys/challenge", _guard(challenge), methods=["POST"]),
+        Route("/keys/{name}/release", _guard(release), methods=["POST"]),
+        Route("/keys", _guard(keys), methods=["GET"]),
     ]
 
 
 def create_keyrelease_app(service: KeyReleaseService) -> Starlette:
     """An ASGI app serving only the key release routes."""
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        titles = {404: "Not Found", 405: "Method Not Allowed"}
-        title = titles.get(exc.status_code, "Error")
-        return _problem(request, exc.status_code, title, str(exc.detail), "http")
-
-    async def not_found(request: Request, exc: Exception) -> Response:
-        return _error(request, NotFound("no such resource"))
-
-    return Starlette(
-        routes=keyrelease_routes(service),
-        exception_handlers={HTTPException: http_error, 404: not_found},
-    )
+    return problem_app(keyrelease_routes(service))
 
 
-class KeyReleaseServerThread:
+class KeyReleaseServerThread(ServerThread):
     """Serve an ASGI app (the key service) over real HTTP from a background thread, for
     embedding in another program, the demo and the benchmark. Port 0 picks a free loopback
     port; ``url`` says which."""
 
     def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 0) -> None:
-        if port == 0:
-            with socket.socket() as s:
-                s.bind((host, 0))
-                port = int(s.getsockname()[1])
-        self.url = f"http://{host}:{port}"
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, name="ironroot-keyrelease", daemon=True
-        )
-
-    def __enter__(self) -> KeyReleaseServerThread:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise StorageError("the key release HTTP server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
+        super().__init__(app, host, port, name="keyrelease")

@@ -11,23 +11,26 @@ import asyncio
 import hmac
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ironroot.cose import Problem, encode_cbor, encode_key_set
+from ironroot.cose import encode_cbor, encode_key_set
 from ironroot.errors import (
     InvalidLocator,
-    IronrootError,
-    NotFound,
-    PayloadTooLarge,
     StorageError,
     Unauthorized,
+)
+from ironroot.http import (
+    Handler,
+    guarded,
+    problem_app,
+    problem_response,
+    read_body,
+    wants_json,
 )
 from ironroot.log import parse_tile_path
 from ironroot.transparency._openapi import OPENAPI
@@ -39,32 +42,10 @@ _log = logging.getLogger("ironroot.transparency")
 
 COSE: Final = "application/cose"
 CBOR: Final = "application/cbor"
-PROBLEM_CBOR: Final = "application/concise-problem-details+cbor"
-PROBLEM_JSON: Final = "application/problem+json"
 _ENTRY_ID: Final = re.compile(r"[0-9a-f]{64}")
 _DURABLE_TIMEOUT: Final = 30.0
 _IMMUTABLE: Final = {"Cache-Control": "public, max-age=31536000, immutable"}
 _NO_CACHE: Final = {"Cache-Control": "no-cache"}
-
-
-def _wants_json(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return "json" in accept and "cbor" not in accept
-
-
-def _problem(request: Request, status: int, title: str, detail: str) -> Response:
-    problem = Problem(title=title, detail=detail, status=status)
-    if _wants_json(request):
-        return Response(problem.to_json(), status, media_type=PROBLEM_JSON)
-    return Response(problem.to_cbor(), status, media_type=PROBLEM_CBOR)
-
-
-def _error_response(request: Request, exc: IronrootError) -> Response:
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-    response = _problem(request, exc.http_status, exc.title, exc.detail)
-    if headers:
-        response.headers.update(headers)
-    return response
 
 
 def _entry_id(request: Request) -> bytes:
@@ -95,28 +76,14 @@ def create_app(service: TransparencyService) -> Starlette:
         if not ok:
             raise Unauthorized("the bearer token is not valid")
 
-    async def read_body(request: Request) -> bytes:
-        limit = config.max_statement_bytes
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise PayloadTooLarge(f"statement is {length} bytes; the limit is {limit}")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"statement is over the limit of {limit} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
     async def post_entries(request: Request) -> Response:
         check_token(request)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != COSE:
-            return _problem(
+            return problem_response(
                 request, 415, "Unsupported Media Type", "POST /entries takes application/cose"
             )
-        body = await read_body(request)
+        body = await read_body(request, config.max_statement_bytes)
         ticket = service.submit(body)
         try:
             await asyncio.wait_for(asyncio.wrap_future(ticket.durable), _DURABLE_TIMEOUT)
@@ -172,7 +139,9 @@ def create_app(service: TransparencyService) -> Starlette:
             kid = b""
         key = keys_by_kid.get(kid)
         if key is None:
-            return _problem(request, 404, "No such key", "No key could be found for this kid value")
+            return problem_response(
+                request, 404, "No such key", "No key could be found for this kid value"
+            )
         return Response(encode_cbor(key.to_cose_key(include_kid=True)), 200, media_type=CBOR)
 
     def configuration() -> dict[str, Any]:
@@ -191,7 +160,7 @@ def create_app(service: TransparencyService) -> Starlette:
 
     async def transparency_configuration(request: Request) -> Response:
         body = configuration()
-        if _wants_json(request):
+        if wants_json(request):
             return JSONResponse(body)
         return Response(encode_cbor(body), 200, media_type=CBOR)
 
@@ -218,51 +187,25 @@ def create_app(service: TransparencyService) -> Starlette:
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "tree_size": service.log.tree_size})
 
-    def guarded(
-        handler: Callable[[Request], Awaitable[Response]],
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def run(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except IronrootError as exc:
-                return _error_response(request, exc)
-            except Exception:  # a bug or an outside failure: a problem, never a bare 500 page
-                _log.exception("unexpected error in %s %s", request.method, request.url.path)
-                return _problem(
-                    request, 503, "Service Unavailable", "the service failed to answer; retry"
-                )
-
-        return run
+    def _guard(handler: Handler) -> Handler:
+        return guarded(handler, _log, what="the transparency service")
 
     routes = [
-        Route("/entries", guarded(post_entries), methods=["POST"]),
-        Route("/entries/{entry_id}", guarded(get_entry), methods=["GET"]),
-        Route("/entries/{entry_id}/statement", guarded(get_statement), methods=["GET"]),
-        Route("/entries/{entry_id}/receipts", guarded(get_receipts), methods=["GET"]),
-        Route("/.well-known/scitt-keys", guarded(scitt_keys), methods=["GET"]),
-        Route("/.well-known/scitt-keys/{kid}", guarded(scitt_key), methods=["GET"]),
+        Route("/entries", _guard(post_entries), methods=["POST"]),
+        Route("/entries/{entry_id}", _guard(get_entry), methods=["GET"]),
+        Route("/entries/{entry_id}/statement", _guard(get_statement), methods=["GET"]),
+        Route("/entries/{entry_id}/receipts", _guard(get_receipts), methods=["GET"]),
+        Route("/.well-known/scitt-keys", _guard(scitt_keys), methods=["GET"]),
+        Route("/.well-known/scitt-keys/{kid}", _guard(scitt_key), methods=["GET"]),
         Route(
             "/.well-known/transparency-configuration",
-            guarded(transparency_configuration),
+            _guard(transparency_configuration),
             methods=["GET"],
         ),
-        Route("/checkpoint", guarded(checkpoint), methods=["GET"]),
-        Route("/tile/{path:path}", guarded(tile), methods=["GET"]),
-        Route("/openapi.json", guarded(openapi), methods=["GET"]),
-        Route("/health", guarded(health), methods=["GET"]),
+        Route("/checkpoint", _guard(checkpoint), methods=["GET"]),
+        Route("/tile/{path:path}", _guard(tile), methods=["GET"]),
+        Route("/openapi.json", _guard(openapi), methods=["GET"]),
+        Route("/health", _guard(health), methods=["GET"]),
     ]
 
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        titles = {404: "Not Found", 405: "Method Not Allowed"}
-        return _problem(
-            request, exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail)
-        )
-
-    async def not_found(request: Request, exc: Exception) -> Response:
-        return _error_response(request, NotFound("no such resource"))
-
-    return Starlette(
-        routes=routes,
-        exception_handlers={HTTPException: http_error, 404: not_found},
-    )
+    return problem_app(routes)

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import logging
 import signal
-import socket
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 
 import uvicorn
 
 from ironroot.crypto import Signer
-from ironroot.errors import StorageError
+from ironroot.http import ServerThread
 from ironroot.transparency._app import create_app
 from ironroot.transparency._service import TransparencyService
 
@@ -72,7 +69,7 @@ def serve(
             signal.signal(sig, handler)
 
 
-class ServiceThread:
+class ServiceThread(ServerThread):
     """Serve a started :class:`TransparencyService` over real HTTP from a background thread.
 
     For embedding the service in another program (an appliance, an integration test)::
@@ -86,28 +83,4 @@ class ServiceThread:
     def __init__(
         self, service: TransparencyService, host: str = "127.0.0.1", port: int = 0
     ) -> None:
-        if port == 0:
-            with socket.socket() as s:
-                s.bind((host, 0))
-                port = int(s.getsockname()[1])
-        self.url = f"http://{host}:{port}"
-        self._server = uvicorn.Server(_uvicorn_config(service, host, port))
-        self._thread = threading.Thread(target=self._server.run, name="ironroot-http", daemon=True)
-
-    def __enter__(self) -> ServiceThread:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise StorageError("the HTTP server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
+        super().__init__(create_app(service), host, port, name="transparency")
