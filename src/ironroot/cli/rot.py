@@ -179,6 +179,15 @@ def _register_device_verbs(verbs: Any) -> None:
     verify.add_argument("--json", action="store_true", help="print JSON")
     verify.set_defaults(func=_verify_quote)
 
+    seal = verbs.add_parser(
+        "sealing-secret",
+        help="a secret bound to this device and its booted firmware (for the HSM's key store)",
+    )
+    seal.add_argument("--device", type=Path, required=True)
+    seal.add_argument("--label", default="hsm", help="separates users of the secret")
+    seal.add_argument("--out", type=Path, required=True, help="file to write (mode 0600)")
+    seal.set_defaults(func=_sealing_secret)
+
     child = verbs.add_parser("derive-child", help="DPE: certify a key for the next layer")
     child.add_argument("--device", type=Path, required=True)
     child.add_argument("--measurement", required=True, help="SHA-384 of the child (hex)")
@@ -299,6 +308,13 @@ def _verify_quote(args: argparse.Namespace) -> int:
         now=_now(args.at),
     )
     _print({"ok": True, **claims.to_json()}, args.json, "quote verifies")
+    return 0
+
+
+def _sealing_secret(args: argparse.Namespace) -> int:
+    secret = Device(args.device).sealing_secret(args.label)
+    _write_private(args.out, secret.hex().encode() + b"\n", exclusive=False)
+    print(f"sealing secret ({args.label}) written to {args.out}")
     return 0
 
 

@@ -39,11 +39,19 @@ from pathlib import Path
 from typing import Any, Final
 
 from ironroot.crypto import Algorithm
-from ironroot.errors import Conflict, FuseError, LimitExceeded, NotFound, StorageError
+from ironroot.errors import (
+    Conflict,
+    FuseError,
+    LimitExceeded,
+    MalformedInput,
+    NotFound,
+    StorageError,
+)
 from ironroot.rot._boot import PCR_DPE, BootState, DiceLayers, PcrEvent, cold_boot, derive_layers
 from ironroot.rot._ca import VendorCA
 from ironroot.rot._dpe import ChildIdentity, derive_child_identity
 from ironroot.rot._fuses import FIELD_ENTROPY_SIZE, UDS_SEED_SIZE, Fuses, Lifecycle
+from ironroot.rot._kdf import kdf
 from ironroot.rot._layers import IDEVID, build_csr, derive_idevid, device_ueid
 from ironroot.rot._quote import create_quote
 from ironroot.rot.dice import parse_certificate, parse_certificates
@@ -260,6 +268,19 @@ class Device:
             new_state = state.extended(PcrEvent(PCR_DPE, f"dpe:{label}", measurement))
             _write_atomic(self.directory / BOOT, new_state.to_json())
             return child
+
+    def sealing_secret(self, label: str) -> bytes:
+        """A 32-byte secret for sealing data to this device *and* its booted firmware.
+
+        ``KDF(CDI_RT, "sealing", label)``: the RT alias CDI depends on the UDS (another device
+        gives another secret) and on the measured FMC and runtime (changed firmware gives
+        another secret), so a store sealed under it opens only here, on this firmware — the
+        HSM's key store uses it (``ironroot rot sealing-secret``). ``label`` separates users.
+        """
+        if not label or len(label) > 64:
+            raise MalformedInput("a sealing label is 1-64 characters")
+        layers = self._layers(self._booted())
+        return kdf(layers.rt_alias.cdi, b"sealing", label.encode(), 32)
 
     def chain(self, alg: Algorithm) -> tuple[bytes, ...]:
         """The DER chain IDevID, LDevID, FMC alias, RT alias (what has been issued so far)."""

@@ -1,0 +1,77 @@
+"""The HSM's key store sealed to the RoT: the sealing secret is derived from the RT alias CDI,
+so a store opens only on the device that sealed it, running the firmware it ran then."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from _rot_helpers import NOW, Product, new_device
+
+from ironroot.cli import main
+from ironroot.errors import Conflict, MalformedInput, SealedStoreError
+from ironroot.hsm import DeviceIdentity, Hsm, HsmConfig, MemoryStorage
+from ironroot.rot import Device, VendorCA
+
+
+def _hsm(storage: MemoryStorage, secret: bytes, device: Device) -> Hsm:
+    child = device.derive_child(hashlib.sha384(b"hsm firmware").digest(), label="hsm")
+    identity = DeviceIdentity(child.ecc_key, (child.ecc_certificate,))
+    return Hsm.initialize(
+        storage,
+        secret,
+        officer="officer",
+        credential=b"officer-credential",
+        device=identity,
+        config=HsmConfig(scrypt_n=2**10),
+    )
+
+
+def test_store_opens_only_on_its_device_and_firmware(
+    tmp_path: Path, product: Product, vendor_ca: VendorCA, booted: Device
+) -> None:
+    secret = booted.sealing_secret("hsm")
+    assert len(secret) == 32
+    assert booted.sealing_secret("hsm") == secret  # deterministic
+    assert booted.sealing_secret("other") != secret  # labels separate users
+
+    storage = MemoryStorage()
+    _hsm(storage, secret, booted).close()
+    Hsm.open(storage, secret, config=HsmConfig(scrypt_n=2**10)).close()  # same device, firmware
+
+    # Another device running the same firmware: another secret, the store stays shut.
+    other = new_device(tmp_path / "other", product, vendor_ca)
+    other.boot(product.bundle(), now=NOW)
+    with pytest.raises(SealedStoreError):
+        Hsm.open(storage, other.sealing_secret("hsm"))
+
+    # The same device after a firmware change: another secret.
+    booted.boot(product.bundle(runtime=b"\x01" * 4096), now=NOW)
+    changed = booted.sealing_secret("hsm")
+    assert changed != secret
+    with pytest.raises(SealedStoreError):
+        Hsm.open(storage, changed)
+
+    # Back on the original firmware, the store opens again.
+    booted.boot(product.bundle(), now=NOW)
+    assert booted.sealing_secret("hsm") == secret
+
+
+def test_sealing_needs_a_booted_device_and_a_label(
+    tmp_path: Path, product: Product, vendor_ca: VendorCA, booted: Device
+) -> None:
+    with pytest.raises(MalformedInput):
+        booted.sealing_secret("")
+    fresh = new_device(tmp_path / "fresh", product, vendor_ca)
+    with pytest.raises(Conflict):
+        fresh.sealing_secret("hsm")
+
+
+def test_cli_writes_the_secret_owner_only(booted: Device, tmp_path: Path) -> None:
+    out = tmp_path / "sealing.secret"
+    assert (
+        main(["rot", "sealing-secret", "--device", str(booted.directory), "--out", str(out)]) == 0
+    )
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert bytes.fromhex(out.read_text().strip()) == booted.sealing_secret("hsm")
