@@ -3,15 +3,28 @@ so a store opens only on the device that sealed it, running the firmware it ran 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from pathlib import Path
 
 import pytest
 from _rot_helpers import NOW, Product, new_device
+from cryptography import x509
 
 from ironroot.cli import main
-from ironroot.errors import Conflict, MalformedInput, SealedStoreError
-from ironroot.hsm import DeviceIdentity, Hsm, HsmConfig, MemoryStorage
+from ironroot.crypto import Algorithm
+from ironroot.errors import ChainNotTrusted, Conflict, MalformedInput, SealedStoreError
+from ironroot.hsm import (
+    DeviceIdentity,
+    Hsm,
+    HsmConfig,
+    KeyAttributes,
+    KeyType,
+    MemoryStorage,
+    Role,
+    Usage,
+    verify_key_attestation,
+)
 from ironroot.rot import Device, VendorCA
 
 
@@ -75,3 +88,37 @@ def test_cli_writes_the_secret_owner_only(booted: Device, tmp_path: Path) -> Non
     )
     assert out.stat().st_mode & 0o777 == 0o600
     assert bytes.fromhex(out.read_text().strip()) == booted.sealing_secret("hsm")
+
+
+def test_key_attestation_chains_to_the_vendor_ca_through_the_rot(
+    vendor_ca: VendorCA, booted: Device
+) -> None:
+    """An HSM whose identity is a DPE child of the RoT: its key attestations verify against
+    the vendor CA (HSM attestation key → DPE child → RT alias → … → IDevID → vendor CA)."""
+    child = booted.derive_child(hashlib.sha384(b"hsm firmware").digest(), label="hsm")
+    identity = DeviceIdentity(
+        child.ecc_key, (child.ecc_certificate, *reversed(booted.chain(Algorithm.ES384)))
+    )
+    hsm = Hsm.initialize(
+        MemoryStorage(),
+        booted.sealing_secret("hsm"),
+        officer="officer",
+        credential=b"officer-credential",
+        device=identity,
+        config=HsmConfig(scrypt_n=2**10),
+    )
+    officer = hsm.login("officer", b"officer-credential")
+    hsm.add_identity(officer, "user", Role.USER, b"user-credential")
+    user = hsm.login("user", b"user-credential")
+    handle = hsm.generate(
+        officer, KeyType.EC_P384, KeyAttributes(usages=frozenset({Usage.SIGN, Usage.VERIFY}))
+    )
+    statement = hsm.attest(user, handle, nonce=b"n" * 16)
+    root = x509.load_der_x509_certificate(vendor_ca.trust_anchors[0])
+    now = dt.datetime.now(dt.UTC)  # the HSM certifies its attestation key at the real time
+    claims = verify_key_attestation(statement, roots=[root], now=now, nonce=b"n" * 16)
+    assert claims is not None
+    other_root = x509.load_der_x509_certificate(VendorCA.generate(now=NOW).trust_anchors[0])
+    with pytest.raises(ChainNotTrusted):
+        verify_key_attestation(statement, roots=[other_root], now=now)
+    hsm.close()

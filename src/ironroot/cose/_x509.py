@@ -33,6 +33,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID
 from cryptography.x509.verification import (
+    Criticality,
     ExtensionPolicy,
     PolicyBuilder,
     Store,
@@ -91,7 +92,11 @@ def verify_x5chain(
         .time(at)
         .max_chain_depth(limits.max_x5chain)
         .extension_policies(
-            ca_policy=ExtensionPolicy.webpki_defaults_ca(),
+            # CA certificates: the Web PKI profile, except that an EKU on a CA is not checked
+            # against a TLS usage (DICE CAs carry tcg-dice key purposes there).
+            ca_policy=ExtensionPolicy.webpki_defaults_ca().may_be_present(
+                x509.ExtendedKeyUsage, Criticality.AGNOSTIC, None
+            ),
             ee_policy=ExtensionPolicy.permit_all(),
         )
         .build_client_verifier()
