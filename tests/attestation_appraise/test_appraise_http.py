@@ -27,9 +27,8 @@ from ironroot.attestation import (
     create_attestation_app,
     verify_ear,
 )
-from ironroot.attestation._ear import b64url_decode, b64url_encode
 from ironroot.cose import Problem, decode_cbor, decode_key_set, encode_cbor
-from ironroot.crypto import Algorithm, PrivateKey, PublicKey
+from ironroot.crypto import Algorithm, PrivateKey, PublicKey, b64url_decode, b64url_encode
 from ironroot.errors import ConfigError, StaleNonce
 from ironroot.rot import Device
 

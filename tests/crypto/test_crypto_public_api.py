@@ -23,6 +23,8 @@ def test_all() -> None:
             "PublicKey",
             "Signer",
             "Verifier",
+            "b64url_decode",
+            "b64url_encode",
             "cose_key_thumbprint",
             "hybrid_kid",
             "load_signer",

@@ -33,8 +33,6 @@ JWTs are built by hand (three base64url segments; the JSON is ours) and parsed w
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import json
 from collections.abc import Iterable, Mapping
@@ -47,7 +45,7 @@ from joserfc.errors import JoseError
 from joserfc.jws import JWSRegistry, extract_compact
 
 from ironroot.cose import KID, Limits, Sign1, decode_cbor, encode_cbor, sign1
-from ironroot.crypto import Algorithm, PublicKey, Signer, Verifier
+from ironroot.crypto import Algorithm, PublicKey, Signer, Verifier, b64url_decode, b64url_encode
 from ironroot.errors import (
     AlgorithmNotAccepted,
     LimitExceeded,
@@ -235,22 +233,6 @@ _TIER_ORDER: Final = (
     TrustTier.WARNING,
     TrustTier.CONTRAINDICATED,
 )
-
-
-def b64url_encode(data: bytes) -> str:
-    """Unpadded base64url (RFC 7515 §2)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(text: str, *, what: str) -> bytes:
-    """Canonical unpadded base64url only; anything else is ``MalformedInput``."""
-    try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise MalformedInput(f"{what} is not base64url") from exc
-    if b64url_encode(data) != text:
-        raise MalformedInput(f"{what} is not canonical unpadded base64url")
-    return data
 
 
 def _claim_value(value: object, category: str) -> int:

@@ -45,8 +45,6 @@ from ironroot.attestation._ear import (
     CWT_MEDIA_TYPE,
     JWT_MEDIA_TYPE,
     AttestationResult,
-    b64url_decode,
-    b64url_encode,
     sign_ear_cwt,
     sign_ear_jwt,
 )
@@ -54,7 +52,7 @@ from ironroot.attestation._endorsements import Endorsements
 from ironroot.attestation._nonce import NonceStore
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
 from ironroot.cose import Limits, decode_cbor, encode_cbor, encode_key_set
-from ironroot.crypto import Algorithm, PublicKey, Signer
+from ironroot.crypto import Algorithm, PublicKey, Signer, b64url_decode, b64url_encode
 from ironroot.errors import (
     ConfigError,
     LimitExceeded,

@@ -21,7 +21,6 @@ match only by that label. No library implements did:x509, hence the hand-written
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 from collections.abc import Sequence
@@ -41,7 +40,7 @@ from cryptography.x509.verification import (
 )
 
 from ironroot.cose._cbor import DEFAULT_LIMITS, Limits
-from ironroot.crypto import PublicKey
+from ironroot.crypto import PublicKey, b64url_encode
 from ironroot.errors import CertificateExpired, ChainNotTrusted, MalformedInput
 
 __all__ = ["verify_did_x509", "verify_x5chain"]
@@ -165,7 +164,7 @@ def _parse_did(did: str) -> tuple[str, str, list[tuple[str, str]]]:
 
 def _fingerprint(cert: x509.Certificate, alg: str) -> str:
     digest = hashlib.new(alg, cert.public_bytes(Encoding.DER)).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return b64url_encode(digest)
 
 
 def _subject_model(cert: x509.Certificate) -> dict[str, str | None]:

@@ -7,6 +7,7 @@ from ironroot.crypto._algorithms import Algorithm
 from ironroot.crypto._files import load_signer, load_verifier, save_signer, verifier_from_cose_key
 from ironroot.crypto._hybrid import HybridSigner, HybridVerifier, hybrid_kid
 from ironroot.crypto._interface import Signer, Verifier
+from ironroot.crypto._jose import b64url_decode, b64url_encode
 from ironroot.crypto._keys import PrivateKey, PublicKey, cose_key_thumbprint
 from ironroot.crypto._lms import (
     DEFAULT_LMS_PARAMETER_SET,
@@ -29,6 +30,8 @@ __all__ = [
     "PublicKey",
     "Signer",
     "Verifier",
+    "b64url_decode",
+    "b64url_encode",
     "cose_key_thumbprint",
     "hybrid_kid",
     "load_signer",

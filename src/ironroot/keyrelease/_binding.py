@@ -20,8 +20,6 @@ which one is wrong: ``StaleNonce`` (code ``nonce-mismatch``) or ``KeyBindingMism
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -35,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import mlkem, rsa
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
+from ironroot.crypto import b64url_decode, b64url_encode
 from ironroot.errors import (
     KeyBindingMismatch,
     LimitExceeded,
@@ -64,11 +63,7 @@ PublicWrappingKey = mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey | rsa.RSA
 def _b64url(text: object, what: str) -> bytes:
     if not isinstance(text, str):
         raise MalformedInput(f"{what} must be base64url text")
-    try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise MalformedInput(f"{what} is not base64url") from exc
-    return data
+    return b64url_decode(text, what=what)
 
 
 def _kind(key: PublicWrappingKey) -> str:
@@ -188,9 +183,7 @@ def check_binding(report_data: bytes, *, nonce: bytes, key: WrappingKey) -> None
         raise KeyBindingMismatch("the evidence binds another wrapping key than the request's")
 
 
-def b64url(data: bytes) -> str:
-    """Unpadded base64url (RFC 7515 §2)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+b64url = b64url_encode  # unpadded base64url (RFC 7515 §2)
 
 
 def unb64url(text: object, what: str) -> bytes:
