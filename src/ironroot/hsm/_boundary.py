@@ -64,7 +64,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from ironroot.cose import Limits, decode_cbor, encode_cbor
 from ironroot.crypto import PrivateKey, PublicKey
 from ironroot.errors import (
     BadSignature,
@@ -95,13 +94,19 @@ from ironroot.hsm._audit import (
     verify_audit,
 )
 from ironroot.hsm._certs import issue_attestation_certificate
+from ironroot.hsm._document import (
+    IdentityRecord,
+    KeyRecord,
+    StoreDocument,
+    decode_store,
+    encode_store,
+    zero,
+)
 from ironroot.hsm._material import (
     KeyObject,
     generate_material,
     load_material,
     material_from_wrapped,
-    public_der,
-    signing_public,
     wrapped_form,
 )
 from ironroot.hsm._model import (
@@ -136,10 +141,8 @@ from ironroot.hsm._wrap import (
 
 __all__ = ["Hsm", "ReleaseCheck"]
 
-STORE_VERSION: Final = 1
 MIN_CREDENTIAL: Final = 8
 MAX_CREDENTIAL: Final = 1024
-_STORE_LIMITS: Final = Limits(max_bytes=64 * 1024 * 1024, max_depth=8, max_items=1_000_000)
 _NONE: Final = "-"  # the identity of records that no session authenticated
 _DUMMY_SALT: Final = bytes(16)
 _GCM_NONCE: Final = 12
@@ -182,63 +185,6 @@ _PERMISSIONS: Final[dict[str, frozenset[Role]]] = {
 }
 
 
-class _Identity:
-    __slots__ = ("failures", "hash", "locked", "n", "name", "p", "r", "role", "salt")
-
-    def __init__(
-        self, name: str, role: Role, salt: bytes, hash_: bytearray, n: int, r: int, p: int
-    ) -> None:
-        self.name, self.role, self.salt, self.hash = name, role, salt, hash_
-        self.n, self.r, self.p = n, r, p
-        self.failures = 0
-        self.locked = False
-
-
-class _Key:
-    __slots__ = (
-        "attributes",
-        "created",
-        "handle",
-        "key_type",
-        "local",
-        "obj",
-        "public_der",
-        "public_key",
-        "stored",
-    )
-
-    def __init__(
-        self,
-        handle: str,
-        key_type: KeyType,
-        attributes: KeyAttributes,
-        *,
-        local: bool,
-        created: int,
-        stored: bytearray,
-        obj: KeyObject,
-    ) -> None:
-        self.handle, self.key_type, self.attributes = handle, key_type, attributes
-        self.local, self.created, self.stored, self.obj = local, created, stored, obj
-        self.public_der = public_der(obj)
-        self.public_key = signing_public(obj)
-
-    def info(self) -> KeyInfo:
-        return KeyInfo(
-            handle=self.handle,
-            key_type=self.key_type,
-            attributes=self.attributes,
-            generated_inside=self.local,
-            created=self.created,
-            public_der=self.public_der,
-            public_key=self.public_key,
-        )
-
-    def wipe(self) -> None:
-        self.stored[:] = bytes(len(self.stored))
-        self.obj = None
-
-
 class _Op:
     """The audit facts of one operation in progress."""
 
@@ -256,16 +202,6 @@ class _Pending:
     operation: str
     key: str | None
     result: str
-
-
-def _zero(buffer: bytearray) -> None:
-    buffer[:] = bytes(len(buffer))
-
-
-def _bytes(value: object) -> bytes:
-    if not isinstance(value, bytes):
-        raise MalformedInput("the key store holds a non-bytes value where bytes belong")
-    return value
 
 
 class Hsm:
@@ -292,10 +228,10 @@ class Hsm:
         self._state = "operational"
         self._error = ""
         self._hsm_id = b""
-        self._identities: dict[str, _Identity] = {}
-        self._keys: dict[str, _Key] = {}
+        self._identities: dict[str, IdentityRecord] = {}
+        self._keys: dict[str, KeyRecord] = {}
         self._sessions: dict[bytes, tuple[str, Role]] = {}
-        self._attestation: _Key | None = None
+        self._attestation: KeyRecord | None = None
         self._chain: tuple[bytes, ...] = ()
         self._pending: list[_Pending] = []
         self._audit_size = 0
@@ -336,7 +272,7 @@ class Hsm:
             stored, obj = generate_material(key_type)
             hsm._check_pair(obj)
             now = hsm._now()
-            attestation = _Key(
+            attestation = KeyRecord(
                 "attestation",
                 key_type,
                 KeyAttributes(frozenset({Usage.SIGN})),
@@ -524,7 +460,7 @@ class Hsm:
     def _hash_credential(self, credential: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
         return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(credential)
 
-    def _new_identity(self, name: str, role: Role, credential: bytes) -> _Identity:
+    def _new_identity(self, name: str, role: Role, credential: bytes) -> IdentityRecord:
         if not isinstance(credential, bytes | bytearray) or not (
             MIN_CREDENTIAL <= len(credential) <= MAX_CREDENTIAL
         ):
@@ -532,7 +468,9 @@ class Hsm:
         c = self._config
         salt = secrets.token_bytes(16)
         digest = self._hash_credential(bytes(credential), salt, c.scrypt_n, c.scrypt_r, c.scrypt_p)
-        return _Identity(name, role, salt, bytearray(digest), c.scrypt_n, c.scrypt_r, c.scrypt_p)
+        return IdentityRecord(
+            name, role, salt, bytearray(digest), c.scrypt_n, c.scrypt_r, c.scrypt_p
+        )
 
     def login(self, identity: str, credential: bytes) -> Session:
         """Authenticate ``identity``; ``Unauthorized`` for a wrong credential or an unknown
@@ -585,7 +523,7 @@ class Hsm:
             if who == name:
                 del self._sessions[token]
 
-    def _identity(self, name: str) -> _Identity:
+    def _identity(self, name: str) -> IdentityRecord:
         ident = self._identities.get(name)
         if ident is None:
             raise NotFound(f"no identity {name!r}")
@@ -629,7 +567,7 @@ class Hsm:
             ]
             if ident.role is Role.OFFICER and officers == [ident]:
                 raise Conflict("the last unlocked crypto officer cannot be removed")
-            _zero(ident.hash)
+            zero(ident.hash)
             del self._identities[name]
             self._end_sessions(name)
         self._persist_locked()
@@ -644,7 +582,7 @@ class Hsm:
 
     # --- key lifecycle -----------------------------------------------------------------------
 
-    def _key(self, handle: str, usage: Usage | None = None) -> _Key:
+    def _key(self, handle: str, usage: Usage | None = None) -> KeyRecord:
         key = self._keys.get(handle) if isinstance(handle, str) else None
         if key is None:
             raise NotFound(f"no key {handle!r}")
@@ -665,7 +603,7 @@ class Hsm:
         local: bool,
     ) -> str:
         handle = self._new_handle()
-        self._keys[handle] = _Key(
+        self._keys[handle] = KeyRecord(
             handle, key_type, attributes, local=local, created=self._now(), stored=stored, obj=obj
         )
         return handle
@@ -741,7 +679,7 @@ class Hsm:
             if not hmac.compare_digest(mac, signature):
                 raise BadSignature("HMAC-SHA-384 tag does not verify")
 
-    def _aead(self, key: _Key) -> AESGCM:
+    def _aead(self, key: KeyRecord) -> AESGCM:
         if not isinstance(key.obj, AESGCM):
             raise KeyUsageNotPermitted(f"key {key.handle} is not an AES-256 key")
         return key.obj
@@ -769,7 +707,7 @@ class Hsm:
             except InvalidTag as exc:
                 raise VerificationFailed("AES-GCM tag does not verify") from exc
 
-    def _exportable(self, key: _Key, *, release: bool) -> None:
+    def _exportable(self, key: KeyRecord, *, release: bool) -> None:
         if not key.attributes.exportable:
             raise KeyNotExportable(f"key {key.handle} is not exportable")
         if key.attributes.release_policy is not None and not release:
@@ -777,7 +715,9 @@ class Hsm:
                 f"key {key.handle} has a release policy: it leaves only through release"
             )
 
-    def _wrap_to(self, target: _Key, wrapping: _Key | None, recipient_der: bytes | None) -> bytes:
+    def _wrap_to(
+        self, target: KeyRecord, wrapping: KeyRecord | None, recipient_der: bytes | None
+    ) -> bytes:
         form = wrapped_form(target.key_type, target.stored, target.obj)
         try:
             if wrapping is not None:
@@ -798,7 +738,7 @@ class Hsm:
                 return wrap_key_rsa_aes(recipient, form)
             return wrap_key_kem(recipient, target.key_type, form)
         finally:
-            _zero(form)
+            zero(form)
 
     def wrap(
         self,
@@ -880,7 +820,7 @@ class Hsm:
                     attributes.check_for(key_type)
                     stored = material_from_wrapped(key_type, bytes(plaintext))
                 finally:
-                    _zero(plaintext)
+                    zero(plaintext)
                 new_obj = load_material(key_type, stored)
                 if not key_type.is_secret:
                     self._check_pair(new_obj)
@@ -988,7 +928,7 @@ class Hsm:
             with self._operation(session, "migrate"):
                 new = bytearray(check_secret(new_sealing_secret))
             old, self._secret = self._secret, new
-            _zero(old)
+            zero(old)
             self._persist()
 
     def backup(self, session: Session) -> bytes:
@@ -1030,8 +970,8 @@ class Hsm:
             if self._attestation is not None:
                 self._attestation.wipe()
             for ident in self._identities.values():
-                _zero(ident.hash)
-            _zero(self._secret)
+                zero(ident.hash)
+            zero(self._secret)
             self._keys.clear()
             self._identities.clear()
             self._sessions.clear()
@@ -1041,7 +981,7 @@ class Hsm:
             gc.collect()
             self._storage.destroy_store()
 
-    # --- the sealed document -----------------------------------------------------------------
+    # --- the sealed document (format in ._document) -------------------------------------------
 
     def _persist_locked(self) -> None:
         with self._lock:
@@ -1055,82 +995,25 @@ class Hsm:
         attestation = self._attestation
         if attestation is None:  # unreachable once initialized
             raise HsmErrorState("the HSM has no attestation key")
-        document = {
-            "version": STORE_VERSION,
-            "hsm": self._hsm_id,
-            "identities": [
-                {
-                    "name": i.name,
-                    "role": i.role.value,
-                    "salt": i.salt,
-                    "hash": bytes(i.hash),
-                    "n": i.n,
-                    "r": i.r,
-                    "p": i.p,
-                    "failures": i.failures,
-                    "locked": i.locked,
-                }
-                for i in self._identities.values()
-            ],
-            "keys": [self._key_entry(k) for k in self._keys.values()],
-            "attestation": self._key_entry(attestation),
-            "chain": list(self._chain),
-            "audit": {"size": self._audit_size, "head": self._audit_head},
-        }
-        plaintext = encode_cbor(document)
-        self._storage.write_store(seal(bytes(self._secret), plaintext))
-
-    @staticmethod
-    def _key_entry(key: _Key) -> dict[str, object]:
-        return {
-            "handle": key.handle,
-            "type": key.key_type.value,
-            "attributes": key.attributes.to_map(),
-            "local": key.local,
-            "created": key.created,
-            "material": bytes(key.stored),
-        }
-
-    def _load_key(self, entry: object) -> _Key:
-        if not isinstance(entry, dict):
-            raise MalformedInput("a stored key is a map")
-        key_type = KeyType.parse(entry["type"])
-        stored = bytearray(_bytes(entry["material"]))
-        return _Key(
-            entry["handle"],
-            key_type,
-            KeyAttributes.from_map(entry["attributes"]),
-            local=bool(entry["local"]),
-            created=int(entry["created"]),
-            stored=stored,
-            obj=load_material(key_type, stored),
+        document = StoreDocument(
+            hsm_id=self._hsm_id,
+            identities=tuple(self._identities.values()),
+            keys=tuple(self._keys.values()),
+            attestation=attestation,
+            chain=self._chain,
+            audit_size=self._audit_size,
+            audit_head=self._audit_head,
         )
+        self._storage.write_store(seal(bytes(self._secret), encode_store(document)))
 
     def _load_document(self, plaintext: bytes) -> AuditCheckpoint:
-        doc = decode_cbor(plaintext, _STORE_LIMITS)
-        if not isinstance(doc, dict) or doc.get("version") != STORE_VERSION:
-            raise MalformedInput("unknown key store version")
-        self._hsm_id = _bytes(doc["hsm"])
-        for entry in doc["identities"]:
-            ident = _Identity(
-                entry["name"],
-                Role.parse(entry["role"]),
-                _bytes(entry["salt"]),
-                bytearray(_bytes(entry["hash"])),
-                entry["n"],
-                entry["r"],
-                entry["p"],
-            )
-            ident.failures = int(entry["failures"])
-            ident.locked = bool(entry["locked"])
-            self._identities[ident.name] = ident
-        for entry in doc["keys"]:
-            key = self._load_key(entry)
-            self._keys[key.handle] = key
-        self._attestation = self._load_key(doc["attestation"])
-        self._chain = tuple(_bytes(c) for c in doc["chain"])
-        audit = doc["audit"]
-        return AuditCheckpoint(self._hsm_id, audit["size"], audit["head"], 0)
+        doc = decode_store(plaintext)
+        self._hsm_id = doc.hsm_id
+        self._identities = {i.name: i for i in doc.identities}
+        self._keys = {k.handle: k for k in doc.keys}
+        self._attestation = doc.attestation
+        self._chain = doc.chain
+        return AuditCheckpoint(self._hsm_id, doc.audit_size, doc.audit_head, 0)
 
     def __repr__(self) -> str:
         ident = self._hsm_id.hex()[:16] if self._hsm_id else "-"

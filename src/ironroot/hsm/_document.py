@@ -1,0 +1,213 @@
+"""The HSM's key store document: the records it holds and their sealed CBOR form.
+
+The document (sealed with AES-256-GCM under the device's sealing secret by ``_storage``) is a
+deterministic CBOR map::
+
+    {"version": 1, "hsm": bstr, "identities": [identity], "keys": [key], "attestation": key,
+     "chain": [bstr DER], "audit": {"size": uint, "head": bstr}}
+    identity = {"name", "role", "salt", "hash", "n", "r", "p", "failures", "locked"}
+    key      = {"handle", "type", "attributes", "local", "created", "material"}
+
+Secrets the records hold (credential hashes, key material) live in ``bytearray`` so that
+zeroization can overwrite them in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ironroot.cose import Limits, decode_cbor, encode_cbor
+from ironroot.errors import MalformedInput
+from ironroot.hsm._material import KeyObject, load_material, public_der, signing_public
+from ironroot.hsm._model import KeyAttributes, KeyInfo, KeyType, Role
+
+__all__ = [
+    "STORE_VERSION",
+    "IdentityRecord",
+    "KeyRecord",
+    "StoreDocument",
+    "as_bytes",
+    "decode_store",
+    "encode_store",
+    "zero",
+]
+
+STORE_VERSION: Final = 1
+_STORE_LIMITS: Final = Limits(max_bytes=64 * 1024 * 1024, max_depth=8, max_items=1_000_000)
+
+
+def zero(buffer: bytearray) -> None:
+    """Overwrite ``buffer`` in place."""
+    buffer[:] = bytes(len(buffer))
+
+
+def as_bytes(value: object) -> bytes:
+    if not isinstance(value, bytes):
+        raise MalformedInput("the key store holds a non-bytes value where bytes belong")
+    return value
+
+
+class IdentityRecord:
+    """A named identity: its role, credential hash (scrypt parameters) and lockout state."""
+
+    __slots__ = ("failures", "hash", "locked", "n", "name", "p", "r", "role", "salt")
+
+    def __init__(
+        self, name: str, role: Role, salt: bytes, hash_: bytearray, n: int, r: int, p: int
+    ) -> None:
+        self.name, self.role, self.salt, self.hash = name, role, salt, hash_
+        self.n, self.r, self.p = n, r, p
+        self.failures = 0
+        self.locked = False
+
+
+class KeyRecord:
+    """A key inside the boundary: handle, type, attributes, material and its library object."""
+
+    __slots__ = (
+        "attributes",
+        "created",
+        "handle",
+        "key_type",
+        "local",
+        "obj",
+        "public_der",
+        "public_key",
+        "stored",
+    )
+
+    def __init__(
+        self,
+        handle: str,
+        key_type: KeyType,
+        attributes: KeyAttributes,
+        *,
+        local: bool,
+        created: int,
+        stored: bytearray,
+        obj: KeyObject,
+    ) -> None:
+        self.handle, self.key_type, self.attributes = handle, key_type, attributes
+        self.local, self.created, self.stored, self.obj = local, created, stored, obj
+        self.public_der = public_der(obj)
+        self.public_key = signing_public(obj)
+
+    def info(self) -> KeyInfo:
+        return KeyInfo(
+            handle=self.handle,
+            key_type=self.key_type,
+            attributes=self.attributes,
+            generated_inside=self.local,
+            created=self.created,
+            public_der=self.public_der,
+            public_key=self.public_key,
+        )
+
+    def wipe(self) -> None:
+        zero(self.stored)
+        self.obj = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreDocument:
+    """Everything the sealed store holds."""
+
+    hsm_id: bytes
+    identities: tuple[IdentityRecord, ...]
+    keys: tuple[KeyRecord, ...]
+    attestation: KeyRecord
+    chain: tuple[bytes, ...]
+    audit_size: int
+    audit_head: bytes
+
+
+def _key_entry(key: KeyRecord) -> dict[str, object]:
+    return {
+        "handle": key.handle,
+        "type": key.key_type.value,
+        "attributes": key.attributes.to_map(),
+        "local": key.local,
+        "created": key.created,
+        "material": bytes(key.stored),
+    }
+
+
+def _load_key(entry: object) -> KeyRecord:
+    if not isinstance(entry, dict):
+        raise MalformedInput("a stored key is a map")
+    key_type = KeyType.parse(entry["type"])
+    stored = bytearray(as_bytes(entry["material"]))
+    return KeyRecord(
+        entry["handle"],
+        key_type,
+        KeyAttributes.from_map(entry["attributes"]),
+        local=bool(entry["local"]),
+        created=int(entry["created"]),
+        stored=stored,
+        obj=load_material(key_type, stored),
+    )
+
+
+def _load_identity(entry: Mapping[str, Any]) -> IdentityRecord:
+    ident = IdentityRecord(
+        entry["name"],
+        Role.parse(entry["role"]),
+        as_bytes(entry["salt"]),
+        bytearray(as_bytes(entry["hash"])),
+        entry["n"],
+        entry["r"],
+        entry["p"],
+    )
+    ident.failures = int(entry["failures"])
+    ident.locked = bool(entry["locked"])
+    return ident
+
+
+def encode_store(document: StoreDocument) -> bytes:
+    """The document's deterministic CBOR (the plaintext that gets sealed)."""
+    return encode_cbor(
+        {
+            "version": STORE_VERSION,
+            "hsm": document.hsm_id,
+            "identities": [
+                {
+                    "name": i.name,
+                    "role": i.role.value,
+                    "salt": i.salt,
+                    "hash": bytes(i.hash),
+                    "n": i.n,
+                    "r": i.r,
+                    "p": i.p,
+                    "failures": i.failures,
+                    "locked": i.locked,
+                }
+                for i in document.identities
+            ],
+            "keys": [_key_entry(k) for k in document.keys],
+            "attestation": _key_entry(document.attestation),
+            "chain": list(document.chain),
+            "audit": {"size": document.audit_size, "head": document.audit_head},
+        }
+    )
+
+
+def decode_store(plaintext: bytes) -> StoreDocument:
+    """Parse an unsealed key store (``MalformedInput`` for anything unexpected)."""
+    doc = decode_cbor(plaintext, _STORE_LIMITS)
+    if not isinstance(doc, dict) or doc.get("version") != STORE_VERSION:
+        raise MalformedInput("unknown key store version")
+    try:
+        audit = doc["audit"]
+        return StoreDocument(
+            hsm_id=as_bytes(doc["hsm"]),
+            identities=tuple(_load_identity(e) for e in doc["identities"]),
+            keys=tuple(_load_key(e) for e in doc["keys"]),
+            attestation=_load_key(doc["attestation"]),
+            chain=tuple(as_bytes(c) for c in doc["chain"]),
+            audit_size=int(audit["size"]),
+            audit_head=as_bytes(audit["head"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedInput("the key store document is not well formed") from exc
