@@ -18,7 +18,7 @@ from ironroot.cose import (
     verify_transparent_statement,
 )
 from ironroot.crypto import PublicKey, Verifier, load_signer, load_verifier
-from ironroot.errors import MalformedInput
+from ironroot.errors import IronrootError, MalformedInput
 from ironroot.transparency import TransparencyClient
 
 
@@ -127,9 +127,14 @@ def _service_keys(source: str) -> dict[bytes, Verifier]:
 def _verify(args: argparse.Namespace) -> int:
     keys = _service_keys(args.service_keys)
     data = args.statement.read_bytes()
-    ts: TransparentStatement = verify_transparent_statement(data, keys)
-    if args.issuer_key:
-        ts.statement.sign1.verify(load_verifier(args.issuer_key))
+    try:
+        ts: TransparentStatement = verify_transparent_statement(data, keys)
+        if args.issuer_key:
+            ts.statement.sign1.verify(load_verifier(args.issuer_key))
+    except IronrootError as exc:
+        # Verification answers one question: a statement that does not parse does not verify.
+        print(f"ironroot: NOT VERIFIED: {exc.code}: {exc.detail}", file=sys.stderr)
+        return 1
     claims = ts.statement.claims
     if args.json:
         print(

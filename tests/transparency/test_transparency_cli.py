@@ -1,0 +1,114 @@
+"""The `ironroot serve`, `key` and `statement` commands against a real service."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _tx_helpers import VENDOR_ISS, make_ca_chain, write_config
+from cryptography.hazmat.primitives import serialization
+
+from ironroot.cli import main
+from ironroot.cose import SignedStatement
+from ironroot.crypto import load_signer
+from ironroot.transparency import ServiceThread, TransparencyService
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A running service trusting the vendor key made with `ironroot key generate`."""
+    assert main(["key", "generate", "--alg", "ES384", "--out", str(tmp_path / "vendor")]) == 0
+    data = tmp_path / "data"
+    write_config(data, issuers=[(VENDOR_ISS, load_signer(tmp_path / "vendor.key"))])  # type: ignore[list-item]
+    svc = TransparencyService.open(data)
+    with svc, ServiceThread(svc) as server:
+        yield server.url, tmp_path
+
+
+def _run(*args: str | Path) -> int:
+    return main([str(a) for a in args])
+
+
+def test_serve_init_only_creates_config_and_keys(tmp_path: Path) -> None:
+    data = tmp_path / "fresh"
+    assert _run("serve", "--data", data, "--init-only") == 0
+    assert (data / "ironroot.toml").exists()
+    assert (data / "keys" / "receipt-es384.key").stat().st_mode & 0o777 == 0o600
+    assert (data / "keys" / "checkpoint.key").exists()
+
+
+def test_sign_register_verify(service: tuple[str, Path]) -> None:
+    url, work = service
+    (work / "release.json").write_text('{"v": 1}')
+    stmt, ts = work / "release.cose", work / "release.cose.ts"
+    assert _run(
+        "statement", "sign", work / "release.json", "--key", work / "vendor.key",
+        "--iss", VENDOR_ISS, "--sub", "pkg:fw/cli", "--content-type", "application/json",
+        "--out", stmt,
+    ) == 0  # fmt: skip
+    assert _run("statement", "register", stmt, "--url", url) == 0
+    assert ts.exists()
+    assert _run("statement", "verify", ts, "--service-keys", url) == 0
+    # Offline, from a saved key set, and with the issuer's signature too.
+    import httpx
+
+    keys = work / "keys.cbor"
+    keys.write_bytes(httpx.get(url + "/.well-known/scitt-keys").content)
+    assert _run(
+        "statement", "verify", ts, "--service-keys", keys, "--issuer-key", work / "vendor.pub.pem"
+    ) == 0  # fmt: skip
+    # Tampered, truncated, or checked against another service's key: exit 1, every time.
+    data = bytearray(ts.read_bytes())
+    data[-3] ^= 0x01
+    (work / "bad.ts").write_bytes(bytes(data))
+    assert _run("statement", "verify", work / "bad.ts", "--service-keys", keys) == 1
+    (work / "short.ts").write_bytes(ts.read_bytes()[:40])
+    assert _run("statement", "verify", work / "short.ts", "--service-keys", keys) == 1
+    assert _run("key", "generate", "--alg", "ES384", "--out", work / "other") == 0
+    assert _run("statement", "verify", ts, "--service-keys", work / "other.pub.pem") == 1
+    # A statement the service does not trust: the registration fails with exit 1.
+    (work / "x.json").write_text("{}")
+    assert _run(
+        "statement", "sign", work / "x.json", "--key", work / "other.key", "--iss", VENDOR_ISS,
+        "--sub", "s", "--out", work / "x.cose",
+    ) == 0  # fmt: skip
+    assert _run("statement", "register", work / "x.cose", "--url", url) == 1
+
+
+def test_hash_envelope_and_x5chain_statements(tmp_path: Path) -> None:
+    (tmp_path / "fw.bin").write_bytes(b"firmware image")
+    now = dt.datetime.now(dt.UTC)
+    root, leaf, key = make_ca_chain(
+        not_before=now - dt.timedelta(days=1), not_after=now + dt.timedelta(days=1)
+    )
+    (tmp_path / "leaf.key").write_bytes(key.to_pem())
+    chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, root))
+    (tmp_path / "chain.pem").write_bytes(chain)
+    out = tmp_path / "fw.cose"
+    assert _run(
+        "statement", "sign", tmp_path / "fw.bin", "--key", tmp_path / "leaf.key",
+        "--iss", "did:x509:0:sha256:abc::eku:1.3.6.1.5.5.7.3.3", "--sub", "pkg:fw",
+        "--hash-envelope", "--content-type", "application/octet-stream",
+        "--location", "https://vendor.example/fw.bin", "--x5chain", tmp_path / "chain.pem",
+        "--out", out,
+    ) == 0  # fmt: skip
+    parsed = SignedStatement.parse(out.read_bytes())
+    assert parsed.payload == hashlib.sha256(b"firmware image").digest()
+    assert parsed.hash_envelope is not None
+    assert parsed.hash_envelope.location == "https://vendor.example/fw.bin"
+    assert len(parsed.x5chain) == 2
+    assert parsed.kid is None
+
+
+def test_location_without_hash_envelope_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "p").write_text("x")
+    assert _run("key", "generate", "--alg", "ES256", "--out", tmp_path / "k") == 0
+    assert _run(
+        "statement", "sign", tmp_path / "p", "--key", tmp_path / "k.key", "--iss", "i",
+        "--sub", "s", "--location", "https://x", "--out", tmp_path / "o",
+    ) == 2  # fmt: skip
