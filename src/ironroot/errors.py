@@ -53,6 +53,7 @@ __all__ = [
     "ManifestExpired",
     "MissingSignature",
     "NotFound",
+    "Overloaded",
     "OwnerKeyMismatch",
     "PayloadMissing",
     "PayloadTooLarge",
@@ -556,3 +557,12 @@ class KeyBindingMismatch(VerificationFailed):
     code = "key-binding-mismatch"
     title = "Evidence Binds Another Wrapping Key"
     http_status = 403
+
+
+class Overloaded(IronrootError):
+    """More work is waiting than the service accepts: retry after a short while."""
+
+    code = "overloaded"
+    title = "Service Unavailable"
+    http_status = 503
+    exit_code = 1

@@ -293,3 +293,24 @@ def test_ml_dsa_44_checkpoints_are_cosigned_with_ed25519(
         assert note.count("— transparency.example ".encode()) == 2
         for verifier in vkeys:  # each signature verifies on its own
             assert open_checkpoint(note, [verifier]).size == 1
+
+
+def test_backpressure_answers_503_with_retry_after(tmp_path: Path, vendor: PrivateKey) -> None:
+    """Past max_pending entries awaiting integration, registrations are refused, not queued."""
+    write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    with (tmp_path / "data" / "ironroot.toml").open("r+") as f:
+        text = f.read().replace("[transparency]\n", "[transparency]\nmax_pending = 3\n", 1)
+        f.seek(0)
+        f.write(text)
+    service = TransparencyService.open(tmp_path / "data")  # writer not started: nothing drains
+    try:
+        for n in range(3):
+            service.submit(_stmt(vendor, n))
+        assert service.log.in_flight == 3
+        with ServiceThread(service) as server, httpx.Client(base_url=server.url) as client:
+            r = _post(client, _stmt(vendor, 99))
+            assert r.status_code == 503
+            assert r.headers["retry-after"] == "1"
+            assert Problem.from_cbor(r.content).title == "Service Unavailable"
+    finally:
+        service.close()

@@ -28,7 +28,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from ironroot.cose import Problem
-from ironroot.errors import IronrootError, NotFound, PayloadTooLarge, StorageError, Unauthorized
+from ironroot.errors import (
+    IronrootError,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    StorageError,
+    Unauthorized,
+)
 
 __all__ = [
     "PROBLEM_CBOR",
@@ -71,6 +78,8 @@ def error_response(request: Request, exc: IronrootError) -> Response:
     response = problem_response(request, exc.http_status, exc.title, exc.detail, exc.code)
     if isinstance(exc, Unauthorized):
         response.headers["WWW-Authenticate"] = "Bearer"
+    elif isinstance(exc, Overloaded):
+        response.headers["Retry-After"] = "1"
     return response
 
 

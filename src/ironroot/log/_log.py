@@ -374,6 +374,12 @@ class Log:
                 self._cond.notify()
             return ticket
 
+    @property
+    def in_flight(self) -> int:
+        """Entries submitted and not yet integrated (what a caller limits for backpressure)."""
+        with self._cond:
+            return len(self._inflight)
+
     def submit_many(self, entries: Sequence[bytes]) -> list[Ticket]:
         """Submit entries in order, queued together (the writer sees them as one batch).
 

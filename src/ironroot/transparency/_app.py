@@ -21,6 +21,7 @@ from starlette.routing import Route
 from ironroot.cose import encode_cbor, encode_key_set
 from ironroot.errors import (
     InvalidLocator,
+    Overloaded,
     StorageError,
     Unauthorized,
 )
@@ -78,6 +79,8 @@ def create_app(service: TransparencyService) -> Starlette:
 
     async def post_entries(request: Request) -> Response:
         check_token(request)
+        if service.log.in_flight >= config.max_pending:
+            raise Overloaded("too many registrations are waiting for integration; retry shortly")
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != COSE:
             return problem_response(

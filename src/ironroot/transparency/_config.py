@@ -78,6 +78,7 @@ class TransparencyConfig:
     registration_wait: float
     max_batch: int
     batch_linger: float
+    max_pending: int
     keys: Mapping[str, Any]
     _issuer_index: Mapping[tuple[str, bytes], PublicKey] = field(repr=False, compare=False)
 
@@ -115,6 +116,7 @@ policy = ""
 registration_wait = 2.0   # seconds POST /entries waits for integration before answering 303
 max_batch = 4096          # most entries integrated under one root and one signature
 batch_linger = 0.002      # seconds the sequencer waits for more entries to share a batch
+max_pending = 65536       # entries waiting for integration before POST /entries answers 503
 
 # [[transparency.issuers]]
 # iss = "https://vendor.example"
@@ -213,6 +215,7 @@ _SECTIONS: Final = {
         "registration_wait",
         "max_batch",
         "batch_linger",
+        "max_pending",
     },
     "log": {"origin", "checkpoint_algorithm"},
     "auth": {"write_tokens"},
@@ -349,6 +352,9 @@ def load_config(data_dir: Path) -> TransparencyConfig:
     linger = _get(tr, "batch_linger", float, 0.002, "transparency")
     if not 0.0 <= linger <= 0.1:
         raise ConfigError("transparency.batch_linger must be between 0 and 0.1 seconds")
+    max_pending = _get(tr, "max_pending", int, 65536, "transparency")
+    if not 1 <= max_pending <= 10_000_000:
+        raise ConfigError("transparency.max_pending must be between 1 and 10000000")
     policy = _get(tr, "policy", str, "", "transparency").strip()
     issuers = _load_issuers(data_dir, tr.get("issuers", []))
     roots = _load_roots(data_dir, _str_list(tr, "x509_roots", [], "transparency"))
@@ -378,6 +384,7 @@ def load_config(data_dir: Path) -> TransparencyConfig:
         registration_wait=wait,
         max_batch=max_batch,
         batch_linger=linger,
+        max_pending=max_pending,
         keys=dict(raw.get("keys", {})),
         _issuer_index={(ik.iss, ik.key.kid): ik.key for ik in issuers},
     )
