@@ -23,6 +23,7 @@ def test_public_names() -> None:
         "SpdmVersion", "Transport", "Version", "VersionNumber", "combined_spdm_prefix",
         "decode_measurement_record", "decode_opaque_data", "encode_measurement_record",
         "encode_opaque_data", "measurement_signing_message", "verify_certificate_chain",
+        "SPDM_EVIDENCE_FORMAT", "SpdmEvidence", "VerifiedSpdm", "verify_spdm_evidence",
     }  # fmt: skip
     for name in spdm.__all__:
         assert getattr(spdm, name) is not None

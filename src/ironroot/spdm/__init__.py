@@ -30,6 +30,7 @@ from ironroot.spdm._constants import (
     RequestResponseCode,
     SpdmVersion,
 )
+from ironroot.spdm._evidence import SPDM_EVIDENCE_FORMAT, SpdmEvidence
 from ironroot.spdm._measurements import (
     DeviceMode,
     MeasurementBlock,
@@ -66,6 +67,7 @@ from ironroot.spdm._signing import (
     combined_spdm_prefix,
     measurement_signing_message,
 )
+from ironroot.spdm._verify_evidence import VerifiedSpdm, verify_spdm_evidence
 
 __all__ = [
     "MEASUREMENTS_SIGNING_CONTEXT",
@@ -74,6 +76,7 @@ __all__ = [
     "OPERATION_ALL",
     "OPERATION_TOTAL_NUMBER",
     "REQUESTER_CONTEXT_SIZE",
+    "SPDM_EVIDENCE_FORMAT",
     "AlgStructure",
     "Algorithms",
     "AttestationResult",
@@ -104,8 +107,10 @@ __all__ = [
     "RequestResponseCode",
     "Requester",
     "Responder",
+    "SpdmEvidence",
     "SpdmVersion",
     "Transport",
+    "VerifiedSpdm",
     "Version",
     "VersionNumber",
     "combined_spdm_prefix",
@@ -115,4 +120,5 @@ __all__ = [
     "encode_opaque_data",
     "measurement_signing_message",
     "verify_certificate_chain",
+    "verify_spdm_evidence",
 ]

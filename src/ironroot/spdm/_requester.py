@@ -61,6 +61,7 @@ from ironroot.spdm._constants import (
     measurement_hash_size,
     single_bit,
 )
+from ironroot.spdm._evidence import SpdmEvidence
 from ironroot.spdm._measurements import MeasurementBlock, decode_opaque_data
 from ironroot.spdm._messages import (
     OPERATION_ALL,
@@ -126,6 +127,48 @@ class AttestationResult:
         return self.measurements.blocks
 
 
+def negotiated_connection(
+    version: SpdmVersion,
+    capabilities: Capabilities,
+    algorithms: Algorithms,
+    *,
+    asym_offer: int,
+    hash_offer: int,
+) -> Connection:
+    """Check ALGORITHMS against what NEGOTIATE_ALGORITHMS offered; the settled connection."""
+    if algorithms.measurement_specification_sel != MEASUREMENT_SPECIFICATION_DMTF:
+        raise SpdmProtocolError("ALGORITHMS did not select the DMTF measurement spec")
+    asym, hash_algo = algorithms.base_asym_sel, algorithms.base_hash_sel
+    if not single_bit(asym) or asym & ~asym_offer:
+        raise SpdmProtocolError(f"ALGORITHMS selected BaseAsymAlgo {asym:#x}, not offered")
+    if not single_bit(hash_algo) or hash_algo & ~hash_offer:
+        raise SpdmProtocolError(f"ALGORITHMS selected BaseHashAlgo {hash_algo:#x}, not offered")
+    base_asym = BaseAsymAlgo(asym)
+    if SIGNING_SUITES[base_asym][1] != hash_algo:
+        raise SpdmProtocolError("the selected BaseAsymAlgo and BaseHashAlgo do not pair")
+    if algorithms.other_params_selection & ~int(OpaqueDataFormat.FORMAT_1):
+        raise SpdmProtocolError("ALGORITHMS selected an opaque data format not offered")
+    if algorithms.ext_asym_sel or algorithms.ext_hash_sel or algorithms.alg_structs:
+        raise SpdmProtocolError("ALGORITHMS selected algorithms that were not offered")
+    if algorithms.mel_specification_sel:
+        raise SpdmProtocolError("ALGORITHMS selected a MEL specification not offered")
+    measurement_hash = algorithms.measurement_hash_algo
+    if not single_bit(measurement_hash):
+        raise SpdmProtocolError("ALGORITHMS selected no measurement hash")
+    try:
+        measurement_hash_size(MeasurementHashAlgo(measurement_hash))
+    except (UnsupportedAlgorithm, ValueError) as exc:
+        raise SpdmProtocolError(f"unsupported MeasurementHashAlgo {measurement_hash:#x}") from exc
+    return Connection(
+        version,
+        capabilities,
+        algorithms,
+        base_asym,
+        BaseHashAlgo(hash_algo),
+        MeasurementHashAlgo(measurement_hash),
+    )
+
+
 class Requester:
     """Drives one SPDM connection over ``send`` and verifies everything it is told.
 
@@ -173,6 +216,10 @@ class Requester:
         self._digests: Digests | None = None
         self._keys: dict[int, PublicKey] = {}
         self._peer_dts: int | None = None
+        # What a verifier needs to check this session later (see evidence()).
+        self._vca_messages: list[bytes] = []
+        self._chains: dict[int, bytes] = {}
+        self._last_measurement: tuple[bytes, bytes] | None = None
 
     @property
     def connection(self) -> Connection | None:
@@ -235,6 +282,7 @@ class Requester:
             raise SpdmProtocolError("the responder supports no SPDM version in common")
         version = common[-1]
         self._transcript.start_vca(get_version, response)
+        self._vca_messages = [get_version, response]
 
         request = GetCapabilities(
             version, data_transfer_size=self._dts, max_spdm_msg_size=self._max_msg
@@ -242,6 +290,7 @@ class Requester:
         response = self._exchange(request, _CODE.CAPABILITIES, version)
         capabilities = Capabilities.decode(response)
         self._transcript.add_vca(request + response)
+        self._vca_messages += [request, response]
         self._peer_dts = capabilities.data_transfer_size
         if not capabilities.flags & CapabilityFlag.CERT_CAP:
             raise SpdmProtocolError("the responder has no certificates (CERT_CAP clear)")
@@ -258,45 +307,15 @@ class Requester:
         response = self._exchange(request, _CODE.ALGORITHMS, version)
         algorithms = Algorithms.decode(response)
         self._transcript.add_vca(request + response)
-        self._connection = self._check_algorithms(version, capabilities, algorithms)
-        return self._connection
-
-    def _check_algorithms(
-        self, version: SpdmVersion, capabilities: Capabilities, algorithms: Algorithms
-    ) -> Connection:
-        if algorithms.measurement_specification_sel != MEASUREMENT_SPECIFICATION_DMTF:
-            raise SpdmProtocolError("ALGORITHMS did not select the DMTF measurement spec")
-        asym, hash_algo = algorithms.base_asym_sel, algorithms.base_hash_sel
-        if not single_bit(asym) or asym & ~self._asym_offer:
-            raise SpdmProtocolError(f"ALGORITHMS selected BaseAsymAlgo {asym:#x}, not offered")
-        if not single_bit(hash_algo) or hash_algo & ~self._hash_offer:
-            raise SpdmProtocolError(f"ALGORITHMS selected BaseHashAlgo {hash_algo:#x}, not offered")
-        base_asym = BaseAsymAlgo(asym)
-        if SIGNING_SUITES[base_asym][1] != hash_algo:
-            raise SpdmProtocolError("the selected BaseAsymAlgo and BaseHashAlgo do not pair")
-        if algorithms.other_params_selection & ~int(OpaqueDataFormat.FORMAT_1):
-            raise SpdmProtocolError("ALGORITHMS selected an opaque data format not offered")
-        if algorithms.ext_asym_sel or algorithms.ext_hash_sel or algorithms.alg_structs:
-            raise SpdmProtocolError("ALGORITHMS selected algorithms that were not offered")
-        if algorithms.mel_specification_sel:
-            raise SpdmProtocolError("ALGORITHMS selected a MEL specification not offered")
-        measurement_hash = algorithms.measurement_hash_algo
-        if not single_bit(measurement_hash):
-            raise SpdmProtocolError("ALGORITHMS selected no measurement hash")
-        try:
-            measurement_hash_size(MeasurementHashAlgo(measurement_hash))
-        except (UnsupportedAlgorithm, ValueError) as exc:
-            raise SpdmProtocolError(
-                f"unsupported MeasurementHashAlgo {measurement_hash:#x}"
-            ) from exc
-        return Connection(
+        self._vca_messages += [request, response]
+        self._connection = negotiated_connection(
             version,
             capabilities,
             algorithms,
-            base_asym,
-            BaseHashAlgo(hash_algo),
-            MeasurementHashAlgo(measurement_hash),
+            asym_offer=self._asym_offer,
+            hash_offer=self._hash_offer,
         )
+        return self._connection
 
     # --- certificates -----------------------------------------------------------------------
 
@@ -346,6 +365,7 @@ class Requester:
         if not hmac.compare_digest(base_hash(connection.base_hash_algo, chain_bytes), expected):
             raise SpdmProtocolError("the certificate chain does not match its DIGESTS entry")
         chain = CertificateChain.decode(chain_bytes, hash_size=connection.hash_size)
+        self._chains[slot_id] = chain_bytes
         leaf = verify_certificate_chain(
             chain, root=self._root, hash_algo=connection.base_hash_algo, now=self._now
         )
@@ -370,8 +390,14 @@ class Requester:
         signed: bool = True,
         raw_bit_stream: bool = False,
         slot_id: int = 0,
+        nonce: bytes | None = None,
     ) -> Measurements:
-        """GET_MEASUREMENTS; a signed response is verified over this requester's L1/L2."""
+        """GET_MEASUREMENTS; a signed response is verified over this requester's L1/L2.
+
+        ``nonce`` (32 bytes) is a verifier's challenge to answer; by default a fresh random one.
+        """
+        if nonce is not None and (not isinstance(nonce, bytes) or len(nonce) != NONCE_SIZE):
+            raise MalformedSpdm(f"a GET_MEASUREMENTS nonce is {NONCE_SIZE} bytes")
         connection = self._require_connection()
         key = self._keys.get(slot_id)
         if signed and key is None:
@@ -382,7 +408,7 @@ class Requester:
             version,
             operation,
             signed,
-            nonce=self._random(NONCE_SIZE) if signed else None,
+            nonce=(nonce if nonce is not None else self._random(NONCE_SIZE)) if signed else None,
             slot_id=slot_id if signed else 0,
             raw_bit_stream_requested=raw_bit_stream,
             requester_context=context,
@@ -398,6 +424,7 @@ class Requester:
             self._check_measurements(connection, answer, operation, signed, slot_id, context)
             self._transcript.add_measurement(request)
             self._transcript.add_measurement(response[: len(response) - signature_size])
+            self._last_measurement = (request, response)
             if not signed:
                 return answer
             message = measurement_signing_message(
@@ -444,6 +471,35 @@ class Requester:
         selected = connection.algorithms.other_params_selection & OPAQUE_FORMAT_MASK
         if answer.opaque_data and selected == OpaqueDataFormat.FORMAT_1:
             decode_opaque_data(answer.opaque_data)
+
+    def evidence(
+        self,
+        nonce: bytes,
+        operation: int = OPERATION_ALL,
+        *,
+        slot_id: int = 0,
+        raw_bit_stream: bool = False,
+    ) -> bytes:
+        """Measure the device answering a verifier's ``nonce``, verify everything here, and
+        return the session as SPDM evidence (:class:`SpdmEvidence`) a verifier checks offline.
+
+        One signed GET_MEASUREMENTS right after VCA, DIGESTS and CERTIFICATE, so its L1/L2 is
+        the VCA and that one exchange.
+        """
+        self.init_connection()
+        self.get_digests()
+        self.get_certificate_chain(slot_id)
+        self.get_measurements(
+            operation, signed=True, raw_bit_stream=raw_bit_stream, slot_id=slot_id, nonce=nonce
+        )
+        assert self._last_measurement is not None
+        request, response = self._last_measurement
+        return SpdmEvidence(
+            vca=tuple(self._vca_messages),
+            certificate_chain=self._chains[slot_id],
+            request=request,
+            response=response,
+        ).encode()
 
     def attest(
         self, operation: int = OPERATION_ALL, *, slot_id: int = 0, raw_bit_stream: bool = False

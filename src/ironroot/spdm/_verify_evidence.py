@@ -1,0 +1,117 @@
+"""Offline verification of SPDM evidence (:class:`SpdmEvidence`): a pure function of the
+record, the verifier's nonce, the trusted root certificate and ``now``.
+
+It repeats the requester's checks on the recorded bytes: the VCA messages decode and the
+selected algorithms are ones offered (the same :func:`negotiated_connection`); the
+certificate chain verifies to the root; the GET_MEASUREMENTS asks for a signature and carries
+the verifier's nonce; the MEASUREMENTS signature verifies over L1/L2 = VCA ‖ request ‖ response
+(without its signature) with the 1.2+ signing-context prefix, under the leaf key.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ironroot.crypto import PublicKey
+from ironroot.errors import (
+    BadSignature,
+    SpdmProtocolError,
+    StaleNonce,
+    UnsupportedAlgorithm,
+)
+from ironroot.spdm._certchain import CertificateChain, verify_certificate_chain
+from ironroot.spdm._constants import SIGNING_SUITES
+from ironroot.spdm._evidence import SpdmEvidence
+from ironroot.spdm._measurements import MeasurementBlock
+from ironroot.spdm._messages import (
+    Algorithms,
+    Capabilities,
+    GetCapabilities,
+    GetMeasurements,
+    GetVersion,
+    Measurements,
+    NegotiateAlgorithms,
+    Version,
+)
+from ironroot.spdm._requester import Connection, negotiated_connection
+from ironroot.spdm._signing import measurement_signing_message
+
+__all__ = ["VerifiedSpdm", "verify_spdm_evidence"]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedSpdm:
+    """What verified SPDM evidence proves: the connection, the device certificate and the
+    signed measurement blocks answering ``nonce``."""
+
+    connection: Connection
+    leaf: x509.Certificate
+    nonce: bytes
+    blocks: tuple[MeasurementBlock, ...]
+
+
+def _connection(vca: tuple[bytes, ...]) -> Connection:
+    GetVersion.decode(vca[0])
+    offered = {e.spdm_version for e in Version.decode(vca[1]).entries}
+    GetCapabilities.decode(vca[2])
+    capabilities = Capabilities.decode(vca[3])
+    negotiate = NegotiateAlgorithms.decode(vca[4])
+    algorithms = Algorithms.decode(vca[5])
+    version = algorithms.version
+    if version not in offered or not (negotiate.version == capabilities.version == version):
+        raise SpdmProtocolError("the recorded VCA messages disagree on the SPDM version")
+    return negotiated_connection(
+        version,
+        capabilities,
+        algorithms,
+        asym_offer=negotiate.base_asym_algo,
+        hash_offer=negotiate.base_hash_algo,
+    )
+
+
+def verify_spdm_evidence(
+    evidence: bytes | SpdmEvidence, *, nonce: bytes, root_certificate: bytes, now: datetime
+) -> VerifiedSpdm:
+    """Verify recorded SPDM evidence; raise ``MalformedSpdm``, ``SpdmProtocolError``,
+    ``ChainNotTrusted``/``CertificateExpired``, ``StaleNonce`` or ``BadSignature``."""
+    record = evidence if isinstance(evidence, SpdmEvidence) else SpdmEvidence.decode(evidence)
+    connection = _connection(record.vca)
+    chain = CertificateChain.decode(record.certificate_chain, hash_size=connection.hash_size)
+    leaf = verify_certificate_chain(
+        chain, root=root_certificate, hash_algo=connection.base_hash_algo, now=now
+    )
+    request = GetMeasurements.decode(record.request)
+    if request.version != connection.version or not request.signature_requested:
+        raise SpdmProtocolError("the recorded GET_MEASUREMENTS is not a signed request")
+    if request.nonce is None or not hmac.compare_digest(request.nonce, nonce):
+        raise StaleNonce("the SPDM measurements answer another nonce")
+    signature_size = connection.signature_size
+    answer = Measurements.decode(
+        record.response,
+        signature_size=signature_size,
+        measurement_hash_algo=connection.measurement_hash_algo,
+    )
+    if answer.version != connection.version or answer.slot_id != request.slot_id:
+        raise SpdmProtocolError("the recorded MEASUREMENTS does not answer the request")
+    if request.requester_context != answer.requester_context:
+        raise SpdmProtocolError("the MEASUREMENTS requester context is not the request's")
+    algorithm = SIGNING_SUITES[connection.base_asym_algo][0]
+    leaf_key = leaf.public_key()
+    if not isinstance(leaf_key, ec.EllipticCurvePublicKey):
+        raise SpdmProtocolError("the leaf certificate key is not an ECDSA key")
+    try:
+        key = PublicKey(leaf_key, algorithm)
+    except UnsupportedAlgorithm as exc:
+        raise SpdmProtocolError("the leaf key does not fit the negotiated algorithm") from exc
+    transcript = b"".join(record.vca) + record.request + record.response[:-signature_size]
+    message = measurement_signing_message(connection.version, connection.base_hash_algo, transcript)
+    try:
+        key.verify(answer.signature, message)
+    except BadSignature as exc:
+        raise BadSignature("the MEASUREMENTS signature does not verify over L1/L2") from exc
+    return VerifiedSpdm(connection, leaf, nonce, answer.blocks)

@@ -1,0 +1,102 @@
+"""SPDM evidence: a measured session recorded by the requester and verified offline."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+from _spdm_helpers import BLOCKS, NOW, Device, make_pair
+
+from ironroot.crypto import Algorithm
+from ironroot.errors import (
+    BadSignature,
+    ChainNotTrusted,
+    MalformedSpdm,
+    SpdmProtocolError,
+    StaleNonce,
+)
+from ironroot.spdm import SpdmEvidence, SpdmVersion, verify_spdm_evidence
+
+
+@pytest.fixture(scope="module")
+def device() -> Device:
+    return Device(Algorithm.ES384)
+
+
+def _evidence(device: Device, nonce: bytes, versions: tuple[SpdmVersion, ...]) -> bytes:
+    _, requester = make_pair(device, versions=versions, requester_versions=versions)
+    return requester.evidence(nonce)
+
+
+@pytest.mark.parametrize("version", [SpdmVersion.V1_2, SpdmVersion.V1_3])
+def test_round_trip(device: Device, version: SpdmVersion) -> None:
+    nonce = os.urandom(32)
+    data = _evidence(device, nonce, (version,))
+    verified = verify_spdm_evidence(data, nonce=nonce, root_certificate=device.root, now=NOW)
+    assert verified.connection.version == version
+    assert [b.index for b in verified.blocks] == [b.index for b in BLOCKS]
+    assert not verified.blocks[0].raw  # no raw bit stream asked: the device sends digests
+    assert len(verified.blocks[0].value) == 48  # SHA-384 (the negotiated measurement hash)
+    assert SpdmEvidence.decode(data).encode() == data
+
+
+def test_another_nonce_is_stale(device: Device) -> None:
+    data = _evidence(device, bytes(32), (SpdmVersion.V1_2,))
+    with pytest.raises(StaleNonce):
+        verify_spdm_evidence(data, nonce=b"\x01" * 32, root_certificate=device.root, now=NOW)
+
+
+def test_another_root_is_not_trusted(device: Device) -> None:
+    data = _evidence(device, bytes(32), (SpdmVersion.V1_2,))
+    with pytest.raises(ChainNotTrusted):
+        verify_spdm_evidence(data, nonce=bytes(32), root_certificate=Device().root, now=NOW)
+
+
+@pytest.mark.parametrize("part", ["vca", "request", "response", "signature"])
+def test_flipped_bit_in_any_signed_part(device: Device, part: str) -> None:
+    nonce = bytes(32)
+    record = SpdmEvidence.decode(_evidence(device, nonce, (SpdmVersion.V1_2,)))
+    if part == "vca":
+        algorithms = bytearray(record.vca[3])
+        algorithms[-1] ^= 0x01  # a CAPABILITIES byte the responder signed through L1/L2
+        record = dataclasses.replace(
+            record, vca=(*record.vca[:3], bytes(algorithms), *record.vca[4:])
+        )
+    elif part == "request":
+        request = bytearray(record.request)
+        request[-1] ^= 0x01
+        record = dataclasses.replace(record, request=bytes(request))
+    else:
+        response = bytearray(record.response)
+        response[-1 if part == "signature" else 20] ^= 0x01
+        record = dataclasses.replace(record, response=bytes(response))
+    with pytest.raises((BadSignature, StaleNonce, SpdmProtocolError, MalformedSpdm)) as info:
+        verify_spdm_evidence(record, nonce=nonce, root_certificate=device.root, now=NOW)
+    if part in ("signature", "response"):
+        assert info.type in (BadSignature, MalformedSpdm)
+
+
+def test_tampered_certificate_chain(device: Device) -> None:
+    record = SpdmEvidence.decode(_evidence(device, bytes(32), (SpdmVersion.V1_2,)))
+    chain = bytearray(record.certificate_chain)
+    chain[-40] ^= 0x01
+    record = dataclasses.replace(record, certificate_chain=bytes(chain))
+    with pytest.raises((ChainNotTrusted, MalformedSpdm)):
+        verify_spdm_evidence(record, nonce=bytes(32), root_certificate=device.root, now=NOW)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\xa0", b"\x82\x01\x02", bytes.fromhex("a1666669726d6174") + b"\x60"],
+    ids=["empty", "empty-map", "array", "wrong-members"],
+)
+def test_malformed_records(device: Device, data: bytes) -> None:
+    with pytest.raises(MalformedSpdm):
+        verify_spdm_evidence(data, nonce=bytes(32), root_certificate=device.root, now=NOW)
+
+
+def test_nonce_must_be_32_bytes(device: Device) -> None:
+    _, requester = make_pair(device)
+    with pytest.raises(MalformedSpdm):
+        requester.evidence(b"short")
