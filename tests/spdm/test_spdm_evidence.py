@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 import pytest
 from _spdm_helpers import BLOCKS, NOW, Device, make_pair
@@ -100,3 +101,36 @@ def test_nonce_must_be_32_bytes(device: Device) -> None:
     _, requester = make_pair(device)
     with pytest.raises(MalformedSpdm):
         requester.evidence(b"short")
+
+
+def test_attestation_claims_and_cli(device: Device, tmp_path: Path) -> None:
+    """The verifier's view: SPDM evidence as EvidenceClaims, and `ironroot evidence verify`."""
+    from ironroot.attestation import SPDM_FORMAT, detect_evidence_format, verify_spdm
+    from ironroot.cli import main
+
+    nonce = bytes(range(32))
+    data = _evidence(device, nonce, (SpdmVersion.V1_3,))
+    assert detect_evidence_format(data) == SPDM_FORMAT
+    claims = verify_spdm(data, nonce=nonce, roots=[Device().root, device.root], now=NOW)
+    assert claims.format == "spdm"
+    assert claims.report_data == nonce
+    assert set(claims.measurements) == {f"spdm.{b.index}" for b in BLOCKS}
+    assert claims.debug is False  # DeviceMode digest only (no raw bit stream requested)
+    (tmp_path / "ev.cbor").write_bytes(data)
+    (tmp_path / "root.der").write_bytes(device.root)
+    args = ["evidence", "verify", str(tmp_path / "ev.cbor"), "--cert", str(tmp_path / "root.der")]
+    assert main([*args, "--nonce", nonce.hex(), "--at", NOW.isoformat()]) == 0
+    assert main([*args, "--nonce", "00" * 32, "--at", NOW.isoformat()]) == 1
+
+
+def test_raw_device_mode_reports_debug(device: Device) -> None:
+    """A raw DeviceMode block whose state says debug is active makes the claims say debug."""
+    from ironroot.attestation import verify_spdm
+
+    _, requester = make_pair(device)
+    nonce = bytes(32)
+    data = requester.evidence(nonce, raw_bit_stream=True)
+    claims = verify_spdm(data, nonce=nonce, roots=[device.root], now=NOW)
+    mode = next(b for b in BLOCKS if b.index == 0xFE).device_mode()
+    assert claims.debug is bool(mode.device_mode_state & 0x0F)
+    assert claims.svns == {"spdm.5": 7}

@@ -62,6 +62,7 @@ from ironroot.attestation._rot_evidence import (
     quote_claims,
     verify_rot_quote,
 )
+from ironroot.attestation._spdm_evidence import SPDM_FORMAT, spdm_claims, verify_spdm
 from ironroot.attestation.evidence import (
     EVIDENCE_FORMATS,
     EvidenceClaims,
@@ -79,6 +80,7 @@ __all__ += [
     "JWT_MEDIA_TYPE",
     "NONCE_SIZE",
     "ROT_QUOTE_FORMAT",
+    "SPDM_FORMAT",
     "TRUST_CATEGORIES",
     "TRUST_CLAIM_TAGS",
     "VERIFICATION_FAILURES",
@@ -111,8 +113,10 @@ __all__ += [
     "reviews_from_statements",
     "sign_ear_cwt",
     "sign_ear_jwt",
+    "spdm_claims",
     "tier_of",
     "verify_ear",
     "verify_evidence_bytes",
     "verify_rot_quote",
+    "verify_spdm",
 ]

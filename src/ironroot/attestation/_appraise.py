@@ -55,6 +55,7 @@ from ironroot.attestation._rot_evidence import (
     RotChainCache,
     verify_rot_quote,
 )
+from ironroot.attestation._spdm_evidence import SPDM_FORMAT, verify_spdm
 from ironroot.attestation.evidence import (
     EvidenceClaims,
     SnpChainCache,
@@ -89,6 +90,7 @@ __all__ = [
 
 DEFAULT_VERIFIER_ID: Final = VerifierId(developer="Ironroot", build=f"ironroot {__version__}")
 _ROT_MARKER: Final = b"\x66format\x70ironroot-quote/1"  # "format": "ironroot-quote/1"
+_SPDM_MARKER: Final = b"\x66format\x78\x18ironroot-spdm-evidence/1"
 _PINNED_ROOTS: Final = {"snp": "AMD", "azure-hcl": "AMD", "tdx": "Intel SGX"}
 
 VERIFICATION_FAILURES: Final[tuple[tuple[type[IronrootError], str, int], ...]] = (
@@ -301,6 +303,8 @@ def detect_evidence_format(data: bytes) -> str:
     """``"ironroot"`` for a RoT quote, else the hardware evidence format of the bytes."""
     if data[:1] == b"\xa3" and _ROT_MARKER in data:
         return ROT_QUOTE_FORMAT
+    if data[:1] == b"\xa5" and _SPDM_MARKER in data:
+        return SPDM_FORMAT
     return detect_format(decode_evidence(data))
 
 
@@ -328,6 +332,10 @@ def verify_evidence_bytes(
             now=now,
             cache=caches.rot if caches is not None else None,
         )
+    if fmt == SPDM_FORMAT:
+        if nonce is None:
+            raise StaleNonce("SPDM evidence is verified against the nonce it answers: none given")
+        return verify_spdm(data, nonce=nonce, roots=(*vendor_roots, *certificates), now=now)
     options = VerifyOptions(
         now=now,
         certificates=tuple(certificates),

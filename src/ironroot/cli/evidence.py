@@ -1,9 +1,12 @@
 """``ironroot evidence``: verify hardware attestation evidence offline.
 
-``verify FILE [--format auto|azure-hcl|snp|tdx] [--cert FILE]... [--crl FILE]... [--at ISO-8601]
-[--allow-trailing] [--json]`` reads FILE (binary or hex text), verifies it with the built-in
-AMD/Intel roots and prints the claims and the verdict. ``--cert`` supplies certificates the
-evidence does not carry (an SNP report's VCEK or VLEK, DER or PEM, ASK/ARK optional); ``--crl``
+``verify FILE [--format auto|ironroot|spdm|azure-hcl|snp|tdx] [--nonce HEX] [--cert FILE]...
+[--crl FILE]... [--at ISO-8601] [--allow-trailing] [--json]`` reads FILE (binary or hex text),
+verifies it and prints the claims and the verdict. SNP and TDX evidence verify to the built-in
+AMD/Intel roots; an Ironroot RoT quote (``ironroot``) to the vendor CA certificates and SPDM
+evidence (``spdm``) to the device root certificate given with ``--cert``, each answering
+``--nonce``. ``--cert`` also supplies certificates the evidence does not carry (an SNP report's
+VCEK or VLEK, DER or PEM, ASK/ARK optional); ``--crl``
 CRLs to check a TDX PCK chain against; ``--at`` pins the verification time (default: now);
 ``--allow-trailing`` accepts bytes after a TDX quote (CCEL padding). Exit 0 verified, 1 when
 verification fails (the reason is printed), 2 on malformed input or usage errors.
@@ -17,6 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ironroot.attestation import (
+    ROT_QUOTE_FORMAT,
+    SPDM_FORMAT,
+    detect_evidence_format,
+    verify_evidence_bytes,
+)
 from ironroot.attestation.evidence import (
     EVIDENCE_FORMATS,
     EvidenceClaims,
@@ -42,7 +51,13 @@ def register(subparsers: Any) -> None:
     verify = verbs.add_parser("verify", help="verify an SNP report or a TDX quote")
     verify.add_argument("file", type=Path, help="the evidence (binary or hex text)")
     verify.add_argument(
-        "--format", default="auto", choices=("auto", *EVIDENCE_FORMATS), help="evidence format"
+        "--format",
+        default="auto",
+        choices=("auto", ROT_QUOTE_FORMAT, SPDM_FORMAT, *EVIDENCE_FORMATS),
+        help="evidence format",
+    )
+    verify.add_argument(
+        "--nonce", type=bytes.fromhex, help="the nonce RoT quotes and SPDM evidence answer (hex)"
     )
     verify.add_argument(
         "--cert",
@@ -84,8 +99,18 @@ def _verify(args: argparse.Namespace) -> int:
         allow_trailing=args.allow_trailing,
     )
     data = args.file.read_bytes()
+    fmt = detect_evidence_format(data) if args.format == "auto" else args.format
     try:
-        claims = verify_evidence(data, options, format=args.format)
+        if fmt in (ROT_QUOTE_FORMAT, SPDM_FORMAT):
+            claims = verify_evidence_bytes(
+                data,
+                format=fmt,
+                nonce=args.nonce,
+                now=options.now,
+                vendor_roots=options.certificates,
+            )
+        else:
+            claims = verify_evidence(data, options, format=fmt)
     except VerificationFailed as exc:
         if args.json:
             print(json.dumps({"verdict": "failed", "error": exc.code, "detail": exc.detail}))

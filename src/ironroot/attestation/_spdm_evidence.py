@@ -1,0 +1,97 @@
+"""SPDM evidence (a recorded, signed measurement session of a device) as :class:`EvidenceClaims`.
+
+Measurements are named ``spdm.<index>`` (the digest, or the raw value when the device sent a
+raw bit stream); ``svns`` carries each raw SecureVersionNumber block; ``debug`` is true when a
+raw DeviceMode block says debug mode is active or has been since the last reset (DSP0274
+DeviceModeState bits 0-3); ``report_data`` is the verifier's nonce the session answered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ironroot.attestation.evidence import EvidenceClaims
+from ironroot.attestation.evidence._claims import JsonReady
+from ironroot.errors import ChainNotTrusted, MalformedInput
+from ironroot.spdm import MeasurementValueType, VerifiedSpdm, verify_spdm_evidence
+
+__all__ = ["SPDM_FORMAT", "spdm_claims", "verify_spdm"]
+
+SPDM_FORMAT: Final = "spdm"
+_DEBUG_STATE_BITS: Final = 0x0F
+
+
+def spdm_claims(verified: VerifiedSpdm, *, root: str) -> EvidenceClaims:
+    """The claims of verified SPDM evidence (``root``: SHA-256 of the trusted root, hex)."""
+    measurements: dict[str, bytes] = {}
+    svns: dict[str, int] = {}
+    debug = False
+    blocks = []
+    for block in verified.blocks:
+        name = f"spdm.{block.index}"
+        measurements[name] = block.value
+        if block.raw and block.value_type is MeasurementValueType.SECURE_VERSION_NUMBER:
+            svns[name] = block.secure_version_number()
+        if block.raw and block.value_type is MeasurementValueType.DEVICE_MODE:
+            debug = debug or bool(block.device_mode().device_mode_state & _DEBUG_STATE_BITS)
+        blocks.append(
+            {
+                "index": block.index,
+                "type": block.value_type.name,
+                "raw": block.raw,
+                "value": block.value.hex(),
+            }
+        )
+    subject = verified.leaf.subject.rfc4514_string()
+    return EvidenceClaims(
+        format=SPDM_FORMAT,
+        measurements=measurements,
+        report_data=verified.nonce,
+        debug=debug,
+        svns=svns,
+        identity={"subject": subject, "root": root},
+        signer=subject,
+        raw=JsonReady(
+            {
+                "version": f"{verified.connection.version >> 4}.{verified.connection.version & 15}",
+                "base_asym_algo": verified.connection.base_asym_algo.name,
+                "base_hash_algo": verified.connection.base_hash_algo.name,
+                "blocks": blocks,
+            }
+        ),
+    )
+
+
+def verify_spdm(
+    data: bytes, *, nonce: bytes, roots: Sequence[bytes], now: datetime
+) -> EvidenceClaims:
+    """Verify SPDM evidence against any of ``roots`` (DER or PEM certificates)."""
+    ders: list[bytes] = []
+    for root in roots:
+        try:
+            certs = (
+                x509.load_pem_x509_certificates(root)
+                if b"-----BEGIN" in root
+                else [x509.load_der_x509_certificate(root)]
+            )
+        except ValueError as exc:
+            raise MalformedInput("a trusted root is not a certificate") from exc
+        ders.extend(c.public_bytes(Encoding.DER) for c in certs)
+    if not ders:
+        raise ChainNotTrusted("no trusted root certificate for SPDM evidence")
+    last: ChainNotTrusted | None = None
+    for der in ders:
+        try:
+            verified = verify_spdm_evidence(data, nonce=nonce, root_certificate=der, now=now)
+        except ChainNotTrusted as exc:
+            last = exc
+            continue
+        return spdm_claims(verified, root=hashlib.sha256(der).hexdigest())
+    assert last is not None
+    raise last
