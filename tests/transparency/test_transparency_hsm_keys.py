@@ -87,3 +87,86 @@ def test_missing_key_without_create_is_not_found(tmp_path: Path, softhsm: str) -
 def test_bad_keys_tables_are_config_errors(table: dict[str, object], tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         ServiceKeysConfig.parse(table, tmp_path)
+
+
+def test_service_keys_in_the_builtin_hsm(tmp_path: Path) -> None:
+    """backend = "hsm": an officer creates the keys, the service signs as a crypto user."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    from ironroot.hsm import (
+        DeviceIdentity,
+        DirectoryStorage,
+        Hsm,
+        HsmConfig,
+        KeyAttributes,
+        KeyType,
+        Role,
+        Usage,
+    )
+
+    device_key = PrivateKey.generate(Algorithm.ES384)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Device")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(device_key.public_key.raw)  # type: ignore[arg-type]
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(device_key.raw, hashes.SHA384())  # type: ignore[arg-type]
+    )
+    data = tmp_path / "data"
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    write_config(data, issuers=[(VENDOR_ISS, vendor)])
+    secret = b"s" * 32
+    (data / "sealing.secret").write_bytes(secret)
+    (data / "user.credential").write_bytes(b"service-credential")
+    with DirectoryStorage(data / "hsm") as storage:
+        hsm = Hsm.initialize(
+            storage,
+            secret,
+            officer="officer",
+            credential=b"officer-credential",
+            device=DeviceIdentity(device_key, (cert.public_bytes(serialization.Encoding.DER),)),
+            config=HsmConfig(scrypt_n=2**10),
+        )
+        officer = hsm.login("officer", b"officer-credential")
+        hsm.add_identity(officer, "transparency", Role.USER, b"service-credential")
+        usages = KeyAttributes(usages=frozenset({Usage.SIGN, Usage.VERIFY}))
+        receipt = hsm.generate(officer, KeyType.EC_P384, usages)
+        checkpoint = hsm.generate(officer, KeyType.ED25519, usages)
+        hsm.close()
+    with (data / "ironroot.toml").open("a") as f:
+        f.write(
+            '[keys]\nbackend = "hsm"\nhsm_dir = "hsm"\nhsm_sealing_secret_file = "sealing.secret"\n'
+            'hsm_identity = "transparency"\nhsm_credential_file = "user.credential"\n'
+            f'[keys.handles]\n"receipt-ES384" = "{receipt}"\n"checkpoint" = "{checkpoint}"\n'
+        )
+    config = load_config(data)
+    keys_config = ServiceKeysConfig.parse(config.keys, data)
+    statement = create_statement(vendor, b"{}", iss=VENDOR_ISS, sub="pkg:fw/builtin")
+    with ServiceKeys(keys_config) as keys:
+        receipts, checkpoints = hsm_signers(config, keys)
+        service = TransparencyService.open(
+            data, receipt_signers=receipts, checkpoint_signers=checkpoints
+        )
+        with service, ServiceThread(service) as server, httpx.Client(base_url=server.url) as c:
+            r = c.post("/entries", content=statement, headers={"Content-Type": "application/cose"})
+            assert r.status_code == 201
+            published = decode_key_set(c.get("/.well-known/scitt-keys").content)
+            verify_receipt(r.content, SignedStatement.parse(statement).log_entry(), published)
+    assert verify_log_dir(data).size == 1
+    # Without a named handle the service does not try to create keys as a crypto user.
+    (data / "ironroot.toml").write_text(
+        (data / "ironroot.toml").read_text().split("[keys.handles]")[0]
+    )
+    config = load_config(data)
+    with ServiceKeys(ServiceKeysConfig.parse(config.keys, data)) as keys, pytest.raises(NotFound):
+        hsm_signers(config, keys)

@@ -18,8 +18,11 @@ keys stay in the chosen backend::
     [keys.handles]                              # optional: purpose -> existing key handle
     "receipt-ES384" = "5f0c…"
 
-Handles not given in the table are read from ``keys/handles.json`` in the data directory, and
-created there (a key generated inside the backend) when the service is initialized. Relative
+Handles not given in the table are read from ``keys/handles.json`` in the data directory; with
+PKCS#11 a missing key is generated inside the token when the service is initialized. The
+built-in boundary separates roles — a crypto officer generates keys (``ironroot hsm key
+generate``), the service's crypto-user identity only signs — so its handles are named in
+``[keys.handles]``. Relative
 paths are relative to the data directory. ``files`` means the service's own PEM files and is
 not handled here.
 """
@@ -190,6 +193,13 @@ class ServiceKeys:
         """The signer for ``purpose``; with ``create``, generate its key if it has none yet."""
         handle = self._config.handles.get(purpose) or self._stored_handles().get(purpose)
         if handle is None:
+            if self._config.backend == "hsm":
+                # Role separation: a crypto officer creates keys, the service's identity (a
+                # crypto user) only uses them.
+                raise NotFound(
+                    f"no {purpose} key: a crypto officer creates it (`ironroot hsm key generate`)"
+                    f" and keys.handles names it"
+                )
             if not create:
                 raise NotFound(
                     f"no {purpose} key in the HSM: run `ironroot serve --init-only` or set "
