@@ -134,3 +134,17 @@ def test_raw_device_mode_reports_debug(device: Device) -> None:
     mode = next(b for b in BLOCKS if b.index == 0xFE).device_mode()
     assert claims.debug is bool(mode.device_mode_state & 0x0F)
     assert claims.svns == {"spdm.5": 7}
+
+
+def test_appraisal_trusts_the_configured_device_root(device: Device) -> None:
+    from ironroot.attestation import Endorsements, appraise, verify_spdm
+
+    nonce = bytes(32)
+    _, requester = make_pair(device)
+    claims = verify_spdm(requester.evidence(nonce), nonce=nonce, roots=[device.root], now=NOW)
+    trusted = Endorsements.build(service_keys={}, vendor_roots=[device.root], now=NOW)
+    (appraisal,) = appraise(claims, trusted, nonce=nonce, now=NOW).submods.values()
+    assert appraisal.trust_vector["instance-identity"] == 2
+    stranger = Endorsements.build(service_keys={}, vendor_roots=[Device().root], now=NOW)
+    (appraisal,) = appraise(claims, stranger, nonce=nonce, now=NOW).submods.values()
+    assert appraisal.trust_vector["instance-identity"] == 97

@@ -165,7 +165,8 @@ def _context(
         }
         for r, score in zip(reviews, cvss, strict=True)
     ]
-    if fmt == ROT_QUOTE_FORMAT:
+    if fmt in (ROT_QUOTE_FORMAT, SPDM_FORMAT):
+        # Evidence that names the root it verified to (its SHA-256): trusted if configured.
         root = evidence.identity.get("root", "")
         root_trusted = bool(root) and root in endorsements.trusted_roots
     else:
