@@ -12,7 +12,8 @@ TCG DICE Certificate Profiles):
 
 X.509 itself is parsed by ``cryptography.x509`` (names, validity, keys including ML-DSA-87,
 the standard extensions); only the DICE extension values, which it leaves unrecognized, are
-decoded here, with pyasn1 and a strict DER check (:mod:`ironroot.rot._asn1`).
+decoded, in :mod:`ironroot.rot._dice_ext`, with pyasn1 and a strict DER check
+(:mod:`ironroot.rot._asn1`); the values themselves are in :mod:`ironroot.rot._dice_values`.
 
 Two pieces are written by hand, because no library does them for us:
 
@@ -43,10 +44,9 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
-import enum
 import re
 import warnings
-from collections.abc import Iterable, Sequence, Sized
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -55,7 +55,6 @@ from cryptography.exceptions import UnsupportedAlgorithm as UnsupportedKeyType
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from pyasn1.error import PyAsn1Error
-from pyasn1.type import base, univ
 
 from ironroot.crypto import Algorithm, PublicKey
 from ironroot.errors import (
@@ -68,6 +67,37 @@ from ironroot.errors import (
     MalformedInput,
 )
 from ironroot.rot import _asn1
+from ironroot.rot._dice_ext import (
+    build_key_purpose_extension,
+    build_multi_tcb_info_extension,
+    build_tcb_info_extension,
+    build_ueid_extension,
+    encode_multi_tcb_info,
+    encode_tcb_info,
+    encode_ueid,
+    parse_multi_tcb_info,
+    parse_open_dice_input,
+    parse_riot_extension,
+    parse_tcb_info,
+    parse_ueid,
+)
+from ironroot.rot._dice_values import (
+    KEY_PURPOSE_OIDS,
+    ML_DSA_87_OID,
+    MULTI_TCB_INFO_OID,
+    OPEN_DICE_OID,
+    TCB_INFO_OID,
+    UEID_OID,
+    Fwid,
+    IntegrityRegister,
+    OpenDiceInput,
+    OperationalFlag,
+    OperationalFlags,
+    RiotCompositeDeviceId,
+    SvnEncoding,
+    TcbInfo,
+    short_error,
+)
 
 __all__ = [
     "KEY_PURPOSE_OIDS",
@@ -107,41 +137,13 @@ __all__ = [
     "verify_signature",
 ]
 
-SvnEncoding = Literal["auto", "caliptra", "plain"]
 
-TCB_INFO_OID: Final = x509.ObjectIdentifier("2.23.133.5.4.1")
-UEID_OID: Final = x509.ObjectIdentifier("2.23.133.5.4.4")
-MULTI_TCB_INFO_OID: Final = x509.ObjectIdentifier("2.23.133.5.4.5")
-OPEN_DICE_OID: Final = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.1.24")
-ML_DSA_87_OID: Final = x509.ObjectIdentifier("2.16.840.1.101.3.4.3.19")
-
-#: tcg-dice-kp-* (TCG DICE Certificate Profiles): name -> OID under 2.23.133.5.4.100.
-KEY_PURPOSE_OIDS: Final[dict[str, x509.ObjectIdentifier]] = {
-    "identityInit": x509.ObjectIdentifier("2.23.133.5.4.100.6"),
-    "identityLoc": x509.ObjectIdentifier("2.23.133.5.4.100.7"),
-    "attestInit": x509.ObjectIdentifier("2.23.133.5.4.100.8"),
-    "attestLoc": x509.ObjectIdentifier("2.23.133.5.4.100.9"),
-    "assertInit": x509.ObjectIdentifier("2.23.133.5.4.100.10"),
-    "assertLoc": x509.ObjectIdentifier("2.23.133.5.4.100.11"),
-    "eca": x509.ObjectIdentifier("2.23.133.5.4.100.12"),
-}
 _KEY_PURPOSE_NAMES: Final = {oid.dotted_string: name for name, oid in KEY_PURPOSE_OIDS.items()}
 
 # Input limits: one certificate (an ML-DSA-87 one is about 8 KB), and certificates per input.
 MAX_CERTIFICATE_BYTES: Final = 64 * 1024
 MAX_CERTIFICATES: Final = 16
 
-_HASH_NAMES: Final[dict[str, str]] = {
-    "1.3.14.3.2.26": "sha1",
-    "2.16.840.1.101.3.4.2.1": "sha256",
-    "2.16.840.1.101.3.4.2.2": "sha384",
-    "2.16.840.1.101.3.4.2.3": "sha512",
-    "2.16.840.1.101.3.4.2.4": "sha224",
-    "2.16.840.1.101.3.4.2.6": "sha512-256",
-    "2.16.840.1.101.3.4.2.8": "sha3-256",
-    "2.16.840.1.101.3.4.2.9": "sha3-384",
-    "2.16.840.1.101.3.4.2.10": "sha3-512",
-}
 
 _SIG_ALGORITHMS: Final[dict[str, tuple[str, tuple[Algorithm, ...]]]] = {
     # signature OID: (name, ironroot algorithms whose keys can check it)
@@ -154,155 +156,6 @@ _SIG_ALGORITHMS: Final[dict[str, tuple[str, tuple[Algorithm, ...]]]] = {
     "2.16.840.1.101.3.4.3.19": ("ML-DSA-87", (Algorithm.ML_DSA_87,)),
 }
 _ECDSA_ALGORITHMS: Final = (Algorithm.ES256, Algorithm.ES384, Algorithm.ES512)
-
-
-# --- values ----------------------------------------------------------------------------------
-
-
-class OperationalFlag(enum.IntEnum):
-    """Named bits of ``OperationalFlags`` (bit 0 is the first bit of the BIT STRING)."""
-
-    notConfigured = 0  # the ASN.1 names, as the spec spells them
-    notSecure = 1
-    recovery = 2
-    debug = 3
-    notReplayProtected = 4
-    notIntegrityProtected = 5
-    notRuntimeMeasured = 6
-    notImmutable = 7
-    notTcb = 8
-    fixedWidth = 31
-
-
-@dataclass(frozen=True, slots=True)
-class OperationalFlags:
-    """A DICE ``OperationalFlags`` (or ``OperationalFlagsMask``) BIT STRING.
-
-    ``bits`` are the positions set; ``width`` the number of bits encoded. DER for a named-bit
-    list drops trailing zero bits; Caliptra sets ``fixedWidth`` (bit 31) so the width is 32.
-    """
-
-    bits: frozenset[int]
-    width: int
-
-    def __post_init__(self) -> None:
-        if self.width < 0 or any(b < 0 or b >= self.width for b in self.bits):
-            raise MalformedCertificate("operational flag bit outside the BIT STRING width")
-
-    @classmethod
-    def of(cls, *flags: OperationalFlag | str, width: int | None = None) -> OperationalFlags:
-        """Flags from names or :class:`OperationalFlag` values; minimal width unless given."""
-        try:
-            bits = frozenset(
-                int(f) if isinstance(f, OperationalFlag) else int(OperationalFlag[f]) for f in flags
-            )
-        except KeyError as exc:
-            raise MalformedCertificate(f"unknown operational flag {exc.args[0]!r}") from exc
-        return cls(bits, width if width is not None else (max(bits) + 1 if bits else 0))
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Names of the set bits in bit order; an unnamed bit is ``"bit<N>"``."""
-        out = []
-        for bit in sorted(self.bits):
-            try:
-                out.append(OperationalFlag(bit).name)
-            except ValueError:
-                out.append(f"bit{bit}")
-        return tuple(out)
-
-    def __contains__(self, flag: object) -> bool:
-        if isinstance(flag, str):
-            flag = OperationalFlag.__members__.get(flag)
-        return isinstance(flag, int) and int(flag) in self.bits
-
-
-@dataclass(frozen=True, slots=True)
-class Fwid:
-    """``FWID``: a digest and the OID of its hash algorithm."""
-
-    hash_alg_oid: str
-    digest: bytes
-
-    @property
-    def hash_alg_name(self) -> str:
-        """``sha256``, ``sha384``, ...; the dotted OID for an algorithm we do not name."""
-        return _HASH_NAMES.get(self.hash_alg_oid, self.hash_alg_oid)
-
-
-@dataclass(frozen=True, slots=True)
-class IntegrityRegister:
-    """``IntegrityRegister``: an optional name and number, and its digests."""
-
-    name: str | None
-    number: int | None
-    digests: tuple[Fwid, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class TcbInfo:
-    """``DiceTcbInfo``: every field optional. ``svn_raw`` is the INTEGER as encoded."""
-
-    vendor: str | None = None
-    model: str | None = None
-    version: str | None = None
-    svn_raw: int | None = None
-    layer: int | None = None
-    index: int | None = None
-    fwids: tuple[Fwid, ...] = ()
-    flags: OperationalFlags | None = None
-    vendor_info: bytes | None = None
-    type: bytes | None = None
-    flags_mask: OperationalFlags | None = None
-    integrity_registers: tuple[IntegrityRegister, ...] = ()
-    svn_encoding: Literal["caliptra", "plain"] = "plain"
-
-    @property
-    def svn(self) -> int | None:
-        """The SVN itself: ``svn_raw - 0x100`` under Caliptra's encoding, else ``svn_raw``."""
-        if self.svn_raw is None:
-            return None
-        return self.svn_raw - 0x100 if self.svn_encoding == "caliptra" else self.svn_raw
-
-    @classmethod
-    def with_svn(cls, svn: int, *, caliptra: bool = False, **fields: object) -> TcbInfo:
-        """A TcbInfo whose SVN is ``svn``, encoded the Caliptra way (``0x100 | svn``) if asked."""
-        if caliptra:
-            if not 0 <= svn <= 0xFF:
-                raise MalformedCertificate("a Caliptra SVN is 0..255")
-            return cls(svn_raw=0x100 | svn, svn_encoding="caliptra", **fields)  # type: ignore[arg-type]
-        return cls(svn_raw=svn, **fields)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True, slots=True)
-class OpenDiceInput:
-    """The Open Profile for DICE X.509 extension: hashes, descriptors and mode."""
-
-    code_hash: bytes | None
-    code_descriptor: bytes | None
-    configuration_hash: bytes | None
-    configuration_descriptor: bytes | None
-    authority_hash: bytes | None
-    authority_descriptor: bytes | None
-    mode: int | None
-    profile_name: str | None
-
-    @property
-    def mode_name(self) -> str | None:
-        """``not-configured``, ``normal``, ``debug``, ``recovery`` (others read as the first)."""
-        if self.mode is None:
-            return None
-        names = ("not-configured", "normal", "debug", "recovery")
-        return names[self.mode] if 0 <= self.mode < len(names) else "not-configured"
-
-
-@dataclass(frozen=True, slots=True)
-class RiotCompositeDeviceId:
-    """The RIoT ``CompositeDeviceID``: a version, the DeviceID public key and one FWID."""
-
-    version: int
-    device_id_public_key: bytes  # SubjectPublicKeyInfo, DER
-    fwid: Fwid
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,241 +229,6 @@ class DiceCertificate:
         return _certificate_json(self)
 
 
-# --- DICE extension values: decode ----------------------------------------------------------
-
-
-def _opt_int(value: univ.Integer) -> int | None:
-    return int(value) if value.isValue else None
-
-
-def _opt_bytes(value: univ.OctetString) -> bytes | None:
-    return bytes(value) if value.isValue else None
-
-
-def _opt_str(value: univ.OctetString) -> str | None:
-    if not value.isValue:
-        return None
-    try:
-        return str(value)
-    except (UnicodeDecodeError, PyAsn1Error) as exc:
-        raise MalformedCertificate("DICE string field is not valid text") from exc
-
-
-def _count(items: Sized, what: str) -> None:
-    if len(items) > _asn1.MAX_LIST_ITEMS:
-        raise LimitExceeded(f"{what} has {len(items)} entries, over {_asn1.MAX_LIST_ITEMS}")
-    if len(items) == 0:
-        raise MalformedCertificate(f"{what} is empty (SIZE (1..MAX))")
-
-
-def _fwids(value: _asn1.FwidList) -> tuple[Fwid, ...]:
-    _count(value, "FWIDLIST")
-    return tuple(Fwid(str(f["hashAlg"]), bytes(f["digest"])) for f in value)
-
-
-def _flags(value: univ.BitString) -> OperationalFlags | None:
-    if not value.isValue:
-        return None
-    bits = tuple(value)
-    return OperationalFlags(frozenset(i for i, b in enumerate(bits) if b), len(bits))
-
-
-def _svn_encoding(raw: int | None, svn_encoding: SvnEncoding) -> Literal["caliptra", "plain"]:
-    in_range = raw is not None and 0x100 <= raw <= 0x1FF
-    if svn_encoding == "caliptra":
-        if raw is not None and not in_range:
-            raise MalformedCertificate(f"SVN {raw:#x} is not a Caliptra 0x100|svn value")
-        return "caliptra"
-    if svn_encoding == "auto" and in_range:
-        return "caliptra"
-    return "plain"
-
-
-def _tcb_info(value: _asn1.DiceTcbInfo, svn_encoding: SvnEncoding) -> TcbInfo:
-    svn_raw = _opt_int(value["svn"])
-    registers: tuple[IntegrityRegister, ...] = ()
-    if value["integrityRegisters"].isValue:
-        irs = value["integrityRegisters"]
-        _count(irs, "IrList")
-        registers = tuple(
-            IntegrityRegister(
-                _opt_str(ir["registerName"]),
-                _opt_int(ir["registerNum"]),
-                _fwids(ir["registerDigests"]),
-            )
-            for ir in irs
-        )
-    return TcbInfo(
-        vendor=_opt_str(value["vendor"]),
-        model=_opt_str(value["model"]),
-        version=_opt_str(value["version"]),
-        svn_raw=svn_raw,
-        layer=_opt_int(value["layer"]),
-        index=_opt_int(value["index"]),
-        fwids=_fwids(value["fwids"]) if value["fwids"].isValue else (),
-        flags=_flags(value["flags"]),
-        vendor_info=_opt_bytes(value["vendorInfo"]),
-        type=_opt_bytes(value["type"]),
-        flags_mask=_flags(value["flagsMask"]),
-        integrity_registers=registers,
-        svn_encoding=_svn_encoding(svn_raw, svn_encoding),
-    )
-
-
-def parse_tcb_info(der: bytes, *, svn_encoding: SvnEncoding = "auto") -> TcbInfo:
-    """Decode a tcg-dice-TcbInfo extension value (strict DER)."""
-    return _tcb_info(_asn1.decode_der(der, _asn1.DiceTcbInfo(), "DiceTcbInfo"), svn_encoding)
-
-
-def parse_multi_tcb_info(der: bytes, *, svn_encoding: SvnEncoding = "auto") -> tuple[TcbInfo, ...]:
-    """Decode a tcg-dice-MultiTcbInfo extension value (strict DER)."""
-    seq = _asn1.decode_der(der, _asn1.DiceTcbInfoSeq(), "DiceTcbInfoSeq")
-    _count(seq, "DiceTcbInfoSeq")
-    return tuple(_tcb_info(item, svn_encoding) for item in seq)
-
-
-def parse_ueid(der: bytes) -> bytes:
-    """Decode a tcg-dice-Ueid extension value."""
-    return bytes(_asn1.decode_der(der, _asn1.TcgUeid(), "TcgUeid")["ueid"])
-
-
-def parse_open_dice_input(der: bytes) -> OpenDiceInput:
-    """Decode the Open Profile for DICE extension value (1.3.6.1.4.1.11129.2.1.24)."""
-    value = _asn1.decode_der(der, _asn1.OpenDiceInput(), "OpenDiceInput")
-    mode = value["mode"]
-    return OpenDiceInput(
-        code_hash=_opt_bytes(value["codeHash"]),
-        code_descriptor=_opt_bytes(value["codeDescriptor"]),
-        configuration_hash=_opt_bytes(value["configurationHash"]),
-        configuration_descriptor=_opt_bytes(value["configurationDescriptor"]),
-        authority_hash=_opt_bytes(value["authorityHash"]),
-        authority_descriptor=_opt_bytes(value["authorityDescriptor"]),
-        mode=int(mode.getComponent()) if mode.isValue else None,
-        profile_name=_opt_str(value["profileName"]),
-    )
-
-
-def parse_riot_extension(der: bytes) -> RiotCompositeDeviceId:
-    """Decode the pre-TCG RIoT extension value (``[0] { 2.23.133.5.4.1, CompositeDeviceID }``)."""
-    value = _asn1.decode_der(der, _asn1.RiotExtension(), "RIoT extension")
-    data = value["diceData"]
-    if str(data["oid"]) != TCB_INFO_OID.dotted_string:
-        raise MalformedCertificate("RIoT extension does not carry the DICE OID")
-    cdi = data["compositeDeviceId"]
-    spki = _asn1.encode_der(cdi["deviceId"])
-    fwid = cdi["fwid"]
-    return RiotCompositeDeviceId(
-        int(cdi["version"]), spki, Fwid(str(fwid["hashAlg"]), bytes(fwid["digest"]))
-    )
-
-
-# --- DICE extension values: encode and build ------------------------------------------------
-
-
-def _set_fwids(target: univ.SequenceOf, fwids: Sequence[Fwid]) -> None:
-    for i, fwid in enumerate(fwids):
-        target[i]["hashAlg"] = univ.ObjectIdentifier(fwid.hash_alg_oid)
-        target[i]["digest"] = fwid.digest
-
-
-def _set_flags(target: univ.BitString, flags: OperationalFlags) -> univ.BitString:
-    bits = tuple(1 if i in flags.bits else 0 for i in range(flags.width))
-    clone: univ.BitString = target.clone(bits)  # type: ignore[no-untyped-call]
-    return clone
-
-
-def _tcb_info_asn1(tcb: TcbInfo) -> _asn1.DiceTcbInfo:
-    value = _asn1.DiceTcbInfo()
-    comp = value.componentType
-    try:
-        if tcb.vendor is not None:
-            value["vendor"] = tcb.vendor
-        if tcb.model is not None:
-            value["model"] = tcb.model
-        if tcb.version is not None:
-            value["version"] = tcb.version
-        if tcb.svn_raw is not None:
-            value["svn"] = tcb.svn_raw
-        if tcb.layer is not None:
-            value["layer"] = tcb.layer
-        if tcb.index is not None:
-            value["index"] = tcb.index
-        if tcb.fwids:
-            _set_fwids(value["fwids"], tcb.fwids)
-        if tcb.flags is not None:
-            value["flags"] = _set_flags(comp["flags"].asn1Object, tcb.flags)
-        if tcb.vendor_info is not None:
-            value["vendorInfo"] = tcb.vendor_info
-        if tcb.type is not None:
-            value["type"] = tcb.type
-        if tcb.flags_mask is not None:
-            value["flagsMask"] = _set_flags(comp["flagsMask"].asn1Object, tcb.flags_mask)
-        for i, reg in enumerate(tcb.integrity_registers):
-            target = value["integrityRegisters"][i]
-            if reg.name is not None:
-                target["registerName"] = reg.name
-            if reg.number is not None:
-                target["registerNum"] = reg.number
-            _set_fwids(target["registerDigests"], reg.digests)
-    except (PyAsn1Error, ValueError) as exc:
-        raise MalformedCertificate(f"TcbInfo cannot be encoded: {_short(exc)}") from exc
-    return value
-
-
-def encode_tcb_info(tcb: TcbInfo) -> bytes:
-    """DER of one ``DiceTcbInfo``."""
-    return _encode(_tcb_info_asn1(tcb))
-
-
-def encode_multi_tcb_info(tcbs: Sequence[TcbInfo]) -> bytes:
-    """DER of a ``DiceTcbInfoSeq``."""
-    _count(tcbs, "DiceTcbInfoSeq")
-    seq = _asn1.DiceTcbInfoSeq()
-    for tcb in tcbs:
-        seq.append(_tcb_info_asn1(tcb))
-    return _encode(seq)
-
-
-def encode_ueid(ueid: bytes) -> bytes:
-    """DER of a ``TcgUeid``."""
-    value = _asn1.TcgUeid()
-    value["ueid"] = ueid
-    return _encode(value)
-
-
-def _encode(value: base.Asn1Item) -> bytes:
-    try:
-        return _asn1.encode_der(value)
-    except PyAsn1Error as exc:
-        raise MalformedCertificate(f"DICE value cannot be encoded: {_short(exc)}") from exc
-
-
-def build_tcb_info_extension(tcb: TcbInfo) -> x509.UnrecognizedExtension:
-    """A tcg-dice-TcbInfo extension for ``x509.CertificateBuilder.add_extension``."""
-    return x509.UnrecognizedExtension(TCB_INFO_OID, encode_tcb_info(tcb))
-
-
-def build_multi_tcb_info_extension(tcbs: Sequence[TcbInfo]) -> x509.UnrecognizedExtension:
-    """A tcg-dice-MultiTcbInfo extension for ``x509.CertificateBuilder.add_extension``."""
-    return x509.UnrecognizedExtension(MULTI_TCB_INFO_OID, encode_multi_tcb_info(tcbs))
-
-
-def build_ueid_extension(ueid: bytes) -> x509.UnrecognizedExtension:
-    """A tcg-dice-Ueid extension for ``x509.CertificateBuilder.add_extension``."""
-    return x509.UnrecognizedExtension(UEID_OID, encode_ueid(ueid))
-
-
-def build_key_purpose_extension(
-    *purposes: str, others: Iterable[x509.ObjectIdentifier] = ()
-) -> x509.ExtendedKeyUsage:
-    """An extended key usage with tcg-dice-kp purposes by name (``"eca"``, ``"attestLoc"``...)."""
-    try:
-        oids = [KEY_PURPOSE_OIDS[p] for p in purposes]
-    except KeyError as exc:
-        raise MalformedCertificate(f"unknown tcg-dice key purpose {exc.args[0]!r}") from exc
-    return x509.ExtendedKeyUsage([*oids, *others])
-
-
 # --- certificates and CSRs ------------------------------------------------------------------
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
@@ -627,11 +245,6 @@ _ECDSA_NULL_FIX: Final = {
     )
     for d in ("2", "3", "4")
 }
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:120]
 
 
 def _split_pem(data: bytes) -> list[tuple[str, bytes]]:
@@ -736,7 +349,7 @@ def _load_x509(
                     else obj.tbs_certrequest_bytes
                 )
             return obj, original_tbs, serial, quirks
-    reason = _short(first_error) if first_error else "unknown format"
+    reason = short_error(first_error) if first_error else "unknown format"
     raise MalformedCertificate(f"not an X.509 certificate or CSR: {reason}") from first_error
 
 
@@ -759,7 +372,7 @@ def _public_key(
     except UnsupportedKeyType:
         return "unsupported", None
     except (ValueError, TypeError) as exc:
-        raise MalformedCertificate(f"public key does not parse: {_short(exc)}") from exc
+        raise MalformedCertificate(f"public key does not parse: {short_error(exc)}") from exc
     if isinstance(key, ec.EllipticCurvePublicKey):
         name = f"EC {key.curve.name}"
     elif isinstance(key, ed25519.Ed25519PublicKey):
@@ -866,7 +479,7 @@ def _build(
         return _fields(obj, der, tbs, serial, quirks, strict=strict, svn_encoding=svn_encoding)
     except (ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
         # cryptography parses names, extensions and keys lazily: their errors surface here.
-        raise MalformedCertificate(f"certificate fields do not parse: {_short(exc)}") from exc
+        raise MalformedCertificate(f"certificate fields do not parse: {short_error(exc)}") from exc
 
 
 def _fields(
