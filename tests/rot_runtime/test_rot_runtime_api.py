@@ -33,6 +33,7 @@ RUNTIME_NAMES = {
 }
 # Lower layers only: the RoT may use crypto, cose and firmware, nothing above.
 ALLOWED = {
+    "ironroot._fileio",
     "ironroot.crypto",
     "ironroot.cose",
     "ironroot.errors",

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ironroot._fileio import write_atomic
 from ironroot.crypto import Algorithm
 from ironroot.errors import ConfigError
 from ironroot.rot import (
@@ -255,12 +255,8 @@ def _ca_init(args: argparse.Namespace) -> int:
 
 
 def _write_private(path: Path, data: bytes, *, exclusive: bool) -> None:
-    """Write a private key file readable only by its owner."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
-    fd = os.open(path, flags, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        os.fchmod(handle.fileno(), 0o600)
-        handle.write(data)
+    """Write a private key file readable only by its owner (atomically, durably)."""
+    write_atomic(path, data, mode=0o600, exclusive=exclusive)
 
 
 def _certificate_files(paths: list[Path]) -> list[bytes]:

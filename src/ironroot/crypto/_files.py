@@ -19,7 +19,7 @@ from typing import Final
 
 import cbor2
 
-from ironroot.crypto._fileio import read_limited, write_atomic
+from ironroot._fileio import read_limited, write_atomic
 from ironroot.crypto._interface import Signer, Verifier
 from ironroot.crypto._keys import KTY, KTY_HSS_LMS, PrivateKey, PublicKey
 from ironroot.crypto._lms import LmsPrivateKey, LmsPublicKey, is_lms_state

@@ -49,8 +49,8 @@ from typing import Any, Final
 import cbor2
 from pyhsslms import pyhsslms as _hss
 
+from ironroot._fileio import write_atomic
 from ironroot.crypto._algorithms import Algorithm
-from ironroot.crypto._fileio import write_atomic
 from ironroot.crypto._keys import ALG, KID, KTY, KTY_HSS_LMS, PUB, cose_key_thumbprint
 from ironroot.errors import (
     BadSignature,

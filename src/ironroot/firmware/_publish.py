@@ -13,12 +13,11 @@ The client is typed structurally, so this package does not import the transparen
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ironroot._fileio import write_atomic
 from ironroot.crypto import Signer
 from ironroot.firmware._manifest import DEFAULT_LIMITS, FirmwareBundle, FirmwareLimits
 from ironroot.firmware._reference import manifest_statement, reference_statement
@@ -85,24 +84,11 @@ def publish_bundle(
     )
 
 
-def _write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_published(published: PublishedFirmware, out_dir: Path, name: str) -> tuple[Path, Path]:
     """Write ``<name>.manifest.ts`` and ``<name>.corim.ts`` into ``out_dir``; return the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / f"{name}.manifest.ts"
     corim_path = out_dir / f"{name}.corim.ts"
-    _write(manifest_path, published.manifest_statement)
-    _write(corim_path, published.corim_statement)
+    write_atomic(manifest_path, published.manifest_statement)
+    write_atomic(corim_path, published.corim_statement)
     return manifest_path, corim_path

@@ -30,12 +30,12 @@ not handled here.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from ironroot._fileio import write_atomic
 from ironroot.crypto import Algorithm
 from ironroot.errors import ConfigError, IronrootError, NotFound
 from ironroot.hsm._backend import BuiltinBackend, HsmSigner, KeyBackend
@@ -182,12 +182,8 @@ class ServiceKeys:
         handles = self._stored_handles()
         handles[purpose] = handle
         self._handles_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._handles_path.with_name(self._handles_path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as f:
-            json.dump(handles, f, indent=2, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._handles_path)
+        text = json.dumps(handles, indent=2, sort_keys=True)
+        write_atomic(self._handles_path, text.encode("utf-8"), mode=0o600)
 
     def signer(self, purpose: str, algorithm: Algorithm, *, create: bool = False) -> HsmSigner:
         """The signer for ``purpose``; with ``create``, generate its key if it has none yet."""

@@ -32,12 +32,12 @@ import datetime as dt
 import fcntl
 import os
 import secrets
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from ironroot._fileio import write_atomic
 from ironroot.crypto import Algorithm
 from ironroot.errors import (
     Conflict,
@@ -64,33 +64,6 @@ _LOCK: Final = ".lock"
 _MAX_FILE: Final = 1024 * 1024
 _MAX_BUNDLE: Final = 128 * 1024 * 1024
 _ALG_FILES: Final = {Algorithm.ES384: "ecc", Algorithm.ML_DSA_87: "mldsa"}
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.replace(tmp_name, path)
-        _fsync_dir(path.parent)
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
 
 
 def _read(path: Path, limit: int = _MAX_FILE) -> bytes:
@@ -128,7 +101,7 @@ class Device:
         path.mkdir(parents=True, exist_ok=True)
         if (path / FUSES).exists():
             raise Conflict(f"{path} already holds a device")
-        _write_atomic(path / FUSES, Fuses().to_json())
+        write_atomic(path / FUSES, Fuses().to_json())
         return cls(path)
 
     # --- files ----------------------------------------------------------------------------
@@ -152,7 +125,7 @@ class Device:
             return
         if not new.only_sets_bits_of(old):
             raise FuseError("the new fuse bank would clear a programmed bit")
-        _write_atomic(self.directory / FUSES, new.to_json())
+        write_atomic(self.directory / FUSES, new.to_json())
 
     def program(self, change: Callable[[Fuses], Fuses]) -> Fuses:
         """Apply ``change(fuses) -> fuses`` (a :class:`Fuses` method) and persist it."""
@@ -208,8 +181,8 @@ class Device:
             for alg in _ALG_FILES:
                 if parse_certificate(certs[alg]).public_key != idevid.key(alg).public_key:
                     raise StorageError("the vendor CA certified another key than the IDevID")
-                _write_atomic(self._cert_path(alg, "csr"), csrs[alg], mode=0o644)
-                _write_atomic(self._cert_path(alg, "cert"), certs[alg], mode=0o644)
+                write_atomic(self._cert_path(alg, "csr"), csrs[alg], mode=0o644)
+                write_atomic(self._cert_path(alg, "cert"), certs[alg], mode=0o644)
             fuses = fuses.program_vendor_key_hash(vendor_key_hash)
             if owner_key_hash is not None:
                 fuses = fuses.program_owner_key_hash(owner_key_hash)
@@ -226,7 +199,7 @@ class Device:
         with self._locked():
             result = cold_boot(self.fuses, bundle, now=now)
             self._write_fuses(result.fuses)
-            _write_atomic(self.directory / BOOT, result.state.to_json())
+            write_atomic(self.directory / BOOT, result.state.to_json())
             return result.state
 
     def _layers(self, state: BootState) -> DiceLayers:
@@ -266,7 +239,7 @@ class Device:
                 layers.rt_alias, measurement, label=label, ueid=layers.ueid
             )
             new_state = state.extended(PcrEvent(PCR_DPE, f"dpe:{label}", measurement))
-            _write_atomic(self.directory / BOOT, new_state.to_json())
+            write_atomic(self.directory / BOOT, new_state.to_json())
             return child
 
     def sealing_secret(self, label: str) -> bytes:

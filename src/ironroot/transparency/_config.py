@@ -7,8 +7,6 @@ unknown key, a wrong type or a file that does not load is a :class:`ConfigError`
 
 from __future__ import annotations
 
-import os
-import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
+from ironroot._fileio import write_atomic
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey
 from ironroot.errors import ConfigError, IronrootError
 from ironroot.log.layout import CONFIG_FILE, checkpoint_key_path
@@ -133,14 +132,7 @@ write_tokens = []   # bearer tokens required on POST /entries; none = open
 
 def _write_private(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_atomic(path, data, mode=0o600)
 
 
 def init_data_dir(data_dir: Path, *, service_issuer: str = "https://transparency.example") -> None:
@@ -153,9 +145,7 @@ def init_data_dir(data_dir: Path, *, service_issuer: str = "https://transparency
     if not config_path.exists():
         origin = urlsplit(service_issuer).hostname or service_issuer
         text = _DEFAULT_TOML.format(issuer=service_issuer, origin=origin)
-        tmp = config_path.with_name(CONFIG_FILE + f".{secrets.token_hex(4)}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, config_path)
+        write_atomic(config_path, text.encode("utf-8"), mode=0o644)
     config = load_config(data_dir)
     if not config.keys_in_files:
         return  # an HSM holds the service keys (see ironroot.hsm.ServiceKeys)

@@ -9,7 +9,6 @@ assembled on read (and cached: receipts are immutable).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from ironroot._fileio import write_atomic
 from ironroot.cose import (
     InclusionProof,
     build_receipt,
@@ -79,9 +79,7 @@ def _publish_checkpoint_key(data_dir: Path, signer: NoteSigner) -> None:
     if path.exists() and path.read_bytes() == pem:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(pem)
-    os.replace(tmp, path)
+    write_atomic(path, pem, mode=0o644)
 
 
 class TransparencyService:
