@@ -356,16 +356,8 @@ class Log:
         with self._cond:
             if self._closed or self._stopping:
                 raise StorageError("the log is closed")
-            ticket = self._inflight.get(entry_id)
-            if ticket is not None:
-                return ticket
-        index = self._store.find(entry_id)
-        if index is not None:
-            ticket = _new_ticket(entry_id)
-            ticket.durable.set_result(None)
-            ticket.integrated.set_result(self._integrated_at(index))
-            return ticket
-        with self._cond:
+            # An entry already in the store is found by the writer's one batched look-up per
+            # cycle (and its ticket resolved there): no query here, on the caller's thread.
             ticket = self._inflight.get(entry_id)
             if ticket is None:
                 ticket = _new_ticket(entry_id)
@@ -411,14 +403,14 @@ class Log:
         """Where ``entry_id`` landed; ``None`` while pending; :class:`NotFound` if unknown."""
         if not isinstance(entry_id, bytes) or len(entry_id) != HASH_SIZE:
             raise MalformedInput("an entry id is 32 bytes")
+        # The ticket first, then the store: the writer commits before it drops a ticket, so
+        # an entry integrated in between is seen by the store look-up.
         with self._cond:
             ticket = self._inflight.get(entry_id)
-        if ticket is not None and not ticket.integrated.done():
-            return None
         index = self._store.find(entry_id)
-        if index is not None:
+        if index is not None:  # also a resubmitted entry whose ticket is still queued
             return self._integrated_at(index)
-        if self._store.is_pending(entry_id):
+        if ticket is not None or self._store.is_pending(entry_id):
             return None
         raise NotFound("no entry has this id")
 
