@@ -282,7 +282,7 @@ def test_cached_chain_verification_gives_the_same_claims(world: World, good_devi
     assert len(cache) == 1
     # a stale nonce, a bad signature and an expired chain are refused through the cache too
     quote = good_device.quote(_nonce())
-    caches = EvidenceCaches(rot=cache)
+    caches = EvidenceCaches(ironroot=cache)
     result = appraise_evidence(quote, world.endorsements(), nonce=_nonce(), now=NOW, caches=caches)
     assert result.submods["ironroot"].trust_vector == {
         "instance-identity": AR4SI.UNTRUSTWORTHY_INSTANCE

@@ -25,10 +25,14 @@ def test_quote_through_the_evidence_cli(
     base = ["evidence", "verify", str(tmp_path / "quote.cbor"), *certs, "--at", NOW.isoformat()]
     assert main([*base, "--nonce", nonce.hex(), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["verdict"] == "verified"
+    assert report["ok"] is True
     assert report["claims"]["format"] == "ironroot"
     assert report["claims"]["report_data"] == nonce.hex()
-    assert main([*base, "--format", "ironroot", "--nonce", "11" * 32]) == 1  # another nonce
+    assert [c["name"] for c in report["checks"]] == ["quote", "nonce"]
+    assert main([*base, "--format", "ironroot", "--nonce", "11" * 32, "--json"]) == 1
+    refused = json.loads(capsys.readouterr().out)  # another nonce
+    assert refused["error"]["code"] == "stale-nonce"
+    assert refused["error"]["check"] == "nonce"
     other = VendorCA.generate(now=NOW)
     (tmp_path / "other.der").write_bytes(other.trust_anchors[0])
     quote = str(tmp_path / "quote.cbor")

@@ -105,12 +105,12 @@ def test_nonce_must_be_32_bytes(device: Device) -> None:
 
 def test_attestation_claims_and_cli(device: Device, tmp_path: Path) -> None:
     """The verifier's view: SPDM evidence as EvidenceClaims, and `ironroot evidence verify`."""
-    from ironroot.attestation import SPDM_FORMAT, detect_evidence_format, verify_spdm
+    from ironroot.attestation import SPDM_FORMAT, detect_format, verify_spdm
     from ironroot.cli import main
 
     nonce = bytes(range(32))
     data = _evidence(device, nonce, (SpdmVersion.V1_3,))
-    assert detect_evidence_format(data) == SPDM_FORMAT
+    assert detect_format(data) == SPDM_FORMAT
     claims = verify_spdm(data, nonce=nonce, roots=[Device().root, device.root], now=NOW)
     assert claims.format == "spdm"
     assert claims.report_data == nonce
