@@ -20,6 +20,7 @@ __all__ = [
     "CertificateExpired",
     "CertificateRevoked",
     "ChainNotTrusted",
+    "CollateralExpired",
     "ConfigError",
     "Conflict",
     "DigestMismatch",
@@ -42,6 +43,7 @@ __all__ = [
     "KeyUsageNotPermitted",
     "LimitExceeded",
     "MalformedCertificate",
+    "MalformedCollateral",
     "MalformedCorim",
     "MalformedEvidence",
     "MalformedFirmware",
@@ -450,6 +452,23 @@ class CertificateRevoked(ChainNotTrusted):
 
     code = "certificate-revoked"
     title = "Certificate Revoked"
+
+
+class CollateralExpired(VerificationFailed):
+    """Revocation or TCB collateral (a CRL, Intel TCB Info or QE Identity) used outside its
+    validity window: its ``nextUpdate`` is before the verification time (or it has none), or it
+    was issued after it. Refused unless the caller allows stale collateral."""
+
+    code = "collateral-expired"
+    title = "Collateral Expired"
+
+
+class MalformedCollateral(MalformedInput):
+    """Verification collateral (Intel TCB Info, QE Identity, their signing chain) that does not
+    parse or is incomplete."""
+
+    code = "malformed-collateral"
+    title = "Malformed Collateral"
 
 
 # --- HSM (the key boundary) ------------------------------------------------------------------

@@ -88,7 +88,7 @@ def test_azure_hcl_auto_detected(snp_dir: Path, capsys: pytest.CaptureFixture[st
 def test_tdx_quote(tdx_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     quote = str(tdx_dir / "testing_testdata_tdx_prod_quote_SPR_E4.dat")
     code = run(
-        "evidence", "verify", quote, "--at", "2026-11-28",
+        "evidence", "verify", quote, "--at", "2023-06-20",
         "--crl", str(tdx_dir / "testing_testdata_pckcrl"),
         "--crl", str(tdx_dir / "testing_testdata_rootcrl.der"),
     )  # fmt: skip
@@ -97,6 +97,27 @@ def test_tdx_quote(tdx_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "format:      tdx" in out
     assert "fmspc: 50806f000000" in out
     assert "ok   revocation" in out
+    assert "--   tcb-status: not checked (no collateral given (TCB Info, QE Identity))" in out
+
+
+def test_tdx_quote_with_stale_crls(tdx_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    quote = str(tdx_dir / "testing_testdata_tdx_prod_quote_SPR_E4.dat")
+    crls = (
+        "--crl", str(tdx_dir / "testing_testdata_pckcrl"),
+        "--crl", str(tdx_dir / "testing_testdata_rootcrl.der"),
+    )  # fmt: skip
+    assert run("evidence", "verify", quote, "--at", "2026-11-28", *crls, "--json") == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["error"]["code"] == "collateral-expired"
+    assert out["error"]["check"] == "revocation"
+    assert run(
+        "evidence", "verify", quote, "--at", "2026-11-28", *crls,
+        "--allow-stale-collateral", "--json",
+    ) == 0  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    revocation = next(c for c in out["checks"] if c["name"] == "revocation")
+    assert "stale: allowed" in revocation["detail"]
+    assert len(out["claims"]["raw"]["stale_collateral"]) == 2
 
 
 def test_tampered_report_exits_1(

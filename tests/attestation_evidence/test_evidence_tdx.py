@@ -16,6 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from ironroot.attestation.evidence import (
     INTEL_SGX_ROOT_FINGERPRINT,
+    CheckLog,
     TdxChainCache,
     builtin_intel_root,
     load_certificates,
@@ -25,12 +26,14 @@ from ironroot.attestation.evidence import (
     split_tdx_quote,
     verify_tdx_quote,
 )
-from ironroot.attestation.evidence._certs import check_not_revoked, fingerprint
+from ironroot.attestation.evidence._certs import fingerprint
+from ironroot.attestation.evidence._revocation import check_chain_revocation
 from ironroot.errors import (
     BadSignature,
     CertificateExpired,
     CertificateRevoked,
     ChainNotTrusted,
+    CollateralExpired,
     MalformedEvidence,
 )
 
@@ -105,12 +108,55 @@ def test_pck_extensions(tdx_dir: Path) -> None:
     assert len(ext.cpusvn) == 16
 
 
-def test_real_crls_do_not_revoke(tdx_dir: Path) -> None:
-    crls = load_crls((tdx_dir / "testing_testdata_pckcrl").read_bytes()) + load_crls(
+# The real PCS CRLs: the PCK (Platform CA) CRL runs 2023-06-08 → 2023-07-08, the root CA CRL
+# 2023-04-03 → 2024-04-02; the quote-4 PCK is valid from 2023-02-07.
+CRL_FRESH = datetime(2023, 6, 20, tzinfo=UTC)
+
+
+def _real_crls(tdx_dir: Path) -> list[x509.CertificateRevocationList]:
+    return load_crls((tdx_dir / "testing_testdata_pckcrl").read_bytes()) + load_crls(
         (tdx_dir / "testing_testdata_rootcrl.der").read_bytes()
     )
+
+
+def test_real_crls_do_not_revoke_while_fresh(tdx_dir: Path) -> None:
+    crls = _real_crls(tdx_dir)
     assert len(crls) == 2
-    verify_tdx_quote(_quote(tdx_dir), now=NOW, crls=crls)
+    assert crls[0].next_update_utc == datetime(2023, 7, 8, 7, 27, 52, tzinfo=UTC)
+    assert crls[1].next_update_utc == datetime(2024, 4, 2, 10, 22, 51, tzinfo=UTC)
+    log = CheckLog()
+    claims = verify_tdx_quote(_quote(tdx_dir), now=CRL_FRESH, crls=crls, checks=log)
+    revocation = next(c for c in log.checks if c.name == "revocation")
+    assert revocation.ok
+    assert "not revoked: Intel SGX PCK Certificate, Intel SGX PCK Platform CA" in revocation.detail
+    assert claims.raw["stale_collateral"] == []
+
+
+def test_real_crls_past_next_update_are_refused(tdx_dir: Path) -> None:
+    with pytest.raises(CollateralExpired) as caught:
+        verify_tdx_quote(_quote(tdx_dir), now=NOW, crls=_real_crls(tdx_dir))
+    assert caught.value.check == "revocation"
+    assert caught.value.code == "collateral-expired"
+    # the root CA CRL alone, once past its own nextUpdate
+    root_crl = _real_crls(tdx_dir)[1:]
+    verify_tdx_quote(_quote(tdx_dir), now=datetime(2024, 4, 1, tzinfo=UTC), crls=root_crl)
+    with pytest.raises(CollateralExpired):
+        verify_tdx_quote(_quote(tdx_dir), now=datetime(2024, 4, 3, tzinfo=UTC), crls=root_crl)
+
+
+def test_real_stale_crls_accepted_when_allowed_and_reported(tdx_dir: Path) -> None:
+    log = CheckLog()
+    claims = verify_tdx_quote(
+        _quote(tdx_dir), now=NOW, crls=_real_crls(tdx_dir), allow_stale_collateral=True, checks=log
+    )
+    revocation = next(c for c in log.checks if c.name == "revocation")
+    assert revocation.ok and "stale: allowed" in revocation.detail
+    stale = claims.raw["stale_collateral"]
+    assert [s["name"] for s in stale] == [
+        "CRL of Intel SGX PCK Platform CA",
+        "CRL of Intel SGX Root CA",
+    ]
+    assert stale[0]["next_update"] == "2023-07-08T07:27:52Z"
 
 
 # --- must reject ----------------------------------------------------------------------------
@@ -329,11 +375,25 @@ def test_revoked_certificate_is_rejected() -> None:
             )
         return builder.sign(key, hashes.SHA256())
 
-    check_not_revoked((leaf, ca), [crl([7], ca_key)])
+    def check(crls: list[x509.CertificateRevocationList]) -> object:
+        return check_chain_revocation(
+            (leaf, ca), crls, now=start + timedelta(days=1), allow_stale=False
+        )
+
+    assert check([crl([7], ca_key)]) is not None
     with pytest.raises(CertificateRevoked):
-        check_not_revoked((leaf, ca), [crl([7, 0x1234], ca_key)])
+        check([crl([7, 0x1234], ca_key)])
     with pytest.raises(ChainNotTrusted):
-        check_not_revoked((leaf, ca), [crl([], ec.generate_private_key(ec.SECP256R1()))])
+        check([crl([], ec.generate_private_key(ec.SECP256R1()))])
+    # revoked is revoked even in a stale CRL
+    with pytest.raises(CertificateRevoked):
+        check_chain_revocation(
+            (leaf, ca), [crl([0x1234], ca_key)], now=start + timedelta(days=99), allow_stale=False
+        )
+    with pytest.raises(CollateralExpired):
+        check_chain_revocation(
+            (leaf, ca), [crl([7], ca_key)], now=start + timedelta(days=99), allow_stale=False
+        )
 
 
 def test_chain_cache(tdx_dir: Path) -> None:

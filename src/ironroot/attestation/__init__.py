@@ -7,7 +7,8 @@ holds the reference values and SAFE reviews found on the transparency log; :func
 (pure) applies an :class:`AppraisalPolicy` (CEL) and returns an EAR
 (:class:`AttestationResult`), signed as a JWT or CWT by :func:`sign_ear_jwt` /
 :func:`sign_ear_cwt` and checked by :func:`verify_ear`. :class:`AttestationService` and
-:func:`attestation_routes` serve it over HTTP.
+:func:`attestation_routes` serve it over HTTP. :func:`read_tdx_collateral` and :func:`read_crls`
+read collateral (Intel's TDX TCB Info and QE Identity, CRLs) from files.
 """
 
 # --- appraisal, endorsements, results and the HTTP API -----------------------------------------
@@ -17,6 +18,13 @@ from ironroot.attestation._appraise import (
     appraise,
     appraise_evidence,
     appraise_failure,
+)
+from ironroot.attestation._collateral_files import (
+    COLLATERAL_FILES,
+    CollateralFiles,
+    read_crls,
+    read_tdx_collateral,
+    stale_at,
 )
 from ironroot.attestation._config import (
     AttestationConfig,
@@ -63,6 +71,7 @@ from ironroot.attestation.evidence import (
     EvidenceClaims,
     EvidenceFormat,
     RotChainCache,
+    TdxCollateral,
     VerifyOptions,
     detect_format,
     parse_evidence,
@@ -85,6 +94,7 @@ __all__ = [
 ]
 __all__ += [
     "AR4SI",
+    "COLLATERAL_FILES",
     "CWT_MEDIA_TYPE",
     "DEFAULT_POLICY",
     "DEFAULT_VERIFIER_ID",
@@ -101,6 +111,7 @@ __all__ += [
     "AttestationConfig",
     "AttestationResult",
     "AttestationService",
+    "CollateralFiles",
     "Endorsements",
     "EvidenceCaches",
     "NonceStore",
@@ -109,6 +120,7 @@ __all__ += [
     "ReferenceValues",
     "RotChainCache",
     "RuleFailure",
+    "TdxCollateral",
     "TrustTier",
     "VerifierId",
     "appraise",
@@ -120,11 +132,14 @@ __all__ += [
     "init_attestation_dir",
     "load_attestation_config",
     "quote_claims",
+    "read_crls",
+    "read_tdx_collateral",
     "reference_values_from_statement",
     "reviews_from_statements",
     "sign_ear_cwt",
     "sign_ear_jwt",
     "spdm_claims",
+    "stale_at",
     "tier_of",
     "verify_ear",
     "verify_rot_quote",

@@ -14,6 +14,7 @@ verify still gets an EAR, whose vector says why (:data:`VERIFICATION_FAILURES`):
 error                                  category             code
 =====================================  ===================  ===========================
 CertificateRevoked, CertificateExpired instance-identity    96 untrustworthy_instance
+CollateralExpired (stale CRL, TCB Info) instance-identity   96 untrustworthy_instance
 ChainNotTrusted (unknown root)         instance-identity    97 unrecognized_instance
 EndorsementMismatch (VCEK TCB/chip)    hardware             96 contraindicated_hw
 StaleNonce (another nonce)             instance-identity    96 untrustworthy_instance
@@ -29,7 +30,13 @@ what appraisal derived: ``components`` (the measurements that must be on the log
 none), ``min_svn`` (the logged minimum, 0 if none), ``root`` and ``root_trusted``,
 ``nonce_ok`` (``report_data`` equals the nonce, or the nonce zero-padded to its length),
 ``firmware_hash`` (``sha384:<hex>``), ``reviews`` (``[{provider, issuer, max_cvss, issues}]``),
-``worst_cvss`` and ``cvss_threshold``.
+``worst_cvss``, ``cvss_threshold`` and ``tcb_status`` (a TDX quote's Intel TCB status when
+collateral was given, else ``"none"``).
+
+Collateral (CRLs, Intel's TDX TCB Info and QE Identity) is given to the formats whose row takes
+it and left out for the others. Problems with configured collateral (a file that did not load)
+and stale collateral that was allowed are added to the reasons, so an EAR says what its
+verification could not rely on.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ import hmac
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
+
+from cryptography import x509
 
 from ironroot import __version__
 from ironroot.attestation._ear import (
@@ -54,6 +63,7 @@ from ironroot.attestation.evidence import (
     CheckLog,
     EvidenceCaches,
     EvidenceClaims,
+    TdxCollateral,
     VerifyOptions,
     detect_format,
     verify_evidence,
@@ -62,6 +72,7 @@ from ironroot.errors import (
     CertificateExpired,
     CertificateRevoked,
     ChainNotTrusted,
+    CollateralExpired,
     EndorsementMismatch,
     IronrootError,
     KeyBindingMismatch,
@@ -84,6 +95,7 @@ DEFAULT_VERIFIER_ID: Final = VerifierId(developer="Ironroot", build=f"ironroot {
 VERIFICATION_FAILURES: Final[tuple[tuple[type[IronrootError], str, int], ...]] = (
     (CertificateRevoked, "instance-identity", AR4SI.UNTRUSTWORTHY_INSTANCE),
     (CertificateExpired, "instance-identity", AR4SI.UNTRUSTWORTHY_INSTANCE),
+    (CollateralExpired, "instance-identity", AR4SI.UNTRUSTWORTHY_INSTANCE),
     (ChainNotTrusted, "instance-identity", AR4SI.UNRECOGNIZED_INSTANCE),
     (EndorsementMismatch, "hardware", AR4SI.CONTRAINDICATED_HARDWARE),
     (StaleNonce, "instance-identity", AR4SI.UNTRUSTWORTHY_INSTANCE),
@@ -186,6 +198,7 @@ def _context(
         "reviews": review_values,
         "worst_cvss": max(cvss, default=0.0),
         "cvss_threshold": policy.cvss_threshold,
+        "tcb_status": evidence.identity.get("tcb_status", "none"),
     }
 
 
@@ -234,8 +247,11 @@ def appraise(
     now: datetime,
     lifetime: int | None = None,
     verifier_id: VerifierId = DEFAULT_VERIFIER_ID,
+    notes: Sequence[str] = (),
 ) -> AttestationResult:
-    """Appraise verified ``evidence``; the submodule is labelled with its format."""
+    """Appraise verified ``evidence``; the submodule is labelled with its format. ``notes``
+    are reason lines added after the failed rules' (what the verification could not rely
+    on)."""
     context = _context(evidence, endorsements, policy, nonce)
     failures = policy.evaluate(context)
     vector: dict[str, int] = {}
@@ -250,7 +266,7 @@ def appraise(
     appraisal = Appraisal.from_vector(
         vector,
         policy_id=policy.policy_id,
-        reasons=[f.reason for f in failures],
+        reasons=[*(f.reason for f in failures), *notes],
         evidence=_annotated(evidence),
     )
     return _result(
@@ -272,13 +288,14 @@ def appraise_failure(
     now: datetime,
     lifetime: int | None = None,
     verifier_id: VerifierId = DEFAULT_VERIFIER_ID,
+    notes: Sequence[str] = (),
 ) -> AttestationResult:
     """The EAR for evidence that did not verify (see :data:`VERIFICATION_FAILURES`)."""
     category, code = next((c, v) for cls, c, v in VERIFICATION_FAILURES if isinstance(error, cls))
     appraisal = Appraisal.from_vector(
         {category: code},
         policy_id=policy.policy_id,
-        reasons=[f"evidence: {error.code}: {error.detail}"],
+        reasons=[f"evidence: {error.code}: {error.detail}", *notes],
     )
     return _result(
         format or "unknown",
@@ -290,6 +307,15 @@ def appraise_failure(
     )
 
 
+def _notes(row_takes: bool, problems: Sequence[str], claims: EvidenceClaims | None) -> list[str]:
+    notes = [f"collateral: {p}" for p in problems] if row_takes else []
+    stale = claims.raw.get("stale_collateral") if claims is not None else None
+    if isinstance(stale, list) and stale:
+        listed = "; ".join(f"{item.get('name')} ({item.get('reason')})" for item in stale)
+        notes.append(f"collateral: stale, allowed: {listed}")
+    return notes
+
+
 def appraise_evidence(
     data: bytes,
     endorsements: Endorsements,
@@ -299,7 +325,10 @@ def appraise_evidence(
     nonce: bytes | None,
     now: datetime,
     certificates: Sequence[bytes] = (),
-    crls: Sequence[bytes] = (),
+    crls: Sequence[bytes | x509.CertificateRevocationList] = (),
+    collateral: TdxCollateral | None = None,
+    allow_stale_collateral: bool = False,
+    collateral_problems: Sequence[str] = (),
     lifetime: int | None = None,
     caches: EvidenceCaches | None = None,
     verifier_id: VerifierId = DEFAULT_VERIFIER_ID,
@@ -307,19 +336,30 @@ def appraise_evidence(
 ) -> AttestationResult:
     """Verify ``data`` through the format table and appraise it: always an EAR, whose vector
     says why it failed. The endorsements' vendor roots are the configured roots of formats
-    without a pinned vendor root; ``nonce`` is checked by the format's binding rule."""
+    without a pinned vendor root; ``nonce`` is checked by the format's binding rule.
+
+    ``crls`` and ``collateral`` (Intel TDX TCB Info, QE Identity) go to the formats whose row
+    takes them; stale ones are refused unless ``allow_stale_collateral``.
+    ``collateral_problems`` (configured collateral that did not load) are reported in the
+    reasons of the EARs of formats that take collateral."""
     fmt = format
-    options = VerifyOptions(
-        now=now,
-        nonce=nonce,
-        certificates=tuple(certificates),
-        roots=endorsements.vendor_roots,
-        crls=tuple(crls),
-        caches=caches,
-    )
+    takes = False
+    claims: EvidenceClaims | None = None
     try:
         if fmt == "auto":
             fmt = detect_format(data)
+        row = EVIDENCE_FORMATS.get(fmt)
+        takes = row is not None and (row.takes_crls or row.takes_collateral)
+        options = VerifyOptions(
+            now=now,
+            nonce=nonce,
+            certificates=tuple(certificates),
+            roots=endorsements.vendor_roots,
+            crls=tuple(crls) if row is not None and row.takes_crls else (),
+            caches=caches,
+            collateral=collateral if row is not None and row.takes_collateral else None,
+            allow_stale_collateral=allow_stale_collateral,
+        )
         claims = verify_evidence(data, options, format=fmt, checks=checks)
     except IronrootError as exc:
         if isinstance(exc, MalformedEvidence) and fmt == "auto":
@@ -332,6 +372,7 @@ def appraise_evidence(
             now=now,
             lifetime=lifetime,
             verifier_id=verifier_id,
+            notes=_notes(takes, collateral_problems, None),
         )
     return appraise(
         claims,
@@ -341,4 +382,5 @@ def appraise_evidence(
         now=now,
         lifetime=lifetime,
         verifier_id=verifier_id,
+        notes=_notes(takes, collateral_problems, claims),
     )

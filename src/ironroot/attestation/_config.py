@@ -15,6 +15,11 @@
     policy = ""                               # an appraisal policy TOML file; "" = default
     result_lifetime = 3600                    # seconds an EAR is valid
     nonce_lifetime = 300                      # seconds a challenge is valid
+    collateral = "intel-collateral"           # Intel TDX collateral directory ("" = none):
+                                              # tcb_info*.json, qe_identity.json,
+                                              # tcb_signing_chain.pem, pck_crl*, root_crl.*
+    crls = ["crls"]                           # CRL files or folders (AMD KDS, Intel PCS)
+    allow_stale_collateral = false            # accept CRLs/TCB Info past their nextUpdate
 
     [attestation.vendor_keys]                 # optional: issuer → its statement keys
     "https://vendor.example" = ["vendor.pub.pem"]
@@ -24,7 +29,10 @@
 
 Relative paths are relative to the data directory. Endorsements are read when the service is
 built (:meth:`AttestationConfig.service`): statements that do not verify are left out and
-listed in ``Endorsements.rejected``. This module does I/O; the appraisal core does not.
+listed in ``Endorsements.rejected``. Collateral and CRLs are read then too: a file that does not
+load is left out and listed in ``AttestationService.collateral_problems`` (reported when the
+service starts and in the reasons of the EARs it concerns); it never stops the service.
+Freshness is judged at each verification. This module does I/O; the appraisal core does not.
 """
 
 from __future__ import annotations
@@ -37,10 +45,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from ironroot.attestation._collateral_files import (
+    CollateralFiles,
+    read_crls,
+    read_tdx_collateral,
+)
 from ironroot.attestation._endorsements import Endorsements
 from ironroot.attestation._http import AttestationService
 from ironroot.attestation._nonce import NonceStore
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
+from ironroot.attestation.evidence import TdxCollateral
 from ironroot.cose import decode_key_set
 from ironroot.crypto import (
     Algorithm,
@@ -73,6 +87,9 @@ review_providers = ["review-providers"]
 policy = ""
 result_lifetime = 3600
 nonce_lifetime = 300
+collateral = ""
+crls = []
+allow_stale_collateral = false
 """
 _FOLDERS: Final = ("vendor-ca", "service-keys", "reference-values", "reviews", "review-providers")
 
@@ -133,6 +150,29 @@ class AttestationConfig:
     result_lifetime: int = 3600
     nonce_lifetime: int = 300
     keys: Mapping[str, Any] = field(default_factory=dict)
+    collateral: Path | None = None
+    crls: tuple[Path, ...] = ()
+    allow_stale_collateral: bool = False
+
+    def load_collateral(self) -> CollateralFiles:
+        """The configured collateral and CRLs, read leniently (problems listed, never raised)."""
+        files = (
+            read_tdx_collateral(self.collateral, strict=False)
+            if self.collateral is not None
+            else CollateralFiles(None)
+        )
+        crls, problems = read_crls([p for p in self.crls if p.exists()], strict=False)
+        missing = tuple(f"{p}: does not exist" for p in self.crls if not p.exists())
+        base = files.collateral if files.collateral is not None else TdxCollateral()
+        merged = TdxCollateral(
+            tcb_infos=base.tcb_infos,
+            qe_identity=base.qe_identity,
+            signing_chain=base.signing_chain,
+            crls=(*base.crls, *crls),
+        )
+        return CollateralFiles(
+            None if merged.empty else merged, (*files.problems, *problems, *missing)
+        )
 
     def load_policy(self) -> AppraisalPolicy:
         if self.policy is None:
@@ -185,12 +225,18 @@ class AttestationConfig:
             yield self._service(now, key)
 
     def _service(self, now: dt.datetime, key: Signer) -> AttestationService:
+        loaded = self.load_collateral()
+        collateral = loaded.collateral
         return AttestationService(
             endorsements=self.endorsements(now),
             signing_key=key,
             policy=self.load_policy(),
             lifetime=self.result_lifetime,
             nonces=NonceStore(lifetime=self.nonce_lifetime),
+            collateral=collateral,
+            crls=collateral.crls if collateral is not None else (),
+            allow_stale_collateral=self.allow_stale_collateral,
+            collateral_problems=loaded.problems,
         )
 
 
@@ -240,6 +286,9 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
         "policy",
         "result_lifetime",
         "nonce_lifetime",
+        "collateral",
+        "crls",
+        "allow_stale_collateral",
     }
     unknown = set(table) - known
     if unknown:
@@ -252,6 +301,12 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
     signing_key = table.get("signing_key", "verifier-es384.pem")
     if not isinstance(policy, str) or not isinstance(host, str) or not isinstance(signing_key, str):
         raise ConfigError("attestation.policy, host and signing_key must be text")
+    collateral = table.get("collateral", "")
+    if not isinstance(collateral, str):
+        raise ConfigError("attestation.collateral must be a directory path (text)")
+    allow_stale = table.get("allow_stale_collateral", False)
+    if not isinstance(allow_stale, bool):
+        raise ConfigError("attestation.allow_stale_collateral must be true or false")
     return AttestationConfig(
         data_dir=data_dir,
         host=host,
@@ -267,6 +322,9 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
         result_lifetime=_int(table, "result_lifetime", 3600),
         nonce_lifetime=_int(table, "nonce_lifetime", 300),
         keys=keys_table,
+        collateral=data_dir / collateral if collateral else None,
+        crls=_paths(data_dir, table, "crls"),
+        allow_stale_collateral=allow_stale,
     )
 
 

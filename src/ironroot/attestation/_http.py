@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
+from cryptography import x509
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -54,7 +55,7 @@ from ironroot.attestation._ear import (
 from ironroot.attestation._endorsements import Endorsements
 from ironroot.attestation._nonce import NonceStore
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
-from ironroot.attestation.evidence import EVIDENCE_FORMATS, EvidenceCaches
+from ironroot.attestation.evidence import EVIDENCE_FORMATS, EvidenceCaches, TdxCollateral
 from ironroot.cose import Limits, decode_cbor, encode_cbor, encode_key_set
 from ironroot.crypto import Algorithm, PublicKey, Signer, b64url_decode, b64url_encode
 from ironroot.errors import (
@@ -87,7 +88,11 @@ class AttestationService:
     """The verifier: what it trusts, how it decides, how it signs, and its challenges.
 
     ``signing_key`` signs every EAR (ES384 for JWTs; any algorithm for CWTs); ``lifetime`` is
-    how long an EAR is valid (its ``exp``), in seconds.
+    how long an EAR is valid (its ``exp``), in seconds. ``collateral`` (Intel TDX TCB Info,
+    QE Identity, their CRLs) and ``crls`` (AMD's and Intel's) are checked for every evidence
+    format that takes them; stale ones are refused unless ``allow_stale_collateral``.
+    ``collateral_problems`` (configured files that did not load) are repeated in the reasons
+    of those formats' EARs.
     """
 
     endorsements: Endorsements
@@ -97,6 +102,10 @@ class AttestationService:
     nonces: NonceStore = field(default_factory=NonceStore)
     caches: EvidenceCaches = field(default_factory=EvidenceCaches)
     clock: Callable[[], datetime] = _utcnow
+    collateral: TdxCollateral | None = None
+    crls: tuple[x509.CertificateRevocationList, ...] = ()
+    allow_stale_collateral: bool = False
+    collateral_problems: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.signing_key.algorithm is not Algorithm.ES384:
@@ -141,6 +150,10 @@ class AttestationService:
             nonce=answered,
             now=now,
             certificates=certificates,
+            crls=self.crls,
+            collateral=self.collateral,
+            allow_stale_collateral=self.allow_stale_collateral,
+            collateral_problems=self.collateral_problems,
             lifetime=self.lifetime,
             caches=self.caches,
         )

@@ -11,7 +11,7 @@ The variables every rule can read are built by :mod:`ironroot.attestation._appra
 in ``docs/attestation.md``: ``format``, ``measurements``, ``svns``, ``identity``, ``debug``,
 ``report_data``, ``signer``, ``raw``, ``components``, ``unmatched``, ``svn``, ``min_svn``,
 ``root``, ``root_trusted``, ``nonce_ok``, ``firmware_hash``, ``reviews``, ``worst_cvss``,
-``cvss_threshold``.
+``cvss_threshold``, ``tcb_status``.
 
 All rules are compiled into one CEL program returning a map of booleans, so a whole policy is
 one evaluation; only when that raises are the rules evaluated one by one to find which failed.
@@ -317,6 +317,16 @@ class AppraisalPolicy:
         return cls.from_mapping(table)
 
 
+# Intel TCB statuses that mean the platform (or the TD, until relaunched) runs without
+# security fixes Intel has released; Revoked is refused before appraisal.
+_OUT_OF_DATE_TCB: Final = (
+    "OutOfDate",
+    "OutOfDateConfigurationNeeded",
+    "TDRelaunchAdvised",
+    "TDRelaunchAdvisedConfigurationNeeded",
+    "Revoked",
+)
+
 _DEFAULT_RULES: Final = (
     PolicyRule(
         "chain",
@@ -354,6 +364,14 @@ _DEFAULT_RULES: Final = (
         "executables",
         AR4SI.CONTRAINDICATED_RUNTIME,
         "SVN {svn} is below the logged minimum {min_svn}",
+    ),
+    PolicyRule(
+        "tcb-status",
+        f"!(tcb_status in {json.dumps(list(_OUT_OF_DATE_TCB))})",
+        "hardware",
+        AR4SI.UNSAFE_HARDWARE,
+        "the platform's Intel TCB status is {tcb_status}: it lacks security fixes Intel "
+        "has released",
     ),
     PolicyRule(
         "safe-review",
@@ -402,5 +420,6 @@ DEFAULT_POLICY: Final = AppraisalPolicy(
     },
 )
 """The default policy: trusted root, fresh nonce, debug off, every measured component on the
-log, SVN at or above the logged minimum, a logged SAFE review with no open issue at CVSS 7.0 or
-above."""
+log, SVN at or above the logged minimum, an Intel TCB status (when collateral gave one) that is
+not out of date (a warning: hardware 32 unsafe), a logged SAFE review with no open issue at
+CVSS 7.0 or above."""

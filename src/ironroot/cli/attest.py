@@ -5,10 +5,13 @@
 ``serve --data DIR [--host H] [--port P]``
     serve ``/attestation/challenge``, ``/attestation/verify`` and ``/attestation/keys``.
 ``appraise FILE --data DIR --nonce HEX [--format F] [--cert FILE]... [--crl FILE]...
-[--at TIME] [--cwt] [--out FILE] [--json]``
+[--collateral DIR] [--tcb-info FILE]... [--qe-identity FILE] [--tcb-signing-chain FILE]
+[--allow-stale-collateral] [--at TIME] [--cwt] [--out FILE] [--json]``
     verify evidence of any format in the table and appraise it offline with the directory's
     endorsements and policy; print the checks that ran and the appraisal; write the signed
-    EAR (JWT, or CWT with ``--cwt``) to ``--out``. Exit 1 unless affirming.
+    EAR (JWT, or CWT with ``--cwt``) to ``--out``. Exit 1 unless affirming. CRLs and
+    collateral given here are used instead of the configured ones (``ironroot evidence
+    verify`` documents them); giving them for a format that cannot use them exits 2.
 ``verify-result FILE --keys FILE|URL [--at TIME] [--json]``
     check an EAR (JWT or CWT) against the verifier's keys (a JWK Set, a COSE Key Set, a
     public key file, or the URL of ``/attestation/keys``) and print its appraisals. Exit 1 when
@@ -33,14 +36,19 @@ from ironroot.attestation import (
     AttestationResult,
     CheckLog,
     TrustTier,
+    VerifyOptions,
     appraise_evidence,
     create_attestation_app,
+    detect_format,
     init_attestation_dir,
     load_attestation_config,
     sign_ear_cwt,
     sign_ear_jwt,
+    stale_at,
     verify_ear,
 )
+from ironroot.attestation.evidence import check_binding, format_row
+from ironroot.cli.evidence import add_collateral_arguments, collateral_from_args
 from ironroot.cose import decode_key_set
 from ironroot.crypto import PublicKey, Verifier, load_verifier
 from ironroot.errors import ConfigError, MalformedInput, StorageError
@@ -97,6 +105,7 @@ def register(subparsers: Any) -> None:
         help="a certificate the evidence does not carry (an SNP report's VCEK/VLEK)",
     )
     appraise.add_argument("--crl", action="append", default=[], type=Path, help="a CRL file")
+    add_collateral_arguments(appraise)
     appraise.add_argument("--at", type=_instant, help="appraisal time (ISO-8601; default now)")
     appraise.add_argument("--cwt", action="store_true", help="sign as a CWT (default JWT)")
     appraise.add_argument("--out", type=Path, help="write the signed EAR here")
@@ -127,9 +136,18 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     config = load_attestation_config(args.data)
-    with config.open_service(datetime.now(UTC)) as service:
+    now = datetime.now(UTC)
+    with config.open_service(now) as service:
         for line in service.endorsements.rejected:
             print(f"ironroot: warning: endorsement refused: {line}", file=sys.stderr)
+        for line in service.collateral_problems:
+            print(f"ironroot: warning: collateral left out: {line}", file=sys.stderr)
+        for item in stale_at(service.collateral, service.crls, now):
+            allowed = "allowed" if service.allow_stale_collateral else "refused until renewed"
+            print(
+                f"ironroot: warning: stale collateral ({allowed}): {item.describe()}",
+                file=sys.stderr,
+            )
         uvicorn.run(
             create_attestation_app(service),
             host=args.host or config.host,
@@ -186,16 +204,25 @@ def _appraise(args: argparse.Namespace) -> int:
     config = load_attestation_config(args.data)
     now = args.at or datetime.now(UTC)
     log = CheckLog()
+    evidence = _read(args.file)
+    crls = tuple(_read(p) for p in args.crl)
+    collateral = collateral_from_args(args)
+    if crls or collateral is not None:  # given for a format that cannot use them: usage error
+        fmt = detect_format(evidence) if args.format == "auto" else args.format
+        check_binding(format_row(fmt), VerifyOptions(now=now, crls=crls, collateral=collateral))
     with config.open_service(now) as service:
         result = appraise_evidence(
-            _read(args.file),
+            evidence,
             service.endorsements,
             service.policy,
             format=args.format,
             nonce=args.nonce,
             now=now,
             certificates=[_read(p) for p in args.cert],
-            crls=[_read(p) for p in args.crl],
+            crls=crls or service.crls,
+            collateral=collateral if collateral is not None else service.collateral,
+            allow_stale_collateral=args.allow_stale_collateral or service.allow_stale_collateral,
+            collateral_problems=() if collateral is not None else service.collateral_problems,
             lifetime=service.lifetime,
             checks=log,
         )

@@ -1,15 +1,22 @@
 """``ironroot evidence``: verify attestation evidence offline, through the one format table.
 
 ``verify FILE [--format auto|<row>] [--nonce HEX [--bind-key FILE]] [--cert FILE]...
-[--crl FILE]... [--at ISO-8601] [--json]``
+[--crl FILE]... [--collateral DIR] [--tcb-info FILE]... [--qe-identity FILE]
+[--tcb-signing-chain FILE] [--allow-stale-collateral] [--at ISO-8601] [--json]``
     reads FILE (binary or hex text), verifies it with its format's row of the table and
     prints every check that ran (and those that could not, with why), the claims and the
     verdict. ``--nonce`` is checked by the format's binding rule (exact or zero-padded);
     ``--bind-key`` adds a public key bound beside the nonce (a format that cannot bind one,
     or no nonce at all, refuses it: exit 2). ``--cert`` gives the certificates the evidence
     does not carry (an SNP report's VCEK/VLEK) and the roots of formats without a built-in
-    root (the RoT vendor CA, the SPDM device root); ``--crl`` CRLs to check chains against;
-    ``--at`` pins the verification time (default: now).
+    root (the RoT vendor CA, the SPDM device root); ``--crl`` CRLs to check chains against
+    (SNP, Azure HCL, TDX); ``--collateral`` a directory of Intel's TDX collateral (TCB Info,
+    QE Identity, their signing chain, PCK and root CA CRLs; file names in
+    :data:`ironroot.attestation.COLLATERAL_FILES`), or the files one by one, which give a TDX
+    quote its TCB status; ``--allow-stale-collateral`` accepts CRLs and collateral past their
+    ``nextUpdate`` (the result lists them) instead of refusing them. CRLs or collateral for a
+    format that cannot use them are a usage error. ``--at`` pins the verification time
+    (default: now).
 ``inspect FILE [--format F] [--json]``
     prints the parsed structure WITHOUT verifying anything.
 ``formats [--json]``
@@ -32,17 +39,19 @@ from typing import Any
 from cryptography.exceptions import UnsupportedAlgorithm as _LibraryUnsupported
 from cryptography.hazmat.primitives import serialization
 
+from ironroot.attestation import read_tdx_collateral
 from ironroot.attestation.evidence import (
     EVIDENCE_FORMATS,
     CheckLog,
     EvidenceClaims,
+    TdxCollateral,
     VerifyOptions,
     parse_evidence,
     verify_evidence,
 )
 from ironroot.errors import IronrootError, MalformedInput
 
-__all__ = ["register"]
+__all__ = ["add_collateral_arguments", "collateral_from_args", "register"]
 
 _MAX_FILE = 2 * 1024 * 1024
 
@@ -85,6 +94,7 @@ def register(subparsers: Any) -> None:
         "(RoT vendor CA, SPDM device root); DER or PEM",
     )
     verify.add_argument("--crl", action="append", default=[], type=Path, help="a CRL file")
+    add_collateral_arguments(verify)
     verify.add_argument("--at", type=_instant, help="verification time (ISO-8601; default now)")
     verify.add_argument("--json", action="store_true", help="print JSON")
     verify.set_defaults(func=_verify)
@@ -98,6 +108,54 @@ def register(subparsers: Any) -> None:
     table = verbs.add_parser("formats", help="list the evidence formats")
     table.add_argument("--json", action="store_true", help="print JSON")
     table.set_defaults(func=_formats)
+
+
+def add_collateral_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--collateral``, the single collateral files and ``--allow-stale-collateral``."""
+    parser.add_argument(
+        "--collateral",
+        type=Path,
+        metavar="DIR",
+        help="Intel TDX collateral directory: tcb_info*.json, qe_identity.json, "
+        "tcb_signing_chain.pem, pck_crl*.der|pem, root_crl.der|pem",
+    )
+    parser.add_argument(
+        "--tcb-info",
+        action="append",
+        default=[],
+        type=Path,
+        help="an Intel TCB Info JSON file (as PCS serves it)",
+    )
+    parser.add_argument("--qe-identity", type=Path, help="an Intel QE Identity JSON file")
+    parser.add_argument(
+        "--tcb-signing-chain",
+        type=Path,
+        help="the TCB signing chain (PEM, or the TCB-Info-Issuer-Chain header value)",
+    )
+    parser.add_argument(
+        "--allow-stale-collateral",
+        action="store_true",
+        help="accept CRLs, TCB Info and QE Identity past their nextUpdate (reported)",
+    )
+
+
+def collateral_from_args(args: argparse.Namespace) -> TdxCollateral | None:
+    """The collateral the arguments name (read strictly: a bad file is an error), or None."""
+    if (
+        args.collateral is None
+        and not args.tcb_info
+        and args.qe_identity is None
+        and args.tcb_signing_chain is None
+    ):
+        return None
+    files = read_tdx_collateral(
+        args.collateral,
+        tcb_info=args.tcb_info,
+        qe_identity=args.qe_identity,
+        signing_chain=args.tcb_signing_chain,
+        strict=True,
+    )
+    return files.collateral if files.collateral is not None else TdxCollateral()
 
 
 def _read(path: Path) -> bytes:
@@ -163,6 +221,8 @@ def _verify(args: argparse.Namespace) -> int:
             bound_key=_public_key_der(args.bind_key) if args.bind_key is not None else None,
             certificates=tuple(_read(path) for path in args.cert),
             crls=tuple(_read(path) for path in args.crl),
+            collateral=collateral_from_args(args),
+            allow_stale_collateral=args.allow_stale_collateral,
         )
         claims = verify_evidence(_read(args.file), options, format=args.format, checks=log)
     except IronrootError as exc:

@@ -7,7 +7,9 @@ project's RoT quotes) and :func:`verify_spdm` (recorded SPDM sessions) return an
 :data:`EVIDENCE_FORMATS` is the one table of formats (detection, parsing, verification, nonce
 binding, pinned roots, default policy, cache); :func:`verify_evidence` goes through it and
 records every check that ran (:class:`CheckLog`). The AMD and Intel roots are built in and
-pinned.
+pinned. Intel's TDX collateral (:class:`TdxCollateral`: TCB Info, QE Identity, CRLs) gives a
+TDX quote its TCB status; CRLs and collateral past their ``nextUpdate`` are refused
+(``CollateralExpired``) unless the caller allows stale collateral.
 """
 
 from ironroot.attestation.evidence._certs import load_certificates
@@ -27,6 +29,7 @@ from ironroot.attestation.evidence._formats import (
     parse_evidence,
     verify_evidence,
 )
+from ironroot.attestation.evidence._revocation import StaleCollateral
 from ironroot.attestation.evidence._roots import (
     AMD_ROOT_FINGERPRINTS,
     INTEL_SGX_ROOT_FINGERPRINT,
@@ -55,6 +58,7 @@ from ironroot.attestation.evidence._snp_verify import (
     AzureHclReport,
     SnpChainCache,
     check_snp_endorsement,
+    compare_snp_endorsement,
     parse_azure_hcl_report,
     verify_azure_hcl_report,
     verify_snp_chain,
@@ -76,10 +80,23 @@ from ironroot.attestation.evidence._tdx import (
     parse_tdx_quote,
     split_tdx_quote,
 )
+from ironroot.attestation.evidence._tdx_collateral import (
+    TCB_STATUSES,
+    QeIdentity,
+    QeTcb,
+    TcbInfo,
+    TdxCollateral,
+    TdxTcbStatus,
+    check_qe_identity,
+    evaluate_tdx_tcb,
+    parse_qe_identity,
+    parse_tcb_info,
+)
 from ironroot.attestation.evidence._tdx_verify import (
     PckExtensions,
     TdxChainCache,
     load_crls,
+    load_tdx_collateral,
     parse_pck_extensions,
     verify_tdx_quote,
 )
@@ -91,6 +108,7 @@ __all__ = [
     "ROT_QUOTE_FORMAT",
     "SNP_REPORT_SIZE",
     "SPDM_FORMAT",
+    "TCB_STATUSES",
     "AzureHclReport",
     "Check",
     "CheckLog",
@@ -102,6 +120,8 @@ __all__ = [
     "NotChecked",
     "PckExtensions",
     "PinnedRoot",
+    "QeIdentity",
+    "QeTcb",
     "RotChainCache",
     "SgxReportBody",
     "SnpChainCache",
@@ -111,28 +131,38 @@ __all__ = [
     "SnpReport",
     "SnpSigningKey",
     "SnpTrustAnchor",
+    "StaleCollateral",
+    "TcbInfo",
     "TcbVersion",
     "TdAttributes",
     "TdxChainCache",
+    "TdxCollateral",
     "TdxQuote",
     "TdxQuoteHeader",
     "TdxReportBody",
+    "TdxTcbStatus",
     "VerifyOptions",
     "builtin_intel_root",
     "builtin_snp_anchors",
     "check_binding",
+    "check_qe_identity",
     "check_snp_endorsement",
+    "compare_snp_endorsement",
     "decode_evidence",
     "detect_format",
+    "evaluate_tdx_tcb",
     "format_row",
     "load_certificates",
     "load_crls",
+    "load_tdx_collateral",
     "parse_azure_hcl_report",
     "parse_evidence",
     "parse_pck_extensions",
+    "parse_qe_identity",
     "parse_rot_quote",
     "parse_snp_report",
     "parse_spdm_record",
+    "parse_tcb_info",
     "parse_tdx_quote",
     "quote_claims",
     "spdm_claims",

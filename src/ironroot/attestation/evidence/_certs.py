@@ -1,7 +1,7 @@
 """Certificate handling shared by the hardware evidence verifiers.
 
-Loading (PEM or DER, one or several concatenated), validity at a given time, one issuer link,
-and CRL lookups. Signature checks of certificates and CRLs are ``cryptography`` library calls
+Loading (PEM or DER, one or several concatenated), validity at a given time, one issuer link;
+CRLs in :mod:`._revocation`. Signature checks of certificates and CRLs are ``cryptography`` calls
 (``verify_directly_issued_by`` handles both the RSASSA-PSS SHA-384 signatures of AMD's KDS and
 the ECDSA P-256 signatures of Intel's PCS); only the glue that maps their failures onto
 Ironroot's typed errors is written here.
@@ -14,7 +14,7 @@ case because the certificates are the vendor's real, and only, endorsements.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Final
 
@@ -25,7 +25,6 @@ from cryptography.utils import CryptographyDeprecationWarning
 
 from ironroot.errors import (
     CertificateExpired,
-    CertificateRevoked,
     ChainNotTrusted,
     MalformedCertificate,
 )
@@ -33,7 +32,6 @@ from ironroot.errors import (
 __all__ = [
     "CertificateInput",
     "aware",
-    "check_not_revoked",
     "check_validity",
     "fingerprint",
     "load_certificates",
@@ -125,28 +123,3 @@ def verify_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> None:
         raise ChainNotTrusted(
             f"certificate {_common_name(cert)!r} is not signed by {_common_name(issuer)!r}"
         ) from exc
-
-
-def check_not_revoked(
-    chain: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList]
-) -> None:
-    """Check each certificate of ``chain`` (leaf first, each issued by the next) against the CRLs.
-
-    A CRL applies to a certificate when its issuer name equals the certificate's issuer and its
-    signature verifies with the key of that issuer (the next certificate in ``chain``, or the
-    certificate itself for a self-signed root). A CRL whose issuer is in the chain but whose
-    signature does not verify raises ``ChainNotTrusted``; a listed serial raises
-    ``CertificateRevoked``. CRL freshness (nextUpdate) is left to the caller's policy.
-    """
-    for index, cert in enumerate(chain):
-        issuer = chain[index + 1] if index + 1 < len(chain) else cert
-        for crl in crls:
-            if crl.issuer != cert.issuer or issuer.subject != cert.issuer:
-                continue
-            if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
-                raise ChainNotTrusted(f"CRL of {_common_name(issuer)!r} has an invalid signature")
-            if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
-                raise CertificateRevoked(
-                    f"certificate {_common_name(cert)!r} (serial {cert.serial_number:#x}) "
-                    "is revoked"
-                )

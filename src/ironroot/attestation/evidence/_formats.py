@@ -26,6 +26,10 @@ kind of evidence:
     the trust-vector claims the format can affirm.
 ``cache``
     a factory for the chain cache the format's verifier can use (``None``: no cache).
+``takes_crls`` / ``takes_collateral``
+    whether the verifier checks chains against CRLs (SNP, Azure HCL, TDX) and Intel's TDX
+    collateral (TCB Info, QE Identity: TDX only); giving either to another format is a usage
+    error (:func:`check_binding`).
 
 :func:`verify_evidence` decodes hex text, picks the row (``"auto"`` detects it), runs its
 verification, then the nonce check by its binding rule when a nonce is given, and returns the
@@ -47,6 +51,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
+from cryptography import x509
+
 from ironroot.attestation.evidence._claims import CheckLog, EvidenceClaims, json_ready
 from ironroot.attestation.evidence._roots import AMD_ROOT_FINGERPRINTS, INTEL_SGX_ROOT_FINGERPRINT
 from ironroot.attestation.evidence._rot import (
@@ -64,6 +70,7 @@ from ironroot.attestation.evidence._snp_verify import (
 )
 from ironroot.attestation.evidence._spdm import SPDM_FORMAT, parse_spdm_record, verify_spdm
 from ironroot.attestation.evidence._tdx import parse_tdx_quote
+from ironroot.attestation.evidence._tdx_collateral import TdxCollateral
 from ironroot.attestation.evidence._tdx_verify import TdxChainCache, load_crls, verify_tdx_quote
 from ironroot.errors import KeyBindingMismatch, MalformedEvidence, MalformedInput, StaleNonce
 
@@ -176,7 +183,12 @@ class VerifyOptions:
     bound beside the nonce (a public key). ``certificates``: certificates the evidence does
     not carry (an SNP report's VCEK/VLEK; DER or PEM). ``roots``: the roots configured for
     formats without a pinned vendor root (RoT vendor CA, SPDM device root). ``crls``: DER or
-    PEM CRLs to check chains against. ``caches``: chain caches (:class:`EvidenceCaches`).
+    PEM CRLs (or loaded ones) to check chains against. ``caches``: chain caches
+    (:class:`EvidenceCaches`).
+    ``collateral``: Intel's TDX collateral (TCB Info, QE Identity, their signing chain, CRLs).
+    ``allow_stale_collateral``: accept CRLs, TCB Info and QE Identity past their
+    ``nextUpdate`` (listed in ``raw["stale_collateral"]`` and the check's detail) instead of
+    refusing them.
     """
 
     now: datetime
@@ -184,8 +196,10 @@ class VerifyOptions:
     bound_key: bytes | None = None
     certificates: tuple[bytes, ...] = ()
     roots: tuple[bytes, ...] = ()
-    crls: tuple[bytes, ...] = ()
+    crls: tuple[bytes | x509.CertificateRevocationList, ...] = ()
     caches: EvidenceCaches | None = field(default=None, compare=False)
+    collateral: TdxCollateral | None = None
+    allow_stale_collateral: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +215,8 @@ class EvidenceFormat:
     roots: tuple[PinnedRoot, ...]
     policy: FormatPolicy
     cache: Callable[[], object] | None = None
+    takes_crls: bool = False
+    takes_collateral: bool = False
 
     def describe(self) -> dict[str, Any]:
         """The row as JSON-ready data (``GET /attestation/formats``, ``evidence formats``)."""
@@ -217,6 +233,7 @@ class EvidenceFormat:
                 }
             ),
             "pinned_roots": [{"name": r.name, "sha256": r.sha256} for r in self.roots],
+            "revocation": {"crls": self.takes_crls, "collateral": self.takes_collateral},
             "default_policy": {
                 "components": list(self.policy.components),
                 "svn_claim": self.policy.svn_claim,
@@ -336,22 +353,49 @@ def _verify_spdm(data: bytes, options: VerifyOptions, log: CheckLog) -> Evidence
             raise
 
 
+def _crls(options: VerifyOptions) -> list[x509.CertificateRevocationList]:
+    out: list[x509.CertificateRevocationList] = []
+    for item in options.crls:
+        if isinstance(item, x509.CertificateRevocationList):
+            out.append(item)
+        else:
+            out.extend(load_crls(item))
+    return out
+
+
 def _verify_snp(data: bytes, options: VerifyOptions, log: CheckLog) -> EvidenceClaims:
     return verify_snp_report(
-        data, options.certificates, now=options.now, cache=_cache(options, "snp"), checks=log
+        data,
+        options.certificates,
+        now=options.now,
+        cache=_cache(options, "snp"),
+        checks=log,
+        crls=_crls(options),
+        allow_stale_collateral=options.allow_stale_collateral,
     )
 
 
 def _verify_hcl(data: bytes, options: VerifyOptions, log: CheckLog) -> EvidenceClaims:
     return verify_azure_hcl_report(
-        data, options.certificates, now=options.now, cache=_cache(options, "snp"), checks=log
+        data,
+        options.certificates,
+        now=options.now,
+        cache=_cache(options, "snp"),
+        checks=log,
+        crls=_crls(options),
+        allow_stale_collateral=options.allow_stale_collateral,
     )
 
 
 def _verify_tdx(data: bytes, options: VerifyOptions, log: CheckLog) -> EvidenceClaims:
-    crls = [crl for item in options.crls for crl in load_crls(item)]
     return verify_tdx_quote(
-        data, now=options.now, crls=crls, cache=_cache(options, "tdx"), checks=log
+        data,
+        now=options.now,
+        crls=_crls(options),
+        cache=_cache(options, "tdx"),
+        checks=log,
+        collateral=options.collateral,
+        allow_stale_collateral=options.allow_stale_collateral,
     )
 
 
@@ -419,6 +463,7 @@ def _rows() -> tuple[EvidenceFormat, ...]:
                 affirm=tee,
             ),
             cache=SnpChainCache,
+            takes_crls=True,
         ),
         EvidenceFormat(
             name="snp",
@@ -435,6 +480,7 @@ def _rows() -> tuple[EvidenceFormat, ...]:
                 affirm=tee,
             ),
             cache=SnpChainCache,
+            takes_crls=True,
         ),
         EvidenceFormat(
             name="tdx",
@@ -446,6 +492,8 @@ def _rows() -> tuple[EvidenceFormat, ...]:
             roots=(PinnedRoot("Intel SGX Root CA", INTEL_SGX_ROOT_FINGERPRINT),),
             policy=FormatPolicy(components=("mrtd",), firmware_hash="mrtd", affirm=tee),
             cache=TdxChainCache,
+            takes_crls=True,
+            takes_collateral=True,
         ),
     )
 
@@ -493,7 +541,12 @@ def detect_format(data: bytes) -> str:
 
 
 def check_binding(row: EvidenceFormat, options: VerifyOptions) -> None:
-    """Refuse (``MalformedInput``: a usage error) a nonce or key the row cannot bind."""
+    """Refuse (``MalformedInput``: a usage error) a nonce or key the row cannot bind, and CRLs
+    or TDX collateral given to a format that cannot use them."""
+    if options.crls and not row.takes_crls:
+        raise MalformedInput(f"{row.name} evidence is not checked against CRLs: do not give one")
+    if options.collateral is not None and not row.takes_collateral:
+        raise MalformedInput(f"{row.name} evidence takes no Intel TDX collateral")
     if row.binding is None and (options.nonce is not None or options.bound_key is not None):
         raise MalformedInput(f"{row.name} evidence cannot bind a nonce: do not give one")
     if options.bound_key is not None:

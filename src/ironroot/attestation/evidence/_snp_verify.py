@@ -21,6 +21,14 @@ The steps, in order (each failure is one typed error):
    decoded in that product's layout; a VCEK's hwID (1.3.6.1.4.1.3704.1.4) equals CHIP_ID (all
    64 bytes; the first 8 on Turin, the rest zero). A VLEK has no hwID. When the platform masks
    CHIP_ID (all zero) the hwID cannot be compared and ``identity["chip_id"]`` is empty.
+   Every compared field is reported with both values: in the check's detail and in
+   ``raw["endorsement"]`` (``[{"field", "report", "certificate", "equal"}]``).
+6. Revocation (``CertificateRevoked``, ``CollateralExpired``), when CRLs are given: AMD's KDS
+   serves one CRL per product (``/vcek/v1/<product>/crl``), issued by the ARK and signed
+   RSASSA-PSS SHA-384, that lists revoked ASKs and ASVKs; each certificate of the chain is
+   checked against the CRL of its issuer (see :mod:`._revocation`), and a CRL past its
+   ``nextUpdate`` is refused unless stale collateral is allowed (it is then listed in
+   ``raw["stale_collateral"]``). Without CRLs the check is recorded as not run.
 
 Chain checks can be cached (:class:`SnpChainCache`): the RSA signature checks of a
 (leaf, intermediate, root) triple are done once; validity at ``now`` is checked every time.
@@ -53,6 +61,11 @@ from ironroot.attestation.evidence._certs import (
     verify_issued_by,
 )
 from ironroot.attestation.evidence._claims import CheckLog, EvidenceClaims
+from ironroot.attestation.evidence._revocation import (
+    StaleCollateral,
+    chain_has_crl,
+    check_chain_revocation,
+)
 from ironroot.attestation.evidence._roots import SnpTrustAnchor, builtin_snp_anchors
 from ironroot.attestation.evidence._snp import (
     SNP_REPORT_SIZE,
@@ -76,6 +89,7 @@ __all__ = [
     "AzureHclReport",
     "SnpChainCache",
     "check_snp_endorsement",
+    "compare_snp_endorsement",
     "parse_azure_hcl_report",
     "snp_claims",
     "verify_azure_hcl_report",
@@ -294,13 +308,26 @@ def check_snp_endorsement(report: SnpReport, cert: x509.Certificate, product: Sn
     Compares the signing-key kind, the product, REPORTED_TCB (in ``product``'s layout) against
     the TCB extensions, and (for a VCEK) CHIP_ID against hwID. Raises ``EndorsementMismatch``.
     """
+    compare_snp_endorsement(report, cert, product)
+
+
+def _field(name: str, reported: Any, endorsed: Any) -> dict[str, Any]:
+    return {"field": name, "report": reported, "certificate": endorsed, "equal": True}
+
+
+def compare_snp_endorsement(
+    report: SnpReport, cert: x509.Certificate, product: SnpProduct
+) -> list[dict[str, Any]]:
+    """:func:`check_snp_endorsement`, returning every compared field with both values
+    (``{"field", "report", "certificate", "equal"}``, JSON-ready)."""
     kind = _leaf_kind(cert)
     if kind is None:
         raise EndorsementMismatch(f"{_common_name(cert)!r} is not a VCEK or VLEK")
-    if report.signing_key is not kind:
-        named = report.signing_key
-        label = named.name if isinstance(named, SnpSigningKey) else f"unknown ({named})"
+    named = report.signing_key
+    label = named.name if isinstance(named, SnpSigningKey) else f"unknown ({named})"
+    if named is not kind:
         raise EndorsementMismatch(f"report names signing key {label}, signed by a {kind.name}")
+    compared = [_field("signing_key", label, kind.name)]
     name = _product_name(cert)
     if name is None or name.split("-", 1)[0] != product.value:
         raise EndorsementMismatch(
@@ -311,6 +338,7 @@ def check_snp_endorsement(report: SnpReport, cert: x509.Certificate, product: Sn
         raise EndorsementMismatch(
             f"report CPUID names {hint.value}, the certificate chain is {product.value}"
         )
+    compared.append(_field("product", product.value if hint is None else hint.value, name))
     tcb = TcbVersion.decode(report.reported_tcb.raw, turin=product.turin_tcb)
     for component, value in tcb.components().items():
         raw = _extension(cert, _TCB_OIDS[component])
@@ -321,12 +349,22 @@ def check_snp_endorsement(report: SnpReport, cert: x509.Certificate, product: Sn
             raise EndorsementMismatch(
                 f"{kind.name} {component} SVN {endorsed} != report reported_tcb {value}"
             )
+        compared.append(_field(f"reported_tcb.{component}", value, endorsed))
     if kind is SnpSigningKey.VCEK:
         hwid = _extension(cert, _OID_HWID)
         if hwid is None:
             raise EndorsementMismatch("VCEK has no hwID extension")
         if report.chip_id_masked:
-            return
+            compared.append(
+                {
+                    "field": "chip_id",
+                    "report": "",
+                    "certificate": hwid.hex(),
+                    "equal": None,
+                    "note": "CHIP_ID masked by the platform: not compared",
+                }
+            )
+            return compared
         if product.turin_tcb:
             expected = hwid + bytes(len(report.chip_id) - len(hwid))
             ok = len(hwid) == _TURIN_HWID and report.chip_id == expected
@@ -334,6 +372,21 @@ def check_snp_endorsement(report: SnpReport, cert: x509.Certificate, product: Sn
             ok = report.chip_id == hwid
         if not ok:
             raise EndorsementMismatch("VCEK hwID does not equal the report's CHIP_ID")
+        compared.append(_field("chip_id", report.chip_id.hex(), hwid.hex()))
+    return compared
+
+
+def _endorsement_detail(compared: Sequence[dict[str, Any]]) -> str:
+    parts = []
+    for item in compared:
+        name = str(item["field"]).removeprefix("reported_tcb.")
+        if item["field"] == "chip_id":
+            parts.append(
+                "hwID = CHIP_ID" if item["equal"] else "CHIP_ID masked (hwID not compared)"
+            )
+        else:
+            parts.append(f"{name} {item['report']} = {item['certificate']}")
+    return "report = certificate: " + ", ".join(parts)
 
 
 def snp_claims(
@@ -343,9 +396,12 @@ def snp_claims(
     *,
     fmt: str = "snp",
     root: str = "",
+    endorsement: Sequence[dict[str, Any]] = (),
+    stale: Sequence[StaleCollateral] = (),
 ) -> EvidenceClaims:
     """The claims of a verified report (``report`` decoded in ``product``'s TCB layout;
-    ``root``: the SHA-256 of the ARK the chain reached, hex)."""
+    ``root``: the SHA-256 of the ARK the chain reached, hex; ``endorsement``: the fields the
+    endorsement check compared; ``stale``: the stale CRLs that were allowed)."""
     report = report.with_tcb_layout(product)
     kind = _leaf_kind(cert)
     identity = {
@@ -361,6 +417,8 @@ def snp_claims(
     svns = {"guest_svn": report.guest_svn, **report.reported_tcb.components()}
     raw = report.to_dict()
     raw["product"] = product.value
+    raw["endorsement"] = [dict(item) for item in endorsement]
+    raw["stale_collateral"] = [item.to_dict() for item in stale]
     return EvidenceClaims(
         format=fmt,
         measurements={
@@ -386,6 +444,19 @@ class _Verified:
     signer: x509.Certificate
     anchor: SnpTrustAnchor
     intermediate: x509.Certificate
+    endorsement: list[dict[str, Any]]
+    stale: tuple[StaleCollateral, ...]
+
+    def claims(self, fmt: str = "snp") -> EvidenceClaims:
+        return snp_claims(
+            self.report,
+            self.signer,
+            self.anchor.product,
+            fmt=fmt,
+            root=fingerprint(self.anchor.ark).hex(),
+            endorsement=self.endorsement,
+            stale=self.stale,
+        )
 
 
 def _verify_report(
@@ -395,6 +466,8 @@ def _verify_report(
     anchors: Sequence[SnpTrustAnchor] | None,
     cache: SnpChainCache | None,
     log: CheckLog,
+    crls: Sequence[x509.CertificateRevocationList] = (),
+    allow_stale: bool = False,
 ) -> _Verified:
     with log.step("structure", f"{SNP_REPORT_SIZE} bytes"):
         if len(data) != SNP_REPORT_SIZE:
@@ -423,9 +496,22 @@ def _verify_report(
     with log.step("chain", "VCEK → ASK (or VLEK → ASVK) → built-in ARK, valid at the time"):
         others = [c for c in certs if c is not signer and _leaf_kind(c) is None]
         anchor, inter = _snp_chain(signer, others, now=now, anchors=anchors, cache=cache)
-    with log.step("endorsement", "certificate TCB, product and hwID = the report's"):
-        check_snp_endorsement(report, signer, anchor.product)
-    return _Verified(report, signer, anchor, inter)
+    with log.step("endorsement") as step:
+        compared = compare_snp_endorsement(report, signer, anchor.product)
+        step.detail = _endorsement_detail(compared)
+    stale: tuple[StaleCollateral, ...] = ()
+    chain = (signer, inter, anchor.ark)
+    if not crls:
+        log.skip("revocation", "no CRL given")
+    elif not chain_has_crl(chain, crls):
+        log.skip("revocation", f"none of the {len(crls)} CRL(s) given is of this chain's CAs")
+    else:
+        with log.step("revocation") as step:
+            result = check_chain_revocation(chain, crls, now=now, allow_stale=allow_stale)
+            assert result is not None
+            step.detail = result.detail
+            stale = result.stale
+    return _Verified(report, signer, anchor, inter, compared, stale)
 
 
 def verify_snp_report(
@@ -436,15 +522,20 @@ def verify_snp_report(
     anchors: Sequence[SnpTrustAnchor] | None = None,
     cache: SnpChainCache | None = None,
     checks: CheckLog | None = None,
+    crls: Sequence[x509.CertificateRevocationList] = (),
+    allow_stale_collateral: bool = False,
 ) -> EvidenceClaims:
     """Verify a raw SNP report against its VCEK/VLEK (DER, PEM or parsed; ASK/ARK optional).
 
     Returns the claims or raises (see the module documentation for the order and the errors);
-    ``checks`` records the steps by name.
+    ``checks`` records the steps by name. ``crls`` (AMD KDS CRLs) are checked against the
+    chain; a stale one is refused unless ``allow_stale_collateral``.
     """
     log = CheckLog() if checks is None else checks
-    v = _verify_report(bytes(data), certificates, now, anchors, cache, log)
-    return snp_claims(v.report, v.signer, v.anchor.product, root=fingerprint(v.anchor.ark).hex())
+    v = _verify_report(
+        bytes(data), certificates, now, anchors, cache, log, crls, allow_stale_collateral
+    )
+    return v.claims()
 
 
 # --- Azure HCL wrapper --------------------------------------------------------------------
@@ -535,6 +626,8 @@ def verify_azure_hcl_report(
     anchors: Sequence[SnpTrustAnchor] | None = None,
     cache: SnpChainCache | None = None,
     checks: CheckLog | None = None,
+    crls: Sequence[x509.CertificateRevocationList] = (),
+    allow_stale_collateral: bool = False,
 ) -> EvidenceClaims:
     """Verify the SNP report inside an HCL report and its binding of the runtime claims.
 
@@ -546,7 +639,9 @@ def verify_azure_hcl_report(
     log = CheckLog() if checks is None else checks
     with log.step("hcl-structure"):
         hcl = parse_azure_hcl_report(data)
-    v = _verify_report(hcl.snp_report, certificates, now, anchors, cache, log)
+    v = _verify_report(
+        hcl.snp_report, certificates, now, anchors, cache, log, crls, allow_stale_collateral
+    )
     report = v.report
     with log.step("runtime-claims", "REPORT_DATA = hash of the runtime claims"):
         digest = hcl.claims_digest()
@@ -554,9 +649,7 @@ def verify_azure_hcl_report(
         if report.report_data != expected:
             raise BadSignature("HCL runtime claims are not bound into the SNP REPORT_DATA")
         user_data = _user_data(hcl.runtime_claims)
-    claims = snp_claims(
-        report, v.signer, v.anchor.product, fmt="azure-hcl", root=fingerprint(v.anchor.ark).hex()
-    )
+    claims = v.claims("azure-hcl")
     raw = dict(claims.raw)
     raw["azure_hcl"] = hcl.to_dict()
     measurements = dict(claims.measurements)

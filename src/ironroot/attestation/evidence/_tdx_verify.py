@@ -11,16 +11,27 @@ The steps, in order (each failure is one typed error):
    report.
 5. Key binding (``BadSignature``): QE REPORTDATA[0:32] = SHA-256(attestation key ‖ QE auth
    data) and REPORTDATA[32:64] all zero; otherwise the attestation key is not the QE's.
-6. Chain (``ChainNotTrusted``, ``CertificateExpired``, ``CertificateRevoked``): PCK → Intel SGX
-   PCK Platform/Processor CA → Intel SGX Root CA, ECDSA signatures checked by
-   ``cryptography``; the root is the built-in, pinned one (a different self-signed certificate
-   in the quote is refused); every certificate valid at ``now``; optional CRLs (DER or PEM:
-   the PCS root CA CRL and PCK CRL) checked against every certificate they apply to.
+6. Chain (``ChainNotTrusted``, ``CertificateExpired``): PCK → Intel SGX PCK Platform/Processor
+   CA → Intel SGX Root CA, ECDSA signatures checked by ``cryptography``; the root is the
+   built-in, pinned one (a different self-signed certificate in the quote is refused); every
+   certificate valid at ``now``.
+7. Revocation (``CertificateRevoked``, ``CollateralExpired``), when CRLs are given (DER or PEM:
+   the PCS PCK CRL and root CA CRL, see :mod:`._revocation`): each certificate against the CRL
+   of its issuer; a CRL past its ``nextUpdate`` is refused unless stale collateral is allowed.
+8. Collateral (``BadSignature``, ``ChainNotTrusted``, ``CollateralExpired``), when Intel's TCB
+   Info / QE Identity are given (:mod:`._tdx_collateral`): their signatures by the Intel SGX
+   TCB Signing certificate, its chain to the same root, their freshness.
+9. QE identity (``EndorsementMismatch``; ``CertificateRevoked`` for a revoked QE TCB): the QE
+   report against the TD QE Identity, giving the QE TCB status.
+10. TCB status (``EndorsementMismatch``; ``CertificateRevoked`` for a Revoked TCB): the TCB
+    Info of the PCK's FMSPC, Intel's TCB level matching, giving the TCB status and advisories
+    (``identity["tcb_status"]``, ``raw["tcb"]``).
+
+Without collateral, steps 7–10 are recorded as not checked, with why.
 
 The PCK certificate's SGX extension (OID 1.2.840.113741.1.13.1) gives the platform identity
-(FMSPC, PCE-ID) and the PCK's TCB components, which go into the claims. TCB info and QE
-identity collateral are not appraised here: the QE's MRSIGNER, ISVPRODID and ISVSVN are in the
-claims for an appraisal policy to check.
+(FMSPC, PCE-ID) and the PCK's TCB components, which go into the claims, as do the QE's
+MRSIGNER, ISVPRODID and ISVSVN.
 """
 
 from __future__ import annotations
@@ -36,7 +47,6 @@ from pyasn1.codec.der import decoder as der_decoder
 from pyasn1.error import PyAsn1Error
 
 from ironroot.attestation.evidence._certs import (
-    check_not_revoked,
     check_validity,
     fingerprint,
     load_certificates,
@@ -44,12 +54,31 @@ from ironroot.attestation.evidence._certs import (
     verify_issued_by,
 )
 from ironroot.attestation.evidence._claims import CheckLog, EvidenceClaims
+from ironroot.attestation.evidence._revocation import (
+    StaleCollateral,
+    chain_has_crl,
+    check_chain_revocation,
+)
 from ironroot.attestation.evidence._roots import builtin_intel_root
 from ironroot.attestation.evidence._tdx import TdxQuote, _check_header, _parse
+from ironroot.attestation.evidence._tdx_collateral import (
+    REVOKED,
+    QeTcb,
+    TdxCollateral,
+    TdxTcbStatus,
+    check_qe_identity,
+    collateral_signing_chain,
+    evaluate_tdx_tcb,
+    parse_qe_identity,
+    parse_tcb_info,
+    verify_collateral,
+)
 from ironroot.crypto import Algorithm, PublicKey
 from ironroot.errors import (
     BadSignature,
+    CertificateRevoked,
     ChainNotTrusted,
+    EndorsementMismatch,
     MalformedCertificate,
     MalformedInput,
     UnsupportedAlgorithm,
@@ -59,6 +88,7 @@ __all__ = [
     "PckExtensions",
     "TdxChainCache",
     "load_crls",
+    "load_tdx_collateral",
     "parse_pck_extensions",
     "tdx_claims",
     "verify_tdx_quote",
@@ -83,6 +113,8 @@ class TdxChainCache:
         return key in self._entries
 
     def add(self, key: tuple[bytes, bytes, bytes]) -> None:
+        """Remember a verified triple (also used for collateral signatures: the document
+        digest, the TCB signing certificate and the root)."""
         if len(self._entries) >= self._max:
             self._entries.clear()
         self._entries.add(key)
@@ -173,6 +205,29 @@ def load_crls(data: bytes) -> list[x509.CertificateRevocationList]:
         raise MalformedCertificate(f"not an X.509 CRL: {exc}") from exc
 
 
+def load_tdx_collateral(
+    *,
+    tcb_info: bytes | Sequence[bytes] = (),
+    qe_identity: bytes | None = None,
+    signing_chain: bytes | None = None,
+    crls: Sequence[bytes] = (),
+) -> TdxCollateral:
+    """Intel collateral from the bytes PCS serves: TCB Info bodies (one or several FMSPCs),
+    the QE Identity body, the TCB signing chain (PEM, or the URL-encoded
+    ``TCB-Info-Issuer-Chain`` header value) and CRLs (DER or PEM).
+
+    Parses only; :func:`verify_tdx_quote` verifies. Raises ``MalformedCollateral`` or
+    ``MalformedCertificate``.
+    """
+    infos = [tcb_info] if isinstance(tcb_info, bytes | bytearray) else list(tcb_info)
+    return TdxCollateral(
+        tcb_infos=tuple(parse_tcb_info(bytes(item)) for item in infos),
+        qe_identity=None if qe_identity is None else parse_qe_identity(qe_identity),
+        signing_chain=() if signing_chain is None else collateral_signing_chain(signing_chain),
+        crls=tuple(crl for item in crls for crl in load_crls(item)),
+    )
+
+
 def _p256_key(raw: bytes) -> PublicKey:
     try:
         return PublicKey.from_cose_key({1: 2, -1: 1, -2: raw[:_P256_COORD], -3: raw[_P256_COORD:]})
@@ -209,9 +264,18 @@ def _chain(
     return leaf, inter
 
 
-def tdx_claims(quote: TdxQuote, pck: x509.Certificate, *, root: str = "") -> EvidenceClaims:
+def tdx_claims(
+    quote: TdxQuote,
+    pck: x509.Certificate,
+    *,
+    root: str = "",
+    tcb: TdxTcbStatus | None = None,
+    qe: QeTcb | None = None,
+    stale: Sequence[StaleCollateral] = (),
+) -> EvidenceClaims:
     """The claims of a verified quote whose QE report ``pck`` signed (``root``: the SHA-256
-    of the root certificate the chain reached, hex)."""
+    of the root certificate the chain reached, hex; ``tcb``/``qe``: the TCB and QE TCB status
+    when collateral was given; ``stale``: the stale collateral that was allowed)."""
     body = quote.body
     ext = parse_pck_extensions(pck)
     measurements = {
@@ -238,20 +302,29 @@ def tdx_claims(quote: TdxQuote, pck: x509.Certificate, *, root: str = "") -> Evi
     svns.update({f"pck_tcb_comp_{i + 1:02d}": v for i, v in enumerate(ext.tcb_components)})
     raw = quote.to_dict()
     raw["pck"] = ext.to_dict()
+    identity = {
+        "fmspc": ext.fmspc.hex(),
+        "pceid": ext.pceid.hex(),
+        "ppid": ext.ppid.hex(),
+        "qe_vendor_id": quote.header.qe_vendor_id.hex(),
+        "qe_isvprodid": str(quote.qe_report.isv_prod_id),
+        "root": root,
+    }
+    if tcb is not None:
+        identity["tcb_status"] = tcb.status
+        raw["tcb"] = tcb.to_dict()
+    if qe is not None:
+        identity["qe_tcb_status"] = qe.status
+        raw["qe_tcb"] = qe.to_dict()
+    names: dict[str, StaleCollateral] = {item.name: item for item in stale}
+    raw["stale_collateral"] = [item.to_dict() for item in names.values()]
     return EvidenceClaims(
         format="tdx",
         measurements=measurements,
         report_data=body.report_data,
         debug=body.td_attributes.debug,
         svns=svns,
-        identity={
-            "fmspc": ext.fmspc.hex(),
-            "pceid": ext.pceid.hex(),
-            "ppid": ext.ppid.hex(),
-            "qe_vendor_id": quote.header.qe_vendor_id.hex(),
-            "qe_isvprodid": str(quote.qe_report.isv_prod_id),
-            "root": root,
-        },
+        identity=identity,
         signer=subject_text(pck),
         raw=raw,
     )
@@ -265,10 +338,16 @@ def verify_tdx_quote(
     crls: Sequence[x509.CertificateRevocationList] = (),
     cache: TdxChainCache | None = None,
     checks: CheckLog | None = None,
+    collateral: TdxCollateral | None = None,
+    allow_stale_collateral: bool = False,
 ) -> EvidenceClaims:
     """Verify a TDX quote (v4, or v5 with a TDX 1.0/1.5 body) at ``now``; return its claims.
 
-    ``root`` defaults to the built-in Intel SGX Root CA. Bytes after the quote are counted
+    ``root`` defaults to the built-in Intel SGX Root CA; it anchors the PCK chain and the
+    collateral's TCB signing chain alike. ``crls`` and ``collateral.crls`` are checked
+    against the PCK chain; ``collateral`` (Intel TCB Info and QE Identity) gives the TCB
+    status. Stale collateral is refused unless ``allow_stale_collateral`` (it is then listed
+    in ``raw["stale_collateral"]``). Bytes after the quote are counted
     (``raw["trailing_bytes"]``) and ignored. See the module documentation for the steps and
     their errors; ``checks`` records them by name.
     """
@@ -295,9 +374,89 @@ def verify_tdx_quote(
     anchor = builtin_intel_root() if root is None else root
     with log.step("chain", "PCK → Intel SGX PCK CA → Intel SGX Root CA, valid at the time"):
         leaf, inter = _chain(certs, now, anchor, cache)
-    if crls:
-        with log.step("revocation", f"{len(crls)} CRL(s)"):
-            check_not_revoked((leaf, inter, anchor), crls)
-    else:
+    stale: list[StaleCollateral] = []
+    all_crls = [*crls, *(collateral.crls if collateral is not None else ())]
+    chain = (leaf, inter, anchor)
+    if not all_crls:
         log.skip("revocation", "no CRL given")
-    return tdx_claims(quote, pck, root=fingerprint(anchor).hex())
+    elif not chain_has_crl(chain, all_crls):
+        log.skip("revocation", f"none of the {len(all_crls)} CRL(s) given is of this chain's CAs")
+    else:
+        with log.step("revocation") as step:
+            result = check_chain_revocation(
+                chain, all_crls, now=now, allow_stale=allow_stale_collateral
+            )
+            assert result is not None
+            step.detail = result.detail
+            stale.extend(result.stale)
+    tcb, qe = _appraise_collateral(
+        quote, leaf, anchor, collateral, now, allow_stale_collateral, cache, log, stale
+    )
+    return tdx_claims(quote, pck, root=fingerprint(anchor).hex(), tcb=tcb, qe=qe, stale=stale)
+
+
+def _appraise_collateral(
+    quote: TdxQuote,
+    pck: x509.Certificate,
+    root: x509.Certificate,
+    collateral: TdxCollateral | None,
+    now: datetime,
+    allow_stale: bool,
+    cache: TdxChainCache | None,
+    log: CheckLog,
+    stale: list[StaleCollateral],
+) -> tuple[TdxTcbStatus | None, QeTcb | None]:
+    """Steps 8–10: the collateral's signatures and freshness, the QE identity, the TCB status."""
+    if collateral is None or (not collateral.tcb_infos and collateral.qe_identity is None):
+        for name in ("collateral", "qe-identity", "tcb-status"):
+            log.skip(name, "no collateral given (TCB Info, QE Identity)")
+        return None, None
+    ext = parse_pck_extensions(pck)
+    info = collateral.tcb_info_for(ext.fmspc, ext.pceid)
+    with log.step("collateral") as step:
+        checked = verify_collateral(
+            collateral,
+            tcb_info=info,
+            root=root,
+            now=now,
+            allow_stale=allow_stale,
+            cache=cache,
+        )
+        step.detail = checked.detail
+        stale.extend(checked.stale)
+    qe: QeTcb | None = None
+    if collateral.qe_identity is None:
+        log.skip("qe-identity", "no QE Identity given")
+    else:
+        with log.step("qe-identity") as step:
+            qe = check_qe_identity(collateral.qe_identity, quote.qe_report)
+            if qe.status == REVOKED:
+                raise CertificateRevoked(f"the QE's TCB (ISVSVN {qe.isvsvn}) is revoked")
+            step.detail = f"MRSIGNER, ISVPRODID, MISCSELECT, ATTRIBUTES match; QE TCB {qe.status}"
+    if not collateral.tcb_infos:
+        log.skip("tcb-status", "no TCB Info given")
+        return None, qe
+    with log.step("tcb-status") as step:
+        if info is None:
+            given = ", ".join(sorted({i.fmspc.hex() for i in collateral.tcb_infos}))
+            raise EndorsementMismatch(
+                f"no TCB Info for the PCK certificate's FMSPC {ext.fmspc.hex()} PCE-ID "
+                f"{ext.pceid.hex()} (given: {given})"
+            )
+        tcb = evaluate_tdx_tcb(
+            info,
+            fmspc=ext.fmspc,
+            pce_id=ext.pceid,
+            pck_components=ext.tcb_components,
+            pcesvn=ext.pcesvn,
+            quote=quote,
+            qe=qe,
+        )
+        if tcb.status == REVOKED:
+            raise CertificateRevoked(
+                f"the platform's TCB is revoked (TCB Info {info.fmspc.hex()}, "
+                f"advisories {', '.join(tcb.advisory_ids) or 'none'})"
+            )
+        advisories = f"; advisories {', '.join(tcb.advisory_ids)}" if tcb.advisory_ids else ""
+        step.detail = f"{tcb.status} (TCB date {tcb.to_dict()['tcb_date']}){advisories}"
+    return tcb, qe

@@ -1,0 +1,182 @@
+"""Revocation and freshness of collateral, shared by the SEV-SNP and TDX verifiers.
+
+A CRL *applies* to a certificate of a chain (leaf first, each certificate issued by the next,
+the last one self-signed) when the CRL's issuer name is the certificate's issuer and the CRL's
+signature verifies with that issuer's key (``cryptography`` checks ECDSA and RSASSA-PSS CRL
+signatures alike: AMD's KDS signs its CRLs RSASSA-PSS SHA-384 with the ARK, Intel's PCS signs
+its PCK and root CA CRLs ECDSA P-256). CRLs that apply to no certificate of the chain (another
+product's, another CA's) are not used and not judged.
+
+Revocation is permanent: a certificate listed by an applicable CRL is refused
+(``CertificateRevoked``) whether or not that CRL is still fresh. Freshness is then judged per
+CRL issuer: the issuer is covered when at least one of its applicable CRLs is fresh at the
+verification time (``thisUpdate <= now <= nextUpdate``). A CRL without ``nextUpdate`` (RFC 5280
+requires one) states no freshness and counts as stale. Stale collateral is refused
+(``CollateralExpired``) unless the caller allows it, in which case it is listed
+(:class:`StaleCollateral`) so that the result and an appraisal policy can see it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from ironroot.attestation.evidence._certs import aware
+from ironroot.errors import CertificateRevoked, ChainNotTrusted, CollateralExpired
+
+__all__ = [
+    "RevocationResult",
+    "StaleCollateral",
+    "chain_has_crl",
+    "check_chain_revocation",
+    "common_name",
+    "freshness",
+    "refuse_stale",
+]
+
+
+def common_name(name: x509.Name) -> str:
+    """The common name of ``name`` (its RFC 4514 form when it has none)."""
+    values = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    if not values:
+        return name.rfc4514_string()
+    value = values[0].value
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class StaleCollateral:
+    """One piece of collateral used outside its validity window, and why."""
+
+    name: str
+    issued: datetime | None
+    next_update: datetime | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "issued": _iso(self.issued),
+            "next_update": _iso(self.next_update),
+            "reason": self.reason,
+        }
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.reason})"
+
+
+def freshness(
+    name: str, issued: datetime | None, next_update: datetime | None, now: datetime
+) -> StaleCollateral | None:
+    """``None`` when ``issued <= now <= next_update``; otherwise what is wrong."""
+    at = aware(now)
+    if next_update is None:
+        return StaleCollateral(name, issued, None, "no nextUpdate: freshness not stated")
+    if at > next_update:
+        return StaleCollateral(name, issued, next_update, f"next update was {_iso(next_update)}")
+    if issued is not None and at < issued:
+        return StaleCollateral(
+            name, issued, next_update, f"issued {_iso(issued)}, after the verification time"
+        )
+    return None
+
+
+def refuse_stale(stale: Sequence[StaleCollateral], *, allow: bool) -> str:
+    """Raise ``CollateralExpired`` for stale collateral unless ``allow``; else a detail line."""
+    if not stale:
+        return ""
+    listed = "; ".join(item.describe() for item in stale)
+    if not allow:
+        raise CollateralExpired(
+            f"stale collateral: {listed} (refused: stale collateral is not allowed)"
+        )
+    return f"stale: allowed: {listed}"
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationResult:
+    """What a revocation check covered: a detail line and the stale CRLs it allowed."""
+
+    detail: str
+    stale: tuple[StaleCollateral, ...]
+
+
+def chain_has_crl(
+    chain: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList]
+) -> bool:
+    """Whether a CRL names the issuer of a certificate of ``chain`` that ``chain`` holds (its
+    signature is checked by :func:`check_chain_revocation`)."""
+    for index, cert in enumerate(chain):
+        issuer = chain[index + 1] if index + 1 < len(chain) else cert
+        if issuer.subject == cert.issuer and any(crl.issuer == cert.issuer for crl in crls):
+            return True
+    return False
+
+
+def check_chain_revocation(
+    chain: Sequence[x509.Certificate],
+    crls: Sequence[x509.CertificateRevocationList],
+    *,
+    now: datetime,
+    allow_stale: bool,
+) -> RevocationResult | None:
+    """Check ``chain`` (leaf first, each issued by the next, the root last) against ``crls``.
+
+    Returns ``None`` when no CRL applies to any certificate of the chain (see
+    :func:`chain_has_crl`; the caller records the check as not run). Raises
+    ``ChainNotTrusted`` for a CRL whose issuer is in the chain but whose signature does not
+    verify, ``CertificateRevoked`` for a listed certificate, and
+    ``CollateralExpired`` for a stale CRL unless ``allow_stale``.
+    """
+    applied: dict[bytes, tuple[x509.CertificateRevocationList, x509.Name]] = {}
+    checked: list[str] = []
+    uncovered: list[str] = []
+    for index, cert in enumerate(chain):
+        issuer = chain[index + 1] if index + 1 < len(chain) else cert
+        if issuer.subject != cert.issuer:
+            continue
+        matching = [crl for crl in crls if crl.issuer == cert.issuer]
+        for crl in matching:
+            if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+                raise ChainNotTrusted(
+                    f"CRL of {common_name(issuer.subject)!r} has an invalid signature"
+                )
+            if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
+                raise CertificateRevoked(
+                    f"certificate {common_name(cert.subject)!r} (serial {cert.serial_number:#x}) "
+                    f"is revoked by the CRL of {common_name(issuer.subject)!r}"
+                )
+            applied[crl.fingerprint(hashes.SHA256())] = (crl, issuer.subject)
+        if matching:
+            checked.append(common_name(cert.subject))
+        else:
+            uncovered.append(common_name(cert.subject))
+    if not applied:
+        return None
+    by_issuer: dict[x509.Name, list[StaleCollateral | None]] = {}
+    for crl, issuer_name in applied.values():
+        label = f"CRL of {common_name(issuer_name)}"
+        by_issuer.setdefault(issuer_name, []).append(
+            freshness(label, crl.last_update_utc, crl.next_update_utc, now)
+        )
+    stale = tuple(
+        next(s for s in results if s is not None)
+        for results in by_issuer.values()
+        if all(s is not None for s in results)
+    )
+    parts = [f"not revoked: {', '.join(checked)}"]
+    if uncovered:
+        parts.append(f"no CRL given for: {', '.join(uncovered)}")
+    allowed = refuse_stale(stale, allow=allow_stale)
+    if allowed:
+        parts.append(allowed)
+    return RevocationResult("; ".join(parts), stale)
