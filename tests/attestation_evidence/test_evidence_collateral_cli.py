@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
-from evidence_fakes import NEXT_UPDATE, TDX_NOW, FakeIntel, platform_level
 from test_evidence_cli import run
 
 from ironroot.attestation import read_tdx_collateral
 from ironroot.attestation.evidence import _tdx_verify
 from ironroot.errors import ConfigError, MalformedCertificate, MalformedCollateral
+from tee_fakes import NEXT_UPDATE, TDX_NOW, FakeIntel, platform_level
 
 
 @pytest.fixture

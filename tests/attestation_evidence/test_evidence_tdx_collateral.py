@@ -15,20 +15,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from evidence_fakes import (
-    FMSPC,
-    ISSUED,
-    NEXT_UPDATE,
-    TDX_NOW,
-    FakeIntel,
-    _intel_cert,
-    _intel_name,
-    crl_without_next_update,
-    identity_level,
-    make_crl,
-    module_identity,
-    platform_level,
-)
 
 from ironroot.attestation.evidence import (
     TCB_STATUSES,
@@ -37,6 +23,7 @@ from ironroot.attestation.evidence import (
     TdxChainCache,
     TdxCollateral,
     VerifyOptions,
+    _tdx_verify,
     check_qe_identity,
     evaluate_tdx_tcb,
     load_certificates,
@@ -57,6 +44,20 @@ from ironroot.errors import (
     EndorsementMismatch,
     MalformedCollateral,
     MalformedInput,
+)
+from tee_fakes import (
+    FMSPC,
+    ISSUED,
+    NEXT_UPDATE,
+    TDX_NOW,
+    FakeIntel,
+    _intel_cert,
+    _intel_name,
+    crl_without_next_update,
+    identity_level,
+    make_crl,
+    module_identity,
+    platform_level,
 )
 
 TCB_INFO = "testing_testdata_sample_tcbInfo_response"
@@ -282,10 +283,24 @@ def test_url_encoded_issuer_chain_header_is_accepted(intel: FakeIntel) -> None:
     assert verify(intel, chain=header).identity["tcb_status"] == "UpToDate"
 
 
-def test_verify_evidence_passes_collateral_through_the_table(intel: FakeIntel) -> None:
-    # the table's row uses the built-in Intel root: a self-made PCK chain stops at "chain"
+def test_verify_evidence_passes_collateral_through_the_table(
+    intel: FakeIntel, monkeypatch: pytest.MonkeyPatch
+) -> None:
     options = VerifyOptions(now=TDX_NOW, collateral=collateral(intel))
+    # the table's row anchors at the built-in Intel root: a self-made chain stops at "chain"
     fails(ChainNotTrusted, "chain", verify_evidence, intel.quote(), options, format="tdx")
+    monkeypatch.setattr(_tdx_verify, "builtin_intel_root", lambda: intel.root)
+    claims = verify_evidence(intel.quote(), options)
+    assert claims.identity["tcb_status"] == "UpToDate"
+    assert [c.name for c in claims.checks][-3:] == ["collateral", "qe-identity", "tcb-status"]
+    late = VerifyOptions(now=NEXT_UPDATE + timedelta(days=1), collateral=collateral(intel))
+    fails(CollateralExpired, "collateral", verify_evidence, intel.quote(), late)
+    allowed = VerifyOptions(
+        now=NEXT_UPDATE + timedelta(days=1),
+        collateral=collateral(intel),
+        allow_stale_collateral=True,
+    )
+    assert len(verify_evidence(intel.quote(), allowed).raw["stale_collateral"]) == 2
 
 
 # --- every TCB status ----------------------------------------------------------------------------
