@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -110,16 +110,49 @@ class RevocationResult:
     stale: tuple[StaleCollateral, ...]
 
 
+_MAX_REMEMBERED: Final = 1024
+_SIGNED: dict[tuple[bytes, bytes], bool] = {}
+
+
+def _signed_by(
+    crl: x509.CertificateRevocationList, crl_print: bytes, issuer: x509.Certificate
+) -> bool:
+    """Whether ``issuer``'s key signed ``crl``; remembered per (CRL, issuer) pair, as the
+    answer never changes and a verifier checks the same few CRLs for every piece of evidence."""
+    key = (crl_print, issuer.fingerprint(hashes.SHA256()))
+    known = _SIGNED.get(key)
+    if known is None:
+        known = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+        if len(_SIGNED) >= _MAX_REMEMBERED:
+            _SIGNED.clear()
+        _SIGNED[key] = known
+    return known
+
+
+def _links(
+    chain: Sequence[x509.Certificate], crl_issuers: Sequence[x509.Name]
+) -> list[tuple[x509.Certificate, x509.Certificate, x509.Name, list[int]]]:
+    """(certificate, its issuer in the chain, the issuer's name, indices of the CRLs naming
+    it) for each certificate whose issuer the chain holds (names read once: each read builds
+    a new ``Name``)."""
+    subjects = [cert.subject for cert in chain]
+    out = []
+    for index, cert in enumerate(chain):
+        upper = index + 1 if index + 1 < len(chain) else index
+        name = cert.issuer
+        if subjects[upper] != name:
+            continue
+        matching = [i for i, crl_issuer in enumerate(crl_issuers) if crl_issuer == name]
+        out.append((cert, chain[upper], name, matching))
+    return out
+
+
 def chain_has_crl(
     chain: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList]
 ) -> bool:
     """Whether a CRL names the issuer of a certificate of ``chain`` that ``chain`` holds (its
     signature is checked by :func:`check_chain_revocation`)."""
-    for index, cert in enumerate(chain):
-        issuer = chain[index + 1] if index + 1 < len(chain) else cert
-        if issuer.subject == cert.issuer and any(crl.issuer == cert.issuer for crl in crls):
-            return True
-    return False
+    return any(matching for *_, matching in _links(chain, [crl.issuer for crl in crls]))
 
 
 def check_chain_revocation(
@@ -137,36 +170,37 @@ def check_chain_revocation(
     verify, ``CertificateRevoked`` for a listed certificate, and
     ``CollateralExpired`` for a stale CRL unless ``allow_stale``.
     """
-    applied: dict[bytes, tuple[x509.CertificateRevocationList, x509.Name]] = {}
+    applied: dict[int, x509.Name] = {}
+    prints: dict[int, bytes] = {}
     checked: list[str] = []
     uncovered: list[str] = []
-    for index, cert in enumerate(chain):
-        issuer = chain[index + 1] if index + 1 < len(chain) else cert
-        if issuer.subject != cert.issuer:
-            continue
-        matching = [crl for crl in crls if crl.issuer == cert.issuer]
-        for crl in matching:
-            if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+    for cert, issuer, issuer_name, matching in _links(chain, [crl.issuer for crl in crls]):
+        for i in matching:
+            crl = crls[i]
+            if i not in prints:
+                prints[i] = crl.fingerprint(hashes.SHA256())
+            if not _signed_by(crl, prints[i], issuer):
                 raise ChainNotTrusted(
-                    f"CRL of {common_name(issuer.subject)!r} has an invalid signature"
+                    f"CRL of {common_name(issuer_name)!r} has an invalid signature"
                 )
             if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
                 raise CertificateRevoked(
                     f"certificate {common_name(cert.subject)!r} (serial {cert.serial_number:#x}) "
-                    f"is revoked by the CRL of {common_name(issuer.subject)!r}"
+                    f"is revoked by the CRL of {common_name(issuer_name)!r}"
                 )
-            applied[crl.fingerprint(hashes.SHA256())] = (crl, issuer.subject)
-        if matching:
-            checked.append(common_name(cert.subject))
-        else:
-            uncovered.append(common_name(cert.subject))
+            applied[i] = issuer_name
+        (checked if matching else uncovered).append(common_name(cert.subject))
     if not applied:
         return None
-    by_issuer: dict[x509.Name, list[StaleCollateral | None]] = {}
-    for crl, issuer_name in applied.values():
+    by_issuer: dict[str, list[StaleCollateral | None]] = {}
+    seen: set[bytes] = set()
+    for i, issuer_name in applied.items():
+        if prints[i] in seen:  # the same CRL given twice
+            continue
+        seen.add(prints[i])
         label = f"CRL of {common_name(issuer_name)}"
-        by_issuer.setdefault(issuer_name, []).append(
-            freshness(label, crl.last_update_utc, crl.next_update_utc, now)
+        by_issuer.setdefault(label, []).append(
+            freshness(label, crls[i].last_update_utc, crls[i].next_update_utc, now)
         )
     stale = tuple(
         next(s for s in results if s is not None)

@@ -36,6 +36,7 @@ MRSIGNER, ISVPRODID and ISVSVN.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -168,8 +169,15 @@ def parse_pck_extensions(cert: x509.Certificate) -> PckExtensions:
         raise MalformedCertificate(f"PCK certificate extensions do not parse: {exc}") from exc
     if not isinstance(ext, x509.UnrecognizedExtension):
         raise MalformedCertificate("unexpected SGX extension type")
+    return _decode_sgx_extension(ext.value)
+
+
+@functools.lru_cache(maxsize=256)
+def _decode_sgx_extension(value: bytes) -> PckExtensions:
+    """The SGX extension's value decoded (remembered: the generic DER decoder costs several
+    times a quote's signature checks, and a verifier sees the same few PCKs again and again)."""
     try:
-        decoded, rest = der_decoder.decode(ext.value)
+        decoded, rest = der_decoder.decode(value)
         if rest:
             raise MalformedCertificate("SGX extension has trailing bytes")
         top = _pairs(decoded)
@@ -272,12 +280,13 @@ def tdx_claims(
     tcb: TdxTcbStatus | None = None,
     qe: QeTcb | None = None,
     stale: Sequence[StaleCollateral] = (),
+    ext: PckExtensions | None = None,
 ) -> EvidenceClaims:
     """The claims of a verified quote whose QE report ``pck`` signed (``root``: the SHA-256
     of the root certificate the chain reached, hex; ``tcb``/``qe``: the TCB and QE TCB status
     when collateral was given; ``stale``: the stale collateral that was allowed)."""
     body = quote.body
-    ext = parse_pck_extensions(pck)
+    ext = parse_pck_extensions(pck) if ext is None else ext
     measurements = {
         "mrtd": body.mrtd,
         "rtmr0": body.rtmrs[0],
