@@ -4,6 +4,7 @@ document is tested end to end with a self-made Intel PKI (``FakeIntel``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.parse
 from collections.abc import Sequence
@@ -15,6 +16,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ironroot.attestation.evidence import (
     TCB_STATUSES,
@@ -842,3 +845,77 @@ def test_collateral_for_another_format_is_a_usage_error(intel: FakeIntel, snp_di
     report = (snp_dir / "deps_verifier_test_data_snp_test-report.bin").read_bytes()
     with pytest.raises(MalformedInput, match="takes no Intel TDX collateral"):
         verify_evidence(report, options)
+
+
+# --- property tests: only typed errors escape the collateral parsers -------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _parses_or_is_malformed(data: bytes) -> None:
+    for parse in (parse_tcb_info, parse_qe_identity):
+        with contextlib.suppress(MalformedCollateral):
+            parse(data)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=512))
+def test_random_bytes_are_malformed_collateral(data: bytes) -> None:
+    _parses_or_is_malformed(data)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_documents_raise_only_malformed_collateral(data: st.DataObject) -> None:
+    """Structure-aware: one member anywhere in a valid TCB Info / QE Identity replaced by any
+    JSON value, or removed; then bytes flipped or cut."""
+    intel = _PROPERTY_INTEL
+    member, good = data.draw(
+        st.sampled_from(
+            [
+                (
+                    "tcbInfo",
+                    parse_tcb_info(
+                        intel.tcb_info(
+                            identities=[module_identity(1, [identity_level("UpToDate", 2)])]
+                        )
+                    ).signed_body,
+                ),
+                ("enclaveIdentity", parse_qe_identity(intel.qe_identity()).signed_body),
+            ]
+        )
+    )
+    body = json.loads(good)
+    target: Any = body
+    for _ in range(data.draw(st.integers(0, 4))):
+        if isinstance(target, dict) and target:
+            key = data.draw(st.sampled_from(sorted(target)))
+            if not isinstance(target[key], dict | list) or not target[key]:
+                break
+            target = target[key]
+        elif isinstance(target, list) and target:
+            index = data.draw(st.integers(0, len(target) - 1))
+            if not isinstance(target[index], dict | list) or not target[index]:
+                break
+            target = target[index]
+    if isinstance(target, dict) and target:
+        key = data.draw(st.sampled_from(sorted(target)))
+        if data.draw(st.booleans()):
+            del target[key]
+        else:
+            target[key] = data.draw(_JSON)
+    document = json.dumps({member: body, "signature": "00" * 64}).encode()
+    if data.draw(st.booleans()):
+        cut = data.draw(st.integers(0, len(document)))
+        flip = data.draw(st.integers(0, 255))
+        document = document[:cut] + bytes([flip]) + document[cut + 1 :]
+    _parses_or_is_malformed(document)
+
+
+_PROPERTY_INTEL = FakeIntel()
