@@ -384,7 +384,8 @@ def verify_tdx_quote(
     with log.step("chain", "PCK → Intel SGX PCK CA → Intel SGX Root CA, valid at the time"):
         leaf, inter = _chain(certs, now, anchor, cache)
     stale: list[StaleCollateral] = []
-    all_crls = [*crls, *(collateral.crls if collateral is not None else ())]
+    given = (*crls, *(collateral.crls if collateral is not None else ()))
+    all_crls = list({id(crl): crl for crl in given}.values())  # the same CRL given twice
     chain = (leaf, inter, anchor)
     if not all_crls:
         log.skip("revocation", "no CRL given")
