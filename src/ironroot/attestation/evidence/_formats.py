@@ -368,6 +368,9 @@ def _rows() -> tuple[EvidenceFormat, ...]:
         for product, prints in AMD_ROOT_FINGERPRINTS.items()
     )
     tee = {"executables": _APPROVED_BOOT, "runtime-opaque": _ENCRYPTED_MEMORY}
+    snp_policy = FormatPolicy(
+        components=("measurement",), svn_claim="guest_svn", firmware_hash="measurement", affirm=tee
+    )
     padded = NonceBinding(
         "zero-padded",
         keyed=True,
@@ -416,12 +419,7 @@ def _rows() -> tuple[EvidenceFormat, ...]:
                 "nonce followed by zero bytes",
             ),
             roots=amd,
-            policy=FormatPolicy(
-                components=("measurement",),
-                svn_claim="guest_svn",
-                firmware_hash="measurement",
-                affirm=tee,
-            ),
+            policy=snp_policy,
             cache=SnpChainCache,
         ),
         EvidenceFormat(
@@ -432,12 +430,7 @@ def _rows() -> tuple[EvidenceFormat, ...]:
             verify=_verify_snp,
             binding=padded,
             roots=amd,
-            policy=FormatPolicy(
-                components=("measurement",),
-                svn_claim="guest_svn",
-                firmware_hash="measurement",
-                affirm=tee,
-            ),
+            policy=snp_policy,
             cache=SnpChainCache,
         ),
         EvidenceFormat(
