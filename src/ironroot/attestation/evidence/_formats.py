@@ -61,6 +61,7 @@ from ironroot.attestation.evidence._rot import (
     parse_rot_quote,
     verify_rot_quote,
 )
+from ironroot.attestation.evidence._rot import signed_nonce as rot_signed_nonce
 from ironroot.attestation.evidence._snp import SNP_REPORT_SIZE, parse_snp_report
 from ironroot.attestation.evidence._snp_verify import (
     SnpChainCache,
@@ -69,6 +70,7 @@ from ironroot.attestation.evidence._snp_verify import (
     verify_snp_report,
 )
 from ironroot.attestation.evidence._spdm import SPDM_FORMAT, parse_spdm_record, verify_spdm
+from ironroot.attestation.evidence._spdm import signed_nonce as spdm_signed_nonce
 from ironroot.attestation.evidence._tdx import parse_tdx_quote
 from ironroot.attestation.evidence._tdx_collateral import TdxCollateral
 from ironroot.attestation.evidence._tdx_verify import TdxChainCache, load_crls, verify_tdx_quote
@@ -122,6 +124,8 @@ class NonceBinding:
 
     def candidates(self, nonce: bytes, key: bytes | None) -> tuple[tuple[str, bytes], ...]:
         """The report data values that answer ``nonce`` (and ``key``), each with its name."""
+        if not isinstance(nonce, bytes) or not nonce:
+            raise MalformedInput("an empty nonce binds nothing")
         if key is None:
             return (("nonce", nonce),)
         if not self.keyed:
@@ -323,34 +327,34 @@ def _required_nonce(options: VerifyOptions, what: str, log: CheckLog) -> bytes:
     return options.nonce
 
 
+# RoT quotes and SPDM sessions are verified against the nonce they signed (read from the
+# evidence, then covered by the signature check); the table's nonce step then compares it with
+# the caller's by the binding rule, so a stale answer fails as "nonce" after every other check.
+
+
 def _verify_rot(data: bytes, options: VerifyOptions, log: CheckLog) -> EvidenceClaims:
     binding = EVIDENCE_FORMATS[ROT_QUOTE_FORMAT].binding
     assert binding is not None
-    nonce = binding.expected(_required_nonce(options, "a RoT quote", log), options.bound_key)
+    expected = binding.expected(_required_nonce(options, "a RoT quote", log), options.bound_key)
     with log.step("quote", "DICE chains to the vendor CA, ES384 and ML-DSA-87, PCR log, FWIDs"):
-        try:
-            return verify_rot_quote(
-                data,
-                nonce=nonce,
-                trust_anchors=(*options.roots, *options.certificates),
-                now=options.now,
-                cache=_cache(options, ROT_QUOTE_FORMAT),
-            )
-        except StaleNonce as exc:
-            exc.check = "nonce"
-            raise
+        return verify_rot_quote(
+            data,
+            nonce=rot_signed_nonce(data) or expected,
+            trust_anchors=(*options.roots, *options.certificates),
+            now=options.now,
+            cache=_cache(options, ROT_QUOTE_FORMAT),
+        )
 
 
 def _verify_spdm(data: bytes, options: VerifyOptions, log: CheckLog) -> EvidenceClaims:
     nonce = _required_nonce(options, "SPDM evidence", log)
     with log.step("session", "VCA, certificate chain to the device root, signed L1/L2"):
-        try:
-            return verify_spdm(
-                data, nonce=nonce, roots=(*options.roots, *options.certificates), now=options.now
-            )
-        except StaleNonce as exc:
-            exc.check = "nonce"
-            raise
+        return verify_spdm(
+            data,
+            nonce=spdm_signed_nonce(data) or nonce,
+            roots=(*options.roots, *options.certificates),
+            now=options.now,
+        )
 
 
 def _crls(options: VerifyOptions) -> list[x509.CertificateRevocationList]:
@@ -408,6 +412,9 @@ def _rows() -> tuple[EvidenceFormat, ...]:
         for product, prints in AMD_ROOT_FINGERPRINTS.items()
     )
     tee = {"executables": _APPROVED_BOOT, "runtime-opaque": _ENCRYPTED_MEMORY}
+    snp_policy = FormatPolicy(
+        components=("measurement",), svn_claim="guest_svn", firmware_hash="measurement", affirm=tee
+    )
     padded = NonceBinding(
         "zero-padded",
         keyed=True,
@@ -456,12 +463,7 @@ def _rows() -> tuple[EvidenceFormat, ...]:
                 "nonce followed by zero bytes",
             ),
             roots=amd,
-            policy=FormatPolicy(
-                components=("measurement",),
-                svn_claim="guest_svn",
-                firmware_hash="measurement",
-                affirm=tee,
-            ),
+            policy=snp_policy,
             cache=SnpChainCache,
             takes_crls=True,
         ),
@@ -473,12 +475,7 @@ def _rows() -> tuple[EvidenceFormat, ...]:
             verify=_verify_snp,
             binding=padded,
             roots=amd,
-            policy=FormatPolicy(
-                components=("measurement",),
-                svn_claim="guest_svn",
-                firmware_hash="measurement",
-                affirm=tee,
-            ),
+            policy=snp_policy,
             cache=SnpChainCache,
             takes_crls=True,
         ),

@@ -328,6 +328,18 @@ def verify_rot_quote(
     return quote_claims(verified, root=root)
 
 
+def signed_nonce(quote: bytes) -> bytes | None:
+    """The nonce the quote's claims carry, read WITHOUT verification (``None`` if it cannot be
+    read): what the quote is verified against, before the caller compares it with its own."""
+    try:
+        message = _messages(quote)[0][0]
+        claims = decode_cbor(message.payload or b"", _LIMITS)
+    except (_Miss, IronrootError):
+        return None
+    nonce = claims.get("nonce") if isinstance(claims, dict) else None
+    return nonce if isinstance(nonce, bytes) else None
+
+
 def parse_rot_quote(quote: bytes) -> dict[str, Any]:
     """The structure of a quote, NOT verified: each message's algorithm, the sizes of its
     certificate chain and its claims (as decoded)."""

@@ -17,8 +17,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ironroot.attestation.evidence._claims import EvidenceClaims, JsonReady
-from ironroot.errors import ChainNotTrusted, MalformedInput
-from ironroot.spdm import MeasurementValueType, SpdmEvidence, VerifiedSpdm, verify_spdm_evidence
+from ironroot.errors import ChainNotTrusted, IronrootError, MalformedInput
+from ironroot.spdm import (
+    GetMeasurements,
+    MeasurementValueType,
+    SpdmEvidence,
+    VerifiedSpdm,
+    verify_spdm_evidence,
+)
 
 __all__ = ["SPDM_FORMAT", "parse_spdm_record", "spdm_claims", "verify_spdm"]
 
@@ -94,6 +100,15 @@ def verify_spdm(
         return spdm_claims(verified, root=hashlib.sha256(der).hexdigest())
     assert last is not None
     raise last
+
+
+def signed_nonce(data: bytes) -> bytes | None:
+    """The nonce of the recorded GET_MEASUREMENTS, read WITHOUT verification (``None`` if it
+    cannot be read): what the session is verified against, before the caller compares it."""
+    try:
+        return GetMeasurements.decode(SpdmEvidence.decode(data).request).nonce
+    except IronrootError:
+        return None
 
 
 def parse_spdm_record(data: bytes) -> dict[str, Any]:
