@@ -24,6 +24,7 @@ def test_public_names() -> None:
         "decode_measurement_record", "decode_opaque_data", "encode_measurement_record",
         "encode_opaque_data", "measurement_signing_message", "verify_certificate_chain",
         "SPDM_EVIDENCE_FORMAT", "SpdmEvidence", "VerifiedSpdm", "verify_spdm_evidence",
+        "AnyMeasurementBlock", "UnknownMeasurementBlock",
     }  # fmt: skip
     for name in spdm.__all__:
         assert getattr(spdm, name) is not None

@@ -32,9 +32,11 @@ from ironroot.spdm._constants import (
 )
 from ironroot.spdm._evidence import SPDM_EVIDENCE_FORMAT, SpdmEvidence
 from ironroot.spdm._measurements import (
+    AnyMeasurementBlock,
     DeviceMode,
     MeasurementBlock,
     OpaqueElement,
+    UnknownMeasurementBlock,
     decode_measurement_record,
     decode_opaque_data,
     encode_measurement_record,
@@ -79,6 +81,7 @@ __all__ = [
     "SPDM_EVIDENCE_FORMAT",
     "AlgStructure",
     "Algorithms",
+    "AnyMeasurementBlock",
     "AttestationResult",
     "BaseAsymAlgo",
     "BaseHashAlgo",
@@ -110,6 +113,7 @@ __all__ = [
     "SpdmEvidence",
     "SpdmVersion",
     "Transport",
+    "UnknownMeasurementBlock",
     "VerifiedSpdm",
     "Version",
     "VersionNumber",

@@ -55,7 +55,9 @@ from ironroot.spdm._constants import (
     version_from_byte,
 )
 from ironroot.spdm._measurements import (
+    AnyMeasurementBlock,
     MeasurementBlock,
+    UnknownMeasurementBlock,
     decode_measurement_record,
     encode_measurement_record,
 )
@@ -854,7 +856,7 @@ class Measurements:
     """
 
     version: SpdmVersion
-    blocks: tuple[MeasurementBlock, ...]
+    blocks: tuple[AnyMeasurementBlock, ...]
     nonce: bytes
     opaque_data: bytes = b""
     requester_context: bytes | None = None
@@ -867,8 +869,10 @@ class Measurements:
     def __post_init__(self) -> None:
         what = "MEASUREMENTS"
         _version(self.version, NEGOTIABLE, what)
-        if len(self.blocks) > 0xFF or not all(isinstance(b, MeasurementBlock) for b in self.blocks):
-            raise MalformedSpdm(f"{what}: at most 255 MeasurementBlock values")
+        if len(self.blocks) > 0xFF or not all(
+            isinstance(b, (MeasurementBlock, UnknownMeasurementBlock)) for b in self.blocks
+        ):
+            raise MalformedSpdm(f"{what}: at most 255 measurement blocks")
         if not isinstance(self.nonce, bytes) or len(self.nonce) != NONCE_SIZE:
             raise MalformedSpdm(f"{what}: nonce must be 32 bytes")
         if not isinstance(self.opaque_data, bytes) or len(self.opaque_data) > MAX_OPAQUE_DATA_SIZE:

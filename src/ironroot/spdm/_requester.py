@@ -62,7 +62,7 @@ from ironroot.spdm._constants import (
     single_bit,
 )
 from ironroot.spdm._evidence import SpdmEvidence
-from ironroot.spdm._measurements import MeasurementBlock, decode_opaque_data
+from ironroot.spdm._measurements import AnyMeasurementBlock, decode_opaque_data
 from ironroot.spdm._messages import (
     OPERATION_ALL,
     OPERATION_TOTAL_NUMBER,
@@ -123,7 +123,7 @@ class AttestationResult:
     measurements: Measurements
 
     @property
-    def blocks(self) -> tuple[MeasurementBlock, ...]:
+    def blocks(self) -> tuple[AnyMeasurementBlock, ...]:
         return self.measurements.blocks
 
 

@@ -49,7 +49,13 @@ from ironroot.spdm._constants import (
     measurement_hash,
     measurement_hash_size,
 )
-from ironroot.spdm._measurements import MeasurementBlock, OpaqueElement, encode_opaque_data
+from ironroot.spdm._measurements import (
+    AnyMeasurementBlock,
+    MeasurementBlock,
+    OpaqueElement,
+    UnknownMeasurementBlock,
+    encode_opaque_data,
+)
 from ironroot.spdm._messages import (
     OPERATION_ALL,
     OPERATION_TOTAL_NUMBER,
@@ -109,7 +115,7 @@ class Responder:
         self,
         signer: Signer,
         certificate_chain: Sequence[bytes],
-        measurements: Sequence[MeasurementBlock],
+        measurements: Sequence[AnyMeasurementBlock],
         *,
         versions: Sequence[SpdmVersion] = (SpdmVersion.V1_2, SpdmVersion.V1_3),
         measurement_hash_algo: MeasurementHashAlgo = MeasurementHashAlgo.SHA_384,
@@ -141,7 +147,11 @@ class Responder:
         if len(set(indices)) != len(indices):
             raise ConfigError("measurement indices must be distinct")
         for block in measurements:
-            if not block.raw and (digest_size is None or len(block.value) != digest_size):
+            if not isinstance(block, (MeasurementBlock, UnknownMeasurementBlock)):
+                raise ConfigError("measurements must be measurement blocks")
+            if not block.known or block.raw:
+                continue
+            if digest_size is None or len(block.value) != digest_size:
                 raise ConfigError(f"measurement {block.index}: digest does not fit the hash")
         self._measurements = tuple(sorted(measurements, key=lambda b: b.index))
         self._measurement_hash = measurement_hash_algo
@@ -290,14 +300,15 @@ class Responder:
 
     # --- measurements -----------------------------------------------------------------------
 
-    def _visible(self, version: SpdmVersion) -> tuple[MeasurementBlock, ...]:
+    def _visible(self, version: SpdmVersion) -> tuple[AnyMeasurementBlock, ...]:
         if version >= SpdmVersion.V1_3:
             return self._measurements
         return tuple(b for b in self._measurements if b.value_type not in TYPES_SINCE_1_3)
 
-    def _render(self, block: MeasurementBlock, raw_requested: bool) -> MeasurementBlock:
+    def _render(self, block: AnyMeasurementBlock, raw_requested: bool) -> AnyMeasurementBlock:
         if (
-            block.raw
+            isinstance(block, MeasurementBlock)
+            and block.raw
             and block.value_type in _DIGESTIBLE
             and not raw_requested
             and self._measurement_hash != MeasurementHashAlgo.RAW_BIT_STREAM_ONLY
@@ -314,7 +325,7 @@ class Responder:
         visible = self._visible(version)
         total = 0
         if ask.operation == OPERATION_TOTAL_NUMBER:
-            chosen: tuple[MeasurementBlock, ...] = ()
+            chosen: tuple[AnyMeasurementBlock, ...] = ()
             total = len(visible)
         elif ask.operation == OPERATION_ALL:
             chosen = visible
