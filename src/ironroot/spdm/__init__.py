@@ -1,11 +1,12 @@
 """SPDM 1.2 / 1.3 (DMTF DSP0274): messages, certificate chains, measurements, signatures.
 
 The subset a verifier needs to attest a device: VCA (GET_VERSION, GET_CAPABILITIES,
-NEGOTIATE_ALGORITHMS), GET_DIGESTS, GET_CERTIFICATE, GET_MEASUREMENTS and ERROR, each a frozen
-dataclass with byte-exact ``encode`` and strict ``decode``; the SPDM certificate chain format
-and its verification to a root; DMTF measurement blocks; the 1.2+ signing context over the
-L1/L2 transcript; a :class:`Responder` (a simulated device) and a :class:`Requester` that
-drives a connection over any ``send(bytes) -> bytes`` transport and verifies what it gets.
+NEGOTIATE_ALGORITHMS), GET_DIGESTS, GET_CERTIFICATE, CHALLENGE, GET_MEASUREMENTS and ERROR, each
+a frozen dataclass with byte-exact ``encode`` and strict ``decode``; the SPDM certificate chain
+format and its verification to a root; DMTF measurement blocks (unknown value types kept as
+:class:`UnknownMeasurementBlock`); the 1.2+ signing contexts over the M1/M2 and L1/L2
+transcripts; a :class:`Responder` (a simulated device) and a :class:`Requester` that drives a
+connection over any ``send(bytes) -> bytes`` transport and verifies what it gets.
 
 Signing suites are ECDSA P-256/SHA-256, P-384/SHA-384 and P-521/SHA-512 through
 :mod:`ironroot.crypto`. Malformed bytes raise :class:`ironroot.errors.MalformedSpdm`; protocol
@@ -25,6 +26,7 @@ from ironroot.spdm._constants import (
     CapabilityFlag,
     ErrorCode,
     MeasurementHashAlgo,
+    MeasurementSummaryHashType,
     MeasurementValueType,
     OpaqueDataFormat,
     RequestResponseCode,
@@ -49,6 +51,8 @@ from ironroot.spdm._messages import (
     AlgStructure,
     Capabilities,
     Certificate,
+    Challenge,
+    ChallengeAuth,
     Digests,
     ErrorResponse,
     ExtendedAlgorithm,
@@ -65,13 +69,17 @@ from ironroot.spdm._messages import (
 from ironroot.spdm._requester import AttestationResult, Connection, Requester, Transport
 from ironroot.spdm._responder import Responder
 from ironroot.spdm._signing import (
+    CHALLENGE_AUTH_SIGNING_CONTEXT,
     MEASUREMENTS_SIGNING_CONTEXT,
+    challenge_auth_signing_message,
     combined_spdm_prefix,
     measurement_signing_message,
+    measurement_summary_hash,
 )
 from ironroot.spdm._verify_evidence import VerifiedSpdm, verify_spdm_evidence
 
 __all__ = [
+    "CHALLENGE_AUTH_SIGNING_CONTEXT",
     "MEASUREMENTS_SIGNING_CONTEXT",
     "MEASUREMENT_SPECIFICATION_DMTF",
     "NONCE_SIZE",
@@ -89,6 +97,8 @@ __all__ = [
     "CapabilityFlag",
     "Certificate",
     "CertificateChain",
+    "Challenge",
+    "ChallengeAuth",
     "Connection",
     "DeviceMode",
     "Digests",
@@ -102,6 +112,7 @@ __all__ = [
     "GetVersion",
     "MeasurementBlock",
     "MeasurementHashAlgo",
+    "MeasurementSummaryHashType",
     "MeasurementValueType",
     "Measurements",
     "NegotiateAlgorithms",
@@ -117,12 +128,14 @@ __all__ = [
     "VerifiedSpdm",
     "Version",
     "VersionNumber",
+    "challenge_auth_signing_message",
     "combined_spdm_prefix",
     "decode_measurement_record",
     "decode_opaque_data",
     "encode_measurement_record",
     "encode_opaque_data",
     "measurement_signing_message",
+    "measurement_summary_hash",
     "verify_certificate_chain",
     "verify_spdm_evidence",
 ]
