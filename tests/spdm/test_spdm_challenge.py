@@ -26,6 +26,7 @@ from ironroot.spdm import (
     MeasurementValueType,
     NegotiateAlgorithms,
     Requester,
+    Responder,
     SpdmVersion,
     combined_spdm_prefix,
     measurement_summary_hash,
@@ -200,14 +201,29 @@ def test_attest_challenges_and_checks_the_summary(device: Device) -> None:
     assert result.challenge_auth is not None
     codes = [req[1] for req, _ in recorder.log]
     assert codes == [0x84, 0xE1, 0xE3, 0x81, 0x82, 0x83, 0xE0]
-    assert result.challenge_auth.measurement_summary_hash == measurement_summary_hash(
-        result.blocks,
-        2,  # type: ignore[arg-type]
-    )
-    assert (
-        make_requester(make_responder(device), device).attest(challenge=False).challenge_auth
-        is None
-    )
+    summary = measurement_summary_hash(result.blocks, BaseHashAlgo.SHA_384)
+    assert result.challenge_auth.measurement_summary_hash == summary
+    plain = make_requester(make_responder(device), device).attest(challenge=False)
+    assert plain.challenge_auth is None
+
+
+def test_attest_refuses_a_summary_that_does_not_match(device: Device) -> None:
+    """The measurements signed after CHALLENGE must be the ones its summary hash covers."""
+    blocks = (*BLOCKS[:-1],)  # a device whose CHALLENGE_AUTH summarises fewer blocks
+    changing = Responder(device.leaf_key, device.chain, blocks)
+    full = make_responder(device)
+
+    def transport(request: bytes) -> bytes:
+        # CHALLENGE goes to the device with fewer blocks, everything else to the full one:
+        # both hold the same transcript, so only the summary differs.
+        if request[1] == 0x83:
+            full(request)
+            return changing(request)
+        changing(request)
+        return full(request)
+
+    with pytest.raises(SpdmProtocolError, match="summary"):
+        make_requester(transport, device).attest()
 
 
 def test_measurements_before_challenge_empty_b_on_both_ends(device: Device) -> None:
