@@ -26,7 +26,8 @@ def test_public_names() -> None:
         "SPDM_EVIDENCE_FORMAT", "SpdmEvidence", "VerifiedSpdm", "verify_spdm_evidence",
         "AnyMeasurementBlock", "UnknownMeasurementBlock", "CHALLENGE_AUTH_SIGNING_CONTEXT",
         "Challenge", "ChallengeAuth", "MeasurementSummaryHashType",
-        "challenge_auth_signing_message", "measurement_summary_hash",
+        "challenge_auth_signing_message", "measurement_summary_hash", "DeviceIdentity",
+        "check_device_leaf",
     }  # fmt: skip
     for name in spdm.__all__:
         assert getattr(spdm, name) is not None

@@ -33,6 +33,7 @@ from ironroot.spdm._constants import (
     SpdmVersion,
 )
 from ironroot.spdm._evidence import SPDM_EVIDENCE_FORMAT, SpdmEvidence
+from ironroot.spdm._identity import DeviceIdentity, check_device_leaf
 from ironroot.spdm._measurements import (
     AnyMeasurementBlock,
     DeviceMode,
@@ -100,6 +101,7 @@ __all__ = [
     "Challenge",
     "ChallengeAuth",
     "Connection",
+    "DeviceIdentity",
     "DeviceMode",
     "Digests",
     "ErrorCode",
@@ -129,6 +131,7 @@ __all__ = [
     "Version",
     "VersionNumber",
     "challenge_auth_signing_message",
+    "check_device_leaf",
     "combined_spdm_prefix",
     "decode_measurement_record",
     "decode_opaque_data",
