@@ -27,7 +27,9 @@ def test_public_names() -> None:
         "AnyMeasurementBlock", "UnknownMeasurementBlock", "CHALLENGE_AUTH_SIGNING_CONTEXT",
         "Challenge", "ChallengeAuth", "MeasurementSummaryHashType",
         "challenge_auth_signing_message", "measurement_summary_hash", "DeviceIdentity",
-        "check_device_leaf",
+        "check_device_leaf", "DoeObject", "SocketCommand", "SocketFrame",
+        "SocketTransportType", "SpdmEmuClient", "decode_transport_message",
+        "encode_transport_message", "serve_spdm_emu",
     }  # fmt: skip
     for name in spdm.__all__:
         assert getattr(spdm, name) is not None

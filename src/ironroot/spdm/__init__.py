@@ -8,6 +8,9 @@ format and its verification to a root; DMTF measurement blocks (unknown value ty
 transcripts; a :class:`Responder` (a simulated device) and a :class:`Requester` that drives a
 connection over any ``send(bytes) -> bytes`` transport and verifies what it gets.
 
+:class:`SpdmEmuClient` and :func:`serve_spdm_emu` carry the messages over the socket framing of
+DMTF's ``spdm-emu`` emulators (MCTP or PCI DOE bindings), so both ends interoperate with libspdm.
+
 Signing suites are ECDSA P-256/SHA-256, P-384/SHA-384 and P-521/SHA-512 through
 :mod:`ironroot.crypto`. Malformed bytes raise :class:`ironroot.errors.MalformedSpdm`; protocol
 violations :class:`~ironroot.errors.SpdmProtocolError` (an ERROR answer:
@@ -77,6 +80,16 @@ from ironroot.spdm._signing import (
     measurement_signing_message,
     measurement_summary_hash,
 )
+from ironroot.spdm._transport import (
+    DoeObject,
+    SocketCommand,
+    SocketFrame,
+    SocketTransportType,
+    SpdmEmuClient,
+    decode_transport_message,
+    encode_transport_message,
+    serve_spdm_emu,
+)
 from ironroot.spdm._verify_evidence import VerifiedSpdm, verify_spdm_evidence
 
 __all__ = [
@@ -104,6 +117,7 @@ __all__ = [
     "DeviceIdentity",
     "DeviceMode",
     "Digests",
+    "DoeObject",
     "ErrorCode",
     "ErrorResponse",
     "ExtendedAlgorithm",
@@ -123,6 +137,10 @@ __all__ = [
     "RequestResponseCode",
     "Requester",
     "Responder",
+    "SocketCommand",
+    "SocketFrame",
+    "SocketTransportType",
+    "SpdmEmuClient",
     "SpdmEvidence",
     "SpdmVersion",
     "Transport",
@@ -135,10 +153,13 @@ __all__ = [
     "combined_spdm_prefix",
     "decode_measurement_record",
     "decode_opaque_data",
+    "decode_transport_message",
     "encode_measurement_record",
     "encode_opaque_data",
+    "encode_transport_message",
     "measurement_signing_message",
     "measurement_summary_hash",
+    "serve_spdm_emu",
     "verify_certificate_chain",
     "verify_spdm_evidence",
 ]
