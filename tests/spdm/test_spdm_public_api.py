@@ -29,7 +29,7 @@ def test_public_names() -> None:
         "challenge_auth_signing_message", "measurement_summary_hash", "DeviceIdentity",
         "check_device_leaf", "DoeObject", "SocketCommand", "SocketFrame",
         "SocketTransportType", "SpdmEmuClient", "decode_transport_message",
-        "encode_transport_message", "serve_spdm_emu",
+        "encode_transport_message", "serve_spdm_emu", "load_certificates",
     }  # fmt: skip
     for name in spdm.__all__:
         assert getattr(spdm, name) is not None

@@ -19,7 +19,11 @@ violations :class:`~ironroot.errors.SpdmProtocolError` (an ERROR answer:
 :class:`~ironroot.errors.CertificateExpired`.
 """
 
-from ironroot.spdm._certchain import CertificateChain, verify_certificate_chain
+from ironroot.spdm._certchain import (
+    CertificateChain,
+    load_certificates,
+    verify_certificate_chain,
+)
 from ironroot.spdm._constants import (
     MEASUREMENT_SPECIFICATION_DMTF,
     NONCE_SIZE,
@@ -157,6 +161,7 @@ __all__ = [
     "encode_measurement_record",
     "encode_opaque_data",
     "encode_transport_message",
+    "load_certificates",
     "measurement_signing_message",
     "measurement_summary_hash",
     "serve_spdm_emu",

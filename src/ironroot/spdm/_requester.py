@@ -706,13 +706,17 @@ class Requester:
         slot_id: int = 0,
         raw_bit_stream: bool = False,
         challenge: bool = True,
+        nonce: bytes | None = None,
     ) -> AttestationResult:
         """The whole run: VCA, DIGESTS, CERTIFICATE, CHALLENGE (when ``challenge`` and the
-        responder has CHAL_CAP), signed MEASUREMENTS, all verified.
+        responder has CHAL_CAP), signed MEASUREMENTS (answering ``nonce`` when given), all
+        verified. :meth:`last_evidence` then records the measurements for a verifier.
 
         With a CHALLENGE before "all measurements" as digests, the CHALLENGE_AUTH summary hash
         of all measurements must equal the hash of the measurement blocks signed afterwards.
         """
+        if nonce is not None and (not isinstance(nonce, bytes) or len(nonce) != NONCE_SIZE):
+            raise MalformedSpdm(f"a GET_MEASUREMENTS nonce is {NONCE_SIZE} bytes")
         connection = self.init_connection()
         self.get_digests()
         chain = self.get_certificate_chain(slot_id)
@@ -722,7 +726,7 @@ class Requester:
             kind = MeasurementSummaryHashType.ALL if compare else MeasurementSummaryHashType.NONE
             auth = self.challenge(slot_id, summary=kind)
         measurements = self.get_measurements(
-            operation, signed=True, raw_bit_stream=raw_bit_stream, slot_id=slot_id
+            operation, signed=True, raw_bit_stream=raw_bit_stream, slot_id=slot_id, nonce=nonce
         )
         if auth is not None and compare:
             summary = measurement_summary_hash(measurements.blocks, connection.base_hash_algo)
