@@ -31,6 +31,7 @@ framing (it is the emulators' own), so it is written out here.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import socket
@@ -70,6 +71,7 @@ _DOE_PROTOCOLS: Final = (
     (DOE_VENDOR_PCISIG, DOE_DATA_OBJECT_DISCOVERY),
     (DOE_VENDOR_PCISIG, DOE_DATA_OBJECT_SPDM),
 )
+_TCP_QUICKACK: Final = getattr(socket, "TCP_QUICKACK", None)
 CLIENT_HELLO: Final = b"Client Hello!\x00"
 SERVER_HELLO: Final = b"Server Hello!\x00"
 
@@ -298,10 +300,19 @@ def _send_all(sock: socket.socket, data: bytes) -> None:
         raise SpdmTransportError(f"the SPDM connection failed: {exc.strerror or exc}") from exc
 
 
+def _quick_ack(sock: socket.socket) -> None:
+    """Acknowledge at once (Linux): the emulators write a frame in four small sends, and
+    Nagle's algorithm on their side would otherwise wait out our delayed ACK each time."""
+    if _TCP_QUICKACK is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+
+
 def _read_frame(sock: socket.socket, max_payload: int) -> SocketFrame:
-    command, transport_type, size = SocketFrame.decode_header(
-        _recv_exact(sock, _FRAME_HEADER), max_payload=max_payload
-    )
+    _quick_ack(sock)
+    header = _recv_exact(sock, _FRAME_HEADER)
+    _quick_ack(sock)
+    command, transport_type, size = SocketFrame.decode_header(header, max_payload=max_payload)
     return SocketFrame(command, transport_type, _recv_exact(sock, size) if size else b"")
 
 
