@@ -272,6 +272,28 @@ def test_emulated_requester_verifies_an_ironroot_generated_chain(
     _check_flow(served)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        ("--meas_sum", "TCB"),
+        ("--meas_sum", "NO"),
+        ("--meas_att", "RAW"),
+        ("--meas_op", "ALL", "--meas_att", "RAW"),
+        ("--slot_id", "0", "--exe_mode", "CONTINUE"),
+    ],
+    ids=["summary-tcb", "summary-none", "raw-one-by-one", "raw-all", "continue"],
+)
+def test_emulated_requester_options(emu: Path, options: tuple[str, ...]) -> None:
+    key, chain = _sample_identity(emu, "ECDSA_P384")
+    with _served(Responder(key, chain, BLOCKS), SocketTransportType.MCTP) as served:
+        args = ["--trans", "MCTP", "--ver", "1.3", *options, *CONNECTION]
+        done = run_emu_requester(emu, served.port, args)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
+        if "CONTINUE" in options:
+            assert served.thread.is_alive()  # CONTINUE ends the connection, not the server
+    _check_flow(served)
+
+
 def test_emulated_requester_refuses_a_leaf_without_key_usage(emu: Path, tmp_path: Path) -> None:
     """Why device chains carry KeyUsage: libspdm refuses a leaf without it."""
     root_key, leaf_key = PrivateKey.generate(Algorithm.ES384), PrivateKey.generate(Algorithm.ES384)
