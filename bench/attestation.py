@@ -37,10 +37,11 @@ from ironroot.attestation import (
     ReferenceValue,
     ReferenceValues,
     TrustTier,
+    VerifyOptions,
     appraise_evidence,
     sign_ear_cwt,
     sign_ear_jwt,
-    verify_evidence_bytes,
+    verify_evidence,
 )
 from ironroot.cose import decode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
@@ -203,9 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         caches = EvidenceCaches()
 
         def snp(c: EvidenceCaches | None) -> Callable[[], object]:
-            return lambda: verify_evidence_bytes(
-                report, nonce=None, now=SNP_NOW, certificates=[vcek], caches=c
-            )
+            options = VerifyOptions(now=SNP_NOW, certificates=(vcek,), caches=c)
+            return lambda: verify_evidence(report, options)
 
         snp_s = _time(snp(None), args.seconds / 2)
         snp_cached_s = _time(snp(caches), args.seconds / 2)

@@ -87,10 +87,15 @@ class IronrootError(Exception):
     http_status: ClassVar[int] = 500
     exit_code: ClassVar[int] = 1
 
-    def __init__(self, detail: str = "", *, code: str | None = None) -> None:
+    def __init__(
+        self, detail: str = "", *, code: str | None = None, check: str | None = None
+    ) -> None:
         self.detail = detail or self.title
         if code is not None:
             self.code = code  # type: ignore[misc]  # instance-level refinement of the class code
+        self.check: str | None = check
+        """The name of the verification check that failed, when a verifier ran named checks
+        (``"signature"``, ``"chain"``, ``"nonce"``, …); ``None`` otherwise."""
         super().__init__(self.detail)
 
     def __repr__(self) -> str:

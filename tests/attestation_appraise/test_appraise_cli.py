@@ -42,7 +42,10 @@ def test_appraise_then_verify_result(
     at = NOW.isoformat()
     argv = ["attest", "appraise", str(quote), "--data", str(data_dir), "--nonce", nonce.hex()]
     assert main([*argv, "--at", at, "--out", str(ear)]) == 0
-    assert "status: affirming" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "status: affirming" in out
+    assert "ok   quote: DICE chains" in out
+    assert "ok   nonce: exact: report data = nonce" in out
     public = tmp_path / "verifier.pub.pem"
     key = PrivateKey.from_pem((data_dir / "verifier-es384.pem").read_bytes())
     public.write_bytes(key.public_key.to_pem())
@@ -75,8 +78,10 @@ def test_appraise_refused_evidence_exits_1(
     code = main([*argv, "--nonce", "11" * 32, "--at", NOW.isoformat(), "--cwt"])
     assert code == 1
     summary = json.loads(capsys.readouterr().out)
+    assert summary["ok"] is False
     assert summary["status"] == "contraindicated"
     assert summary["submods"]["ironroot"]["trust_vector"] == {"instance-identity": 96}
+    assert [(c["name"], c["ok"]) for c in summary["checks"]] == [("quote", True), ("nonce", False)]
 
 
 def test_config_errors(tmp_path: Path) -> None:

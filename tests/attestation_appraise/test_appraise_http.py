@@ -368,3 +368,46 @@ def test_exactly_one_of_nonce_and_runtime_data(
     body.update({m: b64url_encode(bytes(32)) for m in members})
     response = client.post("/attestation/verify", json=body)
     assert response.status_code == 400
+
+
+def test_formats_lists_the_table(api: tuple[ApiClient, _Clock, AttestationService]) -> None:
+    from ironroot.attestation import EVIDENCE_FORMATS
+
+    client, _, _ = api
+    response = client.get("/attestation/formats")
+    assert response.status_code == 200
+    rows = response.json()["formats"]
+    assert [r["name"] for r in rows] == list(EVIDENCE_FORMATS)
+    assert rows[0]["nonce_binding"]["rule"] == "exact"
+
+
+def test_unknown_format_is_a_400_naming_the_known_ones(
+    api: tuple[ApiClient, _Clock, AttestationService], good_device: Device
+) -> None:
+    client, _, _ = api
+    nonce = _challenge(client)
+    body = {
+        "evidence": b64url_encode(good_device.quote(nonce)),
+        "nonce": b64url_encode(nonce),
+        "format": "sgx",
+    }
+    response = client.post(
+        "/attestation/verify", json=body, headers={"Accept": "application/problem+json"}
+    )
+    assert response.status_code == 400
+    assert "known: auto, ironroot, spdm, azure-hcl, snp, tdx" in response.json()["detail"]
+
+
+def test_ear_lists_the_checks_that_ran(
+    api: tuple[ApiClient, _Clock, AttestationService], good_device: Device
+) -> None:
+    client, _, _ = api
+    nonce = _challenge(client)
+    body = {"evidence": b64url_encode(good_device.quote(nonce)), "nonce": b64url_encode(nonce)}
+    response = client.post("/attestation/verify", json=body)
+    jwks = client.get("/attestation/keys").json()
+    result = verify_ear(response.content, [PublicKey.from_jwk(k) for k in jwks["keys"]], now=NOW)
+    evidence = result.submods["ironroot"].evidence
+    assert evidence is not None
+    assert [c["name"] for c in evidence["checks"]] == ["quote", "nonce"]
+    assert all(c["ok"] for c in evidence["checks"])

@@ -23,6 +23,8 @@ APPRAISAL_NAMES = {
     "AttestationService",
     "Endorsements",
     "EvidenceCaches",
+    "EvidenceFormat",
+    "CheckLog",
     "NonceStore",
     "PolicyRule",
     "ReferenceValue",
@@ -37,7 +39,8 @@ APPRAISAL_NAMES = {
     "attestation_routes",
     "create_attestation_app",
     "decode_ear",
-    "detect_evidence_format",
+    "detect_format",
+    "parse_evidence",
     "init_attestation_dir",
     "load_attestation_config",
     "quote_claims",
@@ -47,7 +50,7 @@ APPRAISAL_NAMES = {
     "sign_ear_jwt",
     "tier_of",
     "verify_ear",
-    "verify_evidence_bytes",
+    "verify_evidence",
     "verify_rot_quote",
 }
 

@@ -267,7 +267,7 @@ def test_quote_for_another_nonce_is_stale(world: World, good_device: Device) -> 
     result, appraisal = _appraise(world, good_device.quote(_nonce()), _nonce())
     assert result.status is TrustTier.CONTRAINDICATED
     assert dict(appraisal.trust_vector) == {"instance-identity": AR4SI.UNTRUSTWORTHY_INSTANCE}
-    assert "stale-nonce" in appraisal.reasons[0]
+    assert "nonce-mismatch" in appraisal.reasons[0]
 
 
 def test_cached_chain_verification_gives_the_same_claims(world: World, good_device: Device) -> None:
@@ -282,7 +282,7 @@ def test_cached_chain_verification_gives_the_same_claims(world: World, good_devi
     assert len(cache) == 1
     # a stale nonce, a bad signature and an expired chain are refused through the cache too
     quote = good_device.quote(_nonce())
-    caches = EvidenceCaches(rot=cache)
+    caches = EvidenceCaches(ironroot=cache)
     result = appraise_evidence(quote, world.endorsements(), nonce=_nonce(), now=NOW, caches=caches)
     assert result.submods["ironroot"].trust_vector == {
         "instance-identity": AR4SI.UNTRUSTWORTHY_INSTANCE

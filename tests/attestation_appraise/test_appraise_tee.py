@@ -14,8 +14,9 @@ from ironroot.attestation import (
     AR4SI,
     Endorsements,
     TrustTier,
+    VerifyOptions,
     appraise_evidence,
-    verify_evidence_bytes,
+    verify_evidence,
 )
 from ironroot.corim import (
     CORIM_CONTENT_TYPE,
@@ -101,7 +102,7 @@ def test_snp_report_with_logged_measurement_is_affirming(
     world: World, snp: tuple[bytes, bytes]
 ) -> None:
     report, vcek = snp
-    claims = verify_evidence_bytes(report, nonce=None, now=SNP_NOW, certificates=[vcek])
+    claims = verify_evidence(report, VerifyOptions(now=SNP_NOW, certificates=(vcek,)))
     reference, reviews = _publish(
         world, "snp-guest", "measurement", claims.measurements["measurement"], 4
     )
@@ -139,21 +140,32 @@ def test_snp_report_with_logged_measurement_is_affirming(
     assert result.submods["snp"].reasons == ("svn: SVN 4 is below the logged minimum 5",)
 
 
-def test_snp_without_references_or_fresh_nonce(world: World, snp: tuple[bytes, bytes]) -> None:
+def test_snp_answering_another_nonce_is_refused_at_verification(
+    snp: tuple[bytes, bytes],
+) -> None:
     report, vcek = snp
     result = appraise_evidence(
         report, Endorsements(), nonce=b"another nonce!!!", now=SNP_NOW, certificates=[vcek]
     )
     appraisal = result.submods["snp"]
     assert result.status is TrustTier.CONTRAINDICATED
-    assert appraisal.trust_vector["instance-identity"] == AR4SI.UNTRUSTWORTHY_INSTANCE
+    # a stale nonce affirms nothing: the only claim is the untrustworthy instance
+    assert dict(appraisal.trust_vector) == {"instance-identity": AR4SI.UNTRUSTWORTHY_INSTANCE}
+    assert appraisal.reasons[0].startswith("evidence: nonce-mismatch: ")
+
+
+def test_snp_without_references(snp: tuple[bytes, bytes]) -> None:
+    report, vcek = snp
+    claims = verify_evidence(report, VerifyOptions(now=SNP_NOW, certificates=(vcek,)))
+    result = appraise_evidence(
+        report, Endorsements(), nonce=claims.report_data, now=SNP_NOW, certificates=[vcek]
+    )
+    appraisal = result.submods["snp"]
+    assert appraisal.trust_vector["instance-identity"] == AR4SI.TRUSTWORTHY_INSTANCE
     assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
-    assert "hardware" not in appraisal.trust_vector  # a failed gate affirms nothing
-    assert [r.split(":")[0] for r in appraisal.reasons] == [
-        "fresh",
-        "reference-values",
-        "safe-review",
-    ]
+    assert [r.split(":")[0] for r in appraisal.reasons] == ["reference-values", "safe-review"]
+    checks = [c["name"] for c in appraisal.evidence["checks"]]
+    assert checks[-1] == "nonce"
 
 
 def test_snp_flipped_bit_is_crypto_failure(snp: tuple[bytes, bytes]) -> None:
@@ -199,7 +211,7 @@ def test_snp_debug_policy_is_unsupportable(vectors: Path) -> None:
     folder = vectors / "tee" / "snp"
     report = (folder / "verify_testdata_attestation.bin").read_bytes()
     cert = (folder / "verify_testdata_vcek.testcer").read_bytes()
-    claims = verify_evidence_bytes(report, nonce=None, now=SNP_NOW, certificates=[cert])
+    claims = verify_evidence(report, VerifyOptions(now=SNP_NOW, certificates=(cert,)))
     result = appraise_evidence(
         report, Endorsements(), nonce=claims.report_data, now=SNP_NOW, certificates=[cert]
     )
@@ -219,7 +231,7 @@ def test_snp_without_vcek_is_untrusted(snp: tuple[bytes, bytes]) -> None:
 
 def test_tdx_quote_debug_td_with_logged_mrtd(world: World, vectors: Path) -> None:
     quote = (vectors / "tee" / "tdx" / TDX_QUOTE).read_bytes()
-    claims = verify_evidence_bytes(quote, nonce=None, now=TDX_NOW)
+    claims = verify_evidence(quote, VerifyOptions(now=TDX_NOW))
     reference, reviews = _publish(world, "td", "mrtd", claims.measurements["mrtd"], None)
     result = appraise_evidence(
         quote, _endorsements(world, reference, reviews), nonce=claims.report_data, now=TDX_NOW

@@ -41,10 +41,25 @@ def test_evidence_all_is_exact_and_resolvable() -> None:
 
 
 def test_format_table_order_and_names() -> None:
-    assert list(EVIDENCE_FORMATS) == ["azure-hcl", "snp", "tdx"]
+    assert list(EVIDENCE_FORMATS) == ["ironroot", "spdm", "azure-hcl", "snp", "tdx"]
     for name, row in EVIDENCE_FORMATS.items():
         assert row.name == name
         assert row.description
+        assert row.binding is not None  # every format today binds a nonce
+        described = row.describe()
+        assert json.loads(json.dumps(described)) == described
+    pinned = {name: [r.name for r in row.roots] for name, row in EVIDENCE_FORMATS.items()}
+    assert pinned["tdx"] == ["Intel SGX Root CA"]
+    assert (
+        pinned["snp"]
+        == pinned["azure-hcl"]
+        == [
+            "AMD ARK-Milan",
+            "AMD ARK-Genoa",
+            "AMD ARK-Turin",
+        ]
+    )
+    assert pinned["ironroot"] == pinned["spdm"] == []  # configured by the verifier
 
 
 def _claims() -> EvidenceClaims:

@@ -149,7 +149,9 @@ def test_azure_hcl_report_verifies_and_binds_runtime_claims(snp_dir: Path) -> No
     assert claims.format == "azure-hcl"
     runtime = claims.raw["azure_hcl"]["runtime_claims"]
     assert runtime["keys"][0]["kid"] == "HCLAkPub"
-    assert claims.report_data[:32] == claims.measurements["runtime_claims"]
+    # the hardware REPORT_DATA binds the runtime claims; the caller's bytes are user-data
+    assert bytes.fromhex(claims.raw["report_data"])[:32] == claims.measurements["runtime_claims"]
+    assert claims.report_data == bytes.fromhex(runtime["user-data"]) == bytes(64)
 
 
 def test_azure_hcl_tampered_runtime_claims(snp_dir: Path) -> None:

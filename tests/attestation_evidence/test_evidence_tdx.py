@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,11 +47,11 @@ def _quote(tdx_dir: Path, name: str = QUOTE4) -> bytes:
     return (tdx_dir / name).read_bytes()
 
 
-@pytest.mark.parametrize(("name", "trailing"), [(QUOTE4, False), (CCEL, True), (SPR, True)])
-def test_every_v4_quote_verifies(tdx_dir: Path, name: str, trailing: bool) -> None:
+@pytest.mark.parametrize("name", [QUOTE4, CCEL, SPR])
+def test_every_v4_quote_verifies(tdx_dir: Path, name: str) -> None:
     data = _quote(tdx_dir, name)
-    claims = verify_tdx_quote(data, now=NOW, allow_trailing=trailing)
-    quote = parse_tdx_quote(data, allow_trailing=trailing)
+    claims = verify_tdx_quote(data, now=NOW)
+    quote = parse_tdx_quote(data)
     assert quote.header.version == 4
     assert claims.format == "tdx"
     assert claims.measurements["mrtd"] == quote.body.mrtd
@@ -71,7 +72,7 @@ def test_quote4_claims_exact(tdx_dir: Path) -> None:
 
 
 def test_ccel_quote_debug_off_and_nonce(tdx_dir: Path) -> None:
-    claims = verify_tdx_quote(_quote(tdx_dir, CCEL), now=NOW, allow_trailing=True)
+    claims = verify_tdx_quote(_quote(tdx_dir, CCEL), now=NOW)
     assert claims.debug is False
     assert claims.report_data == (tdx_dir / "testing_testdata_ccel_nonce.dat").read_bytes()
 
@@ -90,7 +91,7 @@ def test_builtin_intel_root_equals_the_quote_chains(tdx_dir: Path) -> None:
     root = builtin_intel_root()
     assert fingerprint(root).hex() == INTEL_SGX_ROOT_FINGERPRINT
     for name in (QUOTE4, CCEL, SPR, V5):
-        quote = parse_tdx_quote(_quote(tdx_dir, name), allow_trailing=True)
+        quote = parse_tdx_quote(_quote(tdx_dir, name))
         chain = load_certificates(quote.pck_chain_pem.rstrip(b"\0"))
         assert chain[-1].public_bytes(Encoding.DER) == root.public_bytes(Encoding.DER)
 
@@ -158,15 +159,15 @@ def test_version_4_to_5_flip_is_malformed(tdx_dir: Path) -> None:
         verify_tdx_quote(bytes(mutated), now=NOW)
 
 
-def test_trailing_bytes_rejected_unless_allowed(tdx_dir: Path) -> None:
+def test_genuine_quotes_with_trailing_bytes_verify(tdx_dir: Path) -> None:
     for name in (SPR, CCEL):
-        with pytest.raises(MalformedEvidence, match="after the end"):
-            verify_tdx_quote(_quote(tdx_dir, name), now=NOW)
-    quote, rest = split_tdx_quote(_quote(tdx_dir, SPR))
+        data = _quote(tdx_dir, name)
+        claims = verify_tdx_quote(data, now=NOW)
+        quote, rest = split_tdx_quote(data)
+        assert claims.raw["trailing_bytes"] == len(rest) > 0
+        assert verify_tdx_quote(quote, now=NOW).measurements == claims.measurements
+    _, rest = split_tdx_quote(_quote(tdx_dir, SPR))
     assert rest.startswith(b"\nextra bytes")
-    verify_tdx_quote(quote, now=NOW)
-    with pytest.raises(MalformedEvidence):
-        verify_tdx_quote(_quote(tdx_dir) + b"\x00", now=NOW)
 
 
 @pytest.mark.parametrize("cut", [0, 10, 48, 631, 700, 1200, 4935])
@@ -175,9 +176,41 @@ def test_truncated_quote_is_malformed(tdx_dir: Path, cut: int) -> None:
         verify_tdx_quote(_quote(tdx_dir)[:cut], now=NOW)
 
 
-def test_oversized_quote_is_malformed(tdx_dir: Path) -> None:
-    with pytest.raises(MalformedEvidence):
-        verify_tdx_quote(_quote(tdx_dir) + b"\x01" * 70_000, now=NOW, allow_trailing=True)
+def test_oversized_buffer_is_malformed(tdx_dir: Path) -> None:
+    with pytest.raises(MalformedEvidence, match="buffer is at most"):
+        verify_tdx_quote(_quote(tdx_dir) + b"\x01" * (1024 * 1024), now=NOW)
+
+
+def test_quote_declaring_over_64k_of_signature_data_is_malformed(tdx_dir: Path) -> None:
+    data = bytearray(_quote(tdx_dir) + bytes(70_000))
+    sig_len_at = 48 + 584
+    data[sig_len_at : sig_len_at + 4] = (66_000).to_bytes(4, "little")
+    with pytest.raises(MalformedEvidence, match="over 65536 bytes"):
+        parse_tdx_quote(bytes(data))
+
+
+@pytest.mark.parametrize("tail", [bytes(4096), b"\xff" * 17, bytes(range(256)) * 40])
+@pytest.mark.parametrize("name", [QUOTE4, V5])
+def test_quote_followed_by_any_bytes_verifies_and_reports_them(
+    tdx_dir: Path, name: str, tail: bytes
+) -> None:
+    plain = verify_tdx_quote(_quote(tdx_dir, name), now=NOW)
+    claims = verify_tdx_quote(_quote(tdx_dir, name) + tail, now=NOW)
+    assert claims.raw["trailing_bytes"] == len(tail)
+    assert plain.raw["trailing_bytes"] == 0
+    # the extra bytes are never part of the claims
+    assert claims.measurements == plain.measurements
+    assert claims.report_data == plain.report_data
+    assert claims.svns == plain.svns
+    assert claims.identity == plain.identity
+    assert tail.hex() not in json.dumps(claims.to_dict())
+
+
+def test_ccel_buffer_reports_its_padding(tdx_dir: Path) -> None:
+    data = _quote(tdx_dir, CCEL)
+    quote = parse_tdx_quote(data)
+    assert quote.trailing_bytes == len(data) - len(quote.data) > 0
+    assert split_tdx_quote(data) == (quote.data, data[len(quote.data) :])
 
 
 @pytest.mark.parametrize(
@@ -244,7 +277,7 @@ def test_missing_intermediate(tdx_dir: Path) -> None:
 
 def test_pck_from_another_quote_fails_the_qe_signature(tdx_dir: Path) -> None:
     data = _quote(tdx_dir)
-    other = parse_tdx_quote(_quote(tdx_dir, SPR), allow_trailing=True).pck_chain_pem
+    other = parse_tdx_quote(_quote(tdx_dir, SPR)).pck_chain_pem
     with pytest.raises(BadSignature):
         verify_tdx_quote(_with_chain(data, other), now=NOW)
 

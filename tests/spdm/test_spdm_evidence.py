@@ -105,12 +105,12 @@ def test_nonce_must_be_32_bytes(device: Device) -> None:
 
 def test_attestation_claims_and_cli(device: Device, tmp_path: Path) -> None:
     """The verifier's view: SPDM evidence as EvidenceClaims, and `ironroot evidence verify`."""
-    from ironroot.attestation import SPDM_FORMAT, detect_evidence_format, verify_spdm
+    from ironroot.attestation import SPDM_FORMAT, detect_format, verify_spdm
     from ironroot.cli import main
 
     nonce = bytes(range(32))
     data = _evidence(device, nonce, (SpdmVersion.V1_3,))
-    assert detect_evidence_format(data) == SPDM_FORMAT
+    assert detect_format(data) == SPDM_FORMAT
     claims = verify_spdm(data, nonce=nonce, roots=[Device().root, device.root], now=NOW)
     assert claims.format == "spdm"
     assert claims.report_data == nonce
@@ -148,3 +148,21 @@ def test_appraisal_trusts_the_configured_device_root(device: Device) -> None:
     stranger = Endorsements.build(service_keys={}, vendor_roots=[Device().root], now=NOW)
     (appraisal,) = appraise(claims, stranger, nonce=nonce, now=NOW).submods.values()
     assert appraisal.trust_vector["instance-identity"] == 97
+
+
+def test_spdm_nonce_through_the_format_table(device: Device) -> None:
+    from ironroot.attestation.evidence import CheckLog, VerifyOptions, verify_evidence
+
+    nonce = os.urandom(32)
+    data = _evidence(device, nonce, (SpdmVersion.V1_2,))
+    options = VerifyOptions(now=NOW, nonce=nonce, roots=(device.root,))
+    claims = verify_evidence(data, options)
+    assert [(c.name, c.ok) for c in claims.checks] == [("session", True), ("nonce", True)]
+    log = CheckLog()
+    with pytest.raises(StaleNonce) as exc:
+        verify_evidence(data, dataclasses.replace(options, nonce=os.urandom(32)), checks=log)
+    assert exc.value.check == "nonce"
+    assert [(c.name, c.ok) for c in log.checks] == [("session", True), ("nonce", False)]
+    with pytest.raises(StaleNonce) as exc:
+        verify_evidence(data, dataclasses.replace(options, nonce=None))
+    assert exc.value.check == "nonce"

@@ -1,7 +1,8 @@
 """The attestation verifier (RFC 9334 Verifier role): evidence, endorsements, appraisal, results.
 
-:mod:`ironroot.attestation.evidence` turns hardware evidence into :class:`EvidenceClaims`;
-:func:`verify_rot_quote` does the same for this project's RoT quotes. :class:`Endorsements`
+:mod:`ironroot.attestation.evidence` turns evidence of every format (the one table,
+:data:`EVIDENCE_FORMATS`: RoT quotes, SPDM, SEV-SNP, Azure HCL, TDX) into
+:class:`EvidenceClaims`. :class:`Endorsements`
 holds the reference values and SAFE reviews found on the transparency log; :func:`appraise`
 (pure) applies an :class:`AppraisalPolicy` (CEL) and returns an EAR
 (:class:`AttestationResult`), signed as a JWT or CWT by :func:`sign_ear_jwt` /
@@ -13,12 +14,9 @@ holds the reference values and SAFE reviews found on the transparency log; :func
 from ironroot.attestation._appraise import (
     DEFAULT_VERIFIER_ID,
     VERIFICATION_FAILURES,
-    EvidenceCaches,
     appraise,
     appraise_evidence,
     appraise_failure,
-    detect_evidence_format,
-    verify_evidence_bytes,
 )
 from ironroot.attestation._config import (
     AttestationConfig,
@@ -56,21 +54,35 @@ from ironroot.attestation._http import (
 )
 from ironroot.attestation._nonce import NONCE_SIZE, NonceStore
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy, PolicyRule, RuleFailure
-from ironroot.attestation._rot_evidence import (
-    ROT_QUOTE_FORMAT,
-    RotChainCache,
-    quote_claims,
-    verify_rot_quote,
-)
-from ironroot.attestation._spdm_evidence import SPDM_FORMAT, spdm_claims, verify_spdm
 from ironroot.attestation.evidence import (
     EVIDENCE_FORMATS,
+    ROT_QUOTE_FORMAT,
+    SPDM_FORMAT,
+    CheckLog,
+    EvidenceCaches,
     EvidenceClaims,
+    EvidenceFormat,
+    RotChainCache,
     VerifyOptions,
+    detect_format,
+    parse_evidence,
+    quote_claims,
+    spdm_claims,
     verify_evidence,
+    verify_rot_quote,
+    verify_spdm,
 )
 
-__all__ = ["EVIDENCE_FORMATS", "EvidenceClaims", "VerifyOptions", "verify_evidence"]
+__all__ = [
+    "EVIDENCE_FORMATS",
+    "CheckLog",
+    "EvidenceClaims",
+    "EvidenceFormat",
+    "VerifyOptions",
+    "detect_format",
+    "parse_evidence",
+    "verify_evidence",
+]
 __all__ += [
     "AR4SI",
     "CWT_MEDIA_TYPE",
@@ -105,7 +117,6 @@ __all__ += [
     "attestation_routes",
     "create_attestation_app",
     "decode_ear",
-    "detect_evidence_format",
     "init_attestation_dir",
     "load_attestation_config",
     "quote_claims",
@@ -116,7 +127,6 @@ __all__ += [
     "spdm_claims",
     "tier_of",
     "verify_ear",
-    "verify_evidence_bytes",
     "verify_rot_quote",
     "verify_spdm",
 ]

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -50,18 +49,12 @@ from ironroot.attestation._ear import (
 )
 from ironroot.attestation._endorsements import Endorsements
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
-from ironroot.attestation._rot_evidence import (
-    ROT_QUOTE_FORMAT,
-    RotChainCache,
-    verify_rot_quote,
-)
-from ironroot.attestation._spdm_evidence import SPDM_FORMAT, verify_spdm
 from ironroot.attestation.evidence import (
+    EVIDENCE_FORMATS,
+    CheckLog,
+    EvidenceCaches,
     EvidenceClaims,
-    SnpChainCache,
-    TdxChainCache,
     VerifyOptions,
-    decode_evidence,
     detect_format,
     verify_evidence,
 )
@@ -71,6 +64,7 @@ from ironroot.errors import (
     ChainNotTrusted,
     EndorsementMismatch,
     IronrootError,
+    KeyBindingMismatch,
     MalformedEvidence,
     MalformedInput,
     StaleNonce,
@@ -80,18 +74,12 @@ from ironroot.errors import (
 __all__ = [
     "DEFAULT_VERIFIER_ID",
     "VERIFICATION_FAILURES",
-    "EvidenceCaches",
     "appraise",
     "appraise_evidence",
     "appraise_failure",
-    "detect_evidence_format",
-    "verify_evidence_bytes",
 ]
 
 DEFAULT_VERIFIER_ID: Final = VerifierId(developer="Ironroot", build=f"ironroot {__version__}")
-_ROT_MARKER: Final = b"\x66format\x70ironroot-quote/1"  # "format": "ironroot-quote/1"
-_SPDM_MARKER: Final = b"\x66format\x78\x18ironroot-spdm-evidence/1"
-_PINNED_ROOTS: Final = {"snp": "AMD", "azure-hcl": "AMD", "tdx": "Intel SGX"}
 
 VERIFICATION_FAILURES: Final[tuple[tuple[type[IronrootError], str, int], ...]] = (
     (CertificateRevoked, "instance-identity", AR4SI.UNTRUSTWORTHY_INSTANCE),
@@ -99,6 +87,7 @@ VERIFICATION_FAILURES: Final[tuple[tuple[type[IronrootError], str, int], ...]] =
     (ChainNotTrusted, "instance-identity", AR4SI.UNRECOGNIZED_INSTANCE),
     (EndorsementMismatch, "hardware", AR4SI.CONTRAINDICATED_HARDWARE),
     (StaleNonce, "instance-identity", AR4SI.UNTRUSTWORTHY_INSTANCE),
+    (KeyBindingMismatch, "instance-identity", AR4SI.UNTRUSTWORTHY_INSTANCE),
     (VerificationFailed, "instance-identity", AR4SI.CRYPTO_VALIDATION_FAILED),
     (MalformedInput, "instance-identity", AR4SI.UNEXPECTED_EVIDENCE),
     (IronrootError, "instance-identity", AR4SI.VERIFIER_MALFUNCTION),
@@ -113,13 +102,28 @@ def _worse(a: int | None, b: int) -> int:
     return a if ka >= kb else b
 
 
-def _fresh(report_data: bytes, nonce: bytes | None) -> bool:
-    if not nonce:
+def _fresh(evidence: EvidenceClaims, nonce: bytes | None) -> bool:
+    """The evidence answers ``nonce`` by its format's binding rule."""
+    row = EVIDENCE_FORMATS.get(evidence.format)
+    if not nonce or row is None or row.binding is None:
         return False
-    if len(report_data) < len(nonce):
+    try:
+        row.binding.check(evidence.report_data, nonce, None)
+    except IronrootError:
         return False
-    padded = nonce + bytes(len(report_data) - len(nonce))
-    return hmac.compare_digest(report_data, padded)
+    return True
+
+
+def _root(evidence: EvidenceClaims, endorsements: Endorsements) -> tuple[str, bool]:
+    """The root the evidence chained to and whether it is trusted: one of its format's
+    pinned vendor roots, or one configured in the endorsements (RoT vendor CA, SPDM root)."""
+    root = evidence.identity.get("root", "")
+    row = EVIDENCE_FORMATS.get(evidence.format)
+    if row is not None and root:
+        for pinned in row.roots:
+            if hmac.compare_digest(pinned.sha256, root):
+                return f"built-in {pinned.name}", True
+    return root, bool(root) and root in endorsements.trusted_roots
 
 
 def _firmware_hash(digest: bytes | None) -> tuple[str, bytes] | None:
@@ -165,14 +169,7 @@ def _context(
         }
         for r, score in zip(reviews, cvss, strict=True)
     ]
-    if fmt in (ROT_QUOTE_FORMAT, SPDM_FORMAT):
-        # Evidence that names the root it verified to (its SHA-256): trusted if configured.
-        root = evidence.identity.get("root", "")
-        root_trusted = bool(root) and root in endorsements.trusted_roots
-    else:
-        pinned = _PINNED_ROOTS.get(fmt)
-        root = f"built-in {pinned} root" if pinned else ""
-        root_trusted = pinned is not None
+    root, root_trusted = _root(evidence, endorsements)
     claims = _annotated(evidence)
     if "raw" in policy.variables:
         claims["raw"] = dict(evidence.raw)
@@ -184,7 +181,7 @@ def _context(
         "min_svn": max(floors, default=0),
         "root": root or "none",
         "root_trusted": root_trusted,
-        "nonce_ok": _fresh(evidence.report_data, nonce),
+        "nonce_ok": _fresh(evidence, nonce),
         "firmware_hash": f"{fw[0]}:{fw[1].hex()}" if fw is not None else "none",
         "reviews": review_values,
         "worst_cvss": max(cvss, default=0.0),
@@ -202,6 +199,8 @@ def _annotated(evidence: EvidenceClaims) -> dict[str, Any]:
         "svns": dict(evidence.svns),
         "identity": dict(evidence.identity),
         "signer": evidence.signer,
+        "checks": [c.to_dict() for c in evidence.checks],
+        "not_checked": [c.to_dict() for c in evidence.not_checked],
     }
 
 
@@ -291,63 +290,6 @@ def appraise_failure(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class EvidenceCaches:
-    """Caches of already-verified certificate chains, one per evidence kind."""
-
-    rot: RotChainCache = field(default_factory=RotChainCache)
-    snp: SnpChainCache = field(default_factory=SnpChainCache)
-    tdx: TdxChainCache = field(default_factory=TdxChainCache)
-
-
-def detect_evidence_format(data: bytes) -> str:
-    """``"ironroot"`` for a RoT quote, else the hardware evidence format of the bytes."""
-    if data[:1] == b"\xa3" and _ROT_MARKER in data:
-        return ROT_QUOTE_FORMAT
-    if data[:1] == b"\xa5" and _SPDM_MARKER in data:
-        return SPDM_FORMAT
-    return detect_format(decode_evidence(data))
-
-
-def verify_evidence_bytes(
-    data: bytes,
-    *,
-    format: str = "auto",
-    nonce: bytes | None,
-    now: datetime,
-    vendor_roots: Sequence[bytes] = (),
-    certificates: Sequence[bytes] = (),
-    crls: Sequence[bytes] = (),
-    allow_trailing: bool = False,
-    caches: EvidenceCaches | None = None,
-) -> EvidenceClaims:
-    """Verify evidence of any supported format; return its claims or raise."""
-    fmt = detect_evidence_format(data) if format == "auto" else format
-    if fmt == ROT_QUOTE_FORMAT:
-        if nonce is None:
-            raise StaleNonce("a RoT quote is verified against the nonce it answers: none given")
-        return verify_rot_quote(
-            data,
-            nonce=nonce,
-            trust_anchors=vendor_roots,
-            now=now,
-            cache=caches.rot if caches is not None else None,
-        )
-    if fmt == SPDM_FORMAT:
-        if nonce is None:
-            raise StaleNonce("SPDM evidence is verified against the nonce it answers: none given")
-        return verify_spdm(data, nonce=nonce, roots=(*vendor_roots, *certificates), now=now)
-    options = VerifyOptions(
-        now=now,
-        certificates=tuple(certificates),
-        crls=tuple(crls),
-        allow_trailing=allow_trailing,
-        snp_cache=caches.snp if caches is not None else None,
-        tdx_cache=caches.tdx if caches is not None else None,
-    )
-    return verify_evidence(data, options, format=fmt)
-
-
 def appraise_evidence(
     data: bytes,
     endorsements: Endorsements,
@@ -358,33 +300,33 @@ def appraise_evidence(
     now: datetime,
     certificates: Sequence[bytes] = (),
     crls: Sequence[bytes] = (),
-    allow_trailing: bool = False,
     lifetime: int | None = None,
     caches: EvidenceCaches | None = None,
     verifier_id: VerifierId = DEFAULT_VERIFIER_ID,
+    checks: CheckLog | None = None,
 ) -> AttestationResult:
-    """Verify ``data`` and appraise it: always an EAR, whose vector says why it failed."""
+    """Verify ``data`` through the format table and appraise it: always an EAR, whose vector
+    says why it failed. The endorsements' vendor roots are the configured roots of formats
+    without a pinned vendor root; ``nonce`` is checked by the format's binding rule."""
     fmt = format
+    options = VerifyOptions(
+        now=now,
+        nonce=nonce,
+        certificates=tuple(certificates),
+        roots=endorsements.vendor_roots,
+        crls=tuple(crls),
+        caches=caches,
+    )
     try:
         if fmt == "auto":
-            fmt = detect_evidence_format(data)
-        claims = verify_evidence_bytes(
-            data,
-            format=fmt,
-            nonce=nonce,
-            now=now,
-            vendor_roots=endorsements.vendor_roots,
-            certificates=certificates,
-            crls=crls,
-            allow_trailing=allow_trailing,
-            caches=caches,
-        )
+            fmt = detect_format(data)
+        claims = verify_evidence(data, options, format=fmt, checks=checks)
     except IronrootError as exc:
         if isinstance(exc, MalformedEvidence) and fmt == "auto":
             fmt = "unknown"
         return appraise_failure(
             exc,
-            format=fmt,
+            format=fmt if fmt in EVIDENCE_FORMATS else "unknown",
             policy=policy,
             nonce=nonce,
             now=now,

@@ -14,6 +14,9 @@
     as in Trustee's KBS) sends ``runtime_data``: the exact bytes the evidence must answer
     (its report data, e.g. the relying party's nonce ‖ a key hash). No verifier nonce is
     redeemed; the EAR carries those bytes, and their freshness is the relying party's check.
+``GET /attestation/formats``
+    the evidence formats this verifier takes, one entry per row of the format table: name,
+    description, nonce binding, pinned vendor roots, default policy settings (JSON).
 ``GET /attestation/keys``
     the verifier's public keys: a JWK Set (``application/jwk-set+json``) by default, a COSE
     Key Set (``application/cose-key-set``) when asked for.
@@ -40,7 +43,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ironroot.attestation._appraise import EvidenceCaches, appraise_evidence
+from ironroot.attestation._appraise import appraise_evidence
 from ironroot.attestation._ear import (
     CWT_MEDIA_TYPE,
     JWT_MEDIA_TYPE,
@@ -51,6 +54,7 @@ from ironroot.attestation._ear import (
 from ironroot.attestation._endorsements import Endorsements
 from ironroot.attestation._nonce import NonceStore
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
+from ironroot.attestation.evidence import EVIDENCE_FORMATS, EvidenceCaches
 from ironroot.cose import Limits, decode_cbor, encode_cbor, encode_key_set
 from ironroot.crypto import Algorithm, PublicKey, Signer, b64url_decode, b64url_encode
 from ironroot.errors import (
@@ -193,6 +197,10 @@ def _parse_verify(body: bytes, content_type: str) -> _VerifyRequest:
     fmt = value.get("format", "auto")
     if not isinstance(fmt, str):
         raise MalformedInput("format must be text")
+    if fmt != "auto" and fmt not in EVIDENCE_FORMATS:
+        raise MalformedInput(
+            f"unknown evidence format {fmt[:32]!r} (known: auto, {', '.join(EVIDENCE_FORMATS)})"
+        )
     certs = value.get("certificates", [])
     if not isinstance(certs, list):
         raise MalformedInput("certificates must be a list")
@@ -212,7 +220,7 @@ def _parse_verify(body: bytes, content_type: str) -> _VerifyRequest:
 
 
 def attestation_routes(service: AttestationService) -> list[Route]:
-    """The three routes, each answering errors with problem details."""
+    """The routes, each answering errors with problem details."""
 
     async def challenge(request: Request) -> Response:
         nonce, expires = service.challenge()
@@ -237,6 +245,10 @@ def attestation_routes(service: AttestationService) -> list[Route]:
         token = service.sign(result, media or JWT_MEDIA_TYPE)
         return Response(token, 200, media_type=media or JWT_MEDIA_TYPE)
 
+    async def formats(request: Request) -> Response:
+        rows = [row.describe() for row in EVIDENCE_FORMATS.values()]
+        return Response(json.dumps({"formats": rows}), media_type="application/json")
+
     async def keys(request: Request) -> Response:
         if COSE_KEY_SET in request.headers.get("accept", ""):
             return Response(encode_key_set(list(service.public_keys)), media_type=COSE_KEY_SET)
@@ -250,6 +262,7 @@ def attestation_routes(service: AttestationService) -> list[Route]:
         Route("/attestation/challenge", _guard(challenge), methods=["POST"]),
         Route("/attestation/verify", _guard(verify), methods=["POST"]),
         Route("/attestation/keys", _guard(keys), methods=["GET"]),
+        Route("/attestation/formats", _guard(formats), methods=["GET"]),
     ]
 
 

@@ -32,6 +32,7 @@ from typing import Any, Final
 import cel
 
 from ironroot.attestation._ear import AR4SI, TRUST_CATEGORIES, TrustTier, tier_of
+from ironroot.attestation.evidence import EVIDENCE_FORMATS
 from ironroot.errors import ConfigError
 
 __all__ = ["DEFAULT_POLICY", "AppraisalPolicy", "PolicyRule", "RuleFailure"]
@@ -380,22 +381,24 @@ DEFAULT_POLICY: Final = AppraisalPolicy(
         "executables": AR4SI.APPROVED_RUNTIME,
         "hardware": AR4SI.GENUINE_HARDWARE,
     },
+    # Per format, from its row in the one table of evidence formats.
     affirm_by_format={
-        fmt: {"executables": AR4SI.APPROVED_BOOT, "runtime-opaque": AR4SI.ENCRYPTED_MEMORY}
-        for fmt in ("snp", "azure-hcl", "tdx")
+        name: row.policy.affirm for name, row in EVIDENCE_FORMATS.items() if row.policy.affirm
     },
     components={
-        "ironroot": ("fmc", "runtime"),
-        "snp": ("measurement",),
-        "azure-hcl": ("measurement",),
-        "tdx": ("mrtd",),
+        name: row.policy.components
+        for name, row in EVIDENCE_FORMATS.items()
+        if row.policy.components
     },
-    svn_claim={"ironroot": "firmware", "snp": "guest_svn", "azure-hcl": "guest_svn"},
+    svn_claim={
+        name: row.policy.svn_claim
+        for name, row in EVIDENCE_FORMATS.items()
+        if row.policy.svn_claim is not None
+    },
     firmware_hash={
-        "ironroot": "manifest",
-        "snp": "measurement",
-        "azure-hcl": "measurement",
-        "tdx": "mrtd",
+        name: row.policy.firmware_hash
+        for name, row in EVIDENCE_FORMATS.items()
+        if row.policy.firmware_hash is not None
     },
 )
 """The default policy: trusted root, fresh nonce, debug off, every measured component on the

@@ -4,10 +4,11 @@
     create a verifier data directory (``attestation.toml``, folders, an ES384 signing key).
 ``serve --data DIR [--host H] [--port P]``
     serve ``/attestation/challenge``, ``/attestation/verify`` and ``/attestation/keys``.
-``appraise FILE --data DIR --nonce HEX [--format F] [--cert FILE]... [--at TIME] [--cwt]
-[--out FILE] [--json]``
-    verify and appraise evidence offline with the directory's endorsements and policy; write
-    the signed EAR (JWT, or CWT with ``--cwt``) to ``--out``. Exit 1 unless affirming.
+``appraise FILE --data DIR --nonce HEX [--format F] [--cert FILE]... [--crl FILE]...
+[--at TIME] [--cwt] [--out FILE] [--json]``
+    verify evidence of any format in the table and appraise it offline with the directory's
+    endorsements and policy; print the checks that ran and the appraisal; write the signed
+    EAR (JWT, or CWT with ``--cwt``) to ``--out``. Exit 1 unless affirming.
 ``verify-result FILE --keys FILE|URL [--at TIME] [--json]``
     check an EAR (JWT or CWT) against the verifier's keys (a JWK Set, a COSE Key Set, a
     public key file, or the URL of ``/attestation/keys``) and print its appraisals. Exit 1 when
@@ -27,8 +28,10 @@ from typing import Any
 import httpx
 
 from ironroot.attestation import (
+    EVIDENCE_FORMATS,
     TRUST_CLAIM_TAGS,
     AttestationResult,
+    CheckLog,
     TrustTier,
     appraise_evidence,
     create_attestation_app,
@@ -80,8 +83,20 @@ def register(subparsers: Any) -> None:
     appraise.add_argument("file", type=Path, help="the evidence (quote, SNP report, TDX quote)")
     appraise.add_argument("--data", type=Path, required=True)
     appraise.add_argument("--nonce", type=_hex, help="the nonce the evidence answers (hex)")
-    appraise.add_argument("--format", default="auto", help="evidence format (default: auto)")
-    appraise.add_argument("--cert", action="append", default=[], type=Path)
+    appraise.add_argument(
+        "--format",
+        default="auto",
+        choices=("auto", *EVIDENCE_FORMATS),
+        help="evidence format (default: auto)",
+    )
+    appraise.add_argument(
+        "--cert",
+        action="append",
+        default=[],
+        type=Path,
+        help="a certificate the evidence does not carry (an SNP report's VCEK/VLEK)",
+    )
+    appraise.add_argument("--crl", action="append", default=[], type=Path, help="a CRL file")
     appraise.add_argument("--at", type=_instant, help="appraisal time (ISO-8601; default now)")
     appraise.add_argument("--cwt", action="store_true", help="sign as a CWT (default JWT)")
     appraise.add_argument("--out", type=Path, help="write the signed EAR here")
@@ -125,8 +140,15 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(result: AttestationResult) -> dict[str, Any]:
+def _summary(result: AttestationResult, log: CheckLog | None = None) -> dict[str, Any]:
+    checks = {}
+    if log is not None:
+        checks = {
+            "checks": [c.to_dict() for c in log.checks],
+            "not_checked": [c.to_dict() for c in log.not_checked],
+        }
     return {
+        **checks,
         "status": result.status.value,
         "iat": result.iat,
         "exp": result.exp,
@@ -142,7 +164,14 @@ def _summary(result: AttestationResult) -> dict[str, Any]:
     }
 
 
-def _print(result: AttestationResult) -> None:
+def _print(result: AttestationResult, log: CheckLog | None = None) -> None:
+    if log is not None:
+        print("checks:")
+        for check in log.checks:
+            mark = "ok  " if check.ok else "FAIL"
+            print(f"  {mark} {check.name}" + (f": {check.detail}" if check.detail else ""))
+        for skipped in log.not_checked:
+            print(f"  --   {skipped.name}: not checked ({skipped.reason})")
     print(f"status: {result.status.value}")
     for name, appraisal in result.submods.items():
         print(f"{name}: {appraisal.status.value} (policy {appraisal.policy_id})")
@@ -156,6 +185,7 @@ def _print(result: AttestationResult) -> None:
 def _appraise(args: argparse.Namespace) -> int:
     config = load_attestation_config(args.data)
     now = args.at or datetime.now(UTC)
+    log = CheckLog()
     with config.open_service(now) as service:
         result = appraise_evidence(
             _read(args.file),
@@ -165,16 +195,18 @@ def _appraise(args: argparse.Namespace) -> int:
             nonce=args.nonce,
             now=now,
             certificates=[_read(p) for p in args.cert],
+            crls=[_read(p) for p in args.crl],
             lifetime=service.lifetime,
+            checks=log,
         )
         sign = sign_ear_cwt if args.cwt else sign_ear_jwt
         token = sign(result, service.signing_key)
     if args.out is not None:
         args.out.write_bytes(token)
     if args.json:
-        print(json.dumps(_summary(result), indent=2))
+        print(json.dumps({"ok": result.status is TrustTier.AFFIRMING, **_summary(result, log)}))
     else:
-        _print(result)
+        _print(result, log)
     return 0 if result.status is TrustTier.AFFIRMING else 1
 
 

@@ -1,15 +1,24 @@
-"""``ironroot evidence``: verify hardware attestation evidence offline.
+"""``ironroot evidence``: verify attestation evidence offline, through the one format table.
 
-``verify FILE [--format auto|ironroot|spdm|azure-hcl|snp|tdx] [--nonce HEX] [--cert FILE]...
-[--crl FILE]... [--at ISO-8601] [--allow-trailing] [--json]`` reads FILE (binary or hex text),
-verifies it and prints the claims and the verdict. SNP and TDX evidence verify to the built-in
-AMD/Intel roots; an Ironroot RoT quote (``ironroot``) to the vendor CA certificates and SPDM
-evidence (``spdm``) to the device root certificate given with ``--cert``, each answering
-``--nonce``. ``--cert`` also supplies certificates the evidence does not carry (an SNP report's
-VCEK or VLEK, DER or PEM, ASK/ARK optional); ``--crl``
-CRLs to check a TDX PCK chain against; ``--at`` pins the verification time (default: now);
-``--allow-trailing`` accepts bytes after a TDX quote (CCEL padding). Exit 0 verified, 1 when
-verification fails (the reason is printed), 2 on malformed input or usage errors.
+``verify FILE [--format auto|<row>] [--nonce HEX [--bind-key FILE]] [--cert FILE]...
+[--crl FILE]... [--at ISO-8601] [--json]``
+    reads FILE (binary or hex text), verifies it with its format's row of the table and
+    prints every check that ran (and those that could not, with why), the claims and the
+    verdict. ``--nonce`` is checked by the format's binding rule (exact or zero-padded);
+    ``--bind-key`` adds a public key bound beside the nonce (a format that cannot bind one,
+    or no nonce at all, refuses it: exit 2). ``--cert`` gives the certificates the evidence
+    does not carry (an SNP report's VCEK/VLEK) and the roots of formats without a built-in
+    root (the RoT vendor CA, the SPDM device root); ``--crl`` CRLs to check chains against;
+    ``--at`` pins the verification time (default: now).
+``inspect FILE [--format F] [--json]``
+    prints the parsed structure WITHOUT verifying anything.
+``formats [--json]``
+    lists the rows of the format table: detection order, nonce binding, pinned roots.
+
+Exit 0 verified, 1 when a check fails (the check is named), 2 on malformed input or usage
+errors. With ``--json`` the result is printed on stdout whether or not it failed:
+``{"ok": true, "format", "checks", "not_checked", "claims"}`` or ``{"ok": false, "error":
+{"code", "message", "check"}, "checks", "not_checked"}``.
 """
 
 from __future__ import annotations
@@ -20,21 +29,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ironroot.attestation import (
-    ROT_QUOTE_FORMAT,
-    SPDM_FORMAT,
-    detect_evidence_format,
-    verify_evidence_bytes,
-)
+from cryptography.exceptions import UnsupportedAlgorithm as _LibraryUnsupported
+from cryptography.hazmat.primitives import serialization
+
 from ironroot.attestation.evidence import (
     EVIDENCE_FORMATS,
+    CheckLog,
     EvidenceClaims,
     VerifyOptions,
+    parse_evidence,
     verify_evidence,
 )
-from ironroot.errors import VerificationFailed
+from ironroot.errors import IronrootError, MalformedInput
 
 __all__ = ["register"]
+
+_MAX_FILE = 2 * 1024 * 1024
 
 
 def _instant(text: str) -> datetime:
@@ -45,34 +55,79 @@ def _instant(text: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _hex(text: str) -> bytes:
+    try:
+        return bytes.fromhex(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("the nonce must be hex") from exc
+
+
 def register(subparsers: Any) -> None:
-    group = subparsers.add_parser("evidence", help="verify hardware attestation evidence")
+    group = subparsers.add_parser("evidence", help="verify attestation evidence offline")
     verbs = group.add_subparsers(dest="verb", metavar="<verb>")
-    verify = verbs.add_parser("verify", help="verify an SNP report or a TDX quote")
+    formats = ("auto", *EVIDENCE_FORMATS)
+
+    verify = verbs.add_parser("verify", help="verify evidence of any format in the table")
     verify.add_argument("file", type=Path, help="the evidence (binary or hex text)")
+    verify.add_argument("--format", default="auto", choices=formats, help="evidence format")
+    verify.add_argument("--nonce", type=_hex, help="the nonce the evidence must answer (hex)")
     verify.add_argument(
-        "--format",
-        default="auto",
-        choices=("auto", ROT_QUOTE_FORMAT, SPDM_FORMAT, *EVIDENCE_FORMATS),
-        help="evidence format",
-    )
-    verify.add_argument(
-        "--nonce", type=bytes.fromhex, help="the nonce RoT quotes and SPDM evidence answer (hex)"
+        "--bind-key",
+        type=Path,
+        help="a public key (PEM or DER) the evidence binds beside the nonce",
     )
     verify.add_argument(
         "--cert",
         action="append",
         default=[],
         type=Path,
-        help="a certificate file the evidence does not carry (VCEK/VLEK, DER or PEM)",
+        help="a certificate the evidence does not carry (VCEK/VLEK) or a configured root "
+        "(RoT vendor CA, SPDM device root); DER or PEM",
     )
     verify.add_argument("--crl", action="append", default=[], type=Path, help="a CRL file")
     verify.add_argument("--at", type=_instant, help="verification time (ISO-8601; default now)")
-    verify.add_argument(
-        "--allow-trailing", action="store_true", help="accept bytes after a TDX quote"
-    )
     verify.add_argument("--json", action="store_true", help="print JSON")
     verify.set_defaults(func=_verify)
+
+    inspect = verbs.add_parser("inspect", help="print the parsed evidence (NOT verified)")
+    inspect.add_argument("file", type=Path, help="the evidence (binary or hex text)")
+    inspect.add_argument("--format", default="auto", choices=formats, help="evidence format")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    inspect.set_defaults(func=_inspect)
+
+    table = verbs.add_parser("formats", help="list the evidence formats")
+    table.add_argument("--json", action="store_true", help="print JSON")
+    table.set_defaults(func=_formats)
+
+
+def _read(path: Path) -> bytes:
+    if path.stat().st_size > _MAX_FILE:
+        raise MalformedInput(f"{path} is larger than {_MAX_FILE} bytes")
+    return path.read_bytes()
+
+
+def _public_key_der(path: Path) -> bytes:
+    """The DER SubjectPublicKeyInfo of a PEM or DER public key file."""
+    data = _read(path)
+    try:
+        if b"-----BEGIN" in data:
+            key = serialization.load_pem_public_key(data)
+        else:
+            key = serialization.load_der_public_key(data)
+        return key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    except (ValueError, TypeError, _LibraryUnsupported) as exc:
+        raise MalformedInput(f"{path} is not a PEM or DER public key") from exc
+
+
+def _print_checks(log: CheckLog) -> None:
+    print("checks:")
+    for check in log.checks:
+        mark = "ok  " if check.ok else "FAIL"
+        print(f"  {mark} {check.name}" + (f": {check.detail}" if check.detail else ""))
+    for skipped in log.not_checked:
+        print(f"  --   {skipped.name}: not checked ({skipped.reason})")
 
 
 def _print_claims(claims: EvidenceClaims) -> None:
@@ -91,35 +146,75 @@ def _print_claims(claims: EvidenceClaims) -> None:
         print(f"  {name}: {svn}")
 
 
+def _checks_json(log: CheckLog) -> dict[str, Any]:
+    return {
+        "checks": [c.to_dict() for c in log.checks],
+        "not_checked": [c.to_dict() for c in log.not_checked],
+    }
+
+
 def _verify(args: argparse.Namespace) -> int:
-    options = VerifyOptions(
-        now=args.at or datetime.now(UTC),
-        certificates=tuple(path.read_bytes() for path in args.cert),
-        crls=tuple(path.read_bytes() for path in args.crl),
-        allow_trailing=args.allow_trailing,
-    )
-    data = args.file.read_bytes()
-    fmt = detect_evidence_format(data) if args.format == "auto" else args.format
+    log = CheckLog()
+    now = args.at or datetime.now(UTC)
     try:
-        if fmt in (ROT_QUOTE_FORMAT, SPDM_FORMAT):
-            claims = verify_evidence_bytes(
-                data,
-                format=fmt,
-                nonce=args.nonce,
-                now=options.now,
-                vendor_roots=options.certificates,
-            )
-        else:
-            claims = verify_evidence(data, options, format=fmt)
-    except VerificationFailed as exc:
+        options = VerifyOptions(
+            now=now,
+            nonce=args.nonce,
+            bound_key=_public_key_der(args.bind_key) if args.bind_key is not None else None,
+            certificates=tuple(_read(path) for path in args.cert),
+            crls=tuple(_read(path) for path in args.crl),
+        )
+        claims = verify_evidence(_read(args.file), options, format=args.format, checks=log)
+    except IronrootError as exc:
         if args.json:
-            print(json.dumps({"verdict": "failed", "error": exc.code, "detail": exc.detail}))
+            error = {"code": exc.code, "message": exc.detail, "check": exc.check}
+            print(json.dumps({"ok": False, "error": error, **_checks_json(log)}, indent=2))
         else:
-            print(f"verdict: FAILED ({exc.code}): {exc.detail}")
+            if log.checks:
+                _print_checks(log)
+            where = f" [{exc.check}]" if exc.check else ""
+            print(f"verdict: FAILED{where} ({exc.code}): {exc.detail}")
         return exc.exit_code
     if args.json:
-        print(json.dumps({"verdict": "verified", "claims": claims.to_dict()}, indent=2))
+        body = claims.to_dict()
+        body.pop("checks")
+        body.pop("not_checked")
+        result = {"ok": True, "format": claims.format, **_checks_json(log), "claims": body}
+        print(json.dumps(result, indent=2))
     else:
         _print_claims(claims)
-        print(f"verdict: verified at {options.now.isoformat()}")
+        _print_checks(log)
+        print(f"verdict: verified at {now.isoformat()}")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    name, parsed = parse_evidence(_read(args.file), format=args.format)
+    if args.json:
+        print(json.dumps({"ok": True, "format": name, "verified": False, "parsed": parsed}))
+    else:
+        print(f"format: {name} (parsed only: NOT verified)")
+        print(json.dumps(parsed, indent=2))
+    return 0
+
+
+def _formats(args: argparse.Namespace) -> int:
+    rows = [row.describe() for row in EVIDENCE_FORMATS.values()]
+    if args.json:
+        print(json.dumps({"ok": True, "formats": rows}, indent=2))
+        return 0
+    for row in rows:
+        binding = row["nonce_binding"]
+        print(f"{row['name']}: {row['description']}")
+        if binding is None:
+            print("  nonce: cannot be bound")
+        else:
+            keyed = ", a key can be bound beside it" if binding["keyed"] else ""
+            print(f"  nonce: {binding['rule']}: {binding['description']}{keyed}")
+        roots = row["pinned_roots"]
+        if roots:
+            for root in roots:
+                print(f"  pinned root: {root['name']} sha256:{root['sha256']}")
+        else:
+            print("  roots: configured by the verifier (--cert)")
     return 0

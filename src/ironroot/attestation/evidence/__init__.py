@@ -1,19 +1,30 @@
-"""Hardware attestation evidence: AMD SEV-SNP reports and Intel TDX quotes, verified into claims.
+"""Attestation evidence of every format, verified into one claims model.
 
 Pure functions of bytes, certificates and ``now``: :func:`verify_snp_report`,
-:func:`verify_azure_hcl_report` and :func:`verify_tdx_quote` return an :class:`EvidenceClaims`
-or raise a typed error from :mod:`ironroot.errors`; :func:`verify_evidence` picks the format
-from the :data:`EVIDENCE_FORMATS` table. The AMD and Intel roots are built in and pinned.
+:func:`verify_azure_hcl_report`, :func:`verify_tdx_quote`, :func:`verify_rot_quote` (this
+project's RoT quotes) and :func:`verify_spdm` (recorded SPDM sessions) return an
+:class:`EvidenceClaims` or raise a typed error from :mod:`ironroot.errors`.
+:data:`EVIDENCE_FORMATS` is the one table of formats (detection, parsing, verification, nonce
+binding, pinned roots, default policy, cache); :func:`verify_evidence` goes through it and
+records every check that ran (:class:`CheckLog`). The AMD and Intel roots are built in and
+pinned.
 """
 
 from ironroot.attestation.evidence._certs import load_certificates
-from ironroot.attestation.evidence._claims import EvidenceClaims
+from ironroot.attestation.evidence._claims import Check, CheckLog, EvidenceClaims, NotChecked
 from ironroot.attestation.evidence._formats import (
     EVIDENCE_FORMATS,
+    EvidenceCaches,
     EvidenceFormat,
+    FormatPolicy,
+    NonceBinding,
+    PinnedRoot,
     VerifyOptions,
+    check_binding,
     decode_evidence,
     detect_format,
+    format_row,
+    parse_evidence,
     verify_evidence,
 )
 from ironroot.attestation.evidence._roots import (
@@ -22,6 +33,13 @@ from ironroot.attestation.evidence._roots import (
     SnpTrustAnchor,
     builtin_intel_root,
     builtin_snp_anchors,
+)
+from ironroot.attestation.evidence._rot import (
+    ROT_QUOTE_FORMAT,
+    RotChainCache,
+    parse_rot_quote,
+    quote_claims,
+    verify_rot_quote,
 )
 from ironroot.attestation.evidence._snp import (
     SNP_REPORT_SIZE,
@@ -42,6 +60,12 @@ from ironroot.attestation.evidence._snp_verify import (
     verify_snp_chain,
     verify_snp_report,
     verify_snp_signature,
+)
+from ironroot.attestation.evidence._spdm import (
+    SPDM_FORMAT,
+    parse_spdm_record,
+    spdm_claims,
+    verify_spdm,
 )
 from ironroot.attestation.evidence._tdx import (
     SgxReportBody,
@@ -64,11 +88,21 @@ __all__ = [
     "AMD_ROOT_FINGERPRINTS",
     "EVIDENCE_FORMATS",
     "INTEL_SGX_ROOT_FINGERPRINT",
+    "ROT_QUOTE_FORMAT",
     "SNP_REPORT_SIZE",
+    "SPDM_FORMAT",
     "AzureHclReport",
+    "Check",
+    "CheckLog",
+    "EvidenceCaches",
     "EvidenceClaims",
     "EvidenceFormat",
+    "FormatPolicy",
+    "NonceBinding",
+    "NotChecked",
     "PckExtensions",
+    "PinnedRoot",
+    "RotChainCache",
     "SgxReportBody",
     "SnpChainCache",
     "SnpPlatformInfo",
@@ -86,20 +120,29 @@ __all__ = [
     "VerifyOptions",
     "builtin_intel_root",
     "builtin_snp_anchors",
+    "check_binding",
     "check_snp_endorsement",
     "decode_evidence",
     "detect_format",
+    "format_row",
     "load_certificates",
     "load_crls",
     "parse_azure_hcl_report",
+    "parse_evidence",
     "parse_pck_extensions",
+    "parse_rot_quote",
     "parse_snp_report",
+    "parse_spdm_record",
     "parse_tdx_quote",
+    "quote_claims",
+    "spdm_claims",
     "split_tdx_quote",
     "verify_azure_hcl_report",
     "verify_evidence",
+    "verify_rot_quote",
     "verify_snp_chain",
     "verify_snp_report",
     "verify_snp_signature",
+    "verify_spdm",
     "verify_tdx_quote",
 ]

@@ -25,18 +25,115 @@ project's RoT quote or an SPDM measurement transcript), a verifier turns it into
 ``raw``
     every parsed field, JSON-ready: bytes as lower-case hex, integers as integers, nested
     objects as dicts.
+``checks``
+    the named checks the verification ran, in order, each passed (a failed check raises);
+    and ``not_checked``: the checks that could not run and why (no nonce given, no CRL, no
+    collateral), so that nothing can pass by omission.
 
 The mappings are read-only views; :meth:`EvidenceClaims.to_dict` gives a JSON-ready copy.
+
+:class:`CheckLog` is how verifiers record their checks: ``with log.step("signature"): ...``
+records a passed check when the block completes, or a failed one (and names the check on the
+typed error, ``error.check``) when it raises.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["EvidenceClaims", "JsonReady", "json_ready"]
+from ironroot.errors import IronrootError
+
+__all__ = ["Check", "CheckLog", "EvidenceClaims", "JsonReady", "NotChecked", "json_ready"]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One named verification check that ran: ``ok`` and a short ``detail``."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "ok": self.ok}
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class NotChecked:
+    """A check that did not run, and why (e.g. ``revocation``: no CRL given)."""
+
+    name: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "reason": self.reason}
+
+
+class _Step:
+    """What a running :meth:`CheckLog.step` block may say about the check."""
+
+    __slots__ = ("detail",)
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+
+
+class CheckLog:
+    """The checks one verification ran, in order (see the module documentation)."""
+
+    __slots__ = ("_checks", "_skipped")
+
+    def __init__(self) -> None:
+        self._checks: list[Check] = []
+        self._skipped: list[NotChecked] = []
+
+    @contextmanager
+    def step(self, name: str, detail: str = "") -> Iterator[_Step]:
+        """Run a check: passed when the block completes; failed when it raises a typed error,
+        which is then named by ``error.check`` (unless an inner step already named it). The
+        block may set the yielded object's ``detail`` to say what passed."""
+        note = _Step(detail)
+        try:
+            yield note
+        except IronrootError as exc:
+            if exc.check is None:
+                exc.check = name
+            self._checks.append(Check(name, False, f"{exc.code}: {exc.detail}"))
+            raise
+        self._checks.append(Check(name, True, note.detail))
+
+    def failed(self, name: str, error: IronrootError) -> None:
+        """Record a check that failed outside a :meth:`step` block (and name it on ``error``)."""
+        if error.check is None:
+            error.check = name
+        self._checks.append(Check(name, False, f"{error.code}: {error.detail}"))
+
+    def passed(self, name: str, detail: str = "") -> None:
+        """Record a check that passed outside a :meth:`step` block."""
+        self._checks.append(Check(name, True, detail))
+
+    def skip(self, name: str, reason: str) -> None:
+        """Record a check that could not run."""
+        self._skipped.append(NotChecked(name, reason))
+
+    @property
+    def checks(self) -> tuple[Check, ...]:
+        return tuple(self._checks)
+
+    @property
+    def not_checked(self) -> tuple[NotChecked, ...]:
+        return tuple(self._skipped)
+
+    def ran(self, name: str) -> bool:
+        """True when a check of that name passed."""
+        return any(c.name == name and c.ok for c in self._checks)
 
 
 class JsonReady(dict[str, Any]):
@@ -71,6 +168,8 @@ class EvidenceClaims:
     identity: Mapping[str, str]
     signer: str
     raw: Mapping[str, Any] = field(default_factory=dict)
+    checks: tuple[Check, ...] = ()
+    not_checked: tuple[NotChecked, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "measurements", MappingProxyType(dict(self.measurements)))
@@ -78,6 +177,21 @@ class EvidenceClaims:
         object.__setattr__(self, "identity", MappingProxyType(dict(self.identity)))
         raw = self.raw if isinstance(self.raw, JsonReady) else json_ready(self.raw)
         object.__setattr__(self, "raw", MappingProxyType(raw))
+
+    def with_checks(self, log: CheckLog) -> EvidenceClaims:
+        """These claims with the checks ``log`` recorded."""
+        return EvidenceClaims(
+            format=self.format,
+            measurements=self.measurements,
+            report_data=self.report_data,
+            debug=self.debug,
+            svns=self.svns,
+            identity=self.identity,
+            signer=self.signer,
+            raw=JsonReady(self.raw),
+            checks=log.checks,
+            not_checked=log.not_checked,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every claim (bytes as lower-case hex)."""
@@ -90,4 +204,6 @@ class EvidenceClaims:
             "identity": dict(self.identity),
             "signer": self.signer,
             "raw": json_ready(self.raw),
+            "checks": [c.to_dict() for c in self.checks],
+            "not_checked": [c.to_dict() for c in self.not_checked],
         }

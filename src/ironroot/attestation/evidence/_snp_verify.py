@@ -52,7 +52,7 @@ from ironroot.attestation.evidence._certs import (
     subject_text,
     verify_issued_by,
 )
-from ironroot.attestation.evidence._claims import EvidenceClaims
+from ironroot.attestation.evidence._claims import CheckLog, EvidenceClaims
 from ironroot.attestation.evidence._roots import SnpTrustAnchor, builtin_snp_anchors
 from ironroot.attestation.evidence._snp import (
     SNP_REPORT_SIZE,
@@ -176,6 +176,18 @@ def verify_snp_chain(
     self-signed certificate must be a trusted ARK. Raises ``ChainNotTrusted`` or
     ``CertificateExpired``.
     """
+    return _snp_chain(leaf, supplied, now=now, anchors=anchors, cache=cache)[0].product
+
+
+def _snp_chain(
+    leaf: x509.Certificate,
+    supplied: Sequence[x509.Certificate],
+    *,
+    now: datetime,
+    anchors: Sequence[SnpTrustAnchor] | None,
+    cache: SnpChainCache | None,
+) -> tuple[SnpTrustAnchor, x509.Certificate]:
+    """The anchor ``leaf`` chains to and the intermediate (ASK/ASVK) that issued it."""
     trusted = builtin_snp_anchors() if anchors is None else tuple(anchors)
     roots = [c for c in supplied if c.subject == c.issuer]
     ark_prints = {fingerprint(a.ark) for a in trusted} if roots else set()
@@ -213,7 +225,7 @@ def verify_snp_chain(
                 if cache is not None:
                     cache.put(key, anchor.product)
             check_validity((leaf, inter, anchor.ark), now)
-            return anchor.product
+            return anchor, inter
     if failure is not None:
         raise failure
     raise ChainNotTrusted(
@@ -325,9 +337,15 @@ def check_snp_endorsement(report: SnpReport, cert: x509.Certificate, product: Sn
 
 
 def snp_claims(
-    report: SnpReport, cert: x509.Certificate, product: SnpProduct, *, fmt: str = "snp"
+    report: SnpReport,
+    cert: x509.Certificate,
+    product: SnpProduct,
+    *,
+    fmt: str = "snp",
+    root: str = "",
 ) -> EvidenceClaims:
-    """The claims of a verified report (``report`` decoded in ``product``'s TCB layout)."""
+    """The claims of a verified report (``report`` decoded in ``product``'s TCB layout;
+    ``root``: the SHA-256 of the ARK the chain reached, hex)."""
     report = report.with_tcb_layout(product)
     kind = _leaf_kind(cert)
     identity = {
@@ -335,6 +353,7 @@ def snp_claims(
         "signing_key": kind.name.lower() if kind is not None else "",
         "chip_id": "" if report.chip_id_masked else report.chip_id.hex(),
         "report_id": report.report_id.hex(),
+        "root": root,
     }
     csp = _extension(cert, _OID_CSP_ID)
     if csp is not None:
@@ -361,36 +380,52 @@ def snp_claims(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    report: SnpReport
+    signer: x509.Certificate
+    anchor: SnpTrustAnchor
+    intermediate: x509.Certificate
+
+
 def _verify_report(
     data: bytes,
     certificates: Sequence[CertificateInput],
     now: datetime,
     anchors: Sequence[SnpTrustAnchor] | None,
     cache: SnpChainCache | None,
-) -> tuple[SnpReport, x509.Certificate, SnpProduct]:
-    if len(data) != SNP_REPORT_SIZE:
-        raise MalformedEvidence(
-            f"an SNP report is {SNP_REPORT_SIZE} bytes, this one is {len(data)}"
-        )
-    certs = [c for item in certificates for c in load_certificates(item)]
-    leaves = [c for c in certs if _leaf_kind(c) is not None]
-    if not leaves:
-        raise ChainNotTrusted("no VCEK or VLEK certificate was supplied for the SNP report")
-    signer: x509.Certificate | None = None
-    for leaf in leaves:
-        try:
-            verify_snp_signature(data, _leaf_key(leaf))
-        except BadSignature:
-            continue
-        signer = leaf
-        break
-    if signer is None:
-        raise BadSignature("the SNP report signature does not verify with the supplied VCEK/VLEK")
-    report = parse_snp_report(data)
-    others = [c for c in certs if c is not signer and _leaf_kind(c) is None]
-    product = verify_snp_chain(signer, others, now=now, anchors=anchors, cache=cache)
-    check_snp_endorsement(report, signer, product)
-    return report, signer, product
+    log: CheckLog,
+) -> _Verified:
+    with log.step("structure", f"{SNP_REPORT_SIZE} bytes"):
+        if len(data) != SNP_REPORT_SIZE:
+            raise MalformedEvidence(
+                f"an SNP report is {SNP_REPORT_SIZE} bytes, this one is {len(data)}"
+            )
+    with log.step("signature", "ECDSA P-384 by the VCEK/VLEK over bytes 0x000-0x29F"):
+        certs = [c for item in certificates for c in load_certificates(item)]
+        leaves = [c for c in certs if _leaf_kind(c) is not None]
+        if not leaves:
+            raise ChainNotTrusted("no VCEK or VLEK certificate was supplied for the SNP report")
+        signer: x509.Certificate | None = None
+        for leaf in leaves:
+            try:
+                verify_snp_signature(data, _leaf_key(leaf))
+            except BadSignature:
+                continue
+            signer = leaf
+            break
+        if signer is None:
+            raise BadSignature(
+                "the SNP report signature does not verify with the supplied VCEK/VLEK"
+            )
+    with log.step("fields"):
+        report = parse_snp_report(data)
+    with log.step("chain", "VCEK → ASK (or VLEK → ASVK) → built-in ARK, valid at the time"):
+        others = [c for c in certs if c is not signer and _leaf_kind(c) is None]
+        anchor, inter = _snp_chain(signer, others, now=now, anchors=anchors, cache=cache)
+    with log.step("endorsement", "certificate TCB, product and hwID = the report's"):
+        check_snp_endorsement(report, signer, anchor.product)
+    return _Verified(report, signer, anchor, inter)
 
 
 def verify_snp_report(
@@ -400,13 +435,16 @@ def verify_snp_report(
     now: datetime,
     anchors: Sequence[SnpTrustAnchor] | None = None,
     cache: SnpChainCache | None = None,
+    checks: CheckLog | None = None,
 ) -> EvidenceClaims:
     """Verify a raw SNP report against its VCEK/VLEK (DER, PEM or parsed; ASK/ARK optional).
 
-    Returns the claims or raises (see the module documentation for the order and the errors).
+    Returns the claims or raises (see the module documentation for the order and the errors);
+    ``checks`` records the steps by name.
     """
-    report, signer, product = _verify_report(bytes(data), certificates, now, anchors, cache)
-    return snp_claims(report, signer, product)
+    log = CheckLog() if checks is None else checks
+    v = _verify_report(bytes(data), certificates, now, anchors, cache, log)
+    return snp_claims(v.report, v.signer, v.anchor.product, root=fingerprint(v.anchor.ark).hex())
 
 
 # --- Azure HCL wrapper --------------------------------------------------------------------
@@ -496,19 +534,29 @@ def verify_azure_hcl_report(
     now: datetime,
     anchors: Sequence[SnpTrustAnchor] | None = None,
     cache: SnpChainCache | None = None,
+    checks: CheckLog | None = None,
 ) -> EvidenceClaims:
     """Verify the SNP report inside an HCL report and its binding of the runtime claims.
 
     A REPORT_DATA that does not start with the claims' hash (the rest zero) raises
-    ``BadSignature``: the claims are not the ones the hardware signed.
+    ``BadSignature``: the claims are not the ones the hardware signed. The claims'
+    ``report_data`` is the runtime claims' ``user-data`` (the bytes the guest bound; empty
+    when absent); the hardware REPORT_DATA stays in ``raw``.
     """
-    hcl = parse_azure_hcl_report(data)
-    report, signer, product = _verify_report(hcl.snp_report, certificates, now, anchors, cache)
-    digest = hcl.claims_digest()
-    expected = digest + bytes(len(report.report_data) - len(digest))
-    if report.report_data != expected:
-        raise BadSignature("HCL runtime claims are not bound into the SNP REPORT_DATA")
-    claims = snp_claims(report, signer, product, fmt="azure-hcl")
+    log = CheckLog() if checks is None else checks
+    with log.step("hcl-structure"):
+        hcl = parse_azure_hcl_report(data)
+    v = _verify_report(hcl.snp_report, certificates, now, anchors, cache, log)
+    report = v.report
+    with log.step("runtime-claims", "REPORT_DATA = hash of the runtime claims"):
+        digest = hcl.claims_digest()
+        expected = digest + bytes(len(report.report_data) - len(digest))
+        if report.report_data != expected:
+            raise BadSignature("HCL runtime claims are not bound into the SNP REPORT_DATA")
+        user_data = _user_data(hcl.runtime_claims)
+    claims = snp_claims(
+        report, v.signer, v.anchor.product, fmt="azure-hcl", root=fingerprint(v.anchor.ark).hex()
+    )
     raw = dict(claims.raw)
     raw["azure_hcl"] = hcl.to_dict()
     measurements = dict(claims.measurements)
@@ -516,10 +564,32 @@ def verify_azure_hcl_report(
     return EvidenceClaims(
         format=claims.format,
         measurements=measurements,
-        report_data=claims.report_data,
+        report_data=user_data,
         debug=claims.debug,
         svns=claims.svns,
         identity=claims.identity,
         signer=claims.signer,
         raw=raw,
     )
+
+
+_MAX_USER_DATA: Final = 64
+
+
+def _user_data(runtime_claims: bytes) -> bytes:
+    """The ``user-data`` member of the runtime claims JSON (hex text), as bytes."""
+    try:
+        document = json.loads(runtime_claims)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedEvidence(f"HCL runtime claims are not JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise MalformedEvidence("HCL runtime claims are not a JSON object")
+    value = document.get("user-data")
+    if value is None:
+        return b""
+    if not isinstance(value, str) or len(value) > 2 * _MAX_USER_DATA:
+        raise MalformedEvidence("HCL user-data is not hex text of at most 64 bytes")
+    try:
+        return bytes.fromhex(value)
+    except ValueError as exc:
+        raise MalformedEvidence("HCL user-data is not hex text") from exc

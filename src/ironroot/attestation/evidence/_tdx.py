@@ -26,8 +26,9 @@ reserved (60), REPORTDATA (64).
 
 TDATTRIBUTES bits: 0 DEBUG, 28 SEPT_VE_DISABLE, 30 PKS, 31 KL, 63 PERFMON.
 
-The quote is self-delimiting; bytes after it are refused unless the caller allows them (a
-CCEL table pads its quote buffer with zeros, and some test quotes carry extra bytes). No Python
+The quote is self-delimiting: guests hand it over in a fixed-size buffer (a CCEL table, the
+configfs-tsm outblob) followed by padding or other bytes, so what follows the quote's own
+lengths is counted (``trailing_bytes``) and kept out of everything parsed. No Python
 library parses this format, hence this module; it is pure and raises ``MalformedEvidence``.
 """
 
@@ -51,6 +52,7 @@ __all__ = [
 ]
 
 TDX_MAX_QUOTE_SIZE: Final = 64 * 1024
+TDX_MAX_BUFFER_SIZE: Final = 1024 * 1024  # the quote and whatever follows it
 _HEADER: Final = struct.Struct("<HHIHH16s20s")
 _BODY_10: Final = 584
 _BODY_15: Final = 648
@@ -214,9 +216,11 @@ class TdxQuote:
     qe_report_signature: bytes
     qe_auth_data: bytes
     pck_chain_pem: bytes
+    trailing_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "trailing_bytes": self.trailing_bytes,
             "header": self.header.to_dict(),
             "body_type": self.body_type,
             "body": self.body.to_dict(),
@@ -302,13 +306,18 @@ def _parse_sgx_report(raw: bytes) -> SgxReportBody:
     )
 
 
-def _parse(data: bytes, *, allow_trailing: bool) -> TdxQuote:
-    """Parse the structure (sizes, types, lengths); header values are checked by the caller."""
+def _parse(data: bytes) -> TdxQuote:
+    """Parse the structure (sizes, types, lengths); header values are checked by the caller.
+
+    The quote is self-delimited (its own lengths say where it ends): whatever follows it (the
+    padding of a fixed-size buffer such as a CCEL table, or other bytes) is counted in
+    ``trailing_bytes`` and never read.
+    """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise MalformedEvidence("a TDX quote must be bytes")
     data = bytes(data)
-    if len(data) > TDX_MAX_QUOTE_SIZE:
-        raise MalformedEvidence(f"TDX quote over {TDX_MAX_QUOTE_SIZE} bytes")
+    if len(data) > TDX_MAX_BUFFER_SIZE:
+        raise MalformedEvidence(f"a TDX quote buffer is at most {TDX_MAX_BUFFER_SIZE} bytes")
     r = _Reader(data)
     header = TdxQuoteHeader(*_HEADER.unpack(r.take(_HEADER.size, "header")))
     body_type: int | None = None
@@ -330,6 +339,8 @@ def _parse(data: bytes, *, allow_trailing: bool) -> TdxQuote:
     sig_end = r.pos + sig_len
     if sig_end > len(data):
         raise MalformedEvidence("TDX quote signature data runs past the end")
+    if sig_end > TDX_MAX_QUOTE_SIZE:
+        raise MalformedEvidence(f"TDX quote over {TDX_MAX_QUOTE_SIZE} bytes")
     signature = r.take(_SIG, "quote signature")
     attestation_key = r.take(_KEY, "attestation key")
     cert_type, cert_size = _CERT_HEAD.unpack(r.take(_CERT_HEAD.size, "certification data"))
@@ -351,9 +362,6 @@ def _parse(data: bytes, *, allow_trailing: bool) -> TdxQuote:
     if r.pos + inner_size != sig_end:
         raise MalformedEvidence("TDX PCK certification data size disagrees with its container")
     pck_chain_pem = r.take(inner_size, "PCK certificate chain")
-    trailing = data[sig_end:]
-    if trailing and not allow_trailing:
-        raise MalformedEvidence(f"{len(trailing)} bytes after the end of the TDX quote")
     return TdxQuote(
         data=data[:sig_end],
         header=header,
@@ -366,6 +374,7 @@ def _parse(data: bytes, *, allow_trailing: bool) -> TdxQuote:
         qe_report_signature=qe_report_signature,
         qe_auth_data=qe_auth_data,
         pck_chain_pem=pck_chain_pem,
+        trailing_bytes=len(data) - sig_end,
     )
 
 
@@ -378,19 +387,19 @@ def _check_header(header: TdxQuoteHeader) -> None:
         raise MalformedEvidence(f"TEE type {header.tee_type:#x} is not TDX (0x81)")
 
 
-def parse_tdx_quote(data: bytes, *, allow_trailing: bool = False) -> TdxQuote:
+def parse_tdx_quote(data: bytes) -> TdxQuote:
     """Parse a TDX quote (version 4 or 5; no signature check: see the verifier).
 
     Raises ``MalformedEvidence`` for a truncated or inconsistent structure, an unsupported
-    version, key type, TEE type or certification data type, and (unless ``allow_trailing``)
-    bytes after the quote.
+    version, key type, TEE type or certification data type. Bytes after the quote are
+    counted (``trailing_bytes``), not refused.
     """
-    quote = _parse(data, allow_trailing=allow_trailing)
+    quote = _parse(data)
     _check_header(quote.header)
     return quote
 
 
 def split_tdx_quote(data: bytes) -> tuple[bytes, bytes]:
     """Split a buffer into the self-delimited quote at its start and whatever follows it."""
-    quote = _parse(data, allow_trailing=True)
+    quote = _parse(data)
     return quote.data, bytes(data[len(quote.data) :])

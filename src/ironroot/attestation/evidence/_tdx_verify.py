@@ -43,7 +43,7 @@ from ironroot.attestation.evidence._certs import (
     subject_text,
     verify_issued_by,
 )
-from ironroot.attestation.evidence._claims import EvidenceClaims
+from ironroot.attestation.evidence._claims import CheckLog, EvidenceClaims
 from ironroot.attestation.evidence._roots import builtin_intel_root
 from ironroot.attestation.evidence._tdx import TdxQuote, _check_header, _parse
 from ironroot.crypto import Algorithm, PublicKey
@@ -184,7 +184,6 @@ def _chain(
     certs: Sequence[x509.Certificate],
     now: datetime,
     root: x509.Certificate,
-    crls: Sequence[x509.CertificateRevocationList],
     cache: TdxChainCache | None,
 ) -> tuple[x509.Certificate, x509.Certificate]:
     if not certs:
@@ -207,13 +206,12 @@ def _chain(
         if cache is not None:
             cache.add(key)
     check_validity((leaf, inter, root), now)
-    if crls:
-        check_not_revoked((leaf, inter, root), crls)
     return leaf, inter
 
 
-def tdx_claims(quote: TdxQuote, pck: x509.Certificate) -> EvidenceClaims:
-    """The claims of a verified quote whose QE report ``pck`` signed."""
+def tdx_claims(quote: TdxQuote, pck: x509.Certificate, *, root: str = "") -> EvidenceClaims:
+    """The claims of a verified quote whose QE report ``pck`` signed (``root``: the SHA-256
+    of the root certificate the chain reached, hex)."""
     body = quote.body
     ext = parse_pck_extensions(pck)
     measurements = {
@@ -252,6 +250,7 @@ def tdx_claims(quote: TdxQuote, pck: x509.Certificate) -> EvidenceClaims:
             "ppid": ext.ppid.hex(),
             "qe_vendor_id": quote.header.qe_vendor_id.hex(),
             "qe_isvprodid": str(quote.qe_report.isv_prod_id),
+            "root": root,
         },
         signer=subject_text(pck),
         raw=raw,
@@ -264,27 +263,41 @@ def verify_tdx_quote(
     now: datetime,
     root: x509.Certificate | None = None,
     crls: Sequence[x509.CertificateRevocationList] = (),
-    allow_trailing: bool = False,
     cache: TdxChainCache | None = None,
+    checks: CheckLog | None = None,
 ) -> EvidenceClaims:
     """Verify a TDX quote (v4, or v5 with a TDX 1.0/1.5 body) at ``now``; return its claims.
 
-    ``root`` defaults to the built-in Intel SGX Root CA. See the module documentation for the
-    steps and their errors.
+    ``root`` defaults to the built-in Intel SGX Root CA. Bytes after the quote are counted
+    (``raw["trailing_bytes"]``) and ignored. See the module documentation for the steps and
+    their errors; ``checks`` records them by name.
     """
-    quote = _parse(data, allow_trailing=allow_trailing)
-    _p256_key(quote.attestation_key).verify(quote.signature, quote.signed_bytes)
-    _check_header(quote.header)
-    certs = load_certificates(quote.pck_chain_pem.rstrip(b"\x00"))
-    pck = certs[0]
-    try:
-        pck_key = PublicKey(pck.public_key(), Algorithm.ES256)  # type: ignore[arg-type]
-    except UnsupportedAlgorithm as exc:
-        raise ChainNotTrusted("the PCK key is not ECDSA P-256") from exc
-    pck_key.verify(quote.qe_report_signature, quote.qe_report.raw)
-    expected = hashlib.sha256(quote.attestation_key + quote.qe_auth_data).digest()
-    report_data = quote.qe_report.report_data
-    if report_data[:32] != expected or any(report_data[32:]):
-        raise BadSignature("QE report data does not bind the attestation key and auth data")
-    _chain(certs, now, builtin_intel_root() if root is None else root, crls, cache)
-    return tdx_claims(quote, pck)
+    log = CheckLog() if checks is None else checks
+    with log.step("structure"):
+        quote = _parse(data)
+    with log.step("quote-signature", "attestation key over header and TD report"):
+        _p256_key(quote.attestation_key).verify(quote.signature, quote.signed_bytes)
+    with log.step("header"):
+        _check_header(quote.header)
+    with log.step("qe-report-signature", "PCK key over the QE report"):
+        certs = load_certificates(quote.pck_chain_pem.rstrip(b"\x00"))
+        pck = certs[0]
+        try:
+            pck_key = PublicKey(pck.public_key(), Algorithm.ES256)  # type: ignore[arg-type]
+        except UnsupportedAlgorithm as exc:
+            raise ChainNotTrusted("the PCK key is not ECDSA P-256") from exc
+        pck_key.verify(quote.qe_report_signature, quote.qe_report.raw)
+    with log.step("key-binding", "QE report data = SHA-256(attestation key ‖ QE auth data)"):
+        expected = hashlib.sha256(quote.attestation_key + quote.qe_auth_data).digest()
+        report_data = quote.qe_report.report_data
+        if report_data[:32] != expected or any(report_data[32:]):
+            raise BadSignature("QE report data does not bind the attestation key and auth data")
+    anchor = builtin_intel_root() if root is None else root
+    with log.step("chain", "PCK → Intel SGX PCK CA → Intel SGX Root CA, valid at the time"):
+        leaf, inter = _chain(certs, now, anchor, cache)
+    if crls:
+        with log.step("revocation", f"{len(crls)} CRL(s)"):
+            check_not_revoked((leaf, inter, anchor), crls)
+    else:
+        log.skip("revocation", "no CRL given")
+    return tdx_claims(quote, pck, root=fingerprint(anchor).hex())

@@ -13,22 +13,23 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ironroot.attestation.evidence import EvidenceClaims
-from ironroot.attestation.evidence._claims import JsonReady
-from ironroot.errors import ChainNotTrusted, MalformedInput
+from ironroot.attestation.evidence._claims import EvidenceClaims, JsonReady
+from ironroot.errors import ChainNotTrusted, IronrootError, MalformedInput
 from ironroot.spdm import (
+    GetMeasurements,
     MeasurementBlock,
     MeasurementValueType,
+    SpdmEvidence,
     VerifiedSpdm,
     verify_spdm_evidence,
 )
 
-__all__ = ["SPDM_FORMAT", "spdm_claims", "verify_spdm"]
+__all__ = ["SPDM_FORMAT", "parse_spdm_record", "spdm_claims", "verify_spdm"]
 
 SPDM_FORMAT: Final = "spdm"
 _DEBUG_STATE_BITS: Final = 0x0F
@@ -105,3 +106,23 @@ def verify_spdm(
         return spdm_claims(verified, root=hashlib.sha256(der).hexdigest())
     assert last is not None
     raise last
+
+
+def signed_nonce(data: bytes) -> bytes | None:
+    """The nonce of the recorded GET_MEASUREMENTS, read WITHOUT verification (``None`` if it
+    cannot be read): what the session is verified against, before the caller compares it."""
+    try:
+        return GetMeasurements.decode(SpdmEvidence.decode(data).request).nonce
+    except IronrootError:
+        return None
+
+
+def parse_spdm_record(data: bytes) -> dict[str, Any]:
+    """The recorded messages of SPDM evidence as hex, NOT verified."""
+    record = SpdmEvidence.decode(data)
+    return {
+        "vca": [m.hex() for m in record.vca],
+        "certificate_chain_bytes": len(record.certificate_chain),
+        "request": record.request.hex(),
+        "response": record.response.hex(),
+    }

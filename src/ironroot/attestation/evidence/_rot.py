@@ -37,11 +37,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 
-from ironroot.attestation.evidence import EvidenceClaims
-from ironroot.attestation.evidence._claims import JsonReady
+from ironroot.attestation.evidence._claims import EvidenceClaims, JsonReady
 from ironroot.cose import CONTENT_TYPE, X5CHAIN, Limits, Sign1, decode_cbor
 from ironroot.crypto import Algorithm
-from ironroot.errors import IronrootError, LimitExceeded, MalformedInput
+from ironroot.errors import IronrootError, LimitExceeded, MalformedEvidence, MalformedInput
 from ironroot.rot import (
     DiceCertificate,
     PcrEvent,
@@ -50,7 +49,13 @@ from ironroot.rot import (
     verify_quote,
 )
 
-__all__ = ["ROT_QUOTE_FORMAT", "RotChainCache", "quote_claims", "verify_rot_quote"]
+__all__ = [
+    "ROT_QUOTE_FORMAT",
+    "RotChainCache",
+    "parse_rot_quote",
+    "quote_claims",
+    "verify_rot_quote",
+]
 
 ROT_QUOTE_FORMAT: Final = "ironroot"
 _QUOTE_FORMAT: Final = "ironroot-quote/1"
@@ -321,3 +326,41 @@ def verify_rot_quote(
         key, chains = remember
         cache._put(key, _Verified(verified, root, chains))
     return quote_claims(verified, root=root)
+
+
+def signed_nonce(quote: bytes) -> bytes | None:
+    """The nonce the quote's claims carry, read WITHOUT verification (``None`` if it cannot be
+    read): what the quote is verified against, before the caller compares it with its own."""
+    try:
+        message = _messages(quote)[0][0]
+        claims = decode_cbor(message.payload or b"", _LIMITS)
+    except (_Miss, IronrootError):
+        return None
+    nonce = claims.get("nonce") if isinstance(claims, dict) else None
+    return nonce if isinstance(nonce, bytes) else None
+
+
+def parse_rot_quote(quote: bytes) -> dict[str, Any]:
+    """The structure of a quote, NOT verified: each message's algorithm, the sizes of its
+    certificate chain and its claims (as decoded)."""
+    if len(quote) > _MAX_QUOTE:
+        raise LimitExceeded(f"a quote is at most {_MAX_QUOTE} bytes")
+    container = decode_cbor(quote, _LIMITS)
+    if not isinstance(container, dict) or container.get("format") != _QUOTE_FORMAT:
+        raise MalformedEvidence(f"not an {_QUOTE_FORMAT} quote")
+    out: dict[str, Any] = {"format": _QUOTE_FORMAT}
+    for name, _ in _MESSAGES:
+        data = container.get(name)
+        if not isinstance(data, bytes):
+            raise MalformedEvidence(f"the quote has no {name} message")
+        message = Sign1.decode(data, _LIMITS)
+        chain = message.unprotected.get(X5CHAIN)
+        claims = decode_cbor(message.payload, _LIMITS) if message.payload is not None else None
+        out[name] = {
+            "alg": message.algorithm.label,
+            "x5chain_sizes": (
+                [len(c) for c in chain if isinstance(c, bytes)] if isinstance(chain, list) else []
+            ),
+            "claims": claims,
+        }
+    return out
