@@ -66,6 +66,7 @@ __all__ = [
     "SealedStoreError",
     "SpdmErrorResponse",
     "SpdmProtocolError",
+    "SpdmTransportError",
     "StaleNonce",
     "StateReuse",
     "StorageError",
@@ -328,6 +329,16 @@ class SpdmErrorResponse(SpdmProtocolError):
 
     code = "spdm-error-response"
     title = "SPDM Error Response"
+
+
+class SpdmTransportError(IronrootError):
+    """The link to an SPDM peer failed: it cannot be reached, closed the connection, or did not
+    answer in time (a malformed frame it sent is :class:`MalformedSpdm`)."""
+
+    code = "spdm-transport"
+    title = "SPDM Transport Error"
+    http_status = 502
+    exit_code = 1
 
 
 # --- firmware bundles and reference values -------------------------------------------------

@@ -47,13 +47,14 @@ def make_cert(
     ca: bool,
     not_before: dt.datetime = NOW - dt.timedelta(days=365),
     not_after: dt.datetime = NOW + dt.timedelta(days=365),
+    key_usage: bool = True,
 ) -> bytes:
     """A DER certificate for ``key`` signed by ``issuer_key`` (built with pyca, test-only)."""
     signing_key = issuer_key.raw
     public = key.public_key.raw
     assert isinstance(signing_key, ec.EllipticCurvePrivateKey)
     assert isinstance(public, ec.EllipticCurvePublicKey)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(_name(subject))
         .issuer_name(_name(issuer))
@@ -62,8 +63,23 @@ def make_cert(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .sign(signing_key, _HASHES[issuer_key.algorithm])
     )
+    if key_usage:  # what libspdm requires of a device leaf
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=not ca,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=ca,
+                crl_sign=ca,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    cert = builder.sign(signing_key, _HASHES[issuer_key.algorithm])
     return cert.public_bytes(serialization.Encoding.DER)
 
 

@@ -247,9 +247,9 @@ def test_responder_error_codes(device: Device) -> None:
     assert code(GetCapabilities(V12).encode()) == ErrorCode.UNEXPECTED_REQUEST
     assert code(b"\x12\x84\x00\x00") == ErrorCode.VERSION_MISMATCH  # GET_VERSION is 1.0
     assert code(b"\x10\x84\x00\x01") == ErrorCode.INVALID_REQUEST  # reserved Param2
-    unsupported = ErrorResponse.decode(responder(b"\x12\x83\x00\x00" + bytes(32)))
+    unsupported = ErrorResponse.decode(responder(b"\x12\xe4\x00\x00" + bytes(32)))  # KEY_EXCHANGE
     assert unsupported.error_code == ErrorCode.UNSUPPORTED_REQUEST
-    assert unsupported.error_data == 0x83
+    assert unsupported.error_data == 0xE4
     assert code(bytes(5000)) == ErrorCode.REQUEST_TOO_LARGE
     responder(GetVersion().encode())
     assert code(GetCapabilities(V13).encode()[:-1]) == ErrorCode.INVALID_REQUEST

@@ -24,6 +24,12 @@ def test_public_names() -> None:
         "decode_measurement_record", "decode_opaque_data", "encode_measurement_record",
         "encode_opaque_data", "measurement_signing_message", "verify_certificate_chain",
         "SPDM_EVIDENCE_FORMAT", "SpdmEvidence", "VerifiedSpdm", "verify_spdm_evidence",
+        "AnyMeasurementBlock", "UnknownMeasurementBlock", "CHALLENGE_AUTH_SIGNING_CONTEXT",
+        "Challenge", "ChallengeAuth", "MeasurementSummaryHashType",
+        "challenge_auth_signing_message", "measurement_summary_hash", "DeviceIdentity",
+        "check_device_leaf", "DoeObject", "SocketCommand", "SocketFrame",
+        "SocketTransportType", "SpdmEmuClient", "decode_transport_message",
+        "encode_transport_message", "serve_spdm_emu", "load_certificates",
     }  # fmt: skip
     for name in spdm.__all__:
         assert getattr(spdm, name) is not None

@@ -1,11 +1,15 @@
 """SPDM 1.2 / 1.3 (DMTF DSP0274): messages, certificate chains, measurements, signatures.
 
 The subset a verifier needs to attest a device: VCA (GET_VERSION, GET_CAPABILITIES,
-NEGOTIATE_ALGORITHMS), GET_DIGESTS, GET_CERTIFICATE, GET_MEASUREMENTS and ERROR, each a frozen
-dataclass with byte-exact ``encode`` and strict ``decode``; the SPDM certificate chain format
-and its verification to a root; DMTF measurement blocks; the 1.2+ signing context over the
-L1/L2 transcript; a :class:`Responder` (a simulated device) and a :class:`Requester` that
-drives a connection over any ``send(bytes) -> bytes`` transport and verifies what it gets.
+NEGOTIATE_ALGORITHMS), GET_DIGESTS, GET_CERTIFICATE, CHALLENGE, GET_MEASUREMENTS and ERROR, each
+a frozen dataclass with byte-exact ``encode`` and strict ``decode``; the SPDM certificate chain
+format and its verification to a root; DMTF measurement blocks (unknown value types kept as
+:class:`UnknownMeasurementBlock`); the 1.2+ signing contexts over the M1/M2 and L1/L2
+transcripts; a :class:`Responder` (a simulated device) and a :class:`Requester` that drives a
+connection over any ``send(bytes) -> bytes`` transport and verifies what it gets.
+
+:class:`SpdmEmuClient` and :func:`serve_spdm_emu` carry the messages over the socket framing of
+DMTF's ``spdm-emu`` emulators (MCTP or PCI DOE bindings), so both ends interoperate with libspdm.
 
 Signing suites are ECDSA P-256/SHA-256, P-384/SHA-384 and P-521/SHA-512 through
 :mod:`ironroot.crypto`. Malformed bytes raise :class:`ironroot.errors.MalformedSpdm`; protocol
@@ -15,7 +19,11 @@ violations :class:`~ironroot.errors.SpdmProtocolError` (an ERROR answer:
 :class:`~ironroot.errors.CertificateExpired`.
 """
 
-from ironroot.spdm._certchain import CertificateChain, verify_certificate_chain
+from ironroot.spdm._certchain import (
+    CertificateChain,
+    load_certificates,
+    verify_certificate_chain,
+)
 from ironroot.spdm._constants import (
     MEASUREMENT_SPECIFICATION_DMTF,
     NONCE_SIZE,
@@ -25,16 +33,20 @@ from ironroot.spdm._constants import (
     CapabilityFlag,
     ErrorCode,
     MeasurementHashAlgo,
+    MeasurementSummaryHashType,
     MeasurementValueType,
     OpaqueDataFormat,
     RequestResponseCode,
     SpdmVersion,
 )
 from ironroot.spdm._evidence import SPDM_EVIDENCE_FORMAT, SpdmEvidence
+from ironroot.spdm._identity import DeviceIdentity, check_device_leaf
 from ironroot.spdm._measurements import (
+    AnyMeasurementBlock,
     DeviceMode,
     MeasurementBlock,
     OpaqueElement,
+    UnknownMeasurementBlock,
     decode_measurement_record,
     decode_opaque_data,
     encode_measurement_record,
@@ -47,6 +59,8 @@ from ironroot.spdm._messages import (
     AlgStructure,
     Capabilities,
     Certificate,
+    Challenge,
+    ChallengeAuth,
     Digests,
     ErrorResponse,
     ExtendedAlgorithm,
@@ -63,13 +77,27 @@ from ironroot.spdm._messages import (
 from ironroot.spdm._requester import AttestationResult, Connection, Requester, Transport
 from ironroot.spdm._responder import Responder
 from ironroot.spdm._signing import (
+    CHALLENGE_AUTH_SIGNING_CONTEXT,
     MEASUREMENTS_SIGNING_CONTEXT,
+    challenge_auth_signing_message,
     combined_spdm_prefix,
     measurement_signing_message,
+    measurement_summary_hash,
+)
+from ironroot.spdm._transport import (
+    DoeObject,
+    SocketCommand,
+    SocketFrame,
+    SocketTransportType,
+    SpdmEmuClient,
+    decode_transport_message,
+    encode_transport_message,
+    serve_spdm_emu,
 )
 from ironroot.spdm._verify_evidence import VerifiedSpdm, verify_spdm_evidence
 
 __all__ = [
+    "CHALLENGE_AUTH_SIGNING_CONTEXT",
     "MEASUREMENTS_SIGNING_CONTEXT",
     "MEASUREMENT_SPECIFICATION_DMTF",
     "NONCE_SIZE",
@@ -79,6 +107,7 @@ __all__ = [
     "SPDM_EVIDENCE_FORMAT",
     "AlgStructure",
     "Algorithms",
+    "AnyMeasurementBlock",
     "AttestationResult",
     "BaseAsymAlgo",
     "BaseHashAlgo",
@@ -86,9 +115,13 @@ __all__ = [
     "CapabilityFlag",
     "Certificate",
     "CertificateChain",
+    "Challenge",
+    "ChallengeAuth",
     "Connection",
+    "DeviceIdentity",
     "DeviceMode",
     "Digests",
+    "DoeObject",
     "ErrorCode",
     "ErrorResponse",
     "ExtendedAlgorithm",
@@ -99,6 +132,7 @@ __all__ = [
     "GetVersion",
     "MeasurementBlock",
     "MeasurementHashAlgo",
+    "MeasurementSummaryHashType",
     "MeasurementValueType",
     "Measurements",
     "NegotiateAlgorithms",
@@ -107,18 +141,30 @@ __all__ = [
     "RequestResponseCode",
     "Requester",
     "Responder",
+    "SocketCommand",
+    "SocketFrame",
+    "SocketTransportType",
+    "SpdmEmuClient",
     "SpdmEvidence",
     "SpdmVersion",
     "Transport",
+    "UnknownMeasurementBlock",
     "VerifiedSpdm",
     "Version",
     "VersionNumber",
+    "challenge_auth_signing_message",
+    "check_device_leaf",
     "combined_spdm_prefix",
     "decode_measurement_record",
     "decode_opaque_data",
+    "decode_transport_message",
     "encode_measurement_record",
     "encode_opaque_data",
+    "encode_transport_message",
+    "load_certificates",
     "measurement_signing_message",
+    "measurement_summary_hash",
+    "serve_spdm_emu",
     "verify_certificate_chain",
     "verify_spdm_evidence",
 ]

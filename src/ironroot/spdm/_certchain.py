@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification
 
 from ironroot.errors import (
@@ -37,7 +38,7 @@ from ironroot.errors import (
 from ironroot.spdm._codec import Reader, u16
 from ironroot.spdm._constants import MAX_CERT_CHAIN_SIZE, BaseHashAlgo, base_hash
 
-__all__ = ["CertificateChain", "verify_certificate_chain"]
+__all__ = ["CertificateChain", "load_certificates", "verify_certificate_chain"]
 
 _SEQUENCE = 0x30
 _HEADER = 4  # Length(2) + Reserved(2)
@@ -66,6 +67,35 @@ def _split_der(blob: bytes) -> list[bytes]:
         out.append(blob[pos:end])
         pos = end
     return out
+
+
+_MAX_CERTIFICATES = 16
+_PEM_MARKER = b"-----BEGIN"
+
+
+def load_certificates(data: bytes) -> tuple[bytes, ...]:
+    """The DER certificates in ``data``, in file order: PEM (one or several) or DER (one, or
+    several concatenated as libspdm's ``bundle_*.certchain.der`` files are)."""
+    if not isinstance(data, bytes) or not data:
+        raise MalformedCertificate("no certificate data")
+    if len(data) > MAX_CERT_CHAIN_SIZE * 2:
+        raise MalformedCertificate("certificate file too large for an SPDM chain")
+    if _PEM_MARKER in data:
+        try:
+            certs = x509.load_pem_x509_certificates(data)
+        except ValueError as exc:
+            raise MalformedCertificate(f"not PEM certificates: {exc}") from exc
+        ders = [cert.public_bytes(Encoding.DER) for cert in certs]
+    else:
+        try:
+            ders = _split_der(data)
+        except MalformedSpdm as exc:
+            raise MalformedCertificate(f"not DER certificates: {exc.detail}") from exc
+        for i, der in enumerate(ders):
+            _load(der, f"certificate {i}")
+    if not 1 <= len(ders) <= _MAX_CERTIFICATES:
+        raise MalformedCertificate(f"expected 1 to {_MAX_CERTIFICATES} certificates")
+    return tuple(ders)
 
 
 def _load(der: bytes, what: str) -> x509.Certificate:

@@ -3,13 +3,51 @@
 SPDM is a fixed binary layout (little-endian integers, one 24-bit field), so ``struct``-like
 reads are all it takes; a small reader that raises :class:`MalformedSpdm` on every short read
 and on trailing bytes keeps each decoder a straight transcription of its DSP0274 table.
+
+Some transports (PCI DOE) carry lengths in 4-byte units and pad a message with up to three
+zero bytes; :func:`decode_padded` finds the one length at which a strict decoder accepts the
+message, so the exact bytes (what both ends put in their transcripts) are recovered.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from ironroot.errors import MalformedSpdm
 
-__all__ = ["Reader", "u16", "u24", "u32"]
+__all__ = ["Reader", "decode_padded", "u16", "u24", "u32"]
+
+T = TypeVar("T")
+MAX_ALIGNMENT = 8
+
+
+def decode_padded(data: bytes, alignment: int, decode: Callable[[bytes], T]) -> tuple[T, bytes]:
+    """Decode ``data`` that a transport may have padded to a multiple of ``alignment`` with
+    zero bytes: the decoded message and its exact bytes.
+
+    With ``alignment`` 1 this is ``decode(data)``. Otherwise the unpadded length is the
+    longest one (``data`` itself first, then one zero byte less, ...) that ``decode``
+    accepts; only zero bytes, fewer than ``alignment`` of them, are ever dropped. Every
+    SPDM message this package decodes fixes its own length, so at most one length fits.
+    """
+    if not 1 <= alignment <= MAX_ALIGNMENT:
+        raise MalformedSpdm(f"transport alignment {alignment} outside 1..{MAX_ALIGNMENT}")
+    if alignment == 1:
+        return decode(data), data
+    if len(data) % alignment:
+        raise MalformedSpdm(f"a padded message is a multiple of {alignment} bytes")
+    first: MalformedSpdm | None = None
+    for pad in range(alignment):
+        if pad and (pad > len(data) or data[len(data) - pad] != 0):
+            break  # padding is zero bytes only
+        exact = data[: len(data) - pad]
+        try:
+            return decode(exact), exact
+        except MalformedSpdm as exc:
+            first = first or exc
+    assert first is not None
+    raise first
 
 
 def u16(value: int) -> bytes:

@@ -24,6 +24,7 @@ __all__ = [
     "CapabilityFlag",
     "ErrorCode",
     "MeasurementHashAlgo",
+    "MeasurementSummaryHashType",
     "MeasurementValueType",
     "OpaqueDataFormat",
     "RequestResponseCode",
@@ -60,6 +61,7 @@ class RequestResponseCode(enum.IntEnum):
 
     DIGESTS = 0x01
     CERTIFICATE = 0x02
+    CHALLENGE_AUTH = 0x03
     VERSION = 0x04
     MEASUREMENTS = 0x60
     CAPABILITIES = 0x61
@@ -190,6 +192,14 @@ class OpaqueDataFormat(enum.IntFlag):
 
 OPAQUE_FORMAT_MASK: Final = 0x0F
 MULTI_KEY_CONN: Final = 0x10  # SPDM 1.3 OtherParams bit 4
+
+
+class MeasurementSummaryHashType(enum.IntEnum):
+    """CHALLENGE Param2: which measurements the CHALLENGE_AUTH summary hash covers."""
+
+    NONE = 0x00
+    TCB = 0x01  # the measurements of the components in the device's TCB
+    ALL = 0xFF
 
 
 class MeasurementValueType(enum.IntEnum):

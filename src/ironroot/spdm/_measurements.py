@@ -12,6 +12,11 @@ where bit 7 of the value type says the value is the raw bit stream (else a diges
 the negotiated MeasurementHashAlgo) and bits 6..0 say what was measured. A DeviceMode raw value
 is four 32-bit fields; a SecureVersionNumber raw value is a 64-bit integer.
 
+A value type the negotiated version reserves (8..10 under SPDM 1.2, 11 and above under 1.3)
+still arrives signed: it decodes as an :class:`UnknownMeasurementBlock` that keeps its type
+number, raw flag and value bytes untouched for policy to judge. Nothing about it is
+interpreted (not even the digest size), and the response that carries it is not rejected.
+
 General opaque data (OpaqueDataFmt1, SPDM 1.2)::
 
     TotalElements(1) Reserved(3) { ID(1) VendorLen(1) VendorID[VendorLen]
@@ -21,6 +26,7 @@ General opaque data (OpaqueDataFmt1, SPDM 1.2)::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, TypeAlias
 
 from ironroot.errors import MalformedSpdm
 from ironroot.spdm._codec import Reader, u16, u32
@@ -36,9 +42,11 @@ from ironroot.spdm._constants import (
 )
 
 __all__ = [
+    "AnyMeasurementBlock",
     "DeviceMode",
     "MeasurementBlock",
     "OpaqueElement",
+    "UnknownMeasurementBlock",
     "decode_measurement_record",
     "decode_opaque_data",
     "encode_measurement_record",
@@ -103,10 +111,7 @@ class MeasurementBlock:
     raw: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.index, bool) or not isinstance(self.index, int):
-            raise MalformedSpdm("measurement index must be an integer")
-        if not 1 <= self.index <= 0xFE:
-            raise MalformedSpdm(f"measurement index {self.index} outside 1..254")
+        _check_index(self.index)
         if not isinstance(self.value_type, MeasurementValueType):
             raise MalformedSpdm("measurement value type must be a MeasurementValueType")
         if not isinstance(self.value, bytes) or len(self.value) > _MAX_VALUE:
@@ -118,18 +123,24 @@ class MeasurementBlock:
         if self.raw and svn and len(self.value) != _SVN_SIZE:
             raise MalformedSpdm("a raw SecureVersionNumber measurement is 8 bytes")
 
+    known: ClassVar[bool] = True
+
+    @property
+    def type_number(self) -> int:
+        """DMTFSpecMeasurementValueType bits 6..0."""
+        return int(self.value_type)
+
+    @property
+    def type_name(self) -> str:
+        return self.value_type.name
+
     @property
     def dmtf_value_type(self) -> int:
         """The DMTFSpecMeasurementValueType byte."""
-        return int(self.value_type) | (RAW_BIT_STREAM if self.raw else 0)
+        return self.type_number | (RAW_BIT_STREAM if self.raw else 0)
 
     def encode(self) -> bytes:
-        measurement = bytes([self.dmtf_value_type]) + u16(len(self.value)) + self.value
-        return (
-            bytes([self.index, MEASUREMENT_SPECIFICATION_DMTF])
-            + u16(len(measurement))
-            + measurement
-        )
+        return _encode_block(self.index, self.dmtf_value_type, self.value)
 
     def device_mode(self) -> DeviceMode:
         """The DeviceMode of a raw DeviceMode block; :class:`MalformedSpdm` otherwise."""
@@ -144,7 +155,74 @@ class MeasurementBlock:
         return int.from_bytes(self.value, "little")
 
 
-def encode_measurement_record(blocks: tuple[MeasurementBlock, ...]) -> bytes:
+@dataclass(frozen=True, slots=True)
+class UnknownMeasurementBlock:
+    """A DMTF measurement block whose value type this package does not know at the
+    negotiated version: its number (bits 6..0), raw flag (bit 7) and value, kept as sent.
+
+    ``value_type`` is ``None``, so a comparison with a :class:`MeasurementValueType` is never
+    true; ``type_number`` says what the device sent.
+    """
+
+    index: int
+    type_number: int
+    value: bytes
+    raw: bool = False
+
+    known: ClassVar[bool] = False
+    type_name: ClassVar[str] = "UNKNOWN"
+
+    def __post_init__(self) -> None:
+        _check_index(self.index)
+        number = self.type_number
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= 0x7F:
+            raise MalformedSpdm("a measurement value type number is 0..127")
+        if not isinstance(self.value, bytes) or len(self.value) > _MAX_VALUE:
+            raise MalformedSpdm(f"measurement value must be bytes of at most {_MAX_VALUE}")
+        if not isinstance(self.raw, bool):
+            raise MalformedSpdm("measurement raw flag must be a bool")
+
+    @property
+    def value_type(self) -> None:
+        return None
+
+    @property
+    def dmtf_value_type(self) -> int:
+        """The DMTFSpecMeasurementValueType byte."""
+        return self.type_number | (RAW_BIT_STREAM if self.raw else 0)
+
+    def encode(self) -> bytes:
+        return _encode_block(self.index, self.dmtf_value_type, self.value)
+
+
+AnyMeasurementBlock: TypeAlias = MeasurementBlock | UnknownMeasurementBlock
+"""A decoded measurement block: known (:class:`MeasurementBlock`) or not."""
+
+
+def _check_index(index: object) -> None:
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise MalformedSpdm("measurement index must be an integer")
+    if not 1 <= index <= 0xFE:
+        raise MalformedSpdm(f"measurement index {index} outside 1..254")
+
+
+def _encode_block(index: int, type_byte: int, value: bytes) -> bytes:
+    measurement = bytes([type_byte]) + u16(len(value)) + value
+    return bytes([index, MEASUREMENT_SPECIFICATION_DMTF]) + u16(len(measurement)) + measurement
+
+
+def known_value_type(number: int, version: SpdmVersion) -> MeasurementValueType | None:
+    """The :class:`MeasurementValueType` ``number`` names at ``version``, or ``None``."""
+    try:
+        value_type = MeasurementValueType(number)
+    except ValueError:
+        return None
+    if value_type in TYPES_SINCE_1_3 and version < SpdmVersion.V1_3:
+        return None
+    return value_type
+
+
+def encode_measurement_record(blocks: tuple[AnyMeasurementBlock, ...]) -> bytes:
     return b"".join(block.encode() for block in blocks)
 
 
@@ -154,17 +232,18 @@ def decode_measurement_record(
     *,
     version: SpdmVersion,
     measurement_hash_algo: MeasurementHashAlgo | None = None,
-) -> tuple[MeasurementBlock, ...]:
+) -> tuple[AnyMeasurementBlock, ...]:
     """Parse exactly ``count`` blocks filling ``record``.
 
-    With ``measurement_hash_algo`` given, every digest (non-raw) value must have its size;
-    under raw-bit-stream-only no digest is allowed.
+    With ``measurement_hash_algo`` given, every digest (non-raw) value of a known type must
+    have its size; under raw-bit-stream-only no digest is allowed. A value type ``version``
+    does not define becomes an :class:`UnknownMeasurementBlock`.
     """
     digest_size: int | None = -1
     if measurement_hash_algo is not None:
         digest_size = measurement_hash_size(measurement_hash_algo)
     r = Reader(record, "MeasurementRecord")
-    blocks: list[MeasurementBlock] = []
+    blocks: list[AnyMeasurementBlock] = []
     seen: set[int] = set()
     for i in range(count):
         index = r.u8(f"block {i} Index")
@@ -176,15 +255,14 @@ def decode_measurement_record(
         type_byte = body.u8("DMTFSpecMeasurementValueType")
         value = body.take(body.u16("DMTFSpecMeasurementValueSize"), "DMTFSpecMeasurementValue")
         body.end()
-        try:
-            value_type = MeasurementValueType(type_byte & VALUE_TYPE_MASK)
-        except ValueError:
-            raise MalformedSpdm(
-                f"measurement block {index}: reserved value type {type_byte & VALUE_TYPE_MASK}"
-            ) from None
-        if value_type in TYPES_SINCE_1_3 and version < SpdmVersion.V1_3:
-            raise MalformedSpdm(f"measurement block {index}: {value_type.name} needs SPDM 1.3")
+        if index in seen:
+            raise MalformedSpdm(f"measurement index {index} appears twice")
+        seen.add(index)
         raw = bool(type_byte & RAW_BIT_STREAM)
+        value_type = known_value_type(type_byte & VALUE_TYPE_MASK, version)
+        if value_type is None:
+            blocks.append(UnknownMeasurementBlock(index, type_byte & VALUE_TYPE_MASK, value, raw))
+            continue
         if not raw and digest_size != -1:
             if digest_size is None:
                 raise MalformedSpdm(f"measurement block {index}: digest under raw-only hashing")
@@ -192,9 +270,6 @@ def decode_measurement_record(
                 raise MalformedSpdm(
                     f"measurement block {index}: digest is {len(value)} bytes, not {digest_size}"
                 )
-        if index in seen:
-            raise MalformedSpdm(f"measurement index {index} appears twice")
-        seen.add(index)
         blocks.append(MeasurementBlock(index, value_type, value, raw))
     r.end()
     return tuple(blocks)

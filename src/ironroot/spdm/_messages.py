@@ -25,6 +25,11 @@ DMTF libspdm's ``spdm.h``):
 - MEASUREMENTS (Param1 = total count for operation 0, Param2 = slot id | content changed)
   ``NumberOfBlocks(1) MeasurementRecordLength(3) MeasurementRecord Nonce(32)
   OpaqueDataLength(2) OpaqueData [RequesterContext(8) in 1.3] Signature``.
+- CHALLENGE (Param1 = slot id, 0xFF for a provisioned public key; Param2 = measurement
+  summary hash type 0 / 1 / 0xFF) ``Nonce(32) [RequesterContext(8) in 1.3]``.
+- CHALLENGE_AUTH (Param1 = slot id | BasicMutAuthReq bit 7, Param2 = slot mask)
+  ``CertChainHash(H) Nonce(32) MeasurementSummaryHash(H, absent for type 0)
+  OpaqueDataLength(2) OpaqueData [RequesterContext(8) in 1.3] Signature``.
 - ERROR (Param1 = ErrorCode, Param2 = ErrorData) ``ExtendedErrorData`` (0..32 bytes).
 
 Decoders are deliberately stricter than DSP0274's "ignore reserved on receipt": a reserved
@@ -50,12 +55,15 @@ from ironroot.spdm._constants import (
     REQUESTER_CONTEXT_SIZE,
     ErrorCode,
     MeasurementHashAlgo,
+    MeasurementSummaryHashType,
     RequestResponseCode,
     SpdmVersion,
     version_from_byte,
 )
 from ironroot.spdm._measurements import (
+    AnyMeasurementBlock,
     MeasurementBlock,
+    UnknownMeasurementBlock,
     decode_measurement_record,
     encode_measurement_record,
 )
@@ -65,6 +73,8 @@ __all__ = [
     "Algorithms",
     "Capabilities",
     "Certificate",
+    "Challenge",
+    "ChallengeAuth",
     "Digests",
     "ErrorResponse",
     "ExtendedAlgorithm",
@@ -854,7 +864,7 @@ class Measurements:
     """
 
     version: SpdmVersion
-    blocks: tuple[MeasurementBlock, ...]
+    blocks: tuple[AnyMeasurementBlock, ...]
     nonce: bytes
     opaque_data: bytes = b""
     requester_context: bytes | None = None
@@ -867,8 +877,10 @@ class Measurements:
     def __post_init__(self) -> None:
         what = "MEASUREMENTS"
         _version(self.version, NEGOTIABLE, what)
-        if len(self.blocks) > 0xFF or not all(isinstance(b, MeasurementBlock) for b in self.blocks):
-            raise MalformedSpdm(f"{what}: at most 255 MeasurementBlock values")
+        if len(self.blocks) > 0xFF or not all(
+            isinstance(b, (MeasurementBlock, UnknownMeasurementBlock)) for b in self.blocks
+        ):
+            raise MalformedSpdm(f"{what}: at most 255 measurement blocks")
         if not isinstance(self.nonce, bytes) or len(self.nonce) != NONCE_SIZE:
             raise MalformedSpdm(f"{what}: nonce must be 32 bytes")
         if not isinstance(self.opaque_data, bytes) or len(self.opaque_data) > MAX_OPAQUE_DATA_SIZE:
@@ -937,6 +949,159 @@ class Measurements:
         r.end()
         return cls(
             version, blocks, nonce, opaque, context, signature, p1, p2 & 0xF, (p2 >> 4) & 0x3
+        )
+
+
+# --- CHALLENGE / CHALLENGE_AUTH -------------------------------------------------------------
+
+_SUMMARY_TYPES: Final = frozenset(int(t) for t in MeasurementSummaryHashType)
+BASIC_MUT_AUTH_REQ: Final = 0x80
+
+
+def _check_challenge_slot(slot_id: int, what: str) -> None:
+    _uint(slot_id, 8, f"{what} SlotID")
+    if slot_id > _MAX_SLOT and slot_id != 0xFF:
+        raise MalformedSpdm(f"{what}: SlotID {slot_id} is neither 0..7 nor 0xFF")
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """CHALLENGE: authenticate the responder's key in ``slot_id`` over M1/M2, with the
+    requester's ``nonce`` and, when asked, a summary hash of its measurements."""
+
+    version: SpdmVersion
+    slot_id: int
+    measurement_summary_hash_type: MeasurementSummaryHashType
+    nonce: bytes
+    requester_context: bytes | None = None
+    CODE: ClassVar[RequestResponseCode] = _CODE.CHALLENGE
+
+    def __post_init__(self) -> None:
+        what = "CHALLENGE"
+        _version(self.version, NEGOTIABLE, what)
+        _check_challenge_slot(self.slot_id, what)
+        if not isinstance(self.measurement_summary_hash_type, MeasurementSummaryHashType):
+            raise MalformedSpdm(f"{what}: measurement summary hash type must be 0, 1 or 0xFF")
+        if not isinstance(self.nonce, bytes) or len(self.nonce) != NONCE_SIZE:
+            raise MalformedSpdm(f"{what}: the nonce is 32 bytes")
+        _check_context(self.version, self.requester_context, what)
+
+    def encode(self) -> bytes:
+        out = (
+            _header(self.version, self.CODE, self.slot_id, self.measurement_summary_hash_type)
+            + self.nonce
+        )
+        if self.requester_context is not None:
+            out += self.requester_context
+        return out
+
+    @classmethod
+    def decode(cls, data: bytes) -> Challenge:
+        version, p1, p2, r = _open(data, cls.CODE, NEGOTIABLE)
+        if p2 not in _SUMMARY_TYPES:
+            raise MalformedSpdm(f"CHALLENGE: measurement summary hash type {p2:#04x} is reserved")
+        nonce = r.take(NONCE_SIZE, "Nonce")
+        context = (
+            r.take(REQUESTER_CONTEXT_SIZE, "RequesterContext") if _has_context(version) else None
+        )
+        r.end()
+        return cls(version, p1, MeasurementSummaryHashType(p2), nonce, context)
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeAuth:
+    """CHALLENGE_AUTH: the hash of the slot's certificate chain, the responder's nonce, the
+    measurement summary hash (empty when none was asked), opaque data and the signature.
+
+    ``slot_id`` (Param1 bits 3..0) is the slot that signed, ``slot_mask`` (Param2) the
+    provisioned slots; ``basic_mut_auth_requested`` is Param1 bit 7 (deprecated since 1.2).
+    """
+
+    version: SpdmVersion
+    slot_id: int
+    slot_mask: int
+    cert_chain_hash: bytes
+    nonce: bytes
+    measurement_summary_hash: bytes = b""
+    opaque_data: bytes = b""
+    requester_context: bytes | None = None
+    signature: bytes = b""
+    basic_mut_auth_requested: bool = False
+    CODE: ClassVar[RequestResponseCode] = _CODE.CHALLENGE_AUTH
+
+    def __post_init__(self) -> None:
+        what = "CHALLENGE_AUTH"
+        _version(self.version, NEGOTIABLE, what)
+        _uint(self.slot_id, 4, f"{what} SlotID")
+        if self.slot_id > _MAX_SLOT and self.slot_id != 0xF:
+            raise MalformedSpdm(f"{what}: SlotID {self.slot_id} is neither 0..7 nor 0xF")
+        _uint(self.slot_mask, 8, f"{what} SlotMask")
+        for name in ("cert_chain_hash", "measurement_summary_hash", "opaque_data", "signature"):
+            if not isinstance(getattr(self, name), bytes):
+                raise MalformedSpdm(f"{what}: {name} must be bytes")
+        if not self.cert_chain_hash:
+            raise MalformedSpdm(f"{what}: CertChainHash is empty")
+        if self.measurement_summary_hash and len(self.measurement_summary_hash) != len(
+            self.cert_chain_hash
+        ):
+            raise MalformedSpdm(f"{what}: the summary hash and CertChainHash differ in size")
+        if not isinstance(self.nonce, bytes) or len(self.nonce) != NONCE_SIZE:
+            raise MalformedSpdm(f"{what}: the nonce is 32 bytes")
+        if len(self.opaque_data) > MAX_OPAQUE_DATA_SIZE:
+            raise MalformedSpdm(f"{what}: opaque data longer than {MAX_OPAQUE_DATA_SIZE} bytes")
+        _check_context(self.version, self.requester_context, what)
+        if not isinstance(self.basic_mut_auth_requested, bool):
+            raise MalformedSpdm(f"{what}: BasicMutAuthReq must be a bool")
+
+    def encode_unsigned(self) -> bytes:
+        """The message without its signature: what enters M1/M2 (as C's second half)."""
+        attributes = self.slot_id | (BASIC_MUT_AUTH_REQ if self.basic_mut_auth_requested else 0)
+        out = (
+            _header(self.version, self.CODE, attributes, self.slot_mask)
+            + self.cert_chain_hash
+            + self.nonce
+            + self.measurement_summary_hash
+            + u16(len(self.opaque_data))
+            + self.opaque_data
+        )
+        if self.requester_context is not None:
+            out += self.requester_context
+        return out
+
+    def encode(self) -> bytes:
+        return self.encode_unsigned() + self.signature
+
+    @classmethod
+    def decode(
+        cls, data: bytes, *, hash_size: int, signature_size: int, summary_requested: bool
+    ) -> ChallengeAuth:
+        """Parse; ``summary_requested`` is whether the CHALLENGE asked for a summary hash."""
+        version, p1, p2, r = _open(data, cls.CODE, NEGOTIABLE)
+        if p1 & 0x70:
+            raise MalformedSpdm("CHALLENGE_AUTH: reserved Param1 bits are set")
+        cert_chain_hash = r.take(hash_size, "CertChainHash")
+        nonce = r.take(NONCE_SIZE, "Nonce")
+        summary = r.take(hash_size, "MeasurementSummaryHash") if summary_requested else b""
+        opaque_length = r.u16("OpaqueDataLength")
+        if opaque_length > MAX_OPAQUE_DATA_SIZE:
+            raise MalformedSpdm(f"CHALLENGE_AUTH: OpaqueDataLength {opaque_length} over 1024")
+        opaque = r.take(opaque_length, "OpaqueData")
+        context = (
+            r.take(REQUESTER_CONTEXT_SIZE, "RequesterContext") if _has_context(version) else None
+        )
+        signature = r.take(signature_size, "Signature")
+        r.end()
+        return cls(
+            version,
+            p1 & 0x0F,
+            p2,
+            cert_chain_hash,
+            nonce,
+            summary,
+            opaque,
+            context,
+            signature,
+            bool(p1 & BASIC_MUT_AUTH_REQ),
         )
 
 

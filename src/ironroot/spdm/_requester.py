@@ -1,5 +1,6 @@
-"""The SPDM requester: negotiate, fetch and verify the certificate chain, fetch signed
-measurements, and verify their signature over the requester's own transcript.
+"""The SPDM requester: negotiate, fetch and verify the certificate chain, authenticate the
+responder (CHALLENGE), fetch signed measurements, and verify every signature over the
+requester's own transcripts.
 
 The transport is any callable ``send(request_bytes) -> response_bytes`` (MCTP, PCIe DOE, a
 socket, or a :class:`~ironroot.spdm.Responder` wired in directly). Every response is checked
@@ -11,6 +12,9 @@ before it is believed:
 - the negotiated algorithms must be ones offered, and a signing suite ironroot implements;
 - the certificate chain must hash to the slot's DIGESTS entry, carry the trusted root's
   RootHash, verify up to that root at ``now``, and end in a key of the negotiated algorithm;
+- CHALLENGE_AUTH must name that chain (CertChainHash), answer the slot, echo the
+  RequesterContext (1.3), and its signature must verify over M1/M2 (VCA ‖ certificate messages
+  ‖ CHALLENGE ‖ CHALLENGE_AUTH) with the requester's fresh nonce inside;
 - MEASUREMENTS must answer the operation asked, echo the RequesterContext (1.3) and slot, and
   its signature must verify over L1/L2 as *this requester* saw it, with the requester's fresh
   nonce inside: a response made for another request, or by a responder whose transcript
@@ -18,6 +22,15 @@ before it is believed:
 
 Order is enforced: measurements before the VCA, or signed measurements before the slot's
 certificate chain is verified, raise :class:`SpdmProtocolError` without sending anything.
+
+A refused response leaves the two ends' transcripts out of step (the responder recorded a
+message the requester would not accept), so after any failure once a request has been sent the
+connection is closed: every later call raises :class:`SpdmProtocolError` naming the failure
+until :meth:`Requester.init_connection` starts again with a new VCA. A later signed response
+can therefore never fail as a misleading :class:`BadSignature`.
+
+``alignment`` is the transport's padding unit (4 for PCI DOE, whose lengths count 4-byte
+words): a response padded with zero bytes is read at its own length.
 """
 
 from __future__ import annotations
@@ -27,19 +40,22 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Final, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ironroot.crypto import PublicKey
 from ironroot.errors import (
+    BadSignature,
     ConfigError,
+    IronrootError,
     MalformedSpdm,
     SpdmErrorResponse,
     SpdmProtocolError,
     UnsupportedAlgorithm,
 )
 from ironroot.spdm._certchain import CertificateChain, verify_certificate_chain
+from ironroot.spdm._codec import decode_padded
 from ironroot.spdm._constants import (
     MAX_CERT_CHAIN_SIZE,
     MEAS_CAP_MASK,
@@ -53,6 +69,7 @@ from ironroot.spdm._constants import (
     BaseHashAlgo,
     CapabilityFlag,
     MeasurementHashAlgo,
+    MeasurementSummaryHashType,
     OpaqueDataFormat,
     RequestResponseCode,
     SpdmVersion,
@@ -62,13 +79,15 @@ from ironroot.spdm._constants import (
     single_bit,
 )
 from ironroot.spdm._evidence import SpdmEvidence
-from ironroot.spdm._measurements import MeasurementBlock, decode_opaque_data
+from ironroot.spdm._measurements import AnyMeasurementBlock, decode_opaque_data
 from ironroot.spdm._messages import (
     OPERATION_ALL,
     OPERATION_TOTAL_NUMBER,
     Algorithms,
     Capabilities,
     Certificate,
+    Challenge,
+    ChallengeAuth,
     Digests,
     ErrorResponse,
     GetCapabilities,
@@ -80,9 +99,16 @@ from ironroot.spdm._messages import (
     NegotiateAlgorithms,
     Version,
 )
-from ironroot.spdm._signing import Transcript, measurement_signing_message
+from ironroot.spdm._signing import (
+    Transcript,
+    challenge_auth_signing_message,
+    measurement_signing_message,
+    measurement_summary_hash,
+)
 
 __all__ = ["AttestationResult", "Connection", "Requester", "Transport"]
+
+T = TypeVar("T")
 
 Transport = Callable[[bytes], bytes]
 """``send(request) -> response``: one SPDM message out, one back."""
@@ -116,14 +142,16 @@ class Connection:
 
 @dataclass(frozen=True, slots=True)
 class AttestationResult:
-    """A verified run: the connection, the verified chain and the signed measurements."""
+    """A verified run: the connection, the verified chain, the verified CHALLENGE_AUTH (``None``
+    when the responder cannot be challenged, CHAL_CAP clear) and the signed measurements."""
 
     connection: Connection
     certificate_chain: CertificateChain
     measurements: Measurements
+    challenge_auth: ChallengeAuth | None = None
 
     @property
-    def blocks(self) -> tuple[MeasurementBlock, ...]:
+    def blocks(self) -> tuple[AnyMeasurementBlock, ...]:
         return self.measurements.blocks
 
 
@@ -175,7 +203,7 @@ class Requester:
     ``root_certificate`` (DER) is the trust anchor for the responder's chain and ``now`` the
     time its certificates must be valid at. The algorithm offers are bit masks of
     :class:`BaseAsymAlgo` / :class:`BaseHashAlgo`; only the ECDSA suites of
-    ``SIGNING_SUITES`` can be offered.
+    ``SIGNING_SUITES`` can be offered. ``alignment`` is the transport's padding unit.
     """
 
     def __init__(
@@ -190,6 +218,7 @@ class Requester:
         data_transfer_size: int = 4096,
         max_spdm_msg_size: int = 4096,
         random: Callable[[int], bytes] = os.urandom,
+        alignment: int = 1,
     ) -> None:
         if not versions or not set(versions) <= NEGOTIABLE:
             raise ConfigError("a requester speaks SPDM 1.2 and/or 1.3")
@@ -197,6 +226,8 @@ class Requester:
             raise ConfigError("only ECDSA P-256, P-384 and P-521 can be offered")
         if now.tzinfo is None:
             raise ConfigError("now must be a timezone-aware datetime")
+        if alignment not in (1, 2, 4, 8):
+            raise ConfigError("the transport alignment is 1, 2, 4 or 8 bytes")
         GetCapabilities(
             SpdmVersion.V1_2,
             data_transfer_size=data_transfer_size,
@@ -211,8 +242,11 @@ class Requester:
         self._dts = data_transfer_size
         self._max_msg = max_spdm_msg_size
         self._random = random
+        self._alignment = alignment
         self._transcript = Transcript()
         self._connection: Connection | None = None
+        self._closed: str | None = None  # why the connection is unusable, once it is
+        self._authenticated = False  # a CHALLENGE completed since the VCA
         self._digests: Digests | None = None
         self._keys: dict[int, PublicKey] = {}
         self._peer_dts: int | None = None
@@ -223,13 +257,14 @@ class Requester:
 
     @property
     def connection(self) -> Connection | None:
-        return self._connection
+        return self._connection if self._closed is None else None
 
     # --- transport --------------------------------------------------------------------------
 
     def _exchange(
         self, request: bytes, expected: RequestResponseCode, version: SpdmVersion
     ) -> bytes:
+        """Send ``request``; the raw answer once its code and version are the expected ones."""
         if self._peer_dts is not None and len(request) > self._peer_dts:
             raise SpdmProtocolError(
                 f"{len(request)}-byte request exceeds the responder's DataTransferSize"
@@ -238,7 +273,7 @@ class Requester:
         if not isinstance(response, (bytes, bytearray)):
             raise MalformedSpdm("the transport returned something other than bytes")
         response = bytes(response)
-        if len(response) > self._dts:
+        if len(response) > self._dts + self._alignment - 1:
             raise MalformedSpdm(
                 f"{expected.name}: {len(response)} bytes exceed DataTransferSize {self._dts}"
             )
@@ -246,7 +281,7 @@ class Requester:
             raise MalformedSpdm(f"{expected.name}: truncated header ({len(response)} bytes)")
         asked = _CODE(request[1]).name
         if response[1] == _CODE.ERROR:
-            error = ErrorResponse.decode(response)
+            error, _ = decode_padded(response, self._alignment, ErrorResponse.decode)
             raise SpdmErrorResponse(
                 f"responder answered {asked} with ERROR {error.name}"
                 f" (ErrorData {error.error_data:#04x})"
@@ -261,7 +296,30 @@ class Requester:
             )
         return response
 
+    def _decode(self, response: bytes, decode: Callable[[bytes], T]) -> tuple[T, bytes]:
+        """The decoded response and its exact bytes (without any transport padding)."""
+        message, exact = decode_padded(response, self._alignment, decode)
+        if len(exact) > self._dts:
+            raise MalformedSpdm(f"{len(exact)}-byte response exceeds DataTransferSize {self._dts}")
+        return message, exact
+
+    def _close(self, exc: BaseException) -> None:
+        """Mark the connection unusable after ``exc`` interrupted an exchange."""
+        if isinstance(exc, IronrootError):
+            reason = f"{exc.code}: {exc.detail}"
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
+        self._closed = reason
+        self._connection = None
+        self._transcript.reset_measurements()
+        self._transcript.reset_b()
+
     def _require_connection(self) -> Connection:
+        if self._closed is not None:
+            raise SpdmProtocolError(
+                "the SPDM connection is unusable after a failed exchange"
+                f" ({self._closed}); start again with init_connection() (a new VCA)"
+            )
         if self._connection is None:
             raise SpdmProtocolError("no negotiated connection: run init_connection() first")
         return self._connection
@@ -271,12 +329,23 @@ class Requester:
     def init_connection(self) -> Connection:
         """GET_VERSION, GET_CAPABILITIES, NEGOTIATE_ALGORITHMS; checks every answer."""
         self._connection = None
+        self._closed = None
+        self._authenticated = False
         self._digests = None
         self._keys = {}
         self._peer_dts = None
+        try:
+            self._connection = self._vca()
+        except Exception as exc:
+            self._close(exc)
+            raise
+        return self._connection
+
+    def _vca(self) -> Connection:
         get_version = GetVersion().encode()
         response = self._exchange(get_version, _CODE.VERSION, SpdmVersion.V1_0)
-        offered = {e.spdm_version for e in Version.decode(response).entries}
+        version_message, response = self._decode(response, Version.decode)
+        offered = {e.spdm_version for e in version_message.entries}
         common = sorted(v for v in self._versions if v in offered)
         if not common:
             raise SpdmProtocolError("the responder supports no SPDM version in common")
@@ -288,7 +357,7 @@ class Requester:
             version, data_transfer_size=self._dts, max_spdm_msg_size=self._max_msg
         ).encode()
         response = self._exchange(request, _CODE.CAPABILITIES, version)
-        capabilities = Capabilities.decode(response)
+        capabilities, response = self._decode(response, Capabilities.decode)
         self._transcript.add_vca(request + response)
         self._vca_messages += [request, response]
         self._peer_dts = capabilities.data_transfer_size
@@ -305,29 +374,37 @@ class Requester:
             base_hash_algo=self._hash_offer,
         ).encode()
         response = self._exchange(request, _CODE.ALGORITHMS, version)
-        algorithms = Algorithms.decode(response)
+        algorithms, response = self._decode(response, Algorithms.decode)
         self._transcript.add_vca(request + response)
         self._vca_messages += [request, response]
-        self._connection = negotiated_connection(
+        return negotiated_connection(
             version,
             capabilities,
             algorithms,
             asym_offer=self._asym_offer,
             hash_offer=self._hash_offer,
         )
-        return self._connection
 
     # --- certificates -----------------------------------------------------------------------
 
     def get_digests(self) -> Digests:
         """GET_DIGESTS: the chain digest of every provisioned slot."""
         connection = self._require_connection()
-        self._transcript.reset_measurements()
-        request = GetDigests(connection.version).encode()
-        response = self._exchange(request, _CODE.DIGESTS, connection.version)
-        self._digests = Digests.decode(response, hash_size=connection.hash_size)
+        try:
+            self._transcript.reset_measurements()
+            self._transcript.reset_b()
+            request = GetDigests(connection.version).encode()
+            response = self._exchange(request, _CODE.DIGESTS, connection.version)
+            digests, response = self._decode(
+                response, lambda data: Digests.decode(data, hash_size=connection.hash_size)
+            )
+            self._transcript.add_b(request + response)
+        except Exception as exc:
+            self._close(exc)
+            raise
+        self._digests = digests
         self._keys = {}
-        return self._digests
+        return digests
 
     def get_certificate_chain(self, slot_id: int = 0) -> CertificateChain:
         """GET_CERTIFICATE in portions; check the digest, RootHash, path and leaf key."""
@@ -337,14 +414,25 @@ class Requester:
         expected = self._digests.digest_for(slot_id)
         if expected is None:
             raise SpdmProtocolError(f"certificate slot {slot_id} is not provisioned")
+        try:
+            return self._get_certificate_chain(connection, slot_id, expected)
+        except Exception as exc:
+            self._close(exc)
+            raise
+
+    def _get_certificate_chain(
+        self, connection: Connection, slot_id: int, expected: bytes
+    ) -> CertificateChain:
         self._transcript.reset_measurements()
         portion_limit = min(self._dts - _CERTIFICATE_HEADER, 0xFFFF)
         data = bytearray()
         total: int | None = None
         while True:
             request = GetCertificate(connection.version, slot_id, len(data), portion_limit)
-            response = self._exchange(request.encode(), _CODE.CERTIFICATE, connection.version)
-            portion = Certificate.decode(response)
+            encoded = request.encode()
+            response = self._exchange(encoded, _CODE.CERTIFICATE, connection.version)
+            portion, response = self._decode(response, Certificate.decode)
+            self._transcript.add_b(encoded + response)
             if portion.slot_id != slot_id:
                 raise SpdmProtocolError(f"CERTIFICATE for slot {portion.slot_id}, not {slot_id}")
             if len(portion.portion) > portion_limit:
@@ -381,6 +469,102 @@ class Requester:
             ) from exc
         return chain
 
+    # --- challenge --------------------------------------------------------------------------
+
+    def challenge(
+        self,
+        slot_id: int = 0,
+        *,
+        summary: MeasurementSummaryHashType = MeasurementSummaryHashType.NONE,
+        nonce: bytes | None = None,
+    ) -> ChallengeAuth:
+        """CHALLENGE: authenticate the responder's key of ``slot_id`` (its chain verified
+        first) with a signature over M1/M2; ``summary`` asks for a measurement summary hash.
+
+        ``nonce`` (32 bytes) is a verifier's challenge to answer; by default a fresh random one.
+        """
+        if nonce is not None and (not isinstance(nonce, bytes) or len(nonce) != NONCE_SIZE):
+            raise MalformedSpdm(f"a CHALLENGE nonce is {NONCE_SIZE} bytes")
+        if not isinstance(summary, MeasurementSummaryHashType):
+            raise ConfigError("summary must be a MeasurementSummaryHashType")
+        connection = self._require_connection()
+        if not connection.capabilities.flags & CapabilityFlag.CHAL_CAP:
+            raise SpdmProtocolError("the responder cannot be challenged (CHAL_CAP clear)")
+        key = self._keys.get(slot_id)
+        chain = self._chains.get(slot_id)
+        if key is None or chain is None:
+            raise SpdmProtocolError(f"no verified certificate chain for slot {slot_id}")
+        version = connection.version
+        context = self._random(REQUESTER_CONTEXT_SIZE) if version >= SpdmVersion.V1_3 else None
+        request = Challenge(
+            version,
+            slot_id,
+            summary,
+            nonce if nonce is not None else self._random(NONCE_SIZE),
+            context,
+        ).encode()
+        try:
+            answer, transcript = self._challenge_exchange(connection, request, summary, context)
+            if not hmac.compare_digest(
+                answer.cert_chain_hash, base_hash(connection.base_hash_algo, chain)
+            ):
+                raise SpdmProtocolError("CHALLENGE_AUTH names another certificate chain")
+            if answer.slot_id != slot_id or not answer.slot_mask >> slot_id & 1:
+                raise SpdmProtocolError(f"CHALLENGE_AUTH does not answer slot {slot_id}")
+            message = challenge_auth_signing_message(version, connection.base_hash_algo, transcript)
+            try:
+                key.verify(answer.signature, message)
+            except BadSignature as exc:
+                raise BadSignature(
+                    "the CHALLENGE_AUTH signature does not verify over M1/M2"
+                ) from exc
+        except Exception as exc:
+            self._close(exc)
+            raise
+        self._authenticated = True
+        return answer
+
+    def _challenge_exchange(
+        self,
+        connection: Connection,
+        request: bytes,
+        summary: MeasurementSummaryHashType,
+        context: bytes | None,
+    ) -> tuple[ChallengeAuth, bytes]:
+        """Send CHALLENGE; the checked CHALLENGE_AUTH and M1/M2 (B is consumed either way)."""
+        self._transcript.reset_measurements()
+        try:
+            response = self._exchange(request, _CODE.CHALLENGE_AUTH, connection.version)
+            answer, response = self._decode(
+                response,
+                lambda data: ChallengeAuth.decode(
+                    data,
+                    hash_size=connection.hash_size,
+                    signature_size=connection.signature_size,
+                    summary_requested=summary != MeasurementSummaryHashType.NONE,
+                ),
+            )
+            if context is not None and not hmac.compare_digest(
+                answer.requester_context or b"", context
+            ):
+                raise SpdmProtocolError("CHALLENGE_AUTH does not echo the RequesterContext")
+            if answer.basic_mut_auth_requested:
+                raise SpdmProtocolError("CHALLENGE_AUTH asks for mutual authentication")
+            self._check_opaque(connection, answer.opaque_data, "CHALLENGE_AUTH")
+            unsigned = response[: len(response) - connection.signature_size]
+            return answer, self._transcript.m1m2(request, unsigned)
+        finally:
+            self._transcript.reset_b()
+
+    def _check_opaque(self, connection: Connection, opaque: bytes, what: str) -> None:
+        selected = connection.algorithms.other_params_selection & OPAQUE_FORMAT_MASK
+        if not opaque:
+            return
+        if selected == OpaqueDataFormat.FORMAT_1:
+            decode_opaque_data(opaque)
+        elif not selected:
+            raise SpdmProtocolError(f"{what} carries opaque data but no format was negotiated")
+
     # --- measurements -----------------------------------------------------------------------
 
     def get_measurements(
@@ -414,28 +598,32 @@ class Requester:
             requester_context=context,
         ).encode()
         try:
+            if not self._authenticated:
+                self._transcript.reset_b()  # no CHALLENGE completed: M1/M2's B ends here
             response = self._exchange(request, _CODE.MEASUREMENTS, version)
             signature_size = connection.signature_size if signed else 0
-            answer = Measurements.decode(
+            answer, response = self._decode(
                 response,
-                signature_size=signature_size,
-                measurement_hash_algo=connection.measurement_hash_algo,
+                lambda data: Measurements.decode(
+                    data,
+                    signature_size=signature_size,
+                    measurement_hash_algo=connection.measurement_hash_algo,
+                ),
             )
             self._check_measurements(connection, answer, operation, signed, slot_id, context)
             self._transcript.add_measurement(request)
             self._transcript.add_measurement(response[: len(response) - signature_size])
             self._last_measurement = (request, response)
-            if not signed:
-                return answer
-            message = measurement_signing_message(
-                version, connection.base_hash_algo, self._transcript.l1l2()
-            )
-        except Exception:
-            self._transcript.reset_measurements()
+            if signed:
+                message = measurement_signing_message(
+                    version, connection.base_hash_algo, self._transcript.l1l2()
+                )
+                self._transcript.reset_measurements()
+                assert key is not None
+                key.verify(answer.signature, message)
+        except Exception as exc:
+            self._close(exc)
             raise
-        self._transcript.reset_measurements()
-        assert key is not None
-        key.verify(answer.signature, message)
         return answer
 
     def _check_measurements(
@@ -468,9 +656,9 @@ class Requester:
                 )
         elif answer.slot_id or answer.content_changed:
             raise SpdmProtocolError("MEASUREMENTS: Param2 is reserved in an unsigned response")
-        selected = connection.algorithms.other_params_selection & OPAQUE_FORMAT_MASK
-        if answer.opaque_data and selected == OpaqueDataFormat.FORMAT_1:
-            decode_opaque_data(answer.opaque_data)
+        self._check_opaque(connection, answer.opaque_data, "MEASUREMENTS")
+
+    # --- whole runs -------------------------------------------------------------------------
 
     def evidence(
         self,
@@ -492,8 +680,18 @@ class Requester:
         self.get_measurements(
             operation, signed=True, raw_bit_stream=raw_bit_stream, slot_id=slot_id, nonce=nonce
         )
-        assert self._last_measurement is not None
+        return self.last_evidence(slot_id)
+
+    def last_evidence(self, slot_id: int = 0) -> bytes:
+        """The last signed GET_MEASUREMENTS exchange as SPDM evidence, when it came right after
+        the VCA (nothing but DIGESTS, CERTIFICATE or CHALLENGE between, each of which resets
+        L1/L2), so L1/L2 is the VCA and that one exchange."""
+        self._require_connection()
+        if self._last_measurement is None or slot_id not in self._chains:
+            raise SpdmProtocolError("no signed measurements to record yet")
         request, response = self._last_measurement
+        if not GetMeasurements.decode(request).signature_requested:
+            raise SpdmProtocolError("the last GET_MEASUREMENTS was not signed")
         return SpdmEvidence(
             vca=tuple(self._vca_messages),
             certificate_chain=self._chains[slot_id],
@@ -502,13 +700,40 @@ class Requester:
         ).encode()
 
     def attest(
-        self, operation: int = OPERATION_ALL, *, slot_id: int = 0, raw_bit_stream: bool = False
+        self,
+        operation: int = OPERATION_ALL,
+        *,
+        slot_id: int = 0,
+        raw_bit_stream: bool = False,
+        challenge: bool = True,
+        nonce: bytes | None = None,
     ) -> AttestationResult:
-        """The whole run: VCA, DIGESTS, CERTIFICATE, signed MEASUREMENTS, all verified."""
+        """The whole run: VCA, DIGESTS, CERTIFICATE, CHALLENGE (when ``challenge`` and the
+        responder has CHAL_CAP), signed MEASUREMENTS (answering ``nonce`` when given), all
+        verified. :meth:`last_evidence` then records the measurements for a verifier.
+
+        With a CHALLENGE before "all measurements" as digests, the CHALLENGE_AUTH summary hash
+        of all measurements must equal the hash of the measurement blocks signed afterwards.
+        """
+        if nonce is not None and (not isinstance(nonce, bytes) or len(nonce) != NONCE_SIZE):
+            raise MalformedSpdm(f"a GET_MEASUREMENTS nonce is {NONCE_SIZE} bytes")
         connection = self.init_connection()
         self.get_digests()
         chain = self.get_certificate_chain(slot_id)
+        auth: ChallengeAuth | None = None
+        compare = operation == OPERATION_ALL and not raw_bit_stream
+        if challenge and connection.capabilities.flags & CapabilityFlag.CHAL_CAP:
+            kind = MeasurementSummaryHashType.ALL if compare else MeasurementSummaryHashType.NONE
+            auth = self.challenge(slot_id, summary=kind)
         measurements = self.get_measurements(
-            operation, signed=True, raw_bit_stream=raw_bit_stream, slot_id=slot_id
+            operation, signed=True, raw_bit_stream=raw_bit_stream, slot_id=slot_id, nonce=nonce
         )
-        return AttestationResult(connection, chain, measurements)
+        if auth is not None and compare:
+            summary = measurement_summary_hash(measurements.blocks, connection.base_hash_algo)
+            if not hmac.compare_digest(summary, auth.measurement_summary_hash):
+                error = SpdmProtocolError(
+                    "the CHALLENGE_AUTH measurement summary does not match the signed measurements"
+                )
+                self._close(error)
+                raise error
+        return AttestationResult(connection, chain, measurements, auth)

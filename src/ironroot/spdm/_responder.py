@@ -2,9 +2,10 @@
 
 It holds a :class:`~ironroot.crypto.Signer`, one certificate chain (slot 0, DER list, root
 first, leaf key = the signer's key) and its measurement blocks; it negotiates SPDM 1.2 or 1.3,
-keeps the VCA and L1/L2 transcript exactly as DSP0274 defines it, and signs MEASUREMENTS with
-the 1.2+ signing context. It is the counterpart the :class:`~ironroot.spdm.Requester` is tested
-against, and a model of what a device's SPDM stack must do.
+keeps the VCA, M1/M2 and L1/L2 transcripts exactly as DSP0274 defines them, and signs
+CHALLENGE_AUTH and MEASUREMENTS with the 1.2+ signing contexts. It is the counterpart the
+:class:`~ironroot.spdm.Requester` is tested against, and a model of what a device's SPDM stack
+must do.
 
 Behaviour worth knowing:
 
@@ -15,7 +16,14 @@ Behaviour worth knowing:
 - Raw measurements of code or configuration (ROM, firmware, hardware/firmware configuration,
   manifests) are reported as digests with the negotiated MeasurementHashAlgo unless the
   requester asks for raw bit streams; DeviceMode, version, SVN and informational values are
-  reported raw. Under SPDM 1.2, blocks of 1.3-only value types are not reported.
+  reported raw. Under SPDM 1.2, blocks of 1.3-only value types are not reported; blocks of a
+  type this package does not know (:class:`UnknownMeasurementBlock`) are reported as given.
+- CHALLENGE (slot 0) is answered with CHALLENGE_AUTH signed over M1/M2. Its measurement summary
+  hash is the base hash of the measurement blocks as an unsigned, non-raw "all measurements"
+  GET_MEASUREMENTS would report them; the TCB summary covers the ROM and mutable firmware
+  blocks (the code of the device's trusted computing base).
+- ``alignment`` is the transport's padding unit (4 for PCI DOE): a request padded with zero
+  bytes is read at its own length, so the transcripts hold the exact messages.
 - Only ECDSA P-256/SHA-256, P-384/SHA-384 and P-521/SHA-512 signing suites (see
   ``SIGNING_SUITES``); ML-DSA exists in SPDM only from 1.4 (PqcAsymAlgo), which this package
   does not speak.
@@ -32,6 +40,7 @@ from cryptography import x509
 from ironroot.crypto import PublicKey, Signer
 from ironroot.errors import ConfigError, MalformedCertificate, MalformedSpdm, UnsupportedAlgorithm
 from ironroot.spdm._certchain import CertificateChain
+from ironroot.spdm._codec import decode_padded
 from ironroot.spdm._constants import (
     ASYM_FOR_ALGORITHM,
     MEASUREMENT_SPECIFICATION_DMTF,
@@ -42,6 +51,7 @@ from ironroot.spdm._constants import (
     CapabilityFlag,
     ErrorCode,
     MeasurementHashAlgo,
+    MeasurementSummaryHashType,
     MeasurementValueType,
     OpaqueDataFormat,
     RequestResponseCode,
@@ -49,7 +59,13 @@ from ironroot.spdm._constants import (
     measurement_hash,
     measurement_hash_size,
 )
-from ironroot.spdm._measurements import MeasurementBlock, OpaqueElement, encode_opaque_data
+from ironroot.spdm._measurements import (
+    AnyMeasurementBlock,
+    MeasurementBlock,
+    OpaqueElement,
+    UnknownMeasurementBlock,
+    encode_opaque_data,
+)
 from ironroot.spdm._messages import (
     OPERATION_ALL,
     OPERATION_TOTAL_NUMBER,
@@ -57,6 +73,8 @@ from ironroot.spdm._messages import (
     AlgStructure,
     Capabilities,
     Certificate,
+    Challenge,
+    ChallengeAuth,
     Digests,
     ErrorResponse,
     GetCapabilities,
@@ -69,7 +87,12 @@ from ironroot.spdm._messages import (
     Version,
     VersionNumber,
 )
-from ironroot.spdm._signing import Transcript, measurement_signing_message
+from ironroot.spdm._signing import (
+    Transcript,
+    challenge_auth_signing_message,
+    measurement_signing_message,
+    measurement_summary_hash,
+)
 
 __all__ = ["Responder"]
 
@@ -86,7 +109,20 @@ _DIGESTIBLE: Final = frozenset(
         MeasurementValueType.STRUCTURED_MEASUREMENT_MANIFEST,
     }
 )
-_RESPONDER_FLAGS: Final = CapabilityFlag.CERT_CAP | CapabilityFlag.MEAS_CAP_SIG
+_TCB: Final = frozenset({MeasurementValueType.IMMUTABLE_ROM, MeasurementValueType.MUTABLE_FIRMWARE})
+_RESPONDER_FLAGS: Final = (
+    CapabilityFlag.CERT_CAP | CapabilityFlag.CHAL_CAP | CapabilityFlag.MEAS_CAP_SIG
+)
+# How each request is decoded: used to find a padded request's own length.
+_REQUEST_DECODERS: Final[dict[int, Callable[[bytes], object]]] = {
+    _CODE.GET_VERSION: GetVersion.decode,
+    _CODE.GET_CAPABILITIES: GetCapabilities.decode,
+    _CODE.NEGOTIATE_ALGORITHMS: NegotiateAlgorithms.decode,
+    _CODE.GET_DIGESTS: GetDigests.decode,
+    _CODE.GET_CERTIFICATE: GetCertificate.decode,
+    _CODE.CHALLENGE: Challenge.decode,
+    _CODE.GET_MEASUREMENTS: GetMeasurements.decode,
+}
 
 
 class _Refusal(Exception):  # internal control flow: never escapes handle()
@@ -109,7 +145,7 @@ class Responder:
         self,
         signer: Signer,
         certificate_chain: Sequence[bytes],
-        measurements: Sequence[MeasurementBlock],
+        measurements: Sequence[AnyMeasurementBlock],
         *,
         versions: Sequence[SpdmVersion] = (SpdmVersion.V1_2, SpdmVersion.V1_3),
         measurement_hash_algo: MeasurementHashAlgo = MeasurementHashAlgo.SHA_384,
@@ -118,7 +154,10 @@ class Responder:
         data_transfer_size: int = 4096,
         max_spdm_msg_size: int = 4096,
         random: Callable[[int], bytes] = os.urandom,
+        alignment: int = 1,
     ) -> None:
+        if alignment not in (1, 2, 4, 8):
+            raise ConfigError("the transport alignment is 1, 2, 4 or 8 bytes")
         asym = ASYM_FOR_ALGORITHM.get(signer.algorithm)
         if asym is None:
             raise UnsupportedAlgorithm(
@@ -141,7 +180,11 @@ class Responder:
         if len(set(indices)) != len(indices):
             raise ConfigError("measurement indices must be distinct")
         for block in measurements:
-            if not block.raw and (digest_size is None or len(block.value) != digest_size):
+            if not isinstance(block, (MeasurementBlock, UnknownMeasurementBlock)):
+                raise ConfigError("measurements must be measurement blocks")
+            if not block.known or block.raw:
+                continue
+            if digest_size is None or len(block.value) != digest_size:
                 raise ConfigError(f"measurement {block.index}: digest does not fit the hash")
         self._measurements = tuple(sorted(measurements, key=lambda b: b.index))
         self._measurement_hash = measurement_hash_algo
@@ -155,6 +198,8 @@ class Responder:
         Capabilities(SpdmVersion.V1_2, **self._capabilities)  # validate the sizes once
         self._dts = data_transfer_size
         self._random = random
+        self._alignment = alignment
+        self._authenticated = False  # a CHALLENGE completed since the VCA
         self._transcript = Transcript()
         self._state = _IDLE
         self._version: SpdmVersion | None = None
@@ -166,6 +211,7 @@ class Responder:
             _CODE.NEGOTIATE_ALGORITHMS: self._negotiate_algorithms,
             _CODE.GET_DIGESTS: self._get_digests,
             _CODE.GET_CERTIFICATE: self._get_certificate,
+            _CODE.CHALLENGE: self._challenge,
             _CODE.GET_MEASUREMENTS: self._get_measurements,
         }
 
@@ -181,6 +227,7 @@ class Responder:
         if not isinstance(request, bytes) or len(request) < 4:
             self._transcript.reset_measurements()
             return self._error(ErrorCode.INVALID_REQUEST)
+        request = self._unpad(request)
         if len(request) > self._dts:
             self._transcript.reset_measurements()
             return self._error(ErrorCode.REQUEST_TOO_LARGE)
@@ -200,6 +247,16 @@ class Responder:
             return self._error(refusal.code, refusal.data)
 
     # --- helpers ----------------------------------------------------------------------------
+
+    def _unpad(self, request: bytes) -> bytes:
+        """The request at its own length when the transport padded it (else as received)."""
+        decoder = _REQUEST_DECODERS.get(request[1])
+        if self._alignment == 1 or decoder is None:
+            return request
+        try:
+            return decode_padded(request, self._alignment, decoder)[1]
+        except MalformedSpdm:
+            return request  # the handler refuses it as it stands
 
     def _error(self, code: ErrorCode, data: int = 0) -> bytes:
         return ErrorResponse(self._version or SpdmVersion.V1_0, code, data).encode()
@@ -221,6 +278,7 @@ class Responder:
         GetVersion.decode(request)
         self._state = _IDLE
         self._version = None
+        self._authenticated = False
         response = Version(tuple(VersionNumber.of(v) for v in self._versions)).encode()
         self._transcript.start_vca(request, response)
         self._state = _VERSION_DONE
@@ -272,7 +330,10 @@ class Responder:
         version = self._expect(_NEGOTIATED, request)
         GetDigests.decode(request)
         supported = 0x01 if version >= SpdmVersion.V1_3 else 0
-        return Digests(version, 0x01, (self._chain_digest,), supported).encode()
+        response = Digests(version, 0x01, (self._chain_digest,), supported).encode()
+        self._transcript.reset_b()
+        self._transcript.add_b(request + response)
+        return response
 
     def _get_certificate(self, request: bytes) -> bytes:
         version = self._expect(_NEGOTIATED, request)
@@ -281,23 +342,67 @@ class Responder:
             raise _Refusal(ErrorCode.INVALID_REQUEST)
         total = len(self._chain_bytes)
         if ask.slot_size_requested:
-            return Certificate(version, 0, b"", total).encode()
-        if ask.offset >= total or ask.length == 0:
+            response = Certificate(version, 0, b"", total).encode()
+        else:
+            if ask.offset >= total or ask.length == 0:
+                raise _Refusal(ErrorCode.INVALID_REQUEST)
+            limit = min(self._dts, self._peer_dts) - _CERTIFICATE_HEADER
+            portion = self._chain_bytes[ask.offset : ask.offset + min(ask.length, limit)]
+            remainder = total - ask.offset - len(portion)
+            response = Certificate(version, 0, portion, remainder).encode()
+        self._transcript.add_b(request + response)
+        return response
+
+    # --- challenge --------------------------------------------------------------------------
+
+    def _opaque_data(self) -> bytes:
+        if self._opaque and self._opaque_format == OpaqueDataFormat.FORMAT_1:
+            return encode_opaque_data(self._opaque)
+        return b""
+
+    def _summary(self, version: SpdmVersion, kind: MeasurementSummaryHashType) -> bytes:
+        if kind == MeasurementSummaryHashType.NONE:
+            return b""
+        blocks = [self._render(b, raw_requested=False) for b in self._visible(version)]
+        if kind == MeasurementSummaryHashType.TCB:
+            blocks = [b for b in blocks if b.value_type in _TCB]
+        return measurement_summary_hash(blocks, self._hash)
+
+    def _challenge(self, request: bytes) -> bytes:
+        version = self._expect(_NEGOTIATED, request)
+        ask = Challenge.decode(request)
+        if ask.slot_id != 0:
             raise _Refusal(ErrorCode.INVALID_REQUEST)
-        limit = min(self._dts, self._peer_dts) - _CERTIFICATE_HEADER
-        portion = self._chain_bytes[ask.offset : ask.offset + min(ask.length, limit)]
-        return Certificate(version, 0, portion, total - ask.offset - len(portion)).encode()
+        response = ChallengeAuth(
+            version,
+            slot_id=0,
+            slot_mask=0x01,
+            cert_chain_hash=self._chain_digest,
+            nonce=self._random(NONCE_SIZE),
+            measurement_summary_hash=self._summary(version, ask.measurement_summary_hash_type),
+            opaque_data=self._opaque_data(),
+            requester_context=ask.requester_context,
+        )
+        unsigned = response.encode_unsigned()
+        if len(unsigned) + SIGNING_SUITES[self._asym][2] > self._peer_dts:
+            raise _Refusal(ErrorCode.RESPONSE_TOO_LARGE)
+        transcript = self._transcript.m1m2(request, unsigned)
+        self._transcript.reset_b()
+        self._authenticated = True
+        message = challenge_auth_signing_message(version, self._hash, transcript)
+        return unsigned + self._signer.sign(message)
 
     # --- measurements -----------------------------------------------------------------------
 
-    def _visible(self, version: SpdmVersion) -> tuple[MeasurementBlock, ...]:
+    def _visible(self, version: SpdmVersion) -> tuple[AnyMeasurementBlock, ...]:
         if version >= SpdmVersion.V1_3:
             return self._measurements
         return tuple(b for b in self._measurements if b.value_type not in TYPES_SINCE_1_3)
 
-    def _render(self, block: MeasurementBlock, raw_requested: bool) -> MeasurementBlock:
+    def _render(self, block: AnyMeasurementBlock, raw_requested: bool) -> AnyMeasurementBlock:
         if (
-            block.raw
+            isinstance(block, MeasurementBlock)
+            and block.raw
             and block.value_type in _DIGESTIBLE
             and not raw_requested
             and self._measurement_hash != MeasurementHashAlgo.RAW_BIT_STREAM_ONLY
@@ -309,12 +414,14 @@ class Responder:
     def _get_measurements(self, request: bytes) -> bytes:
         version = self._expect(_NEGOTIATED, request)
         ask = GetMeasurements.decode(request)
+        if not self._authenticated:
+            self._transcript.reset_b()  # measurements before any CHALLENGE end M1/M2's B
         if ask.signature_requested and ask.slot_id != 0:
             raise _Refusal(ErrorCode.INVALID_REQUEST)
         visible = self._visible(version)
         total = 0
         if ask.operation == OPERATION_TOTAL_NUMBER:
-            chosen: tuple[MeasurementBlock, ...] = ()
+            chosen: tuple[AnyMeasurementBlock, ...] = ()
             total = len(visible)
         elif ask.operation == OPERATION_ALL:
             chosen = visible
@@ -322,9 +429,7 @@ class Responder:
             chosen = tuple(b for b in visible if b.index == ask.operation)
             if not chosen:
                 raise _Refusal(ErrorCode.INVALID_REQUEST)
-        opaque = b""
-        if self._opaque and self._opaque_format == OpaqueDataFormat.FORMAT_1:
-            opaque = encode_opaque_data(self._opaque)
+        opaque = self._opaque_data()
         response = Measurements(
             version,
             tuple(self._render(b, ask.raw_bit_stream_requested) for b in chosen),

@@ -1,4 +1,4 @@
-"""SPDM 1.2+ signatures: the signing context and the L1/L2 measurement transcript.
+"""SPDM 1.2+ signatures: the signing contexts and the transcripts they cover.
 
 From SPDM 1.2 (DSP0274 "Signature generation") a signer signs ``combined_spdm_prefix ‖
 Hash(M)`` with the negotiated BaseAsymAlgo, whose ECDSA hashes that message again with the
@@ -6,29 +6,42 @@ negotiated BaseHashAlgo. ``combined_spdm_prefix`` is 100 bytes:
 
 - 64 bytes: the version string ``dmtf-spdm-v1.2.*`` (``v1.3.*`` for 1.3) four times;
 - 36 bytes: the signing context string, right-aligned behind zero padding — for MEASUREMENTS
-  ``responder-measurements signing`` (30 bytes) after 6 zero bytes.
+  ``responder-measurements signing`` (30 bytes) after 6 zero bytes, for CHALLENGE_AUTH
+  ``responder-challenge_auth signing`` (32 bytes) after 4.
 
 For MEASUREMENTS, M is L1/L2: the VCA messages (GET_VERSION, VERSION, GET_CAPABILITIES,
 CAPABILITIES, NEGOTIATE_ALGORITHMS, ALGORITHMS, as sent) followed by every GET_MEASUREMENTS
 request and MEASUREMENTS response since L1/L2 was last reset, the last response without its
 signature. Any request other than GET_MEASUREMENTS resets it, and so does a signed response.
+
+For CHALLENGE_AUTH, M is M1/M2 = A ‖ B ‖ C: A the VCA messages; B the GET_DIGESTS, DIGESTS,
+GET_CERTIFICATE and CERTIFICATE messages (GET_DIGESTS starts B over; each certificate portion
+is appended); C the CHALLENGE request and the CHALLENGE_AUTH response without its signature.
+B is emptied by a new VCA, by a CHALLENGE (once M1/M2 is signed or verified), and by
+GET_MEASUREMENTS while no CHALLENGE has completed — the rules DMTF's libspdm follows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 from ironroot.errors import MalformedSpdm
 from ironroot.spdm._constants import BaseHashAlgo, SpdmVersion, base_hash
+from ironroot.spdm._measurements import AnyMeasurementBlock
 
 __all__ = [
+    "CHALLENGE_AUTH_SIGNING_CONTEXT",
     "MEASUREMENTS_SIGNING_CONTEXT",
     "Transcript",
+    "challenge_auth_signing_message",
     "combined_spdm_prefix",
     "measurement_signing_message",
+    "measurement_summary_hash",
 ]
 
 MEASUREMENTS_SIGNING_CONTEXT: Final = b"responder-measurements signing"
+CHALLENGE_AUTH_SIGNING_CONTEXT: Final = b"responder-challenge_auth signing"
 _PREFIX_REPEAT: Final = 4
 _CONTEXT_FIELD: Final = 36
 
@@ -52,19 +65,50 @@ def measurement_signing_message(
     )
 
 
-class Transcript:
-    """The VCA messages and the running L1/L2 measurement messages of one connection."""
+def challenge_auth_signing_message(
+    version: SpdmVersion, hash_algo: BaseHashAlgo, transcript: bytes
+) -> bytes:
+    """What the responder's key signs for CHALLENGE_AUTH: prefix ‖ Hash(M1/M2)."""
+    return combined_spdm_prefix(version, CHALLENGE_AUTH_SIGNING_CONTEXT) + base_hash(
+        hash_algo, transcript
+    )
 
-    __slots__ = ("_m", "_vca")
+
+def measurement_summary_hash(
+    blocks: Iterable[AnyMeasurementBlock], hash_algo: BaseHashAlgo
+) -> bytes:
+    """The CHALLENGE_AUTH MeasurementSummaryHash over ``blocks``: the base hash of the
+    measurement blocks concatenated in index order, as MEASUREMENTS carries them."""
+    ordered = sorted(blocks, key=lambda block: block.index)
+    return base_hash(hash_algo, b"".join(block.encode() for block in ordered))
+
+
+class Transcript:
+    """The VCA messages (A), the certificate messages (B) and the running L1/L2 measurement
+    messages of one connection."""
+
+    __slots__ = ("_b", "_m", "_vca")
 
     def __init__(self) -> None:
         self._vca = bytearray()
+        self._b = bytearray()
         self._m = bytearray()
 
     def start_vca(self, get_version: bytes, version: bytes) -> None:
         """GET_VERSION starts over: the transcript is that exchange and nothing else."""
         self._vca = bytearray(get_version + version)
+        self._b = bytearray()
         self._m = bytearray()
+
+    def reset_b(self) -> None:
+        self._b = bytearray()
+
+    def add_b(self, message: bytes) -> None:
+        self._b += message
+
+    def m1m2(self, challenge: bytes, challenge_auth_unsigned: bytes) -> bytes:
+        """M1/M2 = A ‖ B ‖ C for the CHALLENGE exchange ``challenge`` / its response."""
+        return bytes(self._vca + self._b) + challenge + challenge_auth_unsigned
 
     def add_vca(self, message: bytes) -> None:
         self._vca += message

@@ -27,7 +27,7 @@ from ironroot.errors import (
 from ironroot.spdm._certchain import CertificateChain, verify_certificate_chain
 from ironroot.spdm._constants import SIGNING_SUITES
 from ironroot.spdm._evidence import SpdmEvidence
-from ironroot.spdm._measurements import MeasurementBlock
+from ironroot.spdm._measurements import AnyMeasurementBlock
 from ironroot.spdm._messages import (
     Algorithms,
     Capabilities,
@@ -52,7 +52,7 @@ class VerifiedSpdm:
     connection: Connection
     leaf: x509.Certificate
     nonce: bytes
-    blocks: tuple[MeasurementBlock, ...]
+    blocks: tuple[AnyMeasurementBlock, ...]
 
 
 def _connection(vca: tuple[bytes, ...]) -> Connection:

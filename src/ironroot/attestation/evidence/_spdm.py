@@ -1,9 +1,11 @@
 """SPDM evidence (a recorded, signed measurement session of a device) as :class:`EvidenceClaims`.
 
 Measurements are named ``spdm.<index>`` (the digest, or the raw value when the device sent a
-raw bit stream); ``svns`` carries each raw SecureVersionNumber block; ``debug`` is true when a
-raw DeviceMode block says debug mode is active or has been since the last reset (DSP0274
-DeviceModeState bits 0-3); ``report_data`` is the verifier's nonce the session answered.
+raw bit stream; a block of a value type the negotiated SPDM version does not define keeps its
+value too, and its raw entry says type ``UNKNOWN`` with its ``type_number``); ``svns`` carries
+each raw SecureVersionNumber block; ``debug`` is true when a raw DeviceMode block says debug
+mode is active or has been since the last reset (DSP0274 DeviceModeState bits 0-3);
+``report_data`` is the verifier's nonce the session answered.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ironroot.attestation.evidence._claims import EvidenceClaims, JsonReady
 from ironroot.errors import ChainNotTrusted, IronrootError, MalformedInput
 from ironroot.spdm import (
     GetMeasurements,
+    MeasurementBlock,
     MeasurementValueType,
     SpdmEvidence,
     VerifiedSpdm,
@@ -41,14 +44,17 @@ def spdm_claims(verified: VerifiedSpdm, *, root: str) -> EvidenceClaims:
     for block in verified.blocks:
         name = f"spdm.{block.index}"
         measurements[name] = block.value
-        if block.raw and block.value_type is MeasurementValueType.SECURE_VERSION_NUMBER:
+        if not isinstance(block, MeasurementBlock) or not block.raw:
+            pass  # an unknown value type is never read as an SVN or a device mode
+        elif block.value_type is MeasurementValueType.SECURE_VERSION_NUMBER:
             svns[name] = block.secure_version_number()
-        if block.raw and block.value_type is MeasurementValueType.DEVICE_MODE:
+        elif block.value_type is MeasurementValueType.DEVICE_MODE:
             debug = debug or bool(block.device_mode().device_mode_state & _DEBUG_STATE_BITS)
         blocks.append(
             {
                 "index": block.index,
-                "type": block.value_type.name,
+                "type": block.type_name,
+                "type_number": block.type_number,
                 "raw": block.raw,
                 "value": block.value.hex(),
             }
