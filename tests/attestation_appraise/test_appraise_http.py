@@ -228,7 +228,9 @@ def test_malformed_requests(api: tuple[ApiClient, _Clock, AttestationService], b
 def test_unknown_route_and_method(api: tuple[ApiClient, _Clock, AttestationService]) -> None:
     client, _, _ = api
     assert client.get("/attestation/nope").status_code == 404
-    assert client.get("/attestation/verify").status_code == 405
+    refused = client.get("/attestation/verify")
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "POST"
 
 
 def test_service_needs_an_es384_key(world: World) -> None:

@@ -397,6 +397,12 @@ def test_request_too_large(harness: Harness) -> None:
     assert_problem(response, PayloadTooLarge)
 
 
+def test_wrong_method_names_the_allowed_one(harness: Harness) -> None:
+    response = harness.http.get(f"{harness.url}/keys/challenge")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+
+
 def test_challenge_and_key_list(harness: Harness) -> None:
     response = harness.http.post(f"{harness.url}/keys/challenge")
     assert response.status_code == 201

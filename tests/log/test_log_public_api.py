@@ -31,6 +31,8 @@ EXPECTED = {
     "SqliteLogStore",
     "StoreBatch",
     "TILE_HEIGHT",
+    "TILE_INDEX_PATTERN",
+    "TILE_LEVEL_PATTERN",
     "TILE_WIDTH",
     "Ticket",
     "TileAddress",

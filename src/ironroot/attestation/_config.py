@@ -66,6 +66,7 @@ from ironroot.crypto import (
 )
 from ironroot.errors import ConfigError, IronrootError, LimitExceeded
 from ironroot.hsm import ServiceKeys, ServiceKeysConfig
+from ironroot.http import ServerLimits
 from ironroot.safe import ProviderKeys
 
 __all__ = ["CONFIG_FILE", "AttestationConfig", "init_attestation_dir", "load_attestation_config"]
@@ -150,6 +151,7 @@ class AttestationConfig:
     result_lifetime: int = 3600
     nonce_lifetime: int = 300
     keys: Mapping[str, Any] = field(default_factory=dict)
+    server: ServerLimits = field(default_factory=ServerLimits)
     collateral: Path | None = None
     crls: tuple[Path, ...] = ()
     allow_stale_collateral: bool = False
@@ -266,7 +268,7 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
     table = document.get("attestation")
     if not isinstance(table, dict):
         raise ConfigError(f"{path} has no [attestation] table")
-    extra = set(document) - {"attestation", "keys"}
+    extra = set(document) - {"attestation", "keys", "server"}
     if extra:
         raise ConfigError(f"unknown section [{sorted(extra)[0]}] in {path}")
     keys_table = document.get("keys", {})
@@ -325,6 +327,7 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
         collateral=data_dir / collateral if collateral else None,
         crls=_paths(data_dir, table, "crls"),
         allow_stale_collateral=allow_stale,
+        server=ServerLimits.from_table(document.get("server"), "[server]"),
     )
 
 

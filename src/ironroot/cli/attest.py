@@ -135,6 +135,8 @@ def _init(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ironroot.http import server_config
+
     config = load_attestation_config(args.data)
     now = datetime.now(UTC)
     with config.open_service(now) as service:
@@ -148,13 +150,14 @@ def _serve(args: argparse.Namespace) -> int:
                 f"ironroot: warning: stale collateral ({allowed}): {item.describe()}",
                 file=sys.stderr,
             )
-        uvicorn.run(
-            create_attestation_app(service),
-            host=args.host or config.host,
-            port=args.port or config.port,
-            log_level="warning",
-            server_header=False,
-        )
+        uvicorn.Server(
+            server_config(
+                create_attestation_app(service),
+                args.host or config.host,
+                args.port or config.port,
+                config.server,
+            )
+        ).run()
     return 0
 
 

@@ -3,9 +3,14 @@
 * RFC 9290 concise problem details in CBOR, or RFC 9457 JSON when the client accepts only
   JSON; every :class:`~ironroot.errors.IronrootError` maps to its status, title and machine
   ``code`` (an extension member), ``WWW-Authenticate: Bearer`` for ``Unauthorized``;
-* :func:`guarded`: a route handler whose typed errors become problems and whose unexpected
-  failures become a 503 problem (logged with the traceback), never a bare 500 page;
-* :func:`problem_app`: a Starlette app whose 404/405 answers are problems too;
+* :func:`guarded`: a route handler whose typed errors become problems; an unexpected failure
+  is a 500 problem carrying a correlation id that the log line (with the traceback) repeats,
+  never disguised as a retryable error; a client that goes away mid-request is logged at
+  debug level only;
+* :func:`problem_app`: a Starlette app whose 404/405 answers are problems too (405 with
+  ``Allow``);
+* :class:`ServerLimits` and :func:`server_config`: the connection limits every service runs
+  with (head size, header/body/idle timeouts, connection cap, HTTP version);
 * :func:`read_body`: a request body read against a limit (``PayloadTooLarge``);
 * :class:`ServerThread`: an app served over real HTTP from a background thread, for embedding
   a service in another program, the demo, tests and benchmarks.
@@ -14,6 +19,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import socket
 import threading
 import time
@@ -23,7 +29,7 @@ from typing import Final
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
@@ -36,17 +42,20 @@ from ironroot.errors import (
     StorageError,
     Unauthorized,
 )
+from ironroot.http._server import ServerLimits, server_config
 
 __all__ = [
     "PROBLEM_CBOR",
     "PROBLEM_JSON",
     "Handler",
+    "ServerLimits",
     "ServerThread",
     "error_response",
     "guarded",
     "problem_app",
     "problem_response",
     "read_body",
+    "server_config",
     "wants_json",
 ]
 
@@ -62,12 +71,18 @@ def wants_json(request: Request) -> bool:
 
 
 def problem_response(
-    request: Request, status: int, title: str, detail: str, code: str | None = None
+    request: Request,
+    status: int,
+    title: str,
+    detail: str,
+    code: str | None = None,
+    extra: dict[str, object] | None = None,
 ) -> Response:
     """A problem-details response, CBOR or JSON as the client accepts."""
-    problem = Problem(
-        title=title, detail=detail, status=status, extra={"code": code} if code else {}
-    )
+    members = dict(extra or {})
+    if code:
+        members["code"] = code
+    problem = Problem(title=title, detail=detail, status=status, extra=members)
     if wants_json(request):
         return Response(problem.to_json(), status, media_type=PROBLEM_JSON)
     return Response(problem.to_cbor(), status, media_type=PROBLEM_CBOR)
@@ -84,7 +99,7 @@ def error_response(request: Request, exc: IronrootError) -> Response:
 
 
 def guarded(handler: Handler, log: logging.Logger, *, what: str = "the service") -> Handler:
-    """``handler`` with typed errors answered as problems and anything else as a 503."""
+    """``handler`` with typed errors answered as problems and anything else as a 500 problem."""
 
     async def run(request: Request) -> Response:
         try:
@@ -92,10 +107,24 @@ def guarded(handler: Handler, log: logging.Logger, *, what: str = "the service")
         except IronrootError as exc:
             log.debug("%s %s refused: %s: %s", request.method, request.url.path, exc.code, exc)
             return error_response(request, exc)
-        except Exception:  # a bug or an outside failure: a problem, never a bare 500 page
-            log.exception("unexpected error in %s %s", request.method, request.url.path)
+        except ClientDisconnect:  # the client's event: nobody is left to answer
+            log.debug("%s %s: the client disconnected", request.method, request.url.path)
+            return Response(status_code=400)
+        except Exception:  # a bug: a 500 problem whose id finds the traceback in the log
+            incident = secrets.token_hex(8)
+            log.exception(
+                "unexpected error in %s %s [correlation id %s]",
+                request.method,
+                request.url.path,
+                incident,
+            )
             return problem_response(
-                request, 503, "Service Unavailable", f"{what} failed to answer; retry", "storage"
+                request,
+                500,
+                "Internal Server Error",
+                f"{what} failed unexpectedly; correlation id {incident}",
+                "internal",
+                {"correlation_id": incident},
             )
 
     return run
@@ -108,7 +137,10 @@ def problem_app(routes: Sequence[BaseRoute]) -> Starlette:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         title = titles.get(exc.status_code, "Error")
-        return problem_response(request, exc.status_code, title, str(exc.detail), "http")
+        response = problem_response(request, exc.status_code, title, str(exc.detail), "http")
+        for name, value in (exc.headers or {}).items():  # 405 carries Allow
+            response.headers[name] = value
+        return response
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return error_response(request, NotFound("no such resource"))
@@ -140,23 +172,20 @@ class ServerThread:
     """
 
     def __init__(
-        self, app: Starlette, host: str = "127.0.0.1", port: int = 0, *, name: str = "http"
+        self,
+        app: Starlette,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        name: str = "http",
+        limits: ServerLimits | None = None,
     ) -> None:
         if port == 0:
             with socket.socket() as s:
                 s.bind((host, 0))
                 port = int(s.getsockname()[1])
         self.url = f"http://{host}:{port}"
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            server_header=False,
-        )
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn.Server(server_config(app, host, port, limits))
         self._thread = threading.Thread(
             target=self._server.run, name=f"ironroot-{name}", daemon=True
         )

@@ -35,7 +35,7 @@ import logging
 import signal
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final
@@ -46,6 +46,7 @@ from ironroot.attestation import NonceStore, TrustTier
 from ironroot.crypto import load_verifier
 from ironroot.errors import ConfigError, HsmErrorState, InvalidReleasePolicy, IronrootError
 from ironroot.hsm import DirectoryStorage, Hsm
+from ironroot.http import ServerLimits, server_config
 from ironroot.keyrelease._http import create_keyrelease_app
 from ironroot.keyrelease._policy import PolicyCache
 from ironroot.keyrelease._service import (
@@ -95,6 +96,7 @@ class KeyReleaseConfig:
     identity: str
     credential_file: Path
     keys: tuple[ReleasableKey, ...]
+    server: ServerLimits = field(default_factory=ServerLimits)
 
     @contextlib.contextmanager
     def open(self) -> Iterator[KeyReleaseService]:
@@ -204,6 +206,7 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
         identity=_text(hsm, "identity", "keyrelease.hsm"),
         credential_file=base / _text(hsm, "credential_file", "keyrelease.hsm"),
         keys=_keys(table.get("keys")),
+        server=ServerLimits.from_table(document.get("server"), "[server]"),
     )
 
 
@@ -224,13 +227,7 @@ def serve_keyrelease(
     with config.open() as service:
         app = create_keyrelease_app(service)
         server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=host or config.host,
-                port=port or config.port,
-                log_level="warning",
-                lifespan="off",
-            )
+            server_config(app, host or config.host, port or config.port, config.server)
         )
         previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:

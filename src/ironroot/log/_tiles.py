@@ -28,6 +28,8 @@ __all__ = [
     "HASH_SIZE",
     "MAX_ENTRY_SIZE",
     "TILE_HEIGHT",
+    "TILE_INDEX_PATTERN",
+    "TILE_LEVEL_PATTERN",
     "TILE_WIDTH",
     "TileAddress",
     "encode_entry_bundle",
@@ -50,9 +52,13 @@ MAX_TILE_LEVEL: Final = 63
 _MAX_GROUPS: Final = 7
 _MAX_INDEX: Final = ((1 << 63) - 1) >> TILE_HEIGHT
 
-_PATH_RE: Final = re.compile(
-    r"/?tile/(entries|0|[1-9][0-9]?)/((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?"
-)
+_LEVEL: Final = r"[0-9]|[1-5][0-9]|6[0-3]"
+_INDEX: Final = r"(?:x[0-9]{3}/){0,5}[0-9]{3}"
+_WIDTH: Final = r"[1-9][0-9]?|1[0-9]{2}|2[0-4][0-9]|25[0-5]"
+#: What a tile's level and index segments may be (also the OpenAPI path patterns).
+TILE_LEVEL_PATTERN: Final = f"^(?:{_LEVEL})$"
+TILE_INDEX_PATTERN: Final = f"^{_INDEX}(?:\\.p/(?:{_WIDTH}))?$"
+_PATH_RE: Final = re.compile(f"/?tile/(entries|{_LEVEL})/({_INDEX})(?:\\.p/({_WIDTH}))?")
 
 
 @dataclass(frozen=True, slots=True)

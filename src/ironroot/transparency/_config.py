@@ -19,6 +19,7 @@ from cryptography import x509
 from ironroot._fileio import write_atomic
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey
 from ironroot.errors import ConfigError, IronrootError
+from ironroot.http import ServerLimits
 from ironroot.log.layout import CONFIG_FILE, checkpoint_key_path
 
 __all__ = [
@@ -79,6 +80,7 @@ class TransparencyConfig:
     batch_linger: float
     max_pending: int
     keys: Mapping[str, Any]
+    server: ServerLimits
     _issuer_index: Mapping[tuple[str, bytes], PublicKey] = field(repr=False, compare=False)
 
     def issuer_key(self, iss: str, kid: bytes) -> PublicKey | None:
@@ -209,6 +211,7 @@ _SECTIONS: Final = {
     },
     "log": {"origin", "checkpoint_algorithm"},
     "auth": {"write_tokens"},
+    "server": set(ServerLimits.__dataclass_fields__),
     # [keys] selects where the service keys live; ironroot.hsm.ServiceKeysConfig checks it.
     "keys": {
         "backend",
@@ -376,5 +379,6 @@ def load_config(data_dir: Path) -> TransparencyConfig:
         batch_linger=linger,
         max_pending=max_pending,
         keys=dict(raw.get("keys", {})),
+        server=ServerLimits.from_table(raw.get("server"), "[server]"),
         _issuer_index={(ik.iss, ik.key.kid): ik.key for ik in issuers},
     )

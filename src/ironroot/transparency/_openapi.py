@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from ironroot.log import TILE_INDEX_PATTERN, TILE_LEVEL_PATTERN
+
 __all__ = ["OPENAPI"]
 
 _PROBLEM = {
@@ -26,6 +28,16 @@ _ENTRY_ID = {
 }
 _LOCATION = {"Location": {"schema": {"type": "string"}, "description": "/entries/{entry_id}"}}
 _PENDING = {"description": "Registration is running; poll Location", "headers": _LOCATION}
+_TILE_INDEX = {
+    "name": "N",
+    "in": "path",
+    "required": True,
+    "description": (
+        "tile index in 3-digit groups, all but the last prefixed with x and separated by /"
+        " (x001/x234/067), then .p/W (W in 1..255) for a partial tile"
+    ),
+    "schema": {"type": "string", "pattern": TILE_INDEX_PATTERN},
+}
 _TILE = {
     "200": {
         "description": "tile bytes",
@@ -147,8 +159,14 @@ OPENAPI: Final[dict[str, Any]] = {
                 "summary": "C2SP tlog-tiles hash tile; N in x-prefixed 3-digit groups, "
                 "optionally .p/{W} for a partial tile",
                 "parameters": [
-                    {"name": "L", "in": "path", "required": True, "schema": {"type": "integer"}},
-                    {"name": "N", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {
+                        "name": "L",
+                        "in": "path",
+                        "required": True,
+                        "description": "tile level, 0 to 63",
+                        "schema": {"type": "string", "pattern": TILE_LEVEL_PATTERN},
+                    },
+                    _TILE_INDEX,
                 ],
                 "responses": _TILE,
             }
@@ -156,9 +174,7 @@ OPENAPI: Final[dict[str, Any]] = {
         "/tile/entries/{N}": {
             "get": {
                 "summary": "C2SP entry bundle (uint16 length-prefixed log entries)",
-                "parameters": [
-                    {"name": "N", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
+                "parameters": [_TILE_INDEX],
                 "responses": _TILE,
             }
         },

@@ -11,7 +11,7 @@ from types import FrameType
 import uvicorn
 
 from ironroot.crypto import Signer
-from ironroot.http import ServerThread
+from ironroot.http import ServerLimits, ServerThread, server_config
 from ironroot.transparency._app import create_app
 from ironroot.transparency._service import TransparencyService
 
@@ -19,15 +19,7 @@ __all__ = ["ServiceThread", "serve"]
 
 
 def _uvicorn_config(service: TransparencyService, host: str, port: int) -> uvicorn.Config:
-    return uvicorn.Config(
-        create_app(service),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        server_header=False,
-    )
+    return server_config(create_app(service), host, port, service.config.server)
 
 
 class _Stopped(Exception):
@@ -81,6 +73,17 @@ class ServiceThread(ServerThread):
     """
 
     def __init__(
-        self, service: TransparencyService, host: str = "127.0.0.1", port: int = 0
+        self,
+        service: TransparencyService,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        limits: ServerLimits | None = None,
     ) -> None:
-        super().__init__(create_app(service), host, port, name="transparency")
+        super().__init__(
+            create_app(service),
+            host,
+            port,
+            name="transparency",
+            limits=limits or service.config.server,
+        )

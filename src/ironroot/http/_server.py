@@ -1,0 +1,217 @@
+"""Connection limits for every Ironroot HTTP service: one configuration, one protocol class.
+
+uvicorn bounds neither the size of a request head nor the time a client may take to send it,
+and it starts no idle timer on a fresh connection: a 50 MiB header, a thousand connections that
+never send a byte, or a slowloris client dribbling a header a byte at a time would each hold
+the server's memory or sockets indefinitely. Its ``limit_concurrency`` answers 503 to the
+*request* but keeps the connection. Those controls live at the protocol level, below the ASGI
+app, where no library offers them for httptools; :class:`_GuardedProtocol` is uvicorn's
+httptools protocol with them added:
+
+* ``max_head_bytes``: request line plus headers; over it → 431 and close;
+* ``header_timeout``: from a connection's first byte (or the previous response) to the end of
+  the head; over it → 408 and close (a fresh connection that sends nothing is closed after
+  ``keep_alive_timeout``, like an idle keep-alive connection);
+* ``body_timeout``: from the end of the head to the end of the body; over it → close (the app
+  sees a client disconnect);
+* ``max_connections``: open connections; one more → 503 with ``Retry-After`` and close;
+* request lines other than HTTP/1.0 and HTTP/1.1 (HTTP/0.9, HTTP/2.0 sent as text) → 505.
+
+The refusals are RFC 9457 problem documents (JSON: no client has negotiated anything yet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Final
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from ironroot.errors import ConfigError
+
+__all__ = ["ServerLimits", "server_config"]
+
+_log = logging.getLogger("ironroot.http")
+_REASONS: Final = {
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
+}
+_VERSIONS: Final = frozenset({"1.0", "1.1"})
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one client may hold of a server: sizes in bytes, times in seconds."""
+
+    max_head_bytes: int = 16 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    keep_alive_timeout: float = 5.0
+    max_connections: int = 1024
+
+    def __post_init__(self) -> None:
+        for name in ("max_head_bytes", "max_connections"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"server.{name} must be a positive integer")
+        for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(f"server.{name} must be a positive number of seconds")
+
+    @classmethod
+    def from_table(cls, table: object, where: str) -> ServerLimits:
+        """Limits from a configuration table (``[server]``); absent keys keep their default."""
+        if table is None:
+            return cls()
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+        return cls(**table)
+
+
+def _refusal(status: int, detail: str, extra_headers: bytes = b"") -> bytes:
+    title = _REASONS[status]
+    body = json.dumps({"title": title, "status": status, "detail": detail}).encode()
+    return (
+        f"HTTP/1.1 {status} {title}\r\n".encode()
+        + b"content-type: application/problem+json\r\n"
+        + b"content-length: "
+        + str(len(body)).encode()
+        + b"\r\nconnection: close\r\n"
+        + extra_headers
+        + b"\r\n"
+        + body
+    )
+
+
+class _GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the limits of :class:`ServerLimits` enforced."""
+
+    limits: ServerLimits = ServerLimits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._awaiting_head = True
+        self._head_bytes = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+
+    # --- connection ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            _log.warning("connection refused: %d connections open", len(self.connections) - 1)
+            self._refuse(503, "too many open connections; retry later", b"retry-after: 1\r\n")
+            return
+        # an idle fresh connection is closed like an idle keep-alive one
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.limits.keep_alive_timeout, self.timeout_keep_alive_handler
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timers()
+        super().connection_lost(exc)
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._head_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._body_timer = None
+
+    def _refuse(self, status: int, detail: str, extra_headers: bytes = b"") -> None:
+        self._cancel_timers()
+        if not self.transport.is_closing():
+            self.transport.write(_refusal(status, detail, extra_headers))
+            self.transport.close()
+
+    # --- head ----------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            return
+        if self._awaiting_head:
+            self._head_bytes += len(data)
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(
+                    self.limits.header_timeout, self._head_timed_out
+                )
+        super().data_received(data)
+        if self._awaiting_head and self._head_bytes > self.limits.max_head_bytes:
+            self._refuse(431, f"the request head is over {self.limits.max_head_bytes} bytes")
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._awaiting_head:
+            self._refuse(408, f"the request head took over {self.limits.header_timeout} s")
+
+    def on_headers_complete(self) -> None:
+        self._awaiting_head = False
+        self._head_bytes = 0
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        version = self.parser.get_http_version()
+        if version not in _VERSIONS:
+            self._refuse(505, f"HTTP/{version} is not served; use HTTP/1.1")
+            return
+        self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_timed_out)
+        super().on_headers_complete()
+
+    # --- body ----------------------------------------------------------------------------
+
+    def on_body(self, body: bytes) -> None:
+        if self.transport.is_closing():
+            return
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        self._awaiting_head = True
+        if self.transport.is_closing():
+            return
+        super().on_message_complete()
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        _log.debug(
+            "closing a connection whose request body took over %s s", self.limits.body_timeout
+        )
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def server_config(
+    app: Any,
+    host: str,
+    port: int,
+    limits: ServerLimits | None = None,
+    *,
+    log_level: str = "warning",
+) -> uvicorn.Config:
+    """The uvicorn configuration every Ironroot service runs with: httptools, ``limits``."""
+    limits = limits or ServerLimits()
+    protocol = type("IronrootHttpProtocol", (_GuardedProtocol,), {"limits": limits})
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=protocol,
+        log_level=log_level,
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        timeout_keep_alive=max(1, round(limits.keep_alive_timeout)),
+    )

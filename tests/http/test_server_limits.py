@@ -1,0 +1,246 @@
+"""Connection limits and error answers of every Ironroot HTTP service, over real sockets.
+
+Each limit is configured small so a test takes well under a second; the assertions are on
+outcomes (the status sent, the connection closed), never on timings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ironroot.errors import ConfigError, StorageError
+from ironroot.http import ServerLimits, ServerThread, guarded, problem_app, read_body
+
+pytestmark = pytest.mark.integration
+
+_log = logging.getLogger("ironroot.test-http")
+
+
+async def _ok(request: Request) -> Response:
+    return Response(b"ok")
+
+
+async def _echo(request: Request) -> Response:
+    return Response(await read_body(request, 1 << 20))
+
+
+async def _boom(request: Request) -> Response:
+    raise RuntimeError("a bug")
+
+
+async def _storage(request: Request) -> Response:
+    raise StorageError("the disk is gone")
+
+
+def _app():
+    return problem_app(
+        [
+            Route("/ok", guarded(_ok, _log), methods=["GET"]),
+            Route("/echo", guarded(_echo, _log), methods=["POST"]),
+            Route("/boom", guarded(_boom, _log, what="the test service"), methods=["GET"]),
+            Route("/storage", guarded(_storage, _log), methods=["GET"]),
+        ]
+    )
+
+
+LIMITS = ServerLimits(
+    max_head_bytes=4096,
+    header_timeout=0.5,
+    body_timeout=0.5,
+    keep_alive_timeout=0.5,
+    max_connections=4,
+)
+
+
+@pytest.fixture
+def server() -> Iterator[ServerThread]:
+    with ServerThread(_app(), limits=LIMITS, name="limits-test") as running:
+        yield running
+
+
+def _connect(server: ServerThread) -> socket.socket:
+    host, port = server.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    return sock
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    out = b""
+    while chunk := sock.recv(65536):
+        out += chunk
+    return out
+
+
+def _status(raw: bytes) -> int:
+    return int(raw.split(b" ", 2)[1])
+
+
+def _problem(raw: bytes) -> dict[str, object]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"content-type: application/problem+json" in head.lower()
+    return json.loads(body)
+
+
+def test_oversized_head_is_refused_with_431_and_closed(server: ServerThread) -> None:
+    with _connect(server) as sock:
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 64 * 1024)
+        raw = _read_all(sock)
+    assert _status(raw) == 431
+    assert _problem(raw)["status"] == 431
+
+
+def test_head_under_the_limit_is_served(server: ServerThread) -> None:
+    with _connect(server) as sock:
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 2000 + b"\r\n\r\n")
+        assert _status(sock.recv(65536)) == 200
+
+
+def test_slowloris_head_is_cut_with_408(server: ServerThread) -> None:
+    with _connect(server) as sock:
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n")
+        sock.settimeout(0.1)
+        raw = b""
+        for _ in range(200):  # one header line at a time, never finishing the head
+            try:
+                sock.sendall(b"X-Slow: 1\r\n")
+                raw += sock.recv(65536)
+            except (TimeoutError, BrokenPipeError, ConnectionResetError):
+                pass
+            if raw:
+                break
+        sock.settimeout(10)
+        raw += _read_all(sock)
+    assert _status(raw) == 408
+
+
+def test_idle_fresh_connection_is_closed(server: ServerThread) -> None:
+    with _connect(server) as sock:
+        assert _read_all(sock) == b""
+
+
+def test_idle_keep_alive_connection_is_closed(server: ServerThread) -> None:
+    with _connect(server) as sock:
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw = _read_all(sock)
+    assert _status(raw) == 200
+    assert raw.endswith(b"ok")
+
+
+def test_connection_cap_answers_503_with_retry_after() -> None:
+    limits = ServerLimits(keep_alive_timeout=30, header_timeout=30, max_connections=3)
+    with ServerThread(_app(), limits=limits) as server:
+        held = [_connect(server) for _ in range(3)]
+        try:
+            for sock in held:  # make sure the server has accepted them all
+                sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert _status(sock.recv(65536)) == 200
+            with _connect(server) as extra:
+                raw = _read_all(extra)
+            assert _status(raw) == 503
+            assert b"retry-after: 1" in raw.lower()
+        finally:
+            for sock in held:
+                sock.close()
+        # the cap counts open connections: once they close, clients are served again
+        assert httpx.get(f"{server.url}/ok").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "line", [b"GET /ok HTTP/2.0\r\nHost: x\r\n\r\n", b"GET /ok HTTP/0.9\r\n\r\n"]
+)
+def test_other_http_versions_are_refused_with_505(server: ServerThread, line: bytes) -> None:
+    with _connect(server) as sock:
+        sock.sendall(line)
+        raw = _read_all(sock)
+    assert _status(raw) == 505
+
+
+def test_simple_http09_request_is_not_served(server: ServerThread) -> None:
+    with _connect(server) as sock:
+        sock.sendall(b"GET /ok\r\n")
+        raw = _read_all(sock)
+    assert b"200" not in raw.split(b"\r\n", 1)[0]
+    assert not raw.endswith(b"ok")
+
+
+def test_slow_body_is_cut_and_logged_at_debug_only(
+    server: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with _connect(server) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        raw = _read_all(sock)
+    assert raw == b""
+    server_errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert server_errors == []
+
+
+def test_client_disconnect_mid_body_is_a_debug_event(
+    server: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with _connect(server) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123")
+    # a request on another connection is answered after the disconnect has been handled
+    for _ in range(50):
+        if any("disconnected" in r.getMessage() for r in caplog.records):
+            break
+        httpx.get(f"{server.url}/ok")
+    assert [r.levelno for r in caplog.records if "disconnected" in r.getMessage()] == [
+        logging.DEBUG
+    ]
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_unexpected_error_is_500_with_a_correlation_id_in_the_log(
+    server: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = httpx.get(f"{server.url}/boom", headers={"accept": "application/json"})
+    assert response.status_code == 500
+    problem = response.json()
+    assert problem["code"] == "internal"
+    incident = problem["correlation_id"]
+    assert incident in problem["detail"]
+    logged = [r for r in caplog.records if incident in r.getMessage()]
+    assert len(logged) == 1
+    assert logged[0].levelno == logging.ERROR
+    assert logged[0].exc_info is not None
+
+
+def test_storage_error_is_still_a_retryable_503(server: ServerThread) -> None:
+    response = httpx.get(f"{server.url}/storage", headers={"accept": "application/json"})
+    assert response.status_code == 503
+    assert response.json()["code"] == "storage"
+
+
+def test_405_names_the_allowed_methods(server: ServerThread) -> None:
+    response = httpx.post(f"{server.url}/ok", headers={"accept": "application/json"})
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD"}
+    assert response.json()["status"] == 405
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"max_head_bytes": 0}, "server.max_head_bytes must be a positive integer"),
+        ({"header_timeout": -1}, "server.header_timeout must be a positive number of seconds"),
+        ({"max_connections": True}, "server.max_connections must be a positive integer"),
+        ({"slowness": 1}, "[server]: unknown setting(s) slowness"),
+        ([], "[server] must be a table"),
+    ],
+)
+def test_bad_limits_are_configuration_errors(table: object, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ServerLimits.from_table(table, "[server]")
+    assert str(caught.value) == message
