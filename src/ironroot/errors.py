@@ -595,9 +595,20 @@ class KeyBindingMismatch(VerificationFailed):
 
 
 class Overloaded(IronrootError):
-    """More work is waiting than the service accepts: retry after a short while."""
+    """More work is waiting than the service accepts: retry after ``retry_after`` seconds."""
 
     code = "overloaded"
     title = "Service Unavailable"
     http_status = 503
     exit_code = 1
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        code: str | None = None,
+        check: str | None = None,
+        retry_after: int = 1,
+    ) -> None:
+        super().__init__(detail, code=code, check=check)
+        self.retry_after = max(1, retry_after)

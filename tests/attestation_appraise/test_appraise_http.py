@@ -55,15 +55,6 @@ def test_nonce_is_single_use_and_expires() -> None:
         store.redeem(b"short", NOW)
 
 
-def test_nonce_store_is_bounded() -> None:
-    store = NonceStore(lifetime=60, max_outstanding=3)
-    nonces = [store.issue(NOW)[0] for _ in range(5)]
-    assert len(store) == 3
-    with pytest.raises(StaleNonce):
-        store.redeem(nonces[0], NOW)
-    store.redeem(nonces[4], NOW)
-
-
 @pytest.mark.parametrize("kwargs", [{"lifetime": 0}, {"max_outstanding": 0}, {"lifetime": True}])
 def test_nonce_store_config(kwargs: dict[str, int]) -> None:
     with pytest.raises(ConfigError):

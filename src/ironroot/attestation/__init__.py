@@ -60,7 +60,7 @@ from ironroot.attestation._http import (
     attestation_routes,
     create_attestation_app,
 )
-from ironroot.attestation._nonce import NONCE_SIZE, NonceStore
+from ironroot.attestation._nonce import NONCE_SIZE, ChallengeLimits, NonceStore
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy, PolicyRule, RuleFailure
 from ironroot.attestation.evidence import (
     EVIDENCE_FORMATS,
@@ -111,6 +111,7 @@ __all__ += [
     "AttestationConfig",
     "AttestationResult",
     "AttestationService",
+    "ChallengeLimits",
     "CollateralFiles",
     "Endorsements",
     "EvidenceCaches",

@@ -52,7 +52,7 @@ from ironroot.attestation._collateral_files import (
 )
 from ironroot.attestation._endorsements import Endorsements
 from ironroot.attestation._http import AttestationService
-from ironroot.attestation._nonce import NonceStore
+from ironroot.attestation._nonce import ChallengeLimits, NonceStore
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
 from ironroot.attestation.evidence import TdxCollateral
 from ironroot.cose import decode_key_set
@@ -152,6 +152,7 @@ class AttestationConfig:
     nonce_lifetime: int = 300
     keys: Mapping[str, Any] = field(default_factory=dict)
     server: ServerLimits = field(default_factory=ServerLimits)
+    challenges: ChallengeLimits = field(default_factory=ChallengeLimits)
     collateral: Path | None = None
     crls: tuple[Path, ...] = ()
     allow_stale_collateral: bool = False
@@ -234,7 +235,7 @@ class AttestationConfig:
             signing_key=key,
             policy=self.load_policy(),
             lifetime=self.result_lifetime,
-            nonces=NonceStore(lifetime=self.nonce_lifetime),
+            nonces=NonceStore(lifetime=self.nonce_lifetime, limits=self.challenges),
             collateral=collateral,
             crls=collateral.crls if collateral is not None else (),
             allow_stale_collateral=self.allow_stale_collateral,
@@ -268,7 +269,7 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
     table = document.get("attestation")
     if not isinstance(table, dict):
         raise ConfigError(f"{path} has no [attestation] table")
-    extra = set(document) - {"attestation", "keys", "server"}
+    extra = set(document) - {"attestation", "keys", "server", "challenges"}
     if extra:
         raise ConfigError(f"unknown section [{sorted(extra)[0]}] in {path}")
     keys_table = document.get("keys", {})
@@ -328,6 +329,7 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
         crls=_paths(data_dir, table, "crls"),
         allow_stale_collateral=allow_stale,
         server=ServerLimits.from_table(document.get("server"), "[server]"),
+        challenges=ChallengeLimits.from_table(document.get("challenges")),
     )
 
 

@@ -120,9 +120,9 @@ class AttestationService:
             raise ConfigError("the EAR signer must expose its public key")
         return (key,)
 
-    def challenge(self) -> tuple[bytes, int]:
-        """A new single-use nonce and when it expires (epoch seconds)."""
-        return self.nonces.issue(self.clock())
+    def challenge(self, client: str | None = None) -> tuple[bytes, int]:
+        """A new single-use nonce for ``client`` and when it expires (epoch seconds)."""
+        return self.nonces.issue(self.clock(), client)
 
     def verify(
         self,
@@ -236,7 +236,7 @@ def attestation_routes(service: AttestationService) -> list[Route]:
     """The routes, each answering errors with problem details."""
 
     async def challenge(request: Request) -> Response:
-        nonce, expires = service.challenge()
+        nonce, expires = service.challenge(request.client.host if request.client else None)
         headers = {"Cache-Control": "no-store"}
         if CBOR in request.headers.get("accept", ""):
             body = encode_cbor({"nonce": nonce, "expires": expires})

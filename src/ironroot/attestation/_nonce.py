@@ -1,12 +1,23 @@
-"""Challenges: random, single-use nonces that expire, held in bounded memory.
+"""Challenges: random, single-use nonces that expire, held in bounded memory without eviction.
 
 :meth:`NonceStore.issue` makes a 32-byte nonce from the operating system's CSPRNG and
 remembers when it expires; :meth:`NonceStore.redeem` accepts it once. A nonce that was never
-issued (or was pushed out), one that expired and one already redeemed each raise
-``StaleNonce`` with its own code (``nonce-unknown``, ``nonce-expired``, ``nonce-reused``): a
-400 problem over HTTP. At most ``max_outstanding`` nonces wait at once; issuing one more
-forgets the oldest, so memory stays bounded under any load. Redeemed nonces are remembered
-(bounded likewise) until they would have expired, so that a replay is named as such.
+issued, one that expired and one already redeemed each raise ``StaleNonce`` with its own code
+(``nonce-unknown``, ``nonce-expired``, ``nonce-reused``): a 400 problem over HTTP.
+
+The challenge endpoints are unauthenticated, so the store must not let one client spend what
+another needs. An issued nonce is never dropped before it expires; instead the store refuses
+to issue, with ``Overloaded`` (503 over HTTP, ``Retry-After`` the seconds until the refusal
+would lift) naming the service:
+
+* ``challenge-rate``: the client asks faster than its token bucket refills (``burst`` at once,
+  then ``rate`` per second);
+* ``challenge-client-limit``: the client already holds ``per_client`` unexpired nonces;
+* ``challenges-full``: ``max_outstanding`` nonces are unexpired in all.
+
+A client is whatever the caller names (the HTTP layer passes the peer address). Redeemed and
+expired nonces are remembered (bounded) until they would have expired, so that a replay is
+named as such; forgetting one early only changes the error code to ``nonce-unknown``.
 
 The store holds no clock: callers pass ``now`` (the HTTP layer reads the clock). It is safe to
 share between threads.
@@ -14,17 +25,20 @@ share between threads.
 
 from __future__ import annotations
 
+import math
 import secrets
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
-from ironroot.errors import ConfigError, MalformedInput, StaleNonce
+from ironroot.errors import ConfigError, MalformedInput, Overloaded, StaleNonce
 
-__all__ = ["NONCE_SIZE", "NonceStore"]
+__all__ = ["NONCE_SIZE", "ChallengeLimits", "NonceStore"]
 
 NONCE_SIZE: Final = 32
+_ANONYMOUS: Final = "-"
 
 
 def _seconds(now: datetime) -> float:
@@ -33,21 +47,79 @@ def _seconds(now: datetime) -> float:
     return now.timestamp()
 
 
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeLimits:
+    """How many challenges a service holds, and how fast one client may ask for them."""
+
+    max_outstanding: int = 100_000
+    per_client: int = 64
+    rate: float = 10.0
+    burst: int = 32
+
+    def __post_init__(self) -> None:
+        _positive_int(self.max_outstanding, "challenges.max_outstanding")
+        _positive_int(self.per_client, "challenges.per_client")
+        _positive_int(self.burst, "challenges.burst")
+        if isinstance(self.rate, bool) or not isinstance(self.rate, int | float) or self.rate <= 0:
+            raise ConfigError("challenges.rate must be a positive number per second")
+
+    @classmethod
+    def from_table(cls, table: object, where: str = "[challenges]") -> ChallengeLimits:
+        """Limits from a configuration table; absent keys keep their defaults."""
+        if table is None:
+            return cls()
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table")
+        unknown = sorted(set(table) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+        return cls(**table)
+
+
 class NonceStore:
     """Outstanding challenges (see the module documentation)."""
 
-    __slots__ = ("_lifetime", "_lock", "_max", "_outstanding", "_spent")
+    __slots__ = (
+        "_buckets",
+        "_by_client",
+        "_lifetime",
+        "_limits",
+        "_lock",
+        "_outstanding",
+        "_service",
+        "_spent",
+    )
 
-    def __init__(self, *, lifetime: int = 300, max_outstanding: int = 100_000) -> None:
-        if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime < 1:
-            raise ConfigError("a nonce lifetime is a positive number of seconds")
-        if isinstance(max_outstanding, bool) or not isinstance(max_outstanding, int):
-            raise ConfigError("max_outstanding must be an integer")
-        if max_outstanding < 1:
-            raise ConfigError("max_outstanding must be positive")
+    def __init__(
+        self,
+        *,
+        lifetime: int = 300,
+        max_outstanding: int | None = None,
+        limits: ChallengeLimits | None = None,
+        service: str = "attestation verifier",
+    ) -> None:
+        _positive_int(lifetime, "a nonce lifetime (seconds)")
+        limits = limits or ChallengeLimits()
+        if max_outstanding is not None:
+            limits = ChallengeLimits(
+                max_outstanding=_positive_int(max_outstanding, "max_outstanding"),
+                per_client=min(limits.per_client, max_outstanding),
+                rate=limits.rate,
+                burst=limits.burst,
+            )
         self._lifetime = lifetime
-        self._max = max_outstanding
-        self._outstanding: OrderedDict[bytes, float] = OrderedDict()
+        self._limits = limits
+        self._service = service
+        # nonce -> (expiry, client); insertion order is expiry order (one lifetime for all)
+        self._outstanding: OrderedDict[bytes, tuple[float, str]] = OrderedDict()
+        self._by_client: dict[str, OrderedDict[bytes, float]] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
         self._spent: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -55,36 +127,95 @@ class NonceStore:
     def lifetime(self) -> int:
         return self._lifetime
 
+    @property
+    def limits(self) -> ChallengeLimits:
+        return self._limits
+
     def __len__(self) -> int:
         return len(self._outstanding)
 
+    # --- bookkeeping ---------------------------------------------------------------------
+
+    def _forget(self, nonce: bytes, client: str) -> None:
+        held = self._by_client.get(client)
+        if held is not None:
+            held.pop(nonce, None)
+            if not held:
+                del self._by_client[client]
+
     def _prune(self, t: float) -> None:
         while self._outstanding:
-            nonce, expires = next(iter(self._outstanding.items()))
+            nonce, (expires, client) = next(iter(self._outstanding.items()))
             if expires > t:
                 break
             self._outstanding.popitem(last=False)
-            self._spent[nonce] = ("expired", expires + self._lifetime)
-        self._trim(self._spent)
+            self._forget(nonce, client)
+            self._remember(nonce, "expired", expires + self._lifetime)
         while self._spent:
             _, (_, forget_at) = next(iter(self._spent.items()))
             if forget_at > t:
                 break
             self._spent.popitem(last=False)
+        if len(self._buckets) > self._limits.max_outstanding:
+            # a full bucket carries no information: drop those, keep the ones still refilling
+            full = [c for c, _ in self._buckets.items() if self._tokens(c, t) >= self._limits.burst]
+            for client in full:
+                del self._buckets[client]
 
-    def _trim(self, table: OrderedDict[bytes, Any]) -> None:
-        while len(table) > self._max:
-            table.popitem(last=False)
+    def _remember(self, nonce: bytes, state: str, forget_at: float) -> None:
+        self._spent[nonce] = (state, forget_at)
+        while len(self._spent) > self._limits.max_outstanding:
+            self._spent.popitem(last=False)
 
-    def issue(self, now: datetime) -> tuple[bytes, int]:
-        """A new nonce and the time (epoch seconds) it expires."""
+    def _tokens(self, client: str, t: float) -> float:
+        tokens, at = self._buckets.get(client, (float(self._limits.burst), t))
+        return min(float(self._limits.burst), tokens + (t - at) * self._limits.rate)
+
+    def _refuse(self, code: str, why: str, wait: float) -> Overloaded:
+        seconds = max(1, math.ceil(wait))
+        return Overloaded(
+            f"the {self._service} {why}; retry in {seconds} s", code=code, retry_after=seconds
+        )
+
+    # --- the API -------------------------------------------------------------------------
+
+    def issue(self, now: datetime, client: str | None = None) -> tuple[bytes, int]:
+        """A new nonce for ``client`` and the time (epoch seconds) it expires.
+
+        ``Overloaded`` (codes ``challenge-rate``, ``challenge-client-limit``,
+        ``challenges-full``) when issuing would exceed a limit; nothing is evicted.
+        """
         t = _seconds(now)
-        nonce = secrets.token_bytes(NONCE_SIZE)
-        expires = t + self._lifetime
+        who = client or _ANONYMOUS
+        limits = self._limits
         with self._lock:
             self._prune(t)
-            self._outstanding[nonce] = expires
-            self._trim(self._outstanding)
+            tokens = self._tokens(who, t)
+            if tokens < 1.0:
+                raise self._refuse(
+                    "challenge-rate",
+                    f"issues at most {limits.rate:g} challenges per second to one client",
+                    (1.0 - tokens) / limits.rate,
+                )
+            held = self._by_client.get(who)
+            if held is not None and len(held) >= limits.per_client:
+                raise self._refuse(
+                    "challenge-client-limit",
+                    f"holds {limits.per_client} unused challenges for this client already",
+                    next(iter(held.values())) - t,
+                )
+            if len(self._outstanding) >= limits.max_outstanding:
+                first_expiry = next(iter(self._outstanding.values()))[0]
+                raise self._refuse(
+                    "challenges-full",
+                    f"holds {limits.max_outstanding} unused challenges",
+                    first_expiry - t,
+                )
+            nonce = secrets.token_bytes(NONCE_SIZE)
+            expires = t + self._lifetime
+            self._buckets[who] = (tokens - 1.0, t)
+            self._outstanding[nonce] = (expires, who)
+            self._by_client.setdefault(who, OrderedDict())[nonce] = expires
         return nonce, int(expires)
 
     def redeem(self, nonce: bytes, now: datetime) -> None:
@@ -92,19 +223,20 @@ class NonceStore:
         t = _seconds(now)
         if not isinstance(nonce, bytes) or len(nonce) != NONCE_SIZE:
             raise StaleNonce(
-                f"a challenge nonce is {NONCE_SIZE} bytes from /attestation/challenge",
+                f"a challenge nonce is {NONCE_SIZE} bytes, as the {self._service} issues them",
                 code="nonce-unknown",
             )
         with self._lock:
             self._prune(t)
-            expires = self._outstanding.pop(nonce, None)
-            if expires is not None:
-                self._spent[nonce] = ("reused", expires + self._lifetime)
-                self._trim(self._spent)
+            entry = self._outstanding.pop(nonce, None)
+            if entry is not None:
+                expires, client = entry
+                self._forget(nonce, client)
+                self._remember(nonce, "reused", expires + self._lifetime)
                 return
             state = self._spent.get(nonce)
         if state is None:
-            raise StaleNonce("this verifier did not issue that nonce", code="nonce-unknown")
+            raise StaleNonce(f"this {self._service} did not issue that nonce", code="nonce-unknown")
         if state[0] == "expired":
             raise StaleNonce("the nonce has expired: ask for a new challenge", code="nonce-expired")
         raise StaleNonce("the nonce was already used: ask for a new challenge", code="nonce-reused")

@@ -94,7 +94,7 @@ def error_response(request: Request, exc: IronrootError) -> Response:
     if isinstance(exc, Unauthorized):
         response.headers["WWW-Authenticate"] = "Bearer"
     elif isinstance(exc, Overloaded):
-        response.headers["Retry-After"] = "1"
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 

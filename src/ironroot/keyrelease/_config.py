@@ -42,7 +42,7 @@ from typing import Any, Final
 
 import uvicorn
 
-from ironroot.attestation import NonceStore, TrustTier
+from ironroot.attestation import ChallengeLimits, NonceStore, TrustTier
 from ironroot.crypto import load_verifier
 from ironroot.errors import ConfigError, HsmErrorState, InvalidReleasePolicy, IronrootError
 from ironroot.hsm import DirectoryStorage, Hsm
@@ -97,6 +97,7 @@ class KeyReleaseConfig:
     credential_file: Path
     keys: tuple[ReleasableKey, ...]
     server: ServerLimits = field(default_factory=ServerLimits)
+    challenges: ChallengeLimits = field(default_factory=ChallengeLimits)
 
     @contextlib.contextmanager
     def open(self) -> Iterator[KeyReleaseService]:
@@ -123,7 +124,11 @@ class KeyReleaseConfig:
                     verifiers=self.verifiers,
                     keys=self.keys,
                     vault=vault,
-                    nonces=NonceStore(lifetime=self.nonce_lifetime),
+                    nonces=NonceStore(
+                        lifetime=self.nonce_lifetime,
+                        limits=self.challenges,
+                        service="key release service",
+                    ),
                     policies=policies,
                 )
             finally:
@@ -207,6 +212,7 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
         credential_file=base / _text(hsm, "credential_file", "keyrelease.hsm"),
         keys=_keys(table.get("keys")),
         server=ServerLimits.from_table(document.get("server"), "[server]"),
+        challenges=ChallengeLimits.from_table(document.get("challenges")),
     )
 
 

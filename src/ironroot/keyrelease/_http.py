@@ -129,7 +129,7 @@ def keyrelease_routes(service: KeyReleaseService) -> list[Route]:
     """The key release routes, each answering errors with problem details."""
 
     async def challenge(request: Request) -> Response:
-        nonce, expires = service.challenge()
+        nonce, expires = service.challenge(request.client.host if request.client else None)
         headers = {"Cache-Control": "no-store"}
         if CBOR in request.headers.get("accept", ""):
             body = encode_cbor({"nonce": nonce, "expires": expires})

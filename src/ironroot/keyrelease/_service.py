@@ -325,13 +325,13 @@ class KeyReleaseService:
         self.verifiers = tuple(verifiers)
         self.keys: Mapping[str, ReleasableKey] = {k.name: k for k in keys}
         self.vault = vault
-        self.nonces = nonces if nonces is not None else NonceStore()
+        self.nonces = nonces if nonces is not None else NonceStore(service="key release service")
         self.clock = clock
         self.policies = policies if policies is not None else PolicyCache()
 
-    def challenge(self) -> tuple[bytes, int]:
-        """A new single-use release nonce and when it expires (epoch seconds)."""
-        return self.nonces.issue(self.clock())
+    def challenge(self, client: str | None = None) -> tuple[bytes, int]:
+        """A new single-use release nonce for ``client`` and when it expires (epoch seconds)."""
+        return self.nonces.issue(self.clock(), client)
 
     def key(self, name: str) -> ReleasableKey:
         found = self.keys.get(name)

@@ -1,0 +1,133 @@
+"""The challenge store under a flood: nothing issued is evicted; refusals are 503s that say
+when to come back and which service refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import pytest
+
+from ironroot.attestation import ChallengeLimits, NonceStore
+from ironroot.errors import ConfigError, Overloaded, StaleNonce
+from ironroot.http import ServerThread
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def _after(seconds: float) -> dt.datetime:
+    return NOW + dt.timedelta(seconds=seconds)
+
+
+def test_a_flooding_client_cannot_evict_another_clients_nonce() -> None:
+    store = NonceStore(lifetime=60, limits=ChallengeLimits(max_outstanding=1000, per_client=50))
+    mine, _ = store.issue(NOW, "10.0.0.1")
+    issued = refused = 0
+    for i in range(100_000):  # the attack from the issue, from one address
+        try:
+            store.issue(_after(i / 100_000), "10.0.0.66")
+            issued += 1
+        except Overloaded as exc:
+            refused += 1
+            assert exc.code in {"challenge-rate", "challenge-client-limit"}
+    assert issued <= 50
+    assert refused == 100_000 - issued
+    store.redeem(mine, _after(2))  # still there, still redeemable
+
+
+def test_many_addresses_fill_the_store_then_get_503_with_retry_after() -> None:
+    store = NonceStore(
+        lifetime=60,
+        limits=ChallengeLimits(max_outstanding=100, per_client=5),
+        service="key release service",
+    )
+    first, _ = store.issue(NOW, "10.0.0.1")
+    for n in range(99):
+        store.issue(_after(1), f"10.1.{n}.1")
+    with pytest.raises(Overloaded) as full:
+        store.issue(_after(10), "10.9.9.9")
+    assert full.value.code == "challenges-full"
+    assert full.value.http_status == 503
+    assert full.value.retry_after == 50  # the first nonce expires at 60 s
+    assert full.value.detail.startswith("the key release service holds 100 unused challenges")
+    store.redeem(first, _after(10))  # the oldest was kept, not evicted
+    store.issue(_after(10), "10.9.9.9")  # and its slot is free again
+
+
+def test_per_client_limit_and_rate() -> None:
+    store = NonceStore(lifetime=60, limits=ChallengeLimits(per_client=2, rate=1, burst=10))
+    store.issue(NOW, "c")
+    store.issue(NOW, "c")
+    with pytest.raises(Overloaded) as held:
+        store.issue(NOW, "c")
+    assert held.value.code == "challenge-client-limit"
+    assert held.value.retry_after == 60
+    assert "attestation verifier" in held.value.detail
+    fast = NonceStore(lifetime=60, limits=ChallengeLimits(rate=2, burst=3))
+    for _ in range(3):
+        fast.issue(NOW, "c")
+    with pytest.raises(Overloaded) as rate:
+        fast.issue(NOW, "c")
+    assert rate.value.code == "challenge-rate"
+    assert rate.value.retry_after == 1
+    fast.issue(_after(0.5), "c")  # one token back after 1/rate seconds
+
+
+def test_expired_and_reused_nonces_are_refused() -> None:
+    store = NonceStore(lifetime=60)
+    nonce, _ = store.issue(NOW, "c")
+    with pytest.raises(StaleNonce) as expired:
+        store.redeem(nonce, _after(60))
+    assert expired.value.code == "nonce-expired"
+    again, _ = store.issue(_after(61), "c")
+    store.redeem(again, _after(62))
+    with pytest.raises(StaleNonce) as reused:
+        store.redeem(again, _after(63))
+    assert reused.value.code == "nonce-reused"
+
+
+def test_expired_nonces_free_their_slots() -> None:
+    store = NonceStore(lifetime=10, limits=ChallengeLimits(max_outstanding=2, per_client=2))
+    store.issue(NOW, "a")
+    store.issue(NOW, "b")
+    with pytest.raises(Overloaded):
+        store.issue(_after(1), "c")
+    store.issue(_after(10), "c")
+    assert len(store) == 1
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"per_client": 0}, "challenges.per_client must be a positive integer"),
+        ({"rate": 0}, "challenges.rate must be a positive number per second"),
+        ({"burst": 1.5}, "challenges.burst must be a positive integer"),
+        ({"flood": 1}, "[challenges]: unknown setting(s) flood"),
+    ],
+)
+def test_bad_challenge_limits(table: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ChallengeLimits.from_table(table)
+    assert str(caught.value) == message
+
+
+@pytest.mark.integration
+def test_http_refusal_is_503_with_retry_after_and_the_service_name() -> None:
+    from ironroot.attestation import AttestationService, Endorsements, create_attestation_app
+    from ironroot.crypto import Algorithm, PrivateKey
+
+    service = AttestationService(
+        endorsements=Endorsements(),
+        signing_key=PrivateKey.generate(Algorithm.ES384),
+        nonces=NonceStore(lifetime=60, limits=ChallengeLimits(per_client=2)),
+    )
+    with ServerThread(create_attestation_app(service)) as server, httpx.Client() as client:
+        url = f"{server.url}/attestation/challenge"
+        accept = {"accept": "application/json"}
+        assert [client.post(url, headers=accept).status_code for _ in range(2)] == [201, 201]
+        refused = client.post(url, headers=accept)
+    assert refused.status_code == 503
+    assert int(refused.headers["retry-after"]) >= 1
+    problem = refused.json()
+    assert problem["code"] == "challenge-client-limit"
+    assert "attestation verifier" in problem["detail"]
