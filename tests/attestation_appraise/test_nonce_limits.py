@@ -22,16 +22,16 @@ def _after(seconds: float) -> dt.datetime:
 def test_a_flooding_client_cannot_evict_another_clients_nonce() -> None:
     store = NonceStore(lifetime=60, limits=ChallengeLimits(max_outstanding=1000, per_client=50))
     mine, _ = store.issue(NOW, "10.0.0.1")
-    issued = refused = 0
+    issued = 0
+    codes: set[str] = set()
     for i in range(100_000):  # the attack from the issue, from one address
         try:
             store.issue(_after(i / 100_000), "10.0.0.66")
             issued += 1
         except Overloaded as exc:
-            refused += 1
-            assert exc.code in {"challenge-rate", "challenge-client-limit"}
+            codes.add(exc.code)
     assert issued <= 50
-    assert refused == 100_000 - issued
+    assert codes == {"challenge-rate"}
     store.redeem(mine, _after(2))  # still there, still redeemable
 
 
