@@ -194,23 +194,33 @@ def _pem_labels(data: bytes) -> list[bytes]:
     return [m.group(1) for m in _PEM_ANY.finditer(data)]
 
 
+def _is_der(data: bytes) -> bool:
+    """DER starts with a SEQUENCE and (for anything the size of a certificate) a long-form
+    length byte, which no PEM text does; DER may hold the bytes ``-----BEGIN`` inside."""
+    if len(data) < 2 or data[0] != 0x30:
+        return False
+    return data[1] >= 0x80 or data[1] + 2 == len(data)
+
+
 def load_certificates(
     data: bytes,
     *,
     what: str = "certificate",
     max_count: int = MAX_CERTIFICATES,
     allow_unsupported: bool = False,
+    der_only: bool = False,
 ) -> list[x509.Certificate]:
     """Every certificate in ``data``: PEM (one or more ``CERTIFICATE`` blocks; text between
     blocks is ignored), one DER certificate, or several DER certificates back to back.
 
     Every field is read once here; any failure, another PEM block, an empty input or more
     than ``max_count`` certificates raise ``MalformedCertificate``. An algorithm
-    ``cryptography`` does not implement is refused unless ``allow_unsupported``.
+    ``cryptography`` does not implement is refused unless ``allow_unsupported``; ``der_only``
+    refuses PEM (where a format says DER, as COSE ``x5chain`` and SPDM do).
     """
     data = _check_bytes(data, what, MAX_CERTIFICATE_BYTES * max_count)
     with _warnings_policy():
-        if b"-----BEGIN" in data:
+        if not _is_der(data) and not der_only:
             labels = _pem_labels(data)
             if len(labels) > max_count:
                 raise MalformedCertificate(f"{what} holds more than {max_count} certificates")
@@ -236,10 +246,16 @@ def load_certificates(
 
 
 def load_certificate(
-    data: bytes, *, what: str = "certificate", allow_unsupported: bool = False
+    data: bytes,
+    *,
+    what: str = "certificate",
+    allow_unsupported: bool = False,
+    der_only: bool = False,
 ) -> x509.Certificate:
     """Exactly one certificate, PEM or DER (see :func:`load_certificates`)."""
-    certs = load_certificates(data, what=what, allow_unsupported=allow_unsupported)
+    certs = load_certificates(
+        data, what=what, allow_unsupported=allow_unsupported, der_only=der_only
+    )
     if len(certs) != 1:
         raise MalformedCertificate(f"{what}: expected one certificate, found {len(certs)}")
     return certs[0]
@@ -250,15 +266,12 @@ def load_csr(
 ) -> x509.CertificateSigningRequest:
     """Exactly one PKCS#10 certificate request, PEM or DER, every field read once."""
     data = _check_bytes(data, what, MAX_CERTIFICATE_BYTES)
-    if b"-----BEGIN" in data:
+    if not _is_der(data):
         labels = _pem_labels(data)
         if len(labels) != 1 or labels[0] not in _CSR_LABELS:
             raise MalformedCertificate(f"{what} is not one CERTIFICATE REQUEST PEM block")
     with _warnings_policy(), _parsing(what):
-        if b"-----BEGIN" in data:
-            csr = x509.load_pem_x509_csr(data)
-        else:
-            csr = x509.load_der_x509_csr(data)
+        csr = x509.load_der_x509_csr(data) if _is_der(data) else x509.load_pem_x509_csr(data)
         _force_csr(csr, what, allow_unsupported)
     return csr
 
@@ -270,7 +283,7 @@ def load_crls(
     field and every revoked entry read once. Raises ``MalformedCertificate``."""
     data = _check_bytes(data, what, MAX_CRL_BYTES)
     crls: list[x509.CertificateRevocationList] = []
-    if b"-----BEGIN" not in data:
+    if _is_der(data):
         with _parsing(what):
             crls.append(x509.load_der_x509_crl(data))
     else:
