@@ -68,6 +68,7 @@ X509_PARSE_ERRORS: Final[tuple[type[Exception], ...]] = (
 )
 """Every exception ``cryptography`` raises for bytes that are not a usable X.509 object."""
 
+_CAUGHT: Final[tuple[type[Exception], ...]] = (*X509_PARSE_ERRORS, UserWarning)
 _PEM_ANY = re.compile(rb"-----BEGIN ([^-\r\n]{1,64})-----")
 _CSR_LABELS: Final = (b"CERTIFICATE REQUEST", b"NEW CERTIFICATE REQUEST")
 
@@ -96,7 +97,7 @@ def _parsing(what: str) -> Iterator[None]:
         yield
     except MalformedCertificate:
         raise
-    except (*X509_PARSE_ERRORS, UserWarning) as exc:
+    except _CAUGHT as exc:
         raise MalformedCertificate(f"{what} does not parse: {_reason(exc)}") from exc
 
 
@@ -144,7 +145,6 @@ def _force_certificate(cert: x509.Certificate, what: str, allow_unsupported: boo
 def _force_csr(csr: x509.CertificateSigningRequest, what: str, allow_unsupported: bool) -> None:
     _ = csr.signature, csr.tbs_certrequest_bytes, csr.signature_algorithm_oid
     csr.subject.rfc4514_string()
-    _ = csr.public_key_algorithm_oid
     for extension in csr.extensions:
         _ = extension.value
     _algorithms(csr, what, allow_unsupported)
