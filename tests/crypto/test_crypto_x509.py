@@ -216,7 +216,7 @@ def test_real_certificates_load(vectors: Path) -> None:
     )
     assert (
         vcek.subject.rfc4514_string()
-        == "CN=SEV-VCEK,OU=Engineering,O=Advanced Micro Devices,L=Santa Clara,ST=CA,C=US"
+        == "CN=SEV-VCEK,O=Advanced Micro Devices,ST=CA,L=Santa Clara,C=US,OU=Engineering"
     )
     mldsa = load_certificate((vectors / "caliptra" / "ldevid_cert_mldsa.der").read_bytes())
     assert mldsa.signature_algorithm_oid.dotted_string == "2.16.840.1.101.3.4.3.19"
