@@ -222,4 +222,5 @@ def test_real_certificates_load(vectors: Path) -> None:
     assert mldsa.signature_algorithm_oid.dotted_string == "2.16.840.1.101.3.4.3.19"
     assert load_csr((vectors / "caliptra" / "idevid_csr_mldsa.der").read_bytes())
     assert load_crls((vectors / "tee" / "tdx" / "testing_testdata_pckcrl").read_bytes())
-    assert load_crl((vectors / "tee" / "tdx" / "testing_testdata_rootcrl.der").read_bytes())
+    root_crl = load_crl((vectors / "tee" / "tdx" / "testing_testdata_rootcrl.der").read_bytes())
+    assert "Intel SGX Root CA" in root_crl.issuer.rfc4514_string()
