@@ -3,18 +3,28 @@
 A key file or an LMS state file is either the old bytes or the new bytes after a crash, never a
 mix, and once the call returns the new bytes survive a power cut. The standard library has no
 such call (``pathlib.Path.write_bytes`` neither syncs nor renames), so it is written here once.
+
+:func:`load_each` is the other rule for files, on the reading side: a service that loads a
+folder of files (reference values, trust anchors, keys) skips a file that does not load,
+logs a warning naming it and the error, and lists it; one bad file never stops a service.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
-from ironroot.errors import Conflict, LimitExceeded
+from ironroot.errors import Conflict, IronrootError, LimitExceeded
 
-__all__ = ["read_limited", "write_atomic"]
+__all__ = ["failure_reason", "load_each", "read_limited", "write_atomic"]
+
+_K = TypeVar("_K")
+_T = TypeVar("_T")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -67,3 +77,37 @@ def read_limited(path: Path, limit: int) -> bytes:
     if len(data) > limit:
         raise LimitExceeded(f"{path} is larger than {limit} bytes")
     return data
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line saying why loading failed: ``code: detail`` for a typed error, else the
+    exception's type and message (a parser bug, reported rather than raised)."""
+    if isinstance(exc, IronrootError):
+        return f"{exc.code}: {exc.detail}"
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def load_each(
+    items: Iterable[_K],
+    load: Callable[[_K], _T],
+    *,
+    log: logging.Logger,
+    what: str,
+) -> tuple[list[_T], list[str]]:
+    """``load`` applied to each item (a path, or a labelled value); an item whose load raises
+    anything is skipped, logged as a warning and listed as ``"<item>: <reason>"``.
+
+    Returns (what loaded, in order; the rejected lines).
+    """
+    loaded: list[_T] = []
+    rejected: list[str] = []
+    for item in items:
+        try:
+            loaded.append(load(item))
+        except Exception as exc:  # one bad file never stops a service: report it, skip it
+            reason = failure_reason(exc)
+            log.warning("%s %s left out: %s", what, item, reason)
+            log.debug("%s %s left out", what, item, exc_info=exc)
+            rejected.append(f"{item}: {reason}")
+    return loaded, rejected

@@ -153,6 +153,10 @@ P_ES256 = encode_cbor({1: -7})
         _message(encode_cbor({1: -7, 2: []}), {}, b"x", b"s"),  # empty crit
         _message(encode_cbor({1: -7, 2: [4]}), {}, b"x", b"s"),  # crit names absent label
         _message(encode_cbor({1: -7, 2: 4}), {}, b"x", b"s"),  # crit not an array
+        _message(encode_cbor({1: -7, 2: None}), {}, b"x", b"s"),  # crit null
+        _message(encode_cbor({1: -7, 2: {1: 1}}), {}, b"x", b"s"),  # crit a map
+        _message(encode_cbor({1: -7, 2: [[1]]}), {}, b"x", b"s"),  # crit label an array
+        _message(encode_cbor({1: -7, 2: [1.5]}), {}, b"x", b"s"),  # crit label a float
         _message(encode_cbor({1.5: 1}), {}, b"x", b"s"),  # float label
         _message(P_ES256, {b"k": 1}, b"x", b"s"),  # bytes label
         _message(P_ES256, {4: b"a"}, b"x", b"s") + b"\x00",  # trailing bytes

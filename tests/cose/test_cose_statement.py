@@ -111,6 +111,11 @@ def test_crit_with_understood_labels_is_fine() -> None:
 
 
 BAD_STATEMENTS: dict[str, bytes] = {
+    "crit null": bytes.fromhex("d28446a201382202f6a04040"),
+    "crit null, signed": raw(encode_cbor({1: -35, 2: None, 15: CLAIMS}), {}, b"x", b"s"),
+    "crit a map": raw(encode_cbor({1: -35, 2: {15: 1}, 15: CLAIMS}), {}, b"x", b"s"),
+    "crit empty": raw(encode_cbor({1: -35, 2: [], 15: CLAIMS}), {}, b"x", b"s"),
+    "crit a text": raw(encode_cbor({1: -35, 2: "15", 15: CLAIMS}), {}, b"x", b"s"),
     "not cbor": b"\xff\xff",
     "empty": b"",
     "wrong tag": encode_cbor(cbor2.CBORTag(17, [encode_cbor({1: -35, 15: CLAIMS}), {}, b"x", b""])),

@@ -169,6 +169,30 @@ CASES: list[Case] = [
     ("deep-nesting", lambda w: _deep(), 400, "Limit Exceeded"),
     ("missing-cwt", lambda w: _raw({1: -7, 4: w.vendor.kid}), 400, "Invalid Statement"),
     (
+        "crit-null",  # d28446a201382202f6a04040: crit (2) = null crashed parsing once
+        lambda w: bytes.fromhex("d28446a201382202f6a04040"),
+        400,
+        "Invalid Statement",
+    ),
+    (
+        "crit-empty",
+        lambda w: _raw({1: -7, 2: [], 15: {1: VENDOR_ISS, 2: "s"}}),
+        400,
+        "Invalid Statement",
+    ),
+    (
+        "crit-map",
+        lambda w: _raw({1: -7, 2: {1: 1}, 15: {1: VENDOR_ISS, 2: "s"}}),
+        400,
+        "Invalid Statement",
+    ),
+    (
+        "crit-names-absent-label",
+        lambda w: _raw({1: -7, 2: [99], 15: {1: VENDOR_ISS, 2: "s"}}),
+        400,
+        "Invalid Statement",
+    ),
+    (
         "cwt-without-sub",
         lambda w: _raw({1: -7, 4: w.vendor.kid, 15: {1: VENDOR_ISS}}),
         400,

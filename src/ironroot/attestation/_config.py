@@ -28,23 +28,28 @@
     backend = "pkcs11"                        # signing_key (see ironroot.hsm.ServiceKeys)
 
 Relative paths are relative to the data directory. Endorsements are read when the service is
-built (:meth:`AttestationConfig.service`): statements that do not verify are left out and
-listed in ``Endorsements.rejected``. Collateral and CRLs are read then too: a file that does not
-load is left out and listed in ``AttestationService.collateral_problems`` (reported when the
-service starts and in the reasons of the EARs it concerns); it never stops the service.
+built (:meth:`AttestationConfig.service`): a file that does not load or verify (a statement, a
+vendor root, a key) is left out, logged as a warning naming the file and the error, and listed
+in ``Endorsements.rejected``: one bad file never stops the verifier. Collateral and CRLs are
+read then too: a file that does not load is left out and listed in
+``AttestationService.collateral_problems`` (reported when the service starts and in the
+reasons of the EARs it concerns); it never stops the service.
 Freshness is judged at each verification. This module does I/O; the appraisal core does not.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import logging
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+from ironroot._fileio import load_each
 from ironroot.attestation._collateral_files import (
     CollateralFiles,
     read_crls,
@@ -64,7 +69,7 @@ from ironroot.crypto import (
     load_verifier,
     save_signer,
 )
-from ironroot.errors import ConfigError, IronrootError, LimitExceeded
+from ironroot.errors import ConfigError, LimitExceeded
 from ironroot.hsm import ServiceKeys, ServiceKeysConfig
 from ironroot.http import ServerLimits
 from ironroot.safe import ProviderKeys
@@ -75,6 +80,9 @@ CONFIG_FILE: Final = "attestation.toml"
 _MAX_FILE: Final = 1024 * 1024
 _STATEMENT_SUFFIXES: Final = frozenset((".ts", ".cbor", ".cose", ".scitt"))
 _CERT_SUFFIXES: Final = frozenset((".pem", ".crt", ".cer", ".der"))
+_PROVIDER_SUFFIXES: Final = frozenset((".pem", ".pub", ".crt", ".cer", ".der", ".key"))
+_log = logging.getLogger("ironroot.attestation")
+_T = TypeVar("_T")
 _TEMPLATE: Final = """\
 [attestation]
 host = "127.0.0.1"
@@ -118,19 +126,16 @@ def _files(paths: Iterable[Path], suffixes: frozenset[str]) -> list[Path]:
     return out
 
 
-def _service_keys(files: Iterable[Path]) -> dict[bytes, Verifier]:
-    keys: dict[bytes, Verifier] = {}
-    for path in files:
-        data = _read(path)
-        try:
-            if data[:1] and 0x80 <= data[0] <= 0x9F:
-                keys.update(decode_key_set(data))
-            else:
-                key = load_verifier(data)
-                keys[key.kid] = key
-        except IronrootError as exc:
-            raise ConfigError(f"{path}: {exc.detail}") from exc
-    return keys
+def _service_key_file(path: Path) -> dict[bytes, Verifier]:
+    data = _read(path)
+    if data[:1] and 0x80 <= data[0] <= 0x9F:
+        return dict(decode_key_set(data))
+    key = load_verifier(data)
+    return {key.kid: key}
+
+
+def _labelled_file(path: Path) -> tuple[str, bytes]:
+    return str(path), _read(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,29 +188,58 @@ class AttestationConfig:
         return AppraisalPolicy.from_toml(_read(self.policy).decode("utf-8", "replace"))
 
     def endorsements(self, now: dt.datetime) -> Endorsements:
-        """Read and verify every configured endorsement (refused ones are listed)."""
-        service_keys = _service_keys(_files(self.service_keys, frozenset((".cbor", ".pem"))))
-        roots = [_read(p) for p in _files(self.vendor_roots, _CERT_SUFFIXES)]
+        """Read and verify every configured endorsement. A file that does not load or verify
+        (a statement, a vendor root, a service, vendor or review-provider key) is left out,
+        logged as a warning and listed in ``Endorsements.rejected``; a configured path that
+        does not exist is a ``ConfigError``."""
+        rejected: list[str] = []
+
+        def each(paths: Iterable[Path], load: Callable[[Path], _T], what: str) -> list[_T]:
+            loaded, bad = load_each(paths, load, log=_log, what=what)
+            rejected.extend(bad)
+            return loaded
+
+        service_keys: dict[bytes, Verifier] = {}
+        for keys in each(
+            _files(self.service_keys, frozenset((".cbor", ".pem"))),
+            _service_key_file,
+            "service key file",
+        ):
+            service_keys.update(keys)
+        roots = each(_files(self.vendor_roots, _CERT_SUFFIXES), _labelled_file, "vendor root")
         vendor_keys = (
             {
-                iss: [load_verifier(_read(p)) for p in paths]
+                iss: each(paths, lambda p: load_verifier(_read(p)), f"vendor key of {iss}")
                 for iss, paths in self.vendor_keys.items()
             }
             if self.vendor_keys
             else None
         )
-        providers = ProviderKeys.load(self.review_providers) if self.review_providers else None
-        return Endorsements.build(
+        providers = (
+            ProviderKeys(
+                each(
+                    _files(self.review_providers, _PROVIDER_SUFFIXES),
+                    ProviderKeys.read_key_file,
+                    "review provider key",
+                )
+            )
+            if self.review_providers
+            else None
+        )
+        statements = each(
+            _files(self.reference_values, _STATEMENT_SUFFIXES), _labelled_file, "reference values"
+        )
+        reviews = each(_files(self.reviews, _STATEMENT_SUFFIXES), _labelled_file, "review")
+        built = Endorsements.build(
             service_keys=service_keys,
-            reference_statements=(
-                _read(p) for p in _files(self.reference_values, _STATEMENT_SUFFIXES)
-            ),
-            review_statements=(_read(p) for p in _files(self.reviews, _STATEMENT_SUFFIXES)),
+            reference_statements=statements,
+            review_statements=reviews,
             providers=providers,
             vendor_keys=vendor_keys,
             vendor_roots=roots,
             now=now,
         )
+        return dataclasses.replace(built, rejected=(*rejected, *built.rejected))
 
     @contextlib.contextmanager
     def open_service(self, now: dt.datetime) -> Iterator[AttestationService]:

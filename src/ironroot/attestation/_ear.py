@@ -362,7 +362,7 @@ class AttestationResult:
 
     @classmethod
     def from_json_claims(cls, claims: Mapping[str, Any]) -> AttestationResult:
-        _profile(claims.get("eat_profile"))
+        profile = _profile(claims.get("eat_profile"))
         vid = _first(claims, "ear.verifier-id", "ear_verifier_id")
         submods = claims.get("submods")
         if not isinstance(submods, Mapping) or not all(isinstance(k, str) for k in submods):
@@ -376,7 +376,7 @@ class AttestationResult:
             submods={name: _appraisal_from_json(a) for name, a in submods.items()},
             nonce=None if nonce is None else _b64(nonce, "eat_nonce"),
             raw_evidence=None if raw is None else _b64(raw, "ear.raw-evidence"),
-            profile=str(claims.get("eat_profile")),
+            profile=profile,
         )
 
     # --- CBOR (CWT) ----------------------------------------------------------------------
@@ -398,7 +398,7 @@ class AttestationResult:
 
     @classmethod
     def from_cbor_claims(cls, claims: Mapping[object, Any]) -> AttestationResult:
-        _profile(claims.get(_C_PROFILE))
+        profile = _profile(claims.get(_C_PROFILE))
         submods = claims.get(_C_SUBMODS)
         if not isinstance(submods, Mapping) or not all(isinstance(k, str) for k in submods):
             raise MalformedInput("submods (266) must map text labels to appraisals")
@@ -416,7 +416,7 @@ class AttestationResult:
             submods={name: _appraisal_from_cbor(a) for name, a in submods.items()},
             nonce=nonce,
             raw_evidence=raw,
-            profile=str(claims.get(_C_PROFILE)),
+            profile=profile,
         )
 
 
@@ -438,9 +438,12 @@ _J_REASONS: Final = "ear.ironroot.reasons"
 _J_EVIDENCE: Final = "ear.ironroot.evidence"
 
 
-def _profile(value: object) -> None:
+def _profile(value: object) -> str:
+    if not isinstance(value, str):
+        raise MalformedInput(f"eat_profile must be text, not {type(value).__name__}")
     if value != EAR_PROFILE and value not in _NEWER_PROFILES:
-        raise MalformedInput(f"eat_profile {value!r} is not the EAR profile")
+        raise MalformedInput(f"eat_profile {value[:80]!r} is not the EAR profile")
+    return value
 
 
 def _first(claims: Mapping[str, Any], *names: str) -> Any:

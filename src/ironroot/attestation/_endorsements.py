@@ -22,18 +22,21 @@ environment and ``mkey`` states, so a vendor raises the floor by publishing a ne
 SAFE reviews come the same way (:func:`ironroot.safe.review_from_statement` with the service
 keys): only a review whose receipts and SFR signature verify is kept.
 
-:meth:`Endorsements.build` collects both from statement bytes and records every statement it
-refused, with the reason, in ``rejected`` instead of failing the whole set.
+:meth:`Endorsements.build` collects both from statement bytes and records every statement (and
+vendor root) it refused, with its file name and the reason, in ``rejected`` and as a logged
+warning, instead of failing the whole set: one bad file never stops the verifier.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from ironroot._fileio import load_each
 from ironroot.corim import CORIM_CONTENT_TYPE, Comid, Corim, SignedCorim
 from ironroot.cose import SignedStatement, verify_transparent_statement
 from ironroot.crypto import Verifier
@@ -55,6 +58,7 @@ __all__ = [
 ]
 
 _COSE_SIGN1: Final = 0xD2
+_log = logging.getLogger("ironroot.attestation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,27 +208,46 @@ class ReferenceValues:
         return self._floors.get(value.environment)
 
 
+Labelled = bytes | tuple[str, bytes]
+"""Statement or certificate bytes, or ``(label, bytes)`` where the label (a file name) names
+the item in ``rejected`` and in the logged warning."""
+
+
+def _labelled(items: Iterable[Labelled], what: str) -> Iterator[_Item]:
+    for number, item in enumerate(items):
+        if isinstance(item, tuple):
+            yield _Item(*item)
+        else:
+            yield _Item(f"{what} {number}", item)
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    label: str
+    data: bytes
+
+    def __str__(self) -> str:
+        return self.label
+
+
 def reviews_from_statements(
-    statements: Iterable[bytes],
+    statements: Iterable[Labelled],
     *,
     providers: ProviderKeys,
     service_keys: Mapping[bytes, Verifier],
     now: dt.datetime | None = None,
 ) -> tuple[tuple[Review, ...], tuple[str, ...]]:
     """The SAFE reviews among ``statements`` whose receipts and SFRs verify; and one line per
-    statement refused."""
-    reviews: list[Review] = []
-    rejected: list[str] = []
-    for number, data in enumerate(statements):
+    statement refused (also logged as a warning)."""
+
+    def review(item: _Item) -> Review:
         if not service_keys:
-            rejected.append(f"review statement {number}: no transparency service keys")
-            continue
-        try:
-            reviews.append(
-                review_from_statement(data, providers, service_keys=service_keys, now=now)
-            )
-        except IronrootError as exc:
-            rejected.append(f"review statement {number}: {exc.code}: {exc.detail}")
+            raise UnknownIssuer("no transparency service keys")
+        return review_from_statement(item.data, providers, service_keys=service_keys, now=now)
+
+    reviews, rejected = load_each(
+        _labelled(statements, "review statement"), review, log=_log, what="review"
+    )
     return tuple(reviews), tuple(rejected)
 
 
@@ -256,28 +279,39 @@ class Endorsements:
         cls,
         *,
         service_keys: Mapping[bytes, Verifier],
-        reference_statements: Iterable[bytes] = (),
-        review_statements: Iterable[bytes] = (),
+        reference_statements: Iterable[Labelled] = (),
+        review_statements: Iterable[Labelled] = (),
         providers: ProviderKeys | None = None,
         vendor_keys: Mapping[str, Sequence[Verifier]] | None = None,
-        vendor_roots: Iterable[bytes] = (),
+        vendor_roots: Iterable[Labelled] = (),
         now: dt.datetime | None = None,
     ) -> Endorsements:
-        """Collect endorsements from statement bytes; refused statements go to ``rejected``.
+        """Collect endorsements from statement bytes; a statement or vendor root that does not
+        load or verify, whatever the error, is left out, logged as a warning and listed in
+        ``rejected`` (each item may be labelled with its file name: :data:`Labelled`).
 
         ``vendor_roots`` are the vendor CA certificates (PEM or DER) RoT quotes must chain to.
         """
-        values: list[ReferenceValue] = []
-        rejected: list[str] = []
-        for number, data in enumerate(reference_statements):
-            try:
-                values.extend(
-                    reference_values_from_statement(
-                        data, service_keys=service_keys, vendor_keys=vendor_keys, now=now
-                    )
-                )
-            except IronrootError as exc:
-                rejected.append(f"reference statement {number}: {exc.code}: {exc.detail}")
+
+        def values_of(item: _Item) -> tuple[ReferenceValue, ...]:
+            return reference_values_from_statement(
+                item.data, service_keys=service_keys, vendor_keys=vendor_keys, now=now
+            )
+
+        found, rejected = load_each(
+            _labelled(reference_statements, "reference statement"),
+            values_of,
+            log=_log,
+            what="reference values",
+        )
+        values = [value for group in found for value in group]
+        roots, bad_roots = load_each(
+            _labelled(vendor_roots, "vendor root"),
+            lambda item: parse_certificate(item.data).der,
+            log=_log,
+            what="vendor root",
+        )
+        rejected.extend(bad_roots)
         reviews: tuple[Review, ...] = ()
         if providers is not None:
             reviews, refused = reviews_from_statements(
@@ -287,6 +321,6 @@ class Endorsements:
         return cls(
             reference_values=ReferenceValues(values),
             reviews=reviews,
-            vendor_roots=tuple(vendor_roots),
+            vendor_roots=tuple(roots),
             rejected=tuple(rejected),
         )

@@ -23,10 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ironroot.crypto import load_signer, load_verifier
+from ironroot.crypto import load_certificate, load_certificates, load_signer, load_verifier
 from ironroot.errors import ConfigError, HsmErrorState, LimitExceeded, MalformedInput
 from ironroot.hsm import (
     DeviceIdentity,
@@ -333,15 +332,7 @@ def register(sub: Any) -> None:
 
 
 def _load_chain(path: Path) -> tuple[bytes, ...]:
-    data = _read(path, _MAX_SMALL)
-    try:
-        certs = (
-            x509.load_pem_x509_certificates(data)
-            if b"-----BEGIN" in data
-            else [x509.load_der_x509_certificate(data)]
-        )
-    except ValueError as exc:
-        raise MalformedInput(f"{path} holds no certificate") from exc
+    certs = load_certificates(_read(path, _MAX_SMALL), what=f"certificate chain {path}")
     return tuple(c.public_bytes(Encoding.DER) for c in certs)
 
 
@@ -363,7 +354,10 @@ def _init(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     storage, hsm = _open(args)
     try:
-        chain = [x509.load_der_x509_certificate(c) for c in hsm.attestation_chain]
+        chain = [
+            load_certificate(c, what="attestation chain", der_only=True)
+            for c in hsm.attestation_chain
+        ]
         if args.chain_out:
             _write(args.chain_out, b"".join(c.public_bytes(Encoding.PEM) for c in chain))
         if args.key_out:

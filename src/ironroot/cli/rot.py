@@ -26,14 +26,13 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from ironroot._fileio import write_atomic
-from ironroot.crypto import Algorithm
+from ironroot.crypto import Algorithm, load_certificate
 from ironroot.errors import ConfigError
 from ironroot.rot import (
     Device,
@@ -246,7 +245,7 @@ def _ca_init(args: argparse.Namespace) -> int:
     for alg, stem in _CA_FILES.items():
         key_path = args.out / f"{stem}.key.pem"
         _write_private(key_path, ca.key(alg).to_pem(), exclusive=True)  # never overwrite a CA key
-        cert_pem = x509.load_der_x509_certificate(ca.certificate(alg)).public_bytes(
+        cert_pem = load_certificate(ca.certificate(alg), der_only=True).public_bytes(
             serialization.Encoding.PEM
         )
         (args.out / f"{stem}.cert.pem").write_bytes(cert_pem)

@@ -39,11 +39,10 @@ import threading
 from pathlib import Path
 from typing import Any, Final
 
-from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ironroot._fileio import write_atomic
-from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.crypto import Algorithm, PrivateKey, load_certificate
 from ironroot.errors import ConfigError, IronrootError, MalformedInput, VerificationFailed
 from ironroot.spdm import (
     NONCE_SIZE,
@@ -181,7 +180,7 @@ def _versions(values: list[str] | None) -> tuple[SpdmVersion, ...]:
 
 
 def _pem(der: bytes) -> bytes:
-    return x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM)
+    return load_certificate(der, der_only=True).public_bytes(Encoding.PEM)
 
 
 # --- measurements.json -----------------------------------------------------------------------
@@ -288,7 +287,7 @@ def _device_init(args: argparse.Namespace) -> int:
     blocks_path = args.dir / _MEASUREMENTS
     if not blocks_path.exists():
         write_atomic(blocks_path, json.dumps(document, indent=2).encode() + b"\n", mode=0o644)
-    leaf = x509.load_der_x509_certificate(identity.leaf)
+    leaf = load_certificate(identity.leaf, what="device certificate", der_only=True)
     doc = {
         "device": str(args.dir),
         "algorithm": identity.key.algorithm.label,
@@ -417,7 +416,7 @@ def _requester(args: argparse.Namespace) -> int:
     ]
     if args.out is not None:
         write_atomic(args.out, evidence, mode=0o644)
-    leaf = x509.load_der_x509_certificate(result.certificate_chain.leaf)
+    leaf = load_certificate(result.certificate_chain.leaf, what="device certificate", der_only=True)
     doc = {
         "verdict": "verified",
         "transport": args.transport,

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ironroot.cose import (
@@ -17,7 +16,7 @@ from ironroot.cose import (
     decode_key_set,
     verify_transparent_statement,
 )
-from ironroot.crypto import PublicKey, Verifier, load_signer, load_verifier
+from ironroot.crypto import PublicKey, Verifier, load_certificates, load_signer, load_verifier
 from ironroot.errors import IronrootError, MalformedInput
 from ironroot.transparency import TransparencyClient
 
@@ -66,10 +65,7 @@ def _sign(args: argparse.Namespace) -> int:
     content_type = None if args.hash_envelope and args.content_type is None else args.content_type
     chain: list[bytes] | None = None
     if args.x5chain:
-        try:
-            certs = x509.load_pem_x509_certificates(args.x5chain.read_bytes())
-        except ValueError as exc:
-            raise MalformedInput(f"{args.x5chain} holds no PEM certificates") from exc
+        certs = load_certificates(args.x5chain.read_bytes(), what=str(args.x5chain))
         chain = [c.public_bytes(Encoding.DER) for c in certs]
     signer = load_signer(args.key)
     statement = create_statement(

@@ -129,13 +129,25 @@ def _check_headers(
         raise error("alg (1) must be in the protected header")
     if CRIT in unprotected:
         raise error("crit (2) must be in the protected header")
-    crit = protected.get(CRIT)
-    if crit is not None:
-        if not isinstance(crit, list | tuple) or not crit:
-            raise error("crit (2) must be a non-empty array")
-        for label in crit:
-            if not _is_label(label) or label not in protected:
-                raise error(f"crit names {label!r}, which is not in the protected header")
+    if CRIT in protected:  # present, whatever its value: null is not an absent crit
+        check_crit(protected, error)
+
+
+def check_crit(protected: Mapping[object, object], error: type[MalformedInput]) -> list[object]:
+    """The labels of the protected ``crit`` (2): RFC 9052 §3.1 makes it a non-empty array of
+    integer or text labels, each present in the protected header. ``[]`` when absent; any
+    other value (null, a map, a number, an empty array) raises ``error``."""
+    if CRIT not in protected:
+        return []
+    crit = protected[CRIT]
+    if not isinstance(crit, list | tuple) or not crit:
+        raise error("crit (2) must be a non-empty array of header labels")
+    for label in crit:
+        if not _is_label(label):
+            raise error("crit (2) labels must be integers or text")
+        if label not in protected:
+            raise error(f"crit names {label!r}, which is not in the protected header")
+    return list(crit)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ from ironroot.cose._headers import (
     X5CHAIN,
     X5T,
 )
-from ironroot.cose._sign1 import Sign1, _decode_sign1, sign1
+from ironroot.cose._sign1 import Sign1, _decode_sign1, check_crit, sign1
 from ironroot.crypto import Algorithm, Signer
 from ironroot.errors import (
     LimitExceeded,
@@ -206,8 +206,7 @@ class SignedStatement:
             algorithm = Algorithm.from_cose_id(protected[ALG])
         except UnsupportedAlgorithm as exc:
             raise MalformedStatement(exc.detail, code=exc.code) from exc
-        crit = protected.get(CRIT, ())
-        for label in crit:  # type: ignore[attr-defined]
+        for label in check_crit(protected, MalformedStatement):
             if label not in _UNDERSTOOD:
                 raise MalformedStatement(f"critical header {label!r} is not understood")
         for label in _PROTECTED_ONLY:

@@ -40,7 +40,7 @@ from cryptography.x509.verification import (
 )
 
 from ironroot.cose._cbor import DEFAULT_LIMITS, Limits
-from ironroot.crypto import PublicKey, b64url_encode
+from ironroot.crypto import PublicKey, b64url_encode, load_certificate
 from ironroot.errors import CertificateExpired, ChainNotTrusted, MalformedInput
 
 __all__ = ["verify_did_x509", "verify_x5chain"]
@@ -49,10 +49,7 @@ __all__ = ["verify_did_x509", "verify_x5chain"]
 def _load(der: bytes) -> x509.Certificate:
     if not isinstance(der, bytes) or not der:
         raise MalformedInput("a certificate must be non-empty DER bytes")
-    try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
-        raise MalformedInput(f"not a DER X.509 certificate: {exc}") from exc
+    return load_certificate(der, what="x5chain certificate", der_only=True)
 
 
 def _aware(now: datetime) -> datetime:

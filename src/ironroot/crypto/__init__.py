@@ -1,6 +1,9 @@
 """The algorithm suite: signers, verifiers, keys, key ids, hybrid signatures and key files.
 
-Every signature in Ironroot is made and checked through this package.
+Every signature in Ironroot is made and checked through this package, and every X.509
+certificate, CSR and CRL from outside bytes is read through its loaders (``load_certificate``,
+``load_certificates``, ``load_csr``, ``load_crl``, ``load_crls``), which raise only
+``MalformedCertificate``.
 """
 
 from ironroot.crypto._algorithms import Algorithm
@@ -15,6 +18,13 @@ from ironroot.crypto._lms import (
     LmsParameterSet,
     LmsPrivateKey,
     LmsPublicKey,
+)
+from ironroot.crypto._x509 import (
+    load_certificate,
+    load_certificates,
+    load_crl,
+    load_crls,
+    load_csr,
 )
 
 __all__ = [
@@ -34,6 +44,11 @@ __all__ = [
     "b64url_encode",
     "cose_key_thumbprint",
     "hybrid_kid",
+    "load_certificate",
+    "load_certificates",
+    "load_crl",
+    "load_crls",
+    "load_csr",
     "load_signer",
     "load_verifier",
     "save_signer",

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey, Signer
+from ironroot.crypto import load_certificate as crypto_load_certificate
 from ironroot.errors import (
     BadSignature,
     CertificateExpired,
@@ -55,10 +56,8 @@ _EC_SIZES: Final = {Algorithm.ES256: 32, Algorithm.ES384: 48, Algorithm.ES512: 6
 
 
 def load_certificate(der: bytes) -> x509.Certificate:
-    try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
-        raise MalformedCertificate("not a DER X.509 certificate") from exc
+    """One DER certificate, every field read (:func:`ironroot.crypto.load_certificate`)."""
+    return crypto_load_certificate(der, what="certificate", der_only=True)
 
 
 def _length(size: int) -> bytes:

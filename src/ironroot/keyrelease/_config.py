@@ -22,7 +22,10 @@
                                              #   --exportable --release-policy-file P)
     minimum_status = "affirming"             # or "warning"
 
-Relative paths are relative to the data directory. Each key's release policy is the one
+Relative paths are relative to the data directory. A verifier key file that exists but does
+not load is left out, logged as a warning naming the file, and listed in
+``KeyReleaseConfig.rejected`` (that verifier's EARs are not trusted); it does not stop the
+service. Each key's release policy is the one
 stored with it in the HSM; :meth:`KeyReleaseConfig.open` compiles them all at start and logs
 any that is malformed (that key is then refused with ``InvalidReleasePolicy`` on every
 request). This module does I/O; the decision core does not.
@@ -42,9 +45,10 @@ from typing import Any, Final
 
 import uvicorn
 
+from ironroot._fileio import load_each
 from ironroot.attestation import ChallengeLimits, NonceStore, TrustTier
 from ironroot.crypto import load_verifier
-from ironroot.errors import ConfigError, HsmErrorState, InvalidReleasePolicy, IronrootError
+from ironroot.errors import ConfigError, HsmErrorState, InvalidReleasePolicy
 from ironroot.hsm import DirectoryStorage, Hsm
 from ironroot.http import ServerLimits, server_config
 from ironroot.keyrelease._http import create_keyrelease_app
@@ -96,6 +100,8 @@ class KeyReleaseConfig:
     identity: str
     credential_file: Path
     keys: tuple[ReleasableKey, ...]
+    rejected: tuple[str, ...] = ()
+    """Verifier key files left out because they did not load: ``"<path>: <reason>"``."""
     server: ServerLimits = field(default_factory=ServerLimits)
     challenges: ChallengeLimits = field(default_factory=ChallengeLimits)
 
@@ -137,22 +143,28 @@ class KeyReleaseConfig:
             storage.close()
 
 
-def _verifiers(value: object, data_dir: Path) -> tuple[TrustedVerifier, ...]:
+def _verifiers(value: object, data_dir: Path, rejected: list[str]) -> tuple[TrustedVerifier, ...]:
+    """The trusted verifiers; a key file that exists but does not load is left out (logged,
+    listed in ``rejected``): that verifier's EARs are then not trusted."""
     if not isinstance(value, list) or not value:
         raise ConfigError("keyrelease.verifiers must list at least one trusted verifier")
-    out = []
+    out: list[TrustedVerifier] = []
     for i, item in enumerate(value):
         where = f"keyrelease.verifiers[{i}]"
         if not isinstance(item, Mapping):
             raise ConfigError(f"{where} must be a table with name and key")
         name = _text(item, "name", where)
-        try:
-            key = load_verifier(data_dir / _text(item, "key", where))
-        except IronrootError as exc:
-            raise ConfigError(f"{where}.key: {exc.detail}") from exc
-        except OSError as exc:
-            raise ConfigError(f"{where}.key: {exc.strerror}") from exc
-        out.append(TrustedVerifier(name, key))
+        path = data_dir / _text(item, "key", where)
+        if not path.is_file():
+            raise ConfigError(f"{where}.key: {path} does not exist")
+        loaded, bad = load_each(
+            [path],
+            lambda p, name=name: TrustedVerifier(name, load_verifier(p)),  # type: ignore[misc]
+            log=_log,
+            what=f"{where} key",
+        )
+        rejected.extend(bad)
+        out.extend(loaded)
     return tuple(out)
 
 
@@ -200,17 +212,20 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
         raise ConfigError("keyrelease.port must be a TCP port")
     if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime < 1:
         raise ConfigError("keyrelease.nonce_lifetime must be a positive number of seconds")
+    rejected: list[str] = []
+    verifiers = _verifiers(table.get("verifiers"), base, rejected)
     return KeyReleaseConfig(
         data_dir=base,
         host=host,
         port=port,
         nonce_lifetime=lifetime,
-        verifiers=_verifiers(table.get("verifiers"), base),
+        verifiers=verifiers,
         hsm_dir=base / _text(hsm, "dir", "keyrelease.hsm"),
         sealing_secret_file=base / _text(hsm, "sealing_secret_file", "keyrelease.hsm"),
         identity=_text(hsm, "identity", "keyrelease.hsm"),
         credential_file=base / _text(hsm, "credential_file", "keyrelease.hsm"),
         keys=_keys(table.get("keys")),
+        rejected=tuple(rejected),
         server=ServerLimits.from_table(document.get("server"), "[server]"),
         challenges=ChallengeLimits.from_table(document.get("challenges")),
     )

@@ -25,6 +25,7 @@ from pyasn1.type import base, char, constraint, namedtype, namedval, tag, univ
 from ironroot.errors import LimitExceeded, MalformedCertificate
 
 __all__ = [
+    "DECODE_ERRORS",
     "MAX_EXTENSION_BYTES",
     "MAX_LIST_ITEMS",
     "CompositeDeviceId",
@@ -50,6 +51,20 @@ MAX_EXTENSION_BYTES = 64 * 1024
 MAX_LIST_ITEMS = 64
 
 _T = TypeVar("_T", bound=base.Asn1Item)
+
+DECODE_ERRORS: tuple[type[Exception], ...] = (
+    PyAsn1Error,
+    IndexError,
+    KeyError,
+    OverflowError,
+    ValueError,
+    TypeError,
+    UnicodeError,
+    RecursionError,
+)
+"""What pyasn1 raises on hostile input: its own ``PyAsn1Error`` and, from deep inside its
+decoder and value objects, plain Python errors (an over-long length is an ``OverflowError``,
+a negative one a ``ValueError``, a truncated header an ``IndexError``)."""
 
 
 def _implicit(number: int, *, constructed: bool = False) -> tag.Tag:
@@ -246,13 +261,13 @@ def decode_der(data: bytes, spec: _T, what: str) -> _T:
         raise LimitExceeded(f"{what} is {len(data)} bytes, over {MAX_EXTENSION_BYTES}")
     try:
         value, rest = _der_decoder.decode(data, asn1Spec=spec)
-    except PyAsn1Error as exc:
+    except DECODE_ERRORS as exc:
         raise MalformedCertificate(f"{what} is not valid DER: {_short(exc)}") from exc
     if rest:
         raise MalformedCertificate(f"{what} has {len(rest)} trailing bytes")
     try:
         canonical = _der_encoder.encode(value)
-    except PyAsn1Error as exc:
+    except DECODE_ERRORS as exc:
         raise MalformedCertificate(f"{what} does not re-encode: {_short(exc)}") from exc
     if canonical != data:
         raise MalformedCertificate(f"{what} is not in canonical DER form")
@@ -282,9 +297,15 @@ def decode_outer(data: bytes) -> tuple[univ.SequenceOf, bytes]:
     """Decode the first DER SEQUENCE of ``data`` into its elements' raw TLVs; return the rest.
 
     Each element is a ``univ.Any`` whose bytes are the element's complete encoding, so signed
-    parts (a TBSCertificate) are kept exactly as received. Raises ``PyAsn1Error``.
+    parts (a TBSCertificate) are kept exactly as received. Raises ``PyAsn1Error`` (whatever
+    pyasn1 raised, re-raised as one).
     """
-    value, rest = _der_decoder.decode(data, asn1Spec=univ.SequenceOf(componentType=univ.Any()))
+    try:
+        value, rest = _der_decoder.decode(data, asn1Spec=univ.SequenceOf(componentType=univ.Any()))
+    except PyAsn1Error:
+        raise
+    except DECODE_ERRORS as exc:
+        raise PyAsn1Error(f"{type(exc).__name__}: {exc}") from exc
     return value, bytes(rest)
 
 

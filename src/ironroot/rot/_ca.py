@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from ironroot.crypto import Algorithm, PrivateKey, PublicKey
+from ironroot.crypto import Algorithm, PrivateKey, PublicKey, load_certificate
 from ironroot.errors import ConfigError, MalformedCertificate, MalformedInput
 from ironroot.rot._layers import (
     CERT_NOT_AFTER,
@@ -156,7 +156,7 @@ class VendorCA:
             profile=IDEVID,
             subject=key,
             issuer_key=ca_key,
-            issuer_name=x509.load_der_x509_certificate(ca_cert.der).subject,
+            issuer_name=load_certificate(ca_cert.der, der_only=True).subject,
             ueid=csr.dice.ueid,
             not_before=now.replace(microsecond=0),
         )

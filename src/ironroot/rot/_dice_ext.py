@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence, Sized
+from collections.abc import Iterable, Iterator, Sequence, Sized
+from contextlib import contextmanager
 from typing import Literal
 
 from cryptography import x509
@@ -11,6 +12,7 @@ from pyasn1.error import PyAsn1Error
 from pyasn1.type import base, univ
 
 from ironroot.errors import (
+    IronrootError,
     LimitExceeded,
     MalformedCertificate,
 )
@@ -47,6 +49,25 @@ __all__ = [
 
 
 # --- DICE extension values: decode ----------------------------------------------------------
+
+
+@contextmanager
+def _decoding(what: str) -> Iterator[None]:
+    """Decoded pyasn1 values are read lazily too: whatever reading them raises (an
+    ``IndexError`` or ``OverflowError`` from a hostile length, a ``ValueError`` from a negative
+    one) becomes ``MalformedCertificate``; Ironroot's own errors pass unchanged."""
+    try:
+        yield
+    except IronrootError:
+        raise
+    except _asn1.DECODE_ERRORS as exc:
+        raise MalformedCertificate(f"{what} does not decode: {short_error(exc)}") from exc
+
+
+def _bytes(der: object) -> bytes:
+    if not isinstance(der, bytes | bytearray | memoryview):
+        raise MalformedCertificate("a DICE extension value must be bytes")
+    return bytes(der)
 
 
 def _opt_int(value: univ.Integer) -> int | None:
@@ -128,25 +149,37 @@ def _tcb_info(value: _asn1.DiceTcbInfo, svn_encoding: SvnEncoding) -> TcbInfo:
 
 
 def parse_tcb_info(der: bytes, *, svn_encoding: SvnEncoding = "auto") -> TcbInfo:
-    """Decode a tcg-dice-TcbInfo extension value (strict DER)."""
-    return _tcb_info(_asn1.decode_der(der, _asn1.DiceTcbInfo(), "DiceTcbInfo"), svn_encoding)
+    """Decode a tcg-dice-TcbInfo extension value (strict DER); raise ``MalformedCertificate``
+    (``LimitExceeded`` over the size and count limits)."""
+    with _decoding("DiceTcbInfo"):
+        return _tcb_info(
+            _asn1.decode_der(_bytes(der), _asn1.DiceTcbInfo(), "DiceTcbInfo"), svn_encoding
+        )
 
 
 def parse_multi_tcb_info(der: bytes, *, svn_encoding: SvnEncoding = "auto") -> tuple[TcbInfo, ...]:
-    """Decode a tcg-dice-MultiTcbInfo extension value (strict DER)."""
-    seq = _asn1.decode_der(der, _asn1.DiceTcbInfoSeq(), "DiceTcbInfoSeq")
-    _count(seq, "DiceTcbInfoSeq")
-    return tuple(_tcb_info(item, svn_encoding) for item in seq)
+    """Decode a tcg-dice-MultiTcbInfo extension value (strict DER); raise
+    ``MalformedCertificate`` (``LimitExceeded`` over the size and count limits)."""
+    with _decoding("DiceTcbInfoSeq"):
+        seq = _asn1.decode_der(_bytes(der), _asn1.DiceTcbInfoSeq(), "DiceTcbInfoSeq")
+        _count(seq, "DiceTcbInfoSeq")
+        return tuple(_tcb_info(item, svn_encoding) for item in seq)
 
 
 def parse_ueid(der: bytes) -> bytes:
-    """Decode a tcg-dice-Ueid extension value."""
-    return bytes(_asn1.decode_der(der, _asn1.TcgUeid(), "TcgUeid")["ueid"])
+    """Decode a tcg-dice-Ueid extension value; raise ``MalformedCertificate``."""
+    with _decoding("TcgUeid"):
+        return bytes(_asn1.decode_der(_bytes(der), _asn1.TcgUeid(), "TcgUeid")["ueid"])
 
 
 def parse_open_dice_input(der: bytes) -> OpenDiceInput:
-    """Decode the Open Profile for DICE extension value (1.3.6.1.4.1.11129.2.1.24)."""
-    value = _asn1.decode_der(der, _asn1.OpenDiceInput(), "OpenDiceInput")
+    """Decode the Open Profile for DICE extension value (1.3.6.1.4.1.11129.2.1.24); raise
+    ``MalformedCertificate``."""
+    with _decoding("OpenDiceInput"):
+        return _open_dice(_asn1.decode_der(_bytes(der), _asn1.OpenDiceInput(), "OpenDiceInput"))
+
+
+def _open_dice(value: _asn1.OpenDiceInput) -> OpenDiceInput:
     mode = value["mode"]
     return OpenDiceInput(
         code_hash=_opt_bytes(value["codeHash"]),
@@ -161,8 +194,13 @@ def parse_open_dice_input(der: bytes) -> OpenDiceInput:
 
 
 def parse_riot_extension(der: bytes) -> RiotCompositeDeviceId:
-    """Decode the pre-TCG RIoT extension value (``[0] { 2.23.133.5.4.1, CompositeDeviceID }``)."""
-    value = _asn1.decode_der(der, _asn1.RiotExtension(), "RIoT extension")
+    """Decode the pre-TCG RIoT extension value (``[0] { 2.23.133.5.4.1, CompositeDeviceID }``);
+    raise ``MalformedCertificate``."""
+    with _decoding("RIoT extension"):
+        return _riot(_asn1.decode_der(_bytes(der), _asn1.RiotExtension(), "RIoT extension"))
+
+
+def _riot(value: _asn1.RiotExtension) -> RiotCompositeDeviceId:
     data = value["diceData"]
     if str(data["oid"]) != TCB_INFO_OID.dotted_string:
         raise MalformedCertificate("RIoT extension does not carry the DICE OID")

@@ -56,7 +56,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from pyasn1.error import PyAsn1Error
 
-from ironroot.crypto import Algorithm, PublicKey
+from ironroot.crypto import Algorithm, PublicKey, load_certificate, load_csr
 from ironroot.errors import (
     BadSignature,
     CertificateExpired,
@@ -313,7 +313,8 @@ def _repair_ecdsa_null(der: bytes, kind: str) -> tuple[bytes, bytes] | None:
 def _load_x509(
     der: bytes, kind: str | None
 ) -> tuple[x509.Certificate | x509.CertificateSigningRequest, bytes, int | None, list[str]]:
-    """Load one DER certificate or CSR with ``cryptography``.
+    """Load one DER certificate or CSR through :mod:`ironroot.crypto` (every field read once;
+    an algorithm ``cryptography`` does not implement is kept, reported as unsupported).
 
     Returns (object, original signed bytes, serial number, quirks). The serial is read here,
     once, because ``cryptography`` warns on each read of a non-positive one.
@@ -331,11 +332,13 @@ def _load_x509(
                     obj: x509.Certificate | x509.CertificateSigningRequest
                     serial: int | None = None
                     if attempt == "certificate":
-                        obj = x509.load_der_x509_certificate(candidate)
+                        obj = load_certificate(
+                            candidate, what="certificate", der_only=True, allow_unsupported=True
+                        )
                         serial = obj.serial_number
                     else:
-                        obj = x509.load_der_x509_csr(candidate)
-            except ValueError as exc:
+                        obj = load_csr(candidate, allow_unsupported=True)
+            except MalformedCertificate as exc:
                 first_error = first_error or exc
                 continue
             if any("serial number" in str(w.message) for w in caught):
@@ -349,7 +352,7 @@ def _load_x509(
                     else obj.tbs_certrequest_bytes
                 )
             return obj, original_tbs, serial, quirks
-    reason = short_error(first_error) if first_error else "unknown format"
+    reason = first_error.detail if isinstance(first_error, IronrootError) else "unknown format"
     raise MalformedCertificate(f"not an X.509 certificate or CSR: {reason}") from first_error
 
 

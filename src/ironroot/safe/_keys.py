@@ -32,8 +32,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
-from ironroot.crypto import Algorithm, PublicKey
-from ironroot.errors import ConfigError, LimitExceeded, MalformedInput, UnknownIssuer
+from ironroot.crypto import Algorithm, PublicKey, load_certificate
+from ironroot.errors import (
+    ConfigError,
+    LimitExceeded,
+    MalformedCertificate,
+    MalformedInput,
+    UnknownIssuer,
+)
 
 __all__ = ["ProviderKey", "ProviderKeys", "provider_names"]
 
@@ -84,12 +90,8 @@ def _load_key(data: bytes) -> tuple[PublicKey, str | None]:
     stripped = data.lstrip()
     if b"-----BEGIN CERTIFICATE-----" in stripped[:64] or stripped[:1] == b"\x30":
         try:
-            cert = (
-                x509.load_pem_x509_certificate(data)
-                if stripped.startswith(b"-----")
-                else x509.load_der_x509_certificate(data)
-            )
-        except ValueError:
+            cert: x509.Certificate | None = load_certificate(data, what="provider certificate")
+        except MalformedCertificate:
             cert = None
         if cert is not None:
             cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)

@@ -28,6 +28,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification
 
+from ironroot.crypto import load_certificate
+from ironroot.crypto import load_certificates as crypto_load_certificates
 from ironroot.errors import (
     CertificateExpired,
     ChainNotTrusted,
@@ -81,10 +83,7 @@ def load_certificates(data: bytes) -> tuple[bytes, ...]:
     if len(data) > MAX_CERT_CHAIN_SIZE * 2:
         raise MalformedCertificate("certificate file too large for an SPDM chain")
     if _PEM_MARKER in data:
-        try:
-            certs = x509.load_pem_x509_certificates(data)
-        except ValueError as exc:
-            raise MalformedCertificate(f"not PEM certificates: {exc}") from exc
+        certs = crypto_load_certificates(data, what="certificate file", max_count=_MAX_CERTIFICATES)
         ders = [cert.public_bytes(Encoding.DER) for cert in certs]
     else:
         try:
@@ -99,10 +98,7 @@ def load_certificates(data: bytes) -> tuple[bytes, ...]:
 
 
 def _load(der: bytes, what: str) -> x509.Certificate:
-    try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
-        raise MalformedCertificate(f"{what} is not a DER X.509 certificate: {exc}") from exc
+    return load_certificate(der, what=what, der_only=True)
 
 
 @dataclass(frozen=True, slots=True)

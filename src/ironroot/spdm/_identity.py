@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from ironroot.crypto import Algorithm, PrivateKey, PublicKey
+from ironroot.crypto import Algorithm, PrivateKey, PublicKey, load_certificate
 from ironroot.errors import ConfigError, MalformedCertificate, UnsupportedAlgorithm
 from ironroot.spdm._certchain import CertificateChain
 from ironroot.spdm._constants import ASYM_FOR_ALGORITHM, SIGNING_SUITES
@@ -104,11 +104,7 @@ def _certificate(
 def check_device_leaf(certificate: bytes) -> list[str]:
     """What the DER ``certificate`` lacks as an SPDM device (leaf) certificate: an empty list
     when it has BasicConstraints CA:FALSE and KeyUsage digitalSignature, both critical."""
-    try:
-        cert = x509.load_der_x509_certificate(certificate)
-        extensions = cert.extensions
-    except ValueError as exc:
-        raise MalformedCertificate(f"not a DER X.509 certificate: {exc}") from exc
+    extensions = load_certificate(certificate, what="device certificate", der_only=True).extensions
     problems: list[str] = []
     try:
         constraints = extensions.get_extension_for_class(x509.BasicConstraints)

@@ -2,11 +2,16 @@
 
 The TOML names below are a contract that operators' tooling relies on; ``docs/transparency.md``
 documents each one. Relative paths are relative to the data directory. Parsing is strict: an
-unknown key, a wrong type or a file that does not load is a :class:`ConfigError` naming it.
+unknown key, a wrong type or a missing file is a :class:`ConfigError` naming it. A trust anchor
+file that exists but does not load (an ``x509_roots`` certificate, an issuer's key) is left out,
+logged as a warning naming the file and the error, and listed in
+``TransparencyConfig.rejected``: one bad file never stops the service (and what it would have
+trusted is not trusted).
 """
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,8 +21,8 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
-from ironroot._fileio import write_atomic
-from ironroot.crypto import Algorithm, PrivateKey, PublicKey
+from ironroot._fileio import load_each, write_atomic
+from ironroot.crypto import Algorithm, PrivateKey, PublicKey, load_certificates
 from ironroot.errors import ConfigError, IronrootError
 from ironroot.http import ServerLimits
 from ironroot.log.layout import CONFIG_FILE, checkpoint_key_path
@@ -50,6 +55,9 @@ _RECEIPT_ALGORITHMS: Final = (
 )
 _CHECKPOINT_ALGORITHMS: Final = (Algorithm.EDDSA, Algorithm.ED25519, Algorithm.ML_DSA_44)
 _MAX_STATEMENT: Final = 65535  # C2SP tile entries carry a 16-bit length
+_MAX_TRUST_FILE: Final = 1024 * 1024
+_CERT_SUFFIXES: Final = frozenset((".pem", ".crt", ".cer", ".der"))
+_log = logging.getLogger("ironroot.transparency")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,8 @@ class TransparencyConfig:
     keys: Mapping[str, Any]
     server: ServerLimits
     _issuer_index: Mapping[tuple[str, bytes], PublicKey] = field(repr=False, compare=False)
+    rejected: tuple[str, ...] = ()
+    """Trust anchor files left out because they did not load: ``"<path>: <reason>"``."""
 
     def issuer_key(self, iss: str, kid: bytes) -> PublicKey | None:
         """The configured key of ``iss`` whose thumbprint is ``kid``, if any."""
@@ -255,25 +265,45 @@ def _algorithms(names: list[str], where: str) -> tuple[Algorithm, ...]:
     return tuple(out)
 
 
-def _load_roots(data_dir: Path, paths: list[str]) -> tuple[x509.Certificate, ...]:
-    roots: list[x509.Certificate] = []
+def _read_trust_file(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        data = handle.read(_MAX_TRUST_FILE + 1)
+    if len(data) > _MAX_TRUST_FILE:
+        raise ConfigError(f"{path} is larger than {_MAX_TRUST_FILE} bytes")
+    return data
+
+
+def _root_files(data_dir: Path, paths: list[str]) -> list[Path]:
+    files: list[Path] = []
     for rel in paths:
         path = data_dir / rel
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"x509_roots: cannot read {path}: {exc.strerror}") from exc
-        try:
-            if b"-----BEGIN" in data:
-                roots.extend(x509.load_pem_x509_certificates(data))
-            else:
-                roots.append(x509.load_der_x509_certificate(data))
-        except ValueError as exc:
-            raise ConfigError(f"x509_roots: {path} holds no certificate") from exc
-    return tuple(roots)
+        if path.is_dir():
+            files.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _CERT_SUFFIXES)
+            )
+        elif path.exists():
+            files.append(path)
+        else:
+            raise ConfigError(f"x509_roots: {path} does not exist")
+    return files
 
 
-def _load_issuers(data_dir: Path, tables: object) -> tuple[IssuerKey, ...]:
+def _load_roots(
+    data_dir: Path, paths: list[str], rejected: list[str]
+) -> tuple[x509.Certificate, ...]:
+    """The certificates of ``x509_roots`` (files, or folders of ``.pem/.crt/.cer/.der``); a
+    file that does not load is left out and listed in ``rejected``."""
+    loaded, bad = load_each(
+        _root_files(data_dir, paths),
+        lambda path: load_certificates(_read_trust_file(path), what=f"x509 root {path}"),
+        log=_log,
+        what="x509 root",
+    )
+    rejected.extend(bad)
+    return tuple(cert for certs in loaded for cert in certs)
+
+
+def _load_issuers(data_dir: Path, tables: object, rejected: list[str]) -> tuple[IssuerKey, ...]:
     if not isinstance(tables, list):
         raise ConfigError("transparency.issuers must be an array of tables")
     out: list[IssuerKey] = []
@@ -286,15 +316,16 @@ def _load_issuers(data_dir: Path, tables: object) -> tuple[IssuerKey, ...]:
         if not iss:
             raise ConfigError(f"{where}.iss must not be empty")
         path = data_dir / key_rel
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"{where}: cannot read {path}: {exc.strerror}") from exc
-        try:
-            key = PublicKey.from_pem(data)
-        except IronrootError as exc:
-            raise ConfigError(f"{where}: {path} is not a supported public key") from exc
-        out.append(IssuerKey(iss, key))
+        if not path.is_file():
+            raise ConfigError(f"{where}: {path} does not exist")
+        keys, bad = load_each(
+            [path],
+            lambda p: PublicKey.from_pem(_read_trust_file(p)),
+            log=_log,
+            what=f"{where} key",
+        )
+        rejected.extend(bad)
+        out.extend(IssuerKey(iss, key) for key in keys)
     return tuple(out)
 
 
@@ -349,8 +380,9 @@ def load_config(data_dir: Path) -> TransparencyConfig:
     if not 1 <= max_pending <= 10_000_000:
         raise ConfigError("transparency.max_pending must be between 1 and 10000000")
     policy = _get(tr, "policy", str, "", "transparency").strip()
-    issuers = _load_issuers(data_dir, tr.get("issuers", []))
-    roots = _load_roots(data_dir, _str_list(tr, "x509_roots", [], "transparency"))
+    rejected: list[str] = []
+    issuers = _load_issuers(data_dir, tr.get("issuers", []), rejected)
+    roots = _load_roots(data_dir, _str_list(tr, "x509_roots", [], "transparency"), rejected)
     origin = _get(lg, "origin", str, urlsplit(issuer).hostname or issuer, "log")
     if not origin or any(c.isspace() for c in origin) or "+" in origin:
         raise ConfigError("log.origin must be non-empty without spaces or '+'")
@@ -381,4 +413,5 @@ def load_config(data_dir: Path) -> TransparencyConfig:
         keys=dict(raw.get("keys", {})),
         server=ServerLimits.from_table(raw.get("server"), "[server]"),
         _issuer_index={(ik.iss, ik.key.kid): ik.key for ik in issuers},
+        rejected=tuple(rejected),
     )

@@ -27,7 +27,6 @@ from datetime import datetime
 from typing import Any, Final
 
 import cel
-from cryptography import x509
 
 from ironroot.cose import Limits as CoseLimits
 from ironroot.cose import (
@@ -35,12 +34,11 @@ from ironroot.cose import (
     verify_did_x509,
     verify_x5chain,
 )
-from ironroot.crypto import PublicKey
+from ironroot.crypto import PublicKey, load_certificate
 from ironroot.errors import (
     AlgorithmNotAccepted,
     ChainNotTrusted,
     ConfigError,
-    MalformedInput,
     PayloadTooLarge,
     PolicyRejected,
     UnknownIssuer,
@@ -108,10 +106,10 @@ class RegistrationPolicy:
             if not iss.startswith("did:x509:"):
                 raise UnknownIssuer("a statement signed with x5chain needs a did:x509 issuer")
             key = verify_x5chain(statement.x5chain, config.x509_roots, now)
-            try:
-                chain = [x509.load_der_x509_certificate(c) for c in statement.x5chain]
-            except ValueError as exc:  # verify_x5chain parsed them already; be safe
-                raise MalformedInput("x5chain holds an invalid certificate") from exc
+            chain = [
+                load_certificate(c, what="x5chain certificate", der_only=True)
+                for c in statement.x5chain
+            ]
             verify_did_x509(iss, chain)
             return key
         if statement.kid is None:

@@ -6,14 +6,13 @@ CRLs in :mod:`._revocation`. Signature checks of certificates and CRLs are ``cry
 the ECDSA P-256 signatures of Intel's PCS); only the glue that maps their failures onto
 Ironroot's typed errors is written here.
 
-AMD issues VCEK and VLEK certificates with serial number 0, which RFC 5280 forbids and which
-``cryptography`` accepts with a deprecation warning; the warning is silenced for exactly that
-case because the certificates are the vendor's real, and only, endorsements.
+Certificates are read by :func:`ironroot.crypto.load_certificates`, which reads every field
+once and raises only ``MalformedCertificate`` (it also accepts AMD's VCEK and VLEK certificates
+with serial number 0, which RFC 5280 forbids).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Final
@@ -21,8 +20,8 @@ from typing import Final
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.utils import CryptographyDeprecationWarning
 
+from ironroot.crypto import load_certificates as crypto_load_certificates
 from ironroot.errors import (
     CertificateExpired,
     ChainNotTrusted,
@@ -42,7 +41,6 @@ __all__ = [
 CertificateInput = bytes | x509.Certificate
 
 _MAX_CERTIFICATES: Final = 16
-_MAX_CERTIFICATE_BYTES: Final = 64 * 1024
 
 
 def aware(now: datetime) -> datetime:
@@ -50,34 +48,20 @@ def aware(now: datetime) -> datetime:
     return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
 
 
-def load_certificates(data: CertificateInput) -> list[x509.Certificate]:
-    """Every certificate in ``data``: one DER certificate, or PEM text with one or more blocks.
+def load_certificates(
+    data: CertificateInput, *, what: str = "certificate"
+) -> list[x509.Certificate]:
+    """Every certificate in ``data``: DER (one, or several back to back) or PEM with one or
+    more blocks, every field read once (:func:`ironroot.crypto.load_certificates`).
 
-    Raises ``MalformedCertificate`` when nothing parses, a block is damaged, or there are more
-    than 16 certificates.
+    Raises ``MalformedCertificate`` when anything does not parse, a block is damaged, or there
+    are more than 16 certificates.
     """
     if isinstance(data, x509.Certificate):
         return [data]
     if not isinstance(data, bytes) or not data:
-        raise MalformedCertificate("a certificate must be non-empty DER or PEM bytes")
-    if len(data) > _MAX_CERTIFICATE_BYTES:
-        raise MalformedCertificate(f"certificate input over {_MAX_CERTIFICATE_BYTES} bytes")
-    is_pem = b"-----BEGIN" in data
-    if is_pem and data.count(b"-----BEGIN") > _MAX_CERTIFICATES:
-        raise MalformedCertificate(f"more than {_MAX_CERTIFICATES} certificates")
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=".*serial number.*", category=CryptographyDeprecationWarning
-        )
-        try:
-            if not is_pem:
-                return [x509.load_der_x509_certificate(data)]
-            certs = x509.load_pem_x509_certificates(data)
-        except ValueError as exc:
-            raise MalformedCertificate(f"not an X.509 certificate: {exc}") from exc
-    if len(certs) != data.count(b"-----BEGIN"):
-        raise MalformedCertificate("PEM input holds a block that is not a certificate")
-    return certs
+        raise MalformedCertificate(f"{what} must be non-empty DER or PEM bytes")
+    return crypto_load_certificates(data, what=what, max_count=_MAX_CERTIFICATES)
 
 
 def fingerprint(cert: x509.Certificate) -> bytes:

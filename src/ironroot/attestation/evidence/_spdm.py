@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ironroot.attestation.evidence._claims import EvidenceClaims, JsonReady
-from ironroot.errors import ChainNotTrusted, IronrootError, MalformedInput
+from ironroot.crypto import load_certificates
+from ironroot.errors import ChainNotTrusted, IronrootError
 from ironroot.spdm import (
     GetMeasurements,
     MeasurementBlock,
@@ -85,14 +85,7 @@ def verify_spdm(
     """Verify SPDM evidence against any of ``roots`` (DER or PEM certificates)."""
     ders: list[bytes] = []
     for root in roots:
-        try:
-            certs = (
-                x509.load_pem_x509_certificates(root)
-                if b"-----BEGIN" in root
-                else [x509.load_der_x509_certificate(root)]
-            )
-        except ValueError as exc:
-            raise MalformedInput("a trusted root is not a certificate") from exc
+        certs = load_certificates(root, what="trusted SPDM root")
         ders.extend(c.public_bytes(Encoding.DER) for c in certs)
     if not ders:
         raise ChainNotTrusted("no trusted root certificate for SPDM evidence")

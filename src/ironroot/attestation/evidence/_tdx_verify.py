@@ -75,6 +75,7 @@ from ironroot.attestation.evidence._tdx_collateral import (
     verify_collateral,
 )
 from ironroot.crypto import Algorithm, PublicKey
+from ironroot.crypto import load_crls as crypto_load_crls
 from ironroot.errors import (
     BadSignature,
     CertificateRevoked,
@@ -192,25 +193,17 @@ def _decode_sgx_extension(value: bytes) -> PckExtensions:
             fmspc=bytes(top[f"{_SGX_EXT}.4"]),
             sgx_type=int(top[f"{_SGX_EXT}.5"]),
         )
-    except (PyAsn1Error, KeyError, IndexError, TypeError, ValueError) as exc:
+    except (PyAsn1Error, KeyError, IndexError, TypeError, ValueError, OverflowError) as exc:
         raise MalformedCertificate(f"PCK SGX extension does not decode: {exc}") from exc
 
 
 def load_crls(data: bytes) -> list[x509.CertificateRevocationList]:
-    """Every CRL in ``data`` (one DER CRL, or PEM with one or more ``X509 CRL`` blocks)."""
+    """Every CRL in ``data`` (one DER CRL, or PEM with one or more ``X509 CRL`` blocks), every
+    field and entry read once (:func:`ironroot.crypto.load_crls`); raises
+    ``MalformedCertificate``."""
     if not isinstance(data, bytes) or not data or len(data) > _MAX_CRL_BYTES:
         raise MalformedCertificate("a CRL must be non-empty DER or PEM bytes under 1 MiB")
-    try:
-        if b"-----BEGIN X509 CRL-----" not in data:
-            return [x509.load_der_x509_crl(data)]
-        blocks = data.split(b"-----END X509 CRL-----")
-        return [
-            x509.load_pem_x509_crl(block + b"-----END X509 CRL-----\n")
-            for block in blocks
-            if b"-----BEGIN X509 CRL-----" in block
-        ]
-    except ValueError as exc:
-        raise MalformedCertificate(f"not an X.509 CRL: {exc}") from exc
+    return crypto_load_crls(data)
 
 
 def load_tdx_collateral(

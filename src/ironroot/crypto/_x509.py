@@ -1,0 +1,310 @@
+"""The one way Ironroot reads X.509 certificates, CSRs and CRLs from outside bytes.
+
+``cryptography`` parses an X.509 object in two steps: ``load_*`` checks the outer structure,
+and most fields (names, validity, the public key, the signature algorithm, extensions, the
+entries of a CRL) are decoded later, on first access, each with its own exceptions
+(``ValueError``, ``InvalidVersion``, ``DuplicateExtension``, ``UnsupportedGeneralNameType``,
+``UnsupportedAlgorithm``, ``TypeError``). A caller that catches only ``ValueError`` around
+``load_*`` lets the others escape from wherever a field is first read.
+
+The loaders here read every field the project uses once, at the boundary, and turn any failure
+into :class:`~ironroot.errors.MalformedCertificate` (chained ``from`` the original), so an object
+they return can be used without further guards. ``what`` names the object in messages ("PCK
+certificate chain", "trust anchor …").
+
+Written by hand, because no library does it: splitting concatenated DER certificates (a chain
+file is several DER SEQUENCEs back to back; ``cryptography`` reads exactly one) reads each
+element's definite DER length header, nothing else.
+
+AMD issues VCEK and VLEK certificates with serial number 0, which RFC 5280 forbids and which
+``cryptography`` accepts with a deprecation warning; the warning is silenced while loading,
+for exactly that case, because those certificates are the vendor's real, and only, endorsements.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Final
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm as _CryptoUnsupported
+from cryptography.utils import CryptographyDeprecationWarning
+
+from ironroot.errors import MalformedCertificate
+
+__all__ = [
+    "MAX_CERTIFICATES",
+    "MAX_CERTIFICATE_BYTES",
+    "MAX_CRL_BYTES",
+    "X509_PARSE_ERRORS",
+    "load_certificate",
+    "load_certificates",
+    "load_crl",
+    "load_crls",
+    "load_csr",
+]
+
+MAX_CERTIFICATE_BYTES: Final = 64 * 1024
+"""One certificate or CSR (an ML-DSA-87 certificate is about 8 KB)."""
+MAX_CERTIFICATES: Final = 16
+"""Certificates in one input (a chain file, a PEM bundle)."""
+MAX_CRL_BYTES: Final = 4 * 1024 * 1024
+"""One CRL, or one PEM file of CRLs."""
+
+X509_PARSE_ERRORS: Final[tuple[type[Exception], ...]] = (
+    ValueError,
+    TypeError,
+    OverflowError,
+    IndexError,
+    KeyError,
+    UnicodeError,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    _CryptoUnsupported,
+)
+"""Every exception ``cryptography`` raises for bytes that are not a usable X.509 object."""
+
+_CAUGHT: Final[tuple[type[Exception], ...]] = (*X509_PARSE_ERRORS, UserWarning)
+_PEM_ANY = re.compile(rb"-----BEGIN ([^-\r\n]{1,64})-----")
+_CSR_LABELS: Final = (b"CERTIFICATE REQUEST", b"NEW CERTIFICATE REQUEST")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:160]
+
+
+@contextmanager
+def _warnings_policy() -> Iterator[None]:
+    """A zero serial number is tolerated silently; a name attribute outside its RFC 5280
+    length bounds (``cryptography`` only warns) is an error."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*serial number.*", category=CryptographyDeprecationWarning
+        )
+        warnings.filterwarnings("error", message="Attribute's length", category=UserWarning)
+        yield
+
+
+@contextmanager
+def _parsing(what: str) -> Iterator[None]:
+    """Turn whatever ``cryptography`` raises for bad bytes into ``MalformedCertificate``."""
+    try:
+        yield
+    except MalformedCertificate:
+        raise
+    except _CAUGHT as exc:
+        raise MalformedCertificate(f"{what} does not parse: {_reason(exc)}") from exc
+
+
+def _check_bytes(data: object, what: str, limit: int) -> bytes:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise MalformedCertificate(f"{what} must be bytes")
+    data = bytes(data)
+    if not data.strip():
+        raise MalformedCertificate(f"{what} is empty")
+    if len(data) > limit:
+        raise MalformedCertificate(f"{what} is {len(data)} bytes, over the limit of {limit}")
+    return data
+
+
+def _algorithms(
+    obj: x509.Certificate | x509.CertificateSigningRequest, what: str, allow_unsupported: bool
+) -> None:
+    """Read the public key and the signature algorithm; an algorithm ``cryptography`` does not
+    implement is refused unless ``allow_unsupported`` (for inspection tools)."""
+    for part, read in (
+        ("public key", obj.public_key),
+        ("signature hash", lambda: obj.signature_hash_algorithm),
+        ("signature parameters", lambda: obj.signature_algorithm_parameters),
+    ):
+        try:
+            read()
+        except _CryptoUnsupported as exc:
+            if not allow_unsupported:
+                raise MalformedCertificate(
+                    f"{what} uses an unsupported {part} algorithm: {_reason(exc)}"
+                ) from exc
+
+
+def _force_certificate(cert: x509.Certificate, what: str, allow_unsupported: bool) -> None:
+    _ = cert.version, cert.serial_number, cert.signature, cert.tbs_certificate_bytes
+    cert.subject.rfc4514_string()
+    cert.issuer.rfc4514_string()
+    _ = cert.not_valid_before_utc, cert.not_valid_after_utc
+    _ = cert.signature_algorithm_oid, cert.public_key_algorithm_oid
+    for extension in cert.extensions:
+        _ = extension.value
+    _algorithms(cert, what, allow_unsupported)
+
+
+def _force_csr(csr: x509.CertificateSigningRequest, what: str, allow_unsupported: bool) -> None:
+    _ = csr.signature, csr.tbs_certrequest_bytes, csr.signature_algorithm_oid
+    csr.subject.rfc4514_string()
+    for extension in csr.extensions:
+        _ = extension.value
+    _algorithms(csr, what, allow_unsupported)
+
+
+def _force_crl(crl: x509.CertificateRevocationList) -> None:
+    _ = crl.signature, crl.tbs_certlist_bytes, crl.signature_algorithm_oid
+    crl.issuer.rfc4514_string()
+    _ = crl.last_update_utc, crl.next_update_utc
+    _ = crl.signature_hash_algorithm, crl.signature_algorithm_parameters
+    for extension in crl.extensions:
+        _ = extension.value
+    for revoked in crl:
+        _ = revoked.serial_number, revoked.revocation_date_utc
+        for extension in revoked.extensions:
+            _ = extension.value
+
+
+def _der_elements(data: bytes, what: str, max_count: int) -> list[bytes]:
+    """Split back-to-back DER SEQUENCEs by their definite length headers."""
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(data):
+        if len(out) >= max_count:
+            raise MalformedCertificate(f"{what} holds more than {max_count} certificates")
+        if data[pos] != 0x30 or pos + 2 > len(data):
+            raise MalformedCertificate(f"{what} is not DER or PEM (no SEQUENCE at byte {pos})")
+        first = data[pos + 1]
+        header = 2
+        if first < 0x80:
+            length = first
+        else:
+            count = first & 0x7F
+            if count == 0 or count > 4 or pos + 2 + count > len(data):
+                raise MalformedCertificate(f"{what} has an invalid DER length at byte {pos}")
+            length = int.from_bytes(data[pos + 2 : pos + 2 + count], "big")
+            header += count
+        end = pos + header + length
+        if end > len(data):
+            raise MalformedCertificate(f"{what} is truncated at byte {pos}")
+        out.append(data[pos:end])
+        pos = end
+    return out
+
+
+def _pem_labels(data: bytes) -> list[bytes]:
+    return [m.group(1) for m in _PEM_ANY.finditer(data)]
+
+
+def _is_der(data: bytes) -> bool:
+    """DER starts with a SEQUENCE and (for anything the size of a certificate) a long-form
+    length byte, which no PEM text does; DER may hold the bytes ``-----BEGIN`` inside."""
+    if len(data) < 2 or data[0] != 0x30:
+        return False
+    return data[1] >= 0x80 or data[1] + 2 == len(data)
+
+
+def load_certificates(
+    data: bytes,
+    *,
+    what: str = "certificate",
+    max_count: int = MAX_CERTIFICATES,
+    allow_unsupported: bool = False,
+    der_only: bool = False,
+) -> list[x509.Certificate]:
+    """Every certificate in ``data``: PEM (one or more ``CERTIFICATE`` blocks; text between
+    blocks is ignored), one DER certificate, or several DER certificates back to back.
+
+    Every field is read once here; any failure, another PEM block, an empty input or more
+    than ``max_count`` certificates raise ``MalformedCertificate``. An algorithm
+    ``cryptography`` does not implement is refused unless ``allow_unsupported``; ``der_only``
+    refuses PEM (where a format says DER, as COSE ``x5chain`` and SPDM do).
+    """
+    data = _check_bytes(data, what, MAX_CERTIFICATE_BYTES * max_count)
+    with _warnings_policy():
+        if not _is_der(data) and not der_only:
+            labels = _pem_labels(data)
+            if len(labels) > max_count:
+                raise MalformedCertificate(f"{what} holds more than {max_count} certificates")
+            if any(label != b"CERTIFICATE" for label in labels):
+                raise MalformedCertificate(f"{what} holds a PEM block that is not a CERTIFICATE")
+            with _parsing(what):
+                certs = x509.load_pem_x509_certificates(data)
+            if len(certs) != len(labels):
+                raise MalformedCertificate(f"{what} holds a damaged PEM block")
+        else:
+            certs = []
+            for der in _der_elements(data, what, max_count):
+                with _parsing(what):
+                    certs.append(x509.load_der_x509_certificate(der))
+        if not certs:
+            raise MalformedCertificate(f"{what} holds no certificate")
+        for cert in certs:
+            if len(cert.tbs_certificate_bytes) > MAX_CERTIFICATE_BYTES:
+                raise MalformedCertificate(f"{what} holds a certificate over the size limit")
+            with _parsing(what):
+                _force_certificate(cert, what, allow_unsupported)
+    return certs
+
+
+def load_certificate(
+    data: bytes,
+    *,
+    what: str = "certificate",
+    allow_unsupported: bool = False,
+    der_only: bool = False,
+) -> x509.Certificate:
+    """Exactly one certificate, PEM or DER (see :func:`load_certificates`)."""
+    certs = load_certificates(
+        data, what=what, allow_unsupported=allow_unsupported, der_only=der_only
+    )
+    if len(certs) != 1:
+        raise MalformedCertificate(f"{what}: expected one certificate, found {len(certs)}")
+    return certs[0]
+
+
+def load_csr(
+    data: bytes, *, what: str = "certificate request", allow_unsupported: bool = False
+) -> x509.CertificateSigningRequest:
+    """Exactly one PKCS#10 certificate request, PEM or DER, every field read once."""
+    data = _check_bytes(data, what, MAX_CERTIFICATE_BYTES)
+    if not _is_der(data):
+        labels = _pem_labels(data)
+        if len(labels) != 1 or labels[0] not in _CSR_LABELS:
+            raise MalformedCertificate(f"{what} is not one CERTIFICATE REQUEST PEM block")
+    with _warnings_policy(), _parsing(what):
+        csr = x509.load_der_x509_csr(data) if _is_der(data) else x509.load_pem_x509_csr(data)
+        _force_csr(csr, what, allow_unsupported)
+    return csr
+
+
+def load_crls(
+    data: bytes, *, what: str = "CRL", max_count: int = MAX_CERTIFICATES
+) -> list[x509.CertificateRevocationList]:
+    """Every CRL in ``data``: one DER CRL, or PEM with one or more ``X509 CRL`` blocks; every
+    field and every revoked entry read once. Raises ``MalformedCertificate``."""
+    data = _check_bytes(data, what, MAX_CRL_BYTES)
+    crls: list[x509.CertificateRevocationList] = []
+    if _is_der(data):
+        with _parsing(what):
+            crls.append(x509.load_der_x509_crl(data))
+    else:
+        labels = _pem_labels(data)
+        if len(labels) > max_count:
+            raise MalformedCertificate(f"{what} holds more than {max_count} CRLs")
+        if not labels or any(label != b"X509 CRL" for label in labels):
+            raise MalformedCertificate(f"{what} holds a PEM block that is not an X509 CRL")
+        blocks = [b for b in data.split(b"-----END X509 CRL-----") if b"-----BEGIN" in b]
+        for block in blocks:
+            with _parsing(what):
+                crls.append(x509.load_pem_x509_crl(block + b"-----END X509 CRL-----\n"))
+    for crl in crls:
+        with _warnings_policy(), _parsing(what):
+            _force_crl(crl)
+    return crls
+
+
+def load_crl(data: bytes, *, what: str = "CRL") -> x509.CertificateRevocationList:
+    """Exactly one CRL, PEM or DER (see :func:`load_crls`)."""
+    crls = load_crls(data, what=what)
+    if len(crls) != 1:
+        raise MalformedCertificate(f"{what}: expected one CRL, found {len(crls)}")
+    return crls[0]

@@ -1,0 +1,160 @@
+"""Bad files among the verifier's endorsements, malformed certificates in evidence: the
+verifier starts, answers with an EAR (never a 5xx), and the CLI exits 1 or 2 with a message."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+from _ar_helpers import NOW, PROVIDER, World
+
+from ironroot.attestation import (
+    AR4SI,
+    AttestationService,
+    TrustTier,
+    create_attestation_app,
+    load_attestation_config,
+    verify_ear,
+)
+from ironroot.cli import main
+from ironroot.cose import encode_key_set
+from ironroot.crypto import Algorithm, PrivateKey, b64url_encode
+
+CRIT_NULL = bytes.fromhex("d28446a201382202f6a04040")
+SNP_REPORT = Path("tee") / "snp" / "tests_certs_data_report_milan.hex"
+SNP_VCEK = Path("tee") / "snp" / "tests_certs_data_vcek_milan.der"
+
+
+def _version_5(der: bytes) -> bytes:
+    at = der.index(bytes.fromhex("a003020102"))
+    return der[: at + 4] + b"\x05" + der[at + 5 :]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, world: World) -> Path:
+    data = tmp_path / "verifier"
+    assert main(["attest", "init", "--data", str(data)]) == 0
+    for i, root in enumerate(world.ca.trust_anchors):
+        (data / "vendor-ca" / f"root{i}.der").write_bytes(root)
+    keys = encode_key_set(list(world.service_keys.values()))
+    (data / "service-keys" / "scitt-keys.cbor").write_bytes(keys)
+    (data / "reference-values" / "good.ts").write_bytes(world.references["good"])
+    (data / "reviews" / "good.ts").write_bytes(world.reviews["good"])
+    provider = data / "review-providers" / f"{PROVIDER}.pem"
+    provider.write_bytes(world.provider_key.public_key.to_pem())
+    return data
+
+
+def test_bad_files_are_skipped_and_listed(
+    data_dir: Path, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    (data_dir / "reference-values" / "crit-null.ts").write_bytes(CRIT_NULL)
+    (data_dir / "reviews" / "crit-null.cbor").write_bytes(CRIT_NULL)
+    root = world.ca.trust_anchors[0]
+    (data_dir / "vendor-ca" / "v5.der").write_bytes(_version_5(root))
+    (data_dir / "service-keys" / "junk.cbor").write_bytes(b"\xa1\x01")
+    (data_dir / "review-providers" / "junk.pem").write_bytes(b"-----BEGIN PUBLIC KEY-----\n")
+    config = load_attestation_config(data_dir)
+    with (
+        caplog.at_level(logging.WARNING, logger="ironroot.attestation"),
+        config.open_service(NOW) as service,  # what `attest serve` does: it starts
+    ):
+        endorsements = service.endorsements
+    assert len(endorsements.reference_values) == len(
+        world.endorsements().reference_values
+    )  # the good statement still counts
+    assert endorsements.reviews
+    assert len(endorsements.vendor_roots) == len(world.ca.trust_anchors)
+    rejected = "\n".join(endorsements.rejected)
+    for name in ("crit-null.ts", "crit-null.cbor", "v5.der", "junk.cbor", "junk.pem"):
+        assert name in rejected
+        assert name in caplog.text
+    assert "crit-null.ts: malformed-statement: crit (2)" in rejected
+    assert "v5.der: malformed-certificate" in rejected
+
+
+def test_attest_serve_setup_survives_a_bad_reference_value(data_dir: Path) -> None:
+    (data_dir / "reference-values" / "crit-null.ts").write_bytes(CRIT_NULL)
+    with load_attestation_config(data_dir).open_service(NOW) as service:
+        assert any("crit-null.ts" in line for line in service.endorsements.rejected)
+
+
+# --- malformed certificates in evidence -----------------------------------------------------
+
+
+def _post(service: AttestationService, body: dict[str, object]) -> httpx.Response:
+    async def run() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_attestation_app(service))
+        async with httpx.AsyncClient(transport=transport, base_url="http://verifier") as c:
+            return await c.post("/attestation/verify", json=body)
+
+    return asyncio.run(run())
+
+
+@pytest.mark.vectors
+def test_http_malformed_certificate_is_an_ear_not_a_5xx(world: World, vectors: Path) -> None:
+    key = PrivateKey.generate(Algorithm.ES384)
+    service = AttestationService(
+        endorsements=world.endorsements(), signing_key=key, clock=lambda: NOW
+    )
+    report = (vectors / SNP_REPORT).read_text().strip().encode()
+    bad_vcek = _version_5((vectors / SNP_VCEK).read_bytes())
+    body = {
+        "evidence": b64url_encode(report),
+        "runtime_data": b64url_encode(bytes(64)),
+        "format": "snp",
+        "certificates": [b64url_encode(bad_vcek)],
+    }
+    response = _post(service, body)
+    assert response.status_code == 200, response.content
+    result = verify_ear(response.content, [key.public_key], now=NOW)
+    appraisal = result.submods["snp"]
+    assert appraisal.status is TrustTier.NONE
+    assert appraisal.trust_vector["instance-identity"] == AR4SI.UNEXPECTED_EVIDENCE
+    assert any("malformed-certificate" in reason for reason in appraisal.reasons)
+    # a certificate that is not even base64 is a 400 problem, never a 503
+    body["certificates"] = ["***"]
+    refused = _post(service, body)
+    assert refused.status_code == 400
+
+
+@pytest.mark.vectors
+def test_http_tdx_quote_with_a_damaged_pck_chain(world: World, vectors: Path) -> None:
+    key = PrivateKey.generate(Algorithm.ES384)
+    service = AttestationService(
+        endorsements=world.endorsements(), signing_key=key, clock=lambda: NOW
+    )
+    quote = (vectors / "tee" / "tdx" / "deps_verifier_test_data_tdx_quote_4.dat").read_bytes()
+    start = quote.index(b"-----BEGIN CERTIFICATE-----") + 28
+    for pos in range(start, start + 400, 7):
+        damaged = quote[:pos] + bytes([quote[pos] ^ 0x20]) + quote[pos + 1 :]
+        body = {
+            "evidence": b64url_encode(damaged),
+            "runtime_data": b64url_encode(bytes(64)),
+            "format": "tdx",
+        }
+        response = _post(service, body)
+        assert response.status_code == 200, (pos, response.content)
+
+
+@pytest.mark.vectors
+def test_cli_appraise_malformed_certificate(
+    data_dir: Path, vectors: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "vcek-v5.der"
+    bad.write_bytes(_version_5((vectors / SNP_VCEK).read_bytes()))
+    argv = ["attest", "appraise", str(vectors / SNP_REPORT), "--data", str(data_dir)]
+    assert main([*argv, "--cert", str(bad), "--at", NOW.isoformat(), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    out = json.loads(captured.out)
+    assert "malformed-certificate" in json.dumps(out)
+
+
+def test_endorsements_build_labels_rejected_items(world: World) -> None:
+    built = world.endorsements(extra_references=(CRIT_NULL,))
+    assert any("reference statement" in r and "crit (2)" in r for r in built.rejected)

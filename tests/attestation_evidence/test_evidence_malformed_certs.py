@@ -1,0 +1,83 @@
+"""Damaged certificates inside real evidence: only typed errors, never a stray exception.
+
+Every byte of the PCK certificate chain that a real TDX quote carries is changed in turn (in
+the PEM text, and in the DER of each certificate re-encoded to the same PEM layout); the
+verifier must answer each with an ``IronrootError`` (or accept the quote, for a change that
+does not matter, such as a PEM header byte that only adds text between blocks).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import struct
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ironroot.attestation.evidence import VerifyOptions, verify_evidence
+from ironroot.errors import IronrootError
+
+pytestmark = pytest.mark.vectors
+
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
+QUOTE4 = "deps_verifier_test_data_tdx_quote_4.dat"
+_PEM = re.compile(rb"(-----BEGIN CERTIFICATE-----\r?\n)(.*?)(-----END CERTIFICATE-----)", re.DOTALL)
+
+
+def _chain_region(quote: bytes) -> tuple[int, int]:
+    """Offset and size of the PCK chain (certification data type 5) inside ``quote``."""
+    start = quote.index(b"-----BEGIN CERTIFICATE-----")
+    (size,) = struct.unpack_from("<I", quote, start - 4)
+    assert struct.unpack_from("<H", quote, start - 6)[0] == 5
+    return start, size
+
+
+def _outcome(data: bytes) -> str:
+    try:
+        verify_evidence(data, VerifyOptions(now=NOW), format="tdx")
+    except IronrootError as exc:
+        return type(exc).__name__
+    return "accepted"
+
+
+def _reencode(body: bytes, der: bytes) -> bytes:
+    """``der`` as base64 laid out in the same line lengths as ``body``."""
+    text = base64.b64encode(der)
+    out, pos = [], 0
+    for line in body.splitlines(keepends=True):
+        width = len(line.rstrip(b"\r\n"))
+        out.append(text[pos : pos + width] + line[width:])
+        pos += width
+    assert pos == len(text)
+    return b"".join(out)
+
+
+def test_every_pem_byte_of_the_pck_chain(tdx_dir: Path) -> None:
+    quote = (tdx_dir / QUOTE4).read_bytes()
+    assert _outcome(quote) == "accepted"
+    start, size = _chain_region(quote)
+    seen: set[str] = set()
+    for pos in range(start, start + size):
+        for value in {quote[pos] ^ 0x01, quote[pos] ^ 0x80}:
+            mutated = quote[:pos] + bytes([value]) + quote[pos + 1 :]
+            seen.add(_outcome(mutated))  # raises anything that is not an IronrootError
+    assert "MalformedCertificate" in seen
+
+
+def test_every_der_byte_of_each_pck_chain_certificate(tdx_dir: Path) -> None:
+    quote = (tdx_dir / QUOTE4).read_bytes()
+    start, size = _chain_region(quote)
+    region = quote[start : start + size]
+    seen: set[str] = set()
+    for block in _PEM.finditer(region):
+        body = block.group(2)
+        der = base64.b64decode(b"".join(body.split()))
+        body_at = start + block.start(2)
+        for pos in range(len(der)):
+            bad = der[:pos] + bytes([der[pos] ^ 0x41]) + der[pos + 1 :]
+            new_body = _reencode(body, bad)
+            mutated = quote[:body_at] + new_body + quote[body_at + len(body) :]
+            seen.add(_outcome(mutated))
+    assert {"MalformedCertificate", "ChainNotTrusted"} <= seen

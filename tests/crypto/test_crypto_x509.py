@@ -1,0 +1,226 @@
+"""ironroot.crypto's X.509 loaders: every field read at the boundary, one typed error.
+
+``cryptography`` decodes most fields on first access; a certificate the loaders return must
+never raise later, and anything they refuse is ``MalformedCertificate`` (never
+``InvalidVersion``, ``ValueError``, ``UnsupportedAlgorithm``…).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.x509.oid import NameOID
+
+from ironroot.crypto import load_certificate, load_certificates, load_crl, load_crls, load_csr
+from ironroot.errors import MalformedCertificate
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+_KEY = ec.generate_private_key(ec.SECP256R1())
+_NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "loader test")])
+_EC_OID = bytes.fromhex("06072a8648ce3d0201")  # id-ecPublicKey
+
+
+def _cert(serial: int = 7) -> x509.Certificate:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_NAME)
+        .issuer_name(_NAME)
+        .public_key(_KEY.public_key())
+        .serial_number(serial)
+        .not_valid_before(NOW)
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("a.example")]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(_KEY.public_key()), critical=False)
+        .sign(_KEY, hashes.SHA256())
+    )
+
+
+CERT = _cert()
+DER = CERT.public_bytes(Encoding.DER)
+PEM = CERT.public_bytes(Encoding.PEM)
+
+
+def _crl() -> bytes:
+    revoked = x509.RevokedCertificateBuilder().serial_number(9).revocation_date(NOW).build()
+    return (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(_NAME)
+        .last_update(NOW)
+        .next_update(NOW + dt.timedelta(days=1))
+        .add_revoked_certificate(revoked)
+        .sign(_KEY, hashes.SHA256())
+        .public_bytes(Encoding.DER)
+    )
+
+
+def _csr() -> bytes:
+    return (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(_NAME)
+        .sign(_KEY, hashes.SHA256())
+        .public_bytes(Encoding.DER)
+    )
+
+
+def _read_everything(cert: x509.Certificate) -> None:
+    """What the project reads of a certificate; must not raise after a successful load."""
+    with warnings.catch_warnings():  # a zero serial warns on every read (AMD's VCEKs have one)
+        warnings.filterwarnings("ignore", ".*serial number", CryptographyDeprecationWarning)
+        _ = cert.serial_number
+    _ = cert.version, cert.not_valid_before_utc, cert.not_valid_after_utc
+    cert.subject.rfc4514_string()
+    cert.issuer.rfc4514_string()
+    cert.public_key()
+    _ = cert.signature_hash_algorithm, cert.signature_algorithm_oid, cert.signature
+    _ = [e.value for e in cert.extensions]
+
+
+def test_der_pem_and_bundles() -> None:
+    assert load_certificate(DER).serial_number == 7
+    assert load_certificate(PEM).public_bytes(Encoding.DER) == DER
+    other = _cert(8).public_bytes(Encoding.DER)
+    assert [c.serial_number for c in load_certificates(DER + other)] == [7, 8]
+    bundle = b"a comment\n" + PEM + b"\n" + _cert(8).public_bytes(Encoding.PEM)
+    assert [c.serial_number for c in load_certificates(bundle)] == [7, 8]
+
+
+def test_a_der_certificate_holding_the_pem_marker_is_still_der() -> None:
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "-----BEGIN x")]))
+        .issuer_name(_NAME)
+        .public_key(_KEY.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW)
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .sign(_KEY, hashes.SHA256())
+    )
+    assert load_certificate(cert.public_bytes(Encoding.DER)).serial_number == 1
+
+
+def test_version_5_is_malformed() -> None:
+    at = DER.index(bytes.fromhex("a003020102"))
+    bad = DER[: at + 4] + b"\x05" + DER[at + 5 :]
+    with pytest.raises(MalformedCertificate, match="version") as info:
+        load_certificate(bad)
+    assert type(info.value) is MalformedCertificate
+
+
+def test_unsupported_key_algorithm_is_refused_unless_allowed() -> None:
+    bad = DER.replace(_EC_OID, _EC_OID[:-1] + b"\x09", 1)
+    with pytest.raises(MalformedCertificate, match="unsupported public key"):
+        load_certificate(bad)
+    cert = load_certificate(bad, allow_unsupported=True)  # an inspection tool shows it
+    assert cert.serial_number == 7
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"   \n",
+        b"\x30",
+        b"\x30\x82\xff\xff" + b"\x00" * 8,  # length past the end
+        b"\x30\x89" + b"\x00" * 12,  # 9-byte length
+        DER[:-1],
+        DER + b"\x00",
+        DER + b"\x31\x00",
+        PEM.replace(b"CERTIFICATE", b"PRIVATE KEY"),
+        PEM + PEM.replace(b"CERTIFICATE", b"X509 CRL"),
+        PEM[:40] + b"*" + PEM[41:],
+        b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+    ],
+)
+def test_malformed_input(data: bytes) -> None:
+    with pytest.raises(MalformedCertificate) as info:
+        load_certificates(data)
+    assert type(info.value) is MalformedCertificate
+
+
+def test_not_bytes_and_limits() -> None:
+    with pytest.raises(MalformedCertificate):
+        load_certificate("text")  # type: ignore[arg-type]
+    with pytest.raises(MalformedCertificate, match="more than 2"):
+        load_certificates(DER * 3, max_count=2)
+    with pytest.raises(MalformedCertificate, match="expected one"):
+        load_certificate(DER + DER)
+    with pytest.raises(MalformedCertificate, match="not DER"):
+        load_certificate(PEM, der_only=True)
+
+
+def test_every_single_byte_change_loads_fully_or_is_malformed() -> None:
+    outcomes = set()
+    for pos in range(len(DER)):
+        for flip in (0x01, 0x80):
+            data = DER[:pos] + bytes([DER[pos] ^ flip]) + DER[pos + 1 :]
+            try:
+                cert = load_certificate(data)
+            except MalformedCertificate:
+                outcomes.add("malformed")
+                continue
+            outcomes.add("loaded")
+            _read_everything(cert)  # nothing is left to fail later
+    assert outcomes == {"loaded", "malformed"}
+
+
+def test_crls() -> None:
+    crl = load_crl(_crl())
+    assert crl.get_revoked_certificate_by_serial_number(9) is not None
+    pem = x509.load_der_x509_crl(_crl()).public_bytes(Encoding.PEM)
+    assert len(load_crls(pem + pem)) == 2
+    data = _crl()
+    for pos in range(len(data)):
+        mutated = data[:pos] + bytes([data[pos] ^ 0x41]) + data[pos + 1 :]
+        try:
+            crl = load_crl(mutated)
+        except MalformedCertificate:
+            continue
+        _ = [(r.serial_number, r.revocation_date_utc) for r in crl], crl.next_update_utc
+    with pytest.raises(MalformedCertificate):
+        load_crl(DER)
+    with pytest.raises(MalformedCertificate):
+        load_crls(pem.replace(b"X509 CRL", b"CERTIFICATE"))
+
+
+def test_csrs() -> None:
+    data = _csr()
+    assert load_csr(data).subject == _NAME
+    for pos in range(len(data)):
+        mutated = data[:pos] + bytes([data[pos] ^ 0x41]) + data[pos + 1 :]
+        try:
+            csr = load_csr(mutated)
+        except MalformedCertificate:
+            continue
+        _ = csr.subject.rfc4514_string(), csr.public_key(), list(csr.extensions)
+    with pytest.raises(MalformedCertificate):
+        load_csr(DER)
+    with pytest.raises(MalformedCertificate):
+        load_csr(PEM)
+
+
+@pytest.mark.vectors
+def test_real_certificates_load(vectors: Path) -> None:
+    chain = load_certificates((vectors / "caliptra" / "test_owner_certchain.der").read_bytes())
+    assert len(chain) == 3
+    vcek = load_certificate(
+        (vectors / "tee" / "snp" / "tests_certs_data_vcek_milan.der").read_bytes()
+    )
+    assert (
+        vcek.subject.rfc4514_string()
+        == "CN=SEV-VCEK,O=Advanced Micro Devices,ST=CA,L=Santa Clara,C=US,OU=Engineering"
+    )
+    mldsa = load_certificate((vectors / "caliptra" / "ldevid_cert_mldsa.der").read_bytes())
+    assert mldsa.signature_algorithm_oid.dotted_string == "2.16.840.1.101.3.4.3.19"
+    assert load_csr((vectors / "caliptra" / "idevid_csr_mldsa.der").read_bytes())
+    assert load_crls((vectors / "tee" / "tdx" / "testing_testdata_pckcrl").read_bytes())
+    root_crl = load_crl((vectors / "tee" / "tdx" / "testing_testdata_rootcrl.der").read_bytes())
+    assert "Intel SGX Root CA" in root_crl.issuer.rfc4514_string()
