@@ -316,7 +316,7 @@ def test_attest_serve_reports_bad_and_stale_collateral_at_start(
     import uvicorn
 
     served: list[object] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: served.append(self))
     assert main(["attest", "serve", "--data", str(data_dir)]) == 0  # the clock is today's
     assert len(served) == 1
     err = capsys.readouterr().err
