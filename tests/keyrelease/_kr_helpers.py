@@ -20,6 +20,8 @@ import httpx
 from ironroot.attestation import (
     Appraisal,
     AttestationResult,
+    ChallengeLimits,
+    NonceStore,
     TrustTier,
     VerifierId,
     sign_ear_cwt,
@@ -233,6 +235,11 @@ def build_harness(clock: Clock | None = None) -> Harness:
         keys=keys,
         vault=vault,
         clock=clock,
+        # the harness's clock stands still, so a token bucket would never refill
+        nonces=NonceStore(
+            limits=ChallengeLimits(per_client=10_000, burst=10_000),
+            service="key release service",
+        ),
     )
     return Harness(
         verifier_key=verifier_key,
