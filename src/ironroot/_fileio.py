@@ -7,6 +7,10 @@ such call (``pathlib.Path.write_bytes`` neither syncs nor renames), so it is wri
 :func:`load_each` is the other rule for files, on the reading side: a service that loads a
 folder of files (reference values, trust anchors, keys) skips a file that does not load,
 logs a warning naming it and the error, and lists it; one bad file never stops a service.
+
+:func:`warn_if_exposed` is the rule for files that hold secrets (bearer tokens, sealing
+secrets, credentials, private keys): Ironroot writes them 0600, and when it reads one that
+its group or others may read it logs a warning naming the file, its mode and the fix.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from typing import TypeVar
 
 from ironroot.errors import Conflict, IronrootError, LimitExceeded
 
-__all__ = ["failure_reason", "load_each", "read_limited", "write_atomic"]
+__all__ = ["failure_reason", "load_each", "read_limited", "warn_if_exposed", "write_atomic"]
+
+_log = logging.getLogger("ironroot.files")
 
 _K = TypeVar("_K")
 _T = TypeVar("_T")
@@ -111,3 +117,22 @@ def load_each(
             log.debug("%s %s left out", what, item, exc_info=exc)
             rejected.append(f"{item}: {reason}")
     return loaded, rejected
+
+
+def warn_if_exposed(path: Path, what: str) -> bool:
+    """Log a warning when ``path`` (holding ``what``, a secret) is readable by its group or by
+    others; return whether it was. A file that cannot be inspected is left to its reader."""
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except OSError:
+        return False
+    if not mode & 0o077:
+        return False
+    _log.warning(
+        "%s holds %s but is readable beyond its owner (mode %04o): chmod 600 %s",
+        path,
+        what,
+        mode,
+        path,
+    )
+    return True

@@ -23,6 +23,7 @@ ORIGIN = "cli.example/log"
 def _data_dir(path: Path, key: PrivateKey, count: int, tag: bytes = b"e") -> Path:
     (path / "keys").mkdir(parents=True)
     layout.checkpoint_key_path(path).write_bytes(key.to_pem())
+    layout.checkpoint_public_key_path(path).write_bytes(key.public_key.to_pem())
     layout.config_path(path).write_text(
         f'service_issuer = "https://cli.example/log"\n[log]\norigin = "{ORIGIN}"\n'
     )

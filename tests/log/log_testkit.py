@@ -44,6 +44,7 @@ def fill(log: Log, items: Sequence[bytes], timeout: float = 60.0) -> list[Integr
 def make_data_dir(path: Path, key: PrivateKey, origin: str = ORIGIN) -> Path:
     (path / "keys").mkdir(parents=True, exist_ok=True)
     layout.checkpoint_key_path(path).write_bytes(key.to_pem())
+    layout.checkpoint_public_key_path(path).write_bytes(key.public_key.to_pem())
     layout.config_path(path).write_text(f'[log]\norigin = "{origin}"\n')
     return path
 

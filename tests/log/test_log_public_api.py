@@ -10,6 +10,7 @@ from ironroot.log import layout
 
 EXPECTED = {
     "BatchSigner",
+    "BatchVerifier",
     "CONFIG_PATH",
     "Checkpoint",
     "HttpLogFetcher",
@@ -73,6 +74,7 @@ def test_layout_public_names() -> None:
         "CHECKPOINT_PUBLIC_KEY",
         "CONFIG_FILE",
         "LOG_DB",
+        "RECEIPT_KEYS",
         "LogIdentity",
         "checkpoint_key_path",
         "checkpoint_public_key_path",
@@ -81,6 +83,7 @@ def test_layout_public_names() -> None:
         "load_log_identity",
         "log_db_path",
         "read_log_origin",
+        "receipt_keys_path",
     }
 
 

@@ -67,7 +67,7 @@ def copy(built: tuple[Path, PrivateKey, list[bytes]], tmp_path: Path) -> Path:
     source = built[0]
     target = tmp_path / "data"
     (target / "keys").mkdir(parents=True)
-    names = ["ironroot.toml", "keys/checkpoint.key"]
+    names = ["ironroot.toml", "keys/checkpoint.pub.pem"]
     names += [p.name for p in source.iterdir() if p.name.startswith("log.sqlite3")]
     for name in names:
         (target / name).write_bytes((source / name).read_bytes())
@@ -472,9 +472,52 @@ def test_missing_files_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         load_log_identity(tmp_path)
     (tmp_path / "keys").mkdir()
-    layout.checkpoint_key_path(tmp_path).write_bytes(b"not a key")
-    with pytest.raises(ConfigError):
+    # The private key is never read, intact or not: only the public key file counts.
+    layout.checkpoint_key_path(tmp_path).write_bytes(ed25519_key().to_pem())
+    with pytest.raises(ConfigError, match="no checkpoint public key at"):
         load_log_identity(tmp_path)
+
+
+def test_only_public_material_is_read(copy: Path) -> None:
+    # A private key file that is not the log's (or garbage) changes nothing.
+    layout.checkpoint_key_path(copy).write_bytes(ed25519_key().to_pem())
+    assert verify_log_dir(copy).size == SIZE
+    layout.checkpoint_key_path(copy).write_bytes(b"garbage")
+    assert verify_log_dir(copy).size == SIZE
+
+
+@pytest.mark.parametrize("damage", [b"", b"garbage", b"-----BEGIN PUBLIC KEY-----\nAAAA\n"])
+def test_a_damaged_public_key_file_is_reported(copy: Path, damage: bytes) -> None:
+    layout.checkpoint_public_key_path(copy).write_bytes(damage)
+    with pytest.raises(ConfigError, match=r"checkpoint\.pub\.pem is damaged"):
+        verify_log_dir(copy)
+
+
+def test_a_flipped_byte_in_the_public_key_is_reported(copy: Path) -> None:
+    path = layout.checkpoint_public_key_path(copy)
+    pem = path.read_bytes()
+    # A character inside the base64 key body: the file parses, as a different key.
+    lines = pem.split(b"\n")
+    body = bytearray(lines[1])
+    body[-5] = ord("A") if body[-5] != ord("A") else ord("B")
+    lines[1] = bytes(body)
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(ConfigError, match="damaged"):
+        verify_log_dir(copy)
+
+
+def test_another_log_s_public_key_is_reported(copy: Path) -> None:
+    layout.checkpoint_public_key_path(copy).write_bytes(ed25519_key().public_key.to_pem())
+    with pytest.raises(ConfigError, match="verifies none of the log's checkpoints"):
+        verify_log_dir(copy)
+
+
+def test_a_public_key_that_verifies_some_checkpoints_blames_the_store(copy: Path) -> None:
+    # The key is right; one stored checkpoint is not: the store is what differs.
+    note = _row(copy, "SELECT note FROM checkpoints WHERE size = 97")
+    _sql(copy, "UPDATE checkpoints SET note = ? WHERE size = 97", _flip(note, len(note) - 10))
+    with pytest.raises(StorageError, match="the checkpoint at size 97 does not verify"):
+        verify_log_dir(copy)
 
 
 def test_identity_from_an_mldsa_key(tmp_path: Path) -> None:

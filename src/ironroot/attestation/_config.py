@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from ironroot._fileio import load_each
+from ironroot._fileio import load_each, warn_if_exposed
 from ironroot.attestation._collateral_files import (
     CollateralFiles,
     read_crls,
@@ -256,6 +256,7 @@ class AttestationConfig:
                 keys = stack.enter_context(ServiceKeys(keys_config))
                 key = keys.signer("ear", Algorithm.ES384, create=True)
             else:
+                warn_if_exposed(self.signing_key, "the verifier's signing key")
                 key = PrivateKey.from_pem(_read(self.signing_key))
                 if key.algorithm is not Algorithm.ES384:
                     raise ConfigError(f"{self.signing_key} is not an ES384 key")

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from ironroot._fileio import warn_if_exposed
 from ironroot.crypto import load_certificate, load_certificates, load_signer, load_verifier
 from ironroot.errors import ConfigError, HsmErrorState, LimitExceeded, MalformedInput
 from ironroot.hsm import (
@@ -72,11 +73,13 @@ def _secret(args: argparse.Namespace) -> bytes:
     path = args.sealing_secret_file or os.environ.get(_ENV_SECRET)
     if not path:
         raise ConfigError(f"give --sealing-secret-file or set {_ENV_SECRET}")
+    warn_if_exposed(Path(path), "the HSM sealing secret")
     return _read(Path(path), _MAX_SMALL)
 
 
 def _credential(path: Path | None, prompt: str) -> bytes:
     if path is not None:
+        warn_if_exposed(path, "an HSM credential")
         return _read(path, _MAX_SMALL).rstrip(b"\r\n")
     from_env = os.environ.get(_ENV_CREDENTIAL)
     if from_env:

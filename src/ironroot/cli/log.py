@@ -1,11 +1,16 @@
 """``ironroot log``: check a transparency log end to end.
 
-``ironroot log verify DIR|URL [--checkpoint FILE] [--origin ORIGIN] [--key VKEY ...] [--json]``
+``ironroot log verify DIR|URL [--checkpoint FILE] [--origin ORIGIN] [--key VKEY ...]
+[--receipt-keys FILE ...] [--json]``
 
 * ``DIR`` — a data directory: the log in ``log.sqlite3`` is recomputed from its entries and
-  every tile, checkpoint, index and the state row is compared (``ironroot.log.verify_log``).
-  The checkpoint key and origin come from the directory (``keys/checkpoint.key`` and
-  ``ironroot.toml``, see ``ironroot.log.layout``) unless ``--key`` / ``--origin`` are given.
+  every tile, checkpoint, index and the state row is compared (``ironroot.log.verify_log``),
+  and every batch's stored receipt signature is checked against the recomputed root at its
+  size (once per batch). Only public material is read: the checkpoint key from
+  ``keys/checkpoint.pub.pem`` and the origin from ``ironroot.toml`` unless ``--key`` /
+  ``--origin`` are given; receipt keys from ``keys/receipt-keys.cbor`` unless
+  ``--receipt-keys`` is given (a COSE Key Set such as ``/.well-known/scitt-keys`` serves, or a
+  public key file). A log holding receipt signatures with no receipt keys to check them fails.
 * ``URL`` — a log's C2SP read API (``http://`` or ``https://`` prefix): the checkpoint, entry
   bundles and tiles are fetched, recomputed and compared; keys and origin come from
   ``/.well-known/transparency-configuration`` unless both ``--key`` and ``--origin`` are given.
@@ -25,6 +30,7 @@ from typing import Any
 
 from ironroot.errors import ConfigError, IronrootError
 from ironroot.log import (
+    BatchVerifier,
     HttpLogFetcher,
     LogIdentity,
     LogReport,
@@ -33,6 +39,7 @@ from ironroot.log import (
     verify_log_dir,
     verify_remote_log,
 )
+from ironroot.transparency import ReceiptBatchVerifier, load_receipt_keys
 
 __all__ = ["register"]
 
@@ -57,6 +64,15 @@ def register(sub: Any) -> None:
         metavar="VKEY",
         help="a checkpoint verifier key <name>+<id>+<key> (repeatable)",
     )
+    verify.add_argument(
+        "--receipt-keys",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="receipt public keys: a COSE Key Set or a public key file (repeatable; default: "
+        "DIR/keys/receipt-keys.cbor)",
+    )
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.set_defaults(func=_verify)
 
@@ -74,6 +90,8 @@ def _run(args: argparse.Namespace) -> LogReport:
     verifiers = tuple(NoteVerifier.from_vkey(k) for k in args.key)
     target: str = args.target
     if target.startswith(("http://", "https://")):
+        if args.receipt_keys:
+            raise ConfigError("--receipt-keys checks a data directory's stored receipts, not a URL")
         identity = None
         if verifiers:
             if args.origin is None:
@@ -91,7 +109,17 @@ def _run(args: argparse.Namespace) -> LogReport:
         origin=args.origin,
         verifiers=verifiers or None,
         earlier_checkpoint=earlier,
+        batch_verifier=_receipt_verifier(data_dir, args.receipt_keys),
     )
+
+
+def _receipt_verifier(data_dir: Path, given: list[Path]) -> BatchVerifier:
+    if given:
+        return ReceiptBatchVerifier(load_receipt_keys(given), source="--receipt-keys")
+    default = layout.receipt_keys_path(data_dir)
+    if default.exists():
+        return ReceiptBatchVerifier(load_receipt_keys([default]), source=str(default))
+    return ReceiptBatchVerifier({}, source=f"no {default}; give --receipt-keys")
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -113,6 +141,8 @@ def _verify(args: argparse.Namespace) -> int:
     print(f"entries:     {report.entries} in {report.entry_bundles} entry bundles")
     print(f"tiles:       {report.tiles}")
     print(f"checkpoints: {report.checkpoints}")
+    if report.batch_signatures:
+        print(f"receipt signatures: {report.batch_signatures} verified")
     if report.pending:
         print(f"pending:     {report.pending}")
     if report.earlier_checkpoint_size is not None:

@@ -19,7 +19,7 @@ from typing import Final
 
 import cbor2
 
-from ironroot._fileio import read_limited, write_atomic
+from ironroot._fileio import read_limited, warn_if_exposed, write_atomic
 from ironroot.crypto._interface import Signer, Verifier
 from ironroot.crypto._keys import KTY, KTY_HSS_LMS, PrivateKey, PublicKey
 from ironroot.crypto._lms import LmsPrivateKey, LmsPublicKey, is_lms_state
@@ -82,6 +82,7 @@ def load_verifier(source: str | os.PathLike[str] | bytes) -> Verifier:
 def load_signer(path: str | os.PathLike[str], password: bytes | None = None) -> Signer:
     """A signer from a PKCS#8 PEM file, a private JWK file, or an LMS state file."""
     data = read_limited(Path(path), MAX_KEY_FILE_BYTES)
+    warn_if_exposed(Path(path), "a private key")
     if data.lstrip().startswith(_PEM):
         return PrivateKey.from_pem(data, password=password)
     if password is not None:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import write_atomic
+from ironroot._fileio import warn_if_exposed, write_atomic
 from ironroot.crypto import Algorithm
 from ironroot.errors import ConfigError, IronrootError, NotFound
 from ironroot.hsm._backend import BuiltinBackend, HsmSigner, KeyBackend
@@ -88,6 +88,7 @@ def _read_secret(path: Path, what: str) -> bytes:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read the {what} at {path}: {exc.strerror}") from exc
+    warn_if_exposed(path, f"the {what}")
     data = data.strip()
     if not data:
         raise ConfigError(f"the {what} at {path} is empty")

@@ -45,7 +45,7 @@ from typing import Any, Final
 
 import uvicorn
 
-from ironroot._fileio import load_each
+from ironroot._fileio import load_each, warn_if_exposed
 from ironroot.attestation import ChallengeLimits, NonceStore, TrustTier
 from ironroot.crypto import load_verifier
 from ironroot.errors import ConfigError, HsmErrorState, InvalidReleasePolicy
@@ -110,10 +110,12 @@ class KeyReleaseConfig:
         """Open the HSM, log in, and yield the service; close the HSM afterwards."""
         storage = DirectoryStorage(self.hsm_dir)
         try:
+            warn_if_exposed(self.sealing_secret_file, "the HSM sealing secret")
             hsm = Hsm.open(storage, _read(self.sealing_secret_file, _MAX_SECRET))
             try:
                 if hsm.state != "operational":
                     raise HsmErrorState(f"the HSM is in its error state: {hsm.error}")
+                warn_if_exposed(self.credential_file, "the HSM credential")
                 credential = _read(self.credential_file, _MAX_SECRET).rstrip(b"\r\n")
                 vault = HsmVault(hsm, hsm.login(self.identity, credential))
                 policies = PolicyCache()

@@ -45,6 +45,7 @@ from ironroot.log._tiles import (
 )
 from ironroot.log._verify import (
     CONFIG_PATH,
+    BatchVerifier,
     LogFetcher,
     LogReport,
     fetch_log_identity,
@@ -64,6 +65,7 @@ __all__ = [
     "TILE_LEVEL_PATTERN",
     "TILE_WIDTH",
     "BatchSigner",
+    "BatchVerifier",
     "Checkpoint",
     "HttpLogFetcher",
     "Integrated",

@@ -8,7 +8,9 @@ else, every stored tile (full and partial) equals the recomputed one byte for by
 other tile is stored, every stored checkpoint verifies under the given keys, names the
 origin and its size, and carries the recomputed root at that size, the latest checkpoint is
 at the state's size, the state row holds the recomputed size and compact range, pending rows
-hash to their ids and are not integrated, and batch data belongs to checkpointed sizes.
+hash to their ids and are not integrated, and batch data belongs to checkpointed sizes. With a
+:class:`BatchVerifier` (the transparency service's receipt signatures), what was stored for
+every batch is checked against the root the entries give at its size, once per batch.
 Every difference raises :class:`StorageError` naming what differs (chained from the
 underlying error where there is one): the store holds data that does not match what the log
 wrote. An earlier checkpoint given by the caller must verify (its own errors propagate:
@@ -30,17 +32,20 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from ironroot.errors import (
+    BadSignature,
+    ConfigError,
     InconsistentCheckpoint,
     IronrootError,
     MalformedInput,
     NotFound,
     StorageError,
+    UnknownIssuer,
     VerificationFailed,
 )
 from ironroot.log import layout
@@ -60,6 +65,7 @@ from ironroot.merkle import EMPTY_ROOT, CompactRange, leaf_hash
 
 __all__ = [
     "CONFIG_PATH",
+    "BatchVerifier",
     "LogFetcher",
     "LogReport",
     "fetch_log_identity",
@@ -85,6 +91,7 @@ class LogReport:
     checkpoints: int
     pending: int = 0
     earlier_checkpoint_size: int | None = None
+    batch_signatures: int = 0
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -97,7 +104,17 @@ class LogReport:
             "checkpoints": self.checkpoints,
             "pending": self.pending,
             "earlier_checkpoint_size": self.earlier_checkpoint_size,
+            "batch_signatures": self.batch_signatures,
         }
+
+
+class BatchVerifier(Protocol):
+    """Checks what a :class:`~ironroot.log.BatchSigner` stored for the batch ending at
+    ``tree_size`` against ``root``, the root the entries give there; returns how many
+    signatures it checked. Raises an :class:`IronrootError` when the data does not verify
+    (:class:`ConfigError` when it cannot be checked at all, for want of keys)."""
+
+    def verify_batch(self, tree_size: int, root: bytes, data: Mapping[str, bytes]) -> int: ...
 
 
 @dataclass(slots=True)
@@ -165,6 +182,7 @@ def verify_log(
     origin: str,
     verifiers: Sequence[NoteVerifier],
     earlier_checkpoint: bytes | None = None,
+    batch_verifier: BatchVerifier | None = None,
 ) -> LogReport:
     """Recompute the stored log and compare every stored thing against it (see module doc)."""
     earlier = (
@@ -234,6 +252,22 @@ def verify_log(
         raise StorageError(f"no checkpoint was published at the log's size {size}")
     if not set(store.batch_data_sizes()) <= set(sizes):
         raise StorageError("the store holds batch data for a size without a checkpoint")
+    batch_signatures = 0
+    if batch_verifier is not None:
+        for cp_size in sizes:
+            if cp_size == 0:
+                continue
+            data = store.batch_data(cp_size) or {}
+            try:
+                batch_signatures += batch_verifier.verify_batch(
+                    cp_size, rebuild.roots[cp_size], data
+                )
+            except ConfigError:
+                raise
+            except IronrootError as exc:
+                raise StorageError(
+                    f"the batch at size {cp_size} does not verify: {exc.detail}"
+                ) from exc
 
     pending = store.pending()
     for entry_id, entry in pending:
@@ -253,7 +287,21 @@ def verify_log(
         checkpoints=len(sizes),
         pending=len(pending),
         earlier_checkpoint_size=None if earlier is None else earlier.size,
+        batch_signatures=batch_signatures,
     )
+
+
+def _any_checkpoint_verifies(
+    store: LogReader, origin: str, verifiers: Sequence[NoteVerifier]
+) -> bool:
+    for size in store.checkpoint_sizes():
+        note = store.checkpoint(size)
+        try:
+            open_checkpoint(note or b"", verifiers, origin=origin)
+        except IronrootError:
+            continue
+        return True
+    return False
 
 
 def verify_log_dir(
@@ -262,12 +310,16 @@ def verify_log_dir(
     origin: str | None = None,
     verifiers: Sequence[NoteVerifier] | None = None,
     earlier_checkpoint: bytes | None = None,
+    batch_verifier: BatchVerifier | None = None,
 ) -> LogReport:
     """:func:`verify_log` on the SQLite log of ``data_dir`` (opened read-only).
 
-    Without ``verifiers``, the checkpoint key and origin come from the data directory
-    (:func:`ironroot.log.layout.load_log_identity`).
+    Without ``verifiers``, the checkpoint's public key and the origin come from the data
+    directory (:func:`ironroot.log.layout.load_log_identity`: public material only). When that
+    key verifies none of the stored checkpoints, the key file is what is wrong (damaged, or
+    another log's): :class:`ConfigError` names it rather than blaming every checkpoint.
     """
+    from_dir = verifiers is None
     if verifiers is None:
         identity = layout.load_log_identity(data_dir, origin=origin)
         origin, verifiers = identity.origin, identity.verifiers
@@ -275,9 +327,26 @@ def verify_log_dir(
         origin = layout.read_log_origin(data_dir)
     store = SqliteLogStore(layout.log_db_path(data_dir), read_only=True)
     try:
-        return verify_log(
-            store, origin=origin, verifiers=verifiers, earlier_checkpoint=earlier_checkpoint
-        )
+        try:
+            return verify_log(
+                store,
+                origin=origin,
+                verifiers=verifiers,
+                earlier_checkpoint=earlier_checkpoint,
+                batch_verifier=batch_verifier,
+            )
+        except StorageError as exc:
+            if (
+                from_dir
+                and isinstance(exc.__cause__, UnknownIssuer | BadSignature)
+                and not _any_checkpoint_verifies(store, origin, verifiers)
+            ):
+                path = layout.checkpoint_public_key_path(data_dir)
+                raise ConfigError(
+                    f"{path} verifies none of the log's checkpoints: the key file is damaged "
+                    "or is another log's key"
+                ) from exc
+            raise
     finally:
         store.close()
 

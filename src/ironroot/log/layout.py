@@ -4,8 +4,11 @@
 
     <data>/log.sqlite3            the log store (SQLite, WAL: also -wal and -shm files)
     <data>/keys/checkpoint.key    the checkpoint signing key: PKCS#8 PEM, Ed25519 or ML-DSA-44
-    <data>/keys/checkpoint.pub.pem its public key (what `log verify DIR` uses when an HSM holds
-                                  the private key)
+    <data>/keys/checkpoint.pub.pem its public key: all `log verify DIR` reads (never the private
+                                  key), written by the service whenever it starts
+    <data>/keys/receipt-keys.cbor  every receipt public key the service has signed with (a COSE
+                                  Key Set, kept across key rotations): `log verify DIR` checks
+                                  each batch's stored receipt signatures with it
     <data>/ironroot.toml          service configuration; the log reads its origin from it
 
 The origin is ``[log] origin`` in ``ironroot.toml``. Without it, it is the host part of the
@@ -34,6 +37,7 @@ __all__ = [
     "CHECKPOINT_PUBLIC_KEY",
     "CONFIG_FILE",
     "LOG_DB",
+    "RECEIPT_KEYS",
     "LogIdentity",
     "checkpoint_key_path",
     "checkpoint_public_key_path",
@@ -42,12 +46,14 @@ __all__ = [
     "load_log_identity",
     "log_db_path",
     "read_log_origin",
+    "receipt_keys_path",
 ]
 
 LOG_DB = "log.sqlite3"
 CHECKPOINT_KEY = "keys/checkpoint.key"
 CHECKPOINT_PUBLIC_KEY = "keys/checkpoint.pub.pem"
 CONFIG_FILE = "ironroot.toml"
+RECEIPT_KEYS = "keys/receipt-keys.cbor"
 _MAX_FILE = 1 << 20
 
 
@@ -63,6 +69,11 @@ def checkpoint_public_key_path(data_dir: Path) -> Path:
     """The checkpoint key's public half (written by the service; used when an HSM holds the
     private key)."""
     return Path(data_dir) / CHECKPOINT_PUBLIC_KEY
+
+
+def receipt_keys_path(data_dir: Path) -> Path:
+    """The COSE Key Set of every receipt public key the service has used."""
+    return Path(data_dir) / RECEIPT_KEYS
 
 
 def config_path(data_dir: Path) -> Path:
@@ -140,14 +151,23 @@ class LogIdentity:
 
 
 def load_log_identity(data_dir: Path, *, origin: str | None = None) -> LogIdentity:
-    """Origin (from configuration unless given) and the checkpoint verifier for ``data_dir``."""
+    """Origin (from configuration unless given) and the checkpoint verifier for ``data_dir``.
+
+    Only public material is read: ``keys/checkpoint.pub.pem`` (the service writes it whenever it
+    starts). The private ``keys/checkpoint.key`` is never opened here, so a damaged or replaced
+    public key file cannot hide behind an intact private key. A missing or unreadable public
+    key raises :class:`ConfigError` naming the file.
+    """
     name = origin if origin is not None else read_log_origin(data_dir)
-    if not checkpoint_key_path(data_dir).exists() and checkpoint_public_key_path(data_dir).exists():
-        pem = _read(checkpoint_public_key_path(data_dir), "checkpoint public key")
-        try:
-            verifier = NoteVerifier(name, PublicKey.from_pem(pem))
-        except MalformedInput as exc:
-            raise ConfigError(f"{checkpoint_public_key_path(data_dir)}: {exc.detail}") from exc
-        return LogIdentity(origin=name, verifiers=(verifier,))
-    signer = load_checkpoint_signer(data_dir, name)
-    return LogIdentity(origin=name, verifiers=(signer.verifier(),))
+    path = checkpoint_public_key_path(data_dir)
+    if not path.exists():
+        raise ConfigError(
+            f"no checkpoint public key at {path}: the transparency service writes it when it "
+            "starts; or give the checkpoint key (--key)"
+        )
+    pem = _read(path, "checkpoint public key")
+    try:
+        verifier = NoteVerifier(name, PublicKey.from_pem(pem))
+    except MalformedInput as exc:
+        raise ConfigError(f"{path} is damaged: {exc.detail}") from exc
+    return LogIdentity(origin=name, verifiers=(verifier,))

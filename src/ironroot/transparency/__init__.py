@@ -9,11 +9,17 @@ from ironroot.transparency._config import (
     load_config,
 )
 from ironroot.transparency._policy import RegistrationPolicy
+from ironroot.transparency._receipt_keys import (
+    ReceiptBatchVerifier,
+    load_receipt_keys,
+    publish_receipt_keys,
+)
 from ironroot.transparency._server import ServiceThread, serve
 from ironroot.transparency._service import TransparencyService
 
 __all__ = [
     "IssuerKey",
+    "ReceiptBatchVerifier",
     "Registration",
     "RegistrationPolicy",
     "RemoteProblem",
@@ -24,5 +30,7 @@ __all__ = [
     "create_app",
     "init_data_dir",
     "load_config",
+    "load_receipt_keys",
+    "publish_receipt_keys",
     "serve",
 ]

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
-from ironroot._fileio import load_each, write_atomic
+from ironroot._fileio import load_each, warn_if_exposed, write_atomic
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey, load_certificates
 from ironroot.errors import ConfigError, IronrootError
 from ironroot.http import ServerLimits
@@ -157,7 +157,8 @@ def init_data_dir(data_dir: Path, *, service_issuer: str = "https://transparency
     if not config_path.exists():
         origin = urlsplit(service_issuer).hostname or service_issuer
         text = _DEFAULT_TOML.format(issuer=service_issuer, origin=origin)
-        write_atomic(config_path, text.encode("utf-8"), mode=0o644)
+        # 0600: [auth] write_tokens are secrets (warn_if_exposed checks it on every load).
+        write_atomic(config_path, text.encode("utf-8"), mode=0o600)
     config = load_config(data_dir)
     if not config.keys_in_files:
         return  # an HSM holds the service keys (see ironroot.hsm.ServiceKeys)
@@ -197,6 +198,7 @@ def _load_private(path: Path, algorithm: Algorithm) -> PrivateKey:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read service key {path}: {exc.strerror}") from exc
+    warn_if_exposed(path, "a service private key")
     try:
         return PrivateKey.from_pem(data, algorithm)
     except IronrootError as exc:
@@ -392,6 +394,8 @@ def load_config(data_dir: Path) -> TransparencyConfig:
     if cp_alg is Algorithm.ED25519:
         cp_alg = Algorithm.EDDSA
     tokens = _str_list(auth, "write_tokens", [], "auth")
+    if tokens:
+        warn_if_exposed(path, "auth.write_tokens")
     if any(not t for t in tokens):
         raise ConfigError("auth.write_tokens must not contain empty tokens")
     return TransparencyConfig(

@@ -4,11 +4,15 @@ Receipts are signed once per integrated batch and per receipt algorithm: the log
 :meth:`_ReceiptBatchSigner.sign_batch` with the new tree size and root inside its integration
 transaction, and stores the protected header and signature with the batch. A receipt for any
 entry of that batch is then the shared header and signature plus the entry's inclusion proof,
-assembled on read (and cached: receipts are immutable).
+assembled on read. A stored batch signature is checked against the root of the log's own tree
+at that size before any receipt is made from it (once per batch); one that does not verify is
+never served and never cached (:class:`StorageError`, logged). Checked receipts are cached:
+they are immutable.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -20,14 +24,13 @@ from ironroot._fileio import write_atomic
 from ironroot.cose import (
     InclusionProof,
     build_receipt,
-    decode_cbor,
     encode_cbor,
     make_transparent,
     receipt_protected_header,
     receipt_to_be_signed,
 )
-from ironroot.crypto import PublicKey, Signer
-from ironroot.errors import ConfigError, NotFound, StorageError
+from ironroot.crypto import PublicKey, Signer, Verifier
+from ironroot.errors import ConfigError, IronrootError, NotFound, StorageError
 from ironroot.log import Integrated, Log, NoteSigner, Ticket
 from ironroot.log.layout import checkpoint_public_key_path, load_checkpoint_signer
 from ironroot.transparency._config import (
@@ -38,11 +41,18 @@ from ironroot.transparency._config import (
     load_receipt_signers,
 )
 from ironroot.transparency._policy import RegistrationPolicy
+from ironroot.transparency._receipt_keys import (
+    RECEIPT_PREFIX,
+    check_receipt_signature,
+    publish_receipt_keys,
+)
 
 __all__ = ["TransparencyService"]
 
-_RECEIPT_PREFIX: Final = "receipt:"
 _CACHE_SIZE: Final = 65536
+_BATCH_CACHE_SIZE: Final = 4096
+
+_log = logging.getLogger("ironroot.transparency")
 
 
 class _ReceiptBatchSigner:
@@ -61,7 +71,7 @@ class _ReceiptBatchSigner:
         for signer in self._signers:
             protected = receipt_protected_header(signer.algorithm, signer.kid, self._issuer, iat)
             signature = signer.sign(receipt_to_be_signed(protected, root))
-            out[_RECEIPT_PREFIX + signer.algorithm.label] = encode_cbor([protected, signature])
+            out[RECEIPT_PREFIX + signer.algorithm.label] = encode_cbor([protected, signature])
         return out
 
 
@@ -76,8 +86,10 @@ def _publish_checkpoint_key(data_dir: Path, signer: NoteSigner) -> None:
     the private key lives in an HSM."""
     path = checkpoint_public_key_path(data_dir)
     pem = signer.verifier().public_key.to_pem()
-    if path.exists() and path.read_bytes() == pem:
-        return
+    if path.exists():
+        if path.read_bytes() == pem:
+            return
+        _log.warning("%s did not hold the checkpoint key's public half: rewritten", path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, pem, mode=0o644)
 
@@ -92,6 +104,7 @@ class TransparencyService:
         receipt_signers: Sequence[Signer],
         checkpoint_vkeys: Sequence[str],
         clock: Callable[[], datetime],
+        known_receipt_keys: Mapping[bytes, Verifier] | None = None,
     ) -> None:
         self.config = config
         self.log = log
@@ -100,11 +113,17 @@ class TransparencyService:
             _public(s.verifier()) for s in receipt_signers
         )
         self._labels: tuple[str, ...] = tuple(
-            _RECEIPT_PREFIX + s.algorithm.label for s in receipt_signers
+            RECEIPT_PREFIX + s.algorithm.label for s in receipt_signers
         )
         self.checkpoint_vkeys = tuple(checkpoint_vkeys)
         self._clock = clock
+        # Every key a stored batch signature may name: the current ones and those published
+        # in keys/receipt-keys.cbor by earlier configurations.
+        self._receipt_verifiers: dict[bytes, Verifier] = dict(known_receipt_keys or {})
+        for key in self.receipt_keys:
+            self._receipt_verifiers.setdefault(key.kid, key)
         self._cache: OrderedDict[bytes, tuple[bytes, ...]] = OrderedDict()
+        self._batches: OrderedDict[int, tuple[tuple[bytes, bytes], ...]] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     @classmethod
@@ -139,6 +158,7 @@ class TransparencyService:
         else:
             note_signers = [NoteSigner(config.origin, s) for s in checkpoint_signers]
         _publish_checkpoint_key(data_dir, note_signers[0])
+        known = publish_receipt_keys(data_dir, [_public(s.verifier()) for s in receipt_signers])
         batch_signer = _ReceiptBatchSigner(receipt_signers, config.service_issuer, now)
         log = Log.open(
             data_dir,
@@ -148,7 +168,8 @@ class TransparencyService:
             max_batch=config.max_batch,
             linger=config.batch_linger,
         )
-        return cls(config, log, receipt_signers, [n.verifier().vkey for n in note_signers], now)
+        vkeys = [n.verifier().vkey for n in note_signers]
+        return cls(config, log, receipt_signers, vkeys, now, known_receipt_keys=known)
 
     def start(self) -> None:
         self.log.start()
@@ -200,27 +221,51 @@ class TransparencyService:
                 self._cache.popitem(last=False)
         return receipts
 
-    def _build_receipts(self, integrated: Integrated) -> tuple[bytes, ...]:
-        batch = self.log.batch_data(integrated.tree_size)
-        path = tuple(self.log.inclusion_proof(integrated.index, integrated.tree_size))
-        proof = InclusionProof(integrated.tree_size, integrated.index, path)
+    def _batch_signatures(self, tree_size: int) -> tuple[tuple[bytes, bytes], ...]:
+        """The batch's checked ``(protected, signature)`` pairs, primary algorithm first."""
+        with self._cache_lock:
+            cached = self._batches.get(tree_size)
+            if cached is not None:
+                self._batches.move_to_end(tree_size)
+                return cached
+        batch = self.log.batch_data(tree_size)
+        root = self.log.root(tree_size)
         # Configured algorithms first (the primary receipt leads), then any a batch was signed
         # with under an earlier configuration.
         labels = [k for k in self._labels if k in batch]
-        labels += sorted(k for k in batch if k.startswith(_RECEIPT_PREFIX) and k not in labels)
-        out: list[bytes] = []
+        labels += sorted(k for k in batch if k.startswith(RECEIPT_PREFIX) and k not in labels)
+        if not labels:
+            raise StorageError(f"no receipt signature stored for tree size {tree_size}")
+        pairs = []
         for label in labels:
-            item = decode_cbor(batch[label])
-            if not (
-                isinstance(item, list)
-                and len(item) == 2
-                and all(isinstance(x, bytes) for x in item)
-            ):
-                raise StorageError(f"stored receipt signature {label} is damaged")
-            out.append(build_receipt(item[0], item[1], proof))
-        if not out:
-            raise StorageError(f"no receipt signature stored for tree size {integrated.tree_size}")
-        return tuple(out)
+            try:
+                pairs.append(
+                    check_receipt_signature(label, batch[label], root, self._receipt_verifiers)
+                )
+            except IronrootError as exc:
+                _log.error(
+                    "the stored receipt signature %s for tree size %d does not verify (%s): "
+                    "no receipt is served from it",
+                    label,
+                    tree_size,
+                    exc.detail,
+                )
+                raise StorageError(
+                    f"the stored receipt signature {label} for tree size {tree_size} does not "
+                    "verify"
+                ) from exc
+        checked = tuple(pairs)
+        with self._cache_lock:
+            self._batches[tree_size] = checked
+            if len(self._batches) > _BATCH_CACHE_SIZE:
+                self._batches.popitem(last=False)
+        return checked
+
+    def _build_receipts(self, integrated: Integrated) -> tuple[bytes, ...]:
+        pairs = self._batch_signatures(integrated.tree_size)
+        path = tuple(self.log.inclusion_proof(integrated.index, integrated.tree_size))
+        proof = InclusionProof(integrated.tree_size, integrated.index, path)
+        return tuple(build_receipt(protected, signature, proof) for protected, signature in pairs)
 
     def transparent_statement(self, entry_id: bytes) -> bytes:
         """The registered statement with all its receipts in unprotected header 394."""
