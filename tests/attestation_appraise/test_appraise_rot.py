@@ -174,6 +174,30 @@ def test_debug_enabled_is_unsupportable_config(world: World, good_device: Device
     assert appraisal.reasons == ("debug: debug is enabled (unlocked)",)
 
 
+def test_anti_rollback_disabled_is_never_affirming(world: World, tmp_path: Path) -> None:
+    device = Device.create(tmp_path / "d")
+    device.provision(
+        world.ca, vendor_key_hash=world.descriptor_hash, now=NOW - dt.timedelta(days=1)
+    )
+    device.program(lambda f: f.disable_anti_rollback())
+    device.boot(world.bundles["good"], now=NOW)
+    nonce = _nonce()
+    result, appraisal = _appraise(world, device.quote(nonce), nonce)
+    assert result.status is TrustTier.WARNING
+    assert appraisal.trust_vector["configuration"] == AR4SI.UNSAFE_CONFIG
+    assert appraisal.reasons == (
+        "anti-rollback: anti-rollback is disabled: the device boots firmware below its fused SVN",
+    )
+
+
+def test_anti_rollback_claim_of_a_good_device(world: World, good_device: Device) -> None:
+    nonce = _nonce()
+    claims = verify_rot_quote(
+        good_device.quote(nonce), trust_anchors=world.ca.trust_anchors, nonce=nonce, now=NOW
+    )
+    assert claims.identity["anti_rollback"] == "enabled"
+
+
 def test_svn_below_the_logged_minimum(world: World, tmp_path: Path) -> None:
     world.release("old", svn=2, runtime=RUNTIME + b"old")
     world.release("new", svn=7, runtime=RUNTIME + b"new")

@@ -304,3 +304,50 @@ def test_repr_never_shows_secrets(keys: dict[Algorithm, PrivateKey]) -> None:
     key = keys[Algorithm.ED25519]
     assert key.to_jwk()["d"] not in repr(key)
     assert repr(key).startswith("PrivateKey(Ed25519, kid=")
+
+
+# --- ECDSA malleability ----------------------------------------------------------------------
+
+_EC_ALGS = [Algorithm.ES256, Algorithm.ES384, Algorithm.ES512]
+
+
+def _twin(algorithm: Algorithm, signature: bytes) -> bytes:
+    """The same signature with s → n − s (found without knowing n: the one that verifies)."""
+    from ironroot.crypto._keys import _EC
+
+    params = _EC[algorithm]
+    s = int.from_bytes(signature[params.size :], "big")
+    return signature[: params.size] + (params.order - s).to_bytes(params.size, "big")
+
+
+@pytest.mark.parametrize("algorithm", _EC_ALGS, ids=lambda a: a.label)
+def test_ecdsa_signatures_are_always_low_s(algorithm: Algorithm) -> None:
+    from ironroot.crypto import ecdsa_low_s
+    from ironroot.crypto._keys import _EC
+
+    key = PrivateKey.generate(algorithm)
+    order, size = _EC[algorithm].order, _EC[algorithm].size
+    for i in range(40):  # a high s would turn up about half the time without normalising
+        signature = key.sign(b"m%d" % i)
+        assert int.from_bytes(signature[size:], "big") <= order // 2
+        assert ecdsa_low_s(algorithm, signature) == signature
+
+
+@pytest.mark.parametrize("algorithm", _EC_ALGS, ids=lambda a: a.label)
+def test_the_high_s_twin_verifies_and_normalises_back(algorithm: Algorithm) -> None:
+    from ironroot.crypto import ecdsa_low_s
+
+    key = PrivateKey.generate(algorithm)
+    signature = key.sign(b"message")
+    twin = _twin(algorithm, signature)
+    assert twin != signature
+    key.public_key.verify(twin, b"message")  # the order is right: the twin is valid
+    assert ecdsa_low_s(algorithm, twin) == signature
+
+
+def test_low_s_leaves_other_algorithms_and_lengths_alone() -> None:
+    from ironroot.crypto import ecdsa_low_s
+
+    ed = PrivateKey.generate(Algorithm.ED25519).sign(b"m")
+    assert ecdsa_low_s(Algorithm.ED25519, ed) == ed
+    assert ecdsa_low_s(Algorithm.ES256, b"\xff" * 63) == b"\xff" * 63

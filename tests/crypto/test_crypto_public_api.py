@@ -26,6 +26,7 @@ def test_all() -> None:
             "b64url_decode",
             "b64url_encode",
             "cose_key_thumbprint",
+            "ecdsa_low_s",
             "hybrid_kid",
             "load_certificate",
             "load_certificates",

@@ -199,6 +199,8 @@ def _context(
         "worst_cvss": max(cvss, default=0.0),
         "cvss_threshold": policy.cvss_threshold,
         "tcb_status": evidence.identity.get("tcb_status", "none"),
+        # Formats whose evidence says whether anti-rollback is on; unknown counts as off.
+        "anti_rollback_disabled": evidence.identity.get("anti_rollback") in ("disabled", "unknown"),
     }
 
 

@@ -11,7 +11,7 @@ The variables every rule can read are built by :mod:`ironroot.attestation._appra
 in ``docs/attestation.md``: ``format``, ``measurements``, ``svns``, ``identity``, ``debug``,
 ``report_data``, ``signer``, ``raw``, ``components``, ``unmatched``, ``svn``, ``min_svn``,
 ``root``, ``root_trusted``, ``nonce_ok``, ``firmware_hash``, ``reviews``, ``worst_cvss``,
-``cvss_threshold``, ``tcb_status``.
+``cvss_threshold``, ``tcb_status``, ``anti_rollback_disabled``.
 
 All rules are compiled into one CEL program returning a map of booleans, so a whole policy is
 one evaluation; only when that raises are the rules evaluated one by one to find which failed.
@@ -352,6 +352,13 @@ _DEFAULT_RULES: Final = (
         "debug is enabled (unlocked)",
     ),
     PolicyRule(
+        "anti-rollback",
+        "!anti_rollback_disabled",
+        "configuration",
+        AR4SI.UNSAFE_CONFIG,
+        "anti-rollback is disabled: the device boots firmware below its fused SVN",
+    ),
+    PolicyRule(
         "reference-values",
         "unmatched.size() == 0",
         "executables",
@@ -419,7 +426,8 @@ DEFAULT_POLICY: Final = AppraisalPolicy(
         if row.policy.firmware_hash is not None
     },
 )
-"""The default policy: trusted root, fresh nonce, debug off, every measured component on the
+"""The default policy: trusted root, fresh nonce, debug off, anti-rollback on (where the
+evidence says), every measured component on the
 log, SVN at or above the logged minimum, an Intel TCB status (when collateral gave one) that is
 not out of date (a warning: hardware 32 unsafe), a logged SAFE review with no open issue at
 CVSS 7.0 or above."""

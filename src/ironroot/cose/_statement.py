@@ -42,7 +42,7 @@ from ironroot.cose._headers import (
     X5T,
 )
 from ironroot.cose._sign1 import Sign1, _decode_sign1, check_crit, sign1
-from ironroot.crypto import Algorithm, Signer
+from ironroot.crypto import Algorithm, Signer, ecdsa_low_s
 from ironroot.errors import (
     LimitExceeded,
     MalformedStatement,
@@ -244,7 +244,11 @@ class SignedStatement:
         return payload
 
     def log_entry(self) -> bytes:
-        """Tag 18 ``[protected as received, {}, payload, signature]``, shortest forms."""
+        """Tag 18 ``[protected as received, {}, payload, signature]``, shortest forms.
+
+        An ECDSA signature is put in its low-S form (:func:`ironroot.crypto.ecdsa_low_s`): a
+        statement and its malleated twin (``s`` → ``n − s``, which verifies just as well) are
+        one log entry with one entry id, so registration stays idempotent."""
         msg = self.sign1
         return b"".join(
             (
@@ -252,7 +256,7 @@ class SignedStatement:
                 encode_bstr(msg.protected_bytes),
                 b"\xa0",
                 encode_bstr(self.payload),
-                encode_bstr(msg.signature),
+                encode_bstr(ecdsa_low_s(self.algorithm, msg.signature)),
             )
         )
 

@@ -11,7 +11,7 @@ from ironroot.crypto._files import load_signer, load_verifier, save_signer, veri
 from ironroot.crypto._hybrid import HybridSigner, HybridVerifier, hybrid_kid
 from ironroot.crypto._interface import Signer, Verifier
 from ironroot.crypto._jose import b64url_decode, b64url_encode
-from ironroot.crypto._keys import PrivateKey, PublicKey, cose_key_thumbprint
+from ironroot.crypto._keys import PrivateKey, PublicKey, cose_key_thumbprint, ecdsa_low_s
 from ironroot.crypto._lms import (
     DEFAULT_LMS_PARAMETER_SET,
     LMS_PARAMETER_SETS,
@@ -43,6 +43,7 @@ __all__ = [
     "b64url_decode",
     "b64url_encode",
     "cose_key_thumbprint",
+    "ecdsa_low_s",
     "hybrid_kid",
     "load_certificate",
     "load_certificates",

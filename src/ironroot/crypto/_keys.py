@@ -99,6 +99,7 @@ class _EcParams(NamedTuple):
     size: int  # bytes per coordinate, per scalar and per signature half
     crv: int  # COSE crv
     jwk_crv: str  # JOSE crv
+    order: int  # n, the order of the base point (FIPS 186-5 / SEC 2)
 
 
 class _MlDsaParams(NamedTuple):
@@ -108,9 +109,30 @@ class _MlDsaParams(NamedTuple):
 
 
 _EC: Final[dict[Algorithm, _EcParams]] = {
-    Algorithm.ES256: _EcParams(ec.SECP256R1(), hashes.SHA256(), 32, CRV_P256, "P-256"),
-    Algorithm.ES384: _EcParams(ec.SECP384R1(), hashes.SHA384(), 48, CRV_P384, "P-384"),
-    Algorithm.ES512: _EcParams(ec.SECP521R1(), hashes.SHA512(), 66, CRV_P521, "P-521"),
+    Algorithm.ES256: _EcParams(
+        ec.SECP256R1(),
+        hashes.SHA256(),
+        32,
+        CRV_P256,
+        "P-256",
+        0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    ),
+    Algorithm.ES384: _EcParams(
+        ec.SECP384R1(),
+        hashes.SHA384(),
+        48,
+        CRV_P384,
+        "P-384",
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973,
+    ),
+    Algorithm.ES512: _EcParams(
+        ec.SECP521R1(),
+        hashes.SHA512(),
+        66,
+        CRV_P521,
+        "P-521",
+        0x1FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409,
+    ),
 }
 _EC_BY_CURVE: Final[dict[str, Algorithm]] = {p.curve.name: alg for alg, p in _EC.items()}
 _EC_BY_CRV: Final[dict[int, Algorithm]] = {p.crv: alg for alg, p in _EC.items()}
@@ -135,6 +157,20 @@ _MLDSA: Final[dict[Algorithm, _MlDsaParams]] = {
 _EDDSA: Final = (Algorithm.EDDSA, Algorithm.ED25519)
 _MLDSA_SEED_SIZE: Final = 32
 _ED25519_SIZE: Final = 32
+
+
+def ecdsa_low_s(algorithm: Algorithm, signature: bytes) -> bytes:
+    """The low-S form of an ECDSA ``r ‖ s`` signature: ``s`` replaced by ``n − s`` when it is
+    above ``n / 2``. Both forms verify; the low-S one is canonical, so a signature cannot be
+    malleated into a second valid encoding of itself. Non-ECDSA algorithms and signatures of
+    the wrong length come back unchanged (verification judges those)."""
+    params = _EC.get(algorithm)
+    if params is None or len(signature) != 2 * params.size:
+        return signature
+    s = int.from_bytes(signature[params.size :], "big")
+    if s <= params.order // 2:
+        return signature
+    return signature[: params.size] + (params.order - s).to_bytes(params.size, "big")
 
 
 def _algorithm_of_public(key: object, hint: Algorithm | None) -> Algorithm:
@@ -477,6 +513,9 @@ class PrivateKey:
             if self._digest is None:  # unreachable: every EC key has a digest
                 raise UnsupportedAlgorithm(f"{self._algorithm.label} has no digest")
             r, s = decode_dss_signature(key.sign(data, ec.ECDSA(self._digest)))
+            order = _EC[self._algorithm].order
+            if s > order // 2:  # always the canonical low-S form (see ecdsa_low_s)
+                s = order - s
             return r.to_bytes(self._size, "big") + s.to_bytes(self._size, "big")
         return key.sign(data)
 

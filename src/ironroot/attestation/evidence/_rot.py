@@ -14,7 +14,10 @@ model every appraisal policy is written against:
 ``identity``
     ``ueid`` (hex), ``lifecycle``, ``vendor_ca`` (the issuer of the IDevID) and ``root``: the
     SHA-256 of the DER vendor CA certificate the chain reached (what appraisal compares with
-    its trusted roots).
+    its trusted roots), and ``anti_rollback``: ``enabled`` or ``disabled`` from the
+    ``device-status`` event the ROM extended into PCR0 (its third byte), ``unknown`` when the
+    signed PCR log has no well-formed one. The default policy's ``anti-rollback`` rule refuses
+    to affirm a device that is not ``enabled``.
 
 :func:`verify_rot_quote` verifies a quote (``ironroot.rot.verify_quote``, the reference
 verifier) and converts it. With a :class:`RotChainCache` it skips what a previous quote with
@@ -70,6 +73,9 @@ _PCR_SIZE: Final = 48
 _PCR_COUNT: Final = 3
 _PCR_ROM: Final = 0
 _PCR_FMC: Final = 1
+_DEVICE_STATUS: Final = "device-status"
+_DEVICE_STATUS_SIZE: Final = 9
+_ANTI_ROLLBACK_BYTE: Final = 2
 
 
 @lru_cache(maxsize=64)
@@ -83,6 +89,15 @@ def _root_fingerprint(idevid: DiceCertificate, trust_anchors: Sequence[bytes]) -
         if anchor.subject_der == idevid.issuer_der:
             return hashlib.sha256(anchor.der).hexdigest()
     return ""
+
+
+def _anti_rollback(log: Sequence[PcrEvent]) -> str:
+    """``enabled``/``disabled`` from the ROM's device-status event, else ``unknown``."""
+    events = [e for e in log if e.pcr == _PCR_ROM and e.name == _DEVICE_STATUS]
+    if len(events) != 1 or len(events[0].data) != _DEVICE_STATUS_SIZE:
+        return "unknown"
+    flag = events[0].data[_ANTI_ROLLBACK_BYTE]
+    return {0: "enabled", 1: "disabled"}.get(flag, "unknown")
 
 
 def quote_claims(claims: QuoteClaims, *, root: str = "") -> EvidenceClaims:
@@ -106,6 +121,7 @@ def quote_claims(claims: QuoteClaims, *, root: str = "") -> EvidenceClaims:
             "lifecycle": claims.lifecycle.label,
             "vendor_ca": idevid.issuer or "",
             "root": root,
+            "anti_rollback": _anti_rollback(claims.log),
         },
         signer=claims.ecc_chain[-1].subject,
         raw=JsonReady(claims.to_json()),  # QuoteClaims.to_json is JSON-ready by contract
