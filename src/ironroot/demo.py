@@ -268,21 +268,22 @@ def _attestation(demo: Demo, url: str) -> None:
     )  # fmt: skip
 
     demo.step("12. The verifier trusts only what is logged: reference values, reviews")
-    demo.run("attest", "init", "--data", "verifier")
+    # The vendor's first release names the product and the one issuer allowed to publish its
+    # reference values: a CoRIM from anyone else the log accepts (the lab) would not count.
+    demo.run("attest", "init", "--data", "verifier", "--release", "published/bmc-fw.corim.ts")
     verifier = demo.work / "verifier"
     for src, folder in (
         ("ca/vendor-ca-ecc.cert.pem", "vendor-ca"),
         ("ca/vendor-ca-mldsa.cert.pem", "vendor-ca"),
         ("service-keys.cbor", "service-keys"),
-        ("published/bmc-fw.corim.ts", "reference-values"),
         ("review.jws.ts", "reviews"),
     ):
         shutil.copy(demo.work / src, verifier / folder)
     (verifier / "review-providers" / "Example_Labs").mkdir()
     shutil.copy(demo.work / "lab-sfr.pub.pem", verifier / "review-providers" / "Example_Labs")
     console.print(
-        "# copied: vendor CA certs, service keys, the CoRIM and the SFR transparent statements,"
-        " the lab's SFR key",
+        "# copied: vendor CA certs, service keys, the SFR transparent statement, the lab's SFR"
+        " key (init took the CoRIM)",
         style="dim",
     )
 

@@ -15,7 +15,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ironroot.attestation import Endorsements
+from ironroot.attestation import Endorsements, ReferencePublisher
+from ironroot.cli import main
+from ironroot.cose import encode_key_set
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey
 from ironroot.firmware import (
     Component,
@@ -103,6 +105,11 @@ class World:
         return key_descriptor_hash([self.ecc.public_key], [self.pqc.public_key], "mldsa")
 
     @property
+    def publishers(self) -> tuple[ReferencePublisher, ...]:
+        """The vendor may publish reference values for all its products, and no one else."""
+        return (ReferencePublisher(VENDOR_ISS, None, frozenset((VENDOR_ISS,))),)
+
+    @property
     def providers(self) -> ProviderKeys:
         return ProviderKeys([ProviderKey(self.provider_key.public_key, frozenset((PROVIDER,)))])
 
@@ -155,6 +162,7 @@ class World:
             reference_statements=[*refs, *extra_references],
             review_statements=revs,
             providers=self.providers,
+            publishers=self.publishers,
             vendor_roots=self.ca.trust_anchors if roots is None else roots,
             now=NOW,
         )
@@ -178,3 +186,21 @@ def new_keys() -> tuple[PrivateKey, PrivateKey, PrivateKey, PrivateKey, PrivateK
         PrivateKey.generate(Algorithm.ES384),
         PrivateKey.generate(Algorithm.ES384),
     )
+
+
+def make_verifier_dir(tmp_path: Path, world: World) -> Path:
+    """`attest init --release` with the world's good release, then its roots, service keys,
+    review and review provider: a verifier directory that appraises the good device as
+    affirming."""
+    data = tmp_path / "verifier"
+    release = tmp_path / "good.ts"
+    release.write_bytes(world.references["good"])
+    assert main(["attest", "init", "--data", str(data), "--release", str(release)]) == 0
+    for i, root in enumerate(world.ca.trust_anchors):
+        (data / "vendor-ca" / f"root{i}.der").write_bytes(root)
+    keys = encode_key_set(list(world.service_keys.values()))
+    (data / "service-keys" / "scitt-keys.cbor").write_bytes(keys)
+    (data / "reviews" / "good.ts").write_bytes(world.reviews["good"])
+    provider = data / "review-providers" / f"{PROVIDER}.pem"
+    provider.write_bytes(world.provider_key.public_key.to_pem())
+    return data

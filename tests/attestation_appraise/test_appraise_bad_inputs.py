@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _ar_helpers import NOW, PROVIDER, World
+from _ar_helpers import NOW, World, make_verifier_dir
 
 from ironroot.attestation import (
     AR4SI,
@@ -21,7 +21,6 @@ from ironroot.attestation import (
     verify_ear,
 )
 from ironroot.cli import main
-from ironroot.cose import encode_key_set
 from ironroot.crypto import Algorithm, PrivateKey, b64url_encode
 
 CRIT_NULL = bytes.fromhex("d28446a201382202f6a04040")
@@ -36,17 +35,7 @@ def _version_5(der: bytes) -> bytes:
 
 @pytest.fixture
 def data_dir(tmp_path: Path, world: World) -> Path:
-    data = tmp_path / "verifier"
-    assert main(["attest", "init", "--data", str(data)]) == 0
-    for i, root in enumerate(world.ca.trust_anchors):
-        (data / "vendor-ca" / f"root{i}.der").write_bytes(root)
-    keys = encode_key_set(list(world.service_keys.values()))
-    (data / "service-keys" / "scitt-keys.cbor").write_bytes(keys)
-    (data / "reference-values" / "good.ts").write_bytes(world.references["good"])
-    (data / "reviews" / "good.ts").write_bytes(world.reviews["good"])
-    provider = data / "review-providers" / f"{PROVIDER}.pem"
-    provider.write_bytes(world.provider_key.public_key.to_pem())
-    return data
+    return make_verifier_dir(tmp_path, world)
 
 
 def test_bad_files_are_skipped_and_listed(

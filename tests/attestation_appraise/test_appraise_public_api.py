@@ -27,6 +27,7 @@ APPRAISAL_NAMES = {
     "CheckLog",
     "NonceStore",
     "PolicyRule",
+    "ReferencePublisher",
     "ReferenceValue",
     "ReferenceValues",
     "RotChainCache",

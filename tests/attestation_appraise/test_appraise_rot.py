@@ -276,6 +276,7 @@ def test_reference_value_whose_receipt_does_not_verify(world: World, good_device
         reference_statements=[tampered],
         review_statements=[world.reviews["good"]],
         providers=world.providers,
+        publishers=world.publishers,
         vendor_roots=world.ca.trust_anchors,
         now=NOW,
     )

@@ -89,6 +89,7 @@ def _endorsements(world: World, reference: bytes, reviews: list[bytes]) -> Endor
         reference_statements=[reference],
         review_statements=reviews,
         providers=world.providers,
+        publishers=world.publishers,
     )
 
 
@@ -131,6 +132,7 @@ def test_snp_report_with_logged_measurement_is_affirming(
         reference_statements=[reference, reference5],
         review_statements=reviews,
         providers=world.providers,
+        publishers=world.publishers,
     )
     result = appraise_evidence(
         report, endorsements, nonce=claims.report_data, now=SNP_NOW, certificates=[vcek]

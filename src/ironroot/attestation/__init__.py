@@ -50,8 +50,10 @@ from ironroot.attestation._ear import (
 )
 from ironroot.attestation._endorsements import (
     Endorsements,
+    ReferencePublisher,
     ReferenceValue,
     ReferenceValues,
+    publishers_of_release,
     reference_values_from_statement,
     reviews_from_statements,
 )
@@ -117,6 +119,7 @@ __all__ += [
     "EvidenceCaches",
     "NonceStore",
     "PolicyRule",
+    "ReferencePublisher",
     "ReferenceValue",
     "ReferenceValues",
     "RotChainCache",
@@ -132,6 +135,7 @@ __all__ += [
     "decode_ear",
     "init_attestation_dir",
     "load_attestation_config",
+    "publishers_of_release",
     "quote_claims",
     "read_crls",
     "read_tdx_collateral",

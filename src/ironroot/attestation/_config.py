@@ -21,6 +21,11 @@
     crls = ["crls"]                           # CRL files or folders (AMD KDS, Intel PCS)
     allow_stale_collateral = false            # accept CRLs/TCB Info past their nextUpdate
 
+    [[attestation.products]]                  # who may publish reference values, per
+    vendor = "Example Vendor"                 # product (CoRIM class vendor, and model: omit
+    model = "bmc"                             # for every model); none = accept from no one
+    issuers = ["https://vendor.example"]      # statement issuers (iss) allowed
+
     [attestation.vendor_keys]                 # optional: issuer → its statement keys
     "https://vendor.example" = ["vendor.pub.pem"]
 
@@ -42,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import logging
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -49,13 +55,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from ironroot._fileio import load_each, warn_if_exposed
+from ironroot._fileio import load_each, warn_if_exposed, write_atomic
 from ironroot.attestation._collateral_files import (
     CollateralFiles,
     read_crls,
     read_tdx_collateral,
 )
-from ironroot.attestation._endorsements import Endorsements
+from ironroot.attestation._endorsements import (
+    Endorsements,
+    ReferencePublisher,
+    publishers_of_release,
+)
 from ironroot.attestation._http import AttestationService
 from ironroot.attestation._nonce import ChallengeLimits, NonceStore
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
@@ -69,7 +79,7 @@ from ironroot.crypto import (
     load_verifier,
     save_signer,
 )
-from ironroot.errors import ConfigError, LimitExceeded
+from ironroot.errors import ConfigError, IronrootError, LimitExceeded
 from ironroot.hsm import ServiceKeys, ServiceKeysConfig
 from ironroot.http import ServerLimits
 from ironroot.safe import ProviderKeys
@@ -161,6 +171,7 @@ class AttestationConfig:
     collateral: Path | None = None
     crls: tuple[Path, ...] = ()
     allow_stale_collateral: bool = False
+    products: tuple[ReferencePublisher, ...] = ()
 
     def load_collateral(self) -> CollateralFiles:
         """The configured collateral and CRLs, read leniently (problems listed, never raised)."""
@@ -230,12 +241,18 @@ class AttestationConfig:
             _files(self.reference_values, _STATEMENT_SUFFIXES), _labelled_file, "reference values"
         )
         reviews = each(_files(self.reviews, _STATEMENT_SUFFIXES), _labelled_file, "review")
+        if statements and not self.products:
+            _log.warning(
+                "no [[attestation.products]] is configured: reference values are accepted "
+                "from no issuer"
+            )
         built = Endorsements.build(
             service_keys=service_keys,
             reference_statements=statements,
             review_statements=reviews,
             providers=providers,
             vendor_keys=vendor_keys,
+            publishers=self.products,
             vendor_roots=roots,
             now=now,
         )
@@ -294,6 +311,31 @@ def _int(table: Mapping[str, Any], name: str, default: int) -> int:
     return value
 
 
+def _products(value: object) -> tuple[ReferencePublisher, ...]:
+    """``[[attestation.products]]``: vendor (text), optional model (text), issuers (texts)."""
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise ConfigError("attestation.products must be an array of tables ([[...]])")
+    out = []
+    for number, table in enumerate(value, 1):
+        where = f"[[attestation.products]] #{number}"
+        unknown = set(table) - {"vendor", "model", "issuers"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]}")
+        vendor, model, issuers = table.get("vendor"), table.get("model"), table.get("issuers")
+        if not isinstance(vendor, str) or not vendor:
+            raise ConfigError(f"{where}: vendor must be non-empty text (the CoRIM class vendor)")
+        if model is not None and (not isinstance(model, str) or not model):
+            raise ConfigError(f"{where}: model must be non-empty text, or left out")
+        if (
+            not isinstance(issuers, list)
+            or not issuers
+            or not all(isinstance(i, str) and i for i in issuers)
+        ):
+            raise ConfigError(f"{where}: issuers must list at least one issuer (text)")
+        out.append(ReferencePublisher(vendor, model, frozenset(issuers)))
+    return tuple(out)
+
+
 def load_attestation_config(data_dir: Path) -> AttestationConfig:
     """Parse ``<data_dir>/attestation.toml``."""
     path = data_dir / CONFIG_FILE
@@ -327,6 +369,7 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
         "collateral",
         "crls",
         "allow_stale_collateral",
+        "products",
     }
     unknown = set(table) - known
     if unknown:
@@ -363,22 +406,55 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
         collateral=data_dir / collateral if collateral else None,
         crls=_paths(data_dir, table, "crls"),
         allow_stale_collateral=allow_stale,
+        products=_products(table.get("products", [])),
         server=ServerLimits.from_table(document.get("server"), "[server]"),
         challenges=ChallengeLimits.from_table(document.get("challenges")),
     )
 
 
-def init_attestation_dir(data_dir: Path) -> Path:
+def _toml_text(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+
+
+def products_toml(products: Iterable[ReferencePublisher]) -> str:
+    """``[[attestation.products]]`` tables for ``products``."""
+    out = []
+    for product in products:
+        out.append("\n[[attestation.products]]")
+        out.append(f"vendor = {_toml_text(product.vendor)}")
+        if product.model is not None:
+            out.append(f"model = {_toml_text(product.model)}")
+        issuers = ", ".join(_toml_text(i) for i in sorted(product.issuers))
+        out.append(f"issuers = [{issuers}]")
+    return "\n".join(out) + "\n" if out else ""
+
+
+def init_attestation_dir(data_dir: Path, *, release: Path | None = None) -> Path:
     """Create a data directory: the template config, its folders and an ES384 signing key.
 
-    Refuses to overwrite an existing configuration (``ConfigError``).
+    With ``release`` (the vendor's first release: a Transparent Statement of its CoRIM), the
+    products it publishes reference values for are written to ``[[attestation.products]]``
+    with its issuer as the one allowed publisher, and it is copied into ``reference-values/``.
+    Without it, no product is configured and no reference value is accepted until one is.
+    Refuses to overwrite an existing configuration (``ConfigError``); a release that does not
+    parse raises before anything is written.
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir / CONFIG_FILE
     if config.exists():
         raise ConfigError(f"{config} already exists")
+    products: tuple[ReferencePublisher, ...] = ()
+    release_data = b""
+    if release is not None:
+        release_data = _read(release)
+        try:
+            products = publishers_of_release(release_data)
+        except IronrootError as exc:
+            raise ConfigError(f"{release} is not a release to trust: {exc.detail}") from exc
+    data_dir.mkdir(parents=True, exist_ok=True)
     for folder in _FOLDERS:
         (data_dir / folder).mkdir(exist_ok=True)
     save_signer(PrivateKey.generate(Algorithm.ES384), data_dir / "verifier-es384.pem")
-    config.write_text(_TEMPLATE)
+    if release is not None:
+        write_atomic(data_dir / "reference-values" / release.name, release_data, mode=0o644)
+    write_atomic(config, (_TEMPLATE + products_toml(products)).encode("utf-8"), mode=0o644)
     return config

@@ -11,7 +11,15 @@ only when all of this holds (:func:`reference_values_from_statement`):
    verifies under one of them (``UnknownIssuer`` when none is configured for that issuer,
    ``BadSignature``), and a payload that is itself a signed CoRIM (COSE_Sign1) verifies too;
 3. the CoRIM parses (``MalformedCorim``) and, given ``now``, is inside its ``rim-validity``
-   (``VerificationFailed``, code ``rim-expired``).
+   (``VerificationFailed``, code ``rim-expired``);
+4. the statement's issuer may publish reference values for the product of every triple it
+   carries: a configured :class:`ReferencePublisher` names the triple's CoRIM class vendor (and
+   model, when it names one) and lists the issuer. Anything else — another issuer, a product
+   no publisher names, a triple without a class vendor — refuses the whole statement
+   (``UnknownIssuer``, code ``publisher-not-allowed``). No publishers accept nothing: a
+   verifier never takes reference values from whoever the log happens to accept (a review lab,
+   another vendor). The issuer (``iss``) is what the transparency service's registration
+   policy bound to the statement's key; pin the keys too with ``vendor_keys``.
 
 Its reference-value triples become :class:`ReferenceValue` entries: environment (class vendor,
 model, layer, index), measurement key (``mkey``), digests and SVN. :class:`ReferenceValues`
@@ -51,8 +59,10 @@ from ironroot.safe import ProviderKeys, Review, review_from_statement
 
 __all__ = [
     "Endorsements",
+    "ReferencePublisher",
     "ReferenceValue",
     "ReferenceValues",
+    "publishers_of_release",
     "reference_values_from_statement",
     "reviews_from_statements",
 ]
@@ -83,6 +93,43 @@ class ReferenceValue:
 
     def matches(self, digest: bytes) -> bool:
         return any(value == digest for _, value in self.digests)
+
+
+@dataclass(frozen=True, slots=True)
+class ReferencePublisher:
+    """Who may publish reference values for one product: the statement issuers (``iss``)
+    allowed for CoRIM class ``vendor`` and ``model`` (``None``: every model of the vendor)."""
+
+    vendor: str
+    model: str | None
+    issuers: frozenset[str]
+
+    def allows(self, value: ReferenceValue) -> bool:
+        return (
+            value.vendor == self.vendor
+            and (self.model is None or value.model == self.model)
+            and value.issuer in self.issuers
+        )
+
+
+def _product(value: ReferenceValue) -> str:
+    if value.vendor is None:
+        return "an environment without a class vendor"
+    if value.model is None:
+        return f"vendor {value.vendor!r}"
+    return f"vendor {value.vendor!r} model {value.model!r}"
+
+
+def _check_publisher(
+    values: Sequence[ReferenceValue], iss: str, publishers: Sequence[ReferencePublisher]
+) -> None:
+    refused = sorted({_product(v) for v in values if not any(p.allows(v) for p in publishers)})
+    if refused:
+        raise UnknownIssuer(
+            f"issuer {iss!r} may not publish reference values for {', '.join(refused)}: "
+            "no configured product lists it",
+            code="publisher-not-allowed",
+        )
 
 
 def _mkey(value: object) -> str | None:
@@ -142,9 +189,13 @@ def reference_values_from_statement(
     *,
     service_keys: Mapping[bytes, Verifier],
     vendor_keys: Mapping[str, Sequence[Verifier]] | None = None,
+    publishers: Sequence[ReferencePublisher] = (),
     now: dt.datetime | None = None,
 ) -> tuple[ReferenceValue, ...]:
-    """The reference values of one Transparent Statement, or the error that refuses it."""
+    """The reference values of one Transparent Statement, or the error that refuses it.
+
+    ``publishers`` say which issuers may publish for which products (see the module doc):
+    none given, every statement carrying reference values is refused."""
     if not service_keys:
         raise UnknownIssuer("no transparency service keys are configured: nothing is logged")
     statement = verify_transparent_statement(data, service_keys).statement
@@ -174,7 +225,38 @@ def reference_values_from_statement(
             raise VerificationFailed(
                 f"the reference values of {sub!r} are outside their validity", code="rim-expired"
             )
-    return _values(corim, iss, sub)
+    values = _values(corim, iss, sub)
+    _check_publisher(values, iss, publishers)
+    return values
+
+
+def publishers_of_release(data: bytes) -> tuple[ReferencePublisher, ...]:
+    """The products a vendor's release statement (Signed or Transparent Statement of a CoRIM)
+    publishes reference values for, each allowing the statement's issuer: what
+    ``attest init --release`` writes. Nothing is verified here — the operator chooses to trust
+    this release's issuer — but the statement and CoRIM must parse (``MalformedStatement``,
+    ``MalformedCorim``), carry reference values, and name a class vendor for each."""
+    statement = SignedStatement.parse(data)
+    if statement.content_type != CORIM_CONTENT_TYPE:
+        raise MalformedCorim(
+            f"statement content type {statement.content_type!r} is not {CORIM_CONTENT_TYPE}"
+        )
+    payload = statement.payload
+    corim = (
+        SignedCorim.parse(payload).corim
+        if payload[:1] == bytes((_COSE_SIGN1,))
+        else Corim.parse(payload)
+    )
+    iss = statement.claims.iss
+    values = _values(corim, iss, statement.claims.sub)
+    if not values:
+        raise MalformedCorim("the release carries no reference values")
+    products: dict[tuple[str, str | None], None] = {}
+    for value in values:
+        if value.vendor is None:
+            raise MalformedCorim("a reference value of the release names no class vendor")
+        products[(value.vendor, value.model)] = None
+    return tuple(ReferencePublisher(v, m, frozenset((iss,))) for v, m in products)
 
 
 class ReferenceValues:
@@ -283,6 +365,7 @@ class Endorsements:
         review_statements: Iterable[Labelled] = (),
         providers: ProviderKeys | None = None,
         vendor_keys: Mapping[str, Sequence[Verifier]] | None = None,
+        publishers: Sequence[ReferencePublisher] = (),
         vendor_roots: Iterable[Labelled] = (),
         now: dt.datetime | None = None,
     ) -> Endorsements:
@@ -290,12 +373,17 @@ class Endorsements:
         load or verify, whatever the error, is left out, logged as a warning and listed in
         ``rejected`` (each item may be labelled with its file name: :data:`Labelled`).
 
-        ``vendor_roots`` are the vendor CA certificates (PEM or DER) RoT quotes must chain to.
+        ``vendor_roots`` are the vendor CA certificates (PEM or DER) RoT quotes must chain to;
+        ``publishers`` who may publish reference values for which product (none: no one).
         """
 
         def values_of(item: _Item) -> tuple[ReferenceValue, ...]:
             return reference_values_from_statement(
-                item.data, service_keys=service_keys, vendor_keys=vendor_keys, now=now
+                item.data,
+                service_keys=service_keys,
+                vendor_keys=vendor_keys,
+                publishers=publishers,
+                now=now,
             )
 
         found, rejected = load_each(

@@ -1,7 +1,9 @@
 """``ironroot attest``: the attestation verifier.
 
-``init --data DIR``
-    create a verifier data directory (``attestation.toml``, folders, an ES384 signing key).
+``init --data DIR [--release FILE]``
+    create a verifier data directory (``attestation.toml``, folders, an ES384 signing key);
+    with ``--release``, the vendor's first release names the products and the one issuer
+    allowed to publish their reference values (``[[attestation.products]]``).
 ``serve --data DIR [--host H] [--port P]``
     serve ``/attestation/challenge``, ``/attestation/verify`` and ``/attestation/keys``.
 ``appraise FILE --data DIR --nonce HEX [--format F] [--cert FILE]... [--crl FILE]...
@@ -79,6 +81,13 @@ def register(subparsers: Any) -> None:
 
     init = verbs.add_parser("init", help="create a verifier data directory")
     init.add_argument("--data", type=Path, required=True)
+    init.add_argument(
+        "--release",
+        type=Path,
+        metavar="FILE",
+        help="the vendor's first release (Transparent Statement of its CoRIM): its issuer "
+        "becomes the one allowed publisher of reference values for the products it names",
+    )
     init.set_defaults(func=_init)
 
     serve = verbs.add_parser("serve", help="serve the attestation HTTP API")
@@ -127,8 +136,19 @@ def _read(path: Path) -> bytes:
 
 
 def _init(args: argparse.Namespace) -> int:
-    path = init_attestation_dir(args.data)
+    path = init_attestation_dir(args.data, release=args.release)
     print(f"created {path}")
+    config = load_attestation_config(args.data)
+    for product in config.products:
+        model = f" model {product.model!r}" if product.model is not None else ""
+        issuers = ", ".join(sorted(product.issuers))
+        print(f"reference values for vendor {product.vendor!r}{model} only from {issuers}")
+    if not config.products:
+        print(
+            "ironroot: warning: no product is configured ([[attestation.products]]): no "
+            "reference value is accepted until one is",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -1,0 +1,224 @@
+"""Reference values only from their vendor: who may publish them is configured per product,
+an empty configuration accepts nothing, and a CoRIM from anyone else is ignored and reported."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from _ar_helpers import NOW, PRODUCT, RUNTIME, SAFE_ISS, VENDOR_ISS, World, make_verifier_dir
+
+from ironroot.attestation import (
+    AR4SI,
+    AttestationResult,
+    Endorsements,
+    ReferencePublisher,
+    TrustTier,
+    appraise_evidence,
+    load_attestation_config,
+    publishers_of_release,
+    reference_values_from_statement,
+)
+from ironroot.cli import main
+from ironroot.corim import (
+    CORIM_CONTENT_TYPE,
+    HASH_ALG_SHA384,
+    ClassMap,
+    Comid,
+    Corim,
+    Digest,
+    Environment,
+    Measurement,
+    MeasurementValues,
+    TagIdentity,
+    Triple,
+    Triples,
+)
+from ironroot.cose import create_statement
+from ironroot.errors import ConfigError, MalformedCorim, UnknownIssuer
+from ironroot.firmware import reference_statement
+
+VENDOR_ONLY = (ReferencePublisher(VENDOR_ISS, PRODUCT, frozenset((VENDOR_ISS,))),)
+
+
+def _lab_corim(world: World, name: str) -> bytes:
+    """The review lab (an issuer the transparency service accepts) publishes a CoRIM for
+    the vendor's product, listing firmware the vendor never published."""
+    world.release(name, svn=9, runtime=RUNTIME + name.encode(), publish=False)
+    statement = reference_statement(
+        world.bundles[name],
+        world.safe_key,
+        iss=SAFE_ISS,
+        sub=PRODUCT,
+        vendor=VENDOR_ISS,
+        model=PRODUCT,
+    )
+    return world.client.register(statement).transparent_statement
+
+
+def test_a_corim_from_the_review_lab_is_refused(world: World) -> None:
+    lab = _lab_corim(world, "lab-only")
+    with pytest.raises(UnknownIssuer, match=r"issuer 'https://safe\.example' may not publish") as e:
+        reference_values_from_statement(
+            lab, service_keys=world.service_keys, publishers=VENDOR_ONLY, now=NOW
+        )
+    assert e.value.code == "publisher-not-allowed"
+
+
+def test_never_published_firmware_is_not_affirming(world: World, tmp_path: Path) -> None:
+    lab = _lab_corim(world, "unpublished")
+    device = world.device(tmp_path / "d", "unpublished")
+
+    def appraise_with(
+        publishers: tuple[ReferencePublisher, ...],
+    ) -> tuple[AttestationResult, Endorsements]:
+        endorsements = Endorsements.build(
+            service_keys=world.service_keys,
+            reference_statements=[world.references["good"], lab],
+            review_statements=[world.reviews["good"], world.reviews["unpublished"]],
+            providers=world.providers,
+            publishers=publishers,
+            vendor_roots=world.ca.trust_anchors,
+            now=NOW,
+        )
+        nonce = os.urandom(32)
+        result = appraise_evidence(
+            device.quote(nonce), endorsements, nonce=nonce, now=NOW, lifetime=600
+        )
+        return result, endorsements
+
+    result, endorsements = appraise_with(world.publishers)
+    assert any("publisher-not-allowed" in line for line in endorsements.rejected)
+    assert result.status is TrustTier.WARNING
+    vector = result.submods["ironroot"].trust_vector
+    assert vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    # What the audit did: were the lab a publisher, the same firmware would be affirming.
+    lab_too = ReferencePublisher(VENDOR_ISS, None, frozenset((VENDOR_ISS, SAFE_ISS)))
+    assert appraise_with((lab_too,))[0].status is TrustTier.AFFIRMING
+
+
+def test_no_publishers_accept_nothing(world: World) -> None:
+    with pytest.raises(UnknownIssuer, match="no configured product lists it"):
+        reference_values_from_statement(
+            world.references["good"], service_keys=world.service_keys, now=NOW
+        )
+    built = Endorsements.build(
+        service_keys=world.service_keys, reference_statements=[world.references["good"]]
+    )
+    assert len(built.reference_values) == 0
+    assert built.rejected[0].startswith("reference statement 0: publisher-not-allowed")
+
+
+@pytest.mark.parametrize(
+    "publisher",
+    [
+        ReferencePublisher(VENDOR_ISS, "another-model", frozenset((VENDOR_ISS,))),
+        ReferencePublisher("another vendor", None, frozenset((VENDOR_ISS,))),
+        ReferencePublisher(VENDOR_ISS, None, frozenset((SAFE_ISS,))),
+    ],
+    ids=["other-model", "other-vendor", "other-issuer"],
+)
+def test_a_publisher_for_something_else_does_not_count(
+    world: World, publisher: ReferencePublisher
+) -> None:
+    with pytest.raises(UnknownIssuer) as e:
+        reference_values_from_statement(
+            world.references["good"], service_keys=world.service_keys, publishers=(publisher,)
+        )
+    assert e.value.code == "publisher-not-allowed"
+
+
+def test_a_vendor_wide_and_a_model_publisher_both_accept(world: World) -> None:
+    for publisher in (*VENDOR_ONLY, ReferencePublisher(VENDOR_ISS, None, frozenset((VENDOR_ISS,)))):
+        values = reference_values_from_statement(
+            world.references["good"], service_keys=world.service_keys, publishers=(publisher,)
+        )
+        assert values
+        assert all(v.issuer == VENDOR_ISS for v in values)
+
+
+def test_a_triple_without_a_class_vendor_is_refused(world: World) -> None:
+    comid = Comid(
+        tag_identity=TagIdentity(b"\x01" * 16),
+        triples=Triples(
+            reference=(
+                Triple(
+                    Environment(ClassMap(model=PRODUCT)),
+                    (
+                        Measurement(
+                            MeasurementValues(digests=(Digest(HASH_ALG_SHA384, b"\x01" * 48),)),
+                            mkey="fmc",
+                        ),
+                    ),
+                ),
+            )
+        ),
+    )
+    corim = Corim(id=b"\x00" * 16, tags=(comid,)).encode()
+    statement = create_statement(
+        world.vendor_key, corim, iss=VENDOR_ISS, sub=PRODUCT, content_type=CORIM_CONTENT_TYPE
+    )
+    transparent = world.client.register(statement).transparent_statement
+    with pytest.raises(UnknownIssuer, match="an environment without a class vendor"):
+        reference_values_from_statement(
+            transparent, service_keys=world.service_keys, publishers=VENDOR_ONLY
+        )
+
+
+# --- configuration ------------------------------------------------------------------------
+
+
+def test_init_with_the_first_release_configures_its_vendor(world: World, tmp_path: Path) -> None:
+    data = make_verifier_dir(tmp_path, world)
+    config = load_attestation_config(data)
+    assert config.products == publishers_of_release(world.references["good"])
+    assert config.products == (ReferencePublisher(VENDOR_ISS, PRODUCT, frozenset((VENDOR_ISS,))),)
+    with config.open_service(NOW) as service:
+        assert len(service.endorsements.reference_values) > 0
+
+
+def test_init_without_a_release_accepts_nothing(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "v"
+    assert main(["attest", "init", "--data", str(data)]) == 0
+    assert "no product is configured" in capsys.readouterr().err
+    (data / "reference-values" / "good.ts").write_bytes(world.references["good"])
+    config = load_attestation_config(data)
+    assert config.products == ()
+    with config.open_service(NOW) as service:
+        assert len(service.endorsements.reference_values) == 0
+
+
+def test_init_refuses_a_release_that_is_not_one(world: World, tmp_path: Path) -> None:
+    bad = tmp_path / "review.ts"
+    bad.write_bytes(world.reviews["good"])  # an SFR, not a CoRIM
+    data = tmp_path / "v"
+    assert main(["attest", "init", "--data", str(data), "--release", str(bad)]) == 2
+    assert not (data / "attestation.toml").exists()
+    with pytest.raises(MalformedCorim):
+        publishers_of_release(world.reviews["good"])
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("[attestation]\nproducts = 5\n", "array of tables"),
+        ('[[attestation.products]]\nmodel = "m"\nissuers = ["i"]\n', "vendor must be"),
+        ('[[attestation.products]]\nvendor = "v"\nissuers = []\n', "issuers must list"),
+        ('[[attestation.products]]\nvendor = "v"\nmodel = 3\nissuers = ["i"]\n', "model must"),
+        ('[[attestation.products]]\nvendor = "v"\nissuers = ["i"]\nkey = 1\n', "unknown setting"),
+    ],
+)
+def test_bad_products_tables(tmp_path: Path, table: str, message: str) -> None:
+    data = tmp_path / "v"
+    assert main(["attest", "init", "--data", str(data)]) == 0
+    text = (data / "attestation.toml").read_text()
+    if table.startswith("[attestation]"):
+        text = text.replace("[attestation]\n", table, 1)
+    else:
+        text += table
+    (data / "attestation.toml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_attestation_config(data)
