@@ -11,27 +11,29 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Final
 
 from ironroot import __version__
 from ironroot.errors import IronrootError
 
-# Group modules under ironroot.cli, registered in this order; a module that does not exist
-# yet (a layer not built) is simply absent from the command.
-_GROUPS: Sequence[str] = (
-    "keys",
-    "statement",
-    "log",
-    "serve",
-    "firmware",
-    "rot",
-    "spdm",
-    "safe",
-    "evidence",
-    "attest",
-    "hsm",
-    "keyrelease",
-)
+# Command → (module under ironroot.cli, one-line help), in the order `--help` lists them. Only
+# the module of the group being run is imported: a command pays for its own layer, not for
+# every layer (tests/test_cli_main.py checks this table against each module's own parser).
+GROUPS: Final[Mapping[str, tuple[str, str]]] = {
+    "key": ("keys", "generate and inspect keys"),
+    "statement": ("statement", "sign, register and verify Signed Statements"),
+    "log": ("log", "check transparency logs"),
+    "serve": ("serve", "run the transparency service"),
+    "firmware": ("firmware", "build, sign, verify, inspect and publish firmware bundles"),
+    "rot": ("rot", "silicon root of trust: DICE identities"),
+    "spdm": ("spdm", "SPDM devices and verifiers on the spdm-emu wire"),
+    "safe": ("safe", "OCP SAFE Short Form Reports: sign, verify, publish, query"),
+    "evidence": ("evidence", "verify attestation evidence offline"),
+    "attest": ("attest", "the attestation verifier (EAR results)"),
+    "hsm": ("hsm", "the built-in HSM"),
+    "keyrelease": ("keyrelease", "secure key release to attested TEEs"),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,24 +45,34 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _selected(argv: Sequence[str]) -> str | None:
+    """The group ``argv`` runs: its first word that is not an option."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in GROUPS else None
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the group it runs is built in full (the others are
+    listed by name and help), so only that group's module is imported. Without, every group."""
     parser = _Parser(prog="ironroot", description="Ironroot: defense-in-depth, silicon to systems.")
     parser.add_argument("--version", action="version", version=f"ironroot {__version__}")
     sub = parser.add_subparsers(dest="group", metavar="<group>", parser_class=_Parser)
-    for name in _GROUPS:
-        try:
-            module = importlib.import_module(f"ironroot.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"ironroot.cli.{name}":
-                continue
-            raise
+    selected = _selected(argv) if argv is not None else None
+    for command, (module_name, help_text) in GROUPS.items():
+        if argv is not None and command != selected:
+            sub.add_parser(command, help=help_text)
+            continue
+        module = importlib.import_module(f"ironroot.cli.{module_name}")
         module.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(words)
+    args = parser.parse_args(words)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
