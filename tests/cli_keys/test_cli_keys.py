@@ -10,7 +10,6 @@ from pathlib import Path
 import cbor2
 import pytest
 
-import ironroot.cli._main as cli_main
 from ironroot.cli import main
 from ironroot.crypto import (
     Algorithm,
@@ -22,12 +21,6 @@ from ironroot.crypto import (
     load_verifier,
     save_signer,
 )
-
-
-@pytest.fixture(autouse=True)
-def _only_the_key_group(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Test this group on its own, independent of the other groups' modules.
-    monkeypatch.setattr(cli_main, "_GROUPS", ("keys",))
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
