@@ -362,6 +362,8 @@ class AttestationResult:
 
     @classmethod
     def from_json_claims(cls, claims: Mapping[str, Any]) -> AttestationResult:
+        if not isinstance(claims, Mapping):
+            raise MalformedInput("an EAR's claims are a JSON object")
         profile = _profile(claims.get("eat_profile"))
         vid = _first(claims, "ear.verifier-id", "ear_verifier_id")
         submods = claims.get("submods")
@@ -398,6 +400,8 @@ class AttestationResult:
 
     @classmethod
     def from_cbor_claims(cls, claims: Mapping[object, Any]) -> AttestationResult:
+        if not isinstance(claims, Mapping):
+            raise MalformedInput("an EAR's claims are a CBOR map")
         profile = _profile(claims.get(_C_PROFILE))
         submods = claims.get(_C_SUBMODS)
         if not isinstance(submods, Mapping) or not all(isinstance(k, str) for k in submods):

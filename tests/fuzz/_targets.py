@@ -1,0 +1,509 @@
+"""The fuzz targets: one per parser that takes untrusted bytes, each with valid seed inputs
+(built with Ironroot's own APIs, plus the interop vectors when they are present) and the call
+that parses or verifies them. The contract every target checks: whatever the bytes, only
+Ironroot's typed errors (:class:`ironroot.errors.IronrootError`) escape.
+
+Used by the hypothesis tests in this folder (a CI-sized budget) and by ``atheris_main.py``
+(``make fuzz``, long coverage-guided runs).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import functools
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cbor2
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+_TESTS = Path(__file__).resolve().parents[1]
+for _folder in (_TESTS, _TESTS / "spdm"):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
+
+from ironroot import corim, cose, crypto, log, rot, safe  # noqa: E402
+from ironroot.attestation import (  # noqa: E402
+    Appraisal,
+    AttestationResult,
+    TrustTier,
+    VerifierId,
+    sign_ear_cwt,
+    sign_ear_jwt,
+    verify_ear,
+)
+from ironroot.attestation import evidence as ev  # noqa: E402
+from ironroot.crypto import Algorithm, PrivateKey  # noqa: E402
+from ironroot.errors import IronrootError  # noqa: E402
+from ironroot.firmware import Component, FirmwareBundle, build_bundle, sign_bundle  # noqa: E402
+from ironroot.keyrelease import (  # noqa: E402
+    TeeKeyPair,
+    parse_release_policy,
+    parse_release_request,
+)
+from ironroot.log import NoteSigner, NoteVerifier  # noqa: E402
+from ironroot.merkle import leaf_hash, node_hash  # noqa: E402
+from ironroot_vectors import vectors_dir  # noqa: E402
+
+__all__ = ["TARGETS", "Target"]
+
+NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+_ORIGIN = "fuzz.example/log"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A parser under test: ``seeds()`` gives valid inputs, ``run(data)`` parses one."""
+
+    name: str
+    seeds: Callable[[], list[bytes]]
+    run: Callable[[bytes], object]
+
+
+def _vector_files(*parts: str, pattern: str = "*") -> list[bytes]:
+    root = vectors_dir()
+    if root is None:
+        return []
+    folder = root.joinpath(*parts)
+    if not folder.is_dir():
+        return []
+    files = sorted(p for p in folder.rglob(pattern) if p.is_file())
+    return [p.read_bytes() for p in files if p.stat().st_size <= 256 * 1024][:24]
+
+
+# --- keys and certificates ------------------------------------------------------------------
+
+
+@functools.cache
+def _key(alg: Algorithm = Algorithm.ES256) -> PrivateKey:
+    return PrivateKey.generate(alg)
+
+
+@functools.cache
+def _certificate() -> tuple[bytes, bytes, bytes]:
+    """A self-signed certificate, a CSR and a CRL (DER)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fuzz")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(name)
+        .last_update(NOW)
+        .next_update(NOW + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    der = serialization.Encoding.DER
+    return cert.public_bytes(der), csr.public_bytes(der), crl.public_bytes(der)
+
+
+def _x509_seeds() -> list[bytes]:
+    cert, _, _ = _certificate()
+    pem = x509.load_der_x509_certificate(cert).public_bytes(serialization.Encoding.PEM)
+    return [cert, pem, *_vector_files("caliptra", pattern="*cert*.der")]
+
+
+def _x509_run(data: bytes) -> None:
+    crypto.load_certificates(data)
+
+
+def _csr_crl_seeds() -> list[bytes]:
+    _, csr, crl = _certificate()
+    return [csr, crl, *_vector_files("caliptra", pattern="*csr*.der")]
+
+
+def _csr_crl_run(data: bytes) -> None:
+    for load in (crypto.load_csr, crypto.load_crl):
+        with contextlib.suppress(IronrootError):
+            load(data)
+
+
+def _dice_seeds() -> list[bytes]:
+    return [
+        *_vector_files("caliptra", pattern="*.der"),
+        *_vector_files("dice-open", pattern="_X509_*"),
+        *_vector_files("dice-open", pattern="riot-ext.der"),
+        _certificate()[0],
+    ]
+
+
+def _dice_run(data: bytes) -> None:
+    for parse in (rot.parse_tcb_info, rot.parse_multi_tcb_info, rot.load_dice_objects):
+        with contextlib.suppress(IronrootError):
+            parse(data)
+    rot.parse_certificate(data)
+
+
+def _key_file_seeds() -> list[bytes]:
+    key = _key().public_key
+    return [
+        key.to_pem(),
+        key.to_der(),
+        cbor2.dumps(key.to_cose_key()),
+        json.dumps(key.to_jwk()).encode(),
+        json.dumps(_key(Algorithm.ML_DSA_44).public_key.to_jwk()).encode(),
+    ]
+
+
+def _key_file_run(data: bytes) -> None:
+    crypto.load_verifier(data)
+
+
+# --- COSE, receipts, the log ----------------------------------------------------------------
+
+
+@functools.cache
+def _statement() -> bytes:
+    return cose.create_statement(
+        _key(), b'{"release": "1.2.3"}', iss="https://vendor.example", sub="pkg:x/y",
+        content_type="application/json",
+    )  # fmt: skip
+
+
+@functools.cache
+def _receipt() -> tuple[bytes, bytes, dict[bytes, crypto.Verifier]]:
+    """A statement (its log entry), a receipt for it in a tree of two, the service keys."""
+    service = _key(Algorithm.ES384)
+    entry = cose.SignedStatement.parse(_statement()).log_entry()
+    other = leaf_hash(b"other entry")
+    root = node_hash(leaf_hash(entry), other)
+    protected = cose.receipt_protected_header(Algorithm.ES384, service.kid, "https://ts.example", 1)
+    signature = service.sign(cose.receipt_to_be_signed(protected, root))
+    receipt = cose.build_receipt(protected, signature, cose.InclusionProof(2, 0, (other,)))
+    return entry, receipt, {service.kid: service.public_key}
+
+
+def _statement_seeds() -> list[bytes]:
+    return [_statement(), cose.make_transparent(_statement(), [_receipt()[1]])]
+
+
+def _statement_run(data: bytes) -> None:
+    statement = cose.SignedStatement.parse(data)
+    statement.sign1.verify(_key().public_key)
+    statement.log_entry()
+
+
+def _receipt_seeds() -> list[bytes]:
+    return [_receipt()[1]]
+
+
+def _receipt_run(data: bytes) -> None:
+    entry, _, keys = _receipt()
+    cose.verify_receipt(data, entry, keys)
+
+
+def _transparent_seeds() -> list[bytes]:
+    return [cose.make_transparent(_statement(), [_receipt()[1]])]
+
+
+def _transparent_run(data: bytes) -> None:
+    cose.verify_transparent_statement(data, _receipt()[2])
+
+
+def _key_set_seeds() -> list[bytes]:
+    return [cose.encode_key_set([_key().public_key, _key(Algorithm.ES384).public_key])]
+
+
+def _key_set_run(data: bytes) -> None:
+    cose.decode_key_set(data)
+
+
+def _cbor_seeds() -> list[bytes]:
+    return [
+        cbor2.dumps({1: -7, 4: b"kid", 15: {1: "iss", 2: "sub"}, 395: 1}),
+        cbor2.dumps([1, [2, [3, b"x" * 40]], {"a": None}, 1.5, True]),
+        cbor2.dumps(cbor2.CBORTag(18, [b"\xa1\x01\x26", {}, b"payload", b"s" * 64])),
+    ]
+
+
+def _cbor_run(data: bytes) -> None:
+    cose.decode_cbor(data)
+
+
+@functools.cache
+def _note_signer() -> NoteSigner:
+    return NoteSigner(_ORIGIN, _key(Algorithm.ED25519))
+
+
+def _checkpoint_seeds() -> list[bytes]:
+    signer = _note_signer()
+    return [
+        log.sign_checkpoint(log.Checkpoint(_ORIGIN, 2, bytes(range(32))), [signer]),
+        log.sign_checkpoint(log.Checkpoint(_ORIGIN, 0, leaf_hash(b"")), [signer]),
+    ]
+
+
+def _checkpoint_run(data: bytes) -> None:
+    verifier: NoteVerifier = _note_signer().verifier()
+    log.open_checkpoint(data, [verifier], origin=_ORIGIN)
+
+
+def _tile_seeds() -> list[bytes]:
+    return [bytes(range(32)) * 3, log.encode_entry_bundle([b"a", b"bc" * 40, b""])]
+
+
+def _tile_run(data: bytes) -> None:
+    with contextlib.suppress(IronrootError):
+        log.parse_tile(data)
+    log.parse_entry_bundle(data)
+
+
+# --- endorsements ------------------------------------------------------------------------------
+
+
+def _corim_seeds() -> list[bytes]:
+    return [*_vector_files("corim", "corim", pattern="*.cbor"), _firmware_corim()]
+
+
+@functools.cache
+def _firmware() -> bytes:
+    ecc, pqc = _key(Algorithm.ES384), _key(Algorithm.ML_DSA_87)
+    unsigned = build_bundle(
+        [Component(1, b"fmc" * 50, version=1), Component(2, b"runtime" * 50, version=2)],
+        svn=3,
+        not_before=NOW - dt.timedelta(days=1),
+        not_after=NOW + dt.timedelta(days=365),
+        vendor_ecc_keys=[ecc.public_key],
+        vendor_pqc_keys=[pqc.public_key],
+        pqc_type="mldsa",
+    )
+    return sign_bundle(unsigned, ecc, pqc)
+
+
+@functools.cache
+def _firmware_corim() -> bytes:
+    from ironroot.firmware import reference_corim
+
+    return reference_corim(_firmware(), vendor="https://vendor.example", model="m").encode()
+
+
+def _corim_run(data: bytes) -> None:
+    if data[:1] == b"\xd2":
+        corim.SignedCorim.parse(data)
+    else:
+        corim.Corim.parse(data)
+
+
+def _firmware_seeds() -> list[bytes]:
+    return [_firmware()]
+
+
+def _firmware_run(data: bytes) -> None:
+    FirmwareBundle.parse(data)
+
+
+def _safe_seeds() -> list[bytes]:
+    return (
+        _vector_files("ocp-safe", "Reports", pattern="*.json")[:6]
+        + _vector_files("ocp-safe", "Reports", pattern="*.jws")[:6]
+    )
+
+
+def _safe_run(data: bytes) -> None:
+    if data[:1] in (b"{", b" ", b"\n"):
+        safe.parse_report_json(data)
+    else:
+        safe.parse_compact_jws(data)
+
+
+# --- evidence --------------------------------------------------------------------------------
+
+
+def _tdx_seeds() -> list[bytes]:
+    return _vector_files("tee", "tdx", pattern="*quote*.dat") + _vector_files(
+        "tee", "tdx", pattern="*prod_quote*"
+    )
+
+
+def _tdx_run(data: bytes) -> None:
+    ev.parse_tdx_quote(data)
+    ev.verify_evidence(data, ev.VerifyOptions(now=NOW), format="tdx")
+
+
+def _snp_seeds() -> list[bytes]:
+    return _vector_files("tee", "snp", pattern="*report*.bin") + _vector_files(
+        "tee", "snp", pattern="*attestation.bin"
+    )
+
+
+def _snp_run(data: bytes) -> None:
+    with contextlib.suppress(IronrootError):
+        ev.parse_azure_hcl_report(data)
+    ev.parse_snp_report(data)
+
+
+def _evidence_seeds() -> list[bytes]:
+    return _tdx_seeds()[:2] + _snp_seeds()[:2]
+
+
+def _evidence_run(data: bytes) -> None:
+    ev.parse_evidence(data)
+    ev.verify_evidence(data, ev.VerifyOptions(now=NOW, nonce=bytes(32)))
+
+
+def _collateral_seeds() -> list[bytes]:
+    return _vector_files("tee", "tdx", pattern="*_response")
+
+
+def _collateral_run(data: bytes) -> None:
+    with contextlib.suppress(IronrootError):
+        ev.parse_tcb_info(data)
+    ev.parse_qe_identity(data)
+
+
+# --- results and requests -----------------------------------------------------------------------
+
+
+@functools.cache
+def _ear() -> AttestationResult:
+    appraisal = Appraisal(status=TrustTier.AFFIRMING, trust_vector={"configuration": 2})
+    return AttestationResult(
+        iat=int(NOW.timestamp()),
+        exp=int(NOW.timestamp()) + 600,
+        verifier_id=VerifierId(developer="https://ironroot.example", build="fuzz"),
+        submods={"ironroot": appraisal},
+        nonce=bytes(32),
+    )
+
+
+def _ear_claims_seeds() -> list[bytes]:
+    return [json.dumps(_ear().to_json_claims()).encode(), cbor2.dumps(_ear().to_cbor_claims())]
+
+
+def _ear_claims_run(data: bytes) -> None:
+    if data[:1] == b"{":
+        try:
+            value = json.loads(data)
+        except ValueError:
+            return  # not JSON: nothing for the claims parser to see
+        AttestationResult.from_json_claims(value)
+    else:
+        AttestationResult.from_cbor_claims(cose.decode_cbor(data))
+
+
+def _ear_token_seeds() -> list[bytes]:
+    key = _key(Algorithm.ES384)
+    return [sign_ear_jwt(_ear(), key), sign_ear_cwt(_ear(), key)]
+
+
+def _ear_token_run(data: bytes) -> None:
+    verify_ear(data, [_key(Algorithm.ES384).public_key], now=NOW)
+
+
+def _release_request_seeds() -> list[bytes]:
+    spki = TeeKeyPair.generate("ML-KEM-768").public_spki
+    body = {
+        "ear": "eyJ0eXAiOiJKV1QifQ.e30.c2ln",
+        "wrapping_key": base64.urlsafe_b64encode(spki).decode().rstrip("="),
+        "nonce": base64.urlsafe_b64encode(bytes(32)).decode().rstrip("="),
+    }
+    return [
+        json.dumps(body).encode(),
+        cbor2.dumps({"ear": b"\xd2\x84", "wrapping_key": spki, "nonce": bytes(32)}),
+    ]
+
+
+def _release_request_run(data: bytes) -> None:
+    if data[:1] == b"{":
+        parse_release_request(data, "application/json")
+    else:
+        parse_release_request(data, "application/cbor")
+
+
+def _release_policy_seeds() -> list[bytes]:
+    azure = {
+        "version": "1.0.0",
+        "anyOf": [
+            {
+                "authority": "https://verifier.example",
+                "allOf": [
+                    {"claim": "x-ms-isolation-tee.x-ms-attestation-type", "equals": "sevsnpvm"}
+                ],
+            }
+        ],
+    }  # fmt: skip
+    return [json.dumps(azure).encode(), b'status == "affirming"']
+
+
+def _release_policy_run(data: bytes) -> None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    parse_release_policy(text)
+
+
+# --- SPDM --------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _spdm_evidence() -> bytes:
+    from _spdm_helpers import Device, make_pair
+
+    from ironroot.spdm import SpdmVersion
+
+    _, requester = make_pair(
+        Device(Algorithm.ES384),
+        versions=(SpdmVersion.V1_2,),
+        requester_versions=(SpdmVersion.V1_2,),
+    )
+    return requester.evidence(bytes(32))
+
+
+def _spdm_seeds() -> list[bytes]:
+    return [_spdm_evidence()]
+
+
+def _spdm_run(data: bytes) -> None:
+    from ironroot.spdm import SpdmEvidence
+
+    SpdmEvidence.decode(data)
+    ev.parse_spdm_record(data)
+
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target("x509", _x509_seeds, _x509_run),
+        Target("csr-crl", _csr_crl_seeds, _csr_crl_run),
+        Target("dice", _dice_seeds, _dice_run),
+        Target("key-file", _key_file_seeds, _key_file_run),
+        Target("cbor", _cbor_seeds, _cbor_run),
+        Target("statement", _statement_seeds, _statement_run),
+        Target("receipt", _receipt_seeds, _receipt_run),
+        Target("transparent-statement", _transparent_seeds, _transparent_run),
+        Target("key-set", _key_set_seeds, _key_set_run),
+        Target("checkpoint", _checkpoint_seeds, _checkpoint_run),
+        Target("tiles", _tile_seeds, _tile_run),
+        Target("corim", _corim_seeds, _corim_run),
+        Target("firmware", _firmware_seeds, _firmware_run),
+        Target("safe", _safe_seeds, _safe_run),
+        Target("tdx", _tdx_seeds, _tdx_run),
+        Target("snp", _snp_seeds, _snp_run),
+        Target("evidence", _evidence_seeds, _evidence_run),
+        Target("tdx-collateral", _collateral_seeds, _collateral_run),
+        Target("ear-claims", _ear_claims_seeds, _ear_claims_run),
+        Target("ear-token", _ear_token_seeds, _ear_token_run),
+        Target("release-request", _release_request_seeds, _release_request_run),
+        Target("release-policy", _release_policy_seeds, _release_policy_run),
+        Target("spdm-evidence", _spdm_seeds, _spdm_run),
+    )
+}
