@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test-deps demo test lint typecheck bench clean
+.PHONY: install test-deps demo test lint typecheck bench fuzz clean
 
 install: $(STAMP)
 
@@ -37,6 +37,28 @@ BENCHES := bench/registration.py $(filter-out bench/registration.py bench/bench_
 
 bench: install
 	@set -e; for b in $(BENCHES); do echo "== $$b"; $(BIN)/python $$b; done
+
+# Coverage-guided fuzzing of every parser (atheris, the `fuzz` extra): FUZZ_RUNS inputs per
+# target, corpus and crashes under FUZZ_DIR (outside the checkout). docs/fuzzing.md explains.
+FUZZ_RUNS    ?= 100000
+FUZZ_DIR     ?= /tmp/ironroot-fuzz
+FUZZ_TARGETS ?= all
+
+fuzz: install
+	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
+	@mkdir -p $(FUZZ_DIR)/crashes
+	@set -e; targets="$(FUZZ_TARGETS)"; \
+	if [ "$$targets" = all ]; then targets=$$($(BIN)/python tests/fuzz/atheris_main.py --list); fi; \
+	failed=""; for t in $$targets; do \
+		echo "== $$t"; \
+		if FUZZ_DIR=$(FUZZ_DIR) $(BIN)/python tests/fuzz/atheris_main.py $$t -runs=$(FUZZ_RUNS) \
+			-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_DIR)/crashes/$$t- >$(FUZZ_DIR)/$$t.log 2>&1; \
+		then :; else failed="$$failed $$t"; fi; \
+		grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+== ERROR|Traceback|[A-Za-z]+Error)' \
+			$(FUZZ_DIR)/$$t.log | head -n 8 || true; \
+	done; \
+	if [ -n "$$failed" ]; then echo "crashes in:$$failed (inputs in $(FUZZ_DIR)/crashes)"; exit 1; fi
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
