@@ -16,6 +16,7 @@ its group or others may read it logs a warning naming the file, its mode and the
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import tempfile
@@ -23,9 +24,16 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
-from ironroot.errors import Conflict, IronrootError, LimitExceeded
+from ironroot.errors import Conflict, InUse, IronrootError, LimitExceeded
 
-__all__ = ["failure_reason", "load_each", "read_limited", "warn_if_exposed", "write_atomic"]
+__all__ = [
+    "DirectoryLock",
+    "failure_reason",
+    "load_each",
+    "read_limited",
+    "warn_if_exposed",
+    "write_atomic",
+]
 
 _log = logging.getLogger("ironroot.files")
 
@@ -136,3 +144,45 @@ def warn_if_exposed(path: Path, what: str) -> bool:
         path,
     )
     return True
+
+
+class DirectoryLock:
+    """One process per data directory: an exclusive, non-blocking ``flock`` on
+    ``<directory>/<name>`` (which records the holder's pid), held until :meth:`close`.
+
+    A second holder gets :class:`InUse` naming the directory and the pid that holds it, instead
+    of two writers forking one store. The lock goes with the process (a ``kill -9`` releases
+    it); the file stays, harmlessly.
+    """
+
+    __slots__ = ("_fd", "path")
+
+    def __init__(
+        self, directory: Path, name: str = ".lock", *, what: str = "data directory"
+    ) -> None:
+        self.path = Path(directory) / name
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise InUse(
+                f"the {what} {directory} is in use by another process (pid {holder}); "
+                "one process serves it at a time"
+            ) from exc
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        self._fd: int | None = fd
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def __enter__(self) -> DirectoryLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -30,6 +30,7 @@ __all__ = [
     "HsmErrorState",
     "HsmZeroized",
     "IdentityLocked",
+    "InUse",
     "InconsistentCheckpoint",
     "InvalidLocator",
     "InvalidProof",
@@ -262,6 +263,14 @@ class Conflict(IronrootError):
     title = "Conflict"
     http_status = 409
     exit_code = 1
+
+
+class InUse(Conflict):
+    """A data directory (or device) another process already holds: one process serves it."""
+
+    code = "in-use"
+    title = "In Use"
+    exit_code = 2
 
 
 class StateReuse(Conflict):

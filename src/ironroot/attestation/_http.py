@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from cryptography import x509
+from prometheus_client import Counter, Gauge
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -63,7 +64,7 @@ from ironroot.errors import (
     LimitExceeded,
     MalformedInput,
 )
-from ironroot.http import Handler, guarded, problem_app, read_body
+from ironroot.http import Handler, ServiceInfo, guarded, problem_app, read_body
 
 __all__ = ["AttestationService", "attestation_routes", "create_attestation_app"]
 
@@ -232,8 +233,22 @@ def _parse_verify(body: bytes, content_type: str) -> _VerifyRequest:
     )
 
 
-def attestation_routes(service: AttestationService) -> list[Route]:
-    """The routes, each answering errors with problem details."""
+def attestation_routes(service: AttestationService, info: ServiceInfo | None = None) -> list[Route]:
+    """The routes, each answering errors with problem details; with ``info``, the verifier's
+    metrics (appraisals by status, outstanding challenges) go to its registry."""
+    appraisals: Counter | None = None
+    if info is not None:
+        appraisals = Counter(
+            "ironroot_appraisals",
+            "EARs issued by POST /attestation/verify, by status",
+            ("status",),
+            registry=info.registry,
+        )
+        Gauge(
+            "ironroot_challenges_outstanding",
+            "Nonces issued and not yet redeemed or expired",
+            registry=info.registry,
+        ).set_function(lambda: len(service.nonces))
 
     async def challenge(request: Request) -> Response:
         nonce, expires = service.challenge(request.client.host if request.client else None)
@@ -256,6 +271,8 @@ def attestation_routes(service: AttestationService) -> list[Route]:
             certificates=parsed.certificates,
         )
         token = service.sign(result, media or JWT_MEDIA_TYPE)
+        if appraisals is not None:
+            appraisals.labels(result.status.name.lower()).inc()
         return Response(token, 200, media_type=media or JWT_MEDIA_TYPE)
 
     async def formats(request: Request) -> Response:
@@ -279,6 +296,36 @@ def attestation_routes(service: AttestationService) -> list[Route]:
     ]
 
 
+def verifier_info(service: AttestationService) -> ServiceInfo:
+    """The verifier as its operator sees it: readiness (its EAR key signs; endorsements
+    loaded) and links."""
+
+    def signing_key() -> None:
+        service.public_keys  # noqa: B018  # raises ConfigError when the key is unusable
+
+    def endorsements() -> None:
+        if not service.endorsements.vendor_roots and not service.endorsements.reference_values:
+            raise ConfigError("no vendor roots and no reference values are loaded")
+
+    return ServiceInfo(
+        name="attestation",
+        description="Ironroot attestation verifier: evidence in, signed EAR out",
+        checks={"signing-key": signing_key, "endorsements": endorsements},
+        links={
+            "challenge": "/attestation/challenge",
+            "verify": "/attestation/verify",
+            "keys": "/attestation/keys",
+            "formats": "/attestation/formats",
+        },
+        details=lambda: {
+            "reference_values": len(service.endorsements.reference_values),
+            "rejected_endorsements": len(service.endorsements.rejected),
+        },
+    )
+
+
 def create_attestation_app(service: AttestationService) -> Starlette:
-    """An ASGI app serving only the attestation routes."""
-    return problem_app(attestation_routes(service))
+    """An ASGI app serving the attestation routes, with ``/``, ``/health``, ``/ready``,
+    ``/metrics`` and the access log."""
+    info = verifier_info(service)
+    return problem_app(attestation_routes(service, info), info)

@@ -168,7 +168,7 @@ def ecdsa_low_s(algorithm: Algorithm, signature: bytes) -> bytes:
     if params is None or len(signature) != 2 * params.size:
         return signature
     s = int.from_bytes(signature[params.size :], "big")
-    if s <= params.order // 2:
+    if s <= params.order // 2 or s >= params.order:  # low already, or not a valid s at all
         return signature
     return signature[: params.size] + (params.order - s).to_bytes(params.size, "big")
 

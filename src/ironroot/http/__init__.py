@@ -13,7 +13,10 @@
   with (head size, header/body/idle timeouts, connection cap, HTTP version);
 * :func:`read_body`: a request body read against a limit (``PayloadTooLarge``);
 * :class:`ServerThread`: an app served over real HTTP from a background thread, for embedding
-  a service in another program, the demo, tests and benchmarks.
+  a service in another program, the demo, tests and benchmarks;
+* :class:`ServiceInfo`, :func:`operational_routes`, :class:`Observed`,
+  :func:`configure_logging`: ``/health``, ``/ready``, ``/metrics``, ``/`` and the access log
+  every service has (``ironroot.http._ops``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Final
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -42,16 +46,28 @@ from ironroot.errors import (
     StorageError,
     Unauthorized,
 )
+from ironroot.http._ops import (
+    LOG_FORMATS,
+    Observed,
+    ServiceInfo,
+    configure_logging,
+    operational_routes,
+)
 from ironroot.http._server import ServerLimits, server_config
 
 __all__ = [
+    "LOG_FORMATS",
     "PROBLEM_CBOR",
     "PROBLEM_JSON",
     "Handler",
+    "Observed",
     "ServerLimits",
     "ServerThread",
+    "ServiceInfo",
+    "configure_logging",
     "error_response",
     "guarded",
+    "operational_routes",
     "problem_app",
     "problem_response",
     "read_body",
@@ -130,8 +146,10 @@ def guarded(handler: Handler, log: logging.Logger, *, what: str = "the service")
     return run
 
 
-def problem_app(routes: Sequence[BaseRoute]) -> Starlette:
-    """A Starlette app over ``routes`` whose unknown routes and methods answer problems."""
+def problem_app(routes: Sequence[BaseRoute], info: ServiceInfo | None = None) -> Starlette:
+    """A Starlette app over ``routes`` whose unknown routes and methods answer problems; with
+    ``info``, also ``/``, ``/health``, ``/ready``, ``/metrics`` and the access log and request
+    metrics of every request (:class:`Observed`)."""
     titles = {404: "Not Found", 405: "Method Not Allowed"}
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -145,8 +163,16 @@ def problem_app(routes: Sequence[BaseRoute]) -> Starlette:
     async def not_found(request: Request, exc: Exception) -> Response:
         return error_response(request, NotFound("no such resource"))
 
+    all_routes = list(routes)
+    middleware = []
+    if info is not None:
+        taken = {getattr(r, "path", None) for r in all_routes}
+        all_routes += [r for r in operational_routes(info) if getattr(r, "path", None) not in taken]
+        middleware.append(Middleware(Observed, info=info))
     return Starlette(
-        routes=list(routes), exception_handlers={HTTPException: http_error, 404: not_found}
+        routes=all_routes,
+        middleware=middleware,
+        exception_handlers={HTTPException: http_error, 404: not_found},
     )
 
 

@@ -291,6 +291,16 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _finite_number(value: object) -> bool:
+    """A number a policy may compare with: a float that is finite, an int within 64 bits
+    (``math.isfinite`` of a larger int overflows)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**64
+    return isinstance(value, float) and math.isfinite(value)
+
+
 def _equal(actual: Any, expected: str | int | float | bool) -> bool:
     if isinstance(expected, bool):
         return isinstance(actual, bool) and actual is expected
@@ -398,9 +408,9 @@ class _Parser:
             if not isinstance(value, bool):
                 raise InvalidReleasePolicy(f"{where}: exists takes true or false")
         elif op in _ORDERING:
-            if not _is_number(value) or not math.isfinite(value):
+            if not _finite_number(value):
                 raise InvalidReleasePolicy(f"{where}: {op} compares with a number")
-        elif not isinstance(value, str | bool) and not (_is_number(value) and math.isfinite(value)):
+        elif not isinstance(value, str | bool) and not _finite_number(value):
             raise InvalidReleasePolicy(f"{where}: {op} takes a string, number, true or false")
         return _Claim(path, op, value)
 

@@ -13,6 +13,7 @@ import logging
 import re
 from typing import Any, Final
 
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,6 +28,7 @@ from ironroot.errors import (
 )
 from ironroot.http import (
     Handler,
+    ServiceInfo,
     guarded,
     problem_app,
     problem_response,
@@ -56,12 +58,59 @@ def _entry_id(request: Request) -> bytes:
     return bytes.fromhex(text)
 
 
+def _service_info(service: TransparencyService) -> ServiceInfo:
+    """Readiness checks, links and the service's own metrics (beside the HTTP ones)."""
+
+    def store() -> None:
+        service.log.store.state()  # one read of the store's state row
+
+    def keys() -> None:
+        if not service.receipt_keys or not service.checkpoint_vkeys:
+            raise StorageError("the receipt or checkpoint keys are not loaded")
+
+    info = ServiceInfo(
+        name="transparency",
+        description="Ironroot Code Transparency Service (SCITT, RFC 9943; C2SP tlog-tiles)",
+        checks={"store": store, "keys": keys},
+        links={
+            "openapi": "/openapi.json",
+            "checkpoint": "/checkpoint",
+            "keys": "/.well-known/scitt-keys",
+            "configuration": "/.well-known/transparency-configuration",
+        },
+        details=lambda: {"tree_size": service.log.tree_size},
+    )
+    Gauge(
+        "ironroot_log_tree_size", "Entries in the log's latest tree", registry=info.registry
+    ).set_function(lambda: service.log.tree_size)
+    Gauge(
+        "ironroot_log_queue_depth",
+        "Registrations accepted and waiting for integration",
+        registry=info.registry,
+    ).set_function(lambda: service.log.in_flight)
+    batches = Histogram(
+        "ironroot_log_batch_size",
+        "Entries integrated per batch (one checkpoint and one receipt signature each)",
+        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
+        registry=info.registry,
+    )
+    service.add_batch_listener(batches.observe)
+    return info
+
+
 def create_app(service: TransparencyService) -> Starlette:
     """The ASGI application for ``service`` (which the caller starts and closes)."""
     config = service.config
     tokens = tuple(t.encode() for t in config.write_tokens)
     key_set = encode_key_set(list(service.receipt_keys))
     keys_by_kid = {k.kid: k for k in service.receipt_keys}
+    info = _service_info(service)
+    registrations = Counter(
+        "ironroot_registrations",
+        "POST /entries answered, by outcome (integrated: 201 with a receipt; pending: 303)",
+        ("outcome",),
+        registry=info.registry,
+    )
 
     def check_token(request: Request) -> None:
         if not tokens:
@@ -98,10 +147,13 @@ def create_app(service: TransparencyService) -> Starlette:
                 asyncio.shield(asyncio.wrap_future(ticket.integrated)), config.registration_wait
             )
         except TimeoutError:
+            registrations.labels("pending").inc()
             return Response(b"", 303, headers={"Location": location, **_NO_CACHE})
         receipts = service.receipts(ticket.entry_id, integrated)
         if not receipts:  # integrated but not readable yet: let the client poll
+            registrations.labels("pending").inc()
             return Response(b"", 303, headers={"Location": location, **_NO_CACHE})
+        registrations.labels("integrated").inc()
         return Response(receipts[0], 201, media_type=COSE, headers={"Location": location})
 
     async def get_entry(request: Request) -> Response:
@@ -187,9 +239,6 @@ def create_app(service: TransparencyService) -> Starlette:
     async def openapi(request: Request) -> Response:
         return JSONResponse(OPENAPI)
 
-    async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "tree_size": service.log.tree_size})
-
     def _guard(handler: Handler) -> Handler:
         return guarded(handler, _log, what="the transparency service")
 
@@ -208,7 +257,5 @@ def create_app(service: TransparencyService) -> Starlette:
         Route("/checkpoint", _guard(checkpoint), methods=["GET"]),
         Route("/tile/{path:path}", _guard(tile), methods=["GET"]),
         Route("/openapi.json", _guard(openapi), methods=["GET"]),
-        Route("/health", _guard(health), methods=["GET"]),
     ]
-
-    return problem_app(routes)
+    return problem_app(routes, info)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from ironroot._fileio import write_atomic
+from ironroot._fileio import DirectoryLock, write_atomic
 from ironroot.cose import (
     InclusionProof,
     build_receipt,
@@ -64,8 +64,14 @@ class _ReceiptBatchSigner:
         self._signers = tuple(signers)
         self._issuer = issuer
         self._clock = clock
+        self.last_size: int | None = None
+        self.listeners: list[Callable[[int], None]] = []
 
     def sign_batch(self, tree_size: int, root: bytes) -> Mapping[str, bytes]:
+        if self.last_size is not None and tree_size > self.last_size:
+            for listener in self.listeners:
+                listener(tree_size - self.last_size)
+        self.last_size = tree_size
         iat = int(self._clock().timestamp())
         out: dict[str, bytes] = {}
         for signer in self._signers:
@@ -105,6 +111,7 @@ class TransparencyService:
         checkpoint_vkeys: Sequence[str],
         clock: Callable[[], datetime],
         known_receipt_keys: Mapping[bytes, Verifier] | None = None,
+        batch_signer: _ReceiptBatchSigner | None = None,
     ) -> None:
         self.config = config
         self.log = log
@@ -125,6 +132,10 @@ class TransparencyService:
         self._cache: OrderedDict[bytes, tuple[bytes, ...]] = OrderedDict()
         self._batches: OrderedDict[int, tuple[tuple[bytes, bytes], ...]] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._batch_signer = batch_signer
+        self._lock: DirectoryLock | None = None
+        if batch_signer is not None:
+            batch_signer.last_size = log.tree_size
 
     @classmethod
     def open(
@@ -141,9 +152,38 @@ class TransparencyService:
         By default the service keys are the PEM files under ``keys/``. A deployment that keeps
         them in an HSM passes the signers (one receipt signer per configured receipt algorithm,
         in order; the Ed25519 checkpoint signer first, then any ML-DSA-44 cosigner).
+
+        One service at a time holds a data directory (``<data>/.lock``, released by
+        :meth:`close` or the process's end): opening it again, from this process or another,
+        raises :class:`~ironroot.errors.InUse` rather than let two writers fork one log.
         """
         if init:
             init_data_dir(data_dir)
+        elif not Path(data_dir).is_dir():
+            raise ConfigError(f"{data_dir} is not a data directory")
+        lock = DirectoryLock(Path(data_dir))
+        try:
+            service = cls._open_locked(
+                data_dir,
+                clock=clock,
+                receipt_signers=receipt_signers,
+                checkpoint_signers=checkpoint_signers,
+            )
+        except BaseException:
+            lock.close()
+            raise
+        service._lock = lock
+        return service
+
+    @classmethod
+    def _open_locked(
+        cls,
+        data_dir: Path,
+        *,
+        clock: Callable[[], datetime] | None,
+        receipt_signers: Sequence[Signer] | None,
+        checkpoint_signers: Sequence[Signer] | None,
+    ) -> TransparencyService:
         config = load_config(data_dir)
         now = clock or (lambda: datetime.now(UTC))
         if receipt_signers is None:
@@ -169,13 +209,31 @@ class TransparencyService:
             linger=config.batch_linger,
         )
         vkeys = [n.verifier().vkey for n in note_signers]
-        return cls(config, log, receipt_signers, vkeys, now, known_receipt_keys=known)
+        return cls(
+            config,
+            log,
+            receipt_signers,
+            vkeys,
+            now,
+            known_receipt_keys=known,
+            batch_signer=batch_signer,
+        )
+
+    def add_batch_listener(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(entries)`` for every batch integrated from now on (metrics)."""
+        if self._batch_signer is not None:
+            self._batch_signer.listeners.append(listener)
 
     def start(self) -> None:
         self.log.start()
 
     def close(self) -> None:
-        self.log.close()
+        try:
+            self.log.close()
+        finally:
+            if self._lock is not None:
+                self._lock.close()
+                self._lock = None
 
     def __enter__(self) -> TransparencyService:
         self.start()

@@ -1,0 +1,238 @@
+"""What makes a service operable, the same for every Ironroot service.
+
+* ``GET /health``: liveness — the process answers (``200 {"status": "ok"}``);
+* ``GET /ready``: readiness — each of the service's checks (store reachable, keys loaded, …)
+  runs; ``200 {"status": "ready", "checks": {...}}`` or ``503`` with the failing checks' reasons;
+* ``GET /metrics``: Prometheus text exposition (``prometheus-client``) of the service's own
+  registry: ``ironroot_http_requests_total{route,method,status}``,
+  ``ironroot_http_request_duration_seconds{route,method}`` and whatever the service adds
+  (registrations, batch sizes, queue depth, appraisals by status, releases by decision, …);
+* ``GET /``: what a person can read — service name, version, links — as HTML or JSON, by
+  ``Accept``;
+* an access log (logger ``ironroot.access``): one line per request with the client, method,
+  path, route, status, bytes and duration, as text or as one JSON object per line
+  (:func:`configure_logging`).
+
+:class:`Observed` wraps a service's ASGI app to count, time and log each request; routes are
+labelled by their template (``/entries/{entry_id}``), never by the raw path, so label
+cardinality stays bounded.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ironroot import __version__
+from ironroot.errors import ConfigError, IronrootError
+
+__all__ = [
+    "LOG_FORMATS",
+    "Observed",
+    "ServiceInfo",
+    "configure_logging",
+    "operational_routes",
+]
+
+LOG_FORMATS: Final = ("text", "json")
+_access = logging.getLogger("ironroot.access")
+_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(slots=True)
+class ServiceInfo:
+    """A service as its operator sees it: name, one line of description, readiness checks
+    (each raises an :class:`IronrootError` saying what is wrong), links for ``/``, extra
+    ``/health`` members (``details``), and the registry its metrics live in (one per service
+    instance: tests and embedded services never share counters)."""
+
+    name: str
+    description: str
+    checks: Mapping[str, Callable[[], None]] = field(default_factory=dict)
+    links: Mapping[str, str] = field(default_factory=dict)
+    details: Callable[[], Mapping[str, object]] | None = None
+    registry: CollectorRegistry = field(
+        default_factory=lambda: CollectorRegistry(auto_describe=True)
+    )
+    requests: Counter = field(init=False)
+    latency: Histogram = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.requests = Counter(
+            "ironroot_http_requests",
+            "HTTP requests answered, by route template, method and status",
+            ("route", "method", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "ironroot_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template and method",
+            ("route", "method"),
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+
+
+def operational_routes(info: ServiceInfo) -> list[BaseRoute]:
+    """``/``, ``/health``, ``/ready`` and ``/metrics`` for ``info``'s service."""
+
+    async def health(request: Request) -> Response:
+        extra = dict(info.details()) if info.details is not None else {}
+        return JSONResponse({"status": "ok", "service": info.name, **extra})
+
+    async def ready(request: Request) -> Response:
+        results: dict[str, str] = {}
+        ok = True
+        for name, check in info.checks.items():
+            try:
+                check()
+                results[name] = "ok"
+            except IronrootError as exc:
+                ok = False
+                results[name] = f"{exc.code}: {exc.detail}"
+        status = 200 if ok else 503
+        body = {"status": "ready" if ok else "not ready", "service": info.name, "checks": results}
+        return JSONResponse(body, status_code=status)
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(info.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def index(request: Request) -> Response:
+        links = {"health": "/health", "ready": "/ready", "metrics": "/metrics", **info.links}
+        if "html" in request.headers.get("accept", ""):
+            items = "".join(
+                f'<li><a href="{html.escape(href)}">{html.escape(name)}</a></li>'
+                for name, href in links.items()
+            )
+            page = (
+                f"<!doctype html><html><head><title>{html.escape(info.name)}</title></head>"
+                f"<body><h1>{html.escape(info.name)}</h1><p>{html.escape(info.description)}</p>"
+                f"<p>Ironroot {html.escape(__version__)}</p><ul>{items}</ul></body></html>"
+            )
+            return HTMLResponse(page)
+        return JSONResponse(
+            {
+                "service": info.name,
+                "description": info.description,
+                "version": __version__,
+                "links": links,
+            }
+        )
+
+    return [
+        Route("/", index, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+
+
+class Observed:
+    """ASGI middleware: counts and times every HTTP request and writes the access log line."""
+
+    def __init__(self, app: Any, info: ServiceInfo) -> None:
+        self.app = app
+        self.info = info
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+        size = 0
+
+        async def observe(message: dict[str, Any]) -> None:
+            nonlocal status, size
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            elif message["type"] == "http.response.body":
+                size += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = str(scope.get("method", ""))
+            self.info.requests.labels(template, method, str(status)).inc()
+            self.info.latency.labels(template, method).observe(elapsed)
+            client = scope.get("client") or ("-", 0)
+            _access.info(
+                '%s "%s %s HTTP/%s" %d %d %.1fms',
+                client[0],
+                method,
+                scope.get("path", ""),
+                scope.get("http_version", "1.1"),
+                status,
+                size,
+                elapsed * 1000,
+                extra={
+                    "service": self.info.name,
+                    "client": client[0],
+                    "method": method,
+                    "path": scope.get("path", ""),
+                    "route": template,
+                    "status": status,
+                    "bytes": size,
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the access fields."""
+
+    _FIELDS: Final = ("service", "client", "method", "path", "route", "status", "bytes",
+                      "duration_ms")  # fmt: skip
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in self._FIELDS:
+            if hasattr(record, name):
+                out[name] = getattr(record, name)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, separators=(",", ":"))
+
+
+def configure_logging(level: str = "info", fmt: str = "text") -> None:
+    """Log Ironroot's records (access log included) to stderr at ``level``, as ``text`` lines
+    (timestamped) or ``json`` lines. Raises :class:`ConfigError` for an unknown level or
+    format."""
+    if fmt not in LOG_FORMATS:
+        raise ConfigError(f"log format {fmt!r}: one of {', '.join(LOG_FORMATS)}")
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ConfigError(f"log level {level!r}: one of debug, info, warning, error")
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("ironroot")
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    root.propagate = False

@@ -1,0 +1,67 @@
+"""/health, /ready, /metrics, / and the one-process lock of the transparency service."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from _tx_helpers import VENDOR_ISS, write_config
+
+from ironroot.cose import create_statement
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import InUse
+from ironroot.transparency import ServiceThread, TransparencyService
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def test_operational_endpoints(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    statement = create_statement(vendor, b"{}", iss=VENDOR_ISS, sub="pkg:x/1")
+    with (
+        caplog.at_level(logging.INFO, logger="ironroot.access"),
+        TransparencyService.open(data, clock=lambda: NOW) as service,
+        ServiceThread(service) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        assert client.get("/health").json() == {
+            "status": "ok",
+            "service": "transparency",
+            "tree_size": 0,
+        }
+        ready = client.get("/ready")
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {"store": "ok", "keys": "ok"}
+        posted = client.post(
+            "/entries", content=statement, headers={"Content-Type": "application/cose"}
+        )
+        assert posted.status_code == 201
+        client.get(f"/entries/{'00' * 32}")  # a 404, labelled by its route template
+        metrics = client.get("/metrics").text
+        assert 'ironroot_registrations_total{outcome="integrated"} 1.0' in metrics
+        assert "ironroot_log_tree_size 1.0" in metrics
+        assert "ironroot_log_batch_size_count 1.0" in metrics
+        assert (
+            'ironroot_http_requests_total{method="GET",route="/entries/{entry_id}",status="404"}'
+            " 1.0" in metrics
+        )
+        assert 'route="/entries",status="201"' in metrics
+        page = client.get("/", headers={"Accept": "text/html"})
+        assert "<h1>transparency</h1>" in page.text
+        assert client.get("/").json()["links"]["openapi"] == "/openapi.json"
+    lines = [r.getMessage() for r in caplog.records if r.name == "ironroot.access"]
+    assert any('"POST /entries HTTP/1.1" 201' in line for line in lines)
+
+
+def test_one_process_serves_a_data_directory(tmp_path: Path) -> None:
+    data = write_config(tmp_path / "data")
+    with TransparencyService.open(data, clock=lambda: NOW):
+        with pytest.raises(InUse, match="is in use by another process") as caught:
+            TransparencyService.open(data, clock=lambda: NOW)
+        assert caught.value.exit_code == 2
+    # released on close: the directory opens again
+    TransparencyService.open(data, clock=lambda: NOW).close()
