@@ -74,6 +74,7 @@ from ironroot.rot._layers import IDEVID, build_csr, derive_idevid, device_ueid
 from ironroot.rot._nvstate import (
     FUSES,
     OBFUSCATION_KEY_SIZE,
+    ROOT,
     NvSnapshot,
     NvStore,
     check_counter_name,
@@ -164,6 +165,8 @@ class Device:
     def __init__(self, directory: Path | str, *, obfuscation_key: Path | str | None = None) -> None:
         self.directory = Path(directory)
         if not (self.directory / FUSES).is_file():
+            if (self.directory / ROOT).is_file():
+                raise DeviceStateTampered(f"{FUSES} was removed from the device")
             raise NotFound(f"{self.directory} is not a device directory (no {FUSES})")
         self.obfuscation_key_path = _key_path(self.directory, obfuscation_key)
         self._store = NvStore(self.directory, _load_key(self.obfuscation_key_path))

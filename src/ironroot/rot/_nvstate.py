@@ -166,7 +166,9 @@ def _envelope(data: bytes, name: str) -> tuple[dict[str, Any], bytes]:
             raise ValueError("not a state file")
         tag = bytes.fromhex(doc["mac"])
     except (ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
-        raise DeviceStateTampered(f"{name} is not a device state file: it was edited") from exc
+        raise DeviceStateTampered(
+            f"{name} is not a well-formed state file of that name: it was edited or copied"
+        ) from exc
     if len(tag) != _MAC_SIZE:
         raise DeviceStateTampered(f"{name} has a MAC of the wrong size: it was edited")
     return doc["body"], tag
