@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable
@@ -56,7 +57,7 @@ def _assert_refused(device: Device, product: Product, *, match: str) -> None:
         Device.show,
     ]
     for call in calls:
-        with pytest.raises(DeviceStateTampered, match=match):
+        with pytest.raises(DeviceStateTampered, match=re.escape(match)):
             call(Device(device.directory))
 
 
