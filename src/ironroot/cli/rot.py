@@ -403,6 +403,8 @@ def _show(args: argparse.Namespace) -> int:
     for name, chain in doc["chains"].items():
         for position, cert in enumerate(chain):
             table.add_row(f"{name} chain [{position}]", _text(cert["subject"]))
+    for name, value in doc["counters"].items():
+        table.add_row(f"counter {name}", _text(value))
     console.print(table)
     return 0
 
