@@ -175,7 +175,11 @@ def _envelope(data: bytes, name: str) -> tuple[dict[str, Any], bytes]:
 
 
 def _check(key: bytes, name: str, body: dict[str, Any], tag: bytes) -> None:
-    if not hmac.compare_digest(_mac(key, name, body), tag):
+    try:
+        expected = _mac(key, name, body)
+    except (ValueError, RecursionError) as exc:  # what the parser took, the encoder refuses
+        raise DeviceStateTampered(f"{name} does not encode canonically: it was edited") from exc
+    if not hmac.compare_digest(expected, tag):
         raise DeviceStateTampered(
             f"{name} does not verify under this device's key: it was edited, "
             "or it is not this device's"
