@@ -158,7 +158,7 @@ def test_the_record_round_trips_is_strict_and_holds_no_secret() -> None:
         ("lifecycle", "retired"),
         ("ecc_revocation", 16),
         ("debug_locked", 1),
-        ("format", "ironroot-fuses/0"),
+        ("format", "ironroot-fuses/1"),  # the old form, with the secrets in the clear
     ]:
         broken = dict(doc, **{key: bad})
         with pytest.raises(StorageError):

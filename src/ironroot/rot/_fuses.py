@@ -60,7 +60,7 @@ KEY_HASH_SIZE: Final = 48  # SHA-384
 ECC_KEY_SLOTS: Final = 4
 PQC_KEY_SLOTS: Final = 32
 SVN_FUSE_BITS: Final = 128
-_FORMAT: Final = "ironroot-fuses/1"
+_FORMAT: Final = "ironroot-fuses/2"  # /1 held the secrets in the clear
 
 
 class Lifecycle(enum.IntEnum):
