@@ -14,7 +14,10 @@ What it measures, on this machine, in this run:
    certificate-sized message. The ratio baseline / cold boot says how much is overhead
    (certificate building, DER, KDF calls): 1.0 would be none.
 3. the device's whole ``boot`` (with the atomic, fsynced writes of the fuse and boot-state
-   files), ``quote`` and ``verify_quote``.
+   files and the state root), ``quote`` and ``verify_quote``.
+4. the tamper-evident state: verifying the whole device state (``counter.value()``: the root,
+   the UDS deobfuscation and every file's MAC) and a counter ``increment()`` (three fsynced
+   writes), against one bare ``write_atomic`` of a file of the same size in the same directory.
 
 ``cold_boot_once(fuses, bundle)`` is importable for other benchmarks (``bench/firmware.py``).
 """
@@ -32,6 +35,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ironroot._fileio import write_atomic
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.firmware import (
     Component,
@@ -138,6 +142,13 @@ def main(argv: list[str] | None = None) -> int:
             lambda: verify_quote(quote, nonce=nonce, trust_anchors=ca.trust_anchors, now=NOW),
             args.seconds / 2,
         )
+        counter = device.counter("bench")
+        counter.increment()
+        value_s, _ = _time(counter.value, args.seconds / 2)
+        increment_s, _ = _time(counter.increment, args.seconds / 2)
+        size = len((device.directory / "counter-bench.json").read_bytes())
+        scratch = Path(tmp) / "scratch.json"
+        write_s, _ = _time(lambda: write_atomic(scratch, os.urandom(size)), args.seconds / 2)
 
     print(f"python {sys.version.split()[0]}, bundle {len(bundle) // 1024} KiB")
     print(f"cold boot (pure, {boots} runs):        {boot_s * 1e3:8.2f} ms")
@@ -147,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device boot (with fsynced writes):     {device_boot_s * 1e3:8.2f} ms")
     print(f"quote (ES384 + ML-DSA-87):             {quote_s * 1e3:8.2f} ms, {len(quote)} bytes")
     print(f"verify_quote (2 chains, 10 sigs):      {check_s * 1e3:8.2f} ms")
+    print(f"verify the device state (value()):     {value_s * 1e3:8.2f} ms")
+    print(f"counter increment():                   {increment_s * 1e3:8.2f} ms")
+    print(f"one bare write_atomic, same size:      {write_s * 1e3:8.2f} ms ({size} bytes)")
+    print(f"ratio increment / bare write:          {increment_s / write_s:8.2f}")
     return 0
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "CollateralExpired",
     "ConfigError",
     "Conflict",
+    "DeviceStateTampered",
     "DigestMismatch",
     "EndorsementMismatch",
     "FirmwareRejected",
@@ -439,6 +440,15 @@ class FuseError(Conflict):
 
     code = "fuse"
     title = "Fuse Cannot Be Programmed"
+
+
+class DeviceStateTampered(StorageError):
+    """A root of trust whose persistent state does not verify: a state file edited, removed,
+    added or restored from an older copy, its MAC altered, the obfuscated UDS altered, or the
+    device's obfuscation key replaced. The device refuses to boot, quote or count."""
+
+    code = "device-state-tampered"
+    title = "Device State Tampered"
 
 
 class StaleNonce(VerificationFailed):

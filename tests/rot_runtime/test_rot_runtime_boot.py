@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -174,15 +175,15 @@ def test_cold_boot_is_pure(device: Device, product: Product) -> None:
     assert result.state.pcrs[0] != bytes(48)
 
 
-def test_the_boot_state_file_is_checked(booted: Device) -> None:
-    path = booted.directory / "boot.json"
-    state = BootState.from_json(path.read_bytes())
-    assert state == booted.boot_state
-    text = path.read_text()
-    tampered = text.replace(state.log[4].data.hex(), "00" * 48)
-    path.write_text(tampered)
+def test_the_boot_state_record_is_checked(booted: Device) -> None:
+    state = booted.boot_state
+    assert state is not None
+    record = json.loads(json.dumps(state.to_record()))
+    assert BootState.from_record(record) == state
+    tampered = dict(record, log=[dict(record["log"][0], data="00" * 9), *record["log"][1:]])
+    with pytest.raises(StorageError):  # the PCRs no longer replay from the log
+        BootState.from_record(tampered)
     with pytest.raises(StorageError):
-        _ = booted.boot_state
-    path.write_text("[]")
+        BootState.from_record([])
     with pytest.raises(StorageError):
-        _ = booted.boot_state
+        BootState.from_record(dict(record, format="ironroot-boot-state/0"))

@@ -163,3 +163,17 @@ def test_provisioning_twice_is_refused(
     assert "conflict" in capsys.readouterr().err
     assert snapshot(dev) == before
     assert main(["rot", "ca-init", "--out", str(ca)]) == 1  # never overwrites a CA key
+
+
+def test_provision_keeps_the_obfuscation_key_beside_the_device(
+    setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _ca, dev, _bundle = setup
+    key = dev.parent / "dev.obfuscation-key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert not any(p.name == key.name for p in dev.iterdir())
+    assert bytes.fromhex(key.read_text().strip()) not in b"".join(snapshot(dev).values())
+    assert main(["rot", "counter", "increment", "--device", str(dev), "hsm"]) == 0
+    capsys.readouterr()
+    assert main(["rot", "show", "--device", str(dev)]) == 0
+    assert "counter hsm" in capsys.readouterr().out

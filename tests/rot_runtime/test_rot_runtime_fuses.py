@@ -134,7 +134,12 @@ def test_secrets_never_show() -> None:
     assert repr(UDS) not in repr(caught.value)
 
 
-def test_the_json_form_round_trips_and_is_strict() -> None:
+def _round_trip(fuses: Fuses) -> Fuses:
+    record = json.loads(json.dumps(fuses.to_record()))
+    return Fuses.from_record(record, uds_seed=fuses.uds_seed, field_entropy=fuses.field_entropy)
+
+
+def test_the_record_round_trips_is_strict_and_holds_no_secret() -> None:
     fuses = (
         _fresh()
         .program_vendor_key_hash(HASH_A)
@@ -142,22 +147,30 @@ def test_the_json_form_round_trips_and_is_strict() -> None:
         .revoke_pqc_key(3)
         .advance_lifecycle(Lifecycle.PRODUCTION)
     )
-    assert Fuses.from_json(fuses.to_json()) == fuses
-    doc = json.loads(fuses.to_json())
+    assert _round_trip(fuses) == fuses
+    doc = fuses.to_record()
+    text = json.dumps(doc)
+    assert UDS.hex() not in text
+    assert FE.hex() not in text
+    assert "uds_seed" not in doc
     for key, bad in [
         ("fw_svn", "5"),  # 0b101 is not a thermometer code
         ("lifecycle", "retired"),
         ("ecc_revocation", 16),
-        ("uds_seed", "00" * 64),
         ("debug_locked", 1),
+        ("format", "ironroot-fuses/1"),  # the old form, with the secrets in the clear
     ]:
         broken = dict(doc, **{key: bad})
         with pytest.raises(StorageError):
-            Fuses.from_json(json.dumps(broken).encode())
+            Fuses.from_record(broken, uds_seed=UDS, field_entropy=FE)
     with pytest.raises(StorageError):
-        Fuses.from_json(json.dumps(dict(doc, extra=1)).encode())
+        Fuses.from_record(dict(doc, extra=1), uds_seed=UDS, field_entropy=FE)
     with pytest.raises(StorageError):
-        Fuses.from_json(b"{not json")
+        Fuses.from_record(dict(doc, uds_seed=UDS.hex()), uds_seed=UDS, field_entropy=FE)
+    with pytest.raises(StorageError):
+        Fuses.from_record([], uds_seed=UDS, field_entropy=FE)
+    with pytest.raises(StorageError):
+        Fuses.from_record(doc, uds_seed=bytes(64), field_entropy=FE)  # a zero UDS
 
 
 _WRITES = st.one_of(
@@ -184,7 +197,7 @@ def test_any_sequence_of_writes_only_sets_bits(writes: list[tuple[object, ...]])
         assert new.svn >= fuses.svn
         assert new.lifecycle >= fuses.lifecycle
         fuses = new
-    assert Fuses.from_json(fuses.to_json()) == fuses
+    assert _round_trip(fuses) == fuses
 
 
 def test_a_refused_write_changes_nothing_on_disk(tmp_path: Path) -> None:

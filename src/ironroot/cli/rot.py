@@ -9,7 +9,14 @@ Device lifecycle (the device is a directory, see :class:`ironroot.rot.Device`):
 * ``quote --device DIR --nonce HEX --out FILE`` and ``verify-quote FILE --nonce HEX
   --vendor-ca-cert CERT``;
 * ``derive-child --device DIR --measurement HEX --label NAME --out DIR`` (DPE);
-* ``show --device DIR [--json]`` and ``fuse --device DIR <write>`` (each fuse write verb).
+* ``show --device DIR [--json]`` and ``fuse --device DIR <write>`` (each fuse write verb);
+* ``counter show --device DIR NAME [--json]`` and ``counter increment --device DIR NAME
+  [--json]``: the device's monotonic counters.
+
+Every device verb takes ``--obfuscation-key FILE``: the file holding the device's obfuscation
+key (default: the file ``IRONROOT_ROT_OBFUSCATION_KEY`` names, else ``DIR.obfuscation-key``
+beside the device directory). ``provision`` creates it (0600) when it does not exist. A device
+whose state was edited exits 1 with ``device-state-tampered``; a bad counter name exits 2.
 
 ``inspect-cert FILE [--json]`` prints every DICE field of each certificate or CSR in FILE
 (PEM or DER, several concatenated allowed); with ``--json``, a JSON list with one object per
@@ -22,6 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -131,6 +139,7 @@ def _text(value: object) -> str:
 
 # --- device verbs ----------------------------------------------------------------------------
 
+_ENV_KEY = "IRONROOT_ROT_OBFUSCATION_KEY"
 _CA_FILES = {Algorithm.ES384: "vendor-ca-ecc", Algorithm.ML_DSA_87: "vendor-ca-mldsa"}
 
 
@@ -143,6 +152,7 @@ def _register_device_verbs(verbs: Any) -> None:
 
     prov = verbs.add_parser("provision", help="manufacture a device: UDS, IDevID, vendor CA")
     prov.add_argument("--device", type=Path, required=True, help="device directory")
+    _key_option(prov)
     prov.add_argument(
         "--vendor-ca-key", type=Path, action="append", required=True, help="PEM key (per alg)"
     )
@@ -159,6 +169,7 @@ def _register_device_verbs(verbs: Any) -> None:
 
     boot = verbs.add_parser("boot", help="verify, measure and boot a firmware bundle")
     boot.add_argument("--device", type=Path, required=True)
+    _key_option(boot)
     boot.add_argument("--bundle", type=Path, required=True)
     boot.add_argument("--at", help="time, ISO 8601 with offset (default: now)")
     boot.add_argument("--json", action="store_true", help="print JSON")
@@ -166,6 +177,7 @@ def _register_device_verbs(verbs: Any) -> None:
 
     quote = verbs.add_parser("quote", help="sign the PCRs and log for a nonce")
     quote.add_argument("--device", type=Path, required=True)
+    _key_option(quote)
     quote.add_argument("--nonce", required=True, help="the verifier's nonce (hex, 8-64 bytes)")
     quote.add_argument("--out", type=Path, required=True, help="where to write the quote (CBOR)")
     quote.set_defaults(func=_quote)
@@ -183,12 +195,14 @@ def _register_device_verbs(verbs: Any) -> None:
         help="a secret bound to this device and its booted firmware (for the HSM's key store)",
     )
     seal.add_argument("--device", type=Path, required=True)
+    _key_option(seal)
     seal.add_argument("--label", default="hsm", help="separates users of the secret")
     seal.add_argument("--out", type=Path, required=True, help="file to write (mode 0600)")
     seal.set_defaults(func=_sealing_secret)
 
     child = verbs.add_parser("derive-child", help="DPE: certify a key for the next layer")
     child.add_argument("--device", type=Path, required=True)
+    _key_option(child)
     child.add_argument("--measurement", required=True, help="SHA-384 of the child (hex)")
     child.add_argument("--label", required=True, help="child name, e.g. bmc")
     child.add_argument("--out", type=Path, required=True, help="directory for certs and keys")
@@ -196,11 +210,13 @@ def _register_device_verbs(verbs: Any) -> None:
 
     show = verbs.add_parser("show", help="lifecycle, fuses (never the UDS), PCRs and chain")
     show.add_argument("--device", type=Path, required=True)
+    _key_option(show)
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(func=_show)
 
     fuse = verbs.add_parser("fuse", help="program a fuse (one-time: bits are only ever set)")
     fuse.add_argument("--device", type=Path, required=True)
+    _key_option(fuse)
     writes = fuse.add_subparsers(dest="write", metavar="<write>", required=True)
     svn = writes.add_parser("svn", help="advance the firmware SVN fuse")
     svn.add_argument("value", type=int)
@@ -218,6 +234,39 @@ def _register_device_verbs(verbs: Any) -> None:
     lifecycle.add_argument("state", choices=[s.label for s in Lifecycle])
     writes.add_parser("lock-debug", help="lock debug (irreversible)")
     fuse.set_defaults(func=_fuse)
+
+    counter = verbs.add_parser("counter", help="monotonic counters held by the device")
+    counter_verbs = counter.add_subparsers(dest="counter_verb", metavar="<verb>", required=True)
+    for verb, text in (
+        ("show", "print a counter's value (0 before its first increment)"),
+        ("increment", "add one to a counter (durable before it prints)"),
+    ):
+        sub = counter_verbs.add_parser(verb, help=text)
+        sub.add_argument("--device", type=Path, required=True)
+        _key_option(sub)
+        sub.add_argument("name", help="counter name: 1-32 of a-z 0-9 . _ -")
+        sub.add_argument("--json", action="store_true", help="print JSON")
+        sub.set_defaults(func=_counter)
+
+
+def _key_option(parser: Any) -> None:
+    parser.add_argument(
+        "--obfuscation-key",
+        type=Path,
+        help=f"the device's obfuscation key file (default: ${_ENV_KEY}, else DIR.obfuscation-key "
+        "beside the device directory; never inside it)",
+    )
+
+
+def _obfuscation_key(args: argparse.Namespace) -> Path | None:
+    given: Path | None = args.obfuscation_key
+    if given is None and os.environ.get(_ENV_KEY):
+        given = Path(os.environ[_ENV_KEY])
+    return given
+
+
+def _device(args: argparse.Namespace) -> Device:
+    return Device(args.device, obfuscation_key=_obfuscation_key(args))
 
 
 def _now(value: str | None) -> dt.datetime:
@@ -266,8 +315,11 @@ def _provision(args: argparse.Namespace) -> int:
     ca = VendorCA.from_pem(
         [p.read_bytes() for p in args.vendor_ca_key], _certificate_files(args.vendor_ca_cert)
     )
-    device = Device(args.device) if (args.device / "fuses.json").exists() else None
-    device = device or Device.create(args.device)
+    key = _obfuscation_key(args)
+    if (args.device / "fuses.json").exists():
+        device = Device(args.device, obfuscation_key=key)
+    else:
+        device = Device.create(args.device, obfuscation_key=key)
     result = device.provision(
         ca,
         vendor_key_hash=_hex(args.vendor_key_hash, "--vendor-key-hash"),
@@ -282,14 +334,14 @@ def _provision(args: argparse.Namespace) -> int:
 
 
 def _boot(args: argparse.Namespace) -> int:
-    device = Device(args.device)
+    device = _device(args)
     state = device.boot(args.bundle.read_bytes(), now=_now(args.at))
     _print(state.public_json(), args.json, "booted")
     return 0
 
 
 def _quote(args: argparse.Namespace) -> int:
-    quote = Device(args.device).quote(_hex(args.nonce, "--nonce"))
+    quote = _device(args).quote(_hex(args.nonce, "--nonce"))
     args.out.write_bytes(quote)
     print(f"quote: {args.out} ({len(quote)} bytes)")
     return 0
@@ -307,16 +359,14 @@ def _verify_quote(args: argparse.Namespace) -> int:
 
 
 def _sealing_secret(args: argparse.Namespace) -> int:
-    secret = Device(args.device).sealing_secret(args.label)
+    secret = _device(args).sealing_secret(args.label)
     _write_private(args.out, secret.hex().encode() + b"\n", exclusive=False)
     print(f"sealing secret ({args.label}) written to {args.out}")
     return 0
 
 
 def _derive_child(args: argparse.Namespace) -> int:
-    child = Device(args.device).derive_child(
-        _hex(args.measurement, "--measurement"), label=args.label
-    )
+    child = _device(args).derive_child(_hex(args.measurement, "--measurement"), label=args.label)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.label.replace(" ", "_")
     for name, cert, key in (
@@ -331,7 +381,7 @@ def _derive_child(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    doc = Device(args.device).show()
+    doc = _device(args).show()
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
@@ -353,6 +403,8 @@ def _show(args: argparse.Namespace) -> int:
     for name, chain in doc["chains"].items():
         for position, cert in enumerate(chain):
             table.add_row(f"{name} chain [{position}]", _text(cert["subject"]))
+    for name, value in doc["counters"].items():
+        table.add_row(f"counter {name}", _text(value))
     console.print(table)
     return 0
 
@@ -384,8 +436,19 @@ def _fuse(args: argparse.Namespace) -> int:
             return fuses.advance_lifecycle(Lifecycle.from_label(args.state))
         return fuses.lock_debug()
 
-    new = Device(args.device).program(change)
+    new = _device(args).program(change)
     print(json.dumps(new.public_json(), indent=2))
+    return 0
+
+
+def _counter(args: argparse.Namespace) -> int:
+    counter = _device(args).counter(args.name)
+    value = counter.increment() if args.counter_verb == "increment" else counter.value()
+    doc = {"device": str(args.device), "counter": counter.name, "value": value}
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(f"counter {counter.name}: {value}")
     return 0
 
 

@@ -1,5 +1,6 @@
 """The silicon root of trust: DICE identities (X.509 with the TCG DICE extensions), fuses,
-DICE layer derivation, measured boot, PCRs, quotes and DPE-style child identities."""
+DICE layer derivation, measured boot, PCRs, quotes, DPE-style child identities, and monotonic
+counters, over device state that is tamper-evident."""
 
 from ironroot.rot._boot import (
     PCR_COUNT,
@@ -11,7 +12,8 @@ from ironroot.rot._boot import (
     derive_layers,
 )
 from ironroot.rot._ca import VendorCA
-from ironroot.rot._device import Device, ProvisionResult
+from ironroot.rot._counter import MemoryCounter, MonotonicCounter
+from ironroot.rot._device import Device, DeviceCounter, ProvisionResult
 from ironroot.rot._dpe import ChildIdentity, derive_child_identity
 from ironroot.rot._fuses import Fuses, Lifecycle
 from ironroot.rot._kdf import derive_ecc_p384, derive_mldsa87, kdf
@@ -67,6 +69,7 @@ __all__ = [
     "BootState",
     "ChildIdentity",
     "Device",
+    "DeviceCounter",
     "DiceCertificate",
     "DiceExtensions",
     "DiceLayer",
@@ -76,6 +79,8 @@ __all__ = [
     "IntegrityRegister",
     "InvalidExtension",
     "Lifecycle",
+    "MemoryCounter",
+    "MonotonicCounter",
     "OpenDiceInput",
     "OperationalFlag",
     "OperationalFlags",

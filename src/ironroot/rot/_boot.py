@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -166,8 +165,9 @@ class BootState:
             mldsa_chain=self.mldsa_chain,
         )
 
-    def to_json(self) -> bytes:
-        doc = {
+    def to_record(self) -> dict[str, Any]:
+        """The persisted form, as JSON values (the device MACs it: see ``_nvstate``)."""
+        return {
             "format": _FORMAT,
             "booted_at": self.booted_at.isoformat(),
             "pcrs": [p.hex() for p in self.pcrs],
@@ -180,12 +180,11 @@ class BootState:
             "ecc_chain": [c.hex() for c in self.ecc_chain],
             "mldsa_chain": [c.hex() for c in self.mldsa_chain],
         }
-        return json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
 
     @classmethod
-    def from_json(cls, data: bytes) -> BootState:
+    def from_record(cls, doc: object) -> BootState:
+        """Parse :meth:`to_record` output strictly; anything else raises ``StorageError``."""
         try:
-            doc = json.loads(data)
             if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
                 raise StorageError(f"the boot state is not {_FORMAT}")
             booted_at = dt.datetime.fromisoformat(_get(doc, "booted_at", str))

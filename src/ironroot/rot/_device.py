@@ -1,24 +1,38 @@
 """A simulated device: the RoT's state in a directory, and the operations that change it.
 
 This is the I/O shell around the pure core (:mod:`._fuses`, :mod:`._boot`, :mod:`._quote`,
-:mod:`._dpe`). Files in the device directory:
+:mod:`._dpe`). Files in the device directory (its non-volatile storage):
 
 =========================  ===============================================================
-``fuses.json``             the fuse bank (:meth:`Fuses.to_json`; holds the UDS, mode 0600)
+``fuses.json``             the fuse bank; the UDS seed and field entropy only obfuscated
+                           (AES-256-GCM under the obfuscation key), MAC'd (:mod:`._nvstate`)
+``boot.json``              the last successful boot (:class:`BootState`): PCRs, log, alias
+                           certificates; MAC'd
+``counter-<name>.json``    a monotonic counter (:meth:`Device.counter`); MAC'd
+``state-root.json``        the MAC of the current copy of each file above; MAC'd
 ``idevid-ecc.csr.der``     the IDevID CSRs made at manufacturing
 ``idevid-mldsa.csr.der``
-``idevid-ecc.cert.der``    the IDevID certificates the vendor CA issued
-``idevid-mldsa.cert.der``
-``boot.json``              the last successful boot (:class:`BootState`): PCRs, log, alias
-                           certificates
-``.lock``                  an advisory lock held while an operation reads and writes
+``idevid-ecc.cert.der``    the IDevID certificates the vendor CA issued (public; checked
+``idevid-mldsa.cert.der``  against the device's IDevID key before every quote)
+``.lock``                  an advisory lock held while an operation reads or writes
 =========================  ===============================================================
 
-Every write is atomic and durable (temporary file, fsync, rename, fsync of the directory;
-the standard library has no such call, and another layer's helper is private to it). A fuse
-write is checked once more against the file it replaces: a new bank that would clear any bit
-raises ``FuseError`` and nothing is written. A refused boot writes nothing; a successful one
-writes the fuses (SVN) first, then the boot state.
+**The obfuscation key** (32 bytes, 64 hex digits in a file, mode 0600) models the secret the
+silicon holds to deobfuscate its UDS (Caliptra's obfuscation key, never visible to firmware).
+It is *never* in the device directory: by default it is the file ``<directory>.obfuscation-key``
+beside it (``dev`` → ``dev.obfuscation-key``); ``Device(path, obfuscation_key=FILE)`` names
+another (the CLI's ``--obfuscation-key`` / ``IRONROOT_ROT_OBFUSCATION_KEY``; one key may
+serve many devices, as one key serves a product's parts). ``Device.create`` makes it when it
+does not exist; a device opens with the key it latches at ``Device(...)`` (power-on).
+
+Before every operation the device verifies its whole state (every MAC, the obfuscated UDS and
+the root); any edit, removal, addition or restored older copy of a state file, or another
+obfuscation key, raises :class:`~ironroot.errors.DeviceStateTampered` and nothing runs.
+
+Every write is atomic and durable (``ironroot._fileio.write_atomic``), in the three steps of
+:mod:`._nvstate`. A fuse write is checked once more against the bank it replaces: a new bank
+that would clear any bit raises ``FuseError`` and nothing is written. A refused boot writes
+nothing; a successful one writes the fuses (SVN) and the boot state together.
 
 No private key is stored: every layer key is derived again from the fuses and the boot's
 PCRs when needed (as a real RoT keeps CDIs in its key vault until reset). If the fuses changed
@@ -32,15 +46,18 @@ import datetime as dt
 import fcntl
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import write_atomic
+from ironroot._fileio import read_limited, warn_if_exposed, write_atomic
 from ironroot.crypto import Algorithm
 from ironroot.errors import (
+    ConfigError,
     Conflict,
+    DeviceStateTampered,
     FuseError,
     LimitExceeded,
     MalformedInput,
@@ -49,17 +66,25 @@ from ironroot.errors import (
 )
 from ironroot.rot._boot import PCR_DPE, BootState, DiceLayers, PcrEvent, cold_boot, derive_layers
 from ironroot.rot._ca import VendorCA
+from ironroot.rot._counter import MAX_COUNTER_VALUE, MonotonicCounter
 from ironroot.rot._dpe import ChildIdentity, derive_child_identity
 from ironroot.rot._fuses import FIELD_ENTROPY_SIZE, UDS_SEED_SIZE, Fuses, Lifecycle
 from ironroot.rot._kdf import kdf
 from ironroot.rot._layers import IDEVID, build_csr, derive_idevid, device_ueid
+from ironroot.rot._nvstate import (
+    FUSES,
+    OBFUSCATION_KEY_SIZE,
+    ROOT,
+    NvSnapshot,
+    NvStore,
+    check_counter_name,
+)
 from ironroot.rot._quote import create_quote
 from ironroot.rot.dice import parse_certificate, parse_certificates
 
-__all__ = ["Device", "ProvisionResult"]
+__all__ = ["Device", "DeviceCounter", "ProvisionResult"]
 
-FUSES: Final = "fuses.json"
-BOOT: Final = "boot.json"
+OBFUSCATION_KEY_SUFFIX: Final = ".obfuscation-key"
 _LOCK: Final = ".lock"
 _MAX_FILE: Final = 1024 * 1024
 _MAX_BUNDLE: Final = 128 * 1024 * 1024
@@ -77,6 +102,50 @@ def _read(path: Path, limit: int = _MAX_FILE) -> bytes:
     return data
 
 
+def _key_path(directory: Path, given: Path | str | None) -> Path:
+    """Where the obfuscation key of ``directory`` lives: ``given``, or beside the directory.
+    Never inside it: the directory is what an attacker of the device state can edit."""
+    home = directory.resolve()
+    if given is None:
+        if not home.name:
+            raise ConfigError(f"{directory} has no name to put an obfuscation key beside")
+        path = home.with_name(home.name + OBFUSCATION_KEY_SUFFIX)
+    else:
+        path = Path(given).resolve()
+    if path.is_relative_to(home):
+        raise ConfigError("the obfuscation key must not be inside the device directory")
+    return path
+
+
+def _load_key(path: Path) -> bytes:
+    try:
+        data = read_limited(path, 4 * OBFUSCATION_KEY_SIZE)
+    except FileNotFoundError as exc:
+        raise NotFound(
+            f"the obfuscation key {path} is missing: the device cannot read its fuses"
+        ) from exc
+    warn_if_exposed(path, "the RoT obfuscation key")
+    try:
+        key = bytes.fromhex(data.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        key = b""
+    if len(key) != OBFUSCATION_KEY_SIZE:
+        raise ConfigError(
+            f"{path} is not an obfuscation key ({2 * OBFUSCATION_KEY_SIZE} hex digits)"
+        )
+    return key
+
+
+def _create_key(path: Path) -> None:
+    """A new random obfuscation key in ``path`` (0600); an existing key is kept."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(OBFUSCATION_KEY_SIZE)
+    with contextlib.suppress(Conflict):  # made meanwhile by another process: that one counts
+        write_atomic(path, key.hex().encode() + b"\n", mode=0o600, exclusive=True)
+
+
 @dataclass(frozen=True, slots=True)
 class ProvisionResult:
     """What manufacturing produced: the IDevID CSRs and certificates (DER), by algorithm."""
@@ -87,61 +156,87 @@ class ProvisionResult:
 
 
 class Device:
-    """A device directory. ``Device.create`` makes a blank one; ``Device(path)`` opens one."""
+    """A device directory. ``Device.create`` makes a blank one; ``Device(path)`` opens one.
 
-    def __init__(self, directory: Path | str) -> None:
+    ``obfuscation_key`` is the file that holds the device's obfuscation key; by default
+    ``<directory>.obfuscation-key`` beside the directory (see the module documentation).
+    """
+
+    def __init__(self, directory: Path | str, *, obfuscation_key: Path | str | None = None) -> None:
         self.directory = Path(directory)
         if not (self.directory / FUSES).is_file():
+            if (self.directory / ROOT).is_file():
+                raise DeviceStateTampered(f"{FUSES} was removed from the device")
             raise NotFound(f"{self.directory} is not a device directory (no {FUSES})")
+        self.obfuscation_key_path = _key_path(self.directory, obfuscation_key)
+        self._store = NvStore(self.directory, _load_key(self.obfuscation_key_path))
+        self._thread_lock = threading.RLock()
+        self._lock_fd: int | None = None
+
+    def __repr__(self) -> str:
+        return f"Device({str(self.directory)!r})"
 
     @classmethod
-    def create(cls, directory: Path | str) -> Device:
-        """A new device: every fuse clear. Refuses a directory that already holds one."""
+    def create(cls, directory: Path | str, *, obfuscation_key: Path | str | None = None) -> Device:
+        """A new device: every fuse clear. Refuses a directory that already holds one. Makes
+        the obfuscation key file (0600) when it does not exist yet."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         if (path / FUSES).exists():
             raise Conflict(f"{path} already holds a device")
-        write_atomic(path / FUSES, Fuses().to_json())
-        return cls(path)
+        key_path = _key_path(path, obfuscation_key)
+        _create_key(key_path)
+        NvStore(path, _load_key(key_path)).initialize(Fuses())
+        return cls(path, obfuscation_key=key_path)
 
-    # --- files ----------------------------------------------------------------------------
+    # --- state ----------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        fd = os.open(self.directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def _locked(self, *, exclusive: bool = True) -> Iterator[None]:
+        """The directory lock (shared for reads), re-entrant within this object: every write
+        takes it exclusive before it loads the state it changes."""
+        with self._thread_lock:
+            if self._lock_fd is not None:
+                yield
+                return
+            fd = os.open(self.directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+                self._lock_fd = fd
+                yield
+            finally:
+                self._lock_fd = None
+                os.close(fd)
+
+    def _load(self) -> NvSnapshot:
+        """The whole verified state (``DeviceStateTampered`` if any part fails)."""
+        with self._locked(exclusive=False):
+            return self._store.load()
 
     @property
     def fuses(self) -> Fuses:
-        return Fuses.from_json(_read(self.directory / FUSES))
+        return self._load().fuses
 
-    def _write_fuses(self, new: Fuses) -> None:
-        old = self.fuses
-        if new == old:
-            return
-        if not new.only_sets_bits_of(old):
+    @property
+    def boot_state(self) -> BootState | None:
+        return self._load().boot
+
+    def _write_fuses(self, old: NvSnapshot, new: Fuses) -> NvSnapshot:
+        if new == old.fuses:
+            return old
+        if not new.only_sets_bits_of(old.fuses):
             raise FuseError("the new fuse bank would clear a programmed bit")
-        write_atomic(self.directory / FUSES, new.to_json())
+        return self._store.commit(old, fuses=new)
 
     def program(self, change: Callable[[Fuses], Fuses]) -> Fuses:
         """Apply ``change(fuses) -> fuses`` (a :class:`Fuses` method) and persist it."""
         with self._locked():
-            new = change(self.fuses)
+            old = self._store.load()
+            new = change(old.fuses)
             if not isinstance(new, Fuses):
                 raise StorageError("a fuse change must return the new fuse bank")
-            self._write_fuses(new)
+            self._write_fuses(old, new)
             return new
-
-    @property
-    def boot_state(self) -> BootState | None:
-        path = self.directory / BOOT
-        if not path.exists():
-            return None
-        return BootState.from_json(_read(path))
 
     def _cert_path(self, alg: Algorithm, kind: str) -> Path:
         return self.directory / f"idevid-{_ALG_FILES[alg]}.{kind}.der"
@@ -163,7 +258,8 @@ class Device:
         manufacturing), make the IDevID CSRs, have ``vendor_ca`` issue the IDevID certificates,
         fuse the vendor (and owner) key hash, move to production and lock debug."""
         with self._locked():
-            fuses = self.fuses
+            state = self._store.load()
+            fuses = state.fuses
             if fuses.uds_programmed or fuses.lifecycle is not Lifecycle.UNPROVISIONED:
                 raise Conflict("the device is already provisioned")
             fuses = (
@@ -171,7 +267,7 @@ class Device:
                 .program_field_entropy(secrets.token_bytes(FIELD_ENTROPY_SIZE))
                 .advance_lifecycle(Lifecycle.MANUFACTURING)
             )
-            self._write_fuses(fuses)
+            state = self._write_fuses(state, fuses)
             idevid = derive_idevid(fuses.uds_seed)
             ueid = device_ueid(idevid.ecc.public_key)
             csrs = {
@@ -187,7 +283,7 @@ class Device:
             if owner_key_hash is not None:
                 fuses = fuses.program_owner_key_hash(owner_key_hash)
             fuses = fuses.lock_debug().advance_lifecycle(Lifecycle.PRODUCTION)
-            self._write_fuses(fuses)
+            self._write_fuses(state, fuses)
             return ProvisionResult(csrs, certs, ueid)
 
     # --- boot, quote, DPE -----------------------------------------------------------------
@@ -197,49 +293,63 @@ class Device:
         if len(bundle) > _MAX_BUNDLE:
             raise LimitExceeded(f"a bundle is at most {_MAX_BUNDLE} bytes")
         with self._locked():
-            result = cold_boot(self.fuses, bundle, now=now)
-            self._write_fuses(result.fuses)
-            write_atomic(self.directory / BOOT, result.state.to_json())
+            old = self._store.load()
+            result = cold_boot(old.fuses, bundle, now=now)
+            if not result.fuses.only_sets_bits_of(old.fuses):
+                raise FuseError("the new fuse bank would clear a programmed bit")
+            self._store.commit(old, fuses=result.fuses, boot=result.state)
             return result.state
 
-    def _layers(self, state: BootState) -> DiceLayers:
-        layers = derive_layers(self.fuses, state.pcrs)
-        rt = parse_certificates(state.ecc_chain[-1])[0]
+    def _layers(self, state: NvSnapshot) -> tuple[BootState, DiceLayers]:
+        boot = state.boot
+        if boot is None:
+            raise Conflict("the device has not booted")
+        layers = derive_layers(state.fuses, boot.pcrs)
+        rt = parse_certificates(boot.ecc_chain[-1])[0]
         if rt.public_key != layers.rt_alias.ecc.public_key:
             raise Conflict("the fuses changed since the last boot: boot again")
-        return layers
+        return boot, layers
 
-    def _booted(self) -> BootState:
-        state = self.boot_state
-        if state is None:
-            raise Conflict("the device has not booted")
-        return state
+    def _idevid_certificates(self, layers: DiceLayers) -> dict[Algorithm, bytes]:
+        """The IDevID certificates, each checked to certify this device's IDevID key."""
+        certs: dict[Algorithm, bytes] = {}
+        for alg in _ALG_FILES:
+            der = self.idevid_certificate(alg)
+            try:
+                ok = parse_certificate(der).public_key == layers.idevid.key(alg).public_key
+            except MalformedInput:
+                ok = False
+            if not ok:
+                name = self._cert_path(alg, "cert").name
+                raise DeviceStateTampered(f"{name} does not certify this device's IDevID key")
+            certs[alg] = der
+        return certs
 
     def quote(self, nonce: bytes) -> bytes:
         """A quote over the current PCRs and log, answering ``nonce``."""
-        state = self._booted()
-        layers = self._layers(state)
-        fuses = self.fuses
-        return create_quote(
-            nonce=nonce,
-            rt_alias=layers.rt_alias,
-            ueid=layers.ueid,
-            state=state,
-            idevid_certificates={alg: self.idevid_certificate(alg) for alg in _ALG_FILES},
-            lifecycle=fuses.lifecycle,
-            debug_locked=fuses.debug_locked,
-        )
+        with self._locked(exclusive=False):
+            state = self._store.load()
+            boot, layers = self._layers(state)
+            return create_quote(
+                nonce=nonce,
+                rt_alias=layers.rt_alias,
+                ueid=layers.ueid,
+                state=boot,
+                idevid_certificates=self._idevid_certificates(layers),
+                lifecycle=state.fuses.lifecycle,
+                debug_locked=state.fuses.debug_locked,
+            )
 
     def derive_child(self, measurement: bytes, *, label: str) -> ChildIdentity:
         """Certify a child layer (DPE) and extend PCR2 with its measurement."""
         with self._locked():
-            state = self._booted()
-            layers = self._layers(state)
+            state = self._store.load()
+            boot, layers = self._layers(state)
             child = derive_child_identity(
                 layers.rt_alias, measurement, label=label, ueid=layers.ueid
             )
-            new_state = state.extended(PcrEvent(PCR_DPE, f"dpe:{label}", measurement))
-            write_atomic(self.directory / BOOT, new_state.to_json())
+            new_boot = boot.extended(PcrEvent(PCR_DPE, f"dpe:{label}", measurement))
+            self._store.commit(state, boot=new_boot)
             return child
 
     def sealing_secret(self, label: str) -> bytes:
@@ -252,23 +362,55 @@ class Device:
         """
         if not label or len(label) > 64:
             raise MalformedInput("a sealing label is 1-64 characters")
-        layers = self._layers(self._booted())
+        _, layers = self._layers(self._load())
         return kdf(layers.rt_alias.cdi, b"sealing", label.encode(), 32)
+
+    # --- monotonic counters ---------------------------------------------------------------
+
+    def counter(self, name: str) -> DeviceCounter:
+        """The monotonic counter ``name`` (1-32 of ``a-z 0-9 . _ -``), a
+        :class:`~ironroot.rot.MonotonicCounter`. A counter never incremented reads 0; up to 64
+        counters per device. Checking the name is all this call does: the state is verified
+        by each ``value()`` and ``increment()``."""
+        return DeviceCounter(self, check_counter_name(name))
+
+    def counters(self) -> dict[str, int]:
+        """Every counter that has been incremented, by name."""
+        return dict(sorted(self._load().counters.items()))
+
+    def _counter_value(self, name: str) -> int:
+        state = self._load()
+        _require_uds(state)
+        return state.counters.get(name, 0)
+
+    def _increment(self, name: str) -> int:
+        with self._locked():
+            state = self._store.load()
+            _require_uds(state)
+            value = state.counters.get(name, 0)
+            if value >= MAX_COUNTER_VALUE:
+                raise Conflict(f"counter {name} is at its maximum")
+            self._store.commit(state, counters={name: value + 1})
+            return value + 1
+
+    # --- reports --------------------------------------------------------------------------
 
     def chain(self, alg: Algorithm) -> tuple[bytes, ...]:
         """The DER chain IDevID, LDevID, FMC alias, RT alias (what has been issued so far)."""
+        return self._chain(alg, self._load())
+
+    def _chain(self, alg: Algorithm, state: NvSnapshot) -> tuple[bytes, ...]:
         certs: list[bytes] = []
         if self._cert_path(alg, "cert").exists():
             certs.append(self.idevid_certificate(alg))
-        state = self.boot_state
-        if state is not None:
-            certs.extend(state.ecc_chain if alg is Algorithm.ES384 else state.mldsa_chain)
+        if state.boot is not None:
+            boot = state.boot
+            certs.extend(boot.ecc_chain if alg is Algorithm.ES384 else boot.mldsa_chain)
         return tuple(certs)
 
     def show(self) -> dict[str, Any]:
-        """Lifecycle, fuses (never the secrets), PCRs and chains, as JSON values."""
-        fuses = self.fuses
-        state = self.boot_state
+        """Lifecycle, fuses (never the secrets), PCRs, chains and counters, as JSON values."""
+        state = self._load()
         chains = {}
         for alg, name in _ALG_FILES.items():
             chains[name] = [
@@ -278,12 +420,48 @@ class Device:
                     "serial": f"{cert.serial:x}" if cert.serial is not None else None,
                     "key_purposes": list(cert.dice.key_purposes),
                 }
-                for cert in (parse_certificate(der) for der in self.chain(alg))
+                for cert in (parse_certificate(der) for der in self._chain(alg, state))
             ]
         return {
             "device": str(self.directory),
-            "lifecycle": fuses.lifecycle.label,
-            "fuses": fuses.public_json(),
-            "boot": state.public_json() if state is not None else None,
+            "lifecycle": state.fuses.lifecycle.label,
+            "fuses": state.fuses.public_json(),
+            "boot": state.boot.public_json() if state.boot is not None else None,
             "chains": chains,
+            "counters": dict(sorted(state.counters.items())),
         }
+
+
+def _require_uds(state: NvSnapshot) -> None:
+    if not state.fuses.uds_programmed:
+        raise Conflict("the device is not provisioned: counters need its UDS")
+
+
+class DeviceCounter(MonotonicCounter):
+    """A named monotonic counter held by a :class:`Device` (a
+    :class:`~ironroot.rot.MonotonicCounter`).
+
+    Stored as ``counter-<name>.json`` in the device directory, MAC'd and named by the state
+    root like the fuses: an edited, removed or older copy of the file makes ``value()`` and
+    ``increment()`` (and every other operation of the device) raise ``DeviceStateTampered``.
+    """
+
+    __slots__ = ("_device", "name")
+
+    def __init__(self, device: Device, name: str) -> None:
+        self._device = device
+        self.name = check_counter_name(name)
+
+    def __repr__(self) -> str:
+        return f"DeviceCounter({self.name!r})"
+
+    def value(self) -> int:
+        """The current value (0 before the first increment)."""
+        return self._device._counter_value(self.name)
+
+    def increment(self) -> int:
+        """Add one and return the new value, durable (fsynced) before this returns.
+
+        Raises ``Conflict`` at 2^64 − 1 or on an unprovisioned device, ``DeviceStateTampered``
+        if the device state does not verify, and ``LimitExceeded`` for a 65th counter."""
+        return self._device._increment(self.name)

@@ -29,16 +29,16 @@ set; a partition lock forbids that, as Caliptra's fuse controller does).
 Revocation: the masks cover the manifest's key slots (4 ECC, 32 PQC). A product may use fewer
 keys than slots; pass ``key_count`` so that revoking its last usable key is refused.
 
-The UDS and field entropy are secrets: they are never in ``repr``, in error messages, or in
-:meth:`Fuses.public_json`. :meth:`Fuses.to_json` (the persisted form) holds them, as a fuse
-bank holds them.
+The UDS and field entropy are secrets: they are never in ``repr``, in error messages, in
+:meth:`Fuses.public_json` or in :meth:`Fuses.to_record` (the persisted form of the other
+fuses). The device stores them only obfuscated, as Caliptra's fuse controller does: encrypted
+under a device-held obfuscation key that is not in the device directory (``_nvstate``).
 """
 
 from __future__ import annotations
 
 import enum
 import hmac
-import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -60,7 +60,7 @@ KEY_HASH_SIZE: Final = 48  # SHA-384
 ECC_KEY_SLOTS: Final = 4
 PQC_KEY_SLOTS: Final = 32
 SVN_FUSE_BITS: Final = 128
-_FORMAT: Final = "ironroot-fuses/1"
+_FORMAT: Final = "ironroot-fuses/2"  # /1 held the secrets in the clear
 
 
 class Lifecycle(enum.IntEnum):
@@ -260,12 +260,11 @@ class Fuses:
         new, old = self._raw(), older._raw()
         return all(old[name] & ~new[name] == 0 for name in new)
 
-    def to_json(self) -> bytes:
-        """The persisted form (holds the secrets): one JSON object, keys sorted."""
-        doc = {
+    def to_record(self) -> dict[str, Any]:
+        """Every fuse *except the secrets* (UDS, field entropy) as JSON values, for the device's
+        state file; the device stores the secrets beside it obfuscated (see ``_nvstate``)."""
+        return {
             "format": _FORMAT,
-            "uds_seed": self.uds_seed.hex(),
-            "field_entropy": self.field_entropy.hex(),
             "vendor_key_hash": self.vendor_key_hash.hex(),
             "owner_key_hash": self.owner_key_hash.hex(),
             "ecc_revocation": self.ecc_revocation,
@@ -275,21 +274,17 @@ class Fuses:
             "lifecycle": self.lifecycle.label,
             "debug_locked": self.debug_locked,
         }
-        return json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
 
     @classmethod
-    def from_json(cls, data: bytes) -> Fuses:
-        """Parse :meth:`to_json` output strictly; anything else raises ``StorageError``."""
-        try:
-            doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise StorageError("the fuse file is not JSON") from exc
+    def from_record(
+        cls, doc: object, *, uds_seed: bytes = b"", field_entropy: bytes = b""
+    ) -> Fuses:
+        """Parse :meth:`to_record` output strictly, with the (deobfuscated) secrets given
+        apart; anything else raises ``StorageError``."""
         if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
-            raise StorageError(f"the fuse file is not {_FORMAT}")
+            raise StorageError(f"the fuse record is not {_FORMAT}")
         expected = {
             "format",
-            "uds_seed",
-            "field_entropy",
             "vendor_key_hash",
             "owner_key_hash",
             "ecc_revocation",
@@ -300,11 +295,11 @@ class Fuses:
             "debug_locked",
         }
         if set(doc) != expected:
-            raise StorageError("the fuse file has missing or unknown fields")
+            raise StorageError("the fuse record has missing or unknown fields")
         try:
             return cls(
-                uds_seed=_hex(doc["uds_seed"]),
-                field_entropy=_hex(doc["field_entropy"]),
+                uds_seed=uds_seed,
+                field_entropy=field_entropy,
                 vendor_key_hash=_hex(doc["vendor_key_hash"]),
                 owner_key_hash=_hex(doc["owner_key_hash"]),
                 ecc_revocation=_int(doc["ecc_revocation"]),
@@ -315,7 +310,7 @@ class Fuses:
                 debug_locked=_bool(doc["debug_locked"]),
             )
         except (KeyError, ValueError) as exc:
-            raise StorageError("the fuse file has an invalid field") from exc
+            raise StorageError("the fuse record has an invalid field") from exc
 
     def public_json(self) -> dict[str, Any]:
         """Every fuse except the secrets (which show only whether they are programmed)."""

@@ -1,0 +1,420 @@
+"""The RoT's non-volatile state, tamper-evident: obfuscated secrets, MAC'd state files, and one
+state root that names the current copy of each file.
+
+Modelled on Caliptra's UDS obfuscation: the fuse bank holds the UDS seed and field entropy only
+*encrypted* under the device's obfuscation key, a secret the silicon holds and firmware never
+reads. Here that key is a 32-byte file kept outside the device directory (``Device``
+decides where); this module receives its bytes.
+
+* **Obfuscation.** A secret fuse is stored as AES-256-GCM under the obfuscation key, with a
+  fresh 96-bit nonce and the associated data ``"ironroot-rot-obfuscated:" ‖ fuse name``:
+  ``{"nonce": hex, "ciphertext": hex}`` (ciphertext ‖ 16-byte tag), or ``null`` when the fuse
+  is not programmed. A changed ciphertext, nonce or key does not decrypt.
+* **State files.** Every state file (``fuses.json``, ``boot.json``, ``counter-<name>.json``) is
+  ``{"format": "ironroot-rot-state/1", "file": <name>, "body": {...}, "mac": hex}`` where
+  ``mac = HMAC-SHA-384(K_file, canonical({"format", "file", "body"}))``; canonical is JSON with
+  sorted keys, no whitespace, ASCII only. ``K_file = KDF(UDS, "rot_state_mac", <name>)``
+  (the SP 800-108 KDF of :mod:`._kdf`), so a MAC is bound to the device and to the file name;
+  before the UDS is fused the only state file, ``fuses.json``, is keyed by
+  ``KDF(obfuscation key, "rot_state_mac_unprovisioned", "fuses.json")``.
+* **State root.** ``state-root.json`` is a state file of the same shape keyed by
+  ``KDF(obfuscation key, "rot_state_root")`` (it must verify before the UDS is fused, and its key
+  does not change when it is), whose body ``{"files": {<name>: [tag, ...]}}`` lists, for each
+  state file, the MAC of the copy the device last wrote (``null`` = absent; a file not listed
+  must be absent). An older copy of a state file has a valid MAC but not the listed one, so
+  it is refused, as is a removed or an added file.
+
+A write of state files is three durable steps: the root first lists both the old and the new
+MAC of each changed file, then the files are written, then the root lists only the new MACs.
+A crash at any point leaves each file old or new, and the device opens either; once the write
+has returned, only the new copy opens.
+
+Every failure to verify raises :class:`~ironroot.errors.DeviceStateTampered`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ironroot._fileio import write_atomic
+from ironroot.errors import ConfigError, DeviceStateTampered, LimitExceeded, StorageError
+from ironroot.rot._boot import BootState
+from ironroot.rot._counter import MAX_COUNTER_VALUE
+from ironroot.rot._fuses import FIELD_ENTROPY_SIZE, UDS_SEED_SIZE, Fuses
+from ironroot.rot._kdf import kdf
+
+__all__ = [
+    "BOOT",
+    "FUSES",
+    "MAX_COUNTERS",
+    "OBFUSCATION_KEY_SIZE",
+    "ROOT",
+    "NvSnapshot",
+    "NvStore",
+    "check_counter_name",
+    "counter_file",
+]
+
+OBFUSCATION_KEY_SIZE: Final = 32
+FUSES: Final = "fuses.json"
+BOOT: Final = "boot.json"
+ROOT: Final = "state-root.json"
+MAX_COUNTERS: Final = 64
+_FORMAT: Final = "ironroot-rot-state/1"
+_COUNTER_FORMAT: Final = "ironroot-rot-counter/1"
+_MAX_FILE: Final = 1024 * 1024
+_MAC_SIZE: Final = 48
+_NONCE_SIZE: Final = 12
+_COUNTER_NAME: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
+_COUNTER_FILE: Final = re.compile(r"counter-(.+)\.json")
+_SECRETS: Final = {"uds_seed": UDS_SEED_SIZE, "field_entropy": FIELD_ENTROPY_SIZE}
+
+
+def check_counter_name(name: object) -> str:
+    """A counter name: 1-32 of lowercase letters, digits, '.', '_' and '-', starting with a
+    letter or digit (it names a file, on case-insensitive file systems too)."""
+    if not isinstance(name, str) or not _COUNTER_NAME.fullmatch(name):
+        raise ConfigError(
+            "a counter name is 1-32 lowercase letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def counter_file(name: str) -> str:
+    return f"counter-{check_counter_name(name)}.json"
+
+
+# --- the pure core: canonical bytes, obfuscation, MACs -----------------------------------------
+
+
+def _canonical(value: object) -> bytes:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode()
+
+
+def _aad(name: str) -> bytes:
+    return b"ironroot-rot-obfuscated:" + name.encode()
+
+
+def _obfuscate(key: bytes, name: str, secret: bytes) -> dict[str, str] | None:
+    if not secret:
+        return None
+    nonce = secrets.token_bytes(_NONCE_SIZE)
+    return {
+        "nonce": nonce.hex(),
+        "ciphertext": AESGCM(key).encrypt(nonce, secret, _aad(name)).hex(),
+    }
+
+
+def _deobfuscate(key: bytes, name: str, doc: object) -> bytes:
+    if doc is None:
+        return b""
+    try:
+        if not isinstance(doc, dict) or set(doc) != {"nonce", "ciphertext"}:
+            raise ValueError("not an obfuscated fuse")
+        nonce = bytes.fromhex(doc["nonce"])
+        ciphertext = bytes.fromhex(doc["ciphertext"])
+        if len(nonce) != _NONCE_SIZE:
+            raise ValueError("bad nonce")
+        secret = AESGCM(key).decrypt(nonce, ciphertext, _aad(name))
+    except (ValueError, TypeError, InvalidTag) as exc:
+        raise DeviceStateTampered(
+            f"the obfuscated {name} fuse does not decrypt under this device's obfuscation key: "
+            "it was altered, or the key is not this device's"
+        ) from exc
+    if len(secret) != _SECRETS[name]:
+        raise DeviceStateTampered(f"the obfuscated {name} fuse has the wrong size")
+    return secret
+
+
+def _mac(key: bytes, name: str, body: object) -> bytes:
+    message = _canonical({"format": _FORMAT, "file": name, "body": body})
+    return hmac.new(key, message, "sha384").digest()
+
+
+def _seal(key: bytes, name: str, body: dict[str, Any]) -> tuple[bytes, bytes]:
+    """The file bytes of a state file, and its MAC (the tag the root lists)."""
+    tag = _mac(key, name, body)
+    doc = {"format": _FORMAT, "file": name, "body": body, "mac": tag.hex()}
+    return json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n", tag
+
+
+def _envelope(data: bytes, name: str) -> tuple[dict[str, Any], bytes]:
+    """The body and claimed MAC of a state file (structure only: the MAC is checked apart)."""
+    try:
+        doc = json.loads(data)
+        if (
+            not isinstance(doc, dict)
+            or set(doc) != {"format", "file", "body", "mac"}
+            or doc["format"] != _FORMAT
+            or doc["file"] != name
+            or not isinstance(doc["body"], dict)
+            or not isinstance(doc["mac"], str)
+        ):
+            raise ValueError("not a state file")
+        tag = bytes.fromhex(doc["mac"])
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
+        raise DeviceStateTampered(
+            f"{name} is not a well-formed state file of that name: it was edited or copied"
+        ) from exc
+    if len(tag) != _MAC_SIZE:
+        raise DeviceStateTampered(f"{name} has a MAC of the wrong size: it was edited")
+    return doc["body"], tag
+
+
+def _check(key: bytes, name: str, body: dict[str, Any], tag: bytes) -> None:
+    try:
+        expected = _mac(key, name, body)
+    except (ValueError, RecursionError) as exc:  # what the parser took, the encoder refuses
+        raise DeviceStateTampered(f"{name} does not encode canonically: it was edited") from exc
+    if not hmac.compare_digest(expected, tag):
+        raise DeviceStateTampered(
+            f"{name} does not verify under this device's key: it was edited, "
+            "or it is not this device's"
+        )
+
+
+def _file_key(uds_seed: bytes, name: str) -> bytes:
+    return kdf(uds_seed, b"rot_state_mac", name.encode())
+
+
+def _unprovisioned_key(obfuscation_key: bytes) -> bytes:
+    return kdf(obfuscation_key, b"rot_state_mac_unprovisioned", FUSES.encode())
+
+
+def _root_key(obfuscation_key: bytes) -> bytes:
+    return kdf(obfuscation_key, b"rot_state_root")
+
+
+def _counter_value(body: dict[str, Any], name: str) -> int:
+    value = body.get("value")
+    if (
+        set(body) != {"format", "counter", "value"}
+        or body.get("format") != _COUNTER_FORMAT
+        or body.get("counter") != name
+        or isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 0 <= value <= MAX_COUNTER_VALUE
+    ):
+        raise StorageError(f"the counter record {name} is invalid")
+    return value
+
+
+# --- the store ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NvSnapshot:
+    """The verified state of a device: its fuses, last boot, counters, and the MAC of each
+    state file as it is now (what the root must keep listing)."""
+
+    fuses: Fuses
+    boot: BootState | None
+    counters: Mapping[str, int]
+    tags: Mapping[str, bytes] = field(repr=False)
+
+
+class NvStore:
+    """The state files of one device directory, under one obfuscation key.
+
+    Not locked: :class:`~ironroot.rot.Device` holds the directory lock around every call.
+    """
+
+    def __init__(self, directory: Path, obfuscation_key: bytes) -> None:
+        if len(obfuscation_key) != OBFUSCATION_KEY_SIZE:
+            raise StorageError(f"an obfuscation key is {OBFUSCATION_KEY_SIZE} bytes")
+        self.directory = directory
+        self._key = obfuscation_key
+
+    def __repr__(self) -> str:
+        return f"NvStore({str(self.directory)!r})"
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def initialize(self, fuses: Fuses) -> None:
+        """Write a new device's state: the root naming ``fuses.json``, then ``fuses.json``."""
+        data, tag = self._seal_fuses(fuses)
+        self._write_root({FUSES: [tag]})
+        write_atomic(self.directory / FUSES, data)
+
+    def commit(
+        self,
+        old: NvSnapshot,
+        *,
+        fuses: Fuses | None = None,
+        boot: BootState | None = None,
+        counters: Mapping[str, int] | None = None,
+    ) -> NvSnapshot:
+        """Write the given parts of the state over ``old`` (which the caller loaded under the
+        same lock); return the new snapshot. Counters only ever go up."""
+        files: dict[str, bytes] = {}
+        tags = dict(old.tags)
+        new_counters = dict(old.counters)
+        if fuses is not None and fuses != old.fuses:
+            files[FUSES], tags[FUSES] = self._seal_fuses(fuses)
+        if boot is not None and boot != old.boot:
+            if not (fuses or old.fuses).uds_programmed:
+                raise StorageError("an unprovisioned device keeps no boot state")
+            files[BOOT], tags[BOOT] = _seal(
+                _file_key((fuses or old.fuses).uds_seed, BOOT), BOOT, boot.to_record()
+            )
+        for name, value in (counters or {}).items():
+            current = old.counters.get(name, 0)
+            if value <= current:
+                raise StorageError(f"counter {name} is at {current}: it never goes down")
+            if name not in old.counters and len(old.counters) >= MAX_COUNTERS:
+                raise LimitExceeded(f"a device holds at most {MAX_COUNTERS} counters")
+            file = counter_file(name)
+            body = {"format": _COUNTER_FORMAT, "counter": name, "value": value}
+            files[file], tags[file] = _seal(_file_key(old.fuses.uds_seed, file), file, body)
+            new_counters[name] = value
+        if not files:
+            return old
+        pending: dict[str, list[bytes | None]] = {name: [tag] for name, tag in old.tags.items()}
+        for name in files:
+            pending[name] = [old.tags.get(name), tags[name]]
+        self._write_root(pending)
+        for name, data in files.items():
+            write_atomic(self.directory / name, data)
+        self._write_root({name: [tag] for name, tag in tags.items()})
+        return NvSnapshot(
+            fuses=fuses if fuses is not None else old.fuses,
+            boot=boot if boot is not None else old.boot,
+            counters=new_counters,
+            tags=tags,
+        )
+
+    def _seal_fuses(self, fuses: Fuses) -> tuple[bytes, bytes]:
+        body = {
+            "fuses": fuses.to_record(),
+            "uds_seed": _obfuscate(self._key, "uds_seed", fuses.uds_seed),
+            "field_entropy": _obfuscate(self._key, "field_entropy", fuses.field_entropy),
+        }
+        if fuses.uds_programmed:
+            key = _file_key(fuses.uds_seed, FUSES)
+        else:
+            key = _unprovisioned_key(self._key)
+        return _seal(key, FUSES, body)
+
+    def _write_root(self, files: Mapping[str, list[bytes | None]]) -> None:
+        body = {
+            "files": {
+                name: [None if tag is None else tag.hex() for tag in tags]
+                for name, tags in sorted(files.items())
+            }
+        }
+        data, _ = _seal(_root_key(self._key), ROOT, body)
+        write_atomic(self.directory / ROOT, data)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _read(self, name: str) -> bytes | None:
+        try:
+            with open(self.directory / name, "rb") as handle:
+                data = handle.read(_MAX_FILE + 1)
+        except FileNotFoundError:
+            return None
+        if len(data) > _MAX_FILE:
+            raise DeviceStateTampered(f"{name} is larger than any state file the device writes")
+        return data
+
+    def _root(self) -> dict[str, list[bytes | None]]:
+        data = self._read(ROOT)
+        if data is None:
+            raise DeviceStateTampered(f"{ROOT} is missing: the device state was removed")
+        body, tag = _envelope(data, ROOT)
+        try:
+            _check(_root_key(self._key), ROOT, body, tag)
+        except DeviceStateTampered:
+            raise DeviceStateTampered(
+                f"{ROOT} does not verify: it was edited, or the obfuscation key is not "
+                "this device's"
+            ) from None
+        try:
+            files = body["files"]
+            if set(body) != {"files"} or not isinstance(files, dict):
+                raise ValueError("bad root")
+            return {
+                str(name): [None if t is None else bytes.fromhex(t) for t in tags]
+                for name, tags in files.items()
+            }
+        except (ValueError, TypeError, AttributeError) as exc:  # a MAC'd root we did not write
+            raise StorageError(f"{ROOT} is not a state root") from exc
+
+    def _load_fuses(self) -> tuple[Fuses, bytes]:
+        data = self._read(FUSES)
+        if data is None:
+            raise DeviceStateTampered(f"{FUSES} was removed")
+        body, tag = _envelope(data, FUSES)
+        if set(body) != {"fuses", "uds_seed", "field_entropy"}:
+            raise DeviceStateTampered(f"{FUSES} has missing or unknown fields: it was edited")
+        uds_seed = _deobfuscate(self._key, "uds_seed", body["uds_seed"])
+        key = _file_key(uds_seed, FUSES) if uds_seed else _unprovisioned_key(self._key)
+        _check(key, FUSES, body, tag)
+        field_entropy = _deobfuscate(self._key, "field_entropy", body["field_entropy"])
+        fuses = Fuses.from_record(body["fuses"], uds_seed=uds_seed, field_entropy=field_entropy)
+        return fuses, tag
+
+    def load(self) -> NvSnapshot:
+        """Verify every state file against its MAC and the root; the verified state."""
+        accepted = self._root()
+        fuses, fuses_tag = self._load_fuses()
+        tags: dict[str, bytes] = {FUSES: fuses_tag}
+        boot: BootState | None = None
+        counters: dict[str, int] = {}
+        present = {
+            p.name
+            for p in self.directory.iterdir()
+            if p.name == BOOT or _COUNTER_FILE.fullmatch(p.name)
+        }
+        for name in sorted((present | set(accepted)) - {FUSES}):
+            data = self._read(name)
+            tag: bytes | None = None
+            if data is not None:
+                counter = _COUNTER_FILE.fullmatch(name)
+                if name != BOOT and (
+                    counter is None or not _COUNTER_NAME.fullmatch(counter.group(1))
+                ):
+                    raise DeviceStateTampered(f"{name} is not a state file the device writes")
+                if not fuses.uds_programmed:
+                    raise DeviceStateTampered(f"{name} is on a device without a UDS: it was added")
+                body, tag = _envelope(data, name)
+                _check(_file_key(fuses.uds_seed, name), name, body, tag)
+                if name == BOOT:
+                    boot = BootState.from_record(body)
+                else:
+                    assert counter is not None
+                    counters[counter.group(1)] = _counter_value(body, counter.group(1))
+                tags[name] = tag
+            allowed = accepted.get(name, [None])
+            if not any(_same(tag, ok) for ok in allowed):
+                if tag is None:
+                    raise DeviceStateTampered(f"{name} was removed from the device")
+                if allowed == [None]:
+                    raise DeviceStateTampered(f"{name} was added: the device never wrote it")
+                raise DeviceStateTampered(
+                    f"{name} is not the copy the device last wrote: an older copy was restored"
+                )
+        if not any(_same(fuses_tag, ok) for ok in accepted.get(FUSES, [None])):
+            raise DeviceStateTampered(
+                f"{FUSES} is not the copy the device last wrote: an older copy was restored"
+            )
+        return NvSnapshot(fuses=fuses, boot=boot, counters=counters, tags=tags)
+
+
+def _same(tag: bytes | None, expected: bytes | None) -> bool:
+    if tag is None or expected is None:
+        return tag is None and expected is None
+    return hmac.compare_digest(tag, expected)
