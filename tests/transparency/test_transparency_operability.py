@@ -65,3 +65,45 @@ def test_one_process_serves_a_data_directory(tmp_path: Path) -> None:
         assert caught.value.exit_code == 2
     # released on close: the directory opens again
     TransparencyService.open(data, clock=lambda: NOW).close()
+
+
+@pytest.mark.parametrize("port", ["0", "99999", "-1"])
+def test_serve_refuses_a_bad_port_before_creating_anything(tmp_path: Path, port: str) -> None:
+    from ironroot.cli import main
+
+    assert main(["serve", "--data", str(tmp_path / "d"), "--port", port]) == 2
+    assert not (tmp_path / "d").exists()
+
+
+def test_serve_refuses_a_port_in_use_before_creating_anything(tmp_path: Path) -> None:
+    import socket
+
+    from ironroot.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--data", str(tmp_path / "d"), "--port", str(port)]) == 2
+    assert not (tmp_path / "d").exists()
+
+
+def test_json_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from ironroot.http import configure_logging
+
+    configure_logging("info", "json")
+    try:
+        logging.getLogger("ironroot.access").info("hello", extra={"status": 200, "route": "/x"})
+        line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+        assert (line["level"], line["message"], line["status"], line["route"]) == (
+            "info",
+            "hello",
+            200,
+            "/x",
+        )
+        assert line["time"].endswith("+00:00")
+    finally:
+        logging.getLogger("ironroot").handlers.clear()
+        logging.getLogger("ironroot").setLevel(logging.NOTSET)

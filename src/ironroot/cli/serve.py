@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import socket
 from pathlib import Path
 from typing import Any
 
 from ironroot.crypto import Algorithm, Signer
+from ironroot.errors import ConfigError
 from ironroot.hsm import ServiceKeys, ServiceKeysConfig
+from ironroot.http import LOG_FORMATS, configure_logging
 from ironroot.transparency import TransparencyConfig, init_data_dir, load_config, serve
 
 
@@ -26,8 +29,12 @@ def register(sub: Any) -> None:
         "and its service keys on first start.",
     )
     parser.add_argument("--data", required=True, type=Path, help="data directory")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", default=8000, type=int)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", default=8000, type=int, help="TCP port, 1-65535 (8000)")
+    parser.add_argument("--log-level", default="info", help="debug, info, warning or error (info)")
+    parser.add_argument(
+        "--log-format", default="text", choices=LOG_FORMATS, help="log lines as text or JSON"
+    )
     parser.add_argument(
         "--issuer", default="https://transparency.example", help="service_issuer on first start"
     )
@@ -48,7 +55,27 @@ def hsm_signers(config: TransparencyConfig, keys: ServiceKeys) -> tuple[list[Sig
     return receipts, checkpoints
 
 
+def check_listen(host: str, port: int) -> None:
+    """Refuse a port out of range or already in use before anything is created on disk."""
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port {port}: a TCP port is 1-65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConfigError(f"--host {host}: {exc.strerror or exc}") from exc
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
 def _serve(args: argparse.Namespace) -> int:
+    if not args.init_only:
+        check_listen(args.host, args.port)
+        configure_logging(args.log_level, args.log_format)
     init_data_dir(args.data, service_issuer=args.issuer)
     config = load_config(args.data)
     keys_config = ServiceKeysConfig.parse(config.keys, args.data)

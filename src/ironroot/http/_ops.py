@@ -235,4 +235,4 @@ def configure_logging(level: str = "info", fmt: str = "text") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)
-    root.propagate = False
+    # Records still propagate: a host program (or pytest) may also listen at the root logger.

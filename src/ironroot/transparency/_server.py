@@ -11,11 +11,14 @@ from types import FrameType
 import uvicorn
 
 from ironroot.crypto import Signer
-from ironroot.http import ServerLimits, ServerThread, server_config
+from ironroot.http import ServerLimits, ServerThread, configure_logging, server_config
+from ironroot.log import layout
 from ironroot.transparency._app import create_app
 from ironroot.transparency._service import TransparencyService
 
 __all__ = ["ServiceThread", "serve"]
+
+_log = logging.getLogger("ironroot.transparency")
 
 
 def _uvicorn_config(service: TransparencyService, host: str, port: int) -> uvicorn.Config:
@@ -45,11 +48,24 @@ def serve(
     its own shutdown; the handler installed here turns that into a normal return, so the
     service is closed before the process exits.)
     """
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not logging.getLogger("ironroot").handlers:
+        configure_logging("info", "text")
     service = TransparencyService.open(
         data_dir, receipt_signers=receipt_signers, checkpoint_signers=checkpoint_signers
     )
     service.start()
+    _log.info(
+        "transparency service on http://%s:%d: data %s (SQLite %s, tree size %d), origin %s, "
+        "receipt keys %s, checkpoint keys %s",
+        host,
+        port,
+        data_dir,
+        layout.LOG_DB,
+        service.log.tree_size,
+        service.config.origin,
+        ", ".join(k.kid.hex()[:16] for k in service.receipt_keys),
+        ", ".join(service.checkpoint_vkeys),
+    )
     previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         uvicorn.Server(_uvicorn_config(service, host, port)).run()
