@@ -150,7 +150,8 @@ class DirectoryLock:
     """One process per data directory: an exclusive, non-blocking ``flock`` on
     ``<directory>/<name>`` (which records the holder's pid), held until :meth:`close`.
 
-    A second holder gets :class:`InUse` naming the directory and the pid that holds it, instead
+    A second holder gets ``error`` (:class:`InUse` by default) naming the directory and the pid
+    that holds it, instead
     of two writers forking one store. The lock goes with the process (a ``kill -9`` releases
     it); the file stays, harmlessly.
     """
@@ -158,7 +159,12 @@ class DirectoryLock:
     __slots__ = ("_fd", "path")
 
     def __init__(
-        self, directory: Path, name: str = ".lock", *, what: str = "data directory"
+        self,
+        directory: Path,
+        name: str = ".lock",
+        *,
+        what: str = "data directory",
+        error: type[Conflict] = InUse,
     ) -> None:
         self.path = Path(directory) / name
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -167,7 +173,7 @@ class DirectoryLock:
         except OSError as exc:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
             os.close(fd)
-            raise InUse(
+            raise error(
                 f"the {what} {directory} is in use by another process (pid {holder}); "
                 "one process serves it at a time"
             ) from exc

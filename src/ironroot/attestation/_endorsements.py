@@ -184,6 +184,21 @@ def _vendor_key(
     raise last or UnknownIssuer("no vendor key verifies the reference values")
 
 
+def _check_corim_type(statement: SignedStatement) -> None:
+    if statement.content_type != CORIM_CONTENT_TYPE:
+        raise MalformedCorim(
+            f"statement content type {statement.content_type!r} is not {CORIM_CONTENT_TYPE}"
+        )
+
+
+def _corim_of(payload: bytes) -> tuple[Corim, SignedCorim | None]:
+    """The CoRIM a statement carries, and its signed envelope when it has one."""
+    if payload[:1] == bytes((_COSE_SIGN1,)):
+        signed = SignedCorim.parse(payload)
+        return signed.corim, signed
+    return Corim.parse(payload), None
+
+
 def reference_values_from_statement(
     data: bytes,
     *,
@@ -200,24 +215,16 @@ def reference_values_from_statement(
         raise UnknownIssuer("no transparency service keys are configured: nothing is logged")
     statement = verify_transparent_statement(data, service_keys).statement
     iss, sub = statement.claims.iss, statement.claims.sub
-    if statement.content_type != CORIM_CONTENT_TYPE:
-        raise MalformedCorim(
-            f"statement content type {statement.content_type!r} is not {CORIM_CONTENT_TYPE}"
-        )
+    _check_corim_type(statement)
     keys: Sequence[Verifier] | None = None
     if vendor_keys is not None:
         keys = vendor_keys.get(iss)
         if not keys:
             raise UnknownIssuer(f"no vendor key is configured for issuer {iss!r}")
         _vendor_key(statement.kid, keys, statement)
-    payload = statement.payload
-    if payload[:1] == bytes((_COSE_SIGN1,)):
-        signed = SignedCorim.parse(payload)
-        if keys is not None:
-            _vendor_key(signed.kid, keys, signed)
-        corim = signed.corim
-    else:
-        corim = Corim.parse(payload)
+    corim, signed = _corim_of(statement.payload)
+    if signed is not None and keys is not None:
+        _vendor_key(signed.kid, keys, signed)
     validity = corim.rim_validity
     if now is not None and validity is not None:
         t = int(now.timestamp())
@@ -237,16 +244,8 @@ def publishers_of_release(data: bytes) -> tuple[ReferencePublisher, ...]:
     this release's issuer — but the statement and CoRIM must parse (``MalformedStatement``,
     ``MalformedCorim``), carry reference values, and name a class vendor for each."""
     statement = SignedStatement.parse(data)
-    if statement.content_type != CORIM_CONTENT_TYPE:
-        raise MalformedCorim(
-            f"statement content type {statement.content_type!r} is not {CORIM_CONTENT_TYPE}"
-        )
-    payload = statement.payload
-    corim = (
-        SignedCorim.parse(payload).corim
-        if payload[:1] == bytes((_COSE_SIGN1,))
-        else Corim.parse(payload)
-    )
+    _check_corim_type(statement)
+    corim, _ = _corim_of(statement.payload)
     iss = statement.claims.iss
     values = _values(corim, iss, statement.claims.sub)
     if not values:

@@ -513,10 +513,8 @@ class PrivateKey:
             if self._digest is None:  # unreachable: every EC key has a digest
                 raise UnsupportedAlgorithm(f"{self._algorithm.label} has no digest")
             r, s = decode_dss_signature(key.sign(data, ec.ECDSA(self._digest)))
-            order = _EC[self._algorithm].order
-            if s > order // 2:  # always the canonical low-S form (see ecdsa_low_s)
-                s = order - s
-            return r.to_bytes(self._size, "big") + s.to_bytes(self._size, "big")
+            raw = r.to_bytes(self._size, "big") + s.to_bytes(self._size, "big")
+            return ecdsa_low_s(self._algorithm, raw)  # always the canonical low-S form
         return key.sign(data)
 
     def to_pem(self, password: bytes | None = None) -> bytes:

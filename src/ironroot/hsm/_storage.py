@@ -20,7 +20,6 @@ for tests and for higher layers' tests.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import secrets
 from pathlib import Path
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ironroot._fileio import DirectoryLock
 from ironroot.errors import ConfigError, Conflict, SealedStoreError, StorageError
 
 __all__ = ["DirectoryStorage", "HsmStorage", "MemoryStorage", "seal", "unseal"]
@@ -141,29 +141,24 @@ class DirectoryStorage:
     objects appending to one audit log would fork its chain.
     """
 
-    __slots__ = ("_dir", "_lock_fd")
+    __slots__ = ("_dir", "_lock")
 
     def __init__(self, directory: Path | str) -> None:
         self._dir = Path(directory)
         try:
             self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self._dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+            self._lock: DirectoryLock | None = DirectoryLock(
+                self._dir, LOCK_FILE, what="HSM directory", error=Conflict
+            )
         except OSError as exc:
             raise self._fail("create the HSM directory", exc) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            raise Conflict(f"another HSM process holds {self._dir}") from exc
-        self._lock_fd: int | None = fd
 
     def close(self) -> None:
         """Release the directory lock."""
-        fd = getattr(self, "_lock_fd", None)  # absent when __init__ failed
-        if fd is not None:
-            self._lock_fd = None
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        lock = getattr(self, "_lock", None)  # absent when __init__ failed
+        if lock is not None:
+            self._lock = None
+            lock.close()
 
     def __enter__(self) -> DirectoryStorage:
         return self

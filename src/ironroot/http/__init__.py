@@ -163,11 +163,10 @@ def problem_app(routes: Sequence[BaseRoute], info: ServiceInfo | None = None) ->
     async def not_found(request: Request, exc: Exception) -> Response:
         return error_response(request, NotFound("no such resource"))
 
-    all_routes = list(routes)
+    all_routes = list(routes)  # first match wins: a service's own route shadows ours
     middleware = []
     if info is not None:
-        taken = {getattr(r, "path", None) for r in all_routes}
-        all_routes += [r for r in operational_routes(info) if getattr(r, "path", None) not in taken]
+        all_routes += operational_routes(info)
         middleware.append(Middleware(Observed, info=info))
     return Starlette(
         routes=all_routes,
