@@ -52,13 +52,13 @@ from cryptography.x509.oid import NameOID
 
 from ironroot.attestation import Appraisal, AttestationResult, TrustTier, VerifierId, sign_ear_jwt
 from ironroot.cose import decode_cbor, encode_cbor
-from ironroot.crypto import Algorithm, PrivateKey, load_verifier
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.ear import ChallengeLimits
 from ironroot.hsm import DeviceIdentity, Hsm, HsmConfig, KeyAttributes, KeyType, MemoryStorage, Role
 from ironroot.keyrelease import (
     HsmVault,
     KeyReleaseService,
     ReleasableKey,
-    TrustedVerifier,
     create_keyrelease_app,
 )
 from ironroot.keyrelease.tee import TeeKeyPair
@@ -159,17 +159,21 @@ def build_service(verifier_public: bytes) -> tuple[Hsm, KeyReleaseService]:
         officer="officer",
         credential=b"officer-credential",
         device=device_identity(),
-        config=HsmConfig(scrypt_n=2**10),
+        # the bench asks for all its nonces up front, from one client
+        config=HsmConfig(
+            scrypt_n=2**10,
+            release_challenges=ChallengeLimits(per_client=1_000_000, burst=1_000_000),
+        ),
     )
     officer = hsm.login("officer", b"officer-credential")
     hsm.add_identity(officer, "keyrelease", Role.USER, b"user-credential")
+    hsm.add_release_verifier(officer, VERIFIER, verifier_public)
     handle = hsm.generate(
         officer,
         KeyType.AES_256,
         KeyAttributes.of(["encrypt", "decrypt"], exportable=True, release_policy=POLICY),
     )
     service = KeyReleaseService(
-        verifiers=[TrustedVerifier(VERIFIER, load_verifier(verifier_public))],
         keys=[ReleasableKey("db-key", handle)],
         vault=HsmVault(hsm, hsm.login("keyrelease", b"user-credential")),
     )

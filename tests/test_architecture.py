@@ -21,6 +21,7 @@ LAYERS = [
     "merkle",
     "cose",
     "corim",
+    "ear",
     "log",
     "http",
     "transparency",

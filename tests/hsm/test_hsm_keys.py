@@ -166,7 +166,11 @@ def test_usages_must_fit_the_key_type(hsm: Hsm, roles: tuple[Session, ...]) -> N
 def test_attributes_are_kept(hsm: Hsm, roles: tuple[Session, ...]) -> None:
     officer, user, _ = roles
     attrs = KeyAttributes.of(
-        ["sign", "verify"], exportable=True, label="receipts", release_policy='{"anyOf": []}'
+        ["sign", "verify"],
+        exportable=True,
+        label="receipts",
+        release_policy='status == "affirming"',
+        release_on_warning=True,
     )
     handle = hsm.generate(officer, KeyType.ML_DSA_87, attrs)
     info = hsm.key_info(user, handle)

@@ -16,7 +16,7 @@ from ironroot.crypto import PrivateKey
 from ironroot.errors import (
     KeyNotExportable,
     MalformedInput,
-    PolicyRejected,
+    UnknownIssuer,
     UnsupportedAlgorithm,
     VerificationFailed,
 )
@@ -276,7 +276,7 @@ def test_keys_with_a_release_policy_leave_only_through_release(
     hsm: Hsm, roles: tuple[Session, ...]
 ) -> None:
     officer, user, _ = roles
-    policy = 'ear.status == "affirming"'
+    policy = 'status == "affirming"'
     handle = hsm.generate(
         officer,
         KeyType.AES_256,
@@ -286,27 +286,17 @@ def test_keys_with_a_release_policy_leave_only_through_release(
     spki = _spki(tee.public_key())
     with pytest.raises(KeyNotExportable):
         hsm.wrap(user, handle, recipient=spki)
-    seen: list[str] = []
-
-    def refuse(text: str) -> None:
-        seen.append(text)
-        raise PolicyRejected("the evidence does not satisfy the policy")
-
-    with pytest.raises(PolicyRejected):
-        hsm.release(user, handle, spki, authorize=refuse)
-    assert seen == [policy]
-    wrapped = hsm.release(user, handle, spki, authorize=lambda text: None)
-    key_type, raw = unwrap_key_kem(tee, wrapped)
-    assert key_type is KeyType.AES_256
-    assert len(raw) == 32
+    nonce, _ = hsm.release_challenge(user)
+    with pytest.raises(UnknownIssuer):  # release itself decides: no verifier is installed
+        hsm.release(user, handle, ear=b"a.b.c", nonce=nonce, recipient=spki)
     plain = hsm.generate(officer, KeyType.AES_256, KeyAttributes.of(["encrypt"], exportable=True))
     with pytest.raises(KeyNotExportable):  # no policy: release is not the path
-        hsm.release(user, plain, spki, authorize=lambda text: None)
+        hsm.release(user, plain, ear=b"a.b.c", nonce=nonce, recipient=spki)
     locked = hsm.generate(
         officer, KeyType.AES_256, KeyAttributes.of(["encrypt"], release_policy=policy)
     )
     with pytest.raises(KeyNotExportable):  # a policy does not make a key exportable
-        hsm.release(user, locked, spki, authorize=lambda text: None)
+        hsm.release(user, locked, ear=b"a.b.c", nonce=nonce, recipient=spki)
 
 
 def test_backup_is_sealed_to_the_device(hsm: Hsm, roles: tuple[Session, ...]) -> None:

@@ -1,5 +1,5 @@
 """The key release tests' world: a verifier key, EARs made to order, keys with policies in a
-memory vault, and the service over real HTTP.
+real HSM (in memory, with the test's clock), and the service over real HTTP.
 
 EARs for the refusal tests are built directly from :class:`AttestationResult` (the verifier's
 own output type) and signed with the verifier key, so each test can set exactly one thing
@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ironroot.attestation import (
     Appraisal,
     AttestationResult,
     ChallengeLimits,
-    NonceStore,
     TrustTier,
     VerifierId,
     sign_ear_cwt,
@@ -30,14 +31,22 @@ from ironroot.attestation import (
 from ironroot.cose import Problem, encode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import IronrootError
-from ironroot.hsm import KeyType
+from ironroot.hsm import (
+    DeviceIdentity,
+    Hsm,
+    HsmConfig,
+    KeyAttributes,
+    KeyType,
+    MemoryStorage,
+    Role,
+    Session,
+)
 from ironroot.keyrelease import (
+    HsmVault,
     KeyReleaseService,
-    MemoryVault,
     ReleasableKey,
     ReleasedKey,
     ReleaseRequest,
-    TrustedVerifier,
     WrappingKey,
 )
 from ironroot.keyrelease.tee import TeeKeyPair
@@ -45,7 +54,6 @@ from ironroot.keyrelease.tee import TeeKeyPair
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 VERIFIER = "https://verifier.example"
 APPROVED = hashlib.sha384(b"approved confidential VM").digest()
-SECRET = bytes(range(32))
 VECTORS = {
     TrustTier.AFFIRMING: {"instance-identity": 2, "configuration": 2, "executables": 2},
     TrustTier.WARNING: {"instance-identity": 2, "configuration": 32},
@@ -135,15 +143,29 @@ class Clock:
 
 @dataclass
 class Harness:
-    """A memory-vault key service with a fixed clock, served over HTTP at ``url``."""
+    """A key service over a real HSM in memory (fixed clock), served over HTTP at ``url``."""
 
     verifier_key: PrivateKey
     other_key: PrivateKey
     tee: TeeKeyPair
     service: KeyReleaseService
     clock: Clock
+    hsm: Hsm
+    user: Session
+    officer: Session
+    handles: dict[str, str]
     url: str = ""
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
+
+    def holds(self, name: str, material: bytes) -> bool:
+        """Whether ``material`` is the key the HSM holds as ``name`` (checked by using it
+        inside the HSM: the test never sees the key any other way)."""
+        handle = self.handles[name]
+        if len(material) == 48:  # HMAC-SHA-384
+            tag = self.hsm.sign(self.user, handle, b"probe")
+            return hmac.compare_digest(tag, hmac.new(material, b"probe", hashlib.sha384).digest())
+        sealed = self.hsm.encrypt(self.user, handle, b"probe")
+        return AESGCM(material).decrypt(sealed[:12], sealed[12:], b"") == b"probe"
 
     def nonce(self) -> bytes:
         return self.service.challenge()[0]
@@ -202,44 +224,85 @@ def assert_problem(
     assert problem.extra.get("code") == (code or cls.code)
 
 
+def _device() -> DeviceIdentity:
+    """A self-signed device identity for the test HSM's attestation certificate."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    key = PrivateKey.generate(Algorithm.ES384)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "key release test device")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key.raw)
+        .serial_number(1)
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key.raw, hashes.SHA384())  # type: ignore[arg-type]
+    )
+    return DeviceIdentity(key, (cert.public_bytes(Encoding.DER),))
+
+
+_RELEASABLE = KeyAttributes.of  # shorthand below
+
+
 def build_harness(clock: Clock | None = None) -> Harness:
     verifier_key = PrivateKey.generate(Algorithm.ES384)
     other_key = PrivateKey.generate(Algorithm.ES384)
-    vault = MemoryVault()
-    vault.add("h-cel", KeyType.AES_256, SECRET, CEL_POLICY)
-    vault.add("h-azure", KeyType.AES_256, SECRET, azure_policy(AZURE_CONDITIONS))
-    vault.add(
-        "h-elsewhere",
-        KeyType.AES_256,
-        SECRET,
-        azure_policy(AZURE_CONDITIONS, authority="https://elsewhere.example"),
-    )
-    vault.add("h-warning", KeyType.HMAC_SHA384, bytes(range(48)), 'status != "none"')
-    vault.add("h-none", KeyType.AES_256, SECRET, None)
-    vault.add("h-empty", KeyType.AES_256, SECRET, "  \n ")
-    vault.add("h-bad-json", KeyType.AES_256, SECRET, '{"version": "1.0.0", "anyOf": [')
-    vault.add("h-bad-cel", KeyType.AES_256, SECRET, "status == ")
-    keys = [
-        ReleasableKey("cel-key", "h-cel"),
-        ReleasableKey("azure-key", "h-azure"),
-        ReleasableKey("elsewhere-key", "h-elsewhere"),
-        ReleasableKey("warning-key", "h-warning", TrustTier.WARNING),
-        ReleasableKey("no-policy", "h-none"),
-        ReleasableKey("empty-policy", "h-empty"),
-        ReleasableKey("bad-json-policy", "h-bad-json"),
-        ReleasableKey("bad-cel-policy", "h-bad-cel"),
-    ]
     clock = clock or Clock()
-    service = KeyReleaseService(
-        verifiers=[TrustedVerifier(VERIFIER, verifier_key.public_key)],
-        keys=keys,
-        vault=vault,
-        clock=clock,
+    hsm = Hsm.initialize(
+        MemoryStorage(),
+        bytes(range(48)),
+        officer="officer",
+        credential=b"officer-credential",
+        device=_device(),
         # the harness's clock stands still, so a token bucket would never refill
-        nonces=NonceStore(
-            limits=ChallengeLimits(per_client=10_000, burst=10_000),
-            service="key release service",
+        config=HsmConfig(
+            scrypt_n=2**10,
+            release_challenges=ChallengeLimits(per_client=10_000, burst=10_000),
         ),
+        clock=lambda: clock.now.timestamp(),
+    )
+    officer = hsm.login("officer", b"officer-credential")
+    hsm.add_identity(officer, "keyrelease", Role.USER, b"user-credential")
+    hsm.add_release_verifier(officer, VERIFIER, verifier_key.public_key.to_pem())
+    aes = ["encrypt", "decrypt"]
+    specs: dict[str, tuple[KeyType, KeyAttributes]] = {
+        "cel-key": (KeyType.AES_256, _RELEASABLE(aes, exportable=True, release_policy=CEL_POLICY)),
+        "azure-key": (
+            KeyType.AES_256,
+            _RELEASABLE(aes, exportable=True, release_policy=azure_policy(AZURE_CONDITIONS)),
+        ),
+        "elsewhere-key": (
+            KeyType.AES_256,
+            _RELEASABLE(
+                aes,
+                exportable=True,
+                release_policy=azure_policy(
+                    AZURE_CONDITIONS, authority="https://elsewhere.example"
+                ),
+            ),
+        ),
+        "warning-key": (
+            KeyType.HMAC_SHA384,
+            _RELEASABLE(
+                ["sign", "verify"],
+                exportable=True,
+                release_policy='status != "none"',
+                release_on_warning=True,
+            ),
+        ),
+        "no-policy": (KeyType.AES_256, _RELEASABLE(aes, exportable=True)),
+    }
+    handles = {name: hsm.generate(officer, t, attrs) for name, (t, attrs) in specs.items()}
+    user = hsm.login("keyrelease", b"user-credential")
+    service = KeyReleaseService(
+        keys=[ReleasableKey(name, handle) for name, handle in handles.items()],
+        vault=HsmVault(hsm, user),
     )
     return Harness(
         verifier_key=verifier_key,
@@ -247,6 +310,10 @@ def build_harness(clock: Clock | None = None) -> Harness:
         tee=TeeKeyPair.generate("ML-KEM-768"),
         service=service,
         clock=clock,
+        hsm=hsm,
+        user=user,
+        officer=officer,
+        handles=handles,
     )
 
 
@@ -261,7 +328,6 @@ __all__ = [
     "CEL_POLICY",
     "DELETE",
     "NOW",
-    "SECRET",
     "VERIFIER",
     "Clock",
     "Harness",

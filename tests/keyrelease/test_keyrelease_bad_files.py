@@ -1,45 +1,53 @@
-"""A verifier key file that does not load is skipped, logged and listed, never fatal."""
+"""``keyrelease.toml`` holds nothing that decides a release: those settings live in the HSM,
+and a file that still carries them is refused with a message that says where they went."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
 
-from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError
 from ironroot.keyrelease import load_keyrelease_config
 
+_HSM = [
+    "[keyrelease.hsm]",
+    'dir = "hsm"',
+    'sealing_secret_file = "s"',
+    'identity = "kr"',
+    'credential_file = "c"',
+]
 
-def _write(tmp_path: Path, keys: dict[str, bytes]) -> None:
-    lines = ["[keyrelease]"]
-    for i, (name, data) in enumerate(keys.items()):
-        (tmp_path / f"v{i}.pem").write_bytes(data)
-        lines += ["[[keyrelease.verifiers]]", f'name = "{name}"', f'key = "v{i}.pem"']
-    lines += [
-        "[keyrelease.hsm]",
-        'dir = "hsm"',
-        'sealing_secret_file = "s"',
-        'identity = "kr"',
-        'credential_file = "c"',
-    ]
+
+def _write(tmp_path: Path, lines: list[str]) -> None:
     (tmp_path / "keyrelease.toml").write_text("\n".join(lines) + "\n")
 
 
-def test_bad_verifier_key_file_is_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    good = PrivateKey.generate(Algorithm.ES384).public_key.to_pem()
-    _write(tmp_path, {"https://good": good, "https://bad": b"-----BEGIN PUBLIC KEY-----\nzz\n"})
-    with caplog.at_level(logging.WARNING, logger="ironroot.keyrelease"):
-        config = load_keyrelease_config(tmp_path)
-    assert [v.name for v in config.verifiers] == ["https://good"]
-    assert len(config.rejected) == 1
-    assert config.rejected[0].startswith(f"{tmp_path / 'v1.pem'}: ")
-    assert "v1.pem" in caplog.text
+def test_a_plain_config_loads(tmp_path: Path) -> None:
+    _write(tmp_path, ["[keyrelease]", *_HSM, "[keyrelease.keys.db]", 'handle = "h"'])
+    config = load_keyrelease_config(tmp_path)
+    assert [(k.name, k.handle) for k in config.keys] == [("db", "h")]
 
 
-def test_missing_verifier_key_file_is_still_a_config_error(tmp_path: Path) -> None:
-    _write(tmp_path, {"https://good": b"x"})
-    (tmp_path / "v0.pem").unlink()
-    with pytest.raises(ConfigError):
+def test_verifiers_in_the_config_are_refused(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        ["[keyrelease]", "[[keyrelease.verifiers]]", 'name = "v"', 'key = "v.pem"', *_HSM],
+    )
+    with pytest.raises(ConfigError, match="installed in the HSM by a crypto officer"):
+        load_keyrelease_config(tmp_path)
+
+
+def test_a_minimum_status_in_the_config_is_refused(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        [
+            "[keyrelease]",
+            *_HSM,
+            "[keyrelease.keys.db]",
+            'handle = "h"',
+            'minimum_status = "warning"',
+        ],
+    )
+    with pytest.raises(ConfigError, match="release-on-warning"):
         load_keyrelease_config(tmp_path)

@@ -123,7 +123,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     sealing = os.urandom(48)
     (data / "sealing.secret").write_bytes(sealing)
     (data / "keyrelease.credential").write_bytes(USER_PASS + b"\n")
-    (data / "verifier.pub.pem").write_bytes(verifier.signing_key.public_key.to_pem())
     storage = DirectoryStorage(data / "hsm")
     hsm = Hsm.initialize(
         storage,
@@ -137,6 +136,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     )
     officer = hsm.login("officer", b"officer-credential")
     hsm.add_identity(officer, "keyrelease", Role.USER, USER_PASS)
+    hsm.add_release_verifier(officer, VERIFIER, verifier.signing_key.public_key.to_pem())
 
     def key(
         policy: str | None, *, exportable: bool = True, key_type: KeyType = KeyType.AES_256
@@ -149,7 +149,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "db-key": key(_policy(vm_pcr2(APPROVED))),
         "signing-key": key(_policy(vm_pcr2(APPROVED)), key_type=KeyType.EC_P384),
         "cel-key": key(f'evidence.measurements.pcr2 == "{vm_pcr2(APPROVED).hex()}"'),
-        "bad-key": key("evidence.measurements.pcr2 =="),
         "plain-key": key(None),
         "locked-key": key(_policy(vm_pcr2(APPROVED)), exportable=False),
     }
@@ -158,10 +157,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     lines = [
         "[keyrelease]",
         "port = 8299",
-        "",
-        "[[keyrelease.verifiers]]",
-        f'name = "{VERIFIER}"',
-        'key = "verifier.pub.pem"',
         "",
         "[keyrelease.hsm]",
         'dir = "hsm"',
@@ -246,7 +241,6 @@ def test_quote_for_the_verifiers_own_nonce_binds_nothing(world: World, server: s
 @pytest.mark.parametrize(
     ("name", "error"),
     [
-        ("bad-key", InvalidReleasePolicy),
         ("plain-key", KeyNotExportable),
         ("locked-key", KeyNotExportable),
     ],

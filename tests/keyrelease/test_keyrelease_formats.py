@@ -69,7 +69,6 @@ def test_public_surface() -> None:
             "KeyReleaseServerThread",
             "KeyReleaseService",
             "KeyVault",
-            "MemoryVault",
             "PolicyCache",
             "ReleasableKey",
             "ReleaseContext",

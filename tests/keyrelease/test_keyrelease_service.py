@@ -11,7 +11,6 @@ import pytest
 from _kr_helpers import (
     APPROVED,
     DELETE,
-    SECRET,
     Harness,
     assert_problem,
     evidence,
@@ -36,7 +35,7 @@ from ironroot.errors import (
     UnknownIssuer,
     UnsupportedAlgorithm,
 )
-from ironroot.hsm import KeyType
+from ironroot.hsm import KeyAttributes, KeyType
 from ironroot.keyrelease import (
     RELEASED_KEY_CBOR,
     RELEASED_KEY_JSON,
@@ -80,7 +79,7 @@ def test_release_unwraps_to_the_key(harness: Harness, name: str) -> None:
     assert released.kid == name
     assert released.key_type is KeyType.AES_256
     assert released.alg == "ML-KEM-768+A256KWP"
-    assert released_ok(released, harness.tee, nonce) == SECRET
+    assert harness.holds(name, released_ok(released, harness.tee, nonce))
 
 
 def test_release_over_http_cbor_and_json(harness: Harness) -> None:
@@ -89,13 +88,17 @@ def test_release_over_http_cbor_and_json(harness: Harness) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == RELEASED_KEY_CBOR
     assert response.headers["cache-control"] == "no-store"
-    assert released_ok(ReleasedKey.from_cbor(response.content), harness.tee, nonce) == SECRET
+    assert harness.holds(
+        "azure-key", released_ok(ReleasedKey.from_cbor(response.content), harness.tee, nonce)
+    )
 
     nonce = harness.nonce()
     response = harness.post("cel-key", harness.ear(nonce, cwt=True), nonce, as_json=True)
     assert response.status_code == 200
     assert response.headers["content-type"] == RELEASED_KEY_JSON
-    assert released_ok(ReleasedKey.from_json(response.content), harness.tee, nonce) == SECRET
+    assert harness.holds(
+        "cel-key", released_ok(ReleasedKey.from_json(response.content), harness.tee, nonce)
+    )
 
 
 def test_client_round_trip_and_typed_refusal(harness: Harness) -> None:
@@ -105,7 +108,7 @@ def test_client_round_trip_and_typed_refusal(harness: Harness) -> None:
         released = client.release(
             "cel-key", ear=ear, wrapping_key=harness.tee.public_spki, nonce=nonce, cbor=False
         )
-        assert released_ok(released, harness.tee, nonce) == SECRET
+        assert harness.holds("cel-key", released_ok(released, harness.tee, nonce))
         with pytest.raises(StaleNonce) as info:
             client.release("cel-key", ear=ear, wrapping_key=harness.tee.public_spki, nonce=nonce)
         assert info.value.code == "nonce-reused"
@@ -118,7 +121,7 @@ def test_release_to_other_wrapping_key_kinds(harness: Harness, kind: str) -> Non
     ear = harness.ear(nonce, tee=tee)
     released = harness.service.release("azure-key", harness.request(ear, nonce, tee=tee))
     assert released.alg.startswith(kind.split("-")[0])
-    assert tee.unwrap(released.to_cbor(), nonce=nonce).material == SECRET
+    assert harness.holds("azure-key", tee.unwrap(released.to_cbor(), nonce=nonce).material)
 
 
 def test_warning_is_enough_where_the_key_allows_it(harness: Harness) -> None:
@@ -127,7 +130,7 @@ def test_warning_is_enough_where_the_key_allows_it(harness: Harness) -> None:
     released = harness.service.release("warning-key", harness.request(ear, nonce))
     key = harness.tee.unwrap(released, nonce=nonce)
     assert key.key_type is KeyType.HMAC_SHA384
-    assert key.material == bytes(range(48))
+    assert harness.holds("warning-key", key.material)
 
 
 # --- the EAR ------------------------------------------------------------------------------------
@@ -255,7 +258,7 @@ def test_eat_nonce_may_be_absent(harness: Harness) -> None:
     nonce = harness.nonce()
     ear = harness.ear(nonce, eat_nonce=None)
     released = harness.service.release("cel-key", harness.request(ear, nonce))
-    assert released_ok(released, harness.tee, nonce) == SECRET
+    assert harness.holds("cel-key", released_ok(released, harness.tee, nonce))
 
 
 # --- the wrapping key binding --------------------------------------------------------------------
@@ -285,9 +288,29 @@ def test_report_data_of_the_wrong_width(harness: Harness) -> None:
 # --- policies ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["empty-policy", "bad-json-policy", "bad-cel-policy"])
-def test_empty_or_malformed_policy_rejects(harness: Harness, name: str) -> None:
-    _refused(harness, name, lambda h, n: h.ear(n), InvalidReleasePolicy)
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("  \n ", MalformedInput),
+        ('{"version": "1.0.0", "anyOf": [', InvalidReleasePolicy),
+        ("status == ", InvalidReleasePolicy),
+    ],
+    ids=["empty", "bad-json", "bad-cel"],
+)
+def test_a_key_with_an_empty_or_malformed_policy_is_never_made(
+    harness: Harness, text: str, error: type[IronrootError]
+) -> None:
+    """The HSM compiles the policy when the key is generated: a key that could only ever be
+    refused does not exist."""
+    before = len(harness.hsm.keys(harness.officer))
+    with pytest.raises(error) as info:
+        harness.hsm.generate(
+            harness.officer,
+            KeyType.AES_256,
+            KeyAttributes.of(["encrypt"], exportable=True, release_policy=text),
+        )
+    assert info.type is error
+    assert len(harness.hsm.keys(harness.officer)) == before
 
 
 def test_key_without_release_policy(harness: Harness) -> None:
@@ -357,7 +380,7 @@ def test_azure_policy_boundaries_pass(harness: Harness) -> None:
             evidence_claims=evidence(rd, svns__firmware=svn, measurements__pcr2=APPROVED.hex()),
         )
         released = harness.service.release("azure-key", harness.request(ear, nonce))
-        assert released_ok(released, harness.tee, nonce) == SECRET
+        assert harness.holds("azure-key", released_ok(released, harness.tee, nonce))
 
 
 # --- requests ------------------------------------------------------------------------------------

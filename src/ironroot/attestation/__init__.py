@@ -31,23 +31,6 @@ from ironroot.attestation._config import (
     init_attestation_dir,
     load_attestation_config,
 )
-from ironroot.attestation._ear import (
-    AR4SI,
-    CWT_MEDIA_TYPE,
-    EAR_PROFILE,
-    JWT_MEDIA_TYPE,
-    TRUST_CATEGORIES,
-    TRUST_CLAIM_TAGS,
-    Appraisal,
-    AttestationResult,
-    TrustTier,
-    VerifierId,
-    decode_ear,
-    sign_ear_cwt,
-    sign_ear_jwt,
-    tier_of,
-    verify_ear,
-)
 from ironroot.attestation._endorsements import (
     Endorsements,
     ReferencePublisher,
@@ -62,7 +45,6 @@ from ironroot.attestation._http import (
     attestation_routes,
     create_attestation_app,
 )
-from ironroot.attestation._nonce import NONCE_SIZE, ChallengeLimits, NonceStore
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy, PolicyRule, RuleFailure
 from ironroot.attestation.evidence import (
     EVIDENCE_FORMATS,
@@ -82,6 +64,26 @@ from ironroot.attestation.evidence import (
     verify_evidence,
     verify_rot_quote,
     verify_spdm,
+)
+from ironroot.ear import (
+    AR4SI,
+    CWT_MEDIA_TYPE,
+    EAR_PROFILE,
+    JWT_MEDIA_TYPE,
+    NONCE_SIZE,
+    TRUST_CATEGORIES,
+    TRUST_CLAIM_TAGS,
+    Appraisal,
+    AttestationResult,
+    ChallengeLimits,
+    NonceStore,
+    TrustTier,
+    VerifierId,
+    decode_ear,
+    sign_ear_cwt,
+    sign_ear_jwt,
+    tier_of,
+    verify_ear,
 )
 
 __all__ = [

@@ -49,13 +49,6 @@ from typing import Any, Final
 from cryptography import x509
 
 from ironroot import __version__
-from ironroot.attestation._ear import (
-    AR4SI,
-    Appraisal,
-    AttestationResult,
-    VerifierId,
-    tier_of,
-)
 from ironroot.attestation._endorsements import Endorsements
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
 from ironroot.attestation.evidence import (
@@ -67,6 +60,13 @@ from ironroot.attestation.evidence import (
     VerifyOptions,
     detect_format,
     verify_evidence,
+)
+from ironroot.ear import (
+    AR4SI,
+    Appraisal,
+    AttestationResult,
+    VerifierId,
+    tier_of,
 )
 from ironroot.errors import (
     CertificateExpired,

@@ -67,7 +67,6 @@ from ironroot.attestation._endorsements import (
     publishers_of_release,
 )
 from ironroot.attestation._http import AttestationService
-from ironroot.attestation._nonce import ChallengeLimits, NonceStore
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
 from ironroot.attestation.evidence import TdxCollateral
 from ironroot.cose import decode_key_set
@@ -79,6 +78,7 @@ from ironroot.crypto import (
     load_verifier,
     save_signer,
 )
+from ironroot.ear import ChallengeLimits, NonceStore
 from ironroot.errors import ConfigError, IronrootError, LimitExceeded
 from ironroot.hsm import ServiceKeys, ServiceKeysConfig
 from ironroot.http import ServerLimits

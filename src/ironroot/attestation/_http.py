@@ -46,19 +46,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ironroot.attestation._appraise import appraise_evidence
-from ironroot.attestation._ear import (
-    CWT_MEDIA_TYPE,
-    JWT_MEDIA_TYPE,
-    AttestationResult,
-    sign_ear_cwt,
-    sign_ear_jwt,
-)
 from ironroot.attestation._endorsements import Endorsements
-from ironroot.attestation._nonce import NonceStore
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
 from ironroot.attestation.evidence import EVIDENCE_FORMATS, EvidenceCaches, TdxCollateral
 from ironroot.cose import Limits, decode_cbor, encode_cbor, encode_key_set
 from ironroot.crypto import Algorithm, PublicKey, Signer, b64url_decode, b64url_encode
+from ironroot.ear import (
+    CWT_MEDIA_TYPE,
+    JWT_MEDIA_TYPE,
+    AttestationResult,
+    NonceStore,
+    sign_ear_cwt,
+    sign_ear_jwt,
+)
 from ironroot.errors import (
     ConfigError,
     LimitExceeded,

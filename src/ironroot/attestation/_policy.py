@@ -31,8 +31,8 @@ from typing import Any, Final
 
 import cel
 
-from ironroot.attestation._ear import AR4SI, TRUST_CATEGORIES, TrustTier, tier_of
 from ironroot.attestation.evidence import EVIDENCE_FORMATS
+from ironroot.ear import AR4SI, TRUST_CATEGORIES, TrustTier, tier_of
 from ironroot.errors import ConfigError
 
 __all__ = ["DEFAULT_POLICY", "AppraisalPolicy", "PolicyRule", "RuleFailure"]

@@ -159,7 +159,13 @@ def _attributes(args: argparse.Namespace, key_type: KeyType) -> KeyAttributes:
     policy = None
     if getattr(args, "release_policy_file", None):
         policy = _read(args.release_policy_file, _MAX_SMALL).decode("utf-8", "strict")
-    return KeyAttributes(usages, getattr(args, "exportable", False), args.label or "", policy)
+    return KeyAttributes(
+        usages,
+        getattr(args, "exportable", False),
+        args.label or "",
+        policy,
+        getattr(args, "release_on_warning", False),
+    )
 
 
 # --- parser ------------------------------------------------------------------------------------
@@ -189,6 +195,11 @@ def _key_options(parser: argparse.ArgumentParser, *, exportable: bool = True) ->
     if exportable:
         parser.add_argument("--exportable", action="store_true", help="may leave wrapped")
         parser.add_argument("--release-policy-file", type=Path, help="release policy text")
+        parser.add_argument(
+            "--release-on-warning",
+            action="store_true",
+            help="an EAR whose status is warning may release it (default: affirming only)",
+        )
 
 
 def register(sub: Any) -> None:
@@ -243,6 +254,21 @@ def register(sub: Any) -> None:
         _common(parser)
         parser.add_argument("handle")
         parser.set_defaults(func=_session_command(action))
+
+    verifier = verbs.add_parser("verifier", help="EAR verifiers trusted for key release")
+    vverbs = verifier.add_subparsers(dest="verifier_verb", metavar="<verb>", required=True)
+    vadd = vverbs.add_parser("add", help="install a verifier's EAR public key (crypto officer)")
+    _common(vadd)
+    vadd.add_argument("name", help="what an Azure-grammar policy's authority names")
+    vadd.add_argument("key", type=Path, help="the verifier's public key (PEM or DER SPKI)")
+    vadd.set_defaults(func=_session_command(_verifier_add))
+    vremove = vverbs.add_parser("remove", help="uninstall a verifier (crypto officer)")
+    _common(vremove)
+    vremove.add_argument("name")
+    vremove.set_defaults(func=_session_command(_verifier_remove))
+    vlist = vverbs.add_parser("list", help="list the installed verifiers")
+    _common(vlist)
+    vlist.set_defaults(func=_session_command(_verifier_list))
 
     sign = verbs.add_parser("sign", help="sign a file")
     _common(sign)
@@ -407,6 +433,28 @@ def _identity_list(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
         args,
         [{"name": n, "role": r.value, "locked": locked} for n, r, locked in rows],
         "\n".join("\t".join((n, r.value, "locked" if locked else "")) for n, r, locked in rows),
+    )
+    return 0
+
+
+def _verifier_add(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    kid = hsm.add_release_verifier(session, args.name, _read(args.key, _MAX_SMALL))
+    _print(args, {"name": args.name, "kid": kid}, kid)
+    return 0
+
+
+def _verifier_remove(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    hsm.remove_release_verifier(session, args.name)
+    _print(args, {"name": args.name, "removed": True}, f"removed {args.name}")
+    return 0
+
+
+def _verifier_list(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+    rows = hsm.release_verifiers(session)
+    _print(
+        args,
+        [{"name": n, "kid": kid} for n, kid in rows],
+        "\n".join(f"{n}\t{kid}" for n, kid in rows),
     )
     return 0
 

@@ -20,7 +20,15 @@ from ironroot.hsm._audit import (
     verify_audit_checkpoint,
 )
 from ironroot.hsm._backend import BuiltinBackend, HsmSigner, KeyBackend
-from ironroot.hsm._boundary import Hsm, ReleaseCheck
+from ironroot.hsm._binding import (
+    NONCE_SIZE,
+    REPORT_DATA_SIZE,
+    WRAPPING_KEY_KINDS,
+    WrappingKey,
+    bind_report_data,
+    check_binding,
+)
+from ironroot.hsm._boundary import Hsm
 from ironroot.hsm._model import (
     DeviceIdentity,
     HsmConfig,
@@ -32,6 +40,17 @@ from ironroot.hsm._model import (
     Usage,
 )
 from ironroot.hsm._pkcs11 import Pkcs11Backend
+from ironroot.hsm._release import RELEASE_STATUSES, TrustedVerifier, authorize_release
+from ironroot.hsm._release_policy import (
+    CEL_VARIABLES,
+    AzureReleasePolicy,
+    CelReleasePolicy,
+    PolicyCache,
+    ReleaseContext,
+    ReleasePolicy,
+    parse_release_policy,
+    release_claims,
+)
 from ironroot.hsm._selftest import DEFAULT_KATS, Kat
 from ironroot.hsm._service_keys import ServiceKeys, ServiceKeysConfig
 from ironroot.hsm._storage import DirectoryStorage, HsmStorage, MemoryStorage
@@ -44,11 +63,18 @@ from ironroot.hsm._wrap import (
 
 __all__ = [
     "ATTESTATION_CONTENT_TYPE",
+    "CEL_VARIABLES",
     "CHECKPOINT_CONTENT_TYPE",
     "DEFAULT_KATS",
+    "NONCE_SIZE",
+    "RELEASE_STATUSES",
+    "REPORT_DATA_SIZE",
+    "WRAPPING_KEY_KINDS",
     "AuditCheckpoint",
     "AuditRecord",
+    "AzureReleasePolicy",
     "BuiltinBackend",
+    "CelReleasePolicy",
     "DeviceIdentity",
     "DirectoryStorage",
     "Hsm",
@@ -63,14 +89,23 @@ __all__ = [
     "KeyType",
     "MemoryStorage",
     "Pkcs11Backend",
-    "ReleaseCheck",
+    "PolicyCache",
+    "ReleaseContext",
+    "ReleasePolicy",
     "Role",
     "ServiceKeys",
     "ServiceKeysConfig",
     "Session",
+    "TrustedVerifier",
     "Usage",
+    "WrappingKey",
+    "authorize_release",
+    "bind_report_data",
+    "check_binding",
     "format_audit_log",
     "parse_audit_log",
+    "parse_release_policy",
+    "release_claims",
     "unwrap_key_kem",
     "unwrap_key_rsa_aes",
     "verify_audit",

@@ -64,7 +64,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from ironroot.crypto import PrivateKey, PublicKey
+from ironroot.crypto import PrivateKey, PublicKey, load_verifier
+from ironroot.ear import NonceStore, TrustTier
 from ironroot.errors import (
     BadSignature,
     Conflict,
@@ -93,6 +94,7 @@ from ironroot.hsm._audit import (
     parse_audit_log,
     verify_audit,
 )
+from ironroot.hsm._binding import WrappingKey
 from ironroot.hsm._certs import issue_attestation_certificate
 from ironroot.hsm._document import (
     IdentityRecord,
@@ -121,6 +123,8 @@ from ironroot.hsm._model import (
     Usage,
     check_name,
 )
+from ironroot.hsm._release import TrustedVerifier, authorize_release
+from ironroot.hsm._release_policy import PolicyCache
 from ironroot.hsm._selftest import (
     DEFAULT_KATS,
     Kat,
@@ -139,7 +143,7 @@ from ironroot.hsm._wrap import (
     wrap_key_rsa_aes,
 )
 
-__all__ = ["Hsm", "ReleaseCheck"]
+__all__ = ["Hsm"]
 
 MIN_CREDENTIAL: Final = 8
 MAX_CREDENTIAL: Final = 1024
@@ -147,9 +151,6 @@ _NONE: Final = "-"  # the identity of records that no session authenticated
 _DUMMY_SALT: Final = bytes(16)
 _GCM_NONCE: Final = 12
 _DERIVED_SIZES: Final = {KeyType.AES_256: 32, KeyType.HMAC_SHA384: 48}
-
-ReleaseCheck = Callable[[str], None]
-"""Evaluates a key's release policy text: returns to allow, raises ``PolicyRejected``."""
 
 _ANY: Final = frozenset(Role)
 _OFFICER: Final = frozenset({Role.OFFICER})
@@ -178,6 +179,10 @@ _PERMISSIONS: Final[dict[str, frozenset[Role]]] = {
     "unwrap": _USER,
     "derive": _USER,
     "release": _USER,
+    "release-challenge": _USER,
+    "verifier-add": _OFFICER,
+    "verifier-remove": _OFFICER,
+    "verifier-list": _KEY_READERS,
     "audit-read": _AUDITOR,
     "audit-checkpoint": _AUDITOR,
     "self-test": _ANY,
@@ -236,6 +241,13 @@ class Hsm:
         self._pending: list[_Pending] = []
         self._audit_size = 0
         self._audit_head = ZERO_HASH
+        self._verifiers: dict[str, tuple[TrustedVerifier, bytes]] = {}  # name -> (it, SPKI)
+        self._nonces = NonceStore(
+            lifetime=config.release_nonce_lifetime,
+            limits=config.release_challenges,
+            service="HSM release",
+        )
+        self._policies = PolicyCache()
         try:
             run_kats(self._kats)
         except SelfTestFailure as exc:
@@ -363,6 +375,9 @@ class Hsm:
 
     def _now(self) -> int:
         return int(self._clock())
+
+    def _datetime(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
 
     def _fail(self, reason: str) -> None:
         """Enter the error state: nothing more is done until a restart."""
@@ -613,7 +628,9 @@ class Hsm:
     ) -> str:
         """Generate a key inside (crypto officer); return its handle.
 
-        ``attributes`` defaults to the key type's usual usages, non-exportable, no label.
+        ``attributes`` defaults to the key type's usual usages, non-exportable, no label. A
+        release policy must compile (``InvalidReleasePolicy``): a key is never created with a
+        policy that could only refuse.
         """
         with self._lock:
             with self._operation(session, "generate") as op:
@@ -621,6 +638,8 @@ class Hsm:
                     raise MalformedInput("key_type must be a KeyType")
                 attrs = attributes or KeyAttributes(key_type.default_usages)
                 attrs.check_for(key_type)
+                if attrs.release_policy is not None:
+                    self._policies.get(attrs.release_policy)  # InvalidReleasePolicy
                 stored, obj = generate_material(key_type)
                 if not key_type.is_secret:
                     self._check_pair(obj)
@@ -761,14 +780,27 @@ class Hsm:
             wrapper = None if wrapping_key is None else self._key(wrapping_key, Usage.WRAP)
             return self._wrap_to(key, wrapper, recipient)
 
-    def release(
-        self, session: Session, handle: str, recipient: bytes, *, authorize: ReleaseCheck
-    ) -> bytes:
-        """Release a key that has a release policy, wrapped to ``recipient`` (ML-KEM or RSA
-        SubjectPublicKeyInfo), after ``authorize(policy_text)`` returned without raising.
+    def release_challenge(self, session: Session, client: str | None = None) -> tuple[bytes, int]:
+        """A single-use release nonce (32 bytes) and when it expires (POSIX seconds), issued
+        and remembered inside the HSM: :meth:`release` redeems it (crypto user). ``client``
+        names who asked, for the per-client limits of ``HsmConfig.release_challenges``."""
+        with self._operation(session, "release-challenge"):
+            return self._nonces.issue(self._datetime(), client)
 
-        The key-release layer passes a check that evaluates the policy against verified
-        attestation results; whatever it raises is audited and passed on.
+    def release(
+        self, session: Session, handle: str, *, ear: bytes, nonce: bytes, recipient: bytes
+    ) -> bytes:
+        """Release a key that has a release policy, wrapped to a TEE's key ``recipient``
+        (ML-KEM or RSA SubjectPublicKeyInfo), when the HSM itself has verified the EAR.
+
+        In order: the key exists and leaves only by release (``NotFound``,
+        ``KeyNotExportable``); ``nonce`` is one :meth:`release_challenge` issued, unexpired
+        and not used before (``StaleNonce``: redeemed now, whatever follows); the EAR is signed
+        by a verifier a crypto officer installed (:meth:`add_release_verifier`), unexpired,
+        binds ``nonce`` and ``recipient`` and is affirming (or warning, where the key allows:
+        ``ironroot.hsm._release``); the key's own release policy holds on its claims
+        (``InvalidReleasePolicy``, ``ReleaseDenied``). Every refusal is audited with its code
+        and is durable before this returns, as is the release.
         """
         with self._operation(session, "release", handle):
             key = self._key(handle)
@@ -776,8 +808,62 @@ class Hsm:
             policy = key.attributes.release_policy
             if policy is None:
                 raise KeyNotExportable(f"key {handle} has no release policy: use wrap")
-            authorize(policy)
-            return self._wrap_to(key, None, self._check_data(recipient, "recipient"))
+            now = self._datetime()
+            self._nonces.redeem(nonce, now)
+            wrapping_key = WrappingKey.parse(self._check_data(recipient, "recipient"))
+            context = authorize_release(
+                self._check_data(ear, "ear"),
+                nonce=nonce,
+                wrapping_key=wrapping_key,
+                verifiers=tuple(v for v, _der in self._verifiers.values()),
+                now=now,
+                minimum_status=(
+                    TrustTier.WARNING if key.attributes.release_on_warning else TrustTier.AFFIRMING
+                ),
+            )
+            self._policies.get(policy).evaluate(context)
+            return self._wrap_to(key, None, wrapping_key.spki)
+
+    # --- EAR verifiers the HSM trusts for release --------------------------------------------
+
+    def add_release_verifier(self, session: Session, name: str, public_key: bytes) -> str:
+        """Install the public key of a verifier whose EARs may release keys (crypto officer):
+        ``name`` is what an Azure-grammar policy's ``authority`` names, ``public_key`` a PEM
+        or DER SubjectPublicKeyInfo. Returns its key id (base64url). ``Conflict`` when the
+        name or the key is installed already."""
+        with self._lock:
+            with self._operation(session, "verifier-add"):
+                if not isinstance(name, str) or not name.strip() or len(name) > 256:
+                    raise MalformedInput("a verifier name is 1..256 characters of text")
+                loaded = load_verifier(self._check_data(public_key, "public key"))
+                if not isinstance(loaded, PublicKey):
+                    raise UnsupportedAlgorithm("an EAR verifier key is an EC, EdDSA or ML-DSA key")
+                if name in self._verifiers:
+                    raise Conflict(f"a verifier named {name!r} is installed already")
+                for other, _der in self._verifiers.values():
+                    if other.key.kid == loaded.kid:
+                        raise Conflict(f"that key is installed already as {other.name!r}")
+                verifier = TrustedVerifier(name, loaded)
+                self._verifiers[name] = (verifier, loaded.to_der())
+            self._persist()
+            return verifier.kid
+
+    def remove_release_verifier(self, session: Session, name: str) -> None:
+        """Uninstall a verifier (crypto officer): its EARs release nothing from now on."""
+        with self._lock:
+            with self._operation(session, "verifier-remove"):
+                if not isinstance(name, str) or name not in self._verifiers:
+                    raise NotFound(f"no verifier {name!r} is installed")
+                del self._verifiers[name]
+            self._persist()
+
+    def release_verifiers(self, session: Session) -> tuple[tuple[str, str], ...]:
+        """``(name, key id)`` of every installed verifier, by name (crypto officer or user)."""
+        with self._lock, self._operation(session, "verifier-list"):
+            return tuple(
+                (v.name, v.kid)
+                for v, _der in sorted(self._verifiers.values(), key=lambda e: e[0].name)
+            )
 
     def unwrap(
         self,
@@ -1003,6 +1089,7 @@ class Hsm:
             chain=self._chain,
             audit_size=self._audit_size,
             audit_head=self._audit_head,
+            verifiers=tuple((name, der) for name, (_v, der) in sorted(self._verifiers.items())),
         )
         self._storage.write_store(seal(bytes(self._secret), encode_store(document)))
 
@@ -1013,6 +1100,10 @@ class Hsm:
         self._keys = {k.handle: k for k in doc.keys}
         self._attestation = doc.attestation
         self._chain = doc.chain
+        self._verifiers = {
+            name: (TrustedVerifier(name, PublicKey.from_der(der)), der)
+            for name, der in doc.verifiers
+        }
         return AuditCheckpoint(self._hsm_id, doc.audit_size, doc.audit_head, 0)
 
     def __repr__(self) -> str:

@@ -3,10 +3,14 @@
 The document (sealed with AES-256-GCM under the device's sealing secret by ``_storage``) is a
 deterministic CBOR map::
 
-    {"version": 1, "hsm": bstr, "identities": [identity], "keys": [key], "attestation": key,
-     "chain": [bstr DER], "audit": {"size": uint, "head": bstr}}
+    {"version": 2, "hsm": bstr, "identities": [identity], "keys": [key], "attestation": key,
+     "chain": [bstr DER], "audit": {"size": uint, "head": bstr},
+     "verifiers": [verifier]}
     identity = {"name", "role", "salt", "hash", "n", "r", "p", "failures", "locked"}
     key      = {"handle", "type", "attributes", "local", "created", "material"}
+    verifier = {"name": tstr, "key": bstr}     ; an EAR verifier's SubjectPublicKeyInfo DER
+
+A version 1 store (before verifiers were installed in the HSM) is refused with a clear error.
 
 Secrets the records hold (credential hashes, key material) live in ``bytearray`` so that
 zeroization can overwrite them in place.
@@ -34,7 +38,7 @@ __all__ = [
     "zero",
 ]
 
-STORE_VERSION: Final = 1
+STORE_VERSION: Final = 2
 _STORE_LIMITS: Final = Limits(max_bytes=64 * 1024 * 1024, max_depth=8, max_items=1_000_000)
 
 
@@ -121,6 +125,8 @@ class StoreDocument:
     chain: tuple[bytes, ...]
     audit_size: int
     audit_head: bytes
+    verifiers: tuple[tuple[str, bytes], ...] = ()
+    """``(name, SubjectPublicKeyInfo DER)`` of each installed EAR verifier key."""
 
 
 def _key_entry(key: KeyRecord) -> dict[str, object]:
@@ -165,6 +171,15 @@ def _load_identity(entry: Mapping[str, Any]) -> IdentityRecord:
     return ident
 
 
+def _load_verifier(entry: object) -> tuple[str, bytes]:
+    if not isinstance(entry, dict) or set(entry) != {"name", "key"}:
+        raise MalformedInput("a stored verifier is a map of name and key")
+    name = entry["name"]
+    if not isinstance(name, str) or not name:
+        raise MalformedInput("a stored verifier's name is text")
+    return name, as_bytes(entry["key"])
+
+
 def encode_store(document: StoreDocument) -> bytes:
     """The document's deterministic CBOR (the plaintext that gets sealed)."""
     return encode_cbor(
@@ -189,6 +204,7 @@ def encode_store(document: StoreDocument) -> bytes:
             "attestation": _key_entry(document.attestation),
             "chain": list(document.chain),
             "audit": {"size": document.audit_size, "head": document.audit_head},
+            "verifiers": [{"name": n, "key": k} for n, k in document.verifiers],
         }
     )
 
@@ -196,6 +212,11 @@ def encode_store(document: StoreDocument) -> bytes:
 def decode_store(plaintext: bytes) -> StoreDocument:
     """Parse an unsealed key store (``MalformedInput`` for anything unexpected)."""
     doc = decode_cbor(plaintext, _STORE_LIMITS)
+    if isinstance(doc, dict) and doc.get("version") == 1:
+        raise MalformedInput(
+            "this key store is version 1 (before EAR verifiers lived in the HSM): initialize a "
+            "new HSM and move its keys by wrap and unwrap"
+        )
     if not isinstance(doc, dict) or doc.get("version") != STORE_VERSION:
         raise MalformedInput("unknown key store version")
     try:
@@ -208,6 +229,7 @@ def decode_store(plaintext: bytes) -> StoreDocument:
             chain=tuple(as_bytes(c) for c in doc["chain"]),
             audit_size=int(audit["size"]),
             audit_head=as_bytes(audit["head"]),
+            verifiers=tuple(_load_verifier(v) for v in doc["verifiers"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise MalformedInput("the key store document is not well formed") from exc

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ironroot.crypto import Algorithm, PublicKey, Signer
+from ironroot.ear import ChallengeLimits
 from ironroot.errors import ConfigError, MalformedInput, UnsupportedAlgorithm
 
 __all__ = [
@@ -155,13 +156,15 @@ class KeyAttributes:
     ``usages`` must be a subset of what its key type allows; ``exportable`` (default ``False``)
     allows the key to leave the boundary wrapped, never in plaintext; ``release_policy`` is
     opaque text kept for the key-release layer (a key with one leaves only through
-    ``Hsm.release``).
+    ``Hsm.release``); ``release_on_warning`` lets such a key be released on an EAR whose status
+    is ``warning`` (by default only ``affirming`` releases it).
     """
 
     usages: frozenset[Usage]
     exportable: bool = False
     label: str = ""
     release_policy: str | None = None
+    release_on_warning: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.usages, frozenset) or not all(
@@ -179,6 +182,10 @@ class KeyAttributes:
             raise MalformedInput("a release policy must be non-empty text")
         if policy is not None and len(policy.encode()) > MAX_POLICY:
             raise MalformedInput(f"a release policy is at most {MAX_POLICY} bytes")
+        if not isinstance(self.release_on_warning, bool):
+            raise MalformedInput("release_on_warning must be a bool")
+        if self.release_on_warning and policy is None:
+            raise MalformedInput("release_on_warning needs a release policy")
 
     @classmethod
     def of(
@@ -188,10 +195,11 @@ class KeyAttributes:
         exportable: bool = False,
         label: str = "",
         release_policy: str | None = None,
+        release_on_warning: bool = False,
     ) -> KeyAttributes:
         """Build from usage names or ``Usage`` values."""
         parsed = frozenset(u if isinstance(u, Usage) else Usage.parse(u) for u in usages)
-        return cls(parsed, exportable, label, release_policy)
+        return cls(parsed, exportable, label, release_policy, release_on_warning)
 
     def check_for(self, key_type: KeyType) -> None:
         """Raise ``MalformedInput`` if a usage does not fit ``key_type``."""
@@ -202,23 +210,28 @@ class KeyAttributes:
 
     def to_map(self) -> dict[str, object]:
         """The CBOR/JSON form: ``usages`` sorted names, ``exportable``, ``label``,
-        ``release_policy`` (``None`` when absent)."""
-        return {
+        ``release_policy`` (``None`` when absent), and ``release_on_warning`` only when it is
+        true (so the form of every other key is unchanged)."""
+        out: dict[str, object] = {
             "usages": sorted(u.value for u in self.usages),
             "exportable": self.exportable,
             "label": self.label,
             "release_policy": self.release_policy,
         }
+        if self.release_on_warning:
+            out["release_on_warning"] = True
+        return out
 
     @classmethod
     def from_map(cls, value: object) -> KeyAttributes:
-        if not isinstance(value, Mapping) or set(value) != {
-            "usages",
-            "exportable",
-            "label",
-            "release_policy",
-        }:
-            raise MalformedInput("key attributes must be a map of exactly the four members")
+        members = {"usages", "exportable", "label", "release_policy"}
+        if not isinstance(value, Mapping) or set(value) - {"release_on_warning"} != members:
+            raise MalformedInput(
+                "key attributes are a map of usages, exportable, label and release_policy "
+                "(and release_on_warning)"
+            )
+        if value.get("release_on_warning", True) is not True:
+            raise MalformedInput("release_on_warning is present only when true")
         usages = value["usages"]
         if not isinstance(usages, list) or not all(isinstance(u, str) for u in usages):
             raise MalformedInput("key usages must be a list of names")
@@ -229,6 +242,7 @@ class KeyAttributes:
             exportable=value["exportable"],
             label=value["label"],
             release_policy=value["release_policy"],
+            release_on_warning="release_on_warning" in value,
         )
 
 
@@ -282,7 +296,9 @@ class HsmConfig:
     ``scrypt_p`` are the credential hash cost (RFC 7914); ``audit_group_commit`` is how many
     key-use records may wait in memory before the audit log is written and synced (1 makes
     every record durable before its operation returns); ``attestation_algorithm`` is the
-    algorithm of the HSM's attestation key; ``max_data`` bounds any one input buffer.
+    algorithm of the HSM's attestation key; ``max_data`` bounds any one input buffer;
+    ``release_nonce_lifetime`` (seconds) and ``release_challenges`` bound the single-use
+    nonces :meth:`Hsm.release_challenge` issues.
     """
 
     max_failed_logins: int = 5
@@ -292,6 +308,8 @@ class HsmConfig:
     audit_group_commit: int = 256
     attestation_algorithm: Algorithm = Algorithm.ES384
     max_data: int = 64 * 1024 * 1024
+    release_nonce_lifetime: int = 300
+    release_challenges: ChallengeLimits = field(default_factory=ChallengeLimits)
 
     def __post_init__(self) -> None:
         for name in ("max_failed_logins", "scrypt_r", "scrypt_p", "audit_group_commit"):
@@ -305,3 +323,8 @@ class HsmConfig:
             raise ConfigError("the attestation key is ES256, ES384, EdDSA or ML-DSA")
         if not isinstance(self.max_data, int) or self.max_data < 1:
             raise ConfigError("max_data must be a positive integer")
+        lifetime = self.release_nonce_lifetime
+        if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime < 1:
+            raise ConfigError("release_nonce_lifetime must be a positive number of seconds")
+        if not isinstance(self.release_challenges, ChallengeLimits):
+            raise ConfigError("release_challenges must be ChallengeLimits")

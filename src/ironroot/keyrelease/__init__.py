@@ -3,19 +3,31 @@
 A key with a release policy leaves the HSM only wrapped to a TEE's public key, and only when an
 EAR from a trusted verifier shows that TEE's evidence is fresh for this service's nonce, binds
 that wrapping key, is affirming, and satisfies the key's policy (CEL, or the Azure Key Vault
-release-policy grammar). :func:`authorize_release` is the pure decision,
-:class:`KeyReleaseService` the stateful service, :func:`create_keyrelease_app` its HTTP API,
-:class:`KeyReleaseClient` a client, and :mod:`ironroot.keyrelease.tee` the TEE side
-(:class:`~ironroot.keyrelease.tee.TeeKeyPair`). See ``docs/keyrelease.md``.
+release-policy grammar). The HSM makes that decision inside its boundary
+(:meth:`ironroot.hsm.Hsm.release`; :func:`authorize_release` is its pure core, re-exported
+here); :class:`KeyReleaseService` offers the HSM's keys by name,
+:func:`create_keyrelease_app` is its HTTP API, :class:`KeyReleaseClient` a client, and
+:mod:`ironroot.keyrelease.tee` the TEE side (:class:`~ironroot.keyrelease.tee.TeeKeyPair`).
+See ``docs/keyrelease.md``.
 """
 
-from ironroot.keyrelease._binding import (
+from ironroot.hsm import (
+    CEL_VARIABLES,
     NONCE_SIZE,
     REPORT_DATA_SIZE,
     WRAPPING_KEY_KINDS,
+    AzureReleasePolicy,
+    CelReleasePolicy,
+    PolicyCache,
+    ReleaseContext,
+    ReleasePolicy,
+    TrustedVerifier,
     WrappingKey,
+    authorize_release,
     bind_report_data,
     check_binding,
+    parse_release_policy,
+    release_claims,
 )
 from ironroot.keyrelease._client import KeyReleaseClient
 from ironroot.keyrelease._config import (
@@ -37,25 +49,12 @@ from ironroot.keyrelease._http import (
     keyrelease_routes,
     parse_release_request,
 )
-from ironroot.keyrelease._policy import (
-    CEL_VARIABLES,
-    AzureReleasePolicy,
-    CelReleasePolicy,
-    PolicyCache,
-    ReleaseContext,
-    ReleasePolicy,
-    parse_release_policy,
-    release_claims,
-)
 from ironroot.keyrelease._service import (
     HsmVault,
     KeyReleaseService,
     KeyVault,
-    MemoryVault,
     ReleasableKey,
     ReleaseRequest,
-    TrustedVerifier,
-    authorize_release,
 )
 from ironroot.keyrelease.tee import TeeKeyPair, UnwrappedKey
 
@@ -76,7 +75,6 @@ __all__ = [
     "KeyReleaseServerThread",
     "KeyReleaseService",
     "KeyVault",
-    "MemoryVault",
     "PolicyCache",
     "ReleasableKey",
     "ReleaseContext",

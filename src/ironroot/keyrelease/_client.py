@@ -15,8 +15,7 @@ import httpx
 from ironroot import errors
 from ironroot.cose import Problem, encode_cbor
 from ironroot.errors import IronrootError, MalformedInput, StorageError
-from ironroot.keyrelease._binding import b64url, unb64url
-from ironroot.keyrelease._format import RELEASED_KEY_CBOR, ReleasedKey
+from ironroot.keyrelease._format import RELEASED_KEY_CBOR, ReleasedKey, b64url, unb64url
 
 __all__ = ["KeyReleaseClient"]
 

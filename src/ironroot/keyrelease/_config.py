@@ -7,10 +7,6 @@
     port = 8200
     nonce_lifetime = 300                     # seconds a release challenge is valid
 
-    [[keyrelease.verifiers]]                 # whose EARs are trusted (at least one)
-    name = "https://verifier.example"        # what an Azure-grammar policy's "authority" names
-    key = "verifier.pub.pem"                 # the verifier's ES384 public key (PEM or JWK)
-
     [keyrelease.hsm]                         # where the keys live
     dir = "hsm"                              # the HSM directory (ironroot hsm init --dir)
     sealing_secret_file = "hsm.sealing-secret"
@@ -20,15 +16,14 @@
     [keyrelease.keys.db-key]                 # one table per releasable key, by name
     handle = "…"                             # its HSM handle (ironroot hsm key generate …
                                              #   --exportable --release-policy-file P)
-    minimum_status = "affirming"             # or "warning"
 
-Relative paths are relative to the data directory. A verifier key file that exists but does
-not load is left out, logged as a warning naming the file, and listed in
-``KeyReleaseConfig.rejected`` (that verifier's EARs are not trusted); it does not stop the
-service. Each key's release policy is the one
-stored with it in the HSM; :meth:`KeyReleaseConfig.open` compiles them all at start and logs
-any that is malformed (that key is then refused with ``InvalidReleasePolicy`` on every
-request). This module does I/O; the decision core does not.
+Relative paths are relative to the data directory. What decides a release is held by the HSM,
+not by this file: the EAR verifier keys a crypto officer installed (``ironroot hsm verifier
+add``), each key's release policy and whether a ``warning`` EAR releases it (``ironroot hsm
+key generate --release-policy-file P [--release-on-warning]``). A ``verifiers`` list or a
+key's ``minimum_status`` here is refused with a ``ConfigError`` that says so. At start,
+:meth:`KeyReleaseConfig.open` logs a warning when the HSM has no verifier installed (every
+release is then refused) and for each key without a release policy (never released).
 """
 
 from __future__ import annotations
@@ -45,20 +40,13 @@ from typing import Any, Final
 
 import uvicorn
 
-from ironroot._fileio import load_each, warn_if_exposed
-from ironroot.attestation import ChallengeLimits, NonceStore, TrustTier
-from ironroot.crypto import load_verifier
-from ironroot.errors import ConfigError, HsmErrorState, InvalidReleasePolicy
-from ironroot.hsm import DirectoryStorage, Hsm
+from ironroot._fileio import warn_if_exposed
+from ironroot.ear import ChallengeLimits
+from ironroot.errors import ConfigError, HsmErrorState
+from ironroot.hsm import DirectoryStorage, Hsm, HsmConfig
 from ironroot.http import ServerLimits, server_config
 from ironroot.keyrelease._http import create_keyrelease_app
-from ironroot.keyrelease._policy import PolicyCache
-from ironroot.keyrelease._service import (
-    HsmVault,
-    KeyReleaseService,
-    ReleasableKey,
-    TrustedVerifier,
-)
+from ironroot.keyrelease._service import HsmVault, KeyReleaseService, ReleasableKey
 
 __all__ = ["CONFIG_FILE", "KeyReleaseConfig", "load_keyrelease_config", "serve_keyrelease"]
 
@@ -94,14 +82,11 @@ class KeyReleaseConfig:
     host: str
     port: int
     nonce_lifetime: int
-    verifiers: tuple[TrustedVerifier, ...]
     hsm_dir: Path
     sealing_secret_file: Path
     identity: str
     credential_file: Path
     keys: tuple[ReleasableKey, ...]
-    rejected: tuple[str, ...] = ()
-    """Verifier key files left out because they did not load: ``"<path>: <reason>"``."""
     server: ServerLimits = field(default_factory=ServerLimits)
     challenges: ChallengeLimits = field(default_factory=ChallengeLimits)
 
@@ -111,63 +96,33 @@ class KeyReleaseConfig:
         storage = DirectoryStorage(self.hsm_dir)
         try:
             warn_if_exposed(self.sealing_secret_file, "the HSM sealing secret")
-            hsm = Hsm.open(storage, _read(self.sealing_secret_file, _MAX_SECRET))
+            hsm = Hsm.open(
+                storage,
+                _read(self.sealing_secret_file, _MAX_SECRET),
+                config=HsmConfig(
+                    release_nonce_lifetime=self.nonce_lifetime,
+                    release_challenges=self.challenges,
+                ),
+            )
             try:
                 if hsm.state != "operational":
                     raise HsmErrorState(f"the HSM is in its error state: {hsm.error}")
                 warn_if_exposed(self.credential_file, "the HSM credential")
                 credential = _read(self.credential_file, _MAX_SECRET).rstrip(b"\r\n")
                 vault = HsmVault(hsm, hsm.login(self.identity, credential))
-                policies = PolicyCache()
+                if not vault.verifiers():
+                    _log.warning(
+                        "no EAR verifier is installed in the HSM: every release is refused "
+                        "(ironroot hsm verifier add)"
+                    )
                 for key in self.keys:
-                    text = vault.policy(key.handle)
-                    if text is None:
+                    if vault.policy(key.handle) is None:
                         _log.warning("key %s has no release policy: it is never released", key.name)
-                        continue
-                    try:
-                        policies.get(text)
-                    except InvalidReleasePolicy as exc:
-                        _log.warning("key %s: %s (every release is refused)", key.name, exc.detail)
-                yield KeyReleaseService(
-                    verifiers=self.verifiers,
-                    keys=self.keys,
-                    vault=vault,
-                    nonces=NonceStore(
-                        lifetime=self.nonce_lifetime,
-                        limits=self.challenges,
-                        service="key release service",
-                    ),
-                    policies=policies,
-                )
+                yield KeyReleaseService(keys=self.keys, vault=vault)
             finally:
                 hsm.close()
         finally:
             storage.close()
-
-
-def _verifiers(value: object, data_dir: Path, rejected: list[str]) -> tuple[TrustedVerifier, ...]:
-    """The trusted verifiers; a key file that exists but does not load is left out (logged,
-    listed in ``rejected``): that verifier's EARs are then not trusted."""
-    if not isinstance(value, list) or not value:
-        raise ConfigError("keyrelease.verifiers must list at least one trusted verifier")
-    out: list[TrustedVerifier] = []
-    for i, item in enumerate(value):
-        where = f"keyrelease.verifiers[{i}]"
-        if not isinstance(item, Mapping):
-            raise ConfigError(f"{where} must be a table with name and key")
-        name = _text(item, "name", where)
-        path = data_dir / _text(item, "key", where)
-        if not path.is_file():
-            raise ConfigError(f"{where}.key: {path} does not exist")
-        loaded, bad = load_each(
-            [path],
-            lambda p, name=name: TrustedVerifier(name, load_verifier(p)),  # type: ignore[misc]
-            log=_log,
-            what=f"{where} key",
-        )
-        rejected.extend(bad)
-        out.extend(loaded)
-    return tuple(out)
 
 
 def _keys(value: object) -> tuple[ReleasableKey, ...]:
@@ -180,15 +135,15 @@ def _keys(value: object) -> tuple[ReleasableKey, ...]:
         where = f"keyrelease.keys.{name}"
         if not isinstance(table, Mapping):
             raise ConfigError(f"{where} must be a table")
-        unknown = set(table) - {"handle", "minimum_status"}
+        if "minimum_status" in table:
+            raise ConfigError(
+                f"{where}.minimum_status: which EAR statuses release a key is held by the HSM "
+                "with the key (ironroot hsm key generate --release-on-warning)"
+            )
+        unknown = set(table) - {"handle"}
         if unknown:
             raise ConfigError(f"{where}: unknown settings {', '.join(sorted(unknown))}")
-        status = table.get("minimum_status", "affirming")
-        try:
-            tier = TrustTier(status)
-        except ValueError:
-            raise ConfigError(f"{where}.minimum_status must be affirming or warning") from None
-        out.append(ReleasableKey(str(name), _text(table, "handle", where), tier))
+        out.append(ReleasableKey(str(name), _text(table, "handle", where)))
     return tuple(out)
 
 
@@ -214,20 +169,22 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
         raise ConfigError("keyrelease.port must be a TCP port")
     if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime < 1:
         raise ConfigError("keyrelease.nonce_lifetime must be a positive number of seconds")
-    rejected: list[str] = []
-    verifiers = _verifiers(table.get("verifiers"), base, rejected)
+    if "verifiers" in table:
+        raise ConfigError(
+            "keyrelease.verifiers: the EAR verifiers a release trusts are installed in the HSM "
+            "by a crypto officer (ironroot hsm verifier add NAME KEY); remove them from "
+            f"{CONFIG_FILE}"
+        )
     return KeyReleaseConfig(
         data_dir=base,
         host=host,
         port=port,
         nonce_lifetime=lifetime,
-        verifiers=verifiers,
         hsm_dir=base / _text(hsm, "dir", "keyrelease.hsm"),
         sealing_secret_file=base / _text(hsm, "sealing_secret_file", "keyrelease.hsm"),
         identity=_text(hsm, "identity", "keyrelease.hsm"),
         credential_file=base / _text(hsm, "credential_file", "keyrelease.hsm"),
         keys=_keys(table.get("keys")),
-        rejected=tuple(rejected),
         server=ServerLimits.from_table(document.get("server"), "[server]"),
         challenges=ChallengeLimits.from_table(document.get("challenges")),
     )

@@ -57,7 +57,6 @@ from ironroot.keyrelease._service import (
     HsmVault,
     KeyReleaseService,
     ReleasableKey,
-    TrustedVerifier,
 )
 from ironroot.keyrelease.tee import TeeKeyPair
 from ironroot.rot import Device, VendorCA
@@ -191,6 +190,8 @@ def demo_release(
     try:
         officer = hsm.login("officer", officer_pass)
         hsm.add_identity(officer, "keyrelease", Role.USER, user_pass)
+        kid = hsm.add_release_verifier(officer, VERIFIER_NAME, verifier.public_keys[0].to_pem())
+        say(f"HSM: the officer installs the verifier's EAR key {kid[:16]}… as {VERIFIER_NAME}")
         policy = {
             "version": "1.0.0",
             "anyOf": [
@@ -221,7 +222,6 @@ def demo_release(
         user = hsm.login("keyrelease", user_pass)
         sealed_secret = hsm.encrypt(user, handle, b"the database's secret")
         service = KeyReleaseService(
-            verifiers=[TrustedVerifier(VERIFIER_NAME, verifier.public_keys[0])],
             keys=[ReleasableKey(_KEY_NAME, handle)],
             vault=HsmVault(hsm, user),
         )

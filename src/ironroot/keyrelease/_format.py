@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ironroot.cose import Limits, decode_cbor, encode_cbor
+from ironroot.crypto import b64url_decode, b64url_encode
 from ironroot.errors import MalformedInput
-from ironroot.hsm import KeyType
-from ironroot.keyrelease._binding import NONCE_SIZE, b64url, unb64url
+from ironroot.hsm import NONCE_SIZE, KeyType
 
 __all__ = [
     "RELEASED_KEY_CBOR",
@@ -42,6 +42,19 @@ __all__ = [
     "ReleasedKey",
     "wrap_algorithm",
 ]
+
+b64url = b64url_encode  # unpadded base64url (RFC 7515 §2)
+
+
+def unb64url(text: object, what: str) -> bytes:
+    """Unpadded base64url only, canonical; ``MalformedInput`` otherwise."""
+    if not isinstance(text, str):
+        raise MalformedInput(f"{what} must be base64url text")
+    data = b64url_decode(text, what=what)
+    if b64url(data) != text:
+        raise MalformedInput(f"{what} is not canonical unpadded base64url")
+    return data
+
 
 RELEASED_KEY_CBOR: Final = "application/vnd.ironroot.released-key+cbor"
 RELEASED_KEY_JSON: Final = "application/vnd.ironroot.released-key+json"

@@ -36,9 +36,9 @@ from ironroot.cose import Limits, decode_cbor, encode_cbor
 from ironroot.errors import (
     MalformedInput,
 )
+from ironroot.hsm import WrappingKey
 from ironroot.http import Handler, ServerThread, guarded, problem_app, read_body
-from ironroot.keyrelease._binding import WrappingKey, b64url, unb64url
-from ironroot.keyrelease._format import RELEASED_KEY_CBOR, RELEASED_KEY_JSON
+from ironroot.keyrelease._format import RELEASED_KEY_CBOR, RELEASED_KEY_JSON, b64url, unb64url
 from ironroot.keyrelease._service import KeyReleaseService, ReleaseRequest
 
 __all__ = [

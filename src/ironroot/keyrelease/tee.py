@@ -30,8 +30,7 @@ from ironroot.errors import (
     StaleNonce,
     UnsupportedAlgorithm,
 )
-from ironroot.hsm import KeyType, unwrap_key_kem, unwrap_key_rsa_aes
-from ironroot.keyrelease._binding import WrappingKey, bind_report_data
+from ironroot.hsm import KeyType, WrappingKey, bind_report_data, unwrap_key_kem, unwrap_key_rsa_aes
 from ironroot.keyrelease._format import ReleasedKey, wrap_algorithm
 
 __all__ = ["TeeKeyPair", "UnwrappedKey"]

@@ -62,7 +62,7 @@ from typing import Any, Final
 
 import cel
 
-from ironroot.attestation import Appraisal, AttestationResult
+from ironroot.ear import Appraisal, AttestationResult
 from ironroot.errors import InvalidReleasePolicy, ReleaseDenied
 
 __all__ = [

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import mlkem, rsa
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
-from ironroot.crypto import b64url_decode, b64url_encode
+from ironroot.crypto import b64url_decode
 from ironroot.errors import (
     KeyBindingMismatch,
     LimitExceeded,
@@ -181,14 +181,3 @@ def check_binding(report_data: bytes, *, nonce: bytes, key: WrappingKey) -> None
         raise StaleNonce("the evidence answers another nonce", code="nonce-mismatch")
     if not hmac.compare_digest(report_data[NONCE_SIZE:], key.digest):
         raise KeyBindingMismatch("the evidence binds another wrapping key than the request's")
-
-
-b64url = b64url_encode  # unpadded base64url (RFC 7515 §2)
-
-
-def unb64url(text: object, what: str) -> bytes:
-    """Unpadded base64url only, canonical; ``MalformedInput`` otherwise."""
-    data = _b64url(text, what)
-    if b64url(data) != text:
-        raise MalformedInput(f"{what} is not canonical unpadded base64url")
-    return data

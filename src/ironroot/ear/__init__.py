@@ -1,0 +1,51 @@
+"""Attestation results and their freshness: the EAR format and challenge nonces.
+
+:class:`AttestationResult` is an EAT Attestation Result (draft-ietf-rats-ear) with its AR4SI
+trustworthiness vector, signed as a JWT or CWT by :func:`sign_ear_jwt` / :func:`sign_ear_cwt`
+and checked by :func:`verify_ear`; :class:`NonceStore` issues and redeems single-use challenge
+nonces. The verifier (:mod:`ironroot.attestation`) produces results; the HSM
+(:mod:`ironroot.hsm`) checks them itself before it releases a key, which is why this layer
+sits below both.
+"""
+
+from ironroot.ear._nonce import NONCE_SIZE, ChallengeLimits, NonceStore
+from ironroot.ear._result import (
+    AR4SI,
+    CWT_MEDIA_TYPE,
+    EAR_PROFILE,
+    JWT_MEDIA_TYPE,
+    TRUST_CATEGORIES,
+    TRUST_CLAIM_TAGS,
+    Appraisal,
+    AttestationResult,
+    TrustTier,
+    VerifierId,
+    decode_ear,
+    key_map,
+    sign_ear_cwt,
+    sign_ear_jwt,
+    tier_of,
+    verify_ear,
+)
+
+__all__ = [
+    "AR4SI",
+    "CWT_MEDIA_TYPE",
+    "EAR_PROFILE",
+    "JWT_MEDIA_TYPE",
+    "NONCE_SIZE",
+    "TRUST_CATEGORIES",
+    "TRUST_CLAIM_TAGS",
+    "Appraisal",
+    "AttestationResult",
+    "ChallengeLimits",
+    "NonceStore",
+    "TrustTier",
+    "VerifierId",
+    "decode_ear",
+    "key_map",
+    "sign_ear_cwt",
+    "sign_ear_jwt",
+    "tier_of",
+    "verify_ear",
+]

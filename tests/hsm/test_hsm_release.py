@@ -1,0 +1,267 @@
+"""Release is decided inside the HSM: a crypto user cannot release a key on a result it made up.
+
+Each refusal asserts the exact error, and that the audit log records it as a refusal (the
+operation ``release`` with the error's code), durable before the call returned.
+"""
+
+from __future__ import annotations
+
+import pytest
+from _hsm_helpers import FAST, NOW, SECRET, DeviceChain, new_hsm, sessions
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import mlkem
+
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.ear import Appraisal, AttestationResult, TrustTier, VerifierId, sign_ear_jwt
+from ironroot.errors import (
+    BadSignature,
+    Conflict,
+    IronrootError,
+    KeyBindingMismatch,
+    MalformedInput,
+    NotFound,
+    ReleaseDenied,
+    ResultExpired,
+    RoleNotPermitted,
+    StaleNonce,
+    UnknownIssuer,
+)
+from ironroot.hsm import (
+    Hsm,
+    KeyAttributes,
+    KeyType,
+    MemoryStorage,
+    Session,
+    WrappingKey,
+    bind_report_data,
+    unwrap_key_kem,
+)
+
+VERIFIER = "https://verifier.example"
+POLICY = 'status == "affirming" && evidence.svns.firmware >= 3'
+VECTORS = {
+    TrustTier.AFFIRMING: {"instance-identity": 2, "configuration": 2},
+    TrustTier.WARNING: {"instance-identity": 2, "configuration": 32},
+}
+
+
+class Tee:
+    """A TEE's ML-KEM-768 wrapping key pair."""
+
+    def __init__(self) -> None:
+        self.private = mlkem.MLKEM768PrivateKey.generate()
+        self.spki = self.private.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self.key = WrappingKey.parse(self.spki)
+
+
+def ear(
+    signer: PrivateKey,
+    nonce: bytes,
+    tee: Tee,
+    *,
+    status: TrustTier = TrustTier.AFFIRMING,
+    firmware_svn: int = 5,
+    lifetime: int | None = 600,
+) -> bytes:
+    report_data = bind_report_data(nonce, tee.key)
+    appraisal = Appraisal(
+        status,
+        VECTORS[status],
+        policy_id="test",
+        evidence={"report_data": report_data.hex(), "svns": {"firmware": firmware_svn}},
+    )
+    iat = int(NOW.timestamp()) - 60
+    result = AttestationResult(
+        iat=iat,
+        exp=None if lifetime is None else iat + lifetime,
+        verifier_id=VerifierId("Ironroot", "test"),
+        submods={"rot": appraisal},
+        nonce=report_data,
+    )
+    return sign_ear_jwt(result, signer)
+
+
+class World:
+    def __init__(self, hsm: Hsm, roles: tuple[Session, Session, Session]) -> None:
+        self.hsm = hsm
+        self.officer, self.user, self.auditor = roles
+        self.verifier = PrivateKey.generate(Algorithm.ES384)
+        self.kid = hsm.add_release_verifier(
+            self.officer, VERIFIER, self.verifier.public_key.to_pem()
+        )
+        self.key = hsm.generate(
+            self.officer,
+            KeyType.AES_256,
+            KeyAttributes.of(["encrypt", "decrypt"], exportable=True, release_policy=POLICY),
+        )
+        self.tee = Tee()
+
+    def release(self, token: bytes, nonce: bytes, handle: str | None = None) -> bytes:
+        return self.hsm.release(
+            self.user, handle or self.key, ear=token, nonce=nonce, recipient=self.tee.spki
+        )
+
+    def last_release_record(self) -> tuple[str, str]:
+        record = [r for r in self.hsm.audit_records(self.auditor) if r.operation == "release"][-1]
+        return record.identity, record.result
+
+
+@pytest.fixture
+def world(hsm: Hsm, roles: tuple[Session, Session, Session]) -> World:
+    return World(hsm, roles)
+
+
+def _refused(world: World, token: bytes, nonce: bytes, cls: type[IronrootError], code: str) -> None:
+    with pytest.raises(cls) as info:
+        world.release(token, nonce)
+    assert info.type is cls
+    assert info.value.code == code
+    assert world.last_release_record() == ("service", code)
+
+
+def test_a_passing_ear_releases_the_key_wrapped_to_the_tee(world: World) -> None:
+    nonce, expires = world.hsm.release_challenge(world.user)
+    assert len(nonce) == 32
+    assert expires == int(NOW.timestamp()) + 300
+    wrapped = world.release(ear(world.verifier, nonce, world.tee), nonce)
+    key_type, material = unwrap_key_kem(world.tee.private, wrapped)
+    assert key_type is KeyType.AES_256
+    sealed = world.hsm.encrypt(world.user, world.key, b"probe")
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    assert AESGCM(material).decrypt(sealed[:12], sealed[12:], b"") == b"probe"
+    assert world.last_release_record() == ("service", "ok")
+
+
+def test_a_user_cannot_release_on_an_ear_it_signed_itself(world: World) -> None:
+    """The break: a crypto user with a session signs its own 'affirming' result."""
+    nonce, _ = world.hsm.release_challenge(world.user)
+    forged = ear(PrivateKey.generate(Algorithm.ES384), nonce, world.tee)
+    _refused(world, forged, nonce, UnknownIssuer, "unknown-issuer")
+
+
+def test_an_altered_ear_is_refused(world: World) -> None:
+    nonce, _ = world.hsm.release_challenge(world.user)
+    head, payload, signature = ear(world.verifier, nonce, world.tee).split(b".")
+    flipped = signature[:-2] + (b"A" if signature[-2:-1] != b"A" else b"B") + signature[-1:]
+    _refused(world, b".".join((head, payload, flipped)), nonce, BadSignature, "bad-signature")
+
+
+def test_without_an_installed_verifier_nothing_is_released(world: World) -> None:
+    world.hsm.remove_release_verifier(world.officer, VERIFIER)
+    assert world.hsm.release_verifiers(world.officer) == ()
+    nonce, _ = world.hsm.release_challenge(world.user)
+    _refused(world, ear(world.verifier, nonce, world.tee), nonce, UnknownIssuer, "unknown-issuer")
+
+
+def test_the_nonce_is_the_hsms_own_and_single_use(world: World) -> None:
+    made_up = bytes(32)
+    _refused(world, ear(world.verifier, made_up, world.tee), made_up, StaleNonce, "nonce-unknown")
+    nonce, _ = world.hsm.release_challenge(world.user)
+    token = ear(world.verifier, nonce, world.tee)
+    world.release(token, nonce)
+    _refused(world, token, nonce, StaleNonce, "nonce-reused")
+
+
+def test_an_ear_for_another_wrapping_key_is_refused(world: World) -> None:
+    nonce, _ = world.hsm.release_challenge(world.user)
+    token = ear(world.verifier, nonce, Tee())
+    _refused(world, token, nonce, KeyBindingMismatch, "key-binding-mismatch")
+
+
+def test_an_expired_ear_and_one_without_expiry_are_refused(world: World) -> None:
+    nonce, _ = world.hsm.release_challenge(world.user)
+    _refused(
+        world,
+        ear(world.verifier, nonce, world.tee, lifetime=30),
+        nonce,
+        ResultExpired,
+        "result-expired",
+    )
+    nonce, _ = world.hsm.release_challenge(world.user)
+    _refused(
+        world,
+        ear(world.verifier, nonce, world.tee, lifetime=None),
+        nonce,
+        ResultExpired,
+        "result-no-expiry",
+    )
+
+
+def test_the_keys_own_policy_decides(world: World) -> None:
+    nonce, _ = world.hsm.release_challenge(world.user)
+    token = ear(world.verifier, nonce, world.tee, firmware_svn=2)
+    _refused(world, token, nonce, ReleaseDenied, "policy-claims")
+
+
+def test_warning_releases_only_a_key_that_allows_it(world: World) -> None:
+    nonce, _ = world.hsm.release_challenge(world.user)
+    token = ear(world.verifier, nonce, world.tee, status=TrustTier.WARNING)
+    _refused(world, token, nonce, ReleaseDenied, "not-affirming")
+    lenient = world.hsm.generate(
+        world.officer,
+        KeyType.AES_256,
+        KeyAttributes.of(
+            ["encrypt"], exportable=True, release_policy="true", release_on_warning=True
+        ),
+    )
+    nonce, _ = world.hsm.release_challenge(world.user)
+    token = ear(world.verifier, nonce, world.tee, status=TrustTier.WARNING)
+    assert world.release(token, nonce, lenient)
+
+
+def test_only_an_officer_installs_or_removes_verifiers(world: World) -> None:
+    key = PrivateKey.generate(Algorithm.ES384).public_key.to_pem()
+    for session in (world.user, world.auditor):
+        with pytest.raises(RoleNotPermitted):
+            world.hsm.add_release_verifier(session, "https://mine.example", key)
+        with pytest.raises(RoleNotPermitted):
+            world.hsm.remove_release_verifier(session, VERIFIER)
+    assert world.hsm.release_verifiers(world.user) == ((VERIFIER, world.kid),)
+
+
+def test_verifier_installation_is_checked(world: World) -> None:
+    with pytest.raises(Conflict):
+        world.hsm.add_release_verifier(
+            world.officer, VERIFIER, PrivateKey.generate(Algorithm.ES384).public_key.to_pem()
+        )
+    with pytest.raises(Conflict):  # the same key under another name
+        world.hsm.add_release_verifier(
+            world.officer, "https://again.example", world.verifier.public_key.to_pem()
+        )
+    with pytest.raises(MalformedInput):
+        world.hsm.add_release_verifier(world.officer, "https://x.example", b"not a key")
+    with pytest.raises(MalformedInput):
+        world.hsm.add_release_verifier(world.officer, " ", world.verifier.public_key.to_der())
+    with pytest.raises(NotFound):
+        world.hsm.remove_release_verifier(world.officer, "https://never.example")
+
+
+def test_installed_verifiers_are_sealed_with_the_store(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)
+    officer, _user, _auditor = sessions(hsm)
+    verifier = PrivateKey.generate(Algorithm.ES384)
+    kid = hsm.add_release_verifier(officer, VERIFIER, verifier.public_key.to_der())
+    hsm.close()
+    reopened = Hsm.open(storage, SECRET, config=FAST, clock=lambda: NOW.timestamp())
+    officer = reopened.login("officer", b"officer-credential")
+    assert reopened.release_verifiers(officer) == ((VERIFIER, kid),)
+
+
+def test_a_policy_that_does_not_compile_makes_no_key(world: World) -> None:
+    from ironroot.errors import InvalidReleasePolicy
+
+    with pytest.raises(InvalidReleasePolicy):
+        world.hsm.generate(
+            world.officer,
+            KeyType.AES_256,
+            KeyAttributes.of(["encrypt"], exportable=True, release_policy="status =="),
+        )
+
+
+def test_challenges_need_a_user_session(world: World) -> None:
+    with pytest.raises(RoleNotPermitted):
+        world.hsm.release_challenge(world.officer)
