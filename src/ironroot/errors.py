@@ -72,6 +72,7 @@ __all__ = [
     "StaleNonce",
     "StateReuse",
     "StorageError",
+    "StoreRolledBack",
     "SvnRollback",
     "Unauthorized",
     "UnknownIssuer",
@@ -560,6 +561,16 @@ class SealedStoreError(StorageError):
 
     code = "sealed-store"
     title = "Sealed Store Does Not Open"
+
+
+class StoreRolledBack(SealedStoreError):
+    """A sealed key store, or its anchor, that is not the latest one: it is behind (or ahead
+    of) the monotonic counter the root of trust keeps for it, or the anchor that names the
+    store's generation is missing. A restored older copy would bring back deleted keys and
+    identities, clear lockouts and undo zeroization, so the HSM refuses to open it."""
+
+    code = "store-rolled-back"
+    title = "Sealed Store Rolled Back"
 
 
 class AuditChainBroken(VerificationFailed):

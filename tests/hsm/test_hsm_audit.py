@@ -130,6 +130,15 @@ def test_checkpoint_is_a_signed_statement_for_the_transparency_service(device: o
     parsed.sign1.verify(hsm.attestation_public_key)
 
 
+def copy_of(storage: MemoryStorage, *, audit: bytes) -> MemoryStorage:
+    """The same HSM (files and counter) with another audit log."""
+    copy = MemoryStorage(counter=storage.counter)
+    copy.write_store(storage.read_store() or b"")
+    copy.write_anchor(storage.read_anchor() or b"")
+    copy.append_audit(audit)
+    return copy
+
+
 def test_written_log_is_verified_at_power_up(device: object) -> None:
     storage = MemoryStorage()
     hsm = new_hsm(device.identity, storage)  # type: ignore[attr-defined]
@@ -141,16 +150,11 @@ def test_written_log_is_verified_at_power_up(device: object) -> None:
         lambda ls: ls[:2] + ls[3:],  # a record removed
         lambda ls: [ls[1], ls[0], *ls[2:]],  # reordered
         lambda ls: [ls[0].replace(b'"ok"', b'"no"'), *ls[1:]],  # altered
-        lambda ls: ls[:-2],  # the tail cut below the head sealed in the store
+        lambda ls: ls[:-2],  # the tail cut below the head sealed in the anchor
     ):
-        tampered = MemoryStorage()
-        tampered.write_store(storage.read_store() or b"")
-        tampered.append_audit(b"".join(mangle(lines)))
         with pytest.raises(AuditChainBroken):
-            Hsm.open(tampered, SECRET, config=FAST)
-    garbage = MemoryStorage()
-    garbage.write_store(storage.read_store() or b"")
-    garbage.append_audit(b"{not json\n")
+            Hsm.open(copy_of(storage, audit=b"".join(mangle(lines))), SECRET, config=FAST)
+    garbage = copy_of(storage, audit=b"{not json\n")
     with pytest.raises(MalformedInput):
         Hsm.open(garbage, SECRET, config=FAST)
 

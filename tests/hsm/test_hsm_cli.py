@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ironroot.cli import _main
 from ironroot.crypto import save_signer
 from ironroot.hsm import KeyType, unwrap_key_kem
+from rot_counters import provisioned_device
 
 OFFICER_PASS = b"officer-credential\n"
 USER_PASS = b"user-credential"
@@ -23,6 +24,8 @@ USER_PASS = b"user-credential"
 def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[Path, dict[str, Path]]:
     """An initialized HSM directory and the files the commands need."""
     monkeypatch.delenv("IRONROOT_HSM_CREDENTIAL", raising=False)
+    provisioned_device(tmp_path / "rot")  # the root of trust that keeps the HSM's counter
+    monkeypatch.setenv("IRONROOT_HSM_ROT_DEVICE", str(tmp_path / "rot"))
     device = make_device()
     files = {
         "secret": tmp_path / "sealing.secret",
@@ -195,3 +198,41 @@ def test_credentials_come_from_the_environment(
     ]
     with pytest.raises(SystemExit):  # no option takes a credential itself
         _main.main(_hsm("identity", "list", "--dir", str(directory), "--password", "x"))
+
+
+def test_audit_verify_with_the_sealing_secret_reports_a_cut_tail(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, files = cli
+    assert _run(cli, "co", "hsm", "key", "generate", "--type", "EC-P256") == 0
+    assert _run(cli, "co", "hsm", "self-test") == 0
+    sealed = ["audit", "verify", "--dir", str(directory),
+              "--sealing-secret-file", str(files["secret"]),
+              "--rot-device", str(tmp_path / "rot"), "--json"]  # fmt: skip
+    capsys.readouterr()
+    assert _main.main(_hsm(*sealed)) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["sealed"] is True
+    assert report["anchored"] == report["records"]
+    log = directory / "audit.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:-2]))
+    # the public check alone cannot see a cut tail ...
+    assert _main.main(_hsm("audit", "verify", "--dir", str(directory))) == 0
+    capsys.readouterr()
+    # ... the check with the sealing secret does, and says how much is missing
+    assert _main.main(_hsm(*sealed)) == 1
+    assert "its last 2 were cut" in capsys.readouterr().err
+
+
+def test_the_hsm_needs_its_root_of_trust(
+    cli: tuple[Path, dict[str, Path]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    directory, files = cli
+    monkeypatch.delenv("IRONROOT_HSM_ROT_DEVICE")
+    capsys.readouterr()
+    common = ["--dir", str(directory), "--sealing-secret-file", str(files["secret"])]
+    assert _main.main(_hsm("info", *common)) == 2
+    assert "--rot-device" in capsys.readouterr().err

@@ -27,6 +27,7 @@ from ironroot.errors import (
 )
 from ironroot.hsm import DirectoryStorage, Hsm, KeyAttributes, KeyType, MemoryStorage
 from ironroot.hsm._storage import seal, unseal
+from ironroot.rot import MemoryCounter
 
 
 def test_seal_format() -> None:
@@ -89,16 +90,18 @@ def test_officer_migrates_explicitly(device: object) -> None:
 
 def test_directory_storage_round_trip_and_lock(device: object, tmp_path: Path) -> None:
     directory = tmp_path / "hsm"
-    with DirectoryStorage(directory) as storage:
+    counter = MemoryCounter()
+    with DirectoryStorage(directory, counter=counter) as storage:
         hsm = new_hsm(device.identity, storage)  # type: ignore[attr-defined]
         officer, user, _ = sessions(hsm)
         handle = hsm.generate(officer, KeyType.AES_256)
         sealed = hsm.encrypt(user, handle, b"persisted")
         hsm.close()
         with pytest.raises(Conflict):
-            DirectoryStorage(directory)  # one HSM at a time
+            DirectoryStorage(directory, counter=counter)  # one HSM at a time
     assert (directory / "keystore.sealed").stat().st_mode & 0o777 == 0o600
-    with DirectoryStorage(directory) as storage:
+    assert (directory / "anchor.sealed").stat().st_mode & 0o777 == 0o600
+    with DirectoryStorage(directory, counter=counter) as storage:
         again = Hsm.open(storage, SECRET, config=FAST)
         assert again.decrypt(again.login(USER, USER_PASS), handle, sealed) == b"persisted"
 
@@ -127,19 +130,22 @@ def test_tamper_zeroizes_everything(device: object) -> None:
     ):
         with pytest.raises(HsmZeroized):
             call()
-    with pytest.raises(NotFound):
+    with pytest.raises(HsmZeroized):  # the anchor says so, not only the missing store
         Hsm.open(storage, SECRET, config=FAST)
     hsm.tamper()  # a second event is harmless
     assert "tamper" in storage.read_audit().decode()
 
 
 def test_tamper_destroys_the_file(device: object, tmp_path: Path) -> None:
-    with DirectoryStorage(tmp_path / "hsm") as storage:
+    with DirectoryStorage(tmp_path / "hsm", counter=MemoryCounter()) as storage:
         hsm = new_hsm(device.identity, storage)  # type: ignore[attr-defined]
         copy = (tmp_path / "hsm" / "keystore.sealed").read_bytes()
         hsm.tamper()
         assert not (tmp_path / "hsm" / "keystore.sealed").exists()
-        with pytest.raises(NotFound):
+        with pytest.raises(HsmZeroized):
+            Hsm.open(storage, SECRET, config=FAST)
+        (tmp_path / "hsm" / "keystore.sealed").write_bytes(copy)  # put back: still zeroized
+        with pytest.raises(HsmZeroized):
             Hsm.open(storage, SECRET, config=FAST)
     # an earlier copy still needs the device's secret, which another device does not have
     other = MemoryStorage()

@@ -13,6 +13,7 @@ from ironroot.keyrelease import load_keyrelease_config
 _HSM = [
     "[keyrelease.hsm]",
     'dir = "hsm"',
+    'rot_device = "rot"',
     'sealing_secret_file = "s"',
     'identity = "kr"',
     'credential_file = "c"',

@@ -123,7 +123,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     sealing = os.urandom(48)
     (data / "sealing.secret").write_bytes(sealing)
     (data / "keyrelease.credential").write_bytes(USER_PASS + b"\n")
-    storage = DirectoryStorage(data / "hsm")
+    storage = DirectoryStorage(data / "hsm", counter=hosts[2].counter("hsm"))
     hsm = Hsm.initialize(
         storage,
         sealing,
@@ -160,6 +160,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "",
         "[keyrelease.hsm]",
         'dir = "hsm"',
+        f'rot_device = "{hosts[2].directory}"',
         'sealing_secret_file = "sealing.secret"',
         'identity = "keyrelease"',
         'credential_file = "keyrelease.credential"',

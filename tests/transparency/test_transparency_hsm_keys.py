@@ -19,6 +19,7 @@ from ironroot.hsm import ServiceKeys, ServiceKeysConfig
 from ironroot.log import verify_log_dir
 from ironroot.transparency import ServiceThread, TransparencyService, load_config
 from ironroot_softhsm import PIN, pkcs11_keys_table, shared_token
+from rot_counters import provisioned_device
 
 pytestmark = pytest.mark.integration
 
@@ -128,7 +129,8 @@ def test_service_keys_in_the_builtin_hsm(tmp_path: Path) -> None:
     secret = b"s" * 32
     (data / "sealing.secret").write_bytes(secret)
     (data / "user.credential").write_bytes(b"service-credential")
-    with DirectoryStorage(data / "hsm") as storage:
+    rot = provisioned_device(tmp_path / "rot")
+    with DirectoryStorage(data / "hsm", counter=rot.counter("hsm")) as storage:
         hsm = Hsm.initialize(
             storage,
             secret,
@@ -146,6 +148,7 @@ def test_service_keys_in_the_builtin_hsm(tmp_path: Path) -> None:
     with (data / "ironroot.toml").open("a") as f:
         f.write(
             '[keys]\nbackend = "hsm"\nhsm_dir = "hsm"\nhsm_sealing_secret_file = "sealing.secret"\n'
+            f'hsm_rot_device = "{rot.directory}"\n'
             'hsm_identity = "transparency"\nhsm_credential_file = "user.credential"\n'
             f'[keys.handles]\n"receipt-ES384" = "{receipt}"\n"checkpoint" = "{checkpoint}"\n'
         )

@@ -38,6 +38,7 @@ from ironroot.hsm import (
     Role,
     Session,
     Usage,
+    check_sealed_audit,
     parse_audit_log,
     verify_audit,
     verify_audit_checkpoint,
@@ -50,6 +51,7 @@ _MAX_SMALL: Final = 1024 * 1024
 _ENV_SECRET: Final = "IRONROOT_HSM_SEALING_SECRET_FILE"  # noqa: S105  (a variable's name)
 _ENV_IDENTITY: Final = "IRONROOT_HSM_IDENTITY"
 _ENV_CREDENTIAL: Final = "IRONROOT_HSM_CREDENTIAL"
+_ENV_ROT: Final = "IRONROOT_HSM_ROT_DEVICE"
 
 
 # --- plumbing ----------------------------------------------------------------------------------
@@ -89,6 +91,17 @@ def _credential(path: Path | None, prompt: str) -> bytes:
     return getpass.getpass(prompt).encode()
 
 
+def _storage(args: argparse.Namespace) -> DirectoryStorage:
+    """The HSM directory, with its root of trust's monotonic counter."""
+    rot = args.rot_device or os.environ.get(_ENV_ROT)
+    if not rot:
+        raise ConfigError(
+            f"give --rot-device or set {_ENV_ROT}: the root of trust that keeps the HSM's "
+            "monotonic counter (ironroot rot init)"
+        )
+    return DirectoryStorage.on_device(args.dir, Path(rot), counter=args.counter)
+
+
 def _identity(args: argparse.Namespace) -> str:
     name = args.identity or os.environ.get(_ENV_IDENTITY)
     if not name:
@@ -97,7 +110,7 @@ def _identity(args: argparse.Namespace) -> str:
 
 
 def _open(args: argparse.Namespace) -> tuple[DirectoryStorage, Hsm]:
-    storage = DirectoryStorage(args.dir)
+    storage = _storage(args)
     try:
         hsm = Hsm.open(storage, _secret(args))
     except BaseException:
@@ -173,6 +186,14 @@ def _attributes(args: argparse.Namespace, key_type: KeyType) -> KeyAttributes:
 
 def _common(parser: argparse.ArgumentParser, *, login: bool = True) -> None:
     parser.add_argument("--dir", required=True, type=Path, help="the HSM directory")
+    parser.add_argument(
+        "--rot-device",
+        type=Path,
+        help=f"the root-of-trust device that keeps the HSM's counter (or ${_ENV_ROT})",
+    )
+    parser.add_argument(
+        "--counter", default="hsm", help="the name of that counter (default: %(default)s)"
+    )
     parser.add_argument(
         "--sealing-secret-file", type=Path, help=f"device sealing secret (or ${_ENV_SECRET})"
     )
@@ -339,10 +360,23 @@ def register(sub: Any) -> None:
     show = averbs.add_parser("show", help="print the audit records (auditor)")
     _common(show)
     show.set_defaults(func=_session_command(_audit_show))
-    averify = averbs.add_parser("verify", help="verify the audit log offline")
+    averify = averbs.add_parser(
+        "verify",
+        help="verify the audit log: the chain (public), a checkpoint, and with the sealing "
+        "secret every MAC and the sealed head (a cut tail is reported)",
+    )
     averify.add_argument("--dir", required=True, type=Path)
     averify.add_argument("--checkpoint", type=Path, help="a checkpoint statement to check")
     averify.add_argument("--key", type=Path, help="the attestation public key (PEM)")
+    averify.add_argument(
+        "--sealing-secret-file",
+        type=Path,
+        help=f"check MACs and the sealed head too (or ${_ENV_SECRET})",
+    )
+    averify.add_argument(
+        "--rot-device", type=Path, help="also check the anchor against the RoT's counter"
+    )
+    averify.add_argument("--counter", default="hsm", help="that counter's name (default: hsm)")
     averify.add_argument("--json", action="store_true")
     averify.set_defaults(func=_audit_verify)
     checkpoint = averbs.add_parser("checkpoint", help="sign the log head (auditor)")
@@ -368,7 +402,7 @@ def _load_chain(path: Path) -> tuple[bytes, ...]:
 def _init(args: argparse.Namespace) -> int:
     device = DeviceIdentity(load_signer(args.device_key), _load_chain(args.device_chain))
     credential = _credential(args.credential_file, f"credential for {args.officer}: ")
-    with DirectoryStorage(args.dir) as storage:
+    with _storage(args) as storage:
         hsm = Hsm.initialize(
             storage, _secret(args), officer=args.officer, credential=credential, device=device
         )
@@ -584,8 +618,17 @@ def _audit_show(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_optional(path: Path) -> bytes | None:
+    return _read(path) if path.exists() else None
+
+
 def _audit_verify(args: argparse.Namespace) -> int:
-    records = parse_audit_log(_read(args.dir / "audit.jsonl"))
+    # Read in commit order (anchor, store, log): a log is never shorter than its anchor.
+    secret_path = args.sealing_secret_file or os.environ.get(_ENV_SECRET)
+    anchor = _read_optional(args.dir / "anchor.sealed") if secret_path else None
+    store = _read_optional(args.dir / "keystore.sealed") if secret_path else None
+    audit = _read(args.dir / "audit.jsonl")
+    records = parse_audit_log(audit)
     checkpoint = None
     if args.checkpoint:
         if not args.key:
@@ -593,11 +636,41 @@ def _audit_verify(args: argparse.Namespace) -> int:
         verifier = load_verifier(args.key)
         checkpoint = verify_audit_checkpoint(_read(args.checkpoint, _MAX_SMALL), verifier)
     verify_audit(records, checkpoint=checkpoint)
-    head = records[-1].digest().hex() if records else ""
+    value: dict[str, object] = {
+        "records": len(records),
+        "head": records[-1].digest().hex() if records else "",
+        "checkpoint": bool(checkpoint),
+        "sealed": False,
+    }
+    if secret_path:
+        counter = None
+        if args.rot_device:
+            from ironroot.rot import Device
+
+            counter = Device(args.rot_device).counter(args.counter).value()
+        report = check_sealed_audit(
+            audit=audit,
+            store=store,
+            anchor=anchor,
+            sealing_secret=_read(Path(secret_path), _MAX_SMALL),
+            counter=counter,
+        )
+        value.update(
+            sealed=True,
+            anchored=report.anchored,
+            keyed_from=report.keyed_from,
+            counter=report.counter,
+        )
+    scope = (
+        f"MACs and sealed head checked ({value['anchored']} records anchored)"
+        if value["sealed"]
+        else "chain checked (public); a cut tail shows only against a checkpoint or with "
+        "--sealing-secret-file"
+    )
     _print(
         args,
-        {"records": len(records), "head": head, "checkpoint": bool(checkpoint)},
-        f"audit log verifies: {len(records)} records, head {head}",
+        value,
+        f"audit log verifies: {len(records)} records, head {value['head']}; {scope}",
     )
     return 0
 

@@ -19,6 +19,7 @@ from ironroot.hsm._audit import (
     verify_audit,
     verify_audit_checkpoint,
 )
+from ironroot.hsm._audit_check import AuditReport, check_sealed_audit
 from ironroot.hsm._backend import BuiltinBackend, HsmSigner, KeyBackend
 from ironroot.hsm._binding import (
     NONCE_SIZE,
@@ -72,6 +73,7 @@ __all__ = [
     "WRAPPING_KEY_KINDS",
     "AuditCheckpoint",
     "AuditRecord",
+    "AuditReport",
     "AzureReleasePolicy",
     "BuiltinBackend",
     "CelReleasePolicy",
@@ -102,6 +104,7 @@ __all__ = [
     "authorize_release",
     "bind_report_data",
     "check_binding",
+    "check_sealed_audit",
     "format_audit_log",
     "parse_audit_log",
     "parse_release_policy",

@@ -1,19 +1,26 @@
-"""The HSM audit log: hash-chained records, their verification, and signed checkpoints.
+"""The HSM audit log: hash-chained, keyed records, their verification, and signed checkpoints.
 
-Each record is ``(seq, time, identity, operation, key, result, prev)``; its hash is
-``SHA-256(deterministic CBOR of [seq, time, identity, operation, key, result, prev])`` and
-``prev`` is the hash of the record before it (32 zero bytes for record 0). ``seq`` counts from
-0 without gaps. So a removed, altered or reordered record breaks the chain at that point;
-removing records from the *end* is caught against a checkpoint (``size`` records with head hash
-``head``), which the HSM signs with its attestation key as a SCITT Signed Statement (payload:
-CBOR map ``{"hsm": bstr, "size": uint, "head": bstr, "time": uint}``, content type
-``application/vnd.ironroot.hsm-audit-checkpoint+cbor``) so it can be registered on the
-transparency service; the HSM also seals its latest ``(size, head)`` into its key store.
+Each record is ``(seq, time, identity, operation, key, result, prev, mac)``. Its hash is
+``SHA-256(deterministic CBOR of [seq, time, identity, operation, key, result, prev])``; ``prev``
+is the hash of the record before it (32 zero bytes for record 0); ``seq`` counts from 0 without
+gaps. So a removed, altered or reordered record breaks the chain at that point, and anyone can
+check the chain with public information only.
 
-On disk the log is JSON Lines, one record per line with ``prev`` in lowercase hex: readable
-with any tool, while the hash always covers the CBOR form. ``time`` is POSIX seconds, ``key``
-is the key handle or ``null`` (``parent->new`` for derive and unwrap), ``result`` is ``"ok"``
-or the error code of a refused operation.
+``mac`` is ``HMAC-SHA-256(audit key, "ironroot/hsm/audit/v1" ‖ hash)``. The audit key is drawn
+when the HSM is initialized and lives only in its sealed store: it never leaves the boundary.
+A chain rewritten and rehashed by someone outside the HSM (a ``release`` record turned into
+``key-info``, or records after the last anchor replaced) has hashes that chain but MACs that do
+not verify. Records cut from the *end* are caught against the head the HSM seals in its anchor
+at every security event (bound to the root of trust's monotonic counter, see ``_anchor``) and
+against checkpoints: ``size`` records with head hash ``head``, signed by the attestation key as
+a SCITT Signed Statement (payload: CBOR map ``{"hsm": bstr, "size": uint, "head": bstr,
+"time": uint}``, content type ``application/vnd.ironroot.hsm-audit-checkpoint+cbor``) so it
+can be registered on the transparency service, where an auditor holds it without any key.
+
+On disk the log is JSON Lines, one record per line with ``prev`` and ``mac`` in lowercase hex:
+readable with any tool, while the hash always covers the CBOR form. ``time`` is POSIX seconds,
+``key`` is the key handle or ``null`` (``parent->new`` for derive and unwrap), ``result`` is
+``"ok"`` or the error code of a refused operation.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ __all__ = [
     "ZERO_HASH",
     "AuditCheckpoint",
     "AuditRecord",
+    "audit_mac",
     "checkpoint_statement",
     "format_audit_log",
     "parse_audit_log",
@@ -46,11 +54,26 @@ CHECKPOINT_CONTENT_TYPE: Final = "application/vnd.ironroot.hsm-audit-checkpoint+
 CHECKPOINT_SUBJECT: Final = "hsm-audit-log"
 MAX_LINE: Final = 4096
 MAX_RECORDS: Final = 10_000_000
-_FIELDS: Final = frozenset({"seq", "time", "identity", "operation", "key", "result", "prev"})
+_FIELDS: Final = frozenset({"seq", "time", "identity", "operation", "key", "result", "prev", "mac"})
+MAC_LABEL: Final = b"ironroot/hsm/audit/v1"
 
 
 def _is_uint(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _hex32(value: object, name: str) -> bytes:
+    if not isinstance(value, str) or len(value) != 64:
+        raise MalformedInput(f"audit {name} is 64 hex digits")
+    try:
+        return bytes.fromhex(value)
+    except ValueError as exc:
+        raise MalformedInput(f"audit {name} is not hex") from exc
+
+
+def audit_mac(key: bytes | bytearray, digest: bytes) -> bytes:
+    """The MAC of a record whose hash is ``digest`` (module docs)."""
+    return hmac.new(bytes(key), MAC_LABEL + digest, hashlib.sha256).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +87,7 @@ class AuditRecord:
     key: str | None
     result: str
     prev: bytes
+    mac: bytes = bytes(32)
 
     def __post_init__(self) -> None:
         if not _is_uint(self.seq) or not _is_uint(self.time):
@@ -75,6 +99,8 @@ class AuditRecord:
             raise MalformedInput("audit key must be a handle or null")
         if not isinstance(self.prev, bytes) or len(self.prev) != 32:
             raise MalformedInput("audit prev is a 32-byte hash")
+        if not isinstance(self.mac, bytes) or len(self.mac) != 32:
+            raise MalformedInput("audit mac is a 32-byte HMAC-SHA-256 tag")
 
     def digest(self) -> bytes:
         """The record hash that the next record's ``prev`` must equal."""
@@ -101,19 +127,13 @@ class AuditRecord:
             "key": self.key,
             "result": self.result,
             "prev": self.prev.hex(),
+            "mac": self.mac.hex(),
         }
 
     @classmethod
     def from_json(cls, value: object) -> AuditRecord:
         if not isinstance(value, dict) or set(value) != _FIELDS:
-            raise MalformedInput("an audit record has exactly the seven members")
-        prev = value["prev"]
-        if not isinstance(prev, str) or len(prev) != 64:
-            raise MalformedInput("audit prev is 64 hex digits")
-        try:
-            prev_bytes = bytes.fromhex(prev)
-        except ValueError as exc:
-            raise MalformedInput("audit prev is not hex") from exc
+            raise MalformedInput("an audit record has exactly the eight members")
         return cls(
             seq=value["seq"],
             time=value["time"],
@@ -121,7 +141,8 @@ class AuditRecord:
             operation=value["operation"],
             key=value["key"],
             result=value["result"],
-            prev=prev_bytes,
+            prev=_hex32(value["prev"], "prev"),
+            mac=_hex32(value["mac"], "mac"),
         )
 
 
@@ -187,13 +208,21 @@ def format_audit_log(records: Sequence[AuditRecord]) -> bytes:
 
 
 def verify_audit(
-    records: Sequence[AuditRecord], *, checkpoint: AuditCheckpoint | None = None
+    records: Sequence[AuditRecord],
+    *,
+    checkpoint: AuditCheckpoint | None = None,
+    key: bytes | bytearray | None = None,
+    mac_from: int = 0,
 ) -> AuditCheckpoint | None:
     """Check the chain from record 0; return ``None`` or raise ``AuditChainBroken``.
 
     With ``checkpoint``, the log must also hold its first ``size`` records unchanged (its
     record ``size - 1`` hashes to ``head``): a log cut short, rewritten or forked is refused.
-    Returns nothing on success (``None``), like every ``verify`` in Ironroot.
+    With ``key`` (the audit key, inside the HSM only), the MAC of every record from index
+    ``mac_from`` on (the first record this HSM wrote; earlier ones belong to a zeroized
+    predecessor) must verify too: a chain rewritten and rehashed outside the boundary is
+    refused. Returns nothing on success
+    (``None``), like every ``verify`` in Ironroot.
     """
     prev = ZERO_HASH
     for index, record in enumerate(records):
@@ -207,13 +236,22 @@ def verify_audit(
                 "(removed, altered or reordered)"
             )
         prev = record.digest()
+        if (
+            key is not None
+            and index >= mac_from
+            and not hmac.compare_digest(record.mac, audit_mac(key, prev))
+        ):
+            raise AuditChainBroken(
+                f"record {index}'s MAC does not verify: it was written or rewritten outside the HSM"
+            )
         at_checkpoint = checkpoint is not None and index + 1 == checkpoint.size
         if at_checkpoint and checkpoint and not hmac.compare_digest(prev, checkpoint.head):
             raise AuditChainBroken(f"record {index} does not match the checkpoint's head")
     if checkpoint is not None:
         if len(records) < checkpoint.size:
             raise AuditChainBroken(
-                f"the log has {len(records)} records, the checkpoint covers {checkpoint.size}"
+                f"the log has {len(records)} records, the checkpoint covers {checkpoint.size}: "
+                f"its last {checkpoint.size - len(records)} were cut"
             )
         if checkpoint.size == 0 and checkpoint.head != ZERO_HASH:
             raise AuditChainBroken("an empty checkpoint must have the zero head")

@@ -45,6 +45,7 @@ The core takes its clock as an argument (``clock``, POSIX seconds) and its stora
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import hashlib
@@ -54,7 +55,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from cryptography.exceptions import InvalidKey, InvalidTag
@@ -80,15 +81,18 @@ from ironroot.errors import (
     NotFound,
     RoleNotPermitted,
     SealedStoreError,
+    StoreRolledBack,
     Unauthorized,
     UnsupportedAlgorithm,
     VerificationFailed,
 )
+from ironroot.hsm._anchor import Anchor, check_anchor, open_anchor, seal_anchor
 from ironroot.hsm._attest import sign_key_attestation
 from ironroot.hsm._audit import (
     ZERO_HASH,
     AuditCheckpoint,
     AuditRecord,
+    audit_mac,
     checkpoint_statement,
     format_audit_log,
     parse_audit_log,
@@ -167,6 +171,7 @@ _PERMISSIONS: Final[dict[str, frozenset[Role]]] = {
     "delete": _OFFICER,
     "migrate": _OFFICER,
     "backup": _OFFICER,
+    "restore": _OFFICER,
     "zeroize": _OFFICER,
     "key-list": _KEY_READERS,
     "key-info": _KEY_READERS,
@@ -188,6 +193,13 @@ _PERMISSIONS: Final[dict[str, frozenset[Role]]] = {
     "self-test": _ANY,
     "logout": _ANY,
 }
+
+
+_SECURITY_EVENTS: Final = frozenset(
+    {"login", "release", "self-test", "pairwise-test", "power-up", "initialize", "tamper"}
+)
+"""Operations whose every record is durable and anchored before the call returns (any
+refusal is too)."""
 
 
 class _Op:
@@ -241,6 +253,10 @@ class Hsm:
         self._pending: list[_Pending] = []
         self._audit_size = 0
         self._audit_head = ZERO_HASH
+        self._audit_key = bytearray()
+        self._audit_from = 0
+        self._generation = 0  # the root-of-trust counter value of the last commit
+        self._store_generation = 0
         self._verifiers: dict[str, tuple[TrustedVerifier, bytes]] = {}  # name -> (it, SPKI)
         self._nonces = NonceStore(
             lifetime=config.release_nonce_lifetime,
@@ -277,8 +293,15 @@ class Hsm:
         if storage.read_store() is not None:
             raise Conflict("this storage already holds an HSM key store")
         check_name(officer)
-        hsm._resume_audit(None)
+        # A log left by a zeroized predecessor is continued (its chain verified): this HSM's
+        # records are keyed from the next index on.
+        records = parse_audit_log(storage.read_audit())
+        verify_audit(records)
         with hsm._lock:
+            hsm._audit_size = hsm._audit_from = len(records)
+            hsm._audit_head = records[-1].digest() if records else ZERO_HASH
+            hsm._audit_key = bytearray(secrets.token_bytes(32))
+            hsm._generation = storage.counter.value()
             hsm._hsm_id = secrets.token_bytes(16)
             key_type = KEY_TYPE_FOR_ALGORITHM[config.attestation_algorithm]
             stored, obj = generate_material(key_type)
@@ -305,8 +328,8 @@ class Hsm:
             hsm._attestation = attestation
             hsm._chain = (certificate, *device.chain)
             hsm._identities[officer] = hsm._new_identity(officer, Role.OFFICER, credential)
-            hsm._record(officer, "initialize", None, "ok")
-            hsm._persist()
+            hsm._pending.append(_Pending(now, officer, "initialize", None, "ok"))
+            hsm._persist()  # the first commit: store, anchor and the record together
         return hsm
 
     @classmethod
@@ -323,23 +346,40 @@ class Hsm:
         """Power up an existing HSM from ``storage``.
 
         ``NotFound`` if there is no key store, ``SealedStoreError`` if it does not open with
-        ``sealing_secret``, ``AuditChainBroken`` if the audit log does not verify or does not
-        reach the head sealed in the store. When a KAT fails, the returned object is in its
-        error state (and the store was not opened).
+        ``sealing_secret``, ``StoreRolledBack`` if it is not the latest store the root of
+        trust's counter vouches for (``_anchor``; the refusal is audited), ``HsmZeroized`` if
+        the HSM was zeroized, ``AuditChainBroken`` if the audit log does not verify (chain and
+        MACs) or does not reach the head sealed in the anchor. When a KAT fails, the returned
+        object is in its error state (and the store was not opened).
         """
         hsm = cls(storage, sealing_secret, config=config, kats=kats, pairwise=pairwise, clock=clock)
         if hsm._state != "operational":
             return hsm
+        secret = bytes(hsm._secret)
+        counter = storage.counter.value()
+        sealed_anchor = storage.read_anchor()
+        anchor = None if sealed_anchor is None else open_anchor(secret, sealed_anchor)
         sealed = storage.read_store()
         if sealed is None:
+            if anchor is not None and anchor.zeroized:
+                raise HsmZeroized("the HSM was zeroized: no key material is left")
             raise NotFound("this storage holds no HSM key store")
-        plaintext = unseal(bytes(hsm._secret), sealed)
+        plaintext = unseal(secret, sealed)
         try:
-            anchor = hsm._load_document(plaintext)
+            doc = decode_store(plaintext)
         except (MalformedInput, KeyError, TypeError, ValueError) as exc:
             raise SealedStoreError("the sealed key store opened but does not parse") from exc
-        hsm._resume_audit(anchor)
+        try:
+            pending = check_anchor(anchor, counter=counter, store=doc.generation)
+        except StoreRolledBack as exc:
+            hsm._audit_refused_power_up(doc, exc.code)
+            raise
+        hsm._load_document(doc)
+        hsm._resume_audit(anchor, doc)
         with hsm._lock:
+            hsm._generation = counter
+            if pending and anchor is not None and anchor.counter == counter + 1:
+                hsm._advance_counter()  # the last commit wrote its anchor, not its increment
             hsm._record(_NONE, "power-up", None, "ok")
         return hsm
 
@@ -379,8 +419,14 @@ class Hsm:
     def _datetime(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
 
-    def _fail(self, reason: str) -> None:
-        """Enter the error state: nothing more is done until a restart."""
+    def _fail(self, reason: str, *, record: tuple[str, str] | None = None) -> None:
+        """Enter the error state: nothing more is done until a restart. ``record`` is
+        ``(identity, operation)`` of the failure, audited durably first when the HSM was
+        operational (a power-up KAT failure has no store open, so nothing to key a record
+        with: the object's state reports it)."""
+        if record is not None and self._state == "operational" and self._audit_key:
+            with contextlib.suppress(IronrootError):  # failing anyway: that is the news
+                self._record(*record, None, HsmErrorState.code)
         self._state = "error"
         self._error = reason
         self._sessions.clear()
@@ -391,52 +437,119 @@ class Hsm:
         if self._state != "operational":
             raise HsmErrorState(f"the HSM is in its error state ({self._error}); restart it")
 
-    def _check_pair(self, obj: KeyObject) -> None:
+    def _check_pair(self, obj: KeyObject, identity: str = _NONE) -> None:
         try:
             self._pairwise(obj)
         except SelfTestFailure as exc:
-            self._fail(f"pairwise-consistency test failed: {exc}")
+            self._fail(
+                f"pairwise-consistency test failed: {exc}",
+                record=(identity, "pairwise-test"),
+            )
             raise HsmErrorState(
                 "a pairwise-consistency test failed: the HSM is in its error state"
             ) from exc
 
     def _record(self, identity: str, operation: str, key: str | None, result: str) -> None:
+        """Audit one outcome. A security event — any refusal, and every login, release,
+        self-test and power-up — is written, synced and anchored (bound to the counter) before
+        this returns; other records wait for a group of ``audit_group_commit``."""
         with self._lock:
             self._pending.append(_Pending(self._now(), identity, operation, key, result))
-            if len(self._pending) >= self._config.audit_group_commit:
-                self._flush_audit()
+            if (
+                result != "ok"
+                or operation in _SECURITY_EVENTS
+                or len(self._pending) >= self._config.audit_group_commit
+            ):
+                self._sync()
 
     def _flush_audit(self) -> None:
+        """Append the waiting records (keyed, chained) and fsync; no anchor."""
         if not self._pending:
             return
         records: list[AuditRecord] = []
         size, head = self._audit_size, self._audit_head
         for p in self._pending:
-            record = AuditRecord(size, p.time, p.identity, p.operation, p.key, p.result, head)
-            head = record.digest()
+            unkeyed = AuditRecord(size, p.time, p.identity, p.operation, p.key, p.result, head)
+            head = unkeyed.digest()
+            records.append(replace(unkeyed, mac=audit_mac(self._audit_key, head)))
             size += 1
-            records.append(record)
         self._storage.append_audit(format_audit_log(records))
         self._pending.clear()
         self._audit_size, self._audit_head = size, head
 
-    def _resume_audit(self, anchor: AuditCheckpoint | None) -> None:
+    def _sync(self) -> None:
+        """Flush the audit records and commit an anchor naming the new head."""
+        if self._state != "operational":
+            return
+        self._flush_audit()
+        self._commit(store=False)
+
+    def _advance_counter(self) -> None:
+        expected = self._generation + 1
+        value = self._storage.counter.increment()
+        if value != expected:
+            self._fail("the root of trust's counter moved under the HSM")
+            raise StoreRolledBack(
+                f"the root of trust's counter reads {value}, the HSM expected {expected}: "
+                "another process commits to this counter"
+            )
+        self._generation = value
+
+    def _commit(self, *, store: bool, zeroized: bool = False) -> None:
+        """One commit (``_anchor``): the store (when ``store``) takes generation ``c + 1``,
+        then the anchor with counter ``c + 1``, then the counter is incremented."""
+        secret = bytes(self._secret)
+        following = self._generation + 1
+        if store:
+            self._storage.write_store(seal(secret, encode_store(self._document(following))))
+            self._store_generation = following
+        anchor = Anchor(
+            following, self._store_generation, self._audit_size, self._audit_head, zeroized
+        )
+        self._storage.write_anchor(seal_anchor(secret, anchor))
+        self._advance_counter()
+
+    def _resume_audit(self, anchor: Anchor | None, doc: StoreDocument) -> None:
+        """Verify the log (chain from record 0; MACs of this HSM's records) and that it
+        reaches the head sealed in the anchor and in the store, whichever is later."""
         records = parse_audit_log(self._storage.read_audit())
-        verify_audit(records, checkpoint=anchor)
+        size, head = doc.audit_size, doc.audit_head
+        if anchor is not None and anchor.audit_size > size:
+            size, head = anchor.audit_size, anchor.audit_head
+        verify_audit(
+            records,
+            checkpoint=AuditCheckpoint(self._hsm_id, size, head, 0),
+            key=self._audit_key,
+            mac_from=self._audit_from,
+        )
         self._audit_size = len(records)
         self._audit_head = records[-1].digest() if records else ZERO_HASH
 
+    def _audit_refused_power_up(self, doc: StoreDocument, code: str) -> None:
+        """Append a keyed record of a refused power-up to the log, when the log verifies with
+        the audit key of the store that was refused (best effort: the refusal is raised
+        whatever happens here)."""
+        try:
+            records = parse_audit_log(self._storage.read_audit())
+            verify_audit(records, key=doc.audit_key, mac_from=doc.audit_from)
+            head = records[-1].digest() if records else ZERO_HASH
+            unkeyed = AuditRecord(len(records), self._now(), _NONE, "power-up", None, code, head)
+            keyed = replace(unkeyed, mac=audit_mac(doc.audit_key, unkeyed.digest()))
+            self._storage.append_audit(format_audit_log([keyed]))
+        except IronrootError:
+            pass
+
     def flush(self) -> None:
-        """Write and sync the audit records waiting in memory."""
+        """Write, sync and anchor the audit records waiting in memory."""
         with self._lock:
-            if self._state != "zeroized":
-                self._flush_audit()
+            if self._pending:
+                self._sync()
 
     def close(self) -> None:
         """Flush the audit log and end every session (the HSM object stays usable)."""
         with self._lock:
-            if self._state != "zeroized":
-                self._flush_audit()
+            if self._pending:
+                self._sync()
             self._sessions.clear()
 
     @contextmanager
@@ -489,7 +602,9 @@ class Hsm:
 
     def login(self, identity: str, credential: bytes) -> Session:
         """Authenticate ``identity``; ``Unauthorized`` for a wrong credential or an unknown
-        identity, ``IdentityLocked`` for a locked one (even with the right credential)."""
+        identity — locked or not, so the answer says nothing about an identity to someone who
+        does not hold its credential — and ``IdentityLocked`` for a locked identity presented
+        with its right credential. Every attempt is audited durably."""
         self._check_state()
         if not isinstance(credential, bytes | bytearray) or len(credential) > MAX_CREDENTIAL:
             raise MalformedInput(f"a credential is at most {MAX_CREDENTIAL} bytes")
@@ -500,31 +615,34 @@ class Hsm:
                 self._hash_credential(bytes(credential), _DUMMY_SALT, c.scrypt_n, c.scrypt_r, 1)
                 self._record(_NONE, "login", None, Unauthorized.code)
                 raise Unauthorized("unknown identity or wrong credential")
-            if ident.locked:
-                self._record(ident.name, "login", None, IdentityLocked.code)
-                self._flush_audit()
-                raise IdentityLocked(
-                    f"identity {ident.name!r} is locked: a crypto officer must unlock it"
-                )
             try:
                 Scrypt(salt=ident.salt, length=32, n=ident.n, r=ident.r, p=ident.p).verify(
                     bytes(credential), bytes(ident.hash)
                 )
             except InvalidKey:
+                if ident.locked:
+                    self._record(ident.name, "login", None, Unauthorized.code)
+                    raise Unauthorized("unknown identity or wrong credential") from None
                 ident.failures += 1
                 if ident.failures >= self._config.max_failed_logins:
                     ident.locked = True
                     self._end_sessions(ident.name)
-                self._record(ident.name, "login", None, Unauthorized.code)
+                self._pending.append(
+                    _Pending(self._now(), ident.name, "login", None, Unauthorized.code)
+                )
                 self._persist()
                 raise Unauthorized("unknown identity or wrong credential") from None
+            if ident.locked:
+                self._record(ident.name, "login", None, IdentityLocked.code)
+                raise IdentityLocked(
+                    f"identity {ident.name!r} is locked: a crypto officer must unlock it"
+                )
             if ident.failures:
                 ident.failures = 0
-                self._record(ident.name, "login", None, "ok")
+                self._pending.append(_Pending(self._now(), ident.name, "login", None, "ok"))
                 self._persist()
             else:
                 self._record(ident.name, "login", None, "ok")
-                self._flush_audit()
             token = secrets.token_bytes(32)
             self._sessions[token] = (ident.name, ident.role)
             return Session(ident.name, ident.role, token)
@@ -978,9 +1096,7 @@ class Hsm:
             try:
                 run_kats(self._kats)
             except SelfTestFailure as exc:
-                self._record(op.identity, "self-test", None, HsmErrorState.code)
-                self._flush_audit()
-                self._fail(str(exc))
+                self._fail(str(exc), record=(op.identity, "self-test"))
                 raise HsmErrorState(
                     "a known-answer test failed: the HSM is in its error state"
                 ) from exc
@@ -988,7 +1104,7 @@ class Hsm:
     def audit_records(self, session: Session) -> tuple[AuditRecord, ...]:
         """Every audit record, after writing those waiting in memory (auditor)."""
         with self._lock, self._operation(session, "audit-read"):
-            self._flush_audit()
+            self._sync()
             return parse_audit_log(self._storage.read_audit())
 
     def audit_checkpoint(self, session: Session) -> bytes:
@@ -997,7 +1113,7 @@ class Hsm:
         with self._lock:
             with self._operation(session, "audit-checkpoint"):
                 pass
-            self._flush_audit()
+            self._sync()
             if self._attestation is None or not isinstance(self._attestation.obj, PrivateKey):
                 raise HsmErrorState("the HSM has no attestation key")
             checkpoint = AuditCheckpoint(
@@ -1019,7 +1135,9 @@ class Hsm:
 
     def backup(self, session: Session) -> bytes:
         """The sealed key store (crypto officer): it opens only where this device's sealing
-        secret is known, so no key leaves the boundary by this path."""
+        secret is known, so no key leaves the boundary by this path. Putting the file back
+        in place later is a rollback and is refused at power-up (``StoreRolledBack``): a
+        backup comes back only through :meth:`restore`."""
         with self._lock:
             with self._operation(session, "backup"):
                 pass
@@ -1028,6 +1146,38 @@ class Hsm:
             if sealed is None:
                 raise SealedStoreError("the key store is gone")
             return sealed
+
+    def restore(self, session: Session, backup: bytes) -> None:
+        """Restore a :meth:`backup` of this HSM (crypto officer), saying so: its identities,
+        keys and installed verifiers replace the current ones, as a new store generation; the
+        audit log, its key and the root of trust's counter go on (``restore`` is audited, and
+        nothing of the log is rolled back). ``SealedStoreError`` for a backup that does not
+        open with this device's sealing secret, ``Conflict`` for another HSM's. Every session
+        ends, the caller's included."""
+        with self._lock:
+            with self._operation(session, "restore"):
+                data = self._check_data(backup, "backup")
+                try:
+                    doc = decode_store(unseal(bytes(self._secret), data))
+                except MalformedInput as exc:
+                    raise SealedStoreError(
+                        "the backup opened but is not a key store of this version"
+                    ) from exc
+                if not hmac.compare_digest(doc.hsm_id, self._hsm_id):
+                    raise Conflict("the backup belongs to another HSM")
+                for key in self._keys.values():
+                    key.wipe()
+                for ident in self._identities.values():
+                    zero(ident.hash)
+                zero(doc.audit_key)
+                self._identities = {i.name: i for i in doc.identities}
+                self._keys = {k.handle: k for k in doc.keys}
+                self._verifiers = {
+                    name: (TrustedVerifier(name, PublicKey.from_der(der)), der)
+                    for name, der in doc.verifiers
+                }
+            self._sessions.clear()
+            self._persist()
 
     def zeroize(self, session: Session) -> None:
         """Zeroize on an officer's command (same effect as :meth:`tamper`)."""
@@ -1044,12 +1194,15 @@ class Hsm:
             self._zeroize("tamper")
 
     def _zeroize(self, event: str | None) -> None:
-        """Wipe everything; ``event`` is recorded first (an officer's zeroize already was)."""
+        """Wipe everything; ``event`` is recorded first (an officer's zeroize already was).
+        A zeroized anchor is committed before the store is destroyed, so a copy of the store
+        put back afterwards does not open."""
         try:
             if self._state == "operational":
                 if event is not None:
-                    self._record(_NONE, event, None, "ok")
+                    self._pending.append(_Pending(self._now(), _NONE, event, None, "ok"))
                 self._flush_audit()
+                self._commit(store=False, zeroized=True)
         finally:
             for key in self._keys.values():
                 key.wipe()
@@ -1058,6 +1211,7 @@ class Hsm:
             for ident in self._identities.values():
                 zero(ident.hash)
             zero(self._secret)
+            zero(self._audit_key)
             self._keys.clear()
             self._identities.clear()
             self._sessions.clear()
@@ -1074,14 +1228,17 @@ class Hsm:
             self._persist()
 
     def _persist(self) -> None:
-        """Flush the audit log, then seal and write the key store (it records the audit head)."""
+        """Flush the audit log, then commit the store and its anchor (``_anchor``)."""
         if self._state != "operational":
             return
         self._flush_audit()
+        self._commit(store=True)
+
+    def _document(self, generation: int) -> StoreDocument:
         attestation = self._attestation
         if attestation is None:  # unreachable once initialized
             raise HsmErrorState("the HSM has no attestation key")
-        document = StoreDocument(
+        return StoreDocument(
             hsm_id=self._hsm_id,
             identities=tuple(self._identities.values()),
             keys=tuple(self._keys.values()),
@@ -1089,22 +1246,25 @@ class Hsm:
             chain=self._chain,
             audit_size=self._audit_size,
             audit_head=self._audit_head,
+            audit_key=self._audit_key,
+            audit_from=self._audit_from,
+            generation=generation,
             verifiers=tuple((name, der) for name, (_v, der) in sorted(self._verifiers.items())),
         )
-        self._storage.write_store(seal(bytes(self._secret), encode_store(document)))
 
-    def _load_document(self, plaintext: bytes) -> AuditCheckpoint:
-        doc = decode_store(plaintext)
+    def _load_document(self, doc: StoreDocument) -> None:
         self._hsm_id = doc.hsm_id
         self._identities = {i.name: i for i in doc.identities}
         self._keys = {k.handle: k for k in doc.keys}
         self._attestation = doc.attestation
         self._chain = doc.chain
+        self._audit_key = doc.audit_key
+        self._audit_from = doc.audit_from
+        self._store_generation = doc.generation
         self._verifiers = {
             name: (TrustedVerifier(name, PublicKey.from_der(der)), der)
             for name, der in doc.verifiers
         }
-        return AuditCheckpoint(self._hsm_id, doc.audit_size, doc.audit_head, 0)
 
     def __repr__(self) -> str:
         ident = self._hsm_id.hex()[:16] if self._hsm_id else "-"

@@ -3,14 +3,18 @@
 The document (sealed with AES-256-GCM under the device's sealing secret by ``_storage``) is a
 deterministic CBOR map::
 
-    {"version": 2, "hsm": bstr, "identities": [identity], "keys": [key], "attestation": key,
-     "chain": [bstr DER], "audit": {"size": uint, "head": bstr},
+    {"version": 2, "hsm": bstr, "generation": uint, "identities": [identity], "keys": [key],
+     "attestation": key, "chain": [bstr DER],
+     "audit": {"size": uint, "head": bstr, "key": bstr (32), "from": uint},
      "verifiers": [verifier]}
     identity = {"name", "role", "salt", "hash", "n", "r", "p", "failures", "locked"}
     key      = {"handle", "type", "attributes", "local", "created", "material"}
     verifier = {"name": tstr, "key": bstr}     ; an EAR verifier's SubjectPublicKeyInfo DER
 
-A version 1 store (before verifiers were installed in the HSM) is refused with a clear error.
+``generation`` is the root-of-trust counter value this write took (``_anchor``); ``audit.key``
+is the audit MAC key (it never leaves the boundary) and ``audit.from`` the first record of the
+log that this HSM wrote (records before it belong to a zeroized predecessor). A version 1 store
+(before verifiers, generations and keyed audit records) is refused with a clear error.
 
 Secrets the records hold (credential hashes, key material) live in ``bytearray`` so that
 zeroization can overwrite them in place.
@@ -125,6 +129,9 @@ class StoreDocument:
     chain: tuple[bytes, ...]
     audit_size: int
     audit_head: bytes
+    audit_key: bytearray
+    audit_from: int
+    generation: int
     verifiers: tuple[tuple[str, bytes], ...] = ()
     """``(name, SubjectPublicKeyInfo DER)`` of each installed EAR verifier key."""
 
@@ -171,6 +178,19 @@ def _load_identity(entry: Mapping[str, Any]) -> IdentityRecord:
     return ident
 
 
+def _audit_key(value: object) -> bytearray:
+    key = as_bytes(value)
+    if len(key) != 32:
+        raise MalformedInput("the audit key is 32 bytes")
+    return bytearray(key)
+
+
+def _uint(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MalformedInput("a key store counter is a non-negative integer")
+    return value
+
+
 def _load_verifier(entry: object) -> tuple[str, bytes]:
     if not isinstance(entry, dict) or set(entry) != {"name", "key"}:
         raise MalformedInput("a stored verifier is a map of name and key")
@@ -186,6 +206,7 @@ def encode_store(document: StoreDocument) -> bytes:
         {
             "version": STORE_VERSION,
             "hsm": document.hsm_id,
+            "generation": document.generation,
             "identities": [
                 {
                     "name": i.name,
@@ -203,7 +224,12 @@ def encode_store(document: StoreDocument) -> bytes:
             "keys": [_key_entry(k) for k in document.keys],
             "attestation": _key_entry(document.attestation),
             "chain": list(document.chain),
-            "audit": {"size": document.audit_size, "head": document.audit_head},
+            "audit": {
+                "size": document.audit_size,
+                "head": document.audit_head,
+                "key": bytes(document.audit_key),
+                "from": document.audit_from,
+            },
             "verifiers": [{"name": n, "key": k} for n, k in document.verifiers],
         }
     )
@@ -229,6 +255,9 @@ def decode_store(plaintext: bytes) -> StoreDocument:
             chain=tuple(as_bytes(c) for c in doc["chain"]),
             audit_size=int(audit["size"]),
             audit_head=as_bytes(audit["head"]),
+            audit_key=_audit_key(audit["key"]),
+            audit_from=_uint(audit["from"]),
+            generation=_uint(doc["generation"]),
             verifiers=tuple(_load_verifier(v) for v in doc["verifiers"]),
         )
     except (KeyError, TypeError, ValueError) as exc:

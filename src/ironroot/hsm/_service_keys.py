@@ -12,6 +12,8 @@ keys stay in the chosen backend::
     pkcs11_pin_file = "token.pin"               # the user PIN, in a file (never in the config)
     # backend = "hsm" (the built-in boundary, initialized with `ironroot hsm init`):
     # hsm_dir = "hsm"
+    # hsm_rot_device = "rot"                    # the RoT device keeping the HSM's counter
+    # hsm_counter = "hsm"                       # that counter's name (default "hsm")
     # hsm_sealing_secret_file = "sealing.secret"
     # hsm_identity = "transparency"             # a crypto-user identity of that HSM
     # hsm_credential_file = "hsm.credential"
@@ -54,6 +56,8 @@ _KEYS: Final = frozenset(
         "pkcs11_token",
         "pkcs11_pin_file",
         "hsm_dir",
+        "hsm_rot_device",
+        "hsm_counter",
         "hsm_sealing_secret_file",
         "hsm_identity",
         "hsm_credential_file",
@@ -123,9 +127,10 @@ class ServiceKeysConfig:
             for name in ("pkcs11_library", "pkcs11_token", "pkcs11_pin_file"):
                 settings[name] = _text(table, name, True)
         elif backend == "hsm":
-            for name in ("hsm_dir", "hsm_sealing_secret_file", "hsm_identity"):
+            for name in ("hsm_dir", "hsm_rot_device", "hsm_sealing_secret_file", "hsm_identity"):
                 settings[name] = _text(table, name, True)
             settings["hsm_credential_file"] = _text(table, "hsm_credential_file", True)
+            settings["hsm_counter"] = _text(table, "hsm_counter", False) or "hsm"
         return cls(backend, base, settings, dict(handles))
 
     @property
@@ -157,7 +162,11 @@ class ServiceKeys:
             )
         secret = _read_secret(self._path("hsm_sealing_secret_file"), "HSM sealing secret")
         credential = _read_secret(self._path("hsm_credential_file"), "HSM credential")
-        self._storage = DirectoryStorage(self._path("hsm_dir"))
+        self._storage = DirectoryStorage.on_device(
+            self._path("hsm_dir"),
+            self._path("hsm_rot_device"),
+            counter=settings["hsm_counter"],
+        )
         try:
             self._hsm = Hsm.open(self._storage, secret)
             session = self._hsm.login(settings["hsm_identity"], credential)

@@ -12,10 +12,16 @@ device, or the same device after a firmware change, derives another ``K`` and th
 not open (``SealedStoreError``). Every write draws a fresh salt, so ``K`` and the nonce are
 never reused together.
 
-A storage medium holds the sealed store and the audit log. :class:`DirectoryStorage` writes
-``keystore.sealed`` atomically (temporary file, fsync, rename, fsync of the directory) and
-appends ``audit.jsonl`` with an fsync per append; :class:`MemoryStorage` keeps both in memory
-for tests and for higher layers' tests.
+A storage medium holds the sealed store, the sealed anchor (``_anchor``: the latest store
+generation and audit head, bound to a monotonic counter) and the audit log, and it names the
+**monotonic counter** the root of trust keeps for this HSM (``counter``). The counter is the one
+thing that must not live beside the files: a copy of the directory restored from a backup
+restores every file, never the counter. :class:`DirectoryStorage` takes it from the caller
+(``Device(dir).counter("hsm")``, a :class:`~ironroot.rot.MonotonicCounter` whose state is
+protected like fuses), writes ``keystore.sealed`` and ``anchor.sealed`` atomically (temporary
+file, fsync, rename, fsync of the directory) and appends ``audit.jsonl`` with an fsync per
+append; :class:`MemoryStorage` keeps all three and a :class:`~ironroot.rot.MemoryCounter` in
+memory for tests and for higher layers' tests.
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ironroot._fileio import DirectoryLock
+from ironroot._fileio import DirectoryLock, write_atomic
 from ironroot.errors import ConfigError, Conflict, SealedStoreError, StorageError
+from ironroot.rot import MemoryCounter, MonotonicCounter
 
 __all__ = ["DirectoryStorage", "HsmStorage", "MemoryStorage", "seal", "unseal"]
 
@@ -44,6 +51,8 @@ MIN_SECRET: Final = 32
 MAX_STORE: Final = 64 * 1024 * 1024
 STORE_FILE: Final = "keystore.sealed"
 AUDIT_FILE: Final = "audit.jsonl"
+ANCHOR_FILE: Final = "anchor.sealed"
+MAX_ANCHOR: Final = 4096
 LOCK_FILE: Final = "lock"
 
 
@@ -83,7 +92,11 @@ def unseal(secret: bytes, sealed: bytes) -> bytes:
 
 @runtime_checkable
 class HsmStorage(Protocol):
-    """Where an HSM keeps its sealed store and its audit log."""
+    """Where an HSM keeps its sealed store, its anchor and its audit log, and the monotonic
+    counter (held by the root of trust, not by the medium) that says which store is the
+    latest."""
+
+    counter: MonotonicCounter
 
     def read_store(self) -> bytes | None:
         """The sealed store, or ``None`` if there is none."""
@@ -97,6 +110,14 @@ class HsmStorage(Protocol):
         """Overwrite and remove the sealed store (zeroization)."""
         ...
 
+    def read_anchor(self) -> bytes | None:
+        """The sealed anchor, or ``None`` if there is none."""
+        ...
+
+    def write_anchor(self, data: bytes) -> None:
+        """Replace the sealed anchor atomically and durably."""
+        ...
+
     def append_audit(self, data: bytes) -> None:
         """Append audit lines durably."""
         ...
@@ -107,13 +128,21 @@ class HsmStorage(Protocol):
 
 
 class MemoryStorage:
-    """Keeps the sealed store and the audit log in memory."""
+    """Keeps the sealed store, the anchor, the audit log and a counter in memory (tests)."""
 
-    __slots__ = ("_audit", "_store")
+    __slots__ = ("_anchor", "_audit", "_store", "counter")
 
-    def __init__(self) -> None:
+    def __init__(self, counter: MonotonicCounter | None = None) -> None:
         self._store: bytearray | None = None
+        self._anchor: bytes | None = None
         self._audit = bytearray()
+        self.counter: MonotonicCounter = counter if counter is not None else MemoryCounter()
+
+    def read_anchor(self) -> bytes | None:
+        return self._anchor
+
+    def write_anchor(self, data: bytes) -> None:
+        self._anchor = bytes(data)
 
     def read_store(self) -> bytes | None:
         return None if self._store is None else bytes(self._store)
@@ -134,16 +163,20 @@ class MemoryStorage:
 
 
 class DirectoryStorage:
-    """``keystore.sealed`` and ``audit.jsonl`` in one directory (created mode 0700).
+    """``keystore.sealed``, ``anchor.sealed`` and ``audit.jsonl`` in one directory (created
+    mode 0700), and ``counter``: the root of trust's monotonic counter for this HSM.
 
     One HSM at a time: the constructor takes an exclusive ``flock`` on ``lock`` in the
     directory (``Conflict`` if another holder has it), released by :meth:`close`; two HSM
     objects appending to one audit log would fork its chain.
     """
 
-    __slots__ = ("_dir", "_lock")
+    __slots__ = ("_dir", "_lock", "counter")
 
-    def __init__(self, directory: Path | str) -> None:
+    def __init__(self, directory: Path | str, *, counter: MonotonicCounter) -> None:
+        if counter is None:
+            raise ConfigError("an HSM directory needs the root of trust's monotonic counter")
+        self.counter = counter
         self._dir = Path(directory)
         try:
             self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -152,6 +185,17 @@ class DirectoryStorage:
             )
         except OSError as exc:
             raise self._fail("create the HSM directory", exc) from exc
+
+    @classmethod
+    def on_device(
+        cls, directory: Path | str, rot_device: Path | str, *, counter: str = "hsm"
+    ) -> DirectoryStorage:
+        """The HSM directory ``directory`` with the counter ``counter`` of the root-of-trust
+        device in ``rot_device`` (``ironroot rot``; its obfuscation key is found the way
+        :class:`~ironroot.rot.Device` finds it)."""
+        from ironroot.rot import Device
+
+        return cls(directory, counter=Device(rot_device).counter(counter))
 
     def close(self) -> None:
         """Release the directory lock."""
@@ -224,6 +268,25 @@ class DirectoryStorage:
             return
         except OSError as exc:
             raise self._fail("destroy the key store", exc) from exc
+
+    def read_anchor(self) -> bytes | None:
+        path = self._dir / ANCHOR_FILE
+        try:
+            with path.open("rb") as handle:
+                data = handle.read(MAX_ANCHOR + 1)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._fail("read the store anchor", exc) from exc
+        if len(data) > MAX_ANCHOR:
+            raise SealedStoreError("the sealed anchor is larger than the limit")
+        return data
+
+    def write_anchor(self, data: bytes) -> None:
+        try:
+            write_atomic(self._dir / ANCHOR_FILE, data)
+        except OSError as exc:
+            raise self._fail("write the store anchor", exc) from exc
 
     def append_audit(self, data: bytes) -> None:
         try:

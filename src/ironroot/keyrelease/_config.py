@@ -9,6 +9,8 @@
 
     [keyrelease.hsm]                         # where the keys live
     dir = "hsm"                              # the HSM directory (ironroot hsm init --dir)
+    rot_device = "rot"                       # the RoT device keeping the HSM's counter
+    counter = "hsm"                          # that counter's name (default "hsm")
     sealing_secret_file = "hsm.sealing-secret"
     identity = "keyrelease"                  # a crypto-user identity of that HSM
     credential_file = "keyrelease.credential"
@@ -83,17 +85,19 @@ class KeyReleaseConfig:
     port: int
     nonce_lifetime: int
     hsm_dir: Path
+    rot_device: Path
     sealing_secret_file: Path
     identity: str
     credential_file: Path
     keys: tuple[ReleasableKey, ...]
+    counter: str = "hsm"
     server: ServerLimits = field(default_factory=ServerLimits)
     challenges: ChallengeLimits = field(default_factory=ChallengeLimits)
 
     @contextlib.contextmanager
     def open(self) -> Iterator[KeyReleaseService]:
         """Open the HSM, log in, and yield the service; close the HSM afterwards."""
-        storage = DirectoryStorage(self.hsm_dir)
+        storage = DirectoryStorage.on_device(self.hsm_dir, self.rot_device, counter=self.counter)
         try:
             warn_if_exposed(self.sealing_secret_file, "the HSM sealing secret")
             hsm = Hsm.open(
@@ -181,6 +185,8 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
         port=port,
         nonce_lifetime=lifetime,
         hsm_dir=base / _text(hsm, "dir", "keyrelease.hsm"),
+        rot_device=base / _text(hsm, "rot_device", "keyrelease.hsm"),
+        counter=str(hsm.get("counter", "hsm")),
         sealing_secret_file=base / _text(hsm, "sealing_secret_file", "keyrelease.hsm"),
         identity=_text(hsm, "identity", "keyrelease.hsm"),
         credential_file=base / _text(hsm, "credential_file", "keyrelease.hsm"),

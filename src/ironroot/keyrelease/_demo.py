@@ -178,7 +178,7 @@ def demo_release(
 
     say("HSM: initialized on host K (its device identity is a DPE child of host K's RoT)")
     hsm_child = host_k.derive_child(hashlib.sha384(b"hsm firmware").digest(), label="hsm")
-    storage = DirectoryStorage(work / "hsm")
+    storage = DirectoryStorage(work / "hsm", counter=host_k.counter("hsm"))
     sealing = host_k.sealing_secret("hsm")  # the store opens only on host K, this firmware
     officer_pass, user_pass = os.urandom(16).hex().encode(), os.urandom(16).hex().encode()
     device = DeviceIdentity(

@@ -231,6 +231,8 @@ _SECTIONS: Final = {
         "pkcs11_token",
         "pkcs11_pin_file",
         "hsm_dir",
+        "hsm_rot_device",
+        "hsm_counter",
         "hsm_sealing_secret_file",
         "hsm_identity",
         "hsm_credential_file",

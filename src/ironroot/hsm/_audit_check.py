@@ -1,0 +1,94 @@
+"""Checking an HSM's audit log against what the HSM sealed: nothing cut, nothing rewritten.
+
+:func:`verify_audit` checks the chain with public information (and against a signed
+checkpoint when one is given). :func:`check_sealed_audit` is the check its owner can make with
+the device's sealing secret, without logging in and without opening the HSM (it reads the
+files, so it works while the HSM is in use): it unseals the anchor and the store, checks the
+anchor against the root of trust's counter when given, verifies the chain and every MAC of the
+HSM's records with the audit key, and requires the log to reach the head sealed in the anchor.
+A cut tail is reported with how many records are missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ironroot.errors import AuditChainBroken, MalformedInput, SealedStoreError
+from ironroot.hsm._anchor import check_anchor, open_anchor
+from ironroot.hsm._audit import ZERO_HASH, AuditCheckpoint, parse_audit_log, verify_audit
+from ironroot.hsm._document import decode_store, zero
+from ironroot.hsm._storage import check_secret, unseal
+
+__all__ = ["AuditReport", "check_sealed_audit"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    """What a full audit check found: ``records`` in the log, of which the first ``anchored``
+    are covered by the sealed head and those from ``keyed_from`` on carry this HSM's MACs;
+    ``head`` is the hash of the last record; ``counter`` the root of trust's counter when it
+    was checked (``None`` when it was not)."""
+
+    records: int
+    anchored: int
+    keyed_from: int
+    head: bytes
+    counter: int | None
+
+
+def check_sealed_audit(
+    *,
+    audit: bytes,
+    store: bytes | None,
+    anchor: bytes | None,
+    sealing_secret: bytes,
+    counter: int | None = None,
+) -> AuditReport:
+    """Check an audit log (``audit``: its bytes) against the sealed ``store`` and ``anchor``.
+
+    ``SealedStoreError`` when they do not open with ``sealing_secret``; ``StoreRolledBack``
+    when ``counter`` (the root of trust's reading) shows them to be an older copy;
+    ``AuditChainBroken`` when a record was altered, rewritten outside the HSM (MAC), removed,
+    or cut from the end (the message says how many are missing).
+    """
+    secret = check_secret(sealing_secret)
+    if store is None:
+        raise SealedStoreError("there is no key store to check the audit log against")
+    try:
+        doc = decode_store(unseal(secret, store))
+    except MalformedInput as exc:
+        raise SealedStoreError("the sealed key store opened but does not parse") from exc
+    try:
+        sealed_anchor = None if anchor is None else open_anchor(secret, anchor)
+        if counter is not None:
+            check_anchor(sealed_anchor, counter=counter, store=doc.generation)
+        size, head = doc.audit_size, doc.audit_head
+        if sealed_anchor is not None and sealed_anchor.audit_size > size:
+            size, head = sealed_anchor.audit_size, sealed_anchor.audit_head
+        records = parse_audit_log(audit)
+        if len(records) < size:
+            verify_audit(records, key=doc.audit_key, mac_from=doc.audit_from)
+            raise AuditChainBroken(
+                f"the log has {len(records)} records, the HSM sealed a head covering {size}: "
+                f"its last {size - len(records)} were cut"
+            )
+        verify_audit(
+            records,
+            checkpoint=AuditCheckpoint(doc.hsm_id, size, head, 0),
+            key=doc.audit_key,
+            mac_from=doc.audit_from,
+        )
+        return AuditReport(
+            records=len(records),
+            anchored=size,
+            keyed_from=doc.audit_from,
+            head=records[-1].digest() if records else ZERO_HASH,
+            counter=counter,
+        )
+    finally:
+        zero(doc.audit_key)
+        for key in doc.keys:
+            key.wipe()
+        doc.attestation.wipe()
+        for ident in doc.identities:
+            zero(ident.hash)

@@ -1,0 +1,416 @@
+"""Nothing rolls back and the audit trail cannot be cut or forged (``_anchor``, ``_audit``).
+
+Each break an attacker with write access to the HSM's files tried is reproduced here and must
+now fail closed with its exact error: an older sealed store put back (deleted keys, removed
+identities, a lockout, a zeroization undone), the anchor removed or put back, a log cut after
+its anchor, a log rewritten and rehashed. And each crash point of a commit must power up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+from _hsm_helpers import (
+    FAST,
+    NOW_TS,
+    OFFICER,
+    OFFICER_PASS,
+    SECRET,
+    USER,
+    USER_PASS,
+    DeviceChain,
+    new_hsm,
+    sessions,
+)
+
+from ironroot.errors import (
+    AuditChainBroken,
+    Conflict,
+    HsmErrorState,
+    HsmZeroized,
+    IdentityLocked,
+    KeyUsageNotPermitted,
+    NotFound,
+    RoleNotPermitted,
+    SealedStoreError,
+    StorageError,
+    StoreRolledBack,
+    Unauthorized,
+)
+from ironroot.hsm import (
+    DirectoryStorage,
+    Hsm,
+    KeyType,
+    MemoryStorage,
+    check_sealed_audit,
+    format_audit_log,
+    parse_audit_log,
+    verify_audit,
+)
+from ironroot.rot import MemoryCounter
+from rot_counters import provisioned_device
+
+
+def _open(storage: MemoryStorage | DirectoryStorage) -> Hsm:
+    return Hsm.open(storage, SECRET, config=FAST, clock=lambda: NOW_TS)
+
+
+def _files(storage: MemoryStorage) -> tuple[bytes, bytes]:
+    return storage.read_store() or b"", storage.read_anchor() or b""
+
+
+def _put_back(storage: MemoryStorage, store: bytes, anchor: bytes | None = None) -> None:
+    storage.write_store(store)
+    if anchor is not None:
+        storage.write_anchor(anchor)
+
+
+# --- an older store put back ---------------------------------------------------------------
+
+
+def test_an_older_store_does_not_bring_back_a_deleted_key(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)
+    officer, _user, _auditor = sessions(hsm)
+    handle = hsm.generate(officer, KeyType.AES_256)
+    store, anchor = _files(storage)
+    hsm.delete(officer, handle)
+    hsm.close()
+    _put_back(storage, store)  # the store alone
+    with pytest.raises(StoreRolledBack) as info:
+        _open(storage)
+    assert "generation" in info.value.detail
+    _put_back(storage, store, anchor)  # and its anchor too
+    with pytest.raises(StoreRolledBack) as info:
+        _open(storage)
+    assert "older than the root of trust's counter" in info.value.detail
+
+
+def test_an_older_store_does_not_clear_a_lockout(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)
+    sessions(hsm)
+    store, anchor = _files(storage)
+    for _ in range(FAST.max_failed_logins):
+        with pytest.raises(Unauthorized):
+            hsm.login(USER, b"wrong-credential")
+    hsm.close()
+    _put_back(storage, store, anchor)
+    with pytest.raises(StoreRolledBack):
+        _open(storage)
+
+
+def test_an_older_store_does_not_undo_zeroization(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)
+    sessions(hsm)
+    store, anchor = _files(storage)
+    hsm.tamper()
+    _put_back(storage, store)
+    with pytest.raises(HsmZeroized):  # the zeroized anchor
+        _open(storage)
+    _put_back(storage, store, anchor)
+    with pytest.raises(StoreRolledBack):  # an older anchor: behind the counter
+        _open(storage)
+
+
+def test_a_missing_anchor_is_a_rollback(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    new_hsm(device.identity, storage).close()
+    bare = MemoryStorage(counter=storage.counter)
+    bare.write_store(storage.read_store() or b"")
+    bare.append_audit(storage.read_audit())
+    with pytest.raises(StoreRolledBack) as info:
+        _open(bare)
+    assert "anchor is missing" in info.value.detail
+
+
+def test_a_foreign_anchor_does_not_open(device: DeviceChain) -> None:
+    storage, other = MemoryStorage(), MemoryStorage()
+    new_hsm(device.identity, storage).close()
+    new_hsm(device.identity, other).close()
+    storage.write_anchor(b"IRHSMKS1" + bytes(60))
+    with pytest.raises(SealedStoreError):
+        _open(storage)
+
+
+def test_the_refusal_is_audited(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)
+    officer, _user, _auditor = sessions(hsm)
+    store, anchor = _files(storage)
+    hsm.generate(officer, KeyType.AES_256)
+    hsm.close()
+    current = _files(storage)
+    _put_back(storage, store, anchor)
+    with pytest.raises(StoreRolledBack):
+        _open(storage)
+    last = parse_audit_log(storage.read_audit())[-1]
+    assert (last.identity, last.operation, last.result) == ("-", "power-up", "store-rolled-back")
+    _put_back(storage, *current)  # the real files again: it opens, and the record stays
+    reopened = _open(storage)
+    records = reopened.audit_records(reopened.login("auditor", b"auditor-credential"))
+    assert ("-", "power-up", "store-rolled-back") in [
+        (r.identity, r.operation, r.result) for r in records
+    ]
+
+
+def test_a_directory_copy_restored_is_refused_against_the_rot_counter(
+    device: DeviceChain, tmp_path: Path
+) -> None:
+    """The whole HSM directory copied and put back — store, anchor and log together: only the
+    root of trust's counter, which is not in the directory, says it is old."""
+    rot = provisioned_device(tmp_path / "rot")
+    directory = tmp_path / "hsm"
+    with DirectoryStorage(directory, counter=rot.counter("hsm")) as storage:
+        hsm = new_hsm(device.identity, storage)
+        officer, _user, _auditor = sessions(hsm)
+        handle = hsm.generate(officer, KeyType.AES_256)
+        hsm.close()
+    shutil.copytree(directory, tmp_path / "copy")
+    with DirectoryStorage(directory, counter=rot.counter("hsm")) as storage:
+        hsm = _open(storage)
+        hsm.delete(hsm.login(OFFICER, OFFICER_PASS), handle)
+        hsm.close()
+    shutil.rmtree(directory)
+    shutil.copytree(tmp_path / "copy", directory)
+    with (
+        DirectoryStorage(directory, counter=rot.counter("hsm")) as storage,
+        pytest.raises(StoreRolledBack),
+    ):
+        _open(storage)
+    assert rot.counter("hsm").value() > 0
+
+
+# --- crashes in the middle of a commit ----------------------------------------------------------
+
+
+class _CrashingStorage(MemoryStorage):
+    """Raises once at the named step of the next commit, like a power cut there."""
+
+    __slots__ = ("crash_at",)
+
+    def __init__(self, counter: MemoryCounter | None = None) -> None:
+        super().__init__(counter)
+        self.crash_at = ""
+
+    def _maybe(self, step: str) -> None:
+        if self.crash_at == step:
+            self.crash_at = ""
+            raise StorageError(f"power cut at {step}")
+
+    def write_store(self, data: bytes) -> None:
+        super().write_store(data)
+        self._maybe("after-store")
+
+    def write_anchor(self, data: bytes) -> None:
+        super().write_anchor(data)
+        self._maybe("after-anchor")
+
+    def append_audit(self, data: bytes) -> None:
+        super().append_audit(data)
+        self._maybe("after-append")
+
+
+@pytest.mark.parametrize("step", ["after-store", "after-anchor"])
+def test_a_commit_cut_short_powers_up(device: DeviceChain, step: str) -> None:
+    storage = _CrashingStorage()
+    hsm = new_hsm(device.identity, storage)
+    officer, _user, _auditor = sessions(hsm)
+    before = storage.counter.value()
+    storage.crash_at = step
+    with pytest.raises(StorageError):
+        hsm.generate(officer, KeyType.AES_256)
+    assert storage.counter.value() == before  # the increment never happened
+    reopened = _open(storage)  # rolled forward
+    assert storage.counter.value() > before
+    assert len(reopened.keys(reopened.login(OFFICER, OFFICER_PASS))) == 1
+    reopened.close()
+    _open(storage).close()  # and it stays consistent
+
+
+def test_the_counter_moving_under_the_hsm_is_an_error(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)
+    officer, _user, _auditor = sessions(hsm)
+    storage.counter.increment()  # another process commits with this counter
+    with pytest.raises(StoreRolledBack):
+        hsm.generate(officer, KeyType.AES_256)
+    assert hsm.state == "error"
+
+
+# --- the audit log: cut, rewritten ----------------------------------------------------------------
+
+
+def _world(device: DeviceChain) -> tuple[MemoryStorage, list[bytes]]:
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)
+    officer, user, _auditor = sessions(hsm)
+    handle = hsm.generate(officer, KeyType.EC_P256)
+    for _ in range(3):
+        hsm.sign(user, handle, b"m")
+        with pytest.raises(RoleNotPermitted):
+            hsm.generate(user, KeyType.EC_P256)  # a refusal: durable and anchored
+    hsm.close()
+    return storage, storage.read_audit().splitlines(keepends=True)
+
+
+def _with_audit(storage: MemoryStorage, audit: bytes) -> MemoryStorage:
+    """The same HSM's files with another log, on a counter of its own at the same value (a
+    power-up of the copy must not move the original's counter)."""
+    copy = MemoryStorage(counter=MemoryCounter(storage.counter.value()))
+    copy.write_store(storage.read_store() or b"")
+    copy.write_anchor(storage.read_anchor() or b"")
+    copy.append_audit(audit)
+    return copy
+
+
+def _check(storage: MemoryStorage) -> object:
+    return check_sealed_audit(
+        audit=storage.read_audit(),
+        store=storage.read_store(),
+        anchor=storage.read_anchor(),
+        sealing_secret=SECRET,
+        counter=storage.counter.value(),
+    )
+
+
+def test_a_cut_tail_is_refused_and_reported(device: DeviceChain) -> None:
+    storage, lines = _world(device)
+    cut = _with_audit(storage, b"".join(lines[:-3]))
+    verify_audit(parse_audit_log(cut.read_audit()))  # the public chain alone cannot tell
+    with pytest.raises(AuditChainBroken) as info:
+        _open(cut)
+    assert "were cut" in info.value.detail
+    with pytest.raises(AuditChainBroken) as info:
+        _check(cut)
+    assert info.value.detail.endswith("its last 3 were cut")
+    report = _check(storage)
+    assert report.records == len(lines)  # type: ignore[attr-defined]
+
+
+def test_a_rechained_log_is_refused(device: DeviceChain) -> None:
+    """A record rewritten and every later hash recomputed: the chain verifies, the MACs do
+    not (the audit key never left the HSM)."""
+    storage, lines = _world(device)
+    records = list(parse_audit_log(b"".join(lines)))
+    index = next(i for i, r in enumerate(records) if r.result == "role-not-permitted")
+    records[index] = dataclasses.replace(records[index], result="ok", operation="key-list")
+    for i in range(index + 1, len(records)):
+        records[i] = dataclasses.replace(records[i], prev=records[i - 1].digest())
+    rewritten = _with_audit(storage, format_audit_log(records))
+    verify_audit(records)  # publicly, the rewritten log chains
+    with pytest.raises(AuditChainBroken) as info:
+        _open(rewritten)
+    assert "MAC does not verify" in info.value.detail or "head" in info.value.detail
+    with pytest.raises(AuditChainBroken):
+        verify_audit(records, key=bytes(32))  # any key but the HSM's fails
+
+
+def test_a_record_rewritten_after_the_anchor_is_caught_by_its_mac(device: DeviceChain) -> None:
+    """Records on disk after the last anchor (the process died between the log's fsync and
+    the anchor) can be rewritten without touching the anchor's head: the MAC catches them."""
+    storage = _CrashingStorage()
+    hsm = new_hsm(device.identity, storage)
+    officer, user, _auditor = sessions(hsm)
+    handle = hsm.generate(officer, KeyType.EC_P256)
+    hsm.sign(user, handle, b"m")
+    storage.crash_at = "after-append"
+    with pytest.raises(StorageError):
+        hsm.flush()
+    records = list(parse_audit_log(storage.read_audit()))
+    assert records[-1].operation == "sign"
+    intact = _with_audit(storage, format_audit_log(records))
+    _open(intact).close()  # the unanchored tail is genuine: accepted
+    records[-1] = dataclasses.replace(records[-1], operation="verify")
+    with pytest.raises(AuditChainBroken) as info:
+        _open(_with_audit(storage, format_audit_log(records)))
+    assert "MAC does not verify" in info.value.detail
+
+
+# --- security events are durable ------------------------------------------------------------------
+
+
+def test_refusals_are_durable_before_the_call_returns(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)  # group commit of 256 for use records
+    officer, user, _auditor = sessions(hsm)
+    handle = hsm.generate(officer, KeyType.EC_P256)
+    hsm.sign(user, handle, b"use")  # waits in memory
+    written = len(storage.read_audit().splitlines())
+    with pytest.raises(KeyUsageNotPermitted):
+        hsm.encrypt(user, handle, b"x")
+    on_disk = parse_audit_log(storage.read_audit())
+    assert len(on_disk) == written + 2  # the waiting use record and the refusal
+    assert on_disk[-1].result == "key-usage-not-permitted"
+    with pytest.raises(Unauthorized):
+        hsm.login("nobody", b"whatever-credential")
+    assert parse_audit_log(storage.read_audit())[-1].operation == "login"
+    report = _check(storage)
+    assert report.anchored == len(parse_audit_log(storage.read_audit()))  # type: ignore[attr-defined]
+
+
+def test_a_failed_pairwise_test_leaves_a_record(device: DeviceChain) -> None:
+    from ironroot.hsm._selftest import SelfTestFailure
+
+    storage = MemoryStorage()
+    armed = {"fail": False}
+
+    def pairwise(obj: object) -> None:
+        if armed["fail"]:
+            raise SelfTestFailure("the key pair does not sign and verify")
+
+    hsm = new_hsm(device.identity, storage, pairwise=pairwise)
+    officer, _user, _auditor = sessions(hsm)
+    armed["fail"] = True
+    with pytest.raises(HsmErrorState):
+        hsm.generate(officer, KeyType.EC_P256)
+    last = parse_audit_log(storage.read_audit())[-1]
+    assert (last.operation, last.result) == ("pairwise-test", "hsm-error-state")
+
+
+# --- backup and restore, said so -----------------------------------------------------------------
+
+
+def test_restore_is_an_officer_operation_that_says_so(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)
+    officer, user, auditor = sessions(hsm)
+    handle = hsm.generate(officer, KeyType.AES_256)
+    backup = hsm.backup(officer)
+    hsm.delete(officer, handle)
+    with pytest.raises(RoleNotPermitted):
+        hsm.restore(user, backup)
+    hsm.restore(officer, backup)
+    officer = hsm.login(OFFICER, OFFICER_PASS)  # restore ends every session
+    assert [k.handle for k in hsm.keys(officer)] == [handle]
+    auditor = hsm.login("auditor", b"auditor-credential")
+    operations = [(r.operation, r.result) for r in hsm.audit_records(auditor)]
+    assert ("restore", "ok") in operations
+    hsm.close()
+    reopened = _open(storage)  # the restored store is the latest generation
+    assert [k.handle for k in reopened.keys(reopened.login(OFFICER, OFFICER_PASS))] == [handle]
+    other = new_hsm(device.identity)
+    with pytest.raises(Conflict, match="another HSM"):
+        other.restore(other.login(OFFICER, OFFICER_PASS), backup)
+
+
+# --- a locked identity says nothing to a wrong credential -----------------------------------------
+
+
+def test_a_locked_identity_answers_a_wrong_credential_like_any_other(device: DeviceChain) -> None:
+    hsm = new_hsm(device.identity)
+    officer, _user, _auditor = sessions(hsm)
+    hsm.lock_identity(officer, USER)
+    with pytest.raises(Unauthorized) as locked:
+        hsm.login(USER, b"wrong-credential")
+    with pytest.raises(Unauthorized) as unknown:
+        hsm.login("nobody", b"wrong-credential")
+    assert (locked.value.code, locked.value.detail) == (unknown.value.code, unknown.value.detail)
+    with pytest.raises(IdentityLocked):
+        hsm.login(USER, USER_PASS)  # only the right credential learns it is locked
+    with pytest.raises(NotFound):
+        Hsm.open(MemoryStorage(), SECRET, config=FAST)
