@@ -37,6 +37,7 @@ RUNTIME_NAMES = {
 # Lower layers only: the RoT may use crypto, cose and firmware, nothing above.
 ALLOWED = {
     "ironroot._fileio",
+    "ironroot._lazy",
     "ironroot.crypto",
     "ironroot.cose",
     "ironroot.errors",

@@ -12,79 +12,89 @@ read collateral (Intel's TDX TCB Info and QE Identity, CRLs) from files.
 """
 
 # --- appraisal, endorsements, results and the HTTP API -----------------------------------------
-from ironroot.attestation._appraise import (
-    DEFAULT_VERIFIER_ID,
-    VERIFICATION_FAILURES,
-    appraise,
-    appraise_evidence,
-    appraise_failure,
-)
-from ironroot.attestation._collateral_files import (
-    COLLATERAL_FILES,
-    CollateralFiles,
-    read_crls,
-    read_tdx_collateral,
-    stale_at,
-)
-from ironroot.attestation._config import (
-    AttestationConfig,
-    init_attestation_dir,
-    load_attestation_config,
-)
-from ironroot.attestation._endorsements import (
-    Endorsements,
-    ReferencePublisher,
-    ReferenceValue,
-    ReferenceValues,
-    publishers_of_release,
-    reference_values_from_statement,
-    reviews_from_statements,
-)
-from ironroot.attestation._http import (
-    AttestationService,
-    attestation_routes,
-    create_attestation_app,
-)
-from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy, PolicyRule, RuleFailure
-from ironroot.attestation.evidence import (
-    EVIDENCE_FORMATS,
-    ROT_QUOTE_FORMAT,
-    SPDM_FORMAT,
-    CheckLog,
-    EvidenceCaches,
-    EvidenceClaims,
-    EvidenceFormat,
-    RotChainCache,
-    TdxCollateral,
-    VerifyOptions,
-    detect_format,
-    parse_evidence,
-    quote_claims,
-    spdm_claims,
-    verify_evidence,
-    verify_rot_quote,
-    verify_spdm,
-)
-from ironroot.ear import (
-    AR4SI,
-    CWT_MEDIA_TYPE,
-    EAR_PROFILE,
-    JWT_MEDIA_TYPE,
-    NONCE_SIZE,
-    TRUST_CATEGORIES,
-    TRUST_CLAIM_TAGS,
-    Appraisal,
-    AttestationResult,
-    ChallengeLimits,
-    NonceStore,
-    TrustTier,
-    VerifierId,
-    decode_ear,
-    sign_ear_cwt,
-    sign_ear_jwt,
-    tier_of,
-    verify_ear,
-)
+from typing import TYPE_CHECKING
+
+from ironroot._lazy import lazy_package
+
+if TYPE_CHECKING:
+    from ironroot.attestation._appraise import (
+        DEFAULT_VERIFIER_ID,
+        VERIFICATION_FAILURES,
+        appraise,
+        appraise_evidence,
+        appraise_failure,
+    )
+    from ironroot.attestation._collateral_files import (
+        COLLATERAL_FILES,
+        CollateralFiles,
+        read_crls,
+        read_tdx_collateral,
+        stale_at,
+    )
+    from ironroot.attestation._config import (
+        AttestationConfig,
+        init_attestation_dir,
+        load_attestation_config,
+    )
+    from ironroot.attestation._endorsements import (
+        Endorsements,
+        ReferencePublisher,
+        ReferenceValue,
+        ReferenceValues,
+        publishers_of_release,
+        reference_values_from_statement,
+        reviews_from_statements,
+    )
+    from ironroot.attestation._http import (
+        AttestationService,
+        attestation_routes,
+        create_attestation_app,
+    )
+    from ironroot.attestation._policy import (
+        DEFAULT_POLICY,
+        AppraisalPolicy,
+        PolicyRule,
+        RuleFailure,
+    )
+    from ironroot.attestation.evidence import (
+        EVIDENCE_FORMATS,
+        ROT_QUOTE_FORMAT,
+        SPDM_FORMAT,
+        CheckLog,
+        EvidenceCaches,
+        EvidenceClaims,
+        EvidenceFormat,
+        RotChainCache,
+        TdxCollateral,
+        VerifyOptions,
+        detect_format,
+        parse_evidence,
+        quote_claims,
+        spdm_claims,
+        verify_evidence,
+        verify_rot_quote,
+        verify_spdm,
+    )
+    from ironroot.ear import (
+        AR4SI,
+        CWT_MEDIA_TYPE,
+        EAR_PROFILE,
+        JWT_MEDIA_TYPE,
+        NONCE_SIZE,
+        TRUST_CATEGORIES,
+        TRUST_CLAIM_TAGS,
+        Appraisal,
+        AttestationResult,
+        ChallengeLimits,
+        NonceStore,
+        TrustTier,
+        VerifierId,
+        decode_ear,
+        sign_ear_cwt,
+        sign_ear_jwt,
+        tier_of,
+        verify_ear,
+    )
 
 __all__ = [
     "EVIDENCE_FORMATS",
@@ -152,3 +162,5 @@ __all__ += [
     "verify_rot_quote",
     "verify_spdm",
 ]
+
+__getattr__, __dir__ = lazy_package(__name__, __file__)

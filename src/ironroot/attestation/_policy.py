@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-import cel
-
 from ironroot.attestation.evidence import EVIDENCE_FORMATS
 from ironroot.ear import AR4SI, TRUST_CATEGORIES, TrustTier, tier_of
 from ironroot.errors import ConfigError
@@ -188,6 +186,8 @@ class AppraisalPolicy:
         programs: dict[str, Any] = {}
         for rule in self.rules:
             try:
+                import cel  # here: the package loads a REPL stack when imported
+
                 programs[rule.name] = cel.compile(rule.expression)
             except (ValueError, RuntimeError) as exc:
                 raise ConfigError(f"rule {rule.name}: not valid CEL: {exc}") from exc

@@ -6,41 +6,46 @@ tags inside it, ``SignedCorim`` and ``sign_corim`` the COSE_Sign1 form with cont
 failure is a ``MalformedCorim`` (``LimitExceeded`` for size limits).
 """
 
-from ironroot.corim._comid import (
-    COMID_TAG,
-    HASH_ALG_SHA256,
-    HASH_ALG_SHA384,
-    HASH_ALG_SHA512,
-    ClassMap,
-    Comid,
-    Digest,
-    Entity,
-    Environment,
-    Flags,
-    IntRange,
-    LinkedTag,
-    Measurement,
-    MeasurementValues,
-    RawValue,
-    Svn,
-    Tagged,
-    TagIdentity,
-    Triple,
-    Triples,
-    Version,
-)
-from ironroot.corim._corim import (
-    CORIM_CONTENT_TYPE,
-    CORIM_META,
-    CORIM_TAG,
-    Corim,
-    CorimMeta,
-    Locator,
-    OpaqueTag,
-    SignedCorim,
-    Validity,
-    sign_corim,
-)
+from typing import TYPE_CHECKING
+
+from ironroot._lazy import lazy_package
+
+if TYPE_CHECKING:
+    from ironroot.corim._comid import (
+        COMID_TAG,
+        HASH_ALG_SHA256,
+        HASH_ALG_SHA384,
+        HASH_ALG_SHA512,
+        ClassMap,
+        Comid,
+        Digest,
+        Entity,
+        Environment,
+        Flags,
+        IntRange,
+        LinkedTag,
+        Measurement,
+        MeasurementValues,
+        RawValue,
+        Svn,
+        Tagged,
+        TagIdentity,
+        Triple,
+        Triples,
+        Version,
+    )
+    from ironroot.corim._corim import (
+        CORIM_CONTENT_TYPE,
+        CORIM_META,
+        CORIM_TAG,
+        Corim,
+        CorimMeta,
+        Locator,
+        OpaqueTag,
+        SignedCorim,
+        Validity,
+        sign_corim,
+    )
 
 __all__ = [
     "COMID_TAG",
@@ -75,3 +80,5 @@ __all__ = [
     "Version",
     "sign_corim",
 ]
+
+__getattr__, __dir__ = lazy_package(__name__, __file__)

@@ -6,26 +6,36 @@ certificate, CSR and CRL from outside bytes is read through its loaders (``load_
 ``MalformedCertificate``.
 """
 
-from ironroot.crypto._algorithms import Algorithm
-from ironroot.crypto._files import load_signer, load_verifier, save_signer, verifier_from_cose_key
-from ironroot.crypto._hybrid import HybridSigner, HybridVerifier, hybrid_kid
-from ironroot.crypto._interface import Signer, Verifier
-from ironroot.crypto._jose import b64url_decode, b64url_encode
-from ironroot.crypto._keys import PrivateKey, PublicKey, cose_key_thumbprint, ecdsa_low_s
-from ironroot.crypto._lms import (
-    DEFAULT_LMS_PARAMETER_SET,
-    LMS_PARAMETER_SETS,
-    LmsParameterSet,
-    LmsPrivateKey,
-    LmsPublicKey,
-)
-from ironroot.crypto._x509 import (
-    load_certificate,
-    load_certificates,
-    load_crl,
-    load_crls,
-    load_csr,
-)
+from typing import TYPE_CHECKING
+
+from ironroot._lazy import lazy_package
+
+if TYPE_CHECKING:
+    from ironroot.crypto._algorithms import Algorithm
+    from ironroot.crypto._files import (
+        load_signer,
+        load_verifier,
+        save_signer,
+        verifier_from_cose_key,
+    )
+    from ironroot.crypto._hybrid import HybridSigner, HybridVerifier, hybrid_kid
+    from ironroot.crypto._interface import Signer, Verifier
+    from ironroot.crypto._jose import b64url_decode, b64url_encode
+    from ironroot.crypto._keys import PrivateKey, PublicKey, cose_key_thumbprint, ecdsa_low_s
+    from ironroot.crypto._lms import (
+        DEFAULT_LMS_PARAMETER_SET,
+        LMS_PARAMETER_SETS,
+        LmsParameterSet,
+        LmsPrivateKey,
+        LmsPublicKey,
+    )
+    from ironroot.crypto._x509 import (
+        load_certificate,
+        load_certificates,
+        load_crl,
+        load_crls,
+        load_csr,
+    )
 
 __all__ = [
     "DEFAULT_LMS_PARAMETER_SET",
@@ -55,3 +65,5 @@ __all__ = [
     "save_signer",
     "verifier_from_cose_key",
 ]
+
+__getattr__, __dir__ = lazy_package(__name__, __file__)

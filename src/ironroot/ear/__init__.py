@@ -8,25 +8,30 @@ nonces. The verifier (:mod:`ironroot.attestation`) produces results; the HSM
 sits below both.
 """
 
-from ironroot.ear._nonce import NONCE_SIZE, ChallengeLimits, NonceStore
-from ironroot.ear._result import (
-    AR4SI,
-    CWT_MEDIA_TYPE,
-    EAR_PROFILE,
-    JWT_MEDIA_TYPE,
-    TRUST_CATEGORIES,
-    TRUST_CLAIM_TAGS,
-    Appraisal,
-    AttestationResult,
-    TrustTier,
-    VerifierId,
-    decode_ear,
-    key_map,
-    sign_ear_cwt,
-    sign_ear_jwt,
-    tier_of,
-    verify_ear,
-)
+from typing import TYPE_CHECKING
+
+from ironroot._lazy import lazy_package
+
+if TYPE_CHECKING:
+    from ironroot.ear._nonce import NONCE_SIZE, ChallengeLimits, NonceStore
+    from ironroot.ear._result import (
+        AR4SI,
+        CWT_MEDIA_TYPE,
+        EAR_PROFILE,
+        JWT_MEDIA_TYPE,
+        TRUST_CATEGORIES,
+        TRUST_CLAIM_TAGS,
+        Appraisal,
+        AttestationResult,
+        TrustTier,
+        VerifierId,
+        decode_ear,
+        key_map,
+        sign_ear_cwt,
+        sign_ear_jwt,
+        tier_of,
+        verify_ear,
+    )
 
 __all__ = [
     "AR4SI",
@@ -49,3 +54,5 @@ __all__ = [
     "tier_of",
     "verify_ear",
 ]
+
+__getattr__, __dir__ = lazy_package(__name__, __file__)

@@ -9,45 +9,50 @@ reference values (a CoRIM) with a transparency service. The byte layout is in
 ``docs/firmware.md``.
 """
 
-from ironroot.firmware._build import Component, build_bundle, sign_bundle
-from ironroot.firmware._keys import key_descriptor_hash
-from ironroot.firmware._manifest import (
-    DEFAULT_LIMITS,
-    FMC_ID,
-    LAYOUT,
-    MANIFEST_MARKER,
-    MANIFEST_VERSION,
-    MAX_ECC_KEYS,
-    MAX_PQC_KEYS,
-    MAX_SVN,
-    RUNTIME_ID,
-    FirmwareBundle,
-    FirmwareLimits,
-    KeyDescriptor,
-    Manifest,
-    ManifestHeader,
-    PqcKeyType,
-    Preamble,
-    TocEntry,
-    UnsignedBundle,
-    field_offsets,
-)
-from ironroot.firmware._publish import PublishedFirmware, publish_bundle, write_published
-from ironroot.firmware._reference import (
-    MANIFEST_CONTENT_TYPE,
-    manifest_statement,
-    reference_corim,
-    reference_statement,
-)
-from ironroot.firmware._verify import (
-    CheckResult,
-    Measurement,
-    VerificationReport,
-    VerifiedComponent,
-    VerifiedManifest,
-    check_bundle,
-    verify_bundle,
-)
+from typing import TYPE_CHECKING
+
+from ironroot._lazy import lazy_package
+
+if TYPE_CHECKING:
+    from ironroot.firmware._build import Component, build_bundle, sign_bundle
+    from ironroot.firmware._keys import key_descriptor_hash
+    from ironroot.firmware._manifest import (
+        DEFAULT_LIMITS,
+        FMC_ID,
+        LAYOUT,
+        MANIFEST_MARKER,
+        MANIFEST_VERSION,
+        MAX_ECC_KEYS,
+        MAX_PQC_KEYS,
+        MAX_SVN,
+        RUNTIME_ID,
+        FirmwareBundle,
+        FirmwareLimits,
+        KeyDescriptor,
+        Manifest,
+        ManifestHeader,
+        PqcKeyType,
+        Preamble,
+        TocEntry,
+        UnsignedBundle,
+        field_offsets,
+    )
+    from ironroot.firmware._publish import PublishedFirmware, publish_bundle, write_published
+    from ironroot.firmware._reference import (
+        MANIFEST_CONTENT_TYPE,
+        manifest_statement,
+        reference_corim,
+        reference_statement,
+    )
+    from ironroot.firmware._verify import (
+        CheckResult,
+        Measurement,
+        VerificationReport,
+        VerifiedComponent,
+        VerifiedManifest,
+        check_bundle,
+        verify_bundle,
+    )
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -88,3 +93,5 @@ __all__ = [
     "verify_bundle",
     "write_published",
 ]
+
+__getattr__, __dir__ = lazy_package(__name__, __file__)

@@ -9,58 +9,67 @@ functions so the receiving side (a TEE, another HSM) can unwrap with the same co
 See ``docs/hsm.md``.
 """
 
-from ironroot.hsm._attest import ATTESTATION_CONTENT_TYPE, KeyAttestation, verify_key_attestation
-from ironroot.hsm._audit import (
-    CHECKPOINT_CONTENT_TYPE,
-    AuditCheckpoint,
-    AuditRecord,
-    format_audit_log,
-    parse_audit_log,
-    verify_audit,
-    verify_audit_checkpoint,
-)
-from ironroot.hsm._audit_check import AuditReport, check_sealed_audit
-from ironroot.hsm._backend import BuiltinBackend, HsmSigner, KeyBackend
-from ironroot.hsm._binding import (
-    NONCE_SIZE,
-    REPORT_DATA_SIZE,
-    WRAPPING_KEY_KINDS,
-    WrappingKey,
-    bind_report_data,
-    check_binding,
-)
-from ironroot.hsm._boundary import Hsm
-from ironroot.hsm._model import (
-    DeviceIdentity,
-    HsmConfig,
-    KeyAttributes,
-    KeyInfo,
-    KeyType,
-    Role,
-    Session,
-    Usage,
-)
-from ironroot.hsm._pkcs11 import Pkcs11Backend
-from ironroot.hsm._release import RELEASE_STATUSES, TrustedVerifier, authorize_release
-from ironroot.hsm._release_policy import (
-    CEL_VARIABLES,
-    AzureReleasePolicy,
-    CelReleasePolicy,
-    PolicyCache,
-    ReleaseContext,
-    ReleasePolicy,
-    parse_release_policy,
-    release_claims,
-)
-from ironroot.hsm._selftest import DEFAULT_KATS, Kat
-from ironroot.hsm._service_keys import ServiceKeys, ServiceKeysConfig
-from ironroot.hsm._storage import DirectoryStorage, HsmStorage, MemoryStorage
-from ironroot.hsm._wrap import (
-    unwrap_key_kem,
-    unwrap_key_rsa_aes,
-    wrap_key_kem,
-    wrap_key_rsa_aes,
-)
+from typing import TYPE_CHECKING
+
+from ironroot._lazy import lazy_package
+
+if TYPE_CHECKING:
+    from ironroot.hsm._attest import (
+        ATTESTATION_CONTENT_TYPE,
+        KeyAttestation,
+        verify_key_attestation,
+    )
+    from ironroot.hsm._audit import (
+        CHECKPOINT_CONTENT_TYPE,
+        AuditCheckpoint,
+        AuditRecord,
+        format_audit_log,
+        parse_audit_log,
+        verify_audit,
+        verify_audit_checkpoint,
+    )
+    from ironroot.hsm._audit_check import AuditReport, check_sealed_audit
+    from ironroot.hsm._backend import BuiltinBackend, HsmSigner, KeyBackend
+    from ironroot.hsm._binding import (
+        NONCE_SIZE,
+        REPORT_DATA_SIZE,
+        WRAPPING_KEY_KINDS,
+        WrappingKey,
+        bind_report_data,
+        check_binding,
+    )
+    from ironroot.hsm._boundary import Hsm
+    from ironroot.hsm._model import (
+        DeviceIdentity,
+        HsmConfig,
+        KeyAttributes,
+        KeyInfo,
+        KeyType,
+        Role,
+        Session,
+        Usage,
+    )
+    from ironroot.hsm._pkcs11 import Pkcs11Backend
+    from ironroot.hsm._release import RELEASE_STATUSES, TrustedVerifier, authorize_release
+    from ironroot.hsm._release_policy import (
+        CEL_VARIABLES,
+        AzureReleasePolicy,
+        CelReleasePolicy,
+        PolicyCache,
+        ReleaseContext,
+        ReleasePolicy,
+        parse_release_policy,
+        release_claims,
+    )
+    from ironroot.hsm._selftest import DEFAULT_KATS, Kat
+    from ironroot.hsm._service_keys import ServiceKeys, ServiceKeysConfig
+    from ironroot.hsm._storage import DirectoryStorage, HsmStorage, MemoryStorage
+    from ironroot.hsm._wrap import (
+        unwrap_key_kem,
+        unwrap_key_rsa_aes,
+        wrap_key_kem,
+        wrap_key_rsa_aes,
+    )
 
 __all__ = [
     "ATTESTATION_CONTENT_TYPE",
@@ -117,3 +126,5 @@ __all__ = [
     "wrap_key_kem",
     "wrap_key_rsa_aes",
 ]
+
+__getattr__, __dir__ = lazy_package(__name__, __file__)

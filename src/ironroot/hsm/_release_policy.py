@@ -60,8 +60,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import cel
-
 from ironroot.ear import Appraisal, AttestationResult
 from ironroot.errors import InvalidReleasePolicy, ReleaseDenied
 
@@ -185,6 +183,8 @@ class CelReleasePolicy:
     def parse(cls, text: str) -> CelReleasePolicy:
         text = _check_text(text)
         try:
+            import cel  # here: the package loads a REPL stack when imported
+
             program = cel.compile(text)
             variables = set(program.variables())
         except (ValueError, RuntimeError) as exc:

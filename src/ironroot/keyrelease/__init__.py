@@ -11,52 +11,57 @@ here); :class:`KeyReleaseService` offers the HSM's keys by name,
 See ``docs/keyrelease.md``.
 """
 
-from ironroot.hsm import (
-    CEL_VARIABLES,
-    NONCE_SIZE,
-    REPORT_DATA_SIZE,
-    WRAPPING_KEY_KINDS,
-    AzureReleasePolicy,
-    CelReleasePolicy,
-    PolicyCache,
-    ReleaseContext,
-    ReleasePolicy,
-    TrustedVerifier,
-    WrappingKey,
-    authorize_release,
-    bind_report_data,
-    check_binding,
-    parse_release_policy,
-    release_claims,
-)
-from ironroot.keyrelease._client import KeyReleaseClient
-from ironroot.keyrelease._config import (
-    CONFIG_FILE,
-    KeyReleaseConfig,
-    load_keyrelease_config,
-    serve_keyrelease,
-)
-from ironroot.keyrelease._demo import demo_release
-from ironroot.keyrelease._format import (
-    RELEASED_KEY_CBOR,
-    RELEASED_KEY_JSON,
-    WRAP_ALGORITHMS,
-    ReleasedKey,
-)
-from ironroot.keyrelease._http import (
-    KeyReleaseServerThread,
-    create_keyrelease_app,
-    keyrelease_routes,
-    parse_release_request,
-)
-from ironroot.keyrelease._service import (
-    HsmVault,
-    KeyReleaseService,
-    KeyVault,
-    ReleasableKey,
-    ReleaseRequest,
-)
-from ironroot.keyrelease.tee import TeeKeyPair, UnwrappedKey
+from typing import TYPE_CHECKING
+
+from ironroot._lazy import lazy_package
+
+if TYPE_CHECKING:
+    from ironroot.hsm import (
+        CEL_VARIABLES,
+        NONCE_SIZE,
+        REPORT_DATA_SIZE,
+        WRAPPING_KEY_KINDS,
+        AzureReleasePolicy,
+        CelReleasePolicy,
+        PolicyCache,
+        ReleaseContext,
+        ReleasePolicy,
+        TrustedVerifier,
+        WrappingKey,
+        authorize_release,
+        bind_report_data,
+        check_binding,
+        parse_release_policy,
+        release_claims,
+    )
+    from ironroot.keyrelease._client import KeyReleaseClient
+    from ironroot.keyrelease._config import (
+        CONFIG_FILE,
+        KeyReleaseConfig,
+        load_keyrelease_config,
+        serve_keyrelease,
+    )
+    from ironroot.keyrelease._demo import demo_release
+    from ironroot.keyrelease._format import (
+        RELEASED_KEY_CBOR,
+        RELEASED_KEY_JSON,
+        WRAP_ALGORITHMS,
+        ReleasedKey,
+    )
+    from ironroot.keyrelease._http import (
+        KeyReleaseServerThread,
+        create_keyrelease_app,
+        keyrelease_routes,
+        parse_release_request,
+    )
+    from ironroot.keyrelease._service import (
+        HsmVault,
+        KeyReleaseService,
+        KeyVault,
+        ReleasableKey,
+        ReleaseRequest,
+    )
+    from ironroot.keyrelease.tee import TeeKeyPair, UnwrappedKey
 
 __all__ = [
     "CEL_VARIABLES",
@@ -97,3 +102,5 @@ __all__ = [
     "release_claims",
     "serve_keyrelease",
 ]
+
+__getattr__, __dir__ = lazy_package(__name__, __file__)

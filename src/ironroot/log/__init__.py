@@ -7,53 +7,58 @@ note signatures), keeps C2SP tiles, serves proofs from them, and can be checked 
 :mod:`ironroot.log.layout`.
 """
 
-from ironroot.log import layout
-from ironroot.log._checkpoint import Checkpoint
-from ironroot.log._http import HttpLogFetcher
-from ironroot.log._log import BatchSigner, Integrated, Log, Ticket
-from ironroot.log._note import (
-    SIGNATURE_TYPE_ED25519,
-    SIGNATURE_TYPE_MLDSA44,
-    Note,
-    NoteSignature,
-    NoteSigner,
-    NoteVerifier,
-    note_key_id,
-    open_checkpoint,
-    open_note,
-    sign_checkpoint,
-    sign_note,
-)
-from ironroot.log._sqlite import SqliteLogStore
-from ironroot.log._store import LogReader, LogStore, MemoryLogStore, StoreBatch, TreeState
-from ironroot.log._tiles import (
-    MAX_ENTRY_SIZE,
-    TILE_HEIGHT,
-    TILE_INDEX_PATTERN,
-    TILE_LEVEL_PATTERN,
-    TILE_WIDTH,
-    TileAddress,
-    encode_entry_bundle,
-    entry_bundle_path,
-    entry_bundles_for_size,
-    parse_entry_bundle,
-    parse_tile,
-    parse_tile_path,
-    partial_tile_width,
-    tile_path,
-    tiles_for_size,
-)
-from ironroot.log._verify import (
-    CONFIG_PATH,
-    BatchVerifier,
-    LogFetcher,
-    LogReport,
-    fetch_log_identity,
-    verify_log,
-    verify_log_dir,
-    verify_remote_log,
-)
-from ironroot.log.layout import LogIdentity, load_log_identity
+from typing import TYPE_CHECKING
+
+from ironroot._lazy import lazy_package
+
+if TYPE_CHECKING:
+    from ironroot.log import layout
+    from ironroot.log._checkpoint import Checkpoint
+    from ironroot.log._http import HttpLogFetcher
+    from ironroot.log._log import BatchSigner, Integrated, Log, Ticket
+    from ironroot.log._note import (
+        SIGNATURE_TYPE_ED25519,
+        SIGNATURE_TYPE_MLDSA44,
+        Note,
+        NoteSignature,
+        NoteSigner,
+        NoteVerifier,
+        note_key_id,
+        open_checkpoint,
+        open_note,
+        sign_checkpoint,
+        sign_note,
+    )
+    from ironroot.log._sqlite import SqliteLogStore
+    from ironroot.log._store import LogReader, LogStore, MemoryLogStore, StoreBatch, TreeState
+    from ironroot.log._tiles import (
+        MAX_ENTRY_SIZE,
+        TILE_HEIGHT,
+        TILE_INDEX_PATTERN,
+        TILE_LEVEL_PATTERN,
+        TILE_WIDTH,
+        TileAddress,
+        encode_entry_bundle,
+        entry_bundle_path,
+        entry_bundles_for_size,
+        parse_entry_bundle,
+        parse_tile,
+        parse_tile_path,
+        partial_tile_width,
+        tile_path,
+        tiles_for_size,
+    )
+    from ironroot.log._verify import (
+        CONFIG_PATH,
+        BatchVerifier,
+        LogFetcher,
+        LogReport,
+        fetch_log_identity,
+        verify_log,
+        verify_log_dir,
+        verify_remote_log,
+    )
+    from ironroot.log.layout import LogIdentity, load_log_identity
 
 __all__ = [
     "CONFIG_PATH",
@@ -106,3 +111,5 @@ __all__ = [
     "verify_log_dir",
     "verify_remote_log",
 ]
+
+__getattr__, __dir__ = lazy_package(__name__, __file__)

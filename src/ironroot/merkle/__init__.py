@@ -7,11 +7,20 @@ and the ``visit`` hook of :class:`CompactRange`. Verification raises
 :class:`ironroot.errors.MalformedInput` on bad arguments.
 """
 
-from ironroot.merkle._compact import CompactRange, Visitor
-from ironroot.merkle._hash import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash, root
-from ironroot.merkle._memory import MemoryTree
-from ironroot.merkle._proof import NodeFn, consistency_proof, inclusion_proof
-from ironroot.merkle._verify import root_from_inclusion_proof, verify_consistency, verify_inclusion
+from typing import TYPE_CHECKING
+
+from ironroot._lazy import lazy_package
+
+if TYPE_CHECKING:
+    from ironroot.merkle._compact import CompactRange, Visitor
+    from ironroot.merkle._hash import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash, root
+    from ironroot.merkle._memory import MemoryTree
+    from ironroot.merkle._proof import NodeFn, consistency_proof, inclusion_proof
+    from ironroot.merkle._verify import (
+        root_from_inclusion_proof,
+        verify_consistency,
+        verify_inclusion,
+    )
 
 __all__ = [
     "EMPTY_ROOT",
@@ -29,3 +38,5 @@ __all__ = [
     "verify_consistency",
     "verify_inclusion",
 ]
+
+__getattr__, __dir__ = lazy_package(__name__, __file__)

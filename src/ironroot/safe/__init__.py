@@ -6,40 +6,45 @@ The core is pure (bytes and values in, values out or a typed :mod:`ironroot.erro
 reading key folders is the only I/O (:meth:`ProviderKeys.load`).
 """
 
-from ironroot.safe._corim import SFR_PROFILE_OID, build_sfr_corim, parse_sfr_corim
-from ironroot.safe._jws import ACCEPTED_JWS_ALGORITHMS, CompactJws, parse_compact_jws
-from ironroot.safe._keys import ProviderKey, ProviderKeys, provider_names
-from ironroot.safe._model import (
-    DEFAULT_SAFE_LIMITS,
-    Audit,
-    Device,
-    Issue,
-    ManifestEntry,
-    SafeLimits,
-    ShortFormReport,
-    parse_report_json,
-)
-from ironroot.safe._query import (
-    Review,
-    firmware_subject,
-    has_issue_at_or_above,
-    max_open_cvss,
-    parse_firmware_hash,
-    review_from_statement,
-    reviews_for,
-    sfr_statement,
-)
-from ironroot.safe._verify import (
-    SFR_COSE_CONTENT_TYPE,
-    SFR_JWS_CONTENT_TYPE,
-    ReportFormat,
-    UnverifiedReport,
-    VerifiedReport,
-    inspect_report,
-    report_format,
-    sign_report,
-    verify_report,
-)
+from typing import TYPE_CHECKING
+
+from ironroot._lazy import lazy_package
+
+if TYPE_CHECKING:
+    from ironroot.safe._corim import SFR_PROFILE_OID, build_sfr_corim, parse_sfr_corim
+    from ironroot.safe._jws import ACCEPTED_JWS_ALGORITHMS, CompactJws, parse_compact_jws
+    from ironroot.safe._keys import ProviderKey, ProviderKeys, provider_names
+    from ironroot.safe._model import (
+        DEFAULT_SAFE_LIMITS,
+        Audit,
+        Device,
+        Issue,
+        ManifestEntry,
+        SafeLimits,
+        ShortFormReport,
+        parse_report_json,
+    )
+    from ironroot.safe._query import (
+        Review,
+        firmware_subject,
+        has_issue_at_or_above,
+        max_open_cvss,
+        parse_firmware_hash,
+        review_from_statement,
+        reviews_for,
+        sfr_statement,
+    )
+    from ironroot.safe._verify import (
+        SFR_COSE_CONTENT_TYPE,
+        SFR_JWS_CONTENT_TYPE,
+        ReportFormat,
+        UnverifiedReport,
+        VerifiedReport,
+        inspect_report,
+        report_format,
+        sign_report,
+        verify_report,
+    )
 
 __all__ = [
     "ACCEPTED_JWS_ALGORITHMS",
@@ -77,3 +82,5 @@ __all__ = [
     "sign_report",
     "verify_report",
 ]
+
+__getattr__, __dir__ = lazy_package(__name__, __file__)

@@ -19,82 +19,87 @@ violations :class:`~ironroot.errors.SpdmProtocolError` (an ERROR answer:
 :class:`~ironroot.errors.CertificateExpired`.
 """
 
-from ironroot.spdm._certchain import (
-    CertificateChain,
-    load_certificates,
-    verify_certificate_chain,
-)
-from ironroot.spdm._constants import (
-    MEASUREMENT_SPECIFICATION_DMTF,
-    NONCE_SIZE,
-    REQUESTER_CONTEXT_SIZE,
-    BaseAsymAlgo,
-    BaseHashAlgo,
-    CapabilityFlag,
-    ErrorCode,
-    MeasurementHashAlgo,
-    MeasurementSummaryHashType,
-    MeasurementValueType,
-    OpaqueDataFormat,
-    RequestResponseCode,
-    SpdmVersion,
-)
-from ironroot.spdm._evidence import SPDM_EVIDENCE_FORMAT, SpdmEvidence
-from ironroot.spdm._identity import DeviceIdentity, check_device_leaf
-from ironroot.spdm._measurements import (
-    AnyMeasurementBlock,
-    DeviceMode,
-    MeasurementBlock,
-    OpaqueElement,
-    UnknownMeasurementBlock,
-    decode_measurement_record,
-    decode_opaque_data,
-    encode_measurement_record,
-    encode_opaque_data,
-)
-from ironroot.spdm._messages import (
-    OPERATION_ALL,
-    OPERATION_TOTAL_NUMBER,
-    Algorithms,
-    AlgStructure,
-    Capabilities,
-    Certificate,
-    Challenge,
-    ChallengeAuth,
-    Digests,
-    ErrorResponse,
-    ExtendedAlgorithm,
-    GetCapabilities,
-    GetCertificate,
-    GetDigests,
-    GetMeasurements,
-    GetVersion,
-    Measurements,
-    NegotiateAlgorithms,
-    Version,
-    VersionNumber,
-)
-from ironroot.spdm._requester import AttestationResult, Connection, Requester, Transport
-from ironroot.spdm._responder import Responder
-from ironroot.spdm._signing import (
-    CHALLENGE_AUTH_SIGNING_CONTEXT,
-    MEASUREMENTS_SIGNING_CONTEXT,
-    challenge_auth_signing_message,
-    combined_spdm_prefix,
-    measurement_signing_message,
-    measurement_summary_hash,
-)
-from ironroot.spdm._transport import (
-    DoeObject,
-    SocketCommand,
-    SocketFrame,
-    SocketTransportType,
-    SpdmEmuClient,
-    decode_transport_message,
-    encode_transport_message,
-    serve_spdm_emu,
-)
-from ironroot.spdm._verify_evidence import VerifiedSpdm, verify_spdm_evidence
+from typing import TYPE_CHECKING
+
+from ironroot._lazy import lazy_package
+
+if TYPE_CHECKING:
+    from ironroot.spdm._certchain import (
+        CertificateChain,
+        load_certificates,
+        verify_certificate_chain,
+    )
+    from ironroot.spdm._constants import (
+        MEASUREMENT_SPECIFICATION_DMTF,
+        NONCE_SIZE,
+        REQUESTER_CONTEXT_SIZE,
+        BaseAsymAlgo,
+        BaseHashAlgo,
+        CapabilityFlag,
+        ErrorCode,
+        MeasurementHashAlgo,
+        MeasurementSummaryHashType,
+        MeasurementValueType,
+        OpaqueDataFormat,
+        RequestResponseCode,
+        SpdmVersion,
+    )
+    from ironroot.spdm._evidence import SPDM_EVIDENCE_FORMAT, SpdmEvidence
+    from ironroot.spdm._identity import DeviceIdentity, check_device_leaf
+    from ironroot.spdm._measurements import (
+        AnyMeasurementBlock,
+        DeviceMode,
+        MeasurementBlock,
+        OpaqueElement,
+        UnknownMeasurementBlock,
+        decode_measurement_record,
+        decode_opaque_data,
+        encode_measurement_record,
+        encode_opaque_data,
+    )
+    from ironroot.spdm._messages import (
+        OPERATION_ALL,
+        OPERATION_TOTAL_NUMBER,
+        Algorithms,
+        AlgStructure,
+        Capabilities,
+        Certificate,
+        Challenge,
+        ChallengeAuth,
+        Digests,
+        ErrorResponse,
+        ExtendedAlgorithm,
+        GetCapabilities,
+        GetCertificate,
+        GetDigests,
+        GetMeasurements,
+        GetVersion,
+        Measurements,
+        NegotiateAlgorithms,
+        Version,
+        VersionNumber,
+    )
+    from ironroot.spdm._requester import AttestationResult, Connection, Requester, Transport
+    from ironroot.spdm._responder import Responder
+    from ironroot.spdm._signing import (
+        CHALLENGE_AUTH_SIGNING_CONTEXT,
+        MEASUREMENTS_SIGNING_CONTEXT,
+        challenge_auth_signing_message,
+        combined_spdm_prefix,
+        measurement_signing_message,
+        measurement_summary_hash,
+    )
+    from ironroot.spdm._transport import (
+        DoeObject,
+        SocketCommand,
+        SocketFrame,
+        SocketTransportType,
+        SpdmEmuClient,
+        decode_transport_message,
+        encode_transport_message,
+        serve_spdm_emu,
+    )
+    from ironroot.spdm._verify_evidence import VerifiedSpdm, verify_spdm_evidence
 
 __all__ = [
     "CHALLENGE_AUTH_SIGNING_CONTEXT",
@@ -168,3 +173,5 @@ __all__ = [
     "verify_certificate_chain",
     "verify_spdm_evidence",
 ]
+
+__getattr__, __dir__ = lazy_package(__name__, __file__)

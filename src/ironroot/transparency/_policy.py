@@ -26,8 +26,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
-import cel
-
 from ironroot.cose import Limits as CoseLimits
 from ironroot.cose import (
     SignedStatement,
@@ -70,6 +68,8 @@ class RegistrationPolicy:
         self._program: Any = None
         if config.policy:
             try:
+                import cel  # here: the package loads a REPL stack when imported
+
                 self._program = cel.compile(config.policy)
             except (ValueError, RuntimeError) as exc:
                 raise ConfigError(f"transparency.policy is not valid CEL: {exc}") from exc

@@ -12,94 +12,99 @@ TDX quote its TCB status; CRLs and collateral past their ``nextUpdate`` are refu
 (``CollateralExpired``) unless the caller allows stale collateral.
 """
 
-from ironroot.attestation.evidence._certs import load_certificates
-from ironroot.attestation.evidence._claims import Check, CheckLog, EvidenceClaims, NotChecked
-from ironroot.attestation.evidence._formats import (
-    EVIDENCE_FORMATS,
-    EvidenceCaches,
-    EvidenceFormat,
-    FormatPolicy,
-    NonceBinding,
-    PinnedRoot,
-    VerifyOptions,
-    check_binding,
-    decode_evidence,
-    detect_format,
-    format_row,
-    parse_evidence,
-    verify_evidence,
-)
-from ironroot.attestation.evidence._revocation import StaleCollateral
-from ironroot.attestation.evidence._roots import (
-    AMD_ROOT_FINGERPRINTS,
-    INTEL_SGX_ROOT_FINGERPRINT,
-    SnpTrustAnchor,
-    builtin_intel_root,
-    builtin_snp_anchors,
-)
-from ironroot.attestation.evidence._rot import (
-    ROT_QUOTE_FORMAT,
-    RotChainCache,
-    parse_rot_quote,
-    quote_claims,
-    verify_rot_quote,
-)
-from ironroot.attestation.evidence._snp import (
-    SNP_REPORT_SIZE,
-    SnpPlatformInfo,
-    SnpPolicy,
-    SnpProduct,
-    SnpReport,
-    SnpSigningKey,
-    TcbVersion,
-    parse_snp_report,
-)
-from ironroot.attestation.evidence._snp_verify import (
-    AzureHclReport,
-    SnpChainCache,
-    check_snp_endorsement,
-    compare_snp_endorsement,
-    parse_azure_hcl_report,
-    verify_azure_hcl_report,
-    verify_snp_chain,
-    verify_snp_report,
-    verify_snp_signature,
-)
-from ironroot.attestation.evidence._spdm import (
-    SPDM_FORMAT,
-    parse_spdm_record,
-    spdm_claims,
-    verify_spdm,
-)
-from ironroot.attestation.evidence._tdx import (
-    SgxReportBody,
-    TdAttributes,
-    TdxQuote,
-    TdxQuoteHeader,
-    TdxReportBody,
-    parse_tdx_quote,
-    split_tdx_quote,
-)
-from ironroot.attestation.evidence._tdx_collateral import (
-    TCB_STATUSES,
-    QeIdentity,
-    QeTcb,
-    TcbInfo,
-    TdxCollateral,
-    TdxTcbStatus,
-    check_qe_identity,
-    evaluate_tdx_tcb,
-    parse_qe_identity,
-    parse_tcb_info,
-)
-from ironroot.attestation.evidence._tdx_verify import (
-    PckExtensions,
-    TdxChainCache,
-    load_crls,
-    load_tdx_collateral,
-    parse_pck_extensions,
-    verify_tdx_quote,
-)
+from typing import TYPE_CHECKING
+
+from ironroot._lazy import lazy_package
+
+if TYPE_CHECKING:
+    from ironroot.attestation.evidence._certs import load_certificates
+    from ironroot.attestation.evidence._claims import Check, CheckLog, EvidenceClaims, NotChecked
+    from ironroot.attestation.evidence._formats import (
+        EVIDENCE_FORMATS,
+        EvidenceCaches,
+        EvidenceFormat,
+        FormatPolicy,
+        NonceBinding,
+        PinnedRoot,
+        VerifyOptions,
+        check_binding,
+        decode_evidence,
+        detect_format,
+        format_row,
+        parse_evidence,
+        verify_evidence,
+    )
+    from ironroot.attestation.evidence._revocation import StaleCollateral
+    from ironroot.attestation.evidence._roots import (
+        AMD_ROOT_FINGERPRINTS,
+        INTEL_SGX_ROOT_FINGERPRINT,
+        SnpTrustAnchor,
+        builtin_intel_root,
+        builtin_snp_anchors,
+    )
+    from ironroot.attestation.evidence._rot import (
+        ROT_QUOTE_FORMAT,
+        RotChainCache,
+        parse_rot_quote,
+        quote_claims,
+        verify_rot_quote,
+    )
+    from ironroot.attestation.evidence._snp import (
+        SNP_REPORT_SIZE,
+        SnpPlatformInfo,
+        SnpPolicy,
+        SnpProduct,
+        SnpReport,
+        SnpSigningKey,
+        TcbVersion,
+        parse_snp_report,
+    )
+    from ironroot.attestation.evidence._snp_verify import (
+        AzureHclReport,
+        SnpChainCache,
+        check_snp_endorsement,
+        compare_snp_endorsement,
+        parse_azure_hcl_report,
+        verify_azure_hcl_report,
+        verify_snp_chain,
+        verify_snp_report,
+        verify_snp_signature,
+    )
+    from ironroot.attestation.evidence._spdm import (
+        SPDM_FORMAT,
+        parse_spdm_record,
+        spdm_claims,
+        verify_spdm,
+    )
+    from ironroot.attestation.evidence._tdx import (
+        SgxReportBody,
+        TdAttributes,
+        TdxQuote,
+        TdxQuoteHeader,
+        TdxReportBody,
+        parse_tdx_quote,
+        split_tdx_quote,
+    )
+    from ironroot.attestation.evidence._tdx_collateral import (
+        TCB_STATUSES,
+        QeIdentity,
+        QeTcb,
+        TcbInfo,
+        TdxCollateral,
+        TdxTcbStatus,
+        check_qe_identity,
+        evaluate_tdx_tcb,
+        parse_qe_identity,
+        parse_tcb_info,
+    )
+    from ironroot.attestation.evidence._tdx_verify import (
+        PckExtensions,
+        TdxChainCache,
+        load_crls,
+        load_tdx_collateral,
+        parse_pck_extensions,
+        verify_tdx_quote,
+    )
 
 __all__ = [
     "AMD_ROOT_FINGERPRINTS",
@@ -176,3 +181,5 @@ __all__ = [
     "verify_spdm",
     "verify_tdx_quote",
 ]
+
+__getattr__, __dir__ = lazy_package(__name__, __file__)
