@@ -45,3 +45,32 @@ def test_only_the_group_that_runs_is_imported(argv: list[str]) -> None:
     assert "ironroot.attestation" not in loaded
     assert "ironroot.hsm" not in loaded
     assert ("ironroot.cli.log" in loaded) == (argv[0] == "log")
+
+
+# What a command's start must not pay for: the web stack, the policy engine and its REPL, the
+# network client, metrics, JOSE and PKCS#11 load only in the verbs that use them (the start
+# times themselves are measured by bench/cli_start.py, not asserted here).
+_HEAVY = ("starlette", "uvicorn", "httpx", "cel", "prompt_toolkit", "typer",
+          "prometheus_client", "joserfc", "pkcs11")  # fmt: skip
+
+
+@pytest.mark.parametrize("group", ["key", "statement", "log", "serve", "firmware", "rot", "spdm",
+                                   "safe", "evidence", "attest", "hsm", "keyrelease"])  # fmt: skip
+def test_a_group_starts_without_the_heavy_libraries(group: str) -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from ironroot.cli import main\n"
+        "try:\n"
+        f"    main([{group!r}, '--help'])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code in (0, None), exc.code\n"
+        "loaded = {m.split('.')[0] for m in sys.modules}\n"
+        f"print('HEAVY:', *sorted(loaded & set({_HEAVY!r})))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "HEAVY:", out.stdout[-300:]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +58,9 @@ def lazy_package(name: str, file: str) -> tuple[Callable[[str], object], Callabl
         try:
             module, original = exports[attribute]
         except KeyError:
+            # a public subpackage or submodule, as an eager package would have imported it
+            if not attribute.startswith("_") and importlib.util.find_spec(f"{name}.{attribute}"):
+                return importlib.import_module(f"{name}.{attribute}")
             raise AttributeError(f"module {name!r} has no attribute {attribute!r}") from None
         if module == name:  # `from package import submodule`
             value: object = importlib.import_module(f"{name}.{original}")

@@ -30,28 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from ironroot.attestation import (
-    EVIDENCE_FORMATS,
-    TRUST_CLAIM_TAGS,
-    AttestationResult,
-    CheckLog,
-    TrustTier,
-    VerifyOptions,
-    appraise_evidence,
-    create_attestation_app,
-    detect_format,
-    init_attestation_dir,
-    load_attestation_config,
-    sign_ear_cwt,
-    sign_ear_jwt,
-    stale_at,
-    verify_ear,
-)
-from ironroot.attestation.evidence import check_binding, format_row
+from ironroot import attestation, cose
 from ironroot.cli.evidence import add_collateral_arguments, collateral_from_args
-from ironroot.cose import decode_key_set
 from ironroot.crypto import PublicKey, Verifier, load_verifier
 from ironroot.errors import ConfigError, MalformedInput, StorageError
 
@@ -103,8 +83,7 @@ def register(subparsers: Any) -> None:
     appraise.add_argument(
         "--format",
         default="auto",
-        choices=("auto", *EVIDENCE_FORMATS),
-        help="evidence format (default: auto)",
+        help="evidence format: auto, or one `ironroot evidence formats` lists (default: auto)",
     )
     appraise.add_argument(
         "--cert",
@@ -136,9 +115,9 @@ def _read(path: Path) -> bytes:
 
 
 def _init(args: argparse.Namespace) -> int:
-    path = init_attestation_dir(args.data, release=args.release)
+    path = attestation.init_attestation_dir(args.data, release=args.release)
     print(f"created {path}")
-    config = load_attestation_config(args.data)
+    config = attestation.load_attestation_config(args.data)
     for product in config.products:
         model = f" model {product.model!r}" if product.model is not None else ""
         issuers = ", ".join(sorted(product.issuers))
@@ -157,14 +136,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     from ironroot.http import server_config
 
-    config = load_attestation_config(args.data)
+    config = attestation.load_attestation_config(args.data)
     now = datetime.now(UTC)
     with config.open_service(now) as service:
         for line in service.endorsements.rejected:
             print(f"ironroot: warning: endorsement refused: {line}", file=sys.stderr)
         for line in service.collateral_problems:
             print(f"ironroot: warning: collateral left out: {line}", file=sys.stderr)
-        for item in stale_at(service.collateral, service.crls, now):
+        for item in attestation.stale_at(service.collateral, service.crls, now):
             allowed = "allowed" if service.allow_stale_collateral else "refused until renewed"
             print(
                 f"ironroot: warning: stale collateral ({allowed}): {item.describe()}",
@@ -172,7 +151,7 @@ def _serve(args: argparse.Namespace) -> int:
             )
         uvicorn.Server(
             server_config(
-                create_attestation_app(service),
+                attestation.create_attestation_app(service),
                 args.host or config.host,
                 args.port or config.port,
                 config.server,
@@ -181,7 +160,9 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(result: AttestationResult, log: CheckLog | None = None) -> dict[str, Any]:
+def _summary(
+    result: attestation.AttestationResult, log: attestation.CheckLog | None = None
+) -> dict[str, Any]:
     checks = {}
     if log is not None:
         checks = {
@@ -205,7 +186,7 @@ def _summary(result: AttestationResult, log: CheckLog | None = None) -> dict[str
     }
 
 
-def _print(result: AttestationResult, log: CheckLog | None = None) -> None:
+def _print(result: attestation.AttestationResult, log: attestation.CheckLog | None = None) -> None:
     if log is not None:
         print("checks:")
         for check in log.checks:
@@ -217,24 +198,29 @@ def _print(result: AttestationResult, log: CheckLog | None = None) -> None:
     for name, appraisal in result.submods.items():
         print(f"{name}: {appraisal.status.value} (policy {appraisal.policy_id})")
         for category, value in sorted(appraisal.trust_vector.items()):
-            tag = TRUST_CLAIM_TAGS[category].get(value, str(value))
+            tag = attestation.TRUST_CLAIM_TAGS[category].get(value, str(value))
             print(f"  {category}: {value} {tag}")
         for reason in appraisal.reasons:
             print(f"  why: {reason}")
 
 
 def _appraise(args: argparse.Namespace) -> int:
-    config = load_attestation_config(args.data)
+    if args.format != "auto":
+        attestation.evidence.format_row(args.format)  # MalformedInput naming the known ones
+    config = attestation.load_attestation_config(args.data)
     now = args.at or datetime.now(UTC)
-    log = CheckLog()
+    log = attestation.CheckLog()
     evidence = _read(args.file)
     crls = tuple(_read(p) for p in args.crl)
     collateral = collateral_from_args(args)
     if crls or collateral is not None:  # given for a format that cannot use them: usage error
-        fmt = detect_format(evidence) if args.format == "auto" else args.format
-        check_binding(format_row(fmt), VerifyOptions(now=now, crls=crls, collateral=collateral))
+        fmt = attestation.detect_format(evidence) if args.format == "auto" else args.format
+        attestation.evidence.check_binding(
+            attestation.evidence.format_row(fmt),
+            attestation.VerifyOptions(now=now, crls=crls, collateral=collateral),
+        )
     with config.open_service(now) as service:
-        result = appraise_evidence(
+        result = attestation.appraise_evidence(
             evidence,
             service.endorsements,
             service.policy,
@@ -249,15 +235,19 @@ def _appraise(args: argparse.Namespace) -> int:
             lifetime=service.lifetime,
             checks=log,
         )
-        sign = sign_ear_cwt if args.cwt else sign_ear_jwt
+        sign = attestation.sign_ear_cwt if args.cwt else attestation.sign_ear_jwt
         token = sign(result, service.signing_key)
     if args.out is not None:
         args.out.write_bytes(token)
     if args.json:
-        print(json.dumps({"ok": result.status is TrustTier.AFFIRMING, **_summary(result, log)}))
+        print(
+            json.dumps(
+                {"ok": result.status is attestation.TrustTier.AFFIRMING, **_summary(result, log)}
+            )
+        )
     else:
         _print(result, log)
-    return 0 if result.status is TrustTier.AFFIRMING else 1
+    return 0 if result.status is attestation.TrustTier.AFFIRMING else 1
 
 
 def _jwks(data: bytes) -> dict[bytes, Verifier]:
@@ -279,6 +269,8 @@ def _jwks(data: bytes) -> dict[bytes, Verifier]:
 
 def _keys(source: str) -> dict[bytes, Verifier]:
     if source.startswith(("http://", "https://")):
+        import httpx  # here: a network client costs a tenth of a second to import
+
         try:
             response = httpx.get(
                 source, headers={"Accept": "application/jwk-set+json"}, timeout=30.0
@@ -293,17 +285,17 @@ def _keys(source: str) -> dict[bytes, Verifier]:
     if stripped.startswith(b"{"):
         return _jwks(data)
     if data[:1] and 0x80 <= data[0] <= 0x9F:
-        return dict(decode_key_set(data))
+        return dict(cose.decode_key_set(data))
     key = load_verifier(data)
     return {key.kid: key}
 
 
 def _verify_result(args: argparse.Namespace) -> int:
     keys = _keys(args.keys)
-    result = verify_ear(_read(args.file), keys, now=args.at or datetime.now(UTC))
+    result = attestation.verify_ear(_read(args.file), keys, now=args.at or datetime.now(UTC))
     if args.json:
         print(json.dumps({"verified": True, **_summary(result)}, indent=2))
     else:
         print("verified: signature and lifetime")
         _print(result)
-    return 0 if result.status is TrustTier.AFFIRMING else 1
+    return 0 if result.status is attestation.TrustTier.AFFIRMING else 1

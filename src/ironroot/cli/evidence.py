@@ -39,16 +39,7 @@ from typing import Any
 from cryptography.exceptions import UnsupportedAlgorithm as _LibraryUnsupported
 from cryptography.hazmat.primitives import serialization
 
-from ironroot.attestation import read_tdx_collateral
-from ironroot.attestation.evidence import (
-    EVIDENCE_FORMATS,
-    CheckLog,
-    EvidenceClaims,
-    TdxCollateral,
-    VerifyOptions,
-    parse_evidence,
-    verify_evidence,
-)
+from ironroot import attestation
 from ironroot.errors import IronrootError, MalformedInput
 
 __all__ = ["add_collateral_arguments", "collateral_from_args", "register"]
@@ -74,11 +65,13 @@ def _hex(text: str) -> bytes:
 def register(subparsers: Any) -> None:
     group = subparsers.add_parser("evidence", help="verify attestation evidence offline")
     verbs = group.add_subparsers(dest="verb", metavar="<verb>")
-    formats = ("auto", *EVIDENCE_FORMATS)
+    # No `choices`: listing them would load every format's verifier to print help. An unknown
+    # name is refused when the verb runs (MalformedInput naming the known ones: exit 2).
+    formats_help = "evidence format: auto, or one `ironroot evidence formats` lists"
 
     verify = verbs.add_parser("verify", help="verify evidence of any format in the table")
     verify.add_argument("file", type=Path, help="the evidence (binary or hex text)")
-    verify.add_argument("--format", default="auto", choices=formats, help="evidence format")
+    verify.add_argument("--format", default="auto", help=formats_help)
     verify.add_argument("--nonce", type=_hex, help="the nonce the evidence must answer (hex)")
     verify.add_argument(
         "--bind-key",
@@ -101,7 +94,7 @@ def register(subparsers: Any) -> None:
 
     inspect = verbs.add_parser("inspect", help="print the parsed evidence (NOT verified)")
     inspect.add_argument("file", type=Path, help="the evidence (binary or hex text)")
-    inspect.add_argument("--format", default="auto", choices=formats, help="evidence format")
+    inspect.add_argument("--format", default="auto", help=formats_help)
     inspect.add_argument("--json", action="store_true", help="print JSON")
     inspect.set_defaults(func=_inspect)
 
@@ -139,7 +132,7 @@ def add_collateral_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def collateral_from_args(args: argparse.Namespace) -> TdxCollateral | None:
+def collateral_from_args(args: argparse.Namespace) -> attestation.evidence.TdxCollateral | None:
     """The collateral the arguments name (read strictly: a bad file is an error), or None."""
     if (
         args.collateral is None
@@ -148,14 +141,16 @@ def collateral_from_args(args: argparse.Namespace) -> TdxCollateral | None:
         and args.tcb_signing_chain is None
     ):
         return None
-    files = read_tdx_collateral(
+    files = attestation.read_tdx_collateral(
         args.collateral,
         tcb_info=args.tcb_info,
         qe_identity=args.qe_identity,
         signing_chain=args.tcb_signing_chain,
         strict=True,
     )
-    return files.collateral if files.collateral is not None else TdxCollateral()
+    return (
+        files.collateral if files.collateral is not None else attestation.evidence.TdxCollateral()
+    )
 
 
 def _read(path: Path) -> bytes:
@@ -179,7 +174,7 @@ def _public_key_der(path: Path) -> bytes:
         raise MalformedInput(f"{path} is not a PEM or DER public key") from exc
 
 
-def _print_checks(log: CheckLog) -> None:
+def _print_checks(log: attestation.evidence.CheckLog) -> None:
     print("checks:")
     for check in log.checks:
         mark = "ok  " if check.ok else "FAIL"
@@ -188,7 +183,7 @@ def _print_checks(log: CheckLog) -> None:
         print(f"  --   {skipped.name}: not checked ({skipped.reason})")
 
 
-def _print_claims(claims: EvidenceClaims) -> None:
+def _print_claims(claims: attestation.evidence.EvidenceClaims) -> None:
     print(f"format:      {claims.format}")
     print(f"signer:      {claims.signer}")
     print(f"debug:       {'yes' if claims.debug else 'no'}")
@@ -204,7 +199,7 @@ def _print_claims(claims: EvidenceClaims) -> None:
         print(f"  {name}: {svn}")
 
 
-def _checks_json(log: CheckLog) -> dict[str, Any]:
+def _checks_json(log: attestation.evidence.CheckLog) -> dict[str, Any]:
     return {
         "checks": [c.to_dict() for c in log.checks],
         "not_checked": [c.to_dict() for c in log.not_checked],
@@ -212,10 +207,10 @@ def _checks_json(log: CheckLog) -> dict[str, Any]:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    log = CheckLog()
+    log = attestation.evidence.CheckLog()
     now = args.at or datetime.now(UTC)
     try:
-        options = VerifyOptions(
+        options = attestation.evidence.VerifyOptions(
             now=now,
             nonce=args.nonce,
             bound_key=_public_key_der(args.bind_key) if args.bind_key is not None else None,
@@ -224,7 +219,9 @@ def _verify(args: argparse.Namespace) -> int:
             collateral=collateral_from_args(args),
             allow_stale_collateral=args.allow_stale_collateral,
         )
-        claims = verify_evidence(_read(args.file), options, format=args.format, checks=log)
+        claims = attestation.evidence.verify_evidence(
+            _read(args.file), options, format=args.format, checks=log
+        )
     except IronrootError as exc:
         if args.json:
             error = {"code": exc.code, "message": exc.detail, "check": exc.check}
@@ -249,7 +246,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    name, parsed = parse_evidence(_read(args.file), format=args.format)
+    name, parsed = attestation.evidence.parse_evidence(_read(args.file), format=args.format)
     if args.json:
         print(json.dumps({"ok": True, "format": name, "verified": False, "parsed": parsed}))
     else:
@@ -259,7 +256,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _formats(args: argparse.Namespace) -> int:
-    rows = [row.describe() for row in EVIDENCE_FORMATS.values()]
+    rows = [row.describe() for row in attestation.evidence.EVIDENCE_FORMATS.values()]
     if args.json:
         print(json.dumps({"ok": True, "formats": rows}, indent=2))
         return 0

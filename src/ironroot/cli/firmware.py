@@ -29,21 +29,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ironroot import firmware
 from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, load_signer, load_verifier
 from ironroot.errors import ConfigError, MalformedInput
-from ironroot.firmware import (
-    DEFAULT_LIMITS,
-    Component,
-    FirmwareBundle,
-    FirmwareLimits,
-    PqcKeyType,
-    build_bundle,
-    check_bundle,
-    key_descriptor_hash,
-    publish_bundle,
-    sign_bundle,
-    write_published,
-)
 
 __all__ = ["register"]
 
@@ -144,11 +132,11 @@ def _lms_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _limits(args: argparse.Namespace) -> FirmwareLimits:
+def _limits(args: argparse.Namespace) -> firmware.FirmwareLimits:
     if not args.lms_params:
-        return DEFAULT_LIMITS
-    return FirmwareLimits(
-        lms_parameter_sets=DEFAULT_LIMITS.lms_parameter_sets | frozenset(args.lms_params)
+        return firmware.DEFAULT_LIMITS
+    return firmware.FirmwareLimits(
+        lms_parameter_sets=firmware.DEFAULT_LIMITS.lms_parameter_sets | frozenset(args.lms_params)
     )
 
 
@@ -176,7 +164,7 @@ def _mask(value: str, what: str) -> int:
         raise ConfigError(f"{what} {value!r} is not a number (decimal or 0x…)") from exc
 
 
-def _component(spec: str) -> Component:
+def _component(spec: str) -> firmware.Component:
     ident, sep, path = spec.partition("=")
     if not sep or not path:
         raise ConfigError(f"--component {spec!r} is not ID=FILE")
@@ -184,16 +172,16 @@ def _component(spec: str) -> Component:
         component_id = int(ident, 0)
     except ValueError as exc:
         raise ConfigError(f"--component id {ident!r} is not a number") from exc
-    return Component(component_id, Path(path).read_bytes())
+    return firmware.Component(component_id, Path(path).read_bytes())
 
 
 def _build(args: argparse.Namespace) -> int:
     components = [
-        Component(1, args.fmc.read_bytes(), version=args.fmc_version),
-        Component(2, args.runtime.read_bytes(), version=args.runtime_version),
+        firmware.Component(1, args.fmc.read_bytes(), version=args.fmc_version),
+        firmware.Component(2, args.runtime.read_bytes(), version=args.runtime_version),
         *(_component(spec) for spec in args.component),
     ]
-    unsigned = build_bundle(
+    unsigned = firmware.build_bundle(
         components,
         svn=args.svn,
         not_before=_time(args.not_before, "--not-before"),
@@ -218,7 +206,7 @@ def _sign(args: argparse.Namespace) -> int:
     owner: tuple[Signer, Signer] | None = None
     if args.owner_ecc_key is not None:
         owner = (load_signer(args.owner_ecc_key), load_signer(args.owner_pqc_key))
-    bundle = sign_bundle(
+    bundle = firmware.sign_bundle(
         args.unsigned.read_bytes(),
         load_signer(args.ecc_key),
         load_signer(args.pqc_key),
@@ -232,7 +220,7 @@ def _sign(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     now = _time(args.at, "--at") if args.at else dt.datetime.now(dt.UTC)
-    report = check_bundle(
+    report = firmware.check_bundle(
         args.bundle.read_bytes(),
         now=now,
         vendor_key_descriptor_hash=_hex(args.vendor_key_hash, "--vendor-key-hash"),
@@ -262,7 +250,7 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _describe(bundle: FirmwareBundle) -> dict[str, Any]:
+def _describe(bundle: firmware.FirmwareBundle) -> dict[str, Any]:
     manifest = bundle.manifest
     pre, header = manifest.preamble, manifest.header
     return {
@@ -315,7 +303,7 @@ def _describe(bundle: FirmwareBundle) -> dict[str, Any]:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    doc = _describe(FirmwareBundle.parse(args.bundle.read_bytes()))
+    doc = _describe(firmware.FirmwareBundle.parse(args.bundle.read_bytes()))
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
@@ -338,19 +326,19 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pqc_type_of(keys: list[Verifier]) -> PqcKeyType:
+def _pqc_type_of(keys: list[Verifier]) -> firmware.PqcKeyType:
     if all(isinstance(k, LmsPublicKey) for k in keys):
-        return PqcKeyType.LMS
+        return firmware.PqcKeyType.LMS
     if all(k.algorithm is Algorithm.ML_DSA_87 for k in keys):
-        return PqcKeyType.MLDSA
+        return firmware.PqcKeyType.MLDSA
     raise MalformedInput("PQC keys must all be ML-DSA-87 or all LMS")
 
 
 def _key_descriptor(args: argparse.Namespace) -> int:
     ecc = [load_verifier(p) for p in args.ecc]
     pqc = [load_verifier(p) for p in args.pqc]
-    pqc_type = PqcKeyType.parse(args.pqc_type) if args.pqc_type else _pqc_type_of(pqc)
-    digest = key_descriptor_hash(ecc, pqc, pqc_type).hex()
+    pqc_type = firmware.PqcKeyType.parse(args.pqc_type) if args.pqc_type else _pqc_type_of(pqc)
+    digest = firmware.key_descriptor_hash(ecc, pqc, pqc_type).hex()
     if args.json:
         print(
             json.dumps(
@@ -368,7 +356,7 @@ def _publish(args: argparse.Namespace) -> int:
     bundle = args.bundle.read_bytes()
     signer = load_signer(args.key)
     with TransparencyClient(args.url, token=args.token) as client:
-        published = publish_bundle(
+        published = firmware.publish_bundle(
             bundle,
             client,
             signer,
@@ -381,7 +369,7 @@ def _publish(args: argparse.Namespace) -> int:
     name = args.bundle.name
     for suffix in _BUNDLE_SUFFIXES:
         name = name.removesuffix(suffix)
-    manifest_path, corim_path = write_published(published, args.out_dir, name)
+    manifest_path, corim_path = firmware.write_published(published, args.out_dir, name)
     doc = {
         "manifest_digest": published.manifest_digest.hex(),
         "manifest_entry_id": published.manifest_entry_id,

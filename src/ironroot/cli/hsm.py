@@ -25,24 +25,10 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from ironroot import hsm as hsmlib
 from ironroot._fileio import warn_if_exposed
 from ironroot.crypto import load_certificate, load_certificates, load_signer, load_verifier
 from ironroot.errors import ConfigError, HsmErrorState, LimitExceeded, MalformedInput
-from ironroot.hsm import (
-    DeviceIdentity,
-    DirectoryStorage,
-    Hsm,
-    KeyAttributes,
-    KeyInfo,
-    KeyType,
-    Role,
-    Session,
-    Usage,
-    check_sealed_audit,
-    parse_audit_log,
-    verify_audit,
-    verify_audit_checkpoint,
-)
 
 __all__ = ["register"]
 
@@ -91,7 +77,7 @@ def _credential(path: Path | None, prompt: str) -> bytes:
     return getpass.getpass(prompt).encode()
 
 
-def _storage(args: argparse.Namespace) -> DirectoryStorage:
+def _storage(args: argparse.Namespace) -> hsmlib.DirectoryStorage:
     """The HSM directory, with its root of trust's monotonic counter."""
     rot = args.rot_device or os.environ.get(_ENV_ROT)
     if not rot:
@@ -99,7 +85,7 @@ def _storage(args: argparse.Namespace) -> DirectoryStorage:
             f"give --rot-device or set {_ENV_ROT}: the root of trust that keeps the HSM's "
             "monotonic counter (ironroot rot init)"
         )
-    return DirectoryStorage.on_device(args.dir, Path(rot), counter=args.counter)
+    return hsmlib.DirectoryStorage.on_device(args.dir, Path(rot), counter=args.counter)
 
 
 def _identity(args: argparse.Namespace) -> str:
@@ -109,10 +95,10 @@ def _identity(args: argparse.Namespace) -> str:
     return str(name)
 
 
-def _open(args: argparse.Namespace) -> tuple[DirectoryStorage, Hsm]:
+def _open(args: argparse.Namespace) -> tuple[hsmlib.DirectoryStorage, hsmlib.Hsm]:
     storage = _storage(args)
     try:
-        hsm = Hsm.open(storage, _secret(args))
+        hsm = hsmlib.Hsm.open(storage, _secret(args))
     except BaseException:
         storage.close()
         raise
@@ -123,7 +109,7 @@ def _open(args: argparse.Namespace) -> tuple[DirectoryStorage, Hsm]:
 
 
 def _session_command(
-    action: Callable[[Hsm, Session, argparse.Namespace], int],
+    action: Callable[[hsmlib.Hsm, hsmlib.Session, argparse.Namespace], int],
 ) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         storage, hsm = _open(args)
@@ -149,7 +135,7 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _key_json(info: KeyInfo) -> dict[str, object]:
+def _key_json(info: hsmlib.KeyInfo) -> dict[str, object]:
     out: dict[str, object] = {
         "handle": info.handle,
         "type": info.key_type.value,
@@ -165,14 +151,16 @@ def _key_json(info: KeyInfo) -> dict[str, object]:
     return out
 
 
-def _attributes(args: argparse.Namespace, key_type: KeyType) -> KeyAttributes:
+def _attributes(args: argparse.Namespace, key_type: hsmlib.KeyType) -> hsmlib.KeyAttributes:
     usages = (
-        frozenset(Usage.parse(u) for u in args.usage) if args.usage else key_type.default_usages
+        frozenset(hsmlib.Usage.parse(u) for u in args.usage)
+        if args.usage
+        else key_type.default_usages
     )
     policy = None
     if getattr(args, "release_policy_file", None):
         policy = _read(args.release_policy_file, _MAX_SMALL).decode("utf-8", "strict")
-    return KeyAttributes(
+    return hsmlib.KeyAttributes(
         usages,
         getattr(args, "exportable", False),
         args.label or "",
@@ -210,7 +198,7 @@ def _key_options(parser: argparse.ArgumentParser, *, exportable: bool = True) ->
         "--usage",
         action="append",
         metavar="USAGE",
-        help="repeat for each: " + ", ".join(u.value for u in Usage),
+        help="repeat for each: " + ", ".join(u.value for u in hsmlib.Usage),
     )
     parser.add_argument("--label", default="", help="a label for the key")
     if exportable:
@@ -248,7 +236,7 @@ def register(sub: Any) -> None:
     add = idverbs.add_parser("add", help="add an identity")
     _common(add)
     add.add_argument("name")
-    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument("--role", required=True, choices=[r.value for r in hsmlib.Role])
     add.add_argument("--new-credential-file", type=Path, help="the new identity's credential")
     add.set_defaults(func=_session_command(_identity_add))
     for verb, action in (("lock", _identity_lock), ("unlock", _identity_unlock)):
@@ -264,7 +252,7 @@ def register(sub: Any) -> None:
     keyverbs = key.add_subparsers(dest="key_verb", metavar="<verb>", required=True)
     gen = keyverbs.add_parser("generate", help="generate a key inside (crypto officer)")
     _common(gen)
-    gen.add_argument("--type", required=True, choices=[t.value for t in KeyType])
+    gen.add_argument("--type", required=True, choices=[t.value for t in hsmlib.KeyType])
     _key_options(gen)
     gen.set_defaults(func=_session_command(_key_generate))
     klist = keyverbs.add_parser("list", help="list keys")
@@ -327,7 +315,7 @@ def register(sub: Any) -> None:
     _common(unwrap)
     unwrap.add_argument("--unwrapping-key", required=True)
     unwrap.add_argument("--in", dest="input", required=True, type=Path)
-    unwrap.add_argument("--type", choices=[t.value for t in KeyType])
+    unwrap.add_argument("--type", choices=[t.value for t in hsmlib.KeyType])
     _key_options(unwrap, exportable=False)
     unwrap.set_defaults(func=_session_command(_unwrap))
 
@@ -338,8 +326,8 @@ def register(sub: Any) -> None:
     derive.add_argument("--salt-hex", default="", help="HKDF salt (hex)")
     derive.add_argument(
         "--type",
-        default=KeyType.AES_256.value,
-        choices=[KeyType.AES_256.value, KeyType.HMAC_SHA384.value],
+        default=hsmlib.KeyType.AES_256.value,
+        choices=[hsmlib.KeyType.AES_256.value, hsmlib.KeyType.HMAC_SHA384.value],
     )
     _key_options(derive)
     derive.set_defaults(func=_session_command(_derive))
@@ -400,10 +388,10 @@ def _load_chain(path: Path) -> tuple[bytes, ...]:
 
 
 def _init(args: argparse.Namespace) -> int:
-    device = DeviceIdentity(load_signer(args.device_key), _load_chain(args.device_chain))
+    device = hsmlib.DeviceIdentity(load_signer(args.device_key), _load_chain(args.device_chain))
     credential = _credential(args.credential_file, f"credential for {args.officer}: ")
     with _storage(args) as storage:
-        hsm = Hsm.initialize(
+        hsm = hsmlib.Hsm.initialize(
             storage, _secret(args), officer=args.officer, credential=credential, device=device
         )
         if hsm.state != "operational":
@@ -438,7 +426,7 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _identity_add(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+def _identity_add(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     path = args.new_credential_file
     if path is None:
         if not sys.stdin.isatty():
@@ -446,22 +434,22 @@ def _identity_add(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
         new = getpass.getpass(f"credential for {args.name}: ").encode()
     else:
         new = _read(path, _MAX_SMALL).rstrip(b"\r\n")
-    hsm.add_identity(session, args.name, Role.parse(args.role), new)
+    hsm.add_identity(session, args.name, hsmlib.Role.parse(args.role), new)
     _print(args, {"identity": args.name, "role": args.role}, args.name)
     return 0
 
 
-def _identity_lock(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+def _identity_lock(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     hsm.lock_identity(session, args.name)
     return 0
 
 
-def _identity_unlock(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+def _identity_unlock(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     hsm.unlock_identity(session, args.name)
     return 0
 
 
-def _identity_list(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+def _identity_list(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     rows = hsm.identities(session)
     _print(
         args,
@@ -471,19 +459,19 @@ def _identity_list(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
     return 0
 
 
-def _verifier_add(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+def _verifier_add(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     kid = hsm.add_release_verifier(session, args.name, _read(args.key, _MAX_SMALL))
     _print(args, {"name": args.name, "kid": kid}, kid)
     return 0
 
 
-def _verifier_remove(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+def _verifier_remove(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     hsm.remove_release_verifier(session, args.name)
     _print(args, {"name": args.name, "removed": True}, f"removed {args.name}")
     return 0
 
 
-def _verifier_list(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+def _verifier_list(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     rows = hsm.release_verifiers(session)
     _print(
         args,
@@ -493,14 +481,14 @@ def _verifier_list(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
     return 0
 
 
-def _key_generate(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
-    key_type = KeyType.parse(args.type)
+def _key_generate(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
+    key_type = hsmlib.KeyType.parse(args.type)
     handle = hsm.generate(session, key_type, _attributes(args, key_type))
     _print(args, _key_json(hsm.key_info(session, handle)), handle)
     return 0
 
 
-def _key_list(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+def _key_list(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     keys = hsm.keys(session)
     _print(
         args,
@@ -510,25 +498,25 @@ def _key_list(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
     return 0
 
 
-def _key_show(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+def _key_show(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     value = _key_json(hsm.key_info(session, args.handle))
     print(json.dumps(value, indent=2, sort_keys=True))
     return 0
 
 
-def _key_delete(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+def _key_delete(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     hsm.delete(session, args.handle)
     return 0
 
 
-def _sign(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+def _sign(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     signature = hsm.sign(session, args.handle, _read(args.input))
     _write(args.out, signature)
     _print(args, {"signature": _b64(signature)}, f"wrote {len(signature)} bytes to {args.out}")
     return 0
 
 
-def _verify(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+def _verify(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     hsm.verify(session, args.handle, _read(args.signature, _MAX_SMALL), _read(args.input))
     _print(args, {"valid": True}, "signature verifies")
     return 0
@@ -538,17 +526,17 @@ def _aad(args: argparse.Namespace) -> bytes:
     return _read(args.aad_file, _MAX_SMALL) if args.aad_file else b""
 
 
-def _encrypt(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+def _encrypt(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     _write(args.out, hsm.encrypt(session, args.handle, _read(args.input), aad=_aad(args)))
     return 0
 
 
-def _decrypt(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+def _decrypt(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     _write(args.out, hsm.decrypt(session, args.handle, _read(args.input), aad=_aad(args)))
     return 0
 
 
-def _wrap(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+def _wrap(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     recipient = _read(args.recipient, _MAX_SMALL) if args.recipient else None
     wrapped = hsm.wrap(session, args.handle, wrapping_key=args.wrapping_key, recipient=recipient)
     _write(args.out, wrapped)
@@ -556,11 +544,11 @@ def _wrap(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
     return 0
 
 
-def _unwrap(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
-    key_type = KeyType.parse(args.type) if args.type else None
+def _unwrap(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
+    key_type = hsmlib.KeyType.parse(args.type) if args.type else None
     if not args.usage:
         raise MalformedInput("name the imported key's usages with --usage")
-    attributes = KeyAttributes.of(args.usage, label=args.label or "")
+    attributes = hsmlib.KeyAttributes.of(args.usage, label=args.label or "")
     handle = hsm.unwrap(
         session,
         _read(args.input, _MAX_SMALL),
@@ -579,8 +567,8 @@ def _hex(text: str, what: str) -> bytes:
         raise MalformedInput(f"{what} must be hex") from exc
 
 
-def _derive(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
-    key_type = KeyType.parse(args.type)
+def _derive(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
+    key_type = hsmlib.KeyType.parse(args.type)
     handle = hsm.derive(
         session,
         args.handle,
@@ -593,7 +581,7 @@ def _derive(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
     return 0
 
 
-def _attest(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+def _attest(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     nonce = _hex(args.nonce_hex, "--nonce-hex") or None
     statement = hsm.attest(session, args.handle, nonce=nonce)
     _write(args.out, statement)
@@ -601,13 +589,13 @@ def _attest(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
     return 0
 
 
-def _self_test(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+def _self_test(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     hsm.self_test(session)
     _print(args, {"self_test": "passed"}, "self-tests passed")
     return 0
 
 
-def _audit_show(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+def _audit_show(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     records = hsm.audit_records(session)
     if args.json:
         print(json.dumps([r.to_json() for r in records], indent=2))
@@ -628,14 +616,14 @@ def _audit_verify(args: argparse.Namespace) -> int:
     anchor = _read_optional(args.dir / "anchor.sealed") if secret_path else None
     store = _read_optional(args.dir / "keystore.sealed") if secret_path else None
     audit = _read(args.dir / "audit.jsonl")
-    records = parse_audit_log(audit)
+    records = hsmlib.parse_audit_log(audit)
     checkpoint = None
     if args.checkpoint:
         if not args.key:
             raise ConfigError("checking a checkpoint needs the attestation key (--key)")
         verifier = load_verifier(args.key)
-        checkpoint = verify_audit_checkpoint(_read(args.checkpoint, _MAX_SMALL), verifier)
-    verify_audit(records, checkpoint=checkpoint)
+        checkpoint = hsmlib.verify_audit_checkpoint(_read(args.checkpoint, _MAX_SMALL), verifier)
+    hsmlib.verify_audit(records, checkpoint=checkpoint)
     value: dict[str, object] = {
         "records": len(records),
         "head": records[-1].digest().hex() if records else "",
@@ -648,7 +636,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
             from ironroot.rot import Device
 
             counter = Device(args.rot_device).counter(args.counter).value()
-        report = check_sealed_audit(
+        report = hsmlib.check_sealed_audit(
             audit=audit,
             store=store,
             anchor=anchor,
@@ -675,7 +663,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _audit_checkpoint(hsm: Hsm, session: Session, args: argparse.Namespace) -> int:
+def _audit_checkpoint(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     statement = hsm.audit_checkpoint(session)
     _write(args.out, statement)
     value: dict[str, object] = {"checkpoint": str(args.out)}

@@ -24,15 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Final
 
+from ironroot import keyrelease
 from ironroot.errors import ConfigError, LimitExceeded, MalformedInput
-from ironroot.keyrelease import (
-    KeyReleaseClient,
-    ReleasedKey,
-    TeeKeyPair,
-    demo_release,
-    parse_release_policy,
-    serve_keyrelease,
-)
 
 _MAX_FILE: Final = 1024 * 1024
 
@@ -68,8 +61,8 @@ def _nonce(text: str) -> bytes:
     return data
 
 
-def _tee(path: Path) -> TeeKeyPair:
-    return TeeKeyPair.from_pem(_read(path))
+def _tee(path: Path) -> keyrelease.TeeKeyPair:
+    return keyrelease.TeeKeyPair.from_pem(_read(path))
 
 
 def register(sub: Any) -> None:
@@ -131,13 +124,13 @@ def register(sub: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    serve_keyrelease(args.data, args.host, args.port)
+    keyrelease.serve_keyrelease(args.data, args.host, args.port)
     return 0
 
 
 def _policy_check(args: argparse.Namespace) -> int:
     text = _read(args.policy).decode("utf-8", "replace")
-    policy = parse_release_policy(text)
+    policy = keyrelease.parse_release_policy(text)
     if args.json:
         print(json.dumps({"valid": True, "kind": policy.kind}))
     else:
@@ -146,7 +139,7 @@ def _policy_check(args: argparse.Namespace) -> int:
 
 
 def _tee_key(args: argparse.Namespace) -> int:
-    tee = TeeKeyPair.generate(args.type)
+    tee = keyrelease.TeeKeyPair.generate(args.type)
     _write(args.out, tee.to_pem())
     public = args.out.with_name(args.out.name + ".pub.pem")
     _write(public, tee.public.to_pem().encode(), 0o644)
@@ -155,7 +148,7 @@ def _tee_key(args: argparse.Namespace) -> int:
 
 
 def _challenge(args: argparse.Namespace) -> int:
-    with KeyReleaseClient(args.url) as client:
+    with keyrelease.KeyReleaseClient(args.url) as client:
         nonce = client.challenge()
     if args.json:
         print(json.dumps({"nonce": nonce.hex()}))
@@ -174,7 +167,7 @@ def _request(args: argparse.Namespace) -> int:
     ear = _read(args.ear).strip()
     if not ear:
         raise ConfigError(f"{args.ear} is empty")
-    with KeyReleaseClient(args.url) as client:
+    with keyrelease.KeyReleaseClient(args.url) as client:
         released = client.release(
             args.key, ear=ear, wrapping_key=tee.public_spki, nonce=_nonce(args.nonce)
         )
@@ -185,7 +178,7 @@ def _request(args: argparse.Namespace) -> int:
 
 def _unwrap(args: argparse.Namespace) -> int:
     tee = _tee(args.tee_key)
-    released = ReleasedKey.parse(_read(args.released))
+    released = keyrelease.ReleasedKey.parse(_read(args.released))
     nonce = _nonce(args.nonce) if args.nonce else None
     key = tee.unwrap(released, nonce=nonce)
     _write(args.out, key.material)
@@ -195,10 +188,10 @@ def _unwrap(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     if args.workdir is not None:
-        released, refused = demo_release(args.workdir, say=print)
+        released, refused = keyrelease.demo_release(args.workdir, say=print)
     else:
         with tempfile.TemporaryDirectory(prefix="ironroot-keyrelease-") as work:
-            released, refused = demo_release(work, say=print)
+            released, refused = keyrelease.demo_release(work, say=print)
     ok = released and refused
     print("demo: key released to VM A, refused to VM B" if ok else "demo: FAILED")
     return 0 if ok else 1

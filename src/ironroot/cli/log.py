@@ -28,18 +28,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ironroot import log, transparency
 from ironroot.errors import ConfigError, IronrootError
-from ironroot.log import (
-    BatchVerifier,
-    HttpLogFetcher,
-    LogIdentity,
-    LogReport,
-    NoteVerifier,
-    layout,
-    verify_log_dir,
-    verify_remote_log,
-)
-from ironroot.transparency import ReceiptBatchVerifier, load_receipt_keys
 
 __all__ = ["register"]
 
@@ -85,9 +75,9 @@ def _read_checkpoint(path: Path) -> bytes:
     return data
 
 
-def _run(args: argparse.Namespace) -> LogReport:
+def _run(args: argparse.Namespace) -> log.LogReport:
     earlier = _read_checkpoint(args.checkpoint) if args.checkpoint is not None else None
-    verifiers = tuple(NoteVerifier.from_vkey(k) for k in args.key)
+    verifiers = tuple(log.NoteVerifier.from_vkey(k) for k in args.key)
     target: str = args.target
     if target.startswith(("http://", "https://")):
         if args.receipt_keys:
@@ -96,15 +86,15 @@ def _run(args: argparse.Namespace) -> LogReport:
         if verifiers:
             if args.origin is None:
                 raise ConfigError("--key needs --origin when checking a URL")
-            identity = LogIdentity(origin=args.origin, verifiers=verifiers)
-        with HttpLogFetcher(target) as fetcher:
-            return verify_remote_log(fetcher, identity=identity, earlier_checkpoint=earlier)
+            identity = log.LogIdentity(origin=args.origin, verifiers=verifiers)
+        with log.HttpLogFetcher(target) as fetcher:
+            return log.verify_remote_log(fetcher, identity=identity, earlier_checkpoint=earlier)
     data_dir = Path(target)
     if not data_dir.is_dir():
         raise ConfigError(f"{data_dir} is not a directory (or an http(s) URL)")
-    if not layout.log_db_path(data_dir).exists():
-        raise ConfigError(f"{data_dir} holds no log ({layout.LOG_DB})")
-    return verify_log_dir(
+    if not log.layout.log_db_path(data_dir).exists():
+        raise ConfigError(f"{data_dir} holds no log ({log.layout.LOG_DB})")
+    return log.verify_log_dir(
         data_dir,
         origin=args.origin,
         verifiers=verifiers or None,
@@ -113,13 +103,17 @@ def _run(args: argparse.Namespace) -> LogReport:
     )
 
 
-def _receipt_verifier(data_dir: Path, given: list[Path]) -> BatchVerifier:
+def _receipt_verifier(data_dir: Path, given: list[Path]) -> log.BatchVerifier:
     if given:
-        return ReceiptBatchVerifier(load_receipt_keys(given), source="--receipt-keys")
-    default = layout.receipt_keys_path(data_dir)
+        return transparency.ReceiptBatchVerifier(
+            transparency.load_receipt_keys(given), source="--receipt-keys"
+        )
+    default = log.layout.receipt_keys_path(data_dir)
     if default.exists():
-        return ReceiptBatchVerifier(load_receipt_keys([default]), source=str(default))
-    return ReceiptBatchVerifier({}, source=f"no {default}; give --receipt-keys")
+        return transparency.ReceiptBatchVerifier(
+            transparency.load_receipt_keys([default]), source=str(default)
+        )
+    return transparency.ReceiptBatchVerifier({}, source=f"no {default}; give --receipt-keys")
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -39,18 +39,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ironroot import rot
 from ironroot._fileio import write_atomic
 from ironroot.crypto import Algorithm, load_certificate
 from ironroot.errors import ConfigError
-from ironroot.rot import (
-    Device,
-    Fuses,
-    Lifecycle,
-    VendorCA,
-    load_dice_objects,
-    parse_certificates,
-    verify_quote,
-)
 
 __all__ = ["register"]
 
@@ -75,7 +67,7 @@ def register(subparsers: Any) -> None:
 
 def _inspect(args: argparse.Namespace) -> int:
     data = args.file.read_bytes()
-    objects = load_dice_objects(data, strict=False, svn_encoding=args.svn_encoding)
+    objects = rot.load_dice_objects(data, strict=False, svn_encoding=args.svn_encoding)
     documents = [obj.to_json() for obj in objects]
     if args.json:
         print(json.dumps(documents, indent=2))
@@ -231,7 +223,7 @@ def _register_device_verbs(verbs: Any) -> None:
     entropy.add_argument("--hex", help="32 bytes of entropy (hex)")
     writes.add_parser("anti-rollback-disable", help="disable the SVN check (irreversible)")
     lifecycle = writes.add_parser("lifecycle", help="advance the lifecycle")
-    lifecycle.add_argument("state", choices=[s.label for s in Lifecycle])
+    lifecycle.add_argument("state", choices=[s.label for s in rot.Lifecycle])
     writes.add_parser("lock-debug", help="lock debug (irreversible)")
     fuse.set_defaults(func=_fuse)
 
@@ -265,8 +257,8 @@ def _obfuscation_key(args: argparse.Namespace) -> Path | None:
     return given
 
 
-def _device(args: argparse.Namespace) -> Device:
-    return Device(args.device, obfuscation_key=_obfuscation_key(args))
+def _device(args: argparse.Namespace) -> rot.Device:
+    return rot.Device(args.device, obfuscation_key=_obfuscation_key(args))
 
 
 def _now(value: str | None) -> dt.datetime:
@@ -289,7 +281,7 @@ def _hex(value: str, what: str) -> bytes:
 
 
 def _ca_init(args: argparse.Namespace) -> int:
-    ca = VendorCA.generate(now=_now(args.at), common_name=args.name)
+    ca = rot.VendorCA.generate(now=_now(args.at), common_name=args.name)
     args.out.mkdir(parents=True, exist_ok=True)
     for alg, stem in _CA_FILES.items():
         key_path = args.out / f"{stem}.key.pem"
@@ -308,18 +300,18 @@ def _write_private(path: Path, data: bytes, *, exclusive: bool) -> None:
 
 
 def _certificate_files(paths: list[Path]) -> list[bytes]:
-    return [cert.der for path in paths for cert in parse_certificates(path.read_bytes())]
+    return [cert.der for path in paths for cert in rot.parse_certificates(path.read_bytes())]
 
 
 def _provision(args: argparse.Namespace) -> int:
-    ca = VendorCA.from_pem(
+    ca = rot.VendorCA.from_pem(
         [p.read_bytes() for p in args.vendor_ca_key], _certificate_files(args.vendor_ca_cert)
     )
     key = _obfuscation_key(args)
     if (args.device / "fuses.json").exists():
-        device = Device(args.device, obfuscation_key=key)
+        device = rot.Device(args.device, obfuscation_key=key)
     else:
-        device = Device.create(args.device, obfuscation_key=key)
+        device = rot.Device.create(args.device, obfuscation_key=key)
     result = device.provision(
         ca,
         vendor_key_hash=_hex(args.vendor_key_hash, "--vendor-key-hash"),
@@ -348,7 +340,7 @@ def _quote(args: argparse.Namespace) -> int:
 
 
 def _verify_quote(args: argparse.Namespace) -> int:
-    claims = verify_quote(
+    claims = rot.verify_quote(
         args.file.read_bytes(),
         nonce=_hex(args.nonce, "--nonce"),
         trust_anchors=_certificate_files(args.vendor_ca_cert),
@@ -412,7 +404,7 @@ def _show(args: argparse.Namespace) -> int:
 def _fuse(args: argparse.Namespace) -> int:
     write = args.write
 
-    def change(fuses: Fuses) -> Fuses:
+    def change(fuses: rot.Fuses) -> rot.Fuses:
         if write == "svn":
             return fuses.advance_svn(args.value)
         if write == "revoke-ecc":
@@ -433,7 +425,7 @@ def _fuse(args: argparse.Namespace) -> int:
         if write == "anti-rollback-disable":
             return fuses.disable_anti_rollback()
         if write == "lifecycle":
-            return fuses.advance_lifecycle(Lifecycle.from_label(args.state))
+            return fuses.advance_lifecycle(rot.Lifecycle.from_label(args.state))
         return fuses.lock_debug()
 
     new = _device(args).program(change)

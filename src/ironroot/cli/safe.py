@@ -10,18 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ironroot.cose import decode_key_set
+from ironroot import cose, safe, transparency
 from ironroot.crypto import PublicKey, Verifier, load_signer
 from ironroot.errors import IronrootError, MalformedInput
-from ironroot.safe import (
-    ProviderKeys,
-    VerifiedReport,
-    reviews_for,
-    sfr_statement,
-    sign_report,
-    verify_report,
-)
-from ironroot.transparency import TransparencyClient
 
 _MAX_STATEMENT_FILE = 1024 * 1024
 
@@ -76,7 +67,7 @@ def register(sub: Any) -> None:
     query.set_defaults(func=_query)
 
 
-def _providers(values: Sequence[str]) -> ProviderKeys:
+def _providers(values: Sequence[str]) -> safe.ProviderKeys:
     sources: list[Path] = []
     aliases: dict[str, Path] = {}
     for value in values:
@@ -86,7 +77,7 @@ def _providers(values: Sequence[str]) -> ProviderKeys:
             aliases[kid] = Path(file)
         else:
             sources.append(path)
-    keys = ProviderKeys.load(sources, aliases)
+    keys = safe.ProviderKeys.load(sources, aliases)
     if not len(keys):
         raise MalformedInput("no review-provider keys were found")
     return keys
@@ -104,13 +95,13 @@ def _now(text: str | None) -> dt.datetime:
 
 def _sign(args: argparse.Namespace) -> int:
     signer = load_signer(args.key)
-    signed = sign_report(args.report.read_bytes(), signer, args.kid, format=args.format)
+    signed = safe.sign_report(args.report.read_bytes(), signer, args.kid, format=args.format)
     args.out.write_bytes(signed)
     print(f"wrote {args.out} ({len(signed)} bytes, {args.format}, {signer.algorithm.label})")
     return 0
 
 
-def _summary(v: VerifiedReport) -> dict[str, object]:
+def _summary(v: safe.VerifiedReport) -> dict[str, object]:
     return {
         "verified": True,
         "format": v.format,
@@ -124,7 +115,7 @@ def _summary(v: VerifiedReport) -> dict[str, object]:
 def _verify(args: argparse.Namespace) -> int:
     try:
         providers = _providers(args.provider_key)
-        verified = verify_report(args.report.read_bytes(), providers, now=_now(args.at))
+        verified = safe.verify_report(args.report.read_bytes(), providers, now=_now(args.at))
     except IronrootError as exc:
         if args.json:
             print(json.dumps({"verified": False, "error": exc.code, "detail": exc.detail}))
@@ -149,7 +140,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _publish(args: argparse.Namespace) -> int:
     providers = _providers(args.provider_key) if args.provider_key else None
     signer = load_signer(args.key)
-    statement = sfr_statement(
+    statement = safe.sfr_statement(
         args.report.read_bytes(),
         signer,
         iss=args.iss,
@@ -157,7 +148,7 @@ def _publish(args: argparse.Namespace) -> int:
         now=dt.datetime.now(dt.UTC),
     )
     out: Path = args.out or args.report.with_name(args.report.name + ".ts")
-    with TransparencyClient(args.url, token=args.token) as client:
+    with transparency.TransparencyClient(args.url, token=args.token) as client:
         registration = client.register(statement)
     out.write_bytes(registration.transparent_statement)
     if args.json:
@@ -184,7 +175,7 @@ def _service_keys(path: Path) -> dict[bytes, Verifier]:
     if data.lstrip().startswith(b"-----BEGIN"):
         key = PublicKey.from_pem(data)
         return {key.kid: key}
-    return dict(decode_key_set(data))
+    return dict(cose.decode_key_set(data))
 
 
 def _statements(folder: Path) -> list[bytes]:
@@ -200,7 +191,7 @@ def _statements(folder: Path) -> list[bytes]:
 def _query(args: argparse.Namespace) -> int:
     providers = _providers(args.provider_key)
     service_keys = _service_keys(args.service_keys) if args.service_keys else None
-    found = reviews_for(
+    found = safe.reviews_for(
         args.hash,
         _statements(args.dir),
         providers=providers,

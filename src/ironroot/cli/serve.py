@@ -14,11 +14,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from ironroot import hsm, http, transparency
 from ironroot.crypto import Algorithm, Signer
 from ironroot.errors import ConfigError
-from ironroot.hsm import ServiceKeys, ServiceKeysConfig
-from ironroot.http import LOG_FORMATS, configure_logging
-from ironroot.transparency import TransparencyConfig, init_data_dir, load_config, serve
 
 
 def register(sub: Any) -> None:
@@ -33,7 +31,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--port", default=8000, type=int, help="TCP port, 1-65535 (8000)")
     parser.add_argument("--log-level", default="info", help="debug, info, warning or error (info)")
     parser.add_argument(
-        "--log-format", default="text", choices=LOG_FORMATS, help="log lines as text or JSON"
+        "--log-format", default="text", choices=http.LOG_FORMATS, help="log lines as text or JSON"
     )
     parser.add_argument(
         "--issuer", default="https://transparency.example", help="service_issuer on first start"
@@ -44,7 +42,9 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=_serve)
 
 
-def hsm_signers(config: TransparencyConfig, keys: ServiceKeys) -> tuple[list[Signer], list[Signer]]:
+def hsm_signers(
+    config: transparency.TransparencyConfig, keys: hsm.ServiceKeys
+) -> tuple[list[Signer], list[Signer]]:
     """The receipt and checkpoint signers of ``config`` from an HSM (created if missing)."""
     receipts: list[Signer] = [
         keys.signer(f"receipt-{alg.label}", alg, create=True) for alg in config.receipt_algorithms
@@ -75,16 +75,16 @@ def check_listen(host: str, port: int) -> None:
 def _serve(args: argparse.Namespace) -> int:
     if not args.init_only:
         check_listen(args.host, args.port)
-        configure_logging(args.log_level, args.log_format)
-    init_data_dir(args.data, service_issuer=args.issuer)
-    config = load_config(args.data)
-    keys_config = ServiceKeysConfig.parse(config.keys, args.data)
+        http.configure_logging(args.log_level, args.log_format)
+    transparency.init_data_dir(args.data, service_issuer=args.issuer)
+    config = transparency.load_config(args.data)
+    keys_config = hsm.ServiceKeysConfig.parse(config.keys, args.data)
     with contextlib.ExitStack() as stack:
         receipts: list[Signer] | None = None
         checkpoints: list[Signer] | None = None
         where = "PEM files in keys/"
         if keys_config.in_hsm:
-            keys = stack.enter_context(ServiceKeys(keys_config))
+            keys = stack.enter_context(hsm.ServiceKeys(keys_config))
             receipts, checkpoints = hsm_signers(config, keys)
             where = f"the {keys_config.backend} backend"
         if args.init_only:
@@ -93,7 +93,7 @@ def _serve(args: argparse.Namespace) -> int:
                 f"{config.origin}; service keys in {where})"
             )
             return 0
-        serve(
+        transparency.serve(
             args.data,
             args.host,
             args.port,

@@ -41,43 +41,25 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from ironroot import spdm
 from ironroot._fileio import write_atomic
 from ironroot.crypto import Algorithm, PrivateKey, load_certificate
 from ironroot.errors import ConfigError, IronrootError, MalformedInput, VerificationFailed
-from ironroot.spdm import (
-    NONCE_SIZE,
-    AnyMeasurementBlock,
-    BaseAsymAlgo,
-    BaseHashAlgo,
-    CapabilityFlag,
-    DeviceIdentity,
-    DeviceMode,
-    MeasurementBlock,
-    MeasurementHashAlgo,
-    MeasurementValueType,
-    Requester,
-    Responder,
-    SocketCommand,
-    SocketTransportType,
-    SpdmEmuClient,
-    SpdmVersion,
-    UnknownMeasurementBlock,
-    check_device_leaf,
-    load_certificates,
-    serve_spdm_emu,
-)
 
 __all__ = ["register"]
 
 _KEY, _CHAIN, _ROOT, _MEASUREMENTS = "device.key.pem", "chain.pem", "root.pem", "measurements.json"
 _ALGORITHMS: Final = {"p256": Algorithm.ES256, "p384": Algorithm.ES384, "p521": Algorithm.ES512}
-_TRANSPORTS: Final = {"mctp": SocketTransportType.MCTP, "pci-doe": SocketTransportType.PCI_DOE}
-_VERSIONS: Final = {"1.2": SpdmVersion.V1_2, "1.3": SpdmVersion.V1_3}
+_TRANSPORTS: Final = {
+    "mctp": spdm.SocketTransportType.MCTP,
+    "pci-doe": spdm.SocketTransportType.PCI_DOE,
+}
+_VERSIONS: Final = {"1.2": spdm.SpdmVersion.V1_2, "1.3": spdm.SpdmVersion.V1_3}
 _MEASUREMENT_HASHES: Final = {
-    "sha256": MeasurementHashAlgo.SHA_256,
-    "sha384": MeasurementHashAlgo.SHA_384,
-    "sha512": MeasurementHashAlgo.SHA_512,
-    "raw": MeasurementHashAlgo.RAW_BIT_STREAM_ONLY,
+    "sha256": spdm.MeasurementHashAlgo.SHA_256,
+    "sha384": spdm.MeasurementHashAlgo.SHA_384,
+    "sha512": spdm.MeasurementHashAlgo.SHA_512,
+    "raw": spdm.MeasurementHashAlgo.RAW_BIT_STREAM_ONLY,
 }
 _MAX_FILE: Final = 1 << 20
 _DEFAULT_PORT: Final = 2323  # spdm-emu's platform port for MCTP and PCI DOE
@@ -175,7 +157,7 @@ def _read(path: Path) -> bytes:
     return data
 
 
-def _versions(values: list[str] | None) -> tuple[SpdmVersion, ...]:
+def _versions(values: list[str] | None) -> tuple[spdm.SpdmVersion, ...]:
     return tuple(_VERSIONS[v] for v in sorted(set(values or _VERSIONS)))
 
 
@@ -186,20 +168,24 @@ def _pem(der: bytes) -> bytes:
 # --- measurements.json -----------------------------------------------------------------------
 
 
-def _default_blocks() -> list[AnyMeasurementBlock]:
-    text = MeasurementValueType
+def _default_blocks() -> list[spdm.AnyMeasurementBlock]:
+    text = spdm.MeasurementValueType
     return [
-        MeasurementBlock(1, text.IMMUTABLE_ROM, b"Ironroot simulated boot ROM 1.0", raw=True),
-        MeasurementBlock(2, text.MUTABLE_FIRMWARE, b"Ironroot simulated firmware 1.0.0", raw=True),
-        MeasurementBlock(3, text.HARDWARE_CONFIG, b"Ironroot simulated straps", raw=True),
-        MeasurementBlock(4, text.FIRMWARE_CONFIG, b"Ironroot simulated settings", raw=True),
-        MeasurementBlock(5, text.VERSION, b"1.0.0", raw=True),
-        MeasurementBlock(6, text.SECURE_VERSION_NUMBER, (1).to_bytes(8, "little"), raw=True),
-        MeasurementBlock(0xFE, text.DEVICE_MODE, DeviceMode(0x3F, 0x04, 0x1F, 0).encode(), True),
+        spdm.MeasurementBlock(1, text.IMMUTABLE_ROM, b"Ironroot simulated boot ROM 1.0", raw=True),
+        spdm.MeasurementBlock(
+            2, text.MUTABLE_FIRMWARE, b"Ironroot simulated firmware 1.0.0", raw=True
+        ),
+        spdm.MeasurementBlock(3, text.HARDWARE_CONFIG, b"Ironroot simulated straps", raw=True),
+        spdm.MeasurementBlock(4, text.FIRMWARE_CONFIG, b"Ironroot simulated settings", raw=True),
+        spdm.MeasurementBlock(5, text.VERSION, b"1.0.0", raw=True),
+        spdm.MeasurementBlock(6, text.SECURE_VERSION_NUMBER, (1).to_bytes(8, "little"), raw=True),
+        spdm.MeasurementBlock(
+            0xFE, text.DEVICE_MODE, spdm.DeviceMode(0x3F, 0x04, 0x1F, 0).encode(), True
+        ),
     ]
 
 
-def _block_json(block: AnyMeasurementBlock) -> dict[str, Any]:
+def _block_json(block: spdm.AnyMeasurementBlock) -> dict[str, Any]:
     out: dict[str, Any] = {
         "index": block.index,
         "type": block.type_name if block.known else block.type_number,
@@ -214,8 +200,8 @@ def _block_json(block: AnyMeasurementBlock) -> dict[str, Any]:
         and text.isprintable()
         and block.value_type
         not in (
-            MeasurementValueType.SECURE_VERSION_NUMBER,
-            MeasurementValueType.DEVICE_MODE,
+            spdm.MeasurementValueType.SECURE_VERSION_NUMBER,
+            spdm.MeasurementValueType.DEVICE_MODE,
         )
     ):
         out["text"] = text
@@ -224,7 +210,7 @@ def _block_json(block: AnyMeasurementBlock) -> dict[str, Any]:
     return out
 
 
-def _block_from_json(item: object, position: int) -> AnyMeasurementBlock:
+def _block_from_json(item: object, position: int) -> spdm.AnyMeasurementBlock:
     where = f"{_MEASUREMENTS} entry {position}"
     if not isinstance(item, dict) or not {"index", "type", "raw"} <= set(item):
         raise ConfigError(f"{where}: an object with index, type, raw and value or text")
@@ -241,19 +227,19 @@ def _block_from_json(item: object, position: int) -> AnyMeasurementBlock:
         raise ConfigError(f"{where}: raw is true or false")
     try:
         if isinstance(kind, str):
-            if kind not in MeasurementValueType.__members__:
+            if kind not in spdm.MeasurementValueType.__members__:
                 raise ConfigError(f"{where}: unknown measurement type {kind!r}")
-            return MeasurementBlock(index, MeasurementValueType[kind], value, raw)
+            return spdm.MeasurementBlock(index, spdm.MeasurementValueType[kind], value, raw)
         if isinstance(kind, int) and not isinstance(kind, bool):
-            if kind in MeasurementValueType._value2member_map_:
-                return MeasurementBlock(index, MeasurementValueType(kind), value, raw)
-            return UnknownMeasurementBlock(index, kind, value, raw)
+            if kind in spdm.MeasurementValueType._value2member_map_:
+                return spdm.MeasurementBlock(index, spdm.MeasurementValueType(kind), value, raw)
+            return spdm.UnknownMeasurementBlock(index, kind, value, raw)
     except MalformedInput as exc:
         raise ConfigError(f"{where}: {exc.detail}") from exc
     raise ConfigError(f"{where}: type is a name or a number")
 
 
-def _load_blocks(path: Path) -> list[AnyMeasurementBlock]:
+def _load_blocks(path: Path) -> list[spdm.AnyMeasurementBlock]:
     try:
         document = json.loads(_read(path))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -271,14 +257,14 @@ def _device_init(args: argparse.Namespace) -> int:
     if (args.key is None) != (args.chain is None):
         raise ConfigError("--key and --chain go together")
     if args.key is not None:
-        identity = DeviceIdentity(
-            PrivateKey.from_pem(_read(args.key)), load_certificates(_read(args.chain))
+        identity = spdm.DeviceIdentity(
+            PrivateKey.from_pem(_read(args.key)), spdm.load_certificates(_read(args.chain))
         )
     else:
-        identity = DeviceIdentity.generate(
+        identity = spdm.DeviceIdentity.generate(
             _ALGORITHMS[args.algorithm], now=_now(args.at), common_name=args.name, days=args.days
         )
-    warnings = check_device_leaf(identity.leaf)
+    warnings = spdm.check_device_leaf(identity.leaf)
     args.dir.mkdir(parents=True, exist_ok=True)
     write_atomic(args.dir / _KEY, identity.key.to_pem(), mode=0o600, exclusive=True)
     write_atomic(args.dir / _CHAIN, b"".join(_pem(c) for c in identity.chain), mode=0o644)
@@ -305,12 +291,12 @@ def _device_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_device(path: Path) -> tuple[DeviceIdentity, list[AnyMeasurementBlock]]:
+def _load_device(path: Path) -> tuple[spdm.DeviceIdentity, list[spdm.AnyMeasurementBlock]]:
     key_path = path / _KEY
     if key_path.stat().st_mode & 0o077:
         print(f"ironroot: warning: {key_path} is readable by others", file=sys.stderr)
-    identity = DeviceIdentity(
-        PrivateKey.from_pem(_read(key_path)), load_certificates(_read(path / _CHAIN))
+    identity = spdm.DeviceIdentity(
+        PrivateKey.from_pem(_read(key_path)), spdm.load_certificates(_read(path / _CHAIN))
     )
     return identity, _load_blocks(path / _MEASUREMENTS)
 
@@ -323,7 +309,7 @@ def _responder(args: argparse.Namespace) -> int:
     kind = _TRANSPORTS[args.transport]
     if not 0 < args.idle_timeout <= 3600:
         raise ConfigError("--idle-timeout is between 0 and 3600 seconds")
-    responder = Responder(
+    responder = spdm.Responder(
         identity.key,
         identity.chain,
         blocks,
@@ -335,7 +321,7 @@ def _responder(args: argparse.Namespace) -> int:
     with socket.create_server((host, port)) as listener:
         bound = listener.getsockname()
         print(f"serving SPDM over {args.transport} on {bound[0]}:{bound[1]}", flush=True)
-        serve_spdm_emu(
+        spdm.serve_spdm_emu(
             listener, responder, kind, stop=threading.Event(), idle_timeout=args.idle_timeout
         )
     print("stopped (SHUTDOWN received)", flush=True)
@@ -347,18 +333,18 @@ def _responder(args: argparse.Namespace) -> int:
 
 def _nonce(text: str | None) -> bytes:
     if text is None:
-        return os.urandom(NONCE_SIZE)
+        return os.urandom(spdm.NONCE_SIZE)
     try:
         nonce = bytes.fromhex(text)
     except ValueError as exc:
         raise ConfigError("--nonce is not hex") from exc
-    if len(nonce) != NONCE_SIZE:
-        raise ConfigError(f"--nonce is {NONCE_SIZE} bytes ({2 * NONCE_SIZE} hex digits)")
+    if len(nonce) != spdm.NONCE_SIZE:
+        raise ConfigError(f"--nonce is {spdm.NONCE_SIZE} bytes ({2 * spdm.NONCE_SIZE} hex digits)")
     return nonce
 
 
 def _requester(args: argparse.Namespace) -> int:
-    roots = load_certificates(_read(args.root))
+    roots = spdm.load_certificates(_read(args.root))
     nonce = _nonce(args.nonce)
     now = _now(args.at)
     host, port = _address(args.connect, default_host=None)
@@ -366,22 +352,24 @@ def _requester(args: argparse.Namespace) -> int:
     if not 0 < args.timeout <= 3600 or not 0 <= args.wait <= 3600:
         raise ConfigError("--timeout and --wait are between 0 and 3600 seconds")
     checks: list[dict[str, Any]] = []
-    client = SpdmEmuClient.connect(host, port, kind, timeout=args.timeout, wait=args.wait)
+    client = spdm.SpdmEmuClient.connect(host, port, kind, timeout=args.timeout, wait=args.wait)
     try:
         client.hello()
-        if kind is SocketTransportType.PCI_DOE:
+        if kind is spdm.SocketTransportType.PCI_DOE:
             if (0x0001, 0x01) not in client.discover():
                 raise VerificationFailed("the responder's DOE Discovery does not list SPDM")
             checks.append({"name": "doe-discovery", "ok": True})
-        requester = Requester(
+        requester = spdm.Requester(
             client,
             root_certificate=roots[0],
             now=now,
             versions=_versions(args.version),
-            base_asym_algo=BaseAsymAlgo.ECDSA_P256
-            | BaseAsymAlgo.ECDSA_P384
-            | BaseAsymAlgo.ECDSA_P521,
-            base_hash_algo=BaseHashAlgo.SHA_256 | BaseHashAlgo.SHA_384 | BaseHashAlgo.SHA_512,
+            base_asym_algo=spdm.BaseAsymAlgo.ECDSA_P256
+            | spdm.BaseAsymAlgo.ECDSA_P384
+            | spdm.BaseAsymAlgo.ECDSA_P521,
+            base_hash_algo=spdm.BaseHashAlgo.SHA_256
+            | spdm.BaseHashAlgo.SHA_384
+            | spdm.BaseHashAlgo.SHA_512,
             alignment=client.alignment,
         )
         try:
@@ -396,7 +384,7 @@ def _requester(args: argparse.Namespace) -> int:
     finally:
         client.close()
     connection = result.connection
-    chal_cap = bool(connection.capabilities.flags & CapabilityFlag.CHAL_CAP)
+    chal_cap = bool(connection.capabilities.flags & spdm.CapabilityFlag.CHAL_CAP)
     challenged = result.challenge_auth is not None
     checks += [
         {"name": "certificate-chain", "ok": True},
@@ -467,9 +455,9 @@ def _requester(args: argparse.Namespace) -> int:
     return 0
 
 
-def _end(client: SpdmEmuClient, how: str) -> None:
+def _end(client: spdm.SpdmEmuClient, how: str) -> None:
     """Tell the responder the session is over; a peer already gone is not an error here."""
-    command = SocketCommand.SHUTDOWN if how == "shutdown" else SocketCommand.CONTINUE
+    command = spdm.SocketCommand.SHUTDOWN if how == "shutdown" else spdm.SocketCommand.CONTINUE
     with contextlib.suppress(IronrootError):
         client.exchange(command)
 

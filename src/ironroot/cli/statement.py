@@ -10,15 +10,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ironroot.cose import (
-    TransparentStatement,
-    create_statement,
-    decode_key_set,
-    verify_transparent_statement,
-)
+from ironroot import cose, transparency
 from ironroot.crypto import PublicKey, Verifier, load_certificates, load_signer, load_verifier
 from ironroot.errors import IronrootError, MalformedInput
-from ironroot.transparency import TransparencyClient
 
 
 def register(sub: Any) -> None:
@@ -68,7 +62,7 @@ def _sign(args: argparse.Namespace) -> int:
         certs = load_certificates(args.x5chain.read_bytes(), what=str(args.x5chain))
         chain = [c.public_bytes(Encoding.DER) for c in certs]
     signer = load_signer(args.key)
-    statement = create_statement(
+    statement = cose.create_statement(
         signer,
         args.payload.read_bytes(),
         iss=args.iss,
@@ -88,7 +82,7 @@ def _sign(args: argparse.Namespace) -> int:
 def _register(args: argparse.Namespace) -> int:
     statement = args.statement.read_bytes()
     out: Path = args.out or args.statement.with_suffix(args.statement.suffix + ".ts")
-    with TransparencyClient(args.url, token=args.token) as client:
+    with transparency.TransparencyClient(args.url, token=args.token) as client:
         registration = client.register(statement)
     out.write_bytes(registration.transparent_statement)
     if args.json:
@@ -111,20 +105,20 @@ def _register(args: argparse.Namespace) -> int:
 
 def _service_keys(source: str) -> dict[bytes, Verifier]:
     if source.startswith(("http://", "https://")):
-        with TransparencyClient(source) as client:
+        with transparency.TransparencyClient(source) as client:
             return dict(client.service_keys())
     data = Path(source).read_bytes()
     if data.lstrip().startswith(b"-----BEGIN"):
         key = PublicKey.from_pem(data)
         return {key.kid: key}
-    return dict(decode_key_set(data))
+    return dict(cose.decode_key_set(data))
 
 
 def _verify(args: argparse.Namespace) -> int:
     keys = _service_keys(args.service_keys)
     data = args.statement.read_bytes()
     try:
-        ts: TransparentStatement = verify_transparent_statement(data, keys)
+        ts: cose.TransparentStatement = cose.verify_transparent_statement(data, keys)
         if args.issuer_key:
             ts.statement.sign1.verify(load_verifier(args.issuer_key))
     except IronrootError as exc:

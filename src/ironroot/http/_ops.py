@@ -21,13 +21,10 @@ cardinality stays bounded.
 from __future__ import annotations
 
 import html
-import json
 import logging
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -37,17 +34,14 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ironroot import __version__
-from ironroot.errors import ConfigError, IronrootError
+from ironroot.errors import IronrootError
 
 __all__ = [
-    "LOG_FORMATS",
     "Observed",
     "ServiceInfo",
-    "configure_logging",
     "operational_routes",
 ]
 
-LOG_FORMATS: Final = ("text", "json")
 _access = logging.getLogger("ironroot.access")
 _BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -193,46 +187,3 @@ class Observed:
                     "duration_ms": round(elapsed * 1000, 3),
                 },
             )
-
-
-class _JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, and the access fields."""
-
-    _FIELDS: Final = ("service", "client", "method", "path", "route", "status", "bytes",
-                      "duration_ms")  # fmt: skip
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for name in self._FIELDS:
-            if hasattr(record, name):
-                out[name] = getattr(record, name)
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, separators=(",", ":"))
-
-
-def configure_logging(level: str = "info", fmt: str = "text") -> None:
-    """Log Ironroot's records (access log included) to stderr at ``level``, as ``text`` lines
-    (timestamped) or ``json`` lines. Raises :class:`ConfigError` for an unknown level or
-    format."""
-    if fmt not in LOG_FORMATS:
-        raise ConfigError(f"log format {fmt!r}: one of {', '.join(LOG_FORMATS)}")
-    numeric = logging.getLevelName(level.upper())
-    if not isinstance(numeric, int):
-        raise ConfigError(f"log level {level!r}: one of debug, info, warning, error")
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("ironroot")
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(numeric)
-    # Records still propagate: a host program (or pytest) may also listen at the root logger.

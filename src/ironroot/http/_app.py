@@ -1,0 +1,198 @@
+"""Problem details, guarded handlers, the problem app and the server thread (see the package
+documentation)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from ironroot.cose import Problem
+from ironroot.errors import (
+    IronrootError,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    StorageError,
+    Unauthorized,
+)
+from ironroot.http._ops import Observed, ServiceInfo, operational_routes
+from ironroot.http._server import ServerLimits, server_config
+
+__all__ = [
+    "PROBLEM_CBOR",
+    "PROBLEM_JSON",
+    "Handler",
+    "ServerThread",
+    "error_response",
+    "guarded",
+    "problem_app",
+    "problem_response",
+    "read_body",
+    "wants_json",
+]
+
+PROBLEM_CBOR: Final = "application/concise-problem-details+cbor"
+PROBLEM_JSON: Final = "application/problem+json"
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def wants_json(request: Request) -> bool:
+    """True when the client accepts JSON and not CBOR."""
+    accept = request.headers.get("accept", "")
+    return "json" in accept and "cbor" not in accept
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    title: str,
+    detail: str,
+    code: str | None = None,
+    extra: dict[str, object] | None = None,
+) -> Response:
+    """A problem-details response, CBOR or JSON as the client accepts."""
+    members = dict(extra or {})
+    if code:
+        members["code"] = code
+    problem = Problem(title=title, detail=detail, status=status, extra=members)
+    if wants_json(request):
+        return Response(problem.to_json(), status, media_type=PROBLEM_JSON)
+    return Response(problem.to_cbor(), status, media_type=PROBLEM_CBOR)
+
+
+def error_response(request: Request, exc: IronrootError) -> Response:
+    """The problem for a typed error (its status, title, detail and code)."""
+    response = problem_response(request, exc.http_status, exc.title, exc.detail, exc.code)
+    if isinstance(exc, Unauthorized):
+        response.headers["WWW-Authenticate"] = "Bearer"
+    elif isinstance(exc, Overloaded):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def guarded(handler: Handler, log: logging.Logger, *, what: str = "the service") -> Handler:
+    """``handler`` with typed errors answered as problems and anything else as a 500 problem."""
+
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except IronrootError as exc:
+            log.debug("%s %s refused: %s: %s", request.method, request.url.path, exc.code, exc)
+            return error_response(request, exc)
+        except ClientDisconnect:  # the client's event: nobody is left to answer
+            log.debug("%s %s: the client disconnected", request.method, request.url.path)
+            return Response(status_code=400)
+        except Exception:  # a bug: a 500 problem whose id finds the traceback in the log
+            incident = secrets.token_hex(8)
+            log.exception(
+                "unexpected error in %s %s [correlation id %s]",
+                request.method,
+                request.url.path,
+                incident,
+            )
+            return problem_response(
+                request,
+                500,
+                "Internal Server Error",
+                f"{what} failed unexpectedly; correlation id {incident}",
+                "internal",
+                {"correlation_id": incident},
+            )
+
+    return run
+
+
+def problem_app(routes: Sequence[BaseRoute], info: ServiceInfo | None = None) -> Starlette:
+    """A Starlette app over ``routes`` whose unknown routes and methods answer problems; with
+    ``info``, also ``/``, ``/health``, ``/ready``, ``/metrics`` and the access log and request
+    metrics of every request (:class:`Observed`)."""
+    titles = {404: "Not Found", 405: "Method Not Allowed"}
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        title = titles.get(exc.status_code, "Error")
+        response = problem_response(request, exc.status_code, title, str(exc.detail), "http")
+        for name, value in (exc.headers or {}).items():  # 405 carries Allow
+            response.headers[name] = value
+        return response
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error_response(request, NotFound("no such resource"))
+
+    all_routes = list(routes)  # first match wins: a service's own route shadows ours
+    middleware = []
+    if info is not None:
+        all_routes += operational_routes(info)
+        middleware.append(Middleware(Observed, info=info))
+    return Starlette(
+        routes=all_routes,
+        middleware=middleware,
+        exception_handlers={HTTPException: http_error, 404: not_found},
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing anything over ``limit`` bytes before and while reading."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"the request is {length} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the request is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class ServerThread:
+    """Serve an ASGI app over real HTTP from a background thread (a context manager).
+
+    Port 0 picks a free loopback port; ``url`` says which.
+    """
+
+    def __init__(
+        self,
+        app: Starlette,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        name: str = "http",
+        limits: ServerLimits | None = None,
+    ) -> None:
+        if port == 0:
+            with socket.socket() as s:
+                s.bind((host, 0))
+                port = int(s.getsockname()[1])
+        self.url = f"http://{host}:{port}"
+        self._server = uvicorn.Server(server_config(app, host, port, limits))
+        self._thread = threading.Thread(
+            target=self._server.run, name=f"ironroot-{name}", daemon=True
+        )
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise StorageError("the HTTP server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)

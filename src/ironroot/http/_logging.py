@@ -1,0 +1,59 @@
+"""Log lines for every service: timestamped text, or one JSON object per line (stdlib only, so a
+command can set up logging without loading the HTTP stack)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Final
+
+from ironroot.errors import ConfigError
+
+__all__ = ["LOG_FORMATS", "configure_logging"]
+
+LOG_FORMATS: Final = ("text", "json")
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the access fields."""
+
+    _FIELDS: Final = ("service", "client", "method", "path", "route", "status", "bytes",
+                      "duration_ms")  # fmt: skip
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in self._FIELDS:
+            if hasattr(record, name):
+                out[name] = getattr(record, name)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, separators=(",", ":"))
+
+
+def configure_logging(level: str = "info", fmt: str = "text") -> None:
+    """Log Ironroot's records (access log included) to stderr at ``level``, as ``text`` lines
+    (timestamped) or ``json`` lines. Raises :class:`ConfigError` for an unknown level or
+    format."""
+    if fmt not in LOG_FORMATS:
+        raise ConfigError(f"log format {fmt!r}: one of {', '.join(LOG_FORMATS)}")
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ConfigError(f"log level {level!r}: one of debug, info, warning, error")
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("ironroot")
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    # Records still propagate: a host program (or pytest) may also listen at the root logger.
