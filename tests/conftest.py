@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,3 +19,18 @@ def vectors() -> Path:
     if path is None:
         pytest.skip("interop vectors not found: set IRONROOT_VECTORS or provide ../shared/vectors")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """A test that starts a service configures the ``ironroot`` logger (handler, level) the way
+    the service's process would; undo that, so later tests see the defaults."""
+    import logging
+
+    logger = logging.getLogger("ironroot")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    for handler in list(logger.handlers):
+        if handler not in handlers:
+            logger.removeHandler(handler)
+    logger.setLevel(level)

@@ -81,3 +81,34 @@ def test_config_errors(tmp_path: Path) -> None:
     config.write_text(config.read_text() + "surprise = 1\n")
     with pytest.raises(ConfigError):
         load_attestation_config(data)
+
+
+def test_serve_checks_its_port_and_holds_its_directory(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    import uvicorn
+
+    from ironroot._fileio import DirectoryLock
+
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: served.append(self))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["attest", "serve", "--data", str(data_dir), "--port", str(port)]) == 2
+    assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
+    assert main(["attest", "serve", "--data", str(data_dir), "--port", "99999"]) == 2
+    assert "a TCP port is 1-65535" in capsys.readouterr().err
+    held = DirectoryLock(data_dir, ".serve.lock", what="attestation data directory")
+    try:
+        assert main(["attest", "serve", "--data", str(data_dir), "--port", "8198"]) == 2
+        assert "in use" in capsys.readouterr().err
+    finally:
+        held.close()
+    assert served == []
+    monkeypatch.setenv("IRONROOT_DATA", str(data_dir))  # --data from the environment
+    assert main(["attest", "serve", "--port", "8198", "--log-level", "warning"]) == 0
+    assert len(served) == 1

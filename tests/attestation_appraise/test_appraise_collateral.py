@@ -320,6 +320,9 @@ def test_attest_serve_reports_bad_and_stale_collateral_at_start(
     assert main(["attest", "serve", "--data", str(data_dir)]) == 0  # the clock is today's
     assert len(served) == 1
     err = capsys.readouterr().err
-    assert "warning: collateral left out: " in err
+    assert "WARNING ironroot.attestation: collateral left out: " in err
     assert "broken.crl: malformed-certificate" in err
-    assert "warning: stale collateral (refused until renewed): QE Identity" in err
+    assert (
+        "WARNING ironroot.attestation: stale collateral (refused until renewed): QE Identity" in err
+    )
+    assert "INFO ironroot.attestation: attestation verifier on http://127.0.0.1:8100" in err

@@ -84,6 +84,7 @@ def test_public_surface() -> None:
             "check_binding",
             "create_keyrelease_app",
             "demo_release",
+            "keyrelease_info",
             "keyrelease_routes",
             "load_keyrelease_config",
             "parse_release_policy",

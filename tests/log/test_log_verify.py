@@ -110,6 +110,23 @@ def test_untouched_log_verifies(copy: Path) -> None:
     assert report.checkpoints == 8
 
 
+def test_a_cleanly_stopped_copy_verifies_without_writing_anything(copy: Path) -> None:
+    """`log verify` on a read-only copy: nothing is created or changed in the directory (no
+    SQLite -wal/-shm either), so a directory mounted read-only verifies the same way."""
+
+    def snapshot() -> dict[str, tuple[int, int]]:
+        return {
+            str(p.relative_to(copy)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(copy.rglob("*"))
+        }
+
+    assert not (copy / "log.sqlite3-wal").exists()  # cleanly stopped
+    before = snapshot()
+    report = verify_log_dir(copy)
+    assert report.size == SIZE
+    assert snapshot() == before
+
+
 @pytest.mark.parametrize(
     ("tamper", "what"),
     [

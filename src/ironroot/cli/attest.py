@@ -31,6 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from ironroot import attestation, cose
+from ironroot.cli._serving import (
+    add_client_options,
+    add_server_options,
+    client_tls,
+    data_dir,
+    listen,
+)
 from ironroot.cli.evidence import add_collateral_arguments, collateral_from_args
 from ironroot.crypto import PublicKey, Verifier, load_verifier
 from ironroot.errors import ConfigError, MalformedInput, StorageError
@@ -70,10 +77,12 @@ def register(subparsers: Any) -> None:
     )
     init.set_defaults(func=_init)
 
-    serve = verbs.add_parser("serve", help="serve the attestation HTTP API")
-    serve.add_argument("--data", type=Path, required=True)
-    serve.add_argument("--host", help="address to listen on (default from the config)")
-    serve.add_argument("--port", type=int, help="port (default from the config)")
+    serve = verbs.add_parser(
+        "serve",
+        help="serve the attestation HTTP API",
+        epilog="example: ironroot attest serve --data verifier --log-format json",
+    )
+    add_server_options(serve, default_host="attestation.toml's, else 127.0.0.1", default_port=8100)
     serve.set_defaults(func=_serve)
 
     appraise = verbs.add_parser("appraise", help="verify and appraise evidence offline")
@@ -105,6 +114,7 @@ def register(subparsers: Any) -> None:
     check.add_argument("--keys", required=True, help="key file, or URL of /attestation/keys")
     check.add_argument("--at", type=_instant, help="verification time (default now)")
     check.add_argument("--json", action="store_true", help="print JSON")
+    add_client_options(check)
     check.set_defaults(func=_verify_result)
 
 
@@ -132,31 +142,57 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    import logging
 
-    from ironroot.http import server_config
+    from ironroot._fileio import DirectoryLock
+    from ironroot.http import check_listen, configure_logging, run_server, server_config
 
-    config = attestation.load_attestation_config(args.data)
-    now = datetime.now(UTC)
-    with config.open_service(now) as service:
-        for line in service.endorsements.rejected:
-            print(f"ironroot: warning: endorsement refused: {line}", file=sys.stderr)
-        for line in service.collateral_problems:
-            print(f"ironroot: warning: collateral left out: {line}", file=sys.stderr)
-        for item in attestation.stale_at(service.collateral, service.crls, now):
-            allowed = "allowed" if service.allow_stale_collateral else "refused until renewed"
-            print(
-                f"ironroot: warning: stale collateral ({allowed}): {item.describe()}",
-                file=sys.stderr,
+    data = data_dir(args)
+    config = attestation.load_attestation_config(data)
+    bind = listen(
+        args,
+        file_host=config.host,
+        file_port=config.port,
+        default_host="127.0.0.1",
+        default_port=8100,
+    )
+    check_listen(bind.host, bind.port)
+    configure_logging(bind.log_level, bind.log_format)
+    log = logging.getLogger("ironroot.attestation")
+    lock = DirectoryLock(data, ".serve.lock", what="attestation data directory")
+    try:
+        now = datetime.now(UTC)
+        with config.open_service(now) as service:
+            for line in service.endorsements.rejected:
+                log.warning("endorsement refused: %s", line)
+            for line in service.collateral_problems:
+                log.warning("collateral left out: %s", line)
+            for item in attestation.stale_at(service.collateral, service.crls, now):
+                allowed = "allowed" if service.allow_stale_collateral else "refused until renewed"
+                log.warning("stale collateral (%s): %s", allowed, item.describe())
+            log.info(
+                "attestation verifier on %s://%s:%d: data %s, EAR keys %s, %d reference values, "
+                "%d SAFE reviews, %d endorsements refused",
+                bind.scheme,
+                bind.host,
+                bind.port,
+                data,
+                ", ".join(k.kid.hex()[:16] for k in service.public_keys),
+                len(service.endorsements.reference_values),
+                len(service.endorsements.reviews),
+                len(service.endorsements.rejected),
             )
-        uvicorn.Server(
-            server_config(
-                attestation.create_attestation_app(service),
-                args.host or config.host,
-                args.port or config.port,
-                config.server,
+            run_server(
+                server_config(
+                    attestation.create_attestation_app(service),
+                    bind.host,
+                    bind.port,
+                    config.server,
+                    tls=bind.tls,
+                )
             )
-        ).run()
+    finally:
+        lock.close()
     return 0
 
 
@@ -267,13 +303,16 @@ def _jwks(data: bytes) -> dict[bytes, Verifier]:
     return keys
 
 
-def _keys(source: str) -> dict[bytes, Verifier]:
+def _keys(source: str, args: argparse.Namespace) -> dict[bytes, Verifier]:
     if source.startswith(("http://", "https://")):
         import httpx  # here: a network client costs a tenth of a second to import
 
         try:
             response = httpx.get(
-                source, headers={"Accept": "application/jwk-set+json"}, timeout=30.0
+                source,
+                headers={"Accept": "application/jwk-set+json"},
+                timeout=30.0,
+                verify=client_tls(args),
             )
         except httpx.HTTPError as exc:
             raise StorageError(f"cannot fetch the verifier keys: {exc}") from exc
@@ -291,7 +330,7 @@ def _keys(source: str) -> dict[bytes, Verifier]:
 
 
 def _verify_result(args: argparse.Namespace) -> int:
-    keys = _keys(args.keys)
+    keys = _keys(args.keys, args)
     result = attestation.verify_ear(_read(args.file), keys, now=args.at or datetime.now(UTC))
     if args.json:
         print(json.dumps({"verified": True, **_summary(result)}, indent=2))

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ironroot import firmware
+from ironroot.cli._serving import add_client_options, client_tls
 from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, load_signer, load_verifier
 from ironroot.errors import ConfigError, MalformedInput
 
@@ -119,6 +120,7 @@ def register(sub: Any) -> None:
     pub.add_argument("--out-dir", required=True, type=Path)
     pub.add_argument("--json", action="store_true")
     _lms_option(pub)
+    add_client_options(pub)
     pub.set_defaults(func=_publish)
 
 
@@ -355,7 +357,7 @@ def _publish(args: argparse.Namespace) -> int:
 
     bundle = args.bundle.read_bytes()
     signer = load_signer(args.key)
-    with TransparencyClient(args.url, token=args.token) as client:
+    with TransparencyClient(args.url, token=args.token, verify=client_tls(args)) as client:
         published = firmware.publish_bundle(
             bundle,
             client,

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ironroot import hsm as hsmlib
 from ironroot._fileio import warn_if_exposed
+from ironroot.cli._serving import add_client_options, client_tls
 from ironroot.crypto import load_certificate, load_certificates, load_signer, load_verifier
 from ironroot.errors import ConfigError, HsmErrorState, LimitExceeded, MalformedInput
 
@@ -371,6 +372,7 @@ def register(sub: Any) -> None:
     _common(checkpoint)
     checkpoint.add_argument("--out", required=True, type=Path)
     checkpoint.add_argument("--register", metavar="URL", help="register on this service")
+    add_client_options(checkpoint)
     checkpoint.set_defaults(func=_session_command(_audit_checkpoint))
 
     tamper = verbs.add_parser("tamper", help="signal a tamper event: zeroize everything")
@@ -670,7 +672,7 @@ def _audit_checkpoint(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.N
     if args.register:
         from ironroot.transparency import TransparencyClient
 
-        with TransparencyClient(args.register) as client:
+        with TransparencyClient(args.register, verify=client_tls(args)) as client:
             registration = client.register(statement)
         value["entry_id"] = registration.entry_id
     _print(args, value, str(value.get("entry_id", args.out)))

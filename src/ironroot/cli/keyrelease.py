@@ -25,6 +25,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from ironroot import keyrelease
+from ironroot.cli._serving import (
+    add_client_options,
+    add_server_options,
+    client_tls,
+    data_dir,
+    listen,
+)
 from ironroot.errors import ConfigError, LimitExceeded, MalformedInput
 
 _MAX_FILE: Final = 1024 * 1024
@@ -74,10 +81,12 @@ def register(sub: Any) -> None:
     )
     verbs = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
 
-    serve = verbs.add_parser("serve", help="serve DIR/keyrelease.toml over HTTP")
-    serve.add_argument("--data", required=True, type=Path, help="data directory")
-    serve.add_argument("--host", default=None)
-    serve.add_argument("--port", default=None, type=int)
+    serve = verbs.add_parser(
+        "serve",
+        help="serve DIR/keyrelease.toml over HTTP",
+        epilog="example: ironroot keyrelease serve --data keyservice --log-format json",
+    )
+    add_server_options(serve, default_host="keyrelease.toml's, else 127.0.0.1", default_port=8200)
     serve.set_defaults(func=_serve)
 
     policy = verbs.add_parser("policy", help="release policies")
@@ -95,6 +104,7 @@ def register(sub: Any) -> None:
     challenge = verbs.add_parser("challenge", help="ask the key service for a release nonce")
     challenge.add_argument("--url", required=True)
     challenge.add_argument("--json", action="store_true")
+    add_client_options(challenge)
     challenge.set_defaults(func=_challenge)
 
     report = verbs.add_parser("report-data", help="the 64 bytes the TEE's evidence must sign")
@@ -109,6 +119,7 @@ def register(sub: Any) -> None:
     request.add_argument("--tee-key", required=True, type=Path)
     request.add_argument("--nonce", required=True, help="the nonce the evidence binds")
     request.add_argument("--out", required=True, type=Path, help="the released key (CBOR)")
+    add_client_options(request)
     request.set_defaults(func=_request)
 
     unwrap = verbs.add_parser("unwrap", help="unwrap a released key with the TEE's key")
@@ -124,7 +135,19 @@ def register(sub: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    keyrelease.serve_keyrelease(args.data, args.host, args.port)
+    from ironroot.http import configure_logging
+
+    data = data_dir(args)
+    config = keyrelease.load_keyrelease_config(data)
+    bind = listen(
+        args,
+        file_host=config.host,
+        file_port=config.port,
+        default_host="127.0.0.1",
+        default_port=8200,
+    )
+    configure_logging(bind.log_level, bind.log_format)
+    keyrelease.serve_keyrelease(data, bind.host, bind.port, tls=bind.tls)
     return 0
 
 
@@ -148,7 +171,7 @@ def _tee_key(args: argparse.Namespace) -> int:
 
 
 def _challenge(args: argparse.Namespace) -> int:
-    with keyrelease.KeyReleaseClient(args.url) as client:
+    with keyrelease.KeyReleaseClient(args.url, verify=client_tls(args)) as client:
         nonce = client.challenge()
     if args.json:
         print(json.dumps({"nonce": nonce.hex()}))
@@ -167,7 +190,7 @@ def _request(args: argparse.Namespace) -> int:
     ear = _read(args.ear).strip()
     if not ear:
         raise ConfigError(f"{args.ear} is empty")
-    with keyrelease.KeyReleaseClient(args.url) as client:
+    with keyrelease.KeyReleaseClient(args.url, verify=client_tls(args)) as client:
         released = client.release(
             args.key, ear=ear, wrapping_key=tee.public_spki, nonce=_nonce(args.nonce)
         )

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ironroot import log, transparency
+from ironroot.cli._serving import add_client_options, client_tls
 from ironroot.errors import ConfigError, IronrootError
 
 __all__ = ["register"]
@@ -64,6 +65,7 @@ def register(sub: Any) -> None:
         "DIR/keys/receipt-keys.cbor)",
     )
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_client_options(verify)
     verify.set_defaults(func=_verify)
 
 
@@ -87,7 +89,7 @@ def _run(args: argparse.Namespace) -> log.LogReport:
             if args.origin is None:
                 raise ConfigError("--key needs --origin when checking a URL")
             identity = log.LogIdentity(origin=args.origin, verifiers=verifiers)
-        with log.HttpLogFetcher(target) as fetcher:
+        with log.HttpLogFetcher(target, verify=client_tls(args)) as fetcher:
             return log.verify_remote_log(fetcher, identity=identity, earlier_checkpoint=earlier)
     data_dir = Path(target)
     if not data_dir.is_dir():

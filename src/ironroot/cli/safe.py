@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ironroot import cose, safe, transparency
+from ironroot.cli._serving import add_client_options, client_tls
 from ironroot.crypto import PublicKey, Verifier, load_signer
 from ironroot.errors import IronrootError, MalformedInput
 
@@ -51,6 +52,7 @@ def register(sub: Any) -> None:
     pub.add_argument("--provider-key", action="append", help="verify the report first: " + key_help)
     pub.add_argument("--out", type=Path, help="transparent statement (default: <report>.ts)")
     pub.add_argument("--json", action="store_true")
+    add_client_options(pub)
     pub.set_defaults(func=_publish)
 
     query = verbs.add_parser(
@@ -148,7 +150,9 @@ def _publish(args: argparse.Namespace) -> int:
         now=dt.datetime.now(dt.UTC),
     )
     out: Path = args.out or args.report.with_name(args.report.name + ".ts")
-    with transparency.TransparencyClient(args.url, token=args.token) as client:
+    with transparency.TransparencyClient(
+        args.url, token=args.token, verify=client_tls(args)
+    ) as client:
         registration = client.register(statement)
     out.write_bytes(registration.transparent_statement)
     if args.json:

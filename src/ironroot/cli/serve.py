@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import socket
-from pathlib import Path
 from typing import Any
 
 from ironroot import hsm, http, transparency
+from ironroot.cli._serving import add_server_options, data_dir, listen
 from ironroot.crypto import Algorithm, Signer
-from ironroot.errors import ConfigError
 
 
 def register(sub: Any) -> None:
@@ -26,18 +24,16 @@ def register(sub: Any) -> None:
         description="Serve the transparency service from DIR, creating DIR, its ironroot.toml "
         "and its service keys on first start.",
     )
-    parser.add_argument("--data", required=True, type=Path, help="data directory")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    parser.add_argument("--port", default=8000, type=int, help="TCP port, 1-65535 (8000)")
-    parser.add_argument("--log-level", default="info", help="debug, info, warning or error (info)")
-    parser.add_argument(
-        "--log-format", default="text", choices=http.LOG_FORMATS, help="log lines as text or JSON"
-    )
+    add_server_options(parser, default_host="127.0.0.1", default_port=8000)
     parser.add_argument(
         "--issuer", default="https://transparency.example", help="service_issuer on first start"
     )
     parser.add_argument(
         "--init-only", action="store_true", help="create the data directory and keys, then exit"
+    )
+    parser.epilog = (
+        "example: ironroot serve --data ts --port 8000 --log-format json "
+        "[--tls-cert cert.pem --tls-key key.pem]"
     )
     parser.set_defaults(func=_serve)
 
@@ -55,30 +51,15 @@ def hsm_signers(
     return receipts, checkpoints
 
 
-def check_listen(host: str, port: int) -> None:
-    """Refuse a port out of range or already in use before anything is created on disk."""
-    if not 1 <= port <= 65535:
-        raise ConfigError(f"--port {port}: a TCP port is 1-65535")
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise ConfigError(f"--host {host}: {exc.strerror or exc}") from exc
-    family, _, _, _, address = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-
-
 def _serve(args: argparse.Namespace) -> int:
+    data = data_dir(args)
+    bind = listen(args, default_host="127.0.0.1", default_port=8000)
     if not args.init_only:
-        check_listen(args.host, args.port)
-        http.configure_logging(args.log_level, args.log_format)
-    transparency.init_data_dir(args.data, service_issuer=args.issuer)
-    config = transparency.load_config(args.data)
-    keys_config = hsm.ServiceKeysConfig.parse(config.keys, args.data)
+        http.check_listen(bind.host, bind.port)
+        http.configure_logging(bind.log_level, bind.log_format)
+    transparency.init_data_dir(data, service_issuer=args.issuer)
+    config = transparency.load_config(data)
+    keys_config = hsm.ServiceKeysConfig.parse(config.keys, data)
     with contextlib.ExitStack() as stack:
         receipts: list[Signer] | None = None
         checkpoints: list[Signer] | None = None
@@ -89,15 +70,16 @@ def _serve(args: argparse.Namespace) -> int:
             where = f"the {keys_config.backend} backend"
         if args.init_only:
             print(
-                f"initialized {args.data} (issuer {config.service_issuer}, origin "
+                f"initialized {data} (issuer {config.service_issuer}, origin "
                 f"{config.origin}; service keys in {where})"
             )
             return 0
         transparency.serve(
-            args.data,
-            args.host,
-            args.port,
+            data,
+            bind.host,
+            bind.port,
             receipt_signers=receipts,
             checkpoint_signers=checkpoints,
+            tls=bind.tls,
         )
     return 0

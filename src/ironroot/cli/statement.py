@@ -11,6 +11,7 @@ from typing import Any
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ironroot import cose, transparency
+from ironroot.cli._serving import add_client_options, client_tls
 from ironroot.crypto import PublicKey, Verifier, load_certificates, load_signer, load_verifier
 from ironroot.errors import IronrootError, MalformedInput
 
@@ -41,6 +42,7 @@ def register(sub: Any) -> None:
     reg.add_argument("--token", help="bearer token for POST /entries")
     reg.add_argument("--out", type=Path, help="transparent statement (default: <statement>.ts)")
     reg.add_argument("--json", action="store_true")
+    add_client_options(reg)
     reg.set_defaults(func=_register)
 
     ver = verbs.add_parser("verify", help="verify a transparent statement offline")
@@ -50,6 +52,7 @@ def register(sub: Any) -> None:
     )
     ver.add_argument("--issuer-key", type=Path, help="also verify the issuer's signature")
     ver.add_argument("--json", action="store_true")
+    add_client_options(ver)
     ver.set_defaults(func=_verify)
 
 
@@ -82,7 +85,9 @@ def _sign(args: argparse.Namespace) -> int:
 def _register(args: argparse.Namespace) -> int:
     statement = args.statement.read_bytes()
     out: Path = args.out or args.statement.with_suffix(args.statement.suffix + ".ts")
-    with transparency.TransparencyClient(args.url, token=args.token) as client:
+    with transparency.TransparencyClient(
+        args.url, token=args.token, verify=client_tls(args)
+    ) as client:
         registration = client.register(statement)
     out.write_bytes(registration.transparent_statement)
     if args.json:
@@ -103,9 +108,9 @@ def _register(args: argparse.Namespace) -> int:
     return 0
 
 
-def _service_keys(source: str) -> dict[bytes, Verifier]:
+def _service_keys(source: str, args: argparse.Namespace) -> dict[bytes, Verifier]:
     if source.startswith(("http://", "https://")):
-        with transparency.TransparencyClient(source) as client:
+        with transparency.TransparencyClient(source, verify=client_tls(args)) as client:
             return dict(client.service_keys())
     data = Path(source).read_bytes()
     if data.lstrip().startswith(b"-----BEGIN"):
@@ -115,7 +120,7 @@ def _service_keys(source: str) -> dict[bytes, Verifier]:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    keys = _service_keys(args.service_keys)
+    keys = _service_keys(args.service_keys, args)
     data = args.statement.read_bytes()
     try:
         ts: cose.TransparentStatement = cose.verify_transparent_statement(data, keys)

@@ -264,6 +264,7 @@ class Hsm:
             service="HSM release",
         )
         self._policies = PolicyCache()
+        self._listeners: list[Callable[[str, str], None]] = []
         try:
             run_kats(self._kats)
         except SelfTestFailure as exc:
@@ -449,10 +450,19 @@ class Hsm:
                 "a pairwise-consistency test failed: the HSM is in its error state"
             ) from exc
 
+    def add_listener(self, listener: Callable[[str, str], None]) -> None:
+        """Call ``listener(operation, result)`` after every audited operation (for metrics:
+        it sees what the audit log sees, never a key or a credential). A listener that raises
+        is ignored."""
+        self._listeners.append(listener)
+
     def _record(self, identity: str, operation: str, key: str | None, result: str) -> None:
         """Audit one outcome. A security event — any refusal, and every login, release,
         self-test and power-up — is written, synced and anchored (bound to the counter) before
         this returns; other records wait for a group of ``audit_group_commit``."""
+        for listener in self._listeners:
+            with contextlib.suppress(Exception):
+                listener(operation, result)
         with self._lock:
             self._pending.append(_Pending(self._now(), identity, operation, key, result))
             if (

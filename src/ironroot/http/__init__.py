@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     )
     from ironroot.http._logging import LOG_FORMATS, configure_logging
     from ironroot.http._ops import Observed, ServiceInfo, operational_routes
-    from ironroot.http._server import ServerLimits, server_config
+    from ironroot.http._server import ServerLimits, check_listen, run_server, server_config
+    from ironroot.http._tls import ServerTls, client_context
 
 __all__ = [
     "LOG_FORMATS",
@@ -48,7 +49,10 @@ __all__ = [
     "Observed",
     "ServerLimits",
     "ServerThread",
+    "ServerTls",
     "ServiceInfo",
+    "check_listen",
+    "client_context",
     "configure_logging",
     "error_response",
     "guarded",
@@ -56,6 +60,7 @@ __all__ = [
     "problem_app",
     "problem_response",
     "read_body",
+    "run_server",
     "server_config",
     "wants_json",
 ]

@@ -30,6 +30,7 @@ from ironroot.errors import (
 )
 from ironroot.http._ops import Observed, ServiceInfo, operational_routes
 from ironroot.http._server import ServerLimits, server_config
+from ironroot.http._tls import ServerTls
 
 __all__ = [
     "PROBLEM_CBOR",
@@ -173,13 +174,14 @@ class ServerThread:
         *,
         name: str = "http",
         limits: ServerLimits | None = None,
+        tls: ServerTls | None = None,
     ) -> None:
         if port == 0:
             with socket.socket() as s:
                 s.bind((host, 0))
                 port = int(s.getsockname()[1])
-        self.url = f"http://{host}:{port}"
-        self._server = uvicorn.Server(server_config(app, host, port, limits))
+        self.url = f"{'https' if tls is not None else 'http'}://{host}:{port}"
+        self._server = uvicorn.Server(server_config(app, host, port, limits, tls=tls))
         self._thread = threading.Thread(
             target=self._server.run, name=f"ironroot-{name}", daemon=True
         )

@@ -25,15 +25,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
+import socket
+import ssl
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, Final
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ironroot.errors import ConfigError
+from ironroot.http._tls import ServerTls
 
-__all__ = ["ServerLimits", "server_config"]
+__all__ = ["ServerLimits", "check_listen", "run_server", "server_config"]
 
 _log = logging.getLogger("ironroot.http")
 _REASONS: Final = {
@@ -200,10 +205,17 @@ def server_config(
     limits: ServerLimits | None = None,
     *,
     log_level: str = "warning",
+    tls: ServerTls | None = None,
 ) -> uvicorn.Config:
-    """The uvicorn configuration every Ironroot service runs with: httptools, ``limits``."""
+    """The uvicorn configuration every Ironroot service runs with: httptools, ``limits``, and
+    HTTPS (mutual TLS with a client CA) when ``tls`` is given."""
     limits = limits or ServerLimits()
     protocol = type("IronrootHttpProtocol", (_GuardedProtocol,), {"limits": limits})
+    options: dict[str, Any] = {}
+    if tls is not None:
+        options = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
+        if tls.client_ca is not None:
+            options.update(ssl_ca_certs=str(tls.client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED)
     return uvicorn.Config(
         app,
         host=host,
@@ -214,4 +226,45 @@ def server_config(
         lifespan="off",
         server_header=False,
         timeout_keep_alive=max(1, round(limits.keep_alive_timeout)),
+        **options,
     )
+
+
+def check_listen(host: str, port: int) -> None:
+    """Refuse a port out of range, an unknown host or a port in use (``ConfigError``, one
+    line) before a service creates anything on disk."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ConfigError(f"port {port}: a TCP port is 1-65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConfigError(f"host {host}: {exc.strerror or exc}") from exc
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+class _Stopped(Exception):
+    """Raised by our handler when uvicorn re-raises the SIGINT/SIGTERM it shut down on."""
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped
+
+
+def run_server(config: uvicorn.Config) -> None:
+    """Serve ``config`` until SIGINT/SIGTERM, then return normally after uvicorn's graceful
+    shutdown (uvicorn re-raises the signal once it has shut down; the handler installed here
+    turns that into a return, so the caller's ``finally`` closes its stores before exit)."""
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        uvicorn.Server(config).run()
+    except _Stopped:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

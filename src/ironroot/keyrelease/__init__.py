@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from ironroot.keyrelease._http import (
         KeyReleaseServerThread,
         create_keyrelease_app,
+        keyrelease_info,
         keyrelease_routes,
         parse_release_request,
     )
@@ -95,6 +96,7 @@ __all__ = [
     "check_binding",
     "create_keyrelease_app",
     "demo_release",
+    "keyrelease_info",
     "keyrelease_routes",
     "load_keyrelease_config",
     "parse_release_policy",

@@ -8,6 +8,7 @@ can tell an expired EAR from a denied policy without parsing text.
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Final
 
 import httpx
@@ -55,9 +56,19 @@ class KeyReleaseClient:
     """Talks to one key service. ``transport`` lets tests pass an in-process transport."""
 
     def __init__(
-        self, url: str, *, timeout: float = 30.0, transport: httpx.BaseTransport | None = None
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
-        self._http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, transport=transport)
+        """``verify``: ``True`` trusts the system's CAs; an ``ssl.SSLContext`` (from
+        :func:`ironroot.http.client_context`) a private CA, with a client certificate for
+        mutual TLS."""
+        self._http = httpx.Client(
+            base_url=url.rstrip("/"), timeout=timeout, transport=transport, verify=verify
+        )
 
     def close(self) -> None:
         self._http.close()

@@ -32,21 +32,24 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any, Final
 
-import uvicorn
-
-from ironroot._fileio import warn_if_exposed
+from ironroot._fileio import DirectoryLock, warn_if_exposed
 from ironroot.ear import ChallengeLimits
 from ironroot.errors import ConfigError, HsmErrorState
 from ironroot.hsm import DirectoryStorage, Hsm, HsmConfig
-from ironroot.http import ServerLimits, server_config
+from ironroot.http import (
+    ServerLimits,
+    ServerTls,
+    check_listen,
+    configure_logging,
+    run_server,
+    server_config,
+)
 from ironroot.keyrelease._http import create_keyrelease_app
 from ironroot.keyrelease._service import HsmVault, KeyReleaseService, ReleasableKey
 
@@ -196,30 +199,41 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
     )
 
 
-class _Stopped(Exception):
-    pass
-
-
-def _stopped(signum: int, frame: FrameType | None) -> None:
-    raise _Stopped
-
-
 def serve_keyrelease(
-    data_dir: Path | str, host: str | None = None, port: int | None = None
+    data_dir: Path | str,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    tls: ServerTls | None = None,
 ) -> None:
-    """Serve the key service of ``data_dir`` until SIGINT/SIGTERM; the HSM is closed after."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    """Serve the key service of ``data_dir`` until SIGINT/SIGTERM (HTTPS with ``tls``); the
+    HSM is closed after. One process per data directory (``InUse``); the port is checked
+    before the HSM is opened."""
     config = load_keyrelease_config(data_dir)
-    with config.open() as service:
-        app = create_keyrelease_app(service)
-        server = uvicorn.Server(
-            server_config(app, host or config.host, port or config.port, config.server)
-        )
-        previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            server.run()
-        except _Stopped:
-            pass
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    host, port = host or config.host, port or config.port
+    check_listen(host, port)
+    if not logging.getLogger("ironroot").handlers:
+        configure_logging("info", "text")
+    lock = DirectoryLock(config.data_dir, ".serve.lock", what="key service data directory")
+    try:
+        with config.open() as service:
+            vault = service.vault
+            _log.info(
+                "key release service on %s://%s:%d: data %s, HSM %s (%s), keys %s, EAR "
+                "verifiers %s",
+                "https" if tls is not None else "http",
+                host,
+                port,
+                config.data_dir,
+                config.hsm_dir,
+                vault.hsm.hsm_id.hex()[:16] if isinstance(vault, HsmVault) else "-",
+                ", ".join(sorted(service.keys)) or "none",
+                ", ".join(n for n, _kid in vault.verifiers())
+                if isinstance(vault, HsmVault)
+                else "-",
+            )
+            run_server(
+                server_config(create_keyrelease_app(service), host, port, config.server, tls=tls)
+            )
+    finally:
+        lock.close()

@@ -26,6 +26,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
+from prometheus_client import Counter
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -33,17 +34,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ironroot.cose import Limits, decode_cbor, encode_cbor
-from ironroot.errors import (
-    MalformedInput,
-)
+from ironroot.errors import ConfigError, HsmErrorState, IronrootError, MalformedInput
 from ironroot.hsm import WrappingKey
-from ironroot.http import Handler, ServerThread, guarded, problem_app, read_body
+from ironroot.http import Handler, ServerThread, ServiceInfo, guarded, problem_app, read_body
 from ironroot.keyrelease._format import RELEASED_KEY_CBOR, RELEASED_KEY_JSON, b64url, unb64url
-from ironroot.keyrelease._service import KeyReleaseService, ReleaseRequest
+from ironroot.keyrelease._service import HsmVault, KeyReleaseService, ReleaseRequest
 
 __all__ = [
     "KeyReleaseServerThread",
     "create_keyrelease_app",
+    "keyrelease_info",
     "keyrelease_routes",
     "parse_release_request",
 ]
@@ -125,8 +125,54 @@ def _wants_cbor(request: Request, default: bool) -> bool:
     return default
 
 
-def keyrelease_routes(service: KeyReleaseService) -> list[Route]:
-    """The key release routes, each answering errors with problem details."""
+def keyrelease_info(service: KeyReleaseService) -> ServiceInfo:
+    """The key service as its operator sees it: ready when its HSM is operational, an EAR
+    verifier is installed there and every offered key is in it."""
+    vault = service.vault
+
+    def hsm() -> None:
+        if isinstance(vault, HsmVault) and vault.hsm.state != "operational":
+            raise HsmErrorState(f"the HSM is {vault.hsm.state}: {vault.hsm.error}")
+
+    def verifiers() -> None:
+        if isinstance(vault, HsmVault) and not vault.verifiers():
+            raise ConfigError("no EAR verifier is installed in the HSM: every release is refused")
+
+    def keys() -> None:
+        for entry in service.keys.values():
+            vault.key_type(entry.handle)  # NotFound when the HSM no longer holds it
+
+    return ServiceInfo(
+        name="keyrelease",
+        description="Ironroot secure key release: keys leave the HSM only to attested TEEs",
+        checks={"hsm": hsm, "verifiers": verifiers, "keys": keys},
+        links={"challenge": "/keys/challenge", "keys": "/keys"},
+        details=lambda: {"keys": len(service.keys)},
+    )
+
+
+def keyrelease_routes(service: KeyReleaseService, info: ServiceInfo | None = None) -> list[Route]:
+    """The key release routes, each answering errors with problem details; with ``info``,
+    releases by decision (``released`` or the refusal's code) and, for an HSM vault, the HSM's
+    operations by result go to its registry."""
+    decisions: Counter | None = None
+    if info is not None:
+        decisions = Counter(
+            "ironroot_releases",
+            "POST /keys/{name}/release answers, by decision: released, or the refusal's code",
+            ("decision",),
+            registry=info.registry,
+        )
+        if isinstance(service.vault, HsmVault):
+            operations = Counter(
+                "ironroot_hsm_operations",
+                "HSM operations the key service's HSM audited, by operation and result",
+                ("operation", "result"),
+                registry=info.registry,
+            )
+            service.vault.hsm.add_listener(
+                lambda operation, result: operations.labels(operation, result).inc()
+            )
 
     async def challenge(request: Request) -> Response:
         nonce, expires = service.challenge(request.client.host if request.client else None)
@@ -142,7 +188,14 @@ def keyrelease_routes(service: KeyReleaseService) -> list[Route]:
         service.key(name)
         content_type = request.headers.get("content-type", "")
         parsed = parse_release_request(await _body(request), content_type)
-        released = await run_in_threadpool(service.release, name, parsed)
+        try:
+            released = await run_in_threadpool(service.release, name, parsed)
+        except IronrootError as exc:
+            if decisions is not None:
+                decisions.labels(exc.code).inc()
+            raise
+        if decisions is not None:
+            decisions.labels("released").inc()
         headers = {"Cache-Control": "no-store"}
         if _wants_cbor(request, "cbor" in content_type):
             return Response(released.to_cbor(), 200, media_type=RELEASED_KEY_CBOR, headers=headers)
@@ -162,8 +215,10 @@ def keyrelease_routes(service: KeyReleaseService) -> list[Route]:
 
 
 def create_keyrelease_app(service: KeyReleaseService) -> Starlette:
-    """An ASGI app serving only the key release routes."""
-    return problem_app(keyrelease_routes(service))
+    """An ASGI app serving the key release routes, with ``/``, ``/health``, ``/ready``,
+    ``/metrics`` and the access log."""
+    info = keyrelease_info(service)
+    return problem_app(keyrelease_routes(service, info), info)
 
 
 class KeyReleaseServerThread(ServerThread):

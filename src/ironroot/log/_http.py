@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from types import TracebackType
 
 import httpx
@@ -18,13 +19,22 @@ class HttpLogFetcher:
     """A :class:`~ironroot.log.LogFetcher` for the log whose prefix is ``base_url``."""
 
     def __init__(
-        self, base_url: str, *, client: httpx.Client | None = None, timeout: float = 30.0
+        self,
+        base_url: str,
+        *,
+        client: httpx.Client | None = None,
+        timeout: float = 30.0,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
+        """``verify`` (when no ``client`` is given): ``True`` trusts the system's CAs, an
+        ``ssl.SSLContext`` a private CA (and may present a client certificate)."""
         if not base_url.startswith(("http://", "https://")):
             raise MalformedInput("a log URL must start with http:// or https://")
         self._base = base_url.rstrip("/") + "/"
         self._own = client is None
-        self._client = client if client is not None else httpx.Client(timeout=timeout)
+        self._client = (
+            client if client is not None else httpx.Client(timeout=timeout, verify=verify)
+        )
 
     def fetch(self, path: str, *, accept: str | None = None) -> bytes:
         url = self._base + path.lstrip("/")

@@ -103,6 +103,10 @@ class SqliteLogStore:
             )
         else:
             uri = f"{self._path.resolve().as_uri()}?mode=ro"
+            if not self._path.with_name(self._path.name + "-wal").exists():
+                # A cleanly stopped log (no write-ahead log beside it) is read as immutable:
+                # SQLite then creates no -wal/-shm files, so a read-only copy verifies too.
+                uri += "&immutable=1"
             conn = sqlite3.connect(
                 uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30.0
             )

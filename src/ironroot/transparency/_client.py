@@ -7,6 +7,7 @@ with the service's status, title and detail.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,10 +56,18 @@ class TransparencyClient:
         token: str | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
+        """``verify``: ``True`` trusts the system's CAs; an ``ssl.SSLContext`` (from
+        :func:`ironroot.http.client_context`) trusts a private CA and may present a client
+        certificate (mutual TLS)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(
-            base_url=url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+            base_url=url.rstrip("/"),
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            verify=verify,
         )
 
     def close(self) -> None:

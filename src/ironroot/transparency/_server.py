@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
-import signal
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
-
-import uvicorn
 
 from ironroot.crypto import Signer
-from ironroot.http import ServerLimits, ServerThread, configure_logging, server_config
+from ironroot.http import (
+    ServerLimits,
+    ServerThread,
+    ServerTls,
+    configure_logging,
+    run_server,
+    server_config,
+)
 from ironroot.log import layout
 from ironroot.transparency._app import create_app
 from ironroot.transparency._service import TransparencyService
@@ -21,18 +24,6 @@ __all__ = ["ServiceThread", "serve"]
 _log = logging.getLogger("ironroot.transparency")
 
 
-def _uvicorn_config(service: TransparencyService, host: str, port: int) -> uvicorn.Config:
-    return server_config(create_app(service), host, port, service.config.server)
-
-
-class _Stopped(Exception):
-    """Raised by our handler when uvicorn re-raises the SIGINT/SIGTERM it shut down on."""
-
-
-def _stopped(signum: int, frame: FrameType | None) -> None:
-    raise _Stopped
-
-
 def serve(
     data_dir: Path,
     host: str = "127.0.0.1",
@@ -40,13 +31,13 @@ def serve(
     *,
     receipt_signers: Sequence[Signer] | None = None,
     checkpoint_signers: Sequence[Signer] | None = None,
+    tls: ServerTls | None = None,
 ) -> None:
-    """Open (creating on first start) the service in ``data_dir`` and serve it until stopped.
+    """Open (creating on first start) the service in ``data_dir`` and serve it until stopped
+    (HTTPS with ``tls``).
 
     SIGINT/SIGTERM stop it gracefully: uvicorn finishes open requests, then the log writer
-    drains its queue and the store checkpoints and closes. (uvicorn re-raises the signal after
-    its own shutdown; the handler installed here turns that into a normal return, so the
-    service is closed before the process exits.)
+    drains its queue and the store checkpoints and closes (``ironroot.http.run_server``).
     """
     if not logging.getLogger("ironroot").handlers:
         configure_logging("info", "text")
@@ -55,8 +46,9 @@ def serve(
     )
     service.start()
     _log.info(
-        "transparency service on http://%s:%d: data %s (SQLite %s, tree size %d), origin %s, "
+        "transparency service on %s://%s:%d: data %s (SQLite %s, tree size %d), origin %s, "
         "receipt keys %s, checkpoint keys %s",
+        "https" if tls is not None else "http",
         host,
         port,
         data_dir,
@@ -66,15 +58,10 @@ def serve(
         ", ".join(k.kid.hex()[:16] for k in service.receipt_keys),
         ", ".join(service.checkpoint_vkeys),
     )
-    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        uvicorn.Server(_uvicorn_config(service, host, port)).run()
-    except _Stopped:
-        pass
+        run_server(server_config(create_app(service), host, port, service.config.server, tls=tls))
     finally:
         service.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 class ServiceThread(ServerThread):
@@ -95,6 +82,7 @@ class ServiceThread(ServerThread):
         port: int = 0,
         *,
         limits: ServerLimits | None = None,
+        tls: ServerTls | None = None,
     ) -> None:
         super().__init__(
             create_app(service),
@@ -102,4 +90,5 @@ class ServiceThread(ServerThread):
             port,
             name="transparency",
             limits=limits or service.config.server,
+            tls=tls,
         )

@@ -1,0 +1,188 @@
+"""The options every ``serve`` verb and every HTTP client verb share, declared once.
+
+Servers: ``--data``, ``--host``, ``--port``, ``--log-level``, ``--log-format``, ``--tls-cert``,
+``--tls-key``, ``--tls-client-ca``. Clients: ``--ca``, ``--client-cert``, ``--client-key``.
+Each option may also come from an environment variable, and a service's configuration file
+may give host and port; the precedence is **flag > environment > file > built-in default**:
+
+=====================  ==========================
+option                 environment variable
+=====================  ==========================
+``--data``             ``IRONROOT_DATA``
+``--host``             ``IRONROOT_HOST``
+``--port``             ``IRONROOT_PORT``
+``--log-level``        ``IRONROOT_LOG_LEVEL``
+``--log-format``       ``IRONROOT_LOG_FORMAT``
+``--tls-cert``         ``IRONROOT_TLS_CERT``
+``--tls-key``          ``IRONROOT_TLS_KEY``
+``--tls-client-ca``    ``IRONROOT_TLS_CLIENT_CA``
+``--ca``               ``IRONROOT_CA``
+``--client-cert``      ``IRONROOT_CLIENT_CERT``
+``--client-key``       ``IRONROOT_CLIENT_KEY``
+=====================  ==========================
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from ironroot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ironroot.http import ServerTls
+
+__all__ = [
+    "ENVIRONMENT",
+    "Listen",
+    "add_client_options",
+    "add_server_options",
+    "client_tls",
+    "data_dir",
+    "listen",
+]
+
+ENVIRONMENT: Final = {
+    "data": "IRONROOT_DATA",
+    "host": "IRONROOT_HOST",
+    "port": "IRONROOT_PORT",
+    "log_level": "IRONROOT_LOG_LEVEL",
+    "log_format": "IRONROOT_LOG_FORMAT",
+    "tls_cert": "IRONROOT_TLS_CERT",
+    "tls_key": "IRONROOT_TLS_KEY",
+    "tls_client_ca": "IRONROOT_TLS_CLIENT_CA",
+    "ca": "IRONROOT_CA",
+    "client_cert": "IRONROOT_CLIENT_CERT",
+    "client_key": "IRONROOT_CLIENT_KEY",
+}
+_LOG_FORMATS: Final = ("text", "json")  # ironroot.http.LOG_FORMATS, without loading it
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(ENVIRONMENT[name])
+    return value if value else None
+
+
+def add_server_options(
+    parser: argparse.ArgumentParser, *, default_host: str, default_port: int, data: bool = True
+) -> None:
+    """The server options (defaults are applied by :func:`listen`, after env and file)."""
+    if data:
+        parser.add_argument(
+            "--data", type=Path, help="the service's data directory (or $IRONROOT_DATA)"
+        )
+    parser.add_argument(
+        "--host", help=f"address to listen on (or $IRONROOT_HOST; default {default_host})"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        help=f"TCP port 1-65535 (or $IRONROOT_PORT; default {default_port})",
+    )
+    parser.add_argument(
+        "--log-level",
+        help="debug, info, warning or error (or $IRONROOT_LOG_LEVEL; default info)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=_LOG_FORMATS,
+        help="log lines as text or JSON (or $IRONROOT_LOG_FORMAT; default text)",
+    )
+    parser.add_argument(
+        "--tls-cert", type=Path, help="serve HTTPS: certificate chain, PEM ($IRONROOT_TLS_CERT)"
+    )
+    parser.add_argument("--tls-key", type=Path, help="its private key, PEM ($IRONROOT_TLS_KEY)")
+    parser.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        help="mutual TLS: require client certificates from this CA ($IRONROOT_TLS_CLIENT_CA)",
+    )
+
+
+def data_dir(args: argparse.Namespace) -> Path:
+    """``--data``, or ``$IRONROOT_DATA`` (``ConfigError`` when neither is given)."""
+    given = getattr(args, "data", None) or _env("data")
+    if not given:
+        raise ConfigError("give --data DIR or set IRONROOT_DATA")
+    return Path(given)
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """Where and how a service listens, resolved flag > environment > file > default."""
+
+    host: str
+    port: int
+    log_level: str
+    log_format: str
+    tls: ServerTls | None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
+
+
+def listen(
+    args: argparse.Namespace,
+    *,
+    file_host: str | None = None,
+    file_port: int | None = None,
+    default_host: str,
+    default_port: int,
+) -> Listen:
+    """Resolve the server options; ``ConfigError`` for a port that is not a number, TLS half
+    given, or TLS files that do not load."""
+    host = args.host or _env("host") or file_host or default_host
+    port: int | None = args.port
+    if port is None and _env("port") is not None:
+        try:
+            port = int(_env("port") or "")
+        except ValueError:
+            raise ConfigError(f"IRONROOT_PORT={_env('port')!r} is not a port number") from None
+    if port is None:
+        port = file_port if file_port is not None else default_port
+    level = args.log_level or _env("log_level") or "info"
+    fmt = args.log_format or _env("log_format") or "text"
+    if fmt not in _LOG_FORMATS:
+        raise ConfigError(f"log format {fmt!r}: one of {', '.join(_LOG_FORMATS)}")
+    cert = args.tls_cert or _env("tls_cert")
+    key = args.tls_key or _env("tls_key")
+    client_ca = args.tls_client_ca or _env("tls_client_ca")
+    tls = None
+    if cert or key or client_ca:
+        if not (cert and key):
+            raise ConfigError("HTTPS needs both --tls-cert and --tls-key")
+        from ironroot.http import ServerTls
+
+        tls = ServerTls(Path(cert), Path(key), Path(client_ca) if client_ca else None)
+    return Listen(host, port, level, fmt, tls)
+
+
+def add_client_options(parser: argparse.ArgumentParser) -> None:
+    """``--ca`` and, for mutual TLS, ``--client-cert``/``--client-key``."""
+    parser.add_argument(
+        "--ca", type=Path, help="trust this CA (PEM) for HTTPS, not the system's ($IRONROOT_CA)"
+    )
+    parser.add_argument(
+        "--client-cert", type=Path, help="mutual TLS: client certificate ($IRONROOT_CLIENT_CERT)"
+    )
+    parser.add_argument(
+        "--client-key", type=Path, help="mutual TLS: its private key ($IRONROOT_CLIENT_KEY)"
+    )
+
+
+def client_tls(args: argparse.Namespace) -> ssl.SSLContext | bool:
+    """What a client verb passes as ``verify``: ``True`` (the system's CAs) when no TLS
+    option is given, else a context from ``--ca`` / ``--client-cert`` / ``--client-key``."""
+    ca = getattr(args, "ca", None) or _env("ca")
+    cert = getattr(args, "client_cert", None) or _env("client_cert")
+    key = getattr(args, "client_key", None) or _env("client_key")
+    if not (ca or cert or key):
+        return True
+    from ironroot.http import client_context
+
+    return client_context(ca, cert, key)

@@ -1,0 +1,91 @@
+"""TLS for every service and every client: one way to name certificates, checked before use.
+
+A service serves HTTPS with :class:`ServerTls` (its certificate chain and key, PEM; with
+``client_ca``, mutual TLS: a client must present a certificate that chains to it). A client
+trusts a private CA with :func:`client_context` (``ca``), and presents its own certificate for
+mutual TLS (``cert``/``key``). Both are checked when they are made — files readable, the key
+matching the certificate — so a wrong path is a one-line ``ConfigError`` at start, not a
+handshake failure at the first request. Standard library ``ssl`` only: TLS 1.2 or newer, the
+library's default ciphers and hostname checking.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from ironroot.errors import ConfigError
+
+__all__ = ["ServerTls", "client_context"]
+
+
+def _file(path: Path | str, what: str) -> Path:
+    found = Path(path)
+    if not found.is_file():
+        raise ConfigError(f"{what} {found}: no such file")
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTls:
+    """A service's certificate chain and key (PEM files), and an optional client CA (mTLS)."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cert", _file(self.cert, "--tls-cert"))
+        object.__setattr__(self, "key", _file(self.key, "--tls-key"))
+        if self.client_ca is not None:
+            object.__setattr__(self, "client_ca", _file(self.client_ca, "--tls-client-ca"))
+        self.context()  # fail now, with the file's name, rather than at the first handshake
+
+    def context(self) -> ssl.SSLContext:
+        """The server-side context these files make (``ConfigError`` when they do not)."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(self.cert, self.key)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(
+                f"--tls-cert {self.cert} / --tls-key {self.key}: not a PEM certificate chain "
+                f"and its key ({exc.strerror or exc})"
+            ) from exc
+        if self.client_ca is not None:
+            try:
+                context.load_verify_locations(cafile=str(self.client_ca))
+            except (ssl.SSLError, OSError) as exc:
+                raise ConfigError(
+                    f"--tls-client-ca {self.client_ca}: not PEM certificates ({exc})"
+                ) from exc
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+
+def client_context(
+    ca: Path | str | None = None,
+    cert: Path | str | None = None,
+    key: Path | str | None = None,
+) -> ssl.SSLContext:
+    """A client context trusting the system's CAs, or only ``ca`` when given, and presenting
+    ``cert``/``key`` (mutual TLS) when given."""
+    if (cert is None) != (key is None):
+        raise ConfigError("give both --client-cert and --client-key, or neither")
+    try:
+        if ca is not None:
+            context = ssl.create_default_context(cafile=str(_file(ca, "--ca")))
+        else:
+            context = ssl.create_default_context()
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"--ca {ca}: not PEM certificates ({exc})") from exc
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert is not None and key is not None:
+        try:
+            context.load_cert_chain(_file(cert, "--client-cert"), _file(key, "--client-key"))
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(
+                f"--client-cert {cert} / --client-key {key}: not a PEM certificate and its key"
+            ) from exc
+    return context

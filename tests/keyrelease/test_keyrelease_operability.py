@@ -1,0 +1,145 @@
+"""The key release service as an operator runs it: health, readiness, metrics, the start-up
+line, its port checked first, and one process per data directory."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import httpx
+import pytest
+from _kr_helpers import build_harness
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from ironroot._fileio import DirectoryLock
+from ironroot.cli import main
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.hsm import (
+    DeviceIdentity,
+    DirectoryStorage,
+    Hsm,
+    HsmConfig,
+    KeyAttributes,
+    KeyType,
+    Role,
+)
+from ironroot.keyrelease import KeyReleaseServerThread, create_keyrelease_app
+from rot_counters import provisioned_device
+
+
+def test_health_ready_and_metrics() -> None:
+    harness = build_harness()
+    with (
+        harness.http,
+        KeyReleaseServerThread(create_keyrelease_app(harness.service)) as server,
+        httpx.Client(base_url=server.url, timeout=30) as http,
+    ):
+        harness.url = server.url
+        assert http.get("/health").status_code == 200
+        ready = http.get("/ready")
+        assert ready.status_code == 200, ready.text
+        nonce = harness.nonce()
+        assert harness.post("cel-key", harness.ear(nonce), nonce).status_code == 200
+        assert harness.post("cel-key", harness.ear(nonce), nonce).status_code == 400  # reused
+        metrics = http.get("/metrics").text
+        assert 'ironroot_releases_total{decision="released"} 1.0' in metrics
+        assert 'ironroot_releases_total{decision="nonce-reused"} 1.0' in metrics
+        assert 'ironroot_hsm_operations_total{operation="release",result="ok"} 1.0' in metrics
+        assert 'operation="release",result="nonce-reused"' in metrics
+        index = http.get("/", headers={"Accept": "application/json"}).json()
+        assert index["service"] == "keyrelease"
+        # with no verifier installed nothing can be released: not ready, and it says why
+        harness.hsm.remove_release_verifier(harness.officer, "https://verifier.example")
+        not_ready = http.get("/ready")
+        assert not_ready.status_code == 503
+        assert "no EAR verifier is installed" in not_ready.text
+
+
+def _data_dir(tmp_path: Path) -> Path:
+    """A key service data directory: an HSM on disk (bound to a RoT counter), a crypto user,
+    an installed verifier, one releasable key, keyrelease.toml."""
+    data = tmp_path / "keyservice"
+    data.mkdir()
+    rot = provisioned_device(tmp_path / "rot")
+    device_key = PrivateKey.generate(Algorithm.ES384)
+    now = dt.datetime.now(dt.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "key service device")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(device_key.public_key.raw)  # type: ignore[arg-type]
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(device_key.raw, hashes.SHA384())  # type: ignore[arg-type]
+    )
+    (data / "sealing.secret").write_bytes(bytes(range(48)))
+    (data / "user.credential").write_bytes(b"user-credential\n")
+    with DirectoryStorage(data / "hsm", counter=rot.counter("hsm")) as storage:
+        hsm = Hsm.initialize(
+            storage,
+            bytes(range(48)),
+            officer="officer",
+            credential=b"officer-credential",
+            device=DeviceIdentity(device_key, (cert.public_bytes(Encoding.DER),)),
+            config=HsmConfig(scrypt_n=2**10),
+        )
+        officer = hsm.login("officer", b"officer-credential")
+        hsm.add_identity(officer, "keyrelease", Role.USER, b"user-credential")
+        hsm.add_release_verifier(
+            officer,
+            "https://verifier.example",
+            PrivateKey.generate(Algorithm.ES384).public_key.to_pem(),
+        )
+        handle = hsm.generate(
+            officer,
+            KeyType.AES_256,
+            KeyAttributes.of(["encrypt"], exportable=True, release_policy='status == "affirming"'),
+        )
+        hsm.close()
+    (data / "keyrelease.toml").write_text(
+        "[keyrelease]\nport = 8299\n[keyrelease.hsm]\n"
+        f'dir = "hsm"\nrot_device = "{rot.directory}"\n'
+        'sealing_secret_file = "sealing.secret"\nidentity = "keyrelease"\n'
+        'credential_file = "user.credential"\n'
+        f'[keyrelease.keys.db-key]\nhandle = "{handle}"\n'
+    )
+    return data
+
+
+def test_serve_start_up_line_port_and_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uvicorn
+
+    data = _data_dir(tmp_path)
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: served.append(self))
+    monkeypatch.setenv("IRONROOT_PORT", "8297")  # env over the file's 8299; the flag over both
+    assert main(["keyrelease", "serve", "--data", str(data), "--log-format", "json"]) == 0
+    assert len(served) == 1
+    line = capsys.readouterr().err
+    assert '"message":"key release service on http://127.0.0.1:8297' in line
+    assert "keys db-key, EAR verifiers https://verifier.example" in line
+    # a port in use is one line and exit 2, before the HSM is opened
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["keyrelease", "serve", "--data", str(data), "--port", str(port)]) == 2
+    assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
+    # one process per data directory
+    held = DirectoryLock(data, ".serve.lock", what="key service data directory")
+    try:
+        assert main(["keyrelease", "serve", "--data", str(data), "--port", "8296"]) == 2
+        assert "in use" in capsys.readouterr().err
+    finally:
+        held.close()
+    assert len(served) == 1
