@@ -196,4 +196,4 @@ def test_show_encrypted_private_key(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_show_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, _ = _run(capsys, "key", "show", str(tmp_path / "absent"))
-    assert code == 1
+    assert code == 2  # missing input

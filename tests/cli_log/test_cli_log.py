@@ -79,7 +79,10 @@ def test_tampered_dir_json(data_dir: Path, capsys: pytest.CaptureFixture[str]) -
     _tamper(data_dir)
     assert main(["log", "verify", str(data_dir), "--json"]) == 1
     result = json.loads(capsys.readouterr().out)
-    assert result == {"ok": False, "error": "storage", "detail": result["detail"]}
+    assert result == {
+        "ok": False,
+        "error": {"code": "storage", "message": result["error"]["message"], "check": None},
+    }
 
 
 def test_earlier_checkpoint(

@@ -193,7 +193,7 @@ def test_credentials_come_from_the_environment(
     monkeypatch.setenv("IRONROOT_HSM_SEALING_SECRET_FILE", str(files["secret"]))
     capsys.readouterr()
     assert _main.main(_hsm("identity", "list", "--dir", str(directory), "--json")) == 0
-    assert json.loads(capsys.readouterr().out) == [
+    assert json.loads(capsys.readouterr().out)["result"] == [
         {"name": "co", "role": "officer", "locked": False}
     ]
     with pytest.raises(SystemExit):  # no option takes a credential itself

@@ -328,7 +328,7 @@ def test_cli_policy_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     good.write_text(_policy(APPROVED))
     bad.write_text("   ")
     assert main(["keyrelease", "policy", "check", str(good), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"valid": True, "kind": "azure"}
+    assert json.loads(capsys.readouterr().out) == {"ok": True, "valid": True, "kind": "azure"}
     assert main(["keyrelease", "policy", "check", str(bad)]) == InvalidReleasePolicy.exit_code
     assert "invalid-release-policy" in capsys.readouterr().err
 

@@ -14,7 +14,9 @@ pytestmark = pytest.mark.vectors
 
 def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict[str, object]]:
     assert main(["rot", "inspect-cert", *argv, "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is True
+    out = doc["result"]
     assert isinstance(out, list)
     return out
 

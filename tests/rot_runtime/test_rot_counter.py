@@ -234,6 +234,7 @@ def test_cli_counter_show_and_increment(device: Device, capsys: pytest.CaptureFi
     base = ["--device", str(device.directory)]
     assert main(["rot", "counter", "show", *base, "hsm", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {
+        "ok": True,
         "device": str(device.directory),
         "counter": "hsm",
         "value": 0,

@@ -142,11 +142,11 @@ def test_derive_child_and_inspect_cert(
     assert (out / "bmc-ecc.key.pem").stat().st_mode & 0o777 == 0o600
     capsys.readouterr()
     assert main(["rot", "inspect-cert", str(out / "bmc-ecc.cert.der"), "--json"]) == 0
-    (doc,) = json.loads(capsys.readouterr().out)
+    (doc,) = json.loads(capsys.readouterr().out)["result"]
     assert doc["dice"]["tcb_infos"][0]["fwids"][0]["digest"] == "ab" * 48
     assert doc["dice"]["tcb_infos"][0]["type"] == "bmc"
     assert main(["rot", "inspect-cert", str(dev / "idevid-mldsa.cert.der"), "--json"]) == 0
-    (idevid,) = json.loads(capsys.readouterr().out)
+    (idevid,) = json.loads(capsys.readouterr().out)["result"]
     assert idevid["dice"]["key_purposes"] == ["identityInit", "eca"]
     assert main([*argv, "--label", "no/slash", "--out", str(out)]) == 2
 

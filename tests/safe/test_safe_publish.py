@@ -295,14 +295,18 @@ def test_cli_verify_failures_exit_1(
     )
     assert code == 1
     assert json.loads(text) == {
+        "ok": False,
         "verified": False,
-        "error": "bad-signature",
-        "detail": json.loads(text)["detail"],
+        "error": {
+            "code": "bad-signature",
+            "message": json.loads(text)["error"]["message"],
+            "check": None,
+        },
     }
     code, text = _run(
         capsys, "safe", "verify", str(tmp_path / "junk.jws"), "--provider-key", alias, "--json"
     )
-    assert (code, json.loads(text)["error"]) == (1, "malformed-report")
+    assert (code, json.loads(text)["error"]["code"]) == (1, "malformed-report")
     code, _ = _run(
         capsys,
         "safe",

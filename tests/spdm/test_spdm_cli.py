@@ -158,7 +158,7 @@ def test_requester_and_responder_processes(
     assert main(wrong) == 1
     failed = json.loads(capsys.readouterr().out)
     assert failed["verdict"] == "failed"
-    assert failed["error"] == "chain-not-trusted"
+    assert failed["error"]["code"] == "chain-not-trusted"
     # the right one: verified, evidence written, the responder told to stop
     nonce = "11" * 32
     evidence = tmp_path / "device.spdm"

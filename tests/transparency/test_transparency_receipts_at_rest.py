@@ -121,7 +121,7 @@ def test_one_flipped_signature_byte_fails_log_verify(
     assert type(caught.value.__cause__).__name__ == "BadSignature"
     assert main(["log", "verify", str(data), "--json"]) == 1
     result = json.loads(capsys.readouterr().out)
-    assert (result["ok"], result["error"]) == (False, "storage")
+    assert (result["ok"], result["error"]["code"]) == (False, "storage")
 
 
 def test_a_swapped_protected_header_fails_log_verify(data: Path) -> None:
@@ -149,8 +149,8 @@ def test_receipts_without_keys_cannot_pass(data: Path, capsys: pytest.CaptureFix
     layout.receipt_keys_path(data).unlink()
     assert main(["log", "verify", str(data), "--json"]) == 2
     result = json.loads(capsys.readouterr().out)
-    assert result["error"] == "config"
-    assert "no receipt public keys" in result["detail"]
+    assert result["error"]["code"] == "config"
+    assert "no receipt public keys" in result["error"]["message"]
 
 
 def test_keys_of_another_service_fail(data: Path, tmp_path: Path) -> None:

@@ -1,18 +1,32 @@
 """Entry point: ``ironroot <group> <verb>``, one module per verb group.
 
 Each group module exposes ``register(subparsers)`` which adds its parser and sets
-``func(args) -> int`` on each verb. Exit codes: 0 success, 1 a verification or policy failure,
-2 a usage error or malformed input. Every ``IronrootError`` becomes one line on stderr and its
-``exit_code``; no traceback reaches the user.
+``func(args) -> int`` on each verb. This module is the one output and error layer they share:
+
+* **Exit codes:** 0 success; 1 a verification or policy failure; 2 a usage error, malformed
+  input, or input that is missing or unreadable (a file, a directory where a file belongs).
+  Every ``IronrootError`` becomes one line on stderr and its ``exit_code``; an ``OSError`` from
+  reading input is exit 2; no traceback reaches the user.
+* **``--json``:** every verb that prints a result takes it (added here to any that does not
+  declare it), and then stdout carries exactly one JSON object, whether the verb succeeded or
+  not: ``{"ok": true, ...the verb's members}`` (a verb that prints JSON keeps its members, a
+  list becomes ``"result"``, text becomes ``"output"``), or on failure
+  ``{"ok": false, "error": {"code", "message", "check"}}`` (``check``: the named check that
+  failed, or ``null``) — with the one-line message on stderr as well.
+* **Logging:** ``-v``/``--verbose`` (info; twice, debug), ``--log-level``, ``--log-format
+  text|json`` before the group configure Ironroot's log lines on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
+import json
 import sys
-from collections.abc import Mapping, Sequence
-from typing import Final
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final
 
 from ironroot import __version__
 from ironroot.errors import IronrootError
@@ -53,11 +67,51 @@ def _selected(argv: Sequence[str]) -> str | None:
     return None
 
 
+_NO_RESULT: Final = frozenset({"serve", "tamper"})
+"""Verbs that print no result (a service runs; the HSM is zeroized): no ``--json`` is added."""
+
+
+def _leaves(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """Every verb parser under ``parser`` (those that set ``func``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                yield from _leaves(child)
+    if parser.get_default("func") is not None:
+        yield parser
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    for leaf in _leaves(parser):
+        name = leaf.prog.rsplit(" ", 1)[-1]
+        if name in _NO_RESULT or any("--json" in a.option_strings for a in leaf._actions):
+            continue
+        leaf.add_argument(
+            "--json", action="store_true", help="print one JSON object on stdout, even on failure"
+        )
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; with ``argv``, only the group it runs is built in full (the others are
     listed by name and help), so only that group's module is imported. Without, every group."""
-    parser = _Parser(prog="ironroot", description="Ironroot: defense-in-depth, silicon to systems.")
+    parser = _Parser(
+        prog="ironroot",
+        description="Ironroot: defense-in-depth, silicon to systems.",
+        epilog="exit codes: 0 ok, 1 a verification or policy failure, 2 usage or input errors",
+    )
     parser.add_argument("--version", action="version", version=f"ironroot {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log info (-v) or debug (-vv) lines"
+    )
+    parser.add_argument(
+        "--log-level", dest="global_log_level", help="debug, info, warning or error (warning)"
+    )
+    parser.add_argument(
+        "--log-format",
+        dest="global_log_format",
+        choices=("text", "json"),
+        help="log lines as text or JSON (text)",
+    )
     sub = parser.add_subparsers(dest="group", metavar="<group>", parser_class=_Parser)
     selected = _selected(argv) if argv is not None else None
     for command, (module_name, help_text) in GROUPS.items():
@@ -66,7 +120,42 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"ironroot.cli.{module_name}")
         module.register(sub)
+    _add_json(parser)
     return parser
+
+
+def _logging(args: argparse.Namespace) -> None:
+    level = args.global_log_level or {0: None, 1: "info"}.get(args.verbose, "debug")
+    if level is None and args.global_log_format is None:
+        return
+    from ironroot.http._logging import configure_logging
+
+    configure_logging(level or "warning", args.global_log_format or "text")
+
+
+def _as_json(captured: str, code: int) -> dict[str, Any]:
+    """The verb's own output as the members of the one JSON object (see the module docs)."""
+    text = captured.strip()
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        value = None
+        if text:
+            return {"ok": code == 0, "output": text}
+    if isinstance(value, dict):
+        return {"ok": code == 0, **value} if "ok" not in value else value
+    if value is None:
+        return {"ok": code == 0}
+    return {"ok": code == 0, "result": value}
+
+
+def error_object(exc: IronrootError) -> dict[str, str | None]:
+    """The ``error`` member of every ``--json`` failure: ``{"code", "message", "check"}``."""
+    return {"code": exc.code, "message": exc.detail, "check": exc.check}
+
+
+def _failure(code: str, message: str, check: str | None) -> str:
+    return json.dumps({"ok": False, "error": {"code": code, "message": message, "check": check}})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,14 +166,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help(sys.stderr)
         return 2
+    as_json = bool(getattr(args, "json", False))
+    out = io.StringIO() if as_json else None
+    error: tuple[str, str, str | None] | None = None
     try:
-        return int(func(args))
+        _logging(args)
+        with contextlib.redirect_stdout(out) if out is not None else contextlib.nullcontext():
+            code = int(func(args))
     except IronrootError as exc:
-        print(f"ironroot: {exc.code}: {exc.detail}", file=sys.stderr)
-        return exc.exit_code
+        error, code = (exc.code, exc.detail, exc.check), exc.exit_code
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"ironroot: {exc.strerror or exc}{where}", file=sys.stderr)
-        return 1
+        error, code = ("input", f"{exc.strerror or exc}{where}", None), 2
     except KeyboardInterrupt:
         return 130
+    if error is not None:
+        print(f"ironroot: {error[0]}: {error[1]}", file=sys.stderr)
+    if out is not None:
+        print(_failure(*error) if error is not None else json.dumps(_as_json(out.getvalue(), code)))
+    return code

@@ -40,6 +40,7 @@ from cryptography.exceptions import UnsupportedAlgorithm as _LibraryUnsupported
 from cryptography.hazmat.primitives import serialization
 
 from ironroot import attestation
+from ironroot.cli._main import error_object
 from ironroot.errors import IronrootError, MalformedInput
 
 __all__ = ["add_collateral_arguments", "collateral_from_args", "register"]
@@ -224,8 +225,7 @@ def _verify(args: argparse.Namespace) -> int:
         )
     except IronrootError as exc:
         if args.json:
-            error = {"code": exc.code, "message": exc.detail, "check": exc.check}
-            print(json.dumps({"ok": False, "error": error, **_checks_json(log)}, indent=2))
+            print(json.dumps({"ok": False, "error": error_object(exc), **_checks_json(log)}))
         else:
             if log.checks:
                 _print_checks(log)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ironroot import log, transparency
+from ironroot.cli._main import error_object
 from ironroot.cli._serving import add_client_options, client_tls
 from ironroot.errors import ConfigError, IronrootError
 
@@ -124,7 +125,7 @@ def _verify(args: argparse.Namespace) -> int:
     except IronrootError as exc:
         if not args.json:
             raise
-        json.dump({"ok": False, "error": exc.code, "detail": exc.detail}, sys.stdout)
+        json.dump({"ok": False, "error": error_object(exc)}, sys.stdout)
         print()
         return exc.exit_code
     if args.json:

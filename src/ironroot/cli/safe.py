@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ironroot import cose, safe, transparency
+from ironroot.cli._main import error_object
 from ironroot.cli._serving import add_client_options, client_tls
 from ironroot.crypto import PublicKey, Verifier, load_signer
 from ironroot.errors import IronrootError, MalformedInput
@@ -120,7 +121,7 @@ def _verify(args: argparse.Namespace) -> int:
         verified = safe.verify_report(args.report.read_bytes(), providers, now=_now(args.at))
     except IronrootError as exc:
         if args.json:
-            print(json.dumps({"verified": False, "error": exc.code, "detail": exc.detail}))
+            print(json.dumps({"ok": False, "verified": False, "error": error_object(exc)}))
         else:
             print(f"FAILED: {exc.code}: {exc.detail}", file=sys.stderr)
         return 1

@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ironroot import spdm
 from ironroot._fileio import write_atomic
+from ironroot.cli._main import error_object
 from ironroot.crypto import Algorithm, PrivateKey, load_certificate
 from ironroot.errors import ConfigError, IronrootError, MalformedInput, VerificationFailed
 
@@ -464,7 +465,7 @@ def _end(client: spdm.SpdmEmuClient, how: str) -> None:
 
 def _failed(exc: IronrootError, as_json: bool) -> int:
     if as_json:
-        print(json.dumps({"verdict": "failed", "error": exc.code, "detail": exc.detail}))
+        print(json.dumps({"ok": False, "verdict": "failed", "error": error_object(exc)}))
     else:
         print(f"verdict: FAILED ({exc.code}): {exc.detail}")
     return exc.exit_code
