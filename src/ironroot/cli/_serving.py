@@ -19,7 +19,12 @@ option                 environment variable
 ``--ca``               ``IRONROOT_CA``
 ``--client-cert``      ``IRONROOT_CLIENT_CERT``
 ``--client-key``       ``IRONROOT_CLIENT_KEY``
+``--url``              ``IRONROOT_URL``
+``--token``            ``IRONROOT_TOKEN`` (the value) or ``IRONROOT_TOKEN_FILE`` (a file)
 =====================  ==========================
+
+A secret may come from the environment in exactly one of two forms: ``NAME`` holds the value,
+``NAME_FILE`` names a file holding it. Both set is a ``ConfigError`` rather than a guess.
 """
 
 from __future__ import annotations
@@ -41,9 +46,13 @@ __all__ = [
     "Listen",
     "add_client_options",
     "add_server_options",
+    "add_url_options",
     "client_tls",
     "data_dir",
     "listen",
+    "secret_env",
+    "token",
+    "url",
 ]
 
 ENVIRONMENT: Final = {
@@ -58,6 +67,7 @@ ENVIRONMENT: Final = {
     "ca": "IRONROOT_CA",
     "client_cert": "IRONROOT_CLIENT_CERT",
     "client_key": "IRONROOT_CLIENT_KEY",
+    "url": "IRONROOT_URL",
 }
 _LOG_FORMATS: Final = ("text", "json")  # ironroot.http.LOG_FORMATS, without loading it
 
@@ -186,3 +196,50 @@ def client_tls(args: argparse.Namespace) -> ssl.SSLContext | bool:
     from ironroot.http import client_context
 
     return client_context(ca, cert, key)
+
+
+def secret_env(name: str) -> bytes | None:
+    """The secret in ``$NAME`` (the value itself) or in the file ``$NAME_FILE`` names (one
+    trailing newline dropped); ``None`` when neither is set, ``ConfigError`` when both are."""
+    value, path = os.environ.get(name), os.environ.get(f"{name}_FILE")
+    if value and path:
+        raise ConfigError(
+            f"both {name} (the value) and {name}_FILE (a file holding it) are set: unset one"
+        )
+    if value:
+        return value.encode()
+    if path:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE={path}: {exc.strerror or exc}") from exc
+        from ironroot._fileio import warn_if_exposed
+
+        warn_if_exposed(Path(path), f"the secret in {name}_FILE")
+        return data[:-1] if data.endswith(b"\n") else data
+    return None
+
+
+def add_url_options(parser: argparse.ArgumentParser, *, what: str, token: bool = False) -> None:
+    """``--url`` (``$IRONROOT_URL``) and, for writes, ``--token``."""
+    parser.add_argument("--url", help=f"{what} base URL (or $IRONROOT_URL)")
+    if token:
+        parser.add_argument(
+            "--token",
+            help="bearer token for writes (or $IRONROOT_TOKEN, or a file: $IRONROOT_TOKEN_FILE)",
+        )
+
+
+def url(args: argparse.Namespace) -> str:
+    given = getattr(args, "url", None) or _env("url")
+    if not given:
+        raise ConfigError("give --url or set IRONROOT_URL")
+    return str(given)
+
+
+def token(args: argparse.Namespace) -> str | None:
+    given = getattr(args, "token", None)
+    if given:
+        return str(given)
+    secret = secret_env("IRONROOT_TOKEN")
+    return secret.decode("utf-8", "strict").strip() if secret is not None else None

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ironroot import firmware
-from ironroot.cli._serving import add_client_options, client_tls
+from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, load_signer, load_verifier
 from ironroot.errors import ConfigError, MalformedInput
 
@@ -110,13 +110,12 @@ def register(sub: Any) -> None:
 
     pub = verbs.add_parser("publish", help="register a bundle's statements and write them")
     pub.add_argument("bundle", type=Path)
-    pub.add_argument("--url", required=True, help="transparency service base URL")
+    add_url_options(pub, what="transparency service", token=True)
     pub.add_argument("--key", required=True, type=Path, help="vendor statement signing key")
     pub.add_argument("--iss", required=True, help="issuer (the vendor)")
     pub.add_argument("--sub", required=True, help="subject (the product)")
     pub.add_argument("--vendor", help="CoRIM vendor name (default: --iss)")
     pub.add_argument("--model", help="CoRIM model name (default: --sub)")
-    pub.add_argument("--token", help="bearer token for POST /entries")
     pub.add_argument("--out-dir", required=True, type=Path)
     pub.add_argument("--json", action="store_true")
     _lms_option(pub)
@@ -357,7 +356,7 @@ def _publish(args: argparse.Namespace) -> int:
 
     bundle = args.bundle.read_bytes()
     signer = load_signer(args.key)
-    with TransparencyClient(args.url, token=args.token, verify=client_tls(args)) as client:
+    with TransparencyClient(url(args), token=token(args), verify=client_tls(args)) as client:
         published = firmware.publish_bundle(
             bundle,
             client,

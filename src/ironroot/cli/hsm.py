@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ironroot import hsm as hsmlib
 from ironroot._fileio import warn_if_exposed
-from ironroot.cli._serving import add_client_options, client_tls
+from ironroot.cli._serving import add_client_options, client_tls, secret_env
 from ironroot.crypto import load_certificate, load_certificates, load_signer, load_verifier
 from ironroot.errors import ConfigError, HsmErrorState, LimitExceeded, MalformedInput
 
@@ -70,11 +70,14 @@ def _credential(path: Path | None, prompt: str) -> bytes:
     if path is not None:
         warn_if_exposed(path, "an HSM credential")
         return _read(path, _MAX_SMALL).rstrip(b"\r\n")
-    from_env = os.environ.get(_ENV_CREDENTIAL)
-    if from_env:
-        return from_env.encode()
+    from_env = secret_env(_ENV_CREDENTIAL)  # the value, or $IRONROOT_HSM_CREDENTIAL_FILE
+    if from_env is not None:
+        return from_env
     if not sys.stdin.isatty():
-        raise ConfigError(f"give --credential-file or set {_ENV_CREDENTIAL}")
+        raise ConfigError(
+            f"give --credential-file, or set {_ENV_CREDENTIAL} (the credential itself) or "
+            f"{_ENV_CREDENTIAL}_FILE (a file holding it)"
+        )
     return getpass.getpass(prompt).encode()
 
 
@@ -113,10 +116,11 @@ def _session_command(
     action: Callable[[hsmlib.Hsm, hsmlib.Session, argparse.Namespace], int],
 ) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
+        identity = _identity(args)  # configuration first: nothing is opened on a usage error
+        credential = _credential(args.credential_file, "HSM credential: ")
         storage, hsm = _open(args)
         try:
-            credential = _credential(args.credential_file, "HSM credential: ")
-            session = hsm.login(_identity(args), credential)
+            session = hsm.login(identity, credential)
             return action(hsm, session, args)
         finally:
             hsm.close()
@@ -189,7 +193,10 @@ def _common(parser: argparse.ArgumentParser, *, login: bool = True) -> None:
     if login:
         parser.add_argument("--identity", help=f"identity to log in as (or ${_ENV_IDENTITY})")
         parser.add_argument(
-            "--credential-file", type=Path, help=f"credential file (or ${_ENV_CREDENTIAL})"
+            "--credential-file",
+            type=Path,
+            help=f"a file holding the credential (or ${_ENV_CREDENTIAL} holding the credential "
+            f"itself, or ${_ENV_CREDENTIAL}_FILE naming a file; else a prompt)",
         )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 

@@ -28,9 +28,11 @@ from ironroot import keyrelease
 from ironroot.cli._serving import (
     add_client_options,
     add_server_options,
+    add_url_options,
     client_tls,
     data_dir,
     listen,
+    url,
 )
 from ironroot.errors import ConfigError, LimitExceeded, MalformedInput
 
@@ -102,7 +104,7 @@ def register(sub: Any) -> None:
     tee_key.set_defaults(func=_tee_key)
 
     challenge = verbs.add_parser("challenge", help="ask the key service for a release nonce")
-    challenge.add_argument("--url", required=True)
+    add_url_options(challenge, what="key release service")
     challenge.add_argument("--json", action="store_true")
     add_client_options(challenge)
     challenge.set_defaults(func=_challenge)
@@ -113,7 +115,7 @@ def register(sub: Any) -> None:
     report.set_defaults(func=_report_data)
 
     request = verbs.add_parser("request", help="request a key release")
-    request.add_argument("--url", required=True)
+    add_url_options(request, what="key release service")
     request.add_argument("--key", required=True, help="the key's name")
     request.add_argument("--ear", required=True, type=Path, help="the EAR (JWT or CWT file)")
     request.add_argument("--tee-key", required=True, type=Path)
@@ -171,7 +173,7 @@ def _tee_key(args: argparse.Namespace) -> int:
 
 
 def _challenge(args: argparse.Namespace) -> int:
-    with keyrelease.KeyReleaseClient(args.url, verify=client_tls(args)) as client:
+    with keyrelease.KeyReleaseClient(url(args), verify=client_tls(args)) as client:
         nonce = client.challenge()
     if args.json:
         print(json.dumps({"nonce": nonce.hex()}))
@@ -190,7 +192,7 @@ def _request(args: argparse.Namespace) -> int:
     ear = _read(args.ear).strip()
     if not ear:
         raise ConfigError(f"{args.ear} is empty")
-    with keyrelease.KeyReleaseClient(args.url, verify=client_tls(args)) as client:
+    with keyrelease.KeyReleaseClient(url(args), verify=client_tls(args)) as client:
         released = client.release(
             args.key, ear=ear, wrapping_key=tee.public_spki, nonce=_nonce(args.nonce)
         )

@@ -12,7 +12,7 @@ from typing import Any
 
 from ironroot import cose, safe, transparency
 from ironroot.cli._main import error_object
-from ironroot.cli._serving import add_client_options, client_tls
+from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.crypto import PublicKey, Verifier, load_signer
 from ironroot.errors import IronrootError, MalformedInput
 
@@ -46,10 +46,9 @@ def register(sub: Any) -> None:
 
     pub = verbs.add_parser("publish", help="register a signed report on a transparency service")
     pub.add_argument("report", type=Path)
-    pub.add_argument("--url", required=True, help="transparency service base URL")
+    add_url_options(pub, what="transparency service", token=True)
     pub.add_argument("--key", required=True, type=Path, help="statement signing key (PEM)")
     pub.add_argument("--iss", required=True, help="statement issuer (CWT claim 1)")
-    pub.add_argument("--token", help="bearer token for POST /entries")
     pub.add_argument("--provider-key", action="append", help="verify the report first: " + key_help)
     pub.add_argument("--out", type=Path, help="transparent statement (default: <report>.ts)")
     pub.add_argument("--json", action="store_true")
@@ -152,7 +151,7 @@ def _publish(args: argparse.Namespace) -> int:
     )
     out: Path = args.out or args.report.with_name(args.report.name + ".ts")
     with transparency.TransparencyClient(
-        args.url, token=args.token, verify=client_tls(args)
+        url(args), token=token(args), verify=client_tls(args)
     ) as client:
         registration = client.register(statement)
     out.write_bytes(registration.transparent_statement)

@@ -11,7 +11,7 @@ from typing import Any
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ironroot import cose, transparency
-from ironroot.cli._serving import add_client_options, client_tls
+from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.crypto import PublicKey, Verifier, load_certificates, load_signer, load_verifier
 from ironroot.errors import IronrootError, MalformedInput
 
@@ -38,8 +38,7 @@ def register(sub: Any) -> None:
 
     reg = verbs.add_parser("register", help="register a statement and write its transparent form")
     reg.add_argument("statement", type=Path)
-    reg.add_argument("--url", required=True, help="transparency service base URL")
-    reg.add_argument("--token", help="bearer token for POST /entries")
+    add_url_options(reg, what="transparency service", token=True)
     reg.add_argument("--out", type=Path, help="transparent statement (default: <statement>.ts)")
     reg.add_argument("--json", action="store_true")
     add_client_options(reg)
@@ -86,7 +85,7 @@ def _register(args: argparse.Namespace) -> int:
     statement = args.statement.read_bytes()
     out: Path = args.out or args.statement.with_suffix(args.statement.suffix + ".ts")
     with transparency.TransparencyClient(
-        args.url, token=args.token, verify=client_tls(args)
+        url(args), token=token(args), verify=client_tls(args)
     ) as client:
         registration = client.register(statement)
     out.write_bytes(registration.transparent_statement)

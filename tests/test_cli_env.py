@@ -1,0 +1,59 @@
+"""What scripts repeat comes from the environment; a secret in exactly one unambiguous form."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ironroot.cli import main
+from ironroot.cli._serving import secret_env
+from ironroot.errors import ConfigError
+
+
+def test_a_secret_is_the_value_or_a_file_never_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IRONROOT_TEST_SECRET", raising=False)
+    monkeypatch.delenv("IRONROOT_TEST_SECRET_FILE", raising=False)
+    assert secret_env("IRONROOT_TEST_SECRET") is None
+    monkeypatch.setenv("IRONROOT_TEST_SECRET", "the value")
+    assert secret_env("IRONROOT_TEST_SECRET") == b"the value"
+    path = tmp_path / "secret"
+    path.write_bytes(b"in a file\n")
+    path.chmod(0o600)
+    monkeypatch.setenv("IRONROOT_TEST_SECRET_FILE", str(path))
+    with pytest.raises(ConfigError, match="both IRONROOT_TEST_SECRET"):
+        secret_env("IRONROOT_TEST_SECRET")
+    monkeypatch.delenv("IRONROOT_TEST_SECRET")
+    assert secret_env("IRONROOT_TEST_SECRET") == b"in a file"
+    monkeypatch.setenv("IRONROOT_TEST_SECRET_FILE", str(tmp_path / "absent"))
+    with pytest.raises(ConfigError, match="IRONROOT_TEST_SECRET_FILE"):
+        secret_env("IRONROOT_TEST_SECRET")
+
+
+def test_an_ambiguous_hsm_credential_is_refused_not_guessed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IRONROOT_HSM_CREDENTIAL", "a-credential")
+    monkeypatch.setenv("IRONROOT_HSM_CREDENTIAL_FILE", str(tmp_path / "cred"))
+    monkeypatch.setenv("IRONROOT_HSM_ROT_DEVICE", str(tmp_path / "rot"))
+    secret = tmp_path / "sealing"
+    secret.write_bytes(bytes(48))
+    argv = ["hsm", "identity", "list", "--dir", str(tmp_path / "hsm")]
+    code = main([*argv, "--sealing-secret-file", str(secret), "--identity", "co"])
+    assert code == 2
+    assert "ironroot:" in capsys.readouterr().err
+
+
+def test_the_url_comes_from_the_flag_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("IRONROOT_URL", raising=False)
+    assert main(["keyrelease", "challenge", "--json"]) == 2
+    assert "give --url or set IRONROOT_URL" in capsys.readouterr().out
+    monkeypatch.setenv("IRONROOT_URL", "http://127.0.0.1:9")  # nothing listens there
+    code = main(["keyrelease", "challenge", "--json"])
+    out = capsys.readouterr().out
+    assert code != 0
+    assert "IRONROOT_URL" not in out  # the URL was taken; the service is what is missing
