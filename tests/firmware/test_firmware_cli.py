@@ -355,7 +355,7 @@ def test_build_usage_errors(
 ) -> None:
     out = tmp_path / "u"
     args = _build_args(files, out)
-    bad_time = [a if a != NB else "2026-01-01" for a in args]
+    bad_time = [a if a != NB else "2026-01-01T00:00:00" for a in args]  # no offset
     assert main(bad_time) == 2
     assert main([*args, "--component", "nonsense"]) == 2
     assert main([*args, "--component", "x=y"]) == 2

@@ -128,7 +128,7 @@ def test_a_refused_boot_exits_1_and_keeps_the_state(
     assert main([*boot, str(foreign)]) == 1
     assert "key-descriptor-mismatch" in capsys.readouterr().err
     assert snapshot(dev) == before
-    assert main([*boot, str(bundle), "--at", "2026-06-01"]) == 2  # no UTC offset
+    assert main([*boot, str(bundle), "--at", "2026-06-01T12:00:00"]) == 2  # no UTC offset
 
 
 def test_derive_child_and_inspect_cert(

@@ -38,6 +38,7 @@ from ironroot.cli._serving import (
     data_dir,
     listen,
 )
+from ironroot.cli._time import instant
 from ironroot.cli.evidence import add_collateral_arguments, collateral_from_args
 from ironroot.crypto import PublicKey, Verifier, load_verifier
 from ironroot.errors import ConfigError, MalformedInput, StorageError
@@ -45,14 +46,6 @@ from ironroot.errors import ConfigError, MalformedInput, StorageError
 __all__ = ["register"]
 
 _MAX_FILE = 2 * 1024 * 1024
-
-
-def _instant(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from exc
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _hex(text: str) -> bytes:
@@ -103,7 +96,7 @@ def register(subparsers: Any) -> None:
     )
     appraise.add_argument("--crl", action="append", default=[], type=Path, help="a CRL file")
     add_collateral_arguments(appraise)
-    appraise.add_argument("--at", type=_instant, help="appraisal time (ISO-8601; default now)")
+    appraise.add_argument("--at", type=instant, help="appraisal time (ISO-8601; default now)")
     appraise.add_argument("--cwt", action="store_true", help="sign as a CWT (default JWT)")
     appraise.add_argument("--out", type=Path, help="write the signed EAR here")
     appraise.add_argument("--json", action="store_true", help="print JSON")
@@ -112,7 +105,7 @@ def register(subparsers: Any) -> None:
     check = verbs.add_parser("verify-result", help="check an EAR offline")
     check.add_argument("file", type=Path, help="the EAR (JWT or CWT)")
     check.add_argument("--keys", required=True, help="key file, or URL of /attestation/keys")
-    check.add_argument("--at", type=_instant, help="verification time (default now)")
+    check.add_argument("--at", type=instant, help="verification time (default now)")
     check.add_argument("--json", action="store_true", help="print JSON")
     add_client_options(check)
     check.set_defaults(func=_verify_result)

@@ -41,19 +41,12 @@ from cryptography.hazmat.primitives import serialization
 
 from ironroot import attestation
 from ironroot.cli._main import error_object
+from ironroot.cli._time import instant
 from ironroot.errors import IronrootError, MalformedInput
 
 __all__ = ["add_collateral_arguments", "collateral_from_args", "register"]
 
 _MAX_FILE = 2 * 1024 * 1024
-
-
-def _instant(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from exc
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _hex(text: str) -> bytes:
@@ -89,7 +82,7 @@ def register(subparsers: Any) -> None:
     )
     verify.add_argument("--crl", action="append", default=[], type=Path, help="a CRL file")
     add_collateral_arguments(verify)
-    verify.add_argument("--at", type=_instant, help="verification time (ISO-8601; default now)")
+    verify.add_argument("--at", type=instant, help="verification time (ISO-8601; default now)")
     verify.add_argument("--json", action="store_true", help="print JSON")
     verify.set_defaults(func=_verify)
 

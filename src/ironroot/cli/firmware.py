@@ -31,6 +31,7 @@ from typing import Any
 
 from ironroot import firmware
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
+from ironroot.cli._time import parse_instant
 from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, load_signer, load_verifier
 from ironroot.errors import ConfigError, MalformedInput
 
@@ -141,16 +142,6 @@ def _limits(args: argparse.Namespace) -> firmware.FirmwareLimits:
     )
 
 
-def _time(value: str, what: str) -> dt.datetime:
-    try:
-        when = dt.datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise ConfigError(f"{what} {value!r} is not an ISO 8601 time") from exc
-    if when.tzinfo is None:
-        raise ConfigError(f"{what} needs a UTC offset (e.g. 2026-01-01T00:00:00Z)")
-    return when
-
-
 def _hex(value: str, what: str) -> bytes:
     try:
         return bytes.fromhex(value)
@@ -185,8 +176,8 @@ def _build(args: argparse.Namespace) -> int:
     unsigned = firmware.build_bundle(
         components,
         svn=args.svn,
-        not_before=_time(args.not_before, "--not-before"),
-        not_after=_time(args.not_after, "--not-after"),
+        not_before=parse_instant(args.not_before, "--not-before"),
+        not_after=parse_instant(args.not_after, "--not-after"),
         vendor_ecc_keys=[load_verifier(p) for p in args.vendor_ecc_key],
         vendor_pqc_keys=[load_verifier(p) for p in args.vendor_pqc_key],
         ecc_index=args.ecc_index,
@@ -220,7 +211,7 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    now = _time(args.at, "--at") if args.at else dt.datetime.now(dt.UTC)
+    now = parse_instant(args.at, "--at") if args.at else dt.datetime.now(dt.UTC)
     report = firmware.check_bundle(
         args.bundle.read_bytes(),
         now=now,

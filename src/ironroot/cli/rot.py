@@ -27,7 +27,6 @@ so redacted samples can still be inspected; a file that holds no certificate or 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import secrets
@@ -41,6 +40,7 @@ from rich.table import Table
 
 from ironroot import rot
 from ironroot._fileio import write_atomic
+from ironroot.cli._time import now_or
 from ironroot.crypto import Algorithm, load_certificate
 from ironroot.errors import ConfigError
 
@@ -261,18 +261,6 @@ def _device(args: argparse.Namespace) -> rot.Device:
     return rot.Device(args.device, obfuscation_key=_obfuscation_key(args))
 
 
-def _now(value: str | None) -> dt.datetime:
-    if value is None:
-        return dt.datetime.now(dt.UTC)
-    try:
-        when = dt.datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise ConfigError(f"--at {value!r} is not an ISO 8601 time") from exc
-    if when.tzinfo is None:
-        raise ConfigError("--at needs a UTC offset (e.g. 2026-01-01T00:00:00Z)")
-    return when
-
-
 def _hex(value: str, what: str) -> bytes:
     try:
         return bytes.fromhex(value)
@@ -281,7 +269,7 @@ def _hex(value: str, what: str) -> bytes:
 
 
 def _ca_init(args: argparse.Namespace) -> int:
-    ca = rot.VendorCA.generate(now=_now(args.at), common_name=args.name)
+    ca = rot.VendorCA.generate(now=now_or(args.at), common_name=args.name)
     args.out.mkdir(parents=True, exist_ok=True)
     for alg, stem in _CA_FILES.items():
         key_path = args.out / f"{stem}.key.pem"
@@ -318,7 +306,7 @@ def _provision(args: argparse.Namespace) -> int:
         owner_key_hash=_hex(args.owner_key_hash, "--owner-key-hash")
         if args.owner_key_hash
         else None,
-        now=_now(args.at),
+        now=now_or(args.at),
     )
     doc = {"device": str(args.device), "ueid": result.ueid.hex(), **device.show()["fuses"]}
     _print(doc, args.json, "provisioned")
@@ -327,7 +315,7 @@ def _provision(args: argparse.Namespace) -> int:
 
 def _boot(args: argparse.Namespace) -> int:
     device = _device(args)
-    state = device.boot(args.bundle.read_bytes(), now=_now(args.at))
+    state = device.boot(args.bundle.read_bytes(), now=now_or(args.at))
     _print(state.public_json(), args.json, "booted")
     return 0
 
@@ -344,7 +332,7 @@ def _verify_quote(args: argparse.Namespace) -> int:
         args.file.read_bytes(),
         nonce=_hex(args.nonce, "--nonce"),
         trust_anchors=_certificate_files(args.vendor_ca_cert),
-        now=_now(args.at),
+        now=now_or(args.at),
     )
     _print({"ok": True, **claims.to_json()}, args.json, "quote verifies")
     return 0

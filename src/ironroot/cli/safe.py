@@ -13,6 +13,7 @@ from typing import Any
 from ironroot import cose, safe, transparency
 from ironroot.cli._main import error_object
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
+from ironroot.cli._time import now_or
 from ironroot.crypto import PublicKey, Verifier, load_signer
 from ironroot.errors import IronrootError, MalformedInput
 
@@ -85,16 +86,6 @@ def _providers(values: Sequence[str]) -> safe.ProviderKeys:
     return keys
 
 
-def _now(text: str | None) -> dt.datetime:
-    if text is None:
-        return dt.datetime.now(dt.UTC)
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise MalformedInput(f"--at {text!r} is not an ISO 8601 time") from exc
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-
-
 def _sign(args: argparse.Namespace) -> int:
     signer = load_signer(args.key)
     signed = safe.sign_report(args.report.read_bytes(), signer, args.kid, format=args.format)
@@ -117,7 +108,7 @@ def _summary(v: safe.VerifiedReport) -> dict[str, object]:
 def _verify(args: argparse.Namespace) -> int:
     try:
         providers = _providers(args.provider_key)
-        verified = safe.verify_report(args.report.read_bytes(), providers, now=_now(args.at))
+        verified = safe.verify_report(args.report.read_bytes(), providers, now=now_or(args.at))
     except IronrootError as exc:
         if args.json:
             print(json.dumps({"ok": False, "verified": False, "error": error_object(exc)}))

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import os
 import socket
@@ -44,6 +43,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ironroot import spdm
 from ironroot._fileio import write_atomic
 from ironroot.cli._main import error_object
+from ironroot.cli._time import now_or
 from ironroot.crypto import Algorithm, PrivateKey, load_certificate
 from ironroot.errors import ConfigError, IronrootError, MalformedInput, VerificationFailed
 
@@ -121,18 +121,6 @@ def register(subparsers: Any) -> None:
 
 
 # --- small parsers ---------------------------------------------------------------------------
-
-
-def _now(value: str | None) -> dt.datetime:
-    if value is None:
-        return dt.datetime.now(dt.UTC)
-    try:
-        when = dt.datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise ConfigError(f"--at {value!r} is not an ISO 8601 time") from exc
-    if when.tzinfo is None:
-        raise ConfigError("--at needs a UTC offset (e.g. 2026-01-01T00:00:00Z)")
-    return when
 
 
 def _address(text: str, *, default_host: str | None) -> tuple[str, int]:
@@ -263,7 +251,7 @@ def _device_init(args: argparse.Namespace) -> int:
         )
     else:
         identity = spdm.DeviceIdentity.generate(
-            _ALGORITHMS[args.algorithm], now=_now(args.at), common_name=args.name, days=args.days
+            _ALGORITHMS[args.algorithm], now=now_or(args.at), common_name=args.name, days=args.days
         )
     warnings = spdm.check_device_leaf(identity.leaf)
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -347,7 +335,7 @@ def _nonce(text: str | None) -> bytes:
 def _requester(args: argparse.Namespace) -> int:
     roots = spdm.load_certificates(_read(args.root))
     nonce = _nonce(args.nonce)
-    now = _now(args.at)
+    now = now_or(args.at)
     host, port = _address(args.connect, default_host=None)
     kind = _TRANSPORTS[args.transport]
     if not 0 < args.timeout <= 3600 or not 0 <= args.wait <= 3600:
