@@ -47,6 +47,7 @@ GROUPS: Final[Mapping[str, tuple[str, str]]] = {
     "attest": ("attest", "the attestation verifier (EAR results)"),
     "hsm": ("hsm", "the built-in HSM"),
     "keyrelease": ("keyrelease", "secure key release to attested TEEs"),
+    "completion": ("completion", "print a shell completion script"),
 }
 
 
@@ -67,7 +68,7 @@ def _selected(argv: Sequence[str]) -> str | None:
     return None
 
 
-_NO_RESULT: Final = frozenset({"serve", "tamper"})
+_NO_RESULT: Final = frozenset({"serve", "tamper", "completion"})
 """Verbs that print no result (a service runs; the HSM is zeroized): no ``--json`` is added."""
 
 
