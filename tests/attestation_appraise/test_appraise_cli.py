@@ -11,7 +11,7 @@ from _ar_helpers import NOW, World, make_verifier_dir
 
 from ironroot.attestation import load_attestation_config
 from ironroot.cli import main
-from ironroot.crypto import PrivateKey
+from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError
 from ironroot.rot import Device
 
@@ -49,6 +49,20 @@ def test_appraise_then_verify_result(
     # expired, checked with another key, or tampered: exit 1
     late = (NOW + dt.timedelta(hours=2)).isoformat()
     assert main(["attest", "verify-result", str(ear), "--keys", str(public), "--at", late]) == 1
+    # explain: the trust vector in words; unverified without --keys, verified with them
+    capsys.readouterr()
+    assert main(["attest", "explain", str(ear)]) == 0
+    text = capsys.readouterr().out
+    assert "status: affirming" in text
+    assert "signature not checked" in text
+    assert "instance-identity" in text
+    assert "a recognized, trustworthy instance" in text
+    assert main(["attest", "explain", str(ear), "--keys", str(public), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["ok"], doc["signature"], doc["status"]) == (True, "verified", "affirming")
+    other = PrivateKey.generate(Algorithm.ES384).public_key.to_pem()
+    (tmp_path / "other.pem").write_bytes(other)
+    assert main(["attest", "explain", str(ear), "--keys", str(tmp_path / "other.pem")]) == 1
     other = tmp_path / "other.pem"
     other.write_bytes(PrivateKey.generate(key.algorithm).public_key.to_pem())
     assert main(["attest", "verify-result", str(ear), "--keys", str(other), "--at", at]) == 1

@@ -80,6 +80,33 @@ def test_sign_register_verify(service: tuple[str, Path]) -> None:
     assert _run("statement", "register", work / "x.cose", "--url", url) == 1
 
 
+def test_statement_inspect(service: tuple[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    url, work = service
+    (work / "inspect.json").write_text('{"v": 2}')
+    stmt = work / "inspect.cose"
+    assert _run(
+        "statement", "sign", work / "inspect.json", "--key", work / "vendor.key",
+        "--iss", VENDOR_ISS, "--sub", "pkg:fw/inspect", "--out", stmt,
+    ) == 0  # fmt: skip
+    assert _run("statement", "register", stmt, "--url", url) == 0
+    capsys.readouterr()
+    assert _run("statement", "inspect", stmt, "--json") == 0
+    signed = json.loads(capsys.readouterr().out)
+    assert (signed["kind"], signed["claims"]["sub"], signed["receipts"]) == (
+        "signed", "pkg:fw/inspect", [],
+    )  # fmt: skip
+    assert _run("statement", "inspect", work / "inspect.cose.ts", "--json") == 0
+    transparent = json.loads(capsys.readouterr().out)
+    assert transparent["kind"] == "transparent"
+    (receipt,) = transparent["receipts"]
+    assert receipt["alg"] == "ES384"
+    assert receipt["inclusion_proofs"][0]["tree_size"] >= 1
+    assert _run("statement", "inspect", work / "inspect.cose.ts") == 0
+    assert "not verified" in capsys.readouterr().out
+
+
 def test_hash_envelope_and_x5chain_statements(tmp_path: Path) -> None:
     (tmp_path / "fw.bin").write_bytes(b"firmware image")
     now = dt.datetime.now(dt.UTC)

@@ -28,7 +28,7 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from ironroot import attestation, cose
 from ironroot.cli._serving import (
@@ -101,6 +101,19 @@ def register(subparsers: Any) -> None:
     appraise.add_argument("--out", type=Path, help="write the signed EAR here")
     appraise.add_argument("--json", action="store_true", help="print JSON")
     appraise.set_defaults(func=_appraise)
+
+    explain = verbs.add_parser(
+        "explain",
+        help="an EAR's status and trust vector in words, per submodule",
+        epilog="example: ironroot attest explain ear.jwt --keys verifier.pub.pem",
+    )
+    explain.add_argument("ear", type=Path, help="the EAR (JWT or CWT)")
+    explain.add_argument(
+        "--keys", help="verify its signature too: key file, or URL of /attestation/keys"
+    )
+    explain.add_argument("--json", action="store_true")
+    add_client_options(explain)
+    explain.set_defaults(func=_explain)
 
     check = verbs.add_parser("verify-result", help="check an EAR offline")
     check.add_argument("file", type=Path, help="the EAR (JWT or CWT)")
@@ -331,3 +344,112 @@ def _verify_result(args: argparse.Namespace) -> int:
         print("verified: signature and lifetime")
         _print(result)
     return 0 if result.status is attestation.TrustTier.AFFIRMING else 1
+
+
+# What each AR4SI tag means, in a phrase (draft-ietf-rats-ar4si §2.3.4).
+_MEANING: Final = {
+    "verifier_malfunction": "the verifier could not appraise this",
+    "no_claim": "the verifier makes no claim",
+    "unexpected_evidence": "the evidence was not what the verifier expected",
+    "crypto_failed": "a signature or other cryptographic check failed",
+    "recognized_instance": "a recognized, trustworthy instance",
+    "untrustworthy_instance": "the instance is recognized but not trustworthy",
+    "unrecognized_instance": "the instance is not recognized",
+    "approved_config": "the configuration is approved",
+    "safe_config": "no known vulnerabilities in the configuration",
+    "unsafe_config": "the configuration is known to be unsafe",
+    "unsupportable_config": "the configuration cannot be supported",
+    "approved_rt": "only approved runtime code was loaded",
+    "approved_boot": "only approved boot code was loaded",
+    "unsafe_rt": "the runtime code is known to be unsafe",
+    "unrecognized_rt": "the runtime code is not recognized",
+    "contraindicated_rt": "the runtime code is contraindicated (revoked, vulnerable)",
+    "approved_fs": "the file system is approved",
+    "unrecognized_fs": "the file system is not recognized",
+    "contraindicated_fs": "the file system is contraindicated",
+    "genuine_hw": "genuine hardware",
+    "unsafe_hw": "the hardware or its TCB is known to be unsafe (e.g. out of date)",
+    "contraindicated_hw": "the hardware is contraindicated",
+    "unrecognized_hw": "the hardware is not recognized",
+    "encrypted_rt": "memory is encrypted from the host",
+    "isolated_rt": "memory is isolated but not encrypted",
+    "visible_rt": "memory is visible to the host",
+    "hw_encrypted_secrets": "secrets are encrypted with hardware keys",
+    "sw_encrypted_secrets": "secrets are encrypted with software keys",
+    "unencrypted_secrets": "secrets are not encrypted",
+    "trusted_sources": "data comes from trusted sources",
+    "untrusted_sources": "data comes from untrusted sources",
+    "contraindicated_sources": "data comes from contraindicated sources",
+}
+
+
+def _unverified_ear(token: bytes) -> attestation.AttestationResult:
+    """An EAR's claims without checking its signature (``explain`` says so)."""
+    import base64
+
+    if token[:1] == b"\xd2":
+        sign1 = cose.Sign1.decode(token)
+        cbor_claims = cose.decode_cbor(sign1.payload or b"")
+        if not isinstance(cbor_claims, dict):
+            raise MalformedInput("the EAR's CWT payload is not a CBOR map")
+        return attestation.AttestationResult.from_cbor_claims(cbor_claims)
+    parts = token.strip().split(b".")
+    if len(parts) != 3:
+        raise MalformedInput("an EAR is a JWT (three base64url parts) or a CWT (COSE_Sign1)")
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + b"=" * (-len(parts[1]) % 4))
+        claims = json.loads(payload)
+    except ValueError as exc:
+        raise MalformedInput("the EAR's JWT payload is not base64url JSON") from exc
+    return attestation.AttestationResult.from_json_claims(claims)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    token = _read(args.ear).strip()
+    if args.keys:
+        result = attestation.decode_ear(token, _keys(args.keys, args))
+        signature = "verified"
+    else:
+        result = _unverified_ear(token)
+        signature = "not checked (give --keys)"
+    submods: dict[str, dict[str, Any]] = {}
+    for label, appraisal in result.submods.items():
+        vector: dict[str, dict[str, Any]] = {}
+        for category, code in appraisal.trust_vector.items():
+            tag = attestation.TRUST_CLAIM_TAGS.get(category, {}).get(code, str(code))
+            vector[category] = {
+                "code": code,
+                "tag": tag,
+                "tier": attestation.tier_of(code).value,
+                "meaning": _MEANING.get(tag, "a code this verifier does not name"),
+            }
+        submods[label] = {
+            "status": appraisal.status.value,
+            "policy": appraisal.policy_id,
+            "vector": vector,
+            "reasons": list(appraisal.reasons),
+        }
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "status": result.status.value,
+                    "signature": signature,
+                    "iat": result.iat,
+                    "exp": result.exp,
+                    "submods": submods,
+                }
+            )
+        )
+        return 0
+    print(f"status: {result.status.value} (the worst of its submodules); signature {signature}")
+    for label, sub in submods.items():
+        print(f"{label}: {sub['status']} (policy {sub['policy'] or '-'})")
+        for category, item in sub["vector"].items():
+            print(
+                f"  {category:<18} {item['code']:>4} {item['tag']:<22} [{item['tier']}] "
+                f"{item['meaning']}"
+            )
+        for reason in sub["reasons"]:
+            print(f"  why: {reason}")
+    return 0

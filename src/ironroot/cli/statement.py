@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,15 @@ def register(sub: Any) -> None:
     ver.add_argument("--json", action="store_true")
     add_client_options(ver)
     ver.set_defaults(func=_verify)
+
+    ins = verbs.add_parser(
+        "inspect",
+        help="show a signed or transparent statement: headers, claims, receipts (not verified)",
+        epilog="example: ironroot statement inspect release.cose.ts --json",
+    )
+    ins.add_argument("statement", type=Path, help="a Signed or Transparent Statement (COSE)")
+    ins.add_argument("--json", action="store_true")
+    ins.set_defaults(func=_inspect)
 
 
 def _sign(args: argparse.Namespace) -> int:
@@ -150,3 +161,89 @@ def _verify(args: argparse.Namespace) -> int:
             file=sys.stdout,
         )
     return 0
+
+
+def _header_value(value: object) -> object:
+    """A COSE header or claim value as JSON: bytes as hex, maps and arrays recursively."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).hex()
+    if isinstance(value, Mapping):
+        return {str(k): _header_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_header_value(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return repr(value)
+
+
+def _receipt_json(data: bytes) -> dict[str, object]:
+    try:
+        receipt = cose.Receipt.parse(data)
+    except IronrootError as exc:
+        return {"malformed": f"{exc.code}: {exc.detail}", "bytes": len(data)}
+    return {
+        "alg": receipt.algorithm.label,
+        "kid": receipt.kid.hex(),
+        "issuer": receipt.issuer,
+        "iat": receipt.iat,
+        "inclusion_proofs": [
+            {"tree_size": p.tree_size, "leaf_index": p.leaf_index, "path_length": len(p.path)}
+            for p in receipt.inclusion_proofs
+        ],
+        "consistency_proofs": len(receipt.consistency_proofs),
+    }
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    data = args.statement.read_bytes()
+    receipts: tuple[bytes, ...] = ()
+    try:
+        transparent = cose.TransparentStatement.parse(data)
+        statement, receipts, kind = transparent.statement, transparent.receipts, "transparent"
+    except IronrootError:
+        statement, kind = cose.SignedStatement.parse(data), "signed"  # its own error if not
+    claims = statement.claims
+    envelope = statement.hash_envelope
+    value: dict[str, object] = {
+        "kind": kind,
+        "alg": statement.algorithm.label,
+        "kid": statement.kid.hex() if statement.kid else None,
+        "x5chain": [_subject(der) for der in statement.x5chain],
+        "content_type": statement.content_type,
+        "claims": {
+            "iss": claims.iss,
+            "sub": claims.sub,
+            "iat": claims.iat,
+            **{str(k): _header_value(v) for k, v in claims.other.items()},
+        },
+        "protected": {str(k): _header_value(v) for k, v in statement.sign1.protected.items()},
+        "payload_bytes": len(statement.payload),
+        "payload_sha256": hashlib.sha256(statement.payload).hexdigest(),
+        "hash_envelope": None
+        if envelope is None
+        else {
+            "hash_alg": envelope.hash_alg,
+            "preimage_content_type": envelope.preimage_content_type,
+            "location": envelope.location,
+        },
+        "receipts": [_receipt_json(r) for r in receipts],
+    }
+    if args.json:
+        print(json.dumps(value))
+        return 0
+    print(f"{kind} statement, {value['alg']}, kid {value['kid'] or '-'}")
+    print(f"  iss: {claims.iss}\n  sub: {claims.sub}\n  iat: {claims.iat}")
+    print(f"  content type: {statement.content_type}; payload {len(statement.payload)} bytes")
+    for der in statement.x5chain:
+        print(f"  x5chain: {_subject(der)}")
+    for i, raw in enumerate(receipts):
+        print(f"  receipt {i}: {json.dumps(_receipt_json(raw))}")
+    print("(not verified: use `ironroot statement verify`)")
+    return 0
+
+
+def _subject(der: bytes) -> str:
+    try:
+        return load_certificates(der)[0].subject.rfc4514_string()
+    except IronrootError as exc:
+        return f"unreadable certificate ({exc.code})"
