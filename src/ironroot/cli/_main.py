@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from ironroot import __version__
+from ironroot.cli._help import apply_help
 from ironroot.errors import IronrootError
 
 # Command → (module under ironroot.cli, one-line help), in the order `--help` lists them. Only
@@ -122,6 +123,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         module = importlib.import_module(f"ironroot.cli.{module_name}")
         module.register(sub)
     _add_json(parser)
+    apply_help(parser)
     return parser
 
 
