@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+from pathlib import Path
 
 import cbor2
 import pytest
@@ -500,3 +501,27 @@ def test_report_helper_is_a_copy() -> None:
     assert doc["device"]["vendor"] == "Other"
     assert report()["device"]["vendor"] == "ACME Inc"
     assert SHA384 in report_bytes().decode()
+
+
+def test_cose_form_says_what_it_does_not_carry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CoRIM profile has no place for category and methodology: signing as cose says so
+    (stderr, and `not_carried` in JSON) instead of dropping them silently; jws keeps them."""
+    import json
+
+    from ironroot.cli import main
+
+    key = PrivateKey.generate(Algorithm.ES384)
+    (tmp_path / "k.pem").write_bytes(key.to_pem())
+    (tmp_path / "r.json").write_bytes(report_bytes())
+    base = ["safe", "sign", str(tmp_path / "r.json"), "--key", str(tmp_path / "k.pem")]
+    base += ["--kid", "lab", "--json"]
+    assert main([*base, "--format", "cose", "--out", str(tmp_path / "r.cose")]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["not_carried"] == ["device.category", "audit.methodology"]
+    assert "device.category is not carried in the CoRIM (COSE) form" in captured.err
+    assert main([*base, "--format", "jws", "--out", str(tmp_path / "r.jws")]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["not_carried"] == []
+    assert captured.err == ""

@@ -88,8 +88,31 @@ def _providers(values: Sequence[str]) -> safe.ProviderKeys:
 
 def _sign(args: argparse.Namespace) -> int:
     signer = load_signer(args.key)
-    signed = safe.sign_report(args.report.read_bytes(), signer, args.kid, format=args.format)
+    data = args.report.read_bytes()
+    signed = safe.sign_report(data, signer, args.kid, format=args.format)
+    dropped: tuple[str, ...] = ()
+    if args.format == "cose":  # the CoRIM profile has no place for some fields: say which
+        dropped = safe.corim_dropped_fields(safe.parse_report_json(data))
+        for field in dropped:
+            print(
+                f"ironroot: warning: {field} is not carried in the CoRIM (COSE) form, so the "
+                "signature does not cover it; sign as jws to keep it",
+                file=sys.stderr,
+            )
     args.out.write_bytes(signed)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "out": str(args.out),
+                    "format": args.format,
+                    "bytes": len(signed),
+                    "alg": signer.algorithm.label,
+                    "not_carried": list(dropped),
+                }
+            )
+        )
+        return 0
     print(f"wrote {args.out} ({len(signed)} bytes, {args.format}, {signer.algorithm.label})")
     return 0
 

@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING
 from ironroot._lazy import lazy_package
 
 if TYPE_CHECKING:
-    from ironroot.safe._corim import SFR_PROFILE_OID, build_sfr_corim, parse_sfr_corim
+    from ironroot.safe._corim import (
+        SFR_PROFILE_OID,
+        build_sfr_corim,
+        corim_dropped_fields,
+        parse_sfr_corim,
+    )
     from ironroot.safe._jws import ACCEPTED_JWS_ALGORITHMS, CompactJws, parse_compact_jws
     from ironroot.safe._keys import ProviderKey, ProviderKeys, provider_names
     from ironroot.safe._model import (
@@ -66,6 +71,7 @@ __all__ = [
     "UnverifiedReport",
     "VerifiedReport",
     "build_sfr_corim",
+    "corim_dropped_fields",
     "firmware_subject",
     "has_issue_at_or_above",
     "inspect_report",

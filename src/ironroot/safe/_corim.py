@@ -270,6 +270,17 @@ def _digest_list(device: Device) -> list[list[object]]:
     return out
 
 
+def corim_dropped_fields(report: ShortFormReport) -> tuple[str, ...]:
+    """The fields of ``report`` the CoRIM profile has no place for, so that a CoRIM (COSE)
+    signature of it does not cover them (``device.category``, ``audit.methodology``)."""
+    dropped = []
+    if report.device.category:
+        dropped.append("device.category")
+    if report.audit.methodology:
+        dropped.append("audit.methodology")
+    return tuple(dropped)
+
+
 def build_sfr_corim(report: ShortFormReport) -> bytes:
     """The report in the CoRIM profile, deterministically encoded (RFC 8949 §4.2.1).
 
