@@ -94,9 +94,28 @@ def test_a_session_of_commands(
     message.write_bytes(b"hello")
     assert _run(cli, "svc", "hsm", "sign", handle, "--in", str(message),
                 "--out", str(signature)) == 0  # fmt: skip
-    assert len(signature.read_bytes()) == 96
+    # DER by default, as openssl and most tools expect: checked here with `cryptography` alone
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    public = load_der_public_key(base64.b64decode(key["public_key_der"]))
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    public.verify(signature.read_bytes(), b"hello", ec.ECDSA(hashes.SHA384()))
     assert _run(cli, "svc", "hsm", "verify", handle, "--in", str(message),
                 "--signature", str(signature)) == 0  # fmt: skip
+    raw = tmp_path / "msg.raw.sig"
+    assert _run(cli, "svc", "hsm", "sign", handle, "--in", str(message),
+                "--out", str(raw), "--format", "raw") == 0  # fmt: skip
+    assert len(raw.read_bytes()) == 96  # r || s, as COSE and JOSE carry it
+    assert _run(cli, "svc", "hsm", "verify", handle, "--in", str(message),
+                "--signature", str(raw), "--format", "raw") == 0  # fmt: skip
+    assert (
+        _run(cli, "svc", "hsm", "verify", handle, "--in", str(message), "--signature", str(raw))
+        == 2
+    )  # raw given where DER is expected: malformed
     message.write_bytes(b"tampered")
     assert _run(cli, "svc", "hsm", "verify", handle, "--in", str(message),
                 "--signature", str(signature)) == 1  # fmt: skip

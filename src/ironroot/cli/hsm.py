@@ -292,6 +292,13 @@ def register(sub: Any) -> None:
     sign.add_argument("handle")
     sign.add_argument("--in", dest="input", required=True, type=Path)
     sign.add_argument("--out", required=True, type=Path)
+    sign.add_argument(
+        "--format",
+        choices=("der", "raw"),
+        default="der",
+        help="ECDSA signature encoding: DER (openssl, most tools) or raw r || s (COSE, JOSE); "
+        "other algorithms have one form",
+    )
     sign.set_defaults(func=_session_command(_sign))
 
     verify = verbs.add_parser("verify", help="verify a signature (exit 1 if it does not)")
@@ -299,6 +306,12 @@ def register(sub: Any) -> None:
     verify.add_argument("handle")
     verify.add_argument("--in", dest="input", required=True, type=Path)
     verify.add_argument("--signature", required=True, type=Path)
+    verify.add_argument(
+        "--format",
+        choices=("der", "raw"),
+        default="der",
+        help="ECDSA signature encoding: DER or raw r || s",
+    )
     verify.set_defaults(func=_session_command(_verify))
 
     for verb, action in (("encrypt", _encrypt), ("decrypt", _decrypt)):
@@ -518,15 +531,41 @@ def _key_delete(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespa
     return 0
 
 
+_ECDSA_SIZES: Final = {"EC-P256": 32, "EC-P384": 48}
+
+
+def _ecdsa_size(hsm: hsmlib.Hsm, session: hsmlib.Session, handle: str) -> int | None:
+    """The size of r and s for an ECDSA key (``None`` for any other key)."""
+    return _ECDSA_SIZES.get(hsm.key_info(session, handle).key_type.value)
+
+
 def _sign(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
     signature = hsm.sign(session, args.handle, _read(args.input))
+    size = _ecdsa_size(hsm, session, args.handle)
+    if size is not None and args.format == "der":  # what openssl and most tools read
+        r, s = int.from_bytes(signature[:size]), int.from_bytes(signature[size:])
+        signature = encode_dss_signature(r, s)
     _write(args.out, signature)
     _print(args, {"signature": _b64(signature)}, f"wrote {len(signature)} bytes to {args.out}")
     return 0
 
 
 def _verify(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
-    hsm.verify(session, args.handle, _read(args.signature, _MAX_SMALL), _read(args.input))
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    signature = _read(args.signature, _MAX_SMALL)
+    size = _ecdsa_size(hsm, session, args.handle)
+    if size is not None and args.format == "der":
+        try:
+            r, s = decode_dss_signature(signature)
+            signature = r.to_bytes(size) + s.to_bytes(size)
+        except (ValueError, OverflowError) as exc:
+            raise MalformedInput(
+                "the signature is not a DER ECDSA signature (give --format raw for r || s)"
+            ) from exc
+    hsm.verify(session, args.handle, signature, _read(args.input))
     _print(args, {"valid": True}, "signature verifies")
     return 0
 
