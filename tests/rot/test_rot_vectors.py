@@ -441,6 +441,49 @@ def test_open_dice_cbor_certificates_are_not_x509(vectors: Path) -> None:
         load_dice_objects(data)
 
 
+def test_open_dice_cbor_chain_verifies_link_by_link(vectors: Path) -> None:
+    """The Open DICE CBOR chain: the self-issued UDS certificate, then each certificate signed
+    by the key the one before names; the mode and hashes read as the profile defines them."""
+    from ironroot.errors import BadSignature
+    from ironroot.rot import parse_open_dice_cbor
+
+    folder = vectors / "dice-open"
+    previous = parse_open_dice_cbor((folder / "_CBOR_Ed25519_uds_cert.cert").read_bytes())
+    assert previous.issuer == previous.subject
+    previous.verify(previous.public_key())
+    for index in range(7):
+        data = (folder / f"_CBOR_Ed25519_cert_full_cert_chain_{index}.cert").read_bytes()
+        certificate = parse_open_dice_cbor(data)
+        assert certificate.issuer == previous.subject
+        assert certificate.to_json()["mode"] == "normal"
+        assert len(certificate.fields["code_hash"]) == 64
+        certificate.verify(previous.public_key())
+        with pytest.raises(BadSignature):
+            certificate.verify(certificate.public_key())  # not self-signed
+        previous = certificate
+    with pytest.raises(MalformedCertificate):
+        parse_open_dice_cbor((folder / "_X509_Ed25519_cert_full_cert_chain_0.cert").read_bytes())
+
+
+def test_inspect_cert_reads_open_dice_cbor(
+    vectors: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from ironroot.cli import main
+
+    folder = vectors / "dice-open"
+    cert = str(folder / "_CBOR_Ed25519_cert_full_cert_chain_1.cert")
+    issuer = str(folder / "_CBOR_Ed25519_cert_full_cert_chain_0.cert")
+    assert main(["rot", "inspect-cert", cert, "--issuer", issuer, "--json"]) == 0
+    (doc,) = json.loads(capsys.readouterr().out)["result"]
+    assert (doc["kind"], doc["mode"]) == ("open-dice-cbor", "normal")
+    assert doc["signature"].startswith("verified with the key of")
+    wrong = str(folder / "_CBOR_Ed25519_cert_full_cert_chain_2.cert")
+    assert main(["rot", "inspect-cert", cert, "--issuer", wrong]) == 1
+    assert "bad-signature" in capsys.readouterr().err
+
+
 def test_riot_extension(vectors: Path) -> None:
     riot = parse_riot_extension((vectors / "dice-open" / "riot-ext.der").read_bytes())
     assert riot.version == 1

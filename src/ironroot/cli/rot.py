@@ -53,7 +53,17 @@ def register(subparsers: Any) -> None:
     inspect = verbs.add_parser(
         "inspect-cert", help="print the DICE fields of certificates or CSRs (PEM or DER)"
     )
-    inspect.add_argument("file", type=Path, help="certificate(s) or CSR, PEM or DER")
+    inspect.add_argument(
+        "file",
+        type=Path,
+        help="certificate(s) or CSR, PEM or DER; or an Open DICE CBOR certificate",
+    )
+    inspect.add_argument(
+        "--issuer",
+        type=Path,
+        help="Open DICE CBOR: the issuer's certificate, to verify the signature with its key "
+        "(a self-issued certificate is verified with its own)",
+    )
     inspect.add_argument("--json", action="store_true", help="print JSON")
     inspect.add_argument(
         "--svn-encoding",
@@ -65,8 +75,37 @@ def register(subparsers: Any) -> None:
     _register_device_verbs(verbs)
 
 
+def _open_dice_cbor(data: bytes, issuer_file: Path | None) -> dict[str, Any]:
+    """An Open DICE CBOR certificate as JSON, with its signature checked when the issuer's key
+    is known (``BadSignature``, exit 1, when it does not verify)."""
+    certificate = rot.parse_open_dice_cbor(data)
+    doc = certificate.to_json()
+    if issuer_file is not None:
+        certificate.verify(rot.parse_open_dice_cbor(issuer_file.read_bytes()).public_key())
+        doc["signature"] = f"verified with the key of {issuer_file.name}"
+    elif certificate.issuer == certificate.subject:
+        certificate.verify(certificate.public_key())
+        doc["signature"] = "verified (self-issued)"
+    else:
+        doc["signature"] = "not checked (give --issuer)"
+    return doc
+
+
 def _inspect(args: argparse.Namespace) -> int:
     data = args.file.read_bytes()
+    if data[:1] == b"\x84":  # a 4-item CBOR array: an untagged COSE_Sign1 (Open DICE CBOR)
+        documents = [_open_dice_cbor(data, args.issuer)]
+        if args.json:
+            print(json.dumps(documents, indent=2))
+            return 0
+        table = Table(title=args.file.name, show_header=False, title_justify="left")
+        for key, value in documents[0].items():
+            if value is not None:
+                table.add_row(key, _text(value))
+        Console().print(table)
+        return 0
+    if args.issuer is not None:
+        raise ConfigError("--issuer applies to Open DICE CBOR certificates")
     objects = rot.load_dice_objects(data, strict=False, svn_encoding=args.svn_encoding)
     documents = [obj.to_json() for obj in objects]
     if args.json:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ironroot.rot._fuses import Fuses, Lifecycle
     from ironroot.rot._kdf import derive_ecc_p384, derive_mldsa87, kdf
     from ironroot.rot._layers import DiceLayer
+    from ironroot.rot._open_dice_cbor import OpenDiceCertificate, parse_open_dice_cbor
     from ironroot.rot._quote import QuoteClaims, create_quote, verify_quote
     from ironroot.rot.dice import (
         KEY_PURPOSE_OIDS,
@@ -86,6 +87,7 @@ __all__ = [
     "Lifecycle",
     "MemoryCounter",
     "MonotonicCounter",
+    "OpenDiceCertificate",
     "OpenDiceInput",
     "OperationalFlag",
     "OperationalFlags",
@@ -115,6 +117,7 @@ __all__ = [
     "parse_certificates",
     "parse_csr",
     "parse_multi_tcb_info",
+    "parse_open_dice_cbor",
     "parse_open_dice_input",
     "parse_riot_extension",
     "parse_tcb_info",
