@@ -74,3 +74,22 @@ def test_a_group_starts_without_the_heavy_libraries(group: str) -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "HEAVY:", out.stdout[-300:]
+
+
+def test_the_demo_module_answers_help_without_running() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "ironroot.demo", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert out.stdout.startswith("usage: python -m ironroot.demo")
+    assert "Ironroot demo" not in out.stdout  # it did not start
+    bad = subprocess.run(
+        [sys.executable, "-m", "ironroot.demo", "--bogus"], capture_output=True, timeout=60
+    )
+    assert bad.returncode == 2

@@ -296,7 +296,10 @@ def _attestation(demo: Demo, url: str) -> None:
     (demo.work / "verifier.jwk").write_text(json.dumps({"keys": [shown["jwk"]]}))
     demo.run("attest", "verify-result", "device.ear.jwt", "--keys", "verifier.jwk")
 
-    demo.step("14. Refused: a device running signed but never-logged firmware")
+    demo.step(
+        "14. Not affirming: signed firmware that was never logged appraises as a warning "
+        "(no published reference value matches it), so nothing that needs affirming is granted"
+    )
     (demo.work / "runtime-secret.bin").write_bytes(os.urandom(128 * 1024))
     demo.run(
         "firmware", "build", "--fmc", "fmc.bin", "--runtime", "runtime-secret.bin", "--svn", "3",
@@ -346,7 +349,16 @@ def _audit(demo: Demo, url: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    keep = "--keep" in (argv if argv is not None else sys.argv[1:])
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m ironroot.demo",
+        description="Walk the whole path of trust with the real commands, in a temporary "
+        "directory: transparency service, firmware, root of trust, SAFE review, attestation, "
+        "key release and the auditor's check (what `make demo` runs).",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the demo's directory")
+    keep = parser.parse_args(argv if argv is not None else sys.argv[1:]).keep
     work = Path(tempfile.mkdtemp(prefix="ironroot-demo-"))
     demo = Demo(work)
     port = _free_port()

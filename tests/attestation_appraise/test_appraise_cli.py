@@ -126,3 +126,17 @@ def test_serve_checks_its_port_and_holds_its_directory(
     monkeypatch.setenv("IRONROOT_DATA", str(data_dir))  # --data from the environment
     assert main(["attest", "serve", "--port", "8198", "--log-level", "warning"]) == 0
     assert len(served) == 1
+
+
+def test_the_appraisal_policy_is_a_file_named_policy_file(data_dir: Path) -> None:
+    from ironroot.attestation import load_attestation_config
+
+    config_file = data_dir / "attestation.toml"
+    text = config_file.read_text()
+    rules = data_dir / "lab.toml"
+    rules.write_text('[policy]\nname = "lab"\n')
+    config_file.write_text(text.replace('policy_file = ""', 'policy_file = "lab.toml"'))
+    assert load_attestation_config(data_dir).load_policy().name == "lab"
+    config_file.write_text(text.replace('policy_file = ""', 'policy = "debug == false"'))
+    with pytest.raises(ConfigError, match="policy_file"):
+        load_attestation_config(data_dir)

@@ -12,7 +12,8 @@
     reference_values = ["reference-values"]   # Transparent Statements of CoRIMs (*.ts, *.cbor)
     reviews = ["reviews"]                     # Transparent Statements of SAFE SFRs
     review_providers = ["review-providers"]   # SAFE review-provider public keys
-    policy = ""                               # an appraisal policy TOML file; "" = default
+    policy_file = ""                          # a TOML file of appraisal rules; "" = default
+                                              # (not inline CEL: that is ironroot.toml's policy)
     result_lifetime = 3600                    # seconds an EAR is valid
     nonce_lifetime = 300                      # seconds a challenge is valid
     collateral = "intel-collateral"           # Intel TDX collateral directory ("" = none):
@@ -103,7 +104,7 @@ service_keys = ["service-keys"]
 reference_values = ["reference-values"]
 reviews = ["reviews"]
 review_providers = ["review-providers"]
-policy = ""
+policy_file = ""
 result_lifetime = 3600
 nonce_lifetime = 300
 collateral = ""
@@ -364,6 +365,7 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
         "review_providers",
         "vendor_keys",
         "policy",
+        "policy_file",
         "result_lifetime",
         "nonce_lifetime",
         "collateral",
@@ -377,11 +379,17 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
     vendor_keys = table.get("vendor_keys", {})
     if not isinstance(vendor_keys, dict):
         raise ConfigError("attestation.vendor_keys must map issuers to key files")
-    policy = table.get("policy", "")
+    if table.get("policy", "") != "":
+        raise ConfigError(
+            'attestation.policy: name the appraisal rules file with policy_file = "FILE" '
+            "(a TOML file of rules; inline CEL is the transparency service's policy in "
+            "ironroot.toml, not this)"
+        )
+    policy = table.get("policy_file", "")
     host = table.get("host", "127.0.0.1")
     signing_key = table.get("signing_key", "verifier-es384.pem")
     if not isinstance(policy, str) or not isinstance(host, str) or not isinstance(signing_key, str):
-        raise ConfigError("attestation.policy, host and signing_key must be text")
+        raise ConfigError("attestation.policy_file, host and signing_key must be text")
     collateral = table.get("collateral", "")
     if not isinstance(collateral, str):
         raise ConfigError("attestation.collateral must be a directory path (text)")
