@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -55,5 +56,8 @@ def test_the_url_comes_from_the_flag_or_the_environment(
     monkeypatch.setenv("IRONROOT_URL", "http://127.0.0.1:9")  # nothing listens there
     code = main(["keyrelease", "challenge", "--json"])
     out = capsys.readouterr().out
-    assert code != 0
+    assert code == 1
     assert "IRONROOT_URL" not in out  # the URL was taken; the service is what is missing
+    error = json.loads(out)["error"]
+    assert error["code"] == "unreachable"  # not "storage": nothing is wrong with a store
+    assert error["message"] == "cannot reach the key service: Connection refused"

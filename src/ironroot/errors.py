@@ -11,6 +11,7 @@ Messages never contain secrets. Parsers chain the underlying exception with ``fr
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 __all__ = [
@@ -76,6 +77,7 @@ __all__ = [
     "SvnRollback",
     "Unauthorized",
     "UnknownIssuer",
+    "Unreachable",
     "UnsupportedAlgorithm",
     "VerificationFailed",
 ]
@@ -553,6 +555,20 @@ class HsmZeroized(HsmErrorState):
 
     code = "hsm-zeroized"
     title = "HSM Zeroized"
+
+
+class Unreachable(StorageError):
+    """A service that could not be reached: connection refused, a name that does not resolve,
+    a timeout, or a TLS handshake that failed (an unknown CA, a client certificate missing)."""
+
+    code = "unreachable"
+    title = "Service Unreachable"
+
+    @classmethod
+    def of(cls, what: str, exc: BaseException) -> Unreachable:
+        """``cannot reach <what>: <reason>``, the reason without the library's decoration."""
+        reason = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)).strip() or type(exc).__name__
+        return cls(f"cannot reach {what}: {reason}")
 
 
 class SealedStoreError(StorageError):

@@ -21,6 +21,8 @@ RUNTIME_NAMES = {
     "Lifecycle",
     "MemoryCounter",
     "MonotonicCounter",
+    "OpenDiceCertificate",
+    "parse_open_dice_cbor",
     "PcrEvent",
     "ProvisionResult",
     "QuoteClaims",

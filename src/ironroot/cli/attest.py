@@ -41,7 +41,7 @@ from ironroot.cli._serving import (
 from ironroot.cli._time import instant
 from ironroot.cli.evidence import add_collateral_arguments, collateral_from_args
 from ironroot.crypto import PublicKey, Verifier, load_verifier
-from ironroot.errors import ConfigError, MalformedInput, StorageError
+from ironroot.errors import ConfigError, MalformedInput, Unreachable
 
 __all__ = ["register"]
 
@@ -321,7 +321,7 @@ def _keys(source: str, args: argparse.Namespace) -> dict[bytes, Verifier]:
                 verify=client_tls(args),
             )
         except httpx.HTTPError as exc:
-            raise StorageError(f"cannot fetch the verifier keys: {exc}") from exc
+            raise Unreachable.of("the verifier keys", exc) from exc
         if response.status_code != 200:
             raise ConfigError(f"{source} answered {response.status_code}")
         return _jwks(response.content)

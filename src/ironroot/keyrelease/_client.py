@@ -15,7 +15,7 @@ import httpx
 
 from ironroot import errors
 from ironroot.cose import Problem, encode_cbor
-from ironroot.errors import IronrootError, MalformedInput, StorageError
+from ironroot.errors import IronrootError, MalformedInput, StorageError, Unreachable
 from ironroot.keyrelease._format import RELEASED_KEY_CBOR, ReleasedKey, b64url, unb64url
 
 __all__ = ["KeyReleaseClient"]
@@ -83,7 +83,7 @@ class KeyReleaseClient:
         try:
             response = self._http.post(path, content=content, headers=headers)
         except httpx.HTTPError as exc:
-            raise StorageError(f"the key service is unreachable: {exc}") from exc
+            raise Unreachable.of("the key service", exc) from exc
         if len(response.content) > _MAX_RESPONSE:
             raise MalformedInput("the key service's answer is too large")
         if response.status_code >= 400:

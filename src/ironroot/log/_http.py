@@ -7,7 +7,7 @@ from types import TracebackType
 
 import httpx
 
-from ironroot.errors import MalformedInput, NotFound, PayloadTooLarge, StorageError
+from ironroot.errors import MalformedInput, NotFound, PayloadTooLarge, StorageError, Unreachable
 
 __all__ = ["HttpLogFetcher"]
 
@@ -52,7 +52,7 @@ class HttpLogFetcher:
                         raise PayloadTooLarge(f"{url} is larger than any log resource")
                 return bytes(body)
         except httpx.HTTPError as exc:
-            raise StorageError(f"cannot fetch {url}: {exc}") from exc
+            raise Unreachable.of(url, exc) from exc
 
     def close(self) -> None:
         if self._own:

@@ -17,7 +17,7 @@ import httpx
 
 from ironroot.cose import Problem, decode_cbor, decode_key_set
 from ironroot.crypto import PublicKey
-from ironroot.errors import IronrootError, MalformedInput, StorageError
+from ironroot.errors import IronrootError, MalformedInput, StorageError, Unreachable
 
 __all__ = ["Registration", "RemoteProblem", "TransparencyClient"]
 
@@ -99,7 +99,7 @@ class TransparencyClient:
         try:
             response = self._http.get(path, headers={"Accept": accept})
         except httpx.HTTPError as exc:
-            raise StorageError(f"cannot reach the transparency service: {exc}") from exc
+            raise Unreachable.of("the transparency service", exc) from exc
         return response
 
     def register(
@@ -111,7 +111,7 @@ class TransparencyClient:
                 "/entries", content=statement, headers={"Content-Type": _COSE, "Accept": _COSE}
             )
         except httpx.HTTPError as exc:
-            raise StorageError(f"cannot reach the transparency service: {exc}") from exc
+            raise Unreachable.of("the transparency service", exc) from exc
         if response.status_code not in (201, 303):
             self._raise_problem(response)
         location = response.headers.get("location", "")
