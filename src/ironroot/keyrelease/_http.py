@@ -12,6 +12,8 @@
     ``Accept`` asks for the other).
 ``GET /keys``
     ``{"keys": [name, ...]}``: the names of the releasable keys.
+``/admin/...``
+    an HSM crypto officer administers the running service's HSM (``ironroot.keyrelease._admin``).
 
 Every refusal is an RFC 9290 concise problem (CBOR), or RFC 9457 JSON when the client accepts
 JSON, with the error's machine code as the ``code`` member: 400 (malformed, expired, unknown
@@ -37,6 +39,7 @@ from ironroot.cose import Limits, decode_cbor, encode_cbor
 from ironroot.errors import ConfigError, HsmErrorState, IronrootError, MalformedInput
 from ironroot.hsm import WrappingKey
 from ironroot.http import Handler, ServerThread, ServiceInfo, guarded, problem_app, read_body
+from ironroot.keyrelease._admin import admin_routes
 from ironroot.keyrelease._format import RELEASED_KEY_CBOR, RELEASED_KEY_JSON, b64url, unb64url
 from ironroot.keyrelease._service import HsmVault, KeyReleaseService, ReleaseRequest
 
@@ -218,7 +221,7 @@ def create_keyrelease_app(service: KeyReleaseService) -> Starlette:
     """An ASGI app serving the key release routes, with ``/``, ``/health``, ``/ready``,
     ``/metrics`` and the access log."""
     info = keyrelease_info(service)
-    return problem_app(keyrelease_routes(service, info), info)
+    return problem_app([*keyrelease_routes(service, info), *admin_routes(service)], info)
 
 
 class KeyReleaseServerThread(ServerThread):

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Final, Protocol
 
-from ironroot.errors import ConfigError, NotFound
+from ironroot.errors import ConfigError, Conflict, NotFound
 from ironroot.hsm import Hsm, KeyType, Session, WrappingKey
 from ironroot.keyrelease._format import ReleasedKey, wrap_algorithm
 
@@ -106,8 +107,19 @@ class KeyReleaseService:
     """Secure key release: challenges and releases, decided by the HSM (module docs)."""
 
     def __init__(self, *, keys: Iterable[ReleasableKey], vault: KeyVault) -> None:
-        self.keys: Mapping[str, ReleasableKey] = {k.name: k for k in keys}
+        self._keys: dict[str, ReleasableKey] = {k.name: k for k in keys}
         self.vault = vault
+
+    @property
+    def keys(self) -> Mapping[str, ReleasableKey]:
+        """The keys offered for release, by name."""
+        return MappingProxyType(self._keys)
+
+    def add_key(self, key: ReleasableKey) -> None:
+        """Offer one more key (the admin API's ``offer_as``); ``Conflict`` for a taken name."""
+        if key.name in self._keys:
+            raise Conflict(f"a key is offered as {key.name!r} already")
+        self._keys[key.name] = key
 
     def challenge(self, client: str | None = None) -> tuple[bytes, int]:
         """A new single-use release nonce for ``client`` and when it expires (epoch seconds)."""

@@ -1,0 +1,201 @@
+"""Administering the key service's HSM while the service runs: ``/admin/...``.
+
+The running key service holds its HSM (one process per HSM directory), so ``ironroot hsm``
+cannot open it meanwhile. These routes let the HSM's own identities do what they would do
+with ``ironroot hsm`` — list, generate and import keys, install and list EAR verifiers — in
+the running service. Every request carries an HSM identity and its credential (HTTP Basic,
+``identity:credential``; serve with TLS): the service logs in to its HSM as that identity for
+the one request and logs out after it, and **the HSM's roles decide**, exactly as on the
+command line: generating keys and installing verifiers need a crypto officer, importing
+(unwrapping) a key a crypto user, listing either. A wrong credential is ``Unauthorized`` (401,
+and counts toward the identity's lockout), a role without the right ``RoleNotPermitted``
+(403), and every call is in the HSM's audit log under that identity's name.
+
+``GET /admin/keys``
+    ``{"keys": [key info, ...]}`` (handle, type, attributes, public key; never key material).
+``POST /admin/keys`` JSON ``{"type", "usages"?, "exportable"?, "label"?, "release_policy"?,
+"release_on_warning"?, "offer_as"?}``
+    generate a key inside; with ``offer_as``, the service offers it for release under that
+    name at once (until the process stops: add it to ``keyrelease.toml`` to keep it).
+``POST /admin/keys/import`` JSON ``{"wrapped": b64url, "unwrapping_key": handle, "type",
+"usages"?, "label"?}``
+    unwrap a wrapped key into the HSM (imported keys are never exportable).
+``GET /admin/verifiers`` / ``POST /admin/verifiers`` JSON ``{"name", "public_key": PEM}``
+    list / install the EAR verifiers the HSM trusts for release.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ironroot.errors import MalformedInput, Unauthorized
+from ironroot.hsm import Hsm, KeyAttributes, KeyInfo, KeyType, Session
+from ironroot.http import guarded, read_body
+from ironroot.keyrelease._format import b64url, unb64url
+from ironroot.keyrelease._service import HsmVault, KeyReleaseService, ReleasableKey
+
+__all__ = ["admin_routes"]
+
+_MAX_ADMIN_REQUEST: Final = 1024 * 1024
+_log = logging.getLogger("ironroot.keyrelease.admin")
+
+
+def _officer(request: Request) -> tuple[str, bytes]:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        raise Unauthorized("the admin API needs an HSM officer's identity and credential (Basic)")
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise Unauthorized("the Basic credentials are not base64") from exc
+    identity, sep, credential = decoded.partition(b":")
+    if not sep or not identity:
+        raise Unauthorized("Basic credentials are identity:credential")
+    try:
+        return identity.decode("utf-8"), credential
+    except UnicodeDecodeError as exc:
+        raise Unauthorized("the identity is not UTF-8") from exc
+
+
+@contextmanager
+def _session(hsm: Hsm, identity: str, credential: bytes) -> Iterator[Session]:
+    session = hsm.login(identity, credential)
+    try:
+        yield session
+    finally:
+        hsm.logout(session)
+
+
+def _key_json(info: KeyInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "handle": info.handle,
+        "type": info.key_type.value,
+        "generated_inside": info.generated_inside,
+        "created": info.created,
+        **info.attributes.to_map(),
+    }
+    if info.public_der is not None:
+        out["public_key_der"] = b64url(info.public_der)
+    return out
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    data = await read_body(request, _MAX_ADMIN_REQUEST)
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        raise MalformedInput("the admin request is not JSON") from exc
+    if not isinstance(value, dict):
+        raise MalformedInput("the admin request is a JSON object")
+    return value
+
+
+def _text(body: dict[str, Any], name: str, default: str | None = None) -> str:
+    value = body.get(name, default)
+    if not isinstance(value, str):
+        raise MalformedInput(f"{name} must be text")
+    return value
+
+
+def _attributes(body: dict[str, Any], key_type: KeyType, *, exportable: bool) -> KeyAttributes:
+    usages = body.get("usages")
+    if usages is not None and (
+        not isinstance(usages, list) or not all(isinstance(u, str) for u in usages)
+    ):
+        raise MalformedInput("usages is a list of usage names")
+    policy = body.get("release_policy")
+    if policy is not None and not isinstance(policy, str):
+        raise MalformedInput("release_policy is text")
+    flag = body.get("exportable", False)
+    warning = body.get("release_on_warning", False)
+    if not isinstance(flag, bool) or not isinstance(warning, bool):
+        raise MalformedInput("exportable and release_on_warning are true or false")
+    return KeyAttributes.of(
+        usages if usages is not None else [u.value for u in key_type.default_usages],
+        exportable=flag and exportable,
+        label=_text(body, "label", ""),
+        release_policy=policy,
+        release_on_warning=warning,
+    )
+
+
+def admin_routes(service: KeyReleaseService) -> list[Route]:
+    """The ``/admin`` routes (module docs); none when the service's vault is not an HSM."""
+    vault = service.vault
+    if not isinstance(vault, HsmVault):
+        return []
+    hsm = vault.hsm
+
+    def as_officer(
+        action: Callable[[Session, dict[str, Any]], Any],
+    ) -> Callable[[Request], Any]:
+        async def handler(request: Request) -> Response:
+            identity, credential = _officer(request)
+            body = await _json_body(request) if request.method == "POST" else {}
+
+            def run() -> Any:
+                with _session(hsm, identity, credential) as session:
+                    return action(session, body)
+
+            result = await run_in_threadpool(run)
+            status = 201 if request.method == "POST" else 200
+            return Response(json.dumps(result), status, media_type="application/json")
+
+        return guarded(handler, _log, what="the key service's admin API")
+
+    def list_keys(session: Session, body: dict[str, Any]) -> Any:
+        return {"keys": [_key_json(k) for k in hsm.keys(session)]}
+
+    def generate(session: Session, body: dict[str, Any]) -> Any:
+        key_type = KeyType.parse(_text(body, "type"))
+        offer = body.get("offer_as")
+        entry = None
+        if offer is not None:
+            if not isinstance(offer, str) or offer in service.keys:
+                raise MalformedInput("offer_as is a name the service does not offer yet")
+            entry = ReleasableKey(offer, "pending")  # checks the name before the key exists
+        handle = hsm.generate(session, key_type, _attributes(body, key_type, exportable=True))
+        if entry is not None:
+            service.add_key(ReleasableKey(entry.name, handle))
+            _log.info("key %s offered for release as %s (until restart)", handle, entry.name)
+        return _key_json(hsm.key_info(session, handle))
+
+    def import_key(session: Session, body: dict[str, Any]) -> Any:
+        wrapped = unb64url(body.get("wrapped"), "wrapped")
+        key_type = KeyType.parse(_text(body, "type"))
+        handle = hsm.unwrap(
+            session,
+            wrapped,
+            unwrapping_key=_text(body, "unwrapping_key"),
+            key_type=key_type,
+            attributes=_attributes(body, key_type, exportable=False),
+        )
+        return _key_json(hsm.key_info(session, handle))
+
+    def list_verifiers(session: Session, body: dict[str, Any]) -> Any:
+        return {"verifiers": [{"name": n, "kid": k} for n, k in hsm.release_verifiers(session)]}
+
+    def add_verifier(session: Session, body: dict[str, Any]) -> Any:
+        name = _text(body, "name")
+        kid = hsm.add_release_verifier(session, name, _text(body, "public_key").encode())
+        return {"name": name, "kid": kid}
+
+    return [
+        Route("/admin/keys", as_officer(list_keys), methods=["GET"]),
+        Route("/admin/keys", as_officer(generate), methods=["POST"]),
+        Route("/admin/keys/import", as_officer(import_key), methods=["POST"]),
+        Route("/admin/verifiers", as_officer(list_verifiers), methods=["GET"]),
+        Route("/admin/verifiers", as_officer(add_verifier), methods=["POST"]),
+    ]

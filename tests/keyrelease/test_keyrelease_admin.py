@@ -1,0 +1,114 @@
+"""The running key service's HSM administered through ``/admin``, the HSM's roles deciding."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import pytest
+from _kr_helpers import Harness, assert_problem, build_harness, released_ok
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import RoleNotPermitted, Unauthorized
+from ironroot.hsm import KeyType, Role, wrap_key_kem
+from ironroot.keyrelease import KeyReleaseServerThread, create_keyrelease_app
+
+OFFICER = ("officer", "officer-credential")
+USER = ("keyrelease", "user-credential")
+
+
+@pytest.fixture
+def admin() -> tuple[Harness, str]:
+    harness = build_harness()
+    with (
+        harness.http,
+        KeyReleaseServerThread(create_keyrelease_app(harness.service)) as server,
+    ):
+        harness.url = server.url
+        yield harness, server.url
+
+
+def _client(url: str, auth: tuple[str, str] | None) -> httpx.Client:
+    return httpx.Client(base_url=url, auth=auth, timeout=30, headers={"Accept": "application/json"})
+
+
+def test_the_hsms_identities_and_roles_decide(admin: tuple[Harness, str]) -> None:
+    harness, url = admin
+    with _client(url, None) as anonymous:
+        response = anonymous.get("/admin/keys")
+        assert_problem(response, Unauthorized)
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    with _client(url, ("officer", "not-the-credential")) as wrong:
+        assert_problem(wrong.get("/admin/keys"), Unauthorized)
+    with _client(url, USER) as user:
+        assert user.get("/admin/keys").status_code == 200  # a crypto user may list keys
+        assert_problem(user.post("/admin/keys", json={"type": "AES-256"}), RoleNotPermitted)
+        verifier = PrivateKey.generate(Algorithm.ES384).public_key.to_pem().decode()
+        added = user.post("/admin/verifiers", json={"name": "x", "public_key": verifier})
+        assert_problem(added, RoleNotPermitted)
+    harness.hsm.add_identity(harness.officer, "auditor", Role.AUDITOR, b"auditor-credential")
+    records = harness.hsm.audit_records(harness.hsm.login("auditor", b"auditor-credential"))
+    outcomes = {(r.identity, r.operation, r.result) for r in records}
+    assert ("officer", "login", "unauthorized") in outcomes
+    assert ("keyrelease", "generate", "role-not-permitted") in outcomes
+    assert ("keyrelease", "verifier-add", "role-not-permitted") in outcomes
+
+
+def test_generate_offer_and_release_while_running(admin: tuple[Harness, str]) -> None:
+    harness, url = admin
+    with _client(url, OFFICER) as officer:
+        listed = officer.get("/admin/keys").json()["keys"]
+        assert len(listed) == len(harness.handles)
+        created = officer.post(
+            "/admin/keys",
+            json={
+                "type": "AES-256",
+                "usages": ["encrypt", "decrypt"],
+                "exportable": True,
+                "release_policy": 'status == "affirming"',
+                "offer_as": "fresh-key",
+            },
+        )
+        assert created.status_code == 201, created.text
+        handle = created.json()["handle"]
+        assert created.json()["release_policy"] == 'status == "affirming"'
+        bad = officer.post("/admin/keys", json={"type": "AES-256", "release_policy": "x =="})
+        assert bad.status_code == 403  # invalid-release-policy: no key is made
+    assert "fresh-key" in httpx.get(f"{url}/keys", timeout=30).json()["keys"]
+    harness.handles["fresh-key"] = handle
+    nonce = harness.nonce()
+    released = harness.service.release("fresh-key", harness.request(harness.ear(nonce), nonce))
+    assert harness.holds("fresh-key", released_ok(released, harness.tee, nonce))
+
+
+def test_verifiers_and_imported_keys(admin: tuple[Harness, str]) -> None:
+    _harness, url = admin
+    verifier = PrivateKey.generate(Algorithm.ES384).public_key.to_pem().decode()
+    with _client(url, OFFICER) as officer:
+        added = officer.post(
+            "/admin/verifiers", json={"name": "https://second.example", "public_key": verifier}
+        )
+        assert added.status_code == 201, added.text
+        names = [v["name"] for v in officer.get("/admin/verifiers").json()["verifiers"]]
+        assert names == ["https://second.example", "https://verifier.example"]
+        kem = officer.post("/admin/keys", json={"type": "ML-KEM-768", "usages": ["unwrap"]}).json()
+        public = load_der_public_key(
+            base64.urlsafe_b64decode(
+                kem["public_key_der"] + "=" * (-len(kem["public_key_der"]) % 4)
+            )
+        )
+        wrapped = wrap_key_kem(public, KeyType.AES_256, bytes(range(32)))  # type: ignore[arg-type]
+    with _client(url, USER) as user:  # importing (unwrapping) is a crypto user's operation
+        imported = user.post(
+            "/admin/keys/import",
+            json={
+                "wrapped": base64.urlsafe_b64encode(wrapped).rstrip(b"=").decode(),
+                "unwrapping_key": kem["handle"],
+                "type": "AES-256",
+                "usages": ["encrypt", "decrypt"],
+            },
+        )
+        assert imported.status_code == 201, imported.text
+        assert imported.json()["generated_inside"] is False
+        assert imported.json()["exportable"] is False  # an imported key never leaves
