@@ -228,3 +228,13 @@ def test_any_json_document_parses_or_is_invalid(document: Any) -> None:
         return
     with contextlib.suppress(ReleaseDenied):
         policy.evaluate(CONTEXT)
+
+
+def test_a_cel_syntax_error_is_one_line() -> None:
+    from ironroot.errors import InvalidReleasePolicy
+    from ironroot.keyrelease import parse_release_policy
+
+    with pytest.raises(InvalidReleasePolicy) as info:
+        parse_release_policy("status == \n\n")
+    assert "\n" not in info.value.detail
+    assert "Syntax error" in info.value.detail

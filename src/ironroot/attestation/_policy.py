@@ -190,7 +190,9 @@ class AppraisalPolicy:
 
                 programs[rule.name] = cel.compile(rule.expression)
             except (ValueError, RuntimeError) as exc:
-                raise ConfigError(f"rule {rule.name}: not valid CEL: {exc}") from exc
+                raise ConfigError(
+                    f"rule {rule.name}: not valid CEL: {' '.join(str(exc).split())}"
+                ) from exc
         combined = "{" + ", ".join(f'"{r.name}": ({r.expression})' for r in self.rules) + "}"
         try:
             set_(self, "_program", cel.compile(combined))

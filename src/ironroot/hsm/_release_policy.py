@@ -188,7 +188,9 @@ class CelReleasePolicy:
             program = cel.compile(text)
             variables = set(program.variables())
         except (ValueError, RuntimeError) as exc:
-            raise InvalidReleasePolicy(f"the release policy is not valid CEL: {exc}") from exc
+            raise InvalidReleasePolicy(
+                f"the release policy is not valid CEL: {' '.join(str(exc).split())}"
+            ) from exc
         unknown = variables - CEL_VARIABLES
         if unknown:
             raise InvalidReleasePolicy(

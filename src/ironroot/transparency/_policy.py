@@ -72,7 +72,9 @@ class RegistrationPolicy:
 
                 self._program = cel.compile(config.policy)
             except (ValueError, RuntimeError) as exc:
-                raise ConfigError(f"transparency.policy is not valid CEL: {exc}") from exc
+                raise ConfigError(
+                    f"transparency.policy is not valid CEL: {' '.join(str(exc).split())}"
+                ) from exc
 
     def check(self, data: bytes, now: datetime) -> SignedStatement:
         """Return the parsed statement if the service may register it; raise otherwise."""
