@@ -28,14 +28,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
-
-from ironroot.crypto import Algorithm, PrivateKey
+from hsm import device_identity  # bench/hsm.py: the same self-signed device
 from ironroot.errors import KeyUsageNotPermitted
-from ironroot.hsm import DeviceIdentity, DirectoryStorage, Hsm, HsmConfig, KeyType, Role
+from ironroot.hsm import DirectoryStorage, Hsm, HsmConfig, KeyType, Role
 from ironroot.rot import Device, VendorCA
 
 
@@ -46,24 +41,6 @@ def rate(call: Callable[[], object], seconds: float) -> float:
         call()
         count += 1
     return count / (time.perf_counter() - start)
-
-
-def device_identity() -> DeviceIdentity:
-    key = PrivateKey.generate(Algorithm.ES384)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench device")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key.raw)  # type: ignore[arg-type]
-        .serial_number(1)
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key.raw, hashes.SHA384())  # type: ignore[arg-type]
-    )
-    return DeviceIdentity(key, (cert.public_bytes(Encoding.DER),))
 
 
 def main() -> int:

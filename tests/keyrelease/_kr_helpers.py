@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from hsm_devices import self_signed_device
 from ironroot.attestation import (
     Appraisal,
     AttestationResult,
@@ -32,7 +33,6 @@ from ironroot.cose import Problem, encode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import IronrootError
 from ironroot.hsm import (
-    DeviceIdentity,
     Hsm,
     HsmConfig,
     KeyAttributes,
@@ -224,29 +224,6 @@ def assert_problem(
     assert problem.extra.get("code") == (code or cls.code)
 
 
-def _device() -> DeviceIdentity:
-    """A self-signed device identity for the test HSM's attestation certificate."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.serialization import Encoding
-    from cryptography.x509.oid import NameOID
-
-    key = PrivateKey.generate(Algorithm.ES384)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "key release test device")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key.raw)
-        .serial_number(1)
-        .not_valid_before(NOW - dt.timedelta(days=1))
-        .not_valid_after(NOW + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key.raw, hashes.SHA384())  # type: ignore[arg-type]
-    )
-    return DeviceIdentity(key, (cert.public_bytes(Encoding.DER),))
-
-
 _RELEASABLE = KeyAttributes.of  # shorthand below
 
 
@@ -259,7 +236,7 @@ def build_harness(clock: Clock | None = None) -> Harness:
         bytes(range(48)),
         officer="officer",
         credential=b"officer-credential",
-        device=_device(),
+        device=self_signed_device(NOW),
         # the harness's clock stands still, so a token bucket would never refill
         config=HsmConfig(
             scrypt_n=2**10,

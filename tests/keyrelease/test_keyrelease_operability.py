@@ -3,22 +3,17 @@ line, its port checked first, and one process per data directory."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import httpx
 import pytest
 from _kr_helpers import build_harness
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
+from hsm_devices import self_signed_device
 from ironroot._fileio import DirectoryLock
 from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.hsm import (
-    DeviceIdentity,
     DirectoryStorage,
     Hsm,
     HsmConfig,
@@ -64,20 +59,6 @@ def _data_dir(tmp_path: Path) -> Path:
     data = tmp_path / "keyservice"
     data.mkdir()
     rot = provisioned_device(tmp_path / "rot")
-    device_key = PrivateKey.generate(Algorithm.ES384)
-    now = dt.datetime.now(dt.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "key service device")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(device_key.public_key.raw)  # type: ignore[arg-type]
-        .serial_number(1)
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(device_key.raw, hashes.SHA384())  # type: ignore[arg-type]
-    )
     (data / "sealing.secret").write_bytes(bytes(range(48)))
     (data / "user.credential").write_bytes(b"user-credential\n")
     with DirectoryStorage(data / "hsm", counter=rot.counter("hsm")) as storage:
@@ -86,7 +67,7 @@ def _data_dir(tmp_path: Path) -> Path:
             bytes(range(48)),
             officer="officer",
             credential=b"officer-credential",
-            device=DeviceIdentity(device_key, (cert.public_bytes(Encoding.DER),)),
+            device=self_signed_device(),
             config=HsmConfig(scrypt_n=2**10),
         )
         officer = hsm.login("officer", b"officer-credential")

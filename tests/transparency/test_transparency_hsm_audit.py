@@ -3,22 +3,16 @@ holds no key of the HSM, that the audit trail was not cut after it."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import httpx
 import pytest
 from _tx_helpers import write_config
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
+from hsm_devices import self_signed_device
 from ironroot.cose import SignedStatement, decode_key_set, verify_receipt
-from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import AuditChainBroken
 from ironroot.hsm import (
-    DeviceIdentity,
     Hsm,
     HsmConfig,
     KeyType,
@@ -31,24 +25,6 @@ from ironroot.hsm import (
 from ironroot.transparency import ServiceThread, TransparencyService
 
 
-def _device() -> DeviceIdentity:
-    key = PrivateKey.generate(Algorithm.ES384)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test device")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key.raw)  # type: ignore[arg-type]
-        .serial_number(1)
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key.raw, hashes.SHA384())  # type: ignore[arg-type]
-    )
-    return DeviceIdentity(key, (cert.public_bytes(Encoding.DER),))
-
-
 def test_a_registered_checkpoint_shows_a_trail_cut_after_it(tmp_path: Path) -> None:
     storage = MemoryStorage()
     hsm = Hsm.initialize(
@@ -56,7 +32,7 @@ def test_a_registered_checkpoint_shows_a_trail_cut_after_it(tmp_path: Path) -> N
         bytes(range(48)),
         officer="officer",
         credential=b"officer-credential",
-        device=_device(),
+        device=self_signed_device(),
         config=HsmConfig(scrypt_n=2**10),
     )
     officer = hsm.login("officer", b"officer-credential")
