@@ -34,6 +34,7 @@ __all__ = [
     "IdentityLocked",
     "InUse",
     "InconsistentCheckpoint",
+    "InputUnavailable",
     "InvalidLocator",
     "InvalidProof",
     "InvalidReleasePolicy",
@@ -117,6 +118,16 @@ class MalformedInput(IronrootError):
 
     code = "malformed"
     title = "Malformed Input"
+    http_status = 400
+    exit_code = 2
+
+
+class InputUnavailable(IronrootError):
+    """A file or directory a command needs that is missing, unreadable, or of the wrong kind
+    (a directory where a file is expected, or the reverse)."""
+
+    code = "input-unavailable"
+    title = "Input Unavailable"
     http_status = 400
     exit_code = 2
 

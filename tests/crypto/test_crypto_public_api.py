@@ -28,6 +28,7 @@ def test_all() -> None:
             "cose_key_thumbprint",
             "ecdsa_low_s",
             "hybrid_kid",
+            "library_error_text",
             "load_certificate",
             "load_certificates",
             "load_crl",

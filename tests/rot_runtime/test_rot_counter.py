@@ -259,7 +259,8 @@ def test_cli_counter_errors(device: Device, capsys: pytest.CaptureFixture[str]) 
     capsys.readouterr()
     assert main(["rot", "counter", "increment", *base, "hsm"]) == 1
     assert "device-state-tampered" in capsys.readouterr().err
-    assert main(["rot", "counter", "show", "--device", str(device.directory.parent), "x"]) == 1
+    # a directory that is not a device is unusable input: exit 2
+    assert main(["rot", "counter", "show", "--device", str(device.directory.parent), "x"]) == 2
 
 
 def test_cli_obfuscation_key_option_and_environment(
@@ -268,8 +269,8 @@ def test_cli_obfuscation_key_option_and_environment(
     key = tmp_path / "keys" / "product.key"
     device = Device.create(tmp_path / "dev", obfuscation_key=key)
     base = ["--device", str(device.directory)]
-    assert main(["rot", "counter", "show", *base, "hsm"]) == 1  # no dev.obfuscation-key
-    assert "not-found" in capsys.readouterr().err
+    assert main(["rot", "counter", "show", *base, "hsm"]) == 2  # no dev.obfuscation-key
+    assert "input-unavailable" in capsys.readouterr().err
     assert main(["rot", "counter", "show", *base, "--obfuscation-key", str(key), "hsm"]) == 1
     assert "not provisioned" in capsys.readouterr().err
     monkeypatch.setenv("IRONROOT_ROT_OBFUSCATION_KEY", str(key))

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from _rot_helpers import NOW, Product, new_device, snapshot
 
-from ironroot.errors import ConfigError, DeviceStateTampered, NotFound
+from ironroot.errors import ConfigError, DeviceStateTampered, InputUnavailable
 from ironroot.rot import Device, Lifecycle, VendorCA
 
 NONCE = bytes(range(16))
@@ -332,5 +332,5 @@ def test_a_missing_or_malformed_key_is_reported(device: Device) -> None:
     with pytest.raises(ConfigError):
         Device(device.directory)
     os.unlink(path)
-    with pytest.raises(NotFound):
+    with pytest.raises(InputUnavailable):
         Device(device.directory)

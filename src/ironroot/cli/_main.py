@@ -6,7 +6,9 @@ Each group module exposes ``register(subparsers)`` which adds its parser and set
 * **Exit codes:** 0 success; 1 a verification or policy failure; 2 a usage error, malformed
   input, or input that is missing or unreadable (a file, a directory where a file belongs).
   Every ``IronrootError`` becomes one line on stderr and its ``exit_code``; an ``OSError`` from
-  reading input is exit 2; no traceback reaches the user.
+  reading input is exit 2 (``input-unavailable``), one from a peer that cannot be reached
+  exit 1 (``unreachable``); anything else unexpected is one ``internal-error`` line (exit 1),
+  never a traceback.
 * **``--json``:** every verb that prints a result takes it (added here to any that does not
   declare it), and then stdout carries exactly one JSON object, whether the verb succeeded or
   not: ``{"ok": true, ...the verb's members}`` (a verb that prints JSON keeps its members, a
@@ -30,7 +32,7 @@ from typing import Any, Final
 
 from ironroot import __version__
 from ironroot.cli._help import apply_help
-from ironroot.errors import IronrootError
+from ironroot.errors import InputUnavailable, IronrootError, Unreachable
 
 # Command → (module under ironroot.cli, one-line help), in the order `--help` lists them. Only
 # the module of the group being run is imported: a command pays for its own layer, not for
@@ -53,9 +55,15 @@ GROUPS: Final[Mapping[str, tuple[str, str]]] = {
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that exits with 2 on usage errors (its default) and prints one line."""
+    """argparse that exits with 2 on usage errors (its default) and prints one line; when the
+    command line asks for ``--json``, the JSON failure object goes to stdout too (a script
+    reading stdout gets one object for a usage error as for any other failure)."""
+
+    json_errors = False
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        if _Parser.json_errors:
+            print(_failure("usage", message, None))
         self.print_usage(sys.stderr)
         print(f"ironroot: error: {message}", file=sys.stderr)
         raise SystemExit(2)
@@ -161,8 +169,18 @@ def _failure(code: str, message: str, check: str | None) -> str:
     return json.dumps({"ok": False, "error": {"code": code, "message": message, "check": check}})
 
 
+def _os_error(exc: OSError) -> IronrootError:
+    """An operating-system error no verb turned into a typed one: a peer that cannot be
+    reached (exit 1), or input that is missing or unreadable (exit 2)."""
+    if isinstance(exc, ConnectionError | TimeoutError) or type(exc).__name__ == "gaierror":
+        return Unreachable.of("the peer", exc)
+    where = f"{exc.filename}: " if exc.filename else ""
+    return InputUnavailable(f"{where}{(exc.strerror or str(exc) or 'I/O error').lower()}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
+    _Parser.json_errors = "--json" in words
     parser = build_parser(words)
     args = parser.parse_args(words)
     func = getattr(args, "func", None)
@@ -179,10 +197,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IronrootError as exc:
         error, code = (exc.code, exc.detail, exc.check), exc.exit_code
     except OSError as exc:
-        where = f": {exc.filename}" if exc.filename else ""
-        error, code = ("input", f"{exc.strerror or exc}{where}", None), 2
+        typed = _os_error(exc)
+        error, code = (typed.code, typed.detail, None), typed.exit_code
     except KeyboardInterrupt:
         return 130
+    except RecursionError:
+        error, code = ("malformed", "the input is nested too deeply", None), 2
+    except Exception as exc:  # a bug: one line that says so, never a traceback
+        message = f"unexpected {type(exc).__name__}: {exc} (a bug in ironroot: please report it)"
+        error, code = ("internal-error", message, None), 1
     if error is not None:
         print(f"ironroot: {error[0]}: {error[1]}", file=sys.stderr)
     if out is not None:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         LmsPrivateKey,
         LmsPublicKey,
     )
+    from ironroot.crypto._messages import library_error_text
     from ironroot.crypto._x509 import (
         load_certificate,
         load_certificates,
@@ -55,6 +56,7 @@ __all__ = [
     "cose_key_thumbprint",
     "ecdsa_low_s",
     "hybrid_kid",
+    "library_error_text",
     "load_certificate",
     "load_certificates",
     "load_crl",

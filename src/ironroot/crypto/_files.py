@@ -82,16 +82,19 @@ def load_verifier(source: str | os.PathLike[str] | bytes) -> Verifier:
 def load_signer(path: str | os.PathLike[str], password: bytes | None = None) -> Signer:
     """A signer from a PKCS#8 PEM file, a private JWK file, or an LMS state file."""
     data = read_limited(Path(path), MAX_KEY_FILE_BYTES)
-    warn_if_exposed(Path(path), "a private key")
+    signer: Signer
     if data.lstrip().startswith(_PEM):
-        return PrivateKey.from_pem(data, password=password)
-    if password is not None:
+        signer = PrivateKey.from_pem(data, password=password)
+    elif password is not None:
         raise UnsupportedAlgorithm("only PEM key files can be encrypted with a password")
-    if is_lms_state(data):
-        return LmsPrivateKey.load(path)
-    if data.lstrip().startswith(b"{"):
-        return PrivateKey.from_jwk(data)
-    raise MalformedInput("not a PKCS#8 PEM key, a private JWK or an LMS state file")
+    elif is_lms_state(data):
+        signer = LmsPrivateKey.load(path)
+    elif data.lstrip().startswith(b"{"):
+        signer = PrivateKey.from_jwk(data)
+    else:
+        raise MalformedInput("not a PKCS#8 PEM key, a private JWK or an LMS state file")
+    warn_if_exposed(Path(path), "a private key")  # once it is known to hold one
+    return signer
 
 
 def save_signer(

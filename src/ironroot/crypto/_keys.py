@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 from ironroot.crypto._algorithms import Algorithm
 from ironroot.crypto._jose import b64url_encode, jwk_bytes, jwk_str, parse_jwk
+from ironroot.crypto._messages import library_error_text
 from ironroot.errors import BadSignature, MalformedInput, UnsupportedAlgorithm
 
 __all__ = [
@@ -433,7 +434,7 @@ class PublicKey:
             else:
                 key = serialization.load_der_public_key(data)
         except (ValueError, TypeError) as exc:
-            raise MalformedInput(f"not a public key: {exc}") from exc
+            raise MalformedInput(f"not a public key: {library_error_text(exc)}") from exc
         except _LibraryUnsupported as exc:
             raise UnsupportedAlgorithm(f"unsupported public key: {exc}") from exc
         if not isinstance(key, _PUBLIC_TYPES):
@@ -576,7 +577,9 @@ class PrivateKey:
         try:
             key = serialization.load_pem_private_key(data, password=password)
         except (ValueError, TypeError) as exc:
-            raise MalformedInput(f"not a private key (or wrong password): {exc}") from exc
+            raise MalformedInput(
+                f"not a private key (or wrong password): {library_error_text(exc)}"
+            ) from exc
         except _LibraryUnsupported as exc:
             raise UnsupportedAlgorithm(f"unsupported private key: {exc}") from exc
         if not isinstance(key, _PRIVATE_TYPES):

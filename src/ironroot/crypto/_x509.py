@@ -33,6 +33,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm as _CryptoUnsupported
 from cryptography.utils import CryptographyDeprecationWarning
 
+from ironroot.crypto._messages import library_error_text
 from ironroot.errors import MalformedCertificate
 
 __all__ = [
@@ -74,8 +75,7 @@ _CSR_LABELS: Final = (b"CERTIFICATE REQUEST", b"NEW CERTIFICATE REQUEST")
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:160]
+    return library_error_text(exc)
 
 
 @contextmanager

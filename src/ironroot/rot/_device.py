@@ -21,7 +21,7 @@ This is the I/O shell around the pure core (:mod:`._fuses`, :mod:`._boot`, :mod:
 silicon holds to deobfuscate its UDS (Caliptra's obfuscation key, never visible to firmware).
 It is *never* in the device directory: by default it is the file ``<directory>.obfuscation-key``
 beside it (``dev`` → ``dev.obfuscation-key``); ``Device(path, obfuscation_key=FILE)`` names
-another (the CLI's ``--obfuscation-key`` / ``IRONROOT_ROT_OBFUSCATION_KEY``; one key may
+another (the CLI's ``--obfuscation-key`` / ``IRONROOT_ROT_OBFUSCATION_KEY_FILE``; one key may
 serve many devices, as one key serves a product's parts). ``Device.create`` makes it when it
 does not exist; a device opens with the key it latches at ``Device(...)`` (power-on).
 
@@ -59,6 +59,7 @@ from ironroot.errors import (
     Conflict,
     DeviceStateTampered,
     FuseError,
+    InputUnavailable,
     LimitExceeded,
     MalformedInput,
     NotFound,
@@ -121,7 +122,7 @@ def _load_key(path: Path) -> bytes:
     try:
         data = read_limited(path, 4 * OBFUSCATION_KEY_SIZE)
     except FileNotFoundError as exc:
-        raise NotFound(
+        raise InputUnavailable(
             f"the obfuscation key {path} is missing: the device cannot read its fuses"
         ) from exc
     warn_if_exposed(path, "the RoT obfuscation key")
@@ -167,7 +168,7 @@ class Device:
         if not (self.directory / FUSES).is_file():
             if (self.directory / ROOT).is_file():
                 raise DeviceStateTampered(f"{FUSES} was removed from the device")
-            raise NotFound(f"{self.directory} is not a device directory (no {FUSES})")
+            raise InputUnavailable(f"{self.directory} is not a device directory (no {FUSES})")
         self.obfuscation_key_path = _key_path(self.directory, obfuscation_key)
         self._store = NvStore(self.directory, _load_key(self.obfuscation_key_path))
         self._thread_lock = threading.RLock()

@@ -9,6 +9,7 @@ from typing import Final, Literal
 
 from cryptography import x509
 
+from ironroot.crypto import library_error_text
 from ironroot.errors import (
     MalformedCertificate,
 )
@@ -67,8 +68,7 @@ HASH_NAMES: Final[dict[str, str]] = {
 
 
 def short_error(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:120]
+    return library_error_text(exc, limit=120)
 
 
 # --- values ----------------------------------------------------------------------------------

@@ -1,0 +1,128 @@
+"""How ``ironroot`` reports failures that are not the verb's own: a peer that cannot be reached,
+a usage error under ``--json``, a library's error text, a bug. One line on stderr each, the
+exit code the README gives, and with ``--json`` one failure object on stdout."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from ironroot.cli import main
+from ironroot.crypto import library_error_text, load_signer
+
+
+def _closed_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return int(probe.getsockname()[1])
+
+
+def _statement(tmp_path: Path) -> Path:
+    assert main(["key", "generate", "--alg", "ES256", "--out", str(tmp_path / "k")]) == 0
+    (tmp_path / "p.json").write_text("{}")
+    out = tmp_path / "s.cose"
+    argv = ["statement", "sign", str(tmp_path / "p.json"), "--key", str(tmp_path / "k.key"),
+            "--iss", "https://i.example", "--sub", "s", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    return out
+
+
+def test_a_service_that_cannot_be_reached_is_unreachable_not_storage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    statement = _statement(tmp_path)
+    url = f"http://127.0.0.1:{_closed_port()}"
+    capsys.readouterr()
+    assert main(["statement", "register", str(statement), "--url", url, "--json"]) == 1
+    captured = capsys.readouterr()
+    error = json.loads(captured.out)["error"]
+    assert error["code"] == "unreachable"
+    assert error["message"].lower() == "cannot reach the transparency service: connection refused"
+    assert "storage" not in captured.err
+    assert "Errno" not in captured.err
+    assert main(["log", "verify", url]) == 1
+    assert "unreachable: cannot reach" in capsys.readouterr().err
+    assert main(["keyrelease", "challenge", "--url", url]) == 1
+    assert "cannot reach the key service" in capsys.readouterr().err
+
+
+def test_a_usage_error_under_json_is_one_failure_object(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "e.bin").write_bytes(b"x")
+    with pytest.raises(SystemExit) as exit_:
+        main(["evidence", "verify", str(tmp_path / "e.bin"), "--at", "yesterday", "--json"])
+    assert exit_.value.code == 2
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert document["ok"] is False
+    assert document["error"]["code"] == "usage"
+    assert "--at" in document["error"]["message"]
+    assert "usage:" in captured.err  # the human form still goes to stderr
+    with pytest.raises(SystemExit):  # no --json: nothing on stdout
+        main(["key", "generate", "--alg", "ES256"])
+    assert capsys.readouterr().out == ""
+
+
+def test_a_bug_is_one_line_never_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import ironroot.cli.keys as keys
+
+    def broken(args: object) -> int:
+        raise KeyError("oops")
+
+    monkeypatch.setattr(keys, "_show", broken)
+    (tmp_path / "k").write_text("x")
+    assert main(["key", "show", str(tmp_path / "k"), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["error"]["code"] == "internal-error"
+    assert "Traceback" not in captured.err
+    assert captured.err.count("\n") == 1
+
+
+def test_library_error_texts_are_short_reasons_not_parser_reprs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cryptography import x509
+
+    with pytest.raises(ValueError) as caught:  # noqa: PT011  (cryptography's own error)
+        x509.load_der_x509_certificate(b"\x30\x03\x02\x01\x01")
+    assert library_error_text(caught.value) == "bad DER (unexpected tag, in Certificate.tbs_cert)"
+    bad = tmp_path / "bad.der"
+    bad.write_bytes(b"\x30\x03\x02\x01\x01")
+    assert main(["rot", "inspect-cert", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "ParseError" not in err
+    assert "bad DER (unexpected tag" in err
+    png = tmp_path / "x.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n")
+    (tmp_path / "p").write_text("{}")
+    argv = ["statement", "sign", str(tmp_path / "p"), "--key", str(png), "--iss", "i",
+            "--sub", "s", "--x5chain", str(png), "--out", str(tmp_path / "o")]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "cryptography.io" not in err
+    assert "Could not deserialize" not in err
+
+
+def test_a_file_that_is_no_key_is_not_called_an_exposed_private_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"not a key at all")
+    junk.chmod(0o644)
+    with pytest.raises(Exception, match="not a PKCS#8 PEM key"):
+        load_signer(junk)
+    assert "private key" not in caplog.text
+
+
+def test_a_directory_that_is_not_a_device_is_unusable_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["rot", "show", "--device", str(tmp_path), "--json"]) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "input-unavailable"
+    assert "not a device directory" in error["message"]
