@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from ironroot.cli import main
-from ironroot.crypto import library_error_text, load_signer
+from ironroot.crypto import Algorithm, library_error_text, load_signer
 
 
 def _closed_port() -> int:
@@ -126,3 +127,25 @@ def test_a_directory_that_is_not_a_device_is_unusable_input(
     error = json.loads(capsys.readouterr().out)["error"]
     assert error["code"] == "input-unavailable"
     assert "not a device directory" in error["message"]
+
+
+def test_binary_input_is_named_not_echoed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    png = tmp_path / "policy.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    assert main(["keyrelease", "policy", "check", str(png)]) == 2
+    err = capsys.readouterr().err
+    assert "is not UTF-8 text: not a release policy" in err
+    assert "PNG" not in err
+
+
+def test_a_jws_that_does_not_parse_says_why() -> None:
+    from ironroot.crypto import PrivateKey
+    from ironroot.ear import verify_ear
+    from ironroot.errors import MalformedInput
+
+    key = PrivateKey.generate(Algorithm.ES384).public_key
+    with pytest.raises(MalformedInput) as caught:
+        verify_ear(b"a.b.c", [key], now=datetime.now(UTC))
+    assert "decode_error" not in caught.value.detail  # the library's code, not a reason

@@ -219,6 +219,23 @@ def test_credentials_come_from_the_environment(
         _main.main(_hsm("identity", "list", "--dir", str(directory), "--password", "x"))
 
 
+def test_a_credential_variable_holding_a_file_name_is_refused_not_tried(
+    cli: tuple[Path, dict[str, Path]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    directory, files = cli
+    monkeypatch.setenv("IRONROOT_HSM_CREDENTIAL", str(files["officer"]))  # a path, by mistake
+    monkeypatch.setenv("IRONROOT_HSM_IDENTITY", "co")
+    monkeypatch.setenv("IRONROOT_HSM_SEALING_SECRET_FILE", str(files["secret"]))
+    for _ in range(6):  # more than the lockout allows: none of these was an attempt
+        assert _main.main(_hsm("identity", "list", "--dir", str(directory))) == 2
+    assert "set IRONROOT_HSM_CREDENTIAL_FILE" in capsys.readouterr().err
+    monkeypatch.delenv("IRONROOT_HSM_CREDENTIAL")
+    monkeypatch.setenv("IRONROOT_HSM_CREDENTIAL_FILE", str(files["officer"]))
+    assert _main.main(_hsm("identity", "list", "--dir", str(directory))) == 0  # not locked
+
+
 def test_audit_verify_with_the_sealing_secret_reports_a_cut_tail(
     cli: tuple[Path, dict[str, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

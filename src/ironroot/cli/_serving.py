@@ -200,13 +200,20 @@ def client_tls(args: argparse.Namespace) -> ssl.SSLContext | bool:
 
 def secret_env(name: str) -> bytes | None:
     """The secret in ``$NAME`` (the value itself) or in the file ``$NAME_FILE`` names (one
-    trailing newline dropped); ``None`` when neither is set, ``ConfigError`` when both are."""
+    trailing newline dropped); ``None`` when neither is set, ``ConfigError`` when both are, or
+    when ``$NAME`` holds the name of an existing file: a path put in the value variable by
+    mistake is refused, not tried (a wrong credential counts toward an identity's lockout)."""
     value, path = os.environ.get(name), os.environ.get(f"{name}_FILE")
     if value and path:
         raise ConfigError(
             f"both {name} (the value) and {name}_FILE (a file holding it) are set: unset one"
         )
     if value:
+        if "/" in value and Path(value).is_file():
+            raise ConfigError(
+                f"{name} holds the secret itself, and its value names a file: set {name}_FILE "
+                "to name a file (the value was not tried)"
+            )
         return value.encode()
     if path:
         try:

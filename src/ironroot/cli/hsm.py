@@ -28,7 +28,15 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ironroot import hsm as hsmlib
 from ironroot._fileio import warn_if_exposed
 from ironroot.cli._serving import add_client_options, client_tls, secret_env
-from ironroot.crypto import load_certificate, load_certificates, load_signer, load_verifier
+from ironroot.crypto import (
+    Algorithm,
+    ecdsa_from_der,
+    ecdsa_to_der,
+    load_certificate,
+    load_certificates,
+    load_signer,
+    load_verifier,
+)
 from ironroot.errors import ConfigError, HsmErrorState, LimitExceeded, MalformedInput
 
 __all__ = ["register"]
@@ -531,40 +539,31 @@ def _key_delete(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespa
     return 0
 
 
-_ECDSA_SIZES: Final = {"EC-P256": 32, "EC-P384": 48}
-
-
-def _ecdsa_size(hsm: hsmlib.Hsm, session: hsmlib.Session, handle: str) -> int | None:
-    """The size of r and s for an ECDSA key (``None`` for any other key)."""
-    return _ECDSA_SIZES.get(hsm.key_info(session, handle).key_type.value)
+def _ecdsa(hsm: hsmlib.Hsm, session: hsmlib.Session, handle: str) -> Algorithm | None:
+    """The ECDSA algorithm of ``handle`` (``None`` for any other key: no DER form)."""
+    info = hsm.key_info(session, handle)
+    alg = info.public_key.algorithm if info.public_key is not None else None
+    return alg if alg in (Algorithm.ES256, Algorithm.ES384, Algorithm.ES512) else None
 
 
 def _sign(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
-    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-
     signature = hsm.sign(session, args.handle, _read(args.input))
-    size = _ecdsa_size(hsm, session, args.handle)
-    if size is not None and args.format == "der":  # what openssl and most tools read
-        r, s = int.from_bytes(signature[:size]), int.from_bytes(signature[size:])
-        signature = encode_dss_signature(r, s)
+    alg = _ecdsa(hsm, session, args.handle)
+    if alg is not None and args.format == "der":  # what openssl and most tools read
+        signature = ecdsa_to_der(alg, signature)
     _write(args.out, signature)
     _print(args, {"signature": _b64(signature)}, f"wrote {len(signature)} bytes to {args.out}")
     return 0
 
 
 def _verify(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
-    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-
     signature = _read(args.signature, _MAX_SMALL)
-    size = _ecdsa_size(hsm, session, args.handle)
-    if size is not None and args.format == "der":
+    alg = _ecdsa(hsm, session, args.handle)
+    if alg is not None and args.format == "der":
         try:
-            r, s = decode_dss_signature(signature)
-            signature = r.to_bytes(size) + s.to_bytes(size)
-        except (ValueError, OverflowError) as exc:
-            raise MalformedInput(
-                "the signature is not a DER ECDSA signature (give --format raw for r || s)"
-            ) from exc
+            signature = ecdsa_from_der(alg, signature)
+        except MalformedInput as exc:
+            raise MalformedInput(f"{exc.detail} (give --format raw for r || s)") from exc
     hsm.verify(session, args.handle, signature, _read(args.input))
     _print(args, {"valid": True}, "signature verifies")
     return 0

@@ -154,7 +154,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _policy_check(args: argparse.Namespace) -> int:
-    text = _read(args.policy).decode("utf-8", "replace")
+    try:
+        text = _read(args.policy).decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedInput(f"{args.policy} is not UTF-8 text: not a release policy") from None
     policy = keyrelease.parse_release_policy(text)
     if args.json:
         print(json.dumps({"valid": True, "kind": policy.kind}))

@@ -21,7 +21,14 @@ if TYPE_CHECKING:
     from ironroot.crypto._hybrid import HybridSigner, HybridVerifier, hybrid_kid
     from ironroot.crypto._interface import Signer, Verifier
     from ironroot.crypto._jose import b64url_decode, b64url_encode
-    from ironroot.crypto._keys import PrivateKey, PublicKey, cose_key_thumbprint, ecdsa_low_s
+    from ironroot.crypto._keys import (
+        PrivateKey,
+        PublicKey,
+        cose_key_thumbprint,
+        ecdsa_from_der,
+        ecdsa_low_s,
+        ecdsa_to_der,
+    )
     from ironroot.crypto._lms import (
         DEFAULT_LMS_PARAMETER_SET,
         LMS_PARAMETER_SETS,
@@ -54,7 +61,9 @@ __all__ = [
     "b64url_decode",
     "b64url_encode",
     "cose_key_thumbprint",
+    "ecdsa_from_der",
     "ecdsa_low_s",
+    "ecdsa_to_der",
     "hybrid_kid",
     "library_error_text",
     "load_certificate",

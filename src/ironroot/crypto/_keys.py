@@ -174,6 +174,36 @@ def ecdsa_low_s(algorithm: Algorithm, signature: bytes) -> bytes:
     return signature[: params.size] + (params.order - s).to_bytes(params.size, "big")
 
 
+def ecdsa_to_der(algorithm: Algorithm, signature: bytes) -> bytes:
+    """An ECDSA ``r ‖ s`` signature (COSE, JWS) as the DER ``Ecdsa-Sig-Value`` that X.509,
+    OpenSSL and most tools use. ``MalformedInput`` for another algorithm or a wrong length."""
+    params = _EC.get(algorithm)
+    if params is None:
+        raise MalformedInput(f"{algorithm.label} signatures have no DER form (ECDSA only)")
+    if len(signature) != 2 * params.size:
+        raise MalformedInput(f"{algorithm.label} signature must be {2 * params.size} bytes")
+    r = int.from_bytes(signature[: params.size], "big")
+    s = int.from_bytes(signature[params.size :], "big")
+    return encode_dss_signature(r, s)
+
+
+def ecdsa_from_der(algorithm: Algorithm, signature: bytes) -> bytes:
+    """A DER ``Ecdsa-Sig-Value`` as the fixed ``r ‖ s`` of COSE and JWS; ``MalformedInput``
+    for another algorithm, bytes that are not that DER, or values too large for the curve."""
+    params = _EC.get(algorithm)
+    if params is None:
+        raise MalformedInput(f"{algorithm.label} signatures have no DER form (ECDSA only)")
+    try:
+        r, s = decode_dss_signature(signature)
+    except ValueError:
+        raise MalformedInput("not a DER ECDSA signature (SEQUENCE of two INTEGERs)") from None
+    if not (0 < r < params.order and 0 < s < params.order):
+        raise MalformedInput(f"the DER signature's values are out of range for {algorithm.label}")
+    if encode_dss_signature(r, s) != signature:
+        raise MalformedInput("the DER signature is not in its one canonical encoding")
+    return r.to_bytes(params.size, "big") + s.to_bytes(params.size, "big")
+
+
 def _algorithm_of_public(key: object, hint: Algorithm | None) -> Algorithm:
     if isinstance(key, ec.EllipticCurvePublicKey):
         alg = _EC_BY_CURVE.get(key.curve.name)

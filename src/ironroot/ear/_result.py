@@ -633,7 +633,7 @@ def _decode_jwt(token: bytes, keys: Mapping[bytes, Verifier]) -> AttestationResu
         signing_input = obj.segments["header"] + b"." + obj.segments["payload"]
         payload = obj.payload
     except JoseError as exc:
-        raise MalformedInput(f"not a compact JWS: {exc.error}") from exc
+        raise MalformedInput(f"not a compact JWS: {exc.description or exc.error}") from exc
     except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
         raise MalformedInput(f"not a compact JWS: {exc}") from exc
     alg, kid = header.get("alg"), header.get("kid")
