@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -39,6 +38,8 @@ from typing import TYPE_CHECKING, Final
 from ironroot.errors import ConfigError
 
 if TYPE_CHECKING:
+    import ssl
+
     from ironroot.http import ServerTls
 
 __all__ = [

@@ -36,9 +36,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import UnsupportedAlgorithm as _LibraryUnsupported
-from cryptography.hazmat.primitives import serialization
-
 from ironroot import attestation
 from ironroot.cli._main import error_object
 from ironroot.cli._time import instant
@@ -155,6 +152,9 @@ def _read(path: Path) -> bytes:
 
 def _public_key_der(path: Path) -> bytes:
     """The DER SubjectPublicKeyInfo of a PEM or DER public key file."""
+    from cryptography.exceptions import UnsupportedAlgorithm as _LibraryUnsupported
+    from cryptography.hazmat.primitives import serialization
+
     data = _read(path)
     try:
         if b"-----BEGIN" in data:

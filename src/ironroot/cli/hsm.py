@@ -23,8 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from cryptography.hazmat.primitives.serialization import Encoding
-
+from ironroot import crypto  # a lazy namespace: X.509 loads when used
 from ironroot import hsm as hsmlib
 from ironroot._fileio import warn_if_exposed
 from ironroot.cli._serving import add_client_options, client_tls, secret_env
@@ -32,8 +31,6 @@ from ironroot.crypto import (
     Algorithm,
     ecdsa_from_der,
     ecdsa_to_der,
-    load_certificate,
-    load_certificates,
     load_signer,
     load_verifier,
 )
@@ -413,7 +410,9 @@ def register(sub: Any) -> None:
 
 
 def _load_chain(path: Path) -> tuple[bytes, ...]:
-    certs = load_certificates(_read(path, _MAX_SMALL), what=f"certificate chain {path}")
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    certs = crypto.load_certificates(_read(path, _MAX_SMALL), what=f"certificate chain {path}")
     return tuple(c.public_bytes(Encoding.DER) for c in certs)
 
 
@@ -433,10 +432,12 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     storage, hsm = _open(args)
     try:
         chain = [
-            load_certificate(c, what="attestation chain", der_only=True)
+            crypto.load_certificate(c, what="attestation chain", der_only=True)
             for c in hsm.attestation_chain
         ]
         if args.chain_out:

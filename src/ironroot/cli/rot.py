@@ -31,18 +31,19 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives import serialization
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-
-from ironroot import rot
+from ironroot import (
+    crypto,  # a lazy namespace: X.509 loads when used
+    rot,
+)
 from ironroot._fileio import write_atomic
 from ironroot.cli._time import now_or
-from ironroot.crypto import Algorithm, load_certificate
+from ironroot.crypto import Algorithm
 from ironroot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 __all__ = ["register"]
 
@@ -98,6 +99,9 @@ def _inspect(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(documents, indent=2))
             return 0
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table(title=args.file.name, show_header=False, title_justify="left")
         for key, value in documents[0].items():
             if value is not None:
@@ -111,6 +115,8 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(documents, indent=2))
         return 0
+    from rich.console import Console
+
     console = Console()
     for position, doc in enumerate(documents):
         console.print(_table(doc, f"{args.file.name} [{position}]"))
@@ -118,6 +124,8 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _table(doc: dict[str, Any], title: str) -> Table:
+    from rich.table import Table
+
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
@@ -163,6 +171,8 @@ def _table(doc: dict[str, Any], title: str) -> Table:
 
 def _text(value: object) -> str:
     """Plain text for a cell; escaped, since DICE strings may contain rich markup brackets."""
+    from rich.markup import escape
+
     if isinstance(value, list):
         return escape(", ".join(str(v) for v in value))
     return escape(str(value))
@@ -308,12 +318,14 @@ def _hex(value: str, what: str) -> bytes:
 
 
 def _ca_init(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives import serialization
+
     ca = rot.VendorCA.generate(now=now_or(args.at), common_name=args.name)
     args.out.mkdir(parents=True, exist_ok=True)
     for alg, stem in _CA_FILES.items():
         key_path = args.out / f"{stem}.key.pem"
         _write_private(key_path, ca.key(alg).to_pem(), exclusive=True)  # never overwrite a CA key
-        cert_pem = load_certificate(ca.certificate(alg), der_only=True).public_bytes(
+        cert_pem = crypto.load_certificate(ca.certificate(alg), der_only=True).public_bytes(
             serialization.Encoding.PEM
         )
         (args.out / f"{stem}.cert.pem").write_bytes(cert_pem)
@@ -404,6 +416,10 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
     console = Console()
     table = Table(title=f"device {escape(doc['device'])}", show_header=False, title_justify="left")
     table.add_column("field", style="bold")

@@ -38,13 +38,14 @@ import threading
 from pathlib import Path
 from typing import Any, Final
 
-from cryptography.hazmat.primitives.serialization import Encoding
-
-from ironroot import spdm
+from ironroot import (
+    crypto,  # a lazy namespace: X.509 loads when used
+    spdm,
+)
 from ironroot._fileio import write_atomic
 from ironroot.cli._main import error_object
 from ironroot.cli._time import now_or
-from ironroot.crypto import Algorithm, PrivateKey, load_certificate
+from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError, IronrootError, MalformedInput, VerificationFailed
 
 __all__ = ["register"]
@@ -151,7 +152,9 @@ def _versions(values: list[str] | None) -> tuple[spdm.SpdmVersion, ...]:
 
 
 def _pem(der: bytes) -> bytes:
-    return load_certificate(der, der_only=True).public_bytes(Encoding.PEM)
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return crypto.load_certificate(der, der_only=True).public_bytes(Encoding.PEM)
 
 
 # --- measurements.json -----------------------------------------------------------------------
@@ -262,7 +265,7 @@ def _device_init(args: argparse.Namespace) -> int:
     blocks_path = args.dir / _MEASUREMENTS
     if not blocks_path.exists():
         write_atomic(blocks_path, json.dumps(document, indent=2).encode() + b"\n", mode=0o644)
-    leaf = load_certificate(identity.leaf, what="device certificate", der_only=True)
+    leaf = crypto.load_certificate(identity.leaf, what="device certificate", der_only=True)
     doc = {
         "device": str(args.dir),
         "algorithm": identity.key.algorithm.label,
@@ -393,7 +396,9 @@ def _requester(args: argparse.Namespace) -> int:
     ]
     if args.out is not None:
         write_atomic(args.out, evidence, mode=0o644)
-    leaf = load_certificate(result.certificate_chain.leaf, what="device certificate", der_only=True)
+    leaf = crypto.load_certificate(
+        result.certificate_chain.leaf, what="device certificate", der_only=True
+    )
     doc = {
         "verdict": "verified",
         "transport": args.transport,

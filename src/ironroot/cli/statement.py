@@ -10,11 +10,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.serialization import Encoding
-
-from ironroot import cose, transparency
+from ironroot import (
+    cose,
+    crypto,  # a lazy namespace: X.509 loads when used
+    transparency,
+)
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
-from ironroot.crypto import PublicKey, Verifier, load_certificates, load_signer, load_verifier
+from ironroot.crypto import PublicKey, Verifier, load_signer, load_verifier
 from ironroot.errors import IronrootError, MalformedInput
 
 
@@ -72,7 +74,9 @@ def _sign(args: argparse.Namespace) -> int:
     content_type = None if args.hash_envelope and args.content_type is None else args.content_type
     chain: list[bytes] | None = None
     if args.x5chain:
-        certs = load_certificates(args.x5chain.read_bytes(), what=str(args.x5chain))
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        certs = crypto.load_certificates(args.x5chain.read_bytes(), what=str(args.x5chain))
         chain = [c.public_bytes(Encoding.DER) for c in certs]
     signer = load_signer(args.key)
     statement = cose.create_statement(
@@ -244,6 +248,6 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _subject(der: bytes) -> str:
     try:
-        return load_certificates(der)[0].subject.rfc4514_string()
+        return crypto.load_certificates(der)[0].subject.rfc4514_string()
     except IronrootError as exc:
         return f"unreadable certificate ({exc.code})"
