@@ -273,6 +273,10 @@ def test_cli_obfuscation_key_option_and_environment(
     assert "input-unavailable" in capsys.readouterr().err
     assert main(["rot", "counter", "show", *base, "--obfuscation-key", str(key), "hsm"]) == 1
     assert "not provisioned" in capsys.readouterr().err
-    monkeypatch.setenv("IRONROOT_ROT_OBFUSCATION_KEY", str(key))
+    monkeypatch.setenv("IRONROOT_ROT_OBFUSCATION_KEY_FILE", str(key))
     assert main(["rot", "show", *base, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["counters"] == {}
+    # The old name held a path without saying so: refused, naming the new one.
+    monkeypatch.setenv("IRONROOT_ROT_OBFUSCATION_KEY", str(key))
+    assert main(["rot", "show", *base]) == 2
+    assert "IRONROOT_ROT_OBFUSCATION_KEY_FILE" in capsys.readouterr().err

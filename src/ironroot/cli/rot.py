@@ -14,7 +14,7 @@ Device lifecycle (the device is a directory, see :class:`ironroot.rot.Device`):
   [--json]``: the device's monotonic counters.
 
 Every device verb takes ``--obfuscation-key FILE``: the file holding the device's obfuscation
-key (default: the file ``IRONROOT_ROT_OBFUSCATION_KEY`` names, else ``DIR.obfuscation-key``
+key (default: the file ``IRONROOT_ROT_OBFUSCATION_KEY_FILE`` names, else ``DIR.obfuscation-key``
 beside the device directory). ``provision`` creates it (0600) when it does not exist. A device
 whose state was edited exits 1 with ``device-state-tampered``; a bad counter name exits 2.
 
@@ -180,7 +180,8 @@ def _text(value: object) -> str:
 
 # --- device verbs ----------------------------------------------------------------------------
 
-_ENV_KEY = "IRONROOT_ROT_OBFUSCATION_KEY"
+_ENV_KEY = "IRONROOT_ROT_OBFUSCATION_KEY_FILE"
+_OLD_ENV_KEY = "IRONROOT_ROT_OBFUSCATION_KEY"  # held a path without saying so: refused
 _CA_FILES = {Algorithm.ES384: "vendor-ca-ecc", Algorithm.ML_DSA_87: "vendor-ca-mldsa"}
 
 
@@ -300,6 +301,10 @@ def _key_option(parser: Any) -> None:
 
 
 def _obfuscation_key(args: argparse.Namespace) -> Path | None:
+    if os.environ.get(_OLD_ENV_KEY):
+        raise ConfigError(
+            f"{_OLD_ENV_KEY} is now {_ENV_KEY}: a variable ending in _FILE names a file"
+        )
     given: Path | None = args.obfuscation_key
     if given is None and os.environ.get(_ENV_KEY):
         given = Path(os.environ[_ENV_KEY])
