@@ -32,6 +32,7 @@ from ironroot.errors import (
     NotFound,
     StorageError,
     UnknownIssuer,
+    Unreachable,
     VerificationFailed,
 )
 from ironroot.log import (
@@ -445,10 +446,10 @@ def test_http_fetcher_maps_errors() -> None:
 
     client = httpx.Client(transport=httpx.MockTransport(handler))
     fetcher = HttpLogFetcher("http://log.example", client=client)
-    with pytest.raises(StorageError):
+    with pytest.raises(StorageError):  # the server answered, wrongly
         fetcher.fetch("checkpoint")
-    with pytest.raises(StorageError):
-        fetcher.fetch("boom")
+    with pytest.raises(Unreachable, match="cannot reach http://log.example/boom: refused"):
+        fetcher.fetch("boom")  # no answer at all
     with pytest.raises(MalformedInput):
         HttpLogFetcher("ftp://log.example")
     client.close()
