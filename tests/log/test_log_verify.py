@@ -448,7 +448,7 @@ def test_http_fetcher_maps_errors() -> None:
     fetcher = HttpLogFetcher("http://log.example", client=client)
     with pytest.raises(StorageError):  # the server answered, wrongly
         fetcher.fetch("checkpoint")
-    with pytest.raises(Unreachable, match="cannot reach http://log.example/boom: refused"):
+    with pytest.raises(Unreachable, match=r"cannot reach http://log\.example/boom: refused"):
         fetcher.fetch("boom")  # no answer at all
     with pytest.raises(MalformedInput):
         HttpLogFetcher("ftp://log.example")
