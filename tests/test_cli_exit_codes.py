@@ -156,6 +156,7 @@ def test_bad_input_files_exit_1_or_2_without_a_traceback(
             where = f"{' '.join(argv)} ({case})"
             assert code in (1, 2), f"{where}: exit {code}\n{out.getvalue()}{err.getvalue()}"
             assert "Traceback" not in err.getvalue(), where
+            assert "internal-error" not in err.getvalue(), f"{where}: a bug\n{err.getvalue()}"
             if (as_json and code != 2) or (as_json and out.getvalue().strip()):
                 doc = json.loads(out.getvalue())
                 assert doc["ok"] is False, where
