@@ -404,3 +404,21 @@ def test_ear_lists_the_checks_that_ran(
     assert evidence is not None
     assert [c["name"] for c in evidence["checks"]] == ["quote", "nonce"]
     assert all(c["ok"] for c in evidence["checks"])
+
+
+def test_the_verifier_serves_https(
+    api: tuple[ApiClient, _Clock, AttestationService], tmp_path: Path
+) -> None:
+    import httpx
+
+    from ironroot.http import ServerThread, ServerTls, client_context
+    from tls_pki import make_pki
+
+    pki = make_pki(tmp_path)
+    _client, _clock, service = api
+    tls = ServerTls(pki.server_cert, pki.server_key)
+    with ServerThread(create_attestation_app(service), name="attestation", tls=tls) as server:
+        ok = httpx.get(f"{server.url}/health", verify=client_context(pki.ca), timeout=30)
+        assert ok.status_code == 200
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{server.url}/health", timeout=30)  # not a system CA

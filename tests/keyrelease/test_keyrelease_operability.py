@@ -124,3 +124,27 @@ def test_serve_start_up_line_port_and_lock(
     finally:
         held.close()
     assert len(served) == 1
+
+
+def test_the_key_service_serves_https_and_mutual_tls(tmp_path: Path) -> None:
+    from ironroot.errors import Unreachable
+    from ironroot.http import ServerThread, ServerTls, client_context
+    from ironroot.keyrelease import KeyReleaseClient
+    from tls_pki import make_pki
+
+    pki = make_pki(tmp_path)
+    harness = build_harness()
+    tls = ServerTls(pki.server_cert, pki.server_key, client_ca=pki.ca)
+    app = create_keyrelease_app(harness.service)
+    with harness.http, ServerThread(app, name="keyrelease", tls=tls) as server:
+        assert server.url.startswith("https://")
+        mutual = client_context(pki.ca, pki.client_cert, pki.client_key)
+        with KeyReleaseClient(server.url, verify=mutual) as client:
+            assert len(client.challenge()) == 32
+        with (
+            KeyReleaseClient(server.url, verify=client_context(pki.ca)) as client,
+            pytest.raises(Unreachable),
+        ):
+            client.challenge()  # no client certificate
+        with KeyReleaseClient(server.url) as client, pytest.raises(Unreachable):
+            client.challenge()  # the private CA is not a system CA
