@@ -208,7 +208,18 @@ def registration_bench(count: int, connections: int, baseline: float) -> bool:
     avg = sum(map(len, statements)) / len(statements)
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ironroot", "serve", "--data", str(data), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "ironroot",
+            "serve",
+            "--data",
+            str(data),
+            "--port",
+            str(port),
+            "--log-level",
+            os.environ.get("IRONROOT_BENCH_LOG_LEVEL", "warning"),
+        ],
     )
     try:
         _wait_ready(port, proc)

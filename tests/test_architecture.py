@@ -33,6 +33,7 @@ LAYERS = [
     "safe",
     "attestation",
     "keyrelease",
+    "platform",
     "cli",
     "demo",
     "__main__",

@@ -50,6 +50,7 @@ GROUPS: Final[Mapping[str, tuple[str, str]]] = {
     "attest": ("attest", "the attestation verifier (EAR results)"),
     "hsm": ("hsm", "the built-in HSM"),
     "keyrelease": ("keyrelease", "secure key release to attested TEEs"),
+    "platform": ("platform", "the platform: firmware manifests (PFM)"),
     "completion": ("completion", "print a shell completion script"),
 }
 

@@ -1,0 +1,179 @@
+"""``ironroot platform``: the platform's firmware manifest.
+
+``pfm build --platform ID --svn N --image NAME=VERSION:SVN:FILE... [--read-only NAME=OFF:LEN]...
+[--read-write NAME=OFF:LEN]... --ecc-key K --pqc-key K --out PFM``
+    build a Platform Firmware Manifest listing each image's SHA-384, signed by the vendor's
+    ECDSA P-384 and ML-DSA-87 keys.
+``pfm verify PFM --vendor-key-hash HEX --ecc PUB --pqc PUB [--min-svn N] [--image NAME=FILE]``
+    verify it against the fused vendor key descriptor (exit 1 when it does not verify); with
+    ``--image``, also whether the PFM allows that image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from ironroot import platform
+from ironroot.crypto import load_signer, load_verifier
+from ironroot.errors import ConfigError
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    group: argparse.ArgumentParser = sub.add_parser(
+        "platform", help="the platform: firmware manifests (PFM)"
+    )
+    verbs = group.add_subparsers(dest="verb", metavar="<verb>", required=True)
+    pfm = verbs.add_parser("pfm", help="Platform Firmware Manifests")
+    pfm_verbs = pfm.add_subparsers(dest="pfm_verb", metavar="<verb>", required=True)
+
+    build = pfm_verbs.add_parser(
+        "build",
+        help="build and sign a PFM",
+        epilog="example: ironroot platform pfm build --platform pkg:platform/acme/node "
+        "--svn 2 --image bmc=2.0:2:bmc-2.0.bin --read-only bmc=0:0x100000 "
+        "--ecc-key vendor.key --pqc-key vendor-pqc.key --out node.pfm",
+    )
+    build.add_argument("--platform", required=True, help="the platform's identifier")
+    build.add_argument("--svn", required=True, type=int, help="the PFM's security version")
+    build.add_argument(
+        "--image",
+        action="append",
+        required=True,
+        metavar="NAME=VERSION:SVN:FILE",
+        help="an allowed firmware image of component NAME (repeat for each)",
+    )
+    for kind in ("read-only", "read-write"):
+        build.add_argument(
+            f"--{kind}",
+            action="append",
+            default=[],
+            metavar="NAME=OFFSET:LENGTH",
+            help=f"a {kind} flash region of component NAME (repeat for each)",
+        )
+    build.add_argument("--ecc-key", required=True, type=Path, help="vendor ECDSA P-384 key")
+    build.add_argument("--pqc-key", required=True, type=Path, help="vendor ML-DSA-87 key")
+    build.add_argument("--out", required=True, type=Path, help="where to write the signed PFM")
+    build.set_defaults(func=_build)
+
+    verify = pfm_verbs.add_parser(
+        "verify",
+        help="verify a PFM against the fused vendor keys (exit 1 if it does not)",
+        epilog="example: ironroot platform pfm verify node.pfm --vendor-key-hash HEX "
+        "--ecc vendor.pub.pem --pqc vendor-pqc.pub.pem --image bmc=bmc-2.0.bin",
+    )
+    verify.add_argument("pfm", type=Path, help="the signed PFM")
+    verify.add_argument(
+        "--vendor-key-hash", required=True, help="the fused vendor key descriptor hash (hex)"
+    )
+    verify.add_argument("--ecc", required=True, type=Path, help="vendor ECDSA P-384 public key")
+    verify.add_argument("--pqc", required=True, type=Path, help="vendor ML-DSA-87 public key")
+    verify.add_argument("--min-svn", type=int, default=0, help="the active PFM's svn")
+    verify.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="also check the PFM allows this image for component NAME",
+    )
+    verify.set_defaults(func=_verify)
+
+
+def _split(spec: str, what: str) -> tuple[str, str]:
+    name, sep, rest = spec.partition("=")
+    if not sep or not name or not rest:
+        raise ConfigError(f"{what} {spec!r}: expected NAME=…")
+    return name, rest
+
+
+def _number(text: str, what: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise ConfigError(f"{what}: {text!r} is not a number") from None
+
+
+def _build(args: argparse.Namespace) -> int:
+    versions: dict[str, list[platform.PfmVersion]] = {}
+    for spec in args.image:
+        name, rest = _split(spec, "--image")
+        version, svn, path = [*rest.split(":", 2), "", ""][:3]
+        if not version or not svn or not path:
+            raise ConfigError(f"--image {spec!r}: expected NAME=VERSION:SVN:FILE")
+        digest = hashlib.sha384(Path(path).read_bytes()).digest()
+        entry = platform.PfmVersion(version, _number(svn, "--image svn"), digest)
+        versions.setdefault(name, []).append(entry)
+    regions: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for kind in ("read_only", "read_write"):
+        for spec in getattr(args, kind):
+            name, rest = _split(spec, f"--{kind}")
+            if name not in versions:
+                raise ConfigError(f"--{kind} {spec!r}: no --image for component {name!r}")
+            offset, _, length = rest.partition(":")
+            span = (_number(offset, "offset"), _number(length, "length"))
+            regions.setdefault((name, kind), []).append(span)
+    pfm = platform.Pfm(
+        platform=args.platform,
+        svn=args.svn,
+        components=tuple(
+            platform.PfmComponent(
+                name,
+                tuple(entries),
+                read_only=tuple(regions.get((name, "read_only"), ())),
+                read_write=tuple(regions.get((name, "read_write"), ())),
+            )
+            for name, entries in versions.items()
+        ),
+    )
+    signed = platform.sign_pfm(pfm, load_signer(args.ecc_key), load_signer(args.pqc_key))
+    args.out.write_bytes(signed)
+    print(
+        json.dumps(
+            {
+                "out": str(args.out),
+                "platform": pfm.platform,
+                "svn": pfm.svn,
+                "components": {c.name: [v.version for v in c.versions] for c in pfm.components},
+            }
+        )
+        if args.json
+        else f"wrote {args.out}: PFM svn {pfm.svn} for {pfm.platform}, "
+        f"{sum(len(c.versions) for c in pfm.components)} image(s)"
+    )
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    try:
+        fused = bytes.fromhex(args.vendor_key_hash)
+    except ValueError:
+        raise ConfigError("--vendor-key-hash is hex") from None
+    pfm = platform.verify_pfm(
+        args.pfm.read_bytes(),
+        ecc_keys=[load_verifier(args.ecc)],
+        pqc_keys=[load_verifier(args.pqc)],
+        vendor_key_hash=fused,
+        min_svn=args.min_svn,
+    )
+    allowed = {}
+    for spec in args.image:
+        name, path = _split(spec, "--image")
+        allowed[name] = pfm.allows(name, Path(path).read_bytes()).version
+    value = {
+        "platform": pfm.platform,
+        "svn": pfm.svn,
+        "components": {c.name: [v.version for v in c.versions] for c in pfm.components},
+        "allowed": allowed,
+    }
+    if args.json:
+        print(json.dumps(value))
+    else:
+        print(f"PFM verifies: {pfm.platform}, svn {pfm.svn}")
+        for name, version in allowed.items():
+            print(f"  {name}: the image is version {version}, allowed")
+    return 0

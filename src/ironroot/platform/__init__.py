@@ -1,0 +1,23 @@
+"""The platform: a DC-SCM root of trust and BMC with the host and devices they protect.
+
+So far: the Platform Firmware Manifest (:class:`Pfm`, :func:`sign_pfm`, :func:`verify_pfm`),
+the signed list of the firmware a platform's flash may hold. See ``docs/platform.md``.
+"""
+
+from typing import TYPE_CHECKING
+
+from ironroot._lazy import lazy_package
+
+if TYPE_CHECKING:
+    from ironroot.platform._pfm import (
+        PFM_CONTENT_TYPE,
+        Pfm,
+        PfmComponent,
+        PfmVersion,
+        sign_pfm,
+        verify_pfm,
+    )
+
+__all__ = ["PFM_CONTENT_TYPE", "Pfm", "PfmComponent", "PfmVersion", "sign_pfm", "verify_pfm"]
+
+__getattr__, __dir__ = lazy_package(__name__, __file__)

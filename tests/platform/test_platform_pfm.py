@@ -1,0 +1,166 @@
+"""The Platform Firmware Manifest: built, signed by both vendor keys, verified against the
+fused key descriptor; each refusal asserted with its exact error."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from ironroot.cose import CoseSign
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import (
+    BadSignature,
+    FirmwareRejected,
+    KeyDescriptorMismatch,
+    MalformedInput,
+    MissingSignature,
+    SvnRollback,
+)
+from ironroot.firmware import key_descriptor_hash
+from ironroot.platform import Pfm, PfmComponent, PfmVersion, sign_pfm, verify_pfm
+
+BMC_1 = b"bmc firmware 1.0" * 64
+BMC_2 = b"bmc firmware 2.0" * 64
+
+
+class Vendor:
+    def __init__(self) -> None:
+        self.ecc = PrivateKey.generate(Algorithm.ES384)
+        self.pqc = PrivateKey.generate(Algorithm.ML_DSA_87)
+        self.fused = key_descriptor_hash([self.ecc.public_key], [self.pqc.public_key], "mldsa")
+
+    def verify(self, data: bytes, **kwargs: object) -> Pfm:
+        return verify_pfm(
+            data,
+            ecc_keys=[self.ecc.public_key],
+            pqc_keys=[self.pqc.public_key],
+            vendor_key_hash=self.fused,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+def _pfm(svn: int = 2) -> Pfm:
+    return Pfm(
+        platform="pkg:platform/acme/node-1",
+        svn=svn,
+        components=(
+            PfmComponent(
+                "bmc",
+                (
+                    PfmVersion("1.0", 1, hashlib.sha384(BMC_1).digest()),
+                    PfmVersion("2.0", 2, hashlib.sha384(BMC_2).digest()),
+                ),
+                read_only=((0, 0x100000),),
+                read_write=((0x100000, 0x10000),),
+            ),
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def vendor() -> Vendor:
+    return Vendor()
+
+
+def test_a_signed_pfm_verifies_and_allows_its_images(vendor: Vendor) -> None:
+    signed = sign_pfm(_pfm(), vendor.ecc, vendor.pqc)
+    pfm = vendor.verify(signed, min_svn=2)
+    assert pfm == _pfm()
+    assert pfm.allows("bmc", BMC_2).version == "2.0"
+    assert len(CoseSign.decode(signed).signatures) == 2
+
+
+def test_an_image_the_pfm_does_not_list_is_refused(vendor: Vendor) -> None:
+    pfm = vendor.verify(sign_pfm(_pfm(), vendor.ecc, vendor.pqc))
+    with pytest.raises(FirmwareRejected) as info:
+        pfm.allows("bmc", b"modified firmware")
+    assert info.value.code == "not-in-pfm"
+    with pytest.raises(FirmwareRejected) as info:
+        pfm.allows("gpu", BMC_1)
+    assert info.value.code == "not-in-pfm"
+
+
+def test_a_pfm_signed_by_another_vendor_is_refused(vendor: Vendor) -> None:
+    other = Vendor()
+    signed = sign_pfm(_pfm(), other.ecc, other.pqc)
+    with pytest.raises(BadSignature) as info:
+        vendor.verify(signed)
+    assert info.type is BadSignature
+    with pytest.raises(KeyDescriptorMismatch):  # the other keys are not the fused descriptor
+        verify_pfm(
+            signed,
+            ecc_keys=[other.ecc.public_key],
+            pqc_keys=[other.pqc.public_key],
+            vendor_key_hash=vendor.fused,
+        )
+
+
+def test_a_pfm_with_one_signature_is_refused(vendor: Vendor) -> None:
+    signed = CoseSign.decode(sign_pfm(_pfm(), vendor.ecc, vendor.pqc))
+    from dataclasses import replace
+
+    only_ecc = replace(signed, signatures=signed.signatures[:1]).encode()
+    with pytest.raises(MissingSignature):
+        vendor.verify(only_ecc)
+
+
+def test_a_flipped_bit_is_a_bad_signature(vendor: Vendor) -> None:
+    signed = bytearray(sign_pfm(_pfm(), vendor.ecc, vendor.pqc))
+    signed[-10] ^= 1  # inside the ML-DSA signature
+    with pytest.raises(BadSignature):
+        vendor.verify(bytes(signed))
+
+
+def test_a_lower_svn_is_a_rollback(vendor: Vendor) -> None:
+    with pytest.raises(SvnRollback):
+        vendor.verify(sign_pfm(_pfm(svn=1), vendor.ecc, vendor.pqc), min_svn=2)
+
+
+def test_malformed_pfms_are_refused(vendor: Vendor) -> None:
+    with pytest.raises(MalformedInput):
+        PfmComponent("bmc", ())
+    with pytest.raises(MalformedInput):
+        PfmComponent(
+            "bmc", (PfmVersion("1.0", 1, bytes(48)),), read_only=((0, 10),), read_write=((5, 10),)
+        )
+    with pytest.raises(MalformedInput):
+        PfmVersion("1.0", 1, bytes(32))
+    with pytest.raises(MalformedInput):
+        Pfm.decode(b"\xa0")
+    with pytest.raises(MalformedInput):
+        vendor.verify(b"not a PFM")
+
+
+def test_cli_build_and_verify(
+    vendor: Vendor, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from ironroot.cli import main
+
+    base = tmp_path
+    (base / "bmc-2.0.bin").write_bytes(BMC_2)
+    (base / "other.bin").write_bytes(b"an image no PFM lists")
+    (base / "ecc.key").write_bytes(vendor.ecc.to_pem())
+    (base / "pqc.key").write_bytes(vendor.pqc.to_pem())
+    (base / "ecc.pub").write_bytes(vendor.ecc.public_key.to_pem())
+    (base / "pqc.pub").write_bytes(vendor.pqc.public_key.to_pem())
+    out = base / "node.pfm"
+    build = ["platform", "pfm", "build", "--platform", "pkg:platform/acme/node", "--svn", "3",
+             "--image", f"bmc=2.0:2:{base / 'bmc-2.0.bin'}", "--read-only", "bmc=0:0x100000",
+             "--ecc-key", str(base / "ecc.key"), "--pqc-key", str(base / "pqc.key"),
+             "--out", str(out)]  # fmt: skip
+    assert main(build) == 0
+    verify = ["platform", "pfm", "verify", str(out), "--vendor-key-hash", vendor.fused.hex(),
+              "--ecc", str(base / "ecc.pub"), "--pqc", str(base / "pqc.pub")]  # fmt: skip
+    capsys.readouterr()
+    assert main([*verify, "--image", f"bmc={base / 'bmc-2.0.bin'}", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["allowed"] == {"bmc": "2.0"}
+    assert main([*verify, "--image", f"bmc={base / 'other.bin'}"]) == 1
+    assert "not-in-pfm" in capsys.readouterr().err
+    assert main([*verify, "--min-svn", "4"]) == 1
+    assert "svn-rollback" in capsys.readouterr().err
+    assert main([*verify[:4], "--vendor-key-hash", "00" * 48, *verify[6:]]) == 1
+    assert "key-descriptor-mismatch" in capsys.readouterr().err
