@@ -164,3 +164,42 @@ def test_cli_build_and_verify(
     assert "svn-rollback" in capsys.readouterr().err
     assert main([*verify[:4], "--vendor-key-hash", "00" * 48, *verify[6:]]) == 1
     assert "key-descriptor-mismatch" in capsys.readouterr().err
+
+
+def test_a_pfm_is_published_on_the_transparency_service(
+    vendor: Vendor, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`pfm publish` registers the signed PFM; the transparent statement's payload is the PFM,
+    which still verifies, and the receipt verifies under the service's keys."""
+    import json
+
+    import httpx
+
+    from ironroot.cli import main
+    from ironroot.cose import TransparentStatement, decode_key_set, verify_transparent_statement
+    from ironroot.transparency import ServiceThread, TransparencyService, init_data_dir
+
+    issuer = PrivateKey.generate(Algorithm.ES256)
+    data = tmp_path / "ts"
+    init_data_dir(data)
+    (data / "vendor.pub.pem").write_bytes(issuer.public_key.to_pem())
+    with (data / "ironroot.toml").open("a") as config:
+        config.write('[[transparency.issuers]]\niss = "https://vendor.example"\n')
+        config.write('key = "vendor.pub.pem"\n')
+    (tmp_path / "issuer.key").write_bytes(issuer.to_pem())
+    pfm_file = tmp_path / "node.pfm"
+    pfm_file.write_bytes(sign_pfm(_pfm(), vendor.ecc, vendor.pqc))
+    with TransparencyService.open(data) as service, ServiceThread(service) as server:
+        argv = ["platform", "pfm", "publish", str(pfm_file), "--url", server.url,
+                "--key", str(tmp_path / "issuer.key"), "--iss", "https://vendor.example",
+                "--sub", "pkg:platform/acme/node-1", "--json"]  # fmt: skip
+        capsys.readouterr()
+        assert main(argv) == 0
+        assert json.loads(capsys.readouterr().out)["ok"] is True
+        keys = decode_key_set(httpx.get(f"{server.url}/.well-known/scitt-keys").content)
+        pfm_file.with_name("bad.pfm").write_bytes(b"not a PFM")
+        bad = [a if a != str(pfm_file) else str(tmp_path / "bad.pfm") for a in argv]
+        assert main(bad) == 2  # nothing malformed is published
+    ts = (tmp_path / "node.pfm.ts").read_bytes()
+    verify_transparent_statement(ts, keys)
+    assert vendor.verify(TransparentStatement.parse(ts).statement.payload) == _pfm()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ironroot import platform
+from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.crypto import load_signer, load_verifier
 from ironroot.errors import ConfigError
 
@@ -82,6 +83,23 @@ def register(sub: Any) -> None:
         help="also check the PFM allows this image for component NAME",
     )
     verify.set_defaults(func=_verify)
+
+    publish = pfm_verbs.add_parser(
+        "publish",
+        help="register a signed PFM on a transparency service",
+        epilog="example: ironroot platform pfm publish node.pfm --url http://127.0.0.1:8000 "
+        "--key vendor.key --iss https://vendor.example --sub pkg:platform/acme/node",
+    )
+    publish.add_argument("pfm", type=Path, help="the signed PFM")
+    add_url_options(publish, what="transparency service", token=True)
+    add_client_options(publish)
+    publish.add_argument("--key", required=True, type=Path, help="the issuer's signing key")
+    publish.add_argument("--iss", required=True, help="the statement's issuer")
+    publish.add_argument("--sub", required=True, help="the statement's subject (the platform)")
+    publish.add_argument(
+        "--out", type=Path, help="where to write the transparent statement (default: PFM.ts)"
+    )
+    publish.set_defaults(func=_publish)
 
 
 def _split(spec: str, what: str) -> tuple[str, str]:
@@ -176,4 +194,19 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"PFM verifies: {pfm.platform}, svn {pfm.svn}")
         for name, version in allowed.items():
             print(f"  {name}: the image is version {version}, allowed")
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from ironroot.transparency import TransparencyClient
+
+    statement = platform.pfm_statement(
+        args.pfm.read_bytes(), load_signer(args.key), iss=args.iss, sub=args.sub
+    )
+    out: Path = args.out or args.pfm.with_name(args.pfm.name + ".ts")
+    with TransparencyClient(url(args), token=token(args), verify=client_tls(args)) as client:
+        registration = client.register(statement)
+    out.write_bytes(registration.transparent_statement)
+    value = {"entry_id": registration.entry_id, "out": str(out)}
+    print(json.dumps(value) if args.json else f"registered {registration.entry_id}; wrote {out}")
     return 0

@@ -1,7 +1,8 @@
 """The platform: a DC-SCM root of trust and BMC with the host and devices they protect.
 
-So far: the Platform Firmware Manifest (:class:`Pfm`, :func:`sign_pfm`, :func:`verify_pfm`),
-the signed list of the firmware a platform's flash may hold. See ``docs/platform.md``.
+So far: the Platform Firmware Manifest (:class:`Pfm`, :func:`sign_pfm`, :func:`verify_pfm`,
+:func:`pfm_statement` to publish it), the signed list of the firmware a platform's flash may
+hold. See ``docs/platform.md``.
 """
 
 from typing import TYPE_CHECKING
@@ -14,10 +15,19 @@ if TYPE_CHECKING:
         Pfm,
         PfmComponent,
         PfmVersion,
+        pfm_statement,
         sign_pfm,
         verify_pfm,
     )
 
-__all__ = ["PFM_CONTENT_TYPE", "Pfm", "PfmComponent", "PfmVersion", "sign_pfm", "verify_pfm"]
+__all__ = [
+    "PFM_CONTENT_TYPE",
+    "Pfm",
+    "PfmComponent",
+    "PfmVersion",
+    "pfm_statement",
+    "sign_pfm",
+    "verify_pfm",
+]
 
 __getattr__, __dir__ = lazy_package(__name__, __file__)

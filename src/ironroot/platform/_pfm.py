@@ -35,7 +35,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from ironroot.cose import CONTENT_TYPE, KID, CoseSign, Limits, cose_sign, decode_cbor, encode_cbor
+from ironroot.cose import (
+    CONTENT_TYPE,
+    KID,
+    CoseSign,
+    Limits,
+    cose_sign,
+    create_statement,
+    decode_cbor,
+    encode_cbor,
+)
 from ironroot.crypto import Algorithm, Signer, Verifier
 from ironroot.errors import (
     BadSignature,
@@ -52,6 +61,7 @@ __all__ = [
     "Pfm",
     "PfmComponent",
     "PfmVersion",
+    "pfm_statement",
     "sign_pfm",
     "verify_pfm",
 ]
@@ -264,3 +274,16 @@ def verify_pfm(
     if pfm.svn < min_svn:
         raise SvnRollback(f"the PFM's svn {pfm.svn} is below the active PFM's {min_svn}")
     return pfm
+
+
+def pfm_statement(signed_pfm: bytes, signer: Signer, *, iss: str, sub: str) -> bytes:
+    """A SCITT Signed Statement carrying a signed PFM (content type :data:`PFM_CONTENT_TYPE`),
+    for registration on the transparency service: a PFM, like firmware, is in force only once
+    it is on the log. The PFM is parsed first, so nothing malformed is published."""
+    message = CoseSign.decode(bytes(signed_pfm), _LIMITS)
+    if message.protected.get(CONTENT_TYPE) != PFM_CONTENT_TYPE or message.payload is None:
+        raise MalformedInput("not a signed PFM")
+    Pfm.decode(message.payload)
+    return create_statement(
+        signer, bytes(signed_pfm), iss=iss, sub=sub, content_type=PFM_CONTENT_TYPE
+    )
