@@ -577,9 +577,88 @@ class Unreachable(StorageError):
 
     @classmethod
     def of(cls, what: str, exc: BaseException) -> Unreachable:
-        """``cannot reach <what>: <reason>``, the reason without the library's decoration."""
-        reason = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)).strip() or type(exc).__name__
+        """``cannot reach <what>: <reason>``, the reason without the library's decoration; a
+        TLS failure says whose certificate was the trouble and which option helps."""
+        reason = _tls_reason(exc)
+        if reason is None:
+            reason = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)).strip() or type(exc).__name__
         return cls(f"cannot reach {what}: {reason}")
+
+
+# OpenSSL's X509_V_ERR codes for a chain that ends at no trusted CA
+_UNKNOWN_ISSUER = frozenset({2, 18, 19, 20})
+_HOSTNAME_MISMATCH = 62
+_CLIENT_CERT_REFUSED = (
+    "CERTIFICATE_REQUIRED",
+    "BAD_CERTIFICATE",
+    "UNKNOWN_CA",
+    "CERTIFICATE_UNKNOWN",
+)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it was raised from (an HTTP library's error wraps the ``ssl`` one)."""
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and all(link is not seen for seen in chain):
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    return chain
+
+
+def _scheme(exc: BaseException) -> str | None:
+    """The URL scheme of the request an HTTP client's error carries, if it carries one."""
+    try:
+        request = exc.request  # type: ignore[attr-defined]  # httpx: a property, unset raises
+    except (AttributeError, RuntimeError):
+        return None
+    scheme = getattr(getattr(request, "url", None), "scheme", None)
+    return scheme if isinstance(scheme, str) else None
+
+
+def _tls_reason(exc: BaseException) -> str | None:
+    """What a failed TLS connection means for the person at the client, or ``None`` when
+    ``exc`` is not about TLS. Duck-typed on ``ssl``'s exceptions: this module imports
+    nothing heavy."""
+    for link in _causes(exc):
+        if type(link).__module__ != "ssl":
+            continue
+        if type(link).__name__ == "SSLCertVerificationError":
+            code = getattr(link, "verify_code", None)
+            why = str(getattr(link, "verify_message", "") or "certificate verify failed")
+            if code == _HOSTNAME_MISMATCH:
+                return (
+                    f"the server's TLS certificate is not for this host ({why}): use a name "
+                    "it was issued for in the URL"
+                )
+            if code in _UNKNOWN_ISSUER:
+                return (
+                    f"the server's TLS certificate is not trusted ({why}): give the CA that "
+                    "issued it with --ca (or IRONROOT_CA)"
+                )
+            return f"the server's TLS certificate does not verify ({why})"
+        reason = str(getattr(link, "reason", "") or "")
+        if any(marker in reason for marker in _CLIENT_CERT_REFUSED):
+            return (
+                f"the service refused the TLS connection ({reason.lower().replace('_', ' ')}): "
+                "it requires a client certificate from a CA it trusts: give --client-cert "
+                "and --client-key"
+            )
+        if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+            return "the service does not speak TLS on this port: use an http:// URL"
+    if "disconnected without sending a response" in str(exc):
+        scheme = _scheme(exc)
+        if scheme == "https":
+            return (
+                "the service closed the connection without answering: it may require a "
+                "client certificate (mutual TLS: give --client-cert and --client-key)"
+            )
+        if scheme == "http":
+            return (
+                "the service closed the connection without answering: it may serve HTTPS "
+                "only (use an https:// URL)"
+            )
+    return None
 
 
 class SealedStoreError(StorageError):
