@@ -422,3 +422,48 @@ def test_the_verifier_serves_https(
         assert ok.status_code == 200
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{server.url}/health", timeout=30)  # not a system CA
+
+
+def test_the_verifier_is_observable(
+    api: tuple[ApiClient, _Clock, AttestationService], good_device: Device
+) -> None:
+    """/health, /ready, /metrics (appraisals by status, outstanding challenges) and /."""
+    client, _, _ = api
+    assert client.get("/health").json()["status"] == "ok"
+    ready = client.get("/ready")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"signing-key": "ok", "endorsements": "ok"}
+    affirmed = _challenge(client)
+    body = {
+        "evidence": b64url_encode(good_device.quote(affirmed)),
+        "nonce": b64url_encode(affirmed),
+    }
+    assert client.post("/attestation/verify", json=body).status_code == 200
+    other = _challenge(client)
+    body = {"evidence": b64url_encode(good_device.quote(bytes(32))), "nonce": b64url_encode(other)}
+    assert client.post("/attestation/verify", json=body).status_code == 200
+    _challenge(client)  # one left outstanding
+    metrics = client.get("/metrics").text
+    assert 'ironroot_appraisals_total{status="affirming"} 1.0' in metrics
+    assert 'ironroot_appraisals_total{status="contraindicated"} 1.0' in metrics
+    assert "ironroot_challenges_outstanding 1.0" in metrics
+    assert 'route="/attestation/verify",status="200"' in metrics
+    index = client.get("/", headers={"Accept": "application/json"}).json()
+    assert index["service"] == "attestation"
+    assert index["docs"] == "docs/attestation.md"
+    assert "POST /attestation/verify" in index["endpoints"]
+    page = client.get("/", headers={"Accept": "text/html"}).text
+    assert "<h1>Ironroot attestation</h1>" in page
+
+
+def test_a_verifier_without_endorsements_is_not_ready(world: World) -> None:
+    from ironroot.attestation import Endorsements
+
+    service = AttestationService(
+        endorsements=Endorsements(),
+        signing_key=PrivateKey.generate(Algorithm.ES384),
+        nonces=NonceStore(lifetime=120),
+    )
+    ready = ApiClient(create_attestation_app(service)).get("/ready")
+    assert ready.status_code == 503
+    assert "no vendor roots and no reference values" in ready.json()["checks"]["endorsements"]

@@ -46,6 +46,12 @@ def test_health_ready_and_metrics() -> None:
         assert 'operation="release",result="nonce-reused"' in metrics
         index = http.get("/", headers={"Accept": "application/json"}).json()
         assert index["service"] == "keyrelease"
+        assert index["docs"] == "docs/keyrelease.md"
+        assert {"POST /keys/challenge", "POST /keys/{name}/release", "GET /keys"} <= set(
+            index["endpoints"]
+        )
+        page = http.get("/", headers={"Accept": "text/html,*/*;q=0.8"}).text
+        assert "<h1>Ironroot keyrelease</h1>" in page
         # with no verifier installed nothing can be released: not ready, and it says why
         harness.hsm.remove_release_verifier(harness.officer, "https://verifier.example")
         not_ready = http.get("/ready")
@@ -106,7 +112,8 @@ def test_serve_start_up_line_port_and_lock(
     assert len(served) == 1
     line = capsys.readouterr().err
     assert '"message":"key release service on http://127.0.0.1:8297' in line
-    assert "keys db-key, EAR verifiers https://verifier.example" in line
+    assert "keys db-key (" in line
+    assert "EAR verifiers https://verifier.example" in line
     # a port in use is one line and exit 2, before the HSM is opened
     import socket
 

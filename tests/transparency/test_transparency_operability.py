@@ -51,7 +51,7 @@ def test_operational_endpoints(tmp_path: Path, caplog: pytest.LogCaptureFixture)
         )
         assert 'route="/entries",status="201"' in metrics
         page = client.get("/", headers={"Accept": "text/html"})
-        assert "<h1>transparency</h1>" in page.text
+        assert "<h1>Ironroot transparency</h1>" in page.text
         assert client.get("/").json()["links"]["openapi"] == "/openapi.json"
     lines = [r.getMessage() for r in caplog.records if r.name == "ironroot.access"]
     assert any('"POST /entries HTTP/1.1" 201' in line for line in lines)

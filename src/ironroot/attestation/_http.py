@@ -317,6 +317,7 @@ def verifier_info(service: AttestationService) -> ServiceInfo:
             "keys": "/attestation/keys",
             "formats": "/attestation/formats",
         },
+        docs="docs/attestation.md",
         details=lambda: {
             "reference_values": len(service.endorsements.reference_values),
             "rejected_endorsements": len(service.endorsements.rejected),

@@ -136,7 +136,7 @@ def problem_app(routes: Sequence[BaseRoute], info: ServiceInfo | None = None) ->
     all_routes = list(routes)  # first match wins: a service's own route shadows ours
     middleware = []
     if info is not None:
-        all_routes += operational_routes(info)
+        all_routes += operational_routes(info, routes)
         middleware.append(Middleware(Observed, info=info))
     return Starlette(
         routes=all_routes,

@@ -7,8 +7,9 @@
   registry: ``ironroot_http_requests_total{route,method,status}``,
   ``ironroot_http_request_duration_seconds{route,method}`` and whatever the service adds
   (registrations, batch sizes, queue depth, appraisals by status, releases by decision, …);
-* ``GET /``: what a person can read — service name, version, links — as HTML or JSON, by
-  ``Accept``;
+* ``GET /``: what a person can read — service name, version, links (``/openapi.json`` where
+  the service has one), its endpoints and where its documentation is — as HTML when the client
+  prefers ``text/html`` (a browser), JSON otherwise (``curl``, scripts);
 * an access log (logger ``ironroot.access``): one line per request with the client, method,
   path, route, status, bytes and duration, as text or as one JSON object per line
   (:func:`configure_logging`).
@@ -23,7 +24,7 @@ from __future__ import annotations
 import html
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -49,7 +50,8 @@ _BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 @dataclass(slots=True)
 class ServiceInfo:
     """A service as its operator sees it: name, one line of description, readiness checks
-    (each raises an :class:`IronrootError` saying what is wrong), links for ``/``, extra
+    (each raises an :class:`IronrootError` saying what is wrong), links for ``/``, its
+    documentation (a page of the Ironroot docs, ``docs/<service>.md``, or a URL), extra
     ``/health`` members (``details``), and the registry its metrics live in (one per service
     instance: tests and embedded services never share counters)."""
 
@@ -57,6 +59,7 @@ class ServiceInfo:
     description: str
     checks: Mapping[str, Callable[[], None]] = field(default_factory=dict)
     links: Mapping[str, str] = field(default_factory=dict)
+    docs: str | None = None
     details: Callable[[], Mapping[str, object]] | None = None
     registry: CollectorRegistry = field(
         default_factory=lambda: CollectorRegistry(auto_describe=True)
@@ -80,8 +83,43 @@ class ServiceInfo:
         )
 
 
-def operational_routes(info: ServiceInfo) -> list[BaseRoute]:
-    """``/``, ``/health``, ``/ready`` and ``/metrics`` for ``info``'s service."""
+def _prefers_html(accept: str) -> bool:
+    """True when an ``Accept`` header ranks ``text/html`` above JSON (RFC 9110 §12.5.1
+    quality values; a browser's header, not ``*/*`` or a script's ``application/json``)."""
+    html_q = json_q = 0.0
+    for item in accept.split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        if media in ("text/html", "application/xhtml+xml"):
+            html_q = max(html_q, q)
+        elif media in ("application/json", "application/*"):
+            json_q = max(json_q, q)
+    return html_q > 0 and html_q > json_q
+
+
+def _endpoints(routes: Sequence[BaseRoute]) -> list[str]:
+    """``METHOD /path`` for each route a service serves (HEAD implied by GET left out)."""
+    lines = []
+    for route in routes:
+        path, methods = getattr(route, "path", None), getattr(route, "methods", None)
+        if path is None:
+            continue
+        verbs = sorted(set(methods or ()) - {"HEAD"}) or ["*"]
+        lines.append(f"{' '.join(verbs)} {path}")
+    return lines
+
+
+def operational_routes(info: ServiceInfo, served: Sequence[BaseRoute] = ()) -> list[BaseRoute]:
+    """``/``, ``/health``, ``/ready`` and ``/metrics`` for ``info``'s service; ``/`` also lists
+    the ``served`` routes (the service's API)."""
 
     async def health(request: Request) -> Response:
         extra = dict(info.details()) if info.details is not None else {}
@@ -104,27 +142,22 @@ def operational_routes(info: ServiceInfo) -> list[BaseRoute]:
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(info.registry), media_type=CONTENT_TYPE_LATEST)
 
+    links = {"health": "/health", "ready": "/ready", "metrics": "/metrics", **info.links}
+    endpoints = _endpoints(served)
+
     async def index(request: Request) -> Response:
-        links = {"health": "/health", "ready": "/ready", "metrics": "/metrics", **info.links}
-        if "html" in request.headers.get("accept", ""):
-            items = "".join(
-                f'<li><a href="{html.escape(href)}">{html.escape(name)}</a></li>'
-                for name, href in links.items()
-            )
-            page = (
-                f"<!doctype html><html><head><title>{html.escape(info.name)}</title></head>"
-                f"<body><h1>{html.escape(info.name)}</h1><p>{html.escape(info.description)}</p>"
-                f"<p>Ironroot {html.escape(__version__)}</p><ul>{items}</ul></body></html>"
-            )
-            return HTMLResponse(page)
-        return JSONResponse(
-            {
-                "service": info.name,
-                "description": info.description,
-                "version": __version__,
-                "links": links,
-            }
-        )
+        if _prefers_html(request.headers.get("accept", "")):
+            return HTMLResponse(_page(info, links, endpoints))
+        body: dict[str, object] = {
+            "service": info.name,
+            "description": info.description,
+            "version": __version__,
+            "links": links,
+            "endpoints": endpoints,
+        }
+        if info.docs is not None:
+            body["docs"] = info.docs
+        return JSONResponse(body)
 
     return [
         Route("/", index, methods=["GET"]),
@@ -132,6 +165,32 @@ def operational_routes(info: ServiceInfo) -> list[BaseRoute]:
         Route("/ready", ready, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+
+
+def _page(info: ServiceInfo, links: Mapping[str, str], endpoints: Sequence[str]) -> str:
+    """The ``/`` page for a person: no script, no external resource, everything escaped."""
+    esc = html.escape
+    items = "".join(
+        f'<li><a href="{esc(href)}">{esc(name)}</a> <code>{esc(href)}</code></li>'
+        for name, href in links.items()
+    )
+    api = "".join(f"<li><code>{esc(line)}</code></li>" for line in endpoints)
+    docs = ""
+    if info.docs is not None:
+        target = (
+            f'<a href="{esc(info.docs)}">{esc(info.docs)}</a>'
+            if info.docs.startswith(("https://", "http://"))
+            else f"<code>{esc(info.docs)}</code> in the Ironroot documentation"
+        )
+        docs = f"<p>Documentation: {target}</p>"
+    return (
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>Ironroot {esc(info.name)}</title></head><body>"
+        f"<h1>Ironroot {esc(info.name)}</h1><p>{esc(info.description)}</p>"
+        f"<p>Version {esc(__version__)}</p>{docs}<h2>Links</h2><ul>{items}</ul>"
+        + (f"<h2>Endpoints</h2><ul>{api}</ul>" if api else "")
+        + "</body></html>"
+    )
 
 
 class Observed:

@@ -210,7 +210,8 @@ def serve_keyrelease(
     HSM is closed after. One process per data directory (``InUse``); the port is checked
     before the HSM is opened."""
     config = load_keyrelease_config(data_dir)
-    host, port = host or config.host, port or config.port
+    host = host or config.host
+    port = config.port if port is None else port
     check_listen(host, port)
     if not logging.getLogger("ironroot").handlers:
         configure_logging("info", "text")
@@ -227,7 +228,8 @@ def serve_keyrelease(
                 config.data_dir,
                 config.hsm_dir,
                 vault.hsm.hsm_id.hex()[:16] if isinstance(vault, HsmVault) else "-",
-                ", ".join(sorted(service.keys)) or "none",
+                ", ".join(f"{n} ({service.keys[n].handle[:16]})" for n in sorted(service.keys))
+                or "none",
                 ", ".join(n for n, _kid in vault.verifiers())
                 if isinstance(vault, HsmVault)
                 else "-",

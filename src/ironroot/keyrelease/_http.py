@@ -150,6 +150,7 @@ def keyrelease_info(service: KeyReleaseService) -> ServiceInfo:
         description="Ironroot secure key release: keys leave the HSM only to attested TEEs",
         checks={"hsm": hsm, "verifiers": verifiers, "keys": keys},
         links={"challenge": "/keys/challenge", "keys": "/keys"},
+        docs="docs/keyrelease.md",
         details=lambda: {"keys": len(service.keys)},
     )
 

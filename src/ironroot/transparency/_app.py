@@ -78,6 +78,7 @@ def _service_info(service: TransparencyService) -> ServiceInfo:
             "keys": "/.well-known/scitt-keys",
             "configuration": "/.well-known/transparency-configuration",
         },
+        docs="docs/transparency.md",
         details=lambda: {"tree_size": service.log.tree_size},
     )
     Gauge(
