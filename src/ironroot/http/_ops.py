@@ -184,7 +184,7 @@ def _page(info: ServiceInfo, links: Mapping[str, str], endpoints: Sequence[str])
         )
         docs = f"<p>Documentation: {target}</p>"
     return (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>Ironroot {esc(info.name)}</title></head><body>"
         f"<h1>Ironroot {esc(info.name)}</h1><p>{esc(info.description)}</p>"
         f"<p>Version {esc(__version__)}</p>{docs}<h2>Links</h2><ul>{items}</ul>"
