@@ -140,3 +140,92 @@ def test_the_appraisal_policy_is_a_file_named_policy_file(data_dir: Path) -> Non
     config_file.write_text(text.replace('policy_file = ""', 'policy = "debug == false"'))
     with pytest.raises(ConfigError, match="policy_file"):
         load_attestation_config(data_dir)
+
+
+def test_serve_options_come_from_flags_then_environment_then_file(
+    data_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import socket
+    import ssl
+
+    import uvicorn
+
+    from tls_pki import make_pki
+
+    pki = make_pki(tmp_path)
+    served: list[uvicorn.Config] = []
+    monkeypatch.setattr(
+        uvicorn.Server, "run", lambda self, sockets=None: served.append(self.config)
+    )
+
+    def free_port() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+
+    file_port, env_port, flag_port = free_port(), free_port(), free_port()
+    config = data_dir / "attestation.toml"
+    config.write_text(config.read_text().replace("port = 8100\n", f"port = {file_port}\n", 1))
+    tls = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)]
+    assert main(["attest", "serve", "--data", str(data_dir), *tls]) == 0
+    assert served.pop().port == file_port  # the file, with no flag and no environment
+    monkeypatch.setenv("IRONROOT_PORT", str(env_port))
+    monkeypatch.setenv("IRONROOT_LOG_FORMAT", "json")
+    mutual = [*tls, "--tls-client-ca", str(pki.ca)]
+    assert main(["attest", "serve", "--data", str(data_dir), *mutual]) == 0
+    first = served.pop()
+    assert first.port == env_port  # the environment over the file
+    assert (first.ssl_certfile, first.ssl_ca_certs) == (str(pki.server_cert), str(pki.ca))
+    assert first.ssl_cert_reqs == ssl.CERT_REQUIRED
+    err = capsys.readouterr().err
+    assert f'"message":"attestation verifier on https://127.0.0.1:{env_port}: data ' in err
+    assert "EAR keys " in err
+    argv = ["attest", "serve", "--data", str(data_dir), "--port", str(flag_port)]
+    assert main([*argv, "--log-format", "text"]) == 0
+    second = served.pop()
+    assert second.port == flag_port  # the flag over both
+    assert second.ssl_certfile is None  # TLS is off without --tls-cert/--tls-key
+    assert f"attestation verifier on http://127.0.0.1:{flag_port}" in capsys.readouterr().err
+    # a client CA alone is refused: mutual TLS needs the service's certificate and key
+    assert main([*argv, "--tls-client-ca", str(pki.ca)]) == 2
+    assert "HTTPS needs both --tls-cert and --tls-key" in capsys.readouterr().err
+    assert served == []
+
+
+def test_clients_reach_the_verifier_over_https_with_its_ca(
+    data_dir: Path, good_device: Device, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ironroot.attestation import create_attestation_app
+    from ironroot.http import ServerThread, ServerTls
+    from tls_pki import make_pki
+
+    nonce = bytes(range(32))
+    quote = tmp_path / "quote.cbor"
+    quote.write_bytes(good_device.quote(nonce))
+    ear = tmp_path / "ear.jwt"
+    at = NOW.isoformat()
+    argv = ["attest", "appraise", str(quote), "--data", str(data_dir), "--nonce", nonce.hex()]
+    assert main([*argv, "--at", at, "--out", str(ear)]) == 0
+    pki = make_pki(tmp_path)
+    config = load_attestation_config(data_dir)
+    tls = ServerTls(pki.server_cert, pki.server_key, client_ca=pki.ca)
+    with (
+        config.open_service(NOW) as service,
+        ServerThread(create_attestation_app(service), name="attestation", tls=tls) as server,
+    ):
+        keys = f"{server.url}/attestation/keys"
+        check = ["attest", "verify-result", str(ear), "--keys", keys, "--at", at]
+        mutual = ["--ca", str(pki.ca), "--client-cert", str(pki.client_cert)]
+        mutual += ["--client-key", str(pki.client_key)]
+        capsys.readouterr()
+        assert main([*check, *mutual]) == 0
+        assert "status: affirming" in capsys.readouterr().out
+        assert main(["attest", "explain", str(ear), "--keys", keys, *mutual, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["signature"] == "verified"
+        assert main(check) == 1
+        assert "give the CA that issued it with --ca" in capsys.readouterr().err
+        assert main([*check, "--ca", str(pki.ca)]) == 1
+        assert "client certificate" in capsys.readouterr().err

@@ -107,3 +107,59 @@ def test_json_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
     finally:
         logging.getLogger("ironroot").handlers.clear()
         logging.getLogger("ironroot").setLevel(logging.NOTSET)
+
+
+def test_serve_takes_flags_over_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """IRONROOT_DATA, _HOST, _PORT, _LOG_LEVEL, _LOG_FORMAT and _TLS_* configure ``serve``; a
+    flag given beside one wins."""
+    import socket
+    import ssl
+
+    import uvicorn
+
+    from ironroot.cli import main
+    from tls_pki import make_pki
+
+    pki = make_pki(tmp_path)
+    served: list[uvicorn.Config] = []
+    monkeypatch.setattr(
+        uvicorn.Server, "run", lambda self, sockets=None: served.append(self.config)
+    )
+
+    def free_port() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+
+    env_port, flag_port = free_port(), free_port()
+    monkeypatch.setenv("IRONROOT_DATA", str(tmp_path / "ts"))
+    monkeypatch.setenv("IRONROOT_HOST", "127.0.0.1")
+    monkeypatch.setenv("IRONROOT_PORT", str(env_port))
+    monkeypatch.setenv("IRONROOT_LOG_FORMAT", "json")
+    monkeypatch.setenv("IRONROOT_LOG_LEVEL", "info")
+    monkeypatch.setenv("IRONROOT_TLS_CERT", str(pki.server_cert))
+    monkeypatch.setenv("IRONROOT_TLS_KEY", str(pki.server_key))
+    monkeypatch.setenv("IRONROOT_TLS_CLIENT_CA", str(pki.ca))
+    assert main(["serve"]) == 0
+    config = served.pop()
+    assert (config.host, config.port) == ("127.0.0.1", env_port)
+    assert (config.ssl_certfile, config.ssl_keyfile) == (str(pki.server_cert), str(pki.server_key))
+    assert (config.ssl_ca_certs, config.ssl_cert_reqs) == (str(pki.ca), ssl.CERT_REQUIRED)
+    err = capsys.readouterr().err
+    assert f'"message":"transparency service on https://127.0.0.1:{env_port}: data ' in err
+    assert (tmp_path / "ts" / "ironroot.toml").is_file()  # IRONROOT_DATA was used
+
+    monkeypatch.delenv("IRONROOT_TLS_CLIENT_CA")
+    other = tmp_path / "flagged"
+    argv = ["serve", "--data", str(other), "--port", str(flag_port), "--log-format", "text"]
+    assert main([*argv, "--log-level", "warning"]) == 0
+    config = served.pop()
+    assert config.port == flag_port
+    assert config.ssl_ca_certs is None
+    assert (other / "ironroot.toml").is_file()
+    assert "transparency service on" not in capsys.readouterr().err  # warning: no start-up line
+    monkeypatch.setenv("IRONROOT_PORT", "eighty")
+    assert main(["serve", "--data", str(other)]) == 2
+    assert "IRONROOT_PORT='eighty' is not a port number" in capsys.readouterr().err
