@@ -155,3 +155,66 @@ def test_the_key_service_serves_https_and_mutual_tls(tmp_path: Path) -> None:
             client.challenge()  # no client certificate
         with KeyReleaseClient(server.url) as client, pytest.raises(Unreachable):
             client.challenge()  # the private CA is not a system CA
+
+
+def test_serve_passes_tls_to_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import ssl
+
+    import uvicorn
+
+    from tls_pki import make_pki
+
+    pki = make_pki(tmp_path)
+    data = _data_dir(tmp_path)
+    served: list[uvicorn.Config] = []
+    monkeypatch.setattr(
+        uvicorn.Server, "run", lambda self, sockets=None: served.append(self.config)
+    )
+    monkeypatch.setenv("IRONROOT_DATA", str(data))
+    monkeypatch.setenv("IRONROOT_TLS_CERT", str(pki.server_cert))
+    monkeypatch.setenv("IRONROOT_TLS_KEY", str(pki.server_key))
+    assert main(["keyrelease", "serve", "--tls-client-ca", str(pki.ca)]) == 0
+    config = served.pop()
+    assert config.port == 8299  # keyrelease.toml's, with neither flag nor environment
+    assert (config.ssl_certfile, config.ssl_keyfile) == (str(pki.server_cert), str(pki.server_key))
+    assert (config.ssl_ca_certs, config.ssl_cert_reqs) == (str(pki.ca), ssl.CERT_REQUIRED)
+    assert "key release service on https://127.0.0.1:8299" in capsys.readouterr().err
+    # a key that is not the certificate's: one line, exit 2, nothing served
+    monkeypatch.setenv("IRONROOT_TLS_KEY", str(pki.client_key))
+    assert main(["keyrelease", "serve"]) == 2
+    assert "not a PEM certificate chain and its key" in capsys.readouterr().err
+    assert served == []
+
+
+def test_the_cli_reaches_the_key_service_over_mutual_tls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from ironroot.http import ServerThread, ServerTls
+    from tls_pki import make_pki
+
+    pki = make_pki(tmp_path)
+    harness = build_harness()
+    tls = ServerTls(pki.server_cert, pki.server_key, client_ca=pki.ca)
+    app = create_keyrelease_app(harness.service)
+    with harness.http, ServerThread(app, name="keyrelease", tls=tls) as server:
+        challenge = ["keyrelease", "challenge", "--url", server.url, "--json"]
+        mutual = ["--ca", str(pki.ca), "--client-cert", str(pki.client_cert)]
+        mutual += ["--client-key", str(pki.client_key)]
+        assert main([*challenge, *mutual]) == 0
+        assert len(bytes.fromhex(json.loads(capsys.readouterr().out)["nonce"])) == 32
+        assert main(challenge) == 1
+        error = json.loads(capsys.readouterr().out)["error"]
+        assert error["code"] == "unreachable"
+        assert "certificate is not trusted" in error["message"]
+        assert main([*challenge, "--ca", str(pki.other_ca), *mutual[2:]]) == 1
+        assert "certificate is not trusted" in capsys.readouterr().out
+        assert main([*challenge, "--ca", str(pki.ca)]) == 1
+        assert "--client-cert and --client-key" in capsys.readouterr().out
+        assert main([*challenge, "--ca", str(pki.ca), "--client-cert", str(pki.client_cert)]) == 2
+        assert "give both --client-cert and --client-key" in capsys.readouterr().out
+        assert main([*challenge, "--ca", str(tmp_path / "missing.pem")]) == 2
+        assert "no such file" in capsys.readouterr().out
