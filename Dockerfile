@@ -11,6 +11,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
 COPY src ./src
+COPY deploy/healthcheck.py /usr/local/lib/ironroot/healthcheck.py
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin ironroot \
     && mkdir -p /data && chown ironroot:ironroot /data \
@@ -27,8 +28,10 @@ ENV IRONROOT_DATA=/data \
     IRONROOT_LOG_FORMAT=json
 
 EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('IRONROOT_PORT', '8000'); sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/health', timeout=2).status == 200 else 1)"]
+# GET /health on loopback with Python (no curl in a slim image); HTTPS when IRONROOT_TLS_CERT
+# is set, presenting IRONROOT_CLIENT_CERT/IRONROOT_CLIENT_KEY for mutual TLS
+HEALTHCHECK --interval=30s --timeout=6s --start-period=10s --retries=3 \
+    CMD ["python", "/usr/local/lib/ironroot/healthcheck.py"]
 
 ENTRYPOINT ["ironroot"]
 CMD ["serve"]

@@ -18,8 +18,8 @@ demo: install
 	$(BIN)/python -m ironroot.demo
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench deploy
+	$(BIN)/ruff format --check src tests bench deploy
 
 typecheck: install
 	$(BIN)/mypy
