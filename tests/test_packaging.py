@@ -4,6 +4,8 @@ image that runs unprivileged with a health check (static checks: Docker is not r
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -103,3 +105,58 @@ def test_the_health_check_probes_http_https_and_mutual_tls(tmp_path: Path) -> No
         url = {"IRONROOT_HEALTH_URL": server.url, **env}
         url["IRONROOT_PORT"] = "1"  # the explicit URL wins
         assert _probe(url).returncode == 0
+
+
+UNITS = sorted((ROOT / "deploy" / "systemd").glob("*.service"))
+
+
+def _exec_lines(unit: Path) -> list[list[str]]:
+    return [
+        shlex.split(line.split("=", 1)[1])
+        for line in unit.read_text().splitlines()
+        if line.startswith(("ExecStart=", "ExecStartPre="))
+    ]
+
+
+def test_a_systemd_unit_for_each_service_runs_commands_the_cli_knows() -> None:
+    from ironroot.cli._main import build_parser
+
+    assert [u.name for u in UNITS] == [
+        "ironroot-attestation.service",
+        "ironroot-keyrelease.service",
+        "ironroot-transparency.service",
+    ]
+    for unit in UNITS:
+        text = unit.read_text()
+        assert "\nUser=ironroot\n" in text
+        assert "\nNoNewPrivileges=yes\n" in text
+        assert "\nKillSignal=SIGTERM\n" in text  # the services stop gracefully on it
+        assert "Environment=IRONROOT_DATA=/var/lib/ironroot/" in text
+        for argv in _exec_lines(unit):
+            assert argv[0] == "/opt/ironroot/bin/ironroot"
+            args = build_parser(argv[1:]).parse_args(argv[1:])  # SystemExit if it were wrong
+            assert args.func is not None
+    # docs/deploy.md shows the transparency unit as it is in the repository
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    assert (ROOT / "deploy/systemd/ironroot-transparency.service").read_text() in docs
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not here")
+@pytest.mark.parametrize("unit", UNITS, ids=[u.stem for u in UNITS])
+def test_systemd_accepts_the_unit(unit: Path, tmp_path: Path) -> None:
+    ironroot = Path(sys.executable).with_name("ironroot")
+    if not ironroot.exists():
+        pytest.skip("the ironroot command is not installed beside this Python")
+    copy = tmp_path / unit.name
+    copy.write_text(unit.read_text().replace("/opt/ironroot/bin/ironroot", str(ironroot)))
+    run = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", copy.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "Unknown" not in run.stderr
+    assert "ignoring" not in run.stderr
