@@ -14,7 +14,7 @@ from _tx_helpers import VENDOR_ISS, write_config
 from ironroot.cli import main
 from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ConfigError, StorageError
+from ironroot.errors import ConfigError, Unreachable
 from ironroot.http import ServerTls, client_context
 from ironroot.transparency import ServiceThread, TransparencyClient, TransparencyService
 from tls_pki import Pki, make_pki
@@ -44,11 +44,36 @@ def test_https_and_the_clients_ca(pki: Pki, tmp_path: Path) -> None:
         register = ["statement", "register", str(statement), "--url", server.url]
         assert main([*register, "--ca", str(pki.ca), "--out", str(tmp_path / "a.ts")]) == 0
         # the system's CAs do not know the private CA; another CA does not either
-        assert main([*register, "--out", str(tmp_path / "b.ts")]) != 0
-        assert main([*register, "--ca", str(pki.other_ca)]) != 0
+        assert main([*register, "--out", str(tmp_path / "b.ts")]) == 1
+        assert main([*register, "--ca", str(pki.other_ca)]) == 1
         with (
             TransparencyClient(server.url, verify=client_context(pki.other_ca)) as client,
-            pytest.raises(StorageError, match="CERTIFICATE_VERIFY_FAILED"),
+            pytest.raises(Unreachable, match=r"certificate is not trusted \(unable to get local"),
+        ):
+            client.service_keys()
+        # a name the certificate was not issued for
+        localhost = server.url.replace("127.0.0.1", "localhost")
+        with (
+            TransparencyClient(localhost, verify=client_context(pki.ca)) as client,
+            pytest.raises(Unreachable, match=r"not for this host .*use a name it was issued for"),
+        ):
+            client.service_keys()
+        # plain HTTP to the TLS port
+        plain = server.url.replace("https://", "http://")
+        with (
+            TransparencyClient(plain) as client,
+            pytest.raises(Unreachable, match="it may serve HTTPS only"),
+        ):
+            client.service_keys()
+
+
+def test_https_to_a_plain_port_says_so(tmp_path: Path) -> None:
+    data = write_config(tmp_path / "ts")
+    with TransparencyService.open(data) as service, ServiceThread(service) as server:
+        tls = server.url.replace("http://", "https://")
+        with (
+            TransparencyClient(tls) as client,
+            pytest.raises(Unreachable, match="does not speak TLS on this port: use an http:// URL"),
         ):
             client.service_keys()
 
@@ -64,7 +89,7 @@ def test_mutual_tls_needs_a_client_certificate(pki: Pki, tmp_path: Path) -> None
     ):
         with (
             TransparencyClient(server.url, verify=client_context(pki.ca)) as client,
-            pytest.raises(StorageError),
+            pytest.raises(Unreachable, match="may require a client certificate"),
         ):
             client.service_keys()  # no client certificate: the handshake is refused
         mutual = client_context(pki.ca, pki.client_cert, pki.client_key)
