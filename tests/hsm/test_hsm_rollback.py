@@ -414,3 +414,28 @@ def test_a_locked_identity_answers_a_wrong_credential_like_any_other(device: Dev
         hsm.login(USER, USER_PASS)  # only the right credential learns it is locked
     with pytest.raises(NotFound):
         Hsm.open(MemoryStorage(), SECRET, config=FAST)
+
+
+@pytest.mark.parametrize("step", ["after-append", "after-store", "after-anchor"])
+def test_a_failed_write_stops_the_hsm_so_no_two_stores_share_a_generation(
+    device: DeviceChain, step: str
+) -> None:
+    """A write that fails without a power cut (a full disk, an anchor file made unwritable)
+    once left the HSM running: its next commit wrote another store of the generation already
+    on disk, and that earlier copy, put back, opened and brought a deleted key back."""
+    storage = _CrashingStorage()
+    hsm = new_hsm(device.identity, storage)
+    officer, _user, _auditor = sessions(hsm)
+    handle = hsm.generate(officer, KeyType.AES_256)
+    storage.crash_at = step
+    with pytest.raises(StorageError):
+        hsm.generate(officer, KeyType.AES_256)
+    stale = storage.read_store() or b""
+    with pytest.raises(HsmErrorState):
+        hsm.delete(officer, handle)  # nothing more is committed from this process
+    reopened = _open(storage)  # power-up finishes the commit cut short
+    reopened.delete(reopened.login(OFFICER, OFFICER_PASS), handle)
+    reopened.close()
+    storage.write_store(stale)
+    with pytest.raises(StoreRolledBack):
+        _open(storage)
