@@ -439,3 +439,37 @@ def test_a_failed_write_stops_the_hsm_so_no_two_stores_share_a_generation(
     storage.write_store(stale)
     with pytest.raises(StoreRolledBack):
         _open(storage)
+
+
+def test_deleting_the_anchor_does_not_let_the_log_be_cut_unnoticed(device: DeviceChain) -> None:
+    """Without the root of trust's counter, the anchor was optional: deleting it left only the
+    store's (older) head, and the records since — refusals among them — could be cut."""
+    storage, lines = _world(device)
+    for without in (None, storage.counter.value()):
+        with pytest.raises(StoreRolledBack, match="anchor is missing"):
+            check_sealed_audit(
+                audit=b"".join(lines[:-3]),
+                store=storage.read_store(),
+                anchor=None,
+                sealing_secret=SECRET,
+                counter=without,
+            )
+
+
+def test_without_the_counter_the_store_must_still_be_the_one_the_anchor_names(
+    device: DeviceChain,
+) -> None:
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)
+    officer, _user, _auditor = sessions(hsm)
+    old_anchor = storage.read_anchor()
+    hsm.generate(officer, KeyType.AES_256)
+    hsm.generate(officer, KeyType.AES_256)  # the store is two commits past the old anchor
+    hsm.close()
+    with pytest.raises(StoreRolledBack, match="generation"):
+        check_sealed_audit(
+            audit=storage.read_audit(),
+            store=storage.read_store(),
+            anchor=old_anchor,
+            sealing_secret=SECRET,
+        )
