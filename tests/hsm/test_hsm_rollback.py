@@ -50,6 +50,8 @@ from ironroot.hsm import (
     parse_audit_log,
     verify_audit,
 )
+from ironroot.hsm._document import decode_store
+from ironroot.hsm._storage import unseal
 from ironroot.rot import MemoryCounter
 from rot_counters import provisioned_device
 
@@ -473,3 +475,32 @@ def test_without_the_counter_the_store_must_still_be_the_one_the_anchor_names(
             anchor=old_anchor,
             sealing_secret=SECRET,
         )
+
+
+def test_another_hsms_anchor_does_not_vouch_for_an_older_store(device: DeviceChain) -> None:
+    """Two HSMs sealed with the device's one secret, on counters of their own: an anchor of
+    the second, whose counter and store generation happen to fit, put beside an older store of
+    the first once opened it (a deleted key back). The anchor names its HSM."""
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)
+    officer, _user, _auditor = sessions(hsm)
+    handle = hsm.generate(officer, KeyType.AES_256)
+    older = storage.read_store() or b""
+    older_generation = storage.counter.value()
+    hsm.delete(officer, handle)
+    for _ in range(4):
+        hsm.logout(hsm.login(OFFICER, OFFICER_PASS))
+    hsm.close()
+    probe = MemoryStorage()
+    new_hsm(device.identity, probe).close()
+    first = decode_store(unseal(SECRET, probe.read_store() or b"")).generation  # from 0
+    other = MemoryStorage(counter=MemoryCounter(older_generation - first))
+    second = new_hsm(device.identity, other)
+    while other.counter.value() < storage.counter.value():
+        second.login(OFFICER, OFFICER_PASS)  # a security event: an anchor, no store write
+    second.close()
+    assert other.counter.value() == storage.counter.value()
+    storage.write_store(older)
+    storage.write_anchor(other.read_anchor() or b"")
+    with pytest.raises(StoreRolledBack, match="another HSM"):
+        _open(storage)

@@ -67,14 +67,19 @@ def check_sealed_audit(
     try:
         sealed_anchor = None if anchor is None else open_anchor(secret, anchor)
         if counter is not None:
-            check_anchor(sealed_anchor, counter=counter, store=doc.generation)
+            check_anchor(sealed_anchor, counter=counter, store=doc.generation, hsm=doc.hsm_id)
         elif sealed_anchor is None:  # every commit writes one: a store alone was left so
             raise StoreRolledBack(  # that the audit records since the store's head be cut
                 "the key store's anchor is missing: the audit log cannot be checked to the "
                 "head the HSM last sealed"
             )
         else:  # without the counter, at least the store must be the one the anchor names
-            check_anchor(sealed_anchor, counter=sealed_anchor.counter, store=doc.generation)
+            check_anchor(
+                sealed_anchor,
+                counter=sealed_anchor.counter,
+                store=doc.generation,
+                hsm=doc.hsm_id,
+            )
         size, head = doc.audit_size, doc.audit_head
         if sealed_anchor is not None and sealed_anchor.audit_size > size:
             size, head = sealed_anchor.audit_size, sealed_anchor.audit_head

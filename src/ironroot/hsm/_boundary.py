@@ -371,7 +371,7 @@ class Hsm:
         except (MalformedInput, KeyError, TypeError, ValueError) as exc:
             raise SealedStoreError("the sealed key store opened but does not parse") from exc
         try:
-            pending = check_anchor(anchor, counter=counter, store=doc.generation)
+            pending = check_anchor(anchor, counter=counter, store=doc.generation, hsm=doc.hsm_id)
         except StoreRolledBack as exc:
             hsm._audit_refused_power_up(doc, exc.code)
             raise
@@ -519,7 +519,12 @@ class Hsm:
             self._written(lambda: self._storage.write_store(sealed))
             self._store_generation = following
         anchor = Anchor(
-            following, self._store_generation, self._audit_size, self._audit_head, zeroized
+            following,
+            self._store_generation,
+            self._audit_size,
+            self._audit_head,
+            zeroized,
+            self._hsm_id,
         )
         self._written(lambda: self._storage.write_anchor(seal_anchor(secret, anchor)))
         self._advance_counter()
