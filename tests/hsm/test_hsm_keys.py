@@ -231,3 +231,19 @@ def test_ecdsa_keys_are_on_the_right_curve(hsm: Hsm, roles: tuple[Session, ...])
     assert info.public_key.algorithm is Algorithm.ES384
     assert isinstance(info.public_key.raw, ec.EllipticCurvePublicKey)
     assert info.public_key.raw.curve.name == "secp384r1"
+
+
+@pytest.mark.parametrize("field", ["label", "release_policy"])
+def test_a_lone_surrogate_is_refused_and_does_not_poison_the_store(
+    hsm: Hsm, roles: tuple[Session, Session, Session], field: str
+) -> None:
+    """A label or policy that cannot be encoded once left the key in memory and every later
+    commit failing (the store could never be written again)."""
+    officer, _, _ = roles
+    text = {"label": "\ud800", "release_policy": 'status == "\ud800"'}[field]
+    with pytest.raises(MalformedInput, match="valid Unicode"):
+        KeyAttributes.of(["encrypt", "decrypt"], **{field: text})  # type: ignore[arg-type]
+    before = len(hsm.keys(officer))
+    handle = hsm.generate(officer, KeyType.AES_256, KeyAttributes.of(["encrypt"], label="ok"))
+    assert len(hsm.keys(officer)) == before + 1
+    assert hsm.key_info(officer, handle).attributes.label == "ok"

@@ -50,6 +50,8 @@ from ironroot.hsm import (
     parse_audit_log,
     verify_audit,
 )
+from ironroot.hsm._document import decode_store
+from ironroot.hsm._storage import unseal
 from ironroot.rot import MemoryCounter
 from rot_counters import provisioned_device
 
@@ -414,3 +416,91 @@ def test_a_locked_identity_answers_a_wrong_credential_like_any_other(device: Dev
         hsm.login(USER, USER_PASS)  # only the right credential learns it is locked
     with pytest.raises(NotFound):
         Hsm.open(MemoryStorage(), SECRET, config=FAST)
+
+
+@pytest.mark.parametrize("step", ["after-append", "after-store", "after-anchor"])
+def test_a_failed_write_stops_the_hsm_so_no_two_stores_share_a_generation(
+    device: DeviceChain, step: str
+) -> None:
+    """A write that fails without a power cut (a full disk, an anchor file made unwritable)
+    once left the HSM running: its next commit wrote another store of the generation already
+    on disk, and that earlier copy, put back, opened and brought a deleted key back."""
+    storage = _CrashingStorage()
+    hsm = new_hsm(device.identity, storage)
+    officer, _user, _auditor = sessions(hsm)
+    handle = hsm.generate(officer, KeyType.AES_256)
+    storage.crash_at = step
+    with pytest.raises(StorageError):
+        hsm.generate(officer, KeyType.AES_256)
+    stale = storage.read_store() or b""
+    with pytest.raises(HsmErrorState):
+        hsm.delete(officer, handle)  # nothing more is committed from this process
+    reopened = _open(storage)  # power-up finishes the commit cut short
+    reopened.delete(reopened.login(OFFICER, OFFICER_PASS), handle)
+    reopened.close()
+    storage.write_store(stale)
+    with pytest.raises(StoreRolledBack):
+        _open(storage)
+
+
+def test_deleting_the_anchor_does_not_let_the_log_be_cut_unnoticed(device: DeviceChain) -> None:
+    """Without the root of trust's counter, the anchor was optional: deleting it left only the
+    store's (older) head, and the records since — refusals among them — could be cut."""
+    storage, lines = _world(device)
+    for without in (None, storage.counter.value()):
+        with pytest.raises(StoreRolledBack, match="anchor is missing"):
+            check_sealed_audit(
+                audit=b"".join(lines[:-3]),
+                store=storage.read_store(),
+                anchor=None,
+                sealing_secret=SECRET,
+                counter=without,
+            )
+
+
+def test_without_the_counter_the_store_must_still_be_the_one_the_anchor_names(
+    device: DeviceChain,
+) -> None:
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)
+    officer, _user, _auditor = sessions(hsm)
+    old_anchor = storage.read_anchor()
+    hsm.generate(officer, KeyType.AES_256)
+    hsm.generate(officer, KeyType.AES_256)  # the store is two commits past the old anchor
+    hsm.close()
+    with pytest.raises(StoreRolledBack, match="generation"):
+        check_sealed_audit(
+            audit=storage.read_audit(),
+            store=storage.read_store(),
+            anchor=old_anchor,
+            sealing_secret=SECRET,
+        )
+
+
+def test_another_hsms_anchor_does_not_vouch_for_an_older_store(device: DeviceChain) -> None:
+    """Two HSMs sealed with the device's one secret, on counters of their own: an anchor of
+    the second, whose counter and store generation happen to fit, put beside an older store of
+    the first once opened it (a deleted key back). The anchor names its HSM."""
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)
+    officer, _user, _auditor = sessions(hsm)
+    handle = hsm.generate(officer, KeyType.AES_256)
+    older = storage.read_store() or b""
+    older_generation = storage.counter.value()
+    hsm.delete(officer, handle)
+    for _ in range(4):
+        hsm.logout(hsm.login(OFFICER, OFFICER_PASS))
+    hsm.close()
+    probe = MemoryStorage()
+    new_hsm(device.identity, probe).close()
+    first = decode_store(unseal(SECRET, probe.read_store() or b"")).generation  # from 0
+    other = MemoryStorage(counter=MemoryCounter(older_generation - first))
+    second = new_hsm(device.identity, other)
+    while other.counter.value() < storage.counter.value():
+        second.login(OFFICER, OFFICER_PASS)  # a security event: an anchor, no store write
+    second.close()
+    assert other.counter.value() == storage.counter.value()
+    storage.write_store(older)
+    storage.write_anchor(other.read_anchor() or b"")
+    with pytest.raises(StoreRolledBack, match="another HSM"):
+        _open(storage)

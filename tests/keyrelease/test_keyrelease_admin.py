@@ -10,7 +10,7 @@ from _kr_helpers import Harness, assert_problem, build_harness, released_ok
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import RoleNotPermitted, Unauthorized
+from ironroot.errors import MalformedInput, RoleNotPermitted, Unauthorized
 from ironroot.hsm import KeyType, Role, wrap_key_kem
 from ironroot.keyrelease import KeyReleaseServerThread, create_keyrelease_app
 
@@ -112,3 +112,27 @@ def test_verifiers_and_imported_keys(admin: tuple[Harness, str]) -> None:
         assert imported.status_code == 201, imported.text
         assert imported.json()["generated_inside"] is False
         assert imported.json()["exportable"] is False  # an imported key never leaves
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/admin/keys", b"[" * 100_000),  # json.loads: RecursionError, once a 500
+        ("/admin/keys", b'{"a":' * 100_000),
+        ("/admin/verifiers", b'{"name": "x", "public_key": "\\ud800"}'),  # .encode() failed
+        ("/admin/keys", b'{"type": "AES-256", "label": "\\ud800"}'),  # poisoned the store
+        (
+            "/admin/keys/import",
+            b'{"wrapped": "AAAA", "type": "AES-256", "unwrapping_key": "\\udfff"}',
+        ),
+    ],
+)
+def test_hostile_bodies_are_malformed_input_and_the_hsm_still_commits(
+    admin: tuple[Harness, str], path: str, body: bytes
+) -> None:
+    _harness, url = admin
+    with _client(url, OFFICER) as officer:
+        response = officer.post(path, content=body, headers={"Content-Type": "application/json"})
+        assert_problem(response, MalformedInput)
+        created = officer.post("/admin/keys", json={"type": "AES-256", "label": "after"})
+        assert created.status_code == 201, created.text

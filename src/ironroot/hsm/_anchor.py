@@ -7,8 +7,12 @@ identities, clear a lockout and undo a zeroization; cutting the audit log back t
 older store recorded would hide everything since. The anchor closes both holes. It is a small
 CBOR document, sealed like the store (``_storage.seal``)::
 
-    {"type": "ironroot-hsm-anchor", "counter": uint, "store": uint, "zeroized": bool,
-     "audit": {"size": uint, "head": bstr}}
+    {"type": "ironroot-hsm-anchor", "hsm": bstr, "counter": uint, "store": uint,
+     "zeroized": bool, "audit": {"size": uint, "head": bstr}}
+
+``hsm`` is the id of the HSM whose store it vouches for: every HSM on a device seals with the
+device's one secret, so without it another HSM's anchor whose counter and generation happen
+to fit would vouch for an older store of this one.
 
 ``counter`` is the value the root of trust's counter takes when this anchor is committed,
 ``store`` the generation of the store it vouches for (each store write takes the next counter
@@ -69,11 +73,13 @@ class Anchor:
     audit_size: int
     audit_head: bytes
     zeroized: bool = False
+    hsm: bytes = b""
 
     def encode(self) -> bytes:
         return encode_cbor(
             {
                 "type": ANCHOR_TYPE,
+                "hsm": self.hsm,
                 "counter": self.counter,
                 "store": self.store,
                 "zeroized": self.zeroized,
@@ -87,7 +93,7 @@ class Anchor:
         if (
             not isinstance(value, dict)
             or value.get("type") != ANCHOR_TYPE
-            or set(value) != {"type", "counter", "store", "zeroized", "audit"}
+            or set(value) != {"type", "hsm", "counter", "store", "zeroized", "audit"}
         ):
             raise MalformedInput("not an HSM anchor")
         audit = value["audit"]
@@ -99,8 +105,16 @@ class Anchor:
         zeroized = value["zeroized"]
         if not isinstance(zeroized, bool):
             raise MalformedInput("an anchor's zeroized flag is a bool")
+        hsm = value["hsm"]
+        if not isinstance(hsm, bytes) or not 0 < len(hsm) <= 64:
+            raise MalformedInput("an anchor's hsm is the HSM's id (bytes)")
         return cls(
-            _uint(value["counter"]), _uint(value["store"]), _uint(audit["size"]), head, zeroized
+            _uint(value["counter"]),
+            _uint(value["store"]),
+            _uint(audit["size"]),
+            head,
+            zeroized,
+            hsm,
         )
 
 
@@ -119,17 +133,23 @@ def open_anchor(secret: bytes, sealed: bytes) -> Anchor:
         ) from exc
 
 
-def check_anchor(anchor: Anchor | None, *, counter: int, store: int | None) -> bool:
+def check_anchor(
+    anchor: Anchor | None, *, counter: int, store: int | None, hsm: bytes | None = None
+) -> bool:
     """Whether the store of generation ``store`` (``None``: no store) with ``anchor`` is the
     latest for a root-of-trust counter reading ``counter``; ``True`` when a crash left a commit
     half done and power-up must finish it (module docs). Raises ``StoreRolledBack`` or
-    ``HsmZeroized`` otherwise."""
+    ``HsmZeroized`` otherwise; ``hsm``, the store's HSM id, must be the anchor's."""
     if anchor is None:
         if store is None and counter == 0:
             return False
         raise StoreRolledBack(
             "the key store's anchor is missing: this is not the store the root of trust's "
             f"counter ({counter}) vouches for"
+        )
+    if hsm is not None and anchor.hsm != hsm:
+        raise StoreRolledBack(
+            "the anchor is another HSM's: it does not vouch for this HSM's key store"
         )
     if anchor.counter < counter:
         raise StoreRolledBack(

@@ -13,7 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ironroot.errors import AuditChainBroken, MalformedInput, SealedStoreError
+from ironroot.errors import (
+    AuditChainBroken,
+    MalformedInput,
+    SealedStoreError,
+    StoreRolledBack,
+)
 from ironroot.hsm._anchor import check_anchor, open_anchor
 from ironroot.hsm._audit import ZERO_HASH, AuditCheckpoint, parse_audit_log, verify_audit
 from ironroot.hsm._document import decode_store, zero
@@ -47,7 +52,8 @@ def check_sealed_audit(
     """Check an audit log (``audit``: its bytes) against the sealed ``store`` and ``anchor``.
 
     ``SealedStoreError`` when they do not open with ``sealing_secret``; ``StoreRolledBack``
-    when ``counter`` (the root of trust's reading) shows them to be an older copy;
+    when ``counter`` (the root of trust's reading) shows them to be an older copy, when the
+    anchor is missing, or (without ``counter``) when the store is not the one it names;
     ``AuditChainBroken`` when a record was altered, rewritten outside the HSM (MAC), removed,
     or cut from the end (the message says how many are missing).
     """
@@ -61,7 +67,19 @@ def check_sealed_audit(
     try:
         sealed_anchor = None if anchor is None else open_anchor(secret, anchor)
         if counter is not None:
-            check_anchor(sealed_anchor, counter=counter, store=doc.generation)
+            check_anchor(sealed_anchor, counter=counter, store=doc.generation, hsm=doc.hsm_id)
+        elif sealed_anchor is None:  # every commit writes one: a store alone was left so
+            raise StoreRolledBack(  # that the audit records since the store's head be cut
+                "the key store's anchor is missing: the audit log cannot be checked to the "
+                "head the HSM last sealed"
+            )
+        else:  # without the counter, at least the store must be the one the anchor names
+            check_anchor(
+                sealed_anchor,
+                counter=sealed_anchor.counter,
+                store=doc.generation,
+                hsm=doc.hsm_id,
+            )
         size, head = doc.audit_size, doc.audit_head
         if sealed_anchor is not None and sealed_anchor.audit_size > size:
             size, head = sealed_anchor.audit_size, sealed_anchor.audit_head

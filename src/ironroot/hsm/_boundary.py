@@ -371,7 +371,7 @@ class Hsm:
         except (MalformedInput, KeyError, TypeError, ValueError) as exc:
             raise SealedStoreError("the sealed key store opened but does not parse") from exc
         try:
-            pending = check_anchor(anchor, counter=counter, store=doc.generation)
+            pending = check_anchor(anchor, counter=counter, store=doc.generation, hsm=doc.hsm_id)
         except StoreRolledBack as exc:
             hsm._audit_refused_power_up(doc, exc.code)
             raise
@@ -483,7 +483,7 @@ class Hsm:
             head = unkeyed.digest()
             records.append(replace(unkeyed, mac=audit_mac(self._audit_key, head)))
             size += 1
-        self._storage.append_audit(format_audit_log(records))
+        self._written(lambda: self._storage.append_audit(format_audit_log(records)))
         self._pending.clear()
         self._audit_size, self._audit_head = size, head
 
@@ -496,7 +496,11 @@ class Hsm:
 
     def _advance_counter(self) -> None:
         expected = self._generation + 1
-        value = self._storage.counter.increment()
+        try:
+            value = self._storage.counter.increment()
+        except BaseException as exc:  # as a failed write (``_written``): power-up finishes it
+            self._fail(f"the root of trust's counter did not increment: {exc}")
+            raise
         if value != expected:
             self._fail("the root of trust's counter moved under the HSM")
             raise StoreRolledBack(
@@ -511,13 +515,30 @@ class Hsm:
         secret = bytes(self._secret)
         following = self._generation + 1
         if store:
-            self._storage.write_store(seal(secret, encode_store(self._document(following))))
+            sealed = seal(secret, encode_store(self._document(following)))
+            self._written(lambda: self._storage.write_store(sealed))
             self._store_generation = following
         anchor = Anchor(
-            following, self._store_generation, self._audit_size, self._audit_head, zeroized
+            following,
+            self._store_generation,
+            self._audit_size,
+            self._audit_head,
+            zeroized,
+            self._hsm_id,
         )
-        self._storage.write_anchor(seal_anchor(secret, anchor))
+        self._written(lambda: self._storage.write_anchor(seal_anchor(secret, anchor)))
         self._advance_counter()
+
+    def _written(self, write: Callable[[], None]) -> None:
+        """Run one write of a commit; if it fails, the HSM enters its error state. A commit
+        cut short is a power cut: only power-up may finish it (``check_anchor``). Going on
+        would write another store of the same generation as the one already on disk, and
+        that copy, put back later, would open (a deleted key back, a lockout cleared)."""
+        try:
+            write()
+        except BaseException as exc:
+            self._fail(f"a write to the HSM's storage failed: {exc}")
+            raise
 
     def _resume_audit(self, anchor: Anchor | None, doc: StoreDocument) -> None:
         """Verify the log (chain from record 0; MACs of this HSM's records) and that it

@@ -149,6 +149,16 @@ def check_name(name: object, what: str = "identity") -> str:
     return name
 
 
+def _is_unicode(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (no lone surrogates, which JSON's ``\\ud800`` and
+    Python's ``surrogateescape`` can produce)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class KeyAttributes:
     """The attributes a key carries for life.
@@ -177,9 +187,13 @@ class KeyAttributes:
             raise MalformedInput("exportable must be a bool")
         if not isinstance(self.label, str) or len(self.label) > MAX_LABEL:
             raise MalformedInput(f"a key label is text of at most {MAX_LABEL} characters")
+        if not _is_unicode(self.label):  # a lone surrogate would make the store unwritable
+            raise MalformedInput("a key label is valid Unicode text")
         policy = self.release_policy
         if policy is not None and (not isinstance(policy, str) or not policy.strip()):
             raise MalformedInput("a release policy must be non-empty text")
+        if policy is not None and not _is_unicode(policy):
+            raise MalformedInput("a release policy is valid Unicode text")
         if policy is not None and len(policy.encode()) > MAX_POLICY:
             raise MalformedInput(f"a release policy is at most {MAX_POLICY} bytes")
         if not isinstance(self.release_on_warning, bool):

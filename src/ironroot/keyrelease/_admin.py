@@ -95,7 +95,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
     data = await read_body(request, _MAX_ADMIN_REQUEST)
     try:
         value = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise MalformedInput("the admin request is not JSON") from exc
     if not isinstance(value, dict):
         raise MalformedInput("the admin request is a JSON object")
@@ -106,6 +106,10 @@ def _text(body: dict[str, Any], name: str, default: str | None = None) -> str:
     value = body.get(name, default)
     if not isinstance(value, str):
         raise MalformedInput(f"{name} must be text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate ("\\ud800") from JSON
+        raise MalformedInput(f"{name} must be valid Unicode text") from exc
     return value
 
 
