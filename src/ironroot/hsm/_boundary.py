@@ -951,7 +951,7 @@ class Hsm:
         (``InvalidReleasePolicy``, ``ReleaseDenied``). Every refusal is audited with its code
         and is durable before this returns, as is the release.
         """
-        with self._operation(session, "release", handle):
+        with self._lock, self._operation(session, "release", handle):  # not while a delete wipes
             key = self._key(handle)
             self._exportable(key, release=True)
             policy = key.attributes.release_policy
