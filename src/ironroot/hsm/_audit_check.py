@@ -11,6 +11,7 @@ A cut tail is reported with how many records are missing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ironroot.errors import (
@@ -19,12 +20,18 @@ from ironroot.errors import (
     SealedStoreError,
     StoreRolledBack,
 )
-from ironroot.hsm._anchor import check_anchor, open_anchor
-from ironroot.hsm._audit import ZERO_HASH, AuditCheckpoint, parse_audit_log, verify_audit
-from ironroot.hsm._document import decode_store, zero
+from ironroot.hsm._anchor import Anchor, check_anchor, open_anchor
+from ironroot.hsm._audit import (
+    ZERO_HASH,
+    AuditCheckpoint,
+    AuditRecord,
+    parse_audit_log,
+    verify_audit,
+)
+from ironroot.hsm._document import StoreDocument, decode_store, zero
 from ironroot.hsm._storage import check_secret, unseal
 
-__all__ = ["AuditReport", "check_sealed_audit"]
+__all__ = ["AuditReport", "check_sealed_audit", "verify_to_sealed_head"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +46,30 @@ class AuditReport:
     keyed_from: int
     head: bytes
     counter: int | None
+
+
+def verify_to_sealed_head(
+    records: Sequence[AuditRecord], doc: StoreDocument, anchor: Anchor | None
+) -> int:
+    """Verify ``records`` (the chain from record 0, the MACs of the HSM's own records) and
+    that they reach the head sealed in the anchor or in the store, whichever is later; return
+    how many records that head covers. ``AuditChainBroken`` otherwise, naming a cut tail."""
+    size, head = doc.audit_size, doc.audit_head
+    if anchor is not None and anchor.audit_size > size:
+        size, head = anchor.audit_size, anchor.audit_head
+    if len(records) < size:
+        verify_audit(records, key=doc.audit_key, mac_from=doc.audit_from)
+        raise AuditChainBroken(
+            f"the log has {len(records)} records, the HSM sealed a head covering {size}: "
+            f"its last {size - len(records)} were cut"
+        )
+    verify_audit(
+        records,
+        checkpoint=AuditCheckpoint(doc.hsm_id, size, head, 0),
+        key=doc.audit_key,
+        mac_from=doc.audit_from,
+    )
+    return size
 
 
 def check_sealed_audit(
@@ -80,22 +111,8 @@ def check_sealed_audit(
                 store=doc.generation,
                 hsm=doc.hsm_id,
             )
-        size, head = doc.audit_size, doc.audit_head
-        if sealed_anchor is not None and sealed_anchor.audit_size > size:
-            size, head = sealed_anchor.audit_size, sealed_anchor.audit_head
         records = parse_audit_log(audit)
-        if len(records) < size:
-            verify_audit(records, key=doc.audit_key, mac_from=doc.audit_from)
-            raise AuditChainBroken(
-                f"the log has {len(records)} records, the HSM sealed a head covering {size}: "
-                f"its last {size - len(records)} were cut"
-            )
-        verify_audit(
-            records,
-            checkpoint=AuditCheckpoint(doc.hsm_id, size, head, 0),
-            key=doc.audit_key,
-            mac_from=doc.audit_from,
-        )
+        size = verify_to_sealed_head(records, doc, sealed_anchor)
         return AuditReport(
             records=len(records),
             anchored=size,

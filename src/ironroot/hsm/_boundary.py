@@ -98,6 +98,7 @@ from ironroot.hsm._audit import (
     parse_audit_log,
     verify_audit,
 )
+from ironroot.hsm._audit_check import verify_to_sealed_head
 from ironroot.hsm._binding import WrappingKey
 from ironroot.hsm._certs import issue_attestation_certificate
 from ironroot.hsm._document import (
@@ -541,18 +542,9 @@ class Hsm:
             raise
 
     def _resume_audit(self, anchor: Anchor | None, doc: StoreDocument) -> None:
-        """Verify the log (chain from record 0; MACs of this HSM's records) and that it
-        reaches the head sealed in the anchor and in the store, whichever is later."""
+        """Verify the log to the head sealed in the anchor or the store (``_audit_check``)."""
         records = parse_audit_log(self._storage.read_audit())
-        size, head = doc.audit_size, doc.audit_head
-        if anchor is not None and anchor.audit_size > size:
-            size, head = anchor.audit_size, anchor.audit_head
-        verify_audit(
-            records,
-            checkpoint=AuditCheckpoint(self._hsm_id, size, head, 0),
-            key=self._audit_key,
-            mac_from=self._audit_from,
-        )
+        verify_to_sealed_head(records, doc, anchor)
         self._audit_size = len(records)
         self._audit_head = records[-1].digest() if records else ZERO_HASH
 

@@ -220,18 +220,21 @@ class DirectoryStorage:
     def _fail(self, what: str, exc: OSError) -> StorageError:
         return StorageError(f"cannot {what} in {self._dir}: {exc.strerror or exc}")
 
-    def read_store(self) -> bytes | None:
-        path = self._dir / STORE_FILE
+    def _read(self, name: str, limit: int, what: str) -> bytes | None:
+        """A file of the directory, ``None`` when absent; over ``limit``, ``SealedStoreError``."""
         try:
-            with path.open("rb") as handle:
-                data = handle.read(MAX_STORE + 1)
+            with (self._dir / name).open("rb") as handle:
+                data = handle.read(limit + 1)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise self._fail("read the key store", exc) from exc
-        if len(data) > MAX_STORE:
-            raise SealedStoreError("the sealed store is larger than the limit")
+            raise self._fail(f"read the {what}", exc) from exc
+        if len(data) > limit:
+            raise SealedStoreError(f"the sealed {what} is larger than the limit")
         return data
+
+    def read_store(self) -> bytes | None:
+        return self._read(STORE_FILE, MAX_STORE, "key store")
 
     def _sync_dir(self) -> None:
         fd = os.open(self._dir, os.O_RDONLY)
@@ -270,17 +273,7 @@ class DirectoryStorage:
             raise self._fail("destroy the key store", exc) from exc
 
     def read_anchor(self) -> bytes | None:
-        path = self._dir / ANCHOR_FILE
-        try:
-            with path.open("rb") as handle:
-                data = handle.read(MAX_ANCHOR + 1)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise self._fail("read the store anchor", exc) from exc
-        if len(data) > MAX_ANCHOR:
-            raise SealedStoreError("the sealed anchor is larger than the limit")
-        return data
+        return self._read(ANCHOR_FILE, MAX_ANCHOR, "store anchor")
 
     def write_anchor(self, data: bytes) -> None:
         try:
