@@ -92,14 +92,8 @@ def test_bad_keys_tables_are_config_errors(table: dict[str, object], tmp_path: P
 
 def test_service_keys_in_the_builtin_hsm(tmp_path: Path) -> None:
     """backend = "hsm": an officer creates the keys, the service signs as a crypto user."""
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.x509.oid import NameOID
-
+    from hsm_devices import self_signed_device
     from ironroot.hsm import (
-        DeviceIdentity,
         DirectoryStorage,
         Hsm,
         HsmConfig,
@@ -109,20 +103,6 @@ def test_service_keys_in_the_builtin_hsm(tmp_path: Path) -> None:
         Usage,
     )
 
-    device_key = PrivateKey.generate(Algorithm.ES384)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Device")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(device_key.public_key.raw)  # type: ignore[arg-type]
-        .serial_number(1)
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(device_key.raw, hashes.SHA384())  # type: ignore[arg-type]
-    )
     data = tmp_path / "data"
     vendor = PrivateKey.generate(Algorithm.ES256)
     write_config(data, issuers=[(VENDOR_ISS, vendor)])
@@ -136,7 +116,7 @@ def test_service_keys_in_the_builtin_hsm(tmp_path: Path) -> None:
             secret,
             officer="officer",
             credential=b"officer-credential",
-            device=DeviceIdentity(device_key, (cert.public_bytes(serialization.Encoding.DER),)),
+            device=self_signed_device(),
             config=HsmConfig(scrypt_n=2**10),
         )
         officer = hsm.login("officer", b"officer-credential")
