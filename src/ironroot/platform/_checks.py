@@ -97,7 +97,7 @@ from ironroot.firmware import (
 from ironroot.platform._pfm import PFM_CONTENT_TYPE, Pfm, PfmVersion, verify_pfm
 from ironroot.platform._policy import PlatformTrust
 from ironroot.rot import Fuses
-from ironroot.safe import Review, reviews_for
+from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE, Review, reviews_for
 
 __all__ = ["UPDATE_CHECKS", "UpdateReport", "VerifiedUpdate", "check_update", "verify_update"]
 
@@ -168,11 +168,11 @@ def _parse_statement(data: bytes) -> tuple[SignedStatement, bool] | None:
     Transparent nor a Signed Statement."""
     try:
         return TransparentStatement.parse(data).statement, True
-    except MalformedInput:
+    except IronrootError:
         pass
     try:
         return SignedStatement.parse(data), False
-    except MalformedInput:
+    except IronrootError:
         return None
 
 
@@ -183,6 +183,10 @@ def _is_manifest_statement(statement: SignedStatement) -> bool:
         and envelope.hash_alg == HASH_SHA384
         and envelope.preimage_content_type == MANIFEST_CONTENT_TYPE
     )
+
+
+def _is_sfr(statement: SignedStatement) -> bool:
+    return statement.content_type in (SFR_JWS_CONTENT_TYPE, SFR_COSE_CONTENT_TYPE)
 
 
 def _logged(
@@ -228,45 +232,67 @@ def _issuer_allowed(statement: SignedStatement, trust: PlatformTrust, component:
     return f"issuer {iss} is allowed for {component}"
 
 
+def _allowed(pfm: Pfm, component: str, digest: bytes) -> PfmVersion:
+    """:meth:`Pfm.allows` for an image whose SHA-384 is already known (a 16 MiB image is
+    hashed once per update, not twice)."""
+    for version in pfm.component(component).versions:
+        if hmac.compare_digest(version.sha384, digest):
+            return version
+    raise FirmwareRejected(
+        f"the PFM allows no {component} image with SHA-384 {digest.hex()[:16]}…",
+        code="not-in-pfm",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    """The update's arguments, checked and normalised."""
+
+    component: str
+    bundle: bytes
+    statements: tuple[bytes, ...]
+    active_images: Mapping[str, bytes]
+    pfm: bytes | None
+    pfm_statement: bytes | None
+
+
 class _Update:
     """The platform's checks over one update; each method returns a detail or raises."""
 
     def __init__(
         self,
-        component: str,
-        bundle: bytes,
-        statements: Sequence[bytes],
+        update: _Inputs,
+        firmware: VerifiedManifest | None,
         *,
         trust: PlatformTrust,
         active_pfm: Pfm,
-        active_images: Mapping[str, bytes],
         now: dt.datetime,
-        pfm: bytes | None,
-        pfm_statement: bytes | None,
     ) -> None:
-        self.component = component
-        self.bundle = bundle
+        self.component = update.component
+        self.bundle = update.bundle
         self.trust = trust
         self.active_pfm = active_pfm
-        self.active_images = active_images
+        self.active_images = update.active_images
         self.now = now
-        self.new_pfm_bytes = pfm
-        self.pfm_statement = pfm_statement
-        self.sha384 = hashlib.sha384(bundle).digest()
-        self.parsed: FirmwareBundle | None = None
+        self.new_pfm_bytes = update.pfm
+        self.pfm_statement = update.pfm_statement
+        self.sha384 = hashlib.sha384(self.bundle).digest()
         self.manifest_digest: bytes | None = None
         self.svn: int | None = None
-        try:
-            self.parsed = FirmwareBundle.parse(bundle)
-        except IronrootError:
-            pass  # reported by the firmware check ``parse``
+        if firmware is not None:
+            self.manifest_digest, self.svn = firmware.manifest_digest, firmware.svn
         else:
-            self.manifest_digest = self.parsed.manifest_digest()
-            self.svn = self.parsed.manifest.header.svn
+            try:
+                parsed = FirmwareBundle.parse(self.bundle)
+            except IronrootError:
+                pass  # reported by the firmware check ``parse``
+            else:
+                self.manifest_digest = parsed.manifest_digest()
+                self.svn = parsed.manifest.header.svn
         self.statements = [
-            (data, *parsed)
-            for data in statements
-            if (parsed := _parse_statement(bytes(data))) is not None
+            (data, *parsed_statement)
+            for data in update.statements
+            if (parsed_statement := _parse_statement(data)) is not None
         ]
         self.pfm_in_force: Pfm = active_pfm
         self.version: PfmVersion | None = None
@@ -335,7 +361,7 @@ class _Update:
         carried = self.new_pfm_bytes is not None or self.pfm_statement is not None
         if carried:
             self.pfm_in_force = self._new_pfm()
-        version = self.pfm_in_force.allows(self.component, self.bundle)
+        version = _allowed(self.pfm_in_force, self.component, self.sha384)
         if self.svn is not None and version.svn != self.svn:
             raise FirmwareRejected(
                 f"the PFM lists {self.component} {version.version} with SVN {version.svn}, "
@@ -384,7 +410,7 @@ class _Update:
         firmware_hash = f"sha384:{self.manifest_digest.hex()}"
         found = reviews_for(
             firmware_hash,
-            [data for data, _s, _r in self.statements],
+            [data for data, statement, _r in self.statements if _is_sfr(statement)],
             providers=requirement.providers,
             service_keys=self.trust.service_keys,
             now=self.now,
@@ -439,29 +465,43 @@ def _firmware_args(fuses: Fuses, min_svn: int, now: dt.datetime) -> dict[str, An
     }
 
 
-def _arguments(
+def _bytes(value: object, what: str) -> bytes:
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise ConfigError(f"{what} is bytes")
+    return bytes(value)
+
+
+def _inputs(
     component: str,
     bundle: bytes,
     statements: Sequence[bytes],
     trust: PlatformTrust,
     active_pfm: Pfm,
     active_images: Mapping[str, bytes],
-) -> None:
+    pfm: bytes | None,
+    pfm_statement: bytes | None,
+) -> _Inputs:
     if not isinstance(component, str) or not component:
         raise ConfigError("the component is a non-empty name")
-    if not isinstance(bundle, bytes | bytearray | memoryview):
-        raise ConfigError("the bundle is bytes")
-    if isinstance(statements, bytes | str) or not all(
-        isinstance(s, bytes | bytearray | memoryview) for s in statements
-    ):
-        raise ConfigError("statements is a sequence of statements (bytes)")
+    if isinstance(statements, bytes | bytearray | str):
+        raise ConfigError("statements is a sequence of statements (bytes), not one")
     if not isinstance(trust, PlatformTrust):
         raise ConfigError("trust is a PlatformTrust")
     if not isinstance(active_pfm, Pfm):
         raise ConfigError("active_pfm is the verified active Pfm")
+    if not isinstance(active_images, Mapping):
+        raise ConfigError("active_images maps component names to SHA-384 digests")
     for name, digest in active_images.items():
         if not isinstance(name, str) or not isinstance(digest, bytes) or len(digest) != 48:
             raise ConfigError("active_images maps component names to SHA-384 digests")
+    return _Inputs(
+        component=component,
+        bundle=_bytes(bundle, "the bundle"),
+        statements=tuple(_bytes(s, "a statement") for s in statements),
+        active_images=dict(active_images),
+        pfm=None if pfm is None else _bytes(pfm, "the PFM"),
+        pfm_statement=None if pfm_statement is None else _bytes(pfm_statement, "the PFM statement"),
+    )
 
 
 def check_update(
@@ -486,22 +526,13 @@ def check_update(
     of its active image (a new PFM must still allow them). ``pfm`` / ``pfm_statement``: a new
     signed PFM carried with the update and its Transparent Statement.
     """
-    _arguments(component, bundle, statements, trust, active_pfm, active_images)
-    bundle = bytes(bundle)
-    firmware = check_bundle(bundle, **_firmware_args(fuses, min_svn, now))
-    update = _Update(
-        component,
-        bundle,
-        statements,
-        trust=trust,
-        active_pfm=active_pfm,
-        active_images=active_images,
-        now=now,
-        pfm=pfm,
-        pfm_statement=pfm_statement,
+    update = _inputs(
+        component, bundle, statements, trust, active_pfm, active_images, pfm, pfm_statement
     )
+    firmware = check_bundle(update.bundle, **_firmware_args(fuses, min_svn, now))
+    run = _Update(update, firmware.verified, trust=trust, active_pfm=active_pfm, now=now)
     results = list(firmware.checks)
-    for name, check in update.checks():
+    for name, check in run.checks():
         try:
             results.append(CheckResult(name, True, check()))
         except _NotRun as reason:
@@ -509,7 +540,7 @@ def check_update(
         except IronrootError as exc:
             results.append(CheckResult(name, False, exc.detail, exc.code))
     ok = firmware.verified is not None and all(r.passed for r in results)
-    verified = update.result(firmware.verified) if ok and firmware.verified else None
+    verified = run.result(firmware.verified) if ok and firmware.verified else None
     return UpdateReport(component, tuple(results), verified)
 
 
@@ -529,29 +560,20 @@ def verify_update(
 ) -> VerifiedUpdate:
     """The update once every check of the module docs passed; else the first refusal, raised
     with ``exc.check`` set to the failing check's name. Arguments as :func:`check_update`."""
-    _arguments(component, bundle, statements, trust, active_pfm, active_images)
-    bundle = bytes(bundle)
+    update = _inputs(
+        component, bundle, statements, trust, active_pfm, active_images, pfm, pfm_statement
+    )
     args = _firmware_args(fuses, min_svn, now)
     try:
-        firmware = verify_bundle(bundle, **args)
+        firmware = verify_bundle(update.bundle, **args)
     except ConfigError:
         raise
     except IronrootError as exc:
-        failure = check_bundle(bundle, **args).first_failure
+        failure = check_bundle(update.bundle, **args).first_failure
         exc.check = failure.name if failure is not None else "parse"
         raise
-    update = _Update(
-        component,
-        bundle,
-        statements,
-        trust=trust,
-        active_pfm=active_pfm,
-        active_images=active_images,
-        now=now,
-        pfm=pfm,
-        pfm_statement=pfm_statement,
-    )
-    for name, check in update.checks():
+    run = _Update(update, firmware, trust=trust, active_pfm=active_pfm, now=now)
+    for name, check in run.checks():
         try:
             check()
         except _NotRun as reason:  # only after a failure, which has raised already
@@ -559,4 +581,4 @@ def verify_update(
         except IronrootError as exc:
             exc.check = name
             raise
-    return update.result(firmware)
+    return run.result(firmware)
