@@ -624,3 +624,33 @@ def test_check_update_reports_a_bundle_that_does_not_parse(world: World) -> None
     with pytest.raises(IronrootError) as info:
         verify_update("bmc", b"not a bundle", [world.logged["bmc-2"]], **_args(world))
     assert (info.value.code, info.value.check) == ("malformed-firmware", "parse")
+
+
+def test_a_pfm_entry_whose_svn_is_not_the_bundles_is_refused(world: World) -> None:
+    wrong = world.pfm(1, {"bmc": [("2.0", 5, "bmc-2")], "host": [("1.0", 1, "host-1")]})
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        [world.logged["bmc-2"]],
+        FirmwareRejected,
+        "pfm-svn-mismatch",
+        "pfm",
+        active_pfm=wrong,
+    )
+
+
+def test_a_pfm_logged_by_an_issuer_not_allowed_for_pfms_is_refused(world: World) -> None:
+    signed = sign_pfm(_active_pfm(world, svn=2), world.ecc[0], world.pqc[0])
+    logged = _register(
+        world.service, pfm_statement(signed, world.other, iss=OTHER_ISS, sub=PLATFORM)
+    )
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        [world.logged["bmc-2"]],
+        UnknownIssuer,
+        "issuer-not-allowed",
+        "pfm",
+        pfm=signed,
+        pfm_statement=logged,
+    )
