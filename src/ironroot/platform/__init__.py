@@ -10,6 +10,16 @@ from typing import TYPE_CHECKING
 from ironroot._lazy import lazy_package
 
 if TYPE_CHECKING:
+    from ironroot.platform._devices import (
+        DEVICE_SVN_INDEX,
+        DeviceMeasurement,
+        PlatformDevice,
+        device_measurement_blocks,
+        device_references,
+        measure_device,
+        measure_responder,
+        verify_device,
+    )
     from ironroot.platform._pfm import (
         PFM_CONTENT_TYPE,
         Pfm,
@@ -21,6 +31,16 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "DEVICE_SVN_INDEX",
+    "DeviceMeasurement",
+    "PlatformDevice",
+    "device_measurement_blocks",
+    "device_references",
+    "measure_device",
+    "measure_responder",
+    "verify_device",
+]
+__all__ += [
     "PFM_CONTENT_TYPE",
     "Pfm",
     "PfmComponent",
