@@ -68,6 +68,7 @@ without notice (the logged reference values carry no release identity to group t
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -117,11 +118,13 @@ from ironroot.spdm import (
     BaseHashAlgo,
     DeviceIdentity,
     MeasurementBlock,
+    MeasurementSummaryHashType,
     MeasurementValueType,
     Requester,
     Responder,
     Transport,
     load_certificates,
+    measurement_summary_hash,
 )
 
 __all__ = [
@@ -347,6 +350,8 @@ def device_references(
     (see the module doc). ``vendor_keys`` also pins the statement keys of each issuer."""
     if now.tzinfo is None:
         raise ConfigError("now must be a timezone-aware datetime")
+    if isinstance(issuers, str) or not all(isinstance(i, str) for i in issuers):
+        raise ConfigError("issuers is a set of statement issuers (iss), each a string")
     publisher = ReferencePublisher(
         _check_label(vendor, "vendor"), _check_label(model, "model"), frozenset(issuers)
     )
@@ -414,6 +419,7 @@ class _Seen:
 def _session(
     send: Transport, root: bytes, now: datetime, nonce: bytes | None, seen: _Seen
 ) -> tuple[AnyMeasurementBlock, ...]:
+    """VCA, DIGESTS, CERTIFICATE (to the pinned root), CHALLENGE, signed MEASUREMENTS."""
     requester = Requester(
         send,
         root_certificate=root,
@@ -421,12 +427,18 @@ def _session(
         base_asym_algo=BaseAsymAlgo.ECDSA_P384,
         base_hash_algo=BaseHashAlgo.SHA_384,
     )
-    result = requester.attest(challenge=True, nonce=nonce)
-    seen.root_hash = result.certificate_chain.root_hash.hex()
-    if result.challenge_auth is None:
-        raise SpdmProtocolError("the device cannot be challenged (CHAL_CAP clear)")
+    connection = requester.init_connection()
+    requester.get_digests()
+    seen.root_hash = requester.get_certificate_chain().root_hash.hex()
+    auth = requester.challenge(summary=MeasurementSummaryHashType.ALL)
+    measurements = requester.get_measurements(nonce=nonce)
+    summary = measurement_summary_hash(measurements.blocks, connection.base_hash_algo)
+    if not hmac.compare_digest(summary, auth.measurement_summary_hash):
+        raise SpdmProtocolError(
+            "the CHALLENGE_AUTH measurement summary does not match the signed measurements"
+        )
     seen.evidence = requester.last_evidence()
-    return result.blocks
+    return measurements.blocks
 
 
 def _layout(blocks: Sequence[AnyMeasurementBlock], seen: _Seen) -> tuple[dict[int, bytes], int]:
@@ -465,12 +477,11 @@ def _layout(blocks: Sequence[AnyMeasurementBlock], seen: _Seen) -> tuple[dict[in
     missing = [what for index, what in _MKEYS.items() if index not in components]
     if svn is None:
         missing.append("SVN")
-    if missing:
+    if missing or svn is None:
         raise EndorsementMismatch(
             f"the device reports no {' and no '.join(missing)} measurement",
             code="measurement-missing",
         )
-    assert svn is not None
     return components, svn
 
 
@@ -545,6 +556,10 @@ def measure_responder(
     ``references``; a failure is reported, not raised (see the module doc). ``nonce`` (32
     bytes) is a verifier's challenge for the signed measurements; by default a fresh one."""
     _check_name(name)
+    if now.tzinfo is None:
+        raise ConfigError("now must be a timezone-aware datetime")
+    if not isinstance(root, bytes) or not root:
+        raise ConfigError("the pinned root is a DER certificate")
     if nonce is not None and (not isinstance(nonce, bytes) or len(nonce) != NONCE_SIZE):
         raise ConfigError(f"a measurement nonce is {NONCE_SIZE} bytes")
     if not isinstance(references, ReferenceValues):
