@@ -2,8 +2,10 @@
 
 So far: the Platform Firmware Manifest (:class:`Pfm`, :func:`sign_pfm`, :func:`verify_pfm`,
 :func:`pfm_statement` to publish it), the signed list of the firmware a platform's flash may
-hold; and what a platform trusts for its updates (:class:`PlatformTrust`,
-:class:`SafeRequirement`). See ``docs/platform.md``.
+hold; what a platform trusts for its updates (:class:`PlatformTrust`,
+:class:`SafeRequirement`); its SPDM devices (:class:`PlatformDevice`, :func:`measure_device`);
+and the node itself (:class:`Platform`: flash, the RoT's journal and event log, boot, the
+update state machine with fault injection). See ``docs/platform.md``.
 """
 
 from typing import TYPE_CHECKING
@@ -21,6 +23,27 @@ if TYPE_CHECKING:
         measure_responder,
         verify_device,
     )
+    from ironroot.platform._flash import (
+        BLOCK,
+        COMPONENT_REGIONS,
+        IMAGE_HEADER_SIZE,
+        ROT_REGIONS,
+        PowerLost,
+        Region,
+        chip_layout,
+    )
+    from ironroot.platform._journal import Event
+    from ironroot.platform._node import (
+        COMPONENTS,
+        DEVICES,
+        FAIL_HEALTH,
+        BootReport,
+        ComponentBoot,
+        DeviceInfo,
+        Faults,
+        InventoryItem,
+        Platform,
+    )
     from ironroot.platform._pfm import (
         PFM_CONTENT_TYPE,
         Pfm,
@@ -31,6 +54,8 @@ if TYPE_CHECKING:
         verify_pfm,
     )
     from ironroot.platform._policy import SEVERITIES, PlatformTrust, SafeRequirement
+    from ironroot.platform._state import STEPS
+    from ironroot.platform._update import UpdateResult
 
 __all__ = [
     "DEVICE_SVN_INDEX",
@@ -53,6 +78,28 @@ __all__ += [
     "pfm_statement",
     "sign_pfm",
     "verify_pfm",
+]
+
+__all__ += [
+    "BLOCK",
+    "COMPONENTS",
+    "COMPONENT_REGIONS",
+    "DEVICES",
+    "FAIL_HEALTH",
+    "IMAGE_HEADER_SIZE",
+    "ROT_REGIONS",
+    "STEPS",
+    "BootReport",
+    "ComponentBoot",
+    "DeviceInfo",
+    "Event",
+    "Faults",
+    "InventoryItem",
+    "Platform",
+    "PowerLost",
+    "Region",
+    "UpdateResult",
+    "chip_layout",
 ]
 
 __getattr__, __dir__ = lazy_package(__name__, __file__)

@@ -108,13 +108,13 @@ def _run_component(rot: Rot, name: str, data: bytes, image: Image, now: dt.datet
             references = device_references(
                 statements,
                 trust_service_keys=rot.platform.config.trust.service_keys,
-                issuers=rot.platform.config.trust.issuers.get(name, frozenset()),
+                issuers=rot.platform.config.trust.issuers_of(name),
                 vendor=info.vendor,
                 model=info.model,
                 now=now,
             )
             device = PlatformDevice.open(rot.platform.directory / "devices", name)
-            result = measure_device(device, data, references=references, now=now)
+            result = measure_device(device, data, root=info.root, references=references, now=now)
             if not result.ok:
                 return False, result.code, result.detail, None
         return True, None, "", hashlib.sha256(identity).hexdigest()

@@ -26,6 +26,8 @@ The update (:meth:`Platform.update`) is :mod:`ironroot.platform._update`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import dataclasses
 import datetime as dt
@@ -41,7 +43,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ironroot._fileio import read_limited, write_atomic
 from ironroot.cose import encode_cbor
-from ironroot.crypto import load_verifier
 from ironroot.errors import (
     ConfigError,
     Conflict,
@@ -216,8 +217,12 @@ class InventoryItem:
 
 @dataclass(frozen=True, slots=True)
 class DeviceInfo:
+    """An SPDM device of the node: the CoRIM class vendor and model of its reference values,
+    and (once created) the root certificate its identity must chain to, pinned here."""
+
     vendor: str
     model: str
+    root: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +239,10 @@ class NodeConfig:
             "format": 1,
             "rot": rot,
             "slot_sizes": dict(self.slot_sizes),
-            "devices": {k: {"vendor": v.vendor, "model": v.model} for k, v in self.devices.items()},
+            "devices": {
+                k: {"vendor": v.vendor, "model": v.model, "root": base64.b64encode(v.root).decode()}
+                for k, v in self.devices.items()
+            },
             "trust": self.trust.to_json(),
         }
 
@@ -246,10 +254,11 @@ class NodeConfig:
             rot = Path(str(doc["rot"]))
             sizes = {str(k): int(v) for k, v in dict(doc["slot_sizes"]).items()}
             devices = {
-                str(k): DeviceInfo(str(v["vendor"]), str(v["model"]))
+                str(k): DeviceInfo(str(v["vendor"]), str(v["model"]),
+                                   base64.b64decode(str(v["root"]), validate=True))
                 for k, v in dict(doc["devices"]).items()
             }
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise ConfigError(f"{_CONFIG} is malformed: {exc}") from exc
         if set(sizes) != set(COMPONENTS) or set(devices) != set(DEVICES):
             raise ConfigError(f"{_CONFIG} must name every component")
@@ -318,8 +327,8 @@ class Rot:
         trust = self.platform.config.trust
         pfm = verify_pfm(
             data,
-            ecc_keys=[load_verifier(trust.vendor_ecc)],
-            pqc_keys=[load_verifier(trust.vendor_pqc)],
+            ecc_keys=trust.ecc_keys,
+            pqc_keys=trust.pqc_keys,
             vendor_key_hash=self.device.fuses.vendor_key_hash,
             min_svn=min_svn,
         )

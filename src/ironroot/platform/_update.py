@@ -297,18 +297,22 @@ def create_platform(
             min_svn=0, active_pfm=None, active_images=digests, now=now, pfm=pfm,
             pfm_statement=pfm_statement,
         )
-    config = NodeConfig(rot_dir, sizes, dict(devices), trust)
-    config_bytes = json.dumps(config.to_json(base.absolute()), indent=2, sort_keys=True).encode()
     base.mkdir(parents=True, exist_ok=True)
-    created: list[Path] = []
+    if (base / "flash").exists() or (base / "devices").exists():
+        raise Conflict(f"{base} already holds flash or devices")
+    created: list[Path] = [base / "flash", base / "evidence", base / "devices"]
     try:
+        pinned: dict[str, DeviceInfo] = {}
+        for name in DEVICES:
+            made = PlatformDevice.create(base / "devices", name, vendor=devices[name].vendor,
+                                         model=devices[name].model, now=now)
+            pinned[name] = DeviceInfo(made.vendor, made.model, made.root)
+        config = NodeConfig(rot_dir, sizes, pinned, trust)
+        config_bytes = json.dumps(config.to_json(base.absolute()), indent=2,
+                                  sort_keys=True).encode()
         write_atomic(base / _CONFIG, config_bytes, mode=0o644, exclusive=True)
         created.append(base / _CONFIG)
-        created += [base / "flash", base / "evidence", base / "devices"]
         Flash.format(base / "flash", {"rot": 0, **sizes})
-        for name in DEVICES:
-            PlatformDevice.create(base / "devices", name, vendor=devices[name].vendor,
-                                  model=devices[name].model, now=now)
         platform = Platform(base, config, config_bytes)
         if not (rot_dir / _JOURNAL_KEY).exists():
             new_journal_key(rot_dir)
