@@ -2,10 +2,11 @@
 
 So far: the Platform Firmware Manifest (:class:`Pfm`, :func:`sign_pfm`, :func:`verify_pfm`,
 :func:`pfm_statement` to publish it), the signed list of the firmware a platform's flash may
-hold; what a platform trusts for its updates (:class:`PlatformTrust`,
-:class:`SafeRequirement`); its SPDM devices (:class:`PlatformDevice`, :func:`measure_device`);
-and the node itself (:class:`Platform`: flash, the RoT's journal and event log, boot, the
-update state machine with fault injection). See ``docs/platform.md``.
+hold; what a platform trusts for its updates (:class:`PlatformTrust`, :class:`SafeRequirement`);
+the named checks an update must pass before the RoT writes it (:func:`verify_update`,
+:func:`check_update`); its SPDM devices (:class:`PlatformDevice`, :func:`measure_device`); and
+the node itself (:class:`Platform`: flash, the RoT's journal and event log, boot, the update
+state machine with fault injection). See ``docs/platform.md``.
 """
 
 from typing import TYPE_CHECKING
@@ -13,6 +14,13 @@ from typing import TYPE_CHECKING
 from ironroot._lazy import lazy_package
 
 if TYPE_CHECKING:
+    from ironroot.platform._checks import (
+        UPDATE_CHECKS,
+        UpdateReport,
+        VerifiedUpdate,
+        check_update,
+        verify_update,
+    )
     from ironroot.platform._devices import (
         DEVICE_SVN_INDEX,
         DeviceMeasurement,
@@ -70,14 +78,19 @@ __all__ = [
 __all__ += [
     "PFM_CONTENT_TYPE",
     "SEVERITIES",
+    "UPDATE_CHECKS",
     "Pfm",
     "PfmComponent",
     "PfmVersion",
     "PlatformTrust",
     "SafeRequirement",
+    "UpdateReport",
+    "VerifiedUpdate",
+    "check_update",
     "pfm_statement",
     "sign_pfm",
     "verify_pfm",
+    "verify_update",
 ]
 
 __all__ += [

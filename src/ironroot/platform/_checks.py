@@ -1,0 +1,562 @@
+"""The update checks: may this firmware bundle replace a component's image on this platform?
+
+:func:`verify_update` is the decision the RoT takes before it writes a byte of an update; pure
+(bytes and values in, a :class:`VerifiedUpdate` out or the first refusal raised with
+``exc.check`` naming the check). :func:`check_update` runs the same checks and reports each
+(an :class:`UpdateReport` of :class:`ironroot.firmware.CheckResult`); it never raises for a bad
+bundle, statement or PFM. The checks, in order:
+
+1. **The firmware checks** of :func:`ironroot.firmware.check_bundle`, with the RoT's fuses
+   (vendor key descriptor hash, ECC/PQC revocation masks, owner key hash, anti-rollback) and
+   the component's ``min_svn``, named as the firmware layer names them: ``parse``
+   (``MalformedFirmware``), ``key-descriptor`` (``KeyDescriptorMismatch``), ``ecc-key`` /
+   ``pqc-key`` (``KeyNotInDescriptor``), ``ecc-revocation`` / ``pqc-revocation``
+   (``KeyRevoked``: a signature by a revoked key), ``vendor-ecc-signature`` /
+   ``vendor-pqc-signature`` (``MissingSignature``: an unsigned bundle; ``BadSignature``),
+   ``owner-key``, ``owner-ecc-signature``, ``owner-pqc-signature``, ``toc-digest``,
+   ``component:<id>`` (``DigestMismatch``), ``svn`` (``SvnRollback``: a rollback),
+   ``validity`` (``ManifestExpired``).
+2. ``pfm`` — when the update carries a new PFM (``pfm`` and/or ``pfm_statement``, whose payload
+   is the signed PFM): it verifies (:func:`~ironroot.platform.verify_pfm` with the trust's
+   vendor keys and the fused hash: ``MalformedInput``, ``KeyDescriptorMismatch``,
+   ``MissingSignature``, ``BadSignature`` for a PFM signed by another key, ``SvnRollback``
+   for an SVN below the active PFM's); it names this platform (``PolicyRejected``
+   ``pfm-platform-mismatch``); it is itself logged, under the same rules as the bundle's
+   manifest statement below (``PolicyRejected`` ``no-receipt``, ``UnknownIssuer``
+   ``untrusted-service``, ``InvalidProof`` ``receipt-not-for-statement``, ``UnknownIssuer``
+   ``issuer-not-allowed`` for an issuer not allowed for component ``pfm``, ``DigestMismatch``
+   ``logged-pfm-mismatch`` when the logged PFM is not the one carried); and it still allows
+   every other component's active image (``PolicyRejected`` ``pfm-drops-active-image``).
+   Then the PFM in force (the new one, else the active one) allows the bundle: its SHA-384 is
+   listed for the component (``FirmwareRejected`` ``not-in-pfm``) with the bundle's own SVN
+   (``FirmwareRejected`` ``pfm-svn-mismatch``).
+3. ``receipt`` — the update's manifest statement (a hash envelope over the SHA-384 of the
+   manifest, preimage content type ``application/vnd.ironroot.firmware-manifest``, as
+   :func:`ironroot.firmware.manifest_statement` makes it) is among ``statements`` and carries
+   a receipt that verifies against one of the trust's transparency service keys. The
+   statements naming this bundle's manifest digest are the candidates; when none does, every
+   manifest statement given is (so that a logged statement of another release fails at
+   ``logged-digest``). No candidate, or none with a receipt: ``PolicyRejected``
+   ``no-receipt`` (an unlogged update is refused however well signed). Receipts that do not
+   verify: ``UnknownIssuer`` ``untrusted-service`` (no trusted service key signed it),
+   ``InvalidProof`` ``receipt-not-for-statement`` (it proves another entry, or was
+   tampered with), ``MalformedReceipt``.
+4. ``issuer`` — the statement's ``iss`` is allowed for the component (``UnknownIssuer``
+   ``issuer-not-allowed``). The issuer's signature on the statement is the transparency
+   service's registration decision (its policy binds each ``iss`` to keys); the receipt is
+   the service's word that it made it.
+5. ``logged-digest`` — the digest in the logged statement is the bundle's manifest digest
+   (``DigestMismatch`` ``logged-digest-mismatch``).
+6. ``safe-review`` — when the trust has a :class:`~ironroot.platform.SafeRequirement` for the
+   component: among ``statements``, an OCP SAFE review of the bundle's manifest digest
+   (``sha384:<hex>``, the firmware hash Ironroot reviews RoT firmware by), logged (receipts
+   verify against the service keys) and signed by one of its review providers
+   (``PolicyRejected`` ``safe-review-missing``), with no open finding above the configured
+   severity (``PolicyRejected`` ``safe-finding-open``).
+
+A check that cannot run because an earlier one it needs failed (the manifest statement when
+the bundle does not parse, the issuer when no receipt verified) is reported with ``passed``
+``None``; it always follows the first failure. Bad arguments (no vendor key hash fused, a
+``min_svn`` out of range, a naive ``now``) raise ``ConfigError`` from both functions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ironroot.cose import (
+    HASH_SHA384,
+    SignedStatement,
+    TransparentStatement,
+    verify_transparent_statement,
+)
+from ironroot.errors import (
+    BadSignature,
+    ConfigError,
+    DigestMismatch,
+    FirmwareRejected,
+    InvalidProof,
+    IronrootError,
+    MalformedInput,
+    PolicyRejected,
+    UnknownIssuer,
+)
+from ironroot.firmware import (
+    MANIFEST_CONTENT_TYPE,
+    CheckResult,
+    FirmwareBundle,
+    VerifiedManifest,
+    check_bundle,
+    verify_bundle,
+)
+from ironroot.platform._pfm import PFM_CONTENT_TYPE, Pfm, PfmVersion, verify_pfm
+from ironroot.platform._policy import PlatformTrust
+from ironroot.rot import Fuses
+from ironroot.safe import Review, reviews_for
+
+__all__ = ["UPDATE_CHECKS", "UpdateReport", "VerifiedUpdate", "check_update", "verify_update"]
+
+UPDATE_CHECKS: Final = ("pfm", "receipt", "issuer", "logged-digest", "safe-review")
+"""The names of the platform's checks, in order, after the firmware checks."""
+
+_PFM_COMPONENT: Final = "pfm"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedUpdate:
+    """An update every check passed: what the RoT may write, and why it may."""
+
+    component: str
+    bundle: bytes
+    sha384: bytes
+    """SHA-384 of the whole bundle: what the PFM lists and the flash holds."""
+    manifest_digest: bytes
+    svn: int
+    version: PfmVersion
+    """The PFM entry that allows the bundle."""
+    pfm: Pfm
+    """The PFM the bundle was checked against: the new one when the update carries one."""
+    new_pfm: bytes | None
+    """The signed PFM to activate with the image, when the update carries one."""
+    statement: SignedStatement
+    """The logged manifest statement."""
+    reviews: tuple[Review, ...]
+    """The SAFE reviews that satisfied the requirement (empty when none is required)."""
+    firmware: VerifiedManifest
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateReport:
+    """Every check of :func:`check_update`, in order, and the update when all passed."""
+
+    component: str
+    checks: tuple[CheckResult, ...]
+    verified: VerifiedUpdate | None
+
+    @property
+    def ok(self) -> bool:
+        return self.verified is not None
+
+    @property
+    def first_failure(self) -> CheckResult | None:
+        return next((c for c in self.checks if c.passed is False), None)
+
+    def to_json(self) -> dict[str, Any]:
+        failure = self.first_failure
+        return {
+            "component": self.component,
+            "ok": self.ok,
+            "failed_check": failure.name if failure is not None else None,
+            "checks": [
+                {"name": c.name, "passed": c.passed, "detail": c.detail, "code": c.code}
+                for c in self.checks
+            ],
+        }
+
+
+class _NotRun(Exception):
+    """A check that needs what an earlier, failed check would have given."""
+
+
+def _parse_statement(data: bytes) -> tuple[SignedStatement, bool] | None:
+    """The statement in ``data`` and whether it carries receipts; ``None`` if it is neither a
+    Transparent nor a Signed Statement."""
+    try:
+        return TransparentStatement.parse(data).statement, True
+    except MalformedInput:
+        pass
+    try:
+        return SignedStatement.parse(data), False
+    except MalformedInput:
+        return None
+
+
+def _is_manifest_statement(statement: SignedStatement) -> bool:
+    envelope = statement.hash_envelope
+    return (
+        envelope is not None
+        and envelope.hash_alg == HASH_SHA384
+        and envelope.preimage_content_type == MANIFEST_CONTENT_TYPE
+    )
+
+
+def _logged(
+    candidates: Sequence[tuple[bytes, SignedStatement, bool]],
+    trust: PlatformTrust,
+    what: str,
+) -> SignedStatement:
+    """The first candidate whose receipts prove it is on a trusted log (module docs, 3)."""
+    logged = [data for data, _statement, has_receipts in candidates if has_receipts]
+    if not logged:
+        raise PolicyRejected(f"{what} is not on a transparency log: no receipt", code="no-receipt")
+    failures: list[IronrootError] = []
+    for data in logged:
+        try:
+            return verify_transparent_statement(
+                data, trust.service_keys, require_all=False
+            ).statement
+        except UnknownIssuer as exc:
+            failures.append(
+                UnknownIssuer(
+                    f"no receipt of {what} is by a trusted transparency service ({exc.detail})",
+                    code="untrusted-service",
+                )
+            )
+        except (BadSignature, InvalidProof) as exc:
+            failures.append(
+                InvalidProof(
+                    f"no receipt proves {what} is on the log: {exc.detail}",
+                    code="receipt-not-for-statement",
+                )
+            )
+        except IronrootError as exc:
+            failures.append(exc)
+    raise failures[0]
+
+
+def _issuer_allowed(statement: SignedStatement, trust: PlatformTrust, component: str) -> str:
+    iss = statement.claims.iss
+    if iss not in trust.issuers_of(component):
+        raise UnknownIssuer(
+            f"issuer {iss!r} may not publish {component} firmware", code="issuer-not-allowed"
+        )
+    return f"issuer {iss} is allowed for {component}"
+
+
+class _Update:
+    """The platform's checks over one update; each method returns a detail or raises."""
+
+    def __init__(
+        self,
+        component: str,
+        bundle: bytes,
+        statements: Sequence[bytes],
+        *,
+        trust: PlatformTrust,
+        active_pfm: Pfm,
+        active_images: Mapping[str, bytes],
+        now: dt.datetime,
+        pfm: bytes | None,
+        pfm_statement: bytes | None,
+    ) -> None:
+        self.component = component
+        self.bundle = bundle
+        self.trust = trust
+        self.active_pfm = active_pfm
+        self.active_images = active_images
+        self.now = now
+        self.new_pfm_bytes = pfm
+        self.pfm_statement = pfm_statement
+        self.sha384 = hashlib.sha384(bundle).digest()
+        self.parsed: FirmwareBundle | None = None
+        self.manifest_digest: bytes | None = None
+        self.svn: int | None = None
+        try:
+            self.parsed = FirmwareBundle.parse(bundle)
+        except IronrootError:
+            pass  # reported by the firmware check ``parse``
+        else:
+            self.manifest_digest = self.parsed.manifest_digest()
+            self.svn = self.parsed.manifest.header.svn
+        self.statements = [
+            (data, *parsed)
+            for data in statements
+            if (parsed := _parse_statement(bytes(data))) is not None
+        ]
+        self.pfm_in_force: Pfm = active_pfm
+        self.version: PfmVersion | None = None
+        self.statement: SignedStatement | None = None
+        self.reviews: tuple[Review, ...] = ()
+        self.carried_pfm: bytes | None = None
+
+    def checks(self) -> list[tuple[str, Callable[[], str]]]:
+        return [
+            ("pfm", self.pfm),
+            ("receipt", self.receipt),
+            ("issuer", self.issuer),
+            ("logged-digest", self.logged_digest),
+            ("safe-review", self.safe_review),
+        ]
+
+    # --- 2. the PFM -------------------------------------------------------------------------
+
+    def _new_pfm(self) -> Pfm:
+        signed = self.new_pfm_bytes
+        entry: tuple[bytes, SignedStatement, bool] | None = None
+        if self.pfm_statement is not None:
+            parsed = _parse_statement(self.pfm_statement)
+            if parsed is None:
+                raise MalformedInput("the PFM statement is not a Signed Statement")
+            entry = (self.pfm_statement, *parsed)
+            if signed is None:
+                signed = parsed[0].payload
+        assert signed is not None
+        self.carried_pfm = signed
+        new = verify_pfm(
+            signed,
+            ecc_keys=self.trust.ecc_keys,
+            pqc_keys=self.trust.pqc_keys,
+            vendor_key_hash=self.trust.vendor_key_hash,
+            min_svn=self.active_pfm.svn,
+        )
+        if new.platform != self.trust.platform:
+            raise PolicyRejected(
+                f"the PFM is for platform {new.platform!r}, not {self.trust.platform!r}",
+                code="pfm-platform-mismatch",
+            )
+        logged = _logged([entry] if entry else [], self.trust, "the new PFM")
+        if logged.content_type != PFM_CONTENT_TYPE or not hmac.compare_digest(
+            logged.payload, signed
+        ):
+            raise DigestMismatch(
+                "the logged PFM is not the PFM the update carries", code="logged-pfm-mismatch"
+            )
+        _issuer_allowed(logged, self.trust, _PFM_COMPONENT)
+        for name, digest in sorted(self.active_images.items()):
+            if name == self.component:
+                continue
+            try:
+                listed = new.component(name).versions
+            except FirmwareRejected:
+                listed = ()
+            if not any(hmac.compare_digest(v.sha384, digest) for v in listed):
+                raise PolicyRejected(
+                    f"the new PFM no longer allows the active {name} image",
+                    code="pfm-drops-active-image",
+                )
+        return new
+
+    def pfm(self) -> str:
+        carried = self.new_pfm_bytes is not None or self.pfm_statement is not None
+        if carried:
+            self.pfm_in_force = self._new_pfm()
+        version = self.pfm_in_force.allows(self.component, self.bundle)
+        if self.svn is not None and version.svn != self.svn:
+            raise FirmwareRejected(
+                f"the PFM lists {self.component} {version.version} with SVN {version.svn}, "
+                f"the bundle has SVN {self.svn}",
+                code="pfm-svn-mismatch",
+            )
+        self.version = version
+        which = f"the new PFM (svn {self.pfm_in_force.svn})" if carried else "the active PFM"
+        return f"{which} allows {self.component} {version.version} (SVN {version.svn})"
+
+    # --- 3–5. the log -----------------------------------------------------------------------
+
+    def receipt(self) -> str:
+        digest = self.manifest_digest
+        if digest is None:
+            raise _NotRun("the bundle does not parse: no manifest digest to look up")
+        manifests = [c for c in self.statements if _is_manifest_statement(c[1])]
+        named = [c for c in manifests if hmac.compare_digest(c[1].payload, digest)]
+        self.statement = _logged(named or manifests, self.trust, "the bundle's manifest statement")
+        return f"the manifest statement by {self.statement.claims.iss} is on a trusted log"
+
+    def issuer(self) -> str:
+        if self.statement is None:
+            raise _NotRun("no logged manifest statement")
+        return _issuer_allowed(self.statement, self.trust, self.component)
+
+    def logged_digest(self) -> str:
+        if self.statement is None or self.manifest_digest is None:
+            raise _NotRun("no logged manifest statement")
+        if not hmac.compare_digest(self.statement.payload, self.manifest_digest):
+            raise DigestMismatch(
+                f"the logged manifest digest {self.statement.payload.hex()[:16]}… is not the "
+                f"bundle's {self.manifest_digest.hex()[:16]}…",
+                code="logged-digest-mismatch",
+            )
+        return f"logged manifest digest {self.manifest_digest.hex()}"
+
+    # --- 6. SAFE ----------------------------------------------------------------------------
+
+    def safe_review(self) -> str:
+        requirement = self.trust.safe.get(self.component)
+        if requirement is None:
+            return f"no SAFE review is required for {self.component}"
+        if self.manifest_digest is None:
+            raise _NotRun("the bundle does not parse: no firmware hash to look up")
+        firmware_hash = f"sha384:{self.manifest_digest.hex()}"
+        found = reviews_for(
+            firmware_hash,
+            [data for data, _s, _r in self.statements],
+            providers=requirement.providers,
+            service_keys=self.trust.service_keys,
+            now=self.now,
+        )
+        if not found:
+            raise PolicyRejected(
+                f"no logged SAFE review by a configured provider covers {firmware_hash}",
+                code="safe-review-missing",
+            )
+        accepted = tuple(r for r in found if requirement.accepts(r))
+        if not accepted:
+            worst = max(r.max_open_cvss or 0.0 for r in found)
+            raise PolicyRejected(
+                f"every SAFE review of {self.component} leaves an open finding above "
+                f"{requirement.max_severity} (CVSS {worst:.1f})",
+                code="safe-finding-open",
+            )
+        self.reviews = accepted
+        return f"{len(accepted)} SAFE review(s), no open finding above {requirement.max_severity}"
+
+    def result(self, firmware: VerifiedManifest) -> VerifiedUpdate:
+        assert self.version is not None
+        assert self.statement is not None
+        return VerifiedUpdate(
+            component=self.component,
+            bundle=self.bundle,
+            sha384=self.sha384,
+            manifest_digest=firmware.manifest_digest,
+            svn=firmware.svn,
+            version=self.version,
+            pfm=self.pfm_in_force,
+            new_pfm=self.carried_pfm,
+            statement=self.statement,
+            reviews=self.reviews,
+            firmware=firmware,
+        )
+
+
+def _firmware_args(fuses: Fuses, min_svn: int, now: dt.datetime) -> dict[str, Any]:
+    if not isinstance(fuses, Fuses):
+        raise ConfigError("fuses is the RoT's Fuses")
+    if not fuses.vendor_key_hash:
+        raise ConfigError("no vendor key descriptor hash is fused: the RoT is not provisioned")
+    return {
+        "now": now,
+        "vendor_key_descriptor_hash": fuses.vendor_key_hash,
+        "ecc_revocation": fuses.ecc_revocation,
+        "pqc_revocation": fuses.pqc_revocation,
+        "min_svn": min_svn,
+        "anti_rollback_disabled": fuses.anti_rollback_disabled,
+        "owner_key_hash": fuses.owner_key_hash or None,
+    }
+
+
+def _arguments(
+    component: str,
+    bundle: bytes,
+    statements: Sequence[bytes],
+    trust: PlatformTrust,
+    active_pfm: Pfm,
+    active_images: Mapping[str, bytes],
+) -> None:
+    if not isinstance(component, str) or not component:
+        raise ConfigError("the component is a non-empty name")
+    if not isinstance(bundle, bytes | bytearray | memoryview):
+        raise ConfigError("the bundle is bytes")
+    if isinstance(statements, bytes | str) or not all(
+        isinstance(s, bytes | bytearray | memoryview) for s in statements
+    ):
+        raise ConfigError("statements is a sequence of statements (bytes)")
+    if not isinstance(trust, PlatformTrust):
+        raise ConfigError("trust is a PlatformTrust")
+    if not isinstance(active_pfm, Pfm):
+        raise ConfigError("active_pfm is the verified active Pfm")
+    for name, digest in active_images.items():
+        if not isinstance(name, str) or not isinstance(digest, bytes) or len(digest) != 48:
+            raise ConfigError("active_images maps component names to SHA-384 digests")
+
+
+def check_update(
+    component: str,
+    bundle: bytes,
+    statements: Sequence[bytes],
+    *,
+    trust: PlatformTrust,
+    fuses: Fuses,
+    min_svn: int,
+    active_pfm: Pfm,
+    active_images: Mapping[str, bytes],
+    now: dt.datetime,
+    pfm: bytes | None = None,
+    pfm_statement: bytes | None = None,
+) -> UpdateReport:
+    """Run every check of the module docs and report each; never raises for the update.
+
+    ``statements``: the Transparent Statements that came with the update (its manifest
+    statement, SAFE reviews; anything else is ignored). ``min_svn``: the component's minimum
+    SVN the RoT holds. ``active_pfm``: the PFM in force. ``active_images``: component → SHA-384
+    of its active image (a new PFM must still allow them). ``pfm`` / ``pfm_statement``: a new
+    signed PFM carried with the update and its Transparent Statement.
+    """
+    _arguments(component, bundle, statements, trust, active_pfm, active_images)
+    bundle = bytes(bundle)
+    firmware = check_bundle(bundle, **_firmware_args(fuses, min_svn, now))
+    update = _Update(
+        component,
+        bundle,
+        statements,
+        trust=trust,
+        active_pfm=active_pfm,
+        active_images=active_images,
+        now=now,
+        pfm=pfm,
+        pfm_statement=pfm_statement,
+    )
+    results = list(firmware.checks)
+    for name, check in update.checks():
+        try:
+            results.append(CheckResult(name, True, check()))
+        except _NotRun as reason:
+            results.append(CheckResult(name, None, f"not run: {reason}"))
+        except IronrootError as exc:
+            results.append(CheckResult(name, False, exc.detail, exc.code))
+    ok = firmware.verified is not None and all(r.passed for r in results)
+    verified = update.result(firmware.verified) if ok and firmware.verified else None
+    return UpdateReport(component, tuple(results), verified)
+
+
+def verify_update(
+    component: str,
+    bundle: bytes,
+    statements: Sequence[bytes],
+    *,
+    trust: PlatformTrust,
+    fuses: Fuses,
+    min_svn: int,
+    active_pfm: Pfm,
+    active_images: Mapping[str, bytes],
+    now: dt.datetime,
+    pfm: bytes | None = None,
+    pfm_statement: bytes | None = None,
+) -> VerifiedUpdate:
+    """The update once every check of the module docs passed; else the first refusal, raised
+    with ``exc.check`` set to the failing check's name. Arguments as :func:`check_update`."""
+    _arguments(component, bundle, statements, trust, active_pfm, active_images)
+    bundle = bytes(bundle)
+    args = _firmware_args(fuses, min_svn, now)
+    try:
+        firmware = verify_bundle(bundle, **args)
+    except ConfigError:
+        raise
+    except IronrootError as exc:
+        failure = check_bundle(bundle, **args).first_failure
+        exc.check = failure.name if failure is not None else "parse"
+        raise
+    update = _Update(
+        component,
+        bundle,
+        statements,
+        trust=trust,
+        active_pfm=active_pfm,
+        active_images=active_images,
+        now=now,
+        pfm=pfm,
+        pfm_statement=pfm_statement,
+    )
+    for name, check in update.checks():
+        try:
+            check()
+        except _NotRun as reason:  # only after a failure, which has raised already
+            raise AssertionError(f"{name} could not run: {reason}") from None
+        except IronrootError as exc:
+            exc.check = name
+            raise
+    return update.result(firmware)

@@ -1,0 +1,626 @@
+"""The update checks, end to end with real pieces: vendor ECDSA P-384 and ML-DSA-87 keys, signed
+bundles, signed PFMs, manifest statements and SAFE reviews registered on a transparency service
+running in this process (and on a second one the platform does not trust).
+
+One update passes; then each "must reject" of issue 11 that the checks decide is fed in, and the
+exact error class, code and failing check asserted; then the report of ``check_update``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ironroot.cose import TransparentStatement, make_transparent
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import (
+    BadSignature,
+    DigestMismatch,
+    FirmwareRejected,
+    InvalidProof,
+    IronrootError,
+    KeyRevoked,
+    MissingSignature,
+    PolicyRejected,
+    SvnRollback,
+    UnknownIssuer,
+)
+from ironroot.firmware import (
+    Component,
+    FirmwareBundle,
+    build_bundle,
+    key_descriptor_hash,
+    manifest_statement,
+    sign_bundle,
+)
+from ironroot.platform import (
+    UPDATE_CHECKS,
+    Pfm,
+    PfmComponent,
+    PfmVersion,
+    PlatformTrust,
+    SafeRequirement,
+    UpdateReport,
+    VerifiedUpdate,
+    check_update,
+    pfm_statement,
+    sign_pfm,
+    verify_update,
+)
+from ironroot.rot import Fuses
+from ironroot.safe import ProviderKey, ProviderKeys, sfr_statement, sign_report
+from ironroot.transparency import TransparencyService, init_data_dir
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+PLATFORM = "pkg:platform/acme/node-1"
+VENDOR_ISS = "https://vendor.example"
+OTHER_ISS = "https://other-vendor.example"
+SAFE_ISS = "https://safe.example"
+PROVIDER = "Example Review Provider"
+FMC = bytes(range(256)) * 8
+
+FIRMWARE_CHECKS = (
+    "parse",
+    "key-descriptor",
+    "ecc-key",
+    "pqc-key",
+    "ecc-revocation",
+    "pqc-revocation",
+    "vendor-ecc-signature",
+    "vendor-pqc-signature",
+    "owner-key",
+    "owner-ecc-signature",
+    "owner-pqc-signature",
+    "toc-digest",
+    "component:1",
+    "component:2",
+    "svn",
+    "validity",
+)
+
+
+def _service(directory: Path, issuers: dict[str, PrivateKey]) -> TransparencyService:
+    init_data_dir(directory)
+    config = directory / "ironroot.toml"
+    text = config.read_text()
+    for i, (iss, key) in enumerate(issuers.items()):
+        (directory / f"issuer{i}.pub.pem").write_bytes(key.public_key.to_pem())
+        text += f'\n[[transparency.issuers]]\niss = "{iss}"\nkey = "issuer{i}.pub.pem"\n'
+    config.write_text(text)
+    return TransparencyService.open(directory)
+
+
+def _register(service: TransparencyService, statement: bytes) -> bytes:
+    ticket = service.submit(statement)
+    ticket.integrated.result(timeout=60)
+    return service.transparent_statement(ticket.entry_id)
+
+
+def _sfr(manifest_digest: bytes, cvss: tuple[float, ...]) -> bytes:
+    return json.dumps(
+        {
+            "review_framework_version": "1.1",
+            "device": {
+                "vendor": "ACME Inc",
+                "product": "Node BMC",
+                "category": "bmc",
+                "repo_tag": "v2",
+                "fw_version": "2.0",
+                "fw_hash_sha2_384": manifest_digest.hex(),
+            },
+            "audit": {
+                "srp": "My Pentest Corporation",
+                "methodology": "whitebox",
+                "completion_date": "2026-05-01",
+                "report_version": "1.0",
+                "scope_number": 1,
+                "cvss_version": "3.1",
+                "issues": [
+                    {
+                        "title": f"issue {i}",
+                        "cvss_score": f"{score:.1f}",
+                        "cvss_vector": "AV:L/AC:L/PR:L/UI:N/S:C/C:L/I:H/A:L",
+                        "cwe": "CWE-111",
+                        "description": "found in review",
+                        "cve": None,
+                    }
+                    for i, score in enumerate(cvss)
+                ],
+            },
+        }
+    ).encode()
+
+
+@dataclasses.dataclass
+class World:
+    """Vendor keys and releases, two transparency services, a review provider."""
+
+    ecc: list[PrivateKey]
+    pqc: list[PrivateKey]
+    vendor: PrivateKey  # the vendor's statement key (iss VENDOR_ISS)
+    other: PrivateKey  # another issuer the service accepts, not allowed for the BMC
+    safe: PrivateKey  # the SAFE statement key (iss SAFE_ISS)
+    provider: PrivateKey  # the review provider's SFR key
+    service: TransparencyService
+    untrusted: TransparencyService
+    bundles: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    logged: dict[str, bytes] = dataclasses.field(default_factory=dict)
+
+    @property
+    def fused(self) -> bytes:
+        return key_descriptor_hash(
+            [k.public_key for k in self.ecc], [k.public_key for k in self.pqc], "mldsa"
+        )
+
+    def fuses(self, **changes: Any) -> Fuses:
+        return dataclasses.replace(Fuses(vendor_key_hash=self.fused), **changes)
+
+    def trust(self, **changes: Any) -> PlatformTrust:
+        args: dict[str, Any] = {
+            "platform": PLATFORM,
+            "vendor_ecc": tuple(k.public_key.to_der() for k in self.ecc),
+            "vendor_pqc": tuple(k.public_key.to_der() for k in self.pqc),
+            "service_keys": {k.kid: k for k in self.service.receipt_keys},
+            "issuers": {
+                "bmc": frozenset({VENDOR_ISS}),
+                "host": frozenset({VENDOR_ISS}),
+                "pfm": frozenset({VENDOR_ISS}),
+            },
+        }
+        args.update(changes)
+        return PlatformTrust(**args)
+
+    def safe_trust(self, max_severity: str = "medium") -> PlatformTrust:
+        providers = ProviderKeys([ProviderKey(self.provider.public_key, frozenset({PROVIDER}))])
+        return self.trust(safe={"bmc": SafeRequirement(providers, max_severity)})
+
+    def bundle(self, *, svn: int, runtime: bytes, signed: bool = True) -> bytes:
+        unsigned = build_bundle(
+            [Component(1, FMC, version=1), Component(2, runtime, version=svn)],
+            svn=svn,
+            not_before=NOW - dt.timedelta(days=30),
+            not_after=NOW + dt.timedelta(days=365),
+            vendor_ecc_keys=[k.public_key for k in self.ecc],
+            vendor_pqc_keys=[k.public_key for k in self.pqc],
+            pqc_type="mldsa",
+        )
+        return sign_bundle(unsigned, self.ecc[0], self.pqc[0]) if signed else unsigned.encode()
+
+    def release(self, name: str, *, svn: int, runtime: bytes, signed: bool = True) -> bytes:
+        """Build a bundle and log its manifest statement (by the vendor) on the service."""
+        bundle = self.bundle(svn=svn, runtime=runtime, signed=signed)
+        self.bundles[name] = bundle
+        statement = manifest_statement(bundle, self.vendor, iss=VENDOR_ISS, sub="pkg:fw/bmc")
+        self.logged[name] = _register(self.service, statement)
+        return bundle
+
+    def review(self, name: str, cvss: tuple[float, ...]) -> bytes:
+        digest = FirmwareBundle.parse(self.bundles[name]).manifest_digest()
+        sfr = sign_report(_sfr(digest, cvss), self.provider, PROVIDER)
+        return _register(self.service, sfr_statement(sfr, self.safe, iss=SAFE_ISS))
+
+    def pfm(self, svn: int, images: dict[str, list[tuple[str, int, str]]]) -> Pfm:
+        return Pfm(
+            platform=PLATFORM,
+            svn=svn,
+            components=tuple(
+                PfmComponent(
+                    component,
+                    tuple(
+                        PfmVersion(v, s, hashlib.sha384(self.bundles[b]).digest())
+                        for v, s, b in entries
+                    ),
+                )
+                for component, entries in images.items()
+            ),
+        )
+
+    def logged_pfm(
+        self, pfm: Pfm, *, signers: tuple[PrivateKey, PrivateKey] | None = None
+    ) -> tuple[bytes, bytes]:
+        """The signed PFM and its Transparent Statement (logged by the vendor)."""
+        ecc, pqc = signers or (self.ecc[0], self.pqc[0])
+        signed = sign_pfm(pfm, ecc, pqc)
+        statement = pfm_statement(signed, self.vendor, iss=VENDOR_ISS, sub=PLATFORM)
+        return signed, _register(self.service, statement)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    vendor, other, safe = (PrivateKey.generate(Algorithm.ES384) for _ in range(3))
+    service = _service(
+        tmp_path_factory.mktemp("trusted-log"),
+        {VENDOR_ISS: vendor, OTHER_ISS: other, SAFE_ISS: safe},
+    )
+    untrusted = _service(tmp_path_factory.mktemp("untrusted-log"), {VENDOR_ISS: vendor})
+    with service, untrusted:
+        w = World(
+            ecc=[PrivateKey.generate(Algorithm.ES384) for _ in range(2)],
+            pqc=[PrivateKey.generate(Algorithm.ML_DSA_87) for _ in range(2)],
+            vendor=vendor,
+            other=other,
+            safe=safe,
+            provider=PrivateKey.generate(Algorithm.ES384),
+            service=service,
+            untrusted=untrusted,
+        )
+        w.release("bmc-1", svn=1, runtime=b"bmc runtime 1.0" * 64)
+        w.release("bmc-2", svn=2, runtime=b"bmc runtime 2.0" * 64)
+        w.release("bmc-3", svn=3, runtime=b"bmc runtime 3.0" * 64)  # in no PFM
+        w.release("host-1", svn=1, runtime=b"host uefi 1.0" * 64)
+        yield w
+
+
+ACTIVE_IMAGES = {"bmc": "bmc-1", "host": "host-1"}
+
+
+def _active_pfm(world: World, svn: int = 1) -> Pfm:
+    return world.pfm(
+        svn,
+        {
+            "bmc": [("1.0", 1, "bmc-1"), ("2.0", 2, "bmc-2")],
+            "host": [("1.0", 1, "host-1")],
+        },
+    )
+
+
+def _args(world: World, **changes: Any) -> dict[str, Any]:
+    """The keyword arguments of an update of the BMC to bmc-2 that passes every check."""
+    args: dict[str, Any] = {
+        "trust": world.trust(),
+        "fuses": world.fuses(),
+        "min_svn": 1,
+        "active_pfm": _active_pfm(world),
+        "active_images": {
+            c: hashlib.sha384(world.bundles[b]).digest() for c, b in ACTIVE_IMAGES.items()
+        },
+        "now": NOW,
+    }
+    args.update(changes)
+    return args
+
+
+def _refused(
+    world: World,
+    bundle: bytes,
+    statements: list[bytes],
+    error: type[IronrootError],
+    code: str,
+    check: str,
+    component: str = "bmc",
+    **changes: Any,
+) -> None:
+    """verify_update raises exactly ``error``/``code`` at ``check``, and check_update's
+    report marks that check as the first failure, with the same code."""
+    with pytest.raises(error) as info:
+        verify_update(component, bundle, statements, **_args(world, **changes))
+    assert type(info.value) is error
+    assert (info.value.code, info.value.check) == (code, check)
+    report = check_update(component, bundle, statements, **_args(world, **changes))
+    assert not report.ok
+    assert report.verified is None
+    failure = report.first_failure
+    assert failure is not None
+    assert (failure.name, failure.code) == (check, code)
+
+
+# --- the update that passes -----------------------------------------------------------------
+
+
+def test_a_logged_signed_update_in_the_pfm_passes_every_check(world: World) -> None:
+    bundle = world.bundles["bmc-2"]
+    statements = [world.logged["bmc-2"], world.review("bmc-2", (4.2,))]
+    verified = verify_update("bmc", bundle, statements, **_args(world, trust=world.safe_trust()))
+    assert isinstance(verified, VerifiedUpdate)
+    assert verified.component == "bmc"
+    assert verified.sha384 == hashlib.sha384(bundle).digest()
+    assert verified.manifest_digest == FirmwareBundle.parse(bundle).manifest_digest()
+    assert verified.svn == 2
+    assert verified.version == PfmVersion("2.0", 2, verified.sha384)
+    assert verified.pfm == _active_pfm(world)
+    assert verified.new_pfm is None
+    assert verified.statement.claims.iss == VENDOR_ISS
+    assert verified.statement.payload == verified.manifest_digest
+    assert [r.provider_kid for r in verified.reviews] == [PROVIDER]
+    assert verified.firmware.svn == 2
+
+    report = check_update("bmc", bundle, statements, **_args(world, trust=world.safe_trust()))
+    assert report.ok
+    assert report.first_failure is None
+    assert tuple(c.name for c in report.checks) == FIRMWARE_CHECKS + UPDATE_CHECKS
+    assert all(c.passed for c in report.checks)
+    assert report.verified == verified
+
+
+def test_an_update_carrying_a_new_logged_pfm_is_checked_against_it(world: World) -> None:
+    new = world.pfm(
+        2,
+        {
+            "bmc": [("2.0", 2, "bmc-2"), ("3.0", 3, "bmc-3")],
+            "host": [("1.0", 1, "host-1")],
+        },
+    )
+    signed, logged = world.logged_pfm(new)
+    verified = verify_update(
+        "bmc",
+        world.bundles["bmc-3"],
+        [world.logged["bmc-3"]],
+        **_args(world, pfm=signed, pfm_statement=logged),
+    )
+    assert verified.pfm == new
+    assert verified.new_pfm == signed
+    assert verified.version.version == "3.0"
+    # the statement alone carries the PFM (its payload)
+    again = verify_update(
+        "bmc",
+        world.bundles["bmc-3"],
+        [world.logged["bmc-3"]],
+        **_args(world, pfm_statement=logged),
+    )
+    assert again.new_pfm == signed
+
+
+# --- must reject: the firmware checks --------------------------------------------------------
+
+
+def test_an_unsigned_bundle_is_refused(world: World) -> None:
+    unsigned = world.release("bmc-unsigned", svn=2, runtime=b"bmc runtime 2.0" * 64, signed=False)
+    _refused(
+        world,
+        unsigned,
+        [world.logged["bmc-unsigned"]],
+        MissingSignature,
+        "missing-signature",
+        "vendor-ecc-signature",
+    )
+
+
+def test_a_signature_by_a_revoked_key_is_refused(world: World) -> None:
+    revoked = world.fuses(ecc_revocation=0b0001)  # ECC key 0 signed every release
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        [world.logged["bmc-2"]],
+        KeyRevoked,
+        "key-revoked",
+        "ecc-revocation",
+        fuses=revoked,
+    )
+
+
+def test_an_svn_rollback_is_refused(world: World) -> None:
+    _refused(
+        world,
+        world.bundles["bmc-1"],
+        [world.logged["bmc-1"]],
+        SvnRollback,
+        "svn-rollback",
+        "svn",
+        min_svn=2,
+    )
+
+
+# --- must reject: the PFM --------------------------------------------------------------------
+
+
+def test_a_version_not_in_the_pfm_is_refused(world: World) -> None:
+    _refused(
+        world,
+        world.bundles["bmc-3"],
+        [world.logged["bmc-3"]],
+        FirmwareRejected,
+        "not-in-pfm",
+        "pfm",
+    )
+
+
+def test_a_pfm_signed_by_another_key_is_refused(world: World) -> None:
+    stranger = (PrivateKey.generate(Algorithm.ES384), PrivateKey.generate(Algorithm.ML_DSA_87))
+    signed, logged = world.logged_pfm(_active_pfm(world, svn=2), signers=stranger)
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        [world.logged["bmc-2"]],
+        BadSignature,
+        "bad-signature",
+        "pfm",
+        pfm=signed,
+        pfm_statement=logged,
+    )
+
+
+def test_a_pfm_with_a_lower_svn_is_refused(world: World) -> None:
+    signed, logged = world.logged_pfm(_active_pfm(world, svn=1))
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        [world.logged["bmc-2"]],
+        SvnRollback,
+        "svn-rollback",
+        "pfm",
+        active_pfm=_active_pfm(world, svn=2),
+        pfm=signed,
+        pfm_statement=logged,
+    )
+
+
+def test_a_new_pfm_that_drops_another_components_active_image_is_refused(world: World) -> None:
+    new = world.pfm(2, {"bmc": [("2.0", 2, "bmc-2")], "host": [("9.9", 9, "bmc-3")]})
+    signed, logged = world.logged_pfm(new)
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        [world.logged["bmc-2"]],
+        PolicyRejected,
+        "pfm-drops-active-image",
+        "pfm",
+        pfm=signed,
+        pfm_statement=logged,
+    )
+
+
+def test_an_unlogged_pfm_is_refused(world: World) -> None:
+    signed = sign_pfm(_active_pfm(world, svn=2), world.ecc[0], world.pqc[0])
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        [world.logged["bmc-2"]],
+        PolicyRejected,
+        "no-receipt",
+        "pfm",
+        pfm=signed,
+    )
+
+
+def test_a_logged_pfm_that_is_not_the_one_carried_is_refused(world: World) -> None:
+    _signed, logged = world.logged_pfm(_active_pfm(world, svn=2))
+    other = sign_pfm(_active_pfm(world, svn=3), world.ecc[0], world.pqc[0])
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        [world.logged["bmc-2"]],
+        DigestMismatch,
+        "logged-pfm-mismatch",
+        "pfm",
+        pfm=other,
+        pfm_statement=logged,
+    )
+
+
+def test_a_pfm_for_another_platform_is_refused(world: World) -> None:
+    foreign = dataclasses.replace(_active_pfm(world, svn=2), platform="pkg:platform/acme/other")
+    signed, logged = world.logged_pfm(foreign)
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        [world.logged["bmc-2"]],
+        PolicyRejected,
+        "pfm-platform-mismatch",
+        "pfm",
+        pfm=signed,
+        pfm_statement=logged,
+    )
+
+
+# --- must reject: the log --------------------------------------------------------------------
+
+
+def test_an_update_without_a_receipt_is_refused(world: World) -> None:
+    bundle = world.bundles["bmc-2"]
+    _refused(world, bundle, [], PolicyRejected, "no-receipt", "receipt")
+    # signed perfectly, its manifest statement too, but never logged
+    unlogged = manifest_statement(bundle, world.vendor, iss=VENDOR_ISS, sub="pkg:fw/bmc")
+    _refused(world, bundle, [unlogged], PolicyRejected, "no-receipt", "receipt")
+
+
+def test_a_receipt_from_an_untrusted_service_is_refused(world: World) -> None:
+    bundle = world.bundles["bmc-2"]
+    statement = manifest_statement(bundle, world.vendor, iss=VENDOR_ISS, sub="pkg:fw/bmc")
+    elsewhere = _register(world.untrusted, statement)
+    _refused(world, bundle, [elsewhere], UnknownIssuer, "untrusted-service", "receipt")
+
+
+def test_a_receipt_for_another_statement_is_refused(world: World) -> None:
+    bundle = world.bundles["bmc-2"]
+    statement = manifest_statement(bundle, world.vendor, iss=VENDOR_ISS, sub="pkg:fw/bmc")
+    borrowed = TransparentStatement.parse(world.logged["bmc-1"]).receipts
+    spliced = make_transparent(statement, borrowed)
+    _refused(world, bundle, [spliced], InvalidProof, "receipt-not-for-statement", "receipt")
+
+
+def test_a_statement_from_an_issuer_not_allowed_for_the_component_is_refused(
+    world: World,
+) -> None:
+    bundle = world.bundles["bmc-2"]
+    statement = manifest_statement(bundle, world.other, iss=OTHER_ISS, sub="pkg:fw/bmc")
+    logged = _register(world.service, statement)
+    _refused(world, bundle, [logged], UnknownIssuer, "issuer-not-allowed", "issuer")
+
+
+def test_a_logged_digest_that_is_not_the_bundles_is_refused(world: World) -> None:
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        [world.logged["bmc-1"]],
+        DigestMismatch,
+        "logged-digest-mismatch",
+        "logged-digest",
+    )
+
+
+# --- must reject: SAFE -----------------------------------------------------------------------
+
+
+def test_a_missing_safe_review_is_refused_when_required(world: World) -> None:
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        [world.logged["bmc-2"], world.review("bmc-1", ())],  # a review of another release
+        PolicyRejected,
+        "safe-review-missing",
+        "safe-review",
+        trust=world.safe_trust(),
+    )
+
+
+def test_an_open_finding_above_the_configured_severity_is_refused(world: World) -> None:
+    statements = [world.logged["bmc-2"], world.review("bmc-2", (7.9, 4.2))]
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        statements,
+        PolicyRejected,
+        "safe-finding-open",
+        "safe-review",
+        trust=world.safe_trust("medium"),
+    )
+    verified = verify_update(
+        "bmc", world.bundles["bmc-2"], statements, **_args(world, trust=world.safe_trust("high"))
+    )
+    assert verified.reviews[0].max_open_cvss == 7.9
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def _names(report: UpdateReport) -> tuple[str, ...]:
+    return tuple(c.name for c in report.checks)
+
+
+def test_check_update_reports_every_check_in_order_and_never_raises(world: World) -> None:
+    # signed by no one and logged nowhere: the first failure is the first signature check
+    unsigned = world.bundle(svn=2, runtime=b"bmc runtime 2.0" * 64, signed=False)
+    report = check_update("bmc", unsigned, [], **_args(world, trust=world.safe_trust()))
+    assert _names(report) == FIRMWARE_CHECKS + UPDATE_CHECKS
+    assert not report.ok
+    failure = report.first_failure
+    assert failure is not None
+    assert (failure.name, failure.code) == ("vendor-ecc-signature", "missing-signature")
+    by_name = {c.name: c for c in report.checks}
+    assert by_name["key-descriptor"].passed is True
+    assert by_name["pfm"].code == "not-in-pfm"
+    assert by_name["receipt"].code == "no-receipt"
+    assert by_name["issuer"].passed is None  # needs a logged statement
+    assert by_name["safe-review"].code == "safe-review-missing"
+    doc = report.to_json()
+    assert doc["failed_check"] == "vendor-ecc-signature"
+    assert [c["name"] for c in doc["checks"]] == list(_names(report))
+    json.dumps(doc)
+
+
+def test_check_update_reports_a_bundle_that_does_not_parse(world: World) -> None:
+    report = check_update("bmc", b"not a bundle", [world.logged["bmc-2"]], **_args(world))
+    assert _names(report) == ("parse", *UPDATE_CHECKS)
+    assert report.checks[0].passed is False
+    assert report.checks[0].code == "malformed-firmware"
+    assert [c.passed for c in report.checks[2:]] == [None, None, None, True]
+    with pytest.raises(IronrootError) as info:
+        verify_update("bmc", b"not a bundle", [world.logged["bmc-2"]], **_args(world))
+    assert (info.value.code, info.value.check) == ("malformed-firmware", "parse")
