@@ -3,8 +3,10 @@
 So far: the Platform Firmware Manifest (:class:`Pfm`, :func:`sign_pfm`, :func:`verify_pfm`,
 :func:`pfm_statement` to publish it), the signed list of the firmware a platform's flash may
 hold; what a platform trusts for its updates (:class:`PlatformTrust`, :class:`SafeRequirement`);
-and the named checks an update must pass before the RoT writes it (:func:`verify_update`,
-:func:`check_update`). See ``docs/platform.md``.
+the named checks an update must pass before the RoT writes it (:func:`verify_update`,
+:func:`check_update`); its SPDM devices (:class:`PlatformDevice`, :func:`measure_device`); and
+the node itself (:class:`Platform`: flash, the RoT's journal and event log, boot, the update
+state machine with fault injection). See ``docs/platform.md``.
 """
 
 from typing import TYPE_CHECKING
@@ -19,6 +21,37 @@ if TYPE_CHECKING:
         check_update,
         verify_update,
     )
+    from ironroot.platform._devices import (
+        DEVICE_SVN_INDEX,
+        DeviceMeasurement,
+        PlatformDevice,
+        device_measurement_blocks,
+        device_references,
+        measure_device,
+        measure_responder,
+        verify_device,
+    )
+    from ironroot.platform._flash import (
+        BLOCK,
+        COMPONENT_REGIONS,
+        IMAGE_HEADER_SIZE,
+        ROT_REGIONS,
+        PowerLost,
+        Region,
+        chip_layout,
+    )
+    from ironroot.platform._journal import Event
+    from ironroot.platform._node import (
+        COMPONENTS,
+        DEVICES,
+        FAIL_HEALTH,
+        BootReport,
+        ComponentBoot,
+        DeviceInfo,
+        Faults,
+        InventoryItem,
+        Platform,
+    )
     from ironroot.platform._pfm import (
         PFM_CONTENT_TYPE,
         Pfm,
@@ -29,8 +62,20 @@ if TYPE_CHECKING:
         verify_pfm,
     )
     from ironroot.platform._policy import SEVERITIES, PlatformTrust, SafeRequirement
+    from ironroot.platform._state import STEPS
+    from ironroot.platform._update import UpdateResult
 
 __all__ = [
+    "DEVICE_SVN_INDEX",
+    "DeviceMeasurement",
+    "PlatformDevice",
+    "device_measurement_blocks",
+    "device_references",
+    "measure_device",
+    "measure_responder",
+    "verify_device",
+]
+__all__ += [
     "PFM_CONTENT_TYPE",
     "SEVERITIES",
     "UPDATE_CHECKS",
@@ -46,6 +91,28 @@ __all__ = [
     "sign_pfm",
     "verify_pfm",
     "verify_update",
+]
+
+__all__ += [
+    "BLOCK",
+    "COMPONENTS",
+    "COMPONENT_REGIONS",
+    "DEVICES",
+    "FAIL_HEALTH",
+    "IMAGE_HEADER_SIZE",
+    "ROT_REGIONS",
+    "STEPS",
+    "BootReport",
+    "ComponentBoot",
+    "DeviceInfo",
+    "Event",
+    "Faults",
+    "InventoryItem",
+    "Platform",
+    "PowerLost",
+    "Region",
+    "UpdateResult",
+    "chip_layout",
 ]
 
 __getattr__, __dir__ = lazy_package(__name__, __file__)

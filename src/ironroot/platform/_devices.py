@@ -1,0 +1,628 @@
+"""The platform's SPDM devices (NIC, GPU, NVMe …): their identities, what they measure, and
+how the BMC checks them against reference values found on the log.
+
+A :class:`PlatformDevice` is one device: a name, the CoRIM class ``vendor`` and ``model`` its
+firmware vendor publishes reference values for, and an SPDM identity
+(:class:`ironroot.spdm.DeviceIdentity`: an ECDSA P-384 key and its certificate chain, root
+first). :meth:`PlatformDevice.create` makes and stores one, :meth:`PlatformDevice.open` loads
+it. The platform pins the identity's ``root`` certificate when it creates the device and
+passes that pinned root to every measurement, so a device that shows up with another identity
+(another device's key and chain swapped in) no longer chains to it.
+
+What the device measures. Its firmware is an :mod:`ironroot.firmware` bundle in its flash.
+:meth:`PlatformDevice.responder` is the device's SPDM responder over the bytes it actually
+holds (:func:`device_measurement_blocks`), DMTF measurement blocks:
+
+============  ======================================  ===========================================
+index         value type                              value
+============  ======================================  ===========================================
+1             MutableFirmware, digest                 SHA-384 of the FMC component (TOC entry 0)
+2             MutableFirmware, digest                 SHA-384 of the runtime (TOC entry 1)
+3 … N         MutableFirmware, digest                 SHA-384 of each further component, in TOC
+                                                      order
+0xEF          SecureVersionNumber, raw (8 bytes LE)   the manifest header's SVN
+============  ======================================  ===========================================
+
+The digests are computed from the component bytes, not copied from the TOC, so a tampered
+image shows in the signed measurements. Bytes that do not parse as a bundle (an erased or
+corrupted flash) are measured as one block, index 1, the SHA-384 of the whole image, and no
+SVN block: what a ROM does when it finds no manifest.
+
+Reference values. :func:`device_references` turns the vendor's CoRIM Transparent Statements
+(:func:`ironroot.firmware.reference_statement`, registered on a transparency service) into
+:class:`~ironroot.attestation.ReferenceValues` with
+:func:`ironroot.attestation.reference_values_from_statement`: every statement must carry a
+receipt (``VerificationFailed`` code ``no-receipt``), every receipt must verify under the
+trusted services' keys (``UnknownIssuer``, ``InvalidProof``, ``BadSignature``), the CoRIM must
+be valid at ``now`` (``VerificationFailed`` code ``rim-expired``) and name only this device's
+``vendor`` and ``model``, published by one of ``issuers`` (``UnknownIssuer`` code
+``publisher-not-allowed``).
+
+Measuring. :func:`measure_device` runs a real SPDM session with an
+:class:`ironroot.spdm.Requester` over the device's responder (:func:`measure_responder` over
+any transport): VCA offering only ECDSA P-384 / SHA-384; DIGESTS and CERTIFICATE, the chain
+verified to the pinned root (``ChainNotTrusted``, ``CertificateExpired``); CHALLENGE, signed
+over M1/M2 with a measurement summary of all blocks; signed GET_MEASUREMENTS answering
+``nonce`` (``BadSignature``, ``SpdmProtocolError``). Then the blocks are compared with the
+reference values logged for the device's vendor and model, in this order:
+
+1. the blocks are the layout above (``EndorsementMismatch`` code ``unexpected-measurement`` for
+   any other block, ``measurement-missing`` when FMC, runtime or SVN is absent);
+2. reference values exist for the product (``no-reference-values``);
+3. each component digest is a logged SHA-384 for its measurement key: index 1 ``fmc``,
+   index 2 ``runtime``, index 3 and up a ``component-<id>`` (``measurement-mismatch``);
+4. the reported SVN is the SVN the logged values state for every one of those digests
+   (``svn-mismatch``: component digests do not cover the header, so this binds the SVN to
+   the release);
+5. the SVN is not below the logged minimum, the highest any logged release of that component
+   states (``SvnRollback``, code ``svn-rollback``).
+
+:func:`measure_device` reports a failing device in its :class:`DeviceMeasurement` (``ok``
+false, the error's ``code`` and ``detail``, and the typed ``error`` itself) instead of raising:
+the platform holds such a device in reset. :func:`verify_device` raises that error.
+
+Not done: components are matched one by one, so two releases with the same SVN could be mixed
+without notice (the logged reference values carry no release identity to group them by).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ironroot._fileio import read_limited, write_atomic
+from ironroot.attestation import (
+    ReferencePublisher,
+    ReferenceValue,
+    ReferenceValues,
+    reference_values_from_statement,
+)
+from ironroot.corim import HASH_ALG_SHA384
+from ironroot.cose import RECEIPTS, SignedStatement, TransparentStatement
+from ironroot.crypto import (
+    Algorithm,
+    PrivateKey,
+    Verifier,
+    load_certificate,
+    load_signer,
+    save_signer,
+)
+from ironroot.errors import (
+    ConfigError,
+    Conflict,
+    EndorsementMismatch,
+    IronrootError,
+    MalformedInput,
+    MalformedStatement,
+    NotFound,
+    SpdmProtocolError,
+    StorageError,
+    SvnRollback,
+    VerificationFailed,
+)
+from ironroot.firmware import FirmwareBundle
+from ironroot.spdm import (
+    NONCE_SIZE,
+    AnyMeasurementBlock,
+    BaseAsymAlgo,
+    BaseHashAlgo,
+    DeviceIdentity,
+    MeasurementBlock,
+    MeasurementSummaryHashType,
+    MeasurementValueType,
+    Requester,
+    Responder,
+    Transport,
+    load_certificates,
+    measurement_summary_hash,
+)
+
+__all__ = [
+    "DEVICE_SVN_INDEX",
+    "DeviceMeasurement",
+    "PlatformDevice",
+    "device_measurement_blocks",
+    "device_references",
+    "measure_device",
+    "measure_responder",
+    "verify_device",
+]
+
+DEVICE_SVN_INDEX: Final = 0xEF
+"""The measurement index of the device's SVN block (the last implementation-defined index)."""
+
+_SHA384_SIZE: Final = 48
+_NAME: Final = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+_MAX_LABEL: Final = 256
+_MAX_FILE: Final = 256 * 1024
+_FORMAT: Final = 1
+_MKEYS: Final = {1: "fmc", 2: "runtime"}
+_EXTRA_MKEY: Final = "component-"
+_SHA384_ALGS: Final = frozenset({HASH_ALG_SHA384, "sha-384"})
+
+
+# --- what a device measures -------------------------------------------------------------------
+
+
+def device_measurement_blocks(firmware: bytes) -> tuple[MeasurementBlock, ...]:
+    """The DMTF measurement blocks of a device holding ``firmware`` (see the module doc)."""
+    if not isinstance(firmware, bytes):
+        raise ConfigError("device firmware must be bytes")
+    try:
+        bundle = FirmwareBundle.parse(firmware)
+    except MalformedInput:
+        whole = hashlib.sha384(firmware).digest()
+        return (MeasurementBlock(1, MeasurementValueType.MUTABLE_FIRMWARE, whole),)
+    blocks = [
+        MeasurementBlock(
+            index, MeasurementValueType.MUTABLE_FIRMWARE, hashlib.sha384(component).digest()
+        )
+        for index, component in enumerate(bundle.components, start=1)
+    ]
+    svn = bundle.manifest.header.svn.to_bytes(8, "little")
+    blocks.append(
+        MeasurementBlock(
+            DEVICE_SVN_INDEX, MeasurementValueType.SECURE_VERSION_NUMBER, svn, raw=True
+        )
+    )
+    return tuple(blocks)
+
+
+# --- one device and its identity --------------------------------------------------------------
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ConfigError(
+            f"device name {name!r}: a lower-case letter, then up to 31 of a-z, 0-9, '_' or '-'"
+        )
+    return name
+
+
+def _check_label(value: object, what: str) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= _MAX_LABEL:
+        raise ConfigError(f"device {what} must be text of 1 to {_MAX_LABEL} characters")
+    return value
+
+
+def _paths(directory: Path, name: str) -> tuple[Path, Path, Path]:
+    """(key, chain, description) files of device ``name`` in ``directory``."""
+    base = Path(directory)
+    return base / f"{name}.key.pem", base / f"{name}.chain.pem", base / f"{name}.device.json"
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return read_limited(path, _MAX_FILE)
+    except FileNotFoundError as exc:
+        raise NotFound(f"{what} {path} does not exist") from exc
+    except OSError as exc:
+        raise StorageError(f"{what} {path} cannot be read: {exc.strerror}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformDevice:
+    """One SPDM device of the platform: ``name`` (``nic``, ``gpu``, ``nvme`` …), the CoRIM
+    class ``vendor`` and ``model`` of its firmware's reference values, and its ``identity``
+    (ECDSA P-384 key and certificate chain)."""
+
+    name: str
+    vendor: str
+    model: str
+    identity: DeviceIdentity = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        _check_label(self.vendor, "vendor")
+        _check_label(self.model, "model")
+        if not isinstance(self.identity, DeviceIdentity):
+            raise ConfigError("a platform device needs an ironroot.spdm.DeviceIdentity")
+        if self.identity.key.algorithm != Algorithm.ES384:
+            raise ConfigError("a platform device's SPDM key is ECDSA P-384")
+
+    @property
+    def root(self) -> bytes:
+        """The root certificate (DER) of the device's chain: what the platform pins."""
+        return self.identity.root
+
+    @property
+    def chain(self) -> tuple[bytes, ...]:
+        """The device's certificate chain (DER, root first, leaf last)."""
+        return self.identity.chain
+
+    def responder(self, firmware: bytes) -> Responder:
+        """The device's SPDM responder while it holds ``firmware`` in its flash."""
+        return Responder(
+            self.identity.key, self.identity.chain, device_measurement_blocks(firmware)
+        )
+
+    @classmethod
+    def create(
+        cls,
+        directory: Path,
+        name: str,
+        *,
+        vendor: str,
+        model: str,
+        now: datetime,
+        days: int = 3650,
+    ) -> PlatformDevice:
+        """Make a device with a new identity valid from ``now`` for ``days`` days and store it
+        in ``directory``: ``<name>.key.pem`` (PKCS#8, mode 0600), ``<name>.chain.pem`` and
+        ``<name>.device.json`` (written last: until it exists the device does not). A name
+        already there raises :class:`Conflict`."""
+        _check_name(name)
+        identity = DeviceIdentity.generate(
+            Algorithm.ES384, now=now, common_name=f"Platform device {name}", days=days
+        )
+        device = cls(name, vendor, model, identity)
+        key_path, chain_path, description_path = _paths(directory, name)
+        try:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            if any(p.exists() for p in (key_path, chain_path, description_path)):
+                raise Conflict(f"device {name!r} already exists in {directory}")
+            save_signer(identity.key, key_path)
+            chain_pem = b"".join(
+                load_certificate(der, der_only=True).public_bytes(Encoding.PEM)
+                for der in identity.chain
+            )
+            write_atomic(chain_path, chain_pem, mode=0o644, exclusive=True)
+            description = {"device": _FORMAT, "name": name, "vendor": vendor, "model": model}
+            text = json.dumps(description, indent=2, sort_keys=True) + "\n"
+            write_atomic(description_path, text.encode("utf-8"), mode=0o644, exclusive=True)
+        except OSError as exc:
+            raise StorageError(f"device {name!r} cannot be stored in {directory}: {exc}") from exc
+        return device
+
+    @classmethod
+    def open(cls, directory: Path, name: str) -> PlatformDevice:
+        """Load device ``name`` from ``directory`` (:class:`NotFound` if it is not there;
+        :class:`ConfigError` if its files do not make one device: a key its leaf certificate
+        does not certify, a key that is not P-384, a description that does not parse)."""
+        _check_name(name)
+        key_path, chain_path, description_path = _paths(directory, name)
+        raw = _read(description_path, "device description")
+        try:
+            description = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{description_path}: not JSON ({exc})") from exc
+        if (
+            not isinstance(description, dict)
+            or set(description) != {"device", "name", "vendor", "model"}
+            or description["device"] != _FORMAT
+        ):
+            raise ConfigError(f"{description_path}: not a device description (format {_FORMAT})")
+        if description["name"] != name:
+            raise ConfigError(f"{description_path} describes device {description['name']!r}")
+        _read(key_path, "device key")  # NotFound before the key loader's own errors
+        try:
+            key = load_signer(key_path)
+        except OSError as exc:
+            raise StorageError(f"device key {key_path} cannot be read: {exc}") from exc
+        if not isinstance(key, PrivateKey):
+            raise ConfigError(f"{key_path} is not an ECDSA P-384 key")
+        chain = load_certificates(_read(chain_path, "device certificate chain"))
+        return cls(name, description["vendor"], description["model"], DeviceIdentity(key, chain))
+
+
+# --- reference values from the log ------------------------------------------------------------
+
+
+def _require_receipt(data: bytes, number: int) -> None:
+    """``data`` is a Transparent Statement; a bare Signed Statement is not on the log."""
+    try:
+        TransparentStatement.parse(data)
+    except MalformedStatement as exc:
+        try:
+            bare = SignedStatement.parse(data)
+        except IronrootError:
+            raise exc from None
+        if bare.sign1.unprotected.get(RECEIPTS) not in (None, [], ()):
+            raise
+        raise VerificationFailed(
+            f"reference statement {number} is not on the log: it carries no receipt",
+            code="no-receipt",
+        ) from exc
+
+
+def device_references(
+    statements: Iterable[bytes],
+    *,
+    trust_service_keys: Mapping[bytes, Verifier],
+    issuers: frozenset[str],
+    vendor: str,
+    model: str,
+    now: datetime,
+    vendor_keys: Mapping[str, Sequence[Verifier]] | None = None,
+) -> ReferenceValues:
+    """The reference values of a device's product (CoRIM class ``vendor`` and ``model``) from
+    its vendor's CoRIM Transparent Statements; the first statement refused raises its error
+    (see the module doc). ``vendor_keys`` also pins the statement keys of each issuer."""
+    if now.tzinfo is None:
+        raise ConfigError("now must be a timezone-aware datetime")
+    if isinstance(issuers, str) or not all(isinstance(i, str) for i in issuers):
+        raise ConfigError("issuers is a set of statement issuers (iss), each a string")
+    publisher = ReferencePublisher(
+        _check_label(vendor, "vendor"), _check_label(model, "model"), frozenset(issuers)
+    )
+    values: list[ReferenceValue] = []
+    for number, data in enumerate(statements):
+        if not isinstance(data, bytes):
+            raise ConfigError("reference statements are bytes")
+        _require_receipt(data, number)
+        values.extend(
+            reference_values_from_statement(
+                data,
+                service_keys=trust_service_keys,
+                vendor_keys=vendor_keys,
+                publishers=(publisher,),
+                now=now,
+            )
+        )
+    return ReferenceValues(values)
+
+
+# --- measuring a device -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceMeasurement:
+    """The outcome of measuring one device: ``ok``, else the failure's ``code`` and ``detail``
+    and the typed ``error``; the component digests the device signed (``measurements``:
+    index -> lower-case hex), its ``svn``, the SPDM RootHash of its verified chain
+    (``root_hash``: SHA-384 of the root certificate, hex) and the session as SPDM evidence
+    (:class:`ironroot.spdm.SpdmEvidence` bytes) for a verifier. What the session did not
+    reach is empty or ``None``."""
+
+    name: str
+    ok: bool
+    code: str | None = None
+    detail: str = ""
+    measurements: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
+    svn: int | None = None
+    root_hash: str | None = None
+    evidence: bytes | None = field(default=None, repr=False)
+    error: IronrootError | None = field(default=None, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "code": self.code,
+            "detail": self.detail,
+            "measurements": {str(index): value for index, value in self.measurements.items()},
+            "svn": self.svn,
+            "root_hash": self.root_hash,
+        }
+
+
+@dataclass(slots=True)
+class _Seen:
+    """What a session established before it stopped."""
+
+    measurements: dict[int, str] = field(default_factory=dict)
+    svn: int | None = None
+    root_hash: str | None = None
+    evidence: bytes | None = None
+
+
+def _session(
+    send: Transport, root: bytes, now: datetime, nonce: bytes | None, seen: _Seen
+) -> tuple[AnyMeasurementBlock, ...]:
+    """VCA, DIGESTS, CERTIFICATE (to the pinned root), CHALLENGE, signed MEASUREMENTS."""
+    requester = Requester(
+        send,
+        root_certificate=root,
+        now=now,
+        base_asym_algo=BaseAsymAlgo.ECDSA_P384,
+        base_hash_algo=BaseHashAlgo.SHA_384,
+    )
+    connection = requester.init_connection()
+    requester.get_digests()
+    seen.root_hash = requester.get_certificate_chain().root_hash.hex()
+    auth = requester.challenge(summary=MeasurementSummaryHashType.ALL)
+    measurements = requester.get_measurements(nonce=nonce)
+    summary = measurement_summary_hash(measurements.blocks, connection.base_hash_algo)
+    if not hmac.compare_digest(summary, auth.measurement_summary_hash):
+        raise SpdmProtocolError(
+            "the CHALLENGE_AUTH measurement summary does not match the signed measurements"
+        )
+    seen.evidence = requester.last_evidence()
+    return measurements.blocks
+
+
+def _layout(blocks: Sequence[AnyMeasurementBlock], seen: _Seen) -> tuple[dict[int, bytes], int]:
+    """The component digests by index and the SVN, if the blocks are the device layout."""
+    components: dict[int, bytes] = {}
+    svn: int | None = None
+    for block in blocks:
+        if (
+            isinstance(block, MeasurementBlock)
+            and block.index == DEVICE_SVN_INDEX
+            and block.value_type == MeasurementValueType.SECURE_VERSION_NUMBER
+            and block.raw
+        ):
+            svn = block.secure_version_number()
+        elif (
+            isinstance(block, MeasurementBlock)
+            and 1 <= block.index < DEVICE_SVN_INDEX
+            and block.value_type == MeasurementValueType.MUTABLE_FIRMWARE
+            and not block.raw
+            and len(block.value) == _SHA384_SIZE
+        ):
+            components[block.index] = block.value
+        else:
+            raise EndorsementMismatch(
+                f"measurement {block.index} ({block.type_name}) is not one a platform device"
+                " reports",
+                code="unexpected-measurement",
+            )
+    seen.measurements = {index: value.hex() for index, value in sorted(components.items())}
+    seen.svn = svn
+    if sorted(components) != list(range(1, len(components) + 1)):
+        raise EndorsementMismatch(
+            f"component measurements {sorted(components)} are not numbered 1, 2, 3 …",
+            code="measurement-missing",
+        )
+    missing = [what for index, what in _MKEYS.items() if index not in components]
+    if svn is None:
+        missing.append("SVN")
+    if missing or svn is None:
+        raise EndorsementMismatch(
+            f"the device reports no {' and no '.join(missing)} measurement",
+            code="measurement-missing",
+        )
+    return components, svn
+
+
+def _matching(
+    product: Sequence[ReferenceValue], index: int, digest: bytes
+) -> tuple[ReferenceValue, ...]:
+    mkey = _MKEYS.get(index)
+    return tuple(
+        value
+        for value in product
+        if (value.mkey == mkey if mkey is not None else value.mkey.startswith(_EXTRA_MKEY))
+        and any(alg in _SHA384_ALGS and known == digest for alg, known in value.digests)
+    )
+
+
+def _compare(
+    components: Mapping[int, bytes],
+    svn: int,
+    references: ReferenceValues,
+    *,
+    vendor: str,
+    model: str,
+) -> None:
+    product = [v for v in references if v.vendor == vendor and v.model == model]
+    if not product:
+        raise EndorsementMismatch(
+            f"no reference values are logged for vendor {vendor!r} model {model!r}",
+            code="no-reference-values",
+        )
+    matched: dict[int, tuple[ReferenceValue, ...]] = {}
+    for index, digest in sorted(components.items()):
+        found = _matching(product, index, digest)
+        if not found:
+            what = _MKEYS.get(index, "component")
+            raise EndorsementMismatch(
+                f"measurement {index} ({what}) {digest.hex()[:16]}… matches no logged"
+                f" reference value of {model!r}",
+                code="measurement-mismatch",
+            )
+        matched[index] = found
+    for index, found in matched.items():
+        if not any(value.svn == svn for value in found):
+            stated = sorted({v.svn for v in found if v.svn is not None})
+            raise EndorsementMismatch(
+                f"the device reports SVN {svn}, but the logged release of measurement {index}"
+                f" states SVN {stated or 'none'}",
+                code="svn-mismatch",
+            )
+    floor = max(
+        (f for found in matched.values() for f in map(references.minimum_svn, found) if f),
+        default=0,
+    )
+    if svn < floor:
+        raise SvnRollback(
+            f"the device runs SVN {svn}, below the logged minimum SVN {floor} of {model!r}"
+        )
+
+
+def measure_responder(
+    send: Transport,
+    *,
+    name: str,
+    vendor: str,
+    model: str,
+    root: bytes,
+    references: ReferenceValues,
+    now: datetime,
+    nonce: bytes | None = None,
+) -> DeviceMeasurement:
+    """Measure the SPDM responder behind ``send`` as device ``name`` of product ``vendor`` /
+    ``model``, its chain verified to the pinned ``root`` (DER), and compare with
+    ``references``; a failure is reported, not raised (see the module doc). ``nonce`` (32
+    bytes) is a verifier's challenge for the signed measurements; by default a fresh one."""
+    _check_name(name)
+    if now.tzinfo is None:
+        raise ConfigError("now must be a timezone-aware datetime")
+    if not isinstance(root, bytes) or not root:
+        raise ConfigError("the pinned root is a DER certificate")
+    if nonce is not None and (not isinstance(nonce, bytes) or len(nonce) != NONCE_SIZE):
+        raise ConfigError(f"a measurement nonce is {NONCE_SIZE} bytes")
+    if not isinstance(references, ReferenceValues):
+        raise ConfigError("references must be ironroot.attestation.ReferenceValues")
+    seen = _Seen()
+    error: IronrootError | None = None
+    try:
+        blocks = _session(send, root, now, nonce, seen)
+        components, svn = _layout(blocks, seen)
+        _compare(components, svn, references, vendor=vendor, model=model)
+    except IronrootError as exc:
+        error = exc
+    return DeviceMeasurement(
+        name=name,
+        ok=error is None,
+        code=error.code if error is not None else None,
+        detail=error.detail if error is not None else "",
+        measurements=MappingProxyType(dict(seen.measurements)),
+        svn=seen.svn,
+        root_hash=seen.root_hash,
+        evidence=seen.evidence,
+        error=error,
+    )
+
+
+def measure_device(
+    device: PlatformDevice,
+    firmware: bytes,
+    *,
+    root: bytes,
+    references: ReferenceValues,
+    now: datetime,
+    nonce: bytes | None = None,
+) -> DeviceMeasurement:
+    """Measure ``device`` while it holds ``firmware`` over SPDM against the pinned ``root``
+    and the logged ``references``; a failing device is reported, not raised."""
+    if not isinstance(device, PlatformDevice):
+        raise ConfigError("measure_device needs a PlatformDevice")
+    return measure_responder(
+        device.responder(firmware),
+        name=device.name,
+        vendor=device.vendor,
+        model=device.model,
+        root=root,
+        references=references,
+        now=now,
+        nonce=nonce,
+    )
+
+
+def verify_device(
+    device: PlatformDevice,
+    firmware: bytes,
+    *,
+    root: bytes,
+    references: ReferenceValues,
+    now: datetime,
+    nonce: bytes | None = None,
+) -> DeviceMeasurement:
+    """:func:`measure_device`, raising the failure's typed error instead of reporting it."""
+    result = measure_device(
+        device, firmware, root=root, references=references, now=now, nonce=nonce
+    )
+    if result.error is not None:
+        raise result.error
+    return result

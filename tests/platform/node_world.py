@@ -1,0 +1,233 @@
+"""A firmware vendor, two transparency services and a provisioned RoT, for node tests.
+
+:func:`make_world` builds, once per module: the vendor's firmware keys (ECDSA P-384 and
+ML-DSA-87) and statement key, a trusted and an untrusted transparency service running in this
+process, releases v1 and v2 of every component (a signed bundle, its manifest statement and —
+for the SPDM devices — its reference CoRIM, registered on the trusted log) and a PFM listing
+both, logged too. :meth:`World.node` copies a template node (created once) so each test gets a
+fresh node in milliseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from ironroot.crypto import Algorithm, PrivateKey, PublicKey
+from ironroot.firmware import (
+    Component,
+    build_bundle,
+    key_descriptor_hash,
+    manifest_statement,
+    reference_statement,
+    sign_bundle,
+)
+from ironroot.platform import (
+    COMPONENTS,
+    DEVICES,
+    DeviceInfo,
+    Pfm,
+    PfmComponent,
+    PfmVersion,
+    Platform,
+    PlatformTrust,
+    chip_layout,
+    pfm_statement,
+    sign_pfm,
+)
+from ironroot.rot import Device, VendorCA
+from ironroot.transparency import (
+    ServiceThread,
+    TransparencyClient,
+    TransparencyService,
+    init_data_dir,
+)
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+VENDOR = "https://vendor.example"
+OTHER = "https://someone-else.example"
+PLATFORM = "pkg:platform/acme/node-7"
+SLOT = 64 * 1024
+SLOT_SIZES = dict.fromkeys(COMPONENTS, SLOT)
+
+
+def rw_region(component: str) -> tuple[int, int]:
+    """The (offset, length) of a component chip's ``rw`` region at the test slot size."""
+    region = {r.name: r for r in chip_layout(component, SLOT)}["rw"]
+    return region.offset, region.size
+
+
+def _service(directory: Path, issuers: Mapping[str, PrivateKey]) -> TransparencyService:
+    init_data_dir(directory)
+    config = directory / "ironroot.toml"
+    text = config.read_text()
+    for number, (iss, key) in enumerate(issuers.items()):
+        (directory / f"issuer{number}.pub.pem").write_bytes(key.public_key.to_pem())
+        text += f'\n[[transparency.issuers]]\niss = "{iss}"\nkey = "issuer{number}.pub.pem"\n'
+    config.write_text(text)
+    return TransparencyService.open(directory)
+
+
+@dataclasses.dataclass(frozen=True)
+class Release:
+    component: str
+    version: str
+    svn: int
+    bundle: bytes
+    statements: tuple[bytes, ...]
+
+    @property
+    def sha384(self) -> bytes:
+        return hashlib.sha384(self.bundle).digest()
+
+
+@dataclasses.dataclass
+class World:
+    ecc: PrivateKey
+    pqc: PrivateKey
+    statement_key: PrivateKey
+    other_key: PrivateKey
+    trusted: TransparencyClient
+    untrusted: TransparencyClient
+    service_keys: dict[bytes, PublicKey]
+    root: Path
+    releases: dict[tuple[str, str], Release] = dataclasses.field(default_factory=dict)
+    pfm: bytes = b""
+    pfm_ts: bytes = b""
+    template: Path | None = None
+
+    @property
+    def descriptor_hash(self) -> bytes:
+        return key_descriptor_hash([self.ecc.public_key], [self.pqc.public_key], "mldsa")
+
+    def bundle(self, component: str, *, svn: int, tag: str,
+               not_after: dt.datetime | None = None) -> bytes:
+        runtime = hashlib.sha384(f"{component} runtime {tag}".encode()).digest() * 64
+        unsigned = build_bundle(
+            [Component(1, f"{component} fmc".encode() * 64, version=1),
+             Component(2, runtime, version=2)],
+            svn=svn,
+            not_before=NOW - dt.timedelta(days=30),
+            not_after=not_after or NOW + dt.timedelta(days=365),
+            vendor_ecc_keys=[self.ecc.public_key],
+            vendor_pqc_keys=[self.pqc.public_key],
+            pqc_type="mldsa",
+        )
+        return sign_bundle(unsigned, self.ecc, self.pqc)
+
+    def model(self, component: str) -> str:
+        return f"pkg:firmware/acme/{component}"
+
+    def publish(self, component: str, bundle: bytes, *, client: TransparencyClient | None = None,
+                iss: str = VENDOR, corim: bool = True) -> tuple[bytes, ...]:
+        """The bundle's manifest statement (and CoRIM for a device), registered."""
+        log = client or self.trusted
+        key = self.statement_key if iss == VENDOR else self.other_key
+        out = [log.register(manifest_statement(bundle, key, iss=iss,
+                                               sub=self.model(component))).transparent_statement]
+        if corim and component in DEVICES:
+            out.append(log.register(reference_statement(
+                bundle, key, iss=iss, sub=self.model(component), vendor=VENDOR,
+                model=self.model(component))).transparent_statement)
+        return tuple(out)
+
+    def release(self, component: str, version: str) -> Release:
+        return self.releases[(component, version)]
+
+    def make_pfm(self, svn: int, versions: Mapping[str, list[Release]], *,
+                 ecc: PrivateKey | None = None, platform: str = PLATFORM) -> bytes:
+        components = tuple(
+            PfmComponent(
+                name,
+                tuple(PfmVersion(r.version, r.svn, r.sha384) for r in versions[name]),
+                read_write=(rw_region(name),),
+            )
+            for name in COMPONENTS
+        )
+        return sign_pfm(Pfm(platform, svn, components), ecc or self.ecc, self.pqc)
+
+    def log_pfm(self, pfm: bytes, *, client: TransparencyClient | None = None,
+                iss: str = VENDOR) -> bytes:
+        key = self.statement_key if iss == VENDOR else self.other_key
+        return (client or self.trusted).register(
+            pfm_statement(pfm, key, iss=iss, sub=PLATFORM)).transparent_statement
+
+    def trust(self, **overrides: object) -> PlatformTrust:
+        args: dict[str, object] = {
+            "platform": PLATFORM,
+            "vendor_ecc": (self.ecc.public_key.to_der(),),
+            "vendor_pqc": (self.pqc.public_key.to_der(),),
+            "service_keys": self.service_keys,
+            "issuers": {name: frozenset({VENDOR}) for name in (*COMPONENTS, "pfm")},
+            "healthy_boots": 2,
+        }
+        args.update(overrides)
+        return PlatformTrust(**args)  # type: ignore[arg-type]
+
+    def rot_device(self, directory: Path) -> Device:
+        device = Device.create(directory)
+        device.provision(
+            VendorCA.generate(now=NOW - dt.timedelta(days=2)),
+            vendor_key_hash=self.descriptor_hash,
+            now=NOW - dt.timedelta(days=1),
+        )
+        return device
+
+    def create(self, directory: Path, **overrides: object) -> Platform:
+        rot = directory / "node" / "rot"
+        self.rot_device(rot)
+        args: dict[str, object] = {
+            "rot": rot,
+            "trust": self.trust(),
+            "pfm": self.pfm,
+            "pfm_statement": self.pfm_ts,
+            "images": {c: self.release(c, "1.0").bundle for c in COMPONENTS},
+            "statements": {c: self.release(c, "1.0").statements for c in COMPONENTS},
+            "devices": {d: DeviceInfo(VENDOR, self.model(d)) for d in DEVICES},
+            "now": NOW,
+            "slot_sizes": SLOT_SIZES,
+        }
+        args.update(overrides)
+        return Platform.create(directory / "node", **args)  # type: ignore[arg-type]
+
+    def node(self, directory: Path) -> Platform:
+        """A fresh node, booted once (a copy of the template)."""
+        if self.template is None:
+            self.template = self.root / "template"
+            self.create(self.template).boot(now=NOW)
+        shutil.copytree(self.template, directory / "copy", symlinks=False)
+        platform = Platform.open(directory / "copy" / "node")
+        return platform
+
+
+@contextlib.contextmanager
+def make_world(root: Path) -> Iterator[World]:
+    ecc, statement_key, other_key = (PrivateKey.generate(Algorithm.ES384) for _ in range(3))
+    pqc = PrivateKey.generate(Algorithm.ML_DSA_87)
+    issuers = {VENDOR: statement_key, OTHER: other_key}
+    good = _service(root / "trusted-log", issuers)
+    rogue = _service(root / "untrusted-log", issuers)
+    with (
+        good,
+        rogue,
+        ServiceThread(good) as good_server,
+        ServiceThread(rogue) as rogue_server,
+        TransparencyClient(good_server.url) as trusted,
+        TransparencyClient(rogue_server.url) as untrusted,
+    ):
+        world = World(ecc, pqc, statement_key, other_key, trusted, untrusted,
+                      trusted.service_keys(), root)
+        for component in COMPONENTS:
+            for version, svn in (("1.0", 3), ("2.0", 4)):
+                bundle = world.bundle(component, svn=svn, tag=version)
+                world.releases[(component, version)] = Release(
+                    component, version, svn, bundle, world.publish(component, bundle))
+        world.pfm = world.make_pfm(
+            1, {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS})
+        world.pfm_ts = world.log_pfm(world.pfm)
+        yield world

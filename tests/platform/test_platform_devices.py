@@ -1,0 +1,550 @@
+"""The platform's SPDM devices: identities stored and pinned, measurements computed from the
+firmware a device holds, reference values taken only from CoRIM on a trusted log, and every
+refusal asserted with its exact error class and code.
+
+A firmware vendor signs device bundles and registers their reference-value CoRIM on a
+transparency service served from this process (a second service plays the one the platform
+does not trust); each test then measures a device over a real SPDM session.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ironroot.attestation import ReferenceValues
+from ironroot.crypto import Algorithm, PrivateKey, PublicKey
+from ironroot.errors import (
+    BadSignature,
+    ChainNotTrusted,
+    ConfigError,
+    Conflict,
+    EndorsementMismatch,
+    IronrootError,
+    NotFound,
+    SvnRollback,
+    UnknownIssuer,
+    VerificationFailed,
+)
+from ironroot.firmware import (
+    Component,
+    FirmwareBundle,
+    build_bundle,
+    field_offsets,
+    reference_statement,
+    sign_bundle,
+)
+from ironroot.platform import (
+    DEVICE_SVN_INDEX,
+    DeviceMeasurement,
+    PlatformDevice,
+    device_measurement_blocks,
+    device_references,
+    measure_device,
+    measure_responder,
+    verify_device,
+)
+from ironroot.spdm import (
+    MeasurementValueType,
+    RequestResponseCode,
+    Transport,
+    verify_spdm_evidence,
+)
+from ironroot.transparency import (
+    ServiceThread,
+    TransparencyClient,
+    TransparencyService,
+    init_data_dir,
+)
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+VENDOR_ISS = "https://nic-vendor.example"
+OTHER_ISS = "https://someone-else.example"
+NIC_MODEL = "pkg:firmware/acme/nic-x1"
+GPU_MODEL = "pkg:firmware/acme/gpu-g7"
+FMC = bytes(range(256)) * 8
+RUNTIME_1 = hashlib.sha384(b"nic runtime 1").digest() * 40
+RUNTIME_2 = hashlib.sha384(b"nic runtime 2").digest() * 40
+EXTRA_ID = 7
+EXTRA = b"nic option rom" * 20
+ISSUERS = frozenset({VENDOR_ISS})
+
+
+def _service(directory: Path, issuers: dict[str, PrivateKey]) -> TransparencyService:
+    init_data_dir(directory)
+    config = directory / "ironroot.toml"
+    text = config.read_text()
+    for number, (iss, key) in enumerate(issuers.items()):
+        (directory / f"issuer{number}.pub.pem").write_bytes(key.public_key.to_pem())
+        text += f'\n[[transparency.issuers]]\niss = "{iss}"\nkey = "issuer{number}.pub.pem"\n'
+    config.write_text(text)
+    return TransparencyService.open(directory)
+
+
+@dataclasses.dataclass
+class World:
+    """A firmware vendor, its statement key, another issuer, and two transparency services:
+    the one the platform trusts and one it does not."""
+
+    ecc: PrivateKey
+    pqc: PrivateKey
+    vendor_key: PrivateKey
+    other_key: PrivateKey
+    trusted: TransparencyClient
+    untrusted: TransparencyClient
+    service_keys: dict[bytes, PublicKey]
+
+    def bundle(self, *, svn: int, runtime: bytes = RUNTIME_1) -> bytes:
+        unsigned = build_bundle(
+            [
+                Component(1, FMC, version=1),
+                Component(2, runtime, version=2),
+                Component(EXTRA_ID, EXTRA, version=3),
+            ],
+            svn=svn,
+            not_before=NOW - dt.timedelta(days=30),
+            not_after=NOW + dt.timedelta(days=365),
+            vendor_ecc_keys=[self.ecc.public_key],
+            vendor_pqc_keys=[self.pqc.public_key],
+            pqc_type="mldsa",
+        )
+        return sign_bundle(unsigned, self.ecc, self.pqc)
+
+    def corim(
+        self,
+        bundle: bytes,
+        *,
+        model: str = NIC_MODEL,
+        iss: str = VENDOR_ISS,
+        vendor: str = VENDOR_ISS,
+    ) -> bytes:
+        """The bundle's reference-value Signed Statement (not registered)."""
+        key = self.vendor_key if iss == VENDOR_ISS else self.other_key
+        return reference_statement(bundle, key, iss=iss, sub=model, vendor=vendor, model=model)
+
+    def publish(
+        self, bundle: bytes, *, service: TransparencyClient | None = None, **kw: str
+    ) -> bytes:
+        """Register the bundle's CoRIM; its Transparent Statement."""
+        client = service or self.trusted
+        return client.register(self.corim(bundle, **kw)).transparent_statement
+
+    def references(self, *statements: bytes, model: str = NIC_MODEL) -> ReferenceValues:
+        return device_references(
+            statements,
+            trust_service_keys=self.service_keys,
+            issuers=ISSUERS,
+            vendor=VENDOR_ISS,
+            model=model,
+            now=NOW,
+        )
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    ecc, vendor_key, other_key = (PrivateKey.generate(Algorithm.ES384) for _ in range(3))
+    pqc = PrivateKey.generate(Algorithm.ML_DSA_87)
+    issuers = {VENDOR_ISS: vendor_key, OTHER_ISS: other_key}
+    good = _service(tmp_path_factory.mktemp("trusted-log"), issuers)
+    rogue = _service(tmp_path_factory.mktemp("untrusted-log"), issuers)
+    with (
+        good,
+        rogue,
+        ServiceThread(good) as good_server,
+        ServiceThread(rogue) as rogue_server,
+        TransparencyClient(good_server.url) as trusted,
+        TransparencyClient(rogue_server.url) as untrusted,
+    ):
+        yield World(ecc, pqc, vendor_key, other_key, trusted, untrusted, trusted.service_keys())
+
+
+@dataclasses.dataclass(frozen=True)
+class Release:
+    bundle: bytes
+    statement: bytes
+
+
+@pytest.fixture(scope="module")
+def v1(world: World) -> Release:
+    bundle = world.bundle(svn=3)
+    return Release(bundle, world.publish(bundle))
+
+
+@pytest.fixture(scope="module")
+def v2(world: World) -> Release:
+    bundle = world.bundle(svn=5, runtime=RUNTIME_2)
+    return Release(bundle, world.publish(bundle))
+
+
+@pytest.fixture(scope="module")
+def devices(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("devices")
+    PlatformDevice.create(directory, "nic", vendor=VENDOR_ISS, model=NIC_MODEL, now=NOW)
+    PlatformDevice.create(directory, "gpu", vendor=VENDOR_ISS, model=GPU_MODEL, now=NOW)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def nic(devices: Path) -> PlatformDevice:
+    return PlatformDevice.open(devices, "nic")
+
+
+@pytest.fixture(scope="module")
+def pinned(nic: PlatformDevice) -> bytes:
+    """The root the platform pinned when it created the NIC."""
+    return nic.root
+
+
+def _expect(result: DeviceMeasurement, error: type[IronrootError], code: str) -> IronrootError:
+    """The measurement failed with exactly ``error`` and ``code``; the error."""
+    assert not result.ok
+    assert type(result.error) is error, repr(result.error)
+    assert result.code == code == result.error.code
+    assert result.detail == result.error.detail
+    return result.error
+
+
+def _raises(error: type[IronrootError], code: str, call: Callable[[], object]) -> IronrootError:
+    with pytest.raises(error) as info:
+        call()
+    assert type(info.value) is error, repr(info.value)
+    assert info.value.code == code
+    return info.value
+
+
+# --- identity ---------------------------------------------------------------------------------
+
+
+def test_a_device_is_stored_with_its_key_private_and_opens_again(tmp_path: Path) -> None:
+    made = PlatformDevice.create(tmp_path, "nvme", vendor=VENDOR_ISS, model="m", now=NOW)
+    key = tmp_path / "nvme.key.pem"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert json.loads((tmp_path / "nvme.device.json").read_text()) == {
+        "device": 1,
+        "model": "m",
+        "name": "nvme",
+        "vendor": VENDOR_ISS,
+    }
+    opened = PlatformDevice.open(tmp_path, "nvme")
+    assert (opened.name, opened.vendor, opened.model) == ("nvme", VENDOR_ISS, "m")
+    assert opened.chain == made.chain
+    assert opened.root == made.chain[0]
+    assert opened.identity.key.kid == made.identity.key.kid
+    assert "PRIVATE" not in repr(opened)
+    _raises(
+        Conflict,
+        "conflict",
+        lambda: PlatformDevice.create(tmp_path, "nvme", vendor="v", model="m", now=NOW),
+    )
+    _raises(NotFound, "not-found", lambda: PlatformDevice.open(tmp_path, "gpu"))
+    _raises(ConfigError, "config", lambda: PlatformDevice.open(tmp_path, "../nvme"))
+
+
+def test_a_device_whose_key_its_chain_does_not_certify_does_not_open(
+    devices: Path, tmp_path: Path
+) -> None:
+    for suffix in ("key.pem", "chain.pem", "device.json"):
+        shutil.copy(devices / f"nic.{suffix}", tmp_path / f"nic.{suffix}")
+    os.replace(tmp_path / "nic.key.pem", tmp_path / "old.key.pem")
+    shutil.copy(devices / "gpu.key.pem", tmp_path / "nic.key.pem")
+    _raises(ConfigError, "config", lambda: PlatformDevice.open(tmp_path, "nic"))
+
+
+# --- what a device measures -------------------------------------------------------------------
+
+
+def test_measurement_blocks_are_digests_of_the_components_held_and_the_svn(v1: Release) -> None:
+    blocks = device_measurement_blocks(v1.bundle)
+    assert [b.index for b in blocks] == [1, 2, 3, DEVICE_SVN_INDEX]
+    for block, data in zip(blocks, (FMC, RUNTIME_1, EXTRA), strict=False):
+        assert block.value_type == MeasurementValueType.MUTABLE_FIRMWARE
+        assert not block.raw
+        assert block.value == hashlib.sha384(data).digest()
+    assert blocks[-1].value_type == MeasurementValueType.SECURE_VERSION_NUMBER
+    assert blocks[-1].secure_version_number() == 3
+    erased = b"\xff" * 4096
+    (whole,) = device_measurement_blocks(erased)
+    assert (whole.index, whole.value) == (1, hashlib.sha384(erased).digest())
+
+
+# --- a good device ----------------------------------------------------------------------------
+
+
+def test_a_device_running_its_logged_firmware_passes(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release
+) -> None:
+    references = world.references(v1.statement)
+    nonce = os.urandom(32)
+    result = verify_device(nic, v1.bundle, root=pinned, references=references, now=NOW, nonce=nonce)
+    assert result.ok
+    assert result.code is None
+    assert result.error is None
+    assert dict(result.measurements) == {
+        1: hashlib.sha384(FMC).hexdigest(),
+        2: hashlib.sha384(RUNTIME_1).hexdigest(),
+        3: hashlib.sha384(EXTRA).hexdigest(),
+    }
+    assert result.svn == 3
+    assert result.root_hash == hashlib.sha384(pinned).hexdigest()
+    assert result.to_json()["measurements"]["2"] == hashlib.sha384(RUNTIME_1).hexdigest()
+    assert result.evidence is not None
+    verified = verify_spdm_evidence(result.evidence, nonce=nonce, root_certificate=pinned, now=NOW)
+    assert len(verified.blocks) == 4
+    measured = measure_device(nic, v1.bundle, root=pinned, references=references, now=NOW)
+    assert measured.ok
+    assert measured.svn == 3
+
+
+def test_a_newer_logged_release_still_passes_once_installed(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release, v2: Release
+) -> None:
+    references = world.references(v1.statement, v2.statement)
+    result = measure_device(nic, v2.bundle, root=pinned, references=references, now=NOW)
+    assert result.ok, result.detail
+    assert result.svn == 5
+
+
+# --- must reject: measurements ----------------------------------------------------------------
+
+
+def test_a_tampered_image_is_a_measurement_mismatch(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release
+) -> None:
+    parsed = FirmwareBundle.parse(v1.bundle)
+    runtime = parsed.manifest.toc[1]
+    tampered = bytearray(v1.bundle)
+    tampered[runtime.offset + 10] ^= 0x01
+    references = world.references(v1.statement)
+    result = measure_device(nic, bytes(tampered), root=pinned, references=references, now=NOW)
+    error = _expect(result, EndorsementMismatch, "measurement-mismatch")
+    assert "measurement 2 (runtime)" in error.detail
+    assert (
+        result.measurements[2]
+        == hashlib.sha384(bytes(tampered[runtime.offset : runtime.end])).hexdigest()
+    )
+    _raises(
+        EndorsementMismatch,
+        "measurement-mismatch",
+        lambda: verify_device(nic, bytes(tampered), root=pinned, references=references, now=NOW),
+    )
+
+
+def test_firmware_that_was_never_logged_is_a_measurement_mismatch(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release
+) -> None:
+    unlogged = world.bundle(svn=3, runtime=b"a perfectly signed but secret runtime" * 8)
+    result = measure_device(
+        nic, unlogged, root=pinned, references=world.references(v1.statement), now=NOW
+    )
+    _expect(result, EndorsementMismatch, "measurement-mismatch")
+
+
+def test_an_erased_flash_reports_missing_measurements(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release
+) -> None:
+    result = measure_device(
+        nic, b"\xff" * 8192, root=pinned, references=world.references(v1.statement), now=NOW
+    )
+    error = _expect(result, EndorsementMismatch, "measurement-missing")
+    assert "runtime" in error.detail
+    assert "SVN" in error.detail
+    assert list(result.measurements) == [1]
+    assert result.svn is None
+
+
+def test_a_device_without_logged_reference_values_is_refused(
+    nic: PlatformDevice, pinned: bytes, v1: Release
+) -> None:
+    result = measure_device(nic, v1.bundle, root=pinned, references=ReferenceValues(), now=NOW)
+    _expect(result, EndorsementMismatch, "no-reference-values")
+
+
+def test_reference_values_of_another_model_do_not_count(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release
+) -> None:
+    gpu_release = world.publish(v1.bundle, model=GPU_MODEL)
+    references = world.references(gpu_release, model=GPU_MODEL)
+    result = measure_device(nic, v1.bundle, root=pinned, references=references, now=NOW)
+    _expect(result, EndorsementMismatch, "no-reference-values")
+
+
+def test_an_svn_below_the_logged_minimum_is_a_rollback(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release, v2: Release
+) -> None:
+    references = world.references(v1.statement, v2.statement)
+    result = measure_device(nic, v1.bundle, root=pinned, references=references, now=NOW)
+    error = _expect(result, SvnRollback, "svn-rollback")
+    assert "SVN 3" in error.detail
+    assert "SVN 5" in error.detail
+
+
+def test_an_svn_the_logged_release_does_not_state_is_refused(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release
+) -> None:
+    offset, size = field_offsets()["header.svn"]
+    forged = bytearray(v1.bundle)
+    forged[offset : offset + size] = (9).to_bytes(size, "little")
+    assert device_measurement_blocks(bytes(forged))[-1].secure_version_number() == 9
+    result = measure_device(
+        nic, bytes(forged), root=pinned, references=world.references(v1.statement), now=NOW
+    )
+    _expect(result, EndorsementMismatch, "svn-mismatch")
+
+
+# --- must reject: identity and signatures -----------------------------------------------------
+
+
+def test_another_devices_identity_does_not_chain_to_the_pinned_root(
+    world: World, devices: Path, pinned: bytes, v1: Release, tmp_path: Path
+) -> None:
+    for suffix in ("key.pem", "chain.pem"):
+        shutil.copy(devices / f"gpu.{suffix}", tmp_path / f"nic.{suffix}")
+    shutil.copy(devices / "nic.device.json", tmp_path / "nic.device.json")
+    swapped = PlatformDevice.open(tmp_path, "nic")
+    references = world.references(v1.statement)
+    result = measure_device(swapped, v1.bundle, root=pinned, references=references, now=NOW)
+    _expect(result, ChainNotTrusted, "chain-not-trusted")
+    assert result.root_hash is None
+    assert not result.measurements
+    assert result.evidence is None
+    _raises(
+        ChainNotTrusted,
+        "chain-not-trusted",
+        lambda: verify_device(swapped, v1.bundle, root=pinned, references=references, now=NOW),
+    )
+
+
+def _flip_measurement_signature(send: Transport) -> Transport:
+    def tampered(request: bytes) -> bytes:
+        response = send(request)
+        if response[1] == RequestResponseCode.MEASUREMENTS:
+            return response[:-1] + bytes((response[-1] ^ 0x01,))
+        return response
+
+    return tampered
+
+
+def test_a_bad_measurement_signature_is_refused(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release
+) -> None:
+    result = measure_responder(
+        _flip_measurement_signature(nic.responder(v1.bundle)),
+        name=nic.name,
+        vendor=nic.vendor,
+        model=nic.model,
+        root=pinned,
+        references=world.references(v1.statement),
+        now=NOW,
+    )
+    _expect(result, BadSignature, "bad-signature")
+    assert result.root_hash == hashlib.sha384(pinned).hexdigest()
+    assert not result.measurements
+
+
+# --- must reject: reference values that are not logged, or not trusted ------------------------
+
+
+def test_a_corim_that_is_not_on_the_log_is_refused(world: World, v1: Release) -> None:
+    bare = world.corim(v1.bundle)
+    error = _raises(VerificationFailed, "no-receipt", lambda: world.references(bare))
+    assert "not on the log" in error.detail
+
+
+def test_a_corim_logged_by_an_untrusted_service_is_refused(world: World, v1: Release) -> None:
+    elsewhere = world.publish(v1.bundle, service=world.untrusted)
+    _raises(UnknownIssuer, "unknown-issuer", lambda: world.references(v1.statement, elsewhere))
+
+
+def test_a_corim_published_by_an_issuer_not_allowed_is_refused(world: World, v1: Release) -> None:
+    foreign = world.publish(v1.bundle, iss=OTHER_ISS)
+    _raises(UnknownIssuer, "publisher-not-allowed", lambda: world.references(foreign))
+    _raises(
+        UnknownIssuer,
+        "publisher-not-allowed",
+        lambda: device_references(
+            [v1.statement],
+            trust_service_keys=world.service_keys,
+            issuers=frozenset(),
+            vendor=VENDOR_ISS,
+            model=NIC_MODEL,
+            now=NOW,
+        ),
+    )
+
+
+def test_a_corim_for_another_product_is_refused_for_this_device(world: World, v1: Release) -> None:
+    gpu_release = world.publish(v1.bundle, model=GPU_MODEL)
+    _raises(UnknownIssuer, "publisher-not-allowed", lambda: world.references(gpu_release))
+
+
+def test_an_expired_corim_is_refused(world: World, v1: Release) -> None:
+    later = NOW + dt.timedelta(days=400)
+    _raises(
+        VerificationFailed,
+        "rim-expired",
+        lambda: device_references(
+            [v1.statement],
+            trust_service_keys=world.service_keys,
+            issuers=ISSUERS,
+            vendor=VENDOR_ISS,
+            model=NIC_MODEL,
+            now=later,
+        ),
+    )
+
+
+def test_no_trusted_service_trusts_nothing(world: World, v1: Release) -> None:
+    _raises(
+        UnknownIssuer,
+        "unknown-issuer",
+        lambda: device_references(
+            [v1.statement],
+            trust_service_keys={},
+            issuers=ISSUERS,
+            vendor=VENDOR_ISS,
+            model=NIC_MODEL,
+            now=NOW,
+        ),
+    )
+    assert len(world.references()) == 0
+
+
+def test_bad_arguments_are_config_errors(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release
+) -> None:
+    references = world.references(v1.statement)
+    _raises(
+        ConfigError,
+        "config",
+        lambda: measure_device(
+            nic, v1.bundle, root=pinned, references=references, now=NOW, nonce=b"x"
+        ),
+    )
+    _raises(ConfigError, "config", lambda: nic.responder("not bytes"))  # type: ignore[arg-type]
+    naive = NOW.replace(tzinfo=None)
+    _raises(
+        ConfigError,
+        "config",
+        lambda: measure_device(nic, v1.bundle, root=pinned, references=references, now=naive),
+    )
+    _raises(
+        ConfigError,
+        "config",
+        lambda: device_references(
+            [v1.statement],
+            trust_service_keys=world.service_keys,
+            issuers=VENDOR_ISS,  # type: ignore[arg-type]  # a string, not a set of them
+            vendor=VENDOR_ISS,
+            model=NIC_MODEL,
+            now=NOW,
+        ),
+    )
