@@ -50,6 +50,7 @@ from ironroot.platform._checks import VerifiedUpdate, verify_update
 from ironroot.platform._devices import PlatformDevice
 from ironroot.platform._flash import IMAGE_HEADER_SIZE, Flash, RotFlashWriter
 from ironroot.platform._journal import Journal
+from ironroot.platform._pfm import Pfm, verify_pfm
 from ironroot.platform._node import (
     _CONFIG,
     _COUNTER,
@@ -236,7 +237,7 @@ def _check_names(verified: VerifiedUpdate) -> tuple[str, ...]:
     return tuple(getattr(verified, "checks", ()))
 
 
-def _pfm_of(rot: Rot, now: dt.datetime) -> object:
+def _pfm_of(rot: Rot, now: dt.datetime) -> Pfm:
     pfm, _ = rot.active_pfm(now)
     if pfm is None:
         raise StorageError("no verified PFM is active: boot (and recover) first", code="no-pfm")
@@ -288,13 +289,17 @@ def create_platform(
     counter = device.counter(_COUNTER)
     if counter.value() != 0:
         raise Conflict("this RoT already protects a node (its platform counter is set)")
-    # Every image is verified as an update would be, against the new PFM.
+    # Every image is verified as an update would be, each carrying the new PFM (which must
+    # verify, be logged and allow every image). With no PFM yet in force, the PFM checks
+    # itself against its own SVN.
+    factory = verify_pfm(pfm, ecc_keys=trust.ecc_keys, pqc_keys=trust.pqc_keys,
+                         vendor_key_hash=fuses.vendor_key_hash)
     verified: dict[str, VerifiedUpdate] = {}
     digests = {n: hashlib.sha384(images[n]).digest() for n in COMPONENTS}
     for name in COMPONENTS:
         verified[name] = verify_update(
             name, images[name], _statements(statements[name]), trust=trust, fuses=fuses,
-            min_svn=0, active_pfm=None, active_images=digests, now=now, pfm=pfm,
+            min_svn=0, active_pfm=factory, active_images=digests, now=now, pfm=pfm,
             pfm_statement=pfm_statement,
         )
     base.mkdir(parents=True, exist_ok=True)

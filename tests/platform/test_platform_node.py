@@ -1,0 +1,273 @@
+"""The node: creation, boot-time detection and recovery, the update state machine, protected
+flash, and power loss at every step of an update.
+
+Every "must reject" asserts the exact error class and code. Each fault-injection test cuts the
+power at one step (mid-write where the step writes), opens the node again as after a power
+cycle, boots it, and checks that it runs either the old or the new firmware — never a mix,
+never nothing — and that the journal says which.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ironroot.errors import (
+    Conflict,
+    DeviceStateTampered,
+    FirmwareRejected,
+    FlashProtected,
+    IronrootError,
+    StoreRolledBack,
+    UnknownIssuer,
+)
+from ironroot.platform import (
+    COMPONENTS,
+    STEPS,
+    Faults,
+    Platform,
+    PowerLost,
+    chip_layout,
+)
+from tests.platform.node_world import NOW, SLOT, World, make_world, rw_region
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("platform-world")) as w:
+        yield w
+
+
+@pytest.fixture
+def node(world: World, tmp_path: Path) -> Platform:
+    return world.node(tmp_path)
+
+
+def _active(node: Platform, component: str) -> bytes:
+    image = node.state().component(component).image
+    assert image is not None
+    return image.sha384
+
+
+def _flash_digest(node: Platform, component: str) -> bytes | None:
+    from ironroot.platform._flash import Flash
+
+    state = node.state().component(component)
+    return Flash(node.directory / "flash").chip(component).image_digest(f"slot{state.active}")
+
+
+def _raises(error: type[IronrootError], code: str, call: object) -> IronrootError:
+    with pytest.raises(error) as info:
+        call()  # type: ignore[operator]
+    assert type(info.value) is error, repr(info.value)
+    assert info.value.code == code, info.value.code
+    return info.value
+
+
+# --- creation and boot ----------------------------------------------------------------------
+
+
+def test_a_created_node_boots_every_component(node: Platform, world: World) -> None:
+    report = node.boot(now=NOW)
+    assert report.ok, report.to_json()
+    for name in COMPONENTS:
+        assert report.component(name).running
+        assert _active(node, name) == world.release(name, "1.0").sha384
+    assert report.pcrs and any(report.pcrs)
+    inventory = {item.id: item for item in node.inventory()}
+    assert inventory["bmc-active"].version == "1.0"
+    assert inventory["bmc-recovery"].sha384 == world.release("bmc", "1.0").sha384
+    assert [e.message_id for e in node.events()][-1] == "NodeBooted"
+
+
+def test_an_update_is_committed_and_changes_the_measured_boot(node: Platform,
+                                                               world: World) -> None:
+    before = node.boot(now=NOW)
+    v2 = world.release("bmc", "2.0")
+    steps: list[str] = []
+    result = node.update("bmc", v2.bundle, v2.statements, now=NOW,
+                         progress=lambda step, _pct: steps.append(step))
+    assert result.outcome == "committed"
+    assert steps == ["receive", "stage", "verify", "write", "verify-write", "activate", "commit"]
+    assert _active(node, "bmc") == v2.sha384 == _flash_digest(node, "bmc")
+    assert result.boot.pcrs != before.pcrs
+    assert result.boot.component("bmc").identity != before.component("bmc").identity
+    roles = {item.id: item.version for item in node.inventory()}
+    assert roles["bmc-active"] == "2.0" and roles["bmc-previous"] == "1.0"
+    assert roles["bmc-recovery"] == "1.0"
+    steps_logged = [r["step"] for r in node.journal()]
+    assert steps_logged[-6:] == ["staged", "writing", "written", "activated", "committed",
+                                 "booted"]
+
+
+def test_recovery_is_replaced_after_n_healthy_boots(node: Platform, world: World) -> None:
+    v2 = world.release("host", "2.0")
+    node.update("host", v2.bundle, v2.statements, now=NOW)  # boot 1 (healthy_boots = 2)
+    assert node.state().component("host").recovery.sha384 == world.release("host", "1.0").sha384  # type: ignore[union-attr]
+    report = node.boot(now=NOW)
+    assert report.recovery_replaced == ("host",)
+    state = node.state().component("host")
+    assert state.recovery is not None and state.recovery.sha384 == v2.sha384
+    assert state.min_svn == v2.svn
+
+
+def test_an_unlogged_update_is_refused_and_nothing_changes(node: Platform, world: World) -> None:
+    v2 = world.release("bmc", "2.0")
+    before = node.show()
+    error = _raises(FirmwareRejected, "no-receipt", lambda: node.update(
+        "bmc", v2.bundle, (), now=NOW))
+    assert error.check == "receipt"
+    after = node.show()
+    assert after["components"] == before["components"]
+    assert after["pending"] is None
+    refused = [e for e in node.events() if e.message_id == "UpdateRefused"]
+    assert refused and "receipt" in refused[-1].args
+
+
+def test_a_statement_from_a_disallowed_issuer_is_refused(node: Platform, world: World) -> None:
+    bundle = world.bundle("bmc", svn=4, tag="2.0")
+    statements = world.publish("bmc", bundle, iss="https://someone-else.example")
+    error = _raises(UnknownIssuer, "issuer-not-allowed", lambda: node.update(
+        "bmc", bundle, statements, now=NOW))
+    assert error.check == "issuer"
+
+
+def test_a_second_update_waits_for_the_first(node: Platform, world: World) -> None:
+    v2 = world.release("nic", "2.0")
+    with pytest.raises(PowerLost):
+        node.update("nic", v2.bundle, v2.statements, now=NOW, faults=Faults("reboot"))
+    nvme = world.release("nvme", "2.0")
+    _raises(Conflict, "update-in-progress",
+            lambda: node.update("nvme", nvme.bundle, nvme.statements, now=NOW))
+
+
+# --- protected flash ------------------------------------------------------------------------
+
+
+def test_the_bmc_cannot_write_protected_flash(node: Platform) -> None:
+    slot0 = {r.name: r for r in chip_layout("bmc", SLOT)}["slot0"]
+    path = node.directory / "flash" / "bmc.bin"
+    before = path.read_bytes()
+    for chip, offset in (("bmc", slot0.offset), ("bmc", 0), ("host", slot0.offset + 100),
+                         ("rot", 4096), ("bmc", rw_region("bmc")[0] - 1)):
+        _raises(FlashProtected, "flash-protected",
+                lambda c=chip, o=offset: node.bmc_write(c, o, b"\xff" * 16, now=NOW))
+    assert path.read_bytes() == before
+    blocked = [e for e in node.events() if e.message_id == "FlashWriteBlocked"]
+    assert len(blocked) == 5
+
+
+def test_the_bmc_writes_its_read_write_region(node: Platform) -> None:
+    offset, _ = rw_region("bmc")
+    node.bmc_write("bmc", offset + 16, b"bmc settings", now=NOW)
+    assert node.bmc_read("bmc", offset + 16, 12) == b"bmc settings"
+    assert node.boot(now=NOW).ok
+
+
+# --- detection and recovery -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "erase"])
+@pytest.mark.parametrize("component", ["bmc", "host", "gpu"])
+def test_a_damaged_active_region_is_restored_from_recovery(
+    node: Platform, world: World, component: str, damage: str
+) -> None:
+    slot = {r.name: r for r in chip_layout(component, SLOT)}[f"slot{node.state().component(component).active}"]
+    path = node.directory / "flash" / f"{component}.bin"
+    with path.open("r+b") as handle:
+        if damage == "corrupt":
+            handle.seek(slot.offset + 64 + 200)
+            handle.write(b"\x00\x01\x02\x03")
+        else:
+            handle.seek(slot.offset)
+            handle.write(bytes(slot.size))
+    report = node.boot(now=NOW)
+    assert report.ok
+    assert report.component(component).recovered
+    assert _flash_digest(node, component) == world.release(component, "1.0").sha384
+    ids = [e.message_id for e in node.events()]
+    assert "FlashCheckFailed" in ids and "FlashRecovered" in ids
+
+
+def test_a_corrupted_pfm_is_restored_from_its_recovery_copy(node: Platform) -> None:
+    region = {r.name: r for r in chip_layout("rot", 0)}["pfm0"]
+    with (node.directory / "flash" / "rot.bin").open("r+b") as handle:
+        handle.seek(region.offset + 300)
+        handle.write(b"\xaa" * 8)
+    assert node.boot(now=NOW).ok
+    assert "PfmRecovered" in [e.message_id for e in node.events()]
+
+
+def test_a_put_back_copy_of_the_rot_flash_is_refused(node: Platform, world: World) -> None:
+    rot_bin = node.directory / "flash" / "rot.bin"
+    old = rot_bin.read_bytes()
+    v2 = world.release("host", "2.0")
+    node.update("host", v2.bundle, v2.statements, now=NOW)
+    rot_bin.write_bytes(old)
+    _raises(StoreRolledBack, "journal-rolled-back", lambda: node.boot(now=NOW))
+
+
+def test_a_changed_configuration_is_refused(node: Platform) -> None:
+    path = node.directory / "platform.json"
+    path.write_text(path.read_text().replace('"healthy_boots": 2', '"healthy_boots": 5'))
+    _raises(DeviceStateTampered, "config-changed", lambda: Platform.open(node.directory).boot(
+        now=NOW))
+
+
+# --- power loss at every step ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_power_loss_at_each_step_ends_on_old_or_new(node: Platform, world: World,
+                                                     step: str) -> None:
+    old, new = world.release("bmc", "1.0"), world.release("bmc", "2.0")
+    with pytest.raises(PowerLost) as lost:
+        node.update("bmc", new.bundle, new.statements, now=NOW, faults=Faults(step))
+    assert lost.value.step == step
+    again = Platform.open(node.directory)
+    report = again.boot(now=NOW)
+    assert report.ok, report.to_json()
+    running = _flash_digest(again, "bmc")
+    expected = old.sha384 if STEPS.index(step) < STEPS.index("activate") else new.sha384
+    assert running == _active(again, "bmc") == expected
+    outcome = [r["step"] for r in again.journal()]
+    if expected == old.sha384:
+        assert "abandoned" in outcome or "committed" not in outcome
+    else:
+        assert "committed" in outcome
+    assert again.state().pending is None
+
+
+def test_a_failed_health_check_rolls_back(node: Platform, world: World) -> None:
+    old, new = world.release("gpu", "1.0"), world.release("gpu", "2.0")
+    result = node.update("gpu", new.bundle, new.statements, now=NOW, faults=Faults("fail-health"))
+    assert result.outcome == "rolled-back"
+    assert _active(node, "gpu") == old.sha384 == _flash_digest(node, "gpu")
+    assert result.boot.component("gpu").running
+    assert "UpdateRolledBack" in [e.message_id for e in node.events()]
+
+
+def test_power_loss_at_random_writes_never_leaves_a_mix(world: World, tmp_path: Path) -> None:
+    rng = random.Random(11)
+    old, new = world.release("nvme", "1.0"), world.release("nvme", "2.0")
+    clean = world.node(tmp_path / "count")
+    counter = Faults()
+    clean.update("nvme", new.bundle, new.statements, now=NOW, faults=counter)
+    total = counter.writes
+    assert total > 10
+    for trial, cut in enumerate(sorted(rng.sample(range(1, total + 1), 12))):
+        node = world.node(tmp_path / f"trial{trial}")
+        with pytest.raises(PowerLost):
+            node.update("nvme", new.bundle, new.statements, now=NOW,
+                        faults=Faults(after_writes=cut))
+        node = Platform.open(node.directory)
+        report = node.boot(now=NOW)
+        assert report.ok, (cut, report.to_json())
+        running = _flash_digest(node, "nvme")
+        assert running == _active(node, "nvme")
+        assert running in (old.sha384, new.sha384), cut
+        assert hashlib.sha384(node.bmc_read("nvme", 0, 8)).digest()
