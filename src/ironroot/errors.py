@@ -28,6 +28,7 @@ __all__ = [
     "DigestMismatch",
     "EndorsementMismatch",
     "FirmwareRejected",
+    "FlashProtected",
     "FuseError",
     "HsmErrorState",
     "HsmZeroized",
@@ -748,3 +749,15 @@ class Overloaded(IronrootError):
     ) -> None:
         super().__init__(detail, code=code, check=check)
         self.retry_after = max(1, retry_after)
+
+
+# --- platform ------------------------------------------------------------------------------
+
+
+class FlashProtected(PolicyRejected):
+    """A write to platform flash outside the ranges the active PFM lets the component write:
+    the RoT refuses it, logs it, and no byte changes."""
+
+    code = "flash-protected"
+    title = "Flash Region Protected"
+    http_status = 403

@@ -2,7 +2,8 @@
 
 So far: the Platform Firmware Manifest (:class:`Pfm`, :func:`sign_pfm`, :func:`verify_pfm`,
 :func:`pfm_statement` to publish it), the signed list of the firmware a platform's flash may
-hold. See ``docs/platform.md``.
+hold; and what a platform trusts for its updates (:class:`PlatformTrust`,
+:class:`SafeRequirement`). See ``docs/platform.md``.
 """
 
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
         sign_pfm,
         verify_pfm,
     )
+    from ironroot.platform._policy import SEVERITIES, PlatformTrust, SafeRequirement
 
 __all__ = [
     "DEVICE_SVN_INDEX",
@@ -42,9 +44,12 @@ __all__ = [
 ]
 __all__ += [
     "PFM_CONTENT_TYPE",
+    "SEVERITIES",
     "Pfm",
     "PfmComponent",
     "PfmVersion",
+    "PlatformTrust",
+    "SafeRequirement",
     "pfm_statement",
     "sign_pfm",
     "verify_pfm",

@@ -159,7 +159,10 @@ class Pfm:
     def allows(self, component: str, image: bytes) -> PfmVersion:
         """The entry that allows ``image`` for ``component``, or ``FirmwareRejected``
         (``not-in-pfm``): the image's SHA-384 must be one the PFM lists for it."""
-        digest = hashlib.sha384(image).digest()
+        return self.allows_digest(component, hashlib.sha384(image).digest())
+
+    def allows_digest(self, component: str, digest: bytes) -> PfmVersion:
+        """:meth:`allows` for an image whose SHA-384 is already known."""
         for version in self.component(component).versions:
             if hmac.compare_digest(version.sha384, digest):
                 return version

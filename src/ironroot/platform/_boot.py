@@ -1,0 +1,264 @@
+"""Boot: what the RoT checks, restores, measures and decides before releasing the node.
+
+The order is in :mod:`ironroot.platform._node`'s docstring and ``docs/platform.md``. Every
+decision is journaled before it takes effect and logged as an event; a power loss anywhere in
+here leaves the journal's previous record in force, and the next boot decides again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from typing import Final
+
+from ironroot.crypto import Algorithm
+from ironroot.errors import IronrootError
+from ironroot.platform._devices import PlatformDevice, device_references, measure_device
+from ironroot.platform._flash import Chip
+from ironroot.platform._node import (
+    COMPONENTS,
+    DEVICES,
+    BootReport,
+    ComponentBoot,
+    Rot,
+)
+from ironroot.platform._pfm import Pfm
+from ironroot.platform._state import ComponentState, Image, NodeState
+
+__all__ = ["boot"]
+
+_ACTIVATED: Final = frozenset({"activate", "reboot", "health", "commit"})
+"""Steps of a pending update at which the new slot is active (the activation record is
+durable): boot decides commit or rollback. Before them, the update is abandoned."""
+
+
+def _allowed(pfm: Pfm, name: str, image: Image, floor: int) -> str | None:
+    try:
+        pfm.allows_digest(name, image.sha384)
+    except IronrootError as exc:
+        return exc.detail
+    if image.svn < floor:
+        return f"svn {image.svn} is below the floor {floor}"
+    return None
+
+
+def _check_slot(chip: Chip, region: str, image: Image | None, pfm: Pfm, name: str,
+                floor: int) -> tuple[bytes | None, str]:
+    if image is None:
+        return None, f"{region} holds no image the RoT wrote"
+    read = chip.image(region)
+    if read is None or read[1] != image.sha384:
+        return None, f"{region} is not the image the RoT wrote (corrupted or erased)"
+    problem = _allowed(pfm, name, image, floor)
+    if problem is not None:
+        return None, problem
+    return read[0], ""
+
+
+def _flash_check(rot: Rot, name: str, pfm: Pfm, now: dt.datetime
+                 ) -> tuple[ComponentState, bytes | None, bool, str]:
+    """(state, image bytes or None, recovered, problem) for one component."""
+    assert rot.state is not None
+    cs = rot.state.component(name)
+    chip = rot.flash.chip(name)
+    data, problem = _check_slot(chip, f"slot{cs.active}", cs.image, pfm, name, cs.min_svn)
+    if data is not None:
+        return cs, data, False, ""
+    rot.event("Critical", "FlashCheckFailed", f"{name}: {problem}", name, f"slot{cs.active}",
+              now=now)
+    recovery, _ = _check_slot(chip, "recovery", cs.recovery, pfm, name, cs.min_svn)
+    if recovery is not None and cs.recovery is not None:
+        rot.writer.write_image(name, f"slot{cs.active}", recovery, what="recover")
+        if chip.image_digest(f"slot{cs.active}") == cs.recovery.sha384:
+            new = dataclasses.replace(cs.with_slot(cs.active, cs.recovery), healthy=0)
+            rot.commit("recovered", rot.state.with_component(name, new), now)
+            rot.event("OK", "FlashRecovered", f"{name}: restored slot{cs.active} from recovery",
+                      name, now=now)
+            return new, recovery, True, problem
+    if cs.fallback:
+        other, _ = _check_slot(chip, f"slot{cs.inactive}", cs.slots[cs.inactive], pfm, name,
+                               cs.min_svn)
+        if other is not None:
+            new = dataclasses.replace(cs, active=cs.inactive, fallback=False, healthy=0)
+            rot.commit("fell-back", rot.state.with_component(name, new), now)
+            rot.event("Warning", "FlashRecovered",
+                      f"{name}: switched to the known-good slot{cs.inactive}", name, now=now)
+            return new, other, True, problem
+    rot.event("Critical", "ComponentHeldInReset", f"{name}: no verified image to run", name,
+              now=now)
+    return cs, None, False, problem
+
+
+def _run_component(rot: Rot, name: str, data: bytes, image: Image, now: dt.datetime,
+                   bmc_running: bool) -> tuple[bool, str | None, str, str | None]:
+    """Measured boot of one component: (running, code, detail, identity)."""
+    try:
+        if name == "bmc":
+            rot.device.boot(data, now=now)
+            alias = rot.device.chain(Algorithm.ES384)[-1]
+            return True, None, "", hashlib.sha256(alias).hexdigest()
+        if not bmc_running:
+            return False, "bmc-not-running", "the BMC is held in reset", None
+        child = rot.device.derive_child(image.sha384, label=name)
+        identity = child.ecc_certificate
+        if name in DEVICES:
+            info = rot.platform.config.devices[name]
+            statements, _ = rot.platform.evidence(image.evidence)
+            references = device_references(
+                statements,
+                trust_service_keys=rot.platform.config.trust.service_keys,
+                issuers=rot.platform.config.trust.issuers.get(name, frozenset()),
+                vendor=info.vendor,
+                model=info.model,
+                now=now,
+            )
+            device = PlatformDevice.open(rot.platform.directory / "devices", name)
+            result = measure_device(device, data, references=references, now=now)
+            if not result.ok:
+                return False, result.code, result.detail, None
+        return True, None, "", hashlib.sha256(identity).hexdigest()
+    except IronrootError as exc:
+        return False, exc.code, exc.detail, None
+
+
+def boot(rot: Rot, now: dt.datetime) -> BootReport:
+    """One boot of the node (the RoT holds it; see the module docstring)."""
+    assert rot.state is not None
+    faults = rot.faults
+    state = rot.state
+    pending = state.pending
+    if pending is not None and pending.step not in _ACTIVATED:
+        rot.commit("abandoned", dataclasses.replace(state, pending=None), now)
+        rot.event("Warning", "UpdateAbandoned",
+                  f"the {pending.component} update stopped at {pending.step}: the old firmware "
+                  "stays", pending.component, pending.step, now=now)
+        pending = None
+    pfm, _ = rot.active_pfm(now)
+    if pfm is None:
+        rot.event("Critical", "ComponentHeldInReset", "no verified PFM: the node stays in reset",
+                  now=now)
+        held = tuple(ComponentBoot(n, False, None, code="no-pfm", detail="no verified PFM")
+                     for n in COMPONENTS)
+        return BootReport(held, None)
+    results = {"bmc": _boot_one(rot, "bmc", pfm, now)}
+    bmc_running = results["bmc"].running
+    for name in COMPONENTS[1:]:
+        results[name] = _boot_one(rot, name, pfm, now, bmc_running=bmc_running)
+    faults.enter("health")
+    update_outcome: str | None = None
+    update_component: str | None = None
+    state = rot.state
+    pending = state.pending
+    if pending is not None:
+        name = pending.component
+        update_component = name
+        outcome = results[name]
+        healthy = outcome.running and not faults.unhealthy
+        if pending.pfm is not None and not all(r.running for r in results.values()):
+            healthy = False
+        if healthy:
+            faults.enter("commit")
+            cs = state.component(name)
+            new = dataclasses.replace(cs, fallback=cs.slots[cs.inactive] is not None, healthy=0)
+            pfm_state = state.pfm
+            if pending.pfm is not None:
+                pfm_state = dataclasses.replace(pfm_state, fallback=True)
+            rot.commit("committed", dataclasses.replace(
+                state.with_component(name, new), pfm=pfm_state, pending=None), now, what="commit")
+            rot.event("OK", "UpdateCommitted",
+                      f"{name} {pending.image.version} booted healthy and is committed", name,
+                      pending.image.version, now=now)
+            update_outcome = "committed"
+        else:
+            why = "the health-check drill" if faults.unhealthy else (outcome.detail or "unhealthy")
+            cs = state.component(name)
+            back = dataclasses.replace(cs, active=cs.inactive, fallback=False, healthy=0)
+            pfm_state = state.pfm
+            if pending.pfm is not None:
+                pfm_state = dataclasses.replace(pfm_state, active=pfm_state.inactive,
+                                                fallback=False)
+            rot.commit("rolled-back", dataclasses.replace(
+                state.with_component(name, back), pfm=pfm_state, pending=None), now)
+            rot.event("Critical", "UpdateRolledBack",
+                      f"{name} {pending.image.version} failed its health check ({why}): "
+                      "rolled back to the last known good", name, now=now)
+            update_outcome = "rolled-back"
+            pfm2, _ = rot.active_pfm(now)
+            if pfm2 is not None:
+                pfm = pfm2
+                for again in COMPONENTS if pending.pfm is not None else (name,):
+                    results[again] = _boot_one(
+                        rot, again, pfm, now, bmc_running=results["bmc"].running or again == "bmc"
+                    )
+    replaced = _count_healthy(rot, results, now)
+    state = rot.state
+    last = {n: ("running" if r.running else "held-in-reset") for n, r in results.items()}
+    rot.commit("booted", dataclasses.replace(state, boots=state.boots + 1, last_boot=last), now)
+    rot.event("OK" if all(r.running for r in results.values()) else "Critical", "NodeBooted",
+              "boot: " + ", ".join(f"{n} {v}" for n, v in last.items()), now=now)
+    pcrs: tuple[bytes, ...] = ()
+    boot_state = rot.device.boot_state
+    if boot_state is not None:
+        pcrs = tuple(boot_state.pcrs)
+    return BootReport(tuple(results[n] for n in COMPONENTS), pfm.svn, pcrs, update_outcome,
+                      update_component, replaced)
+
+
+def _boot_one(rot: Rot, name: str, pfm: Pfm, now: dt.datetime, *, bmc_running: bool = True
+              ) -> ComponentBoot:
+    cs, data, recovered, problem = _flash_check(rot, name, pfm, now)
+    image = cs.image
+    if data is None or image is None:
+        return ComponentBoot(name, False, image, False, "flash-check", problem)
+    running, code, detail, identity = _run_component(rot, name, data, image, now, bmc_running)
+    if not running:
+        rot.event("Critical", "ComponentHeldInReset", f"{name}: {detail}", name, code or "",
+                  now=now)
+    return ComponentBoot(name, running, image, recovered, code, detail, identity)
+
+
+def _count_healthy(rot: Rot, results: dict[str, ComponentBoot], now: dt.datetime
+                   ) -> tuple[str, ...]:
+    """Count healthy boots; replace recovery after ``healthy_boots`` of them."""
+    assert rot.state is not None
+    needed = rot.platform.config.trust.healthy_boots
+    state: NodeState = rot.state
+    replaced: list[str] = []
+    for name in COMPONENTS:
+        cs = state.component(name)
+        if not results[name].running or cs.image is None or cs.image == cs.recovery:
+            continue
+        count = cs.healthy + 1
+        if count < needed:
+            state = state.with_component(name, dataclasses.replace(cs, healthy=count))
+            continue
+        chip = rot.flash.chip(name)
+        read = chip.image(f"slot{cs.active}")
+        if read is None or read[1] != cs.image.sha384:
+            continue
+        rot.writer.write_image(name, "recovery", read[0], what="recovery")
+        if chip.image_digest("recovery") != cs.image.sha384:
+            continue
+        floor = max(cs.min_svn, cs.image.svn)
+        state = state.with_component(
+            name, dataclasses.replace(cs, recovery=cs.image, healthy=count, min_svn=floor)
+        )
+        if name == "bmc" and floor > rot.device.fuses.svn:
+            rot.device.program(lambda f, s=floor: f.advance_svn(s))
+        replaced.append(name)
+        rot.event("OK", "RecoveryReplaced",
+                  f"{name} {cs.image.version} booted healthy {count} times: it is the recovery "
+                  f"image now, and svn {floor} the floor", name, now=now)
+    ps = state.pfm
+    if replaced and ps.image is not None and ps.image != ps.recovery:
+        data = rot.flash.chip("rot").image(f"pfm{ps.active}")
+        if data is not None and data[1] == ps.image.sha384:
+            rot.writer.write_image("rot", "pfm-recovery", data[0], what="recovery")
+            pfm_svn = rot.verify_pfm_bytes(data[0], 0).svn
+            state = dataclasses.replace(
+                state, pfm=dataclasses.replace(ps, recovery=ps.image, min_svn=max(ps.min_svn,
+                                                                                  pfm_svn)))
+    if state != rot.state:
+        rot.commit("recovery-replaced" if replaced else "healthy", state, now)
+    return tuple(replaced)

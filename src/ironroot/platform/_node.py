@@ -1,0 +1,632 @@
+"""A node: the DC-SCM (RoT + BMC), the host and its SPDM devices, their flash and the journal.
+
+:class:`Platform` is the node in a directory::
+
+    platform.json        the node's configuration: RoT device directory, slot sizes, the SPDM
+                         devices' vendor/model and pinned roots, and the PlatformTrust; its
+                         SHA-256 is in every journal record (a changed file is refused)
+    flash/<chip>.bin     the flash chips (:mod:`ironroot.platform._flash`)
+    evidence/<id>.cbor   the statements each accepted image came with (content-addressed)
+    devices/<name>/      each SPDM device's identity (:mod:`ironroot.platform._devices`)
+
+Boot (:meth:`Platform.boot`) is the RoT's decision before it releases anything from reset:
+an update that never reached activation is abandoned; the active PFM is verified (restored
+from its recovery copy when it does not); every component's active slot is hashed and
+compared with what the journal recorded and what the PFM allows, with its SVN floor — a
+mismatch is logged and the slot restored from recovery (or the known-good other slot); the
+BMC image is booted by the RoT (measured boot: PCRs and DICE identities follow the firmware),
+the host and each device get a DPE identity over their measurement, and each device is
+measured over SPDM against the reference values logged for its image. A component that fails
+is held in reset. An activated update is then committed when its component came up healthy,
+or rolled back to the previous slot; after ``healthy_boots`` healthy boots its image replaces
+the recovery image and becomes the SVN floor.
+
+The update (:meth:`Platform.update`) is :mod:`ironroot.platform._update`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from ironroot._fileio import read_limited, write_atomic
+from ironroot.cose import encode_cbor
+from ironroot.crypto import load_verifier
+from ironroot.errors import (
+    ConfigError,
+    Conflict,
+    DeviceStateTampered,
+    FirmwareRejected,
+    FlashProtected,
+    IronrootError,
+    NotFound,
+    StorageError,
+)
+from ironroot.platform._flash import Flash, PowerCut, PowerLost, RotFlashWriter
+from ironroot.platform._journal import Event, EventLog, Journal
+from ironroot.platform._pfm import Pfm, verify_pfm
+from ironroot.platform._policy import PlatformTrust
+from ironroot.platform._state import STEPS, ComponentState, Image, NodeState
+from ironroot.rot import Device
+
+if TYPE_CHECKING:
+    from ironroot.platform._update import UpdateResult
+
+__all__ = [
+    "COMPONENTS",
+    "DEVICES",
+    "BootReport",
+    "ComponentBoot",
+    "Faults",
+    "InventoryItem",
+    "Platform",
+]
+
+COMPONENTS: Final = ("bmc", "host", "nic", "gpu", "nvme")
+DEVICES: Final = ("nic", "gpu", "nvme")
+MIB: Final = 1024 * 1024
+DEFAULT_SLOT_SIZES: Final = {"bmc": 32 * MIB, "host": 32 * MIB, "nic": 4 * MIB, "gpu": 8 * MIB,
+                             "nvme": 4 * MIB}
+_CONFIG: Final = "platform.json"
+_CONFIG_LIMIT: Final = 1024 * 1024
+_EVIDENCE_LIMIT: Final = 4 * MIB
+_JOURNAL_KEY: Final = "platform-journal.key"
+_COUNTER: Final = "platform"
+_NO_WRITE_STEPS: Final = frozenset({"receive", "verify", "verify-write", "reboot", "health"})
+FAIL_HEALTH: Final = "fail-health"
+
+
+class Faults:
+    """Fault injection for drills and tests.
+
+    ``step`` (one of :data:`STEPS`) loses power in that step: mid-write for the steps that
+    write (``stage``, ``write``: half the image; ``activate``, ``commit``: half the journal
+    record), on entry for the others. ``after_writes=k`` loses power halfway through the k-th
+    chunk written to flash, whatever step that is. ``fail-health`` is not a power loss: the
+    updated component fails its health check, so the update rolls back.
+    """
+
+    def __init__(self, step: str | None = None, *, after_writes: int | None = None) -> None:
+        if step is not None and step not in (*STEPS, FAIL_HEALTH):
+            raise ConfigError(f"unknown fault {step!r}: one of {', '.join((*STEPS, FAIL_HEALTH))}")
+        if after_writes is not None and after_writes < 1:
+            raise ConfigError("after_writes counts from 1")
+        self.step = step
+        self.after_writes = after_writes
+        self.current: str | None = None
+        self.writes = 0
+
+    @property
+    def unhealthy(self) -> bool:
+        return self.step == FAIL_HEALTH
+
+    def enter(self, step: str) -> None:
+        self.current = step
+        if step == self.step and step in _NO_WRITE_STEPS:
+            raise PowerLost(step)
+
+    def cut(self, what: str, length: int) -> int | None:
+        self.writes += 1
+        if self.after_writes is not None and self.writes == self.after_writes:
+            return length // 2
+        if self.step is not None and self.current == self.step and what == self.step:
+            return length // 2
+        return None
+
+
+_NO_FAULTS: Final = Faults()
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentBoot:
+    """What boot decided for one component."""
+
+    name: str
+    running: bool
+    image: Image | None
+    recovered: bool = False
+    code: str | None = None
+    detail: str = ""
+    identity: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": "running" if self.running else "held-in-reset",
+            "version": self.image.version if self.image else None,
+            "svn": self.image.svn if self.image else None,
+            "sha384": self.image.sha384.hex() if self.image else None,
+            "recovered": self.recovered,
+            "code": self.code,
+            "detail": self.detail,
+            "identity": self.identity,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BootReport:
+    """One boot: each component's outcome, the PFM, the RoT's PCRs, and the update outcome."""
+
+    components: tuple[ComponentBoot, ...]
+    pfm_svn: int | None
+    pcrs: tuple[bytes, ...] = ()
+    update: str | None = None
+    update_component: str | None = None
+    recovery_replaced: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return all(c.running for c in self.components)
+
+    def component(self, name: str) -> ComponentBoot:
+        for c in self.components:
+            if c.name == name:
+                return c
+        raise NotFound(f"no component {name!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "pfm_svn": self.pfm_svn,
+            "components": [c.to_json() for c in self.components],
+            "pcrs": [p.hex() for p in self.pcrs],
+            "update": self.update,
+            "update_component": self.update_component,
+            "recovery_replaced": list(self.recovery_replaced),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryItem:
+    """One firmware image the node holds: component, role (active, previous, staged,
+    recovery), version, SVN, SHA-384 and whether it can be updated."""
+
+    component: str
+    role: str
+    version: str
+    svn: int
+    sha384: bytes
+    updateable: bool
+
+    @property
+    def id(self) -> str:
+        return f"{self.component}-{self.role}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "component": self.component,
+            "role": self.role,
+            "version": self.version,
+            "svn": self.svn,
+            "sha384": self.sha384.hex(),
+            "updateable": self.updateable,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    vendor: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    rot: Path
+    slot_sizes: Mapping[str, int]
+    devices: Mapping[str, DeviceInfo]
+    trust: PlatformTrust
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self, base: Path) -> dict[str, Any]:
+        rot = os.path.relpath(self.rot, base) if self.rot.is_relative_to(base) else str(self.rot)
+        return {
+            "format": 1,
+            "rot": rot,
+            "slot_sizes": dict(self.slot_sizes),
+            "devices": {k: {"vendor": v.vendor, "model": v.model} for k, v in self.devices.items()},
+            "trust": self.trust.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, doc: object, base: Path) -> NodeConfig:
+        if not isinstance(doc, dict) or doc.get("format") != 1:
+            raise ConfigError(f"{_CONFIG} is not a platform configuration of format 1")
+        try:
+            rot = Path(str(doc["rot"]))
+            sizes = {str(k): int(v) for k, v in dict(doc["slot_sizes"]).items()}
+            devices = {
+                str(k): DeviceInfo(str(v["vendor"]), str(v["model"]))
+                for k, v in dict(doc["devices"]).items()
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{_CONFIG} is malformed: {exc}") from exc
+        if set(sizes) != set(COMPONENTS) or set(devices) != set(DEVICES):
+            raise ConfigError(f"{_CONFIG} must name every component")
+        return cls(rot if rot.is_absolute() else base / rot, sizes, devices,
+                   PlatformTrust.from_json(doc.get("trust")))
+
+
+def _evidence_id(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
+
+
+class Rot:
+    """The RoT's view of the node while one operation holds it (internal: the update and the
+    boot run inside one). It owns the flash writer, the journal and the event log."""
+
+    def __init__(self, platform: Platform, faults: Faults) -> None:
+        self.platform = platform
+        self.faults = faults
+        self.flash = Flash(platform.directory / "flash")
+        cut: PowerCut = faults.cut
+        self.writer = RotFlashWriter(self.flash, cut)
+        self.device = Device(platform.config.rot)
+        key = read_limited(platform.config.rot / _JOURNAL_KEY, 64)
+        if len(key) != 32:
+            raise DeviceStateTampered("the RoT's journal key is damaged", code="journal-key")
+        self.journal = Journal(self.flash, self.writer, key, self.device.counter(_COUNTER))
+        self.log = EventLog(self.flash, self.writer, key)
+        self.state: NodeState | None = None
+
+    def load(self) -> NodeState:
+        record = self.journal.open()
+        if record is None:
+            raise StorageError("the platform journal is empty: the node was never created")
+        state = NodeState.from_cbor(record.state)
+        if state.config != self.platform.config_digest:
+            raise DeviceStateTampered(
+                f"{_CONFIG} is not the configuration the RoT journaled", code="config-changed"
+            )
+        self.state = state
+        return state
+
+    def commit(self, step: str, state: NodeState, now: dt.datetime, *, what: str = "journal") -> None:
+        self.journal.append(step, state.to_cbor(), now, what=what)
+        self.state = state
+
+    def event(self, severity: str, message_id: str, message: str, *args: str,
+              now: dt.datetime) -> None:
+        self.log.add(severity, message_id, message, *args, now=now)
+
+    # --- evidence -------------------------------------------------------------------------
+
+    def store_evidence(self, statements: Sequence[bytes], pfm_statement: bytes | None) -> str:
+        blob = encode_cbor({"statements": list(statements), "pfm_statement": pfm_statement})
+        if len(blob) > _EVIDENCE_LIMIT:
+            raise FirmwareRejected("the update's statements exceed 4 MiB", code="evidence-too-large")
+        ident = _evidence_id(blob)
+        path = self.platform.directory / "evidence" / f"{ident}.cbor"
+        if not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            write_atomic(path, blob, mode=0o644)
+        return ident
+
+    # --- the PFM ----------------------------------------------------------------------------
+
+    def verify_pfm_bytes(self, data: bytes, min_svn: int) -> Pfm:
+        trust = self.platform.config.trust
+        pfm = verify_pfm(
+            data,
+            ecc_keys=[load_verifier(trust.vendor_ecc)],
+            pqc_keys=[load_verifier(trust.vendor_pqc)],
+            vendor_key_hash=self.device.fuses.vendor_key_hash,
+            min_svn=min_svn,
+        )
+        if pfm.platform != trust.platform:
+            raise FirmwareRejected(
+                f"the PFM is for {pfm.platform!r}, this node is {trust.platform!r}",
+                code="pfm-platform",
+            )
+        return pfm
+
+    def active_pfm(self, now: dt.datetime) -> tuple[Pfm | None, bool]:
+        """The active PFM, restored from recovery when its slot fails; (None, …) when no copy
+        verifies (everything stays in reset)."""
+        assert self.state is not None
+        ps = self.state.pfm
+        chip = self.flash.chip("rot")
+        problem = ""
+        read = chip.image(f"pfm{ps.active}")
+        if ps.image is not None and read is not None and read[1] == ps.image.sha384:
+            try:
+                return self.verify_pfm_bytes(read[0], ps.min_svn), False
+            except IronrootError as exc:
+                problem = exc.detail
+        else:
+            problem = "the active PFM's bytes are not the PFM the RoT wrote"
+        self.event("Critical", "PfmCheckFailed", f"the active PFM failed its check: {problem}",
+                   f"pfm{ps.active}", now=now)
+        for source, image, fallback in (
+            ("pfm-recovery", ps.recovery, False),
+            (f"pfm{ps.inactive}", ps.slots[ps.inactive] if ps.fallback else None, True),
+        ):
+            data = chip.image(source)
+            if image is None or data is None or data[1] != image.sha384:
+                continue
+            try:
+                pfm = self.verify_pfm_bytes(data[0], ps.min_svn)
+            except IronrootError:
+                continue
+            if fallback:
+                new = dataclasses.replace(ps, active=ps.inactive, fallback=False)
+            else:
+                self.writer.write_image("rot", f"pfm{ps.active}", data[0], what="recover")
+                new = ps.with_slot(ps.active, image)
+            self.commit("pfm-recovered", dataclasses.replace(self.state, pfm=new), now)
+            self.event("OK", "PfmRecovered", f"the PFM was restored from {source}", source, now=now)
+            return pfm, True
+        return None, False
+
+
+class Platform:
+    """A node in a directory (see the module docstring)."""
+
+    def __init__(self, directory: Path, config: NodeConfig, config_bytes: bytes) -> None:
+        self.directory = directory
+        self.config = config
+        self.config_digest = hashlib.sha256(config_bytes).digest()
+
+    def __repr__(self) -> str:
+        return f"Platform({str(self.directory)!r})"
+
+    # --- opening ----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, directory: Path | str) -> Platform:
+        """The node in ``directory`` (``NotFound`` when there is none)."""
+        base = Path(directory)
+        path = base / _CONFIG
+        if not path.is_file():
+            raise NotFound(f"no platform in {base} (run `ironroot platform init`)")
+        data = read_limited(path, _CONFIG_LIMIT)
+        try:
+            doc = json.loads(data)
+        except ValueError as exc:
+            raise ConfigError(f"{path} is not JSON") from exc
+        return cls(base, NodeConfig.from_json(doc, base), data)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        path = self.directory / ".lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def rot(self, faults: Faults | None = None) -> Iterator[Rot]:
+        """Hold the node (one operation at a time) and open its RoT state."""
+        with self._locked():
+            rot = Rot(self, faults or Faults())
+            rot.load()
+            yield rot
+
+    @classmethod
+    def create(
+        cls,
+        directory: Path | str,
+        *,
+        rot: Path | str,
+        trust: PlatformTrust,
+        pfm: bytes,
+        pfm_statement: bytes,
+        images: Mapping[str, bytes],
+        statements: Mapping[str, Sequence[bytes]],
+        devices: Mapping[str, DeviceInfo],
+        now: dt.datetime,
+        slot_sizes: Mapping[str, int] | None = None,
+    ) -> Platform:
+        """Create a node in ``directory`` protected by the provisioned RoT in ``rot``.
+
+        Factory provisioning verifies like an update: the PFM (signed by the fused vendor keys,
+        logged) and, for every component, its image and statements against that PFM. Then the
+        flash is formatted, each image written to slot 0 and to recovery, the SPDM devices get
+        their identities, and the journal's first record is made.
+        """
+        from ironroot.platform._update import create_platform
+
+        return create_platform(directory, rot=rot, trust=trust, pfm=pfm,
+                               pfm_statement=pfm_statement, images=images,
+                               statements=statements, devices=devices, now=now,
+                               slot_sizes=slot_sizes)
+
+    # --- acting -----------------------------------------------------------------------------
+
+    def boot(self, *, now: dt.datetime, faults: Faults | None = None) -> BootReport:
+        """Boot the node: the RoT's checks, recovery, measured boot and update decision."""
+        from ironroot.platform._boot import boot
+
+        with self.rot(faults) as rot:
+            return boot(rot, now)
+
+    def update(
+        self,
+        component: str,
+        bundle: bytes,
+        statements: Sequence[bytes],
+        *,
+        now: dt.datetime,
+        pfm: bytes | None = None,
+        pfm_statement: bytes | None = None,
+        faults: Faults | None = None,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> UpdateResult:
+        """Update ``component`` through every step of the state machine
+        (:mod:`ironroot.platform._update`); a refusal raises the failing check's error."""
+        from ironroot.platform._update import run_update
+
+        with self.rot(faults) as rot:
+            return run_update(rot, component, bundle, statements, now=now, pfm=pfm,
+                              pfm_statement=pfm_statement, progress=progress)
+
+    def recover(self, component: str, *, now: dt.datetime) -> Image:
+        """Restore ``component``'s active slot from its recovery image (an operator's
+        recovery; boot does the same by itself when the active slot fails its check)."""
+        if component not in COMPONENTS:
+            raise NotFound(f"no component {component!r}")
+        with self.rot() as rot:
+            assert rot.state is not None
+            cs = rot.state.component(component)
+            chip = rot.flash.chip(component)
+            read = chip.image("recovery")
+            if cs.recovery is None or read is None or read[1] != cs.recovery.sha384:
+                raise DeviceStateTampered(f"{component}'s recovery image is damaged",
+                                          code="recovery-damaged")
+            pfm, _ = rot.active_pfm(now)
+            if pfm is None:
+                raise StorageError("no verified PFM is active", code="no-pfm")
+            pfm.allows_digest(component, cs.recovery.sha384)
+            rot.writer.write_image(component, f"slot{cs.active}", read[0], what="recover")
+            if chip.image_digest(f"slot{cs.active}") != cs.recovery.sha384:
+                raise StorageError(f"{component}: the restored slot does not read back")
+            new = dataclasses.replace(cs.with_slot(cs.active, cs.recovery), healthy=0)
+            rot.commit("recovered", rot.state.with_component(component, new), now)
+            rot.event("OK", "FlashRecovered",
+                      f"{component}: an operator restored slot{cs.active} from recovery",
+                      component, now=now)
+            return cs.recovery
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def state(self) -> NodeState:
+        with self.rot() as rot:
+            assert rot.state is not None
+            return rot.state
+
+    def events(self) -> list[Event]:
+        """The RoT's event log, oldest first."""
+        with self.rot() as rot:
+            return rot.log.events()
+
+    def journal(self) -> list[dict[str, Any]]:
+        """The journal's records in the active half: counter, step, time."""
+        with self.rot() as rot:
+            return [{"ctr": r.ctr, "step": r.step, "at": r.at} for r in rot.journal.history]
+
+    def inventory(self) -> list[InventoryItem]:
+        """Every image the node holds, per component and role."""
+        state = self.state()
+        items: list[InventoryItem] = []
+        for name in COMPONENTS:
+            cs = state.component(name)
+            roles: list[tuple[str, Image | None]] = [("active", cs.image)]
+            if cs.fallback:
+                roles.append(("previous", cs.slots[cs.inactive]))
+            pending = state.pending
+            if pending is not None and pending.component == name:
+                roles.append(("staged", pending.image))
+            roles.append(("recovery", cs.recovery))
+            for role, image in roles:
+                if image is not None:
+                    items.append(InventoryItem(name, role, image.version, image.svn,
+                                               image.sha384, role == "active"))
+        return items
+
+    def show(self) -> dict[str, Any]:
+        state = self.state()
+        pending = state.pending
+        return {
+            "platform": self.config.trust.platform,
+            "directory": str(self.directory),
+            "boots": state.boots,
+            "last_boot": dict(state.last_boot),
+            "pfm": {
+                "svn_floor": state.pfm.min_svn,
+                "active": _image_json(state.pfm.image),
+                "recovery": _image_json(state.pfm.recovery),
+            },
+            "components": {
+                name: {
+                    "active_slot": cs.active,
+                    "active": _image_json(cs.image),
+                    "previous": _image_json(cs.slots[cs.inactive]) if cs.fallback else None,
+                    "recovery": _image_json(cs.recovery),
+                    "svn_floor": cs.min_svn,
+                    "healthy_boots": cs.healthy,
+                }
+                for name, cs in state.components.items()
+            },
+            "pending": None
+            if pending is None
+            else {"component": pending.component, "step": pending.step,
+                  "image": _image_json(pending.image)},
+        }
+
+    def evidence(self, ident: str) -> tuple[tuple[bytes, ...], bytes | None]:
+        """The statements an image was accepted with (and its PFM's statement, if any)."""
+        from ironroot.cose import decode_cbor
+
+        if len(ident) != 64 or any(c not in "0123456789abcdef" for c in ident):
+            raise NotFound("no such evidence")
+        path = self.directory / "evidence" / f"{ident}.cbor"
+        try:
+            blob = read_limited(path, _EVIDENCE_LIMIT)
+        except (FileNotFoundError, NotFound) as exc:
+            raise NotFound(f"the evidence {ident[:16]} is missing") from exc
+        if _evidence_id(blob) != ident:
+            raise DeviceStateTampered(f"the evidence {ident[:16]} was changed", code="evidence")
+        doc = decode_cbor(blob)
+        if not isinstance(doc, dict) or not isinstance(doc.get("statements"), list):
+            raise DeviceStateTampered(f"the evidence {ident[:16]} is malformed", code="evidence")
+        pfm_statement = doc.get("pfm_statement")
+        return tuple(s for s in doc["statements"] if isinstance(s, bytes)), (
+            pfm_statement if isinstance(pfm_statement, bytes) else None
+        )
+
+    # --- the BMC's SPI port -----------------------------------------------------------------
+
+    def bmc_write(self, chip: str, offset: int, data: bytes, *, now: dt.datetime) -> None:
+        """A write the BMC issues to a flash chip, through the RoT's SPI filter.
+
+        It passes only when the whole range lies in the chip's ``rw`` region and in a
+        read-write region the active PFM gives that component; otherwise ``FlashProtected``,
+        an event in the RoT's log, and not one byte written.
+        """
+        with self.rot() as rot:
+            allowed = False
+            reason = f"{chip} is not a component's flash"
+            if chip in COMPONENTS and isinstance(offset, int) and offset >= 0:
+                rw = rot.flash.chip(chip).region("rw")
+                pfm, _ = rot.active_pfm(now)
+                ranges = pfm.component(chip).read_write if pfm is not None else ()
+                in_pfm = any(o <= offset and offset + len(data) <= o + n for o, n in ranges)
+                allowed = rw.contains(offset, len(data)) and in_pfm and len(data) > 0
+                reason = (
+                    f"{chip} bytes {offset:#x}+{len(data):#x} are not in a read-write region "
+                    "of the active PFM"
+                )
+            if not allowed:
+                rot.event("Critical", "FlashWriteBlocked", f"blocked a BMC write: {reason}", chip,
+                          str(offset), str(len(data)), now=now)
+                raise FlashProtected(reason)
+            rot.writer.write(chip, offset, data, what="bmc")
+
+    def bmc_read(self, chip: str, offset: int, length: int) -> bytes:
+        """A read the BMC issues (reads are not filtered)."""
+        if chip not in (*COMPONENTS, "rot"):
+            raise NotFound(f"no flash chip {chip!r}")
+        return Flash(self.directory / "flash").chip(chip).read(offset, length)
+
+
+def _image_json(image: Image | None) -> dict[str, Any] | None:
+    if image is None:
+        return None
+    return {"version": image.version, "svn": image.svn, "sha384": image.sha384.hex()}
+
+
+def new_journal_key(rot_dir: Path) -> None:
+    """Give the RoT a fresh journal key (at node creation)."""
+    write_atomic(rot_dir / _JOURNAL_KEY, secrets.token_bytes(32), mode=0o600, exclusive=True)

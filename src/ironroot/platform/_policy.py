@@ -1,0 +1,458 @@
+"""What a platform trusts for its updates: :class:`PlatformTrust` and :class:`SafeRequirement`.
+
+The RoT holds the values the update checks (:mod:`ironroot.platform._checks`) decide with:
+
+* ``platform`` — the platform id every PFM it accepts must carry;
+* ``vendor_ecc`` / ``vendor_pqc`` — the vendor's ECDSA P-384 and ML-DSA-87 public keys
+  (SubjectPublicKeyInfo DER), **all** of them, in key-descriptor order: a PFM is checked
+  against the fused vendor key descriptor hash, which covers every key of both descriptors,
+  so a product that keeps spare keys for revocation lists them all here;
+* ``service_keys`` — the transparency services whose receipts count (``kid`` → key; each
+  ``kid`` is the key's RFC 9679 thumbprint, as receipts name it). At least one: a platform
+  that trusts no log could never be updated;
+* ``issuers`` — per component (``bmc``, ``host``, ``nic``, …, and ``pfm`` for Platform
+  Firmware Manifests) the Signed Statement issuers (``iss``) allowed to publish its firmware.
+  A component without an entry accepts no issuer;
+* ``safe`` — per component, an optional :class:`SafeRequirement`: an OCP SAFE review must be
+  on the log, signed by one of its review providers, and leave no open finding above its
+  ``max_severity``;
+* ``healthy_boots`` — how many healthy boots of new firmware before it replaces the
+  recovery image (≥ 1).
+
+Severity follows the CVSS v3.1/v4.0 qualitative rating scale, the scores SAFE reports carry:
+``none`` 0.0, ``low`` 0.1–3.9, ``medium`` 4.0–6.9, ``high`` 7.0–8.9, ``critical`` 9.0–10.0.
+``max_severity = "medium"`` refuses a review with an open finding of CVSS 7.0 or more;
+``"none"`` refuses any open finding scoring above 0.0; ``"critical"`` only requires that a
+review exists.
+
+:meth:`PlatformTrust.to_json` / :meth:`PlatformTrust.from_json` are the persisted form (keys as
+base64 DER; strict: unknown or missing members, wrong types and keys that do not load raise
+``ConfigError``). :meth:`PlatformTrust.load_toml` reads an operator's ``platform.toml``, where
+keys are given by file path, relative to the file::
+
+    platform = "pkg:platform/acme/node-1"   # the PFM's platform id
+    healthy_boots = 3
+
+    [vendor]
+    ecc = ["vendor-ecc-0.pub.pem"]          # ECDSA P-384 public keys, descriptor order
+    pqc = ["vendor-mldsa-0.pub.pem"]        # ML-DSA-87 public keys, descriptor order
+
+    [transparency]
+    service_keys = ["service-keys.cbor"]    # COSE Key Sets (/.well-known/scitt-keys) or PEM;
+                                            # files or folders (*.cbor, *.pem)
+
+    [issuers]                               # component -> statement issuers allowed
+    bmc = ["https://vendor.example"]
+    pfm = ["https://vendor.example"]
+
+    [safe.bmc]                              # optional, per component
+    providers = ["review-providers"]        # SAFE review-provider keys: files or folders
+    max_severity = "medium"                 # none | low | medium | high | critical
+
+Every file must load: one bad key file is a ``ConfigError`` naming it (trust is never
+silently narrowed or widened).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+from ironroot._fileio import read_limited
+from ironroot.cose import decode_key_set
+from ironroot.crypto import Algorithm, PublicKey, Verifier
+from ironroot.errors import ConfigError, IronrootError
+from ironroot.firmware import MAX_ECC_KEYS, MAX_PQC_KEYS, key_descriptor_hash
+from ironroot.safe import ProviderKey, ProviderKeys, Review
+
+__all__ = ["SEVERITIES", "PlatformTrust", "SafeRequirement"]
+
+SEVERITIES: Final = ("none", "low", "medium", "high", "critical")
+"""The CVSS qualitative ratings, lowest first."""
+
+# An open finding at or above this CVSS score is above the named severity.
+_ABOVE: Final[Mapping[str, float | None]] = MappingProxyType(
+    {"none": 0.1, "low": 4.0, "medium": 7.0, "high": 9.0, "critical": None}
+)
+_FORMAT: Final = "ironroot-platform-trust/1"
+_MAX_FILE: Final = 1024 * 1024
+_MAX_HEALTHY_BOOTS: Final = 1000
+_SERVICE_KEY_SUFFIXES: Final = frozenset((".cbor", ".pem"))
+_PROVIDER_SUFFIXES: Final = frozenset((".pem", ".pub", ".crt", ".cer", ".der", ".key"))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} is base64 text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigError(f"{what} is not valid base64") from exc
+
+
+def _public_key(der: object, algorithm: Algorithm, what: str) -> PublicKey:
+    if not isinstance(der, bytes) or not der:
+        raise ConfigError(f"{what} is a SubjectPublicKeyInfo (DER bytes)")
+    try:
+        key = PublicKey.from_der(der)
+    except IronrootError as exc:
+        raise ConfigError(f"{what}: {exc.detail}") from exc
+    if key.algorithm is not algorithm:
+        raise ConfigError(f"{what} is a {key.algorithm.label} key, not {algorithm.label}")
+    return key
+
+
+def _members(doc: object, required: set[str], optional: set[str], what: str) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{what} is an object")
+    missing = required - set(doc)
+    if missing:
+        raise ConfigError(f"{what} lacks {sorted(missing)[0]!r}")
+    unknown = set(doc) - required - optional
+    if unknown:
+        raise ConfigError(f"{what} has an unknown member {sorted(unknown)[0]!r}")
+    return doc
+
+
+def _name(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > 256:
+        raise ConfigError(f"{what} is text of 1 to 256 characters")
+    return value
+
+
+def _names(value: object, what: str) -> frozenset[str]:
+    if not isinstance(value, list | tuple | frozenset | set):
+        raise ConfigError(f"{what} is a list of names")
+    names = [_name(v, what) for v in value]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{what} lists a name twice")
+    return frozenset(names)
+
+
+@dataclass(frozen=True, slots=True)
+class SafeRequirement:
+    """A component's firmware needs an OCP SAFE review on the log.
+
+    ``providers``: the review providers whose SFR signature counts (an empty store accepts no
+    review). ``max_severity``: the highest severity an open finding may have (module docs).
+    """
+
+    providers: ProviderKeys
+    max_severity: str = "none"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.providers, ProviderKeys):
+            raise ConfigError("a SAFE requirement's providers are a ProviderKeys store")
+        if self.max_severity not in SEVERITIES:
+            raise ConfigError(f"max_severity is one of {', '.join(SEVERITIES)}")
+
+    @property
+    def refused_at(self) -> float | None:
+        """The CVSS score from which an open finding refuses; ``None``: none refuses."""
+        return _ABOVE[self.max_severity]
+
+    def accepts(self, review: Review) -> bool:
+        """Whether ``review`` leaves no open finding above ``max_severity``."""
+        threshold = self.refused_at
+        return threshold is None or not review.has_issue_at_or_above(threshold)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SafeRequirement) and other.to_json() == self.to_json()
+
+    def __hash__(self) -> int:
+        return hash(self.max_severity)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"max_severity", "providers": [{"key": base64 DER, "names": [...]}]}``: each key
+        with every ``kid`` name that resolves to it, so look-ups are the same once loaded."""
+        by_key: dict[PublicKey, list[str]] = {entry.key: [] for entry in self.providers}
+        for name in self.providers.names():
+            by_key.setdefault(self.providers.lookup(name), []).append(name)
+        return {
+            "max_severity": self.max_severity,
+            "providers": sorted(
+                (
+                    {"key": _b64(key.to_der()), "names": sorted(names)}
+                    for key, names in by_key.items()
+                ),
+                key=lambda entry: str(entry["key"]),
+            ),
+        }
+
+    @classmethod
+    def from_json(cls, doc: object) -> SafeRequirement:
+        value = _members(doc, {"max_severity", "providers"}, set(), "a SAFE requirement")
+        entries = value["providers"]
+        if not isinstance(entries, list):
+            raise ConfigError("a SAFE requirement's providers are a list")
+        keys = []
+        for entry in entries:
+            item = _members(entry, {"key", "names"}, set(), "a review provider")
+            der = _unb64(item["key"], "a review provider key")
+            try:
+                key = PublicKey.from_der(der)
+            except IronrootError as exc:
+                raise ConfigError(f"a review provider key: {exc.detail}") from exc
+            keys.append(ProviderKey(key, _names(item["names"], "a review provider's names")))
+        severity = value["max_severity"]
+        if not isinstance(severity, str):
+            raise ConfigError("max_severity is text")
+        return cls(ProviderKeys(keys), severity)
+
+
+def _service_keys(value: Mapping[bytes, Verifier]) -> Mapping[bytes, PublicKey]:
+    if not isinstance(value, Mapping) or not value:
+        raise ConfigError("a platform trusts at least one transparency service key")
+    out: dict[bytes, PublicKey] = {}
+    for kid, key in value.items():
+        if not isinstance(key, PublicKey):
+            raise ConfigError("a transparency service key is a public key")
+        if kid != key.kid:
+            raise ConfigError("a transparency service key's kid is not its RFC 9679 thumbprint")
+        out[kid] = key
+    return MappingProxyType(out)
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformTrust:
+    """The trust anchors and policy of a platform's updates (module docs)."""
+
+    platform: str
+    vendor_ecc: tuple[bytes, ...]
+    vendor_pqc: tuple[bytes, ...]
+    service_keys: Mapping[bytes, Verifier]
+    issuers: Mapping[str, frozenset[str]]
+    safe: Mapping[str, SafeRequirement] = field(default_factory=dict)
+    healthy_boots: int = 3
+    _ecc: tuple[PublicKey, ...] = field(init=False, repr=False, compare=False)
+    _pqc: tuple[PublicKey, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _name(self.platform, "the platform id")
+        for keys, algorithm, limit, name in (
+            (self.vendor_ecc, Algorithm.ES384, MAX_ECC_KEYS, "vendor_ecc"),
+            (self.vendor_pqc, Algorithm.ML_DSA_87, MAX_PQC_KEYS, "vendor_pqc"),
+        ):
+            if not isinstance(keys, tuple) or not 1 <= len(keys) <= limit:
+                raise ConfigError(f"{name} is a tuple of 1 to {limit} public keys")
+            parsed = tuple(_public_key(k, algorithm, f"{name}[{i}]") for i, k in enumerate(keys))
+            if len(set(parsed)) != len(parsed):
+                raise ConfigError(f"{name} lists one key twice")
+            object.__setattr__(self, "_ecc" if name == "vendor_ecc" else "_pqc", parsed)
+        object.__setattr__(self, "service_keys", _service_keys(self.service_keys))
+        if not isinstance(self.issuers, Mapping):
+            raise ConfigError("issuers map components to issuer names")
+        issuers = {
+            _name(c, "a component name"): _names(v, f"the issuers of {c}")
+            for c, v in self.issuers.items()
+        }
+        object.__setattr__(self, "issuers", MappingProxyType(issuers))
+        if not isinstance(self.safe, Mapping):
+            raise ConfigError("safe maps components to SAFE requirements")
+        for component, requirement in self.safe.items():
+            _name(component, "a component name")
+            if not isinstance(requirement, SafeRequirement):
+                raise ConfigError(f"the SAFE requirement of {component} is a SafeRequirement")
+        object.__setattr__(self, "safe", MappingProxyType(dict(self.safe)))
+        boots = self.healthy_boots
+        if isinstance(boots, bool) or not isinstance(boots, int):
+            raise ConfigError("healthy_boots is an integer")
+        if not 1 <= boots <= _MAX_HEALTHY_BOOTS:
+            raise ConfigError(f"healthy_boots is 1 to {_MAX_HEALTHY_BOOTS}")
+
+    # --- what the checks use ----------------------------------------------------------------
+
+    @property
+    def ecc_keys(self) -> tuple[PublicKey, ...]:
+        """The vendor's ECDSA P-384 keys, descriptor order."""
+        return self._ecc
+
+    @property
+    def pqc_keys(self) -> tuple[PublicKey, ...]:
+        """The vendor's ML-DSA-87 keys, descriptor order."""
+        return self._pqc
+
+    @property
+    def vendor_key_hash(self) -> bytes:
+        """The vendor key descriptor hash these keys make (the RoT's fuses must hold it)."""
+        return key_descriptor_hash(self._ecc, self._pqc, "mldsa")
+
+    def issuers_of(self, component: str) -> frozenset[str]:
+        """The issuers allowed to publish ``component``'s firmware; empty: none."""
+        return self.issuers.get(component, frozenset())
+
+    # --- persisted form ---------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": _FORMAT,
+            "platform": self.platform,
+            "vendor_ecc": [_b64(k) for k in self.vendor_ecc],
+            "vendor_pqc": [_b64(k) for k in self.vendor_pqc],
+            "service_keys": [
+                _b64(key.to_der())
+                for key in self.service_keys.values()
+                if isinstance(key, PublicKey)
+            ],
+            "issuers": {c: sorted(v) for c, v in sorted(self.issuers.items())},
+            "safe": {c: r.to_json() for c, r in sorted(self.safe.items())},
+            "healthy_boots": self.healthy_boots,
+        }
+
+    @classmethod
+    def from_json(cls, doc: object) -> PlatformTrust:
+        """The trust :meth:`to_json` wrote; ``ConfigError`` for anything else."""
+        keys = {"format", "platform", "vendor_ecc", "vendor_pqc", "service_keys", "issuers"}
+        value = _members(doc, keys | {"safe", "healthy_boots"}, set(), "the platform trust")
+        if value["format"] != _FORMAT:
+            raise ConfigError(f"unknown platform trust format {value['format']!r}")
+        lists = {}
+        for name in ("vendor_ecc", "vendor_pqc", "service_keys"):
+            items = value[name]
+            if not isinstance(items, list):
+                raise ConfigError(f"{name} is a list of base64 keys")
+            lists[name] = tuple(_unb64(item, f"a key of {name}") for item in items)
+        service: dict[bytes, Verifier] = {}
+        for der in lists["service_keys"]:
+            try:
+                key = PublicKey.from_der(der)
+            except IronrootError as exc:
+                raise ConfigError(f"a transparency service key: {exc.detail}") from exc
+            if key.kid in service:
+                raise ConfigError("a transparency service key is listed twice")
+            service[key.kid] = key
+        issuers = value["issuers"]
+        safe = value["safe"]
+        if not isinstance(issuers, dict) or not isinstance(safe, dict):
+            raise ConfigError("issuers and safe are objects keyed by component")
+        return cls(
+            platform=value["platform"],
+            vendor_ecc=lists["vendor_ecc"],
+            vendor_pqc=lists["vendor_pqc"],
+            service_keys=service,
+            issuers={c: _names(v, f"the issuers of {c}") for c, v in issuers.items()},
+            safe={c: SafeRequirement.from_json(r) for c, r in safe.items()},
+            healthy_boots=value["healthy_boots"],
+        )
+
+    # --- the operator's file ----------------------------------------------------------------
+
+    @classmethod
+    def load_toml(cls, path: str | os.PathLike[str]) -> PlatformTrust:
+        """Read ``platform.toml`` (format in the module docs); paths are relative to it."""
+        file = Path(path)
+        try:
+            document = tomllib.loads(_read(file).decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file} is not valid TOML: {exc}") from exc
+        base = file.parent
+        top = _members(
+            document,
+            {"platform", "vendor", "transparency", "issuers"},
+            {"healthy_boots", "safe"},
+            str(file),
+        )
+        vendor = _members(top["vendor"], {"ecc", "pqc"}, set(), "[vendor]")
+        transparency = _members(top["transparency"], {"service_keys"}, set(), "[transparency]")
+        service: dict[bytes, Verifier] = {}
+        for key_file in _files(
+            base, transparency["service_keys"], _SERVICE_KEY_SUFFIXES, "[transparency] service_keys"
+        ):
+            for kid, key in _service_key_file(key_file).items():
+                service[kid] = key
+        issuers = top["issuers"]
+        if not isinstance(issuers, dict):
+            raise ConfigError("[issuers] maps components to lists of issuers")
+        safe_table = top.get("safe", {})
+        if not isinstance(safe_table, dict):
+            raise ConfigError("[safe.COMPONENT] tables give SAFE requirements")
+        safe = {}
+        for component, table in safe_table.items():
+            where = f"[safe.{component}]"
+            entry = _members(table, {"providers"}, {"max_severity"}, where)
+            files = _files(base, entry["providers"], _PROVIDER_SUFFIXES, where)
+            try:
+                providers = ProviderKeys(ProviderKeys.read_key_file(p) for p in files)
+            except (IronrootError, OSError) as exc:
+                raise ConfigError(f"{where}: a review provider key does not load") from exc
+            severity = entry.get("max_severity", "none")
+            if not isinstance(severity, str):
+                raise ConfigError(f"{where}: max_severity is text")
+            safe[component] = SafeRequirement(providers, severity.lower())
+        return cls(
+            platform=top["platform"],
+            vendor_ecc=tuple(
+                _key_file(p, Algorithm.ES384) for p in _paths(base, vendor["ecc"], "[vendor] ecc")
+            ),
+            vendor_pqc=tuple(
+                _key_file(p, Algorithm.ML_DSA_87)
+                for p in _paths(base, vendor["pqc"], "[vendor] pqc")
+            ),
+            service_keys=service,
+            issuers={c: _names(v, f"[issuers] {c}") for c, v in issuers.items()},
+            safe=safe,
+            healthy_boots=top.get("healthy_boots", 3),
+        )
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return read_limited(path, _MAX_FILE)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _paths(base: Path, value: object, what: str) -> list[Path]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{what} is a non-empty list of paths")
+    return [base / v for v in value]
+
+
+def _files(base: Path, value: object, suffixes: frozenset[str], what: str) -> list[Path]:
+    out: list[Path] = []
+    for path in _paths(base, value, what):
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
+            )
+            if not found:
+                raise ConfigError(f"{path} holds no key file ({', '.join(sorted(suffixes))})")
+            out.extend(found)
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise ConfigError(f"{path} does not exist")
+    return out
+
+
+def _key_file(path: Path, algorithm: Algorithm) -> bytes:
+    data = _read(path)
+    try:
+        key = PublicKey.from_pem(data)
+    except IronrootError as exc:
+        raise ConfigError(f"{path}: {exc.detail}") from exc
+    return _public_key(key.to_der(), algorithm, str(path)).to_der()
+
+
+def _service_key_file(path: Path) -> dict[bytes, PublicKey]:
+    data = _read(path)
+    try:
+        if data[:1] and 0x80 <= data[0] <= 0x9F:  # a CBOR array: a COSE Key Set
+            return decode_key_set(data)
+        key = PublicKey.from_pem(data)
+    except IronrootError as exc:
+        raise ConfigError(f"{path}: {exc.detail}") from exc
+    return {key.kid: key}

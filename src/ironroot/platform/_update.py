@@ -1,0 +1,346 @@
+"""The update: one journaled state machine, and the node's creation.
+
+Steps (each journaled before the next begins; each a fault-injection point):
+
+``receive``  the bundle and its statements arrive (size-checked; nothing written yet);
+``stage``    the RoT writes the bundle to the component's ``staging`` region and keeps its
+             statements (content-addressed evidence); journal: *staged*;
+``verify``   the staged bytes — not the received ones — pass every check of
+             :mod:`ironroot.platform._checks`; a refusal is journaled (*refused*), logged with the
+             failing check, and raised;
+``write``    journal: *writing* (the inactive slot is no longer a fallback), then the RoT
+             programs the inactive slot (and the PFM's inactive slot when the update carries a
+             PFM);
+``verify-write`` the slot's bytes hash to the verified digest (else ``DigestMismatch``,
+             abandoned); journal: *written*;
+``activate`` one journal record makes the new slot (and PFM) active: *activated*. This record
+             is the atomic switch: torn, the old firmware stays;
+``reboot``, ``health``, ``commit`` the RoT boots the node (:mod:`ironroot.platform._boot`):
+             the new firmware is measured and, healthy, committed; otherwise rolled back.
+
+A power loss before the activation record leaves the old firmware (the next boot abandons the
+update); after it, the next boot finishes the decision. Never a mix: a slot the RoT did not
+finish writing is never active, and the active slot is always checked against the journal and
+the PFM before it runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Final
+
+from ironroot._fileio import write_atomic
+from ironroot.errors import (
+    ConfigError,
+    Conflict,
+    DigestMismatch,
+    IronrootError,
+    LimitExceeded,
+    NotFound,
+    StorageError,
+)
+from ironroot.platform._boot import boot
+from ironroot.platform._checks import VerifiedUpdate, verify_update
+from ironroot.platform._devices import PlatformDevice
+from ironroot.platform._flash import IMAGE_HEADER_SIZE, Flash, RotFlashWriter
+from ironroot.platform._journal import Journal
+from ironroot.platform._node import (
+    _CONFIG,
+    _COUNTER,
+    _JOURNAL_KEY,
+    COMPONENTS,
+    DEFAULT_SLOT_SIZES,
+    DEVICES,
+    BootReport,
+    DeviceInfo,
+    Faults,
+    NodeConfig,
+    Platform,
+    Rot,
+    new_journal_key,
+)
+from ironroot.platform._policy import PlatformTrust
+from ironroot.platform._state import ComponentState, Image, NodeState, Pending
+from ironroot.rot import Device
+
+__all__ = ["UpdateResult", "create_platform", "run_update"]
+
+Progress = Callable[[str, int], None]
+_MAX_STATEMENTS: Final = 16
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UpdateResult:
+    """An update that ran to its end: committed, or rolled back by its health check."""
+
+    component: str
+    outcome: str
+    image: Image
+    boot: BootReport
+    checks: tuple[str, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "component": self.component,
+            "outcome": self.outcome,
+            "version": self.image.version,
+            "svn": self.image.svn,
+            "sha384": self.image.sha384.hex(),
+            "checks": list(self.checks),
+            "boot": self.boot.to_json(),
+        }
+
+
+def _active_images(state: NodeState) -> dict[str, bytes]:
+    return {n: cs.image.sha384 for n, cs in state.components.items() if cs.image is not None}
+
+
+def _statements(statements: Sequence[bytes]) -> tuple[bytes, ...]:
+    if len(statements) > _MAX_STATEMENTS:
+        raise LimitExceeded(f"an update carries at most {_MAX_STATEMENTS} statements")
+    if not all(isinstance(s, bytes) for s in statements):
+        raise ConfigError("statements are bytes")
+    return tuple(statements)
+
+
+def run_update(
+    rot: Rot,
+    component: str,
+    bundle: bytes,
+    statements: Sequence[bytes],
+    *,
+    now: dt.datetime,
+    pfm: bytes | None = None,
+    pfm_statement: bytes | None = None,
+    progress: Progress | None = None,
+) -> UpdateResult:
+    """The whole update of ``component`` (see the module docstring)."""
+    assert rot.state is not None
+    faults = rot.faults
+    report = progress or (lambda _step, _pct: None)
+    faults.enter("receive")
+    if component not in COMPONENTS:
+        raise NotFound(f"no component {component!r}: one of {', '.join(COMPONENTS)}")
+    state = rot.state
+    if state.pending is not None:
+        raise Conflict(
+            f"an update of {state.pending.component} is at {state.pending.step}: boot first",
+            code="update-in-progress",
+        )
+    statements = _statements(statements)
+    chip = rot.flash.chip(component)
+    room = chip.region("staging").size - IMAGE_HEADER_SIZE
+    if not isinstance(bundle, bytes) or not 0 < len(bundle) <= room:
+        raise LimitExceeded(f"a {component} image is 1 to {room} bytes")
+    report("receive", 5)
+
+    faults.enter("stage")
+    evidence = rot.store_evidence(statements, pfm_statement)
+    digest = rot.writer.write_image(component, "staging", bundle, what="stage")
+    cs = state.component(component)
+    staged = Image(digest, "", 0, evidence)
+    state = dataclasses.replace(state, pending=Pending(component, "stage", staged, cs.inactive))
+    rot.commit("staged", state, now)
+    report("stage", 15)
+
+    faults.enter("verify")
+    read = chip.image("staging")
+    if read is None or read[1] != digest:
+        _refuse(rot, state, now, "the staged image does not read back", "stage")
+        raise StorageError("the staged image did not read back intact", code="staging")
+    try:
+        verified = verify_update(
+            component,
+            read[0],
+            statements,
+            trust=rot.platform.config.trust,
+            fuses=rot.device.fuses,
+            min_svn=cs.min_svn,
+            active_pfm=_pfm_of(rot, now),
+            active_images=_active_images(state),
+            now=now,
+            pfm=pfm,
+            pfm_statement=pfm_statement,
+        )
+    except IronrootError as exc:
+        _refuse(rot, state, now, exc.detail, exc.check or exc.code)
+        raise
+    image = Image(digest, verified.version.version, verified.svn, evidence)
+    report("verify", 35)
+
+    faults.enter("write")
+    pfm_image: Image | None = None
+    ps = state.pfm
+    if verified.new_pfm is not None:
+        pfm_image = Image(hashlib.sha384(verified.new_pfm).digest(), str(verified.pfm.svn),
+                          verified.pfm.svn, evidence)
+        ps = dataclasses.replace(ps.with_slot(ps.inactive, None), fallback=False)
+    target = cs.inactive
+    writing = dataclasses.replace(cs.with_slot(target, None), fallback=False)
+    state = dataclasses.replace(
+        state.with_component(component, writing),
+        pfm=ps,
+        pending=Pending(component, "write", image, target, pfm_image),
+    )
+    rot.commit("writing", state, now)
+    rot.writer.write_image(component, f"slot{target}", read[0], what="write")
+    if verified.new_pfm is not None:
+        rot.writer.write_image("rot", f"pfm{ps.inactive}", verified.new_pfm, what="write")
+    report("write", 55)
+
+    faults.enter("verify-write")
+    written = chip.image_digest(f"slot{target}")
+    pfm_ok = pfm_image is None or (
+        rot.flash.chip("rot").image_digest(f"pfm{ps.inactive}") == pfm_image.sha384
+    )
+    if written != digest or not pfm_ok:
+        _refuse(rot, state, now, "the written slot does not hash to the verified image",
+                "verify-write")
+        raise DigestMismatch("the written slot does not hash to the verified image",
+                             code="write-verify", check="verify-write")
+    state = dataclasses.replace(state, pending=dataclasses.replace(state.pending, step="verify-write"))  # type: ignore[arg-type]
+    rot.commit("written", state, now)
+    report("verify-write", 65)
+
+    faults.enter("activate")
+    active = dataclasses.replace(writing.with_slot(target, image), active=target, fallback=False,
+                                 healthy=0)
+    if pfm_image is not None:
+        ps = dataclasses.replace(ps.with_slot(ps.inactive, pfm_image), active=ps.inactive,
+                                 fallback=False)
+    state = dataclasses.replace(
+        state.with_component(component, active),
+        pfm=ps,
+        pending=Pending(component, "activate", image, target, pfm_image),
+    )
+    rot.commit("activated", state, now, what="activate")
+    rot.event("OK", "UpdateActivated",
+              f"{component} {image.version} (svn {image.svn}) is active: rebooting", component,
+              image.version, now=now)
+    report("activate", 75)
+
+    faults.enter("reboot")
+    result = boot(rot, now)
+    report("commit", 100)
+    return UpdateResult(component, result.update or "committed", image, result,
+                        _check_names(verified))
+
+
+def _check_names(verified: VerifiedUpdate) -> tuple[str, ...]:
+    return tuple(getattr(verified, "checks", ()))
+
+
+def _pfm_of(rot: Rot, now: dt.datetime) -> object:
+    pfm, _ = rot.active_pfm(now)
+    if pfm is None:
+        raise StorageError("no verified PFM is active: boot (and recover) first", code="no-pfm")
+    return pfm
+
+
+def _refuse(rot: Rot, state: NodeState, now: dt.datetime, detail: str, check: str) -> None:
+    assert state.pending is not None
+    component = state.pending.component
+    rot.commit("refused", dataclasses.replace(state, pending=None), now)
+    rot.event("Warning", "UpdateRefused", f"{component} update refused by {check}: {detail}",
+              component, check, now=now)
+
+
+# --- creation -------------------------------------------------------------------------------
+
+
+def create_platform(
+    directory: Path | str,
+    *,
+    rot: Path | str,
+    trust: PlatformTrust,
+    pfm: bytes,
+    pfm_statement: bytes,
+    images: Mapping[str, bytes],
+    statements: Mapping[str, Sequence[bytes]],
+    devices: Mapping[str, DeviceInfo],
+    now: dt.datetime,
+    slot_sizes: Mapping[str, int] | None = None,
+) -> Platform:
+    """Create a node in ``directory`` (see :meth:`Platform.create`)."""
+    base = Path(directory)
+    rot_dir = Path(rot).absolute()
+    if (base / _CONFIG).exists():
+        raise Conflict(f"{base} already holds a platform")
+    if set(images) != set(COMPONENTS) or set(statements) != set(COMPONENTS):
+        raise ConfigError(f"a node needs an image and its statements for each of "
+                          f"{', '.join(COMPONENTS)}")
+    if set(devices) != set(DEVICES):
+        raise ConfigError(f"a node needs vendor and model for each of {', '.join(DEVICES)}")
+    sizes = dict(DEFAULT_SLOT_SIZES)
+    sizes.update(slot_sizes or {})
+    if set(sizes) != set(COMPONENTS):
+        raise ConfigError(f"slot sizes are for {', '.join(COMPONENTS)}")
+    device = Device(rot_dir)
+    fuses = device.fuses
+    if not fuses.vendor_key_hash:
+        raise ConfigError("the RoT is not provisioned: no vendor key hash is fused")
+    counter = device.counter(_COUNTER)
+    if counter.value() != 0:
+        raise Conflict("this RoT already protects a node (its platform counter is set)")
+    # Every image is verified as an update would be, against the new PFM.
+    verified: dict[str, VerifiedUpdate] = {}
+    digests = {n: hashlib.sha384(images[n]).digest() for n in COMPONENTS}
+    for name in COMPONENTS:
+        verified[name] = verify_update(
+            name, images[name], _statements(statements[name]), trust=trust, fuses=fuses,
+            min_svn=0, active_pfm=None, active_images=digests, now=now, pfm=pfm,
+            pfm_statement=pfm_statement,
+        )
+    config = NodeConfig(rot_dir, sizes, dict(devices), trust)
+    config_bytes = json.dumps(config.to_json(base.absolute()), indent=2, sort_keys=True).encode()
+    base.mkdir(parents=True, exist_ok=True)
+    created: list[Path] = []
+    try:
+        write_atomic(base / _CONFIG, config_bytes, mode=0o644, exclusive=True)
+        created.append(base / _CONFIG)
+        created += [base / "flash", base / "evidence", base / "devices"]
+        Flash.format(base / "flash", {"rot": 0, **sizes})
+        for name in DEVICES:
+            PlatformDevice.create(base / "devices", name, vendor=devices[name].vendor,
+                                  model=devices[name].model, now=now)
+        platform = Platform(base, config, config_bytes)
+        if not (rot_dir / _JOURNAL_KEY).exists():
+            new_journal_key(rot_dir)
+        faults = Faults()
+        node = Rot(platform, faults)
+        writer: RotFlashWriter = node.writer
+        components: dict[str, ComponentState] = {}
+        for name in COMPONENTS:
+            ident = node.store_evidence(statements[name], None)
+            digest = writer.write_image(name, "slot0", images[name])
+            writer.write_image(name, "recovery", images[name])
+            v = verified[name]
+            image = Image(digest, v.version.version, v.svn, ident)
+            components[name] = ComponentState(0, (image, None), image)
+        pfm_ident = node.store_evidence((), pfm_statement)
+        pfm_digest = writer.write_image("rot", "pfm0", pfm)
+        writer.write_image("rot", "pfm-recovery", pfm)
+        pfm_svn = verified["bmc"].pfm.svn
+        pfm_image = Image(pfm_digest, str(pfm_svn), pfm_svn, pfm_ident)
+        state = NodeState(platform.config_digest,
+                          ComponentState(0, (pfm_image, None), pfm_image, min_svn=pfm_svn),
+                          components)
+        journal: Journal = node.journal
+        journal.open()
+        node.commit("created", state, now)
+        node.event("OK", "NodeCreated", f"node {trust.platform} created", trust.platform, now=now)
+    except BaseException:
+        if Device(rot_dir).counter(_COUNTER).value() == 0:
+            for path in created:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+        raise
+    return platform
