@@ -40,6 +40,8 @@ from ironroot.firmware import (
     FirmwareBundle,
     build_bundle,
     field_offsets,
+    manifest_statement,
+    publish_bundle,
     reference_statement,
     sign_bundle,
 )
@@ -311,6 +313,20 @@ def test_a_newer_logged_release_still_passes_once_installed(
     result = measure_device(nic, v2.bundle, root=pinned, references=references, now=NOW)
     assert result.ok, result.detail
     assert result.svn == 5
+
+
+def test_the_statements_an_update_ships_with_give_its_reference_values(
+    world: World, nic: PlatformDevice, pinned: bytes
+) -> None:
+    bundle = world.bundle(svn=4, runtime=b"nic runtime 1.5" * 30)
+    published = publish_bundle(
+        bundle, world.trusted, world.vendor_key, iss=VENDOR_ISS, sub=NIC_MODEL
+    )
+    unlogged_manifest = manifest_statement(bundle, world.vendor_key, iss=VENDOR_ISS, sub=NIC_MODEL)
+    statements = [published.manifest_statement, unlogged_manifest, published.corim_statement]
+    references = world.references(*statements)
+    assert {v.mkey for v in references} == {"fmc", "runtime", f"component-{EXTRA_ID}"}
+    assert measure_device(nic, bundle, root=pinned, references=references, now=NOW).ok
 
 
 # --- must reject: measurements ----------------------------------------------------------------
