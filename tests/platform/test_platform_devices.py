@@ -56,8 +56,11 @@ from ironroot.platform import (
     verify_device,
 )
 from ironroot.spdm import (
+    DeviceMode,
+    MeasurementBlock,
     MeasurementValueType,
     RequestResponseCode,
+    Responder,
     Transport,
     verify_spdm_evidence,
 )
@@ -375,6 +378,27 @@ def test_an_erased_flash_reports_missing_measurements(
     assert "SVN" in error.detail
     assert list(result.measurements) == [1]
     assert result.svn is None
+
+
+def test_a_block_outside_the_device_layout_is_refused(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release
+) -> None:
+    debug = DeviceMode(1, 1, 1, 1).encode()  # a device that also reports its debug mode
+    blocks = (
+        *device_measurement_blocks(v1.bundle),
+        MeasurementBlock(0xFE, MeasurementValueType.DEVICE_MODE, debug, raw=True),
+    )
+    result = measure_responder(
+        Responder(nic.identity.key, nic.chain, blocks),
+        name=nic.name,
+        vendor=nic.vendor,
+        model=nic.model,
+        root=pinned,
+        references=world.references(v1.statement),
+        now=NOW,
+    )
+    error = _expect(result, EndorsementMismatch, "unexpected-measurement")
+    assert "measurement 254 (DEVICE_MODE)" in error.detail
 
 
 def test_a_device_without_logged_reference_values_is_refused(
