@@ -40,6 +40,8 @@ from ironroot.firmware import (
     FirmwareBundle,
     build_bundle,
     field_offsets,
+    manifest_statement,
+    publish_bundle,
     reference_statement,
     sign_bundle,
 )
@@ -54,8 +56,11 @@ from ironroot.platform import (
     verify_device,
 )
 from ironroot.spdm import (
+    DeviceMode,
+    MeasurementBlock,
     MeasurementValueType,
     RequestResponseCode,
+    Responder,
     Transport,
     verify_spdm_evidence,
 )
@@ -313,6 +318,20 @@ def test_a_newer_logged_release_still_passes_once_installed(
     assert result.svn == 5
 
 
+def test_the_statements_an_update_ships_with_give_its_reference_values(
+    world: World, nic: PlatformDevice, pinned: bytes
+) -> None:
+    bundle = world.bundle(svn=4, runtime=b"nic runtime 1.5" * 30)
+    published = publish_bundle(
+        bundle, world.trusted, world.vendor_key, iss=VENDOR_ISS, sub=NIC_MODEL
+    )
+    unlogged_manifest = manifest_statement(bundle, world.vendor_key, iss=VENDOR_ISS, sub=NIC_MODEL)
+    statements = [published.manifest_statement, unlogged_manifest, published.corim_statement]
+    references = world.references(*statements)
+    assert {v.mkey for v in references} == {"fmc", "runtime", f"component-{EXTRA_ID}"}
+    assert measure_device(nic, bundle, root=pinned, references=references, now=NOW).ok
+
+
 # --- must reject: measurements ----------------------------------------------------------------
 
 
@@ -359,6 +378,27 @@ def test_an_erased_flash_reports_missing_measurements(
     assert "SVN" in error.detail
     assert list(result.measurements) == [1]
     assert result.svn is None
+
+
+def test_a_block_outside_the_device_layout_is_refused(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release
+) -> None:
+    debug = DeviceMode(1, 1, 1, 1).encode()  # a device that also reports its debug mode
+    blocks = (
+        *device_measurement_blocks(v1.bundle),
+        MeasurementBlock(0xFE, MeasurementValueType.DEVICE_MODE, debug, raw=True),
+    )
+    result = measure_responder(
+        Responder(nic.identity.key, nic.chain, blocks),
+        name=nic.name,
+        vendor=nic.vendor,
+        model=nic.model,
+        root=pinned,
+        references=world.references(v1.statement),
+        now=NOW,
+    )
+    error = _expect(result, EndorsementMismatch, "unexpected-measurement")
+    assert "measurement 254 (DEVICE_MODE)" in error.detail
 
 
 def test_a_device_without_logged_reference_values_is_refused(

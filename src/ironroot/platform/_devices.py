@@ -29,7 +29,8 @@ corrupted flash) are measured as one block, index 1, the SHA-384 of the whole im
 SVN block: what a ROM does when it finds no manifest.
 
 Reference values. :func:`device_references` turns the vendor's CoRIM Transparent Statements
-(:func:`ironroot.firmware.reference_statement`, registered on a transparency service) into
+(:func:`ironroot.firmware.reference_statement`, registered on a transparency service; other
+statements given with them, such as the manifest statement, are passed over) into
 :class:`~ironroot.attestation.ReferenceValues` with
 :func:`ironroot.attestation.reference_values_from_statement`: every statement must carry a
 receipt (``VerificationFailed`` code ``no-receipt``), every receipt must verify under the
@@ -87,7 +88,7 @@ from ironroot.attestation import (
     ReferenceValues,
     reference_values_from_statement,
 )
-from ironroot.corim import HASH_ALG_SHA384
+from ironroot.corim import CORIM_CONTENT_TYPE, HASH_ALG_SHA384
 from ironroot.cose import RECEIPTS, SignedStatement, TransparentStatement
 from ironroot.crypto import (
     Algorithm,
@@ -318,17 +319,21 @@ class PlatformDevice:
 # --- reference values from the log ------------------------------------------------------------
 
 
-def _require_receipt(data: bytes, number: int) -> None:
-    """``data`` is a Transparent Statement; a bare Signed Statement is not on the log."""
+def _is_logged_corim(data: bytes, number: int) -> bool:
+    """Whether statement ``number`` carries a CoRIM (other statements an update ships with,
+    its manifest statement or a SAFE review, are not reference values); a CoRIM that is a
+    bare Signed Statement, without receipts, is not on the log (``no-receipt``)."""
     try:
-        TransparentStatement.parse(data)
+        return TransparentStatement.parse(data).statement.content_type == CORIM_CONTENT_TYPE
     except MalformedStatement as exc:
         try:
             bare = SignedStatement.parse(data)
         except IronrootError:
             raise exc from None
         if bare.sign1.unprotected.get(RECEIPTS) not in (None, [], ()):
-            raise
+            raise  # receipts there, but malformed: the parser's own error
+        if bare.content_type != CORIM_CONTENT_TYPE:
+            return False
         raise VerificationFailed(
             f"reference statement {number} is not on the log: it carries no receipt",
             code="no-receipt",
@@ -347,7 +352,9 @@ def device_references(
 ) -> ReferenceValues:
     """The reference values of a device's product (CoRIM class ``vendor`` and ``model``) from
     its vendor's CoRIM Transparent Statements; the first statement refused raises its error
-    (see the module doc). ``vendor_keys`` also pins the statement keys of each issuer."""
+    (see the module doc). Statements of another content type (the manifest statement an
+    update ships with, a SAFE review) are passed over. ``vendor_keys`` also pins the statement
+    keys of each issuer."""
     if now.tzinfo is None:
         raise ConfigError("now must be a timezone-aware datetime")
     if isinstance(issuers, str) or not all(isinstance(i, str) for i in issuers):
@@ -359,7 +366,8 @@ def device_references(
     for number, data in enumerate(statements):
         if not isinstance(data, bytes):
             raise ConfigError("reference statements are bytes")
-        _require_receipt(data, number)
+        if not _is_logged_corim(data, number):
+            continue
         values.extend(
             reference_values_from_statement(
                 data,
