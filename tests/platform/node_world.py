@@ -105,12 +105,15 @@ class World:
     def descriptor_hash(self) -> bytes:
         return key_descriptor_hash([self.ecc.public_key], [self.pqc.public_key], "mldsa")
 
-    def bundle(self, component: str, *, svn: int, tag: str,
-               not_after: dt.datetime | None = None) -> bytes:
+    def bundle(
+        self, component: str, *, svn: int, tag: str, not_after: dt.datetime | None = None
+    ) -> bytes:
         runtime = hashlib.sha384(f"{component} runtime {tag}".encode()).digest() * 64
         unsigned = build_bundle(
-            [Component(1, f"{component} fmc".encode() * 64, version=1),
-             Component(2, runtime, version=2)],
+            [
+                Component(1, f"{component} fmc".encode() * 64, version=1),
+                Component(2, runtime, version=2),
+            ],
             svn=svn,
             not_before=NOW - dt.timedelta(days=30),
             not_after=not_after or NOW + dt.timedelta(days=365),
@@ -123,24 +126,49 @@ class World:
     def model(self, component: str) -> str:
         return f"pkg:firmware/acme/{component}"
 
-    def publish(self, component: str, bundle: bytes, *, client: TransparencyClient | None = None,
-                iss: str = VENDOR, corim: bool = True) -> tuple[bytes, ...]:
+    def publish(
+        self,
+        component: str,
+        bundle: bytes,
+        *,
+        client: TransparencyClient | None = None,
+        iss: str = VENDOR,
+        corim: bool = True,
+    ) -> tuple[bytes, ...]:
         """The bundle's manifest statement (and CoRIM for a device), registered."""
         log = client or self.trusted
         key = self.statement_key if iss == VENDOR else self.other_key
-        out = [log.register(manifest_statement(bundle, key, iss=iss,
-                                               sub=self.model(component))).transparent_statement]
+        out = [
+            log.register(
+                manifest_statement(bundle, key, iss=iss, sub=self.model(component))
+            ).transparent_statement
+        ]
         if corim and component in DEVICES:
-            out.append(log.register(reference_statement(
-                bundle, key, iss=iss, sub=self.model(component), vendor=VENDOR,
-                model=self.model(component))).transparent_statement)
+            out.append(
+                log.register(
+                    reference_statement(
+                        bundle,
+                        key,
+                        iss=iss,
+                        sub=self.model(component),
+                        vendor=VENDOR,
+                        model=self.model(component),
+                    )
+                ).transparent_statement
+            )
         return tuple(out)
 
     def release(self, component: str, version: str) -> Release:
         return self.releases[(component, version)]
 
-    def make_pfm(self, svn: int, versions: Mapping[str, list[Release]], *,
-                 ecc: PrivateKey | None = None, platform: str = PLATFORM) -> bytes:
+    def make_pfm(
+        self,
+        svn: int,
+        versions: Mapping[str, list[Release]],
+        *,
+        ecc: PrivateKey | None = None,
+        platform: str = PLATFORM,
+    ) -> bytes:
         components = tuple(
             PfmComponent(
                 name,
@@ -151,11 +179,15 @@ class World:
         )
         return sign_pfm(Pfm(platform, svn, components), ecc or self.ecc, self.pqc)
 
-    def log_pfm(self, pfm: bytes, *, client: TransparencyClient | None = None,
-                iss: str = VENDOR) -> bytes:
+    def log_pfm(
+        self, pfm: bytes, *, client: TransparencyClient | None = None, iss: str = VENDOR
+    ) -> bytes:
         key = self.statement_key if iss == VENDOR else self.other_key
-        return (client or self.trusted).register(
-            pfm_statement(pfm, key, iss=iss, sub=PLATFORM)).transparent_statement
+        return (
+            (client or self.trusted)
+            .register(pfm_statement(pfm, key, iss=iss, sub=PLATFORM))
+            .transparent_statement
+        )
 
     def trust(self, **overrides: object) -> PlatformTrust:
         args: dict[str, object] = {
@@ -220,14 +252,17 @@ def make_world(root: Path) -> Iterator[World]:
         TransparencyClient(good_server.url) as trusted,
         TransparencyClient(rogue_server.url) as untrusted,
     ):
-        world = World(ecc, pqc, statement_key, other_key, trusted, untrusted,
-                      trusted.service_keys(), root)
+        world = World(
+            ecc, pqc, statement_key, other_key, trusted, untrusted, trusted.service_keys(), root
+        )
         for component in COMPONENTS:
             for version, svn in (("1.0", 3), ("2.0", 4)):
                 bundle = world.bundle(component, svn=svn, tag=version)
                 world.releases[(component, version)] = Release(
-                    component, version, svn, bundle, world.publish(component, bundle))
+                    component, version, svn, bundle, world.publish(component, bundle)
+                )
         world.pfm = world.make_pfm(
-            1, {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS})
+            1, {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+        )
         world.pfm_ts = world.log_pfm(world.pfm)
         yield world

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 from typing import Final
 
@@ -24,7 +25,8 @@ from ironroot.platform._node import (
     Rot,
 )
 from ironroot.platform._pfm import Pfm
-from ironroot.platform._state import ComponentState, Image, NodeState
+from ironroot.platform._state import ComponentState, Image
+from ironroot.rot import Fuses
 
 __all__ = ["boot"]
 
@@ -43,8 +45,9 @@ def _allowed(pfm: Pfm, name: str, image: Image, floor: int) -> str | None:
     return None
 
 
-def _check_slot(chip: Chip, region: str, image: Image | None, pfm: Pfm, name: str,
-                floor: int) -> tuple[bytes | None, str]:
+def _check_slot(
+    chip: Chip, region: str, image: Image | None, pfm: Pfm, name: str, floor: int
+) -> tuple[bytes | None, str]:
     if image is None:
         return None, f"{region} holds no image the RoT wrote"
     read = chip.image(region)
@@ -56,8 +59,9 @@ def _check_slot(chip: Chip, region: str, image: Image | None, pfm: Pfm, name: st
     return read[0], ""
 
 
-def _flash_check(rot: Rot, name: str, pfm: Pfm, now: dt.datetime
-                 ) -> tuple[ComponentState, bytes | None, bool, str]:
+def _flash_check(
+    rot: Rot, name: str, pfm: Pfm, now: dt.datetime
+) -> tuple[ComponentState, bytes | None, bool, str]:
     """(state, image bytes or None, recovered, problem) for one component."""
     assert rot.state is not None
     cs = rot.state.component(name)
@@ -65,33 +69,47 @@ def _flash_check(rot: Rot, name: str, pfm: Pfm, now: dt.datetime
     data, problem = _check_slot(chip, f"slot{cs.active}", cs.image, pfm, name, cs.min_svn)
     if data is not None:
         return cs, data, False, ""
-    rot.event("Critical", "FlashCheckFailed", f"{name}: {problem}", name, f"slot{cs.active}",
-              now=now)
+    rot.event(
+        "Critical", "FlashCheckFailed", f"{name}: {problem}", name, f"slot{cs.active}", now=now
+    )
     recovery, _ = _check_slot(chip, "recovery", cs.recovery, pfm, name, cs.min_svn)
     if recovery is not None and cs.recovery is not None:
         rot.writer.write_image(name, f"slot{cs.active}", recovery, what="recover")
         if chip.image_digest(f"slot{cs.active}") == cs.recovery.sha384:
             new = dataclasses.replace(cs.with_slot(cs.active, cs.recovery), healthy=0)
             rot.commit("recovered", rot.state.with_component(name, new), now)
-            rot.event("OK", "FlashRecovered", f"{name}: restored slot{cs.active} from recovery",
-                      name, now=now)
+            rot.event(
+                "OK",
+                "FlashRecovered",
+                f"{name}: restored slot{cs.active} from recovery",
+                name,
+                now=now,
+            )
             return new, recovery, True, problem
     if cs.fallback:
-        other, _ = _check_slot(chip, f"slot{cs.inactive}", cs.slots[cs.inactive], pfm, name,
-                               cs.min_svn)
+        other, _ = _check_slot(
+            chip, f"slot{cs.inactive}", cs.slots[cs.inactive], pfm, name, cs.min_svn
+        )
         if other is not None:
             new = dataclasses.replace(cs, active=cs.inactive, fallback=False, healthy=0)
             rot.commit("fell-back", rot.state.with_component(name, new), now)
-            rot.event("Warning", "FlashRecovered",
-                      f"{name}: switched to the known-good slot{cs.inactive}", name, now=now)
+            rot.event(
+                "Warning",
+                "FlashRecovered",
+                f"{name}: switched to the known-good slot{cs.inactive}",
+                name,
+                now=now,
+            )
             return new, other, True, problem
-    rot.event("Critical", "ComponentHeldInReset", f"{name}: no verified image to run", name,
-              now=now)
+    rot.event(
+        "Critical", "ComponentHeldInReset", f"{name}: no verified image to run", name, now=now
+    )
     return cs, None, False, problem
 
 
-def _run_component(rot: Rot, name: str, data: bytes, image: Image, now: dt.datetime,
-                   bmc_running: bool) -> tuple[bool, str | None, str, str | None]:
+def _run_component(
+    rot: Rot, name: str, data: bytes, image: Image, now: dt.datetime, bmc_running: bool
+) -> tuple[bool, str | None, str, str | None]:
     """Measured boot of one component: (running, code, detail, identity)."""
     try:
         if name == "bmc":
@@ -130,16 +148,24 @@ def boot(rot: Rot, now: dt.datetime) -> BootReport:
     pending = state.pending
     if pending is not None and pending.step not in _ACTIVATED:
         rot.commit("abandoned", dataclasses.replace(state, pending=None), now)
-        rot.event("Warning", "UpdateAbandoned",
-                  f"the {pending.component} update stopped at {pending.step}: the old firmware "
-                  "stays", pending.component, pending.step, now=now)
+        rot.event(
+            "Warning",
+            "UpdateAbandoned",
+            f"the {pending.component} update stopped at {pending.step}: the old firmware stays",
+            pending.component,
+            pending.step,
+            now=now,
+        )
         pending = None
     pfm, _ = rot.active_pfm(now)
     if pfm is None:
-        rot.event("Critical", "ComponentHeldInReset", "no verified PFM: the node stays in reset",
-                  now=now)
-        held = tuple(ComponentBoot(n, False, None, code="no-pfm", detail="no verified PFM")
-                     for n in COMPONENTS)
+        rot.event(
+            "Critical", "ComponentHeldInReset", "no verified PFM: the node stays in reset", now=now
+        )
+        held = tuple(
+            ComponentBoot(n, False, None, code="no-pfm", detail="no verified PFM")
+            for n in COMPONENTS
+        )
         return BootReport(held, None)
     results = {"bmc": _boot_one(rot, "bmc", pfm, now)}
     bmc_running = results["bmc"].running
@@ -164,11 +190,20 @@ def boot(rot: Rot, now: dt.datetime) -> BootReport:
             pfm_state = state.pfm
             if pending.pfm is not None:
                 pfm_state = dataclasses.replace(pfm_state, fallback=True)
-            rot.commit("committed", dataclasses.replace(
-                state.with_component(name, new), pfm=pfm_state, pending=None), now, what="commit")
-            rot.event("OK", "UpdateCommitted",
-                      f"{name} {pending.image.version} booted healthy and is committed", name,
-                      pending.image.version, now=now)
+            rot.commit(
+                "committed",
+                dataclasses.replace(state.with_component(name, new), pfm=pfm_state, pending=None),
+                now,
+                what="commit",
+            )
+            rot.event(
+                "OK",
+                "UpdateCommitted",
+                f"{name} {pending.image.version} booted healthy and is committed",
+                name,
+                pending.image.version,
+                now=now,
+            )
             update_outcome = "committed"
         else:
             why = "the health-check drill" if faults.unhealthy else (outcome.detail or "unhealthy")
@@ -176,13 +211,22 @@ def boot(rot: Rot, now: dt.datetime) -> BootReport:
             back = dataclasses.replace(cs, active=cs.inactive, fallback=False, healthy=0)
             pfm_state = state.pfm
             if pending.pfm is not None:
-                pfm_state = dataclasses.replace(pfm_state, active=pfm_state.inactive,
-                                                fallback=False)
-            rot.commit("rolled-back", dataclasses.replace(
-                state.with_component(name, back), pfm=pfm_state, pending=None), now)
-            rot.event("Critical", "UpdateRolledBack",
-                      f"{name} {pending.image.version} failed its health check ({why}): "
-                      "rolled back to the last known good", name, now=now)
+                pfm_state = dataclasses.replace(
+                    pfm_state, active=pfm_state.inactive, fallback=False
+                )
+            rot.commit(
+                "rolled-back",
+                dataclasses.replace(state.with_component(name, back), pfm=pfm_state, pending=None),
+                now,
+            )
+            rot.event(
+                "Critical",
+                "UpdateRolledBack",
+                f"{name} {pending.image.version} failed its health check ({why}): "
+                "rolled back to the last known good",
+                name,
+                now=now,
+            )
             update_outcome = "rolled-back"
             pfm2, _ = rot.active_pfm(now)
             if pfm2 is not None:
@@ -195,70 +239,109 @@ def boot(rot: Rot, now: dt.datetime) -> BootReport:
     state = rot.state
     last = {n: ("running" if r.running else "held-in-reset") for n, r in results.items()}
     rot.commit("booted", dataclasses.replace(state, boots=state.boots + 1, last_boot=last), now)
-    rot.event("OK" if all(r.running for r in results.values()) else "Critical", "NodeBooted",
-              "boot: " + ", ".join(f"{n} {v}" for n, v in last.items()), now=now)
+    rot.event(
+        "OK" if all(r.running for r in results.values()) else "Critical",
+        "NodeBooted",
+        "boot: " + ", ".join(f"{n} {v}" for n, v in last.items()),
+        now=now,
+    )
     pcrs: tuple[bytes, ...] = ()
     boot_state = rot.device.boot_state
     if boot_state is not None:
         pcrs = tuple(boot_state.pcrs)
-    return BootReport(tuple(results[n] for n in COMPONENTS), pfm.svn, pcrs, update_outcome,
-                      update_component, replaced)
+    return BootReport(
+        tuple(results[n] for n in COMPONENTS),
+        pfm.svn,
+        pcrs,
+        update_outcome,
+        update_component,
+        replaced,
+    )
 
 
-def _boot_one(rot: Rot, name: str, pfm: Pfm, now: dt.datetime, *, bmc_running: bool = True
-              ) -> ComponentBoot:
+def _boot_one(
+    rot: Rot, name: str, pfm: Pfm, now: dt.datetime, *, bmc_running: bool = True
+) -> ComponentBoot:
     cs, data, recovered, problem = _flash_check(rot, name, pfm, now)
     image = cs.image
     if data is None or image is None:
         return ComponentBoot(name, False, image, False, "flash-check", problem)
     running, code, detail, identity = _run_component(rot, name, data, image, now, bmc_running)
     if not running:
-        rot.event("Critical", "ComponentHeldInReset", f"{name}: {detail}", name, code or "",
-                  now=now)
+        rot.event(
+            "Critical", "ComponentHeldInReset", f"{name}: {detail}", name, code or "", now=now
+        )
     return ComponentBoot(name, running, image, recovered, code, detail, identity)
 
 
-def _count_healthy(rot: Rot, results: dict[str, ComponentBoot], now: dt.datetime
-                   ) -> tuple[str, ...]:
-    """Count healthy boots; replace recovery after ``healthy_boots`` of them."""
+def _count_healthy(
+    rot: Rot, results: dict[str, ComponentBoot], now: dt.datetime
+) -> tuple[str, ...]:
+    """Count healthy boots; after ``healthy_boots`` of them the active image replaces the
+    recovery image (journaled as gone first, so a power loss mid-copy never leaves a recovery
+    region the journal vouches for but that holds other bytes) and its SVN becomes the floor.
+    The counts are journaled with the boot record."""
     assert rot.state is not None
     needed = rot.platform.config.trust.healthy_boots
-    state: NodeState = rot.state
     replaced: list[str] = []
     for name in COMPONENTS:
-        cs = state.component(name)
+        cs = rot.state.component(name)
         if not results[name].running or cs.image is None or cs.image == cs.recovery:
             continue
         count = cs.healthy + 1
         if count < needed:
-            state = state.with_component(name, dataclasses.replace(cs, healthy=count))
+            rot.state = rot.state.with_component(name, dataclasses.replace(cs, healthy=count))
             continue
         chip = rot.flash.chip(name)
         read = chip.image(f"slot{cs.active}")
         if read is None or read[1] != cs.image.sha384:
             continue
+        rot.commit(
+            "replacing-recovery",
+            rot.state.with_component(name, dataclasses.replace(cs, recovery=None)),
+            now,
+        )
         rot.writer.write_image(name, "recovery", read[0], what="recovery")
         if chip.image_digest("recovery") != cs.image.sha384:
             continue
         floor = max(cs.min_svn, cs.image.svn)
-        state = state.with_component(
-            name, dataclasses.replace(cs, recovery=cs.image, healthy=count, min_svn=floor)
-        )
         if name == "bmc" and floor > rot.device.fuses.svn:
-            rot.device.program(lambda f, s=floor: f.advance_svn(s))
+            rot.device.program(functools.partial(Fuses.advance_svn, svn=floor))
+        rot.commit(
+            "recovery-replaced",
+            rot.state.with_component(
+                name, dataclasses.replace(cs, recovery=cs.image, healthy=count, min_svn=floor)
+            ),
+            now,
+        )
         replaced.append(name)
-        rot.event("OK", "RecoveryReplaced",
-                  f"{name} {cs.image.version} booted healthy {count} times: it is the recovery "
-                  f"image now, and svn {floor} the floor", name, now=now)
-    ps = state.pfm
+        rot.event(
+            "OK",
+            "RecoveryReplaced",
+            f"{name} {cs.image.version} booted healthy {count} times: it is the recovery "
+            f"image now, and svn {floor} the floor",
+            name,
+            now=now,
+        )
+    ps = rot.state.pfm
     if replaced and ps.image is not None and ps.image != ps.recovery:
         data = rot.flash.chip("rot").image(f"pfm{ps.active}")
         if data is not None and data[1] == ps.image.sha384:
-            rot.writer.write_image("rot", "pfm-recovery", data[0], what="recovery")
             pfm_svn = rot.verify_pfm_bytes(data[0], 0).svn
-            state = dataclasses.replace(
-                state, pfm=dataclasses.replace(ps, recovery=ps.image, min_svn=max(ps.min_svn,
-                                                                                  pfm_svn)))
-    if state != rot.state:
-        rot.commit("recovery-replaced" if replaced else "healthy", state, now)
+            rot.commit(
+                "replacing-recovery",
+                dataclasses.replace(rot.state, pfm=dataclasses.replace(ps, recovery=None)),
+                now,
+            )
+            rot.writer.write_image("rot", "pfm-recovery", data[0], what="recovery")
+            rot.commit(
+                "recovery-replaced",
+                dataclasses.replace(
+                    rot.state,
+                    pfm=dataclasses.replace(
+                        ps, recovery=ps.image, min_svn=max(ps.min_svn, pfm_svn)
+                    ),
+                ),
+                now,
+            )
     return tuple(replaced)

@@ -132,7 +132,9 @@ def _encode_header(chip: str, regions: Sequence[Region]) -> bytes:
     name = chip.encode()
     size = regions[-1].end
     head = _HEADER.pack(MAGIC, _LAYOUT_VERSION, len(regions), BLOCK, name.ljust(32, b"\0"), size)
-    table = b"".join(_ENTRY.pack(r.name.encode().ljust(16, b"\0"), r.offset, r.size) for r in regions)
+    table = b"".join(
+        _ENTRY.pack(r.name.encode().ljust(16, b"\0"), r.offset, r.size) for r in regions
+    )
     body = head + table
     return body + hashlib.sha256(body).digest()
 
@@ -262,7 +264,7 @@ class Flash:
                 os.fsync(handle.fileno())
 
 
-class PowerLost(BaseException):  # noqa: N818 - a simulated event, not an error to handle
+class PowerLost(BaseException):
     """A simulated power loss (fault injection). Deliberately not an ``IronrootError`` nor an
     ``Exception``: nothing on the update path may catch it and carry on, exactly as nothing
     runs after the power goes."""

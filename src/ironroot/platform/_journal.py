@@ -180,8 +180,10 @@ class Journal:
         else:
             base = self._bases[self._active]
             self._writer.write(
-                "rot", base + self._end, _LEN.pack(len(body)) + body + self._mac(
-                    self._generation, body), what=what
+                "rot",
+                base + self._end,
+                _LEN.pack(len(body)) + body + self._mac(self._generation, body),
+                what=what,
             )
             self._end += size
             self.history.append(record)
@@ -291,12 +293,16 @@ class EventLog:
         }
         body = json.dumps(doc, separators=(",", ":")).encode()
         while len(body) > _ENTRY_BODY:
-            doc["message"] = doc["message"][: max(0, len(doc["message"]) - (len(body) - _ENTRY_BODY) - 3)] + "..."
+            doc["message"] = (
+                doc["message"][: max(0, len(doc["message"]) - (len(body) - _ENTRY_BODY) - 3)]
+                + "..."
+            )
             doc["args"] = [a[:64] for a in doc["args"]]
             body = json.dumps(doc, separators=(",", ":")).encode()
         entry = struct.pack(">H", len(body)) + struct.pack(">Q", seq) + body + self._mac(seq, body)
         slot = seq % self._count
-        self._writer.write("rot", self._base + slot * _ENTRY, entry.ljust(_ENTRY, b"\0"), what="log")
+        self._writer.write(
+            "rot", self._base + slot * _ENTRY, entry.ljust(_ENTRY, b"\0"), what="log"
+        )
         self._next = seq + 1
         return Event(seq, doc["at"], severity, message_id, doc["message"], tuple(doc["args"]))
-

@@ -45,7 +45,6 @@ from ironroot._fileio import read_limited, write_atomic
 from ironroot.cose import encode_cbor
 from ironroot.errors import (
     ConfigError,
-    Conflict,
     DeviceStateTampered,
     FirmwareRejected,
     FlashProtected,
@@ -57,7 +56,7 @@ from ironroot.platform._flash import Flash, PowerCut, PowerLost, RotFlashWriter
 from ironroot.platform._journal import Event, EventLog, Journal
 from ironroot.platform._pfm import Pfm, verify_pfm
 from ironroot.platform._policy import PlatformTrust
-from ironroot.platform._state import STEPS, ComponentState, Image, NodeState
+from ironroot.platform._state import STEPS, Image, NodeState
 from ironroot.rot import Device
 
 if TYPE_CHECKING:
@@ -76,8 +75,13 @@ __all__ = [
 COMPONENTS: Final = ("bmc", "host", "nic", "gpu", "nvme")
 DEVICES: Final = ("nic", "gpu", "nvme")
 MIB: Final = 1024 * 1024
-DEFAULT_SLOT_SIZES: Final = {"bmc": 32 * MIB, "host": 32 * MIB, "nic": 4 * MIB, "gpu": 8 * MIB,
-                             "nvme": 4 * MIB}
+DEFAULT_SLOT_SIZES: Final = {
+    "bmc": 32 * MIB,
+    "host": 32 * MIB,
+    "nic": 4 * MIB,
+    "gpu": 8 * MIB,
+    "nvme": 4 * MIB,
+}
 _CONFIG: Final = "platform.json"
 _CONFIG_LIMIT: Final = 1024 * 1024
 _EVIDENCE_LIMIT: Final = 4 * MIB
@@ -254,16 +258,23 @@ class NodeConfig:
             rot = Path(str(doc["rot"]))
             sizes = {str(k): int(v) for k, v in dict(doc["slot_sizes"]).items()}
             devices = {
-                str(k): DeviceInfo(str(v["vendor"]), str(v["model"]),
-                                   base64.b64decode(str(v["root"]), validate=True))
+                str(k): DeviceInfo(
+                    str(v["vendor"]),
+                    str(v["model"]),
+                    base64.b64decode(str(v["root"]), validate=True),
+                )
                 for k, v in dict(doc["devices"]).items()
             }
         except (KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise ConfigError(f"{_CONFIG} is malformed: {exc}") from exc
         if set(sizes) != set(COMPONENTS) or set(devices) != set(DEVICES):
             raise ConfigError(f"{_CONFIG} must name every component")
-        return cls(rot if rot.is_absolute() else base / rot, sizes, devices,
-                   PlatformTrust.from_json(doc.get("trust")))
+        return cls(
+            rot if rot.is_absolute() else base / rot,
+            sizes,
+            devices,
+            PlatformTrust.from_json(doc.get("trust")),
+        )
 
 
 def _evidence_id(blob: bytes) -> str:
@@ -300,12 +311,15 @@ class Rot:
         self.state = state
         return state
 
-    def commit(self, step: str, state: NodeState, now: dt.datetime, *, what: str = "journal") -> None:
+    def commit(
+        self, step: str, state: NodeState, now: dt.datetime, *, what: str = "journal"
+    ) -> None:
         self.journal.append(step, state.to_cbor(), now, what=what)
         self.state = state
 
-    def event(self, severity: str, message_id: str, message: str, *args: str,
-              now: dt.datetime) -> None:
+    def event(
+        self, severity: str, message_id: str, message: str, *args: str, now: dt.datetime
+    ) -> None:
         self.log.add(severity, message_id, message, *args, now=now)
 
     # --- evidence -------------------------------------------------------------------------
@@ -313,7 +327,9 @@ class Rot:
     def store_evidence(self, statements: Sequence[bytes], pfm_statement: bytes | None) -> str:
         blob = encode_cbor({"statements": list(statements), "pfm_statement": pfm_statement})
         if len(blob) > _EVIDENCE_LIMIT:
-            raise FirmwareRejected("the update's statements exceed 4 MiB", code="evidence-too-large")
+            raise FirmwareRejected(
+                "the update's statements exceed 4 MiB", code="evidence-too-large"
+            )
         ident = _evidence_id(blob)
         path = self.platform.directory / "evidence" / f"{ident}.cbor"
         if not path.exists():
@@ -354,8 +370,13 @@ class Rot:
                 problem = exc.detail
         else:
             problem = "the active PFM's bytes are not the PFM the RoT wrote"
-        self.event("Critical", "PfmCheckFailed", f"the active PFM failed its check: {problem}",
-                   f"pfm{ps.active}", now=now)
+        self.event(
+            "Critical",
+            "PfmCheckFailed",
+            f"the active PFM failed its check: {problem}",
+            f"pfm{ps.active}",
+            now=now,
+        )
         for source, image, fallback in (
             ("pfm-recovery", ps.recovery, False),
             (f"pfm{ps.inactive}", ps.slots[ps.inactive] if ps.fallback else None, True),
@@ -447,10 +468,18 @@ class Platform:
         """
         from ironroot.platform._update import create_platform
 
-        return create_platform(directory, rot=rot, trust=trust, pfm=pfm,
-                               pfm_statement=pfm_statement, images=images,
-                               statements=statements, devices=devices, now=now,
-                               slot_sizes=slot_sizes)
+        return create_platform(
+            directory,
+            rot=rot,
+            trust=trust,
+            pfm=pfm,
+            pfm_statement=pfm_statement,
+            images=images,
+            statements=statements,
+            devices=devices,
+            now=now,
+            slot_sizes=slot_sizes,
+        )
 
     # --- acting -----------------------------------------------------------------------------
 
@@ -478,8 +507,16 @@ class Platform:
         from ironroot.platform._update import run_update
 
         with self.rot(faults) as rot:
-            return run_update(rot, component, bundle, statements, now=now, pfm=pfm,
-                              pfm_statement=pfm_statement, progress=progress)
+            return run_update(
+                rot,
+                component,
+                bundle,
+                statements,
+                now=now,
+                pfm=pfm,
+                pfm_statement=pfm_statement,
+                progress=progress,
+            )
 
     def recover(self, component: str, *, now: dt.datetime) -> Image:
         """Restore ``component``'s active slot from its recovery image (an operator's
@@ -492,8 +529,9 @@ class Platform:
             chip = rot.flash.chip(component)
             read = chip.image("recovery")
             if cs.recovery is None or read is None or read[1] != cs.recovery.sha384:
-                raise DeviceStateTampered(f"{component}'s recovery image is damaged",
-                                          code="recovery-damaged")
+                raise DeviceStateTampered(
+                    f"{component}'s recovery image is damaged", code="recovery-damaged"
+                )
             pfm, _ = rot.active_pfm(now)
             if pfm is None:
                 raise StorageError("no verified PFM is active", code="no-pfm")
@@ -503,9 +541,13 @@ class Platform:
                 raise StorageError(f"{component}: the restored slot does not read back")
             new = dataclasses.replace(cs.with_slot(cs.active, cs.recovery), healthy=0)
             rot.commit("recovered", rot.state.with_component(component, new), now)
-            rot.event("OK", "FlashRecovered",
-                      f"{component}: an operator restored slot{cs.active} from recovery",
-                      component, now=now)
+            rot.event(
+                "OK",
+                "FlashRecovered",
+                f"{component}: an operator restored slot{cs.active} from recovery",
+                component,
+                now=now,
+            )
             return cs.recovery
 
     # --- reading ----------------------------------------------------------------------------
@@ -540,8 +582,11 @@ class Platform:
             roles.append(("recovery", cs.recovery))
             for role, image in roles:
                 if image is not None:
-                    items.append(InventoryItem(name, role, image.version, image.svn,
-                                               image.sha384, role == "active"))
+                    items.append(
+                        InventoryItem(
+                            name, role, image.version, image.svn, image.sha384, role == "active"
+                        )
+                    )
         return items
 
     def show(self) -> dict[str, Any]:
@@ -570,8 +615,11 @@ class Platform:
             },
             "pending": None
             if pending is None
-            else {"component": pending.component, "step": pending.step,
-                  "image": _image_json(pending.image)},
+            else {
+                "component": pending.component,
+                "step": pending.step,
+                "image": _image_json(pending.image),
+            },
         }
 
     def evidence(self, ident: str) -> tuple[tuple[bytes, ...], bytes | None]:
@@ -618,8 +666,15 @@ class Platform:
                     "of the active PFM"
                 )
             if not allowed:
-                rot.event("Critical", "FlashWriteBlocked", f"blocked a BMC write: {reason}", chip,
-                          str(offset), str(len(data)), now=now)
+                rot.event(
+                    "Critical",
+                    "FlashWriteBlocked",
+                    f"blocked a BMC write: {reason}",
+                    chip,
+                    str(offset),
+                    str(len(data)),
+                    now=now,
+                )
                 raise FlashProtected(reason)
             rot.writer.write(chip, offset, data, what="bmc")
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from ironroot.errors import StorageError
 
-__all__ = ["ComponentState", "Image", "NodeState", "Pending", "STEPS"]
+__all__ = ["STEPS", "ComponentState", "Image", "NodeState", "Pending"]
 
 STEPS: Final = (
     "receive",
@@ -65,8 +65,12 @@ class Image:
     evidence: str
 
     def to_cbor(self) -> dict[str, Any]:
-        return {"sha384": self.sha384, "version": self.version, "svn": self.svn,
-                "evidence": self.evidence}
+        return {
+            "sha384": self.sha384,
+            "version": self.version,
+            "svn": self.svn,
+            "evidence": self.evidence,
+        }
 
     @classmethod
     def from_cbor(cls, doc: object) -> Image | None:
@@ -172,7 +176,10 @@ class Pending:
         if slot not in (0, 1):
             raise _bad("slot")
         return cls(
-            _str(doc.get("component"), "component"), step, image, slot,
+            _str(doc.get("component"), "component"),
+            step,
+            image,
+            slot,
             Image.from_cbor(doc.get("pfm")),
         )
 

@@ -50,7 +50,6 @@ from ironroot.platform._checks import VerifiedUpdate, verify_update
 from ironroot.platform._devices import PlatformDevice
 from ironroot.platform._flash import IMAGE_HEADER_SIZE, Flash, RotFlashWriter
 from ironroot.platform._journal import Journal
-from ironroot.platform._pfm import Pfm, verify_pfm
 from ironroot.platform._node import (
     _CONFIG,
     _COUNTER,
@@ -66,6 +65,7 @@ from ironroot.platform._node import (
     Rot,
     new_journal_key,
 )
+from ironroot.platform._pfm import Pfm, verify_pfm
 from ironroot.platform._policy import PlatformTrust
 from ironroot.platform._state import ComponentState, Image, NodeState, Pending
 from ironroot.rot import Device
@@ -179,8 +179,12 @@ def run_update(
     pfm_image: Image | None = None
     ps = state.pfm
     if verified.new_pfm is not None:
-        pfm_image = Image(hashlib.sha384(verified.new_pfm).digest(), str(verified.pfm.svn),
-                          verified.pfm.svn, evidence)
+        pfm_image = Image(
+            hashlib.sha384(verified.new_pfm).digest(),
+            str(verified.pfm.svn),
+            verified.pfm.svn,
+            evidence,
+        )
         ps = dataclasses.replace(ps.with_slot(ps.inactive, None), fallback=False)
     target = cs.inactive
     writing = dataclasses.replace(cs.with_slot(target, None), fallback=False)
@@ -201,36 +205,50 @@ def run_update(
         rot.flash.chip("rot").image_digest(f"pfm{ps.inactive}") == pfm_image.sha384
     )
     if written != digest or not pfm_ok:
-        _refuse(rot, state, now, "the written slot does not hash to the verified image",
-                "verify-write")
-        raise DigestMismatch("the written slot does not hash to the verified image",
-                             code="write-verify", check="verify-write")
-    state = dataclasses.replace(state, pending=dataclasses.replace(state.pending, step="verify-write"))  # type: ignore[arg-type]
+        _refuse(
+            rot, state, now, "the written slot does not hash to the verified image", "verify-write"
+        )
+        raise DigestMismatch(
+            "the written slot does not hash to the verified image",
+            code="write-verify",
+            check="verify-write",
+        )
+    state = dataclasses.replace(
+        state, pending=Pending(component, "verify-write", image, target, pfm_image)
+    )
     rot.commit("written", state, now)
     report("verify-write", 65)
 
     faults.enter("activate")
-    active = dataclasses.replace(writing.with_slot(target, image), active=target, fallback=False,
-                                 healthy=0)
+    active = dataclasses.replace(
+        writing.with_slot(target, image), active=target, fallback=False, healthy=0
+    )
     if pfm_image is not None:
-        ps = dataclasses.replace(ps.with_slot(ps.inactive, pfm_image), active=ps.inactive,
-                                 fallback=False)
+        ps = dataclasses.replace(
+            ps.with_slot(ps.inactive, pfm_image), active=ps.inactive, fallback=False
+        )
     state = dataclasses.replace(
         state.with_component(component, active),
         pfm=ps,
         pending=Pending(component, "activate", image, target, pfm_image),
     )
     rot.commit("activated", state, now, what="activate")
-    rot.event("OK", "UpdateActivated",
-              f"{component} {image.version} (svn {image.svn}) is active: rebooting", component,
-              image.version, now=now)
+    rot.event(
+        "OK",
+        "UpdateActivated",
+        f"{component} {image.version} (svn {image.svn}) is active: rebooting",
+        component,
+        image.version,
+        now=now,
+    )
     report("activate", 75)
 
     faults.enter("reboot")
     result = boot(rot, now)
     report("commit", 100)
-    return UpdateResult(component, result.update or "committed", image, result,
-                        _check_names(verified))
+    return UpdateResult(
+        component, result.update or "committed", image, result, _check_names(verified)
+    )
 
 
 def _check_names(verified: VerifiedUpdate) -> tuple[str, ...]:
@@ -248,8 +266,14 @@ def _refuse(rot: Rot, state: NodeState, now: dt.datetime, detail: str, check: st
     assert state.pending is not None
     component = state.pending.component
     rot.commit("refused", dataclasses.replace(state, pending=None), now)
-    rot.event("Warning", "UpdateRefused", f"{component} update refused by {check}: {detail}",
-              component, check, now=now)
+    rot.event(
+        "Warning",
+        "UpdateRefused",
+        f"{component} update refused by {check}: {detail}",
+        component,
+        check,
+        now=now,
+    )
 
 
 # --- creation -------------------------------------------------------------------------------
@@ -274,8 +298,9 @@ def create_platform(
     if (base / _CONFIG).exists():
         raise Conflict(f"{base} already holds a platform")
     if set(images) != set(COMPONENTS) or set(statements) != set(COMPONENTS):
-        raise ConfigError(f"a node needs an image and its statements for each of "
-                          f"{', '.join(COMPONENTS)}")
+        raise ConfigError(
+            f"a node needs an image and its statements for each of {', '.join(COMPONENTS)}"
+        )
     if set(devices) != set(DEVICES):
         raise ConfigError(f"a node needs vendor and model for each of {', '.join(DEVICES)}")
     sizes = dict(DEFAULT_SLOT_SIZES)
@@ -292,14 +317,23 @@ def create_platform(
     # Every image is verified as an update would be, each carrying the new PFM (which must
     # verify, be logged and allow every image). With no PFM yet in force, the PFM checks
     # itself against its own SVN.
-    factory = verify_pfm(pfm, ecc_keys=trust.ecc_keys, pqc_keys=trust.pqc_keys,
-                         vendor_key_hash=fuses.vendor_key_hash)
+    factory = verify_pfm(
+        pfm, ecc_keys=trust.ecc_keys, pqc_keys=trust.pqc_keys, vendor_key_hash=fuses.vendor_key_hash
+    )
     verified: dict[str, VerifiedUpdate] = {}
     digests = {n: hashlib.sha384(images[n]).digest() for n in COMPONENTS}
     for name in COMPONENTS:
         verified[name] = verify_update(
-            name, images[name], _statements(statements[name]), trust=trust, fuses=fuses,
-            min_svn=0, active_pfm=factory, active_images=digests, now=now, pfm=pfm,
+            name,
+            images[name],
+            _statements(statements[name]),
+            trust=trust,
+            fuses=fuses,
+            min_svn=0,
+            active_pfm=factory,
+            active_images=digests,
+            now=now,
+            pfm=pfm,
             pfm_statement=pfm_statement,
         )
     base.mkdir(parents=True, exist_ok=True)
@@ -309,12 +343,18 @@ def create_platform(
     try:
         pinned: dict[str, DeviceInfo] = {}
         for name in DEVICES:
-            made = PlatformDevice.create(base / "devices", name, vendor=devices[name].vendor,
-                                         model=devices[name].model, now=now)
+            made = PlatformDevice.create(
+                base / "devices",
+                name,
+                vendor=devices[name].vendor,
+                model=devices[name].model,
+                now=now,
+            )
             pinned[name] = DeviceInfo(made.vendor, made.model, made.root)
         config = NodeConfig(rot_dir, sizes, pinned, trust)
-        config_bytes = json.dumps(config.to_json(base.absolute()), indent=2,
-                                  sort_keys=True).encode()
+        config_bytes = json.dumps(
+            config.to_json(base.absolute()), indent=2, sort_keys=True
+        ).encode()
         write_atomic(base / _CONFIG, config_bytes, mode=0o644, exclusive=True)
         created.append(base / _CONFIG)
         Flash.format(base / "flash", {"rot": 0, **sizes})
@@ -337,9 +377,11 @@ def create_platform(
         writer.write_image("rot", "pfm-recovery", pfm)
         pfm_svn = verified["bmc"].pfm.svn
         pfm_image = Image(pfm_digest, str(pfm_svn), pfm_svn, pfm_ident)
-        state = NodeState(platform.config_digest,
-                          ComponentState(0, (pfm_image, None), pfm_image, min_svn=pfm_svn),
-                          components)
+        state = NodeState(
+            platform.config_digest,
+            ComponentState(0, (pfm_image, None), pfm_image, min_svn=pfm_svn),
+            components,
+        )
         journal: Journal = node.journal
         journal.open()
         node.commit("created", state, now)
