@@ -654,3 +654,14 @@ def test_a_pfm_logged_by_an_issuer_not_allowed_for_pfms_is_refused(world: World)
         pfm=signed,
         pfm_statement=logged,
     )
+
+
+def test_before_any_pfm_an_update_must_carry_one(world: World) -> None:
+    bundle, statements = world.bundles["bmc-2"], [world.logged["bmc-2"]]
+    _refused(world, bundle, statements, PolicyRejected, "no-pfm", "pfm", active_pfm=None)
+    signed, logged = world.logged_pfm(_active_pfm(world, svn=1))
+    verified = verify_update(
+        "bmc", bundle, statements, **_args(world, active_pfm=None, pfm_statement=logged)
+    )
+    assert verified.pfm == _active_pfm(world, svn=1)
+    assert verified.new_pfm == signed

@@ -27,9 +27,10 @@ bundle, statement or PFM. The checks, in order:
    ``issuer-not-allowed`` for an issuer not allowed for component ``pfm``, ``DigestMismatch``
    ``logged-pfm-mismatch`` when the logged PFM is not the one carried); and it still allows
    every other component's active image (``PolicyRejected`` ``pfm-drops-active-image``).
-   Then the PFM in force (the new one, else the active one) allows the bundle: its SHA-384 is
-   listed for the component (``FirmwareRejected`` ``not-in-pfm``) with the bundle's own SVN
-   (``FirmwareRejected`` ``pfm-svn-mismatch``).
+   With no PFM in force (``active_pfm`` ``None``, at creation) the update must carry one
+   (``PolicyRejected`` ``no-pfm``). Then the PFM in force (the new one, else the active one)
+   allows the bundle: its SHA-384 is listed for the component (``FirmwareRejected``
+   ``not-in-pfm``) with the bundle's own SVN (``FirmwareRejected`` ``pfm-svn-mismatch``).
 3. ``receipt`` — the update's manifest statement (a hash envelope over the SHA-384 of the
    manifest, preimage content type ``application/vnd.ironroot.firmware-manifest``, as
    :func:`ironroot.firmware.manifest_statement` makes it) is among ``statements`` and carries
@@ -232,18 +233,6 @@ def _issuer_allowed(statement: SignedStatement, trust: PlatformTrust, component:
     return f"issuer {iss} is allowed for {component}"
 
 
-def _allowed(pfm: Pfm, component: str, digest: bytes) -> PfmVersion:
-    """:meth:`Pfm.allows` for an image whose SHA-384 is already known (a 16 MiB image is
-    hashed once per update, not twice)."""
-    for version in pfm.component(component).versions:
-        if hmac.compare_digest(version.sha384, digest):
-            return version
-    raise FirmwareRejected(
-        f"the PFM allows no {component} image with SHA-384 {digest.hex()[:16]}…",
-        code="not-in-pfm",
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class _Inputs:
     """The update's arguments, checked and normalised."""
@@ -265,7 +254,7 @@ class _Update:
         firmware: VerifiedManifest | None,
         *,
         trust: PlatformTrust,
-        active_pfm: Pfm,
+        active_pfm: Pfm | None,
         now: dt.datetime,
     ) -> None:
         self.component = update.component
@@ -294,7 +283,7 @@ class _Update:
             for data in update.statements
             if (parsed_statement := _parse_statement(data)) is not None
         ]
-        self.pfm_in_force: Pfm = active_pfm
+        self.pfm_in_force: Pfm | None = active_pfm
         self.version: PfmVersion | None = None
         self.statement: SignedStatement | None = None
         self.reviews: tuple[Review, ...] = ()
@@ -328,7 +317,7 @@ class _Update:
             ecc_keys=self.trust.ecc_keys,
             pqc_keys=self.trust.pqc_keys,
             vendor_key_hash=self.trust.vendor_key_hash,
-            min_svn=self.active_pfm.svn,
+            min_svn=self.active_pfm.svn if self.active_pfm is not None else 0,
         )
         if new.platform != self.trust.platform:
             raise PolicyRejected(
@@ -361,7 +350,10 @@ class _Update:
         carried = self.new_pfm_bytes is not None or self.pfm_statement is not None
         if carried:
             self.pfm_in_force = self._new_pfm()
-        version = _allowed(self.pfm_in_force, self.component, self.sha384)
+        in_force = self.pfm_in_force
+        if in_force is None:
+            raise PolicyRejected("no PFM is in force and the update carries none", code="no-pfm")
+        version = in_force.allows_digest(self.component, self.sha384)
         if self.svn is not None and version.svn != self.svn:
             raise FirmwareRejected(
                 f"the PFM lists {self.component} {version.version} with SVN {version.svn}, "
@@ -369,7 +361,7 @@ class _Update:
                 code="pfm-svn-mismatch",
             )
         self.version = version
-        which = f"the new PFM (svn {self.pfm_in_force.svn})" if carried else "the active PFM"
+        which = f"the new PFM (svn {in_force.svn})" if carried else "the active PFM"
         return f"{which} allows {self.component} {version.version} (SVN {version.svn})"
 
     # --- 3–5. the log -----------------------------------------------------------------------
@@ -434,6 +426,7 @@ class _Update:
     def result(self, firmware: VerifiedManifest) -> VerifiedUpdate:
         assert self.version is not None
         assert self.statement is not None
+        assert self.pfm_in_force is not None
         return VerifiedUpdate(
             component=self.component,
             bundle=self.bundle,
@@ -476,7 +469,7 @@ def _inputs(
     bundle: bytes,
     statements: Sequence[bytes],
     trust: PlatformTrust,
-    active_pfm: Pfm,
+    active_pfm: Pfm | None,
     active_images: Mapping[str, bytes],
     pfm: bytes | None,
     pfm_statement: bytes | None,
@@ -487,8 +480,8 @@ def _inputs(
         raise ConfigError("statements is a sequence of statements (bytes), not one")
     if not isinstance(trust, PlatformTrust):
         raise ConfigError("trust is a PlatformTrust")
-    if not isinstance(active_pfm, Pfm):
-        raise ConfigError("active_pfm is the verified active Pfm")
+    if active_pfm is not None and not isinstance(active_pfm, Pfm):
+        raise ConfigError("active_pfm is the verified active Pfm, or None before the first")
     if not isinstance(active_images, Mapping):
         raise ConfigError("active_images maps component names to SHA-384 digests")
     for name, digest in active_images.items():
@@ -512,7 +505,7 @@ def check_update(
     trust: PlatformTrust,
     fuses: Fuses,
     min_svn: int,
-    active_pfm: Pfm,
+    active_pfm: Pfm | None,
     active_images: Mapping[str, bytes],
     now: dt.datetime,
     pfm: bytes | None = None,
@@ -522,9 +515,11 @@ def check_update(
 
     ``statements``: the Transparent Statements that came with the update (its manifest
     statement, SAFE reviews; anything else is ignored). ``min_svn``: the component's minimum
-    SVN the RoT holds. ``active_pfm``: the PFM in force. ``active_images``: component → SHA-384
-    of its active image (a new PFM must still allow them). ``pfm`` / ``pfm_statement``: a new
-    signed PFM carried with the update and its Transparent Statement.
+    SVN the RoT holds. ``active_pfm``: the PFM in force; ``None`` before the platform has one
+    (the update must then carry one, else ``PolicyRejected`` ``no-pfm``). ``active_images``:
+    component → SHA-384 of its active image (a new PFM must still allow them). ``pfm`` /
+    ``pfm_statement``: a new signed PFM carried with the update and its Transparent Statement
+    (whose payload is the signed PFM, so it may come alone).
     """
     update = _inputs(
         component, bundle, statements, trust, active_pfm, active_images, pfm, pfm_statement
@@ -552,7 +547,7 @@ def verify_update(
     trust: PlatformTrust,
     fuses: Fuses,
     min_svn: int,
-    active_pfm: Pfm,
+    active_pfm: Pfm | None,
     active_images: Mapping[str, bytes],
     now: dt.datetime,
     pfm: bytes | None = None,
