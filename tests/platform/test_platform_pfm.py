@@ -14,6 +14,7 @@ from ironroot.errors import (
     BadSignature,
     FirmwareRejected,
     KeyDescriptorMismatch,
+    KeyRevoked,
     MalformedInput,
     MissingSignature,
     SvnRollback,
@@ -95,6 +96,18 @@ def test_a_pfm_signed_by_another_vendor_is_refused(vendor: Vendor) -> None:
             pqc_keys=[other.pqc.public_key],
             vendor_key_hash=vendor.fused,
         )
+
+
+@pytest.mark.parametrize(("ecc_revocation", "pqc_revocation"), [(1, 0), (0, 1)])
+def test_a_pfm_signed_by_a_revoked_key_is_refused(
+    vendor: Vendor, ecc_revocation: int, pqc_revocation: int
+) -> None:
+    signed = sign_pfm(_pfm(), vendor.ecc, vendor.pqc)
+    with pytest.raises(KeyRevoked) as info:
+        vendor.verify(signed, ecc_revocation=ecc_revocation, pqc_revocation=pqc_revocation)
+    assert info.type is KeyRevoked
+    assert info.value.code == "key-revoked"
+    assert vendor.verify(signed, ecc_revocation=2, pqc_revocation=2).svn == 2  # other slots
 
 
 def test_a_pfm_with_one_signature_is_refused(vendor: Vendor) -> None:

@@ -254,9 +254,11 @@ class _Update:
         firmware: VerifiedManifest | None,
         *,
         trust: PlatformTrust,
+        fuses: Fuses,
         active_pfm: Pfm | None,
         now: dt.datetime,
     ) -> None:
+        self.fuses = fuses
         self.component = update.component
         self.bundle = update.bundle
         self.trust = trust
@@ -316,8 +318,10 @@ class _Update:
             signed,
             ecc_keys=self.trust.ecc_keys,
             pqc_keys=self.trust.pqc_keys,
-            vendor_key_hash=self.trust.vendor_key_hash,
+            vendor_key_hash=self.fuses.vendor_key_hash,
             min_svn=self.active_pfm.svn if self.active_pfm is not None else 0,
+            ecc_revocation=self.fuses.ecc_revocation,
+            pqc_revocation=self.fuses.pqc_revocation,
         )
         if new.platform != self.trust.platform:
             raise PolicyRejected(
@@ -525,7 +529,9 @@ def check_update(
         component, bundle, statements, trust, active_pfm, active_images, pfm, pfm_statement
     )
     firmware = check_bundle(update.bundle, **_firmware_args(fuses, min_svn, now))
-    run = _Update(update, firmware.verified, trust=trust, active_pfm=active_pfm, now=now)
+    run = _Update(
+        update, firmware.verified, trust=trust, fuses=fuses, active_pfm=active_pfm, now=now
+    )
     results = list(firmware.checks)
     for name, check in run.checks():
         try:
@@ -567,7 +573,7 @@ def verify_update(
         failure = check_bundle(update.bundle, **args).first_failure
         exc.check = failure.name if failure is not None else "parse"
         raise
-    run = _Update(update, firmware, trust=trust, active_pfm=active_pfm, now=now)
+    run = _Update(update, firmware, trust=trust, fuses=fuses, active_pfm=active_pfm, now=now)
     for name, check in run.checks():
         try:
             check()

@@ -341,12 +341,15 @@ class Rot:
 
     def verify_pfm_bytes(self, data: bytes, min_svn: int) -> Pfm:
         trust = self.platform.config.trust
+        fuses = self.device.fuses
         pfm = verify_pfm(
             data,
             ecc_keys=trust.ecc_keys,
             pqc_keys=trust.pqc_keys,
-            vendor_key_hash=self.device.fuses.vendor_key_hash,
+            vendor_key_hash=fuses.vendor_key_hash,
             min_svn=min_svn,
+            ecc_revocation=fuses.ecc_revocation,
+            pqc_revocation=fuses.pqc_revocation,
         )
         if pfm.platform != trust.platform:
             raise FirmwareRejected(

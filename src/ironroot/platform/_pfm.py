@@ -21,7 +21,9 @@ component's versions are unique; regions are within 2^32 and do not overlap.
 :func:`verify_pfm` checks, in order: the COSE structure and the payload
 (``MalformedInput``); the keys given are the fused vendor key descriptor
 (``KeyDescriptorMismatch``); one ES384 and one ML-DSA-87 signature verify under those keys
-(``MissingSignature``, ``BadSignature``); the PFM's SVN is not below the active PFM's
+(``MissingSignature``, ``BadSignature``), by a key the fuses do not revoke (``KeyRevoked``:
+``ecc_revocation``/``pqc_revocation`` are the fused masks, bit *i* the *i*-th key of the
+descriptor); the PFM's SVN is not below the active PFM's
 (``SvnRollback``). :meth:`Pfm.allows` then decides one firmware image (``FirmwareRejected``
 code ``not-in-pfm``).
 """
@@ -49,6 +51,7 @@ from ironroot.crypto import Algorithm, Signer, Verifier
 from ironroot.errors import (
     BadSignature,
     FirmwareRejected,
+    KeyRevoked,
     KeyDescriptorMismatch,
     MalformedInput,
     MissingSignature,
@@ -241,12 +244,20 @@ def sign_pfm(pfm: Pfm, ecc_key: Signer, pqc_key: Signer) -> bytes:
     ).encode()
 
 
-def _verified_by(message: CoseSign, keys: Sequence[Verifier], algorithm: Algorithm) -> None:
+def _verified_by(
+    message: CoseSign, keys: Sequence[Verifier], algorithm: Algorithm, revocation: int
+) -> None:
     signatures = [s for s in message.signatures if s.algorithm is algorithm]
     if not signatures:
         raise MissingSignature(f"the PFM has no {algorithm.label} signature")
     by_kid: Mapping[bytes, Verifier] = {k.kid: k for k in keys if k.algorithm is algorithm}
+    revoked = {k.kid: i for i, k in enumerate(keys) if revocation >> i & 1}
     for signature in signatures:
+        if (signature.kid or b"") in revoked:
+            raise KeyRevoked(
+                f"the PFM's {algorithm.label} signature is by vendor key "
+                f"{revoked[signature.kid or b'']}, which the fuses revoke"
+            )
         key = by_kid.get(signature.kid or b"")
         if key is not None:
             message.verify_signature(signature, key)
@@ -261,6 +272,8 @@ def verify_pfm(
     pqc_keys: Sequence[Verifier],
     vendor_key_hash: bytes,
     min_svn: int = 0,
+    ecc_revocation: int = 0,
+    pqc_revocation: int = 0,
 ) -> Pfm:
     """The PFM in ``data`` once every check of the module docs passed, or the first refusal."""
     message = CoseSign.decode(bytes(data), _LIMITS)
@@ -272,8 +285,8 @@ def verify_pfm(
     descriptor = key_descriptor_hash(ecc_keys, pqc_keys, "mldsa")
     if not hmac.compare_digest(descriptor, vendor_key_hash):
         raise KeyDescriptorMismatch("the keys given are not the vendor keys the fuses name")
-    _verified_by(message, ecc_keys, Algorithm.ES384)
-    _verified_by(message, pqc_keys, Algorithm.ML_DSA_87)
+    _verified_by(message, ecc_keys, Algorithm.ES384, ecc_revocation)
+    _verified_by(message, pqc_keys, Algorithm.ML_DSA_87, pqc_revocation)
     if pfm.svn < min_svn:
         raise SvnRollback(f"the PFM's svn {pfm.svn} is below the active PFM's {min_svn}")
     return pfm

@@ -65,7 +65,7 @@ from ironroot.platform._node import (
     Rot,
     new_journal_key,
 )
-from ironroot.platform._pfm import Pfm, verify_pfm
+from ironroot.platform._pfm import Pfm
 from ironroot.platform._policy import PlatformTrust
 from ironroot.platform._state import ComponentState, Image, NodeState, Pending
 from ironroot.rot import Device
@@ -315,11 +315,7 @@ def create_platform(
     if counter.value() != 0:
         raise Conflict("this RoT already protects a node (its platform counter is set)")
     # Every image is verified as an update would be, each carrying the new PFM (which must
-    # verify, be logged and allow every image). With no PFM yet in force, the PFM checks
-    # itself against its own SVN.
-    factory = verify_pfm(
-        pfm, ecc_keys=trust.ecc_keys, pqc_keys=trust.pqc_keys, vendor_key_hash=fuses.vendor_key_hash
-    )
+    # verify against the fuses, be logged and allow every image).
     verified: dict[str, VerifiedUpdate] = {}
     digests = {n: hashlib.sha384(images[n]).digest() for n in COMPONENTS}
     for name in COMPONENTS:
@@ -330,7 +326,7 @@ def create_platform(
             trust=trust,
             fuses=fuses,
             min_svn=0,
-            active_pfm=factory,
+            active_pfm=None,
             active_images=digests,
             now=now,
             pfm=pfm,
