@@ -51,8 +51,8 @@ from ironroot.crypto import Algorithm, Signer, Verifier
 from ironroot.errors import (
     BadSignature,
     FirmwareRejected,
-    KeyRevoked,
     KeyDescriptorMismatch,
+    KeyRevoked,
     MalformedInput,
     MissingSignature,
     SvnRollback,
