@@ -50,7 +50,7 @@ GROUPS: Final[Mapping[str, tuple[str, str]]] = {
     "attest": ("attest", "the attestation verifier (EAR results)"),
     "hsm": ("hsm", "the built-in HSM"),
     "keyrelease": ("keyrelease", "secure key release to attested TEEs"),
-    "platform": ("platform", "the platform: firmware manifests (PFM)"),
+    "platform": ("platform", "the platform: a DC-SCM RoT and BMC, its flash, updates, PFMs"),
     "completion": ("completion", "print a shell completion script"),
 }
 

@@ -69,6 +69,7 @@ ENVIRONMENT: Final = {
     "client_cert": "IRONROOT_CLIENT_CERT",
     "client_key": "IRONROOT_CLIENT_KEY",
     "url": "IRONROOT_URL",
+    "node": "IRONROOT_NODE",
 }
 _LOG_FORMATS: Final = ("text", "json")  # ironroot.http.LOG_FORMATS, without loading it
 

@@ -1,9 +1,13 @@
-"""``ironroot platform``: the platform's firmware manifest.
+"""``ironroot platform``: the node (``init``, ``show``, ``boot``, ``update``, ``measure``,
+``recover``, ``events``, ``journal``, ``flash-write``: :mod:`ironroot.cli._platform_node`) and
+its firmware manifests.
 
 ``pfm build --platform ID --svn N --image NAME=VERSION:SVN:FILE... [--read-only NAME=OFF:LEN]...
 [--read-write NAME=OFF:LEN]... --ecc-key K --pqc-key K --out PFM``
     build a Platform Firmware Manifest listing each image's SHA-384, signed by the vendor's
-    ECDSA P-384 and ML-DSA-87 keys.
+    ECDSA P-384 and ML-DSA-87 keys (without keys: unsigned, for ``pfm sign``).
+``pfm sign UNSIGNED --ecc-key K --pqc-key K --out PFM``
+    sign an unsigned PFM.
 ``pfm verify PFM --vendor-key-hash HEX --ecc PUB --pqc PUB [--min-svn N] [--image NAME=FILE]``
     verify it against the fused vendor key descriptor (exit 1 when it does not verify); with
     ``--image``, also whether the PFM allows that image.
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ironroot import platform
+from ironroot.cli._platform_node import register_node_verbs
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.crypto import load_signer, load_verifier
 from ironroot.errors import ConfigError
@@ -27,9 +32,11 @@ __all__ = ["register"]
 
 def register(sub: Any) -> None:
     group: argparse.ArgumentParser = sub.add_parser(
-        "platform", help="the platform: firmware manifests (PFM)"
+        "platform",
+        help="the platform: a DC-SCM RoT and BMC, its flash, updates, PFMs",
     )
     verbs = group.add_subparsers(dest="verb", metavar="<verb>", required=True)
+    register_node_verbs(verbs)
     pfm = verbs.add_parser("pfm", help="Platform Firmware Manifests")
     pfm_verbs = pfm.add_subparsers(dest="pfm_verb", metavar="<verb>", required=True)
 
@@ -57,10 +64,24 @@ def register(sub: Any) -> None:
             metavar="NAME=OFFSET:LENGTH",
             help=f"a {kind} flash region of component NAME (repeat for each)",
         )
-    build.add_argument("--ecc-key", required=True, type=Path, help="vendor ECDSA P-384 key")
-    build.add_argument("--pqc-key", required=True, type=Path, help="vendor ML-DSA-87 key")
-    build.add_argument("--out", required=True, type=Path, help="where to write the signed PFM")
+    build.add_argument(
+        "--ecc-key", type=Path, help="vendor ECDSA P-384 key (without both keys: unsigned)"
+    )
+    build.add_argument("--pqc-key", type=Path, help="vendor ML-DSA-87 key")
+    build.add_argument("--out", required=True, type=Path, help="where to write the PFM")
     build.set_defaults(func=_build)
+
+    sign = pfm_verbs.add_parser(
+        "sign",
+        help="sign an unsigned PFM (from pfm build without keys)",
+        epilog="example: ironroot platform pfm sign node.pfm.cbor --ecc-key vendor.key "
+        "--pqc-key vendor-pqc.key --out node.pfm",
+    )
+    sign.add_argument("unsigned", type=Path, help="the unsigned PFM (its CBOR payload)")
+    sign.add_argument("--ecc-key", required=True, type=Path, help="vendor ECDSA P-384 key")
+    sign.add_argument("--pqc-key", required=True, type=Path, help="vendor ML-DSA-87 key")
+    sign.add_argument("--out", required=True, type=Path, help="where to write the signed PFM")
+    sign.set_defaults(func=_sign)
 
     verify = pfm_verbs.add_parser(
         "verify",
@@ -148,8 +169,13 @@ def _build(args: argparse.Namespace) -> int:
             for name, entries in versions.items()
         ),
     )
-    signed = platform.sign_pfm(pfm, load_signer(args.ecc_key), load_signer(args.pqc_key))
-    args.out.write_bytes(signed)
+    if (args.ecc_key is None) != (args.pqc_key is None):
+        raise ConfigError("--ecc-key and --pqc-key go together (neither: an unsigned PFM)")
+    if args.ecc_key is None:
+        args.out.write_bytes(pfm.encode())
+    else:
+        signed = platform.sign_pfm(pfm, load_signer(args.ecc_key), load_signer(args.pqc_key))
+        args.out.write_bytes(signed)
     print(
         json.dumps(
             {
@@ -163,6 +189,17 @@ def _build(args: argparse.Namespace) -> int:
         else f"wrote {args.out}: PFM svn {pfm.svn} for {pfm.platform}, "
         f"{sum(len(c.versions) for c in pfm.components)} image(s)"
     )
+    return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from ironroot._fileio import read_limited
+
+    pfm = platform.Pfm.decode(read_limited(args.unsigned, 1024 * 1024))
+    signed = platform.sign_pfm(pfm, load_signer(args.ecc_key), load_signer(args.pqc_key))
+    args.out.write_bytes(signed)
+    value = {"out": str(args.out), "platform": pfm.platform, "svn": pfm.svn}
+    print(json.dumps(value) if args.json else f"wrote {args.out}: signed PFM svn {pfm.svn}")
     return 0
 
 

@@ -15,7 +15,12 @@ from typing import Final
 
 from ironroot.crypto import Algorithm
 from ironroot.errors import IronrootError
-from ironroot.platform._devices import PlatformDevice, device_references, measure_device
+from ironroot.platform._devices import (
+    DeviceMeasurement,
+    PlatformDevice,
+    device_references,
+    measure_device,
+)
 from ironroot.platform._flash import Chip
 from ironroot.platform._node import (
     COMPONENTS,
@@ -28,7 +33,7 @@ from ironroot.platform._pfm import Pfm
 from ironroot.platform._state import ComponentState, Image
 from ironroot.rot import Fuses
 
-__all__ = ["boot"]
+__all__ = ["boot", "measure_devices"]
 
 _ACTIVATED: Final = frozenset({"activate", "reboot", "health", "commit"})
 """Steps of a pending update at which the new slot is active (the activation record is
@@ -345,3 +350,38 @@ def _count_healthy(
                 now,
             )
     return tuple(replaced)
+
+
+def measure_devices(rot: Rot, now: dt.datetime) -> list[DeviceMeasurement]:
+    """Measure every SPDM device over SPDM, as boot does, without booting: what each active
+    image reports against the reference values logged for it."""
+    assert rot.state is not None
+    results: list[DeviceMeasurement] = []
+    for name in DEVICES:
+        cs = rot.state.component(name)
+        info = rot.platform.config.devices[name]
+        read = rot.flash.chip(name).image(f"slot{cs.active}")
+        if cs.image is None or read is None:
+            results.append(
+                DeviceMeasurement(
+                    name, False, "flash-check", "the active slot holds no image the RoT wrote"
+                )
+            )
+            continue
+        try:
+            statements, _ = rot.platform.evidence(cs.image.evidence)
+            references = device_references(
+                statements,
+                trust_service_keys=rot.platform.config.trust.service_keys,
+                issuers=rot.platform.config.trust.issuers_of(name),
+                vendor=info.vendor,
+                model=info.model,
+                now=now,
+            )
+            device = PlatformDevice.open(rot.platform.directory / "devices", name)
+            results.append(
+                measure_device(device, read[0], root=info.root, references=references, now=now)
+            )
+        except IronrootError as exc:
+            results.append(DeviceMeasurement(name, False, exc.code, exc.detail, error=exc))
+    return results

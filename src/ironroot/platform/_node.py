@@ -60,6 +60,7 @@ from ironroot.platform._state import STEPS, Image, NodeState
 from ironroot.rot import Device
 
 if TYPE_CHECKING:
+    from ironroot.platform._devices import DeviceMeasurement
     from ironroot.platform._update import UpdateResult
 
 __all__ = [
@@ -520,6 +521,13 @@ class Platform:
                 pfm_statement=pfm_statement,
                 progress=progress,
             )
+
+    def measure(self, *, now: dt.datetime) -> list[DeviceMeasurement]:
+        """Measure each SPDM device against the reference values logged for its image."""
+        from ironroot.platform._boot import measure_devices
+
+        with self.rot() as rot:
+            return measure_devices(rot, now)
 
     def recover(self, component: str, *, now: dt.datetime) -> Image:
         """Restore ``component``'s active slot from its recovery image (an operator's
