@@ -439,7 +439,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
             "SessionService": link(f"{ROOT}/SessionService"),
             "AccountService": link(f"{ROOT}/AccountService"),
             "UpdateService": link(f"{ROOT}/UpdateService"),
-            "TaskService": link(f"{ROOT}/TaskService"),
+            "Tasks": link(f"{ROOT}/TaskService"),
             "Managers": link(f"{ROOT}/Managers"),
             "Links": {"Sessions": link(SESSIONS)},
         }
@@ -940,11 +940,10 @@ def _resources(service: RedfishService) -> list[_Resource]:
 
     async def entries(request: Request, who: _Principal | None) -> Response:
         events = await run_in_threadpool(service.platform.events)
-        members = [f"{LOG}/Entries/{e.seq}" for e in events]
-        return json_response(
-            request,
-            collection(f"{LOG}/Entries", "LogEntryCollection", "RoT event log entries", members),
-        )
+        body = collection(f"{LOG}/Entries", "LogEntryCollection", "RoT event log entries", [])
+        body["Members"] = [entry_body(e) for e in events]  # the schema auto-expands entries
+        body["Members@odata.count"] = len(events)
+        return json_response(request, body)
 
     async def entry(request: Request, who: _Principal | None) -> Response:
         ident = request.path_params["entry_id"]
