@@ -669,3 +669,61 @@ def test_the_journal_never_names_a_slot_the_rot_did_not_finish(
         node.boot(now=NOW)
     shown = json.loads(json.dumps(node.show()))
     assert shown["pending"] is None
+
+
+# --- replacing the recovery images ----------------------------------------------------------
+
+
+def _pfm2(world: World) -> tuple[bytes, bytes]:
+    versions = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+    pfm = world.make_pfm(2, versions)
+    return pfm, world.log_pfm(pfm)
+
+
+def test_a_power_cut_while_boot_replaces_recovery_never_strands_the_pfm(
+    world: World, tmp_path: Path
+) -> None:
+    """Host 2.0 came with PFM 2; the next boot copies both to recovery and raises both floors.
+    Cut that boot at every write: the boots after it finish the job — never a node left with
+    no PFM recovery copy, or with PFM 2 in force over a floor that still admits PFM 1."""
+    template = world.node(tmp_path / "template")
+    pfm, statement = _pfm2(world)
+    host = world.release("host", "2.0")
+    _update(template, host, pfm=pfm, pfm_statement=statement)
+    counted = Faults()
+    copy = tmp_path / "count" / "node"
+    shutil.copytree(template.directory, copy)
+    Platform.open(copy).boot(now=NOW, faults=counted)
+    assert counted.writes > 5
+    for cut in range(1, counted.writes + 1, 2):  # every other write: each step, half the cost
+        directory = tmp_path / f"cut{cut}" / "node"
+        shutil.copytree(template.directory, directory)
+        with pytest.raises(PowerLost):
+            Platform.open(directory).boot(now=NOW, faults=Faults(after_writes=cut))
+        node = Platform.open(directory)
+        assert node.boot(now=NOW).ok
+        state = node.state()
+        assert state.component("host").recovery.sha384 == host.sha384, cut  # type: ignore[union-attr]
+        assert state.component("host").min_svn == host.svn
+        assert state.pfm.recovery is not None, cut
+        assert state.pfm.recovery.svn == 2, cut
+        assert state.pfm.min_svn == 2, cut
+        _running_is_allowed(node, world)
+
+
+def test_the_pfm_recovery_waits_for_its_own_healthy_boots(node: Platform, world: World) -> None:
+    """NIC 2.0 (no PFM) reaches its healthy boots in the same boot that first runs host 2.0
+    with PFM 2: the NIC's recovery is replaced, PFM 2's must wait until it has booted
+    healthy ``healthy_boots`` times itself."""
+    _update(node, world.release("nic", "2.0"))  # nic: 1 healthy boot
+    pfm, statement = _pfm2(world)
+    result = _update(node, world.release("host", "2.0"), pfm=pfm, pfm_statement=statement)
+    assert result.boot.recovery_replaced == ("nic",)  # type: ignore[attr-defined]
+    state = node.state()
+    assert state.pfm.image.svn == 2  # type: ignore[union-attr]
+    assert state.pfm.recovery.svn == 1  # type: ignore[union-attr]
+    assert state.pfm.min_svn == 1
+    assert node.boot(now=NOW).recovery_replaced == ("host",)
+    state = node.state()
+    assert state.pfm.recovery.svn == 2  # type: ignore[union-attr]
+    assert state.pfm.min_svn == 2

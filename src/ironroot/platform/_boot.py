@@ -230,7 +230,7 @@ def boot(rot: Rot, now: dt.datetime) -> BootReport:
             pfm_state = state.pfm
             if pending.pfm is not None:
                 pfm_state = dataclasses.replace(
-                    pfm_state, active=pfm_state.inactive, fallback=False
+                    pfm_state, active=pfm_state.inactive, fallback=False, healthy=0
                 )
             rot.commit(
                 "rolled-back",
@@ -356,10 +356,24 @@ def _count_healthy(
             name,
             now=now,
         )
+    # The PFM's recovery copy follows once the PFM has been in force for ``healthy_boots``
+    # boots and every component has settled (its active image is its recovery image).
+    # Decided from the journaled state, not from what this boot replaced: a power loss
+    # between a component's replacement and the PFM's must not leave the PFM's for ever.
     ps = rot.state.pfm
-    if replaced and ps.image is not None and ps.image != ps.recovery:
-        data = rot.flash.chip("rot").image(f"pfm{ps.active}")
-        if data is not None and data[1] == ps.image.sha384:
+    pfm_image = ps.image
+    if pfm_image is None or pfm_image == ps.recovery:
+        return tuple(replaced)
+    ps = dataclasses.replace(ps, healthy=ps.healthy + 1)
+    rot.state = dataclasses.replace(rot.state, pfm=ps)
+    settled = all(
+        (cs := rot.state.component(name)).image is not None and cs.image == cs.recovery
+        for name in COMPONENTS
+    )
+    if settled and ps.healthy >= needed:
+        chip = rot.flash.chip("rot")
+        data = chip.image(f"pfm{ps.active}")
+        if data is not None and data[1] == pfm_image.sha384:
             pfm_svn = rot.verify_pfm_bytes(data[0], 0).svn
             rot.commit(
                 "replacing-recovery",
@@ -367,12 +381,14 @@ def _count_healthy(
                 now,
             )
             rot.writer.write_image("rot", "pfm-recovery", data[0], what="recovery")
+            if chip.image_digest("pfm-recovery") != pfm_image.sha384:
+                return tuple(replaced)
             rot.commit(
                 "recovery-replaced",
                 dataclasses.replace(
                     rot.state,
                     pfm=dataclasses.replace(
-                        ps, recovery=ps.image, min_svn=max(ps.min_svn, pfm_svn)
+                        ps, recovery=pfm_image, min_svn=max(ps.min_svn, pfm_svn)
                     ),
                 ),
                 now,

@@ -233,7 +233,7 @@ def run_update(
     )
     if pfm_image is not None:
         ps = dataclasses.replace(
-            ps.with_slot(ps.inactive, pfm_image), active=ps.inactive, fallback=False
+            ps.with_slot(ps.inactive, pfm_image), active=ps.inactive, fallback=False, healthy=0
         )
     state = dataclasses.replace(
         state.with_component(component, active),
