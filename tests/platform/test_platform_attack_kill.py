@@ -186,7 +186,7 @@ def _digests(world: World, component: str) -> tuple[bytes, bytes]:
 
 @pytest.mark.parametrize(
     ("component", "pfm", "trials"),
-    [("bmc", False, 4), ("host", True, 3)],
+    [("bmc", False, 3), ("host", True, 2)],
     ids=["bmc", "host-with-pfm"],
 )
 def test_sigkill_at_any_file_operation_of_an_update_ends_on_old_or_new(
