@@ -41,9 +41,10 @@ Nothing in this file is hand-written for want of a library: it is the byte layou
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import struct
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -203,37 +204,51 @@ class Chip:
             return None
         return ImageHeader(length, digest)
 
-    def image_chunks(self, region: str, header: ImageHeader) -> Iterator[bytes]:
-        """The image's bytes in chunks (a bounded read for hashing large images)."""
-        r = self.region(region)
-        with self.path.open("rb") as handle:
-            handle.seek(r.offset + IMAGE_HEADER_SIZE)
-            left = header.length
-            while left:
-                chunk = handle.read(min(_CHUNK, left))
-                if not chunk:
-                    raise StorageError(f"flash chip {self.name} is shorter than its layout")
-                left -= len(chunk)
-                yield chunk
-
-    def image(self, region: str) -> tuple[bytes, bytes] | None:
-        """(image, SHA-384 of the bytes read) of an image region, or ``None`` when it is empty
-        or its bytes do not match its header (a torn write)."""
+    def _image_file(self, region: str) -> tuple[ImageHeader, io.BufferedReader] | None:
+        """The image header of an image region and the chip file, positioned at the image."""
         header = self.image_header(region)
         if header is None:
             return None
-        data = b"".join(self.image_chunks(region, header))
+        handle = self.path.open("rb")
+        handle.seek(self.region(region).offset + IMAGE_HEADER_SIZE)
+        return header, handle
+
+    def image(self, region: str) -> tuple[bytes, bytes] | None:
+        """(image, SHA-384 of the bytes read) of an image region, or ``None`` when it is empty
+        or its bytes do not match its header (a torn write).
+
+        The image is read in one call into one buffer (the region bounds its length): reading
+        it in chunks and joining them costs as much as hashing it (an allocation and a copy
+        per chunk), and boot reads every active slot this way.
+        """
+        opened = self._image_file(region)
+        if opened is None:
+            return None
+        header, handle = opened
+        with handle:
+            data = handle.read(header.length)
+        if len(data) != header.length:
+            raise StorageError(f"flash chip {self.name} is shorter than its layout")
         digest = hashlib.sha384(data).digest()
         return (data, digest) if digest == header.sha384 else None
 
     def image_digest(self, region: str) -> bytes | None:
-        """SHA-384 of an image region's bytes, streamed; ``None`` when empty or torn."""
-        header = self.image_header(region)
-        if header is None:
+        """SHA-384 of an image region's bytes, streamed through one bounded buffer; ``None``
+        when empty or torn."""
+        opened = self._image_file(region)
+        if opened is None:
             return None
+        header, handle = opened
         h = hashlib.sha384()
-        for chunk in self.image_chunks(region, header):
-            h.update(chunk)
+        buffer = memoryview(bytearray(min(_CHUNK, header.length)))
+        with handle:
+            left = header.length
+            while left:
+                got = handle.readinto(buffer[: min(len(buffer), left)])
+                if not got:
+                    raise StorageError(f"flash chip {self.name} is shorter than its layout")
+                h.update(buffer[:got])
+                left -= got
         digest = h.digest()
         return digest if digest == header.sha384 else None
 
