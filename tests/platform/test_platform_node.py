@@ -293,3 +293,39 @@ def test_power_loss_at_random_writes_never_leaves_a_mix(world: World, tmp_path: 
         assert running == _active(node, "nvme")
         assert running in (old.sha384, new.sha384), cut
         assert hashlib.sha384(node.bmc_read("nvme", 0, 8)).digest()
+
+
+# --- devices over SPDM ----------------------------------------------------------------------
+
+
+def test_a_device_update_whose_measurements_do_not_match_its_logged_corim_rolls_back(
+    node: Platform, world: World
+) -> None:
+    """The manifest of v2 is logged, but the only CoRIM given is v1's: the update verifies,
+    the NIC boots v2, its signed SPDM measurements match no logged reference value, it is held
+    in reset, and the update rolls back to v1."""
+    v1, v2 = world.release("nic", "1.0"), world.release("nic", "2.0")
+    statements = (v2.statements[0], v1.statements[1])
+    result = node.update("nic", v2.bundle, statements, now=NOW)
+    assert result.outcome == "rolled-back"
+    assert _active(node, "nic") == v1.sha384
+    assert result.boot.component("nic").running
+    held = [e for e in node.events() if e.message_id == "ComponentHeldInReset"]
+    assert held
+    assert "measurement-mismatch" in held[-1].args
+
+
+def test_a_device_with_another_identity_is_held_in_reset(node: Platform) -> None:
+    devices = node.directory / "devices"
+    for suffix in (".key.pem", ".chain.pem"):
+        (devices / f"gpu{suffix}").write_bytes((devices / f"nic{suffix}").read_bytes())
+    report = node.boot(now=NOW)
+    assert not report.ok
+    gpu = report.component("gpu")
+    assert not gpu.running
+    assert gpu.code == "chain-not-trusted"
+    assert report.component("nic").running
+    measured = {m.name: m for m in node.measure(now=NOW)}
+    assert not measured["gpu"].ok
+    assert measured["gpu"].code == "chain-not-trusted"
+    assert measured["nvme"].ok
