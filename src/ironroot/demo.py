@@ -3,11 +3,18 @@
 Every step runs the ``ironroot`` command a user would type (printed before it runs) against a
 real ``ironroot serve`` on a fresh data directory, so the demo doubles as runnable
 documentation. It stops the server and exits non-zero if any step fails.
+
+The platform act (16–20: a DC-SCM node, its PFM, a refused unlogged update, a power loss
+mid-update, protected flash and recovery) runs its thirty-odd commands in this process through
+``ironroot.cli.main`` — the same commands, printed the same way, without an interpreter
+start-up each — so that it takes seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import shlex
@@ -51,7 +58,7 @@ class Demo:
 
     def step(self, title: str) -> None:
         console.print()
-        console.print(Panel.fit(title, style="bold cyan"))
+        console.print(Panel.fit(title, style="bold cyan"), soft_wrap=False)  # wrap, never crop
 
     def run(self, *args: str, expect: int = 0) -> str:
         shown = "ironroot " + " ".join(shlex.quote(a) for a in args)
@@ -65,6 +72,33 @@ class Demo:
         if proc.returncode != expect:
             raise DemoFailed(f"`{shown}` exited {proc.returncode}, expected {expect}")
         return proc.stdout
+
+    def cli(self, *args: str, expect: int = 0, show: bool = True, tail: int = 0) -> str:
+        """Run an ``ironroot`` command in this process (``ironroot.cli.main``, what the
+        executable runs) in the demo's directory: the same command, without a start-up each.
+        ``show=False`` runs it without printing; ``tail`` prints only its last lines. Returns
+        what it printed (standard output and error, in order)."""
+        from ironroot.cli import main as ironroot_main
+
+        shown = "ironroot " + " ".join(shlex.quote(a) for a in args)
+        out = io.StringIO()
+        with (
+            contextlib.chdir(self.work),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(out),
+        ):
+            code = ironroot_main(list(args))
+        lines = out.getvalue().rstrip().splitlines()
+        if show:
+            console.print(f"[dim]$[/dim] [bold]{shown}[/bold]")
+            if tail and len(lines) > tail:
+                console.print(f"  … ({len(lines) - tail} earlier lines)", style="dim")
+                lines = lines[-tail:]
+        if lines and (show or code != expect):
+            console.print("\n".join(lines), markup=False)
+        if code != expect:
+            raise DemoFailed(f"`{shown}` exited {code}, expected {expect}")
+        return out.getvalue()
 
     def start_server(self, data: str, port: int) -> None:
         args = ["serve", "--data", data, "--port", str(port)]
@@ -337,8 +371,153 @@ def _key_release(demo: Demo) -> None:
     demo.run("keyrelease", "demo", "--workdir", "keyrelease")
 
 
+_NODE = "pkg:platform/acme/node-1"
+_VENDOR = "https://vendor.example"
+_COMPONENTS = ("bmc", "host", "nic", "gpu", "nvme")
+_DEVICES = ("nic", "gpu", "nvme")
+_VALIDITY = (
+    "--not-before",
+    "2026-01-01T00:00:00+00:00",
+    "--not-after",
+    "2036-01-01T00:00:00+00:00",
+)
+
+
+def _build(demo: Demo, component: str, version: str, svn: int, *, show: bool = True) -> str:
+    """Build and sign ``<component>-<version>.bin`` with the vendor's two keys."""
+    name = f"{component}-{version}"
+    (demo.work / f"{name}.runtime").write_bytes(os.urandom(16 * 1024))
+    demo.cli(
+        "firmware", "build", "--fmc", "fmc.bin", "--runtime", f"{name}.runtime",
+        "--svn", str(svn), "--vendor-ecc-key", "vendor.pub.pem",
+        "--vendor-pqc-key", "vendor-pqc.pub.pem", "--pqc-type", "mldsa", *_VALIDITY,
+        "--out", f"{name}.unsigned", show=show,
+    )  # fmt: skip
+    demo.cli(
+        "firmware", "sign", f"{name}.unsigned", "--ecc-key", "vendor.key",
+        "--pqc-key", "vendor-pqc.key", "--out", f"{name}.bin", show=show,
+    )  # fmt: skip
+    return f"{name}.bin"
+
+
+def _publish(demo: Demo, url: str, bundle: str, component: str, *, show: bool = True) -> None:
+    demo.cli(
+        "firmware", "publish", bundle, "--url", url, "--key", "vendor.key", "--iss", _VENDOR,
+        "--sub", f"pkg:firmware/acme/{component}", "--out-dir", "published", show=show,
+    )  # fmt: skip
+
+
+def _pfm(demo: Demo, url: str, svn: int, images: Sequence[str]) -> str:
+    """Build, sign and publish PFM ``node-<svn>.pfm`` allowing ``images`` (NAME=VER:SVN:FILE)."""
+    out = f"node-{svn}.pfm"
+    demo.cli(
+        "platform", "pfm", "build", "--platform", _NODE, "--svn", str(svn),
+        *(arg for image in images for arg in ("--image", image)),
+        "--ecc-key", "vendor.key", "--pqc-key", "vendor-pqc.key", "--out", out,
+    )  # fmt: skip
+    demo.cli(
+        "platform", "pfm", "publish", out, "--url", url, "--key", "vendor.key",
+        "--iss", _VENDOR, "--sub", _NODE,
+    )  # fmt: skip
+    return out
+
+
+def _platform_factory(demo: Demo, url: str) -> None:
+    demo.step(
+        "16. A DC-SCM node: firmware for its BMC, host, NIC, GPU and NVMe, and the Platform "
+        "Firmware Manifest (PFM) that allows it, signed by the vendor and on the log"
+    )
+    _publish(demo, url, _build(demo, "bmc", "1.0", 1), "bmc")
+    for component in _COMPONENTS[1:]:
+        _publish(demo, url, _build(demo, component, "1.0", 1, show=False), component, show=False)
+    console.print(
+        "# the same three commands for host, nic, gpu and nvme 1.0 (output omitted)", style="dim"
+    )
+    _pfm(demo, url, 1, [f"{c}=1.0:1:{c}-1.0.bin" for c in _COMPONENTS])
+    demo.cli(
+        "rot", "provision", "--device", "node-rot",
+        "--vendor-ca-key", "ca/vendor-ca-ecc.key.pem",
+        "--vendor-ca-cert", "ca/vendor-ca-ecc.cert.pem",
+        "--vendor-ca-key", "ca/vendor-ca-mldsa.key.pem",
+        "--vendor-ca-cert", "ca/vendor-ca-mldsa.cert.pem", "--vendor-key-hash", demo.key_hash,
+    )  # fmt: skip
+    issuers = "\n".join(f'{c} = ["{_VENDOR}"]' for c in (*_COMPONENTS, "pfm"))
+    trust = (
+        f'platform = "{_NODE}"\nhealthy_boots = 3\n\n'
+        '[vendor]\necc = ["vendor.pub.pem"]\npqc = ["vendor-pqc.pub.pem"]\n\n'
+        '[transparency]\nservice_keys = ["service-keys.cbor"]\n\n'
+        f"[issuers]\n{issuers}\n"
+    )
+    (demo.work / "platform.toml").write_text(trust)
+    console.print("# platform.toml: what the node trusts for its updates", style="dim")
+    console.print(trust.rstrip(), markup=False, style="dim")
+    init = [
+        "platform", "init", "--node", "node", "--rot-device", "node-rot",
+        "--trust", "platform.toml", "--pfm", "node-1.pfm", "--pfm-statement", "node-1.pfm.ts",
+    ]  # fmt: skip
+    for c in _COMPONENTS:
+        init += ["--image", f"{c}={c}-1.0.bin"]
+        init += ["--statement", f"{c}=published/{c}-1.0.manifest.ts"]
+        if c in _DEVICES:
+            init += ["--statement", f"{c}=published/{c}-1.0.corim.ts"]
+            init += ["--device", f"{c}={_VENDOR},pkg:firmware/acme/{c}"]
+    demo.cli(*init)
+    demo.cli("platform", "boot", "--node", "node")
+
+
+def _platform_update(demo: Demo, url: str) -> None:
+    demo.step(
+        "17. BMC 2.0 is signed and a new PFM allowing it is on the log, but the firmware "
+        "itself is not: the RoT refuses it (failing check: receipt)"
+    )
+    bmc2 = _build(demo, "bmc", "2.0", 2)
+    images = [f"{c}=1.0:1:{c}-1.0.bin" for c in _COMPONENTS] + [f"bmc=2.0:2:{bmc2}"]
+    _pfm(demo, url, 2, images)
+    update = [
+        "platform", "update", bmc2, "--component", "bmc", "--node", "node",
+        "--pfm", "node-2.pfm", "--pfm-statement", "node-2.pfm.ts",
+    ]  # fmt: skip
+    demo.cli(*update, "--json", expect=1)
+
+    demo.step(
+        "18. The vendor publishes it; the power fails while the RoT writes the inactive slot: "
+        "the next boot ends on the old firmware"
+    )
+    _publish(demo, url, bmc2, "bmc")
+    statement = ["--statement", "published/bmc-2.0.manifest.ts"]
+    demo.cli(*update, *statement, "--inject", "write", expect=1)
+    demo.cli("platform", "boot", "--node", "node")
+    demo.cli("platform", "journal", "--node", "node", tail=4)
+
+    demo.step("19. The update again, with its receipts: verified, written, booted, committed")
+    demo.cli(*update, *statement)
+    demo.cli("platform", "show", "--node", "node")
+
+
+def _platform_recovery(demo: Demo) -> None:
+    demo.step(
+        "20. Flash: the BMC may not write the host's firmware; a corrupted region is detected "
+        "at boot and restored from recovery"
+    )
+    (demo.work / "junk.bin").write_bytes(b"\xff" * 64)
+    demo.cli(
+        "platform", "flash-write", "--node", "node", "--chip", "host", "--offset", "0x1100",
+        "--data-file", "junk.bin", expect=1,
+    )  # fmt: skip
+    with (demo.work / "node" / "flash" / "host.bin").open("r+b") as chip:
+        chip.seek(0x1100)
+        chip.write(b"\xff" * 64)
+    console.print(
+        "# a bad chip (or someone with a programmer) changes 64 bytes of the host's active slot"
+        " in node/flash/host.bin at 0x1100",
+        style="dim",
+    )
+    demo.cli("platform", "boot", "--node", "node")
+    demo.cli("platform", "events", "--node", "node", tail=6)
+
+
 def _audit(demo: Demo, url: str) -> None:
-    demo.step("16. The log: checkpoint, and a full recomputation by an auditor")
+    demo.step("21. The log: checkpoint, and a full recomputation by an auditor")
     import httpx
 
     console.print(f"[dim]$[/dim] [bold]curl -s {url}/checkpoint[/bold]")
@@ -355,7 +534,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m ironroot.demo",
         description="Walk the whole path of trust with the real commands, in a temporary "
         "directory: transparency service, firmware, root of trust, SAFE review, attestation, "
-        "key release and the auditor's check (what `make demo` runs).",
+        "key release, a platform's firmware updates and recovery, and the auditor's check "
+        "(what `make demo` runs).",
     )
     parser.add_argument("--keep", action="store_true", help="keep the demo's directory")
     keep = parser.parse_args(argv if argv is not None else sys.argv[1:]).keep
@@ -369,6 +549,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _firmware_and_boot(demo, url)
         _attestation(demo, url)
         _key_release(demo)
+        _platform_factory(demo, url)
+        _platform_update(demo, url)
+        _platform_recovery(demo)
         _audit(demo, url)
     except DemoFailed as exc:
         console.print(f"[bold red]demo failed:[/bold red] {exc}")
