@@ -62,7 +62,8 @@ def rw_region(component: str) -> tuple[int, int]:
     return region.offset, region.size
 
 
-def _service(directory: Path, issuers: Mapping[str, PrivateKey]) -> TransparencyService:
+def transparency_service(directory: Path, issuers: Mapping[str, PrivateKey]) -> TransparencyService:
+    """A transparency service in ``directory`` whose registration policy admits ``issuers``."""
     init_data_dir(directory)
     config = directory / "ironroot.toml"
     text = config.read_text()
@@ -242,8 +243,8 @@ def make_world(root: Path) -> Iterator[World]:
     ecc, statement_key, other_key = (PrivateKey.generate(Algorithm.ES384) for _ in range(3))
     pqc = PrivateKey.generate(Algorithm.ML_DSA_87)
     issuers = {VENDOR: statement_key, OTHER: other_key}
-    good = _service(root / "trusted-log", issuers)
-    rogue = _service(root / "untrusted-log", issuers)
+    good = transparency_service(root / "trusted-log", issuers)
+    rogue = transparency_service(root / "untrusted-log", issuers)
     with (
         good,
         rogue,

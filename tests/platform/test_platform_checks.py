@@ -13,10 +13,10 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.platform.node_world import transparency_service
 
 from ironroot.cose import TransparentStatement, make_transparent
 from ironroot.crypto import Algorithm, PrivateKey
@@ -56,7 +56,7 @@ from ironroot.platform import (
 )
 from ironroot.rot import Fuses
 from ironroot.safe import ProviderKey, ProviderKeys, sfr_statement, sign_report
-from ironroot.transparency import TransparencyService, init_data_dir
+from ironroot.transparency import TransparencyService
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 PLATFORM = "pkg:platform/acme/node-1"
@@ -84,17 +84,6 @@ FIRMWARE_CHECKS = (
     "svn",
     "validity",
 )
-
-
-def _service(directory: Path, issuers: dict[str, PrivateKey]) -> TransparencyService:
-    init_data_dir(directory)
-    config = directory / "ironroot.toml"
-    text = config.read_text()
-    for i, (iss, key) in enumerate(issuers.items()):
-        (directory / f"issuer{i}.pub.pem").write_bytes(key.public_key.to_pem())
-        text += f'\n[[transparency.issuers]]\niss = "{iss}"\nkey = "issuer{i}.pub.pem"\n'
-    config.write_text(text)
-    return TransparencyService.open(directory)
 
 
 def _register(service: TransparencyService, statement: bytes) -> bytes:
@@ -235,11 +224,11 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     vendor, other, safe = (PrivateKey.generate(Algorithm.ES384) for _ in range(3))
-    service = _service(
+    service = transparency_service(
         tmp_path_factory.mktemp("trusted-log"),
         {VENDOR_ISS: vendor, OTHER_ISS: other, SAFE_ISS: safe},
     )
-    untrusted = _service(tmp_path_factory.mktemp("untrusted-log"), {VENDOR_ISS: vendor})
+    untrusted = transparency_service(tmp_path_factory.mktemp("untrusted-log"), {VENDOR_ISS: vendor})
     with service, untrusted:
         w = World(
             ecc=[PrivateKey.generate(Algorithm.ES384) for _ in range(2)],

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.platform.node_world import transparency_service
 
 from ironroot.attestation import ReferenceValues
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey
@@ -67,8 +68,6 @@ from ironroot.spdm import (
 from ironroot.transparency import (
     ServiceThread,
     TransparencyClient,
-    TransparencyService,
-    init_data_dir,
 )
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -82,17 +81,6 @@ RUNTIME_2 = hashlib.sha384(b"nic runtime 2").digest() * 40
 EXTRA_ID = 7
 EXTRA = b"nic option rom" * 20
 ISSUERS = frozenset({VENDOR_ISS})
-
-
-def _service(directory: Path, issuers: dict[str, PrivateKey]) -> TransparencyService:
-    init_data_dir(directory)
-    config = directory / "ironroot.toml"
-    text = config.read_text()
-    for number, (iss, key) in enumerate(issuers.items()):
-        (directory / f"issuer{number}.pub.pem").write_bytes(key.public_key.to_pem())
-        text += f'\n[[transparency.issuers]]\niss = "{iss}"\nkey = "issuer{number}.pub.pem"\n'
-    config.write_text(text)
-    return TransparencyService.open(directory)
 
 
 @dataclasses.dataclass
@@ -159,8 +147,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     ecc, vendor_key, other_key = (PrivateKey.generate(Algorithm.ES384) for _ in range(3))
     pqc = PrivateKey.generate(Algorithm.ML_DSA_87)
     issuers = {VENDOR_ISS: vendor_key, OTHER_ISS: other_key}
-    good = _service(tmp_path_factory.mktemp("trusted-log"), issuers)
-    rogue = _service(tmp_path_factory.mktemp("untrusted-log"), issuers)
+    good = transparency_service(tmp_path_factory.mktemp("trusted-log"), issuers)
+    rogue = transparency_service(tmp_path_factory.mktemp("untrusted-log"), issuers)
     with (
         good,
         rogue,
