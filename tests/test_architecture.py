@@ -34,6 +34,7 @@ LAYERS = [
     "attestation",
     "keyrelease",
     "platform",
+    "fleet",
     "cli",
     "demo",
     "__main__",
