@@ -52,6 +52,7 @@ class Demo:
         self.work = workdir
         self.exe = [sys.executable, "-m", "ironroot"]
         self.server: subprocess.Popen[bytes] | None = None
+        self.redfish: subprocess.Popen[bytes] | None = None
         self.manifest_digest = ""
         self.key_hash = ""
         self.nonce = ""
@@ -100,30 +101,128 @@ class Demo:
             raise DemoFailed(f"`{shown}` exited {code}, expected {expect}")
         return out.getvalue()
 
-    def start_server(self, data: str, port: int) -> None:
-        args = ["serve", "--data", data, "--port", str(port)]
+    def _spawn(self, args: Sequence[str], port: int) -> subprocess.Popen[bytes]:
+        """Start ``ironroot ARGS`` in the background and wait until it listens on ``port``."""
         console.print(f"[dim]$[/dim] [bold]ironroot {' '.join(args)} &[/bold]")
-        self.server = subprocess.Popen([*self.exe, *args], cwd=self.work)
+        process = subprocess.Popen([*self.exe, *args], cwd=self.work)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if self.server.poll() is not None:
-                raise DemoFailed("the server exited during start-up")
+            if process.poll() is not None:
+                raise DemoFailed(f"`ironroot {args[0]}` exited during start-up")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    return
+                    return process
             except OSError:
                 time.sleep(0.05)
-        raise DemoFailed("the server did not start within 30 s")
+        process.kill()
+        process.wait()
+        raise DemoFailed(f"`ironroot {args[0]}` did not start within 30 s")
+
+    def start_server(self, data: str, port: int) -> None:
+        self.server = self._spawn(["serve", "--data", data, "--port", str(port)], port)
+
+    def start_redfish(self, node: str, port: int) -> None:
+        args = ["platform", "serve", "--node", node, "--port", str(port), "--log-level", "error"]
+        self.redfish = self._spawn(args, port)
+
+    @staticmethod
+    def _stop(process: subprocess.Popen[bytes] | None) -> None:
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
     def stop_server(self) -> None:
-        if self.server is not None and self.server.poll() is None:
-            self.server.send_signal(signal.SIGTERM)
-            try:
-                self.server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-                self.server.wait()
+        self._stop(self.server)
         self.server = None
+
+    def stop_redfish(self) -> None:
+        self._stop(self.redfish)
+        self.redfish = None
+
+
+class _Redfish:
+    """A Redfish client (httpx) that prints each request as the ``curl`` command making it."""
+
+    def __init__(self, url: str, work: Path) -> None:
+        import httpx
+
+        self.url = url
+        self.work = work
+        self.http = httpx.Client(base_url=url, timeout=60)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _show(self, command: str) -> None:
+        console.print(f"[dim]$[/dim] [bold]{command}[/bold]", soft_wrap=True)
+
+    def login(self, login_file: Path) -> None:
+        self._show(
+            f"curl -si {self.url}/redfish/v1/SessionService/Sessions "
+            f"-H 'Content-Type: application/json' -d @{login_file.name}"
+        )
+        response = self.http.post(
+            "/redfish/v1/SessionService/Sessions", content=login_file.read_bytes(),
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        if response.status_code != 201:
+            raise DemoFailed(f"login answered {response.status_code}: {response.text[:300]}")
+        token = response.headers["x-auth-token"]
+        self.http.headers["X-Auth-Token"] = token
+        console.print(
+            f"HTTP {response.status_code} {response.reason_phrase}\n"
+            f"Location: {response.headers['location']}\n"
+            f"X-Auth-Token: {token[:8]}… (as $TOKEN in every request below)",
+            markup=False,
+        )
+
+    def get(self, path: str) -> dict[str, Any]:
+        self._show(f'curl -s -H "X-Auth-Token: $TOKEN" {self.url}{path}')
+        response = self.http.get(path)
+        if response.status_code != 200:
+            raise DemoFailed(f"GET {path} answered {response.status_code}: {response.text[:300]}")
+        body: dict[str, Any] = response.json()
+        return body
+
+    def wait(self, monitor: str) -> None:
+        """Poll a task monitor until the task has ended (it answers 202 while it runs)."""
+        self._show(f'curl -s -H "X-Auth-Token: $TOKEN" {self.url}{monitor}   # until not 202')
+        deadline = time.monotonic() + 60
+        while (response := self.http.get(monitor)).status_code == 202:
+            if time.monotonic() > deadline:
+                raise DemoFailed("the update task did not end within 60 s")
+            time.sleep(0.02)
+        console.print(f"HTTP {response.status_code} {response.reason_phrase}", markup=False)
+
+    def push(
+        self, uri: str, target: str, parts: Sequence[tuple[str, str]], *, expect: int
+    ) -> dict[str, Any]:
+        """A multipart push of the files ``parts`` (part name, file) for ``target``."""
+        params = json.dumps({"Targets": [target]})
+        shown = " ".join(f"-F {name}=@{path}" for name, path in parts)
+        self._show(
+            f'curl -si -H "X-Auth-Token: $TOKEN" {self.url}{uri} '
+            f"-F 'UpdateParameters={params};type=application/json' {shown}"
+        )
+        files: list[tuple[str, tuple[str | None, bytes | str, str]]] = [
+            ("UpdateParameters", (None, params, "application/json"))
+        ]
+        for name, path in parts:
+            data = (self.work / path).read_bytes()
+            files.append((name, (Path(path).name, data, "application/octet-stream")))
+        response = self.http.post(uri, files=files)
+        console.print(f"HTTP {response.status_code} {response.reason_phrase}", markup=False)
+        if response.status_code != expect:
+            console.print(response.text, markup=False)
+            raise DemoFailed(f"the push answered {response.status_code}, expected {expect}")
+        body: dict[str, Any] = response.json()
+        if expect == 202:
+            console.print(f"Location: {response.headers['location']}", markup=False)
+        return body
 
 
 def _transparency(demo: Demo, url: str, port: int) -> None:
@@ -461,37 +560,85 @@ def _platform_factory(demo: Demo, url: str) -> None:
         if c in _DEVICES:
             init += ["--statement", f"{c}=published/{c}-1.0.corim.ts"]
             init += ["--device", f"{c}={_VENDOR},pkg:firmware/acme/{c}"]
+    password = os.urandom(12).hex()
+    (demo.work / "admin.pw").write_text(password + "\n")
+    (demo.work / "login.json").write_text(json.dumps({"UserName": "admin", "Password": password}))
+    init += ["--admin", "admin", "--admin-password-file", "admin.pw"]
     demo.cli(*init)
+    console.print(
+        "# admin.pw: the first Redfish Administrator's password (login.json has it too)",
+        style="dim",
+    )
     demo.cli("platform", "boot", "--node", "node")
 
 
 def _platform_update(demo: Demo, url: str) -> None:
     demo.step(
         "17. BMC 2.0 is signed and a new PFM allowing it is on the log, but the firmware "
-        "itself is not: the RoT refuses it (failing check: receipt)"
+        "itself is not: pushed over Redfish, the RoT refuses it (400, failing check: receipt)"
     )
     bmc2 = _build(demo, "bmc", "2.0", 2)
     images = [f"{c}=1.0:1:{c}-1.0.bin" for c in _COMPONENTS] + [f"bmc=2.0:2:{bmc2}"]
     _pfm(demo, url, 2, images)
-    update = [
-        "platform", "update", bmc2, "--component", "bmc", "--node", "node",
-        "--pfm", "node-2.pfm", "--pfm-statement", "node-2.pfm.ts",
-    ]  # fmt: skip
-    demo.cli(*update, "--json", expect=1)
+    port = _free_port()
+    demo.start_redfish("node", port)
+    redfish = _Redfish(f"http://127.0.0.1:{port}", demo.work)
+    try:
+        redfish.login(demo.work / "login.json")
+        push = redfish.get("/redfish/v1/UpdateService")["MultipartHttpPushUri"]
+        console.print(f'"MultipartHttpPushUri": "{push}"', markup=False)
+        target = "/redfish/v1/UpdateService/FirmwareInventory/bmc-active"
+        pfm = [("OemIronrootPfm", "node-2.pfm"), ("OemIronrootPfmStatement", "node-2.pfm.ts")]
+        error = redfish.push(push, target, [("UpdateFile", bmc2), *pfm], expect=400)["error"]
+        info = error["@Message.ExtendedInfo"][0]
+        check = {k: info["Oem"]["Ironroot"][k] for k in ("Check", "Code")}
+        shown = {
+            "code": error["code"],
+            "message": error["message"],
+            "@Message.ExtendedInfo": [{"MessageId": info["MessageId"], "Oem": {"Ironroot": check}}],
+        }
+        console.print("# the Redfish error body, abridged:", style="dim")
+        console.print(json.dumps({"error": shown}, indent=2), markup=False)
 
-    demo.step(
-        "18. The vendor publishes it; the power fails while the RoT writes the inactive slot: "
-        "the next boot ends on the old firmware"
-    )
-    _publish(demo, url, bmc2, "bmc")
-    statement = ["--statement", "published/bmc-2.0.manifest.ts"]
-    demo.cli(*update, *statement, "--inject", "write", expect=1)
-    demo.cli("platform", "boot", "--node", "node")
-    demo.cli("platform", "journal", "--node", "node", tail=4)
+        demo.step(
+            "18. The vendor publishes BMC 2.0; a power loss while the RoT writes the inactive "
+            "slot (a fault drill) ends, at the next boot, on the old firmware"
+        )
+        _publish(demo, url, bmc2, "bmc")
+        manifest = "published/bmc-2.0.manifest.ts"
+        demo.cli(
+            "platform", "update", bmc2, "--component", "bmc", "--statement", manifest,
+            "--pfm", "node-2.pfm", "--pfm-statement", "node-2.pfm.ts", "--node", "node",
+            "--inject", "write", expect=1,
+        )  # fmt: skip
+        demo.cli("platform", "boot", "--node", "node")
+        demo.cli("platform", "journal", "--node", "node", tail=4)
 
-    demo.step("19. The update again, with its receipts: verified, written, booted, committed")
-    demo.cli(*update, *statement)
-    demo.cli("platform", "show", "--node", "node")
+        demo.step(
+            "19. Over Redfish with its receipt: a task verifies, writes, activates, reboots "
+            "through the RoT and commits BMC 2.0"
+        )
+        parts = [("UpdateFile", bmc2), ("OemIronrootStatement", manifest), *pfm]
+        task = redfish.push(push, target, parts, expect=202)
+        redfish.wait(task["TaskMonitor"])
+        task = redfish.get(task["@odata.id"])
+        console.print(
+            f"TaskState {task['TaskState']}, TaskStatus {task['TaskStatus']}, "
+            f"PercentComplete {task['PercentComplete']}",
+            markup=False,
+        )
+        for m in task["Messages"]:
+            console.print(f"  {m['MessageId'].rsplit('.', 1)[-1]}: {m['Message']}", markup=False)
+        active = redfish.get(target)
+        oem = active["Oem"]["Ironroot"]
+        console.print(
+            f"Version {active['Version']}, SVN {oem['SVN']}, SHA384 {oem['SHA384'][:32]}…, "
+            f"Updateable {active['Updateable']}",
+            markup=False,
+        )
+    finally:
+        redfish.close()
+        demo.stop_redfish()
 
 
 def _platform_recovery(demo: Demo) -> None:
@@ -557,6 +704,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"[bold red]demo failed:[/bold red] {exc}")
         return 1
     finally:
+        demo.stop_redfish()
         demo.stop_server()
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
