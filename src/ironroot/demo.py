@@ -4,10 +4,12 @@ Every step runs the ``ironroot`` command a user would type (printed before it ru
 real ``ironroot serve`` on a fresh data directory, so the demo doubles as runnable
 documentation. It stops the server and exits non-zero if any step fails.
 
-The platform act (16–20: a DC-SCM node, its PFM, a refused unlogged update, a power loss
-mid-update, protected flash and recovery) runs its thirty-odd commands in this process through
-``ironroot.cli.main`` — the same commands, printed the same way, without an interpreter
-start-up each — so that it takes seconds.
+The platform act (16–20: a DC-SCM node and its PFM; an update pushed over Redfish to a real
+``ironroot platform serve``, refused while the firmware is not on the log, committed with its
+receipt; a power loss mid-update; protected flash and recovery) runs its thirty-odd commands in
+this process through ``ironroot.cli.main`` — the same commands, printed the same way, without
+an interpreter start-up each — so that it takes seconds; its Redfish requests are printed as
+the ``curl`` commands that make them.
 """
 
 from __future__ import annotations
