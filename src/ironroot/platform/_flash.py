@@ -49,12 +49,13 @@ Nothing in this file is hand-written for want of a library: it is the byte layou
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import struct
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Final
 
 from ironroot.errors import ConfigError, DeviceStateTampered, LimitExceeded, StorageError
 
@@ -166,11 +167,10 @@ def _decode_header(data: bytes, path: Path) -> tuple[str, tuple[Region, ...], in
     return raw_name.rstrip(b"\0").decode("ascii", "replace"), tuple(regions), size
 
 
-def _open(path: Path, mode: str) -> BinaryIO:
-    """Open a chip file (``"rb"`` or ``"r+b"``), never through a symbolic link."""
-    flags = (os.O_RDONLY if mode == "rb" else os.O_RDWR) | getattr(os, "O_NOFOLLOW", 0)
+def _fd(path: Path, flags: int) -> int:
+    """Open a chip file, never through a symbolic link (``O_NOFOLLOW``)."""
     try:
-        fd = os.open(path, flags)
+        return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError as exc:
         raise StorageError(f"flash chip {path.name} is missing", code="flash-missing") from exc
     except OSError as exc:
@@ -179,7 +179,14 @@ def _open(path: Path, mode: str) -> BinaryIO:
                 f"flash chip {path.name} is a symbolic link", code="flash-symlink"
             ) from exc
         raise StorageError(f"flash chip {path.name}: {exc.strerror}") from exc
-    return os.fdopen(fd, "rb") if mode == "rb" else os.fdopen(fd, "r+b")
+
+
+def _open_read(path: Path) -> io.BufferedReader:
+    return os.fdopen(_fd(path, os.O_RDONLY), "rb")
+
+
+def _open_write(path: Path) -> io.BufferedRandom:
+    return os.fdopen(_fd(path, os.O_RDWR), "r+b")
 
 
 def _expected_layout(
@@ -209,7 +216,7 @@ class Chip:
     def __init__(self, path: Path, slot_size: int | None = None) -> None:
         self.path = path
         try:
-            with _open(path, "rb") as handle:
+            with _open_read(path) as handle:
                 header = handle.read(BLOCK)
                 actual = os.fstat(handle.fileno()).st_size
         except OSError as exc:
@@ -245,7 +252,7 @@ class Chip:
     def read(self, offset: int, length: int) -> bytes:
         if offset < 0 or length < 0 or offset + length > self.size:
             raise LimitExceeded(f"a read beyond flash chip {self.name}")
-        with _open(self.path, "rb") as handle:
+        with _open_read(self.path) as handle:
             handle.seek(offset)
             data = handle.read(length)
         if len(data) != length:
@@ -260,37 +267,51 @@ class Chip:
             return None
         return ImageHeader(length, digest)
 
-    def image_chunks(self, region: str, header: ImageHeader) -> Iterator[bytes]:
-        """The image's bytes in chunks (a bounded read for hashing large images)."""
-        r = self.region(region)
-        with _open(self.path, "rb") as handle:
-            handle.seek(r.offset + IMAGE_HEADER_SIZE)
-            left = header.length
-            while left:
-                chunk = handle.read(min(_CHUNK, left))
-                if not chunk:
-                    raise StorageError(f"flash chip {self.name} is shorter than its layout")
-                left -= len(chunk)
-                yield chunk
-
-    def image(self, region: str) -> tuple[bytes, bytes] | None:
-        """(image, SHA-384 of the bytes read) of an image region, or ``None`` when it is empty
-        or its bytes do not match its header (a torn write)."""
+    def _image_file(self, region: str) -> tuple[ImageHeader, io.BufferedReader] | None:
+        """The image header of an image region and the chip file, positioned at the image."""
         header = self.image_header(region)
         if header is None:
             return None
-        data = b"".join(self.image_chunks(region, header))
+        handle = _open_read(self.path)
+        handle.seek(self.region(region).offset + IMAGE_HEADER_SIZE)
+        return header, handle
+
+    def image(self, region: str) -> tuple[bytes, bytes] | None:
+        """(image, SHA-384 of the bytes read) of an image region, or ``None`` when it is empty
+        or its bytes do not match its header (a torn write).
+
+        The image is read in one call into one buffer (the region bounds its length): reading
+        it in chunks and joining them costs as much as hashing it (an allocation and a copy
+        per chunk), and boot reads every active slot this way.
+        """
+        opened = self._image_file(region)
+        if opened is None:
+            return None
+        header, handle = opened
+        with handle:
+            data = handle.read(header.length)
+        if len(data) != header.length:
+            raise StorageError(f"flash chip {self.name} is shorter than its layout")
         digest = hashlib.sha384(data).digest()
         return (data, digest) if digest == header.sha384 else None
 
     def image_digest(self, region: str) -> bytes | None:
-        """SHA-384 of an image region's bytes, streamed; ``None`` when empty or torn."""
-        header = self.image_header(region)
-        if header is None:
+        """SHA-384 of an image region's bytes, streamed through one bounded buffer; ``None``
+        when empty or torn."""
+        opened = self._image_file(region)
+        if opened is None:
             return None
+        header, handle = opened
         h = hashlib.sha384()
-        for chunk in self.image_chunks(region, header):
-            h.update(chunk)
+        buffer = memoryview(bytearray(min(_CHUNK, header.length)))
+        with handle:
+            left = header.length
+            while left:
+                got = handle.readinto(buffer[: min(len(buffer), left)])
+                if not got:
+                    raise StorageError(f"flash chip {self.name} is shorter than its layout")
+                h.update(buffer[:got])
+                left -= got
         digest = h.digest()
         return digest if digest == header.sha384 else None
 
@@ -360,7 +381,7 @@ class RotFlashWriter:
         c = self.flash.chip(chip)
         if offset < BLOCK or offset + len(data) > c.size:
             raise LimitExceeded(f"a write outside the regions of flash chip {chip}")
-        with _open(c.path, "r+b") as handle:
+        with _open_write(c.path) as handle:
             done = 0
             while done < len(data):
                 chunk = data[done : done + _CHUNK]
