@@ -30,9 +30,7 @@ from ironroot.witness import (
 from ironroot.witness._protocol import encode_cosignatures, encode_size, parse_size
 
 DASH = "\u2014"
-SOFA = (
-    b"example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
-)
+SOFA = b"example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
 LOG_LINE_1 = (
     f"{DASH} example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5"
     "/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n"
@@ -44,13 +42,13 @@ LOG_LINE_2 = (
 # c2sp.org/tlog-witness, "add-checkpoint", the example request body.
 REQUEST = (
     (
-        "old 20852014\n"
-        "PlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=\n"
-        "jrJZDmY8Y7SyJE0MWLpLozkIVMSMZcD5kvuKxPC3swk=\n"
-        "5+pKlUdi2LeF/BcMHBn+Ku6yhPGNCswZZD1X/6QgPd8=\n"
-        "/6WVhPs2CwSsb5rYBH5cjHV/wSmA79abXAwhXw3Kj/0=\n"
-        "\n"
-    ).encode()
+        b"old 20852014\n"
+        b"PlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=\n"
+        b"jrJZDmY8Y7SyJE0MWLpLozkIVMSMZcD5kvuKxPC3swk=\n"
+        b"5+pKlUdi2LeF/BcMHBn+Ku6yhPGNCswZZD1X/6QgPd8=\n"
+        b"/6WVhPs2CwSsb5rYBH5cjHV/wSmA79abXAwhXw3Kj/0=\n"
+        b"\n"
+    )
     + SOFA
     + b"\n"
     + (LOG_LINE_1 + LOG_LINE_2).encode()
@@ -143,7 +141,10 @@ def test_monitoring_path_is_the_lowercase_hex_sha256_of_the_origin() -> None:
 
 @pytest.mark.parametrize(
     ("algorithm", "sig_type"),
-    [(Algorithm.ED25519, COSIGNATURE_TYPE_ED25519), (Algorithm.ML_DSA_44, COSIGNATURE_TYPE_MLDSA44)],
+    [
+        (Algorithm.ED25519, COSIGNATURE_TYPE_ED25519),
+        (Algorithm.ML_DSA_44, COSIGNATURE_TYPE_MLDSA44),
+    ],
 )
 def test_key_ids_follow_the_spec_formula(algorithm: Algorithm, sig_type: int) -> None:
     key = PrivateKey.generate(algorithm)

@@ -72,7 +72,9 @@ def create_witness_app(witness: Witness, *, max_request_bytes: int = 256 * 1024)
             lines = await asyncio.to_thread(witness.add_checkpoint, body)
         except OldSizeMismatch as exc:
             answered.labels("409").inc()
-            return Response(encode_size(exc.size), 409, media_type=TLOG_SIZE_MEDIA_TYPE)
+            # exactly this media type: Starlette would add a charset to a text/ media_type
+            headers = {"Content-Type": TLOG_SIZE_MEDIA_TYPE}
+            return Response(encode_size(exc.size), 409, headers=headers)
         except IronrootError as exc:
             answered.labels(str(exc.http_status)).inc()
             _log.info("add-checkpoint refused: %s: %s", exc.code, exc.detail)

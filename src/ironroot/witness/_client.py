@@ -65,8 +65,7 @@ def _problem(response: httpx.Response) -> tuple[str, str]:
             return "", response.text[:200].strip()
     except IronrootError:
         return "", ""
-    code = problem.extra.get("code", "") if isinstance(problem.extra, dict) else ""
-    return str(code), problem.detail
+    return str(problem.extra.get("code", "")), problem.detail
 
 
 class WitnessClient:
