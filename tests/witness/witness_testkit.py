@@ -97,3 +97,53 @@ def sqlite_witness(path: Path, log_key: PrivateKey, key: PrivateKey) -> Iterator
         yield witness
     finally:
         witness.close()
+
+
+# --- transparency services with witnesses -------------------------------------------------
+
+VENDOR = "https://vendor.example"
+TS_ORIGIN = "transparency.example/witnessed"
+
+
+def service_dir(
+    path: Path,
+    vendor: PrivateKey,
+    witnesses: Sequence[tuple[str, str]] = (),
+    quorum: int | None = None,
+    *,
+    checkpoint_key: PrivateKey | None = None,
+    origin: str = TS_ORIGIN,
+) -> Path:
+    """A transparency service data directory trusting ``vendor``, with ``witnesses``
+    ((url, vkey) pairs) and ``quorum``; ``checkpoint_key`` pins the log's key (two
+    directories with one key and one origin are one log's two forks)."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "vendor.pub.pem").write_bytes(vendor.public_key.to_pem())
+    lines = [
+        "[transparency]",
+        'service_issuer = "https://transparency.example"',
+        'receipt_algorithms = ["ES384"]',
+        "registration_wait = 5.0",
+        "batch_linger = 0.0",
+        "[[transparency.issuers]]",
+        f'iss = "{VENDOR}"',
+        'key = "vendor.pub.pem"',
+        "[log]",
+        f'origin = "{origin}"',
+        "witness_timeout = 5.0",
+    ]
+    if quorum is not None:
+        lines.append(f"witness_quorum = {quorum}")
+    for url, vkey in witnesses:
+        lines += ["[[log.witnesses]]", f'url = "{url}"', f'key = "{vkey}"']
+    (path / "ironroot.toml").write_text("\n".join(lines) + "\n")
+    if checkpoint_key is not None:
+        (path / "keys").mkdir(exist_ok=True)
+        (path / "keys" / "checkpoint.key").write_bytes(checkpoint_key.to_pem())
+    return path
+
+
+def statement(vendor: PrivateKey, sub: str, body: bytes = b"{}") -> bytes:
+    from ironroot.cose import create_statement
+
+    return create_statement(vendor, body, iss=VENDOR, sub=sub)
