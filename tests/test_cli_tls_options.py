@@ -30,8 +30,11 @@ CLIENTS = {
     "attest verify-result",
     "keyrelease challenge",
     "keyrelease request",
+    "witness cosign",
+    "monitor once",
+    "monitor follow",
 }
-SERVERS = {"serve", "attest serve", "keyrelease serve"}
+SERVERS = {"serve", "attest serve", "keyrelease serve", "witness serve"}
 CLIENT_OPTIONS = {"--ca", "--client-cert", "--client-key"}
 SERVER_OPTIONS = {"--data", "--host", "--port", "--log-level", "--log-format"}
 SERVER_OPTIONS |= {"--tls-cert", "--tls-key", "--tls-client-ca"}
