@@ -2,7 +2,7 @@
 
 ::
 
-    ironroot monitor once   --state FILE --log URL [--log URL ...] [--key VKEY ...]
+    ironroot monitor once   --state FILE --url URL [--url URL ...] [--key VKEY ...]
                             [--watch-sub SUB ...] [--watch-iss ISS ...]
                             [--witness-key VKEY ... --witness-quorum K] [--json]
     ironroot monitor follow ... [--interval SECONDS] [--rounds N]    # one event per line
@@ -10,7 +10,7 @@
     ironroot monitor forks  --state FILE [--out-dir DIR] [--json]
     ironroot monitor verify-fork PROOF --key VKEY [--json]           # offline, for auditors
 
-Each round checks every ``--log`` (the C2SP read API prefix of a transparency service or any
+Each round checks every ``--url`` (the C2SP read API prefix of a transparency service or any
 tlog-tiles log) with :class:`ironroot.monitor.Monitor`: the new checkpoint must be consistent
 with the last one verified for its origin (kept in ``--state``, SQLite), the new entries must
 give its root, and statements whose ``iss``/``sub`` is watched are reported. Without ``--key``
@@ -48,7 +48,10 @@ _log = logging.getLogger("ironroot.monitor")
 def _follow_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", type=Path, required=True, help="the monitor's SQLite file")
     parser.add_argument(
-        "--log", action="append", required=True, metavar="URL", help="a log URL (repeatable)"
+        "--url",
+        action="append",
+        required=True,
+        help="a log's URL prefix: its C2SP read API (repeatable)",
     )
     parser.add_argument(
         "--key",
@@ -86,7 +89,7 @@ def register(sub: Any) -> None:
     once = verbs.add_parser(
         "once",
         help="check every log once",
-        epilog="example: ironroot monitor once --state monitor.sqlite3 --log "
+        epilog="example: ironroot monitor once --state monitor.sqlite3 --url "
         "http://127.0.0.1:8000 --watch-sub pkg:firmware/bmc --json",
     )
     _follow_options(once)
@@ -96,7 +99,7 @@ def register(sub: Any) -> None:
     follow = verbs.add_parser(
         "follow",
         help="check every log, again and again, printing events as they come",
-        epilog="example: ironroot monitor follow --state monitor.sqlite3 --log "
+        epilog="example: ironroot monitor follow --state monitor.sqlite3 --url "
         "http://127.0.0.1:8000 --watch-iss https://vendor.example --interval 30",
     )
     _follow_options(follow)
@@ -147,9 +150,9 @@ def register(sub: Any) -> None:
 
 def _monitor(args: argparse.Namespace) -> tuple[monitor.Monitor, list[log.NoteVerifier]]:
     keys = [log.NoteVerifier.from_vkey(k) for k in args.key]
-    for url in args.log:
+    for url in args.url:
         if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"--log {url!r}: a log URL starts with http:// or https://")
+            raise ConfigError(f"--url {url!r}: a log URL starts with http:// or https://")
     policy = None
     if args.witness_key:
         policy = witness.WitnessPolicy.from_vkeys(args.witness_key, args.witness_quorum)
@@ -166,12 +169,12 @@ def _round(
     """One check of every log; failures are collected (raised at once when ``strict``)."""
     events: list[monitor.MonitorEvent] = []
     failures: list[tuple[str, IronrootError]] = []
-    for url in args.log:
+    for url in args.url:
         try:
             with log.HttpLogFetcher(url, verify=client_tls(args)) as fetcher:
                 events.extend(mon.check(url, fetcher, keys))
         except IronrootError as exc:
-            if strict and len(args.log) == 1:
+            if strict and len(args.url) == 1:
                 raise
             failures.append((url, exc))
     return events, failures
@@ -219,6 +222,15 @@ def _first_problem(
 
 
 def _follow(args: argparse.Namespace) -> int:
+    try:
+        return _follow_rounds(args)
+    except IronrootError as exc:
+        if args.ndjson:  # the stream ends with the failure, as one JSON object
+            print(json.dumps({"ok": False, "error": error_object(exc)}), flush=True)
+        raise
+
+
+def _follow_rounds(args: argparse.Namespace) -> int:
     if args.interval <= 0 or (args.rounds is not None and args.rounds < 1):
         raise ConfigError("--interval must be positive and --rounds at least 1")
     mon, keys = _monitor(args)
@@ -227,7 +239,7 @@ def _follow(args: argparse.Namespace) -> int:
     try:
         while True:
             events, failures = _round(mon, args, keys, strict=done == 0)
-            if done == 0 and failures and len(failures) == len(args.log):
+            if done == 0 and failures and len(failures) == len(args.url):
                 raise failures[0][1]  # the first round must work: a configuration error
             for event in events:
                 print(json.dumps(event.to_json()) if args.ndjson else event.line(), flush=True)

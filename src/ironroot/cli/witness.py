@@ -2,12 +2,12 @@
 
 ::
 
-    ironroot witness init --data DIR --name NAME [--algorithm Ed25519|ML-DSA-44] [--log VKEY]
+    ironroot witness init --data DIR --name NAME [--algorithm Ed25519|ML-DSA-44] [--log-key VKEY]
     ironroot witness add-log --data DIR VKEY [--origin ORIGIN]
     ironroot witness serve --data DIR [server options]          # DIR/witness.toml
     ironroot witness show --data DIR [--json]                   # keys, logs, cosigned sizes
     ironroot witness evidence --data DIR [--out-dir DIR] [--json]   # refused checkpoints, forks
-    ironroot witness cosign --url WITNESS --log LOG_URL [--witness-key VKEY] [--out FILE]
+    ironroot witness cosign --url WITNESS --log-url LOG_URL [--witness-key VKEY] [--out FILE]
 
 ``cosign`` is the log's side of the protocol for a log that does not do it itself: it reads
 the log's checkpoint, gets the witness's cosignatures (with the consistency proof computed
@@ -48,7 +48,7 @@ def register(sub: Any) -> None:
         "init",
         help="create a witness data directory: witness.toml and cosigning keys",
         epilog="example: ironroot witness init --data witness --name witness.example/w1 "
-        "--log transparency.example+5c3a8b1e+AaBb...",
+        "--log-key transparency.example+5c3a8b1e+AaBb...",
     )
     init.add_argument("--data", type=Path, help="the witness's data directory")
     init.add_argument("--name", required=True, help="the witness's name (a schema-less URL)")
@@ -59,7 +59,11 @@ def register(sub: Any) -> None:
         help="cosignature key type (repeatable; default Ed25519)",
     )
     init.add_argument(
-        "--log", action="append", default=[], metavar="VKEY", help="a log's checkpoint vkey"
+        "--log-key",
+        action="append",
+        default=[],
+        metavar="VKEY",
+        help="a log to witness: its checkpoint vkey, named by its origin (repeatable)",
     )
     init.set_defaults(func=_init)
 
@@ -107,10 +111,10 @@ def register(sub: Any) -> None:
         "cosign",
         help="have a witness cosign a log's latest checkpoint",
         epilog="example: ironroot witness cosign --url http://127.0.0.1:8300 "
-        "--log http://127.0.0.1:8000 --witness-key witness.example/w1+0a1b2c3d+BASE64",
+        "--log-url http://127.0.0.1:8000 --witness-key witness.example/w1+0a1b2c3d+BASE64",
     )
     cosign.add_argument("--url", required=True, help="the witness's URL prefix")
-    cosign.add_argument("--log", required=True, help="the log's URL prefix (C2SP read API)")
+    cosign.add_argument("--log-url", required=True, help="the log's URL prefix (its C2SP read API)")
     cosign.add_argument(
         "--witness-key",
         action="append",
@@ -133,7 +137,8 @@ def register(sub: Any) -> None:
 
 def _init(args: argparse.Namespace) -> int:
     data = data_dir(args)
-    logs = [witness.WitnessedLog(v.name, (v,)) for v in map(log.NoteVerifier.from_vkey, args.log)]
+    verifiers = [log.NoteVerifier.from_vkey(k) for k in args.log_key]
+    logs = [witness.WitnessedLog(v.name, (v,)) for v in verifiers]
     config = witness.init_witness_dir(
         data, name=args.name, algorithms=args.algorithm or ["Ed25519"], logs=logs
     )
@@ -239,7 +244,7 @@ def _evidence(args: argparse.Namespace) -> int:
 
 def _cosign(args: argparse.Namespace) -> int:
     verifiers = tuple(witness.CosignatureVerifier.from_vkey(k) for k in args.witness_key)
-    with log.HttpLogFetcher(args.log, verify=client_tls(args)) as fetcher:
+    with log.HttpLogFetcher(args.log_url, verify=client_tls(args)) as fetcher:
         keys = tuple(log.NoteVerifier.from_vkey(k) for k in args.key)
         if not keys:
             keys = log.fetch_log_identity(fetcher).verifiers
