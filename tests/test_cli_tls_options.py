@@ -31,6 +31,7 @@ CLIENTS = {
     "keyrelease challenge",
     "keyrelease request",
     "witness cosign",
+    "witness add-log",
     "monitor once",
     "monitor follow",
 }

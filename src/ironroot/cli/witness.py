@@ -31,6 +31,7 @@ from ironroot.cli._serving import (
     data_dir,
     listen,
 )
+from ironroot.errors import ConfigError
 
 __all__ = ["register"]
 
@@ -69,13 +70,19 @@ def register(sub: Any) -> None:
 
     add = verbs.add_parser(
         "add-log",
-        help="witness one more log",
+        help="witness one more log (its vkey, or the keys a running service publishes)",
         epilog="example: ironroot witness add-log --data witness "
-        "transparency.example+5c3a8b1e+AaBb...",
+        "transparency.example+5c3a8b1e+AaBb...   (or: --log-url http://127.0.0.1:8000)",
     )
     add.add_argument("--data", type=Path, help="the witness's data directory")
-    add.add_argument("vkey", help="the log's checkpoint verifier key")
+    add.add_argument("vkey", nargs="?", help="the log's checkpoint verifier key")
     add.add_argument("--origin", help="the log's origin (default: the key's name)")
+    add.add_argument(
+        "--log-url",
+        help="take origin and keys from this service's /.well-known/transparency-configuration "
+        "(check what it prints)",
+    )
+    add_client_options(add)
     add.set_defaults(func=_add_log)
 
     serve = verbs.add_parser(
@@ -150,10 +157,20 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _add_log(args: argparse.Namespace) -> int:
-    verifier = log.NoteVerifier.from_vkey(args.vkey)
-    origin = args.origin or verifier.name
-    config = witness.add_log(data_dir(args), witness.WitnessedLog(origin, (verifier,)))
-    print(f"witnessing {origin} ({len(config.logs)} logs)")
+    data = data_dir(args)
+    if (args.vkey is None) == (args.log_url is None):
+        raise ConfigError("give the log's VKEY or --log-url, one of them")
+    if args.vkey is not None:
+        verifier = log.NoteVerifier.from_vkey(args.vkey)
+        entry = witness.WitnessedLog(args.origin or verifier.name, (verifier,))
+    else:
+        with log.HttpLogFetcher(args.log_url, verify=client_tls(args)) as fetcher:
+            identity = log.fetch_log_identity(fetcher)
+        entry = witness.WitnessedLog(args.origin or identity.origin, identity.verifiers)
+    config = witness.add_log(data, entry)
+    print(f"witnessing {entry.origin} ({len(config.logs)} logs) with the log key(s):")
+    for verifier in entry.verifiers:
+        print(verifier.vkey)
     return 0
 
 
@@ -256,7 +273,9 @@ def _cosign(args: argparse.Namespace) -> int:
         ) as client:
             lines, _ = client.cosign(note, lambda old: tree.consistency_proof(old))
     parsed = log.Note.parse(note)
-    cosigned = log.Note(parsed.body, parsed.signatures + lines).encode()
+    fresh = {(line.name, line.key_id) for line in lines}
+    kept = tuple(s for s in parsed.signatures if (s.name, s.key_id) not in fresh)
+    cosigned = log.Note(parsed.body, kept + lines).encode()
     if args.out is not None:
         args.out.write_bytes(cosigned)
     if args.json:
