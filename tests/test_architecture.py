@@ -36,6 +36,7 @@ LAYERS = [
     "attestation",
     "keyrelease",
     "platform",
+    "fleet",
     "cli",
     "demo",
     "__main__",
