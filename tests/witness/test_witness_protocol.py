@@ -134,6 +134,25 @@ def test_a_signature_that_fails_is_403(served: str, log: Log) -> None:
         client.add_checkpoint(tampered, 0)
 
 
+def test_a_signature_line_that_does_not_parse_is_403_for_a_known_origin(
+    served: str, log: Log
+) -> None:
+    """A non-canonical base64 signature (padding bits set) under a known origin's checkpoint:
+    the signature failed (403), as litewitness answers too; under an unknown origin, 404."""
+    text = log.checkpoint().decode()
+    head, _, blob = text.rstrip("\n").rpartition(" ")
+    assert blob.endswith("=")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = blob[-2]
+    bent = blob[:-2] + alphabet[alphabet.index(last) ^ 1] + "="  # set a padding bit
+    note = f"{head} {bent}\n".encode()
+    response = _post(served, AddCheckpoint(0, (), note).encode())
+    assert response.status_code == 403
+    assert _code(response) == "untrusted-checkpoint"
+    stranger = note.replace(ORIGIN.encode(), b"stranger.example/log", 1)
+    assert _post(served, AddCheckpoint(0, (), stranger).encode()).status_code == 404
+
+
 def test_no_signature_from_the_logs_key_is_403(served: str, log: Log) -> None:
     impostor = PrivateKey.generate(Algorithm.ED25519)
     body = Note.parse(log.checkpoint()).body
