@@ -12,7 +12,7 @@ from ironroot._lazy import lazy_package
 
 if TYPE_CHECKING:
     from ironroot.fleet._fleet import STATUSES, Fleet, FleetEvent, NodeClass, NodeRecord
-    from ironroot.fleet._scan import ScanReport, Scanner, affected_classes
+    from ironroot.fleet._scan import Scanner, ScanReport, affected_classes
 
 __all__ = ["STATUSES", "Fleet", "FleetEvent", "NodeClass", "NodeRecord"]
 __all__ += ["ScanReport", "Scanner", "affected_classes"]
