@@ -18,6 +18,13 @@ httptools protocol with them added:
 * request lines other than HTTP/1.0 and HTTP/1.1 (HTTP/0.9, HTTP/2.0 sent as text) → 505.
 
 The refusals are RFC 9457 problem documents (JSON: no client has negotiated anything yet).
+
+Over TLS, every request's scope carries the ASGI TLS extension (``scope["extensions"]["tls"]``,
+asgi.readthedocs.io/en/latest/specs/tls.html), which uvicorn does not fill: ``tls_version``,
+``client_cert_chain`` (the PEM certificate the client presented — its leaf; an empty list
+without one), ``client_cert_name``, ``client_cert_error`` and ``server_cert`` (``None``), and
+``cipher_suite`` (``None``: the standard library names suites, it does not number them).
+A service that authorizes clients by their certificate reads it there.
 """
 
 from __future__ import annotations
@@ -48,6 +55,23 @@ _REASONS: Final = {
     505: "HTTP Version Not Supported",
 }
 _VERSIONS: Final = frozenset({"1.0", "1.1"})
+_TLS_VERSIONS: Final = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+def _tls_extension(transport: asyncio.BaseTransport) -> dict[object, object] | None:
+    """The ASGI TLS extension of a TLS connection (module docs); ``None`` over plain TCP."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    if not isinstance(ssl_object, ssl.SSLObject):
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    return {
+        "server_cert": None,
+        "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
+        "cipher_suite": None,
+    }
 
 
 @dataclass(frozen=True)
@@ -110,11 +134,13 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        self._tls: dict[object, object] | None = None
 
     # --- connection ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._tls = _tls_extension(transport)  # asyncio calls this after the TLS handshake
         if len(self.connections) > self.limits.max_connections:
             _log.warning("connection refused: %d connections open", len(self.connections) - 1)
             self._refuse(503, "too many open connections; retry later", b"retry-after: 1\r\n")
@@ -141,6 +167,12 @@ class _GuardedProtocol(HttpToolsProtocol):
             self.transport.close()
 
     # --- head ----------------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._tls is not None:
+            extensions: dict[str, dict[object, object]] = {"tls": dict(self._tls)}
+            self.scope["extensions"] = extensions
 
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
@@ -216,6 +248,9 @@ def server_config(
         options = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
         if tls.client_ca is not None:
             options.update(ssl_ca_certs=str(tls.client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED)
+        if not tls.check_client_time:
+            # the application checks the validity window: ServerTls makes the context
+            options["ssl_context_factory"] = lambda config, default: tls.context()
     return uvicorn.Config(
         app,
         host=host,

@@ -7,6 +7,15 @@ mutual TLS (``cert``/``key``). Both are checked when they are made — files rea
 matching the certificate — so a wrong path is a one-line ``ConfigError`` at start, not a
 handshake failure at the first request. Standard library ``ssl`` only: TLS 1.2 or newer, the
 library's default ciphers and hostname checking.
+
+A service that checks its clients' certificates itself on every request (the fleet's control
+and data planes: credential status, plane, validity at the service's clock) sets
+``check_client_time=False``: the handshake still requires a client certificate that chains to
+``client_ca``, but leaves the validity window to the application (OpenSSL's
+``X509_V_FLAG_NO_CHECK_TIME``), which then answers an expired certificate with a problem
+document rather than a handshake alert, and refuses it on a kept-alive connection too.
+:func:`ironroot.http.server_config` hands the peer certificate to the application in the ASGI
+TLS extension (``scope["extensions"]["tls"]``).
 """
 
 from __future__ import annotations
@@ -14,10 +23,13 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from ironroot.errors import ConfigError
 
 __all__ = ["ServerTls", "client_context"]
+
+_NO_CHECK_TIME: Final = 0x200000  # OpenSSL X509_V_FLAG_NO_CHECK_TIME
 
 
 def _file(path: Path | str, what: str) -> Path:
@@ -29,11 +41,14 @@ def _file(path: Path | str, what: str) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class ServerTls:
-    """A service's certificate chain and key (PEM files), and an optional client CA (mTLS)."""
+    """A service's certificate chain and key (PEM files), and an optional client CA (mTLS);
+    ``check_client_time=False`` leaves the client certificate's validity window to the
+    application (module docs)."""
 
     cert: Path
     key: Path
     client_ca: Path | None = None
+    check_client_time: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cert", _file(self.cert, "--tls-cert"))
@@ -61,6 +76,8 @@ class ServerTls:
                     f"--tls-client-ca {self.client_ca}: not PEM certificates ({exc})"
                 ) from exc
             context.verify_mode = ssl.CERT_REQUIRED
+            if not self.check_client_time:
+                context.verify_flags |= _NO_CHECK_TIME
         return context
 
 
