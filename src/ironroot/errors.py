@@ -15,6 +15,7 @@ import re
 from typing import ClassVar
 
 __all__ = [
+    "AdmissionDenied",
     "AlgorithmNotAccepted",
     "AuditChainBroken",
     "BadSignature",
@@ -24,6 +25,7 @@ __all__ = [
     "CollateralExpired",
     "ConfigError",
     "Conflict",
+    "CredentialRejected",
     "DeviceStateTampered",
     "DigestMismatch",
     "EndorsementMismatch",
@@ -816,3 +818,23 @@ class FlashProtected(PolicyRejected):
     code = "flash-protected"
     title = "Flash Region Protected"
     http_status = 403
+
+
+# --- fleet admission -----------------------------------------------------------------------
+
+
+class AdmissionDenied(PolicyRejected):
+    """A node refused control-plane access: its attestation result is not affirming, an
+    operator holds it in quarantine, or it is not admitted (any longer)."""
+
+    code = "admission-denied"
+    title = "Admission Denied"
+    http_status = 403
+
+
+class CredentialRejected(Unauthorized):
+    """A client credential (a fleet X.509 credential presented over mutual TLS) that is
+    missing, not the fleet's, outside its validity window, unknown or revoked."""
+
+    code = "credential-rejected"
+    title = "Credential Rejected"

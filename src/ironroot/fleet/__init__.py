@@ -3,7 +3,11 @@ evidence, scanned continuously, managed against a desired state on the log.
 
 So far: :class:`Fleet` (a directory of nodes and the registry of their status),
 :class:`NodeClass` (what a class of nodes is built from) and :class:`Scanner` (continuous
-re-attestation, on a schedule and when the log changes). See ``docs/fleet.md``.
+re-attestation, on a schedule and when the log changes); admission (the Azure Boost rule:
+:class:`AdmissionAuthority` admits a node only on an affirming EAR from :class:`FleetVerifier`
+for fresh :class:`NodeEvidence` that binds its credential keys, and issues short-lived
+credentials from the :class:`FleetCA`), :func:`quarantine` and :func:`readmit`, and the
+mutual-TLS control- and data-plane APIs (:class:`FleetServers`). See ``docs/fleet.md``.
 """
 
 from typing import TYPE_CHECKING
@@ -11,10 +15,90 @@ from typing import TYPE_CHECKING
 from ironroot._lazy import lazy_package
 
 if TYPE_CHECKING:
+    from ironroot.fleet._admission import (
+        ADMISSION_DIR,
+        AdmissionAuthority,
+        AdmissionRequest,
+        AdmissionResult,
+        Placement,
+        attest_node,
+        node_may_receive_keys,
+        quarantine,
+        readmit,
+        scan_attest,
+    )
+    from ironroot.fleet._credentials import (
+        DEFAULT_LIFETIME,
+        FLEET_CREDENTIAL_OID,
+        PLANES,
+        Credential,
+        CredentialStatus,
+        CredentialStore,
+        FleetCA,
+        check_credential,
+        csr_public_key,
+        ear_id_of,
+        make_csr,
+        parse_credential,
+    )
+    from ironroot.fleet._evidence import (
+        BINDING_LABEL,
+        NODE_EVIDENCE_FORMAT,
+        NodeEvidence,
+        binding_key,
+        collect_evidence,
+        report_data,
+    )
     from ironroot.fleet._fleet import STATUSES, Fleet, FleetEvent, NodeClass, NodeRecord
     from ironroot.fleet._scan import Scanner, ScanReport, affected_classes
+    from ironroot.fleet._verifier import (
+        ClassEndorsements,
+        FleetVerifier,
+        NodeAppraisal,
+        class_endorsements,
+        device_policy,
+        node_policy,
+    )
 
 __all__ = ["STATUSES", "Fleet", "FleetEvent", "NodeClass", "NodeRecord"]
 __all__ += ["ScanReport", "Scanner", "affected_classes"]
+
+# Admission, credentials, quarantine (item 2 of issue 12).
+__all__ += [
+    "ADMISSION_DIR",
+    "BINDING_LABEL",
+    "DEFAULT_LIFETIME",
+    "FLEET_CREDENTIAL_OID",
+    "NODE_EVIDENCE_FORMAT",
+    "PLANES",
+    "AdmissionAuthority",
+    "AdmissionRequest",
+    "AdmissionResult",
+    "ClassEndorsements",
+    "Credential",
+    "CredentialStatus",
+    "CredentialStore",
+    "FleetCA",
+    "FleetVerifier",
+    "NodeAppraisal",
+    "NodeEvidence",
+    "Placement",
+    "attest_node",
+    "binding_key",
+    "check_credential",
+    "class_endorsements",
+    "collect_evidence",
+    "csr_public_key",
+    "device_policy",
+    "ear_id_of",
+    "make_csr",
+    "node_may_receive_keys",
+    "node_policy",
+    "parse_credential",
+    "quarantine",
+    "readmit",
+    "report_data",
+    "scan_attest",
+]
 
 __getattr__, __dir__ = lazy_package(__name__, __file__)

@@ -396,9 +396,12 @@ def _count_healthy(
     return tuple(replaced)
 
 
-def measure_devices(rot: Rot, now: dt.datetime) -> list[DeviceMeasurement]:
+def measure_devices(
+    rot: Rot, now: dt.datetime, *, nonce: bytes | None = None
+) -> list[DeviceMeasurement]:
     """Measure every SPDM device over SPDM, as boot does, without booting: what each active
-    image reports against the reference values logged for it."""
+    image reports against the reference values logged for it (signed measurements answering
+    ``nonce`` when given)."""
     assert rot.state is not None
     results: list[DeviceMeasurement] = []
     for name in DEVICES:
@@ -428,7 +431,9 @@ def measure_devices(rot: Rot, now: dt.datetime) -> list[DeviceMeasurement]:
             )
             device = PlatformDevice.open(rot.platform.directory / "devices", name)
             results.append(
-                measure_device(device, read[0], root=info.root, references=references, now=now)
+                measure_device(
+                    device, read[0], root=info.root, references=references, now=now, nonce=nonce
+                )
             )
         except IronrootError as exc:
             results.append(DeviceMeasurement(name, False, exc.code, exc.detail, error=exc))

@@ -534,12 +534,14 @@ class Platform:
                 progress=progress,
             )
 
-    def measure(self, *, now: dt.datetime) -> list[DeviceMeasurement]:
-        """Measure each SPDM device against the reference values logged for its image."""
+    def measure(self, *, now: dt.datetime, nonce: bytes | None = None) -> list[DeviceMeasurement]:
+        """Measure each SPDM device against the reference values logged for its image;
+        ``nonce`` (32 bytes) is a verifier's challenge for the signed measurements, so each
+        device's :attr:`DeviceMeasurement.evidence` answers it (default: a fresh one)."""
         from ironroot.platform._boot import measure_devices
 
         with self.rot() as rot:
-            return measure_devices(rot, now)
+            return measure_devices(rot, now, nonce=nonce)
 
     def recover(self, component: str, *, now: dt.datetime) -> Image:
         """Restore ``component``'s active slot from its recovery image (an operator's

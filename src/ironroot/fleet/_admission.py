@@ -1,0 +1,833 @@
+"""Admission (the Azure Boost rule): a node reaches the control plane only with an affirming
+EAR for fresh evidence that binds the key of its credential; and quarantine, which takes it
+away at once.
+
+:class:`AdmissionAuthority` is the fleet's admission service, kept in ``<fleet>/admission/``::
+
+    config.json          the credential lifetime (default 3,600 s)
+    ca.key.pem           the fleet CA key (mode 0600) and ca.cert.pem its certificate
+    verifier.key.pem     the verifier's EAR signing key, ES384 (mode 0600); verifier.pub.pem
+    vendor-roots.pem     the vendor CA certificates RoT quotes must chain to
+    endorsements/        transparent statements added to the classes' (newer reference values,
+                         SAFE reviews): <sha256>.ts
+    credentials.db       every credential issued and its revocation (SQLite)
+    admission.db         operator holds and VM placements (SQLite)
+    ears/<node>.jwt      each node's latest EAR
+
+One admission (:meth:`AdmissionAuthority.admit`), in order:
+
+1. the nonce is one this authority issued, unexpired and unused (``StaleNonce``
+   ``nonce-unknown``, ``nonce-expired``, ``nonce-reused``: a replayed request is refused);
+2. the node is in the registry (``NotFound``); each CSR (one per plane asked: ``control``,
+   ``data``) parses and its self-signature verifies (``MalformedCertificate``,
+   ``BadSignature``), its key ECDSA P-384 (``UnsupportedAlgorithm``);
+3. the evidence parses and is for this node (``MalformedEvidence``);
+4. the verifier appraises it (:mod:`ironroot.fleet._verifier`) and signs an EAR, stored as the
+   node's latest; when the RoT quote itself does not verify — another nonce (``StaleNonce``),
+   keys other than the CSRs' (``KeyBindingMismatch``), another device, a bad signature — the
+   request is refused with that error and the node's status does not change: evidence that is
+   not the node's answer to this challenge says nothing about the node (and anyone can send
+   it);
+5. an EAR that is not affirming **quarantines** the node (below) with its reasons, and the
+   request fails with ``AdmissionDenied`` ``admission-denied``;
+6. a node an operator holds in quarantine stays there (``AdmissionDenied`` ``node-held``)
+   until :func:`readmit`;
+7. a credential per plane is issued (:class:`ironroot.fleet.FleetCA`; profile in
+   ``docs/fleet.md``) naming the node, its class, the plane and the EAR id, valid for the
+   credential lifetime; the registry row becomes ``admitted`` with the control-plane
+   credential's serial and expiry, the EAR id and the attestation time.
+
+:func:`quarantine` (the hook the scanner and operators use) sets the registry status first —
+every control- and data-plane request checks it, so the node's credentials are refused from
+that moment — then revokes every unexpired credential of the node, stops its VM placements
+and records the effects as an event. ``hold=True`` (an operator's quarantine) also keeps a
+fresh, affirming attestation from readmitting it until :func:`readmit`. Recovery otherwise
+needs nothing but an affirming attestation: the node is readmitted.
+
+:func:`node_may_receive_keys` is the check the fleet's key release runs before releasing a key
+to a VM on a node: the node is admitted and its attestation current (``ReleaseDenied``
+``node-not-admitted``, ``attestation-expired``).
+
+:func:`attest_node` plays both sides in one process (the node: its keys, CSRs and evidence;
+the authority: the admission), storing the node's keys and credentials in
+``<fleet>/nodes/<id>/credentials/`` (keys mode 0600). :func:`scan_attest` adapts it to
+:class:`ironroot.fleet.Scanner`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ironroot._fileio import read_limited, write_atomic
+from ironroot.cose import Limits, decode_cbor, encode_cbor, verify_transparent_statement
+from ironroot.crypto import (
+    Algorithm,
+    PrivateKey,
+    load_certificate,
+    load_certificates,
+    load_signer,
+    save_signer,
+)
+from ironroot.ear import NonceStore
+from ironroot.errors import (
+    AdmissionDenied,
+    ConfigError,
+    Conflict,
+    IronrootError,
+    MalformedEvidence,
+    MalformedInput,
+    NotFound,
+    ReleaseDenied,
+    StorageError,
+    UnknownIssuer,
+)
+from ironroot.fleet._credentials import (
+    DEFAULT_LIFETIME,
+    PLANES,
+    Credential,
+    CredentialStore,
+    FleetCA,
+    check_lifetime,
+    csr_public_key,
+    make_csr,
+)
+from ironroot.fleet._evidence import NodeEvidence, collect_evidence
+from ironroot.fleet._fleet import Fleet, NodeRecord
+from ironroot.fleet._verifier import FleetVerifier, NodeAppraisal
+from ironroot.rot import parse_certificate
+
+__all__ = [
+    "ADMISSION_DIR",
+    "AdmissionAuthority",
+    "AdmissionRequest",
+    "AdmissionResult",
+    "Placement",
+    "attest_node",
+    "node_may_receive_keys",
+    "quarantine",
+    "readmit",
+    "scan_attest",
+]
+
+ADMISSION_DIR: Final = "admission"
+NONCE_LIFETIME: Final = 120
+_FORMAT: Final = 1
+_MAX_REQUEST: Final = 2 * 1024 * 1024
+_MAX_ENDORSEMENT: Final = 4 * 1024 * 1024
+_REQUEST_LIMITS: Final = Limits(max_bytes=_MAX_REQUEST, max_depth=4, max_items=16)
+_VM: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+_MAX_REASON: Final = 2000
+
+
+def _text(now: dt.datetime) -> str:
+    if now.tzinfo is None:
+        raise ConfigError("now must be timezone-aware")
+    return now.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _directory(fleet: Fleet) -> Path:
+    return fleet.directory / ADMISSION_DIR
+
+
+# --- requests and results -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionRequest:
+    """What a node sends: its id, the nonce it answers, its evidence
+    (:class:`ironroot.fleet.NodeEvidence` bytes) and a CSR (DER or PEM) per plane.
+
+    Over HTTP it is deterministic CBOR ``{"node": tstr, "nonce": bstr, "evidence": bstr,
+    "csrs": {plane: bstr}}``."""
+
+    node: str
+    nonce: bytes = field(repr=False)
+    evidence: bytes = field(repr=False)
+    csrs: Mapping[str, bytes] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.node, str) or not 1 <= len(self.node) <= 64:
+            raise MalformedInput("an admission request names its node")
+        if not isinstance(self.nonce, bytes) or not isinstance(self.evidence, bytes):
+            raise MalformedInput("an admission request's nonce and evidence are bytes")
+        csrs = dict(self.csrs)
+        if not csrs or not set(csrs) <= set(PLANES):
+            raise MalformedInput(f"an admission request has a CSR per plane ({', '.join(PLANES)})")
+        if not all(isinstance(c, bytes) for c in csrs.values()):
+            raise MalformedInput("a CSR is bytes")
+        object.__setattr__(self, "csrs", MappingProxyType(csrs))
+
+    def encode(self) -> bytes:
+        return encode_cbor(
+            {
+                "node": self.node,
+                "nonce": self.nonce,
+                "evidence": self.evidence,
+                "csrs": dict(self.csrs),
+            }
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> AdmissionRequest:
+        if len(data) > _MAX_REQUEST:
+            raise MalformedInput(f"an admission request is at most {_MAX_REQUEST} bytes")
+        doc = decode_cbor(data, _REQUEST_LIMITS)
+        if not isinstance(doc, dict) or set(doc) != {"node", "nonce", "evidence", "csrs"}:
+            raise MalformedInput("an admission request is {node, nonce, evidence, csrs}")
+        csrs = doc["csrs"]
+        if not isinstance(csrs, dict):
+            raise MalformedInput("an admission request's csrs are a map of plane to CSR")
+        return cls(doc["node"], doc["nonce"], doc["evidence"], csrs)
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionResult:
+    """An admission: the appraisal (with the signed EAR) and a credential per plane.
+
+    Over HTTP, deterministic CBOR ``{"node", "status", "ear": tstr (the JWT), "ear_id",
+    "credentials": {plane: bstr (DER)}, "ca": bstr (DER)}``."""
+
+    node: str
+    status: str
+    appraisal: NodeAppraisal
+    credentials: Mapping[str, Credential]
+    ca: bytes = field(repr=False)
+
+    @property
+    def ear_id(self) -> str:
+        return self.appraisal.ear_id
+
+    def encode(self) -> bytes:
+        return encode_cbor(
+            {
+                "node": self.node,
+                "status": self.status,
+                "ear": self.appraisal.token.decode("ascii"),
+                "ear_id": self.ear_id,
+                "credentials": {p: c.der for p, c in self.credentials.items()},
+                "ca": self.ca,
+            }
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "status": self.status,
+            "ear_id": self.ear_id,
+            "ear_status": self.appraisal.status.value,
+            "credentials": {p: c.to_json() for p, c in self.credentials.items()},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """A confidential VM placed on a node: ``running`` until its node is quarantined."""
+
+    vm: str
+    node: str
+    state: str
+    at: str
+    reason: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "vm": self.vm,
+            "node": self.node,
+            "state": self.state,
+            "at": self.at,
+            "reason": self.reason,
+        }
+
+
+# --- holds and placements -----------------------------------------------------------------
+
+_STATE_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS holds (
+    node TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS placements (
+    vm TEXT PRIMARY KEY,
+    node TEXT NOT NULL,
+    state TEXT NOT NULL,
+    at TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS placements_node ON placements (node, state);
+"""
+
+
+class _State:
+    """Operator holds and VM placements (``admission.db``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._connection().executescript(_STATE_SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as exc:
+                raise StorageError(f"the admission state cannot be opened: {exc}") from exc
+            self._local.db = db
+        return db
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StorageError(f"the admission state failed: {exc}") from exc
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def hold(self, node: str, reason: str, now: dt.datetime) -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO holds (node, reason, at) VALUES (?, ?, ?)",
+                (node, reason, _text(now)),
+            )
+
+    def release(self, node: str) -> bool:
+        with self.tx() as db:
+            return bool(db.execute("DELETE FROM holds WHERE node = ?", (node,)).rowcount)
+
+    def held(self, node: str) -> str | None:
+        with self.tx() as db:
+            row = db.execute("SELECT reason FROM holds WHERE node = ?", (node,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def running(self) -> dict[str, int]:
+        with self.tx() as db:
+            rows = db.execute(
+                "SELECT node, COUNT(*) FROM placements WHERE state = 'running' GROUP BY node"
+            ).fetchall()
+        return {str(n): int(c) for n, c in rows}
+
+    def place(self, vm: str, node: str, now: dt.datetime) -> Placement:
+        with self.tx() as db:
+            row = db.execute("SELECT node, state FROM placements WHERE vm = ?", (vm,)).fetchone()
+            if row is not None and row[1] == "running":
+                raise Conflict(f"{vm} runs on {row[0]} already", code="vm-placed")
+            db.execute(
+                "INSERT OR REPLACE INTO placements (vm, node, state, at, reason) "
+                "VALUES (?, ?, 'running', ?, '')",
+                (vm, node, _text(now)),
+            )
+        return Placement(vm, node, "running", _text(now))
+
+    def stop_node(self, node: str, reason: str, now: dt.datetime) -> list[str]:
+        with self.tx() as db:
+            vms = [
+                str(r[0])
+                for r in db.execute(
+                    "SELECT vm FROM placements WHERE node = ? AND state = 'running' ORDER BY vm",
+                    (node,),
+                )
+            ]
+            db.executemany(
+                "UPDATE placements SET state = 'stopped', at = ?, reason = ? WHERE vm = ?",
+                [(_text(now), reason, vm) for vm in vms],
+            )
+        return vms
+
+    def placements(self, node: str | None = None) -> list[Placement]:
+        sql = "SELECT vm, node, state, at, reason FROM placements"
+        args: tuple[str, ...] = ()
+        if node is not None:
+            sql += " WHERE node = ?"
+            args = (node,)
+        with self.tx() as db:
+            rows = db.execute(sql + " ORDER BY vm", args).fetchall()
+        return [Placement(*r) for r in rows]
+
+
+_STATES: dict[Path, _State] = {}
+_STATES_LOCK = threading.Lock()
+
+
+def _state(fleet: Fleet) -> _State | None:
+    """The fleet's admission state, ``None`` before admission was set up."""
+    directory = _directory(fleet)
+    if not (directory / "config.json").is_file():
+        return None
+    with _STATES_LOCK:
+        found = _STATES.get(directory)
+        if found is None:
+            found = _STATES[directory] = _State(directory / "admission.db")
+        return found
+
+
+_STORES: dict[Path, CredentialStore] = {}
+
+
+def _credentials(fleet: Fleet) -> CredentialStore | None:
+    directory = _directory(fleet)
+    if not (directory / "config.json").is_file():
+        return None
+    with _STATES_LOCK:
+        found = _STORES.get(directory)
+        if found is None:
+            found = _STORES[directory] = CredentialStore(directory / "credentials.db")
+        return found
+
+
+# --- quarantine -----------------------------------------------------------------------------
+
+
+def _quarantine(
+    fleet: Fleet,
+    node_id: str,
+    reason: str,
+    *,
+    evidence: Mapping[str, Any] | None,
+    now: dt.datetime,
+    hold: bool = False,
+    **fields: str | None,
+) -> NodeRecord:
+    reason = reason[:_MAX_REASON]
+    record = fleet.set_status(
+        node_id,
+        "quarantined",
+        reason,
+        now=now,
+        evidence=evidence,
+        credential_serial=None,
+        credential_not_after=None,
+        **fields,
+    )
+    store, state = _credentials(fleet), _state(fleet)
+    revoked = store.revoke_node(node_id, reason, now=now) if store is not None else []
+    stopped = state.stop_node(node_id, reason, now) if state is not None else []
+    if hold and state is not None:
+        state.hold(node_id, reason, now)
+    fleet.record(
+        node_id,
+        "quarantine-effects",
+        {"revoked": revoked, "placements_stopped": stopped, "held": hold},
+        now=now,
+    )
+    return record
+
+
+def quarantine(
+    fleet: Fleet,
+    node_id: str,
+    reason: str,
+    *,
+    evidence: Mapping[str, Any] | None = None,
+    now: dt.datetime,
+    hold: bool = True,
+) -> NodeRecord:
+    """Quarantine a node: registry status (refused at once on both planes), its credentials
+    revoked, its VM placements stopped, key release refused; an event records why, with
+    ``evidence``. ``hold`` (an operator's quarantine; the default) keeps even an affirming
+    attestation from readmitting it until :func:`readmit`."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise ConfigError("a quarantine gives its reason")
+    fleet.record_of(node_id)
+    return _quarantine(fleet, node_id, reason.strip(), evidence=evidence, now=now, hold=hold)
+
+
+def node_may_receive_keys(fleet: Fleet, node_id: str, *, now: dt.datetime) -> None:
+    """Whether key release may release a key to a VM on ``node_id``: the node is admitted and
+    its credential (its attestation) current; ``ReleaseDenied`` otherwise."""
+    record = fleet.record_of(node_id)
+    if record.status != "admitted":
+        raise ReleaseDenied(
+            f"{node_id} is {record.status} ({record.reason}): no key is released to its VMs",
+            code="node-not-admitted",
+        )
+    until = record.credential_not_after
+    if until is None or dt.datetime.fromisoformat(until.replace("Z", "+00:00")) <= now:
+        raise ReleaseDenied(
+            f"{node_id}'s attestation is not current (credential until {until}): attest again",
+            code="attestation-expired",
+        )
+
+
+# --- the authority --------------------------------------------------------------------------
+
+
+def _roots_pem(roots: Sequence[bytes]) -> bytes:
+
+    pems = [
+        load_certificate(parse_certificate(r).der, der_only=True).public_bytes(Encoding.PEM)
+        for r in roots
+    ]
+    return b"".join(pems)
+
+
+class AdmissionAuthority:
+    """The fleet's admission service (module docs)."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        *,
+        ca: FleetCA,
+        verifier_key: PrivateKey,
+        vendor_roots: Sequence[bytes],
+        credential_lifetime: int,
+    ) -> None:
+        self.fleet = fleet
+        self.directory = _directory(fleet)
+        self.ca = ca
+        self.credential_lifetime = check_lifetime(credential_lifetime)
+        self.verifier_key = verifier_key.public_key
+        self.credentials = _credentials(fleet) or CredentialStore(self.directory / "credentials.db")
+        self.state = _state(fleet) or _State(self.directory / "admission.db")
+        self.nonces = NonceStore(lifetime=NONCE_LIFETIME, service="fleet admission")
+        self.verifier = FleetVerifier(
+            fleet,
+            vendor_roots=vendor_roots,
+            signer=verifier_key,
+            lifetime=self.credential_lifetime,
+            added_token=self._endorsement_token,
+            added=self.endorsements,
+        )
+
+    def __repr__(self) -> str:
+        return f"AdmissionAuthority({str(self.directory)!r})"
+
+    # --- setting up -------------------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        fleet: Fleet,
+        *,
+        vendor_roots: Sequence[bytes],
+        now: dt.datetime,
+        credential_lifetime: int = DEFAULT_LIFETIME,
+    ) -> AdmissionAuthority:
+        """Set up admission for ``fleet``: the fleet CA, the verifier key, the trusted vendor
+        roots (PEM or DER certificates); ``Conflict`` when it is set up already."""
+        directory = _directory(fleet)
+        if (directory / "config.json").exists():
+            raise Conflict(f"admission is set up in {directory} already")
+        if not vendor_roots:
+            raise ConfigError("admission needs the vendor CA roots RoT quotes chain to")
+        check_lifetime(credential_lifetime)
+        pem = _roots_pem(vendor_roots)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "endorsements").mkdir(exist_ok=True)
+        (directory / "ears").mkdir(exist_ok=True)
+        ca = FleetCA.create(directory, now=now)
+        key = PrivateKey.generate(Algorithm.ES384)
+        save_signer(key, directory / "verifier.key.pem")
+        write_atomic(directory / "verifier.pub.pem", key.public_key.to_pem(), mode=0o644)
+        write_atomic(directory / "vendor-roots.pem", pem, mode=0o644)
+        config = {"format": _FORMAT, "credential_lifetime": credential_lifetime}
+        write_atomic(directory / "config.json", json.dumps(config).encode(), mode=0o644)
+        fleet.record(
+            None, "admission-initialized", {"ca": ca.certificate.subject.rfc4514_string()}, now=now
+        )
+        return cls(
+            fleet,
+            ca=ca,
+            verifier_key=key,
+            vendor_roots=[parse_certificate(r).der for r in vendor_roots],
+            credential_lifetime=credential_lifetime,
+        )
+
+    @classmethod
+    def open(cls, fleet: Fleet, *, credential_lifetime: int | None = None) -> AdmissionAuthority:
+        """The fleet's admission (``NotFound`` before :meth:`init`); ``credential_lifetime``
+        overrides the configured one."""
+        directory = _directory(fleet)
+        try:
+            config = json.loads(read_limited(directory / "config.json", 64 * 1024))
+        except FileNotFoundError as exc:
+            raise NotFound(
+                f"admission is not set up in {fleet.directory}: run `ironroot fleet attest "
+                "--vendor-root CERT`"
+            ) from exc
+        except ValueError as exc:
+            raise StorageError(f"{directory}/config.json is not JSON") from exc
+        if not isinstance(config, dict) or config.get("format") != _FORMAT:
+            raise StorageError(f"{directory}/config.json is not an admission configuration")
+        key = load_signer(directory / "verifier.key.pem")
+        if not isinstance(key, PrivateKey):
+            raise StorageError("the verifier key is not an ECDSA key")
+
+        roots = [
+            c.public_bytes(Encoding.DER)
+            for c in load_certificates(
+                read_limited(directory / "vendor-roots.pem", 1024 * 1024), what="vendor root"
+            )
+        ]
+        return cls(
+            fleet,
+            ca=FleetCA.open(directory),
+            verifier_key=key,
+            vendor_roots=roots,
+            credential_lifetime=credential_lifetime or int(config["credential_lifetime"]),
+        )
+
+    # --- endorsements -----------------------------------------------------------------------
+
+    def _endorsement_token(self) -> object:
+        folder = self.directory / "endorsements"
+        return tuple(sorted(p.name for p in folder.glob("*.ts")))
+
+    def endorsements(self) -> list[tuple[str, bytes]]:
+        """The added endorsement statements, labelled with their file names."""
+        folder = self.directory / "endorsements"
+        return [
+            (f"endorsement {p.name}", read_limited(p, _MAX_ENDORSEMENT))
+            for p in sorted(folder.glob("*.ts"))
+        ]
+
+    def add_endorsement(self, data: bytes, *, now: dt.datetime) -> str:
+        """Add a transparent statement (a reference-value CoRIM, a SAFE review) to what every
+        class is appraised against. Its receipts must verify under the transparency-service
+        keys of some node class (``UnknownIssuer`` otherwise); whether it counts for a class
+        is decided at appraisal, under that class's trust. Returns its file name."""
+        if not isinstance(data, bytes) or len(data) > _MAX_ENDORSEMENT:
+            raise MalformedInput(f"an endorsement is at most {_MAX_ENDORSEMENT} bytes")
+        last: IronrootError | None = None
+        for name in self.fleet.classes():
+            try:
+                verify_transparent_statement(data, self.fleet.node_class(name).trust.service_keys)
+                break
+            except IronrootError as exc:
+                last = exc
+        else:
+            raise UnknownIssuer(
+                "the statement's receipts verify under no node class's transparency services"
+                + (f" ({last.detail})" if last is not None else "")
+            )
+        name = hashlib.sha256(data).hexdigest() + ".ts"
+        path = self.directory / "endorsements" / name
+        if not path.exists():
+            write_atomic(path, data, mode=0o644)
+            self.fleet.record(None, "endorsement-added", {"file": name}, now=now)
+        return name
+
+    # --- admission --------------------------------------------------------------------------
+
+    def challenge(self, now: dt.datetime, client: str | None = None) -> tuple[bytes, int]:
+        """A fresh single-use nonce (32 bytes) and when it expires (epoch seconds)."""
+        return self.nonces.issue(now, client)
+
+    def _store_ear(self, appraisal: NodeAppraisal) -> None:
+        write_atomic(self.directory / "ears" / f"{appraisal.node}.jwt", appraisal.token, mode=0o644)
+
+    def ear(self, node_id: str) -> bytes:
+        """The node's latest EAR (JWT bytes)."""
+        self.fleet.record_of(node_id)
+        path = self.directory / "ears" / f"{node_id}.jwt"
+        if not path.is_file():
+            raise NotFound(f"{node_id} has not been attested")
+        return read_limited(path, 1024 * 1024)
+
+    def admit(self, request: AdmissionRequest, *, now: dt.datetime) -> AdmissionResult:
+        """One admission (module docs, in order)."""
+        self.nonces.redeem(request.nonce, now)
+        record = self.fleet.record_of(request.node)
+        keys = {plane: csr_public_key(csr) for plane, csr in request.csrs.items()}
+        evidence = NodeEvidence.decode(request.evidence)
+        if evidence.node != request.node:
+            raise MalformedEvidence(
+                f"the evidence is for {evidence.node}, not {request.node}", code="evidence-node"
+            )
+        appraisal = self.verifier.appraise(
+            request.node, evidence, nonce=request.nonce, keys=keys, now=now
+        )
+        self._store_ear(appraisal)
+        detail = appraisal.to_json()
+        if appraisal.error is not None:
+            self.fleet.record(request.node, "admission-refused", detail, now=now)
+            raise appraisal.error
+        stamp = _text(now)
+        if not appraisal.affirming:
+            reasons = "; ".join(appraisal.reasons) or "no claim affirmed"
+            _quarantine(
+                self.fleet,
+                request.node,
+                f"attestation {appraisal.status.value}: {reasons}",
+                evidence=detail,
+                now=now,
+                ear_id=appraisal.ear_id,
+                last_attested=stamp,
+            )
+            raise AdmissionDenied(
+                f"{request.node} is quarantined: its attestation is {appraisal.status.value} "
+                f"({reasons}; EAR {appraisal.ear_id})",
+                code="admission-denied",
+            )
+        held = self.state.held(request.node)
+        if held is not None:
+            self.fleet.record(request.node, "admission-held", {**detail, "hold": held}, now=now)
+            raise AdmissionDenied(
+                f"{request.node} is held in quarantine by an operator ({held}): readmit it",
+                code="node-held",
+            )
+        credentials = {
+            plane: self.ca.issue(
+                key,
+                node=request.node,
+                node_class=record.node_class,
+                plane=plane,
+                ear_id=appraisal.ear_id,
+                now=now,
+                lifetime=self.credential_lifetime,
+            )
+            for plane, key in sorted(keys.items())
+        }
+        for credential in credentials.values():
+            self.credentials.add(credential)
+        fields: dict[str, str | None] = {"ear_id": appraisal.ear_id, "last_attested": stamp}
+        control = credentials.get("control")
+        if control is not None:
+            fields["credential_serial"] = control.serial
+            fields["credential_not_after"] = _text(control.not_after)
+        self.fleet.set_status(
+            request.node,
+            "admitted",
+            "readmitted" if record.status == "quarantined" else "attested",
+            now=now,
+            evidence={
+                "ear_id": appraisal.ear_id,
+                "credentials": {p: c.serial for p, c in credentials.items()},
+            },
+            **fields,
+        )
+        return AdmissionResult(request.node, "admitted", appraisal, credentials, self.ca.der)
+
+    # --- placements -------------------------------------------------------------------------
+
+    def place(self, vm: str, *, now: dt.datetime, node: str | None = None) -> Placement:
+        """Place confidential VM ``vm`` on ``node`` (which must be admitted: ``Conflict``
+        ``node-not-admitted``), or on the admitted node running the fewest VMs (``Conflict``
+        ``no-admitted-node`` when there is none)."""
+        if not isinstance(vm, str) or not _VM.fullmatch(vm):
+            raise MalformedInput("a VM name is 1-64 of a-z 0-9 -, starting alphanumeric")
+        if node is not None:
+            record = self.fleet.record_of(node)
+            if record.status != "admitted":
+                raise Conflict(
+                    f"{node} is {record.status}: nothing is placed on it",
+                    code="node-not-admitted",
+                )
+            chosen = node
+        else:
+            admitted = [r.id for r in self.fleet.records() if r.status == "admitted"]
+            if not admitted:
+                raise Conflict(
+                    "no node is admitted: nothing can be placed", code="no-admitted-node"
+                )
+            load = self.state.running()
+            chosen = min(admitted, key=lambda n: (load.get(n, 0), n))
+        placement = self.state.place(vm, chosen, now)
+        self.fleet.record(chosen, "placed", {"vm": vm}, now=now)
+        return placement
+
+    def placements(self, node: str | None = None) -> list[Placement]:
+        return self.state.placements(node)
+
+    def crl(self, *, now: dt.datetime) -> bytes:
+        """The fleet CA's CRL of revoked, unexpired credentials (DER)."""
+        return self.ca.crl(self.credentials.revoked(now=now), now=now)
+
+
+# --- the node's side, in process ------------------------------------------------------------
+
+
+def _store_credentials(
+    fleet: Fleet, node_id: str, keys: Mapping[str, PrivateKey], result: AdmissionResult
+) -> None:
+    folder = fleet.directory / "nodes" / node_id / "credentials"
+    folder.mkdir(exist_ok=True)
+    for plane, credential in result.credentials.items():
+        save_signer(keys[plane], folder / f"{plane}.key.pem", overwrite=True)
+        write_atomic(folder / f"{plane}.cert.pem", credential.pem, mode=0o644)
+
+    write_atomic(
+        folder / "ca.cert.pem",
+        load_certificate(result.ca, der_only=True).public_bytes(Encoding.PEM),
+        mode=0o644,
+    )
+
+
+def attest_node(
+    fleet: Fleet,
+    node_id: str,
+    *,
+    now: dt.datetime,
+    authority: AdmissionAuthority | None = None,
+    planes: Sequence[str] = PLANES,
+    store: bool = True,
+) -> AdmissionResult:
+    """Attest and admit ``node_id`` in this process: the node makes a key and CSR per plane
+    and answers a fresh challenge with its evidence; the authority admits it (or raises,
+    :meth:`AdmissionAuthority.admit`). With ``store`` the node keeps its keys and credentials
+    in ``nodes/<id>/credentials/``."""
+    authority = authority or AdmissionAuthority.open(fleet)
+    nonce, _ = authority.challenge(now, client=node_id)
+    keys = {plane: PrivateKey.generate(Algorithm.ES384) for plane in planes}
+    csrs = {plane: make_csr(key, node=node_id, plane=plane) for plane, key in keys.items()}
+    spkis = {plane: key.public_key.to_der() for plane, key in keys.items()}
+    evidence = collect_evidence(fleet, node_id, nonce=nonce, keys=spkis, now=now)
+    result = authority.admit(AdmissionRequest(node_id, nonce, evidence.encode(), csrs), now=now)
+    if store:
+        _store_credentials(fleet, node_id, keys, result)
+    return result
+
+
+def readmit(
+    fleet: Fleet,
+    node_id: str,
+    *,
+    now: dt.datetime,
+    authority: AdmissionAuthority | None = None,
+) -> AdmissionResult:
+    """Lift an operator's hold on ``node_id`` and attest it afresh: admitted on an affirming
+    EAR; otherwise it stays quarantined (``AdmissionDenied``). There is no readmission
+    without a fresh attestation."""
+    authority = authority or AdmissionAuthority.open(fleet)
+    fleet.record_of(node_id)
+    if authority.state.release(node_id):
+        fleet.record(node_id, "hold-lifted", {}, now=now)
+    return attest_node(fleet, node_id, now=now, authority=authority)
+
+
+def scan_attest(fleet: Fleet, authority: AdmissionAuthority) -> Callable[[str, dt.datetime], str]:
+    """``attest(node_id, now) -> status`` for :class:`ironroot.fleet.Scanner`: an admission
+    denied leaves the node quarantined and returns its status; other errors propagate (the
+    scanner records them)."""
+
+    def attest(node_id: str, now: dt.datetime) -> str:
+        try:
+            return attest_node(fleet, node_id, now=now, authority=authority).status
+        except AdmissionDenied:
+            return fleet.record_of(node_id).status
+
+    return attest

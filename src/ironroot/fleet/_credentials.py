@@ -1,0 +1,735 @@
+"""Fleet credentials: the fleet CA, short-lived X.509 credentials carrying the EAR they were
+issued on, the plane they are for, and their status (revocation) checked on every request.
+
+The fleet CA. :class:`FleetCA` is an ECDSA P-384 key and a self-signed certificate
+(``CN=Ironroot fleet CA``, ``serialNumber`` = the key's RFC 9679 thumbprint, CA, keyCertSign
+and cRLSign, 10 years), kept in the fleet's ``admission/`` directory: ``ca.key.pem`` (PKCS#8,
+mode 0600) and ``ca.cert.pem``. It issues the credentials, the control- and data-plane
+servers' TLS certificates, and CRLs.
+
+The credential profile (X.509 v3, signed ecdsa-with-SHA384 by the fleet CA):
+
+======================  ===================================================================
+field                   value
+======================  ===================================================================
+serialNumber            random, up to 159 bits (RFC 5280 §4.1.2.2); the registry keeps it
+                        as lower-case hex
+subject                 ``CN=<node id>, OU=<plane>-plane, O=<node class>``
+subjectPublicKeyInfo    the key of the node's CSR (ECDSA P-384 only), which the node's RoT
+                        quote binds (``docs/fleet.md``, "Admission")
+validity                ``notBefore`` = the admission's time, ``notAfter`` = that + the
+                        credential lifetime (default 3,600 s; 60 s to 7 days)
+basicConstraints        critical, CA false
+keyUsage                critical, digitalSignature
+extendedKeyUsage        id-kp-clientAuth
+subject/authority KI    SHA-1 of the key (RFC 5280 method 1) / the fleet CA's
+fleet credential        OID ``2.25.82416172744894855359577933019049330644`` (a UUID OID,
+                        X.667: UUID 3e00c70a-2ea6-454d-b3d9-e46c940387d4), **not critical**
+                        (so any TLS stack accepts the certificate; the fleet's servers
+                        require it), value the DER of::
+
+                            FleetCredential ::= SEQUENCE {
+                                version    INTEGER (1),
+                                node       UTF8String (SIZE (1..64)),
+                                nodeClass  UTF8String (SIZE (1..64)),
+                                plane      ENUMERATED { control (0), data (1) },
+                                earId      IA5String (SIZE (1..128))
+                            }
+
+                        ``earId`` names the EAR the credential was issued on:
+                        ``urn:ironroot:ear:sha256:<hex>``, the SHA-256 of the signed EAR
+                        (its JWT bytes), so whoever holds the EAR can check the link
+======================  ===================================================================
+
+:func:`parse_credential` reads a certificate under this profile (``MalformedCertificate`` for
+anything else: no extension, a second one, a value that is not the one DER encoding, a subject
+that does not name the extension's node). The decoder is strict: the value must re-encode to
+the same bytes.
+
+Status. :class:`CredentialStore` (``admission/credentials.db``, SQLite WAL) records every
+credential issued and its revocation (time, reason). :func:`check_credential` is what the
+control and data planes run on every request, in this order, each refusal a typed error:
+
+1. the client presented a certificate (``CredentialRejected`` ``credential-missing``) that
+   parses under the profile (``credential-malformed``) and that the fleet CA signed
+   (``credential-unknown-issuer``);
+2. it is for this plane (``RoleNotPermitted`` ``wrong-plane``, 403);
+3. it is inside its validity window at the server's clock (``credential-not-yet-valid``,
+   ``credential-expired``);
+4. the store knows it (``credential-unknown``) and it is not revoked (``credential-revoked``);
+5. the registry says its node is admitted now (``AdmissionDenied`` ``node-not-admitted``,
+   403): a node quarantined by any path — even one that did not revoke — is refused at once.
+
+``CredentialRejected`` is 401. :meth:`FleetCA.crl` signs an X.509 CRL of the revoked
+credentials that have not expired, for relying parties that do not ask the fleet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import ipaddress
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pyasn1.codec.der import decoder as der_decoder
+from pyasn1.codec.der import encoder as der_encoder
+from pyasn1.error import PyAsn1Error
+from pyasn1.type import char, constraint, namedtype, namedval, univ
+
+from ironroot._fileio import read_limited, write_atomic
+from ironroot.crypto import (
+    Algorithm,
+    PrivateKey,
+    PublicKey,
+    load_certificate,
+    load_csr,
+    load_signer,
+    save_signer,
+)
+from ironroot.errors import (
+    AdmissionDenied,
+    BadSignature,
+    ConfigError,
+    Conflict,
+    CredentialRejected,
+    MalformedCertificate,
+    NotFound,
+    RoleNotPermitted,
+    StorageError,
+    UnsupportedAlgorithm,
+)
+
+if TYPE_CHECKING:
+    from ironroot.fleet._fleet import Fleet
+
+__all__ = [
+    "DEFAULT_LIFETIME",
+    "FLEET_CREDENTIAL_OID",
+    "PLANES",
+    "Credential",
+    "CredentialStatus",
+    "CredentialStore",
+    "FleetCA",
+    "check_credential",
+    "csr_public_key",
+    "ear_id_of",
+    "make_csr",
+    "parse_credential",
+]
+
+FLEET_CREDENTIAL_OID: Final = "2.25.82416172744894855359577933019049330644"
+PLANES: Final = ("control", "data")
+DEFAULT_LIFETIME: Final = 3600
+MIN_LIFETIME: Final = 60
+MAX_LIFETIME: Final = 7 * 86400
+_OID: Final = x509.ObjectIdentifier(FLEET_CREDENTIAL_OID)
+_EAR_ID: Final = re.compile(r"urn:ironroot:ear:sha256:[0-9a-f]{64}")
+_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_CA_YEARS: Final = 10
+_MAX_EXTENSION: Final = 1024
+
+
+# --- the extension ------------------------------------------------------------------------------
+
+
+class _Plane(univ.Enumerated):
+    namedValues = namedval.NamedValues(("control", 0), ("data", 1))
+    subtypeSpec = univ.Enumerated.subtypeSpec + constraint.SingleValueConstraint(0, 1)
+
+
+class _Version(univ.Integer):
+    subtypeSpec = univ.Integer.subtypeSpec + constraint.SingleValueConstraint(1)
+
+
+class _Name(char.UTF8String):
+    subtypeSpec = char.UTF8String.subtypeSpec + constraint.ValueSizeConstraint(1, 64)
+
+
+class _EarId(char.IA5String):
+    subtypeSpec = char.IA5String.subtypeSpec + constraint.ValueSizeConstraint(1, 128)
+
+
+class _FleetCredential(univ.Sequence):
+    componentType = namedtype.NamedTypes(
+        namedtype.NamedType("version", _Version()),
+        namedtype.NamedType("node", _Name()),
+        namedtype.NamedType("nodeClass", _Name()),
+        namedtype.NamedType("plane", _Plane()),
+        namedtype.NamedType("earId", _EarId()),
+    )
+
+
+def _encode_extension(node: str, node_class: str, plane: str, ear_id: str) -> bytes:
+    value = _FleetCredential()
+    value["version"] = 1
+    value["node"] = node
+    value["nodeClass"] = node_class
+    value["plane"] = PLANES.index(plane)
+    value["earId"] = ear_id
+    return bytes(der_encoder.encode(value))
+
+
+def _decode_extension(data: bytes) -> tuple[str, str, str, str]:
+    if len(data) > _MAX_EXTENSION:
+        raise MalformedCertificate("the fleet credential extension is too large")
+    try:
+        value, rest = der_decoder.decode(data, asn1Spec=_FleetCredential())
+        if rest or bytes(der_encoder.encode(value)) != data:
+            raise MalformedCertificate("the fleet credential extension is not canonical DER")
+        return (
+            str(value["node"]),
+            str(value["nodeClass"]),
+            PLANES[int(value["plane"])],
+            str(value["earId"]),
+        )
+    except (PyAsn1Error, IndexError, ValueError, UnicodeError) as exc:
+        raise MalformedCertificate(f"the fleet credential extension does not parse: {exc}") from exc
+
+
+def ear_id_of(ear: bytes) -> str:
+    """The identifier of a signed EAR: ``urn:ironroot:ear:sha256:`` + SHA-256 of its bytes."""
+    return "urn:ironroot:ear:sha256:" + hashlib.sha256(ear).hexdigest()
+
+
+def _check_name(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ConfigError(f"{what} {value!r}: 1-64 of A-Z a-z 0-9 - _, starting alphanumeric")
+    return value
+
+
+def _check_plane(plane: str) -> str:
+    if plane not in PLANES:
+        raise ConfigError(f"a plane is one of {', '.join(PLANES)}, not {plane!r}")
+    return plane
+
+
+def check_lifetime(seconds: int) -> int:
+    """A credential lifetime in seconds (``ConfigError`` outside 60 s to 7 days)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise ConfigError("a credential lifetime is a whole number of seconds")
+    if not MIN_LIFETIME <= seconds <= MAX_LIFETIME:
+        raise ConfigError(f"a credential lifetime is {MIN_LIFETIME} to {MAX_LIFETIME} seconds")
+    return seconds
+
+
+def _utc(when: dt.datetime) -> dt.datetime:
+    if when.tzinfo is None:
+        raise ConfigError("now must be timezone-aware")
+    return when.astimezone(dt.UTC).replace(microsecond=0)
+
+
+# --- a credential ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A fleet credential read under the profile (module docs); ``serial`` as lower-case hex."""
+
+    serial: str
+    node: str
+    node_class: str
+    plane: str
+    ear_id: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    der: bytes = field(repr=False)
+
+    @property
+    def pem(self) -> bytes:
+        return load_certificate(self.der, der_only=True).public_bytes(Encoding.PEM)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "serial": self.serial,
+            "node": self.node,
+            "class": self.node_class,
+            "plane": self.plane,
+            "ear_id": self.ear_id,
+            "not_before": self.not_before.isoformat().replace("+00:00", "Z"),
+            "not_after": self.not_after.isoformat().replace("+00:00", "Z"),
+        }
+
+
+def _credential_of(cert: x509.Certificate) -> Credential:
+    found = [e for e in cert.extensions if e.oid == _OID]
+    if len(found) != 1:
+        raise MalformedCertificate("the certificate carries no single fleet credential extension")
+    value = found[0].value
+    if not isinstance(value, x509.UnrecognizedExtension):
+        raise MalformedCertificate("the fleet credential extension is not an opaque value")
+    node, node_class, plane, ear_id = _decode_extension(value.value)
+    if (
+        not _NAME.fullmatch(node)
+        or not _NAME.fullmatch(node_class)
+        or not _EAR_ID.fullmatch(ear_id)
+    ):
+        raise MalformedCertificate("the fleet credential extension names malformed values")
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if len(names) != 1 or names[0].value != node:
+        raise MalformedCertificate("the credential's subject does not name its node")
+    return Credential(
+        serial=format(cert.serial_number, "x"),
+        node=node,
+        node_class=node_class,
+        plane=plane,
+        ear_id=ear_id,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        der=cert.public_bytes(Encoding.DER),
+    )
+
+
+def parse_credential(data: bytes) -> Credential:
+    """A fleet credential (PEM or DER) read under the profile (``MalformedCertificate``)."""
+    cert = load_certificate(data, what="fleet credential")
+    return _credential_of(cert)
+
+
+# --- CSRs ---------------------------------------------------------------------------------------
+
+
+def make_csr(key: PrivateKey, *, node: str, plane: str) -> bytes:
+    """A PKCS#10 request (DER) for ``key``, ``CN=<node>, OU=<plane>-plane`` (the CA names the
+    node from the registry, not from the request)."""
+    _check_name(node, "node")
+    _check_plane(plane)
+    if key.algorithm is not Algorithm.ES384:
+        raise UnsupportedAlgorithm("a fleet credential key is ECDSA P-384")
+    raw = key.raw
+    assert isinstance(raw, ec.EllipticCurvePrivateKey)
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, node),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"{plane}-plane"),
+        ]
+    )
+    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(raw, hashes.SHA384())
+    return csr.public_bytes(Encoding.DER)
+
+
+def csr_public_key(data: bytes) -> bytes:
+    """The SubjectPublicKeyInfo (DER) of a PKCS#10 request whose self-signature verifies
+    (``MalformedCertificate``, ``BadSignature``; ``UnsupportedAlgorithm`` for a key that is
+    not ECDSA P-384)."""
+    csr = load_csr(data, what="credential request")
+    if not csr.is_signature_valid:
+        raise BadSignature("the credential request's signature does not verify")
+    key = csr.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
+        raise UnsupportedAlgorithm("a fleet credential key is ECDSA P-384")
+    return PublicKey(key).to_der()
+
+
+# --- the CA -------------------------------------------------------------------------------------
+
+
+_KEY_FILE: Final = "ca.key.pem"
+_CERT_FILE: Final = "ca.cert.pem"
+
+
+class FleetCA:
+    """The fleet CA (module docs)."""
+
+    def __init__(self, key: PrivateKey, certificate: bytes) -> None:
+        cert = load_certificate(certificate, what="fleet CA certificate")
+        if PublicKey(cert.public_key()) != key.public_key:  # type: ignore[arg-type]
+            raise ConfigError("the fleet CA certificate is not for the fleet CA key")
+        self._key = key
+        self._cert = cert
+        self.der = cert.public_bytes(Encoding.DER)
+        self.pem = cert.public_bytes(Encoding.PEM)
+
+    def __repr__(self) -> str:
+        return f"FleetCA({self._cert.subject.rfc4514_string()!r})"
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return self._cert
+
+    @classmethod
+    def create(cls, directory: Path, *, now: dt.datetime) -> FleetCA:
+        """A new CA in ``directory`` (``Conflict`` when one is there)."""
+        start = _utc(now)
+        key = PrivateKey.generate(Algorithm.ES384)
+        name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, "Ironroot fleet CA"),
+                x509.NameAttribute(NameOID.SERIAL_NUMBER, key.kid.hex()),
+            ]
+        )
+        public = key.public_key.raw
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(start + dt.timedelta(days=365 * _CA_YEARS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .sign(key.raw, hashes.SHA384())
+        )
+        directory.mkdir(parents=True, exist_ok=True)
+        if (directory / _KEY_FILE).exists():
+            raise Conflict(f"{directory} holds a fleet CA already")
+        save_signer(key, directory / _KEY_FILE)
+        write_atomic(
+            directory / _CERT_FILE, cert.public_bytes(Encoding.PEM), mode=0o644, exclusive=True
+        )
+        return cls(key, cert.public_bytes(Encoding.DER))
+
+    @classmethod
+    def open(cls, directory: Path) -> FleetCA:
+        if not (directory / _KEY_FILE).is_file():
+            raise NotFound(f"no fleet CA in {directory}")
+        key = load_signer(directory / _KEY_FILE)
+        if not isinstance(key, PrivateKey):
+            raise ConfigError(f"{directory / _KEY_FILE} is not an ECDSA key")
+        return cls(key, read_limited(directory / _CERT_FILE, 64 * 1024))
+
+    def _builder(
+        self, subject: x509.Name, public: Any, start: dt.datetime, end: dt.datetime
+    ) -> x509.CertificateBuilder:
+        ca_public = self._key.public_key.raw
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self._cert.subject)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_public),
+                critical=False,
+            )
+        )
+
+    def issue(
+        self,
+        spki: bytes,
+        *,
+        node: str,
+        node_class: str,
+        plane: str,
+        ear_id: str,
+        now: dt.datetime,
+        lifetime: int = DEFAULT_LIFETIME,
+    ) -> Credential:
+        """A credential for the key ``spki`` (DER SubjectPublicKeyInfo, ECDSA P-384)."""
+        _check_name(node, "node")
+        _check_name(node_class, "node class")
+        _check_plane(plane)
+        if not _EAR_ID.fullmatch(ear_id):
+            raise ConfigError("an EAR id is urn:ironroot:ear:sha256:<64 hex>")
+        start = _utc(now)
+        key = PublicKey.from_der(spki)
+        if key.algorithm is not Algorithm.ES384:
+            raise UnsupportedAlgorithm("a fleet credential key is ECDSA P-384")
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, node),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"{plane}-plane"),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, node_class),
+            ]
+        )
+        end = start + dt.timedelta(seconds=check_lifetime(lifetime))
+        cert = (
+            self._builder(subject, key.raw, start, end)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(
+                x509.UnrecognizedExtension(
+                    _OID, _encode_extension(node, node_class, plane, ear_id)
+                ),
+                critical=False,
+            )
+            .sign(self._key.raw, hashes.SHA384())
+        )
+        return _credential_of(cert)
+
+    def issue_server(
+        self, public_key: PublicKey, *, hosts: Sequence[str], now: dt.datetime, days: int = 7
+    ) -> bytes:
+        """A TLS server certificate (DER) for ``hosts`` (DNS names or IP addresses)."""
+        start = _utc(now)
+        names: list[x509.GeneralName] = []
+        for host in hosts:
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                names.append(x509.DNSName(host))
+        if not names:
+            raise ConfigError("a server certificate names at least one host")
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
+        cert = (
+            self._builder(subject, public_key.raw, start, start + dt.timedelta(days=days))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .sign(self._key.raw, hashes.SHA384())
+        )
+        return cert.public_bytes(Encoding.DER)
+
+    def issued(self, cert: x509.Certificate) -> bool:
+        """Whether this CA signed ``cert``."""
+        try:
+            cert.verify_directly_issued_by(self._cert)
+        except (ValueError, TypeError, InvalidSignature):
+            return False
+        return True
+
+    def crl(
+        self, revoked: Sequence[tuple[str, dt.datetime]], *, now: dt.datetime, hours: int = 1
+    ) -> bytes:
+        """A CRL (DER) listing ``revoked`` (serial hex, when), valid ``hours`` from ``now``."""
+        start = _utc(now)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self._cert.subject)
+            .last_update(start)
+            .next_update(start + dt.timedelta(hours=hours))
+        )
+        for serial, when in revoked:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(int(serial, 16))
+                .revocation_date(_utc(when))
+                .build()
+            )
+        return builder.sign(self._key.raw, hashes.SHA384()).public_bytes(Encoding.DER)
+
+
+# --- status -------------------------------------------------------------------------------------
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS credentials (
+    serial TEXT PRIMARY KEY,
+    node TEXT NOT NULL,
+    plane TEXT NOT NULL,
+    ear_id TEXT NOT NULL,
+    not_before TEXT NOT NULL,
+    not_after TEXT NOT NULL,
+    revoked_at TEXT,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS credentials_node ON credentials (node);
+"""
+
+
+def _text(when: dt.datetime) -> str:
+    return _utc(when).isoformat().replace("+00:00", "Z")
+
+
+def _time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialStatus:
+    """What the store knows of one credential."""
+
+    serial: str
+    node: str
+    plane: str
+    ear_id: str
+    not_after: dt.datetime
+    revoked_at: dt.datetime | None = None
+    reason: str | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class CredentialStore:
+    """Every credential issued and its revocation (SQLite, WAL, one connection per thread)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._connection().executescript(_SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as exc:
+                raise StorageError(f"the credential store cannot be opened: {exc}") from exc
+            self._local.db = db
+        return db
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StorageError(f"the credential store failed: {exc}") from exc
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def add(self, credential: Credential) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO credentials (serial, node, plane, ear_id, not_before, not_after) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    credential.serial,
+                    credential.node,
+                    credential.plane,
+                    credential.ear_id,
+                    _text(credential.not_before),
+                    _text(credential.not_after),
+                ),
+            )
+
+    def revoke_node(self, node: str, reason: str, *, now: dt.datetime) -> list[str]:
+        """Revoke every unexpired, unrevoked credential of ``node``; their serials."""
+        at = _text(now)
+        with self._tx() as db:
+            serials = [
+                str(row[0])
+                for row in db.execute(
+                    "SELECT serial FROM credentials WHERE node = ? AND revoked_at IS NULL "
+                    "AND not_after > ? ORDER BY serial",
+                    (node, at),
+                )
+            ]
+            db.executemany(
+                "UPDATE credentials SET revoked_at = ?, reason = ? WHERE serial = ?",
+                [(at, reason, s) for s in serials],
+            )
+        return serials
+
+    def status(self, serial: str) -> CredentialStatus | None:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT serial, node, plane, ear_id, not_after, revoked_at, reason "
+                "FROM credentials WHERE serial = ?",
+                (serial,),
+            ).fetchone()
+        if row is None:
+            return None
+        return CredentialStatus(
+            row[0], row[1], row[2], row[3], _time(row[4]), _time(row[5]) if row[5] else None, row[6]
+        )
+
+    def revoked(self, *, now: dt.datetime) -> list[tuple[str, dt.datetime]]:
+        """The revoked credentials that have not expired (serial, when), for a CRL."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT serial, revoked_at FROM credentials WHERE revoked_at IS NOT NULL "
+                "AND not_after > ? ORDER BY revoked_at, serial",
+                (_text(now),),
+            ).fetchall()
+        return [(str(s), _time(at)) for s, at in rows]
+
+    def of_node(self, node: str) -> list[CredentialStatus]:
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT serial, node, plane, ear_id, not_after, revoked_at, reason "
+                "FROM credentials WHERE node = ? ORDER BY not_after, serial",
+                (node,),
+            ).fetchall()
+        return [
+            CredentialStatus(
+                r[0], r[1], r[2], r[3], _time(r[4]), _time(r[5]) if r[5] else None, r[6]
+            )
+            for r in rows
+        ]
+
+
+def check_credential(
+    presented: bytes | None,
+    *,
+    plane: str,
+    ca: FleetCA,
+    store: CredentialStore,
+    fleet: Fleet,
+    now: dt.datetime,
+) -> Credential:
+    """The checks of every control- and data-plane request (module docs, in order)."""
+    if not presented:
+        raise CredentialRejected(
+            "no client certificate: present a fleet credential", code="credential-missing"
+        )
+    try:
+        cert = load_certificate(presented, what="client certificate")
+        credential = _credential_of(cert)
+    except MalformedCertificate as exc:
+        raise CredentialRejected(
+            f"the client certificate is not a fleet credential: {exc.detail}",
+            code="credential-malformed",
+        ) from exc
+    if not ca.issued(cert):
+        raise CredentialRejected(
+            "the credential was not issued by this fleet's CA", code="credential-unknown-issuer"
+        )
+    if credential.plane != plane:
+        raise RoleNotPermitted(
+            f"a {credential.plane}-plane credential is refused on the {plane} plane",
+            code="wrong-plane",
+        )
+    when = now.astimezone(dt.UTC)
+    if when < credential.not_before:
+        raise CredentialRejected(
+            f"the credential is valid from {credential.not_before.isoformat()}",
+            code="credential-not-yet-valid",
+        )
+    if when >= credential.not_after:
+        raise CredentialRejected(
+            f"the credential expired at {credential.not_after.isoformat()}: attest again",
+            code="credential-expired",
+        )
+    status = store.status(credential.serial)
+    if status is None or status.node != credential.node:
+        raise CredentialRejected(
+            "the fleet has no record of this credential", code="credential-unknown"
+        )
+    if status.revoked:
+        raise CredentialRejected(
+            f"the credential was revoked ({status.reason})", code="credential-revoked"
+        )
+    try:
+        record = fleet.record_of(credential.node)
+    except NotFound as exc:
+        raise AdmissionDenied(
+            f"{credential.node} is not in the fleet", code="node-not-admitted"
+        ) from exc
+    if record.status != "admitted":
+        raise AdmissionDenied(
+            f"{credential.node} is {record.status}: {record.reason}", code="node-not-admitted"
+        )
+    return credential

@@ -1,0 +1,482 @@
+"""The fleet verifier: a node's evidence appraised against endorsements found on the log, one
+signed EAR per attestation.
+
+Endorsements (:func:`class_endorsements`). For a node class, the transparent statements of
+its images (``NodeClass.statements``) and the fleet's added endorsements
+(``admission/endorsements/``: newer reference values, SAFE reviews, logged after the class was
+made) are sorted by content type: CoRIMs (``application/rim+cbor``) are reference values,
+OCP SAFE reports are reviews, anything else (manifest statements) is passed over. Each counts
+only as :class:`ironroot.attestation.Endorsements` admits it: receipts verifying under the
+class trust's transparency-service keys, and a publisher allowed for the product —
+
+* the BMC, whose firmware the RoT measures and quotes: the products the class's own BMC
+  reference statements name (CoRIM class vendor and model), with the class trust's issuers
+  of ``bmc``;
+* each SPDM device: its ``DeviceInfo`` vendor and model, with the trust's issuers of that
+  device.
+
+Reviews count only from the review providers of the class trust's SAFE requirement for the
+BMC (``PlatformTrust.safe["bmc"]``).
+
+Policies. The RoT quote is appraised with :data:`ironroot.attestation.DEFAULT_POLICY` (trusted
+vendor root and fresh nonce as gates; debug locked; anti-rollback on; the FMC and runtime
+digests on the log; the SVN at least the logged minimum), named ``fleet-node``, where the SAFE
+rules follow the class trust: with a SAFE requirement for ``bmc``, a logged review of the
+quoted firmware (its manifest digest) is required and an open finding at or above the
+requirement's severity threshold refuses it (``max_severity = "critical"``: a review is
+required, any finding passes); without one, reviews are not asked for. Each device's SPDM
+evidence is appraised with the same rules minus the SAFE ones (``fleet-device``): its
+measurement blocks are named by the platform's device layout (index 1 ``fmc``, 2
+``runtime``, 3… ``component-<n>``, the 0xEF SVN block ``firmware``), so they are compared
+with the reference values its vendor logged, and its SVN with their minimum.
+
+Appraisal (:meth:`FleetVerifier.appraise`):
+
+1. the quote is verified (:func:`ironroot.attestation.verify_evidence`, format
+   ``ironroot``) against the trusted vendor CA roots with the keyed binding of
+   :mod:`ironroot.fleet._evidence` (``StaleNonce`` for another nonce, ``KeyBindingMismatch``
+   for other keys), and its device (the Ueid of its DICE chain) must be the node's RoT — the
+   IDevID the fleet manufactured the node with (``ChainNotTrusted`` ``node-identity``);
+2. each device the class has is verified against the root the node pinned for it when it was
+   manufactured (``platform.json``), answering the nonce; a device without evidence fails
+   (``MalformedEvidence`` ``device-evidence-missing``), evidence for a device the class does
+   not have is refused likewise (``device-unknown``);
+3. each is appraised (above). A verification failure is appraised too
+   (:func:`ironroot.attestation.appraise_failure`): every attestation yields an EAR.
+
+The EAR has one submodule per part — ``rot`` (the quote) and each device by name — the
+challenge nonce as ``eat_nonce``, ``exp`` = ``iat`` + the credential lifetime, and is signed
+ES384 as a JWT by the verifier's key (``admission/verifier.key.pem``). Its identifier is
+``urn:ironroot:ear:sha256:`` + the SHA-256 of the JWT bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Final
+
+from ironroot.attestation import (
+    DEFAULT_POLICY,
+    DEFAULT_VERIFIER_ID,
+    Appraisal,
+    AppraisalPolicy,
+    AttestationResult,
+    Endorsements,
+    EvidenceCaches,
+    EvidenceClaims,
+    ReferencePublisher,
+    ReferenceValues,
+    TrustTier,
+    VerifierId,
+    VerifyOptions,
+    appraise,
+    appraise_failure,
+    publishers_of_release,
+    sign_ear_jwt,
+    verify_evidence,
+)
+from ironroot.corim import CORIM_CONTENT_TYPE
+from ironroot.cose import TransparentStatement
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import ChainNotTrusted, IronrootError, MalformedEvidence
+from ironroot.fleet._credentials import ear_id_of
+from ironroot.fleet._evidence import NodeEvidence, binding_key
+from ironroot.fleet._fleet import Fleet, NodeClass
+from ironroot.platform import DEVICE_SVN_INDEX
+from ironroot.rot import parse_certificate
+from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE
+
+__all__ = [
+    "ClassEndorsements",
+    "FleetVerifier",
+    "NodeAppraisal",
+    "class_endorsements",
+    "device_policy",
+    "node_policy",
+]
+
+_log = logging.getLogger("ironroot.fleet")
+_SAFE_RULES: Final = ("safe-review", "safe-issues")
+_REVIEW_TYPES: Final = frozenset((SFR_JWS_CONTENT_TYPE, SFR_COSE_CONTENT_TYPE))
+_ROT: Final = "rot"
+_CACHE_SECONDS: Final = 3600
+
+Labelled = tuple[str, bytes]
+
+
+# --- policies -------------------------------------------------------------------------------
+
+
+def _policy(name: str, *, safe: bool, threshold: float | None) -> AppraisalPolicy:
+    base = DEFAULT_POLICY.to_mapping()
+    drop = set() if safe else set(_SAFE_RULES)
+    if safe and threshold is None:
+        drop.add("safe-issues")  # "critical": a review must exist, any finding passes
+    return AppraisalPolicy.from_mapping(
+        {
+            "name": name,
+            "rules": [r for r in base["rules"] if r["name"] not in drop],
+            "components": {"ironroot": ["fmc", "runtime"], "spdm": ["fmc", "runtime"]},
+            "svn_claim": {"ironroot": "firmware", "spdm": "firmware"},
+            "firmware_hash": {"ironroot": "manifest"},
+            "cvss_threshold": threshold if threshold is not None else 10.0,
+        }
+    )
+
+
+@lru_cache(maxsize=16)
+def _node_policy(safe: bool, threshold: float | None) -> AppraisalPolicy:
+    return _policy("fleet-node", safe=safe, threshold=threshold)
+
+
+def node_policy(klass: NodeClass) -> AppraisalPolicy:
+    """The policy a node's RoT quote is appraised with (module docs)."""
+    requirement = klass.trust.safe.get("bmc")
+    if requirement is None:
+        return _node_policy(False, None)
+    return _node_policy(True, requirement.refused_at)
+
+
+@lru_cache(maxsize=1)
+def device_policy() -> AppraisalPolicy:
+    """The policy each SPDM device's evidence is appraised with (module docs)."""
+    return _policy("fleet-device", safe=False, threshold=None)
+
+
+# --- endorsements ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClassEndorsements:
+    """What a class's nodes are appraised against: the BMC's (``rot``) and each device's."""
+
+    rot: Endorsements
+    devices: Mapping[str, ReferenceValues]
+    rejected: tuple[str, ...] = ()
+
+
+def _kind(data: bytes) -> str:
+    """``corim``, ``review``, ``other`` (a transparent statement of another content type) or
+    ``malformed`` (not a transparent statement)."""
+    try:
+        content_type = TransparentStatement.parse(data).statement.content_type
+    except IronrootError:
+        return "malformed"
+    if content_type == CORIM_CONTENT_TYPE:
+        return "corim"
+    return "review" if content_type in _REVIEW_TYPES else "other"
+
+
+def class_endorsements(
+    klass: NodeClass,
+    *,
+    added: Sequence[Labelled] = (),
+    vendor_roots: Sequence[bytes],
+    now: dt.datetime,
+) -> ClassEndorsements:
+    """The endorsements of ``klass`` from its statements and the ``added`` ones (module docs)."""
+    trust = klass.trust
+    labelled: list[Labelled] = [
+        (f"class {klass.name} {component} statement {n}", data)
+        for component, statements in sorted(klass.statements.items())
+        for n, data in enumerate(statements)
+    ]
+    labelled.extend(added)
+    corims: list[Labelled] = []
+    reviews: list[Labelled] = []
+    skipped: list[str] = []
+    for label, data in labelled:
+        kind = _kind(data)
+        if kind == "corim":
+            corims.append((label, data))
+        elif kind == "review":
+            reviews.append((label, data))
+        elif kind == "malformed":
+            skipped.append(f"{label}: not a transparent statement")
+    bmc_issuers = trust.issuers_of("bmc")
+    bmc_products: dict[tuple[str, str | None], None] = {}
+    for data in klass.statements.get("bmc", ()):
+        if _kind(data) != "corim":
+            continue
+        try:
+            found = publishers_of_release(data)
+        except IronrootError:
+            continue
+        for publisher in found:
+            if publisher.issuers <= bmc_issuers:
+                bmc_products[(publisher.vendor, publisher.model)] = None
+    bmc_publishers = [ReferencePublisher(v, m, bmc_issuers) for v, m in bmc_products]
+    device_publishers = {
+        name: ReferencePublisher(info.vendor, info.model, trust.issuers_of(name))
+        for name, info in klass.devices.items()
+    }
+    requirement = trust.safe.get("bmc")
+    built = Endorsements.build(
+        service_keys=trust.service_keys,
+        reference_statements=corims,
+        review_statements=reviews,
+        providers=requirement.providers if requirement is not None else None,
+        publishers=[*bmc_publishers, *device_publishers.values()],
+        vendor_roots=[(f"vendor root {n}", r) for n, r in enumerate(vendor_roots)],
+        now=now,
+    )
+    values = list(built.reference_values)
+    rot_values = ReferenceValues(
+        v for v in values if any((v.vendor, v.model) == p for p in bmc_products)
+    )
+    devices = {
+        name: ReferenceValues(
+            v for v in values if v.vendor == publisher.vendor and v.model == publisher.model
+        )
+        for name, publisher in device_publishers.items()
+    }
+    rot = Endorsements(
+        reference_values=rot_values,
+        reviews=built.reviews,
+        vendor_roots=built.vendor_roots,
+        rejected=built.rejected,
+    )
+    return ClassEndorsements(rot, devices, (*skipped, *built.rejected))
+
+
+# --- appraisal ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NodeAppraisal:
+    """One attestation's outcome: the EAR (``result``; signed: ``token``, ``ear_id``) and, when
+    the RoT quote itself did not verify, that error (the evidence is then not the node's
+    answer to this challenge, and nothing about the node follows from it)."""
+
+    node: str
+    result: AttestationResult
+    token: bytes = field(repr=False)
+    ear_id: str
+    error: IronrootError | None = None
+
+    @property
+    def status(self) -> TrustTier:
+        return self.result.status
+
+    @property
+    def affirming(self) -> bool:
+        return self.error is None and self.result.status is TrustTier.AFFIRMING
+
+    @property
+    def reasons(self) -> list[str]:
+        """Every failed check, each prefixed with its submodule (``rot``, ``nic``, …)."""
+        return [
+            f"{name}: {reason}"
+            for name, appraisal in sorted(self.result.submods.items())
+            for reason in appraisal.reasons
+        ]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "node": self.node,
+            "ear_id": self.ear_id,
+            "status": self.status.value,
+            "submods": {
+                name: {"status": a.status.value, "trust_vector": a.tags()}
+                for name, a in sorted(self.result.submods.items())
+            },
+            "reasons": self.reasons,
+            "error": None if self.error is None else self.error.code,
+        }
+
+
+def _device_claims(claims: EvidenceClaims) -> EvidenceClaims:
+    """SPDM claims with their blocks named by the platform's device layout (module docs)."""
+    measurements: dict[str, bytes] = {}
+    for name, value in claims.measurements.items():
+        index = int(name.rpartition(".")[2])
+        if index == DEVICE_SVN_INDEX:
+            continue
+        measurements[{1: "fmc", 2: "runtime"}.get(index, f"component-{index}")] = value
+    svn = claims.svns.get(f"spdm.{DEVICE_SVN_INDEX}")
+    return dataclasses.replace(
+        claims, measurements=measurements, svns={} if svn is None else {"firmware": svn}
+    )
+
+
+class FleetVerifier:
+    """Appraises a fleet's nodes and signs their EARs (module docs).
+
+    ``added`` returns the fleet's added endorsement statements (labelled) and
+    ``added_token`` a value that changes when they do: class endorsements are rebuilt when it
+    changes, and hourly (the validity of reference values and reviews is judged when they are
+    built).
+    """
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        *,
+        vendor_roots: Sequence[bytes],
+        signer: PrivateKey,
+        lifetime: int,
+        added_token: Callable[[], object] = lambda: (),
+        added: Callable[[], Sequence[Labelled]] = lambda: (),
+        verifier_id: VerifierId = DEFAULT_VERIFIER_ID,
+    ) -> None:
+        if signer.algorithm is not Algorithm.ES384:
+            raise MalformedEvidence("the fleet verifier signs EARs with an ES384 key")
+        self.fleet = fleet
+        self.vendor_roots = tuple(vendor_roots)
+        self.signer = signer
+        self.lifetime = lifetime
+        self.verifier_id = verifier_id
+        self._added = added
+        self._added_token = added_token
+        self._caches = EvidenceCaches()
+        self._lock = threading.Lock()
+        self._endorsements: dict[str, tuple[object, int, ClassEndorsements]] = {}
+        self._ueids: dict[str, bytes] = {}
+
+    def endorsements(self, class_name: str, now: dt.datetime) -> ClassEndorsements:
+        """The class's endorsements (cached: see the class docs)."""
+        token = self._added_token()
+        hour = int(now.timestamp()) // _CACHE_SECONDS
+        with self._lock:
+            cached = self._endorsements.get(class_name)
+            if cached is not None and cached[0] == token and cached[1] == hour:
+                return cached[2]
+        built = class_endorsements(
+            self.fleet.node_class(class_name),
+            added=self._added(),
+            vendor_roots=self.vendor_roots,
+            now=now,
+        )
+        for line in built.rejected:
+            _log.info("endorsement of class %s left out: %s", class_name, line)
+        with self._lock:
+            self._endorsements[class_name] = (token, hour, built)
+        return built
+
+    def _ueid(self, node_id: str) -> bytes:
+        found = self._ueids.get(node_id)
+        if found is None:
+            idevid = self.fleet.rot(node_id).idevid_certificate(Algorithm.ES384)
+            found = parse_certificate(idevid).dice.ueid or b""
+            self._ueids[node_id] = found
+        return found
+
+    def _rot(
+        self,
+        node_id: str,
+        klass: NodeClass,
+        evidence: NodeEvidence,
+        endorsements: ClassEndorsements,
+        *,
+        nonce: bytes,
+        key: bytes,
+        now: dt.datetime,
+    ) -> tuple[Appraisal, IronrootError | None]:
+        policy = node_policy(klass)
+        try:
+            claims = verify_evidence(
+                evidence.quote,
+                VerifyOptions(
+                    now=now,
+                    nonce=nonce,
+                    bound_key=key,
+                    roots=endorsements.rot.vendor_roots,
+                    caches=self._caches,
+                ),
+                format="ironroot",
+            )
+            expected = self._ueid(node_id)
+            if not expected or claims.identity.get("ueid") != expected.hex():
+                raise ChainNotTrusted(
+                    f"the quote is signed by another device than {node_id}'s root of trust",
+                    code="node-identity",
+                )
+        except IronrootError as exc:
+            failed = appraise_failure(exc, format="ironroot", policy=policy, nonce=nonce, now=now)
+            return failed.submods["ironroot"], exc
+        result = appraise(claims, endorsements.rot, policy, nonce=claims.report_data, now=now)
+        return result.submods["ironroot"], None
+
+    def _device(
+        self,
+        name: str,
+        data: bytes | None,
+        root: bytes,
+        references: ReferenceValues,
+        *,
+        nonce: bytes,
+        now: dt.datetime,
+    ) -> Appraisal:
+        policy = device_policy()
+        try:
+            if data is None:
+                raise MalformedEvidence(
+                    f"no SPDM evidence from device {name}", code="device-evidence-missing"
+                )
+            if not root:
+                raise ChainNotTrusted(f"no root is pinned for device {name}")
+            claims = verify_evidence(
+                data, VerifyOptions(now=now, nonce=nonce, roots=(root,)), format="spdm"
+            )
+        except IronrootError as exc:
+            return appraise_failure(
+                exc, format="spdm", policy=policy, nonce=nonce, now=now
+            ).submods["spdm"]
+        endorsements = Endorsements(reference_values=references, vendor_roots=(root,))
+        result = appraise(_device_claims(claims), endorsements, policy, nonce=nonce, now=now)
+        return result.submods["spdm"]
+
+    def appraise(
+        self,
+        node_id: str,
+        evidence: NodeEvidence,
+        *,
+        nonce: bytes,
+        keys: Mapping[str, bytes],
+        now: dt.datetime,
+    ) -> NodeAppraisal:
+        """Appraise ``evidence`` for ``node_id``'s answer to ``nonce`` binding ``keys`` (plane
+        → SPKI DER) and sign the EAR (module docs)."""
+        record = self.fleet.record_of(node_id)
+        klass = self.fleet.node_class(record.node_class)
+        endorsements = self.endorsements(klass.name, now)
+        rot, error = self._rot(
+            node_id, klass, evidence, endorsements, nonce=nonce, key=binding_key(keys), now=now
+        )
+        submods: dict[str, Appraisal] = {_ROT: rot}
+        if error is None:
+            pinned = self.fleet.node(node_id).config.devices
+            for name in sorted(klass.devices):
+                info = pinned.get(name)
+                submods[name] = self._device(
+                    name,
+                    evidence.devices.get(name),
+                    info.root if info is not None else b"",
+                    endorsements.devices.get(name, ReferenceValues()),
+                    nonce=nonce,
+                    now=now,
+                )
+            for name in sorted(set(evidence.devices) - set(klass.devices)):
+                unknown = MalformedEvidence(
+                    f"evidence from a device the class does not have: {name}",
+                    code="device-unknown",
+                )
+                submods[name] = appraise_failure(
+                    unknown, format="spdm", policy=device_policy(), nonce=nonce, now=now
+                ).submods["spdm"]
+        iat = int(now.timestamp())
+        result = AttestationResult(
+            iat=iat,
+            exp=iat + self.lifetime,
+            verifier_id=self.verifier_id,
+            submods=submods,
+            nonce=nonce,
+        )
+        token = sign_ear_jwt(result, self.signer)
+        return NodeAppraisal(node_id, result, token, ear_id_of(token), error)
