@@ -13,11 +13,21 @@ from pathlib import Path
 from tests.fleet.fleet_world import node_class
 from tests.platform.node_world import NOW, OTHER, VENDOR, World
 
+from ironroot.attestation import ReferenceValues
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.firmware import FirmwareBundle, reference_statement
-from ironroot.fleet import AdmissionAuthority, Fleet, NodeClass
-from ironroot.platform import SafeRequirement
-from ironroot.rot import VendorCA
+from ironroot.fleet import (
+    PLANES,
+    AdmissionAuthority,
+    AdmissionRequest,
+    Fleet,
+    NodeClass,
+    NodeEvidence,
+    collect_evidence,
+    make_csr,
+)
+from ironroot.platform import PlatformDevice, SafeRequirement, measure_device
+from ironroot.rot import VendorCA, create_quote, derive_layers
 from ironroot.safe import ProviderKey, ProviderKeys, sfr_statement, sign_report
 
 PROVIDER = "Example Review Provider"
@@ -137,3 +147,78 @@ def admission_world(world: World) -> AdmissionWorld:
     return AdmissionWorld(
         world, PrivateKey.generate(Algorithm.ES384), VendorCA.generate(now=CA_TIME)
     )
+
+
+# --- a node's request, built step by step so a test can change one part ----------------------
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A node's answer to a fresh challenge: its keys and CSRs per plane, and its evidence."""
+
+    node: str
+    nonce: bytes
+    keys: dict[str, PrivateKey]
+    csrs: dict[str, bytes]
+    evidence: NodeEvidence
+
+    @property
+    def spkis(self) -> dict[str, bytes]:
+        return {p: k.public_key.to_der() for p, k in self.keys.items()}
+
+    def request(self, **changes: object) -> AdmissionRequest:
+        args: dict[str, object] = {
+            "node": self.node,
+            "nonce": self.nonce,
+            "evidence": self.evidence.encode(),
+            "csrs": self.csrs,
+        }
+        args.update(changes)
+        return AdmissionRequest(**args)  # type: ignore[arg-type]
+
+
+def prepare(
+    fleet: Fleet, authority: AdmissionAuthority, node: str, now: dt.datetime = NOW
+) -> Prepared:
+    nonce, _ = authority.challenge(now, client=node)
+    keys = {p: PrivateKey.generate(Algorithm.ES384) for p in PLANES}
+    csrs = {p: make_csr(k, node=node, plane=p) for p, k in keys.items()}
+    spkis = {p: k.public_key.to_der() for p, k in keys.items()}
+    evidence = collect_evidence(fleet, node, nonce=nonce, keys=spkis, now=now)
+    return Prepared(node, nonce, keys, csrs, evidence)
+
+
+def debug_unlocked_quote(fleet: Fleet, node: str, report: bytes) -> bytes:
+    """A quote by the node's own RT alias keys over what it booted, saying debug is unlocked
+    (what a RoT whose debug fuse was never blown signs)."""
+    device = fleet.rot(node)
+    state = device.boot_state
+    assert state is not None
+    layers = derive_layers(device.fuses, state.pcrs)
+    return create_quote(
+        nonce=report,
+        rt_alias=layers.rt_alias,
+        ueid=layers.ueid,
+        state=state,
+        idevid_certificates={
+            a: device.idevid_certificate(a) for a in (Algorithm.ES384, Algorithm.ML_DSA_87)
+        },
+        lifecycle=device.fuses.lifecycle,
+        debug_locked=False,
+    )
+
+
+def device_evidence(fleet: Fleet, node: str, name: str, firmware: bytes, nonce: bytes) -> bytes:
+    """The SPDM evidence the node's device ``name`` gives while it holds ``firmware``."""
+    platform = fleet.node(node)
+    device = PlatformDevice.open(platform.directory / "devices", name)
+    measured = measure_device(
+        device,
+        firmware,
+        root=platform.config.devices[name].root,
+        references=ReferenceValues(),
+        now=NOW,
+        nonce=nonce,
+    )
+    assert measured.evidence is not None
+    return measured.evidence

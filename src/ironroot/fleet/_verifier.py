@@ -262,11 +262,20 @@ class NodeAppraisal:
 
     @property
     def status(self) -> TrustTier:
-        return self.result.status
+        """The EAR's status, except that a submodule with no claim (``none``: evidence that
+        is missing or unexpected) makes an otherwise affirming result ``none`` (the EAR
+        ranks ``none`` below ``affirming``)."""
+        status = self.result.status
+        if status is TrustTier.AFFIRMING and not self.affirming:
+            return TrustTier.NONE
+        return status
 
     @property
     def affirming(self) -> bool:
-        return self.error is None and self.result.status is TrustTier.AFFIRMING
+        """Every submodule affirming (and the quote verified): what admission requires."""
+        return self.error is None and all(
+            a.status is TrustTier.AFFIRMING for a in self.result.submods.values()
+        )
 
     @property
     def reasons(self) -> list[str]:

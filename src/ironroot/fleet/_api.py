@@ -1,0 +1,408 @@
+"""The fleet's three HTTP services: admission, the control plane and the data plane — real TLS
+servers (uvicorn through :mod:`ironroot.http`), the planes requiring mutual TLS.
+
+**Admission** (HTTPS; no client certificate: a node asks before it has one):
+
+=========================================  ==================================================
+``POST /fleet/admission/challenge``        JSON ``{"node": id}`` → ``{"nonce": base64url,
+                                           "expires": epoch seconds}`` (single use, 120 s)
+``POST /fleet/admission``                  CBOR :class:`ironroot.fleet.AdmissionRequest` →
+                                           CBOR :class:`ironroot.fleet.AdmissionResult`
+                                           (``application/cbor``)
+``GET /fleet/ca``                          the fleet CA certificate (PEM)
+``GET /fleet/crl``                         the CRL of revoked credentials (DER)
+``GET /fleet/verifier-key``                the key EARs are signed with (PEM)
+``/health``, ``/ready``, ``/metrics``      as every Ironroot service
+=========================================  ==================================================
+
+**Control plane** (mutual TLS; a current ``control``-plane credential):
+
+=========================================  ==================================================
+``GET /v1/whoami``                         the caller's credential
+``GET /v1/nodes``, ``GET /v1/nodes/{id}``  the node registry
+``GET /v1/placements``                     every VM placement
+``POST /v1/placements``                    JSON ``{"vm": name, "node"?: id}`` → 201 the
+                                           placement, on an admitted node only
+``POST /v1/rollouts``                      JSON → the rollout's report (only when the
+                                           server was given a rollout to run)
+=========================================  ==================================================
+
+**Data plane** (mutual TLS; a current ``data``-plane credential): ``GET /v1/whoami`` and
+``GET /v1/placements`` (the VMs placed on the caller's node).
+
+Every request to a plane runs :func:`ironroot.fleet.check_credential` against the registry and
+the credential store at the server's clock: the TLS handshake only proves the client holds a
+key the fleet CA certified; which plane, whether it is current, revoked, and whether its node
+is still admitted are decided per request, so a node quarantined while its connection stays
+open is refused at its next request. Refusals are RFC 9290 problem details (CBOR, or JSON when
+the client accepts only JSON) with the error's ``code``: 401 ``credential-expired``,
+``credential-revoked``, ``credential-unknown``, …; 403 ``wrong-plane``, ``node-not-admitted``.
+
+:class:`FleetServers` runs the three on loopback in background threads (tests, embedding);
+:func:`serve_fleet` runs them until SIGINT/SIGTERM (``ironroot fleet serve``), optionally with
+the continuous scanner. The servers' TLS certificate is issued by the fleet CA for the host
+they listen on (and ``localhost``, ``127.0.0.1``), valid 7 days, at each start.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from cryptography.hazmat.primitives.serialization import Encoding
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ironroot._fileio import write_atomic
+from ironroot.crypto import Algorithm, PrivateKey, load_certificate, save_signer
+from ironroot.errors import ConfigError, MalformedInput, NotFound
+from ironroot.fleet._admission import AdmissionAuthority, AdmissionRequest
+from ironroot.fleet._credentials import Credential, check_credential
+from ironroot.http import (
+    ServerLimits,
+    ServerThread,
+    ServerTls,
+    ServiceInfo,
+    guarded,
+    problem_app,
+    read_body,
+    run_server,
+    server_config,
+)
+
+__all__ = [
+    "FleetServers",
+    "Rollout",
+    "admission_app",
+    "decode_nonce",
+    "plane_app",
+    "serve_fleet",
+    "server_tls",
+]
+
+_log = logging.getLogger("ironroot.fleet")
+_MAX_JSON: Final = 64 * 1024
+_MAX_ADMISSION: Final = 2 * 1024 * 1024
+_CBOR: Final = "application/cbor"
+Clock = Callable[[], dt.datetime]
+Rollout = Callable[[Mapping[str, Any], dt.datetime], Mapping[str, Any]]
+"""``rollout(request, now) -> report``: what ``POST /v1/rollouts`` runs (a JSON object in, a
+JSON-ready report out)."""
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    body = await read_body(request, _MAX_JSON)
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedInput("the request body is not JSON") from exc
+    if not isinstance(value, dict):
+        raise MalformedInput("the request body is a JSON object")
+    return value
+
+
+# --- admission ------------------------------------------------------------------------------
+
+
+def admission_app(authority: AdmissionAuthority, *, clock: Clock = _utc_now) -> Starlette:
+    """The admission service (module docs)."""
+
+    async def challenge(request: Request) -> Response:
+        body = await _json_body(request)
+        node = body.get("node")
+        if not isinstance(node, str):
+            raise MalformedInput('a challenge request is {"node": id}')
+        await run_in_threadpool(authority.fleet.record_of, node)
+        peer = request.client.host if request.client is not None else None
+        nonce, expires = authority.challenge(clock(), client=peer)
+        encoded = base64.urlsafe_b64encode(nonce).rstrip(b"=").decode("ascii")
+        return JSONResponse({"nonce": encoded, "expires": expires})
+
+    async def admit(request: Request) -> Response:
+        body = await read_body(request, _MAX_ADMISSION)
+        parsed = AdmissionRequest.decode(body)
+        result = await run_in_threadpool(authority.admit, parsed, now=clock())
+        return Response(result.encode(), media_type=_CBOR)
+
+    async def ca(request: Request) -> Response:
+        return Response(authority.ca.pem, media_type="application/x-pem-file")
+
+    async def crl(request: Request) -> Response:
+        data = await run_in_threadpool(authority.crl, now=clock())
+        return Response(data, media_type="application/pkix-crl")
+
+    async def verifier_key(request: Request) -> Response:
+        return Response(authority.verifier_key.to_pem(), media_type="application/x-pem-file")
+
+    routes = [
+        Route("/fleet/admission/challenge", guarded(challenge, _log), methods=["POST"]),
+        Route("/fleet/admission", guarded(admit, _log, what="admission"), methods=["POST"]),
+        Route("/fleet/ca", guarded(ca, _log), methods=["GET"]),
+        Route("/fleet/crl", guarded(crl, _log), methods=["GET"]),
+        Route("/fleet/verifier-key", guarded(verifier_key, _log), methods=["GET"]),
+    ]
+    info = ServiceInfo(
+        "fleet admission",
+        "Node admission: challenge, evidence, appraisal, short-lived credentials",
+        docs="fleet",
+    )
+    return problem_app(routes, info)
+
+
+# --- the planes -----------------------------------------------------------------------------
+
+
+def _presented(request: Request) -> bytes | None:
+    """The client certificate of the request's TLS connection (PEM), if any."""
+    tls = request.scope.get("extensions", {}).get("tls") or {}
+    chain = tls.get("client_cert_chain") or []
+    return chain[0].encode("ascii") if chain else None
+
+
+def plane_app(
+    authority: AdmissionAuthority,
+    plane: str,
+    *,
+    clock: Clock = _utc_now,
+    rollout: Rollout | None = None,
+) -> Starlette:
+    """The control plane (``plane="control"``) or the data plane (``"data"``) (module docs)."""
+    if plane not in ("control", "data"):
+        raise ConfigError("a plane is control or data")
+    fleet = authority.fleet
+
+    async def caller(request: Request) -> Credential:
+        presented = _presented(request)
+        return await run_in_threadpool(
+            check_credential,
+            presented,
+            plane=plane,
+            ca=authority.ca,
+            store=authority.credentials,
+            fleet=fleet,
+            now=clock(),
+        )
+
+    async def whoami(request: Request) -> Response:
+        credential = await caller(request)
+        return JSONResponse(credential.to_json())
+
+    async def nodes(request: Request) -> Response:
+        await caller(request)
+        records = await run_in_threadpool(fleet.records)
+        counts = await run_in_threadpool(fleet.status_counts)
+        return JSONResponse({"counts": counts, "nodes": [r.to_json() for r in records]})
+
+    async def node(request: Request) -> Response:
+        await caller(request)
+        record = await run_in_threadpool(fleet.record_of, request.path_params["node"])
+        return JSONResponse(record.to_json())
+
+    async def placements(request: Request) -> Response:
+        credential = await caller(request)
+        scope = None if plane == "control" else credential.node
+        found = await run_in_threadpool(authority.placements, scope)
+        return JSONResponse({"placements": [p.to_json() for p in found]})
+
+    async def place(request: Request) -> Response:
+        await caller(request)
+        body = await _json_body(request)
+        vm, target = body.get("vm"), body.get("node")
+        if not isinstance(vm, str) or (target is not None and not isinstance(target, str)):
+            raise MalformedInput('a placement is {"vm": name, "node"?: id}')
+        placement = await run_in_threadpool(authority.place, vm, now=clock(), node=target)
+        return JSONResponse(placement.to_json(), status_code=201)
+
+    async def start_rollout(request: Request) -> Response:
+        credential = await caller(request)
+        body = await _json_body(request)
+        if rollout is None:
+            raise NotFound("this control plane runs no rollouts")
+        fleet.record(credential.node, "rollout-requested", body, now=clock())
+        report = await run_in_threadpool(rollout, body, clock())
+        return JSONResponse(dict(report))
+
+    what = f"the {plane} plane"
+    routes = [Route("/v1/whoami", guarded(whoami, _log, what=what), methods=["GET"])]
+    routes.append(Route("/v1/placements", guarded(placements, _log, what=what), methods=["GET"]))
+    if plane == "control":
+        routes += [
+            Route("/v1/nodes", guarded(nodes, _log, what=what), methods=["GET"]),
+            Route("/v1/nodes/{node}", guarded(node, _log, what=what), methods=["GET"]),
+            Route("/v1/placements", guarded(place, _log, what=what), methods=["POST"]),
+        ]
+        if rollout is not None:
+            routes.append(
+                Route("/v1/rollouts", guarded(start_rollout, _log, what=what), methods=["POST"])
+            )
+    return problem_app(routes)
+
+
+# --- serving --------------------------------------------------------------------------------
+
+
+def server_tls(
+    authority: AdmissionAuthority, *, hosts: tuple[str, ...], now: dt.datetime | None = None
+) -> tuple[ServerTls, ServerTls]:
+    """A fresh server key and certificate from the fleet CA for ``hosts`` (with
+    ``localhost`` and ``127.0.0.1``), written to ``admission/tls/``: the admission server's
+    TLS, and the planes' (mutual TLS: client certificates from the fleet CA, their validity
+    checked per request)."""
+    folder = authority.directory / "tls"
+    folder.mkdir(exist_ok=True)
+    key = PrivateKey.generate(Algorithm.ES384)
+    names = tuple(dict.fromkeys((*hosts, "localhost", "127.0.0.1")))
+    der = authority.ca.issue_server(key.public_key, hosts=names, now=now or _utc_now())
+    save_signer(key, folder / "server.key.pem", overwrite=True)
+    pem = load_certificate(der, der_only=True).public_bytes(Encoding.PEM)
+    write_atomic(folder / "server.cert.pem", pem, mode=0o644)
+    ca_file = authority.directory / "ca.cert.pem"
+    cert, key_file = folder / "server.cert.pem", folder / "server.key.pem"
+    return (
+        ServerTls(cert, key_file),
+        ServerTls(cert, key_file, client_ca=ca_file, check_client_time=False),
+    )
+
+
+class FleetServers:
+    """Admission, control plane and data plane served from background threads (a context
+    manager); port 0 picks free loopback ports. ``clock`` is the time the planes and
+    admission judge by (default: the wall clock)."""
+
+    def __init__(
+        self,
+        authority: AdmissionAuthority,
+        *,
+        host: str = "127.0.0.1",
+        ports: tuple[int, int, int] = (0, 0, 0),
+        clock: Clock = _utc_now,
+        limits: ServerLimits | None = None,
+        rollout: Rollout | None = None,
+    ) -> None:
+        self.authority = authority
+        plain, mutual = server_tls(authority, hosts=(host,))
+        self.ca_file: Path = authority.directory / "ca.cert.pem"
+        self._threads = [
+            ServerThread(
+                admission_app(authority, clock=clock),
+                host,
+                ports[0],
+                name="fleet-admission",
+                limits=limits,
+                tls=plain,
+            ),
+            ServerThread(
+                plane_app(authority, "control", clock=clock, rollout=rollout),
+                host,
+                ports[1],
+                name="fleet-control",
+                limits=limits,
+                tls=mutual,
+            ),
+            ServerThread(
+                plane_app(authority, "data", clock=clock),
+                host,
+                ports[2],
+                name="fleet-data",
+                limits=limits,
+                tls=mutual,
+            ),
+        ]
+        self.admission_url, self.control_url, self.data_url = (t.url for t in self._threads)
+
+    def __enter__(self) -> FleetServers:
+        started: list[ServerThread] = []
+        try:
+            for thread in self._threads:
+                thread.__enter__()
+                started.append(thread)
+        except BaseException:
+            for thread in reversed(started):
+                thread.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for thread in reversed(self._threads):
+            thread.__exit__(None, None, None)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def serve_fleet(
+    authority: AdmissionAuthority,
+    *,
+    host: str,
+    ports: tuple[int, int, int],
+    limits: ServerLimits | None = None,
+    scan_period: float | None = None,
+    on_start: Callable[[str, str, str], None] | None = None,
+) -> None:
+    """Serve admission and the data plane from threads and the control plane in the
+    foreground until SIGINT/SIGTERM; with ``scan_period`` (seconds), the continuous scanner
+    re-attests the fleet in the background (``ironroot.fleet.Scanner``)."""
+    from ironroot.fleet._admission import scan_attest
+    from ironroot.fleet._scan import Scanner
+
+    plain, mutual = server_tls(authority, hosts=(host,))
+    admission = ServerThread(
+        admission_app(authority), host, ports[0], name="fleet-admission", limits=limits, tls=plain
+    )
+    data = ServerThread(
+        plane_app(authority, "data"), host, ports[2], name="fleet-data", limits=limits, tls=mutual
+    )
+    control_port = ports[1] or _free_port(host)
+    control = server_config(
+        plane_app(authority, "control"), host, control_port, limits, log_level="warning", tls=mutual
+    )
+    scanner: Scanner | None = None
+    worker: threading.Thread | None = None
+    if scan_period is not None:
+        scanner = Scanner(
+            authority.fleet, scan_attest(authority.fleet, authority), period=scan_period
+        )
+        worker = threading.Thread(
+            target=scanner.follow,
+            kwargs={"clock": _utc_now, "interval": max(1.0, scan_period / 10)},
+            name="fleet-scanner",
+            daemon=True,
+        )
+    with admission, data:
+        if on_start is not None:
+            on_start(admission.url, f"https://{host}:{control_port}", data.url)
+        if worker is not None:
+            worker.start()
+        try:
+            run_server(control)
+        finally:
+            if scanner is not None:
+                scanner.stop()
+            if worker is not None:
+                worker.join(timeout=30)
+
+
+def decode_nonce(text: str) -> bytes:
+    """A challenge nonce from its base64url text (``MalformedInput``)."""
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedInput("the nonce is not base64url") from exc

@@ -1,0 +1,355 @@
+"""Admission in process: a node is admitted only on an affirming EAR for fresh evidence that
+binds its credential keys; every must-reject of issue 12 that concerns a node's evidence, each
+asserting the exact error and the EAR's trust-vector claim; quarantine and its effects,
+readmission, the key-release check and the scanner hook."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.fleet.admission_world import (
+    AdmissionWorld,
+    admission_world,
+    debug_unlocked_quote,
+    device_evidence,
+    prepare,
+)
+from tests.platform.node_world import NOW, World, make_world
+
+from ironroot.attestation import AR4SI, TrustTier, verify_ear
+from ironroot.errors import (
+    AdmissionDenied,
+    ChainNotTrusted,
+    KeyBindingMismatch,
+    MalformedEvidence,
+    ReleaseDenied,
+    StaleNonce,
+)
+from ironroot.fleet import (
+    FLEET_CREDENTIAL_OID,
+    AdmissionAuthority,
+    Fleet,
+    Scanner,
+    attest_node,
+    node_may_receive_keys,
+    parse_credential,
+    quarantine,
+    readmit,
+    report_data,
+    scan_attest,
+)
+from ironroot.fleet._credentials import CredentialStore
+
+LATER = NOW + dt.timedelta(minutes=10)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("admission-world")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def aw(world: World) -> AdmissionWorld:
+    return admission_world(world)
+
+
+@pytest.fixture(scope="module")
+def fleet3(
+    aw: AdmissionWorld, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Fleet, AdmissionAuthority]:
+    """Three nodes of the default class (no SAFE requirement); tests leave them admitted."""
+    return aw.fleet(tmp_path_factory.mktemp("admission") / "fleet", 3)
+
+
+def _denied(
+    authority: AdmissionAuthority, request: object, submod: str, category: str, code: int
+) -> None:
+    """The admission is denied, the node quarantined, and the EAR says why."""
+    with pytest.raises(AdmissionDenied) as caught:
+        authority.admit(request, now=NOW)  # type: ignore[arg-type]
+    assert caught.value.code == "admission-denied"
+    node = request.node  # type: ignore[attr-defined]
+    record = authority.fleet.record_of(node)
+    assert record.status == "quarantined"
+    result = verify_ear(authority.ear(node), [authority.verifier_key], now=NOW)
+    assert result.submods[submod].status is not TrustTier.AFFIRMING
+    assert result.submods[submod].trust_vector[category] == code
+    assert record.ear_id is not None
+    assert record.ear_id in caught.value.detail
+
+
+# --- the good path ---------------------------------------------------------------------------
+
+
+def test_an_attested_node_gets_short_lived_credentials_naming_it_and_its_ear(
+    fleet3: tuple[Fleet, AdmissionAuthority],
+) -> None:
+    fleet, authority = fleet3
+    result = attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    assert result.status == "admitted"
+    assert result.appraisal.status is TrustTier.AFFIRMING
+    ear = verify_ear(result.appraisal.token, [authority.verifier_key], now=NOW)
+    assert set(ear.submods) == {"rot", "nic", "gpu", "nvme"}
+    assert ear.exp == ear.iat + 3600
+    control = parse_credential(result.credentials["control"].pem)
+    data = parse_credential(result.credentials["data"].der)
+    assert (control.node, control.node_class, control.plane) == ("node-0001", "node-7", "control")
+    assert data.plane == "data"
+    assert control.ear_id == data.ear_id == result.ear_id
+    assert control.not_after - control.not_before == dt.timedelta(hours=1)
+    record = fleet.record_of("node-0001")
+    assert (record.status, record.reason) == ("admitted", "attested")
+    assert record.credential_serial == control.serial
+    assert record.credential_not_after == "2026-06-01T13:00:00Z"
+    assert record.ear_id == result.ear_id
+    keys = fleet.directory / "nodes" / "node-0001" / "credentials"
+    assert oct(os.stat(keys / "control.key.pem").st_mode & 0o777) == "0o600"
+    assert oct(os.stat(authority.directory / "ca.key.pem").st_mode & 0o777) == "0o600"
+    assert oct(os.stat(authority.directory / "verifier.key.pem").st_mode & 0o777) == "0o600"
+
+
+def test_the_credential_profile(fleet3: tuple[Fleet, AdmissionAuthority]) -> None:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    fleet, authority = fleet3
+    result = attest_node(fleet, "node-0002", now=NOW, authority=authority)
+    cert = x509.load_der_x509_certificate(result.credentials["control"].der)
+    ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(FLEET_CREDENTIAL_OID))
+    assert ext.critical is False
+    assert cert.subject.rfc4514_string() == "O=node-7,OU=control-plane,CN=node-0002"
+    assert cert.issuer == authority.ca.certificate.subject
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+    assert authority.ca.issued(cert)
+
+
+def test_the_credential_lifetime_is_configurable(
+    fleet3: tuple[Fleet, AdmissionAuthority],
+) -> None:
+    fleet, _ = fleet3
+    short = AdmissionAuthority.open(fleet, credential_lifetime=120)
+    result = attest_node(fleet, "node-0003", now=NOW, authority=short)
+    credential = result.credentials["control"]
+    assert credential.not_after - credential.not_before == dt.timedelta(seconds=120)
+    ear = verify_ear(result.appraisal.token, [short.verifier_key], now=NOW)
+    assert ear.exp == ear.iat + 120
+
+
+# --- must reject: the freshness and the binding ----------------------------------------------
+
+
+def test_a_replayed_nonce_is_refused(fleet3: tuple[Fleet, AdmissionAuthority]) -> None:
+    fleet, authority = fleet3
+    prepared = prepare(fleet, authority, "node-0001")
+    authority.admit(prepared.request(), now=NOW)
+    before = fleet.record_of("node-0001")
+    with pytest.raises(StaleNonce) as caught:
+        authority.admit(prepared.request(), now=NOW)
+    assert caught.value.code == "nonce-reused"
+    assert fleet.record_of("node-0001") == before  # a replay changes nothing
+    never = prepared.request(nonce=os.urandom(32))
+    with pytest.raises(StaleNonce) as unknown:
+        authority.admit(never, now=NOW)
+    assert unknown.value.code == "nonce-unknown"
+    late = prepare(fleet, authority, "node-0001")
+    with pytest.raises(StaleNonce) as expired:
+        authority.admit(late.request(), now=NOW + dt.timedelta(seconds=121))
+    assert expired.value.code == "nonce-expired"
+
+
+def test_a_csr_key_not_bound_in_the_evidence_is_refused(
+    fleet3: tuple[Fleet, AdmissionAuthority],
+) -> None:
+    fleet, authority = fleet3
+    prepared = prepare(fleet, authority, "node-0002")
+    other = prepare(fleet, authority, "node-0002")
+    before = fleet.record_of("node-0002")
+    # the evidence binds this request's keys; the CSRs are for other keys
+    with pytest.raises(KeyBindingMismatch) as caught:
+        authority.admit(prepared.request(csrs=other.csrs), now=NOW)
+    assert caught.value.code == "key-binding-mismatch"
+    assert fleet.record_of("node-0002") == before
+    assert fleet.events(node="node-0002")[-1].kind == "admission-refused"
+    # a quote answering another challenge
+    stale = prepare(fleet, authority, "node-0002")
+    with pytest.raises(StaleNonce) as answered:
+        authority.admit(stale.request(evidence=other.evidence.encode()), now=NOW)
+    assert answered.value.code == "nonce-mismatch"
+
+
+def test_another_nodes_evidence_is_refused(fleet3: tuple[Fleet, AdmissionAuthority]) -> None:
+    fleet, authority = fleet3
+    mine = prepare(fleet, authority, "node-0001")
+    theirs = prepare(fleet, authority, "node-0002")
+    with pytest.raises(MalformedEvidence) as named:
+        authority.admit(theirs.request(node="node-0001", nonce=mine.nonce), now=NOW)
+    assert named.value.code == "evidence-node"
+    borrowed = prepare(fleet, authority, "node-0002")
+    forged = dataclasses.replace(borrowed.evidence, node="node-0001")
+    with pytest.raises(ChainNotTrusted) as caught:
+        authority.admit(borrowed.request(node="node-0001", evidence=forged.encode()), now=NOW)
+    assert caught.value.code == "node-identity"
+    assert fleet.record_of("node-0001").status == "admitted"
+
+
+# --- must reject: what the evidence says -----------------------------------------------------
+
+
+def test_never_logged_firmware_quarantines_until_recovered(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    # vendor-signed BMC firmware that was never published: the RoT boots it (it verifies)
+    secret = aw.world.bundle("bmc", svn=3, tag="never logged")
+    fleet.rot("node-0001").boot(secret, now=NOW)
+    prepared = prepare(fleet, authority, "node-0001")
+    _denied(authority, prepared.request(), "rot", "executables", AR4SI.UNRECOGNIZED_RUNTIME)
+    reasons = fleet.record_of("node-0001").reason
+    assert "rot: reference-values: no logged reference value for runtime" in reasons
+    # recovery: the node boots its logged firmware again, and a fresh attestation readmits it
+    fleet.node("node-0001").boot(now=LATER)
+    result = attest_node(fleet, "node-0001", now=LATER, authority=authority)
+    assert result.status == "admitted"
+    assert fleet.record_of("node-0001").reason == "readmitted"
+
+
+def test_a_rolled_back_svn_is_refused(aw: AdmissionWorld, tmp_path: Path) -> None:
+    world = aw.world
+    fleet, authority = aw.fleet(tmp_path / "fleet", 2)
+    # the vendor's newer release (SVN 4) is logged: the minimum SVN of the BMC is 4 now
+    authority.add_endorsement(aw.bmc_rim("2.0"), now=NOW)
+    release = world.release("bmc", "2.0")
+    node = fleet.node("node-0002")
+    node.update("bmc", release.bundle, release.statements, now=NOW)
+    node.boot(now=NOW)
+    assert attest_node(fleet, "node-0002", now=NOW, authority=authority).status == "admitted"
+    prepared = prepare(fleet, authority, "node-0001")  # still on SVN 3
+    _denied(authority, prepared.request(), "rot", "executables", AR4SI.CONTRAINDICATED_RUNTIME)
+    assert "svn: SVN 3 is below the logged minimum 4" in fleet.record_of("node-0001").reason
+
+
+def test_debug_unlocked_is_refused(aw: AdmissionWorld, tmp_path: Path) -> None:
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    prepared = prepare(fleet, authority, "node-0001")
+    report = report_data(prepared.nonce, prepared.spkis)
+    quote = debug_unlocked_quote(fleet, "node-0001", report)
+    evidence = dataclasses.replace(prepared.evidence, quote=quote)
+    request = prepared.request(evidence=evidence.encode())
+    _denied(authority, request, "rot", "configuration", AR4SI.UNSUPPORTABLE_CONFIG)
+    assert "debug is enabled" in fleet.record_of("node-0001").reason
+
+
+def test_unreviewed_firmware_is_refused_when_reviews_are_required(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    klass = aw.node_class(safe="medium")  # 1.0 is reviewed, no open finding
+    fleet, authority = aw.fleet(tmp_path / "fleet", 2, klass=klass)
+    assert attest_node(fleet, "node-0001", now=NOW, authority=authority).status == "admitted"
+    # 2.0 is logged with its reference values, but nobody reviewed it
+    authority.add_endorsement(aw.bmc_rim("2.0"), now=NOW)
+    fleet.rot("node-0002").boot(aw.world.release("bmc", "2.0").bundle, now=NOW)
+    prepared = prepare(fleet, authority, "node-0002")
+    _denied(authority, prepared.request(), "rot", "executables", AR4SI.UNRECOGNIZED_RUNTIME)
+    assert "safe-review: no logged OCP SAFE review" in fleet.record_of("node-0002").reason
+    # a clean review of 2.0 admits it; a later one with an open finding above the class's
+    # severity (CVSS 8.1, "medium" allows below 7.0) refuses it again
+    authority.add_endorsement(aw.review("2.0"), now=NOW)
+    assert attest_node(fleet, "node-0002", now=NOW, authority=authority).status == "admitted"
+    authority.add_endorsement(aw.review("2.0", (8.1,)), now=NOW)
+    again = prepare(fleet, authority, "node-0002")
+    _denied(authority, again.request(), "rot", "executables", AR4SI.UNSAFE_RUNTIME)
+    assert "lists an open issue with CVSS 8.1" in fleet.record_of("node-0002").reason
+
+
+def test_a_device_with_bad_spdm_measurements_is_refused(aw: AdmissionWorld, tmp_path: Path) -> None:
+    fleet, authority = aw.fleet(tmp_path / "fleet", 2)
+    prepared = prepare(fleet, authority, "node-0001")
+    # the NIC holds vendor-signed firmware nobody published: its signed measurements are
+    # not the logged reference values
+    firmware = aw.world.bundle("nic", svn=3, tag="side-loaded")
+    nic = device_evidence(fleet, "node-0001", "nic", firmware, prepared.nonce)
+    devices = {**prepared.evidence.devices, "nic": nic}
+    request = prepared.request(
+        evidence=dataclasses.replace(prepared.evidence, devices=devices).encode()
+    )
+    _denied(authority, request, "nic", "executables", AR4SI.UNRECOGNIZED_RUNTIME)
+    # a device that does not answer, and another node's device in its place
+    missing = prepare(fleet, authority, "node-0002")
+    gone = {k: v for k, v in missing.evidence.devices.items() if k != "gpu"}
+    request = missing.request(evidence=dataclasses.replace(missing.evidence, devices=gone).encode())
+    _denied(authority, request, "gpu", "instance-identity", AR4SI.UNEXPECTED_EVIDENCE)
+    swapped = prepare(fleet, authority, "node-0002")
+    foreign = device_evidence(
+        fleet, "node-0001", "gpu", aw.world.release("gpu", "1.0").bundle, swapped.nonce
+    )
+    devices = {**swapped.evidence.devices, "gpu": foreign}
+    request = swapped.request(
+        evidence=dataclasses.replace(swapped.evidence, devices=devices).encode()
+    )
+    _denied(authority, request, "gpu", "instance-identity", AR4SI.UNRECOGNIZED_INSTANCE)
+
+
+# --- quarantine, readmission, key release, scanning -----------------------------------------
+
+
+def test_quarantine_revokes_stops_placement_refuses_keys_until_readmitted(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    fleet, authority = aw.fleet(tmp_path / "fleet", 2)
+    first = attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    attest_node(fleet, "node-0002", now=NOW, authority=authority)
+    node_may_receive_keys(fleet, "node-0001", now=NOW)
+    assert authority.place("vm-1", now=NOW, node="node-0001").state == "running"
+    quarantine(fleet, "node-0001", "suspected tampering", evidence={"ticket": 7}, now=NOW)
+    store = CredentialStore(authority.directory / "credentials.db")
+    for credential in first.credentials.values():
+        status = store.status(credential.serial)
+        assert status is not None
+        assert status.reason == "suspected tampering"
+    assert [p.state for p in authority.placements("node-0001")] == ["stopped"]
+    with pytest.raises(ReleaseDenied) as denied:
+        node_may_receive_keys(fleet, "node-0001", now=NOW)
+    assert denied.value.code == "node-not-admitted"
+    placed = authority.place("vm-2", now=NOW)  # placement goes around the quarantined node
+    assert placed.node == "node-0002"
+    event = fleet.events(node="node-0001")[-1]
+    assert event.kind == "quarantine-effects"
+    assert sorted(event.detail["revoked"]) == sorted(c.serial for c in first.credentials.values())
+    assert authority.crl(now=NOW)  # the revoked serials are listed (checked in the API tests)
+    # an operator's hold outlasts a good attestation; readmit lifts it, with a fresh one
+    with pytest.raises(AdmissionDenied) as held:
+        attest_node(fleet, "node-0001", now=LATER, authority=authority)
+    assert held.value.code == "node-held"
+    assert readmit(fleet, "node-0001", now=LATER, authority=authority).status == "admitted"
+    node_may_receive_keys(fleet, "node-0001", now=LATER)
+    with pytest.raises(ReleaseDenied) as stale:
+        node_may_receive_keys(fleet, "node-0001", now=LATER + dt.timedelta(hours=2))
+    assert stale.value.code == "attestation-expired"
+
+
+def test_the_scanner_quarantines_on_drift_and_readmits_on_recovery(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    fleet, authority = aw.fleet(tmp_path / "fleet", 2)
+    scanner = Scanner(fleet, scan_attest(fleet, authority), period=300, concurrency=2)
+    report = scanner.scan(NOW)
+    assert report.statuses == {"node-0001": "admitted", "node-0002": "admitted"}
+    fleet.rot("node-0002").boot(aw.world.bundle("bmc", svn=3, tag="drift"), now=NOW)
+    drifted = scanner.scan(NOW + dt.timedelta(seconds=400))
+    assert drifted.quarantined == ["node-0002"]
+    assert drifted.failures == {}
+    fleet.node("node-0002").boot(now=NOW + dt.timedelta(seconds=500))
+    recovered = scanner.scan(NOW + dt.timedelta(seconds=800))
+    assert recovered.statuses["node-0002"] == "admitted"
+    kinds = [e.kind for e in fleet.events(node="node-0002")]
+    assert kinds.count("quarantined") == 1
+    assert kinds[-1] == "admitted"
