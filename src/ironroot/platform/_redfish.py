@@ -20,11 +20,12 @@ URI (under ``/redfish/v1``)                       what
 
 **Authentication.** Everything but ``/redfish``, the service root, ``$metadata``, ``odata``,
 the OEM schema and ``POST …/Sessions`` needs a session token (``X-Auth-Token``) or HTTP Basic
-credentials. No or a wrong credential: ``401`` ``Base.1.22.NoValidSession`` (with
-``WWW-Authenticate: Basic``). A role without the privilege the operation needs (Redfish's
-privilege registry: reads need ``Login``, updates ``ConfigureComponents``, accounts
-``ConfigureUsers``, other sessions and the session service ``ConfigureManager``; changing one's
-own password ``ConfigureSelf``): ``403`` ``Base.1.22.InsufficientPrivilege``.
+credentials (Basic only over HTTPS, unless ``basic_over_http``). No or a wrong credential:
+``401`` ``Base.1.22.NoValidSession`` (with ``WWW-Authenticate: Basic``). A role without the
+privilege the operation needs (Redfish's privilege registry: reads need ``Login``, updates
+``ConfigureComponents``, accounts ``ConfigureUsers``, other sessions and the session service
+``ConfigureManager``; changing one's own password ``ConfigureSelf``): ``403``
+``Base.1.22.InsufficientPrivilege``.
 
 **Updates.** ``POST /redfish/v1/UpdateService/update-multipart`` (``multipart/form-data``):
 
