@@ -1,0 +1,313 @@
+"""The admission service and the control and data planes as real TLS servers on loopback,
+driven by real TLS clients (httpx with client certificates): admission over HTTPS, the planes'
+per-request credential checks with their exact problem codes, refusals at the handshake,
+placements, the CRL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from tests.fleet.admission_world import AdmissionWorld, admission_world
+from tests.platform.node_world import NOW, World, make_world
+from tests.tls_pki import make_pki
+
+from ironroot.cose import Problem, decode_cbor
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.fleet import (
+    PLANES,
+    AdmissionAuthority,
+    AdmissionRequest,
+    Fleet,
+    FleetServers,
+    collect_evidence,
+    decode_nonce,
+    make_csr,
+    quarantine,
+    readmit,
+)
+from ironroot.http import PROBLEM_CBOR, PROBLEM_JSON, client_context
+
+REFUSED_AT_HANDSHAKE = (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)
+
+
+class Clock:
+    """The time the servers judge by (a test moves it)."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@dataclass
+class Site:
+    fleet: Fleet
+    authority: AdmissionAuthority
+    servers: FleetServers
+    clock: Clock
+    files: Path
+    world: AdmissionWorld
+
+    def anonymous(self) -> httpx.Client:
+        return httpx.Client(verify=client_context(self.servers.ca_file))
+
+    def admit(self, node: str, *, at: dt.datetime = NOW) -> httpx.Response:
+        """Admit ``node`` over HTTPS as the node would; its keys and credentials are written
+        to ``files/<node>/``."""
+        with self.anonymous() as client:
+            challenge = client.post(
+                f"{self.servers.admission_url}/fleet/admission/challenge", json={"node": node}
+            )
+            assert challenge.status_code == 200, challenge.text
+            nonce = decode_nonce(challenge.json()["nonce"])
+            keys = {p: PrivateKey.generate(Algorithm.ES384) for p in PLANES}
+            csrs = {p: make_csr(k, node=node, plane=p) for p, k in keys.items()}
+            spkis = {p: k.public_key.to_der() for p, k in keys.items()}
+            evidence = collect_evidence(self.fleet, node, nonce=nonce, keys=spkis, now=at)
+            request = AdmissionRequest(node, nonce, evidence.encode(), csrs)
+            response = self.post_admission(client, request.encode())
+        if response.status_code == 200:
+            folder = self.files / node
+            folder.mkdir(exist_ok=True)
+            body = decode_cbor(response.content)
+            for plane, key in keys.items():
+                (folder / f"{plane}.key.pem").write_bytes(key.to_pem())
+                cert = x509.load_der_x509_certificate(body["credentials"][plane])
+                (folder / f"{plane}.cert.pem").write_bytes(cert.public_bytes(Encoding.PEM))
+        return response
+
+    def post_admission(self, client: httpx.Client, body: bytes) -> httpx.Response:
+        return client.post(
+            f"{self.servers.admission_url}/fleet/admission",
+            content=body,
+            headers={"content-type": "application/cbor"},
+        )
+
+    def client(self, node: str, plane: str) -> httpx.Client:
+        """A client presenting ``node``'s ``plane`` credential."""
+        folder = self.files / node
+        context = client_context(
+            self.servers.ca_file, folder / f"{plane}.cert.pem", folder / f"{plane}.key.pem"
+        )
+        return httpx.Client(verify=context)
+
+
+def _problem(response: httpx.Response) -> tuple[int, str, str]:
+    """(status, code, title) of a problem response (concise problem details, RFC 9290)."""
+    assert response.headers["content-type"] == PROBLEM_CBOR, response.text
+    problem = Problem.from_cbor(response.content)
+    assert problem.status == response.status_code
+    return response.status_code, str(problem.extra["code"]), problem.title
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("api-world")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def site(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    aw = admission_world(world)
+    base = tmp_path_factory.mktemp("api")
+    fleet, authority = aw.fleet(base / "fleet", 3)
+    clock = Clock()
+    files = base / "nodes"
+    files.mkdir()
+    with FleetServers(authority, clock=clock) as servers:
+        made = Site(fleet, authority, servers, clock, files, aw)
+        for node in fleet.node_ids():
+            assert made.admit(node).status_code == 200
+        yield made
+
+
+@pytest.fixture
+def clock(site: Site) -> Iterator[Clock]:
+    yield site.clock
+    site.clock.now = NOW
+
+
+# --- the good path ---------------------------------------------------------------------------
+
+
+def test_a_node_admitted_over_https_reaches_both_planes_with_their_credentials(
+    site: Site,
+) -> None:
+    with site.client("node-0001", "control") as control:
+        me = control.get(f"{site.servers.control_url}/v1/whoami")
+        assert me.status_code == 200
+        assert me.json()["node"] == "node-0001"
+        assert me.json()["plane"] == "control"
+        assert me.json()["ear_id"] == site.fleet.record_of("node-0001").ear_id
+        nodes = control.get(f"{site.servers.control_url}/v1/nodes").json()
+        assert nodes["counts"]["admitted"] >= 1
+        one = control.get(f"{site.servers.control_url}/v1/nodes/node-0002").json()
+        assert one["id"] == "node-0002"
+    with site.client("node-0001", "data") as data:
+        assert data.get(f"{site.servers.data_url}/v1/whoami").json()["plane"] == "data"
+    with site.anonymous() as client:
+        assert client.get(f"{site.servers.admission_url}/health").status_code == 200
+        pem = client.get(f"{site.servers.admission_url}/fleet/ca").content
+        assert x509.load_pem_x509_certificate(pem) == site.authority.ca.certificate
+
+
+# --- must reject: credentials on the planes --------------------------------------------------
+
+
+def test_a_control_plane_credential_is_refused_on_the_data_plane_and_back(site: Site) -> None:
+    with site.client("node-0001", "control") as control:
+        response = control.get(f"{site.servers.data_url}/v1/whoami")
+        assert _problem(response) == (403, "wrong-plane", "Role Not Permitted")
+    with site.client("node-0001", "data") as data:
+        response = data.get(f"{site.servers.control_url}/v1/nodes")
+        assert _problem(response) == (403, "wrong-plane", "Role Not Permitted")
+
+
+def test_an_expired_credential_is_refused_on_the_control_plane(site: Site, clock: Clock) -> None:
+    with site.client("node-0001", "control") as control:
+        url = f"{site.servers.control_url}/v1/whoami"
+        clock.now = NOW + dt.timedelta(minutes=59)
+        assert control.get(url).status_code == 200
+        clock.now = NOW + dt.timedelta(hours=1)
+        assert _problem(control.get(url)) == (401, "credential-expired", "Credential Rejected")
+        clock.now = NOW - dt.timedelta(minutes=1)
+        assert _problem(control.get(url))[1] == "credential-not-yet-valid"
+
+
+def test_a_revoked_credential_is_refused_at_once_even_on_an_open_connection(
+    site: Site,
+) -> None:
+    url = f"{site.servers.control_url}/v1/whoami"
+    with site.client("node-0002", "control") as control:
+        assert control.get(url).status_code == 200  # the connection stays open
+        quarantine(site.fleet, "node-0002", "compromised BMC", now=NOW)
+        response = control.get(url)
+        assert _problem(response) == (401, "credential-revoked", "Credential Rejected")
+        assert response.headers["www-authenticate"]
+    with site.client("node-0002", "data") as data:
+        assert _problem(data.get(f"{site.servers.data_url}/v1/whoami"))[1] == "credential-revoked"
+    # readmission: a fresh attestation and new credentials
+    readmit(site.fleet, "node-0002", now=NOW, authority=site.authority)
+    assert site.admit("node-0002").status_code == 200
+    with site.client("node-0002", "control") as control:
+        assert control.get(url).status_code == 200
+
+
+def test_a_node_no_longer_admitted_is_refused_whatever_its_credential(site: Site) -> None:
+    url = f"{site.servers.control_url}/v1/whoami"
+    # the registry alone says so (no revocation): the status check refuses it
+    site.fleet.set_status("node-0003", "quarantined", "drift seen by the scanner", now=NOW)
+    try:
+        with site.client("node-0003", "control") as control:
+            response = control.get(url, headers={"accept": "application/json"})
+            assert response.status_code == 403
+            assert response.headers["content-type"] == PROBLEM_JSON
+            assert response.json()["code"] == "node-not-admitted"
+    finally:
+        assert site.admit("node-0003").status_code == 200
+
+
+def test_no_credential_or_another_cas_certificate_is_refused_at_the_handshake(
+    site: Site, tmp_path: Path
+) -> None:
+    with site.anonymous() as client, pytest.raises(REFUSED_AT_HANDSHAKE):
+        client.get(f"{site.servers.control_url}/v1/whoami")
+    pki = make_pki(tmp_path)
+    context = client_context(site.servers.ca_file, pki.client_cert, pki.client_key)
+    with httpx.Client(verify=context) as client, pytest.raises(REFUSED_AT_HANDSHAKE):
+        client.get(f"{site.servers.data_url}/v1/whoami")
+
+
+# --- must reject: admission over HTTPS -------------------------------------------------------
+
+
+def test_admission_refusals_over_https(site: Site, tmp_path: Path) -> None:
+    fleet, authority = site.fleet, site.authority
+    with site.anonymous() as client:
+        challenge = client.post(
+            f"{site.servers.admission_url}/fleet/admission/challenge", json={"node": "node-0001"}
+        )
+        nonce = decode_nonce(challenge.json()["nonce"])
+        keys = {p: PrivateKey.generate(Algorithm.ES384) for p in PLANES}
+        others = {p: PrivateKey.generate(Algorithm.ES384) for p in PLANES}
+        spkis = {p: k.public_key.to_der() for p, k in keys.items()}
+        evidence = collect_evidence(fleet, "node-0001", nonce=nonce, keys=spkis, now=NOW)
+        unbound = AdmissionRequest(
+            "node-0001",
+            nonce,
+            evidence.encode(),
+            {p: make_csr(k, node="node-0001", plane=p) for p, k in others.items()},
+        )
+        response = site.post_admission(client, unbound.encode())
+        assert _problem(response) == (
+            403,
+            "key-binding-mismatch",
+            "Evidence Binds Another Wrapping Key",
+        )
+        replayed = site.post_admission(client, unbound.encode())
+        assert _problem(replayed) == (400, "nonce-reused", "Stale Or Mismatching Nonce")
+        garbage = site.post_admission(client, b"\xa1\x01")
+        assert _problem(garbage)[0] == 400
+        unknown = client.post(
+            f"{site.servers.admission_url}/fleet/admission/challenge", json={"node": "node-9999"}
+        )
+        assert _problem(unknown) == (404, "not-found", "Not Found")
+    assert fleet.record_of("node-0001").status == "admitted"
+    # a node whose RoT booted never-logged firmware: admission denied, node quarantined
+    fleet.rot("node-0003").boot(site.world.world.bundle("bmc", svn=3, tag="x"), now=NOW)
+    try:
+        assert _problem(site.admit("node-0003")) == (403, "admission-denied", "Admission Denied")
+        assert fleet.record_of("node-0003").status == "quarantined"
+    finally:
+        fleet.node("node-0003").boot(now=NOW)
+        assert site.admit("node-0003").status_code == 200
+    del authority
+
+
+# --- placements and the CRL ------------------------------------------------------------------
+
+
+def test_placements_go_to_admitted_nodes_only(site: Site) -> None:
+    control_url, data_url = site.servers.control_url, site.servers.data_url
+    with site.client("node-0001", "control") as control:
+        placed = control.post(f"{control_url}/v1/placements", json={"vm": "cvm-1"})
+        assert placed.status_code == 201
+        node = placed.json()["node"]
+        assert site.fleet.record_of(node).status == "admitted"
+        site.fleet.set_status("node-0003", "quarantined", "drift", now=NOW)
+        try:
+            refused = control.post(
+                f"{control_url}/v1/placements", json={"vm": "cvm-2", "node": "node-0003"}
+            )
+            assert _problem(refused) == (409, "node-not-admitted", "Conflict")
+        finally:
+            assert site.admit("node-0003").status_code == 200
+        again = control.post(f"{control_url}/v1/placements", json={"vm": "cvm-1"})
+        assert _problem(again)[1] == "vm-placed"
+    with site.client(node, "data") as data:
+        mine = data.get(f"{data_url}/v1/placements").json()["placements"]
+        assert [p["vm"] for p in mine] == ["cvm-1"]
+
+
+def test_the_crl_lists_revoked_credentials(site: Site) -> None:
+    serial = site.fleet.record_of("node-0001").credential_serial
+    assert serial is not None
+    with site.anonymous() as client:
+        before = x509.load_der_x509_crl(
+            client.get(f"{site.servers.admission_url}/fleet/crl").content
+        )
+        assert before.get_revoked_certificate_by_serial_number(int(serial, 16)) is None
+        quarantine(site.fleet, "node-0001", "for the CRL", now=NOW)
+        crl = x509.load_der_x509_crl(client.get(f"{site.servers.admission_url}/fleet/crl").content)
+    assert crl.is_signature_valid(site.authority.ca.certificate.public_key())  # type: ignore[arg-type]
+    assert crl.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None
+    readmit(site.fleet, "node-0001", now=NOW, authority=site.authority)
+    assert site.admit("node-0001").status_code == 200
