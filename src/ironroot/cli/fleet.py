@@ -9,6 +9,8 @@
     the registry: each node's status, since when and why; with ``--json`` one object.
 ``events [--node ID]``
     the fleet's event log.
+
+``attest``, ``quarantine``, ``readmit``, ``serve``: admission (``cli/_fleet_admission.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ironroot.cli._fleet_admission import register_admission
 from ironroot.cli._time import instant, now_or
 from ironroot.errors import ConfigError
 
@@ -93,6 +96,7 @@ def register(sub: Any) -> None:
     _fleet_option(events)
     events.add_argument("--node", help="one node's events")
     events.set_defaults(func=_events)
+    register_admission(verbs)
 
 
 def _vendor_ca(directory: Path) -> Any:

@@ -51,7 +51,7 @@ import binascii
 import datetime as dt
 import json
 import logging
-import socket
+import signal
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -77,8 +77,6 @@ from ironroot.http import (
     guarded,
     problem_app,
     read_body,
-    run_server,
-    server_config,
 )
 
 __all__ = [
@@ -342,12 +340,6 @@ class FleetServers:
             thread.__exit__(None, None, None)
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
 def serve_fleet(
     authority: AdmissionAuthority,
     *,
@@ -357,23 +349,14 @@ def serve_fleet(
     scan_period: float | None = None,
     on_start: Callable[[str, str, str], None] | None = None,
 ) -> None:
-    """Serve admission and the data plane from threads and the control plane in the
-    foreground until SIGINT/SIGTERM; with ``scan_period`` (seconds), the continuous scanner
-    re-attests the fleet in the background (``ironroot.fleet.Scanner``)."""
+    """Serve admission, the control plane and the data plane until SIGINT/SIGTERM
+    (``on_start(admission_url, control_url, data_url)`` once all three listen); with
+    ``scan_period`` (seconds), the continuous scanner re-attests the fleet in the background
+    (:class:`ironroot.fleet.Scanner` with :func:`ironroot.fleet.scan_attest`)."""
     from ironroot.fleet._admission import scan_attest
     from ironroot.fleet._scan import Scanner
 
-    plain, mutual = server_tls(authority, hosts=(host,))
-    admission = ServerThread(
-        admission_app(authority), host, ports[0], name="fleet-admission", limits=limits, tls=plain
-    )
-    data = ServerThread(
-        plane_app(authority, "data"), host, ports[2], name="fleet-data", limits=limits, tls=mutual
-    )
-    control_port = ports[1] or _free_port(host)
-    control = server_config(
-        plane_app(authority, "control"), host, control_port, limits, log_level="warning", tls=mutual
-    )
+    stop = threading.Event()
     scanner: Scanner | None = None
     worker: threading.Thread | None = None
     if scan_period is not None:
@@ -386,18 +369,26 @@ def serve_fleet(
             name="fleet-scanner",
             daemon=True,
         )
-    with admission, data:
-        if on_start is not None:
-            on_start(admission.url, f"https://{host}:{control_port}", data.url)
-        if worker is not None:
-            worker.start()
-        try:
-            run_server(control)
-        finally:
+
+    def stopped(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with FleetServers(authority, host=host, ports=ports, limits=limits) as servers:
+            if on_start is not None:
+                on_start(servers.admission_url, servers.control_url, servers.data_url)
+            if worker is not None:
+                worker.start()
+            while not stop.wait(1.0):
+                pass
             if scanner is not None:
                 scanner.stop()
             if worker is not None:
-                worker.join(timeout=30)
+                worker.join(timeout=60)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def decode_nonce(text: str) -> bytes:

@@ -1,0 +1,315 @@
+"""``ironroot fleet attest | quarantine | readmit | serve``: admission (the Azure Boost rule).
+
+``attest [--node ID]... [--vendor-root CERT]... [--endorse FILE]... [--lifetime S] [--all]``
+    attest and admit nodes in this process — challenge, evidence, appraisal, credential — the
+    named ones, else every node that is pending or due (its last attestation older than the
+    scan period; an operator's hold excepted), with a progress bar and a summary table. The
+    first run sets admission up (the fleet CA, the verifier key) and needs the vendor CA roots
+    RoT quotes chain to (``--vendor-root``, the certificates of ``ironroot rot ca-init``).
+    ``--endorse`` adds logged statements (newer reference values, SAFE reviews) to what nodes
+    are appraised against. Exit 1 when a node attested is not admitted.
+``quarantine NODE --reason TEXT``
+    quarantine a node (held: a good attestation does not readmit it): its credentials revoked,
+    its VM placements stopped, key release refused.
+``readmit NODE``
+    lift the hold and attest the node afresh: admitted on an affirming EAR, else exit 1.
+``serve [--host H] [--port P] [--control-port P] [--data-port P] [--scan SECONDS]``
+    the admission service (HTTPS), the control plane and the data plane (mutual TLS with the
+    fleet's credentials), until interrupted; ``--scan`` re-attests the fleet continuously.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ironroot.cli._time import instant, now_or
+from ironroot.errors import ConfigError
+
+__all__ = ["register_admission"]
+
+_ROOT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
+
+
+def _fleet_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fleet", type=Path, help="the fleet's directory (or $IRONROOT_FLEET)")
+
+
+def register_admission(verbs: Any) -> None:
+    attest = verbs.add_parser(
+        "attest",
+        help="attest and admit nodes: challenge, evidence, appraisal, credential",
+        epilog="example: ironroot fleet attest --fleet fleet --vendor-root vendor-ca",
+    )
+    _fleet_option(attest)
+    attest.add_argument("--node", action="append", default=[], help="attest this node (repeatable)")
+    attest.add_argument(
+        "--all", action="store_true", help="attest every node, not only pending and due ones"
+    )
+    attest.add_argument(
+        "--vendor-root",
+        action="append",
+        default=[],
+        type=Path,
+        help="a vendor CA certificate RoT quotes chain to, or a folder of them (first run)",
+    )
+    attest.add_argument(
+        "--endorse",
+        action="append",
+        default=[],
+        type=Path,
+        help="add a logged statement (reference values, SAFE review) to the endorsements",
+    )
+    attest.add_argument(
+        "--lifetime", type=int, help="credential lifetime in seconds (default: 3600)"
+    )
+    attest.add_argument("--at", type=instant, help="the time to act at (default: now)")
+    attest.set_defaults(func=_attest)
+
+    quarantine = verbs.add_parser(
+        "quarantine",
+        help="quarantine a node: credentials revoked, placement stopped, key release refused",
+        epilog='example: ironroot fleet quarantine node-0003 --fleet fleet --reason "BMC swap"',
+    )
+    _fleet_option(quarantine)
+    quarantine.add_argument("node", help="the node")
+    quarantine.add_argument("--reason", required=True, help="why (recorded with the event)")
+    quarantine.add_argument("--at", type=instant, help="the time to act at (default: now)")
+    quarantine.set_defaults(func=_quarantine)
+
+    readmit = verbs.add_parser(
+        "readmit",
+        help="lift a quarantine hold and attest the node afresh",
+        epilog="example: ironroot fleet readmit node-0003 --fleet fleet",
+    )
+    _fleet_option(readmit)
+    readmit.add_argument("node", help="the node")
+    readmit.add_argument("--at", type=instant, help="the time to act at (default: now)")
+    readmit.set_defaults(func=_readmit)
+
+    serve = verbs.add_parser(
+        "serve",
+        help="serve admission, the control plane and the data plane (mutual TLS)",
+        epilog="example: ironroot fleet serve --fleet fleet --port 8470 --scan 300",
+    )
+    _fleet_option(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8470, help="the admission service's port")
+    serve.add_argument("--control-port", type=int, default=8471, help="the control plane's port")
+    serve.add_argument("--data-port", type=int, default=8472, help="the data plane's port")
+    serve.add_argument(
+        "--lifetime", type=int, help="credential lifetime in seconds (default: configured)"
+    )
+    serve.add_argument(
+        "--scan", type=float, help="re-attest every node every SECONDS (default: no scanning)"
+    )
+    serve.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    serve.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="log lines as text or JSON"
+    )
+    serve.set_defaults(func=_serve)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _fleet(args: argparse.Namespace) -> Any:
+    from ironroot.cli.fleet import fleet_dir
+    from ironroot.fleet import Fleet
+
+    return Fleet.open(fleet_dir(args))
+
+
+def _vendor_roots(paths: list[Path]) -> list[bytes]:
+    """The DER certificates in the files (PEM or DER) and folders given."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ironroot._fileio import read_limited
+    from ironroot.crypto import load_certificates
+
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(
+                p
+                for p in path.iterdir()
+                if p.is_file() and p.suffix in _ROOT_SUFFIXES and ".key." not in p.name
+            )
+        else:
+            files.append(path)
+    roots: list[bytes] = []
+    for file in files:
+        for cert in load_certificates(read_limited(file, 1024 * 1024), what=f"vendor root {file}"):
+            roots.append(cert.public_bytes(Encoding.DER))
+    if not roots:
+        raise ConfigError("--vendor-root names no certificate")
+    return roots
+
+
+def _authority(args: argparse.Namespace, fleet: Any, now: Any) -> Any:
+    from ironroot.errors import NotFound
+    from ironroot.fleet import AdmissionAuthority
+
+    try:
+        authority = AdmissionAuthority.open(fleet, credential_lifetime=args.lifetime)
+    except NotFound as exc:
+        if not args.vendor_root:
+            raise ConfigError(
+                f"admission is not set up in {fleet.directory}: give --vendor-root (the vendor "
+                "CA certificates RoT quotes chain to) on the first run"
+            ) from exc
+        kwargs = {"credential_lifetime": args.lifetime} if args.lifetime else {}
+        authority = AdmissionAuthority.init(
+            fleet, vendor_roots=_vendor_roots(args.vendor_root), now=now, **kwargs
+        )
+    else:
+        if args.vendor_root:
+            raise ConfigError(
+                "admission is set up already: its vendor roots are in "
+                f"{authority.directory / 'vendor-roots.pem'}"
+            )
+    return authority
+
+
+def _selected(args: argparse.Namespace, fleet: Any, authority: Any, now: Any) -> list[str]:
+    from ironroot.fleet import Scanner
+
+    if args.node:
+        for node in args.node:
+            fleet.record_of(node)
+        return list(dict.fromkeys(args.node))
+    if args.all:
+        return list(fleet.node_ids())
+    due = set(Scanner(fleet, lambda n, t: "").due(now))
+    pending = {r.id for r in fleet.records() if r.status == "pending"}
+    return sorted(n for n in due | pending if authority.state.held(n) is None)
+
+
+def _row(fleet: Any, node: str, error: Any) -> dict[str, Any]:
+    record = fleet.record_of(node)
+    return {
+        "node": node,
+        "status": record.status,
+        "ear_id": record.ear_id,
+        "credential_not_after": record.credential_not_after,
+        "reason": record.reason,
+        "error": None if error is None else error.code,
+    }
+
+
+# --- the verbs -----------------------------------------------------------------------------
+
+
+def _attest(args: argparse.Namespace) -> int:
+    from ironroot.errors import IronrootError
+    from ironroot.fleet import attest_node
+
+    fleet = _fleet(args)
+    now = now_or(args.at)
+    authority = _authority(args, fleet, now)
+    for path in args.endorse:
+        from ironroot._fileio import read_limited
+
+        authority.add_endorsement(read_limited(path, 4 * 1024 * 1024), now=now)
+    nodes = _selected(args, fleet, authority, now)
+    rows: list[dict[str, Any]] = []
+
+    def one(node: str) -> None:
+        error = None
+        try:
+            attest_node(fleet, node, now=now, authority=authority)
+        except IronrootError as exc:
+            error = exc
+        rows.append(_row(fleet, node, error))
+
+    if args.json or len(nodes) < 2:
+        for node in nodes:
+            one(node)
+    else:
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("attesting nodes", total=len(nodes))
+            for node in nodes:
+                one(node)
+                bar.advance(task)
+    ok = all(r["status"] == "admitted" for r in rows)
+    counts = fleet.status_counts()
+    if args.json:
+        print(json.dumps({"attested": len(rows), "counts": counts, "nodes": rows}))
+        return 0 if ok else 1
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"attested {len(rows)} node(s) of {fleet.directory}")
+    for column in ("node", "status", "credential until", "EAR", "reason"):
+        table.add_column(column)
+    for r in rows:
+        ear = (r["ear_id"] or "-").removeprefix("urn:ironroot:ear:sha256:")[:16]
+        reason = r["reason"] if r["error"] is None else f"{r['error']}: {r['reason']}"
+        table.add_row(r["node"], r["status"], r["credential_not_after"] or "-", ear, reason)
+    console = Console()
+    console.print(table)
+    console.print(", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 0 if ok else 1
+
+
+def _quarantine(args: argparse.Namespace) -> int:
+    from ironroot.fleet import quarantine
+
+    fleet = _fleet(args)
+    record = quarantine(fleet, args.node, args.reason, now=now_or(args.at))
+    effects = fleet.events(node=args.node)[-1].detail
+    if args.json:
+        print(json.dumps({"node": record.to_json(), "effects": dict(effects)}))
+    else:
+        print(
+            f"{args.node} quarantined ({args.reason}): {len(effects['revoked'])} credential(s) "
+            f"revoked, {len(effects['placements_stopped'])} placement(s) stopped, held until "
+            "`ironroot fleet readmit`"
+        )
+    return 0
+
+
+def _readmit(args: argparse.Namespace) -> int:
+    from ironroot.fleet import readmit
+
+    fleet = _fleet(args)
+    result = readmit(fleet, args.node, now=now_or(args.at))
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        until = result.credentials["control"].not_after.isoformat().replace("+00:00", "Z")
+        print(f"{args.node} readmitted on {result.ear_id}; credentials until {until}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import sys
+
+    from ironroot.fleet import AdmissionAuthority, serve_fleet
+    from ironroot.http import check_listen, configure_logging
+
+    fleet = _fleet(args)
+    authority = AdmissionAuthority.open(fleet, credential_lifetime=args.lifetime)
+    ports = (args.port, args.control_port, args.data_port)
+    if len(set(ports)) != 3:
+        raise ConfigError("the admission, control and data ports must differ")
+    for port in ports:
+        check_listen(args.host, port)
+    if args.scan is not None and not args.scan > 0:
+        raise ConfigError("--scan is a number of seconds above 0")
+    configure_logging(args.log_level, args.log_format)
+
+    def started(admission: str, control: str, data: str) -> None:
+        print(
+            f"fleet {fleet.directory}: admission {admission}, control plane {control}, "
+            f"data plane {data} (CA {authority.directory / 'ca.cert.pem'})",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    serve_fleet(authority, host=args.host, ports=ports, scan_period=args.scan, on_start=started)
+    return 0

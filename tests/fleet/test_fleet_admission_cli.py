@@ -1,0 +1,157 @@
+"""``ironroot fleet attest | quarantine | readmit | serve`` as an operator runs them: admission
+set up on the first run, the summary, endorsements, a hold and readmission, and the three
+servers started by ``fleet serve`` answering a node's credential."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+from tests.fleet.admission_world import AdmissionWorld, admission_world
+from tests.platform.node_world import NOW, World, make_world
+
+from ironroot.cli import main
+from ironroot.crypto import load_certificate
+from ironroot.fleet import Fleet
+from ironroot.http import client_context
+
+AT = NOW.isoformat().replace("+00:00", "Z")
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("admission-cli-world")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def aw(world: World) -> AdmissionWorld:
+    return admission_world(world)
+
+
+def _fleet(aw: AdmissionWorld, root: Path, nodes: int) -> tuple[Path, Path]:
+    """A fleet (admission not set up) and a folder with the vendor CA's certificates, as
+    ``rot ca-init`` writes them."""
+    fleet = Fleet.create(root / "fleet", node_class=aw.node_class())
+    fleet.add_nodes(nodes, vendor_ca=aw.vendor_ca, now=NOW)
+    roots = root / "vendor-ca"
+    roots.mkdir()
+    for name, der in zip(("ecc", "mldsa"), aw.vendor_ca.trust_anchors, strict=True):
+        pem = load_certificate(der, der_only=True).public_bytes(Encoding.PEM)
+        (roots / f"vendor-ca-{name}.cert.pem").write_bytes(pem)
+    (roots / "vendor-ca-ecc.key.pem").write_text("not read: keys are skipped\n")
+    return root / "fleet", roots
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, object]]:
+    code = main([*argv, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_attest_quarantine_and_readmit(
+    aw: AdmissionWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet_dir, roots = _fleet(aw, tmp_path, 2)
+    f = ("--fleet", str(fleet_dir))
+    code, out = _run(capsys, "fleet", "attest", *f, "--at", AT)
+    assert code == 2
+    assert out["error"]["code"] == "config"  # type: ignore[index]
+    code, out = _run(capsys, "fleet", "attest", *f, "--vendor-root", str(roots), "--at", AT)
+    assert code == 0, out
+    assert out["counts"] == {"pending": 0, "admitted": 2, "quarantined": 0}
+    rows = out["nodes"]
+    assert [r["node"] for r in rows] == ["node-0001", "node-0002"]  # type: ignore[union-attr]
+    assert rows[0]["credential_not_after"] == "2026-06-01T13:00:00Z"  # type: ignore[index]
+    # nothing is due a minute later; --all attests anyway, and --endorse adds a statement
+    code, out = _run(capsys, "fleet", "attest", *f, "--at", "2026-06-01T12:01:00Z")
+    assert (code, out["attested"]) == (0, 0)
+    rim = tmp_path / "bmc-2.0.rim.ts"
+    rim.write_bytes(aw.bmc_rim("2.0"))  # a newer release: SVN 3 is below the minimum now
+    code, out = _run(capsys, "fleet", "attest", *f, "--all", "--endorse", str(rim), "--at", AT)
+    assert code == 1
+    assert out["ok"] is False
+    assert out["counts"] == {"pending": 0, "admitted": 0, "quarantined": 2}
+    assert all(r["error"] == "admission-denied" for r in out["nodes"])  # type: ignore[union-attr]
+
+
+def test_an_operators_hold(
+    aw: AdmissionWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet_dir, roots = _fleet(aw, tmp_path, 1)
+    f = ("--fleet", str(fleet_dir))
+    assert _run(capsys, "fleet", "attest", *f, "--vendor-root", str(roots), "--at", AT)[0] == 0
+    code, out = _run(
+        capsys, "fleet", "quarantine", "node-0001", *f, "--reason", "BMC swapped", "--at", AT
+    )
+    assert code == 0
+    assert out["node"]["status"] == "quarantined"  # type: ignore[index]
+    assert len(out["effects"]["revoked"]) == 2  # type: ignore[index]
+    code, out = _run(capsys, "fleet", "attest", *f, "--node", "node-0001", "--at", AT)
+    assert code == 1
+    assert out["nodes"][0]["error"] == "node-held"  # type: ignore[index]
+    code, out = _run(capsys, "fleet", "readmit", "node-0001", *f, "--at", AT)
+    assert code == 0
+    assert out["status"] == "admitted"
+    assert out["ear_status"] == "affirming"
+    # the table, for people
+    assert main(["fleet", "attest", *f, "--all", "--at", AT]) == 0
+    shown = capsys.readouterr().out
+    assert "attested 1 node(s)" in shown
+    assert "node-0001" in shown
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_serve_answers_a_node_with_its_credential(
+    aw: AdmissionWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet_dir, roots = _fleet(aw, tmp_path, 1)
+    f = ("--fleet", str(fleet_dir))
+    # now (the servers judge credentials by the wall clock)
+    assert _run(capsys, "fleet", "attest", *f, "--vendor-root", str(roots))[0] == 0
+    ports = _free_ports(3)
+    command = [sys.executable, "-m", "ironroot", "fleet", "serve", *f, "--port", str(ports[0])]
+    command += ["--control-port", str(ports[1]), "--data-port", str(ports[2])]
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env) as child:
+        try:
+            assert child.stderr is not None
+            with selectors.DefaultSelector() as waiting:
+                waiting.register(child.stderr, selectors.EVENT_READ)
+                assert waiting.select(timeout=60), "fleet serve did not start"
+            line = child.stderr.readline()
+            assert f"control plane https://127.0.0.1:{ports[1]}" in line, line
+            creds = fleet_dir / "nodes" / "node-0001" / "credentials"
+            context = client_context(
+                creds / "ca.cert.pem", creds / "control.cert.pem", creds / "control.key.pem"
+            )
+            with httpx.Client(verify=context) as client:
+                me = client.get(f"https://127.0.0.1:{ports[1]}/v1/whoami")
+                assert me.status_code == 200, me.text
+                assert me.json()["node"] == "node-0001"
+                wrong = client.get(f"https://127.0.0.1:{ports[2]}/v1/whoami")
+                assert wrong.status_code == 403
+        finally:
+            child.send_signal(signal.SIGTERM)
+            child.wait(timeout=30)
+    assert child.returncode == 0
