@@ -1,8 +1,9 @@
 """The fleet: nodes of the platform layer, admitted to the control plane only on verified
 evidence, scanned continuously, managed against a desired state on the log.
 
-So far: :class:`Fleet` (a directory of nodes and the registry of their status) and
-:class:`NodeClass` (what a class of nodes is built from); the desired state of a class as a
+So far: :class:`Fleet` (a directory of nodes and the registry of their status),
+:class:`NodeClass` (what a class of nodes is built from) and :class:`Scanner` (continuous
+re-attestation, on a schedule and when the log changes); the desired state of a class as a
 signed statement on the log with a two-person rule (:class:`DesiredState`,
 :class:`DesiredStore`, :func:`verify_desired`), :func:`reconcile` (measured vs desired, per
 node and item) and :func:`rollout` (waves through the receipt-gated update). See
@@ -50,8 +51,10 @@ if TYPE_CHECKING:
         RolloutReport,
         rollout,
     )
+    from ironroot.fleet._scan import Scanner, ScanReport, affected_classes
 
 __all__ = ["STATUSES", "Fleet", "FleetEvent", "NodeClass", "NodeRecord"]
+__all__ += ["ScanReport", "Scanner", "affected_classes"]
 
 # Desired state, reconcile and rollout (item 4 of issue 12).
 __all__ += [

@@ -325,9 +325,15 @@ class Rot:
         self.state = state
 
     def event(
-        self, severity: str, message_id: str, message: str, *args: str, now: dt.datetime
+        self,
+        severity: str,
+        message_id: str,
+        message: str,
+        *args: str,
+        now: dt.datetime,
+        coalesce: bool = False,
     ) -> None:
-        self.log.add(severity, message_id, message, *args, now=now)
+        self.log.add(severity, message_id, message, *args, now=now, coalesce=coalesce)
 
     # --- evidence -------------------------------------------------------------------------
 
@@ -702,6 +708,7 @@ class Platform:
                     str(offset),
                     str(len(data)),
                     now=now,
+                    coalesce=True,
                 )
                 raise FlashProtected(reason)
             rot.writer.write(chip, offset, data, what="bmc")
