@@ -29,6 +29,7 @@ class Ops:
     keys: dict[str, PrivateKey]
     log: TransparencyClient
     rogue: TransparencyClient
+    url: str
 
     def governance(
         self,
@@ -65,7 +66,7 @@ def make_ops(root: Path) -> Iterator[Ops]:
         TransparencyClient(good_server.url) as log,
         TransparencyClient(bad_server.url) as rogue,
     ):
-        yield Ops(keys, log, rogue)
+        yield Ops(keys, log, rogue, good_server.url)
 
 
 def unlock_debug(world: World, fleet: Fleet, node_id: str) -> None:
