@@ -12,12 +12,13 @@ from tests.fleet.desired_world import ALICE, BOB, CAROL, MALLORY, Ops, make_ops
 from tests.fleet.fleet_world import make_fleet
 from tests.platform.node_world import NOW, World, make_world
 
-from ironroot.cose import create_statement, encode_cbor
+from ironroot.cose import TransparentStatement, create_statement, encode_cbor, make_transparent
 from ironroot.errors import (
     BadSignature,
     ConfigError,
     Conflict,
     FirmwareRejected,
+    InvalidProof,
     MalformedInput,
     MalformedStatement,
     NotFound,
@@ -232,6 +233,12 @@ def test_approvals_must_be_logged_by_a_trusted_service(
     with pytest.raises(UnknownIssuer) as info:
         s.publish("node-7", rogue, now=NOW)
     assert info.value.code == "untrusted-service"
+    # A receipt of the trusted log, but for another entry (Alice's), on Bob's statement.
+    alice, bob = ops.approve(state, ALICE), ops.sign(state, BOB)
+    borrowed = make_transparent(bob[0], TransparentStatement.parse(alice[0]).receipts)
+    with pytest.raises(InvalidProof) as info:
+        s.publish("node-7", [*alice, borrowed], now=NOW)
+    assert info.value.code == "receipt-not-for-statement"
     assert s.version("node-7") == 0
 
 

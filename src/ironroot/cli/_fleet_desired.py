@@ -374,9 +374,9 @@ def _reconcile(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"reconcile {fleet.directory} at {report.to_json()['at']}")
+    table = Table(title=f"reconcile {fleet.directory} at {report.at:%Y-%m-%d %H:%M:%S}Z")
     for column in ("node", "v", "item", "source", "desired", "measured", "drift"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("node", "v", "item", "drift"))
     for c in report.classes:
         for item in c.items:
             if args.all or not item.ok:
