@@ -23,6 +23,7 @@ from ironroot.errors import (
     MalformedStatement,
     NotFound,
     PolicyRejected,
+    StorageError,
     UnknownIssuer,
 )
 from ironroot.fleet import (
@@ -219,6 +220,19 @@ def test_a_version_rollback_is_refused(world: World, ops: Ops, fleet: Fleet) -> 
     assert s.current("node-7").state == v2
     assert s.history("node-7") == [2]
     assert [e.kind for e in fleet.events()].count("desired-state") == 1
+
+
+def test_a_rolled_back_pointer_to_the_state_in_force_is_refused(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    s = store(fleet, ops)
+    s.publish("node-7", ops.approve(desired(world, fleet, 1), ALICE, BOB), now=NOW)
+    s.publish("node-7", ops.approve(desired(world, fleet, 2, host="2.0"), ALICE, BOB), now=NOW)
+    pointer = fleet.directory / "desired" / "node-7" / "current.json"
+    pointer.write_text(pointer.read_text().replace('"version": 2', '"version": 1'))
+    with pytest.raises(StorageError) as info:
+        s.current("node-7")
+    assert info.value.code == "desired-state-rolled-back"
 
 
 def test_approvals_must_be_logged_by_a_trusted_service(

@@ -923,11 +923,19 @@ class DesiredStore:
 
     def current(self, node_class: str) -> VerifiedDesired:
         """The desired state in force, verified again now (receipts, signers, quorum, and that
-        it is the version and document ``current.json`` names); ``NotFound`` if none."""
+        it is the version and document ``current.json`` names, and no later version was put in
+        force: ``StorageError`` ``desired-state-rolled-back``); ``NotFound`` if none."""
         version = self.version(node_class)
         if version == 0:
             raise NotFound(
                 f"class {node_class} has no desired state (run `ironroot fleet desired publish`)"
+            )
+        later = [v for v in self.history(node_class) if v > version]
+        if later:
+            raise StorageError(
+                f"class {node_class}'s current.json names version {version}, but version "
+                f"{later[-1]} was put in force: the pointer was rolled back",
+                code="desired-state-rolled-back",
             )
         document, statements = self._stored(node_class, version)
         verified = verify_desired(statements, self.governance(node_class))
