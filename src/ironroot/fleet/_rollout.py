@@ -5,7 +5,8 @@ receipt-gated update, stopping at the first failure.
 receipts, signers, quorum), then per node the components whose active image (as the RoT
 journaled it) is not the desired one, and whether its active PFM is the desired one. A node
 with nothing to change is **skipped**. Every bundle and PFM the plan needs must be found in
-``releases`` by its SHA-384 before anything starts (``NotFound`` ``release-missing``).
+``releases`` by its SHA-384 before anything starts (``NotFound`` ``release-missing``), and a
+node whose state cannot be read stops the rollout before it starts (its error is raised).
 
 The nodes to change are cut into waves of ``wave_size`` (registry order). Each node is updated
 component by component (``bmc``, ``host``, ``nic``, ``gpu``, ``nvme``) with
