@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ironroot.cli._fleet_admission import register_admission
+from ironroot.cli._fleet_desired import register_desired
 from ironroot.cli._time import instant, now_or
 from ironroot.errors import ConfigError
 
@@ -97,6 +98,7 @@ def register(sub: Any) -> None:
     events.add_argument("--node", help="one node's events")
     events.set_defaults(func=_events)
     register_admission(verbs)
+    register_desired(verbs)
 
 
 def _vendor_ca(directory: Path) -> Any:

@@ -3,11 +3,15 @@ evidence, scanned continuously, managed against a desired state on the log.
 
 So far: :class:`Fleet` (a directory of nodes and the registry of their status),
 :class:`NodeClass` (what a class of nodes is built from) and :class:`Scanner` (continuous
-re-attestation, on a schedule and when the log changes); admission (the Azure Boost rule:
-:class:`AdmissionAuthority` admits a node only on an affirming EAR from :class:`FleetVerifier`
-for fresh :class:`NodeEvidence` that binds its credential keys, and issues short-lived
-credentials from the :class:`FleetCA`), :func:`quarantine` and :func:`readmit`, and the
-mutual-TLS control- and data-plane APIs (:class:`FleetServers`). See ``docs/fleet.md``.
+re-attestation, on a schedule and when the log changes); the desired state of a class as a
+signed statement on the log with a two-person rule (:class:`DesiredState`,
+:class:`DesiredStore`, :func:`verify_desired`), :func:`reconcile` (measured vs desired, per
+node and item) and :func:`rollout` (waves through the receipt-gated update); admission (the
+Azure Boost rule: :class:`AdmissionAuthority` admits a node only on an affirming EAR from
+:class:`FleetVerifier` for fresh :class:`NodeEvidence` that binds its credential keys, and
+issues short-lived credentials from the :class:`FleetCA`), :func:`quarantine` and
+:func:`readmit`, and the mutual-TLS control- and data-plane APIs (:class:`FleetServers`). See
+``docs/fleet.md``.
 """
 
 from typing import TYPE_CHECKING
@@ -29,7 +33,7 @@ if TYPE_CHECKING:
     )
     from ironroot.fleet._api import (
         FleetServers,
-        Rollout,
+        RolloutTrigger,
         admission_app,
         decode_nonce,
         plane_app,
@@ -50,6 +54,21 @@ if TYPE_CHECKING:
         make_csr,
         parse_credential,
     )
+    from ironroot.fleet._desired import (
+        DESIRED_STATE_CONTENT_TYPE,
+        AuthorizedSigner,
+        DesiredState,
+        DesiredStore,
+        FirmwareTarget,
+        FuseTarget,
+        Governance,
+        PfmTarget,
+        VerifiedDesired,
+        check_approvals,
+        desired_subject,
+        sign_desired,
+        verify_desired,
+    )
     from ironroot.fleet._evidence import (
         BINDING_LABEL,
         NODE_EVIDENCE_FORMAT,
@@ -59,6 +78,26 @@ if TYPE_CHECKING:
         report_data,
     )
     from ironroot.fleet._fleet import STATUSES, Fleet, FleetEvent, NodeClass, NodeRecord
+    from ironroot.fleet._reconcile import (
+        ClassDrift,
+        DeviceReading,
+        DriftItem,
+        MeasuredImage,
+        MeasuredState,
+        NodeDrift,
+        ReconcileReport,
+        compare,
+        compare_policies,
+        measure_node,
+        reconcile,
+    )
+    from ironroot.fleet._rollout import (
+        ComponentUpdate,
+        NodeRollout,
+        ReleaseSet,
+        RolloutReport,
+        rollout,
+    )
     from ironroot.fleet._scan import Scanner, ScanReport, affected_classes
     from ironroot.fleet._verifier import (
         ClassEndorsements,
@@ -71,6 +110,39 @@ if TYPE_CHECKING:
 
 __all__ = ["STATUSES", "Fleet", "FleetEvent", "NodeClass", "NodeRecord"]
 __all__ += ["ScanReport", "Scanner", "affected_classes"]
+
+# Desired state, reconcile and rollout (item 4 of issue 12).
+__all__ += [
+    "DESIRED_STATE_CONTENT_TYPE",
+    "AuthorizedSigner",
+    "ClassDrift",
+    "ComponentUpdate",
+    "DesiredState",
+    "DesiredStore",
+    "DeviceReading",
+    "DriftItem",
+    "FirmwareTarget",
+    "FuseTarget",
+    "Governance",
+    "MeasuredImage",
+    "MeasuredState",
+    "NodeDrift",
+    "NodeRollout",
+    "PfmTarget",
+    "ReconcileReport",
+    "ReleaseSet",
+    "RolloutReport",
+    "VerifiedDesired",
+    "check_approvals",
+    "compare",
+    "compare_policies",
+    "desired_subject",
+    "measure_node",
+    "reconcile",
+    "rollout",
+    "sign_desired",
+    "verify_desired",
+]
 
 # Admission, credentials, quarantine (item 2 of issue 12).
 __all__ += [
@@ -93,7 +165,7 @@ __all__ += [
     "NodeAppraisal",
     "NodeEvidence",
     "Placement",
-    "Rollout",
+    "RolloutTrigger",
     "admission_app",
     "attest_node",
     "binding_key",

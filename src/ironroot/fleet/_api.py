@@ -81,7 +81,7 @@ from ironroot.http import (
 
 __all__ = [
     "FleetServers",
-    "Rollout",
+    "RolloutTrigger",
     "admission_app",
     "decode_nonce",
     "plane_app",
@@ -94,7 +94,7 @@ _MAX_JSON: Final = 64 * 1024
 _MAX_ADMISSION: Final = 2 * 1024 * 1024
 _CBOR: Final = "application/cbor"
 Clock = Callable[[], dt.datetime]
-Rollout = Callable[[Mapping[str, Any], dt.datetime], Mapping[str, Any]]
+RolloutTrigger = Callable[[Mapping[str, Any], dt.datetime], Mapping[str, Any]]
 """``rollout(request, now) -> report``: what ``POST /v1/rollouts`` runs (a JSON object in, a
 JSON-ready report out)."""
 
@@ -177,7 +177,7 @@ def plane_app(
     plane: str,
     *,
     clock: Clock = _utc_now,
-    rollout: Rollout | None = None,
+    rollout: RolloutTrigger | None = None,
 ) -> Starlette:
     """The control plane (``plane="control"``) or the data plane (``"data"``) (module docs)."""
     if plane not in ("control", "data"):
@@ -290,7 +290,7 @@ class FleetServers:
         ports: tuple[int, int, int] = (0, 0, 0),
         clock: Clock = _utc_now,
         limits: ServerLimits | None = None,
-        rollout: Rollout | None = None,
+        rollout: RolloutTrigger | None = None,
     ) -> None:
         self.authority = authority
         plain, mutual = server_tls(authority, hosts=(host,))
