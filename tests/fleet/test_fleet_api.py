@@ -15,6 +15,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from tests.fleet.admission_world import AdmissionWorld, admission_world
+from tests.fleet.desired_world import ALICE, BOB, make_ops
 from tests.platform.node_world import NOW, World, make_world
 from tests.tls_pki import make_pki
 
@@ -24,10 +25,13 @@ from ironroot.fleet import (
     PLANES,
     AdmissionAuthority,
     AdmissionRequest,
+    DesiredState,
+    DesiredStore,
     Fleet,
     FleetServers,
     collect_evidence,
     decode_nonce,
+    desired_rollout,
     make_csr,
     quarantine,
     readmit,
@@ -122,7 +126,14 @@ def site(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sit
     clock = Clock()
     files = base / "nodes"
     files.mkdir()
-    with FleetServers(authority, clock=clock) as servers:
+    releases = base / "releases"  # the host's 2.0 release, for rollouts
+    releases.mkdir()
+    host = world.release("host", "2.0")
+    (releases / "host-2.0.bin").write_bytes(host.bundle)
+    for n, statement in enumerate(host.statements):
+        (releases / f"host-2.0.{n}.ts").write_bytes(statement)
+    rollout = desired_rollout(fleet, [releases])
+    with FleetServers(authority, clock=clock, rollout=rollout) as servers:
         made = Site(fleet, authority, servers, clock, files, aw)
         for node in fleet.node_ids():
             assert made.admit(node).status_code == 200
@@ -311,3 +322,26 @@ def test_the_crl_lists_revoked_credentials(site: Site) -> None:
     assert crl.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None
     readmit(site.fleet, "node-0001", now=NOW, authority=site.authority)
     assert site.admit("node-0001").status_code == 200
+
+
+def test_a_rollout_to_the_desired_state_is_started_on_the_control_plane(
+    site: Site, tmp_path: Path
+) -> None:
+    url = f"{site.servers.control_url}/v1/rollouts"
+    with site.client("node-0001", "control") as control:
+        none = control.post(url, json={"dry_run": True})
+        assert _problem(none)[:2] == (404, "not-found")  # no desired state in force
+        assert _problem(control.post(url, json={"firmware": "mine"}))[0] == 400
+        with make_ops(tmp_path / "ops") as ops:
+            store = DesiredStore(site.fleet)
+            store.init(ops.governance())
+            bundles = {"host": site.world.world.release("host", "2.0").bundle}
+            state = DesiredState.build(site.fleet.node_class("node-7"), 1, bundles=bundles)
+            store.publish("node-7", ops.sign(state, ALICE, BOB), now=NOW, registrar=ops.log)
+        plan = control.post(url, json={"dry_run": True, "wave_size": 2})
+        assert plan.status_code == 200, plan.text
+        report = plan.json()
+        assert report["dry_run"] is True
+        assert {n["node"] for n in report["nodes"]} == set(site.fleet.node_ids())
+        assert {n["outcome"] for n in report["nodes"]} == {"planned"}
+    assert site.fleet.events(node="node-0001")[-1].kind == "rollout-requested"

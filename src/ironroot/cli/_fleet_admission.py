@@ -13,9 +13,11 @@
     its VM placements stopped, key release refused.
 ``readmit NODE``
     lift the hold and attest the node afresh: admitted on an affirming EAR, else exit 1.
-``serve [--host H] [--port P] [--control-port P] [--data-port P] [--scan SECONDS]``
+``serve [--host H] [--port P] [--control-port P] [--data-port P] [--scan S] [--releases DIR]``
     the admission service (HTTPS), the control plane and the data plane (mutual TLS with the
-    fleet's credentials), until interrupted; ``--scan`` re-attests the fleet continuously.
+    fleet's credentials), until interrupted; ``--scan`` re-attests the fleet continuously;
+    ``POST /v1/rollouts`` rolls a class out to its desired state with the class's releases and
+    those in ``--releases``.
 """
 
 from __future__ import annotations
@@ -104,6 +106,13 @@ def register_admission(verbs: Any) -> None:
     )
     serve.add_argument(
         "--scan", type=float, help="re-attest every node every SECONDS (default: no scanning)"
+    )
+    serve.add_argument(
+        "--releases",
+        action="append",
+        default=[],
+        type=Path,
+        help="a directory of releases rollouts may use (repeatable)",
     )
     serve.add_argument("--log-level", default="info", help="debug, info, warning or error")
     serve.add_argument(
@@ -289,7 +298,7 @@ def _readmit(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import sys
 
-    from ironroot.fleet import AdmissionAuthority, serve_fleet
+    from ironroot.fleet import AdmissionAuthority, desired_rollout, serve_fleet
     from ironroot.http import check_listen, configure_logging
 
     fleet = _fleet(args)
@@ -311,5 +320,12 @@ def _serve(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    serve_fleet(authority, host=args.host, ports=ports, scan_period=args.scan, on_start=started)
+    serve_fleet(
+        authority,
+        host=args.host,
+        ports=ports,
+        scan_period=args.scan,
+        rollout=desired_rollout(fleet, args.releases),
+        on_start=started,
+    )
     return 0

@@ -23,9 +23,15 @@ servers (uvicorn through :mod:`ironroot.http`), the planes requiring mutual TLS.
 ``GET /v1/placements``                     every VM placement
 ``POST /v1/placements``                    JSON ``{"vm": name, "node"?: id}`` → 201 the
                                            placement, on an admitted node only
-``POST /v1/rollouts``                      JSON → the rollout's report (only when the
-                                           server was given a rollout to run)
+``POST /v1/rollouts``                      JSON ``{"class"?, "wave_size"?, "nodes"?,
+                                           "dry_run"?}`` → the rollout's report (when the
+                                           server runs rollouts: :func:`desired_rollout`)
 =========================================  ==================================================
+
+A rollout started on the control plane brings a class to its desired state *in force* — a
+document approved by the class's signers on the log (two-person rule,
+:mod:`ironroot.fleet._desired`) — through the platform's receipt-gated updates: a control-plane
+client can start convergence, never choose firmware.
 
 **Data plane** (mutual TLS; a current ``data``-plane credential): ``GET /v1/whoami`` and
 ``GET /v1/placements`` (the VMs placed on the caller's node).
@@ -53,7 +59,7 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -69,6 +75,7 @@ from ironroot.crypto import Algorithm, PrivateKey, load_certificate, save_signer
 from ironroot.errors import ConfigError, MalformedInput, NotFound
 from ironroot.fleet._admission import AdmissionAuthority, AdmissionRequest
 from ironroot.fleet._credentials import Credential, check_credential
+from ironroot.fleet._fleet import Fleet
 from ironroot.http import (
     ServerLimits,
     ServerThread,
@@ -84,6 +91,7 @@ __all__ = [
     "RolloutTrigger",
     "admission_app",
     "decode_nonce",
+    "desired_rollout",
     "plane_app",
     "serve_fleet",
     "server_tls",
@@ -251,6 +259,52 @@ def plane_app(
     return problem_app(routes)
 
 
+def desired_rollout(fleet: Fleet, releases: Sequence[Path] = ()) -> RolloutTrigger:
+    """The rollout ``POST /v1/rollouts`` runs: :func:`ironroot.fleet.rollout` of a class (the
+    body's ``class``, default the fleet's first) to its desired state in force, with the
+    class's own releases and those in the ``releases`` directories
+    (:meth:`ironroot.fleet.ReleaseSet.load`); ``wave_size`` (default 1), ``nodes`` and
+    ``dry_run`` from the body."""
+    from ironroot.fleet._rollout import ReleaseSet, rollout
+
+    def trigger(body: Mapping[str, Any], now: dt.datetime) -> Mapping[str, Any]:
+        unknown = set(body) - {"class", "wave_size", "nodes", "dry_run"}
+        if unknown:
+            raise MalformedInput(f"unknown rollout settings: {', '.join(sorted(unknown))}")
+        name = body.get("class", fleet.classes()[0])
+        wave_size = body.get("wave_size", 1)
+        nodes = body.get("nodes")
+        dry_run = body.get("dry_run", False)
+        if (
+            not isinstance(name, str)
+            or isinstance(wave_size, bool)
+            or not isinstance(wave_size, int)
+            or not isinstance(dry_run, bool)
+            or (
+                nodes is not None
+                and not (isinstance(nodes, list) and all(isinstance(n, str) for n in nodes))
+            )
+        ):
+            raise MalformedInput(
+                'a rollout is {"class": name, "wave_size": int, "nodes": [id], "dry_run": bool}'
+            )
+        found = ReleaseSet.of_class(fleet.node_class(name))
+        for directory in releases:
+            found.load(directory)
+        report = rollout(
+            fleet,
+            found,
+            now=now,
+            node_class=name,
+            wave_size=wave_size,
+            nodes=nodes,
+            dry_run=dry_run,
+        )
+        return report.to_json()
+
+    return trigger
+
+
 # --- serving --------------------------------------------------------------------------------
 
 
@@ -347,12 +401,14 @@ def serve_fleet(
     ports: tuple[int, int, int],
     limits: ServerLimits | None = None,
     scan_period: float | None = None,
+    rollout: RolloutTrigger | None = None,
     on_start: Callable[[str, str, str], None] | None = None,
 ) -> None:
     """Serve admission, the control plane and the data plane until SIGINT/SIGTERM
     (``on_start(admission_url, control_url, data_url)`` once all three listen); with
     ``scan_period`` (seconds), the continuous scanner re-attests the fleet in the background
-    (:class:`ironroot.fleet.Scanner` with :func:`ironroot.fleet.scan_attest`)."""
+    (:class:`ironroot.fleet.Scanner` with :func:`ironroot.fleet.scan_attest`); with
+    ``rollout``, ``POST /v1/rollouts`` runs it."""
     from ironroot.fleet._admission import scan_attest
     from ironroot.fleet._scan import Scanner
 
@@ -375,7 +431,9 @@ def serve_fleet(
 
     previous = {sig: signal.signal(sig, stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with FleetServers(authority, host=host, ports=ports, limits=limits) as servers:
+        with FleetServers(
+            authority, host=host, ports=ports, limits=limits, rollout=rollout
+        ) as servers:
             if on_start is not None:
                 on_start(servers.admission_url, servers.control_url, servers.data_url)
             if worker is not None:
