@@ -252,14 +252,21 @@ def _attest(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    console = Console()
+    if not rows:
+        console.print(
+            "nothing to attest: no node is pending or due (--all attests every node, --node "
+            "one); " + ", ".join(f"{n} {s}" for s, n in counts.items())
+        )
+        return 0
     table = Table(title=f"attested {len(rows)} node(s) of {fleet.directory}")
     for column in ("node", "status", "credential until", "EAR", "reason"):
         table.add_column(column)
     for r in rows:
         ear = (r["ear_id"] or "-").removeprefix("urn:ironroot:ear:sha256:")[:16]
-        reason = r["reason"] if r["error"] is None else f"{r['error']}: {r['reason']}"
+        plain = r["error"] in (None, "admission-denied")  # the registry says why
+        reason = r["reason"] if plain else f"{r['error']}: {r['reason']}"
         table.add_row(r["node"], r["status"], r["credential_not_after"] or "-", ear, reason)
-    console = Console()
     console.print(table)
     console.print(", ".join(f"{n} {s}" for s, n in counts.items()))
     return 0 if ok else 1
