@@ -35,6 +35,7 @@ LAYERS = [
     "keyrelease",
     "platform",
     "fleet",
+    "audit",
     "cli",
     "demo",
     "__main__",
