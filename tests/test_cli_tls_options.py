@@ -30,6 +30,7 @@ CLIENTS = {
     "attest verify-result",
     "keyrelease challenge",
     "keyrelease request",
+    "audit export",
 }
 SERVERS = {"serve", "attest serve", "keyrelease serve", "platform serve"}
 CLIENT_OPTIONS = {"--ca", "--client-cert", "--client-key"}

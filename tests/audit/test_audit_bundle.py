@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from tests.audit.audit_world import AuditWorld, audit_world
 
-from ironroot.audit import check_bundle, verify_bundle
+from ironroot.audit import check_bundle
 
 
 @pytest.fixture(scope="module")
