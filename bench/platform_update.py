@@ -73,20 +73,21 @@ from ironroot.merkle import leaf_hash, root_from_inclusion_proof
 from ironroot.platform import (
     COMPONENTS,
     DEVICES,
+    AccountStore,
     DeviceInfo,
     Pfm,
     PfmComponent,
     PfmVersion,
     Platform,
     PlatformTrust,
+    RedfishService,
     SafeRequirement,
+    create_redfish_app,
     pfm_statement,
     sign_pfm,
     verify_update,
 )
 from ironroot.platform._boot import _flash_check
-from ironroot.platform._redfish import RedfishService, create_redfish_app
-from ironroot.platform._redfish_accounts import AccountStore
 from ironroot.rot import Device, Fuses, VendorCA
 from ironroot.safe import ProviderKey, ProviderKeys, parse_compact_jws, sfr_statement, sign_report
 from ironroot.transparency import TransparencyService, init_data_dir

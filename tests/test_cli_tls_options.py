@@ -31,8 +31,12 @@ CLIENTS = {
     "keyrelease challenge",
     "keyrelease request",
     "audit export",
+    "witness cosign",
+    "witness add-log",
+    "monitor once",
+    "monitor follow",
 }
-SERVERS = {"serve", "attest serve", "keyrelease serve", "platform serve"}
+SERVERS = {"serve", "attest serve", "keyrelease serve", "platform serve", "witness serve"}
 CLIENT_OPTIONS = {"--ca", "--client-cert", "--client-key"}
 SERVER_OPTIONS = {"--data", "--host", "--port", "--log-level", "--log-format"}
 SERVER_OPTIONS |= {"--tls-cert", "--tls-key", "--tls-client-ca"}

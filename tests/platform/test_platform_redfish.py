@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from tests.platform.node_world import NOW, OTHER, World, make_world
 
-from ironroot.http import ServerThread
+from ironroot.http import ServerThread, ServerTls, client_context
 from ironroot.platform import Faults, Platform, PowerLost
 from ironroot.platform._redfish import RedfishLimits, RedfishService, create_redfish_app
 from ironroot.platform._redfish_accounts import AccountStore
@@ -63,7 +63,9 @@ def bmc(world: World, tmp_path: Path) -> Iterator[Bmc]:
     accounts = AccountStore.create_with(platform.directory, *ADMIN, kdf=KDF)
     accounts.add(*OPERATOR, "Operator")
     accounts.add(*VIEWER, "ReadOnly")
-    service = RedfishService(platform, accounts, clock=lambda: NOW, limits=LIMITS)
+    service = RedfishService(
+        platform, accounts, clock=lambda: NOW, limits=LIMITS, basic_over_http=True
+    )
     with ServerThread(create_redfish_app(service)) as server:
         yield Bmc(server.url, service, platform, world)
 
@@ -239,6 +241,72 @@ def test_without_a_session_everything_but_the_root_is_401(bmc: Bmc) -> None:
     for response in (bogus, wrong, unknown, push):
         _error(response, 401, "NoValidSession")
     assert bmc.active("bmc") == "1.0"
+
+
+def test_basic_credentials_need_https_unless_told_otherwise(bmc: Bmc, tmp_path: Path) -> None:
+    from tls_pki import make_pki
+
+    service = RedfishService(bmc.platform, bmc.service.accounts, clock=lambda: NOW)
+    app = create_redfish_app(service)
+    with ServerThread(app) as plain, httpx.Client(base_url=plain.url, auth=ADMIN) as client:
+        refused = client.get(INVENTORY)
+        token = _login(client, ADMIN)
+        assert client.get(INVENTORY, headers={"X-Auth-Token": token}, auth=None).status_code == 200
+    _error(refused, 401, "NoValidSession")
+    pki = make_pki(tmp_path)
+    tls = ServerTls(pki.server_cert, pki.server_key)
+    with (
+        ServerThread(app, tls=tls) as secure,
+        httpx.Client(base_url=secure.url, auth=ADMIN, verify=client_context(pki.ca)) as client,
+    ):
+        assert client.get(INVENTORY).status_code == 200
+
+
+def test_a_post_to_a_collections_members_is_a_post_to_the_collection(bmc: Bmc) -> None:
+    with bmc.client() as client:
+        created = client.post(
+            f"{ROOT}/SessionService/Sessions/Members",
+            json={"UserName": VIEWER[0], "Password": VIEWER[1]},
+        )
+    assert created.status_code == 201
+    with bmc.client(ADMIN) as client:
+        account = client.post(
+            f"{ROOT}/AccountService/Accounts/Members",
+            json={"UserName": "via-members", "Password": "a long password", "RoleId": "ReadOnly"},
+        )
+    assert account.status_code == 201
+    assert account.json()["UserName"] == "via-members"
+
+
+def test_concurrent_writes_with_one_etag_change_the_resource_once(bmc: Bmc) -> None:
+    uri = f"{ROOT}/AccountService/Accounts/2"
+    with bmc.client(ADMIN) as client:
+        etag = client.get(uri).headers["etag"]
+    statuses: list[int] = []
+
+    def write(n: int) -> None:
+        with bmc.client(ADMIN) as client:
+            response = client.patch(
+                uri, json={"UserName": f"writer{n}"}, headers={"If-Match": etag}
+            )
+            statuses.append(response.status_code)
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert sorted(statuses) == [200, 412, 412, 412]
+
+
+def test_answers_name_their_schema_in_a_link_header(bmc: Bmc) -> None:
+    with bmc.client(ADMIN) as client:
+        root = client.get(f"{ROOT}/")
+        members = client.get(INVENTORY)
+    assert root.headers["link"] == (
+        "<http://redfish.dmtf.org/schemas/v1/ServiceRoot.v1_20_0.json>; rel=describedby"
+    )
+    assert "SoftwareInventoryCollection.json>" in members.headers["link"]
 
 
 def test_a_session_is_created_used_and_deleted(bmc: Bmc) -> None:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
         seal_nonce,
     )
     from ironroot.audit._export import AuditExport, collect_export, export_bundle, spdm_nonce
-    from ironroot.audit._proofs import PROOFS_FORMAT, LogProofs, TileReader
+    from ironroot.audit._proofs import PROOFS_FORMAT, LogProofs
     from ironroot.audit._report import (
         STEP_STATUSES,
         AuditReport,
@@ -47,7 +47,6 @@ __all__ = [
     "AuditTrust",
     "LogProofs",
     "MemberEntry",
-    "TileReader",
     "check_bundle",
     "collect_export",
     "export_bundle",

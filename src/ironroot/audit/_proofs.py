@@ -27,8 +27,8 @@ Member ``transparency/<n>/proofs.cbor`` (deterministic CBOR), beside the checkpo
       }],
     }
 
-:class:`TileReader` is the I/O shell (through any :class:`ironroot.log.LogFetcher`); the
-proof format and :func:`verify_log_proofs` are pure.
+:func:`fetch_log` is the I/O shell (any :class:`ironroot.log.LogFetcher`, the tree read with
+:class:`ironroot.log.TileTree`); the proof format and :func:`verify_log_proofs` are pure.
 """
 
 from __future__ import annotations
@@ -52,26 +52,19 @@ from ironroot.errors import (
     InconsistentCheckpoint,
     InvalidProof,
     MalformedInput,
-    NotFound,
     UnknownIssuer,
     VerificationFailed,
 )
 from ironroot.log import (
-    TILE_HEIGHT,
-    TILE_WIDTH,
     Checkpoint,
     LogFetcher,
     NoteVerifier,
+    TileTree,
     fetch_log_identity,
     open_checkpoint,
-    parse_tile,
-    tile_path,
 )
 from ironroot.merkle import (
-    consistency_proof,
-    inclusion_proof,
     leaf_hash,
-    node_hash,
     root_from_inclusion_proof,
     verify_consistency,
     verify_inclusion,
@@ -83,7 +76,6 @@ __all__ = [
     "EntryProof",
     "FetchedLog",
     "LogProofs",
-    "TileReader",
     "fetch_log",
     "verify_log_proofs",
 ]
@@ -182,61 +174,6 @@ def _hashes(value: object) -> bool:
 # --- export: proofs from a served log's tiles -----------------------------------------------
 
 
-class TileReader:
-    """The tree of ``size`` leaves of the log behind ``fetcher``, read through its tiles:
-    ``node(level, index)`` for any complete subtree, and the root. Nothing it reads is
-    trusted: the caller compares :meth:`root` with a signed checkpoint first."""
-
-    def __init__(self, fetcher: LogFetcher, size: int) -> None:
-        self._fetcher = fetcher
-        self._size = size
-        self._tiles: dict[tuple[int, int], tuple[bytes, ...]] = {}
-
-    def _tile(self, level: int, index: int) -> tuple[bytes, ...]:
-        cached = self._tiles.get((level, index))
-        if cached is not None:
-            return cached
-        leaves = self._size >> (TILE_HEIGHT * level)
-        width = None if (index + 1) * TILE_WIDTH <= leaves else leaves - index * TILE_WIDTH
-        try:
-            tile = parse_tile(self._fetcher.fetch(tile_path(level, index, width)), width)
-        except NotFound:
-            if width is None:
-                raise VerificationFailed(f"the log does not serve tile {level}/{index}") from None
-            # c2sp.org/tlog-tiles: a partial tile may be gone once the full one exists
-            tile = parse_tile(self._fetcher.fetch(tile_path(level, index)))[:width]
-        self._tiles[(level, index)] = tile
-        return tile
-
-    def node(self, level: int, index: int) -> bytes:
-        """The hash of the complete subtree over leaves [index·2^level, (index+1)·2^level)."""
-        tile_level, height = divmod(level, TILE_HEIGHT)
-        first = index << height
-        hashes = self._tile(tile_level, first // TILE_WIDTH)
-        start = first % TILE_WIDTH
-        layer = list(hashes[start : start + (1 << height)])
-        if len(layer) != 1 << height:
-            raise VerificationFailed(f"the log's tiles do not hold node {level}/{index}")
-        while len(layer) > 1:
-            layer = [node_hash(layer[i], layer[i + 1]) for i in range(0, len(layer), 2)]
-        return layer[0]
-
-    def root(self) -> bytes:
-        """The root of the tree of ``size`` leaves (one perfect subtree per set bit)."""
-        parts: list[bytes] = []
-        start = 0
-        for bit in range(self._size.bit_length() - 1, -1, -1):
-            if (self._size >> bit) & 1:
-                parts.append(self.node(bit, start >> bit))
-                start += 1 << bit
-        if not parts:
-            raise VerificationFailed("the log is empty")
-        acc = parts[-1]
-        for part in reversed(parts[:-1]):
-            acc = node_hash(part, acc)
-        return acc
-
-
 @dataclass(frozen=True, slots=True)
 class FetchedLog:
     """What export fetched from one service: its signed checkpoint and the proofs of the
@@ -270,7 +207,7 @@ def fetch_log(fetcher: LogFetcher, statements: Mapping[str, bytes]) -> FetchedLo
     kids = frozenset(decode_key_set(fetcher.fetch(_KEYS_PATH, accept="application/cbor")))
     note = fetcher.fetch("checkpoint")
     checkpoint = open_checkpoint(note, identity.verifiers, origin=identity.origin)
-    tree = TileReader(fetcher, checkpoint.size)
+    tree = TileTree(fetcher, checkpoint.size)
     if checkpoint.size == 0 or not hmac.compare_digest(tree.root(), checkpoint.root):
         raise InconsistentCheckpoint(f"the tiles of {identity.origin} are not its checkpoint")
     entries = []
@@ -280,7 +217,7 @@ def fetch_log(fetcher: LogFetcher, statements: Mapping[str, bytes]) -> FetchedLo
             if receipt.kid not in kids:
                 continue
             index, size, root = _receipt_root(receipt, entry)
-            consistency = consistency_proof(size, checkpoint.size, tree.node)
+            consistency = tree.consistency_proof(size)
             try:
                 verify_consistency(size, checkpoint.size, consistency, root, checkpoint.root)
             except InvalidProof as exc:
@@ -288,7 +225,7 @@ def fetch_log(fetcher: LogFetcher, statements: Mapping[str, bytes]) -> FetchedLo
                     f"{identity.origin}'s checkpoint at {checkpoint.size} is not consistent "
                     f"with the tree of {size} its receipt for {member} signs"
                 ) from exc
-            inclusion = inclusion_proof(index, checkpoint.size, tree.node)
+            inclusion = tree.inclusion_proof(index)
             entries.append(
                 EntryProof(member, number, index, size, tuple(consistency), tuple(inclusion))
             )

@@ -20,11 +20,12 @@ URI (under ``/redfish/v1``)                       what
 
 **Authentication.** Everything but ``/redfish``, the service root, ``$metadata``, ``odata``,
 the OEM schema and ``POST …/Sessions`` needs a session token (``X-Auth-Token``) or HTTP Basic
-credentials. No or a wrong credential: ``401`` ``Base.1.22.NoValidSession`` (with
-``WWW-Authenticate: Basic``). A role without the privilege the operation needs (Redfish's
-privilege registry: reads need ``Login``, updates ``ConfigureComponents``, accounts
-``ConfigureUsers``, other sessions and the session service ``ConfigureManager``; changing one's
-own password ``ConfigureSelf``): ``403`` ``Base.1.22.InsufficientPrivilege``.
+credentials (Basic only over HTTPS, unless ``basic_over_http``). No or a wrong credential:
+``401`` ``Base.1.22.NoValidSession`` (with ``WWW-Authenticate: Basic``). A role without the
+privilege the operation needs (Redfish's privilege registry: reads need ``Login``, updates
+``ConfigureComponents``, accounts ``ConfigureUsers``, other sessions and the session service
+``ConfigureManager``; changing one's own password ``ConfigureSelf``): ``403``
+``Base.1.22.InsufficientPrivilege``.
 
 **Updates.** ``POST /redfish/v1/UpdateService/update-multipart`` (``multipart/form-data``):
 
@@ -70,6 +71,7 @@ correlation id that the log line (with the traceback) repeats. Besides Redfish, 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import datetime as dt
@@ -207,6 +209,7 @@ class RedfishService:
         limits: RedfishLimits | None = None,
         clock: Callable[[], dt.datetime] | None = None,
         fetch_verify: ssl.SSLContext | bool = True,
+        basic_over_http: bool = False,
     ) -> None:
         self.platform = platform
         self.accounts = accounts
@@ -218,6 +221,11 @@ class RedfishService:
         self.uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"ironroot:{platform.config_digest.hex()}"))
         self.updating = threading.Lock()
         """Held while an update runs (one at a time)."""
+        self.writes = asyncio.Lock()
+        """Held by a ``PATCH`` or ``DELETE`` from its ``If-Match`` check to its change."""
+        self.basic_over_http = basic_over_http
+        """Accept HTTP Basic credentials on plain HTTP (behind a TLS-terminating proxy, or in
+        tests); otherwise Basic needs HTTPS, as DSP0266 requires."""
 
     # --- authentication ---------------------------------------------------------------------
 
@@ -239,6 +247,10 @@ class RedfishService:
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "basic" and value:
+            if request.url.scheme != "https" and not self.basic_over_http:
+                raise Unauthorized(
+                    "HTTP Basic authentication needs HTTPS: log in for a session", code="login"
+                )
             try:
                 user, sep, password = (
                     base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
@@ -292,6 +304,9 @@ def _route(service: RedfishService, resource: _Resource) -> Route:
                     principal = await service.principal(request)
                 except Unauthorized:
                     principal = None
+            if method in ("PATCH", "DELETE"):  # If-Match and the change, one writer at a time
+                async with service.writes:
+                    return await handler(request, principal)
             return await handler(request, principal)
         except Refusal as refused:
             return _answer(request, refused, resource.allow)
@@ -1060,6 +1075,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
             PATCH=(patch_session_service, "ConfigureManager"),
         ),
         _Resource(SESSIONS, GET=(session_list, login_), POST=(login, None)),
+        _Resource(f"{SESSIONS}/Members", POST=(login, None)),
         _Resource(SESSIONS + "/{session_id}", GET=(session_get, login_), DELETE=(logout, login_)),
         _Resource(
             f"{ROOT}/AccountService",
@@ -1067,6 +1083,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
             PATCH=(patch_account_service, "ConfigureUsers"),
         ),
         _Resource(ACCOUNTS, GET=(account_list, login_), POST=(account_create, "ConfigureUsers")),
+        _Resource(f"{ACCOUNTS}/Members", POST=(account_create, "ConfigureUsers")),
         _Resource(
             ACCOUNTS + "/{account_id}",
             GET=(account_get, login_),

@@ -4,8 +4,7 @@
 service returns, the schema file on ``redfish.dmtf.org`` and the namespaces used, and declares
 the service's entity container. ``/redfish/v1/Schemas/Ironroot_v1.xml`` defines the ``Oem``
 objects under ``Oem.Ironroot``: a firmware image's component, role, SVN and SHA-384, the
-multipart part names of an update, the failing check of a refused update and the parameters
-of ``SimpleUpdate`` that name the statements to fetch.
+multipart part names of an update, and the failing check of a refused update.
 """
 
 from __future__ import annotations

@@ -235,6 +235,11 @@ def json_response(
     allow = request.scope.get("ironroot.allow")
     if allow:
         out["Allow"] = allow
+    kind = body.get("@odata.type")
+    if isinstance(kind, str) and kind.startswith("#") and not kind.startswith("#Ironroot."):
+        name, _, version = kind[1:].rpartition(".")[0].partition(".")
+        schema = f"{name}.{version}" if version else name
+        out["Link"] = f"<http://redfish.dmtf.org/schemas/v1/{schema}.json>; rel=describedby"
     if (
         request.method in ("GET", "HEAD")
         and status == 200
