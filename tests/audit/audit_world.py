@@ -9,16 +9,17 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from cryptography.hazmat.primitives.serialization import Encoding
 from tests.fleet.fleet_world import node_class
-from tests.platform.node_world import NOW, VENDOR, World, make_world
+from tests.platform.node_world import NOW, PLATFORM, VENDOR, World, make_world
 
 from ironroot.audit import AuditExport, AuditTrust, collect_export, export_bundle
-from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.crypto import Algorithm, PrivateKey, load_certificate
 from ironroot.ear import Appraisal, AttestationResult, VerifierId, sign_ear_jwt
 from ironroot.firmware import FirmwareBundle
 from ironroot.fleet import Fleet
 from ironroot.log import HttpLogFetcher, NoteVerifier
-from ironroot.platform import PlatformTrust, SafeRequirement
+from ironroot.platform import COMPONENTS, PlatformTrust, SafeRequirement
 from ironroot.rot import VendorCA
 from ironroot.safe import ProviderKey, ProviderKeys, sfr_statement, sign_report
 
@@ -93,6 +94,42 @@ class AuditWorld:
         }
         args.update(changes)
         return AuditTrust(**args)  # type: ignore[arg-type]
+
+    def write_trust(self, directory: Path) -> Path:
+        """The auditor's trust file (``audit-trust.toml``) and the key files it names."""
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "vendor-ecc.pub.pem").write_bytes(self.world.ecc.public_key.to_pem())
+        (directory / "vendor-mldsa.pub.pem").write_bytes(self.world.pqc.public_key.to_pem())
+        roots = directory / "vendor-ca"
+        roots.mkdir(exist_ok=True)
+        for number, der in enumerate(self.ca.trust_anchors):
+            pem = load_certificate(der, der_only=True).public_bytes(Encoding.PEM)
+            (roots / f"root-{number}.cert.pem").write_bytes(pem)
+        (directory / "service-keys.cbor").write_bytes(self.world.trusted.service_keys_bytes())
+        providers = directory / "review-providers"  # a key file answers to its name
+        providers.mkdir(exist_ok=True)
+        (providers / f"{PROVIDER}.pub.pem").write_bytes(self.provider.public_key.to_pem())
+        (directory / "verifier.pub.pem").write_bytes(self.verifier.public_key.to_pem())
+        vkeys = ", ".join(f'"{k.vkey}"' for k in self.checkpoint_keys())
+        issuers = "".join(f'{c} = ["{VENDOR}"]\n' for c in (*COMPONENTS, "pfm"))
+        path = directory / "audit-trust.toml"
+        path.write_text(
+            f'platform = "{PLATFORM}"\n\n'
+            "[vendor]\n"
+            'ecc = ["vendor-ecc.pub.pem"]\n'
+            'pqc = ["vendor-mldsa.pub.pem"]\n'
+            'roots = ["vendor-ca"]\n\n'
+            "[transparency]\n"
+            'service_keys = ["service-keys.cbor"]\n'
+            f"checkpoint_keys = [{vkeys}]\n\n"
+            f"[issuers]\n{issuers}\n"
+            "[safe.bmc]\n"
+            'providers = ["review-providers"]\n'
+            'max_severity = "medium"\n\n'
+            "[verifier]\n"
+            'keys = ["verifier.pub.pem"]\n'
+        )
+        return path
 
     def export(self, node: str = NODE, **changes: object) -> bytes:
         with HttpLogFetcher(self.world.urls["trusted"]) as fetcher:
