@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world
+from tests.platform.node_world import SLOT
 
 from ironroot.audit import AuditBundle, AuditExport, AuditIndex, check_bundle, verify_bundle
 from ironroot.cose import encode_cbor
@@ -29,6 +30,7 @@ from ironroot.errors import (
 )
 from ironroot.log import Checkpoint, NoteSigner, open_note, sign_checkpoint
 from ironroot.log.layout import load_checkpoint_signer
+from ironroot.platform import IMAGE_HEADER_SIZE, chip_layout
 from ironroot.rot import VendorCA
 
 STEPS = (
@@ -365,3 +367,29 @@ def test_an_absent_ear_is_skipped_with_its_reason(aw: AuditWorld, collected: Aud
     )
     step = verify_bundle(data, aw.trust()).step("attestation")
     assert (step.status, step.lines) == ("skipped", (reason,))
+
+
+def test_a_damaged_node_still_exports_and_verify_names_each_break(aw: AuditWorld) -> None:
+    (node,) = aw.fleet.add_nodes(1, vendor_ca=aw.ca, now=EXPORTED)  # pending: never admitted
+    slot = {r.name: r for r in chip_layout("nic", SLOT)}["slot0"]
+    chip = aw.fleet.directory / "nodes" / node / "flash" / "nic.bin"
+    with chip.open("r+b") as f:  # flash damaged under the RoT (boot would restore it)
+        f.seek(slot.offset + IMAGE_HEADER_SIZE + 1000)
+        f.write(b"\xff" * 16)
+    data = aw.export(node)
+    index = AuditIndex.decode(AuditBundle.parse(data).index)
+    assert index.absent["firmware/nic/bundle.bin"].startswith(
+        "nic's active image cannot be read: flash-check:"
+    )
+    report = check_bundle(data, aw.trust())
+    statuses = {s.name: s.status for s in report.steps}
+    assert statuses["firmware:nic"] == statuses["spdm:nic"] == "failed"
+    assert statuses["firmware:bmc"] == statuses["measured-boot"] == "ok"
+    assert report.step("attestation").status == "skipped"
+    assert report.step("attestation").lines == (
+        "the registry holds no EAR for the node: it was never admitted",
+    )
+    error = report.step("firmware:nic").error
+    assert error is not None
+    assert (error.code, error.check) == ("member-absent", "firmware:nic")
+    assert "flash-check" in error.detail
