@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -170,3 +171,40 @@ def test_the_html_report_escapes_what_the_bundle_says() -> None:
     assert "<script>" not in page
     assert "<img" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+
+
+def _audit_section() -> str:
+    text = (Path(__file__).parents[2] / "docs" / "fleet.md").read_text()
+    start = text.index("## External audit")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else len(text)]
+
+
+def test_the_documented_commands_parse() -> None:
+    from ironroot.cli._main import build_parser
+
+    lines = [
+        line.split("  #")[0].strip()
+        for line in _audit_section().splitlines()
+        if line.startswith("ironroot audit")
+    ]
+    assert len(lines) >= 4
+    for line in lines:
+        words = shlex.split(line)[1:]
+        args = build_parser(words).parse_args(words)
+        assert args.group == "audit", line
+
+
+def test_the_documented_trust_file_loads(aw: AuditWorld, trust_file: Path) -> None:
+    section = _audit_section()
+    start = section.index("```toml\n") + len("```toml\n")
+    text = section[start : section.index("```", start)]
+    vkey = aw.checkpoint_keys()[0].vkey
+    text = text.replace("transparency.example+1a2b3c4d+AU…", vkey)
+    base = trust_file.parent
+    (base / "hsm-attestation.pub.pem").write_bytes(aw.verifier.public_key.to_pem())
+    documented = base / "documented.toml"
+    documented.write_text(text)
+    trust = AuditTrust.load_toml(documented)
+    assert trust.platform.issuers_of("nvme") == frozenset({"https://vendor.example"})
+    assert len(trust.hsm_attestation_keys) == 1
