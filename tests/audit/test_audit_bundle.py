@@ -393,3 +393,19 @@ def test_a_damaged_node_still_exports_and_verify_names_each_break(aw: AuditWorld
     assert error is not None
     assert (error.code, error.check) == ("member-absent", "firmware:nic")
     assert "flash-check" in error.detail
+
+
+def test_garbage_sealed_in_place_of_any_member_is_a_typed_failure(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """Whoever holds the node can seal anything: each member replaced by bytes that are not
+    what it should be fails a step with a typed error, never a crash, never a pass."""
+    rot = aw.fleet.rot(NODE)
+    trust = aw.trust()
+    for name, (_data, media) in sorted(collected.members.items()):
+        for garbage in (b"\xa0", b'[{"id": "node-0001"}]'):
+            data = collected.replace(members={name: (garbage, media)}).seal(rot)
+            report = check_bundle(data, trust)  # raises nothing
+            failed = [s for s in report.steps if s.status == "failed"]
+            assert failed, f"{name} = {garbage!r} passed"
+            assert all(isinstance(s.error, IronrootError) for s in failed)

@@ -135,6 +135,11 @@ _FUSE_VIEW: Final = frozenset(
 )
 
 
+_FLEET_EVENT: Final = frozenset({"seq", "at", "node", "kind", "detail"})
+_JOURNAL_RECORD: Final = frozenset({"ctr", "step", "at"})
+_ROT_EVENT: Final = frozenset({"seq", "at", "severity", "message_id", "message", "args"})
+
+
 class _NotRun(Exception):
     """A step that needs what an earlier, failed step would have given."""
 
@@ -157,6 +162,13 @@ def _cn(subject: str) -> str:
 
 def _text_time(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _posix_time(seconds: int) -> str:
+    try:
+        return _text_time(dt.datetime.fromtimestamp(seconds, dt.UTC))
+    except (OverflowError, OSError, ValueError):
+        return f"@{seconds}"
 
 
 # --- integrity: format, seal, members ---------------------------------------------------------
@@ -249,11 +261,12 @@ class _Context:
         return value
 
     def statements(self, component: str) -> tuple[bytes, ...]:
+        """The statements ``component``'s image was accepted with, in their export order."""
         found = []
-        prefix = f"firmware/{component}/statement-"
+        pattern = re.compile(rf"firmware/{component}/statement-(\d{{1,4}})\.cose")
         for name, data in self.bundle.members.items():
-            if name.startswith(prefix) and name.endswith(".cose"):
-                found.append((int(name[len(prefix) : -len(".cose")]), data))
+            if match := pattern.fullmatch(name):
+                found.append((int(match.group(1)), data))
         return tuple(data for _n, data in sorted(found))
 
     def image(self, component: str) -> bytes:
@@ -299,18 +312,33 @@ def _is_active(ctx: _Context, component: str, data: bytes) -> bytes:
 # --- the steps ------------------------------------------------------------------------------
 
 
+def _records(ctx: _Context, name: str, keys: frozenset[str]) -> list[dict[str, Any]]:
+    """A JSON member that is a list of records with exactly ``keys``."""
+    value = ctx.json(name)
+    if not isinstance(value, list) or not all(
+        isinstance(r, dict) and set(r) == keys for r in value
+    ):
+        raise MalformedInput(f"{name} is not a list of {', '.join(sorted(keys))} records")
+    return value
+
+
 def _node(ctx: _Context) -> list[str]:
     record = ctx.json("node/record.json")
     if not isinstance(record, dict) or record.get("id") != ctx.index.node:
         raise VerificationFailed("the registry row is not the sealed node's", code="not-the-node")
     if record.get("class") != ctx.index.node_class:
         raise VerificationFailed("the registry row names another node class", code="not-the-node")
-    events = ctx.json("node/events.json")
+    events = _records(ctx, "node/events.json", _FLEET_EVENT)
+    if any(e["node"] != ctx.index.node for e in events):
+        raise VerificationFailed("the fleet events are not all the node's", code="not-the-node")
+    journal = _records(ctx, "platform/journal.json", _JOURNAL_RECORD)
+    rot_events = _records(ctx, "platform/events.json", _ROT_EVENT)
     lines = [
         f"{ctx.index.node} of class {ctx.index.node_class}, platform {ctx.index.platform}",
         f"registry: {record.get('status')} since {record.get('since')} "
         f"({record.get('reason') or 'no reason given'})",
-        f"{len(events) if isinstance(events, list) else 0} fleet event(s) about the node",
+        f"{len(events)} fleet event(s), {len(journal)} journal record(s) and "
+        f"{len(rot_events)} RoT event(s) about the node",
         f"exported at {_text_time(ctx.index.exported_at)}; judged as of {_text_time(ctx.at)}",
     ]
     if ctx.index.absent:
@@ -690,7 +718,7 @@ def _attestation(ctx: _Context) -> list[str]:
     return [
         f"EAR by verifier {result.verifier_id.developer} ({result.verifier_id.build}), "
         f"status {result.status.value}",
-        f"issued {_text_time(dt.datetime.fromtimestamp(result.iat, dt.UTC))}, "
+        f"issued {_posix_time(result.iat)}, "
         + ("current at export" if current else "expired before the export"),
         "submodules: "
         + ", ".join(f"{n} {a.status.value}" for n, a in sorted(result.submods.items())),
@@ -726,8 +754,9 @@ def _hsm(ctx: _Context) -> list[str]:
     releases = [r for r in records if r.operation == "release"]
     lines.append(f"{len(releases)} key release record(s)")
     for record in releases[-20:]:
-        when = _text_time(dt.datetime.fromtimestamp(record.time, dt.UTC))
-        lines.append(f"{when} {record.identity} release of {record.key}: {record.result}")
+        lines.append(
+            f"{_posix_time(record.time)} {record.identity} release of {record.key}: {record.result}"
+        )
     return lines
 
 
