@@ -18,7 +18,8 @@ Nothing after these runs unless all three hold; the later steps each run on the 
 members and report separately (one failing does not hide another), judged as of the sealed
 export time unless ``at`` is given:
 
-4. ``node``: the registry row is the sealed node's; its status.
+4. ``node``: the registry row, the fleet's events, the journal and the RoT's events are well
+   formed and the sealed node's (``VerificationFailed`` ``not-the-node``).
 5. ``fuses``: the fuse view holds the trusted vendor key hash (``KeyDescriptorMismatch``),
    production lifecycle with debug locked (``PolicyRejected`` ``debug-unlocked``), and agrees
    with what the RoT signed in the seal (``VerificationFailed`` ``fuses-not-quoted``).
