@@ -35,6 +35,7 @@ CLIENTS = {
     "witness add-log",
     "monitor once",
     "monitor follow",
+    "fleet desired publish",
 }
 SERVERS = {"serve", "attest serve", "keyrelease serve", "platform serve", "witness serve"}
 CLIENT_OPTIONS = {"--ca", "--client-cert", "--client-key"}
