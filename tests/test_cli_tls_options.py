@@ -30,6 +30,7 @@ CLIENTS = {
     "attest verify-result",
     "keyrelease challenge",
     "keyrelease request",
+    "audit export",
     "witness cosign",
     "witness add-log",
     "monitor once",

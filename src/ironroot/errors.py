@@ -17,6 +17,7 @@ from typing import ClassVar
 __all__ = [
     "AdmissionDenied",
     "AlgorithmNotAccepted",
+    "AuditBundleRejected",
     "AuditChainBroken",
     "BadSignature",
     "CertificateExpired",
@@ -838,3 +839,17 @@ class CredentialRejected(Unauthorized):
 
     code = "credential-rejected"
     title = "Credential Rejected"
+
+
+# --- external audit ------------------------------------------------------------------------
+
+
+class AuditBundleRejected(VerificationFailed):
+    """An audit bundle that is not intact: not an audit bundle at all, a seal that does not
+    verify or seals another index, or a member changed, swapped, missing or added since the
+    node's root of trust sealed it. ``code`` says which (``bundle-malformed``,
+    ``seal-invalid``, ``index-not-sealed``, ``member-changed``, ``member-missing``,
+    ``member-unexpected``)."""
+
+    code = "audit-bundle-rejected"
+    title = "Audit Bundle Rejected"
