@@ -1,0 +1,445 @@
+"""The fleet: nodes attested and admitted per second as the fleet grows, and the time from a
+statement on the log that must quarantine nodes to every affected node quarantined.
+
+Run: ``make bench``, or ``.venv/bin/python bench/fleet.py [--sizes 10,100,1000] [--seconds S]``.
+
+It builds, in a temporary directory, a firmware vendor (ECDSA P-384 + ML-DSA-87 firmware keys,
+an ES384 statement key), a transparency service in this process (ES384 receipts), an OCP SAFE
+review provider, release 1.0 of every component (a signed bundle, its logged manifest
+statement; a logged reference CoRIM for the BMC and each SPDM device), a logged PFM and a clean
+logged SAFE review of the BMC firmware; a node class requiring SAFE reviews of the BMC
+(severity ``medium``) and a vendor CA for the nodes' RoTs. Then, for each N:
+
+1. **Admission rate** (target ≥ 0.6 at every N). A real fleet of N nodes is manufactured
+   (:meth:`ironroot.fleet.Fleet.add_nodes`: RoT provisioning, platform creation, first boot;
+   its time is printed), admission set up, and every node attested and admitted once through
+   :func:`ironroot.fleet.attest_node` — the node's side (two ES384 keys and CSRs, its RoT quote
+   bound to them, SPDM measurements of its three devices for the nonce) and the authority's
+   (nonce, CSRs, quote and DICE chain, each device's chain and signed measurements, appraisal
+   against the logged endorsements, the signed EAR, two credentials issued, the registry
+   updated). ``full`` is nodes admitted per second over the whole fleet, one after the other.
+   ``raw`` is the cryptography one admission cannot skip, counted from the code (keys loaded,
+   nothing parsed): see :func:`raw_admission`. The figure is full ÷ raw; a figure that holds
+   as N grows says the cost per node is flat.
+2. **Quarantine latency** (target: within one scan period). At the largest N, with every node
+   admitted, the review provider's new review of the BMC firmware with an open finding of CVSS
+   8.1 (the class allows findings below 7.0) is registered on the log and added to the
+   fleet's endorsements; the log's statement (its issuer and subject, as a monitor reports it)
+   is handed to :meth:`ironroot.fleet.Scanner.scan` — the triggered path — which re-attests
+   every node of the class. The time from the registration's start to the round's end, when
+   every node is checked quarantined in the registry (credentials revoked), is printed with
+   the scan period used (the default, 300 s).
+
+Peak RSS of the process is printed at the end (the fleet keeps no per-node state in memory).
+It exits 1 when a figure misses its target. No timing is asserted anywhere in the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ironroot.cose import SignedStatement
+from ironroot.crypto import Algorithm, PrivateKey, PublicKey
+from ironroot.firmware import (
+    Component,
+    FirmwareBundle,
+    build_bundle,
+    key_descriptor_hash,
+    manifest_statement,
+    reference_statement,
+    sign_bundle,
+)
+from ironroot.fleet import (
+    AdmissionAuthority,
+    Fleet,
+    NodeClass,
+    Scanner,
+    attest_node,
+    scan_attest,
+)
+from ironroot.platform import (
+    COMPONENTS,
+    DEVICES,
+    DeviceInfo,
+    Pfm,
+    PfmComponent,
+    PfmVersion,
+    PlatformTrust,
+    SafeRequirement,
+    chip_layout,
+    pfm_statement,
+    sign_pfm,
+)
+from ironroot.rot import VendorCA
+from ironroot.safe import ProviderKey, ProviderKeys, sfr_statement, sign_report
+from ironroot.transparency import TransparencyService, init_data_dir
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+CA_TIME = NOW - dt.timedelta(days=2)
+PLATFORM = "pkg:platform/acme/bench-node"
+VENDOR = "https://vendor.example"
+LAB = "https://lab.example"
+PROVIDER = "Example Review Provider"
+SLOT = 64 * 1024
+RATE_TARGET = 0.6
+PERIOD = 300.0
+
+
+def need(ok: bool, what: str) -> None:
+    """Stop the benchmark when its setup is not what it measures."""
+    if not ok:
+        raise SystemExit(f"bench setup failed: {what}")
+
+
+def rss_mib() -> float:
+    """Peak resident set size of this process (MiB; Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- the world --------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    directory: Path
+    service: TransparencyService
+    vendor: PrivateKey
+    lab: PrivateKey
+    ecc: PrivateKey = field(default_factory=lambda: PrivateKey.generate(Algorithm.ES384))
+    pqc: PrivateKey = field(default_factory=lambda: PrivateKey.generate(Algorithm.ML_DSA_87))
+    provider: PrivateKey = field(default_factory=lambda: PrivateKey.generate(Algorithm.ES384))
+
+    @property
+    def descriptor_hash(self) -> bytes:
+        return key_descriptor_hash([self.ecc.public_key], [self.pqc.public_key], "mldsa")
+
+    @property
+    def service_keys(self) -> dict[bytes, PublicKey]:
+        return {k.kid: k for k in self.service.receipt_keys}
+
+    def register(self, statement: bytes) -> bytes:
+        ticket = self.service.submit(statement)
+        ticket.integrated.result(timeout=60)
+        return self.service.transparent_statement(ticket.entry_id)
+
+    def bundle(self, component: str, svn: int) -> bytes:
+        runtime = hashlib.sha384(f"{component} runtime {svn}".encode()).digest() * 64
+        unsigned = build_bundle(
+            [
+                Component(1, f"{component} fmc".encode() * 64, version=1),
+                Component(2, runtime, version=2),
+            ],
+            svn=svn,
+            not_before=NOW - dt.timedelta(days=30),
+            not_after=NOW + dt.timedelta(days=365),
+            vendor_ecc_keys=[self.ecc.public_key],
+            vendor_pqc_keys=[self.pqc.public_key],
+            pqc_type="mldsa",
+        )
+        return sign_bundle(unsigned, self.ecc, self.pqc)
+
+    def publish(self, component: str, bundle: bytes) -> tuple[bytes, ...]:
+        """The bundle's manifest statement and (for the BMC, which the RoT quotes, and the
+        SPDM devices) its reference CoRIM, logged."""
+        model = f"pkg:firmware/acme/{component}"
+        out = [self.register(manifest_statement(bundle, self.vendor, iss=VENDOR, sub=model))]
+        if component == "bmc" or component in DEVICES:
+            reference = reference_statement(
+                bundle, self.vendor, iss=VENDOR, sub=model, vendor=VENDOR, model=model
+            )
+            out.append(self.register(reference))
+        return tuple(out)
+
+    def review(self, bundle: bytes, cvss: tuple[float, ...]) -> bytes:
+        """An OCP SAFE review of ``bundle`` with open findings ``cvss``, as a signed statement
+        (not yet logged)."""
+        digest = FirmwareBundle.parse(bundle).manifest_digest()
+        report = {
+            "review_framework_version": "1.1",
+            "device": {
+                "vendor": "ACME Inc",
+                "product": "Node BMC",
+                "category": "bmc",
+                "repo_tag": "v1",
+                "fw_version": "1.0",
+                "fw_hash_sha2_384": digest.hex(),
+            },
+            "audit": {
+                "srp": "Example Labs",
+                "methodology": "whitebox",
+                "completion_date": "2026-05-01",
+                "report_version": "1.0",
+                "scope_number": 1,
+                "cvss_version": "3.1",
+                "issues": [
+                    {
+                        "title": f"issue {i}",
+                        "cvss_score": f"{score:.1f}",
+                        "cvss_vector": "AV:L/AC:L/PR:L/UI:N/S:C/C:L/I:H/A:L",
+                        "cwe": "CWE-111",
+                        "description": "found in review",
+                        "cve": None,
+                    }
+                    for i, score in enumerate(cvss)
+                ],
+            },
+        }
+        sfr = sign_report(json.dumps(report).encode(), self.provider, PROVIDER)
+        return sfr_statement(sfr, self.lab, iss=LAB)
+
+    def node_class(self) -> NodeClass:
+        images = {c: self.bundle(c, 3) for c in COMPONENTS}
+        statements = {c: self.publish(c, images[c]) for c in COMPONENTS}
+        statements["bmc"] += (self.register(self.review(images["bmc"], ())),)
+        rw = {c: {r.name: r for r in chip_layout(c, SLOT)}["rw"] for c in COMPONENTS}
+        pfm = sign_pfm(
+            Pfm(
+                PLATFORM,
+                1,
+                tuple(
+                    PfmComponent(
+                        c,
+                        (PfmVersion("1.0", 3, hashlib.sha384(images[c]).digest()),),
+                        read_write=((rw[c].offset, rw[c].size),),
+                    )
+                    for c in COMPONENTS
+                ),
+            ),
+            self.ecc,
+            self.pqc,
+        )
+        providers = ProviderKeys([ProviderKey(self.provider.public_key, frozenset({PROVIDER}))])
+        trust = PlatformTrust(
+            platform=PLATFORM,
+            vendor_ecc=(self.ecc.public_key.to_der(),),
+            vendor_pqc=(self.pqc.public_key.to_der(),),
+            service_keys=self.service_keys,
+            issuers={name: frozenset({VENDOR}) for name in (*COMPONENTS, "pfm")},
+            safe={"bmc": SafeRequirement(providers, "medium")},
+            healthy_boots=2,
+        )
+        return NodeClass(
+            "bench-node",
+            trust,
+            pfm,
+            self.register(pfm_statement(pfm, self.vendor, iss=VENDOR, sub=PLATFORM)),
+            images,
+            statements,
+            {d: DeviceInfo(VENDOR, f"pkg:firmware/acme/{d}") for d in DEVICES},
+            dict.fromkeys(COMPONENTS, SLOT),
+        )
+
+
+@contextlib.contextmanager
+def make_world(directory: Path) -> Iterator[World]:
+    log = directory / "log"
+    init_data_dir(log)
+    keys = {VENDOR: PrivateKey.generate(Algorithm.ES384), LAB: PrivateKey.generate(Algorithm.ES384)}
+    text = (log / "ironroot.toml").read_text()
+    for number, (iss, key) in enumerate(keys.items()):
+        (log / f"issuer{number}.pub.pem").write_bytes(key.public_key.to_pem())
+        text += f'\n[[transparency.issuers]]\niss = "{iss}"\nkey = "issuer{number}.pub.pem"\n'
+    (log / "ironroot.toml").write_text(text)
+    with TransparencyService.open(log) as service:
+        yield World(directory, service, vendor=keys[VENDOR], lab=keys[LAB])
+
+
+# --- the raw cost of one admission -------------------------------------------------------------
+
+
+def raw_admission(world: World) -> Callable[[], None]:
+    """The signatures one admission makes and verifies, with keys loaded and messages built.
+
+    Counted from the code (``fleet/_admission.py``, ``_evidence.py``, ``_verifier.py``,
+    ``_credentials.py``, the ``ironroot`` and ``spdm`` evidence formats):
+
+    * the node: two ES384 keys generated and two CSRs signed (ES384); its RoT quote signed
+      with the RT alias key, ECDSA P-384 and ML-DSA-87; each of three devices signs its
+      measurements (ECDSA P-384);
+    * the authority: the two CSR self-signatures verified; the quote's two signatures
+      verified; the quote's DICE chain — the IDevID (ECDSA P-384 and ML-DSA-87, by the vendor
+      CA), then the FMC alias and RT alias certificates (ECDSA P-384 and ML-DSA-87 each),
+      per node (no two nodes share them); each device's certificate chain below the root
+      pinned for it (two certificates, ECDSA P-384) and its signed measurements; the EAR
+      signed (ES384); two credentials signed by the fleet CA (ES384).
+
+    Receipts of the endorsements are verified when the class's endorsements are built (once
+    an hour, or when an endorsement is added), not per admission, and are not counted.
+    """
+    p384 = ec.generate_private_key(ec.SECP384R1())
+    pub = p384.public_key()
+    message = b"m" * 512
+    sig = p384.sign(message, ec.ECDSA(hashes.SHA384()))
+    ml = PrivateKey.generate(Algorithm.ML_DSA_87)
+    ml_sig = ml.sign(message)
+    ml_pub = ml.public_key
+    csr_key = ec.generate_private_key(ec.SECP384R1())
+    builder = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "node-0001")])
+    )
+
+    def ecdsa_verify(n: int) -> None:
+        for _ in range(n):
+            pub.verify(sig, message, ec.ECDSA(hashes.SHA384()))
+
+    def ecdsa_sign(n: int) -> None:
+        for _ in range(n):
+            p384.sign(message, ec.ECDSA(hashes.SHA384()))
+
+    def run() -> None:
+        # node: two keys and CSRs, the quote (ECDSA + ML-DSA), three devices' measurements
+        for _ in range(2):
+            ec.generate_private_key(ec.SECP384R1())
+            builder.sign(csr_key, hashes.SHA384())
+        ecdsa_sign(1)
+        ml.sign(message)
+        ecdsa_sign(3)
+        # authority: CSRs, quote, DICE chain (3 certificates x 2 algorithms), devices
+        ecdsa_verify(2)
+        ecdsa_verify(1)
+        ml_pub.verify(ml_sig, message)
+        ecdsa_verify(3)
+        for _ in range(3):
+            ml_pub.verify(ml_sig, message)
+        ecdsa_verify(3 * (2 + 1))
+        # the EAR and two credentials
+        ecdsa_sign(3)
+
+    return run
+
+
+# --- 1. admission rate -------------------------------------------------------------------------
+
+
+def raw_rate(raw: Callable[[], None], seconds: float) -> float:
+    raw()
+    best = 0.0
+    for _ in range(5):
+        n, start = 0, time.perf_counter()
+        while n == 0 or time.perf_counter() - start < seconds / 5:
+            raw()
+            n += 1
+        best = max(best, n / (time.perf_counter() - start))
+    return best
+
+
+@dataclass
+class Sized:
+    fleet: Fleet
+    authority: AdmissionAuthority
+    made: float
+
+
+def build(world: World, klass: NodeClass, directory: Path, n: int) -> Sized:
+    fleet = Fleet.create(directory, node_class=klass)
+    ca = VendorCA.generate(now=CA_TIME)
+    start = time.perf_counter()
+    fleet.add_nodes(n, vendor_ca=ca, now=NOW)
+    made = time.perf_counter() - start
+    authority = AdmissionAuthority.init(
+        fleet, vendor_roots=list(ca.trust_anchors), now=CA_TIME, credential_lifetime=3600
+    )
+    return Sized(fleet, authority, made)
+
+
+def bench_admission(sized: Sized, raw: float) -> tuple[float, bool]:
+    fleet, authority = sized.fleet, sized.authority
+    nodes = fleet.node_ids()
+    start = time.perf_counter()
+    for node in nodes:
+        result = attest_node(fleet, node, now=NOW, authority=authority)
+        need(result.status == "admitted", f"{node} admitted")
+    full = len(nodes) / (time.perf_counter() - start)
+    need(fleet.status_counts()["admitted"] == len(nodes), "every node admitted")
+    ratio = full / raw
+    ok = ratio >= RATE_TARGET
+    print(
+        f"  N={len(nodes):5d}: manufactured in {sized.made:7.1f} s "
+        f"({sized.made / len(nodes) * 1000:.0f} ms/node); admitted {full:6.1f} nodes/s "
+        f"vs raw {raw:6.1f}/s = {ratio:.2f} (target >= {RATE_TARGET}) {'ok' if ok else 'BELOW'}"
+    )
+    return ratio, ok
+
+
+# --- 2. quarantine latency ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogStatement:
+    """What a monitor reports of a new statement: its issuer and subject."""
+
+    iss: str | None
+    sub: str | None
+
+
+def bench_quarantine(world: World, sized: Sized) -> bool:
+    fleet, authority = sized.fleet, sized.authority
+    klass = fleet.node_class(fleet.classes()[0])
+    scanner = Scanner(fleet, scan_attest(fleet, authority), period=PERIOD)
+    later = NOW + dt.timedelta(seconds=30)
+    need(not scanner.due(later), "no node due by age")
+    statement = world.review(klass.images["bmc"], (8.1,))
+    claims = SignedStatement.parse(statement).claims
+    start = time.perf_counter()
+    logged = world.register(statement)
+    authority.add_endorsement(logged, now=later)
+    report = scanner.scan(later, [LogStatement(claims.iss, claims.sub)])
+    elapsed = time.perf_counter() - start
+    n = len(fleet.node_ids())
+    need(not report.failures, f"scan failures: {dict(report.failures)}")
+    need(len(report.reasons) == n, "every node triggered")
+    need(fleet.status_counts()["quarantined"] == n, "every node quarantined")
+    ok = elapsed <= PERIOD
+    print(
+        f"  N={n}: a SAFE review with a CVSS 8.1 finding of the class's BMC firmware, logged "
+        f"-> {n} nodes quarantined in {elapsed:.1f} s ({elapsed / n * 1000:.0f} ms/node, "
+        f"{scanner.concurrency} at a time); scan period {PERIOD:.0f} s "
+        f"(target: within one period) {'ok' if ok else 'BELOW'}"
+    )
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10,100,1000", help="fleet sizes (comma-separated)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="time for the raw baseline")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    ok = True
+    total = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="ironroot-bench-fleet-") as tmp:
+        base = Path(tmp)
+        with make_world(base) as world:
+            klass = world.node_class()
+            raw = raw_rate(raw_admission(world), args.seconds)
+            print(f"1. admission (raw: the signatures of one admission, {raw:.1f}/s)")
+            sized = None
+            for n in sizes:
+                sized = build(world, klass, base / f"fleet-{n}", n)
+                _, good = bench_admission(sized, raw_rate(raw_admission(world), args.seconds))
+                ok &= good
+            need(sized is not None, "a fleet size")
+            assert sized is not None
+            print("2. quarantine latency (the scanner's triggered path)")
+            ok &= bench_quarantine(world, sized)
+    print(f"peak RSS {rss_mib():.0f} MiB; total {time.perf_counter() - total:.0f} s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
