@@ -24,6 +24,7 @@ for exactly that case, because those certificates are the vendor's real, and onl
 from __future__ import annotations
 
 import re
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -219,6 +220,28 @@ def load_certificates(
     refuses PEM (where a format says DER, as COSE ``x5chain`` and SPDM do).
     """
     data = _check_bytes(data, what, MAX_CERTIFICATE_BYTES * max_count)
+    key = (data, max_count, allow_unsupported, der_only)
+    found = _LOADED.get(key)
+    if found is not None:
+        return list(found)
+    certs = _load_certificates(data, what, max_count, allow_unsupported, der_only)
+    with _LOADED_LOCK:
+        _LOADED[key] = tuple(certs)
+        while len(_LOADED) > _LOADED_MAX:
+            del _LOADED[next(iter(_LOADED))]
+    return certs
+
+
+# Certificates parsed already, by their exact input and options (``x509.Certificate`` is
+# immutable; a fleet sees the same roots and chains for every node). Only successes are kept.
+_LOADED: dict[tuple[bytes, int, bool, bool], tuple[x509.Certificate, ...]] = {}
+_LOADED_LOCK = threading.Lock()
+_LOADED_MAX = 4096
+
+
+def _load_certificates(
+    data: bytes, what: str, max_count: int, allow_unsupported: bool, der_only: bool
+) -> list[x509.Certificate]:
     with _warnings_policy():
         if not _is_der(data) and not der_only:
             labels = _pem_labels(data)

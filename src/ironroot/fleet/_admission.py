@@ -702,8 +702,7 @@ class AdmissionAuthority:
             )
             for plane, key in sorted(keys.items())
         }
-        for credential in credentials.values():
-            self.credentials.add(credential)
+        self.credentials.add(*credentials.values())
         fields: dict[str, str | None] = {"ear_id": appraisal.ear_id, "last_attested": stamp}
         control = credentials.get("control")
         if control is not None:
@@ -770,11 +769,12 @@ def _store_credentials(
         save_signer(keys[plane], folder / f"{plane}.key.pem", overwrite=True)
         write_atomic(folder / f"{plane}.cert.pem", credential.pem, mode=0o644)
 
-    write_atomic(
-        folder / "ca.cert.pem",
-        load_certificate(result.ca, der_only=True).public_bytes(Encoding.PEM),
-        mode=0o644,
-    )
+    ca = load_certificate(result.ca, der_only=True).public_bytes(Encoding.PEM)
+    path = folder / "ca.cert.pem"
+    with contextlib.suppress(OSError):
+        if path.read_bytes() == ca:
+            return  # the same CA certificate is there already (and durable)
+    write_atomic(path, ca, mode=0o644)
 
 
 def attest_node(

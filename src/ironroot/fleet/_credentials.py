@@ -600,19 +600,23 @@ class CredentialStore:
                 db.execute("ROLLBACK")
             raise
 
-    def add(self, credential: Credential) -> None:
+    def add(self, *credentials: Credential) -> None:
+        """Record issued credentials (one transaction)."""
         with self._tx() as db:
-            db.execute(
+            db.executemany(
                 "INSERT INTO credentials (serial, node, plane, ear_id, not_before, not_after) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    credential.serial,
-                    credential.node,
-                    credential.plane,
-                    credential.ear_id,
-                    _text(credential.not_before),
-                    _text(credential.not_after),
-                ),
+                [
+                    (
+                        c.serial,
+                        c.node,
+                        c.plane,
+                        c.ear_id,
+                        _text(c.not_before),
+                        _text(c.not_after),
+                    )
+                    for c in credentials
+                ],
             )
 
     def revoke_node(self, node: str, reason: str, *, now: dt.datetime) -> list[str]:

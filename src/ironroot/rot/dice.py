@@ -44,7 +44,9 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import functools
 import re
+import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -474,9 +476,13 @@ def _dice_extensions(
     return dice, std
 
 
+@functools.lru_cache(maxsize=4096)
 def _build(
     der: bytes, kind: str | None, *, strict: bool, svn_encoding: SvnEncoding
 ) -> DiceCertificate:
+    """One certificate or CSR parsed (cached by its exact bytes and the parse options: the
+    result is immutable, and a fleet's nodes present the same vendor certificates again and
+    again; a failure is not cached)."""
     obj, tbs, serial, quirks = _load_x509(der, kind)
     try:
         return _fields(obj, der, tbs, serial, quirks, strict=strict, svn_encoding=svn_encoding)
@@ -547,12 +553,18 @@ def _items(data: bytes) -> list[tuple[str | None, bytes]]:
     data = bytes(data)
     if len(data) > MAX_CERTIFICATE_BYTES * MAX_CERTIFICATES:
         raise LimitExceeded("certificate input is too large")
+    return list(_split_items(data))
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_items(data: bytes) -> tuple[tuple[str | None, bytes], ...]:
+    """The PEM blocks or DER elements of ``data`` (cached by its bytes; failures are not)."""
     if data.lstrip()[:10] == b"-----BEGIN":
         items: list[tuple[str | None, bytes]] = list(_split_pem(data))
         if len(items) > MAX_CERTIFICATES:
             raise LimitExceeded(f"more than {MAX_CERTIFICATES} certificates in one input")
-        return items
-    return [(None, d) for d in _split_der(data)]
+        return tuple(items)
+    return tuple((None, d) for d in _split_der(data))
 
 
 def load_dice_objects(
@@ -616,6 +628,9 @@ def verify_signature(cert: DiceCertificate, issuer_key: PublicKey) -> None:
     name, algorithms = entry
     if issuer_key.algorithm not in algorithms:
         raise BadSignature(f"{name} signature cannot be made by a {issuer_key.algorithm.label} key")
+    verified = (cert.der, issuer_key.algorithm, issuer_key.raw_bytes())
+    if verified in _VERIFIED:
+        return
     signature = cert.signature
     if issuer_key.algorithm in _ECDSA_ALGORITHMS:
         try:
@@ -627,6 +642,18 @@ def verify_signature(cert: DiceCertificate, issuer_key: PublicKey) -> None:
             raise BadSignature("ECDSA signature values are out of range")
         signature = r.to_bytes(size, "big") + s.to_bytes(size, "big")
     issuer_key.verify(signature, cert.tbs)
+    with _VERIFIED_LOCK:
+        _VERIFIED[verified] = None
+        while len(_VERIFIED) > _VERIFIED_MAX:
+            del _VERIFIED[next(iter(_VERIFIED))]
+
+
+# Signatures verified already: (certificate DER, issuer key algorithm, issuer key bytes). The
+# same certificate under the same key verifies the same way every time (a vendor CA's
+# self-signature, a node's IDevID at each re-attestation); only successes are remembered.
+_VERIFIED: dict[tuple[bytes, Algorithm, bytes], None] = {}
+_VERIFIED_LOCK = threading.Lock()
+_VERIFIED_MAX = 4096
 
 
 def verify_chain(chain: Sequence[DiceCertificate]) -> None:
