@@ -236,7 +236,7 @@ def load_certificates(
 # immutable; a fleet sees the same roots and chains for every node). Only successes are kept.
 _LOADED: dict[tuple[bytes, int, bool, bool], tuple[x509.Certificate, ...]] = {}
 _LOADED_LOCK = threading.Lock()
-_LOADED_MAX = 4096
+_LOADED_MAX = 1024
 
 
 def _load_certificates(

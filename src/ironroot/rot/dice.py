@@ -45,6 +45,7 @@ import base64
 import binascii
 import datetime
 import functools
+import hashlib
 import re
 import threading
 import warnings
@@ -476,7 +477,7 @@ def _dice_extensions(
     return dice, std
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def _build(
     der: bytes, kind: str | None, *, strict: bool, svn_encoding: SvnEncoding
 ) -> DiceCertificate:
@@ -556,7 +557,7 @@ def _items(data: bytes) -> list[tuple[str | None, bytes]]:
     return list(_split_items(data))
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def _split_items(data: bytes) -> tuple[tuple[str | None, bytes], ...]:
     """The PEM blocks or DER elements of ``data`` (cached by its bytes; failures are not)."""
     if data.lstrip()[:10] == b"-----BEGIN":
@@ -628,7 +629,9 @@ def verify_signature(cert: DiceCertificate, issuer_key: PublicKey) -> None:
     name, algorithms = entry
     if issuer_key.algorithm not in algorithms:
         raise BadSignature(f"{name} signature cannot be made by a {issuer_key.algorithm.label} key")
-    verified = (cert.der, issuer_key.algorithm, issuer_key.raw_bytes())
+    verified = hashlib.sha256(
+        issuer_key.algorithm.label.encode() + b"\0" + issuer_key.raw_bytes() + b"\0" + cert.der
+    ).digest()
     if verified in _VERIFIED:
         return
     signature = cert.signature
@@ -648,10 +651,11 @@ def verify_signature(cert: DiceCertificate, issuer_key: PublicKey) -> None:
             del _VERIFIED[next(iter(_VERIFIED))]
 
 
-# Signatures verified already: (certificate DER, issuer key algorithm, issuer key bytes). The
-# same certificate under the same key verifies the same way every time (a vendor CA's
-# self-signature, a node's IDevID at each re-attestation); only successes are remembered.
-_VERIFIED: dict[tuple[bytes, Algorithm, bytes], None] = {}
+# Signatures verified already: SHA-256 of the issuer key's algorithm and bytes and the
+# certificate's DER. The same certificate under the same key verifies the same way every time
+# (a vendor CA's self-signature, a node's IDevID at each re-attestation); only successes are
+# remembered.
+_VERIFIED: dict[bytes, None] = {}
 _VERIFIED_LOCK = threading.Lock()
 _VERIFIED_MAX = 4096
 
