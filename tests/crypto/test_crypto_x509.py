@@ -224,3 +224,17 @@ def test_real_certificates_load(vectors: Path) -> None:
     assert load_crls((vectors / "tee" / "tdx" / "testing_testdata_pckcrl").read_bytes())
     root_crl = load_crl((vectors / "tee" / "tdx" / "testing_testdata_rootcrl.der").read_bytes())
     assert "Intel SGX Root CA" in root_crl.issuer.rfc4514_string()
+
+
+def test_a_parsed_certificate_is_remembered_with_its_options() -> None:
+    """Parses are cached by the exact input and options: a PEM certificate loaded before
+    is still refused where DER is required, and more certificates than allowed still are."""
+    assert load_certificate(PEM).public_bytes(Encoding.DER) == DER
+    with pytest.raises(MalformedCertificate, match="not DER"):
+        load_certificate(PEM, der_only=True)
+    assert len(load_certificates(DER * 3)) == 3
+    with pytest.raises(MalformedCertificate, match="more than 2"):
+        load_certificates(DER * 3, max_count=2)
+    first = load_certificates(DER)
+    first.clear()  # the caller's list: the cache keeps its own
+    assert len(load_certificates(DER)) == 1

@@ -220,3 +220,26 @@ def test_public_surface() -> None:
         "assertLoc": "2.23.133.5.4.100.11",
         "eca": "2.23.133.5.4.100.12",
     }
+
+
+@pytest.mark.parametrize("algorithm", [Algorithm.ES384, Algorithm.ML_DSA_87])
+def test_a_remembered_signature_is_the_exact_certificate_under_the_exact_key(
+    algorithm: Algorithm,
+) -> None:
+    """Verified signatures are remembered (a fleet verifies the same vendor certificates for
+    every node): a changed byte of the certificate, or another key, is verified afresh and
+    refused."""
+    root, other = PrivateKey.generate(algorithm), PrivateKey.generate(algorithm)
+    der = _cert("IDevID", "IDevID", root, root, [], ca=True)
+    parsed = parse_certificate(der)
+    verify_signature(parsed, root.public_key)
+    verify_signature(parsed, root.public_key)  # remembered: the same answer
+    with pytest.raises(BadSignature):
+        verify_signature(parsed, other.public_key)
+    tampered = bytearray(der)
+    tampered[-1] ^= 0x01  # the last byte of the signature
+    changed = parse_certificate(bytes(tampered))
+    with pytest.raises(BadSignature):
+        verify_signature(changed, root.public_key)
+    with pytest.raises(BadSignature):
+        verify_chain([changed])
