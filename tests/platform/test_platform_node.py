@@ -345,3 +345,26 @@ def test_a_flood_of_blocked_writes_cannot_push_older_events_out(node: Platform) 
     assert len(blocked) == COALESCE_AFTER
     assert blocked[-1].args[-1] == f"repeats={40 - COALESCE_AFTER}"
     assert [e for e in events if e.message_id != "FlashWriteBlocked"] == before
+
+
+def test_a_remembered_factory_verification_is_for_the_exact_inputs(
+    world: World, tmp_path: Path
+) -> None:
+    """``Platform.create(verified=…)`` (what ``Fleet.add_nodes`` keeps for one call) reuses a
+    verification only for the same images, statements, PFM, fuse values and time: a changed
+    image is verified and refused exactly as without it."""
+    cache: dict[bytes, object] = {}
+    world.create(tmp_path / "a", verified=cache)
+    assert len(cache) == len(COMPONENTS)
+    world.create(tmp_path / "b", verified=cache)
+    assert len(cache) == len(COMPONENTS)
+    images = {c: world.release(c, "1.0").bundle for c in COMPONENTS}
+    bad = bytearray(images["bmc"])
+    bad[-1] ^= 0x01
+    images["bmc"] = bytes(bad)
+    with pytest.raises(IronrootError) as plain:
+        world.create(tmp_path / "c", images=images)
+    with pytest.raises(IronrootError) as cached:
+        world.create(tmp_path / "d", images=images, verified=cache)
+    assert type(cached.value) is type(plain.value)
+    assert cached.value.code == plain.value.code

@@ -327,6 +327,10 @@ class Fleet:
                     f"{self.directory / 'nodes' / node_id} exists but is not in the registry"
                 )
 
+        # The class's images are verified for the first node; the others with the same fuse
+        # values and inputs reuse that answer (Platform.create's ``verified``).
+        verified: dict[bytes, Any] = {}
+
         def make(node_id: str) -> str:
             base = self.directory / "nodes" / node_id
             rot = Device.create(base / "rot")
@@ -342,6 +346,7 @@ class Fleet:
                 devices=klass.devices,
                 now=now,
                 slot_sizes=klass.slot_sizes,
+                verified=verified,
             )
             platform.boot(now=now)
             with self._db() as db:

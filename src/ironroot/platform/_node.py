@@ -36,7 +36,7 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -474,6 +474,7 @@ class Platform:
         devices: Mapping[str, DeviceInfo],
         now: dt.datetime,
         slot_sizes: Mapping[str, int] | None = None,
+        verified: MutableMapping[bytes, Any] | None = None,
     ) -> Platform:
         """Create a node in ``directory`` protected by the provisioned RoT in ``rot``.
 
@@ -481,6 +482,12 @@ class Platform:
         logged) and, for every component, its image and statements against that PFM. Then the
         flash is formatted, each image written to slot 0 and to recovery, the SPDM devices get
         their identities, and the journal's first record is made.
+
+        ``verified`` (a dict one caller keeps while it makes many nodes of one class with one
+        ``trust``) remembers each verification by the exact inputs it depends on — component,
+        image, statements, PFM and its statement, the fuse values update verification reads
+        (vendor key hash, owner key hash, revocations, anti-rollback), ``now`` — so the same
+        class images are not verified again for every node; any other input is verified.
         """
         from ironroot.platform._update import create_platform
 
@@ -495,6 +502,7 @@ class Platform:
             devices=devices,
             now=now,
             slot_sizes=slot_sizes,
+            verified=verified,
         )
 
     # --- acting -----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import datetime as dt
 import hashlib
 import json
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -69,7 +69,7 @@ from ironroot.platform._node import (
 from ironroot.platform._pfm import Pfm
 from ironroot.platform._policy import PlatformTrust
 from ironroot.platform._state import ComponentState, Image, NodeState, Pending
-from ironroot.rot import Device
+from ironroot.rot import Device, Fuses
 
 __all__ = ["UpdateResult", "create_platform", "run_update"]
 
@@ -287,6 +287,35 @@ def _refuse(rot: Rot, state: NodeState, now: dt.datetime, detail: str, check: st
 # --- creation -------------------------------------------------------------------------------
 
 
+def _verified_key(
+    name: str,
+    images: Mapping[str, bytes],
+    statements: Sequence[bytes],
+    pfm: bytes,
+    pfm_statement: bytes,
+    fuses: Fuses,
+    now: dt.datetime,
+) -> bytes:
+    """What a factory verification of ``name`` depends on, hashed: every image (the others'
+    digests are the active images), the component's statements, the PFM and its statement,
+    the fuse values update verification reads, and the time."""
+    h = hashlib.sha256()
+    for part in (
+        name.encode(),
+        *(hashlib.sha384(images[n]).digest() for n in COMPONENTS),
+        *(hashlib.sha384(bytes(s)).digest() for s in statements),
+        b"pfm",
+        hashlib.sha384(pfm).digest(),
+        hashlib.sha384(pfm_statement).digest(),
+        fuses.vendor_key_hash,
+        fuses.owner_key_hash,
+        f"{fuses.ecc_revocation}/{fuses.pqc_revocation}/{fuses.anti_rollback_disabled}".encode(),
+        now.isoformat().encode(),
+    ):
+        h.update(len(part).to_bytes(4, "big") + part)
+    return h.digest()
+
+
 def create_platform(
     directory: Path | str,
     *,
@@ -299,6 +328,7 @@ def create_platform(
     devices: Mapping[str, DeviceInfo],
     now: dt.datetime,
     slot_sizes: Mapping[str, int] | None = None,
+    verified: MutableMapping[bytes, Any] | None = None,
 ) -> Platform:
     """Create a node in ``directory`` (see :meth:`Platform.create`)."""
     base = Path(directory)
@@ -324,10 +354,15 @@ def create_platform(
         raise Conflict("this RoT already protects a node (its platform counter is set)")
     # Every image is verified as an update would be, each carrying the new PFM (which must
     # verify against the fuses, be logged and allow every image).
-    verified: dict[str, VerifiedUpdate] = {}
+    checked: dict[str, VerifiedUpdate] = {}
     digests = {n: hashlib.sha384(images[n]).digest() for n in COMPONENTS}
     for name in COMPONENTS:
-        verified[name] = verify_update(
+        key = _verified_key(name, images, statements[name], pfm, pfm_statement, fuses, now)
+        remembered = verified.get(key) if verified is not None else None
+        if isinstance(remembered, tuple) and remembered[0] is trust:
+            checked[name] = remembered[1]
+            continue
+        checked[name] = verify_update(
             name,
             images[name],
             _statements(statements[name]),
@@ -340,6 +375,8 @@ def create_platform(
             pfm=pfm,
             pfm_statement=pfm_statement,
         )
+        if verified is not None:
+            verified[key] = (trust, checked[name])
     base.mkdir(parents=True, exist_ok=True)
     if (base / "flash").exists() or (base / "devices").exists():
         raise Conflict(f"{base} already holds flash or devices")
@@ -373,7 +410,7 @@ def create_platform(
             ident = node.store_evidence(statements[name], None)
             digest = writer.write_image(name, "slot0", images[name])
             writer.write_image(name, "recovery", images[name])
-            v = verified[name]
+            v = checked[name]
             image = Image(digest, v.version.version, v.svn, ident)
             # The factory image is the recovery image, so its SVN is the floor from the start
             # (as after every recovery replacement): nothing older, even if the PFM lists it.
@@ -381,7 +418,7 @@ def create_platform(
         pfm_ident = node.store_evidence((), pfm_statement)
         pfm_digest = writer.write_image("rot", "pfm0", pfm)
         writer.write_image("rot", "pfm-recovery", pfm)
-        pfm_svn = verified["bmc"].pfm.svn
+        pfm_svn = checked["bmc"].pfm.svn
         pfm_image = Image(pfm_digest, str(pfm_svn), pfm_svn, pfm_ident)
         state = NodeState(
             platform.config_digest,
