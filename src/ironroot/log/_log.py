@@ -33,7 +33,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -104,6 +104,11 @@ class BatchSigner(Protocol):
     def sign_batch(self, tree_size: int, root: bytes) -> Mapping[str, bytes]: ...
 
 
+_CommitListener = Callable[[int, bytes, Mapping[str, bytes]], None]
+"""``listener(tree_size, root, batch_data)``: the integration batch ending at ``tree_size``, with
+that root and the batch signer's data, has just committed (:meth:`Log.add_commit_listener`)."""
+
+
 def _new_ticket(entry_id: bytes) -> Ticket:
     return Ticket(entry_id, concurrent.futures.Future(), concurrent.futures.Future())
 
@@ -138,6 +143,15 @@ class _LRU:
             self._data[key] = value
             if len(self._data) > self._capacity:
                 self._data.popitem(last=False)
+
+    def put_many(self, items: Sequence[tuple[tuple[int, int], bytes]]) -> None:
+        with self._lock:
+            data = self._data
+            for key, value in items:
+                data[key] = value
+                data.move_to_end(key)
+            while len(data) > self._capacity:
+                data.popitem(last=False)
 
 
 @dataclass(slots=True)
@@ -190,6 +204,7 @@ class Log:
         self._stopping = False
         self._closed = False
         self._nodes = _LRU(_NODE_CACHE)
+        self._commit_listeners: list[_CommitListener] = []
         self._full_tiles = _LRU(_TILE_CACHE)
         self._check_origin()
         state = store.state()
@@ -492,12 +507,12 @@ class Log:
         if integrate and (new or self._store_pending):
             try:
                 leftovers = self._store.pending() if self._store_pending else []
-                batch, edge = self._prepare(leftovers, new)
+                batch, edge, nodes = self._prepare(leftovers, new)
                 self._store.write(batch)
             except Exception as exc:  # a signer or the store failed: keep the entries durable
                 _log.warning("log integration failed, will retry: %s", exc)
             else:
-                self._commit_edge(batch, edge)
+                self._commit_edge(batch, edge, nodes)
                 self._store_pending = False
                 return True
         if new:
@@ -515,11 +530,13 @@ class Log:
 
     def _prepare(
         self, leftovers: list[tuple[bytes, bytes]], new: list[tuple[bytes, bytes]]
-    ) -> tuple[StoreBatch, _Edge]:
+    ) -> tuple[StoreBatch, _Edge, list[tuple[tuple[int, int], bytes]]]:
         edge = self._edge.copy()
         touched: dict[tuple[int, int], bytearray] = {}
+        nodes: list[tuple[tuple[int, int], bytes]] = []
 
         def visit(level: int, index: int, digest: bytes) -> None:
+            nodes.append(((level, index), digest))
             if level % TILE_HEIGHT:
                 return
             tile_level = level // TILE_HEIGHT
@@ -561,14 +578,25 @@ class Log:
             checkpoint=self._sign(size, root),
             batch_data=data,
         )
-        return batch, edge
+        return batch, edge, nodes
 
-    def _commit_edge(self, batch: StoreBatch, edge: _Edge) -> None:
+    def _commit_edge(
+        self, batch: StoreBatch, edge: _Edge, nodes: Sequence[tuple[tuple[int, int], bytes]]
+    ) -> None:
         assert batch.state is not None
         assert batch.checkpoint is not None
         size = batch.state.size
+        root = edge.compact.root()
         self._edge = edge
-        self._head = (size, edge.compact.root(), batch.checkpoint)
+        self._head = (size, root, batch.checkpoint)
+        # Every complete node this batch created, as committed: the inclusion proofs of the
+        # receipts about to be asked for need them, and a complete node never changes.
+        self._nodes.put_many(nodes)
+        for listener in self._commit_listeners:
+            try:
+                listener(size, root, batch.batch_data or {})
+            except Exception:  # a listener's bug must not stop the writer
+                _log.exception("a commit listener failed for tree size %d", size)
         finished = []
         with self._cond:
             for offset, (entry_id, _) in enumerate(batch.integrated):
@@ -578,6 +606,15 @@ class Log:
         for ticket, where in finished:
             _resolve(ticket.durable, None)
             _resolve(ticket.integrated, where)
+
+    def add_commit_listener(self, listener: _CommitListener) -> None:
+        """Call ``listener(tree_size, root, batch_data)`` after each integration commits.
+
+        It runs on the writer thread, after the transaction that holds the batch returned and
+        before the batch's tickets resolve, with the root and batch data exactly as committed.
+        An exception it raises is logged and ignored. Add listeners before :meth:`start`.
+        """
+        self._commit_listeners.append(listener)
 
     def _finish(self, ticket: Ticket, where: Integrated) -> None:
         with self._cond:
