@@ -280,6 +280,16 @@ def test_mldsa_and_ed25519_signed_checkpoints(tmp_path: Path) -> None:
     assert open_checkpoint(note, [signer(KEY).verifier()]).size == 10
 
 
+def test_single_submissions_within_the_linger_share_one_batch(tmp_path: Path) -> None:
+    # The writer is woken for the first entry and for a full batch, not for each entry.
+    log = Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS, max_batch=4, linger=1.0)
+    with log:
+        tickets = [log.submit(entry) for entry in entries(9)]
+        placed = [t.integrated.result(30) for t in tickets]
+    assert [p.tree_size for p in placed[:8]] == [4] * 4 + [8] * 4
+    assert placed[8] == Integrated(8, 9)
+
+
 # --- batch signing --------------------------------------------------------------------------
 
 

@@ -199,6 +199,7 @@ class Log:
         self._linger = linger
         self._cond = threading.Condition()
         self._queue: collections.deque[tuple[bytes, bytes, Ticket]] = collections.deque()
+        self._queued_at = 0.0  # when the queue last went from empty to non-empty (monotonic)
         self._inflight: dict[bytes, Ticket] = {}
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -377,9 +378,20 @@ class Log:
             if ticket is None:
                 ticket = _new_ticket(entry_id)
                 self._inflight[entry_id] = ticket
-                self._queue.append((entry_id, entry, ticket))
-                self._cond.notify()
+                self._enqueue((entry_id, entry, ticket))
             return ticket
+
+    def _enqueue(self, item: tuple[bytes, bytes, Ticket]) -> None:
+        """Queue one item (``self._cond`` held); wake the writer only when it waits for one:
+        for a first item, or for a full batch while it lingers (a wake-up per submission
+        would hand it the GIL for nothing)."""
+        queue = self._queue
+        queue.append(item)
+        if len(queue) == 1:
+            self._queued_at = time.monotonic()
+            self._cond.notify()
+        elif len(queue) == self._max_batch:
+            self._cond.notify()
 
     @property
     def in_flight(self) -> int:
@@ -409,9 +421,8 @@ class Log:
                 if ticket is None:
                     ticket = _new_ticket(entry_id)
                     self._inflight[entry_id] = ticket
-                    self._queue.append((entry_id, entry, ticket))
+                    self._enqueue((entry_id, entry, ticket))
                 tickets.append(ticket)
-            self._cond.notify()
         return tickets
 
     def status(self, entry_id: bytes) -> Integrated | None:
@@ -456,8 +467,10 @@ class Log:
                     self._cond.wait(timeout)
                 if self._linger > 0 and self._queue and not self._stopping:
                     # Let concurrent submissions join this batch: one root, one signature
-                    # and one commit for all of them.
-                    until = time.monotonic() + self._linger
+                    # and one commit for all of them. The linger counts from the first
+                    # queued entry: entries that queued up during the previous cycle have
+                    # waited long enough already.
+                    until = self._queued_at + self._linger
                     while len(self._queue) < self._max_batch and not self._stopping:
                         left = until - time.monotonic()
                         if left <= 0:
