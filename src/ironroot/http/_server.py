@@ -18,6 +18,13 @@ httptools protocol with them added:
 * request lines other than HTTP/1.0 and HTTP/1.1 (HTTP/0.9, HTTP/2.0 sent as text) → 505.
 
 The refusals are RFC 9457 problem documents (JSON: no client has negotiated anything yet).
+
+uvicorn writes a response's status line and headers, then its body, as two writes: two
+``send`` calls, and two wake-ups of the client, for every small response. The protocol hands
+each request's cycle a :class:`_CoalescingTransport` that holds the head back until the first
+body write and sends both at once (every response but HEAD's has one, if only ``b""``).
+Nothing else changes on the wire: a ``100 Continue`` and a HEAD response's head go out at
+once, and a held head is flushed before any close.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -97,6 +104,46 @@ def _refusal(status: int, detail: str, extra_headers: bytes = b"") -> bytes:
         + b"\r\n"
         + body
     )
+
+
+class _CoalescingTransport:
+    """The transport of one request/response cycle: the response head waits for the first
+    body write so that head and body leave in one ``send``; everything else passes through."""
+
+    __slots__ = ("_cycle", "_head", "_held", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._head: bytes | None = None
+        self._held = False  # the head was taken (once per cycle)
+
+    def write(self, data: bytes) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._transport.write(head + data)
+        elif not self._held and self._cycle.response_started:
+            # The first write after the response started is its head (uvicorn writes it once).
+            # A HEAD response has no body write to carry it: it goes out as it is.
+            self._held = True
+            if self._cycle.scope["method"] == "HEAD":
+                self._transport.write(data)
+            else:
+                self._head = bytes(data)
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class _GuardedProtocol(HttpToolsProtocol):
@@ -172,6 +219,10 @@ class _GuardedProtocol(HttpToolsProtocol):
             return
         self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_timed_out)
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.transport is self.transport:
+            # Duck-typed: it forwards everything but write() and close() to the transport.
+            cycle.transport = cast(asyncio.Transport, _CoalescingTransport(self.transport, cycle))
 
     # --- body ----------------------------------------------------------------------------
 
