@@ -31,6 +31,7 @@ _CREATED = {
     ("spdm", "device-init", "dir"),
     ("attest", "init", "data"),
     ("keyrelease", "demo", "workdir"),
+    ("witness", "init", "data"),
 }
 
 

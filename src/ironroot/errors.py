@@ -29,6 +29,7 @@ __all__ = [
     "EndorsementMismatch",
     "FirmwareRejected",
     "FlashProtected",
+    "ForkDetected",
     "FuseError",
     "HsmErrorState",
     "HsmZeroized",
@@ -36,6 +37,7 @@ __all__ = [
     "InUse",
     "InconsistentCheckpoint",
     "InputUnavailable",
+    "InsufficientCosignatures",
     "InvalidLocator",
     "InvalidProof",
     "InvalidReleasePolicy",
@@ -60,6 +62,7 @@ __all__ = [
     "ManifestExpired",
     "MissingSignature",
     "NotFound",
+    "OldSizeMismatch",
     "Overloaded",
     "OwnerKeyMismatch",
     "PayloadMissing",
@@ -79,8 +82,10 @@ __all__ = [
     "SvnRollback",
     "Unauthorized",
     "UnknownIssuer",
+    "UnknownLog",
     "Unreachable",
     "UnsupportedAlgorithm",
+    "UntrustedCheckpoint",
     "VerificationFailed",
 ]
 
@@ -215,10 +220,39 @@ class InvalidProof(VerificationFailed):
 
 
 class InconsistentCheckpoint(VerificationFailed):
-    """Two checkpoints of one log that are not consistent (a fork or a rewrite)."""
+    """Two checkpoints of one log that are not shown consistent: a consistency proof that does
+    not verify, or a root that differs from the one already seen at that size (c2sp.org/
+    tlog-witness answers these with 422 Unprocessable Entity)."""
 
     code = "inconsistent-checkpoint"
     title = "Inconsistent Checkpoint"
+    http_status = 422
+
+
+class ForkDetected(InconsistentCheckpoint):
+    """Two signed checkpoints of one origin that no append-only log can both have signed: the
+    same size with different roots, or a smaller tree that is not a prefix of a larger one
+    (shown by a consistency proof bound to the larger root). The two signed checkpoints are
+    kept as the proof (``ironroot.witness.ForkProof``)."""
+
+    code = "fork-detected"
+    title = "Log Fork Detected"
+
+
+class UntrustedCheckpoint(BadSignature):
+    """A checkpoint that carries no valid signature from the keys trusted for its origin, or a
+    signature by such a key that fails (c2sp.org/tlog-witness: 403 Forbidden)."""
+
+    code = "untrusted-checkpoint"
+    title = "Untrusted Checkpoint"
+    http_status = 403
+
+
+class InsufficientCosignatures(VerificationFailed):
+    """A checkpoint cosigned by fewer of the trusted witnesses than the required quorum."""
+
+    code = "insufficient-cosignatures"
+    title = "Insufficient Witness Cosignatures"
 
 
 class UnknownIssuer(VerificationFailed):
@@ -272,6 +306,14 @@ class NotFound(IronrootError):
     exit_code = 1
 
 
+class UnknownLog(NotFound):
+    """A checkpoint whose origin is not one of the logs a witness or monitor is configured
+    for (c2sp.org/tlog-witness: 404 Not Found)."""
+
+    code = "unknown-log"
+    title = "Unknown Log"
+
+
 class Conflict(IronrootError):
     """A request that conflicts with the current state."""
 
@@ -279,6 +321,19 @@ class Conflict(IronrootError):
     title = "Conflict"
     http_status = 409
     exit_code = 1
+
+
+class OldSizeMismatch(Conflict):
+    """An add-checkpoint request whose ``old`` size is not the size of the latest checkpoint
+    the witness cosigned for that origin; ``size`` is the witness's (c2sp.org/tlog-witness:
+    409 Conflict, the body that size in decimal)."""
+
+    code = "old-size-mismatch"
+    title = "Old Size Mismatch"
+
+    def __init__(self, detail: str = "", *, size: int) -> None:
+        super().__init__(detail)
+        self.size = size
 
 
 class InUse(Conflict):

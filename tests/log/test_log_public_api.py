@@ -37,6 +37,7 @@ EXPECTED = {
     "TILE_WIDTH",
     "Ticket",
     "TileAddress",
+    "TileTree",
     "TreeState",
     "encode_entry_bundle",
     "entry_bundle_path",

@@ -79,11 +79,18 @@ def test_an_operator_runs_a_node_from_the_cli(
         "--rot-device",
         str(tmp_path / "rot"),
         *args,
+        "--admin",
+        "admin",
+        "--admin-password-file",
+        str(tmp_path / "admin.pw"),
         "--at",
         AT,
     )
     assert code == 0, created
     assert created["platform"] == "pkg:platform/acme/node-7"
+    code, accounts = _run(capsys, "platform", "account", "list", "--node", str(node))
+    assert code == 0, accounts
+    assert "admin" in json.dumps(accounts)
     code, booted = _run(capsys, "platform", "boot", "--node", str(node), "--at", AT)
     assert code == 0, booted
     assert all(c["state"] == "running" for c in booted["components"])  # type: ignore[union-attr,index]

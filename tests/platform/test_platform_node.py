@@ -329,3 +329,19 @@ def test_a_device_with_another_identity_is_held_in_reset(node: Platform) -> None
     assert not measured["gpu"].ok
     assert measured["gpu"].code == "chain-not-trusted"
     assert measured["nvme"].ok
+
+
+def test_a_flood_of_blocked_writes_cannot_push_older_events_out(node: Platform) -> None:
+    from ironroot.platform._journal import COALESCE_AFTER
+
+    slot0 = {r.name: r for r in chip_layout("bmc", SLOT)}["slot0"]
+    node.boot(now=NOW)
+    before = [e for e in node.events() if e.message_id != "FlashWriteBlocked"]
+    for _ in range(40):
+        with pytest.raises(FlashProtected):
+            node.bmc_write("bmc", slot0.offset, b"\xff", now=NOW)
+    events = node.events()
+    blocked = [e for e in events if e.message_id == "FlashWriteBlocked"]
+    assert len(blocked) == COALESCE_AFTER
+    assert blocked[-1].args[-1] == f"repeats={40 - COALESCE_AFTER}"
+    assert [e for e in events if e.message_id != "FlashWriteBlocked"] == before

@@ -11,6 +11,11 @@ its firmware manifests.
 ``pfm verify PFM --vendor-key-hash HEX --ecc PUB --pqc PUB [--min-svn N] [--image NAME=FILE]``
     verify it against the fused vendor key descriptor (exit 1 when it does not verify); with
     ``--image``, also whether the PFM allows that image.
+``serve --node DIR [--host H] [--port P] [--tls-cert C --tls-key K]``
+    serve the node's DMTF Redfish API (:mod:`ironroot.platform._redfish`).
+``account add|list|remove``
+    the Redfish accounts of a node whose service is not running
+    (:mod:`ironroot.cli._platform_accounts`).
 """
 
 from __future__ import annotations
@@ -22,8 +27,18 @@ from pathlib import Path
 from typing import Any
 
 from ironroot import platform
+from ironroot.cli._platform_accounts import register_account_verbs
 from ironroot.cli._platform_node import register_node_verbs
-from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
+from ironroot.cli._serving import (
+    ENVIRONMENT,
+    add_client_options,
+    add_server_options,
+    add_url_options,
+    client_tls,
+    listen,
+    token,
+    url,
+)
 from ironroot.crypto import load_signer, load_verifier
 from ironroot.errors import ConfigError
 
@@ -121,6 +136,17 @@ def register(sub: Any) -> None:
         "--out", type=Path, help="where to write the transparent statement (default: PFM.ts)"
     )
     publish.set_defaults(func=_publish)
+
+    serve = verbs.add_parser(
+        "serve",
+        help="serve the node's DMTF Redfish management API",
+        epilog="example: ironroot platform serve --node node --port 8300 "
+        "--tls-cert bmc.pem --tls-key bmc.key",
+    )
+    serve.add_argument("--node", type=Path, help="the node's directory (or $IRONROOT_NODE)")
+    add_server_options(serve, default_host="127.0.0.1", default_port=8300, data=False)
+    serve.set_defaults(func=_serve)
+    register_account_verbs(verbs)
 
 
 def _split(spec: str, what: str) -> tuple[str, str]:
@@ -246,4 +272,21 @@ def _publish(args: argparse.Namespace) -> int:
     out.write_bytes(registration.transparent_statement)
     value = {"entry_id": registration.entry_id, "out": str(out)}
     print(json.dumps(value) if args.json else f"registered {registration.entry_id}; wrote {out}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """``platform serve``: the node's Redfish service until SIGINT/SIGTERM. Its SimpleUpdate
+    fetches trust ``$IRONROOT_CA`` (and present ``$IRONROOT_CLIENT_CERT``) when set."""
+    import os
+
+    from ironroot.http import configure_logging
+    from ironroot.platform._redfish import serve_redfish
+
+    node = args.node or os.environ.get(ENVIRONMENT["node"])
+    if not node:
+        raise ConfigError(f"give --node DIR or set {ENVIRONMENT['node']}")
+    bind = listen(args, default_host="127.0.0.1", default_port=8300)
+    configure_logging(bind.log_level, bind.log_format)
+    serve_redfish(Path(node), bind.host, bind.port, tls=bind.tls, fetch_verify=client_tls(args))
     return 0

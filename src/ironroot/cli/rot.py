@@ -338,6 +338,14 @@ def _ca_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_vendor_ca(directory: Path) -> rot.VendorCA:
+    """The vendor CA ``ca-init`` wrote to ``directory`` (its keys and certificates)."""
+    return rot.VendorCA.from_pem(
+        [(directory / f"{stem}.key.pem").read_bytes() for stem in _CA_FILES.values()],
+        _certificate_files([directory / f"{stem}.cert.pem" for stem in _CA_FILES.values()]),
+    )
+
+
 def _write_private(path: Path, data: bytes, *, exclusive: bool) -> None:
     """Write a private key file readable only by its owner (atomically, durably)."""
     write_atomic(path, data, mode=0o600, exclusive=exclusive)

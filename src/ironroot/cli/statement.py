@@ -44,6 +44,17 @@ def register(sub: Any) -> None:
     reg.add_argument("statement", type=Path)
     add_url_options(reg, what="transparency service", token=True)
     reg.add_argument("--out", type=Path, help="transparent statement (default: <statement>.ts)")
+    reg.add_argument(
+        "--witness-key",
+        action="append",
+        default=[],
+        metavar="VKEY",
+        help="require the checkpoint the statement lands in to be cosigned by these witnesses "
+        "(repeatable; docs/witness.md)",
+    )
+    reg.add_argument(
+        "--witness-quorum", type=int, help="how many of the --witness-key witnesses (all)"
+    )
     reg.add_argument("--json", action="store_true")
     add_client_options(reg)
     reg.set_defaults(func=_register)
@@ -99,26 +110,43 @@ def _sign(args: argparse.Namespace) -> int:
 def _register(args: argparse.Namespace) -> int:
     statement = args.statement.read_bytes()
     out: Path = args.out or args.statement.with_suffix(args.statement.suffix + ".ts")
+    policy = None
+    if args.witness_key:
+        from ironroot.witness import WitnessPolicy
+
+        policy = WitnessPolicy.from_vkeys(args.witness_key, args.witness_quorum)
+    elif args.witness_quorum is not None:
+        raise MalformedInput("--witness-quorum needs --witness-key")
     with transparency.TransparencyClient(
-        url(args), token=token(args), verify=client_tls(args)
+        url(args), token=token(args), verify=client_tls(args), witnesses=policy
     ) as client:
         registration = client.register(statement)
     out.write_bytes(registration.transparent_statement)
+    witnessed = registration.witnessed
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "entry_id": registration.entry_id,
-                    "receipts": len(registration.receipts),
-                    "transparent_statement": str(out),
-                }
-            )
-        )
+        doc: dict[str, Any] = {
+            "entry_id": registration.entry_id,
+            "receipts": len(registration.receipts),
+            "transparent_statement": str(out),
+        }
+        if witnessed is not None:
+            doc["witnessed"] = {
+                "tree_size": witnessed.tree_size,
+                "checkpoint_size": witnessed.checkpoint.checkpoint.size,
+                "cosigned_by": [c.name for c in witnessed.checkpoint.cosignatures],
+            }
+        print(json.dumps(doc))
     else:
         print(
             f"registered entry {registration.entry_id} with {len(registration.receipts)} "
             f"receipt(s); wrote {out}"
         )
+        if witnessed is not None:
+            names = ", ".join(c.name for c in witnessed.checkpoint.cosignatures)
+            print(
+                f"witnessed: its tree (size {witnessed.tree_size}) is in the checkpoint at "
+                f"size {witnessed.checkpoint.checkpoint.size} cosigned by {names}"
+            )
     return 0
 
 

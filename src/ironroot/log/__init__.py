@@ -3,7 +3,8 @@
 Entries are opaque bytes (at most 65,535 each); an entry's id is SHA-256(entry). The log
 integrates entries in batches, signs a C2SP checkpoint per batch (Ed25519 and/or ML-DSA-44
 note signatures), keeps C2SP tiles, serves proofs from them, and can be checked end to end
-(:func:`verify_log`, :func:`verify_remote_log`). The data-directory layout is in
+(:func:`verify_log`, :func:`verify_remote_log`). :class:`TileTree` computes nodes, roots,
+proofs and entries of a served log from its tiles. The data-directory layout is in
 :mod:`ironroot.log.layout`.
 """
 
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
         tile_path,
         tiles_for_size,
     )
+    from ironroot.log._tiletree import TileTree
     from ironroot.log._verify import (
         CONFIG_PATH,
         BatchVerifier,
@@ -89,6 +91,7 @@ __all__ = [
     "StoreBatch",
     "Ticket",
     "TileAddress",
+    "TileTree",
     "TreeState",
     "encode_entry_bundle",
     "entry_bundle_path",

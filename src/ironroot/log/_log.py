@@ -612,6 +612,7 @@ class Log:
                 _log.exception("a commit listener failed for tree size %d", size)
         finished = []
         with self._cond:
+            self._cond.notify_all()  # wake wait_for_growth()
             for offset, (entry_id, _) in enumerate(batch.integrated):
                 ticket = self._inflight.pop(entry_id, None)
                 if ticket is not None:
@@ -757,6 +758,18 @@ class Log:
     def storage_bytes(self) -> int:
         """Bytes the store occupies (files for SQLite, an estimate in memory)."""
         return self._store.storage_bytes()
+
+    def wait_for_growth(self, size: int, timeout: float | None = None) -> int:
+        """Wait until the latest checkpointed tree is larger than ``size`` (or ``timeout``
+        seconds pass, or the log closes); returns the tree size then."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._head[0] <= size and not (self._closed or self._stopping):
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            return self._head[0]
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until the queue is empty and no ticket waits; True if it got there."""

@@ -62,6 +62,12 @@ if TYPE_CHECKING:
         verify_pfm,
     )
     from ironroot.platform._policy import SEVERITIES, PlatformTrust, SafeRequirement
+    from ironroot.platform._redfish import (
+        RedfishService,
+        create_redfish_app,
+        serve_redfish,
+    )
+    from ironroot.platform._redfish_accounts import ROLES, AccountStore
     from ironroot.platform._state import STEPS
     from ironroot.platform._update import UpdateResult
 
@@ -114,5 +120,7 @@ __all__ += [
     "UpdateResult",
     "chip_layout",
 ]
+
+__all__ += ["ROLES", "AccountStore", "RedfishService", "create_redfish_app", "serve_redfish"]
 
 __getattr__, __dir__ = lazy_package(__name__, __file__)

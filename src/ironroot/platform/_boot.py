@@ -185,8 +185,14 @@ def boot(rot: Rot, now: dt.datetime) -> BootReport:
         name = pending.component
         update_component = name
         outcome = results[name]
-        healthy = outcome.running and not faults.unhealthy
-        if pending.pfm is not None and not all(r.running for r in results.values()):
+        # Healthy means the *new* image came up: a component that runs because boot restored
+        # its slot from recovery (the new bytes were damaged) did not take the update, and a
+        # PFM restored from its recovery copy is not the PFM the update carried.
+        took = outcome.image is not None and outcome.image.sha384 == pending.image.sha384
+        healthy = outcome.running and took and not faults.unhealthy
+        if pending.pfm is not None and (
+            not all(r.running for r in results.values()) or state.pfm.image != pending.pfm
+        ):
             healthy = False
         if healthy:
             faults.enter("commit")
@@ -211,13 +217,20 @@ def boot(rot: Rot, now: dt.datetime) -> BootReport:
             )
             update_outcome = "committed"
         else:
-            why = "the health-check drill" if faults.unhealthy else (outcome.detail or "unhealthy")
+            if faults.unhealthy:
+                why = "the health-check drill"
+            elif outcome.running and not took:
+                why = "the new image did not come up: its slot was restored from recovery"
+            elif outcome.running:
+                why = "the PFM it carried is not the PFM in force"
+            else:
+                why = outcome.detail or "unhealthy"
             cs = state.component(name)
             back = dataclasses.replace(cs, active=cs.inactive, fallback=False, healthy=0)
             pfm_state = state.pfm
             if pending.pfm is not None:
                 pfm_state = dataclasses.replace(
-                    pfm_state, active=pfm_state.inactive, fallback=False
+                    pfm_state, active=pfm_state.inactive, fallback=False, healthy=0
                 )
             rot.commit(
                 "rolled-back",
@@ -236,7 +249,10 @@ def boot(rot: Rot, now: dt.datetime) -> BootReport:
             pfm2, _ = rot.active_pfm(now)
             if pfm2 is not None:
                 pfm = pfm2
-                for again in COMPONENTS if pending.pfm is not None else (name,):
+                # The BMC gates every other component, and a PFM gates them all: after
+                # either rolls back, the whole node boots again.
+                again_all = pending.pfm is not None or name == "bmc"
+                for again in COMPONENTS if again_all else (name,):
                     results[again] = _boot_one(
                         rot, again, pfm, now, bmc_running=results["bmc"].running or again == "bmc"
                     )
@@ -267,6 +283,18 @@ def boot(rot: Rot, now: dt.datetime) -> BootReport:
 def _boot_one(
     rot: Rot, name: str, pfm: Pfm, now: dt.datetime, *, bmc_running: bool = True
 ) -> ComponentBoot:
+    assert rot.state is not None
+    try:
+        rot.flash.chip(name)
+    except IronrootError as exc:
+        # A chip that does not open (missing, resized, a forged header) holds its component
+        # in reset; the rest of the node still boots.
+        rot.event(
+            "Critical", "ComponentHeldInReset", f"{name}: {exc.detail}", name, exc.code, now=now
+        )
+        return ComponentBoot(
+            name, False, rot.state.component(name).image, False, exc.code, exc.detail
+        )
     cs, data, recovered, problem = _flash_check(rot, name, pfm, now)
     image = cs.image
     if data is None or image is None:
@@ -328,10 +356,24 @@ def _count_healthy(
             name,
             now=now,
         )
+    # The PFM's recovery copy follows once the PFM has been in force for ``healthy_boots``
+    # boots and every component has settled (its active image is its recovery image).
+    # Decided from the journaled state, not from what this boot replaced: a power loss
+    # between a component's replacement and the PFM's must not leave the PFM's for ever.
     ps = rot.state.pfm
-    if replaced and ps.image is not None and ps.image != ps.recovery:
-        data = rot.flash.chip("rot").image(f"pfm{ps.active}")
-        if data is not None and data[1] == ps.image.sha384:
+    pfm_image = ps.image
+    if pfm_image is None or pfm_image == ps.recovery:
+        return tuple(replaced)
+    ps = dataclasses.replace(ps, healthy=ps.healthy + 1)
+    rot.state = dataclasses.replace(rot.state, pfm=ps)
+    settled = all(
+        (cs := rot.state.component(name)).image is not None and cs.image == cs.recovery
+        for name in COMPONENTS
+    )
+    if settled and ps.healthy >= needed:
+        chip = rot.flash.chip("rot")
+        data = chip.image(f"pfm{ps.active}")
+        if data is not None and data[1] == pfm_image.sha384:
             pfm_svn = rot.verify_pfm_bytes(data[0], 0).svn
             rot.commit(
                 "replacing-recovery",
@@ -339,12 +381,14 @@ def _count_healthy(
                 now,
             )
             rot.writer.write_image("rot", "pfm-recovery", data[0], what="recovery")
+            if chip.image_digest("pfm-recovery") != pfm_image.sha384:
+                return tuple(replaced)
             rot.commit(
                 "recovery-replaced",
                 dataclasses.replace(
                     rot.state,
                     pfm=dataclasses.replace(
-                        ps, recovery=ps.image, min_svn=max(ps.min_svn, pfm_svn)
+                        ps, recovery=pfm_image, min_svn=max(ps.min_svn, pfm_svn)
                     ),
                 ),
                 now,
@@ -360,8 +404,12 @@ def measure_devices(rot: Rot, now: dt.datetime) -> list[DeviceMeasurement]:
     for name in DEVICES:
         cs = rot.state.component(name)
         info = rot.platform.config.devices[name]
-        read = rot.flash.chip(name).image(f"slot{cs.active}")
-        if cs.image is None or read is None:
+        try:
+            read = rot.flash.chip(name).image(f"slot{cs.active}")
+        except IronrootError as exc:
+            results.append(DeviceMeasurement(name, False, exc.code, exc.detail, error=exc))
+            continue
+        if cs.image is None or read is None or read[1] != cs.image.sha384:
             results.append(
                 DeviceMeasurement(
                     name, False, "flash-check", "the active slot holds no image the RoT wrote"

@@ -29,6 +29,14 @@ header is what a torn write breaks: a region whose header does not describe the 
 reads as empty. Which image is *allowed* is never taken from the header: boot compares the
 bytes with the PFM.
 
+The chip header is not trusted either: its digest only catches accidents (anyone can recompute
+a SHA-256), so a chip opens only when its header names the chip its file is named for and its
+region table is exactly :func:`chip_layout` for that chip — at the slot size the node's
+configuration gives, when the :class:`Flash` is told it. A header that moves, grows or renames
+a region (say, a journal region that claims the whole of a huge sparse file) is
+``DeviceStateTampered`` code ``flash-header``. A chip file that is a symbolic link is refused
+(``flash-symlink``): the RoT writes only to its own chips.
+
 Writes. :class:`Flash` only reads. Protected writes go through :class:`RotFlashWriter`, which
 only the RoT (:mod:`ironroot.platform._node`) constructs; the BMC and everything above it get
 a :class:`BmcSpiPort`, which — like Cerberus' SPI filter — passes a write only when the whole
@@ -41,9 +49,10 @@ Nothing in this file is hand-written for want of a library: it is the byte layou
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import struct
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -158,20 +167,75 @@ def _decode_header(data: bytes, path: Path) -> tuple[str, tuple[Region, ...], in
     return raw_name.rstrip(b"\0").decode("ascii", "replace"), tuple(regions), size
 
 
-class Chip:
-    """One flash chip (a file), read-only. Writes are :class:`RotFlashWriter`'s."""
+def _fd(path: Path, flags: int) -> int:
+    """Open a chip file, never through a symbolic link (``O_NOFOLLOW``)."""
+    try:
+        return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError as exc:
+        raise StorageError(f"flash chip {path.name} is missing", code="flash-missing") from exc
+    except OSError as exc:
+        if path.is_symlink():
+            raise DeviceStateTampered(
+                f"flash chip {path.name} is a symbolic link", code="flash-symlink"
+            ) from exc
+        raise StorageError(f"flash chip {path.name}: {exc.strerror}") from exc
 
-    def __init__(self, path: Path) -> None:
+
+def _open_read(path: Path) -> io.BufferedReader:
+    return os.fdopen(_fd(path, os.O_RDONLY), "rb")
+
+
+def _open_write(path: Path) -> io.BufferedRandom:
+    return os.fdopen(_fd(path, os.O_RDWR), "r+b")
+
+
+def _expected_layout(
+    path: Path, name: str, regions: Sequence[Region], slot_size: int | None
+) -> tuple[Region, ...]:
+    """The layout chip ``name`` must have: the RoT's, or a component's at ``slot_size`` (when
+    the node's configuration is known) or at the slot size its own table implies."""
+    if name == "rot":
+        return chip_layout("rot", 0)
+    if slot_size is None:
+        slot_size = regions[0].size - IMAGE_HEADER_SIZE if regions else 0
+    try:
+        return chip_layout(name, slot_size)
+    except ConfigError as exc:
+        raise DeviceStateTampered(
+            f"flash chip {path.name}: {exc.detail}", code="flash-header"
+        ) from exc
+
+
+class Chip:
+    """One flash chip (a file), read-only. Writes are :class:`RotFlashWriter`'s.
+
+    ``slot_size``: the slot size the node's configuration gives this (component) chip; its
+    header must then describe exactly that layout (see the module docstring).
+    """
+
+    def __init__(self, path: Path, slot_size: int | None = None) -> None:
         self.path = path
         try:
-            with path.open("rb") as handle:
+            with _open_read(path) as handle:
                 header = handle.read(BLOCK)
                 actual = os.fstat(handle.fileno()).st_size
-        except FileNotFoundError as exc:
-            raise StorageError(f"flash chip {path.name} is missing", code="flash-missing") from exc
         except OSError as exc:
             raise StorageError(f"flash chip {path.name}: {exc.strerror}") from exc
         self.name, regions, self.size = _decode_header(header, path)
+        if self.name != path.stem:
+            raise DeviceStateTampered(
+                f"flash chip {path.name} says it is chip {self.name!r}", code="flash-header"
+            )
+        if regions != _expected_layout(path, self.name, regions, slot_size):
+            raise DeviceStateTampered(
+                f"flash chip {path.name}: its region table is not the layout of a "
+                f"{self.name} chip" + (f" with {slot_size}-byte slots" if slot_size else ""),
+                code="flash-header",
+            )
+        if self.size != regions[-1].end:
+            raise DeviceStateTampered(
+                f"flash chip {path.name}: its size is not its regions' end", code="flash-header"
+            )
         if actual != self.size:
             raise DeviceStateTampered(
                 f"flash chip {path.name} is {actual} bytes, its header says {self.size}",
@@ -188,7 +252,7 @@ class Chip:
     def read(self, offset: int, length: int) -> bytes:
         if offset < 0 or length < 0 or offset + length > self.size:
             raise LimitExceeded(f"a read beyond flash chip {self.name}")
-        with self.path.open("rb") as handle:
+        with _open_read(self.path) as handle:
             handle.seek(offset)
             data = handle.read(length)
         if len(data) != length:
@@ -203,51 +267,73 @@ class Chip:
             return None
         return ImageHeader(length, digest)
 
-    def image_chunks(self, region: str, header: ImageHeader) -> Iterator[bytes]:
-        """The image's bytes in chunks (a bounded read for hashing large images)."""
-        r = self.region(region)
-        with self.path.open("rb") as handle:
-            handle.seek(r.offset + IMAGE_HEADER_SIZE)
-            left = header.length
-            while left:
-                chunk = handle.read(min(_CHUNK, left))
-                if not chunk:
-                    raise StorageError(f"flash chip {self.name} is shorter than its layout")
-                left -= len(chunk)
-                yield chunk
-
-    def image(self, region: str) -> tuple[bytes, bytes] | None:
-        """(image, SHA-384 of the bytes read) of an image region, or ``None`` when it is empty
-        or its bytes do not match its header (a torn write)."""
+    def _image_file(self, region: str) -> tuple[ImageHeader, io.BufferedReader] | None:
+        """The image header of an image region and the chip file, positioned at the image."""
         header = self.image_header(region)
         if header is None:
             return None
-        data = b"".join(self.image_chunks(region, header))
+        handle = _open_read(self.path)
+        handle.seek(self.region(region).offset + IMAGE_HEADER_SIZE)
+        return header, handle
+
+    def image(self, region: str) -> tuple[bytes, bytes] | None:
+        """(image, SHA-384 of the bytes read) of an image region, or ``None`` when it is empty
+        or its bytes do not match its header (a torn write).
+
+        The image is read in one call into one buffer (the region bounds its length): reading
+        it in chunks and joining them costs as much as hashing it (an allocation and a copy
+        per chunk), and boot reads every active slot this way.
+        """
+        opened = self._image_file(region)
+        if opened is None:
+            return None
+        header, handle = opened
+        with handle:
+            data = handle.read(header.length)
+        if len(data) != header.length:
+            raise StorageError(f"flash chip {self.name} is shorter than its layout")
         digest = hashlib.sha384(data).digest()
         return (data, digest) if digest == header.sha384 else None
 
     def image_digest(self, region: str) -> bytes | None:
-        """SHA-384 of an image region's bytes, streamed; ``None`` when empty or torn."""
-        header = self.image_header(region)
-        if header is None:
+        """SHA-384 of an image region's bytes, streamed through one bounded buffer; ``None``
+        when empty or torn."""
+        opened = self._image_file(region)
+        if opened is None:
             return None
+        header, handle = opened
         h = hashlib.sha384()
-        for chunk in self.image_chunks(region, header):
-            h.update(chunk)
+        buffer = memoryview(bytearray(min(_CHUNK, header.length)))
+        with handle:
+            left = header.length
+            while left:
+                got = handle.readinto(buffer[: min(len(buffer), left)])
+                if not got:
+                    raise StorageError(f"flash chip {self.name} is shorter than its layout")
+                h.update(buffer[:got])
+                left -= got
         digest = h.digest()
         return digest if digest == header.sha384 else None
 
 
 class Flash:
-    """The node's chips, read-only."""
+    """The node's chips, read-only. ``slot_sizes`` (component → slot size, from the node's
+    configuration) pins each component chip's layout; without it a chip must still have the
+    layout of its kind."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, slot_sizes: Mapping[str, int] | None = None) -> None:
         self.directory = directory
+        self._slot_sizes = dict(slot_sizes) if slot_sizes is not None else None
         self._chips: dict[str, Chip] = {}
 
     def chip(self, name: str) -> Chip:
         if name not in self._chips:
-            self._chips[name] = Chip(self.directory / f"{name}.bin")
+            size = None
+            if self._slot_sizes is not None and name != "rot":
+                if name not in self._slot_sizes:
+                    raise ConfigError(f"the node has no flash chip {name!r}")
+                size = self._slot_sizes[name]
+            self._chips[name] = Chip(self.directory / f"{name}.bin", size)
         return self._chips[name]
 
     @staticmethod
@@ -295,7 +381,7 @@ class RotFlashWriter:
         c = self.flash.chip(chip)
         if offset < BLOCK or offset + len(data) > c.size:
             raise LimitExceeded(f"a write outside the regions of flash chip {chip}")
-        with c.path.open("r+b") as handle:
+        with _open_write(c.path) as handle:
             done = 0
             while done < len(data):
                 chunk = data[done : done + _CHUNK]

@@ -54,6 +54,8 @@ _LIMITS: Final = Limits(max_bytes=_MAX_RECORD, max_depth=10, max_items=4096)
 _ENTRY: Final = 512
 _ENTRY_BODY: Final = _ENTRY - 2 - _MAC - 8
 _SEVERITIES: Final = frozenset({"OK", "Warning", "Critical"})
+COALESCE_AFTER: Final = 8
+"""How many events of one id in a row before more of them are folded into the last."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,12 +279,30 @@ class EventLog:
         message: str,
         *args: str,
         now: dt.datetime,
+        coalesce: bool = False,
     ) -> Event:
+        """Append an event. With ``coalesce``, once the last :data:`COALESCE_AFTER` events are
+        all ``message_id``, the newest of them is rewritten in place with a repeat count
+        instead of a new entry: a flood of one event (a compromised BMC hammering protected
+        flash) cannot push older events out of the ring."""
         if severity not in _SEVERITIES:
             raise ValueError(severity)
-        if self._next is None:
+        if self._next is None or coalesce:
             existing = self._scan()
             self._next = existing[-1].seq + 1 if existing else 1
+            tail = existing[-COALESCE_AFTER:]
+            if (
+                coalesce
+                and len(tail) == COALESCE_AFTER
+                and all(e.message_id == message_id for e in tail)
+                and tail[-1].seq == self._next - 1
+            ):
+                last = tail[-1]
+                before = last.args[-1] if last.args else ""
+                repeats = int(before[8:]) + 1 if before.startswith("repeats=") else 1
+                self._next = last.seq
+                message = f"{message} (and {repeats} more like it before)"
+                args = (*args, f"repeats={repeats}")
         seq = self._next
         doc: dict[str, Any] = {
             "at": _now_text(now),

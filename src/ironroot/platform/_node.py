@@ -45,6 +45,7 @@ from ironroot._fileio import read_limited, write_atomic
 from ironroot.cose import encode_cbor
 from ironroot.errors import (
     ConfigError,
+    Conflict,
     DeviceStateTampered,
     FirmwareRejected,
     FlashProtected,
@@ -289,11 +290,16 @@ class Rot:
     def __init__(self, platform: Platform, faults: Faults) -> None:
         self.platform = platform
         self.faults = faults
-        self.flash = Flash(platform.directory / "flash")
+        self.flash = Flash(platform.directory / "flash", platform.config.slot_sizes)
         cut: PowerCut = faults.cut
         self.writer = RotFlashWriter(self.flash, cut)
         self.device = Device(platform.config.rot)
-        key = read_limited(platform.config.rot / _JOURNAL_KEY, 64)
+        try:
+            key = read_limited(platform.config.rot / _JOURNAL_KEY, 64)
+        except (OSError, IronrootError) as exc:
+            raise DeviceStateTampered(
+                "the RoT's journal key is missing or unreadable", code="journal-key"
+            ) from exc
         if len(key) != 32:
             raise DeviceStateTampered("the RoT's journal key is damaged", code="journal-key")
         self.journal = Journal(self.flash, self.writer, key, self.device.counter(_COUNTER))
@@ -319,9 +325,15 @@ class Rot:
         self.state = state
 
     def event(
-        self, severity: str, message_id: str, message: str, *args: str, now: dt.datetime
+        self,
+        severity: str,
+        message_id: str,
+        message: str,
+        *args: str,
+        now: dt.datetime,
+        coalesce: bool = False,
     ) -> None:
-        self.log.add(severity, message_id, message, *args, now=now)
+        self.log.add(severity, message_id, message, *args, now=now, coalesce=coalesce)
 
     # --- evidence -------------------------------------------------------------------------
 
@@ -426,8 +438,8 @@ class Platform:
         data = read_limited(path, _CONFIG_LIMIT)
         try:
             doc = json.loads(data)
-        except ValueError as exc:
-            raise ConfigError(f"{path} is not JSON") from exc
+        except (ValueError, RecursionError) as exc:
+            raise ConfigError(f"{path} is not JSON (or is nested too deeply)") from exc
         return cls(base, NodeConfig.from_json(doc, base), data)
 
     @contextlib.contextmanager
@@ -536,6 +548,14 @@ class Platform:
             raise NotFound(f"no component {component!r}")
         with self.rot() as rot:
             assert rot.state is not None
+            pending = rot.state.pending
+            if pending is not None:
+                # The next boot decides that update; restoring under it would let boot take
+                # the recovery image for the update's new firmware.
+                raise Conflict(
+                    f"an update of {pending.component} is at {pending.step}: boot first",
+                    code="update-in-progress",
+                )
             cs = rot.state.component(component)
             chip = rot.flash.chip(component)
             read = chip.image("recovery")
@@ -663,6 +683,9 @@ class Platform:
         read-write region the active PFM gives that component; otherwise ``FlashProtected``,
         an event in the RoT's log, and not one byte written.
         """
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise ConfigError("a flash write's data is bytes")
+        data = bytes(data)
         with self.rot() as rot:
             allowed = False
             reason = f"{chip} is not a component's flash"
@@ -685,6 +708,7 @@ class Platform:
                     str(offset),
                     str(len(data)),
                     now=now,
+                    coalesce=True,
                 )
                 raise FlashProtected(reason)
             rot.writer.write(chip, offset, data, what="bmc")
@@ -693,7 +717,9 @@ class Platform:
         """A read the BMC issues (reads are not filtered)."""
         if chip not in (*COMPONENTS, "rot"):
             raise NotFound(f"no flash chip {chip!r}")
-        return Flash(self.directory / "flash").chip(chip).read(offset, length)
+        return (
+            Flash(self.directory / "flash", self.config.slot_sizes).chip(chip).read(offset, length)
+        )
 
 
 def _image_json(image: Image | None) -> dict[str, Any] | None:

@@ -33,7 +33,7 @@ import json
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from ironroot._fileio import write_atomic
 from ironroot.errors import (
@@ -44,9 +44,10 @@ from ironroot.errors import (
     LimitExceeded,
     NotFound,
     StorageError,
+    VerificationFailed,
 )
 from ironroot.platform._boot import boot
-from ironroot.platform._checks import VerifiedUpdate, verify_update
+from ironroot.platform._checks import VerifiedUpdate, check_update, verify_update
 from ironroot.platform._devices import PlatformDevice
 from ironroot.platform._flash import IMAGE_HEADER_SIZE, Flash, RotFlashWriter
 from ironroot.platform._journal import Journal
@@ -103,6 +104,8 @@ def _active_images(state: NodeState) -> dict[str, bytes]:
 
 
 def _statements(statements: Sequence[bytes]) -> tuple[bytes, ...]:
+    if not isinstance(statements, Sequence) or isinstance(statements, bytes | bytearray | str):
+        raise ConfigError("statements is a sequence of statements (bytes)")
     if len(statements) > _MAX_STATEMENTS:
         raise LimitExceeded(f"an update carries at most {_MAX_STATEMENTS} statements")
     if not all(isinstance(s, bytes) for s in statements):
@@ -156,19 +159,24 @@ def run_update(
         _refuse(rot, state, now, "the staged image does not read back", "stage")
         raise StorageError("the staged image did not read back intact", code="staging")
     try:
-        verified = verify_update(
-            component,
-            read[0],
-            statements,
-            trust=rot.platform.config.trust,
-            fuses=rot.device.fuses,
-            min_svn=cs.min_svn,
-            active_pfm=_pfm_of(rot, now),
-            active_images=_active_images(state),
-            now=now,
-            pfm=pfm,
-            pfm_statement=pfm_statement,
-        )
+        inputs: dict[str, Any] = {
+            "trust": rot.platform.config.trust,
+            "fuses": rot.device.fuses,
+            "min_svn": cs.min_svn,
+            "active_pfm": _pfm_of(rot, now),
+            "active_images": _active_images(state),
+            "now": now,
+            "pfm": pfm,
+            "pfm_statement": pfm_statement,
+        }
+        checked = check_update(component, read[0], statements, **inputs)
+        if checked.verified is None:
+            # The report names the failure; verify_update raises it as its typed error.
+            verify_update(component, read[0], statements, **inputs)
+            raise VerificationFailed(
+                "the update checks disagree", code="checks-disagree", check="verify"
+            )
+        verified = checked.verified
     except IronrootError as exc:
         _refuse(rot, state, now, exc.detail, exc.check or exc.code)
         raise
@@ -225,7 +233,7 @@ def run_update(
     )
     if pfm_image is not None:
         ps = dataclasses.replace(
-            ps.with_slot(ps.inactive, pfm_image), active=ps.inactive, fallback=False
+            ps.with_slot(ps.inactive, pfm_image), active=ps.inactive, fallback=False, healthy=0
         )
     state = dataclasses.replace(
         state.with_component(component, active),
@@ -247,12 +255,12 @@ def run_update(
     result = boot(rot, now)
     report("commit", 100)
     return UpdateResult(
-        component, result.update or "committed", image, result, _check_names(verified)
+        component,
+        result.update or "committed",
+        image,
+        result,
+        tuple(c.name for c in checked.checks),
     )
-
-
-def _check_names(verified: VerifiedUpdate) -> tuple[str, ...]:
-    return tuple(getattr(verified, "checks", ()))
 
 
 def _pfm_of(rot: Rot, now: dt.datetime) -> Pfm:
@@ -367,7 +375,9 @@ def create_platform(
             writer.write_image(name, "recovery", images[name])
             v = verified[name]
             image = Image(digest, v.version.version, v.svn, ident)
-            components[name] = ComponentState(0, (image, None), image)
+            # The factory image is the recovery image, so its SVN is the floor from the start
+            # (as after every recovery replacement): nothing older, even if the PFM lists it.
+            components[name] = ComponentState(0, (image, None), image, min_svn=v.svn)
         pfm_ident = node.store_evidence((), pfm_statement)
         pfm_digest = writer.write_image("rot", "pfm0", pfm)
         writer.write_image("rot", "pfm-recovery", pfm)

@@ -1,4 +1,5 @@
-"""The Code Transparency Service (SCITT): registration policy, log, receipts, HTTP API, client."""
+"""The Code Transparency Service (SCITT): registration policy, log, receipts, HTTP API, client;
+publication of witnessed checkpoints and clients that require witnesses (docs/witness.md)."""
 
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,7 @@ if TYPE_CHECKING:
     from ironroot.transparency._config import (
         IssuerKey,
         TransparencyConfig,
+        WitnessEndpoint,
         init_data_dir,
         load_config,
     )
@@ -21,8 +23,16 @@ if TYPE_CHECKING:
     )
     from ironroot.transparency._server import ServiceThread, serve
     from ironroot.transparency._service import TransparencyService
+    from ironroot.transparency._witnessed import (
+        WitnessedStatement,
+        receipt_tree,
+        verify_witnessed_statement,
+    )
+    from ironroot.transparency._witnessing import WITNESSED_CHECKPOINT, CheckpointWitnessing
 
 __all__ = [
+    "WITNESSED_CHECKPOINT",
+    "CheckpointWitnessing",
     "IssuerKey",
     "ReceiptBatchVerifier",
     "Registration",
@@ -32,12 +42,16 @@ __all__ = [
     "TransparencyClient",
     "TransparencyConfig",
     "TransparencyService",
+    "WitnessEndpoint",
+    "WitnessedStatement",
     "create_app",
     "init_data_dir",
     "load_config",
     "load_receipt_keys",
     "publish_receipt_keys",
+    "receipt_tree",
     "serve",
+    "verify_witnessed_statement",
 ]
 
 __getattr__, __dir__ = lazy_package(__name__, __file__)

@@ -89,6 +89,13 @@ def _service_info(service: TransparencyService) -> ServiceInfo:
         "Registrations accepted and waiting for integration",
         registry=info.registry,
     ).set_function(lambda: service.log.in_flight)
+    if service.witnessing is not None:
+        witnessing = service.witnessing
+        Gauge(
+            "ironroot_log_witnessed_size",
+            "Tree size of the latest checkpoint cosigned by the witness quorum (-1: none yet)",
+            registry=info.registry,
+        ).set_function(lambda: witnessing.published_size)
     batches = Histogram(
         "ironroot_log_batch_size",
         "Entries integrated per batch (one checkpoint and one receipt signature each)",
@@ -216,6 +223,8 @@ def create_app(service: TransparencyService) -> Starlette:
             "checkpoint_origin": config.origin,
             "checkpoint_keys": list(service.checkpoint_vkeys),
             "write_requires_token": bool(tokens),
+            "witnesses": [{"url": w.url, "key": w.verifier.vkey} for w in config.witnesses],
+            "witness_quorum": config.witness_quorum,
         }
 
     async def transparency_configuration(request: Request) -> Response:
@@ -226,7 +235,7 @@ def create_app(service: TransparencyService) -> Starlette:
 
     async def checkpoint(request: Request) -> Response:
         return Response(
-            service.log.checkpoint(),
+            service.published_checkpoint(),
             200,
             media_type="text/plain; charset=utf-8",
             headers=_NO_CACHE,

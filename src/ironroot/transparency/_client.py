@@ -3,6 +3,12 @@
 ``register`` follows the SCRAPI flow: 201 with the receipt, or 303 then polling the Location
 (302 while running) until the receipt is there. A problem answer becomes :class:`RemoteProblem`
 with the service's status, title and detail.
+
+With a :class:`~ironroot.witness.WitnessPolicy` (``witnesses=``), the client requires more
+than the service's word: :meth:`TransparencyClient.witness` waits until the service publishes
+a checkpoint that covers the statement's receipt and that k of the trusted witnesses cosigned,
+computes the consistency proof from the service's tiles, and checks it all
+(:func:`verify_witnessed_statement`); ``register`` then does so before it returns.
 """
 
 from __future__ import annotations
@@ -16,8 +22,15 @@ from typing import Any, Final
 import httpx
 
 from ironroot.cose import Problem, decode_cbor, decode_key_set
-from ironroot.crypto import PublicKey
+from ironroot.crypto import PublicKey, Verifier
 from ironroot.errors import IronrootError, MalformedInput, StorageError, Unreachable
+from ironroot.log import Checkpoint, HttpLogFetcher, Note, NoteVerifier, TileTree
+from ironroot.transparency._witnessed import (
+    WitnessedStatement,
+    receipt_tree,
+    verify_witnessed_statement,
+)
+from ironroot.witness import WitnessPolicy
 
 __all__ = ["Registration", "RemoteProblem", "TransparencyClient"]
 
@@ -44,6 +57,8 @@ class Registration:
     entry_id: str
     receipts: tuple[bytes, ...]
     transparent_statement: bytes
+    witnessed: WitnessedStatement | None = None
+    """With a witness policy: the cosigned checkpoint the statement's tree is in."""
 
 
 class TransparencyClient:
@@ -57,10 +72,17 @@ class TransparencyClient:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         verify: ssl.SSLContext | bool = True,
+        witnesses: WitnessPolicy | None = None,
+        log_verifiers: tuple[NoteVerifier, ...] | None = None,
     ) -> None:
         """``verify``: ``True`` trusts the system's CAs; an ``ssl.SSLContext`` (from
         :func:`ironroot.http.client_context`) trusts a private CA and may present a client
-        certificate (mutual TLS)."""
+        certificate (mutual TLS). ``witnesses``: require that many witness cosignatures on
+        the checkpoint a registration lands in; ``log_verifiers``: the log's checkpoint keys
+        (default: the service's published configuration)."""
+        self._url = url.rstrip("/")
+        self.witnesses = witnesses
+        self._log_verifiers = log_verifiers
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(
             base_url=url.rstrip("/"),
@@ -128,7 +150,11 @@ class TransparencyClient:
                 self._raise_problem(response)
         receipts = self.receipts(entry_id)
         statement_bytes = self.transparent_statement(entry_id)
-        return Registration(entry_id, receipts, statement_bytes)
+        witnessed = None
+        if self.witnesses is not None:
+            remaining = max(1.0, deadline - time.monotonic())
+            witnessed = self.witness(statement_bytes, wait=remaining, poll_interval=poll_interval)
+        return Registration(entry_id, receipts, statement_bytes, witnessed)
 
     def receipts(self, entry_id: str) -> tuple[bytes, ...]:
         response = self._get(f"/entries/{entry_id}/receipts", "application/cbor")
@@ -171,3 +197,67 @@ class TransparencyClient:
         if response.status_code != 200:
             self._raise_problem(response)
         return response.content
+
+    # --- witnesses ------------------------------------------------------------------------
+
+    def log_identity(self) -> tuple[str, tuple[NoteVerifier, ...]]:
+        """The log's origin and checkpoint keys (keys given to the client win over the
+        service's configuration)."""
+        config = self.configuration()
+        origin = config.get("checkpoint_origin")
+        if not isinstance(origin, str) or not origin:
+            raise MalformedInput("the transparency configuration has no checkpoint_origin")
+        if self._log_verifiers is not None:
+            return origin, self._log_verifiers
+        keys = config.get("checkpoint_keys")
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise MalformedInput("the transparency configuration has no checkpoint_keys list")
+        return origin, tuple(NoteVerifier.from_vkey(k) for k in keys)
+
+    def witness(
+        self,
+        transparent_statement: bytes,
+        *,
+        policy: WitnessPolicy | None = None,
+        service_keys: dict[bytes, Verifier] | None = None,
+        wait: float = 30.0,
+        poll_interval: float = 0.1,
+    ) -> WitnessedStatement:
+        """Wait for a published checkpoint that covers the statement's receipt, then check
+        the receipt, the witness quorum and the consistency proof (from the tiles)."""
+        policy = policy or self.witnesses
+        if policy is None:
+            raise MalformedInput("give a witness policy (witnesses=) to require witnesses")
+        keys: dict[bytes, Verifier] = (
+            dict(self.service_keys()) if service_keys is None else dict(service_keys)
+        )
+        origin, verifiers = self.log_identity()
+        size, _ = receipt_tree(transparent_statement)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                note = self.checkpoint()
+                current = Checkpoint.parse(Note.parse(note).body)
+                if current.size >= size:
+                    break
+                why = f"the published checkpoint has size {current.size}, the receipt {size}"
+            except RemoteProblem as exc:
+                if exc.status != 503:
+                    raise
+                why = exc.detail
+            if time.monotonic() > deadline:
+                raise StorageError(f"no witnessed checkpoint covers the receipt yet ({why})")
+            time.sleep(poll_interval)
+        proof: list[bytes] = []
+        if current.size > size:
+            fetcher = HttpLogFetcher(self._url, client=self._http)
+            proof = TileTree(fetcher, current.size).consistency_proof(size)
+        return verify_witnessed_statement(
+            transparent_statement,
+            note,
+            proof,
+            service_keys=keys,
+            log_verifiers=verifiers,
+            policy=policy,
+            origin=origin,
+        )

@@ -26,12 +26,14 @@ from ironroot.crypto import Algorithm, PrivateKey, PublicKey, load_certificates
 from ironroot.errors import ConfigError, IronrootError
 from ironroot.http import ServerLimits
 from ironroot.log.layout import CONFIG_FILE, checkpoint_key_path
+from ironroot.witness import CosignatureVerifier, WitnessPolicy
 
 __all__ = [
     "CONFIG_FILE",
     "DEFAULT_ACCEPTED",
     "IssuerKey",
     "TransparencyConfig",
+    "WitnessEndpoint",
     "init_data_dir",
     "load_config",
     "receipt_key_path",
@@ -69,6 +71,14 @@ class IssuerKey:
 
 
 @dataclass(frozen=True, slots=True)
+class WitnessEndpoint:
+    """A witness the service asks to cosign its checkpoints: its URL and cosigning key."""
+
+    url: str
+    verifier: CosignatureVerifier
+
+
+@dataclass(frozen=True, slots=True)
 class TransparencyConfig:
     """Everything the service reads from ``ironroot.toml``, resolved and checked."""
 
@@ -92,6 +102,19 @@ class TransparencyConfig:
     _issuer_index: Mapping[tuple[str, bytes], PublicKey] = field(repr=False, compare=False)
     rejected: tuple[str, ...] = ()
     """Trust anchor files left out because they did not load: ``"<path>: <reason>"``."""
+    witnesses: tuple[WitnessEndpoint, ...] = ()
+    """``[[log.witnesses]]``: the witnesses every new checkpoint is submitted to."""
+    witness_quorum: int = 0
+    """How many of them must cosign before a checkpoint is published (0: no witnessing)."""
+    witness_timeout: float = 10.0
+    witness_ca: Path | None = None
+
+    @property
+    def witness_policy(self) -> WitnessPolicy | None:
+        """The k-of-n rule the published checkpoint meets, or ``None`` without witnesses."""
+        if not self.witness_quorum:
+            return None
+        return WitnessPolicy(tuple(w.verifier for w in self.witnesses), self.witness_quorum)
 
     def issuer_key(self, iss: str, kid: bytes) -> PublicKey | None:
         """The configured key of ``iss`` whose thumbprint is ``kid``, if any."""
@@ -136,6 +159,12 @@ max_pending = 65536       # entries waiting for integration before POST /entries
 [log]
 origin = "{origin}"
 checkpoint_algorithm = "Ed25519"   # "ML-DSA-44" adds an ML-DSA-44 cosignature to Ed25519
+# Witnesses (c2sp.org/tlog-witness): publish a checkpoint only once witness_quorum of them
+# cosigned it (docs/witness.md).
+# witness_quorum = 1
+# [[log.witnesses]]
+# url = "http://127.0.0.1:8300"
+# key = "witness.example/w1+<key id>+<base64 key>"
 
 [auth]
 write_tokens = []   # bearer tokens required on POST /entries; none = open
@@ -221,7 +250,14 @@ _SECTIONS: Final = {
         "batch_linger",
         "max_pending",
     },
-    "log": {"origin", "checkpoint_algorithm"},
+    "log": {
+        "origin",
+        "checkpoint_algorithm",
+        "witnesses",
+        "witness_quorum",
+        "witness_timeout",
+        "witness_ca",
+    },
     "auth": {"write_tokens"},
     "server": set(ServerLimits.__dataclass_fields__),
     # [keys] selects where the service keys live; ironroot.hsm.ServiceKeysConfig checks it.
@@ -395,6 +431,23 @@ def load_config(data_dir: Path) -> TransparencyConfig:
         raise ConfigError("log.checkpoint_algorithm must be Ed25519 or ML-DSA-44")
     if cp_alg is Algorithm.ED25519:
         cp_alg = Algorithm.EDDSA
+    witnesses = _witnesses(lg.get("witnesses", []))
+    quorum = _get(lg, "witness_quorum", int, len(witnesses), "log")
+    if not 0 <= quorum <= len(witnesses) or (witnesses and not quorum):
+        raise ConfigError(
+            f"log.witness_quorum must be between 1 and {len(witnesses)} (the witnesses listed)"
+            if witnesses
+            else "log.witness_quorum needs [[log.witnesses]] to count"
+        )
+    witness_timeout = _get(lg, "witness_timeout", float, 10.0, "log")
+    if not 0.1 <= witness_timeout <= 300.0:
+        raise ConfigError("log.witness_timeout must be between 0.1 and 300 seconds")
+    witness_ca_rel = lg.get("witness_ca")
+    if witness_ca_rel is not None and (not isinstance(witness_ca_rel, str) or not witness_ca_rel):
+        raise ConfigError("log.witness_ca must be a file name")
+    witness_ca = None if witness_ca_rel is None else data_dir / witness_ca_rel
+    if witness_ca is not None and not witness_ca.is_file():
+        raise ConfigError(f"log.witness_ca: {witness_ca} does not exist")
     tokens = _str_list(auth, "write_tokens", [], "auth")
     if tokens:
         warn_if_exposed(path, "auth.write_tokens")
@@ -420,4 +473,31 @@ def load_config(data_dir: Path) -> TransparencyConfig:
         server=ServerLimits.from_table(raw.get("server"), "[server]"),
         _issuer_index={(ik.iss, ik.key.kid): ik.key for ik in issuers},
         rejected=tuple(rejected),
+        witnesses=witnesses,
+        witness_quorum=quorum,
+        witness_timeout=witness_timeout,
+        witness_ca=witness_ca,
     )
+
+
+def _witnesses(value: object) -> tuple[WitnessEndpoint, ...]:
+    if not isinstance(value, list):
+        raise ConfigError("log.witnesses must be an array of tables")
+    out: list[WitnessEndpoint] = []
+    for i, table in enumerate(value):
+        where = f"log.witnesses[{i}]"
+        if not isinstance(table, dict) or set(table) != {"url", "key"}:
+            raise ConfigError(f"{where} takes exactly 'url' and 'key'")
+        url, key = table["url"], table["key"]
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}.url must be an http:// or https:// URL")
+        if not isinstance(key, str):
+            raise ConfigError(f"{where}.key must be the witness's vkey")
+        try:
+            verifier = CosignatureVerifier.from_vkey(key)
+        except IronrootError as exc:
+            raise ConfigError(f"{where}.key: {exc.detail}") from exc
+        if any(w.verifier == verifier for w in out):
+            raise ConfigError(f"{where}: the witness key {verifier.name} is listed twice")
+        out.append(WitnessEndpoint(url.rstrip("/"), verifier))
+    return tuple(out)

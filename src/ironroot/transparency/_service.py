@@ -19,6 +19,7 @@ read back from the store (another run's, or one evicted from the cache) is check
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +38,7 @@ from ironroot.cose import (
 )
 from ironroot.crypto import PublicKey, Signer, Verifier
 from ironroot.errors import ConfigError, IronrootError, NotFound, StorageError
+from ironroot.http import client_context
 from ironroot.log import Integrated, Log, NoteSigner, Ticket
 from ironroot.log.layout import checkpoint_public_key_path, load_checkpoint_signer
 from ironroot.transparency._config import (
@@ -52,6 +54,7 @@ from ironroot.transparency._receipt_keys import (
     check_receipt_signature,
     publish_receipt_keys,
 )
+from ironroot.transparency._witnessing import CheckpointWitnessing
 
 __all__ = ["TransparencyService"]
 
@@ -143,6 +146,20 @@ class TransparencyService:
         if batch_signer is not None:
             batch_signer.last_size = log.tree_size
         log.add_commit_listener(self._batch_committed)
+        self.witnessing: CheckpointWitnessing | None = None
+        """With witnesses configured, what gets checkpoints cosigned before publication."""
+        if config.witness_quorum:
+            verify: ssl.SSLContext | bool = True
+            if config.witness_ca is not None:
+                verify = client_context(config.witness_ca)
+            self.witnessing = CheckpointWitnessing(
+                log,
+                config.witnesses,
+                config.witness_quorum,
+                data_dir=config.data_dir,
+                timeout=config.witness_timeout,
+                verify=verify,
+            )
 
     @classmethod
     def open(
@@ -233,9 +250,28 @@ class TransparencyService:
 
     def start(self) -> None:
         self.log.start()
+        if self.witnessing is not None:
+            self.witnessing.start()
+
+    def published_checkpoint(self) -> bytes:
+        """The checkpoint ``GET /checkpoint`` serves: the log's latest, or, with witnesses
+        configured, the latest one a quorum of them cosigned (:class:`StorageError` before
+        the first)."""
+        if self.witnessing is None:
+            return self.log.checkpoint()
+        note = self.witnessing.published()
+        if note is None:
+            policy = self.witnessing.policy
+            raise StorageError(
+                f"no checkpoint has been cosigned by {policy.quorum} of the "
+                f"{len(policy.witnesses)} witnesses yet; retry shortly"
+            )
+        return note
 
     def close(self) -> None:
         try:
+            if self.witnessing is not None:
+                self.witnessing.close()
             self.log.close()
         finally:
             if self._lock is not None:

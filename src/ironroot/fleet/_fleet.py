@@ -1,0 +1,476 @@
+"""A fleet: N nodes of the platform layer in one directory tree, and the registry that says
+which of them the control plane admits.
+
+::
+
+    fleet/
+      fleet.json           the node classes (each a :class:`NodeClass`, stored in class/<name>/)
+      fleet.db             the registry (SQLite): one row per node — class, status
+                           (``pending``, ``admitted``, ``quarantined``), since when and why, the
+                           current credential's serial and expiry, the EAR it was issued on —
+                           and the fleet's event log
+      class/<name>/        each class's trust, PFM, images and statements
+      nodes/<id>/          each node: a :class:`ironroot.platform.Platform` (its RoT device in
+                           ``rot/``)
+
+State is lazy: the fleet object holds no per-node object; :meth:`Fleet.node` opens a node's
+platform when asked, and every per-node fact lives on disk (the platform's journal, the
+registry row). Nodes are manufactured by :meth:`Fleet.add_nodes`: a RoT device provisioned by
+the given vendor CA (fused vendor key hash = the class trust's), a platform created with the
+class's images and statements (verified as an update would be), booted once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import sqlite3
+import threading
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from ironroot._fileio import read_limited, write_atomic
+from ironroot.errors import ConfigError, Conflict, NotFound, StorageError
+from ironroot.platform import COMPONENTS, DEVICES, DeviceInfo, Platform, PlatformTrust
+from ironroot.rot import Device, VendorCA
+
+__all__ = ["STATUSES", "Fleet", "FleetEvent", "NodeClass", "NodeRecord"]
+
+STATUSES: Final = ("pending", "admitted", "quarantined")
+_FORMAT: Final = 1
+_MAX_FILE: Final = 512 * 1024 * 1024
+_ID_WIDTH: Final = 4
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS nodes (
+    id TEXT PRIMARY KEY,
+    class TEXT NOT NULL,
+    status TEXT NOT NULL,
+    since TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    credential_serial TEXT,
+    credential_not_after TEXT,
+    ear_id TEXT,
+    last_attested TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    node TEXT,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+"""
+
+
+def _text(now: dt.datetime) -> str:
+    if now.tzinfo is None:
+        raise ConfigError("now must be timezone-aware")
+    return now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeClass:
+    """What every node of one class is built from: the platform trust, the PFM and its
+    statement, one image per component with its transparent statements, the SPDM devices'
+    vendor and model, and slot sizes."""
+
+    name: str
+    trust: PlatformTrust
+    pfm: bytes
+    pfm_statement: bytes
+    images: Mapping[str, bytes]
+    statements: Mapping[str, tuple[bytes, ...]]
+    devices: Mapping[str, DeviceInfo]
+    slot_sizes: Mapping[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError("a node class name is letters, digits, - and _")
+        if set(self.images) != set(COMPONENTS) or set(self.devices) != set(DEVICES):
+            raise ConfigError(
+                f"a node class has an image per component ({', '.join(COMPONENTS)})"
+                f" and vendor/model per device ({', '.join(DEVICES)})"
+            )
+
+    @classmethod
+    def load_toml(cls, path: Path | str) -> NodeClass:
+        """A class from an operator's ``class.toml`` (paths relative to it)::
+
+        name = "node-7"
+        trust = "platform.toml"
+        pfm = "node.pfm"
+        pfm_statement = "node.pfm.ts"
+        [images]       # component -> bundle
+        bmc = "bmc-1.0.bin"
+        [statements]   # component -> transparent statements
+        bmc = ["bmc-1.0.manifest.ts", "bmc-1.0.rim.ts"]
+        [devices.nic]
+        vendor = "https://vendor.example"
+        model = "pkg:firmware/acme/nic"
+        [slot_sizes]   # optional
+        bmc = 33554432
+        """
+        file = Path(path)
+        try:
+            doc = tomllib.loads(read_limited(file, 1024 * 1024).decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: {exc}") from exc
+        base = file.parent
+        allowed = {
+            "name",
+            "trust",
+            "pfm",
+            "pfm_statement",
+            "images",
+            "statements",
+            "devices",
+            "slot_sizes",
+        }
+        if unknown := set(doc) - allowed:
+            raise ConfigError(f"{file}: unknown settings {', '.join(sorted(unknown))}")
+        try:
+            statements = {
+                str(k): tuple(read_limited(base / str(p), _MAX_FILE) for p in v)
+                for k, v in dict(doc.get("statements", {})).items()
+            }
+            return cls(
+                name=str(doc["name"]),
+                trust=PlatformTrust.load_toml(base / str(doc["trust"])),
+                pfm=read_limited(base / str(doc["pfm"]), _MAX_FILE),
+                pfm_statement=read_limited(base / str(doc["pfm_statement"]), _MAX_FILE),
+                images={
+                    str(k): read_limited(base / str(v), _MAX_FILE)
+                    for k, v in dict(doc["images"]).items()
+                },
+                statements={n: statements.get(n, ()) for n in COMPONENTS},
+                devices={
+                    str(k): DeviceInfo(str(v["vendor"]), str(v["model"]))
+                    for k, v in dict(doc["devices"]).items()
+                },
+                slot_sizes={str(k): int(v) for k, v in dict(doc.get("slot_sizes", {})).items()}
+                or None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{file}: missing or malformed setting: {exc}") from exc
+
+    def save(self, directory: Path) -> None:
+        """Store the class in ``directory`` (class.json + its files), for :meth:`load`."""
+        directory.mkdir(parents=True, exist_ok=True)
+        files: dict[str, Any] = {"images": {}, "statements": {}}
+        write_atomic(directory / "pfm", self.pfm, mode=0o644)
+        write_atomic(directory / "pfm.ts", self.pfm_statement, mode=0o644)
+        for name in COMPONENTS:
+            write_atomic(directory / f"{name}.bin", self.images[name], mode=0o644)
+            files["images"][name] = f"{name}.bin"
+            files["statements"][name] = []
+            for i, statement in enumerate(self.statements.get(name, ())):
+                write_atomic(directory / f"{name}.{i}.ts", statement, mode=0o644)
+                files["statements"][name].append(f"{name}.{i}.ts")
+        doc = {
+            "format": _FORMAT,
+            "name": self.name,
+            "trust": self.trust.to_json(),
+            "devices": {k: {"vendor": v.vendor, "model": v.model} for k, v in self.devices.items()},
+            "slot_sizes": dict(self.slot_sizes) if self.slot_sizes else None,
+            **files,
+        }
+        write_atomic(directory / "class.json", json.dumps(doc, indent=2).encode(), mode=0o644)
+
+    @classmethod
+    def load(cls, directory: Path) -> NodeClass:
+        try:
+            doc = json.loads(read_limited(directory / "class.json", 16 * 1024 * 1024))
+            return cls(
+                name=str(doc["name"]),
+                trust=PlatformTrust.from_json(doc["trust"]),
+                pfm=read_limited(directory / "pfm", _MAX_FILE),
+                pfm_statement=read_limited(directory / "pfm.ts", _MAX_FILE),
+                images={
+                    k: read_limited(directory / v, _MAX_FILE) for k, v in doc["images"].items()
+                },
+                statements={
+                    k: tuple(read_limited(directory / f, _MAX_FILE) for f in v)
+                    for k, v in doc["statements"].items()
+                },
+                devices={k: DeviceInfo(v["vendor"], v["model"]) for k, v in doc["devices"].items()},
+                slot_sizes=doc.get("slot_sizes"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StorageError(f"{directory}/class.json is malformed: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """A node's row in the registry."""
+
+    id: str
+    node_class: str
+    status: str
+    since: str
+    reason: str = ""
+    credential_serial: str | None = None
+    credential_not_after: str | None = None
+    ear_id: str | None = None
+    last_attested: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "class": self.node_class,
+            "status": self.status,
+            "since": self.since,
+            "reason": self.reason,
+            "credential_serial": self.credential_serial,
+            "credential_not_after": self.credential_not_after,
+            "ear_id": self.ear_id,
+            "last_attested": self.last_attested,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FleetEvent:
+    seq: int
+    at: str
+    node: str | None
+    kind: str
+    detail: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "node": self.node,
+            "kind": self.kind,
+            "detail": dict(self.detail),
+        }
+
+
+class Fleet:
+    """The fleet in a directory (see the module docstring)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._local = threading.local()
+        self._classes: dict[str, NodeClass] = {}
+
+    def __repr__(self) -> str:
+        return f"Fleet({str(self.directory)!r})"
+
+    # --- creation -------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, directory: Path | str, *, node_class: NodeClass) -> Fleet:
+        """An empty fleet with one node class (``Conflict`` when there is a fleet already)."""
+        base = Path(directory)
+        if (base / "fleet.json").exists():
+            raise Conflict(f"{base} already holds a fleet")
+        base.mkdir(parents=True, exist_ok=True)
+        node_class.save(base / "class" / node_class.name)
+        fleet = cls(base)
+        fleet._connection().executescript(_SCHEMA)
+        write_atomic(
+            base / "fleet.json",
+            json.dumps({"format": _FORMAT, "classes": [node_class.name]}).encode(),
+            mode=0o644,
+            exclusive=True,
+        )
+        return fleet
+
+    @classmethod
+    def open(cls, directory: Path | str) -> Fleet:
+        base = Path(directory)
+        if not (base / "fleet.json").is_file():
+            raise NotFound(f"no fleet in {base} (run `ironroot fleet init`)")
+        return cls(base)
+
+    def node_class(self, name: str) -> NodeClass:
+        if name not in self._classes:
+            path = self.directory / "class" / name
+            if not (path / "class.json").is_file():
+                raise NotFound(f"no node class {name!r}")
+            self._classes[name] = NodeClass.load(path)
+        return self._classes[name]
+
+    def classes(self) -> list[str]:
+        doc = json.loads(read_limited(self.directory / "fleet.json", 1024 * 1024))
+        return [str(c) for c in doc.get("classes", [])]
+
+    def add_nodes(
+        self,
+        count: int,
+        *,
+        vendor_ca: VendorCA,
+        now: dt.datetime,
+        node_class: str | None = None,
+        progress: Any = None,
+    ) -> list[str]:
+        """Manufacture ``count`` nodes of ``node_class`` (default: the first class): a RoT
+        provisioned by ``vendor_ca``, a platform from the class, booted once; registered
+        ``pending`` until admitted."""
+        if not 1 <= count <= 100_000:
+            raise ConfigError("add 1 to 100,000 nodes at a time")
+        name = node_class or self.classes()[0]
+        klass = self.node_class(name)
+        with self._db() as db:
+            first = int(db.execute("SELECT COUNT(*) FROM nodes").fetchone()[0]) + 1
+        made: list[str] = []
+        for number in range(first, first + count):
+            node_id = f"node-{number:0{_ID_WIDTH}d}"
+            base = self.directory / "nodes" / node_id
+            if base.exists():
+                raise Conflict(f"{base} exists but is not in the registry")
+            rot = Device.create(base / "rot")
+            rot.provision(vendor_ca, vendor_key_hash=klass.trust.vendor_key_hash, now=now)
+            platform = Platform.create(
+                base,
+                rot=base / "rot",
+                trust=klass.trust,
+                pfm=klass.pfm,
+                pfm_statement=klass.pfm_statement,
+                images=klass.images,
+                statements=klass.statements,
+                devices=klass.devices,
+                now=now,
+                slot_sizes=klass.slot_sizes,
+            )
+            platform.boot(now=now)
+            with self._db() as db:
+                db.execute(
+                    "INSERT INTO nodes (id, class, status, since, reason) VALUES (?, ?, ?, ?, ?)",
+                    (node_id, name, "pending", _text(now), "manufactured"),
+                )
+            self.record(node_id, "manufactured", {"class": name}, now=now)
+            made.append(node_id)
+            if progress is not None:
+                progress(node_id)
+        return made
+
+    # --- the registry -----------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                db = sqlite3.connect(self.directory / "fleet.db", timeout=30, isolation_level=None)
+            except sqlite3.Error as exc:
+                raise StorageError(f"the fleet registry cannot be opened: {exc}") from exc
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            self._local.db = db
+        return db
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def node_ids(self) -> list[str]:
+        with self._db() as db:
+            return [row[0] for row in db.execute("SELECT id FROM nodes ORDER BY id")]
+
+    def record_of(self, node_id: str) -> NodeRecord:
+        with self._db() as db:
+            row = db.execute(
+                "SELECT id, class, status, since, reason, credential_serial, "
+                "credential_not_after, ear_id, last_attested FROM nodes "
+                "WHERE id = ?",
+                (node_id,),
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"no node {node_id!r} in the fleet")
+        return NodeRecord(*row)
+
+    def records(self) -> list[NodeRecord]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT id, class, status, since, reason, credential_serial, "
+                "credential_not_after, ear_id, last_attested FROM nodes "
+                "ORDER BY id"
+            ).fetchall()
+        return [NodeRecord(*row) for row in rows]
+
+    def set_status(
+        self,
+        node_id: str,
+        status: str,
+        reason: str,
+        *,
+        now: dt.datetime,
+        evidence: Mapping[str, Any] | None = None,
+        **fields: str | None,
+    ) -> NodeRecord:
+        """Move a node to ``status`` (and set registry ``fields``), with an event saying why."""
+        if status not in STATUSES:
+            raise ConfigError(f"a node's status is one of {', '.join(STATUSES)}")
+        allowed = {"credential_serial", "credential_not_after", "ear_id", "last_attested"}
+        if unknown := set(fields) - allowed:
+            raise ConfigError(f"unknown registry fields {', '.join(sorted(unknown))}")
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        sql = "UPDATE nodes SET status = ?, since = ?, reason = ?"
+        sql += f", {assignments}" if assignments else ""
+        with self._db() as db:
+            changed = db.execute(
+                sql + " WHERE id = ?", (status, _text(now), reason, *fields.values(), node_id)
+            ).rowcount
+            if not changed:
+                raise NotFound(f"no node {node_id!r} in the fleet")
+            db.execute(
+                "INSERT INTO events (at, node, kind, detail) VALUES (?, ?, ?, ?)",
+                (_text(now), node_id, status, json.dumps({"reason": reason, **(evidence or {})})),
+            )
+        return self.record_of(node_id)
+
+    def record(
+        self, node_id: str | None, kind: str, detail: Mapping[str, Any], *, now: dt.datetime
+    ) -> None:
+        """Append an event to the fleet's log."""
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO events (at, node, kind, detail) VALUES (?, ?, ?, ?)",
+                (_text(now), node_id, kind, json.dumps(dict(detail))),
+            )
+
+    def events(
+        self, *, node: str | None = None, since: int = 0, limit: int = 1000
+    ) -> list[FleetEvent]:
+        sql = "SELECT seq, at, node, kind, detail FROM events WHERE seq > ?"
+        args: list[object] = [since]
+        if node is not None:
+            sql += " AND node = ?"
+            args.append(node)
+        sql += " ORDER BY seq LIMIT ?"
+        args.append(limit)
+        with self._db() as db:
+            rows = db.execute(sql, args).fetchall()
+        return [FleetEvent(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    # --- nodes --------------------------------------------------------------------------------
+
+    def node(self, node_id: str) -> Platform:
+        """The node's platform (opened now; nothing is kept)."""
+        self.record_of(node_id)
+        return Platform.open(self.directory / "nodes" / node_id)
+
+    def rot(self, node_id: str) -> Device:
+        """The node's RoT device."""
+        self.record_of(node_id)
+        return Device(self.directory / "nodes" / node_id / "rot")
+
+    def status_counts(self) -> dict[str, int]:
+        with self._db() as db:
+            rows = db.execute("SELECT status, COUNT(*) FROM nodes GROUP BY status").fetchall()
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update({str(s): int(n) for s, n in rows})
+        return counts

@@ -1,0 +1,221 @@
+"""Continuous scanning: every node re-attested on a schedule, and at once when the log changes.
+
+A :class:`Scanner` decides *which* nodes to re-attest and runs the attestations with bounded
+concurrency; *how* a node is attested (challenge, evidence, appraisal, credential — or
+quarantine) is the ``attest`` function it is given (the fleet's admission,
+:mod:`ironroot.fleet._admission`), called as ``attest(node_id, now)`` and returning the
+node's registry status afterwards.
+
+Which nodes, in one round (:meth:`Scanner.scan`):
+
+* **due**: nodes whose last attestation is older than ``period`` seconds (default 300), less
+  a per-node jitter of up to ``jitter`` × period, derived from the node id (SHA-256), so a
+  fleet's rescans spread over the period instead of arriving together; nodes never attested
+  are always due;
+* **triggered**: when a :class:`~ironroot.monitor.Monitor` following the trusted logs reports
+  new statements, every node of a class the statement concerns — its issuer publishes for the
+  class (any component, PFMs), or its subject names the class's platform, one of its firmware
+  products, or (a SAFE review) the ``sha384:`` digest of firmware the class runs. A new
+  revocation, SVN minimum, review with a new finding or reference value therefore reaches the
+  nodes it concerns in the round after it is logged, not a period later.
+
+Each round returns a :class:`ScanReport`: which nodes were attested and why, their status
+after, and the ones whose attestation raised (recorded as fleet events, never fatal to the
+round). :meth:`Scanner.follow` runs rounds until stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from ironroot.errors import ConfigError, IronrootError
+from ironroot.fleet._fleet import Fleet, NodeClass
+
+__all__ = ["ScanReport", "Scanner", "affected_classes"]
+
+DEFAULT_PERIOD: Final = 300.0
+DEFAULT_JITTER: Final = 0.1
+DEFAULT_CONCURRENCY: Final = 4
+
+Attest = Callable[[str, dt.datetime], str]
+"""``attest(node_id, now)`` → the node's status after (admitted, quarantined, …)."""
+
+
+class StatementEvent(Protocol):
+    """What the scanner needs of a monitor's statement event."""
+
+    @property
+    def iss(self) -> str | None: ...
+
+    @property
+    def sub(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    """One round: node → why it was attested (``due``/``triggered``), its status after, and
+    the nodes whose attestation failed with the error's code."""
+
+    at: str
+    reasons: Mapping[str, str]
+    statuses: Mapping[str, str]
+    failures: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def quarantined(self) -> list[str]:
+        return sorted(n for n, s in self.statuses.items() if s == "quarantined")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "attested": len(self.reasons),
+            "reasons": dict(self.reasons),
+            "statuses": dict(self.statuses),
+            "failures": dict(self.failures),
+            "quarantined": self.quarantined,
+        }
+
+
+def _subjects(klass: NodeClass) -> set[str]:
+    """The statement subjects that concern a class: its platform, each image's product (the
+    subjects of its logged statements) and ``sha384:`` of each image's manifest."""
+    from ironroot.cose import SignedStatement
+    from ironroot.firmware import FirmwareBundle
+
+    subjects = {klass.trust.platform}
+    for name, image in klass.images.items():
+        try:
+            manifest = FirmwareBundle.parse(image).manifest.encode()
+            subjects.add("sha384:" + hashlib.sha384(manifest).hexdigest())
+        except IronrootError:
+            pass
+        for data in klass.statements.get(name, ()):
+            try:
+                sub = SignedStatement.parse(data).claims.sub
+            except IronrootError:
+                continue
+            if sub:
+                subjects.add(sub)
+    return subjects
+
+
+def affected_classes(classes: Iterable[NodeClass], events: Iterable[StatementEvent]) -> set[str]:
+    """The names of the classes the statements concern (see the module docstring)."""
+    out: set[str] = set()
+    events = list(events)
+    for klass in classes:
+        issuers = set().union(*klass.trust.issuers.values()) if klass.trust.issuers else set()
+        subjects = _subjects(klass)
+        if any((e.iss in issuers) or (e.sub in subjects) for e in events):
+            out.add(klass.name)
+    return out
+
+
+class Scanner:
+    """Re-attests a fleet's nodes (see the module docstring)."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        attest: Attest,
+        *,
+        period: float = DEFAULT_PERIOD,
+        jitter: float = DEFAULT_JITTER,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> None:
+        if not period > 0 or not 0 <= jitter < 1 or not 1 <= concurrency <= 64:
+            raise ConfigError("period > 0, 0 <= jitter < 1, concurrency 1 to 64")
+        self.fleet = fleet
+        self.attest = attest
+        self.period = period
+        self.jitter = jitter
+        self.concurrency = concurrency
+        self._stop = threading.Event()
+
+    def _offset(self, node_id: str) -> float:
+        fraction = int.from_bytes(hashlib.sha256(node_id.encode()).digest()[:4], "big") / 2**32
+        return fraction * self.jitter * self.period
+
+    def due(self, now: dt.datetime) -> list[str]:
+        """Nodes whose last attestation is older than the period (less their jitter)."""
+        out = []
+        for record in self.fleet.records():
+            if record.last_attested is None:
+                out.append(record.id)
+                continue
+            last = dt.datetime.fromisoformat(record.last_attested.replace("Z", "+00:00"))
+            age = (now - last).total_seconds()
+            if age >= self.period - self._offset(record.id):
+                out.append(record.id)
+        return out
+
+    def triggered(self, events: Iterable[StatementEvent]) -> list[str]:
+        """Every node of a class the statements concern."""
+        names = affected_classes((self.fleet.node_class(c) for c in self.fleet.classes()), events)
+        return [r.id for r in self.fleet.records() if r.node_class in names]
+
+    def scan(self, now: dt.datetime, events: Iterable[StatementEvent] = ()) -> ScanReport:
+        """One round: attest the due and the triggered nodes, ``concurrency`` at a time."""
+        reasons = dict.fromkeys(self.due(now), "due")
+        triggered = self.triggered(events)
+        reasons.update(dict.fromkeys(triggered, "triggered"))
+        statuses: dict[str, str] = {}
+        failures: dict[str, str] = {}
+
+        def one(node_id: str) -> None:
+            try:
+                statuses[node_id] = self.attest(node_id, now)
+            except IronrootError as exc:
+                failures[node_id] = exc.code
+                self.fleet.record(
+                    node_id, "scan-failed", {"code": exc.code, "detail": exc.detail}, now=now
+                )
+
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            list(pool.map(one, sorted(reasons)))
+        report = ScanReport(
+            now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+            reasons,
+            statuses,
+            failures,
+        )
+        self.fleet.record(
+            None,
+            "scan",
+            {
+                "attested": len(reasons),
+                "triggered": len(triggered),
+                "quarantined": report.quarantined,
+                "failures": failures,
+            },
+            now=now,
+        )
+        return report
+
+    def follow(
+        self,
+        *,
+        clock: Callable[[], dt.datetime],
+        poll: Callable[[], Iterable[StatementEvent]] = lambda: (),
+        interval: float = 5.0,
+        rounds: int | None = None,
+        on_report: Callable[[ScanReport], None] | None = None,
+    ) -> None:
+        """Scan every ``interval`` seconds (``poll`` returns the log's new statements, e.g.
+        from a monitor) until :meth:`stop` or ``rounds`` rounds."""
+        done = 0
+        while not self._stop.is_set() and (rounds is None or done < rounds):
+            report = self.scan(clock(), poll())
+            if on_report is not None:
+                on_report(report)
+            done += 1
+            self._stop.wait(interval)
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,18 @@
+"""The log monitor: follow transparency logs, verify each new checkpoint's consistency with
+the last one verified, read the new entries from tiles, report statements about watched
+subjects and issuers, and keep the proof of any fork (``ironroot monitor``; docs/witness.md).
+
+Layering: above ``transparency`` (and ``witness``, ``log``, ``cose``), below ``cli``.
+"""
+
+from typing import TYPE_CHECKING
+
+from ironroot._lazy import lazy_package
+
+if TYPE_CHECKING:
+    from ironroot.monitor._monitor import Monitor, MonitorEvent, Watch
+    from ironroot.monitor._store import LogState, MonitorStore
+
+__all__ = ["LogState", "Monitor", "MonitorEvent", "MonitorStore", "Watch"]
+
+__getattr__, __dir__ = lazy_package(__name__, __file__)

@@ -1,0 +1,311 @@
+"""Following transparency logs: consistency, entries, watched statements, forks.
+
+:meth:`Monitor.check` takes one log (its C2SP read API behind a :class:`LogFetcher`) and, in
+this order:
+
+1. fetches ``checkpoint`` and opens it with the log's keys (given, or pinned the first time
+   they were read from the log's ``/.well-known/transparency-configuration``); with a
+   :class:`~ironroot.witness.WitnessPolicy`, also requires its quorum of cosignatures;
+2. compares it with the last checkpoint verified for that origin (from any URL: two URLs
+   that serve one origin are checked against one state, so a split view between mirrors is a
+   fork like any other):
+
+   * same size, same root: nothing new; same size, another root: a **fork**;
+   * smaller: the log went back (:class:`InconsistentCheckpoint`, nothing stored);
+   * larger: the tree is read from the tiles, whose root must be the checkpoint's
+     (:class:`VerificationFailed` if not), and the explicit consistency proof from the old
+     size is computed from them; if it leads to another root at the old size, a **fork**;
+
+3. fetches the new entries from the entry bundles, appends their leaf hashes to the stored
+   compact range, and requires the checkpoint's root (:class:`VerificationFailed` if not);
+4. parses each entry as a SCITT Signed Statement and reports those whose ``iss`` or ``sub``
+   is watched (``statement`` events);
+5. stores the new state (size, root, note, compact range) in one write.
+
+A fork stores a :class:`~ironroot.witness.ForkProof` (both signed notes and the proof) and
+raises :class:`ForkDetected`; the state is not advanced, so the next round finds it again
+until someone looks. Events are returned as :class:`MonitorEvent` values, one JSON object
+each (``to_json``), or one text line each (``line``).
+
+Pure but for the fetcher, the store and the clock, which are passed in.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ironroot.cose import SignedStatement
+from ironroot.errors import (
+    ConfigError,
+    ForkDetected,
+    InconsistentCheckpoint,
+    IronrootError,
+    VerificationFailed,
+)
+from ironroot.log import (
+    Checkpoint,
+    LogFetcher,
+    NoteVerifier,
+    TileTree,
+    fetch_log_identity,
+    open_checkpoint,
+)
+from ironroot.merkle import EMPTY_ROOT, CompactRange, leaf_hash
+from ironroot.monitor._store import LogState, MonitorStore
+from ironroot.witness import ForkProof, WitnessPolicy, explicit_consistency_proof, fork_roots
+
+__all__ = ["Monitor", "MonitorEvent", "Watch"]
+
+_log = logging.getLogger("ironroot.monitor")
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """The statements to report: any whose ``iss`` is in ``issuers`` or ``sub`` in
+    ``subjects`` (exact matches; an empty watch reports nothing)."""
+
+    subjects: frozenset[str] = frozenset()
+    issuers: frozenset[str] = frozenset()
+
+    def matches(self, iss: str, sub: str) -> list[str]:
+        """Why a statement is watched: ``["sub", "iss"]``, either or neither."""
+        hits = (("sub", sub in self.subjects), ("iss", iss in self.issuers))
+        return [what for what, hit in hits if hit]
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorEvent:
+    """One thing the monitor saw: ``checkpoint`` (a newly verified tree), ``statement`` (a
+    watched statement), ``fork`` (two checkpoints of one origin that are not consistent)."""
+
+    kind: str
+    origin: str
+    url: str
+    size: int
+    detail: str = ""
+    index: int | None = None
+    entry_id: str | None = None
+    iss: str | None = None
+    sub: str | None = None
+    watched: tuple[str, ...] = ()
+    fork_id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "event": self.kind,
+            "origin": self.origin,
+            "url": self.url,
+            "size": self.size,
+        }
+        for name in ("index", "entry_id", "iss", "sub", "fork_id"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.watched:
+            out["watched"] = list(self.watched)
+        if self.detail:
+            out["detail"] = self.detail
+        out.update(self.extra)
+        return out
+
+    def line(self) -> str:
+        if self.kind == "statement":
+            return (
+                f"statement {self.origin} #{self.index} iss={self.iss} sub={self.sub} "
+                f"(watched {', '.join(self.watched)}) id={self.entry_id}"
+            )
+        if self.kind == "fork":
+            return f"FORK {self.origin} at {self.url}: {self.detail} (proof #{self.fork_id})"
+        return f"{self.kind} {self.origin} size {self.size}: {self.detail}"
+
+
+def _wall_clock() -> int:
+    return int(time.time())
+
+
+class Monitor:
+    """Follows logs, keeping what it verified in ``store``."""
+
+    def __init__(
+        self,
+        store: MonitorStore,
+        *,
+        watch: Watch | None = None,
+        witnesses: WitnessPolicy | None = None,
+        name: str = "ironroot-monitor",
+        clock: Callable[[], int] = _wall_clock,
+    ) -> None:
+        self.store = store
+        self.watch = watch or Watch()
+        self.witnesses = witnesses
+        self.name = name
+        self._clock = clock
+
+    def _identity(
+        self, url: str, fetcher: LogFetcher, keys: Sequence[NoteVerifier]
+    ) -> tuple[NoteVerifier, ...]:
+        if keys:
+            return tuple(keys)
+        pinned = self.store.pin(url)
+        identity = fetch_log_identity(fetcher)
+        vkeys = tuple(v.vkey for v in identity.verifiers)
+        if pinned is None:
+            self.store.set_pin(url, identity.origin, vkeys)
+            _log.warning(
+                "trusting the keys %s served by %s on first use (give --key to pin them)",
+                ", ".join(vkeys),
+                url,
+            )
+            return identity.verifiers
+        if pinned != (identity.origin, vkeys):
+            raise ConfigError(
+                f"{url} now names other checkpoint keys or another origin than when first "
+                "seen: check them, and give the right ones with --key"
+            )
+        return identity.verifiers
+
+    def check(
+        self, url: str, fetcher: LogFetcher, keys: Sequence[NoteVerifier] = ()
+    ) -> list[MonitorEvent]:
+        """Check the log at ``url`` once (see the module docs); returns what happened."""
+        verifiers = self._identity(url, fetcher, keys)
+        note = fetcher.fetch("checkpoint")
+        if self.witnesses is not None:
+            checkpoint = self.witnesses.check(note, verifiers, now=self._clock()).checkpoint
+        else:
+            checkpoint = open_checkpoint(note, verifiers)
+        state = self.store.state(checkpoint.origin)
+        if state is None:
+            state = LogState(checkpoint.origin, 0, EMPTY_ROOT, b"", (), 0)
+        if checkpoint.size < state.size:
+            raise InconsistentCheckpoint(
+                f"{url} serves {checkpoint.origin} at size {checkpoint.size}, smaller than the "
+                f"size {state.size} already verified: the log went back"
+            )
+        if checkpoint.size == state.size:
+            if not hmac.compare_digest(checkpoint.root, state.root):
+                if not state.note:  # size 0, never verified: the empty tree has one root
+                    raise VerificationFailed(f"{url} serves an empty tree with another root")
+                return [self._fork(url, state, note, checkpoint, (), "another root at one size")]
+            return []
+        tree = TileTree(fetcher, checkpoint.size)
+        if not hmac.compare_digest(tree.root(), checkpoint.root):
+            raise VerificationFailed(
+                f"the tiles {url} serves do not give the root of its checkpoint at size "
+                f"{checkpoint.size}"
+            )
+        if state.size:
+            proof = explicit_consistency_proof(state.size, checkpoint.size, tree.node)
+            old_root, _ = fork_roots(state.size, checkpoint.size, proof)
+            if not hmac.compare_digest(old_root, state.root):
+                why = f"the tree at size {checkpoint.size} does not extend size {state.size}"
+                return [self._fork(url, state, note, checkpoint, tuple(proof), why)]
+        return self._advance(url, tree, state, note, checkpoint)
+
+    def _advance(
+        self,
+        url: str,
+        tree: TileTree,
+        state: LogState,
+        note: bytes,
+        checkpoint: Checkpoint,
+    ) -> list[MonitorEvent]:
+        compact = CompactRange(state.size, state.compact)
+        events: list[MonitorEvent] = []
+        entries = tree.entries(state.size, checkpoint.size)
+        for offset, entry in enumerate(entries):
+            compact.append(leaf_hash(entry))
+            events.extend(self._watched(url, checkpoint, state.size + offset, entry))
+        if not hmac.compare_digest(compact.root(), checkpoint.root):
+            raise VerificationFailed(
+                f"the entries {url} serves do not give the root of its checkpoint at size "
+                f"{checkpoint.size}"
+            )
+        self.store.advance(
+            LogState(
+                checkpoint.origin,
+                checkpoint.size,
+                checkpoint.root,
+                note,
+                compact.hashes,
+                self._clock(),
+            )
+        )
+        first = MonitorEvent(
+            "checkpoint",
+            checkpoint.origin,
+            url,
+            checkpoint.size,
+            f"{len(entries)} new entries verified, consistent with size {state.size}",
+            extra={
+                "previous_size": state.size,
+                "root": base64.b64encode(checkpoint.root).decode("ascii"),
+            },
+        )
+        return [first, *events]
+
+    def _watched(
+        self, url: str, checkpoint: Checkpoint, index: int, entry: bytes
+    ) -> list[MonitorEvent]:
+        if not (self.watch.subjects or self.watch.issuers):
+            return []
+        try:
+            statement = SignedStatement.parse(entry)
+        except IronrootError:
+            return []  # not a Signed Statement: nothing to watch in it
+        iss, sub = statement.claims.iss, statement.claims.sub
+        why = self.watch.matches(iss, sub)
+        if not why:
+            return []
+        return [
+            MonitorEvent(
+                "statement",
+                checkpoint.origin,
+                url,
+                checkpoint.size,
+                index=index,
+                entry_id=hashlib.sha256(entry).hexdigest(),
+                iss=iss,
+                sub=sub,
+                watched=tuple(why),
+            )
+        ]
+
+    def _fork(
+        self,
+        url: str,
+        state: LogState,
+        note: bytes,
+        checkpoint: Checkpoint,
+        proof: tuple[bytes, ...],
+        why: str,
+    ) -> MonitorEvent:
+        evidence = ForkProof(
+            origin=checkpoint.origin,
+            first=state.note,
+            second=note,
+            proof=proof,
+            detected_by=self.name,
+            detected_at=self._clock(),
+        )
+        fork_id = self.store.add_fork(checkpoint.origin, evidence.encode(), self._clock())
+        detail = f"{why} (verified at size {state.size}, served at size {checkpoint.size})"
+        _log.error("fork of %s at %s: %s", checkpoint.origin, url, detail)
+        return MonitorEvent(
+            "fork", checkpoint.origin, url, checkpoint.size, detail, fork_id=fork_id
+        )
+
+    @staticmethod
+    def raise_for(events: Sequence[MonitorEvent]) -> None:
+        """Raise :class:`ForkDetected` if ``events`` holds a fork."""
+        for event in events:
+            if event.kind == "fork":
+                raise ForkDetected(f"{event.origin}: {event.detail}")

@@ -1,0 +1,193 @@
+"""The monitor's durable state: per origin, the last checkpoint it verified; forks it found.
+
+Schema (version 1), one SQLite file (WAL, ``synchronous=FULL``)::
+
+    meta(key TEXT PRIMARY KEY, value TEXT)
+    logs(origin TEXT PRIMARY KEY, size INTEGER, root BLOB, note BLOB,
+         compact BLOB, updated INTEGER)       -- compact: the tree's compact range, 32 B each
+    pins(url TEXT PRIMARY KEY, origin TEXT, keys TEXT)   -- keys first seen at a URL (TOFU)
+    forks(id INTEGER PRIMARY KEY, origin TEXT, proof BLOB, at INTEGER)
+
+Advancing a log's state is one statement (``INSERT OR REPLACE``) after the new checkpoint, its
+consistency with the old one and its entries were verified: a crash leaves the old state, and
+the next run verifies the same range again. Every ``sqlite3.Error`` becomes
+:class:`StorageError`; a file that is not a monitor database is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from ironroot.errors import StorageError
+
+__all__ = ["LogState", "MonitorStore"]
+
+_SCHEMA_VERSION: Final = "1"
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS logs (
+    origin TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    note BLOB NOT NULL,
+    compact BLOB NOT NULL,
+    updated INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pins (
+    url TEXT PRIMARY KEY,
+    origin TEXT NOT NULL,
+    keys TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS forks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    origin TEXT NOT NULL,
+    proof BLOB NOT NULL,
+    at INTEGER NOT NULL
+);
+"""
+_HASH: Final = 32
+
+
+@dataclass(frozen=True, slots=True)
+class LogState:
+    """The last verified checkpoint of ``origin``: size, root, the signed note, and the
+    compact range of that tree (what the next entries are appended to)."""
+
+    origin: str
+    size: int
+    root: bytes
+    note: bytes
+    compact: tuple[bytes, ...]
+    updated: int
+
+
+class MonitorStore:
+    """The monitor's SQLite file (``:memory:`` for a throwaway one)."""
+
+    def __init__(self, path: Path | str, *, create: bool = True) -> None:
+        """``create=False`` opens only an existing monitor database (for reading state)."""
+        self._path = str(path)
+        self._lock = threading.Lock()
+        if not create and not Path(path).is_file():
+            raise StorageError(f"no monitor state at {self._path}")
+        try:
+            self._db = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the monitor database {self._path}: {exc}") from exc
+        try:
+            if not create:
+                self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
+            elif row[0] != _SCHEMA_VERSION:
+                raise StorageError(f"{self._path} has monitor schema {row[0]!r}, not 1")
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StorageError(f"{self._path} is not a monitor database: {exc}") from exc
+        except StorageError:
+            self._db.close()
+            raise
+
+    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        try:
+            with self._lock:
+                return list(self._db.execute(sql, args).fetchall())
+        except sqlite3.Error as exc:
+            raise StorageError(f"the monitor database {self._path} failed: {exc}") from exc
+
+    @staticmethod
+    def _state(row: tuple[object, ...]) -> LogState:
+        origin, size, root, note, compact, updated = row
+        if not (
+            isinstance(origin, str)
+            and isinstance(size, int)
+            and isinstance(root, bytes)
+            and isinstance(note, bytes)
+            and isinstance(compact, bytes)
+            and isinstance(updated, int)
+            and len(compact) % _HASH == 0
+        ):
+            raise StorageError("the monitor database holds a malformed log row")
+        hashes = tuple(compact[i : i + _HASH] for i in range(0, len(compact), _HASH))
+        return LogState(origin, size, root, note, hashes, updated)
+
+    def state(self, origin: str) -> LogState | None:
+        rows = self._query(
+            "SELECT origin, size, root, note, compact, updated FROM logs WHERE origin = ?",
+            (origin,),
+        )
+        return self._state(rows[0]) if rows else None
+
+    def states(self) -> list[LogState]:
+        rows = self._query(
+            "SELECT origin, size, root, note, compact, updated FROM logs ORDER BY origin"
+        )
+        return [self._state(r) for r in rows]
+
+    def advance(self, state: LogState) -> None:
+        self._query(
+            "INSERT OR REPLACE INTO logs VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                state.origin,
+                state.size,
+                state.root,
+                state.note,
+                b"".join(state.compact),
+                state.updated,
+            ),
+        )
+
+    def pin(self, url: str) -> tuple[str, tuple[str, ...]] | None:
+        """(origin, vkeys) first seen at ``url``, if any."""
+        rows = self._query("SELECT origin, keys FROM pins WHERE url = ?", (url,))
+        if not rows:
+            return None
+        origin, keys = rows[0]
+        try:
+            values = json.loads(str(keys))
+        except ValueError as exc:
+            raise StorageError("the monitor database holds a malformed pin") from exc
+        return str(origin), tuple(str(k) for k in values)
+
+    def set_pin(self, url: str, origin: str, keys: tuple[str, ...]) -> None:
+        self._query("INSERT OR REPLACE INTO pins VALUES (?, ?, ?)", (url, origin, json.dumps(keys)))
+
+    def add_fork(self, origin: str, proof: bytes, at: int) -> int:
+        try:
+            with self._lock:
+                cursor = self._db.execute(
+                    "INSERT INTO forks (origin, proof, at) VALUES (?, ?, ?)", (origin, proof, at)
+                )
+        except sqlite3.Error as exc:
+            raise StorageError(f"the monitor database {self._path} failed: {exc}") from exc
+        return int(cursor.lastrowid or 0)
+
+    def forks(self) -> list[tuple[int, str, bytes, int]]:
+        out = []
+        for ident, origin, proof, at in self._query(
+            "SELECT id, origin, proof, at FROM forks ORDER BY id"
+        ):
+            if not (
+                isinstance(ident, int)
+                and isinstance(origin, str)
+                and isinstance(proof, bytes)
+                and isinstance(at, int)
+            ):
+                raise StorageError("the monitor database holds a malformed fork row")
+            out.append((ident, origin, proof, at))
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

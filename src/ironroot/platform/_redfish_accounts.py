@@ -1,0 +1,640 @@
+"""Who may use the platform's Redfish service: accounts, roles and sessions.
+
+**Roles and privileges** are Redfish's predefined ones (DSP0266 §13.3, the ``Role`` schema):
+
+==================  =====================================================================
+role                assigned privileges
+==================  =====================================================================
+``Administrator``   Login, ConfigureManager, ConfigureUsers, ConfigureComponents, ConfigureSelf
+``Operator``        Login, ConfigureComponents, ConfigureSelf
+``ReadOnly``        Login, ConfigureSelf
+==================  =====================================================================
+
+**Accounts** (:class:`AccountStore`) live in the node directory, in ``redfish/accounts.json``
+(mode 0600, written atomically with ``ironroot._fileio.write_atomic``): each account's id, user
+name, role, whether it is enabled, its failed-login count and lockout, and its password as an
+scrypt hash (RFC 7914, ``hashlib.scrypt``: a 16-byte random salt, N=2^15, r=8, p=1 by default,
+the parameters stored with the hash), compared in constant time. The file also holds the
+account service's settings (:class:`AccountSettings`): password length limits, lockout
+threshold, lockout duration and counter reset, and the session timeout. An unknown user name
+costs the same scrypt work as a wrong password, and both answer the same ``Unauthorized``;
+``lockout_threshold`` wrong passwords in a row (none older than ``lockout_reset_after``
+seconds) lock the account for ``lockout_duration`` seconds (0: until an administrator
+unlocks it), and a locked account refuses even its right password. The last enabled
+Administrator cannot be removed, disabled or given another role.
+
+**Sessions** (:class:`SessionStore`) are held in memory: a session is a 256-bit random token
+(``X-Auth-Token``), stored only as its SHA-256, that ends when it is deleted, when its account
+is removed, disabled, locked or given a new password or role, or after
+``session_timeout`` seconds without a request. A restarted service has no sessions.
+
+The account store is a thin shell over one JSON file; the clock is a parameter
+(``clock``, seconds since the epoch) so lockouts and timeouts are tested without waiting.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Final
+
+from ironroot._fileio import read_limited, write_atomic
+from ironroot.errors import (
+    ConfigError,
+    Conflict,
+    IdentityLocked,
+    InputUnavailable,
+    LimitExceeded,
+    MalformedInput,
+    NotFound,
+    StorageError,
+    Unauthorized,
+)
+
+__all__ = [
+    "PRIVILEGES",
+    "ROLES",
+    "Account",
+    "AccountSettings",
+    "AccountStore",
+    "Session",
+    "SessionStore",
+]
+
+PRIVILEGES: Final = (
+    "Login",
+    "ConfigureManager",
+    "ConfigureUsers",
+    "ConfigureComponents",
+    "ConfigureSelf",
+)
+ROLES: Final[Mapping[str, frozenset[str]]] = {
+    "Administrator": frozenset(PRIVILEGES),
+    "Operator": frozenset({"Login", "ConfigureComponents", "ConfigureSelf"}),
+    "ReadOnly": frozenset({"Login", "ConfigureSelf"}),
+}
+ACCOUNTS_FILE: Final = Path("redfish") / "accounts.json"
+MAX_ACCOUNTS: Final = 64
+MAX_SESSIONS: Final = 64
+USERNAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+_FILE_LIMIT: Final = 1024 * 1024
+_SCRYPT_N: Final = 2**15
+_SCRYPT_R: Final = 8
+_SCRYPT_P: Final = 1
+_DUMMY_SALT: Final = b"ironroot-redfish"
+SETTING_LIMITS: Final[Mapping[str, tuple[int, int]]] = {
+    "min_password_length": (8, 128),
+    "max_password_length": (8, 1024),
+    "lockout_threshold": (0, 1000),
+    "lockout_duration": (0, 86400 * 30),
+    "lockout_reset_after": (0, 86400 * 30),
+    "session_timeout": (30, 86400),
+}
+"""Each setting's range (inclusive)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSettings:
+    """The account and session service settings (Redfish ``AccountService`` and
+    ``SessionService`` properties of the same meaning); times in seconds."""
+
+    min_password_length: int = 12
+    max_password_length: int = 128
+    lockout_threshold: int = 5
+    lockout_duration: int = 300
+    lockout_reset_after: int = 300
+    session_timeout: int = 1800
+
+    def __post_init__(self) -> None:
+        for name, (low, high) in SETTING_LIMITS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"{name} is an integer from {low} to {high}", code=name)
+        if self.min_password_length > self.max_password_length:
+            raise ConfigError(
+                "the minimum password length is over the maximum", code="min_password_length"
+            )
+        if self.lockout_duration and self.lockout_reset_after > self.lockout_duration:
+            raise ConfigError(
+                "the lockout counter resets after at most the lockout duration",
+                code="lockout_reset_after",
+            )
+
+    def to_json(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in SETTING_LIMITS}
+
+    @classmethod
+    def from_json(cls, doc: object) -> AccountSettings:
+        if not isinstance(doc, dict) or set(doc) - set(SETTING_LIMITS):
+            raise ConfigError("the account settings are malformed")
+        return cls(**doc)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One account: what the Redfish ``ManagerAccount`` shows, and its credential hash."""
+
+    id: str
+    username: str
+    role: str
+    enabled: bool = True
+    failures: int = 0
+    last_failure: float = 0.0
+    locked_until: float | None = None
+    """Epoch seconds the lockout ends; ``0`` locked until an administrator unlocks it."""
+    salt: bytes = field(default=b"", repr=False)
+    digest: bytes = field(default=b"", repr=False)
+    kdf: tuple[int, int, int] = (_SCRYPT_N, _SCRYPT_R, _SCRYPT_P)
+
+    @property
+    def privileges(self) -> frozenset[str]:
+        return ROLES[self.role]
+
+    def locked(self, now: float) -> bool:
+        if self.locked_until is None:
+            return False
+        return self.locked_until == 0 or now < self.locked_until
+
+    def to_json(self) -> dict[str, Any]:
+        n, r, p = self.kdf
+        return {
+            "id": self.id,
+            "username": self.username,
+            "role": self.role,
+            "enabled": self.enabled,
+            "failures": self.failures,
+            "last_failure": self.last_failure,
+            "locked_until": self.locked_until,
+            "password": {
+                "kdf": "scrypt",
+                "n": n,
+                "r": r,
+                "p": p,
+                "salt": base64.b64encode(self.salt).decode(),
+                "hash": base64.b64encode(self.digest).decode(),
+            },
+        }
+
+    @classmethod
+    def from_json(cls, doc: object) -> Account:
+        bad = StorageError("an account record is malformed", code="accounts")
+        if not isinstance(doc, dict) or not isinstance(doc.get("password"), dict):
+            raise bad
+        password = doc["password"]
+        if password.get("kdf") != "scrypt":
+            raise bad
+        try:
+            kdf = (int(password["n"]), int(password["r"]), int(password["p"]))
+            locked = doc["locked_until"]
+            account = cls(
+                id=str(doc["id"]),
+                username=str(doc["username"]),
+                role=str(doc["role"]),
+                enabled=bool(doc["enabled"]),
+                failures=int(doc["failures"]),
+                last_failure=float(doc["last_failure"]),
+                locked_until=None if locked is None else float(locked),
+                salt=base64.b64decode(password["salt"], validate=True),
+                digest=base64.b64decode(password["hash"], validate=True),
+                kdf=kdf,
+            )
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            raise bad from exc
+        if account.role not in ROLES or not USERNAME.fullmatch(account.username):
+            raise bad
+        n, r, p = kdf
+        if n < 2 or n & (n - 1) or not 0 < r <= 64 or not 0 < p <= 16 or n * r > 2**24:
+            raise bad
+        return account
+
+
+def _hash(password: bytes, salt: bytes, kdf: tuple[int, int, int]) -> bytes:
+    n, r, p = kdf
+    return hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, maxmem=256 * n * r + 2**20, dklen=32)
+
+
+def check_username(username: object) -> str:
+    """``username`` when it is 1-32 characters of letters, digits, ``.``, ``_`` and ``-``
+    (not starting with punctuation); ``MalformedInput`` (code ``username``) otherwise."""
+    if not isinstance(username, str) or not USERNAME.fullmatch(username):
+        raise MalformedInput(
+            "a user name is 1 to 32 letters, digits, '.', '_' or '-', starting with a letter or "
+            "digit",
+            code="username",
+        )
+    return username
+
+
+class AccountStore:
+    """The accounts of one node's Redfish service (see the module documentation)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        kdf: tuple[int, int, int] = (_SCRYPT_N, _SCRYPT_R, _SCRYPT_P),
+    ) -> None:
+        self.path = path
+        self._clock = clock
+        self._kdf = kdf
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[str], None]] = []
+        self.settings = AccountSettings()
+        self._accounts: dict[str, Account] = {}
+        self._next_id = 1
+        self._load()
+
+    # --- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, node: Path | str, **options: Any) -> AccountStore:
+        """The accounts of the node in ``node`` (``NotFound`` when no account was created:
+        ``ironroot platform init`` creates the first Administrator)."""
+        path = Path(node) / ACCOUNTS_FILE
+        if not path.is_file():
+            raise NotFound(
+                f"{path}: no Redfish accounts (create the first with `ironroot platform "
+                "account add --role Administrator`)"
+            )
+        return cls(path, **options)
+
+    @classmethod
+    def create(
+        cls,
+        node: Path | str,
+        admin_user: str,
+        admin_password_file: Path | str,
+        **options: Any,
+    ) -> AccountStore:
+        """Create the account store of the node in ``node`` with its first Administrator,
+        whose password is the first line of ``admin_password_file``. ``Conflict`` when the
+        node already has accounts."""
+        path = Path(node) / ACCOUNTS_FILE
+        if path.exists():
+            raise Conflict(f"{path} already exists", code="accounts-exist")
+        try:
+            data = read_limited(Path(admin_password_file), 4096)
+        except OSError as exc:
+            raise InputUnavailable(
+                f"{admin_password_file}: {exc.strerror or exc}", code="password-file"
+            ) from exc
+        try:
+            password = data.decode("utf-8").splitlines()[0] if data.strip() else ""
+        except UnicodeDecodeError as exc:
+            raise MalformedInput(f"{admin_password_file} is not UTF-8 text") from exc
+        return cls.create_with(node, admin_user, password, **options)
+
+    @classmethod
+    def create_with(
+        cls, node: Path | str, admin_user: str, password: str, **options: Any
+    ) -> AccountStore:
+        """:meth:`create` with the password given as text."""
+        path = Path(node) / ACCOUNTS_FILE
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        store = cls(path, **options)
+        if store._accounts:
+            raise Conflict(f"{path} already exists", code="accounts-exist")
+        store.add(admin_user, password, "Administrator")
+        return store
+
+    def _load(self) -> None:
+        if not self.path.is_file():
+            return
+        data = read_limited(self.path, _FILE_LIMIT)
+        bad = StorageError(f"{self.path} is not a Redfish account file", code="accounts")
+        try:
+            doc = json.loads(data)
+        except ValueError as exc:
+            raise bad from exc
+        if not isinstance(doc, dict) or doc.get("format") != 1:
+            raise bad
+        try:
+            settings = AccountSettings.from_json(doc["settings"])
+            accounts = [Account.from_json(a) for a in doc["accounts"]]
+            next_id = int(doc["next_id"])
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise bad from exc
+        self.settings = settings
+        self._accounts = {a.id: a for a in accounts}
+        self._next_id = next_id
+
+    def _save(self) -> None:
+        doc = {
+            "format": 1,
+            "settings": self.settings.to_json(),
+            "next_id": self._next_id,
+            "accounts": [a.to_json() for a in self._accounts.values()],
+        }
+        write_atomic(self.path, json.dumps(doc, indent=1).encode(), mode=0o600)
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(account_id)`` when an account's sessions must end (removed,
+        disabled, locked, new password or role)."""
+        self._listeners.append(listener)
+
+    def _ended(self, account_id: str) -> None:
+        for listener in self._listeners:
+            listener(account_id)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def accounts(self) -> list[Account]:
+        with self._lock:
+            return sorted(self._accounts.values(), key=lambda a: int(a.id))
+
+    def get(self, account_id: str) -> Account:
+        with self._lock:
+            account = self._accounts.get(account_id)
+        if account is None:
+            raise NotFound(f"no account {account_id!r}", code="account")
+        return account
+
+    def by_name(self, username: str) -> Account | None:
+        with self._lock:
+            return next((a for a in self._accounts.values() if a.username == username), None)
+
+    def now(self) -> float:
+        return self._clock()
+
+    # --- authentication -----------------------------------------------------------------------
+
+    def authenticate(self, username: str, password: str) -> Account:
+        """The enabled, unlocked account ``username`` whose password is ``password``;
+        ``Unauthorized`` otherwise (the same answer for an unknown user, a wrong password and
+        a disabled account), ``IdentityLocked`` for a locked account given its right password.
+        A wrong password counts towards the lockout."""
+        secret = password.encode("utf-8", "surrogatepass") if isinstance(password, str) else b""
+        if len(secret) > self.settings.max_password_length * 4:
+            secret = secret[: self.settings.max_password_length * 4]
+        account = self.by_name(username) if isinstance(username, str) else None
+        if account is None:
+            _hash(secret, _DUMMY_SALT, self._kdf)
+            raise Unauthorized("unknown user or wrong password", code="login")
+        right = hmac.compare_digest(_hash(secret, account.salt, account.kdf), account.digest)
+        with self._lock:
+            account = self._accounts.get(account.id)
+            if account is None:
+                raise Unauthorized("unknown user or wrong password", code="login")
+            now = self._clock()
+            if right and account.locked(now):
+                raise IdentityLocked(f"the account {account.username} is locked", code="locked")
+            if not right:
+                self._failed(account, now)
+                raise Unauthorized("unknown user or wrong password", code="login")
+            if not account.enabled:
+                raise Unauthorized("unknown user or wrong password", code="login")
+            if account.failures or account.locked_until is not None:
+                account = replace(account, failures=0, locked_until=None)
+                self._accounts[account.id] = account
+                self._save()
+            return account
+
+    def _failed(self, account: Account, now: float) -> None:
+        s = self.settings
+        failures = account.failures
+        if s.lockout_reset_after and now - account.last_failure > s.lockout_reset_after:
+            failures = 0
+        failures += 1
+        locked_until = account.locked_until
+        if s.lockout_threshold and failures >= s.lockout_threshold and not account.locked(now):
+            locked_until = now + s.lockout_duration if s.lockout_duration else 0.0
+            failures = 0
+        updated = replace(account, failures=failures, last_failure=now, locked_until=locked_until)
+        self._accounts[account.id] = updated
+        self._save()
+        if updated.locked(now) and not account.locked(now):
+            self._ended(account.id)
+
+    # --- administration -----------------------------------------------------------------------
+
+    def check_password(self, password: object) -> bytes:
+        """``password`` as UTF-8 when its length (in characters) is within the settings;
+        ``MalformedInput`` (code ``password-length``) otherwise."""
+        s = self.settings
+        if not isinstance(password, str) or not (
+            s.min_password_length <= len(password) <= s.max_password_length
+        ):
+            raise MalformedInput(
+                f"a password is {s.min_password_length} to {s.max_password_length} characters",
+                code="password-length",
+            )
+        return password.encode("utf-8", "surrogatepass")
+
+    def add(self, username: str, password: str, role: str, *, enabled: bool = True) -> Account:
+        """A new account (``Conflict`` code ``username-taken`` when the name is in use)."""
+        check_username(username)
+        if role not in ROLES:
+            raise MalformedInput(f"no role {role!r}: one of {', '.join(ROLES)}", code="role")
+        secret = self.check_password(password)
+        salt = secrets.token_bytes(16)
+        digest = _hash(secret, salt, self._kdf)
+        with self._lock:
+            if self.by_name(username) is not None:
+                raise Conflict(f"the user name {username} is taken", code="username-taken")
+            if len(self._accounts) >= MAX_ACCOUNTS:
+                raise LimitExceeded(f"at most {MAX_ACCOUNTS} accounts", code="accounts-full")
+            account = Account(
+                str(self._next_id),
+                username,
+                role,
+                enabled,
+                salt=salt,
+                digest=digest,
+                kdf=self._kdf,
+            )
+            self._next_id += 1
+            self._accounts[account.id] = account
+            self._save()
+            return account
+
+    def _administrators_left(self, without: str) -> int:
+        return sum(
+            1
+            for a in self._accounts.values()
+            if a.id != without and a.role == "Administrator" and a.enabled
+        )
+
+    def update(
+        self,
+        account_id: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        role: str | None = None,
+        enabled: bool | None = None,
+        locked: bool | None = None,
+    ) -> Account:
+        """Change an account. ``Conflict`` (code ``last-administrator``) when the change would
+        leave no enabled Administrator; ``locked=False`` unlocks, ``locked=True`` is refused
+        (only wrong passwords lock). Sessions of the account end on a new password or role,
+        or when it is disabled."""
+        if username is not None:
+            check_username(username)
+        if role is not None and role not in ROLES:
+            raise MalformedInput(f"no role {role!r}: one of {', '.join(ROLES)}", code="role")
+        if locked is True:
+            raise MalformedInput("an account is locked only by wrong passwords", code="locked")
+        new_secret: tuple[bytes, bytes] | None = None
+        if password is not None:
+            salt = secrets.token_bytes(16)
+            new_secret = (salt, _hash(self.check_password(password), salt, self._kdf))
+        with self._lock:
+            account = self.get(account_id)
+            demoted = (role is not None and role != "Administrator") or enabled is False
+            if (
+                account.role == "Administrator"
+                and demoted
+                and not self._administrators_left(account.id)
+            ):
+                raise Conflict(
+                    "the last enabled Administrator cannot be disabled or given another role",
+                    code="last-administrator",
+                )
+            if username is not None and username != account.username:
+                if self.by_name(username) is not None:
+                    raise Conflict(f"the user name {username} is taken", code="username-taken")
+                account = replace(account, username=username)
+            ends = False
+            if new_secret is not None:
+                account = replace(account, salt=new_secret[0], digest=new_secret[1], kdf=self._kdf)
+                ends = True
+            if role is not None and role != account.role:
+                account = replace(account, role=role)
+                ends = True
+            if enabled is not None and enabled != account.enabled:
+                account = replace(account, enabled=enabled)
+                ends = ends or not enabled
+            if locked is False:
+                account = replace(account, locked_until=None, failures=0)
+            self._accounts[account.id] = account
+            self._save()
+        if ends:
+            self._ended(account.id)
+        return account
+
+    def remove(self, account_id: str) -> None:
+        """Remove an account and end its sessions (``Conflict`` for the last enabled
+        Administrator)."""
+        with self._lock:
+            account = self.get(account_id)
+            if account.role == "Administrator" and not self._administrators_left(account.id):
+                raise Conflict(
+                    "the last enabled Administrator cannot be removed", code="last-administrator"
+                )
+            del self._accounts[account_id]
+            self._save()
+        self._ended(account_id)
+
+    def configure(self, **changes: int) -> AccountSettings:
+        """Change settings (``ConfigError`` with the setting's name as code when a value is out
+        of range)."""
+        with self._lock:
+            self.settings = replace(self.settings, **changes)
+            self._save()
+            return self.settings
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A Redfish session: its id, account, the SHA-256 of its token, and its times."""
+
+    id: str
+    account_id: str
+    username: str
+    token_sha256: bytes = field(repr=False)
+    created: float
+    client: str | None = None
+
+
+class SessionStore:
+    """The live sessions (in memory; see the module documentation)."""
+
+    def __init__(self, accounts: AccountStore) -> None:
+        self._accounts = accounts
+        self._lock = threading.Lock()
+        self._sessions: dict[str, Session] = {}
+        self._by_token: dict[bytes, str] = {}
+        self._last_used: dict[str, float] = {}
+        accounts.on_change(self.end_account)
+
+    def create(self, account: Account, client: str | None = None) -> tuple[Session, str]:
+        """A new session for ``account`` and its token (``LimitExceeded`` code
+        ``session-limit`` when :data:`MAX_SESSIONS` are open)."""
+        token = secrets.token_urlsafe(32)
+        digest = hashlib.sha256(token.encode()).digest()
+        now = self._accounts.now()
+        with self._lock:
+            self._expire(now)
+            if len(self._sessions) >= MAX_SESSIONS:
+                raise LimitExceeded(f"at most {MAX_SESSIONS} sessions", code="session-limit")
+            session = Session(
+                secrets.token_hex(8), account.id, account.username, digest, now, client
+            )
+            self._sessions[session.id] = session
+            self._by_token[digest] = session.id
+            self._last_used[session.id] = now
+        return session, token
+
+    def _expire(self, now: float) -> None:
+        timeout = self._accounts.settings.session_timeout
+        for ident, used in list(self._last_used.items()):
+            if now - used > timeout:
+                self._drop(ident)
+
+    def _drop(self, ident: str) -> None:
+        session = self._sessions.pop(ident, None)
+        self._last_used.pop(ident, None)
+        if session is not None:
+            self._by_token.pop(session.token_sha256, None)
+
+    def lookup(self, token: str) -> Session:
+        """The live session of ``token`` (its idle timer restarts); ``Unauthorized``
+        otherwise."""
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        now = self._accounts.now()
+        with self._lock:
+            self._expire(now)
+            ident = self._by_token.get(digest)
+            if ident is None:
+                raise Unauthorized("no valid session", code="session")
+            self._last_used[ident] = now
+            return self._sessions[ident]
+
+    def sessions(self) -> list[Session]:
+        now = self._accounts.now()
+        with self._lock:
+            self._expire(now)
+            return sorted(self._sessions.values(), key=lambda s: (s.created, s.id))
+
+    def get(self, ident: str) -> Session:
+        now = self._accounts.now()
+        with self._lock:
+            self._expire(now)
+            session = self._sessions.get(ident)
+        if session is None:
+            raise NotFound(f"no session {ident!r}", code="session")
+        return session
+
+    def delete(self, ident: str) -> None:
+        with self._lock:
+            if ident not in self._sessions:
+                raise NotFound(f"no session {ident!r}", code="session")
+            self._drop(ident)
+
+    def end_account(self, account_id: str) -> None:
+        """End every session of ``account_id``."""
+        with self._lock:
+            for session in list(self._sessions.values()):
+                if session.account_id == account_id:
+                    self._drop(session.id)

@@ -1,0 +1,322 @@
+"""The Redfish service's HTTP plumbing: URIs, refusals, resource JSON and ETags.
+
+:class:`Refusal` is a Redfish error answer (status, registry messages, headers) raised by a
+handler; :func:`refusal_of` turns a typed error from below the HTTP layer into one. The JSON
+helpers give every resource its ``@odata.id``, ``@odata.type`` and ``@odata.context``
+(:func:`odata`), answer with ``OData-Version``, ``ETag`` and ``Allow`` (:func:`json_response`,
+``304`` for a matching ``If-None-Match``), hold ``PATCH``/``DELETE`` to ``If-Match``
+(:func:`precondition`), and read request bodies and properties with the Base registry's
+messages for what is wrong (:func:`json_body`, :func:`prop`, :func:`only`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ironroot.errors import (
+    Conflict,
+    IdentityLocked,
+    IronrootError,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    RoleNotPermitted,
+    Unauthorized,
+)
+from ironroot.http import read_body
+from ironroot.platform._redfish_csdl import SCHEMA_VERSIONS
+from ironroot.platform._redfish_messages import error_body, message
+from ironroot.platform._redfish_tasks import Task
+
+__all__ = [
+    "ACCOUNTS",
+    "INVENTORY",
+    "JSON",
+    "JSON_LIMIT",
+    "LOG",
+    "MANAGER",
+    "MONITORS",
+    "MULTIPART_PARTS",
+    "MULTIPART_URI",
+    "PFM_PART",
+    "PFM_STATEMENT_PART",
+    "REALM",
+    "REDFISH_VERSION",
+    "ROLES_URI",
+    "ROOT",
+    "SESSIONS",
+    "SIMPLE_UPDATE",
+    "SIMPLE_UPDATE_ACTION",
+    "STATEMENT_PART",
+    "TASKS",
+    "RedfishLimits",
+    "Refusal",
+    "collection",
+    "error_response",
+    "etag_matches",
+    "etag_of",
+    "json_body",
+    "json_response",
+    "link",
+    "odata",
+    "only",
+    "precondition",
+    "prop",
+    "refusal_of",
+    "refuse",
+    "task_body",
+    "utc",
+]
+
+ROOT: Final = "/redfish/v1"
+SESSIONS: Final = f"{ROOT}/SessionService/Sessions"
+ACCOUNTS: Final = f"{ROOT}/AccountService/Accounts"
+ROLES_URI: Final = f"{ROOT}/AccountService/Roles"
+INVENTORY: Final = f"{ROOT}/UpdateService/FirmwareInventory"
+MULTIPART_URI: Final = f"{ROOT}/UpdateService/update-multipart"
+SIMPLE_UPDATE: Final = f"{ROOT}/UpdateService/Actions/UpdateService.SimpleUpdate"
+TASKS: Final = f"{ROOT}/TaskService/Tasks"
+MONITORS: Final = f"{ROOT}/TaskService/TaskMonitors"
+MANAGER: Final = f"{ROOT}/Managers/bmc"
+LOG: Final = f"{MANAGER}/LogServices/RoT"
+REDFISH_VERSION: Final = "1.21.0"
+JSON: Final = "application/json; charset=utf-8"
+STATEMENT_PART: Final = "OemIronrootStatement"
+PFM_PART: Final = "OemIronrootPfm"
+PFM_STATEMENT_PART: Final = "OemIronrootPfmStatement"
+MULTIPART_PARTS: Final = (
+    "UpdateParameters",
+    "UpdateFile",
+    STATEMENT_PART,
+    PFM_PART,
+    PFM_STATEMENT_PART,
+)
+"""The part names of a multipart update (the last three are Ironroot's OEM parts)."""
+JSON_LIMIT: Final = 64 * 1024
+REALM: Final = 'Basic realm="Ironroot Redfish", charset="UTF-8"'
+SIMPLE_UPDATE_ACTION: Final = "UpdateService.SimpleUpdate"
+
+
+@dataclass(frozen=True, slots=True)
+class RedfishLimits:
+    """What one update may bring: the image and statement sizes (bytes), the number of
+    statements, how long a ``SimpleUpdate`` fetch may take (seconds), and how long a request
+    waits for the RoT's verification before answering ``202`` anyway (seconds)."""
+
+    max_image_bytes: int = 64 * 1024 * 1024
+    max_statement_bytes: int = 1024 * 1024
+    max_statements: int = 16
+    fetch_timeout: float = 60.0
+    verify_wait: float = 600.0
+
+    @property
+    def max_request_bytes(self) -> int:
+        return self.max_image_bytes + (self.max_statements + 2) * self.max_statement_bytes + 65536
+
+
+# --- refusals -------------------------------------------------------------------------------
+
+
+class Refusal(Exception):
+    """A Redfish error answer: status, registry messages, headers (internal to the app)."""
+
+    def __init__(
+        self,
+        status: int,
+        *messages: dict[str, Any],
+        text: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(text or (messages[0]["Message"] if messages else ""))
+        self.status = status
+        self.messages = messages
+        self.text = text
+        self.headers = dict(headers or {})
+
+
+def refuse(key: str, *args: object, related: str | None = None, status: int = 400) -> Refusal:
+    return Refusal(status, message(key, *args, related=(related,) if related else ()))
+
+
+def error_response(refusal: Refusal) -> Response:
+    body = json.dumps(error_body(refusal.messages, refusal.text)).encode()
+    headers = {"OData-Version": "4.0", "Cache-Control": "no-store", **refusal.headers}
+    return Response(body, refusal.status, headers=headers, media_type=JSON)
+
+
+def refusal_of(exc: IronrootError, path: str) -> Refusal:
+    """The Redfish answer for a typed error raised below the HTTP layer."""
+    oem = {"Check": exc.check or "", "Code": exc.code, "Detail": exc.detail}
+    if isinstance(exc, RoleNotPermitted):
+        return Refusal(403, message("InsufficientPrivilege"), text=exc.detail)
+    if isinstance(exc, Unauthorized | IdentityLocked):
+        return Refusal(401, message("NoValidSession"), headers={"WWW-Authenticate": REALM})
+    if isinstance(exc, NotFound):
+        return Refusal(404, message("ResourceMissingAtURI", path), text=exc.detail)
+    if isinstance(exc, PayloadTooLarge):
+        return Refusal(413, message("PayloadTooLarge"), text=exc.detail)
+    if isinstance(exc, Overloaded):
+        return Refusal(
+            503,
+            message("ServiceTemporarilyUnavailable", exc.retry_after),
+            text=exc.detail,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    if isinstance(exc, Conflict):
+        return Refusal(409, message("ResourceInUse", oem=oem), text=exc.detail)
+    status = exc.http_status if 400 <= exc.http_status < 600 else 500
+    return Refusal(status, message("GeneralError", oem=oem), text=exc.detail)
+
+
+def utc(now: dt.datetime) -> str:
+    return now.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# --- JSON helpers ---------------------------------------------------------------------------
+
+
+def odata(path: str, kind: str) -> dict[str, Any]:
+    """``@odata.id``, ``@odata.type`` and ``@odata.context`` of a resource of type ``kind``
+    (a collection when it ends with ``Collection``)."""
+    if kind.endswith("Collection"):
+        full = f"#{kind}.{kind}"
+    else:
+        full = f"#{kind}.{SCHEMA_VERSIONS[kind]}.{kind}"
+    return {
+        "@odata.id": path,
+        "@odata.type": full,
+        "@odata.context": f"{ROOT}/$metadata#{kind}.{kind}",
+    }
+
+
+def link(path: str) -> dict[str, str]:
+    return {"@odata.id": path}
+
+
+def collection(path: str, kind: str, name: str, members: Sequence[str]) -> dict[str, Any]:
+    return {
+        **odata(path, kind),
+        "Name": name,
+        "Members@odata.count": len(members),
+        "Members": [link(m) for m in members],
+    }
+
+
+def etag_of(body: Mapping[str, Any]) -> str:
+    canonical = json.dumps(
+        {k: v for k, v in body.items() if k != "@odata.etag"}, sort_keys=True, separators=(",", ":")
+    )
+    return f'W/"{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"'
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    tags = [t.strip() for t in header.split(",")]
+    bare = etag.removeprefix("W/")
+    return "*" in tags or any(t.removeprefix("W/") == bare for t in tags)
+
+
+def json_response(
+    request: Request,
+    body: dict[str, Any],
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    etag = etag_of(body)
+    body = {**body, "@odata.etag": etag} if "@odata.id" in body else body
+    out = {"OData-Version": "4.0", "ETag": etag, "Cache-Control": "no-cache", **(headers or {})}
+    allow = request.scope.get("ironroot.allow")
+    if allow:
+        out["Allow"] = allow
+    kind = body.get("@odata.type")
+    if isinstance(kind, str) and kind.startswith("#") and not kind.startswith("#Ironroot."):
+        name, _, version = kind[1:].rpartition(".")[0].partition(".")
+        schema = f"{name}.{version}" if version else name
+        out["Link"] = f"<http://redfish.dmtf.org/schemas/v1/{schema}.json>; rel=describedby"
+    if (
+        request.method in ("GET", "HEAD")
+        and status == 200
+        and etag_matches(request.headers.get("if-none-match", "") or "-", etag)
+    ):
+        return Response(status_code=304, headers=out)
+    return Response(json.dumps(body).encode(), status, headers=out, media_type=JSON)
+
+
+def precondition(request: Request, current: Mapping[str, Any]) -> None:
+    """``If-Match`` against the resource's current ETag (``412`` when it does not match)."""
+    wanted = request.headers.get("if-match")
+    if wanted is not None and not etag_matches(wanted, etag_of(current)):
+        raise refuse("PreconditionFailed", status=412)
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if kind not in ("application/json", ""):
+        raise Refusal(
+            415,
+            message("UnrecognizedRequestBody"),
+            text=f"the request body must be application/json, not {kind}",
+        )
+    body = await read_body(request, JSON_LIMIT)
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        raise refuse("MalformedJSON") from None
+    if not isinstance(value, dict):
+        raise refuse("UnrecognizedRequestBody")
+    return value
+
+
+def prop(
+    doc: Mapping[str, Any],
+    name: str,
+    kind: type | tuple[type, ...],
+    *,
+    action: str | None = None,
+) -> Any:
+    """``doc[name]`` when it is of ``kind``; ``PropertyValueTypeError`` (or the action
+    parameter message) otherwise. Booleans are not integers here."""
+    value = doc[name]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+        shown = json.dumps(value)[:100]
+        if action:
+            raise refuse("ActionParameterValueTypeError", shown, name, action, related=f"/{name}")
+        raise refuse("PropertyValueTypeError", shown, name, related=f"/{name}")
+    return value
+
+
+def only(doc: Mapping[str, Any], allowed: Sequence[str], read_only: Sequence[str] = ()) -> None:
+    for name in doc:
+        if name.startswith("@odata."):
+            continue
+        if name in read_only:
+            raise refuse("PropertyNotWritable", name, related=f"/{name}")
+        if name not in allowed:
+            raise refuse("PropertyUnknown", name, related=f"/{name}")
+
+
+def task_body(task: Task) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        **odata(f"{TASKS}/{task.id}", "Task"),
+        "Id": task.id,
+        "Name": task.name,
+        "TaskState": task.state,
+        "TaskStatus": task.status,
+        "StartTime": task.start,
+        "PercentComplete": task.percent,
+        "TaskMonitor": f"{MONITORS}/{task.id}",
+        "Messages": list(task.messages),
+        "Payload": dict(task.payload),
+        "HidePayload": False,
+    }
+    if task.end is not None:
+        body["EndTime"] = task.end
+    return body

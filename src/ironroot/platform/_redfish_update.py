@@ -1,0 +1,649 @@
+"""The Redfish service's update path: from a request to a task the RoT runs.
+
+:func:`multipart_update` reads a ``MultipartHttpPushUri`` request (its parts are
+:data:`~ironroot.platform._redfish_http.MULTIPART_PARTS`), :func:`simple_update_plan` checks a
+``SimpleUpdate`` action and :meth:`SimpleUpdatePlan.fetch` fetches what it names over HTTP(S).
+:func:`start_update` runs :meth:`ironroot.platform.Platform.update` in a worker thread as a
+task (:mod:`._redfish_tasks`) whose messages follow the update's progress, and answers once
+the RoT has verified the image (``202`` and the task) or refused it (``400`` naming the
+failing check, ``Update.1.3.VerificationFailed``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Message
+
+from ironroot.errors import Conflict, IronrootError, LimitExceeded, PayloadTooLarge
+from ironroot.http import read_body
+from ironroot.platform._node import COMPONENTS
+from ironroot.platform._redfish_http import (
+    INVENTORY,
+    JSON_LIMIT,
+    MANAGER,
+    MONITORS,
+    MULTIPART_PARTS,
+    MULTIPART_URI,
+    PFM_PART,
+    PFM_STATEMENT_PART,
+    SIMPLE_UPDATE_ACTION,
+    STATEMENT_PART,
+    Refusal,
+    json_response,
+    only,
+    prop,
+    refusal_of,
+    refuse,
+    task_body,
+)
+from ironroot.platform._redfish_messages import error_body, message
+from ironroot.platform._redfish_tasks import TaskStore
+
+if TYPE_CHECKING:
+    from ironroot.platform._redfish import RedfishService
+    from ironroot.platform._update import UpdateResult
+
+__all__ = [
+    "SimpleUpdatePlan",
+    "UpdateRequest",
+    "multipart_update",
+    "simple_update_plan",
+    "start_update",
+]
+
+_log = logging.getLogger("ironroot.platform.redfish")
+
+_PROGRESS: Final = {  # step just finished -> what the update does next
+    "receive": "TransferringToComponent",
+    "stage": "VerifyingAtComponent",
+    "verify": "InstallingOnComponent",
+    "write": "VerifyingAtComponent",
+    "verify-write": "ApplyingOnComponent",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateRequest:
+    """What an update brings, however it came (multipart or fetched)."""
+
+    component: str
+    image_name: str
+    bundle: bytes
+    statements: tuple[bytes, ...]
+    pfm: bytes | None
+    pfm_statement: bytes | None
+
+
+# --- the update path ------------------------------------------------------------------------
+
+
+def _target_component(targets: object, where: str, action: str | None) -> str:
+    """The one component ``Targets`` names (a FirmwareInventory member or the BMC manager)."""
+    if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+        shown = json.dumps(targets)[:100]
+        if action:
+            raise refuse(
+                "ActionParameterValueTypeError",
+                shown,
+                "Targets",
+                action,
+                related=f"{where}/Targets",
+            )
+        raise refuse("PropertyValueTypeError", shown, "Targets", related=f"{where}/Targets")
+    if len(targets) != 1:
+        raise Refusal(
+            400,
+            message(
+                "ArraySizeTooLong" if targets else "PropertyMissing",
+                *(("Targets", 1) if targets else ("Targets",)),
+                related=(f"{where}/Targets",),
+            ),
+            text="an update names exactly one target: the component's "
+            "FirmwareInventory member or /redfish/v1/Managers/bmc",
+        )
+    target = targets[0].rstrip("/")
+    component: str | None = None
+    if target == MANAGER:
+        component = "bmc"
+    elif target.startswith(f"{INVENTORY}/"):
+        name, sep, role = target.removeprefix(f"{INVENTORY}/").rpartition("-")
+        if sep and name in COMPONENTS and role in ("active", "previous", "staged", "recovery"):
+            component = name
+    if component is None:
+        if action:
+            raise refuse(
+                "ActionParameterValueNotInList",
+                target[:200],
+                "Targets",
+                action,
+                related=f"{where}/Targets",
+            )
+        raise refuse("PropertyValueNotInList", target[:200], "Targets", related=f"{where}/Targets")
+    return component
+
+
+async def multipart_update(
+    request: Request, service: RedfishService
+) -> tuple[UpdateRequest, dict[str, Any]]:
+    limits = service.limits
+    kind = request.headers.get("content-type", "")
+    if kind.split(";")[0].strip().lower() != "multipart/form-data":
+        raise Refusal(
+            415,
+            message("UnrecognizedRequestBody"),
+            text="a multipart update is multipart/form-data",
+        )
+    body = await read_body(request, limits.max_request_bytes)
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    parsed = Request(request.scope, replay)
+    try:
+        form = await parsed.form(
+            max_files=limits.max_statements + 4,
+            max_fields=8,
+            max_part_size=max(limits.max_statement_bytes, JSON_LIMIT),
+        )
+    except HTTPException as exc:
+        raise Refusal(400, message("MissingOrMalformedPart"), text=str(exc.detail)) from None
+    except (ValueError, KeyError) as exc:
+        raise Refusal(
+            400, message("MissingOrMalformedPart"), text=f"the multipart body does not parse: {exc}"
+        ) from None
+    try:
+        parts: dict[str, list[bytes]] = {}
+        names: dict[str, str] = {}
+        for name, value in form.multi_items():
+            if name not in MULTIPART_PARTS:
+                raise Refusal(
+                    400,
+                    message("MissingOrMalformedPart"),
+                    text=f"unknown part {name[:64]!r}: the parts are {', '.join(MULTIPART_PARTS)}",
+                )
+            if isinstance(value, UploadFile):
+                data = await value.read()
+                names[name] = value.filename or name
+            elif name == "UpdateFile":
+                raise Refusal(
+                    400,
+                    message("MissingOrMalformedPart"),
+                    text="UpdateFile is a file part (with a filename)",
+                )
+            else:
+                data = value.encode("utf-8")
+            parts.setdefault(name, []).append(data)
+    finally:
+        await form.close()
+    for required in ("UpdateParameters", "UpdateFile"):
+        if len(parts.get(required, ())) != 1:
+            raise Refusal(
+                400,
+                message("MissingOrMalformedPart"),
+                text=f"a multipart update has exactly one {required} part",
+            )
+    for single in (PFM_PART, PFM_STATEMENT_PART):
+        if len(parts.get(single, ())) > 1:
+            raise Refusal(400, message("MissingOrMalformedPart"), text=f"at most one {single} part")
+    statements = parts.get(STATEMENT_PART, [])
+    if len(statements) > limits.max_statements:
+        raise Refusal(
+            400,
+            message("ArraySizeTooLong", STATEMENT_PART, limits.max_statements),
+            text=f"at most {limits.max_statements} statements",
+        )
+    try:
+        params = json.loads(parts["UpdateParameters"][0])
+    except (ValueError, RecursionError):
+        raise refuse("MalformedJSON") from None
+    if not isinstance(params, dict):
+        raise refuse("UnrecognizedRequestBody")
+    only(params, ("Targets", "@Redfish.OperationApplyTime", "ForceUpdate"))
+    apply_time = params.get("@Redfish.OperationApplyTime", "Immediate")
+    if apply_time != "Immediate":
+        raise refuse(
+            "PropertyValueNotInList",
+            str(apply_time)[:64],
+            "@Redfish.OperationApplyTime",
+            related="/UpdateParameters/@Redfish.OperationApplyTime",
+        )
+    if params.get("ForceUpdate", False) is not False:
+        raise refuse(
+            "PropertyValueNotInList",
+            json.dumps(params["ForceUpdate"])[:64],
+            "ForceUpdate",
+            related="/UpdateParameters/ForceUpdate",
+        )
+    if "Targets" not in params:
+        raise refuse("PropertyMissing", "Targets", related="/UpdateParameters/Targets")
+    component = _target_component(params["Targets"], "/UpdateParameters", None)
+    bundle = parts["UpdateFile"][0]
+    if not bundle:
+        raise Refusal(400, message("MissingOrMalformedPart"), text="the UpdateFile is empty")
+    if len(bundle) > limits.max_image_bytes:
+        raise PayloadTooLarge(f"the image is over {limits.max_image_bytes} bytes")
+    update = UpdateRequest(
+        component,
+        names["UpdateFile"][:200],
+        bundle,
+        tuple(statements),
+        parts[PFM_PART][0] if PFM_PART in parts else None,
+        parts[PFM_STATEMENT_PART][0] if PFM_STATEMENT_PART in parts else None,
+    )
+    payload = {
+        "HttpOperation": "POST",
+        "TargetUri": MULTIPART_URI,
+        "JsonBody": json.dumps(params),
+    }
+    return update, payload
+
+
+@dataclass(frozen=True, slots=True)
+class SimpleUpdatePlan:
+    """A checked ``SimpleUpdate`` request: what to fetch, for which component."""
+
+    component: str
+    image_uri: str
+    statement_uris: tuple[str, ...]
+    pfm_uri: str | None
+    pfm_statement_uri: str | None
+    auth: tuple[str, str] | None
+
+    def fetch(self, service: RedfishService) -> UpdateRequest:
+        """Fetch the image and the statements (in the worker thread)."""
+        import httpx
+
+        limits = service.limits
+        with httpx.Client(
+            timeout=limits.fetch_timeout, verify=service.fetch_verify, follow_redirects=False
+        ) as client:
+
+            def get(uri: str, limit: int, auth: tuple[str, str] | None = None) -> bytes:
+                try:
+                    with client.stream("GET", uri, auth=auth) as response:
+                        if response.status_code in (401, 403):
+                            raise Refusal(
+                                400,
+                                message(
+                                    "ResourceAtUriUnauthorized", uri, str(response.status_code)
+                                ),
+                            )
+                        if response.status_code != 200:
+                            raise Refusal(
+                                400,
+                                message("TransferFailed", uri, self.component),
+                                text=f"GET {uri} answered {response.status_code}",
+                            )
+                        chunks: list[bytes] = []
+                        size = 0
+                        for chunk in response.iter_bytes():
+                            size += len(chunk)
+                            if size > limit:
+                                raise PayloadTooLarge(f"{uri} is over {limit} bytes")
+                            chunks.append(chunk)
+                        return b"".join(chunks)
+                except httpx.HTTPError as exc:
+                    raise Refusal(
+                        400,
+                        message("CouldNotEstablishConnection", uri),
+                        text=f"cannot fetch {uri}: {exc}",
+                    ) from None
+
+            bundle = get(self.image_uri, limits.max_image_bytes, self.auth)
+            statements = tuple(get(u, limits.max_statement_bytes) for u in self.statement_uris)
+            pfm = get(self.pfm_uri, limits.max_statement_bytes) if self.pfm_uri else None
+            pfm_statement = (
+                get(self.pfm_statement_uri, limits.max_statement_bytes)
+                if self.pfm_statement_uri
+                else None
+            )
+        if not bundle:
+            raise Refusal(
+                400,
+                message("ResourceAtUriInUnknownFormat", self.image_uri),
+                text="the image is empty",
+            )
+        return UpdateRequest(self.component, self.image_uri, bundle, statements, pfm, pfm_statement)
+
+
+def simple_update_plan(doc: Mapping[str, Any], service: RedfishService) -> SimpleUpdatePlan:
+    action = SIMPLE_UPDATE_ACTION
+    known = (
+        "ImageURI",
+        "TransferProtocol",
+        "Targets",
+        "Username",
+        "Password",
+        "ForceUpdate",
+        "Oem",
+    )
+    for name in doc:
+        if name not in known:
+            raise refuse("ActionParameterUnknown", action, name, related=f"/{name}")
+    for name in ("ImageURI", "Targets"):
+        if name not in doc:
+            raise refuse("ActionParameterMissing", action, name, related=f"/{name}")
+    image = prop(doc, "ImageURI", str, action=action)
+    protocol = (
+        prop(doc, "TransferProtocol", str, action=action) if ("TransferProtocol" in doc) else None
+    )
+    if protocol is not None and protocol not in ("HTTP", "HTTPS"):
+        raise refuse(
+            "ActionParameterValueNotInList",
+            protocol[:64],
+            "TransferProtocol",
+            action,
+            related="/TransferProtocol",
+        )
+    if "://" not in image and protocol is not None:
+        image = f"{protocol.lower()}://{image}"
+    image_uri = _fetch_uri(image, "ImageURI", action)
+    if protocol is not None and not image_uri.lower().startswith(f"{protocol.lower()}://"):
+        raise Refusal(
+            400,
+            message(
+                "ActionParameterValueNotInList",
+                protocol,
+                "TransferProtocol",
+                action,
+                related=("/TransferProtocol",),
+            ),
+            text="TransferProtocol does not match the ImageURI's scheme",
+        )
+    if doc.get("ForceUpdate", False) is not False:
+        raise refuse(
+            "ActionParameterValueNotInList",
+            json.dumps(doc["ForceUpdate"])[:64],
+            "ForceUpdate",
+            action,
+            related="/ForceUpdate",
+        )
+    component = _target_component(doc["Targets"], "", action)
+    auth = None
+    if "Username" in doc or "Password" in doc:
+        user = prop(doc, "Username", str, action=action) if "Username" in doc else ""
+        password = prop(doc, "Password", str, action=action) if "Password" in doc else ""
+        auth = (user, password)
+    statements: tuple[str, ...] = ()
+    pfm_uri = pfm_statement_uri = None
+    if "Oem" in doc:
+        oem = prop(doc, "Oem", dict, action=action)
+        for vendor in oem:
+            if vendor != "Ironroot":
+                raise refuse(
+                    "ActionParameterUnknown",
+                    action,
+                    f"Oem/{vendor[:64]}",
+                    related=f"/Oem/{vendor[:64]}",
+                )
+        ours = oem.get("Ironroot", {})
+        if not isinstance(ours, dict):
+            raise refuse(
+                "ActionParameterValueTypeError",
+                json.dumps(ours)[:100],
+                "Oem/Ironroot",
+                action,
+                related="/Oem/Ironroot",
+            )
+        for name in ours:
+            if name not in ("StatementURIs", "PfmURI", "PfmStatementURI"):
+                raise refuse(
+                    "ActionParameterUnknown",
+                    action,
+                    f"Oem/Ironroot/{name[:64]}",
+                    related=f"/Oem/Ironroot/{name[:64]}",
+                )
+        uris = ours.get("StatementURIs", [])
+        if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
+            raise refuse(
+                "ActionParameterValueTypeError",
+                json.dumps(uris)[:100],
+                "Oem/Ironroot/StatementURIs",
+                action,
+                related="/Oem/Ironroot/StatementURIs",
+            )
+        if len(uris) > service.limits.max_statements:
+            raise refuse(
+                "ArraySizeTooLong",
+                "Oem/Ironroot/StatementURIs",
+                service.limits.max_statements,
+                related="/Oem/Ironroot/StatementURIs",
+            )
+        statements = tuple(_fetch_uri(u, "Oem/Ironroot/StatementURIs", action) for u in uris)
+        if "PfmURI" in ours:
+            pfm_uri = _fetch_uri(ours["PfmURI"], "Oem/Ironroot/PfmURI", action)
+        if "PfmStatementURI" in ours:
+            pfm_statement_uri = _fetch_uri(
+                ours["PfmStatementURI"], "Oem/Ironroot/PfmStatementURI", action
+            )
+    return SimpleUpdatePlan(component, image_uri, statements, pfm_uri, pfm_statement_uri, auth)
+
+
+def _fetch_uri(value: object, name: str, action: str) -> str:
+    """An ``http(s)://host/…`` URI to fetch (``ActionParameterValueFormatError`` otherwise)."""
+    import httpx
+
+    shown = (value if isinstance(value, str) else json.dumps(value))[:200]
+    if not isinstance(value, str):
+        raise refuse("ActionParameterValueTypeError", shown, name, action, related=f"/{name}")
+    try:
+        url = httpx.URL(value)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        raise refuse("ActionParameterValueFormatError", shown, name, action, related=f"/{name}")
+    return value
+
+
+async def start_update(
+    request: Request,
+    service: RedfishService,
+    update: UpdateRequest | None,
+    payload: Mapping[str, Any],
+    obtain: Callable[[], UpdateRequest],
+    *,
+    component: str | None = None,
+    image_name: str | None = None,
+) -> Response:
+    """Run the update in a worker thread as a task; answer once the RoT has verified the
+    image (``202``) or refused it (the refusal), or after ``verify_wait`` seconds (``202``)."""
+    component = component or (update.component if update else "")
+    image_name = image_name or (update.image_name if update else "")
+    if not service.updating.acquire(blocking=False):
+        raise Refusal(
+            409,
+            message("ResourceInUse"),
+            message("UpdateInProgress"),
+            text="another update is running: wait for its task to end",
+        )
+    try:
+        task = service.tasks.create(f"Update of {component}", payload)
+    except IronrootError:
+        service.updating.release()
+        raise
+    loop = asyncio.get_running_loop()
+    verified: asyncio.Future[Refusal | None] = loop.create_future()
+
+    def settle(outcome: Refusal | None) -> None:
+        def set_once() -> None:
+            if not verified.done():
+                verified.set_result(outcome)
+
+        loop.call_soon_threadsafe(set_once)
+
+    worker = threading.Thread(
+        target=_run_update,
+        args=(service, task.id, component, image_name, obtain, settle),
+        name=f"ironroot-redfish-update-{task.id}",
+    )
+    try:
+        worker.start()
+    except RuntimeError:
+        service.updating.release()
+        raise
+    try:
+        outcome = await asyncio.wait_for(asyncio.shield(verified), service.limits.verify_wait)
+    except TimeoutError:
+        outcome = None
+    if outcome is not None:
+        raise outcome
+    snapshot = service.tasks.get(task.id)
+    headers = {"Location": f"{MONITORS}/{task.id}", "Retry-After": "2"}
+    return json_response(request, task_body(snapshot), 202, headers)
+
+
+def _update_refusal(exc: IronrootError, image: str, component: str) -> Refusal:
+    """A refused update: ``Update.1.3.VerificationFailed`` naming the check (400), or the
+    typed error's own answer when it is not a check's."""
+    check = exc.check or exc.code
+    if isinstance(exc, Conflict) and exc.code == "update-in-progress":
+        return Refusal(409, message("ResourceInUse"), message("UpdateInProgress"), text=exc.detail)
+    if isinstance(exc, PayloadTooLarge | LimitExceeded):
+        return Refusal(413, message("PayloadTooLarge"), text=exc.detail)
+    if exc.http_status >= 500:
+        refusal = refusal_of(exc, MULTIPART_URI)
+        return Refusal(
+            refusal.status,
+            message("ApplyFailed", image, component),
+            *refusal.messages,
+            text=exc.detail,
+        )
+    oem = {"Check": check, "Code": exc.code, "Detail": exc.detail}
+    return Refusal(
+        400,
+        message("VerificationFailed", image, component, oem=oem),
+        text=f"the update of {component} was refused by the check {check!r} "
+        f"({exc.code}): {exc.detail}",
+    )
+
+
+def _run_update(
+    service: RedfishService,
+    task_id: str,
+    component: str,
+    image: str,
+    obtain: Callable[[], UpdateRequest],
+    settle: Callable[[Refusal | None], None],
+) -> None:
+    """The worker thread: fetch (for SimpleUpdate), update, and report into the task."""
+    tasks = service.tasks
+    try:
+        tasks.change(
+            task_id,
+            state="Running",
+            messages=[
+                message("TaskStarted", task_id),
+                message("TargetDetermined", component, image),
+            ],
+        )
+        update = obtain()
+
+        def progress(step: str, percent: int) -> None:
+            following = _PROGRESS.get(step)
+            extra = [message(following, image, component)] if following else []
+            tasks.change(task_id, percent=min(percent, 99), messages=extra)
+            if step == "verify":
+                settle(None)
+
+        try:
+            result: UpdateResult = service.platform.update(
+                update.component,
+                update.bundle,
+                update.statements,
+                now=service.clock(),
+                pfm=update.pfm,
+                pfm_statement=update.pfm_statement,
+                progress=progress,
+            )
+        except IronrootError as exc:
+            refusal = _update_refusal(exc, image, component)
+            _log.warning(
+                "redfish update of %s refused: %s (%s)",
+                component,
+                exc.check or exc.code,
+                exc.detail,
+            )
+            _fail(tasks, task_id, refusal)
+            settle(refusal)
+            return
+        outcome_ok = result.outcome == "committed"
+        final = (
+            message("UpdateSuccessful", component, image)
+            if outcome_ok
+            else message(
+                "ActivateFailed",
+                image,
+                component,
+                oem={
+                    "Check": "health",
+                    "Code": result.outcome,
+                    "Detail": f"{component} {result.image.version} did not come "
+                    "up healthy: rolled back to the last known good",
+                },
+            )
+        )
+        if outcome_ok:
+            tasks.change(
+                task_id,
+                state="Completed",
+                status="OK",
+                percent=100,
+                messages=[final, message("TaskCompletedOK", task_id)],
+                result=(
+                    200,
+                    {"@Message.ExtendedInfo": [final], "Oem": {"Ironroot": result.to_json()}},
+                ),
+            )
+            _log.info("redfish update of %s committed: %s", component, result.image.version)
+        else:
+            _fail(tasks, task_id, Refusal(500, final, text=final["Message"]))
+            _log.warning("redfish update of %s %s", component, result.outcome)
+        settle(None)
+    except Refusal as refused:
+        _fail(tasks, task_id, refused)
+        settle(refused)
+    except IronrootError as exc:
+        refusal = refusal_of(exc, MULTIPART_URI)
+        _fail(tasks, task_id, refusal)
+        settle(refusal)
+    except BaseException:  # a bug, or a power loss drill: the task ends, the log has why
+        incident = secrets.token_hex(8)
+        _log.exception(
+            "the update task %s failed unexpectedly [correlation id %s]", task_id, incident
+        )
+        refusal = Refusal(
+            500,
+            message("InternalError"),
+            text=f"the update failed unexpectedly; correlation id {incident}",
+        )
+        _fail(tasks, task_id, refusal)
+        settle(refusal)
+    finally:
+        service.updating.release()
+
+
+def _fail(tasks: TaskStore, task_id: str, refusal: Refusal) -> None:
+    tasks.change(
+        task_id,
+        state="Exception",
+        status="Critical",
+        messages=[*refusal.messages, message("TaskAborted", task_id)],
+        result=(refusal.status, error_body(refusal.messages, refusal.text)),
+    )

@@ -1,0 +1,215 @@
+"""A client of a c2sp.org/tlog-witness witness (httpx): add-checkpoint and the monitoring read.
+
+Each answer becomes a value or the typed error of its status: ``409`` is
+:class:`OldSizeMismatch` carrying the witness's size (from the ``text/x.tlog.size`` body),
+``404`` :class:`UnknownLog`, ``403`` :class:`UntrustedCheckpoint`, ``422``
+:class:`InconsistentCheckpoint` (:class:`ForkDetected` when an Ironroot witness says so), ``400``
+:class:`MalformedInput`; anything else, or a witness that cannot be reached, is
+:class:`StorageError` / :class:`Unreachable`. The cosignatures of a ``200`` are checked
+against the witness's keys when the client knows them: lines from other keys are ignored (the
+spec), a line from a known key that fails is :class:`BadSignature`, and an answer with no
+valid cosignature from a known key is :class:`InsufficientCosignatures`.
+
+:meth:`WitnessClient.cosign` does the whole exchange a log does: it tries the size it
+believes the witness has (0 the first time), and on ``409`` retries once from the size the
+witness answered, with a proof from that size (``proof(old_size)``).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Final
+
+import httpx
+
+from ironroot.cose import Problem
+from ironroot.errors import (
+    ForkDetected,
+    InconsistentCheckpoint,
+    InsufficientCosignatures,
+    IronrootError,
+    MalformedInput,
+    NotFound,
+    OldSizeMismatch,
+    StorageError,
+    UnknownLog,
+    Unreachable,
+    UntrustedCheckpoint,
+)
+from ironroot.log import Checkpoint, Note, NoteSignature
+from ironroot.witness._cosignature import CosignatureVerifier
+from ironroot.witness._protocol import (
+    ADD_CHECKPOINT_PATH,
+    AddCheckpoint,
+    monitoring_path,
+    parse_cosignatures,
+    parse_size,
+)
+
+__all__ = ["WitnessClient"]
+
+_MAX_ANSWER: Final = 1 << 20
+
+
+def _problem(response: httpx.Response) -> tuple[str, str]:
+    """(code, detail) of a problem answer, as far as it says."""
+    ctype = response.headers.get("content-type", "")
+    try:
+        if "cbor" in ctype:
+            problem = Problem.from_cbor(response.content)
+        elif "json" in ctype:
+            problem = Problem.from_json(response.content)
+        else:
+            return "", response.text[:200].strip()
+    except IronrootError:
+        return "", ""
+    return str(problem.extra.get("code", "")), problem.detail
+
+
+class WitnessClient:
+    """Talks to one witness at ``url`` (its submission and monitoring prefix).
+
+    ``verifiers``: the witness's cosigning keys; without them, answers are parsed, not
+    checked. ``transport`` lets tests pass an in-process ASGI transport; ``verify`` is
+    ``True`` (system CAs) or an ``ssl.SSLContext`` (:func:`ironroot.http.client_context`).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        verifiers: Sequence[CosignatureVerifier] = (),
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise MalformedInput("a witness URL must start with http:// or https://")
+        self.url = url.rstrip("/")
+        self.verifiers = tuple(verifiers)
+        self._http = httpx.Client(timeout=timeout, transport=transport, verify=verify)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> WitnessClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, body: bytes | None = None) -> httpx.Response:
+        url = f"{self.url}/{path}"
+        try:
+            response = self._http.request(
+                method,
+                url,
+                content=body,
+                headers={"Accept": "application/concise-problem-details+cbor, text/plain"},
+            )
+        except httpx.HTTPError as exc:
+            raise Unreachable.of(f"the witness {self.url}", exc) from exc
+        if len(response.content) > _MAX_ANSWER:
+            raise StorageError(f"the witness {self.url} answered more than {_MAX_ANSWER} bytes")
+        return response
+
+    def add_checkpoint(
+        self, checkpoint: bytes, old_size: int, proof: Sequence[bytes] = ()
+    ) -> tuple[NoteSignature, ...]:
+        """Submit one add-checkpoint request; the witness's cosignature lines (checked
+        against :attr:`verifiers` when there are any)."""
+        request = AddCheckpoint(old_size, tuple(proof), checkpoint)
+        response = self._request("POST", ADD_CHECKPOINT_PATH, request.encode())
+        status = response.status_code
+        if status == 200:
+            lines = parse_cosignatures(response.content)
+            return self._checked(checkpoint, lines) if self.verifiers else lines
+        if status == 409:
+            size = parse_size(response.content)
+            raise OldSizeMismatch(f"the witness {self.url} has cosigned size {size}", size=size)
+        code, detail = _problem(response)
+        where = f"the witness {self.url}"
+        if status == 404:
+            raise UnknownLog(f"{where} does not witness this log: {detail}")
+        if status == 403:
+            raise UntrustedCheckpoint(f"{where} does not trust the checkpoint: {detail}")
+        if status == 422:
+            if code == ForkDetected.code:
+                raise ForkDetected(f"{where} detected a fork: {detail}")
+            raise InconsistentCheckpoint(f"{where} refused the checkpoint: {detail}")
+        if status in (400, 413):
+            raise MalformedInput(f"{where} refused the request as malformed: {detail}")
+        raise StorageError(f"{where} answered {status}: {detail}")
+
+    def _checked(
+        self, checkpoint: bytes, lines: Sequence[NoteSignature]
+    ) -> tuple[NoteSignature, ...]:
+        body = Note.parse(checkpoint).body
+        good = []
+        for line in lines:
+            for verifier in self.verifiers:
+                if verifier.matches(line):
+                    verifier.verify(body, line.signature)  # BadSignature if not
+                    good.append(line)
+                    break
+        if not good:
+            raise InsufficientCosignatures(
+                f"the witness {self.url} answered no cosignature from its configured keys"
+            )
+        return tuple(good)
+
+    def cosign(
+        self,
+        checkpoint: bytes,
+        proof: Callable[[int], Sequence[bytes]],
+        *,
+        old_size: int | None = None,
+    ) -> tuple[tuple[NoteSignature, ...], int]:
+        """Get the witness's cosignatures on ``checkpoint``; ``proof(old)`` gives the
+        consistency proof from ``old`` to the checkpoint's size. Returns the lines and the
+        size the witness now has. A witness ahead of the checkpoint raises the 409's
+        :class:`OldSizeMismatch`."""
+        size = Checkpoint.parse(Note.parse(checkpoint).body).size
+        old = 0 if old_size is None or old_size > size else old_size
+        for attempt in range(2):
+            try:
+                hashes = proof(old) if old else ()
+                return self.add_checkpoint(checkpoint, old, hashes), size
+            except OldSizeMismatch as exc:
+                if attempt or exc.size > size:
+                    raise
+                old = exc.size
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def latest(self, origin: str) -> bytes | None:
+        """The witness's latest cosigned checkpoint of ``origin`` (monitoring prefix), or
+        ``None`` when it has none."""
+        response = self._request("GET", monitoring_path(origin))
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            _, detail = _problem(response)
+            raise StorageError(f"the witness {self.url} answered {response.status_code}: {detail}")
+        return response.content
+
+    def about(self) -> dict[str, object]:
+        """What an Ironroot witness says of itself at ``/witness`` (name, keys, logs)."""
+        response = self._request("GET", "witness")
+        if response.status_code == 404:
+            raise NotFound(f"{self.url} is not an Ironroot witness")
+        if response.status_code != 200:
+            raise StorageError(f"the witness {self.url} answered {response.status_code}")
+        try:
+            value = response.json()
+        except ValueError as exc:
+            raise MalformedInput(f"the witness {self.url} did not answer JSON") from exc
+        if not isinstance(value, dict):
+            raise MalformedInput(f"the witness {self.url} did not answer a JSON object")
+        return value

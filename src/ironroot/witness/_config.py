@@ -1,0 +1,238 @@
+"""The witness's data directory: ``<data>/witness.toml``, its keys and its database.
+
+::
+
+    <data>/witness.toml                  the configuration (below)
+    <data>/witness.sqlite3               the latest cosigned checkpoint per log, and evidence
+    <data>/keys/witness-ed25519.key      the cosigning keys, PKCS#8 PEM (one per algorithm)
+    <data>/keys/witness-ml-dsa-44.key
+
+``witness.toml``::
+
+    [witness]
+    name = "witness.example/w1"          # the cosigner name (a schema-less URL)
+    algorithms = ["Ed25519"]             # cosignature types: "Ed25519" (0x04, cosignature/v1)
+                                         #   and/or "ML-DSA-44" (0x06, subtree/v1)
+    host = "127.0.0.1"
+    port = 8300
+    max_request_bytes = 262144
+
+    [[witness.logs]]                     # one table per log the witness cosigns
+    origin = "transparency.example"
+    keys = ["transparency.example+5c3a8b1e+AaB…"]   # the log's checkpoint vkeys
+
+    [server]                             # connection limits (ironroot.http.ServerLimits)
+
+Parsing is strict: an unknown key, a wrong type, an invalid vkey or origin is a
+:class:`ConfigError` naming it. :func:`init_witness_dir` writes a configuration and any
+missing key, and never overwrites a file; :func:`add_log` appends a ``[[witness.logs]]`` table.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from ironroot._fileio import warn_if_exposed, write_atomic
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import ConfigError, IronrootError
+from ironroot.http import ServerLimits
+from ironroot.witness._cosignature import Cosigner, _check_name
+from ironroot.witness._protocol import MAX_REQUEST_BYTES
+from ironroot.witness._witness import WitnessedLog
+
+__all__ = [
+    "CONFIG_FILE",
+    "DATABASE_FILE",
+    "WitnessConfig",
+    "add_log",
+    "init_witness_dir",
+    "load_witness_config",
+    "witness_key_path",
+]
+
+CONFIG_FILE: Final = "witness.toml"
+DATABASE_FILE: Final = "witness.sqlite3"
+_ALGORITHMS: Final = {"Ed25519": Algorithm.ED25519, "ML-DSA-44": Algorithm.ML_DSA_44}
+_WITNESS_KEYS: Final = {"name", "algorithms", "host", "port", "max_request_bytes", "logs"}
+_MAX_FILE: Final = 1024 * 1024
+
+
+def witness_key_path(data_dir: Path, algorithm: str) -> Path:
+    return Path(data_dir) / "keys" / f"witness-{algorithm.lower()}.key"
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessConfig:
+    """Everything ``witness.toml`` says, resolved and checked."""
+
+    data_dir: Path
+    name: str
+    algorithms: tuple[str, ...]
+    logs: tuple[WitnessedLog, ...]
+    host: str | None
+    port: int | None
+    max_request_bytes: int
+    server: ServerLimits
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / DATABASE_FILE
+
+    def cosigners(self) -> list[Cosigner]:
+        """The cosigning keys from ``keys/`` (a missing or foreign file is a ConfigError)."""
+        out = []
+        for label in self.algorithms:
+            path = witness_key_path(self.data_dir, label)
+            try:
+                pem = path.read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"cannot read the witness key {path}: {exc.strerror}") from exc
+            warn_if_exposed(path, "the witness's private key")
+            try:
+                key = PrivateKey.from_pem(pem, _ALGORITHMS[label])
+            except IronrootError as exc:
+                raise ConfigError(f"{path} is not a {label} private key") from exc
+            out.append(Cosigner(self.name, key))
+        return out
+
+
+def _get(table: dict[str, Any], name: str, kind: type, default: Any, where: str) -> Any:
+    value = table.get(name, default)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}.{name} must be a {kind.__name__}")
+    return value
+
+
+def _logs(value: object) -> tuple[WitnessedLog, ...]:
+    if not isinstance(value, list):
+        raise ConfigError("witness.logs must be an array of tables")
+    logs = []
+    seen: set[str] = set()
+    for i, table in enumerate(value):
+        where = f"witness.logs[{i}]"
+        if not isinstance(table, dict) or set(table) - {"origin", "keys"}:
+            raise ConfigError(f"{where} takes exactly 'origin' and 'keys'")
+        origin = _get(table, "origin", str, None, where)
+        keys = _get(table, "keys", list, None, where)
+        if not keys or not all(isinstance(k, str) for k in keys):
+            raise ConfigError(f"{where}.keys must be a non-empty list of vkey strings")
+        if origin in seen:
+            raise ConfigError(f"{where}: the log {origin!r} is configured twice")
+        seen.add(origin)
+        try:
+            logs.append(WitnessedLog.from_vkeys(origin, keys))
+        except IronrootError as exc:
+            raise ConfigError(f"{where}: {exc.detail}") from exc
+    return tuple(logs)
+
+
+def load_witness_config(data_dir: Path) -> WitnessConfig:
+    """Read and check ``<data_dir>/witness.toml``."""
+    path = Path(data_dir) / CONFIG_FILE
+    try:
+        with path.open("rb") as handle:
+            raw_bytes = handle.read(_MAX_FILE + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(raw_bytes) > _MAX_FILE:
+        raise ConfigError(f"{path} is too large")
+    try:
+        raw = tomllib.loads(raw_bytes.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    unknown = set(raw) - {"witness", "server"}
+    if unknown:
+        raise ConfigError(f"unknown section [{sorted(unknown)[0]}] in {path}")
+    table = raw.get("witness")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path} has no [witness] table")
+    extra = set(table) - _WITNESS_KEYS
+    if extra:
+        raise ConfigError(f"unknown key witness.{sorted(extra)[0]} in {path}")
+    name = _get(table, "name", str, None, "witness")
+    try:
+        _check_name(name)
+    except IronrootError as exc:
+        raise ConfigError(f"witness.name: {exc.detail}") from exc
+    algorithms = _get(table, "algorithms", list, ["Ed25519"], "witness")
+    if not algorithms or any(a not in _ALGORITHMS for a in algorithms):
+        raise ConfigError("witness.algorithms must list one or both of Ed25519, ML-DSA-44")
+    if len(set(algorithms)) != len(algorithms):
+        raise ConfigError("witness.algorithms lists an algorithm twice")
+    host = table.get("host")
+    if host is not None and (not isinstance(host, str) or not host):
+        raise ConfigError("witness.host must be a non-empty string")
+    port = table.get("port")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int)):
+        raise ConfigError("witness.port must be an integer")
+    limit = _get(table, "max_request_bytes", int, MAX_REQUEST_BYTES, "witness")
+    if not 1024 <= limit <= MAX_REQUEST_BYTES:
+        raise ConfigError(f"witness.max_request_bytes must be in 1024..{MAX_REQUEST_BYTES}")
+    return WitnessConfig(
+        data_dir=Path(data_dir),
+        name=name,
+        algorithms=tuple(algorithms),
+        logs=_logs(table.get("logs", [])),
+        host=host,
+        port=port,
+        max_request_bytes=limit,
+        server=ServerLimits.from_table(raw.get("server"), "[server]"),
+    )
+
+
+def _log_table(origin: str, vkeys: Sequence[str]) -> str:
+    # JSON strings are valid TOML basic strings for this text (vkeys and origins are printable).
+    keys = ", ".join(json.dumps(k) for k in vkeys)
+    return f"\n[[witness.logs]]\norigin = {json.dumps(origin)}\nkeys = [{keys}]\n"
+
+
+def init_witness_dir(
+    data_dir: Path,
+    *,
+    name: str,
+    algorithms: Sequence[str] = ("Ed25519",),
+    logs: Sequence[WitnessedLog] = (),
+) -> WitnessConfig:
+    """Create ``data_dir`` with a configuration and keys; existing files are kept as they are."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / CONFIG_FILE
+    if not path.exists():
+        text = (
+            "# Ironroot witness (c2sp.org/tlog-witness); see docs/witness.md.\n"
+            "[witness]\n"
+            f"name = {json.dumps(name)}\n"
+            f"algorithms = [{', '.join(json.dumps(a) for a in algorithms)}]\n"
+        )
+        text += "".join(_log_table(log.origin, [v.vkey for v in log.verifiers]) for log in logs)
+        write_atomic(path, text.encode("utf-8"), mode=0o644)
+    config = load_witness_config(data_dir)
+    for label in config.algorithms:
+        key_path = witness_key_path(data_dir, label)
+        if not key_path.exists():
+            key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_atomic(key_path, PrivateKey.generate(_ALGORITHMS[label]).to_pem(), mode=0o600)
+    return config
+
+
+def add_log(data_dir: Path, log: WitnessedLog) -> WitnessConfig:
+    """Append a ``[[witness.logs]]`` table for ``log`` (refused if its origin is there)."""
+    config = load_witness_config(data_dir)
+    if any(existing.origin == log.origin for existing in config.logs):
+        raise ConfigError(f"the log {log.origin!r} is already configured")
+    path = Path(data_dir) / CONFIG_FILE
+    text = path.read_text(encoding="utf-8")
+    if not text.endswith("\n"):
+        text += "\n"
+    text += _log_table(log.origin, [v.vkey for v in log.verifiers])
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"cannot append a [[witness.logs]] table to {path}: {exc}") from exc
+    write_atomic(path, text.encode("utf-8"), mode=0o644)
+    return load_witness_config(data_dir)

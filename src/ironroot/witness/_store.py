@@ -1,0 +1,266 @@
+"""The witness's durable state: the latest cosigned checkpoint per origin, and evidence.
+
+Schema (version 1), one SQLite file (WAL, ``synchronous=FULL``)::
+
+    meta(key TEXT PRIMARY KEY, value TEXT)
+    checkpoints(origin TEXT PRIMARY KEY, size INTEGER, root BLOB, note BLOB, updated INTEGER)
+    evidence(id INTEGER PRIMARY KEY, origin TEXT, kind TEXT, detail TEXT,
+             first BLOB, second BLOB, proof BLOB, at INTEGER)
+
+``checkpoints`` holds, per origin, what add-checkpoint last cosigned: the note as the witness
+serves it to monitors (the log's verified signatures and the witness's cosignatures). The one
+write that changes it, :meth:`WitnessStore.advance`, is a compare-and-set in one ``BEGIN
+IMMEDIATE`` transaction: it succeeds only if the stored (size, root) is still the one the
+request was checked against, so two concurrent requests (threads or processes) can never
+roll the state back (the race c2sp.org/tlog-witness describes). ``evidence`` keeps what a
+refused request showed: a proven fork (``kind = "fork"``, a :class:`ForkProof`), or a
+checkpoint whose proof did not verify (``kind = "inconsistent"``), with both notes.
+
+:class:`MemoryWitnessStore` is the in-memory twin for tests of higher layers. Every
+``sqlite3.Error`` becomes :class:`StorageError`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Protocol
+
+from ironroot.errors import OldSizeMismatch, StorageError
+
+__all__ = [
+    "Evidence",
+    "MemoryWitnessStore",
+    "SqliteWitnessStore",
+    "StoredCheckpoint",
+    "WitnessStore",
+]
+
+_SCHEMA_VERSION: Final = "1"
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    origin TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    note BLOB NOT NULL,
+    updated INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS evidence (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    origin TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    first BLOB NOT NULL,
+    second BLOB NOT NULL,
+    proof BLOB NOT NULL,
+    at INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """The latest checkpoint a witness cosigned for ``origin``."""
+
+    origin: str
+    size: int
+    root: bytes
+    note: bytes
+    updated: int
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A refused checkpoint worth keeping: ``kind`` is ``fork`` (``data`` is a fork proof's
+    JSON) or ``inconsistent`` (``data`` is the request, ``first`` the witness's note)."""
+
+    id: int
+    origin: str
+    kind: str
+    detail: str
+    first: bytes
+    second: bytes
+    data: bytes
+    at: int
+
+
+class WitnessStore(Protocol):
+    """Where a witness keeps its state (safe from any thread)."""
+
+    def latest(self, origin: str) -> StoredCheckpoint | None: ...
+    def all_latest(self) -> list[StoredCheckpoint]: ...
+    def advance(self, expected: StoredCheckpoint | None, new: StoredCheckpoint) -> None: ...
+    def add_evidence(
+        self, origin: str, kind: str, detail: str, first: bytes, second: bytes, data: bytes, at: int
+    ) -> int: ...
+    def evidence(self) -> list[Evidence]: ...
+    def close(self) -> None: ...
+
+
+def _mismatch(current: StoredCheckpoint | None) -> OldSizeMismatch:
+    size = 0 if current is None else current.size
+    return OldSizeMismatch(
+        f"the witness cosigned size {size} meanwhile; resubmit from it", size=size
+    )
+
+
+def _same(a: StoredCheckpoint | None, b: StoredCheckpoint | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a.size == b.size and a.root == b.root
+
+
+class MemoryWitnessStore:
+    """A :class:`WitnessStore` in dictionaries, guarded by one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[str, StoredCheckpoint] = {}
+        self._evidence: list[Evidence] = []
+
+    def latest(self, origin: str) -> StoredCheckpoint | None:
+        with self._lock:
+            return self._latest.get(origin)
+
+    def all_latest(self) -> list[StoredCheckpoint]:
+        with self._lock:
+            return sorted(self._latest.values(), key=lambda c: c.origin)
+
+    def advance(self, expected: StoredCheckpoint | None, new: StoredCheckpoint) -> None:
+        with self._lock:
+            current = self._latest.get(new.origin)
+            if not _same(current, expected):
+                raise _mismatch(current)
+            self._latest[new.origin] = new
+
+    def add_evidence(
+        self, origin: str, kind: str, detail: str, first: bytes, second: bytes, data: bytes, at: int
+    ) -> int:
+        with self._lock:
+            item = Evidence(len(self._evidence) + 1, origin, kind, detail, first, second, data, at)
+            self._evidence.append(item)
+            return item.id
+
+    def evidence(self) -> list[Evidence]:
+        with self._lock:
+            return list(self._evidence)
+
+    def close(self) -> None:
+        return None
+
+
+class SqliteWitnessStore:
+    """A :class:`WitnessStore` in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the witness database {self._path}: {exc}") from exc
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
+            elif row[0] != _SCHEMA_VERSION:
+                raise StorageError(f"{self._path} has witness schema {row[0]!r}, not 1")
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StorageError(f"{self._path} is not a witness database: {exc}") from exc
+        except StorageError:
+            self._db.close()
+            raise
+
+    @staticmethod
+    def _row(row: tuple[object, ...]) -> StoredCheckpoint:
+        origin, size, root, note, updated = row
+        if not (isinstance(origin, str) and isinstance(size, int) and isinstance(updated, int)):
+            raise StorageError("the witness database holds a malformed checkpoint row")
+        if not (isinstance(root, bytes) and isinstance(note, bytes)):
+            raise StorageError("the witness database holds a malformed checkpoint row")
+        return StoredCheckpoint(origin, size, root, note, updated)
+
+    def latest(self, origin: str) -> StoredCheckpoint | None:
+        try:
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT origin, size, root, note, updated FROM checkpoints WHERE origin = ?",
+                    (origin,),
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read the witness database: {exc}") from exc
+        return None if row is None else self._row(row)
+
+    def all_latest(self) -> list[StoredCheckpoint]:
+        try:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT origin, size, root, note, updated FROM checkpoints ORDER BY origin"
+                ).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read the witness database: {exc}") from exc
+        return [self._row(r) for r in rows]
+
+    def advance(self, expected: StoredCheckpoint | None, new: StoredCheckpoint) -> None:
+        """Replace ``expected`` by ``new`` atomically; :class:`OldSizeMismatch` (with the
+        current size) if the stored checkpoint is no longer ``expected``."""
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    row = self._db.execute(
+                        "SELECT origin, size, root, note, updated FROM checkpoints "
+                        "WHERE origin = ?",
+                        (new.origin,),
+                    ).fetchone()
+                    current = None if row is None else self._row(row)
+                    if not _same(current, expected):
+                        raise _mismatch(current)
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
+                        (new.origin, new.size, new.root, new.note, new.updated),
+                    )
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot write the witness database: {exc}") from exc
+
+    def add_evidence(
+        self, origin: str, kind: str, detail: str, first: bytes, second: bytes, data: bytes, at: int
+    ) -> int:
+        try:
+            with self._lock:
+                cursor = self._db.execute(
+                    "INSERT INTO evidence (origin, kind, detail, first, second, proof, at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (origin, kind, detail, first, second, data, at),
+                )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot write the witness database: {exc}") from exc
+        return int(cursor.lastrowid or 0)
+
+    def evidence(self) -> list[Evidence]:
+        try:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT id, origin, kind, detail, first, second, proof, at FROM evidence "
+                    "ORDER BY id"
+                ).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read the witness database: {exc}") from exc
+        return [Evidence(*row) for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,292 @@
+"""The witness: c2sp.org/tlog-witness add-checkpoint, checked step by step.
+
+:meth:`Witness.add_checkpoint` takes a request body and returns the cosignature lines, or
+raises the error whose HTTP status the spec names, in the spec's order:
+
+1. the body does not parse, or ``old`` is larger than the checkpoint's size:
+   :class:`MalformedInput` (400);
+2. the checkpoint's origin is not a configured log: :class:`UnknownLog` (404);
+3. no signature from the log's keys, or one by them that fails, or signature lines that do not
+   parse under a checkpoint of a configured log: :class:`UntrustedCheckpoint` (403);
+4. ``old`` is not the size of the latest checkpoint cosigned for that origin (0 if none):
+   :class:`OldSizeMismatch` carrying that size (409, body ``<size>\\n``);
+5. a size-0 checkpoint whose root is not the empty tree's, proof lines with ``old 0``, a
+   consistency proof that does not verify, or a different root at the same size:
+   :class:`InconsistentCheckpoint` (422); :class:`ForkDetected` (a subclass, also 422) when
+   the request itself proves a fork (same size and another root; or a proof that leads to the
+   new root but not to the old one). Either is kept as evidence with both signed notes;
+6. otherwise the witness cosigns with each of its keys, stores the new checkpoint (the log's
+   verified signatures and its own cosignatures) with a compare-and-set, and only then
+   answers. A concurrent request that got there first turns this one into a 409.
+
+Pure but for the store and the clock, which are passed in.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from ironroot.errors import (
+    BadSignature,
+    ConfigError,
+    ForkDetected,
+    InconsistentCheckpoint,
+    InvalidProof,
+    IronrootError,
+    MalformedInput,
+    OldSizeMismatch,
+    UnknownIssuer,
+    UnknownLog,
+    UntrustedCheckpoint,
+)
+from ironroot.log import Checkpoint, Note, NoteSignature, NoteVerifier, open_note
+from ironroot.merkle import EMPTY_ROOT, verify_consistency
+from ironroot.witness._cosignature import CosignatureVerifier, Cosigner
+from ironroot.witness._fork import ForkProof, fork_roots
+from ironroot.witness._protocol import AddCheckpoint
+from ironroot.witness._store import Evidence, StoredCheckpoint, WitnessStore
+
+__all__ = ["Witness", "WitnessedLog"]
+
+_log = logging.getLogger("ironroot.witness")
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessedLog:
+    """A log the witness cosigns: its ``origin`` and the keys its checkpoints carry."""
+
+    origin: str
+    verifiers: tuple[NoteVerifier, ...]
+
+    def __post_init__(self) -> None:
+        Checkpoint(self.origin, 0, EMPTY_ROOT)  # a valid origin line
+        if not self.verifiers:
+            raise ConfigError(f"the log {self.origin!r} has no checkpoint key")
+
+    @classmethod
+    def from_vkeys(cls, origin: str, vkeys: Iterable[str]) -> WitnessedLog:
+        return cls(origin, tuple(NoteVerifier.from_vkey(v) for v in vkeys))
+
+
+def _wall_clock() -> int:
+    return int(time.time())
+
+
+class Witness:
+    """Cosigns checkpoints of ``logs`` with ``cosigners``, keeping its state in ``store``."""
+
+    def __init__(
+        self,
+        name: str,
+        cosigners: Sequence[Cosigner],
+        logs: Iterable[WitnessedLog],
+        store: WitnessStore,
+        *,
+        clock: Callable[[], int] = _wall_clock,
+    ) -> None:
+        if not cosigners:
+            raise ConfigError("a witness needs at least one cosigning key")
+        if any(c.name != name for c in cosigners):
+            raise ConfigError("every cosigning key of a witness carries the witness's name")
+        self.name = name
+        self._cosigners = tuple(cosigners)
+        self._logs: dict[str, WitnessedLog] = {}
+        for log in logs:
+            if log.origin in self._logs:
+                raise ConfigError(f"the log {log.origin!r} is configured twice")
+            self._logs[log.origin] = log
+        self._store = store
+        self._clock = clock
+
+    @property
+    def verifiers(self) -> tuple[CosignatureVerifier, ...]:
+        """The witness's public keys (their ``vkey`` strings are what logs configure)."""
+        return tuple(c.verifier() for c in self._cosigners)
+
+    @property
+    def logs(self) -> tuple[WitnessedLog, ...]:
+        return tuple(self._logs.values())
+
+    @property
+    def store(self) -> WitnessStore:
+        return self._store
+
+    def latest(self, origin: str) -> StoredCheckpoint | None:
+        """The latest checkpoint cosigned for ``origin`` (``None`` if none yet)."""
+        return self._store.latest(origin)
+
+    def evidence(self) -> list[Evidence]:
+        return self._store.evidence()
+
+    def close(self) -> None:
+        self._store.close()
+
+    # --- add-checkpoint ---------------------------------------------------------------------
+
+    def _log_of(self, checkpoint: Checkpoint) -> WitnessedLog:
+        log = self._logs.get(checkpoint.origin)
+        if log is None:
+            raise UnknownLog(f"this witness does not witness the log {checkpoint.origin!r}")
+        return log
+
+    def _open(self, request: AddCheckpoint) -> tuple[WitnessedLog, Checkpoint, Note]:
+        try:
+            note = Note.parse(request.checkpoint)
+        except MalformedInput as exc:
+            # A checkpoint body that parses under signature lines that do not (a signature
+            # that is not canonical base64, say): for a known origin, the signature failed
+            # (403, as the spec and other witnesses answer); otherwise the request is bad.
+            body, sep, _ = request.checkpoint.rpartition(b"\n\n")
+            try:
+                checkpoint = Checkpoint.parse(body + b"\n") if sep else None
+            except MalformedInput:
+                checkpoint = None
+            if checkpoint is None:
+                raise
+            self._log_of(checkpoint)
+            raise UntrustedCheckpoint(
+                f"the checkpoint of {checkpoint.origin} has signatures that do not parse: "
+                f"{exc.detail}"
+            ) from exc
+        checkpoint = Checkpoint.parse(note.body)
+        log = self._log_of(checkpoint)
+        try:
+            open_note(request.checkpoint, log.verifiers)
+        except (BadSignature, UnknownIssuer) as exc:
+            raise UntrustedCheckpoint(
+                f"the checkpoint of {checkpoint.origin} does not verify: {exc.detail}"
+            ) from exc
+        return log, checkpoint, note
+
+    def add_checkpoint(self, body: bytes) -> tuple[NoteSignature, ...]:
+        """Check and cosign one add-checkpoint request (see the module docs)."""
+        request = AddCheckpoint.parse(body)
+        log, checkpoint, note = self._open(request)
+        if request.old_size > checkpoint.size:
+            raise MalformedInput(
+                f"the old size {request.old_size} is larger than the checkpoint's {checkpoint.size}"
+            )
+        current = self._store.latest(log.origin)
+        size = 0 if current is None else current.size
+        if request.old_size != size:
+            raise OldSizeMismatch(
+                f"the latest checkpoint cosigned for {log.origin} has size {size}, not "
+                f"{request.old_size}",
+                size=size,
+            )
+        self._check_consistent(log, current, checkpoint, request)
+        now = self._clock()
+        lines = tuple(c.cosign(note.body, now) for c in self._cosigners)
+        # What monitors are served: the log's signatures that verified, then ours.
+        known = {(v.name, v.key_id) for v in log.verifiers}
+        kept = tuple(s for s in note.signatures if (s.name, s.key_id) in known)
+        served = Note(body=note.body, signatures=kept + lines).encode()
+        self._store.advance(
+            current, StoredCheckpoint(log.origin, checkpoint.size, checkpoint.root, served, now)
+        )
+        _log.info("cosigned %s at size %d", log.origin, checkpoint.size)
+        return lines
+
+    def _check_consistent(
+        self,
+        log: WitnessedLog,
+        current: StoredCheckpoint | None,
+        checkpoint: Checkpoint,
+        request: AddCheckpoint,
+    ) -> None:
+        if checkpoint.size == 0 and not hmac.compare_digest(checkpoint.root, EMPTY_ROOT):
+            raise InconsistentCheckpoint("a checkpoint of size 0 must have the empty tree's root")
+        if request.old_size == 0:
+            if request.proof:
+                raise InconsistentCheckpoint("a request from size 0 carries no consistency proof")
+            return
+        assert current is not None  # old_size == current size > 0
+        try:
+            if current.size == checkpoint.size:
+                if request.proof:
+                    raise InvalidProof("equal sizes need an empty consistency proof")
+                if not hmac.compare_digest(current.root, checkpoint.root):
+                    raise self._fork(
+                        log, current, checkpoint, request, "a different root at the cosigned size"
+                    )
+                return
+            verify_consistency(
+                current.size, checkpoint.size, request.proof, current.root, checkpoint.root
+            )
+        except InvalidProof as exc:
+            raise self._inconsistent(log, current, checkpoint, request, exc) from exc
+
+    def _fork(
+        self,
+        log: WitnessedLog,
+        current: StoredCheckpoint,
+        checkpoint: Checkpoint,
+        request: AddCheckpoint,
+        why: str,
+    ) -> ForkDetected:
+        proof = ForkProof(
+            origin=log.origin,
+            first=current.note,
+            second=request.checkpoint,
+            proof=request.proof if current.size != checkpoint.size else (),
+            detected_by=self.name,
+            detected_at=self._clock(),
+        )
+        detail = f"the log {log.origin} forked: {why} (size {current.size})"
+        self._keep("fork", log, current, request, detail, proof.encode())
+        _log.error("%s; both signed checkpoints are kept as the proof", detail)
+        return ForkDetected(detail)
+
+    def _inconsistent(
+        self,
+        log: WitnessedLog,
+        current: StoredCheckpoint,
+        checkpoint: Checkpoint,
+        request: AddCheckpoint,
+        exc: IronrootError,
+    ) -> InconsistentCheckpoint:
+        if current.size < checkpoint.size and current.size & (current.size - 1):
+            # A first size that is not a power of two: the RFC proof starts with the seed
+            # subtree, so it is in explicit form and may itself prove the fork.
+            try:
+                fr, sr = fork_roots(current.size, checkpoint.size, request.proof)
+            except InvalidProof:
+                pass
+            else:
+                if hmac.compare_digest(sr, checkpoint.root) and not hmac.compare_digest(
+                    fr, current.root
+                ):
+                    return self._fork(
+                        log,
+                        current,
+                        checkpoint,
+                        request,
+                        f"the tree of size {checkpoint.size} does not extend the cosigned one",
+                    )
+        detail = (
+            f"the checkpoint of {log.origin} at size {checkpoint.size} is not shown consistent "
+            f"with the cosigned size {current.size}: {exc.detail}"
+        )
+        self._keep("inconsistent", log, current, request, detail, request.encode())
+        _log.warning("%s", detail)
+        return InconsistentCheckpoint(detail)
+
+    def _keep(
+        self,
+        kind: str,
+        log: WitnessedLog,
+        current: StoredCheckpoint,
+        request: AddCheckpoint,
+        detail: str,
+        data: bytes,
+    ) -> None:
+        try:
+            self._store.add_evidence(
+                log.origin, kind, detail, current.note, request.checkpoint, data, self._clock()
+            )
+        except IronrootError as exc:  # the refusal stands; say the evidence was not kept
+            _log.error("could not keep the evidence (%s): %s", kind, exc.detail)

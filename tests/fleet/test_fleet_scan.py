@@ -1,0 +1,97 @@
+"""Continuous scanning: which nodes a round re-attests (due by age with jitter, triggered by
+statements on the log that concern their class), bounded concurrency, failures recorded."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.fleet.fleet_world import make_fleet, node_class
+from tests.platform.node_world import NOW, OTHER, VENDOR, World, make_world
+
+from ironroot.errors import ConfigError, StorageError
+from ironroot.fleet import Fleet, Scanner, affected_classes
+from ironroot.monitor import MonitorEvent
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("scan-world")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def fleet(world: World, tmp_path_factory: pytest.TempPathFactory) -> Fleet:
+    made, _ = make_fleet(world, tmp_path_factory.mktemp("scan-fleet") / "fleet", 3)
+    return made
+
+
+def _boot_attest(fleet: Fleet) -> tuple[list[str], object]:
+    """An attestation that boots the node and records the time (the scheduling under test
+    does not depend on how a node is attested)."""
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def attest(node_id: str, now: dt.datetime) -> str:
+        report = fleet.node(node_id).boot(now=now)
+        with lock:
+            seen.append(node_id)
+        status = "admitted" if report.ok else "quarantined"
+        stamp = now.isoformat().replace("+00:00", "Z")
+        fleet.set_status(node_id, status, "scan", now=now, last_attested=stamp)
+        return status
+
+    return seen, attest
+
+
+def _event(iss: str | None, sub: str | None) -> MonitorEvent:
+    return MonitorEvent("statement", "log.example", "http://log", 1, iss=iss, sub=sub)
+
+
+def test_never_attested_nodes_are_due_then_not_until_the_period_passes(fleet: Fleet) -> None:
+    seen, attest = _boot_attest(fleet)
+    scanner = Scanner(fleet, attest, period=300, jitter=0.2, concurrency=2)  # type: ignore[arg-type]
+    report = scanner.scan(NOW)
+    assert sorted(seen) == fleet.node_ids()
+    assert set(report.reasons.values()) == {"due"}
+    assert report.statuses == dict.fromkeys(fleet.node_ids(), "admitted")
+    assert scanner.due(NOW + dt.timedelta(seconds=200)) == []
+    assert scanner.due(NOW + dt.timedelta(seconds=300)) == fleet.node_ids()
+    spread = {n: scanner.due(NOW + dt.timedelta(seconds=s)) for n, s in (("a", 241), ("b", 299))}
+    assert set(spread["a"]) <= set(spread["b"])  # jitter: some nodes come due earlier
+
+
+def test_a_statement_concerning_the_class_triggers_every_node(fleet: Fleet, world: World) -> None:
+    seen, attest = _boot_attest(fleet)
+    scanner = Scanner(fleet, attest, period=3600)  # type: ignore[arg-type]
+    scanner.scan(NOW)
+    seen.clear()
+    later = NOW + dt.timedelta(seconds=10)
+    assert scanner.scan(later, [_event(OTHER, "pkg:unrelated")]).reasons == {}
+    report = scanner.scan(later, [_event(VENDOR, "pkg:unrelated")])
+    assert report.reasons == dict.fromkeys(fleet.node_ids(), "triggered")
+    klass = node_class(world)
+    assert affected_classes([klass], [_event(OTHER, world.model("gpu"))]) == {klass.name}
+    assert affected_classes([klass], [_event(OTHER, klass.trust.platform)]) == {klass.name}
+    assert affected_classes([klass], [_event(OTHER, "sha384:" + "00" * 48)]) == set()
+
+
+def test_a_failing_attestation_is_recorded_and_the_round_goes_on(fleet: Fleet) -> None:
+    def attest(node_id: str, now: dt.datetime) -> str:
+        if node_id == "node-0002":
+            raise StorageError("the node's flash is gone", code="flash-missing")
+        return "admitted"
+
+    report = Scanner(fleet, attest).scan(NOW + dt.timedelta(days=1))
+    assert report.failures == {"node-0002": "flash-missing"}
+    assert set(report.statuses) == {"node-0001", "node-0003"}
+    assert fleet.events(node="node-0002")[-1].kind == "scan-failed"
+
+
+def test_bad_scanner_settings_are_refused(fleet: Fleet, tmp_path: Path) -> None:
+    for kwargs in ({"period": 0}, {"jitter": 1.0}, {"concurrency": 0}):
+        with pytest.raises(ConfigError):
+            Scanner(fleet, lambda n, t: "admitted", **kwargs)  # type: ignore[arg-type]

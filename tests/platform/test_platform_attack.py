@@ -1,0 +1,731 @@
+"""Attacks on a node: someone with the node's files but not the RoT's journal key, a BMC
+writing through its SPI port, odd update inputs, and damage that lands between an update's
+activation and its reboot.
+
+Whatever the attacker does, the node must refuse with a typed ``IronrootError`` (never an
+untyped exception, never a hang or an unbounded allocation) or boot only images its PFM lists
+at or above their SVN floor, from the slots the journal names. Every refusal asserts the exact
+error class and code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import struct
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from tests.platform.node_world import NOW, SLOT, Release, World, make_world, rw_region
+
+from ironroot.errors import (
+    ConfigError,
+    Conflict,
+    DeviceStateTampered,
+    DigestMismatch,
+    FlashProtected,
+    IronrootError,
+    LimitExceeded,
+    PolicyRejected,
+    StorageError,
+    StoreRolledBack,
+    SvnRollback,
+)
+from ironroot.firmware import Component, build_bundle, sign_bundle
+from ironroot.platform import (
+    COMPONENTS,
+    UPDATE_CHECKS,
+    Faults,
+    Platform,
+    PowerLost,
+    Region,
+    chip_layout,
+)
+from ironroot.platform._flash import Flash, RotFlashWriter
+from ironroot.platform._journal import COALESCE_AFTER
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("platform-attack-world")) as w:
+        yield w
+
+
+@pytest.fixture
+def node(world: World, tmp_path: Path) -> Platform:
+    return world.node(tmp_path)
+
+
+def _raises(error: type[IronrootError], code: str, call: object) -> IronrootError:
+    with pytest.raises(error) as info:
+        call()  # type: ignore[operator]
+    assert type(info.value) is error, repr(info.value)
+    assert info.value.code == code, (info.value.code, info.value.detail)
+    return info.value
+
+
+def _region(chip: str, name: str) -> Region:
+    return {r.name: r for r in chip_layout(chip, 0 if chip == "rot" else SLOT)}[name]
+
+
+def _chip(node: Platform, chip: str) -> Path:
+    return node.directory / "flash" / f"{chip}.bin"
+
+
+def _patch(node: Platform, chip: str, offset: int, data: bytes) -> None:
+    with _chip(node, chip).open("r+b") as handle:
+        handle.seek(offset)
+        handle.write(data)
+
+
+def _region_bytes(node: Platform, chip: str, region: str) -> bytes:
+    r = _region(chip, region)
+    with _chip(node, chip).open("rb") as handle:
+        handle.seek(r.offset)
+        return handle.read(r.size)
+
+
+def _put_image(node: Platform, chip: str, region: str, image: bytes) -> None:
+    """What an attacker with the files can do: write a well-formed image (header and bytes)
+    into any region, exactly as the RoT would have."""
+    RotFlashWriter(Flash(node.directory / "flash")).write_image(chip, region, image)
+
+
+def _forged_header(chip: str, regions: list[Region], *, name: str | None = None) -> bytes:
+    """A chip header with its SHA-256 recomputed (the layout of ``_flash``'s docstring): the
+    digest is not a MAC, so anyone with the file can write one."""
+    head = struct.pack(
+        ">8sHHI32sQ",
+        b"IRFLASH1",
+        1,
+        len(regions),
+        4096,
+        (name or chip).encode().ljust(32, b"\0"),
+        regions[-1].end,
+    )
+    table = b"".join(
+        struct.pack(">16sQQ", r.name.encode().ljust(16, b"\0"), r.offset, r.size) for r in regions
+    )
+    return head + table + hashlib.sha256(head + table).digest()
+
+
+def _running_is_allowed(node: Platform, world: World) -> None:
+    """Every running component runs a PFM-listed image at or above its floor, from the slot
+    the journal names."""
+    state = node.state()
+    flash = Flash(node.directory / "flash")
+    listed = {(r.component, r.sha384): r.svn for r in world.releases.values()}
+    for name, cs in state.components.items():
+        if state.last_boot.get(name) != "running":
+            continue
+        assert cs.image is not None
+        assert (name, cs.image.sha384) in listed, name
+        assert listed[(name, cs.image.sha384)] >= cs.min_svn, name
+        assert flash.chip(name).image_digest(f"slot{cs.active}") == cs.image.sha384, name
+
+
+def _update(node: Platform, release: Release, **kwargs: object) -> object:
+    return node.update(release.component, release.bundle, release.statements, now=NOW, **kwargs)  # type: ignore[arg-type]
+
+
+def _committed_twice(node: Platform, world: World, component: str) -> None:
+    """``component`` updated to 2.0 and booted until 2.0 is its recovery image and floor."""
+    _update(node, world.release(component, "2.0"))
+    assert node.boot(now=NOW).recovery_replaced == (component,)
+
+
+# --- the chips' headers ---------------------------------------------------------------------
+
+
+def test_a_rot_chip_whose_header_claims_a_huge_sparse_journal_is_refused(node: Platform) -> None:
+    """A re-written header (recomputed digest) that grows the journal region to 8 GiB of a
+    sparse file: the RoT would read gigabytes into memory. The layout is the RoT's, not the
+    chip's: refused before any region is read."""
+    regions = list(chip_layout("rot", 0))
+    journal = next(r for r in regions if r.name == "journal")
+    huge = 8 << 30
+    forged = [
+        dataclasses.replace(r, size=huge)
+        if r.name == "journal"
+        else dataclasses.replace(r, offset=journal.offset + huge)
+        if r.name == "log"
+        else r
+        for r in regions
+    ]
+    with _chip(node, "rot").open("r+b") as handle:
+        handle.write(_forged_header("rot", forged))
+        handle.truncate(forged[-1].end)
+    _raises(DeviceStateTampered, "flash-header", lambda: Platform.open(node.directory).state())
+
+
+@pytest.mark.parametrize("forgery", ["slots-swapped", "rw-over-slot0", "other-chip", "renamed"])
+def test_a_forged_component_chip_header_holds_only_that_component(
+    node: Platform, world: World, forgery: str
+) -> None:
+    regions = list(chip_layout("nic", SLOT))
+    path = _chip(node, "nic")
+    if forgery == "slots-swapped":
+        a, b = regions[0], regions[1]
+        regions[0], regions[1] = (
+            dataclasses.replace(a, offset=b.offset),
+            dataclasses.replace(b, offset=a.offset),
+        )
+        _patch(node, "nic", 0, _forged_header("nic", regions))
+    elif forgery == "rw-over-slot0":
+        rw = regions[-1]
+        regions[-1] = dataclasses.replace(rw, offset=regions[0].offset)
+        _patch(node, "nic", 0, _forged_header("nic", regions))
+    elif forgery == "other-chip":
+        shutil.copyfile(_chip(node, "gpu"), path)  # same size in this world
+    else:
+        _patch(node, "nic", 0, _forged_header("nic", regions, name="gpu"))
+    before = path.read_bytes()
+    report = Platform.open(node.directory).boot(now=NOW)
+    nic = report.component("nic")
+    assert not nic.running
+    assert nic.code == "flash-header"
+    assert all(c.running for c in report.components if c.name != "nic")
+    assert path.read_bytes() == before  # the RoT wrote nothing through a forged layout
+    assert "ComponentHeldInReset" in [e.message_id for e in node.events()]
+    _running_is_allowed(node, world)
+    measured = {m.name: m for m in node.measure(now=NOW)}
+    assert measured["nic"].code == "flash-header"
+
+
+@pytest.mark.parametrize(
+    ("damage", "error", "code"),
+    [
+        ("truncate", DeviceStateTampered, "flash-header"),
+        ("extend-sparse", DeviceStateTampered, "flash-header"),
+        ("delete", StorageError, "flash-missing"),
+    ],
+)
+def test_a_resized_or_missing_chip_holds_only_its_component(
+    node: Platform, damage: str, error: type[IronrootError], code: str
+) -> None:
+    path = _chip(node, "gpu")
+    if damage == "truncate":
+        os.truncate(path, path.stat().st_size - 4096)
+    elif damage == "extend-sparse":
+        os.truncate(path, 1 << 40)  # a terabyte of holes
+    else:
+        path.unlink()
+    report = Platform.open(node.directory).boot(now=NOW)
+    assert not report.component("gpu").running
+    assert report.component("gpu").code == code
+    assert all(c.running for c in report.components if c.name != "gpu")
+    _raises(error, code, lambda: node.recover("gpu", now=NOW))
+    measured = {m.name: m for m in node.measure(now=NOW)}
+    assert measured["gpu"].code == code
+
+
+def test_a_symlinked_chip_is_refused(node: Platform, tmp_path: Path) -> None:
+    """Even a link to an exact copy of the chip: the RoT writes only to its own chips."""
+    path = _chip(node, "nvme")
+    elsewhere = tmp_path / "elsewhere.bin"
+    shutil.copyfile(path, elsewhere)
+    path.unlink()
+    path.symlink_to(elsewhere)
+    report = Platform.open(node.directory).boot(now=NOW)
+    assert report.component("nvme").code == "flash-symlink"
+    assert all(c.running for c in report.components if c.name != "nvme")
+    rot = _chip(node, "rot")
+    shutil.copyfile(rot, tmp_path / "rot.bin")
+    rot.unlink()
+    rot.symlink_to(tmp_path / "rot.bin")
+    _raises(DeviceStateTampered, "flash-symlink", lambda: Platform.open(node.directory).state())
+
+
+# --- the RoT chip: fuzzed -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fuzz_template(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A node with history: NIC 2.0 committed (a fallback slot, a longer journal)."""
+    node = world.node(tmp_path_factory.mktemp("platform-fuzz-template"))
+    _update(node, world.release("nic", "2.0"))
+    return node.directory
+
+
+_ROT_TARGETS = ("journal", "log", "pfm0", "pfm1", "pfm-recovery", "header")
+_flips = st.lists(
+    st.tuples(
+        st.sampled_from(_ROT_TARGETS),
+        st.integers(0, 4095) | st.integers(0, 48 * 1024),  # the used start of a region, or on
+        st.integers(1, 255),
+    ),
+    min_size=1,
+    max_size=4,
+)
+_damage = st.tuples(
+    st.sampled_from(("flips", "flips", "flips", "truncate", "extend")),
+    _flips,
+    st.integers(1, 2 << 20),
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(damage=_damage)
+def test_a_damaged_rot_chip_fails_typed_or_boots_only_allowed_images(
+    world: World, fuzz_template: Path, damage: tuple[str, list[tuple[str, int, int]], int]
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp) / "node"
+        shutil.copytree(fuzz_template, directory)
+        rot = directory / "flash" / "rot.bin"
+        kind, flips, amount = damage
+        size = rot.stat().st_size
+        if kind == "flips":
+            with rot.open("r+b") as handle:
+                for target, offset, xor in flips:
+                    base, span = (0, 4096) if target == "header" else _span(target)
+                    handle.seek(base + offset % span)
+                    byte = handle.read(1)
+                    handle.seek(base + offset % span)
+                    handle.write(bytes([byte[0] ^ xor]))
+        else:
+            os.truncate(rot, amount % size if kind == "truncate" else size + amount)
+        try:
+            node = Platform.open(directory)
+            node.boot(now=NOW)
+            node.show()
+            node.events()
+            node.journal()
+        except IronrootError as exc:
+            event(f"refused: {type(exc).__name__} {exc.code}")
+            return
+        event("booted")
+        _running_is_allowed(node, world)
+
+
+def _span(region: str) -> tuple[int, int]:
+    r = _region("rot", region)
+    return r.offset, r.size
+
+
+# --- an attacker with the files, without the RoT's journal key -----------------------------
+
+
+def test_a_slot_copied_from_another_component_is_restored(node: Platform, world: World) -> None:
+    host_slot = _region_bytes(node, "host", "slot0")
+    _patch(node, "nic", _region("nic", "slot0").offset, host_slot)
+    report = node.boot(now=NOW)
+    assert report.ok
+    assert report.component("nic").recovered
+    _running_is_allowed(node, world)
+    assert node.state().component("nic").image.sha384 == world.release("nic", "1.0").sha384  # type: ignore[union-attr]
+
+
+def test_an_older_image_copied_into_the_active_slot_is_replaced(
+    node: Platform, world: World
+) -> None:
+    _committed_twice(node, world, "gpu")
+    state = node.state().component("gpu")
+    assert state.active == 1
+    _patch(node, "gpu", _region("gpu", "slot1").offset, _region_bytes(node, "gpu", "slot0"))
+    report = node.boot(now=NOW)
+    assert report.component("gpu").recovered
+    assert report.component("gpu").image.sha384 == world.release("gpu", "2.0").sha384  # type: ignore[union-attr]
+    _running_is_allowed(node, world)
+
+
+def test_an_allowed_image_below_the_floor_is_never_run(node: Platform, world: World) -> None:
+    """NIC 2.0 is the recovery image and SVN 4 the floor; the attacker writes the PFM-listed
+    1.0 (SVN 3) as a well-formed image into recovery and both slots."""
+    _committed_twice(node, world, "nic")
+    v1 = world.release("nic", "1.0").bundle
+    for region in ("recovery", "slot0", "slot1"):
+        _put_image(node, "nic", region, v1)
+    report = node.boot(now=NOW)
+    assert not report.component("nic").running
+    assert report.component("nic").code == "flash-check"
+    assert all(c.running for c in report.components if c.name != "nic")
+    _running_is_allowed(node, world)
+    _raises(DeviceStateTampered, "recovery-damaged", lambda: node.recover("nic", now=NOW))
+
+
+def test_swapped_device_identities_hold_both_devices(node: Platform, world: World) -> None:
+    devices = node.directory / "devices"
+    for suffix in ("key.pem", "chain.pem"):
+        nic, gpu = devices / f"nic.{suffix}", devices / f"gpu.{suffix}"
+        nic_bytes = nic.read_bytes()
+        nic.write_bytes(gpu.read_bytes())
+        gpu.write_bytes(nic_bytes)
+    report = node.boot(now=NOW)
+    for name in ("nic", "gpu"):
+        assert not report.component(name).running
+        assert report.component(name).code == "chain-not-trusted"
+    assert report.component("nvme").running
+
+
+def test_edited_evidence_holds_the_device(node: Platform) -> None:
+    ident = node.state().component("nvme").image.evidence  # type: ignore[union-attr]
+    path = node.directory / "evidence" / f"{ident}.cbor"
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 1
+    path.write_bytes(bytes(blob))
+    report = node.boot(now=NOW)
+    assert report.component("nvme").code == "evidence"
+    assert not report.component("nvme").running
+
+
+def test_an_older_copy_of_the_node_directory_is_refused(
+    node: Platform, world: World, tmp_path: Path
+) -> None:
+    """Everything the node's directory holds — flash, evidence, devices, platform.json —
+    put back as it was before an update. The RoT's own storage (its counter) is not part of
+    what the attacker can roll back: its counter catches it."""
+    rot_storage = ("rot", "rot.obfuscation-key", ".lock")
+
+    def outside_the_rot(directory: str, names: list[str]) -> list[str]:
+        return [n for n in names if Path(directory) == node.directory and n in rot_storage]
+
+    saved = tmp_path / "saved"
+    shutil.copytree(node.directory, saved, ignore=outside_the_rot)
+    _update(node, world.release("host", "2.0"))
+    for entry in node.directory.iterdir():
+        if entry.name not in rot_storage:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    shutil.copytree(saved, node.directory, dirs_exist_ok=True)
+    again = Platform.open(node.directory)
+    _raises(StoreRolledBack, "journal-rolled-back", lambda: again.boot(now=NOW))
+    _raises(StoreRolledBack, "journal-rolled-back", again.show)
+
+
+def test_a_missing_journal_key_is_a_typed_error(node: Platform) -> None:
+    (node.directory / "rot" / "platform-journal.key").unlink()
+    _raises(DeviceStateTampered, "journal-key", lambda: Platform.open(node.directory).show())
+
+
+def test_a_deeply_nested_configuration_is_a_typed_error(node: Platform) -> None:
+    (node.directory / "platform.json").write_text("[" * 200_000 + "]" * 200_000)
+    _raises(ConfigError, "config", lambda: Platform.open(node.directory))
+
+
+# --- the BMC's write port -------------------------------------------------------------------
+
+
+def _chip_digests(node: Platform) -> dict[str, bytes]:
+    """Each chip's digest; the RoT chip's without its event log (the RoT logs each refusal)."""
+    log = _region("rot", "log")
+    digests = {}
+    for chip in (*COMPONENTS, "rot"):
+        data = _chip(node, chip).read_bytes()
+        if chip == "rot":
+            data = data[: log.offset] + data[log.end :]
+        digests[chip] = hashlib.sha256(data).digest()
+    return digests
+
+
+def test_the_bmc_write_port_refuses_every_range_outside_rw(node: Platform) -> None:
+    offset, size = rw_region("host")
+    slot0 = _region("host", "slot0")
+    attempts = [
+        ("host", -1, 1),
+        ("host", -(1 << 63), 16),
+        ("host", offset, 0),  # zero-length
+        ("host", offset - 1, 2),  # straddles the start of rw
+        ("host", offset + size - 1, 2),  # straddles its end (and the chip's)
+        ("host", offset, size + 1),  # longer than rw
+        ("host", offset + size, 1),  # just past the chip
+        ("host", (1 << 64) - 1, 1),  # would wrap a 64-bit offset
+        ("host", 1 << 200, 1),
+        ("host", slot0.offset, 16),
+        ("host", 0, 4096),  # the chip header
+        ("rot", _region("rot", "journal").offset, 16),
+        ("nope", offset, 1),
+        ("../flash/host", offset, 1),
+    ]
+    before = _chip_digests(node)
+    for chip, at, length in attempts:
+        _raises(
+            FlashProtected,
+            "flash-protected",
+            lambda c=chip, o=at, n=length: node.bmc_write(c, o, b"\xa5" * n, now=NOW),
+        )
+    assert _chip_digests(node) == before
+    blocked = [e for e in node.events() if e.message_id == "FlashWriteBlocked"]
+    assert len(blocked) == COALESCE_AFTER  # every attempt logged, a flood folded into the last
+    assert blocked[-1].args[-1] == f"repeats={len(attempts) - COALESCE_AFTER}"
+    for data in ("text", None, 7, [1, 2]):
+        _raises(
+            ConfigError,
+            "config",
+            lambda d=data: node.bmc_write("host", offset, d, now=NOW),  # type: ignore[arg-type]
+        )
+    assert _chip_digests(node) == before
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    start=st.integers(-(1 << 20), 1 << 21) | st.integers(-(1 << 70), 1 << 70),
+    length=st.integers(0, 70000),
+)
+def test_a_bmc_write_changes_only_rw_bytes_or_nothing(
+    node: Platform, start: int, length: int
+) -> None:
+    offset, size = rw_region("bmc")
+    path = _chip(node, "bmc")
+    before = path.read_bytes()
+    data = os.urandom(length)
+    inside = offset <= start and start + length <= offset + size and length > 0
+    if inside:
+        node.bmc_write("bmc", start, data, now=NOW)
+        after = path.read_bytes()
+        assert after[start : start + length] == data
+        assert after[:start] == before[:start]
+        assert after[start + length :] == before[start + length :]
+    else:
+        _raises(
+            FlashProtected,
+            "flash-protected",
+            lambda: node.bmc_write("bmc", start, data, now=NOW),
+        )
+        assert path.read_bytes() == before
+
+
+# --- update inputs --------------------------------------------------------------------------
+
+
+def test_odd_statement_arguments_are_typed_errors(node: Platform, world: World) -> None:
+    v2 = world.release("bmc", "2.0")
+    for statements in (None, (s for s in v2.statements), v2.statements[0], "text"):
+        _raises(
+            ConfigError,
+            "config",
+            lambda s=statements: node.update("bmc", v2.bundle, s, now=NOW),  # type: ignore[arg-type]
+        )
+    _raises(
+        LimitExceeded,
+        "limit-exceeded",
+        lambda: node.update("bmc", v2.bundle, list(v2.statements) * 17, now=NOW),
+    )
+    assert node.state().pending is None
+
+
+def test_statements_for_another_component_are_refused(node: Platform, world: World) -> None:
+    v2 = world.release("bmc", "2.0")
+    host = world.release("host", "2.0")
+    error = _raises(
+        DigestMismatch,
+        "logged-digest-mismatch",
+        lambda: node.update("bmc", v2.bundle, host.statements, now=NOW),
+    )
+    assert error.check == "logged-digest"
+
+
+def test_a_signed_logged_bundle_larger_than_the_slot_is_refused_before_staging(
+    node: Platform, world: World
+) -> None:
+    unsigned = build_bundle(
+        [Component(1, b"fmc" * 64, version=1), Component(2, os.urandom(SLOT + 4096), version=2)],
+        svn=4,
+        not_before=NOW.replace(year=2025),
+        not_after=NOW.replace(year=2027),
+        vendor_ecc_keys=[world.ecc.public_key],
+        vendor_pqc_keys=[world.pqc.public_key],
+        pqc_type="mldsa",
+    )
+    bundle = sign_bundle(unsigned, world.ecc, world.pqc)
+    statements = world.publish("host", bundle)
+    staged_before = _region_bytes(node, "host", "staging")
+    _raises(
+        LimitExceeded, "limit-exceeded", lambda: node.update("host", bundle, statements, now=NOW)
+    )
+    assert _region_bytes(node, "host", "staging") == staged_before
+    assert node.state().pending is None
+
+
+def test_a_pfm_that_drops_an_active_image_is_refused(node: Platform, world: World) -> None:
+    versions = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+    versions["gpu"] = [world.release("gpu", "2.0")]  # gpu runs 1.0
+    pfm = world.make_pfm(2, versions)
+    error = _raises(
+        PolicyRejected,
+        "pfm-drops-active-image",
+        lambda: _update(
+            node, world.release("host", "2.0"), pfm=pfm, pfm_statement=world.log_pfm(pfm)
+        ),
+    )
+    assert error.check == "pfm"
+    assert node.state().pfm.image.svn == 1  # type: ignore[union-attr]
+
+
+def test_an_update_result_names_its_checks(node: Platform, world: World) -> None:
+    result = _update(node, world.release("host", "2.0"))
+    checks = result.checks  # type: ignore[attr-defined]
+    assert checks[0] == "parse"
+    assert "svn" in checks
+    assert checks[-len(UPDATE_CHECKS) :] == UPDATE_CHECKS
+    assert result.to_json()["checks"] == list(checks)  # type: ignore[attr-defined]
+
+
+def test_the_factory_image_svn_is_the_floor(world: World, tmp_path: Path) -> None:
+    """A PFM may still list an older release (here bmc 0.9, SVN 2); the node was made with
+    1.0 (SVN 3) and must not go below it."""
+    bundle = world.bundle("bmc", svn=2, tag="0.9")
+    old = Release("bmc", "0.9", 2, bundle, world.publish("bmc", bundle))
+    versions = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+    versions["bmc"] = [old, *versions["bmc"]]
+    pfm = world.make_pfm(1, versions)
+    node = world.create(tmp_path, pfm=pfm, pfm_statement=world.log_pfm(pfm))
+    assert node.state().component("bmc").min_svn == 3
+    error = _raises(SvnRollback, "svn-rollback", lambda: _update(node, old))
+    assert error.check == "svn"
+
+
+# --- damage between an update's activation and its reboot ----------------------------------
+
+
+def test_a_new_slot_damaged_before_reboot_is_rolled_back_not_committed(
+    node: Platform, world: World
+) -> None:
+    v1, v2 = world.release("host", "1.0"), world.release("host", "2.0")
+    with pytest.raises(PowerLost):
+        _update(node, v2, faults=Faults("reboot"))
+    active = node.state().component("host").active
+    _patch(node, "host", _region("host", f"slot{active}").offset + 500, b"\xff\xff\xff\xff")
+    report = Platform.open(node.directory).boot(now=NOW)
+    assert report.update == "rolled-back"
+    assert report.ok
+    assert report.component("host").image.sha384 == v1.sha384  # type: ignore[union-attr]
+    assert "UpdateCommitted" not in [e.message_id for e in node.events()]
+    _running_is_allowed(node, world)
+
+
+def test_a_new_pfm_damaged_before_reboot_rolls_the_update_back(
+    node: Platform, world: World
+) -> None:
+    versions = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+    pfm = world.make_pfm(2, versions)
+    with pytest.raises(PowerLost):
+        _update(
+            node,
+            world.release("host", "2.0"),
+            pfm=pfm,
+            pfm_statement=world.log_pfm(pfm),
+            faults=Faults("reboot"),
+        )
+    ps = node.state().pfm
+    _patch(node, "rot", _region("rot", f"pfm{ps.active}").offset + 300, b"\xaa" * 8)
+    report = Platform.open(node.directory).boot(now=NOW)
+    assert report.update == "rolled-back"
+    assert report.ok
+    assert report.pfm_svn == 1
+    assert node.state().pfm.image.svn == 1  # type: ignore[union-attr]
+    assert report.component("host").image.version == "1.0"  # type: ignore[union-attr]
+
+
+def test_after_a_bmc_rollback_every_component_boots(node: Platform, world: World) -> None:
+    """The new BMC image and the recovery image are both damaged before the reboot: the BMC
+    is rolled back to its previous slot, and then the components it gates must boot too."""
+    with pytest.raises(PowerLost):
+        _update(node, world.release("bmc", "2.0"), faults=Faults("reboot"))
+    active = node.state().component("bmc").active
+    for region in (f"slot{active}", "recovery"):
+        _patch(node, "bmc", _region("bmc", region).offset + 500, b"\xff\xff\xff\xff")
+    report = Platform.open(node.directory).boot(now=NOW)
+    assert report.update == "rolled-back"
+    assert report.ok, report.to_json()
+    assert set(node.state().last_boot.values()) == {"running"}
+
+
+def test_recover_waits_for_a_pending_update(node: Platform, world: World) -> None:
+    with pytest.raises(PowerLost):
+        _update(node, world.release("host", "2.0"), faults=Faults("reboot"))
+    _raises(Conflict, "update-in-progress", lambda: node.recover("host", now=NOW))
+    assert node.boot(now=NOW).update == "committed"
+    assert node.recover("host", now=NOW).version == "1.0"
+
+
+def test_the_journal_never_names_a_slot_the_rot_did_not_finish(
+    node: Platform, world: World
+) -> None:
+    """Inventory after each fault-injection step agrees with the flash: what the journal calls
+    active is always the bytes in that slot."""
+    flash = Flash(node.directory / "flash")
+    for step in ("stage", "write", "activate"):
+        with pytest.raises(PowerLost):
+            _update(node, world.release("nvme", "2.0"), faults=Faults(step))
+        state = node.state()
+        cs = state.component("nvme")
+        assert cs.image is not None
+        assert flash.chip("nvme").image_digest(f"slot{cs.active}") == cs.image.sha384
+        node.boot(now=NOW)
+    shown = json.loads(json.dumps(node.show()))
+    assert shown["pending"] is None
+
+
+# --- replacing the recovery images ----------------------------------------------------------
+
+
+def _pfm2(world: World) -> tuple[bytes, bytes]:
+    versions = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+    pfm = world.make_pfm(2, versions)
+    return pfm, world.log_pfm(pfm)
+
+
+def test_a_power_cut_while_boot_replaces_recovery_never_strands_the_pfm(
+    world: World, tmp_path: Path
+) -> None:
+    """Host 2.0 came with PFM 2; the next boot copies both to recovery and raises both floors.
+    Cut that boot at every write: the boots after it finish the job — never a node left with
+    no PFM recovery copy, or with PFM 2 in force over a floor that still admits PFM 1."""
+    template = world.node(tmp_path / "template")
+    pfm, statement = _pfm2(world)
+    host = world.release("host", "2.0")
+    _update(template, host, pfm=pfm, pfm_statement=statement)
+    counted = Faults()
+    copy = tmp_path / "count" / "node"
+    shutil.copytree(template.directory, copy)
+    Platform.open(copy).boot(now=NOW, faults=counted)
+    assert counted.writes > 5
+    for cut in range(1, counted.writes + 1, 2):  # every other write: each step, half the cost
+        directory = tmp_path / f"cut{cut}" / "node"
+        shutil.copytree(template.directory, directory)
+        with pytest.raises(PowerLost):
+            Platform.open(directory).boot(now=NOW, faults=Faults(after_writes=cut))
+        node = Platform.open(directory)
+        assert node.boot(now=NOW).ok
+        state = node.state()
+        assert state.component("host").recovery.sha384 == host.sha384, cut  # type: ignore[union-attr]
+        assert state.component("host").min_svn == host.svn
+        assert state.pfm.recovery is not None, cut
+        assert state.pfm.recovery.svn == 2, cut
+        assert state.pfm.min_svn == 2, cut
+        _running_is_allowed(node, world)
+
+
+def test_the_pfm_recovery_waits_for_its_own_healthy_boots(node: Platform, world: World) -> None:
+    """NIC 2.0 (no PFM) reaches its healthy boots in the same boot that first runs host 2.0
+    with PFM 2: the NIC's recovery is replaced, PFM 2's must wait until it has booted
+    healthy ``healthy_boots`` times itself."""
+    _update(node, world.release("nic", "2.0"))  # nic: 1 healthy boot
+    pfm, statement = _pfm2(world)
+    result = _update(node, world.release("host", "2.0"), pfm=pfm, pfm_statement=statement)
+    assert result.boot.recovery_replaced == ("nic",)  # type: ignore[attr-defined]
+    state = node.state()
+    assert state.pfm.image.svn == 2  # type: ignore[union-attr]
+    assert state.pfm.recovery.svn == 1  # type: ignore[union-attr]
+    assert state.pfm.min_svn == 1
+    assert node.boot(now=NOW).recovery_replaced == ("host",)
+    state = node.state()
+    assert state.pfm.recovery.svn == 2  # type: ignore[union-attr]
+    assert state.pfm.min_svn == 2

@@ -1,0 +1,919 @@
+"""The platform's Redfish service over real HTTP (httpx against a live server): resources,
+sessions, roles, updates and their tasks, and every status code with its Redfish error body."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from tests.platform.node_world import NOW, OTHER, World, make_world
+
+from ironroot.http import ServerThread, ServerTls, client_context
+from ironroot.platform import Faults, Platform, PowerLost
+from ironroot.platform._redfish import RedfishLimits, RedfishService, create_redfish_app
+from ironroot.platform._redfish_accounts import AccountStore
+
+KDF = (2**10, 8, 1)  # a cheap scrypt for tests; the default is N=2^15
+ADMIN = ("admin", "admin password 1")
+OPERATOR = ("operator", "operator password")
+VIEWER = ("viewer", "viewer password!")
+ROOT = "/redfish/v1"
+PUSH = f"{ROOT}/UpdateService/update-multipart"
+SIMPLE = f"{ROOT}/UpdateService/Actions/UpdateService.SimpleUpdate"
+INVENTORY = f"{ROOT}/UpdateService/FirmwareInventory"
+LIMITS = RedfishLimits(max_image_bytes=256 * 1024, max_statement_bytes=64 * 1024)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("redfish-world")) as w:
+        yield w
+
+
+@dataclass
+class Bmc:
+    url: str
+    service: RedfishService
+    platform: Platform
+    world: World
+
+    def client(self, who: tuple[str, str] | None = None) -> httpx.Client:
+        return httpx.Client(base_url=self.url, auth=who, timeout=30)
+
+    def active(self, component: str) -> str:
+        items = {i.id: i for i in self.platform.inventory()}
+        return items[f"{component}-active"].version
+
+
+@pytest.fixture
+def bmc(world: World, tmp_path: Path) -> Iterator[Bmc]:
+    platform = world.node(tmp_path)
+    accounts = AccountStore.create_with(platform.directory, *ADMIN, kdf=KDF)
+    accounts.add(*OPERATOR, "Operator")
+    accounts.add(*VIEWER, "ReadOnly")
+    service = RedfishService(
+        platform, accounts, clock=lambda: NOW, limits=LIMITS, basic_over_http=True
+    )
+    with ServerThread(create_redfish_app(service)) as server:
+        yield Bmc(server.url, service, platform, world)
+
+
+def _error(response: httpx.Response, status: int, message_id: str) -> dict[str, Any]:
+    """The Redfish error body of ``response``, held to its status and first message id."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.headers["odata-version"] == "4.0"
+    error = response.json()["error"]
+    infos = error["@Message.ExtendedInfo"]
+    assert infos, error
+    assert infos[0]["MessageId"].endswith(f".{message_id}"), error
+    assert error["code"] in (infos[0]["MessageId"], "Base.1.22.GeneralError")
+    assert error["message"]
+    return dict(error)
+
+
+def _parts(
+    bundle: bytes,
+    statements: Sequence[bytes] = (),
+    *,
+    targets: Sequence[str] = (f"{INVENTORY}/bmc-active",),
+    extra: dict[str, Any] | None = None,
+) -> list[tuple[str, tuple[str | None, bytes | str, str]]]:
+    params = {"Targets": list(targets), **(extra or {})}
+    parts: list[tuple[str, tuple[str | None, bytes | str, str]]] = [
+        ("UpdateParameters", (None, json.dumps(params), "application/json")),
+        ("UpdateFile", ("image.bin", bundle, "application/octet-stream")),
+    ]
+    parts += [
+        ("OemIronrootStatement", (f"s{n}.cose", s, "application/cose"))
+        for n, s in enumerate(statements)
+    ]
+    return parts
+
+
+def _wait(client: httpx.Client, monitor: str) -> httpx.Response:
+    """The task monitor's answer once the task has ended."""
+    deadline = time.monotonic() + 60
+    while True:
+        response = client.get(monitor)
+        if response.status_code != 202 or time.monotonic() > deadline:
+            return response
+        time.sleep(0.02)
+
+
+def _login(client: httpx.Client, who: tuple[str, str]) -> str:
+    response = client.post(
+        f"{ROOT}/SessionService/Sessions", json={"UserName": who[0], "Password": who[1]}
+    )
+    assert response.status_code == 201, response.text
+    return response.headers["x-auth-token"]
+
+
+# --- the service root, metadata and conventions ---------------------------------------------
+
+
+def test_the_service_root_is_public_and_links_every_service(bmc: Bmc) -> None:
+    with bmc.client() as client:
+        assert client.get("/redfish").json() == {"v1": "/redfish/v1/"}
+        response = client.get(f"{ROOT}/")
+        same = client.get(ROOT)
+    assert response.status_code == 200
+    assert response.headers["odata-version"] == "4.0"
+    assert response.headers["etag"].startswith('W/"')
+    root = response.json()
+    assert root == same.json()
+    assert root["@odata.id"] == ROOT
+    assert root["@odata.type"] == "#ServiceRoot.v1_20_0.ServiceRoot"
+    assert root["@odata.context"] == f"{ROOT}/$metadata#ServiceRoot.ServiceRoot"
+    assert root["@odata.etag"] == response.headers["etag"]
+    for name, uri in (
+        ("SessionService", "SessionService"),
+        ("AccountService", "AccountService"),
+        ("UpdateService", "UpdateService"),
+        ("Tasks", "TaskService"),
+        ("Managers", "Managers"),
+    ):
+        assert root[name] == {"@odata.id": f"{ROOT}/{uri}"}
+    assert root["Links"]["Sessions"] == {"@odata.id": f"{ROOT}/SessionService/Sessions"}
+
+
+def test_metadata_and_the_oem_schema_are_csdl(bmc: Bmc) -> None:
+    edmx = "{http://docs.oasis-open.org/odata/ns/edmx}"
+    with bmc.client() as client:
+        metadata = client.get(f"{ROOT}/$metadata")
+        oem = client.get(f"{ROOT}/Schemas/Ironroot_v1.xml")
+        service = client.get(f"{ROOT}/odata").json()
+    assert metadata.headers["content-type"].startswith("application/xml")
+    tree = ET.fromstring(metadata.content)  # noqa: S314 - the service under test wrote it
+    included = {i.get("Namespace") for i in tree.iter(f"{edmx}Include")}
+    assert {
+        "ServiceRoot.v1_20_0",
+        "UpdateService.v1_17_0",
+        "SoftwareInventory.v1_13_0",
+        "Task.v1_7_4",
+        "LogEntry.v1_21_0",
+        "Ironroot.v1_0_0",
+    } <= included
+    types = {
+        t.get("Name")
+        for t in ET.fromstring(oem.content).iter()  # noqa: S314 - the service under test wrote it
+        if t.tag.endswith("ComplexType")
+    }
+    assert types == {"SoftwareInventory", "UpdateService", "Message"}
+    assert service["@odata.context"] == f"{ROOT}/$metadata"
+    assert {"name": "Service", "kind": "Singleton", "url": f"{ROOT}/"} in service["value"]
+
+
+def test_an_unchanged_resource_answers_304_to_its_etag(bmc: Bmc) -> None:
+    with bmc.client(ADMIN) as client:
+        first = client.get(f"{ROOT}/UpdateService")
+        again = client.get(
+            f"{ROOT}/UpdateService", headers={"If-None-Match": first.headers["etag"]}
+        )
+    assert again.status_code == 304
+    assert again.headers["etag"] == first.headers["etag"]
+
+
+def test_an_unsupported_query_is_501_and_another_odata_version_412(bmc: Bmc) -> None:
+    with bmc.client(ADMIN) as client:
+        query = client.get(f"{INVENTORY}?$expand=.")
+        version = client.get(f"{ROOT}/UpdateService", headers={"OData-Version": "5.0"})
+        ignored = client.get(f"{INVENTORY}?page=2")
+    assert _error(query, 501, "QueryParameterUnsupported")["@Message.ExtendedInfo"][0][
+        "MessageArgs"
+    ] == ["$expand"]
+    _error(version, 412, "HeaderInvalid")
+    assert ignored.status_code == 200
+
+
+def test_unknown_resources_are_404_and_other_methods_405(bmc: Bmc) -> None:
+    with bmc.client(ADMIN) as client:
+        missing = client.get(f"{ROOT}/Systems")
+        member = client.get(f"{INVENTORY}/bmc-staged")
+        account = client.get(f"{ROOT}/AccountService/Accounts/99")
+        role = client.get(f"{ROOT}/AccountService/Roles/Root")
+        task = client.get(f"{ROOT}/TaskService/Tasks/7")
+        entry = client.get(f"{ROOT}/Managers/bmc/LogServices/RoT/Entries/9999")
+        delete = client.delete(ROOT)
+        post = client.post(f"{INVENTORY}/bmc-active", json={})
+        patch = client.patch(f"{ROOT}/AccountService/Roles/ReadOnly", json={})
+    error = _error(missing, 404, "ResourceMissingAtURI")
+    assert error["@Message.ExtendedInfo"][0]["MessageArgs"] == [f"{ROOT}/Systems"]
+    for response in (member, account, role, task, entry):
+        _error(response, 404, "ResourceMissingAtURI")
+    for response in (delete, post, patch):
+        _error(response, 405, "OperationNotAllowed")
+        assert "GET" in response.headers["allow"]
+        assert response.request.method not in response.headers["allow"]
+
+
+# --- sessions and credentials ---------------------------------------------------------------
+
+
+def test_without_a_session_everything_but_the_root_is_401(bmc: Bmc) -> None:
+    with bmc.client() as client:
+        for uri in (
+            f"{ROOT}/UpdateService",
+            INVENTORY,
+            f"{ROOT}/AccountService/Accounts",
+            f"{ROOT}/Managers/bmc/LogServices/RoT/Entries",
+            f"{ROOT}/TaskService",
+        ):
+            response = client.get(uri)
+            _error(response, 401, "NoValidSession")
+            assert response.headers["www-authenticate"].startswith("Basic")
+        bogus = client.get(INVENTORY, headers={"X-Auth-Token": "not-a-session"})
+        wrong = client.get(INVENTORY, auth=(ADMIN[0], "wrong password"))
+        unknown = client.get(INVENTORY, auth=("nobody", ADMIN[1]))
+        push = client.post(PUSH, files=_parts(bmc.world.release("bmc", "2.0").bundle))
+    for response in (bogus, wrong, unknown, push):
+        _error(response, 401, "NoValidSession")
+    assert bmc.active("bmc") == "1.0"
+
+
+def test_basic_credentials_need_https_unless_told_otherwise(bmc: Bmc, tmp_path: Path) -> None:
+    from tls_pki import make_pki
+
+    service = RedfishService(bmc.platform, bmc.service.accounts, clock=lambda: NOW)
+    app = create_redfish_app(service)
+    with ServerThread(app) as plain, httpx.Client(base_url=plain.url, auth=ADMIN) as client:
+        refused = client.get(INVENTORY)
+        token = _login(client, ADMIN)
+        assert client.get(INVENTORY, headers={"X-Auth-Token": token}, auth=None).status_code == 200
+    _error(refused, 401, "NoValidSession")
+    pki = make_pki(tmp_path)
+    tls = ServerTls(pki.server_cert, pki.server_key)
+    with (
+        ServerThread(app, tls=tls) as secure,
+        httpx.Client(base_url=secure.url, auth=ADMIN, verify=client_context(pki.ca)) as client,
+    ):
+        assert client.get(INVENTORY).status_code == 200
+
+
+def test_a_post_to_a_collections_members_is_a_post_to_the_collection(bmc: Bmc) -> None:
+    with bmc.client() as client:
+        created = client.post(
+            f"{ROOT}/SessionService/Sessions/Members",
+            json={"UserName": VIEWER[0], "Password": VIEWER[1]},
+        )
+    assert created.status_code == 201
+    with bmc.client(ADMIN) as client:
+        account = client.post(
+            f"{ROOT}/AccountService/Accounts/Members",
+            json={"UserName": "via-members", "Password": "a long password", "RoleId": "ReadOnly"},
+        )
+    assert account.status_code == 201
+    assert account.json()["UserName"] == "via-members"
+
+
+def test_concurrent_writes_with_one_etag_change_the_resource_once(bmc: Bmc) -> None:
+    uri = f"{ROOT}/AccountService/Accounts/2"
+    with bmc.client(ADMIN) as client:
+        etag = client.get(uri).headers["etag"]
+    statuses: list[int] = []
+
+    def write(n: int) -> None:
+        with bmc.client(ADMIN) as client:
+            response = client.patch(
+                uri, json={"UserName": f"writer{n}"}, headers={"If-Match": etag}
+            )
+            statuses.append(response.status_code)
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert sorted(statuses) == [200, 412, 412, 412]
+
+
+def test_answers_name_their_schema_in_a_link_header(bmc: Bmc) -> None:
+    with bmc.client(ADMIN) as client:
+        root = client.get(f"{ROOT}/")
+        members = client.get(INVENTORY)
+    assert root.headers["link"] == (
+        "<http://redfish.dmtf.org/schemas/v1/ServiceRoot.v1_20_0.json>; rel=describedby"
+    )
+    assert "SoftwareInventoryCollection.json>" in members.headers["link"]
+
+
+def test_a_session_is_created_used_and_deleted(bmc: Bmc) -> None:
+    with bmc.client() as client:
+        created = client.post(
+            f"{ROOT}/SessionService/Sessions", json={"UserName": VIEWER[0], "Password": VIEWER[1]}
+        )
+        assert created.status_code == 201
+        token, location = created.headers["x-auth-token"], created.headers["location"]
+        assert created.json()["@odata.id"] == location
+        assert created.json()["UserName"] == VIEWER[0]
+        assert created.json()["Password"] is None
+        headers = {"X-Auth-Token": token}
+        assert client.get(location, headers=headers).status_code == 200
+        assert client.get(INVENTORY, headers=headers).status_code == 200
+        listed = client.get(f"{ROOT}/SessionService/Sessions", headers=headers).json()
+        assert listed["Members"] == [{"@odata.id": location}]
+        assert client.delete(location, headers=headers).status_code == 204
+        _error(client.get(INVENTORY, headers=headers), 401, "NoValidSession")
+
+
+def test_a_login_with_bad_input_is_400_and_a_wrong_password_401(bmc: Bmc) -> None:
+    sessions = f"{ROOT}/SessionService/Sessions"
+    with bmc.client() as client:
+        missing = client.post(sessions, json={"UserName": "admin"})
+        malformed = client.post(
+            sessions, content=b"{", headers={"Content-Type": "application/json"}
+        )
+        typed = client.post(sessions, json={"UserName": "admin", "Password": 12})
+        unknown = client.post(
+            sessions, json={**dict(zip(("UserName", "Password"), ADMIN, strict=True)), "Role": "x"}
+        )
+        wrong = client.post(sessions, json={"UserName": "admin", "Password": "nope nope nope"})
+    error = _error(missing, 400, "PropertyMissing")
+    assert error["@Message.ExtendedInfo"][0]["RelatedProperties"] == ["/Password"]
+    _error(malformed, 400, "MalformedJSON")
+    _error(typed, 400, "PropertyValueTypeError")
+    _error(unknown, 400, "PropertyUnknown")
+    _error(wrong, 401, "NoValidSession")
+
+
+def test_other_users_sessions_need_configure_manager(bmc: Bmc) -> None:
+    with bmc.client() as client:
+        admin = _login(client, ADMIN)
+        viewer = _login(client, VIEWER)
+        sessions = client.get(
+            f"{ROOT}/SessionService/Sessions", headers={"X-Auth-Token": admin}
+        ).json()["Members"]
+        assert len(sessions) == 2
+        mine = client.get(
+            f"{ROOT}/SessionService/Sessions", headers={"X-Auth-Token": viewer}
+        ).json()["Members"]
+        others = [s["@odata.id"] for s in sessions if s not in mine]
+        response = client.delete(others[0], headers={"X-Auth-Token": viewer})
+        _error(response, 403, "InsufficientPrivilege")
+        assert client.get(INVENTORY, headers={"X-Auth-Token": admin}).status_code == 200
+
+
+# --- accounts and roles ---------------------------------------------------------------------
+
+
+def test_the_three_roles_have_redfish_privileges(bmc: Bmc) -> None:
+    expected = {
+        "Administrator": [
+            "Login",
+            "ConfigureManager",
+            "ConfigureUsers",
+            "ConfigureComponents",
+            "ConfigureSelf",
+        ],
+        "Operator": ["Login", "ConfigureComponents", "ConfigureSelf"],
+        "ReadOnly": ["Login", "ConfigureSelf"],
+    }
+    with bmc.client(VIEWER) as client:
+        roles = client.get(f"{ROOT}/AccountService/Roles").json()
+        assert roles["Members@odata.count"] == 3
+        for member in roles["Members"]:
+            role = client.get(member["@odata.id"]).json()
+            assert role["IsPredefined"] is True
+            assert role["AssignedPrivileges"] == expected[role["RoleId"]]
+
+
+def test_an_administrator_creates_changes_and_removes_an_account(bmc: Bmc) -> None:
+    accounts = f"{ROOT}/AccountService/Accounts"
+    with bmc.client(ADMIN) as admin, bmc.client() as anyone:
+        created = admin.post(
+            accounts, json={"UserName": "ops2", "Password": "a long password", "RoleId": "Operator"}
+        )
+        assert created.status_code == 201, created.text
+        location = created.headers["location"]
+        assert created.json()["RoleId"] == "Operator"
+        token = _login(anyone, ("ops2", "a long password"))
+        etag = admin.get(location).headers["etag"]
+        stale = admin.patch(location, json={"RoleId": "ReadOnly"}, headers={"If-Match": '"x"'})
+        _error(stale, 412, "PreconditionFailed")
+        changed = admin.patch(location, json={"RoleId": "ReadOnly"}, headers={"If-Match": etag})
+        assert changed.status_code == 200
+        assert changed.json()["RoleId"] == "ReadOnly"
+        assert changed.json()["Links"]["Role"] == {
+            "@odata.id": f"{ROOT}/AccountService/Roles/ReadOnly"
+        }
+        _error(anyone.get(INVENTORY, headers={"X-Auth-Token": token}), 401, "NoValidSession")
+        assert admin.delete(location).status_code == 204
+        _error(admin.get(location), 404, "ResourceMissingAtURI")
+        _error(anyone.get(INVENTORY, auth=("ops2", "a long password")), 401, "NoValidSession")
+
+
+def test_account_requests_with_bad_values_are_400(bmc: Bmc) -> None:
+    accounts = f"{ROOT}/AccountService/Accounts"
+    good = {"UserName": "newuser", "Password": "a long password", "RoleId": "ReadOnly"}
+    with bmc.client(ADMIN) as client:
+        cases = {
+            "PropertyValueFormatError": client.post(accounts, json={**good, "UserName": "a b/c"}),
+            "PasswordIncorrectLength": client.post(accounts, json={**good, "Password": "short"}),
+            "PropertyValueNotInList": client.post(accounts, json={**good, "RoleId": "Root"}),
+            "ResourceAlreadyExists": client.post(accounts, json={**good, "UserName": "viewer"}),
+            "PropertyMissing": client.post(accounts, json={"UserName": "x"}),
+            "PropertyNotWritable": client.patch(f"{accounts}/2", json={"Id": "7"}),
+            "PropertyValueTypeError": client.patch(f"{accounts}/2", json={"Enabled": "yes"}),
+        }
+    for message_id, response in cases.items():
+        _error(response, 400, message_id)
+
+
+def test_the_last_administrator_stays(bmc: Bmc) -> None:
+    with bmc.client(ADMIN) as client:
+        removed = client.delete(f"{ROOT}/AccountService/Accounts/1")
+        demoted = client.patch(f"{ROOT}/AccountService/Accounts/1", json={"RoleId": "Operator"})
+    _error(removed, 409, "ResourceCannotBeDeleted")
+    _error(demoted, 409, "PropertyValueConflict")
+
+
+def test_read_only_changes_its_own_password_and_nothing_else(bmc: Bmc) -> None:
+    accounts = f"{ROOT}/AccountService/Accounts"
+    with bmc.client(VIEWER) as client:
+        listed = client.get(accounts).json()
+        assert listed["Members"] == [{"@odata.id": f"{accounts}/3"}]
+        _error(client.get(f"{accounts}/1"), 403, "InsufficientPrivilege")
+        _error(
+            client.patch(f"{accounts}/3", json={"RoleId": "Administrator"}),
+            403,
+            "InsufficientPrivilege",
+        )
+        _error(
+            client.post(
+                accounts,
+                json={"UserName": "x", "Password": "a long password", "RoleId": "ReadOnly"},
+            ),
+            403,
+            "InsufficientPrivilege",
+        )
+        changed = client.patch(f"{accounts}/3", json={"Password": "a new long password"})
+        assert changed.status_code == 200
+        assert changed.json()["Password"] is None
+    with bmc.client(("viewer", "a new long password")) as client:
+        assert client.get(INVENTORY).status_code == 200
+
+
+def test_the_account_and_session_services_are_configured_with_if_match(bmc: Bmc) -> None:
+    with bmc.client(ADMIN) as admin, bmc.client(OPERATOR) as operator:
+        service = admin.get(f"{ROOT}/SessionService")
+        assert service.json()["SessionTimeout"] == 1800
+        _error(
+            operator.patch(f"{ROOT}/SessionService", json={"SessionTimeout": 60}),
+            403,
+            "InsufficientPrivilege",
+        )
+        _error(
+            admin.patch(f"{ROOT}/SessionService", json={"SessionTimeout": 5}),
+            400,
+            "PropertyValueOutOfRange",
+        )
+        changed = admin.patch(
+            f"{ROOT}/SessionService",
+            json={"SessionTimeout": 600},
+            headers={"If-Match": service.headers["etag"]},
+        )
+        assert changed.status_code == 200
+        assert changed.json()["SessionTimeout"] == 600
+        again = admin.patch(
+            f"{ROOT}/SessionService",
+            json={"SessionTimeout": 900},
+            headers={"If-Match": service.headers["etag"]},
+        )
+        _error(again, 412, "PreconditionFailed")
+        accounts = admin.patch(
+            f"{ROOT}/AccountService", json={"MinPasswordLength": 20, "AccountLockoutThreshold": 3}
+        )
+        assert accounts.json()["MinPasswordLength"] == 20
+        conflict = admin.patch(f"{ROOT}/AccountService", json={"MinPasswordLength": 200})
+        _error(conflict, 400, "PropertyValueOutOfRange")
+    assert bmc.service.accounts.settings.session_timeout == 600
+
+
+# --- updates --------------------------------------------------------------------------------
+
+
+def test_an_operator_updates_the_bmc_over_multipart_push(bmc: Bmc) -> None:
+    v2 = bmc.world.release("bmc", "2.0")
+    with bmc.client(OPERATOR) as client:
+        response = client.post(PUSH, files=_parts(v2.bundle, v2.statements))
+        assert response.status_code == 202, response.text
+        monitor = response.headers["location"]
+        task = response.json()
+        assert task["@odata.type"] == "#Task.v1_7_4.Task"
+        assert task["TaskMonitor"] == monitor
+        done = _wait(client, monitor)
+        assert done.status_code == 200, done.text
+        assert done.json()["@Message.ExtendedInfo"][0]["MessageId"] == "Update.1.3.UpdateSuccessful"
+        task = client.get(task["@odata.id"]).json()
+        active = client.get(f"{INVENTORY}/bmc-active").json()
+        previous = client.get(f"{INVENTORY}/bmc-previous").json()
+        manager = client.get(f"{ROOT}/Managers/bmc").json()
+    assert task["TaskState"] == "Completed"
+    assert task["TaskStatus"] == "OK"
+    assert task["PercentComplete"] == 100
+    ids = [m["MessageId"].rsplit(".", 1)[1] for m in task["Messages"]]
+    assert ids == [
+        "TaskStarted",
+        "TargetDetermined",
+        "TransferringToComponent",
+        "VerifyingAtComponent",
+        "InstallingOnComponent",
+        "VerifyingAtComponent",
+        "ApplyingOnComponent",
+        "UpdateSuccessful",
+        "TaskCompletedOK",
+    ]
+    assert active["Version"] == "2.0"
+    assert active["Oem"]["Ironroot"] == {
+        "@odata.type": "#Ironroot.v1_0_0.SoftwareInventory",
+        "Component": "bmc",
+        "Role": "active",
+        "SVN": 4,
+        "SHA384": v2.sha384.hex(),
+    }
+    assert active["Updateable"] is True
+    assert previous["Version"] == "1.0"
+    assert previous["Updateable"] is False
+    assert manager["FirmwareVersion"] == "2.0"
+    assert manager["Links"]["ActiveSoftwareImage"] == {"@odata.id": f"{INVENTORY}/bmc-active"}
+    assert bmc.active("bmc") == "2.0"
+
+
+def test_read_only_may_not_update(bmc: Bmc) -> None:
+    v2 = bmc.world.release("bmc", "2.0")
+    with bmc.client(VIEWER) as client:
+        push = client.post(PUSH, files=_parts(v2.bundle, v2.statements))
+        simple = client.post(
+            SIMPLE,
+            json={"ImageURI": "http://127.0.0.1:9/x.bin", "Targets": [f"{INVENTORY}/bmc-active"]},
+        )
+    _error(push, 403, "InsufficientPrivilege")
+    _error(simple, 403, "InsufficientPrivilege")
+    assert bmc.active("bmc") == "1.0"
+    assert bmc.service.tasks.tasks() == []
+
+
+def _statements_for(world: World, case: str) -> tuple[bytes, Sequence[bytes]]:
+    v2 = world.release("bmc", "2.0")
+    if case == "no-receipt":
+        return v2.bundle, ()
+    if case == "untrusted-service":
+        return v2.bundle, world.publish("bmc", v2.bundle, client=world.untrusted)
+    if case == "issuer-not-allowed":
+        return v2.bundle, world.publish("bmc", v2.bundle, iss=OTHER)
+    if case == "not-in-pfm":
+        v3 = world.bundle("bmc", svn=5, tag="3.0")
+        return v3, world.publish("bmc", v3)
+    if case == "logged-digest-mismatch":
+        return v2.bundle, world.release("bmc", "1.0").statements
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize(
+    ("case", "check"),
+    [
+        ("no-receipt", "receipt"),
+        ("untrusted-service", "receipt"),
+        ("issuer-not-allowed", "issuer"),
+        ("not-in-pfm", "pfm"),
+        ("logged-digest-mismatch", "logged-digest"),
+    ],
+)
+def test_a_refused_bundle_is_400_naming_the_check(bmc: Bmc, case: str, check: str) -> None:
+    bundle, statements = _statements_for(bmc.world, case)
+    with bmc.client(ADMIN) as client:
+        response = client.post(PUSH, files=_parts(bundle, statements))
+        error = _error(response, 400, "VerificationFailed")
+        tasks = client.get(f"{ROOT}/TaskService/Tasks").json()["Members"]
+        task = client.get(tasks[-1]["@odata.id"]).json()
+        log = client.get(f"{ROOT}/Managers/bmc/LogServices/RoT/Entries").json()["Members"]
+    info = error["@Message.ExtendedInfo"][0]
+    assert info["MessageId"] == "Update.1.3.VerificationFailed"
+    assert info["MessageArgs"] == ["image.bin", "bmc"]
+    assert info["Oem"]["Ironroot"]["Check"] == check
+    assert info["Oem"]["Ironroot"]["Code"] == case
+    assert f"check {check!r} ({case})" in error["message"]
+    assert task["TaskState"] == "Exception"
+    assert task["TaskStatus"] == "Critical"
+    assert task["Messages"][-1]["MessageId"] == "TaskEvent.1.0.TaskAborted"
+    refused = [e for e in log if e["MessageId"] == "UpdateRefused"]
+    assert refused
+    assert refused[-1]["MessageArgs"][:2] == ["bmc", check]
+    assert bmc.active("bmc") == "1.0"
+
+
+def test_an_update_that_fails_its_health_check_ends_its_task_in_exception(bmc: Bmc) -> None:
+    """v2's manifest is logged but the only CoRIM is v1's: the NIC's measurements match no
+    logged reference value, so the update verifies, boots, and rolls back."""
+    v1, v2 = bmc.world.release("nic", "1.0"), bmc.world.release("nic", "2.0")
+    parts = _parts(
+        v2.bundle, (v2.statements[0], v1.statements[1]), targets=[f"{INVENTORY}/nic-recovery"]
+    )
+    with bmc.client(ADMIN) as client:
+        response = client.post(PUSH, files=parts)
+        assert response.status_code == 202, response.text
+        done = _wait(client, response.headers["location"])
+        task = client.get(response.json()["@odata.id"]).json()
+    _error(done, 500, "ActivateFailed")
+    assert task["TaskState"] == "Exception"
+    assert task["Messages"][-2]["Oem"]["Ironroot"]["Code"] == "rolled-back"
+    assert bmc.active("nic") == "1.0"
+
+
+def test_one_update_at_a_time(bmc: Bmc) -> None:
+    v2 = bmc.world.release("host", "2.0")
+    with bmc.client(ADMIN) as client:
+        with bmc.service.updating:  # an update of this service is running
+            busy = client.post(
+                PUSH, files=_parts(v2.bundle, v2.statements, targets=[f"{INVENTORY}/host-active"])
+            )
+        nic = bmc.world.release("nic", "2.0")
+        with pytest.raises(PowerLost):  # a drill left an update of the nic half done
+            bmc.platform.update("nic", nic.bundle, nic.statements, now=NOW, faults=Faults("reboot"))
+        pending = client.post(
+            PUSH, files=_parts(v2.bundle, v2.statements, targets=[f"{INVENTORY}/host-active"])
+        )
+    _error(busy, 409, "ResourceInUse")
+    _error(pending, 409, "ResourceInUse")
+    assert bmc.active("host") == "1.0"
+
+
+def test_malformed_multipart_updates_are_4xx(bmc: Bmc) -> None:
+    v2 = bmc.world.release("bmc", "2.0")
+    big = b"\0" * (LIMITS.max_image_bytes + 1)
+    with bmc.client(ADMIN) as client:
+        cases = [
+            (client.post(PUSH, json={"Targets": []}), 415, "UnrecognizedRequestBody"),
+            (client.post(PUSH, files=_parts(v2.bundle)[:1]), 400, "MissingOrMalformedPart"),
+            (
+                client.post(PUSH, files=[*_parts(v2.bundle), ("Extra", ("x", b"x", "text/plain"))]),
+                400,
+                "MissingOrMalformedPart",
+            ),
+            (client.post(PUSH, files=_parts(v2.bundle, targets=[])), 400, "PropertyMissing"),
+            (
+                client.post(
+                    PUSH,
+                    files=_parts(
+                        v2.bundle, targets=[f"{INVENTORY}/bmc-active", f"{INVENTORY}/host-active"]
+                    ),
+                ),
+                400,
+                "ArraySizeTooLong",
+            ),
+            (
+                client.post(PUSH, files=_parts(v2.bundle, targets=[f"{ROOT}/Systems/1"])),
+                400,
+                "PropertyValueNotInList",
+            ),
+            (
+                client.post(PUSH, files=_parts(v2.bundle, extra={"ForceUpdate": True})),
+                400,
+                "PropertyValueNotInList",
+            ),
+            (
+                client.post(PUSH, files=_parts(v2.bundle, extra={"Bogus": 1})),
+                400,
+                "PropertyUnknown",
+            ),
+            (
+                client.post(
+                    PUSH, files=_parts(v2.bundle, extra={"@Redfish.OperationApplyTime": "OnReset"})
+                ),
+                400,
+                "PropertyValueNotInList",
+            ),
+            (
+                client.post(
+                    PUSH,
+                    files=[
+                        ("UpdateParameters", (None, "{", "application/json")),
+                        *_parts(v2.bundle)[1:],
+                    ],
+                ),
+                400,
+                "MalformedJSON",
+            ),
+            (client.post(PUSH, files=_parts(big)), 413, "PayloadTooLarge"),
+            (
+                client.post(
+                    PUSH,
+                    content=b"--x\r\nnot a part\r\n--x--\r\n",
+                    headers={"Content-Type": "multipart/form-data; boundary=x"},
+                ),
+                400,
+                "MissingOrMalformedPart",
+            ),
+        ]
+    for response, status, message_id in cases:
+        _error(response, status, message_id)
+    assert bmc.service.tasks.tasks() == []
+    assert bmc.active("bmc") == "1.0"
+
+
+# --- SimpleUpdate ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def files() -> Iterator[tuple[str, dict[str, bytes]]]:
+    """A web server holding firmware and statements (path -> bytes)."""
+    content: dict[str, bytes] = {}
+
+    async def serve(request: Request) -> Response:
+        data = content.get(request.path_params["name"])
+        if data is None:
+            return Response(status_code=404)
+        return Response(data, media_type="application/octet-stream")
+
+    app = Starlette(routes=[Route("/{name}", serve)])
+    with ServerThread(app) as server:
+        yield server.url, content
+
+
+def test_simple_update_fetches_the_image_and_its_statements(
+    bmc: Bmc, files: tuple[str, dict[str, bytes]]
+) -> None:
+    base, content = files
+    v2 = bmc.world.release("gpu", "2.0")
+    content["gpu.bin"] = v2.bundle
+    for n, statement in enumerate(v2.statements):
+        content[f"gpu.{n}.ts"] = statement
+    body = {
+        "ImageURI": f"{base}/gpu.bin",
+        "TransferProtocol": "HTTP",
+        "Targets": [f"{INVENTORY}/gpu-active"],
+        "Oem": {
+            "Ironroot": {"StatementURIs": [f"{base}/gpu.{n}.ts" for n in range(len(v2.statements))]}
+        },
+    }
+    with bmc.client(OPERATOR) as client:
+        response = client.post(SIMPLE, json=body)
+        assert response.status_code == 202, response.text
+        done = _wait(client, response.headers["location"])
+        task = client.get(response.json()["@odata.id"]).json()
+    assert done.status_code == 200, done.text
+    assert task["Payload"]["TargetUri"] == SIMPLE
+    assert json.loads(task["Payload"]["JsonBody"])["ImageURI"] == body["ImageURI"]
+    assert bmc.active("gpu") == "2.0"
+
+
+def test_simple_update_without_statements_is_refused_by_the_receipt_check(
+    bmc: Bmc, files: tuple[str, dict[str, bytes]]
+) -> None:
+    base, content = files
+    content["bmc.bin"] = bmc.world.release("bmc", "2.0").bundle
+    with bmc.client(ADMIN) as client:
+        response = client.post(
+            SIMPLE, json={"ImageURI": f"{base}/bmc.bin", "Targets": [f"{ROOT}/Managers/bmc"]}
+        )
+    error = _error(response, 400, "VerificationFailed")
+    assert error["@Message.ExtendedInfo"][0]["Oem"]["Ironroot"]["Check"] == "receipt"
+    assert bmc.active("bmc") == "1.0"
+
+
+def test_simple_update_requests_with_bad_parameters_are_400(
+    bmc: Bmc, files: tuple[str, dict[str, bytes]]
+) -> None:
+    base, _ = files
+    target = {"Targets": [f"{INVENTORY}/bmc-active"]}
+    with ServerThread(Starlette()) as closed:
+        unreachable = closed.url
+    with bmc.client(ADMIN) as client:
+        cases = [
+            (client.post(SIMPLE, json=target), "ActionParameterMissing"),
+            (client.post(SIMPLE, json={"ImageURI": f"{base}/x"}), "ActionParameterMissing"),
+            (
+                client.post(SIMPLE, json={**target, "ImageURI": "ftp://host/x"}),
+                "ActionParameterValueFormatError",
+            ),
+            (client.post(SIMPLE, json={**target, "ImageURI": 7}), "ActionParameterValueTypeError"),
+            (
+                client.post(SIMPLE, json={**target, "ImageURI": f"{base}/x", "Stage": True}),
+                "ActionParameterUnknown",
+            ),
+            (
+                client.post(
+                    SIMPLE, json={**target, "ImageURI": f"{base}/x", "TransferProtocol": "TFTP"}
+                ),
+                "ActionParameterValueNotInList",
+            ),
+            (
+                client.post(
+                    SIMPLE,
+                    json={
+                        **target,
+                        "ImageURI": f"{base}/x",
+                        "Oem": {"Ironroot": {"StatementURIs": "x"}},
+                    },
+                ),
+                "ActionParameterValueTypeError",
+            ),
+            (
+                client.post(SIMPLE, json={**target, "ImageURI": f"{base}/missing.bin"}),
+                "TransferFailed",
+            ),
+            (
+                client.post(SIMPLE, json={**target, "ImageURI": f"{unreachable}/x.bin"}),
+                "CouldNotEstablishConnection",
+            ),
+        ]
+    for response, message_id in cases:
+        _error(response, 400, message_id)
+    assert bmc.active("bmc") == "1.0"
+
+
+# --- the manager and the RoT's log ----------------------------------------------------------
+
+
+def test_the_rot_event_log_is_a_log_service(bmc: Bmc) -> None:
+    with bmc.client(VIEWER) as client:
+        manager = client.get(f"{ROOT}/Managers/bmc").json()
+        services = client.get(manager["LogServices"]["@odata.id"]).json()
+        log = client.get(services["Members"][0]["@odata.id"]).json()
+        entries = client.get(log["Entries"]["@odata.id"]).json()
+        first = client.get(entries["Members"][0]["@odata.id"]).json()
+    events = bmc.platform.events()
+    assert manager["ManagerType"] == "BMC"
+    assert manager["FirmwareVersion"] == "1.0"
+    assert log["Id"] == "RoT"
+    assert entries["Members@odata.count"] == len(events)
+    assert first["MessageId"] == events[0].message_id
+    assert first["Message"] == events[0].message
+    assert first["Created"] == events[0].at
+    assert first["EntryType"] == "Oem"
+    assert {k: v for k, v in first.items() if k != "@odata.etag"} == entries["Members"][0]
+
+
+# --- bad input never breaks the service -----------------------------------------------------
+
+_GARBAGE: list[tuple[str, bytes]] = [
+    ("application/json", b""),
+    ("application/json", b"\xff\xfe\x00"),
+    ("application/json", b"[" * 5000),
+    ("application/json", b"null"),
+    ("application/json", b'{"UserName": {"a": [1, 2]}, "Password": null}'),
+    ("application/json", json.dumps({"x" * 70000: 1}).encode()),
+    ("text/plain", b"hello"),
+    ("multipart/form-data", b"--"),
+    ("multipart/form-data; boundary=b", b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b--"),
+]
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        f"{ROOT}/SessionService/Sessions",
+        f"{ROOT}/AccountService/Accounts",
+        f"{ROOT}/AccountService/Accounts/2",
+        f"{ROOT}/AccountService",
+        f"{ROOT}/SessionService",
+        PUSH,
+        SIMPLE,
+    ],
+)
+def test_bad_input_is_a_redfish_error_never_a_500(bmc: Bmc, uri: str) -> None:
+    method = "PATCH" if uri.endswith(("/2", "Service")) else "POST"
+    with bmc.client(ADMIN) as client:
+        for kind, body in _GARBAGE:
+            response = client.request(method, uri, content=body, headers={"Content-Type": kind})
+            assert 400 <= response.status_code < 500, (kind, body[:40], response.text)
+            assert "@Message.ExtendedInfo" in response.json()["error"]
+            assert "Traceback" not in response.text
+
+
+def test_many_threads_read_while_an_update_runs(bmc: Bmc) -> None:
+    """Reads during an update wait for the RoT, in worker threads: none fails."""
+    v2 = bmc.world.release("nvme", "2.0")
+    failures: list[str] = []
+
+    def read() -> None:
+        with bmc.client(VIEWER) as client:
+            for uri in (INVENTORY, f"{ROOT}/TaskService/Tasks", f"{ROOT}/Managers/bmc"):
+                response = client.get(uri)
+                if response.status_code != 200:
+                    failures.append(f"{uri}: {response.status_code}")
+
+    with bmc.client(ADMIN) as client:
+        response = client.post(
+            PUSH, files=_parts(v2.bundle, v2.statements, targets=[f"{INVENTORY}/nvme-active"])
+        )
+        readers = [threading.Thread(target=read) for _ in range(4)]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join()
+        assert _wait(client, response.headers["location"]).status_code == 200
+    assert failures == []
+    assert bmc.active("nvme") == "2.0"

@@ -1,0 +1,296 @@
+"""The Redfish service's accounts (scrypt hashes in the node directory, roles, lockout) and its
+sessions (tokens, idle timeout, ended with their account), with a clock the test moves."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from ironroot.errors import (
+    ConfigError,
+    Conflict,
+    IdentityLocked,
+    InputUnavailable,
+    IronrootError,
+    LimitExceeded,
+    MalformedInput,
+    NotFound,
+    StorageError,
+    Unauthorized,
+)
+from ironroot.platform._redfish_accounts import (
+    ACCOUNTS_FILE,
+    MAX_SESSIONS,
+    ROLES,
+    AccountStore,
+    SessionStore,
+)
+
+KDF = (2**10, 8, 1)
+PASSWORD = "first admin password"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: Clock) -> AccountStore:
+    return AccountStore.create_with(tmp_path, "admin", PASSWORD, clock=clock, kdf=KDF)
+
+
+def _raises(kind: type[IronrootError], code: str, call: object) -> IronrootError:
+    assert callable(call)
+    with pytest.raises(kind) as info:
+        call()
+    assert type(info.value) is kind, repr(info.value)
+    assert info.value.code == code
+    return info.value
+
+
+def test_accounts_are_scrypt_hashes_in_a_private_file(tmp_path: Path, clock: Clock) -> None:
+    store = AccountStore.create_with(tmp_path, "admin", PASSWORD, clock=clock, kdf=KDF)
+    store.add("viewer", "viewer password", "ReadOnly")
+    path = tmp_path / ACCOUNTS_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    text = path.read_text()
+    assert PASSWORD not in text
+    assert "viewer password" not in text
+    doc = json.loads(text)
+    assert {a["password"]["kdf"] for a in doc["accounts"]} == {"scrypt"}
+    assert {a["password"]["n"] for a in doc["accounts"]} == {KDF[0]}
+    again = AccountStore.open(tmp_path, clock=clock, kdf=KDF)
+    assert [(a.id, a.username, a.role) for a in again.accounts()] == [
+        ("1", "admin", "Administrator"),
+        ("2", "viewer", "ReadOnly"),
+    ]
+    assert again.authenticate("viewer", "viewer password").role == "ReadOnly"
+
+
+def test_the_default_hash_is_scrypt_n_2_15(tmp_path: Path) -> None:
+    store = AccountStore.create_with(tmp_path, "admin", PASSWORD)
+    assert store.get("1").kdf == (2**15, 8, 1)
+    assert store.authenticate("admin", PASSWORD).id == "1"
+
+
+def test_a_wrong_password_and_an_unknown_user_are_the_same_refusal(store: AccountStore) -> None:
+    _raises(Unauthorized, "login", lambda: store.authenticate("admin", "wrong password"))
+    _raises(Unauthorized, "login", lambda: store.authenticate("nobody", PASSWORD))
+    assert store.authenticate("admin", PASSWORD).username == "admin"
+
+
+def test_wrong_passwords_lock_an_account_for_the_lockout_duration(
+    store: AccountStore, clock: Clock
+) -> None:
+    store.add("ops", "operator password", "Operator")
+    store.configure(lockout_threshold=3, lockout_duration=60, lockout_reset_after=60)
+    for _ in range(3):
+        _raises(Unauthorized, "login", lambda: store.authenticate("ops", "wrong password"))
+    _raises(IdentityLocked, "locked", lambda: store.authenticate("ops", "operator password"))
+    _raises(Unauthorized, "login", lambda: store.authenticate("ops", "wrong password"))
+    assert store.by_name("ops") is not None
+    clock.now += 61
+    assert store.authenticate("ops", "operator password").failures == 0
+
+
+def test_failures_older_than_the_reset_time_do_not_count(store: AccountStore, clock: Clock) -> None:
+    store.configure(lockout_threshold=2, lockout_duration=60, lockout_reset_after=30)
+    _raises(Unauthorized, "login", lambda: store.authenticate("admin", "wrong password"))
+    clock.now += 31
+    _raises(Unauthorized, "login", lambda: store.authenticate("admin", "wrong password"))
+    assert store.authenticate("admin", PASSWORD).username == "admin"
+
+
+def test_a_lockout_without_duration_lasts_until_an_administrator_unlocks(
+    store: AccountStore, clock: Clock
+) -> None:
+    account = store.add("ops", "operator password", "Operator")
+    store.configure(lockout_threshold=1, lockout_duration=0, lockout_reset_after=0)
+    _raises(Unauthorized, "login", lambda: store.authenticate("ops", "wrong password"))
+    clock.now += 86400 * 365
+    _raises(IdentityLocked, "locked", lambda: store.authenticate("ops", "operator password"))
+    _raises(MalformedInput, "locked", lambda: store.update(account.id, locked=True))
+    store.update(account.id, locked=False)
+    assert store.authenticate("ops", "operator password").id == account.id
+
+
+def test_a_disabled_account_cannot_log_in(store: AccountStore) -> None:
+    account = store.add("ops", "operator password", "Operator", enabled=False)
+    _raises(Unauthorized, "login", lambda: store.authenticate("ops", "operator password"))
+    store.update(account.id, enabled=True)
+    assert store.authenticate("ops", "operator password").enabled
+
+
+def test_the_last_enabled_administrator_stays(store: AccountStore) -> None:
+    _raises(Conflict, "last-administrator", lambda: store.remove("1"))
+    _raises(Conflict, "last-administrator", lambda: store.update("1", role="Operator"))
+    _raises(Conflict, "last-administrator", lambda: store.update("1", enabled=False))
+    second = store.add("admin2", "second admin password", "Administrator")
+    store.update("1", role="ReadOnly")
+    _raises(Conflict, "last-administrator", lambda: store.remove(second.id))
+
+
+def test_bad_account_values_are_refused(store: AccountStore) -> None:
+    _raises(MalformedInput, "username", lambda: store.add("a b", "long enough pass", "ReadOnly"))
+    _raises(MalformedInput, "username", lambda: store.add("-x", "long enough pass", "ReadOnly"))
+    _raises(MalformedInput, "username", lambda: store.add("x" * 33, "long enough pass", "ReadOnly"))
+    _raises(MalformedInput, "role", lambda: store.add("x", "long enough pass", "Root"))
+    _raises(MalformedInput, "password-length", lambda: store.add("x", "short", "ReadOnly"))
+    _raises(MalformedInput, "password-length", lambda: store.add("x", "y" * 129, "ReadOnly"))
+    _raises(Conflict, "username-taken", lambda: store.add("admin", "long enough pass", "ReadOnly"))
+    _raises(NotFound, "account", lambda: store.get("9"))
+
+
+def test_settings_are_checked(store: AccountStore) -> None:
+    _raises(ConfigError, "session_timeout", lambda: store.configure(session_timeout=29))
+    _raises(ConfigError, "min_password_length", lambda: store.configure(min_password_length=7))
+    _raises(
+        ConfigError,
+        "min_password_length",
+        lambda: store.configure(min_password_length=100, max_password_length=50),
+    )
+    _raises(
+        ConfigError,
+        "lockout_reset_after",
+        lambda: store.configure(lockout_duration=10, lockout_reset_after=20),
+    )
+    store.configure(min_password_length=16)
+    _raises(
+        MalformedInput, "password-length", lambda: store.add("x", "fifteen chars!!", "ReadOnly")
+    )
+
+
+def test_the_first_administrator_comes_from_a_password_file(tmp_path: Path) -> None:
+    password_file = tmp_path / "admin.pw"
+    password_file.write_text(f"{PASSWORD}\nignored second line\n")
+    node = tmp_path / "node"
+    node.mkdir()
+    _raises(NotFound, "not-found", lambda: AccountStore.open(node))
+    store = AccountStore.create(node, "root-admin", password_file, kdf=KDF)
+    assert store.authenticate("root-admin", PASSWORD).role == "Administrator"
+    _raises(Conflict, "accounts-exist", lambda: AccountStore.create(node, "x", password_file))
+    _raises(
+        InputUnavailable,
+        "password-file",
+        lambda: AccountStore.create(tmp_path / "other", "x", tmp_path / "missing.pw"),
+    )
+
+
+def test_a_damaged_account_file_is_refused(store: AccountStore, tmp_path: Path) -> None:
+    path = tmp_path / ACCOUNTS_FILE
+    for damage in (
+        "{",
+        "[]",
+        '{"format": 2}',
+        json.dumps({"format": 1, "settings": {}, "next_id": 2, "accounts": [{}]}),
+    ):
+        path.write_text(damage)
+        _raises(StorageError, "accounts", lambda: AccountStore.open(tmp_path))
+    doc = {
+        "format": 1,
+        "settings": {},
+        "next_id": 2,
+        "accounts": [
+            {
+                "id": "1",
+                "username": "admin",
+                "role": "God",
+                "enabled": True,
+                "failures": 0,
+                "last_failure": 0,
+                "locked_until": None,
+                "password": {"kdf": "scrypt", "n": 1024, "r": 8, "p": 1, "salt": "", "hash": ""},
+            }
+        ],
+    }
+    path.write_text(json.dumps(doc))
+    _raises(StorageError, "accounts", lambda: AccountStore.open(tmp_path))
+
+
+# --- sessions ---------------------------------------------------------------------------------
+
+
+def test_a_session_token_is_random_and_stored_only_as_its_hash(store: AccountStore) -> None:
+    sessions = SessionStore(store)
+    account = store.get("1")
+    first, token = sessions.create(account, "192.0.2.1")
+    second, other = sessions.create(account)
+    assert token != other
+    assert len(token) >= 43
+    assert token not in repr(first)
+    assert sessions.lookup(token) == first
+    assert sessions.lookup(other) == second
+    _raises(Unauthorized, "session", lambda: sessions.lookup("x" + token))
+
+
+def test_an_idle_session_times_out(store: AccountStore, clock: Clock) -> None:
+    store.configure(session_timeout=60)
+    sessions = SessionStore(store)
+    _, token = sessions.create(store.get("1"))
+    clock.now += 59
+    sessions.lookup(token)  # used: the idle timer restarts
+    clock.now += 59
+    sessions.lookup(token)
+    clock.now += 61
+    _raises(Unauthorized, "session", lambda: sessions.lookup(token))
+    assert sessions.sessions() == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["remove", "password", "role", "disable", "lockout"],
+)
+def test_sessions_end_with_their_account(store: AccountStore, change: str) -> None:
+    sessions = SessionStore(store)
+    account = store.add("ops", "operator password", "Operator")
+    _, token = sessions.create(account)
+    _, admin_token = sessions.create(store.get("1"))
+    if change == "remove":
+        store.remove(account.id)
+    elif change == "password":
+        store.update(account.id, password="another long password")
+    elif change == "role":
+        store.update(account.id, role="ReadOnly")
+    elif change == "disable":
+        store.update(account.id, enabled=False)
+    else:
+        store.configure(lockout_threshold=1)
+        _raises(Unauthorized, "login", lambda: store.authenticate("ops", "wrong password"))
+    _raises(Unauthorized, "session", lambda: sessions.lookup(token))
+    assert sessions.lookup(admin_token).username == "admin"
+
+
+def test_a_name_change_keeps_the_session(store: AccountStore) -> None:
+    sessions = SessionStore(store)
+    account = store.add("ops", "operator password", "Operator")
+    _, token = sessions.create(account)
+    store.update(account.id, username="ops-renamed")
+    assert sessions.lookup(token).account_id == account.id
+
+
+def test_the_number_of_sessions_is_bounded(store: AccountStore) -> None:
+    sessions = SessionStore(store)
+    account = store.get("1")
+    for _ in range(MAX_SESSIONS):
+        sessions.create(account)
+    _raises(LimitExceeded, "session-limit", lambda: sessions.create(account))
+
+
+def test_every_role_has_login_and_configure_self() -> None:
+    assert set(ROLES) == {"Administrator", "Operator", "ReadOnly"}
+    for privileges in ROLES.values():
+        assert {"Login", "ConfigureSelf"} <= privileges
+    assert "ConfigureComponents" not in ROLES["ReadOnly"]
+    assert "ConfigureUsers" not in ROLES["Operator"]

@@ -1,0 +1,355 @@
+"""The monitor: consistency with the last verified checkpoint, entries against the root,
+watched statements, forks (split views between two logs of one origin), and the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from witness_testkit import (
+    ORIGIN,
+    VENDOR,
+    LogFetcher,
+    entries,
+    fill,
+    grown,
+    statement,
+)
+
+from ironroot.cli import main
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import (
+    ForkDetected,
+    InconsistentCheckpoint,
+    InsufficientCosignatures,
+    InvalidProof,
+    StorageError,
+    UnknownIssuer,
+    VerificationFailed,
+)
+from ironroot.log import Log, Note, NoteVerifier
+from ironroot.monitor import Monitor, MonitorStore, Watch
+from ironroot.witness import Cosigner, ForkProof, WitnessPolicy
+
+
+@pytest.fixture
+def log_key() -> PrivateKey:
+    return PrivateKey.generate(Algorithm.ED25519)
+
+
+@pytest.fixture
+def vendor() -> PrivateKey:
+    return PrivateKey.generate(Algorithm.ES256)
+
+
+@pytest.fixture
+def store() -> Iterator[MonitorStore]:
+    store = MonitorStore(":memory:")
+    yield store
+    store.close()
+
+
+def _keys(log: Log) -> tuple[NoteVerifier, ...]:
+    return log.note_verifiers
+
+
+def test_follows_a_growing_log_and_reports_watched_statements(
+    store: MonitorStore, log_key: PrivateKey, vendor: PrivateKey
+) -> None:
+    log = grown(log_key, [statement(vendor, "pkg:fw/other")])
+    monitor = Monitor(store, watch=Watch(frozenset({"pkg:fw/bmc"}), frozenset()))
+    try:
+        events = monitor.check("log-a", LogFetcher(log), _keys(log))
+        assert [e.kind for e in events] == ["checkpoint"]
+        assert monitor.check("log-a", LogFetcher(log), _keys(log)) == []  # nothing new
+        fill(log, [statement(vendor, "pkg:fw/bmc", b"1.2.3"), b"not a statement"])
+        fill(log, entries(300))  # crosses a tile boundary
+        events = monitor.check("log-a", LogFetcher(log), _keys(log))
+        kinds = [e.kind for e in events]
+        assert kinds == ["checkpoint", "statement"]
+        watched = events[1]
+        assert (watched.index, watched.sub, watched.iss) == (1, "pkg:fw/bmc", VENDOR)
+        assert watched.watched == ("sub",)
+        assert watched.to_json()["event"] == "statement"
+        state = store.state(ORIGIN)
+        assert state is not None
+        assert state.size == log.tree_size == 303
+    finally:
+        log.close()
+
+
+def test_an_issuer_watch(store: MonitorStore, log_key: PrivateKey, vendor: PrivateKey) -> None:
+    log = grown(log_key, [statement(vendor, "pkg:fw/a"), statement(vendor, "pkg:fw/b")])
+    try:
+        monitor = Monitor(store, watch=Watch(frozenset(), frozenset({VENDOR})))
+        events = monitor.check("log", LogFetcher(log), _keys(log))
+        assert [e.sub for e in events if e.kind == "statement"] == ["pkg:fw/a", "pkg:fw/b"]
+    finally:
+        log.close()
+
+
+def test_a_fork_between_two_logs_of_one_origin_is_found_and_proven(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    """A split view: two URLs serve one origin signed with one key, diverging after 3
+    entries. The monitor verifies the first, then finds the second does not extend it; the
+    proof it keeps verifies offline with only the log's public key."""
+    honest = grown(log_key, entries(3), entries(2, 3))
+    forked = grown(log_key, entries(3), entries(5, 3, tag=b"evil"))
+    try:
+        monitor = Monitor(store)
+        monitor.check("https://a.example", LogFetcher(honest), _keys(honest))
+        events = monitor.check("https://b.example", LogFetcher(forked), _keys(forked))
+        assert [e.kind for e in events] == ["fork"]
+        with pytest.raises(ForkDetected):
+            Monitor.raise_for(events)
+        ((_, origin, data, _),) = store.forks()
+        assert origin == ORIGIN
+        proof = ForkProof.parse(data)
+        first, second = proof.verify(honest.note_verifiers)
+        assert (first.size, second.size) == (5, 8)
+        # the state still is the honest tree: the next round finds the fork again
+        state = store.state(ORIGIN)
+        assert state is not None
+        assert state.size == 5
+    finally:
+        honest.close()
+        forked.close()
+
+
+def test_a_fork_at_a_power_of_two_size_is_proven_too(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    honest = grown(log_key, entries(4))
+    forked = grown(log_key, entries(2), entries(6, 2, tag=b"evil"))
+    try:
+        monitor = Monitor(store)
+        monitor.check("a", LogFetcher(honest), _keys(honest))
+        (event,) = monitor.check("b", LogFetcher(forked), _keys(forked))
+        assert event.kind == "fork"
+        ForkProof.parse(store.forks()[0][2]).verify(honest.note_verifiers)
+    finally:
+        honest.close()
+        forked.close()
+
+
+def test_same_size_another_root_is_a_fork(store: MonitorStore, log_key: PrivateKey) -> None:
+    honest = grown(log_key, entries(6))
+    forked = grown(log_key, entries(6, tag=b"evil"))
+    try:
+        monitor = Monitor(store)
+        monitor.check("a", LogFetcher(honest), _keys(honest))
+        (event,) = monitor.check("b", LogFetcher(forked), _keys(forked))
+        assert event.kind == "fork"
+        proof = ForkProof.parse(store.forks()[0][2])
+        assert proof.proof == ()
+        proof.verify(honest.note_verifiers)
+    finally:
+        honest.close()
+        forked.close()
+
+
+def test_a_log_that_goes_back_is_refused(store: MonitorStore, log_key: PrivateKey) -> None:
+    log = grown(log_key, entries(3), entries(3, 3))
+    try:
+        monitor = Monitor(store)
+        monitor.check("a", LogFetcher(log), _keys(log))
+
+        class Stale(LogFetcher):
+            def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+                if path == "checkpoint":
+                    return self.log.checkpoint_at(3)
+                return super().fetch(path, accept=accept)
+
+        with pytest.raises(InconsistentCheckpoint):
+            monitor.check("a", Stale(log), _keys(log))
+    finally:
+        log.close()
+
+
+def test_tiles_or_entries_that_do_not_match_the_checkpoint_are_refused(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    log = grown(log_key, entries(10))
+    other = grown(log_key, entries(10, tag=b"other"))
+    try:
+
+        class LyingTiles(LogFetcher):
+            def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+                if path == "checkpoint":
+                    return self.log.checkpoint()
+                return LogFetcher(other).fetch(path, accept=accept)
+
+        class LyingEntries(LogFetcher):
+            def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+                if path.startswith("tile/entries"):
+                    return LogFetcher(other).fetch(path, accept=accept)
+                return super().fetch(path, accept=accept)
+
+        with pytest.raises(VerificationFailed, match="tiles"):
+            Monitor(store).check("a", LyingTiles(log), _keys(log))
+        with pytest.raises(VerificationFailed, match="entries"):
+            Monitor(store).check("a", LyingEntries(log), _keys(log))
+        assert store.state(ORIGIN) is None  # nothing was stored
+    finally:
+        log.close()
+        other.close()
+
+
+def test_a_checkpoint_by_another_key_is_refused(store: MonitorStore, log_key: PrivateKey) -> None:
+    log = grown(log_key, entries(2))
+    impostor = grown(PrivateKey.generate(Algorithm.ED25519), entries(2))
+    try:
+        with pytest.raises(UnknownIssuer):
+            Monitor(store).check("a", LogFetcher(impostor), _keys(log))
+    finally:
+        log.close()
+        impostor.close()
+
+
+def test_the_monitor_can_require_witness_cosignatures(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    log = grown(log_key, entries(2))
+    try:
+        key = PrivateKey.generate(Algorithm.ED25519)
+        policy = WitnessPolicy((Cosigner("w.example/1", key).verifier(),), 1)
+        with pytest.raises(InsufficientCosignatures):
+            Monitor(store, witnesses=policy).check("a", LogFetcher(log), _keys(log))
+    finally:
+        log.close()
+
+
+def test_state_persists_and_a_foreign_file_is_refused(tmp_path: Path, log_key: PrivateKey) -> None:
+    log = grown(log_key, entries(2))
+    try:
+        path = tmp_path / "monitor.sqlite3"
+        store = MonitorStore(path)
+        Monitor(store).check("a", LogFetcher(log), _keys(log))
+        store.close()
+        again = MonitorStore(path, create=False)
+        assert [s.size for s in again.states()] == [2]
+        again.close()
+        (tmp_path / "junk").write_bytes(b"this is not SQLite at all" * 10)
+        with pytest.raises(StorageError):
+            MonitorStore(tmp_path / "junk")
+        with pytest.raises(StorageError):
+            MonitorStore(tmp_path / "absent", create=False)
+    finally:
+        log.close()
+
+
+def test_a_fork_proof_that_proves_nothing_is_refused(log_key: PrivateKey) -> None:
+    log = grown(log_key, entries(3), entries(3, 3))
+    try:
+        consistent = ForkProof(
+            ORIGIN,
+            log.checkpoint_at(3),
+            log.checkpoint(),
+            tuple(log.consistency_proof(3, 6)),
+        )
+        with pytest.raises(InvalidProof, match="consistent"):
+            consistent.verify(log.note_verifiers)
+        garbage = ForkProof(ORIGIN, log.checkpoint_at(3), log.checkpoint(), (bytes(32),) * 3)
+        with pytest.raises(InvalidProof):
+            garbage.verify(log.note_verifiers)
+        same = ForkProof(ORIGIN, log.checkpoint(), log.checkpoint())
+        with pytest.raises(InvalidProof, match="same tree"):
+            same.verify(log.note_verifiers)
+        stranger = PrivateKey.generate(Algorithm.ED25519)
+        with pytest.raises(UnknownIssuer):
+            same.verify([NoteVerifier(ORIGIN, stranger.public_key)])
+    finally:
+        log.close()
+
+
+# --- the CLI, against real services --------------------------------------------------------
+
+
+def test_monitor_and_witness_cli_end_to_end(
+    tmp_path: Path,
+    vendor: PrivateKey,
+    log_key: PrivateKey,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from witness_testkit import TS_ORIGIN, service_dir
+
+    from ironroot.transparency import ServiceThread, TransparencyClient, TransparencyService
+    from ironroot.witness import WitnessThread, open_witness
+
+    log_vkey = NoteVerifier(TS_ORIGIN, log_key.public_key).vkey
+    wdir = tmp_path / "witness"
+    assert main(["witness", "init", "--data", str(wdir), "--name", "w.example/1"]) == 0
+    witness_vkey = capsys.readouterr().out.splitlines()[-1]
+    assert main(["witness", "add-log", "--data", str(wdir), log_vkey]) == 0
+    capsys.readouterr()
+
+    honest = service_dir(tmp_path / "a", vendor, checkpoint_key=log_key)
+    forked = service_dir(tmp_path / "b", vendor, checkpoint_key=log_key)
+    state = str(tmp_path / "monitor.sqlite3")
+    witness = open_witness(wdir)
+    with (
+        WitnessThread(witness) as wserver,
+        TransparencyService.open(honest) as a,
+        TransparencyService.open(forked) as b,
+        ServiceThread(a) as aserver,
+        ServiceThread(b) as bserver,
+    ):
+        with TransparencyClient(aserver.url) as client:
+            client.register(statement(vendor, "pkg:fw/bmc"))
+            client.register(statement(vendor, "pkg:fw/nic"))
+            client.register(statement(vendor, "pkg:fw/gpu"))
+        with TransparencyClient(bserver.url) as client:
+            for sub in ("x", "y", "z", "w", "v"):
+                client.register(statement(vendor, f"pkg:fw/{sub}"))
+
+        base = ["monitor", "once", "--state", state, "--key", log_vkey]
+        code = main([*base, "--url", aserver.url, "--watch-sub", "pkg:fw/bmc", "--json"])
+        doc = json.loads(capsys.readouterr().out)
+        assert code == 3, doc  # a watched statement
+        assert [e["event"] for e in doc["events"]] == ["checkpoint", "statement"]
+        assert main([*base, "--url", aserver.url]) == 0  # nothing new
+        capsys.readouterr()
+        assert main([*base, "--url", bserver.url, "--json"]) == 1  # the split view
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["ok"] is False
+        assert doc["error"]["code"] == "fork-detected"
+        assert main(["monitor", "forks", "--state", state, "--out-dir", str(tmp_path / "f")]) == 0
+        capsys.readouterr()
+        proof_file = str(tmp_path / "f" / "fork-1.json")
+        assert main(["monitor", "verify-fork", proof_file, "--key", log_vkey, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["fork"] is True
+        assert main(["monitor", "status", "--state", state, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["forks"] == 1
+
+        # the witness cosigns the honest log, then refuses the fork and keeps the proof
+        wbase = ["witness", "cosign", "--url", wserver.url, "--witness-key", witness_vkey]
+        assert main([*wbase, "--log-url", aserver.url, "--json"]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["cosignatures"] == ["w.example/1"]
+        Note.parse(doc["checkpoint"].encode())
+        assert main([*wbase, "--log-url", bserver.url, "--json"]) == 1
+        assert json.loads(capsys.readouterr().out)["error"]["code"] == "fork-detected"
+        assert main(["witness", "show", "--data", str(wdir), "--json"]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["logs"][0]["cosigned_size"] == 3
+        assert shown["evidence"] == 1
+        out_dir = tmp_path / "wf"
+        assert main(["witness", "evidence", "--data", str(wdir), "--out-dir", str(out_dir)]) == 0
+        capsys.readouterr()
+        wproof = str(out_dir / "fork-1.json")
+        assert main(["monitor", "verify-fork", wproof, "--key", log_vkey]) == 0
+        assert "fork proven" in capsys.readouterr().out
+        # follow: one round, events as JSON lines
+        code = main(
+            [
+                "monitor", "follow", "--state", str(tmp_path / "m2.sqlite3"), "--key", log_vkey,
+                "--url", aserver.url, "--watch-iss", VENDOR, "--rounds", "1", "--json",
+            ]
+        )  # fmt: skip
+        lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+        assert code == 3
+        assert [x["event"] for x in lines] == ["checkpoint", "statement", "statement", "statement"]
+    witness.close()

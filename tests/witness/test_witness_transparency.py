@@ -1,0 +1,311 @@
+"""The transparency service publishes only witnessed checkpoints; clients require k of n.
+
+Real HTTP throughout: witnesses served by WitnessThread, the service by ServiceThread."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from witness_testkit import (
+    TS_ORIGIN,
+    SqliteWitnessStore,
+    service_dir,
+    statement,
+)
+
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import (
+    BadSignature,
+    ConfigError,
+    InconsistentCheckpoint,
+    InsufficientCosignatures,
+)
+from ironroot.log import Note, NoteSignature, NoteVerifier
+from ironroot.transparency import (
+    ServiceThread,
+    TransparencyClient,
+    TransparencyService,
+    load_config,
+    verify_witnessed_statement,
+)
+from ironroot.witness import (
+    Cosigner,
+    ForkProof,
+    MemoryWitnessStore,
+    Witness,
+    WitnessedLog,
+    WitnessPolicy,
+    WitnessStore,
+    WitnessThread,
+)
+
+pytestmark = pytest.mark.integration
+
+
+class Witnesses:
+    """n witnesses of one log origin, each served over HTTP."""
+
+    def __init__(self, count: int, log_vkey: str, store: WitnessStore | None = None) -> None:
+        self.keys = [PrivateKey.generate(Algorithm.ED25519) for _ in range(count)]
+        self.witnesses = [
+            Witness(
+                f"witness.example/w{i}",
+                [Cosigner(f"witness.example/w{i}", key)],
+                [WitnessedLog.from_vkeys(TS_ORIGIN, [log_vkey])],
+                store if store is not None and i == 0 else MemoryWitnessStore(),
+            )
+            for i, key in enumerate(self.keys)
+        ]
+        self.threads = [WitnessThread(w) for w in self.witnesses]
+        for thread in self.threads:
+            thread.__enter__()
+
+    @property
+    def vkeys(self) -> list[str]:
+        return [w.verifiers[0].vkey for w in self.witnesses]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(t.url, v) for t, v in zip(self.threads, self.vkeys, strict=True)]
+
+    def policy(self, quorum: int) -> WitnessPolicy:
+        return WitnessPolicy.from_vkeys(self.vkeys, quorum)
+
+    def close(self) -> None:
+        for thread in self.threads:
+            thread.__exit__(None, None, None)
+
+
+@pytest.fixture
+def log_key() -> PrivateKey:
+    return PrivateKey.generate(Algorithm.ED25519)
+
+
+@pytest.fixture
+def log_vkey(log_key: PrivateKey) -> str:
+    return NoteVerifier(TS_ORIGIN, log_key.public_key).vkey
+
+
+@pytest.fixture
+def vendor() -> PrivateKey:
+    return PrivateKey.generate(Algorithm.ES256)
+
+
+@pytest.fixture
+def three(log_vkey: str) -> Iterator[Witnesses]:
+    witnesses = Witnesses(3, log_vkey)
+    yield witnesses
+    witnesses.close()
+
+
+def _serve(data: Path) -> tuple[TransparencyService, ServiceThread]:
+    service = TransparencyService.open(data)
+    service.start()
+    thread = ServiceThread(service)
+    thread.__enter__()
+    return service, thread
+
+
+def test_a_registration_is_witnessed_by_two_of_three(
+    tmp_path: Path, vendor: PrivateKey, log_key: PrivateKey, three: Witnesses
+) -> None:
+    data = service_dir(tmp_path / "ts", vendor, three.pairs(), 2, checkpoint_key=log_key)
+    service, thread = _serve(data)
+    try:
+        with TransparencyClient(thread.url, witnesses=three.policy(2)) as client:
+            first = client.register(statement(vendor, "pkg:fw/a"))
+            second = client.register(statement(vendor, "pkg:fw/b"))
+            published = client.checkpoint()
+            config = client.configuration()
+        assert first.witnessed is not None
+        assert second.witnessed is not None
+        assert len(second.witnessed.checkpoint.cosignatures) >= 2
+        assert second.witnessed.checkpoint.checkpoint.size >= 2
+        names = [s.name for s in Note.parse(published).signatures]
+        assert names[0] == TS_ORIGIN
+        assert len(names) >= 3  # the log's signature and at least two cosignatures
+        assert config["witness_quorum"] == 2
+        assert [w["key"] for w in config["witnesses"]] == three.vkeys
+        # the witnessed checkpoint survives a restart (served at once from the file)
+    finally:
+        thread.__exit__(None, None, None)
+        service.close()
+    service, thread = _serve(data)
+    try:
+        assert service.witnessing is not None
+        assert service.witnessing.published_size >= 2
+        assert httpx.get(f"{thread.url}/checkpoint", timeout=10).status_code == 200
+        metrics = httpx.get(f"{thread.url}/metrics", timeout=10).text
+        assert "ironroot_log_witnessed_size" in metrics
+    finally:
+        thread.__exit__(None, None, None)
+        service.close()
+
+
+def test_no_checkpoint_is_published_before_the_quorum_cosigned(
+    tmp_path: Path, vendor: PrivateKey, log_vkey: str
+) -> None:
+    """Witnesses that cannot be reached: the service runs, registers, and serves 503 on
+    /checkpoint rather than an unwitnessed checkpoint."""
+    other = PrivateKey.generate(Algorithm.ED25519)
+    vkey = Cosigner("witness.example/down", other).verifier().vkey
+    data = service_dir(tmp_path / "ts", vendor, [("http://127.0.0.1:9", vkey)], 1)
+    service, thread = _serve(data)
+    try:
+        response = httpx.get(f"{thread.url}/checkpoint", timeout=10)
+        assert response.status_code == 503
+        with TransparencyClient(thread.url) as client:
+            registration = client.register(statement(vendor, "pkg:fw/a"))
+            assert registration.witnessed is None
+            with pytest.raises(Exception, match="no witnessed checkpoint covers the receipt"):
+                client.witness(
+                    registration.transparent_statement,
+                    policy=WitnessPolicy.from_vkeys([vkey]),
+                    wait=0.3,
+                )
+    finally:
+        thread.__exit__(None, None, None)
+        service.close()
+
+
+def test_a_client_that_requires_more_than_the_service_gets_refuses(
+    tmp_path: Path, vendor: PrivateKey, log_key: PrivateKey, three: Witnesses
+) -> None:
+    """The service publishes with 1 of 3; a client requiring 3 of 3 refuses (exactly
+    InsufficientCosignatures) until it has them, and a client trusting none of those witnesses
+    refuses too."""
+    only_first = three.pairs()[:1]
+    data = service_dir(tmp_path / "ts", vendor, only_first, 1, checkpoint_key=log_key)
+    service, thread = _serve(data)
+    try:
+        with TransparencyClient(thread.url, witnesses=three.policy(1)) as client:
+            registration = client.register(statement(vendor, "pkg:fw/a"))
+            ts = registration.transparent_statement
+            with pytest.raises(InsufficientCosignatures) as info:
+                client.witness(ts, policy=three.policy(3))
+            assert info.value.code == "insufficient-cosignatures"
+            strangers = WitnessPolicy.from_vkeys(
+                [Cosigner("w.example/x", PrivateKey.generate(Algorithm.ED25519)).verifier().vkey]
+            )
+            with pytest.raises(InsufficientCosignatures):
+                client.witness(ts, policy=strangers)
+    finally:
+        thread.__exit__(None, None, None)
+        service.close()
+
+
+def test_offline_checks_of_a_witnessed_statement(
+    tmp_path: Path, vendor: PrivateKey, log_key: PrivateKey, three: Witnesses
+) -> None:
+    data = service_dir(tmp_path / "ts", vendor, three.pairs(), 3, checkpoint_key=log_key)
+    service, thread = _serve(data)
+    try:
+        with TransparencyClient(thread.url, witnesses=three.policy(3)) as client:
+            early = client.register(statement(vendor, "pkg:fw/early"))
+            client.register(statement(vendor, "pkg:fw/later"))
+            note = client.checkpoint()
+            keys = dict(client.service_keys())
+        assert early.witnessed is not None
+        size = early.witnessed.tree_size
+        current = service.log.tree_size
+        proof = service.log.consistency_proof(size, current)
+        verifiers = service.log.note_verifiers
+        kwargs = {"service_keys": keys, "log_verifiers": verifiers, "origin": TS_ORIGIN}
+        ok = verify_witnessed_statement(
+            early.transparent_statement, note, proof, policy=three.policy(3), **kwargs
+        )
+        assert ok.checkpoint.checkpoint.size == current
+        # a wrong proof
+        bad = [bytes(32)] * len(proof)
+        with pytest.raises(InconsistentCheckpoint):
+            verify_witnessed_statement(
+                early.transparent_statement, note, bad, policy=three.policy(3), **kwargs
+            )
+        # a cosignature line that names a trusted witness but does not verify
+        parsed = Note.parse(note)
+        line = parsed.signatures[1]
+        broken = bytearray(line.signature)
+        broken[-1] ^= 1
+        broken_line = NoteSignature(line.name, line.key_id, bytes(broken))
+        tampered = Note(
+            parsed.body, (parsed.signatures[0], broken_line, *parsed.signatures[2:])
+        ).encode()
+        with pytest.raises(BadSignature):
+            verify_witnessed_statement(
+                early.transparent_statement, tampered, proof, policy=three.policy(3), **kwargs
+            )
+        # the cosignature lines stripped: fewer than the quorum
+        stripped = Note(parsed.body, parsed.signatures[:1]).encode()
+        with pytest.raises(InsufficientCosignatures):
+            verify_witnessed_statement(
+                early.transparent_statement, stripped, proof, policy=three.policy(1), **kwargs
+            )
+    finally:
+        thread.__exit__(None, None, None)
+        service.close()
+
+
+def test_a_forked_service_is_refused_by_its_witness(
+    tmp_path: Path, vendor: PrivateKey, log_key: PrivateKey, log_vkey: str
+) -> None:
+    """Two services with one origin and one checkpoint key register different statements:
+    the witness cosigns the first; the second's checkpoints are refused as a fork (its
+    /checkpoint stays 503) and the witness keeps the proof."""
+    store = SqliteWitnessStore(tmp_path / "w.sqlite3")
+    witnesses = Witnesses(1, log_vkey, store)
+    try:
+        pair = witnesses.pairs()
+        honest_dir = service_dir(tmp_path / "a", vendor, pair, 1, checkpoint_key=log_key)
+        forked_dir = service_dir(tmp_path / "b", vendor, pair, 1, checkpoint_key=log_key)
+        honest, honest_thread = _serve(honest_dir)
+        try:
+            with TransparencyClient(honest_thread.url, witnesses=witnesses.policy(1)) as client:
+                for sub in ("a", "b", "c"):
+                    client.register(statement(vendor, f"pkg:fw/{sub}"))
+        finally:
+            honest_thread.__exit__(None, None, None)
+            honest.close()
+        forked, forked_thread = _serve(forked_dir)
+        try:
+            with TransparencyClient(forked_thread.url) as client:
+                for sub in ("x", "y", "z", "w", "v"):
+                    client.register(statement(vendor, f"pkg:fw/{sub}"))
+            assert forked.witnessing is not None
+            assert forked.witnessing.witness_once() is False
+            assert httpx.get(f"{forked_thread.url}/checkpoint", timeout=10).status_code == 503
+        finally:
+            forked_thread.__exit__(None, None, None)
+            forked.close()
+        forks = [e for e in store.evidence() if e.kind == "fork"]
+        assert forks, store.evidence()
+        first, second = ForkProof.parse(forks[-1].data).verify([NoteVerifier.from_vkey(log_vkey)])
+        assert (first.size, second.size) == (3, 5)
+    finally:
+        witnesses.close()
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("witness_quorum = 2\n[[log.witnesses]]\nurl = 'http://w'\nkey = '{key}'\n", "between 1"),
+        ("witness_quorum = 1\n", "needs"),
+        ("[[log.witnesses]]\nurl = 'ftp://w'\nkey = '{key}'\n", "http"),
+        ("[[log.witnesses]]\nurl = 'http://w'\nkey = 'not-a-vkey'\n", "key"),
+        ("[[log.witnesses]]\nurl = 'http://w'\n", "exactly"),
+        ("witness_timeout = 0\n", "witness_timeout"),
+        ("witness_ca = 'missing.pem'\n", "does not exist"),
+    ],
+)
+def test_bad_witness_configuration_is_refused(
+    tmp_path: Path, vendor: PrivateKey, extra: str, message: str
+) -> None:
+    data = service_dir(tmp_path / "ts", vendor)
+    key = Cosigner("w.example/a", PrivateKey.generate(Algorithm.ED25519)).verifier().vkey
+    config = data / "ironroot.toml"
+    text = config.read_text().replace("witness_timeout = 5.0\n", "")
+    config.write_text(text + extra.format(key=key))
+    with pytest.raises(ConfigError, match=message):
+        load_config(data)
