@@ -290,6 +290,19 @@ def test_single_submissions_within_the_linger_share_one_batch(tmp_path: Path) ->
     assert placed[8] == Integrated(8, 9)
 
 
+def test_a_thread_waiting_for_growth_does_not_take_the_writer_s_wake_up(tmp_path: Path) -> None:
+    log = Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS)
+    grown: list[int] = []
+    waiter = threading.Thread(target=lambda: grown.append(log.wait_for_growth(0, timeout=30)))
+    waiter.start()  # waits on the log's condition before the writer does
+    threading.Event().wait(0.2)
+    with log:
+        ticket = log.submit(b"one entry")
+        assert ticket.integrated.result(10) == Integrated(0, 1)
+        waiter.join(10)
+    assert grown == [1]
+
+
 # --- batch signing --------------------------------------------------------------------------
 
 

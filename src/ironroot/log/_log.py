@@ -384,14 +384,16 @@ class Log:
     def _enqueue(self, item: tuple[bytes, bytes, Ticket]) -> None:
         """Queue one item (``self._cond`` held); wake the writer only when it waits for one:
         for a first item, or for a full batch while it lingers (a wake-up per submission
-        would hand it the GIL for nothing)."""
+        would hand it the GIL for nothing). ``notify_all``: other threads wait on the same
+        condition (:meth:`wait_for_growth`), and a single ``notify`` could wake one of them
+        instead of the writer."""
         queue = self._queue
         queue.append(item)
         if len(queue) == 1:
             self._queued_at = time.monotonic()
-            self._cond.notify()
+            self._cond.notify_all()
         elif len(queue) == self._max_batch:
-            self._cond.notify()
+            self._cond.notify_all()
 
     @property
     def in_flight(self) -> int:
