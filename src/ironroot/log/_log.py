@@ -75,6 +75,9 @@ __all__ = ["BatchSigner", "Integrated", "Log", "Ticket"]
 _log = logging.getLogger("ironroot.log")
 _FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
 _NODE_CACHE = 1 << 16
+# A batch up to this many entries puts the nodes it creates into the node cache (about two
+# per entry); a bulk load's would only push each other out, so tiles serve those.
+_SEED_ENTRIES = 2048
 _TILE_CACHE = 512
 _BACKOFF_FIRST = 0.05
 _BACKOFF_MAX = 30.0
@@ -549,9 +552,11 @@ class Log:
         edge = self._edge.copy()
         touched: dict[tuple[int, int], bytearray] = {}
         nodes: list[tuple[tuple[int, int], bytes]] = []
+        seed = len(leftovers) + len(new) <= _SEED_ENTRIES
 
         def visit(level: int, index: int, digest: bytes) -> None:
-            nodes.append(((level, index), digest))
+            if seed:
+                nodes.append(((level, index), digest))
             if level % TILE_HEIGHT:
                 return
             tile_level = level // TILE_HEIGHT
