@@ -37,6 +37,7 @@ LAYERS = [
     "keyrelease",
     "platform",
     "fleet",
+    "audit",
     "cli",
     "demo",
     "__main__",

@@ -30,10 +30,12 @@ CLIENTS = {
     "attest verify-result",
     "keyrelease challenge",
     "keyrelease request",
+    "audit export",
     "witness cosign",
     "witness add-log",
     "monitor once",
     "monitor follow",
+    "fleet desired publish",
 }
 SERVERS = {"serve", "attest serve", "keyrelease serve", "platform serve", "witness serve"}
 CLIENT_OPTIONS = {"--ca", "--client-cert", "--client-key"}

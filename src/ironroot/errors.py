@@ -16,6 +16,7 @@ from typing import ClassVar
 
 __all__ = [
     "AlgorithmNotAccepted",
+    "AuditBundleRejected",
     "AuditChainBroken",
     "BadSignature",
     "CertificateExpired",
@@ -816,3 +817,17 @@ class FlashProtected(PolicyRejected):
     code = "flash-protected"
     title = "Flash Region Protected"
     http_status = 403
+
+
+# --- external audit ------------------------------------------------------------------------
+
+
+class AuditBundleRejected(VerificationFailed):
+    """An audit bundle that is not intact: not an audit bundle at all, a seal that does not
+    verify or seals another index, or a member changed, swapped, missing or added since the
+    node's root of trust sealed it. ``code`` says which (``bundle-malformed``,
+    ``seal-invalid``, ``index-not-sealed``, ``member-changed``, ``member-missing``,
+    ``member-unexpected``)."""
+
+    code = "audit-bundle-rejected"
+    title = "Audit Bundle Rejected"

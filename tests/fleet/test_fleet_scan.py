@@ -77,6 +77,8 @@ def test_a_statement_concerning_the_class_triggers_every_node(fleet: Fleet, worl
     assert affected_classes([klass], [_event(OTHER, world.model("gpu"))]) == {klass.name}
     assert affected_classes([klass], [_event(OTHER, klass.trust.platform)]) == {klass.name}
     assert affected_classes([klass], [_event(OTHER, "sha384:" + "00" * 48)]) == set()
+    desired = _event(OTHER, f"urn:ironroot:desired-state:{klass.name}")
+    assert affected_classes([klass], [desired]) == {klass.name}
 
 
 def test_a_failing_attestation_is_recorded_and_the_round_goes_on(fleet: Fleet) -> None:

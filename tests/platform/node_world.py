@@ -101,6 +101,8 @@ class World:
     pfm: bytes = b""
     pfm_ts: bytes = b""
     template: Path | None = None
+    urls: dict[str, str] = dataclasses.field(default_factory=dict)
+    """The base URLs of the ``trusted`` and ``untrusted`` services (their read API too)."""
 
     @property
     def descriptor_hash(self) -> bytes:
@@ -256,6 +258,7 @@ def make_world(root: Path) -> Iterator[World]:
         world = World(
             ecc, pqc, statement_key, other_key, trusted, untrusted, trusted.service_keys(), root
         )
+        world.urls = {"trusted": good_server.url, "untrusted": rogue_server.url}
         for component in COMPONENTS:
             for version, svn in (("1.0", 3), ("2.0", 4)):
                 bundle = world.bundle(component, svn=svn, tag=version)

@@ -52,6 +52,7 @@ GROUPS: Final[Mapping[str, tuple[str, str]]] = {
     "keyrelease": ("keyrelease", "secure key release to attested TEEs"),
     "platform": ("platform", "the platform: a DC-SCM RoT and BMC, its flash, updates, PFMs"),
     "fleet": ("fleet", "a fleet of nodes: manufacture, registry, admission"),
+    "audit": ("audit", "a node's audit bundle: export it, verify it offline"),
     "witness": ("witness", "run a C2SP tlog-witness; have a log's checkpoint cosigned"),
     "monitor": ("monitor", "follow transparency logs: consistency, watched statements, forks"),
     "completion": ("completion", "print a shell completion script"),

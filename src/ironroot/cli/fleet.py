@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ironroot.cli._fleet_desired import register_desired
 from ironroot.cli._time import instant, now_or
 from ironroot.errors import ConfigError
 
@@ -93,6 +94,7 @@ def register(sub: Any) -> None:
     _fleet_option(events)
     events.add_argument("--node", help="one node's events")
     events.set_defaults(func=_events)
+    register_desired(verbs)
 
 
 def _vendor_ca(directory: Path) -> Any:

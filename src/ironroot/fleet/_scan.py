@@ -14,10 +14,10 @@ Which nodes, in one round (:meth:`Scanner.scan`):
   are always due;
 * **triggered**: when a :class:`~ironroot.monitor.Monitor` following the trusted logs reports
   new statements, every node of a class the statement concerns — its issuer publishes for the
-  class (any component, PFMs), or its subject names the class's platform, one of its firmware
-  products, or (a SAFE review) the ``sha384:`` digest of firmware the class runs. A new
-  revocation, SVN minimum, review with a new finding or reference value therefore reaches the
-  nodes it concerns in the round after it is logged, not a period later.
+  class (any component, PFMs), or its subject names the class's platform, its desired state,
+  one of its firmware products, or (a SAFE review) the ``sha384:`` digest of firmware the
+  class runs. A new revocation, SVN minimum, review with a new finding or reference value
+  therefore reaches the nodes it concerns in the round after it is logged, not a period later.
 
 Each round returns a :class:`ScanReport`: which nodes were attested and why, their status
 after, and the ones whose attestation raised (recorded as fleet events, never fatal to the
@@ -87,8 +87,9 @@ def _subjects(klass: NodeClass) -> set[str]:
     subjects of its logged statements) and ``sha384:`` of each image's manifest."""
     from ironroot.cose import SignedStatement
     from ironroot.firmware import FirmwareBundle
+    from ironroot.fleet._desired import desired_subject
 
-    subjects = {klass.trust.platform}
+    subjects = {klass.trust.platform, desired_subject(klass.name)}
     for name, image in klass.images.items():
         try:
             manifest = FirmwareBundle.parse(image).manifest.encode()

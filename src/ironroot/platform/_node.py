@@ -674,6 +674,27 @@ class Platform:
             pfm_statement if isinstance(pfm_statement, bytes) else None
         )
 
+    def active_image(self, component: str) -> bytes:
+        """The bytes of ``component``'s active image as the RoT reads them from flash
+        (``"pfm"``: the active signed PFM), for evidence and audit. ``DeviceStateTampered``
+        (``flash-check``) when the slot does not hold the image the journal names."""
+        with self.rot() as rot:
+            assert rot.state is not None
+            if component == "pfm":
+                cs, chip, region = rot.state.pfm, "rot", f"pfm{rot.state.pfm.active}"
+            elif component in COMPONENTS:
+                cs = rot.state.component(component)
+                chip, region = component, f"slot{cs.active}"
+            else:
+                raise NotFound(f"no component {component!r}")
+            read = rot.flash.chip(chip).image(region)
+            if cs.image is None or read is None or read[1] != cs.image.sha384:
+                raise DeviceStateTampered(
+                    f"{component}'s active slot does not hold the image the RoT journaled",
+                    code="flash-check",
+                )
+            return read[0]
+
     # --- the BMC's SPI port -----------------------------------------------------------------
 
     def bmc_write(self, chip: str, offset: int, data: bytes, *, now: dt.datetime) -> None:

@@ -356,12 +356,18 @@ class PlatformTrust:
             document = tomllib.loads(_read(file).decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{file} is not valid TOML: {exc}") from exc
-        base = file.parent
+        return cls.from_toml(document, file.parent, str(file))
+
+    @classmethod
+    def from_toml(cls, document: Mapping[str, Any], base: Path, where: str) -> PlatformTrust:
+        """The trust a parsed ``platform.toml`` document gives (format in the module docs),
+        key files relative to ``base``; ``where`` names the document in errors. For files
+        that embed the platform trust among other settings (``ironroot.audit``'s trust)."""
         top = _members(
-            document,
+            dict(document),
             {"platform", "vendor", "transparency", "issuers"},
             {"healthy_boots", "safe"},
-            str(file),
+            where,
         )
         vendor = _members(top["vendor"], {"ecc", "pqc"}, set(), "[vendor]")
         transparency = _members(top["transparency"], {"service_keys"}, set(), "[transparency]")

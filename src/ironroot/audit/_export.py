@@ -1,0 +1,365 @@
+"""Exporting a node's audit bundle: collect what justifies its state, then seal it.
+
+:func:`collect_export` reads, through the layers below, everything a third party needs to
+re-check the node offline (member names in ``docs/fleet.md``, "External audit"): the registry
+row and events, the platform's configuration, journaled state, journal and event log, the
+RoT's fuse view and DICE chains, the active PFM and every component's active firmware bundle
+with the statements each was accepted with, a fresh SPDM measurement of each device answering
+a nonce derived from the export nonce, the EAR (when the node was admitted and its token is
+found), the HSM's audit chain and checkpoints (when the node has an HSM), and from each
+transparency service given the current checkpoint with the consistency and inclusion proofs of
+every receipt it signed. What the node does not have is recorded in the index's ``absent`` map
+with the reason. :meth:`AuditExport.seal` has the node's RoT quote the index.
+
+Where an EAR is found, in order: the ``ear`` argument; ``<fleet>/ears/<ear id>.jwt`` or
+``.cwt`` (the registry's ``ear_id``); the ``ear`` member (a compact JWT) of the node's latest
+``admitted`` event. An HSM belongs to a node when ``<node>/hsm/audit.jsonl`` exists (an
+``ironroot.hsm`` directory); its signed audit checkpoints are the ``*.cose`` files of
+``<node>/hsm/checkpoints/`` (``ironroot hsm audit checkpoint --out``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Final
+
+from ironroot._fileio import read_limited
+from ironroot.audit._bundle import AuditBundle, AuditIndex, MemberEntry, check_name, seal_nonce
+from ironroot.audit._proofs import fetch_log
+from ironroot.cose import Receipt, TransparentStatement, encode_cbor
+from ironroot.crypto import Algorithm
+from ironroot.errors import ConfigError, IronrootError
+from ironroot.fleet import Fleet
+from ironroot.log import LogFetcher
+from ironroot.platform import (
+    COMPONENTS,
+    DEVICES,
+    Platform,
+    PlatformDevice,
+    device_references,
+    measure_device,
+)
+from ironroot.rot import Device
+
+__all__ = ["AuditExport", "collect_export", "export_bundle", "spdm_nonce"]
+
+JSON: Final = "application/json"
+CBOR: Final = "application/cbor"
+COSE: Final = "application/cose"
+FIRMWARE: Final = "application/octet-stream"
+NOTE: Final = "text/plain"
+JSONL: Final = "application/jsonl"
+JWT: Final = "application/jwt"
+CWT: Final = "application/cwt"
+_MAX_FILE: Final = 64 * 1024 * 1024
+_EAR_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_SPDM_DOMAIN: Final = b"ironroot-audit-bundle/1 spdm\x00"
+
+
+def spdm_nonce(export_nonce: bytes, device: str) -> bytes:
+    """The 32-byte SPDM challenge the export sends ``device`` (bound to the sealed nonce)."""
+    return hashlib.sha256(_SPDM_DOMAIN + export_nonce + device.encode()).digest()
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditExport:
+    """A node's members and absences before the seal: ``members`` maps each name to its
+    bytes and media type. :meth:`seal` has the node's RoT sign the index."""
+
+    node: str
+    node_class: str
+    platform: str
+    exported_at: dt.datetime
+    nonce: bytes
+    members: Mapping[str, tuple[bytes, str]]
+    absent: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in (*self.members, *self.absent):
+            check_name(name)
+        object.__setattr__(self, "members", MappingProxyType(dict(self.members)))
+        object.__setattr__(self, "absent", MappingProxyType(dict(self.absent)))
+
+    def index(self) -> AuditIndex:
+        return AuditIndex(
+            node=self.node,
+            node_class=self.node_class,
+            platform=self.platform,
+            exported_at=self.exported_at,
+            nonce=self.nonce,
+            members={n: MemberEntry.of(d, t) for n, (d, t) in self.members.items()},
+            absent=self.absent,
+        )
+
+    def replace(
+        self,
+        members: Mapping[str, tuple[bytes, str] | None] | None = None,
+        absent: Mapping[str, str | None] | None = None,
+    ) -> AuditExport:
+        """A copy with ``members`` set (``None`` removes one) and ``absent`` reasons set."""
+        new_members = dict(self.members)
+        for name, value in (members or {}).items():
+            if value is None:
+                new_members.pop(name, None)
+            else:
+                new_members[name] = value
+        new_absent = dict(self.absent)
+        for name, reason in (absent or {}).items():
+            if reason is None:
+                new_absent.pop(name, None)
+            else:
+                new_absent[name] = reason
+        return dataclasses.replace(self, members=new_members, absent=new_absent)
+
+    def seal(self, rot: Device) -> bytes:
+        """The bundle file: the index sealed by ``rot`` (the node's root of trust)."""
+        index = self.index().encode()
+        quote = rot.quote(seal_nonce(index))
+        return AuditBundle(index, {n: d for n, (d, _t) in self.members.items()}, quote).encode()
+
+
+def _ear(fleet: Fleet, node_id: str, ear_id: str | None) -> tuple[bytes, str] | str:
+    """The node's EAR and its media type, or why there is none."""
+    if not ear_id:
+        return "the registry holds no EAR for the node: it was never admitted"
+    if _EAR_ID.fullmatch(ear_id):
+        for suffix, media in ((".jwt", JWT), (".cwt", CWT)):
+            path = fleet.directory / "ears" / f"{ear_id}{suffix}"
+            if path.is_file():
+                return read_limited(path, 1024 * 1024), media
+    for event in reversed(fleet.events(node=node_id, limit=100_000)):
+        token = event.detail.get("ear") if event.kind == "admitted" else None
+        if isinstance(token, str) and token:
+            return token.encode("ascii", "replace"), JWT
+    return (
+        f"the registry names EAR {ear_id}, but its token is stored neither in ears/ nor in "
+        "the admission event"
+    )
+
+
+def _hsm(node_dir: Path) -> dict[str, tuple[bytes, str]] | str:
+    directory = node_dir / "hsm"
+    audit = directory / "audit.jsonl"
+    if not audit.is_file():
+        return f"the node has no HSM ({audit.relative_to(node_dir.parent.parent)} does not exist)"
+    members = {"hsm/audit.jsonl": (read_limited(audit, 1024 * 1024 * 1024), JSONL)}
+    checkpoints = directory / "checkpoints"
+    if checkpoints.is_dir():
+        for number, path in enumerate(sorted(checkpoints.glob("*.cose"))):
+            members[f"hsm/checkpoint-{number}.cose"] = (read_limited(path, 1024 * 1024), COSE)
+    return members
+
+
+def _devices(
+    platform: Platform,
+    images: Mapping[str, bytes],
+    statements: Mapping[str, tuple[bytes, ...]],
+    nonce: bytes,
+    now: dt.datetime,
+) -> tuple[dict[str, tuple[bytes, str]], dict[str, str]]:
+    members: dict[str, tuple[bytes, str]] = {}
+    absent: dict[str, str] = {}
+    trust = platform.config.trust
+    for name in DEVICES:
+        if name not in images:
+            absent[f"spdm/{name}.cbor"] = f"{name} was not measured: its active image is absent"
+            continue
+        info = platform.config.devices[name]
+        try:
+            references = device_references(
+                statements[name],
+                trust_service_keys=trust.service_keys,
+                issuers=trust.issuers_of(name),
+                vendor=info.vendor,
+                model=info.model,
+                now=now,
+            )
+            device = PlatformDevice.open(platform.directory / "devices", name)
+            result = measure_device(
+                device,
+                images[name],
+                root=info.root,
+                references=references,
+                now=now,
+                nonce=spdm_nonce(nonce, name),
+            )
+        except IronrootError as exc:
+            absent[f"spdm/{name}.cbor"] = f"{name} could not be measured: {exc.code}: {exc.detail}"
+            continue
+        if result.evidence is None:
+            absent[f"spdm/{name}.cbor"] = f"{name}'s SPDM session failed: {result.code}"
+        else:
+            members[f"spdm/{name}.cbor"] = (result.evidence, CBOR)
+    return members, absent
+
+
+def collect_export(
+    fleet: Fleet,
+    node_id: str,
+    *,
+    logs: Sequence[LogFetcher],
+    now: dt.datetime,
+    ear: bytes | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> AuditExport:
+    """Everything that justifies ``node_id``'s state (module docs), not yet sealed.
+
+    ``logs``: the transparency services whose receipts the node's statements carry (their
+    read API: checkpoint, tiles, keys); ``now``: the export time; ``ear``: the node's EAR when
+    the caller has it (else it is looked up, module docs)."""
+    if now.tzinfo is None:
+        raise ConfigError("now must be timezone-aware")
+    if not logs:
+        raise ConfigError("an export fetches checkpoints from at least one transparency service")
+    step = progress or (lambda _what: None)
+    record = fleet.record_of(node_id)
+    platform = fleet.node(node_id)
+    rot = fleet.rot(node_id)
+    nonce = secrets.token_bytes(32)
+    members: dict[str, tuple[bytes, str]] = {}
+    absent: dict[str, str] = {}
+
+    step("registry and platform state")
+    members["node/record.json"] = (_json(record.to_json()), JSON)
+    events = fleet.events(node=node_id, limit=100_000)
+    members["node/events.json"] = (_json([e.to_json() for e in events]), JSON)
+    members["platform/config.json"] = (
+        read_limited(platform.directory / "platform.json", 1024 * 1024),
+        JSON,
+    )
+    members["platform/state.json"] = (_json(platform.show()), JSON)
+    members["platform/journal.json"] = (_json(platform.journal()), JSON)
+    members["platform/events.json"] = (_json([e.to_json() for e in platform.events()]), JSON)
+
+    step("fuses and DICE chain")
+    shown = rot.show()
+    members["rot/fuses.json"] = (_json(shown["fuses"]), JSON)
+    chains = {
+        "es384": list(rot.chain(Algorithm.ES384)),
+        "ml-dsa-87": list(rot.chain(Algorithm.ML_DSA_87)),
+    }
+    members["rot/dice-chain.cbor"] = (encode_cbor(chains), CBOR)
+
+    step("PFM and firmware")
+    state = platform.state()
+    logged: dict[str, bytes] = {}
+    images: dict[str, bytes] = {}
+    statements: dict[str, tuple[bytes, ...]] = {}
+    try:
+        members["pfm/pfm.cose"] = (platform.active_image("pfm"), COSE)
+        if state.pfm.image is not None:
+            pfm_statements, pfm_statement = platform.evidence(state.pfm.image.evidence)
+            carried = (pfm_statement,) if pfm_statement is not None else pfm_statements
+            for number, data in enumerate(carried):
+                name = "pfm/statement.cose" if number == 0 else f"pfm/statement-{number}.cose"
+                members[name] = (data, COSE)
+                logged[name] = data
+    except IronrootError as exc:
+        absent["pfm/pfm.cose"] = f"the active PFM cannot be read: {exc.code}: {exc.detail}"
+    for component in COMPONENTS:
+        cs = state.component(component)
+        try:
+            images[component] = platform.active_image(component)
+            assert cs.image is not None
+            statements[component] = platform.evidence(cs.image.evidence)[0]
+        except IronrootError as exc:
+            absent[f"firmware/{component}/bundle.bin"] = (
+                f"{component}'s active image cannot be read: {exc.code}: {exc.detail}"
+            )
+            images.pop(component, None)
+            continue
+        members[f"firmware/{component}/bundle.bin"] = (images[component], FIRMWARE)
+        for number, data in enumerate(statements[component]):
+            name = f"firmware/{component}/statement-{number}.cose"
+            members[name] = (data, COSE)
+            logged[name] = data
+
+    step("SPDM measurements")
+    spdm, spdm_absent = _devices(platform, images, statements, nonce, now)
+    members.update(spdm)
+    absent.update(spdm_absent)
+
+    step("attestation result and HSM")
+    found = (
+        (ear, CWT if ear[:1] == b"\xd2" else JWT)
+        if ear is not None
+        else _ear(fleet, node_id, record.ear_id)
+    )
+    if isinstance(found, str):
+        absent["attestation/ear"] = found
+    else:
+        members[f"attestation/ear.{found[1].rsplit('/', 1)[1]}"] = found
+    hsm = _hsm(platform.directory)
+    if isinstance(hsm, str):
+        absent["hsm"] = hsm
+    else:
+        members.update(hsm)
+        logged.update({n: d for n, (d, _t) in hsm.items() if n.startswith("hsm/checkpoint-")})
+
+    step("checkpoints and proofs")
+    transparent = {n: d for n, d in logged.items() if _has_receipts(d)}
+    covered: set[bytes] = set()
+    for number, fetcher in enumerate(logs):
+        fetched = fetch_log(fetcher, transparent)
+        covered |= fetched.kids
+        members[f"transparency/{number}/checkpoint"] = (fetched.checkpoint, NOTE)
+        members[f"transparency/{number}/proofs.cbor"] = (fetched.proofs.encode(), CBOR)
+    for kid in sorted(_receipt_kids(transparent) - covered):
+        absent[f"transparency/kid-{kid.hex()[:16]}"] = (
+            f"no transparency service given at export publishes receipt key {kid.hex()}: "
+            "its receipts are not covered by a checkpoint"
+        )
+    return AuditExport(
+        node=node_id,
+        node_class=record.node_class,
+        platform=platform.config.trust.platform,
+        exported_at=now,
+        nonce=nonce,
+        members=members,
+        absent=absent,
+    )
+
+
+def _has_receipts(data: bytes) -> bool:
+    try:
+        TransparentStatement.parse(data)
+    except IronrootError:
+        return False
+    return True
+
+
+def _receipt_kids(statements: Mapping[str, bytes]) -> set[bytes]:
+    kids: set[bytes] = set()
+    for data in statements.values():
+        for receipt in TransparentStatement.parse(data).receipts:
+            kids.add(Receipt.parse(receipt).kid)
+    return kids
+
+
+def export_bundle(
+    fleet: Fleet,
+    node_id: str,
+    *,
+    logs: Sequence[LogFetcher],
+    now: dt.datetime,
+    ear: bytes | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> bytes:
+    """The node's audit bundle: :func:`collect_export`, sealed by the node's RoT."""
+    export = collect_export(fleet, node_id, logs=logs, now=now, ear=ear, progress=progress)
+    if progress is not None:
+        progress("seal")
+    return export.seal(fleet.rot(node_id))

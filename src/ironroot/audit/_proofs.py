@@ -1,0 +1,312 @@
+"""Checkpoints with consistency and inclusion proofs for every receipt in a bundle.
+
+A receipt signs the root of the tree its entry was integrated in (size *T*). At export, each
+transparency service's current signed checkpoint (size *N* ≥ *T*, a C2SP note) is fetched
+with its tiles (c2sp.org/tlog-tiles), and for every receipt the service signed the exporter
+computes from the tiles an RFC 9162 consistency proof from *T* to *N* and an inclusion proof
+of the entry at *N*. Offline, :func:`verify_log_proofs` checks the checkpoint's note signature
+against the auditor's checkpoint keys, recomputes each receipt's root from its entry, and
+verifies that root consistent with the checkpoint's (``InconsistentCheckpoint`` otherwise: the
+log the receipt came from and the log the checkpoint describes have diverged — a split view),
+and the entry included at *N*. Every receipt by a trusted service key must be covered.
+
+Member ``transparency/<n>/proofs.cbor`` (deterministic CBOR), beside the checkpoint
+``transparency/<n>/checkpoint``::
+
+    proofs = {
+      "format": "ironroot-audit-proofs/1",
+      "origin": tstr,                    ; the checkpoint's origin
+      "tree_size": uint,                 ; the checkpoint's size N
+      "entries": [* {
+        "member": tstr,                  ; the statement's member name
+        "receipt": uint,                 ; which receipt of its header 394
+        "leaf_index": uint,
+        "receipt_tree_size": uint,       ; T
+        "consistency": [* bstr],         ; T -> N
+        "inclusion": [* bstr],           ; the entry at N
+      }],
+    }
+
+:func:`fetch_log` is the I/O shell (any :class:`ironroot.log.LogFetcher`, the tree read with
+:class:`ironroot.log.TileTree`); the proof format and :func:`verify_log_proofs` are pure.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from ironroot.cose import (
+    Limits,
+    Receipt,
+    TransparentStatement,
+    decode_cbor,
+    decode_key_set,
+    encode_cbor,
+    verify_receipt,
+)
+from ironroot.crypto import Verifier
+from ironroot.errors import (
+    InconsistentCheckpoint,
+    InvalidProof,
+    MalformedInput,
+    UnknownIssuer,
+    VerificationFailed,
+)
+from ironroot.log import (
+    Checkpoint,
+    LogFetcher,
+    NoteVerifier,
+    TileTree,
+    fetch_log_identity,
+    open_checkpoint,
+)
+from ironroot.merkle import (
+    leaf_hash,
+    root_from_inclusion_proof,
+    verify_consistency,
+    verify_inclusion,
+)
+
+__all__ = [
+    "PROOFS_FORMAT",
+    "CheckedLog",
+    "EntryProof",
+    "FetchedLog",
+    "LogProofs",
+    "fetch_log",
+    "verify_log_proofs",
+]
+
+PROOFS_FORMAT: Final = "ironroot-audit-proofs/1"
+_LIMITS: Final = Limits(max_bytes=16 * 1024 * 1024, max_depth=5, max_items=4096)
+_KEYS_PATH: Final = ".well-known/scitt-keys"
+
+
+@dataclass(frozen=True, slots=True)
+class EntryProof:
+    """The proofs for one receipt of one statement member (module docs)."""
+
+    member: str
+    receipt: int
+    leaf_index: int
+    receipt_tree_size: int
+    consistency: tuple[bytes, ...]
+    inclusion: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LogProofs:
+    """One log's proofs, all to its checkpoint of ``tree_size``."""
+
+    origin: str
+    tree_size: int
+    entries: tuple[EntryProof, ...]
+
+    def encode(self) -> bytes:
+        return encode_cbor(
+            {
+                "format": PROOFS_FORMAT,
+                "origin": self.origin,
+                "tree_size": self.tree_size,
+                "entries": [
+                    {
+                        "member": e.member,
+                        "receipt": e.receipt,
+                        "leaf_index": e.leaf_index,
+                        "receipt_tree_size": e.receipt_tree_size,
+                        "consistency": list(e.consistency),
+                        "inclusion": list(e.inclusion),
+                    }
+                    for e in self.entries
+                ],
+            }
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> LogProofs:
+        """Parse strictly (``MalformedInput``)."""
+        doc = decode_cbor(data, _LIMITS)
+        if (
+            not isinstance(doc, dict)
+            or set(doc) != {"format", "origin", "tree_size", "entries"}
+            or doc["format"] != PROOFS_FORMAT
+            or not isinstance(doc["origin"], str)
+            or not _uint(doc["tree_size"])
+            or not isinstance(doc["entries"], list)
+        ):
+            raise MalformedInput(f"not an {PROOFS_FORMAT} map")
+        keys = {"member", "receipt", "leaf_index", "receipt_tree_size", "consistency", "inclusion"}
+        entries = []
+        for item in doc["entries"]:
+            if (
+                not isinstance(item, dict)
+                or set(item) != keys
+                or not isinstance(item["member"], str)
+                or not all(_uint(item[k]) for k in ("receipt", "leaf_index", "receipt_tree_size"))
+                or not _hashes(item["consistency"])
+                or not _hashes(item["inclusion"])
+            ):
+                raise MalformedInput("a proof entry is malformed")
+            entries.append(
+                EntryProof(
+                    item["member"],
+                    item["receipt"],
+                    item["leaf_index"],
+                    item["receipt_tree_size"],
+                    tuple(item["consistency"]),
+                    tuple(item["inclusion"]),
+                )
+            )
+        return cls(doc["origin"], doc["tree_size"], tuple(entries))
+
+
+def _uint(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _hashes(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(h, bytes) and len(h) == 32 for h in value)
+
+
+# --- export: proofs from a served log's tiles -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedLog:
+    """What export fetched from one service: its signed checkpoint and the proofs of the
+    receipts it signed, and the receipt key ids it publishes."""
+
+    checkpoint: bytes
+    proofs: LogProofs
+    kids: frozenset[bytes]
+
+
+def _receipts(statement: bytes) -> tuple[bytes, tuple[Receipt, ...]]:
+    parsed = TransparentStatement.parse(statement)
+    return parsed.statement.log_entry(), tuple(Receipt.parse(r) for r in parsed.receipts)
+
+
+def _receipt_root(receipt: Receipt, entry: bytes) -> tuple[int, int, bytes]:
+    proof = receipt.inclusion_proofs[0]
+    root = root_from_inclusion_proof(
+        proof.leaf_index, proof.tree_size, leaf_hash(entry), proof.path
+    )
+    return proof.leaf_index, proof.tree_size, root
+
+
+def fetch_log(fetcher: LogFetcher, statements: Mapping[str, bytes]) -> FetchedLog:
+    """The checkpoint of the log behind ``fetcher`` and, for every receipt among
+    ``statements`` (member name → Transparent Statement) signed by one of its receipt keys,
+    the proofs to it. The checkpoint is checked against the keys the service publishes and
+    against its tiles, and each proof against it: a log that serves an inconsistent view is
+    refused here (``InconsistentCheckpoint``), before anything is written."""
+    identity = fetch_log_identity(fetcher)
+    kids = frozenset(decode_key_set(fetcher.fetch(_KEYS_PATH, accept="application/cbor")))
+    note = fetcher.fetch("checkpoint")
+    checkpoint = open_checkpoint(note, identity.verifiers, origin=identity.origin)
+    tree = TileTree(fetcher, checkpoint.size)
+    if checkpoint.size == 0 or not hmac.compare_digest(tree.root(), checkpoint.root):
+        raise InconsistentCheckpoint(f"the tiles of {identity.origin} are not its checkpoint")
+    entries = []
+    for member, data in sorted(statements.items()):
+        entry, receipts = _receipts(data)
+        for number, receipt in enumerate(receipts):
+            if receipt.kid not in kids:
+                continue
+            index, size, root = _receipt_root(receipt, entry)
+            consistency = tree.consistency_proof(size)
+            try:
+                verify_consistency(size, checkpoint.size, consistency, root, checkpoint.root)
+            except InvalidProof as exc:
+                raise InconsistentCheckpoint(
+                    f"{identity.origin}'s checkpoint at {checkpoint.size} is not consistent "
+                    f"with the tree of {size} its receipt for {member} signs"
+                ) from exc
+            inclusion = tree.inclusion_proof(index)
+            entries.append(
+                EntryProof(member, number, index, size, tuple(consistency), tuple(inclusion))
+            )
+    return FetchedLog(note, LogProofs(checkpoint.origin, checkpoint.size, tuple(entries)), kids)
+
+
+# --- verification (pure) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedLog:
+    """A verified checkpoint and how many receipts its proofs covered."""
+
+    checkpoint: Checkpoint
+    covered: int
+
+
+def verify_log_proofs(
+    statements: Mapping[str, bytes],
+    logs: Sequence[tuple[bytes, bytes]],
+    *,
+    service_keys: Mapping[bytes, Verifier],
+    checkpoint_keys: Iterable[NoteVerifier],
+    note: Callable[[str], None] = lambda _line: None,
+) -> list[CheckedLog]:
+    """Verify every log's ``(checkpoint note, proofs)`` and that they cover every receipt by
+    a trusted service key among ``statements`` (module docs). Raises ``UnknownIssuer``
+    (``untrusted-log``: no trusted key signed a checkpoint), ``InconsistentCheckpoint``,
+    ``InvalidProof`` (an inclusion proof, or a proof for another receipt) or
+    ``VerificationFailed`` ``no-checkpoint`` (a trusted receipt no checkpoint covers)."""
+    verifiers = tuple(checkpoint_keys)
+    covered: set[tuple[str, int]] = set()
+    checked: list[CheckedLog] = []
+    for text, proofs_bytes in logs:
+        try:
+            checkpoint = open_checkpoint(text, verifiers)
+        except UnknownIssuer as exc:
+            raise UnknownIssuer(
+                f"no trusted checkpoint key signed a checkpoint in the bundle ({exc.detail})",
+                code="untrusted-log",
+            ) from exc
+        proofs = LogProofs.decode(proofs_bytes)
+        if proofs.origin != checkpoint.origin or proofs.tree_size != checkpoint.size:
+            raise InvalidProof(
+                f"the proofs are for {proofs.origin} at {proofs.tree_size}, the checkpoint is "
+                f"{checkpoint.origin} at {checkpoint.size}"
+            )
+        for proof in proofs.entries:
+            data = statements.get(proof.member)
+            if data is None:
+                raise InvalidProof(f"a proof names {proof.member}, which is no logged statement")
+            entry, receipts = _receipts(data)
+            if proof.receipt >= len(receipts):
+                raise InvalidProof(f"{proof.member} has no receipt {proof.receipt}")
+            receipt = verify_receipt(receipts[proof.receipt], entry, service_keys)
+            index, size, root = _receipt_root(receipt, entry)
+            if (index, size) != (proof.leaf_index, proof.receipt_tree_size):
+                raise InvalidProof(f"the proof for {proof.member} is for another receipt")
+            try:
+                verify_consistency(size, checkpoint.size, proof.consistency, root, checkpoint.root)
+            except InvalidProof as exc:
+                raise InconsistentCheckpoint(
+                    f"checkpoint {checkpoint.origin} at {checkpoint.size} is not consistent "
+                    f"with the tree of {size} the receipt of {proof.member} signs: the log "
+                    f"presented two views ({exc.detail})"
+                ) from exc
+            verify_inclusion(
+                index, checkpoint.size, leaf_hash(entry), proof.inclusion, checkpoint.root
+            )
+            covered.add((proof.member, proof.receipt))
+        checked.append(CheckedLog(checkpoint, len(proofs.entries)))
+        note(
+            f"checkpoint {checkpoint.origin} at size {checkpoint.size}: "
+            f"{len(proofs.entries)} receipt(s) consistent with it and included"
+        )
+    for member, data in sorted(statements.items()):
+        _entry, receipts = _receipts(data)
+        for number, receipt in enumerate(receipts):
+            if receipt.kid in service_keys and (member, number) not in covered:
+                raise VerificationFailed(
+                    f"no checkpoint in the bundle covers receipt {number} of {member}",
+                    code="no-checkpoint",
+                )
+    return checked

@@ -1,0 +1,190 @@
+"""The audit report: each step of the chain of trust, what it established or why it broke,
+for a terminal (rich) and for people (one self-contained HTML page, no script, no fetch).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ironroot.errors import IronrootError
+
+__all__ = ["STEP_STATUSES", "AuditReport", "AuditStep", "render_console", "render_html"]
+
+STEP_STATUSES: Final = ("ok", "failed", "skipped", "not-run")
+"""``ok``: the step holds; ``failed``: it broke; ``skipped``: the bundle records why it has
+nothing to check (an absent EAR or HSM) or the trust gives nothing to check it with;
+``not-run``: an earlier step it needs failed."""
+
+_MARKS: Final = {"ok": "✓", "failed": "✗", "skipped": "–", "not-run": "·"}
+_STYLES: Final = {"ok": "green", "failed": "bold red", "skipped": "yellow", "not-run": "dim"}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditStep:
+    """One step: ``name`` (stable, e.g. ``firmware:bmc``), a ``title`` for people, its
+    ``status``, the ``lines`` it established, and the typed ``error`` when it failed."""
+
+    name: str
+    title: str
+    status: str
+    lines: tuple[str, ...] = ()
+    error: IronrootError | None = field(default=None, compare=False, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "status": self.status,
+            "lines": list(self.lines),
+            "error": None
+            if self.error is None
+            else {
+                "code": self.error.code,
+                "class": type(self.error).__name__,
+                "message": self.error.detail,
+                "check": self.error.check,
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    """Every step of one verification, in order, and what the bundle says it is about."""
+
+    bundle_sha384: str
+    steps: tuple[AuditStep, ...]
+    node: str | None = None
+    node_class: str | None = None
+    platform: str | None = None
+    exported_at: str | None = None
+    judged_at: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(step.status != "failed" for step in self.steps)
+
+    @property
+    def failure(self) -> AuditStep | None:
+        """The first step that broke (what ``verify`` raises), or ``None``."""
+        return next((s for s in self.steps if s.status == "failed"), None)
+
+    def step(self, name: str) -> AuditStep:
+        return next(s for s in self.steps if s.name == name)
+
+    def to_json(self) -> dict[str, Any]:
+        failure = self.failure
+        return {
+            "ok": self.ok,
+            "bundle_sha384": self.bundle_sha384,
+            "node": self.node,
+            "class": self.node_class,
+            "platform": self.platform,
+            "exported_at": self.exported_at,
+            "judged_at": self.judged_at,
+            "steps": [s.to_json() for s in self.steps],
+            "error": None if failure is None else failure.to_json()["error"],
+        }
+
+
+def render_console(report: AuditReport, console: Any) -> None:
+    """Print the report on a ``rich.console.Console``: each step with its mark and lines,
+    then a summary table."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    console.print(
+        f"[bold]Audit of {escape(report.node or '?')}[/bold] "
+        f"(class {escape(report.node_class or '?')}, platform {escape(report.platform or '?')})"
+    )
+    console.print(
+        f"exported {escape(report.exported_at or '?')}, judged as of "
+        f"{escape(report.judged_at or '?')}; bundle SHA-384 {report.bundle_sha384[:32]}…"
+    )
+    for number, step in enumerate(report.steps, start=1):
+        style = _STYLES[step.status]
+        console.print(
+            f"[{style}]{_MARKS[step.status]} {number:2}. {escape(step.title)}[/{style}] "
+            f"[dim]({escape(step.name)})[/dim]"
+        )
+        for line in step.lines:
+            console.print(f"       {escape(line)}")
+        if step.error is not None:
+            console.print(
+                f"       [bold red]{escape(step.error.code)}: {escape(step.error.detail)}[/]"
+            )
+    table = Table(title="chain of trust")
+    for column in ("step", "result"):
+        table.add_column(column)
+    for step in report.steps:
+        table.add_row(step.name, f"[{_STYLES[step.status]}]{step.status}[/]")
+    console.print(table)
+    failure = report.failure
+    if failure is None:
+        console.print("[bold green]every step holds[/bold green]")
+    else:
+        console.print(f"[bold red]broken at {escape(failure.name)}[/bold red]")
+
+
+_CSS: Final = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#1b1f24}
+h1{font-size:1.4rem}table{border-collapse:collapse;width:100%}
+td,th{border-bottom:1px solid #d0d7de;padding:.35rem .5rem;text-align:left;vertical-align:top}
+.ok{color:#1a7f37}.failed{color:#cf222e;font-weight:bold}.skipped{color:#9a6700}
+.not-run{color:#6e7781}code{font-size:.85em;word-break:break-all}
+ul{margin:.2rem 0 .2rem 1rem;padding:0}.error{color:#cf222e}
+.verdict{padding:.6rem;border-radius:.3rem;font-weight:bold}
+.verdict.ok{background:#dafbe1}.verdict.failed{background:#ffebe9}
+"""
+
+
+def render_html(report: AuditReport) -> str:
+    """The same report as one self-contained HTML page (every value escaped)."""
+    e = html.escape
+    failure = report.failure
+    verdict = (
+        '<p class="verdict ok">Every step of the chain of trust holds.</p>'
+        if failure is None
+        else f'<p class="verdict failed">Broken at step {e(failure.name)}: '
+        f"{e(failure.error.code if failure.error else '')} — "
+        f"{e(failure.error.detail if failure.error else '')}</p>"
+    )
+    rows = []
+    for number, step in enumerate(report.steps, start=1):
+        lines = "".join(f"<li>{e(line)}</li>" for line in step.lines)
+        error = (
+            f'<p class="error"><code>{e(type(step.error).__name__)}</code> '
+            f"<code>{e(step.error.code)}</code>: {e(step.error.detail)}</p>"
+            if step.error is not None
+            else ""
+        )
+        rows.append(
+            f"<tr><td>{number}</td><td><strong>{e(step.title)}</strong><br>"
+            f"<code>{e(step.name)}</code></td>"
+            f'<td class="{e(step.status)}">{_MARKS[step.status]} {e(step.status)}</td>'
+            f"<td><ul>{lines}</ul>{error}</td></tr>"
+        )
+    facts = [
+        ("node", report.node),
+        ("class", report.node_class),
+        ("platform", report.platform),
+        ("exported at", report.exported_at),
+        ("judged as of", report.judged_at),
+        ("bundle SHA-384", report.bundle_sha384),
+    ]
+    header = "".join(
+        f"<tr><th>{e(k)}</th><td><code>{e(v or '?')}</code></td></tr>" for k, v in facts
+    )
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f"<title>Ironroot audit of {e(report.node or '?')}</title>"
+        f"<style>{_CSS}</style></head><body>"
+        f"<h1>Ironroot audit of {e(report.node or '?')}</h1>"
+        f"<table>{header}</table>{verdict}"
+        "<h2>Chain of trust, step by step</h2>"
+        "<table><tr><th>#</th><th>step</th><th>result</th><th>what it established</th></tr>"
+        + "".join(rows)
+        + "</table></body></html>\n"
+    )

@@ -1,0 +1,215 @@
+"""What an auditor trusts: :class:`AuditTrust`, read from a TOML trust file.
+
+The trust file is a ``platform.toml`` (:class:`ironroot.platform.PlatformTrust`: the platform
+id, the vendor's firmware keys, the transparency services' receipt keys, the issuers allowed
+per component, the SAFE requirements) with what an audit adds, keys given by file path
+relative to the file::
+
+    platform = "pkg:platform/acme/node-7"
+
+    [vendor]
+    ecc = ["vendor-ecc-0.pub.pem"]          # firmware signing keys, descriptor order
+    pqc = ["vendor-mldsa-0.pub.pem"]
+    fused_hash = "5f1c…"                    # optional: the vendor key hash the RoT's fuses
+                                            # must hold (default: the hash of the keys above)
+    roots = ["vendor-ca"]                   # the vendor CA roots that issue IDevIDs (PEM
+                                            # certificates: files or folders)
+
+    [transparency]
+    service_keys = ["service-keys.cbor"]    # receipt keys (COSE Key Sets or PEM)
+    checkpoint_keys = ["transparency.example+1f2e3d4c+AU…"]   # C2SP note verifier keys
+
+    [issuers]
+    bmc = ["https://vendor.example"]
+    pfm = ["https://vendor.example"]
+
+    [safe.bmc]                              # optional: a SAFE review required, as platform.toml
+    providers = ["review-providers"]
+    max_severity = "medium"
+
+    [verifier]                              # optional: the attestation verifiers whose EARs count
+    keys = ["verifier.pub.pem"]
+
+    [hsm]                                   # optional: HSM attestation keys (audit checkpoints)
+    attestation_keys = ["hsm-attestation.pub.pem"]
+
+An empty set trusts nothing: with no ``[verifier]`` keys an EAR in a bundle does not verify;
+without ``checkpoint_keys`` no checkpoint does. Every file must load (``ConfigError`` naming
+it).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+from ironroot._fileio import read_limited
+from ironroot.crypto import PublicKey, Verifier
+from ironroot.errors import ConfigError, IronrootError
+from ironroot.log import NoteVerifier
+from ironroot.platform import PlatformTrust
+from ironroot.rot import parse_certificates
+from ironroot.safe import ProviderKeys
+
+__all__ = ["AuditTrust"]
+
+_MAX_FILE: Final = 1024 * 1024
+_PEM_SUFFIXES: Final = frozenset((".pem", ".crt", ".cer", ".pub"))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditTrust:
+    """The trust anchors an audit bundle is verified against (module docs).
+
+    ``platform``: the platform trust (vendor firmware keys, receipt keys, issuers, SAFE);
+    ``vendor_roots``: DER vendor CA certificates that issue IDevIDs (the quote's chains end
+    there); ``checkpoint_keys``: the logs' C2SP note verifier keys; ``verifier_keys``: EAR
+    signing keys by kid; ``fused_vendor_key_hash``: what the RoT's vendor key hash fuse must
+    hold (default: the platform trust's keys' hash); ``hsm_attestation_keys``: the keys HSM
+    audit checkpoints are signed with.
+    """
+
+    platform: PlatformTrust
+    vendor_roots: tuple[bytes, ...]
+    checkpoint_keys: tuple[NoteVerifier, ...] = ()
+    verifier_keys: Mapping[bytes, Verifier] = field(default_factory=dict)
+    fused_vendor_key_hash: bytes = b""
+    hsm_attestation_keys: tuple[PublicKey, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.platform, PlatformTrust):
+            raise ConfigError("an audit trust holds a PlatformTrust")
+        if not self.vendor_roots or not all(isinstance(r, bytes) for r in self.vendor_roots):
+            raise ConfigError("an audit trust names at least one vendor CA root (DER)")
+        for root in self.vendor_roots:
+            try:
+                parse_certificates(root)
+            except IronrootError as exc:
+                raise ConfigError(f"a vendor CA root does not parse: {exc.detail}") from exc
+        if not all(isinstance(k, NoteVerifier) for k in self.checkpoint_keys):
+            raise ConfigError("checkpoint keys are C2SP note verifiers")
+        fused = self.fused_vendor_key_hash or self.platform.vendor_key_hash
+        if len(fused) != 48:
+            raise ConfigError("the fused vendor key hash is 48 bytes (SHA-384)")
+        object.__setattr__(self, "fused_vendor_key_hash", fused)
+        object.__setattr__(self, "verifier_keys", MappingProxyType(dict(self.verifier_keys)))
+
+    @property
+    def review_providers(self) -> ProviderKeys:
+        """Every SAFE review provider the platform trust names, over all components."""
+        return ProviderKeys(entry for r in self.platform.safe.values() for entry in r.providers)
+
+    @classmethod
+    def load_toml(cls, path: str | os.PathLike[str]) -> AuditTrust:
+        """Read a trust file (module docs); paths in it are relative to it."""
+        file = Path(path)
+        try:
+            document = tomllib.loads(_read(file).decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file} is not valid TOML: {exc}") from exc
+        base = file.parent
+        rest: dict[str, Any] = dict(document)
+        vendor = _table(rest.get("vendor"), "vendor")
+        transparency = _table(rest.get("transparency"), "transparency")
+        verifier = _table(rest.pop("verifier", {}), "verifier", {"keys"})
+        hsm = _table(rest.pop("hsm", {}), "hsm", {"attestation_keys"})
+        roots_value = vendor.pop("roots", None)
+        fused_value = vendor.pop("fused_hash", None)
+        checkpoint_value = transparency.pop("checkpoint_keys", [])
+        rest["vendor"], rest["transparency"] = vendor, transparency
+        platform = PlatformTrust.from_toml(rest, base, str(file))
+        if roots_value is None:
+            raise ConfigError(f"{file}: [vendor] roots names the vendor CA certificates")
+        roots = tuple(
+            cert.der
+            for p in _files(base, roots_value, "[vendor] roots")
+            for cert in _certificates(p)
+        )
+        fused = b""
+        if fused_value is not None:
+            try:
+                fused = bytes.fromhex(str(fused_value))
+            except ValueError as exc:
+                raise ConfigError(f"{file}: [vendor] fused_hash is not hex") from exc
+        if not isinstance(checkpoint_value, list) or not all(
+            isinstance(v, str) for v in checkpoint_value
+        ):
+            raise ConfigError(f"{file}: [transparency] checkpoint_keys is a list of vkeys")
+        try:
+            checkpoint_keys = tuple(NoteVerifier.from_vkey(v) for v in checkpoint_value)
+        except IronrootError as exc:
+            raise ConfigError(f"{file}: a checkpoint key: {exc.detail}") from exc
+        verifier_keys = {
+            key.kid: key
+            for p in _files(base, verifier.get("keys", []), "[verifier] keys", empty=True)
+            for key in (_public_key(p),)
+        }
+        hsm_keys = tuple(
+            _public_key(p)
+            for p in _files(base, hsm.get("attestation_keys", []), "[hsm] keys", empty=True)
+        )
+        return cls(
+            platform=platform,
+            vendor_roots=roots,
+            checkpoint_keys=checkpoint_keys,
+            verifier_keys=verifier_keys,
+            fused_vendor_key_hash=fused,
+            hsm_attestation_keys=hsm_keys,
+        )
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return read_limited(path, _MAX_FILE)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _table(value: object, name: str, allowed: set[str] | None = None) -> dict[str, Any]:
+    """``[name]`` as a dict (a copy); with ``allowed``, no other setting in it."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"the trust file's [{name}] is a table")
+    if allowed is not None and (unknown := set(value) - allowed):
+        raise ConfigError(f"[{name}] has an unknown setting {sorted(unknown)[0]!r}")
+    return dict(value)
+
+
+def _files(base: Path, value: object, what: str, *, empty: bool = False) -> list[Path]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{what} is a list of paths")
+    if not value and not empty:
+        raise ConfigError(f"{what} names no file")
+    out: list[Path] = []
+    for item in value:
+        path = base / item
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in _PEM_SUFFIXES)
+            if not found:
+                raise ConfigError(f"{path} holds no PEM file")
+            out.extend(found)
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise ConfigError(f"{path} does not exist")
+    return out
+
+
+def _certificates(path: Path) -> Sequence[Any]:
+    try:
+        return parse_certificates(_read(path))
+    except IronrootError as exc:
+        raise ConfigError(f"{path}: {exc.detail}") from exc
+
+
+def _public_key(path: Path) -> PublicKey:
+    try:
+        return PublicKey.from_pem(_read(path))
+    except IronrootError as exc:
+        raise ConfigError(f"{path}: {exc.detail}") from exc

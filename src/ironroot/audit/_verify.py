@@ -1,0 +1,858 @@
+"""Verifying an audit bundle offline: every step of the node's chain of trust, in order.
+
+Pure: the bundle's bytes, an :class:`~ironroot.audit.AuditTrust` and (optionally) the instant
+to judge at in; an :class:`~ironroot.audit.AuditReport` out. No network, no clock, no file.
+
+The steps (``name``: what must hold; the error when it does not):
+
+1. ``format``: the file is exactly the deterministic CBOR encoding of an
+   ``ironroot-audit-bundle/1`` map (``AuditBundleRejected`` ``bundle-malformed``).
+2. ``seal``: the seal's two signed claims name the SHA-384 of this index
+   (``index-not-sealed``), and the seal is a quote of a RoT whose DICE chain reaches one of the
+   trusted vendor CA roots, signed by both RT alias keys (``seal-invalid``, naming the quote
+   check that failed).
+3. ``members``: every member the sealed index lists is there, byte for byte, and no other
+   (``member-missing``, ``member-changed``, ``member-unexpected``).
+
+Nothing after these runs unless all three hold; the later steps each run on the sealed
+members and report separately (one failing does not hide another), judged as of the sealed
+export time unless ``at`` is given:
+
+4. ``node``: the registry row, the fleet's events, the journal and the RoT's events are well
+   formed and the sealed node's (``VerificationFailed`` ``not-the-node``).
+5. ``fuses``: the fuse view holds the trusted vendor key hash (``KeyDescriptorMismatch``),
+   production lifecycle with debug locked (``PolicyRejected`` ``debug-unlocked``), and agrees
+   with what the RoT signed in the seal (``VerificationFailed`` ``fuses-not-quoted``).
+6. ``dice``: the DICE chains exported are the chains the seal was signed with
+   (``dice-chain-mismatch``).
+7. ``pfm``: the active PFM is the one the journal names, verifies under the trusted vendor
+   keys and the fused hash, names this platform, and is logged by an issuer allowed for PFMs
+   (the platform's own PFM checks and codes: ``no-receipt``, ``untrusted-service``,
+   ``logged-pfm-mismatch``, ``issuer-not-allowed``, ``pfm-platform-mismatch``).
+8. ``firmware:<component>``: the active image is the one the journal names
+   (``not-active-image``) and passes every update check of
+   :func:`ironroot.platform.verify_update` again, under the auditor's trust: signatures,
+   revocation, SVN floor, validity, PFM, receipt by a trusted service, issuer, logged digest,
+   SAFE review when required (the error of the failing check, ``check`` naming it).
+9. ``measured-boot``: the seal's FWIDs, manifest digest and SVN are the BMC image's, and the
+   last DPE measurement of the host and each device is its active image
+   (``VerificationFailed`` ``not-measured``).
+10. ``spdm:<device>``: the device's SPDM evidence verifies to the root the platform pinned,
+    answers the nonce derived from the sealed export nonce, reports exactly the measurements
+    of its active image, and those are the logged reference values (``EndorsementMismatch``
+    ``measurement-mismatch``, ``svn-mismatch``, ``SvnRollback``; SPDM's own errors).
+11. ``reviews``: each SAFE review shipped with the firmware verifies (provider signature,
+    receipts) and names the firmware it is attached to.
+12. ``transparency``: every checkpoint is signed by a trusted log key (``UnknownIssuer``
+    ``untrusted-log``); every receipt by a trusted service is covered by one, its tree
+    consistent with the checkpoint's (``InconsistentCheckpoint``) and its entry included
+    (``InvalidProof``) (see :mod:`ironroot.audit._proofs`).
+13. ``attestation``: the EAR verifies under a trusted verifier key, was issued before the
+    export, and affirms the node if the registry says it is admitted
+    (``PolicyRejected`` ``ear-not-affirming``); skipped with the recorded reason when absent.
+14. ``hsm``: the HSM's audit chain is intact and reaches each signed checkpoint
+    (``AuditChainBroken``); its key releases are listed; skipped when the node has no HSM.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ironroot.attestation import ReferenceValues
+from ironroot.audit._bundle import AuditBundle, AuditIndex, seal_nonce
+from ironroot.audit._export import spdm_nonce
+from ironroot.audit._proofs import verify_log_proofs
+from ironroot.audit._report import AuditReport, AuditStep
+from ironroot.audit._trust import AuditTrust
+from ironroot.cose import (
+    Limits,
+    Sign1,
+    SignedStatement,
+    TransparentStatement,
+    decode_cbor,
+    verify_transparent_statement,
+)
+from ironroot.ear import TrustTier, decode_ear
+from ironroot.errors import (
+    AuditBundleRejected,
+    BadSignature,
+    DigestMismatch,
+    EndorsementMismatch,
+    InvalidProof,
+    IronrootError,
+    KeyDescriptorMismatch,
+    MalformedInput,
+    PolicyRejected,
+    StorageError,
+    SvnRollback,
+    UnknownIssuer,
+    VerificationFailed,
+)
+from ironroot.hsm import parse_audit_log, verify_audit, verify_audit_checkpoint
+from ironroot.platform import (
+    COMPONENTS,
+    DEVICE_SVN_INDEX,
+    DEVICES,
+    PFM_CONTENT_TYPE,
+    Pfm,
+    VerifiedUpdate,
+    device_measurement_blocks,
+    device_references,
+    verify_pfm,
+    verify_update,
+)
+from ironroot.rot import Fuses, Lifecycle, QuoteClaims, verify_quote
+from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE, review_from_statement
+from ironroot.spdm import MeasurementBlock, verify_spdm_evidence
+
+__all__ = ["check_bundle", "verify_bundle"]
+
+_SEAL_LIMITS: Final = Limits(max_bytes=256 * 1024, max_depth=8, max_items=512)
+_STATEMENT: Final = re.compile(r"(firmware/[a-z]+/statement-\d+|pfm/statement(-\d+)?)\.cose")
+_EAR_SKEW: Final = 60
+_MKEYS: Final = {1: "fmc", 2: "runtime"}
+_FUSE_VIEW: Final = frozenset(
+    {
+        "lifecycle",
+        "debug",
+        "uds_programmed",
+        "field_entropy_programmed",
+        "vendor_key_hash",
+        "owner_key_hash",
+        "ecc_revocation",
+        "pqc_revocation",
+        "svn",
+        "anti_rollback_disabled",
+    }
+)
+
+
+_FLEET_EVENT: Final = frozenset({"seq", "at", "node", "kind", "detail"})
+_JOURNAL_RECORD: Final = frozenset({"ctr", "step", "at"})
+_ROT_EVENT: Final = frozenset({"seq", "at", "severity", "message_id", "message", "args"})
+
+
+class _NotRun(Exception):
+    """A step that needs what an earlier, failed step would have given."""
+
+
+class _Skipped(Exception):
+    """A step with nothing to check: the bundle records why (an absent EAR or HSM)."""
+
+
+def _rejected(code: str, detail: str) -> AuditBundleRejected:
+    return AuditBundleRejected(detail, code=code)
+
+
+def _cn(subject: str) -> str:
+    """The common name of an RFC 4514 subject (the whole subject when it has none)."""
+    for part in subject.split(","):
+        if part.startswith("CN="):
+            return part[3:]
+    return subject
+
+
+def _text_time(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _posix_time(seconds: int) -> str:
+    try:
+        return _text_time(dt.datetime.fromtimestamp(seconds, dt.UTC))
+    except (OverflowError, OSError, ValueError):
+        return f"@{seconds}"
+
+
+# --- integrity: format, seal, members ---------------------------------------------------------
+
+
+def _claimed_nonces(seal: bytes) -> tuple[bytes, bytes]:
+    """The nonce each of the seal's two messages claims, before anything is verified: only to
+    tell a changed index (both claim another nonce) from a changed seal (they disagree)."""
+    try:
+        container = decode_cbor(seal, _SEAL_LIMITS)
+        if not isinstance(container, dict):
+            raise MalformedInput("the seal is not a quote map")
+        nonces = []
+        for name in ("es384", "ml-dsa-87"):
+            message = Sign1.decode(container[name], _SEAL_LIMITS)
+            claims = decode_cbor(message.payload or b"", _SEAL_LIMITS)
+            if not isinstance(claims, dict) or not isinstance(claims.get("nonce"), bytes):
+                raise MalformedInput("the seal's claims carry no nonce")
+            nonces.append(claims["nonce"])
+    except (IronrootError, KeyError, TypeError) as exc:
+        detail = exc.detail if isinstance(exc, IronrootError) else "it lacks a message"
+        raise _rejected("seal-invalid", f"the seal is not a quote: {detail}") from exc
+    return nonces[0], nonces[1]
+
+
+def _seal(
+    bundle: AuditBundle, trust: AuditTrust, at: dt.datetime | None
+) -> tuple[AuditIndex, QuoteClaims, list[str]]:
+    expected = seal_nonce(bundle.index)
+    ecc_nonce, mldsa_nonce = _claimed_nonces(bundle.seal)
+    if not hmac.compare_digest(ecc_nonce, mldsa_nonce):
+        raise _rejected("seal-invalid", "the seal's two signatures claim different nonces")
+    if not hmac.compare_digest(ecc_nonce, expected):
+        raise _rejected(
+            "index-not-sealed", "the index is not the one the seal signs: it was changed"
+        )
+    index = AuditIndex.decode(bundle.index)
+    try:
+        claims = verify_quote(
+            bundle.seal,
+            nonce=expected,
+            trust_anchors=trust.vendor_roots,
+            now=at or index.exported_at,
+        )
+    except IronrootError as exc:
+        raise _rejected(
+            "seal-invalid", f"the seal does not verify: {exc.code}: {exc.detail}"
+        ) from exc
+    lines = [
+        f"sealed by RoT Ueid {claims.ueid.hex()} ({claims.lifecycle.label}, debug "
+        f"{'locked' if claims.debug_locked else 'UNLOCKED'})",
+        f"ES384 chain: {' → '.join(_cn(c.subject) for c in claims.ecc_chain)}",
+        f"ML-DSA-87 chain: {' → '.join(_cn(c.subject) for c in claims.mldsa_chain)}",
+        f"both RT alias signatures cover SHA-384 of the index {expected.hex()[:32]}…",
+    ]
+    return index, claims, lines
+
+
+# --- the context the later steps share ------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    bundle: AuditBundle
+    index: AuditIndex
+    trust: AuditTrust
+    claims: QuoteClaims
+    at: dt.datetime
+    fuses: Fuses | None = None
+    pfm: Pfm | None = None
+    verified: dict[str, VerifiedUpdate] = field(default_factory=dict)
+
+    def member(self, name: str) -> bytes:
+        data = self.bundle.members.get(name)
+        if data is None:
+            reason = self.index.absent.get(name, "it is not in the bundle")
+            raise VerificationFailed(f"{name} is absent: {reason}", code="member-absent")
+        return data
+
+    def json(self, name: str) -> Any:
+        try:
+            return json.loads(self.member(name))
+        except (ValueError, RecursionError) as exc:
+            raise MalformedInput(f"{name} is not JSON") from exc
+
+    def state(self) -> dict[str, Any]:
+        value = self.json("platform/state.json")
+        if not isinstance(value, dict):
+            raise MalformedInput("platform/state.json is not the platform's state")
+        return value
+
+    def statements(self, component: str) -> tuple[bytes, ...]:
+        """The statements ``component``'s image was accepted with, in their export order."""
+        found = []
+        pattern = re.compile(rf"firmware/{component}/statement-(\d{{1,4}})\.cose")
+        for name, data in self.bundle.members.items():
+            if match := pattern.fullmatch(name):
+                found.append((int(match.group(1)), data))
+        return tuple(data for _n, data in sorted(found))
+
+    def image(self, component: str) -> bytes:
+        return self.member(f"firmware/{component}/bundle.bin")
+
+
+def _hex(value: object, what: str, size: int | None = None) -> bytes:
+    try:
+        data = bytes.fromhex(value) if isinstance(value, str) else None
+    except ValueError:
+        data = None
+    if data is None or (size is not None and len(data) != size):
+        raise MalformedInput(f"{what} is not {size or 'some'}-byte hex")
+    return data
+
+
+def _active_digest(state: Mapping[str, Any], component: str) -> tuple[bytes, int]:
+    """The SHA-384 the journal names for ``component``'s active image (or the PFM's), and
+    its SVN floor."""
+    try:
+        entry = state["pfm"] if component == "pfm" else state["components"][component]
+        floor = entry["svn_floor"]
+        digest = _hex(entry["active"]["sha384"], f"the journaled {component} digest", 48)
+    except (KeyError, TypeError) as exc:
+        raise MalformedInput(f"platform/state.json has no active {component} image") from exc
+    if isinstance(floor, bool) or not isinstance(floor, int):
+        raise MalformedInput(f"platform/state.json has no SVN floor for {component}")
+    return digest, floor
+
+
+def _is_active(ctx: _Context, component: str, data: bytes) -> bytes:
+    digest, _floor = _active_digest(ctx.state(), component)
+    actual = hashlib.sha384(data).digest()
+    if not hmac.compare_digest(actual, digest):
+        raise VerificationFailed(
+            f"the exported {component} image ({actual.hex()[:16]}…) is not the active image "
+            f"the RoT's journal names ({digest.hex()[:16]}…)",
+            code="not-active-image",
+        )
+    return actual
+
+
+# --- the steps ------------------------------------------------------------------------------
+
+
+def _records(ctx: _Context, name: str, keys: frozenset[str]) -> list[dict[str, Any]]:
+    """A JSON member that is a list of records with exactly ``keys``."""
+    value = ctx.json(name)
+    if not isinstance(value, list) or not all(
+        isinstance(r, dict) and set(r) == keys for r in value
+    ):
+        raise MalformedInput(f"{name} is not a list of {', '.join(sorted(keys))} records")
+    return value
+
+
+def _node(ctx: _Context) -> list[str]:
+    record = ctx.json("node/record.json")
+    if not isinstance(record, dict) or record.get("id") != ctx.index.node:
+        raise VerificationFailed("the registry row is not the sealed node's", code="not-the-node")
+    if record.get("class") != ctx.index.node_class:
+        raise VerificationFailed("the registry row names another node class", code="not-the-node")
+    events = _records(ctx, "node/events.json", _FLEET_EVENT)
+    if any(e["node"] != ctx.index.node for e in events):
+        raise VerificationFailed("the fleet events are not all the node's", code="not-the-node")
+    journal = _records(ctx, "platform/journal.json", _JOURNAL_RECORD)
+    rot_events = _records(ctx, "platform/events.json", _ROT_EVENT)
+    lines = [
+        f"{ctx.index.node} of class {ctx.index.node_class}, platform {ctx.index.platform}",
+        f"registry: {record.get('status')} since {record.get('since')} "
+        f"({record.get('reason') or 'no reason given'})",
+        f"{len(events)} fleet event(s), {len(journal)} journal record(s) and "
+        f"{len(rot_events)} RoT event(s) about the node",
+        f"exported at {_text_time(ctx.index.exported_at)}; judged as of {_text_time(ctx.at)}",
+    ]
+    if ctx.index.absent:
+        lines.append(f"absent: {', '.join(sorted(ctx.index.absent))}")
+    return lines
+
+
+def _fuses(ctx: _Context) -> list[str]:
+    view = ctx.json("rot/fuses.json")
+    if not isinstance(view, dict) or set(view) != _FUSE_VIEW:
+        raise MalformedInput("rot/fuses.json is not the RoT's fuse view")
+    try:
+        svn = view["svn"]
+        fuses = Fuses(
+            vendor_key_hash=_hex(view["vendor_key_hash"], "vendor_key_hash", 48),
+            owner_key_hash=_hex(view["owner_key_hash"] or "", "owner_key_hash"),
+            ecc_revocation=view["ecc_revocation"],
+            pqc_revocation=view["pqc_revocation"],
+            svn_bits=(1 << svn) - 1 if isinstance(svn, int) and 0 <= svn <= 128 else -1,
+            anti_rollback_disabled=view["anti_rollback_disabled"],
+            lifecycle_bits=Lifecycle.from_label(str(view["lifecycle"])).bits,
+            debug_locked=view["debug"] == "locked",
+        )
+    except (StorageError, TypeError, ValueError) as exc:
+        raise MalformedInput(f"rot/fuses.json holds an impossible fuse bank: {exc}") from exc
+    if not hmac.compare_digest(fuses.vendor_key_hash, ctx.trust.fused_vendor_key_hash):
+        raise KeyDescriptorMismatch(
+            f"the RoT's fuses hold vendor key hash {fuses.vendor_key_hash.hex()[:16]}…, the "
+            f"trust names {ctx.trust.fused_vendor_key_hash.hex()[:16]}…"
+        )
+    if fuses.debug_unlocked or fuses.lifecycle is not Lifecycle.PRODUCTION:
+        raise PolicyRejected(
+            f"the RoT is in {fuses.lifecycle.label} with debug "
+            f"{'unlocked' if fuses.debug_unlocked else 'locked'}",
+            code="debug-unlocked",
+        )
+    if ctx.claims.debug_locked != fuses.debug_locked or ctx.claims.lifecycle is not fuses.lifecycle:
+        raise VerificationFailed(
+            "the fuse view does not agree with the lifecycle and debug state the RoT signed",
+            code="fuses-not-quoted",
+        )
+    ctx.fuses = fuses
+    return [
+        f"vendor key hash {fuses.vendor_key_hash.hex()[:32]}… is the trusted one",
+        f"lifecycle {fuses.lifecycle.label}, debug locked (as the RoT signed)",
+        f"firmware SVN fuse {fuses.svn}, ECC revocation {fuses.ecc_revocation:#x}, "
+        f"ML-DSA revocation {fuses.pqc_revocation:#x}",
+    ]
+
+
+def _dice(ctx: _Context) -> list[str]:
+    try:
+        chains = decode_cbor(ctx.member("rot/dice-chain.cbor"), _SEAL_LIMITS)
+        if not isinstance(chains, dict):
+            raise TypeError
+        exported = {"es384": chains["es384"], "ml-dsa-87": chains["ml-dsa-87"]}
+    except (KeyError, TypeError) as exc:
+        raise MalformedInput("rot/dice-chain.cbor is not the RoT's two chains") from exc
+    for name, signed in (("es384", ctx.claims.ecc_chain), ("ml-dsa-87", ctx.claims.mldsa_chain)):
+        if exported[name] != [cert.der for cert in signed]:
+            raise VerificationFailed(
+                f"the exported {name} DICE chain is not the chain the seal was signed with",
+                code="dice-chain-mismatch",
+            )
+    rt = ctx.claims.ecc_chain[-1]
+    return [
+        "IDevID → LDevID → FMC alias → RT alias, both algorithms, as the seal",
+        f"RT alias {_cn(rt.subject)} ({rt.subject.split(',')[0]})",
+        f"PCRs: {', '.join(p.hex()[:16] + '…' for p in ctx.claims.pcrs)}",
+    ]
+
+
+def _logged(statement: bytes, trust: AuditTrust, what: str) -> SignedStatement:
+    try:
+        TransparentStatement.parse(statement)
+    except MalformedInput as exc:
+        raise PolicyRejected(
+            f"{what} is not on a transparency log: no receipt", code="no-receipt"
+        ) from exc
+    try:
+        return verify_transparent_statement(
+            statement, trust.platform.service_keys, require_all=False
+        ).statement
+    except UnknownIssuer as exc:
+        raise UnknownIssuer(
+            f"no receipt of {what} is by a trusted transparency service ({exc.detail})",
+            code="untrusted-service",
+        ) from exc
+    except (BadSignature, InvalidProof) as exc:
+        raise InvalidProof(
+            f"no receipt proves {what} is on the log: {exc.detail}",
+            code="receipt-not-for-statement",
+        ) from exc
+
+
+def _pfm(ctx: _Context) -> list[str]:
+    if ctx.fuses is None:
+        raise _NotRun("the fuses did not verify")
+    data = ctx.member("pfm/pfm.cose")
+    _is_active(ctx, "pfm", data)
+    _digest, floor = _active_digest(ctx.state(), "pfm")
+    trust = ctx.trust.platform
+    pfm = verify_pfm(
+        data,
+        ecc_keys=trust.ecc_keys,
+        pqc_keys=trust.pqc_keys,
+        vendor_key_hash=ctx.fuses.vendor_key_hash,
+        min_svn=floor,
+        ecc_revocation=ctx.fuses.ecc_revocation,
+        pqc_revocation=ctx.fuses.pqc_revocation,
+    )
+    if pfm.platform != trust.platform or pfm.platform != ctx.index.platform:
+        raise PolicyRejected(
+            f"the PFM is for platform {pfm.platform!r}, not {trust.platform!r}",
+            code="pfm-platform-mismatch",
+        )
+    statement = _logged(ctx.member("pfm/statement.cose"), ctx.trust, "the PFM")
+    if statement.content_type != PFM_CONTENT_TYPE or not hmac.compare_digest(
+        statement.payload, data
+    ):
+        raise DigestMismatch("the logged PFM is not the active PFM", code="logged-pfm-mismatch")
+    if statement.claims.iss not in trust.issuers_of("pfm"):
+        raise UnknownIssuer(
+            f"issuer {statement.claims.iss!r} may not publish PFMs", code="issuer-not-allowed"
+        )
+    ctx.pfm = pfm
+    return [
+        f"PFM svn {pfm.svn} for {pfm.platform}, signed by the vendor keys the fuses name",
+        f"logged by {statement.claims.iss} on a trusted transparency service",
+        "allows: "
+        + "; ".join(f"{c.name} {', '.join(v.version for v in c.versions)}" for c in pfm.components),
+    ]
+
+
+def _firmware(ctx: _Context, component: str) -> list[str]:
+    if ctx.fuses is None or ctx.pfm is None:
+        raise _NotRun("the fuses or the PFM did not verify")
+    state = ctx.state()
+    image = ctx.image(component)
+    _is_active(ctx, component, image)
+    _digest, floor = _active_digest(state, component)
+    if component == "bmc":
+        floor = max(floor, ctx.fuses.svn)
+    active = {}
+    for name in COMPONENTS:
+        try:
+            active[name] = _active_digest(state, name)[0]
+        except MalformedInput:
+            continue
+    verified = verify_update(
+        component,
+        image,
+        ctx.statements(component),
+        trust=ctx.trust.platform,
+        fuses=ctx.fuses,
+        min_svn=floor,
+        active_pfm=ctx.pfm,
+        active_images=active,
+        now=ctx.at,
+    )
+    ctx.verified[component] = verified
+    lines = [
+        f"{component} {verified.version.version} (SVN {verified.svn}, floor {floor}): signed "
+        "by the vendor keys the fuses name, not revoked, within its validity",
+        f"bundle SHA-384 {verified.sha384.hex()[:32]}… is listed by the PFM and is the active "
+        "image",
+        f"manifest SHA-384 {verified.manifest_digest.hex()[:32]}… logged by "
+        f"{verified.statement.claims.iss} ({verified.statement.claims.sub})",
+    ]
+    if verified.reviews:
+        lines.append(f"{len(verified.reviews)} SAFE review(s) as required")
+    return lines
+
+
+def _measured_boot(ctx: _Context) -> list[str]:
+    bmc = ctx.verified.get("bmc")
+    if bmc is None:
+        raise _NotRun("the BMC firmware did not verify")
+    claims = ctx.claims
+    firmware = bmc.firmware
+    if (
+        claims.fmc_digest != firmware.fmc.digest
+        or claims.runtime_digest != firmware.runtime.digest
+        or claims.manifest_digest != bmc.manifest_digest
+        or claims.svn != bmc.svn
+    ):
+        raise VerificationFailed(
+            "the RoT did not boot the exported BMC image: its FWIDs, manifest digest or SVN differ",
+            code="not-measured",
+        )
+    lines = [f"the RoT measured the BMC {bmc.version.version}: FMC, runtime and manifest FWIDs"]
+    dpe = {event.name: event.data for event in claims.log if event.name.startswith("dpe:")}
+    for component in COMPONENTS[1:]:
+        data = ctx.bundle.members.get(f"firmware/{component}/bundle.bin")
+        if data is None:
+            continue
+        digest = hashlib.sha384(data).digest()
+        if dpe.get(f"dpe:{component}") != digest:
+            raise VerificationFailed(
+                f"{component}'s active image is not the one the RoT last measured (PCR 2)",
+                code="not-measured",
+            )
+        lines.append(f"{component} measured into PCR 2 (DPE) as its active image")
+    return lines
+
+
+def _compare_references(
+    blocks: Mapping[int, bytes], svn: int, references: ReferenceValues, vendor: str, model: str
+) -> None:
+    product = [v for v in references if v.vendor == vendor and v.model == model]
+    if not product:
+        raise EndorsementMismatch(
+            f"no reference values are logged for {model!r}", code="no-reference-values"
+        )
+    for index, digest in sorted(blocks.items()):
+        mkey = _MKEYS.get(index)
+        found = [
+            v
+            for v in product
+            if (v.mkey == mkey if mkey else v.mkey.startswith("component-")) and v.matches(digest)
+        ]
+        if not found:
+            raise EndorsementMismatch(
+                f"measurement {index} matches no logged reference value of {model!r}",
+                code="measurement-mismatch",
+            )
+        if not any(v.svn == svn for v in found):
+            raise EndorsementMismatch(
+                f"the device reports SVN {svn}, the logged release of measurement {index} "
+                "states another",
+                code="svn-mismatch",
+            )
+        floor = max((f for f in map(references.minimum_svn, found) if f), default=0)
+        if svn < floor:
+            raise SvnRollback(f"the device runs SVN {svn}, below the logged minimum {floor}")
+
+
+def _spdm(ctx: _Context, device: str) -> list[str]:
+    config = ctx.json("platform/config.json")
+    try:
+        info = config["devices"][device]
+        root = base64.b64decode(info["root"], validate=True)
+        vendor, model = str(info["vendor"]), str(info["model"])
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise MalformedInput(f"platform/config.json pins no root for {device}") from exc
+    evidence = ctx.member(f"spdm/{device}.cbor")
+    image = ctx.image(device)
+    verified = verify_spdm_evidence(
+        evidence, nonce=spdm_nonce(ctx.index.nonce, device), root_certificate=root, now=ctx.at
+    )
+    reported = {(b.index, b.value) for b in verified.blocks if isinstance(b, MeasurementBlock)}
+    expected = {(b.index, b.value) for b in device_measurement_blocks(image)}
+    if reported != expected or len(reported) != len(verified.blocks):
+        raise EndorsementMismatch(
+            f"{device} does not report the measurements of its active image",
+            code="measurement-mismatch",
+        )
+    digests = {i: v for i, v in expected if i != DEVICE_SVN_INDEX}
+    svn_values = [v for i, v in expected if i == DEVICE_SVN_INDEX]
+    if not svn_values:
+        raise EndorsementMismatch(f"{device} reports no SVN", code="measurement-missing")
+    svn = int.from_bytes(svn_values[0], "little")
+    references = device_references(
+        ctx.statements(device),
+        trust_service_keys=ctx.trust.platform.service_keys,
+        issuers=ctx.trust.platform.issuers_of(device),
+        vendor=vendor,
+        model=model,
+        now=ctx.at,
+    )
+    _compare_references(digests, svn, references, vendor, model)
+    return [
+        f"SPDM {verified.connection.version.label} session signed by "
+        f"{verified.leaf.subject.rfc4514_string()}, chained to the root the platform pinned",
+        "answers the challenge derived from the sealed export nonce",
+        f"{len(digests)} firmware measurement(s) + SVN {svn}: exactly its active image, and "
+        f"the reference values {vendor} logged for {model}",
+    ]
+
+
+def _reviews(ctx: _Context) -> list[str]:
+    providers = ctx.trust.review_providers
+    found: list[tuple[str, str, bytes]] = []
+    for component in COMPONENTS:
+        for number, data in enumerate(ctx.statements(component)):
+            try:
+                statement = TransparentStatement.parse(data).statement
+            except MalformedInput:
+                continue
+            if statement.content_type in (SFR_JWS_CONTENT_TYPE, SFR_COSE_CONTENT_TYPE):
+                found.append((component, f"firmware/{component}/statement-{number}.cose", data))
+    if not found:
+        raise _Skipped("no SAFE review was shipped with the node's firmware")
+    if not len(providers):
+        raise _Skipped(
+            f"{len(found)} SAFE review(s) in the bundle, but the trust names no review provider"
+        )
+    lines = []
+    for component, name, data in found:
+        review = review_from_statement(
+            data, providers, service_keys=ctx.trust.platform.service_keys, now=ctx.at
+        )
+        verified = ctx.verified.get(component)
+        if verified is not None and review.subject.lower() != (
+            f"sha384:{verified.manifest_digest.hex()}"
+        ):
+            raise VerificationFailed(
+                f"{name} reviews {review.subject}, not {component}'s active firmware",
+                code="subject-mismatch",
+            )
+        worst = review.max_open_cvss
+        lines.append(
+            f"{component}: review by {review.provider_kid} ({review.report.audit.srp}), "
+            + (f"open findings up to CVSS {worst:.1f}" if worst is not None else "no open finding")
+        )
+    return lines
+
+
+def _transparency(ctx: _Context) -> list[str]:
+    statements = {
+        name: data
+        for name, data in ctx.bundle.members.items()
+        if (_STATEMENT.fullmatch(name) or name.startswith("hsm/checkpoint-"))
+        and _is_transparent(data)
+    }
+    logs = []
+    number = 0
+    while f"transparency/{number}/checkpoint" in ctx.bundle.members:
+        logs.append(
+            (
+                ctx.member(f"transparency/{number}/checkpoint"),
+                ctx.member(f"transparency/{number}/proofs.cbor"),
+            )
+        )
+        number += 1
+    lines: list[str] = []
+    verify_log_proofs(
+        statements,
+        logs,
+        service_keys=ctx.trust.platform.service_keys,
+        checkpoint_keys=ctx.trust.checkpoint_keys,
+        note=lines.append,
+    )
+    lines.append(f"every trusted receipt of {len(statements)} logged statement(s) is covered")
+    return lines
+
+
+def _is_transparent(data: bytes) -> bool:
+    try:
+        TransparentStatement.parse(data)
+    except IronrootError:
+        return False
+    return True
+
+
+def _attestation(ctx: _Context) -> list[str]:
+    name = next(
+        (n for n in ("attestation/ear.jwt", "attestation/ear.cwt") if n in ctx.bundle.members), None
+    )
+    if name is None:
+        raise _Skipped(ctx.index.absent.get("attestation/ear", "the bundle holds no EAR"))
+    result = decode_ear(ctx.member(name), ctx.trust.verifier_keys)
+    exported = int(ctx.index.exported_at.timestamp())
+    if result.iat > exported + _EAR_SKEW:
+        raise VerificationFailed(
+            "the EAR was issued after the export: it does not describe the exported state",
+            code="ear-after-export",
+        )
+    record = ctx.json("node/record.json")
+    admitted = isinstance(record, dict) and record.get("status") == "admitted"
+    if admitted and result.status is not TrustTier.AFFIRMING:
+        raise PolicyRejected(
+            f"the registry admits the node on an EAR whose status is {result.status.value}",
+            code="ear-not-affirming",
+        )
+    current = result.exp is None or exported < result.exp
+    return [
+        f"EAR by verifier {result.verifier_id.developer} ({result.verifier_id.build}), "
+        f"status {result.status.value}",
+        f"issued {_posix_time(result.iat)}, "
+        + ("current at export" if current else "expired before the export"),
+        "submodules: "
+        + ", ".join(f"{n} {a.status.value}" for n, a in sorted(result.submods.items())),
+    ]
+
+
+def _hsm(ctx: _Context) -> list[str]:
+    if "hsm/audit.jsonl" not in ctx.bundle.members:
+        raise _Skipped(ctx.index.absent.get("hsm", "the bundle holds no HSM audit chain"))
+    records = parse_audit_log(ctx.member("hsm/audit.jsonl"))
+    verify_audit(records)
+    lines = [f"audit chain of {len(records)} record(s) is intact from record 0"]
+    checkpoints = sorted(n for n in ctx.bundle.members if n.startswith("hsm/checkpoint-"))
+    for name in checkpoints:
+        data = ctx.member(name)
+        try:
+            statement = TransparentStatement.parse(data).statement
+        except MalformedInput:
+            statement = SignedStatement.parse(data)
+        checkpoint = None
+        for key in ctx.trust.hsm_attestation_keys:
+            try:
+                checkpoint = verify_audit_checkpoint(statement.log_entry(), key)
+                break
+            except IronrootError:
+                continue
+        if checkpoint is None:
+            raise UnknownIssuer(f"no trusted HSM attestation key signed {name}")
+        verify_audit(records, checkpoint=checkpoint)
+        lines.append(f"reaches {name}: {checkpoint.size} record(s) the HSM signed")
+    if not checkpoints:
+        lines.append("no signed audit checkpoint: records cut from the end would not show")
+    releases = [r for r in records if r.operation == "release"]
+    lines.append(f"{len(releases)} key release record(s)")
+    for record in releases[-20:]:
+        lines.append(
+            f"{_posix_time(record.time)} {record.identity} release of {record.key}: {record.result}"
+        )
+    return lines
+
+
+# --- running them -----------------------------------------------------------------------------
+
+
+def _run(name: str, title: str, step: Callable[[], list[str]], steps: list[AuditStep]) -> None:
+    try:
+        lines = step()
+    except _NotRun as reason:
+        steps.append(AuditStep(name, title, "not-run", (f"not run: {reason}",)))
+    except _Skipped as reason:
+        steps.append(AuditStep(name, title, "skipped", (str(reason),)))
+    except IronrootError as exc:
+        exc.check = name if exc.check is None else f"{name}:{exc.check}"
+        steps.append(AuditStep(name, title, "failed", (), exc))
+    else:
+        steps.append(AuditStep(name, title, "ok", tuple(lines)))
+
+
+def check_bundle(data: bytes, trust: AuditTrust, *, at: dt.datetime | None = None) -> AuditReport:
+    """Every step of the module docs, in order; never raises for a bad bundle (the report
+    says where it broke). ``at``: the instant the evidence is judged at (default: the sealed
+    export time); it is also when the seal's certificates must be valid."""
+    if not isinstance(trust, AuditTrust):
+        raise VerificationFailed("check_bundle needs an AuditTrust")
+    digest = hashlib.sha384(data).hexdigest() if isinstance(data, bytes) else ""
+    steps: list[AuditStep] = []
+    parsed: list[AuditBundle] = []
+    sealed: list[tuple[AuditIndex, QuoteClaims]] = []
+
+    def parse() -> list[str]:
+        parsed.append(AuditBundle.parse(data))
+        return [f"one deterministic CBOR map: {len(parsed[0].members)} members, index, seal"]
+
+    def seal() -> list[str]:
+        index, claims, lines = _seal(parsed[0], trust, at)
+        sealed.append((index, claims))
+        return lines
+
+    def members() -> list[str]:
+        index = sealed[0][0]
+        parsed[0].check_members(index)
+        size = sum(e.size for e in index.members.values())
+        return [f"{len(index.members)} members, {size} bytes, each with its sealed SHA-384"]
+
+    for name, title, step in (
+        ("format", "The file is an audit bundle", parse),
+        ("seal", "Sealed by the node's root of trust", seal),
+        ("members", "Every member is the one sealed", members),
+    ):
+        _run(name, title, step, steps)
+        if steps[-1].status != "ok":
+            return AuditReport(digest, tuple(steps))
+    index, claims = sealed[0]
+    ctx = _Context(parsed[0], index, trust, claims, at or index.exported_at)
+    plan: list[tuple[str, str, Callable[[], list[str]]]] = [
+        ("node", "The node and its registry row", lambda: _node(ctx)),
+        ("fuses", "Fuses: vendor key hash, lifecycle, debug", lambda: _fuses(ctx)),
+        ("dice", "DICE identity chain", lambda: _dice(ctx)),
+        ("pfm", "Platform Firmware Manifest", lambda: _pfm(ctx)),
+    ]
+    plan += [
+        (f"firmware:{c}", f"Firmware of {c}", (lambda c=c: _firmware(ctx, c)))  # type: ignore[misc]
+        for c in COMPONENTS
+    ]
+    plan.append(("measured-boot", "Measured boot (quote and DPE)", lambda: _measured_boot(ctx)))
+    plan += [
+        (f"spdm:{d}", f"SPDM measurements of {d}", (lambda d=d: _spdm(ctx, d)))  # type: ignore[misc]
+        for d in DEVICES
+    ]
+    plan += [
+        ("reviews", "OCP SAFE reviews", lambda: _reviews(ctx)),
+        ("transparency", "Checkpoints, consistency and inclusion", lambda: _transparency(ctx)),
+        ("attestation", "Attestation result (EAR)", lambda: _attestation(ctx)),
+        ("hsm", "HSM audit chain and key releases", lambda: _hsm(ctx)),
+    ]
+    for name, title, step in plan:
+        _run(name, title, step, steps)
+    return AuditReport(
+        digest,
+        tuple(steps),
+        node=index.node,
+        node_class=index.node_class,
+        platform=index.platform,
+        exported_at=_text_time(index.exported_at),
+        judged_at=_text_time(ctx.at),
+    )
+
+
+def verify_bundle(data: bytes, trust: AuditTrust, *, at: dt.datetime | None = None) -> AuditReport:
+    """:func:`check_bundle`, raising the first break's typed error (``check`` naming the
+    step, and the inner check when the step has named checks: ``firmware:bmc:receipt``)."""
+    report = check_bundle(data, trust, at=at)
+    failure = report.failure
+    if failure is not None and failure.error is not None:
+        raise failure.error
+    return report

@@ -1,0 +1,476 @@
+"""``ironroot fleet desired|reconcile|rollout``: a class's desired state on the log, drift, and
+rollouts in waves (``--fleet DIR`` or ``$IRONROOT_FLEET``).
+
+``desired init --signer ISS=KEY.pub.pem ... --required N [--service-keys FILE]``
+    who may change the class's desired state: the authorized signers and how many distinct
+    ones a change needs (2: the two-person rule); the transparency services whose receipts
+    count (default: the class trust's).
+``desired sign DESIRED.toml --key KEY --iss ISS --out FILE``
+    one approver's Signed Statement over the document (offline; nothing is registered).
+``desired publish [DESIRED.toml --sign ISS=KEY ...] [--statement FILE ...] [--url LOG]``
+    register the approvals that carry no receipt, verify them all (receipts from a trusted
+    service, signers authorized and distinct, enough of them, version increasing) and put the
+    desired state in force.
+``desired show``
+    the desired state in force, verified again.
+``reconcile [--measure] [--policy NAME=FILE ...] [--all]``
+    every node's measured state against the desired state: a table of the drift (``--all``:
+    every item) or one JSON object; exit 1 when anything drifted.
+``rollout [--wave-size N] [--releases DIR ...] [--dry-run]``
+    update the nodes toward the desired firmware in waves, stop at the first failure, report;
+    exit 1 when it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token
+from ironroot.cli._time import instant, now_or
+from ironroot.errors import ConfigError
+
+__all__ = ["register_desired"]
+
+
+def _fleet_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fleet", type=Path, help="the fleet's directory (or $IRONROOT_FLEET)")
+    parser.add_argument("--class", dest="node_class", help="the node class (default: the first)")
+
+
+def _pairs(values: list[str] | None, what: str) -> list[tuple[str, str]]:
+    out = []
+    for value in values or []:
+        left, sep, right = value.rpartition("=")
+        if not sep or not left or not right:
+            raise ConfigError(f"{what} is NAME=VALUE, not {value!r}")
+        out.append((left, right))
+    return out
+
+
+def register_desired(verbs: Any) -> None:
+    """Add ``desired``, ``reconcile`` and ``rollout`` to ``ironroot fleet``."""
+    desired = verbs.add_parser("desired", help="the desired state of a node class, on the log")
+    sub = desired.add_subparsers(dest="desired_verb", metavar="<verb>", required=True)
+
+    init = sub.add_parser(
+        "init",
+        help="who may change the class's desired state",
+        epilog="example: ironroot fleet desired init --fleet fleet "
+        "--signer https://ops.example/alice=alice.pub.pem "
+        "--signer https://ops.example/bob=bob.pub.pem --required 2",
+    )
+    _fleet_option(init)
+    init.add_argument(
+        "--signer",
+        action="append",
+        required=True,
+        metavar="ISS=KEY",
+        help="an authorized signer: the iss of their statements = their public key (PEM)",
+    )
+    init.add_argument(
+        "--required", type=int, default=2, help="distinct signers a change needs (default 2)"
+    )
+    init.add_argument(
+        "--service-keys",
+        type=Path,
+        help="the transparency services whose receipts count: a COSE Key Set or PEM "
+        "(default: the class trust's)",
+    )
+    init.set_defaults(func=_init)
+
+    sign = sub.add_parser(
+        "sign",
+        help="one approval: a Signed Statement over a desired state (offline)",
+        epilog="example: ironroot fleet desired sign desired.toml --fleet fleet "
+        "--key alice.key --iss https://ops.example/alice --out alice.cose",
+    )
+    _fleet_option(sign)
+    sign.add_argument("document", type=Path, help="the desired state (desired.toml)")
+    sign.add_argument("--key", required=True, type=Path, help="the approver's private key")
+    sign.add_argument("--iss", required=True, help="the approver's iss")
+    sign.add_argument("--out", required=True, type=Path, help="where to write the statement")
+    sign.add_argument("--at", type=instant, help="the statement's iat (default: now)")
+    sign.set_defaults(func=_sign)
+
+    publish = sub.add_parser(
+        "publish",
+        help="register the approvals, verify them and put the desired state in force",
+        epilog="example: ironroot fleet desired publish --fleet fleet --statement alice.cose "
+        "--statement bob.cose --url http://127.0.0.1:8000",
+    )
+    _fleet_option(publish)
+    publish.add_argument(
+        "document", nargs="?", type=Path, help="a desired state to sign now (desired.toml)"
+    )
+    publish.add_argument(
+        "--sign",
+        action="append",
+        metavar="ISS=KEY",
+        help="sign the document now as ISS with the private key KEY (repeatable)",
+    )
+    publish.add_argument(
+        "--statement",
+        action="append",
+        type=Path,
+        help="an approval signed before (fleet desired sign), registered or not (repeatable)",
+    )
+    add_url_options(publish, what="the registering transparency service's", token=True)
+    add_client_options(publish)
+    publish.add_argument("--at", type=instant, help="the time to act at (default: now)")
+    publish.set_defaults(func=_publish)
+
+    show = sub.add_parser(
+        "show",
+        help="the desired state in force, verified again",
+        epilog="example: ironroot fleet desired show --fleet fleet --json",
+    )
+    _fleet_option(show)
+    show.set_defaults(func=_show)
+
+    reconcile = verbs.add_parser(
+        "reconcile",
+        help="every node's measured state against the desired state: the drift",
+        epilog="example: ironroot fleet reconcile --fleet fleet --measure --json",
+    )
+    reconcile.add_argument("--fleet", type=Path, help="the fleet's directory (or $IRONROOT_FLEET)")
+    reconcile.add_argument("--node", action="append", help="only this node (repeatable)")
+    reconcile.add_argument(
+        "--measure",
+        action="store_true",
+        help="also measure each SPDM device now (signed measurements)",
+    )
+    reconcile.add_argument(
+        "--policy",
+        action="append",
+        metavar="NAME=FILE",
+        help="a policy in force to compare with the desired state's (repeatable)",
+    )
+    reconcile.add_argument("--all", action="store_true", help="show every item, not only drift")
+    reconcile.add_argument("--at", type=instant, help="the time to act at (default: now)")
+    reconcile.set_defaults(func=_reconcile)
+
+    roll = verbs.add_parser(
+        "rollout",
+        help="update the nodes toward the desired firmware in waves",
+        epilog="example: ironroot fleet rollout --fleet fleet --wave-size 10 --releases releases",
+    )
+    _fleet_option(roll)
+    roll.add_argument("--wave-size", type=int, default=1, help="nodes per wave (default 1)")
+    roll.add_argument(
+        "--releases",
+        action="append",
+        type=Path,
+        help="a directory of bundles (NAME.bin, NAME.*.ts) and PFMs (NAME.pfm, NAME.pfm.ts); "
+        "the class's own releases are always included (repeatable)",
+    )
+    roll.add_argument("--node", action="append", help="only this node (repeatable)")
+    roll.add_argument("--dry-run", action="store_true", help="plan and report, update nothing")
+    roll.add_argument(
+        "--inject",
+        action="append",
+        metavar="NODE=FAULT",
+        help="drill: run NODE's updates with a platform fault (e.g. fail-health)",
+    )
+    roll.add_argument("--at", type=instant, help="the time to act at (default: now)")
+    roll.set_defaults(func=_rollout)
+
+
+# --- verbs ------------------------------------------------------------------------------------
+
+
+def _fleet(args: argparse.Namespace) -> Any:
+    from ironroot.cli.fleet import fleet_dir
+    from ironroot.fleet import Fleet
+
+    return Fleet.open(fleet_dir(args))
+
+
+def _class_name(args: argparse.Namespace, fleet: Any) -> str:
+    name = getattr(args, "node_class", None)
+    return str(name) if name else str(fleet.classes()[0])
+
+
+def _init(args: argparse.Namespace) -> int:
+    from ironroot.cose import decode_key_set
+    from ironroot.crypto import PublicKey
+    from ironroot.fleet import AuthorizedSigner, DesiredStore, Governance
+
+    fleet = _fleet(args)
+    name = _class_name(args, fleet)
+    signers = tuple(
+        AuthorizedSigner(iss, PublicKey.from_pem(Path(path).read_bytes()))
+        for iss, path in _pairs(args.signer, "--signer")
+    )
+    if args.service_keys is not None:
+        data = args.service_keys.read_bytes()
+        if data.lstrip().startswith(b"-----BEGIN"):
+            key = PublicKey.from_pem(data)
+            services = {key.kid: key}
+        else:
+            services = decode_key_set(data)
+    else:
+        services = {
+            kid: key
+            for kid, key in fleet.node_class(name).trust.service_keys.items()
+            if isinstance(key, PublicKey)
+        }
+    governance = Governance(name, signers, args.required, services)
+    DesiredStore(fleet).init(governance)
+    if args.json:
+        print(json.dumps({"class": name, "governance": governance.to_json()}))
+    else:
+        print(
+            f"class {name}: {len(signers)} authorized signer(s), {args.required} required per "
+            f"change, {len(services)} trusted transparency service key(s)"
+        )
+    return 0
+
+
+def _document(args: argparse.Namespace, fleet: Any, name: str) -> Any:
+    from ironroot.fleet import DesiredState
+
+    return DesiredState.load_toml(args.document, fleet.node_class(name))
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from ironroot.crypto import load_signer
+    from ironroot.fleet import sign_desired
+
+    fleet = _fleet(args)
+    name = _class_name(args, fleet)
+    state = _document(args, fleet, name)
+    statement = sign_desired(state, load_signer(args.key), iss=args.iss, iat=now_or(args.at))
+    args.out.write_bytes(statement)
+    if args.json:
+        print(
+            json.dumps(
+                {"out": str(args.out), "version": state.version, "sha384": state.sha384.hex()}
+            )
+        )
+    else:
+        print(
+            f"wrote {args.out}: {args.iss} approves class {name} desired state "
+            f"v{state.version} ({state.sha384.hex()[:16]})"
+        )
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from ironroot.crypto import load_signer
+    from ironroot.fleet import DesiredStore, sign_desired
+
+    fleet = _fleet(args)
+    name = _class_name(args, fleet)
+    now = now_or(args.at)
+    statements = [Path(p).read_bytes() for p in args.statement or []]
+    signs = _pairs(args.sign, "--sign")
+    if signs:
+        if args.document is None:
+            raise ConfigError("--sign needs the desired state to sign (desired.toml)")
+        state = _document(args, fleet, name)
+        statements += [
+            sign_desired(state, load_signer(Path(key)), iss=iss, iat=now) for iss, key in signs
+        ]
+    elif args.document is not None:
+        raise ConfigError("a document to publish needs --sign ISS=KEY (or give --statement)")
+    if not statements:
+        raise ConfigError("give approvals: --statement FILE or a document with --sign ISS=KEY")
+    store = DesiredStore(fleet)
+    given = getattr(args, "url", None) or os.environ.get("IRONROOT_URL")
+    if given:
+        from ironroot.transparency import TransparencyClient
+
+        with TransparencyClient(given, token=token(args), verify=client_tls(args)) as client:
+            verified = store.publish(name, statements, now=now, registrar=client)
+    else:
+        verified = store.publish(name, statements, now=now)
+    state = verified.state
+    if args.json:
+        print(json.dumps({"class": name, **verified.to_json()}))
+    else:
+        print(
+            f"class {name}: desired state v{state.version} ({state.sha384.hex()[:16]}) is in "
+            f"force, approved by {', '.join(verified.signers)}"
+        )
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from ironroot.fleet import DesiredStore
+
+    fleet = _fleet(args)
+    name = _class_name(args, fleet)
+    store = DesiredStore(fleet)
+    verified = store.current(name)
+    state = verified.state
+    if args.json:
+        print(json.dumps({"class": name, "history": store.history(name), **verified.to_json()}))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"class {name}: desired state v{state.version} ({state.sha384.hex()[:16]}), "
+        f"approved by {', '.join(verified.signers)}"
+    )
+    for column in ("item", "desired"):
+        table.add_column(column)
+    for component, target in state.firmware.items():
+        table.add_row(
+            f"firmware:{component}",
+            f"{target.version} (svn {target.svn}) {target.sha384.hex()[:16]}",
+        )
+    table.add_row("pfm", f"svn {state.pfm.svn} {state.pfm.sha384.hex()[:16]}")
+    fuses = state.fuses
+    table.add_row("fuse:debug", "locked" if fuses.debug_locked else "unlocked")
+    table.add_row("fuse:lifecycle", fuses.lifecycle)
+    table.add_row("fuse:svn", f">= {fuses.min_svn}")
+    table.add_row("fuse:anti-rollback", "enabled" if fuses.anti_rollback else "disabled")
+    table.add_row("fuse:vendor-key", fuses.vendor_key_hash.hex()[:16])
+    for policy, digest in state.policies.items():
+        table.add_row(f"policy:{policy}", digest.hex()[:16])
+    if state.note:
+        table.add_row("note", state.note)
+    Console().print(table)
+    return 0
+
+
+def _bar(args: argparse.Namespace, total: int, what: str) -> Any:
+    if args.json or total < 2:
+        return None
+    from rich.progress import Progress
+
+    bar = Progress(transient=True)
+    bar.add_task(what, total=total)
+    return bar
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from ironroot.fleet import reconcile
+
+    fleet = _fleet(args)
+    policies = {name: Path(path).read_bytes() for name, path in _pairs(args.policy, "--policy")}
+    now = now_or(args.at)
+    total = len(args.node) if args.node else len(fleet.node_ids())
+    bar = _bar(args, total, "reconciling")
+    kwargs: dict[str, Any] = {
+        "now": now,
+        "measure": args.measure,
+        "nodes": args.node,
+        "policies": policies or None,
+    }
+    if bar is None:
+        report = reconcile(fleet, **kwargs)
+    else:
+        with bar:
+            report = reconcile(fleet, progress=lambda _n: bar.advance(bar.task_ids[0]), **kwargs)
+    if args.json:
+        print(json.dumps(report.to_json()))
+        return 0 if report.ok else 1
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"reconcile {fleet.directory} at {report.at:%Y-%m-%d %H:%M:%S}Z")
+    for column in ("node", "v", "item", "source", "desired", "measured", "drift"):
+        table.add_column(column, no_wrap=column in ("node", "v", "item", "drift"))
+    for c in report.classes:
+        for item in c.items:
+            if args.all or not item.ok:
+                table.add_row(
+                    f"class {c.node_class}",
+                    str(c.desired_version),
+                    item.item,
+                    item.source,
+                    item.desired,
+                    item.measured,
+                    item.code or "ok",
+                )
+    for node in report.nodes:
+        shown = node.items if args.all else node.drift
+        if not shown:
+            table.add_row(node.node, str(node.desired_version), "(all)", "", "", "", "in sync")
+        for item in shown:
+            table.add_row(
+                node.node,
+                str(node.desired_version),
+                item.item,
+                item.source,
+                item.desired,
+                item.measured,
+                "[red]" + (item.code or "drift") + "[/red]" if not item.ok else "ok",
+            )
+    console = Console()
+    console.print(table)
+    console.print(
+        f"{len(report.nodes)} node(s), {len(report.drifted)} drifted"
+        + ("" if all(c.ok for c in report.classes) else "; a policy in force is not desired")
+    )
+    return 0 if report.ok else 1
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    from ironroot.fleet import ReleaseSet, rollout
+
+    fleet = _fleet(args)
+    name = _class_name(args, fleet)
+    releases = ReleaseSet.of_class(fleet.node_class(name))
+    for directory in args.releases or []:
+        releases.load(directory)
+    inject = dict(_pairs(args.inject, "--inject"))
+    now = now_or(args.at)
+    kwargs: dict[str, Any] = {
+        "now": now,
+        "node_class": name,
+        "wave_size": args.wave_size,
+        "nodes": args.node,
+        "dry_run": args.dry_run,
+        "inject": inject,
+    }
+    total = len(args.node) if args.node else len(fleet.node_ids())
+    bar = None if args.dry_run else _bar(args, total, "rolling out")
+    if bar is None:
+        report = rollout(fleet, releases, **kwargs)
+    else:
+        with bar:
+            task = bar.task_ids[0]
+
+            def progress(event: str, node: str, component: str | None) -> None:
+                if event == "update":
+                    bar.update(task, description=f"updating {node} {component}")
+                else:
+                    bar.advance(task)
+
+            report = rollout(fleet, releases, progress=progress, **kwargs)
+    if args.json:
+        print(json.dumps(report.to_json()))
+        return 0 if report.ok else 1
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"rollout of class {name} to desired state v{report.desired_version}: "
+        f"{report.waves} wave(s) of {report.wave_size}" + (" (dry run)" if report.dry_run else "")
+    )
+    for column in ("wave", "node", "outcome", "updates"):
+        table.add_column(column)
+    for node in report.nodes:
+        updates = "; ".join(
+            f"{u.component} {u.from_version or '-'} -> {u.to_version}"
+            + (" +pfm" if u.with_pfm else "")
+            + f": {u.outcome}"
+            + (f" ({u.code})" if u.code else "")
+            for u in node.updates
+        )
+        table.add_row(str(node.wave or "-"), node.node, node.outcome, updates)
+    console = Console()
+    console.print(table)
+    counts = report.to_json()["counts"]
+    summary = ", ".join(f"{n} {o}" for o, n in counts.items() if n)
+    if report.stopped_at is not None:
+        summary += f"; stopped at {report.stopped_at}"
+    console.print(summary or "no node")
+    return 0 if report.ok else 1

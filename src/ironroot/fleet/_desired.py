@@ -1,0 +1,1004 @@
+"""The desired state of a node class: a signed document on the transparency log, changed only
+by registered statements with an increasing version, approved by one or more authorized people.
+
+The document. :class:`DesiredState` says what every node of one class must run and be: the
+firmware image per component (by SHA-384 of the bundle, with its PFM version, SVN and the
+SHA-384 of its FMC and runtime, which the RoT's measured boot and SPDM measurements report),
+the PFM (SHA-384 and SVN), the fuse settings (debug locked, lifecycle, the minimum SVN the
+anti-rollback fuse holds, anti-rollback enabled, the vendor key hash), and the appraisal and
+release policies by SHA-384. It is a deterministic CBOR map (RFC 8949 §4.2.1) with text
+keys; decoding is strict (exact members, sizes, types, and the bytes must be the canonical
+encoding of what they decode to)::
+
+    desired-state = {
+      "format": 1,
+      "class": tstr,                          ; the node class (1-64 of a-z A-Z 0-9 - _)
+      "version": uint,                        ; >= 1; a change must increase it
+      "platform": tstr,                       ; the PFM's platform id
+      "firmware": { + component => {          ; exactly bmc, host, nic, gpu, nvme
+          "version": tstr, "svn": uint,       ; as the PFM lists the image
+          "sha384": bstr .size 48,            ; SHA-384 of the signed bundle
+          "fmc": bstr .size 48,               ; SHA-384 of its FMC (TOC entry 0)
+          "runtime": bstr .size 48 } },       ; SHA-384 of its runtime (TOC entry 1)
+      "pfm": { "sha384": bstr .size 48, "svn": uint },
+      "fuses": { "debug_locked": bool,
+                 "lifecycle": "unprovisioned" / "manufacturing" / "production",
+                 "min_svn": uint,             ; the fw_svn fuse is at least this
+                 "anti_rollback": bool,       ; true: the anti-rollback fuse is not blown
+                 "vendor_key_hash": bstr .size 48 },
+      "policies": { * name => bstr .size 48 },  ; e.g. "appraisal", "release": SHA-384
+      ? "note": tstr                          ; why (at most 1,024 characters)
+    }
+
+The statement. Each approval is a SCITT Signed Statement (COSE_Sign1) whose payload is the
+document bytes themselves (not a hash envelope: the log entry shows what was approved), with
+content type :data:`DESIRED_STATE_CONTENT_TYPE`, ``kid`` of the signer's key and CWT claims
+``iss`` (the approver), ``sub`` = :func:`desired_subject` (``urn:ironroot:desired-state:<class>``)
+and ``iat``. :func:`sign_desired` makes one.
+
+The two-person rule. A change is in force when ``required`` distinct authorized people signed
+the *same document bytes*, each in their own statement, each registered on a trusted log. Two
+statements rather than one COSE_Sign with two signatures: each approval is then a log entry of
+its own, with its own receipt and its signer as ``iss`` — a monitor watching the log sees who
+approved what and when; approvers sign independently (no partially signed object travels
+between them); and the transparency service's registration policy, which binds each ``iss``
+to its keys, applies to every approver as it does to every firmware vendor.
+
+:class:`Governance` is the class's local configuration for this: the authorized signers
+(``iss`` + public key), how many distinct ones a change needs, and the transparency services
+whose receipts count. :func:`verify_desired` checks a set of transparent statements, in this
+order, each refusal a typed error:
+
+1. each statement parses (``MalformedStatement``), has the desired-state content type
+   (``MalformedStatement`` ``not-desired-state``) and is about this class (``PolicyRejected``
+   ``wrong-class``);
+2. its ``iss`` is an authorized signer and its ``kid`` that signer's key (``UnknownIssuer``
+   ``signer-not-authorized``), and the signature verifies under it (``BadSignature``);
+3. it carries a receipt (``PolicyRejected`` ``no-receipt``) by a trusted service
+   (``UnknownIssuer`` ``untrusted-service``) that proves this statement
+   (``InvalidProof`` ``receipt-not-for-statement``);
+4. all statements carry the same document (``PolicyRejected`` ``documents-differ``), no person
+   approved twice (``PolicyRejected`` ``duplicate-signer``), and at least ``required`` did
+   (``PolicyRejected`` ``too-few-signers``);
+5. the document decodes (``MalformedInput`` ``malformed-desired-state``), names this class
+   (``PolicyRejected`` ``wrong-class``) and its version is above the version in force
+   (``PolicyRejected`` ``version-rollback``; the same version with another document:
+   ``version-reused``).
+
+:func:`check_approvals` is the same without step 3, for statements not yet registered.
+
+The store. :class:`DesiredStore` keeps, per class, in ``<fleet>/desired/<class>/``:
+``governance.json`` (:meth:`Governance.to_json`), ``v<N>.cbor`` for each version that was put
+in force (``{"document": bstr, "statements": [+ bstr]}``, the transparent statements) and
+``current.json`` (``{"version", "sha384"}``). :meth:`DesiredStore.publish` registers the
+statements that carry no receipt yet, verifies the set against the version in force and
+records the change in the fleet's event log; :meth:`DesiredStore.current` re-verifies what is
+in force every time it is read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import json
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from ironroot._fileio import DirectoryLock, read_limited, write_atomic
+from ironroot.cose import (
+    Limits,
+    SignedStatement,
+    TransparentStatement,
+    create_statement,
+    decode_cbor,
+    encode_cbor,
+    verify_transparent_statement,
+)
+from ironroot.crypto import PublicKey, Signer
+from ironroot.errors import (
+    BadSignature,
+    ConfigError,
+    InvalidProof,
+    IronrootError,
+    MalformedInput,
+    MalformedStatement,
+    NotFound,
+    PolicyRejected,
+    StorageError,
+    UnknownIssuer,
+)
+from ironroot.firmware import FirmwareBundle
+from ironroot.platform import COMPONENTS, PlatformTrust, verify_pfm
+from ironroot.rot import Lifecycle
+
+if TYPE_CHECKING:
+    from ironroot.fleet._fleet import Fleet, NodeClass
+
+__all__ = [
+    "DESIRED_STATE_CONTENT_TYPE",
+    "AuthorizedSigner",
+    "DesiredState",
+    "DesiredStore",
+    "FirmwareTarget",
+    "FuseTarget",
+    "Governance",
+    "PfmTarget",
+    "VerifiedDesired",
+    "check_approvals",
+    "desired_subject",
+    "sign_desired",
+    "verify_desired",
+]
+
+DESIRED_STATE_CONTENT_TYPE: Final = "application/vnd.ironroot.desired-state+cbor"
+_FORMAT: Final = 1
+_GOVERNANCE_FORMAT: Final = "ironroot-desired-governance/1"
+_LIMITS: Final = Limits(max_bytes=16 * 1024, max_depth=4, max_items=64)
+_STATEMENT_LIMITS: Final = Limits()
+_MAX_SIGNERS: Final = 64
+_MAX_STATEMENTS: Final = 16
+_MAX_NOTE: Final = 1024
+_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_LIFECYCLES: Final = tuple(lc.label for lc in Lifecycle)
+_MAX_FILE: Final = 1024 * 1024
+
+
+def desired_subject(node_class: str) -> str:
+    """The ``sub`` of every desired-state statement of ``node_class``."""
+    return f"urn:ironroot:desired-state:{node_class}"
+
+
+# --- the document ---------------------------------------------------------------------------
+
+
+def _bad(what: str) -> MalformedInput:
+    return MalformedInput(f"the desired state is malformed: {what}", code="malformed-desired-state")
+
+
+def _uint(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise _bad(f"{what} is an unsigned integer")
+    return value
+
+
+def _text(value: object, what: str, limit: int = 256) -> str:
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise _bad(f"{what} is text of 1 to {limit} characters")
+    return value
+
+
+def _digest(value: object, what: str) -> bytes:
+    if not isinstance(value, bytes) or len(value) != 48:
+        raise _bad(f"{what} is a SHA-384 digest (48 bytes)")
+    return value
+
+
+def _bool(value: object, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(f"{what} is true or false")
+    return value
+
+
+def _map(
+    value: object, keys: set[str], what: str, optional: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    if not isinstance(value, dict) or not keys <= set(value) <= keys | optional:
+        raise _bad(f"{what} is a map of {', '.join(sorted(keys))}")
+    return value
+
+
+def _class_name(value: object) -> str:
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise _bad("the class is 1 to 64 of letters, digits, - and _")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class FirmwareTarget:
+    """The image a component must run: its PFM version and SVN, the bundle's SHA-384, and the
+    SHA-384 of its FMC and runtime (what measured boot and SPDM report)."""
+
+    version: str
+    svn: int
+    sha384: bytes
+    fmc: bytes
+    runtime: bytes
+
+    def __post_init__(self) -> None:
+        _text(self.version, "a firmware version")
+        _uint(self.svn, "a firmware svn")
+        for name in ("sha384", "fmc", "runtime"):
+            _digest(getattr(self, name), f"a firmware {name}")
+
+    @classmethod
+    def of_bundle(cls, bundle: bytes, *, version: str, svn: int) -> FirmwareTarget:
+        """The target for a signed bundle (parsed: ``MalformedFirmware`` if it does not)."""
+        parsed = FirmwareBundle.parse(bundle)
+        return cls(
+            version,
+            svn,
+            hashlib.sha384(bundle).digest(),
+            hashlib.sha384(parsed.components[0]).digest(),
+            hashlib.sha384(parsed.components[1]).digest(),
+        )
+
+    def to_cbor(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "svn": self.svn,
+            "sha384": self.sha384,
+            "fmc": self.fmc,
+            "runtime": self.runtime,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "svn": self.svn,
+            "sha384": self.sha384.hex(),
+            "fmc": self.fmc.hex(),
+            "runtime": self.runtime.hex(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PfmTarget:
+    """The PFM every node must hold active: SHA-384 of the signed PFM, and its SVN."""
+
+    sha384: bytes
+    svn: int
+
+    def __post_init__(self) -> None:
+        _digest(self.sha384, "the PFM's sha384")
+        _uint(self.svn, "the PFM's svn")
+
+
+@dataclass(frozen=True, slots=True)
+class FuseTarget:
+    """The fuse settings every node's RoT must have."""
+
+    vendor_key_hash: bytes
+    debug_locked: bool = True
+    lifecycle: str = "production"
+    min_svn: int = 0
+    anti_rollback: bool = True
+
+    def __post_init__(self) -> None:
+        _digest(self.vendor_key_hash, "the vendor key hash")
+        _bool(self.debug_locked, "debug_locked")
+        _bool(self.anti_rollback, "anti_rollback")
+        if self.lifecycle not in _LIFECYCLES:
+            raise _bad(f"the lifecycle is one of {', '.join(_LIFECYCLES)}")
+        if _uint(self.min_svn, "min_svn") > 128:
+            raise _bad("min_svn is 0 to 128 (the fw_svn fuse's width)")
+
+    def to_cbor(self) -> dict[str, Any]:
+        return {
+            "debug_locked": self.debug_locked,
+            "lifecycle": self.lifecycle,
+            "min_svn": self.min_svn,
+            "anti_rollback": self.anti_rollback,
+            "vendor_key_hash": self.vendor_key_hash,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.to_cbor(), "vendor_key_hash": self.vendor_key_hash.hex()}
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredState:
+    """The desired state of a node class (module docs)."""
+
+    node_class: str
+    version: int
+    platform: str
+    firmware: Mapping[str, FirmwareTarget]
+    pfm: PfmTarget
+    fuses: FuseTarget
+    policies: Mapping[str, bytes] = field(default_factory=dict)
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        _class_name(self.node_class)
+        if _uint(self.version, "the version") < 1:
+            raise _bad("the version counts from 1")
+        _text(self.platform, "the platform")
+        if not isinstance(self.firmware, Mapping) or set(self.firmware) != set(COMPONENTS):
+            raise _bad(f"the firmware names exactly {', '.join(COMPONENTS)}")
+        for name, target in self.firmware.items():
+            if not isinstance(target, FirmwareTarget):
+                raise _bad(f"the firmware of {name} is a FirmwareTarget")
+        if not isinstance(self.pfm, PfmTarget) or not isinstance(self.fuses, FuseTarget):
+            raise _bad("pfm and fuses are a PfmTarget and a FuseTarget")
+        if not isinstance(self.policies, Mapping) or len(self.policies) > 16:
+            raise _bad("policies map at most 16 names to SHA-384 digests")
+        for name, digest in self.policies.items():
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
+                raise _bad("a policy name is 1 to 64 of letters, digits, - and _")
+            _digest(digest, f"the policy {name!r}")
+        if not isinstance(self.note, str) or len(self.note) > _MAX_NOTE:
+            raise _bad(f"the note is text of at most {_MAX_NOTE} characters")
+        object.__setattr__(
+            self, "firmware", MappingProxyType({n: self.firmware[n] for n in COMPONENTS})
+        )
+        object.__setattr__(self, "policies", MappingProxyType(dict(sorted(self.policies.items()))))
+
+    # --- building --------------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        node_class: NodeClass,
+        version: int,
+        *,
+        pfm: bytes | None = None,
+        bundles: Mapping[str, bytes] | None = None,
+        fuses: FuseTarget | None = None,
+        policies: Mapping[str, bytes] | None = None,
+        note: str = "",
+    ) -> DesiredState:
+        """The desired state of ``node_class`` at ``version``: the class's PFM and images
+        unless ``pfm`` / ``bundles`` (component -> signed bundle) say otherwise; ``policies``
+        maps a policy name to the policy *document* (its SHA-384 goes in).
+
+        The document is checked for coherence before anyone signs it: the PFM verifies under
+        the class trust's vendor keys and names its platform (``PolicyRejected``
+        ``pfm-platform-mismatch``), and it allows every image with the image's own SVN
+        (``FirmwareRejected`` ``not-in-pfm``, ``PolicyRejected`` ``pfm-svn-mismatch``)."""
+        trust: PlatformTrust = node_class.trust
+        signed_pfm = node_class.pfm if pfm is None else pfm
+        images = dict(node_class.images)
+        unknown = set(bundles or {}) - set(COMPONENTS)
+        if unknown:
+            raise ConfigError(
+                f"no component {sorted(unknown)[0]!r}: one of {', '.join(COMPONENTS)}"
+            )
+        images.update(bundles or {})
+        checked = verify_pfm(
+            signed_pfm,
+            ecc_keys=trust.ecc_keys,
+            pqc_keys=trust.pqc_keys,
+            vendor_key_hash=trust.vendor_key_hash,
+        )
+        if checked.platform != trust.platform:
+            raise PolicyRejected(
+                f"the PFM is for {checked.platform!r}, the class for {trust.platform!r}",
+                code="pfm-platform-mismatch",
+            )
+        firmware = {}
+        for name in COMPONENTS:
+            entry = checked.allows(name, images[name])
+            own_svn = FirmwareBundle.parse(images[name]).manifest.header.svn
+            if own_svn != entry.svn:
+                raise PolicyRejected(
+                    f"the PFM lists {name} {entry.version} with svn {entry.svn}, the bundle "
+                    f"says {own_svn}",
+                    code="pfm-svn-mismatch",
+                )
+            firmware[name] = FirmwareTarget.of_bundle(
+                images[name], version=entry.version, svn=entry.svn
+            )
+        return cls(
+            node_class=node_class.name,
+            version=version,
+            platform=checked.platform,
+            firmware=firmware,
+            pfm=PfmTarget(hashlib.sha384(signed_pfm).digest(), checked.svn),
+            fuses=fuses or FuseTarget(vendor_key_hash=trust.vendor_key_hash),
+            policies={k: hashlib.sha384(v).digest() for k, v in (policies or {}).items()},
+            note=note,
+        )
+
+    @classmethod
+    def load_toml(cls, path: Path | str, node_class: NodeClass) -> DesiredState:
+        """A desired state from an operator's ``desired.toml`` (paths relative to it)::
+
+        class = "node-7"            # optional: checked against the class given
+        version = 2
+        note = "host 2.0"           # optional
+        pfm = "node-v2.pfm"         # optional: default the class's PFM
+        [firmware]                  # optional, per component: a signed bundle
+        host = "host-2.0.bin"       #   (default: the class's image)
+        [fuses]                     # optional; these are the defaults
+        debug_locked = true
+        lifecycle = "production"
+        min_svn = 0
+        anti_rollback = true
+        [policies]                  # optional: name -> the policy file
+        appraisal = "appraisal.cel"
+        """
+        file = Path(path)
+        try:
+            doc = tomllib.loads(read_limited(file, _MAX_FILE).decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: {exc}") from exc
+        allowed = {"class", "version", "note", "pfm", "firmware", "fuses", "policies"}
+        if unknown := set(doc) - allowed:
+            raise ConfigError(f"{file}: unknown settings {', '.join(sorted(unknown))}")
+        if doc.get("class", node_class.name) != node_class.name:
+            raise ConfigError(f"{file} is for class {doc['class']!r}, not {node_class.name!r}")
+        base = file.parent
+        try:
+            version = doc["version"]
+            if isinstance(version, bool) or not isinstance(version, int):
+                raise TypeError("version is an integer")
+            fuse_doc = dict(doc.get("fuses", {}))
+            if unknown := set(fuse_doc) - {
+                "debug_locked",
+                "lifecycle",
+                "min_svn",
+                "anti_rollback",
+            }:
+                raise ConfigError(f"{file}: unknown [fuses] {', '.join(sorted(unknown))}")
+            fuses = FuseTarget(vendor_key_hash=node_class.trust.vendor_key_hash, **fuse_doc)
+            pfm = read_limited(base / str(doc["pfm"]), _MAX_FILE) if "pfm" in doc else None
+            bundles = {
+                str(k): read_limited(base / str(v), 64 * 1024 * 1024)
+                for k, v in dict(doc.get("firmware", {})).items()
+            }
+            policies = {
+                str(k): read_limited(base / str(v), _MAX_FILE)
+                for k, v in dict(doc.get("policies", {})).items()
+            }
+            note = str(doc.get("note", ""))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{file}: missing or malformed setting: {exc}") from exc
+        except MalformedInput as exc:
+            raise ConfigError(f"{file}: {exc.detail}") from exc
+        return cls.build(
+            node_class, version, pfm=pfm, bundles=bundles, fuses=fuses, policies=policies, note=note
+        )
+
+    # --- encoding --------------------------------------------------------------------------
+
+    def to_cbor(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "format": _FORMAT,
+            "class": self.node_class,
+            "version": self.version,
+            "platform": self.platform,
+            "firmware": {n: t.to_cbor() for n, t in self.firmware.items()},
+            "pfm": {"sha384": self.pfm.sha384, "svn": self.pfm.svn},
+            "fuses": self.fuses.to_cbor(),
+            "policies": dict(self.policies),
+        }
+        if self.note:
+            doc["note"] = self.note
+        return doc
+
+    def encode(self) -> bytes:
+        """The document's deterministic CBOR (module docs)."""
+        return encode_cbor(self.to_cbor())
+
+    @property
+    def sha384(self) -> bytes:
+        return hashlib.sha384(self.encode()).digest()
+
+    @classmethod
+    def decode(cls, data: bytes) -> DesiredState:
+        """Parse a document strictly; ``MalformedInput`` ``malformed-desired-state``."""
+        try:
+            value = decode_cbor(bytes(data), _LIMITS)
+        except MalformedInput as exc:
+            raise _bad(exc.detail) from exc
+        top = _map(
+            value,
+            {"format", "class", "version", "platform", "firmware", "pfm", "fuses", "policies"},
+            "the document",
+            frozenset({"note"}),
+        )
+        if top["format"] != _FORMAT:
+            raise _bad(f"unknown format {top['format']!r}")
+        firmware_doc = top["firmware"]
+        if not isinstance(firmware_doc, dict):
+            raise _bad("the firmware is a map of components")
+        firmware = {}
+        for name, entry in firmware_doc.items():
+            item = _map(entry, {"version", "svn", "sha384", "fmc", "runtime"}, "a firmware")
+            firmware[_text(name, "a component")] = FirmwareTarget(
+                _text(item["version"], "a firmware version"),
+                _uint(item["svn"], "a firmware svn"),
+                _digest(item["sha384"], "a firmware sha384"),
+                _digest(item["fmc"], "a firmware fmc"),
+                _digest(item["runtime"], "a firmware runtime"),
+            )
+        pfm = _map(top["pfm"], {"sha384", "svn"}, "the pfm")
+        fuses = _map(
+            top["fuses"],
+            {"debug_locked", "lifecycle", "min_svn", "anti_rollback", "vendor_key_hash"},
+            "the fuses",
+        )
+        policies = top["policies"]
+        if not isinstance(policies, dict):
+            raise _bad("the policies are a map of names to digests")
+        state = cls(
+            node_class=_class_name(top["class"]),
+            version=_uint(top["version"], "the version"),
+            platform=_text(top["platform"], "the platform"),
+            firmware=firmware,
+            pfm=PfmTarget(_digest(pfm["sha384"], "the PFM's sha384"), _uint(pfm["svn"], "svn")),
+            fuses=FuseTarget(
+                vendor_key_hash=_digest(fuses["vendor_key_hash"], "the vendor key hash"),
+                debug_locked=_bool(fuses["debug_locked"], "debug_locked"),
+                lifecycle=_text(fuses["lifecycle"], "the lifecycle"),
+                min_svn=_uint(fuses["min_svn"], "min_svn"),
+                anti_rollback=_bool(fuses["anti_rollback"], "anti_rollback"),
+            ),
+            policies={_text(k, "a policy name", 64): _digest(v, k) for k, v in policies.items()},
+            note=_text(top["note"], "the note", _MAX_NOTE) if "note" in top else "",
+        )
+        if state.encode() != bytes(data):
+            raise _bad("the bytes are not the document's deterministic encoding")
+        return state
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "class": self.node_class,
+            "version": self.version,
+            "sha384": self.sha384.hex(),
+            "platform": self.platform,
+            "firmware": {n: t.to_json() for n, t in self.firmware.items()},
+            "pfm": {"sha384": self.pfm.sha384.hex(), "svn": self.pfm.svn},
+            "fuses": self.fuses.to_json(),
+            "policies": {k: v.hex() for k, v in self.policies.items()},
+            "note": self.note,
+        }
+
+    def check_policy(self, name: str, document: bytes) -> None:
+        """``None`` when ``document`` is the policy ``name`` this state names; else
+        ``PolicyRejected`` ``policy-not-desired`` (the hook a verifier or key release service
+        calls before it puts a policy in force)."""
+        want = self.policies.get(name)
+        if want is None or not hmac.compare_digest(want, hashlib.sha384(document).digest()):
+            raise PolicyRejected(
+                f"the {name} policy is not the one desired state v{self.version} names",
+                code="policy-not-desired",
+            )
+
+
+# --- who may change it ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizedSigner:
+    """A person who may approve a desired state: the ``iss`` their statements carry and the
+    public key they sign with."""
+
+    iss: str
+    key: PublicKey
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.iss, str) or not self.iss or len(self.iss) > 256:
+            raise ConfigError("a signer's iss is text of 1 to 256 characters")
+        if not isinstance(self.key, PublicKey):
+            raise ConfigError("a signer's key is a public key")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} is base64 text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigError(f"{what} is not valid base64") from exc
+
+
+def _public_key(der: bytes, what: str) -> PublicKey:
+    try:
+        return PublicKey.from_der(der)
+    except IronrootError as exc:
+        raise ConfigError(f"{what}: {exc.detail}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Governance:
+    """Who may change a class's desired state (module docs): the authorized signers, how many
+    distinct ones a change needs (``required``; 2 is the two-person rule), and the
+    transparency services whose receipts count (``kid`` -> key)."""
+
+    node_class: str
+    signers: tuple[AuthorizedSigner, ...]
+    required: int
+    service_keys: Mapping[bytes, PublicKey]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.node_class, str) or not _NAME.fullmatch(self.node_class):
+            raise ConfigError("a class name is 1 to 64 of letters, digits, - and _")
+        signers = tuple(self.signers)
+        if not 1 <= len(signers) <= _MAX_SIGNERS:
+            raise ConfigError(f"a class has 1 to {_MAX_SIGNERS} authorized signers")
+        if not all(isinstance(s, AuthorizedSigner) for s in signers):
+            raise ConfigError("signers are AuthorizedSigner values")
+        if len({s.iss for s in signers}) != len(signers):
+            raise ConfigError("two authorized signers share one iss")
+        if len({s.key.kid for s in signers}) != len(signers):
+            raise ConfigError("two authorized signers share one key")
+        required = self.required
+        if isinstance(required, bool) or not isinstance(required, int):
+            raise ConfigError("required is an integer")
+        if not 1 <= required <= len(signers):
+            raise ConfigError(f"required is 1 to the number of authorized signers ({len(signers)})")
+        if not isinstance(self.service_keys, Mapping) or not self.service_keys:
+            raise ConfigError("trust at least one transparency service key")
+        for kid, key in self.service_keys.items():
+            if not isinstance(key, PublicKey) or key.kid != kid:
+                raise ConfigError("a service key's kid is its RFC 9679 thumbprint")
+        object.__setattr__(self, "signers", signers)
+        object.__setattr__(self, "service_keys", MappingProxyType(dict(self.service_keys)))
+
+    def signer(self, iss: str, kid: bytes | None) -> AuthorizedSigner:
+        """The authorized signer ``iss`` when ``kid`` is their key; else ``UnknownIssuer``
+        ``signer-not-authorized``."""
+        for signer in self.signers:
+            if signer.iss == iss:
+                if kid is not None and hmac.compare_digest(signer.key.kid, kid):
+                    return signer
+                raise UnknownIssuer(
+                    f"{iss} is authorized for class {self.node_class}, but not with this key",
+                    code="signer-not-authorized",
+                )
+        raise UnknownIssuer(
+            f"{iss} may not change the desired state of class {self.node_class}",
+            code="signer-not-authorized",
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": _GOVERNANCE_FORMAT,
+            "class": self.node_class,
+            "required": self.required,
+            "signers": [{"iss": s.iss, "key": _b64(s.key.to_der())} for s in self.signers],
+            "service_keys": [_b64(k.to_der()) for k in self.service_keys.values()],
+        }
+
+    @classmethod
+    def from_json(cls, doc: object) -> Governance:
+        if not isinstance(doc, dict) or doc.get("format") != _GOVERNANCE_FORMAT:
+            raise ConfigError(f"not a governance document of format {_GOVERNANCE_FORMAT}")
+        if set(doc) != {"format", "class", "required", "signers", "service_keys"}:
+            raise ConfigError("the governance document has missing or unknown members")
+        signers, services = doc["signers"], doc["service_keys"]
+        if not isinstance(signers, list) or not isinstance(services, list):
+            raise ConfigError("signers and service_keys are lists")
+        parsed = []
+        for entry in signers:
+            if not isinstance(entry, dict) or set(entry) != {"iss", "key"}:
+                raise ConfigError("a signer is {iss, key}")
+            key = _public_key(_unb64(entry["key"], "a signer's key"), "a signer's key")
+            parsed.append(AuthorizedSigner(str(entry["iss"]), key))
+        keys = [_public_key(_unb64(k, "a service key"), "a service key") for k in services]
+        return cls(str(doc["class"]), tuple(parsed), doc["required"], {k.kid: k for k in keys})
+
+
+# --- approvals ------------------------------------------------------------------------------
+
+
+def sign_desired(
+    state: DesiredState, signer: Signer, *, iss: str, iat: dt.datetime | None = None
+) -> bytes:
+    """One approval of ``state``: a Signed Statement by ``signer`` as ``iss`` (module docs)."""
+    return create_statement(
+        signer,
+        state.encode(),
+        iss=iss,
+        sub=desired_subject(state.node_class),
+        content_type=DESIRED_STATE_CONTENT_TYPE,
+        iat=int(iat.timestamp()) if iat is not None else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedDesired:
+    """A desired state whose approvals verified: the document, the statements (transparent,
+    once registered) and who approved it, in the order given."""
+
+    state: DesiredState
+    statements: tuple[bytes, ...]
+    signers: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"desired": self.state.to_json(), "signers": list(self.signers)}
+
+
+def _parse(data: bytes) -> tuple[SignedStatement, bool]:
+    """The statement and whether it carries receipts."""
+    if not isinstance(data, bytes):
+        raise MalformedStatement("a statement is bytes")
+    try:
+        return TransparentStatement.parse(data, _STATEMENT_LIMITS).statement, True
+    except MalformedStatement:
+        return SignedStatement.parse(data, _STATEMENT_LIMITS), False
+
+
+def _approval(
+    data: bytes, governance: Governance, *, receipts: bool
+) -> tuple[SignedStatement, AuthorizedSigner]:
+    statement, has_receipts = _parse(data)
+    if statement.content_type != DESIRED_STATE_CONTENT_TYPE:
+        raise MalformedStatement(
+            f"not a desired-state statement (content type {DESIRED_STATE_CONTENT_TYPE})",
+            code="not-desired-state",
+        )
+    if statement.claims.sub != desired_subject(governance.node_class):
+        raise PolicyRejected(
+            f"the statement is about {statement.claims.sub!r}, not class {governance.node_class}",
+            code="wrong-class",
+        )
+    signer = governance.signer(statement.claims.iss, statement.kid)
+    statement.sign1.verify(signer.key)
+    if receipts:
+        _logged(data, has_receipts, governance, signer.iss)
+    return statement, signer
+
+
+def _logged(data: bytes, has_receipts: bool, governance: Governance, iss: str) -> None:
+    what = f"the approval by {iss}"
+    if not has_receipts:
+        raise PolicyRejected(f"{what} is not on a transparency log: no receipt", code="no-receipt")
+    try:
+        verify_transparent_statement(
+            data, governance.service_keys, require_all=False, limits=_STATEMENT_LIMITS
+        )
+    except UnknownIssuer as exc:
+        raise UnknownIssuer(
+            f"no receipt of {what} is by a trusted transparency service ({exc.detail})",
+            code="untrusted-service",
+        ) from exc
+    except (BadSignature, InvalidProof) as exc:
+        raise InvalidProof(
+            f"no receipt proves {what} is on the log: {exc.detail}",
+            code="receipt-not-for-statement",
+        ) from exc
+
+
+def _check(
+    statements: Sequence[bytes],
+    governance: Governance,
+    current: DesiredState | None,
+    *,
+    receipts: bool,
+) -> VerifiedDesired:
+    if isinstance(statements, bytes | str) or not 1 <= len(statements) <= _MAX_STATEMENTS:
+        raise ConfigError(f"give 1 to {_MAX_STATEMENTS} approval statements")
+    approvals = [_approval(data, governance, receipts=receipts) for data in statements]
+    payload = approvals[0][0].payload
+    if any(s.payload != payload for s, _ in approvals[1:]):
+        raise PolicyRejected(
+            "the approvals are not of one document: each must sign the same bytes",
+            code="documents-differ",
+        )
+    seen: list[str] = []
+    for _, signer in approvals:
+        if signer.iss in seen:
+            raise PolicyRejected(
+                f"{signer.iss} approved twice: the approvals must be by distinct people",
+                code="duplicate-signer",
+            )
+        seen.append(signer.iss)
+    if len(seen) < governance.required:
+        raise PolicyRejected(
+            f"class {governance.node_class} needs {governance.required} distinct authorized "
+            f"signers, this change has {len(seen)} ({', '.join(seen)})",
+            code="too-few-signers",
+        )
+    state = DesiredState.decode(payload)
+    if state.node_class != governance.node_class:
+        raise PolicyRejected(
+            f"the document is for class {state.node_class}, not {governance.node_class}",
+            code="wrong-class",
+        )
+    if current is not None:
+        if state.version < current.version:
+            raise PolicyRejected(
+                f"version {state.version} is below version {current.version} in force",
+                code="version-rollback",
+            )
+        if state.version == current.version and state.encode() != current.encode():
+            raise PolicyRejected(
+                f"version {state.version} is in force with another document: a change needs "
+                f"version {current.version + 1} or higher",
+                code="version-reused",
+            )
+    return VerifiedDesired(state, tuple(statements), tuple(seen))
+
+
+def check_approvals(
+    statements: Sequence[bytes], governance: Governance, *, current: DesiredState | None = None
+) -> VerifiedDesired:
+    """Every check of :func:`verify_desired` except the receipts (module docs, 1, 2, 4, 5)."""
+    return _check(statements, governance, current, receipts=False)
+
+
+def verify_desired(
+    statements: Sequence[bytes], governance: Governance, *, current: DesiredState | None = None
+) -> VerifiedDesired:
+    """The desired state the transparent ``statements`` approve, once every check of the
+    module docs passed; ``current`` is the state in force (its version must be exceeded)."""
+    return _check(statements, governance, current, receipts=True)
+
+
+# --- the store ------------------------------------------------------------------------------
+
+
+class _Registration(Protocol):
+    @property
+    def transparent_statement(self) -> bytes: ...
+
+
+class Registrar(Protocol):
+    """Anything that registers a statement and returns its transparent form
+    (:class:`ironroot.transparency.TransparencyClient`)."""
+
+    def register(self, statement: bytes) -> _Registration: ...
+
+
+class DesiredStore:
+    """The desired states of a fleet's classes, in ``<fleet>/desired/`` (module docs)."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.directory = fleet.directory / "desired"
+
+    def __repr__(self) -> str:
+        return f"DesiredStore({str(self.directory)!r})"
+
+    def _dir(self, node_class: str) -> Path:
+        self.fleet.node_class(node_class)  # NotFound for an unknown class
+        return self.directory / node_class
+
+    # --- governance ------------------------------------------------------------------------
+
+    def init(self, governance: Governance) -> None:
+        """Set a class's governance, once (``Conflict`` when it has one)."""
+        base = self._dir(governance.node_class)
+        base.mkdir(parents=True, exist_ok=True)
+        write_atomic(
+            base / "governance.json",
+            json.dumps(governance.to_json(), indent=2).encode(),
+            mode=0o644,
+            exclusive=True,
+        )
+
+    def governance(self, node_class: str) -> Governance:
+        path = self._dir(node_class) / "governance.json"
+        if not path.is_file():
+            raise NotFound(
+                f"class {node_class} has no desired-state governance (run `ironroot fleet "
+                "desired init`)"
+            )
+        try:
+            doc = json.loads(read_limited(path, _MAX_FILE))
+        except ValueError as exc:
+            raise StorageError(f"{path} is not JSON") from exc
+        governance = Governance.from_json(doc)
+        if governance.node_class != node_class:
+            raise StorageError(f"{path} is the governance of class {governance.node_class}")
+        return governance
+
+    # --- the state in force ----------------------------------------------------------------
+
+    def version(self, node_class: str) -> int:
+        """The version in force, 0 when none was published."""
+        path = self._dir(node_class) / "current.json"
+        if not path.is_file():
+            return 0
+        try:
+            doc = json.loads(read_limited(path, 4096))
+            version = doc["version"]
+            if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+                raise ValueError("version")
+            return version
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StorageError(f"{path} is malformed") from exc
+
+    def _stored(self, node_class: str, version: int) -> tuple[bytes, tuple[bytes, ...]]:
+        path = self._dir(node_class) / f"v{version}.cbor"
+        try:
+            doc = decode_cbor(read_limited(path, 4 * _MAX_FILE), Limits(max_bytes=4 * _MAX_FILE))
+        except FileNotFoundError as exc:
+            raise StorageError(f"{path} is missing") from exc
+        except MalformedInput as exc:
+            raise StorageError(f"{path} is malformed: {exc.detail}") from exc
+        if (
+            not isinstance(doc, dict)
+            or set(doc) != {"document", "statements"}
+            or not isinstance(doc["document"], bytes)
+            or not isinstance(doc["statements"], list)
+            or not all(isinstance(s, bytes) for s in doc["statements"])
+        ):
+            raise StorageError(f"{path} is malformed")
+        return doc["document"], tuple(doc["statements"])
+
+    def current(self, node_class: str) -> VerifiedDesired:
+        """The desired state in force, verified again now (receipts, signers, quorum, and that
+        it is the version and document ``current.json`` names, and no later version was put in
+        force: ``StorageError`` ``desired-state-rolled-back``); ``NotFound`` if none."""
+        version = self.version(node_class)
+        if version == 0:
+            raise NotFound(
+                f"class {node_class} has no desired state (run `ironroot fleet desired publish`)"
+            )
+        later = [v for v in self.history(node_class) if v > version]
+        if later:
+            raise StorageError(
+                f"class {node_class}'s current.json names version {version}, but version "
+                f"{later[-1]} was put in force: the pointer was rolled back",
+                code="desired-state-rolled-back",
+            )
+        document, statements = self._stored(node_class, version)
+        verified = verify_desired(statements, self.governance(node_class))
+        if verified.state.version != version or verified.state.encode() != document:
+            raise StorageError(
+                f"the stored desired state of class {node_class} is not version {version}"
+            )
+        return verified
+
+    def history(self, node_class: str) -> list[int]:
+        """The versions that were put in force, oldest first."""
+        base = self._dir(node_class)
+        found = (re.fullmatch(r"v(\d+)\.cbor", p.name) for p in base.glob("v*.cbor"))
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def publish(
+        self,
+        node_class: str,
+        statements: Sequence[bytes],
+        *,
+        now: dt.datetime,
+        registrar: Registrar | None = None,
+    ) -> VerifiedDesired:
+        """Put a new desired state in force: check the approvals (all but receipts) against
+        the governance and the version in force, register those without a receipt with
+        ``registrar``, verify the whole set (:func:`verify_desired`), store it and record a
+        ``desired-state`` event. Publishing the version in force again is a no-op."""
+        base = self._dir(node_class)
+        base.mkdir(parents=True, exist_ok=True)
+        governance = self.governance(node_class)
+        with DirectoryLock(base, ".publish.lock", what="desired state of class " + node_class):
+            current = self.current(node_class).state if self.version(node_class) else None
+            check_approvals(statements, governance, current=current)
+            transparent = []
+            for data in statements:
+                _statement, has_receipts = _parse(data)
+                if not has_receipts and registrar is not None:
+                    data = registrar.register(data).transparent_statement
+                transparent.append(data)
+            verified = verify_desired(transparent, governance, current=current)
+            state = verified.state
+            if current is not None and state.version == current.version:
+                return self.current(node_class)
+            write_atomic(
+                base / f"v{state.version}.cbor",
+                encode_cbor({"document": state.encode(), "statements": list(transparent)}),
+                mode=0o644,
+            )
+            write_atomic(
+                base / "current.json",
+                json.dumps({"version": state.version, "sha384": state.sha384.hex()}).encode(),
+                mode=0o644,
+            )
+        self.fleet.record(
+            None,
+            "desired-state",
+            {
+                "class": node_class,
+                "version": state.version,
+                "sha384": state.sha384.hex(),
+                "signers": list(verified.signers),
+                "previous": current.version if current is not None else None,
+            },
+            now=now,
+        )
+        return verified

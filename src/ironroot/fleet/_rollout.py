@@ -1,0 +1,421 @@
+"""Rollout: bring a class's nodes to the desired firmware, in waves, through the platform's
+receipt-gated update, stopping at the first failure.
+
+:func:`rollout` plans first, touching nothing: the desired state in force (verified again:
+receipts, signers, quorum), then per node the components whose active image (as the RoT
+journaled it) is not the desired one, and whether its active PFM is the desired one. A node
+with nothing to change is **skipped**. Every bundle and PFM the plan needs must be found in
+``releases`` by its SHA-384 before anything starts (``NotFound`` ``release-missing``), and a
+node whose state cannot be read stops the rollout before it starts (its error is raised).
+
+The nodes to change are cut into waves of ``wave_size`` (registry order). Each node is updated
+component by component (``bmc``, ``host``, ``nic``, ``gpu``, ``nvme``) with
+:meth:`ironroot.platform.Platform.update` — every check of the platform layer applies:
+signatures, PFM, SVN floor, receipts from the node's trusted logs, SAFE reviews — the first
+update carrying the desired PFM when the node's differs (a PFM alone rides on an update of
+the BMC to its desired image). An update that is **refused** (the check's typed error) or that
+**rolls back** (the new firmware failed its health check), or a node that does not end at the
+desired firmware and PFM, stops the rollout: the rest of that wave and every later wave are
+**not reached**. Each update and the stop are recorded in the fleet's event log
+(``rollout-update``, ``rollout``).
+
+:class:`ReleaseSet` holds the bundles and PFMs by digest: from a node class
+(:meth:`ReleaseSet.of_class`), from directories (:meth:`ReleaseSet.load`: each ``NAME.bin``
+is a bundle whose transparent statements are ``NAME.ts`` and ``NAME.<anything>.ts``, each
+``NAME.pfm`` a signed PFM with its transparent statement ``NAME.pfm.ts``; a statement file
+belongs to the longest bundle name it extends), or added one by one.
+
+``inject`` (node -> a fault of :class:`ironroot.platform.Faults`, e.g. ``fail-health``) is
+for drills: that node's updates run with the fault, so a rollout's stop can be rehearsed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from ironroot._fileio import DirectoryLock, read_limited
+from ironroot.errors import ConfigError, IronrootError, NotFound
+from ironroot.fleet._desired import DesiredState, DesiredStore
+from ironroot.platform import COMPONENTS, Faults
+
+if TYPE_CHECKING:
+    from ironroot.fleet._fleet import Fleet, NodeClass
+
+__all__ = [
+    "ComponentUpdate",
+    "NodeRollout",
+    "ReleaseSet",
+    "RolloutReport",
+    "rollout",
+]
+
+_MAX_FILE: Final = 64 * 1024 * 1024
+_MAX_STATEMENT: Final = 4 * 1024 * 1024
+_OUTCOMES: Final = ("updated", "failed", "skipped", "not-reached", "planned")
+
+
+class ReleaseSet:
+    """Signed bundles and PFMs with their transparent statements, found by SHA-384."""
+
+    def __init__(self) -> None:
+        self._bundles: dict[bytes, tuple[bytes, tuple[bytes, ...]]] = {}
+        self._pfms: dict[bytes, tuple[bytes, bytes]] = {}
+
+    def __repr__(self) -> str:
+        return f"ReleaseSet({len(self._bundles)} bundles, {len(self._pfms)} PFMs)"
+
+    def add_bundle(self, bundle: bytes, statements: Sequence[bytes]) -> bytes:
+        """Add a bundle and its statements; return its SHA-384."""
+        digest = hashlib.sha384(bundle).digest()
+        self._bundles[digest] = (bytes(bundle), tuple(statements))
+        return digest
+
+    def add_pfm(self, pfm: bytes, statement: bytes) -> bytes:
+        """Add a signed PFM and its transparent statement; return its SHA-384."""
+        digest = hashlib.sha384(pfm).digest()
+        self._pfms[digest] = (bytes(pfm), bytes(statement))
+        return digest
+
+    def bundle(self, component: str, sha384: bytes) -> tuple[bytes, tuple[bytes, ...]]:
+        found = self._bundles.get(sha384)
+        if found is None:
+            raise NotFound(
+                f"no {component} bundle with SHA-384 {sha384.hex()[:16]}… among the releases",
+                code="release-missing",
+            )
+        return found
+
+    def pfm(self, sha384: bytes) -> tuple[bytes, bytes]:
+        found = self._pfms.get(sha384)
+        if found is None:
+            raise NotFound(
+                f"no PFM with SHA-384 {sha384.hex()[:16]}… among the releases",
+                code="release-missing",
+            )
+        return found
+
+    @classmethod
+    def of_class(cls, node_class: NodeClass) -> ReleaseSet:
+        """The class's own images, statements and PFM."""
+        releases = cls()
+        for name in COMPONENTS:
+            releases.add_bundle(node_class.images[name], node_class.statements.get(name, ()))
+        releases.add_pfm(node_class.pfm, node_class.pfm_statement)
+        return releases
+
+    def load(self, directory: Path | str) -> ReleaseSet:
+        """Add every release in ``directory`` (module docs); return ``self``."""
+        base = Path(directory)
+        if not base.is_dir():
+            raise ConfigError(f"{base} is not a directory of releases")
+        bundles = sorted(p.name.removesuffix(".bin") for p in base.glob("*.bin") if p.is_file())
+        pfms = sorted(p.name.removesuffix(".pfm") for p in base.glob("*.pfm") if p.is_file())
+        owned: dict[str, list[bytes]] = {name: [] for name in bundles}
+        for path in sorted(base.glob("*.ts")):
+            stem = path.name.removesuffix(".ts")
+            if stem.endswith(".pfm"):
+                continue
+            owners = [n for n in bundles if stem == n or stem.startswith(n + ".")]
+            if owners:
+                owned[max(owners, key=len)].append(read_limited(path, _MAX_STATEMENT))
+        for name in bundles:
+            self.add_bundle(read_limited(base / f"{name}.bin", _MAX_FILE), owned[name])
+        for name in pfms:
+            statement = base / f"{name}.pfm.ts"
+            if not statement.is_file():
+                raise ConfigError(f"{base / (name + '.pfm')} has no statement {statement.name}")
+            self.add_pfm(
+                read_limited(base / f"{name}.pfm", _MAX_FILE),
+                read_limited(statement, _MAX_STATEMENT),
+            )
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentUpdate:
+    """One update a rollout ran (or planned): ``outcome`` is ``committed``, ``rolled-back``,
+    ``refused`` (``code``/``detail``/``check`` of the refusal) or ``planned``."""
+
+    component: str
+    from_version: str | None
+    to_version: str
+    outcome: str
+    with_pfm: bool = False
+    code: str | None = None
+    detail: str = ""
+    check: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "component": self.component,
+            "from": self.from_version,
+            "to": self.to_version,
+            "outcome": self.outcome,
+            "with_pfm": self.with_pfm,
+            "code": self.code,
+            "detail": self.detail,
+            "check": self.check,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRollout:
+    """One node in a rollout: its wave (``None`` when skipped), ``outcome`` (one of
+    ``updated``, ``failed``, ``skipped``, ``not-reached``, ``planned``) and its updates."""
+
+    node: str
+    wave: int | None
+    outcome: str
+    updates: tuple[ComponentUpdate, ...] = ()
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "wave": self.wave,
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "updates": [u.to_json() for u in self.updates],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutReport:
+    """What a rollout did: every node's outcome, and where it stopped (``stopped_at``: the
+    failed node, ``None`` when every wave finished)."""
+
+    node_class: str
+    desired_version: int
+    wave_size: int
+    waves: int
+    nodes: tuple[NodeRollout, ...]
+    stopped_at: str | None = None
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.stopped_at is None
+
+    def with_outcome(self, outcome: str) -> tuple[str, ...]:
+        return tuple(n.node for n in self.nodes if n.outcome == outcome)
+
+    def node(self, node_id: str) -> NodeRollout:
+        for node in self.nodes:
+            if node.node == node_id:
+                return node
+        raise NotFound(f"no node {node_id!r} in the rollout")
+
+    def to_json(self) -> dict[str, Any]:
+        counts = {o: len(self.with_outcome(o)) for o in _OUTCOMES}
+        return {
+            "class": self.node_class,
+            "desired_version": self.desired_version,
+            "wave_size": self.wave_size,
+            "waves": self.waves,
+            "dry_run": self.dry_run,
+            "ok": self.ok,
+            "stopped_at": self.stopped_at,
+            "counts": counts,
+            "nodes": [n.to_json() for n in self.nodes],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    node: str
+    components: tuple[tuple[str, str | None], ...]  # (component, version now)
+    pfm: bool
+
+
+def _plan(fleet: Fleet, node_id: str, desired: DesiredState) -> _Plan:
+    state = fleet.node(node_id).state()
+    todo: list[tuple[str, str | None]] = []
+    for name in COMPONENTS:
+        image = state.component(name).image
+        if image is None or image.sha384 != desired.firmware[name].sha384:
+            todo.append((name, image.version if image is not None else None))
+    active_pfm = state.pfm.image
+    pfm = active_pfm is None or active_pfm.sha384 != desired.pfm.sha384
+    if pfm and not todo:
+        image = state.component("bmc").image
+        todo.append(("bmc", image.version if image is not None else None))
+    return _Plan(node_id, tuple(todo), pfm)
+
+
+def _converged(fleet: Fleet, node_id: str, desired: DesiredState) -> str:
+    """Why ``node_id`` is not at the desired firmware and PFM ("" when it is)."""
+    plan = _plan(fleet, node_id, desired)
+    if plan.pfm:
+        return "its active PFM is not the desired one"
+    if plan.components:
+        return "not at the desired firmware: " + ", ".join(c for c, _ in plan.components)
+    return ""
+
+
+def rollout(
+    fleet: Fleet,
+    releases: ReleaseSet,
+    *,
+    now: dt.datetime,
+    node_class: str | None = None,
+    wave_size: int = 1,
+    nodes: Sequence[str] | None = None,
+    dry_run: bool = False,
+    inject: Mapping[str, str] | None = None,
+    progress: Callable[[str, str, str | None], None] | None = None,
+) -> RolloutReport:
+    """Roll ``node_class`` (default: the fleet's first class) out to its desired state in
+    force, in waves of ``wave_size`` (module docs). ``nodes`` limits it to those nodes;
+    ``dry_run`` plans and reports without updating; ``progress(event, node, component)`` is
+    called with ``update`` before each update and ``done`` after each node."""
+    if isinstance(wave_size, bool) or not isinstance(wave_size, int) or wave_size < 1:
+        raise ConfigError("the wave size is 1 or more")
+    name = node_class or fleet.classes()[0]
+    store = DesiredStore(fleet)
+    desired = store.current(name).state
+    faults = dict(inject or {})
+    for node_id, step in faults.items():
+        Faults(step)  # ConfigError for an unknown fault
+        fleet.record_of(node_id)
+    records = [fleet.record_of(n) for n in nodes] if nodes is not None else fleet.records()
+    records = [r for r in records if r.node_class == name]
+    if nodes is not None and len(records) != len(set(nodes)):
+        raise ConfigError(f"every node given must be of class {name}")
+    with DirectoryLock(store.directory / name, ".rollout.lock", what=f"rollout of class {name}"):
+        plans = [_plan(fleet, r.id, desired) for r in records]
+        # Every release the plan needs is found before anything changes.
+        for plan in plans:
+            for component, _ in plan.components:
+                releases.bundle(component, desired.firmware[component].sha384)
+            if plan.pfm:
+                releases.pfm(desired.pfm.sha384)
+        todo = [p for p in plans if p.components]
+        waves = [todo[i : i + wave_size] for i in range(0, len(todo), wave_size)]
+        wave_of = {p.node: number for number, wave in enumerate(waves, 1) for p in wave}
+        outcome: dict[str, NodeRollout] = {
+            p.node: NodeRollout(p.node, None, "skipped") for p in plans if not p.components
+        }
+        stopped: str | None = None
+        for plan in todo:
+            wave = wave_of[plan.node]
+            if dry_run or stopped is not None:
+                updates = tuple(
+                    ComponentUpdate(
+                        c,
+                        v,
+                        desired.firmware[c].version,
+                        "planned",
+                        with_pfm=plan.pfm and i == 0,
+                    )
+                    for i, (c, v) in enumerate(plan.components)
+                )
+                state = "planned" if dry_run else "not-reached"
+                outcome[plan.node] = NodeRollout(plan.node, wave, state, updates)
+                continue
+            result = _update_node(
+                fleet, releases, plan, desired, wave, now, faults.get(plan.node), progress
+            )
+            outcome[plan.node] = result
+            if result.outcome == "failed":
+                stopped = plan.node
+            if progress is not None:
+                progress("done", plan.node, None)
+    report = RolloutReport(
+        name,
+        desired.version,
+        wave_size,
+        len(waves),
+        tuple(outcome[p.node] for p in plans),
+        stopped,
+        dry_run,
+    )
+    if not dry_run:
+        fleet.record(
+            None,
+            "rollout",
+            {
+                "class": name,
+                "desired_version": desired.version,
+                "wave_size": wave_size,
+                "waves": len(waves),
+                "updated": list(report.with_outcome("updated")),
+                "skipped": len(report.with_outcome("skipped")),
+                "stopped_at": stopped,
+                "not_reached": list(report.with_outcome("not-reached")),
+            },
+            now=now,
+        )
+    return report
+
+
+def _update_node(
+    fleet: Fleet,
+    releases: ReleaseSet,
+    plan: _Plan,
+    desired: DesiredState,
+    wave: int,
+    now: dt.datetime,
+    fault: str | None,
+    progress: Callable[[str, str, str | None], None] | None,
+) -> NodeRollout:
+    platform = fleet.node(plan.node)
+    done: list[ComponentUpdate] = []
+    carry_pfm = plan.pfm
+    for component, version in plan.components:
+        target = desired.firmware[component]
+        bundle, statements = releases.bundle(component, target.sha384)
+        pfm, pfm_statement = releases.pfm(desired.pfm.sha384) if carry_pfm else (None, None)
+        if progress is not None:
+            progress("update", plan.node, component)
+        try:
+            result = platform.update(
+                component,
+                bundle,
+                statements,
+                now=now,
+                pfm=pfm,
+                pfm_statement=pfm_statement,
+                faults=Faults(fault) if fault is not None else None,
+            )
+        except IronrootError as exc:
+            update = ComponentUpdate(
+                component,
+                version,
+                target.version,
+                "refused",
+                carry_pfm,
+                exc.code,
+                exc.detail,
+                exc.check,
+            )
+        else:
+            update = ComponentUpdate(
+                component,
+                version,
+                target.version,
+                result.outcome,
+                carry_pfm,
+                None if result.outcome == "committed" else "rolled-back",
+                "" if result.outcome == "committed" else "the new firmware failed its health check",
+            )
+        done.append(update)
+        fleet.record(plan.node, "rollout-update", {"wave": wave, **update.to_json()}, now=now)
+        if update.outcome != "committed":
+            return NodeRollout(
+                plan.node,
+                wave,
+                "failed",
+                tuple(done),
+                f"{component} {update.outcome}: {update.code}",
+            )
+        carry_pfm = False
+    why = _converged(fleet, plan.node, desired)
+    if why:
+        fleet.record(plan.node, "rollout-update", {"wave": wave, "not_converged": why}, now=now)
+        return NodeRollout(plan.node, wave, "failed", tuple(done), why)
+    return NodeRollout(plan.node, wave, "updated", tuple(done))

@@ -1,0 +1,185 @@
+"""A one-node fleet to audit, on the platform tests' world: a SAFE review shipped with the
+BMC firmware, an EAR from a verifier after admission, and the trust an auditor holds."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from cryptography.hazmat.primitives.serialization import Encoding
+from tests.fleet.fleet_world import node_class
+from tests.platform.node_world import NOW, PLATFORM, VENDOR, World, make_world
+
+from ironroot.audit import AuditExport, AuditTrust, collect_export, export_bundle
+from ironroot.crypto import Algorithm, PrivateKey, load_certificate
+from ironroot.ear import Appraisal, AttestationResult, VerifierId, sign_ear_jwt
+from ironroot.firmware import FirmwareBundle
+from ironroot.fleet import Fleet
+from ironroot.log import HttpLogFetcher, NoteVerifier
+from ironroot.platform import COMPONENTS, PlatformTrust, SafeRequirement
+from ironroot.rot import VendorCA
+from ironroot.safe import ProviderKey, ProviderKeys, sfr_statement, sign_report
+
+PROVIDER = "Example Review Provider"
+EXPORTED = NOW + dt.timedelta(minutes=10)
+NODE = "node-0001"
+
+
+def sfr(manifest_digest: bytes, cvss: tuple[float, ...] = (3.1,)) -> bytes:
+    """An OCP SAFE Short Form Report (JSON) of the firmware with ``manifest_digest``."""
+    issues = [
+        {
+            "title": f"issue {i}",
+            "cvss_score": f"{score:.1f}",
+            "cvss_vector": "AV:L/AC:L/PR:L/UI:N/S:C/C:L/I:H/A:L",
+            "cwe": "CWE-111",
+            "description": "found in review",
+            "cve": None,
+        }
+        for i, score in enumerate(cvss)
+    ]
+    return json.dumps(
+        {
+            "review_framework_version": "1.1",
+            "device": {
+                "vendor": "ACME Inc",
+                "product": "Node BMC",
+                "category": "bmc",
+                "repo_tag": "v1",
+                "fw_version": "1.0",
+                "fw_hash_sha2_384": manifest_digest.hex(),
+            },
+            "audit": {
+                "srp": "My Pentest Corporation",
+                "methodology": "whitebox",
+                "completion_date": "2026-05-01",
+                "report_version": "1.0",
+                "scope_number": 1,
+                "cvss_version": "3.1",
+                "issues": issues,
+            },
+        }
+    ).encode()
+
+
+@dataclasses.dataclass
+class AuditWorld:
+    world: World
+    fleet: Fleet
+    ca: VendorCA
+    provider: PrivateKey
+    verifier: PrivateKey
+    review: bytes
+
+    @property
+    def providers(self) -> ProviderKeys:
+        return ProviderKeys([ProviderKey(self.provider.public_key, frozenset({PROVIDER}))])
+
+    def platform_trust(self) -> PlatformTrust:
+        return self.world.trust(safe={"bmc": SafeRequirement(self.providers, "medium")})
+
+    def checkpoint_keys(self) -> tuple[NoteVerifier, ...]:
+        keys = self.world.trusted.configuration()["checkpoint_keys"]
+        return tuple(NoteVerifier.from_vkey(k) for k in keys)
+
+    def trust(self, **changes: object) -> AuditTrust:
+        args: dict[str, object] = {
+            "platform": self.platform_trust(),
+            "vendor_roots": self.ca.trust_anchors,
+            "checkpoint_keys": self.checkpoint_keys(),
+            "verifier_keys": {self.verifier.kid: self.verifier.public_key},
+        }
+        args.update(changes)
+        return AuditTrust(**args)  # type: ignore[arg-type]
+
+    def write_trust(self, directory: Path) -> Path:
+        """The auditor's trust file (``audit-trust.toml``) and the key files it names."""
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "vendor-ecc.pub.pem").write_bytes(self.world.ecc.public_key.to_pem())
+        (directory / "vendor-mldsa.pub.pem").write_bytes(self.world.pqc.public_key.to_pem())
+        roots = directory / "vendor-ca"
+        roots.mkdir(exist_ok=True)
+        for number, der in enumerate(self.ca.trust_anchors):
+            pem = load_certificate(der, der_only=True).public_bytes(Encoding.PEM)
+            (roots / f"root-{number}.cert.pem").write_bytes(pem)
+        (directory / "service-keys.cbor").write_bytes(self.world.trusted.service_keys_bytes())
+        providers = directory / "review-providers"  # a key file answers to its name
+        providers.mkdir(exist_ok=True)
+        (providers / f"{PROVIDER}.pub.pem").write_bytes(self.provider.public_key.to_pem())
+        (directory / "verifier.pub.pem").write_bytes(self.verifier.public_key.to_pem())
+        vkeys = ", ".join(f'"{k.vkey}"' for k in self.checkpoint_keys())
+        issuers = "".join(f'{c} = ["{VENDOR}"]\n' for c in (*COMPONENTS, "pfm"))
+        path = directory / "audit-trust.toml"
+        path.write_text(
+            f'platform = "{PLATFORM}"\n\n'
+            "[vendor]\n"
+            'ecc = ["vendor-ecc.pub.pem"]\n'
+            'pqc = ["vendor-mldsa.pub.pem"]\n'
+            'roots = ["vendor-ca"]\n\n'
+            "[transparency]\n"
+            'service_keys = ["service-keys.cbor"]\n'
+            f"checkpoint_keys = [{vkeys}]\n\n"
+            f"[issuers]\n{issuers}\n"
+            "[safe.bmc]\n"
+            'providers = ["review-providers"]\n'
+            'max_severity = "medium"\n\n'
+            "[verifier]\n"
+            'keys = ["verifier.pub.pem"]\n'
+        )
+        return path
+
+    def export(self, node: str = NODE, **changes: object) -> bytes:
+        with HttpLogFetcher(self.world.urls["trusted"]) as fetcher:
+            args: dict[str, object] = {"logs": [fetcher], "now": EXPORTED}
+            args.update(changes)
+            return export_bundle(self.fleet, node, **args)  # type: ignore[arg-type]
+
+    def collect(self, node: str = NODE) -> AuditExport:
+        with HttpLogFetcher(self.world.urls["trusted"]) as fetcher:
+            return collect_export(self.fleet, node, logs=[fetcher], now=EXPORTED)
+
+
+def ear(verifier: PrivateKey, *, at: dt.datetime = NOW, vector: int = 2) -> bytes:
+    """An EAR a verifier signed for the node (what admission stores)."""
+    appraisal = Appraisal.from_vector(
+        {"instance-identity": 2, "executables": vector, "hardware": 2, "configuration": 2},
+        policy_id="urn:ironroot:appraisal-policy:default:0",
+    )
+    result = AttestationResult(
+        iat=int(at.timestamp()),
+        exp=int(at.timestamp()) + 3600,
+        verifier_id=VerifierId("Ironroot", "ironroot 0.1.0"),
+        submods={"ironroot": appraisal},
+    )
+    return sign_ear_jwt(result, verifier)
+
+
+def build(root: Path, world: World) -> AuditWorld:
+    """A fleet of one node of a class whose BMC firmware ships with a logged SAFE review,
+    admitted on an EAR stored where the export looks for it."""
+    bmc = world.release("bmc", "1.0")
+    digest = FirmwareBundle.parse(bmc.bundle).manifest_digest()
+    provider = PrivateKey.generate(Algorithm.ES384)
+    verifier = PrivateKey.generate(Algorithm.ES384)
+    review = world.trusted.register(
+        sfr_statement(sign_report(sfr(digest), provider, PROVIDER), world.statement_key, iss=VENDOR)
+    ).transparent_statement
+    base = node_class(world)
+    statements = dict(base.statements)
+    statements["bmc"] = (*statements["bmc"], review)
+    klass = dataclasses.replace(base, statements=statements)
+    fleet = Fleet.create(root / "fleet", node_class=klass)
+    ca = VendorCA.generate(now=NOW - dt.timedelta(days=2))
+    fleet.add_nodes(1, vendor_ca=ca, now=NOW)
+    (fleet.directory / "ears").mkdir()
+    (fleet.directory / "ears" / "ear-1.jwt").write_bytes(ear(verifier))
+    fleet.set_status(NODE, "admitted", "affirming EAR", now=NOW, ear_id="ear-1")
+    return AuditWorld(world, fleet, ca, provider, verifier, review)
+
+
+def audit_world(root: Path) -> Iterator[AuditWorld]:
+    with make_world(root / "world") as world:
+        yield build(root, world)

@@ -1,0 +1,411 @@
+"""Export and offline verification of a real node's audit bundle, and what it must reject.
+
+The fleet is one node on the platform tests' world (tests/audit/audit_world.py). A bundle
+changed after the seal fails integrity (``AuditBundleRejected``); a bundle that says
+something false, sealed anyway by the node's own RoT (the worst case: whoever exported it
+holds the node), fails at the step whose evidence is false.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import random
+from collections.abc import Iterator
+
+import pytest
+from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world
+from tests.platform.node_world import SLOT
+
+from ironroot.audit import AuditBundle, AuditExport, AuditIndex, check_bundle, verify_bundle
+from ironroot.cose import encode_cbor
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import (
+    AuditBundleRejected,
+    InconsistentCheckpoint,
+    IronrootError,
+    KeyDescriptorMismatch,
+    UnknownIssuer,
+    VerificationFailed,
+)
+from ironroot.log import Checkpoint, NoteSigner, open_note, sign_checkpoint
+from ironroot.log.layout import load_checkpoint_signer
+from ironroot.platform import IMAGE_HEADER_SIZE, chip_layout
+from ironroot.rot import VendorCA
+
+STEPS = (
+    "format",
+    "seal",
+    "members",
+    "node",
+    "fuses",
+    "dice",
+    "pfm",
+    "firmware:bmc",
+    "firmware:host",
+    "firmware:nic",
+    "firmware:gpu",
+    "firmware:nvme",
+    "measured-boot",
+    "spdm:nic",
+    "spdm:gpu",
+    "spdm:nvme",
+    "reviews",
+    "transparency",
+    "attestation",
+    "hsm",
+)
+
+
+@pytest.fixture(scope="module")
+def aw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuditWorld]:
+    yield from audit_world(tmp_path_factory.mktemp("audit"))
+
+
+@pytest.fixture(scope="module")
+def bundle(aw: AuditWorld) -> bytes:
+    return aw.export()
+
+
+@pytest.fixture(scope="module")
+def collected(aw: AuditWorld) -> AuditExport:
+    return aw.collect()
+
+
+def _reseal(aw: AuditWorld, export: AuditExport, **changes: object) -> bytes:
+    return export.replace(**changes).seal(aw.fleet.rot(NODE))  # type: ignore[arg-type]
+
+
+def _refused(data: bytes, aw: AuditWorld, **trust: object) -> IronrootError:
+    with pytest.raises(IronrootError) as info:
+        verify_bundle(data, aw.trust(**trust))
+    return info.value
+
+
+# --- a real node ---------------------------------------------------------------------------
+
+
+def test_export_and_verify_of_a_real_node_holds_at_every_step(
+    aw: AuditWorld, bundle: bytes
+) -> None:
+    report = verify_bundle(bundle, aw.trust())
+    assert tuple(s.name for s in report.steps) == STEPS
+    assert {s.name: s.status for s in report.steps} == {
+        **dict.fromkeys(STEPS, "ok"),
+        "hsm": "skipped",
+    }
+    assert report.ok
+    assert report.failure is None
+    assert (report.node, report.node_class) == (NODE, "node-7")
+    assert report.exported_at == report.judged_at == "2026-06-01T12:10:00Z"
+    assert report.bundle_sha384 == hashlib.sha384(bundle).hexdigest()
+    assert "the node has no HSM" in report.step("hsm").lines[0]
+    assert any("review by Example Review Provider" in line for line in report.step("reviews").lines)
+    assert any("status affirming" in line for line in report.step("attestation").lines)
+    index = AuditIndex.decode(AuditBundle.parse(bundle).index)
+    assert index.node == NODE
+    assert index.exported_at == EXPORTED
+    assert set(index.absent) == {"hsm"}
+    assert {
+        "node/record.json",
+        "rot/fuses.json",
+        "rot/dice-chain.cbor",
+        "pfm/pfm.cose",
+        "pfm/statement.cose",
+        "firmware/bmc/bundle.bin",
+        "firmware/bmc/statement-0.cose",
+        "firmware/bmc/statement-1.cose",  # the SAFE review
+        "firmware/nic/statement-1.cose",  # the CoRIM
+        "spdm/nic.cbor",
+        "transparency/0/checkpoint",
+        "transparency/0/proofs.cbor",
+        "attestation/ear.jwt",
+    } <= set(index.members)
+
+
+def test_each_export_is_fresh_and_judged_as_of_its_own_time(aw: AuditWorld) -> None:
+    later = EXPORTED + dt.timedelta(hours=1)
+    one, two = aw.export(), aw.export(now=later)
+    first = AuditIndex.decode(AuditBundle.parse(one).index)
+    second = AuditIndex.decode(AuditBundle.parse(two).index)
+    assert first.nonce != second.nonce  # a new seal, new SPDM challenges
+    assert (
+        AuditBundle.parse(one).members["spdm/nic.cbor"]
+        != (AuditBundle.parse(two).members["spdm/nic.cbor"])
+    )
+    assert verify_bundle(two, aw.trust()).judged_at == "2026-06-01T13:10:00Z"
+    # judged a year after its export, the BMC firmware's validity has ended
+    report = check_bundle(one, aw.trust(), at=EXPORTED + dt.timedelta(days=400))
+    assert report.step("firmware:bmc").status == "failed"
+    assert report.step("firmware:bmc").error.code == "manifest-expired"  # type: ignore[union-attr]
+
+
+# --- any byte changed ----------------------------------------------------------------------
+
+
+def _span(data: bytes, key: str, value: bytes) -> tuple[int, int]:
+    """Where ``value`` (the bytes of map member ``key``) lies in the encoded file."""
+    pair = encode_cbor(key) + encode_cbor(value)
+    at = data.find(pair)
+    assert at >= 0
+    assert data.find(pair, at + 1) < 0
+    start = at + len(pair) - len(value)
+    return start, start + len(value)
+
+
+def test_any_byte_changed_is_caught_with_the_exact_error(aw: AuditWorld, bundle: bytes) -> None:
+    parsed = AuditBundle.parse(bundle)
+    expected: dict[int, set[str]] = {key: {"bundle-malformed"} for key in range(len(bundle))}
+    regions: dict[str, tuple[int, int, set[str]]] = {}
+    for key, value, codes in (
+        ("seal", parsed.seal, {"seal-invalid"}),
+        ("index", parsed.index, {"index-not-sealed"}),
+    ):
+        start, end = _span(bundle, key, value)
+        regions[key] = (start, end, codes)
+    for name, value in parsed.members.items():
+        start, end = _span(bundle, name, value)
+        regions[f"member {name}"] = (start, end, {"member-changed"})
+        head = len(encode_cbor(name)) - len(name.encode())
+        name_at = start - (len(encode_cbor(value)) - len(value)) - len(name.encode())
+        regions[f"name {name}"] = (
+            name_at,
+            name_at + len(name),
+            {"bundle-malformed", "member-missing"},
+        )
+        assert bundle[name_at - head : name_at] == encode_cbor(name)[:head]
+    for start, end, codes in regions.values():
+        for position in range(start, end):
+            expected[position] = codes
+    rng = random.Random(20260601)
+    framing = [p for p, codes in expected.items() if codes == {"bundle-malformed"}]
+    positions = set(rng.sample(framing, 40))
+    for start, end, _codes in regions.values():
+        positions |= {start, end - 1, rng.randrange(start, end)}
+    checks = {"seal-invalid": "seal", "index-not-sealed": "seal", "member-changed": "members"}
+    trust = aw.trust()
+    for position in sorted(positions):
+        changed = bytearray(bundle)
+        changed[position] ^= rng.randrange(1, 256)
+        with pytest.raises(AuditBundleRejected) as info:
+            verify_bundle(bytes(changed), trust)
+        error = info.value
+        where = f"byte {position} ({error.code}: {error.detail})"
+        assert error.code in expected[position], where
+        assert error.check == checks.get(
+            error.code, "format" if error.code == "bundle-malformed" else "members"
+        ), where
+    assert len(positions) > 150
+
+
+# --- members swapped, missing, added -------------------------------------------------------
+
+
+def test_a_swapped_member_is_caught(aw: AuditWorld, bundle: bytes) -> None:
+    parsed = AuditBundle.parse(bundle)
+    members = dict(parsed.members)
+    members["firmware/gpu/bundle.bin"], members["firmware/nic/bundle.bin"] = (
+        members["firmware/nic/bundle.bin"],
+        members["firmware/gpu/bundle.bin"],
+    )
+    swapped = AuditBundle(parsed.index, members, parsed.seal).encode()
+    error = _refused(swapped, aw)
+    assert isinstance(error, AuditBundleRejected)
+    assert (error.code, error.check) == ("member-changed", "members")
+    assert "firmware/gpu/bundle.bin" in error.detail
+
+
+def test_a_member_from_another_export_is_caught(aw: AuditWorld, bundle: bytes) -> None:
+    other = AuditBundle.parse(aw.export(now=EXPORTED + dt.timedelta(minutes=1)))
+    parsed = AuditBundle.parse(bundle)
+    members = dict(parsed.members)
+    members["spdm/nic.cbor"] = other.members["spdm/nic.cbor"]  # a valid session, another nonce
+    error = _refused(AuditBundle(parsed.index, members, parsed.seal).encode(), aw)
+    assert (type(error), error.code) == (AuditBundleRejected, "member-changed")
+    # nor does the other export's seal fit this index
+    error = _refused(AuditBundle(parsed.index, parsed.members, other.seal).encode(), aw)
+    assert (type(error), error.code, error.check) == (
+        AuditBundleRejected,
+        "index-not-sealed",
+        "seal",
+    )
+
+
+def test_a_missing_member_is_caught(aw: AuditWorld, bundle: bytes) -> None:
+    parsed = AuditBundle.parse(bundle)
+    members = {n: d for n, d in parsed.members.items() if n != "rot/fuses.json"}
+    error = _refused(AuditBundle(parsed.index, members, parsed.seal).encode(), aw)
+    assert (type(error), error.code, error.check) == (
+        AuditBundleRejected,
+        "member-missing",
+        "members",
+    )
+    assert "rot/fuses.json" in error.detail
+
+
+def test_an_added_member_is_caught(aw: AuditWorld, bundle: bytes) -> None:
+    parsed = AuditBundle.parse(bundle)
+    members = {**parsed.members, "firmware/bmc/statement-9.cose": b"\xd2\x84"}
+    error = _refused(AuditBundle(parsed.index, members, parsed.seal).encode(), aw)
+    assert (type(error), error.code) == (AuditBundleRejected, "member-unexpected")
+
+
+def test_a_member_left_out_before_the_seal_breaks_the_steps_that_need_it(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    data = _reseal(aw, collected, members={"firmware/nic/bundle.bin": None})
+    report = check_bundle(data, aw.trust())
+    failed = {s.name: s.error for s in report.steps if s.status == "failed"}
+    assert set(failed) == {"firmware:nic", "spdm:nic"}
+    error = failed["firmware:nic"]
+    assert (type(error), error.code, error.check) == (  # type: ignore[union-attr]
+        VerificationFailed,
+        "member-absent",
+        "firmware:nic",
+    )
+    assert report.failure is not None
+    assert report.failure.name == "firmware:nic"
+
+
+# --- false evidence, sealed by the node itself ------------------------------------------------
+
+
+def test_a_receipt_from_an_untrusted_service_is_refused(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    release = aw.world.release("bmc", "1.0")
+    untrusted = aw.world.publish("bmc", release.bundle, client=aw.world.untrusted)[0]
+    data = _reseal(
+        aw, collected, members={"firmware/bmc/statement-0.cose": (untrusted, "application/cose")}
+    )
+    error = _refused(data, aw)
+    assert (type(error), error.code, error.check) == (
+        UnknownIssuer,
+        "untrusted-service",
+        "firmware:bmc:receipt",
+    )
+
+
+def _forged_checkpoint(aw: AuditWorld, note: bytes) -> bytes:
+    """A checkpoint of the trusted log's origin and size, signed with its own key, over
+    another root: what a log that shows one party another view signs."""
+    signer = load_checkpoint_signer(aw.world.root / "trusted-log", "transparency.example")
+    real = Checkpoint.parse(open_note(note, [signer.verifier()]))
+    fork = Checkpoint(real.origin, real.size, hashlib.sha256(b"another view").digest())
+    return sign_checkpoint(fork, [signer])
+
+
+def test_an_inconsistent_checkpoint_is_refused(aw: AuditWorld, collected: AuditExport) -> None:
+    note = collected.members["transparency/0/checkpoint"][0]
+    forged = _forged_checkpoint(aw, note)
+    data = _reseal(aw, collected, members={"transparency/0/checkpoint": (forged, "text/plain")})
+    error = _refused(data, aw)
+    assert (type(error), error.code, error.check) == (
+        InconsistentCheckpoint,
+        "inconsistent-checkpoint",
+        "transparency",
+    )
+
+
+def test_a_checkpoint_no_trusted_key_signed_is_refused(aw: AuditWorld, bundle: bytes) -> None:
+    other = NoteSigner("transparency.example", PrivateKey.generate(Algorithm.ED25519))
+    error = _refused(bundle, aw, checkpoint_keys=(other.verifier(),))
+    assert (type(error), error.code, error.check) == (
+        UnknownIssuer,
+        "untrusted-log",
+        "transparency",
+    )
+
+
+def test_a_trusted_receipt_without_a_checkpoint_is_refused(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    data = _reseal(
+        aw,
+        collected,
+        members={"transparency/0/checkpoint": None, "transparency/0/proofs.cbor": None},
+    )
+    error = _refused(data, aw)
+    assert (type(error), error.code, error.check) == (
+        VerificationFailed,
+        "no-checkpoint",
+        "transparency",
+    )
+
+
+def test_a_bundle_sealed_by_a_rot_of_another_vendor_is_refused(
+    aw: AuditWorld, bundle: bytes
+) -> None:
+    other = VendorCA.generate(now=EXPORTED - dt.timedelta(days=3))
+    error = _refused(bundle, aw, vendor_roots=other.trust_anchors)
+    assert (type(error), error.code, error.check) == (AuditBundleRejected, "seal-invalid", "seal")
+    assert "chain-not-trusted" in error.detail
+
+
+def test_fuses_of_another_vendor_key_are_refused(aw: AuditWorld, bundle: bytes) -> None:
+    error = _refused(bundle, aw, fused_vendor_key_hash=bytes(range(48)))
+    assert (type(error), error.check) == (KeyDescriptorMismatch, "fuses")
+
+
+def test_an_ear_from_an_untrusted_verifier_is_refused(aw: AuditWorld, bundle: bytes) -> None:
+    stranger = PrivateKey.generate(Algorithm.ES384)
+    error = _refused(bundle, aw, verifier_keys={stranger.kid: stranger.public_key})
+    assert (type(error), error.code, error.check) == (
+        UnknownIssuer,
+        "unknown-issuer",
+        "attestation",
+    )
+
+
+def test_an_absent_ear_is_skipped_with_its_reason(aw: AuditWorld, collected: AuditExport) -> None:
+    reason = "the registry holds no EAR for the node: it was never admitted"
+    data = _reseal(
+        aw,
+        collected,
+        members={"attestation/ear.jwt": None},
+        absent={"attestation/ear": reason},
+    )
+    step = verify_bundle(data, aw.trust()).step("attestation")
+    assert (step.status, step.lines) == ("skipped", (reason,))
+
+
+def test_a_damaged_node_still_exports_and_verify_names_each_break(aw: AuditWorld) -> None:
+    (node,) = aw.fleet.add_nodes(1, vendor_ca=aw.ca, now=EXPORTED)  # pending: never admitted
+    slot = {r.name: r for r in chip_layout("nic", SLOT)}["slot0"]
+    chip = aw.fleet.directory / "nodes" / node / "flash" / "nic.bin"
+    with chip.open("r+b") as f:  # flash damaged under the RoT (boot would restore it)
+        f.seek(slot.offset + IMAGE_HEADER_SIZE + 1000)
+        f.write(b"\xff" * 16)
+    data = aw.export(node)
+    index = AuditIndex.decode(AuditBundle.parse(data).index)
+    assert index.absent["firmware/nic/bundle.bin"].startswith(
+        "nic's active image cannot be read: flash-check:"
+    )
+    report = check_bundle(data, aw.trust())
+    statuses = {s.name: s.status for s in report.steps}
+    assert statuses["firmware:nic"] == statuses["spdm:nic"] == "failed"
+    assert statuses["firmware:bmc"] == statuses["measured-boot"] == "ok"
+    assert report.step("attestation").status == "skipped"
+    assert report.step("attestation").lines == (
+        "the registry holds no EAR for the node: it was never admitted",
+    )
+    error = report.step("firmware:nic").error
+    assert error is not None
+    assert (error.code, error.check) == ("member-absent", "firmware:nic")
+    assert "flash-check" in error.detail
+
+
+def test_garbage_sealed_in_place_of_any_member_is_a_typed_failure(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """Whoever holds the node can seal anything: each member replaced by bytes that are not
+    what it should be fails a step with a typed error, never a crash, never a pass."""
+    rot = aw.fleet.rot(NODE)
+    trust = aw.trust()
+    for name, (_data, media) in sorted(collected.members.items()):
+        for garbage in (b"\xa0", b'[{"id": "node-0001"}]'):
+            data = collected.replace(members={name: (garbage, media)}).seal(rot)
+            report = check_bundle(data, trust)  # raises nothing
+            failed = [s for s in report.steps if s.status == "failed"]
+            assert failed, f"{name} = {garbage!r} passed"
+            assert all(isinstance(s.error, IronrootError) for s in failed)

@@ -1,0 +1,108 @@
+"""A node with an HSM: its audit chain, its signed audit checkpoint and its key release
+records travel in the bundle; a rewritten chain and a checkpoint by an untrusted key fail."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from tests.audit.audit_world import NODE, AuditWorld, audit_world
+from tests.hsm_devices import self_signed_device
+from tests.platform.node_world import NOW
+
+from ironroot.audit import AuditBundle, verify_bundle
+from ironroot.crypto import PublicKey
+from ironroot.errors import AuditChainBroken, IronrootError, StaleNonce, UnknownIssuer
+from ironroot.hsm import (
+    DirectoryStorage,
+    Hsm,
+    HsmConfig,
+    KeyAttributes,
+    KeyType,
+    Role,
+)
+from ironroot.keyrelease.tee import TeeKeyPair
+
+
+@pytest.fixture(scope="module")
+def aw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuditWorld]:
+    yield from audit_world(tmp_path_factory.mktemp("audit-hsm"))
+
+
+@pytest.fixture(scope="module")
+def hsm_key(aw: AuditWorld) -> PublicKey:
+    """An HSM in the node (keyed to its RoT), one refused key release, a signed checkpoint."""
+    node = aw.fleet.directory / "nodes" / NODE
+    rot = aw.fleet.rot(NODE)
+    storage = DirectoryStorage.on_device(node / "hsm", node / "rot")
+    hsm = Hsm.initialize(
+        storage,
+        rot.sealing_secret("hsm"),
+        officer="officer",
+        credential=b"officer-credential",
+        device=self_signed_device(NOW),
+        config=HsmConfig(scrypt_n=2**10),
+        clock=lambda: NOW.timestamp(),
+    )
+    try:
+        officer = hsm.login("officer", b"officer-credential")
+        hsm.add_identity(officer, "service", Role.USER, b"service-credential")
+        hsm.add_identity(officer, "auditor", Role.AUDITOR, b"auditor-credential")
+        key = hsm.generate(
+            officer,
+            KeyType.AES_256,
+            KeyAttributes.of(["encrypt"], exportable=True, release_policy="true"),
+        )
+        service = hsm.login("service", b"service-credential")
+        recipient = TeeKeyPair.generate().public.spki
+        with pytest.raises(StaleNonce):  # a nonce the HSM never issued
+            hsm.release(service, key, ear=b"no ear", nonce=bytes(32), recipient=recipient)
+        checkpoint = hsm.audit_checkpoint(hsm.login("auditor", b"auditor-credential"))
+        attestation = hsm.attestation_public_key
+    finally:
+        hsm.close()
+        storage.close()
+    (node / "hsm" / "checkpoints").mkdir()
+    (node / "hsm" / "checkpoints" / "0.cose").write_bytes(checkpoint)
+    return attestation
+
+
+def test_the_hsm_audit_chain_and_key_releases_are_verified(
+    aw: AuditWorld, hsm_key: PublicKey
+) -> None:
+    bundle = aw.export()
+    members = AuditBundle.parse(bundle).members
+    assert {"hsm/audit.jsonl", "hsm/checkpoint-0.cose"} <= set(members)
+    step = verify_bundle(bundle, aw.trust(hsm_attestation_keys=(hsm_key,))).step("hsm")
+    assert step.status == "ok"
+    assert step.lines[0].startswith("audit chain of ")
+    assert "reaches hsm/checkpoint-0.cose" in step.lines[1]
+    assert step.lines[2] == "1 key release record(s)"
+    when, who, what = step.lines[3].split(" ", 2)
+    assert (when, who) == ("2026-06-01T12:00:00Z", "service")
+    assert what.startswith("release of ")
+    assert what.endswith(": nonce-unknown")  # the refusal's code, as the HSM audited it
+
+
+def test_a_rewritten_audit_record_breaks_the_chain(aw: AuditWorld, hsm_key: PublicKey) -> None:
+    export = aw.collect()
+    log = export.members["hsm/audit.jsonl"][0]
+    records = [json.loads(line) for line in log.splitlines()]
+    release = next(r for r in records if r["operation"] == "release")
+    release["result"] = "ok"  # a refused release made to look granted
+    rewritten = b"".join(json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in records)
+    data = export.replace(members={"hsm/audit.jsonl": (rewritten, "application/jsonl")}).seal(
+        aw.fleet.rot(NODE)
+    )
+    with pytest.raises(IronrootError) as info:
+        verify_bundle(data, aw.trust(hsm_attestation_keys=(hsm_key,)))
+    assert (type(info.value), info.value.check) == (AuditChainBroken, "hsm")
+
+
+def test_an_audit_checkpoint_by_an_untrusted_key_is_refused(
+    aw: AuditWorld, hsm_key: PublicKey
+) -> None:
+    with pytest.raises(IronrootError) as info:
+        verify_bundle(aw.export(), aw.trust())  # the trust names no HSM key
+    assert (type(info.value), info.value.check) == (UnknownIssuer, "hsm")

@@ -1,0 +1,143 @@
+"""``ironroot fleet desired init|sign|publish|show``, ``fleet reconcile`` and ``fleet rollout``
+from the command line, against a live operator log."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.fleet.desired_world import ALICE, BOB, Ops, make_ops
+from tests.fleet.fleet_world import make_fleet
+from tests.platform.node_world import World, make_world
+
+from ironroot.cli import main
+
+AT = ["--at", "2026-06-01T12:00:00Z"]  # node_world.NOW
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("desired-cli-world")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
+    with make_ops(tmp_path_factory.mktemp("desired-cli-ops")) as o:
+        yield o
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, object]]:
+    code = main([*argv, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_desired_state_reconcile_and_rollout_from_the_cli(
+    world: World, ops: Ops, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    f = ["--fleet", str(fleet.directory)]
+    for iss, name in ((ALICE, "alice"), (BOB, "bob")):
+        (tmp_path / f"{name}.key").write_bytes(ops.keys[iss].to_pem())
+        (tmp_path / f"{name}.pub.pem").write_bytes(ops.keys[iss].public_key.to_pem())
+    (tmp_path / "ops-keys.cbor").write_bytes(ops.log.service_keys_bytes())
+    signers = ["--signer", f"{ALICE}={tmp_path / 'alice.pub.pem'}"]
+    signers += ["--signer", f"{BOB}={tmp_path / 'bob.pub.pem'}"]
+    keys = ["--service-keys", str(tmp_path / "ops-keys.cbor")]
+    code, out = run(capsys, "fleet", "desired", "init", *f, *signers, "--required", "2", *keys)
+    assert code == 0
+    assert out["class"] == "node-7"
+    code, out = run(capsys, "fleet", "desired", "init", *f, *signers, *keys)
+    assert (code, out["error"]["code"]) == (1, "conflict")  # type: ignore[index]
+
+    releases = tmp_path / "releases"
+    releases.mkdir()
+    host = world.release("host", "2.0")
+    (releases / "host-2.0.bin").write_bytes(host.bundle)
+    (releases / "host-2.0.manifest.ts").write_bytes(host.statements[0])
+    (tmp_path / "desired.toml").write_text(
+        'version = 1\nnote = "host 2.0"\n[firmware]\nhost = "releases/host-2.0.bin"\n'
+        "[fuses]\nmin_svn = 3\n"
+    )
+    doc = str(tmp_path / "desired.toml")
+    alice = str(tmp_path / "alice.cose")
+    code, out = run(
+        capsys, "fleet", "desired", "sign", doc, *f, "--key", str(tmp_path / "alice.key"),
+        "--iss", ALICE, "--out", alice, *AT,
+    )  # fmt: skip
+    assert code == 0
+    assert out["version"] == 1
+
+    # Alice alone is one person: refused, with the exact code.
+    code, out = run(
+        capsys, "fleet", "desired", "publish", *f, "--statement", alice, "--url", ops.url, *AT
+    )
+    assert (code, out["error"]["code"]) == (1, "too-few-signers")  # type: ignore[index]
+    # Bob signs now; both approvals are registered, verified, and the state is in force.
+    code, out = run(
+        capsys, "fleet", "desired", "publish", doc, *f, "--statement", alice,
+        "--sign", f"{BOB}={tmp_path / 'bob.key'}", "--url", ops.url, *AT,
+    )  # fmt: skip
+    assert code == 0
+    assert out["signers"] == [ALICE, BOB]
+    code, out = run(capsys, "fleet", "desired", "show", *f)
+    assert code == 0
+    assert out["history"] == [1]
+    assert out["desired"]["firmware"]["host"]["version"] == "2.0"  # type: ignore[index]
+
+    # Both nodes run host 1.0: drift, exit 1.
+    code, out = run(capsys, "fleet", "reconcile", *f, *AT)
+    assert code == 1
+    assert out["ok"] is False
+    assert out["drifted"] == ["node-0001", "node-0002"]
+
+    code, out = run(capsys, "fleet", "rollout", *f, "--releases", str(releases), *AT)
+    assert code == 0
+    assert out["counts"]["updated"] == 2  # type: ignore[index]
+    assert out["waves"] == 2
+
+    assert main(["fleet", "reconcile", *f, "--measure", *AT]) == 0
+    assert "in sync" in capsys.readouterr().out
+    assert main(["fleet", "rollout", *f, *AT]) == 0
+    assert "2 skipped" in capsys.readouterr().out
+    assert main(["fleet", "desired", "show", *f]) == 0
+    assert "approved by" in capsys.readouterr().out
+
+
+def test_rollout_that_stops_exits_1_with_its_report(
+    world: World, ops: Ops, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    f = ["--fleet", str(fleet.directory)]
+    (tmp_path / "alice.pub.pem").write_bytes(ops.keys[ALICE].public_key.to_pem())
+    (tmp_path / "alice.key").write_bytes(ops.keys[ALICE].to_pem())
+    (tmp_path / "ops-keys.cbor").write_bytes(ops.log.service_keys_bytes())
+    assert main([
+        "fleet", "desired", "init", *f, "--signer", f"{ALICE}={tmp_path / 'alice.pub.pem'}",
+        "--required", "1", "--service-keys", str(tmp_path / "ops-keys.cbor"),
+    ]) == 0  # fmt: skip
+    releases = tmp_path / "releases"
+    releases.mkdir()
+    nvme = world.release("nvme", "2.0")
+    (releases / "nvme-2.0.bin").write_bytes(nvme.bundle)
+    for i, s in enumerate(nvme.statements):
+        (releases / f"nvme-2.0.{i}.ts").write_bytes(s)
+    (tmp_path / "desired.toml").write_text(
+        'version = 1\n[firmware]\nnvme = "releases/nvme-2.0.bin"\n'
+    )
+    assert main([
+        "fleet", "desired", "publish", str(tmp_path / "desired.toml"), *f,
+        "--sign", f"{ALICE}={tmp_path / 'alice.key'}", "--url", ops.url, *AT,
+    ]) == 0  # fmt: skip
+    capsys.readouterr()
+    code = main([
+        "fleet", "rollout", *f, "--releases", str(releases), "--wave-size", "2",
+        "--inject", "node-0001=fail-health", *AT,
+    ])  # fmt: skip
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "rolled-back" in out
+    assert "stopped at node-0001" in out
+    assert "not-reached" in out

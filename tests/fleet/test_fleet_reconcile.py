@@ -1,0 +1,158 @@
+"""Reconcile: each node's measured state (journal, fuses, the RoT's measured boot, fresh SPDM
+measurements) against the desired state in force, per node and per item."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.fleet.desired_world import ALICE, BOB, Ops, make_ops, unlock_debug
+from tests.fleet.fleet_world import make_fleet
+from tests.platform.node_world import NOW, World, make_world
+
+from ironroot.errors import NotFound
+from ironroot.fleet import DesiredState, DesiredStore, Fleet, FuseTarget, reconcile
+from ironroot.platform import COMPONENTS
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("reconcile-world")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
+    with make_ops(tmp_path_factory.mktemp("reconcile-ops")) as o:
+        yield o
+
+
+def publish(world: World, ops: Ops, fleet: Fleet, version: int = 1, **kw: object) -> DesiredState:
+    """Publish the class's desired state (approved by Alice and Bob) with overrides."""
+    store = DesiredStore(fleet)
+    try:
+        store.governance("node-7")
+    except NotFound:
+        store.init(ops.governance())
+    versions = kw.pop("versions", {})
+    assert isinstance(versions, dict)
+    bundles = {c: world.release(c, v).bundle for c, v in versions.items()}
+    state = DesiredState.build(fleet.node_class("node-7"), version, bundles=bundles, **kw)  # type: ignore[arg-type]
+    store.publish("node-7", ops.sign(state, ALICE, BOB), now=NOW, registrar=ops.log)
+    return state
+
+
+def test_a_fleet_at_its_desired_state_reconciles_clean(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    publish(world, ops, fleet, fuses=FuseTarget(world.descriptor_hash, min_svn=3))
+    report = reconcile(fleet, now=NOW, measure=True)
+    assert report.ok
+    assert report.drifted == ()
+    node = report.node("node-0002")
+    assert node.desired_version == 1
+    names = [i.item for i in node.items]
+    assert names[:5] == [f"firmware:{c}" for c in COMPONENTS]
+    assert {"pfm", "fuse:debug", "fuse:svn", "measured:bmc", "measured:gpu"} <= set(names)
+    assert node.item("fuse:svn").measured == "3"
+    assert node.item("measured:nic").source == "spdm"
+    doc = report.to_json()
+    assert doc["ok"] is True
+    assert doc["nodes_total"] == 2
+
+
+def test_a_class_without_desired_state_cannot_be_reconciled(world: World, tmp_path: Path) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    with pytest.raises(NotFound):
+        reconcile(fleet, now=NOW)
+
+
+def test_firmware_drift_is_reported_per_node_and_item(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    publish(world, ops, fleet)
+    # node-0001's NIC is updated out of band (through the real update: it is logged firmware).
+    nic = world.release("nic", "2.0")
+    assert fleet.node("node-0001").update("nic", nic.bundle, nic.statements, now=NOW).outcome == (
+        "committed"
+    )
+    report = reconcile(fleet, now=NOW, measure=True)
+    assert report.drifted == ("node-0001",)
+    node = report.node("node-0001")
+    assert [i.item for i in node.drift] == ["firmware:nic", "measured:nic"]
+    firmware = node.item("firmware:nic")
+    assert firmware.code == "firmware"
+    assert firmware.desired.startswith("1.0 (svn 3)")
+    assert firmware.measured.startswith("2.0 (svn 4)")
+    measured = node.item("measured:nic")  # the device itself, over SPDM, says so too
+    assert measured.code == "measurement"
+    assert measured.source == "spdm"
+    assert report.node("node-0002").ok
+    # Without measure, the journal alone shows it.
+    quick = reconcile(fleet, now=NOW, nodes=["node-0001"])
+    assert [i.item for i in quick.node("node-0001").drift] == ["firmware:nic"]
+
+
+def test_desired_firmware_not_yet_rolled_out_is_drift(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    publish(world, ops, fleet, versions={"bmc": "2.0"})
+    node = reconcile(fleet, now=NOW).node("node-0001")
+    assert [i.item for i in node.drift] == ["firmware:bmc", "measured:bmc"]
+    assert node.item("measured:bmc").source == "rot"  # the RoT's measured boot
+    assert node.item("measured:bmc").code == "measurement"
+
+
+def test_pfm_drift_is_reported(world: World, ops: Ops, tmp_path: Path) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    both = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+    newer = world.make_pfm(2, both)
+    publish(world, ops, fleet, pfm=newer)
+    node = reconcile(fleet, now=NOW).node("node-0001")
+    assert [i.item for i in node.drift] == ["pfm"]
+    item = node.item("pfm")
+    assert item.code == "pfm"
+    assert item.desired == f"(svn 2) {hashlib.sha384(newer).hexdigest()[:16]}"
+    assert item.measured.startswith("(svn 1) ")
+
+
+def test_debug_unlocked_is_drift(world: World, ops: Ops, tmp_path: Path) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    unlock_debug(world, fleet, "node-0002")
+    publish(world, ops, fleet)
+    report = reconcile(fleet, now=NOW)
+    assert report.drifted == ("node-0002",)
+    node = report.node("node-0002")
+    assert [i.item for i in node.drift] == ["fuse:debug", "fuse:lifecycle"]
+    debug = node.item("fuse:debug")
+    assert (debug.desired, debug.measured, debug.code) == ("locked", "unlocked", "debug-unlocked")
+    assert node.item("fuse:lifecycle").measured == "manufacturing"
+
+
+def test_policies_in_force_are_compared(world: World, ops: Ops, tmp_path: Path) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    publish(world, ops, fleet, policies={"appraisal": b"debug == false", "release": b"{}"})
+    good = reconcile(fleet, now=NOW, policies={"appraisal": b"debug == false"})
+    assert good.ok
+    bad = reconcile(fleet, now=NOW, policies={"appraisal": b"true", "extra": b"x"})
+    assert not bad.ok
+    assert bad.drifted == ()  # the nodes are fine: the fleet's policy is not
+    items = {i.item: i for i in bad.classes[0].items}
+    assert items["policy:appraisal"].code == "policy"
+    assert items["policy:extra"].code == "policy-not-desired"
+
+
+def test_an_unreadable_node_is_drift_not_a_crash(world: World, ops: Ops, tmp_path: Path) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    publish(world, ops, fleet)
+    (fleet.directory / "nodes" / "node-0001" / "platform.json").write_text("{}")
+    report = reconcile(fleet, now=NOW)
+    assert report.drifted == ("node-0001",)
+    item = report.node("node-0001").item("node")
+    assert item.code == "config"
+    assert report.node("node-0002").ok
