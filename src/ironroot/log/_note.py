@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -65,6 +66,9 @@ __all__ = [
     "sign_checkpoint",
     "sign_note",
 ]
+
+# A control character other than newline (C0 or DEL): never in a note.
+_CONTROL: Final = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 
 SIGNATURE_TYPE_ED25519: Final = 0x01
 """C2SP signed-note signature type of Ed25519 note signatures."""
@@ -324,7 +328,7 @@ class Note:
             decoded = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MalformedInput("the signed note is not UTF-8") from exc
-        if any((ord(c) < 0x20 and c != "\n") or c == "\x7f" for c in decoded):
+        if _CONTROL.search(decoded):
             raise MalformedInput("the signed note contains a control character")
         if not decoded.endswith("\n"):
             raise MalformedInput("the signed note does not end with a newline")
@@ -368,7 +372,7 @@ def _check_body(body: bytes) -> None:
         raise MalformedInput("a note body must be UTF-8") from exc
     if not text.endswith("\n"):
         raise MalformedInput("a note body must end with a newline")
-    if any((ord(c) < 0x20 and c != "\n") or c == "\x7f" for c in text):
+    if _CONTROL.search(text):
         raise MalformedInput("a note body must not contain control characters")
 
 
