@@ -188,9 +188,9 @@ def test_the_per_request_check_refuses_before_the_registry(
     store = CredentialStore(tmp_path / "credentials.db")
     fleet = Fleet(tmp_path / "no-fleet")  # never reached: every case fails earlier
 
-    def refused(presented: bytes | None, plane: str = "control") -> str:
+    def refused(presented: bytes | None, at: dt.datetime = NOW) -> str:
         with pytest.raises(CredentialRejected) as caught:
-            check_credential(presented, plane=plane, ca=ca, store=store, fleet=fleet, now=NOW)
+            check_credential(presented, plane="control", ca=ca, store=store, fleet=fleet, now=at)
         return caught.value.code
 
     assert refused(None) == "credential-missing"
@@ -198,6 +198,8 @@ def test_the_per_request_check_refuses_before_the_registry(
     stranger = FleetCA.create(tmp_path / "other", now=NOW)
     assert refused(_issue(stranger, key)) == "credential-unknown-issuer"
     assert refused(_issue(ca, key)) == "credential-unknown"  # issued, never recorded
+    before_ca = NOW - dt.timedelta(days=1)  # the fleet CA itself is not valid yet
+    assert refused(_issue(ca, key, now=before_ca), at=before_ca) == "credential-unknown-issuer"
 
 
 def test_node_evidence_and_requests_parse_strictly() -> None:
