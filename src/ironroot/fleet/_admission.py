@@ -72,7 +72,13 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ironroot._fileio import read_limited, write_atomic
-from ironroot.cose import Limits, decode_cbor, encode_cbor, verify_transparent_statement
+from ironroot.cose import (
+    Limits,
+    TransparentStatement,
+    decode_cbor,
+    encode_cbor,
+    verify_transparent_statement,
+)
 from ironroot.crypto import (
     Algorithm,
     PrivateKey,
@@ -607,11 +613,13 @@ class AdmissionAuthority:
 
     def add_endorsement(self, data: bytes, *, now: dt.datetime) -> str:
         """Add a transparent statement (a reference-value CoRIM, a SAFE review) to what every
-        class is appraised against. Its receipts must verify under the transparency-service
-        keys of some node class (``UnknownIssuer`` otherwise); whether it counts for a class
-        is decided at appraisal, under that class's trust. Returns its file name."""
+        class is appraised against. It must be a transparent statement (``MalformedStatement``)
+        whose receipts verify under the transparency-service keys of some node class
+        (``UnknownIssuer`` otherwise); whether it counts for a class is decided at appraisal,
+        under that class's trust. Returns its file name."""
         if not isinstance(data, bytes) or len(data) > _MAX_ENDORSEMENT:
             raise MalformedInput(f"an endorsement is at most {_MAX_ENDORSEMENT} bytes")
+        TransparentStatement.parse(data)  # MalformedStatement: not a transparent statement
         last: IronrootError | None = None
         for name in self.fleet.classes():
             try:

@@ -51,8 +51,9 @@ credential issued and its revocation (time, reason). :func:`check_credential` is
 control and data planes run on every request, in this order, each refusal a typed error:
 
 1. the client presented a certificate (``CredentialRejected`` ``credential-missing``) that
-   parses under the profile (``credential-malformed``) and that the fleet CA signed
-   (``credential-unknown-issuer``);
+   parses under the profile (``credential-malformed``) and that the fleet CA signed, the CA
+   being inside its own validity (``credential-unknown-issuer``; the handshake leaves all
+   validity windows to this check);
 2. it is for this plane (``RoleNotPermitted`` ``wrong-plane``, 403);
 3. it is inside its validity window at the server's clock (``credential-not-yet-valid``,
    ``credential-expired``);
@@ -697,12 +698,18 @@ def check_credential(
         raise CredentialRejected(
             "the credential was not issued by this fleet's CA", code="credential-unknown-issuer"
         )
+    when = now.astimezone(dt.UTC)
+    authority = ca.certificate
+    if not authority.not_valid_before_utc <= when < authority.not_valid_after_utc:
+        raise CredentialRejected(
+            "the fleet CA is outside its validity: no credential it issued is current",
+            code="credential-unknown-issuer",
+        )
     if credential.plane != plane:
         raise RoleNotPermitted(
             f"a {credential.plane}-plane credential is refused on the {plane} plane",
             code="wrong-plane",
         )
-    when = now.astimezone(dt.UTC)
     if when < credential.not_before:
         raise CredentialRejected(
             f"the credential is valid from {credential.not_before.isoformat()}",
