@@ -56,14 +56,12 @@ the authority: the admission), storing the node's keys and credentials in
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
 import re
-import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -112,6 +110,7 @@ from ironroot.fleet._credentials import (
 )
 from ironroot.fleet._evidence import NodeEvidence, collect_evidence
 from ironroot.fleet._fleet import Fleet, NodeRecord
+from ironroot.fleet._sqlite import SqliteFile
 from ironroot.fleet._verifier import FleetVerifier, NodeAppraisal
 from ironroot.rot import parse_certificate
 
@@ -282,36 +281,8 @@ class _State:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
-        self._connection().executescript(_STATE_SCHEMA)
-
-    def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            try:
-                db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
-            except sqlite3.Error as exc:
-                raise StorageError(f"the admission state cannot be opened: {exc}") from exc
-            self._local.db = db
-        return db
-
-    @contextlib.contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise StorageError(f"the admission state failed: {exc}") from exc
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+        self._file = SqliteFile(path, "the admission state", _STATE_SCHEMA)
+        self.tx = self._file.tx
 
     def hold(self, node: str, reason: str, now: dt.datetime) -> None:
         with self.tx() as db:

@@ -67,14 +67,11 @@ credentials that have not expired, for relying parties that do not ask the fleet
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import ipaddress
 import re
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -109,9 +106,9 @@ from ironroot.errors import (
     MalformedCertificate,
     NotFound,
     RoleNotPermitted,
-    StorageError,
     UnsupportedAlgorithm,
 )
+from ironroot.fleet._sqlite import SqliteFile
 
 if TYPE_CHECKING:
     from ironroot.fleet._fleet import Fleet
@@ -570,36 +567,8 @@ class CredentialStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
-        self._connection().executescript(_SCHEMA)
-
-    def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            try:
-                db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
-            except sqlite3.Error as exc:
-                raise StorageError(f"the credential store cannot be opened: {exc}") from exc
-            self._local.db = db
-        return db
-
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise StorageError(f"the credential store failed: {exc}") from exc
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+        self._file = SqliteFile(path, "the credential store", _SCHEMA)
+        self._tx = self._file.tx
 
     def add(self, credential: Credential) -> None:
         with self._tx() as db:
