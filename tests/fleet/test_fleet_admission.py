@@ -25,10 +25,14 @@ from ironroot.attestation import AR4SI, TrustTier, verify_ear
 from ironroot.errors import (
     AdmissionDenied,
     ChainNotTrusted,
+    Conflict,
     KeyBindingMismatch,
     MalformedEvidence,
+    MalformedStatement,
+    NotFound,
     ReleaseDenied,
     StaleNonce,
+    UnknownIssuer,
 )
 from ironroot.fleet import (
     FLEET_CREDENTIAL_OID,
@@ -141,6 +145,25 @@ def test_the_credential_lifetime_is_configurable(
     assert credential.not_after - credential.not_before == dt.timedelta(seconds=120)
     ear = verify_ear(result.appraisal.token, [short.verifier_key], now=NOW)
     assert ear.exp == ear.iat + 120
+
+
+def test_admission_set_up_once_and_endorsements_from_a_trusted_log_only(
+    aw: AdmissionWorld, fleet3: tuple[Fleet, AdmissionAuthority], tmp_path: Path
+) -> None:
+    fleet, authority = fleet3
+    with pytest.raises(Conflict):
+        AdmissionAuthority.init(fleet, vendor_roots=list(aw.vendor_ca.trust_anchors), now=NOW)
+    empty = Fleet.create(tmp_path / "empty", node_class=fleet.node_class("node-7"))
+    with pytest.raises(NotFound):
+        AdmissionAuthority.open(empty)
+    with pytest.raises(MalformedStatement):
+        authority.add_endorsement(b"not a statement", now=NOW)
+    world = aw.world
+    rogue = world.publish("nic", world.release("nic", "2.0").bundle, client=world.untrusted)
+    with pytest.raises(UnknownIssuer):
+        authority.add_endorsement(rogue[-1], now=NOW)
+    name = authority.add_endorsement(aw.bmc_rim("1.0"), now=NOW)
+    assert authority.add_endorsement(aw.bmc_rim("1.0"), now=NOW) == name  # idempotent
 
 
 # --- must reject: the freshness and the binding ----------------------------------------------

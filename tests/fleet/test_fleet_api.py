@@ -7,27 +7,23 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-from tests.fleet.admission_world import AdmissionWorld, admission_world
+from tests.fleet.admission_world import admission_world
 from tests.fleet.desired_world import ALICE, BOB, make_ops
+from tests.fleet.fleet_site import REFUSED_AT_HANDSHAKE, Clock, Site, problem
 from tests.platform.node_world import NOW, World, make_world
 from tests.tls_pki import make_pki
 
-from ironroot.cose import Problem, decode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.fleet import (
     PLANES,
-    AdmissionAuthority,
     AdmissionRequest,
     DesiredState,
     DesiredStore,
-    Fleet,
     FleetServers,
     collect_evidence,
     decode_nonce,
@@ -36,80 +32,7 @@ from ironroot.fleet import (
     quarantine,
     readmit,
 )
-from ironroot.http import PROBLEM_CBOR, PROBLEM_JSON, client_context
-
-REFUSED_AT_HANDSHAKE = (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)
-
-
-class Clock:
-    """The time the servers judge by (a test moves it)."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
-@dataclass
-class Site:
-    fleet: Fleet
-    authority: AdmissionAuthority
-    servers: FleetServers
-    clock: Clock
-    files: Path
-    world: AdmissionWorld
-
-    def anonymous(self) -> httpx.Client:
-        return httpx.Client(verify=client_context(self.servers.ca_file))
-
-    def admit(self, node: str, *, at: dt.datetime = NOW) -> httpx.Response:
-        """Admit ``node`` over HTTPS as the node would; its keys and credentials are written
-        to ``files/<node>/``."""
-        with self.anonymous() as client:
-            challenge = client.post(
-                f"{self.servers.admission_url}/fleet/admission/challenge", json={"node": node}
-            )
-            assert challenge.status_code == 200, challenge.text
-            nonce = decode_nonce(challenge.json()["nonce"])
-            keys = {p: PrivateKey.generate(Algorithm.ES384) for p in PLANES}
-            csrs = {p: make_csr(k, node=node, plane=p) for p, k in keys.items()}
-            spkis = {p: k.public_key.to_der() for p, k in keys.items()}
-            evidence = collect_evidence(self.fleet, node, nonce=nonce, keys=spkis, now=at)
-            request = AdmissionRequest(node, nonce, evidence.encode(), csrs)
-            response = self.post_admission(client, request.encode())
-        if response.status_code == 200:
-            folder = self.files / node
-            folder.mkdir(exist_ok=True)
-            body = decode_cbor(response.content)
-            for plane, key in keys.items():
-                (folder / f"{plane}.key.pem").write_bytes(key.to_pem())
-                cert = x509.load_der_x509_certificate(body["credentials"][plane])
-                (folder / f"{plane}.cert.pem").write_bytes(cert.public_bytes(Encoding.PEM))
-        return response
-
-    def post_admission(self, client: httpx.Client, body: bytes) -> httpx.Response:
-        return client.post(
-            f"{self.servers.admission_url}/fleet/admission",
-            content=body,
-            headers={"content-type": "application/cbor"},
-        )
-
-    def client(self, node: str, plane: str) -> httpx.Client:
-        """A client presenting ``node``'s ``plane`` credential."""
-        folder = self.files / node
-        context = client_context(
-            self.servers.ca_file, folder / f"{plane}.cert.pem", folder / f"{plane}.key.pem"
-        )
-        return httpx.Client(verify=context)
-
-
-def _problem(response: httpx.Response) -> tuple[int, str, str]:
-    """(status, code, title) of a problem response (concise problem details, RFC 9290)."""
-    assert response.headers["content-type"] == PROBLEM_CBOR, response.text
-    problem = Problem.from_cbor(response.content)
-    assert problem.status == response.status_code
-    return response.status_code, str(problem.extra["code"]), problem.title
+from ironroot.http import PROBLEM_JSON, client_context
 
 
 @pytest.fixture(scope="module")
@@ -176,10 +99,10 @@ def test_a_node_admitted_over_https_reaches_both_planes_with_their_credentials(
 def test_a_control_plane_credential_is_refused_on_the_data_plane_and_back(site: Site) -> None:
     with site.client("node-0001", "control") as control:
         response = control.get(f"{site.servers.data_url}/v1/whoami")
-        assert _problem(response) == (403, "wrong-plane", "Role Not Permitted")
+        assert problem(response) == (403, "wrong-plane", "Role Not Permitted")
     with site.client("node-0001", "data") as data:
         response = data.get(f"{site.servers.control_url}/v1/nodes")
-        assert _problem(response) == (403, "wrong-plane", "Role Not Permitted")
+        assert problem(response) == (403, "wrong-plane", "Role Not Permitted")
 
 
 def test_an_expired_credential_is_refused_on_the_control_plane(site: Site, clock: Clock) -> None:
@@ -188,9 +111,9 @@ def test_an_expired_credential_is_refused_on_the_control_plane(site: Site, clock
         clock.now = NOW + dt.timedelta(minutes=59)
         assert control.get(url).status_code == 200
         clock.now = NOW + dt.timedelta(hours=1)
-        assert _problem(control.get(url)) == (401, "credential-expired", "Credential Rejected")
+        assert problem(control.get(url)) == (401, "credential-expired", "Credential Rejected")
         clock.now = NOW - dt.timedelta(minutes=1)
-        assert _problem(control.get(url))[1] == "credential-not-yet-valid"
+        assert problem(control.get(url))[1] == "credential-not-yet-valid"
 
 
 def test_a_revoked_credential_is_refused_at_once_even_on_an_open_connection(
@@ -201,10 +124,10 @@ def test_a_revoked_credential_is_refused_at_once_even_on_an_open_connection(
         assert control.get(url).status_code == 200  # the connection stays open
         quarantine(site.fleet, "node-0002", "compromised BMC", now=NOW)
         response = control.get(url)
-        assert _problem(response) == (401, "credential-revoked", "Credential Rejected")
+        assert problem(response) == (401, "credential-revoked", "Credential Rejected")
         assert response.headers["www-authenticate"]
     with site.client("node-0002", "data") as data:
-        assert _problem(data.get(f"{site.servers.data_url}/v1/whoami"))[1] == "credential-revoked"
+        assert problem(data.get(f"{site.servers.data_url}/v1/whoami"))[1] == "credential-revoked"
     # readmission: a fresh attestation and new credentials
     readmit(site.fleet, "node-0002", now=NOW, authority=site.authority)
     assert site.admit("node-0002").status_code == 200
@@ -258,24 +181,24 @@ def test_admission_refusals_over_https(site: Site, tmp_path: Path) -> None:
             {p: make_csr(k, node="node-0001", plane=p) for p, k in others.items()},
         )
         response = site.post_admission(client, unbound.encode())
-        assert _problem(response) == (
+        assert problem(response) == (
             403,
             "key-binding-mismatch",
             "Evidence Binds Another Wrapping Key",
         )
         replayed = site.post_admission(client, unbound.encode())
-        assert _problem(replayed) == (400, "nonce-reused", "Stale Or Mismatching Nonce")
+        assert problem(replayed) == (400, "nonce-reused", "Stale Or Mismatching Nonce")
         garbage = site.post_admission(client, b"\xa1\x01")
-        assert _problem(garbage)[0] == 400
+        assert problem(garbage)[0] == 400
         unknown = client.post(
             f"{site.servers.admission_url}/fleet/admission/challenge", json={"node": "node-9999"}
         )
-        assert _problem(unknown) == (404, "not-found", "Not Found")
+        assert problem(unknown) == (404, "not-found", "Not Found")
     assert fleet.record_of("node-0001").status == "admitted"
     # a node whose RoT booted never-logged firmware: admission denied, node quarantined
     fleet.rot("node-0003").boot(site.world.world.bundle("bmc", svn=3, tag="x"), now=NOW)
     try:
-        assert _problem(site.admit("node-0003")) == (403, "admission-denied", "Admission Denied")
+        assert problem(site.admit("node-0003")) == (403, "admission-denied", "Admission Denied")
         assert fleet.record_of("node-0003").status == "quarantined"
     finally:
         fleet.node("node-0003").boot(now=NOW)
@@ -298,11 +221,11 @@ def test_placements_go_to_admitted_nodes_only(site: Site) -> None:
             refused = control.post(
                 f"{control_url}/v1/placements", json={"vm": "cvm-2", "node": "node-0003"}
             )
-            assert _problem(refused) == (409, "node-not-admitted", "Conflict")
+            assert problem(refused) == (409, "node-not-admitted", "Conflict")
         finally:
             assert site.admit("node-0003").status_code == 200
         again = control.post(f"{control_url}/v1/placements", json={"vm": "cvm-1"})
-        assert _problem(again)[1] == "vm-placed"
+        assert problem(again)[1] == "vm-placed"
     with site.client(node, "data") as data:
         mine = data.get(f"{data_url}/v1/placements").json()["placements"]
         assert [p["vm"] for p in mine] == ["cvm-1"]
@@ -330,8 +253,8 @@ def test_a_rollout_to_the_desired_state_is_started_on_the_control_plane(
     url = f"{site.servers.control_url}/v1/rollouts"
     with site.client("node-0001", "control") as control:
         none = control.post(url, json={"dry_run": True})
-        assert _problem(none)[:2] == (404, "not-found")  # no desired state in force
-        assert _problem(control.post(url, json={"firmware": "mine"}))[0] == 400
+        assert problem(none)[:2] == (404, "not-found")  # no desired state in force
+        assert problem(control.post(url, json={"firmware": "mine"}))[0] == 400
         with make_ops(tmp_path / "ops") as ops:
             store = DesiredStore(site.fleet)
             store.init(ops.governance())

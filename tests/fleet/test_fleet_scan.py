@@ -97,3 +97,25 @@ def test_bad_scanner_settings_are_refused(fleet: Fleet, tmp_path: Path) -> None:
     for kwargs in ({"period": 0}, {"jitter": 1.0}, {"concurrency": 0}):
         with pytest.raises(ConfigError):
             Scanner(fleet, lambda n, t: "admitted", **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_new_statement_on_the_log_triggers_the_class_through_the_monitor(
+    fleet: Fleet, world: World
+) -> None:
+    from ironroot.fleet import LogTriggers
+
+    triggers = LogTriggers(fleet, [world.urls["trusted"]], clock=lambda: NOW)
+    first = triggers.poll()  # everything logged so far that concerns the class
+    assert first
+    assert {e.iss for e in first} == {VENDOR}
+    assert triggers.poll() == []  # nothing new
+    bundle = world.bundle("gpu", svn=9, tag="9.0")  # a release nobody here runs yet
+    world.publish("gpu", bundle)
+    new = triggers.poll()
+    assert [e.sub for e in new] == [world.model("gpu")] * 2  # its manifest and its CoRIM
+    _, attest = _boot_attest(fleet)
+    report = Scanner(fleet, attest, period=86400).scan(NOW + dt.timedelta(days=3), new)  # type: ignore[arg-type]
+    assert set(report.reasons) == set(fleet.node_ids())
+    assert "triggered" in report.reasons.values()
+    world.publish("gpu", bundle, client=world.untrusted)  # another log: not followed
+    assert triggers.poll() == []

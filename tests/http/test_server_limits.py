@@ -10,6 +10,7 @@ import json
 import logging
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from starlette.routing import Route
 
 from ironroot.errors import ConfigError, StorageError
 from ironroot.http import ServerLimits, ServerThread, guarded, problem_app, read_body
+from ironroot.http._server import _CoalescingTransport
 
 pytestmark = pytest.mark.integration
 
@@ -244,3 +246,88 @@ def test_bad_limits_are_configuration_errors(table: object, message: str) -> Non
     with pytest.raises(ConfigError) as caught:
         ServerLimits.from_table(table, "[server]")
     assert str(caught.value) == message
+
+
+# --- one write per response ------------------------------------------------------------------
+
+
+class _Recorder:
+    """Stands in for the socket transport: records what is written and whether it closed."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+class _Cycle:
+    def __init__(self, method: str = "GET") -> None:
+        self.scope = {"method": method}
+        self.response_started = False
+
+
+def _coalescing(method: str = "GET") -> tuple[Any, _Recorder, _Cycle]:
+    recorder, cycle = _Recorder(), _Cycle(method)
+    return _CoalescingTransport(recorder, cycle), recorder, cycle  # type: ignore[arg-type]
+
+
+def test_a_response_head_and_body_leave_in_one_write() -> None:
+    transport, recorder, cycle = _coalescing()
+    transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # before the response: at once
+    assert recorder.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+    cycle.response_started = True
+    transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    assert len(recorder.writes) == 1  # the head waits for the body
+    transport.write(b"ok")
+    transport.write(b"more")  # later writes pass through
+    assert recorder.writes[1:] == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", b"more"]
+    assert not transport.is_closing()
+
+
+def test_a_held_head_is_flushed_before_a_close() -> None:
+    transport, recorder, cycle = _coalescing()
+    cycle.response_started = True
+    transport.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+    transport.close()  # the app failed after starting its response
+    assert recorder.writes == [b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"]
+    assert recorder.closed
+
+
+def test_a_head_response_is_not_held() -> None:
+    transport, recorder, cycle = _coalescing("HEAD")
+    cycle.response_started = True
+    transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    assert recorder.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"]
+
+
+def test_pipelined_requests_with_head_and_an_expect_100_are_all_answered(
+    server: ServerThread,
+) -> None:
+    with _connect(server) as sock:
+        sock.sendall(
+            b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"HEAD /ok HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        raw = _read_all(sock)
+    assert raw.count(b"HTTP/1.1 200 OK\r\n") == 3
+    assert raw.endswith(b"ok")
+    assert raw.count(b"\r\n\r\nok") == 2  # the HEAD answer has no body
+    with _connect(server) as sock:
+        sock.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            b"Content-Length: 5\r\nConnection: close\r\n\r\n"
+        )
+        assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue\r\n")
+        sock.sendall(b"hello")
+        raw = _read_all(sock)
+    assert _status(raw) == 200
+    assert raw.endswith(b"\r\n\r\nhello")

@@ -51,6 +51,7 @@ EXPECTED = {
     "parse_entry_bundle",
     "parse_tile",
     "parse_tile_path",
+    "parse_vkey",
     "partial_tile_width",
     "sign_checkpoint",
     "sign_note",

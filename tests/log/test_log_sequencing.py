@@ -280,6 +280,29 @@ def test_mldsa_and_ed25519_signed_checkpoints(tmp_path: Path) -> None:
     assert open_checkpoint(note, [signer(KEY).verifier()]).size == 10
 
 
+def test_single_submissions_within_the_linger_share_one_batch(tmp_path: Path) -> None:
+    # The writer is woken for the first entry and for a full batch, not for each entry.
+    log = Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS, max_batch=4, linger=1.0)
+    with log:
+        tickets = [log.submit(entry) for entry in entries(9)]
+        placed = [t.integrated.result(30) for t in tickets]
+    assert [p.tree_size for p in placed[:8]] == [4] * 4 + [8] * 4
+    assert placed[8] == Integrated(8, 9)
+
+
+def test_a_thread_waiting_for_growth_does_not_take_the_writer_s_wake_up(tmp_path: Path) -> None:
+    log = Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS)
+    grown: list[int] = []
+    waiter = threading.Thread(target=lambda: grown.append(log.wait_for_growth(0, timeout=30)))
+    waiter.start()  # waits on the log's condition before the writer does
+    threading.Event().wait(0.2)
+    with log:
+        ticket = log.submit(b"one entry")
+        assert ticket.integrated.result(10) == Integrated(0, 1)
+        waiter.join(10)
+    assert grown == [1]
+
+
 # --- batch signing --------------------------------------------------------------------------
 
 
@@ -316,6 +339,61 @@ def test_failing_batch_signer_keeps_entries_durable_and_retries(tmp_path: Path) 
         assert [p.index for p in placed] == list(range(20))
         assert len(receipts.calls) >= 4
         verify_log(log.store, origin=ORIGIN, verifiers=[SIGNERS[0].verifier()])
+
+
+def test_commit_listeners_see_each_committed_batch_before_its_tickets_resolve(
+    tmp_path: Path,
+) -> None:
+    receipts = _Receipts(fail_first=2)  # two failed integrations: no commit, no call
+    seen: list[tuple[int, bytes, dict[str, bytes], bool]] = []
+    log = Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS, batch_signer=receipts)
+
+    def listener(size: int, root: bytes, data: Mapping[str, bytes]) -> None:
+        pending = [t for t in tickets if not t.integrated.done()]
+        seen.append((size, root, dict(data), log.tree_size == size and bool(pending)))
+
+    log.add_commit_listener(listener)
+    tickets = log.submit_many(entries(20))
+    with log:
+        placed = [t.integrated.result(30) for t in tickets]
+        assert [s for s, _, _, _ in seen] == sorted({p.tree_size for p in placed})
+        for size, root, data, early in seen:
+            assert root == log.root(size) == MemoryTree(entries(size)).root()
+            assert data == log.batch_data(size)
+            assert early  # the head moved, and the batch's tickets still waited
+    assert len(receipts.calls) == len(seen) + 2
+
+
+def test_a_failing_commit_listener_is_logged_and_the_log_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def listener(size: int, root: bytes, data: Mapping[str, bytes]) -> None:
+        raise RuntimeError("listener bug")
+
+    log = Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS)
+    log.add_commit_listener(listener)
+    with log:
+        placed = fill(log, entries(5))
+    assert placed[-1].tree_size == 5
+    assert "a commit listener failed" in caplog.text
+
+
+def test_proofs_of_a_new_batch_need_no_tile_read(tmp_path: Path) -> None:
+    with Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS) as log:
+        fill(log, entries(300))
+        tree = MemoryTree(entries(300))
+        reads: list[tuple[int, int]] = []
+        tile = log.store.tile
+
+        def counting(level: int, index: int) -> bytes | None:
+            reads.append((level, index))
+            return tile(level, index)
+
+        log.store.tile = counting  # type: ignore[method-assign]
+        for index in range(300):
+            path = log.inclusion_proof(index, 300)
+            verify_inclusion(index, 300, leaf_hash(entries(300)[index]), path, tree.root())
+        assert reads == []
 
 
 class _Broken:

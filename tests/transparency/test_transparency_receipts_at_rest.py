@@ -16,7 +16,7 @@ from _tx_helpers import VENDOR_ISS, write_config
 
 from ironroot.cli import main
 from ironroot.cose import create_statement, decode_key_set, verify_receipt
-from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.crypto import Algorithm, PrivateKey, PublicKey
 from ironroot.errors import ConfigError, StorageError
 from ironroot.log import layout, verify_log_dir
 from ironroot.transparency import (
@@ -273,3 +273,35 @@ def test_two_algorithms_each_verified(tmp_path: Path) -> None:
     )
     with pytest.raises(StorageError, match="the batch at size 1 does not verify"):
         verify_log_dir(data, batch_verifier=_verifier(data))
+
+
+class _FaultySigner:
+    """A receipt signer whose signatures do not verify (a failing HSM, a swapped key)."""
+
+    def __init__(self, key: PrivateKey) -> None:
+        self._key = key
+        self.algorithm = key.algorithm
+        self.kid = key.kid
+
+    def sign(self, data: bytes) -> bytes:
+        signature = self._key.sign(data)
+        return signature[:10] + bytes([signature[10] ^ 1]) + signature[11:]
+
+    def verifier(self) -> PublicKey:
+        return self._key.public_key
+
+
+def test_a_batch_signed_badly_is_checked_at_commit_and_never_served(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    signer = _FaultySigner(PrivateKey.generate(Algorithm.ES384))
+    with TransparencyService.open(data, clock=lambda: NOW, receipt_signers=[signer]) as service:
+        statement = create_statement(vendor, b"{}", iss=VENDOR_ISS, sub="pkg:x/bad")
+        ticket = service.submit(statement)
+        where = ticket.integrated.result(10)
+        assert "receipt:ES384 for tree size 1 does not verify" in caplog.text
+        for _ in range(2):  # refused on read too, and never cached
+            with pytest.raises(StorageError, match="does not verify"):
+                service.receipts(ticket.entry_id, where)

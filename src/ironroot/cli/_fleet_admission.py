@@ -108,6 +108,14 @@ def register_admission(verbs: Any) -> None:
         "--scan", type=float, help="re-attest every node every SECONDS (default: no scanning)"
     )
     serve.add_argument(
+        "--watch-log",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="with --scan: follow this transparency log and re-attest at once the nodes a new "
+        "statement concerns (repeatable)",
+    )
+    serve.add_argument(
         "--releases",
         action="append",
         default=[],
@@ -317,6 +325,13 @@ def _serve(args: argparse.Namespace) -> int:
         check_listen(args.host, port)
     if args.scan is not None and not args.scan > 0:
         raise ConfigError("--scan is a number of seconds above 0")
+    if args.watch_log and args.scan is None:
+        raise ConfigError("--watch-log needs --scan (the scanner it triggers)")
+    poll = None
+    if args.watch_log:
+        from ironroot.fleet import LogTriggers
+
+        poll = LogTriggers(fleet, args.watch_log).poll
     configure_logging(args.log_level, args.log_format)
 
     def started(admission: str, control: str, data: str) -> None:
@@ -332,6 +347,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         ports=ports,
         scan_period=args.scan,
+        poll=poll,
         rollout=desired_rollout(fleet, args.releases),
         on_start=started,
     )

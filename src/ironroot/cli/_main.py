@@ -26,6 +26,7 @@ import contextlib
 import importlib
 import io
 import json
+import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
@@ -204,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         typed = _os_error(exc)
         error, code = (typed.code, typed.detail, None), typed.exit_code
+    except BrokenPipeError:
+        return _reader_went_away()
     except KeyboardInterrupt:
         return 130
     except RecursionError:
@@ -211,8 +214,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line that says so, never a traceback
         message = f"unexpected {type(exc).__name__}: {exc} (a bug in ironroot: please report it)"
         error, code = ("internal-error", message, None), 1
-    if error is not None:
-        print(f"ironroot: {error[0]}: {error[1]}", file=sys.stderr)
-    if out is not None:
-        print(_failure(*error) if error is not None else json.dumps(_as_json(out.getvalue(), code)))
+    try:
+        if error is not None:
+            print(f"ironroot: {error[0]}: {error[1]}", file=sys.stderr)
+        if out is not None:
+            result = _as_json(out.getvalue(), code)
+            print(_failure(*error) if error is not None else json.dumps(result))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _reader_went_away()
     return code
+
+
+def _reader_went_away() -> int:
+    """The reader of stdout closed it (``| head``): stop quietly, as a shell tool does, and
+    keep the interpreter's own flush at exit from raising again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 1

@@ -138,6 +138,8 @@ _EC: Final[dict[Algorithm, _EcParams]] = {
 _EC_BY_CURVE: Final[dict[str, Algorithm]] = {p.curve.name: alg for alg, p in _EC.items()}
 _EC_BY_CRV: Final[dict[int, Algorithm]] = {p.crv: alg for alg, p in _EC.items()}
 _EC_BY_JWK_CRV: Final[dict[str, Algorithm]] = {p.jwk_crv: alg for alg, p in _EC.items()}
+# The ECDSA signature algorithm object of each curve's digest, built once (it holds no state).
+_ECDSA: Final[dict[Algorithm, ec.ECDSA]] = {alg: ec.ECDSA(p.digest) for alg, p in _EC.items()}
 _MLDSA: Final[dict[Algorithm, _MlDsaParams]] = {
     Algorithm.ML_DSA_44: _MlDsaParams(
         mldsa.MLDSA44PublicKey,
@@ -328,7 +330,7 @@ class PublicKey:
                     )
                 r = int.from_bytes(signature[:size], "big")
                 s = int.from_bytes(signature[size:], "big")
-                key.verify(encode_dss_signature(r, s), data, ec.ECDSA(params.digest))
+                key.verify(encode_dss_signature(r, s), data, _ECDSA[self._algorithm])
             else:
                 key.verify(signature, data)
         except InvalidSignature:

@@ -99,7 +99,7 @@ if TYPE_CHECKING:
         RolloutReport,
         rollout,
     )
-    from ironroot.fleet._scan import Scanner, ScanReport, affected_classes
+    from ironroot.fleet._scan import LogTriggers, Scanner, ScanReport, affected_classes
     from ironroot.fleet._verifier import (
         ClassEndorsements,
         FleetVerifier,
@@ -110,7 +110,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = ["STATUSES", "Fleet", "FleetEvent", "NodeClass", "NodeRecord"]
-__all__ += ["ScanReport", "Scanner", "affected_classes"]
+__all__ += ["LogTriggers", "ScanReport", "Scanner", "affected_classes"]
 
 # Desired state, reconcile and rollout (item 4 of issue 12).
 __all__ += [

@@ -61,9 +61,8 @@ import datetime as dt
 import hashlib
 import json
 import re
-import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -72,7 +71,13 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ironroot._fileio import read_limited, write_atomic
-from ironroot.cose import Limits, decode_cbor, encode_cbor, verify_transparent_statement
+from ironroot.cose import (
+    Limits,
+    TransparentStatement,
+    decode_cbor,
+    encode_cbor,
+    verify_transparent_statement,
+)
 from ironroot.crypto import (
     Algorithm,
     PrivateKey,
@@ -106,6 +111,7 @@ from ironroot.fleet._credentials import (
 )
 from ironroot.fleet._evidence import NodeEvidence, collect_evidence
 from ironroot.fleet._fleet import Fleet, NodeRecord
+from ironroot.fleet._sqlite import SqliteFile
 from ironroot.fleet._verifier import FleetVerifier, NodeAppraisal
 from ironroot.rot import parse_certificate
 
@@ -276,36 +282,8 @@ class _State:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
-        self._connection().executescript(_STATE_SCHEMA)
-
-    def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            try:
-                db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
-            except sqlite3.Error as exc:
-                raise StorageError(f"the admission state cannot be opened: {exc}") from exc
-            self._local.db = db
-        return db
-
-    @contextlib.contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise StorageError(f"the admission state failed: {exc}") from exc
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+        self._file = SqliteFile(path, "the admission state", _STATE_SCHEMA)
+        self.tx = self._file.tx
 
     def hold(self, node: str, reason: str, now: dt.datetime) -> None:
         with self.tx() as db:
@@ -607,11 +585,13 @@ class AdmissionAuthority:
 
     def add_endorsement(self, data: bytes, *, now: dt.datetime) -> str:
         """Add a transparent statement (a reference-value CoRIM, a SAFE review) to what every
-        class is appraised against. Its receipts must verify under the transparency-service
-        keys of some node class (``UnknownIssuer`` otherwise); whether it counts for a class
-        is decided at appraisal, under that class's trust. Returns its file name."""
+        class is appraised against. It must be a transparent statement (``MalformedStatement``)
+        whose receipts verify under the transparency-service keys of some node class
+        (``UnknownIssuer`` otherwise); whether it counts for a class is decided at appraisal,
+        under that class's trust. Returns its file name."""
         if not isinstance(data, bytes) or len(data) > _MAX_ENDORSEMENT:
             raise MalformedInput(f"an endorsement is at most {_MAX_ENDORSEMENT} bytes")
+        TransparentStatement.parse(data)  # MalformedStatement: not a transparent statement
         last: IronrootError | None = None
         for name in self.fleet.classes():
             try:

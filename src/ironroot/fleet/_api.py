@@ -59,7 +59,7 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -401,6 +401,7 @@ def serve_fleet(
     ports: tuple[int, int, int],
     limits: ServerLimits | None = None,
     scan_period: float | None = None,
+    poll: Callable[[], Iterable[Any]] | None = None,
     rollout: RolloutTrigger | None = None,
     on_start: Callable[[str, str, str], None] | None = None,
 ) -> None:
@@ -408,7 +409,8 @@ def serve_fleet(
     (``on_start(admission_url, control_url, data_url)`` once all three listen); with
     ``scan_period`` (seconds), the continuous scanner re-attests the fleet in the background
     (:class:`ironroot.fleet.Scanner` with :func:`ironroot.fleet.scan_attest`); with
-    ``rollout``, ``POST /v1/rollouts`` runs it."""
+    ``poll`` (e.g. :meth:`ironroot.fleet.LogTriggers.poll`), every round also re-attests the
+    nodes the logs' new statements concern; with ``rollout``, ``POST /v1/rollouts`` runs it."""
     from ironroot.fleet._admission import scan_attest
     from ironroot.fleet._scan import Scanner
 
@@ -421,7 +423,11 @@ def serve_fleet(
         )
         worker = threading.Thread(
             target=scanner.follow,
-            kwargs={"clock": _utc_now, "interval": max(1.0, scan_period / 10)},
+            kwargs={
+                "clock": _utc_now,
+                "interval": max(1.0, scan_period / 10),
+                **({"poll": poll} if poll is not None else {}),
+            },
             name="fleet-scanner",
             daemon=True,
         )

@@ -51,8 +51,9 @@ credential issued and its revocation (time, reason). :func:`check_credential` is
 control and data planes run on every request, in this order, each refusal a typed error:
 
 1. the client presented a certificate (``CredentialRejected`` ``credential-missing``) that
-   parses under the profile (``credential-malformed``) and that the fleet CA signed
-   (``credential-unknown-issuer``);
+   parses under the profile (``credential-malformed``) and that the fleet CA signed, the CA
+   being inside its own validity (``credential-unknown-issuer``; the handshake leaves all
+   validity windows to this check);
 2. it is for this plane (``RoleNotPermitted`` ``wrong-plane``, 403);
 3. it is inside its validity window at the server's clock (``credential-not-yet-valid``,
    ``credential-expired``);
@@ -66,14 +67,11 @@ credentials that have not expired, for relying parties that do not ask the fleet
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import ipaddress
 import re
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -108,9 +106,9 @@ from ironroot.errors import (
     MalformedCertificate,
     NotFound,
     RoleNotPermitted,
-    StorageError,
     UnsupportedAlgorithm,
 )
+from ironroot.fleet._sqlite import SqliteFile
 
 if TYPE_CHECKING:
     from ironroot.fleet._fleet import Fleet
@@ -569,36 +567,8 @@ class CredentialStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
-        self._connection().executescript(_SCHEMA)
-
-    def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            try:
-                db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
-            except sqlite3.Error as exc:
-                raise StorageError(f"the credential store cannot be opened: {exc}") from exc
-            self._local.db = db
-        return db
-
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise StorageError(f"the credential store failed: {exc}") from exc
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+        self._file = SqliteFile(path, "the credential store", _SCHEMA)
+        self._tx = self._file.tx
 
     def add(self, *credentials: Credential) -> None:
         """Record issued credentials (one transaction)."""
@@ -701,12 +671,18 @@ def check_credential(
         raise CredentialRejected(
             "the credential was not issued by this fleet's CA", code="credential-unknown-issuer"
         )
+    when = now.astimezone(dt.UTC)
+    authority = ca.certificate
+    if not authority.not_valid_before_utc <= when < authority.not_valid_after_utc:
+        raise CredentialRejected(
+            "the fleet CA is outside its validity: no credential it issued is current",
+            code="credential-unknown-issuer",
+        )
     if credential.plane != plane:
         raise RoleNotPermitted(
             f"a {credential.plane}-plane credential is refused on the {plane} plane",
             code="wrong-plane",
         )
-    when = now.astimezone(dt.UTC)
     if when < credential.not_before:
         raise CredentialRejected(
             f"the credential is valid from {credential.not_before.isoformat()}",

@@ -26,9 +26,8 @@ import contextlib
 import datetime as dt
 import json
 import sqlite3
-import threading
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any, Final
 
 from ironroot._fileio import read_limited, write_atomic
 from ironroot.errors import ConfigError, Conflict, NotFound, StorageError
+from ironroot.fleet._sqlite import SqliteFile
 from ironroot.platform import COMPONENTS, DEVICES, DeviceInfo, Platform, PlatformTrust
 from ironroot.rot import Device, VendorCA
 
@@ -257,7 +257,7 @@ class Fleet:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._local = threading.local()
+        self._file = SqliteFile(directory / "fleet.db", "the fleet registry")
         self._classes: dict[str, NodeClass] = {}
 
     def __repr__(self) -> str:
@@ -274,7 +274,7 @@ class Fleet:
         base.mkdir(parents=True, exist_ok=True)
         node_class.save(base / "class" / node_class.name)
         fleet = cls(base)
-        fleet._connection().executescript(_SCHEMA)
+        fleet._file.connection().executescript(_SCHEMA)
         write_atomic(
             base / "fleet.json",
             json.dumps({"format": _FORMAT, "classes": [node_class.name]}).encode(),
@@ -378,29 +378,8 @@ class Fleet:
 
     # --- the registry -----------------------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            try:
-                db = sqlite3.connect(self.directory / "fleet.db", timeout=30, isolation_level=None)
-            except sqlite3.Error as exc:
-                raise StorageError(f"the fleet registry cannot be opened: {exc}") from exc
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            self._local.db = db
-        return db
-
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+    def _db(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return self._file.tx()
 
     def node_ids(self) -> list[str]:
         with self._db() as db:

@@ -22,6 +22,13 @@ Which nodes, in one round (:meth:`Scanner.scan`):
 Each round returns a :class:`ScanReport`: which nodes were attested and why, their status
 after, and the ones whose attestation raised (recorded as fleet events, never fatal to the
 round). :meth:`Scanner.follow` runs rounds until stopped.
+
+:class:`LogTriggers` is the ``poll`` of a scanner that follows logs: a
+:class:`~ironroot.monitor.Monitor` (its verified state in the fleet's ``monitor.db``) watching
+every issuer and subject of the fleet's classes on each log URL; each poll verifies each log's
+new checkpoint against the last one (consistency from the tiles) and returns the new watched
+statements. A fork or a log that cannot be verified is recorded as a fleet event
+(``log-fork``, ``log-unverified``) and triggers nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from typing import Any, Final, Protocol
 from ironroot.errors import ConfigError, IronrootError
 from ironroot.fleet._fleet import Fleet, NodeClass
 
-__all__ = ["ScanReport", "Scanner", "affected_classes"]
+__all__ = ["LogTriggers", "ScanReport", "Scanner", "affected_classes"]
 
 DEFAULT_PERIOD: Final = 300.0
 DEFAULT_JITTER: Final = 0.1
@@ -220,3 +227,66 @@ class Scanner:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+class LogTriggers:
+    """Statements from the logs that concern the fleet's classes (see the module docstring)."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        urls: Iterable[str],
+        *,
+        verify: Any = True,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        from ironroot.monitor import Monitor, MonitorStore, Watch
+
+        self.fleet = fleet
+        self.urls = tuple(urls)
+        if not self.urls:
+            raise ConfigError("give at least one log URL to follow")
+        self._verify = verify
+        self._clock = clock
+        classes = [fleet.node_class(c) for c in fleet.classes()]
+        subjects: set[str] = set()
+        issuers: set[str] = set()
+        for klass in classes:
+            subjects |= _subjects(klass)
+            from ironroot.fleet._desired import desired_subject
+
+            subjects.add(desired_subject(klass.name))
+            for names in klass.trust.issuers.values():
+                issuers |= set(names)
+        self.monitor = Monitor(
+            MonitorStore(fleet.directory / "monitor.db"),
+            watch=Watch(frozenset(subjects), frozenset(issuers)),
+            name="ironroot-fleet",
+        )
+
+    def poll(self) -> list[Any]:
+        """The new watched statements on every log since the last poll."""
+        from ironroot.log import HttpLogFetcher
+
+        found: list[Any] = []
+        for url in self.urls:
+            try:
+                with HttpLogFetcher(url, verify=self._verify) as fetcher:
+                    events = self.monitor.check(url, fetcher)
+            except IronrootError as exc:
+                kind = "log-fork" if exc.code == "fork-detected" else "log-unverified"
+                self.fleet.record(
+                    None,
+                    kind,
+                    {"url": url, "code": exc.code, "detail": exc.detail},
+                    now=self._clock(),
+                )
+                continue
+            for event in events:
+                if event.kind == "fork":
+                    self.fleet.record(
+                        None, "log-fork", {"url": url, "detail": event.detail}, now=self._clock()
+                    )
+                elif event.kind == "statement":
+                    found.append(event)
+        return found

@@ -199,6 +199,9 @@ class Observed:
     def __init__(self, app: Any, info: ServiceInfo) -> None:
         self.app = app
         self.info = info
+        # The labelled series of each (route, method, status), looked up once: the label
+        # values are bounded (route templates, the methods the HTTP parser knows, statuses).
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -223,26 +226,46 @@ class Observed:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = str(scope.get("method", ""))
-            self.info.requests.labels(template, method, str(status)).inc()
-            self.info.latency.labels(template, method).observe(elapsed)
-            client = scope.get("client") or ("-", 0)
-            _access.info(
-                '%s "%s %s HTTP/%s" %d %d %.1fms',
-                client[0],
-                method,
-                scope.get("path", ""),
-                scope.get("http_version", "1.1"),
-                status,
-                size,
-                elapsed * 1000,
-                extra={
-                    "service": self.info.name,
-                    "client": client[0],
-                    "method": method,
-                    "path": scope.get("path", ""),
-                    "route": template,
-                    "status": status,
-                    "bytes": size,
-                    "duration_ms": round(elapsed * 1000, 3),
-                },
-            )
+            key = (template, method, status)
+            series = self._series.get(key)
+            if series is None:
+                series = (
+                    self.info.requests.labels(template, method, str(status)),
+                    self.info.latency.labels(template, method),
+                )
+                self._series[key] = series
+            series[0].inc()
+            series[1].observe(elapsed)
+            if _access.isEnabledFor(logging.INFO):
+                self._access_line(scope, template, method, status, size, elapsed)
+
+    def _access_line(
+        self,
+        scope: dict[str, Any],
+        template: str,
+        method: str,
+        status: int,
+        size: int,
+        elapsed: float,
+    ) -> None:
+        client = scope.get("client") or ("-", 0)
+        _access.info(
+            '%s "%s %s HTTP/%s" %d %d %.1fms',
+            client[0],
+            method,
+            scope.get("path", ""),
+            scope.get("http_version", "1.1"),
+            status,
+            size,
+            elapsed * 1000,
+            extra={
+                "service": self.info.name,
+                "client": client[0],
+                "method": method,
+                "path": scope.get("path", ""),
+                "route": template,
+                "status": status,
+                "bytes": size,
+                "duration_ms": round(elapsed * 1000, 3),
+            },
+        )

@@ -25,6 +25,13 @@ asgi.readthedocs.io/en/latest/specs/tls.html), which uvicorn does not fill: ``tl
 without one), ``client_cert_name``, ``client_cert_error`` and ``server_cert`` (``None``), and
 ``cipher_suite`` (``None``: the standard library names suites, it does not number them).
 A service that authorizes clients by their certificate reads it there.
+
+uvicorn writes a response's status line and headers, then its body, as two writes: two
+``send`` calls, and two wake-ups of the client, for every small response. The protocol hands
+each request's cycle a :class:`_CoalescingTransport` that holds the head back until the first
+body write and sends both at once (every response but HEAD's has one, if only ``b""``).
+Nothing else changes on the wire: a ``100 Continue`` and a HEAD response's head go out at
+once, and a held head is flushed before any close.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -123,6 +130,46 @@ def _refusal(status: int, detail: str, extra_headers: bytes = b"") -> bytes:
     )
 
 
+class _CoalescingTransport:
+    """The transport of one request/response cycle: the response head waits for the first
+    body write so that head and body leave in one ``send``; everything else passes through."""
+
+    __slots__ = ("_cycle", "_head", "_held", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._head: bytes | None = None
+        self._held = False  # the head was taken (once per cycle)
+
+    def write(self, data: bytes) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._transport.write(head + data)
+        elif not self._held and self._cycle.response_started:
+            # The first write after the response started is its head (uvicorn writes it once).
+            # A HEAD response has no body write to carry it: it goes out as it is.
+            self._held = True
+            if self._cycle.scope["method"] == "HEAD":
+                self._transport.write(data)
+            else:
+                self._head = bytes(data)
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class _GuardedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the limits of :class:`ServerLimits` enforced."""
 
@@ -204,6 +251,10 @@ class _GuardedProtocol(HttpToolsProtocol):
             return
         self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_timed_out)
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.transport is self.transport:
+            # Duck-typed: it forwards everything but write() and close() to the transport.
+            cycle.transport = cast(asyncio.Transport, _CoalescingTransport(self.transport, cycle))
 
     # --- body ----------------------------------------------------------------------------
 

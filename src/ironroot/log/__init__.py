@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         note_key_id,
         open_checkpoint,
         open_note,
+        parse_vkey,
         sign_checkpoint,
         sign_note,
     )
@@ -105,6 +106,7 @@ __all__ = [
     "parse_entry_bundle",
     "parse_tile",
     "parse_tile_path",
+    "parse_vkey",
     "partial_tile_width",
     "sign_checkpoint",
     "sign_note",

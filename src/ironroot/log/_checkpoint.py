@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 
 from ironroot.errors import LimitExceeded, MalformedInput
@@ -52,10 +53,14 @@ def parse_decimal(text: str, what: str, maximum: int = _MAX_SIZE) -> int:
     return value
 
 
+# A control character (C0 or DEL): never in a checkpoint line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _check_line(line: str, what: str) -> None:
     if not line:
         raise MalformedInput(f"{what} is empty")
-    if any(ord(c) < 0x20 or c == "\x7f" for c in line):
+    if _CONTROL.search(line):
         raise MalformedInput(f"{what} contains a control character")
     try:
         line.encode("utf-8")

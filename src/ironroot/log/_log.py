@@ -33,7 +33,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -75,6 +75,9 @@ __all__ = ["BatchSigner", "Integrated", "Log", "Ticket"]
 _log = logging.getLogger("ironroot.log")
 _FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
 _NODE_CACHE = 1 << 16
+# A batch up to this many entries puts the nodes it creates into the node cache (about two
+# per entry); a bulk load's would only push each other out, so tiles serve those.
+_SEED_ENTRIES = 2048
 _TILE_CACHE = 512
 _BACKOFF_FIRST = 0.05
 _BACKOFF_MAX = 30.0
@@ -102,6 +105,11 @@ class BatchSigner(Protocol):
     """Signs each integrated batch's root (the transparency service makes receipts here)."""
 
     def sign_batch(self, tree_size: int, root: bytes) -> Mapping[str, bytes]: ...
+
+
+_CommitListener = Callable[[int, bytes, Mapping[str, bytes]], None]
+"""``listener(tree_size, root, batch_data)``: the integration batch ending at ``tree_size``, with
+that root and the batch signer's data, has just committed (:meth:`Log.add_commit_listener`)."""
 
 
 def _new_ticket(entry_id: bytes) -> Ticket:
@@ -138,6 +146,15 @@ class _LRU:
             self._data[key] = value
             if len(self._data) > self._capacity:
                 self._data.popitem(last=False)
+
+    def put_many(self, items: Sequence[tuple[tuple[int, int], bytes]]) -> None:
+        with self._lock:
+            data = self._data
+            for key, value in items:
+                data[key] = value
+                data.move_to_end(key)
+            while len(data) > self._capacity:
+                data.popitem(last=False)
 
 
 @dataclass(slots=True)
@@ -185,11 +202,13 @@ class Log:
         self._linger = linger
         self._cond = threading.Condition()
         self._queue: collections.deque[tuple[bytes, bytes, Ticket]] = collections.deque()
+        self._queued_at = 0.0  # when the queue last went from empty to non-empty (monotonic)
         self._inflight: dict[bytes, Ticket] = {}
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._closed = False
         self._nodes = _LRU(_NODE_CACHE)
+        self._commit_listeners: list[_CommitListener] = []
         self._full_tiles = _LRU(_TILE_CACHE)
         self._check_origin()
         state = store.state()
@@ -362,9 +381,22 @@ class Log:
             if ticket is None:
                 ticket = _new_ticket(entry_id)
                 self._inflight[entry_id] = ticket
-                self._queue.append((entry_id, entry, ticket))
-                self._cond.notify()
+                self._enqueue((entry_id, entry, ticket))
             return ticket
+
+    def _enqueue(self, item: tuple[bytes, bytes, Ticket]) -> None:
+        """Queue one item (``self._cond`` held); wake the writer only when it waits for one:
+        for a first item, or for a full batch while it lingers (a wake-up per submission
+        would hand it the GIL for nothing). ``notify_all``: other threads wait on the same
+        condition (:meth:`wait_for_growth`), and a single ``notify`` could wake one of them
+        instead of the writer."""
+        queue = self._queue
+        queue.append(item)
+        if len(queue) == 1:
+            self._queued_at = time.monotonic()
+            self._cond.notify_all()
+        elif len(queue) == self._max_batch:
+            self._cond.notify_all()
 
     @property
     def in_flight(self) -> int:
@@ -394,9 +426,8 @@ class Log:
                 if ticket is None:
                     ticket = _new_ticket(entry_id)
                     self._inflight[entry_id] = ticket
-                    self._queue.append((entry_id, entry, ticket))
+                    self._enqueue((entry_id, entry, ticket))
                 tickets.append(ticket)
-            self._cond.notify()
         return tickets
 
     def status(self, entry_id: bytes) -> Integrated | None:
@@ -441,8 +472,10 @@ class Log:
                     self._cond.wait(timeout)
                 if self._linger > 0 and self._queue and not self._stopping:
                     # Let concurrent submissions join this batch: one root, one signature
-                    # and one commit for all of them.
-                    until = time.monotonic() + self._linger
+                    # and one commit for all of them. The linger counts from the first
+                    # queued entry: entries that queued up during the previous cycle have
+                    # waited long enough already.
+                    until = self._queued_at + self._linger
                     while len(self._queue) < self._max_batch and not self._stopping:
                         left = until - time.monotonic()
                         if left <= 0:
@@ -492,12 +525,12 @@ class Log:
         if integrate and (new or self._store_pending):
             try:
                 leftovers = self._store.pending() if self._store_pending else []
-                batch, edge = self._prepare(leftovers, new)
+                batch, edge, nodes = self._prepare(leftovers, new)
                 self._store.write(batch)
             except Exception as exc:  # a signer or the store failed: keep the entries durable
                 _log.warning("log integration failed, will retry: %s", exc)
             else:
-                self._commit_edge(batch, edge)
+                self._commit_edge(batch, edge, nodes)
                 self._store_pending = False
                 return True
         if new:
@@ -515,11 +548,15 @@ class Log:
 
     def _prepare(
         self, leftovers: list[tuple[bytes, bytes]], new: list[tuple[bytes, bytes]]
-    ) -> tuple[StoreBatch, _Edge]:
+    ) -> tuple[StoreBatch, _Edge, list[tuple[tuple[int, int], bytes]]]:
         edge = self._edge.copy()
         touched: dict[tuple[int, int], bytearray] = {}
+        nodes: list[tuple[tuple[int, int], bytes]] = []
+        seed = len(leftovers) + len(new) <= _SEED_ENTRIES
 
         def visit(level: int, index: int, digest: bytes) -> None:
+            if seed:
+                nodes.append(((level, index), digest))
             if level % TILE_HEIGHT:
                 return
             tile_level = level // TILE_HEIGHT
@@ -561,14 +598,25 @@ class Log:
             checkpoint=self._sign(size, root),
             batch_data=data,
         )
-        return batch, edge
+        return batch, edge, nodes
 
-    def _commit_edge(self, batch: StoreBatch, edge: _Edge) -> None:
+    def _commit_edge(
+        self, batch: StoreBatch, edge: _Edge, nodes: Sequence[tuple[tuple[int, int], bytes]]
+    ) -> None:
         assert batch.state is not None
         assert batch.checkpoint is not None
         size = batch.state.size
+        root = edge.compact.root()
         self._edge = edge
-        self._head = (size, edge.compact.root(), batch.checkpoint)
+        self._head = (size, root, batch.checkpoint)
+        # Every complete node this batch created, as committed: the inclusion proofs of the
+        # receipts about to be asked for need them, and a complete node never changes.
+        self._nodes.put_many(nodes)
+        for listener in self._commit_listeners:
+            try:
+                listener(size, root, batch.batch_data or {})
+            except Exception:  # a listener's bug must not stop the writer
+                _log.exception("a commit listener failed for tree size %d", size)
         finished = []
         with self._cond:
             self._cond.notify_all()  # wake wait_for_growth()
@@ -579,6 +627,15 @@ class Log:
         for ticket, where in finished:
             _resolve(ticket.durable, None)
             _resolve(ticket.integrated, where)
+
+    def add_commit_listener(self, listener: _CommitListener) -> None:
+        """Call ``listener(tree_size, root, batch_data)`` after each integration commits.
+
+        It runs on the writer thread, after the transaction that holds the batch returned and
+        before the batch's tickets resolve, with the root and batch data exactly as committed.
+        An exception it raises is logged and ignored. Add listeners before :meth:`start`.
+        """
+        self._commit_listeners.append(listener)
 
     def _finish(self, ticket: Ticket, where: Integrated) -> None:
         with self._cond:

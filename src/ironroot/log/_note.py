@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -65,6 +66,9 @@ __all__ = [
     "sign_checkpoint",
     "sign_note",
 ]
+
+# A control character other than newline (C0 or DEL): never in a note.
+_CONTROL: Final = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 
 SIGNATURE_TYPE_ED25519: Final = 0x01
 """C2SP signed-note signature type of Ed25519 note signatures."""
@@ -174,33 +178,15 @@ class NoteVerifier:
     @classmethod
     def from_vkey(cls, vkey: str) -> NoteVerifier:
         """Parse a verifier key string; the key id must match the name and key."""
-        if not isinstance(vkey, str):
-            raise MalformedInput("a verifier key must be a string")
-        if len(vkey) > 8192:
-            raise LimitExceeded("the verifier key is too long")
-        parts = vkey.split("+", 2)
-        if len(parts) != 3:
-            raise MalformedInput("a verifier key has the form <name>+<key id>+<key>")
-        name, hex_id, material = parts
-        _check_name(name)
-        if len(hex_id) != 8 or any(c not in "0123456789abcdef" for c in hex_id):
-            raise MalformedInput("a verifier key id must be 8 lowercase hex digits")
-        raw = b64decode_canonical(material, "the verifier key material")
-        if not raw:
-            raise MalformedInput("the verifier key material is empty")
-        sig_type, key = raw[0], raw[1:]
-        size = _KEY_SIZES.get(sig_type)
-        if size is None:
-            raise UnsupportedAlgorithm(f"unsupported note signature type 0x{sig_type:02x}")
-        if len(key) != size:
-            raise MalformedInput(f"a type 0x{sig_type:02x} public key must be {size} bytes")
-        try:
-            if sig_type == SIGNATURE_TYPE_ED25519:
-                public = PublicKey.from_cose_key({1: 1, -1: 6, -2: key})
-            else:
-                public = PublicKey.from_cose_key({1: 7, 3: Algorithm.ML_DSA_44.cose_id, -1: key})
-        except UnsupportedAlgorithm as exc:
-            raise MalformedInput("the verifier key material is not a valid public key") from exc
+        name, hex_id, public = parse_vkey(
+            vkey,
+            {
+                SIGNATURE_TYPE_ED25519: Algorithm.ED25519,
+                SIGNATURE_TYPE_MLDSA44: Algorithm.ML_DSA_44,
+            },
+            _check_name,
+            "note signature type",
+        )
         verifier = cls(name, public)
         if verifier.key_id.hex() != hex_id:
             raise MalformedInput("the verifier key id does not match its name and key")
@@ -324,7 +310,7 @@ class Note:
             decoded = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MalformedInput("the signed note is not UTF-8") from exc
-        if any((ord(c) < 0x20 and c != "\n") or c == "\x7f" for c in decoded):
+        if _CONTROL.search(decoded):
             raise MalformedInput("the signed note contains a control character")
         if not decoded.endswith("\n"):
             raise MalformedInput("the signed note does not end with a newline")
@@ -368,7 +354,7 @@ def _check_body(body: bytes) -> None:
         raise MalformedInput("a note body must be UTF-8") from exc
     if not text.endswith("\n"):
         raise MalformedInput("a note body must end with a newline")
-    if any((ord(c) < 0x20 and c != "\n") or c == "\x7f" for c in text):
+    if _CONTROL.search(text):
         raise MalformedInput("a note body must not contain control characters")
 
 
@@ -421,3 +407,48 @@ def open_checkpoint(
     if origin is not None and checkpoint.origin != origin:
         raise UnknownIssuer(f"the checkpoint is for origin {checkpoint.origin!r}, not {origin!r}")
     return checkpoint
+
+
+_VKEY_SIZES: Final = {Algorithm.ED25519: _ED25519_KEY, Algorithm.ML_DSA_44: _MLDSA44_KEY}
+
+
+def parse_vkey(
+    vkey: object,
+    types: Mapping[int, Algorithm],
+    check_name: Callable[[object], str],
+    kind: str,
+) -> tuple[str, str, PublicKey]:
+    """Split a C2SP verifier key ``<name>+<hex key id>+<base64(type || public key)>`` into
+    its name, key id (hex) and public key; ``types`` maps the signature types accepted (of
+    ``kind``, for the message) to Ed25519 or ML-DSA-44. The caller checks the key id against
+    the name and key (its derivation depends on the kind of key)."""
+    if not isinstance(vkey, str):
+        raise MalformedInput("a verifier key must be a string")
+    if len(vkey) > 8192:
+        raise LimitExceeded("the verifier key is too long")
+    parts = vkey.split("+", 2)
+    if len(parts) != 3:
+        raise MalformedInput("a verifier key has the form <name>+<key id>+<key>")
+    name, hex_id, material = parts
+    check_name(name)
+    if len(hex_id) != 8 or any(c not in "0123456789abcdef" for c in hex_id):
+        raise MalformedInput("a verifier key id must be 8 lowercase hex digits")
+    raw = b64decode_canonical(material, "the verifier key material")
+    if not raw:
+        raise MalformedInput("the verifier key material is empty")
+    sig_type, key = raw[0], raw[1:]
+    algorithm = types.get(sig_type)
+    if algorithm is None:
+        accepted = " or ".join(f"0x{t:02x}" for t in sorted(types))
+        raise UnsupportedAlgorithm(f"unsupported {kind} 0x{sig_type:02x} (accepted: {accepted})")
+    size = _VKEY_SIZES[algorithm]
+    if len(key) != size:
+        raise MalformedInput(f"a type 0x{sig_type:02x} public key must be {size} bytes")
+    try:
+        if algorithm is Algorithm.ED25519:
+            public = PublicKey.from_cose_key({1: 1, -1: 6, -2: key})
+        else:
+            public = PublicKey.from_cose_key({1: 7, 3: Algorithm.ML_DSA_44.cose_id, -1: key})
+    except UnsupportedAlgorithm as exc:
+        raise MalformedInput("the verifier key material is not a valid public key") from exc
+    return name, hex_id, public

@@ -150,13 +150,17 @@ def create_app(service: TransparencyService) -> Starlette:
         except TimeoutError:
             raise StorageError("the entry could not be stored in time; retry") from None
         location = f"/entries/{ticket.entry_id.hex()}"
-        try:
-            integrated = await asyncio.wait_for(
-                asyncio.shield(asyncio.wrap_future(ticket.integrated)), config.registration_wait
-            )
-        except TimeoutError:
-            registrations.labels("pending").inc()
-            return Response(b"", 303, headers={"Location": location, **_NO_CACHE})
+        if ticket.integrated.done():  # the usual case: the commit that stored it integrated it
+            integrated = ticket.integrated.result()
+        else:
+            try:
+                integrated = await asyncio.wait_for(
+                    asyncio.shield(asyncio.wrap_future(ticket.integrated)),
+                    config.registration_wait,
+                )
+            except TimeoutError:
+                registrations.labels("pending").inc()
+                return Response(b"", 303, headers={"Location": location, **_NO_CACHE})
         receipts = service.receipts(ticket.entry_id, integrated)
         if not receipts:  # integrated but not readable yet: let the client poll
             registrations.labels("pending").inc()

@@ -8,6 +8,12 @@ assembled on read. A stored batch signature is checked against the root of the l
 at that size before any receipt is made from it (once per batch); one that does not verify is
 never served and never cached (:class:`StorageError`, logged). Checked receipts are cached:
 they are immutable.
+
+A batch the running service integrates is checked on the log's writer thread as soon as its
+transaction commits (:meth:`ironroot.log.Log.add_commit_listener`), on the bytes and root that
+were committed, before its tickets resolve; the registrations waiting on it then find it
+checked. The signature check releases the GIL, so it no longer stalls the event loop. A batch
+read back from the store (another run's, or one evicted from the cache) is checked on read.
 """
 
 from __future__ import annotations
@@ -139,6 +145,7 @@ class TransparencyService:
         self._lock: DirectoryLock | None = None
         if batch_signer is not None:
             batch_signer.last_size = log.tree_size
+        log.add_commit_listener(self._batch_committed)
         self.witnessing: CheckpointWitnessing | None = None
         """With witnesses configured, what gets checkpoints cosigned before publication."""
         if config.witness_quorum:
@@ -322,8 +329,34 @@ class TransparencyService:
             if cached is not None:
                 self._batches.move_to_end(tree_size)
                 return cached
-        batch = self.log.batch_data(tree_size)
-        root = self.log.root(tree_size)
+        checked = self._check_batch(
+            tree_size, self.log.root(tree_size), self.log.batch_data(tree_size)
+        )
+        self._remember_batch(tree_size, checked)
+        return checked
+
+    def _batch_committed(self, tree_size: int, root: bytes, batch: Mapping[str, bytes]) -> None:
+        """The log's commit listener: check the batch just committed and cache it checked (a
+        failure is logged here and answered 503 on read, where the stored bytes are checked
+        again)."""
+        try:
+            checked = self._check_batch(tree_size, root, batch)
+        except StorageError:
+            return
+        self._remember_batch(tree_size, checked)
+
+    def _remember_batch(self, tree_size: int, checked: tuple[tuple[bytes, bytes], ...]) -> None:
+        with self._cache_lock:
+            self._batches[tree_size] = checked
+            self._batches.move_to_end(tree_size)
+            if len(self._batches) > _BATCH_CACHE_SIZE:
+                self._batches.popitem(last=False)
+
+    def _check_batch(
+        self, tree_size: int, root: bytes, batch: Mapping[str, bytes]
+    ) -> tuple[tuple[bytes, bytes], ...]:
+        """Every receipt signature of a batch checked against ``root``, primary first; a
+        missing or failing one is logged and raises :class:`StorageError`."""
         # Configured algorithms first (the primary receipt leads), then any a batch was signed
         # with under an earlier configuration.
         labels = [k for k in self._labels if k in batch]
@@ -348,12 +381,7 @@ class TransparencyService:
                     f"the stored receipt signature {label} for tree size {tree_size} does not "
                     "verify"
                 ) from exc
-        checked = tuple(pairs)
-        with self._cache_lock:
-            self._batches[tree_size] = checked
-            if len(self._batches) > _BATCH_CACHE_SIZE:
-                self._batches.popitem(last=False)
-        return checked
+        return tuple(pairs)
 
     def _build_receipts(self, integrated: Integrated) -> tuple[bytes, ...]:
         pairs = self._batch_signatures(integrated.tree_size)

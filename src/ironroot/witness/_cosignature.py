@@ -46,7 +46,14 @@ from ironroot.errors import (
     MalformedInput,
     UnsupportedAlgorithm,
 )
-from ironroot.log import Checkpoint, Note, NoteSignature, NoteVerifier, open_checkpoint
+from ironroot.log import (
+    Checkpoint,
+    Note,
+    NoteSignature,
+    NoteVerifier,
+    open_checkpoint,
+    parse_vkey,
+)
 
 __all__ = [
     "COSIGNATURE_TYPE_ED25519",
@@ -182,38 +189,15 @@ class CosignatureVerifier:
     @classmethod
     def from_vkey(cls, vkey: str) -> CosignatureVerifier:
         """Parse a cosigner's verifier key (type ``0x04`` or ``0x06``); the id must match."""
-        if not isinstance(vkey, str):
-            raise MalformedInput("a verifier key must be a string")
-        if len(vkey) > 8192:
-            raise LimitExceeded("the verifier key is too long")
-        parts = vkey.split("+", 2)
-        if len(parts) != 3:
-            raise MalformedInput("a verifier key has the form <name>+<key id>+<key>")
-        name, hex_id, material = parts
-        _check_name(name)
-        if len(hex_id) != 8 or any(c not in "0123456789abcdef" for c in hex_id):
-            raise MalformedInput("a verifier key id must be 8 lowercase hex digits")
-        try:
-            raw = base64.b64decode(material.encode("ascii"), validate=True)
-        except (ValueError, UnicodeEncodeError) as exc:
-            raise MalformedInput("the verifier key material is not base64") from exc
-        if not raw or base64.b64encode(raw).decode("ascii") != material:
-            raise MalformedInput("the verifier key material is not canonical base64")
-        sig_type, key = raw[0], raw[1:]
-        size = _KEY_SIZES.get(sig_type)
-        if size is None:
-            raise UnsupportedAlgorithm(
-                f"signature type 0x{sig_type:02x} is not a cosignature type (0x04 or 0x06)"
-            )
-        if len(key) != size:
-            raise MalformedInput(f"a type 0x{sig_type:02x} public key must be {size} bytes")
-        try:
-            if sig_type == COSIGNATURE_TYPE_ED25519:
-                public = PublicKey.from_cose_key({1: 1, -1: 6, -2: key})
-            else:
-                public = PublicKey.from_cose_key({1: 7, 3: Algorithm.ML_DSA_44.cose_id, -1: key})
-        except UnsupportedAlgorithm as exc:
-            raise MalformedInput("the verifier key material is not a valid public key") from exc
+        name, hex_id, public = parse_vkey(
+            vkey,
+            {
+                COSIGNATURE_TYPE_ED25519: Algorithm.ED25519,
+                COSIGNATURE_TYPE_MLDSA44: Algorithm.ML_DSA_44,
+            },
+            _check_name,
+            "cosignature type",
+        )
         verifier = cls(name, public)
         if verifier.key_id.hex() != hex_id:
             raise MalformedInput("the verifier key id does not match its name and key")

@@ -1,0 +1,231 @@
+"""The credential profile and its parser, CSRs, the per-request check's early refusals, and the
+parsers of node evidence and admission requests — each refusal its exact error and code."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ironroot.cose import encode_cbor
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import (
+    BadSignature,
+    ConfigError,
+    Conflict,
+    CredentialRejected,
+    MalformedCertificate,
+    MalformedEvidence,
+    MalformedInput,
+    UnsupportedAlgorithm,
+)
+from ironroot.fleet import (
+    FLEET_CREDENTIAL_OID,
+    AdmissionRequest,
+    CredentialStore,
+    Fleet,
+    FleetCA,
+    NodeEvidence,
+    check_credential,
+    csr_public_key,
+    make_csr,
+    parse_credential,
+    report_data,
+)
+from ironroot.fleet._credentials import check_lifetime
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+EAR_ID = "urn:ironroot:ear:sha256:" + "ab" * 32
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> FleetCA:
+    return FleetCA.create(tmp_path_factory.mktemp("ca"), now=NOW)
+
+
+@pytest.fixture(scope="module")
+def key() -> PrivateKey:
+    return PrivateKey.generate(Algorithm.ES384)
+
+
+def _issue(ca: FleetCA, key: PrivateKey, **changes: object) -> bytes:
+    args: dict[str, object] = {
+        "node": "node-0001",
+        "node_class": "node-7",
+        "plane": "control",
+        "ear_id": EAR_ID,
+        "now": NOW,
+    }
+    args.update(changes)
+    return ca.issue(key.public_key.to_der(), **args).der  # type: ignore[arg-type]
+
+
+def _certificate(extension: bytes | None, cn: str = "node-0001") -> bytes:
+    """A certificate under a throwaway key carrying ``extension`` as the fleet extension."""
+    signer = ec.generate_private_key(ec.SECP384R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(signer.public_key())
+        .serial_number(7)
+        .not_valid_before(NOW)
+        .not_valid_after(NOW + dt.timedelta(hours=1))
+    )
+    if extension is not None:
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(x509.ObjectIdentifier(FLEET_CREDENTIAL_OID), extension),
+            critical=False,
+        )
+    return builder.sign(signer, hashes.SHA384()).public_bytes(Encoding.DER)
+
+
+def _extension(der: bytes) -> bytes:
+    cert = x509.load_der_x509_certificate(der)
+    value = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(FLEET_CREDENTIAL_OID)).value
+    assert isinstance(value, x509.UnrecognizedExtension)
+    return value.value
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    node=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,20}", fullmatch=True),
+    node_class=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,20}", fullmatch=True),
+    plane=st.sampled_from(["control", "data"]),
+    digest=st.binary(min_size=32, max_size=32),
+    lifetime=st.integers(60, 7 * 86400),
+)
+def test_a_credential_reads_back_as_issued(
+    ca: FleetCA,
+    key: PrivateKey,
+    node: str,
+    node_class: str,
+    plane: str,
+    digest: bytes,
+    lifetime: int,
+) -> None:
+    ear_id = "urn:ironroot:ear:sha256:" + digest.hex()
+    issued = ca.issue(
+        key.public_key.to_der(),
+        node=node,
+        node_class=node_class,
+        plane=plane,
+        ear_id=ear_id,
+        now=NOW,
+        lifetime=lifetime,
+    )
+    read = parse_credential(issued.pem)
+    assert read == issued
+    assert (read.node, read.node_class, read.plane, read.ear_id) == (
+        node,
+        node_class,
+        plane,
+        ear_id,
+    )
+    assert read.not_after - read.not_before == dt.timedelta(seconds=lifetime)
+
+
+def test_certificates_outside_the_profile_are_refused(ca: FleetCA, key: PrivateKey) -> None:
+    good = _extension(_issue(ca, key))
+    server = ca.issue_server(key.public_key, hosts=["127.0.0.1"], now=NOW)
+    non_canonical = good[:1] + b"\x81" + good[1:2] + good[2:]  # long-form length
+    bad_plane = good.replace(b"\x0a\x01\x00", b"\x0a\x01\x05")  # ENUMERATED 5
+    for der in (
+        server,  # no fleet extension
+        _certificate(non_canonical),
+        _certificate(bad_plane),
+        _certificate(good + b"\x00"),
+        _certificate(good, cn="node-0002"),  # the subject names another node
+        _certificate(b"\x30\x00"),
+    ):
+        with pytest.raises(MalformedCertificate):
+            parse_credential(der)
+    with pytest.raises(MalformedCertificate):
+        parse_credential(b"not a certificate")
+
+
+def test_csrs_and_issuing_refusals(ca: FleetCA, key: PrivateKey, tmp_path: Path) -> None:
+    csr = make_csr(key, node="node-0001", plane="data")
+    assert csr_public_key(csr) == key.public_key.to_der()
+    tampered = bytearray(csr)
+    tampered[-5] ^= 1  # inside the signature
+    with pytest.raises((BadSignature, MalformedCertificate)):
+        csr_public_key(bytes(tampered))
+    p256 = ec.generate_private_key(ec.SECP256R1())
+    other = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "node-0001")]))
+        .sign(p256, hashes.SHA256())
+        .public_bytes(Encoding.DER)
+    )
+    with pytest.raises(UnsupportedAlgorithm):
+        csr_public_key(other)
+    with pytest.raises(UnsupportedAlgorithm):
+        make_csr(PrivateKey.generate(Algorithm.ES256), node="node-0001", plane="data")
+    for changes in ({"plane": "admin"}, {"ear_id": "ear-1"}, {"node": "../x"}):
+        with pytest.raises(ConfigError):
+            _issue(ca, key, **changes)
+    for lifetime in (59, 7 * 86400 + 1, True):
+        with pytest.raises(ConfigError):
+            check_lifetime(lifetime)  # type: ignore[arg-type]
+    FleetCA.create(tmp_path, now=NOW)
+    with pytest.raises(Conflict):
+        FleetCA.create(tmp_path, now=NOW)
+
+
+def test_the_per_request_check_refuses_before_the_registry(
+    ca: FleetCA, key: PrivateKey, tmp_path: Path
+) -> None:
+    store = CredentialStore(tmp_path / "credentials.db")
+    fleet = Fleet(tmp_path / "no-fleet")  # never reached: every case fails earlier
+
+    def refused(presented: bytes | None, at: dt.datetime = NOW) -> str:
+        with pytest.raises(CredentialRejected) as caught:
+            check_credential(presented, plane="control", ca=ca, store=store, fleet=fleet, now=at)
+        return caught.value.code
+
+    assert refused(None) == "credential-missing"
+    assert refused(_certificate(None)) == "credential-malformed"
+    stranger = FleetCA.create(tmp_path / "other", now=NOW)
+    assert refused(_issue(stranger, key)) == "credential-unknown-issuer"
+    assert refused(_issue(ca, key)) == "credential-unknown"  # issued, never recorded
+    before_ca = NOW - dt.timedelta(days=1)  # the fleet CA itself is not valid yet
+    assert refused(_issue(ca, key, now=before_ca), at=before_ca) == "credential-unknown-issuer"
+
+
+def test_node_evidence_and_requests_parse_strictly() -> None:
+    evidence = NodeEvidence("node-0001", b"quote", {"nic": b"spdm"})
+    assert NodeEvidence.decode(evidence.encode()) == evidence
+    for doc in (
+        {"format": "other", "node": "n", "quote": b"q", "devices": {}},
+        {"format": "ironroot-node-evidence/1", "node": "n", "quote": b"q"},
+        {"format": "ironroot-node-evidence/1", "node": "n", "quote": b"", "devices": {}},
+        {"format": "ironroot-node-evidence/1", "node": "n", "quote": b"q", "devices": []},
+        [1, 2],
+    ):
+        with pytest.raises(MalformedEvidence):
+            NodeEvidence.decode(encode_cbor(doc))
+    with pytest.raises(MalformedEvidence):
+        NodeEvidence.decode(b"\xff")
+    with pytest.raises(MalformedEvidence):
+        report_data(b"short", {"control": b"k"})
+    with pytest.raises(MalformedEvidence):
+        report_data(bytes(32), {"admin": b"k"})
+    request = AdmissionRequest("node-0001", bytes(32), b"e", {"control": b"c"})
+    assert AdmissionRequest.decode(request.encode()) == request
+    for bad in (
+        encode_cbor({"node": "n", "nonce": b"x", "evidence": b"e"}),
+        encode_cbor({"node": "n", "nonce": b"x", "evidence": b"e", "csrs": {}}),
+        encode_cbor({"node": "n", "nonce": b"x", "evidence": b"e", "csrs": {"admin": b"c"}}),
+    ):
+        with pytest.raises(MalformedInput):
+            AdmissionRequest.decode(bad)
