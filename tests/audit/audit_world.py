@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 from tests.fleet.fleet_world import node_class
-from tests.platform.node_world import NOW, PLATFORM, VENDOR, World, make_world
+from tests.platform.node_world import NOW, PLATFORM, VENDOR, World, make_world, sfr_report
 
 from ironroot.audit import AuditExport, AuditTrust, collect_export, export_bundle
 from ironroot.crypto import Algorithm, PrivateKey, load_certificate
@@ -26,43 +25,6 @@ from ironroot.safe import ProviderKey, ProviderKeys, sfr_statement, sign_report
 PROVIDER = "Example Review Provider"
 EXPORTED = NOW + dt.timedelta(minutes=10)
 NODE = "node-0001"
-
-
-def sfr(manifest_digest: bytes, cvss: tuple[float, ...] = (3.1,)) -> bytes:
-    """An OCP SAFE Short Form Report (JSON) of the firmware with ``manifest_digest``."""
-    issues = [
-        {
-            "title": f"issue {i}",
-            "cvss_score": f"{score:.1f}",
-            "cvss_vector": "AV:L/AC:L/PR:L/UI:N/S:C/C:L/I:H/A:L",
-            "cwe": "CWE-111",
-            "description": "found in review",
-            "cve": None,
-        }
-        for i, score in enumerate(cvss)
-    ]
-    return json.dumps(
-        {
-            "review_framework_version": "1.1",
-            "device": {
-                "vendor": "ACME Inc",
-                "product": "Node BMC",
-                "category": "bmc",
-                "repo_tag": "v1",
-                "fw_version": "1.0",
-                "fw_hash_sha2_384": manifest_digest.hex(),
-            },
-            "audit": {
-                "srp": "My Pentest Corporation",
-                "methodology": "whitebox",
-                "completion_date": "2026-05-01",
-                "report_version": "1.0",
-                "scope_number": 1,
-                "cvss_version": "3.1",
-                "issues": issues,
-            },
-        }
-    ).encode()
 
 
 @dataclasses.dataclass
@@ -165,7 +127,11 @@ def build(root: Path, world: World) -> AuditWorld:
     provider = PrivateKey.generate(Algorithm.ES384)
     verifier = PrivateKey.generate(Algorithm.ES384)
     review = world.trusted.register(
-        sfr_statement(sign_report(sfr(digest), provider, PROVIDER), world.statement_key, iss=VENDOR)
+        sfr_statement(
+            sign_report(sfr_report(digest, (3.1,)), provider, PROVIDER),
+            world.statement_key,
+            iss=VENDOR,
+        )
     ).transparent_statement
     base = node_class(world)
     statements = dict(base.statements)

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from pathlib import Path
 
 from tests.fleet.fleet_world import node_class
-from tests.platform.node_world import NOW, OTHER, VENDOR, World
+from tests.platform.node_world import NOW, OTHER, VENDOR, World, sfr_report
 
 from ironroot.attestation import ReferenceValues
 from ironroot.crypto import Algorithm, PrivateKey
@@ -32,41 +31,6 @@ from ironroot.safe import ProviderKey, ProviderKeys, sfr_statement, sign_report
 
 PROVIDER = "Example Review Provider"
 CA_TIME = NOW - dt.timedelta(days=2)
-
-
-def _sfr(manifest_digest: bytes, cvss: tuple[float, ...]) -> bytes:
-    return json.dumps(
-        {
-            "review_framework_version": "1.1",
-            "device": {
-                "vendor": "ACME Inc",
-                "product": "Node BMC",
-                "category": "bmc",
-                "repo_tag": "v1",
-                "fw_version": "1.0",
-                "fw_hash_sha2_384": manifest_digest.hex(),
-            },
-            "audit": {
-                "srp": "My Pentest Corporation",
-                "methodology": "whitebox",
-                "completion_date": "2026-05-01",
-                "report_version": "1.0",
-                "scope_number": 1,
-                "cvss_version": "3.1",
-                "issues": [
-                    {
-                        "title": f"issue {i}",
-                        "cvss_score": f"{score:.1f}",
-                        "cvss_vector": "AV:L/AC:L/PR:L/UI:N/S:C/C:L/I:H/A:L",
-                        "cwe": "CWE-111",
-                        "description": "found in review",
-                        "cve": None,
-                    }
-                    for i, score in enumerate(cvss)
-                ],
-            },
-        }
-    ).encode()
 
 
 @dataclasses.dataclass
@@ -101,7 +65,7 @@ class AdmissionWorld:
         if key not in self.reviews:
             bundle = self.world.release("bmc", version).bundle
             digest = FirmwareBundle.parse(bundle).manifest_digest()
-            sfr = sign_report(_sfr(digest, cvss), self.provider, PROVIDER)
+            sfr = sign_report(sfr_report(digest, cvss), self.provider, PROVIDER)
             statement = sfr_statement(sfr, self.world.other_key, iss=OTHER)
             self.reviews[key] = self.world.trusted.register(statement).transparent_statement
         return self.reviews[key]

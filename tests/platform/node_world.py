@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -54,6 +55,47 @@ OTHER = "https://someone-else.example"
 PLATFORM = "pkg:platform/acme/node-7"
 SLOT = 64 * 1024
 SLOT_SIZES = dict.fromkeys(COMPONENTS, SLOT)
+
+
+def sfr_report(
+    manifest_digest: bytes, cvss: tuple[float, ...] = (), *, version: str = "1.0"
+) -> bytes:
+    """An OCP SAFE Short Form Report (JSON) of BMC firmware ``version`` whose manifest has
+    SHA-384 ``manifest_digest``, with one open issue per CVSS score in ``cvss``."""
+    issues = [
+        {
+            "title": f"issue {i}",
+            "cvss_score": f"{score:.1f}",
+            "cvss_vector": "AV:L/AC:L/PR:L/UI:N/S:C/C:L/I:H/A:L",
+            "cwe": "CWE-111",
+            "description": "found in review",
+            "cve": None,
+        }
+        for i, score in enumerate(cvss)
+    ]
+    major = version.split(".", 1)[0]
+    return json.dumps(
+        {
+            "review_framework_version": "1.1",
+            "device": {
+                "vendor": "ACME Inc",
+                "product": "Node BMC",
+                "category": "bmc",
+                "repo_tag": f"v{major}",
+                "fw_version": version,
+                "fw_hash_sha2_384": manifest_digest.hex(),
+            },
+            "audit": {
+                "srp": "My Pentest Corporation",
+                "methodology": "whitebox",
+                "completion_date": "2026-05-01",
+                "report_version": "1.0",
+                "scope_number": 1,
+                "cvss_version": "3.1",
+                "issues": issues,
+            },
+        }
+    ).encode()
 
 
 def rw_region(component: str) -> tuple[int, int]:

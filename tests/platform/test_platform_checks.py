@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.platform.node_world import transparency_service
+from tests.platform.node_world import sfr_report, transparency_service
 
 from ironroot.cose import TransparentStatement, make_transparent
 from ironroot.crypto import Algorithm, PrivateKey
@@ -92,41 +92,6 @@ def _register(service: TransparencyService, statement: bytes) -> bytes:
     return service.transparent_statement(ticket.entry_id)
 
 
-def _sfr(manifest_digest: bytes, cvss: tuple[float, ...]) -> bytes:
-    return json.dumps(
-        {
-            "review_framework_version": "1.1",
-            "device": {
-                "vendor": "ACME Inc",
-                "product": "Node BMC",
-                "category": "bmc",
-                "repo_tag": "v2",
-                "fw_version": "2.0",
-                "fw_hash_sha2_384": manifest_digest.hex(),
-            },
-            "audit": {
-                "srp": "My Pentest Corporation",
-                "methodology": "whitebox",
-                "completion_date": "2026-05-01",
-                "report_version": "1.0",
-                "scope_number": 1,
-                "cvss_version": "3.1",
-                "issues": [
-                    {
-                        "title": f"issue {i}",
-                        "cvss_score": f"{score:.1f}",
-                        "cvss_vector": "AV:L/AC:L/PR:L/UI:N/S:C/C:L/I:H/A:L",
-                        "cwe": "CWE-111",
-                        "description": "found in review",
-                        "cve": None,
-                    }
-                    for i, score in enumerate(cvss)
-                ],
-            },
-        }
-    ).encode()
-
-
 @dataclasses.dataclass
 class World:
     """Vendor keys and releases, two transparency services, a review provider."""
@@ -192,7 +157,7 @@ class World:
 
     def review(self, name: str, cvss: tuple[float, ...]) -> bytes:
         digest = FirmwareBundle.parse(self.bundles[name]).manifest_digest()
-        sfr = sign_report(_sfr(digest, cvss), self.provider, PROVIDER)
+        sfr = sign_report(sfr_report(digest, cvss, version="2.0"), self.provider, PROVIDER)
         return _register(self.service, sfr_statement(sfr, self.safe, iss=SAFE_ISS))
 
     def pfm(self, svn: int, images: dict[str, list[tuple[str, int, str]]]) -> Pfm:

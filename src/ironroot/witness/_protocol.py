@@ -166,7 +166,7 @@ def parse_cosignatures(body: bytes) -> tuple[NoteSignature, ...]:
         raise MalformedInput("a witness's answer is not UTF-8") from exc
     if not all(line.startswith(_SIG_PREFIX) for line in text[:-1].split("\n")):
         raise MalformedInput("every line of a witness's answer is a note signature line")
-    # The lines parse as the signature block of a note whose text is a placeholder line.
+    # The lines parse as the signature block of a note with a one-line dummy text.
     return Note.parse(b"x\n\n" + body).signatures
 
 
