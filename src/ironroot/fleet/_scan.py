@@ -117,6 +117,8 @@ def affected_classes(classes: Iterable[NodeClass], events: Iterable[StatementEve
     """The names of the classes the statements concern (see the module docstring)."""
     out: set[str] = set()
     events = list(events)
+    if not events:
+        return out
     for klass in classes:
         issuers = set().union(*klass.trust.issuers.values()) if klass.trust.issuers else set()
         subjects = _subjects(klass)
@@ -165,6 +167,9 @@ class Scanner:
 
     def triggered(self, events: Iterable[StatementEvent]) -> list[str]:
         """Every node of a class the statements concern."""
+        events = list(events)
+        if not events:
+            return []
         names = affected_classes((self.fleet.node_class(c) for c in self.fleet.classes()), events)
         return [r.id for r in self.fleet.records() if r.node_class in names]
 
