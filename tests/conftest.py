@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ironroot_vectors import vectors_dir
+from ironroot_vectors import vectors_dir, vectors_missing
 
 __all__ = ["vectors_dir"]
 
@@ -17,7 +17,9 @@ def vectors() -> Path:
     """The vectors folder; skips the test, saying why, when it is absent."""
     path = vectors_dir()
     if path is None:
-        pytest.skip("interop vectors not found: set IRONROOT_VECTORS or provide ../shared/vectors")
+        vectors_missing(
+            "interop vectors not found: set IRONROOT_VECTORS or provide ../shared/vectors"
+        )
     return path
 
 

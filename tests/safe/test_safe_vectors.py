@@ -21,6 +21,7 @@ from ironroot.safe import (
     parse_sfr_corim,
     verify_report,
 )
+from ironroot_vectors import vectors_missing
 
 pytestmark = pytest.mark.vectors
 
@@ -56,7 +57,7 @@ def _kind(path: Path) -> str:
 def folder() -> Path:
     found = ocp_safe()
     if found is None:
-        pytest.skip(_SKIP)
+        vectors_missing(_SKIP)
     return found
 
 
