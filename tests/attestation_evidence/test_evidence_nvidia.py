@@ -19,6 +19,13 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ironroot.attestation import (
+    Appraisal,
+    Endorsements,
+    ReferenceValues,
+    TrustTier,
+    appraise_evidence,
+)
 from ironroot.attestation.evidence import (
     EVIDENCE_FORMATS,
     NVIDIA_DEVICE_ROOT_FINGERPRINT,
@@ -518,3 +525,28 @@ def test_cli_verify(vectors: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run("evidence", "formats", "--json") == 0
     names = [r["name"] for r in json.loads(capsys.readouterr().out)["formats"]]
     assert "nvidia-gpu" in names
+
+
+# --- appraisal: the row goes through the verifier like every other -------------------------
+
+
+@pytest.mark.vectors
+def test_appraisal_of_the_h100_report(gpu: tuple[bytes, bytes, bytes]) -> None:
+    data, _, chain = gpu
+    endorsements = Endorsements(reference_values=ReferenceValues([]))
+
+    def appraise(nonce: bytes, certificates: tuple[bytes, ...] = (chain,)) -> Appraisal:
+        result = appraise_evidence(
+            data, endorsements, nonce=nonce, now=NOW, certificates=certificates
+        )
+        (appraisal,) = result.submods.values()
+        return appraisal
+
+    good = appraise(NONCE)
+    assert good.status is not TrustTier.CONTRAINDICATED
+    assert good.trust_vector["instance-identity"] == 2  # trustworthy instance
+    assert good.evidence is not None
+    assert good.evidence["identity"]["vbios_version"] == "96.00.9F.00.01"
+    assert appraise(bytes(32)).trust_vector == {"instance-identity": 96}  # stale nonce
+    other_root = appraise(NONCE, (_fake_gpu().chain_pem,))
+    assert other_root.trust_vector == {"instance-identity": 97}  # unrecognized instance
