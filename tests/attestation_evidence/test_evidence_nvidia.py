@@ -383,7 +383,7 @@ def _fake_gpu(fwid: bytes | None = FWID) -> FakeGpu:
 def test_chain_to_another_root_is_refused() -> None:
     fake = _fake_gpu()
     error = _fails(ChainNotTrusted, "chain", fake.report(), _options(fake.chain_pem))
-    assert "not NVIDIA's Device Identity CA" in error.detail
+    assert "not 'NVIDIA Device Identity CA'" in error.detail
     # Without the other root in the chain: its top is not issued by NVIDIA's CA either.
     without_root = fake.chain_pem.split(b"-----END CERTIFICATE-----\n")
     two = b"-----END CERTIFICATE-----\n".join(without_root[:2]) + b"-----END CERTIFICATE-----\n"

@@ -41,9 +41,9 @@ is kept as its bytes.
 names them); ``report_data`` is the request's nonce; ``identity`` carries the text fields
 (``driver_version``, ``vbios_version``, ``chip_sku``, ``chip_sku_mod``, ``project``,
 ``project_sku``, ``project_sku_mod``), ``measurement_count``, the leaf ``subject`` and the
-``root`` fingerprint; ``raw`` every block, every opaque field by type, the GPU's nonce and
-the opaque data as hex. :class:`GpuEvidence` is the typed view (``from_claims`` rebuilds it
-from verified claims) that reference-value appraisal reads.
+``root`` fingerprint; ``raw`` the block indices by DMTF value type, every opaque field, the
+GPU's nonce, the opaque data and the signature as hex. :class:`GpuEvidence` is the typed
+view (``from_claims`` rebuilds it from verified claims) that reference-value appraisal reads.
 
 Certificates are read and linked with ``cryptography``; only the CompositeDeviceID is decoded
 with pyasn1's DER decoder (no schema needed: three universal types).
@@ -536,9 +536,7 @@ def verify_gpu_chain(
     if certs[-1].subject == certs[-1].issuer:
         top = certs.pop()
         if fingerprint(top) != anchor_print:
-            raise ChainNotTrusted(
-                f"the GPU chain ends at {_name(top)!r}, not NVIDIA's Device Identity CA"
-            )
+            raise ChainNotTrusted(f"the GPU chain ends at {_name(top)!r}, not {_name(anchor)!r}")
         if not certs:
             raise ChainNotTrusted("the GPU chain holds only the root")
     path = [*certs, anchor]
