@@ -205,6 +205,17 @@ def test_pyscitt_registers_and_fetches_unchanged(
         verify_transparent_statement((out / "second.ts.cose").read_bytes(), keys)
         assert http.get("/checkpoint").text.split("\n")[1] == "2"  # nothing else registered
 
+        # pyscitt's command line too: `scitt submit` (the same statement: the same entry)
+        scitt = pyscitt_python.parent / "scitt"
+        argv = [str(scitt), "submit", str(out / "second.cose"), "--url", f"{url}/cts"]
+        argv += ["--development", "--transparent-statement", str(out / "cli.ts.cose")]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr[-4000:]
+        assert f"as transaction {second_id}" in done.stdout
+        statement = http.get(f"/entries/{second_id}/statement").content
+        assert (out / "cli.ts.cose").read_bytes() == statement
+
     assert result["errors"] == {
         "refused": {
             "code": "PolicyFailed",

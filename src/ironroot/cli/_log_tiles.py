@@ -31,8 +31,9 @@ from types import FrameType
 from typing import Any
 
 from ironroot import log
+from ironroot.cli._main import error_object
 from ironroot.cli._serving import add_client_options, add_server_options, client_tls, listen
-from ironroot.errors import ConfigError, NotFound, StorageError
+from ironroot.errors import ConfigError, IronrootError, NotFound, StorageError
 
 __all__ = ["identity_of", "register"]
 
@@ -69,7 +70,13 @@ def register(verbs: Any) -> None:
         metavar="SECONDS",
         help="with --follow: seconds between polls (default 2)",
     )
-    export.add_argument("--json", action="store_true", help="print each step as a JSON line")
+    # --json streams one object per step with --follow: not the one-object --json of other verbs
+    export.add_argument(
+        "--json",
+        dest="ndjson",
+        action="store_true",
+        help="print the result as JSON (with --follow: one object per line, per step)",
+    )
     add_client_options(export)
     export.epilog = "example: ironroot log export-tiles mirror --data tsdata --follow"
     export.set_defaults(func=_export)
@@ -164,6 +171,8 @@ def _source(args: argparse.Namespace) -> Iterator[log.LogFetcher]:
 
 def _identity(args: argparse.Namespace) -> log.LogIdentity:
     if args.data is not None:
+        if not log.layout.log_db_path(args.data).exists():
+            raise ConfigError(f"{args.data} holds no log ({log.layout.LOG_DB})")
         if args.key:
             return identity_of(args, None)
         return log.layout.load_log_identity(args.data, origin=args.origin)
@@ -204,12 +213,21 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 
 
 def _export(args: argparse.Namespace) -> int:
+    try:
+        return _run_export(args)
+    except IronrootError as exc:
+        if args.ndjson:  # the output ends with the failure, as one JSON object
+            print(json.dumps({"ok": False, "error": error_object(exc)}), flush=True)
+        raise
+
+
+def _run_export(args: argparse.Namespace) -> int:
     if not args.follow:
         identity = _identity(args)
         with _source(args) as source:
             report = log.export_tiles(source, args.out, identity=identity)
-        _print(report, identity, args.out, args.json)
-        if not args.json:
+        _print(report, identity, args.out, args.ndjson)
+        if not args.ndjson:
             print(f"origin: {identity.origin}")
             for verifier in identity.verifiers:
                 print(f"key:    {verifier.vkey}")
@@ -218,6 +236,7 @@ def _export(args: argparse.Namespace) -> int:
         raise ConfigError("--interval must be between 0.05 and 3600 seconds")
     identity = _identity(args)
     last = -1
+    warned: str | None = None
     with _stop_on_signals() as stop:
         while not stop.is_set():
             watched: _Watched | None = None
@@ -230,10 +249,13 @@ def _export(args: argparse.Namespace) -> int:
                 # else, the directory included, stops the mirror
                 if watched is not None and exc is not watched.failure:
                     raise
-                print(f"warning: {exc.detail}; retrying", file=sys.stderr, flush=True)
+                if exc.detail != warned:  # once per distinct failure, not once per poll
+                    print(f"warning: {exc.detail}; retrying", file=sys.stderr, flush=True)
+                    warned = exc.detail
             else:
+                warned = None
                 if report.size != last or report.checkpoint_written:
-                    _print(report, identity, args.out, args.json)
+                    _print(report, identity, args.out, args.ndjson)
                     last = report.size
             stop.wait(args.interval)
     return 0

@@ -40,7 +40,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ironroot._fileio import write_atomic
+from ironroot._fileio import fsync_dir, write_atomic
 from ironroot.errors import (
     ConfigError,
     Conflict,
@@ -145,12 +145,15 @@ class _Directory:
         self.root = root
         self.tiles = 0
         self.bundles = 0
+        self._unsynced: set[Path] = set()
 
     def put(self, path: str, data: bytes, *, bundle: bool) -> None:
         file = self.root / path
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(file, data, mode=_FILE_MODE, exclusive=True)
+            # the file's bytes are synced now, its folder (and new folders' parents) once,
+            # before the checkpoint is published
+            write_atomic(file, data, mode=_FILE_MODE, exclusive=True, sync_dir=False)
         except Conflict:
             try:
                 present = file.read_bytes()
@@ -164,6 +167,10 @@ class _Directory:
             return
         except OSError as exc:
             raise StorageError(f"cannot write {file}: {exc.strerror}") from exc
+        folder = file.parent
+        while folder != self.root and folder not in self._unsynced:
+            self._unsynced.add(folder)
+            folder = folder.parent
         if bundle:
             self.bundles += 1
         else:
@@ -172,7 +179,10 @@ class _Directory:
     def publish(self, note: bytes) -> None:
         file = self.root / CHECKPOINT_PATH
         try:
-            write_atomic(file, note, mode=_FILE_MODE)
+            for folder in sorted(self._unsynced, key=lambda p: len(p.parts), reverse=True):
+                fsync_dir(folder)
+            self._unsynced.clear()
+            write_atomic(file, note, mode=_FILE_MODE)  # syncs the root folder too
         except OSError as exc:
             raise StorageError(f"cannot write {file}: {exc.strerror}") from exc
 
