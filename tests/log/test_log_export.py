@@ -26,14 +26,18 @@ from ironroot.log import (
     CACHE_CHECKPOINT,
     CACHE_FULL,
     CACHE_PARTIAL,
+    Checkpoint,
     DirectoryLogFetcher,
     Log,
     LogIdentity,
     MemoryLogStore,
+    NoteSigner,
     StoreLogFetcher,
     cache_control,
     entry_bundles_for_size,
     export_tiles,
+    open_note,
+    sign_checkpoint,
     tiles_for_size,
     verify_remote_log,
 )
@@ -407,3 +411,44 @@ def test_partial_resources_a_source_deleted_are_cut_from_the_full_ones(
     for path, data in then.items():
         assert (tmp_path / "t" / path).read_bytes() == data
     assert (tmp_path / "t" / "checkpoint").read_bytes() == note
+
+
+class Resigned(LogBackedFetcher):
+    """The same checkpoint with one more signature line (a cosignature, say)."""
+
+    def __init__(self, log: Log, note: bytes) -> None:
+        super().__init__(log)
+        self.note = note
+
+    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+        return self.note if path == "checkpoint" else super().fetch(path, accept=accept)
+
+
+def test_the_same_tree_with_more_signatures_replaces_only_the_checkpoint(
+    key: PrivateKey, log: Log, tmp_path: Path
+) -> None:
+    out = tmp_path / "tiles"
+    fill(log, entries(20))
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    before = _files(out)
+    body = open_note(log.checkpoint(), log.note_verifiers)
+    extra = NoteSigner("witness.example/w", ed25519_key())
+    note = sign_checkpoint(Checkpoint.parse(body), [signer(key), extra])
+    assert note != log.checkpoint()
+    report = export_tiles(Resigned(log, note), out, identity=_identity(log))
+    assert report.checkpoint_written
+    assert (report.tiles, report.entry_bundles) == (0, 0)
+    after = _files(out)
+    assert after.pop("checkpoint") == note
+    before.pop("checkpoint")
+    assert after == before
+
+
+def test_an_empty_log_exports_its_checkpoint_alone(log: Log, tmp_path: Path) -> None:
+    out = tmp_path / "tiles"
+    report = export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    assert (report.size, report.tiles, report.entry_bundles) == (0, 0, 0)
+    assert _files(out) == {"checkpoint": log.checkpoint()}
+    fill(log, entries(2))
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    _assert_served_exactly(out, log)

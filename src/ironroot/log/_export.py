@@ -21,7 +21,8 @@ A source whose checkpoint is older than the directory's is only checked for cons
 nothing is written (a lagging replica); a different root at a size already exported raises
 :class:`InconsistentCheckpoint`.
 
-Writes are atomic (a temporary file, fsync, then link or rename, then fsync of the folder).
+Writes are atomic (a temporary file, fsync, then link or rename); every folder written to is
+fsynced once, before the checkpoint.
 A full tile or bundle is never rewritten: it is linked into place only if absent, and one
 already present with other bytes raises :class:`Conflict` (another log's files, or a fork).
 Partial tiles are written under their width (``.p/<W>``) beside the older ones, so a client
