@@ -11,8 +11,13 @@ from ironroot.log import layout
 EXPECTED = {
     "BatchSigner",
     "BatchVerifier",
+    "CACHE_CHECKPOINT",
+    "CACHE_FULL",
+    "CACHE_PARTIAL",
     "CONFIG_PATH",
     "Checkpoint",
+    "DirectoryLogFetcher",
+    "ExportReport",
     "HttpLogFetcher",
     "Integrated",
     "Log",
@@ -31,6 +36,7 @@ EXPECTED = {
     "SIGNATURE_TYPE_MLDSA44",
     "SqliteLogStore",
     "StoreBatch",
+    "StoreLogFetcher",
     "TILE_HEIGHT",
     "TILE_INDEX_PATTERN",
     "TILE_LEVEL_PATTERN",
@@ -39,9 +45,12 @@ EXPECTED = {
     "TileAddress",
     "TileTree",
     "TreeState",
+    "cache_control",
+    "check_resource_path",
     "encode_entry_bundle",
     "entry_bundle_path",
     "entry_bundles_for_size",
+    "export_tiles",
     "fetch_log_identity",
     "layout",
     "load_log_identity",
@@ -91,6 +100,7 @@ def test_layout_public_names() -> None:
 
 def test_the_log_imports_only_lower_layers() -> None:
     allowed = (
+        "ironroot._fileio",
         "ironroot._lazy",
         "ironroot.crypto",
         "ironroot.errors",

@@ -4,8 +4,9 @@ Entries are opaque bytes (at most 65,535 each); an entry's id is SHA-256(entry).
 integrates entries in batches, signs a C2SP checkpoint per batch (Ed25519 and/or ML-DSA-44
 note signatures), keeps C2SP tiles, serves proofs from them, and can be checked end to end
 (:func:`verify_log`, :func:`verify_remote_log`). :class:`TileTree` computes nodes, roots,
-proofs and entries of a served log from its tiles. The data-directory layout is in
-:mod:`ironroot.log.layout`.
+proofs and entries of a served log from its tiles. :func:`export_tiles` writes the log as
+static tlog-tiles files (:class:`DirectoryLogFetcher` reads them back; :func:`cache_control`
+says how long each may be cached). The data-directory layout is in :mod:`ironroot.log.layout`.
 """
 
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from ironroot._lazy import lazy_package
 if TYPE_CHECKING:
     from ironroot.log import layout
     from ironroot.log._checkpoint import Checkpoint
+    from ironroot.log._export import ExportReport, export_tiles
     from ironroot.log._http import HttpLogFetcher
     from ironroot.log._log import BatchSigner, Integrated, Log, Ticket
     from ironroot.log._note import (
@@ -32,6 +34,15 @@ if TYPE_CHECKING:
         sign_note,
     )
     from ironroot.log._sqlite import SqliteLogStore
+    from ironroot.log._static import (
+        CACHE_CHECKPOINT,
+        CACHE_FULL,
+        CACHE_PARTIAL,
+        DirectoryLogFetcher,
+        StoreLogFetcher,
+        cache_control,
+        check_resource_path,
+    )
     from ironroot.log._store import LogReader, LogStore, MemoryLogStore, StoreBatch, TreeState
     from ironroot.log._tiles import (
         MAX_ENTRY_SIZE,
@@ -64,6 +75,9 @@ if TYPE_CHECKING:
     from ironroot.log.layout import LogIdentity, load_log_identity
 
 __all__ = [
+    "CACHE_CHECKPOINT",
+    "CACHE_FULL",
+    "CACHE_PARTIAL",
     "CONFIG_PATH",
     "MAX_ENTRY_SIZE",
     "SIGNATURE_TYPE_ED25519",
@@ -75,6 +89,8 @@ __all__ = [
     "BatchSigner",
     "BatchVerifier",
     "Checkpoint",
+    "DirectoryLogFetcher",
+    "ExportReport",
     "HttpLogFetcher",
     "Integrated",
     "Log",
@@ -90,13 +106,17 @@ __all__ = [
     "NoteVerifier",
     "SqliteLogStore",
     "StoreBatch",
+    "StoreLogFetcher",
     "Ticket",
     "TileAddress",
     "TileTree",
     "TreeState",
+    "cache_control",
+    "check_resource_path",
     "encode_entry_bundle",
     "entry_bundle_path",
     "entry_bundles_for_size",
+    "export_tiles",
     "fetch_log_identity",
     "layout",
     "load_log_identity",
