@@ -10,7 +10,7 @@
     ``$IRONROOT_DASHBOARD_PASSWORD_FILE`` (a file holding it), or a prompt on a terminal —
     never from an argument.
 ``dashboard operators --data DIR``
-    the operators who may log in.
+    the operators who may log in (exit 1 when there is none).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ironroot.cli._serving import add_server_options, data_dir, listen, secret_env
-from ironroot.errors import ConfigError, InputUnavailable, MalformedInput
+from ironroot.errors import ConfigError, InputUnavailable, MalformedInput, NotFound
 
 __all__ = ["register"]
 
@@ -128,10 +128,12 @@ def _operators(args: argparse.Namespace) -> int:
 
     config = load_dashboard_config(_directory(args))
     names = Operators(config.state_dir).names
-    if args.json:
-        print(json.dumps({"operators": names}))
-    else:
-        print("\n".join(names) if names else "no operator yet: ironroot dashboard passwd")
+    if not names:
+        raise NotFound(
+            f"no operator in {config.data_dir}: add one with `ironroot dashboard passwd "
+            f"--data {config.data_dir} --user NAME`"
+        )
+    print(json.dumps({"operators": names}) if args.json else "\n".join(names))
     return 0
 
 

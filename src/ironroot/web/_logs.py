@@ -546,7 +546,9 @@ class LogSource:
                 consistent: bool | None = None
                 against: int | None = None
                 error = None
-                if previous is not None and previous[0] > 0:
+                if previous is not None and previous[0] == 0:
+                    against = 0  # every tree extends the empty one: there is nothing to prove
+                elif previous is not None:
                     against = previous[0]
                     try:
                         proof = tree.consistency_proof(previous[0], size)
