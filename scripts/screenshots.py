@@ -1,12 +1,13 @@
 """Screenshots of the dashboard's main pages, for the README and docs/dashboard.md.
 
 ``make screenshots`` (or ``python scripts/screenshots.py [OUT_DIR]``): builds the world the
-dashboard's tests use (tests/web/web_world.py: a vendor, logs, a fleet of five nodes — three
-admitted, one quarantined by its own attestation, one by an operator —, an HSM that released
-and refused a key, a witness, a monitor that caught a split view) in a temporary directory,
-serves the dashboard at the world's fixed clock, logs in with Debian's chromium through
-Playwright, and writes one PNG per page into OUT_DIR (default ``docs/img``). The story, the
-names and the clock are the same on every run; keys are fresh, so digests differ.
+dashboard's tests use (tests/web/web_world.py: a vendor, logs, a fleet of six nodes — three
+admitted, one quarantined by its own attestation, one by an operator, one never attested —,
+an HSM that released and refused a key, a witness, a monitor that caught a split view) in a
+temporary directory, serves the dashboard at the world's fixed clock, logs in with Debian's
+chromium through Playwright, and writes one PNG per page into OUT_DIR (default
+``docs/img``). The story, the names and the clock are the same on every run; keys are fresh,
+so digests differ.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from tests.web.web_world import (
     HOSTILE_REASON,
     OPERATOR,
     PASSWORD,
+    PENDING,
     ROGUE_FIRMWARE,
     SEEN,
     WRITE_TOKEN,
@@ -380,6 +381,7 @@ def test_the_fleet_counts_and_filters(client: httpx.Client) -> None:
     text = client.get("/fleet").text
     assert re.search(r'<span class="n">3</span>admitted', text)
     assert re.search(r'<span class="n">2</span>quarantined', text)
+    assert re.search(r'<span class="n">1</span>pending', text)
     quarantined = client.get("/fleet", params={"status": "quarantined"}).text
     rows = re.findall(r'data-node="([^"]+)" data-status="([^"]+)"', quarantined)
     assert rows == [(ROGUE_FIRMWARE, "quarantined"), (HELD, "quarantined")]
@@ -417,6 +419,15 @@ def test_a_quarantined_node_shows_red_with_its_reason_and_the_failed_check(
     assert "no logged reference value for runtime" in text
     assert "failed: node-not-admitted" in text
     assert "failed: ear-not-affirming" in text
+
+
+def test_a_node_never_attested_is_grey_where_nothing_could_be_checked(
+    client: httpx.Client,
+) -> None:
+    links = _links(client.get(f"/fleet/nodes/{PENDING}").text)
+    assert links["fuses"] == links["pfm"] == links["firmware"] == links["dice"] == "ok"
+    for link in ("quote", "spdm", "ear", "credential", "keys"):
+        assert links[link] == "unknown", link
 
 
 def test_an_operator_s_quarantine_breaks_the_credential_and_key_release_links(

@@ -2,13 +2,14 @@
 
 On the platform tests' world (a vendor, a trusted and an untrusted transparency service
 running in this process, releases 1.0 and 2.0 of every component, a PFM): a SAFE review of
-the BMC firmware with one open finding, a fleet of five nodes of a class that requires it,
+the BMC firmware with one open finding, a fleet of six nodes of a class that requires it,
 admission set up, and then —
 
 * ``node-0001`` … ``node-0003`` attested and admitted;
 * ``node-0004`` boots vendor-signed BMC firmware that was never logged and is quarantined by
   its own attestation (the EAR's ``rot`` submodule names the failed check);
 * ``node-0005`` quarantined by an operator, with a reason full of HTML and script;
+* ``node-0006`` manufactured, never attested (pending);
 * on the trusted log, a statement whose subject is HTML and script, and on a third log
   (``ops-log``, cosigned by a witness) one whose *issuer* is (its registration policy admits
   that issuer), about the fleet's BMC firmware: an unannounced release;
@@ -65,6 +66,7 @@ HOSTILE_REASON = "BMC swapped outside change control " + HOSTILE
 ADMITTED = ("node-0001", "node-0002", "node-0003")
 ROGUE_FIRMWARE = "node-0004"
 HELD = "node-0005"
+PENDING = "node-0006"
 
 
 @dataclasses.dataclass
@@ -178,7 +180,7 @@ def build(root: Path, world: World) -> WebWorld:
     data.mkdir(parents=True)
     aw = admission_world(world)
     klass = aw.node_class(safe="medium", reviewed=(3.1,))
-    fleet, authority = aw.fleet(data / "fleet", 5, klass=klass)
+    fleet, authority = aw.fleet(data / "fleet", 6, klass=klass)
 
     def at(minutes: int) -> dt.datetime:  # attestations spread over 45 minutes
         return NOW + dt.timedelta(minutes=minutes)

@@ -586,6 +586,8 @@ class _Checker:
 
     def _credential(self) -> Link:
         serial = self.record.credential_serial
+        if serial is None and self.record.status == "pending":
+            return Link("credential", "Credential", UNKNOWN, "none yet: the node is not admitted")
         if serial is None:
             why = "no current credential"
             if self.record.status != "admitted":
@@ -617,6 +619,8 @@ class _Checker:
         return Link("credential", "Credential", OK, "current, unrevoked", None, details)
 
     def _keys(self) -> Link:
+        if self.record.status == "pending":
+            return Link("keys", "Released keys", UNKNOWN, "none: the node is not admitted yet")
         try:
             node_may_receive_keys(self.source.fleet, self.node, now=self.now)
         except IronrootError as exc:
