@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the test suite needs beyond the Python packages, when it is missing:
-# - SoftHSM2 (the PKCS#11 token the HSM backend tests run against), a Debian package;
+# - Debian packages: SoftHSM2 (the PKCS#11 token the HSM backend tests run against) and
+#   chromium (the browser the dashboard's tests drive through Playwright, tests/web);
 # - a separate venv holding Microsoft's CTS client pyscitt (it pins cryptography 44 and
 #   cbor2 5.4, so it never goes into .venv): tests/transparency/pyscitt_venv.py.
 # Called by `make test`; safe to run again (it installs nothing that is present).
@@ -15,13 +16,20 @@ softhsm_present() {
     }
 }
 
-install_softhsm() {
-    if softhsm_present; then
+chromium_present() {
+    [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1
+}
+
+install_debian_packages() {
+    local missing=()
+    softhsm_present || missing+=(softhsm2)
+    chromium_present || missing+=(chromium)
+    if [ "${#missing[@]}" -eq 0 ]; then
         return 0
     fi
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "install-test-deps: softhsm2 is missing and apt-get is not available;" \
-            "install SoftHSM2 by hand (the PKCS#11 tests will be skipped)" >&2
+        echo "install-test-deps: ${missing[*]} missing and apt-get is not available;" \
+            "install them by hand (the PKCS#11 and browser tests will be skipped)" >&2
         return 0
     fi
     local sudo=""
@@ -29,14 +37,14 @@ install_softhsm() {
         if command -v sudo >/dev/null 2>&1; then
             sudo="sudo"
         else
-            echo "install-test-deps: softhsm2 is missing and this user cannot install it" >&2
+            echo "install-test-deps: ${missing[*]} missing and this user cannot install them" >&2
             return 0
         fi
     fi
     export DEBIAN_FRONTEND=noninteractive
     $sudo apt-get update -qq
-    $sudo apt-get install -y -qq softhsm2 >/dev/null
-    softhsm_present && echo "install-test-deps: installed softhsm2"
+    $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    echo "install-test-deps: installed ${missing[*]}"
     return 0
 }
 
@@ -50,5 +58,5 @@ make_pyscitt_venv() {
     return 0
 }
 
-install_softhsm
+install_debian_packages
 make_pyscitt_venv

@@ -38,6 +38,7 @@ LAYERS = [
     "platform",
     "fleet",
     "audit",
+    "web",
     "cli",
     "demo",
     "__main__",

@@ -40,6 +40,7 @@ CLIENTS = {
 }
 SERVERS = {"serve", "attest serve", "keyrelease serve", "platform serve", "witness serve"}
 SERVERS |= {"log serve-tiles"}
+SERVERS |= {"dashboard"}  # ironroot dashboard serves without a verb
 CLIENT_OPTIONS = {"--ca", "--client-cert", "--client-key"}
 SERVER_OPTIONS = {"--data", "--host", "--port", "--log-level", "--log-format"}
 SERVER_OPTIONS |= {"--tls-cert", "--tls-key", "--tls-client-ca"}

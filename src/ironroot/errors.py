@@ -83,6 +83,7 @@ __all__ = [
     "StorageError",
     "StoreRolledBack",
     "SvnRollback",
+    "TooManyAttempts",
     "Unauthorized",
     "UnknownIssuer",
     "UnknownLog",
@@ -853,3 +854,26 @@ class AuditBundleRejected(VerificationFailed):
 
     code = "audit-bundle-rejected"
     title = "Audit Bundle Rejected"
+
+
+# --- the dashboard -------------------------------------------------------------------------
+
+
+class TooManyAttempts(Unauthorized):
+    """Too many failed logins from one client in a short time: refused until ``retry_after``
+    seconds have passed, whatever the credentials (the dashboard's login)."""
+
+    code = "too-many-attempts"
+    title = "Too Many Requests"
+    http_status = 429
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        code: str | None = None,
+        check: str | None = None,
+        retry_after: int = 1,
+    ) -> None:
+        super().__init__(detail, code=code, check=check)
+        self.retry_after = max(1, retry_after)

@@ -56,6 +56,7 @@ GROUPS: Final[Mapping[str, tuple[str, str]]] = {
     "audit": ("audit", "a node's audit bundle: export it, verify it offline"),
     "witness": ("witness", "run a C2SP tlog-witness; have a log's checkpoint cosigned"),
     "monitor": ("monitor", "follow transparency logs: consistency, watched statements, forks"),
+    "dashboard": ("dashboard", "the dashboard: fleet, log, reviews, keys and alerts as web pages"),
     "completion": ("completion", "print a shell completion script"),
 }
 
@@ -83,7 +84,7 @@ def _selected(argv: Sequence[str]) -> str | None:
     return None
 
 
-_NO_RESULT: Final = frozenset({"serve", "tamper", "completion"})
+_NO_RESULT: Final = frozenset({"serve", "tamper", "completion", "dashboard"})
 """Verbs that print no result (a service runs; the HSM is zeroized): no ``--json`` is added."""
 
 
