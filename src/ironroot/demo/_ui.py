@@ -1,0 +1,122 @@
+"""How the demo speaks: act headings, narrative lines, facts, progress bars and the attack
+table, on a ``rich`` console. Nothing here decides anything; the acts and attacks call it."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from ironroot.demo._attacks import AttackResult
+
+__all__ = ["Narrator"]
+
+
+class Narrator:
+    """The demo's voice. ``file`` (default: standard output) receives everything; ``width``
+    fixes the width where there is no terminal to ask (tests, ``make demo | tee``)."""
+
+    def __init__(self, file: IO[str] | None = None, *, width: int | None = None) -> None:
+        self.console = Console(file=file, highlight=False, soft_wrap=False, width=width)
+        self.started = time.monotonic()
+
+    # --- the story --------------------------------------------------------------------------
+
+    def title(self, text: str, subtitle: str) -> None:
+        self.console.print(Panel(f"[bold]{text}[/bold]\n{subtitle}", style="bold blue"))
+
+    def act(self, number: int, title: str, story: str) -> None:
+        """An act's heading: its number, title and what happens in it."""
+        self.console.print()
+        self.console.print(
+            Panel(
+                f"[bold]{title}[/bold]\n[dim]{story}[/dim]",
+                title=f"Act {number}",
+                title_align="left",
+            ),
+            style="cyan",
+        )
+
+    def say(self, text: str) -> None:
+        """One line of the narrative (``rich`` markup allowed; escape outside values)."""
+        self.console.print(f"  {text}")
+
+    def fact(self, label: str, value: object) -> None:
+        """A value worth seeing (a digest, a URL, a count): never a secret."""
+        self.console.print(f"    [dim]{label}:[/dim] {value}", markup=True, highlight=False)
+
+    def ok(self, text: str) -> None:
+        self.console.print(f"  [green]✔[/green] {text}")
+
+    def refused(self, text: str) -> None:
+        self.console.print(f"  [red]✘[/red] {text}")
+
+    @contextlib.contextmanager
+    def progress(self, description: str, total: int) -> Iterator[Callable[[str], None]]:
+        """A progress bar of ``total`` steps; the function yielded advances it by one and
+        shows what was just done."""
+        bar = Progress(
+            SpinnerColumn(),
+            TextColumn("  {task.description}"),
+            BarColumn(bar_width=30),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("[dim]{task.fields[last]}"),
+            console=self.console,
+            transient=False,
+        )
+        with bar:
+            task = bar.add_task(description, total=total, last="")
+
+            def advance(last: str) -> None:
+                bar.update(task, advance=1, last=last)
+
+            yield advance
+
+    # --- the attacks ------------------------------------------------------------------------
+
+    def attack_table(self, results: Sequence[AttackResult]) -> None:
+        table = Table(
+            title="Staged attacks: each one really attempted through the product path",
+            show_lines=False,
+            expand=True,
+        )
+        table.add_column("#", justify="right", no_wrap=True)
+        table.add_column("attack", ratio=3)
+        table.add_column("stopped by", ratio=2)
+        table.add_column("error (class / code)", ratio=2)
+        table.add_column("evidence", ratio=4)
+        table.add_column("", no_wrap=True)
+        for number, result in enumerate(results, 1):
+            mark = (
+                "[green]refused[/green]" if result.refused else "[bold red]NOT REFUSED[/bold red]"
+            )
+            got = f"{result.error_class or '—'} / {result.error_code or '—'}"
+            table.add_row(
+                str(number),
+                result.attack.title,
+                result.attack.layer,
+                got,
+                result.evidence,
+                mark,
+                style=None if result.refused else "red",
+            )
+        self.console.print()
+        self.console.print(table)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
