@@ -3,6 +3,7 @@ rolls out under the two-person rule."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,10 @@ from ironroot.demo._world import (
 from ironroot.errors import MalformedInput, StorageError
 
 if TYPE_CHECKING:
+    import httpx
+
+    from ironroot.crypto import PrivateKey
+    from ironroot.fleet import AdmissionRequest, NodeEvidence
     from ironroot.platform import PlatformTrust
 
 
@@ -80,24 +85,38 @@ def manufacture(story: Story) -> None:
     story.facts["fleet"] = {"class": CLASS, "nodes": fleet.node_ids()}
 
 
-def admit_over_https(story: Story, node: str) -> dict[str, Any]:
-    """The node's side of admission over HTTPS: fetch a challenge, make a key and CSR per
-    plane, collect evidence (RoT quote binding the keys, SPDM measurements answering the
-    nonce), send it; on success keep the keys and credentials in ``credentials/``. Returns
-    the response."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
+@dataclasses.dataclass
+class NodeAnswer:
+    """A node's answer to one admission challenge, before it is sent: a fresh key per plane
+    and the evidence its RoT and devices gave for that nonce and those keys."""
 
-    from ironroot._fileio import write_atomic
-    from ironroot.cose import decode_cbor
+    node: str
+    nonce: bytes
+    keys: dict[str, PrivateKey]
+    evidence: NodeEvidence
+
+    @property
+    def spkis(self) -> dict[str, bytes]:
+        return {plane: key.public_key.to_der() for plane, key in self.keys.items()}
+
+    def request(self, evidence: NodeEvidence | None = None) -> AdmissionRequest:
+        """The admission request (with ``evidence`` in place of the node's own, if given)."""
+        from ironroot.fleet import AdmissionRequest, make_csr
+
+        return AdmissionRequest(
+            self.node,
+            self.nonce,
+            (evidence or self.evidence).encode(),
+            {p: make_csr(k, node=self.node, plane=p) for p, k in self.keys.items()},
+        )
+
+
+def prepare_answer(story: Story, node: str, *, evidence_from: str | None = None) -> NodeAnswer:
+    """Ask the admission service (HTTPS) for a challenge for ``node`` and collect the answer:
+    a P-384 key per plane, the RoT quote binding nonce and keys, SPDM measurements answering
+    the nonce — from ``evidence_from``'s hardware when given (another node's)."""
     from ironroot.crypto import Algorithm, PrivateKey
-    from ironroot.fleet import (
-        PLANES,
-        AdmissionRequest,
-        collect_evidence,
-        decode_nonce,
-        make_csr,
-    )
+    from ironroot.fleet import PLANES, collect_evidence, decode_nonce
 
     servers = story.need(story.servers, "fleet services")
     fleet = story.need(story.fleet, "fleet")
@@ -105,32 +124,50 @@ def admit_over_https(story: Story, node: str) -> dict[str, Any]:
         answer = client.post(
             f"{servers.admission_url}/fleet/admission/challenge", json={"node": node}
         )
-        if answer.status_code != 200:
-            raise problem_error(answer)
-        nonce = decode_nonce(answer.json()["nonce"])
-        keys = {p: PrivateKey.generate(Algorithm.ES384) for p in PLANES}
-        spkis = {p: k.public_key.to_der() for p, k in keys.items()}
-        evidence = collect_evidence(fleet, node, nonce=nonce, keys=spkis, now=story.now())
-        request = AdmissionRequest(
-            node,
-            nonce,
-            evidence.encode(),
-            {p: make_csr(k, node=node, plane=p) for p, k in keys.items()},
-        )
-        story.last_admission = request  # type: ignore[attr-defined]
-        response = client.post(
+    if answer.status_code != 200:
+        raise problem_error(answer)
+    nonce = decode_nonce(answer.json()["nonce"])
+    keys = {plane: PrivateKey.generate(Algorithm.ES384) for plane in PLANES}
+    spkis = {plane: key.public_key.to_der() for plane, key in keys.items()}
+    evidence = collect_evidence(
+        fleet, evidence_from or node, nonce=nonce, keys=spkis, now=story.now()
+    )
+    return NodeAnswer(node, nonce, keys, evidence)
+
+
+def post_admission(story: Story, request: AdmissionRequest) -> httpx.Response:
+    """Send an admission request to the admission service over HTTPS."""
+    servers = story.need(story.servers, "fleet services")
+    with story.http() as client:
+        return client.post(
             f"{servers.admission_url}/fleet/admission",
             content=request.encode(),
             headers={"content-type": "application/cbor"},
         )
+
+
+def admit_over_https(story: Story, node: str) -> dict[str, Any]:
+    """The node's side of admission over HTTPS (:func:`prepare_answer`, then send it); on
+    success it keeps its keys and credentials in ``nodes/<id>/credentials/``. Returns the
+    admission result (CBOR map) and records the request in ``story.last_admission``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ironroot._fileio import write_atomic
+    from ironroot.cose import decode_cbor
+
+    answer = prepare_answer(story, node)
+    request = answer.request()
+    story.last_admission = request
+    response = post_admission(story, request)
     if response.status_code != 200:
         raise problem_error(response)
-    folder = story.credentials_dir(node)
-    folder.mkdir(exist_ok=True)
     body = decode_cbor(response.content)
     if not isinstance(body, dict) or not isinstance(body.get("credentials"), dict):
         raise MalformedInput("the admission service's answer is not an admission result")
-    for plane, key in keys.items():
+    folder = story.credentials_dir(node)
+    folder.mkdir(exist_ok=True)
+    for plane, key in answer.keys.items():
         write_atomic(folder / f"{plane}.key.pem", key.to_pem(), mode=0o600)
         cert = x509.load_der_x509_certificate(body["credentials"][plane])
         write_atomic(folder / f"{plane}.cert.pem", cert.public_bytes(Encoding.PEM), mode=0o644)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from rich.markup import escape
@@ -105,13 +106,13 @@ def vm_ear(story: Story, node: str, report_data: bytes) -> bytes:
 
 
 def release_to_vm(
-    story: Story, vm: str, node: str, ear: bytes | None = None
+    story: Story, node: str, ear_for: Callable[[bytes, bytes], bytes] | None = None
 ) -> tuple[TeeKeyPair, ReleasedKey, bytes]:
-    """The fleet's key release path for ``vm`` on ``node``: the VM makes an ML-KEM-768
-    wrapping key and asks the key service for a nonce; the fleet refuses a node that is not
-    admitted (:func:`ironroot.fleet.node_may_receive_keys`); the node's RoT quotes the
-    binding, the verifier appraises it (unless ``ear`` is given: what a VM presents on its
-    own), and the HSM decides. Returns ``(tee, released key, nonce)``."""
+    """The fleet's key release path for a VM on ``node``: the VM makes an ML-KEM-768
+    wrapping key and asks the key service (HTTP) for a nonce; the fleet refuses a node that
+    is not admitted (:func:`ironroot.fleet.node_may_receive_keys`); the node's RoT quotes the
+    binding and the verifier appraises it — or ``ear_for(nonce, report_data)`` gives the EAR
+    the VM presents instead —, and the HSM decides. Returns ``(tee, released key, nonce)``."""
     from ironroot.fleet import node_may_receive_keys
     from ironroot.keyrelease import TeeKeyPair
 
@@ -120,8 +121,8 @@ def release_to_vm(
     tee = TeeKeyPair.generate("ML-KEM-768")
     nonce = client.challenge()
     node_may_receive_keys(fleet, node, now=story.now())
-    if ear is None:
-        ear = vm_ear(story, node, tee.report_data(nonce))
+    report_data = tee.report_data(nonce)
+    ear = vm_ear(story, node, report_data) if ear_for is None else ear_for(nonce, report_data)
     response = client.release(DB_KEY, ear=ear, wrapping_key=tee.public_spki, nonce=nonce)
     return tee, response, nonce
 
@@ -202,13 +203,13 @@ def key_release(story: Story) -> None:
     for condition in policy_doc["anyOf"][0]["allOf"]:  # type: ignore[index]
         ui.fact("requires", escape(json.dumps(condition)))
     placement = authority.place("payments-db", now=story.now())
-    node = placement.node
+    node = story.cvm_node = placement.node
     ui.say(
         f"The control plane places confidential VM [bold]payments-db[/bold] on {node} (an "
         "admitted node); the VM's measurement is certified by the node's RoT (a DPE child)."
     )
     fleet.rot(node).derive_child(CVM_IMAGE, label="cvm")
-    tee, released, nonce = release_to_vm(story, "payments-db", node)
+    tee, released, nonce = release_to_vm(story, node)
     key = tee.unwrap(released, nonce=nonce)
     plaintext = AESGCM(key.material).decrypt(sealed[:12], sealed[12:], b"")
     ui.ok(

@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import shutil
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ironroot.demo._act_supply import build_firmware, cosign_checkpoint, make_pfm, model
 from ironroot.demo._attempt import (
@@ -29,6 +29,10 @@ from ironroot.demo._world import (
     Story,
 )
 from ironroot.errors import IronrootError
+
+if TYPE_CHECKING:
+    from ironroot.crypto import PrivateKey
+    from ironroot.transparency import TransparencyClient
 
 
 def unsigned_firmware(story: Story, attempt: Attempt) -> None:
@@ -92,7 +96,7 @@ def never_logged(story: Story, attempt: Attempt) -> None:
     push_update(story, node, "bmc", secret.bundle, secret.statements, pfm=pfm)
 
 
-def rogue_log(story: Story) -> Any:
+def rogue_log(story: Story) -> tuple[TransparencyClient, PrivateKey]:
     """The attacker's own transparency service: it admits the vendor's name with the
     attacker's key, and signs receipts with its own keys."""
     from ironroot.crypto import Algorithm, PrivateKey
@@ -103,45 +107,38 @@ def rogue_log(story: Story) -> Any:
         init_data_dir,
     )
 
-    cached = story.facts.get("rogue_log")
+    cached = story.attackers.get("rogue-log")
     if cached is not None:
-        return cached
+        return cached  # type: ignore[no-any-return]
     key = PrivateKey.generate(Algorithm.ES384)
-    rogue = story.path("rogue-ts")
+    rogue = story.path("attacks", "rogue-ts")
     init_data_dir(rogue, service_issuer="https://ts.ironroot.example")
-    story.save("rogue-ts/vendor.pub.pem", key.public_key.to_pem())
+    story.save("attacks/rogue-ts/vendor.pub.pem", key.public_key.to_pem())
     config = (rogue / "ironroot.toml").read_text()
     config += f'\n[[transparency.issuers]]\niss = "{VENDOR}"\nkey = "vendor.pub.pem"\n'
-    story.save("rogue-ts/ironroot.toml", config, mode=0o600)
+    story.save("attacks/rogue-ts/ironroot.toml", config, mode=0o600)
     service = story.stack.enter_context(TransparencyService.open(rogue))
     server = story.stack.enter_context(ServiceThread(service))
     client = story.stack.enter_context(TransparencyClient(server.url))
-    story.facts["rogue_log"] = (client, key)
+    story.attackers["rogue-log"] = (client, key)
     return client, key
 
 
 def forged_receipt(story: Story, attempt: Attempt) -> None:
     from ironroot.firmware import manifest_statement
     from ironroot.platform import pfm_statement
-    from ironroot.transparency import TransparencyClient
 
     node = node_at(story, 3)
     client, key = rogue_log(story)
-    assert isinstance(client, TransparencyClient)
     secret, pfm = secret_build(story, "2.3")
     logged = client.register(
         manifest_statement(secret.bundle, key, iss=VENDOR, sub=model("bmc"))
     ).transparent_statement
     pfm_ts = client.register(
-        pfm_statement(pfm, key, iss=VENDOR, sub=story_platform())
+        pfm_statement(pfm, key, iss=VENDOR, sub=PLATFORM)
     ).transparent_statement
     attempt.note("receipts signed by the attacker's own log, which names itself as the real one")
     push_update(story, node, "bmc", secret.bundle, (logged,), pfm=pfm, pfm_statement=pfm_ts)
-
-
-def story_platform() -> str:
-
-    return PLATFORM
 
 
 def borrowed_receipt(story: Story, attempt: Attempt) -> None:
@@ -150,7 +147,7 @@ def borrowed_receipt(story: Story, attempt: Attempt) -> None:
 
     node = node_at(story, 3)
     secret, pfm = secret_build(story, "2.4")
-    statement = pfm_statement(pfm, story.vendor.statements, iss=VENDOR, sub=story_platform())
+    statement = pfm_statement(pfm, story.vendor.statements, iss=VENDOR, sub=PLATFORM)
     borrowed = TransparentStatement.parse(story.pfm_statement).receipts
     spliced = make_transparent(statement, borrowed)
     attempt.note("the genuine receipt of PFM SVN 1 spliced onto an unlogged PFM")
@@ -167,6 +164,7 @@ def unreviewed_firmware(story: Story, attempt: Attempt) -> None:
 
 
 def split_view(story: Story, attempt: Attempt) -> None:
+    from ironroot.cose import create_statement
     from ironroot.crypto import Algorithm, PrivateKey
     from ironroot.log import HttpLogFetcher, fetch_log_identity
     from ironroot.monitor import Monitor
@@ -182,20 +180,18 @@ def split_view(story: Story, attempt: Attempt) -> None:
     monitor: Monitor = story.need(story.monitor, "monitor")
     store = story.need(story.monitor_store, "monitor")
     # The log's operator clones its log (same keys, same origin) to show a second view.
-    fork = story.path("ts-fork")
-    fork.mkdir()
+    fork = story.path("attacks", "ts-fork")
+    fork.mkdir(parents=True)
     shutil.copytree(live / "keys", fork / "keys")
     for item in live.glob("*.pem"):
         shutil.copy(item, fork / item.name)
     snapshot_sqlite(live / "log.sqlite3", fork / "log.sqlite3")
     evil = PrivateKey.generate(Algorithm.ES384)
-    story.save("ts-fork/evil.pub.pem", evil.public_key.to_pem())
+    story.save("attacks/ts-fork/evil.pub.pem", evil.public_key.to_pem())
     config = (live / "ironroot.toml").read_text()
     config += '\n[[transparency.issuers]]\niss = "https://evil.example"\nkey = "evil.pub.pem"\n'
-    story.save("ts-fork/ironroot.toml", config, mode=0o600)
+    story.save("attacks/ts-fork/ironroot.toml", config, mode=0o600)
     # The honest log moves on (the vendor logs an advisory); the monitor follows it.
-    from ironroot.cose import create_statement
-
     advisory = json.dumps({"advisory": "ECC key 0 retired and revoked"}).encode()
     log.register(
         create_statement(
@@ -246,8 +242,8 @@ def tampered_log_row(story: Story, attempt: Attempt) -> None:
     from ironroot.log import verify_log_dir
 
     live = story.need(story.log_dir, "transparency log")
-    copy = story.path("ts-snapshot")
-    copy.mkdir()
+    copy = story.path("attacks", "ts-snapshot")
+    copy.mkdir(parents=True)
     shutil.copytree(live / "keys", copy / "keys")
     shutil.copy(live / "ironroot.toml", copy / "ironroot.toml")
     snapshot_sqlite(live / "log.sqlite3", copy / "log.sqlite3")
@@ -285,7 +281,8 @@ def direct_flash_write(story: Story, attempt: Attempt) -> None:
 
     node = node_at(story, 4)
     platform = story.need(story.fleet, "fleet").node(node)
-    slot = {r.name: r for r in chip_layout("host", SLOT)}["slot0"]
+    active = platform.state().components["host"].active
+    slot = {r.name: r for r in chip_layout("host", SLOT)}[f"slot{active}"]
     offset = slot.offset + 0x100
     before = platform.bmc_read("host", offset, 64)
     try:

@@ -45,11 +45,9 @@ def active_image(story: Story, node: str, component: str) -> str:
     return f"{image.version} (SVN {image.svn})" if image is not None else "none"
 
 
-def refusal_of(response: Any, status: int) -> IronrootError:
-    """The typed error of a refused request; a request that went through is the attack
-    succeeding (``AssertionError`` would hide it, so this returns nothing to raise)."""
-    if response.status_code == status:
-        return problem_error(response)
+def refusal_of(response: Any) -> IronrootError:
+    """The typed error a refused request stands for (its RFC 9290 problem); a request that
+    went through means the attack succeeded: :class:`NotRefused`."""
     if response.status_code < 400:
         raise NotRefused(f"the service answered {response.status_code}: the attack went through")
     return problem_error(response)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
+import secrets
 import signal
 import threading
 from collections.abc import Mapping
@@ -42,19 +44,57 @@ def service_urls(story: Story) -> dict[str, str]:
     return {name: url for name, url in urls.items() if url}
 
 
+DASHBOARD_USER = "demo"
+"""The operator the demo creates to log in to the dashboard (its password is printed)."""
+
+
+def dashboard_sources(story: Story) -> str:
+    """``dashboard.toml`` for the demo's directory: the story's own services only (not the
+    attackers' logs under ``attacks/``)."""
+    sources = {
+        "logs": ["ts"],
+        "fleet": "fleet",
+        "hsm": ["hsm"],
+        "monitor": ["monitor.db"],
+        "witness": ["witness"],
+    }
+    lines = ['title = "Ironroot demo"', "", "[sources]"]
+    for key, value in sources.items():
+        lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines) + "\n"
+
+
 def _start_dashboard(story: Story) -> str | None:
-    """Start the dashboard on the demo's directory; its URL, or ``None`` without the package."""
+    """Serve the dashboard of the demo's directory under ``/dashboard`` on a loopback port,
+    with an operator login made for the demo; its URL, or ``None`` without the package."""
     if not dashboard_available():
-        story.ui.say(
-            "[dim](the dashboard package ironroot.web is not installed: no dashboard)[/dim]"
-        )
+        story.ui.say("[dim](no dashboard: the ironroot.web package is not installed)[/dim]")
         return None
+    from starlette.applications import Starlette
+    from starlette.responses import RedirectResponse
+    from starlette.routing import Mount, Route
+
+    from ironroot.http import ServerThread
+
+    # Imported by name: the dashboard is optional for the demo (module docs).
     web: Any = importlib.import_module("ironroot.web")
-    starter = getattr(web, "demo_dashboard", None)
-    if starter is None:
-        story.ui.say("[dim](ironroot.web offers no demo_dashboard(): no dashboard)[/dim]")
-        return None
-    return str(starter(story.work, story.stack))
+    story.save("dashboard.toml", dashboard_sources(story))
+    config = web.load_dashboard_config(story.work)
+    password = secrets.token_urlsafe(12)
+    web.Operators(config.state_dir).set_password(DASHBOARD_USER, password)
+    story.save("dashboard/demo-login.txt", f"{DASHBOARD_USER} {password}\n", mode=0o600)
+    app = Starlette(
+        routes=[
+            Route("/", lambda request: RedirectResponse("/dashboard/")),
+            Mount("/dashboard", app=web.create_dashboard_app(web.Dashboard(config))),
+        ]
+    )
+    server = story.stack.enter_context(ServerThread(app, "127.0.0.1", 0, name="dashboard"))
+    story.ui.fact(
+        "dashboard login",
+        f"{DASHBOARD_USER} / {escape(password)} (also in dashboard/demo-login.txt)",
+    )
+    return f"{server.url}/dashboard/"
 
 
 def serve(story: Story, urls: Mapping[str, str]) -> None:

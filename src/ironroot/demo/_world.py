@@ -28,7 +28,13 @@ if TYPE_CHECKING:
     import httpx
 
     from ironroot.demo._ui import Narrator
-    from ironroot.fleet import AdmissionAuthority, Fleet, FleetServers, NodeClass
+    from ironroot.fleet import (
+        AdmissionAuthority,
+        AdmissionRequest,
+        Fleet,
+        FleetServers,
+        NodeClass,
+    )
     from ironroot.hsm import Hsm, Session
     from ironroot.keyrelease import KeyReleaseClient, KeyReleaseService
     from ironroot.monitor import Monitor, MonitorStore
@@ -151,6 +157,8 @@ class Story:
     # act 4: admission
     authority: AdmissionAuthority | None = None
     servers: FleetServers | None = None
+    last_admission: AdmissionRequest | None = None
+    """The last admission request a node sent (what an attacker on the wire could capture)."""
     # act 6: key release
     kms: Device | None = None
     hsm: Hsm | None = None
@@ -160,6 +168,8 @@ class Story:
     keyservice: KeyReleaseService | None = None
     keyservice_url: str = ""
     keys: KeyReleaseClient | None = None
+    cvm_node: str = ""
+    """The node the confidential VM runs on."""
     verifier: Any = None
     """The attestation verifier confidential VMs are appraised by (``AttestationService``)."""
     # act 1 and the split-view attack: the witness and the monitor
@@ -167,6 +177,8 @@ class Story:
     witness_vkey: str = ""
     monitor: Monitor | None = None
     monitor_store: MonitorStore | None = None
+    attackers: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """What the attacks set up and share (the attacker's own log, …)."""
     facts: dict[str, Any] = dataclasses.field(default_factory=dict)
     """What the report shows of each act (counts, digests, URLs: never a secret)."""
 
