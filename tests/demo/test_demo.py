@@ -9,8 +9,15 @@ published schema (:data:`ironroot.demo.REPORT_SCHEMA`).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -56,21 +63,98 @@ class Run:
     out: str
     report: dict[str, Any]
     work: Path
+    probes: dict[str, int]
+
+
+def _probe(report: dict[str, Any], work: Path) -> dict[str, int]:
+    """While ``--serve`` keeps them up: ask each service something public; the status codes."""
+    import httpx
+
+    from ironroot.http import client_context
+
+    services = report["services"]
+    ca = client_context(work / "fleet" / "admission" / "ca.cert.pem")
+    found = {
+        "transparency": httpx.get(services["transparency"] + "/checkpoint").status_code,
+        "fleet-admission": httpx.get(
+            services["fleet-admission"] + "/fleet/ca", verify=ca
+        ).status_code,
+    }
+    if "dashboard" in services:
+        found["dashboard"] = httpx.get(services["dashboard"] + "log").status_code
+    return found
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """``python -m ironroot.demo --quick --serve --json FILE``: the story, then, while the
+    services stay up, a few requests to them, then Ctrl-C (SIGINT)."""
     base = tmp_path_factory.mktemp("demo")
-    report = base / "report.json"
-    import contextlib
-    import io
+    report_file, work = base / "report.json", base / "work"
+    command = [
+        sys.executable,
+        "-m",
+        "ironroot.demo",
+        "--quick",
+        "--serve",
+        "--workdir",
+        str(work),
+        "--json",
+        str(report_file),
+        "--width",
+        "200",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    lines: list[str] = []
+    up = threading.Event()
 
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(
-            ["--quick", "--workdir", str(base / "work"), "--json", str(report), "--width", "200"]
-        )
-    return Run(code, out.getvalue(), json.loads(report.read_text()), base / "work")
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if "The services stay up" in line:
+                up.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    probes: dict[str, int] = {}
+    try:
+        while not up.wait(0.5):
+            if process.poll() is not None:
+                break
+        if up.is_set():
+            time.sleep(0.5)  # the URLs are printed after the marker line
+            probes = _probe(json.loads(report_file.read_text()), work)
+            process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    reader.join(timeout=10)
+    if process.stdout is not None:
+        process.stdout.close()
+    out = "".join(lines)
+    report = json.loads(report_file.read_text()) if report_file.is_file() else {}
+    return Run(code, out, report, work, probes)
+
+
+def test_serve_leaves_the_services_up_until_ctrl_c(run: Run) -> None:
+    assert run.code == 0, run.out[-3000:]
+    services = run.report["services"]
+    for name in ("transparency", "witness", "fleet-admission", "fleet-control", "fleet-data"):
+        assert services[name].startswith(("http://", "https://")), name
+        assert services[name] in run.out
+    assert run.probes["transparency"] == 200
+    assert run.probes["fleet-admission"] == 200
+    if importlib.util.find_spec("ironroot.web") is not None:
+        assert run.probes["dashboard"] == 200  # the log page is public
+    else:
+        assert "dashboard" not in services
+    assert "stopping" in run.out
 
 
 def test_the_story_runs_and_exits_0(run: Run) -> None:
@@ -180,7 +264,7 @@ def test_the_schema_check_catches_a_wrong_report(run: Run) -> None:
         _check(broken, REPORT_SCHEMA)
 
 
-def test_docs_publish_the_same_schema() -> None:
+def test_docs_publish_the_same_schema_and_attack_table() -> None:
     page = Path(__file__).resolve().parents[2] / "docs" / "demo.md"
     if not page.is_file():
         pytest.skip("docs/demo.md is not beside this source tree")
@@ -188,6 +272,12 @@ def test_docs_publish_the_same_schema() -> None:
     start = text.index("```json\n", text.index("## The report")) + len("```json\n")
     published = json.loads(text[start : text.index("```", start)])
     assert published == json.loads(json.dumps(REPORT_SCHEMA))
+    for number, attack in enumerate(ATTACKS, 1):
+        row = (
+            f"| {number} | {attack.title} | {attack.layer} | "
+            f"`{attack.expect.__name__}` `{attack.code}` |"
+        )
+        assert row in text, row
 
 
 # --- an attack that is not refused fails the demo ---------------------------------------------

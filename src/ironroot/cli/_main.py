@@ -57,6 +57,7 @@ GROUPS: Final[Mapping[str, tuple[str, str]]] = {
     "witness": ("witness", "run a C2SP tlog-witness; have a log's checkpoint cosigned"),
     "monitor": ("monitor", "follow transparency logs: consistency, watched statements, forks"),
     "completion": ("completion", "print a shell completion script"),
+    "demo": ("demo", "the datacenter story, then staged attacks refused with their exact errors"),
 }
 
 
