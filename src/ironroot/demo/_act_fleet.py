@@ -82,7 +82,7 @@ def manufacture(story: Story) -> None:
         fleet.add_nodes(story.nodes, vendor_ca=story.vendor_ca, now=now, progress=advance)
     counts = fleet.status_counts()
     ui.ok(f"{story.nodes} nodes manufactured and booted; registry: {counts}")
-    story.facts["fleet"] = {"class": CLASS, "nodes": fleet.node_ids()}
+    story.facts["manufacture"] = {"class": CLASS, "nodes": fleet.node_ids()}
 
 
 @dataclasses.dataclass

@@ -216,7 +216,7 @@ def key_release(story: Story) -> None:
         f"the HSM released {DB_KEY} to payments-db, wrapped to its ML-KEM-768 key; the VM "
         f"decrypts: {escape(plaintext.decode())!r}"
     )
-    story.facts["keyrelease"] = {
+    story.facts["key-release"] = {
         "key_service": server.url,
         "vm": "payments-db",
         "node": node,

@@ -183,7 +183,6 @@ def vendor_release(story: Story) -> None:
         story.stack.callback(witness.close)
         wthread = story.stack.enter_context(WitnessThread(witness))
         story.witness_url = wthread.url
-        story.witness_vkey = witness.verifiers[0].vkey
         cosigned = cosign_checkpoint(story, fetcher)
         store = MonitorStore(str(story.path("monitor.db")))
         story.stack.callback(store.close)
@@ -195,7 +194,7 @@ def vendor_release(story: Story) -> None:
         f"witness {escape(witness.name)} cosigned the checkpoint at size {cosigned}; the monitor "
         f"verified it and found {len(watched)} statements by the vendor"
     )
-    story.facts["vendor"] = {
+    story.facts["vendor-release"] = {
         "log": story.log_url,
         "releases": [
             {"component": r.component, "version": r.version, "svn": r.svn, "sha384": r.sha384.hex()}
@@ -280,4 +279,4 @@ def safe_review(story: Story) -> None:
         "BMC 2.1 was never sent to the lab. The fleet's policy: BMC firmware needs a logged "
         "review by this lab with no open finding above [bold]medium[/bold]."
     )
-    story.facts["reviews"] = {"provider": LAB_KID, "reviewed": ["bmc 1.0", "bmc 2.0"]}
+    story.facts["safe-review"] = {"provider": LAB_KID, "reviewed": ["bmc 1.0", "bmc 2.0"]}

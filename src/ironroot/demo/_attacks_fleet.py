@@ -44,7 +44,7 @@ def debug_unlocked(story: Story, attempt: Attempt) -> None:
     # A part whose debug port was left unlocked (an RMA unit): what its RoT signs — its own
     # DICE keys over what it booted, for this challenge — says debug is enabled.
     device = fleet.rot(node)
-    state = device.boot_state
+    state = story.need(device.boot_state, f"{node}'s boot state")
     layers = derive_layers(device.fuses, state.pcrs)
     quote = create_quote(
         nonce=report_data(answer.nonce, answer.spkis),

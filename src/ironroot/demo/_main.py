@@ -130,19 +130,9 @@ def _run_acts(story: Story, acts: Sequence[Act]) -> list[dict[str, Any]]:
     return done
 
 
-_FACT_KEYS = {
-    "vendor-release": "vendor",
-    "safe-review": "reviews",
-    "manufacture": "fleet",
-    "admission": "admission",
-    "rollout": "rollout",
-    "key-release": "keyrelease",
-    "audit": "audit",
-}
-
-
 def _facts_of(story: Story, act: Act) -> dict[str, Any]:
-    value = story.facts.get(_FACT_KEYS.get(act.name, act.name), {})
+    """What ``act`` established (``story.facts[act.name]``), for the report."""
+    value = story.facts.get(act.name, {})
     return dict(value) if isinstance(value, dict) else {}
 
 

@@ -14,19 +14,18 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 import os
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ironroot._fileio import write_atomic
-from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.crypto import Algorithm, PrivateKey, PublicKey
 from ironroot.errors import IronrootError, StorageError
 
 if TYPE_CHECKING:
     import httpx
 
+    from ironroot.attestation import AttestationService
     from ironroot.demo._ui import Narrator
     from ironroot.fleet import (
         AdmissionAuthority,
@@ -69,6 +68,9 @@ CLASS: Final = "dc-node"
 """The fleet's node class."""
 SLOT: Final = 64 * 1024
 """Each component's flash slot size (bytes)."""
+
+
+T = TypeVar("T")
 
 
 def utc_now() -> dt.datetime:
@@ -116,7 +118,8 @@ class Vendor:
         )
 
     @property
-    def ecc_keys(self) -> list[Any]:
+    def ecc_keys(self) -> list[PublicKey]:
+        """The descriptor's ECC keys, in order: key 0 (retired), key 1 (current)."""
         return [self.retired.public_key, self.ecc.public_key]
 
 
@@ -170,11 +173,10 @@ class Story:
     keys: KeyReleaseClient | None = None
     cvm_node: str = ""
     """The node the confidential VM runs on."""
-    verifier: Any = None
-    """The attestation verifier confidential VMs are appraised by (``AttestationService``)."""
+    verifier: AttestationService | None = None
+    """The attestation verifier confidential VMs are appraised by."""
     # act 1 and the split-view attack: the witness and the monitor
     witness_url: str = ""
-    witness_vkey: str = ""
     monitor: Monitor | None = None
     monitor_store: MonitorStore | None = None
     attackers: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -196,7 +198,7 @@ class Story:
     def path(self, *parts: str) -> Path:
         return self.work.joinpath(*parts)
 
-    def need(self, value: Any, what: str) -> Any:
+    def need(self, value: T | None, what: str) -> T:
         """``value``, or ``StorageError`` when the act that makes it has not run (an attack
         run on its own, out of order)."""
         if value is None or value == "" or value == b"":
@@ -260,11 +262,6 @@ def problem_error(response: Any) -> IronrootError:
     if cls.http_status != response.status_code and problem.title in by_title:
         cls = by_title[problem.title]
     return cls(problem.detail or problem.title, code=code)
-
-
-def write_json(path: Path, doc: Mapping[str, Any] | Sequence[Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, (json.dumps(doc, indent=2) + "\n").encode(), mode=0o644)
 
 
 def random_firmware(label: str, size: int) -> bytes:
