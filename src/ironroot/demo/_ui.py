@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import (
     BarColumn,
@@ -23,7 +24,10 @@ from rich.table import Table
 if TYPE_CHECKING:
     from ironroot.demo._attacks import AttackResult
 
-__all__ = ["Narrator"]
+__all__ = ["WIDE", "Narrator"]
+
+WIDE = 140
+"""Consoles at least this wide show the evidence inside the attack table."""
 
 
 class Narrator:
@@ -90,33 +94,41 @@ class Narrator:
     # --- the attacks ------------------------------------------------------------------------
 
     def attack_table(self, results: Sequence[AttackResult]) -> None:
+        """The final table. On a console narrower than :data:`WIDE` the evidence follows the
+        table, numbered, so that no error class or code is ever cut short."""
+        wide = self.console.width >= WIDE
         table = Table(
             title="Staged attacks: each one really attempted through the product path",
-            show_lines=False,
             expand=True,
         )
         table.add_column("#", justify="right", no_wrap=True)
-        table.add_column("attack", ratio=3)
-        table.add_column("stopped by", ratio=2)
-        table.add_column("error (class / code)", ratio=2)
-        table.add_column("evidence", ratio=4)
+        table.add_column("attack", ratio=3, overflow="fold")
+        table.add_column("stopped by", ratio=2, overflow="fold")
+        longest = max(
+            (len(x) for r in results for x in (r.error_class or "", r.error_code or "")),
+            default=10,
+        )
+        table.add_column("error class / code", min_width=longest, no_wrap=True)
+        if wide:
+            table.add_column("evidence", ratio=4)
         table.add_column("", no_wrap=True)
         for number, result in enumerate(results, 1):
             mark = (
                 "[green]refused[/green]" if result.refused else "[bold red]NOT REFUSED[/bold red]"
             )
-            got = f"{result.error_class or '—'} / {result.error_code or '—'}"
+            got = f"{result.error_class or '—'}\n{result.error_code or '—'}"
+            cells = [str(number), result.attack.title, result.attack.layer, got]
+            if wide:
+                cells.append(result.evidence)
             table.add_row(
-                str(number),
-                result.attack.title,
-                result.attack.layer,
-                got,
-                result.evidence,
-                mark,
-                style=None if result.refused else "red",
+                *(escape(c) for c in cells), mark, style=None if result.refused else "red"
             )
         self.console.print()
         self.console.print(table)
+        if not wide:
+            self.console.print("[bold]evidence[/bold]")
+            for number, result in enumerate(results, 1):
+                self.console.print(f"[dim]{number:>3}. {escape(result.evidence)}[/dim]")
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
