@@ -65,24 +65,22 @@ def vm_appraisal_policy() -> AppraisalPolicy:
     )
 
 
-def release_policy(svn: int, manifest: str) -> dict[str, object]:
-    """The database key's release policy (the Azure Key Vault grammar): an affirming EAR from
-    :data:`VERIFIER`, debug locked, firmware at SVN ``svn`` or above, and the node's RoT
-    running the BMC firmware whose manifest digest is ``manifest`` (hex)."""
-    return {
-        "version": "1.0.0",
-        "anyOf": [
-            {
-                "authority": VERIFIER,
-                "allOf": [
-                    {"claim": "ear.status", "equals": "affirming"},
-                    {"claim": "evidence.debug", "equals": False},
-                    {"claim": "evidence.svns.firmware", "greaterOrEquals": svn},
-                    {"claim": "evidence.measurements.manifest", "equals": manifest},
-                ],
-            }
-        ],
-    }
+def release_conditions(svn: int, manifest: str) -> list[dict[str, object]]:
+    """What the database key's release requires of the EAR: affirming, debug locked, firmware
+    at SVN ``svn`` or above, and the node's RoT running the BMC firmware whose manifest
+    digest is ``manifest`` (hex)."""
+    return [
+        {"claim": "ear.status", "equals": "affirming"},
+        {"claim": "evidence.debug", "equals": False},
+        {"claim": "evidence.svns.firmware", "greaterOrEquals": svn},
+        {"claim": "evidence.measurements.manifest", "equals": manifest},
+    ]
+
+
+def release_policy(conditions: list[dict[str, object]]) -> dict[str, object]:
+    """The key's release policy in the Azure Key Vault grammar: ``conditions``, all of them,
+    on an EAR signed by :data:`VERIFIER`."""
+    return {"version": "1.0.0", "anyOf": [{"authority": VERIFIER, "allOf": conditions}]}
 
 
 def vm_ear(story: Story, node: str, report_data: bytes) -> bytes:
@@ -132,6 +130,7 @@ def key_release(story: Story) -> None:
 
     from ironroot.attestation import AttestationService, Endorsements
     from ironroot.crypto import Algorithm, PrivateKey
+    from ironroot.firmware import FirmwareBundle
     from ironroot.hsm import DeviceIdentity, DirectoryStorage, Hsm, KeyAttributes, KeyType, Role
     from ironroot.keyrelease import (
         HsmVault,
@@ -153,7 +152,6 @@ def key_release(story: Story) -> None:
     kms = Device.create(story.path("kms-rot"))
     kms.provision(ca, vendor_key_hash=class_trust(story).vendor_key_hash, now=now)
     kms.boot(story.release("bmc", "2.0").bundle, now=now)
-    story.kms = kms
     child = kms.derive_child(hashlib.sha384(b"ironroot hsm firmware").digest(), label="hsm")
     storage = DirectoryStorage(story.path("hsm"), counter=kms.counter("hsm"))
     story.stack.callback(storage.close)
@@ -167,7 +165,7 @@ def key_release(story: Story) -> None:
     )
     story.stack.callback(hsm.close)
     story.hsm = hsm
-    officer = story.hsm_officer = hsm.login("officer", officer_pass)
+    officer = hsm.login("officer", officer_pass)
     hsm.add_identity(officer, "keyrelease", Role.USER, user_pass)
     story.verifier = AttestationService(
         endorsements=Endorsements.build(service_keys={}, vendor_roots=ca.trust_anchors),
@@ -175,11 +173,9 @@ def key_release(story: Story) -> None:
         policy=vm_appraisal_policy(),
     )
     hsm.add_release_verifier(officer, VERIFIER, story.verifier.public_keys[0].to_pem())
-    from ironroot.firmware import FirmwareBundle
-
     bmc2 = FirmwareBundle.parse(story.release("bmc", "2.0").bundle).manifest_digest().hex()
-    policy_doc = release_policy(4, bmc2)
-    policy = json.dumps(policy_doc, indent=2)
+    conditions = release_conditions(4, bmc2)
+    policy = json.dumps(release_policy(conditions), indent=2)
     story.db_key = hsm.generate(
         officer,
         KeyType.AES_256,
@@ -192,7 +188,6 @@ def key_release(story: Story) -> None:
     service = KeyReleaseService(
         keys=[ReleasableKey(DB_KEY, story.db_key)], vault=HsmVault(hsm, user)
     )
-    story.keyservice = service
     server = story.stack.enter_context(KeyReleaseServerThread(create_keyrelease_app(service)))
     story.keyservice_url = server.url
     story.keys = story.stack.enter_context(KeyReleaseClient(server.url))
@@ -200,7 +195,7 @@ def key_release(story: Story) -> None:
         "The key service's HSM is sealed to its own RoT; it holds the payments database key "
         "(AES-256), releasable only under this policy (Azure Key Vault grammar):"
     )
-    for condition in policy_doc["anyOf"][0]["allOf"]:  # type: ignore[index]
+    for condition in conditions:
         ui.fact("requires", escape(json.dumps(condition)))
     placement = authority.place("payments-db", now=story.now())
     node = story.cvm_node = placement.node

@@ -14,6 +14,7 @@ never a script's.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -113,6 +114,7 @@ def run_attack(story: Story, attack: Attack) -> AttackResult:
     except IronrootError as exc:
         error = exc
     except Exception as exc:  # a bug or a crash is not a refusal: shown, and it fails
+        logging.getLogger("ironroot.demo").exception("attack %s", attack.name)
         unexpected = f"{type(exc).__name__}: {exc}"
     seconds = time.monotonic() - started
     if error is None:

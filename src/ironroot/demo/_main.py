@@ -24,6 +24,8 @@ from ironroot.errors import IronrootError
 
 __all__ = ["main", "run_story"]
 
+_log = logging.getLogger("ironroot.demo")
+
 _MIN_NODES = 3
 """The attacks each use a node of their own among the first and last three."""
 
@@ -104,6 +106,7 @@ def _run_acts(story: Story, acts: Sequence[Act]) -> list[dict[str, Any]]:
         try:
             act.run(story)
         except Exception as exc:  # a failed act ends the story: shown, never a traceback
+            _log.exception("act %s failed", act.name)  # the traceback goes to demo.log
             story.ui.refused(
                 f"[bold red]act {act.name} failed:[/bold red] {escape(type(exc).__name__)}: "
                 f"{escape(str(exc))}"
@@ -194,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"The datacenter story: {nodes} nodes on the embedded store, in {work}",
     )
     services: dict[str, str] = {}
+    ok = False
     try:
         acts, results = run_story(story)
         ok = all(a["ok"] for a in acts) and bool(results) and all(r.refused for r in results)
@@ -237,7 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         story.close()
-        if args.workdir is None and not args.keep and not args.serve:
+        if args.workdir is None and ok and not args.keep and not args.serve:
             shutil.rmtree(work, ignore_errors=True)
         elif args.workdir is None:
-            ui.console.print(f"[dim]the demo's files are kept in {work}[/dim]")
+            why = "" if ok else " (demo.log has the details of a failure)"
+            ui.console.print(f"[dim]the demo's files are kept in {work}{why}[/dim]")

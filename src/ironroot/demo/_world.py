@@ -35,9 +35,9 @@ if TYPE_CHECKING:
         NodeClass,
     )
     from ironroot.hsm import Hsm, Session
-    from ironroot.keyrelease import KeyReleaseClient, KeyReleaseService
+    from ironroot.keyrelease import KeyReleaseClient
     from ironroot.monitor import Monitor, MonitorStore
-    from ironroot.rot import Device, VendorCA
+    from ironroot.rot import VendorCA
     from ironroot.safe import ProviderKeys
     from ironroot.transparency import TransparencyClient
 
@@ -163,12 +163,9 @@ class Story:
     last_admission: AdmissionRequest | None = None
     """The last admission request a node sent (what an attacker on the wire could capture)."""
     # act 6: key release
-    kms: Device | None = None
     hsm: Hsm | None = None
-    hsm_officer: Session | None = None
     hsm_user: Session | None = None
     db_key: str = ""
-    keyservice: KeyReleaseService | None = None
     keyservice_url: str = ""
     keys: KeyReleaseClient | None = None
     cvm_node: str = ""
