@@ -58,6 +58,7 @@ GROUPS: Final[Mapping[str, tuple[str, str]]] = {
     "monitor": ("monitor", "follow transparency logs: consistency, watched statements, forks"),
     "dashboard": ("dashboard", "the dashboard: fleet, log, reviews, keys and alerts as web pages"),
     "completion": ("completion", "print a shell completion script"),
+    "demo": ("demo", "the datacenter story, then staged attacks refused with their exact errors"),
 }
 
 
