@@ -1,32 +1,28 @@
 """``--serve``: after the story, leave its services running and print where they are.
 
 The transparency service, the witness, the fleet's admission service and planes and the key
-service keep running from the demo's process; the dashboard (``ironroot.web``) is started on
-the demo's data directory when that package is installed. Everything stops at Ctrl-C (or
-SIGTERM).
+service keep running from the demo's process, and the dashboard (``ironroot.web``) serves the
+demo's data directory. Everything stops at Ctrl-C (or SIGTERM).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import secrets
 import signal
 import threading
 from collections.abc import Mapping
-from typing import Any
 
 from rich.markup import escape
+from starlette.applications import Starlette
+from starlette.responses import RedirectResponse
+from starlette.routing import Mount, Route
 
 from ironroot.demo._world import Story
+from ironroot.http import ServerThread
+from ironroot.web import Dashboard, Operators, create_dashboard_app, load_dashboard_config
 
-__all__ = ["dashboard_available", "serve", "service_urls"]
-
-
-def dashboard_available() -> bool:
-    """Whether the dashboard package (``ironroot.web``) is installed."""
-    return importlib.util.find_spec("ironroot.web") is not None
+__all__ = ["serve", "service_urls"]
 
 
 def service_urls(story: Story) -> dict[str, str]:
@@ -38,9 +34,7 @@ def service_urls(story: Story) -> dict[str, str]:
         urls["fleet-data"] = story.servers.data_url
     if story.keyservice_url:
         urls["keyrelease"] = story.keyservice_url
-    dashboard = _start_dashboard(story)
-    if dashboard is not None:
-        urls["dashboard"] = dashboard
+    urls["dashboard"] = _start_dashboard(story)
     return {name: url for name, url in urls.items() if url}
 
 
@@ -64,29 +58,18 @@ def dashboard_sources(story: Story) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _start_dashboard(story: Story) -> str | None:
+def _start_dashboard(story: Story) -> str:
     """Serve the dashboard of the demo's directory under ``/dashboard`` on a loopback port,
-    with an operator login made for the demo; its URL, or ``None`` without the package."""
-    if not dashboard_available():
-        story.ui.say("[dim](no dashboard: the ironroot.web package is not installed)[/dim]")
-        return None
-    from starlette.applications import Starlette
-    from starlette.responses import RedirectResponse
-    from starlette.routing import Mount, Route
-
-    from ironroot.http import ServerThread
-
-    # Imported by name: the dashboard is optional for the demo (module docs).
-    web: Any = importlib.import_module("ironroot.web")
+    with an operator login made for the demo; its URL."""
     story.save("dashboard.toml", dashboard_sources(story))
-    config = web.load_dashboard_config(story.work)
+    config = load_dashboard_config(story.work)
     password = secrets.token_urlsafe(12)
-    web.Operators(config.state_dir).set_password(DASHBOARD_USER, password)
+    Operators(config.state_dir).set_password(DASHBOARD_USER, password)
     story.save("dashboard/demo-login.txt", f"{DASHBOARD_USER} {password}\n", mode=0o600)
     app = Starlette(
         routes=[
             Route("/", lambda request: RedirectResponse("/dashboard/")),
-            Mount("/dashboard", app=web.create_dashboard_app(web.Dashboard(config))),
+            Mount("/dashboard", app=create_dashboard_app(Dashboard(config))),
         ]
     )
     server = story.stack.enter_context(ServerThread(app, "127.0.0.1", 0, name="dashboard"))
