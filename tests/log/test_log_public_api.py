@@ -9,10 +9,13 @@ import ironroot.log
 from ironroot.log import layout
 
 EXPECTED = {
+    "AuditReader",
+    "AuditableStore",
     "BatchSigner",
     "BatchVerifier",
     "CONFIG_PATH",
     "Checkpoint",
+    "DSN_ENV",
     "HttpLogFetcher",
     "Integrated",
     "Log",
@@ -29,8 +32,12 @@ EXPECTED = {
     "NoteVerifier",
     "SIGNATURE_TYPE_ED25519",
     "SIGNATURE_TYPE_MLDSA44",
+    "STORE_KEYS",
+    "PostgresLogStore",
     "SqliteLogStore",
     "StoreBatch",
+    "StoreConfig",
+    "StoreView",
     "TILE_HEIGHT",
     "TILE_INDEX_PATTERN",
     "TILE_LEVEL_PATTERN",
@@ -39,6 +46,7 @@ EXPECTED = {
     "TileAddress",
     "TileTree",
     "TreeState",
+    "check_batch",
     "encode_entry_bundle",
     "entry_bundle_path",
     "entry_bundles_for_size",
@@ -48,6 +56,7 @@ EXPECTED = {
     "note_key_id",
     "open_checkpoint",
     "open_note",
+    "open_store",
     "parse_entry_bundle",
     "parse_tile",
     "parse_tile_path",
@@ -85,6 +94,7 @@ def test_layout_public_names() -> None:
         "load_log_identity",
         "log_db_path",
         "read_log_origin",
+        "read_log_table",
         "receipt_keys_path",
     }
 

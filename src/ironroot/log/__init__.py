@@ -1,4 +1,4 @@
-"""The durable append-only log: SQLite store, sequencing, C2SP checkpoints, notes and tiles.
+"""The durable append-only log: stores, sequencing, C2SP checkpoints, notes and tiles.
 
 Entries are opaque bytes (at most 65,535 each); an entry's id is SHA-256(entry). The log
 integrates entries in batches, signs a C2SP checkpoint per batch (Ed25519 and/or ML-DSA-44
@@ -6,6 +6,11 @@ note signatures), keeps C2SP tiles, serves proofs from them, and can be checked 
 (:func:`verify_log`, :func:`verify_remote_log`). :class:`TileTree` computes nodes, roots,
 proofs and entries of a served log from its tiles. The data-directory layout is in
 :mod:`ironroot.log.layout`.
+
+Stores: :class:`SqliteLogStore` (the embedded default), :class:`PostgresLogStore` (shared by
+several processes and hosts) and :class:`MemoryLogStore`, all behind :class:`LogStore` and
+checked by the one :func:`check_batch`; :func:`open_store` opens a data directory or a
+PostgreSQL URL, and :class:`StoreConfig` reads ``[log] store`` from ``ironroot.toml``.
 """
 
 from typing import TYPE_CHECKING
@@ -17,6 +22,7 @@ if TYPE_CHECKING:
     from ironroot.log._checkpoint import Checkpoint
     from ironroot.log._http import HttpLogFetcher
     from ironroot.log._log import BatchSigner, Integrated, Log, Ticket
+    from ironroot.log._memory import MemoryLogStore
     from ironroot.log._note import (
         SIGNATURE_TYPE_ED25519,
         SIGNATURE_TYPE_MLDSA44,
@@ -31,8 +37,19 @@ if TYPE_CHECKING:
         sign_checkpoint,
         sign_note,
     )
+    from ironroot.log._open import DSN_ENV, STORE_KEYS, StoreConfig, open_store
+    from ironroot.log._postgres import PostgresLogStore
     from ironroot.log._sqlite import SqliteLogStore
-    from ironroot.log._store import LogReader, LogStore, MemoryLogStore, StoreBatch, TreeState
+    from ironroot.log._store import (
+        AuditableStore,
+        AuditReader,
+        LogReader,
+        LogStore,
+        StoreBatch,
+        StoreView,
+        TreeState,
+        check_batch,
+    )
     from ironroot.log._tiles import (
         MAX_ENTRY_SIZE,
         TILE_HEIGHT,
@@ -65,13 +82,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIG_PATH",
+    "DSN_ENV",
     "MAX_ENTRY_SIZE",
     "SIGNATURE_TYPE_ED25519",
     "SIGNATURE_TYPE_MLDSA44",
+    "STORE_KEYS",
     "TILE_HEIGHT",
     "TILE_INDEX_PATTERN",
     "TILE_LEVEL_PATTERN",
     "TILE_WIDTH",
+    "AuditReader",
+    "AuditableStore",
     "BatchSigner",
     "BatchVerifier",
     "Checkpoint",
@@ -88,12 +109,16 @@ __all__ = [
     "NoteSignature",
     "NoteSigner",
     "NoteVerifier",
+    "PostgresLogStore",
     "SqliteLogStore",
     "StoreBatch",
+    "StoreConfig",
+    "StoreView",
     "Ticket",
     "TileAddress",
     "TileTree",
     "TreeState",
+    "check_batch",
     "encode_entry_bundle",
     "entry_bundle_path",
     "entry_bundles_for_size",
@@ -103,6 +128,7 @@ __all__ = [
     "note_key_id",
     "open_checkpoint",
     "open_note",
+    "open_store",
     "parse_entry_bundle",
     "parse_tile",
     "parse_tile_path",

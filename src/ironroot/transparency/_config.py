@@ -25,6 +25,7 @@ from ironroot._fileio import load_each, warn_if_exposed, write_atomic
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey, load_certificates
 from ironroot.errors import ConfigError, IronrootError
 from ironroot.http import ServerLimits
+from ironroot.log import STORE_KEYS, StoreConfig
 from ironroot.log.layout import CONFIG_FILE, checkpoint_key_path
 from ironroot.witness import CosignatureVerifier, WitnessPolicy
 
@@ -108,6 +109,8 @@ class TransparencyConfig:
     """How many of them must cosign before a checkpoint is published (0: no witnessing)."""
     witness_timeout: float = 10.0
     witness_ca: Path | None = None
+    store: StoreConfig = field(default_factory=StoreConfig)
+    """``[log] store``: where the log lives (SQLite in the data directory by default)."""
 
     @property
     def witness_policy(self) -> WitnessPolicy | None:
@@ -257,6 +260,7 @@ _SECTIONS: Final = {
         "witness_quorum",
         "witness_timeout",
         "witness_ca",
+        *STORE_KEYS,
     },
     "auth": {"write_tokens"},
     "server": set(ServerLimits.__dataclass_fields__),
@@ -448,6 +452,9 @@ def load_config(data_dir: Path) -> TransparencyConfig:
     witness_ca = None if witness_ca_rel is None else data_dir / witness_ca_rel
     if witness_ca is not None and not witness_ca.is_file():
         raise ConfigError(f"log.witness_ca: {witness_ca} does not exist")
+    store = StoreConfig.from_table(lg)
+    if store.has_password:
+        warn_if_exposed(path, "log.dsn (it holds a password)")
     tokens = _str_list(auth, "write_tokens", [], "auth")
     if tokens:
         warn_if_exposed(path, "auth.write_tokens")
@@ -477,6 +484,7 @@ def load_config(data_dir: Path) -> TransparencyConfig:
         witness_quorum=quorum,
         witness_timeout=witness_timeout,
         witness_ca=witness_ca,
+        store=store,
     )
 
 
