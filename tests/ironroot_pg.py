@@ -1,0 +1,171 @@
+"""PostgreSQL for the store-parametrized tests: the server, a fresh schema per use, raw SQL.
+
+The server is ``$IRONROOT_TEST_PG`` (default ``postgresql://postgres@127.0.0.1:5432/test``).
+Each use gets its own schema (``t_<random>``), created here and dropped afterwards: other
+test runs share the server. When the server cannot be reached the PostgreSQL
+parametrizations skip, saying why; with ``IRONROOT_REQUIRE_PG=1`` (CI) they fail instead.
+
+A uniquely named module (not ``conftest``) so any test or helper can import it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import secrets
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ironroot.log import StoreConfig, layout
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+KINDS = ("sqlite", "postgresql")
+
+
+def test_dsn() -> str:
+    return os.environ.get("IRONROOT_TEST_PG") or DEFAULT_DSN
+
+
+test_dsn.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+@functools.cache
+def _unreachable_reason() -> str | None:
+    try:
+        with psycopg.connect(test_dsn(), connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"PostgreSQL at $IRONROOT_TEST_PG is unreachable ({first})"
+    return None
+
+
+def require_pg() -> None:
+    """Skip the test, saying why, when PostgreSQL is unreachable (fail it in CI)."""
+    reason = _unreachable_reason()
+    if reason is None:
+        return
+    if os.environ.get("IRONROOT_REQUIRE_PG", "") not in ("", "0"):
+        pytest.fail(f"{reason} (IRONROOT_REQUIRE_PG is set: PostgreSQL must be present)")
+    pytest.skip(reason)
+
+
+def admin() -> psycopg.Connection[Any]:
+    return psycopg.connect(test_dsn(), autocommit=True, connect_timeout=5)
+
+
+def drop_schema(schema: str) -> None:
+    with admin() as conn:
+        # Bounded: a session a test left open (a bug) must not hang the run.
+        conn.execute("SET lock_timeout = '20s'")
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@contextlib.contextmanager
+def fresh_schema() -> Iterator[str]:
+    """A new schema name (created by the store that opens it), dropped on exit."""
+    require_pg()
+    schema = "t_" + secrets.token_hex(6)
+    try:
+        yield schema
+    finally:
+        drop_schema(schema)
+
+
+@dataclass(frozen=True)
+class TestStore:
+    """Where a test's log lives: SQLite under a data directory, or a PostgreSQL schema."""
+
+    kind: str
+    schema: str | None = None
+
+    __test__ = False
+
+    @property
+    def dsn(self) -> str:
+        return test_dsn()
+
+    def toml_lines(self) -> list[str]:
+        """The ``[log]`` keys that put a data directory's log here."""
+        if self.kind == "sqlite":
+            return []
+        return ['store = "postgresql"', f'dsn = "{self.dsn}"', f'schema = "{self.schema}"']
+
+    def config(self) -> StoreConfig:
+        if self.kind == "sqlite":
+            return StoreConfig()
+        return StoreConfig("postgresql", self.dsn, self.schema)
+
+    def where(self, data_dir: Path) -> str:
+        return str(data_dir) if self.kind == "sqlite" else self.dsn
+
+
+@contextlib.contextmanager
+def test_store(kind: str) -> Iterator[TestStore]:
+    if kind == "sqlite":
+        yield TestStore("sqlite")
+        return
+    with fresh_schema() as schema:
+        yield TestStore("postgresql", schema)
+
+
+test_store.__test__ = False  # type: ignore[attr-defined]
+
+
+def add_store_to_config(data_dir: Path, store: TestStore) -> None:
+    """Put ``store``'s keys into the ``[log]`` table of ``data_dir/ironroot.toml``."""
+    lines = store.toml_lines()
+    if not lines:
+        return
+    path = layout.config_path(data_dir)
+    text = path.read_text() if path.exists() else ""
+    if "[log]" in text:
+        text = text.replace("[log]", "[log]\n" + "\n".join(lines), 1)
+    else:
+        text += "\n[log]\n" + "\n".join(lines) + "\n"
+    path.write_text(text)
+
+
+def raw_sql(data_dir: Path, statement: str, *args: object) -> list[tuple[Any, ...]]:
+    """Run one SQL statement (``?`` placeholders) on the log store of ``data_dir``, outside
+    Ironroot: how tests tamper with a stored log. Returns the rows, if any."""
+    config = StoreConfig.of_data_dir(data_dir)
+    if config.kind == "sqlite":
+        conn = sqlite3.connect(layout.log_db_path(data_dir), isolation_level=None)
+        try:
+            return list(conn.execute(statement, args).fetchall())
+        finally:
+            conn.close()
+    assert config.dsn is not None
+    assert config.schema is not None
+    with psycopg.connect(config.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(config.schema)))
+        cursor = conn.execute(statement.replace("?", "%s"), args)  # type: ignore[arg-type]
+        return list(cursor.fetchall()) if cursor.description else []
+
+
+def clone_schema(source: str, target: str, tables: Sequence[str] | None = None) -> None:
+    """Copy every table of ``source`` (structure, indexes, rows) into a new ``target``."""
+    with admin() as conn:
+        names = tables or [
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s", (source,)
+            ).fetchall()
+        ]
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(target)))
+        for name in names:
+            src = sql.Identifier(source, name)
+            dst = sql.Identifier(target, name)
+            conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(dst, src))
+            conn.execute(
+                sql.SQL("INSERT INTO {} OVERRIDING SYSTEM VALUE SELECT * FROM {}").format(dst, src)
+            )
