@@ -99,6 +99,12 @@ class TestStore:
             return []
         return ['store = "postgresql"', f'dsn = "{self.dsn}"', f'schema = "{self.schema}"']
 
+    @classmethod
+    def of_data_dir(cls, data_dir: Path) -> TestStore:
+        """The store a data directory's configuration names."""
+        config = StoreConfig.of_data_dir(data_dir)
+        return cls(config.kind, config.schema)
+
     def config(self) -> StoreConfig:
         if self.kind == "sqlite":
             return StoreConfig()
@@ -169,3 +175,24 @@ def clone_schema(source: str, target: str, tables: Sequence[str] | None = None) 
             conn.execute(
                 sql.SQL("INSERT INTO {} OVERRIDING SYSTEM VALUE SELECT * FROM {}").format(dst, src)
             )
+
+
+@contextlib.contextmanager
+def copy_data_dir(source: Path, target: Path) -> Iterator[Path]:
+    """A copy of a data directory and of its log (PostgreSQL: a clone of its schema, dropped
+    on exit), to damage without touching the original."""
+    for path in source.rglob("*"):
+        if path.is_file():
+            dest = target / path.relative_to(source)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(path.read_bytes())
+    config = StoreConfig.of_data_dir(source)
+    if config.kind == "sqlite":
+        yield target
+        return
+    assert config.schema is not None
+    with fresh_schema() as schema:
+        clone_schema(config.schema, schema)
+        toml = layout.config_path(target)
+        toml.write_text(toml.read_text().replace(f'"{config.schema}"', f'"{schema}"'))
+        yield target

@@ -34,6 +34,7 @@ EXPECTED = {
     "SIGNATURE_TYPE_MLDSA44",
     "STORE_KEYS",
     "PostgresLogStore",
+    "SchemaStatus",
     "SqliteLogStore",
     "StoreBatch",
     "StoreConfig",

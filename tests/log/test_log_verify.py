@@ -49,7 +49,7 @@ from ironroot.log import (
     verify_log_dir,
     verify_remote_log,
 )
-from ironroot_pg import add_store_to_config, clone_schema, fresh_schema, raw_sql, test_store
+from ironroot_pg import add_store_to_config, copy_data_dir, raw_sql, test_store
 
 SIZE = 600
 
@@ -79,22 +79,13 @@ def _kind(data_dir: Path) -> str:
 @pytest.fixture
 def copy(built: tuple[Path, PrivateKey, list[bytes]], tmp_path: Path) -> Iterator[Path]:
     """A fresh copy of the built data directory, and of its log, to tamper with."""
-    source = built[0]
-    target = tmp_path / "data"
-    (target / "keys").mkdir(parents=True)
+    source = tmp_path / "source"
+    (source / "keys").mkdir(parents=True)
     names = ["ironroot.toml", "keys/checkpoint.pub.pem"]
-    names += [p.name for p in source.iterdir() if p.name.startswith("log.sqlite3")]
+    names += [p.name for p in built[0].iterdir() if p.name.startswith("log.sqlite3")]
     for name in names:
-        shutil.copyfile(source / name, target / name)
-    config = StoreConfig.of_data_dir(source)
-    if config.kind == "sqlite":
-        yield target
-        return
-    assert config.schema is not None
-    with fresh_schema() as schema:
-        clone_schema(config.schema, schema)
-        toml = layout.config_path(target)
-        toml.write_text(toml.read_text().replace(config.schema, schema))
+        shutil.copyfile(built[0] / name, source / name)
+    with copy_data_dir(source, tmp_path / "data") as target:
         yield target
 
 

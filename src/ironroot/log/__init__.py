@@ -37,7 +37,7 @@ if TYPE_CHECKING:
         sign_checkpoint,
         sign_note,
     )
-    from ironroot.log._open import DSN_ENV, STORE_KEYS, StoreConfig, open_store
+    from ironroot.log._open import DSN_ENV, STORE_KEYS, SchemaStatus, StoreConfig, open_store
     from ironroot.log._postgres import PostgresLogStore
     from ironroot.log._sqlite import SqliteLogStore
     from ironroot.log._store import (
@@ -110,6 +110,7 @@ __all__ = [
     "NoteSigner",
     "NoteVerifier",
     "PostgresLogStore",
+    "SchemaStatus",
     "SqliteLogStore",
     "StoreBatch",
     "StoreConfig",

@@ -1,10 +1,10 @@
 """Opening a log store: the one place that turns a directory, a URL or ``[log]`` into a store.
 
-:func:`open_store` takes a data directory (the SQLite log ``<dir>/log.sqlite3``) or a
-PostgreSQL URL (``postgresql://`` or ``postgres://``). :class:`StoreConfig` is the ``store``,
-``dsn``, ``schema``, ``pool_size`` and ``store_timeout`` keys of the ``[log]`` table of
-``ironroot.toml``, checked; its :meth:`StoreConfig.open` calls :func:`open_store`. The
-service, ``ironroot log verify`` and ``ironroot log migrate`` all open their store this way.
+:func:`open_store` takes a data directory (its log: ``<dir>/log.sqlite3``, or the PostgreSQL
+store its ``ironroot.toml`` names) or a PostgreSQL URL (``postgresql://`` or ``postgres://``).
+:class:`StoreConfig` is the ``store``, ``dsn``, ``schema``, ``pool_size`` and
+``store_timeout`` keys of the ``[log]`` table of ``ironroot.toml``, checked. The service,
+``ironroot log verify`` and ``ironroot log migrate`` all open their store through here.
 
 The DSN may also come from the environment variable ``IRONROOT_PG_DSN`` (used when ``[log]``
 has no ``dsn``), so a password need not be written in the configuration file. psycopg is
@@ -26,7 +26,14 @@ from ironroot.log import layout
 from ironroot.log._sqlite import SqliteLogStore
 from ironroot.log._store import AuditableStore
 
-__all__ = ["DSN_ENV", "STORE_KEYS", "StoreConfig", "check_schema_name", "open_store"]
+__all__ = [
+    "DSN_ENV",
+    "STORE_KEYS",
+    "SchemaStatus",
+    "StoreConfig",
+    "check_schema_name",
+    "open_store",
+]
 
 DSN_ENV: Final = "IRONROOT_PG_DSN"
 STORE_KEYS: Final = frozenset({"store", "dsn", "schema", "pool_size", "store_timeout"})
@@ -61,8 +68,10 @@ def open_store(
     pool_size: int = 4,
     timeout: float = 5.0,
 ) -> AuditableStore:
-    """Open the log store at ``where``: a data directory (SQLite) or a PostgreSQL URL.
+    """Open the log store at ``where``: a data directory, or a PostgreSQL URL.
 
+    A data directory's log is the one its ``ironroot.toml`` configures (``[log] store``):
+    SQLite in ``<dir>/log.sqlite3`` by default (and without a configuration file).
     ``read_only`` opens an existing log for checking only (PostgreSQL: one snapshot for the
     whole session). ``create`` lets an empty PostgreSQL schema be created; ``migrate`` lets
     an older one be brought up to date. ``schema``, ``pool_size`` and ``timeout`` apply to
@@ -86,6 +95,13 @@ def open_store(
     data_dir = Path(where)
     if schema is not None:
         raise ConfigError("a schema is for a PostgreSQL store, not a data directory")
+    config = StoreConfig.of_data_dir(data_dir)
+    if config.kind != "sqlite":
+        return config.open(data_dir, read_only=read_only, create=create, migrate=migrate)
+    return _open_sqlite(data_dir, read_only=read_only)
+
+
+def _open_sqlite(data_dir: Path, *, read_only: bool) -> SqliteLogStore:
     path = layout.log_db_path(data_dir)
     if not read_only:
         try:
@@ -93,6 +109,32 @@ def open_store(
         except OSError as exc:
             raise StorageError(f"cannot create the data directory {data_dir}") from exc
     return SqliteLogStore(path, read_only=read_only)
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaStatus:
+    """A store's schema version against this code's (``ironroot log migrate``)."""
+
+    where: str
+    version: int
+    """The stored version after the call (0: no log there)."""
+    latest: int
+    """The version this code reads and writes."""
+    before: int | None = None
+    """The stored version before a migration (``None`` when only checked)."""
+
+    @property
+    def current(self) -> bool:
+        return self.version == self.latest
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "store": self.where,
+            "version": self.version,
+            "latest": self.latest,
+            "before": self.before,
+            "current": self.current,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +221,7 @@ class StoreConfig:
     ) -> AuditableStore:
         """:func:`open_store` on this configuration (SQLite: under ``data_dir``)."""
         if self.kind == "sqlite":
-            return open_store(data_dir, read_only=read_only)
+            return _open_sqlite(data_dir, read_only=read_only)
         assert self.dsn is not None
         return open_store(
             self.dsn,
@@ -190,3 +232,30 @@ class StoreConfig:
             pool_size=self.pool_size,
             timeout=self.timeout,
         )
+
+    def migrate(self, data_dir: Path, *, check: bool = False) -> SchemaStatus:
+        """Create the store or bring its schema up to date (``check``: only report)."""
+        where = self.describe(data_dir)
+        if self.kind == "sqlite":
+            from ironroot.log._sqlite import SCHEMA_VERSION as latest
+
+            exists = layout.log_db_path(data_dir).exists()
+            if check and not exists:
+                return SchemaStatus(where, 0, latest)
+            # Opening checks the version (another one: StorageError, code store-schema).
+            self.open(data_dir, read_only=check).close()
+            return SchemaStatus(where, latest, latest, None if check else latest if exists else 0)
+        from ironroot.log._postgres import SCHEMA_VERSION as pg_latest
+        from ironroot.log._postgres import PostgresLogStore
+
+        assert self.dsn is not None
+        store = PostgresLogStore(
+            self.dsn, schema=self.schema, timeout=self.timeout, pool_size=1, check_schema=False
+        )
+        try:
+            if check:
+                return SchemaStatus(where, store.schema_version, pg_latest)
+            before, after = store.migrate()
+            return SchemaStatus(where, after, pg_latest, before)
+        finally:
+            store.close()

@@ -81,7 +81,7 @@ _T = TypeVar("_T")
 _HASH: Final = 32
 _PAGE: Final = 2048  # entries per page of a scan
 _DOWN_FOR: Final = 1.0  # seconds calls fail at once after a failure to connect
-MIGRATE_LOCK_CLASS: Final = 0x4952  # "IR": pg_advisory_xact_lock(class, hashtext(schema))
+MIGRATE_LOCK_CLASS: Final = 0x4952  # "IR": pg_advisory_xact_lock(class, hashtext(schema name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +203,9 @@ class PostgresLogStore:
     ``read_only`` opens one connection holding one ``REPEATABLE READ READ ONLY`` transaction
     until :meth:`close`: every read sees the same snapshot, so a whole-log check of a log that
     a service keeps writing is consistent. ``create`` (default) creates the schema when it is
-    empty; ``migrate`` brings an older one up to :data:`SCHEMA_VERSION`.
+    empty; ``migrate`` brings an older one up to :data:`SCHEMA_VERSION`. ``check_schema=False``
+    opens the store without looking at its schema at all: for :meth:`migrate` and
+    :attr:`schema_version` only (``ironroot log migrate``).
     """
 
     def __init__(
@@ -217,6 +219,7 @@ class PostgresLogStore:
         create: bool = True,
         migrate: bool = False,
         migrations: Sequence[Migration] = MIGRATIONS,
+        check_schema: bool = True,
     ) -> None:
         if not 1 <= pool_size <= 100:
             raise ConfigError("the PostgreSQL pool size must be between 1 and 100")
@@ -237,7 +240,8 @@ class PostgresLogStore:
         try:
             if read_only:
                 self._snapshot = self._open_snapshot(dsn, kwargs, settings)
-                self._check_version(self._snapshot, create=False, migrate=False)
+                if check_schema:
+                    self._check_version(self._snapshot, create=False, migrate=False)
             else:
                 self._pool = psycopg_pool.ConnectionPool(
                     dsn,
@@ -251,8 +255,9 @@ class PostgresLogStore:
                     name="ironroot-log",
                 )
                 self._pool.open(wait=True, timeout=timeout)
-                with self._pool.connection(timeout) as conn:
-                    self._check_version(conn, create=create, migrate=migrate)
+                if check_schema:
+                    with self._pool.connection(timeout) as conn:
+                        self._check_version(conn, create=create, migrate=migrate)
         except psycopg_pool.PoolTimeout as exc:
             self.close()
             raise StoreUnavailable(f"cannot connect to PostgreSQL at {self._where}") from exc
@@ -573,17 +578,26 @@ def _apply_migrations(
     conn: psycopg.Connection[Any], schema: str | None, migrations: Sequence[Migration]
 ) -> None:
     with conn.transaction():
+        # The lock first: CREATE SCHEMA IF NOT EXISTS itself races with another migrator.
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(coalesce(%s, current_schema(), '')))",
+            (MIGRATE_LOCK_CLASS, schema),
+        )
         if schema is not None:
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        conn.execute(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))", (MIGRATE_LOCK_CLASS,)
-        )
         if conn.execute("SELECT current_schema()").fetchone() in (None, (None,)):
             raise StorageError(
                 "PostgreSQL has no schema to create the log in (search_path)", code="store-schema"
             )
         conn.execute(_VERSION_TABLE)
         version = _stored_version(conn)
+        latest = migrations[-1].version
+        if version > latest:
+            raise StorageError(
+                f"the log schema has version {version}; this Ironroot knows up to {latest}: "
+                "upgrade Ironroot",
+                code="store-schema",
+            )
         for step in migrations:
             if step.version <= version:
                 continue
