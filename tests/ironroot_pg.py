@@ -14,11 +14,14 @@ import contextlib
 import functools
 import os
 import secrets
+import socket
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -196,3 +199,93 @@ def copy_data_dir(source: Path, target: Path) -> Iterator[Path]:
         toml = layout.config_path(target)
         toml.write_text(toml.read_text().replace(f'"{config.schema}"', f'"{schema}"'))
         yield target
+
+
+class TcpProxy:
+    """A TCP forwarder in front of PostgreSQL that a test can take down and bring back.
+
+    ``down()`` closes the listening socket (new connections are refused) and cuts every
+    forwarded connection, as a database host that goes away would; ``up()`` listens again
+    on the same port.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._target = (target_host, target_port)
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = int(probe.getsockname()[1])
+        probe.close()
+        self.up()
+
+    def dsn(self, base: str, **params: str) -> str:
+        """``base`` (a postgresql:// URL) sent through this proxy."""
+        parts = urlsplit(base)
+        user = f"{parts.username}@" if parts.username else ""
+        query = "&".join([*filter(None, [parts.query]), *(f"{k}={v}" for k, v in params.items())])
+        return urlunsplit(
+            (parts.scheme, f"{user}127.0.0.1:{self.port}", parts.path, query, parts.fragment)
+        )
+
+    def up(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def down(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            sockets, self._sockets = self._sockets, []
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    close = down
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self._target, timeout=5)
+                server.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._listener is not listener:
+                    client.close()
+                    server.close()
+                    return
+                self._sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+def pg_host_port() -> tuple[str, int]:
+    parts = urlsplit(test_dsn())
+    return parts.hostname or "127.0.0.1", parts.port or 5432

@@ -19,15 +19,16 @@ from ironroot_pg import KINDS, TestStore, test_store
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "store_kind" in metafunc.fixturenames:
-        independent = getattr(metafunc.module, "STORE_INDEPENDENT", False)
-        kinds = ["sqlite"] if independent else list(KINDS)
-        metafunc.parametrize("store_kind", kinds, indirect=True, scope="module")
+    if "store_kind" in metafunc.fixturenames and not getattr(
+        metafunc.module, "STORE_INDEPENDENT", False
+    ):
+        metafunc.parametrize("store_kind", KINDS, indirect=True, scope="module")
 
 
 @pytest.fixture(scope="module")
 def store_kind(request: pytest.FixtureRequest) -> str:
-    kind: str = request.param
+    """The store kind of this run of the module (SQLite where the module is independent)."""
+    kind: str = getattr(request, "param", "sqlite")
     return kind
 
 
