@@ -518,10 +518,13 @@ class PostgresLogStore:
         def work(conn: psycopg.Connection[Any]) -> None:
             nonlocal committing
             committing = False
-            with conn.transaction(), conn.cursor(binary=True) as cur:
-                check_batch(batch, _View(cur))
-                _apply(cur, batch)
-                committing = True  # what fails from here on is the COMMIT itself
+            # Pipelined: the reads check_batch needs go in one round trip (after BEGIN and the
+            # state row's lock), the writes and the COMMIT in another.
+            with conn.pipeline(), conn.transaction():
+                check_batch(batch, _View.read(conn, batch))
+                with conn.cursor(binary=True) as cur:
+                    _apply(cur, batch)
+                committing = True  # what fails from here on is the writes' or COMMIT's reply
 
         # Once more on a fresh connection only when the transaction surely did not commit.
         self._run(work, retry=lambda: not committing)
@@ -610,51 +613,84 @@ def _apply_migrations(
 
 
 class _View:
-    """What :func:`check_batch` reads, inside the write transaction."""
+    """What :func:`check_batch` reads, fetched inside the write transaction in one round trip:
+    every question the rules can ask about ``batch`` is answered from here."""
 
-    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
-        self._cur = cur
+    def __init__(
+        self,
+        size: int,
+        integrated: set[bytes],
+        pending: set[bytes],
+        tiles: dict[tuple[int, int], bytes],
+        checkpoint_sizes: set[int],
+        meta: dict[str, str],
+    ) -> None:
+        self._size = size
+        self._integrated = integrated
+        self._pending = pending
+        self._tiles = tiles
+        self._checkpoints = checkpoint_sizes
+        self._meta = meta
+
+    @classmethod
+    def read(cls, conn: psycopg.Connection[Any], batch: StoreBatch) -> _View:
+        ids = list(
+            {i for i, _ in batch.integrated} | {i for i, _ in batch.pending} | set(batch.cleared)
+        )
+        keys = list(batch.tiles)
+        size = batch.state.size if batch.state is not None else -1
+        queries: list[tuple[str, Sequence[Any]]] = [
+            # FOR UPDATE: a second writer waits here until this transaction ends, then reads
+            # the size this one committed (and is refused by the fence).
+            ("SELECT size FROM state WHERE id = 1 FOR UPDATE", ()),
+            ("SELECT sha256(entry) FROM entries WHERE sha256(entry) = ANY(%b)", (ids,)),
+            ("SELECT entry_id FROM pending WHERE entry_id = ANY(%b)", (ids,)),
+            (
+                "SELECT t.level, t.idx, t.data FROM tiles t "
+                "JOIN unnest(%b::smallint[], %b::bigint[]) AS k(level, idx) "
+                "ON t.level = k.level AND t.idx = k.idx",
+                ([level for level, _ in keys], [index for _, index in keys]),
+            ),
+            ("SELECT size FROM checkpoints WHERE size = %b", (size,)),
+            ("SELECT key, value FROM meta WHERE key = ANY(%s)", (list(batch.meta),)),
+        ]
+        cursors = [conn.cursor(binary=True) for _ in queries]
+        try:
+            for cur, (query, args) in zip(cursors, queries, strict=True):
+                cur.execute(query, args)  # queued: the first fetch sends them all at once
+            rows = [cur.fetchall() for cur in cursors]
+        finally:
+            for cur in cursors:
+                cur.close()
+        state, integrated, pending, tiles, checkpoints, meta = rows
+        if not state:
+            raise StorageError("the log schema has no state row")
+        return cls(
+            int(state[0][0]),
+            {bytes(r[0]) for r in integrated},
+            {bytes(r[0]) for r in pending},
+            {(int(level), int(idx)): bytes(data) for level, idx, data in tiles},
+            {int(r[0]) for r in checkpoints},
+            {str(k): str(v) for k, v in meta},
+        )
 
     def stored_size(self) -> int:
-        # FOR UPDATE: a second writer waits here until this transaction ends, then reads the
-        # size this one committed (and is refused by the fence).
-        row = self._cur.execute("SELECT size FROM state WHERE id = 1 FOR UPDATE").fetchone()
-        if row is None:
-            raise StorageError("the log schema has no state row")
-        return int(row[0])
+        return self._size
 
     def integrated_among(self, entry_ids: Collection[bytes]) -> set[bytes]:
-        rows = self._cur.execute(
-            "SELECT sha256(entry) FROM entries WHERE sha256(entry) = ANY(%b)", (list(entry_ids),)
-        ).fetchall()
-        return {bytes(r[0]) for r in rows}
+        return self._integrated.intersection(entry_ids)
 
     def pending_among(self, entry_ids: Collection[bytes]) -> set[bytes]:
-        rows = self._cur.execute(
-            "SELECT entry_id FROM pending WHERE entry_id = ANY(%b)", (list(entry_ids),)
-        ).fetchall()
-        return {bytes(r[0]) for r in rows}
+        return self._pending.intersection(entry_ids)
 
     def tiles(self, keys: Collection[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        levels = [level for level, _ in keys]
-        indices = [index for _, index in keys]
-        rows = self._cur.execute(
-            "SELECT t.level, t.idx, t.data FROM tiles t "
-            "JOIN unnest(%b::smallint[], %b::bigint[]) AS k(level, idx) "
-            "ON t.level = k.level AND t.idx = k.idx",
-            (levels, indices),
-        ).fetchall()
-        return {(int(level), int(idx)): bytes(data) for level, idx, data in rows}
+        return {k: self._tiles[k] for k in keys if k in self._tiles}
 
     def has_checkpoint(self, size: int) -> bool:
-        row = self._cur.execute("SELECT 1 FROM checkpoints WHERE size = %b", (size,)).fetchone()
-        return row is not None
+        return size in self._checkpoints
 
     def meta_values(self, keys: Collection[str]) -> dict[str, str]:
-        rows = self._cur.execute(
-            "SELECT key, value FROM meta WHERE key = ANY(%s)", (list(keys),)
-        ).fetchall()
-        return {str(k): str(v) for k, v in rows}
+        return {k: self._meta[k] for k in keys if k in self._meta}
 
 
 def _apply(cur: psycopg.Cursor[Any], batch: StoreBatch) -> None:
@@ -674,10 +710,10 @@ def _apply(cur: psycopg.Cursor[Any], batch: StoreBatch) -> None:
         cur.execute("DELETE FROM pending WHERE entry_id = ANY(%b)", (list(batch.cleared),))
     if batch.integrated:
         first = batch.first_index
-        with cur.copy("COPY entries (idx, entry) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["int8", "bytea"])
-            for offset, (_, entry) in enumerate(batch.integrated):
-                copy.write_row((first + offset, entry))
+        cur.executemany(
+            "INSERT INTO entries (idx, entry) VALUES (%b, %b)",
+            [(first + offset, entry) for offset, (_, entry) in enumerate(batch.integrated)],
+        )
     if batch.tiles:
         cur.executemany(
             "INSERT INTO tiles (level, idx, data) VALUES (%b, %b, %b) "
