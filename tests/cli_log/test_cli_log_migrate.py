@@ -89,6 +89,7 @@ def test_migrate_a_sqlite_directory(tmp_path: Path, capsys: pytest.CaptureFixtur
     "args",
     [
         ["log", "migrate", "/nonexistent/dir"],
+        ["log", "migrate", "."],  # a directory without ironroot.toml
         ["log", "migrate", ".", "--dsn", "postgresql://x/y"],
         ["log", "migrate", "--dsn", "mysql://x/y"],
         ["log", "migrate", "--dsn", "postgresql://x/y", "--schema", "Bad-Name"],

@@ -184,6 +184,11 @@ def _store_to_migrate(args: argparse.Namespace) -> tuple[log.StoreConfig, Path |
             raise ConfigError("give DIR or --dsn (with --schema), not both")
         if not args.target.is_dir():
             raise ConfigError(f"{args.target} is not a directory")
+        if not log.layout.config_path(args.target).is_file():
+            raise ConfigError(
+                f"{args.target} is not a data directory (no {log.layout.CONFIG_FILE}): the "
+                "service creates one on first start (ironroot serve --init-only)"
+            )
         return log.StoreConfig.of_data_dir(args.target), args.target
     table: dict[str, object] = {"store": "postgresql"}
     if args.dsn is not None:
