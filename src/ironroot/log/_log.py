@@ -216,6 +216,8 @@ class Log:
         self._nodes = _LRU(_NODE_CACHE)
         self._commit_listeners: list[_CommitListener] = []
         self._full_tiles = _LRU(_TILE_CACHE)
+        self._store_failed = False  # the last integration failed in the store (writer thread)
+        self._retry_now = False
         self._initialize()
         state = store.state()
         self._edge = self._load_edge(state)
@@ -535,6 +537,10 @@ class Log:
             if items or (due and self._store_pending):
                 if self._cycle(items, integrate=due):
                     backoff, retry_at = _BACKOFF_FIRST, None
+                    self._store_failed = False
+                elif self._retry_now:
+                    self._retry_now = False
+                    backoff, retry_at = _BACKOFF_FIRST, time.monotonic()
                 elif self._store_pending and due:
                     retry_at = time.monotonic() + backoff
                     backoff = min(backoff * 2, _BACKOFF_MAX)
@@ -564,7 +570,12 @@ class Log:
             self._fail_items(items, exc)
             return False
         for ticket, index in done_now:
-            self._finish(ticket, self._integrated_at(index))
+            try:
+                where = self._integrated_at(index)
+            except IronrootError as exc:  # the store went away since the look-up
+                self._fail_items([(ticket.entry_id, b"", ticket)], exc)
+                continue
+            self._finish(ticket, where)
         for ticket in durable_now:
             _resolve(ticket.durable, None)
 
@@ -576,6 +587,7 @@ class Log:
             except Exception as exc:  # a signer or the store failed: keep the entries durable
                 _log.warning("log integration failed, will retry: %s", exc)
                 if isinstance(exc, StorageError):
+                    self._store_failed = True
                     self._resync()
                     new = self._still_new(new, items)
             else:
@@ -591,6 +603,11 @@ class Log:
                 self._fail_items(fresh, exc)
                 return False
             self._store_pending = True
+            if self._store_failed:
+                # The store that failed the last integration took this write: it is back, so
+                # integrate now rather than at the end of the backoff.
+                self._store_failed = False
+                self._retry_now = True
             for _, _, ticket in fresh:
                 _resolve(ticket.durable, None)
         return False
