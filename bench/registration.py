@@ -310,9 +310,8 @@ def main() -> int:
         passed, rates[kind] = registration_bench(args.count, args.connections, baseline, kind)
         ok = ok and passed
     if len(rates) == 2:
-        print(
-            f"RATIO PostgreSQL / SQLite registrations/s: {rates['postgresql'] / rates['sqlite']:.2f}"
-        )
+        relative = rates["postgresql"] / rates["sqlite"]
+        print(f"RATIO PostgreSQL / SQLite registrations/s: {relative:.2f}")
     if not args.skip_append:
         from bench_append import append_costs
 

@@ -581,6 +581,8 @@ def _apply_migrations(
     conn: psycopg.Connection[Any], schema: str | None, migrations: Sequence[Migration]
 ) -> None:
     with conn.transaction():
+        # A step may rebuild an index over every entry: no statement timeout here.
+        conn.execute("SET LOCAL statement_timeout = 0")
         # The lock first: CREATE SCHEMA IF NOT EXISTS itself races with another migrator.
         conn.execute(
             "SELECT pg_advisory_xact_lock(%s, hashtext(coalesce(%s, current_schema(), '')))",
