@@ -1,9 +1,11 @@
-"""Cost of one append to the SQLite log at 10^3 and 10^6 entries (it should stay flat).
+"""Cost of one append to the log at 10^3 and 10^6 entries (it should stay flat).
 
 Bulk-loads the log to each size, then times batches of 16 appends of ~700-byte entries
-(submit → durable → integrated: SQLite commit, tiles, checkpoint signature, batch hook) and
-prints microseconds per entry, plus bytes stored per entry. Run alone with
-``.venv/bin/python bench/bench_append.py [--sizes 1000,1000000]``.
+(submit → durable → integrated: the store's commit, tiles, checkpoint signature, batch hook)
+and prints microseconds per entry, plus bytes stored per entry. Run alone with
+``.venv/bin/python bench/bench_append.py [--sizes 1000,1000000] [--store sqlite|postgresql]``;
+PostgreSQL is ``$IRONROOT_PG_DSN`` (default ``postgresql://postgres@127.0.0.1:5432/test``), in
+a fresh schema dropped afterwards.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import time
 from pathlib import Path
 
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.log import Log, NoteSigner
+from ironroot.log import Log, NoteSigner, open_store
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
 _BATCH = 16
 _BATCHES = 100
@@ -45,10 +49,25 @@ def _time_appends(log: Log, base: int) -> float:
     return (time.perf_counter() - start) / (_BATCHES * _BATCH)
 
 
-def append_costs(sizes: tuple[int, ...] = (1000, 1_000_000)) -> None:
+def pg_dsn() -> str:
+    return os.environ.get("IRONROOT_PG_DSN") or DEFAULT_DSN
+
+
+def drop_schema(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_dsn(), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # a name made here
+
+
+def append_costs(sizes: tuple[int, ...] = (1000, 1_000_000), store_kind: str = "sqlite") -> None:
     work = Path(tempfile.mkdtemp(prefix="ironroot-append-"))
+    schema = "bench_" + os.urandom(6).hex()
     signer = NoteSigner("bench.example", PrivateKey.generate(Algorithm.EDDSA))
-    log = Log.open(work, origin="bench.example", note_signers=[signer], max_batch=20000)
+    where = pg_dsn() if store_kind == "postgresql" else work
+    store = open_store(where, schema=schema if store_kind == "postgresql" else None)
+    log = Log(store, origin="bench.example", note_signers=[signer], max_batch=20000)
+    print(f"store: {store_kind}")
     log.start()
     try:
         size = 0
@@ -61,10 +80,12 @@ def append_costs(sizes: tuple[int, ...] = (1000, 1_000_000)) -> None:
             per_entry = _time_appends(log, 10**9 + size)
             size = log.tree_size
             results.append((target, per_entry, fill))
-        stored = log.storage_bytes()
+        stored = store.storage_bytes()  # type: ignore[attr-defined]  # every store has it
     finally:
         log.close()
         shutil.rmtree(work, ignore_errors=True)
+        if store_kind == "postgresql":
+            drop_schema(schema)
     for target, per_entry, fill in results:
         print(
             f"append at {target:>9,} entries: {per_entry * 1e6:7.1f} us/entry "
@@ -85,8 +106,9 @@ def append_costs(sizes: tuple[int, ...] = (1000, 1_000_000)) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,1000000")
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
-    append_costs(tuple(int(s) for s in args.sizes.split(",")))
+    append_costs(tuple(int(s) for s in args.sizes.split(",")), args.store)
 
 
 if __name__ == "__main__":

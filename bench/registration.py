@@ -1,6 +1,10 @@
-"""Registration throughput of `ironroot serve` on SQLite, as a ratio to one-core ES256 verifies.
+"""Registration throughput of `ironroot serve`, as a ratio to one-core ES256 verifies.
 
-Run: ``make bench`` (or ``.venv/bin/python bench/registration.py [--count N] [--connections C]``).
+Run: ``make bench`` (or ``.venv/bin/python bench/registration.py [--count N] [--connections C]
+[--store sqlite|postgresql|both]``). The log is SQLite in the data directory by default;
+``--store postgresql`` puts it in a fresh schema of ``$IRONROOT_PG_DSN`` (default
+``postgresql://postgres@127.0.0.1:5432/test``), dropped afterwards; ``both`` runs one after the
+other and prints PostgreSQL's rate as a ratio to SQLite's too.
 
 What it does, in one run on this machine:
 1. baseline: ES256 verifications/s on one core (the dominant per-statement cost of the server);
@@ -188,12 +192,22 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0)
     raise SystemExit("server did not start in time")
 
 
-def registration_bench(count: int, connections: int, baseline: float) -> bool:
+def registration_bench(
+    count: int, connections: int, baseline: float, store: str = "sqlite"
+) -> tuple[bool, float]:
+    from bench_append import drop_schema, pg_dsn
+
     workdir = Path(tempfile.mkdtemp(prefix="ironroot-bench-"))
     data = workdir / "data"
     vendor = PrivateKey.generate(Algorithm.ES256)
     data.mkdir()
     (data / "vendor.pub.pem").write_bytes(vendor.public_key.to_pem())
+    schema = "bench_" + os.urandom(6).hex()
+    store_lines = (
+        f'[log]\nstore = "postgresql"\ndsn = "{pg_dsn()}"\nschema = "{schema}"\n'
+        if store == "postgresql"
+        else ""
+    )
     (data / "ironroot.toml").write_text(
         "[transparency]\n"
         'service_issuer = "https://transparency.example"\n'
@@ -201,8 +215,9 @@ def registration_bench(count: int, connections: int, baseline: float) -> bool:
         f"batch_linger = {os.environ.get('IRONROOT_BENCH_LINGER', '0.002')}\n"
         "[[transparency.issuers]]\n"
         f'iss = "{ISS}"\n'
-        'key = "vendor.pub.pem"\n'
+        'key = "vendor.pub.pem"\n' + store_lines
     )
+    print(f"store: {store}", flush=True)
     print(f"signing {count} statements ...", flush=True)
     statements = make_statements(vendor, count)
     avg = sum(map(len, statements)) / len(statements)
@@ -226,9 +241,12 @@ def registration_bench(count: int, connections: int, baseline: float) -> bool:
         cpu_before = _cpu_seconds(proc.pid)
         result = asyncio.run(_run_load(port, statements, connections))
         cpu_after = _cpu_seconds(proc.pid)
+        stored = _stored_bytes(data)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if store == "postgresql":
+            drop_schema(schema)
     elapsed = float(result["elapsed"])  # type: ignore[arg-type]
     statuses = result["statuses"]
     ids = result["ids"]
@@ -247,7 +265,6 @@ def registration_bench(count: int, connections: int, baseline: float) -> bool:
             entry = SignedStatement.parse(statements[i]).log_entry()
             verify_receipt(receipts[entry_id], entry, keys)
             verified += 1
-    stored = sum(p.stat().st_size for p in data.glob("log.sqlite3*"))
     ratio = rate / baseline
     print(f"statements: {count} x ~{avg:.0f} bytes, {connections} connections")
     print(f"responses: {statuses}; receipts fetched: {result['fetch_status']}")
@@ -263,7 +280,18 @@ def registration_bench(count: int, connections: int, baseline: float) -> bool:
     print(f"bytes stored per entry: {stored / max(1, count):.0f} (statement ~{avg:.0f})")
     print(f"RATIO registrations/s / ES256 verifies/s (1 core): {ratio:.3f}  (target >= 0.12)")
     shutil.rmtree(workdir, ignore_errors=True)
-    return errors == 0 and lost == 0 and int(size_line) == count and ratio >= 0.12
+    return errors == 0 and lost == 0 and int(size_line) == count and ratio >= 0.12, rate
+
+
+def _stored_bytes(data: Path) -> int:
+    """Bytes the log occupies: its SQLite files, or its PostgreSQL relations."""
+    from ironroot.log import open_store
+
+    store = open_store(data, read_only=True)
+    try:
+        return int(store.storage_bytes())
+    finally:
+        store.close()
 
 
 def main() -> int:
@@ -271,14 +299,24 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--skip-append", action="store_true", help="skip the 10^6 append costs")
+    parser.add_argument("--store", choices=("sqlite", "postgresql", "both"), default="sqlite")
     args = parser.parse_args()
     baseline = es256_verifies_per_second()
     print(f"baseline: ES256 verifications/s on one core: {baseline:.0f}")
-    ok = registration_bench(args.count, args.connections, baseline)
+    kinds = ("sqlite", "postgresql") if args.store == "both" else (args.store,)
+    ok = True
+    rates = {}
+    for kind in kinds:
+        passed, rates[kind] = registration_bench(args.count, args.connections, baseline, kind)
+        ok = ok and passed
+    if len(rates) == 2:
+        relative = rates["postgresql"] / rates["sqlite"]
+        print(f"RATIO PostgreSQL / SQLite registrations/s: {relative:.2f}")
     if not args.skip_append:
         from bench_append import append_costs
 
-        append_costs()
+        for kind in kinds:
+            append_costs(store_kind=kind)
     return 0 if ok else 1
 
 

@@ -78,10 +78,12 @@ __all__ = [
     "SpdmErrorResponse",
     "SpdmProtocolError",
     "SpdmTransportError",
+    "StaleBatch",
     "StaleNonce",
     "StateReuse",
     "StorageError",
     "StoreRolledBack",
+    "StoreUnavailable",
     "SvnRollback",
     "TooManyAttempts",
     "Unauthorized",
@@ -365,6 +367,33 @@ class StorageError(IronrootError):
     title = "Storage Error"
     http_status = 503
     exit_code = 1
+
+
+class StoreUnavailable(StorageError):
+    """The store cannot be reached right now (a database that is down, a connection lost, a
+    timeout): nothing was written by the failed call; retry after ``retry_after`` seconds."""
+
+    code = "store-unavailable"
+    title = "Service Unavailable"
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        code: str | None = None,
+        check: str | None = None,
+        retry_after: int = 1,
+    ) -> None:
+        super().__init__(detail, code=code, check=check)
+        self.retry_after = max(1, retry_after)
+
+
+class StaleBatch(StorageError):
+    """A log write prepared from a tree size that is no longer the stored one (the fence): a
+    stale or second writer's batch, refused whole."""
+
+    code = "stale-batch"
+    title = "Stale Write Refused"
 
 
 # --- certificates --------------------------------------------------------------------------

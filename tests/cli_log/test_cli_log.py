@@ -1,10 +1,10 @@
-"""``ironroot log verify`` on a data directory and on a served log."""
+"""``ironroot log verify`` on a data directory (its log in SQLite or PostgreSQL) and on a
+served log."""
 
 from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,17 +16,22 @@ from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import IronrootError
 from ironroot.log import CONFIG_PATH, Log, NoteSigner, layout, parse_tile_path
+from ironroot_pg import TestStore, add_store_to_config, raw_sql, test_store
 
 ORIGIN = "cli.example/log"
 
 
-def _data_dir(path: Path, key: PrivateKey, count: int, tag: bytes = b"e") -> Path:
+def _data_dir(
+    path: Path, key: PrivateKey, count: int, tag: bytes = b"e", store: TestStore | None = None
+) -> Path:
     (path / "keys").mkdir(parents=True)
     layout.checkpoint_key_path(path).write_bytes(key.to_pem())
     layout.checkpoint_public_key_path(path).write_bytes(key.public_key.to_pem())
     layout.config_path(path).write_text(
         f'service_issuer = "https://cli.example/log"\n[log]\norigin = "{ORIGIN}"\n'
     )
+    if store is not None:
+        add_store_to_config(path, store)
     log = Log.open(path, origin=ORIGIN, note_signers=[NoteSigner(ORIGIN, key)], max_batch=50)
     tickets = log.submit_many([tag + b" %d" % i for i in range(count)])
     log.start()
@@ -41,9 +46,10 @@ def key() -> PrivateKey:
     return PrivateKey.generate(Algorithm.ED25519)
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path, key: PrivateKey) -> Path:
-    return _data_dir(tmp_path / "data", key, 300)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def data_dir(request: pytest.FixtureRequest, tmp_path: Path, key: PrivateKey) -> Iterator[Path]:
+    with test_store(request.param) as store:
+        yield _data_dir(tmp_path / "data", key, 300, store=store)
 
 
 def test_verify_dir(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -62,9 +68,7 @@ def test_verify_dir_json(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 
 def _tamper(data_dir: Path) -> None:
-    conn = sqlite3.connect(layout.log_db_path(data_dir), isolation_level=None)
-    conn.execute("UPDATE tiles SET data = zeroblob(8192) WHERE level = 0 AND idx = 0")
-    conn.close()
+    raw_sql(data_dir, "UPDATE tiles SET data = ? WHERE level = 0 AND idx = 0", bytes(8192))
 
 
 def test_tampered_dir_exits_1(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -88,17 +92,13 @@ def test_tampered_dir_json(data_dir: Path, capsys: pytest.CaptureFixture[str]) -
 def test_earlier_checkpoint(
     data_dir: Path, key: PrivateKey, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    conn = sqlite3.connect(layout.log_db_path(data_dir))
-    early = conn.execute("SELECT note FROM checkpoints WHERE size = 100").fetchone()[0]
-    conn.close()
+    early = raw_sql(data_dir, "SELECT note FROM checkpoints WHERE size = 100")[0][0]
     (tmp_path / "early").write_bytes(early)
     assert main(["log", "verify", str(data_dir), "--checkpoint", str(tmp_path / "early")]) == 0
     assert "consistent with the earlier checkpoint at size 100" in capsys.readouterr().out
 
     fork = _data_dir(tmp_path / "fork", key, 120, tag=b"fork")
-    conn = sqlite3.connect(layout.log_db_path(fork))
-    forked = conn.execute("SELECT note FROM checkpoints WHERE size = 100").fetchone()[0]
-    conn.close()
+    forked = raw_sql(fork, "SELECT note FROM checkpoints WHERE size = 100")[0][0]
     (tmp_path / "forked").write_bytes(forked)
     assert main(["log", "verify", str(data_dir), "--checkpoint", str(tmp_path / "forked")]) == 1
     assert "inconsistent-checkpoint" in capsys.readouterr().err

@@ -1,8 +1,8 @@
 """Crash-test helper (run as a script): append to a log until killed.
 
-``python log_crash_writer.py DATA_DIR RUN MAX_BATCH`` opens the log in DATA_DIR (key and
-origin from the data directory), submits entries in a loop, and writes to stdout one line
-per event, flushed at once:
+``python log_crash_writer.py DATA_DIR RUN MAX_BATCH`` opens the log of DATA_DIR (key, origin
+and store from the data directory: SQLite in it, or its PostgreSQL schema), submits entries
+in a loop, and writes to stdout one line per event, flushed at once:
 
 * ``D <entry id hex>`` — right after the entry's ``durable`` future resolved;
 * ``C <base64 of the signed checkpoint>`` — each time a new checkpoint is published.
@@ -20,14 +20,15 @@ import time
 from concurrent.futures import Future
 from pathlib import Path
 
-from ironroot.log import Log, layout
+from ironroot.log import Log, StoreConfig, layout
 
 
 def main() -> None:
     data_dir, run, max_batch = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     origin = layout.read_log_origin(data_dir)
     signer = layout.load_checkpoint_signer(data_dir, origin)
-    log = Log.open(data_dir, origin=origin, note_signers=[signer], max_batch=max_batch)
+    store = StoreConfig.of_data_dir(data_dir).open(data_dir)
+    log = Log(store, origin=origin, note_signers=[signer], max_batch=max_batch)
     lock = threading.Lock()
 
     def emit(line: str) -> None:

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import NotFound
 from ironroot.log import (
     CONFIG_PATH,
+    AuditableStore,
     Integrated,
     Log,
     NoteSigner,
     layout,
     parse_tile_path,
 )
+from ironroot_pg import TestStore
 
 ORIGIN = "log.example/test"
 
@@ -85,3 +89,27 @@ def fill_before_start(log: Log, items: Sequence[bytes], timeout: float = 60.0) -
     log.start()
     for ticket in tickets:
         ticket.integrated.result(timeout)
+
+
+@dataclass(frozen=True)
+class LogPlace:
+    """A log's home for one test: a data directory, and the store its log lives in."""
+
+    store: TestStore
+    data_dir: Path
+
+    @property
+    def kind(self) -> str:
+        return self.store.kind
+
+    def open_store(self, **kwargs: Any) -> AuditableStore:
+        return self.store.config().open(self.data_dir, **kwargs)
+
+    def open_log(self, **kwargs: Any) -> Log:
+        """A :class:`Log` on this place's store (the same log each time: reopening works)."""
+        store = self.open_store()
+        try:
+            return Log(store, **kwargs)
+        except BaseException:
+            store.close()
+            raise

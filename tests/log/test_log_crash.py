@@ -1,5 +1,5 @@
-"""KILL -9: no entry whose ``durable`` future resolved is ever lost, and no published
-checkpoint is ever inconsistent with a later one."""
+"""KILL -9, on each durable store: no entry whose ``durable`` future resolved is ever lost,
+and no published checkpoint is ever inconsistent with a later one."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from log_testkit import ORIGIN, ed25519_key, make_data_dir, signer
+from log_testkit import ORIGIN, LogPlace, ed25519_key, make_data_dir, signer
 
-from ironroot.log import Log, open_checkpoint, verify_log
+from ironroot.log import open_checkpoint, verify_log
 from ironroot.merkle import verify_consistency
+from ironroot_pg import add_store_to_config
 
 SCRIPT = Path(__file__).with_name("log_crash_writer.py")
 RUNS = 4
@@ -49,11 +50,14 @@ def _run_until_killed(data_dir: Path, run: int, max_batch: int, out: Path, delay
 
 
 @pytest.mark.integration
-def test_kill_9_loses_no_durable_entry_and_forks_no_checkpoint(tmp_path: Path) -> None:
+def test_kill_9_loses_no_durable_entry_and_forks_no_checkpoint(
+    tmp_path: Path, place: LogPlace
+) -> None:
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
     key = ed25519_key()
-    data_dir = make_data_dir(tmp_path / "data", key)
+    data_dir = make_data_dir(place.data_dir, key)
+    add_store_to_config(data_dir, place.store)
     durable: list[bytes] = []
     checkpoints: list[bytes] = []
     for run in range(RUNS):
@@ -68,7 +72,7 @@ def test_kill_9_loses_no_durable_entry_and_forks_no_checkpoint(tmp_path: Path) -
     assert durable, f"seed {seed}: nothing became durable"
 
     verifier = signer(key).verifier()
-    with Log.open(data_dir, origin=ORIGIN, note_signers=[signer(key)]) as log:
+    with place.open_log(origin=ORIGIN, note_signers=[signer(key)]) as log:
         deadline = time.monotonic() + 60
         while log.store.pending():
             assert time.monotonic() < deadline, f"seed {seed}: pending entries not integrated"

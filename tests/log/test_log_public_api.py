@@ -9,6 +9,8 @@ import ironroot.log
 from ironroot.log import layout
 
 EXPECTED = {
+    "AuditReader",
+    "AuditableStore",
     "BatchSigner",
     "BatchVerifier",
     "CACHE_CHECKPOINT",
@@ -18,6 +20,7 @@ EXPECTED = {
     "Checkpoint",
     "DirectoryLogFetcher",
     "ExportReport",
+    "DSN_ENV",
     "HttpLogFetcher",
     "Integrated",
     "Log",
@@ -34,9 +37,14 @@ EXPECTED = {
     "NoteVerifier",
     "SIGNATURE_TYPE_ED25519",
     "SIGNATURE_TYPE_MLDSA44",
+    "STORE_KEYS",
+    "PostgresLogStore",
+    "SchemaStatus",
     "SqliteLogStore",
     "StoreBatch",
     "StoreLogFetcher",
+    "StoreConfig",
+    "StoreView",
     "TILE_HEIGHT",
     "TILE_INDEX_PATTERN",
     "TILE_LEVEL_PATTERN",
@@ -47,6 +55,7 @@ EXPECTED = {
     "TreeState",
     "cache_control",
     "check_resource_path",
+    "check_batch",
     "encode_entry_bundle",
     "entry_bundle_path",
     "entry_bundles_for_size",
@@ -57,6 +66,7 @@ EXPECTED = {
     "note_key_id",
     "open_checkpoint",
     "open_note",
+    "open_store",
     "parse_entry_bundle",
     "parse_tile",
     "parse_tile_path",
@@ -94,6 +104,7 @@ def test_layout_public_names() -> None:
         "load_log_identity",
         "log_db_path",
         "read_log_origin",
+        "read_log_table",
         "receipt_keys_path",
     }
 

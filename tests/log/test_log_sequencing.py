@@ -1,5 +1,5 @@
-"""The sequenced Log on both stores: tiles and proofs against merkle.MemoryTree, reopening,
-idempotent submission, batch signing and its failures."""
+"""The sequenced Log on every store (memory, SQLite, PostgreSQL): tiles and proofs against
+merkle.MemoryTree, reopening, idempotent submission, batch signing and its failures."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from log_testkit import ORIGIN, ed25519_key, entries, fill, mldsa_key, signer
+from log_testkit import ORIGIN, LogPlace, ed25519_key, entries, fill, mldsa_key, signer
 
 from ironroot.errors import (
     ConfigError,
@@ -39,19 +39,22 @@ from ironroot.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from ironroot_pg import test_store
 
 KEY = ed25519_key()
 SIGNERS = [NoteSigner(ORIGIN, KEY)]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def new_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Log]:
     if request.param == "memory":
-        log = Log.open_memory(origin=ORIGIN, note_signers=SIGNERS, max_batch=100)
-    else:
-        log = Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS, max_batch=100)
-    with log:
-        yield log
+        with Log.open_memory(origin=ORIGIN, note_signers=SIGNERS, max_batch=100) as log:
+            yield log
+        return
+    with test_store(request.param) as store:
+        place = LogPlace(store, tmp_path)
+        with place.open_log(origin=ORIGIN, note_signers=SIGNERS, max_batch=100) as log:
+            yield log
 
 
 def _check_tiles_against(log: Log, tree: MemoryTree, size: int) -> None:
@@ -231,13 +234,13 @@ def test_proofs_beyond_the_tree_are_not_found() -> None:
 # --- reopening ------------------------------------------------------------------------------
 
 
-def test_reopen_keeps_everything(tmp_path: Path) -> None:
+def test_reopen_keeps_everything(place: LogPlace) -> None:
     items = entries(600)
-    with Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS, max_batch=128) as log:
+    with place.open_log(origin=ORIGIN, note_signers=SIGNERS, max_batch=128) as log:
         placed = fill(log, items[:400])
         first_root, first_checkpoint = log.root(), log.checkpoint()
         tiles = {a: log.read_tile(a.level, a.index, a.width) for a in tiles_for_size(400)}
-    with Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS, max_batch=128) as log:
+    with place.open_log(origin=ORIGIN, note_signers=SIGNERS, max_batch=128) as log:
         assert log.tree_size == 400
         assert log.root() == first_root
         assert log.checkpoint() == first_checkpoint
@@ -248,10 +251,10 @@ def test_reopen_keeps_everything(tmp_path: Path) -> None:
         verify_log(log.store, origin=ORIGIN, verifiers=[SIGNERS[0].verifier()])
 
 
-def test_reopen_with_another_origin_is_refused(tmp_path: Path) -> None:
-    Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS).close()
+def test_reopen_with_another_origin_is_refused(place: LogPlace) -> None:
+    place.open_log(origin=ORIGIN, note_signers=SIGNERS).close()
     with pytest.raises(ConfigError):
-        Log.open(tmp_path, origin="other.example", note_signers=[NoteSigner("other.example", KEY)])
+        place.open_log(origin="other.example", note_signers=[NoteSigner("other.example", KEY)])
 
 
 def test_a_log_needs_a_signer() -> None:
@@ -270,19 +273,19 @@ def test_closed_log_refuses_submissions() -> None:
         log.start()
 
 
-def test_mldsa_and_ed25519_signed_checkpoints(tmp_path: Path) -> None:
+def test_mldsa_and_ed25519_signed_checkpoints(place: LogPlace) -> None:
     ml = mldsa_key()
     both = [signer(KEY), signer(ml)]
-    with Log.open(tmp_path, origin=ORIGIN, note_signers=both) as log:
+    with place.open_log(origin=ORIGIN, note_signers=both) as log:
         fill(log, entries(10))
         note = log.checkpoint()
     assert open_checkpoint(note, [signer(ml).verifier()]).size == 10
     assert open_checkpoint(note, [signer(KEY).verifier()]).size == 10
 
 
-def test_single_submissions_within_the_linger_share_one_batch(tmp_path: Path) -> None:
+def test_single_submissions_within_the_linger_share_one_batch(place: LogPlace) -> None:
     # The writer is woken for the first entry and for a full batch, not for each entry.
-    log = Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS, max_batch=4, linger=1.0)
+    log = place.open_log(origin=ORIGIN, note_signers=SIGNERS, max_batch=4, linger=1.0)
     with log:
         tickets = [log.submit(entry) for entry in entries(9)]
         placed = [t.integrated.result(30) for t in tickets]
@@ -290,8 +293,8 @@ def test_single_submissions_within_the_linger_share_one_batch(tmp_path: Path) ->
     assert placed[8] == Integrated(8, 9)
 
 
-def test_a_thread_waiting_for_growth_does_not_take_the_writer_s_wake_up(tmp_path: Path) -> None:
-    log = Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS)
+def test_a_thread_waiting_for_growth_does_not_take_the_writer_s_wake_up(place: LogPlace) -> None:
+    log = place.open_log(origin=ORIGIN, note_signers=SIGNERS)
     grown: list[int] = []
     waiter = threading.Thread(target=lambda: grown.append(log.wait_for_growth(0, timeout=30)))
     waiter.start()  # waits on the log's condition before the writer does
@@ -320,18 +323,18 @@ class _Receipts:
         return {"receipt": b"R" + tree_size.to_bytes(8, "big") + root}
 
 
-def test_batch_signer_data_is_stored_per_batch(tmp_path: Path) -> None:
+def test_batch_signer_data_is_stored_per_batch(place: LogPlace) -> None:
     receipts = _Receipts()
-    with Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS, batch_signer=receipts) as log:
+    with place.open_log(origin=ORIGIN, note_signers=SIGNERS, batch_signer=receipts) as log:
         placed = fill(log, entries(50))
         size = placed[-1].tree_size
         assert log.batch_data(size) == {"receipt": b"R" + size.to_bytes(8, "big") + log.root(size)}
     assert all(call[1] == MemoryTree(entries(call[0])).root() for call in receipts.calls)
 
 
-def test_failing_batch_signer_keeps_entries_durable_and_retries(tmp_path: Path) -> None:
+def test_failing_batch_signer_keeps_entries_durable_and_retries(place: LogPlace) -> None:
     receipts = _Receipts(fail_first=3)
-    with Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS, batch_signer=receipts) as log:
+    with place.open_log(origin=ORIGIN, note_signers=SIGNERS, batch_signer=receipts) as log:
         tickets = log.submit_many(entries(20))
         for ticket in tickets:
             ticket.durable.result(10)
@@ -342,11 +345,11 @@ def test_failing_batch_signer_keeps_entries_durable_and_retries(tmp_path: Path) 
 
 
 def test_commit_listeners_see_each_committed_batch_before_its_tickets_resolve(
-    tmp_path: Path,
+    place: LogPlace,
 ) -> None:
     receipts = _Receipts(fail_first=2)  # two failed integrations: no commit, no call
     seen: list[tuple[int, bytes, dict[str, bytes], bool]] = []
-    log = Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS, batch_signer=receipts)
+    log = place.open_log(origin=ORIGIN, note_signers=SIGNERS, batch_signer=receipts)
 
     def listener(size: int, root: bytes, data: Mapping[str, bytes]) -> None:
         pending = [t for t in tickets if not t.integrated.done()]
@@ -365,12 +368,12 @@ def test_commit_listeners_see_each_committed_batch_before_its_tickets_resolve(
 
 
 def test_a_failing_commit_listener_is_logged_and_the_log_goes_on(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    place: LogPlace, caplog: pytest.LogCaptureFixture
 ) -> None:
     def listener(size: int, root: bytes, data: Mapping[str, bytes]) -> None:
         raise RuntimeError("listener bug")
 
-    log = Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS)
+    log = place.open_log(origin=ORIGIN, note_signers=SIGNERS)
     log.add_commit_listener(listener)
     with log:
         placed = fill(log, entries(5))
@@ -378,8 +381,8 @@ def test_a_failing_commit_listener_is_logged_and_the_log_goes_on(
     assert "a commit listener failed" in caplog.text
 
 
-def test_proofs_of_a_new_batch_need_no_tile_read(tmp_path: Path) -> None:
-    with Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS) as log:
+def test_proofs_of_a_new_batch_need_no_tile_read(place: LogPlace) -> None:
+    with place.open_log(origin=ORIGIN, note_signers=SIGNERS) as log:
         fill(log, entries(300))
         tree = MemoryTree(entries(300))
         reads: list[tuple[int, int]] = []
@@ -401,8 +404,8 @@ class _Broken:
         raise RuntimeError("down")
 
 
-def test_pending_entries_are_integrated_on_reopen(tmp_path: Path) -> None:
-    log = Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS, batch_signer=_Broken())
+def test_pending_entries_are_integrated_on_reopen(place: LogPlace) -> None:
+    log = place.open_log(origin=ORIGIN, note_signers=SIGNERS, batch_signer=_Broken())
     log.start()
     tickets = log.submit_many(entries(30))
     for ticket in tickets:
@@ -413,7 +416,7 @@ def test_pending_entries_are_integrated_on_reopen(tmp_path: Path) -> None:
     with pytest.raises(StorageError):
         tickets[0].integrated.result(0)
 
-    reopened = Log.open(tmp_path, origin=ORIGIN, note_signers=SIGNERS, batch_signer=_Receipts())
+    reopened = place.open_log(origin=ORIGIN, note_signers=SIGNERS, batch_signer=_Receipts())
     assert reopened.status(tickets[0].entry_id) is None  # pending until the writer runs
     with reopened:
         assert reopened.wait_idle(10)

@@ -1,10 +1,11 @@
-"""verify_log on a stored log (tampering with the SQLite file), the remote checker, the layout."""
+"""verify_log on a stored log (tampering with it in SQLite and in PostgreSQL), the remote
+checker, the layout."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from log_testkit import (
     ORIGIN,
     LogBackedFetcher,
+    LogPlace,
     MissingFetcher,
     ed25519_key,
     entries,
@@ -40,47 +42,55 @@ from ironroot.log import (
     HttpLogFetcher,
     Log,
     LogIdentity,
+    StoreConfig,
     fetch_log_identity,
     layout,
     load_log_identity,
     verify_log_dir,
     verify_remote_log,
 )
+from ironroot_pg import add_store_to_config, copy_data_dir, raw_sql, test_store
 
 SIZE = 600
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, PrivateKey, list[bytes]]:
-    """A data directory holding a log of 600 entries in several batches."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def built(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, PrivateKey, list[bytes]]]:
+    """A data directory holding a log of 600 entries in several batches, in each store."""
     key = ed25519_key()
-    data_dir = make_data_dir(tmp_path_factory.mktemp("log"), key)
-    log = Log.open(data_dir, origin=ORIGIN, note_signers=[signer(key)], max_batch=97)
-    fill_before_start(log, entries(SIZE))
-    (data_dir / "early.checkpoint").write_bytes(log.checkpoint_at(97))
-    log.close()
-    return data_dir, key, entries(SIZE)
+    with test_store(request.param) as store:
+        data_dir = make_data_dir(tmp_path_factory.mktemp("log"), key)
+        add_store_to_config(data_dir, store)
+        log = LogPlace(store, data_dir).open_log(
+            origin=ORIGIN, note_signers=[signer(key)], max_batch=97
+        )
+        fill_before_start(log, entries(SIZE))
+        (data_dir / "early.checkpoint").write_bytes(log.checkpoint_at(97))
+        log.close()
+        yield data_dir, key, entries(SIZE)
+
+
+def _kind(data_dir: Path) -> str:
+    return StoreConfig.of_data_dir(data_dir).kind
 
 
 @pytest.fixture
-def copy(built: tuple[Path, PrivateKey, list[bytes]], tmp_path: Path) -> Path:
-    """A fresh copy of the built data directory to tamper with."""
-    source = built[0]
-    target = tmp_path / "data"
-    (target / "keys").mkdir(parents=True)
+def copy(built: tuple[Path, PrivateKey, list[bytes]], tmp_path: Path) -> Iterator[Path]:
+    """A fresh copy of the built data directory, and of its log, to tamper with."""
+    source = tmp_path / "source"
+    (source / "keys").mkdir(parents=True)
     names = ["ironroot.toml", "keys/checkpoint.pub.pem"]
-    names += [p.name for p in source.iterdir() if p.name.startswith("log.sqlite3")]
+    names += [p.name for p in built[0].iterdir() if p.name.startswith("log.sqlite3")]
     for name in names:
-        (target / name).write_bytes((source / name).read_bytes())
-    return target
+        shutil.copyfile(built[0] / name, source / name)
+    with copy_data_dir(source, tmp_path / "data") as target:
+        yield target
 
 
 def _sql(data_dir: Path, statement: str, *args: object) -> None:
-    conn = sqlite3.connect(layout.log_db_path(data_dir), isolation_level=None)
-    try:
-        conn.execute(statement, args)
-    finally:
-        conn.close()
+    raw_sql(data_dir, statement, *args)
 
 
 def _flip(blob: bytes, at: int = 0) -> bytes:
@@ -88,11 +98,7 @@ def _flip(blob: bytes, at: int = 0) -> bytes:
 
 
 def _row(data_dir: Path, query: str, *args: object) -> bytes:
-    conn = sqlite3.connect(layout.log_db_path(data_dir))
-    try:
-        return bytes(conn.execute(query, args).fetchone()[0])
-    finally:
-        conn.close()
+    return bytes(raw_sql(data_dir, query, *args)[0][0])
 
 
 def _rewrite_entry_and_id(data_dir: Path) -> None:
@@ -114,6 +120,8 @@ def test_untouched_log_verifies(copy: Path) -> None:
 def test_a_cleanly_stopped_copy_verifies_without_writing_anything(copy: Path) -> None:
     """`log verify` on a read-only copy: nothing is created or changed in the directory (no
     SQLite -wal/-shm either), so a directory mounted read-only verifies the same way."""
+    if _kind(copy) != "sqlite":
+        pytest.skip("SQLite's files only: a PostgreSQL log is read in a read-only snapshot")
 
     def snapshot() -> dict[str, tuple[int, int]]:
         return {
@@ -129,7 +137,7 @@ def test_a_cleanly_stopped_copy_verifies_without_writing_anything(copy: Path) ->
 
 
 @pytest.mark.parametrize(
-    ("tamper", "what"),
+    ("tamper", "what", "sqlite_only"),
     [
         pytest.param(
             lambda d: _sql(
@@ -138,9 +146,21 @@ def test_a_cleanly_stopped_copy_verifies_without_writing_anything(copy: Path) ->
                 _flip(_row(d, "SELECT entry FROM entries WHERE idx = 5")),
             ),
             "entry-id index does not map entry 5",
+            True,
             id="entry-byte",
         ),
-        pytest.param(_rewrite_entry_and_id, "tile 0/0 differs", id="entry-and-its-id"),
+        pytest.param(
+            _rewrite_entry_and_id,
+            "tile 0/0 differs",
+            True,
+            id="entry-and-its-id",
+        ),
+        pytest.param(
+            lambda d: _sql(d, "UPDATE entries SET entry = ? WHERE idx = 5", b"rewritten"),
+            {"sqlite": "entry-id index does not map entry 5", "postgresql": "tile 0/0 differs"},
+            False,
+            id="entry-rewritten",
+        ),
         pytest.param(
             lambda d: _sql(
                 d,
@@ -148,6 +168,7 @@ def test_a_cleanly_stopped_copy_verifies_without_writing_anything(copy: Path) ->
                 _flip(_row(d, "SELECT data FROM tiles WHERE level = 0 AND idx = 1"), 100),
             ),
             "tile 0/1 differs",
+            False,
             id="full-tile-byte",
         ),
         pytest.param(
@@ -157,6 +178,7 @@ def test_a_cleanly_stopped_copy_verifies_without_writing_anything(copy: Path) ->
                 _flip(_row(d, "SELECT data FROM tiles WHERE level = 0 AND idx = 2"), 31),
             ),
             "tile 0/2 differs",
+            False,
             id="partial-tile-byte",
         ),
         pytest.param(
@@ -166,16 +188,19 @@ def test_a_cleanly_stopped_copy_verifies_without_writing_anything(copy: Path) ->
                 _row(d, "SELECT data FROM tiles WHERE level = 1 AND idx = 0")[:32],
             ),
             "tile 1/0 differs",
+            False,
             id="level-1-tile-truncated",
         ),
         pytest.param(
             lambda d: _sql(d, "INSERT INTO tiles VALUES (3, 0, ?)", bytes(32)),
             "holds 5 tiles",
+            False,
             id="extra-tile",
         ),
         pytest.param(
             lambda d: _sql(d, "DELETE FROM tiles WHERE level = 0 AND idx = 0"),
             "tile/0/000 is missing",
+            False,
             id="missing-tile",
         ),
         pytest.param(
@@ -187,6 +212,7 @@ def test_a_cleanly_stopped_copy_verifies_without_writing_anything(copy: Path) ->
                 ),
             ),
             "size 97 does not verify",
+            False,
             id="checkpoint-body",
         ),
         pytest.param(
@@ -196,11 +222,13 @@ def test_a_cleanly_stopped_copy_verifies_without_writing_anything(copy: Path) ->
                 _row(d, "SELECT note FROM checkpoints WHERE size = 194")[:-6] + b"AAAA=\n",
             ),
             "size 194 does not verify",
+            False,
             id="checkpoint-signature",
         ),
         pytest.param(
             lambda d: _sql(d, "DELETE FROM checkpoints WHERE size = ?", SIZE),
             "no checkpoint was published at the log's size 600",
+            False,
             id="latest-checkpoint-deleted",
         ),
         pytest.param(
@@ -210,29 +238,37 @@ def test_a_cleanly_stopped_copy_verifies_without_writing_anything(copy: Path) ->
                 _flip(_row(d, "SELECT hashes FROM state"), 3),
             ),
             "compact range differs",
+            False,
             id="state-hashes",
         ),
         pytest.param(
-            lambda d: _sql(d, "UPDATE state SET size = 599"), "says size 599", id="state-size"
+            lambda d: _sql(d, "UPDATE state SET size = 599"),
+            "says size 599",
+            False,
+            id="state-size",
         ),
         pytest.param(
             lambda d: _sql(d, "UPDATE entry_ids SET idx = 7 WHERE idx = 8"),
             "does not map entry 8",
+            True,
             id="id-map",
         ),
         pytest.param(
             lambda d: _sql(d, "DELETE FROM entry_ids WHERE idx = 9"),
             "does not map entry 9",
+            True,
             id="id-missing",
         ),
         pytest.param(
             lambda d: _sql(d, "INSERT INTO entry_ids VALUES (?, 3)", bytes(32)),
             "ids of entries that are not in the log",
+            True,
             id="id-extra",
         ),
         pytest.param(
             lambda d: _sql(d, "DELETE FROM entries WHERE idx = 300"),
             "entry 300 is missing",
+            False,
             id="entry-gap",
         ),
         pytest.param(
@@ -240,22 +276,29 @@ def test_a_cleanly_stopped_copy_verifies_without_writing_anything(copy: Path) ->
                 d, "INSERT INTO pending (entry_id, entry) VALUES (?, ?)", bytes(32), b"x"
             ),
             "does not hash to its id",
+            False,
             id="pending-id",
         ),
         pytest.param(
-            lambda d: _sql(d, "INSERT INTO batch_data VALUES (5, 'r', x'00')"),
+            lambda d: _sql(d, "INSERT INTO batch_data VALUES (5, 'r', ?)", b"\x00"),
             "batch data for a size without a checkpoint",
+            False,
             id="batch-size",
         ),
     ],
 )
 def test_any_tampering_is_a_storage_error(
-    copy: Path, tamper: Callable[[Path], None], what: str
+    copy: Path, tamper: Callable[[Path], None], what: str | dict[str, str], sqlite_only: bool
 ) -> None:
+    if sqlite_only and _kind(copy) == "postgresql":
+        pytest.skip(
+            "PostgreSQL stores no entry ids: its id index is derived from the entries, so it "
+            "cannot be changed apart from them (entry-rewritten covers a changed entry)"
+        )
     tamper(copy)
     with pytest.raises(StorageError) as info:
         verify_log_dir(copy)
-    assert what in info.value.detail
+    assert (what if isinstance(what, str) else what[_kind(copy)]) in info.value.detail
 
 
 def test_checkpoint_signed_by_another_key_is_a_storage_error(copy: Path) -> None:

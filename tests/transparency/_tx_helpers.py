@@ -12,9 +12,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ironroot.crypto import Algorithm, PrivateKey
+from ironroot_pg import TestStore
 
 VENDOR_ISS = "https://vendor.example"
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+CURRENT_STORE: TestStore | None = None
+"""The running test's log store (set by conftest.py's ``log_store``)."""
 
 
 def write_config(
@@ -29,6 +32,7 @@ def write_config(
     max_statement_bytes: int = 65535,
     registration_wait: float = 5.0,
     checkpoint_algorithm: str = "Ed25519",
+    store: TestStore | None = None,
 ) -> Path:
     data.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -48,7 +52,11 @@ def write_config(
     for i, (iss, key) in enumerate(issuers):
         (data / f"issuer{i}.pub.pem").write_bytes(key.public_key.to_pem())
         lines += ["[[transparency.issuers]]", f'iss = "{iss}"', f'key = "issuer{i}.pub.pem"']
-    lines += ["[log]", f'checkpoint_algorithm = "{checkpoint_algorithm}"', "[auth]"]
+    lines += ["[log]", f'checkpoint_algorithm = "{checkpoint_algorithm}"']
+    store = store if store is not None else CURRENT_STORE
+    if store is not None:
+        lines += store.toml_lines()
+    lines.append("[auth]")
     lines.append(f"write_tokens = {list(tokens)!r}".replace("'", '"'))
     (data / "ironroot.toml").write_text("\n".join(lines) + "\n")
     return data

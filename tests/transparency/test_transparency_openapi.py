@@ -10,6 +10,8 @@ from ironroot.errors import MalformedInput
 from ironroot.log import parse_tile_path
 from ironroot.transparency._openapi import OPENAPI
 
+STORE_INDEPENDENT = True  # no test here opens a log store (conftest.py)
+
 _TILE = OPENAPI["paths"]["/tile/{L}/{N}"]["get"]["parameters"]
 LEVEL = re.compile(_TILE[0]["schema"]["pattern"])
 INDEX = re.compile(_TILE[1]["schema"]["pattern"])

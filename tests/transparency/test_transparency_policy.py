@@ -28,6 +28,8 @@ from ironroot.errors import (
 )
 from ironroot.transparency import RegistrationPolicy, load_config
 
+STORE_INDEPENDENT = True  # no test here opens a log store (conftest.py)
+
 EKU_CODE_SIGNING = "1.3.6.1.5.5.7.3.3"
 
 

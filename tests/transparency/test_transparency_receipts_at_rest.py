@@ -4,7 +4,6 @@ material only, and by the service before it serves (or caches) a receipt made fr
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ from ironroot.transparency import (
     load_receipt_keys,
 )
 from ironroot.transparency._config import receipt_key_path
+from ironroot_pg import TestStore, copy_data_dir, raw_sql
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -37,10 +37,15 @@ def _register(service: TransparencyService, vendor: PrivateKey, n: int) -> bytes
     return ticket.entry_id
 
 
-def _build(data: Path, batches: int = 3, algorithms: tuple[str, ...] = ("ES384",)) -> Path:
+def _build(
+    data: Path,
+    batches: int = 3,
+    algorithms: tuple[str, ...] = ("ES384",),
+    store: TestStore | None = None,
+) -> Path:
     """A data directory whose log holds ``batches`` batches of one entry each."""
     vendor = PrivateKey.generate(Algorithm.ES256)
-    write_config(data, issuers=[(VENDOR_ISS, vendor)], receipt_algorithms=algorithms)
+    write_config(data, issuers=[(VENDOR_ISS, vendor)], receipt_algorithms=algorithms, store=store)
     with TransparencyService.open(data, clock=lambda: NOW) as service:
         for n in range(batches):
             _register(service, vendor, n)
@@ -48,42 +53,25 @@ def _build(data: Path, batches: int = 3, algorithms: tuple[str, ...] = ("ES384",
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _build(tmp_path_factory.mktemp("rx") / "data")
+def built(tmp_path_factory: pytest.TempPathFactory, module_store: TestStore) -> Path:
+    return _build(tmp_path_factory.mktemp("rx") / "data", store=module_store)
 
 
 @pytest.fixture
-def data(built: Path, tmp_path: Path) -> Path:
+def data(built: Path, tmp_path: Path) -> Iterator[Path]:
     """A copy of the built directory to damage: public material and the log, plus the private
     keys only so that the service can be reopened over it."""
-    target = tmp_path / "data"
-    for source in built.rglob("*"):
-        if source.is_file():
-            dest = target / source.relative_to(built)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(source.read_bytes())
-    return target
+    with copy_data_dir(built, tmp_path / "data") as target:
+        yield target
 
 
 def _batch_row(data: Path, size: int, label: str = "receipt:ES384") -> bytes:
-    conn = sqlite3.connect(layout.log_db_path(data))
-    try:
-        row = conn.execute(
-            "SELECT value FROM batch_data WHERE size = ? AND name = ?", (size, label)
-        ).fetchone()
-        return bytes(row[0])
-    finally:
-        conn.close()
+    rows = raw_sql(data, "SELECT value FROM batch_data WHERE size = ? AND name = ?", size, label)
+    return bytes(rows[0][0])
 
 
 def _set_batch_row(data: Path, size: int, value: bytes, label: str = "receipt:ES384") -> None:
-    conn = sqlite3.connect(layout.log_db_path(data), isolation_level=None)
-    try:
-        conn.execute(
-            "UPDATE batch_data SET value = ? WHERE size = ? AND name = ?", (value, size, label)
-        )
-    finally:
-        conn.close()
+    raw_sql(data, "UPDATE batch_data SET value = ? WHERE size = ? AND name = ?", value, size, label)
 
 
 def _flip_signature(data: Path, size: int) -> None:
@@ -138,9 +126,7 @@ def test_a_damaged_stored_pair_fails_log_verify(data: Path) -> None:
 
 
 def test_a_deleted_batch_signature_fails_log_verify(data: Path) -> None:
-    conn = sqlite3.connect(layout.log_db_path(data), isolation_level=None)
-    conn.execute("DELETE FROM batch_data WHERE size = 2")
-    conn.close()
+    raw_sql(data, "DELETE FROM batch_data WHERE size = 2")
     with pytest.raises(StorageError, match="no receipt signature is stored for tree size 2"):
         verify_log_dir(data, batch_verifier=_verifier(data))
 
@@ -238,7 +224,7 @@ def test_rotated_receipt_keys_keep_old_batches_checkable(data: Path) -> None:
         PrivateKey.generate(Algorithm.ES384).to_pem()
     )
     vendor = PrivateKey.generate(Algorithm.ES256)
-    write_config(data, issuers=[(VENDOR_ISS, vendor)])
+    write_config(data, issuers=[(VENDOR_ISS, vendor)], store=TestStore.of_data_dir(data))
     with TransparencyService.open(data, clock=lambda: NOW) as service:
         _register(service, vendor, 99)
         # An entry of an old batch still gets its receipt, signed by the old key.

@@ -32,6 +32,7 @@ from ironroot.errors import BadSignature, InconsistentCheckpoint, InvalidProof
 from ironroot.log import Checkpoint, sign_checkpoint, verify_log_dir
 from ironroot.log.layout import load_checkpoint_signer
 from ironroot.transparency import ServiceThread, TransparencyService
+from ironroot_pg import TestStore
 
 COSE = "application/cose"
 
@@ -55,7 +56,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, module_store: TestStore) -> Iterator[World]:
     data = tmp_path_factory.mktemp("rejects") / "data"
     vendor = PrivateKey.generate(Algorithm.ES256)
     es512 = PrivateKey.generate(Algorithm.ES512)
@@ -78,6 +79,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         policy='!sub.startsWith("pkg:forbidden/")',
         tokens=["t0ken"],
         max_statement_bytes=4096,
+        store=module_store,
     )
     service = TransparencyService.open(data)
     with (

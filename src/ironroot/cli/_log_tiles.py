@@ -147,10 +147,12 @@ def _witnessed(data: Path) -> Callable[[], bytes] | None:
 
 @contextmanager
 def _data_source(data: Path) -> Iterator[log.LogFetcher]:
-    """The data directory's store, read as the service serves it (opened read-only)."""
-    if not log.layout.log_db_path(data).exists():
+    """The data directory's store (SQLite, or the PostgreSQL its ``[log] store`` names), read
+    as the service serves it (opened read-only)."""
+    config = log.StoreConfig.of_data_dir(data)
+    if config.kind == "sqlite" and not log.layout.log_db_path(data).exists():
         raise ConfigError(f"{data} holds no log ({log.layout.LOG_DB})")
-    store = log.SqliteLogStore(log.layout.log_db_path(data), read_only=True)
+    store = log.open_store(data, read_only=True, create=False)
     try:
         yield log.StoreLogFetcher(store, checkpoint=_witnessed(data))
     finally:

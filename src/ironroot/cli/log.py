@@ -1,9 +1,11 @@
-"""``ironroot log``: check a transparency log end to end; export and serve it as static tiles.
+"""``ironroot log``: check a transparency log end to end; create and migrate its store;
+export and serve it as static tiles.
 
 ``ironroot log verify DIR|URL [--checkpoint FILE] [--origin ORIGIN] [--key VKEY ...]
 [--receipt-keys FILE ...] [--json]``
 
-* ``DIR`` — a data directory: the log in ``log.sqlite3`` is recomputed from its entries and
+* ``DIR`` — a data directory: its log (``log.sqlite3``, or the PostgreSQL schema its
+  ``[log] store`` names, read in one snapshot) is recomputed from its entries and
   every tile, checkpoint, index and the state row is compared (``ironroot.log.verify_log``),
   and every batch's stored receipt signature is checked against the recomputed root at its
   size (once per batch). Only public material is read: the checkpoint key from
@@ -24,6 +26,14 @@
 Exit 0 with a summary; exit 1 with the reason when anything differs or does not verify.
 
 ``ironroot log export-tiles`` and ``ironroot log serve-tiles``: see ``cli/_log_tiles.py``.
+
+``ironroot log migrate [DIR | --dsn URL [--schema NAME]] [--check] [--json]``
+
+Creates the log store that ``DIR``'s ``ironroot.toml`` configures (or the PostgreSQL schema at
+``--dsn``), or brings its schema up to this Ironroot's version, in one transaction. The service
+creates an empty store itself but refuses an older schema until this has run, and always
+refuses a newer one. ``--check`` changes nothing: exit 0 when the schema is current, 1 when it
+is absent, older or newer.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -79,6 +90,26 @@ def register(sub: Any) -> None:
     verify.set_defaults(func=_verify)
     _log_tiles.register(verbs)
 
+    migrate = verbs.add_parser(
+        "migrate",
+        help="create the log store or bring its schema up to date",
+        description="Create the log store DIR's ironroot.toml configures (or the PostgreSQL "
+        "schema at --dsn), or migrate its schema to this version, in one transaction.",
+    )
+    migrate.add_argument(
+        "target", nargs="?", type=Path, metavar="DIR", help="data directory (its [log] store)"
+    )
+    migrate.add_argument(
+        "--dsn", metavar="URL", help="a postgresql:// URL instead of DIR (or IRONROOT_PG_DSN)"
+    )
+    migrate.add_argument("--schema", metavar="NAME", help="the PostgreSQL schema (with --dsn)")
+    migrate.add_argument(
+        "--check", action="store_true", help="change nothing: exit 1 unless the schema is current"
+    )
+    migrate.add_argument("--json", action="store_true", help="print the result as JSON")
+    migrate.epilog = "example: ironroot log migrate ts   |   ironroot log migrate --dsn $DSN"
+    migrate.set_defaults(func=_migrate)
+
 
 def _read_checkpoint(path: Path) -> bytes:
     with path.open("rb") as handle:
@@ -112,6 +143,10 @@ def _run(args: argparse.Namespace) -> log.LogReport:
                 static, identity=identity_of(args, None), earlier_checkpoint=earlier
             )
         raise ConfigError(f"{data_dir} holds no log ({log.layout.LOG_DB}) and no checkpoint")
+
+    store = log.StoreConfig.of_data_dir(data_dir)
+    if store.kind == "sqlite" and not log.layout.log_db_path(data_dir).exists():
+        raise ConfigError(f"{data_dir} holds no log ({log.layout.LOG_DB})")
     return log.verify_log_dir(
         data_dir,
         origin=args.origin,
@@ -159,4 +194,60 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"pending:     {report.pending}")
     if report.earlier_checkpoint_size is not None:
         print(f"consistent with the earlier checkpoint at size {report.earlier_checkpoint_size}")
+    return 0
+
+
+def _store_to_migrate(args: argparse.Namespace) -> tuple[log.StoreConfig, Path | None]:
+    if args.target is not None:
+        if args.dsn is not None or args.schema is not None:
+            raise ConfigError("give DIR or --dsn (with --schema), not both")
+        if not args.target.is_dir():
+            raise ConfigError(f"{args.target} is not a directory")
+        if not log.layout.config_path(args.target).is_file():
+            raise ConfigError(
+                f"{args.target} is not a data directory (no {log.layout.CONFIG_FILE}): the "
+                "service creates one on first start (ironroot serve --init-only)"
+            )
+        return log.StoreConfig.of_data_dir(args.target), args.target
+    table: dict[str, object] = {"store": "postgresql"}
+    if args.dsn is not None:
+        table["dsn"] = args.dsn
+    if args.schema is not None:
+        table["schema"] = args.schema
+    if args.dsn is None and not os.environ.get(log.DSN_ENV):
+        raise ConfigError(f"give DIR, --dsn URL or set {log.DSN_ENV}")
+    return log.StoreConfig.from_table(table), None
+
+
+def _migrate_store(args: argparse.Namespace) -> log.SchemaStatus:
+    config, data_dir = _store_to_migrate(args)
+    return config.migrate(data_dir or Path("."), check=args.check)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    try:
+        result = _migrate_store(args)
+    except IronrootError as exc:
+        if not args.json:
+            raise
+        json.dump({"ok": False, "error": error_object(exc)}, sys.stdout)
+        print()
+        return exc.exit_code
+    if args.json:
+        json.dump({"ok": result.current, **result.to_json()}, sys.stdout)
+        print()
+        return 0 if result.current else 1
+    if args.check:
+        state = "current" if result.current else ("absent" if not result.version else "not current")
+        print(
+            f"{result.where}: schema version {result.version}, this Ironroot's is "
+            f"{result.latest} ({state})"
+        )
+        return 0 if result.current else 1
+    if result.before == result.version:
+        print(f"{result.where}: schema version {result.version} is current; nothing to do")
+    elif not result.before:
+        print(f"{result.where}: created, schema version {result.version}")
+    else:
+        print(f"{result.where}: migrated from schema version {result.before} to {result.version}")
     return 0

@@ -26,6 +26,7 @@ from ironroot.errors import (
     Overloaded,
     PayloadTooLarge,
     StorageError,
+    StoreUnavailable,
     Unauthorized,
 )
 from ironroot.http._ops import Observed, ServiceInfo, operational_routes
@@ -79,7 +80,7 @@ def error_response(request: Request, exc: IronrootError) -> Response:
     response = problem_response(request, exc.http_status, exc.title, exc.detail, exc.code)
     if isinstance(exc, Unauthorized):
         response.headers["WWW-Authenticate"] = "Bearer"
-    elif isinstance(exc, Overloaded):
+    elif isinstance(exc, Overloaded | StoreUnavailable):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 

@@ -1,4 +1,4 @@
-"""The durable append-only log: SQLite store, sequencing, C2SP checkpoints, notes and tiles.
+"""The durable append-only log: stores, sequencing, C2SP checkpoints, notes and tiles.
 
 Entries are opaque bytes (at most 65,535 each); an entry's id is SHA-256(entry). The log
 integrates entries in batches, signs a C2SP checkpoint per batch (Ed25519 and/or ML-DSA-44
@@ -7,6 +7,11 @@ note signatures), keeps C2SP tiles, serves proofs from them, and can be checked 
 proofs and entries of a served log from its tiles. :func:`export_tiles` writes the log as
 static tlog-tiles files (:class:`DirectoryLogFetcher` reads them back; :func:`cache_control`
 says how long each may be cached). The data-directory layout is in :mod:`ironroot.log.layout`.
+
+Stores: :class:`SqliteLogStore` (the embedded default), :class:`PostgresLogStore` (shared by
+several processes and hosts) and :class:`MemoryLogStore`, all behind :class:`LogStore` and
+checked by the one :func:`check_batch`; :func:`open_store` opens a data directory or a
+PostgreSQL URL, and :class:`StoreConfig` reads ``[log] store`` from ``ironroot.toml``.
 """
 
 from typing import TYPE_CHECKING
@@ -19,6 +24,7 @@ if TYPE_CHECKING:
     from ironroot.log._export import ExportReport, export_tiles
     from ironroot.log._http import HttpLogFetcher
     from ironroot.log._log import BatchSigner, Integrated, Log, Ticket
+    from ironroot.log._memory import MemoryLogStore
     from ironroot.log._note import (
         SIGNATURE_TYPE_ED25519,
         SIGNATURE_TYPE_MLDSA44,
@@ -33,6 +39,8 @@ if TYPE_CHECKING:
         sign_checkpoint,
         sign_note,
     )
+    from ironroot.log._open import DSN_ENV, STORE_KEYS, SchemaStatus, StoreConfig, open_store
+    from ironroot.log._postgres import PostgresLogStore
     from ironroot.log._sqlite import SqliteLogStore
     from ironroot.log._static import (
         CACHE_CHECKPOINT,
@@ -43,7 +51,16 @@ if TYPE_CHECKING:
         cache_control,
         check_resource_path,
     )
-    from ironroot.log._store import LogReader, LogStore, MemoryLogStore, StoreBatch, TreeState
+    from ironroot.log._store import (
+        AuditableStore,
+        AuditReader,
+        LogReader,
+        LogStore,
+        StoreBatch,
+        StoreView,
+        TreeState,
+        check_batch,
+    )
     from ironroot.log._tiles import (
         MAX_ENTRY_SIZE,
         TILE_HEIGHT,
@@ -79,13 +96,17 @@ __all__ = [
     "CACHE_FULL",
     "CACHE_PARTIAL",
     "CONFIG_PATH",
+    "DSN_ENV",
     "MAX_ENTRY_SIZE",
     "SIGNATURE_TYPE_ED25519",
     "SIGNATURE_TYPE_MLDSA44",
+    "STORE_KEYS",
     "TILE_HEIGHT",
     "TILE_INDEX_PATTERN",
     "TILE_LEVEL_PATTERN",
     "TILE_WIDTH",
+    "AuditReader",
+    "AuditableStore",
     "BatchSigner",
     "BatchVerifier",
     "Checkpoint",
@@ -104,15 +125,20 @@ __all__ = [
     "NoteSignature",
     "NoteSigner",
     "NoteVerifier",
+    "PostgresLogStore",
+    "SchemaStatus",
     "SqliteLogStore",
     "StoreBatch",
     "StoreLogFetcher",
+    "StoreConfig",
+    "StoreView",
     "Ticket",
     "TileAddress",
     "TileTree",
     "TreeState",
     "cache_control",
     "check_resource_path",
+    "check_batch",
     "encode_entry_bundle",
     "entry_bundle_path",
     "entry_bundles_for_size",
@@ -123,6 +149,7 @@ __all__ = [
     "note_key_id",
     "open_checkpoint",
     "open_note",
+    "open_store",
     "parse_entry_bundle",
     "parse_tile",
     "parse_tile_path",

@@ -13,16 +13,21 @@ change nothing that survives.)
 If integration fails (a signer raises, or the write fails), the new entries alone are
 committed as pending rows, their ``durable`` futures resolve, and integration is retried
 with exponential backoff; their ``integrated`` futures stay pending until it succeeds. On
-open, pending rows left by an earlier run are integrated first.
+open, pending rows left by an earlier run are integrated first. After a failed write the
+writer reads the stored state back before it prepares another: a write whose commit got no
+answer may have committed after all (a database connection lost at ``COMMIT``), and another
+writer may have moved the log (the store's fence refused the batch); either way the next
+batch starts from what is stored.
 
 Durability contract: a ``durable`` future resolves only after the commit that holds the
-entry returned (WAL, ``synchronous=FULL``). After a crash at any moment, every entry whose
-``durable`` resolved is in the log (pending or integrated), and every checkpoint ever
-published is a prefix of the tree that the next checkpoint signs, because the state, the
-entries, the tiles and the checkpoint are committed together.
+entry returned (SQLite: WAL, ``synchronous=FULL``; PostgreSQL: ``synchronous_commit=on``).
+After a crash at any moment, every entry whose ``durable`` resolved is in the log (pending
+or integrated), and every checkpoint ever published is a prefix of the tree that the next
+checkpoint signs, because the state, the entries, the tiles and the checkpoint are committed
+together.
 
-Reads (entries, tiles, proofs) use the store's per-thread reader connections. Proof nodes
-are computed from tiles and cached: a complete subtree's hash never changes.
+Reads (entries, tiles, proofs) go to the store from the caller's thread. Proof nodes are
+computed from tiles and cached: a complete subtree's hash never changes.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from os import PathLike
 from types import TracebackType
 from typing import Protocol, TypeVar
 
@@ -47,11 +52,11 @@ from ironroot.errors import (
     PayloadTooLarge,
     StorageError,
 )
-from ironroot.log import layout
 from ironroot.log._checkpoint import Checkpoint
+from ironroot.log._memory import MemoryLogStore
 from ironroot.log._note import Note, NoteSigner, NoteVerifier, sign_checkpoint
-from ironroot.log._sqlite import SqliteLogStore
-from ironroot.log._store import LogStore, MemoryLogStore, StoreBatch, TreeState
+from ironroot.log._open import open_store
+from ironroot.log._store import LogStore, StoreBatch, TreeState
 from ironroot.log._tiles import (
     HASH_SIZE,
     MAX_ENTRY_SIZE,
@@ -173,8 +178,9 @@ class _Edge:
 class Log:
     """An append-only log over a :class:`~ironroot.log.LogStore`.
 
-    Use :meth:`open` (SQLite under a data directory) or :meth:`open_memory`; then
-    :meth:`start` (or ``with``) to run the writer, and :meth:`close` to stop it.
+    Use :meth:`open` (SQLite under a data directory, or a PostgreSQL URL), :meth:`open_memory`,
+    or pass any store; then :meth:`start` (or ``with``) to run the writer, and :meth:`close`
+    to stop it (it closes the store).
     """
 
     def __init__(
@@ -210,31 +216,21 @@ class Log:
         self._nodes = _LRU(_NODE_CACHE)
         self._commit_listeners: list[_CommitListener] = []
         self._full_tiles = _LRU(_TILE_CACHE)
-        self._check_origin()
+        self._store_failed = False  # the last integration failed in the store (writer thread)
+        self._retry_now = False
+        self._initialize()
         state = store.state()
         self._edge = self._load_edge(state)
         self._store_pending = bool(store.pending())
-        latest = store.checkpoint()
-        if latest is None:
-            if state.size != 0:
-                raise StorageError("the log has entries but no checkpoint")
-            latest = self._sign(0, EMPTY_ROOT)
-            store.write(StoreBatch(first_index=0, state=state, checkpoint=latest))
-        try:
-            latest_size = Checkpoint.parse(Note.parse(latest).body).size
-        except MalformedInput as exc:
-            raise StorageError("the latest stored checkpoint is malformed") from exc
-        if latest_size != state.size:
-            raise StorageError("the latest checkpoint does not match the stored tree size")
         # (size, root, checkpoint) of the latest integrated tree, replaced as one value.
-        self._head = (state.size, self._edge.compact.root(), latest)
+        self._head = (state.size, self._edge.compact.root(), self._latest_checkpoint(state))
 
     # --- construction -------------------------------------------------------------------
 
     @classmethod
     def open(
         cls,
-        data_dir: Path,
+        where: str | PathLike[str],
         *,
         origin: str,
         note_signers: Sequence[NoteSigner],
@@ -242,16 +238,12 @@ class Log:
         max_batch: int = 4096,
         linger: float = 0.0,
     ) -> Log:
-        """Open (creating if needed) the SQLite log under ``data_dir``.
+        """Open (creating if needed) the log at ``where``: the SQLite log under a data
+        directory, or a PostgreSQL URL (:func:`~ironroot.log.open_store`).
 
         ``linger`` (seconds) lets the writer wait that long after the first queued entry for
         more, so concurrent submissions share one integration (root, signatures, commit)."""
-        path = layout.log_db_path(Path(data_dir))
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create the data directory {path.parent}") from exc
-        store = SqliteLogStore(path)
+        store = open_store(where)
         try:
             return cls(
                 store,
@@ -284,12 +276,67 @@ class Log:
             max_batch=max_batch,
         )
 
-    def _check_origin(self) -> None:
+    def _initialize(self) -> None:
+        """Check the stored origin; record it, and the signed empty tree, in a new store."""
         stored = self._store.meta("origin")
-        if stored is None:
-            self._store.set_meta("origin", self._origin)
-        elif stored != self._origin:
+        if stored is not None and stored != self._origin:
             raise ConfigError(f"this log's origin is {stored!r}, not {self._origin!r}")
+        state = self._store.state()
+        empty = state.size == 0 and self._store.checkpoint() is None
+        if stored is not None and not empty:
+            return
+        batch = StoreBatch(
+            first_index=state.size,
+            state=state if empty else None,
+            checkpoint=self._sign(0, EMPTY_ROOT) if empty else None,
+            meta={"origin": self._origin},
+        )
+        try:
+            self._store.write(batch)
+        except StorageError:
+            # Another process may have initialized the store at the same moment: what is
+            # stored now decides (the origin is checked again, the checkpoint must exist).
+            stored = self._store.meta("origin")
+            if stored is None or self._store.checkpoint() is None:
+                raise
+            if stored != self._origin:
+                raise ConfigError(
+                    f"this log's origin is {stored!r}, not {self._origin!r}"
+                ) from None
+
+    def _latest_checkpoint(self, state: TreeState) -> bytes:
+        latest = self._store.checkpoint()
+        if latest is None:
+            raise StorageError("the log has entries but no checkpoint")
+        try:
+            latest_size = Checkpoint.parse(Note.parse(latest).body).size
+        except MalformedInput as exc:
+            raise StorageError("the latest stored checkpoint is malformed") from exc
+        if latest_size != state.size:
+            raise StorageError("the latest checkpoint does not match the stored tree size")
+        return latest
+
+    def _resync(self) -> None:
+        """After a failed write: take the stored state as the writer's (writer thread)."""
+        try:
+            state = self._store.state()
+            self._store_pending = bool(self._store.pending())
+            if state.size == self._head[0] and state.hashes == self._edge.compact.hashes:
+                return
+            edge = self._load_edge(state)
+            latest = self._latest_checkpoint(state)
+        except IronrootError as exc:
+            _log.warning("cannot read the log's stored state back yet: %s", exc)
+            return
+        _log.warning(
+            "the stored log is at size %d, not %d: continuing from the stored state",
+            state.size,
+            self._head[0],
+        )
+        self._edge = edge
+        with self._cond:
+            self._head = (state.size, edge.compact.root(), latest)
+            self._cond.notify_all()
 
     def _load_edge(self, state: TreeState) -> _Edge:
         try:
@@ -438,10 +485,11 @@ class Log:
         # an entry integrated in between is seen by the store look-up.
         with self._cond:
             ticket = self._inflight.get(entry_id)
-        index = self._store.find(entry_id)
+        found = self._store.lookup([entry_id])
+        index = found.get(entry_id)
         if index is not None:  # also a resubmitted entry whose ticket is still queued
             return self._integrated_at(index)
-        if ticket is not None or self._store.is_pending(entry_id):
+        if ticket is not None or entry_id in found:
             return None
         raise NotFound("no entry has this id")
 
@@ -489,6 +537,10 @@ class Log:
             if items or (due and self._store_pending):
                 if self._cycle(items, integrate=due):
                     backoff, retry_at = _BACKOFF_FIRST, None
+                    self._store_failed = False
+                elif self._retry_now:
+                    self._retry_now = False
+                    backoff, retry_at = _BACKOFF_FIRST, time.monotonic()
                 elif self._store_pending and due:
                     retry_at = time.monotonic() + backoff
                     backoff = min(backoff * 2, _BACKOFF_MAX)
@@ -502,23 +554,28 @@ class Log:
         durable_now: list[Ticket] = []
         done_now: list[tuple[Ticket, int]] = []
         try:
-            known = self._store.find_many([entry_id for entry_id, _, _ in items])
+            known = self._store.lookup([entry_id for entry_id, _, _ in items])
             for entry_id, entry, ticket in items:
                 if entry_id in seen:
                     continue
                 seen.add(entry_id)
-                index = known.get(entry_id)
-                if index is not None:
-                    done_now.append((ticket, index))
-                elif self._store_pending and self._store.is_pending(entry_id):
-                    durable_now.append(ticket)
-                else:
+                if entry_id not in known:
                     new.append((entry_id, entry))
+                elif (index := known[entry_id]) is not None:
+                    done_now.append((ticket, index))
+                else:  # pending: durable already, integrated with the store's pending rows
+                    durable_now.append(ticket)
+                    self._store_pending = True
         except IronrootError as exc:
             self._fail_items(items, exc)
             return False
         for ticket, index in done_now:
-            self._finish(ticket, self._integrated_at(index))
+            try:
+                where = self._integrated_at(index)
+            except IronrootError as exc:  # the store went away since the look-up
+                self._fail_items([(ticket.entry_id, b"", ticket)], exc)
+                continue
+            self._finish(ticket, where)
         for ticket in durable_now:
             _resolve(ticket.durable, None)
 
@@ -529,6 +586,10 @@ class Log:
                 self._store.write(batch)
             except Exception as exc:  # a signer or the store failed: keep the entries durable
                 _log.warning("log integration failed, will retry: %s", exc)
+                if isinstance(exc, StorageError):
+                    self._store_failed = True
+                    self._resync()
+                    new = self._still_new(new, items)
             else:
                 self._commit_edge(batch, edge, nodes)
                 self._store_pending = False
@@ -542,9 +603,39 @@ class Log:
                 self._fail_items(fresh, exc)
                 return False
             self._store_pending = True
+            if self._store_failed:
+                # The store that failed the last integration took this write: it is back, so
+                # integrate now rather than at the end of the backoff.
+                self._store_failed = False
+                self._retry_now = True
             for _, _, ticket in fresh:
                 _resolve(ticket.durable, None)
         return False
+
+    def _still_new(
+        self, new: list[tuple[bytes, bytes]], items: list[tuple[bytes, bytes, Ticket]]
+    ) -> list[tuple[bytes, bytes]]:
+        """Of ``new``, those the store still does not hold (after a write whose outcome is not
+        known); the tickets of the others resolve from what is stored."""
+        if not new:
+            return new
+        try:
+            known = self._store.lookup([entry_id for entry_id, _ in new])
+        except IronrootError:
+            return new  # the pending write below fails the same way, and says so
+        if not known:
+            return new
+        tickets = {entry_id: ticket for entry_id, _, ticket in items}
+        for entry_id, index in known.items():
+            if index is None:
+                self._store_pending = True
+                _resolve(tickets[entry_id].durable, None)
+            else:
+                try:
+                    self._finish(tickets[entry_id], self._integrated_at(index))
+                except IronrootError as exc:
+                    self._fail_items([(entry_id, b"", tickets[entry_id])], exc)
+        return [(entry_id, entry) for entry_id, entry in new if entry_id not in known]
 
     def _prepare(
         self, leftovers: list[tuple[bytes, bytes]], new: list[tuple[bytes, bytes]]
@@ -704,10 +795,10 @@ class Log:
             raise MalformedInput("an entry index is a non-negative integer")
         if index >= self._head[0]:
             raise NotFound(f"no entry at index {index}")
-        entry = self._store.entry(index)
-        if entry is None:
+        found = self._store.entries(index, index + 1)
+        if not found:
             raise StorageError(f"entry {index} is missing from the store")
-        return entry
+        return found[0]
 
     def entry_id_at(self, index: int) -> bytes:
         """SHA-256 of the entry at ``index``."""
@@ -761,10 +852,6 @@ class Log:
         if len(entries) != address.count:
             raise StorageError(f"entries {start}..{stop} are missing from the store")
         return encode_entry_bundle(entries)
-
-    def storage_bytes(self) -> int:
-        """Bytes the store occupies (files for SQLite, an estimate in memory)."""
-        return self._store.storage_bytes()
 
     def wait_for_growth(self, size: int, timeout: float | None = None) -> int:
         """Wait until the latest checkpointed tree is larger than ``size`` (or ``timeout``

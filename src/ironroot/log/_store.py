@@ -1,27 +1,51 @@
-"""The log's storage protocol and the in-memory store.
+"""The log's storage seam: the store protocols, the one batch write and its rules.
 
 A store keeps, for one log: pending entries (durable, not yet sequenced), integrated entries
-by index, the entry-id → index map, hash tiles (level, index → current bytes; a full tile
-never changes), every published checkpoint by size, the batch signer's data by tree size,
-and the tree state (size and compact-range hashes). A :class:`StoreBatch` is written
-atomically: all of it or none of it, so the state row always describes exactly the entries
-and tiles beside it. Stores check the batch against the stored size (a fence: a batch
-prepared from a stale state is refused with :class:`StorageError`).
+by index and a way to find an entry's index from its id (SHA-256 of the entry), hash tiles
+(level, index → current bytes; a full tile never changes), every published checkpoint by
+size, the batch signer's data by tree size, the tree state (size and compact-range hashes)
+and a few set-once metadata values (the origin).
 
-The in-memory store is for tests of higher layers and for measuring; it is thread-safe.
+Everything a log writes is one :class:`StoreBatch`, written atomically: all of it or none of
+it, so the state always describes exactly the entries and tiles beside it. The rules a batch
+must meet are written once, here, in :func:`check_batch`; every store runs it inside its
+write transaction, against what that transaction reads (a :class:`StoreView`), before it
+changes anything. The first rule is the fence: a batch names the tree size it was prepared
+from, and a store whose stored size differs refuses it (:class:`~ironroot.errors.StaleBatch`),
+so a stale or second writer can never write.
+
+The protocols are narrow on purpose. :class:`LogStore` is what :class:`~ironroot.log.Log`
+needs: one write and the reads that serve registration, proofs and tiles.
+:class:`AuditReader` adds the reads only a whole-log check needs
+(:func:`~ironroot.log.verify_log`): a scan of the entries, the stored sizes, counts and the
+bytes occupied. A new store is one module that implements both and runs :func:`check_batch`,
+and one parameter of ``tests/log/test_log_store_contract.py``.
 """
 
 from __future__ import annotations
 
-import bisect
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+import hashlib
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ironroot.errors import StorageError
+from ironroot.errors import IronrootError, StaleBatch, StorageError
+from ironroot.log._checkpoint import Checkpoint
+from ironroot.log._note import Note
+from ironroot.log._tiles import HASH_SIZE, MAX_ENTRY_SIZE, TILE_HEIGHT, TILE_WIDTH
 
-__all__ = ["LogReader", "LogStore", "MemoryLogStore", "StoreBatch", "TreeState"]
+__all__ = [
+    "AuditReader",
+    "AuditableStore",
+    "LogReader",
+    "LogStore",
+    "StoreBatch",
+    "StoreView",
+    "TreeState",
+    "check_batch",
+]
+
+_FULL_TILE = TILE_WIDTH * HASH_SIZE
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +60,13 @@ class TreeState:
 class StoreBatch:
     """One atomic write.
 
-    ``pending`` rows (entry id, entry) become durable but unsequenced. ``integrated``
-    (entry id, entry) pairs take indices
-    ``first_index, first_index + 1, ...``; ``cleared`` are the pending ids they consume.
-    ``state`` (when integrating) is the new tree state, ``checkpoint`` the signed note at
-    ``state.size``, ``batch_data`` the batch signer's result for that size, and ``tiles``
-    the new bytes of every tile the batch changed.
+    ``first_index`` is the tree size the batch was prepared from (the fence). ``pending``
+    rows (entry id, entry) become durable but unsequenced. ``integrated`` (entry id, entry)
+    pairs take indices ``first_index, first_index + 1, ...``; ``cleared`` are the pending ids
+    among them, whose pending rows go. ``state`` (when integrating) is the new tree state,
+    ``checkpoint`` the signed note at ``state.size``, ``batch_data`` the batch signer's
+    result for that size, ``tiles`` the new bytes of every tile the batch changed, and
+    ``meta`` set-once values (a key already stored must keep its value).
     """
 
     first_index: int
@@ -52,176 +77,218 @@ class StoreBatch:
     state: TreeState | None = None
     checkpoint: bytes | None = None
     batch_data: Mapping[str, bytes] | None = None
+    meta: Mapping[str, str] = field(default_factory=dict)
+
+
+class StoreView(Protocol):
+    """What :func:`check_batch` reads, answered by a store inside its write transaction."""
+
+    def stored_size(self) -> int:
+        """The stored tree size (read so that no other writer can change it before commit)."""
+        ...
+
+    def integrated_among(self, entry_ids: Collection[bytes]) -> set[bytes]:
+        """Those of ``entry_ids`` that are integrated."""
+        ...
+
+    def pending_among(self, entry_ids: Collection[bytes]) -> set[bytes]:
+        """Those of ``entry_ids`` that are pending."""
+        ...
+
+    def tiles(self, keys: Collection[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The stored bytes of those tiles that exist."""
+        ...
+
+    def has_checkpoint(self, size: int) -> bool: ...
+
+    def meta_values(self, keys: Collection[str]) -> dict[str, str]:
+        """The stored values of those keys that are set."""
+        ...
 
 
 class LogReader(Protocol):
-    """Reads of a log store (safe from any thread)."""
+    """The reads the log needs (safe from any thread)."""
 
     def state(self) -> TreeState: ...
-    def find(self, entry_id: bytes) -> int | None: ...
-    def find_many(self, entry_ids: Sequence[bytes]) -> dict[bytes, int]: ...
-    def is_pending(self, entry_id: bytes) -> bool: ...
-    def entry(self, index: int) -> bytes | None: ...
-    def entries(self, start: int, stop: int) -> list[bytes]: ...
+
+    def lookup(self, entry_ids: Sequence[bytes]) -> dict[bytes, int | None]:
+        """For each id the store knows: its index when integrated, ``None`` while pending.
+        Unknown ids are absent from the result."""
+        ...
+
+    def pending(self) -> list[tuple[bytes, bytes]]:
+        """Every pending (entry id, entry), oldest first."""
+        ...
+
+    def entries(self, start: int, stop: int) -> list[bytes]:
+        """The integrated entries with indices in ``[start, stop)``, in order."""
+        ...
+
     def tile(self, level: int, index: int) -> bytes | None: ...
-    def checkpoint(self, size: int | None = None) -> bytes | None: ...
-    def batch_size_of(self, index: int) -> int | None: ...
-    def batch_data(self, size: int) -> dict[str, bytes] | None: ...
-    def pending(self) -> list[tuple[bytes, bytes]]: ...
-    def iter_entries(self) -> Iterator[tuple[int, bytes]]: ...
-    def checkpoint_sizes(self) -> list[int]: ...
-    def batch_data_sizes(self) -> list[int]: ...
-    def count_tiles(self) -> int: ...
-    def count_entry_ids(self) -> int: ...
+
+    def checkpoint(self, size: int | None = None) -> bytes | None:
+        """The checkpoint published at ``size`` (default: the latest)."""
+        ...
+
+    def batch_size_of(self, index: int) -> int | None:
+        """The size of the first checkpoint that covers entry ``index``."""
+        ...
+
+    def batch_data(self, size: int) -> dict[str, bytes] | None:
+        """The batch signer's data at ``size`` (``{}`` if none), ``None`` without a checkpoint
+        there."""
+        ...
+
     def meta(self, key: str) -> str | None: ...
-    def storage_bytes(self) -> int: ...
 
 
 class LogStore(LogReader, Protocol):
-    """A log store: reads, plus one atomic write and metadata."""
+    """A log store: the reads, one atomic write (checked by :func:`check_batch`), close."""
 
     def write(self, batch: StoreBatch) -> None: ...
-    def set_meta(self, key: str, value: str) -> None: ...
+
     def close(self) -> None: ...
 
 
-class MemoryLogStore:
-    """A :class:`LogStore` in dictionaries, guarded by one lock."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._meta: dict[str, str] = {}
-        self._pending: dict[bytes, bytes] = {}
-        self._entries: list[bytes] = []
-        self._ids: dict[bytes, int] = {}
-        self._tiles: dict[tuple[int, int], bytes] = {}
-        self._checkpoints: dict[int, bytes] = {}
-        self._sizes: list[int] = []  # checkpoint sizes, increasing
-        self._batch: dict[int, dict[str, bytes]] = {}
-        self._state = TreeState(0, ())
-
-    # --- reads ----------------------------------------------------------------------------
-
-    def state(self) -> TreeState:
-        with self._lock:
-            return self._state
-
-    def find(self, entry_id: bytes) -> int | None:
-        with self._lock:
-            return self._ids.get(entry_id)
-
-    def find_many(self, entry_ids: Sequence[bytes]) -> dict[bytes, int]:
-        with self._lock:
-            ids = self._ids
-            return {i: ids[i] for i in entry_ids if i in ids}
-
-    def is_pending(self, entry_id: bytes) -> bool:
-        with self._lock:
-            return entry_id in self._pending
-
-    def entry(self, index: int) -> bytes | None:
-        with self._lock:
-            return self._entries[index] if 0 <= index < len(self._entries) else None
-
-    def entries(self, start: int, stop: int) -> list[bytes]:
-        with self._lock:
-            return self._entries[max(start, 0) : max(stop, 0)]
-
-    def tile(self, level: int, index: int) -> bytes | None:
-        with self._lock:
-            return self._tiles.get((level, index))
-
-    def checkpoint(self, size: int | None = None) -> bytes | None:
-        with self._lock:
-            if size is None:
-                return self._checkpoints[self._sizes[-1]] if self._sizes else None
-            return self._checkpoints.get(size)
-
-    def batch_size_of(self, index: int) -> int | None:
-        with self._lock:
-            at = bisect.bisect_right(self._sizes, index)
-            return self._sizes[at] if at < len(self._sizes) else None
-
-    def batch_data(self, size: int) -> dict[str, bytes] | None:
-        with self._lock:
-            if size not in self._checkpoints:
-                return None
-            return dict(self._batch.get(size, {}))
-
-    def pending(self) -> list[tuple[bytes, bytes]]:
-        with self._lock:
-            return list(self._pending.items())
+class AuditReader(LogReader, Protocol):
+    """The reads of a whole-log check, beside the log's own (:func:`ironroot.log.verify_log`)."""
 
     def iter_entries(self) -> Iterator[tuple[int, bytes]]:
-        with self._lock:
-            snapshot = list(self._entries)
-        yield from enumerate(snapshot)
+        """Every integrated (index, entry), by index."""
+        ...
 
-    def checkpoint_sizes(self) -> list[int]:
-        with self._lock:
-            return list(self._sizes)
+    def checkpoint_sizes(self) -> list[int]: ...
 
-    def batch_data_sizes(self) -> list[int]:
-        with self._lock:
-            return sorted(self._batch)
+    def batch_data_sizes(self) -> list[int]: ...
 
-    def count_tiles(self) -> int:
-        with self._lock:
-            return len(self._tiles)
+    def count_tiles(self) -> int: ...
 
     def count_entry_ids(self) -> int:
-        with self._lock:
-            return len(self._ids)
-
-    def meta(self, key: str) -> str | None:
-        with self._lock:
-            return self._meta.get(key)
+        """How many ids the id → index map holds (equal to the entries when it is sound)."""
+        ...
 
     def storage_bytes(self) -> int:
-        with self._lock:
-            total = sum(len(e) + 32 for e in self._entries) + 40 * len(self._ids)
-            total += sum(len(t) for t in self._tiles.values())
-            total += sum(len(c) for c in self._checkpoints.values())
-            total += sum(len(k) + len(v) for d in self._batch.values() for k, v in d.items())
-            return total + sum(len(e) + 32 for e in self._pending.values())
+        """Bytes the store occupies (files, relations, or an estimate in memory)."""
+        ...
 
-    # --- writes ---------------------------------------------------------------------------
 
-    def write(self, batch: StoreBatch) -> None:
-        with self._lock:
-            if batch.first_index != len(self._entries):
-                raise StorageError("the batch was prepared from a stale tree state")
-            for entry_id, _ in batch.pending:
-                if entry_id in self._ids:
-                    raise StorageError("a pending entry is already integrated")
-            for entry_id in batch.cleared:
-                if entry_id not in self._pending:
-                    raise StorageError("an entry to integrate is not pending")
-            for key, data in batch.tiles.items():
-                old = self._tiles.get(key)
-                if old is not None and (len(old) == 8192 or not data.startswith(old)):
-                    raise StorageError("a tile would be rewritten, not extended")
-            # Everything is checked: apply (nothing below can fail half-way).
-            for entry_id, entry in batch.pending:
-                self._pending.setdefault(entry_id, entry)
-            for entry_id in batch.cleared:
-                del self._pending[entry_id]
-            for entry_id, entry in batch.integrated:
-                self._ids[entry_id] = len(self._entries)
-                self._entries.append(entry)
-            self._tiles.update(batch.tiles)
-            if batch.state is not None:
-                self._state = batch.state
-                if batch.checkpoint is not None:
-                    if batch.state.size not in self._checkpoints:
-                        bisect.insort(self._sizes, batch.state.size)
-                    self._checkpoints[batch.state.size] = batch.checkpoint
-                if batch.batch_data is not None:
-                    self._batch[batch.state.size] = dict(batch.batch_data)
+class AuditableStore(LogStore, AuditReader, Protocol):
+    """A store the log writes and a whole-log check reads (every store shipped here)."""
 
-    def set_meta(self, key: str, value: str) -> None:
-        with self._lock:
-            self._meta[key] = value
 
-    def close(self) -> None:
-        return None
+# --- the batch rules ------------------------------------------------------------------------
+
+
+def _refuse(detail: str) -> StorageError:
+    return StorageError(f"the log write was refused: {detail}", code="batch-refused")
+
+
+def _check_shape(batch: StoreBatch) -> None:
+    """The rules that need nothing from the store."""
+    if isinstance(batch.first_index, bool) or not isinstance(batch.first_index, int):
+        raise _refuse("first_index is not an integer")
+    if batch.first_index < 0:
+        raise _refuse("first_index is negative")
+    for entry_id, entry in (*batch.pending, *batch.integrated):
+        if not isinstance(entry, bytes) or len(entry) > MAX_ENTRY_SIZE:
+            raise _refuse(f"an entry is not bytes of at most {MAX_ENTRY_SIZE}")
+        if hashlib.sha256(entry).digest() != entry_id:
+            raise _refuse("an entry id is not the SHA-256 of its entry")
+    integrated = [entry_id for entry_id, _ in batch.integrated]
+    if len(set(integrated)) != len(integrated):
+        raise _refuse("an entry is integrated twice in one batch")
+    if set(batch.cleared) - set(integrated) or len(set(batch.cleared)) != len(batch.cleared):
+        raise _refuse("a cleared pending id is not one of the batch's integrated entries")
+    if {entry_id for entry_id, _ in batch.pending} & set(integrated):
+        raise _refuse("an entry is both pending and integrated in one batch")
+    for key, value in batch.meta.items():
+        if not isinstance(key, str) or not isinstance(value, str) or not key:
+            raise _refuse("metadata maps non-empty strings to strings")
+    state = batch.state
+    if state is None:
+        if integrated or batch.cleared or batch.tiles or batch.checkpoint is not None:
+            raise _refuse("entries, tiles or a checkpoint without a new tree state")
+        if batch.batch_data is not None:
+            raise _refuse("batch data without a new tree state")
+        return
+    if state.size != batch.first_index + len(integrated):
+        raise _refuse(
+            f"the new tree size {state.size} is not {batch.first_index} + {len(integrated)}"
+        )
+    if len(state.hashes) != state.size.bit_count() or any(
+        not isinstance(h, bytes) or len(h) != HASH_SIZE for h in state.hashes
+    ):
+        raise _refuse("the new compact range does not fit the new tree size")
+    if batch.checkpoint is None:
+        raise _refuse("a new tree state without its checkpoint")
+    try:
+        signed = Checkpoint.parse(Note.parse(batch.checkpoint).body).size
+    except IronrootError as exc:
+        raise _refuse(f"the checkpoint does not parse: {exc.detail}") from exc
+    if signed != state.size:
+        raise _refuse(f"the checkpoint is for size {signed}, the new tree is {state.size}")
+    if batch.batch_data is not None and not all(
+        isinstance(k, str) and isinstance(v, bytes) for k, v in batch.batch_data.items()
+    ):
+        raise _refuse("batch data maps strings to bytes")
+    for (level, index), data in batch.tiles.items():
+        count = state.size >> (TILE_HEIGHT * level) if level >= 0 else 0
+        width = min(TILE_WIDTH, count - index * TILE_WIDTH) if index >= 0 else 0
+        if width <= 0 or not isinstance(data, bytes) or len(data) != width * HASH_SIZE:
+            raise _refuse(f"tile {level}/{index} does not fit the new tree size {state.size}")
+
+
+def check_batch(batch: StoreBatch, view: StoreView) -> None:
+    """Refuse ``batch`` unless it is a sound next write after what ``view`` holds.
+
+    Run by every store inside its write transaction, before it changes anything. The rules:
+
+    * the fence: ``first_index`` is the stored tree size, else :class:`StaleBatch`;
+    * every entry is bytes of at most 65,535 and its id is its SHA-256;
+    * a new tree state is ``first_index`` + the integrated entries, with a compact range of
+      that size and the signed checkpoint at that size (batch data and tiles need one);
+      without a new state a batch only adds pending rows and metadata;
+    * an integrated entry is not integrated already, nor twice in the batch; the pending ones
+      among them are exactly ``cleared`` (no pending row is dropped without its entry being
+      integrated in the same write, and none is left beside its integrated entry);
+    * a pending row is for an entry not integrated (already pending: nothing to do);
+    * no checkpoint is stored at the new size yet;
+    * a tile has the width the new size gives it; an existing tile is only extended (its
+      stored hashes are a prefix of the new bytes) and a full tile is never rewritten;
+    * a metadata key already set keeps its value.
+
+    Every other refusal is a :class:`StorageError` with code ``batch-refused``.
+    """
+    _check_shape(batch)
+    stored = view.stored_size()
+    if stored != batch.first_index:
+        raise StaleBatch(
+            f"the batch was prepared from tree size {batch.first_index}; the stored tree has "
+            f"{stored}: another writer moved the log"
+        )
+    integrated = {entry_id for entry_id, _ in batch.integrated}
+    pending = {entry_id for entry_id, _ in batch.pending}
+    if integrated | pending:
+        already = view.integrated_among(integrated | pending)
+        if already & integrated:
+            raise _refuse("an entry to integrate is integrated already")
+        if already & pending:
+            raise _refuse("a pending entry is integrated already")
+    if integrated:
+        waiting = view.pending_among(integrated)
+        if waiting != set(batch.cleared):
+            if set(batch.cleared) - waiting:
+                raise _refuse("an entry to clear is not pending")
+            raise _refuse("a pending entry would be integrated without clearing its row")
+    state = batch.state
+    if state is not None and view.has_checkpoint(state.size):
+        raise _refuse(f"a checkpoint is stored at size {state.size} already")
+    if batch.tiles:
+        for (level, index), old in view.tiles(batch.tiles.keys()).items():
+            new = batch.tiles[(level, index)]
+            if len(old) == _FULL_TILE or len(old) >= len(new) or not new.startswith(old):
+                raise _refuse(f"tile {level}/{index} would be rewritten, not extended")
+    if batch.meta:
+        for name, value in view.meta_values(batch.meta.keys()).items():
+            if value != batch.meta[name]:
+                raise _refuse(f"the log's {name} is {value!r}, not {batch.meta[name]!r}")

@@ -2,20 +2,20 @@
 
 Both recompute the tree from the entries alone and compare everything else against it.
 
-:func:`verify_log` reads a :class:`LogReader` and checks, in one pass over the entries: the
-indices are contiguous, the entry-id map sends SHA-256(entry) to its index and holds nothing
-else, every stored tile (full and partial) equals the recomputed one byte for byte and no
-other tile is stored, every stored checkpoint verifies under the given keys, names the
-origin and its size, and carries the recomputed root at that size, the latest checkpoint is
-at the state's size, the state row holds the recomputed size and compact range, pending rows
-hash to their ids and are not integrated, and batch data belongs to checkpointed sizes. With a
-:class:`BatchVerifier` (the transparency service's receipt signatures), what was stored for
-every batch is checked against the root the entries give at its size, once per batch.
-Every difference raises :class:`StorageError` naming what differs (chained from the
-underlying error where there is one): the store holds data that does not match what the log
-wrote. An earlier checkpoint given by the caller must verify (its own errors propagate:
-``BadSignature``, ``UnknownIssuer``, ``MalformedInput``) and be a prefix of the stored tree,
-else :class:`InconsistentCheckpoint`.
+:func:`verify_log` reads an :class:`AuditReader` (any store) and checks, in one pass over
+the entries: the indices are contiguous, the entry-id map sends SHA-256(entry) to its index
+and holds nothing else, every stored tile (full and partial) equals the recomputed one byte
+for byte and no other tile is stored, every stored checkpoint verifies under the given keys,
+names the origin and its size, and carries the recomputed root at that size, the latest
+checkpoint is at the state's size, the state row holds the recomputed size and compact
+range, pending rows hash to their ids and are not integrated, and batch data belongs to
+checkpointed sizes. With a :class:`BatchVerifier` (the transparency service's receipt
+signatures), what was stored for every batch is checked against the root the entries give at
+its size, once per batch. Every difference raises :class:`StorageError` naming what differs
+(chained from the underlying error where there is one): the store holds data that does not
+match what the log wrote. An earlier checkpoint given by the caller must verify (its own
+errors propagate: ``BadSignature``, ``UnknownIssuer``, ``MalformedInput``) and be a prefix
+of the stored tree, else :class:`InconsistentCheckpoint`.
 
 :func:`verify_remote_log` reads a log through the C2SP read API behind a :class:`LogFetcher`
 (``checkpoint``, ``tile/<L>/<N>[.p/<W>]``, ``tile/entries/<N>[.p/<W>]`` and
@@ -51,8 +51,8 @@ from ironroot.errors import (
 from ironroot.log import layout
 from ironroot.log._checkpoint import Checkpoint
 from ironroot.log._note import NoteVerifier, open_checkpoint
-from ironroot.log._sqlite import SqliteLogStore
-from ironroot.log._store import LogReader
+from ironroot.log._open import StoreConfig
+from ironroot.log._store import AuditReader
 from ironroot.log._tiles import (
     HASH_SIZE,
     TILE_HEIGHT,
@@ -177,7 +177,7 @@ def _check_earlier(earlier: Checkpoint | None, roots: dict[int, bytes], size: in
 
 
 def verify_log(
-    store: LogReader,
+    store: AuditReader,
     *,
     origin: str,
     verifiers: Sequence[NoteVerifier],
@@ -206,13 +206,18 @@ def verify_log(
 
     rebuild = _Rebuild(check_tile, wanted)
     expected = 0
+    # Entries go to the rebuild a tile's worth at a time, after their ids are checked (one
+    # look-up per tile): a changed entry is reported as such, before the tiles it changes.
+    chunk: list[tuple[bytes, int, bytes]] = []
     for index, entry in store.iter_entries():
         if index != expected:
             raise StorageError(f"entry {expected} is missing (next stored index is {index})")
-        if store.find(hashlib.sha256(entry).digest()) != index:
-            raise StorageError(f"the entry-id index does not map entry {index} to its index")
-        rebuild.add(entry)
+        chunk.append((hashlib.sha256(entry).digest(), index, entry))
+        if len(chunk) == TILE_WIDTH:
+            _check_ids(store, chunk, rebuild)
+            chunk = []
         expected += 1
+    _check_ids(store, chunk, rebuild)
     size = expected
     rebuild.finish()
 
@@ -273,8 +278,10 @@ def verify_log(
     for entry_id, entry in pending:
         if hashlib.sha256(entry).digest() != entry_id:
             raise StorageError("a pending entry does not hash to its id")
-        if store.find(entry_id) is not None:
-            raise StorageError("a pending entry is also integrated")
+    if pending and any(
+        index is not None for index in store.lookup([i for i, _ in pending]).values()
+    ):
+        raise StorageError("a pending entry is also integrated")
 
     _check_earlier(earlier, rebuild.roots, size)
     return LogReport(
@@ -291,8 +298,22 @@ def verify_log(
     )
 
 
+def _check_ids(
+    store: AuditReader, chunk: Sequence[tuple[bytes, int, bytes]], rebuild: _Rebuild
+) -> None:
+    """The id → index map sends each entry's id to its index; then the entries are added."""
+    if not chunk:
+        return
+    found = store.lookup([entry_id for entry_id, _, _ in chunk])
+    for entry_id, index, _ in chunk:
+        if found.get(entry_id) != index:
+            raise StorageError(f"the entry-id index does not map entry {index} to its index")
+    for _, _, entry in chunk:
+        rebuild.add(entry)
+
+
 def _any_checkpoint_verifies(
-    store: LogReader, origin: str, verifiers: Sequence[NoteVerifier]
+    store: AuditReader, origin: str, verifiers: Sequence[NoteVerifier]
 ) -> bool:
     for size in store.checkpoint_sizes():
         note = store.checkpoint(size)
@@ -312,7 +333,8 @@ def verify_log_dir(
     earlier_checkpoint: bytes | None = None,
     batch_verifier: BatchVerifier | None = None,
 ) -> LogReport:
-    """:func:`verify_log` on the SQLite log of ``data_dir`` (opened read-only).
+    """:func:`verify_log` on the log of ``data_dir`` (opened read-only): the SQLite log in it,
+    or the PostgreSQL one its ``[log]`` configuration names (read in one snapshot).
 
     Without ``verifiers``, the checkpoint's public key and the origin come from the data
     directory (:func:`ironroot.log.layout.load_log_identity`: public material only). When that
@@ -325,7 +347,7 @@ def verify_log_dir(
         origin, verifiers = identity.origin, identity.verifiers
     elif origin is None:
         origin = layout.read_log_origin(data_dir)
-    store = SqliteLogStore(layout.log_db_path(data_dir), read_only=True)
+    store = StoreConfig.of_data_dir(data_dir).open(data_dir, read_only=True)
     try:
         try:
             return verify_log(

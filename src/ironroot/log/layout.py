@@ -2,7 +2,8 @@
 
 ::
 
-    <data>/log.sqlite3            the log store (SQLite, WAL: also -wal and -shm files)
+    <data>/log.sqlite3            the log store (SQLite, WAL: also -wal and -shm files), unless
+                                  ``[log] store = "postgresql"`` puts it in PostgreSQL
     <data>/keys/checkpoint.key    the checkpoint signing key: PKCS#8 PEM, Ed25519 or ML-DSA-44
     <data>/keys/checkpoint.pub.pem its public key: all `log verify DIR` reads (never the private
                                   key), written by the service whenever it starts
@@ -46,6 +47,7 @@ __all__ = [
     "load_log_identity",
     "log_db_path",
     "read_log_origin",
+    "read_log_table",
     "receipt_keys_path",
 ]
 
@@ -100,13 +102,25 @@ def _host(issuer: str) -> str:
     return parts.hostname
 
 
-def read_log_origin(data_dir: Path) -> str:
-    """The log origin configured for ``data_dir`` (see the module docstring)."""
+def _read_config(data_dir: Path) -> dict[str, object]:
     raw = _read(config_path(data_dir), "configuration file")
     try:
-        config = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{config_path(data_dir)} is not valid TOML: {exc}") from exc
+
+
+def read_log_table(data_dir: Path) -> dict[str, object]:
+    """The ``[log]`` table of ``<data_dir>/ironroot.toml`` (empty when it has none)."""
+    table = _read_config(data_dir).get("log", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[log] in {config_path(data_dir)} must be a table")
+    return table
+
+
+def read_log_origin(data_dir: Path) -> str:
+    """The log origin configured for ``data_dir`` (see the module docstring)."""
+    config = _read_config(data_dir)
     origin: object = None
     log_table = config.get("log")
     if isinstance(log_table, dict):

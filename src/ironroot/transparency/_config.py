@@ -25,6 +25,7 @@ from ironroot._fileio import load_each, warn_if_exposed, write_atomic
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey, load_certificates
 from ironroot.errors import ConfigError, IronrootError, MalformedInput
 from ironroot.http import ServerLimits
+from ironroot.log import STORE_KEYS, StoreConfig
 from ironroot.log.layout import CONFIG_FILE, checkpoint_key_path
 from ironroot.transparency._cts import check_cts_prefix
 from ironroot.witness import CosignatureVerifier, WitnessPolicy
@@ -111,6 +112,8 @@ class TransparencyConfig:
     witness_ca: Path | None = None
     cts_prefix: str = ""
     """``[transparency] cts_prefix``: where the Microsoft CTS API is served ("": nowhere)."""
+    store: StoreConfig = field(default_factory=StoreConfig)
+    """``[log] store``: where the log lives (SQLite in the data directory by default)."""
 
     @property
     def witness_policy(self) -> WitnessPolicy | None:
@@ -262,6 +265,7 @@ _SECTIONS: Final = {
         "witness_quorum",
         "witness_timeout",
         "witness_ca",
+        *STORE_KEYS,
     },
     "auth": {"write_tokens"},
     "server": set(ServerLimits.__dataclass_fields__),
@@ -458,6 +462,9 @@ def load_config(data_dir: Path) -> TransparencyConfig:
     witness_ca = None if witness_ca_rel is None else data_dir / witness_ca_rel
     if witness_ca is not None and not witness_ca.is_file():
         raise ConfigError(f"log.witness_ca: {witness_ca} does not exist")
+    store = StoreConfig.from_table(lg)
+    if store.has_password:
+        warn_if_exposed(path, "log.dsn (it holds a password)")
     tokens = _str_list(auth, "write_tokens", [], "auth")
     if tokens:
         warn_if_exposed(path, "auth.write_tokens")
@@ -488,6 +495,7 @@ def load_config(data_dir: Path) -> TransparencyConfig:
         witness_timeout=witness_timeout,
         witness_ca=witness_ca,
         cts_prefix=cts_prefix,
+        store=store,
     )
 
 

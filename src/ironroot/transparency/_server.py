@@ -15,7 +15,6 @@ from ironroot.http import (
     run_server,
     server_config,
 )
-from ironroot.log import layout
 from ironroot.transparency._app import create_app
 from ironroot.transparency._service import TransparencyService
 
@@ -46,13 +45,13 @@ def serve(
     )
     service.start()
     _log.info(
-        "transparency service on %s://%s:%d: data %s (SQLite %s, tree size %d), origin %s, "
+        "transparency service on %s://%s:%d: data %s (log in %s, tree size %d), origin %s, "
         "receipt keys %s, checkpoint keys %s",
         "https" if tls is not None else "http",
         host,
         port,
         data_dir,
-        layout.LOG_DB,
+        service.config.store.describe(data_dir),
         service.log.tree_size,
         service.config.origin,
         ", ".join(k.kid.hex()[:16] for k in service.receipt_keys),

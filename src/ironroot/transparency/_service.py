@@ -224,14 +224,19 @@ class TransparencyService:
         _publish_checkpoint_key(data_dir, note_signers[0])
         known = publish_receipt_keys(data_dir, [_public(s.verifier()) for s in receipt_signers])
         batch_signer = _ReceiptBatchSigner(receipt_signers, config.service_issuer, now)
-        log = Log.open(
-            data_dir,
-            origin=config.origin,
-            note_signers=note_signers,
-            batch_signer=batch_signer,
-            max_batch=config.max_batch,
-            linger=config.batch_linger,
-        )
+        store = config.store.open(data_dir)  # SQLite in data_dir, or [log] store's database
+        try:
+            log = Log(
+                store,
+                origin=config.origin,
+                note_signers=note_signers,
+                batch_signer=batch_signer,
+                max_batch=config.max_batch,
+                linger=config.batch_linger,
+            )
+        except BaseException:
+            store.close()
+            raise
         vkeys = [n.verifier().vkey for n in note_signers]
         return cls(
             config,

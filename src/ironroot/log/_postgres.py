@@ -1,0 +1,738 @@
+"""The PostgreSQL log store: psycopg 3 over a psycopg-pool connection pool.
+
+Same contract as the SQLite store (``tests/log/test_log_store_contract.py``): every
+:class:`StoreBatch` is one transaction, checked by :func:`~ironroot.log.check_batch` inside
+it; the fence reads the state row ``FOR UPDATE``, so a second writer waits for the first to
+commit and then finds the size moved (:class:`~ironroot.errors.StaleBatch`). Every session
+runs with ``synchronous_commit = on``: a commit that returned is durable on the server (and on
+its synchronous standbys, if the server has any), so an acknowledged entry survives a crash
+of the server as well as of the service.
+
+Schema (version 1), in the configured schema (default: the connection's current one)::
+
+    schema_version(version PRIMARY KEY, applied_at, description)  -- one row per migration
+    meta(key text PRIMARY KEY, value text)                        -- origin
+    state(id = 1, size bigint, hashes bytea)                      -- compact range
+    pending(seq bigint identity PRIMARY KEY, entry_id bytea UNIQUE, entry bytea)
+    entries(idx bigint PRIMARY KEY, entry bytea)                  -- integrated, by index
+        + hash index on sha256(entry)                             -- the id → index map
+    tiles(level smallint, idx bigint, data bytea, PRIMARY KEY (level, idx))
+    checkpoints(size bigint PRIMARY KEY, note bytea)
+    batch_data(size bigint, name text, value bytea, PRIMARY KEY (size, name))
+
+Growth: the entry id (SHA-256 of the entry) is not stored. It is found through a hash index
+on the expression ``sha256(entry)``, which keeps a 4-byte hash code and a row pointer per
+entry: about 20 bytes an entry instead of the 32-byte id column plus a B-tree over random
+32-byte keys (about 100 bytes an entry, measured, see ``docs/transparency.md``). Every other
+index takes keys in append order. The hash index still takes its insert at a random bucket;
+what makes that cheap is its size (a fifth of the B-tree's), which keeps it in memory far
+longer.
+
+Migrations: the schema version is the highest row of ``schema_version``. Opening a store on
+an empty schema creates it (it holds nothing to protect). A schema older than this code is
+refused unless the caller asks to migrate (``ironroot log migrate``); a newer one is always
+refused (:class:`StorageError` with code ``store-schema``). Migrations run in one
+transaction under a transaction-scoped advisory lock (class id :data:`MIGRATE_LOCK_CLASS`,
+object id the schema name's hash), so two processes migrating at once apply each step once.
+
+Unavailability: a connection that cannot be made or is lost, a pool with no free connection
+in time, a statement or lock timeout, all become :class:`~ironroot.errors.StoreUnavailable`
+(503 with ``Retry-After`` over HTTP). Every wait is bounded by ``timeout``: the connect
+timeout, the pool wait, ``statement_timeout`` and ``lock_timeout``; TCP keepalives and
+``tcp_user_timeout`` bound a silent network. After a failure to connect, calls fail at once for
+a second rather than each wait for the timeout. A read that meets a connection the server
+dropped (a restart, ``pg_terminate_backend``) is retried once on a fresh connection; so is a
+write that failed before its ``COMMIT`` was sent. A write whose ``COMMIT`` got no answer may or
+may not have committed: it raises, and the log reads the stored state back before its next
+write.
+
+The DSN may hold a password: it is never logged and never put in an error message
+(:func:`describe_dsn` gives the host, port, database and user only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+import psycopg
+import psycopg_pool
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from ironroot.errors import ConfigError, StorageError, StoreUnavailable
+from ironroot.log._open import check_schema_name
+from ironroot.log._store import StoreBatch, TreeState, check_batch
+
+__all__ = [
+    "MIGRATE_LOCK_CLASS",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Migration",
+    "PostgresLogStore",
+    "describe_dsn",
+]
+
+_T = TypeVar("_T")
+_HASH: Final = 32
+_PAGE: Final = 2048  # entries per page of a scan
+_DOWN_FOR: Final = 1.0  # seconds calls fail at once after a failure to connect
+MIGRATE_LOCK_CLASS: Final = 0x4952  # "IR": pg_advisory_xact_lock(class, hashtext(schema name))
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step of the schema: applied in order, once, in the migration's transaction."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: Final = (
+    Migration(
+        1,
+        "the log's tables",
+        (
+            """CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)""",
+            """CREATE TABLE state (
+                id integer PRIMARY KEY CHECK (id = 1),
+                size bigint NOT NULL CHECK (size >= 0),
+                hashes bytea NOT NULL
+            )""",
+            """INSERT INTO state VALUES (1, 0, '')""",
+            """CREATE TABLE pending (
+                seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                entry_id bytea NOT NULL UNIQUE,
+                entry bytea NOT NULL
+            )""",
+            """CREATE TABLE entries (idx bigint PRIMARY KEY, entry bytea NOT NULL)""",
+            """CREATE INDEX entries_by_id ON entries USING hash (sha256(entry))""",
+            """CREATE TABLE tiles (
+                level smallint NOT NULL,
+                idx bigint NOT NULL,
+                data bytea NOT NULL,
+                PRIMARY KEY (level, idx)
+            )""",
+            # Hashes do not compress: store tiles without trying.
+            """ALTER TABLE tiles ALTER COLUMN data SET STORAGE EXTERNAL""",
+            """CREATE TABLE checkpoints (size bigint PRIMARY KEY, note bytea NOT NULL)""",
+            """CREATE TABLE batch_data (
+                size bigint NOT NULL,
+                name text NOT NULL,
+                value bytea NOT NULL,
+                PRIMARY KEY (size, name)
+            )""",
+        ),
+    ),
+)
+SCHEMA_VERSION: Final = MIGRATIONS[-1].version
+"""The schema version this code writes and reads."""
+
+_VERSION_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_version (
+    version integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    description text NOT NULL
+)"""
+
+
+def describe_dsn(dsn: str) -> str:
+    """``host:port/dbname as user``: what a DSN points at, without its password."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "an unparsable PostgreSQL DSN"
+    host = str(params.get("host") or params.get("hostaddr") or "localhost")
+    port = str(params.get("port") or "5432")
+    where = f"{host}:{port}/{params.get('dbname') or params.get('user') or ''}"
+    return f"{where} as {params['user']}" if params.get("user") else where
+
+
+def _connect_kwargs(dsn: str, timeout: float) -> dict[str, Any]:
+    """Connection parameters bounding every wait, unless the DSN sets its own."""
+    try:
+        given = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        # Not chained: libpq's message quotes the DSN, which may hold a password.
+        raise ConfigError("the PostgreSQL DSN does not parse") from None
+    wanted: dict[str, Any] = {
+        "connect_timeout": max(2, round(timeout)),
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": int(timeout * 1000),
+        "application_name": "ironroot-log",
+    }
+    out = {k: v for k, v in wanted.items() if k not in given}
+    out["autocommit"] = True
+    return out
+
+
+def _session_settings(timeout: float, schema: str | None, *, snapshot: bool) -> sql.Composed:
+    """One statement setting every session parameter the store relies on."""
+    millis = int(timeout * 1000)
+    settings: list[tuple[str, str]] = [
+        ("synchronous_commit", "on"),
+        ("statement_timeout", str(millis)),
+        ("lock_timeout", str(millis)),
+        ("idle_in_transaction_session_timeout", "0" if snapshot else str(max(millis, 60000))),
+    ]
+    if schema is not None:
+        settings.append(("search_path", sql.Identifier(schema).as_string()))
+    return sql.SQL("SELECT {}").format(
+        sql.SQL(", ").join(
+            sql.SQL("set_config({}, {}, false)").format(sql.Literal(k), sql.Literal(v))
+            for k, v in settings
+        )
+    )
+
+
+class _Unavailable(Exception):
+    """Internal: a connection-level failure (the caller decides whether to retry)."""
+
+
+class PostgresLogStore:
+    """A :class:`~ironroot.log.LogStore` (and :class:`~ironroot.log.AuditReader`) in a
+    PostgreSQL schema.
+
+    ``read_only`` opens one connection holding one ``REPEATABLE READ READ ONLY`` transaction
+    until :meth:`close`: every read sees the same snapshot, so a whole-log check of a log that
+    a service keeps writing is consistent. ``create`` (default) creates the schema when it is
+    empty; ``migrate`` brings an older one up to :data:`SCHEMA_VERSION`. ``check_schema=False``
+    opens the store without looking at its schema at all: for :meth:`migrate` and
+    :attr:`schema_version` only (``ironroot log migrate``).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str | None = None,
+        read_only: bool = False,
+        pool_size: int = 4,
+        timeout: float = 5.0,
+        create: bool = True,
+        migrate: bool = False,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        check_schema: bool = True,
+    ) -> None:
+        if not 1 <= pool_size <= 100:
+            raise ConfigError("the PostgreSQL pool size must be between 1 and 100")
+        if not 0.1 <= timeout <= 600:
+            raise ConfigError("the PostgreSQL timeout must be between 0.1 and 600 seconds")
+        self._schema = check_schema_name(schema)
+        self._where = describe_dsn(dsn) + (f" schema {schema}" if schema else "")
+        self._read_only = read_only
+        self._timeout = timeout
+        self._migrations = tuple(migrations)
+        self._closed = False
+        self._down_until = 0.0
+        self._snapshot: psycopg.Connection[Any] | None = None
+        self._snapshot_lock = threading.Lock()
+        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
+        kwargs = _connect_kwargs(dsn, timeout)
+        settings = _session_settings(timeout, self._schema, snapshot=read_only)
+        try:
+            if read_only:
+                self._snapshot = self._open_snapshot(dsn, kwargs, settings)
+                if check_schema:
+                    self._check_version(self._snapshot, create=False, migrate=False)
+            else:
+                self._pool = psycopg_pool.ConnectionPool(
+                    dsn,
+                    kwargs=kwargs,
+                    min_size=1,
+                    max_size=pool_size,
+                    open=False,
+                    configure=lambda conn: _configure(conn, settings),
+                    timeout=timeout,
+                    reconnect_timeout=max(timeout, 2.0),
+                    name="ironroot-log",
+                )
+                self._pool.open(wait=True, timeout=timeout)
+                if check_schema:
+                    with self._pool.connection(timeout) as conn:
+                        self._check_version(conn, create=create, migrate=migrate)
+        except psycopg_pool.PoolTimeout as exc:
+            self.close()
+            raise StoreUnavailable(f"cannot connect to PostgreSQL at {self._where}") from exc
+        except psycopg.OperationalError as exc:
+            self.close()
+            raise StoreUnavailable(
+                f"cannot connect to PostgreSQL at {self._where}: {_reason(exc)}"
+            ) from exc
+        except psycopg.Error as exc:
+            self.close()
+            raise StorageError(
+                f"cannot open the log in PostgreSQL at {self._where}: {_reason(exc)}"
+            ) from exc
+        except BaseException:
+            self.close()
+            raise
+
+    # --- connections ------------------------------------------------------------------------
+
+    def _open_snapshot(
+        self, dsn: str, kwargs: dict[str, Any], settings: sql.Composed
+    ) -> psycopg.Connection[Any]:
+        conn = psycopg.Connection.connect(dsn, **kwargs)
+        try:
+            conn.execute(settings)
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        if self._closed:
+            raise StorageError("the log store is closed")
+        if self._snapshot is not None:
+            with self._snapshot_lock:
+                yield self._snapshot
+            return
+        assert self._pool is not None
+        if time.monotonic() < self._down_until:
+            raise StoreUnavailable(f"PostgreSQL at {self._where} is unreachable; retry shortly")
+        try:
+            conn = self._pool.getconn()
+        except psycopg_pool.PoolTimeout as exc:
+            self._down_until = time.monotonic() + _DOWN_FOR
+            raise StoreUnavailable(
+                f"no connection to PostgreSQL at {self._where} within {self._timeout:g} s"
+            ) from exc
+        except psycopg_pool.PoolClosed as exc:
+            raise StorageError("the log store is closed") from exc
+        try:
+            yield conn
+        finally:
+            self._pool.putconn(conn)
+
+    def _run(
+        self,
+        work: Callable[[psycopg.Connection[Any]], _T],
+        *,
+        retry: bool | Callable[[], bool] = True,
+    ) -> _T:
+        """``work(conn)`` with psycopg's errors mapped; once more on a fresh connection when
+        the server dropped the first one and ``retry`` (or what it returns) is true."""
+        for attempt in (1, 2):
+            try:
+                with self._connection() as conn:
+                    try:
+                        return work(conn)
+                    except psycopg.OperationalError as exc:
+                        if not conn.broken and not conn.closed:
+                            raise StoreUnavailable(
+                                f"PostgreSQL at {self._where}: {_reason(exc)}"
+                            ) from exc
+                        raise _Unavailable(_reason(exc)) from exc
+            except _Unavailable as exc:
+                again = retry() if callable(retry) else retry
+                if again and attempt == 1 and self._pool is not None:
+                    self._pool.check()  # drop the other connections the server closed
+                    continue
+                raise StoreUnavailable(
+                    f"lost the connection to PostgreSQL at {self._where}: {exc}"
+                ) from exc.__cause__
+            except StorageError:
+                raise
+            except psycopg.Error as exc:
+                raise StorageError(f"PostgreSQL at {self._where}: {_reason(exc)}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _one(self, query: str, args: Sequence[Any] = ()) -> Any:
+        def work(conn: psycopg.Connection[Any]) -> Any:
+            with conn.cursor(binary=True) as cur:
+                return cur.execute(query, args).fetchone()
+
+        return self._run(work)
+
+    def _all(self, query: str, args: Sequence[Any] = ()) -> list[Any]:
+        def work(conn: psycopg.Connection[Any]) -> list[Any]:
+            with conn.cursor(binary=True) as cur:
+                return cur.execute(query, args).fetchall()
+
+        return self._run(work)
+
+    # --- schema -----------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        """The stored schema version."""
+        return int(self._run(_stored_version))
+
+    def _check_version(self, conn: psycopg.Connection[Any], *, create: bool, migrate: bool) -> None:
+        latest = self._migrations[-1].version
+        version = _stored_version(conn)
+        if version > latest:
+            raise StorageError(
+                f"the log schema at {self._where} has version {version}; this Ironroot knows "
+                f"up to {latest}: upgrade Ironroot to open it",
+                code="store-schema",
+            )
+        if version == latest:
+            return
+        if self._read_only:
+            raise StorageError(
+                f"no log at {self._where}"
+                if version == 0
+                else f"the log schema at {self._where} has version {version}, this Ironroot "
+                f"reads {latest}: run `ironroot log migrate`",
+                code="store-schema",
+            )
+        if version == 0 and not create:
+            raise StorageError(f"no log at {self._where}", code="store-schema")
+        if version > 0 and not migrate:
+            raise StorageError(
+                f"the log schema at {self._where} has version {version}, older than this "
+                f"Ironroot's {latest}: run `ironroot log migrate` (see docs/transparency.md)",
+                code="store-schema",
+            )
+        _apply_migrations(conn, self._schema, self._migrations)
+
+    def migrate(self) -> tuple[int, int]:
+        """Bring the schema up to date; returns (version before, version after)."""
+        if self._read_only:
+            raise StorageError("the log store is read-only")
+
+        def work(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+            before = _stored_version(conn)
+            _apply_migrations(conn, self._schema, self._migrations)
+            return before, _stored_version(conn)
+
+        return self._run(work, retry=False)
+
+    # --- the log's reads --------------------------------------------------------------------
+
+    def state(self) -> TreeState:
+        row = self._one("SELECT size, hashes FROM state WHERE id = 1")
+        if row is None:
+            raise StorageError("the log schema has no state row")
+        return _tree_state(row)
+
+    def lookup(self, entry_ids: Sequence[bytes]) -> dict[bytes, int | None]:
+        if not entry_ids:
+            return {}
+        ids = list(entry_ids)
+        rows = self._all(
+            "SELECT sha256(entry), idx FROM entries WHERE sha256(entry) = ANY(%b) "
+            "UNION ALL SELECT entry_id, NULL FROM pending WHERE entry_id = ANY(%b)",
+            (ids, ids),
+        )
+        found: dict[bytes, int | None] = {}
+        for entry_id, idx in rows:
+            if idx is not None or bytes(entry_id) not in found:
+                found[bytes(entry_id)] = None if idx is None else int(idx)
+        return found
+
+    def pending(self) -> list[tuple[bytes, bytes]]:
+        rows = self._all("SELECT entry_id, entry FROM pending ORDER BY seq")
+        return [(bytes(i), bytes(e)) for i, e in rows]
+
+    def entries(self, start: int, stop: int) -> list[bytes]:
+        rows = self._all(
+            "SELECT entry FROM entries WHERE idx >= %b AND idx < %b ORDER BY idx",
+            (max(start, 0), max(stop, 0)),
+        )
+        return [bytes(r[0]) for r in rows]
+
+    def tile(self, level: int, index: int) -> bytes | None:
+        row = self._one("SELECT data FROM tiles WHERE level = %b AND idx = %b", (level, index))
+        return None if row is None else bytes(row[0])
+
+    def checkpoint(self, size: int | None = None) -> bytes | None:
+        if size is None:
+            row = self._one("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1")
+        else:
+            row = self._one("SELECT note FROM checkpoints WHERE size = %b", (size,))
+        return None if row is None else bytes(row[0])
+
+    def batch_size_of(self, index: int) -> int | None:
+        row = self._one("SELECT min(size) FROM checkpoints WHERE size > %b", (index,))
+        return None if row is None or row[0] is None else int(row[0])
+
+    def batch_data(self, size: int) -> dict[str, bytes] | None:
+        rows = self._all(
+            "SELECT b.name, b.value FROM checkpoints c "
+            "LEFT JOIN batch_data b ON b.size = c.size WHERE c.size = %b",
+            (size,),
+        )
+        if not rows:
+            return None
+        return {str(name): bytes(value) for name, value in rows if name is not None}
+
+    def meta(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key = %s", (key,))
+        return None if row is None else str(row[0])
+
+    # --- audit reads ------------------------------------------------------------------------
+
+    def iter_entries(self) -> Iterator[tuple[int, bytes]]:
+        start = 0
+        while True:
+            rows = self._all(
+                "SELECT idx, entry FROM entries WHERE idx >= %b ORDER BY idx LIMIT %b",
+                (start, _PAGE),
+            )
+            for idx, entry in rows:
+                yield int(idx), bytes(entry)
+            if len(rows) < _PAGE:
+                return
+            start = int(rows[-1][0]) + 1
+
+    def checkpoint_sizes(self) -> list[int]:
+        return [int(r[0]) for r in self._all("SELECT size FROM checkpoints ORDER BY size")]
+
+    def batch_data_sizes(self) -> list[int]:
+        rows = self._all("SELECT DISTINCT size FROM batch_data ORDER BY size")
+        return [int(r[0]) for r in rows]
+
+    def count_tiles(self) -> int:
+        return int(self._one("SELECT count(*) FROM tiles")[0])
+
+    def count_entry_ids(self) -> int:
+        # The id map is an index over the entries themselves: it holds no other ids.
+        return int(self._one("SELECT count(*) FROM entries")[0])
+
+    def storage_bytes(self) -> int:
+        row = self._one(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c "
+            "WHERE c.relnamespace = to_regnamespace(current_schema()) AND c.relkind = 'r'"
+        )
+        return int(row[0])
+
+    # --- the write --------------------------------------------------------------------------
+
+    def write(self, batch: StoreBatch) -> None:
+        if self._read_only:
+            raise StorageError("the log store is read-only")
+        committing = False
+
+        def work(conn: psycopg.Connection[Any]) -> None:
+            nonlocal committing
+            committing = False
+            # Pipelined: the reads check_batch needs go in one round trip (after BEGIN and the
+            # state row's lock), the writes and the COMMIT in another.
+            with conn.pipeline(), conn.transaction():
+                check_batch(batch, _View.read(conn, batch))
+                with conn.cursor(binary=True) as cur:
+                    _apply(cur, batch)
+                committing = True  # what fails from here on is the writes' or COMMIT's reply
+
+        # Once more on a fresh connection only when the transaction surely did not commit.
+        self._run(work, retry=lambda: not committing)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._pool is not None:
+            with contextlib.suppress(Exception):
+                self._pool.close(timeout=self._timeout)
+        if self._snapshot is not None:
+            with contextlib.suppress(Exception):
+                self._snapshot.close()
+
+
+def _configure(conn: psycopg.Connection[Any], settings: sql.Composed) -> None:
+    conn.execute(settings)
+
+
+def _reason(exc: psycopg.Error) -> str:
+    """The server's or libpq's message, first line only (never the DSN)."""
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    text = primary or str(exc) or type(exc).__name__
+    return text.strip().splitlines()[0]
+
+
+def _tree_state(row: Any) -> TreeState:
+    size, blob = row
+    blob = bytes(blob)
+    if not isinstance(size, int) or len(blob) % _HASH:
+        raise StorageError("the log state row is malformed")
+    return TreeState(size, tuple(blob[i : i + _HASH] for i in range(0, len(blob), _HASH)))
+
+
+def _stored_version(conn: psycopg.Connection[Any]) -> int:
+    """The schema version (0: no log tables at all in the schema)."""
+    row = conn.execute(
+        "SELECT to_regclass('schema_version') IS NOT NULL, to_regclass('entries') IS NOT NULL"
+    ).fetchone()
+    assert row is not None
+    has_versions, has_entries = row
+    if not has_versions:
+        if has_entries:
+            raise StorageError(
+                "the PostgreSQL schema holds log tables but no schema_version table",
+                code="store-schema",
+            )
+        return 0
+    value = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    return 0 if value is None or value[0] is None else int(value[0])
+
+
+def _apply_migrations(
+    conn: psycopg.Connection[Any], schema: str | None, migrations: Sequence[Migration]
+) -> None:
+    with conn.transaction():
+        # A step may rebuild an index over every entry: no statement timeout here.
+        conn.execute("SET LOCAL statement_timeout = 0")
+        # The lock first: CREATE SCHEMA IF NOT EXISTS itself races with another migrator.
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(coalesce(%s, current_schema(), '')))",
+            (MIGRATE_LOCK_CLASS, schema),
+        )
+        if schema is not None:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        if conn.execute("SELECT current_schema()").fetchone() in (None, (None,)):
+            raise StorageError(
+                "PostgreSQL has no schema to create the log in (search_path)", code="store-schema"
+            )
+        conn.execute(_VERSION_TABLE)
+        version = _stored_version(conn)
+        latest = migrations[-1].version
+        if version > latest:
+            raise StorageError(
+                f"the log schema has version {version}; this Ironroot knows up to {latest}: "
+                "upgrade Ironroot",
+                code="store-schema",
+            )
+        for step in migrations:
+            if step.version <= version:
+                continue
+            for statement in step.statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_version (version, description) VALUES (%s, %s)",
+                (step.version, step.description),
+            )
+
+
+class _View:
+    """What :func:`check_batch` reads, fetched inside the write transaction in one round trip:
+    every question the rules can ask about ``batch`` is answered from here."""
+
+    def __init__(
+        self,
+        size: int,
+        integrated: set[bytes],
+        pending: set[bytes],
+        tiles: dict[tuple[int, int], bytes],
+        checkpoint_sizes: set[int],
+        meta: dict[str, str],
+    ) -> None:
+        self._size = size
+        self._integrated = integrated
+        self._pending = pending
+        self._tiles = tiles
+        self._checkpoints = checkpoint_sizes
+        self._meta = meta
+
+    @classmethod
+    def read(cls, conn: psycopg.Connection[Any], batch: StoreBatch) -> _View:
+        ids = list(
+            {i for i, _ in batch.integrated} | {i for i, _ in batch.pending} | set(batch.cleared)
+        )
+        keys = list(batch.tiles)
+        size = batch.state.size if batch.state is not None else -1
+        queries: list[tuple[str, Sequence[Any]]] = [
+            # FOR UPDATE: a second writer waits here until this transaction ends, then reads
+            # the size this one committed (and is refused by the fence).
+            ("SELECT size FROM state WHERE id = 1 FOR UPDATE", ()),
+            ("SELECT sha256(entry) FROM entries WHERE sha256(entry) = ANY(%b)", (ids,)),
+            ("SELECT entry_id FROM pending WHERE entry_id = ANY(%b)", (ids,)),
+            (
+                "SELECT t.level, t.idx, t.data FROM tiles t "
+                "JOIN unnest(%b::smallint[], %b::bigint[]) AS k(level, idx) "
+                "ON t.level = k.level AND t.idx = k.idx",
+                ([level for level, _ in keys], [index for _, index in keys]),
+            ),
+            ("SELECT size FROM checkpoints WHERE size = %b", (size,)),
+            ("SELECT key, value FROM meta WHERE key = ANY(%s)", (list(batch.meta),)),
+        ]
+        cursors = [conn.cursor(binary=True) for _ in queries]
+        try:
+            for cur, (query, args) in zip(cursors, queries, strict=True):
+                cur.execute(query, args)  # queued: the first fetch sends them all at once
+            rows = [cur.fetchall() for cur in cursors]
+        finally:
+            for cur in cursors:
+                cur.close()
+        state, integrated, pending, tiles, checkpoints, meta = rows
+        if not state:
+            raise StorageError("the log schema has no state row")
+        return cls(
+            int(state[0][0]),
+            {bytes(r[0]) for r in integrated},
+            {bytes(r[0]) for r in pending},
+            {(int(level), int(idx)): bytes(data) for level, idx, data in tiles},
+            {int(r[0]) for r in checkpoints},
+            {str(k): str(v) for k, v in meta},
+        )
+
+    def stored_size(self) -> int:
+        return self._size
+
+    def integrated_among(self, entry_ids: Collection[bytes]) -> set[bytes]:
+        return self._integrated.intersection(entry_ids)
+
+    def pending_among(self, entry_ids: Collection[bytes]) -> set[bytes]:
+        return self._pending.intersection(entry_ids)
+
+    def tiles(self, keys: Collection[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        return {k: self._tiles[k] for k in keys if k in self._tiles}
+
+    def has_checkpoint(self, size: int) -> bool:
+        return size in self._checkpoints
+
+    def meta_values(self, keys: Collection[str]) -> dict[str, str]:
+        return {k: self._meta[k] for k in keys if k in self._meta}
+
+
+def _apply(cur: psycopg.Cursor[Any], batch: StoreBatch) -> None:
+    """Write a checked batch (inside the transaction)."""
+    if batch.meta:
+        cur.executemany(
+            "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+            list(batch.meta.items()),
+        )
+    if batch.pending:
+        cur.executemany(
+            "INSERT INTO pending (entry_id, entry) VALUES (%b, %b) "
+            "ON CONFLICT (entry_id) DO NOTHING",
+            list(batch.pending),
+        )
+    if batch.cleared:
+        cur.execute("DELETE FROM pending WHERE entry_id = ANY(%b)", (list(batch.cleared),))
+    if batch.integrated:
+        first = batch.first_index
+        cur.executemany(
+            "INSERT INTO entries (idx, entry) VALUES (%b, %b)",
+            [(first + offset, entry) for offset, (_, entry) in enumerate(batch.integrated)],
+        )
+    if batch.tiles:
+        cur.executemany(
+            "INSERT INTO tiles (level, idx, data) VALUES (%b, %b, %b) "
+            "ON CONFLICT (level, idx) DO UPDATE SET data = excluded.data",
+            [(level, index, data) for (level, index), data in batch.tiles.items()],
+        )
+    if batch.state is not None:
+        size = batch.state.size
+        cur.execute(
+            "UPDATE state SET size = %b, hashes = %b WHERE id = 1",
+            (size, b"".join(batch.state.hashes)),
+        )
+        cur.execute(
+            "INSERT INTO checkpoints (size, note) VALUES (%b, %b)", (size, batch.checkpoint)
+        )
+        if batch.batch_data:
+            cur.executemany(
+                "INSERT INTO batch_data (size, name, value) VALUES (%b, %s, %b)",
+                [(size, k, v) for k, v in batch.batch_data.items()],
+            )

@@ -1,0 +1,207 @@
+"""PostgreSQL going away under a running service: 503 with Retry-After (never 500, never a
+hang), and the service recovers by itself when the database returns.
+
+The database "goes away" behind a TCP proxy the test controls (refused connections, every
+open connection cut), its sessions are killed with ``pg_terminate_backend``, or its state row
+is held locked by another session (a stuck database: the lock and statement timeouts answer).
+Nothing here compares durations: a hang fails by the HTTP client's own timeout.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from _tx_helpers import VENDOR_ISS, write_config
+from psycopg import sql
+
+from ironroot.cli import main
+from ironroot.cose import create_statement
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import StoreUnavailable
+from ironroot.log import layout, verify_log_dir
+from ironroot.transparency import ServiceThread, TransparencyService
+from ironroot_pg import (
+    TcpProxy,
+    TestStore,
+    admin,
+    fresh_schema,
+    pg_host_port,
+    require_pg,
+    test_dsn,
+)
+
+STORE_INDEPENDENT = True  # PostgreSQL only: each test sets up its own schema
+COSE = {"Content-Type": "application/cose"}
+JSON = {"Accept": "application/json"}
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def vendor() -> PrivateKey:
+    return PrivateKey.generate(Algorithm.ES256)
+
+
+@pytest.fixture
+def proxy() -> Iterator[TcpProxy]:
+    require_pg()
+    proxy = TcpProxy(*pg_host_port())
+    yield proxy
+    proxy.close()
+
+
+def _data(tmp_path: Path, vendor: PrivateKey, schema: str, dsn: str) -> Path:
+    data = write_config(
+        tmp_path / "data",
+        issuers=[(VENDOR_ISS, vendor)],
+        store=TestStore("postgresql", schema),
+        registration_wait=10.0,
+    )
+    toml = layout.config_path(data)
+    text = toml.read_text().replace(f'dsn = "{test_dsn()}"', f'dsn = "{dsn}"')
+    toml.write_text(text.replace("[log]", "[log]\nstore_timeout = 2.0", 1))
+    return data
+
+
+def _stmt(key: PrivateKey, n: int) -> bytes:
+    return create_statement(key, b'{"n": %d}' % n, iss=VENDOR_ISS, sub=f"pkg:outage/{n}")
+
+
+def _unavailable(response: httpx.Response) -> None:
+    """A 503 problem saying the store is unavailable, with a Retry-After to follow."""
+    assert response.status_code == 503, response.text
+    assert int(response.headers["Retry-After"]) >= 1
+    assert response.json()["code"] == "store-unavailable"
+
+
+def _post(client: httpx.Client, body: bytes) -> httpx.Response:
+    return client.post("/entries", content=body, headers={**COSE, **JSON})
+
+
+def _register_retrying(client: httpx.Client, body: bytes, attempts: int = 60) -> httpx.Response:
+    """POST as a client should: on 503, wait what Retry-After says (at most a second here)."""
+    for _ in range(attempts):
+        response = client.post("/entries", content=body, headers={**COSE, **JSON})
+        if response.status_code != 503:
+            return response
+        assert int(response.headers["Retry-After"]) >= 1
+        time.sleep(1.0)
+    raise AssertionError("still 503 after every retry")
+
+
+def test_a_database_that_goes_away_gives_503_and_the_service_recovers(
+    tmp_path: Path, vendor: PrivateKey, proxy: TcpProxy
+) -> None:
+    with fresh_schema() as schema:
+        data = _data(tmp_path, vendor, schema, proxy.dsn(test_dsn()))
+        service = TransparencyService.open(data)
+        with (
+            service,
+            ServiceThread(service) as server,
+            httpx.Client(base_url=server.url, timeout=60) as client,
+        ):
+            first = client.post("/entries", content=_stmt(vendor, 0), headers=COSE)
+            assert first.status_code == 201
+            assert client.get("/ready").status_code == 200
+
+            proxy.down()
+            _unavailable(
+                client.post("/entries", content=_stmt(vendor, 1), headers={**COSE, **JSON})
+            )
+            _unavailable(client.get("/tile/0/000.p/1", headers=JSON))
+            _unavailable(
+                client.post("/entries", content=_stmt(vendor, 2), headers={**COSE, **JSON})
+            )
+            assert client.get("/ready").status_code == 503
+            # What is already in memory is still served.
+            assert client.get("/checkpoint").status_code == 200
+
+            proxy.up()
+            for n in (1, 2, 3):
+                assert _register_retrying(client, _stmt(vendor, n)).status_code == 201
+            assert client.get("/ready").status_code == 200
+            assert client.get("/tile/0/000.p/4").status_code == 200
+        report = verify_log_dir(data)
+        assert report.size == 4
+
+
+def test_a_service_started_while_the_database_is_away_fails_at_once(
+    tmp_path: Path, vendor: PrivateKey, proxy: TcpProxy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with fresh_schema() as schema:
+        data = _data(tmp_path, vendor, schema, proxy.dsn(test_dsn()))
+        proxy.down()
+        with pytest.raises(StoreUnavailable) as info:
+            TransparencyService.open(data)
+        assert "cannot connect to PostgreSQL" in info.value.detail
+        assert main(["log", "verify", str(data)]) == 1
+        assert "store-unavailable" in capsys.readouterr().err
+        proxy.up()
+        TransparencyService.open(data).close()
+
+
+def test_killed_database_sessions_are_replaced_and_nothing_acknowledged_is_lost(
+    tmp_path: Path, vendor: PrivateKey
+) -> None:
+    require_pg()
+    name = "ironroot-test-" + secrets.token_hex(4)
+    with fresh_schema() as schema:
+        dsn = test_dsn() + ("&" if "?" in test_dsn() else "?") + f"application_name={name}"
+        data = _data(tmp_path, vendor, schema, dsn)
+        service = TransparencyService.open(data)
+        acknowledged: list[str] = []
+        with (
+            service,
+            ServiceThread(service) as server,
+            httpx.Client(base_url=server.url, timeout=60) as client,
+        ):
+            for n in range(20):
+                if n % 5 == 0:
+                    with admin() as conn:
+                        conn.execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE application_name = %s",
+                            (name,),
+                        )
+                response = _register_retrying(client, _stmt(vendor, n))
+                assert response.status_code == 201
+                acknowledged.append(response.headers["Location"])
+            for location in acknowledged:
+                assert client.get(location).status_code == 200
+        assert verify_log_dir(data).size == 20
+
+
+def test_a_stuck_database_answers_503_within_its_timeouts(
+    tmp_path: Path, vendor: PrivateKey
+) -> None:
+    """Another session holds the state row: the write waits lock_timeout, not forever."""
+    require_pg()
+    with fresh_schema() as schema:
+        data = _data(tmp_path, vendor, schema, test_dsn())
+        service = TransparencyService.open(data)
+        with (
+            service,
+            ServiceThread(service) as server,
+            httpx.Client(base_url=server.url, timeout=60) as client,
+        ):
+            assert (
+                client.post("/entries", content=_stmt(vendor, 0), headers=COSE).status_code == 201
+            )
+            holder = admin()
+            try:
+                holder.execute("BEGIN")
+                holder.execute(
+                    sql.SQL("SELECT size FROM {} WHERE id = 1 FOR UPDATE").format(
+                        sql.Identifier(schema, "state")
+                    )
+                )
+                _unavailable(_post(client, _stmt(vendor, 1)))
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+            assert _register_retrying(client, _stmt(vendor, 1)).status_code == 201
+        assert verify_log_dir(data).size == 2
