@@ -145,13 +145,19 @@ def _witnessed(data: Path) -> Callable[[], bytes] | None:
     return read
 
 
+def _check_holds_log(data: Path) -> None:
+    """``ConfigError`` unless ``data`` holds a log: its SQLite file, or an ``ironroot.toml``
+    whose ``[log] store`` names another store."""
+    config = log.StoreConfig.of_data_dir(data)
+    if config.kind == "sqlite" and not log.layout.log_db_path(data).exists():
+        raise ConfigError(f"{data} holds no log ({log.layout.LOG_DB})")
+
+
 @contextmanager
 def _data_source(data: Path) -> Iterator[log.LogFetcher]:
     """The data directory's store (SQLite, or the PostgreSQL its ``[log] store`` names), read
     as the service serves it (opened read-only)."""
-    config = log.StoreConfig.of_data_dir(data)
-    if config.kind == "sqlite" and not log.layout.log_db_path(data).exists():
-        raise ConfigError(f"{data} holds no log ({log.layout.LOG_DB})")
+    _check_holds_log(data)
     store = log.open_store(data, read_only=True, create=False)
     try:
         yield log.StoreLogFetcher(store, checkpoint=_witnessed(data))
@@ -173,8 +179,7 @@ def _source(args: argparse.Namespace) -> Iterator[log.LogFetcher]:
 
 def _identity(args: argparse.Namespace) -> log.LogIdentity:
     if args.data is not None:
-        if not log.layout.log_db_path(args.data).exists():
-            raise ConfigError(f"{args.data} holds no log ({log.layout.LOG_DB})")
+        _check_holds_log(args.data)
         if args.key:
             return identity_of(args, None)
         return log.layout.load_log_identity(args.data, origin=args.origin)

@@ -134,7 +134,8 @@ def _run(args: argparse.Namespace) -> log.LogReport:
     data_dir = Path(target)
     if not data_dir.is_dir():
         raise ConfigError(f"{data_dir} is not a directory (or an http(s) URL)")
-    if not log.layout.log_db_path(data_dir).exists():
+    store = log.StoreConfig.of_data_dir(data_dir)
+    if store.kind == "sqlite" and not log.layout.log_db_path(data_dir).exists():
         if (data_dir / "checkpoint").is_file():  # static tiles (ironroot log export-tiles)
             if args.receipt_keys:
                 raise ConfigError("--receipt-keys checks a data directory, not static tiles")
@@ -143,10 +144,6 @@ def _run(args: argparse.Namespace) -> log.LogReport:
                 static, identity=identity_of(args, None), earlier_checkpoint=earlier
             )
         raise ConfigError(f"{data_dir} holds no log ({log.layout.LOG_DB}) and no checkpoint")
-
-    store = log.StoreConfig.of_data_dir(data_dir)
-    if store.kind == "sqlite" and not log.layout.log_db_path(data_dir).exists():
-        raise ConfigError(f"{data_dir} holds no log ({log.layout.LOG_DB})")
     return log.verify_log_dir(
         data_dir,
         origin=args.origin,

@@ -400,8 +400,9 @@ class LogSource:
         if len(key) != 32:
             raise NotFound("no such entry")
         with self.store() as store:
-            index = store.find(key)
-            entry = store.entry(index) if index is not None else None
+            index = store.lookup([key]).get(key)
+            found = store.entries(index, index + 1) if index is not None else []
+            entry = found[0] if found else None
         if index is None or entry is None:
             raise NotFound(f"no entry {entry_id[:16]}… in {self.name}")
         return index, entry
