@@ -36,7 +36,12 @@ if TYPE_CHECKING:
         RimLimits,
     )
     from ironroot.rim._roots import NVIDIA_RIM_ROOT_FINGERPRINT, builtin_rim_roots
-    from ironroot.rim._statement import LoggedRim, logged_rim_from_statement, rim_statement
+    from ironroot.rim._statement import (
+        LoggedRim,
+        carries_rim,
+        logged_rim_from_statement,
+        rim_statement,
+    )
     from ironroot.rim._verify import verify_rim
 
 __all__ = [
@@ -54,6 +59,7 @@ __all__ = [
     "RimKind",
     "RimLimits",
     "builtin_rim_roots",
+    "carries_rim",
     "compare_measurements",
     "logged_rim_from_statement",
     "rim_statement",

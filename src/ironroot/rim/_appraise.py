@@ -29,12 +29,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from ironroot.errors import MeasurementMismatch, NotFound, VerificationFailed
 from ironroot.rim._id import RimId, RimKind
-from ironroot.rim._model import GoldenMeasurement
 from ironroot.rim._statement import LoggedRim
+
+if TYPE_CHECKING:
+    from ironroot.rim._model import GoldenMeasurement
 
 __all__ = [
     "NVDEC0_RIM_INDEX",

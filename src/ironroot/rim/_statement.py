@@ -27,22 +27,25 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-from cryptography import x509
+from typing import TYPE_CHECKING
 
 from ironroot.cose import (
     RECEIPTS,
     SignedStatement,
+    TransparentStatement,
     create_statement,
     verify_transparent_statement,
 )
 from ironroot.crypto import Signer, Verifier
 from ironroot.errors import IronrootError, MalformedRim, UnknownIssuer, VerificationFailed
 from ironroot.rim._id import RIM_CONTENT_TYPE, RimId
-from ironroot.rim._model import DEFAULT_RIM_LIMITS, Rim, RimLimits
-from ironroot.rim._verify import verify_rim
 
-__all__ = ["LoggedRim", "logged_rim_from_statement", "rim_statement"]
+if TYPE_CHECKING:  # the RIM model and verifier import lxml; recognising a statement does not
+    from cryptography import x509
+
+    from ironroot.rim._model import Rim, RimLimits
+
+__all__ = ["LoggedRim", "carries_rim", "logged_rim_from_statement", "rim_statement"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,8 @@ def rim_statement(
 ) -> bytes:
     """A Signed Statement registering the RIM ``rim`` under ``rim_id``, signed by ``signer``
     as ``iss``; the RIM must verify at ``now`` and its id name it (module docs)."""
+    from ironroot.rim._verify import verify_rim
+
     parsed = verify_rim(rim, now=now, roots=roots)
     rid = rim_id if isinstance(rim_id, RimId) else RimId.parse(rim_id)
     rid.check(parsed)
@@ -84,9 +89,31 @@ def rim_statement(
     )
 
 
+def _is_xml(data: bytes) -> bool:
+    return bytes(data[:64]).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
+
+
+def carries_rim(data: bytes) -> bool:
+    """Whether ``data`` is a RIM, bare (XML) or in a Signed or Transparent Statement of content
+    type ``application/swid+xml``: what a verifier takes with
+    :func:`logged_rim_from_statement` (which refuses the bare ones). Nothing is verified."""
+    if not isinstance(data, bytes | bytearray) or not data:
+        return False
+    if _is_xml(bytes(data)):
+        return True
+    try:
+        statement = TransparentStatement.parse(bytes(data)).statement
+    except IronrootError:
+        try:
+            statement = SignedStatement.parse(bytes(data))
+        except IronrootError:
+            return False
+    return statement.content_type == RIM_CONTENT_TYPE
+
+
 def _require_receipt(data: bytes) -> None:
     """Step 1: refuse what is plainly not on the log, with ``no-receipt``."""
-    if bytes(data[:64]).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+    if _is_xml(data):
         raise VerificationFailed(
             "a bare RIM is not on the log: register it and use its transparent statement",
             code="no-receipt",
@@ -108,9 +135,12 @@ def logged_rim_from_statement(
     service_keys: Mapping[bytes, Verifier],
     now: dt.datetime,
     roots: Sequence[x509.Certificate] | None = None,
-    limits: RimLimits = DEFAULT_RIM_LIMITS,
+    limits: RimLimits | None = None,
 ) -> LoggedRim:
     """The RIM of one Transparent Statement, or the error that refuses it (module docs)."""
+    from ironroot.rim._model import DEFAULT_RIM_LIMITS
+    from ironroot.rim._verify import verify_rim
+
     if not isinstance(data, bytes | bytearray) or not data:
         raise MalformedRim("a RIM statement must be non-empty bytes")
     _require_receipt(bytes(data))
@@ -123,6 +153,6 @@ def logged_rim_from_statement(
             f"{statement.content_type!r}, not {RIM_CONTENT_TYPE} with the tag attached"
         )
     rim_id = RimId.parse(statement.claims.sub)
-    rim = verify_rim(statement.payload, now=now, roots=roots, limits=limits)
+    rim = verify_rim(statement.payload, now=now, roots=roots, limits=limits or DEFAULT_RIM_LIMITS)
     rim_id.check(rim)
     return LoggedRim(rim=rim, rim_id=rim_id, issuer=statement.claims.iss)
