@@ -17,7 +17,8 @@
     appraises a GPU's measurement blocks (JSON ``{"<SPDM block index>": "<hex>", …}``)
     against the RIM Transparent Statements in ``--rims`` (files or folders) whose receipts
     verify under ``--service-keys`` and whose issuer is an ``--issuer``, exactly as the
-    verifier's endorsements do. Refused statements are listed on stderr.
+    verifier's endorsements do. Refused statements are logged as warnings (stderr) and listed
+    in the JSON output.
 
 Exit 0 verified (affirmed), 1 when a check fails (the error names it: ``bad-signature``,
 ``chain-not-trusted``, ``certificate-expired``, ``no-receipt``, ``rim-not-found``,
@@ -29,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any, Final
 
@@ -302,8 +302,6 @@ def _appraise(args: argparse.Namespace) -> int:
         now=now_or(args.at),
         rim_roots=_roots(args.root),
     )
-    for line in endorsements.rejected:
-        print(f"ironroot: warning: left out {line}", file=sys.stderr)
     result = endorsements.rims.appraise(
         blocks,
         project=args.project,
