@@ -27,6 +27,11 @@ def test_vbios_ids_are_built_from_evidence_values() -> None:
         "G520", "0202", "885", "96006D0008"
     )
     assert vbios_version_key("96.00.9F.00.01") == "96009F0001"
+    # the opaque data's fixed-width strings end in NULs
+    assert RimId.vbios("1010\x00", "0200\x00", "882\x00\x00\x00", "96.00.9F.00.01") == (
+        RimId.parse("NV_GPU_VBIOS_1010_0200_882_96009F0001")
+    )
+    assert RimId.driver("GH100", "550.90.07\x00") == RimId.parse("NV_GPU_DRIVER_GH100_550.90.07")
 
 
 @pytest.mark.parametrize(
@@ -50,6 +55,8 @@ def test_what_is_not_a_rim_id_is_refused(text: str) -> None:
 def test_a_vbios_version_must_be_five_hex_octets(version: str) -> None:
     with pytest.raises(MalformedRim):
         RimId.vbios("1010", "0200", "882", version)
+    with pytest.raises(MalformedRim):
+        RimId.vbios("1010", "0200", None, "96.00.5E.00.01")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("version", ["", "96.00.5E.00.01", "550.90.07.1", "r550", "5e5"])

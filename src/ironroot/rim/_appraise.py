@@ -68,17 +68,14 @@ class IndexMismatch:
     def __str__(self) -> str:
         where = f"block {self.block} (RIM index {self.block - 1}, {self.name or 'unnamed'}, "
         where += f"{self.rim_id})"
+        measured = self.measured or b""
         if self.reason == "absent":
             return f"{where}: absent from the evidence"
-        assert self.measured is not None  # absent is the only case without a value
         if self.reason == "size":
             return (
-                f"{where}: {len(self.measured)} bytes, the RIM allows "
-                f"{len(self.allowed[0])}-byte values"
+                f"{where}: {len(measured)} bytes, the RIM allows {len(self.allowed[0])}-byte values"
             )
-        return (
-            f"{where}: {self.measured.hex()} is not one of the {len(self.allowed)} allowed value(s)"
-        )
+        return f"{where}: {measured.hex()} is not one of the {len(self.allowed)} allowed value(s)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +225,7 @@ class LoggedRims:
                 return result
             if best is None or len(result.mismatches) < len(best.mismatches):
                 best = result
-        assert best is not None  # both selections are non-empty
+        if best is None:  # both selections are non-empty: there was a pair
+            raise NotFound("no pair of logged RIMs to appraise with", code="rim-not-found")
         best.check()
-        return best  # unreachable: check() raised
+        return best  # not reached: check() raised

@@ -50,16 +50,24 @@ class RimKind(StrEnum):
     VBIOS = "vbios"
 
 
+def _clean(value: str) -> str:
+    """A value as evidence may carry it: surrounding blanks and trailing NULs (the opaque
+    data's fixed-width strings) removed."""
+    if not isinstance(value, str):
+        raise MalformedRim(f"{value!r} is not text")
+    return value.strip().rstrip("\x00").strip()
+
+
 def vbios_version_key(version: str) -> str:
     """A VBIOS version as RIM ids write it: ``96.00.5E.00.01`` -> ``96005E0001``."""
-    text = version.strip()
+    text = _clean(version)
     if not _VBIOS_VERSION.fullmatch(text):
         raise MalformedRim(f"VBIOS version {version!r} is not hex octets (96.00.5E.00.01)")
     return text.replace(".", "").upper()
 
 
 def _part(value: str, what: str) -> str:
-    text = value.strip()
+    text = _clean(value)
     if not re.fullmatch(_PART, text):
         raise MalformedRim(f"{what} {value!r} must be 1 to 16 letters or digits")
     return text.upper()
@@ -94,7 +102,7 @@ class RimId:
     @classmethod
     def driver(cls, product: str, version: str) -> RimId:
         """The id of the driver RIM for ``product`` (``GH100``) and driver ``version``."""
-        text = version.strip()
+        text = _clean(version)
         if not re.fullmatch(_DRIVER_VERSION, text):
             raise MalformedRim(f"driver version {version!r} is not a version (550.90.07)")
         return cls(RimKind.DRIVER, text, product=_part(product, "product"))
