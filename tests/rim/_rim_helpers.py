@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
 from pathlib import Path
 
 from cryptography import x509
@@ -16,6 +15,8 @@ from lxml import etree
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 from signxml.signer import XMLSigner
 
+from ironroot.attestation import VerifyOptions, verify_evidence
+from ironroot.attestation.evidence import GpuEvidence
 from ironroot.crypto import PrivateKey, PublicKey
 from ironroot.rim import rim_statement
 from ironroot.transparency import TransparencyClient
@@ -56,25 +57,26 @@ def vector_rims() -> list[Path]:
     return sorted((base / "gpu" / "nvidia" / "rims").glob("*.swidtag"))
 
 
+H100_NONCE = bytes.fromhex("931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb")
+
+
+def vector_evidence() -> GpuEvidence:
+    """The H100 report of the vectors, verified as ``nvidia-gpu`` evidence (chain to NVIDIA's
+    Device Identity CA, signature, nonce) and typed."""
+    base = nvidia_dir()
+    options = VerifyOptions(
+        now=NOW,
+        nonce=H100_NONCE,
+        certificates=((base / "hopperCertChain.txt").read_bytes(),),
+    )
+    data = (base / "hopperAttestationReport.txt").read_bytes()
+    return GpuEvidence.from_claims(verify_evidence(data, options, format="nvidia-gpu"))
+
+
 def vector_blocks() -> dict[int, bytes]:
-    """The 64 measurement blocks of the H100 vector (SPDM index -> value), parsed here because
-    the NVIDIA evidence format is not on this branch yet: 37-byte GET_MEASUREMENTS request,
-    then MEASUREMENTS: 4-byte header, block count, 3-byte record length, DMTF blocks (index,
-    specification, u16 size; type, u16 value size, value)."""
-    text = (nvidia_dir() / "hopperAttestationReport.txt").read_text()
-    data = bytes.fromhex(re.sub(r"\s", "", text))
-    response = data[37:]
-    count, length = response[4], int.from_bytes(response[5:8], "little")
-    record = response[8 : 8 + length]
-    blocks: dict[int, bytes] = {}
-    offset = 0
-    while offset < len(record):
-        index, size = record[offset], int.from_bytes(record[offset + 2 : offset + 4], "little")
-        block = record[offset + 4 : offset + 4 + size]
-        value_size = int.from_bytes(block[1:3], "little")
-        blocks[index] = block[3 : 3 + value_size]
-        offset += 4 + size
-    assert len(blocks) == count == 64
+    """The 64 measurement blocks of the H100 report (SPDM index -> value)."""
+    blocks = dict(vector_evidence().measurements)
+    assert sorted(blocks) == list(range(1, 65))
     return blocks
 
 

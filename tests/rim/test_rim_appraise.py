@@ -3,6 +3,8 @@ the real H100 report's blocks, and every block no RIM allows named."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from _rim_helpers import (
     DRIVER_FILE,
@@ -14,10 +16,13 @@ from _rim_helpers import (
     RimLog,
     golden_blocks,
     vector_blocks,
+    vector_evidence,
     vector_rim,
 )
 
-from ironroot.errors import MeasurementMismatch, NotFound, VerificationFailed
+from ironroot.attestation import appraise_gpu_rims
+from ironroot.attestation.evidence import parse_nvidia_opaque_data
+from ironroot.errors import MalformedEvidence, MeasurementMismatch, NotFound, VerificationFailed
 from ironroot.rim import LoggedRim, LoggedRims, compare_measurements, logged_rim_from_statement
 
 # The H100 report's evidence values (its opaque data: project, SKU, chip, VBIOS, driver).
@@ -92,14 +97,45 @@ def test_versions_and_names_are_matched_as_the_evidence_writes_them(rims: Logged
 # --- must reject --------------------------------------------------------------------------
 
 
-def test_the_real_h100_report_has_no_logged_rim() -> None:
-    """The vector H100 runs driver 550.90.07 and VBIOS 96.00.9F.00.01; none of the RIMs
-    NVIDIA shipped with it is for either, so its evidence has no reference values."""
-    blocks = vector_blocks()
+def test_the_real_h100_report_has_no_logged_rim(rims: LoggedRims) -> None:
+    """End to end: the vector H100 report, verified as nvidia-gpu evidence, runs driver
+    550.90.07 and VBIOS 96.00.9F.00.01; none of the RIMs NVIDIA shipped with it is for either,
+    so it has no reference values on the log."""
+    evidence = vector_evidence()
+    assert (evidence.project, evidence.sku, evidence.chip) == ("1010", "0200", "882")
+    assert (evidence.vbios_version, evidence.driver_version) == ("96.00.9F.00.01", "550.90.07")
     with pytest.raises(NotFound) as caught:
-        LoggedRims().appraise(blocks, **H100)
+        appraise_gpu_rims(evidence, rims)
     assert caught.value.code == "rim-not-found"
     assert "NV_GPU_DRIVER_GH100_550.90.07" in caught.value.detail
+    with pytest.raises(NotFound):
+        LoggedRims().appraise(vector_blocks(), **H100)
+
+
+def test_a_report_that_names_logged_rims_is_appraised_against_them(rims: LoggedRims) -> None:
+    """The H100 report with its driver and VBIOS versions changed to the logged RIMs' (as a GPU
+    running them would report): its blocks are then compared, each mismatch named, and its
+    NVDEC0 (disabled, 0x55) leaves block 36 out."""
+    evidence = vector_evidence()
+    opaque = dict(evidence.opaque)
+    for kind, text in ((3, b"545.00\x00"), (6, bytes.fromhex("00 5e 00 96 01 00 00 00"))):
+        opaque[kind] = dataclasses.replace(opaque[kind], data=text)
+    raw = dataclasses.replace(evidence, opaque=opaque).opaque_data  # the TLVs, re-encoded
+    renamed = dataclasses.replace(evidence, opaque=parse_nvidia_opaque_data(raw))
+    assert (renamed.vbios_version, renamed.driver_version) == ("96.00.5E.00.01", "545.00")
+    with pytest.raises(MeasurementMismatch) as caught:
+        appraise_gpu_rims(renamed, rims)
+    assert 36 not in caught.value.indexes
+    assert set(caught.value.indexes) >= {2, 3, 10, 12}
+
+
+def test_a_report_without_its_board_cannot_select_a_rim(rims: LoggedRims) -> None:
+    evidence = vector_evidence()
+    stripped = dataclasses.replace(
+        evidence, opaque={k: v for k, v in evidence.opaque.items() if k != 17}
+    )
+    with pytest.raises(MalformedEvidence):
+        appraise_gpu_rims(stripped, rims)
 
 
 def test_a_missing_vbios_rim_is_named(rims: LoggedRims) -> None:
@@ -115,8 +151,9 @@ def test_a_missing_vbios_rim_is_named(rims: LoggedRims) -> None:
 def test_the_real_report_against_the_nearest_real_rims_names_every_block(
     rims: LoggedRims,
 ) -> None:
-    """The vector report's blocks against the driver RIM and the VBIOS RIM of its board: the
-    blocks its firmware does not share with them are each named."""
+    """The vector report's blocks (verified nvidia-gpu evidence) against the driver RIM and
+    the VBIOS RIM of its board: the blocks its firmware does not share with them are each
+    named."""
     driver = rims.find(DRIVER_ID)[0]
     vbios = _by(rims, VBIOS_ID, VBIOS_FILE)
     result = compare_measurements(vector_blocks(), driver, vbios)

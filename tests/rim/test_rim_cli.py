@@ -9,6 +9,7 @@ import pytest
 from _rim_helpers import (
     DRIVER_FILE,
     DRIVER_ID,
+    H100_NONCE,
     REGISTRANT,
     VBIOS_FILE,
     VBIOS_ID,
@@ -135,19 +136,28 @@ def test_register_then_appraise(
 def test_the_real_h100_report_is_refused_for_want_of_its_rims(
     rim_log: RimLog, tmp_path: Path, capsys: pytest.CaptureFixture[str], key_file: Path
 ) -> None:
+    """End to end from the report: verified as nvidia-gpu evidence, its opaque data names
+    driver 550.90.07 and VBIOS 96.00.9F.00.01, for which no RIM is on the log."""
     _registered(rim_log, tmp_path, capsys, key_file)
     keys = tmp_path / "scitt-keys.cbor"
     keys.write_bytes(encode_key_set(list(rim_log.service_keys.values())))
-    measurements = tmp_path / "h100.json"
-    measurements.write_text(json.dumps({str(b): v.hex() for b, v in vector_blocks().items()}))
+    base = nvidia_dir()
     argv = [
-        "rim", "appraise", "--measurements", str(measurements), "--rims", str(tmp_path / "rims"),
-        "--service-keys", str(keys), "--issuer", REGISTRANT,
-        "--project", "1010", "--sku", "0200", "--chip", "882",
-        "--vbios-version", "96.00.9F.00.01", "--driver-version", "550.90.07", "--at", AT,
+        "rim", "appraise", "--evidence", str(base / "hopperAttestationReport.txt"),
+        "--cert", str(base / "hopperCertChain.txt"), "--nonce", H100_NONCE.hex(),
+        "--rims", str(tmp_path / "rims"), "--service-keys", str(keys),
+        "--issuer", REGISTRANT, "--at", AT,
     ]  # fmt: skip
     assert main(argv) == 1
     assert "rim-not-found: no driver RIM NV_GPU_DRIVER_GH100_550.90.07" in capsys.readouterr().err
+    assert main([*argv[:-2], "--nonce", "00" * 32, "--at", AT]) == 1  # another nonce
+    assert "nonce" in capsys.readouterr().err
+    assert main([*argv, "--project", "1010"]) == 2  # the board comes from the report
+    assert "come from the report" in capsys.readouterr().err
+    measurements = tmp_path / "h100.json"
+    measurements.write_text(json.dumps({str(b): v.hex() for b, v in vector_blocks().items()}))
+    assert main(["rim", "appraise", "--measurements", str(measurements), *argv[8:]]) == 2
+    assert "--measurements needs --project" in capsys.readouterr().err
 
 
 def test_a_vbios_rim_needs_its_board(

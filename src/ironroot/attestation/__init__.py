@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         reviews_from_statements,
         rim_from_statement,
     )
+    from ironroot.attestation._gpu_rims import appraise_gpu_rims
     from ironroot.attestation._http import (
         AttestationService,
         attestation_routes,
@@ -144,6 +145,7 @@ __all__ += [
     "appraise",
     "appraise_evidence",
     "appraise_failure",
+    "appraise_gpu_rims",
     "attestation_routes",
     "create_attestation_app",
     "decode_ear",

@@ -11,13 +11,15 @@
     Statement (default ``FILE.ts``). A driver RIM's id comes from the RIM; a VBIOS RIM's needs
     the board's project, SKU and chip SKU (``--project/--sku/--chip``, or NVIDIA's file name
     ``<project>_<sku>_<chip>_<version>_….swidtag``), or ``--id``.
-``appraise --measurements FILE --rims PATH... --service-keys FILE --issuer ISS...
---project P --sku S --chip C --vbios-version V --driver-version D [--product GH100]
-[--nvdec0-disabled] [--at TIME] [--root PEM]... [--json]``
-    appraises a GPU's measurement blocks (JSON ``{"<SPDM block index>": "<hex>", …}``)
-    against the RIM Transparent Statements in ``--rims`` (files or folders) whose receipts
-    verify under ``--service-keys`` and whose issuer is an ``--issuer``, exactly as the
-    verifier's endorsements do. Refused statements are logged as warnings (stderr) and listed
+``appraise (--evidence FILE --cert CHAIN [--nonce HEX] | --measurements FILE --project P
+--sku S --chip C --vbios-version V --driver-version D [--nvdec0-disabled]) --rims PATH...
+--service-keys FILE --issuer ISS... [--product GH100] [--at TIME] [--root PEM]... [--json]``
+    appraises a GPU against the RIM Transparent Statements in ``--rims`` (files or folders)
+    whose receipts verify under ``--service-keys`` and whose issuer is an ``--issuer``, exactly
+    as the verifier's endorsements do: an NVIDIA GPU report (``--evidence``, verified as the
+    ``nvidia-gpu`` format; its opaque data names the board, the versions and NVDEC0's status),
+    or bare measurement blocks (JSON ``{"<SPDM block index>": "<hex>", …}``) with the values
+    given. Refused statements are logged as warnings (stderr) and listed
     in the JSON output.
 
 Exit 0 verified (affirmed), 1 when a check fails (the error names it: ``bad-signature``,
@@ -90,16 +92,25 @@ def register(sub: Any) -> None:
     app = verbs.add_parser(
         "appraise",
         help="appraise GPU measurement blocks against logged driver and VBIOS RIMs",
-        epilog="example: ironroot rim appraise --measurements gpu0.json --rims rims/ "
-        "--service-keys scitt-keys.cbor --issuer https://rims.example --project 1010 "
-        "--sku 0200 --chip 882 --vbios-version 96.00.5E.00.01 --driver-version 545.00",
+        epilog="example: ironroot rim appraise --evidence hopperAttestationReport.txt "
+        "--cert hopperCertChain.txt --rims rims/ --service-keys scitt-keys.cbor "
+        "--issuer https://rims.example",
     )
-    app.add_argument(
-        "--measurements",
-        required=True,
+    given = app.add_mutually_exclusive_group(required=True)
+    given.add_argument(
+        "--evidence",
         type=Path,
-        help='JSON {"<SPDM block index>": "<hex>", ...}',
+        help="an NVIDIA GPU report (nvidia-gpu, hex or binary): verified with --cert and "
+        "--nonce, its blocks and opaque fields select and meet the RIMs",
     )
+    given.add_argument(
+        "--measurements",
+        type=Path,
+        help='instead of --evidence: JSON {"<SPDM block index>": "<hex>", ...}, with the '
+        "board and versions given by --project/--sku/--chip/--vbios-version/--driver-version",
+    )
+    app.add_argument("--cert", type=Path, help="with --evidence: the GPU's certificate chain")
+    app.add_argument("--nonce", help="with --evidence: the nonce it must answer (hex)")
     app.add_argument(
         "--rims",
         required=True,
@@ -116,16 +127,16 @@ def register(sub: Any) -> None:
         action="append",
         help="a statement issuer trusted to register NVIDIA RIMs; repeatable",
     )
-    app.add_argument("--project", required=True, help="the evidence's project (e.g. 1010)")
-    app.add_argument("--sku", required=True, help="the evidence's project SKU (e.g. 0200)")
-    app.add_argument("--chip", required=True, help="the evidence's chip SKU (e.g. 882)")
-    app.add_argument("--vbios-version", required=True, help="e.g. 96.00.5E.00.01")
-    app.add_argument("--driver-version", required=True, help="e.g. 550.90.07")
+    app.add_argument("--project", help="with --measurements: the project (e.g. 1010)")
+    app.add_argument("--sku", help="with --measurements: the project SKU (e.g. 0200)")
+    app.add_argument("--chip", help="with --measurements: the chip SKU (e.g. 882)")
+    app.add_argument("--vbios-version", help="with --measurements: e.g. 96.00.5E.00.01")
+    app.add_argument("--driver-version", help="with --measurements: e.g. 550.90.07")
     app.add_argument("--product", default="GH100", help="the GPU (driver RIM ids), GH100")
     app.add_argument(
         "--nvdec0-disabled",
         action="store_true",
-        help="the evidence reports NVDEC0 disabled: block 36 is not compared",
+        help="with --measurements: NVDEC0 is disabled, block 36 is not compared",
     )
     app.add_argument("--vendor", default="NVIDIA Corporation", help="RIM manufacturer")
     app.add_argument("--at", help="appraisal time, RFC 3339 (default: now)")
@@ -291,19 +302,39 @@ def _service_keys(path: Path) -> dict[bytes, Any]:
     return dict(decode_key_set(data))
 
 
-def _appraise(args: argparse.Namespace) -> int:
-    from ironroot.attestation import Endorsements, ReferencePublisher
+_BOARD: Final = ("project", "sku", "chip", "vbios_version", "driver_version")
 
-    blocks = _blocks(args.measurements)
-    endorsements = Endorsements.build(
-        service_keys=_service_keys(args.service_keys),
-        reference_statements=_statement_files(args.rims),
-        publishers=(ReferencePublisher(args.vendor, None, frozenset(args.issuer)),),
-        now=now_or(args.at),
-        rim_roots=_roots(args.root),
+
+def _from_evidence(args: argparse.Namespace, now: Any, rims: rim.LoggedRims) -> rim.RimAppraisal:
+    from ironroot import attestation
+    from ironroot.attestation.evidence import GpuEvidence
+
+    if any(getattr(args, name) for name in _BOARD) or args.nvdec0_disabled:
+        raise ConfigError("with --evidence the board, versions and NVDEC0 come from the report")
+    if args.cert is None:
+        raise ConfigError("--evidence needs --cert: the GPU's certificate chain")
+    try:
+        nonce = bytes.fromhex(args.nonce) if args.nonce is not None else None
+    except ValueError as exc:
+        raise MalformedInput("--nonce must be hex") from exc
+    options = attestation.VerifyOptions(
+        now=now, nonce=nonce, certificates=(_read(args.cert, "certificate chain"),)
     )
-    result = endorsements.rims.appraise(
-        blocks,
+    claims = attestation.verify_evidence(
+        _read(args.evidence, "evidence"), options, format="nvidia-gpu"
+    )
+    evidence = GpuEvidence.from_claims(claims)
+    return attestation.appraise_gpu_rims(evidence, rims, product=args.product)
+
+
+def _from_measurements(args: argparse.Namespace, rims: rim.LoggedRims) -> rim.RimAppraisal:
+    if args.cert is not None or args.nonce is not None:
+        raise ConfigError("--cert and --nonce go with --evidence")
+    missing = [f"--{name.replace('_', '-')}" for name in _BOARD if not getattr(args, name)]
+    if missing:
+        raise ConfigError(f"--measurements needs {', '.join(missing)}")
+    return rims.appraise(
+        _blocks(args.measurements),
         project=args.project,
         sku=args.sku,
         chip=args.chip,
@@ -312,6 +343,23 @@ def _appraise(args: argparse.Namespace) -> int:
         product=args.product,
         nvdec0_disabled=args.nvdec0_disabled,
     )
+
+
+def _appraise(args: argparse.Namespace) -> int:
+    from ironroot.attestation import Endorsements, ReferencePublisher
+
+    now = now_or(args.at)
+    endorsements = Endorsements.build(
+        service_keys=_service_keys(args.service_keys),
+        reference_statements=_statement_files(args.rims),
+        publishers=(ReferencePublisher(args.vendor, None, frozenset(args.issuer)),),
+        now=now,
+        rim_roots=_roots(args.root),
+    )
+    if args.evidence is not None:
+        result = _from_evidence(args, now, endorsements.rims)
+    else:
+        result = _from_measurements(args, endorsements.rims)
     if args.json:
         print(
             json.dumps(
