@@ -22,6 +22,7 @@ LAYERS = [
     "merkle",
     "cose",
     "corim",
+    "rim",
     "ear",
     "log",
     "http",

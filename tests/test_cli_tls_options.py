@@ -25,6 +25,7 @@ CLIENTS = {
     "log export-tiles",
     "firmware publish",
     "safe publish",
+    "rim register",
     "platform pfm publish",
     "hsm audit checkpoint",
     "attest explain",

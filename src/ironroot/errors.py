@@ -60,9 +60,11 @@ __all__ = [
     "MalformedInput",
     "MalformedReceipt",
     "MalformedReport",
+    "MalformedRim",
     "MalformedSpdm",
     "MalformedStatement",
     "ManifestExpired",
+    "MeasurementMismatch",
     "MissingSignature",
     "NotFound",
     "OldSizeMismatch",
@@ -906,3 +908,33 @@ class TooManyAttempts(Unauthorized):
     ) -> None:
         super().__init__(detail, code=code, check=check)
         self.retry_after = max(1, retry_after)
+
+
+# --- GPU reference integrity manifests (SWID-tag RIMs) -------------------------------------
+
+
+class MalformedRim(MalformedInput):
+    """A SWID-tag Reference Integrity Manifest (ISO/IEC 19770-2, TCG RIM IM) that does not
+    parse: not XML, a DTD or entity, over a size limit, or a missing or malformed field."""
+
+    code = "malformed-rim"
+    title = "Malformed RIM"
+
+
+class MeasurementMismatch(VerificationFailed):
+    """Measurements that no trusted reference value allows: ``indexes`` lists the measurement
+    blocks (SPDM indexes) whose value is absent, of the wrong size or not an allowed value."""
+
+    code = "measurement-mismatch"
+    title = "Measurement Not Allowed"
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        code: str | None = None,
+        check: str | None = None,
+        indexes: tuple[int, ...] = (),
+    ) -> None:
+        super().__init__(detail, code=code, check=check)
+        self.indexes = indexes

@@ -513,6 +513,16 @@ def _gpu_run(data: bytes) -> None:
     ev.parse_evidence(data, format="nvidia-gpu")
 
 
+def _rim_seeds() -> list[bytes]:
+    return _vector_files("gpu", "nvidia", "rims", pattern="*.swidtag")[:3]
+
+
+def _rim_run(data: bytes) -> None:
+    from ironroot.rim import verify_rim
+
+    verify_rim(data, now=dt.datetime(2024, 6, 1, tzinfo=dt.UTC))  # inside the vectors' chains
+
+
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
@@ -540,5 +550,6 @@ TARGETS: dict[str, Target] = {
         Target("release-policy", _release_policy_seeds, _release_policy_run),
         Target("spdm-evidence", _spdm_seeds, _spdm_run),
         Target("nvidia-gpu", _gpu_seeds, _gpu_run),
+        Target("rim", _rim_seeds, _rim_run),
     )
 }

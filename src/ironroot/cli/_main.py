@@ -47,6 +47,7 @@ GROUPS: Final[Mapping[str, tuple[str, str]]] = {
     "rot": ("rot", "silicon root of trust: DICE identities"),
     "spdm": ("spdm", "SPDM devices and verifiers on the spdm-emu wire"),
     "safe": ("safe", "OCP SAFE Short Form Reports: sign, verify, publish, query"),
+    "rim": ("rim", "NVIDIA GPU reference manifests (RIMs): verify, register, appraise"),
     "evidence": ("evidence", "verify attestation evidence offline"),
     "attest": ("attest", "the attestation verifier (EAR results)"),
     "hsm": ("hsm", "the built-in HSM"),
