@@ -41,6 +41,11 @@ if TYPE_CHECKING:
         serve_fleet,
         server_tls,
     )
+    from ironroot.fleet._attestations import (
+        StoredAttestation,
+        latest_attestation,
+        store_attestation,
+    )
     from ironroot.fleet._credentials import (
         DEFAULT_LIFETIME,
         FLEET_CREDENTIAL_OID,
@@ -190,5 +195,8 @@ __all__ += [
     "serve_fleet",
     "server_tls",
 ]
+
+# What admission keeps of each attestation (the EAR and the evidence it appraised).
+__all__ += ["StoredAttestation", "latest_attestation", "store_attestation"]
 
 __getattr__, __dir__ = lazy_package(__name__, __file__)

@@ -12,7 +12,8 @@ away at once.
                          SAFE reviews): <sha256>.ts
     credentials.db       every credential issued and its revocation (SQLite)
     admission.db         operator holds and VM placements (SQLite)
-    ears/<node>.jwt      each node's latest EAR
+    ears/<node>.jwt      each node's latest EAR, and beside it (.evidence.cbor) the evidence
+                         it appraised (:mod:`ironroot.fleet._attestations`)
 
 One admission (:meth:`AdmissionAuthority.admit`), in order:
 
@@ -99,6 +100,7 @@ from ironroot.errors import (
     StorageError,
     UnknownIssuer,
 )
+from ironroot.fleet._attestations import store_attestation
 from ironroot.fleet._credentials import (
     DEFAULT_LIFETIME,
     PLANES,
@@ -617,8 +619,8 @@ class AdmissionAuthority:
         """A fresh single-use nonce (32 bytes) and when it expires (epoch seconds)."""
         return self.nonces.issue(now, client)
 
-    def _store_ear(self, appraisal: NodeAppraisal) -> None:
-        write_atomic(self.directory / "ears" / f"{appraisal.node}.jwt", appraisal.token, mode=0o644)
+    def _store_ear(self, appraisal: NodeAppraisal, evidence: bytes) -> None:
+        store_attestation(self.directory, appraisal.node, appraisal.token, evidence)
 
     def ear(self, node_id: str) -> bytes:
         """The node's latest EAR (JWT bytes)."""
@@ -641,7 +643,7 @@ class AdmissionAuthority:
         appraisal = self.verifier.appraise(
             request.node, evidence, nonce=request.nonce, keys=keys, now=now
         )
-        self._store_ear(appraisal)
+        self._store_ear(appraisal, request.evidence)
         detail = appraisal.to_json()
         if appraisal.error is not None:
             self.fleet.record(request.node, "admission-refused", detail, now=now)
