@@ -44,7 +44,9 @@ export time unless ``at`` is given:
 11. ``reviews``: each SAFE review shipped with the firmware verifies (provider signature,
     receipts) and names the firmware it is attached to.
 12. ``transparency``: every checkpoint is signed by a trusted log key (``UnknownIssuer``
-    ``untrusted-log``); every receipt by a trusted service is covered by one, its tree
+    ``untrusted-log``) and, when the trust names witnesses, cosigned by a quorum of distinct
+    trusted witnesses (``InsufficientCosignatures``; ``BadSignature`` for a trusted witness's
+    line that does not verify); every receipt by a trusted service is covered by one, its tree
     consistent with the checkpoint's (``InconsistentCheckpoint``) and its entry included
     (``InvalidProof``) (see :mod:`ironroot.audit._proofs`).
 13. ``attestation``: the EAR verifies under a trusted verifier key, was issued before the
@@ -696,6 +698,8 @@ def _transparency(ctx: _Context) -> list[str]:
         logs,
         service_keys=ctx.trust.platform.service_keys,
         checkpoint_keys=ctx.trust.checkpoint_keys,
+        witnesses=ctx.trust.witnesses,
+        witness_quorum=ctx.trust.witness_quorum,
         note=lines.append,
     )
     lines.append(f"every trusted receipt of {len(statements)} logged statement(s) is covered")
