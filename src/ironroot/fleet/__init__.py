@@ -58,7 +58,10 @@ if TYPE_CHECKING:
         csr_public_key,
         ear_id_of,
         make_csr,
+        node_credential_key,
+        node_tls_context,
         parse_credential,
+        store_node_credentials,
     )
     from ironroot.fleet._desired import (
         DESIRED_STATE_CONTENT_TYPE,
@@ -198,5 +201,7 @@ __all__ += [
 
 # What admission keeps of each attestation (the EAR and the evidence it appraised).
 __all__ += ["StoredAttestation", "latest_attestation", "store_attestation"]
+# A node's credential keys, sealed to its root of trust.
+__all__ += ["node_credential_key", "node_tls_context", "store_node_credentials"]
 
 __getattr__, __dir__ = lazy_package(__name__, __file__)
