@@ -332,6 +332,10 @@ def _serve(args: argparse.Namespace) -> int:
         from ironroot.fleet import LogTriggers
 
         poll = LogTriggers(fleet, args.watch_log).poll
+    if args.scan is not None:  # a new CRL (admission/crls/, or endorsed) triggers a round
+        from ironroot.fleet import RevocationWatch
+
+        poll = RevocationWatch(fleet, authority.endorsements, then=poll).poll
     configure_logging(args.log_level, args.log_format)
 
     def started(admission: str, control: str, data: str) -> None:

@@ -100,6 +100,12 @@ if TYPE_CHECKING:
         measure_node,
         reconcile,
     )
+    from ironroot.fleet._revocation import (
+        CRL_CONTENT_TYPE,
+        RevocationEvent,
+        RevocationWatch,
+        add_crl,
+    )
     from ironroot.fleet._rollout import (
         ComponentUpdate,
         NodeRollout,
@@ -203,5 +209,7 @@ __all__ += [
 __all__ += ["StoredAttestation", "latest_attestation", "store_attestation"]
 # A node's credential keys, sealed to its root of trust.
 __all__ += ["node_credential_key", "node_tls_context", "store_node_credentials"]
+# Revocation of DICE and SPDM certificates: the fleet's CRLs and their scan trigger.
+__all__ += ["CRL_CONTENT_TYPE", "RevocationEvent", "RevocationWatch", "add_crl"]
 
 __getattr__, __dir__ = lazy_package(__name__, __file__)
