@@ -1,5 +1,6 @@
 """A one-node fleet to audit, on the platform tests' world: a SAFE review shipped with the
-BMC firmware, an EAR from a verifier after admission, and the trust an auditor holds."""
+BMC firmware, the node admitted by the fleet's admission (its EAR and the evidence it was
+issued for), and the trust an auditor holds."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from tests.platform.node_world import NOW, PLATFORM, VENDOR, World, make_world, 
 from ironroot.audit import AuditExport, AuditTrust, collect_export, export_bundle
 from ironroot.crypto import Algorithm, PrivateKey, load_certificate
 from ironroot.ear import Appraisal, AttestationResult, VerifierId, sign_ear_jwt
-from ironroot.firmware import FirmwareBundle
-from ironroot.fleet import Fleet
+from ironroot.firmware import FirmwareBundle, reference_statement
+from ironroot.fleet import AdmissionAuthority, Fleet, attest_node
 from ironroot.log import HttpLogFetcher, NoteVerifier
 from ironroot.platform import COMPONENTS, PlatformTrust, SafeRequirement
 from ironroot.rot import VendorCA
@@ -35,6 +36,7 @@ class AuditWorld:
     provider: PrivateKey
     verifier: PrivateKey
     review: bytes
+    authority: AdmissionAuthority
 
     @property
     def providers(self) -> ProviderKeys:
@@ -105,7 +107,7 @@ class AuditWorld:
 
 
 def ear(verifier: PrivateKey, *, at: dt.datetime = NOW, vector: int = 2) -> bytes:
-    """An EAR a verifier signed for the node (what admission stores)."""
+    """An EAR a verifier signed, bound to no evidence (no nonce, no record of a quote)."""
     appraisal = Appraisal.from_vector(
         {"instance-identity": 2, "executables": vector, "hardware": 2, "configuration": 2},
         policy_id="urn:ironroot:appraisal-policy:default:0",
@@ -120,12 +122,11 @@ def ear(verifier: PrivateKey, *, at: dt.datetime = NOW, vector: int = 2) -> byte
 
 
 def build(root: Path, world: World) -> AuditWorld:
-    """A fleet of one node of a class whose BMC firmware ships with a logged SAFE review,
-    admitted on an EAR stored where the export looks for it."""
+    """A fleet of one node of a class whose BMC firmware ships with a logged SAFE review and
+    reference CoRIM, admitted by the fleet's own admission (a real EAR, for real evidence)."""
     bmc = world.release("bmc", "1.0")
     digest = FirmwareBundle.parse(bmc.bundle).manifest_digest()
     provider = PrivateKey.generate(Algorithm.ES384)
-    verifier = PrivateKey.generate(Algorithm.ES384)
     review = world.trusted.register(
         sfr_statement(
             sign_report(sfr_report(digest, (3.1,)), provider, PROVIDER),
@@ -133,17 +134,24 @@ def build(root: Path, world: World) -> AuditWorld:
             iss=VENDOR,
         )
     ).transparent_statement
+    model = world.model("bmc")
+    rim = world.trusted.register(
+        reference_statement(
+            bmc.bundle, world.statement_key, iss=VENDOR, sub=model, vendor=VENDOR, model=model
+        )
+    ).transparent_statement
     base = node_class(world)
     statements = dict(base.statements)
-    statements["bmc"] = (*statements["bmc"], review)
+    statements["bmc"] = (*statements["bmc"], review, rim)
     klass = dataclasses.replace(base, statements=statements)
     fleet = Fleet.create(root / "fleet", node_class=klass)
     ca = VendorCA.generate(now=NOW - dt.timedelta(days=2))
     fleet.add_nodes(1, vendor_ca=ca, now=NOW)
-    (fleet.directory / "ears").mkdir()
-    (fleet.directory / "ears" / "ear-1.jwt").write_bytes(ear(verifier))
-    fleet.set_status(NODE, "admitted", "affirming EAR", now=NOW, ear_id="ear-1")
-    return AuditWorld(world, fleet, ca, provider, verifier, review)
+    authority = AdmissionAuthority.init(
+        fleet, vendor_roots=list(ca.trust_anchors), now=NOW - dt.timedelta(days=1)
+    )
+    attest_node(fleet, NODE, now=NOW, authority=authority)
+    return AuditWorld(world, fleet, ca, provider, authority.verifier.signer, review, authority)
 
 
 def audit_world(root: Path) -> Iterator[AuditWorld]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,9 @@ from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world
 
 from ironroot.audit import AuditReport, AuditStep, AuditTrust, render_html, verify_bundle
 from ironroot.cli import main
+from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError, MalformedInput
+from ironroot.witness import Cosigner
 
 AT = EXPORTED.isoformat().replace("+00:00", "Z")
 
@@ -201,6 +204,15 @@ def test_the_documented_trust_file_loads(aw: AuditWorld, trust_file: Path) -> No
     text = section[start : section.index("```", start)]
     vkey = aw.checkpoint_keys()[0].vkey
     text = text.replace("transparency.example+1a2b3c4d+AU…", vkey)
+    witnesses = {}
+    for name in re.findall(r'"(witness\.example/w\d)\+[0-9a-f]{8}\+[A-Za-z0-9+/]*…"', text):
+        cosigner = Cosigner(name, PrivateKey.generate(Algorithm.ED25519))
+        witnesses[name] = cosigner.verifier().vkey
+    text = re.sub(
+        r'"(witness\.example/w\d)\+[0-9a-f]{8}\+[A-Za-z0-9+/]*…"',
+        lambda m: f'"{witnesses[m.group(1)]}"',
+        text,
+    )
     base = trust_file.parent
     (base / "hsm-attestation.pub.pem").write_bytes(aw.verifier.public_key.to_pem())
     documented = base / "documented.toml"
@@ -208,3 +220,6 @@ def test_the_documented_trust_file_loads(aw: AuditWorld, trust_file: Path) -> No
     trust = AuditTrust.load_toml(documented)
     assert trust.platform.issuers_of("nvme") == frozenset({"https://vendor.example"})
     assert len(trust.hsm_attestation_keys) == 1
+    assert len(witnesses) == 3
+    assert {w.vkey for w in trust.witnesses} == set(witnesses.values())
+    assert trust.witness_quorum == 2

@@ -113,7 +113,7 @@ def test_an_attested_node_gets_short_lived_credentials_naming_it_and_its_ear(
     assert record.credential_not_after == "2026-06-01T13:00:00Z"
     assert record.ear_id == result.ear_id
     keys = fleet.directory / "nodes" / "node-0001" / "credentials"
-    assert oct(os.stat(keys / "control.key.pem").st_mode & 0o777) == "0o600"
+    assert oct(os.stat(keys / "control.key.sealed").st_mode & 0o777) == "0o600"
     assert oct(os.stat(authority.directory / "ca.key.pem").st_mode & 0o777) == "0o600"
     assert oct(os.stat(authority.directory / "verifier.key.pem").st_mode & 0o777) == "0o600"
 

@@ -22,8 +22,7 @@ from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.cli import main
 from ironroot.crypto import load_certificate
-from ironroot.fleet import Fleet
-from ironroot.http import client_context
+from ironroot.fleet import Fleet, node_tls_context
 
 AT = NOW.isoformat().replace("+00:00", "Z")
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -141,10 +140,7 @@ def test_serve_answers_a_node_with_its_credential(
                 assert waiting.select(timeout=60), "fleet serve did not start"
             line = child.stderr.readline()
             assert f"control plane https://127.0.0.1:{ports[1]}" in line, line
-            creds = fleet_dir / "nodes" / "node-0001" / "credentials"
-            context = client_context(
-                creds / "ca.cert.pem", creds / "control.cert.pem", creds / "control.key.pem"
-            )
+            context = node_tls_context(Fleet.open(fleet_dir), "node-0001", "control")
             with httpx.Client(verify=context) as client:
                 me = client.get(f"https://127.0.0.1:{ports[1]}/v1/whoami")
                 assert me.status_code == 200, me.text

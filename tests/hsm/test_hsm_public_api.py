@@ -62,6 +62,8 @@ EXPECTED = [
     "check_binding",
     "parse_release_policy",
     "release_claims",
+    "seal",  # the sealed-store format, also for a node's credential keys (ironroot.fleet)
+    "unseal",
 ]
 
 

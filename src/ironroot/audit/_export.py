@@ -11,11 +11,16 @@ transparency service given the current checkpoint with the consistency and inclu
 every receipt it signed. What the node does not have is recorded in the index's ``absent`` map
 with the reason. :meth:`AuditExport.seal` has the node's RoT quote the index.
 
-Where an EAR is found, in order: the ``ear`` argument; ``<fleet>/ears/<ear id>.jwt`` or
-``.cwt`` (the registry's ``ear_id``); the ``ear`` member (a compact JWT) of the node's latest
-``admitted`` event. An HSM belongs to a node when ``<node>/hsm/audit.jsonl`` exists (an
-``ironroot.hsm`` directory); its signed audit checkpoints are the ``*.cose`` files of
-``<node>/hsm/checkpoints/`` (``ironroot hsm audit checkpoint --out``).
+Where an EAR is found, in order: the ``ear`` argument; the node's latest EAR the admission
+stored (``<fleet>/admission/ears/<node>.jwt``) when its id is the registry's ``ear_id``;
+``<fleet>/ears/<ear id>.jwt`` or ``.cwt``; the ``ear`` member (a compact JWT) of the node's
+latest ``admitted`` event. The evidence the EAR was issued for (``attestation/evidence.cbor``)
+is the ``evidence`` argument, or what the admission stored beside that EAR
+(``<node>.evidence.cbor``, :mod:`ironroot.fleet._attestations`); without it the bundle records
+it absent, and verify refuses the EAR as bound to nothing. An HSM belongs to a node when
+``<node>/hsm/audit.jsonl`` exists (an ``ironroot.hsm`` directory); its signed audit
+checkpoints are the ``*.cose`` files of ``<node>/hsm/checkpoints/`` (``ironroot hsm audit
+checkpoint --out``).
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from ironroot.audit._proofs import fetch_log
 from ironroot.cose import Receipt, TransparentStatement, encode_cbor
 from ironroot.crypto import Algorithm
 from ironroot.errors import ConfigError, IronrootError
-from ironroot.fleet import Fleet
+from ironroot.fleet import ADMISSION_DIR, Fleet, latest_attestation
 from ironroot.log import LogFetcher
 from ironroot.platform import (
     COMPONENTS,
@@ -131,23 +136,35 @@ class AuditExport:
         return AuditBundle(index, {n: d for n, (d, _t) in self.members.items()}, quote).encode()
 
 
-def _ear(fleet: Fleet, node_id: str, ear_id: str | None) -> tuple[bytes, str] | str:
-    """The node's EAR and its media type, or why there is none."""
+def _ear(
+    fleet: Fleet, node_id: str, ear_id: str | None
+) -> tuple[tuple[bytes, str], bytes | None] | str:
+    """The node's EAR with its media type, and the evidence it appraised when it is known;
+    or why there is no EAR."""
     if not ear_id:
         return "the registry holds no EAR for the node: it was never admitted"
+    stored = latest_attestation(fleet.directory / ADMISSION_DIR, node_id)
+    if stored is not None and stored.ear_id == ear_id:
+        return (stored.ear, JWT), stored.evidence
     if _EAR_ID.fullmatch(ear_id):
         for suffix, media in ((".jwt", JWT), (".cwt", CWT)):
             path = fleet.directory / "ears" / f"{ear_id}{suffix}"
             if path.is_file():
-                return read_limited(path, 1024 * 1024), media
+                return (read_limited(path, 1024 * 1024), media), None
     for event in reversed(fleet.events(node=node_id, limit=100_000)):
         token = event.detail.get("ear") if event.kind == "admitted" else None
         if isinstance(token, str) and token:
-            return token.encode("ascii", "replace"), JWT
+            return (token.encode("ascii", "replace"), JWT), None
     return (
-        f"the registry names EAR {ear_id}, but its token is stored neither in ears/ nor in "
-        "the admission event"
+        f"the registry names EAR {ear_id}, but its token is stored neither in the admission's "
+        "ears/, nor in ears/, nor in the admission event"
     )
+
+
+def _evidence_of(fleet: Fleet, node_id: str, ear: bytes) -> bytes | None:
+    """The evidence the admission stored beside ``ear``, when ``ear`` is the node's latest."""
+    stored = latest_attestation(fleet.directory / ADMISSION_DIR, node_id)
+    return stored.evidence if stored is not None and stored.ear == ear else None
 
 
 def _hsm(node_dir: Path) -> dict[str, tuple[bytes, str]] | str:
@@ -213,13 +230,15 @@ def collect_export(
     logs: Sequence[LogFetcher],
     now: dt.datetime,
     ear: bytes | None = None,
+    evidence: bytes | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> AuditExport:
     """Everything that justifies ``node_id``'s state (module docs), not yet sealed.
 
     ``logs``: the transparency services whose receipts the node's statements carry (their
     read API: checkpoint, tiles, keys); ``now``: the export time; ``ear``: the node's EAR when
-    the caller has it (else it is looked up, module docs)."""
+    the caller has it (else it is looked up, module docs), ``evidence`` the node evidence it
+    was issued for (else the evidence the admission stored beside it, if that EAR)."""
     if now.tzinfo is None:
         raise ConfigError("now must be timezone-aware")
     if not logs:
@@ -294,14 +313,21 @@ def collect_export(
 
     step("attestation result and HSM")
     found = (
-        (ear, CWT if ear[:1] == b"\xd2" else JWT)
+        ((ear, CWT if ear[:1] == b"\xd2" else JWT), evidence or _evidence_of(fleet, node_id, ear))
         if ear is not None
         else _ear(fleet, node_id, record.ear_id)
     )
     if isinstance(found, str):
         absent["attestation/ear"] = found
     else:
-        members[f"attestation/ear.{found[1].rsplit('/', 1)[1]}"] = found
+        (token, media), appraised = found
+        members[f"attestation/ear.{media.rsplit('/', 1)[1]}"] = (token, media)
+        if appraised is not None:
+            members["attestation/evidence.cbor"] = (appraised, CBOR)
+        else:
+            absent["attestation/evidence.cbor"] = (
+                "the evidence the EAR was issued for is not stored beside it"
+            )
     hsm = _hsm(platform.directory)
     if isinstance(hsm, str):
         absent["hsm"] = hsm
@@ -356,10 +382,13 @@ def export_bundle(
     logs: Sequence[LogFetcher],
     now: dt.datetime,
     ear: bytes | None = None,
+    evidence: bytes | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> bytes:
     """The node's audit bundle: :func:`collect_export`, sealed by the node's RoT."""
-    export = collect_export(fleet, node_id, logs=logs, now=now, ear=ear, progress=progress)
+    export = collect_export(
+        fleet, node_id, logs=logs, now=now, ear=ear, evidence=evidence, progress=progress
+    )
     if progress is not None:
         progress("seal")
     return export.seal(fleet.rot(node_id))

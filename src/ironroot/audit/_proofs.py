@@ -50,6 +50,7 @@ from ironroot.cose import (
 from ironroot.crypto import Verifier
 from ironroot.errors import (
     InconsistentCheckpoint,
+    InsufficientCosignatures,
     InvalidProof,
     MalformedInput,
     UnknownIssuer,
@@ -58,6 +59,7 @@ from ironroot.errors import (
 from ironroot.log import (
     Checkpoint,
     LogFetcher,
+    Note,
     NoteVerifier,
     TileTree,
     fetch_log_identity,
@@ -69,6 +71,7 @@ from ironroot.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from ironroot.witness import CosignatureVerifier, verify_cosignatures
 
 __all__ = [
     "PROOFS_FORMAT",
@@ -235,6 +238,24 @@ def fetch_log(fetcher: LogFetcher, statements: Mapping[str, bytes]) -> FetchedLo
 # --- verification (pure) ----------------------------------------------------------------------
 
 
+def _cosigned(
+    text: bytes, checkpoint: Checkpoint, witnesses: Sequence[CosignatureVerifier], quorum: int
+) -> list[str]:
+    """The distinct trusted witnesses whose cosignature on the checkpoint verifies, when at
+    least ``quorum`` (none asked when ``quorum`` is 0)."""
+    if not quorum:
+        return []
+    found = verify_cosignatures(Note.parse(text), witnesses)
+    names = sorted({c.name for c in found})
+    if len(names) < quorum:
+        raise InsufficientCosignatures(
+            f"the checkpoint of {checkpoint.origin} at size {checkpoint.size} is cosigned by "
+            f"{len(names)} distinct trusted witness(es) ({', '.join(names) or 'none'}); "
+            f"{quorum} required"
+        )
+    return names
+
+
 @dataclass(frozen=True, slots=True)
 class CheckedLog:
     """A verified checkpoint and how many receipts its proofs covered."""
@@ -249,13 +270,20 @@ def verify_log_proofs(
     *,
     service_keys: Mapping[bytes, Verifier],
     checkpoint_keys: Iterable[NoteVerifier],
+    witnesses: Sequence[CosignatureVerifier] = (),
+    witness_quorum: int = 0,
     note: Callable[[str], None] = lambda _line: None,
 ) -> list[CheckedLog]:
     """Verify every log's ``(checkpoint note, proofs)`` and that they cover every receipt by
     a trusted service key among ``statements`` (module docs). Raises ``UnknownIssuer``
     (``untrusted-log``: no trusted key signed a checkpoint), ``InconsistentCheckpoint``,
     ``InvalidProof`` (an inclusion proof, or a proof for another receipt) or
-    ``VerificationFailed`` ``no-checkpoint`` (a trusted receipt no checkpoint covers)."""
+    ``VerificationFailed`` ``no-checkpoint`` (a trusted receipt no checkpoint covers).
+
+    With ``witness_quorum`` > 0 every checkpoint must also carry valid cosignatures
+    (c2sp.org/tlog-cosignature) from that many distinct ``witnesses`` — distinct by name, so
+    one witness's two keys count once: ``InsufficientCosignatures`` when it has fewer,
+    ``BadSignature`` when a line by a trusted witness key does not verify."""
     verifiers = tuple(checkpoint_keys)
     covered: set[tuple[str, int]] = set()
     checked: list[CheckedLog] = []
@@ -267,6 +295,7 @@ def verify_log_proofs(
                 f"no trusted checkpoint key signed a checkpoint in the bundle ({exc.detail})",
                 code="untrusted-log",
             ) from exc
+        cosigners = _cosigned(text, checkpoint, witnesses, witness_quorum)
         proofs = LogProofs.decode(proofs_bytes)
         if proofs.origin != checkpoint.origin or proofs.tree_size != checkpoint.size:
             raise InvalidProof(
@@ -301,6 +330,11 @@ def verify_log_proofs(
             f"checkpoint {checkpoint.origin} at size {checkpoint.size}: "
             f"{len(proofs.entries)} receipt(s) consistent with it and included"
         )
+        if witness_quorum:
+            note(
+                f"cosigned by {len(cosigners)} trusted witness(es), {witness_quorum} required: "
+                + ", ".join(cosigners)
+            )
     for member, data in sorted(statements.items()):
         _entry, receipts = _receipts(data)
         for number, receipt in enumerate(receipts):

@@ -33,9 +33,16 @@ relative to the file::
     [hsm]                                   # optional: HSM attestation keys (audit checkpoints)
     attestation_keys = ["hsm-attestation.pub.pem"]
 
+    [witnesses]                             # optional: require witness cosignatures
+    keys = ["witness.example/w1+1f2e3d4c+BA…", "witness.example/w2+5a6b7c8d+BA…"]
+    quorum = 2                              # k: distinct witnesses (default: all of them)
+
 An empty set trusts nothing: with no ``[verifier]`` keys an EAR in a bundle does not verify;
 without ``checkpoint_keys`` no checkpoint does. Every file must load (``ConfigError`` naming
-it).
+it). ``[witnesses]`` names C2SP tlog-cosignature verifier keys (vkeys, Ed25519 or ML-DSA-44);
+a witness is its name, so two keys of one name are one witness (either key's cosignature
+counts for it, once). With ``[witnesses]`` every checkpoint in a bundle needs valid
+cosignatures from ``quorum`` distinct witnesses (1 ≤ quorum ≤ the witnesses named).
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ from ironroot.log import NoteVerifier
 from ironroot.platform import PlatformTrust
 from ironroot.rot import parse_certificates
 from ironroot.safe import ProviderKeys
+from ironroot.witness import CosignatureVerifier
 
 __all__ = ["AuditTrust"]
 
@@ -71,7 +79,9 @@ class AuditTrust:
     there); ``checkpoint_keys``: the logs' C2SP note verifier keys; ``verifier_keys``: EAR
     signing keys by kid; ``fused_vendor_key_hash``: what the RoT's vendor key hash fuse must
     hold (default: the platform trust's keys' hash); ``hsm_attestation_keys``: the keys HSM
-    audit checkpoints are signed with.
+    audit checkpoints are signed with; ``witnesses`` and ``witness_quorum``: the witnesses'
+    cosignature keys and how many distinct witnesses (by name) must have cosigned every
+    checkpoint (no witnesses and quorum 0: none required).
     """
 
     platform: PlatformTrust
@@ -80,6 +90,8 @@ class AuditTrust:
     verifier_keys: Mapping[bytes, Verifier] = field(default_factory=dict)
     fused_vendor_key_hash: bytes = b""
     hsm_attestation_keys: tuple[PublicKey, ...] = ()
+    witnesses: tuple[CosignatureVerifier, ...] = ()
+    witness_quorum: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.platform, PlatformTrust):
@@ -97,6 +109,22 @@ class AuditTrust:
         if len(fused) != 48:
             raise ConfigError("the fused vendor key hash is 48 bytes (SHA-384)")
         object.__setattr__(self, "fused_vendor_key_hash", fused)
+        if not isinstance(self.witnesses, tuple) or not all(
+            isinstance(w, CosignatureVerifier) for w in self.witnesses
+        ):
+            raise ConfigError("witnesses are a tuple of cosignature verifiers")
+        if len({(w.name, w.key_id) for w in self.witnesses}) != len(self.witnesses):
+            raise ConfigError("the trust names one witness key twice")
+        named = len({w.name for w in self.witnesses})
+        quorum = self.witness_quorum
+        if isinstance(quorum, bool) or not isinstance(quorum, int):
+            raise ConfigError("the witness quorum is an integer")
+        if named == 0 and quorum != 0:
+            raise ConfigError("a witness quorum needs witnesses")
+        if named and not 1 <= quorum <= named:
+            raise ConfigError(
+                f"the witness quorum is between 1 and {named} (the distinct witnesses named)"
+            )
         object.__setattr__(self, "verifier_keys", MappingProxyType(dict(self.verifier_keys)))
 
     @property
@@ -118,6 +146,7 @@ class AuditTrust:
         transparency = _table(rest.get("transparency"), "transparency")
         verifier = _table(rest.pop("verifier", {}), "verifier", {"keys"})
         hsm = _table(rest.pop("hsm", {}), "hsm", {"attestation_keys"})
+        witnessing = _table(rest.pop("witnesses", {}), "witnesses", {"keys", "quorum"})
         roots_value = vendor.pop("roots", None)
         fused_value = vendor.pop("fused_hash", None)
         checkpoint_value = transparency.pop("checkpoint_keys", [])
@@ -153,6 +182,7 @@ class AuditTrust:
             _public_key(p)
             for p in _files(base, hsm.get("attestation_keys", []), "[hsm] keys", empty=True)
         )
+        witnesses, quorum = _witnesses(witnessing, file)
         return cls(
             platform=platform,
             vendor_roots=roots,
@@ -160,7 +190,30 @@ class AuditTrust:
             verifier_keys=verifier_keys,
             fused_vendor_key_hash=fused,
             hsm_attestation_keys=hsm_keys,
+            witnesses=witnesses,
+            witness_quorum=quorum,
         )
+
+
+def _witnesses(table: dict[str, Any], file: Path) -> tuple[tuple[CosignatureVerifier, ...], int]:
+    """``[witnesses]``: the cosigner keys and the quorum (default: every witness named)."""
+    if not table:
+        return (), 0
+    keys = table.get("keys")
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+        raise ConfigError(f"{file}: [witnesses] keys is a non-empty list of witness vkeys")
+    try:
+        witnesses = tuple(CosignatureVerifier.from_vkey(k) for k in keys)
+    except IronrootError as exc:
+        raise ConfigError(f"{file}: a witness key: {exc.detail}") from exc
+    named = len({w.name for w in witnesses})
+    quorum = table.get("quorum", named)
+    if isinstance(quorum, bool) or not isinstance(quorum, int) or not 1 <= quorum <= named:
+        raise ConfigError(
+            f"{file}: [witnesses] quorum is an integer from 1 to {named} (the distinct "
+            "witnesses named)"
+        )
+    return witnesses, quorum
 
 
 def _read(path: Path) -> bytes:

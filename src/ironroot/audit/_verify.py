@@ -44,11 +44,19 @@ export time unless ``at`` is given:
 11. ``reviews``: each SAFE review shipped with the firmware verifies (provider signature,
     receipts) and names the firmware it is attached to.
 12. ``transparency``: every checkpoint is signed by a trusted log key (``UnknownIssuer``
-    ``untrusted-log``); every receipt by a trusted service is covered by one, its tree
+    ``untrusted-log``) and, when the trust names witnesses, cosigned by a quorum of distinct
+    trusted witnesses (``InsufficientCosignatures``; ``BadSignature`` for a trusted witness's
+    line that does not verify); every receipt by a trusted service is covered by one, its tree
     consistent with the checkpoint's (``InconsistentCheckpoint``) and its entry included
     (``InvalidProof``) (see :mod:`ironroot.audit._proofs`).
 13. ``attestation``: the EAR verifies under a trusted verifier key, was issued before the
-    export, and affirms the node if the registry says it is admitted
+    export, is the one the registry names (``ear-not-registered``), was issued for exactly
+    the evidence in the bundle (``attestation/evidence.cbor``: its ``eat_nonce`` is the nonce
+    the quote answers, its record of the quote — report data, Ueid, measurements — is that
+    quote's, which the sealing RoT signed, and each device's record is that device's session
+    answering the same nonce: ``VerificationFailed`` ``ear-not-bound`` when the EAR records
+    no nonce or the evidence is absent, ``ear-evidence-mismatch`` when it was issued for
+    other evidence), and affirms the node if the registry says it is admitted
     (``PolicyRejected`` ``ear-not-affirming``); skipped with the recorded reason when absent.
 14. ``hsm``: the HSM's audit chain is intact and reaches each signed checkpoint
     (``AuditChainBroken``); its key releases are listed; skipped when the node has no HSM.
@@ -81,7 +89,7 @@ from ironroot.cose import (
     decode_cbor,
     verify_transparent_statement,
 )
-from ironroot.ear import TrustTier, decode_ear
+from ironroot.ear import Appraisal, AttestationResult, TrustTier, decode_ear
 from ironroot.errors import (
     AuditBundleRejected,
     BadSignature,
@@ -92,11 +100,13 @@ from ironroot.errors import (
     KeyDescriptorMismatch,
     MalformedInput,
     PolicyRejected,
+    StaleNonce,
     StorageError,
     SvnRollback,
     UnknownIssuer,
     VerificationFailed,
 )
+from ironroot.fleet import NodeEvidence, ear_id_of
 from ironroot.hsm import parse_audit_log, verify_audit, verify_audit_checkpoint
 from ironroot.platform import (
     COMPONENTS,
@@ -119,6 +129,7 @@ __all__ = ["check_bundle", "verify_bundle"]
 _SEAL_LIMITS: Final = Limits(max_bytes=256 * 1024, max_depth=8, max_items=512)
 _STATEMENT: Final = re.compile(r"(firmware/[a-z]+/statement-\d+|pfm/statement(-\d+)?)\.cose")
 _EAR_SKEW: Final = 60
+_EAR_URN: Final = "urn:ironroot:ear:sha256:"
 _MKEYS: Final = {1: "fmc", 2: "runtime"}
 _FUSE_VIEW: Final = frozenset(
     {
@@ -577,7 +588,8 @@ def _compare_references(
             raise SvnRollback(f"the device runs SVN {svn}, below the logged minimum {floor}")
 
 
-def _spdm(ctx: _Context, device: str) -> list[str]:
+def _pinned(ctx: _Context, device: str) -> tuple[bytes, str, str]:
+    """The SPDM root the platform pinned for ``device``, and the device's vendor and model."""
     config = ctx.json("platform/config.json")
     try:
         info = config["devices"][device]
@@ -585,6 +597,11 @@ def _spdm(ctx: _Context, device: str) -> list[str]:
         vendor, model = str(info["vendor"]), str(info["model"])
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise MalformedInput(f"platform/config.json pins no root for {device}") from exc
+    return root, vendor, model
+
+
+def _spdm(ctx: _Context, device: str) -> list[str]:
+    root, vendor, model = _pinned(ctx, device)
     evidence = ctx.member(f"spdm/{device}.cbor")
     image = ctx.image(device)
     verified = verify_spdm_evidence(
@@ -681,6 +698,8 @@ def _transparency(ctx: _Context) -> list[str]:
         logs,
         service_keys=ctx.trust.platform.service_keys,
         checkpoint_keys=ctx.trust.checkpoint_keys,
+        witnesses=ctx.trust.witnesses,
+        witness_quorum=ctx.trust.witness_quorum,
         note=lines.append,
     )
     lines.append(f"every trusted receipt of {len(statements)} logged statement(s) is covered")
@@ -701,7 +720,8 @@ def _attestation(ctx: _Context) -> list[str]:
     )
     if name is None:
         raise _Skipped(ctx.index.absent.get("attestation/ear", "the bundle holds no EAR"))
-    result = decode_ear(ctx.member(name), ctx.trust.verifier_keys)
+    token = ctx.member(name)
+    result = decode_ear(token, ctx.trust.verifier_keys)
     exported = int(ctx.index.exported_at.timestamp())
     if result.iat > exported + _EAR_SKEW:
         raise VerificationFailed(
@@ -709,6 +729,14 @@ def _attestation(ctx: _Context) -> list[str]:
             code="ear-after-export",
         )
     record = ctx.json("node/record.json")
+    registered = record.get("ear_id") if isinstance(record, dict) else None
+    held = ear_id_of(token)
+    if isinstance(registered, str) and registered.startswith(_EAR_URN) and registered != held:
+        raise VerificationFailed(
+            f"the registry names EAR {registered}, the bundle holds {held}",
+            code="ear-not-registered",
+        )
+    bound = _ear_binding(ctx, result)
     admitted = isinstance(record, dict) and record.get("status") == "admitted"
     if admitted and result.status is not TrustTier.AFFIRMING:
         raise PolicyRejected(
@@ -723,7 +751,136 @@ def _attestation(ctx: _Context) -> list[str]:
         + ("current at export" if current else "expired before the export"),
         "submodules: "
         + ", ".join(f"{n} {a.status.value}" for n, a in sorted(result.submods.items())),
+        *bound,
     ]
+
+
+def _mismatch(detail: str) -> VerificationFailed:
+    return VerificationFailed(detail, code="ear-evidence-mismatch")
+
+
+def _recorded(appraisal: Appraisal, what: str) -> tuple[dict[str, str], str]:
+    """The measurements (name → hex) and report data (hex) the EAR recorded of the evidence
+    one submodule appraised."""
+    evidence = appraisal.evidence or {}
+    measurements = evidence.get("measurements")
+    report_data = evidence.get("report_data")
+    if (
+        not isinstance(measurements, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in measurements.items())
+        or not isinstance(report_data, str)
+    ):
+        raise MalformedInput(f"the EAR's record of {what} has no measurements or report data")
+    return measurements, report_data.lower()
+
+
+def _ear_binding(ctx: _Context, result: AttestationResult) -> list[str]:
+    """The EAR was issued for exactly the evidence in the bundle, which the sealing RoT
+    signed: its nonce is the one the quote answers, its record of the quote (report data,
+    Ueid, measurements) is that quote's, each device's record is that device's session
+    answering the same nonce (``ear-not-bound``, ``ear-evidence-mismatch``)."""
+    nonce = result.nonce
+    if nonce is None:
+        raise VerificationFailed(
+            "the EAR records no nonce (eat_nonce): it names no evidence it was issued for",
+            code="ear-not-bound",
+        )
+    if "attestation/evidence.cbor" not in ctx.bundle.members:
+        reason = ctx.index.absent.get("attestation/evidence.cbor", "it is not in the bundle")
+        raise VerificationFailed(
+            f"the evidence the EAR was issued for is absent ({reason}): the EAR is bound to "
+            "nothing the bundle holds",
+            code="ear-not-bound",
+        )
+    data = ctx.member("attestation/evidence.cbor")
+    evidence = NodeEvidence.decode(data)
+    if evidence.node != ctx.index.node:
+        raise VerificationFailed(
+            f"the appraised evidence is {evidence.node}'s, not {ctx.index.node}'s",
+            code="not-the-node",
+        )
+    if result.raw_evidence is not None and result.raw_evidence not in (data, evidence.quote):
+        raise _mismatch("the EAR carries other raw evidence than the bundle's")
+    quoted = [
+        (label, a)
+        for label, a in sorted(result.submods.items())
+        if a.evidence is not None and a.evidence.get("format") == "ironroot"
+    ]
+    if len(quoted) != 1:
+        raise VerificationFailed(
+            "the EAR records no appraised RoT quote (or more than one)", code="ear-not-bound"
+        )
+    label, appraisal = quoted[0]
+    measurements, report_hex = _recorded(appraisal, f"submodule {label}")
+    report = _hex(report_hex, f"the report data of submodule {label}")
+    if not hmac.compare_digest(report[: len(nonce)], nonce):
+        raise _mismatch(f"submodule {label} records a quote that answers another nonce")
+    issued = dt.datetime.fromtimestamp(result.iat, dt.UTC)
+    try:
+        quote = verify_quote(
+            evidence.quote, nonce=report, trust_anchors=ctx.trust.vendor_roots, now=issued
+        )
+    except StaleNonce as exc:
+        raise _mismatch(
+            "the quote in the bundle is not the one the EAR appraised: it answers another "
+            f"challenge ({exc.detail})"
+        ) from exc
+    if not hmac.compare_digest(quote.ueid, ctx.claims.ueid):
+        raise _mismatch(
+            f"the appraised quote is by RoT Ueid {quote.ueid.hex()}, the bundle is sealed by "
+            f"{ctx.claims.ueid.hex()}"
+        )
+    actual = {
+        "fmc": quote.fmc_digest,
+        "runtime": quote.runtime_digest,
+        "header": quote.header_digest,
+        "manifest": quote.manifest_digest,
+        **{f"pcr{i}": pcr for i, pcr in enumerate(quote.pcrs)},
+    }
+    identity = (appraisal.evidence or {}).get("identity")
+    if not isinstance(identity, dict) or identity.get("ueid") != quote.ueid.hex():
+        raise _mismatch(f"submodule {label} records another RoT than the quote's")
+    if not {"fmc", "runtime", "manifest"} <= set(measurements) or any(
+        name not in actual or value.lower() != actual[name].hex()
+        for name, value in measurements.items()
+    ):
+        raise _mismatch(f"submodule {label} records other measurements than the quote's")
+    lines = [
+        f"issued for the evidence in the bundle: eat_nonce {nonce.hex()[:16]}… is the one "
+        f"the quote answers (report data {report.hex()[:16]}…), by the sealing RoT",
+    ]
+    for device, session in sorted(evidence.devices.items()):
+        lines.append(_device_binding(ctx, result, device, session, nonce, issued))
+    return lines
+
+
+def _device_binding(
+    ctx: _Context,
+    result: AttestationResult,
+    device: str,
+    session: bytes,
+    nonce: bytes,
+    issued: dt.datetime,
+) -> str:
+    appraisal = result.submods.get(device)
+    if appraisal is None:
+        raise _mismatch(f"the EAR has no submodule for {device}, whose evidence it was given")
+    root, _vendor, _model = _pinned(ctx, device)
+    try:
+        verified = verify_spdm_evidence(session, nonce=nonce, root_certificate=root, now=issued)
+    except StaleNonce as exc:
+        raise _mismatch(f"{device}'s session answers another challenge than the EAR's") from exc
+    if appraisal.evidence is None:  # its appraisal failed: nothing recorded to compare
+        return f"{device}: its session answers the EAR's nonce ({appraisal.status.value})"
+    measurements, _report = _recorded(appraisal, f"submodule {device}")
+    signed = {
+        b.value.hex()
+        for b in verified.blocks
+        if isinstance(b, MeasurementBlock) and b.index != DEVICE_SVN_INDEX
+    }
+    if {v.lower() for v in measurements.values()} != signed:
+        raise _mismatch(f"submodule {device} records other measurements than its session's")
+    return f"{device}: its session answers the EAR's nonce, with the measurements it records"
 
 
 def _hsm(ctx: _Context) -> list[str]:

@@ -341,6 +341,10 @@ def _serve(args: argparse.Namespace) -> int:
         from ironroot.fleet import LogTriggers
 
         poll = LogTriggers(fleet, args.watch_log).poll
+    if args.scan is not None:  # a new CRL (admission/crls/, or endorsed) triggers a round
+        from ironroot.fleet import RevocationWatch
+
+        poll = RevocationWatch(fleet, authority.endorsements, then=poll).poll
     mounts = {}
     if args.dashboard is not None:
         from ironroot.web import Dashboard, create_dashboard_app

@@ -153,8 +153,8 @@ def admit_over_https(story: Story, node: str) -> dict[str, Any]:
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from ironroot._fileio import write_atomic
     from ironroot.cose import decode_cbor
+    from ironroot.fleet import parse_credential, store_node_credentials
 
     answer = prepare_answer(story, node)
     request = answer.request()
@@ -165,12 +165,12 @@ def admit_over_https(story: Story, node: str) -> dict[str, Any]:
     body = decode_cbor(response.content)
     if not isinstance(body, dict) or not isinstance(body.get("credentials"), dict):
         raise MalformedInput("the admission service's answer is not an admission result")
-    folder = story.credentials_dir(node)
-    folder.mkdir(exist_ok=True)
-    for plane, key in answer.keys.items():
-        write_atomic(folder / f"{plane}.key.pem", key.to_pem(), mode=0o600)
-        cert = x509.load_der_x509_certificate(body["credentials"][plane])
-        write_atomic(folder / f"{plane}.cert.pem", cert.public_bytes(Encoding.PEM), mode=0o644)
+    # The node keeps its keys sealed to its root of trust, as fleet admission does.
+    credentials = {plane: parse_credential(body["credentials"][plane]) for plane in answer.keys}
+    fleet = story.need(story.fleet, "fleet")
+    ca = story.need(story.servers, "fleet services").ca_file.read_bytes()
+    ca_der = x509.load_pem_x509_certificate(ca).public_bytes(Encoding.DER)
+    store_node_credentials(fleet, node, dict(answer.keys), credentials, ca_der)
     return body
 
 

@@ -219,10 +219,9 @@ class Story:
         servers = self.need(self.servers, "fleet services")
         if plane is None or node is None:
             return httpx.Client(verify=client_context(servers.ca_file), timeout=30)
-        folder = self.credentials_dir(node)
-        context = client_context(
-            servers.ca_file, folder / f"{plane}.cert.pem", folder / f"{plane}.key.pem"
-        )
+        from ironroot.fleet import node_tls_context
+
+        context = node_tls_context(self.need(self.fleet, "fleet"), node, plane)
         return httpx.Client(verify=context, timeout=30)
 
     def credentials_dir(self, node: str) -> Path:

@@ -41,6 +41,11 @@ if TYPE_CHECKING:
         serve_fleet,
         server_tls,
     )
+    from ironroot.fleet._attestations import (
+        StoredAttestation,
+        latest_attestation,
+        store_attestation,
+    )
     from ironroot.fleet._credentials import (
         DEFAULT_LIFETIME,
         FLEET_CREDENTIAL_OID,
@@ -53,7 +58,10 @@ if TYPE_CHECKING:
         csr_public_key,
         ear_id_of,
         make_csr,
+        node_credential_key,
+        node_tls_context,
         parse_credential,
+        store_node_credentials,
     )
     from ironroot.fleet._desired import (
         DESIRED_STATE_CONTENT_TYPE,
@@ -91,6 +99,12 @@ if TYPE_CHECKING:
         compare_policies,
         measure_node,
         reconcile,
+    )
+    from ironroot.fleet._revocation import (
+        CRL_CONTENT_TYPE,
+        RevocationEvent,
+        RevocationWatch,
+        add_crl,
     )
     from ironroot.fleet._rollout import (
         ComponentUpdate,
@@ -190,5 +204,12 @@ __all__ += [
     "serve_fleet",
     "server_tls",
 ]
+
+# What admission keeps of each attestation (the EAR and the evidence it appraised).
+__all__ += ["StoredAttestation", "latest_attestation", "store_attestation"]
+# A node's credential keys, sealed to its root of trust.
+__all__ += ["node_credential_key", "node_tls_context", "store_node_credentials"]
+# Revocation of DICE and SPDM certificates: the fleet's CRLs and their scan trigger.
+__all__ += ["CRL_CONTENT_TYPE", "RevocationEvent", "RevocationWatch", "add_crl"]
 
 __getattr__, __dir__ = lazy_package(__name__, __file__)

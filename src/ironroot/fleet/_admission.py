@@ -12,7 +12,8 @@ away at once.
                          SAFE reviews): <sha256>.ts
     credentials.db       every credential issued and its revocation (SQLite)
     admission.db         operator holds and VM placements (SQLite)
-    ears/<node>.jwt      each node's latest EAR
+    ears/<node>.jwt      each node's latest EAR, and beside it (.evidence.cbor) the evidence
+                         it appraised (:mod:`ironroot.fleet._attestations`)
 
 One admission (:meth:`AdmissionAuthority.admit`), in order:
 
@@ -49,14 +50,14 @@ to a VM on a node: the node is admitted and its attestation current (``ReleaseDe
 ``node-not-admitted``, ``attestation-expired``).
 
 :func:`attest_node` plays both sides in one process (the node: its keys, CSRs and evidence;
-the authority: the admission), storing the node's keys and credentials in
-``<fleet>/nodes/<id>/credentials/`` (keys mode 0600). :func:`scan_attest` adapts it to
+the authority: the admission), storing the node's credentials in
+``<fleet>/nodes/<id>/credentials/``, its keys sealed to its root of trust
+(:func:`ironroot.fleet.store_node_credentials`). :func:`scan_attest` adapts it to
 :class:`ironroot.fleet.Scanner`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -99,6 +100,7 @@ from ironroot.errors import (
     StorageError,
     UnknownIssuer,
 )
+from ironroot.fleet._attestations import store_attestation
 from ironroot.fleet._credentials import (
     DEFAULT_LIFETIME,
     PLANES,
@@ -108,6 +110,7 @@ from ironroot.fleet._credentials import (
     check_lifetime,
     csr_public_key,
     make_csr,
+    store_node_credentials,
 )
 from ironroot.fleet._evidence import NodeEvidence, collect_evidence
 from ironroot.fleet._fleet import Fleet, NodeRecord
@@ -617,8 +620,8 @@ class AdmissionAuthority:
         """A fresh single-use nonce (32 bytes) and when it expires (epoch seconds)."""
         return self.nonces.issue(now, client)
 
-    def _store_ear(self, appraisal: NodeAppraisal) -> None:
-        write_atomic(self.directory / "ears" / f"{appraisal.node}.jwt", appraisal.token, mode=0o644)
+    def _store_ear(self, appraisal: NodeAppraisal, evidence: bytes) -> None:
+        store_attestation(self.directory, appraisal.node, appraisal.token, evidence)
 
     def ear(self, node_id: str) -> bytes:
         """The node's latest EAR (JWT bytes)."""
@@ -641,7 +644,7 @@ class AdmissionAuthority:
         appraisal = self.verifier.appraise(
             request.node, evidence, nonce=request.nonce, keys=keys, now=now
         )
-        self._store_ear(appraisal)
+        self._store_ear(appraisal, request.evidence)
         detail = appraisal.to_json()
         if appraisal.error is not None:
             self.fleet.record(request.node, "admission-refused", detail, now=now)
@@ -740,23 +743,6 @@ class AdmissionAuthority:
 # --- the node's side, in process ------------------------------------------------------------
 
 
-def _store_credentials(
-    fleet: Fleet, node_id: str, keys: Mapping[str, PrivateKey], result: AdmissionResult
-) -> None:
-    folder = fleet.directory / "nodes" / node_id / "credentials"
-    folder.mkdir(exist_ok=True)
-    for plane, credential in result.credentials.items():
-        save_signer(keys[plane], folder / f"{plane}.key.pem", overwrite=True)
-        write_atomic(folder / f"{plane}.cert.pem", credential.pem, mode=0o644)
-
-    ca = load_certificate(result.ca, der_only=True).public_bytes(Encoding.PEM)
-    path = folder / "ca.cert.pem"
-    with contextlib.suppress(OSError):
-        if path.read_bytes() == ca:
-            return  # the same CA certificate is there already (and durable)
-    write_atomic(path, ca, mode=0o644)
-
-
 def attest_node(
     fleet: Fleet,
     node_id: str,
@@ -768,8 +754,8 @@ def attest_node(
 ) -> AdmissionResult:
     """Attest and admit ``node_id`` in this process: the node makes a key and CSR per plane
     and answers a fresh challenge with its evidence; the authority admits it (or raises,
-    :meth:`AdmissionAuthority.admit`). With ``store`` the node keeps its keys and credentials
-    in ``nodes/<id>/credentials/``."""
+    :meth:`AdmissionAuthority.admit`). With ``store`` the node keeps its credentials in
+    ``nodes/<id>/credentials/``, its keys sealed to its root of trust."""
     authority = authority or AdmissionAuthority.open(fleet)
     nonce, _ = authority.challenge(now, client=node_id)
     keys = {plane: PrivateKey.generate(Algorithm.ES384) for plane in planes}
@@ -778,7 +764,7 @@ def attest_node(
     evidence = collect_evidence(fleet, node_id, nonce=nonce, keys=spkis, now=now)
     result = authority.admit(AdmissionRequest(node_id, nonce, evidence.encode(), csrs), now=now)
     if store:
-        _store_credentials(fleet, node_id, keys, result)
+        store_node_credentials(fleet, node_id, keys, result.credentials, result.ca)
     return result
 
 

@@ -63,15 +63,39 @@ control and data planes run on every request, in this order, each refusal a type
 
 ``CredentialRejected`` is 401. :meth:`FleetCA.crl` signs an X.509 CRL of the revoked
 credentials that have not expired, for relying parties that do not ask the fleet.
+
+The node's side. A node keeps its credentials in ``nodes/<id>/credentials/``
+(:func:`store_node_credentials`): ``<plane>.cert.pem``, ``ca.cert.pem`` and its private keys
+**sealed to its root of trust**, never in the clear, as ``<plane>.key.sealed`` (mode 0600) in
+the sealed-store format of the HSM's key store (:func:`ironroot.hsm.seal`: AES-256-GCM under
+an HKDF-SHA-384 key with a fresh random salt and nonce per write, the header authenticated)
+with the PKCS#8 PEM of the key inside, under::
+
+    secret = HKDF-SHA-384(IKM = RoT.sealing_secret("ironroot-fleet-credentials"), salt = none,
+                          info = "ironroot-fleet-credential-key/1" ‖ 0x00 ‖ node ‖ 0x00 ‖ plane)
+
+The RoT's sealing secret is a KDF of its RT alias CDI (``ironroot.rot.Device.sealing_secret``):
+it depends on the device's UDS, which the RoT holds only obfuscated under its obfuscation key
+(the silicon secret, not among the state files), and on the firmware it booted. So a copy of
+the node's files without its silicon does not open the keys; another node's or plane's file
+put in place does not open (``SealedStoreError``); neither does a key sealed before the node's
+firmware changed (the node attests again and gets new credentials); any altered byte fails
+the GCM tag. :func:`node_credential_key` unseals a key and checks it is the key of the
+certificate beside it (an older sealed key put back: ``credential-key-mismatch``);
+:func:`node_tls_context` is a client context presenting it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import ipaddress
 import re
-from collections.abc import Sequence
+import secrets
+import ssl
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -80,7 +104,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyasn1.codec.der import decoder as der_decoder
 from pyasn1.codec.der import encoder as der_encoder
@@ -103,12 +128,15 @@ from ironroot.errors import (
     ConfigError,
     Conflict,
     CredentialRejected,
+    IronrootError,
     MalformedCertificate,
     NotFound,
     RoleNotPermitted,
+    SealedStoreError,
     UnsupportedAlgorithm,
 )
 from ironroot.fleet._sqlite import SqliteFile
+from ironroot.hsm import seal, unseal
 
 if TYPE_CHECKING:
     from ironroot.fleet._fleet import Fleet
@@ -125,7 +153,10 @@ __all__ = [
     "csr_public_key",
     "ear_id_of",
     "make_csr",
+    "node_credential_key",
+    "node_tls_context",
     "parse_credential",
+    "store_node_credentials",
 ]
 
 FLEET_CREDENTIAL_OID: Final = "2.25.82416172744894855359577933019049330644"
@@ -138,6 +169,11 @@ _EAR_ID: Final = re.compile(r"urn:ironroot:ear:sha256:[0-9a-f]{64}")
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _CA_YEARS: Final = 10
 _MAX_EXTENSION: Final = 1024
+NODE_CREDENTIALS: Final = "credentials"
+SEALING_LABEL: Final = "ironroot-fleet-credentials"
+SEALED_KEY_SUFFIX: Final = ".key.sealed"
+_KEY_INFO: Final = b"ironroot-fleet-credential-key/1\x00"
+_MAX_SEALED: Final = 64 * 1024
 
 
 # --- the extension ------------------------------------------------------------------------------
@@ -713,3 +749,107 @@ def check_credential(
             f"{credential.node} is {record.status}: {record.reason}", code="node-not-admitted"
         )
     return credential
+
+
+# --- the node's side: its credential keys, sealed to its root of trust ----------------------
+
+
+def _node_folder(fleet: Fleet, node: str) -> Path:
+    return fleet.directory / "nodes" / _check_name(node, "node") / NODE_CREDENTIALS
+
+
+def _spki(certificate: x509.Certificate) -> bytes:
+    return certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+def _key_secret(rot_secret: bytes, node: str, plane: str) -> bytes:
+    """The secret ``node``'s ``plane`` key is sealed under (module docs)."""
+    info = _KEY_INFO + node.encode() + b"\x00" + plane.encode()
+    return HKDF(hashes.SHA384(), 32, None, info).derive(rot_secret)
+
+
+def store_node_credentials(
+    fleet: Fleet,
+    node: str,
+    keys: Mapping[str, PrivateKey],
+    credentials: Mapping[str, Credential],
+    ca: bytes,
+) -> None:
+    """Keep ``node``'s credentials in its ``credentials/`` folder, each key sealed to the
+    node's root of trust (module docs): ``<plane>.key.sealed`` (0600), then
+    ``<plane>.cert.pem``, and the fleet CA certificate (``ca``, DER) as ``ca.cert.pem``. A
+    clear ``<plane>.key.pem`` left by an earlier version is removed."""
+    folder = _node_folder(fleet, node)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    secret = fleet.rot(node).sealing_secret(SEALING_LABEL)
+    for plane, credential in sorted(credentials.items()):
+        key = keys[_check_plane(plane)]
+        if key.public_key.to_der() != _spki(load_certificate(credential.der, der_only=True)):
+            raise ConfigError(f"the {plane} key is not the key of its credential")
+        sealed = seal(_key_secret(secret, node, plane), key.to_pem())
+        write_atomic(folder / f"{plane}{SEALED_KEY_SUFFIX}", sealed, mode=0o600)
+        write_atomic(folder / f"{plane}.cert.pem", credential.pem, mode=0o644)
+        (folder / f"{plane}.key.pem").unlink(missing_ok=True)
+    pem = load_certificate(ca, der_only=True).public_bytes(Encoding.PEM)
+    path = folder / "ca.cert.pem"
+    with contextlib.suppress(OSError):
+        if path.read_bytes() == pem:
+            return  # the same CA certificate is there already (and durable)
+    write_atomic(path, pem, mode=0o644)
+
+
+def node_credential_key(fleet: Fleet, node: str, plane: str) -> PrivateKey:
+    """``node``'s ``plane`` credential key, unsealed by its root of trust (module docs).
+
+    ``NotFound`` when the node holds no credential for the plane; ``SealedStoreError``
+    (``sealed-store``) when the sealed file does not open here — its bytes altered, another
+    node's or plane's file, or sealed before the node's firmware changed — and
+    (``credential-key-mismatch``) when what it holds is not the key of the credential beside
+    it (an older sealed key put back)."""
+    folder = _node_folder(fleet, node)
+    path = folder / f"{_check_plane(plane)}{SEALED_KEY_SUFFIX}"
+    try:
+        sealed = read_limited(path, _MAX_SEALED)
+        certificate = load_certificate(
+            read_limited(folder / f"{plane}.cert.pem", _MAX_SEALED), what="credential"
+        )
+    except FileNotFoundError as exc:
+        raise NotFound(f"{node} holds no {plane}-plane credential: attest it") from exc
+    secret = fleet.rot(node).sealing_secret(SEALING_LABEL)
+    try:
+        pem = unseal(_key_secret(secret, node, plane), sealed)
+    except SealedStoreError as exc:
+        raise SealedStoreError(
+            f"{path.name} of {node} does not open under its root of trust: altered, another "
+            "node's or plane's key, or sealed before the node's firmware changed (attest again)"
+        ) from exc
+    try:
+        key = PrivateKey.from_pem(pem, Algorithm.ES384)
+    except IronrootError as exc:  # opened, so sealed by this RoT: not a key is a bug
+        raise SealedStoreError(f"{path.name} of {node} holds no ES384 key") from exc
+    if key.public_key.to_der() != _spki(certificate):
+        raise SealedStoreError(
+            f"{path.name} of {node} is not the key of {plane}.cert.pem: an older sealed key",
+            code="credential-key-mismatch",
+        )
+    return key
+
+
+def node_tls_context(fleet: Fleet, node: str, plane: str) -> ssl.SSLContext:
+    """A TLS client context presenting ``node``'s ``plane`` credential (its key unsealed
+    by :func:`node_credential_key`) and trusting only the fleet CA: for the control or data
+    plane. The key reaches OpenSSL through a temporary file holding it encrypted under a
+    random password that exists only in memory (``ssl`` loads keys from files only)."""
+    key = node_credential_key(fleet, node, plane)
+    folder = _node_folder(fleet, node)
+    password = secrets.token_bytes(32)
+    try:
+        context = ssl.create_default_context(cafile=str(folder / "ca.cert.pem"))
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        with tempfile.TemporaryDirectory(prefix="ironroot-credential-") as scratch:
+            path = Path(scratch) / "key.pem"
+            write_atomic(path, key.to_pem(password), mode=0o600)
+            context.load_cert_chain(folder / f"{plane}.cert.pem", path, password=password)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"{node}'s {plane} credential does not load: {exc}") from exc
+    return context

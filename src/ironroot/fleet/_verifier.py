@@ -43,6 +43,10 @@ Appraisal (:meth:`FleetVerifier.appraise`):
    not have is refused likewise (``device-unknown``);
 3. each is appraised (above). A verification failure is appraised too
    (:func:`ironroot.attestation.appraise_failure`): every attestation yields an EAR.
+4. the SAFE requirements the class trust names for components other than the BMC (host,
+   devices) are applied to the firmware the RoT measured for them
+   (:mod:`ironroot.fleet._reviews`), and the certificates of the verified DICE and SPDM
+   chains are checked against the fleet's CRLs (:mod:`ironroot.fleet._revocation`).
 
 The EAR has one submodule per part — ``rot`` (the quote) and each device by name — the
 challenge nonce as ``eat_nonce``, ``exp`` = ``iat`` + the credential lifetime, and is signed
@@ -88,6 +92,8 @@ from ironroot.errors import ChainNotTrusted, IronrootError, MalformedEvidence
 from ironroot.fleet._credentials import ear_id_of
 from ironroot.fleet._evidence import NodeEvidence, binding_key
 from ironroot.fleet._fleet import Fleet, NodeClass
+from ironroot.fleet._reviews import ComponentReviews
+from ironroot.fleet._revocation import Revocations
 from ironroot.platform import DEVICE_SVN_INDEX
 from ironroot.rot import parse_certificate
 from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE
@@ -347,6 +353,8 @@ class FleetVerifier:
         self._lock = threading.Lock()
         self._endorsements: dict[str, tuple[object, int, ClassEndorsements]] = {}
         self._ueids: dict[str, bytes] = {}
+        self._reviews = ComponentReviews(fleet)  # SAFE reviews beyond the BMC's
+        self._revocations = Revocations(fleet, self.vendor_roots)  # CRLs of DICE and SPDM chains
 
     def endorsements(self, class_name: str, now: dt.datetime) -> ClassEndorsements:
         """The class's endorsements (cached: see the class docs)."""
@@ -479,6 +487,20 @@ class FleetVerifier:
                 submods[name] = appraise_failure(
                     unknown, format="spdm", policy=device_policy(), nonce=nonce, now=now
                 ).submods["spdm"]
+            token = self._added_token()
+            submods = self._reviews.apply(
+                node_id, klass, evidence.quote, submods, added=self._added, token=token, now=now
+            )
+            submods = self._revocations.apply(
+                node_id,
+                klass,
+                evidence.quote,
+                evidence.devices,
+                submods,
+                added=self._added,
+                token=token,
+                now=now,
+            )
         iat = int(now.timestamp())
         result = AttestationResult(
             iat=iat,

@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     )
     from ironroot.hsm._selftest import DEFAULT_KATS, Kat
     from ironroot.hsm._service_keys import ServiceKeys, ServiceKeysConfig
-    from ironroot.hsm._storage import DirectoryStorage, HsmStorage, MemoryStorage
+    from ironroot.hsm._storage import DirectoryStorage, HsmStorage, MemoryStorage, seal, unseal
     from ironroot.hsm._wrap import (
         unwrap_key_kem,
         unwrap_key_rsa_aes,
@@ -126,5 +126,6 @@ __all__ = [
     "wrap_key_kem",
     "wrap_key_rsa_aes",
 ]
+__all__ += ["seal", "unseal"]  # the sealed-store format, for other data sealed to a RoT
 
 __getattr__, __dir__ = lazy_package(__name__, __file__)

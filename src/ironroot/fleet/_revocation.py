@@ -1,0 +1,399 @@
+"""Revocation of the certificates a node's evidence is signed under: its RoT's DICE chains
+(IDevID — the DeviceID the vendor CA issued —, LDevID, FMC alias, RT alias) and each SPDM
+device's chain (root, device CA, device certificate).
+
+Where revocations come from (:class:`CrlSet`): X.509 CRLs (RFC 5280), DER or PEM,
+
+* named by the fleet's trust configuration: the files of ``admission/crls/``
+  (:func:`add_crl` stores one as ``<sha256>.crl`` after it parses);
+* or published on the log: a transparent statement whose content type is
+  ``application/pkix-crl`` and whose payload is the DER CRL, among the class's statements and
+  the fleet's added endorsements (``fleet attest --endorse``), counted for a class only when
+  its receipts verify under the class trust's transparency services and its issuer is one the
+  class trust allows for some component.
+
+What a CRL revokes (:meth:`CrlSet.revoked`): a CRL *applies* to a certificate of a chain when
+its issuer name is the certificate's issuer and its signature verifies under that issuer's
+key — the previous certificate of the chain, or for the IDevID the trusted vendor CA root
+that issued it, for a device's root the pinned root itself. A CRL that applies to nothing, or
+whose signature does not verify under the issuer it names (not the CA's: anyone can write a
+file or log a statement), is passed over. A certificate whose serial an applying CRL lists is
+revoked, whatever the CRL's ``nextUpdate`` (a revocation is permanent; keeping CRLs current is
+the operator's, as for any relying party).
+
+The verifier (:meth:`Revocations.apply`, one call from ``FleetVerifier.appraise``) checks the
+chains of evidence it has already verified: a revoked certificate sets the
+``instance-identity`` claim of the submodule that carries it — ``rot`` for the DICE chains,
+the device's own for its SPDM chain — to 96 (untrustworthy instance) with a reason
+``revoked: …``: the evidence is the node's genuine answer, from a device that may no longer be
+trusted, so the node is quarantined (``AdmissionDenied`` ``admission-denied``). With no CRL
+anywhere nothing is parsed: the check costs nothing.
+
+:class:`RevocationWatch` is a scanner trigger: its ``poll`` reports each CRL added since it
+last looked (a file in ``admission/crls/`` or a CRL statement among the added endorsements) as
+an event concerning every class, so the scanner re-attests their nodes in its next round — as
+a new statement on the log does through :class:`~ironroot.fleet.LogTriggers` (a CRL statement
+by a class's issuer is such a statement).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import UnsupportedAlgorithm as _Unsupported
+from cryptography.hazmat.primitives import hashes
+
+from ironroot._fileio import read_limited, write_atomic
+from ironroot.attestation import AR4SI, Appraisal
+from ironroot.cose import (
+    X5CHAIN,
+    Limits,
+    Sign1,
+    TransparentStatement,
+    decode_cbor,
+    verify_transparent_statement,
+)
+from ironroot.crypto import load_crls
+from ironroot.ear import tier_of
+from ironroot.errors import IronrootError, MalformedCertificate
+from ironroot.rot import DiceCertificate, parse_certificate
+from ironroot.spdm import CertificateChain, SpdmEvidence
+
+if TYPE_CHECKING:
+    from ironroot.fleet._fleet import Fleet, NodeClass
+
+__all__ = [
+    "CRL_CONTENT_TYPE",
+    "CrlSet",
+    "RevocationEvent",
+    "RevocationWatch",
+    "Revocations",
+    "add_crl",
+]
+
+CRL_CONTENT_TYPE: Final = "application/pkix-crl"
+CRL_DIR: Final = ("admission", "crls")
+_CRL_SUFFIXES: Final = frozenset((".crl", ".pem", ".der"))
+_MAX_CRL: Final = 4 * 1024 * 1024
+_QUOTE_LIMITS: Final = Limits(max_bytes=256 * 1024, max_depth=8, max_items=512)
+_HASH_SIZES: Final = (48, 32, 64)
+_CACHE_SECONDS: Final = 3600
+_ROT: Final = "rot"
+_log = logging.getLogger("ironroot.fleet")
+
+Labelled = tuple[str, bytes]
+
+
+def _crl_dir(fleet: Fleet) -> Path:
+    return fleet.directory.joinpath(*CRL_DIR)
+
+
+def add_crl(fleet: Fleet, data: bytes, *, now: dt.datetime) -> str:
+    """Add a CRL (DER or PEM, ``MalformedCertificate`` if it is not one) to the fleet's
+    trust configuration: ``admission/crls/<sha256>.crl``; a ``crl-added`` event. Returns the
+    file name. Whose CRL it is, and what it revokes, is decided at each appraisal."""
+    crls = load_crls(data, what="CRL")
+    folder = _crl_dir(fleet)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(data).hexdigest() + ".crl"
+    path = folder / name
+    if not path.exists():
+        write_atomic(path, data, mode=0o644)
+        issuers = sorted({c.issuer.rfc4514_string() for c in crls})
+        fleet.record(None, "crl-added", {"file": name, "issuers": issuers}, now=now)
+    return name
+
+
+def _crl_files(fleet: Fleet) -> list[Path]:
+    folder = _crl_dir(fleet)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in _CRL_SUFFIXES)
+
+
+def _statement_crl(data: bytes) -> TransparentStatement | None:
+    try:
+        parsed = TransparentStatement.parse(data)
+    except IronrootError:
+        return None
+    return parsed if parsed.statement.content_type == CRL_CONTENT_TYPE else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Crl:
+    label: str
+    crl: x509.CertificateRevocationList
+    issuer: bytes  # the issuer name, DER
+    fingerprint: bytes
+
+
+class CrlSet:
+    """The CRLs that count for one class (module docs), with the issuers they were checked
+    against remembered."""
+
+    def __init__(self, crls: Iterable[_Crl]) -> None:
+        self._by_issuer: dict[bytes, list[_Crl]] = {}
+        for item in crls:
+            self._by_issuer.setdefault(item.issuer, []).append(item)
+        self._verified: dict[tuple[bytes, bytes], bool] = {}
+        self._warned: set[bytes] = set()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._by_issuer.values())
+
+    @classmethod
+    def build(cls, items: Iterable[Labelled]) -> CrlSet:
+        """From labelled CRL bytes (DER or PEM; one that does not parse is left out)."""
+        out: list[_Crl] = []
+        for label, data in items:
+            try:
+                crls = load_crls(data, what=label)
+            except MalformedCertificate as exc:
+                _log.warning("CRL %s left out: %s", label, exc.detail)
+                continue
+            for crl in crls:
+                issuer = crl.issuer.public_bytes()
+                out.append(_Crl(label, crl, issuer, crl.fingerprint(hashes.SHA256())))
+        return cls(out)
+
+    def _signed_by(self, item: _Crl, issuer: DiceCertificate) -> bool:
+        key = (item.fingerprint, issuer.der)
+        with self._lock:
+            known = self._verified.get(key)
+        if known is None:
+            public = issuer.public_key
+            try:
+                known = public is not None and item.crl.is_signature_valid(public.raw)
+            except (InvalidSignature, _Unsupported, TypeError, ValueError):
+                known = False
+            with self._lock:
+                self._verified[key] = known
+        return known
+
+    def revoked(self, chain: Sequence[DiceCertificate], anchors: Sequence[DiceCertificate]) -> str:
+        """Why a certificate of ``chain`` (root-most first, each issued by the one before;
+        the first issued by one of ``anchors``, or self-signed) is revoked; ``""`` when none
+        is."""
+        if not self._by_issuer:
+            return ""
+        for index, cert in enumerate(chain):
+            candidates = self._by_issuer.get(cert.issuer_der)
+            if not candidates or cert.serial is None:
+                continue
+            if index:
+                issuers = [chain[index - 1]]
+            else:  # a vendor root (ECDSA and ML-DSA roots may share a name), or itself
+                issuers = [a for a in anchors if a.subject_der == cert.issuer_der]
+                if cert.subject_der == cert.issuer_der:
+                    issuers.append(cert)
+            for item in candidates:
+                signer = next((i for i in issuers if self._signed_by(item, i)), None)
+                if signer is None:
+                    if item.fingerprint not in self._warned:  # once, not at every attestation
+                        self._warned.add(item.fingerprint)
+                        _log.warning(
+                            "CRL %s names the issuer of %s but no key of it signed it: passed over",
+                            item.label,
+                            cert.subject,
+                        )
+                    continue
+                entry = item.crl.get_revoked_certificate_by_serial_number(cert.serial)
+                if entry is not None:
+                    return (
+                        f"revoked: certificate {cert.subject} (serial {cert.serial:#x}) is "
+                        f"revoked by the CRL of {signer.subject} ({item.label}), since "
+                        f"{entry.revocation_date_utc.isoformat()}"
+                    )
+        return ""
+
+
+def _quote_chains(quote: bytes) -> list[list[DiceCertificate]]:
+    """The DICE chains of a quote already verified, root-most first (its x5chain headers
+    are leaf first: RT alias, FMC alias, LDevID, IDevID)."""
+    container = decode_cbor(quote, _QUOTE_LIMITS)
+    chains = []
+    for name in ("es384", "ml-dsa-87"):
+        data = container.get(name) if isinstance(container, dict) else None
+        if not isinstance(data, bytes):
+            continue
+        x5chain = Sign1.decode(data, _QUOTE_LIMITS).unprotected.get(X5CHAIN)
+        if isinstance(x5chain, list | tuple):
+            certs = [parse_certificate(c) for c in x5chain if isinstance(c, bytes)]
+            chains.append(certs[::-1])
+    return chains
+
+
+def _spdm_chain(evidence: bytes, root: bytes) -> list[DiceCertificate]:
+    """The certificate chain of SPDM evidence already verified to ``root`` (root first)."""
+    recorded = SpdmEvidence.decode(evidence).certificate_chain
+    for size in _HASH_SIZES:
+        try:
+            chain = CertificateChain.decode(recorded, hash_size=size)
+        except IronrootError:
+            continue
+        if chain.certificates and chain.certificates[0] == root:
+            return [parse_certificate(c) for c in chain.certificates]
+    return []
+
+
+def _revoke(appraisal: Appraisal, reason: str) -> Appraisal:
+    vector = dict(appraisal.trust_vector)
+    current = vector.get("instance-identity")
+    code = AR4SI.UNTRUSTWORTHY_INSTANCE
+    if current is None or tier_of(current).severity < tier_of(code).severity:
+        vector["instance-identity"] = code
+    return Appraisal.from_vector(
+        vector,
+        policy_id=appraisal.policy_id,
+        reasons=(*appraisal.reasons, reason),
+        evidence=appraisal.evidence,
+    )
+
+
+def _issuers(klass: NodeClass) -> frozenset[str]:
+    return frozenset(i for names in klass.trust.issuers.values() for i in names)
+
+
+class Revocations:
+    """The revocation check of a fleet's verifier (module docs)."""
+
+    def __init__(self, fleet: Fleet, vendor_roots: Sequence[bytes]) -> None:
+        self.fleet = fleet
+        self._anchors = tuple(parse_certificate(r) for r in vendor_roots)
+        self._lock = threading.Lock()
+        self._sets: dict[str, tuple[object, int, CrlSet]] = {}
+
+    def crls(
+        self,
+        klass: NodeClass,
+        added: Callable[[], Sequence[Labelled]],
+        token: object,
+        now: dt.datetime,
+    ) -> CrlSet:
+        """The CRLs that count for ``klass`` (cached until the files or endorsements change,
+        and hourly)."""
+        files = _crl_files(self.fleet)
+        key = (token, tuple(p.name for p in files))
+        hour = int(now.timestamp()) // _CACHE_SECONDS
+        with self._lock:
+            cached = self._sets.get(klass.name)
+            if cached is not None and cached[0] == key and cached[1] == hour:
+                return cached[2]
+        items: list[Labelled] = []
+        for path in files:
+            try:
+                items.append((f"admission/crls/{path.name}", read_limited(path, _MAX_CRL)))
+            except (OSError, IronrootError) as exc:
+                _log.warning("CRL %s cannot be read: %s", path, exc)
+        statements = [
+            (f"class {klass.name} {c} statement {n}", data)
+            for c, found in sorted(klass.statements.items())
+            for n, data in enumerate(found)
+        ]
+        allowed = _issuers(klass)
+        for label, data in (*statements, *added()):
+            parsed = _statement_crl(data)
+            if parsed is None:
+                continue
+            try:
+                verify_transparent_statement(data, klass.trust.service_keys)
+            except IronrootError as exc:
+                _log.warning("CRL statement %s left out: %s", label, exc.detail)
+                continue
+            if parsed.statement.claims.iss not in allowed:
+                _log.warning("CRL statement %s left out: its issuer publishes nothing", label)
+                continue
+            items.append((label, parsed.statement.payload or b""))
+        built = CrlSet.build(items)
+        with self._lock:
+            self._sets[klass.name] = (key, hour, built)
+        return built
+
+    def apply(
+        self,
+        node_id: str,
+        klass: NodeClass,
+        quote: bytes,
+        devices: Mapping[str, bytes],
+        submods: Mapping[str, Appraisal],
+        *,
+        added: Callable[[], Sequence[Labelled]],
+        token: object,
+        now: dt.datetime,
+    ) -> dict[str, Appraisal]:
+        """``submods`` with a revoked certificate of the (verified) quote's DICE chains or of
+        a device's (verified) SPDM chain marked (module docs)."""
+        out = dict(submods)
+        crls = self.crls(klass, added, token, now)
+        if not len(crls):
+            return out
+        for chain in _quote_chains(quote):
+            reason = crls.revoked(chain, self._anchors)
+            if reason and _ROT in out:
+                out[_ROT] = _revoke(out[_ROT], reason)
+                break
+        pinned = self.fleet.node(node_id).config.devices
+        for name, evidence in sorted(devices.items()):
+            info = pinned.get(name)
+            if info is None or name not in out:
+                continue
+            try:
+                chain = _spdm_chain(evidence, info.root)
+            except IronrootError:
+                continue  # its appraisal has failed already: nothing was verified
+            reason = crls.revoked(chain, ())
+            if reason:
+                out[name] = _revoke(out[name], reason)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationEvent:
+    """A new CRL, as the scanner's trigger: it concerns the class whose platform is ``sub``."""
+
+    crl: str
+    sub: str
+    iss: str | None = None
+
+
+class RevocationWatch:
+    """Reports the CRLs added since the last poll (module docs), for ``Scanner.follow(poll=…)``:
+    ``added`` returns the fleet's added endorsements (``AdmissionAuthority.endorsements``);
+    ``then``, another poll (``LogTriggers.poll``) whose events come first."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        added: Callable[[], Sequence[Labelled]] = lambda: (),
+        *,
+        then: Callable[[], Iterable[Any]] | None = None,
+    ) -> None:
+        self.fleet = fleet
+        self._added = added
+        self._then = then
+        self._seen = self._current()
+
+    def _current(self) -> set[str]:
+        names = {f"admission/crls/{p.name}" for p in _crl_files(self.fleet)}
+        names |= {label for label, data in self._added() if _statement_crl(data) is not None}
+        return names
+
+    def poll(self) -> list[Any]:
+        """The other poll's events, then one event per class for each CRL added since the
+        last poll."""
+        before = list(self._then()) if self._then is not None else []
+        current = self._current()
+        new = sorted(current - self._seen)
+        self._seen = current
+        platforms = sorted({self.fleet.node_class(c).trust.platform for c in self.fleet.classes()})
+        return [*before, *(RevocationEvent(crl, platform) for crl in new for platform in platforms)]

@@ -1,0 +1,193 @@
+"""A node's credential keys are sealed to its root of trust, never kept in the clear.
+
+Nodes of the admission tests' world are admitted through ``attest_node``; what they keep in
+``nodes/<id>/credentials/`` is checked byte for byte, then copied, moved, altered and put
+back, each time with the exact error.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+import shutil
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from tests.fleet.admission_world import AdmissionWorld, admission_world
+from tests.platform.node_world import NOW, World, make_world
+
+from ironroot.crypto import load_certificate
+from ironroot.errors import DeviceStateTampered, InputUnavailable, NotFound, SealedStoreError
+from ironroot.fleet import (
+    AdmissionAuthority,
+    Fleet,
+    attest_node,
+    node_credential_key,
+    node_tls_context,
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("credential-world")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def aw(world: World) -> AdmissionWorld:
+    return admission_world(world)
+
+
+@pytest.fixture
+def fleet(aw: AdmissionWorld, tmp_path: Path) -> tuple[Fleet, AdmissionAuthority]:
+    fleet, authority = aw.fleet(tmp_path / "fleet", 2)
+    for node in fleet.node_ids():
+        attest_node(fleet, node, now=NOW, authority=authority)
+    return fleet, authority
+
+
+def _folder(fleet: Fleet, node: str) -> Path:
+    return fleet.directory / "nodes" / node / "credentials"
+
+
+def _secrets_of(fleet: Fleet, node: str) -> list[bytes]:
+    """Every form the node's two credential keys could be found in on disk."""
+    found = []
+    for plane in ("control", "data"):
+        key = node_credential_key(fleet, node, plane).raw
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        der = key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        scalar = key.private_numbers().private_value.to_bytes(48, "big")
+        found += [der, scalar, base64.b64encode(der)[:64], scalar.hex().encode()]
+    return found
+
+
+def test_the_keys_are_sealed_and_open_only_as_their_credentials_keys(
+    fleet: tuple[Fleet, AdmissionAuthority],
+) -> None:
+    fleet_, _authority = fleet
+    folder = _folder(fleet_, "node-0001")
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "ca.cert.pem",
+        "control.cert.pem",
+        "control.key.sealed",
+        "data.cert.pem",
+        "data.key.sealed",
+    ]
+    for plane in ("control", "data"):
+        assert oct(os.stat(folder / f"{plane}.key.sealed").st_mode & 0o777) == "0o600"
+        key = node_credential_key(fleet_, "node-0001", plane)
+        cert = load_certificate((folder / f"{plane}.cert.pem").read_bytes())
+        assert key.public_key.to_der() == cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    secrets = _secrets_of(fleet_, "node-0001")
+    for path in fleet_.directory.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(s in data for s in secrets), path
+    for path in folder.iterdir():
+        assert b"PRIVATE KEY" not in path.read_bytes(), path
+    context = node_tls_context(fleet_, "node-0001", "data")
+    assert isinstance(context, ssl.SSLContext)
+    assert context.get_ca_certs()  # the fleet CA, and nothing else
+    assert len(context.get_ca_certs()) == 1
+
+
+def test_a_copied_fleet_directory_yields_no_credential_key(
+    fleet: tuple[Fleet, AdmissionAuthority], tmp_path: Path
+) -> None:
+    """The copy holds every file of the fleet but the RoTs' obfuscation keys, which model
+    the silicon (a deployment keeps them out of the directory)."""
+    fleet_, _authority = fleet
+    secrets = _secrets_of(fleet_, "node-0001")
+    copy = tmp_path / "copied"
+    shutil.copytree(
+        fleet_.directory, copy, ignore=shutil.ignore_patterns("*.obfuscation-key", "lock")
+    )
+    for path in copy.rglob("*"):
+        if path.is_file():
+            assert not any(s in path.read_bytes() for s in secrets), path
+    copied = Fleet.open(copy)
+    with pytest.raises(InputUnavailable, match="obfuscation key"):
+        node_credential_key(copied, "node-0001", "control")
+    # with silicon of the copier's own: the RoT refuses its state
+    stranger = copy / "nodes" / "node-0001" / "rot.obfuscation-key"
+    stranger.write_text(os.urandom(32).hex() + "\n")
+    stranger.chmod(0o600)
+    with pytest.raises(DeviceStateTampered):
+        node_credential_key(copied, "node-0001", "control")
+
+
+def test_an_altered_sealed_key_is_detected(fleet: tuple[Fleet, AdmissionAuthority]) -> None:
+    fleet_, _authority = fleet
+    path = _folder(fleet_, "node-0001") / "control.key.sealed"
+    original = path.read_bytes()
+    for position in (0, 9, 45, len(original) // 2, len(original) - 1):
+        changed = bytearray(original)
+        changed[position] ^= 0x01
+        path.write_bytes(bytes(changed))
+        with pytest.raises(SealedStoreError) as caught:
+            node_credential_key(fleet_, "node-0001", "control")
+        assert caught.value.code == "sealed-store"
+    path.write_bytes(original[:-20])
+    with pytest.raises(SealedStoreError) as caught:
+        node_credential_key(fleet_, "node-0001", "control")
+    assert caught.value.code == "sealed-store"
+    path.write_bytes(original)
+    node_credential_key(fleet_, "node-0001", "control")
+
+
+def test_another_nodes_or_planes_sealed_key_does_not_open(
+    fleet: tuple[Fleet, AdmissionAuthority],
+) -> None:
+    fleet_, _authority = fleet
+    one, two = _folder(fleet_, "node-0001"), _folder(fleet_, "node-0002")
+    shutil.copy(one / "control.key.sealed", two / "control.key.sealed")
+    with pytest.raises(SealedStoreError) as caught:
+        node_credential_key(fleet_, "node-0002", "control")
+    assert caught.value.code == "sealed-store"
+    shutil.copy(one / "data.key.sealed", one / "control.key.sealed")
+    with pytest.raises(SealedStoreError) as caught:
+        node_credential_key(fleet_, "node-0001", "control")
+    assert caught.value.code == "sealed-store"
+
+
+def test_an_older_sealed_key_put_back_is_refused(
+    fleet: tuple[Fleet, AdmissionAuthority],
+) -> None:
+    fleet_, authority = fleet
+    path = _folder(fleet_, "node-0001") / "control.key.sealed"
+    older = path.read_bytes()
+    attest_node(fleet_, "node-0001", now=NOW + dt.timedelta(minutes=5), authority=authority)
+    assert path.read_bytes() != older
+    path.write_bytes(older)  # opens (same RoT, same firmware), but is not the credential's key
+    with pytest.raises(SealedStoreError) as caught:
+        node_credential_key(fleet_, "node-0001", "control")
+    assert caught.value.code == "credential-key-mismatch"
+
+
+def test_keys_sealed_before_a_firmware_change_do_not_open(
+    fleet: tuple[Fleet, AdmissionAuthority], aw: AdmissionWorld
+) -> None:
+    fleet_, _authority = fleet
+    fleet_.rot("node-0002").boot(aw.world.release("bmc", "2.0").bundle, now=NOW)
+    with pytest.raises(SealedStoreError) as caught:
+        node_credential_key(fleet_, "node-0002", "control")
+    assert caught.value.code == "sealed-store"
+    assert "firmware changed" in caught.value.detail
+
+
+def test_a_node_without_credentials_has_no_key(aw: AdmissionWorld, tmp_path: Path) -> None:
+    fleet_, _authority = aw.fleet(tmp_path / "pending", 1)
+    with pytest.raises(NotFound):
+        node_credential_key(fleet_, "node-0001", "control")

@@ -1,0 +1,252 @@
+"""Revoked DICE and SPDM certificates: a node whose RoT's DeviceID (IDevID) or one of whose
+devices' certificates a CRL revokes is refused and quarantined; the CRL may be in the fleet's
+trust configuration (``admission/crls/``) or a statement on the log; a new one triggers the
+scan. CRLs are built with ``cryptography`` and signed by the real issuing CA's key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from tests.fleet.admission_world import AdmissionWorld, admission_world
+from tests.platform.node_world import NOW, VENDOR, World, make_world
+
+from ironroot.attestation import AR4SI, TrustTier, verify_ear
+from ironroot.cose import create_statement
+from ironroot.crypto import Algorithm, PrivateKey, load_certificate
+from ironroot.errors import AdmissionDenied, MalformedCertificate, UnknownIssuer
+from ironroot.fleet import (
+    CRL_CONTENT_TYPE,
+    AdmissionAuthority,
+    Fleet,
+    LogTriggers,
+    RevocationWatch,
+    Scanner,
+    add_crl,
+    attest_node,
+    scan_attest,
+)
+from ironroot.platform import PlatformDevice
+from ironroot.spdm import DeviceIdentity
+
+LATER = NOW + dt.timedelta(minutes=5)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("revocation-world")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def aw(world: World) -> AdmissionWorld:
+    return admission_world(world)
+
+
+@pytest.fixture
+def fleet(aw: AdmissionWorld, tmp_path: Path) -> tuple[Fleet, AdmissionAuthority]:
+    fleet, authority = aw.fleet(tmp_path / "fleet", 2)
+    for node in fleet.node_ids():
+        assert attest_node(fleet, node, now=NOW, authority=authority).status == "admitted"
+    return fleet, authority
+
+
+def _crl(issuer: bytes, key: PrivateKey, *serials: int, days: int = 7) -> bytes:
+    """A CRL (DER) of ``issuer`` (its DER certificate) signed with ``key``."""
+    name = load_certificate(issuer, der_only=True).subject
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(name)
+        .last_update(NOW - dt.timedelta(hours=1))
+        .next_update(NOW + dt.timedelta(days=days))
+    )
+    for serial in serials:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(serial)
+            .revocation_date(NOW - dt.timedelta(minutes=30))
+            .build()
+        )
+    return builder.sign(key.raw, hashes.SHA384()).public_bytes(Encoding.DER)  # type: ignore[arg-type]
+
+
+def _idevid_serial(fleet: Fleet, node: str) -> int:
+    der = fleet.rot(node).idevid_certificate(Algorithm.ES384)
+    return load_certificate(der, der_only=True).serial_number
+
+
+def _refused(
+    fleet: Fleet, authority: AdmissionAuthority, node: str, submod: str, at: dt.datetime = LATER
+) -> tuple[str, ...]:
+    with pytest.raises(AdmissionDenied) as caught:
+        attest_node(fleet, node, now=at, authority=authority)
+    assert caught.value.code == "admission-denied"
+    assert fleet.record_of(node).status == "quarantined"
+    result = verify_ear(authority.ear(node), [authority.verifier_key], now=at)
+    appraisal = result.submods[submod]
+    assert appraisal.status is TrustTier.CONTRAINDICATED
+    assert appraisal.trust_vector["instance-identity"] == AR4SI.UNTRUSTWORTHY_INSTANCE
+    return appraisal.reasons
+
+
+def test_a_revoked_device_id_in_the_fleets_crls_is_refused(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    serial = _idevid_serial(fleet_, "node-0001")
+    name = add_crl(fleet_, _crl(ca.ecc_certificate, ca.ecc_key, serial), now=NOW)
+    assert (fleet_.directory / "admission" / "crls" / name).is_file()
+    reasons = _refused(fleet_, authority, "node-0001", "rot")
+    assert any(r.startswith("revoked: certificate ") and f"{serial:#x}" in r for r in reasons)
+    assert "rot: revoked: certificate" in fleet_.record_of("node-0001").reason
+    # the CRL revokes that DeviceID only
+    assert attest_node(fleet_, "node-0002", now=LATER, authority=authority).status == "admitted"
+    assert [e.kind for e in fleet_.events(node=None) if e.kind == "crl-added"] == ["crl-added"]
+
+
+def test_crls_that_are_not_the_issuers_or_revoke_nothing_change_nothing(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    serial = _idevid_serial(fleet_, "node-0001")
+    forger = PrivateKey.generate(Algorithm.ES384)  # the vendor CA's name, another key
+    add_crl(fleet_, _crl(ca.ecc_certificate, forger, serial), now=NOW)
+    add_crl(fleet_, _crl(ca.ecc_certificate, ca.ecc_key, serial + 1), now=NOW)
+    assert attest_node(fleet_, "node-0001", now=LATER, authority=authority).status == "admitted"
+    with pytest.raises(MalformedCertificate):
+        add_crl(fleet_, b"not a CRL", now=NOW)
+
+
+def test_a_revocation_statement_on_the_log_is_refused_and_triggers_the_class(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    fleet_, authority = fleet
+    triggers = LogTriggers(fleet_, [aw.world.urls["trusted"]], clock=lambda: NOW)
+    triggers.poll()  # what was logged before
+    ca = aw.vendor_ca
+    crl = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0002"))
+    statement = create_statement(
+        aw.world.statement_key,
+        crl,
+        iss=VENDOR,
+        sub="pkg:ca/acme/vendor-ca",
+        content_type=CRL_CONTENT_TYPE,
+    )
+    logged = aw.world.trusted.register(statement).transparent_statement
+    new = triggers.poll()
+    assert [(e.iss, e.sub) for e in new] == [(VENDOR, "pkg:ca/acme/vendor-ca")]
+    authority.add_endorsement(logged, now=NOW)
+    report = Scanner(fleet_, scan_attest(fleet_, authority), period=86400).scan(LATER, new)
+    assert report.reasons == {"node-0001": "triggered", "node-0002": "triggered"}
+    assert report.quarantined == ["node-0002"]
+    record = fleet_.record_of("node-0002")
+    assert record.status == "quarantined"
+    assert "rot: revoked: certificate" in record.reason
+
+
+def test_a_revocation_statement_not_from_the_log_counts_for_nothing(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """A CRL statement whose receipts the class's transparency services did not sign is
+    passed over (it cannot be an endorsement of the fleet at all)."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    crl = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001"))
+    statement = create_statement(
+        aw.world.statement_key, crl, iss=VENDOR, sub="pkg:ca/acme", content_type=CRL_CONTENT_TYPE
+    )
+    rogue = aw.world.untrusted.register(statement).transparent_statement
+    with pytest.raises(UnknownIssuer):
+        authority.add_endorsement(rogue, now=NOW)
+    assert attest_node(fleet_, "node-0001", now=LATER, authority=authority).status == "admitted"
+
+
+def test_a_new_crl_file_triggers_the_scan(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    fleet_, authority = fleet
+    watch = RevocationWatch(fleet_, authority.endorsements)
+    assert watch.poll() == []
+    ca = aw.vendor_ca
+    serial = _idevid_serial(fleet_, "node-0001")
+    add_crl(fleet_, _crl(ca.ecc_certificate, ca.ecc_key, serial), now=NOW)
+    events = watch.poll()
+    assert [e.sub for e in events] == [fleet_.node_class("node-7").trust.platform]
+    assert watch.poll() == []
+    report = Scanner(fleet_, scan_attest(fleet_, authority), period=86400).scan(LATER, events)
+    assert set(report.reasons.values()) == {"triggered"}
+    assert report.quarantined == ["node-0001"]
+    assert fleet_.record_of("node-0002").status == "admitted"
+    # beside a log's triggers (fleet serve --scan --watch-log): those come first
+    chained = RevocationWatch(fleet_, authority.endorsements, then=lambda: ["log event"])
+    assert chained.poll() == ["log event"]
+
+
+def test_a_revoked_spdm_device_certificate_is_refused(
+    aw: AdmissionWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The devices' CA keys are kept (DeviceIdentity.generate drops them): the NIC's device
+    CA revokes the NIC's certificate (its DeviceID, the SPDM leaf)."""
+    from ironroot.spdm import _identity
+
+    cas: dict[str, tuple[bytes, PrivateKey]] = {}
+
+    def generate(
+        cls: type[DeviceIdentity],
+        algorithm: Algorithm = Algorithm.ES384,
+        *,
+        now: dt.datetime,
+        common_name: str = "Ironroot SPDM Device",
+        days: int = 3650,
+    ) -> DeviceIdentity:
+        root_key, ca_key, key = (PrivateKey.generate(algorithm) for _ in range(3))
+        start, end = now - dt.timedelta(minutes=5), now + dt.timedelta(days=days)
+        common = {"not_before": start, "not_after": end}
+        root = _identity._certificate(
+            subject=f"{common_name} Root CA",
+            key=root_key,
+            issuer=f"{common_name} Root CA",
+            issuer_key=root_key,
+            ca=True,
+            path_length=None,
+            **common,
+        )
+        ca = _identity._certificate(
+            subject=f"{common_name} CA",
+            key=ca_key,
+            issuer=f"{common_name} Root CA",
+            issuer_key=root_key,
+            ca=True,
+            path_length=0,
+            **common,
+        )
+        leaf = _identity._certificate(
+            subject=common_name,
+            key=key,
+            issuer=f"{common_name} CA",
+            issuer_key=ca_key,
+            ca=False,
+            path_length=None,
+            **common,
+        )
+        cas[common_name] = (ca, ca_key)
+        return cls(key, (root, ca, leaf))
+
+    monkeypatch.setattr(DeviceIdentity, "generate", classmethod(generate))
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    monkeypatch.undo()
+    assert attest_node(fleet, "node-0001", now=NOW, authority=authority).status == "admitted"
+    ca, ca_key = cas["Platform device nic"]
+    device = PlatformDevice.open(fleet.directory / "nodes" / "node-0001" / "devices", "nic")
+    leaf = load_certificate(device.chain[-1], der_only=True)
+    add_crl(fleet, _crl(ca, ca_key, leaf.serial_number), now=NOW)
+    reasons = _refused(fleet, authority, "node-0001", "nic")
+    assert any("revoked: certificate" in r and "Platform device nic" in r for r in reasons)
