@@ -74,14 +74,17 @@ def drifted_node(story: Story, attempt: Attempt) -> None:
     authority = story.need(story.authority, "admission")
     servers = story.need(story.servers, "fleet services")
     node = node_at(story, -2)
-    secret = build_firmware(story, "bmc", "2.0-patched", 4)
-    fleet.rot(node).boot(secret, now=story.now())
-    attempt.note(
-        f"{node}'s BMC flash reprogrammed out of band with vendor-signed, unlogged firmware"
-    )
-    status = scan_attest(fleet, authority)(node, story.now())
-    attempt.note(f"the scanner re-attests it: {status}, its credentials revoked")
+    # The attacker holds the node's control-plane key in memory from before the change: after
+    # it, the sealed key would not even open under the node's new measurements.
     with story.http(plane="control", node=node) as client:
+        secret = build_firmware(story, "bmc", "2.0-patched", 4)
+        fleet.rot(node).boot(secret, now=story.now())
+        attempt.note(
+            f"{node}'s BMC flash reprogrammed out of band with vendor-signed, unlogged firmware"
+            " (its control-plane key kept in memory)"
+        )
+        status = scan_attest(fleet, authority)(node, story.now())
+        attempt.note(f"the scanner re-attests it: {status}, its credentials revoked")
         response = client.get(f"{servers.control_url}/v1/whoami")
     attempt.note(f"it presents its old control-plane credential: HTTP {response.status_code}")
     raise refusal_of(response)
