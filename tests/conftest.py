@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,3 +37,57 @@ def _logging_as_it_was() -> Iterator[None]:
         if handler not in handlers:
             logger.removeHandler(handler)
     logger.setLevel(level)
+
+
+# The test tiers. `make test-fast` runs the unit tier: `-m "not integration and not slow"`.
+# A module is in the integration tier when its source (or a test world it imports) starts a
+# server, a subprocess or a browser, or talks to PostgreSQL; the patterns below find them, so
+# a new test module is placed without anyone remembering to mark it. `slow` marks single tests
+# that are unit tests but take seconds (parameter-set key generation, exhaustive bit flips).
+_INTEGRATION = re.compile(
+    r"ServerThread|serve_fleet|run_server|subprocess|Popen|multiprocessing|os\.fork|"
+    r"playwright|psycopg|IRONROOT_TEST_PG|pg_store|socket\.socket|uvicorn|spdm_emu|"
+    r"run_cli_process|sys\.executable"
+)
+_WORLDS = re.compile(r"^from (\w+) import|^import (\w+)", re.MULTILINE)
+_TESTS = Path(__file__).parent
+_tier_cache: dict[Path, bool] = {}
+
+
+def _starts_things(path: Path, seen: frozenset[Path] = frozenset()) -> bool:
+    if path in _tier_cache:
+        return _tier_cache[path]
+    try:
+        source = path.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    found = bool(_INTEGRATION.search(source))
+    if not found:  # a test world beside the module, or a shared one under tests/
+        for match in _WORLDS.finditer(source):
+            name = match.group(1) or match.group(2)
+            for candidate in (path.parent / f"{name}.py", _TESTS / f"{name}.py"):
+                fresh = candidate.is_file() and candidate not in seen and candidate != path
+                if fresh and _starts_things(candidate, seen | {path}):
+                    found = True
+                    break
+            if found:
+                break
+    _tier_cache[path] = found
+    return found
+
+
+# Whole-system worlds (a fleet of platforms, a dashboard, the demo) are integration tests even
+# when they stay in one process; fuzzing and the CLI sweeps run every parser or command many
+# times over and are slow by design.
+_INTEGRATION_FOLDERS = frozenset({"web", "demo", "fleet", "platform", "audit"})
+_SLOW_FOLDERS = frozenset({"fuzz", "rot_runtime"})
+_SLOW_MODULES = re.compile(r"^test_.*cli.*\.py$")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(str(item.fspath))
+        if _starts_things(path) or path.parent.name in _INTEGRATION_FOLDERS:
+            item.add_marker(pytest.mark.integration)
+        if path.parent.name in _SLOW_FOLDERS or _SLOW_MODULES.match(path.name):
+            item.add_marker(pytest.mark.slow)

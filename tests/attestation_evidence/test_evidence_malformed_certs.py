@@ -54,6 +54,7 @@ def _reencode(body: bytes, der: bytes) -> bytes:
     return b"".join(out)
 
 
+@pytest.mark.slow
 def test_every_pem_byte_of_the_pck_chain(tdx_dir: Path) -> None:
     quote = (tdx_dir / QUOTE4).read_bytes()
     assert _outcome(quote) == "accepted"
@@ -66,6 +67,7 @@ def test_every_pem_byte_of_the_pck_chain(tdx_dir: Path) -> None:
     assert "MalformedCertificate" in seen
 
 
+@pytest.mark.slow
 def test_every_der_byte_of_each_pck_chain_certificate(tdx_dir: Path) -> None:
     quote = (tdx_dir / QUOTE4).read_bytes()
     start, size = _chain_region(quote)

@@ -201,6 +201,7 @@ def test_wrong_nonce_is_refused(gpu: tuple[bytes, bytes, bytes]) -> None:
 
 
 @pytest.mark.vectors
+@pytest.mark.slow
 def test_flipped_bits_are_refused(gpu: tuple[bytes, bytes, bytes]) -> None:
     """Dense sample of the signed region (request ‖ response without its signature):
     every byte flipped once (bit ``i % 8``), and every bit of every byte outside the 64

@@ -405,6 +405,7 @@ def test_m32_parameter_set(tmp_path: Path) -> None:
     signer.verifier().verify(signature, b"m32")
 
 
+@pytest.mark.slow
 def test_h15_n24_w4_signs_and_verifies(tmp_path: Path) -> None:
     """The Caliptra vendor parameter set, end to end (key generation takes ~40 s here)."""
     signer = LmsPrivateKey.generate(tmp_path / "h15.key", "SHA256-N24-H15-W4")
