@@ -10,9 +10,12 @@ away at once.
     vendor-roots.pem     the vendor CA certificates RoT quotes must chain to
     endorsements/        transparent statements added to the classes' (newer reference values,
                          SAFE reviews): <sha256>.ts
-    credentials.db       every credential issued and its revocation (SQLite)
-    admission.db         operator holds and VM placements (SQLite)
-    ears/<node>.jwt      each node's latest EAR
+
+and in the fleet's ``fleet.db``, beside the registry (one SQLite file, so that one admission
+is one transaction): every credential issued and its revocation (``credentials``), operator
+holds and VM placements (``holds``, ``placements``), and the EARs (``ears``: each node's latest
+and the one its registry row names). Fleets made before kept the first two in
+``admission/credentials.db`` and ``admission/admission.db``: their rows are imported once.
 
 One admission (:meth:`AdmissionAuthority.admit`), in order:
 
@@ -60,7 +63,10 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
 import re
+import sqlite3
+import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -274,11 +280,30 @@ CREATE TABLE IF NOT EXISTS placements (
     reason TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS placements_node ON placements (node, state);
+CREATE TABLE IF NOT EXISTS ears (
+    ear_id TEXT PRIMARY KEY,
+    node TEXT NOT NULL,
+    at TEXT NOT NULL,
+    token BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ears_node ON ears (node);
 """
+
+# Stores kept in files of their own before they moved into fleet.db: their rows are imported
+# once, then the old file is renamed <name>.migrated.
+_COLUMNS: Final = {
+    "credentials": "serial, node, plane, ear_id, not_before, not_after, revoked_at, reason",
+    "holds": "node, reason, at",
+    "placements": "vm, node, state, at, reason",
+}
+_LEGACY: Final = (
+    ("credentials.db", ("credentials",)),
+    ("admission.db", ("holds", "placements")),
+)
 
 
 class _State:
-    """Operator holds and VM placements (``admission.db``)."""
+    """Operator holds, VM placements and the EARs (``fleet.db``, beside the registry)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -300,6 +325,32 @@ class _State:
         with self.tx() as db:
             row = db.execute("SELECT reason FROM holds WHERE node = ?", (node,)).fetchone()
         return None if row is None else str(row[0])
+
+    def store_ear(self, node: str, ear_id: str, token: bytes, now: dt.datetime) -> None:
+        """Keep ``token`` as ``node``'s latest EAR. A node keeps two at most: its latest and
+        the one its registry row names (what it was admitted or quarantined on)."""
+        with self.tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO ears (ear_id, node, at, token) VALUES (?, ?, ?, ?)",
+                (ear_id, node, _text(now), token),
+            )
+            db.execute(
+                "DELETE FROM ears WHERE node = ? AND ear_id != ? AND ear_id IS NOT "
+                "(SELECT ear_id FROM nodes WHERE id = ?)",
+                (node, ear_id, node),
+            )
+
+    def latest_ear(self, node: str) -> bytes | None:
+        with self.tx() as db:
+            row = db.execute(
+                "SELECT token FROM ears WHERE node = ? ORDER BY rowid DESC LIMIT 1", (node,)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def ear(self, ear_id: str) -> bytes | None:
+        with self.tx() as db:
+            row = db.execute("SELECT token FROM ears WHERE ear_id = ?", (ear_id,)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def running(self) -> dict[str, int]:
         with self.tx() as db:
@@ -346,33 +397,55 @@ class _State:
         return [Placement(*r) for r in rows]
 
 
-_STATES: dict[Path, _State] = {}
+def _migrate(state: _State, directory: Path) -> None:
+    """Import the rows of the stores that had files of their own (``_LEGACY``) into
+    ``fleet.db``, once: the old file is renamed ``<name>.migrated`` after the import commits
+    (an import cut short is repeated whole; rows there already are kept)."""
+    for name, tables in _LEGACY:
+        old = directory / name
+        if not old.is_file():
+            continue
+        try:
+            source = sqlite3.connect(old, timeout=30)
+            try:
+                rows = {
+                    t: source.execute(f"SELECT {_COLUMNS[t]} FROM {t}").fetchall()  # noqa: S608
+                    for t in tables
+                }
+            finally:
+                source.close()  # the last connection: its WAL is checkpointed into the file
+        except sqlite3.Error as exc:
+            raise StorageError(f"{old} cannot be imported into fleet.db: {exc}") from exc
+        with state.tx() as db:
+            for table, found in rows.items():
+                columns = _COLUMNS[table]
+                marks = ", ".join("?" * (columns.count(",") + 1))
+                db.executemany(
+                    f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})",  # noqa: S608
+                    found,
+                )
+        os.replace(old, old.with_name(name + ".migrated"))
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                old.with_name(name + suffix).unlink()
+
+
+_STATES: dict[Path, tuple[_State, CredentialStore]] = {}
 _STATES_LOCK = threading.Lock()
 
 
-def _state(fleet: Fleet) -> _State | None:
-    """The fleet's admission state, ``None`` before admission was set up."""
+def _stores(fleet: Fleet) -> tuple[_State, CredentialStore] | None:
+    """The fleet's admission state and credential store (both in ``fleet.db``), ``None``
+    before admission was set up."""
     directory = _directory(fleet)
     if not (directory / "config.json").is_file():
         return None
     with _STATES_LOCK:
         found = _STATES.get(directory)
         if found is None:
-            found = _STATES[directory] = _State(directory / "admission.db")
-        return found
-
-
-_STORES: dict[Path, CredentialStore] = {}
-
-
-def _credentials(fleet: Fleet) -> CredentialStore | None:
-    directory = _directory(fleet)
-    if not (directory / "config.json").is_file():
-        return None
-    with _STATES_LOCK:
-        found = _STORES.get(directory)
-        if found is None:
-            found = _STORES[directory] = CredentialStore(directory / "credentials.db")
+            found = (_State(fleet.database), CredentialStore(fleet.database))
+            _migrate(found[0], directory)
+            _STATES[directory] = found
         return found
 
 
@@ -387,30 +460,34 @@ def _quarantine(
     evidence: Mapping[str, Any] | None,
     now: dt.datetime,
     hold: bool = False,
+    ear: NodeAppraisal | None = None,
     **fields: str | None,
 ) -> NodeRecord:
     reason = reason[:_MAX_REASON]
-    record = fleet.set_status(
-        node_id,
-        "quarantined",
-        reason,
-        now=now,
-        evidence=evidence,
-        credential_serial=None,
-        credential_not_after=None,
-        **fields,
-    )
-    store, state = _credentials(fleet), _state(fleet)
-    revoked = store.revoke_node(node_id, reason, now=now) if store is not None else []
-    stopped = state.stop_node(node_id, reason, now) if state is not None else []
-    if hold and state is not None:
-        state.hold(node_id, reason, now)
-    fleet.record(
-        node_id,
-        "quarantine-effects",
-        {"revoked": revoked, "placements_stopped": stopped, "held": hold},
-        now=now,
-    )
+    stores = _stores(fleet)
+    with fleet.transaction():  # one commit: status, revocations, placements, hold, EAR, events
+        if ear is not None and stores is not None:
+            stores[0].store_ear(node_id, ear.ear_id, ear.token, now)
+        record = fleet.set_status(
+            node_id,
+            "quarantined",
+            reason,
+            now=now,
+            evidence=evidence,
+            credential_serial=None,
+            credential_not_after=None,
+            **fields,
+        )
+        revoked = stores[1].revoke_node(node_id, reason, now=now) if stores is not None else []
+        stopped = stores[0].stop_node(node_id, reason, now) if stores is not None else []
+        if hold and stores is not None:
+            stores[0].hold(node_id, reason, now)
+        fleet.record(
+            node_id,
+            "quarantine-effects",
+            {"revoked": revoked, "placements_stopped": stopped, "held": hold},
+            now=now,
+        )
     return record
 
 
@@ -479,8 +556,10 @@ class AdmissionAuthority:
         self.ca = ca
         self.credential_lifetime = check_lifetime(credential_lifetime)
         self.verifier_key = verifier_key.public_key
-        self.credentials = _credentials(fleet) or CredentialStore(self.directory / "credentials.db")
-        self.state = _state(fleet) or _State(self.directory / "admission.db")
+        stores = _stores(fleet)
+        if stores is None:
+            raise NotFound(f"admission is not set up in {fleet.directory}")
+        self.state, self.credentials = stores
         self.nonces = NonceStore(lifetime=NONCE_LIFETIME, service="fleet admission")
         self.verifier = FleetVerifier(
             fleet,
@@ -516,7 +595,6 @@ class AdmissionAuthority:
         pem = _roots_pem(vendor_roots)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "endorsements").mkdir(exist_ok=True)
-        (directory / "ears").mkdir(exist_ok=True)
         ca = FleetCA.create(directory, now=now)
         key = PrivateKey.generate(Algorithm.ES384)
         save_signer(key, directory / "verifier.key.pem")
@@ -617,16 +695,24 @@ class AdmissionAuthority:
         """A fresh single-use nonce (32 bytes) and when it expires (epoch seconds)."""
         return self.nonces.issue(now, client)
 
-    def _store_ear(self, appraisal: NodeAppraisal) -> None:
-        write_atomic(self.directory / "ears" / f"{appraisal.node}.jwt", appraisal.token, mode=0o644)
+    def _store_ear(self, appraisal: NodeAppraisal, now: dt.datetime) -> None:
+        self.state.store_ear(appraisal.node, appraisal.ear_id, appraisal.token, now)
 
     def ear(self, node_id: str) -> bytes:
         """The node's latest EAR (JWT bytes)."""
         self.fleet.record_of(node_id)
-        path = self.directory / "ears" / f"{node_id}.jwt"
-        if not path.is_file():
+        found = self.state.latest_ear(node_id)
+        if found is None:
             raise NotFound(f"{node_id} has not been attested")
-        return read_limited(path, 1024 * 1024)
+        return found
+
+    def ear_by_id(self, ear_id: str) -> bytes:
+        """The EAR ``ear_id`` (JWT bytes), while it is a node's latest or the one its registry
+        row names."""
+        found = self.state.ear(ear_id)
+        if found is None:
+            raise NotFound(f"no EAR {ear_id} is kept")
+        return found
 
     def admit(self, request: AdmissionRequest, *, now: dt.datetime) -> AdmissionResult:
         """One admission (module docs, in order)."""
@@ -641,10 +727,11 @@ class AdmissionAuthority:
         appraisal = self.verifier.appraise(
             request.node, evidence, nonce=request.nonce, keys=keys, now=now
         )
-        self._store_ear(appraisal)
         detail = appraisal.to_json()
         if appraisal.error is not None:
-            self.fleet.record(request.node, "admission-refused", detail, now=now)
+            with self.fleet.transaction():
+                self._store_ear(appraisal, now)
+                self.fleet.record(request.node, "admission-refused", detail, now=now)
             raise appraisal.error
         stamp = _text(now)
         if not appraisal.affirming:
@@ -655,6 +742,7 @@ class AdmissionAuthority:
                 f"attestation {appraisal.status.value}: {reasons}",
                 evidence=detail,
                 now=now,
+                ear=appraisal,
                 ear_id=appraisal.ear_id,
                 last_attested=stamp,
             )
@@ -665,7 +753,11 @@ class AdmissionAuthority:
             )
         held = self.state.held(request.node)
         if held is not None:
-            self.fleet.record(request.node, "admission-held", {**detail, "hold": held}, now=now)
+            with self.fleet.transaction():
+                self._store_ear(appraisal, now)
+                self.fleet.record(
+                    request.node, "admission-held", {**detail, "hold": held}, now=now
+                )
             raise AdmissionDenied(
                 f"{request.node} is held in quarantine by an operator ({held}): readmit it",
                 code="node-held",
@@ -682,23 +774,26 @@ class AdmissionAuthority:
             )
             for plane, key in sorted(keys.items())
         }
-        self.credentials.add(*credentials.values())
         fields: dict[str, str | None] = {"ear_id": appraisal.ear_id, "last_attested": stamp}
         control = credentials.get("control")
         if control is not None:
             fields["credential_serial"] = control.serial
             fields["credential_not_after"] = _text(control.not_after)
-        self.fleet.set_status(
-            request.node,
-            "admitted",
-            "readmitted" if record.status == "quarantined" else "attested",
-            now=now,
-            evidence={
-                "ear_id": appraisal.ear_id,
-                "credentials": {p: c.serial for p, c in credentials.items()},
-            },
-            **fields,
-        )
+        # One durable commit: the EAR, the credentials issued, the registry row and its event.
+        with self.fleet.transaction():
+            self._store_ear(appraisal, now)
+            self.credentials.add(*credentials.values())
+            self.fleet.set_status(
+                request.node,
+                "admitted",
+                "readmitted" if record.status == "quarantined" else "attested",
+                now=now,
+                evidence={
+                    "ear_id": appraisal.ear_id,
+                    "credentials": {p: c.serial for p, c in credentials.items()},
+                },
+                **fields,
+            )
         return AdmissionResult(request.node, "admitted", appraisal, credentials, self.ca.der)
 
     # --- placements -------------------------------------------------------------------------
@@ -740,21 +835,54 @@ class AdmissionAuthority:
 # --- the node's side, in process ------------------------------------------------------------
 
 
+def _write_durably(folder: Path, files: Mapping[str, tuple[bytes, int]]) -> None:
+    """Write ``files`` (name → bytes, mode) into ``folder``, each atomically (a temporary
+    file renamed over it) and durably once this returns: every file is synced, then renamed,
+    then the folder synced once — not once per file, as ``write_atomic`` would."""
+    written: list[tuple[Path, Path]] = []
+    try:
+        for name, (data, mode) in files.items():
+            fd, made = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+            written.append((Path(made), folder / name))
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(fd, mode)
+                handle.write(data)
+                handle.flush()
+                os.fsync(fd)
+        for done, path in written:
+            os.replace(done, path)
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StorageError(f"the node's credentials cannot be stored in {folder}: {exc}") from exc
+    finally:
+        for left, _ in written:
+            with contextlib.suppress(FileNotFoundError):
+                left.unlink()
+
+
 def _store_credentials(
     fleet: Fleet, node_id: str, keys: Mapping[str, PrivateKey], result: AdmissionResult
 ) -> None:
+    """The node keeps its keys (0600) and credentials, and the CA certificate, in
+    ``nodes/<id>/credentials/``: four files synced, and the folder synced once."""
     folder = fleet.directory / "nodes" / node_id / "credentials"
     folder.mkdir(exist_ok=True)
+    files: dict[str, tuple[bytes, int]] = {}
     for plane, credential in result.credentials.items():
-        save_signer(keys[plane], folder / f"{plane}.key.pem", overwrite=True)
-        write_atomic(folder / f"{plane}.cert.pem", credential.pem, mode=0o644)
-
+        files[f"{plane}.key.pem"] = (keys[plane].to_pem(), 0o600)
+        files[f"{plane}.cert.pem"] = (credential.pem, 0o644)
     ca = load_certificate(result.ca, der_only=True).public_bytes(Encoding.PEM)
-    path = folder / "ca.cert.pem"
-    with contextlib.suppress(OSError):
-        if path.read_bytes() == ca:
-            return  # the same CA certificate is there already (and durable)
-    write_atomic(path, ca, mode=0o644)
+    try:
+        same = (folder / "ca.cert.pem").read_bytes() == ca  # there already, and durable
+    except OSError:
+        same = False
+    if not same:
+        files["ca.cert.pem"] = (ca, 0o644)
+    _write_durably(folder, files)
 
 
 def attest_node(
