@@ -444,7 +444,9 @@ def _stores(fleet: Fleet) -> tuple[_State, CredentialStore] | None:
         found = _STATES.get(directory)
         if found is None:
             found = (_State(fleet.database), CredentialStore(fleet.database))
-            _migrate(found[0], directory)
+            if any((directory / name).is_file() for name, _ in _LEGACY):
+                found[1].of_node("")  # its tables set up before rows are imported into them
+                _migrate(found[0], directory)
             _STATES[directory] = found
         return found
 
@@ -755,9 +757,7 @@ class AdmissionAuthority:
         if held is not None:
             with self.fleet.transaction():
                 self._store_ear(appraisal, now)
-                self.fleet.record(
-                    request.node, "admission-held", {**detail, "hold": held}, now=now
-                )
+                self.fleet.record(request.node, "admission-held", {**detail, "hold": held}, now=now)
             raise AdmissionDenied(
                 f"{request.node} is held in quarantine by an operator ({held}): readmit it",
                 code="node-held",
