@@ -546,6 +546,57 @@ def test_no_trusted_service_trusts_nothing(world: World, v1: Release) -> None:
     assert len(world.references()) == 0
 
 
+def test_remembered_reference_values_serve_exactly_the_same_inputs(
+    world: World, v1: Release, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A statement verified once is not verified again for the same keys and publisher; any
+    other input — time outside the CoRIM's validity, other service keys, other issuers or
+    product, changed bytes — is verified afresh and refused as before."""
+    from ironroot.platform import _devices
+
+    first = world.references(v1.statement)
+    verified: list[bytes] = []
+    real = _devices.reference_values_from_statement
+
+    def counting(data: bytes, **kwargs: object) -> object:
+        verified.append(data)
+        return real(data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_devices, "reference_values_from_statement", counting)
+    assert list(world.references(v1.statement)) == list(first)
+    assert verified == []
+
+    def refs(**changes: object) -> ReferenceValues:
+        args: dict[str, object] = {
+            "trust_service_keys": world.service_keys,
+            "issuers": ISSUERS,
+            "vendor": VENDOR_ISS,
+            "model": NIC_MODEL,
+            "now": NOW,
+        }
+        args.update(changes)
+        return device_references([v1.statement], **args)  # type: ignore[arg-type]
+
+    later = NOW + dt.timedelta(days=400)
+    _raises(VerificationFailed, "rim-expired", lambda: refs(now=later))
+    untrusted = world.untrusted.service_keys()
+    _raises(UnknownIssuer, "unknown-issuer", lambda: refs(trust_service_keys=untrusted))
+    _raises(UnknownIssuer, "publisher-not-allowed", lambda: refs(issuers=frozenset({OTHER_ISS})))
+    _raises(UnknownIssuer, "publisher-not-allowed", lambda: refs(model=GPU_MODEL))
+    changed = bytearray(v1.statement)
+    changed[-1] ^= 1  # a receipt's signature
+    with pytest.raises(IronrootError):
+        device_references(
+            [bytes(changed)],
+            trust_service_keys=world.service_keys,
+            issuers=ISSUERS,
+            vendor=VENDOR_ISS,
+            model=NIC_MODEL,
+            now=NOW,
+        )
+    assert len(verified) == 5
+
+
 def test_bad_arguments_are_config_errors(
     world: World, nic: PlatformDevice, pinned: bytes, v1: Release
 ) -> None:
