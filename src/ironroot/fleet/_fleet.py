@@ -395,11 +395,11 @@ class Fleet:
             yield
 
     def node_ids(self) -> list[str]:
-        with self._db() as db:
+        with self._file.read() as db:
             return [row[0] for row in db.execute("SELECT id FROM nodes ORDER BY id")]
 
     def record_of(self, node_id: str) -> NodeRecord:
-        with self._db() as db:
+        with self._file.read() as db:
             row = db.execute(
                 "SELECT id, class, status, since, reason, credential_serial, "
                 "credential_not_after, ear_id, last_attested FROM nodes "
@@ -411,7 +411,7 @@ class Fleet:
         return NodeRecord(*row)
 
     def records(self) -> list[NodeRecord]:
-        with self._db() as db:
+        with self._file.read() as db:
             rows = db.execute(
                 "SELECT id, class, status, since, reason, credential_serial, "
                 "credential_not_after, ear_id, last_attested FROM nodes "
@@ -470,7 +470,7 @@ class Fleet:
             args.append(node)
         sql += " ORDER BY seq LIMIT ?"
         args.append(limit)
-        with self._db() as db:
+        with self._file.read() as db:
             rows = db.execute(sql, args).fetchall()
         return [FleetEvent(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
@@ -487,7 +487,7 @@ class Fleet:
         return Device(self.directory / "nodes" / node_id / "rot")
 
     def status_counts(self) -> dict[str, int]:
-        with self._db() as db:
+        with self._file.read() as db:
             rows = db.execute("SELECT status, COUNT(*) FROM nodes GROUP BY status").fetchall()
         counts = dict.fromkeys(STATUSES, 0)
         counts.update({str(s): int(n) for s, n in rows})

@@ -91,13 +91,21 @@ class SqliteFile:
         return self._set_up(found)
 
     def _set_up(self, found: _Open) -> _Open:
-        """Run the schema once per connection (statement by statement, so that it may run
-        inside a transaction: ``executescript`` would commit it)."""
+        """Run the schema once per connection, in one transaction (statement by statement,
+        so that it may also run inside the caller's: ``executescript`` would commit that)."""
         if self._schema and self._serial not in found.ready:
+            db = found.db
+            alone = not db.in_transaction  # then the whole schema is one commit
             try:
+                if alone:
+                    db.execute("BEGIN IMMEDIATE")
                 for statement in self._schema:
-                    found.db.execute(statement)
+                    db.execute(statement)
+                if alone:
+                    db.execute("COMMIT")
             except sqlite3.Error as exc:
+                if alone and db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise StorageError(f"{self.what} cannot be set up: {exc}") from exc
             found.ready.add(self._serial)
         return found
@@ -133,6 +141,17 @@ class SqliteFile:
             raise
         finally:
             state.depth = depth
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection for reads: each statement sees the last commit (no write
+        lock is taken, so readers never wait for a writer's sync); inside a transaction, that
+        transaction. SQLite's failures become ``StorageError``."""
+        db = self._open().db
+        try:
+            yield db
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.what} failed: {exc}") from exc
 
     def _undo(self, db: sqlite3.Connection, depth: int) -> None:
         if not db.in_transaction:
