@@ -95,13 +95,11 @@ _ALG_FILES: Final = {Algorithm.ES384: "ecc", Algorithm.ML_DSA_87: "mldsa"}
 
 def _read(path: Path, limit: int = _MAX_FILE) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(limit + 1)
+        return read_limited(path, limit)
     except FileNotFoundError as exc:
         raise NotFound(f"{path.name} is missing from the device directory") from exc
-    if len(data) > limit:
-        raise LimitExceeded(f"{path.name} is larger than {limit} bytes")
-    return data
+    except LimitExceeded:
+        raise LimitExceeded(f"{path.name} is larger than {limit} bytes") from None
 
 
 def _key_path(directory: Path, given: Path | str | None) -> Path:
