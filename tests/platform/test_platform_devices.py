@@ -320,6 +320,29 @@ def test_the_statements_an_update_ships_with_give_its_reference_values(
     assert measure_device(nic, bundle, root=pinned, references=references, now=NOW).ok
 
 
+def test_a_flash_read_is_measured_by_its_digest_and_another_image_afresh(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release, v2: Release
+) -> None:
+    """The platform's own measurement remembers an image's blocks by the SHA-384 its flash
+    read computed; another image (another digest) is measured for what it holds."""
+    from ironroot.platform._devices import _measure_read
+
+    only_v1 = world.references(v1.statement)
+    both = world.references(v1.statement, v2.statement)
+    for release, references, svn in ((v1, only_v1, 3), (v2, both, 5), (v1, only_v1, 3)):
+        read = (release.bundle, hashlib.sha384(release.bundle).digest())
+        result = _measure_read(nic, read, root=pinned, references=references, now=NOW)
+        assert result.ok, result.detail
+        assert result.svn == svn
+    references = only_v1
+    parsed = FirmwareBundle.parse(v1.bundle)
+    tampered = bytearray(v1.bundle)
+    tampered[parsed.manifest.toc[1].offset + 10] ^= 1  # inside the runtime
+    read = (bytes(tampered), hashlib.sha384(bytes(tampered)).digest())
+    result = _measure_read(nic, read, root=pinned, references=references, now=NOW)
+    assert result.code == "measurement-mismatch"
+
+
 # --- must reject: measurements ----------------------------------------------------------------
 
 

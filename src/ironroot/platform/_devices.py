@@ -181,6 +181,25 @@ def device_measurement_blocks(firmware: bytes) -> tuple[MeasurementBlock, ...]:
     return tuple(blocks)
 
 
+# The blocks of a firmware image, remembered by its SHA-384 (every node of a class holds the
+# same images): for the platform's own measurements, whose flash read computed that digest of
+# the very bytes measured (see _measure_read).
+_BLOCKS: dict[bytes, tuple[MeasurementBlock, ...]] = {}
+_BLOCKS_LOCK = threading.Lock()
+_BLOCKS_MAX = 64
+
+
+def _blocks_of(firmware: bytes, sha384: bytes) -> tuple[MeasurementBlock, ...]:
+    found = _BLOCKS.get(sha384)
+    if found is None:
+        found = device_measurement_blocks(firmware)
+        with _BLOCKS_LOCK:
+            _BLOCKS[sha384] = found
+            while len(_BLOCKS) > _BLOCKS_MAX:
+                del _BLOCKS[next(iter(_BLOCKS))]
+    return found
+
+
 # --- one device and its identity --------------------------------------------------------------
 
 
@@ -678,6 +697,35 @@ def measure_device(
         raise ConfigError("measure_device needs a PlatformDevice")
     return measure_responder(
         device.responder(firmware),
+        name=device.name,
+        vendor=device.vendor,
+        model=device.model,
+        root=root,
+        references=references,
+        now=now,
+        nonce=nonce,
+    )
+
+
+def _measure_read(
+    device: PlatformDevice,
+    read: tuple[bytes, bytes],
+    *,
+    root: bytes,
+    references: ReferenceValues,
+    now: datetime,
+    nonce: bytes | None = None,
+) -> DeviceMeasurement:
+    """:func:`measure_device` for firmware as a flash read returned it: ``(bytes, SHA-384 of
+    those bytes)`` (the flash read, ``Chip.image``, hashes what it read). The
+    measurement blocks are remembered by that digest."""
+    if not isinstance(device, PlatformDevice):
+        raise ConfigError("_measure_read needs a PlatformDevice")
+    firmware, sha384 = read
+    if not isinstance(firmware, bytes) or not isinstance(sha384, bytes) or len(sha384) != 48:
+        raise ConfigError("a flash read is (image bytes, their SHA-384)")
+    return measure_responder(
+        Responder(device.identity.key, device.identity.chain, _blocks_of(firmware, sha384)),
         name=device.name,
         vendor=device.vendor,
         model=device.model,
