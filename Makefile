@@ -33,7 +33,7 @@ test: test-deps lint typecheck
 	$(BIN)/python -m pytest -q
 
 # Each benchmark prints its figures as ratios to a baseline measured in the same run.
-BENCHES := bench/registration.py $(filter-out bench/registration.py bench/bench_append.py,$(wildcard bench/*.py))
+BENCHES := bench/registration.py $(filter-out bench/registration.py bench/bench_append.py bench/_worlds.py,$(wildcard bench/*.py))
 
 # Every benchmark runs even when one misses its target; the ones that did are named at the end.
 bench: install
