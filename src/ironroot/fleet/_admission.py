@@ -841,6 +841,16 @@ _SYNCS: ThreadPoolExecutor | None = None
 _SYNCS_LOCK = threading.Lock()
 
 
+def _forget_syncs() -> None:
+    """In a forked child the pool's threads do not exist: start a new pool when needed."""
+    global _SYNCS, _SYNCS_LOCK
+    _SYNCS, _SYNCS_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_syncs)
+
+
 def _sync_all(fds: Sequence[int]) -> None:
     """``fsync`` every file of ``fds`` at once (the journal of a file system such as ext4
     commits syncs that wait together in one commit: about the cost of one sync, not one per
