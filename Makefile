@@ -45,7 +45,7 @@ test-fast: install
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not integration and not slow"
 
 # Each benchmark prints its figures as ratios to a baseline measured in the same run.
-BENCHES := bench/registration.py $(filter-out bench/registration.py bench/bench_append.py,$(wildcard bench/*.py))
+BENCHES := bench/registration.py $(filter-out bench/registration.py bench/bench_append.py bench/_worlds.py,$(wildcard bench/*.py))
 
 # Every benchmark runs even when one misses its target; the ones that did are named at the end.
 bench: install

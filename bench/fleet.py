@@ -1,7 +1,8 @@
 """The fleet: nodes attested and admitted per second as the fleet grows, and the time from a
 statement on the log that must quarantine nodes to every affected node quarantined.
 
-Run: ``make bench``, or ``.venv/bin/python bench/fleet.py [--sizes 10,100,1000] [--seconds S]``.
+Run: ``make bench``, or ``.venv/bin/python bench/fleet.py [--sizes 10,100,1000]`` (``--sizes 10``
+for a quick run).
 
 It builds, in a temporary directory, a firmware vendor (ECDSA P-384 + ML-DSA-87 firmware keys,
 an ES384 statement key), a transparency service in this process (ES384 receipts), an OCP SAFE
@@ -37,32 +38,22 @@ It exits 1 when a figure misses its target. No timing is asserted anywhere in th
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import hashlib
-import json
 import resource
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from _worlds import NOW, PLATFORM, VENDOR, World, make_world, model, need
 from ironroot.cose import SignedStatement
-from ironroot.crypto import Algorithm, PrivateKey, PublicKey
-from ironroot.firmware import (
-    Component,
-    FirmwareBundle,
-    build_bundle,
-    key_descriptor_hash,
-    manifest_statement,
-    reference_statement,
-    sign_bundle,
-)
+from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.fleet import (
     AdmissionAuthority,
     Fleet,
@@ -78,31 +69,16 @@ from ironroot.platform import (
     Pfm,
     PfmComponent,
     PfmVersion,
-    PlatformTrust,
-    SafeRequirement,
     chip_layout,
     pfm_statement,
     sign_pfm,
 )
 from ironroot.rot import VendorCA
-from ironroot.safe import ProviderKey, ProviderKeys, sfr_statement, sign_report
-from ironroot.transparency import TransparencyService, init_data_dir
 
-NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 CA_TIME = NOW - dt.timedelta(days=2)
-PLATFORM = "pkg:platform/acme/bench-node"
-VENDOR = "https://vendor.example"
-LAB = "https://lab.example"
-PROVIDER = "Example Review Provider"
 SLOT = 64 * 1024
 RATE_TARGET = 0.6
 PERIOD = 300.0
-
-
-def need(ok: bool, what: str) -> None:
-    """Stop the benchmark when its setup is not what it measures."""
-    if not ok:
-        raise SystemExit(f"bench setup failed: {what}")
 
 
 def rss_mib() -> float:
@@ -110,152 +86,48 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-# --- the world --------------------------------------------------------------------------------
+# --- the node class -----------------------------------------------------------------------------
 
 
-@dataclass
-class World:
-    directory: Path
-    service: TransparencyService
-    vendor: PrivateKey
-    lab: PrivateKey
-    ecc: PrivateKey = field(default_factory=lambda: PrivateKey.generate(Algorithm.ES384))
-    pqc: PrivateKey = field(default_factory=lambda: PrivateKey.generate(Algorithm.ML_DSA_87))
-    provider: PrivateKey = field(default_factory=lambda: PrivateKey.generate(Algorithm.ES384))
+def bundle(world: World, component: str, svn: int) -> bytes:
+    runtime = hashlib.sha384(f"{component} runtime {svn}".encode()).digest() * 64
+    return world.bundle(f"{component} fmc".encode() * 64, runtime, svn)
 
-    @property
-    def descriptor_hash(self) -> bytes:
-        return key_descriptor_hash([self.ecc.public_key], [self.pqc.public_key], "mldsa")
 
-    @property
-    def service_keys(self) -> dict[bytes, PublicKey]:
-        return {k.kid: k for k in self.service.receipt_keys}
-
-    def register(self, statement: bytes) -> bytes:
-        ticket = self.service.submit(statement)
-        ticket.integrated.result(timeout=60)
-        return self.service.transparent_statement(ticket.entry_id)
-
-    def bundle(self, component: str, svn: int) -> bytes:
-        runtime = hashlib.sha384(f"{component} runtime {svn}".encode()).digest() * 64
-        unsigned = build_bundle(
-            [
-                Component(1, f"{component} fmc".encode() * 64, version=1),
-                Component(2, runtime, version=2),
-            ],
-            svn=svn,
-            not_before=NOW - dt.timedelta(days=30),
-            not_after=NOW + dt.timedelta(days=365),
-            vendor_ecc_keys=[self.ecc.public_key],
-            vendor_pqc_keys=[self.pqc.public_key],
-            pqc_type="mldsa",
-        )
-        return sign_bundle(unsigned, self.ecc, self.pqc)
-
-    def publish(self, component: str, bundle: bytes) -> tuple[bytes, ...]:
-        """The bundle's manifest statement and (for the BMC, which the RoT quotes, and the
-        SPDM devices) its reference CoRIM, logged."""
-        model = f"pkg:firmware/acme/{component}"
-        out = [self.register(manifest_statement(bundle, self.vendor, iss=VENDOR, sub=model))]
-        if component == "bmc" or component in DEVICES:
-            reference = reference_statement(
-                bundle, self.vendor, iss=VENDOR, sub=model, vendor=VENDOR, model=model
-            )
-            out.append(self.register(reference))
-        return tuple(out)
-
-    def review(self, bundle: bytes, cvss: tuple[float, ...]) -> bytes:
-        """An OCP SAFE review of ``bundle`` with open findings ``cvss``, as a signed statement
-        (not yet logged)."""
-        digest = FirmwareBundle.parse(bundle).manifest_digest()
-        report = {
-            "review_framework_version": "1.1",
-            "device": {
-                "vendor": "ACME Inc",
-                "product": "Node BMC",
-                "category": "bmc",
-                "repo_tag": "v1",
-                "fw_version": "1.0",
-                "fw_hash_sha2_384": digest.hex(),
-            },
-            "audit": {
-                "srp": "Example Labs",
-                "methodology": "whitebox",
-                "completion_date": "2026-05-01",
-                "report_version": "1.0",
-                "scope_number": 1,
-                "cvss_version": "3.1",
-                "issues": [
-                    {
-                        "title": f"issue {i}",
-                        "cvss_score": f"{score:.1f}",
-                        "cvss_vector": "AV:L/AC:L/PR:L/UI:N/S:C/C:L/I:H/A:L",
-                        "cwe": "CWE-111",
-                        "description": "found in review",
-                        "cve": None,
-                    }
-                    for i, score in enumerate(cvss)
-                ],
-            },
-        }
-        sfr = sign_report(json.dumps(report).encode(), self.provider, PROVIDER)
-        return sfr_statement(sfr, self.lab, iss=LAB)
-
-    def node_class(self) -> NodeClass:
-        images = {c: self.bundle(c, 3) for c in COMPONENTS}
-        statements = {c: self.publish(c, images[c]) for c in COMPONENTS}
-        statements["bmc"] += (self.register(self.review(images["bmc"], ())),)
-        rw = {c: {r.name: r for r in chip_layout(c, SLOT)}["rw"] for c in COMPONENTS}
-        pfm = sign_pfm(
-            Pfm(
-                PLATFORM,
-                1,
-                tuple(
-                    PfmComponent(
-                        c,
-                        (PfmVersion("1.0", 3, hashlib.sha384(images[c]).digest()),),
-                        read_write=((rw[c].offset, rw[c].size),),
-                    )
-                    for c in COMPONENTS
-                ),
+def node_class(world: World) -> NodeClass:
+    """Release 1.0 of every component, each with its logged manifest statement (and a logged
+    reference CoRIM for the BMC, which the RoT quotes, and the SPDM devices), a clean logged
+    review of the BMC, a logged PFM; reviews of the BMC required (``medium``)."""
+    images = {c: bundle(world, c, 3) for c in COMPONENTS}
+    statements = {c: world.publish(c, images[c], references=("bmc", *DEVICES)) for c in COMPONENTS}
+    statements["bmc"] += (world.register(world.review(images["bmc"], ())),)
+    rw = {c: {r.name: r for r in chip_layout(c, SLOT)}["rw"] for c in COMPONENTS}
+    pfm = sign_pfm(
+        Pfm(
+            PLATFORM,
+            1,
+            tuple(
+                PfmComponent(
+                    c,
+                    (PfmVersion("1.0", 3, hashlib.sha384(images[c]).digest()),),
+                    read_write=((rw[c].offset, rw[c].size),),
+                )
+                for c in COMPONENTS
             ),
-            self.ecc,
-            self.pqc,
-        )
-        providers = ProviderKeys([ProviderKey(self.provider.public_key, frozenset({PROVIDER}))])
-        trust = PlatformTrust(
-            platform=PLATFORM,
-            vendor_ecc=(self.ecc.public_key.to_der(),),
-            vendor_pqc=(self.pqc.public_key.to_der(),),
-            service_keys=self.service_keys,
-            issuers={name: frozenset({VENDOR}) for name in (*COMPONENTS, "pfm")},
-            safe={"bmc": SafeRequirement(providers, "medium")},
-            healthy_boots=2,
-        )
-        return NodeClass(
-            "bench-node",
-            trust,
-            pfm,
-            self.register(pfm_statement(pfm, self.vendor, iss=VENDOR, sub=PLATFORM)),
-            images,
-            statements,
-            {d: DeviceInfo(VENDOR, f"pkg:firmware/acme/{d}") for d in DEVICES},
-            dict.fromkeys(COMPONENTS, SLOT),
-        )
-
-
-@contextlib.contextmanager
-def make_world(directory: Path) -> Iterator[World]:
-    log = directory / "log"
-    init_data_dir(log)
-    keys = {VENDOR: PrivateKey.generate(Algorithm.ES384), LAB: PrivateKey.generate(Algorithm.ES384)}
-    text = (log / "ironroot.toml").read_text()
-    for number, (iss, key) in enumerate(keys.items()):
-        (log / f"issuer{number}.pub.pem").write_bytes(key.public_key.to_pem())
-        text += f'\n[[transparency.issuers]]\niss = "{iss}"\nkey = "issuer{number}.pub.pem"\n'
-    (log / "ironroot.toml").write_text(text)
-    with TransparencyService.open(log) as service:
-        yield World(directory, service, vendor=keys[VENDOR], lab=keys[LAB])
+        ),
+        world.ecc,
+        world.pqc,
+    )
+    return NodeClass(
+        "bench-node",
+        world.trust(safe=True),
+        pfm,
+        world.register(pfm_statement(pfm, world.vendor, iss=VENDOR, sub=PLATFORM)),
+        images,
+        statements,
+        {d: DeviceInfo(VENDOR, model(d)) for d in DEVICES},
+        dict.fromkeys(COMPONENTS, SLOT),
+    )
 
 
 # --- the raw cost of one admission -------------------------------------------------------------
@@ -411,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ironroot-bench-fleet-") as tmp:
         base = Path(tmp)
         with make_world(base) as world:
-            klass = world.node_class()
+            klass = node_class(world)
             raw = raw_admission()
             print("1. admission (full: attest_node; raw: the signatures of one admission)")
             sized = None

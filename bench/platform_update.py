@@ -42,7 +42,6 @@ Each ratio is the best of short alternating rounds (both sides see the same mach
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -50,24 +49,17 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from _worlds import NOW, PLATFORM, VENDOR, World, make_world, need
 from ironroot.cose import Receipt, TransparentStatement
-from ironroot.crypto import Algorithm, PrivateKey, PublicKey
-from ironroot.firmware import (
-    Component,
-    FirmwareBundle,
-    build_bundle,
-    key_descriptor_hash,
-    manifest_statement,
-    reference_statement,
-    sign_bundle,
-)
+from ironroot.crypto import PublicKey
+from ironroot.firmware import FirmwareBundle
 from ironroot.http import ServerThread
 from ironroot.merkle import leaf_hash, root_from_inclusion_proof
 from ironroot.platform import (
@@ -79,9 +71,7 @@ from ironroot.platform import (
     PfmComponent,
     PfmVersion,
     Platform,
-    PlatformTrust,
     RedfishService,
-    SafeRequirement,
     create_redfish_app,
     pfm_statement,
     sign_pfm,
@@ -89,24 +79,12 @@ from ironroot.platform import (
 )
 from ironroot.platform._boot import _flash_check
 from ironroot.rot import Device, Fuses, VendorCA
-from ironroot.safe import ProviderKey, ProviderKeys, parse_compact_jws, sfr_statement, sign_report
-from ironroot.transparency import TransparencyService, init_data_dir
+from ironroot.safe import parse_compact_jws
 
-NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 MIB = 1024 * 1024
-PLATFORM = "pkg:platform/acme/bench-node"
-VENDOR = "https://vendor.example"
-LAB = "https://lab.example"
-PROVIDER = "Example Review Provider"
 SMALL_SLOT = 64 * 1024
 VERIFY_TARGET = 0.7
 FLASH_TARGET = 0.8
-
-
-def need(ok: bool, what: str) -> None:
-    """Stop the benchmark when its setup is not what it measures."""
-    if not ok:
-        raise SystemExit(f"bench setup failed: {what}")
 
 
 # --- timing -----------------------------------------------------------------------------------
@@ -137,136 +115,40 @@ def rates(
     return best_a, best_b
 
 
-# --- the world: a vendor, a log, a review provider --------------------------------------------
+# --- the world (bench/_worlds.py), and what this benchmark adds to it --------------------------
 
 
-@dataclass
-class World:
-    directory: Path
-    service: TransparencyService
-    ecc: PrivateKey = field(default_factory=lambda: PrivateKey.generate(Algorithm.ES384))
-    pqc: PrivateKey = field(default_factory=lambda: PrivateKey.generate(Algorithm.ML_DSA_87))
-    vendor: PrivateKey = field(default_factory=lambda: PrivateKey.generate(Algorithm.ES384))
-    lab: PrivateKey = field(default_factory=lambda: PrivateKey.generate(Algorithm.ES384))
-    provider: PrivateKey = field(default_factory=lambda: PrivateKey.generate(Algorithm.ES384))
+def sized_bundle(world: World, size: int, svn: int) -> bytes:
+    """A bundle of exactly ``size`` bytes (a 64 KiB FMC, the runtime fills the rest)."""
+    fmc = os.urandom(64 * 1024)
+    overhead = len(world.bundle(fmc, b"\0" * 4096, svn)) - len(fmc) - 4096
+    bundle = world.bundle(fmc, os.urandom(size - len(fmc) - overhead), svn)
+    need(len(bundle) == size, f"a bundle of {len(bundle)} bytes, not {size}")
+    return bundle
 
-    @property
-    def descriptor_hash(self) -> bytes:
-        return key_descriptor_hash([self.ecc.public_key], [self.pqc.public_key], "mldsa")
 
-    @property
-    def service_keys(self) -> dict[bytes, PublicKey]:
-        return {k.kid: k for k in self.service.receipt_keys}
+def publish(world: World, component: str, bundle: bytes) -> tuple[bytes, ...]:
+    """The bundle's manifest statement (and, for a device, its CoRIM), logged."""
+    return world.publish(component, bundle, references=DEVICES)
 
-    def register(self, statement: bytes) -> bytes:
-        ticket = self.service.submit(statement)
-        ticket.integrated.result(timeout=60)
-        return self.service.transparent_statement(ticket.entry_id)
 
-    def bundle(self, fmc: bytes, runtime: bytes, svn: int) -> bytes:
-        unsigned = build_bundle(
-            [Component(1, fmc, version=1), Component(2, runtime, version=svn)],
-            svn=svn,
-            not_before=NOW - dt.timedelta(days=30),
-            not_after=NOW + dt.timedelta(days=365),
-            vendor_ecc_keys=[self.ecc.public_key],
-            vendor_pqc_keys=[self.pqc.public_key],
-            pqc_type="mldsa",
-        )
-        return sign_bundle(unsigned, self.ecc, self.pqc)
+def review(world: World, bundle: bytes) -> bytes:
+    """A logged OCP SAFE review of ``bundle`` with one low finding (CVSS 3.1)."""
+    return world.register(world.review(bundle, (3.1,), version="2.0"))
 
-    def sized_bundle(self, size: int, svn: int) -> bytes:
-        """A bundle of exactly ``size`` bytes (a 64 KiB FMC, the runtime fills the rest)."""
-        fmc = os.urandom(64 * 1024)
-        overhead = len(self.bundle(fmc, b"\0" * 4096, svn)) - len(fmc) - 4096
-        bundle = self.bundle(fmc, os.urandom(size - len(fmc) - overhead), svn)
-        need(len(bundle) == size, f"a bundle of {len(bundle)} bytes, not {size}")
-        return bundle
 
-    def publish(self, component: str, bundle: bytes) -> tuple[bytes, ...]:
-        """The bundle's manifest statement (and, for a device, its CoRIM), logged."""
-        model = f"pkg:firmware/acme/{component}"
-        out = [self.register(manifest_statement(bundle, self.vendor, iss=VENDOR, sub=model))]
-        if component in DEVICES:
-            reference = reference_statement(
-                bundle, self.vendor, iss=VENDOR, sub=model, vendor=VENDOR, model=model
+def pfm(svn: int, images: Mapping[str, list[tuple[str, int, bytes]]]) -> Pfm:
+    return Pfm(
+        PLATFORM,
+        svn,
+        tuple(
+            PfmComponent(
+                name,
+                tuple(PfmVersion(v, s, hashlib.sha384(b).digest()) for v, s, b in entries),
             )
-            out.append(self.register(reference))
-        return tuple(out)
-
-    def review(self, bundle: bytes) -> bytes:
-        """A logged OCP SAFE review of ``bundle`` with one low finding (CVSS 3.1)."""
-        digest = FirmwareBundle.parse(bundle).manifest_digest()
-        report = {
-            "review_framework_version": "1.1",
-            "device": {
-                "vendor": "ACME Inc",
-                "product": "Node BMC",
-                "category": "bmc",
-                "repo_tag": "v2",
-                "fw_version": "2.0",
-                "fw_hash_sha2_384": digest.hex(),
-            },
-            "audit": {
-                "srp": "Example Labs",
-                "methodology": "whitebox",
-                "completion_date": "2026-05-01",
-                "report_version": "1.0",
-                "scope_number": 1,
-                "cvss_version": "3.1",
-                "issues": [
-                    {
-                        "title": "Verbose error",
-                        "cvss_score": "3.1",
-                        "cvss_vector": "AV:N/AC:H/PR:L/UI:N/S:U/C:L/I:N/A:N",
-                        "cwe": "CWE-209",
-                        "description": "an error message includes a pointer value",
-                        "cve": None,
-                    }
-                ],
-            },
-        }
-        sfr = sign_report(json.dumps(report).encode(), self.provider, PROVIDER)
-        return self.register(sfr_statement(sfr, self.lab, iss=LAB))
-
-    def trust(self, *, safe: bool) -> PlatformTrust:
-        providers = ProviderKeys([ProviderKey(self.provider.public_key, frozenset({PROVIDER}))])
-        return PlatformTrust(
-            platform=PLATFORM,
-            vendor_ecc=(self.ecc.public_key.to_der(),),
-            vendor_pqc=(self.pqc.public_key.to_der(),),
-            service_keys=self.service_keys,
-            issuers={name: frozenset({VENDOR}) for name in (*COMPONENTS, "pfm")},
-            safe={"bmc": SafeRequirement(providers, "medium")} if safe else {},
-            healthy_boots=2,
-        )
-
-    def pfm(self, svn: int, images: Mapping[str, list[tuple[str, int, bytes]]]) -> Pfm:
-        return Pfm(
-            PLATFORM,
-            svn,
-            tuple(
-                PfmComponent(
-                    name,
-                    tuple(PfmVersion(v, s, hashlib.sha384(b).digest()) for v, s, b in entries),
-                )
-                for name, entries in images.items()
-            ),
-        )
-
-
-@contextlib.contextmanager
-def make_world(directory: Path) -> Iterator[World]:
-    log = directory / "log"
-    init_data_dir(log)
-    keys = {VENDOR: PrivateKey.generate(Algorithm.ES384), LAB: PrivateKey.generate(Algorithm.ES384)}
-    text = (log / "ironroot.toml").read_text()
-    for number, (iss, key) in enumerate(keys.items()):
-        (log / f"issuer{number}.pub.pem").write_bytes(key.public_key.to_pem())
-        text += f'\n[[transparency.issuers]]\niss = "{iss}"\nkey = "issuer{number}.pub.pem"\n'
-    (log / "ironroot.toml").write_text(text)
-    with TransparencyService.open(log) as service:
-        yield World(directory, service, vendor=keys[VENDOR], lab=keys[LAB])
+            for name, entries in images.items()
+        ),
+    )
 
 
 # --- 1. update verification -------------------------------------------------------------------
@@ -286,12 +168,12 @@ def bench_verify(world: World, seconds: float) -> bool:
     fmc, runtime = os.urandom(32 * 1024), os.urandom(128 * 1024)
     v1 = world.bundle(fmc, os.urandom(128 * 1024), 3)
     v2 = world.bundle(fmc, runtime, 4)
-    manifest_ts = world.publish("bmc", v2)[0]
-    review_ts = world.review(v2)
+    manifest_ts = publish(world, "bmc", v2)[0]
+    review_ts = review(world, v2)
     statements = (manifest_ts, review_ts)
     trust = world.trust(safe=True)
     fuses = Fuses(vendor_key_hash=world.descriptor_hash)
-    active_pfm = world.pfm(1, {"bmc": [("1.0", 3, v1), ("2.0", 4, v2)]})
+    active_pfm = pfm(1, {"bmc": [("1.0", 3, v1), ("2.0", 4, v2)]})
     active_images = {"bmc": hashlib.sha384(v1).digest()}
 
     def full() -> None:
@@ -365,17 +247,17 @@ class Node:
 
 def make_node(world: World, image_size: int) -> Node:
     """A node whose BMC runs a ``image_size``-byte bundle, and the next two BMC releases."""
-    bmc_v1, bmc_v2, bmc_v3 = (world.sized_bundle(image_size, svn) for svn in (3, 4, 5))
+    bmc_v1, bmc_v2, bmc_v3 = (sized_bundle(world, image_size, svn) for svn in (3, 4, 5))
     images = {"bmc": bmc_v1}
     for name in COMPONENTS[1:]:
         images[name] = world.bundle(f"{name} fmc".encode() * 64, os.urandom(16 * 1024), 3)
-    statements = {name: world.publish(name, image) for name, image in images.items()}
-    updates = [(bmc_v2, world.publish("bmc", bmc_v2)), (bmc_v3, world.publish("bmc", bmc_v3))]
+    statements = {name: publish(world, name, image) for name, image in images.items()}
+    updates = [(bmc_v2, publish(world, "bmc", bmc_v2)), (bmc_v3, publish(world, "bmc", bmc_v3))]
     listed: dict[str, list[tuple[str, int, bytes]]] = {
         name: [("1.0", 3, image)] for name, image in images.items()
     }
     listed["bmc"] += [("2.0", 4, bmc_v2), ("3.0", 5, bmc_v3)]
-    signed = sign_pfm(world.pfm(1, listed), world.ecc, world.pqc)
+    signed = sign_pfm(pfm(1, listed), world.ecc, world.pqc)
     logged = world.register(pfm_statement(signed, world.vendor, iss=VENDOR, sub=PLATFORM))
     rot = world.directory / "rot"
     device = Device.create(rot)

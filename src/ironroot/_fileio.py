@@ -103,7 +103,12 @@ def write_atomic(
 def read_limited(path: Path, limit: int) -> bytes:
     """Read a whole file of at most ``limit`` bytes; larger files raise ``LimitExceeded``."""
     with open(path, "rb") as handle:
-        data = handle.read(limit + 1)
+        # Ask for what the file holds (not a buffer of ``limit`` bytes); a file that grows
+        # meanwhile is read on to the limit.
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read(min(size, limit) + 1)
+        if len(data) > size:
+            data += handle.read(limit + 1 - len(data))
     if len(data) > limit:
         raise LimitExceeded(f"{path} is larger than {limit} bytes")
     return data

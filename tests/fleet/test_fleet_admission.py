@@ -333,7 +333,7 @@ def test_quarantine_revokes_stops_placement_refuses_keys_until_readmitted(
     node_may_receive_keys(fleet, "node-0001", now=NOW)
     assert authority.place("vm-1", now=NOW, node="node-0001").state == "running"
     quarantine(fleet, "node-0001", "suspected tampering", evidence={"ticket": 7}, now=NOW)
-    store = CredentialStore(authority.directory / "credentials.db")
+    store = CredentialStore(fleet.database)
     for credential in first.credentials.values():
         status = store.status(credential.serial)
         assert status is not None

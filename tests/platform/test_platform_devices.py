@@ -320,6 +320,29 @@ def test_the_statements_an_update_ships_with_give_its_reference_values(
     assert measure_device(nic, bundle, root=pinned, references=references, now=NOW).ok
 
 
+def test_a_flash_read_is_measured_by_its_digest_and_another_image_afresh(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release, v2: Release
+) -> None:
+    """The platform's own measurement remembers an image's blocks by the SHA-384 its flash
+    read computed; another image (another digest) is measured for what it holds."""
+    from ironroot.platform._devices import _measure_read
+
+    only_v1 = world.references(v1.statement)
+    both = world.references(v1.statement, v2.statement)
+    for release, references, svn in ((v1, only_v1, 3), (v2, both, 5), (v1, only_v1, 3)):
+        read = (release.bundle, hashlib.sha384(release.bundle).digest())
+        result = _measure_read(nic, read, root=pinned, references=references, now=NOW)
+        assert result.ok, result.detail
+        assert result.svn == svn
+    references = only_v1
+    parsed = FirmwareBundle.parse(v1.bundle)
+    tampered = bytearray(v1.bundle)
+    tampered[parsed.manifest.toc[1].offset + 10] ^= 1  # inside the runtime
+    read = (bytes(tampered), hashlib.sha384(bytes(tampered)).digest())
+    result = _measure_read(nic, read, root=pinned, references=references, now=NOW)
+    assert result.code == "measurement-mismatch"
+
+
 # --- must reject: measurements ----------------------------------------------------------------
 
 
@@ -544,6 +567,57 @@ def test_no_trusted_service_trusts_nothing(world: World, v1: Release) -> None:
         ),
     )
     assert len(world.references()) == 0
+
+
+def test_remembered_reference_values_serve_exactly_the_same_inputs(
+    world: World, v1: Release, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A statement verified once is not verified again for the same keys and publisher; any
+    other input — time outside the CoRIM's validity, other service keys, other issuers or
+    product, changed bytes — is verified afresh and refused as before."""
+    from ironroot.platform import _devices
+
+    first = world.references(v1.statement)
+    verified: list[bytes] = []
+    real = _devices.reference_values_from_statement
+
+    def counting(data: bytes, **kwargs: object) -> object:
+        verified.append(data)
+        return real(data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_devices, "reference_values_from_statement", counting)
+    assert list(world.references(v1.statement)) == list(first)
+    assert verified == []
+
+    def refs(**changes: object) -> ReferenceValues:
+        args: dict[str, object] = {
+            "trust_service_keys": world.service_keys,
+            "issuers": ISSUERS,
+            "vendor": VENDOR_ISS,
+            "model": NIC_MODEL,
+            "now": NOW,
+        }
+        args.update(changes)
+        return device_references([v1.statement], **args)  # type: ignore[arg-type]
+
+    later = NOW + dt.timedelta(days=400)
+    _raises(VerificationFailed, "rim-expired", lambda: refs(now=later))
+    untrusted = world.untrusted.service_keys()
+    _raises(UnknownIssuer, "unknown-issuer", lambda: refs(trust_service_keys=untrusted))
+    _raises(UnknownIssuer, "publisher-not-allowed", lambda: refs(issuers=frozenset({OTHER_ISS})))
+    _raises(UnknownIssuer, "publisher-not-allowed", lambda: refs(model=GPU_MODEL))
+    changed = bytearray(v1.statement)
+    changed[-1] ^= 1  # a receipt's signature
+    with pytest.raises(IronrootError):
+        device_references(
+            [bytes(changed)],
+            trust_service_keys=world.service_keys,
+            issuers=ISSUERS,
+            vendor=VENDOR_ISS,
+            model=NIC_MODEL,
+            now=NOW,
+        )
+    assert len(verified) == 5
 
 
 def test_bad_arguments_are_config_errors(

@@ -368,3 +368,18 @@ def test_a_remembered_factory_verification_is_for_the_exact_inputs(
         world.create(tmp_path / "d", images=images, verified=cache)
     assert type(cached.value) is type(plain.value)
     assert cached.value.code == plain.value.code
+
+
+def test_a_remembered_trust_is_for_the_exact_configuration(world: World) -> None:
+    from ironroot.errors import ConfigError
+    from ironroot.platform._node import _trust
+
+    doc = world.trust().to_json()
+    first = _trust(doc)
+    assert _trust(dict(doc)) is first  # the same configuration, parsed once
+    changed = _trust({**doc, "healthy_boots": doc.get("healthy_boots", 3) + 1})
+    assert changed.healthy_boots == first.healthy_boots + 1
+    for bad in ({**doc, "format": 99}, {**doc, "service_keys": ["not base64"]}, [doc]):
+        for _ in range(2):  # a failure is never remembered
+            with pytest.raises(ConfigError):
+                _trust(bad)

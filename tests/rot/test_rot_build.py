@@ -26,7 +26,10 @@ from ironroot.rot import (
     build_tcb_info_extension,
     build_ueid_extension,
     parse_certificate,
+    parse_certificates,
     parse_csr,
+    parse_multi_tcb_info,
+    parse_ueid,
     verify_chain,
     verify_signature,
 )
@@ -243,3 +246,25 @@ def test_a_remembered_signature_is_the_exact_certificate_under_the_exact_key(
         verify_signature(changed, root.public_key)
     with pytest.raises(BadSignature):
         verify_chain([changed])
+
+
+def test_one_certificate_or_a_concatenation_splits_and_anything_else_is_refused() -> None:
+    key = PrivateKey.generate(Algorithm.ES384)
+    one = _cert("A", "A", key, key, [(build_ueid_extension(b"\x02" * 17), False)], ca=True)
+    two = _cert("B", "A", key, key, [(build_ueid_extension(b"\x02" * 17), False)], ca=False)
+    assert [c.subject for c in parse_certificates(one)] == ["CN=A"]
+    assert [c.subject for c in parse_certificates(one + two)] == ["CN=A", "CN=B"]
+    assert one[1] == 0x82  # a two-byte length: spell it with a leading zero byte
+    longer = b"\x30\x83\x00" + one[2:]
+    for bad in (one + b"\x00", one[:-1], longer, b"\x31" + one[1:], b"\x30", b""):
+        with pytest.raises(MalformedCertificate):
+            parse_certificates(bad)
+
+
+def test_a_dice_extension_that_fails_to_decode_fails_every_time() -> None:
+    for _ in range(2):  # a failure is never remembered as an answer
+        with pytest.raises(MalformedCertificate):
+            parse_ueid(b"\x30\x03\x04\x01\x00\x00")
+        with pytest.raises(MalformedCertificate):
+            parse_multi_tcb_info(b"\x30\x80\x00\x00")
+    assert parse_ueid(bytes(build_ueid_extension(b"\x03" * 17).value)) == b"\x03" * 17

@@ -237,6 +237,7 @@ def test_a_replaced_idevid_certificate_is_refused(
     booted: Device, product: Product, vendor_ca: VendorCA, tmp_path: Path
 ) -> None:
     other = new_device(tmp_path / "other", product, vendor_ca)
+    Device(booted.directory).quote(NONCE)  # its own certificates, checked (and remembered)
     for name in ("idevid-ecc.cert.der", "idevid-mldsa.cert.der"):
         shutil.copyfile(other.directory / name, booted.directory / name)
         with pytest.raises(DeviceStateTampered):

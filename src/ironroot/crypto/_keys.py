@@ -300,7 +300,7 @@ class PublicKey:
     def __init__(self, key: _CryptoPublic, algorithm: Algorithm | None = None) -> None:
         self._algorithm = _algorithm_of_public(key, algorithm)
         self._key = key
-        self._kid = cose_key_thumbprint(self.to_cose_key(include_alg=False))
+        self._kid: bytes | None = None  # the thumbprint, computed when first needed
 
     @property
     def algorithm(self) -> Algorithm:
@@ -308,7 +308,10 @@ class PublicKey:
 
     @property
     def kid(self) -> bytes:
-        return self._kid
+        kid = self._kid
+        if kid is None:
+            kid = self._kid = cose_key_thumbprint(self.to_cose_key(include_alg=False))
+        return kid
 
     @property
     def raw(self) -> _CryptoPublic:
@@ -360,12 +363,12 @@ class PublicKey:
                 KTY: KTY_AKP,
                 ALG: self._algorithm.cose_id,
                 PUB: self.raw_bytes(),
-                **({KID: self._kid} if include_kid else {}),
+                **({KID: self.kid} if include_kid else {}),
             }
         if include_alg:
             out[ALG] = self._algorithm.cose_id
         if include_kid:
-            out[KID] = self._kid
+            out[KID] = self.kid
         return out
 
     def to_jwk(self, *, include_kid: bool = False) -> dict[str, str]:
@@ -387,7 +390,7 @@ class PublicKey:
             out = {"kty": "AKP", "pub": b64url_encode(self.raw_bytes())}
         out["alg"] = self._algorithm.label
         if include_kid:
-            out["kid"] = b64url_encode(self._kid)
+            out["kid"] = b64url_encode(self.kid)
         return out
 
     def raw_bytes(self) -> bytes:
@@ -476,13 +479,13 @@ class PublicKey:
     from_der = from_pem
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, PublicKey) and other._kid == self._kid
+        return isinstance(other, PublicKey) and other.kid == self.kid
 
     def __hash__(self) -> int:
-        return hash(self._kid)
+        return hash(self.kid)
 
     def __repr__(self) -> str:
-        return f"PublicKey({self._algorithm.label}, kid={self._kid.hex()[:16]}…)"
+        return f"PublicKey({self._algorithm.label}, kid={self.kid.hex()[:16]}…)"
 
 
 class PrivateKey:

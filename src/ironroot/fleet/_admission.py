@@ -10,10 +10,14 @@ away at once.
     vendor-roots.pem     the vendor CA certificates RoT quotes must chain to
     endorsements/        transparent statements added to the classes' (newer reference values,
                          SAFE reviews): <sha256>.ts
-    credentials.db       every credential issued and its revocation (SQLite)
-    admission.db         operator holds and VM placements (SQLite)
-    ears/<node>.jwt      each node's latest EAR, and beside it (.evidence.cbor) the evidence
-                         it appraised (:mod:`ironroot.fleet._attestations`)
+
+and in the fleet's ``fleet.db``, beside the registry (one SQLite file, so that one admission
+is one transaction): every credential issued and its revocation (``credentials``), operator
+holds and VM placements (``holds``, ``placements``), and the EARs (``ears``: each node's latest
+and the one its registry row names). Fleets made before kept the first two in
+``admission/credentials.db`` and ``admission/admission.db``: their rows are imported once.
+Beside it, ``ears/<node>.jwt`` and ``ears/<node>.evidence.cbor`` keep the latest EAR and the
+evidence it appraised, for audit exports (:mod:`ironroot.fleet._attestations`).
 
 One admission (:meth:`AdmissionAuthority.admit`), in order:
 
@@ -58,10 +62,13 @@ the authority: the admission), storing the node's credentials in
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
 import re
+import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -277,16 +284,36 @@ CREATE TABLE IF NOT EXISTS placements (
     reason TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS placements_node ON placements (node, state);
+CREATE TABLE IF NOT EXISTS ears (
+    ear_id TEXT PRIMARY KEY,
+    node TEXT NOT NULL,
+    at TEXT NOT NULL,
+    token BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ears_node ON ears (node);
 """
+
+# Stores kept in files of their own before they moved into fleet.db: their rows are imported
+# once, then the old file is renamed <name>.migrated.
+_COLUMNS: Final = {
+    "credentials": "serial, node, plane, ear_id, not_before, not_after, revoked_at, reason",
+    "holds": "node, reason, at",
+    "placements": "vm, node, state, at, reason",
+}
+_LEGACY: Final = (
+    ("credentials.db", ("credentials",)),
+    ("admission.db", ("holds", "placements")),
+)
 
 
 class _State:
-    """Operator holds and VM placements (``admission.db``)."""
+    """Operator holds, VM placements and the EARs (``fleet.db``, beside the registry)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file = SqliteFile(path, "the admission state", _STATE_SCHEMA)
         self.tx = self._file.tx
+        self.read = self._file.read
 
     def hold(self, node: str, reason: str, now: dt.datetime) -> None:
         with self.tx() as db:
@@ -300,12 +327,38 @@ class _State:
             return bool(db.execute("DELETE FROM holds WHERE node = ?", (node,)).rowcount)
 
     def held(self, node: str) -> str | None:
-        with self.tx() as db:
+        with self.read() as db:
             row = db.execute("SELECT reason FROM holds WHERE node = ?", (node,)).fetchone()
         return None if row is None else str(row[0])
 
-    def running(self) -> dict[str, int]:
+    def store_ear(self, node: str, ear_id: str, token: bytes, now: dt.datetime) -> None:
+        """Keep ``token`` as ``node``'s latest EAR. A node keeps two at most: its latest and
+        the one its registry row names (what it was admitted or quarantined on)."""
         with self.tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO ears (ear_id, node, at, token) VALUES (?, ?, ?, ?)",
+                (ear_id, node, _text(now), token),
+            )
+            db.execute(
+                "DELETE FROM ears WHERE node = ? AND ear_id != ? AND ear_id IS NOT "
+                "(SELECT ear_id FROM nodes WHERE id = ?)",
+                (node, ear_id, node),
+            )
+
+    def latest_ear(self, node: str) -> bytes | None:
+        with self.read() as db:
+            row = db.execute(
+                "SELECT token FROM ears WHERE node = ? ORDER BY rowid DESC LIMIT 1", (node,)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def ear(self, ear_id: str) -> bytes | None:
+        with self.read() as db:
+            row = db.execute("SELECT token FROM ears WHERE ear_id = ?", (ear_id,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def running(self) -> dict[str, int]:
+        with self.read() as db:
             rows = db.execute(
                 "SELECT node, COUNT(*) FROM placements WHERE state = 'running' GROUP BY node"
             ).fetchall()
@@ -344,38 +397,62 @@ class _State:
         if node is not None:
             sql += " WHERE node = ?"
             args = (node,)
-        with self.tx() as db:
+        with self.read() as db:
             rows = db.execute(sql + " ORDER BY vm", args).fetchall()
         return [Placement(*r) for r in rows]
 
 
-_STATES: dict[Path, _State] = {}
+def _migrate(state: _State, directory: Path) -> None:
+    """Import the rows of the stores that had files of their own (``_LEGACY``) into
+    ``fleet.db``, once: the old file is renamed ``<name>.migrated`` after the import commits
+    (an import cut short is repeated whole; rows there already are kept)."""
+    for name, tables in _LEGACY:
+        old = directory / name
+        if not old.is_file():
+            continue
+        try:
+            source = sqlite3.connect(old, timeout=30)
+            try:
+                rows = {
+                    t: source.execute(f"SELECT {_COLUMNS[t]} FROM {t}").fetchall()  # noqa: S608
+                    for t in tables
+                }
+            finally:
+                source.close()  # the last connection: its WAL is checkpointed into the file
+        except sqlite3.Error as exc:
+            raise StorageError(f"{old} cannot be imported into fleet.db: {exc}") from exc
+        with state.tx() as db:
+            for table, found in rows.items():
+                columns = _COLUMNS[table]
+                marks = ", ".join("?" * (columns.count(",") + 1))
+                db.executemany(
+                    f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})",  # noqa: S608
+                    found,
+                )
+        os.replace(old, old.with_name(name + ".migrated"))
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                old.with_name(name + suffix).unlink()
+
+
+_STATES: dict[Path, tuple[_State, CredentialStore]] = {}
 _STATES_LOCK = threading.Lock()
 
 
-def _state(fleet: Fleet) -> _State | None:
-    """The fleet's admission state, ``None`` before admission was set up."""
+def _stores(fleet: Fleet) -> tuple[_State, CredentialStore] | None:
+    """The fleet's admission state and credential store (both in ``fleet.db``), ``None``
+    before admission was set up."""
     directory = _directory(fleet)
     if not (directory / "config.json").is_file():
         return None
     with _STATES_LOCK:
         found = _STATES.get(directory)
         if found is None:
-            found = _STATES[directory] = _State(directory / "admission.db")
-        return found
-
-
-_STORES: dict[Path, CredentialStore] = {}
-
-
-def _credentials(fleet: Fleet) -> CredentialStore | None:
-    directory = _directory(fleet)
-    if not (directory / "config.json").is_file():
-        return None
-    with _STATES_LOCK:
-        found = _STORES.get(directory)
-        if found is None:
-            found = _STORES[directory] = CredentialStore(directory / "credentials.db")
+            found = (_State(fleet.database), CredentialStore(fleet.database))
+            if any((directory / name).is_file() for name, _ in _LEGACY):
+                found[1].of_node("")  # its tables set up before rows are imported into them
+                _migrate(found[0], directory)
+            _STATES[directory] = found
         return found
 
 
@@ -390,30 +467,34 @@ def _quarantine(
     evidence: Mapping[str, Any] | None,
     now: dt.datetime,
     hold: bool = False,
+    ear: NodeAppraisal | None = None,
     **fields: str | None,
 ) -> NodeRecord:
     reason = reason[:_MAX_REASON]
-    record = fleet.set_status(
-        node_id,
-        "quarantined",
-        reason,
-        now=now,
-        evidence=evidence,
-        credential_serial=None,
-        credential_not_after=None,
-        **fields,
-    )
-    store, state = _credentials(fleet), _state(fleet)
-    revoked = store.revoke_node(node_id, reason, now=now) if store is not None else []
-    stopped = state.stop_node(node_id, reason, now) if state is not None else []
-    if hold and state is not None:
-        state.hold(node_id, reason, now)
-    fleet.record(
-        node_id,
-        "quarantine-effects",
-        {"revoked": revoked, "placements_stopped": stopped, "held": hold},
-        now=now,
-    )
+    stores = _stores(fleet)
+    with fleet.transaction():  # one commit: status, revocations, placements, hold, EAR, events
+        if ear is not None and stores is not None:
+            stores[0].store_ear(node_id, ear.ear_id, ear.token, now)
+        record = fleet.set_status(
+            node_id,
+            "quarantined",
+            reason,
+            now=now,
+            evidence=evidence,
+            credential_serial=None,
+            credential_not_after=None,
+            **fields,
+        )
+        revoked = stores[1].revoke_node(node_id, reason, now=now) if stores is not None else []
+        stopped = stores[0].stop_node(node_id, reason, now) if stores is not None else []
+        if hold and stores is not None:
+            stores[0].hold(node_id, reason, now)
+        fleet.record(
+            node_id,
+            "quarantine-effects",
+            {"revoked": revoked, "placements_stopped": stopped, "held": hold},
+            now=now,
+        )
     return record
 
 
@@ -482,8 +563,10 @@ class AdmissionAuthority:
         self.ca = ca
         self.credential_lifetime = check_lifetime(credential_lifetime)
         self.verifier_key = verifier_key.public_key
-        self.credentials = _credentials(fleet) or CredentialStore(self.directory / "credentials.db")
-        self.state = _state(fleet) or _State(self.directory / "admission.db")
+        stores = _stores(fleet)
+        if stores is None:
+            raise NotFound(f"admission is not set up in {fleet.directory}")
+        self.state, self.credentials = stores
         self.nonces = NonceStore(lifetime=NONCE_LIFETIME, service="fleet admission")
         self.verifier = FleetVerifier(
             fleet,
@@ -519,7 +602,6 @@ class AdmissionAuthority:
         pem = _roots_pem(vendor_roots)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "endorsements").mkdir(exist_ok=True)
-        (directory / "ears").mkdir(exist_ok=True)
         ca = FleetCA.create(directory, now=now)
         key = PrivateKey.generate(Algorithm.ES384)
         save_signer(key, directory / "verifier.key.pem")
@@ -620,16 +702,25 @@ class AdmissionAuthority:
         """A fresh single-use nonce (32 bytes) and when it expires (epoch seconds)."""
         return self.nonces.issue(now, client)
 
-    def _store_ear(self, appraisal: NodeAppraisal, evidence: bytes) -> None:
+    def _store_ear(self, appraisal: NodeAppraisal, evidence: bytes, now: dt.datetime) -> None:
+        self.state.store_ear(appraisal.node, appraisal.ear_id, appraisal.token, now)
         store_attestation(self.directory, appraisal.node, appraisal.token, evidence)
 
     def ear(self, node_id: str) -> bytes:
         """The node's latest EAR (JWT bytes)."""
         self.fleet.record_of(node_id)
-        path = self.directory / "ears" / f"{node_id}.jwt"
-        if not path.is_file():
+        found = self.state.latest_ear(node_id)
+        if found is None:
             raise NotFound(f"{node_id} has not been attested")
-        return read_limited(path, 1024 * 1024)
+        return found
+
+    def ear_by_id(self, ear_id: str) -> bytes:
+        """The EAR ``ear_id`` (JWT bytes), while it is a node's latest or the one its registry
+        row names."""
+        found = self.state.ear(ear_id)
+        if found is None:
+            raise NotFound(f"no EAR {ear_id} is kept")
+        return found
 
     def admit(self, request: AdmissionRequest, *, now: dt.datetime) -> AdmissionResult:
         """One admission (module docs, in order)."""
@@ -644,10 +735,11 @@ class AdmissionAuthority:
         appraisal = self.verifier.appraise(
             request.node, evidence, nonce=request.nonce, keys=keys, now=now
         )
-        self._store_ear(appraisal, request.evidence)
         detail = appraisal.to_json()
         if appraisal.error is not None:
-            self.fleet.record(request.node, "admission-refused", detail, now=now)
+            with self.fleet.transaction():
+                self._store_ear(appraisal, request.evidence, now)
+                self.fleet.record(request.node, "admission-refused", detail, now=now)
             raise appraisal.error
         stamp = _text(now)
         if not appraisal.affirming:
@@ -658,6 +750,7 @@ class AdmissionAuthority:
                 f"attestation {appraisal.status.value}: {reasons}",
                 evidence=detail,
                 now=now,
+                ear=appraisal,
                 ear_id=appraisal.ear_id,
                 last_attested=stamp,
             )
@@ -668,7 +761,9 @@ class AdmissionAuthority:
             )
         held = self.state.held(request.node)
         if held is not None:
-            self.fleet.record(request.node, "admission-held", {**detail, "hold": held}, now=now)
+            with self.fleet.transaction():
+                self._store_ear(appraisal, request.evidence, now)
+                self.fleet.record(request.node, "admission-held", {**detail, "hold": held}, now=now)
             raise AdmissionDenied(
                 f"{request.node} is held in quarantine by an operator ({held}): readmit it",
                 code="node-held",
@@ -685,23 +780,26 @@ class AdmissionAuthority:
             )
             for plane, key in sorted(keys.items())
         }
-        self.credentials.add(*credentials.values())
         fields: dict[str, str | None] = {"ear_id": appraisal.ear_id, "last_attested": stamp}
         control = credentials.get("control")
         if control is not None:
             fields["credential_serial"] = control.serial
             fields["credential_not_after"] = _text(control.not_after)
-        self.fleet.set_status(
-            request.node,
-            "admitted",
-            "readmitted" if record.status == "quarantined" else "attested",
-            now=now,
-            evidence={
-                "ear_id": appraisal.ear_id,
-                "credentials": {p: c.serial for p, c in credentials.items()},
-            },
-            **fields,
-        )
+        # One durable commit: the EAR, the credentials issued, the registry row and its event.
+        with self.fleet.transaction():
+            self._store_ear(appraisal, request.evidence, now)
+            self.credentials.add(*credentials.values())
+            self.fleet.set_status(
+                request.node,
+                "admitted",
+                "readmitted" if record.status == "quarantined" else "attested",
+                now=now,
+                evidence={
+                    "ear_id": appraisal.ear_id,
+                    "credentials": {p: c.serial for p, c in credentials.items()},
+                },
+                **fields,
+            )
         return AdmissionResult(request.node, "admitted", appraisal, credentials, self.ca.der)
 
     # --- placements -------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import datetime as dt
 import json
 import sqlite3
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS events_node ON events (node, seq);
 """
 
 
@@ -257,7 +258,7 @@ class Fleet:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._file = SqliteFile(directory / "fleet.db", "the fleet registry")
+        self._file = SqliteFile(directory / "fleet.db", "the fleet registry", _SCHEMA)
         self._classes: dict[str, NodeClass] = {}
 
     def __repr__(self) -> str:
@@ -274,7 +275,6 @@ class Fleet:
         base.mkdir(parents=True, exist_ok=True)
         node_class.save(base / "class" / node_class.name)
         fleet = cls(base)
-        fleet._file.connection().executescript(_SCHEMA)
         write_atomic(
             base / "fleet.json",
             json.dumps({"format": _FORMAT, "classes": [node_class.name]}).encode(),
@@ -381,12 +381,25 @@ class Fleet:
     def _db(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         return self._file.tx()
 
+    @property
+    def database(self) -> Path:
+        """The registry's SQLite file (``fleet.db``), which the fleet's other stores share."""
+        return self._file.path
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction of ``fleet.db``: every write this thread makes inside it —
+        registry, events, and the stores kept in the same file (credentials, admission
+        state) — commits together, in one durable commit, or not at all."""
+        with self._file.tx():
+            yield
+
     def node_ids(self) -> list[str]:
-        with self._db() as db:
+        with self._file.read() as db:
             return [row[0] for row in db.execute("SELECT id FROM nodes ORDER BY id")]
 
     def record_of(self, node_id: str) -> NodeRecord:
-        with self._db() as db:
+        with self._file.read() as db:
             row = db.execute(
                 "SELECT id, class, status, since, reason, credential_serial, "
                 "credential_not_after, ear_id, last_attested FROM nodes "
@@ -398,7 +411,7 @@ class Fleet:
         return NodeRecord(*row)
 
     def records(self) -> list[NodeRecord]:
-        with self._db() as db:
+        with self._file.read() as db:
             rows = db.execute(
                 "SELECT id, class, status, since, reason, credential_serial, "
                 "credential_not_after, ear_id, last_attested FROM nodes "
@@ -457,7 +470,7 @@ class Fleet:
             args.append(node)
         sql += " ORDER BY seq LIMIT ?"
         args.append(limit)
-        with self._db() as db:
+        with self._file.read() as db:
             rows = db.execute(sql, args).fetchall()
         return [FleetEvent(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
@@ -474,7 +487,7 @@ class Fleet:
         return Device(self.directory / "nodes" / node_id / "rot")
 
     def status_counts(self) -> dict[str, int]:
-        with self._db() as db:
+        with self._file.read() as db:
             rows = db.execute("SELECT status, COUNT(*) FROM nodes GROUP BY status").fetchall()
         counts = dict.fromkeys(STATUSES, 0)
         counts.update({str(s): int(n) for s, n in rows})

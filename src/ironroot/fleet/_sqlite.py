@@ -1,13 +1,28 @@
-"""The fleet's SQLite files (registry, admission state, credentials): one connection per
-thread, WAL, synchronous commits, and write transactions that either commit whole or roll
-back, with SQLite's own failures as ``StorageError`` naming the file's role."""
+"""The fleet's SQLite file (``fleet.db``: registry, events, credentials, admission state):
+one connection per thread and file, WAL, synchronous commits, and write transactions that
+either commit whole or roll back, with SQLite's own failures as ``StorageError`` naming the
+file's role.
+
+Every :class:`SqliteFile` of one file shares the thread's connection to it, so the stores
+kept in one file (the registry, the credential store, the admission state) can write in one
+transaction: :meth:`SqliteFile.tx` opened inside another on the same thread and file joins
+it as a savepoint (a failure inside rolls back to the savepoint and propagates; only the
+outermost transaction commits). One admission is therefore one durable commit (one sync of
+the WAL, ``synchronous=FULL``), whatever number of stores it writes to.
+
+A connection is reopened when the file it was opened on is no longer the one at its path
+(removed, or replaced by another file): a write never goes to an unlinked file.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ironroot.errors import StorageError
@@ -15,42 +30,135 @@ from ironroot.errors import StorageError
 __all__ = ["SqliteFile"]
 
 
+@dataclass(slots=True)
+class _Open:
+    db: sqlite3.Connection
+    identity: tuple[int, int]
+    depth: int = 0
+    ready: set[int] = field(default_factory=set)  # the SqliteFile serials set up on it
+
+
+_LOCAL = threading.local()
+_SERIALS = itertools.count()
+
+
+def _opened() -> dict[str, _Open]:
+    found: dict[str, _Open] | None = getattr(_LOCAL, "files", None)
+    if found is None:
+        found = _LOCAL.files = {}
+    return found
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 class SqliteFile:
-    """One SQLite file of the fleet; ``what`` names it in errors ("the fleet registry")."""
+    """One SQLite file of the fleet; ``what`` names its role in errors ("the fleet
+    registry"); ``schema`` (``CREATE … IF NOT EXISTS`` statements, ``;``-separated) is run
+    on first use."""
 
     def __init__(self, path: Path, what: str, schema: str | None = None) -> None:
         self.path = path
         self.what = what
-        self._local = threading.local()
-        if schema is not None:
-            self.connection().executescript(schema)
+        self._key = os.path.abspath(path)
+        self._schema = [s.strip() for s in (schema or "").split(";") if s.strip()]
+        self._serial = next(_SERIALS)
+
+    def _open(self) -> _Open:
+        files = _opened()
+        found = files.get(self._key)
+        if found is not None:
+            if found.depth or _identity(self._key) == found.identity:
+                return self._set_up(found)
+            files.pop(self._key)
+            found.db.close()
+        try:
+            db = sqlite3.connect(self._key, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.what} cannot be opened: {exc}") from exc
+        identity = _identity(self._key)
+        if identity is None:
+            db.close()
+            raise StorageError(f"{self.what} cannot be opened: {self._key} is not there")
+        found = files[self._key] = _Open(db, identity)
+        return self._set_up(found)
+
+    def _set_up(self, found: _Open) -> _Open:
+        """Run the schema once per connection, in one transaction (statement by statement,
+        so that it may also run inside the caller's: ``executescript`` would commit that)."""
+        if self._schema and self._serial not in found.ready:
+            db = found.db
+            alone = not db.in_transaction  # then the whole schema is one commit
+            try:
+                if alone:
+                    db.execute("BEGIN IMMEDIATE")
+                for statement in self._schema:
+                    db.execute(statement)
+                if alone:
+                    db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if alone and db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise StorageError(f"{self.what} cannot be set up: {exc}") from exc
+            found.ready.add(self._serial)
+        return found
 
     def connection(self) -> sqlite3.Connection:
-        """This thread's connection (opened on first use)."""
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            try:
-                db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
-            except sqlite3.Error as exc:
-                raise StorageError(f"{self.what} cannot be opened: {exc}") from exc
-            self._local.db = db
-        return db
+        """This thread's connection to the file (opened on first use)."""
+        return self._open().db
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``): committed whole, or rolled back."""
-        db = self.connection()
+        """A write transaction (``BEGIN IMMEDIATE``): committed whole, or rolled back. Inside
+        another transaction of this thread on the same file, a savepoint of it."""
+        state = self._open()
+        db = state.db
+        depth = state.depth
+        begin, commit = (
+            ("BEGIN IMMEDIATE", "COMMIT")
+            if depth == 0
+            else (f"SAVEPOINT s{depth}", f"RELEASE s{depth}")
+        )
         try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
+            db.execute(begin)
         except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
             raise StorageError(f"{self.what} failed: {exc}") from exc
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+        state.depth = depth + 1
+        try:
+            yield db
+            db.execute(commit)
+        except BaseException as exc:
+            self._undo(db, depth)
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"{self.what} failed: {exc}") from exc
             raise
+        finally:
+            state.depth = depth
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection for reads: each statement sees the last commit (no write
+        lock is taken, so readers never wait for a writer's sync); inside a transaction, that
+        transaction. SQLite's failures become ``StorageError``."""
+        db = self._open().db
+        try:
+            yield db
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.what} failed: {exc}") from exc
+
+    def _undo(self, db: sqlite3.Connection, depth: int) -> None:
+        if not db.in_transaction:
+            return
+        with contextlib.suppress(sqlite3.Error):
+            if depth == 0:
+                db.execute("ROLLBACK")
+            else:
+                db.execute(f"ROLLBACK TO s{depth}")
+                db.execute(f"RELEASE s{depth}")

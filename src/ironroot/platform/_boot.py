@@ -18,6 +18,7 @@ from ironroot.errors import IronrootError
 from ironroot.platform._devices import (
     DeviceMeasurement,
     PlatformDevice,
+    _measure_read,
     device_references,
     measure_device,
 )
@@ -431,8 +432,8 @@ def measure_devices(
             )
             device = PlatformDevice.open(rot.platform.directory / "devices", name)
             results.append(
-                measure_device(
-                    device, read[0], root=info.root, references=references, now=now, nonce=nonce
+                _measure_read(
+                    device, read, root=info.root, references=references, now=now, nonce=nonce
                 )
             )
         except IronrootError as exc:

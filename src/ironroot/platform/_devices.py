@@ -72,6 +72,7 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -88,11 +89,12 @@ from ironroot.attestation import (
     ReferenceValues,
     reference_values_from_statement,
 )
-from ironroot.corim import CORIM_CONTENT_TYPE, HASH_ALG_SHA384
-from ironroot.cose import RECEIPTS, SignedStatement, TransparentStatement
+from ironroot.corim import CORIM_CONTENT_TYPE, HASH_ALG_SHA384, Corim, SignedCorim, Validity
+from ironroot.cose import RECEIPTS, SignedStatement, TransparentStatement, encode_cbor
 from ironroot.crypto import (
     Algorithm,
     PrivateKey,
+    PublicKey,
     Verifier,
     load_certificate,
     load_signer,
@@ -177,6 +179,25 @@ def device_measurement_blocks(firmware: bytes) -> tuple[MeasurementBlock, ...]:
         )
     )
     return tuple(blocks)
+
+
+# The blocks of a firmware image, remembered by its SHA-384 (every node of a class holds the
+# same images): for the platform's own measurements, whose flash read computed that digest of
+# the very bytes measured (see _measure_read).
+_BLOCKS: dict[bytes, tuple[MeasurementBlock, ...]] = {}
+_BLOCKS_LOCK = threading.Lock()
+_BLOCKS_MAX = 64
+
+
+def _blocks_of(firmware: bytes, sha384: bytes) -> tuple[MeasurementBlock, ...]:
+    found = _BLOCKS.get(sha384)
+    if found is None:
+        found = device_measurement_blocks(firmware)
+        with _BLOCKS_LOCK:
+            _BLOCKS[sha384] = found
+            while len(_BLOCKS) > _BLOCKS_MAX:
+                del _BLOCKS[next(iter(_BLOCKS))]
+    return found
 
 
 # --- one device and its identity --------------------------------------------------------------
@@ -340,6 +361,62 @@ def _is_logged_corim(data: bytes, number: int) -> bool:
         ) from exc
 
 
+# Reference values of one logged CoRIM statement, remembered by what they depend on: the
+# statement's bytes, the trusted services' keys (each a PublicKey, named by its RFC 9679
+# thumbprint) and the publisher (vendor, model, issuers). Every node of a class measures its
+# devices against the same statements: their receipts and vendor signatures are verified and
+# their CoRIMs parsed once, not once per node and measurement. The CoRIM's validity is judged
+# at each use (the entry keeps it); a failure is never remembered, and what a use cannot
+# answer from an entry (another key, another statement, outside the validity) is verified
+# afresh. Statements of another content type are remembered as such by their bytes.
+_REFERENCES: dict[bytes, tuple[tuple[ReferenceValue, ...], Validity | None]] = {}
+_NOT_CORIM: dict[bytes, None] = {}
+_REFERENCES_LOCK = threading.Lock()
+_REFERENCES_MAX = 256
+
+
+def _remember(table: dict[bytes, Any], key: bytes, value: object) -> None:
+    with _REFERENCES_LOCK:
+        table[key] = value
+        while len(table) > _REFERENCES_MAX:
+            del table[next(iter(table))]
+
+
+def _references_key(
+    digest: bytes, service_keys: Mapping[bytes, Verifier], publisher: ReferencePublisher
+) -> bytes | None:
+    keys: list[list[bytes]] = []
+    for kid, key in sorted(service_keys.items(), key=lambda item: bytes(item[0])):
+        if not isinstance(key, PublicKey):
+            return None  # a verifier the cache cannot name by its key: verified every time
+        keys.append([bytes(kid), key.kid])
+    framed = encode_cbor(
+        [
+            "ironroot-device-references/1",
+            digest,
+            keys,
+            publisher.vendor,
+            publisher.model,
+            sorted(publisher.issuers),
+        ]
+    )
+    return hashlib.sha256(framed).digest()
+
+
+def _within(validity: Validity | None, now: datetime) -> bool:
+    if validity is None:
+        return True
+    t = int(now.timestamp())
+    return t <= validity.not_after and (validity.not_before is None or t >= validity.not_before)
+
+
+def _validity(data: bytes) -> Validity | None:
+    """The validity of the CoRIM a (verified) CoRIM Transparent Statement carries."""
+    payload = TransparentStatement.parse(data).statement.payload
+    corim = SignedCorim.parse(payload).corim if payload[:1] == b"\xd2" else Corim.parse(payload)
+    return corim.rim_validity
+
+
 def device_references(
     statements: Iterable[bytes],
     *,
@@ -366,17 +443,29 @@ def device_references(
     for number, data in enumerate(statements):
         if not isinstance(data, bytes):
             raise ConfigError("reference statements are bytes")
-        if not _is_logged_corim(data, number):
+        digest = hashlib.sha256(data).digest()
+        if digest in _NOT_CORIM:
             continue
-        values.extend(
-            reference_values_from_statement(
-                data,
-                service_keys=trust_service_keys,
-                vendor_keys=vendor_keys,
-                publishers=(publisher,),
-                now=now,
-            )
+        key = (
+            _references_key(digest, trust_service_keys, publisher) if vendor_keys is None else None
         )
+        found = _REFERENCES.get(key) if key is not None else None
+        if found is not None and _within(found[1], now):
+            values.extend(found[0])
+            continue
+        if not _is_logged_corim(data, number):
+            _remember(_NOT_CORIM, digest, None)
+            continue
+        fresh = reference_values_from_statement(
+            data,
+            service_keys=trust_service_keys,
+            vendor_keys=vendor_keys,
+            publishers=(publisher,),
+            now=now,
+        )
+        if key is not None:
+            _remember(_REFERENCES, key, (fresh, _validity(data)))
+        values.extend(fresh)
     return ReferenceValues(values)
 
 
@@ -608,6 +697,35 @@ def measure_device(
         raise ConfigError("measure_device needs a PlatformDevice")
     return measure_responder(
         device.responder(firmware),
+        name=device.name,
+        vendor=device.vendor,
+        model=device.model,
+        root=root,
+        references=references,
+        now=now,
+        nonce=nonce,
+    )
+
+
+def _measure_read(
+    device: PlatformDevice,
+    read: tuple[bytes, bytes],
+    *,
+    root: bytes,
+    references: ReferenceValues,
+    now: datetime,
+    nonce: bytes | None = None,
+) -> DeviceMeasurement:
+    """:func:`measure_device` for firmware as a flash read returned it: ``(bytes, SHA-384 of
+    those bytes)`` (the flash read, ``Chip.image``, hashes what it read). The
+    measurement blocks are remembered by that digest."""
+    if not isinstance(device, PlatformDevice):
+        raise ConfigError("_measure_read needs a PlatformDevice")
+    firmware, sha384 = read
+    if not isinstance(firmware, bytes) or not isinstance(sha384, bytes) or len(sha384) != 48:
+        raise ConfigError("a flash read is (image bytes, their SHA-384)")
+    return measure_responder(
+        Responder(device.identity.key, device.identity.chain, _blocks_of(firmware, sha384)),
         name=device.name,
         vendor=device.vendor,
         model=device.model,

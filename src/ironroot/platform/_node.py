@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,11 +273,32 @@ class NodeConfig:
         if set(sizes) != set(COMPONENTS) or set(devices) != set(DEVICES):
             raise ConfigError(f"{_CONFIG} must name every component")
         return cls(
-            rot if rot.is_absolute() else base / rot,
-            sizes,
-            devices,
-            PlatformTrust.from_json(doc.get("trust")),
+            rot if rot.is_absolute() else base / rot, sizes, devices, _trust(doc.get("trust"))
         )
+
+
+# The trust of a configuration, remembered by the SHA-256 of its canonical JSON: every node of a
+# class carries the same trust (its keys are parsed once, not at every opening of a node). A
+# failure is not remembered; the object is immutable.
+_TRUSTS: dict[bytes, PlatformTrust] = {}
+_TRUSTS_LOCK = threading.Lock()
+_TRUSTS_MAX = 64
+
+
+def _trust(doc: object) -> PlatformTrust:
+    try:
+        text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    except (TypeError, ValueError):
+        return PlatformTrust.from_json(doc)  # not JSON data: its own error
+    digest = hashlib.sha256(text.encode()).digest()
+    found = _TRUSTS.get(digest)
+    if found is None:
+        found = PlatformTrust.from_json(doc)
+        with _TRUSTS_LOCK:
+            _TRUSTS[digest] = found
+            while len(_TRUSTS) > _TRUSTS_MAX:
+                del _TRUSTS[next(iter(_TRUSTS))]
+    return found
 
 
 def _evidence_id(blob: bytes) -> str:

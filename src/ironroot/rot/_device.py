@@ -44,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import os
 import secrets
 import threading
@@ -53,7 +54,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ironroot._fileio import read_limited, warn_if_exposed, write_atomic
-from ironroot.crypto import Algorithm
+from ironroot.crypto import Algorithm, PublicKey
 from ironroot.errors import (
     ConfigError,
     Conflict,
@@ -94,13 +95,11 @@ _ALG_FILES: Final = {Algorithm.ES384: "ecc", Algorithm.ML_DSA_87: "mldsa"}
 
 def _read(path: Path, limit: int = _MAX_FILE) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(limit + 1)
+        return read_limited(path, limit)
     except FileNotFoundError as exc:
         raise NotFound(f"{path.name} is missing from the device directory") from exc
-    if len(data) > limit:
-        raise LimitExceeded(f"{path.name} is larger than {limit} bytes")
-    return data
+    except LimitExceeded:
+        raise LimitExceeded(f"{path.name} is larger than {limit} bytes") from None
 
 
 def _key_path(directory: Path, given: Path | str | None) -> Path:
@@ -311,32 +310,38 @@ class Device:
             raise Conflict("the fuses changed since the last boot: boot again")
         return boot, layers
 
-    def _idevid_certificates(self, layers: DiceLayers) -> dict[Algorithm, bytes]:
-        """The IDevID certificates, each checked to certify this device's IDevID key."""
+    def _idevid_certificates(self, layers: DiceLayers) -> tuple[dict[Algorithm, bytes], bytes]:
+        """The IDevID certificates, each checked to certify this device's IDevID key, and the
+        device's Ueid (from the checked ES384 key)."""
         certs: dict[Algorithm, bytes] = {}
+        ueid = b""
         for alg in _ALG_FILES:
             der = self.idevid_certificate(alg)
             try:
-                ok = parse_certificate(der).public_key == layers.idevid.key(alg).public_key
+                public = parse_certificate(der).public_key
+                ok = public is not None and _certifies(layers, alg, der, public)
             except MalformedInput:
                 ok = False
-            if not ok:
+            if not ok or public is None:
                 name = self._cert_path(alg, "cert").name
                 raise DeviceStateTampered(f"{name} does not certify this device's IDevID key")
+            if alg is Algorithm.ES384:
+                ueid = device_ueid(public)
             certs[alg] = der
-        return certs
+        return certs, ueid
 
     def quote(self, nonce: bytes) -> bytes:
         """A quote over the current PCRs and log, answering ``nonce``."""
         with self._locked(exclusive=False):
             state = self._store.load()
             boot, layers = self._layers(state)
+            certificates, ueid = self._idevid_certificates(layers)
             return create_quote(
                 nonce=nonce,
                 rt_alias=layers.rt_alias,
-                ueid=layers.ueid,
+                ueid=ueid,
                 state=boot,
-                idevid_certificates=self._idevid_certificates(layers),
+                idevid_certificates=certificates,
                 lifecycle=state.fuses.lifecycle,
                 debug_locked=state.fuses.debug_locked,
             )
@@ -431,6 +436,31 @@ class Device:
             "chains": chains,
             "counters": dict(sorted(state.counters.items())),
         }
+
+
+# IDevID certificates found to certify a device's IDevID key: SHA-256 of the layer's CDI
+# (secret, so the entry is this device's), the algorithm and the certificate. The answer
+# depends on nothing else; a changed certificate or another device is checked afresh (which
+# derives the IDevID key: an ECDSA point multiplication or an ML-DSA-87 key expansion).
+_CERTIFIED: dict[bytes, None] = {}
+_CERTIFIED_LOCK = threading.Lock()
+_CERTIFIED_MAX = 4096
+
+
+def _certifies(layers: DiceLayers, alg: Algorithm, der: bytes, public: PublicKey) -> bool:
+    """Whether the certificate ``der`` (with key ``public``) certifies the IDevID key."""
+    label = hashlib.sha256(
+        b"ironroot-idevid-certified/1\0" + layers.idevid.cdi + alg.label.encode() + b"\0" + der
+    ).digest()
+    if label in _CERTIFIED:
+        return True
+    if public != layers.idevid.key(alg).public_key:
+        return False
+    with _CERTIFIED_LOCK:
+        _CERTIFIED[label] = None
+        while len(_CERTIFIED) > _CERTIFIED_MAX:
+            del _CERTIFIED[next(iter(_CERTIFIED))]
+    return True
 
 
 def _require_uds(state: NvSnapshot) -> None:

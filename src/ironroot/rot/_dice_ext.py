@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence, Sized
 from contextlib import contextmanager
-from typing import Literal
+from typing import Final, Literal
 
 from cryptography import x509
 from pyasn1.error import PyAsn1Error
@@ -148,28 +149,47 @@ def _tcb_info(value: _asn1.DiceTcbInfo, svn_encoding: SvnEncoding) -> TcbInfo:
     )
 
 
+# The decoders below are cached by the exact value bytes (results are immutable; a failure
+# is not cached): the certificates of one device all carry its Ueid, and the alias
+# certificates of every device running one firmware carry the same TcbInfo values.
+_CACHED: Final = 1024
+
+
+@functools.lru_cache(maxsize=_CACHED)
+def _parse_tcb_info(der: bytes, svn_encoding: SvnEncoding) -> TcbInfo:
+    with _decoding("DiceTcbInfo"):
+        return _tcb_info(_asn1.decode_der(der, _asn1.DiceTcbInfo(), "DiceTcbInfo"), svn_encoding)
+
+
+@functools.lru_cache(maxsize=_CACHED)
+def _parse_multi_tcb_info(der: bytes, svn_encoding: SvnEncoding) -> tuple[TcbInfo, ...]:
+    with _decoding("DiceTcbInfoSeq"):
+        seq = _asn1.decode_der(der, _asn1.DiceTcbInfoSeq(), "DiceTcbInfoSeq")
+        _count(seq, "DiceTcbInfoSeq")
+        return tuple(_tcb_info(item, svn_encoding) for item in seq)
+
+
+@functools.lru_cache(maxsize=_CACHED)
+def _parse_ueid(der: bytes) -> bytes:
+    with _decoding("TcgUeid"):
+        return bytes(_asn1.decode_der(der, _asn1.TcgUeid(), "TcgUeid")["ueid"])
+
+
 def parse_tcb_info(der: bytes, *, svn_encoding: SvnEncoding = "auto") -> TcbInfo:
     """Decode a tcg-dice-TcbInfo extension value (strict DER); raise ``MalformedCertificate``
     (``LimitExceeded`` over the size and count limits)."""
-    with _decoding("DiceTcbInfo"):
-        return _tcb_info(
-            _asn1.decode_der(_bytes(der), _asn1.DiceTcbInfo(), "DiceTcbInfo"), svn_encoding
-        )
+    return _parse_tcb_info(_bytes(der), svn_encoding)
 
 
 def parse_multi_tcb_info(der: bytes, *, svn_encoding: SvnEncoding = "auto") -> tuple[TcbInfo, ...]:
     """Decode a tcg-dice-MultiTcbInfo extension value (strict DER); raise
     ``MalformedCertificate`` (``LimitExceeded`` over the size and count limits)."""
-    with _decoding("DiceTcbInfoSeq"):
-        seq = _asn1.decode_der(_bytes(der), _asn1.DiceTcbInfoSeq(), "DiceTcbInfoSeq")
-        _count(seq, "DiceTcbInfoSeq")
-        return tuple(_tcb_info(item, svn_encoding) for item in seq)
+    return _parse_multi_tcb_info(_bytes(der), svn_encoding)
 
 
 def parse_ueid(der: bytes) -> bytes:
     """Decode a tcg-dice-Ueid extension value; raise ``MalformedCertificate``."""
-    with _decoding("TcgUeid"):
-        return bytes(_asn1.decode_der(_bytes(der), _asn1.TcgUeid(), "TcgUeid")["ueid"])
+    return _parse_ueid(_bytes(der))
 
 
 def parse_open_dice_input(der: bytes) -> OpenDiceInput:

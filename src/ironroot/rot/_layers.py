@@ -119,19 +119,40 @@ RT_ALIAS: Final = LayerProfile("Rt Alias", True, 4, True, ("attestLoc", "eca"))
 
 @dataclass(frozen=True, slots=True)
 class DiceLayer:
-    """One DICE layer: its CDI (secret) and its two key pairs."""
+    """One DICE layer: its CDI (secret) and its two key pairs.
+
+    The key pairs are derived from the CDI when first asked for (and then kept by this
+    object): a quote needs the runtime alias keys only, so the other layers' keys — ECDSA
+    point multiplications and ML-DSA-87 key expansions — are not derived for it."""
 
     profile: LayerProfile
     cdi: bytes = field(repr=False)
-    ecc: PrivateKey
-    mldsa: PrivateKey
+    prefix: bytes = field(repr=False)
+    _keys: dict[Algorithm, PrivateKey] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    @property
+    def ecc(self) -> PrivateKey:
+        return self.key(Algorithm.ES384)
+
+    @property
+    def mldsa(self) -> PrivateKey:
+        return self.key(Algorithm.ML_DSA_87)
 
     def key(self, algorithm: Algorithm) -> PrivateKey:
-        if algorithm is Algorithm.ES384:
-            return self.ecc
-        if algorithm is Algorithm.ML_DSA_87:
-            return self.mldsa
-        raise ConfigError(f"DICE layers have ES384 and ML-DSA-87 keys, not {algorithm.label}")
+        found = self._keys.get(algorithm)
+        if found is None:
+            if algorithm is Algorithm.ES384:
+                found = derive_ecc_p384(self.cdi, self.prefix + b"_ecc_key")
+            elif algorithm is Algorithm.ML_DSA_87:
+                found = derive_mldsa87(self.cdi, self.prefix + b"_mldsa_key")
+            else:
+                raise ConfigError(
+                    f"DICE layers have ES384 and ML-DSA-87 keys, not {algorithm.label}"
+                )
+            self._keys[algorithm] = found
+        return found
 
     def name(self, algorithm: Algorithm) -> x509.Name:
         """The X.509 subject of this layer's certificate for ``algorithm``."""
@@ -139,12 +160,7 @@ class DiceLayer:
 
 
 def _layer(profile: LayerProfile, cdi: bytes, prefix: bytes) -> DiceLayer:
-    return DiceLayer(
-        profile=profile,
-        cdi=cdi,
-        ecc=derive_ecc_p384(cdi, prefix + b"_ecc_key"),
-        mldsa=derive_mldsa87(cdi, prefix + b"_mldsa_key"),
-    )
+    return DiceLayer(profile=profile, cdi=cdi, prefix=prefix)
 
 
 def _check(value: bytes, size: int, what: str) -> bytes:

@@ -46,7 +46,7 @@ from typing import Any, Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ironroot._fileio import write_atomic
+from ironroot._fileio import read_limited, write_atomic
 from ironroot.errors import ConfigError, DeviceStateTampered, LimitExceeded, StorageError
 from ironroot.rot._boot import BootState
 from ironroot.rot._counter import MAX_COUNTER_VALUE
@@ -322,13 +322,13 @@ class NvStore:
 
     def _read(self, name: str) -> bytes | None:
         try:
-            with open(self.directory / name, "rb") as handle:
-                data = handle.read(_MAX_FILE + 1)
+            return read_limited(self.directory / name, _MAX_FILE)
         except FileNotFoundError:
             return None
-        if len(data) > _MAX_FILE:
-            raise DeviceStateTampered(f"{name} is larger than any state file the device writes")
-        return data
+        except LimitExceeded:
+            raise DeviceStateTampered(
+                f"{name} is larger than any state file the device writes"
+            ) from None
 
     def _root(self) -> dict[str, list[bytes | None]]:
         data = self._read(ROOT)

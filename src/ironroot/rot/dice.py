@@ -269,8 +269,25 @@ def _split_pem(data: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
+def _single_tlv(data: bytes) -> bool:
+    """Whether ``data`` is exactly one SEQUENCE with a minimal DER length (the usual input: one
+    certificate), which needs no splitting; anything else is split by :func:`_split_der`."""
+    if len(data) < 2 or data[0] != 0x30:
+        return False
+    first = data[1]
+    if first < 0x80:
+        return 2 + first == len(data)
+    count = first - 0x80
+    if not 1 <= count <= 4 or len(data) < 2 + count or data[2] == 0:
+        return False
+    length = int.from_bytes(data[2 : 2 + count], "big")
+    return length >= 0x80 and 2 + count + length == len(data)
+
+
 def _split_der(data: bytes) -> list[bytes]:
     """Split concatenated DER SEQUENCEs (a chain file) into single encodings."""
+    if _single_tlv(data):
+        return [data]
     out: list[bytes] = []
     rest = data
     while rest:

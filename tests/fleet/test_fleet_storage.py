@@ -1,0 +1,250 @@
+"""The fleet's storage: one SQLite file whose stores share a transaction, so an admission and a
+quarantine are each one durable commit that holds whole or not at all; a file replaced under
+a connection is reopened; the stores that had files of their own are imported once."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.fleet.admission_world import AdmissionWorld, admission_world, prepare
+from tests.platform.node_world import NOW, World, make_world
+
+from ironroot.errors import NotFound, StaleNonce, StorageError
+from ironroot.fleet import AdmissionAuthority, Fleet, attest_node, quarantine
+from ironroot.fleet._admission import _stores
+from ironroot.fleet._credentials import CredentialStore
+from ironroot.fleet._sqlite import SqliteFile
+
+_SCHEMA = "CREATE TABLE IF NOT EXISTS t (a TEXT PRIMARY KEY)"
+
+
+def _rows(file: SqliteFile) -> list[str]:
+    with file.tx() as db:
+        return [str(r[0]) for r in db.execute("SELECT a FROM t ORDER BY a")]
+
+
+class _Stop(Exception):
+    """Raised inside a transaction to see what it leaves behind."""
+
+
+def _inner_fails(one: SqliteFile, two: SqliteFile) -> None:
+    with one.tx() as db:
+        db.execute("INSERT INTO t VALUES ('c')")
+        try:
+            with two.tx() as inner:
+                inner.execute("INSERT INTO t VALUES ('d')")
+                raise _Stop
+        except _Stop:
+            pass
+
+
+def _outer_fails(one: SqliteFile, two: SqliteFile) -> None:
+    with one.tx() as db:
+        db.execute("INSERT INTO t VALUES ('e')")
+        with two.tx() as inner:
+            inner.execute("INSERT INTO t VALUES ('f')")
+        raise _Stop
+
+
+def _sqlite_fails(one: SqliteFile, two: SqliteFile) -> None:
+    with one.tx() as db:
+        db.execute("INSERT INTO t VALUES ('g')")
+        with two.tx() as inner:
+            inner.execute("INSERT INTO t VALUES ('a')")  # the key exists
+
+
+def test_stores_of_one_file_share_a_transaction(tmp_path: Path) -> None:
+    one = SqliteFile(tmp_path / "x.db", "one", _SCHEMA)
+    two = SqliteFile(tmp_path / "x.db", "two", _SCHEMA)
+    with one.tx() as db:
+        db.execute("INSERT INTO t VALUES ('a')")
+        with two.tx() as inner:
+            assert inner is db  # the thread's one connection to the file
+            inner.execute("INSERT INTO t VALUES ('b')")
+    assert _rows(one) == ["a", "b"]
+
+    # A failure inside an inner transaction undoes it alone when the outer one goes on ...
+    _inner_fails(one, two)
+    assert _rows(one) == ["a", "b", "c"]
+    # ... and a failure of the outer one undoes everything inside it.
+    with pytest.raises(_Stop):
+        _outer_fails(one, two)
+    assert _rows(two) == ["a", "b", "c"]
+    # SQLite's own failures are typed, and leave nothing behind.
+    with pytest.raises(StorageError, match="two failed"):
+        _sqlite_fails(one, two)
+    assert _rows(one) == ["a", "b", "c"]
+
+
+def test_a_file_replaced_under_a_connection_is_reopened(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    first = SqliteFile(path, "first", _SCHEMA)
+    with first.tx() as db:
+        db.execute("INSERT INTO t VALUES ('old')")
+    for name in ("x.db", "x.db-wal", "x.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    second = SqliteFile(path, "second", _SCHEMA)
+    with second.tx() as db:
+        db.execute("INSERT INTO t VALUES ('new')")
+    assert _rows(first) == ["new"]  # the new file, not the unlinked one
+    with sqlite3.connect(path) as check:
+        assert check.execute("SELECT a FROM t").fetchall() == [("new",)]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("storage-world")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def aw(world: World) -> AdmissionWorld:
+    return admission_world(world)
+
+
+def test_an_admission_is_one_transaction(
+    aw: AdmissionWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the registry update fails, the credentials issued and the EAR are not kept
+    either: nothing of the admission is there, and the node is still pending."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    request = prepare(fleet, authority, "node-0001").request()
+
+    def broken(*args: object, **kwargs: object) -> None:
+        with fleet.transaction():
+            fleet.record("node-0001", "about-to-fail", {}, now=NOW)
+        raise StorageError("the registry update failed")
+
+    monkeypatch.setattr(fleet, "set_status", broken)
+    with pytest.raises(StorageError, match="registry update failed"):
+        authority.admit(request, now=NOW)
+    monkeypatch.undo()
+    assert fleet.record_of("node-0001").status == "pending"
+    assert CredentialStore(fleet.database).of_node("node-0001") == []
+    assert authority.state.latest_ear("node-0001") is None
+    assert [e.kind for e in fleet.events(node="node-0001")] == ["manufactured"]
+
+    result = attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    assert fleet.record_of("node-0001").status == "admitted"
+    assert authority.ear("node-0001") == authority.ear_by_id(result.ear_id)
+    serials = {s.serial for s in CredentialStore(fleet.database).of_node("node-0001")}
+    assert serials == {c.serial for c in result.credentials.values()}
+
+
+def test_a_quarantine_is_one_transaction(
+    aw: AdmissionWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quarantine whose last write fails leaves the node admitted with its credentials
+    and placements: no half-quarantined node."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    authority.place("vm-1", now=NOW, node="node-0001")
+    real = fleet.record
+
+    def failing(node: str | None, kind: str, *args: object, **kwargs: object) -> None:
+        if kind == "quarantine-effects":
+            raise StorageError("the event log is full")
+        real(node, kind, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fleet, "record", failing)
+    with pytest.raises(StorageError, match="event log is full"):
+        quarantine(fleet, "node-0001", "suspected tampering", now=NOW)
+    monkeypatch.undo()
+    assert fleet.record_of("node-0001").status == "admitted"
+    assert not any(s.revoked for s in authority.credentials.of_node("node-0001"))
+    assert [p.state for p in authority.placements("node-0001")] == ["running"]
+    assert authority.state.held("node-0001") is None
+
+    quarantine(fleet, "node-0001", "suspected tampering", now=NOW)
+    assert fleet.record_of("node-0001").status == "quarantined"
+    assert all(s.revoked for s in authority.credentials.of_node("node-0001"))
+    assert [p.state for p in authority.placements("node-0001")] == ["stopped"]
+
+
+def test_a_node_keeps_its_latest_ear_and_the_one_it_was_admitted_on(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    first = attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    second = attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    # evidence for another nonce: refused, its EAR kept as the latest, the registry unchanged
+    request = prepare(fleet, authority, "node-0001")
+    stale = prepare(fleet, authority, "node-0001")
+    with pytest.raises(StaleNonce):
+        authority.admit(request.request(evidence=stale.evidence.encode()), now=NOW)
+    assert fleet.record_of("node-0001").ear_id == second.ear_id
+    assert authority.ear("node-0001") != authority.ear_by_id(second.ear_id)
+    with pytest.raises(NotFound, match="no EAR"):
+        authority.ear_by_id(first.ear_id)
+    with sqlite3.connect(fleet.database) as db:
+        assert db.execute("SELECT COUNT(*) FROM ears").fetchone() == (2,)
+
+
+def _legacy(directory: Path) -> None:
+    """The two files admission kept before its stores moved into fleet.db."""
+    directory.mkdir(parents=True)
+    with sqlite3.connect(directory / "credentials.db") as db:
+        db.execute(
+            "CREATE TABLE credentials (serial TEXT PRIMARY KEY, node TEXT NOT NULL, "
+            "plane TEXT NOT NULL, ear_id TEXT NOT NULL, not_before TEXT NOT NULL, "
+            "not_after TEXT NOT NULL, revoked_at TEXT, reason TEXT)"
+        )
+        db.execute(
+            "INSERT INTO credentials VALUES ('0a', 'node-0001', 'control', 'urn:x', "
+            "'2026-06-01T12:00:00Z', '2026-06-01T13:00:00Z', '2026-06-01T12:30:00Z', 'drift')"
+        )
+    with sqlite3.connect(directory / "admission.db") as db:
+        db.execute("CREATE TABLE holds (node TEXT PRIMARY KEY, reason TEXT, at TEXT)")
+        db.execute(
+            "CREATE TABLE placements (vm TEXT PRIMARY KEY, node TEXT, state TEXT, at TEXT, "
+            "reason TEXT NOT NULL DEFAULT '')"
+        )
+        db.execute("INSERT INTO holds VALUES ('node-0001', 'held by ops', '2026-06-01T12:00:00Z')")
+        db.execute(
+            "INSERT INTO placements VALUES ('vm-7', 'node-0001', 'running', "
+            "'2026-06-01T12:00:00Z', '')"
+        )
+
+
+def test_the_stores_of_an_older_fleet_are_imported_once(aw: AdmissionWorld, tmp_path: Path) -> None:
+    fleet = Fleet.create(tmp_path / "fleet", node_class=aw.node_class())
+    fleet.add_nodes(1, vendor_ca=aw.vendor_ca, now=NOW)
+    _legacy(fleet.directory / "admission")
+    authority = AdmissionAuthority.init(
+        fleet, vendor_roots=list(aw.vendor_ca.trust_anchors), now=NOW
+    )
+    status = authority.credentials.status("0a")
+    assert status is not None
+    assert status.reason == "drift"
+    assert authority.state.held("node-0001") == "held by ops"
+    assert [p.vm for p in authority.placements("node-0001")] == ["vm-7"]
+    names = sorted(os.listdir(fleet.directory / "admission"))
+    assert {"credentials.db.migrated", "admission.db.migrated"} <= set(names)
+    assert not {"credentials.db", "admission.db"} & set(names)
+    # once: what changes afterwards is not overwritten by the old rows
+    authority.state.release("node-0001")
+    stores = _stores(fleet)
+    assert stores is not None
+    assert stores[0].held("node-0001") is None
+
+
+def test_the_node_credential_files_are_written_whole_with_their_modes(tmp_path: Path) -> None:
+    from ironroot.fleet._admission import _write_durably
+
+    folder = tmp_path / "credentials"
+    folder.mkdir()
+    (folder / "control.cert.pem").write_bytes(b"old")
+    _write_durably(
+        folder, {"control.key.pem": (b"key", 0o600), "control.cert.pem": (b"new", 0o644)}
+    )
+    assert sorted(os.listdir(folder)) == ["control.cert.pem", "control.key.pem"]  # no leftovers
+    assert (folder / "control.cert.pem").read_bytes() == b"new"
+    assert oct(os.stat(folder / "control.key.pem").st_mode & 0o777) == "0o600"
+    assert oct(os.stat(folder / "control.cert.pem").st_mode & 0o777) == "0o644"
+    with pytest.raises(StorageError, match="cannot be stored"):
+        _write_durably(tmp_path / "missing", {"data.key.pem": (b"key", 0o600)})
+    assert not (tmp_path / "missing").exists()
