@@ -230,21 +230,3 @@ def test_the_stores_of_an_older_fleet_are_imported_once(aw: AdmissionWorld, tmp_
     stores = _stores(fleet)
     assert stores is not None
     assert stores[0].held("node-0001") is None
-
-
-def test_the_node_credential_files_are_written_whole_with_their_modes(tmp_path: Path) -> None:
-    from ironroot.fleet._admission import _write_durably
-
-    folder = tmp_path / "credentials"
-    folder.mkdir()
-    (folder / "control.cert.pem").write_bytes(b"old")
-    _write_durably(
-        folder, {"control.key.pem": (b"key", 0o600), "control.cert.pem": (b"new", 0o644)}
-    )
-    assert sorted(os.listdir(folder)) == ["control.cert.pem", "control.key.pem"]  # no leftovers
-    assert (folder / "control.cert.pem").read_bytes() == b"new"
-    assert oct(os.stat(folder / "control.key.pem").st_mode & 0o777) == "0o600"
-    assert oct(os.stat(folder / "control.cert.pem").st_mode & 0o777) == "0o644"
-    with pytest.raises(StorageError, match="cannot be stored"):
-        _write_durably(tmp_path / "missing", {"data.key.pem": (b"key", 0o600)})
-    assert not (tmp_path / "missing").exists()

@@ -36,6 +36,7 @@ def _paths(admission_dir: Path, node: str) -> tuple[Path, Path]:
 def store_attestation(admission_dir: Path, node: str, ear: bytes, evidence: bytes) -> None:
     """Keep ``ear`` and the ``evidence`` it appraised as ``node``'s latest (module docs)."""
     ear_path, evidence_path = _paths(admission_dir, node)
+    ear_path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(evidence_path, evidence, mode=0o644)
     write_atomic(ear_path, ear, mode=0o644)
 
