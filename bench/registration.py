@@ -179,6 +179,18 @@ def _cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds of a process and its children (the sequencer and its workers)."""
+    own = _cpu_seconds(pid)
+    if own is None:
+        return None
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return own + sum(_cpu_seconds(int(c)) or 0.0 for c in children)
+
+
 def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -193,7 +205,7 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0)
 
 
 def registration_bench(
-    count: int, connections: int, baseline: float, store: str = "sqlite"
+    count: int, connections: int, baseline: float, store: str = "sqlite", workers: int = 0
 ) -> tuple[bool, float]:
     from bench_append import drop_schema, pg_dsn
 
@@ -234,13 +246,17 @@ def registration_bench(
             str(port),
             "--log-level",
             os.environ.get("IRONROOT_BENCH_LOG_LEVEL", "warning"),
+            *(["--workers", str(workers)] if workers else []),
         ],
     )
     try:
         _wait_ready(port, proc)
-        cpu_before = _cpu_seconds(proc.pid)
+        time.sleep(1.0 if workers else 0.0)  # the workers bind after the sequencer
+        cpu_before = _tree_cpu_seconds(proc.pid)
+        split_before = (_cpu_seconds(proc.pid), _cpu_seconds(os.getpid()))
         result = asyncio.run(_run_load(port, statements, connections))
-        cpu_after = _cpu_seconds(proc.pid)
+        split_after = (_cpu_seconds(proc.pid), _cpu_seconds(os.getpid()))
+        cpu_after = _tree_cpu_seconds(proc.pid)
         stored = _stored_bytes(data)
     finally:
         proc.terminate()
@@ -272,6 +288,15 @@ def registration_bench(
     if cpu_before is not None and cpu_after is not None:
         per = (cpu_after - cpu_before) / (count + len(receipts)) * 1e6
         print(f"server CPU per request (registrations + receipt fetches): {per:.0f} us")
+        if None not in split_before and None not in split_after:
+            requests = count + len(receipts)
+            main_us = (split_after[0] - split_before[0]) / requests * 1e6  # type: ignore[operator]
+            bench_us = (split_after[1] - split_before[1]) / requests * 1e6  # type: ignore[operator]
+            print(
+                f"  of which the main (sequencer) process: {main_us:.0f} us, the "
+                f"{'workers' if workers else '-'}: {per - main_us:.0f} us; "
+                f"this load generator: {bench_us:.0f} us"
+            )
     print(
         f"receipt fetches/s: {len(receipts) / float(result['fetch_elapsed']):.0f}"  # type: ignore[arg-type]
     )
@@ -300,6 +325,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--skip-append", action="store_true", help="skip the 10^6 append costs")
     parser.add_argument("--store", choices=("sqlite", "postgresql", "both"), default="sqlite")
+    parser.add_argument("--workers", type=int, default=0, help="ironroot serve --workers N")
     args = parser.parse_args()
     baseline = es256_verifies_per_second()
     print(f"baseline: ES256 verifications/s on one core: {baseline:.0f}")
@@ -307,7 +333,9 @@ def main() -> int:
     ok = True
     rates = {}
     for kind in kinds:
-        passed, rates[kind] = registration_bench(args.count, args.connections, baseline, kind)
+        passed, rates[kind] = registration_bench(
+            args.count, args.connections, baseline, kind, args.workers
+        )
         ok = ok and passed
     if len(rates) == 2:
         relative = rates["postgresql"] / rates["sqlite"]

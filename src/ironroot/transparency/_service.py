@@ -274,6 +274,10 @@ class TransparencyService:
             known_receipt_keys=known_receipt_keys,
         )
 
+    def known_receipt_keys(self) -> dict[bytes, PublicKey]:
+        """Every public receipt key a stored batch may name (current and earlier), by kid."""
+        return {k: v for k, v in self._receipt_verifiers.items() if isinstance(v, PublicKey)}
+
     def check(self, statement: bytes) -> bytes:
         """Check ``statement`` against the registration policy; returns its log entry."""
         return self.policy.check(statement, self._clock()).log_entry()
