@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test-deps demo test lint typecheck bench fuzz clean
+.PHONY: install test-deps demo test lint typecheck bench fuzz screenshots clean
 
 install: $(STAMP)
 
@@ -25,7 +25,8 @@ typecheck: install
 	$(BIN)/mypy
 
 
-# Debian packages the tests need (SoftHSM2 for the PKCS#11 backend), installed when missing.
+# Debian packages the tests need (SoftHSM2 for the PKCS#11 backend, chromium for the dashboard's
+# browser tests), installed when missing.
 test-deps:
 	@if [ -x scripts/install-test-deps.sh ]; then scripts/install-test-deps.sh; fi
 
@@ -61,6 +62,10 @@ fuzz: install
 			$(FUZZ_DIR)/$$t.log | head -n 8 || true; \
 	done; \
 	if [ -n "$$failed" ]; then echo "crashes in:$$failed (inputs in $(FUZZ_DIR)/crashes)"; exit 1; fi
+
+# PNGs of the dashboard's main pages (docs/img/), from the world its tests build.
+screenshots: install test-deps
+	$(BIN)/python scripts/screenshots.py docs/img
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Install the system packages the test suite needs when they are missing.
-# Today: SoftHSM2 (the PKCS#11 token the HSM backend tests run against).
+# Install what the test suite needs beyond the Python packages, when it is missing:
+# - Debian packages: SoftHSM2 (the PKCS#11 token the HSM backend tests run against) and
+#   chromium (the browser the dashboard's tests drive through Playwright, tests/web);
+# - a separate venv holding Microsoft's CTS client pyscitt (it pins cryptography 44 and
+#   cbor2 5.4, so it never goes into .venv): tests/transparency/pyscitt_venv.py.
 # Called by `make test`; safe to run again (it installs nothing that is present).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 softhsm_present() {
     command -v softhsm2-util >/dev/null 2>&1 && {
@@ -12,27 +16,47 @@ softhsm_present() {
     }
 }
 
-if softhsm_present; then
-    exit 0
-fi
+chromium_present() {
+    [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1
+}
 
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-test-deps: softhsm2 is missing and apt-get is not available;" \
-        "install SoftHSM2 by hand (the PKCS#11 tests will be skipped)" >&2
-    exit 0
-fi
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-        SUDO="sudo"
-    else
-        echo "install-test-deps: softhsm2 is missing and this user cannot install it" >&2
-        exit 0
+install_debian_packages() {
+    local missing=()
+    softhsm_present || missing+=(softhsm2)
+    chromium_present || missing+=(chromium)
+    if [ "${#missing[@]}" -eq 0 ]; then
+        return 0
     fi
-fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "install-test-deps: ${missing[*]} missing and apt-get is not available;" \
+            "install them by hand (the PKCS#11 and browser tests will be skipped)" >&2
+        return 0
+    fi
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then
+            sudo="sudo"
+        else
+            echo "install-test-deps: ${missing[*]} missing and this user cannot install them" >&2
+            return 0
+        fi
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    echo "install-test-deps: installed ${missing[*]}"
+    return 0
+}
 
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq softhsm2 >/dev/null
-softhsm_present && echo "install-test-deps: installed softhsm2"
+make_pyscitt_venv() {
+    local python=python3
+    if [ -x .venv/bin/python ]; then
+        python=.venv/bin/python
+    fi
+    "$python" tests/transparency/pyscitt_venv.py >/dev/null ||
+        echo "install-test-deps: no pyscitt venv (the pyscitt tests will be skipped)" >&2
+    return 0
+}
+
+install_debian_packages
+make_pyscitt_venv

@@ -55,7 +55,7 @@ _HEAVY = ("starlette", "uvicorn", "httpx", "cel", "prompt_toolkit", "typer",
 
 
 @pytest.mark.parametrize("group", ["key", "statement", "log", "serve", "firmware", "rot", "spdm",
-                                   "safe", "evidence", "attest", "hsm", "keyrelease",
+                                   "safe", "rim", "evidence", "attest", "hsm", "keyrelease",
                                    "platform", "witness", "monitor", "audit"])  # fmt: skip
 def test_a_group_starts_without_the_heavy_libraries(group: str) -> None:
     import subprocess

@@ -29,6 +29,7 @@ from ironroot.errors import Conflict, InUse, IronrootError, LimitExceeded
 __all__ = [
     "DirectoryLock",
     "failure_reason",
+    "fsync_dir",
     "load_each",
     "read_limited",
     "warn_if_exposed",
@@ -49,11 +50,25 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, exclusive: bool = False) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make what was renamed or linked into ``directory`` durable."""
+    _fsync_dir(Path(directory))
+
+
+def write_atomic(
+    path: Path,
+    data: bytes,
+    *,
+    mode: int = 0o600,
+    exclusive: bool = False,
+    sync_dir: bool = True,
+) -> None:
     """Write ``data`` to ``path`` durably and atomically, with permissions ``mode``.
 
     With ``exclusive`` the call fails with :class:`~ironroot.errors.Conflict` if ``path``
-    exists (the new file is linked into place, which never replaces).
+    exists (the new file is linked into place, which never replaces). ``sync_dir=False``
+    leaves the folder's fsync to the caller (:func:`fsync_dir`): one writing many files into
+    few folders then syncs each folder once.
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path()
@@ -76,7 +91,8 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, exclusive: bool 
             tmp.unlink()
         else:
             os.replace(tmp, path)
-        _fsync_dir(directory)
+        if sync_dir:
+            _fsync_dir(directory)
     finally:
         if fd >= 0:
             os.close(fd)

@@ -60,9 +60,11 @@ __all__ = [
     "MalformedInput",
     "MalformedReceipt",
     "MalformedReport",
+    "MalformedRim",
     "MalformedSpdm",
     "MalformedStatement",
     "ManifestExpired",
+    "MeasurementMismatch",
     "MissingSignature",
     "NotFound",
     "OldSizeMismatch",
@@ -85,6 +87,7 @@ __all__ = [
     "StoreRolledBack",
     "StoreUnavailable",
     "SvnRollback",
+    "TooManyAttempts",
     "Unauthorized",
     "UnknownIssuer",
     "UnknownLog",
@@ -882,3 +885,56 @@ class AuditBundleRejected(VerificationFailed):
 
     code = "audit-bundle-rejected"
     title = "Audit Bundle Rejected"
+
+
+# --- the dashboard -------------------------------------------------------------------------
+
+
+class TooManyAttempts(Unauthorized):
+    """Too many failed logins from one client in a short time: refused until ``retry_after``
+    seconds have passed, whatever the credentials (the dashboard's login)."""
+
+    code = "too-many-attempts"
+    title = "Too Many Requests"
+    http_status = 429
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        code: str | None = None,
+        check: str | None = None,
+        retry_after: int = 1,
+    ) -> None:
+        super().__init__(detail, code=code, check=check)
+        self.retry_after = max(1, retry_after)
+
+
+# --- GPU reference integrity manifests (SWID-tag RIMs) -------------------------------------
+
+
+class MalformedRim(MalformedInput):
+    """A SWID-tag Reference Integrity Manifest (ISO/IEC 19770-2, TCG RIM IM) that does not
+    parse: not XML, a DTD or entity, over a size limit, or a missing or malformed field."""
+
+    code = "malformed-rim"
+    title = "Malformed RIM"
+
+
+class MeasurementMismatch(VerificationFailed):
+    """Measurements that no trusted reference value allows: ``indexes`` lists the measurement
+    blocks (SPDM indexes) whose value is absent, of the wrong size or not an allowed value."""
+
+    code = "measurement-mismatch"
+    title = "Measurement Not Allowed"
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        code: str | None = None,
+        check: str | None = None,
+        indexes: tuple[int, ...] = (),
+    ) -> None:
+        super().__init__(detail, code=code, check=check)
+        self.indexes = indexes

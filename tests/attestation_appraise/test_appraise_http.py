@@ -388,7 +388,9 @@ def test_unknown_format_is_a_400_naming_the_known_ones(
         "/attestation/verify", json=body, headers={"Accept": "application/problem+json"}
     )
     assert response.status_code == 400
-    assert "known: auto, ironroot, spdm, azure-hcl, snp, tdx" in response.json()["detail"]
+    assert (
+        "known: auto, ironroot, spdm, nvidia-gpu, azure-hcl, snp, tdx" in response.json()["detail"]
+    )
 
 
 def test_ear_lists_the_checks_that_ran(

@@ -41,7 +41,7 @@ def test_evidence_all_is_exact_and_resolvable() -> None:
 
 
 def test_format_table_order_and_names() -> None:
-    assert list(EVIDENCE_FORMATS) == ["ironroot", "spdm", "azure-hcl", "snp", "tdx"]
+    assert list(EVIDENCE_FORMATS) == ["ironroot", "spdm", "nvidia-gpu", "azure-hcl", "snp", "tdx"]
     for name, row in EVIDENCE_FORMATS.items():
         assert row.name == name
         assert row.description
@@ -50,6 +50,7 @@ def test_format_table_order_and_names() -> None:
         assert json.loads(json.dumps(described)) == described
     pinned = {name: [r.name for r in row.roots] for name, row in EVIDENCE_FORMATS.items()}
     assert pinned["tdx"] == ["Intel SGX Root CA"]
+    assert pinned["nvidia-gpu"] == ["NVIDIA Device Identity CA"]
     assert (
         pinned["snp"]
         == pinned["azure-hcl"]

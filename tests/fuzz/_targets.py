@@ -479,6 +479,50 @@ def _spdm_run(data: bytes) -> None:
     ev.parse_spdm_record(data)
 
 
+def _gpu_seeds() -> list[bytes]:
+    from ironroot.spdm import (
+        GetMeasurements,
+        MeasurementBlock,
+        Measurements,
+        MeasurementValueType,
+        SpdmVersion,
+    )
+
+    request = GetMeasurements(SpdmVersion.V1_1, 0xFF, True, bytes(32), 0).encode()
+    blocks = tuple(
+        MeasurementBlock(i, MeasurementValueType.MUTABLE_FIRMWARE, bytes([i]) * 48)
+        for i in range(1, 4)
+    )
+    opaque = b"\x03\x00\x04\x001.0\x00\x06\x00\x08\x00" + bytes(8) + b"\x0c\x00\x04\x00" + bytes(4)
+    response = Measurements(SpdmVersion.V1_1, blocks, bytes(32), opaque).encode_unsigned()
+    made = request + response + _key(Algorithm.ES384).sign(request + response)
+    vectors = [
+        bytes.fromhex(text.decode())
+        for text in _vector_files("gpu", "nvidia", pattern="hopperAttestationReport.txt")
+    ]
+    return [made, *vectors]
+
+
+def _gpu_run(data: bytes) -> None:
+    from ironroot.spdm import MeasurementReport
+
+    with contextlib.suppress(IronrootError):
+        MeasurementReport.decode(data, signature_size=96)
+    with contextlib.suppress(IronrootError):
+        ev.parse_nvidia_opaque_data(data)
+    ev.parse_evidence(data, format="nvidia-gpu")
+
+
+def _rim_seeds() -> list[bytes]:
+    return _vector_files("gpu", "nvidia", "rims", pattern="*.swidtag")[:3]
+
+
+def _rim_run(data: bytes) -> None:
+    from ironroot.rim import verify_rim
+
+    verify_rim(data, now=dt.datetime(2024, 6, 1, tzinfo=dt.UTC))  # inside the vectors' chains
+
+
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
@@ -505,5 +549,7 @@ TARGETS: dict[str, Target] = {
         Target("release-request", _release_request_seeds, _release_request_run),
         Target("release-policy", _release_policy_seeds, _release_policy_run),
         Target("spdm-evidence", _spdm_seeds, _spdm_run),
+        Target("nvidia-gpu", _gpu_seeds, _gpu_run),
+        Target("rim", _rim_seeds, _rim_run),
     )
 }

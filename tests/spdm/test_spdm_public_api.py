@@ -30,6 +30,8 @@ def test_public_names() -> None:
         "check_device_leaf", "DoeObject", "SocketCommand", "SocketFrame",
         "SocketTransportType", "SpdmEmuClient", "decode_transport_message",
         "encode_transport_message", "serve_spdm_emu", "load_certificates",
+        "REPORT_VERSIONS", "MeasurementReport", "verify_measurement_report",
+        "check_report_signature",
     }  # fmt: skip
     for name in spdm.__all__:
         assert getattr(spdm, name) is not None

@@ -3,7 +3,8 @@
 :mod:`ironroot.attestation.evidence` turns evidence of every format (the one table,
 :data:`EVIDENCE_FORMATS`: RoT quotes, SPDM, SEV-SNP, Azure HCL, TDX) into
 :class:`EvidenceClaims`. :class:`Endorsements`
-holds the reference values and SAFE reviews found on the transparency log; :func:`appraise`
+holds the reference values (CoRIM, and NVIDIA's GPU RIMs: :mod:`ironroot.rim`) and SAFE
+reviews found on the transparency log; :func:`appraise`
 (pure) applies an :class:`AppraisalPolicy` (CEL) and returns an EAR
 (:class:`AttestationResult`), signed as a JWT or CWT by :func:`sign_ear_jwt` /
 :func:`sign_ear_cwt` and checked by :func:`verify_ear`. :class:`AttestationService` and
@@ -44,7 +45,9 @@ if TYPE_CHECKING:
         publishers_of_release,
         reference_values_from_statement,
         reviews_from_statements,
+        rim_from_statement,
     )
+    from ironroot.attestation._gpu_rims import appraise_gpu_rims
     from ironroot.attestation._http import (
         AttestationService,
         attestation_routes,
@@ -142,6 +145,7 @@ __all__ += [
     "appraise",
     "appraise_evidence",
     "appraise_failure",
+    "appraise_gpu_rims",
     "attestation_routes",
     "create_attestation_app",
     "decode_ear",
@@ -153,6 +157,7 @@ __all__ += [
     "read_tdx_collateral",
     "reference_values_from_statement",
     "reviews_from_statements",
+    "rim_from_statement",
     "sign_ear_cwt",
     "sign_ear_jwt",
     "spdm_claims",

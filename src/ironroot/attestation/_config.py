@@ -9,7 +9,10 @@
     vendor_roots = ["vendor-ca"]              # RoT vendor CA certificates (files or folders)
     service_keys = ["scitt-keys.cbor"]        # transparency service keys: COSE Key Sets
                                               # (as /.well-known/scitt-keys serves) or PEM
-    reference_values = ["reference-values"]   # Transparent Statements of CoRIMs (*.ts, *.cbor)
+    reference_values = ["reference-values"]   # Transparent Statements of CoRIMs and of GPU
+                                              # RIMs (application/swid+xml) (*.ts, *.cbor)
+    rim_roots = []                            # RIM root CAs trusted besides NVIDIA's pinned
+                                              # one (a lab's); none by default
     reviews = ["reviews"]                     # Transparent Statements of SAFE SFRs
     review_providers = ["review-providers"]   # SAFE review-provider public keys
     policy_file = ""                          # a TOML file of appraisal rules; "" = default
@@ -76,6 +79,7 @@ from ironroot.crypto import (
     PrivateKey,
     Signer,
     Verifier,
+    load_certificates,
     load_verifier,
     save_signer,
 )
@@ -83,6 +87,7 @@ from ironroot.ear import ChallengeLimits, NonceStore
 from ironroot.errors import ConfigError, IronrootError, LimitExceeded
 from ironroot.hsm import ServiceKeys, ServiceKeysConfig
 from ironroot.http import ServerLimits
+from ironroot.rim import builtin_rim_roots
 from ironroot.safe import ProviderKeys
 
 __all__ = ["CONFIG_FILE", "AttestationConfig", "init_attestation_dir", "load_attestation_config"]
@@ -173,6 +178,7 @@ class AttestationConfig:
     crls: tuple[Path, ...] = ()
     allow_stale_collateral: bool = False
     products: tuple[ReferencePublisher, ...] = ()
+    rim_roots: tuple[Path, ...] = ()
 
     def load_collateral(self) -> CollateralFiles:
         """The configured collateral and CRLs, read leniently (problems listed, never raised)."""
@@ -242,6 +248,15 @@ class AttestationConfig:
             _files(self.reference_values, _STATEMENT_SUFFIXES), _labelled_file, "reference values"
         )
         reviews = each(_files(self.reviews, _STATEMENT_SUFFIXES), _labelled_file, "review")
+        extra_rim_roots = [
+            cert
+            for certs in each(
+                _files(self.rim_roots, _CERT_SUFFIXES),
+                lambda p: load_certificates(_read(p), what=str(p)),
+                "RIM root",
+            )
+            for cert in certs
+        ]
         if statements and not self.products:
             _log.warning(
                 "no [[attestation.products]] is configured: reference values are accepted "
@@ -256,6 +271,7 @@ class AttestationConfig:
             publishers=self.products,
             vendor_roots=roots,
             now=now,
+            rim_roots=(*builtin_rim_roots(), *extra_rim_roots) if extra_rim_roots else None,
         )
         return dataclasses.replace(built, rejected=(*rejected, *built.rejected))
 
@@ -372,6 +388,7 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
         "crls",
         "allow_stale_collateral",
         "products",
+        "rim_roots",
     }
     unknown = set(table) - known
     if unknown:
@@ -415,6 +432,7 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
         crls=_paths(data_dir, table, "crls"),
         allow_stale_collateral=allow_stale,
         products=_products(table.get("products", [])),
+        rim_roots=_paths(data_dir, table, "rim_roots"),
         server=ServerLimits.from_table(document.get("server"), "[server]"),
         challenges=ChallengeLimits.from_table(document.get("challenges")),
     )

@@ -27,6 +27,16 @@ answers the appraisal's two questions: which logged values does this digest matc
 the logged minimum SVN of that environment — the highest minimum any logged triple for the same
 environment and ``mkey`` states, so a vendor raises the floor by publishing a newer release.
 
+A GPU's reference values are NVIDIA's SWID-tag RIMs, taken the same way: a Transparent
+Statement of content type ``application/swid+xml`` among the reference statements is a RIM
+(:func:`ironroot.rim.carries_rim`) and counts only when :func:`rim_from_statement` holds —
+receipts verify (a bare RIM or a statement without receipt: ``no-receipt``), the RIM's
+XML-DSig signature and chain to NVIDIA's RIM root verify and are valid at ``now``
+(:func:`ironroot.rim.logged_rim_from_statement`), and the statement's issuer is a configured
+publisher for the RIM's manufacturer and model (``PlatformManufacturerStr``,
+``PlatformModel``: ``"NVIDIA Corporation"``, ``"GH100"``), the same ``[[attestation.products]]``
+rule as for CoRIM. They land in :attr:`Endorsements.rims` (:class:`ironroot.rim.LoggedRims`).
+
 SAFE reviews come the same way (:func:`ironroot.safe.review_from_statement` with the service
 keys): only a review whose receipts and SFR signature verify is kept.
 
@@ -42,20 +52,25 @@ import hashlib
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from ironroot._fileio import load_each
 from ironroot.corim import CORIM_CONTENT_TYPE, Comid, Corim, SignedCorim
 from ironroot.cose import SignedStatement, verify_transparent_statement
 from ironroot.crypto import Verifier
 from ironroot.errors import (
+    ConfigError,
     IronrootError,
     MalformedCorim,
     UnknownIssuer,
     VerificationFailed,
 )
+from ironroot.rim import LoggedRim, LoggedRims, carries_rim, logged_rim_from_statement
 from ironroot.rot import parse_certificate
 from ironroot.safe import ProviderKeys, Review, review_from_statement
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = [
     "Endorsements",
@@ -65,6 +80,7 @@ __all__ = [
     "publishers_of_release",
     "reference_values_from_statement",
     "reviews_from_statements",
+    "rim_from_statement",
 ]
 
 _COSE_SIGN1: Final = 0xD2
@@ -258,6 +274,33 @@ def publishers_of_release(data: bytes) -> tuple[ReferencePublisher, ...]:
     return tuple(ReferencePublisher(v, m, frozenset((iss,))) for v, m in products)
 
 
+def rim_from_statement(
+    data: bytes,
+    *,
+    service_keys: Mapping[bytes, Verifier],
+    publishers: Sequence[ReferencePublisher] = (),
+    now: dt.datetime,
+    rim_roots: Sequence[x509.Certificate] | None = None,
+) -> LoggedRim:
+    """The RIM of one Transparent Statement (:func:`ironroot.rim.logged_rim_from_statement`,
+    under ``rim_roots``: by default NVIDIA's pinned RIM root), its issuer a publisher of the
+    RIM's manufacturer and model (module docs); or the error that refuses it."""
+    if not service_keys:
+        raise UnknownIssuer("no transparency service keys are configured: nothing is logged")
+    logged = logged_rim_from_statement(data, service_keys=service_keys, now=now, roots=rim_roots)
+    vendor, model = logged.rim.manufacturer, logged.rim.model
+    if not any(
+        p.vendor == vendor and p.model in (None, model) and logged.issuer in p.issuers
+        for p in publishers
+    ):
+        raise UnknownIssuer(
+            f"issuer {logged.issuer!r} may not publish reference values for vendor {vendor!r} "
+            f"model {model!r}: no configured product lists it",
+            code="publisher-not-allowed",
+        )
+    return logged
+
+
 class ReferenceValues:
     """An immutable store of logged reference values, indexed by digest."""
 
@@ -334,14 +377,15 @@ def reviews_from_statements(
 
 @dataclass(frozen=True, slots=True)
 class Endorsements:
-    """What appraisal compares evidence with: logged reference values, logged SAFE reviews
-    and the trusted vendor CA certificates RoT quotes must chain to (``vendor_roots``, DER;
-    ``trusted_roots`` holds their SHA-256 fingerprints)."""
+    """What appraisal compares evidence with: logged reference values, logged GPU RIMs
+    (``rims``), logged SAFE reviews and the trusted vendor CA certificates RoT quotes must chain
+    to (``vendor_roots``, DER; ``trusted_roots`` holds their SHA-256 fingerprints)."""
 
     reference_values: ReferenceValues = field(default_factory=ReferenceValues)
     reviews: tuple[Review, ...] = ()
     vendor_roots: tuple[bytes, ...] = ()
     rejected: tuple[str, ...] = ()
+    rims: LoggedRims = field(default_factory=LoggedRims)
     trusted_roots: frozenset[str] = field(default=frozenset(), init=False)
 
     def __post_init__(self) -> None:
@@ -367,6 +411,7 @@ class Endorsements:
         publishers: Sequence[ReferencePublisher] = (),
         vendor_roots: Iterable[Labelled] = (),
         now: dt.datetime | None = None,
+        rim_roots: Sequence[x509.Certificate] | None = None,
     ) -> Endorsements:
         """Collect endorsements from statement bytes; a statement or vendor root that does not
         load or verify, whatever the error, is left out, logged as a warning and listed in
@@ -374,9 +419,21 @@ class Endorsements:
 
         ``vendor_roots`` are the vendor CA certificates (PEM or DER) RoT quotes must chain to;
         ``publishers`` who may publish reference values for which product (none: no one).
+        Reference statements that carry a RIM become ``rims`` (:func:`rim_from_statement`,
+        under ``rim_roots``, by default NVIDIA's pinned RIM root; they need ``now``).
         """
 
-        def values_of(item: _Item) -> tuple[ReferenceValue, ...]:
+        def values_of(item: _Item) -> tuple[ReferenceValue, ...] | LoggedRim:
+            if carries_rim(item.data):
+                if now is None:
+                    raise ConfigError("a RIM is checked at a time: give now")
+                return rim_from_statement(
+                    item.data,
+                    service_keys=service_keys,
+                    publishers=publishers,
+                    now=now,
+                    rim_roots=rim_roots,
+                )
             return reference_values_from_statement(
                 item.data,
                 service_keys=service_keys,
@@ -391,7 +448,8 @@ class Endorsements:
             log=_log,
             what="reference values",
         )
-        values = [value for group in found for value in group]
+        rims = [item for item in found if isinstance(item, LoggedRim)]
+        values = [v for group in found if not isinstance(group, LoggedRim) for v in group]
         roots, bad_roots = load_each(
             _labelled(vendor_roots, "vendor root"),
             lambda item: parse_certificate(item.data).der,
@@ -410,4 +468,5 @@ class Endorsements:
             reviews=reviews,
             vendor_roots=tuple(roots),
             rejected=tuple(rejected),
+            rims=LoggedRims(rims),
         )

@@ -13,11 +13,13 @@
     its VM placements stopped, key release refused.
 ``readmit NODE``
     lift the hold and attest the node afresh: admitted on an affirming EAR, else exit 1.
-``serve [--host H] [--port P] [--control-port P] [--data-port P] [--scan S] [--releases DIR]``
+``serve [--host H] [--port P] [--control-port P] [--data-port P] [--scan S] [--releases DIR]
+[--dashboard DIR]``
     the admission service (HTTPS), the control plane and the data plane (mutual TLS with the
     fleet's credentials), until interrupted; ``--scan`` re-attests the fleet continuously;
     ``POST /v1/rollouts`` rolls a class out to its desired state with the class's releases and
-    those in ``--releases``.
+    those in ``--releases``; ``--dashboard DIR`` also serves the dashboard at ``/dashboard``
+    on the admission port (HTTPS).
 """
 
 from __future__ import annotations
@@ -121,6 +123,13 @@ def register_admission(verbs: Any) -> None:
         default=[],
         type=Path,
         help="a directory of releases rollouts may use (repeatable)",
+    )
+    serve.add_argument(
+        "--dashboard",
+        type=Path,
+        metavar="DIR",
+        help="also serve the dashboard of DIR (docs/dashboard.md) at /dashboard on the "
+        "admission port; it shows this fleet unless DIR names another",
     )
     serve.add_argument("--log-level", default="info", help="debug, info, warning or error")
     serve.add_argument(
@@ -332,12 +341,20 @@ def _serve(args: argparse.Namespace) -> int:
         from ironroot.fleet import LogTriggers
 
         poll = LogTriggers(fleet, args.watch_log).poll
+    mounts = {}
+    if args.dashboard is not None:
+        from ironroot.web import Dashboard, create_dashboard_app
+
+        mounts["/dashboard"] = create_dashboard_app(
+            Dashboard.open(args.dashboard, fleet=fleet.directory)
+        )
     configure_logging(args.log_level, args.log_format)
 
     def started(admission: str, control: str, data: str) -> None:
         print(
             f"fleet {fleet.directory}: admission {admission}, control plane {control}, "
-            f"data plane {data} (CA {authority.directory / 'ca.cert.pem'})",
+            f"data plane {data} (CA {authority.directory / 'ca.cert.pem'})"
+            + (f", dashboard {admission}/dashboard/" if mounts else ""),
             file=sys.stderr,
             flush=True,
         )
@@ -350,5 +367,6 @@ def _serve(args: argparse.Namespace) -> int:
         poll=poll,
         rollout=desired_rollout(fleet, args.releases),
         on_start=started,
+        mounts=mounts,
     )
     return 0

@@ -47,6 +47,7 @@ GROUPS: Final[Mapping[str, tuple[str, str]]] = {
     "rot": ("rot", "silicon root of trust: DICE identities"),
     "spdm": ("spdm", "SPDM devices and verifiers on the spdm-emu wire"),
     "safe": ("safe", "OCP SAFE Short Form Reports: sign, verify, publish, query"),
+    "rim": ("rim", "NVIDIA GPU reference manifests (RIMs): verify, register, appraise"),
     "evidence": ("evidence", "verify attestation evidence offline"),
     "attest": ("attest", "the attestation verifier (EAR results)"),
     "hsm": ("hsm", "the built-in HSM"),
@@ -56,7 +57,9 @@ GROUPS: Final[Mapping[str, tuple[str, str]]] = {
     "audit": ("audit", "a node's audit bundle: export it, verify it offline"),
     "witness": ("witness", "run a C2SP tlog-witness; have a log's checkpoint cosigned"),
     "monitor": ("monitor", "follow transparency logs: consistency, watched statements, forks"),
+    "dashboard": ("dashboard", "the dashboard: fleet, log, reviews, keys and alerts as web pages"),
     "completion": ("completion", "print a shell completion script"),
+    "demo": ("demo", "the datacenter story, then staged attacks refused with their exact errors"),
 }
 
 
@@ -83,7 +86,7 @@ def _selected(argv: Sequence[str]) -> str | None:
     return None
 
 
-_NO_RESULT: Final = frozenset({"serve", "tamper", "completion"})
+_NO_RESULT: Final = frozenset({"serve", "tamper", "completion", "dashboard"})
 """Verbs that print no result (a service runs; the HSM is zeroized): no ``--json`` is added."""
 
 

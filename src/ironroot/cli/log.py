@@ -1,4 +1,5 @@
-"""``ironroot log``: check a transparency log end to end; create and migrate its store.
+"""``ironroot log``: check a transparency log end to end; create and migrate its store;
+export and serve it as static tiles.
 
 ``ironroot log verify DIR|URL [--checkpoint FILE] [--origin ORIGIN] [--key VKEY ...]
 [--receipt-keys FILE ...] [--json]``
@@ -16,8 +17,15 @@
   bundles and tiles are fetched, recomputed and compared; keys and origin come from
   ``/.well-known/transparency-configuration`` unless both ``--key`` and ``--origin`` are given.
 
+* ``DIR`` holding static tiles (a ``checkpoint`` file and ``tile/``, as ``ironroot log
+  export-tiles`` writes them) — checked like a URL, from the files; give ``--origin`` and
+  ``--key`` (static tiles carry no keys). A URL that serves no transparency configuration
+  (a static mirror) needs them too.
+
 ``--checkpoint FILE`` also checks that an earlier signed checkpoint is consistent with the log.
 Exit 0 with a summary; exit 1 with the reason when anything differs or does not verify.
+
+``ironroot log export-tiles`` and ``ironroot log serve-tiles``: see ``cli/_log_tiles.py``.
 
 ``ironroot log migrate [DIR | --dsn URL [--schema NAME]] [--check] [--json]``
 
@@ -39,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from ironroot import log, transparency
+from ironroot.cli import _log_tiles
+from ironroot.cli._log_tiles import identity_of
 from ironroot.cli._main import error_object
 from ironroot.cli._serving import add_client_options, client_tls
 from ironroot.errors import ConfigError, IronrootError
@@ -78,6 +88,7 @@ def register(sub: Any) -> None:
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     add_client_options(verify)
     verify.set_defaults(func=_verify)
+    _log_tiles.register(verbs)
 
     migrate = verbs.add_parser(
         "migrate",
@@ -115,19 +126,24 @@ def _run(args: argparse.Namespace) -> log.LogReport:
     if target.startswith(("http://", "https://")):
         if args.receipt_keys:
             raise ConfigError("--receipt-keys checks a data directory's stored receipts, not a URL")
-        identity = None
-        if verifiers:
-            if args.origin is None:
-                raise ConfigError("--key needs --origin when checking a URL")
-            identity = log.LogIdentity(origin=args.origin, verifiers=verifiers)
+        if verifiers and args.origin is None:
+            raise ConfigError("--key needs --origin when checking a URL")
         with log.HttpLogFetcher(target, verify=client_tls(args)) as fetcher:
+            identity = identity_of(args, lambda: log.fetch_log_identity(fetcher))
             return log.verify_remote_log(fetcher, identity=identity, earlier_checkpoint=earlier)
     data_dir = Path(target)
     if not data_dir.is_dir():
         raise ConfigError(f"{data_dir} is not a directory (or an http(s) URL)")
     store = log.StoreConfig.of_data_dir(data_dir)
     if store.kind == "sqlite" and not log.layout.log_db_path(data_dir).exists():
-        raise ConfigError(f"{data_dir} holds no log ({log.layout.LOG_DB})")
+        if (data_dir / "checkpoint").is_file():  # static tiles (ironroot log export-tiles)
+            if args.receipt_keys:
+                raise ConfigError("--receipt-keys checks a data directory, not static tiles")
+            static = log.DirectoryLogFetcher(data_dir)
+            return log.verify_remote_log(
+                static, identity=identity_of(args, None), earlier_checkpoint=earlier
+            )
+        raise ConfigError(f"{data_dir} holds no log ({log.layout.LOG_DB}) and no checkpoint")
     return log.verify_log_dir(
         data_dir,
         origin=args.origin,

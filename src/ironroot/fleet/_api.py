@@ -68,7 +68,8 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp
 
 from ironroot._fileio import write_atomic
 from ironroot.crypto import Algorithm, PrivateKey, load_certificate, save_signer
@@ -125,8 +126,14 @@ async def _json_body(request: Request) -> dict[str, Any]:
 # --- admission ------------------------------------------------------------------------------
 
 
-def admission_app(authority: AdmissionAuthority, *, clock: Clock = _utc_now) -> Starlette:
-    """The admission service (module docs)."""
+def admission_app(
+    authority: AdmissionAuthority,
+    *,
+    clock: Clock = _utc_now,
+    mounts: Mapping[str, ASGIApp] | None = None,
+) -> Starlette:
+    """The admission service (module docs); ``mounts`` adds apps under path prefixes (the
+    dashboard under ``/dashboard``: ``ironroot fleet serve --dashboard DIR``)."""
 
     async def challenge(request: Request) -> Response:
         body = await _json_body(request)
@@ -155,13 +162,14 @@ def admission_app(authority: AdmissionAuthority, *, clock: Clock = _utc_now) -> 
     async def verifier_key(request: Request) -> Response:
         return Response(authority.verifier_key.to_pem(), media_type="application/x-pem-file")
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/fleet/admission/challenge", guarded(challenge, _log), methods=["POST"]),
         Route("/fleet/admission", guarded(admit, _log, what="admission"), methods=["POST"]),
         Route("/fleet/ca", guarded(ca, _log), methods=["GET"]),
         Route("/fleet/crl", guarded(crl, _log), methods=["GET"]),
         Route("/fleet/verifier-key", guarded(verifier_key, _log), methods=["GET"]),
     ]
+    routes += [Mount(prefix, app=mounted) for prefix, mounted in (mounts or {}).items()]
     info = ServiceInfo(
         "fleet admission",
         "Node admission: challenge, evidence, appraisal, short-lived credentials",
@@ -334,7 +342,8 @@ def server_tls(
 class FleetServers:
     """Admission, control plane and data plane served from background threads (a context
     manager); port 0 picks free loopback ports. ``clock`` is the time the planes and
-    admission judge by (default: the wall clock)."""
+    admission judge by (default: the wall clock); ``mounts`` are apps served under path
+    prefixes of the admission server (:func:`admission_app`)."""
 
     def __init__(
         self,
@@ -345,13 +354,14 @@ class FleetServers:
         clock: Clock = _utc_now,
         limits: ServerLimits | None = None,
         rollout: RolloutTrigger | None = None,
+        mounts: Mapping[str, ASGIApp] | None = None,
     ) -> None:
         self.authority = authority
         plain, mutual = server_tls(authority, hosts=(host,))
         self.ca_file: Path = authority.directory / "ca.cert.pem"
         self._threads = [
             ServerThread(
-                admission_app(authority, clock=clock),
+                admission_app(authority, clock=clock, mounts=mounts),
                 host,
                 ports[0],
                 name="fleet-admission",
@@ -404,13 +414,15 @@ def serve_fleet(
     poll: Callable[[], Iterable[Any]] | None = None,
     rollout: RolloutTrigger | None = None,
     on_start: Callable[[str, str, str], None] | None = None,
+    mounts: Mapping[str, ASGIApp] | None = None,
 ) -> None:
     """Serve admission, the control plane and the data plane until SIGINT/SIGTERM
     (``on_start(admission_url, control_url, data_url)`` once all three listen); with
     ``scan_period`` (seconds), the continuous scanner re-attests the fleet in the background
     (:class:`ironroot.fleet.Scanner` with :func:`ironroot.fleet.scan_attest`); with
     ``poll`` (e.g. :meth:`ironroot.fleet.LogTriggers.poll`), every round also re-attests the
-    nodes the logs' new statements concern; with ``rollout``, ``POST /v1/rollouts`` runs it."""
+    nodes the logs' new statements concern; with ``rollout``, ``POST /v1/rollouts`` runs it;
+    ``mounts`` are apps the admission server serves under path prefixes (the dashboard)."""
     from ironroot.fleet._admission import scan_attest
     from ironroot.fleet._scan import Scanner
 
@@ -438,7 +450,7 @@ def serve_fleet(
     previous = {sig: signal.signal(sig, stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with FleetServers(
-            authority, host=host, ports=ports, limits=limits, rollout=rollout
+            authority, host=host, ports=ports, limits=limits, rollout=rollout, mounts=mounts
         ) as servers:
             if on_start is not None:
                 on_start(servers.admission_url, servers.control_url, servers.data_url)

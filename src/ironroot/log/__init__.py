@@ -4,8 +4,9 @@ Entries are opaque bytes (at most 65,535 each); an entry's id is SHA-256(entry).
 integrates entries in batches, signs a C2SP checkpoint per batch (Ed25519 and/or ML-DSA-44
 note signatures), keeps C2SP tiles, serves proofs from them, and can be checked end to end
 (:func:`verify_log`, :func:`verify_remote_log`). :class:`TileTree` computes nodes, roots,
-proofs and entries of a served log from its tiles. The data-directory layout is in
-:mod:`ironroot.log.layout`.
+proofs and entries of a served log from its tiles. :func:`export_tiles` writes the log as
+static tlog-tiles files (:class:`DirectoryLogFetcher` reads them back; :func:`cache_control`
+says how long each may be cached). The data-directory layout is in :mod:`ironroot.log.layout`.
 
 Stores: :class:`SqliteLogStore` (the embedded default), :class:`PostgresLogStore` (shared by
 several processes and hosts) and :class:`MemoryLogStore`, all behind :class:`LogStore` and
@@ -20,6 +21,7 @@ from ironroot._lazy import lazy_package
 if TYPE_CHECKING:
     from ironroot.log import layout
     from ironroot.log._checkpoint import Checkpoint
+    from ironroot.log._export import ExportReport, export_tiles
     from ironroot.log._http import HttpLogFetcher
     from ironroot.log._log import BatchSigner, Integrated, Log, Ticket
     from ironroot.log._memory import MemoryLogStore
@@ -40,6 +42,15 @@ if TYPE_CHECKING:
     from ironroot.log._open import DSN_ENV, STORE_KEYS, SchemaStatus, StoreConfig, open_store
     from ironroot.log._postgres import PostgresLogStore
     from ironroot.log._sqlite import SqliteLogStore
+    from ironroot.log._static import (
+        CACHE_CHECKPOINT,
+        CACHE_FULL,
+        CACHE_PARTIAL,
+        DirectoryLogFetcher,
+        StoreLogFetcher,
+        cache_control,
+        check_resource_path,
+    )
     from ironroot.log._store import (
         AuditableStore,
         AuditReader,
@@ -81,6 +92,9 @@ if TYPE_CHECKING:
     from ironroot.log.layout import LogIdentity, load_log_identity
 
 __all__ = [
+    "CACHE_CHECKPOINT",
+    "CACHE_FULL",
+    "CACHE_PARTIAL",
     "CONFIG_PATH",
     "DSN_ENV",
     "MAX_ENTRY_SIZE",
@@ -96,6 +110,8 @@ __all__ = [
     "BatchSigner",
     "BatchVerifier",
     "Checkpoint",
+    "DirectoryLogFetcher",
+    "ExportReport",
     "HttpLogFetcher",
     "Integrated",
     "Log",
@@ -114,15 +130,19 @@ __all__ = [
     "SqliteLogStore",
     "StoreBatch",
     "StoreConfig",
+    "StoreLogFetcher",
     "StoreView",
     "Ticket",
     "TileAddress",
     "TileTree",
     "TreeState",
+    "cache_control",
     "check_batch",
+    "check_resource_path",
     "encode_entry_bundle",
     "entry_bundle_path",
     "entry_bundles_for_size",
+    "export_tiles",
     "fetch_log_identity",
     "layout",
     "load_log_identity",

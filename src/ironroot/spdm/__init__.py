@@ -1,4 +1,5 @@
-"""SPDM 1.2 / 1.3 (DMTF DSP0274): messages, certificate chains, measurements, signatures.
+"""SPDM 1.2 / 1.3 (DMTF DSP0274): messages, certificate chains, measurements, signatures;
+and recorded SPDM 1.0 / 1.1 measurement reports.
 
 The subset a verifier needs to attest a device: VCA (GET_VERSION, GET_CAPABILITIES,
 NEGOTIATE_ALGORITHMS), GET_DIGESTS, GET_CERTIFICATE, CHALLENGE, GET_MEASUREMENTS and ERROR, each
@@ -7,6 +8,10 @@ format and its verification to a root; DMTF measurement blocks (unknown value ty
 :class:`UnknownMeasurementBlock`); the 1.2+ signing contexts over the M1/M2 and L1/L2
 transcripts; a :class:`Responder` (a simulated device) and a :class:`Requester` that drives a
 connection over any ``send(bytes) -> bytes`` transport and verifies what it gets.
+
+:class:`MeasurementReport` / :func:`verify_measurement_report` decode and verify a recorded
+SPDM 1.0/1.1 GET_MEASUREMENTS exchange (request ‖ signed response, no VCA, no signing
+context), as NVIDIA Hopper GPUs produce.
 
 :class:`SpdmEmuClient` and :func:`serve_spdm_emu` carry the messages over the socket framing of
 DMTF's ``spdm-emu`` emulators (MCTP or PCI DOE bindings), so both ends interoperate with libspdm.
@@ -79,6 +84,12 @@ if TYPE_CHECKING:
         Version,
         VersionNumber,
     )
+    from ironroot.spdm._report import (
+        REPORT_VERSIONS,
+        MeasurementReport,
+        check_report_signature,
+        verify_measurement_report,
+    )
     from ironroot.spdm._requester import AttestationResult, Connection, Requester, Transport
     from ironroot.spdm._responder import Responder
     from ironroot.spdm._signing import (
@@ -108,6 +119,7 @@ __all__ = [
     "NONCE_SIZE",
     "OPERATION_ALL",
     "OPERATION_TOTAL_NUMBER",
+    "REPORT_VERSIONS",
     "REQUESTER_CONTEXT_SIZE",
     "SPDM_EVIDENCE_FORMAT",
     "AlgStructure",
@@ -137,6 +149,7 @@ __all__ = [
     "GetVersion",
     "MeasurementBlock",
     "MeasurementHashAlgo",
+    "MeasurementReport",
     "MeasurementSummaryHashType",
     "MeasurementValueType",
     "Measurements",
@@ -159,6 +172,7 @@ __all__ = [
     "VersionNumber",
     "challenge_auth_signing_message",
     "check_device_leaf",
+    "check_report_signature",
     "combined_spdm_prefix",
     "decode_measurement_record",
     "decode_opaque_data",
@@ -171,6 +185,7 @@ __all__ = [
     "measurement_summary_hash",
     "serve_spdm_emu",
     "verify_certificate_chain",
+    "verify_measurement_report",
     "verify_spdm_evidence",
 ]
 

@@ -54,6 +54,9 @@ class SpdmVersion(enum.IntEnum):
 
 # Versions this package negotiates; GET_VERSION / VERSION always travel as 1.0.
 NEGOTIABLE: Final = frozenset({SpdmVersion.V1_2, SpdmVersion.V1_3})
+# Versions whose GET_MEASUREMENTS / MEASUREMENTS this package decodes: 1.0 and 1.1 only as
+# recorded exchanges (MeasurementReport), never in a live session.
+MEASUREMENT_VERSIONS: Final = frozenset(SpdmVersion)
 
 
 class RequestResponseCode(enum.IntEnum):
@@ -221,6 +224,13 @@ class MeasurementValueType(enum.IntEnum):
 RAW_BIT_STREAM: Final = 0x80
 VALUE_TYPE_MASK: Final = 0x7F
 # Value types first defined in SPDM 1.3: a 1.2 message carrying one is malformed.
+TYPES_SINCE_1_2: Final = frozenset(
+    {
+        MeasurementValueType.DEVICE_MODE,
+        MeasurementValueType.VERSION,
+        MeasurementValueType.SECURE_VERSION_NUMBER,
+    }
+)
 TYPES_SINCE_1_3: Final = frozenset(
     {
         MeasurementValueType.HASH_EXTEND_MEASUREMENT,

@@ -12,9 +12,10 @@ where bit 7 of the value type says the value is the raw bit stream (else a diges
 the negotiated MeasurementHashAlgo) and bits 6..0 say what was measured. A DeviceMode raw value
 is four 32-bit fields; a SecureVersionNumber raw value is a 64-bit integer.
 
-A value type the negotiated version reserves (8..10 under SPDM 1.2, 11 and above under 1.3)
-still arrives signed: it decodes as an :class:`UnknownMeasurementBlock` that keeps its type
-number, raw flag and value bytes untouched for policy to judge. Nothing about it is
+A value type the negotiated version reserves (5 and above under SPDM 1.0/1.1, 8..10 under
+1.2, 11 and above under 1.3) still arrives signed: it decodes as an
+:class:`UnknownMeasurementBlock` that keeps its type number, raw flag and value bytes
+untouched for policy to judge. Nothing about it is
 interpreted (not even the digest size), and the response that carries it is not rejected.
 
 General opaque data (OpaqueDataFmt1, SPDM 1.2)::
@@ -25,14 +26,16 @@ General opaque data (OpaqueDataFmt1, SPDM 1.2)::
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
-from typing import ClassVar, TypeAlias
+from typing import ClassVar, Final, NoReturn, TypeAlias
 
 from ironroot.errors import MalformedSpdm
 from ironroot.spdm._codec import Reader, u16, u32
 from ironroot.spdm._constants import (
     MEASUREMENT_SPECIFICATION_DMTF,
     RAW_BIT_STREAM,
+    TYPES_SINCE_1_2,
     TYPES_SINCE_1_3,
     VALUE_TYPE_MASK,
     MeasurementHashAlgo,
@@ -57,6 +60,14 @@ _DMTF_HEADER = 3  # value type (1) + value size (2)
 _MAX_VALUE = 0xFFFF - _DMTF_HEADER  # MeasurementSize is two bytes
 _DEVICE_MODE_SIZE = 16
 _SVN_SIZE = 8
+_RAW_SIZES: Final = {
+    MeasurementValueType.DEVICE_MODE: _DEVICE_MODE_SIZE,
+    MeasurementValueType.SECURE_VERSION_NUMBER: _SVN_SIZE,
+}
+_RAW_NAMES: Final = {
+    MeasurementValueType.DEVICE_MODE: "DeviceMode",
+    MeasurementValueType.SECURE_VERSION_NUMBER: "SecureVersionNumber",
+}
 _MAX_REGISTRY_ID = 0x0B  # DMTF_DSP, the last registry SPDM 1.3 defines
 
 
@@ -111,17 +122,17 @@ class MeasurementBlock:
     raw: bool = False
 
     def __post_init__(self) -> None:
-        _check_index(self.index)
+        # Written for speed (a GPU answer holds 64 blocks): one pass, the common case first.
+        index, value = self.index, self.value
+        if type(index) is not int or not 1 <= index <= 0xFE:
+            _check_index(index)
         if not isinstance(self.value_type, MeasurementValueType):
             raise MalformedSpdm("measurement value type must be a MeasurementValueType")
-        if not isinstance(self.value, bytes) or len(self.value) > _MAX_VALUE:
+        if not isinstance(value, bytes) or len(value) > _MAX_VALUE:
             raise MalformedSpdm(f"measurement value must be bytes of at most {_MAX_VALUE}")
-        device_mode = self.value_type == MeasurementValueType.DEVICE_MODE
-        if self.raw and device_mode and len(self.value) != _DEVICE_MODE_SIZE:
-            raise MalformedSpdm("a raw DeviceMode measurement is 16 bytes")
-        svn = self.value_type == MeasurementValueType.SECURE_VERSION_NUMBER
-        if self.raw and svn and len(self.value) != _SVN_SIZE:
-            raise MalformedSpdm("a raw SecureVersionNumber measurement is 8 bytes")
+        size = _RAW_SIZES.get(self.value_type) if self.raw else None
+        if size is not None and len(value) != size:
+            raise MalformedSpdm(f"a raw {_RAW_NAMES[self.value_type]} measurement is {size} bytes")
 
     known: ClassVar[bool] = True
 
@@ -219,6 +230,8 @@ def known_value_type(number: int, version: SpdmVersion) -> MeasurementValueType 
         return None
     if value_type in TYPES_SINCE_1_3 and version < SpdmVersion.V1_3:
         return None
+    if value_type in TYPES_SINCE_1_2 and version < SpdmVersion.V1_2:
+        return None
     return value_type
 
 
@@ -242,24 +255,41 @@ def decode_measurement_record(
     digest_size: int | None = -1
     if measurement_hash_algo is not None:
         digest_size = measurement_hash_size(measurement_hash_algo)
-    r = Reader(record, "MeasurementRecord")
+    if not isinstance(record, bytes | bytearray | memoryview):
+        raise MalformedSpdm(f"MeasurementRecord: expected bytes, got {type(record).__name__}")
+    record = bytes(record)
+    # One struct read per block, not a field-by-field reader: a GPU answers with 64 blocks
+    # and this loop is on the verifier's hot path. Same checks, same messages.
+    total = len(record)
+    pos = 0
     blocks: list[AnyMeasurementBlock] = []
     seen: set[int] = set()
+    types = _VALUE_TYPES[version]
     for i in range(count):
-        index = r.u8(f"block {i} Index")
-        spec = r.u8(f"block {i} MeasurementSpecification")
-        size = r.u16(f"block {i} MeasurementSize")
-        body = Reader(r.take(size, f"block {i} Measurement"), f"measurement block {index}")
+        if pos + _BLOCK_HEAD.size > total:
+            _truncated_block(record, pos, i)
+        index, spec, size = _BLOCK_HEAD.unpack_from(record, pos)
+        pos += _BLOCK_HEAD.size
+        if pos + size > total:
+            raise MalformedSpdm(
+                f"MeasurementRecord: truncated at block {i} Measurement "
+                f"(needs {size} bytes, {total - pos} left)"
+            )
+        end = pos + size
+        if size < _DMTF_HEADER:
+            _short_measurement(index, size)
+        type_byte, value_size = _DMTF_HEAD.unpack_from(record, pos)
+        if value_size != size - _DMTF_HEADER:
+            _value_size_mismatch(index, size, value_size)
+        value = record[pos + _DMTF_HEADER : end]
+        pos = end
         if spec != MEASUREMENT_SPECIFICATION_DMTF:
             raise MalformedSpdm(f"measurement block {index}: specification {spec:#x} is not DMTF")
-        type_byte = body.u8("DMTFSpecMeasurementValueType")
-        value = body.take(body.u16("DMTFSpecMeasurementValueSize"), "DMTFSpecMeasurementValue")
-        body.end()
         if index in seen:
             raise MalformedSpdm(f"measurement index {index} appears twice")
         seen.add(index)
         raw = bool(type_byte & RAW_BIT_STREAM)
-        value_type = known_value_type(type_byte & VALUE_TYPE_MASK, version)
+        value_type = types.get(type_byte & VALUE_TYPE_MASK)
         if value_type is None:
             blocks.append(UnknownMeasurementBlock(index, type_byte & VALUE_TYPE_MASK, value, raw))
             continue
@@ -271,8 +301,52 @@ def decode_measurement_record(
                     f"measurement block {index}: digest is {len(value)} bytes, not {digest_size}"
                 )
         blocks.append(MeasurementBlock(index, value_type, value, raw))
-    r.end()
+    if pos != total:
+        raise MalformedSpdm(f"MeasurementRecord: {total - pos} unexpected trailing bytes")
     return tuple(blocks)
+
+
+_BLOCK_HEAD: Final = struct.Struct("<BBH")  # Index, MeasurementSpecification, MeasurementSize
+_DMTF_HEAD: Final = struct.Struct("<BH")  # DMTFSpecMeasurementValueType, ...ValueSize
+_VALUE_TYPES: Final[dict[SpdmVersion, dict[int, MeasurementValueType]]] = {
+    version: {
+        int(t): t for t in MeasurementValueType if known_value_type(int(t), version) is not None
+    }
+    for version in SpdmVersion
+}
+
+
+def _short_measurement(index: int, size: int) -> NoReturn:
+    what = f"measurement block {index}"
+    if size == 0:
+        raise MalformedSpdm(
+            f"{what}: truncated at DMTFSpecMeasurementValueType (needs 1 bytes, 0 left)"
+        )
+    raise MalformedSpdm(
+        f"{what}: truncated at DMTFSpecMeasurementValueSize (needs 2 bytes, {size - 1} left)"
+    )
+
+
+def _value_size_mismatch(index: int, size: int, value_size: int) -> NoReturn:
+    what = f"measurement block {index}"
+    room = size - _DMTF_HEADER
+    if value_size > room:
+        raise MalformedSpdm(
+            f"{what}: truncated at DMTFSpecMeasurementValue (needs {value_size} bytes, {room} left)"
+        )
+    raise MalformedSpdm(f"{what}: {room - value_size} unexpected trailing bytes")
+
+
+def _truncated_block(record: bytes, pos: int, i: int) -> NoReturn:
+    fields = (("Index", 1), ("MeasurementSpecification", 1), ("MeasurementSize", 2))
+    for name, width in fields:
+        if pos + width > len(record):
+            raise MalformedSpdm(
+                f"MeasurementRecord: truncated at block {i} {name} "
+                f"(needs {width} bytes, {len(record) - pos} left)"
+            )
+        pos += width
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # --- general opaque data (OpaqueDataFmt1) ---------------------------------------------------

@@ -25,6 +25,11 @@ DMTF libspdm's ``spdm.h``):
 - MEASUREMENTS (Param1 = total count for operation 0, Param2 = slot id | content changed)
   ``NumberOfBlocks(1) MeasurementRecordLength(3) MeasurementRecord Nonce(32)
   OpaqueDataLength(2) OpaqueData [RequesterContext(8) in 1.3] Signature``.
+- GET_MEASUREMENTS and MEASUREMENTS also decode at SPDM 1.0 and 1.1 when asked to
+  (``versions=``), for recorded exchanges (:mod:`._report`): there the only attribute is
+  SignatureRequested (RawBitStreamRequested is 1.2), 1.0 has no SlotIDParam and its
+  MEASUREMENTS Param2 is reserved, 1.1 carries the slot id in Param2 bits 3..0 with bits
+  7..4 reserved (ContentChanged is 1.2).
 - CHALLENGE (Param1 = slot id, 0xFF for a provisioned public key; Param2 = measurement
   summary hash type 0 / 1 / 0xFF) ``Nonce(32) [RequesterContext(8) in 1.3]``.
 - CHALLENGE_AUTH (Param1 = slot id | BasicMutAuthReq bit 7, Param2 = slot mask)
@@ -47,6 +52,7 @@ from ironroot.spdm._codec import Reader, u16, u24, u32
 from ironroot.spdm._constants import (
     MAX_OPAQUE_DATA_SIZE,
     MEAS_CAP_MASK,
+    MEASUREMENT_VERSIONS,
     MIN_DATA_TRANSFER_SIZE,
     MULTI_KEY_CONN,
     NEGOTIABLE,
@@ -791,7 +797,7 @@ class GetMeasurements:
 
     def __post_init__(self) -> None:
         what = "GET_MEASUREMENTS"
-        _version(self.version, NEGOTIABLE, what)
+        _version(self.version, MEASUREMENT_VERSIONS, what)
         _uint(self.operation, 8, f"{what} operation")
         if self.signature_requested:
             if not isinstance(self.nonce, bytes) or len(self.nonce) != NONCE_SIZE:
@@ -799,8 +805,12 @@ class GetMeasurements:
             _uint(self.slot_id, 4, f"{what} SlotID")
             if self.slot_id > _MAX_SLOT and self.slot_id != SLOT_ID_PUBLIC_KEY:
                 raise MalformedSpdm(f"{what}: SlotID {self.slot_id} is neither 0..7 nor 0xF")
+            if self.slot_id != 0 and self.version == SpdmVersion.V1_0:
+                raise MalformedSpdm(f"{what}: SPDM 1.0 has no SlotIDParam")
         elif self.nonce is not None or self.slot_id != 0:
             raise MalformedSpdm(f"{what}: nonce and SlotID exist only in signed requests")
+        if self.raw_bit_stream_requested and self.version < SpdmVersion.V1_2:
+            raise MalformedSpdm(f"{what}: RawBitStreamRequested needs SPDM 1.2")
         if self.new_measurement_requested and self.version < SpdmVersion.V1_3:
             raise MalformedSpdm(f"{what}: NewMeasurementRequested needs SPDM 1.3")
         _check_context(self.version, self.requester_context, what)
@@ -817,15 +827,22 @@ class GetMeasurements:
         out = _header(self.version, self.CODE, self.attributes, self.operation)
         if self.signature_requested:
             assert self.nonce is not None
-            out += self.nonce + bytes([self.slot_id])
+            out += self.nonce
+            if self.version >= SpdmVersion.V1_1:
+                out += bytes([self.slot_id])
         if self.requester_context is not None:
             out += self.requester_context
         return out
 
     @classmethod
-    def decode(cls, data: bytes) -> GetMeasurements:
-        version, attributes, operation, r = _open(data, cls.CODE, NEGOTIABLE)
-        known = ATTR_GENERATE_SIGNATURE | ATTR_RAW_BIT_STREAM_REQUESTED
+    def decode(
+        cls, data: bytes, *, versions: frozenset[SpdmVersion] = NEGOTIABLE
+    ) -> GetMeasurements:
+        """Parse; ``versions`` (default 1.2 and 1.3) may add 1.0/1.1 for recorded reports."""
+        version, attributes, operation, r = _open(data, cls.CODE, versions & MEASUREMENT_VERSIONS)
+        known = ATTR_GENERATE_SIGNATURE
+        if version >= SpdmVersion.V1_2:
+            known |= ATTR_RAW_BIT_STREAM_REQUESTED
         if version >= SpdmVersion.V1_3:
             known |= ATTR_NEW_MEASUREMENT_REQUESTED
         if attributes & ~known:
@@ -835,7 +852,7 @@ class GetMeasurements:
         slot_id = 0
         if signed:
             nonce = r.take(NONCE_SIZE, "Nonce")
-            slot_param = r.u8("SlotIDParam")
+            slot_param = r.u8("SlotIDParam") if version >= SpdmVersion.V1_1 else 0
             if slot_param & 0xF0:
                 raise MalformedSpdm("GET_MEASUREMENTS: reserved SlotIDParam bits are set")
             slot_id = slot_param
@@ -853,6 +870,16 @@ class GetMeasurements:
             bool(attributes & ATTR_NEW_MEASUREMENT_REQUESTED),
             context,
         )
+
+
+# MEASUREMENTS Param2: 1.0 reserves all of it, 1.1 has the slot id (bits 3..0), 1.2 adds
+# ContentChanged (bits 5..4).
+_MEASUREMENTS_PARAM2_RESERVED: Final = {
+    SpdmVersion.V1_0: 0xFF,
+    SpdmVersion.V1_1: 0xF0,
+    SpdmVersion.V1_2: 0xC0,
+    SpdmVersion.V1_3: 0xC0,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -876,7 +903,7 @@ class Measurements:
 
     def __post_init__(self) -> None:
         what = "MEASUREMENTS"
-        _version(self.version, NEGOTIABLE, what)
+        _version(self.version, MEASUREMENT_VERSIONS, what)
         if len(self.blocks) > 0xFF or not all(
             isinstance(b, (MeasurementBlock, UnknownMeasurementBlock)) for b in self.blocks
         ):
@@ -893,7 +920,12 @@ class Measurements:
         _uint(self.content_changed, 2, f"{what} ContentChanged")
         if self.content_changed == 3:
             raise MalformedSpdm(f"{what}: ContentChanged value 3 is reserved")
-        if len(encode_measurement_record(self.blocks)) > 0xFFFFFF:
+        if self.content_changed and self.version < SpdmVersion.V1_2:
+            raise MalformedSpdm(f"{what}: ContentChanged needs SPDM 1.2")
+        if self.slot_id and self.version == SpdmVersion.V1_0:
+            raise MalformedSpdm(f"{what}: SPDM 1.0 carries no SlotID")
+        # Each block is Index, Specification, MeasurementSize, value type and size: 7 bytes.
+        if sum(len(block.value) + 7 for block in self.blocks) > 0xFFFFFF:
             raise MalformedSpdm(f"{what}: measurement record longer than 2**24 - 1")
 
     def encode_unsigned(self) -> bytes:
@@ -927,10 +959,12 @@ class Measurements:
         *,
         signature_size: int,
         measurement_hash_algo: MeasurementHashAlgo | None = None,
+        versions: frozenset[SpdmVersion] = NEGOTIABLE,
     ) -> Measurements:
-        """Parse; ``signature_size`` is 0 for an unsigned response."""
-        version, p1, p2, r = _open(data, cls.CODE, NEGOTIABLE)
-        if p2 & 0xC0:
+        """Parse; ``signature_size`` is 0 for an unsigned response; ``versions`` (default 1.2
+        and 1.3) may add 1.0/1.1 for recorded reports."""
+        version, p1, p2, r = _open(data, cls.CODE, versions & MEASUREMENT_VERSIONS)
+        if p2 & _MEASUREMENTS_PARAM2_RESERVED[version]:
             raise MalformedSpdm("MEASUREMENTS: reserved Param2 bits are set")
         count = r.u8("NumberOfBlocks")
         record = r.take(r.u24("MeasurementRecordLength"), "MeasurementRecord")

@@ -1,4 +1,4 @@
-"""SPDM 1.2+ signatures: the signing contexts and the transcripts they cover.
+"""SPDM signatures: the 1.2+ signing contexts and the transcripts they cover.
 
 From SPDM 1.2 (DSP0274 "Signature generation") a signer signs ``combined_spdm_prefix ‖
 Hash(M)`` with the negotiated BaseAsymAlgo, whose ECDSA hashes that message again with the
@@ -13,6 +13,13 @@ For MEASUREMENTS, M is L1/L2: the VCA messages (GET_VERSION, VERSION, GET_CAPABI
 CAPABILITIES, NEGOTIATE_ALGORITHMS, ALGORITHMS, as sent) followed by every GET_MEASUREMENTS
 request and MEASUREMENTS response since L1/L2 was last reset, the last response without its
 signature. Any request other than GET_MEASUREMENTS resets it, and so does a signed response.
+
+SPDM 1.0 and 1.1 have no signing context: the responder signs L1/L2 itself (the base
+asymmetric algorithm hashes it with the base hash), and L1/L2 is only the GET_MEASUREMENTS
+requests and MEASUREMENTS responses since the last reset, the last without its signature
+(no VCA messages: DSP0274 1.1 "Measurement signature", and DMTF libspdm's "standard
+measurement report"). :func:`measurement_signing_message` returns that transcript unchanged
+for those versions.
 
 For CHALLENGE_AUTH, M is M1/M2 = A ‖ B ‖ C: A the VCA messages; B the GET_DIGESTS, DIGESTS,
 GET_CERTIFICATE and CERTIFICATE messages (GET_DIGESTS starts B over; each certificate portion
@@ -59,7 +66,10 @@ def combined_spdm_prefix(version: SpdmVersion, context: bytes) -> bytes:
 def measurement_signing_message(
     version: SpdmVersion, hash_algo: BaseHashAlgo, transcript: bytes
 ) -> bytes:
-    """What the responder's key signs for MEASUREMENTS: prefix ‖ Hash(L1/L2)."""
+    """What the responder's key signs for MEASUREMENTS: prefix ‖ Hash(L1/L2) from SPDM 1.2,
+    L1/L2 itself under 1.0 and 1.1."""
+    if version < SpdmVersion.V1_2:
+        return transcript
     return combined_spdm_prefix(version, MEASUREMENTS_SIGNING_CONTEXT) + base_hash(
         hash_algo, transcript
     )

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     )
     from ironroot.transparency._server import ServiceThread, serve
     from ironroot.transparency._service import TransparencyService
+    from ironroot.transparency._tiles_app import create_tiles_app
     from ironroot.transparency._witnessed import (
         WitnessedStatement,
         receipt_tree,
@@ -45,6 +46,7 @@ __all__ = [
     "WitnessEndpoint",
     "WitnessedStatement",
     "create_app",
+    "create_tiles_app",
     "init_data_dir",
     "load_config",
     "load_receipt_keys",

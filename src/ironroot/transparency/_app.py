@@ -33,7 +33,8 @@ from ironroot.http import (
     read_body,
     wants_json,
 )
-from ironroot.log import parse_tile_path
+from ironroot.log import cache_control, parse_tile_path
+from ironroot.transparency._cts import cts_routes
 from ironroot.transparency._openapi import OPENAPI
 from ironroot.transparency._registrar import LocalRegistrar, Registrar
 from ironroot.transparency._service import TransparencyService
@@ -232,7 +233,7 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
             data = service.log.read_entry_bundle(address.index, address.width)
         else:
             data = service.log.read_tile(address.level, address.index, address.width)
-        headers = _IMMUTABLE if address.width is not None or len(data) else _NO_CACHE
+        headers = {"Cache-Control": cache_control(address.path)}  # full: immutable; partial: 60 s
         return Response(data, 200, media_type="application/octet-stream", headers=headers)
 
     async def openapi(request: Request) -> Response:
@@ -257,4 +258,6 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
         Route("/tile/{path:path}", _guard(tile), methods=["GET"]),
         Route("/openapi.json", _guard(openapi), methods=["GET"]),
     ]
+    if config.cts_prefix:  # the Microsoft CTS API, for pyscitt and other CTS clients
+        routes += cts_routes(service, config.cts_prefix, check_token, _guard)
     return problem_app(routes, info)

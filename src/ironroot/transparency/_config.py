@@ -23,10 +23,11 @@ from cryptography import x509
 
 from ironroot._fileio import load_each, warn_if_exposed, write_atomic
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey, load_certificates
-from ironroot.errors import ConfigError, IronrootError
+from ironroot.errors import ConfigError, IronrootError, MalformedInput
 from ironroot.http import ServerLimits
 from ironroot.log import STORE_KEYS, StoreConfig
 from ironroot.log.layout import CONFIG_FILE, checkpoint_key_path
+from ironroot.transparency._cts import check_cts_prefix
 from ironroot.witness import CosignatureVerifier, WitnessPolicy
 
 __all__ = [
@@ -109,6 +110,8 @@ class TransparencyConfig:
     """How many of them must cosign before a checkpoint is published (0: no witnessing)."""
     witness_timeout: float = 10.0
     witness_ca: Path | None = None
+    cts_prefix: str = ""
+    """``[transparency] cts_prefix``: where the Microsoft CTS API is served ("": nowhere)."""
     store: StoreConfig = field(default_factory=StoreConfig)
     """``[log] store``: where the log lives (SQLite in the data directory by default)."""
 
@@ -154,6 +157,7 @@ registration_wait = 2.0   # seconds POST /entries waits for integration before a
 max_batch = 4096          # most entries integrated under one root and one signature
 batch_linger = 0.002      # seconds the sequencer waits for more entries to share a batch
 max_pending = 65536       # entries waiting for integration before POST /entries answers 503
+# cts_prefix = "/cts"     # also serve the Microsoft CTS API (pyscitt) under this path
 
 # [[transparency.issuers]]
 # iss = "https://vendor.example"
@@ -252,6 +256,7 @@ _SECTIONS: Final = {
         "max_batch",
         "batch_linger",
         "max_pending",
+        "cts_prefix",
     },
     "log": {
         "origin",
@@ -424,6 +429,11 @@ def load_config(data_dir: Path) -> TransparencyConfig:
     if not 1 <= max_pending <= 10_000_000:
         raise ConfigError("transparency.max_pending must be between 1 and 10000000")
     policy = _get(tr, "policy", str, "", "transparency").strip()
+    cts_prefix = _get(tr, "cts_prefix", str, "", "transparency")
+    try:
+        check_cts_prefix(cts_prefix)
+    except MalformedInput as exc:
+        raise ConfigError(f"transparency.cts_prefix: {exc.detail}") from exc
     rejected: list[str] = []
     issuers = _load_issuers(data_dir, tr.get("issuers", []), rejected)
     roots = _load_roots(data_dir, _str_list(tr, "x509_roots", [], "transparency"), rejected)
@@ -484,6 +494,7 @@ def load_config(data_dir: Path) -> TransparencyConfig:
         witness_quorum=quorum,
         witness_timeout=witness_timeout,
         witness_ca=witness_ca,
+        cts_prefix=cts_prefix,
         store=store,
     )
 

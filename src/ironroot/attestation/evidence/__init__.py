@@ -2,13 +2,14 @@
 
 Pure functions of bytes, certificates and ``now``: :func:`verify_snp_report`,
 :func:`verify_azure_hcl_report`, :func:`verify_tdx_quote`, :func:`verify_rot_quote` (this
-project's RoT quotes) and :func:`verify_spdm` (recorded SPDM sessions) return an
+project's RoT quotes), :func:`verify_spdm` (recorded SPDM sessions) and
+:func:`verify_nvidia_gpu` (NVIDIA GPU reports, typed as :class:`GpuEvidence`) return an
 :class:`EvidenceClaims` or raise a typed error from :mod:`ironroot.errors`.
 :data:`EVIDENCE_FORMATS` is the one table of formats (detection, parsing, verification, nonce
 binding, pinned roots, default policy, cache); :func:`verify_evidence` goes through it and
-records every check that ran (:class:`CheckLog`). The AMD and Intel roots are built in and
-pinned. Intel's TDX collateral (:class:`TdxCollateral`: TCB Info, QE Identity, CRLs) gives a
-TDX quote its TCB status; CRLs and collateral past their ``nextUpdate`` are refused
+records every check that ran (:class:`CheckLog`). The AMD, Intel and NVIDIA roots are built
+in and pinned. Intel's TDX collateral (:class:`TdxCollateral`: TCB Info, QE Identity, CRLs)
+gives a TDX quote its TCB status; CRLs and collateral past their ``nextUpdate`` are refused
 (``CollateralExpired``) unless the caller allows stale collateral.
 """
 
@@ -34,12 +35,27 @@ if TYPE_CHECKING:
         parse_evidence,
         verify_evidence,
     )
+    from ironroot.attestation.evidence._nvidia import (
+        NVIDIA_GPU_FORMAT,
+        NVIDIA_OPAQUE_TYPES,
+        GpuChainCache,
+        GpuEvidence,
+        GpuOpaqueField,
+        VerifiedGpuChain,
+        gpu_claims,
+        parse_nvidia_gpu,
+        parse_nvidia_opaque_data,
+        verify_gpu_chain,
+        verify_nvidia_gpu,
+    )
     from ironroot.attestation.evidence._revocation import StaleCollateral
     from ironroot.attestation.evidence._roots import (
         AMD_ROOT_FINGERPRINTS,
         INTEL_SGX_ROOT_FINGERPRINT,
+        NVIDIA_DEVICE_ROOT_FINGERPRINT,
         SnpTrustAnchor,
         builtin_intel_root,
+        builtin_nvidia_root,
         builtin_snp_anchors,
     )
     from ironroot.attestation.evidence._rot import (
@@ -110,6 +126,9 @@ __all__ = [
     "AMD_ROOT_FINGERPRINTS",
     "EVIDENCE_FORMATS",
     "INTEL_SGX_ROOT_FINGERPRINT",
+    "NVIDIA_DEVICE_ROOT_FINGERPRINT",
+    "NVIDIA_GPU_FORMAT",
+    "NVIDIA_OPAQUE_TYPES",
     "ROT_QUOTE_FORMAT",
     "SNP_REPORT_SIZE",
     "SPDM_FORMAT",
@@ -121,6 +140,9 @@ __all__ = [
     "EvidenceClaims",
     "EvidenceFormat",
     "FormatPolicy",
+    "GpuChainCache",
+    "GpuEvidence",
+    "GpuOpaqueField",
     "NonceBinding",
     "NotChecked",
     "PckExtensions",
@@ -146,8 +168,10 @@ __all__ = [
     "TdxQuoteHeader",
     "TdxReportBody",
     "TdxTcbStatus",
+    "VerifiedGpuChain",
     "VerifyOptions",
     "builtin_intel_root",
+    "builtin_nvidia_root",
     "builtin_snp_anchors",
     "check_binding",
     "check_qe_identity",
@@ -157,11 +181,14 @@ __all__ = [
     "detect_format",
     "evaluate_tdx_tcb",
     "format_row",
+    "gpu_claims",
     "load_certificates",
     "load_crls",
     "load_tdx_collateral",
     "parse_azure_hcl_report",
     "parse_evidence",
+    "parse_nvidia_gpu",
+    "parse_nvidia_opaque_data",
     "parse_pck_extensions",
     "parse_qe_identity",
     "parse_rot_quote",
@@ -174,6 +201,8 @@ __all__ = [
     "split_tdx_quote",
     "verify_azure_hcl_report",
     "verify_evidence",
+    "verify_gpu_chain",
+    "verify_nvidia_gpu",
     "verify_rot_quote",
     "verify_snp_chain",
     "verify_snp_report",

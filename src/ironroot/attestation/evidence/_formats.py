@@ -54,7 +54,17 @@ from typing import Any, Final, Literal
 from cryptography import x509
 
 from ironroot.attestation.evidence._claims import CheckLog, EvidenceClaims, json_ready
-from ironroot.attestation.evidence._roots import AMD_ROOT_FINGERPRINTS, INTEL_SGX_ROOT_FINGERPRINT
+from ironroot.attestation.evidence._nvidia import (
+    NVIDIA_GPU_FORMAT,
+    GpuChainCache,
+    parse_nvidia_gpu,
+    verify_nvidia_gpu,
+)
+from ironroot.attestation.evidence._roots import (
+    AMD_ROOT_FINGERPRINTS,
+    INTEL_SGX_ROOT_FINGERPRINT,
+    NVIDIA_DEVICE_ROOT_FINGERPRINT,
+)
 from ironroot.attestation.evidence._rot import (
     ROT_QUOTE_FORMAT,
     RotChainCache,
@@ -282,6 +292,15 @@ def _is_spdm(data: bytes) -> bool:
     return data[:1] == b"\xa5" and _SPDM_MARKER in data
 
 
+def _is_nvidia_gpu(data: bytes) -> bool:
+    # A signed SPDM 1.0/1.1 GET_MEASUREMENTS (nonce, and a slot byte from 1.1) and then a
+    # MEASUREMENTS of the same version.
+    if len(data) < 8 or data[0] not in (0x10, 0x11) or data[1] != 0xE0 or not data[2] & 1:
+        return False
+    request = 36 if data[0] == 0x10 else 37
+    return len(data) > request + 1 and data[request : request + 2] == bytes([data[0], 0x60])
+
+
 def _is_hcl(data: bytes) -> bool:
     return data.startswith(b"HCLA")
 
@@ -355,6 +374,17 @@ def _verify_spdm(data: bytes, options: VerifyOptions, log: CheckLog) -> Evidence
             roots=(*options.roots, *options.certificates),
             now=options.now,
         )
+
+
+def _verify_nvidia_gpu(data: bytes, options: VerifyOptions, log: CheckLog) -> EvidenceClaims:
+    _required_nonce(options, "NVIDIA GPU evidence", log)
+    return verify_nvidia_gpu(
+        data,
+        options.certificates,
+        now=options.now,
+        cache=_cache(options, NVIDIA_GPU_FORMAT),
+        checks=log,
+    )
 
 
 def _crls(options: VerifyOptions) -> list[x509.CertificateRevocationList]:
@@ -449,6 +479,22 @@ def _rows() -> tuple[EvidenceFormat, ...]:
             ),
             roots=(),
             policy=FormatPolicy(),
+        ),
+        EvidenceFormat(
+            name=NVIDIA_GPU_FORMAT,
+            description="NVIDIA GPU (Hopper): signed SPDM 1.1 GET_MEASUREMENTS exchange, "
+            "with its certificate chain (--cert)",
+            detect=_is_nvidia_gpu,
+            parse=parse_nvidia_gpu,
+            verify=_verify_nvidia_gpu,
+            binding=NonceBinding(
+                "exact",
+                keyed=False,
+                description="the signed GET_MEASUREMENTS carries the 32-byte nonce",
+            ),
+            roots=(PinnedRoot("NVIDIA Device Identity CA", NVIDIA_DEVICE_ROOT_FINGERPRINT),),
+            policy=FormatPolicy(),
+            cache=GpuChainCache,
         ),
         EvidenceFormat(
             name="azure-hcl",

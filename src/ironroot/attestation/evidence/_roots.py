@@ -1,4 +1,5 @@
-"""Built-in hardware trust anchors: AMD ARK/ASK/ASVK per product and the Intel SGX Root CA.
+"""Built-in hardware trust anchors: AMD ARK/ASK/ASVK per product, the Intel SGX Root CA and
+NVIDIA's Device Identity CA.
 
 The certificates ship as PEM files beside this module (``roots/``, see its README for their
 origin). Each is pinned here by the SHA-256 of its DER encoding, so swapping a file in an
@@ -24,8 +25,10 @@ from ironroot.errors import ConfigError
 __all__ = [
     "AMD_ROOT_FINGERPRINTS",
     "INTEL_SGX_ROOT_FINGERPRINT",
+    "NVIDIA_DEVICE_ROOT_FINGERPRINT",
     "SnpTrustAnchor",
     "builtin_intel_root",
+    "builtin_nvidia_root",
     "builtin_snp_anchors",
 ]
 
@@ -49,6 +52,9 @@ AMD_ROOT_FINGERPRINTS: Final[dict[SnpProduct, tuple[str, str, str]]] = {
 }
 INTEL_SGX_ROOT_FINGERPRINT: Final = (
     "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3"
+)
+NVIDIA_DEVICE_ROOT_FINGERPRINT: Final = (
+    "102bf659d5419614c9d8e6aecebc80454eb26b1df6a769ac720b9a690b167b48"
 )
 
 
@@ -90,5 +96,14 @@ def builtin_snp_anchors() -> tuple[SnpTrustAnchor, ...]:
 def builtin_intel_root() -> x509.Certificate:
     """The Intel SGX Root CA, checked against its pin and self-signed."""
     root = _load_pinned("intel_sgx_root_ca.pem", INTEL_SGX_ROOT_FINGERPRINT)
+    verify_issued_by(root, root)
+    return root
+
+
+@functools.cache
+def builtin_nvidia_root() -> x509.Certificate:
+    """NVIDIA's Device Identity CA (the root of every GPU's attestation chain), checked against
+    its pin and self-signed."""
+    root = _load_pinned("nvidia_device_identity_ca.pem", NVIDIA_DEVICE_ROOT_FINGERPRINT)
     verify_issued_by(root, root)
     return root

@@ -1,0 +1,286 @@
+"""``ironroot log export-tiles`` and ``ironroot log serve-tiles``: the log as static files.
+
+``ironroot log export-tiles OUT (--data DIR | --url URL) [--origin O --key VKEY ...]
+[--follow [--interval SECONDS]] [--json]``
+
+Writes the log's checkpoint, tiles and entry bundles under ``OUT`` in the C2SP tlog-tiles
+layout, byte for byte what the service serves (``ironroot.log.export_tiles``: everything is
+verified before it is written, full tiles are never rewritten, the checkpoint comes last).
+The source is the service's data directory (``--data``: its store read as served, the
+witnessed checkpoint when witnesses are configured) or a running service or another mirror
+(``--url``). Keys: the data directory's public checkpoint key, the service's
+``/.well-known/transparency-configuration``, or ``--origin`` with ``--key``. ``--follow``
+keeps the directory current, polling every ``--interval`` seconds until SIGINT/SIGTERM; a
+source that is down is retried, anything that does not verify stops it with exit 1.
+
+``ironroot log serve-tiles DIR [--host H] [--port P]`` serves such a directory over HTTP with
+the service's content types and cache headers (``ironroot.transparency.create_tiles_app``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from ironroot import log
+from ironroot.cli._main import error_object
+from ironroot.cli._serving import add_client_options, add_server_options, client_tls, listen
+from ironroot.errors import ConfigError, IronrootError, NotFound, StorageError
+
+__all__ = ["identity_of", "register"]
+
+_WITNESSED_CHECKPOINT = "witnessed-checkpoint"  # ironroot.transparency.WITNESSED_CHECKPOINT
+_MAX_NOTE = 1 << 20
+
+
+def register(verbs: Any) -> None:
+    export = verbs.add_parser(
+        "export-tiles",
+        help="write the log as static C2SP tlog-tiles files (checkpoint, tiles, entry bundles)",
+        description="Write the log's checkpoint, tiles and entry bundles under OUT, as the "
+        "service serves them, for any static web server, object store or CDN.",
+    )
+    export.add_argument("out", metavar="OUT", type=Path, help="the directory to write")
+    source = export.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="the service's data directory")
+    source.add_argument("--url", help="a running service (or another mirror): its URL prefix")
+    export.add_argument("--origin", help="the log origin (with --key)")
+    export.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="VKEY",
+        help="a checkpoint verifier key <name>+<id>+<key> (repeatable)",
+    )
+    export.add_argument(
+        "--follow", action="store_true", help="keep exporting as the log grows, until stopped"
+    )
+    export.add_argument(
+        "--interval",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="with --follow: seconds between polls (default 2)",
+    )
+    # --json streams one object per step with --follow: not the one-object --json of other verbs
+    export.add_argument(
+        "--json",
+        dest="ndjson",
+        action="store_true",
+        help="print the result as JSON (with --follow: one object per line, per step)",
+    )
+    add_client_options(export)
+    export.epilog = "example: ironroot log export-tiles mirror --data tsdata --follow"
+    export.set_defaults(func=_export)
+
+    serve = verbs.add_parser(
+        "serve-tiles",
+        help="serve an exported tile directory over HTTP, with the service's cache headers",
+    )
+    serve.add_argument("directory", metavar="DIR", type=Path, help="an export-tiles directory")
+    add_server_options(serve, default_host="127.0.0.1", default_port=8080, data=False)
+    serve.epilog = "example: ironroot log serve-tiles mirror --port 8080"
+    serve.set_defaults(func=_serve)
+
+
+def identity_of(
+    args: argparse.Namespace, fetch: Callable[[], log.LogIdentity] | None
+) -> log.LogIdentity:
+    """``--origin`` with ``--key``, else what ``fetch`` finds (``ConfigError`` advising the
+    options when there is nothing to fetch keys from)."""
+    verifiers = tuple(log.NoteVerifier.from_vkey(k) for k in args.key)
+    if verifiers:
+        if args.origin is None:
+            raise ConfigError("--key needs --origin")
+        return log.LogIdentity(origin=args.origin, verifiers=verifiers)
+    if fetch is None:
+        raise ConfigError("static tiles carry no keys: give --origin and --key")
+    try:
+        return fetch()
+    except NotFound as exc:
+        raise ConfigError(
+            f"{exc.detail}: static tiles carry no keys; give --origin and --key (the "
+            "service's checkpoint_origin and checkpoint_keys)"
+        ) from exc
+
+
+class _Watched:
+    """The source, remembering its last failure (a source that is down is retried)."""
+
+    def __init__(self, source: log.LogFetcher) -> None:
+        self.source = source
+        self.failure: BaseException | None = None
+
+    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+        try:
+            return self.source.fetch(path, accept=accept)
+        except StorageError as exc:
+            self.failure = exc
+            raise
+
+
+def _witnessed(data: Path) -> Callable[[], bytes] | None:
+    """The witnessed checkpoint reader when the service publishes only witnessed ones."""
+    from ironroot.transparency import load_config
+
+    if not load_config(data).witness_quorum:
+        return None
+    path = data / _WITNESSED_CHECKPOINT
+
+    def read() -> bytes:
+        try:
+            with path.open("rb") as handle:
+                return handle.read(_MAX_NOTE)
+        except FileNotFoundError:
+            raise StorageError("no checkpoint has been witnessed yet") from None
+
+    return read
+
+
+def _check_holds_log(data: Path) -> None:
+    """``ConfigError`` unless ``data`` holds a log: its SQLite file, or an ``ironroot.toml``
+    whose ``[log] store`` names another store."""
+    config = log.StoreConfig.of_data_dir(data)
+    if config.kind == "sqlite" and not log.layout.log_db_path(data).exists():
+        raise ConfigError(f"{data} holds no log ({log.layout.LOG_DB})")
+
+
+@contextmanager
+def _data_source(data: Path) -> Iterator[log.LogFetcher]:
+    """The data directory's store (SQLite, or the PostgreSQL its ``[log] store`` names), read
+    as the service serves it (opened read-only)."""
+    _check_holds_log(data)
+    store = log.open_store(data, read_only=True, create=False)
+    try:
+        yield log.StoreLogFetcher(store, checkpoint=_witnessed(data))
+    finally:
+        store.close()
+
+
+@contextmanager
+def _source(args: argparse.Namespace) -> Iterator[log.LogFetcher]:
+    if args.data is not None:
+        with _data_source(args.data) as fetcher:
+            yield fetcher
+        return
+    if not args.url.startswith(("http://", "https://")):
+        raise ConfigError("--url must start with http:// or https://")
+    with log.HttpLogFetcher(args.url, verify=client_tls(args)) as fetcher:
+        yield fetcher
+
+
+def _identity(args: argparse.Namespace) -> log.LogIdentity:
+    if args.data is not None:
+        _check_holds_log(args.data)
+        if args.key:
+            return identity_of(args, None)
+        return log.layout.load_log_identity(args.data, origin=args.origin)
+    with _source(args) as fetcher:
+        return identity_of(args, lambda: log.fetch_log_identity(fetcher))
+
+
+def _print(report: log.ExportReport, identity: log.LogIdentity, out: Path, as_json: bool) -> None:
+    if as_json:
+        keys = [v.vkey for v in identity.verifiers]
+        json.dump({"ok": True, **report.to_json(), "directory": str(out), "keys": keys}, sys.stdout)
+        print(flush=True)
+        return
+    if report.source_behind:
+        print(f"the source is behind ({report.size} entries here); nothing written", flush=True)
+        return
+    print(
+        f"exported {report.origin} at size {report.size} (was {report.previous_size}) to {out}: "
+        f"{report.tiles} tiles, {report.entry_bundles} entry bundles written, "
+        f"{report.removed} partial files removed",
+        flush=True,
+    )
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _export(args: argparse.Namespace) -> int:
+    try:
+        return _run_export(args)
+    except IronrootError as exc:
+        if args.ndjson:  # the output ends with the failure, as one JSON object
+            print(json.dumps({"ok": False, "error": error_object(exc)}), flush=True)
+        raise
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    if not args.follow:
+        identity = _identity(args)
+        with _source(args) as source:
+            report = log.export_tiles(source, args.out, identity=identity)
+        _print(report, identity, args.out, args.ndjson)
+        if not args.ndjson:
+            print(f"origin: {identity.origin}")
+            for verifier in identity.verifiers:
+                print(f"key:    {verifier.vkey}")
+        return 0
+    if not 0.05 <= args.interval <= 3600:
+        raise ConfigError("--interval must be between 0.05 and 3600 seconds")
+    identity = _identity(args)
+    last = -1
+    warned: str | None = None
+    with _stop_on_signals() as stop:
+        while not stop.is_set():
+            watched: _Watched | None = None
+            try:
+                with _source(args) as source:
+                    watched = _Watched(source)
+                    report = log.export_tiles(watched, args.out, identity=identity)
+            except StorageError as exc:
+                # the source is down (or its store could not be opened): retry; anything
+                # else, the directory included, stops the mirror
+                if watched is not None and exc is not watched.failure:
+                    raise
+                if exc.detail != warned:  # once per distinct failure, not once per poll
+                    print(f"warning: {exc.detail}; retrying", file=sys.stderr, flush=True)
+                    warned = exc.detail
+            else:
+                warned = None
+                if report.size != last or report.checkpoint_written:
+                    _print(report, identity, args.out, args.ndjson)
+                    last = report.size
+            stop.wait(args.interval)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ironroot import http, transparency
+
+    if not args.directory.is_dir():
+        raise ConfigError(f"{args.directory} is not a directory")
+    if not (args.directory / "checkpoint").is_file():
+        raise ConfigError(
+            f"{args.directory} holds no checkpoint: run ironroot log export-tiles into it first"
+        )
+    bind = listen(args, default_host="127.0.0.1", default_port=8080)
+    http.check_listen(bind.host, bind.port)
+    http.configure_logging(bind.log_level, bind.log_format)
+    app = transparency.create_tiles_app(args.directory)
+    print(f"serving {args.directory} on {bind.scheme}://{bind.host}:{bind.port}", flush=True)
+    http.run_server(http.server_config(app, bind.host, bind.port, tls=bind.tls))
+    return 0

@@ -1,0 +1,7 @@
+"""``python -m ironroot.demo``."""
+
+import sys
+
+from ironroot.demo import main
+
+sys.exit(main())

@@ -1,0 +1,90 @@
+"""Attacks on keys and evidence: an HSM export, key release without attestation, with a stolen
+EAR or to a quarantined node, and a tampered audit bundle."""
+
+from __future__ import annotations
+
+from ironroot.demo._act_audit import audit_trust, export_audit
+from ironroot.demo._act_keys import release_to_vm, vm_ear
+from ironroot.demo._attempt import Attempt, NotRefused, node_at
+from ironroot.demo._world import (
+    Story,
+)
+
+
+def hsm_export(story: Story, attempt: Attempt) -> None:
+    from ironroot.keyrelease import TeeKeyPair
+
+    hsm = story.need(story.hsm, "HSM")
+    user = story.need(story.hsm_user, "HSM session")
+    thief = TeeKeyPair.generate("ML-KEM-768")
+    attempt.note(
+        "an insider with the key service's crypto-user session wraps db-key to their own key"
+    )
+    hsm.wrap(user, story.db_key, recipient=thief.public_spki)
+
+
+def unattested_vm(story: Story, attempt: Attempt) -> None:
+    from ironroot.crypto import Algorithm, PrivateKey
+    from ironroot.ear import Appraisal, AttestationResult, VerifierId, sign_ear_jwt
+
+    def self_made(nonce: bytes, report_data: bytes) -> bytes:
+        now = int(story.now().timestamp())
+        appraisal = Appraisal.from_vector(
+            {"instance-identity": 2, "configuration": 2, "hardware": 2},
+            policy_id="urn:example:anything",
+            evidence={"report_data": report_data.hex(), "debug": False, "svns": {"firmware": 9}},
+        )
+        result = AttestationResult(
+            iat=now, exp=now + 600, verifier_id=VerifierId("me", "1"), submods={"vm": appraisal}
+        )
+        return sign_ear_jwt(result, PrivateKey.generate(Algorithm.ES384))
+
+    node = node_at(story, 0)
+    attempt.note(
+        f"a VM on {node} (admitted) that never attested presents an affirming EAR it signed "
+        "itself, bound to the nonce and its key"
+    )
+    release_to_vm(story, node, self_made)
+
+
+def stolen_ear(story: Story, attempt: Attempt) -> None:
+    from ironroot.keyrelease import TeeKeyPair
+
+    node = story.need(story.cvm_node, "confidential VM")
+    honest = TeeKeyPair.generate("ML-KEM-768")
+
+    def stolen(nonce: bytes, report_data: bytes) -> bytes:
+        return vm_ear(story, node, honest.report_data(nonce))
+
+    attempt.note(
+        f"payments-db's fresh EAR from {node}, intercepted, sent with the attacker's wrapping key"
+    )
+    release_to_vm(story, node, stolen)
+
+
+def quarantined_vm(story: Story, attempt: Attempt) -> None:
+    fleet = story.need(story.fleet, "fleet")
+    quarantined = [r.id for r in fleet.records() if r.status == "quarantined"]
+    if not quarantined:
+        raise NotRefused("no node is quarantined: nothing to try (the drift attack runs first)")
+    node = quarantined[0]
+    attempt.note(f"a VM on {node} ({fleet.record_of(node).status}) asks for db-key")
+    release_to_vm(story, node)
+
+
+def tampered_audit(story: Story, attempt: Attempt) -> None:
+    from ironroot.audit import verify_bundle
+    from ironroot.cose import Limits, decode_cbor, encode_cbor
+
+    node = node_at(story, 1)
+    data = export_audit(story, node)
+    doc = decode_cbor(data, Limits(max_bytes=len(data)))
+    member = "firmware/host/bundle.bin"
+    if not isinstance(doc, dict) or member not in doc.get("members", {}):
+        raise NotRefused(f"the bundle has no {member} to alter")
+    blob = bytearray(doc["members"][member])
+    blob[len(blob) // 2] ^= 0x01
+    doc["members"][member] = bytes(blob)
+    forged = encode_cbor(doc)
+    attempt.note(f"{node}'s sealed audit bundle: one bit of {member} flipped")
+    verify_bundle(forged, audit_trust(story))

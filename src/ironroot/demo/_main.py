@@ -1,0 +1,248 @@
+"""``python -m ironroot.demo`` (``make demo``): the story, the attacks, the table, the report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+
+from ironroot.demo._acts import ACTS, Act
+from ironroot.demo._attacks import ATTACKS, Attack, AttackResult, run_attack
+from ironroot.demo._report import build_report
+from ironroot.demo._ui import Narrator
+from ironroot.demo._world import Story, utc_now
+from ironroot.errors import IronrootError
+
+__all__ = ["main", "run_story"]
+
+_log = logging.getLogger("ironroot.demo")
+
+_MIN_NODES = 3
+"""The attacks each use a node of their own among the first and last three."""
+
+
+def _log_to(story: Story, path: Path) -> None:
+    """The services' log lines (a fork found, a refused request) go to ``path``, not the
+    console: the story tells what they mean."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    loggers = [logging.getLogger(name) for name in ("ironroot", "uvicorn", "httpx")]
+    saved = [(logger, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.propagate = False
+
+    def restore() -> None:
+        for logger, propagate in saved:
+            logger.removeHandler(handler)
+            logger.propagate = propagate
+        handler.close()
+
+    story.stack.callback(restore)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ironroot.demo",
+        description="The datacenter story on the embedded default (SQLite), in a temporary "
+        "directory: a vendor releases and logs firmware and a PFM, a SAFE lab reviews it, a "
+        "fleet is built, booted, attested and admitted, a BMC update rolls out, a "
+        "confidential VM gets its key and an auditor verifies a node offline; then staged "
+        "attacks, each refused with its exact error, in a final table. Exit 0 when every "
+        "act ran and every attack was refused, 1 otherwise (what `make demo` runs).",
+    )
+    parser.add_argument("--nodes", type=int, default=12, help="fleet size (default 12; at least 3)")
+    parser.add_argument(
+        "--wave-size", type=int, default=4, help="nodes per rollout wave (default 4)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a small fleet (3 nodes, waves of 2): the test size"
+    )
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="write the report as JSON (docs/demo.md)"
+    )
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="leave the services running (and the dashboard, when installed) until Ctrl-C",
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="work in DIR (kept) instead of a temporary directory"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--width", type=int, default=None, help="console width when there is no terminal"
+    )
+    return parser
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, IronrootError):
+        return {
+            "class": type(exc).__name__,
+            "code": exc.code,
+            "check": exc.check,
+            "message": exc.detail,
+        }
+    return {"class": type(exc).__name__, "code": None, "check": None, "message": str(exc)}
+
+
+def _run_acts(story: Story, acts: Sequence[Act]) -> list[dict[str, Any]]:
+    """Run the acts in order; stop at the first that fails (the next ones build on it)."""
+    done: list[dict[str, Any]] = []
+    for number, act in enumerate(acts, 1):
+        story.ui.act(number, act.title, act.story)
+        started = time.monotonic()
+        entry: dict[str, Any] = {"name": act.name, "title": act.title}
+        try:
+            act.run(story)
+        except Exception as exc:  # a failed act ends the story: shown, never a traceback
+            _log.exception("act %s failed", act.name)  # the traceback goes to demo.log
+            story.ui.refused(
+                f"[bold red]act {act.name} failed:[/bold red] {escape(type(exc).__name__)}: "
+                f"{escape(str(exc))}"
+            )
+            done.append(
+                {
+                    **entry,
+                    "ok": False,
+                    "seconds": round(time.monotonic() - started, 3),
+                    "facts": {},
+                    "error": _error(exc),
+                }
+            )
+            return done
+        done.append(
+            {
+                **entry,
+                "ok": True,
+                "seconds": round(time.monotonic() - started, 3),
+                "facts": _facts_of(story, act),
+                "error": None,
+            }
+        )
+    return done
+
+
+def _facts_of(story: Story, act: Act) -> dict[str, Any]:
+    """What ``act`` established (``story.facts[act.name]``), for the report."""
+    value = story.facts.get(act.name, {})
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _run_attacks(story: Story, attacks: Sequence[Attack]) -> list[AttackResult]:
+    ui = story.ui
+    ui.act(
+        len(ACTS) + 1,
+        f"{len(attacks)} staged attacks",
+        "Each attack is really attempted through the product path; it must be refused with "
+        "its exact typed error. One that is not refused fails the demo.",
+    )
+    results: list[AttackResult] = []
+    for attack in attacks:
+        result = run_attack(story, attack)
+        results.append(result)
+        if result.refused:
+            ui.say(
+                f"[green]✔ refused[/green] {escape(attack.title)} — [dim]{escape(attack.layer)}: "
+                f"{escape(result.error_class or '')} {escape(result.error_code or '')}[/dim]"
+            )
+        else:
+            ui.say(
+                f"[bold red]NOT REFUSED[/bold red] {escape(attack.title)}: expected "
+                f"{escape(attack.expected)}, got {escape(str(result.error_class))} / "
+                f"{escape(str(result.error_code))}: {escape(result.message)}"
+            )
+    ui.attack_table(results)
+    return results
+
+
+def run_story(story: Story) -> tuple[list[dict[str, Any]], list[AttackResult]]:
+    """Every act, then (when they all ran) every attack."""
+    acts = _run_acts(story, ACTS)
+    if not all(a["ok"] for a in acts):
+        return acts, []
+    return acts, _run_attacks(story, ATTACKS)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(list(argv) if argv is not None else sys.argv[1:])
+    nodes, wave = (3, 2) if args.quick else (args.nodes, args.wave_size)
+    if nodes < _MIN_NODES or nodes > 1000:
+        _parser().error(f"--nodes is {_MIN_NODES} to 1000")
+    if wave < 1:
+        _parser().error("--wave-size is 1 or more")
+    ui = Narrator(width=args.width)
+    if args.workdir is not None:
+        if args.workdir.exists() and any(args.workdir.iterdir()):
+            _parser().error(f"--workdir {args.workdir} is not empty")
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        work = args.workdir.resolve()
+    else:
+        work = Path(tempfile.mkdtemp(prefix="ironroot-demo-"))
+    started = utc_now()
+    story = Story(work, ui, nodes=nodes, wave_size=wave)
+    _log_to(story, work / "demo.log")
+    ui.title(
+        "Ironroot — defense in depth, silicon to systems",
+        f"The datacenter story: {nodes} nodes on the embedded store, in {work}",
+    )
+    services: dict[str, str] = {}
+    ok = False
+    try:
+        acts, results = run_story(story)
+        ok = all(a["ok"] for a in acts) and bool(results) and all(r.refused for r in results)
+        seconds = ui.elapsed()
+        if ok and args.serve:
+            from ironroot.demo._serve import service_urls
+
+            services = service_urls(story)
+        report = build_report(
+            started=started,
+            seconds=seconds,
+            settings={"nodes": nodes, "wave_size": wave},
+            acts=acts,
+            attacks=results,
+            services=services,
+        )
+        if args.json is not None:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            ui.say(f"report written to {escape(str(args.json))}")
+        refused = sum(r.refused for r in results)
+        if ok:
+            ui.console.print(
+                f"\n[bold green]demo complete[/bold green] in {seconds:.0f} s: "
+                f"{len(acts)} acts, {refused}/{len(results)} attacks refused with their "
+                "exact errors"
+            )
+        else:
+            ui.console.print(
+                f"\n[bold red]demo FAILED[/bold red] after {seconds:.0f} s: "
+                f"{sum(a['ok'] for a in acts)}/{len(ACTS)} acts ran, "
+                f"{refused}/{len(results)} attacks refused"
+            )
+        if ok and args.serve:
+            from ironroot.demo._serve import serve
+
+            serve(story, services)
+        return 0 if ok else 1
+    except KeyboardInterrupt:
+        ui.console.print("\ninterrupted")
+        return 130
+    finally:
+        story.close()
+        if args.workdir is None and ok and not args.keep and not args.serve:
+            shutil.rmtree(work, ignore_errors=True)
+        elif args.workdir is None:
+            why = "" if ok else " (demo.log has the details of a failure)"
+            ui.console.print(f"[dim]the demo's files are kept in {work}{why}[/dim]")

@@ -1,0 +1,243 @@
+"""The Microsoft Code Transparency Service (CTS) API, beside SCRAPI, for CTS clients unchanged.
+
+With ``[transparency] cts_prefix = "/cts"`` the service also answers the registration API of
+Microsoft's CTS (``scitt-ccf-ledger``) under that prefix, so its client library ``pyscitt``
+(``Client(url + "/cts").submit_signed_statement_and_wait(...)``) works as it is. The wire
+format, as CTS defines it (its ``operations_endpoints.h``, ``call_types.h``, ``cbor.h`` and
+``constants.h``, and pyscitt 0.10's ``client.py``):
+
+* ``POST <prefix>/entries`` (``application/cose``) answers ``202 Accepted`` with a CBOR map
+  ``{"OperationId": tstr, "Status": "running"|"succeeded"}`` (``"EntryId"`` too once
+  succeeded), ``Location: <prefix>/operations/<id>``;
+* ``GET <prefix>/operations/<id>``: ``202`` with ``Status: "running"`` and ``Retry-After``
+  while the entry waits for integration, ``200`` with ``Status: "succeeded"`` and the
+  ``EntryId`` once its receipt can be served;
+* ``GET <prefix>/entries/<id>``: the receipt (``application/cose``);
+  ``GET <prefix>/entries/<id>/statement``: the transparent statement (receipts in header 394);
+  while the entry waits: ``503`` with the title ``TransactionNotCached`` and ``Retry-After``,
+  which pyscitt retries as it does against CTS;
+* errors are concise problem details (``application/concise-problem-details+cbor``,
+  ``{-1: title, -2: detail}``) whose title is the CTS error code: ``InvalidInput`` (a
+  malformed statement, a bad signature, an unknown issuer, an untrusted chain),
+  ``PolicyFailed`` (the registration policy), ``PayloadTooLarge``, ``NotFound``; pyscitt raises
+  them as ``ServiceError(code=title, message=detail)``. Our own error code is kept in the
+  problem's ``code`` member.
+
+The operation id is the entry id (64 lowercase hex digits: SHA-256 of the log entry). A CTS
+operation id is a CCF transaction id; clients treat both as opaque. So an operation's state is
+the entry's state in the log: nothing is kept per operation, every replica and worker answers
+for every operation, and a restart loses none. As in CTS, every check (signature, issuer,
+policy, size) runs before ``202`` is answered, and a refusal is the problem of ``POST``
+itself; the entry is durable before ``202``, and an accepted entry is never refused later, so
+the ``"failed"`` status of the CTS format is never reported here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+import cbor2
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ironroot.cose import Problem
+from ironroot.errors import (
+    AlgorithmNotAccepted,
+    IronrootError,
+    MalformedInput,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    PolicyRejected,
+    StorageError,
+    Unauthorized,
+    VerificationFailed,
+)
+from ironroot.http import PROBLEM_CBOR, Handler, read_body
+
+if TYPE_CHECKING:
+    from ironroot.transparency._service import TransparencyService
+
+__all__ = ["OPERATION_RUNNING", "OPERATION_SUCCEEDED", "check_cts_prefix", "cts_routes"]
+
+OPERATION_RUNNING: Final = "running"
+OPERATION_SUCCEEDED: Final = "succeeded"
+_COSE: Final = "application/cose"
+_CBOR: Final = "application/cbor"
+_ID: Final = re.compile(r"[0-9a-f]{64}")
+_PREFIX: Final = re.compile(r"(?:/[A-Za-z0-9._~-]+)+")
+# The first path segments the service itself uses: a prefix may not shadow them.
+_RESERVED: Final = frozenset(
+    {
+        "entries",
+        "operations",
+        "tile",
+        "checkpoint",
+        ".well-known",
+        "openapi.json",
+        "health",
+        "ready",
+        "metrics",
+    }
+)
+_DURABLE_TIMEOUT: Final = 30.0
+_RETRY_AFTER: Final = "1"
+# CTS error codes (scitt-ccf-ledger constants.h), by our error class; the first match wins.
+_CODES: Final[tuple[tuple[type[IronrootError], str], ...]] = (
+    (PayloadTooLarge, "PayloadTooLarge"),
+    (PolicyRejected, "PolicyFailed"),
+    (NotFound, "NotFound"),
+    (MalformedInput, "InvalidInput"),
+    (VerificationFailed, "InvalidInput"),
+    (AlgorithmNotAccepted, "InvalidInput"),
+)
+
+
+def check_cts_prefix(prefix: str) -> str:
+    """``prefix`` if it can carry the CTS API (``/cts``, ``/compat/cts``), else raise
+    :class:`MalformedInput` saying why. The empty string (the API is off) is accepted."""
+    if prefix == "":
+        return prefix
+    if not _PREFIX.fullmatch(prefix):
+        raise MalformedInput(
+            "the CTS prefix is a path such as /cts: '/' then letters, digits, '.', '_', '~' "
+            "or '-', without a trailing '/'"
+        )
+    first = prefix.split("/")[1]
+    if first in _RESERVED or first in (".", ".."):
+        raise MalformedInput(f"the CTS prefix may not start with /{first}: the service uses it")
+    return prefix
+
+
+def cts_code(exc: IronrootError) -> str:
+    """The CTS error code that names ``exc`` (its own title when CTS has none)."""
+    for kind, code in _CODES:
+        if isinstance(exc, kind):
+            return code
+    return exc.title
+
+
+def _problem(status: int, title: str, detail: str, code: str, **headers: str) -> Response:
+    body = Problem(title=title, detail=detail, status=status, extra={"code": code}).to_cbor()
+    return Response(body, status, media_type=PROBLEM_CBOR, headers=headers)
+
+
+def _cts_errors(handler: Handler) -> Handler:
+    """Typed errors as CTS problems (always CBOR, as CTS answers)."""
+
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except IronrootError as exc:
+            headers: dict[str, str] = {}
+            if isinstance(exc, Unauthorized):
+                headers["WWW-Authenticate"] = "Bearer"
+            elif isinstance(exc, Overloaded):
+                headers["Retry-After"] = str(exc.retry_after)
+            elif isinstance(exc, StorageError):
+                headers["Retry-After"] = _RETRY_AFTER
+            return _problem(exc.http_status, cts_code(exc), exc.detail, exc.code, **headers)
+
+    return run
+
+
+def _encode(operation: dict[str, str]) -> bytes:
+    """The operation map in CTS's key order (OperationId, Status, EntryId), as CTS writes it;
+    nothing signs it, so it is not put in deterministic order."""
+    return cbor2.dumps(operation)
+
+
+def _operation_id(text: str) -> bytes:
+    if not _ID.fullmatch(text):
+        raise MalformedInput(f"Invalid Operation ID: {text[:80]}")
+    return bytes.fromhex(text)
+
+
+def cts_routes(
+    service: TransparencyService,
+    prefix: str,
+    check_token: Callable[[Request], None],
+    guard: Callable[[Handler], Handler],
+) -> list[Route]:
+    """The CTS routes under ``prefix``: ``guard`` (the app's) around CTS error answers."""
+    config = service.config
+
+    def operation(entry_id: bytes) -> tuple[int, dict[str, str], dict[str, str]]:
+        """(HTTP status, CBOR body, headers) of the operation that registered ``entry_id``."""
+        text = entry_id.hex()
+        integrated = service.status(entry_id)  # NotFound for an id the log never accepted
+        receipts = None if integrated is None else service.receipts(entry_id, integrated)
+        if receipts is None:
+            body = {"OperationId": text, "Status": OPERATION_RUNNING}
+            return 202, body, {"Retry-After": _RETRY_AFTER}
+        body = {"OperationId": text, "Status": OPERATION_SUCCEEDED, "EntryId": text}
+        return 200, body, {"Location": f"{prefix}/entries/{text}"}
+
+    async def post_entries(request: Request) -> Response:
+        check_token(request)
+        if service.log.in_flight >= config.max_pending:
+            raise Overloaded("too many registrations are waiting for integration; retry shortly")
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != _COSE:
+            raise MalformedInput("POST /entries takes application/cose")
+        body = await read_body(request, config.max_statement_bytes)
+        ticket = service.submit(body)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(ticket.durable), _DURABLE_TIMEOUT)
+        except TimeoutError:
+            raise StorageError("the entry could not be stored in time; retry") from None
+        try:
+            _, answer, _ = operation(ticket.entry_id)
+        except StorageError:  # stored, but its receipt is not servable yet: still running
+            answer = {"OperationId": ticket.entry_id.hex(), "Status": OPERATION_RUNNING}
+        headers = {"Location": f"{prefix}/operations/{ticket.entry_id.hex()}"}
+        return Response(_encode(answer), 202, media_type=_CBOR, headers=headers)
+
+    async def get_operation(request: Request) -> Response:
+        entry_id = _operation_id(request.path_params["operation_id"])
+        try:
+            status, body, headers = operation(entry_id)
+        except NotFound:
+            raise NotFound("Invalid operation ID") from None
+        return Response(_encode(body), status, media_type=_CBOR, headers=headers)
+
+    def entry_id_of(request: Request) -> bytes:
+        text = request.path_params["entry_id"]
+        if not _ID.fullmatch(text):
+            raise MalformedInput(f"Invalid Entry ID: {text[:80]}")
+        return bytes.fromhex(text)
+
+    def not_yet() -> Response:
+        return _problem(
+            503,
+            "TransactionNotCached",
+            "the entry is not integrated yet; retry",
+            "pending",
+            **{"Retry-After": _RETRY_AFTER},
+        )
+
+    async def get_entry(request: Request) -> Response:
+        receipts = service.receipts(entry_id_of(request))
+        if receipts is None:
+            return not_yet()
+        return Response(receipts[0], 200, media_type=_COSE)
+
+    async def get_statement(request: Request) -> Response:
+        entry_id = entry_id_of(request)
+        if service.receipts(entry_id) is None:
+            return not_yet()
+        return Response(service.transparent_statement(entry_id), 200, media_type=_COSE)
+
+    def route(path: str, handler: Handler, method: str) -> Route:
+        return Route(prefix + path, guard(_cts_errors(handler)), methods=[method])
+
+    return [
+        route("/entries", post_entries, "POST"),
+        route("/operations/{operation_id}", get_operation, "GET"),
+        route("/entries/{entry_id}", get_entry, "GET"),
+        route("/entries/{entry_id}/statement", get_statement, "GET"),
+    ]

@@ -1,0 +1,63 @@
+"""Serving an exported tile directory over HTTP: ``ironroot log serve-tiles DIR``.
+
+The same read API, content types and cache rules as the service
+(:func:`ironroot.log.cache_control`), read from the files ``ironroot log export-tiles`` writes.
+It is what a mirror runs when no web server is at hand, and the reference for configuring one
+(nginx and CDN settings are in ``docs/transparency.md``). Only canonical resource names are
+served; anything else is a 404 problem, a malformed tile path a 400 one, as the service says.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Final
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ironroot.errors import StorageError
+from ironroot.http import Handler, ServiceInfo, guarded, problem_app
+from ironroot.log import DirectoryLogFetcher, cache_control, check_resource_path
+
+__all__ = ["CHECKPOINT_MEDIA_TYPE", "TILE_MEDIA_TYPE", "create_tiles_app"]
+
+CHECKPOINT_MEDIA_TYPE: Final = "text/plain; charset=utf-8"
+TILE_MEDIA_TYPE: Final = "application/octet-stream"
+_log = logging.getLogger("ironroot.tiles")
+
+
+def create_tiles_app(directory: Path) -> Starlette:
+    """An ASGI app serving the tile export in ``directory``."""
+    fetcher = DirectoryLogFetcher(directory)
+
+    def ready() -> None:
+        if not (Path(directory) / "checkpoint").is_file():
+            raise StorageError(f"{directory} holds no checkpoint yet")
+
+    info = ServiceInfo(
+        name="tiles",
+        description="Ironroot static tile mirror (C2SP tlog-tiles)",
+        checks={"checkpoint": ready},
+        links={"checkpoint": "/checkpoint"},
+        docs="docs/transparency.md",
+    )
+
+    async def resource(request: Request) -> Response:
+        path = request.url.path.lstrip("/")
+        address = check_resource_path(path)
+        data = await run_in_threadpool(fetcher.fetch, path)
+        media = CHECKPOINT_MEDIA_TYPE if address is None else TILE_MEDIA_TYPE
+        return Response(data, 200, media_type=media, headers={"Cache-Control": cache_control(path)})
+
+    def _guard(handler: Handler) -> Handler:
+        return guarded(handler, _log, what="the tile mirror")
+
+    routes = [
+        Route("/checkpoint", _guard(resource), methods=["GET", "HEAD"]),
+        Route("/tile/{path:path}", _guard(resource), methods=["GET", "HEAD"]),
+    ]
+    return problem_app(routes, info)

@@ -1,0 +1,446 @@
+"""The dashboard's HTTP face: server-rendered pages (Starlette + Jinja2), read-only.
+
+=====================================  =========  ===========================================
+page                                    who        shows
+=====================================  =========  ===========================================
+``/``                                   operator   the overview: counts, logs, latest alerts
+``/fleet``                              operator   every node (filters ``status``, ``class``,
+                                                   ``q``), counts by state, attestation plot
+``/fleet/nodes/{node}``                 operator   the node's chain of trust (SVG) and events
+``/log``                                anyone     the logs, registrations plot
+``/log/{log}``                          anyone     its entries, newest first (``page``)
+``/log/{log}/entries/{id}``             anyone     a statement, its receipts verified here and
+                                                   the inclusion proof
+``/log/{log}/entries/{id}/statement.cose``  anyone  the transparent statement (bytes)
+``/log/{log}/checkpoints``              anyone     checkpoints, consistency, cosignatures
+``/reviews``                            operator   OCP SAFE reviews per firmware digest
+``/keys``                               operator   HSM keys (metadata), audit chain, releases
+``/alerts``                             operator   monitor and witness alarms, quarantines
+``/login`` (GET, POST), ``/logout``     anyone     the login form; logging out (POST)
+``/static/dashboard.css``               anyone     the one stylesheet
+``/health``, ``/ready``, ``/metrics``   anyone     as every Ironroot service
+=====================================  =========  ===========================================
+
+An operator page asked for without a session redirects (303) to ``/login?next=<page>``. Every
+response carries ``Content-Security-Policy: default-src 'none'; style-src 'self'; img-src
+'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`` (no script runs, no
+inline style, nothing from elsewhere), ``X-Content-Type-Options: nosniff``,
+``Referrer-Policy: same-origin`` and ``Cache-Control: no-store``. Templates are autoescaped
+(every value from a log, a fleet or an HSM is text, never markup). Errors are pages with
+their status (a typed error's, or 500 with a correlation id that the log line repeats).
+
+The app serves at the root or mounted under a prefix (``fleet serve`` mounts it at
+``/dashboard``): every link and the cookies' path follow the ASGI ``root_path``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import urllib.parse
+from collections.abc import Awaitable, Callable, Mapping
+from importlib import resources
+from typing import Any, Final
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ironroot.errors import IronrootError, MalformedInput, TooManyAttempts, Unauthorized
+from ironroot.http import Observed, ServiceInfo, operational_routes, read_body
+from ironroot.web._auth import LOGIN_COOKIE, SESSION_COOKIE, Session, new_login_nonce
+from ironroot.web._dashboard import Dashboard
+
+__all__ = ["SECURITY_HEADERS", "create_dashboard_app"]
+
+_log = logging.getLogger("ironroot.web")
+SECURITY_HEADERS: Final = {
+    "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "cache-control": "no-store",
+    "x-frame-options": "DENY",
+}
+_MAX_FORM: Final = 8 * 1024
+_NAV: Final = (
+    ("/", "Overview"),
+    ("/fleet", "Fleet"),
+    ("/log", "Log"),
+    ("/reviews", "Reviews"),
+    ("/keys", "Keys & audit"),
+    ("/alerts", "Alerts"),
+)
+Page = Callable[[Request], Awaitable[Response]]
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("ironroot.web", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["segment"] = lambda value: urllib.parse.quote(str(value), safe="")
+    env.filters["compact"] = _compact
+    env.filters["short"] = lambda value, n=16: (
+        value if len(str(value)) <= n else f"{str(value)[:n]}…"
+    )
+    return env
+
+
+def _static(name: str) -> bytes:
+    return resources.files("ironroot.web").joinpath(f"static/{name}").read_bytes()
+
+
+def _compact(value: object, limit: int = 400) -> str:
+    """An event detail value as one line of text (JSON for lists and maps)."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _safe_next(value: str | None) -> str:
+    """A path inside the dashboard to go to after logging in (never another site)."""
+    if (
+        not value
+        or not value.startswith("/")
+        or value.startswith("//")
+        or "\\" in value
+        or any(ord(c) < 32 for c in value)
+        or len(value) > 512
+    ):
+        return "/"
+    return value
+
+
+def create_dashboard_app(dashboard: Dashboard) -> Starlette:
+    """The dashboard as an ASGI app (module docs)."""
+    env = _environment()
+    css = _static("dashboard.css")
+    icon = _static("favicon.svg")
+    info = ServiceInfo(
+        "dashboard", "Ironroot dashboard: the trust plane, read-only", docs="dashboard"
+    )
+
+    def root(request: Request) -> str:
+        return str(request.scope.get("root_path", "")).rstrip("/")
+
+    def session_of(request: Request) -> Session | None:
+        try:
+            return dashboard.session_keys.session(
+                request.cookies.get(SESSION_COOKIE),
+                dashboard.operators,
+                now=int(dashboard.now().timestamp()),
+            )
+        except Unauthorized:
+            return None
+
+    def render(
+        request: Request,
+        template: str,
+        context: Mapping[str, Any],
+        *,
+        status: int = 200,
+        session: Session | None = None,
+    ) -> HTMLResponse:
+        prefix = root(request)
+        cookie = request.cookies.get(SESSION_COOKIE)
+        html = env.get_template(template).render(
+            **context,
+            title=dashboard.title,
+            nav=_NAV,
+            path=request.url.path[len(prefix) :] or "/",
+            session=session,
+            logout_token=dashboard.session_keys.csrf(cookie) if session and cookie else "",
+            url=lambda path: prefix + path,
+            now=dashboard.now(),
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def error_page(
+        request: Request, status: int, title: str, detail: str, session: Session | None
+    ) -> HTMLResponse:
+        return render(
+            request,
+            "error.html",
+            {"status": status, "heading": title, "detail": detail},
+            status=status,
+            session=session,
+        )
+
+    def page(
+        handler: Callable[[Request, Session | None], Awaitable[Response]], *, public: bool
+    ) -> Page:
+        async def run(request: Request) -> Response:
+            session = session_of(request)
+            if session is None and not public:
+                target = request.url.path[len(root(request)) :] or "/"
+                if request.url.query:
+                    target += "?" + request.url.query
+                query = urllib.parse.urlencode({"next": target})
+                return RedirectResponse(f"{root(request)}/login?{query}", status_code=303)
+            try:
+                return await handler(request, session)
+            except IronrootError as exc:
+                _log.debug("%s %s: %s", request.method, request.url.path, exc)
+                response = error_page(request, exc.http_status, exc.title, exc.detail, session)
+                if isinstance(exc, TooManyAttempts):
+                    response.headers["retry-after"] = str(exc.retry_after)
+                return response
+            except Exception:  # a bug: a page that says so, with an id the log repeats
+                incident = secrets.token_hex(8)
+                _log.exception(
+                    "unexpected error in %s [correlation id %s]", request.url.path, incident
+                )
+                return error_page(
+                    request,
+                    500,
+                    "Internal Server Error",
+                    f"the dashboard failed unexpectedly; correlation id {incident}",
+                    session,
+                )
+
+        return run
+
+    def view(
+        template: str,
+        build: Callable[..., Mapping[str, Any]],
+        *,
+        public: bool = False,
+        **fixed: Any,
+    ) -> Page:
+        async def handler(request: Request, session: Session | None) -> Response:
+            args = {**fixed, **request.path_params}
+            context = await run_in_threadpool(build, **args)
+            return render(request, template, context, session=session)
+
+        return page(handler, public=public)
+
+    # --- pages ------------------------------------------------------------------------------
+
+    async def fleet(request: Request, session: Session | None) -> Response:
+        q = request.query_params
+        context = await run_in_threadpool(
+            dashboard.fleet_page,
+            status=q.get("status", "")[:32],
+            node_class=q.get("class", "")[:64],
+            query=q.get("q", "")[:128],
+        )
+        return render(request, "fleet.html", context, session=session)
+
+    async def entries(request: Request, session: Session | None) -> Response:
+        try:
+            number = int(request.query_params.get("page", "1"))
+        except ValueError as exc:
+            raise MalformedInput("page is a number") from exc
+        context = await run_in_threadpool(dashboard.log_entries, request.path_params["log"], number)
+        return render(request, "log_entries.html", context, session=session)
+
+    async def statement_file(request: Request, session: Session | None) -> Response:
+        source = dashboard.log(request.path_params["log"])
+        data = await run_in_threadpool(source.transparent_statement, request.path_params["entry"])
+        name = request.path_params["entry"][:16]
+        return Response(
+            data,
+            media_type="application/cose",
+            headers={"content-disposition": f'attachment; filename="{name}.cose"'},
+        )
+
+    # --- login ------------------------------------------------------------------------------
+
+    def cookie_args(request: Request) -> dict[str, Any]:
+        return {
+            "path": root(request) or "/",
+            "httponly": True,
+            "samesite": "strict",
+            "secure": request.url.scheme == "https",
+        }
+
+    def login_form(
+        request: Request, *, status: int = 200, error: str | None = None, user: str = ""
+    ) -> Response:
+        nonce = new_login_nonce()
+        response = render(
+            request,
+            "login.html",
+            {
+                "csrf": dashboard.session_keys.csrf(nonce),
+                "next": _safe_next(request.query_params.get("next")),
+                "error": error,
+                "user": user,
+                "no_operators": not dashboard.operators.names,
+            },
+            status=status,
+        )
+        response.set_cookie(LOGIN_COOKIE, nonce, max_age=3600, **cookie_args(request))
+        return response
+
+    async def login_page(request: Request) -> Response:
+        if session_of(request) is not None:
+            return RedirectResponse(
+                root(request) + _safe_next(request.query_params.get("next")), status_code=303
+            )
+        return login_form(request)
+
+    def same_origin(request: Request) -> bool:
+        origin = request.headers.get("origin")
+        if origin is None:
+            return True
+        expected = f"{request.url.scheme}://{request.url.netloc}"
+        return origin == expected
+
+    async def form(request: Request) -> dict[str, str]:
+        body = await read_body(request, _MAX_FORM)
+        try:
+            fields = urllib.parse.parse_qs(
+                body.decode("utf-8"), keep_blank_values=True, max_num_fields=8, strict_parsing=False
+            )
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise MalformedInput("the form is not URL-encoded UTF-8") from exc
+        return {k: v[0] for k, v in fields.items()}
+
+    async def login(request: Request) -> Response:
+        client = request.client.host if request.client is not None else "-"
+        response: Response
+        try:
+            dashboard.throttle.check(client)
+            fields = await form(request)
+            if not same_origin(request):
+                raise Unauthorized("the form was not sent from this dashboard", code="csrf")
+            dashboard.session_keys.check_csrf(request.cookies.get(LOGIN_COOKIE), fields.get("csrf"))
+        except TooManyAttempts as exc:
+            response = error_page(request, 429, exc.title, exc.detail, None)
+            response.headers["retry-after"] = str(exc.retry_after)
+            return response
+        except IronrootError as exc:
+            return login_form(
+                request, status=exc.http_status if exc.http_status != 401 else 403, error=exc.detail
+            )
+        user = fields.get("user", "")[:64]
+        try:
+            name = await run_in_threadpool(
+                dashboard.operators.authenticate, user, fields.get("password", "")[:1024]
+            )
+        except IronrootError as exc:
+            dashboard.throttle.failed(client)
+            _log.info("dashboard login refused for %r from %s: %s", user, client, exc.code)
+            return login_form(
+                request, status=401, error="unknown user or wrong password", user=user
+            )
+        tag = dashboard.operators.tag(name)
+        assert tag is not None
+        value = dashboard.session_keys.issue(
+            name,
+            tag,
+            now=int(dashboard.now().timestamp()),
+            lifetime=dashboard.config.session_lifetime,
+        )
+        _log.info("dashboard login of %s from %s", name, client)
+        response = RedirectResponse(root(request) + _safe_next(fields.get("next")), status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE, value, max_age=dashboard.config.session_lifetime, **cookie_args(request)
+        )
+        response.delete_cookie(LOGIN_COOKIE, **cookie_args(request))
+        return response
+
+    async def logout(request: Request) -> Response:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        try:
+            fields = await form(request)
+            if not same_origin(request):
+                raise Unauthorized("the form was not sent from this dashboard", code="csrf")
+            dashboard.session_keys.check_csrf(cookie, fields.get("csrf"))
+        except IronrootError as exc:
+            return error_page(request, 403, "Forbidden", exc.detail, session_of(request))
+        response = RedirectResponse(f"{root(request)}/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, **cookie_args(request))
+        return response
+
+    async def stylesheet(request: Request) -> Response:
+        return Response(css, media_type="text/css", headers={"cache-control": "max-age=3600"})
+
+    async def favicon(request: Request) -> Response:
+        return Response(icon, media_type="image/svg+xml", headers={"cache-control": "max-age=3600"})
+
+    routes: list[BaseRoute] = [
+        Route("/", view("overview.html", dashboard.overview), methods=["GET"]),
+        Route("/fleet", page(fleet, public=False), methods=["GET"]),
+        Route("/fleet/nodes/{node}", view("node.html", dashboard.node_page), methods=["GET"]),
+        Route("/log", view("log_index.html", dashboard.log_index, public=True), methods=["GET"]),
+        Route("/log/{log}", page(entries, public=True), methods=["GET"]),
+        Route(
+            "/log/{log}/checkpoints",
+            view("checkpoints.html", dashboard.checkpoints, public=True),
+            methods=["GET"],
+        ),
+        Route(
+            "/log/{log}/entries/{entry}/statement.cose",
+            page(statement_file, public=True),
+            methods=["GET"],
+        ),
+        Route(
+            "/log/{log}/entries/{entry}",
+            view("statement.html", dashboard.statement, public=True),
+            methods=["GET"],
+        ),
+        Route("/reviews", view("reviews.html", dashboard.reviews), methods=["GET"]),
+        Route("/keys", view("keys.html", dashboard.keys_page), methods=["GET"]),
+        Route("/alerts", view("alerts.html", dashboard.alerts), methods=["GET"]),
+        Route("/login", login_page, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/static/dashboard.css", stylesheet, methods=["GET"]),
+        Route("/static/favicon.svg", favicon, methods=["GET"]),
+    ]
+    routes += [r for r in operational_routes(info, routes) if getattr(r, "path", "") != "/"]
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        titles = {404: "Not Found", 405: "Method Not Allowed"}
+        response = error_page(
+            request,
+            exc.status_code,
+            titles.get(exc.status_code, "Error"),
+            "no such page" if exc.status_code == 404 else str(exc.detail),
+            session_of(request),
+        )
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(_SecurityHeaders), Middleware(Observed, info=info)],
+        exception_handlers={HTTPException: http_error},
+    )
+
+
+class _SecurityHeaders:
+    """ASGI middleware: the security headers (module docs) on every response."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._headers = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *((k, v) for k, v in self._headers if k not in present),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

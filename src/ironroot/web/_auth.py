@@ -1,0 +1,319 @@
+"""Who may see the dashboard beyond the public log pages: operators, sessions, CSRF, throttling.
+
+**Operators** are accounts of :class:`ironroot.platform.AccountStore` — the store the
+platform's Redfish service uses — kept in ``<data>/dashboard/operators.json`` (mode 0600):
+scrypt password hashes (N=2^15, r=8, p=1, a random salt each) compared in constant time, an
+unknown name costing the same work as a wrong password and answering the same, passwords of
+12 to 128 characters, and a lockout of an account after 5 wrong passwords in a row (5
+minutes). ``ironroot dashboard passwd`` adds an operator or sets a new password.
+
+**Sessions** are a signed cookie, ``ironroot_session``: ``base64url(JSON payload) "."
+base64url(HMAC-SHA-256(key, "ironroot-dashboard-session/1" 0x00 payload))`` with the key in
+``<data>/dashboard/session.key`` (32 random bytes, mode 0600, made on first use). The payload
+names the operator, when it was issued and when it expires, and a tag of the account's
+password salt, so a new password (or a removed account) ends every session of it. Nothing
+secret is in the cookie, and nothing is kept on the server. The cookie is ``HttpOnly``,
+``SameSite=Strict``, scoped to the dashboard's path, and ``Secure`` when the dashboard is
+served over TLS.
+
+**CSRF.** The login form carries a token bound to a random pre-login cookie
+(``ironroot_login``, same flags) by the same key; a POST without both, or with an ``Origin``
+that is not the dashboard's own, is refused. Logging out is a POST whose token is bound to the
+session. The dashboard has no other form and changes nothing.
+
+**Throttling.** ``max_failures`` failed logins from one client address within ``window``
+seconds answer ``TooManyAttempts`` (429, ``Retry-After``) to every login from that address
+until the oldest failure leaves the window — on top of the per-account lockout above.
+
+Written here rather than taken from a library: Starlette's ``SessionMiddleware`` needs
+``itsdangerous`` (not a dependency) and has no CSRF protection or login throttling; what is
+hand-written is a MAC over a small JSON document with the standard library's ``hmac``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import collections
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from ironroot._fileio import read_limited, write_atomic
+from ironroot.errors import (
+    ConfigError,
+    InputUnavailable,
+    IronrootError,
+    StorageError,
+    TooManyAttempts,
+    Unauthorized,
+)
+
+if TYPE_CHECKING:
+    from ironroot.platform import AccountStore
+
+__all__ = [
+    "LOGIN_COOKIE",
+    "SESSION_COOKIE",
+    "LoginThrottle",
+    "Operators",
+    "Session",
+    "SessionKeys",
+]
+
+SESSION_COOKIE: Final = "ironroot_session"
+LOGIN_COOKIE: Final = "ironroot_login"
+OPERATORS_FILE: Final = "operators.json"
+SESSION_KEY_FILE: Final = "session.key"
+_ROLE: Final = "ReadOnly"  # the dashboard only shows: every operator may see every page
+_SESSION_LABEL: Final = b"ironroot-dashboard-session/1\x00"
+_CSRF_LABEL: Final = b"ironroot-dashboard-csrf/1\x00"
+_KEY_SIZE: Final = 32
+_MAX_COOKIE: Final = 1024
+_MAX_CLIENTS: Final = 10_000
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Operators:
+    """The operators of one dashboard (module docs): a thin shell over the account store."""
+
+    def __init__(self, state_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = state_dir / OPERATORS_FILE
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: tuple[int, int, int] | None = None
+        self._loaded: AccountStore | None = None
+
+    def _version(self) -> tuple[int, int, int] | None:
+        try:
+            found = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (found.st_ino, found.st_mtime_ns, found.st_size)
+
+    @property
+    def _store(self) -> AccountStore:
+        """The account store as the file is now: read again when another process (``ironroot
+        dashboard passwd``) or this one changed it, so no write is made from a stale copy."""
+        from ironroot.platform import AccountStore
+
+        with self._lock:
+            version = self._version()
+            if self._loaded is None or version != self._seen:
+                self._loaded = AccountStore(self.path, clock=self._clock)
+                self._seen = version
+            return self._loaded
+
+    def _saved(self) -> None:
+        with self._lock:
+            self._seen = self._version()
+
+    @property
+    def names(self) -> list[str]:
+        return [a.username for a in self._store.accounts()]
+
+    def set_password(self, username: str, password: str) -> bool:
+        """Add ``username`` with ``password``, or give it a new one (ending its sessions);
+        ``True`` when the operator is new. ``MalformedInput`` for a bad name or length."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        store = self._store
+        account = store.by_name(username)
+        try:
+            if account is None:
+                store.add(username, password, _ROLE)
+                return True
+            store.update(account.id, password=password, locked=False)
+            return False
+        finally:
+            self._saved()
+
+    def authenticate(self, username: str, password: str) -> str:
+        """The operator's name when ``password`` is right; ``Unauthorized`` (the same for an
+        unknown name and a wrong password) or ``IdentityLocked`` otherwise."""
+        try:
+            return self._store.authenticate(username, password).username
+        finally:
+            self._saved()  # a failure or a reset counter was written
+
+    def tag(self, username: str) -> str | None:
+        """What a session of ``username`` carries to be ended by a new password: a digest of
+        the account's current salt (``None`` when there is no such enabled operator)."""
+        account = self._store.by_name(username)
+        if account is None or not account.enabled:
+            return None
+        return hashlib.sha256(b"ironroot-dashboard-operator\x00" + account.salt).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A logged-in operator: who, and until when (POSIX seconds)."""
+
+    user: str
+    issued: int
+    expires: int
+
+
+class SessionKeys:
+    """The key that signs session cookies and CSRF tokens (module docs)."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != _KEY_SIZE:
+            raise ConfigError(f"a session key is {_KEY_SIZE} bytes")
+        self._key = key
+
+    def __repr__(self) -> str:
+        return "SessionKeys(<secret>)"
+
+    @classmethod
+    def load(cls, state_dir: Path) -> SessionKeys:
+        """The key in ``state_dir``, made (32 random bytes, mode 0600) when there is none."""
+        path = state_dir / SESSION_KEY_FILE
+        if not path.exists():
+            try:
+                state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                write_atomic(path, secrets.token_bytes(_KEY_SIZE), mode=0o600, exclusive=True)
+            except IronrootError:
+                pass  # another process made it first: read theirs
+            except OSError as exc:
+                raise StorageError(f"cannot create {path}: {exc.strerror or exc}") from exc
+        try:
+            data = read_limited(path, 64)
+        except OSError as exc:
+            raise InputUnavailable(f"{path}: {exc.strerror or exc}") from exc
+        except IronrootError as exc:
+            raise ConfigError(f"{path} is not a session key") from exc
+        if len(data) != _KEY_SIZE:
+            raise ConfigError(f"{path} is not a session key ({_KEY_SIZE} bytes)")
+        return cls(data)
+
+    def _mac(self, label: bytes, data: bytes) -> bytes:
+        return hmac.new(self._key, label + data, hashlib.sha256).digest()
+
+    # --- sessions ---------------------------------------------------------------------------
+
+    def issue(self, user: str, tag: str, *, now: int, lifetime: int) -> str:
+        """A session cookie value for ``user`` (with the operator's ``tag``)."""
+        payload = json.dumps(
+            {"u": user, "t": tag, "iat": now, "exp": now + lifetime},
+            separators=(",", ":"),
+            sort_keys=True,
+        ).encode()
+        return f"{_b64(payload)}.{_b64(self._mac(_SESSION_LABEL, payload))}"
+
+    def session(self, value: str | None, operators: Operators, *, now: int) -> Session:
+        """The session a cookie value stands for; ``Unauthorized`` when it is missing, forged,
+        expired, or its operator is gone or has a new password."""
+        if not value or len(value) > _MAX_COOKIE or value.count(".") != 1:
+            raise Unauthorized("log in to see this page", code="login-required")
+        body, mac = value.split(".")
+        try:
+            payload, tag = _unb64(body), _unb64(mac)
+        except (binascii.Error, ValueError) as exc:
+            raise Unauthorized("the session is not valid", code="session-invalid") from exc
+        if not hmac.compare_digest(tag, self._mac(_SESSION_LABEL, payload)):
+            raise Unauthorized("the session is not valid", code="session-invalid")
+        try:
+            doc = json.loads(payload)
+            user, operator_tag = doc["u"], doc["t"]
+            issued, expires = doc["iat"], doc["exp"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise Unauthorized("the session is not valid", code="session-invalid") from exc
+        if not (
+            isinstance(user, str)
+            and isinstance(operator_tag, str)
+            and isinstance(issued, int)
+            and isinstance(expires, int)
+        ):
+            raise Unauthorized("the session is not valid", code="session-invalid")
+        if now >= expires:
+            raise Unauthorized("the session has expired: log in again", code="session-expired")
+        current = operators.tag(user)
+        if current is None or not hmac.compare_digest(current, operator_tag):
+            raise Unauthorized("the session has ended: log in again", code="session-ended")
+        return Session(user, issued, expires)
+
+    # --- CSRF -------------------------------------------------------------------------------
+
+    def csrf(self, bound_to: str) -> str:
+        """The form token for ``bound_to`` (a pre-login cookie, or a session cookie)."""
+        return _b64(self._mac(_CSRF_LABEL, bound_to.encode()))
+
+    def check_csrf(self, bound_to: str | None, token: object) -> None:
+        """``Unauthorized`` (``csrf``) unless ``token`` is the form token of ``bound_to``."""
+        if (
+            not bound_to
+            or not isinstance(token, str)
+            or len(bound_to) > _MAX_COOKIE
+            or not hmac.compare_digest(token.encode(), self.csrf(bound_to).encode())
+        ):
+            raise Unauthorized(
+                "the form has expired or did not come from this dashboard: reload it",
+                code="csrf",
+            )
+
+
+def new_login_nonce() -> str:
+    """The value of a fresh pre-login cookie."""
+    return _b64(os.urandom(18))
+
+
+class LoginThrottle:
+    """Failed logins per client address in a sliding window (module docs)."""
+
+    def __init__(
+        self, max_failures: int, window: int, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures: collections.OrderedDict[str, collections.deque[float]] = (
+            collections.OrderedDict()
+        )
+
+    def _recent(self, client: str, now: float) -> collections.deque[float]:
+        times = self._failures.get(client)
+        if times is None:
+            return collections.deque()
+        while times and now - times[0] >= self.window:
+            times.popleft()
+        if not times:
+            del self._failures[client]
+        return times
+
+    def check(self, client: str) -> None:
+        """``TooManyAttempts`` while ``client`` has ``max_failures`` recent failures."""
+        with self._lock:
+            now = self._clock()
+            times = self._recent(client, now)
+            if len(times) >= self.max_failures:
+                wait = int(self.window - (now - times[0])) + 1
+                raise TooManyAttempts(
+                    f"too many failed logins from this address: try again in {wait} s",
+                    retry_after=wait,
+                )
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            now = self._clock()
+            times = self._recent(client, now)
+            times.append(now)
+            self._failures[client] = times
+            self._failures.move_to_end(client)
+            while len(self._failures) > _MAX_CLIENTS:
+                self._failures.popitem(last=False)

@@ -1,0 +1,250 @@
+"""HSMs and key release, read-only: key metadata, the audit chain, release decisions.
+
+The dashboard never logs in to an HSM (a login is an audited operation, and it would need a
+credential): it reads the HSM's **audit log** (``audit.jsonl``, public by design) and checks
+its hash chain with :func:`ironroot.hsm.verify_audit`, and reads the key release service's
+``keyrelease.toml`` for the names its keys are offered under. From those it shows:
+
+* the **audit chain**: how many records, the head hash, intact or where it breaks; and each
+  HSM audit checkpoint registered on a shown log (``iss`` ``urn:ironroot:hsm:<id>``) or kept
+  in ``<hsm>/checkpoints/*.cose``, checked against the chain (the log holds the records the
+  checkpoint covers, unchanged);
+* **keys** (metadata only: there is no key material in an audit log): each handle, when and
+  by whom it was made, what it was used for and how often, whether it was deleted, and the
+  name a key release service offers it under;
+* **release decisions**: every ``release`` record — who asked, which key, when, and whether
+  the HSM released it (``ok``) or refused it (the error code: ``release-denied``,
+  ``unknown-issuer``, ``nonce-unknown``, …).
+
+The MACs that bind the records to the HSM's audit key can only be checked with the device's
+sealing secret (``ironroot hsm audit verify --sealing-secret-file``); the page says so.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from ironroot._fileio import read_limited
+from ironroot.cose import SignedStatement
+from ironroot.errors import IronrootError
+from ironroot.hsm import (
+    CHECKPOINT_CONTENT_TYPE,
+    AuditCheckpoint,
+    AuditRecord,
+    parse_audit_log,
+    verify_audit,
+)
+from ironroot.web._logs import failure
+
+__all__ = ["HsmSource", "HsmView", "KeyRow", "ReleaseRow"]
+
+_MAX_AUDIT: Final = 256 * 1024 * 1024
+_MAX_CHECKPOINT: Final = 64 * 1024
+_CREATING: Final = frozenset({"generate", "unwrap", "derive"})
+
+
+def _utc(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    handle: str
+    names: tuple[str, ...]
+    created: str | None
+    created_by: str | None
+    how: str | None
+    deleted: bool
+    uses: tuple[tuple[str, int], ...]
+    released: int
+    refused: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRow:
+    seq: int
+    time: int
+    identity: str
+    key: str | None
+    result: str
+
+    @property
+    def when(self) -> str:
+        return _utc(self.time)
+
+    @property
+    def released(self) -> bool:
+        return self.result == "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointCheck:
+    where: str
+    size: int
+    time: int
+    ok: bool
+    error: str | None = None
+
+    @property
+    def when(self) -> str:
+        return _utc(self.time)
+
+
+@dataclass(frozen=True, slots=True)
+class HsmView:
+    name: str
+    records: int
+    head: str
+    intact: bool
+    error: str | None
+    hsm_id: str | None
+    keys: tuple[KeyRow, ...]
+    releases: tuple[ReleaseRow, ...]
+    checkpoints: tuple[CheckpointCheck, ...] = field(default=())
+    refusals: int = 0
+
+
+class HsmSource:
+    """One HSM directory (module docs); ``names`` maps handles to key release names."""
+
+    def __init__(self, directory: Path, names: dict[str, list[str]] | None = None) -> None:
+        self.directory = Path(directory)
+        self.name = self.directory.name
+        self.names = names or {}
+
+    def __repr__(self) -> str:
+        return f"HsmSource({str(self.directory)!r})"
+
+    def records(self) -> tuple[AuditRecord, ...]:
+        return parse_audit_log(read_limited(self.directory / "audit.jsonl", _MAX_AUDIT))
+
+    def view(self, logged: list[tuple[str, bytes]]) -> HsmView:
+        """The page's view; ``logged`` is ``(where, statement)`` of every HSM audit
+        checkpoint found on the shown logs."""
+        try:
+            records = self.records()
+        except (IronrootError, OSError) as exc:
+            reason = failure(exc) if isinstance(exc, IronrootError) else str(exc)
+            return HsmView(self.name, 0, "", False, reason, None, (), ())
+        error = None
+        try:
+            verify_audit(records)
+        except IronrootError as exc:
+            error = failure(exc)
+        head = records[-1].digest().hex() if records else "0" * 64
+        checkpoints, hsm_id = self._checkpoints(records, logged)
+        return HsmView(
+            name=self.name,
+            records=len(records),
+            head=head,
+            intact=error is None,
+            error=error,
+            hsm_id=hsm_id,
+            keys=tuple(self._keys(records)),
+            releases=tuple(
+                ReleaseRow(r.seq, r.time, r.identity, r.key, r.result)
+                for r in reversed(records)
+                if r.operation == "release"
+            ),
+            checkpoints=tuple(checkpoints),
+            refusals=sum(1 for r in records if r.result != "ok"),
+        )
+
+    def _keys(self, records: tuple[AuditRecord, ...]) -> list[KeyRow]:
+        created: dict[str, AuditRecord] = {}
+        deleted: set[str] = set()
+        uses: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+        released: collections.Counter[str] = collections.Counter()
+        refused: collections.Counter[str] = collections.Counter()
+        for record in records:
+            if record.key is None:
+                continue
+            handle = record.key.rpartition("->")[2] if "->" in record.key else record.key
+            parent = record.key.partition("->")[0] if "->" in record.key else None
+            if record.result == "ok" and record.operation in _CREATING:
+                created.setdefault(handle, record)
+                if parent:
+                    uses[parent][record.operation] += 1
+                continue
+            if record.operation == "delete" and record.result == "ok":
+                deleted.add(handle)
+            if record.operation == "release":
+                (released if record.result == "ok" else refused)[handle] += 1
+            elif record.result == "ok":
+                uses[handle][record.operation] += 1
+        handles = list(created) + sorted(set(self.names) - set(created))
+        rows = []
+        for handle in handles:
+            made = created.get(handle)
+            rows.append(
+                KeyRow(
+                    handle=handle,
+                    names=tuple(self.names.get(handle, ())),
+                    created=_utc(made.time) if made else None,
+                    created_by=made.identity if made else None,
+                    how=made.operation if made else None,
+                    deleted=handle in deleted,
+                    uses=tuple(sorted(uses[handle].items())),
+                    released=released[handle],
+                    refused=refused[handle],
+                )
+            )
+        return rows
+
+    def _checkpoints(
+        self, records: tuple[AuditRecord, ...], logged: list[tuple[str, bytes]]
+    ) -> tuple[list[CheckpointCheck], str | None]:
+        found: list[tuple[str, bytes]] = list(logged)
+        folder = self.directory / "checkpoints"
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.cose")):
+                try:
+                    found.append((f"checkpoints/{path.name}", read_limited(path, _MAX_CHECKPOINT)))
+                except (IronrootError, OSError):
+                    continue
+        out: list[CheckpointCheck] = []
+        hsm_id: str | None = None
+        for where, statement in found:
+            try:
+                parsed = SignedStatement.parse(statement)
+                if parsed.content_type != CHECKPOINT_CONTENT_TYPE:
+                    continue
+                checkpoint = AuditCheckpoint.from_payload(parsed.payload)
+            except IronrootError:
+                continue
+            if parsed.claims.iss != f"urn:ironroot:hsm:{checkpoint.hsm.hex()}":
+                continue
+            hsm_id = hsm_id or checkpoint.hsm.hex()
+            try:
+                verify_audit(records, checkpoint=checkpoint)
+                out.append(CheckpointCheck(where, checkpoint.size, checkpoint.time, True))
+            except IronrootError as exc:
+                out.append(
+                    CheckpointCheck(where, checkpoint.size, checkpoint.time, False, failure(exc))
+                )
+        return out, hsm_id
+
+
+def keyrelease_names(
+    directories: tuple[Path, ...],
+) -> tuple[dict[Path, dict[str, list[str]]], list[str]]:
+    """``hsm directory -> handle -> [key names]`` from the key release directories, and the
+    reasons any could not be read."""
+    from ironroot.keyrelease import load_keyrelease_config
+
+    out: dict[Path, dict[str, list[str]]] = {}
+    errors = []
+    for directory in directories:
+        try:
+            config = load_keyrelease_config(directory)
+        except IronrootError as exc:
+            errors.append(f"{directory.name}: {failure(exc)}")
+            continue
+        names = out.setdefault(config.hsm_dir, {})
+        for key in config.keys:
+            names.setdefault(key.handle, []).append(key.name)
+    return out, errors

@@ -1,0 +1,221 @@
+"""Appraisal of GPU measurement blocks against the driver and VBIOS RIMs on the log: real RIMs,
+the real H100 report's blocks, and every block no RIM allows named."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from _rim_helpers import (
+    DRIVER_FILE,
+    DRIVER_ID,
+    NOW,
+    VBIOS_FILE,
+    VBIOS_ID,
+    VBIOS_TEST_FILE,
+    RimLog,
+    golden_blocks,
+    vector_blocks,
+    vector_evidence,
+    vector_rim,
+)
+
+from ironroot.attestation import appraise_gpu_rims
+from ironroot.attestation.evidence import parse_nvidia_opaque_data
+from ironroot.errors import MalformedEvidence, MeasurementMismatch, NotFound, VerificationFailed
+from ironroot.rim import LoggedRim, LoggedRims, compare_measurements, logged_rim_from_statement
+
+# The H100 report's evidence values (its opaque data: project, SKU, chip, VBIOS, driver).
+H100 = {
+    "project": "1010",
+    "sku": "0200",
+    "chip": "882",
+    "vbios_version": "96.00.9F.00.01",
+    "driver_version": "550.90.07",
+}
+# The logged RIMs' versions, for evidence that has them.
+LOGGED = {**H100, "vbios_version": "96.00.5E.00.01", "driver_version": "545.00"}
+
+
+@pytest.fixture(scope="module")
+def rims(rim_log: RimLog, logged: dict[str, bytes]) -> LoggedRims:
+    return LoggedRims(
+        logged_rim_from_statement(data, service_keys=rim_log.service_keys, now=NOW)
+        for data in logged.values()
+    )
+
+
+def _by(rims: LoggedRims, rim_id: str, digest_of: str) -> LoggedRim:
+    import hashlib
+
+    digest = hashlib.sha384(vector_rim(digest_of)).digest()
+    return next(r for r in rims.find(rim_id) if r.rim.digest == digest)
+
+
+def test_the_log_holds_both_vbios_rims_of_one_id(rims: LoggedRims) -> None:
+    assert len(rims) == 3
+    assert len(rims.find(VBIOS_ID)) == 2
+    assert [str(r) for r in rims.find(DRIVER_ID)] == [DRIVER_ID]
+    assert rims.find("NV_GPU_DRIVER_GH100_550.90.07") == ()
+
+
+def test_blocks_that_the_rims_allow_are_affirmed(rims: LoggedRims) -> None:
+    blocks = golden_blocks(vector_rim(DRIVER_FILE), vector_rim(VBIOS_FILE))
+    blocks.update({b: bytes(48) for b in range(42, 65)})  # blocks no RIM has active
+    result = rims.appraise(blocks, **LOGGED)
+    result.check()
+    assert str(result.driver.rim_id) == DRIVER_ID
+    assert str(result.vbios.rim_id) == VBIOS_ID
+    assert result.mismatches == ()
+    assert result.matched == (*range(1, 14), *range(22, 42))
+    assert result.not_covered == tuple(range(42, 65))
+    assert result.skipped == ()
+
+
+def test_every_alternative_is_allowed(rims: LoggedRims) -> None:
+    for alternative in range(4):  # measurement 12 of the VBIOS RIM has four
+        blocks = golden_blocks(
+            vector_rim(DRIVER_FILE), vector_rim(VBIOS_FILE), alternative=alternative
+        )
+        rims.appraise(blocks, **LOGGED)
+
+
+def test_any_logged_rim_of_the_id_may_allow_the_blocks(rims: LoggedRims) -> None:
+    """NVIDIA's test VBIOS RIM has the same id and other values: evidence matching it is
+    appraised against it."""
+    blocks = golden_blocks(vector_rim(DRIVER_FILE), vector_rim(VBIOS_TEST_FILE))
+    result = rims.appraise(blocks, **LOGGED)
+    assert result.vbios.rim.digest == _by(rims, VBIOS_ID, VBIOS_TEST_FILE).rim.digest
+
+
+def test_versions_and_names_are_matched_as_the_evidence_writes_them(rims: LoggedRims) -> None:
+    blocks = golden_blocks(vector_rim(DRIVER_FILE), vector_rim(VBIOS_FILE))
+    rims.appraise(blocks, **{**LOGGED, "vbios_version": "96.00.5e.00.01"})
+    rims.appraise(blocks, **{**LOGGED, "product": "gh100"})
+
+
+# --- must reject --------------------------------------------------------------------------
+
+
+def test_the_real_h100_report_has_no_logged_rim(rims: LoggedRims) -> None:
+    """End to end: the vector H100 report, verified as nvidia-gpu evidence, runs driver
+    550.90.07 and VBIOS 96.00.9F.00.01; none of the RIMs NVIDIA shipped with it is for either,
+    so it has no reference values on the log."""
+    evidence = vector_evidence()
+    assert (evidence.project, evidence.sku, evidence.chip) == ("1010", "0200", "882")
+    assert (evidence.vbios_version, evidence.driver_version) == ("96.00.9F.00.01", "550.90.07")
+    with pytest.raises(NotFound) as caught:
+        appraise_gpu_rims(evidence, rims)
+    assert caught.value.code == "rim-not-found"
+    assert "NV_GPU_DRIVER_GH100_550.90.07" in caught.value.detail
+    with pytest.raises(NotFound):
+        LoggedRims().appraise(vector_blocks(), **H100)
+
+
+def test_a_report_that_names_logged_rims_is_appraised_against_them(rims: LoggedRims) -> None:
+    """The H100 report with its driver and VBIOS versions changed to the logged RIMs' (as a GPU
+    running them would report): its blocks are then compared, each mismatch named, and its
+    NVDEC0 (disabled, 0x55) leaves block 36 out."""
+    evidence = vector_evidence()
+    opaque = dict(evidence.opaque)
+    for kind, text in ((3, b"545.00\x00"), (6, bytes.fromhex("00 5e 00 96 01 00 00 00"))):
+        opaque[kind] = dataclasses.replace(opaque[kind], data=text)
+    raw = dataclasses.replace(evidence, opaque=opaque).opaque_data  # the TLVs, re-encoded
+    renamed = dataclasses.replace(evidence, opaque=parse_nvidia_opaque_data(raw))
+    assert (renamed.vbios_version, renamed.driver_version) == ("96.00.5E.00.01", "545.00")
+    with pytest.raises(MeasurementMismatch) as caught:
+        appraise_gpu_rims(renamed, rims)
+    assert 36 not in caught.value.indexes
+    assert set(caught.value.indexes) >= {2, 3, 10, 12}
+
+
+def test_a_report_without_its_board_cannot_select_a_rim(rims: LoggedRims) -> None:
+    evidence = vector_evidence()
+    stripped = dataclasses.replace(
+        evidence, opaque={k: v for k, v in evidence.opaque.items() if k != 17}
+    )
+    with pytest.raises(MalformedEvidence):
+        appraise_gpu_rims(stripped, rims)
+
+
+def test_a_missing_vbios_rim_is_named(rims: LoggedRims) -> None:
+    blocks = golden_blocks(vector_rim(DRIVER_FILE), vector_rim(VBIOS_FILE))
+    with pytest.raises(NotFound) as caught:
+        rims.appraise(blocks, **{**LOGGED, "vbios_version": "96.00.9F.00.01"})
+    assert caught.value.code == "rim-not-found"
+    assert "NV_GPU_VBIOS_1010_0200_882_96009F0001" in caught.value.detail
+    with pytest.raises(NotFound):
+        rims.appraise(blocks, **{**LOGGED, "sku": "0205"})
+
+
+def test_the_real_report_against_the_nearest_real_rims_names_every_block(
+    rims: LoggedRims,
+) -> None:
+    """The vector report's blocks (verified nvidia-gpu evidence) against the driver RIM and
+    the VBIOS RIM of its board: the blocks its firmware does not share with them are each
+    named."""
+    driver = rims.find(DRIVER_ID)[0]
+    vbios = _by(rims, VBIOS_ID, VBIOS_FILE)
+    result = compare_measurements(vector_blocks(), driver, vbios)
+    vbios_blocks = {2, 3, 10, 12}
+    driver_blocks = {8, 22, 23, 26, 27, 28, 30, 31, 32, 33, 35, 37, 38, 40, 41}
+    assert {m.block for m in result.mismatches} == vbios_blocks | driver_blocks
+    assert {m.block for m in result.mismatches if m.rim_id == VBIOS_ID} == vbios_blocks
+    assert all(m.reason == "value" for m in result.mismatches)
+    assert set(result.matched) == {1, 4, 5, 6, 7, 9, 11, 13, 24, 25, 29, 34, 36, 39}
+    with pytest.raises(MeasurementMismatch) as caught:
+        result.check()
+    assert caught.value.code == "measurement-mismatch"
+    assert caught.value.indexes == tuple(sorted(vbios_blocks | driver_blocks))
+    assert (
+        "block 2 (RIM index 1, HashedMeasurement_1_FSP, NV_GPU_VBIOS_1010_0200_882_96005E0001)"
+        in (caught.value.detail)
+    )
+
+
+def test_a_measurement_no_rim_allows_is_refused(rims: LoggedRims) -> None:
+    blocks = golden_blocks(vector_rim(DRIVER_FILE), vector_rim(VBIOS_FILE))
+    blocks[10] = bytes([blocks[10][0] ^ 1]) + blocks[10][1:]
+    with pytest.raises(MeasurementMismatch) as caught:
+        rims.appraise(blocks, **LOGGED)
+    assert caught.value.code == "measurement-mismatch"
+    assert caught.value.indexes == (10,)
+    assert "block 10 (RIM index 9, Measurement_9, NV_GPU_VBIOS_1010_0200_882_96005E0001)" in (
+        caught.value.detail
+    )
+    assert blocks[10].hex() in caught.value.detail
+
+
+def test_an_absent_or_resized_block_is_refused(rims: LoggedRims) -> None:
+    blocks = golden_blocks(vector_rim(DRIVER_FILE), vector_rim(VBIOS_FILE))
+    del blocks[8]
+    blocks[22] = blocks[22][:32]
+    with pytest.raises(MeasurementMismatch) as caught:
+        rims.appraise(blocks, **LOGGED)
+    assert caught.value.indexes == (8, 22)
+    assert "block 8 (RIM index 7" in caught.value.detail
+    assert "absent from the evidence" in caught.value.detail
+    assert "32 bytes, the RIM allows 48-byte values" in caught.value.detail
+
+
+def test_nvdec0_disabled_leaves_its_block_out(rims: LoggedRims) -> None:
+    blocks = golden_blocks(vector_rim(DRIVER_FILE), vector_rim(VBIOS_FILE))
+    blocks[36] = bytes(48)
+    with pytest.raises(MeasurementMismatch) as caught:
+        rims.appraise(blocks, **LOGGED)
+    assert caught.value.indexes == (36,)
+    result = rims.appraise(blocks, **LOGGED, nvdec0_disabled=True)
+    assert result.skipped == (36,)
+    assert 36 not in result.matched
+
+
+def test_rims_active_at_one_index_conflict(rims: LoggedRims) -> None:
+    vbios = _by(rims, VBIOS_ID, VBIOS_FILE)
+    with pytest.raises(VerificationFailed) as caught:
+        compare_measurements({}, vbios, vbios)
+    assert caught.value.code == "rim-index-conflict"
+
+
+def test_no_logged_rims_allow_nothing() -> None:
+    with pytest.raises(NotFound):
+        LoggedRims().appraise({}, **LOGGED)

@@ -1,0 +1,197 @@
+"""Hostile XML: DTDs, entities (external and expanding), oversized documents, signature
+placement tricks and malformed fields are refused with ``MalformedRim`` (or
+``LimitExceeded``), never resolved, fetched or expanded; random damage never escapes as
+anything but an Ironroot error."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from _rim_helpers import NOW, VBIOS_FILE, RimPki, swid, vector_rim
+from lxml import etree
+
+from ironroot.errors import IronrootError, LimitExceeded, MalformedRim
+from ironroot.rim import RimLimits, verify_rim
+
+_TAG = (
+    '<SoftwareIdentity xmlns="http://standards.iso.org/iso/19770/-2/2015/schema.xsd" '
+    'name="x" tagId="t">{body}</SoftwareIdentity>'
+)
+
+XXE = (
+    '<?xml version="1.0"?>\n<!DOCTYPE SoftwareIdentity [\n'
+    '  <!ENTITY xxe SYSTEM "file:///etc/passwd">\n]>\n' + _TAG.format(body="&xxe;")
+).encode()
+
+LAUGHS = (
+    '<?xml version="1.0"?>\n<!DOCTYPE SoftwareIdentity [\n  <!ENTITY a "lol">\n'
+    + "".join(f'  <!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">\n' for i in range(9))
+    + "]>\n"
+    + _TAG.format(body="&j;")
+).encode()
+
+EXTERNAL_DTD = (
+    '<?xml version="1.0"?>\n<!DOCTYPE SoftwareIdentity SYSTEM "http://127.0.0.1:9/evil.dtd">\n'
+    + _TAG.format(body="")
+).encode()
+
+PARAMETER_ENTITY = (
+    '<?xml version="1.0"?>\n<!DOCTYPE SoftwareIdentity [\n'
+    '  <!ENTITY % remote SYSTEM "http://127.0.0.1:9/x.dtd"> %remote;\n]>\n' + _TAG.format(body="")
+).encode()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [XXE, LAUGHS, EXTERNAL_DTD, PARAMETER_ENTITY],
+    ids=["external-entity", "billion-laughs", "external-dtd", "parameter-entity"],
+)
+def test_dtds_and_entities_are_refused(data: bytes) -> None:
+    with pytest.raises(MalformedRim) as caught:
+        verify_rim(data, now=NOW)
+    assert caught.value.code == "malformed-rim"
+
+
+@pytest.mark.parametrize("data", [XXE, LAUGHS], ids=["external-entity", "billion-laughs"])
+def test_a_dtd_in_utf16_is_refused_after_parsing(data: bytes) -> None:
+    """The byte scan for ``<!DOCTYPE`` does not see UTF-16; the parsed document's own DTD
+    check does."""
+    encoded = data.decode().replace(
+        '<?xml version="1.0"?>', '<?xml version="1.0" encoding="UTF-16"?>'
+    )
+    utf16 = encoded.encode("utf-16")
+    assert b"<!DOCTYPE" not in utf16
+    with pytest.raises(MalformedRim) as caught:
+        verify_rim(utf16, now=NOW)
+    assert "DTD" in caught.value.detail or "entit" in caught.value.detail
+
+
+def test_a_huge_document_is_refused_before_parsing() -> None:
+    data = vector_rim(VBIOS_FILE)
+    padded = data.replace(b"</SoftwareIdentity>", b" " * 300_000 + b"</SoftwareIdentity>")
+    with pytest.raises(LimitExceeded) as caught:
+        verify_rim(padded, now=NOW)
+    assert caught.value.code == "limit-exceeded"
+    with pytest.raises(LimitExceeded):
+        verify_rim(data, now=NOW, limits=RimLimits(max_bytes=len(data) - 1))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"not xml",
+        b"<SoftwareIdentity",
+        b"\xff\xfe\x00",
+        b"<a/>",
+        _TAG.format(body="").encode(),
+    ],
+    ids=["empty", "text", "truncated", "binary", "not-swid", "unsigned"],
+)
+def test_what_is_not_a_signed_swid_tag_is_refused(data: bytes) -> None:
+    with pytest.raises(MalformedRim):
+        verify_rim(data, now=NOW)
+
+
+def test_a_second_signature_is_refused() -> None:
+    data = vector_rim(VBIOS_FILE)
+    start, end = data.index(b"<ds:Signature "), data.index(b"</ds:Signature>") + 15
+    wrapped = data.replace(b"</ns0:Payload>", b"</ns0:Payload>" + data[start:end], 1)
+    with pytest.raises(MalformedRim):
+        verify_rim(wrapped, now=NOW)
+
+
+def test_a_signature_that_is_not_enveloped_at_the_top_is_refused() -> None:
+    data = vector_rim(VBIOS_FILE)
+    start, end = data.index(b"<ds:Signature "), data.index(b"</ds:Signature>") + 15
+    moved = data[:start] + data[end:]
+    moved = moved.replace(b"</ns0:Payload>", data[start:end] + b"</ns0:Payload>", 1)
+    with pytest.raises(MalformedRim):
+        verify_rim(moved, now=NOW)
+
+
+def test_a_reference_to_part_of_the_tag_is_refused(pki: RimPki) -> None:
+    data = pki.sign(swid())
+    changed = data.replace(b'URI=""', b'URI="#payload"', 1)
+    assert changed != data
+    with pytest.raises(MalformedRim):
+        verify_rim(changed, now=NOW, roots=[pki.root])
+
+
+_GOOD = 'ns2:Hash0="{}" name="m" size="48"'.format("11" * 48)
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        '<Resource type="Measurement" index="0" active="True" alternatives="2" ' + _GOOD + "/>",
+        '<Resource type="Measurement" index="0" active="True" alternatives="1" '
+        'ns2:Hash0="zz" name="m" size="48"/>',
+        '<Resource type="Measurement" index="0" active="True" alternatives="1" '
+        'ns2:Hash0="1111" name="m" size="2"/>',
+        '<Resource type="Measurement" index="0" active="True" alternatives="1" ' + _GOOD + "/>"
+        '<Resource type="Measurement" index="0" active="True" alternatives="1" ' + _GOOD + "/>",
+        '<Resource type="Measurement" index="300" active="True" alternatives="1" ' + _GOOD + "/>",
+        '<Resource type="Measurement" index="-1" active="True" alternatives="1" ' + _GOOD + "/>",
+        '<Resource type="Measurement" index="0" active="yes" alternatives="1" ' + _GOOD + "/>",
+        '<Resource type="Measurement" index="0" active="True" alternatives="99" ' + _GOOD + "/>",
+        '<Resource type="File" index="0" active="True" alternatives="1" ' + _GOOD + "/>",
+        '<Directory name="d"/>',
+        "",
+    ],
+    ids=[
+        "missing-alternative",
+        "not-hex",
+        "size-not-of-the-hash",
+        "index-twice",
+        "index-too-large",
+        "index-negative",
+        "active-not-boolean",
+        "too-many-alternatives",
+        "not-a-measurement",
+        "not-a-resource",
+        "empty-payload",
+    ],
+)
+def test_malformed_measurements_are_refused(pki: RimPki, resources: str) -> None:
+    data = pki.sign(swid(resources=resources))
+    with pytest.raises(MalformedRim):
+        verify_rim(data, now=NOW, roots=[pki.root])
+
+
+def test_a_rim_without_a_version_is_refused(pki: RimPki) -> None:
+    unsigned = swid().replace(b'colloquialVersion="96.00.5E.00.01" ', b"")
+    with pytest.raises(MalformedRim):
+        verify_rim(pki.sign(unsigned), now=NOW, roots=[pki.root])
+
+
+def test_values_come_only_from_what_the_signature_covers() -> None:
+    """Comments are not signed (C14N 1.1 without comments): one in the tag still verifies and
+    changes nothing that is read."""
+    data = vector_rim(VBIOS_FILE)
+    commented = data.replace(b"<ns0:Payload", b"<!-- index 1 is fine --><ns0:Payload", 1)
+    assert verify_rim(commented, now=NOW).measurements == verify_rim(data, now=NOW).measurements
+
+
+def test_random_damage_is_refused_or_harmless() -> None:
+    data = vector_rim(VBIOS_FILE)
+    good = verify_rim(data, now=NOW)
+    signed_end = data.index(b"<ds:KeyInfo>")
+    rng = random.Random(1016)
+    refused = 0
+    for _ in range(120):
+        offset = rng.randrange(signed_end)
+        damaged = (
+            data[:offset] + bytes([data[offset] ^ (1 << rng.randrange(8))]) + data[offset + 1 :]
+        )
+        try:
+            rim = verify_rim(damaged, now=NOW)
+        except IronrootError:
+            refused += 1
+            continue
+        except etree.LxmlError as exc:  # pragma: no cover - would be a bug
+            pytest.fail(f"lxml error escaped at offset {offset}: {exc!r}")
+        assert rim.measurements == good.measurements
+        assert rim.tag_id == good.tag_id
+    assert refused >= 100

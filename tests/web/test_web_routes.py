@@ -1,0 +1,605 @@
+"""The dashboard's routes over real HTTP (the app in a server thread, an httpx client): who
+may see what, the login (CSRF, throttling, sessions), escaping of hostile input, what is
+never shown, the verification each page does, errors, and the mount under ``fleet serve``."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import html
+import re
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.web.conftest import log_in, login_token
+from tests.web.web_world import (
+    ADMITTED,
+    HELD,
+    HOSTILE,
+    HOSTILE_ISSUER,
+    HOSTILE_REASON,
+    OPERATOR,
+    PASSWORD,
+    PENDING,
+    ROGUE_FIRMWARE,
+    SEEN,
+    WRITE_TOKEN,
+    WebWorld,
+)
+
+from ironroot.crypto import PrivateKey
+from ironroot.errors import TooManyAttempts
+from ironroot.http import ServerThread
+from ironroot.log import Checkpoint, NoteSigner, layout, sign_checkpoint
+from ironroot.web import Dashboard, LoginThrottle, LogSource, create_dashboard_app
+
+pytestmark = pytest.mark.integration
+
+OPERATOR_PAGES = ["/", "/fleet", "/fleet/nodes/node-0001", "/reviews", "/keys", "/alerts"]
+
+
+def _public_pages(world: WebWorld) -> list[str]:
+    return [
+        "/log",
+        "/log/trusted-log",
+        "/log/ops-log",
+        "/log/trusted-log/checkpoints",
+        "/log/ops-log/checkpoints",
+        f"/log/trusted-log/entries/{world.review_entry}",
+        f"/log/trusted-log/entries/{world.hostile_entry}",
+        f"/log/ops-log/entries/{world.hostile_issuer_entry}",
+    ]
+
+
+# --- who may see what ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", OPERATOR_PAGES)
+def test_operator_pages_send_an_anonymous_visitor_to_the_login(
+    anon: httpx.Client, path: str
+) -> None:
+    answer = anon.get(path)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/login?next=" + path.replace("/", "%2F")
+    assert "node-0001" not in answer.text
+
+
+def test_the_log_is_public(anon: httpx.Client, world: WebWorld) -> None:
+    for path in _public_pages(world):
+        answer = anon.get(path)
+        assert answer.status_code == 200, path
+        assert "Log in" in answer.text
+    cose = anon.get(f"/log/trusted-log/entries/{world.review_entry}/statement.cose")
+    assert cose.status_code == 200
+    assert cose.headers["content-type"] == "application/cose"
+    assert cose.content[:1] == b"\xd2"
+
+
+def test_a_logged_in_operator_sees_every_page(client: httpx.Client, world: WebWorld) -> None:
+    for path in [*OPERATOR_PAGES, *_public_pages(world)]:
+        answer = client.get(path)
+        assert answer.status_code == 200, path
+        assert "Log out" in answer.text
+        assert OPERATOR in answer.text
+
+
+def test_every_response_carries_the_security_headers(anon: httpx.Client) -> None:
+    for path in ("/log", "/login", "/fleet", "/no-such-page", "/static/dashboard.css"):
+        headers = anon.get(path).headers
+        csp = headers["content-security-policy"]
+        assert "default-src 'none'" in csp
+        assert "script-src" not in csp
+        assert "frame-ancestors 'none'" in csp
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["x-frame-options"] == "DENY"
+
+
+# --- the login -------------------------------------------------------------------------------
+
+
+def test_logging_in_sets_a_strict_http_only_session_cookie(anon: httpx.Client) -> None:
+    answer = log_in(anon)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/"
+    cookie = next(h for h in answer.headers.get_list("set-cookie") if "ironroot_session=" in h)
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert "Path=/" in cookie
+    assert "Secure" not in cookie  # plain HTTP here; see the TLS test
+    assert PASSWORD not in cookie
+    assert anon.get("/fleet").status_code == 200
+
+
+def test_a_wrong_password_is_refused_with_the_same_answer_as_an_unknown_user(
+    anon: httpx.Client,
+) -> None:
+    wrong = log_in(anon, password="not the password at all")
+    unknown = log_in(anon, user="mallory", password="not the password at all")
+    for answer in (wrong, unknown):
+        assert answer.status_code == 401
+        assert "unknown user or wrong password" in answer.text
+        assert not any("ironroot_session=" in h for h in answer.headers.get_list("set-cookie"))
+    assert anon.get("/fleet").status_code == 303
+
+
+def test_a_login_without_the_form_token_is_refused(anon: httpx.Client) -> None:
+    anon.get("/login")
+    answer = anon.post("/login", data={"user": OPERATOR, "password": PASSWORD})
+    assert answer.status_code == 403
+    assert "did not come from this dashboard" in answer.text
+    forged = anon.post("/login", data={"user": OPERATOR, "password": PASSWORD, "csrf": "A" * 43})
+    assert forged.status_code == 403
+
+
+def test_a_form_token_bound_to_another_browser_is_refused(served: str) -> None:
+    with httpx.Client(base_url=served) as attacker, httpx.Client(base_url=served) as victim:
+        token = login_token(attacker.get("/login").text)  # the attacker's own token
+        victim.get("/login")  # the victim has a login cookie of its own
+        answer = victim.post("/login", data={"user": OPERATOR, "password": PASSWORD, "csrf": token})
+        assert answer.status_code == 403
+
+
+def test_a_login_posted_from_another_origin_is_refused(anon: httpx.Client) -> None:
+    token = login_token(anon.get("/login").text)
+    answer = anon.post(
+        "/login",
+        data={"user": OPERATOR, "password": PASSWORD, "csrf": token},
+        headers={"origin": "https://evil.example"},
+    )
+    assert answer.status_code == 403
+    assert not any("ironroot_session=" in h for h in answer.headers.get_list("set-cookie"))
+
+
+def test_login_never_redirects_to_another_site(anon: httpx.Client) -> None:
+    token = login_token(anon.get("/login").text)
+    answer = anon.post(
+        "/login",
+        data={"user": OPERATOR, "password": PASSWORD, "csrf": token, "next": "//evil.example/x"},
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/"
+    page = anon.get("/login?next=https://evil.example/")
+    assert page.status_code == 303
+    assert page.headers["location"] == "/"
+
+
+def test_failed_logins_are_throttled_per_client(world: WebWorld) -> None:
+    dashboard = world.dashboard()
+    ticks = [0.0]
+    dashboard.throttle = LoginThrottle(3, 60, clock=lambda: ticks[0])
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        for _ in range(3):
+            assert log_in(client, password="guess guess guess").status_code == 401
+        refused = log_in(client)  # the right password, too soon
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) == 61
+        assert "too many failed logins" in refused.text
+        ticks[0] = 61.0
+        assert log_in(client).status_code == 303
+
+
+def test_the_throttle_refuses_with_a_typed_error() -> None:
+    throttle = LoginThrottle(2, 10, clock=lambda: 5.0)
+    throttle.failed("10.0.0.1")
+    throttle.check("10.0.0.1")
+    throttle.failed("10.0.0.1")
+    with pytest.raises(TooManyAttempts) as caught:
+        throttle.check("10.0.0.1")
+    assert caught.value.code == "too-many-attempts"
+    assert caught.value.http_status == 429
+    throttle.check("10.0.0.2")  # another client is not held back
+
+
+def test_a_forged_or_altered_session_cookie_is_not_a_session(served: str) -> None:
+    with httpx.Client(base_url=served) as client:
+        log_in(client)
+        value = client.cookies["ironroot_session"]
+        body, mac = value.split(".")
+        payload = base64.urlsafe_b64decode(body + "==").replace(b"alice", b"admin")
+        forged = base64.urlsafe_b64encode(payload).rstrip(b"=").decode() + "." + mac
+        for bad in (forged, body + ".AAAA", "garbage", value[:-2] + "xx"):
+            client.cookies.clear()
+            client.cookies.set("ironroot_session", bad)
+            assert client.get("/fleet", follow_redirects=False).status_code == 303, bad
+
+
+def test_a_session_ends_with_its_lifetime_and_with_a_new_password(
+    world: WebWorld, tmp_path: Path
+) -> None:
+    clock = [SEEN]
+    dashboard = Dashboard.open(world.data, clock=lambda: clock[0])
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        log_in(client)
+        assert client.get("/fleet").status_code == 200
+        clock[0] = SEEN + dt.timedelta(seconds=dashboard.config.session_lifetime + 1)
+        assert client.get("/fleet").status_code == 303
+        clock[0] = SEEN
+        assert client.get("/fleet").status_code == 200
+        dashboard.operators.set_password(OPERATOR, PASSWORD)  # a new salt: sessions end
+        assert client.get("/fleet").status_code == 303
+        assert log_in(client).status_code == 303
+
+
+def test_logging_out_needs_the_session_s_form_token(client: httpx.Client) -> None:
+    page = client.get("/fleet").text
+    token = re.search(r'action="/logout">\s*<input type="hidden" name="csrf" value="([^"]+)"', page)
+    assert token is not None
+    assert client.post("/logout", data={"csrf": "forged"}).status_code == 403
+    assert client.get("/fleet").status_code == 200
+    answer = client.post("/logout", data={"csrf": token.group(1)})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/login"
+    assert client.get("/fleet").status_code == 303
+
+
+def test_the_session_cookie_is_secure_over_tls(world: WebWorld, tmp_path: Path) -> None:
+    from tests.tls_pki import make_pki
+
+    from ironroot.http import ServerTls, client_context
+
+    pki = make_pki(tmp_path)
+    tls = ServerTls(pki.server_cert, pki.server_key)
+    with (
+        ServerThread(create_dashboard_app(world.dashboard()), tls=tls) as server,
+        httpx.Client(base_url=server.url, verify=client_context(pki.ca)) as client,
+    ):
+        answer = log_in(client)
+        cookie = next(h for h in answer.headers.get_list("set-cookie") if "ironroot_session" in h)
+        assert "Secure" in cookie
+        assert "HttpOnly" in cookie
+
+
+# --- hostile input ---------------------------------------------------------------------------
+
+
+def _no_markup_from_data(text: str) -> None:
+    assert "<script" not in text.lower()
+    assert "<img" not in text.lower()
+    assert html.escape(HOSTILE, quote=False) in text or html.escape(HOSTILE) in text
+
+
+def test_hostile_subjects_issuers_and_reasons_are_escaped(
+    client: httpx.Client, world: WebWorld
+) -> None:
+    pages = {
+        "/log/trusted-log": HOSTILE,
+        f"/log/trusted-log/entries/{world.hostile_entry}": HOSTILE,
+        "/log/ops-log": HOSTILE_ISSUER,
+        f"/log/ops-log/entries/{world.hostile_issuer_entry}": HOSTILE_ISSUER,
+        "/fleet": HOSTILE_REASON,
+        f"/fleet/nodes/{HELD}": HOSTILE_REASON,
+        "/alerts": HOSTILE_REASON,
+        "/": HOSTILE_ISSUER,
+    }
+    for path, hostile in pages.items():
+        text = client.get(path).text
+        _no_markup_from_data(text)
+        assert html.escape(hostile, quote=False) in text or html.escape(hostile) in text, path
+
+
+def test_a_hostile_filter_value_is_escaped(client: httpx.Client) -> None:
+    text = client.get("/fleet", params={"q": '"><script>alert(1)</script>'}).text
+    assert "<script>alert(1)" not in text
+    assert "&#34;&gt;&lt;script&gt;" in text or "&quot;&gt;&lt;script&gt;" in text
+
+
+# --- what is never shown ---------------------------------------------------------------------
+
+
+def _raw_private(pem: bytes) -> list[str]:
+    """The private scalar of an EC or Ed25519 key in hex (other types: their PEM suffices)."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(pem, None)
+    except (ValueError, TypeError):
+        return []
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        value = key.private_numbers().private_value
+        return [f"{value:x}"[:32]]
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return [key.private_bytes_raw().hex()[:32]]
+    return []
+
+
+def _secrets(world: WebWorld) -> list[str]:
+    """Every private key, token and UDS in the world, in the forms a page could show them."""
+    found = [WRITE_TOKEN, PASSWORD]
+    roots = [world.data, world.world.root]
+    for root in roots:
+        for path in root.rglob("*"):
+            if not path.is_file() or path.stat().st_size > 1 << 20:
+                continue
+            data = path.read_bytes()
+            if b"PRIVATE KEY" in data:
+                body = b"".join(
+                    line for line in data.splitlines() if line and not line.startswith(b"-----")
+                )
+                found.append(body[16:80].decode())
+                found.extend(_raw_private(data))
+    for node in world.fleet.node_ids():
+        fuses = world.fleet.rot(node).fuses
+        found.append(fuses.uds_seed.hex()[:32])
+        found.append(fuses.field_entropy.hex()[:32] if fuses.field_entropy else "")
+        found.append(base64.b64encode(fuses.uds_seed).decode()[:24])
+    key = (world.data / "dashboard" / "session.key").read_bytes()
+    found += [key.hex(), base64.urlsafe_b64encode(key).decode().rstrip("=")]
+    return [s for s in found if len(s) >= 16]
+
+
+def _crawl(client: httpx.Client, start: list[str], limit: int = 120) -> dict[str, str]:
+    seen: dict[str, str] = {}
+    queue = list(start)
+    while queue and len(seen) < limit:
+        path = queue.pop(0)
+        if path in seen:
+            continue
+        answer = client.get(path)
+        assert answer.status_code == 200, f"{path}: {answer.status_code}"
+        seen[path] = answer.text if "text/html" in answer.headers["content-type"] else ""
+        for href in re.findall(r'href="(/[^"#]*)', seen[path]):
+            target = html.unescape(href)
+            if target not in seen and not target.startswith("/static/"):
+                queue.append(target)
+    return seen
+
+
+def test_no_page_shows_a_private_key_a_token_a_password_or_a_uds(
+    client: httpx.Client, world: WebWorld
+) -> None:
+    pages = _crawl(client, [*OPERATOR_PAGES, *_public_pages(world)])
+    assert len(pages) > 20
+    secrets = _secrets(world)
+    assert len(secrets) > 20
+    for path, text in pages.items():
+        assert "PRIVATE KEY" not in text, path
+        for secret in secrets:
+            assert secret not in text, f"{path} shows a secret"
+        assert client.cookies["ironroot_session"] not in text, path
+
+
+def test_every_link_resolves(client: httpx.Client, world: WebWorld) -> None:
+    pages = _crawl(client, ["/"], limit=200)
+    for needed in ("/fleet", "/log", "/reviews", "/keys", "/alerts", f"/fleet/nodes/{HELD}"):
+        assert needed in pages
+
+
+# --- what each page verifies -----------------------------------------------------------------
+
+
+def test_the_fleet_counts_and_filters(client: httpx.Client) -> None:
+    text = client.get("/fleet").text
+    assert re.search(r'<span class="n">3</span>admitted', text)
+    assert re.search(r'<span class="n">2</span>quarantined', text)
+    assert re.search(r'<span class="n">1</span>pending', text)
+    quarantined = client.get("/fleet", params={"status": "quarantined"}).text
+    rows = re.findall(r'data-node="([^"]+)" data-status="([^"]+)"', quarantined)
+    assert rows == [(ROGUE_FIRMWARE, "quarantined"), (HELD, "quarantined")]
+    one = client.get("/fleet", params={"q": "node-0002"}).text
+    assert re.findall(r'data-node="([^"]+)"', one) == ["node-0002"]
+    assert "<svg" in text
+    assert "Attestation results over time" in text
+
+
+def _links(text: str) -> dict[str, str]:
+    return dict(re.findall(r'data-link="([a-z]+)" data-status="([a-z]+)"', text))
+
+
+def test_an_admitted_node_s_chain_of_trust_holds_link_by_link(client: httpx.Client) -> None:
+    for node in ADMITTED:
+        links = _links(client.get(f"/fleet/nodes/{node}").text)
+        assert list(links) == [
+            "fuses", "pfm", "firmware", "dice", "quote", "spdm", "ear", "credential", "keys",
+        ]  # fmt: skip
+        assert set(links.values()) == {"ok"}, (node, links)
+
+
+def test_a_quarantined_node_shows_red_with_its_reason_and_the_failed_check(
+    client: httpx.Client,
+) -> None:
+    text = client.get(f"/fleet/nodes/{ROGUE_FIRMWARE}").text
+    links = _links(text)
+    assert links["quote"] == "fail"
+    assert links["ear"] == "fail"
+    assert links["credential"] == "fail"
+    assert links["keys"] == "fail"
+    assert links["fuses"] == links["pfm"] == links["dice"] == links["spdm"] == "ok"
+    assert "failed: rot: reference-values" in text  # the check's name, in the picture
+    assert 'id="quarantine"' in text
+    assert "no logged reference value for runtime" in text
+    assert "failed: node-not-admitted" in text
+    assert "failed: ear-not-affirming" in text
+
+
+def test_a_node_never_attested_is_grey_where_nothing_could_be_checked(
+    client: httpx.Client,
+) -> None:
+    links = _links(client.get(f"/fleet/nodes/{PENDING}").text)
+    assert links["fuses"] == links["pfm"] == links["firmware"] == links["dice"] == "ok"
+    for link in ("quote", "spdm", "ear", "credential", "keys"):
+        assert links[link] == "unknown", link
+
+
+def test_an_operator_s_quarantine_breaks_the_credential_and_key_release_links(
+    client: httpx.Client,
+) -> None:
+    links = _links(client.get(f"/fleet/nodes/{HELD}").text)
+    assert links["ear"] == "ok"  # its attestation was good: an operator held it
+    assert links["credential"] == "fail"
+    assert links["keys"] == "fail"
+
+
+def test_a_statement_s_receipt_is_verified_by_the_server(
+    client: httpx.Client, world: WebWorld
+) -> None:
+    text = client.get(f"/log/trusted-log/entries/{world.review_entry}").text
+    assert "Receipt verified" in text
+    assert 'data-verified="true"' in text
+    assert 'data-verified="false"' not in text
+    assert "Inclusion proof" in text
+    assert "signed by the log, same root" in text
+
+
+def test_checkpoints_are_consistent_and_the_witness_cosignature_verifies(
+    client: httpx.Client,
+) -> None:
+    trusted = client.get("/log/trusted-log/checkpoints").text
+    assert "no split view" in trusted
+    assert "row-bad" not in trusted
+    ops = client.get("/log/ops-log/checkpoints").text
+    assert "witness.example/w1" in ops
+    assert "quorum met" in ops
+    assert ">verified</span>" in ops
+
+
+def test_reviews_keys_and_alerts(client: httpx.Client) -> None:
+    reviews = client.get("/reviews").text
+    assert "Example Review Provider" in reviews
+    assert "deployed: class node-7: bmc" in reviews
+    assert ">verified</span>" in reviews
+    assert "CWE-111" in reviews
+    keys = client.get("/keys").text
+    assert "Audit chain intact" in keys
+    assert "db-key" in keys
+    assert ">released</span>" in keys
+    assert "refused: policy-claims" in keys
+    alerts = client.get("/alerts").text
+    assert "split view of split.example" in alerts
+    assert "unannounced release" in alerts
+    assert "pkg:firmware/acme/bmc" in alerts
+
+
+def test_registrations_are_plotted(anon: httpx.Client) -> None:
+    text = anon.get("/log").text
+    assert "Registrations over time" in text
+    assert "<rect" in text
+
+
+# --- the verification fails where the data is wrong ------------------------------------------
+
+
+@pytest.fixture
+def log_copy(world: WebWorld, tmp_path: Path) -> Path:
+    """A consistent copy of the trusted log's data directory (SQLite's backup)."""
+    source = world.world.root / "trusted-log"
+    copy = tmp_path / "log-copy"
+    (copy / "keys").mkdir(parents=True)
+    for name in ("ironroot.toml", "issuer0.pub.pem", "issuer1.pub.pem"):
+        (copy / name).write_bytes((source / name).read_bytes())
+    for name in ("checkpoint.pub.pem", "receipt-keys.cbor", "checkpoint.key"):
+        (copy / "keys" / name).write_bytes((source / "keys" / name).read_bytes())
+    with (
+        contextlib.closing(sqlite3.connect(source / "log.sqlite3")) as src,
+        contextlib.closing(sqlite3.connect(copy / "log.sqlite3")) as dst,
+    ):
+        src.backup(dst)
+    return copy
+
+
+def test_a_tampered_receipt_signature_is_shown_unverified(log_copy: Path, world: WebWorld) -> None:
+    with contextlib.closing(sqlite3.connect(log_copy / "log.sqlite3")) as db, db:
+        rows = db.execute("SELECT size, name, value FROM batch_data").fetchall()
+        for size, name, value in rows:
+            db.execute(
+                "UPDATE batch_data SET value = ? WHERE size = ? AND name = ?",
+                (value[:-1] + bytes([value[-1] ^ 1]), size, name),
+            )
+    view = LogSource(log_copy).statement(world.review_entry)
+    assert view.receipts
+    assert not view.all_verified
+    assert view.receipts[0].error is not None
+    assert view.receipts[0].error.startswith("bad-signature")
+
+
+def test_a_checkpoint_with_another_root_is_caught_as_inconsistent(log_copy: Path) -> None:
+    source = LogSource(log_copy)
+    with contextlib.closing(sqlite3.connect(log_copy / "log.sqlite3")) as db, db:
+        sizes = [r[0] for r in db.execute("SELECT size FROM checkpoints ORDER BY size")]
+        forged = sign_checkpoint(
+            Checkpoint(source.origin, sizes[-2], bytes(32)),
+            [
+                NoteSigner(
+                    source.origin,
+                    PrivateKey.from_pem(layout.checkpoint_key_path(log_copy).read_bytes()),
+                )
+            ],
+        )
+        db.execute("UPDATE checkpoints SET note = ? WHERE size = ?", (forged, sizes[-2]))
+    rows = {row.size: row for row in source.checkpoints()}
+    assert rows[sizes[-2]].signed  # the log's key signed it: only consistency catches it
+    assert rows[sizes[-2]].consistent is False or rows[sizes[-1]].consistent is False
+    failed = [r for r in rows.values() if r.consistent is False]
+    assert failed
+    assert all(r.error and r.error.startswith("invalid-proof") for r in failed)
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/fleet/nodes/node-9999", 404),
+        ("/log/no-such-log", 404),
+        ("/log/trusted-log/entries/" + "00" * 32, 404),
+        ("/log/trusted-log/entries/not-hex", 404),
+        ("/log/trusted-log?page=x", 400),
+        ("/no/such/page", 404),
+    ],
+)
+def test_errors_are_pages_with_their_status(client: httpx.Client, path: str, status: int) -> None:
+    answer = client.get(path)
+    assert answer.status_code == status
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "Traceback" not in answer.text
+    assert "<h1>" in answer.text
+
+
+def test_the_dashboard_changes_nothing_it_reads(client: httpx.Client, world: WebWorld) -> None:
+    before = {
+        p: p.stat().st_mtime_ns
+        for p in world.fleet.directory.rglob("*")
+        if p.is_file() and p.suffix not in (".db-shm", ".db-wal", ".lock") and p.name != ".lock"
+    }
+    for path in (*OPERATOR_PAGES, f"/fleet/nodes/{ROGUE_FIRMWARE}", f"/fleet/nodes/{HELD}"):
+        assert client.get(path).status_code == 200
+    after = {p: p.stat().st_mtime_ns for p in before}
+    assert after == before
+
+
+# --- mounted in fleet serve ------------------------------------------------------------------
+
+
+def test_the_dashboard_mounts_under_the_fleet_s_admission_service(world: WebWorld) -> None:
+    from ironroot.fleet import AdmissionAuthority, admission_app
+
+    authority = AdmissionAuthority.open(world.fleet)
+    dashboard = Dashboard.open(world.data, fleet=world.fleet.directory, clock=lambda: SEEN)
+    app = admission_app(authority, mounts={"/dashboard": create_dashboard_app(dashboard)})
+    with (
+        ServerThread(app) as server,
+        httpx.Client(base_url=server.url + "/dashboard") as client,
+    ):
+        assert client.get("/fleet").headers["location"] == "/dashboard/login?next=%2Ffleet"
+        form = client.get("/login")
+        assert 'action="/dashboard/login"' in form.text
+        assert "Path=/dashboard" in form.headers["set-cookie"]
+        answer = client.post(
+            "/login",
+            data={"user": OPERATOR, "password": PASSWORD, "csrf": login_token(form.text)},
+        )
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/dashboard/"
+        fleet = client.get("/fleet").text
+        assert 'href="/dashboard/fleet/nodes/node-0001"' in fleet
+        assert httpx.get(server.url + "/fleet/ca").status_code == 200  # admission still there
