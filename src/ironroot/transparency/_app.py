@@ -259,5 +259,5 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
         Route("/openapi.json", _guard(openapi), methods=["GET"]),
     ]
     if config.cts_prefix:  # the Microsoft CTS API, for pyscitt and other CTS clients
-        routes += cts_routes(service, config.cts_prefix, check_token, _guard)
+        routes += cts_routes(service, config.cts_prefix, check_token, _guard, registrar)
     return problem_app(routes, info)
