@@ -453,8 +453,10 @@ async def _supervise(
         await loop.run_in_executor(None, worker.process.join, 30.0)
         if worker.process.is_alive():
             worker.process.kill()
-    if links:
-        await asyncio.gather(*links, return_exceptions=True)
+    if links:  # the workers are gone, so are their links; never wait on one for ever
+        _done, stuck = await asyncio.wait(links, timeout=5.0)
+        for task in stuck:
+            task.cancel()
 
 
 def serve_workers(
