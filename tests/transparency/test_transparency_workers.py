@@ -29,8 +29,15 @@ from ironroot.cose import (
     verify_receipt,
 )
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import MalformedInput, Overloaded, StorageError, UnknownIssuer
-from ironroot.log import Checkpoint, Note, open_store
+from ironroot.errors import (
+    ConfigError,
+    MalformedInput,
+    NotFound,
+    Overloaded,
+    StorageError,
+    UnknownIssuer,
+)
+from ironroot.log import Checkpoint, Log, MemoryLogStore, Note, NoteSigner, open_store
 from ironroot.transparency._workers import _decode_error, _encode_error
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -232,3 +239,31 @@ def test_errors_cross_the_link_with_their_class_code_and_retry_after() -> None:
     # a name that is not an Ironroot error, or bytes that are not JSON: a storage error
     assert type(_decode_error(b'{"error": "SystemExit", "detail": "x"}')) is StorageError
     assert type(_decode_error(b"\xff")) is StorageError
+
+
+def test_a_follower_log_reads_what_the_writer_commits_and_never_writes() -> None:
+    origin = "follower.example/log"
+    store = MemoryLogStore()
+    writer = Log(
+        store,
+        origin=origin,
+        note_signers=[NoteSigner(origin, PrivateKey.generate(Algorithm.EDDSA))],
+    )
+    follower = Log.follower(store, origin=origin)
+    with writer:
+        with pytest.raises(StorageError):
+            follower.submit(b"entry")
+        with pytest.raises(StorageError):
+            follower.start()
+        with pytest.raises(ConfigError):
+            Log.follower(store, origin="another.example/log")
+        where = writer.submit(b"entry").integrated.result(timeout=30)
+        assert follower.tree_size == 0  # until a read asks for more
+        assert follower.inclusion_proof(where.index, where.tree_size) == writer.inclusion_proof(
+            where.index, where.tree_size
+        )
+        assert follower.tree_size == where.tree_size
+        assert follower.checkpoint() == writer.checkpoint()
+        assert follower.entry(where.index) == b"entry"
+        with pytest.raises(NotFound):
+            follower.entry(where.tree_size)
