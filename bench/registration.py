@@ -345,11 +345,8 @@ def registration_bench(
             requests = count + len(receipts)
             main_us = (split_after[0] - split_before[0]) / requests * 1e6  # type: ignore[operator]
             bench_us = (split_after[1] - split_before[1]) / requests * 1e6  # type: ignore[operator]
-            print(
-                f"  of which the main (sequencer) process: {main_us:.0f} us, the "
-                f"{'workers' if workers else '-'}: {per - main_us:.0f} us; "
-                f"this load generator: {bench_us:.0f} us"
-            )
+            split = f"the sequencer {main_us:.0f} us, the workers {per - main_us:.0f} us; "
+            print(f"  of which {split if workers else ''}this load generator: {bench_us:.0f} us")
     print(
         f"receipt fetches/s: {len(receipts) / float(result['fetch_elapsed']):.0f}"  # type: ignore[arg-type]
     )
