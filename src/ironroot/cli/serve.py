@@ -29,6 +29,14 @@ def register(sub: Any) -> None:
         "--issuer", default="https://transparency.example", help="service_issuer on first start"
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N HTTP worker processes check and verify statements in parallel; this process "
+        "sequences (default: one process does both)",
+    )
+    parser.add_argument(
         "--init-only", action="store_true", help="create the data directory and keys, then exit"
     )
     parser.epilog = (
@@ -81,5 +89,8 @@ def _serve(args: argparse.Namespace) -> int:
             receipt_signers=receipts,
             checkpoint_signers=checkpoints,
             tls=bind.tls,
+            workers=args.workers,
+            log_level=bind.log_level,
+            log_format=bind.log_format,
         )
     return 0

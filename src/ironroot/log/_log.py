@@ -192,8 +192,9 @@ class Log:
         batch_signer: BatchSigner | None = None,
         max_batch: int = 4096,
         linger: float = 0.0,
+        _follower: bool = False,
     ) -> None:
-        if not note_signers:
+        if not note_signers and not _follower:
             raise ConfigError("a log needs at least one checkpoint signer")
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise ConfigError("max_batch must be a positive integer")
@@ -218,10 +219,16 @@ class Log:
         self._full_tiles = _LRU(_TILE_CACHE)
         self._store_failed = False  # the last integration failed in the store (writer thread)
         self._retry_now = False
-        self._initialize()
+        self._follower = _follower
+        if _follower:
+            stored = store.meta("origin")
+            if stored is not None and stored != origin:
+                raise ConfigError(f"this log's origin is {stored!r}, not {origin!r}")
+        else:
+            self._initialize()
         state = store.state()
         self._edge = self._load_edge(state)
-        self._store_pending = bool(store.pending())
+        self._store_pending = not _follower and bool(store.pending())
         # (size, root, checkpoint) of the latest integrated tree, replaced as one value.
         self._head = (state.size, self._edge.compact.root(), self._latest_checkpoint(state))
 
@@ -275,6 +282,36 @@ class Log:
             batch_signer=batch_signer,
             max_batch=max_batch,
         )
+
+    @classmethod
+    def follower(cls, store: LogStore, *, origin: str) -> Log:
+        """A log that only reads ``store`` while another process's writer writes it (the HTTP
+        workers of ``ironroot serve --workers``, the replicas that are not the sequencer).
+
+        It never writes, signs or starts a writer; it takes up the stored tree when a read asks
+        for a larger one, and :meth:`checkpoint` reads the latest stored checkpoint each time.
+        """
+        return cls(store, origin=origin, note_signers=(), _follower=True)
+
+    def refresh(self) -> int:
+        """Follower: take the stored latest tree (size, root, checkpoint) as this log's head
+        if it grew; returns the head's size. A writer's log keeps its own head."""
+        if not self._follower:
+            return self._head[0]
+        state = self._store.state()
+        if state.size <= self._head[0]:
+            return self._head[0]
+        try:
+            root = CompactRange(state.size, state.hashes).root()
+        except MalformedInput as exc:
+            raise StorageError("the stored tree state is malformed") from exc
+        note = self._store.checkpoint(state.size)
+        if note is None:
+            raise StorageError(f"no checkpoint is stored for tree size {state.size}")
+        with self._cond:
+            if state.size > self._head[0]:
+                self._head = (state.size, root, note)
+            return self._head[0]
 
     def _initialize(self) -> None:
         """Check the stored origin; record it, and the signed empty tree, in a new store."""
@@ -363,6 +400,8 @@ class Log:
         with self._cond:
             if self._closed:
                 raise StorageError("the log is closed")
+            if self._follower:
+                raise StorageError("a follower log does not write")
             if self._thread is not None:
                 return
             self._thread = threading.Thread(target=self._run, name="ironroot-log-writer")
@@ -420,6 +459,8 @@ class Log:
             raise PayloadTooLarge(f"a log entry is at most {MAX_ENTRY_SIZE} bytes")
         entry_id = hashlib.sha256(entry).digest()
         with self._cond:
+            if self._follower:
+                raise StorageError("a follower log does not write")
             if self._closed or self._stopping:
                 raise StorageError("the log is closed")
             # An entry already in the store is found by the writer's one batched look-up per
@@ -770,6 +811,8 @@ class Log:
 
     def root(self, size: int | None = None) -> bytes:
         """The root of the tree at ``size`` (default: the current tree)."""
+        if size is not None and self._follower and size > self._head[0]:
+            self.refresh()
         current, current_root, _ = self._head
         if size is None:
             return current_root
@@ -793,7 +836,7 @@ class Log:
         """The entry at ``index``; :class:`NotFound` beyond the tree."""
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:
             raise MalformedInput("an entry index is a non-negative integer")
-        if index >= self._head[0]:
+        if index >= self._head[0] and (not self._follower or index >= self.refresh()):
             raise NotFound(f"no entry at index {index}")
         found = self._store.entries(index, index + 1)
         if not found:
@@ -806,17 +849,26 @@ class Log:
 
     def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
         """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``tree_size``."""
-        self._check_size(tree_size, self._head[0])
+        self._check_size(tree_size, self._followed(tree_size))
         return inclusion_proof(index, tree_size, self._node)
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
         """RFC 9162 consistency proof from ``size1`` to ``size2``."""
-        self._check_size(size2, self._head[0])
+        self._check_size(size2, self._followed(size2))
         return consistency_proof(size1, size2, self._node)
 
     def checkpoint(self) -> bytes:
         """The latest signed checkpoint note (UTF-8 text bytes)."""
+        if self._follower:
+            self.refresh()
         return self._head[2]
+
+    def _followed(self, size: object) -> int:
+        """The head's size, taken up from the store first when a follower is asked for a
+        larger tree."""
+        if self._follower and isinstance(size, int) and size > self._head[0]:
+            return self.refresh()
+        return self._head[0]
 
     def checkpoint_at(self, size: int) -> bytes:
         """The checkpoint published at ``size``; :class:`NotFound` if none was."""
@@ -846,7 +898,7 @@ class Log:
         address = TileAddress(0, index, width, entries=True)
         start = index * TILE_WIDTH
         stop = start + address.count
-        if stop > self._head[0]:
+        if stop > self._followed(stop):
             raise NotFound(f"no entry bundle {address.path}")
         entries = self._store.entries(start, stop)
         if len(entries) != address.count:

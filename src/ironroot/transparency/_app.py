@@ -7,7 +7,6 @@ only JSON; the SCRAPI titles are used where SCRAPI defines one. Unexpected excep
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import re
@@ -22,7 +21,6 @@ from starlette.routing import Route
 from ironroot.cose import encode_cbor, encode_key_set
 from ironroot.errors import (
     InvalidLocator,
-    Overloaded,
     StorageError,
     Unauthorized,
 )
@@ -38,6 +36,7 @@ from ironroot.http import (
 from ironroot.log import cache_control, parse_tile_path
 from ironroot.transparency._cts import cts_routes
 from ironroot.transparency._openapi import OPENAPI
+from ironroot.transparency._registrar import LocalRegistrar, Registrar
 from ironroot.transparency._service import TransparencyService
 
 __all__ = ["create_app"]
@@ -47,7 +46,6 @@ _log = logging.getLogger("ironroot.transparency")
 COSE: Final = "application/cose"
 CBOR: Final = "application/cbor"
 _ENTRY_ID: Final = re.compile(r"[0-9a-f]{64}")
-_DURABLE_TIMEOUT: Final = 30.0
 _IMMUTABLE: Final = {"Cache-Control": "public, max-age=31536000, immutable"}
 _NO_CACHE: Final = {"Cache-Control": "no-cache"}
 
@@ -107,9 +105,14 @@ def _service_info(service: TransparencyService) -> ServiceInfo:
     return info
 
 
-def create_app(service: TransparencyService) -> Starlette:
-    """The ASGI application for ``service`` (which the caller starts and closes)."""
+def create_app(service: TransparencyService, registrar: Registrar | None = None) -> Starlette:
+    """The ASGI application for ``service`` (which the caller starts and closes).
+
+    ``registrar`` is how ``POST /entries`` registers: by default into ``service``'s own log
+    (:class:`LocalRegistrar`); an HTTP worker passes its link to the sequencer."""
     config = service.config
+    if registrar is None:
+        registrar = LocalRegistrar(service)
     tokens = tuple(t.encode() for t in config.write_tokens)
     key_set = encode_key_set(list(service.receipt_keys))
     keys_by_kid = {k.kid: k for k in service.receipt_keys}
@@ -137,37 +140,19 @@ def create_app(service: TransparencyService) -> Starlette:
 
     async def post_entries(request: Request) -> Response:
         check_token(request)
-        if service.log.in_flight >= config.max_pending:
-            raise Overloaded("too many registrations are waiting for integration; retry shortly")
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != COSE:
             return problem_response(
                 request, 415, "Unsupported Media Type", "POST /entries takes application/cose"
             )
         body = await read_body(request, config.max_statement_bytes)
-        ticket = service.submit(body)
-        try:
-            await asyncio.wait_for(asyncio.wrap_future(ticket.durable), _DURABLE_TIMEOUT)
-        except TimeoutError:
-            raise StorageError("the entry could not be stored in time; retry") from None
-        location = f"/entries/{ticket.entry_id.hex()}"
-        if ticket.integrated.done():  # the usual case: the commit that stored it integrated it
-            integrated = ticket.integrated.result()
-        else:
-            try:
-                integrated = await asyncio.wait_for(
-                    asyncio.shield(asyncio.wrap_future(ticket.integrated)),
-                    config.registration_wait,
-                )
-            except TimeoutError:
-                registrations.labels("pending").inc()
-                return Response(b"", 303, headers={"Location": location, **_NO_CACHE})
-        receipts = service.receipts(ticket.entry_id, integrated)
-        if not receipts:  # integrated but not readable yet: let the client poll
+        registered = await registrar.register(body, config.registration_wait)
+        location = f"/entries/{registered.entry_id.hex()}"
+        if registered.receipt is None:  # not integrated in time, or not readable yet: poll
             registrations.labels("pending").inc()
             return Response(b"", 303, headers={"Location": location, **_NO_CACHE})
         registrations.labels("integrated").inc()
-        return Response(receipts[0], 201, media_type=COSE, headers={"Location": location})
+        return Response(registered.receipt, 201, media_type=COSE, headers={"Location": location})
 
     async def get_entry(request: Request) -> Response:
         entry_id = _entry_id(request)
@@ -274,5 +259,5 @@ def create_app(service: TransparencyService) -> Starlette:
         Route("/openapi.json", _guard(openapi), methods=["GET"]),
     ]
     if config.cts_prefix:  # the Microsoft CTS API, for pyscitt and other CTS clients
-        routes += cts_routes(service, config.cts_prefix, check_token, _guard)
+        routes += cts_routes(service, config.cts_prefix, check_token, _guard, registrar)
     return problem_app(routes, info)

@@ -34,7 +34,6 @@ the ``"failed"`` status of the CTS format is never reported here.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
@@ -60,6 +59,7 @@ from ironroot.errors import (
 from ironroot.http import PROBLEM_CBOR, Handler, read_body
 
 if TYPE_CHECKING:
+    from ironroot.transparency._registrar import Registrar
     from ironroot.transparency._service import TransparencyService
 
 __all__ = ["OPERATION_RUNNING", "OPERATION_SUCCEEDED", "check_cts_prefix", "cts_routes"]
@@ -84,7 +84,6 @@ _RESERVED: Final = frozenset(
         "metrics",
     }
 )
-_DURABLE_TIMEOUT: Final = 30.0
 _RETRY_AFTER: Final = "1"
 # CTS error codes (scitt-ccf-ledger constants.h), by our error class; the first match wins.
 _CODES: Final[tuple[tuple[type[IronrootError], str], ...]] = (
@@ -162,8 +161,14 @@ def cts_routes(
     prefix: str,
     check_token: Callable[[Request], None],
     guard: Callable[[Handler], Handler],
+    registrar: Registrar | None = None,
 ) -> list[Route]:
-    """The CTS routes under ``prefix``: ``guard`` (the app's) around CTS error answers."""
+    """The CTS routes under ``prefix``: ``guard`` (the app's) around CTS error answers;
+    ``registrar`` registers (the app's: this process's log, or an HTTP worker's sequencer)."""
+    # imported here: _config imports this module, and _registrar imports _service (_config)
+    from ironroot.transparency._registrar import LocalRegistrar
+
+    register = registrar if registrar is not None else LocalRegistrar(service)
     config = service.config
 
     def operation(entry_id: bytes) -> tuple[int, dict[str, str], dict[str, str]]:
@@ -179,22 +184,17 @@ def cts_routes(
 
     async def post_entries(request: Request) -> Response:
         check_token(request)
-        if service.log.in_flight >= config.max_pending:
-            raise Overloaded("too many registrations are waiting for integration; retry shortly")
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != _COSE:
             raise MalformedInput("POST /entries takes application/cose")
         body = await read_body(request, config.max_statement_bytes)
-        ticket = service.submit(body)
+        # durable before 202; the operation reports the integration (no wait here)
+        entry_id = (await register.register(body, 0.0)).entry_id
         try:
-            await asyncio.wait_for(asyncio.wrap_future(ticket.durable), _DURABLE_TIMEOUT)
-        except TimeoutError:
-            raise StorageError("the entry could not be stored in time; retry") from None
-        try:
-            _, answer, _ = operation(ticket.entry_id)
+            _, answer, _ = operation(entry_id)
         except StorageError:  # stored, but its receipt is not servable yet: still running
-            answer = {"OperationId": ticket.entry_id.hex(), "Status": OPERATION_RUNNING}
-        headers = {"Location": f"{prefix}/operations/{ticket.entry_id.hex()}"}
+            answer = {"OperationId": entry_id.hex(), "Status": OPERATION_RUNNING}
+        headers = {"Location": f"{prefix}/operations/{entry_id.hex()}"}
         return Response(_encode(answer), 202, media_type=_CBOR, headers=headers)
 
     async def get_operation(request: Request) -> Response:

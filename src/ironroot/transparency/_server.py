@@ -31,15 +31,36 @@ def serve(
     receipt_signers: Sequence[Signer] | None = None,
     checkpoint_signers: Sequence[Signer] | None = None,
     tls: ServerTls | None = None,
+    workers: int = 0,
+    log_level: str = "info",
+    log_format: str = "text",
 ) -> None:
     """Open (creating on first start) the service in ``data_dir`` and serve it until stopped
     (HTTPS with ``tls``).
+
+    ``workers`` > 0 serves HTTP from that many worker processes, this one sequencing
+    (:mod:`ironroot.transparency._workers`); ``log_level``/``log_format`` are theirs.
 
     SIGINT/SIGTERM stop it gracefully: uvicorn finishes open requests, then the log writer
     drains its queue and the store checkpoints and closes (``ironroot.http.run_server``).
     """
     if not logging.getLogger("ironroot").handlers:
-        configure_logging("info", "text")
+        configure_logging(log_level, log_format)
+    if workers:
+        from ironroot.transparency._workers import serve_workers
+
+        serve_workers(
+            data_dir,
+            host,
+            port,
+            workers,
+            receipt_signers=receipt_signers,
+            checkpoint_signers=checkpoint_signers,
+            tls=tls,
+            log_level=log_level,
+            log_format=log_format,
+        )
+        return
     service = TransparencyService.open(
         data_dir, receipt_signers=receipt_signers, checkpoint_signers=checkpoint_signers
     )

@@ -116,7 +116,7 @@ class TransparencyService:
         self,
         config: TransparencyConfig,
         log: Log,
-        receipt_signers: Sequence[Signer],
+        receipt_keys: Sequence[PublicKey],
         checkpoint_vkeys: Sequence[str],
         clock: Callable[[], datetime],
         known_receipt_keys: Mapping[bytes, Verifier] | None = None,
@@ -125,11 +125,9 @@ class TransparencyService:
         self.config = config
         self.log = log
         self.policy = RegistrationPolicy(config)
-        self.receipt_keys: tuple[PublicKey, ...] = tuple(
-            _public(s.verifier()) for s in receipt_signers
-        )
+        self.receipt_keys: tuple[PublicKey, ...] = tuple(receipt_keys)
         self._labels: tuple[str, ...] = tuple(
-            RECEIPT_PREFIX + s.algorithm.label for s in receipt_signers
+            RECEIPT_PREFIX + k.algorithm.label for k in self.receipt_keys
         )
         self.checkpoint_vkeys = tuple(checkpoint_vkeys)
         self._clock = clock
@@ -241,12 +239,48 @@ class TransparencyService:
         return cls(
             config,
             log,
-            receipt_signers,
+            [_public(s.verifier()) for s in receipt_signers],
             vkeys,
             now,
             known_receipt_keys=known,
             batch_signer=batch_signer,
         )
+
+    @classmethod
+    def open_follower(
+        cls,
+        data_dir: Path,
+        receipt_keys: Sequence[PublicKey],
+        checkpoint_vkeys: Sequence[str],
+        known_receipt_keys: Mapping[bytes, Verifier],
+    ) -> TransparencyService:
+        """The read side of a service whose log another process writes (an HTTP worker of
+        ``ironroot serve --workers``): it checks statements against the registration policy
+        and serves receipts, checkpoints and tiles from the store, and never writes (SQLite is
+        opened read-only; PostgreSQL through its pool, for reads only)."""
+        config = load_config(data_dir)
+        store = config.store.open(data_dir, read_only=config.store.kind == "sqlite")
+        try:
+            log = Log.follower(store, origin=config.origin)
+        except BaseException:
+            store.close()
+            raise
+        return cls(
+            config,
+            log,
+            receipt_keys,
+            checkpoint_vkeys,
+            lambda: datetime.now(UTC),
+            known_receipt_keys=known_receipt_keys,
+        )
+
+    def known_receipt_keys(self) -> dict[bytes, PublicKey]:
+        """Every public receipt key a stored batch may name (current and earlier), by kid."""
+        return {k: v for k, v in self._receipt_verifiers.items() if isinstance(v, PublicKey)}
+
+    def check(self, statement: bytes) -> bytes:
+        """Check ``statement`` against the registration policy; returns its log entry."""
+        return self.policy.check(statement, self._clock()).log_entry()
 
     def add_batch_listener(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(entries)`` for every batch integrated from now on (metrics)."""
@@ -254,6 +288,8 @@ class TransparencyService:
             self._batch_signer.listeners.append(listener)
 
     def start(self) -> None:
+        if self._batch_signer is None:  # a follower: nothing to run
+            return
         self.log.start()
         if self.witnessing is not None:
             self.witnessing.start()
@@ -295,8 +331,7 @@ class TransparencyService:
     def submit(self, statement: bytes) -> Ticket:
         """Check the registration policy, then hand the log entry to the log (not yet durable:
         wait on ``ticket.durable`` before acknowledging)."""
-        parsed = self.policy.check(statement, self._clock())
-        return self.log.submit(parsed.log_entry())
+        return self.log.submit(self.check(statement))
 
     def status(self, entry_id: bytes) -> Integrated | None:
         """``None`` while pending; raises ``NotFound`` for an unknown id."""

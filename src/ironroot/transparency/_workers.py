@@ -1,0 +1,518 @@
+"""``ironroot serve --workers N``: N HTTP worker processes and one sequencer.
+
+The parent process is the sequencer: it opens the service (the data directory's lock, the
+service keys, the log's one writer), binds the listening socket and spawns N worker processes
+that share it. A worker parses each statement, checks the registration policy and verifies
+its signature (the costly part, now on every core), then hands the log entry to the sequencer
+over its own Unix socket pair and waits for the answer: the sequencer submits it to the log,
+waits until the commit that holds it returned (durable), then up to ``registration_wait`` for
+its integration, and answers with the receipt (or "pending", or the error). A worker answers
+the client only after that, so an acknowledged entry is durable exactly as in one process.
+Reads (receipts, statements, checkpoints, tiles) are served by the workers from the store
+(SQLite opened read-only; PostgreSQL through a pool), never by the sequencer.
+
+Frames on a link are length-prefixed (4 bytes, big-endian). A request is ``id (4) | wait
+(float64, seconds) | entry``; an answer ``id (4) | kind (1) | payload`` with kind 0 =
+integrated (``index (8) | tree size (8) | receipt``), 1 = durable and waiting, 2 = error
+(JSON: the error class's name in :mod:`ironroot.errors`, detail, code, retry_after). The
+channel is private to the processes of one service (a socket pair made before the spawn), so
+it needs no authentication; hand-written because it is a few lines and the standard library's
+``multiprocessing.Connection`` would block the event loop.
+
+If the sequencer dies, its workers' links close: every waiting request answers 503 with
+``Retry-After`` and the worker stops. A worker that dies is started again by the sequencer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final, cast
+
+import uvicorn
+import uvloop
+
+from ironroot import errors
+from ironroot.cose import decode_key_set, encode_key_set
+from ironroot.crypto import Signer
+from ironroot.errors import (
+    ConfigError,
+    IronrootError,
+    Overloaded,
+    StorageError,
+    StoreUnavailable,
+)
+from ironroot.http import ServerTls, configure_logging, server_config
+from ironroot.log import Integrated, Ticket
+from ironroot.transparency._app import create_app
+from ironroot.transparency._registrar import DURABLE_TIMEOUT, Registration
+from ironroot.transparency._service import TransparencyService
+
+__all__ = ["serve_workers"]
+
+_log = logging.getLogger("ironroot.transparency")
+
+_LEN: Final = struct.Struct(">I")
+_REQUEST: Final = struct.Struct(">Id")
+_ANSWER: Final = struct.Struct(">IB")
+_WHERE: Final = struct.Struct(">QQ")
+_INTEGRATED, _WAITING, _ERROR = 0, 1, 2
+_MAX_FRAME: Final = 1 << 24
+_RESTART_DELAY: Final = 0.5
+_SWEEP: Final = 0.25
+
+
+def _frame(*parts: bytes) -> bytes:
+    size = sum(len(p) for p in parts)
+    return _LEN.pack(size) + b"".join(parts)
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> bytes | None:
+    """One frame, or ``None`` at the end of the stream."""
+    try:
+        head = await reader.readexactly(_LEN.size)
+        (size,) = _LEN.unpack(head)
+        if size > _MAX_FRAME:
+            raise StorageError("a frame on the sequencer link is too large")
+        return await reader.readexactly(size)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+
+
+def _encode_error(exc: IronrootError) -> bytes:
+    return json.dumps(
+        {
+            "error": type(exc).__name__,
+            "detail": exc.detail,
+            "code": exc.code,
+            "retry_after": getattr(exc, "retry_after", None),
+        }
+    ).encode()
+
+
+def _decode_error(data: bytes) -> IronrootError:
+    try:
+        fields = json.loads(data)
+        cls = getattr(errors, str(fields["error"]), None)
+        detail = str(fields["detail"])
+    except (ValueError, KeyError, TypeError):
+        return StorageError("the sequencer sent an unreadable answer")
+    if not (isinstance(cls, type) and issubclass(cls, IronrootError)):
+        cls = StorageError
+    exc = cls(detail, code=str(fields.get("code") or cls.code))
+    retry_after = fields.get("retry_after")
+    if isinstance(retry_after, int) and hasattr(exc, "retry_after"):
+        exc.retry_after = max(1, retry_after)
+    return exc
+
+
+# --- the sequencer's side -----------------------------------------------------------------
+
+
+class _SequencerLink(asyncio.Protocol):
+    """The sequencer's end of one worker's link: submit each entry to the log, answer when
+    :func:`~ironroot.transparency._registrar.register_entry` would (the same contract,
+    written with callbacks here: this loop answers every worker, so it must stay cheap).
+
+    Answers made ready by the log's writer thread are handed to the loop in one wake-up and
+    written in one ``send``.
+    """
+
+    def __init__(self, service: TransparencyService, closed: asyncio.Future[None]) -> None:
+        self._service = service
+        self._closed = closed
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._open: dict[int, tuple[float, float, Ticket]] = {}  # unanswered: started, wait
+        self._ready: collections.deque[tuple[int, Ticket]] = collections.deque()
+        self._scheduled = False
+        self._out: list[bytes] = []
+        self._sweeper = self._loop.call_later(_SWEEP, self._sweep)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._sweeper.cancel()
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        offset = 0
+        while len(buffer) - offset >= _LEN.size:
+            (size,) = _LEN.unpack_from(buffer, offset)
+            if size > _MAX_FRAME or size < _REQUEST.size:
+                _log.error("a worker sent a malformed frame: link closed")
+                assert self._transport is not None
+                self._transport.close()
+                return
+            if len(buffer) - offset - _LEN.size < size:
+                break
+            start = offset + _LEN.size
+            req_id, wait = _REQUEST.unpack_from(buffer, start)
+            self._submit(req_id, wait, bytes(buffer[start + _REQUEST.size : start + size]))
+            offset = start + size
+        del buffer[:offset]
+        self._flush()
+
+    def _submit(self, req_id: int, wait: float, entry: bytes) -> None:
+        service = self._service
+        try:
+            if service.log.in_flight >= service.config.max_pending:
+                raise Overloaded("too many registrations are waiting for integration; retry")
+            ticket = service.log.submit(entry)
+        except IronrootError as exc:
+            self._out.append(_frame(_ANSWER.pack(req_id, _ERROR), _encode_error(exc)))
+            return
+        self._open[req_id] = (time.monotonic(), wait, ticket)
+        ticket.integrated.add_done_callback(lambda _: self._hand_over(req_id, ticket))
+        ticket.durable.add_done_callback(lambda _: self._hand_over(req_id, ticket))
+
+    def _hand_over(self, req_id: int, ticket: Ticket) -> None:
+        """A ticket's future resolved (any thread): let the loop answer."""
+        self._ready.append((req_id, ticket))
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon_threadsafe(self._answer_ready)
+
+    def _answer_ready(self) -> None:
+        self._scheduled = False
+        ready = self._ready
+        while ready:
+            req_id, ticket = ready.popleft()
+            pending = self._open.get(req_id)
+            if pending is None:
+                continue
+            durable = ticket.durable.done()
+            if (
+                ticket.integrated.done()
+                or (durable and ticket.durable.exception() is not None)
+                or (durable and pending[1] <= 0)
+            ):
+                self._answer(req_id, ticket)
+        self._flush()
+
+    def _answer(self, req_id: int, ticket: Ticket) -> None:
+        """Answer ``req_id`` from its ticket as it stands (loop thread)."""
+        if self._open.pop(req_id, None) is None:
+            return
+        try:
+            if ticket.durable.done():
+                ticket.durable.result()
+            if not ticket.integrated.done():
+                self._out.append(_frame(_ANSWER.pack(req_id, _WAITING)))
+                return
+            where = ticket.integrated.result()
+            receipts = self._service.receipts(ticket.entry_id, where)
+        except IronrootError as exc:
+            self._out.append(_frame(_ANSWER.pack(req_id, _ERROR), _encode_error(exc)))
+            return
+        except Exception:  # a bug: logged here, answered 503 by the worker
+            _log.exception("the sequencer failed a registration")
+            error = StorageError("the sequencer failed; retry")
+            self._out.append(_frame(_ANSWER.pack(req_id, _ERROR), _encode_error(error)))
+            return
+        if not receipts:
+            self._out.append(_frame(_ANSWER.pack(req_id, _WAITING)))
+            return
+        self._out.append(
+            _frame(
+                _ANSWER.pack(req_id, _INTEGRATED),
+                _WHERE.pack(where.index, where.tree_size),
+                receipts[0],
+            )
+        )
+
+    def _sweep(self) -> None:
+        """Four times a second: answer what waited its bound (durable and not integrated
+        after ``wait``: pending; not durable after ``DURABLE_TIMEOUT``: an error)."""
+        now = time.monotonic()
+        for req_id, (started, wait, ticket) in list(self._open.items()):
+            if ticket.durable.done():
+                if now - started >= wait:
+                    self._answer(req_id, ticket)
+            elif now - started >= DURABLE_TIMEOUT:
+                self._open.pop(req_id, None)
+                error = StorageError("the entry could not be stored in time; retry")
+                self._out.append(_frame(_ANSWER.pack(req_id, _ERROR), _encode_error(error)))
+        self._flush()
+        self._sweeper = self._loop.call_later(_SWEEP, self._sweep)
+
+    def _flush(self) -> None:
+        if self._out and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"".join(self._out))
+        self._out.clear()
+
+
+async def _serve_link(service: TransparencyService, sock: socket.socket) -> None:
+    """Answer one worker's registrations until its link closes."""
+    loop = asyncio.get_running_loop()
+    closed: asyncio.Future[None] = loop.create_future()
+    transport, _ = await loop.connect_accepted_socket(lambda: _SequencerLink(service, closed), sock)
+    try:
+        await closed
+    finally:
+        transport.close()
+
+
+# --- the worker's side --------------------------------------------------------------------
+
+
+class SequencerLink:
+    """A worker's registrar: check here, sequence in the sequencer process."""
+
+    def __init__(self, service: TransparencyService, sock: socket.socket) -> None:
+        self._service = service
+        self._sock = sock
+        self._writer: asyncio.StreamWriter | None = None
+        self._connecting: asyncio.Task[tuple[asyncio.StreamReader, asyncio.StreamWriter]] | None = (
+            None
+        )
+        self._reader_task: asyncio.Task[None] | None = None
+        self._out: list[bytes] = []
+        self._waiting: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
+        self._next = 0
+        self._gone = False
+
+    async def _connect(self) -> asyncio.StreamWriter:
+        if self._writer is None:
+            if self._connecting is None:  # the first registration opens the link, once
+                self._connecting = asyncio.get_running_loop().create_task(
+                    asyncio.open_connection(sock=self._sock)
+                )
+            reader, writer = await asyncio.shield(self._connecting)
+            if self._writer is None:
+                self._writer = writer
+                self._reader_task = asyncio.get_running_loop().create_task(self._read(reader))
+        return self._writer
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            answer = await _read_frame(reader)
+            if answer is None or len(answer) < _ANSWER.size:
+                break
+            req_id, kind = _ANSWER.unpack_from(answer)
+            future = self._waiting.pop(req_id, None)
+            if future is not None and not future.done():
+                future.set_result((kind, answer[_ANSWER.size :]))
+        self._gone = True
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(StoreUnavailable("the sequencer is gone; retry shortly"))
+        self._waiting.clear()
+        _log.error("the sequencer's link closed: this worker stops")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def _flush(self, writer: asyncio.StreamWriter) -> None:
+        if self._out and not writer.is_closing():
+            writer.write(b"".join(self._out))
+        self._out.clear()
+
+    async def register(self, statement: bytes, wait: float) -> Registration:
+        entry = self._service.check(statement)  # parse, policy, signature: in this process
+        entry_id = hashlib.sha256(entry).digest()
+        if self._gone:
+            raise StoreUnavailable("the sequencer is gone; retry shortly")
+        writer = await self._connect()
+        self._next = (self._next + 1) & 0xFFFFFFFF
+        req_id = self._next
+        future: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        self._waiting[req_id] = future
+        self._out.append(_frame(_REQUEST.pack(req_id, wait), entry))
+        if len(self._out) == 1:  # one send for what this loop iteration registers
+            asyncio.get_running_loop().call_soon(self._flush, writer)
+        try:
+            kind, payload = await asyncio.wait_for(future, DURABLE_TIMEOUT + wait + 5.0)
+        except TimeoutError:
+            raise StoreUnavailable("the sequencer did not answer in time; retry") from None
+        finally:
+            self._waiting.pop(req_id, None)
+        if kind == _ERROR:
+            raise _decode_error(payload)
+        if kind == _WAITING:
+            return Registration(entry_id, None, None)
+        index, tree_size = _WHERE.unpack_from(payload)
+        return Registration(entry_id, Integrated(index, tree_size), payload[_WHERE.size :])
+
+
+@dataclass(frozen=True)
+class _WorkerSpec:
+    """What a worker needs from the sequencer (picklable: it crosses the spawn)."""
+
+    data_dir: str
+    host: str
+    port: int
+    receipt_keys: bytes  # COSE Key Set, the current keys in order
+    known_keys: bytes  # COSE Key Set, every key a stored batch may name
+    checkpoint_vkeys: tuple[str, ...]
+    tls: ServerTls | None
+    log_level: str
+    log_format: str
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped
+
+
+def _worker_main(spec: _WorkerSpec, listener: socket.socket, link: socket.socket) -> None:
+    """A worker process: serve HTTP on the shared ``listener`` until SIGTERM/SIGINT."""
+    configure_logging(spec.log_level, spec.log_format)
+    signal.signal(signal.SIGINT, _stopped)
+    signal.signal(signal.SIGTERM, _stopped)
+    service = TransparencyService.open_follower(
+        Path(spec.data_dir),
+        list(decode_key_set(spec.receipt_keys).values()),
+        spec.checkpoint_vkeys,
+        dict(decode_key_set(spec.known_keys)),
+    )
+    try:
+        app = create_app(service, SequencerLink(service, link))
+        config = server_config(app, spec.host, spec.port, service.config.server, tls=spec.tls)
+        with contextlib.suppress(_Stopped):
+            uvicorn.Server(config).run(sockets=[listener])
+    except _Stopped:
+        pass
+    finally:
+        service.close()
+
+
+# --- the supervisor (the sequencer process) -------------------------------------------------
+
+
+class _Worker:
+    def __init__(self, spec: _WorkerSpec, listener: socket.socket, number: int) -> None:
+        self.number = number
+        parent, child = socket.socketpair()
+        context = multiprocessing.get_context("spawn")
+        self.process: Any = context.Process(
+            target=_worker_main,
+            args=(spec, listener, child),
+            name=f"ironroot-worker-{number}",
+        )
+        self.process.start()
+        child.close()
+        self.link = parent
+
+
+async def _supervise(
+    service: TransparencyService, spec: _WorkerSpec, listener: socket.socket, count: int
+) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    workers: list[_Worker] = []
+    links: set[asyncio.Task[None]] = set()
+
+    def start(number: int) -> _Worker:
+        worker = _Worker(spec, listener, number)
+        task = loop.create_task(_serve_link(service, worker.link))
+        links.add(task)
+        task.add_done_callback(links.discard)
+        return worker
+
+    workers = [start(n) for n in range(count)]
+    _log.info("%d HTTP workers started: pids %s", count, [w.process.pid for w in workers])
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), _RESTART_DELAY)
+        for i, worker in enumerate(workers):
+            if not stop.is_set() and not worker.process.is_alive():
+                _log.error(
+                    "worker %d (pid %d) exited with %s: started again",
+                    worker.number,
+                    worker.process.pid,
+                    worker.process.exitcode,
+                )
+                workers[i] = start(worker.number)
+    for worker in workers:  # workers finish their requests; their links stay served meanwhile
+        if worker.process.is_alive():
+            worker.process.terminate()
+    for worker in workers:
+        await loop.run_in_executor(None, worker.process.join, 30.0)
+        if worker.process.is_alive():
+            worker.process.kill()
+    if links:  # the workers are gone, so are their links; never wait on one for ever
+        _done, stuck = await asyncio.wait(links, timeout=5.0)
+        for task in stuck:
+            task.cancel()
+
+
+def serve_workers(
+    data_dir: Path,
+    host: str,
+    port: int,
+    workers: int,
+    *,
+    receipt_signers: Sequence[Signer] | None = None,
+    checkpoint_signers: Sequence[Signer] | None = None,
+    tls: ServerTls | None = None,
+    log_level: str = "info",
+    log_format: str = "text",
+) -> None:
+    """Serve the service in ``data_dir`` with ``workers`` HTTP processes and this process as
+    the sequencer, until SIGINT/SIGTERM (then the workers finish their requests, the log's
+    writer drains and the store closes)."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
+        raise ConfigError("--workers is 1-64")
+    service = TransparencyService.open(
+        data_dir, receipt_signers=receipt_signers, checkpoint_signers=checkpoint_signers
+    )
+    try:
+        if service.witnessing is not None:
+            raise ConfigError(
+                "--workers does not serve witnessed checkpoints: run one process with witnesses"
+            )
+        service.start()
+        probe = server_config(None, host, port, service.config.server, tls=tls)
+        listener = probe.bind_socket()
+        known = service.known_receipt_keys()
+        spec = _WorkerSpec(
+            data_dir=str(data_dir),
+            host=host,
+            port=port,
+            receipt_keys=encode_key_set(list(service.receipt_keys)),
+            known_keys=encode_key_set(list(known.values())),
+            checkpoint_vkeys=service.checkpoint_vkeys,
+            tls=tls,
+            log_level=log_level,
+            log_format=log_format,
+        )
+        _log.info(
+            "transparency service on %s://%s:%d: data %s (log in %s, tree size %d), "
+            "%d workers and one sequencer",
+            "https" if tls is not None else "http",
+            host,
+            port,
+            data_dir,
+            service.config.store.describe(data_dir),
+            service.log.tree_size,
+            workers,
+        )
+        try:
+            uvloop.run(_supervise(service, spec, listener, workers))
+        finally:
+            listener.close()
+    finally:
+        service.close()

@@ -1,0 +1,269 @@
+"""``ironroot serve --workers N``: worker processes check and verify, one sequencer writes.
+
+Each test runs on SQLite and on PostgreSQL (conftest.py). The service runs as a real process
+tree; the tests kill its members with signals and check that no acknowledged entry is lost.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from _tx_helpers import VENDOR_ISS, write_config
+
+from ironroot.cose import (
+    Problem,
+    SignedStatement,
+    create_statement,
+    decode_key_set,
+    verify_receipt,
+)
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import (
+    ConfigError,
+    MalformedInput,
+    NotFound,
+    Overloaded,
+    StorageError,
+    UnknownIssuer,
+)
+from ironroot.log import Checkpoint, Log, MemoryLogStore, Note, NoteSigner, open_store
+from ironroot.transparency._workers import _decode_error, _encode_error
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+ENV = {**os.environ, "PYTHONPATH": SRC, "PYTHONDONTWRITEBYTECODE": "1"}
+for _name in [n for n in ENV if n.startswith("IRONROOT_") and n != "IRONROOT_VECTORS"]:
+    del ENV[_name]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _workers(pid: int) -> list[int]:
+    """The HTTP workers among a sequencer's children (not multiprocessing's tracker)."""
+    out = []
+    for child in _children(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"resource_tracker" not in cmdline:
+            out.append(child)
+    return out
+
+
+@dataclass
+class Running:
+    url: str
+    data: Path
+    process: subprocess.Popen[bytes]
+    vendor: PrivateKey
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "ts", issuers=[(VENDOR_ISS, vendor)])
+    port = _free_port()
+    argv = [sys.executable, "-m", "ironroot", "serve", "--data", str(data)]
+    argv += ["--port", str(port), "--workers", "2", "--log-level", "warning"]
+    errors = (tmp_path / "stderr").open("wb")
+    process = subprocess.Popen(argv, env=ENV, stdout=subprocess.DEVNULL, stderr=errors)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while len(_workers(process.pid)) < 2 or not _healthy(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                process.wait(timeout=30)
+                err = (tmp_path / "stderr").read_text()
+                raise AssertionError(f"the service did not start: {err}")
+            time.sleep(0.1)
+        yield Running(url, data, process, vendor)
+    finally:
+        workers = _workers(process.pid)
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        errors.close()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _statement(vendor: PrivateKey, n: int) -> bytes:
+    return create_statement(vendor, b'{"n": %d}' % n, iss=VENDOR_ISS, sub=f"pkg:fw/w@{n}")
+
+
+def _register(url: str, statement: bytes) -> httpx.Response:
+    return httpx.post(
+        f"{url}/entries",
+        content=statement,
+        headers={"content-type": "application/cose"},
+        timeout=60,
+    )
+
+
+def _tree_size(data: Path) -> int:
+    store = open_store(data, read_only=True)
+    try:
+        note = store.checkpoint()
+        assert note is not None
+        return Checkpoint.parse(Note.parse(note).body).size
+    finally:
+        store.close()
+
+
+def test_workers_register_verify_and_serve_reads(running: Running) -> None:
+    statements = [_statement(running.vendor, n) for n in range(48)]
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda s: _register(running.url, s), statements))
+    assert [a.status_code for a in answers] == [201] * len(statements)
+    keys = decode_key_set(httpx.get(f"{running.url}/.well-known/scitt-keys").content)
+    for statement, answer in zip(statements, answers, strict=True):
+        verify_receipt(answer.content, SignedStatement.parse(statement).log_entry(), keys)
+        # reads come from the workers, out of the store
+        again = httpx.get(f"{running.url}{answer.headers['location']}")
+        assert again.status_code == 200
+        verify_receipt(again.content, SignedStatement.parse(statement).log_entry(), keys)
+    note = httpx.get(f"{running.url}/checkpoint").content
+    assert Checkpoint.parse(Note.parse(note).body).size == len(statements)
+    # idempotent: the same statement is the same entry
+    repeat = _register(running.url, statements[0])
+    assert repeat.status_code == 201
+    assert repeat.headers["location"] == answers[0].headers["location"]
+    # the workers check the policy: an unknown issuer's statement is refused with its code
+    stranger = PrivateKey.generate(Algorithm.ES256)
+    refused = _register(
+        running.url, create_statement(stranger, b"{}", iss="https://other.example", sub="x")
+    )
+    assert refused.status_code == UnknownIssuer.http_status
+    problem = Problem.from_cbor(refused.content)
+    assert problem.title == UnknownIssuer.title
+    assert problem.extra["code"] == UnknownIssuer.code
+    garbage = _register(running.url, b"\x00not cose")
+    assert garbage.status_code == MalformedInput.http_status
+    assert Problem.from_cbor(garbage.content).extra["code"] == "malformed-statement"
+    # SIGTERM: workers finish, the sequencer drains and closes; everything is stored
+    running.process.send_signal(signal.SIGTERM)
+    assert running.process.wait(timeout=60) == 0
+    assert _tree_size(running.data) == len(statements)
+
+
+def test_a_killed_worker_is_replaced_and_nothing_acknowledged_is_lost(running: Running) -> None:
+    acknowledged: list[str] = []
+    victim = _workers(running.process.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    n = 0
+    # registrations go on (the other worker, then the new one); a refused connection or a
+    # reset is retried as a client would
+    while time.monotonic() < deadline and (
+        victim in _workers(running.process.pid) or len(_workers(running.process.pid)) < 2
+    ):
+        try:
+            answer = _register(running.url, _statement(running.vendor, n))
+        except httpx.HTTPError:
+            continue
+        n += 1
+        if answer.status_code == 201:
+            acknowledged.append(answer.headers["location"])
+    workers = _workers(running.process.pid)
+    assert victim not in workers
+    assert len(workers) == 2
+    for n2 in range(n, n + 8):
+        answer = _register(running.url, _statement(running.vendor, n2))
+        assert answer.status_code == 201
+        acknowledged.append(answer.headers["location"])
+    for location in acknowledged:
+        assert httpx.get(f"{running.url}{location}").status_code == 200
+    running.process.send_signal(signal.SIGTERM)
+    assert running.process.wait(timeout=60) == 0
+    assert _tree_size(running.data) == len(set(acknowledged))
+
+
+def test_a_killed_sequencer_takes_its_workers_down_and_keeps_what_it_acknowledged(
+    running: Running,
+) -> None:
+    workers = _workers(running.process.pid)
+    acknowledged = set()
+    for n in range(12):
+        answer = _register(running.url, _statement(running.vendor, n))
+        assert answer.status_code == 201
+        acknowledged.add(answer.headers["location"])
+    running.process.kill()
+    running.process.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, "workers outlived their sequencer"
+        time.sleep(0.1)
+    assert _tree_size(running.data) >= len(acknowledged)
+
+
+def test_errors_cross_the_link_with_their_class_code_and_retry_after() -> None:
+    busy = _decode_error(_encode_error(Overloaded("busy", retry_after=7)))
+    assert type(busy) is Overloaded
+    assert busy.detail == "busy"
+    assert busy.retry_after == 7
+    assert type(_decode_error(_encode_error(UnknownIssuer("who")))) is UnknownIssuer
+    # a name that is not an Ironroot error, or bytes that are not JSON: a storage error
+    assert type(_decode_error(b'{"error": "SystemExit", "detail": "x"}')) is StorageError
+    assert type(_decode_error(b"\xff")) is StorageError
+
+
+def test_a_follower_log_reads_what_the_writer_commits_and_never_writes() -> None:
+    origin = "follower.example/log"
+    store = MemoryLogStore()
+    writer = Log(
+        store,
+        origin=origin,
+        note_signers=[NoteSigner(origin, PrivateKey.generate(Algorithm.EDDSA))],
+    )
+    follower = Log.follower(store, origin=origin)
+    with writer:
+        with pytest.raises(StorageError):
+            follower.submit(b"entry")
+        with pytest.raises(StorageError):
+            follower.start()
+        with pytest.raises(ConfigError):
+            Log.follower(store, origin="another.example/log")
+        where = writer.submit(b"entry").integrated.result(timeout=30)
+        assert follower.tree_size == 0  # until a read asks for more
+        assert follower.inclusion_proof(where.index, where.tree_size) == writer.inclusion_proof(
+            where.index, where.tree_size
+        )
+        assert follower.tree_size == where.tree_size
+        assert follower.checkpoint() == writer.checkpoint()
+        assert follower.entry(where.index) == b"entry"
+        with pytest.raises(NotFound):
+            follower.entry(where.tree_size)
