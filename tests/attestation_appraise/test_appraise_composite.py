@@ -1,0 +1,171 @@
+"""One attestation for a VM and its GPUs: a RoT-quoted CVM and test GPUs (SPDM 1.1 reports
+signed under a test Device Identity CA) appraised against RIMs taken from the log. A RIM
+without a receipt is refused by the rim package (tests/rim/test_rim_log.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+from _ar_helpers import World
+from _gpu_helpers import DRIVER, NOW, GpuWorld
+
+from ironroot.attestation import (
+    AR4SI,
+    AttestationResult,
+    Endorsements,
+    GpuReport,
+    TrustTier,
+    appraise_composite,
+    composite_nonce,
+    gpu_nonce,
+)
+from ironroot.errors import MalformedInput
+from ironroot.rim import LoggedRims
+from ironroot.rot import Device
+
+
+@pytest.fixture(scope="module")
+def gpus() -> GpuWorld:
+    return GpuWorld.generate()
+
+
+@pytest.fixture(scope="module")
+def endorsements(world: World, gpus: GpuWorld) -> Endorsements:
+    return dataclasses.replace(world.endorsements(), rims=gpus.logged_rims(world))
+
+
+@pytest.fixture
+def cvm(world: World, tmp_path: Path) -> Device:
+    return world.device(tmp_path / "cvm", "good")
+
+
+def _appraise(
+    cvm: bytes, reports: list[GpuReport], endorsements: Endorsements, nonce: bytes, gpus: GpuWorld
+) -> AttestationResult:
+    return appraise_composite(
+        cvm, reports, endorsements, nonce=nonce, now=NOW, format="ironroot", gpu_root=gpus.root
+    )
+
+
+def test_nonce_rule() -> None:
+    challenge = bytes(range(32))
+    assert gpu_nonce(challenge, 0) != gpu_nonce(challenge, 1)
+    assert gpu_nonce(challenge, 0) != gpu_nonce(bytes(32), 0)
+    assert len(composite_nonce(challenge, 8)) == 32
+    assert composite_nonce(challenge, 1) != composite_nonce(challenge, 2)
+    import hashlib
+
+    assert (
+        gpu_nonce(challenge, 3)
+        == hashlib.sha256(b"ironroot/gpu-nonce/v1" + challenge + b"\x00\x00\x00\x03").digest()
+    )
+    with pytest.raises(MalformedInput):
+        gpu_nonce(b"", 0)
+    with pytest.raises(MalformedInput):
+        composite_nonce(challenge, 65)
+
+
+def test_cvm_and_two_gpus_affirming(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld
+) -> None:
+    nonce = os.urandom(32)
+    devices = [gpus.gpu(), gpus.gpu()]
+    reports = [g.report(gpu_nonce(nonce, i)) for i, g in enumerate(devices)]
+    result = _appraise(cvm.quote(composite_nonce(nonce, 2)), reports, endorsements, nonce, gpus)
+    assert list(result.submods) == ["cvm", "gpu0", "gpu1"]
+    assert result.status is TrustTier.AFFIRMING, {k: v.reasons for k, v in result.submods.items()}
+    assert result.nonce == nonce
+    assert all(a.status is TrustTier.AFFIRMING for a in result.submods.values())
+    gpu0 = result.submods["gpu0"]
+    assert gpu0.trust_vector["executables"] == AR4SI.APPROVED_RUNTIME
+    assert gpu0.trust_vector["instance-identity"] == AR4SI.TRUSTWORTHY_INSTANCE
+    assert gpu0.evidence is not None
+    assert gpu0.evidence["identity"]["driver_version"] == DRIVER
+    assert gpu0.evidence["rims"]["driver"] == f"NV_GPU_DRIVER_GH100_{DRIVER}"
+    # The EAR round-trips with its submodules.
+    again = AttestationResult.from_json_claims(result.to_json_claims())
+    assert list(again.submods) == ["cvm", "gpu0", "gpu1"]
+
+
+def test_gpu_report_of_another_vm_session_is_stale(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld
+) -> None:
+    nonce, other = os.urandom(32), os.urandom(32)
+    replayed = gpus.gpu().report(gpu_nonce(other, 0))  # made for another CVM's challenge
+    result = _appraise(cvm.quote(composite_nonce(nonce, 1)), [replayed], endorsements, nonce, gpus)
+    assert result.submods["cvm"].status is TrustTier.AFFIRMING
+    gpu0 = result.submods["gpu0"]
+    assert dict(gpu0.trust_vector) == {"instance-identity": AR4SI.UNTRUSTWORTHY_INSTANCE}
+    assert gpu0.reasons[0].startswith("evidence: nonce-mismatch:")
+    assert result.status is TrustTier.CONTRAINDICATED
+
+
+def test_gpu_in_another_place_is_stale(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld
+) -> None:
+    nonce = os.urandom(32)
+    a, b = gpus.gpu(), gpus.gpu()
+    swapped = [a.report(gpu_nonce(nonce, 1)), b.report(gpu_nonce(nonce, 0))]
+    result = _appraise(cvm.quote(composite_nonce(nonce, 2)), swapped, endorsements, nonce, gpus)
+    for name in ("gpu0", "gpu1"):
+        assert result.submods[name].reasons[0].startswith("evidence: nonce-mismatch:")
+
+
+def test_wrong_cvm_nonce_is_stale(cvm: Device, endorsements: Endorsements, gpus: GpuWorld) -> None:
+    nonce = os.urandom(32)
+    report = gpus.gpu().report(gpu_nonce(nonce, 0))
+    # The CVM answered the bare challenge, not the composite nonce; and a CVM that commits to
+    # no GPU cannot have one added.
+    for quoted in (nonce, composite_nonce(nonce, 0)):
+        result = _appraise(cvm.quote(quoted), [report], endorsements, nonce, gpus)
+        cvm_sub = result.submods["cvm"]
+        assert dict(cvm_sub.trust_vector) == {"instance-identity": AR4SI.UNTRUSTWORTHY_INSTANCE}
+        assert cvm_sub.reasons[0].startswith("evidence: nonce-mismatch:")
+        assert result.submods["gpu0"].status is TrustTier.AFFIRMING
+
+
+def test_measurement_no_rim_allows_is_contraindicated(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld
+) -> None:
+    nonce = os.urandom(32)
+    report = gpus.gpu().report(gpu_nonce(nonce, 0), tampered_block=6)
+    result = _appraise(cvm.quote(composite_nonce(nonce, 1)), [report], endorsements, nonce, gpus)
+    gpu0 = result.submods["gpu0"]
+    assert gpu0.trust_vector["executables"] == AR4SI.CONTRAINDICATED_RUNTIME
+    assert any(r.startswith("rim: measurement-mismatch:") and "block 6" in r for r in gpu0.reasons)
+
+
+def test_rim_not_on_the_log_is_unrecognized(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld
+) -> None:
+    nonce = os.urandom(32)
+    report = gpus.gpu(driver="560.35.03").report(gpu_nonce(nonce, 0))
+    for rims in (endorsements.rims, LoggedRims()):
+        given = dataclasses.replace(endorsements, rims=rims)
+        result = _appraise(cvm.quote(composite_nonce(nonce, 1)), [report], given, nonce, gpus)
+        gpu0 = result.submods["gpu0"]
+        assert gpu0.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+        assert any(r.startswith("rim: rim-not-found:") for r in gpu0.reasons)
+
+
+def test_gpu_chain_to_another_root(cvm: Device, endorsements: Endorsements, gpus: GpuWorld) -> None:
+    nonce = os.urandom(32)
+    stranger = GpuWorld.generate().gpu().report(gpu_nonce(nonce, 0))
+    result = _appraise(cvm.quote(composite_nonce(nonce, 1)), [stranger], endorsements, nonce, gpus)
+    assert dict(result.submods["gpu0"].trust_vector) == {
+        "instance-identity": AR4SI.UNRECOGNIZED_INSTANCE
+    }
+    # Without the test root, the built-in NVIDIA root is the only one trusted.
+    own = gpus.gpu().report(gpu_nonce(nonce, 0))
+    plain = appraise_composite(
+        cvm.quote(composite_nonce(nonce, 1)), [own], endorsements, nonce=nonce, now=NOW
+    )
+    assert plain.submods["gpu0"].trust_vector["instance-identity"] == AR4SI.UNRECOGNIZED_INSTANCE
+
+
+def test_too_many_gpus_is_malformed(cvm: Device, endorsements: Endorsements) -> None:
+    with pytest.raises(MalformedInput):
+        appraise_composite(b"x", [GpuReport(b"", ())] * 65, endorsements, nonce=b"n" * 32, now=NOW)
