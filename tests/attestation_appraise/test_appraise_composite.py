@@ -5,6 +5,7 @@ without a receipt is refused by the rim package (tests/rim/test_rim_log.py)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from ironroot.attestation import (
     composite_nonce,
     gpu_nonce,
 )
-from ironroot.errors import MalformedInput
+from ironroot.errors import MalformedInput, ReleaseDenied
+from ironroot.hsm import driver_number, parse_release_policy, release_claims
 from ironroot.rim import LoggedRims
 from ironroot.rot import Device
 
@@ -169,3 +171,80 @@ def test_gpu_chain_to_another_root(cvm: Device, endorsements: Endorsements, gpus
 def test_too_many_gpus_is_malformed(cvm: Device, endorsements: Endorsements) -> None:
     with pytest.raises(MalformedInput):
         appraise_composite(b"x", [GpuReport(b"", ())] * 65, endorsements, nonce=b"n" * 32, now=NOW)
+
+
+# --- release policies over a composite EAR ---------------------------------------------------
+
+CEL_ALL_GPUS = (
+    'gpus_affirming && gpu_count == 2 && min_gpu_driver >= 550090007 && status == "affirming"'
+)
+AZURE_ALL_GPUS = json.dumps(
+    {
+        "version": "1.0.0",
+        "anyOf": [
+            {
+                "authority": "verifier",
+                "allOf": [
+                    {"claim": "gpus_affirming", "equals": True},
+                    {"claim": "gpu_count", "equals": 2},
+                    {"claim": "min_gpu_driver", "greaterOrEquals": 550090007},
+                    {"claim": "gpus.1.trust_vector.executables", "equals": 2},
+                ],
+            }
+        ],
+    }
+)
+
+
+def _decide(result: AttestationResult, policy: str) -> None:
+    context = release_claims(result, "cvm", authority="verifier")
+    parse_release_policy(policy).evaluate(context)
+
+
+@pytest.mark.parametrize("policy", [CEL_ALL_GPUS, AZURE_ALL_GPUS], ids=["cel", "azure"])
+def test_release_policy_requires_every_gpu_affirming(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld, policy: str
+) -> None:
+    nonce = os.urandom(32)
+    cvm_quote = cvm.quote(composite_nonce(nonce, 2))
+    good = [gpus.gpu().report(gpu_nonce(nonce, i)) for i in range(2)]
+    result = _appraise(cvm_quote, good, endorsements, nonce, gpus)
+    context = release_claims(result, "cvm", authority="verifier")
+    assert context.claims["gpu_count"] == 2
+    assert context.claims["gpus"][0]["driver"] == 550090007
+    assert context.claims["gpus"][0]["submod"] == "gpu0"
+    _decide(result, policy)
+    # One GPU whose RIM is not on the log: the composite is refused as a whole.
+    unlogged = gpus.gpu(driver="560.35.03").report(gpu_nonce(nonce, 1))
+    mixed = _appraise(cvm_quote, [good[0], unlogged], endorsements, nonce, gpus)
+    assert mixed.submods["gpu1"].status is TrustTier.WARNING
+    with pytest.raises(ReleaseDenied) as denied:
+        _decide(mixed, policy)
+    assert denied.value.code == "policy-claims"
+    # A GPU replayed from another VM's session.
+    replayed = gpus.gpu().report(gpu_nonce(os.urandom(32), 1))
+    with pytest.raises(ReleaseDenied):
+        _decide(_appraise(cvm_quote, [good[0], replayed], endorsements, nonce, gpus), policy)
+
+
+def test_release_policy_requires_a_driver_version(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld
+) -> None:
+    nonce = os.urandom(32)
+    reports = [gpus.gpu().report(gpu_nonce(nonce, i)) for i in range(2)]
+    result = _appraise(cvm.quote(composite_nonce(nonce, 2)), reports, endorsements, nonce, gpus)
+    _decide(result, "min_gpu_driver >= 550000000 && gpus[1].driver >= 550090007")
+    with pytest.raises(ReleaseDenied):
+        _decide(result, "min_gpu_driver >= 560000000")
+    # An EAR without GPUs satisfies no policy that asks for them.
+    alone = _appraise(cvm.quote(composite_nonce(nonce, 0)), [], endorsements, nonce, gpus)
+    assert alone.status is TrustTier.AFFIRMING
+    with pytest.raises(ReleaseDenied):
+        _decide(alone, "gpus_affirming")
+
+
+def test_driver_number() -> None:
+    assert driver_number("550.90.07") == 550090007
+    assert driver_number("545.00") == 545000000
+    assert driver_number("r550") == 0
+    assert driver_number(None) == 0
