@@ -142,8 +142,8 @@ class GpuWorld:
             (vbios, f"NV_GPU_VBIOS_1010_0200_882_{VBIOS_TEXT.replace('.', '')}"),
         )
 
-    def logged_rims(self, world: object, *, driver: str = DRIVER) -> LoggedRims:
-        """The two RIMs registered on the world's log by its vendor, taken back with receipts."""
+    def rim_statements(self, world: object, *, driver: str = DRIVER) -> list[bytes]:
+        """The two RIMs registered on the world's log by its vendor (transparent statements)."""
         from _ar_helpers import VENDOR_ISS, World
 
         assert isinstance(world, World)
@@ -157,13 +157,20 @@ class GpuWorld:
                 now=NOW,
                 roots=[self.rim_pki.root],
             )
-            logged = world.client.register(statement).transparent_statement
-            out.append(
-                logged_rim_from_statement(
-                    logged, service_keys=world.service_keys, now=NOW, roots=[self.rim_pki.root]
-                )
+            out.append(world.client.register(statement).transparent_statement)
+        return out
+
+    def logged_rims(self, world: object, *, driver: str = DRIVER) -> LoggedRims:
+        """The two RIMs taken back from the world's log, with their receipts."""
+        from _ar_helpers import World
+
+        assert isinstance(world, World)
+        return LoggedRims(
+            logged_rim_from_statement(
+                logged, service_keys=world.service_keys, now=NOW, roots=[self.rim_pki.root]
             )
-        return LoggedRims(out)
+            for logged in self.rim_statements(world, driver=driver)
+        )
 
     def endorsements(self, base: Endorsements, rims: LoggedRims) -> Endorsements:
         return dataclasses.replace(base, rims=rims)

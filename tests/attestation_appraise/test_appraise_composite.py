@@ -12,17 +12,22 @@ from pathlib import Path
 import pytest
 from _ar_helpers import World
 from _gpu_helpers import DRIVER, NOW, GpuWorld
+from cryptography.hazmat.primitives import serialization
 
 from ironroot.attestation import (
     AR4SI,
     AttestationResult,
+    AttestationService,
     Endorsements,
     GpuReport,
     TrustTier,
     appraise_composite,
     composite_nonce,
+    create_attestation_app,
     gpu_nonce,
+    verify_ear,
 )
+from ironroot.crypto import Algorithm, PrivateKey, b64url_decode, b64url_encode
 from ironroot.errors import MalformedInput, ReleaseDenied
 from ironroot.hsm import driver_number, parse_release_policy, release_claims
 from ironroot.rim import LoggedRims
@@ -248,3 +253,114 @@ def test_driver_number() -> None:
     assert driver_number("545.00") == 545000000
     assert driver_number("r550") == 0
     assert driver_number(None) == 0
+
+
+# --- over HTTP ---------------------------------------------------------------------------------
+
+
+def test_composite_over_http(cvm: Device, endorsements: Endorsements, gpus: GpuWorld) -> None:
+    from test_appraise_http import ApiClient
+
+    signing = PrivateKey.generate(Algorithm.ES384)
+    service = AttestationService(
+        endorsements=endorsements, signing_key=signing, clock=lambda: NOW, gpu_root=gpus.root
+    )
+    client = ApiClient(create_attestation_app(service))
+    nonce = b64url_decode(client.post("/attestation/challenge").json()["nonce"], what="nonce")
+    reports = [gpus.gpu().report(gpu_nonce(nonce, i)) for i in range(2)]
+    body = {
+        "evidence": b64url_encode(cvm.quote(composite_nonce(nonce, 2))),
+        "nonce": b64url_encode(nonce),
+        "format": "ironroot",
+        "gpus": [
+            {
+                "evidence": b64url_encode(r.report),
+                "certificates": [b64url_encode(c) for c in r.certificates],
+            }
+            for r in reports
+        ],
+    }
+    response = client.post("/attestation/verify", json=body)
+    assert response.status_code == 200, response.content
+    result = verify_ear(response.content, [signing.public_key], now=NOW)
+    assert list(result.submods) == ["cvm", "gpu0", "gpu1"]
+    assert result.status is TrustTier.AFFIRMING
+    # Malformed composites are 400 problems with the error's code.
+    for gpus_member, code in (
+        ({"evidence": "AA", "extra": 1}, "malformed"),
+        ([{"evidence": "AA"}] * 17, "limit-exceeded"),
+        ("nope", "malformed"),
+    ):
+        nonce = b64url_decode(client.post("/attestation/challenge").json()["nonce"], what="nonce")
+        bad = {**body, "nonce": b64url_encode(nonce), "gpus": gpus_member}
+        if isinstance(gpus_member, dict):
+            bad["gpus"] = [gpus_member]
+        answer = client.post(
+            "/attestation/verify", json=bad, headers={"Accept": "application/problem+json"}
+        )
+        assert answer.status_code == 400, answer.content
+        assert answer.json()["code"] == code
+
+
+# --- the CLI -------------------------------------------------------------------------------------
+
+
+def test_composite_cli(
+    world: World,
+    gpus: GpuWorld,
+    cvm: Device,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from _ar_helpers import make_verifier_dir
+
+    from ironroot.cli import main
+
+    data = make_verifier_dir(tmp_path, world)
+    for i, statement in enumerate(gpus.rim_statements(world)):
+        (data / "reference-values" / f"rim{i}.ts").write_bytes(statement)
+    (data / "rim-root.pem").write_bytes(gpus.rim_pki.root.public_bytes(serialization.Encoding.PEM))
+    toml = data / "attestation.toml"
+    text = toml.read_text().replace(
+        "[attestation]\n", '[attestation]\nrim_roots = ["rim-root.pem"]\n', 1
+    )
+    text += '\n[[attestation.products]]\nvendor = "NVIDIA Corporation"\nmodel = "GH100"\n'
+    text += 'issuers = ["https://vendor.example"]\n'
+    toml.write_text(text)
+    assert 'rim_roots = ["rim-root.pem"]' in toml.read_text()
+    root = tmp_path / "gpu-root.pem"
+    root.write_bytes(gpus.root.public_bytes(serialization.Encoding.PEM))
+
+    nonce = os.urandom(32)
+    quote = tmp_path / "cvm.quote"
+    quote.write_bytes(cvm.quote(composite_nonce(nonce, 2)))
+    argv = ["attest", "appraise", str(quote), "--data", str(data), "--format", "ironroot"]
+    argv += ["--nonce", nonce.hex(), "--gpu-root", str(root), "--at", NOW.isoformat(), "--json"]
+    for i in range(2):
+        report = gpus.gpu().report(gpu_nonce(nonce, i))
+        (tmp_path / f"gpu{i}.bin").write_bytes(report.report)
+        (tmp_path / f"gpu{i}.pem").write_bytes(report.certificates[0])
+        argv += [
+            "--gpu",
+            str(tmp_path / f"gpu{i}.bin"),
+            "--gpu-cert",
+            str(tmp_path / f"gpu{i}.pem"),
+        ]
+    capsys.readouterr()
+    code = main(argv)
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0, out
+    assert list(out["submods"]) == ["cvm", "gpu0", "gpu1"]
+    assert out["submods"]["gpu1"]["trust_vector"]["executables"] == AR4SI.APPROVED_RUNTIME
+
+    # GPU 1's report from another VM's session: refused, exit 1.
+    replayed = gpus.gpu().report(gpu_nonce(os.urandom(32), 1))
+    (tmp_path / "gpu1.bin").write_bytes(replayed.report)
+    (tmp_path / "gpu1.pem").write_bytes(replayed.certificates[0])
+    assert main(argv) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["submods"]["gpu1"]["reasons"][0].startswith("evidence: nonce-mismatch:")
+    # Usage errors: a chain missing, no nonce.
+    assert main(argv[:-2]) == 2
+    no_nonce = [a for a in argv if a not in ("--nonce", nonce.hex())]
+    assert main(no_nonce) == 2

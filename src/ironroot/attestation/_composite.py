@@ -199,10 +199,12 @@ def appraise_composite(
     caches: EvidenceCaches | None = None,
     verifier_id: VerifierId = DEFAULT_VERIFIER_ID,
     gpu_root: x509.Certificate | None = None,
+    checks: CheckLog | None = None,
 ) -> AttestationResult:
     """Appraise a CVM's evidence ``cvm`` (of ``format``) and its ``gpus`` under the challenge
     ``nonce`` (module docs): one EAR, submodules ``cvm``, ``gpu0``… . ``gpu_root`` replaces
-    the built-in NVIDIA Device Identity CA (tests and private CAs)."""
+    the built-in NVIDIA Device Identity CA (tests and private CAs); ``checks`` records the
+    CVM evidence's checks."""
     _checked(nonce, len(gpus))
     if now.tzinfo is None:
         raise MalformedInput("now must be timezone-aware")
@@ -220,6 +222,7 @@ def appraise_composite(
         collateral_problems=collateral_problems,
         caches=caches,
         verifier_id=verifier_id,
+        checks=checks,
     )
     (cvm_appraisal,) = cvm_result.submods.values()
     if gpu_root is not None:  # a given GPU root is trusted like a configured vendor root
