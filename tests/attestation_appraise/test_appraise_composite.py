@@ -20,6 +20,7 @@ from ironroot.attestation import (
     AttestationService,
     Endorsements,
     GpuReport,
+    GpuRimCache,
     TrustTier,
     appraise_composite,
     composite_nonce,
@@ -364,3 +365,24 @@ def test_composite_cli(
     assert main(argv[:-2]) == 2
     no_nonce = [a for a in argv if a not in ("--nonce", nonce.hex())]
     assert main(no_nonce) == 2
+
+
+def test_rim_cache_is_per_rim_set(cvm: Device, endorsements: Endorsements, gpus: GpuWorld) -> None:
+    nonce = os.urandom(32)
+    quote = cvm.quote(composite_nonce(nonce, 1))
+    report = gpus.gpu().report(gpu_nonce(nonce, 0))
+    cache = GpuRimCache()
+
+    def run(given: Endorsements) -> AttestationResult:
+        return appraise_composite(
+            quote, [report], given, nonce=nonce, now=NOW, gpu_root=gpus.root, rim_cache=cache
+        )
+
+    assert run(endorsements).submods["gpu0"].trust_vector["executables"] == 2
+    assert len(cache) == 1
+    assert run(endorsements).status is TrustTier.AFFIRMING
+    assert len(cache) == 1
+    # Another RIM set (the RIMs left the configuration): the verdict is not reused.
+    empty = dataclasses.replace(endorsements, rims=LoggedRims())
+    assert run(empty).submods["gpu0"].trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    assert len(cache) == 2

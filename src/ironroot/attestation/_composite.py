@@ -27,19 +27,26 @@ runtime); a measurement no RIM allows (``measurement-mismatch``) or conflicting 
 (contraindicated runtime); a report that names no RIM → ``1`` (unexpected evidence). The
 RIM's error line is one of the submodule's reasons. Evidence that does not verify gets the
 vector of :data:`VERIFICATION_FAILURES` in its own submodule; the others are still appraised.
+
+**Cache.** :class:`GpuRimCache` remembers RIM verdicts by the logged RIM set (the same
+object) and the report's measurement blocks and opaque data: a GPU repeats them until its
+firmware changes, and the verdict depends on nothing else. Signatures, chains and nonces
+are checked every time.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 
 from ironroot.attestation._appraise import (
     DEFAULT_VERIFIER_ID,
@@ -67,12 +74,14 @@ from ironroot.errors import (
     MeasurementMismatch,
     NotFound,
 )
+from ironroot.rim import LoggedRims
 
 __all__ = [
     "COMPOSITE_NONCE_CONTEXT",
     "GPU_NONCE_CONTEXT",
     "MAX_GPUS",
     "GpuReport",
+    "GpuRimCache",
     "appraise_composite",
     "composite_nonce",
     "gpu_nonce",
@@ -123,9 +132,58 @@ _RIM_FAILURES: Final[tuple[tuple[type[IronrootError], int], ...]] = (
 )
 
 
-def _rim_claim(
-    evidence: GpuEvidence, endorsements: Endorsements
-) -> tuple[int, str, dict[str, str]]:
+_Verdict = tuple[int, str, dict[str, str]]
+_WITH_ROOT: OrderedDict[tuple[int, bytes], tuple[Endorsements, Endorsements]] = OrderedDict()
+_WITH_ROOT_LOCK: Final = threading.Lock()
+
+
+def _with_root(endorsements: Endorsements, root: x509.Certificate) -> Endorsements:
+    """``endorsements`` that also trust ``root``; the last few are remembered (building one
+    parses every vendor root again)."""
+    key = (id(endorsements), root.fingerprint(hashes.SHA256()))
+    with _WITH_ROOT_LOCK:
+        found = _WITH_ROOT.get(key)
+        if found is not None and found[0] is endorsements:
+            return found[1]
+    der = root.public_bytes(serialization.Encoding.DER)
+    extended = dataclasses.replace(endorsements, vendor_roots=(*endorsements.vendor_roots, der))
+    with _WITH_ROOT_LOCK:
+        _WITH_ROOT[key] = (endorsements, extended)
+        while len(_WITH_ROOT) > 8:
+            _WITH_ROOT.popitem(last=False)
+    return extended
+
+
+class GpuRimCache:
+    """RIM verdicts of GPU reports (module docs), least recently used first out; safe to
+    share between threads."""
+
+    __slots__ = ("_entries", "_lock", "max_entries")
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[int, Any], tuple[LoggedRims, _Verdict]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, rims: LoggedRims, key: Any) -> _Verdict | None:
+        with self._lock:
+            found = self._entries.get((id(rims), key))
+            if found is None or found[0] is not rims:  # held, so its id is not reused
+                return None
+            self._entries.move_to_end((id(rims), key))
+            return found[1]
+
+    def put(self, rims: LoggedRims, key: Any, verdict: _Verdict) -> None:
+        with self._lock:
+            self._entries[(id(rims), key)] = (rims, verdict)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _rim_claim(evidence: GpuEvidence, endorsements: Endorsements) -> _Verdict:
     try:
         result = appraise_gpu_rims(evidence, endorsements.rims)
         result.check()
@@ -146,6 +204,7 @@ def _appraise_gpu(
     now: datetime,
     caches: EvidenceCaches | None,
     gpu_root: x509.Certificate | None,
+    rim_cache: GpuRimCache | None,
 ) -> Appraisal:
     expected = gpu_nonce(challenge, index)
     try:
@@ -168,7 +227,15 @@ def _appraise_gpu(
         return appraisal
     base = appraise(claims, endorsements, policy, nonce=expected, now=now)
     (appraisal,) = base.submods.values()
-    code, reason, ids = _rim_claim(GpuEvidence.from_claims(claims), endorsements)
+    verdict = None
+    key = (claims.raw.get("opaque_data"), tuple(claims.measurements.items()))
+    if rim_cache is not None:
+        verdict = rim_cache.get(endorsements.rims, key)
+    if verdict is None:
+        verdict = _rim_claim(GpuEvidence.from_claims(claims), endorsements)
+        if rim_cache is not None:
+            rim_cache.put(endorsements.rims, key, verdict)
+    code, reason, ids = verdict
     vector = dict(appraisal.trust_vector)
     vector["executables"] = code
     evidence = dict(appraisal.evidence or {})
@@ -200,11 +267,12 @@ def appraise_composite(
     verifier_id: VerifierId = DEFAULT_VERIFIER_ID,
     gpu_root: x509.Certificate | None = None,
     checks: CheckLog | None = None,
+    rim_cache: GpuRimCache | None = None,
 ) -> AttestationResult:
     """Appraise a CVM's evidence ``cvm`` (of ``format``) and its ``gpus`` under the challenge
     ``nonce`` (module docs): one EAR, submodules ``cvm``, ``gpu0``… . ``gpu_root`` replaces
     the built-in NVIDIA Device Identity CA (tests and private CAs); ``checks`` records the
-    CVM evidence's checks."""
+    CVM evidence's checks; ``rim_cache`` remembers RIM verdicts (:class:`GpuRimCache`)."""
     _checked(nonce, len(gpus))
     if now.tzinfo is None:
         raise MalformedInput("now must be timezone-aware")
@@ -226,10 +294,7 @@ def appraise_composite(
     )
     (cvm_appraisal,) = cvm_result.submods.values()
     if gpu_root is not None:  # a given GPU root is trusted like a configured vendor root
-        der = gpu_root.public_bytes(serialization.Encoding.DER)
-        endorsements = dataclasses.replace(
-            endorsements, vendor_roots=(*endorsements.vendor_roots, der)
-        )
+        endorsements = _with_root(endorsements, gpu_root)
     submods: dict[str, Appraisal] = {"cvm": cvm_appraisal}
     for index, gpu in enumerate(gpus):
         submods[f"gpu{index}"] = _appraise_gpu(
@@ -241,6 +306,7 @@ def appraise_composite(
             now=now,
             caches=caches,
             gpu_root=gpu_root,
+            rim_cache=rim_cache,
         )
     iat = int(now.timestamp())
     return AttestationResult(

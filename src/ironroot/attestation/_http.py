@@ -51,7 +51,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ironroot.attestation._appraise import appraise_evidence
-from ironroot.attestation._composite import GpuReport, appraise_composite
+from ironroot.attestation._composite import GpuReport, GpuRimCache, appraise_composite
 from ironroot.attestation._endorsements import Endorsements
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
 from ironroot.attestation.evidence import EVIDENCE_FORMATS, EvidenceCaches, TdxCollateral
@@ -116,6 +116,7 @@ class AttestationService:
     allow_stale_collateral: bool = False
     collateral_problems: tuple[str, ...] = ()
     gpu_root: x509.Certificate | None = None
+    rim_cache: GpuRimCache = field(default_factory=GpuRimCache)
 
     def __post_init__(self) -> None:
         if self.signing_key.algorithm is not Algorithm.ES384:
@@ -173,6 +174,7 @@ class AttestationService:
                 lifetime=self.lifetime,
                 caches=self.caches,
                 gpu_root=self.gpu_root,
+                rim_cache=self.rim_cache,
             )
         return appraise_evidence(
             evidence,
