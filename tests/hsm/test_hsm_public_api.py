@@ -60,6 +60,7 @@ EXPECTED = [
     "bind_report_data",
     "check_sealed_audit",
     "check_binding",
+    "driver_number",
     "parse_release_policy",
     "release_claims",
     "seal",  # the sealed-store format, also for a node's credential keys (ironroot.fleet)

@@ -150,6 +150,7 @@ def _context(
     endorsements: Endorsements,
     policy: AppraisalPolicy,
     nonce: bytes | None,
+    annotated: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     fmt = evidence.format
     components = policy.components.get(fmt, ())
@@ -182,7 +183,7 @@ def _context(
         for r, score in zip(reviews, cvss, strict=True)
     ]
     root, root_trusted = _root(evidence, endorsements)
-    claims = _annotated(evidence)
+    claims = dict(annotated) if annotated is not None else _annotated(evidence)
     if "raw" in policy.variables:
         claims["raw"] = dict(evidence.raw)
     return {
@@ -254,7 +255,8 @@ def appraise(
     """Appraise verified ``evidence``; the submodule is labelled with its format. ``notes``
     are reason lines added after the failed rules' (what the verification could not rely
     on)."""
-    context = _context(evidence, endorsements, policy, nonce)
+    annotated = _annotated(evidence)  # once: the policy's variables and the EAR's evidence
+    context = _context(evidence, endorsements, policy, nonce, annotated)
     failures = policy.evaluate(context)
     vector: dict[str, int] = {}
     for failure in failures:
@@ -269,7 +271,7 @@ def appraise(
         vector,
         policy_id=policy.policy_id,
         reasons=[*(f.reason for f in failures), *notes],
-        evidence=_annotated(evidence),
+        evidence=annotated,
     )
     return _result(
         evidence.format,

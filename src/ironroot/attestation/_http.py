@@ -14,6 +14,11 @@
     as in Trustee's KBS) sends ``runtime_data``: the exact bytes the evidence must answer
     (its report data, e.g. the relying party's nonce ‖ a key hash). No verifier nonce is
     redeemed; the EAR carries those bytes, and their freshness is the relying party's check.
+    A **composite** (a CVM and its GPUs) adds ``"gpus": [{"evidence": b64url,
+    "certificates": [b64url]}, …]`` (at most 16; each GPU's ``nvidia-gpu`` report and chain):
+    the nonce (or ``runtime_data``) is then the challenge of the composite rule
+    (:mod:`ironroot.attestation._composite`, ``docs/evidence.md``) and the EAR has one
+    submodule per device, ``cvm``, ``gpu0``, … .
 ``GET /attestation/formats``
     the evidence formats this verifier takes, one entry per row of the format table: name,
     description, nonce binding, pinned vendor roots, default policy settings (JSON).
@@ -46,6 +51,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ironroot.attestation._appraise import appraise_evidence
+from ironroot.attestation._composite import GpuReport, GpuRimCache, appraise_composite
 from ironroot.attestation._endorsements import Endorsements
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
 from ironroot.attestation.evidence import EVIDENCE_FORMATS, EvidenceCaches, TdxCollateral
@@ -77,7 +83,8 @@ PROBLEM_CBOR: Final = "application/concise-problem-details+cbor"
 PROBLEM_JSON: Final = "application/problem+json"
 MAX_REQUEST_BYTES: Final = 2 * 1024 * 1024
 _MAX_CERTIFICATES: Final = 8
-_BODY_LIMITS: Final = Limits(max_bytes=MAX_REQUEST_BYTES, max_depth=4, max_items=16)
+_MAX_HTTP_GPUS: Final = 16
+_BODY_LIMITS: Final = Limits(max_bytes=MAX_REQUEST_BYTES, max_depth=5, max_items=16)
 
 
 def _utcnow() -> datetime:
@@ -93,7 +100,8 @@ class AttestationService:
     QE Identity, their CRLs) and ``crls`` (AMD's and Intel's) are checked for every evidence
     format that takes them; stale ones are refused unless ``allow_stale_collateral``.
     ``collateral_problems`` (configured files that did not load) are repeated in the reasons
-    of those formats' EARs.
+    of those formats' EARs. ``gpu_root`` replaces the built-in NVIDIA Device Identity CA for
+    the GPUs of composites (a private or test CA).
     """
 
     endorsements: Endorsements
@@ -107,6 +115,8 @@ class AttestationService:
     crls: tuple[x509.CertificateRevocationList, ...] = ()
     allow_stale_collateral: bool = False
     collateral_problems: tuple[str, ...] = ()
+    gpu_root: x509.Certificate | None = None
+    rim_cache: GpuRimCache = field(default_factory=GpuRimCache)
 
     def __post_init__(self) -> None:
         if self.signing_key.algorithm is not Algorithm.ES384:
@@ -133,16 +143,39 @@ class AttestationService:
         runtime_data: bytes | None = None,
         format: str = "auto",
         certificates: Sequence[bytes] = (),
+        gpus: Sequence[GpuReport] | None = None,
     ) -> AttestationResult:
         """Verify and appraise ``evidence`` answering either a nonce this verifier issued
         (redeemed here: ``StaleNonce`` when unknown, expired or reused) or ``runtime_data``
-        a relying party chose (whose freshness that party checks in the EAR)."""
+        a relying party chose (whose freshness that party checks in the EAR). With ``gpus``,
+        ``evidence`` is a CVM's and the whole is appraised as a composite (one EAR,
+        submodules ``cvm``, ``gpu0``…)."""
         if (nonce is None) == (runtime_data is None):
             raise MalformedInput("give exactly one of nonce and runtime_data")
         now = self.clock()
         if nonce is not None:
             self.nonces.redeem(nonce, now)
         answered = nonce if nonce is not None else runtime_data
+        if gpus is not None:
+            assert answered is not None  # exactly one of the two was given
+            return appraise_composite(
+                evidence,
+                gpus,
+                self.endorsements,
+                self.policy,
+                format=format,
+                nonce=answered,
+                now=now,
+                certificates=certificates,
+                crls=self.crls,
+                collateral=self.collateral,
+                allow_stale_collateral=self.allow_stale_collateral,
+                collateral_problems=self.collateral_problems,
+                lifetime=self.lifetime,
+                caches=self.caches,
+                gpu_root=self.gpu_root,
+                rim_cache=self.rim_cache,
+            )
         return appraise_evidence(
             evidence,
             self.endorsements,
@@ -189,6 +222,36 @@ class _VerifyRequest:
     runtime_data: bytes | None
     format: str
     certificates: tuple[bytes, ...]
+    gpus: tuple[GpuReport, ...] | None = None
+
+
+def _certificates(value: object, *, cbor: bool) -> tuple[bytes, ...]:
+    if not isinstance(value, list):
+        raise MalformedInput("certificates must be a list")
+    if len(value) > _MAX_CERTIFICATES:
+        raise LimitExceeded(f"at most {_MAX_CERTIFICATES} certificates")
+    return tuple(_field_bytes(c, "certificate", cbor=cbor) for c in value)
+
+
+def _gpus(value: object, *, cbor: bool) -> tuple[GpuReport, ...]:
+    if not isinstance(value, list):
+        raise MalformedInput("gpus must be a list")
+    if len(value) > _MAX_HTTP_GPUS:
+        raise LimitExceeded(f"at most {_MAX_HTTP_GPUS} GPUs in one composite")
+    out = []
+    for index, item in enumerate(value):
+        if not isinstance(item, Mapping) or not all(isinstance(k, str) for k in item):
+            raise MalformedInput(f"gpus[{index}] is a map with text keys")
+        unknown = set(item) - {"evidence", "certificates"}
+        if unknown or "evidence" not in item:
+            raise MalformedInput(f"gpus[{index}] has evidence and certificates, nothing else")
+        out.append(
+            GpuReport(
+                _field_bytes(item["evidence"], f"gpus[{index}].evidence", cbor=cbor),
+                _certificates(item.get("certificates", []), cbor=cbor),
+            )
+        )
+    return tuple(out)
 
 
 def _parse_verify(body: bytes, content_type: str) -> _VerifyRequest:
@@ -203,7 +266,7 @@ def _parse_verify(body: bytes, content_type: str) -> _VerifyRequest:
             raise MalformedInput(f"the request is not JSON: {exc}") from exc
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise MalformedInput("the request is a map with text keys")
-    unknown = set(value) - {"evidence", "nonce", "runtime_data", "format", "certificates"}
+    unknown = set(value) - {"evidence", "nonce", "runtime_data", "format", "certificates", "gpus"}
     if unknown:
         raise MalformedInput(f"unknown request members: {', '.join(sorted(unknown))}")
     if "evidence" not in value or ("nonce" in value) == ("runtime_data" in value):
@@ -215,11 +278,6 @@ def _parse_verify(body: bytes, content_type: str) -> _VerifyRequest:
         raise MalformedInput(
             f"unknown evidence format {fmt[:32]!r} (known: auto, {', '.join(EVIDENCE_FORMATS)})"
         )
-    certs = value.get("certificates", [])
-    if not isinstance(certs, list):
-        raise MalformedInput("certificates must be a list")
-    if len(certs) > _MAX_CERTIFICATES:
-        raise LimitExceeded(f"at most {_MAX_CERTIFICATES} certificates")
     return _VerifyRequest(
         evidence=_field_bytes(value["evidence"], "evidence", cbor=cbor),
         nonce=_field_bytes(value["nonce"], "nonce", cbor=cbor) if "nonce" in value else None,
@@ -229,7 +287,8 @@ def _parse_verify(body: bytes, content_type: str) -> _VerifyRequest:
             else None
         ),
         format=fmt,
-        certificates=tuple(_field_bytes(c, "certificate", cbor=cbor) for c in certs),
+        certificates=_certificates(value.get("certificates", []), cbor=cbor),
+        gpus=_gpus(value["gpus"], cbor=cbor) if "gpus" in value else None,
     )
 
 
@@ -269,6 +328,7 @@ def attestation_routes(service: AttestationService, info: ServiceInfo | None = N
             runtime_data=parsed.runtime_data,
             format=parsed.format,
             certificates=parsed.certificates,
+            gpus=parsed.gpus,
         )
         token = service.sign(result, media or JWT_MEDIA_TYPE)
         if appraisals is not None:

@@ -95,6 +95,26 @@ def register(subparsers: Any) -> None:
         help="a certificate the evidence does not carry (an SNP report's VCEK/VLEK)",
     )
     appraise.add_argument("--crl", action="append", default=[], type=Path, help="a CRL file")
+    appraise.add_argument(
+        "--gpu",
+        action="append",
+        default=[],
+        type=Path,
+        help="a composite: the report of GPU 0, 1, … of this CVM (nvidia-gpu; repeat per GPU; "
+        "--nonce is then the composite's challenge)",
+    )
+    appraise.add_argument(
+        "--gpu-cert",
+        action="append",
+        default=[],
+        type=Path,
+        help="the certificate chain of each --gpu, in the same order",
+    )
+    appraise.add_argument(
+        "--gpu-root",
+        type=Path,
+        help="the GPUs' root CA (PEM) instead of the built-in NVIDIA Device Identity CA",
+    )
     add_collateral_arguments(appraise)
     appraise.add_argument("--at", type=instant, help="appraisal time (ISO-8601; default now)")
     appraise.add_argument("--cwt", action="store_true", help="sign as a CWT (default JWT)")
@@ -261,6 +281,8 @@ def _appraise(args: argparse.Namespace) -> int:
             attestation.evidence.format_row(fmt),
             attestation.VerifyOptions(now=now, crls=crls, collateral=collateral),
         )
+    if args.gpu:
+        return _appraise_composite(args, config, now, evidence, crls, collateral, log)
     with config.open_service(now) as service:
         result = attestation.appraise_evidence(
             evidence,
@@ -279,6 +301,61 @@ def _appraise(args: argparse.Namespace) -> int:
         )
         sign = attestation.sign_ear_cwt if args.cwt else attestation.sign_ear_jwt
         token = sign(result, service.signing_key)
+    return _emit(args, result, token, log)
+
+
+def _appraise_composite(
+    args: argparse.Namespace,
+    config: attestation.AttestationConfig,
+    now: datetime,
+    evidence: bytes,
+    crls: tuple[bytes, ...],
+    collateral: attestation.TdxCollateral | None,
+    log: attestation.CheckLog,
+) -> int:
+    if args.nonce is None:
+        raise MalformedInput("a composite (--gpu) needs --nonce, its challenge")
+    if len(args.gpu_cert) != len(args.gpu):
+        raise MalformedInput("give one --gpu-cert per --gpu, in the same order")
+    gpus = [
+        attestation.GpuReport(_read(report), (_read(chain),))
+        for report, chain in zip(args.gpu, args.gpu_cert, strict=True)
+    ]
+    root = None
+    if args.gpu_root is not None:
+        found = attestation.evidence.load_certificates(_read(args.gpu_root))
+        if len(found) != 1:
+            raise MalformedInput("--gpu-root holds exactly one certificate")
+        root = found[0]
+    with config.open_service(now) as service:
+        result = attestation.appraise_composite(
+            evidence,
+            gpus,
+            service.endorsements,
+            service.policy,
+            format=args.format,
+            nonce=args.nonce,
+            now=now,
+            certificates=[_read(p) for p in args.cert],
+            crls=crls or service.crls,
+            collateral=collateral if collateral is not None else service.collateral,
+            allow_stale_collateral=args.allow_stale_collateral or service.allow_stale_collateral,
+            collateral_problems=() if collateral is not None else service.collateral_problems,
+            lifetime=service.lifetime,
+            gpu_root=root,
+            checks=log,
+        )
+        sign = attestation.sign_ear_cwt if args.cwt else attestation.sign_ear_jwt
+        token = sign(result, service.signing_key)
+    return _emit(args, result, token, log)
+
+
+def _emit(
+    args: argparse.Namespace,
+    result: attestation.AttestationResult,
+    token: bytes,
+    log: attestation.CheckLog,
+) -> int:
     if args.out is not None:
         args.out.write_bytes(token)
     if args.json:

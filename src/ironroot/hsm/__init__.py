@@ -58,6 +58,7 @@ if TYPE_CHECKING:
         PolicyCache,
         ReleaseContext,
         ReleasePolicy,
+        driver_number,
         parse_release_policy,
         release_claims,
     )
@@ -114,6 +115,7 @@ __all__ = [
     "bind_report_data",
     "check_binding",
     "check_sealed_audit",
+    "driver_number",
     "format_audit_log",
     "parse_audit_log",
     "parse_release_policy",

@@ -20,10 +20,19 @@ submodule whose evidence binds the release:
                       ``report_data`` as hex, ``svns``, ``identity``, ``debug``, ``signer``)
 ``verifier``          ``{"developer", "build"}`` of the verifier software
 ``authority``         the configured name of the verifier key that signed the EAR
+``gpus``              the GPU submodules (labelled ``gpu0``, ``gpu1``… by composite
+                      appraisal), in order: ``{"submod", "status", "trust_vector",
+                      "driver_version", "vbios_version", "driver"}``; ``driver`` is the
+                      driver version as a number, major·10⁶ + minor·10³ + patch
+                      (``550.90.07`` → ``550090007``; 0 when unknown)
+``gpu_count``         how many GPU submodules the EAR has
+``gpus_affirming``    every GPU submodule is affirming (``false`` when there is none)
+``min_gpu_driver``    the lowest ``driver`` of the GPUs (0 when there is none)
 ====================  ================================================================
 
 **CEL** sees the variables ``claims`` (everything above), ``status``, ``submod``,
-``trust_vector``, ``evidence``, ``verifier``, ``authority``, ``iat`` and ``exp``. An expression
+``trust_vector``, ``evidence``, ``verifier``, ``authority``, ``iat``, ``exp``, ``gpus``,
+``gpu_count``, ``gpus_affirming`` and ``min_gpu_driver``. An expression
 naming any other variable is malformed (a typo must not silently reject everything at run
 time). It must evaluate to ``true``: ``false`` or an evaluation error (a missing claim) denies;
 a value that is not a boolean means a malformed policy.
@@ -54,6 +63,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -71,6 +81,7 @@ __all__ = [
     "PolicyCache",
     "ReleaseContext",
     "ReleasePolicy",
+    "driver_number",
     "parse_release_policy",
     "release_claims",
 ]
@@ -102,8 +113,14 @@ CEL_VARIABLES: Final = frozenset(
         "authority",
         "iat",
         "exp",
+        "gpus",
+        "gpu_count",
+        "gpus_affirming",
+        "min_gpu_driver",
     )
 )
+_GPU_LABEL: Final = re.compile(r"gpu[0-9]{1,3}")
+_DRIVER_VERSION: Final = re.compile(r"([0-9]{1,3})(?:\.([0-9]{1,3}))?(?:\.([0-9]{1,3}))?")
 
 
 # --- the claims a policy sees ---------------------------------------------------------------
@@ -154,9 +171,48 @@ def release_claims(
             "authority": authority,
         }
     )
+    gpus = _gpus(result)
+    claims.update(
+        {
+            "gpus": gpus,
+            "gpu_count": len(gpus),
+            "gpus_affirming": bool(gpus) and all(g["status"] == "affirming" for g in gpus),
+            "min_gpu_driver": min((g["driver"] for g in gpus), default=0),
+        }
+    )
     claims.setdefault("exp", 0)
     names = frozenset(n for n in (authority, kid) if n)
     return ReleaseContext(claims=claims, authorities=names)
+
+
+def driver_number(version: object) -> int:
+    """A GPU driver version as a number (major·10⁶ + minor·10³ + patch), 0 when unknown."""
+    found = _DRIVER_VERSION.fullmatch(version) if isinstance(version, str) else None
+    if found is None:
+        return 0
+    major, minor, patch = (int(part or 0) for part in found.groups())
+    return major * 1_000_000 + minor * 1_000 + patch
+
+
+def _gpus(result: AttestationResult) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for label, appraisal in result.submods.items():
+        if not _GPU_LABEL.fullmatch(label):
+            continue
+        identity = (appraisal.evidence or {}).get("identity")
+        identity = identity if isinstance(identity, Mapping) else {}
+        version = identity.get("driver_version")
+        out.append(
+            {
+                "submod": label,
+                "status": appraisal.status.value,
+                "trust_vector": dict(appraisal.trust_vector),
+                "driver_version": version if isinstance(version, str) else "",
+                "vbios_version": str(identity.get("vbios_version") or ""),
+                "driver": driver_number(version),
+            }
+        )
+    return out
 
 
 # --- CEL -----------------------------------------------------------------------------------
@@ -215,6 +271,10 @@ class CelReleasePolicy:
             "authority": context.authority,
             "iat": claims.get("iat", 0),
             "exp": claims.get("exp", 0),
+            "gpus": claims.get("gpus", []),
+            "gpu_count": claims.get("gpu_count", 0),
+            "gpus_affirming": claims.get("gpus_affirming", False),
+            "min_gpu_driver": claims.get("min_gpu_driver", 0),
         }
         try:
             outcome = self._program.execute(variables)

@@ -1,0 +1,318 @@
+"""One attestation for a confidential VM and its GPUs: the composite rule and its appraisal.
+
+**The nonce rule.** The relying party's challenge nonce ``N`` (from ``/attestation/challenge``)
+is given to the CVM. For a VM with ``n`` GPUs, GPU ``i`` (0-based, in the order the composite
+lists them) is asked for the nonce
+
+    gpu_nonce(N, i) = SHA-256("ironroot/gpu-nonce/v1" ‖ N ‖ u32be(i))
+
+and the CVM's evidence answers, by its own format's binding rule (SEV-SNP and TDX: report data
+zero-padded; RoT quote: exact), the composite nonce
+
+    cvm_nonce(N, n) = SHA-256("ironroot/composite/v1" ‖ N ‖ u32be(n) ‖ gpu_nonce(N, 0) ‖ … ‖
+                              gpu_nonce(N, n - 1))
+
+so the CVM's signed report commits to the challenge and to how many GPUs it brings, and each
+GPU's signed SPDM report commits to the challenge and its place. A GPU report made for another
+VM's session (another challenge) or another place answers another nonce: ``StaleNonce``; a
+composite that drops or adds a GPU answers another CVM nonce: the CVM's ``StaleNonce``.
+
+**The appraisal** (:func:`appraise_composite`) is one EAR with one submodule per device:
+``cvm`` (the CVM's evidence appraised as :func:`appraise_evidence` does) and ``gpu0``, ``gpu1``
+… (each GPU's ``nvidia-gpu`` evidence: chain, signature, nonce, then the policy's rules for
+the format, then the RIM appraisal). The RIM appraisal sets the GPU's ``executables`` claim:
+every active measurement allowed by the logged driver and VBIOS RIMs → ``2`` (approved
+runtime); no logged RIM for the report's versions (``rim-not-found``) → ``33`` (unrecognized
+runtime); a measurement no RIM allows (``measurement-mismatch``) or conflicting RIMs → ``96``
+(contraindicated runtime); a report that names no RIM → ``1`` (unexpected evidence). The
+RIM's error line is one of the submodule's reasons. Evidence that does not verify gets the
+vector of :data:`VERIFICATION_FAILURES` in its own submodule; the others are still appraised.
+
+**Cache.** :class:`GpuRimCache` remembers RIM verdicts by the logged RIM set (the same
+object) and the report's measurement blocks and opaque data: a GPU repeats them until its
+firmware changes, and the verdict depends on nothing else. Signatures, chains and nonces
+are checked every time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from ironroot.attestation._appraise import (
+    DEFAULT_VERIFIER_ID,
+    appraise,
+    appraise_evidence,
+    appraise_failure,
+)
+from ironroot.attestation._endorsements import Endorsements
+from ironroot.attestation._gpu_rims import appraise_gpu_rims
+from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
+from ironroot.attestation.evidence import (
+    EVIDENCE_FORMATS,
+    NVIDIA_GPU_FORMAT,
+    CheckLog,
+    EvidenceCaches,
+    GpuEvidence,
+    TdxCollateral,
+    verify_nvidia_gpu,
+)
+from ironroot.ear import AR4SI, Appraisal, AttestationResult, VerifierId
+from ironroot.errors import (
+    IronrootError,
+    MalformedEvidence,
+    MalformedInput,
+    MeasurementMismatch,
+    NotFound,
+)
+from ironroot.rim import LoggedRims
+
+__all__ = [
+    "COMPOSITE_NONCE_CONTEXT",
+    "GPU_NONCE_CONTEXT",
+    "MAX_GPUS",
+    "GpuReport",
+    "GpuRimCache",
+    "appraise_composite",
+    "composite_nonce",
+    "gpu_nonce",
+]
+
+GPU_NONCE_CONTEXT: Final = b"ironroot/gpu-nonce/v1"
+COMPOSITE_NONCE_CONTEXT: Final = b"ironroot/composite/v1"
+MAX_GPUS: Final = 64
+"""The most GPUs one composite may carry."""
+
+
+def _checked(challenge: bytes, count: int) -> None:
+    if not isinstance(challenge, bytes) or not challenge:
+        raise MalformedInput("a composite needs the challenge nonce")
+    if not 0 <= count <= MAX_GPUS:
+        raise MalformedInput(f"a composite carries 0 to {MAX_GPUS} GPUs, not {count}")
+
+
+def gpu_nonce(challenge: bytes, index: int) -> bytes:
+    """The nonce GPU ``index`` of a composite answers (module docs)."""
+    _checked(challenge, index)
+    return hashlib.sha256(GPU_NONCE_CONTEXT + challenge + index.to_bytes(4, "big")).digest()
+
+
+def composite_nonce(challenge: bytes, gpu_count: int) -> bytes:
+    """The nonce the CVM's evidence answers for a composite of ``gpu_count`` GPUs."""
+    _checked(challenge, gpu_count)
+    digest = hashlib.sha256(COMPOSITE_NONCE_CONTEXT + challenge + gpu_count.to_bytes(4, "big"))
+    for index in range(gpu_count):
+        digest.update(gpu_nonce(challenge, index))
+    return digest.digest()
+
+
+@dataclass(frozen=True, slots=True)
+class GpuReport:
+    """One GPU's evidence in a composite: the ``nvidia-gpu`` report (binary or hex) and its
+    certificate chain (PEM or DER, leaf first)."""
+
+    report: bytes
+    certificates: tuple[bytes, ...]
+
+
+_RIM_FAILURES: Final[tuple[tuple[type[IronrootError], int], ...]] = (
+    (NotFound, AR4SI.UNRECOGNIZED_RUNTIME),
+    (MeasurementMismatch, AR4SI.CONTRAINDICATED_RUNTIME),
+    (MalformedEvidence, AR4SI.UNEXPECTED_EVIDENCE),
+    (IronrootError, AR4SI.CONTRAINDICATED_RUNTIME),
+)
+
+
+_Verdict = tuple[int, str, dict[str, str]]
+_WITH_ROOT: OrderedDict[tuple[int, bytes], tuple[Endorsements, Endorsements]] = OrderedDict()
+_WITH_ROOT_LOCK: Final = threading.Lock()
+
+
+def _with_root(endorsements: Endorsements, root: x509.Certificate) -> Endorsements:
+    """``endorsements`` that also trust ``root``; the last few are remembered (building one
+    parses every vendor root again)."""
+    key = (id(endorsements), root.fingerprint(hashes.SHA256()))
+    with _WITH_ROOT_LOCK:
+        found = _WITH_ROOT.get(key)
+        if found is not None and found[0] is endorsements:
+            return found[1]
+    der = root.public_bytes(serialization.Encoding.DER)
+    extended = dataclasses.replace(endorsements, vendor_roots=(*endorsements.vendor_roots, der))
+    with _WITH_ROOT_LOCK:
+        _WITH_ROOT[key] = (endorsements, extended)
+        while len(_WITH_ROOT) > 8:
+            _WITH_ROOT.popitem(last=False)
+    return extended
+
+
+class GpuRimCache:
+    """RIM verdicts of GPU reports (module docs), least recently used first out; safe to
+    share between threads."""
+
+    __slots__ = ("_entries", "_lock", "max_entries")
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[int, Any], tuple[LoggedRims, _Verdict]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, rims: LoggedRims, key: Any) -> _Verdict | None:
+        with self._lock:
+            found = self._entries.get((id(rims), key))
+            if found is None or found[0] is not rims:  # held, so its id is not reused
+                return None
+            self._entries.move_to_end((id(rims), key))
+            return found[1]
+
+    def put(self, rims: LoggedRims, key: Any, verdict: _Verdict) -> None:
+        with self._lock:
+            self._entries[(id(rims), key)] = (rims, verdict)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _rim_claim(evidence: GpuEvidence, endorsements: Endorsements) -> _Verdict:
+    try:
+        result = appraise_gpu_rims(evidence, endorsements.rims)
+        result.check()
+    except IronrootError as exc:
+        code = next(c for cls, c in _RIM_FAILURES if isinstance(exc, cls))
+        return code, f"rim: {exc.code}: {exc.detail}", {}
+    ids = {"driver": str(result.driver.rim_id), "vbios": str(result.vbios.rim_id)}
+    return AR4SI.APPROVED_RUNTIME, "", ids
+
+
+def _appraise_gpu(
+    index: int,
+    gpu: GpuReport,
+    endorsements: Endorsements,
+    policy: AppraisalPolicy,
+    *,
+    challenge: bytes,
+    now: datetime,
+    caches: EvidenceCaches | None,
+    gpu_root: x509.Certificate | None,
+    rim_cache: GpuRimCache | None,
+) -> Appraisal:
+    expected = gpu_nonce(challenge, index)
+    try:
+        claims = verify_nvidia_gpu(
+            gpu.report,
+            gpu.certificates,
+            now=now,
+            cache=caches.get(NVIDIA_GPU_FORMAT) if caches is not None else None,
+            root=gpu_root,
+            checks=CheckLog(),
+        )
+        binding = EVIDENCE_FORMATS[NVIDIA_GPU_FORMAT].binding
+        assert binding is not None  # the row binds the nonce exactly
+        binding.check(claims.report_data, expected, None)
+    except IronrootError as exc:
+        failed = appraise_failure(
+            exc, format=NVIDIA_GPU_FORMAT, policy=policy, nonce=expected, now=now
+        )
+        (appraisal,) = failed.submods.values()
+        return appraisal
+    base = appraise(claims, endorsements, policy, nonce=expected, now=now)
+    (appraisal,) = base.submods.values()
+    verdict = None
+    key = (claims.raw.get("opaque_data"), tuple(claims.measurements.items()))
+    if rim_cache is not None:
+        verdict = rim_cache.get(endorsements.rims, key)
+    if verdict is None:
+        verdict = _rim_claim(GpuEvidence.from_claims(claims), endorsements)
+        if rim_cache is not None:
+            rim_cache.put(endorsements.rims, key, verdict)
+    code, reason, ids = verdict
+    vector = dict(appraisal.trust_vector)
+    vector["executables"] = code
+    evidence = dict(appraisal.evidence or {})
+    evidence["rims"] = ids
+    return Appraisal.from_vector(
+        vector,
+        policy_id=appraisal.policy_id,
+        reasons=[*appraisal.reasons, *([reason] if reason else [])],
+        evidence=evidence,
+    )
+
+
+def appraise_composite(
+    cvm: bytes,
+    gpus: Sequence[GpuReport],
+    endorsements: Endorsements,
+    policy: AppraisalPolicy = DEFAULT_POLICY,
+    *,
+    nonce: bytes,
+    now: datetime,
+    format: str = "auto",
+    certificates: Sequence[bytes] = (),
+    crls: Sequence[bytes | x509.CertificateRevocationList] = (),
+    collateral: TdxCollateral | None = None,
+    allow_stale_collateral: bool = False,
+    collateral_problems: Sequence[str] = (),
+    lifetime: int | None = None,
+    caches: EvidenceCaches | None = None,
+    verifier_id: VerifierId = DEFAULT_VERIFIER_ID,
+    gpu_root: x509.Certificate | None = None,
+    checks: CheckLog | None = None,
+    rim_cache: GpuRimCache | None = None,
+) -> AttestationResult:
+    """Appraise a CVM's evidence ``cvm`` (of ``format``) and its ``gpus`` under the challenge
+    ``nonce`` (module docs): one EAR, submodules ``cvm``, ``gpu0``… . ``gpu_root`` replaces
+    the built-in NVIDIA Device Identity CA (tests and private CAs); ``checks`` records the
+    CVM evidence's checks; ``rim_cache`` remembers RIM verdicts (:class:`GpuRimCache`)."""
+    _checked(nonce, len(gpus))
+    if now.tzinfo is None:
+        raise MalformedInput("now must be timezone-aware")
+    cvm_result = appraise_evidence(
+        cvm,
+        endorsements,
+        policy,
+        format=format,
+        nonce=composite_nonce(nonce, len(gpus)),
+        now=now,
+        certificates=certificates,
+        crls=crls,
+        collateral=collateral,
+        allow_stale_collateral=allow_stale_collateral,
+        collateral_problems=collateral_problems,
+        caches=caches,
+        verifier_id=verifier_id,
+        checks=checks,
+    )
+    (cvm_appraisal,) = cvm_result.submods.values()
+    if gpu_root is not None:  # a given GPU root is trusted like a configured vendor root
+        endorsements = _with_root(endorsements, gpu_root)
+    submods: dict[str, Appraisal] = {"cvm": cvm_appraisal}
+    for index, gpu in enumerate(gpus):
+        submods[f"gpu{index}"] = _appraise_gpu(
+            index,
+            gpu,
+            endorsements,
+            policy,
+            challenge=nonce,
+            now=now,
+            caches=caches,
+            gpu_root=gpu_root,
+            rim_cache=rim_cache,
+        )
+    iat = int(now.timestamp())
+    return AttestationResult(
+        iat=iat,
+        exp=iat + lifetime if lifetime is not None else None,
+        verifier_id=verifier_id,
+        submods=submods,
+        nonce=nonce if 8 <= len(nonce) <= 64 else None,
+    )
