@@ -212,8 +212,7 @@ def _sign(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     now = parse_instant(args.at, "--at") if args.at else dt.datetime.now(dt.UTC)
-    report = firmware.check_bundle(
-        args.bundle.read_bytes(),
+    policy = firmware.BundlePolicy(
         now=now,
         vendor_key_descriptor_hash=_hex(args.vendor_key_hash, "--vendor-key-hash"),
         ecc_revocation=_mask(args.revoked_ecc, "--revoked-ecc"),
@@ -225,6 +224,7 @@ def _verify(args: argparse.Namespace) -> int:
         else None,
         limits=_limits(args),
     )
+    report = firmware.check_bundle(args.bundle.read_bytes(), policy)
     if args.json:
         doc = report.to_json()
         if report.verified is not None:
