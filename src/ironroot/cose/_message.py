@@ -11,22 +11,25 @@ statement parser reports ``MalformedStatement`` and a receipt parser ``Malformed
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
 import cbor2
 
-from ironroot.cose._cbor import Limits, decode_cbor
+from ironroot.cose._cbor import Limits, decode_cbor, encode_bstr, encode_cbor
 from ironroot.cose._headers import ALG, CRIT
 from ironroot.crypto import Algorithm, Signer
 from ironroot.errors import LimitExceeded, MalformedInput, UnsupportedAlgorithm
 
 __all__ = [
     "EMPTY_MAP",
+    "Headers",
     "check_crit",
     "check_headers",
     "compatible",
     "decode_tagged",
+    "encode_message",
     "payload_to_sign",
     "protected_map",
     "retyped",
@@ -35,6 +38,16 @@ __all__ = [
 
 EMPTY_MAP: Final[Mapping[object, object]] = MappingProxyType({})
 _EDDSA_PAIR: Final = frozenset((Algorithm.EDDSA, Algorithm.ED25519))
+
+
+@dataclass(frozen=True, slots=True)
+class Headers:
+    """The header buckets of a COSE structure: the protected header's bytes exactly as
+    received (they are signed), the map they encode, and the unprotected map."""
+
+    protected_bytes: bytes
+    protected: Mapping[object, object]
+    unprotected: Mapping[object, object]
 
 
 def _is_label(value: object) -> bool:
@@ -72,6 +85,27 @@ def decode_tagged(
     if not isinstance(obj, list | tuple) or len(obj) != 4:
         raise error(f"{name} must be an array of four items")
     return obj
+
+
+def encode_message(
+    head: bytes,
+    protected_bytes: bytes,
+    unprotected: Mapping[object, object],
+    payload: bytes | None,
+    last: bytes,
+) -> bytes:
+    """A COSE message: ``head`` (its tag and the array of four), the protected header's bytes
+    unchanged, the unprotected map, the payload (nil when detached), and ``last`` (the fourth
+    item, already encoded)."""
+    return b"".join(
+        (
+            head,
+            encode_bstr(protected_bytes),
+            encode_cbor(unprotected),
+            b"\xf6" if payload is None else encode_bstr(payload),
+            last,
+        )
+    )
 
 
 def protected_map(

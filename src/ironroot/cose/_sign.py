@@ -26,9 +26,11 @@ from typing import Final, TypeAlias
 from ironroot.cose._cbor import DEFAULT_LIMITS, Limits, _head, encode_bstr, encode_cbor
 from ironroot.cose._headers import ALG, KID
 from ironroot.cose._message import (
+    Headers,
     check_headers,
     compatible,
     decode_tagged,
+    encode_message,
     payload_to_sign,
     protected_map,
     signer_header,
@@ -61,12 +63,9 @@ def _sig_structure(
 
 
 @dataclass(frozen=True, slots=True)
-class CoseSignature:
+class CoseSignature(Headers):
     """One signer of a COSE_Sign. ``protected_bytes`` are exactly as received (they are signed)."""
 
-    protected_bytes: bytes
-    protected: Mapping[object, object]
-    unprotected: Mapping[object, object]
     signature: bytes
 
     @property
@@ -146,12 +145,9 @@ def _decode_sign(
 
 
 @dataclass(frozen=True, slots=True)
-class CoseSign:
+class CoseSign(Headers):
     """A parsed COSE_Sign: body headers, payload and one or more signers."""
 
-    protected_bytes: bytes
-    protected: Mapping[object, object]
-    unprotected: Mapping[object, object]
     payload: bytes | None
     signatures: tuple[CoseSignature, ...]
 
@@ -164,15 +160,9 @@ class CoseSign:
 
     def encode(self) -> bytes:
         """Tag 98 around the four items; every protected header's bytes unchanged."""
-        return b"".join(
-            (
-                b"\xd8\x62\x84",
-                encode_bstr(self.protected_bytes),
-                encode_cbor(self.unprotected),
-                b"\xf6" if self.payload is None else encode_bstr(self.payload),
-                _head(4, len(self.signatures)),
-                *(s.encode() for s in self.signatures),
-            )
+        signers = b"".join((_head(4, len(self.signatures)), *(s.encode() for s in self.signatures)))
+        return encode_message(
+            b"\xd8\x62\x84", self.protected_bytes, self.unprotected, self.payload, signers
         )
 
     def to_be_signed(

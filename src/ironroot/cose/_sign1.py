@@ -25,9 +25,11 @@ from typing import Final
 from ironroot.cose._cbor import DEFAULT_LIMITS, Limits, _head, encode_bstr, encode_cbor
 from ironroot.cose._headers import ALG
 from ironroot.cose._message import (
+    Headers,
     check_headers,
     compatible,
     decode_tagged,
+    encode_message,
     payload_to_sign,
     protected_map,
     signer_header,
@@ -82,12 +84,9 @@ def decode_sign1(
 
 
 @dataclass(frozen=True, slots=True)
-class Sign1:
+class Sign1(Headers):
     """A parsed COSE_Sign1. ``protected_bytes`` are exactly as received (they are signed)."""
 
-    protected_bytes: bytes
-    protected: Mapping[object, object]
-    unprotected: Mapping[object, object]
     payload: bytes | None
     signature: bytes
 
@@ -100,14 +99,12 @@ class Sign1:
 
     def encode(self) -> bytes:
         """Tag 18 around the four items, protected header bytes unchanged."""
-        return b"".join(
-            (
-                b"\xd2\x84",
-                encode_bstr(self.protected_bytes),
-                encode_cbor(self.unprotected),
-                b"\xf6" if self.payload is None else encode_bstr(self.payload),
-                encode_bstr(self.signature),
-            )
+        return encode_message(
+            b"\xd2\x84",
+            self.protected_bytes,
+            self.unprotected,
+            self.payload,
+            encode_bstr(self.signature),
         )
 
     @property
