@@ -46,8 +46,9 @@ The class is composed of rooms, one job each, every one a mixin over the shared 
 (``_state``): sealed persistence (``_persistence``), audit buffering (``_audit_buffer``),
 permissions (``_permissions``), identities and lockout (``_identities``), key operations
 (``_key_operations``), wrap and release (``_wrap_release``), migration and backup
-(``_backup``) and zeroization (``_zeroization``). This module keeps power-up (construction,
-KATs, opening the sealed store), the self-test and the auditor's read-out.
+(``_backup``) and zeroization (``_zeroization``). Constructing the state runs the KATs
+(``_state``); this module keeps creating and opening an HSM, the self-test and the auditor's
+read-out.
 """
 
 from __future__ import annotations
@@ -110,25 +111,6 @@ __all__ = ["Hsm"]
 
 class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
     """The built-in HSM. Create one with :meth:`initialize` or :meth:`open`."""
-
-    def __init__(
-        self,
-        storage: HsmStorage,
-        sealing_secret: bytes,
-        *,
-        config: HsmConfig = HsmConfig(),  # noqa: B008  (frozen, immutable default)
-        kats: tuple[Kat, ...] = DEFAULT_KATS,
-        pairwise: Callable[[KeyObject], None] = pairwise_consistency,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        """Power up: run the KATs. Use :meth:`initialize` or :meth:`open`, which call this."""
-        super().__init__(
-            storage, sealing_secret, config=config, kats=kats, pairwise=pairwise, clock=clock
-        )
-        try:
-            run_kats(self._kats)
-        except SelfTestFailure as exc:
-            self._fail(str(exc))
 
     @classmethod
     def initialize(

@@ -1,8 +1,8 @@
 """The state every room of the HSM boundary shares, and the checks every room makes.
 
-``HsmState`` holds what ``Hsm.__init__`` sets up: storage, sealing secret, configuration,
-clock, the one re-entrant lock, identities, keys, sessions, the audit buffer's counters and
-the installed verifiers. The rooms (``_persistence``, ``_audit_buffer``, ``_permissions``,
+``HsmState`` is power-up: it sets up storage, sealing secret, configuration, clock, the one
+re-entrant lock, identities, keys, sessions, the audit buffer's counters and the installed
+verifiers, then runs the KATs. The rooms (``_persistence``, ``_audit_buffer``, ``_permissions``,
 ``_identities``, ``_key_operations``, ``_wrap_release``, ``_backup``, ``_zeroization``) are
 mixins over it that :class:`~ironroot.hsm.Hsm` composes; each names its job.
 """
@@ -24,7 +24,13 @@ from ironroot.hsm._material import KeyObject
 from ironroot.hsm._model import HsmConfig, Role
 from ironroot.hsm._release import TrustedVerifier
 from ironroot.hsm._release_policy import PolicyCache
-from ironroot.hsm._selftest import DEFAULT_KATS, Kat, pairwise_consistency
+from ironroot.hsm._selftest import (
+    DEFAULT_KATS,
+    Kat,
+    SelfTestFailure,
+    pairwise_consistency,
+    run_kats,
+)
 from ironroot.hsm._storage import HsmStorage, check_secret
 
 __all__ = ["HsmState", "PendingRecord"]
@@ -54,7 +60,8 @@ class HsmState:
         pairwise: Callable[[KeyObject], None] = pairwise_consistency,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """The state of an HSM that has not run its KATs yet (``Hsm.__init__`` runs them)."""
+        """Power up: run the KATs (a failure is the error state). Use :meth:`Hsm.initialize`
+        or :meth:`Hsm.open`, which call this."""
         self._storage = storage
         self._secret = bytearray(check_secret(sealing_secret))
         self._config = config
@@ -85,6 +92,10 @@ class HsmState:
         )
         self._policies = PolicyCache()
         self._listeners: list[Callable[[str, str], None]] = []
+        try:
+            run_kats(self._kats)
+        except SelfTestFailure as exc:
+            self._enter_error(str(exc))
 
     @property
     def state(self) -> str:
