@@ -275,10 +275,9 @@ def attestation_routes(service: AttestationService, info: ServiceInfo | None = N
     def _guard(handler: Handler) -> Handler:
         return guarded(handler, _log, what="the verifier")
 
+    challenge = challenge_handler(service.challenge)
     return [
-        Route(
-            "/attestation/challenge", _guard(challenge_handler(service.challenge)), methods=["POST"]
-        ),
+        Route("/attestation/challenge", _guard(challenge), methods=["POST"]),
         Route("/attestation/verify", _guard(verify), methods=["POST"]),
         Route("/attestation/keys", _guard(keys), methods=["GET"]),
         Route("/attestation/formats", _guard(formats), methods=["GET"]),
