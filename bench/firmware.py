@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ironroot.crypto import Algorithm, LmsPrivateKey, PrivateKey, Signer, Verifier
 from ironroot.firmware import (
+    BundlePolicy,
     Component,
     FirmwareBundle,
     FirmwareLimits,
@@ -119,7 +120,9 @@ def measure(
         pqc.verify(pqc_sig, digest)
 
     def full() -> None:
-        verify_bundle(bundle, now=NOW, vendor_key_descriptor_hash=descriptor, limits=limits)
+        verify_bundle(
+            bundle, BundlePolicy(now=NOW, vendor_key_descriptor_hash=descriptor, limits=limits)
+        )
 
     raw_rate, full_rate = rates(raw, full, seconds)
     ratio = full_rate / raw_rate

@@ -38,6 +38,7 @@ from pathlib import Path
 from ironroot._fileio import write_atomic
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.firmware import (
+    BundlePolicy,
     Component,
     build_bundle,
     key_descriptor_hash,
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     cdis = [hashlib.sha384(bytes([i])).digest() for i in range(4)]
 
     def baseline() -> None:
-        verify_bundle(bundle, now=NOW, vendor_key_descriptor_hash=descriptor)
+        verify_bundle(bundle, BundlePolicy(now=NOW, vendor_key_descriptor_hash=descriptor))
         for cdi in cdis:
             derive_ecc_p384(cdi, b"x_ecc_key")
             derive_mldsa87(cdi, b"x_mldsa_key")
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     base_s, _ = _time(baseline, args.seconds)
     verify_s, _ = _time(
-        lambda: verify_bundle(bundle, now=NOW, vendor_key_descriptor_hash=descriptor),
+        lambda: verify_bundle(bundle, BundlePolicy(now=NOW, vendor_key_descriptor_hash=descriptor)),
         args.seconds / 2,
     )
 

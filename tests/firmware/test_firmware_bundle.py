@@ -34,6 +34,7 @@ from ironroot.errors import (
     UnsupportedAlgorithm,
 )
 from ironroot.firmware import (
+    BundlePolicy,
     Component,
     FirmwareBundle,
     PqcKeyType,
@@ -55,6 +56,7 @@ def test_public_surface_is_exactly_what_is_meant() -> None:
         "MAX_PQC_KEYS",
         "MAX_SVN",
         "RUNTIME_ID",
+        "BundlePolicy",
         "CheckResult",
         "Component",
         "FirmwareBundle",
@@ -114,7 +116,7 @@ def test_build_sign_verify_mldsa_and_measurements() -> None:
     assert not unsigned.is_signed
     bundle = vendor.sign(unsigned)
     verified = verify_bundle(
-        bundle, now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash, min_svn=7
+        bundle, BundlePolicy(now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash, min_svn=7)
     )
     assert verified.svn == 7
     assert verified.vendor_ecc_key_index == 1
@@ -176,7 +178,7 @@ def test_allowed_vendor_key_hashes_list() -> None:
     bundle = vendor.sign(vendor.build())
     other = mldsa_vendor().descriptor_hash
     verified = verify_bundle(
-        bundle, now=NOW, allowed_vendor_key_hashes=[other, vendor.descriptor_hash]
+        bundle, BundlePolicy(now=NOW, allowed_vendor_key_hashes=[other, vendor.descriptor_hash])
     )
     assert verified.vendor_key_descriptor_hash == vendor.descriptor_hash
 
@@ -188,9 +190,9 @@ def test_lms_bundle_verifies_and_each_signature_uses_a_new_leaf(tmp_path: Path) 
     for bundle in (first, second):
         verified = verify_bundle(
             bundle,
-            now=NOW,
-            vendor_key_descriptor_hash=vendor.descriptor_hash,
-            limits=LMS_TEST_LIMITS,
+            BundlePolicy(
+                now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash, limits=LMS_TEST_LIMITS
+            ),
         )
         assert verified.pqc_key_type is PqcKeyType.LMS
     offset = field_offsets()["preamble.vendor_pqc_signature"][0]
@@ -220,7 +222,9 @@ def test_default_limits_accept_only_caliptras_lms_parameter_set(tmp_path: Path) 
     vendor = lms_vendor(tmp_path)
     bundle = vendor.sign(vendor.build())
     with pytest.raises(AlgorithmNotAccepted):
-        verify_bundle(bundle, now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash)
+        verify_bundle(
+            bundle, BundlePolicy(now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash)
+        )
     vendor.limits = fw.DEFAULT_LIMITS
     with pytest.raises(UnsupportedAlgorithm):
         vendor.build()
@@ -240,14 +244,16 @@ def test_owner_signed_bundle(tmp_path: Path) -> None:
     owner_hash = hashlib.sha384(pre.owner_keys_bytes()).digest()
     verified = verify_bundle(
         bundle,
-        now=NOW,
-        vendor_key_descriptor_hash=vendor.descriptor_hash,
-        owner_key_hash=owner_hash,
+        BundlePolicy(
+            now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash, owner_key_hash=owner_hash
+        ),
     )
     assert verified.owner_key_hash == owner_hash
     assert dict((m.name, m.value) for m in verified.measurements())["owner-key-hash"] == owner_hash
     # without a fused owner hash the owner signatures are still required and checked
-    assert verify_bundle(bundle, now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash)
+    assert verify_bundle(
+        bundle, BundlePolicy(now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash)
+    )
 
 
 def test_lms_owner_signed_bundle(tmp_path: Path) -> None:
@@ -257,9 +263,9 @@ def test_lms_owner_signed_bundle(tmp_path: Path) -> None:
     bundle = vendor.sign(vendor.build(), owner_signers=owner)
     verified = verify_bundle(
         bundle,
-        now=NOW,
-        vendor_key_descriptor_hash=vendor.descriptor_hash,
-        limits=LMS_TEST_LIMITS,
+        BundlePolicy(
+            now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash, limits=LMS_TEST_LIMITS
+        ),
     )
     assert verified.owner_key_hash is not None
 
@@ -368,7 +374,9 @@ def test_sign_accepts_raw_unsigned_bytes() -> None:
     vendor = mldsa_vendor()
     raw = vendor.build().encode()
     bundle = fw.sign_bundle(raw, vendor.ecc[0], vendor.pqc[0])
-    assert verify_bundle(bundle, now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash)
+    assert verify_bundle(
+        bundle, BundlePolicy(now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash)
+    )
 
 
 def test_key_descriptor_hash_is_sha384_of_the_descriptor_region() -> None:
@@ -388,7 +396,8 @@ def test_key_descriptor_hash_is_sha384_of_the_descriptor_region() -> None:
 def test_verified_manifest_is_frozen() -> None:
     vendor = mldsa_vendor()
     verified = verify_bundle(
-        vendor.sign(vendor.build()), now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash
+        vendor.sign(vendor.build()),
+        BundlePolicy(now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash),
     )
     with pytest.raises(dataclasses.FrozenInstanceError):
         verified.svn = 99  # type: ignore[misc]

@@ -13,7 +13,7 @@ from _fw_helpers import FMC, NOW, RUNTIME, flip
 from ironroot.cli import main
 from ironroot.cose import verify_transparent_statement
 from ironroot.crypto import Algorithm, LmsPrivateKey, PrivateKey
-from ironroot.firmware import FirmwareBundle, field_offsets, verify_bundle
+from ironroot.firmware import BundlePolicy, FirmwareBundle, field_offsets, verify_bundle
 from ironroot.transparency import (
     ServiceThread,
     TransparencyClient,
@@ -134,7 +134,7 @@ def test_build_sign_verify(
     digest = _descriptor(files, capsys)
     assert len(bytes.fromhex(digest)) == 48
     verified = verify_bundle(
-        signed.read_bytes(), now=NOW, vendor_key_descriptor_hash=bytes.fromhex(digest)
+        signed.read_bytes(), BundlePolicy(now=NOW, vendor_key_descriptor_hash=bytes.fromhex(digest))
     )
     assert verified.vendor_ecc_key_index == 1
     assert verified.component(7).data == b"extra image"

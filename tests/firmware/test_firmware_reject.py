@@ -31,6 +31,7 @@ from ironroot.errors import (
     SvnRollback,
 )
 from ironroot.firmware import (
+    BundlePolicy,
     FirmwareBundle,
     FirmwareLimits,
     UnsignedBundle,
@@ -60,7 +61,7 @@ def _verify(vendor: Vendor, data: bytes, **kw: object) -> object:
         "limits": vendor.limits,
     }
     args.update(kw)
-    return verify_bundle(data, **args)  # type: ignore[arg-type]
+    return verify_bundle(data, BundlePolicy(**args))  # type: ignore[arg-type]
 
 
 def _parses(data: bytes) -> bool:
@@ -272,7 +273,9 @@ def test_pqc_signature_from_another_bundle(vendor: Vendor, bundle: bytes) -> Non
     with pytest.raises(BadSignature) as info:
         _verify(vendor, spliced)
     assert type(info.value) is BadSignature
-    report = check_bundle(spliced, now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash)
+    report = check_bundle(
+        spliced, BundlePolicy(now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash)
+    )
     assert report.first_failure is not None
     assert report.first_failure.name == "vendor-pqc-signature"
 
@@ -474,7 +477,10 @@ def test_bad_arguments_are_config_errors(
         _verify(vendor, bundle, **kw)
     with pytest.raises(ConfigError):
         check_bundle(
-            bundle, **{"now": NOW, "vendor_key_descriptor_hash": vendor.descriptor_hash, **kw}
+            bundle,
+            BundlePolicy(
+                **{"now": NOW, "vendor_key_descriptor_hash": vendor.descriptor_hash, **kw}
+            ),
         )  # type: ignore[arg-type]
 
 
@@ -487,7 +493,7 @@ def test_report_lists_every_check_and_continues_after_a_failure(
     entry = FirmwareBundle.parse(bundle).manifest.toc[1]
     bad = flip(bundle, entry.offset + 1)
     report = check_bundle(
-        bad, now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash, min_svn=9
+        bad, BundlePolicy(now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash, min_svn=9)
     )
     assert not report.ok
     assert report.verified is None
@@ -499,7 +505,9 @@ def test_report_lists_every_check_and_continues_after_a_failure(
     assert results["component:2"].code == "digest-mismatch"
     assert results["svn"].code == "svn-rollback"
     assert report.first_failure is results["component:2"]
-    good = check_bundle(bundle, now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash)
+    good = check_bundle(
+        bundle, BundlePolicy(now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash)
+    )
     assert good.ok
     assert all(c.passed for c in good.checks)
     assert good.to_json()["ok"] is True
@@ -507,7 +515,9 @@ def test_report_lists_every_check_and_continues_after_a_failure(
 
 
 def test_report_of_an_unparsable_bundle(vendor: Vendor) -> None:
-    report = check_bundle(b"junk", now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash)
+    report = check_bundle(
+        b"junk", BundlePolicy(now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash)
+    )
     assert not report.ok
     assert report.checks[0].name == "parse"
     assert report.checks[0].code == "malformed-firmware"

@@ -55,8 +55,8 @@ from ironroot.attestation._composite import GpuReport, GpuRimCache, appraise_com
 from ironroot.attestation._endorsements import Endorsements
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
 from ironroot.attestation.evidence import EVIDENCE_FORMATS, EvidenceCaches, TdxCollateral
-from ironroot.cose import Limits, decode_cbor, encode_cbor, encode_key_set
-from ironroot.crypto import Algorithm, PublicKey, Signer, b64url_decode, b64url_encode
+from ironroot.cose import Limits, encode_key_set
+from ironroot.crypto import Algorithm, PublicKey, Signer, b64url_decode
 from ironroot.ear import (
     CWT_MEDIA_TYPE,
     JWT_MEDIA_TYPE,
@@ -70,17 +70,22 @@ from ironroot.errors import (
     LimitExceeded,
     MalformedInput,
 )
-from ironroot.http import Handler, ServiceInfo, guarded, problem_app, read_body
+from ironroot.http import (
+    Handler,
+    ServiceInfo,
+    challenge_handler,
+    decode_request_map,
+    guarded,
+    problem_app,
+    read_body,
+)
 
 __all__ = ["AttestationService", "attestation_routes", "create_attestation_app"]
 
 _log = logging.getLogger("ironroot.attestation")
 
-CBOR: Final = "application/cbor"
 JWK_SET: Final = "application/jwk-set+json"
 COSE_KEY_SET: Final = "application/cose-key-set"
-PROBLEM_CBOR: Final = "application/concise-problem-details+cbor"
-PROBLEM_JSON: Final = "application/problem+json"
 MAX_REQUEST_BYTES: Final = 2 * 1024 * 1024
 _MAX_CERTIFICATES: Final = 8
 _MAX_HTTP_GPUS: Final = 16
@@ -256,16 +261,7 @@ def _gpus(value: object, *, cbor: bool) -> tuple[GpuReport, ...]:
 
 def _parse_verify(body: bytes, content_type: str) -> _VerifyRequest:
     cbor = "cbor" in content_type
-    value: object
-    if cbor:
-        value = decode_cbor(body, _BODY_LIMITS)
-    else:
-        try:
-            value = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            raise MalformedInput(f"the request is not JSON: {exc}") from exc
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise MalformedInput("the request is a map with text keys")
+    value = decode_request_map(body, cbor=cbor, limits=_BODY_LIMITS)
     unknown = set(value) - {"evidence", "nonce", "runtime_data", "format", "certificates", "gpus"}
     if unknown:
         raise MalformedInput(f"unknown request members: {', '.join(sorted(unknown))}")
@@ -309,15 +305,6 @@ def attestation_routes(service: AttestationService, info: ServiceInfo | None = N
             registry=info.registry,
         ).set_function(lambda: len(service.nonces))
 
-    async def challenge(request: Request) -> Response:
-        nonce, expires = service.challenge(request.client.host if request.client else None)
-        headers = {"Cache-Control": "no-store"}
-        if CBOR in request.headers.get("accept", ""):
-            body = encode_cbor({"nonce": nonce, "expires": expires})
-            return Response(body, 201, media_type=CBOR, headers=headers)
-        text = json.dumps({"nonce": b64url_encode(nonce), "expires": expires})
-        return Response(text, 201, media_type="application/json", headers=headers)
-
     async def verify(request: Request) -> Response:
         parsed = _parse_verify(await _body(request), request.headers.get("content-type", ""))
         media = CWT_MEDIA_TYPE if CWT_MEDIA_TYPE in request.headers.get("accept", "") else None
@@ -348,6 +335,7 @@ def attestation_routes(service: AttestationService, info: ServiceInfo | None = N
     def _guard(handler: Handler) -> Handler:
         return guarded(handler, _log, what="the verifier")
 
+    challenge = challenge_handler(service.challenge)
     return [
         Route("/attestation/challenge", _guard(challenge), methods=["POST"]),
         Route("/attestation/verify", _guard(verify), methods=["POST"]),

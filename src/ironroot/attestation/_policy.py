@@ -55,8 +55,10 @@ class PolicyRule:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
             raise ConfigError(f"rule name {self.name!r} must be lower-case letters, digits, - _")
-        if not isinstance(self.expression, str) or not 0 < len(self.expression) <= 4096:
-            raise ConfigError(f"rule {self.name}: the expression must be 1..4096 characters")
+        if not isinstance(self.expression, str) or not 0 < len(self.expression) <= _MAX_EXPRESSION:
+            raise ConfigError(
+                f"rule {self.name}: the expression must be 1..{_MAX_EXPRESSION} characters"
+            )
         if self.category not in TRUST_CATEGORIES:
             raise ConfigError(f"rule {self.name}: unknown trust vector category {self.category!r}")
         code = self.code

@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from ironroot import log
 from ironroot.cli._main import error_object
 from ironroot.cli._serving import add_client_options, add_server_options, client_tls, listen
 from ironroot.errors import ConfigError, IronrootError, NotFound, StorageError
+from ironroot.http import stop_on_signals
 
 __all__ = ["identity_of", "register"]
 
@@ -204,21 +202,6 @@ def _print(report: log.ExportReport, identity: log.LogIdentity, out: Path, as_js
     )
 
 
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    stop = threading.Event()
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def _export(args: argparse.Namespace) -> int:
     try:
         return _run_export(args)
@@ -244,7 +227,7 @@ def _run_export(args: argparse.Namespace) -> int:
     identity = _identity(args)
     last = -1
     warned: str | None = None
-    with _stop_on_signals() as stop:
+    with stop_on_signals() as stop:
         while not stop.is_set():
             watched: _Watched | None = None
             try:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ironroot import attestation, cose
+from ironroot.cli._hex import hex_bytes
 from ironroot.cli._serving import (
     add_client_options,
     add_server_options,
@@ -38,7 +39,7 @@ from ironroot.cli._serving import (
     data_dir,
     listen,
 )
-from ironroot.cli._time import instant
+from ironroot.cli._time import instant, now_or
 from ironroot.cli.evidence import add_collateral_arguments, collateral_from_args
 from ironroot.crypto import PublicKey, Verifier, load_verifier
 from ironroot.errors import ConfigError, MalformedInput, Unreachable
@@ -46,13 +47,6 @@ from ironroot.errors import ConfigError, MalformedInput, Unreachable
 __all__ = ["register"]
 
 _MAX_FILE = 2 * 1024 * 1024
-
-
-def _hex(text: str) -> bytes:
-    try:
-        return bytes.fromhex(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError("the nonce must be hex") from exc
 
 
 def register(subparsers: Any) -> None:
@@ -81,7 +75,7 @@ def register(subparsers: Any) -> None:
     appraise = verbs.add_parser("appraise", help="verify and appraise evidence offline")
     appraise.add_argument("file", type=Path, help="the evidence (quote, SNP report, TDX quote)")
     appraise.add_argument("--data", type=Path, required=True)
-    appraise.add_argument("--nonce", type=_hex, help="the nonce the evidence answers (hex)")
+    appraise.add_argument("--nonce", type=hex_bytes, help="the nonce the evidence answers (hex)")
     appraise.add_argument(
         "--format",
         default="auto",
@@ -270,7 +264,7 @@ def _appraise(args: argparse.Namespace) -> int:
     if args.format != "auto":
         attestation.evidence.format_row(args.format)  # MalformedInput naming the known ones
     config = attestation.load_attestation_config(args.data)
-    now = args.at or datetime.now(UTC)
+    now = now_or(args.at)
     log = attestation.CheckLog()
     evidence = _read(args.file)
     crls = tuple(_read(p) for p in args.crl)
@@ -414,7 +408,7 @@ def _keys(source: str, args: argparse.Namespace) -> dict[bytes, Verifier]:
 
 def _verify_result(args: argparse.Namespace) -> int:
     keys = _keys(args.keys, args)
-    result = attestation.verify_ear(_read(args.file), keys, now=args.at or datetime.now(UTC))
+    result = attestation.verify_ear(_read(args.file), keys, now=now_or(args.at))
     if args.json:
         print(json.dumps({"verified": True, **_summary(result)}, indent=2))
     else:

@@ -32,25 +32,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ironroot import attestation
+from ironroot.cli._hex import hex_bytes
 from ironroot.cli._main import error_object
-from ironroot.cli._time import instant
+from ironroot.cli._time import instant, now_or
 from ironroot.errors import IronrootError, MalformedInput
 
 __all__ = ["add_collateral_arguments", "collateral_from_args", "register"]
 
 _MAX_FILE = 2 * 1024 * 1024
-
-
-def _hex(text: str) -> bytes:
-    try:
-        return bytes.fromhex(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError("the nonce must be hex") from exc
 
 
 def register(subparsers: Any) -> None:
@@ -63,7 +56,7 @@ def register(subparsers: Any) -> None:
     verify = verbs.add_parser("verify", help="verify evidence of any format in the table")
     verify.add_argument("file", type=Path, help="the evidence (binary or hex text)")
     verify.add_argument("--format", default="auto", help=formats_help)
-    verify.add_argument("--nonce", type=_hex, help="the nonce the evidence must answer (hex)")
+    verify.add_argument("--nonce", type=hex_bytes, help="the nonce the evidence must answer (hex)")
     verify.add_argument(
         "--bind-key",
         type=Path,
@@ -202,7 +195,7 @@ def _checks_json(log: attestation.evidence.CheckLog) -> dict[str, Any]:
 
 def _verify(args: argparse.Namespace) -> int:
     log = attestation.evidence.CheckLog()
-    now = args.at or datetime.now(UTC)
+    now = now_or(args.at)
     try:
         options = attestation.evidence.VerifyOptions(
             now=now,

@@ -22,7 +22,6 @@ admits another N24 LMS parameter set than Caliptra's SHA256-N24-H15-W4 (for test
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import json
 import sys
@@ -30,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from ironroot import firmware
+from ironroot.cli._hex import parse_hex
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
-from ironroot.cli._time import parse_instant
+from ironroot.cli._time import now_or, parse_instant
 from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, load_signer, load_verifier
 from ironroot.errors import ConfigError, MalformedInput
 
@@ -142,13 +142,6 @@ def _limits(args: argparse.Namespace) -> firmware.FirmwareLimits:
     )
 
 
-def _hex(value: str, what: str) -> bytes:
-    try:
-        return bytes.fromhex(value)
-    except ValueError as exc:
-        raise ConfigError(f"{what} is not hex") from exc
-
-
 def _mask(value: str, what: str) -> int:
     try:
         return int(value, 0)
@@ -211,20 +204,20 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    now = parse_instant(args.at, "--at") if args.at else dt.datetime.now(dt.UTC)
-    report = firmware.check_bundle(
-        args.bundle.read_bytes(),
+    now = now_or(args.at)
+    policy = firmware.BundlePolicy(
         now=now,
-        vendor_key_descriptor_hash=_hex(args.vendor_key_hash, "--vendor-key-hash"),
+        vendor_key_descriptor_hash=parse_hex(args.vendor_key_hash, "--vendor-key-hash"),
         ecc_revocation=_mask(args.revoked_ecc, "--revoked-ecc"),
         pqc_revocation=_mask(args.revoked_pqc, "--revoked-pqc"),
         min_svn=args.min_svn,
         anti_rollback_disabled=args.anti_rollback_disabled,
-        owner_key_hash=_hex(args.owner_key_hash, "--owner-key-hash")
+        owner_key_hash=parse_hex(args.owner_key_hash, "--owner-key-hash")
         if args.owner_key_hash
         else None,
         limits=_limits(args),
     )
+    report = firmware.check_bundle(args.bundle.read_bytes(), policy)
     if args.json:
         doc = report.to_json()
         if report.verified is not None:

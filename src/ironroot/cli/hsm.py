@@ -26,6 +26,7 @@ from typing import Any, Final
 from ironroot import crypto  # a lazy namespace: X.509 loads when used
 from ironroot import hsm as hsmlib
 from ironroot._fileio import warn_if_exposed
+from ironroot.cli._hex import parse_hex
 from ironroot.cli._serving import add_client_options, client_tls, secret_env
 from ironroot.crypto import (
     Algorithm,
@@ -608,20 +609,13 @@ def _unwrap(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) 
     return 0
 
 
-def _hex(text: str, what: str) -> bytes:
-    try:
-        return bytes.fromhex(text)
-    except ValueError as exc:
-        raise MalformedInput(f"{what} must be hex") from exc
-
-
 def _derive(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     key_type = hsmlib.KeyType.parse(args.type)
     handle = hsm.derive(
         session,
         args.handle,
         info=args.info.encode(),
-        salt=_hex(args.salt_hex, "--salt-hex"),
+        salt=parse_hex(args.salt_hex, "--salt-hex"),
         key_type=key_type,
         attributes=_attributes(args, key_type),
     )
@@ -630,7 +624,7 @@ def _derive(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) 
 
 
 def _attest(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
-    nonce = _hex(args.nonce_hex, "--nonce-hex") or None
+    nonce = parse_hex(args.nonce_hex, "--nonce-hex") or None
     statement = hsm.attest(session, args.handle, nonce=nonce)
     _write(args.out, statement)
     _print(args, {"attestation": _b64(statement)}, f"wrote {len(statement)} bytes to {args.out}")

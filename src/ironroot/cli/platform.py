@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ironroot import platform
+from ironroot.cli._hex import parse_hex
 from ironroot.cli._platform_accounts import register_account_verbs
 from ironroot.cli._platform_node import register_node_verbs
 from ironroot.cli._serving import (
@@ -230,10 +231,7 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    try:
-        fused = bytes.fromhex(args.vendor_key_hash)
-    except ValueError:
-        raise ConfigError("--vendor-key-hash is hex") from None
+    fused = parse_hex(args.vendor_key_hash, "--vendor-key-hash")
     pfm = platform.verify_pfm(
         args.pfm.read_bytes(),
         ecc_keys=[load_verifier(args.ecc)],

@@ -38,6 +38,7 @@ from ironroot import (
     rot,
 )
 from ironroot._fileio import write_atomic
+from ironroot.cli._hex import parse_hex
 from ironroot.cli._time import now_or
 from ironroot.crypto import Algorithm
 from ironroot.errors import ConfigError
@@ -315,13 +316,6 @@ def _device(args: argparse.Namespace) -> rot.Device:
     return rot.Device(args.device, obfuscation_key=_obfuscation_key(args))
 
 
-def _hex(value: str, what: str) -> bytes:
-    try:
-        return bytes.fromhex(value)
-    except ValueError as exc:
-        raise ConfigError(f"{what} is not hex") from exc
-
-
 def _ca_init(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives import serialization
 
@@ -366,8 +360,8 @@ def _provision(args: argparse.Namespace) -> int:
         device = rot.Device.create(args.device, obfuscation_key=key)
     result = device.provision(
         ca,
-        vendor_key_hash=_hex(args.vendor_key_hash, "--vendor-key-hash"),
-        owner_key_hash=_hex(args.owner_key_hash, "--owner-key-hash")
+        vendor_key_hash=parse_hex(args.vendor_key_hash, "--vendor-key-hash"),
+        owner_key_hash=parse_hex(args.owner_key_hash, "--owner-key-hash")
         if args.owner_key_hash
         else None,
         now=now_or(args.at),
@@ -385,7 +379,7 @@ def _boot(args: argparse.Namespace) -> int:
 
 
 def _quote(args: argparse.Namespace) -> int:
-    quote = _device(args).quote(_hex(args.nonce, "--nonce"))
+    quote = _device(args).quote(parse_hex(args.nonce, "--nonce"))
     args.out.write_bytes(quote)
     print(f"quote: {args.out} ({len(quote)} bytes)")
     return 0
@@ -394,7 +388,7 @@ def _quote(args: argparse.Namespace) -> int:
 def _verify_quote(args: argparse.Namespace) -> int:
     claims = rot.verify_quote(
         args.file.read_bytes(),
-        nonce=_hex(args.nonce, "--nonce"),
+        nonce=parse_hex(args.nonce, "--nonce"),
         trust_anchors=_certificate_files(args.vendor_ca_cert),
         now=now_or(args.at),
     )
@@ -410,7 +404,9 @@ def _sealing_secret(args: argparse.Namespace) -> int:
 
 
 def _derive_child(args: argparse.Namespace) -> int:
-    child = _device(args).derive_child(_hex(args.measurement, "--measurement"), label=args.label)
+    child = _device(args).derive_child(
+        parse_hex(args.measurement, "--measurement"), label=args.label
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.label.replace(" ", "_")
     for name, cert, key in (
@@ -472,11 +468,11 @@ def _fuse(args: argparse.Namespace) -> int:
                 args.index, key_count=32 if args.key_count is None else args.key_count
             )
         if write == "vendor-key-hash":
-            return fuses.program_vendor_key_hash(_hex(args.hex, "the vendor key hash"))
+            return fuses.program_vendor_key_hash(parse_hex(args.hex, "the vendor key hash"))
         if write == "owner-key-hash":
-            return fuses.program_owner_key_hash(_hex(args.hex, "the owner key hash"))
+            return fuses.program_owner_key_hash(parse_hex(args.hex, "the owner key hash"))
         if write == "field-entropy":
-            entropy = _hex(args.hex, "--hex") if args.hex else secrets.token_bytes(32)
+            entropy = parse_hex(args.hex, "--hex") if args.hex else secrets.token_bytes(32)
             return fuses.program_field_entropy(entropy)
         if write == "anti-rollback-disable":
             return fuses.disable_anti_rollback()

@@ -43,6 +43,7 @@ from ironroot import (
     spdm,
 )
 from ironroot._fileio import write_atomic
+from ironroot.cli._hex import parse_hex
 from ironroot.cli._main import error_object
 from ironroot.cli._time import now_or
 from ironroot.crypto import Algorithm, PrivateKey
@@ -326,10 +327,7 @@ def _responder(args: argparse.Namespace) -> int:
 def _nonce(text: str | None) -> bytes:
     if text is None:
         return os.urandom(spdm.NONCE_SIZE)
-    try:
-        nonce = bytes.fromhex(text)
-    except ValueError as exc:
-        raise ConfigError("--nonce is not hex") from exc
+    nonce = parse_hex(text, "--nonce")
     if len(nonce) != spdm.NONCE_SIZE:
         raise ConfigError(f"--nonce is {spdm.NONCE_SIZE} bytes ({2 * spdm.NONCE_SIZE} hex digits)")
     return nonce

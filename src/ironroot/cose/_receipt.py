@@ -34,7 +34,7 @@ from ironroot.cose._headers import (
     VDS,
     VDS_RFC9162_SHA256,
 )
-from ironroot.cose._sign1 import Sign1, _decode_sign1, sig_structure
+from ironroot.cose._sign1 import Sign1, decode_sign1, sig_structure
 from ironroot.crypto import Algorithm, Verifier
 from ironroot.errors import (
     InvalidProof,
@@ -138,7 +138,7 @@ class Receipt:
     @classmethod
     def parse(cls, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Receipt:
         """Parse a receipt; every structural fault raises ``MalformedReceipt``."""
-        msg = _decode_sign1(data, limits, True, MalformedReceipt)
+        msg = decode_sign1(data, limits, True, MalformedReceipt)
         protected = msg.protected
         if msg.payload is not None:
             raise MalformedReceipt("a receipt's payload (the tree root) must be detached")

@@ -5,7 +5,7 @@
 ``["Signature", body_protected, sign_protected, external_aad, payload]`` (RFC 9052 §4.4); the
 structure is built from the protected header bytes exactly as received.
 
-The same header rules as :mod:`ironroot.cose._sign1` hold for the body and for every signer:
+The header rules of :mod:`ironroot.cose._message` hold for the body and for every signer:
 integer or text labels, no label in both buckets, ``alg`` and ``crit`` protected.
 
 Algorithm: each signer's ``alg`` (1) normally sits in that signer's protected header. RFC 9052
@@ -23,19 +23,25 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, TypeAlias
 
-import cbor2
-
-from ironroot.cose._cbor import DEFAULT_LIMITS, Limits, _head, decode_cbor, encode_bstr, encode_cbor
+from ironroot.cose._cbor import DEFAULT_LIMITS, Limits, _head, encode_bstr, encode_cbor
 from ironroot.cose._headers import ALG, KID
-from ironroot.cose._sign1 import _check_headers, _compatible, _fail
+from ironroot.cose._message import (
+    Headers,
+    check_headers,
+    compatible,
+    decode_tagged,
+    encode_message,
+    payload_to_sign,
+    protected_map,
+    signer_header,
+)
 from ironroot.crypto import Algorithm, Signer, Verifier
-from ironroot.errors import AlgorithmNotAccepted, MalformedInput, UnsupportedAlgorithm
+from ironroot.errors import AlgorithmNotAccepted, MalformedInput
 
 __all__ = ["COSE_SIGN_TAG", "CoseSign", "CoseSignature", "cose_sign"]
 
 COSE_SIGN_TAG: Final = 98
 _SIG_CONTEXT: Final = b"\x69Signature"  # the text "Signature", CBOR-encoded
-_EMPTY_MAP: Final[Mapping[object, object]] = MappingProxyType({})
 _HeaderPair: TypeAlias = tuple[Mapping[object, object], Mapping[object, object]]
 
 
@@ -56,29 +62,10 @@ def _sig_structure(
     )
 
 
-def _protected_map(
-    data: object, limits: Limits, error: type[MalformedInput], what: str
-) -> Mapping[object, object]:
-    if not isinstance(data, bytes):
-        raise error(f"{what} protected header must be a byte string")
-    if data in (b"", b"\xa0"):
-        return _EMPTY_MAP
-    try:
-        decoded = decode_cbor(data, limits)
-    except MalformedInput as exc:
-        raise _fail(error, exc) from exc
-    if not isinstance(decoded, Mapping):
-        raise error(f"{what} protected header must encode a map")
-    return MappingProxyType(dict(decoded))
-
-
 @dataclass(frozen=True, slots=True)
-class CoseSignature:
+class CoseSignature(Headers):
     """One signer of a COSE_Sign. ``protected_bytes`` are exactly as received (they are signed)."""
 
-    protected_bytes: bytes
-    protected: Mapping[object, object]
-    unprotected: Mapping[object, object]
     signature: bytes
 
     @property
@@ -116,12 +103,12 @@ def _decode_signature(
     if not isinstance(item, list | tuple) or len(item) != 3:
         raise error(f"{what} must be an array of three items")
     protected_bytes, unprotected, signature = item
-    protected = _protected_map(protected_bytes, limits, error, what)
+    protected = protected_map(protected_bytes, limits, error, what)
     if not isinstance(unprotected, Mapping):
         raise error(f"{what} unprotected header must be a map")
     if not isinstance(signature, bytes):
         raise error(f"{what} signature must be a byte string")
-    _check_headers(protected, unprotected, error)
+    check_headers(protected, unprotected, error)
     assert isinstance(protected_bytes, bytes)  # checked by _protected_map
     return CoseSignature(
         protected_bytes=protected_bytes,
@@ -134,27 +121,17 @@ def _decode_signature(
 def _decode_sign(
     data: bytes, limits: Limits, require_tag: bool, error: type[MalformedInput]
 ) -> CoseSign:
-    try:
-        obj = decode_cbor(data, limits)
-    except MalformedInput as exc:
-        raise _fail(error, exc) from exc
-    if isinstance(obj, cbor2.CBORTag):
-        if obj.tag != COSE_SIGN_TAG:
-            raise error(f"CBOR tag {obj.tag} is not COSE_Sign (98)")
-        obj = obj.value
-    elif require_tag:
-        raise error("COSE_Sign must carry CBOR tag 98")
-    if not isinstance(obj, list | tuple) or len(obj) != 4:
-        raise error("COSE_Sign must be an array of four items")
-    protected_bytes, unprotected, payload, signers = obj
-    protected = _protected_map(protected_bytes, limits, error, "body")
+    protected_bytes, unprotected, payload, signers = decode_tagged(
+        data, limits, tag=COSE_SIGN_TAG, name="COSE_Sign", require_tag=require_tag, error=error
+    )
+    protected = protected_map(protected_bytes, limits, error, "body")
     if not isinstance(unprotected, Mapping):
         raise error("unprotected header must be a map")
     if payload is not None and not isinstance(payload, bytes):
         raise error("payload must be a byte string or nil")
     if not isinstance(signers, list | tuple) or not signers:
         raise error("COSE_Sign needs a non-empty array of signatures")
-    _check_headers(protected, unprotected, error)
+    check_headers(protected, unprotected, error)
     assert isinstance(protected_bytes, bytes)  # checked by _protected_map
     return CoseSign(
         protected_bytes=protected_bytes,
@@ -168,12 +145,9 @@ def _decode_sign(
 
 
 @dataclass(frozen=True, slots=True)
-class CoseSign:
+class CoseSign(Headers):
     """A parsed COSE_Sign: body headers, payload and one or more signers."""
 
-    protected_bytes: bytes
-    protected: Mapping[object, object]
-    unprotected: Mapping[object, object]
     payload: bytes | None
     signatures: tuple[CoseSignature, ...]
 
@@ -186,15 +160,9 @@ class CoseSign:
 
     def encode(self) -> bytes:
         """Tag 98 around the four items; every protected header's bytes unchanged."""
-        return b"".join(
-            (
-                b"\xd8\x62\x84",
-                encode_bstr(self.protected_bytes),
-                encode_cbor(self.unprotected),
-                b"\xf6" if self.payload is None else encode_bstr(self.payload),
-                _head(4, len(self.signatures)),
-                *(s.encode() for s in self.signatures),
-            )
+        signers = b"".join((_head(4, len(self.signatures)), *(s.encode() for s in self.signatures)))
+        return encode_message(
+            b"\xd8\x62\x84", self.protected_bytes, self.unprotected, self.payload, signers
         )
 
     def to_be_signed(
@@ -204,14 +172,7 @@ class CoseSign:
         external_aad: bytes = b"",
     ) -> bytes:
         """The Sig_structure one signer signed; a detached payload iff the message has none."""
-        if self.payload is None:
-            if detached_payload is None:
-                raise MalformedInput("the payload is detached: pass it to verify")
-            payload = detached_payload
-        else:
-            if detached_payload is not None:
-                raise MalformedInput("the payload is attached: a detached payload is not allowed")
-            payload = self.payload
+        payload = payload_to_sign(self.payload, detached_payload)
         return _sig_structure(
             self.protected_bytes, signature.protected_bytes, external_aad, payload
         )
@@ -231,7 +192,7 @@ class CoseSign:
         if signature not in self.signatures:
             raise MalformedInput("the signature is not one of this message's signers")
         alg = signature.algorithm
-        if alg is not None and not _compatible(alg, verifier.algorithm):
+        if alg is not None and not compatible(alg, verifier.algorithm):
             raise AlgorithmNotAccepted(
                 f"signer uses {alg.label}, the key is for {verifier.algorithm.label}"
             )
@@ -258,18 +219,14 @@ def cose_sign(
         raise MalformedInput("signer_headers must have one entry per signer")
     body: dict[object, object] = dict(protected or {})
     body_unprotected: Mapping[object, object] = MappingProxyType(dict(unprotected or {}))
-    _check_headers(body, body_unprotected, MalformedInput)
+    check_headers(body, body_unprotected, MalformedInput)
     body_bytes = encode_cbor(body) if body else b""
     made: list[CoseSignature] = []
     for i, signer in enumerate(signers):
         extra_p, extra_u = signer_headers[i] if signer_headers is not None else ({}, {})
-        header: dict[object, object] = {ALG: signer.algorithm.cose_id}
-        for label, value in extra_p.items():
-            if label == ALG and value != signer.algorithm.cose_id:
-                raise UnsupportedAlgorithm(f"protected alg {value!r} is not the signer's algorithm")
-            header[label] = value
+        header = signer_header(signer, extra_p)
         others: Mapping[object, object] = MappingProxyType(dict(extra_u))
-        _check_headers(header, others, MalformedInput)
+        check_headers(header, others, MalformedInput)
         sign_bytes = encode_cbor(header)
         sig = signer.sign(_sig_structure(body_bytes, sign_bytes, b"", payload))
         made.append(

@@ -41,7 +41,8 @@ from ironroot.cose._headers import (
     X5CHAIN,
     X5T,
 )
-from ironroot.cose._sign1 import Sign1, _decode_sign1, check_crit, sign1
+from ironroot.cose._message import check_crit
+from ironroot.cose._sign1 import Sign1, decode_sign1, sign1
 from ironroot.crypto import Algorithm, Signer, ecdsa_low_s
 from ironroot.errors import (
     LimitExceeded,
@@ -194,7 +195,7 @@ class SignedStatement:
         Raises ``MalformedStatement`` for every structural fault, ``PayloadTooLarge`` when the
         statement is over ``limits.max_bytes`` and ``LimitExceeded`` for other limits.
         """
-        msg = _decode_sign1(data, limits, True, MalformedStatement)
+        msg = decode_sign1(data, limits, True, MalformedStatement)
         return cls._from_sign1(msg, limits)
 
     @classmethod

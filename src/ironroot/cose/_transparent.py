@@ -18,7 +18,7 @@ from typing import Final
 from ironroot.cose._cbor import DEFAULT_LIMITS, Limits
 from ironroot.cose._headers import RECEIPTS
 from ironroot.cose._receipt import Receipt, verify_receipt
-from ironroot.cose._sign1 import _decode_sign1
+from ironroot.cose._sign1 import decode_sign1
 from ironroot.cose._statement import SignedStatement
 from ironroot.crypto import Verifier
 from ironroot.errors import IronrootError, LimitExceeded, MalformedReceipt, MalformedStatement
@@ -43,7 +43,7 @@ def make_transparent(
 
     Raises ``MalformedStatement`` or ``MalformedReceipt`` if either does not parse.
     """
-    msg = _decode_sign1(statement, _outer_limits(limits), True, MalformedStatement)
+    msg = decode_sign1(statement, _outer_limits(limits), True, MalformedStatement)
     SignedStatement._from_sign1(msg, limits)
     if not receipts:
         raise MalformedReceipt("at least one receipt is needed")
@@ -82,7 +82,7 @@ class TransparentStatement:
     @classmethod
     def parse(cls, data: bytes, limits: Limits = DEFAULT_LIMITS) -> TransparentStatement:
         """Parse; ``MalformedStatement`` if the statement is malformed or has no receipts."""
-        msg = _decode_sign1(data, _outer_limits(limits), True, MalformedStatement)
+        msg = decode_sign1(data, _outer_limits(limits), True, MalformedStatement)
         statement = SignedStatement._from_sign1(msg, limits)
         if RECEIPTS not in msg.unprotected:
             raise MalformedStatement("a Transparent Statement carries receipts in header 394")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import signal
-import threading
 from collections.abc import Mapping
 
 from rich.markup import escape
@@ -19,7 +17,7 @@ from starlette.responses import RedirectResponse
 from starlette.routing import Mount, Route
 
 from ironroot.demo._world import Story
-from ironroot.http import ServerThread
+from ironroot.http import ServerThread, stop_on_signals
 from ironroot.web import Dashboard, Operators, create_dashboard_app, load_dashboard_config
 
 __all__ = ["serve", "service_urls"]
@@ -90,16 +88,7 @@ def serve(story: Story, urls: Mapping[str, str]) -> None:
     if story.servers is not None:
         ui.fact("fleet CA (for curl --cacert)", escape(str(story.servers.ca_file)))
     ui.fact("data directory", escape(str(story.work)))
-    stop = threading.Event()
-
-    def stopped(signum: int, frame: object) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with stop_on_signals() as stop:
         while not stop.wait(1.0):
             pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     ui.console.print("stopping")

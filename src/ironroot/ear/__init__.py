@@ -13,23 +13,25 @@ from typing import TYPE_CHECKING
 from ironroot._lazy import lazy_package
 
 if TYPE_CHECKING:
-    from ironroot.ear._nonce import NONCE_SIZE, ChallengeLimits, NonceStore
-    from ironroot.ear._result import (
+    from ironroot.ear._model import (
         AR4SI,
-        CWT_MEDIA_TYPE,
         EAR_PROFILE,
-        JWT_MEDIA_TYPE,
         TRUST_CATEGORIES,
         TRUST_CLAIM_TAGS,
         Appraisal,
         AttestationResult,
         TrustTier,
         VerifierId,
+        tier_of,
+    )
+    from ironroot.ear._nonce import NONCE_SIZE, ChallengeLimits, NonceStore
+    from ironroot.ear._token import (
+        CWT_MEDIA_TYPE,
+        JWT_MEDIA_TYPE,
         decode_ear,
         key_map,
         sign_ear_cwt,
         sign_ear_jwt,
-        tier_of,
         verify_ear,
     )
 

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         reference_statement,
     )
     from ironroot.firmware._verify import (
+        BundlePolicy,
         CheckResult,
         Measurement,
         VerificationReport,
@@ -65,6 +66,7 @@ __all__ = [
     "MAX_PQC_KEYS",
     "MAX_SVN",
     "RUNTIME_ID",
+    "BundlePolicy",
     "CheckResult",
     "Component",
     "FirmwareBundle",

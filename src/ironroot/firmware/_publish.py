@@ -21,7 +21,7 @@ from ironroot._fileio import write_atomic
 from ironroot.crypto import Signer
 from ironroot.firmware._manifest import DEFAULT_LIMITS, FirmwareBundle, FirmwareLimits
 from ironroot.firmware._reference import manifest_statement, reference_statement
-from ironroot.firmware._verify import verify_bundle
+from ironroot.firmware._verify import BundlePolicy, verify_bundle
 
 __all__ = ["PublishedFirmware", "publish_bundle", "write_published"]
 
@@ -65,9 +65,11 @@ def publish_bundle(
     own_descriptor = hashlib.sha384(parsed.manifest.preamble.descriptors_bytes()).digest()
     verify_bundle(
         bundle,
-        now=parsed.manifest.header.not_before,
-        vendor_key_descriptor_hash=own_descriptor,
-        limits=limits,
+        BundlePolicy(
+            now=parsed.manifest.header.not_before,
+            vendor_key_descriptor_hash=own_descriptor,
+            limits=limits,
+        ),
     )
     manifest = client.register(manifest_statement(bundle, signer, iss=iss, sub=sub, limits=limits))
     corim = client.register(

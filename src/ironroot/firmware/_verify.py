@@ -1,7 +1,8 @@
 """Verify a firmware bundle: the one decision the RoT boot and the BMC update path both take.
 
-:func:`verify_bundle` is pure (bytes and values in, a :class:`VerifiedManifest` out or a typed
-error raised) and runs these checks in order, stopping at the first failure:
+:func:`verify_bundle` is pure (the bundle's bytes and a :class:`BundlePolicy` of fused values
+in, a :class:`VerifiedManifest` out or a typed error raised) and runs these checks in order,
+stopping at the first failure:
 
 1. ``key-descriptor``: SHA-384 of the two key descriptors is the fused vendor key hash (or one
    of the allowed hashes) — ``KeyDescriptorMismatch``;
@@ -31,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ironroot.crypto import Verifier
@@ -68,6 +69,7 @@ from ironroot.firmware._manifest import (
 )
 
 __all__ = [
+    "BundlePolicy",
     "CheckResult",
     "Measurement",
     "VerificationReport",
@@ -193,76 +195,71 @@ class VerificationReport:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class _Policy:
-    descriptor_hashes: frozenset[bytes]
-    ecc_revocation: int
-    pqc_revocation: int
-    min_svn: int
-    anti_rollback_disabled: bool
-    now: dt.datetime
-    owner_key_hash: bytes | None
-    limits: FirmwareLimits
-
-
 def _hash_arg(value: object, what: str) -> bytes:
     if not isinstance(value, bytes) or len(value) != HASH_SIZE:
         raise ConfigError(f"{what} must be a 48-byte SHA-384 hash")
     return value
 
 
-def _policy(
-    vendor_key_descriptor_hash: bytes | None,
-    allowed_vendor_key_hashes: Collection[bytes] | None,
-    ecc_revocation: int,
-    pqc_revocation: int,
-    min_svn: int,
-    anti_rollback_disabled: bool,
-    now: dt.datetime,
-    owner_key_hash: bytes | None,
-    limits: FirmwareLimits,
-) -> _Policy:
-    if (vendor_key_descriptor_hash is None) == (allowed_vendor_key_hashes is None):
-        raise ConfigError(
-            "give exactly one of vendor_key_descriptor_hash and allowed_vendor_key_hashes"
-        )
-    if vendor_key_descriptor_hash is not None:
-        hashes = frozenset({_hash_arg(vendor_key_descriptor_hash, "the vendor key hash")})
-    else:
-        assert allowed_vendor_key_hashes is not None
-        hashes = frozenset(
-            _hash_arg(h, "an allowed vendor key hash") for h in allowed_vendor_key_hashes
-        )
-        if not hashes:
-            raise ConfigError("an empty list of allowed vendor key hashes accepts nothing")
-    for value, bits, what in (
-        (ecc_revocation, MAX_ECC_KEYS, "ECC revocation mask"),
-        (pqc_revocation, MAX_PQC_KEYS, "PQC revocation mask"),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:
-            raise ConfigError(f"{what} must be a {bits}-bit mask")
-    if isinstance(min_svn, bool) or not isinstance(min_svn, int) or not 0 <= min_svn <= MAX_SVN:
-        raise ConfigError(f"min_svn must be an integer 0–{MAX_SVN}")
-    if not isinstance(now, dt.datetime) or now.tzinfo is None:
-        raise ConfigError("now must be a timezone-aware datetime")
-    if owner_key_hash is not None:
-        owner_key_hash = _hash_arg(owner_key_hash, "the owner key hash")
-    return _Policy(
-        hashes,
-        ecc_revocation,
-        pqc_revocation,
-        min_svn,
-        bool(anti_rollback_disabled),
-        now,
-        owner_key_hash,
-        limits,
-    )
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BundlePolicy:
+    """What a bundle is verified against: the fused values, the update policy and the time.
+
+    Give exactly one of ``vendor_key_descriptor_hash`` (the fused hash) and
+    ``allowed_vendor_key_hashes`` (a non-empty collection), the ECC (4-bit) and PQC (32-bit)
+    revocation masks, the minimum SVN (a lower one passes only with
+    ``anti_rollback_disabled``), the fused owner key hash if any, the parse limits and ``now``
+    (timezone-aware). Checked on construction: ``ConfigError`` for a bad value.
+    """
+
+    now: dt.datetime
+    vendor_key_descriptor_hash: bytes | None = None
+    allowed_vendor_key_hashes: Collection[bytes] | None = None
+    ecc_revocation: int = 0
+    pqc_revocation: int = 0
+    min_svn: int = 0
+    anti_rollback_disabled: bool = False
+    owner_key_hash: bytes | None = None
+    limits: FirmwareLimits = DEFAULT_LIMITS
+    descriptor_hashes: frozenset[bytes] = field(init=False, repr=False, compare=False)
+    """The accepted vendor key descriptor hashes, however they were given."""
+
+    def __post_init__(self) -> None:
+        if (self.vendor_key_descriptor_hash is None) == (self.allowed_vendor_key_hashes is None):
+            raise ConfigError(
+                "give exactly one of vendor_key_descriptor_hash and allowed_vendor_key_hashes"
+            )
+        if self.vendor_key_descriptor_hash is not None:
+            hashes = frozenset({_hash_arg(self.vendor_key_descriptor_hash, "the vendor key hash")})
+        else:
+            assert self.allowed_vendor_key_hashes is not None
+            hashes = frozenset(
+                _hash_arg(h, "an allowed vendor key hash") for h in self.allowed_vendor_key_hashes
+            )
+            if not hashes:
+                raise ConfigError("an empty list of allowed vendor key hashes accepts nothing")
+            object.__setattr__(self, "allowed_vendor_key_hashes", hashes)
+        for value, bits, what in (
+            (self.ecc_revocation, MAX_ECC_KEYS, "ECC revocation mask"),
+            (self.pqc_revocation, MAX_PQC_KEYS, "PQC revocation mask"),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:
+                raise ConfigError(f"{what} must be a {bits}-bit mask")
+        svn = self.min_svn
+        if isinstance(svn, bool) or not isinstance(svn, int) or not 0 <= svn <= MAX_SVN:
+            raise ConfigError(f"min_svn must be an integer 0–{MAX_SVN}")
+        if not isinstance(self.now, dt.datetime) or self.now.tzinfo is None:
+            raise ConfigError("now must be a timezone-aware datetime")
+        if self.owner_key_hash is not None:
+            _hash_arg(self.owner_key_hash, "the owner key hash")
+        object.__setattr__(self, "anti_rollback_disabled", bool(self.anti_rollback_disabled))
+        object.__setattr__(self, "descriptor_hashes", hashes)
 
 
 class _Run:
     """The checks over one parsed bundle; each method returns a detail string or raises."""
 
-    def __init__(self, data: bytes, bundle: FirmwareBundle, policy: _Policy) -> None:
+    def __init__(self, data: bytes, bundle: FirmwareBundle, policy: BundlePolicy) -> None:
         # ``data`` parsed to ``bundle`` and parsing checks the encoding is canonical, so
         # slices of ``data`` are the encoded fields: hash them rather than re-encode.
         self.data = memoryview(data)
@@ -485,75 +482,27 @@ class _Run:
         )
 
 
-def verify_bundle(
-    bundle: bytes,
-    *,
-    now: dt.datetime,
-    vendor_key_descriptor_hash: bytes | None = None,
-    allowed_vendor_key_hashes: Collection[bytes] | None = None,
-    ecc_revocation: int = 0,
-    pqc_revocation: int = 0,
-    min_svn: int = 0,
-    anti_rollback_disabled: bool = False,
-    owner_key_hash: bytes | None = None,
-    limits: FirmwareLimits = DEFAULT_LIMITS,
-) -> VerifiedManifest:
-    """Verify a signed bundle against the fused values; return what to measure and load.
+def verify_bundle(bundle: bytes, policy: BundlePolicy) -> VerifiedManifest:
+    """Verify a signed bundle against ``policy`` (the fused values); return what to measure
+    and load.
 
-    Give the fused vendor key descriptor hash (or a non-empty collection of allowed ones),
-    the ECC (4-bit) and PQC (32-bit) revocation masks, the minimum SVN, and ``now``. Raises
-    ``MalformedFirmware``/``LimitExceeded`` for a bundle that does not parse, a
+    Raises ``MalformedFirmware``/``LimitExceeded`` for a bundle that does not parse, a
     ``FirmwareRejected`` subclass, ``BadSignature``/``MissingSignature`` or
-    ``AlgorithmNotAccepted`` for one that must not run, ``ConfigError`` for bad arguments.
+    ``AlgorithmNotAccepted`` for one that must not run.
     """
-    policy = _policy(
-        vendor_key_descriptor_hash,
-        allowed_vendor_key_hashes,
-        ecc_revocation,
-        pqc_revocation,
-        min_svn,
-        anti_rollback_disabled,
-        now,
-        owner_key_hash,
-        limits,
-    )
-    run = _Run(bundle, FirmwareBundle.parse(bundle, limits), policy)
+    run = _Run(bundle, FirmwareBundle.parse(bundle, policy.limits), policy)
     for _name, check in run.checks():
         check()
     return run.result()
 
 
-def check_bundle(
-    bundle: bytes,
-    *,
-    now: dt.datetime,
-    vendor_key_descriptor_hash: bytes | None = None,
-    allowed_vendor_key_hashes: Collection[bytes] | None = None,
-    ecc_revocation: int = 0,
-    pqc_revocation: int = 0,
-    min_svn: int = 0,
-    anti_rollback_disabled: bool = False,
-    owner_key_hash: bytes | None = None,
-    limits: FirmwareLimits = DEFAULT_LIMITS,
-) -> VerificationReport:
+def check_bundle(bundle: bytes, policy: BundlePolicy) -> VerificationReport:
     """Run every check :func:`verify_bundle` runs and report each; never raises for the bundle.
 
-    Arguments are those of :func:`verify_bundle` (bad arguments still raise ``ConfigError``).
     ``verified`` is set only when every check passed.
     """
-    policy = _policy(
-        vendor_key_descriptor_hash,
-        allowed_vendor_key_hashes,
-        ecc_revocation,
-        pqc_revocation,
-        min_svn,
-        anti_rollback_disabled,
-        now,
-        owner_key_hash,
-        limits,
-    )
     try:
-        parsed = FirmwareBundle.parse(bundle, limits)
+        parsed = FirmwareBundle.parse(bundle, policy.limits)
     except IronrootError as exc:
         return VerificationReport((CheckResult("parse", False, exc.detail, exc.code),), None)
     run = _Run(bundle, parsed, policy)

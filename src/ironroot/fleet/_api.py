@@ -57,7 +57,6 @@ import binascii
 import datetime as dt
 import json
 import logging
-import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -85,6 +84,7 @@ from ironroot.http import (
     guarded,
     problem_app,
     read_body,
+    stop_on_signals,
 )
 
 __all__ = [
@@ -426,7 +426,6 @@ def serve_fleet(
     from ironroot.fleet._admission import scan_attest
     from ironroot.fleet._scan import Scanner
 
-    stop = threading.Event()
     scanner: Scanner | None = None
     worker: threading.Thread | None = None
     if scan_period is not None:
@@ -444,27 +443,22 @@ def serve_fleet(
             daemon=True,
         )
 
-    def stopped(signum: int, frame: object) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with FleetServers(
+    with (
+        stop_on_signals() as stop,
+        FleetServers(
             authority, host=host, ports=ports, limits=limits, rollout=rollout, mounts=mounts
-        ) as servers:
-            if on_start is not None:
-                on_start(servers.admission_url, servers.control_url, servers.data_url)
-            if worker is not None:
-                worker.start()
-            while not stop.wait(1.0):
-                pass
-            if scanner is not None:
-                scanner.stop()
-            if worker is not None:
-                worker.join(timeout=60)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        ) as servers,
+    ):
+        if on_start is not None:
+            on_start(servers.admission_url, servers.control_url, servers.data_url)
+        if worker is not None:
+            worker.start()
+        while not stop.wait(1.0):
+            pass
+        if scanner is not None:
+            scanner.stop()
+        if worker is not None:
+            worker.join(timeout=60)
 
 
 def decode_nonce(text: str) -> bytes:

@@ -33,7 +33,6 @@ from cryptography.hazmat.primitives.asymmetric import mlkem, rsa
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
-from ironroot.crypto import b64url_decode
 from ironroot.errors import (
     KeyBindingMismatch,
     LimitExceeded,
@@ -58,12 +57,6 @@ _MAX_KEY: Final = 16 * 1024
 _RSA_BITS: Final = frozenset((3072, 4096))
 
 PublicWrappingKey = mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey | rsa.RSAPublicKey
-
-
-def _b64url(text: object, what: str) -> bytes:
-    if not isinstance(text, str):
-        raise MalformedInput(f"{what} must be base64url text")
-    return b64url_decode(text, what=what)
 
 
 def _kind(key: PublicWrappingKey) -> str:

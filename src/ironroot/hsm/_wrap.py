@@ -62,7 +62,6 @@ VERSION: Final = 1
 HEADER_SIZE: Final = 8
 KEM_INFO: Final = b"ironroot/hsm/kem-wrap/v1"
 MAX_WRAPPED: Final = 16 * 1024
-_KEM_CODES: Final = {768: 1, 1024: 2}
 _KEM_CT_SIZE: Final = {1: 1088, 2: 1568}
 _KEM_EK_SIZE: Final = {1184: 1, 1568: 2}
 KEY_TYPE_CODES: Final = {

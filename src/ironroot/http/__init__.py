@@ -12,6 +12,9 @@
 * :class:`ServerLimits` and :func:`server_config`: the connection limits every service runs
   with (head size, header/body/idle timeouts, connection cap, HTTP version);
 * :func:`read_body`: a request body read against a limit (``PayloadTooLarge``);
+  :func:`decode_request_map`: a JSON or CBOR request map; :func:`challenge_handler`: the
+  ``POST .../challenge`` answer of a service that issues single-use nonces;
+* :func:`stop_on_signals`: an event that SIGINT/SIGTERM sets, for a command that waits;
 * :class:`ServerThread`: an app served over real HTTP from a background thread, for embedding
   a service in another program, the demo, tests and benchmarks;
 * :class:`ServiceInfo`, :func:`operational_routes`, :class:`Observed`,
@@ -36,12 +39,15 @@ if TYPE_CHECKING:
         read_body,
         wants_json,
     )
+    from ironroot.http._content import CBOR, challenge_handler, decode_request_map
     from ironroot.http._logging import LOG_FORMATS, configure_logging
     from ironroot.http._ops import Observed, ServiceInfo, operational_routes
     from ironroot.http._server import ServerLimits, check_listen, run_server, server_config
+    from ironroot.http._signals import stop_on_signals
     from ironroot.http._tls import ServerTls, client_context
 
 __all__ = [
+    "CBOR",
     "LOG_FORMATS",
     "PROBLEM_CBOR",
     "PROBLEM_JSON",
@@ -51,9 +57,11 @@ __all__ = [
     "ServerThread",
     "ServerTls",
     "ServiceInfo",
+    "challenge_handler",
     "check_listen",
     "client_context",
     "configure_logging",
+    "decode_request_map",
     "error_response",
     "guarded",
     "operational_routes",
@@ -62,6 +70,7 @@ __all__ = [
     "read_body",
     "run_server",
     "server_config",
+    "stop_on_signals",
     "wants_json",
 ]
 

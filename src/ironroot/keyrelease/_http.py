@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 from prometheus_client import Counter
 from starlette.applications import Starlette
@@ -35,12 +35,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ironroot.cose import Limits, decode_cbor, encode_cbor
+from ironroot.cose import Limits
 from ironroot.errors import ConfigError, HsmErrorState, IronrootError, MalformedInput
 from ironroot.hsm import WrappingKey
-from ironroot.http import Handler, ServerThread, ServiceInfo, guarded, problem_app, read_body
+from ironroot.http import (
+    Handler,
+    ServerThread,
+    ServiceInfo,
+    challenge_handler,
+    decode_request_map,
+    guarded,
+    problem_app,
+    read_body,
+)
 from ironroot.keyrelease._admin import admin_routes
-from ironroot.keyrelease._format import RELEASED_KEY_CBOR, RELEASED_KEY_JSON, b64url, unb64url
+from ironroot.keyrelease._format import RELEASED_KEY_CBOR, RELEASED_KEY_JSON, unb64url
 from ironroot.keyrelease._service import HsmVault, KeyReleaseService, ReleaseRequest
 
 __all__ = [
@@ -53,9 +62,6 @@ __all__ = [
 
 _log = logging.getLogger("ironroot.keyrelease")
 
-CBOR: Final = "application/cbor"
-PROBLEM_CBOR: Final = "application/concise-problem-details+cbor"
-PROBLEM_JSON: Final = "application/problem+json"
 MAX_REQUEST_BYTES: Final = 512 * 1024
 _BODY_LIMITS: Final = Limits(max_bytes=MAX_REQUEST_BYTES, max_depth=4, max_items=32)
 _MEMBERS: Final = frozenset(("ear", "wrapping_key", "nonce"))
@@ -94,16 +100,7 @@ def _wrapping_key(value: object, *, cbor: bool) -> WrappingKey:
 def parse_release_request(body: bytes, content_type: str) -> ReleaseRequest:
     """A release request from its JSON or CBOR body (see the module documentation)."""
     cbor = "cbor" in content_type
-    value: Any
-    if cbor:
-        value = decode_cbor(body, _BODY_LIMITS)
-    else:
-        try:
-            value = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            raise MalformedInput(f"the request is not JSON: {exc}") from exc
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise MalformedInput("the request is a map with text keys")
+    value = decode_request_map(body, cbor=cbor, limits=_BODY_LIMITS)
     if set(value) != _MEMBERS:
         raise MalformedInput("the request has exactly ear, wrapping_key and nonce")
     nonce = value["nonce"]
@@ -178,15 +175,6 @@ def keyrelease_routes(service: KeyReleaseService, info: ServiceInfo | None = Non
                 lambda operation, result: operations.labels(operation, result).inc()
             )
 
-    async def challenge(request: Request) -> Response:
-        nonce, expires = service.challenge(request.client.host if request.client else None)
-        headers = {"Cache-Control": "no-store"}
-        if CBOR in request.headers.get("accept", ""):
-            body = encode_cbor({"nonce": nonce, "expires": expires})
-            return Response(body, 201, media_type=CBOR, headers=headers)
-        text = json.dumps({"nonce": b64url(nonce), "expires": expires})
-        return Response(text, 201, media_type="application/json", headers=headers)
-
     async def release(request: Request) -> Response:
         name = request.path_params["name"]
         service.key(name)
@@ -211,6 +199,7 @@ def keyrelease_routes(service: KeyReleaseService, info: ServiceInfo | None = Non
     def _guard(handler: Handler) -> Handler:
         return guarded(handler, _log, what="the key service")
 
+    challenge = challenge_handler(service.challenge)
     return [
         Route("/keys/challenge", _guard(challenge), methods=["POST"]),
         Route("/keys/{name}/release", _guard(release), methods=["POST"]),

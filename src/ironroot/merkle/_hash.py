@@ -39,11 +39,6 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return _sha256(_NODE_PREFIX + left + right).digest()
 
 
-def _node(left: bytes, right: bytes) -> bytes:
-    """:func:`node_hash` without the length check, for loops whose inputs are already checked."""
-    return _sha256(_NODE_PREFIX + left + right).digest()
-
-
 def _check_hash(value: object, what: str) -> bytes:
     """``value`` if it is a 32-byte ``bytes`` value, else :class:`MalformedInput`."""
     if not isinstance(value, bytes) or len(value) != HASH_SIZE:

@@ -89,6 +89,7 @@ from ironroot.errors import (
 )
 from ironroot.firmware import (
     MANIFEST_CONTENT_TYPE,
+    BundlePolicy,
     CheckResult,
     FirmwareBundle,
     VerifiedManifest,
@@ -446,20 +447,20 @@ class _Update:
         )
 
 
-def _firmware_args(fuses: Fuses, min_svn: int, now: dt.datetime) -> dict[str, Any]:
+def _firmware_policy(fuses: Fuses, min_svn: int, now: dt.datetime) -> BundlePolicy:
     if not isinstance(fuses, Fuses):
         raise ConfigError("fuses is the RoT's Fuses")
     if not fuses.vendor_key_hash:
         raise ConfigError("no vendor key descriptor hash is fused: the RoT is not provisioned")
-    return {
-        "now": now,
-        "vendor_key_descriptor_hash": fuses.vendor_key_hash,
-        "ecc_revocation": fuses.ecc_revocation,
-        "pqc_revocation": fuses.pqc_revocation,
-        "min_svn": min_svn,
-        "anti_rollback_disabled": fuses.anti_rollback_disabled,
-        "owner_key_hash": fuses.owner_key_hash or None,
-    }
+    return BundlePolicy(
+        now=now,
+        vendor_key_descriptor_hash=fuses.vendor_key_hash,
+        ecc_revocation=fuses.ecc_revocation,
+        pqc_revocation=fuses.pqc_revocation,
+        min_svn=min_svn,
+        anti_rollback_disabled=fuses.anti_rollback_disabled,
+        owner_key_hash=fuses.owner_key_hash or None,
+    )
 
 
 def _bytes(value: object, what: str) -> bytes:
@@ -528,7 +529,7 @@ def check_update(
     update = _inputs(
         component, bundle, statements, trust, active_pfm, active_images, pfm, pfm_statement
     )
-    firmware = check_bundle(update.bundle, **_firmware_args(fuses, min_svn, now))
+    firmware = check_bundle(update.bundle, _firmware_policy(fuses, min_svn, now))
     run = _Update(
         update, firmware.verified, trust=trust, fuses=fuses, active_pfm=active_pfm, now=now
     )
@@ -564,13 +565,11 @@ def verify_update(
     update = _inputs(
         component, bundle, statements, trust, active_pfm, active_images, pfm, pfm_statement
     )
-    args = _firmware_args(fuses, min_svn, now)
+    policy = _firmware_policy(fuses, min_svn, now)
     try:
-        firmware = verify_bundle(update.bundle, **args)
-    except ConfigError:
-        raise
+        firmware = verify_bundle(update.bundle, policy)
     except IronrootError as exc:
-        failure = check_bundle(update.bundle, **args).first_failure
+        failure = check_bundle(update.bundle, policy).first_failure
         exc.check = failure.name if failure is not None else "parse"
         raise
     run = _Update(update, firmware, trust=trust, fuses=fuses, active_pfm=active_pfm, now=now)

@@ -43,7 +43,7 @@ from typing import Any, Final
 
 from ironroot.crypto import Algorithm
 from ironroot.errors import Conflict, KeyDescriptorMismatch, MalformedInput, StorageError
-from ironroot.firmware import verify_bundle
+from ironroot.firmware import BundlePolicy, verify_bundle
 from ironroot.rot._fuses import Fuses, Lifecycle
 from ironroot.rot._layers import (
     DiceLayer,
@@ -300,13 +300,15 @@ def cold_boot(fuses: Fuses, bundle: bytes, *, now: dt.datetime) -> BootResult:
         raise KeyDescriptorMismatch("no vendor key descriptor hash is fused")
     verified = verify_bundle(
         bundle,
-        now=now,
-        vendor_key_descriptor_hash=fuses.vendor_key_hash,
-        ecc_revocation=fuses.ecc_revocation,
-        pqc_revocation=fuses.pqc_revocation,
-        min_svn=fuses.svn,
-        anti_rollback_disabled=fuses.anti_rollback_disabled,
-        owner_key_hash=fuses.owner_key_hash or None,
+        BundlePolicy(
+            now=now,
+            vendor_key_descriptor_hash=fuses.vendor_key_hash,
+            ecc_revocation=fuses.ecc_revocation,
+            pqc_revocation=fuses.pqc_revocation,
+            min_svn=fuses.svn,
+            anti_rollback_disabled=fuses.anti_rollback_disabled,
+            owner_key_hash=fuses.owner_key_hash or None,
+        ),
     )
     if not fuses.anti_rollback_disabled:
         fuses = fuses.advance_svn(verified.svn)

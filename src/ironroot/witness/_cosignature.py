@@ -78,7 +78,6 @@ FUTURE_SKEW: Final = 600
 """Seconds a cosignature's timestamp may be ahead of the verifier's clock and still count."""
 
 _SUBTREE_LABEL: Final = b"subtree/v1\n\x00"
-_KEY_SIZES: Final = {COSIGNATURE_TYPE_ED25519: 32, COSIGNATURE_TYPE_MLDSA44: 1312}
 _SIG_SIZES: Final = {COSIGNATURE_TYPE_ED25519: 64, COSIGNATURE_TYPE_MLDSA44: 2420}
 
 

@@ -57,7 +57,7 @@ from __future__ import annotations
 import hashlib
 import json
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -963,8 +963,3 @@ def evaluate_tdx_tcb(
         tcb_info_issue_date=info.issue_date,
         tcb_info_next_update=info.next_update,
     )
-
-
-def stale_list(items: Sequence[StaleCollateral]) -> list[Mapping[str, Any]]:
-    """JSON-ready form of stale collateral (``raw["stale_collateral"]``)."""
-    return [item.to_dict() for item in items]

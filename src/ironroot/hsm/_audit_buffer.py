@@ -1,0 +1,144 @@
+"""Audit buffering: records of key use wait in memory and go out in groups; security events
+and refusals are written, synced and anchored before the call returns.
+
+A failure that puts the HSM in its error state is audited here first (``_fail``). The
+record format and its chain are ``_audit``'s; verification at power-up is ``_audit_check``'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Final
+
+from ironroot.errors import HsmErrorState, IronrootError
+from ironroot.hsm._anchor import Anchor
+from ironroot.hsm._audit import (
+    ZERO_HASH,
+    AuditRecord,
+    audit_mac,
+    format_audit_log,
+    parse_audit_log,
+    verify_audit,
+)
+from ironroot.hsm._audit_check import verify_to_sealed_head
+from ironroot.hsm._document import StoreDocument
+from ironroot.hsm._persistence import Persistence
+from ironroot.hsm._state import PendingRecord
+
+__all__ = ["NO_IDENTITY", "AuditBuffer"]
+
+NO_IDENTITY: Final = "-"
+"""The identity of records that no session authenticated."""
+
+_SECURITY_EVENTS: Final = frozenset(
+    {"login", "release", "self-test", "pairwise-test", "power-up", "initialize", "tamper"}
+)
+"""Operations whose every record is durable and anchored before the call returns (any
+refusal is too)."""
+
+
+class AuditBuffer(Persistence):
+    """The audit records waiting in memory, their group commit, and the listeners."""
+
+    def add_listener(self, listener: Callable[[str, str], None]) -> None:
+        """Call ``listener(operation, result)`` after every audited operation (for metrics:
+        it sees what the audit log sees, never a key or a credential). A listener that raises
+        is ignored."""
+        self._listeners.append(listener)
+
+    def _record(self, identity: str, operation: str, key: str | None, result: str) -> None:
+        """Audit one outcome. A security event — any refusal, and every login, release,
+        self-test and power-up — is written, synced and anchored (bound to the counter) before
+        this returns; other records wait for a group of ``audit_group_commit``."""
+        for listener in self._listeners:
+            with contextlib.suppress(Exception):
+                listener(operation, result)
+        with self._lock:
+            self._pending.append(PendingRecord(self._now(), identity, operation, key, result))
+            if (
+                result != "ok"
+                or operation in _SECURITY_EVENTS
+                or len(self._pending) >= self._config.audit_group_commit
+            ):
+                self._sync()
+
+    def _flush_audit(self) -> None:
+        """Append the waiting records (keyed, chained) and fsync; no anchor."""
+        if not self._pending:
+            return
+        records: list[AuditRecord] = []
+        size, head = self._audit_size, self._audit_head
+        for p in self._pending:
+            unkeyed = AuditRecord(size, p.time, p.identity, p.operation, p.key, p.result, head)
+            head = unkeyed.digest()
+            records.append(replace(unkeyed, mac=audit_mac(self._audit_key, head)))
+            size += 1
+        self._written(lambda: self._storage.append_audit(format_audit_log(records)))
+        self._pending.clear()
+        self._audit_size, self._audit_head = size, head
+
+    def _sync(self) -> None:
+        """Flush the audit records and commit an anchor naming the new head."""
+        if self._state != "operational":
+            return
+        self._flush_audit()
+        self._commit(store=False)
+
+    def _persist_locked(self) -> None:
+        with self._lock:
+            self._persist()
+
+    def _persist(self) -> None:
+        """Flush the audit log, then commit the store and its anchor (``_anchor``)."""
+        if self._state != "operational":
+            return
+        self._flush_audit()
+        self._commit(store=True)
+
+    def flush(self) -> None:
+        """Write, sync and anchor the audit records waiting in memory."""
+        with self._lock:
+            if self._pending:
+                self._sync()
+
+    def close(self) -> None:
+        """Flush the audit log and end every session (the HSM object stays usable)."""
+        with self._lock:
+            if self._pending:
+                self._sync()
+            self._sessions.clear()
+
+    def _fail(self, reason: str, *, record: tuple[str, str] | None = None) -> None:
+        """Enter the error state: nothing more is done until a restart. ``record`` is
+        ``(identity, operation)`` of the failure, audited durably first when the HSM was
+        operational (a power-up KAT failure has no store open, so nothing to key a record
+        with: the object's state reports it)."""
+        if record is not None and self._state == "operational" and self._audit_key:
+            with contextlib.suppress(IronrootError):  # failing anyway: that is the news
+                self._record(*record, None, HsmErrorState.code)
+        self._enter_error(reason)
+
+    def _resume_audit(self, anchor: Anchor | None, doc: StoreDocument) -> None:
+        """Verify the log to the head sealed in the anchor or the store (``_audit_check``)."""
+        records = parse_audit_log(self._storage.read_audit())
+        verify_to_sealed_head(records, doc, anchor)
+        self._audit_size = len(records)
+        self._audit_head = records[-1].digest() if records else ZERO_HASH
+
+    def _audit_refused_power_up(self, doc: StoreDocument, code: str) -> None:
+        """Append a keyed record of a refused power-up to the log, when the log verifies with
+        the audit key of the store that was refused (best effort: the refusal is raised
+        whatever happens here)."""
+        try:
+            records = parse_audit_log(self._storage.read_audit())
+            verify_audit(records, key=doc.audit_key, mac_from=doc.audit_from)
+            head = records[-1].digest() if records else ZERO_HASH
+            unkeyed = AuditRecord(
+                len(records), self._now(), NO_IDENTITY, "power-up", None, code, head
+            )
+            keyed = replace(unkeyed, mac=audit_mac(doc.audit_key, unkeyed.digest()))
+            self._storage.append_audit(format_audit_log([keyed]))
+        except IronrootError:
+            pass

@@ -1,0 +1,77 @@
+"""Migration and backup of the sealed store (crypto officer): re-seal to another secret,
+take the sealed store out, and restore it as a new generation.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from ironroot.crypto import PublicKey
+from ironroot.errors import Conflict, MalformedInput, SealedStoreError
+from ironroot.hsm._document import decode_store, zero
+from ironroot.hsm._model import Session
+from ironroot.hsm._permissions import Permissions
+from ironroot.hsm._release import TrustedVerifier
+from ironroot.hsm._storage import check_secret, unseal
+
+__all__ = ["MigrationAndBackup"]
+
+
+class MigrationAndBackup(Permissions):
+    """``migrate``, ``backup`` and ``restore``."""
+
+    def migrate(self, session: Session, new_sealing_secret: bytes) -> None:
+        """Re-seal the key store to ``new_sealing_secret`` (crypto officer): after this only
+        that secret (another device, or new firmware) opens it."""
+        with self._lock:
+            with self._operation(session, "migrate"):
+                new = bytearray(check_secret(new_sealing_secret))
+            old, self._secret = self._secret, new
+            zero(old)
+            self._persist()
+
+    def backup(self, session: Session) -> bytes:
+        """The sealed key store (crypto officer): it opens only where this device's sealing
+        secret is known, so no key leaves the boundary by this path. Putting the file back
+        in place later is a rollback and is refused at power-up (``StoreRolledBack``): a
+        backup comes back only through :meth:`restore`."""
+        with self._lock:
+            with self._operation(session, "backup"):
+                pass
+            self._persist()
+            sealed = self._storage.read_store()
+            if sealed is None:
+                raise SealedStoreError("the key store is gone")
+            return sealed
+
+    def restore(self, session: Session, backup: bytes) -> None:
+        """Restore a :meth:`backup` of this HSM (crypto officer), saying so: its identities,
+        keys and installed verifiers replace the current ones, as a new store generation; the
+        audit log, its key and the root of trust's counter go on (``restore`` is audited, and
+        nothing of the log is rolled back). ``SealedStoreError`` for a backup that does not
+        open with this device's sealing secret, ``Conflict`` for another HSM's. Every session
+        ends, the caller's included."""
+        with self._lock:
+            with self._operation(session, "restore"):
+                data = self._check_data(backup, "backup")
+                try:
+                    doc = decode_store(unseal(bytes(self._secret), data))
+                except MalformedInput as exc:
+                    raise SealedStoreError(
+                        "the backup opened but is not a key store of this version"
+                    ) from exc
+                if not hmac.compare_digest(doc.hsm_id, self._hsm_id):
+                    raise Conflict("the backup belongs to another HSM")
+                for key in self._keys.values():
+                    key.wipe()
+                for ident in self._identities.values():
+                    zero(ident.hash)
+                zero(doc.audit_key)
+                self._identities = {i.name: i for i in doc.identities}
+                self._keys = {k.handle: k for k in doc.keys}
+                self._verifiers = {
+                    name: (TrustedVerifier(name, PublicKey.from_der(der)), der)
+                    for name, der in doc.verifiers
+                }
+            self._sessions.clear()
+            self._persist()

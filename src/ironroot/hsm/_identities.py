@@ -1,0 +1,156 @@
+"""Identities and lockout: scrypt credentials compared in constant time, sessions, the
+failed-login count that locks an identity, and the officer's identity management.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Final
+
+from cryptography.exceptions import InvalidKey
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from ironroot.errors import Conflict, IdentityLocked, MalformedInput, NotFound, Unauthorized
+from ironroot.hsm._audit_buffer import NO_IDENTITY
+from ironroot.hsm._document import IdentityRecord, zero
+from ironroot.hsm._model import Role, Session, check_name
+from ironroot.hsm._permissions import Permissions
+from ironroot.hsm._state import PendingRecord
+
+__all__ = ["Identities"]
+
+MIN_CREDENTIAL: Final = 8
+MAX_CREDENTIAL: Final = 1024
+_DUMMY_SALT: Final = bytes(16)
+
+
+class Identities(Permissions):
+    """Log in and out; add, lock, unlock, remove and list identities."""
+
+    def _hash_credential(self, credential: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
+        return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(credential)
+
+    def _new_identity(self, name: str, role: Role, credential: bytes) -> IdentityRecord:
+        if not isinstance(credential, bytes | bytearray) or not (
+            MIN_CREDENTIAL <= len(credential) <= MAX_CREDENTIAL
+        ):
+            raise MalformedInput(f"a credential is {MIN_CREDENTIAL} to {MAX_CREDENTIAL} bytes")
+        c = self._config
+        salt = secrets.token_bytes(16)
+        digest = self._hash_credential(bytes(credential), salt, c.scrypt_n, c.scrypt_r, c.scrypt_p)
+        return IdentityRecord(
+            name, role, salt, bytearray(digest), c.scrypt_n, c.scrypt_r, c.scrypt_p
+        )
+
+    def login(self, identity: str, credential: bytes) -> Session:
+        """Authenticate ``identity``; ``Unauthorized`` for a wrong credential or an unknown
+        identity — locked or not, so the answer says nothing about an identity to someone who
+        does not hold its credential — and ``IdentityLocked`` for a locked identity presented
+        with its right credential. Every attempt is audited durably."""
+        self._check_state()
+        if not isinstance(credential, bytes | bytearray) or len(credential) > MAX_CREDENTIAL:
+            raise MalformedInput(f"a credential is at most {MAX_CREDENTIAL} bytes")
+        with self._lock:
+            ident = self._identities.get(identity) if isinstance(identity, str) else None
+            if ident is None:
+                c = self._config
+                self._hash_credential(bytes(credential), _DUMMY_SALT, c.scrypt_n, c.scrypt_r, 1)
+                self._record(NO_IDENTITY, "login", None, Unauthorized.code)
+                raise Unauthorized("unknown identity or wrong credential")
+            try:
+                Scrypt(salt=ident.salt, length=32, n=ident.n, r=ident.r, p=ident.p).verify(
+                    bytes(credential), bytes(ident.hash)
+                )
+            except InvalidKey:
+                if ident.locked:
+                    self._record(ident.name, "login", None, Unauthorized.code)
+                    raise Unauthorized("unknown identity or wrong credential") from None
+                ident.failures += 1
+                if ident.failures >= self._config.max_failed_logins:
+                    ident.locked = True
+                    self._end_sessions(ident.name)
+                self._pending.append(
+                    PendingRecord(self._now(), ident.name, "login", None, Unauthorized.code)
+                )
+                self._persist()
+                raise Unauthorized("unknown identity or wrong credential") from None
+            if ident.locked:
+                self._record(ident.name, "login", None, IdentityLocked.code)
+                raise IdentityLocked(
+                    f"identity {ident.name!r} is locked: a crypto officer must unlock it"
+                )
+            if ident.failures:
+                ident.failures = 0
+                self._pending.append(PendingRecord(self._now(), ident.name, "login", None, "ok"))
+                self._persist()
+            else:
+                self._record(ident.name, "login", None, "ok")
+            token = secrets.token_bytes(32)
+            self._sessions[token] = (ident.name, ident.role)
+            return Session(ident.name, ident.role, token)
+
+    def logout(self, session: Session) -> None:
+        with self._lock, self._operation(session, "logout"):
+            self._sessions.pop(session.token, None)
+
+    def _end_sessions(self, name: str) -> None:
+        for token, (who, _role) in list(self._sessions.items()):
+            if who == name:
+                del self._sessions[token]
+
+    def _identity(self, name: str) -> IdentityRecord:
+        ident = self._identities.get(name)
+        if ident is None:
+            raise NotFound(f"no identity {name!r}")
+        return ident
+
+    def add_identity(self, session: Session, name: str, role: Role, credential: bytes) -> None:
+        """Add an identity (crypto officer); ``Conflict`` if the name is taken."""
+        with self._lock, self._operation(session, "identity-add"):
+            check_name(name)
+            if not isinstance(role, Role):
+                raise MalformedInput("role must be a Role")
+            if name in self._identities:
+                raise Conflict(f"identity {name!r} already exists")
+            self._identities[name] = self._new_identity(name, role, credential)
+        self._persist_locked()
+
+    def lock_identity(self, session: Session, name: str) -> None:
+        """Lock an identity and end its sessions (crypto officer)."""
+        with self._lock, self._operation(session, "identity-lock"):
+            ident = self._identity(name)
+            if ident.name == session.identity:
+                raise Conflict("an officer cannot lock itself")
+            ident.locked = True
+            self._end_sessions(name)
+        self._persist_locked()
+
+    def unlock_identity(self, session: Session, name: str) -> None:
+        """Unlock an identity and reset its failure count (crypto officer)."""
+        with self._lock, self._operation(session, "identity-unlock"):
+            ident = self._identity(name)
+            ident.locked = False
+            ident.failures = 0
+        self._persist_locked()
+
+    def remove_identity(self, session: Session, name: str) -> None:
+        """Remove an identity (crypto officer); the last unlocked officer cannot go."""
+        with self._lock, self._operation(session, "identity-remove"):
+            ident = self._identity(name)
+            officers = [
+                i for i in self._identities.values() if i.role is Role.OFFICER and not i.locked
+            ]
+            if ident.role is Role.OFFICER and officers == [ident]:
+                raise Conflict("the last unlocked crypto officer cannot be removed")
+            zero(ident.hash)
+            del self._identities[name]
+            self._end_sessions(name)
+        self._persist_locked()
+
+    def identities(self, session: Session) -> tuple[tuple[str, Role, bool], ...]:
+        """``(name, role, locked)`` of every identity (crypto officer)."""
+        with self._lock, self._operation(session, "identity-list"):
+            return tuple(
+                (i.name, i.role, i.locked)
+                for i in sorted(self._identities.values(), key=lambda i: i.name)
+            )

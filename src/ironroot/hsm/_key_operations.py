@@ -1,0 +1,238 @@
+"""Key operations: generate (with its pairwise-consistency test), delete, list; sign, verify,
+encrypt, decrypt, derive and attest with a key that never leaves in plaintext.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from ironroot.crypto import PrivateKey
+from ironroot.errors import (
+    BadSignature,
+    HsmErrorState,
+    KeyNotExportable,
+    KeyUsageNotPermitted,
+    MalformedInput,
+    NotFound,
+    UnsupportedAlgorithm,
+    VerificationFailed,
+)
+from ironroot.hsm._attest import sign_key_attestation
+from ironroot.hsm._audit_buffer import NO_IDENTITY
+from ironroot.hsm._document import KeyRecord
+from ironroot.hsm._material import KeyObject, generate_material, load_material
+from ironroot.hsm._model import KeyAttributes, KeyInfo, KeyType, Session, Usage
+from ironroot.hsm._permissions import Permissions
+from ironroot.hsm._selftest import SelfTestFailure
+
+__all__ = ["KeyOperations"]
+
+_GCM_NONCE: Final = 12
+_DERIVED_SIZES: Final = {KeyType.AES_256: 32, KeyType.HMAC_SHA384: 48}
+
+
+class KeyOperations(Permissions):
+    """The key lifecycle and every use of a key inside the boundary."""
+
+    def _check_pair(self, obj: KeyObject, identity: str = NO_IDENTITY) -> None:
+        try:
+            self._pairwise(obj)
+        except SelfTestFailure as exc:
+            self._fail(
+                f"pairwise-consistency test failed: {exc}",
+                record=(identity, "pairwise-test"),
+            )
+            raise HsmErrorState(
+                "a pairwise-consistency test failed: the HSM is in its error state"
+            ) from exc
+
+    def _key(self, handle: str, usage: Usage | None = None) -> KeyRecord:
+        key = self._keys.get(handle) if isinstance(handle, str) else None
+        if key is None:
+            raise NotFound(f"no key {handle!r}")
+        if usage is not None and usage not in key.attributes.usages:
+            raise KeyUsageNotPermitted(f"key {handle} does not have usage {usage.value}")
+        return key
+
+    def _new_handle(self) -> str:
+        return secrets.token_hex(16)
+
+    def _add_key(
+        self,
+        key_type: KeyType,
+        attributes: KeyAttributes,
+        stored: bytearray,
+        obj: KeyObject,
+        *,
+        local: bool,
+    ) -> str:
+        handle = self._new_handle()
+        self._keys[handle] = KeyRecord(
+            handle, key_type, attributes, local=local, created=self._now(), stored=stored, obj=obj
+        )
+        return handle
+
+    def generate(
+        self, session: Session, key_type: KeyType, attributes: KeyAttributes | None = None
+    ) -> str:
+        """Generate a key inside (crypto officer); return its handle.
+
+        ``attributes`` defaults to the key type's usual usages, non-exportable, no label. A
+        release policy must compile (``InvalidReleasePolicy``): a key is never created with a
+        policy that could only refuse.
+        """
+        with self._lock:
+            with self._operation(session, "generate") as op:
+                if not isinstance(key_type, KeyType):
+                    raise MalformedInput("key_type must be a KeyType")
+                attrs = attributes or KeyAttributes(key_type.default_usages)
+                attrs.check_for(key_type)
+                if attrs.release_policy is not None:
+                    self._policies.get(attrs.release_policy)  # InvalidReleasePolicy
+                stored, obj = generate_material(key_type)
+                if not key_type.is_secret:
+                    self._check_pair(obj)
+                handle = self._add_key(key_type, attrs, stored, obj, local=True)
+                op.key = handle
+            self._persist()
+            return handle
+
+    def delete(self, session: Session, handle: str) -> None:
+        """Destroy a key (crypto officer): its material is overwritten."""
+        with self._lock:
+            with self._operation(session, "delete", handle):
+                key = self._key(handle)
+                key.wipe()
+                del self._keys[handle]
+            self._persist()
+
+    def keys(self, session: Session) -> tuple[KeyInfo, ...]:
+        """Every key's public information, by creation time then handle."""
+        with self._lock, self._operation(session, "key-list"):
+            return tuple(
+                k.info() for k in sorted(self._keys.values(), key=lambda k: (k.created, k.handle))
+            )
+
+    def key_info(self, session: Session, handle: str) -> KeyInfo:
+        with self._lock, self._operation(session, "key-info", handle):
+            return self._key(handle).info()
+
+    def sign(self, session: Session, handle: str, data: bytes) -> bytes:
+        """Sign ``data`` (COSE signature encoding) or MAC it (HMAC-SHA-384)."""
+        with self._operation(session, "sign", handle):
+            key = self._key(handle, Usage.SIGN)
+            obj = key.obj
+            if isinstance(obj, PrivateKey):
+                return obj.sign(self._check_data(data))
+            return hmac.new(bytes(key.stored), self._check_data(data), hashlib.sha384).digest()
+
+    def verify(self, session: Session, handle: str, signature: bytes, data: bytes) -> None:
+        """Return ``None`` if ``signature`` is valid over ``data``; raise ``BadSignature``."""
+        with self._operation(session, "verify", handle):
+            key = self._key(handle, Usage.VERIFY)
+            signature = self._check_data(signature, "signature")
+            if key.public_key is not None:
+                key.public_key.verify(signature, self._check_data(data))
+                return
+            mac = hmac.new(bytes(key.stored), self._check_data(data), hashlib.sha384).digest()
+            if not hmac.compare_digest(mac, signature):
+                raise BadSignature("HMAC-SHA-384 tag does not verify")
+
+    def _aead(self, key: KeyRecord) -> AESGCM:
+        if not isinstance(key.obj, AESGCM):
+            raise KeyUsageNotPermitted(f"key {key.handle} is not an AES-256 key")
+        return key.obj
+
+    def encrypt(
+        self, session: Session, handle: str, plaintext: bytes, *, aad: bytes = b""
+    ) -> bytes:
+        """AES-256-GCM: ``nonce (12) ‖ ciphertext ‖ tag (16)``, with a random nonce."""
+        with self._operation(session, "encrypt", handle):
+            aead = self._aead(self._key(handle, Usage.ENCRYPT))
+            nonce = secrets.token_bytes(_GCM_NONCE)
+            return nonce + aead.encrypt(
+                nonce, self._check_data(plaintext), self._check_data(aad, "aad")
+            )
+
+    def decrypt(self, session: Session, handle: str, sealed: bytes, *, aad: bytes = b"") -> bytes:
+        """Undo :meth:`encrypt`; ``VerificationFailed`` if the tag does not verify."""
+        with self._operation(session, "decrypt", handle):
+            aead = self._aead(self._key(handle, Usage.DECRYPT))
+            data = self._check_data(sealed)
+            if len(data) < _GCM_NONCE + 16:
+                raise MalformedInput("AES-GCM ciphertext is shorter than nonce and tag")
+            try:
+                return aead.decrypt(data[:_GCM_NONCE], data[_GCM_NONCE:], self._check_data(aad))
+            except InvalidTag as exc:
+                raise VerificationFailed("AES-GCM tag does not verify") from exc
+
+    def _exportable(self, key: KeyRecord, *, release: bool) -> None:
+        if not key.attributes.exportable:
+            raise KeyNotExportable(f"key {key.handle} is not exportable")
+        if key.attributes.release_policy is not None and not release:
+            raise KeyNotExportable(
+                f"key {key.handle} has a release policy: it leaves only through release"
+            )
+
+    def derive(
+        self,
+        session: Session,
+        handle: str,
+        *,
+        info: bytes,
+        salt: bytes = b"",
+        key_type: KeyType = KeyType.AES_256,
+        attributes: KeyAttributes | None = None,
+    ) -> str:
+        """HKDF-SHA-384 a new AES-256 or HMAC-SHA-384 key from a key with usage ``derive``;
+        the new key stays inside with its own attributes. It may be exportable only if its
+        parent is (and carries the parent's release policy, if any): ``KeyNotExportable``."""
+        with self._lock:
+            with self._operation(session, "derive", handle) as op:
+                parent = self._key(handle, Usage.DERIVE)
+                if key_type not in _DERIVED_SIZES:
+                    raise UnsupportedAlgorithm("a derived key is AES-256 or HMAC-SHA-384")
+                attrs = attributes or KeyAttributes(key_type.default_usages)
+                attrs.check_for(key_type)
+                if attrs.exportable:
+                    self._exportable(parent, release=True)
+                    if attrs.release_policy != parent.attributes.release_policy:
+                        raise KeyNotExportable(
+                            "a key derived from a key with a release policy keeps that policy"
+                        )
+                okm = HKDF(
+                    hashes.SHA384(),
+                    _DERIVED_SIZES[key_type],
+                    self._check_data(salt, "salt") or None,
+                    self._check_data(info, "info"),
+                ).derive(bytes(parent.stored))
+                stored = bytearray(okm)
+                new = self._add_key(
+                    key_type, attrs, stored, load_material(key_type, stored), local=True
+                )
+                op.key = f"{handle}->{new}"
+            self._persist()
+            return new
+
+    def attest(self, session: Session, handle: str, *, nonce: bytes | None = None) -> bytes:
+        """A key attestation statement for ``handle`` (see ``_attest``)."""
+        with self._operation(session, "attest", handle):
+            key = self._key(handle)
+            if self._attestation is None or not isinstance(self._attestation.obj, PrivateKey):
+                raise HsmErrorState("the HSM has no attestation key")
+            return sign_key_attestation(
+                self._attestation.obj,
+                self._chain,
+                hsm_id=self._hsm_id,
+                info=key.info(),
+                now=self._now(),
+                nonce=nonce,
+            )

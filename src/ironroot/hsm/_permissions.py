@@ -1,0 +1,98 @@
+"""Permissions: which role may run which operation, and the session check and audit around
+every operation (``_operation``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Final
+
+from ironroot.errors import IronrootError, RoleNotPermitted, Unauthorized
+from ironroot.hsm._audit_buffer import NO_IDENTITY, AuditBuffer
+from ironroot.hsm._model import Role, Session
+
+__all__ = ["Permissions"]
+
+_ANY: Final = frozenset(Role)
+_OFFICER: Final = frozenset({Role.OFFICER})
+_USER: Final = frozenset({Role.USER})
+_AUDITOR: Final = frozenset({Role.AUDITOR})
+_KEY_READERS: Final = frozenset({Role.OFFICER, Role.USER})
+_PERMISSIONS: Final[dict[str, frozenset[Role]]] = {
+    "identity-add": _OFFICER,
+    "identity-lock": _OFFICER,
+    "identity-unlock": _OFFICER,
+    "identity-remove": _OFFICER,
+    "identity-list": _OFFICER,
+    "generate": _OFFICER,
+    "delete": _OFFICER,
+    "migrate": _OFFICER,
+    "backup": _OFFICER,
+    "restore": _OFFICER,
+    "zeroize": _OFFICER,
+    "key-list": _KEY_READERS,
+    "key-info": _KEY_READERS,
+    "attest": _KEY_READERS,
+    "sign": _USER,
+    "verify": _USER,
+    "encrypt": _USER,
+    "decrypt": _USER,
+    "wrap": _USER,
+    "unwrap": _USER,
+    "derive": _USER,
+    "release": _USER,
+    "release-challenge": _USER,
+    "verifier-add": _OFFICER,
+    "verifier-remove": _OFFICER,
+    "verifier-list": _KEY_READERS,
+    "audit-read": _AUDITOR,
+    "audit-checkpoint": _AUDITOR,
+    "self-test": _ANY,
+    "logout": _ANY,
+}
+
+
+class _Op:
+    """The audit facts of one operation in progress."""
+
+    __slots__ = ("identity", "key")
+
+    def __init__(self, identity: str, key: str | None) -> None:
+        self.identity = identity
+        self.key = key
+
+
+class Permissions(AuditBuffer):
+    """Authenticate and authorize a session for an operation; audit the outcome."""
+
+    @contextmanager
+    def _operation(self, session: Session, operation: str, key: str | None = None) -> Iterator[_Op]:
+        """Authenticate and authorize ``session`` for ``operation``; audit the outcome (an
+        operation that creates a key sets ``op.key`` so its record names the new handle)."""
+        self._check_state()
+        op = _Op(self._authorize(session, operation, key), key)
+        try:
+            yield op
+        except IronrootError as exc:
+            if self._state == "operational":
+                self._record(op.identity, operation, op.key, exc.code)
+            raise
+        self._record(op.identity, operation, op.key, "ok")
+
+    def _authorize(self, session: Session, operation: str, key: str | None) -> str:
+        entry = (
+            self._sessions.get(session.token)
+            if isinstance(session, Session) and isinstance(session.token, bytes)
+            else None
+        )
+        if entry is None or entry != (session.identity, session.role):
+            with self._lock:
+                self._record(NO_IDENTITY, operation, key, Unauthorized.code)
+            raise Unauthorized("no valid session: log in first")
+        identity, role = entry
+        if role not in _PERMISSIONS[operation]:
+            with self._lock:
+                self._record(identity, operation, key, RoleNotPermitted.code)
+            raise RoleNotPermitted(f"the {role.value} role may not {operation}")
+        return identity

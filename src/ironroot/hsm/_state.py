@@ -1,0 +1,155 @@
+"""The state every room of the HSM boundary shares, and the checks every room makes.
+
+``HsmState`` is power-up: it sets up storage, sealing secret, configuration, clock, the one
+re-entrant lock, identities, keys, sessions, the audit buffer's counters and the installed
+verifiers, then runs the KATs. The rooms (``_persistence``, ``_audit_buffer``, ``_permissions``,
+``_identities``, ``_key_operations``, ``_wrap_release``, ``_backup``, ``_zeroization``) are
+mixins over it that :class:`~ironroot.hsm.Hsm` composes; each names its job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ironroot.crypto import PublicKey
+from ironroot.ear import NonceStore
+from ironroot.errors import HsmErrorState, HsmZeroized, LimitExceeded, MalformedInput
+from ironroot.hsm._audit import ZERO_HASH
+from ironroot.hsm._document import IdentityRecord, KeyRecord
+from ironroot.hsm._material import KeyObject
+from ironroot.hsm._model import HsmConfig, Role
+from ironroot.hsm._release import TrustedVerifier
+from ironroot.hsm._release_policy import PolicyCache
+from ironroot.hsm._selftest import (
+    DEFAULT_KATS,
+    Kat,
+    SelfTestFailure,
+    pairwise_consistency,
+    run_kats,
+)
+from ironroot.hsm._storage import HsmStorage, check_secret
+
+__all__ = ["HsmState", "PendingRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRecord:
+    """An audit record waiting in memory for its group commit (``_audit_buffer``)."""
+
+    time: int
+    identity: str
+    operation: str
+    key: str | None
+    result: str
+
+
+class HsmState:
+    """What every room of the boundary reads and writes (one object: ``Hsm``)."""
+
+    def __init__(
+        self,
+        storage: HsmStorage,
+        sealing_secret: bytes,
+        *,
+        config: HsmConfig = HsmConfig(),  # noqa: B008  (frozen, immutable default)
+        kats: tuple[Kat, ...] = DEFAULT_KATS,
+        pairwise: Callable[[KeyObject], None] = pairwise_consistency,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Power up: run the KATs (a failure is the error state). Use :meth:`Hsm.initialize`
+        or :meth:`Hsm.open`, which call this."""
+        self._storage = storage
+        self._secret = bytearray(check_secret(sealing_secret))
+        self._config = config
+        self._kats = tuple(kats)
+        self._pairwise = pairwise
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._state = "operational"
+        self._error = ""
+        self._hsm_id = b""
+        self._identities: dict[str, IdentityRecord] = {}
+        self._keys: dict[str, KeyRecord] = {}
+        self._sessions: dict[bytes, tuple[str, Role]] = {}
+        self._attestation: KeyRecord | None = None
+        self._chain: tuple[bytes, ...] = ()
+        self._pending: list[PendingRecord] = []
+        self._audit_size = 0
+        self._audit_head = ZERO_HASH
+        self._audit_key = bytearray()
+        self._audit_from = 0
+        self._generation = 0  # the root-of-trust counter value of the last commit
+        self._store_generation = 0
+        self._verifiers: dict[str, tuple[TrustedVerifier, bytes]] = {}  # name -> (it, SPKI)
+        self._nonces = NonceStore(
+            lifetime=config.release_nonce_lifetime,
+            limits=config.release_challenges,
+            service="HSM release",
+        )
+        self._policies = PolicyCache()
+        self._listeners: list[Callable[[str, str], None]] = []
+        try:
+            run_kats(self._kats)
+        except SelfTestFailure as exc:
+            self._enter_error(str(exc))
+
+    @property
+    def state(self) -> str:
+        """``"operational"``, ``"error"`` (a self-test failed) or ``"zeroized"``."""
+        return self._state
+
+    @property
+    def error(self) -> str:
+        """Why the HSM is in its error state (empty when it is not)."""
+        return self._error
+
+    @property
+    def hsm_id(self) -> bytes:
+        self._check_state()
+        return self._hsm_id
+
+    @property
+    def attestation_chain(self) -> tuple[bytes, ...]:
+        """The attestation certificate (DER) followed by the device chain."""
+        self._check_state()
+        return self._chain
+
+    @property
+    def attestation_public_key(self) -> PublicKey:
+        self._check_state()
+        if self._attestation is None or self._attestation.public_key is None:
+            raise HsmErrorState("the HSM has no attestation key")
+        return self._attestation.public_key
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+    def _datetime(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+
+    def _check_state(self) -> None:
+        if self._state == "zeroized":
+            raise HsmZeroized("the HSM was zeroized: no key material is left")
+        if self._state != "operational":
+            raise HsmErrorState(f"the HSM is in its error state ({self._error}); restart it")
+
+    def _check_data(self, data: object, what: str = "data") -> bytes:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise MalformedInput(f"{what} must be bytes")
+        if len(data) > self._config.max_data:
+            raise LimitExceeded(f"{what} is over {self._config.max_data} bytes")
+        return bytes(data)
+
+    def _enter_error(self, reason: str) -> None:
+        """Enter the error state: nothing more is done until a restart."""
+        self._state = "error"
+        self._error = reason
+        self._sessions.clear()
+
+    def __repr__(self) -> str:
+        ident = self._hsm_id.hex()[:16] if self._hsm_id else "-"
+        return f"Hsm(id={ident}, state={self._state}, keys={len(self._keys)})"

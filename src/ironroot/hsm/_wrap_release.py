@@ -1,0 +1,220 @@
+"""Wrap and release: an exportable key leaves wrapped (``wrap``), a key with a release policy
+only to an attested TEE (``release``, against the EAR verifiers an officer installed); an
+imported key comes in by ``unwrap``. The wrap formats are ``_wrap``'s, the release checks
+``_release``'s and ``_release_policy``'s.
+"""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric import mlkem, rsa
+
+from ironroot.crypto import PublicKey, load_verifier
+from ironroot.ear import TrustTier
+from ironroot.errors import (
+    Conflict,
+    KeyNotExportable,
+    KeyUsageNotPermitted,
+    MalformedInput,
+    NotFound,
+    UnsupportedAlgorithm,
+)
+from ironroot.hsm._binding import WrappingKey
+from ironroot.hsm._document import KeyRecord, zero
+from ironroot.hsm._key_operations import KeyOperations
+from ironroot.hsm._material import load_material, material_from_wrapped, wrapped_form
+from ironroot.hsm._model import KeyAttributes, KeyType, Session, Usage
+from ironroot.hsm._release import TrustedVerifier, authorize_release
+from ironroot.hsm._wrap import (
+    aes_kwp_unwrap,
+    aes_kwp_wrap,
+    load_recipient,
+    unwrap_key_kem,
+    unwrap_key_rsa_aes,
+    wrap_key_kem,
+    wrap_key_rsa_aes,
+)
+
+__all__ = ["WrapAndRelease"]
+
+
+class WrapAndRelease(KeyOperations):
+    """Keys in and out of the boundary, and the verifiers that release them."""
+
+    def _wrap_to(
+        self, target: KeyRecord, wrapping: KeyRecord | None, recipient_der: bytes | None
+    ) -> bytes:
+        form = wrapped_form(target.key_type, target.stored, target.obj)
+        try:
+            if wrapping is not None:
+                if wrapping is target:
+                    raise MalformedInput("a key cannot wrap itself")
+                obj = wrapping.obj
+                if isinstance(obj, mlkem.MLKEM768PrivateKey | mlkem.MLKEM1024PrivateKey):
+                    return wrap_key_kem(obj.public_key(), target.key_type, form)
+                if isinstance(obj, rsa.RSAPrivateKey):
+                    return wrap_key_rsa_aes(obj.public_key(), form)
+                if wrapping.key_type is KeyType.AES_256:
+                    return aes_kwp_wrap(wrapping.stored, form)
+                raise KeyUsageNotPermitted(f"key {wrapping.handle} cannot wrap")
+            if recipient_der is None:
+                raise MalformedInput("wrap needs a wrapping key handle or a recipient key")
+            recipient = load_recipient(recipient_der)
+            if isinstance(recipient, rsa.RSAPublicKey):
+                return wrap_key_rsa_aes(recipient, form)
+            return wrap_key_kem(recipient, target.key_type, form)
+        finally:
+            zero(form)
+
+    def wrap(
+        self,
+        session: Session,
+        target: str,
+        *,
+        wrapping_key: str | None = None,
+        recipient: bytes | None = None,
+    ) -> bytes:
+        """Wrap an exportable key, under a wrapping key inside the HSM (``wrapping_key``: an
+        ML-KEM, RSA-3072 or AES-256 key with usage ``wrap``) or to an outside public key
+        (``recipient``: ML-KEM or RSA SubjectPublicKeyInfo). The format follows the wrapping
+        key (``_wrap``). ``KeyNotExportable`` for a non-exportable key or one with a release
+        policy."""
+        with self._operation(session, "wrap", target):
+            if (wrapping_key is None) == (recipient is None):
+                raise MalformedInput("give exactly one of wrapping_key and recipient")
+            key = self._key(target)
+            self._exportable(key, release=False)
+            wrapper = None if wrapping_key is None else self._key(wrapping_key, Usage.WRAP)
+            return self._wrap_to(key, wrapper, recipient)
+
+    def unwrap(
+        self,
+        session: Session,
+        wrapped: bytes,
+        *,
+        unwrapping_key: str,
+        attributes: KeyAttributes,
+        key_type: KeyType | None = None,
+    ) -> str:
+        """Import a wrapped key as a new, never exportable key; return its handle.
+
+        The ML-KEM format names its key type (``key_type``, if given, must agree);
+        RSA-AES-KEY-WRAP and AES-KWP need ``key_type``. ``KeyNotExportable`` if
+        ``attributes`` ask for an exportable key; ``VerificationFailed`` if it does not unwrap.
+        """
+        with self._lock:
+            with self._operation(session, "unwrap", unwrapping_key) as op:
+                wrapper = self._key(unwrapping_key, Usage.UNWRAP)
+                if attributes.exportable:
+                    raise KeyNotExportable("an unwrapped (imported) key is never exportable")
+                data = self._check_data(wrapped, "wrapped key")
+                obj = wrapper.obj
+                if isinstance(obj, mlkem.MLKEM768PrivateKey | mlkem.MLKEM1024PrivateKey):
+                    found, plaintext = unwrap_key_kem(obj, data)
+                    if key_type is not None and key_type is not found:
+                        raise MalformedInput(
+                            f"the wrapped key is {found.value}, not {key_type.value}"
+                        )
+                    key_type = found
+                elif key_type is None:
+                    raise MalformedInput("name the key type of an RSA-AES or AES-KWP wrapped key")
+                elif isinstance(obj, rsa.RSAPrivateKey):
+                    plaintext = unwrap_key_rsa_aes(obj, data)
+                elif wrapper.key_type is KeyType.AES_256:
+                    plaintext = aes_kwp_unwrap(wrapper.stored, data)
+                else:
+                    raise KeyUsageNotPermitted(f"key {unwrapping_key} cannot unwrap")
+                try:
+                    attributes.check_for(key_type)
+                    stored = material_from_wrapped(key_type, bytes(plaintext))
+                finally:
+                    zero(plaintext)
+                new_obj = load_material(key_type, stored)
+                if not key_type.is_secret:
+                    self._check_pair(new_obj)
+                handle = self._add_key(key_type, attributes, stored, new_obj, local=False)
+                op.key = f"{unwrapping_key}->{handle}"
+            self._persist()
+            return handle
+
+    def release_challenge(self, session: Session, client: str | None = None) -> tuple[bytes, int]:
+        """A single-use release nonce (32 bytes) and when it expires (POSIX seconds), issued
+        and remembered inside the HSM: :meth:`release` redeems it (crypto user). ``client``
+        names who asked, for the per-client limits of ``HsmConfig.release_challenges``."""
+        with self._operation(session, "release-challenge"):
+            return self._nonces.issue(self._datetime(), client)
+
+    def release(
+        self, session: Session, handle: str, *, ear: bytes, nonce: bytes, recipient: bytes
+    ) -> bytes:
+        """Release a key that has a release policy, wrapped to a TEE's key ``recipient``
+        (ML-KEM or RSA SubjectPublicKeyInfo), when the HSM itself has verified the EAR.
+
+        In order: the key exists and leaves only by release (``NotFound``,
+        ``KeyNotExportable``); ``nonce`` is one :meth:`release_challenge` issued, unexpired
+        and not used before (``StaleNonce``: redeemed now, whatever follows); the EAR is signed
+        by a verifier a crypto officer installed (:meth:`add_release_verifier`), unexpired,
+        binds ``nonce`` and ``recipient`` and is affirming (or warning, where the key allows:
+        ``ironroot.hsm._release``); the key's own release policy holds on its claims
+        (``InvalidReleasePolicy``, ``ReleaseDenied``). Every refusal is audited with its code
+        and is durable before this returns, as is the release.
+        """
+        with self._lock, self._operation(session, "release", handle):  # not while a delete wipes
+            key = self._key(handle)
+            self._exportable(key, release=True)
+            policy = key.attributes.release_policy
+            if policy is None:
+                raise KeyNotExportable(f"key {handle} has no release policy: use wrap")
+            now = self._datetime()
+            self._nonces.redeem(nonce, now)
+            wrapping_key = WrappingKey.parse(self._check_data(recipient, "recipient"))
+            context = authorize_release(
+                self._check_data(ear, "ear"),
+                nonce=nonce,
+                wrapping_key=wrapping_key,
+                verifiers=tuple(v for v, _der in self._verifiers.values()),
+                now=now,
+                minimum_status=(
+                    TrustTier.WARNING if key.attributes.release_on_warning else TrustTier.AFFIRMING
+                ),
+            )
+            self._policies.get(policy).evaluate(context)
+            return self._wrap_to(key, None, wrapping_key.spki)
+
+    def add_release_verifier(self, session: Session, name: str, public_key: bytes) -> str:
+        """Install the public key of a verifier whose EARs may release keys (crypto officer):
+        ``name`` is what an Azure-grammar policy's ``authority`` names, ``public_key`` a PEM
+        or DER SubjectPublicKeyInfo. Returns its key id (base64url). ``Conflict`` when the
+        name or the key is installed already."""
+        with self._lock:
+            with self._operation(session, "verifier-add"):
+                if not isinstance(name, str) or not name.strip() or len(name) > 256:
+                    raise MalformedInput("a verifier name is 1..256 characters of text")
+                loaded = load_verifier(self._check_data(public_key, "public key"))
+                if not isinstance(loaded, PublicKey):
+                    raise UnsupportedAlgorithm("an EAR verifier key is an EC, EdDSA or ML-DSA key")
+                if name in self._verifiers:
+                    raise Conflict(f"a verifier named {name!r} is installed already")
+                for other, _der in self._verifiers.values():
+                    if other.key.kid == loaded.kid:
+                        raise Conflict(f"that key is installed already as {other.name!r}")
+                verifier = TrustedVerifier(name, loaded)
+                self._verifiers[name] = (verifier, loaded.to_der())
+            self._persist()
+            return verifier.kid
+
+    def remove_release_verifier(self, session: Session, name: str) -> None:
+        """Uninstall a verifier (crypto officer): its EARs release nothing from now on."""
+        with self._lock:
+            with self._operation(session, "verifier-remove"):
+                if not isinstance(name, str) or name not in self._verifiers:
+                    raise NotFound(f"no verifier {name!r} is installed")
+                del self._verifiers[name]
+            self._persist()
+
+    def release_verifiers(self, session: Session) -> tuple[tuple[str, str], ...]:
+        """``(name, key id)`` of every installed verifier, by name (crypto officer or user)."""
+        with self._lock, self._operation(session, "verifier-list"):
+            return tuple(
+                (v.name, v.kid)
+                for v, _der in sorted(self._verifiers.values(), key=lambda e: e[0].name)
+            )
