@@ -28,7 +28,7 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ironroot import attestation, cose
 from ironroot.cli._hex import hex_bytes
@@ -43,6 +43,9 @@ from ironroot.cli._time import instant, now_or
 from ironroot.cli.evidence import add_collateral_arguments, collateral_from_args
 from ironroot.crypto import PublicKey, Verifier, load_verifier
 from ironroot.errors import ConfigError, MalformedInput, Unreachable
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = ["register"]
 
@@ -275,38 +278,38 @@ def _appraise(args: argparse.Namespace) -> int:
             attestation.evidence.format_row(fmt),
             attestation.VerifyOptions(now=now, crls=crls, collateral=collateral),
         )
-    if args.gpu:
-        return _appraise_composite(args, config, now, evidence, crls, collateral, log)
+    gpus = _gpu_reports(args) if args.gpu else None
     with config.open_service(now) as service:
-        result = attestation.appraise_evidence(
-            evidence,
-            service.endorsements,
-            service.policy,
-            format=args.format,
-            nonce=args.nonce,
-            now=now,
-            certificates=[_read(p) for p in args.cert],
-            crls=crls or service.crls,
-            collateral=collateral if collateral is not None else service.collateral,
-            allow_stale_collateral=args.allow_stale_collateral or service.allow_stale_collateral,
-            collateral_problems=() if collateral is not None else service.collateral_problems,
-            lifetime=service.lifetime,
-            checks=log,
-        )
+        common: dict[str, Any] = {
+            "format": args.format,
+            "nonce": args.nonce,
+            "now": now,
+            "certificates": [_read(p) for p in args.cert],
+            "crls": crls or service.crls,
+            "collateral": collateral if collateral is not None else service.collateral,
+            "allow_stale_collateral": args.allow_stale_collateral or service.allow_stale_collateral,
+            "collateral_problems": () if collateral is not None else service.collateral_problems,
+            "lifetime": service.lifetime,
+            "checks": log,
+        }
+        if gpus is None:
+            result = attestation.appraise_evidence(
+                evidence, service.endorsements, service.policy, **common
+            )
+        else:
+            reports, root = gpus
+            result = attestation.appraise_composite(
+                evidence, reports, service.endorsements, service.policy, gpu_root=root, **common
+            )
         sign = attestation.sign_ear_cwt if args.cwt else attestation.sign_ear_jwt
         token = sign(result, service.signing_key)
     return _emit(args, result, token, log)
 
 
-def _appraise_composite(
+def _gpu_reports(
     args: argparse.Namespace,
-    config: attestation.AttestationConfig,
-    now: datetime,
-    evidence: bytes,
-    crls: tuple[bytes, ...],
-    collateral: attestation.TdxCollateral | None,
-    log: attestation.CheckLog,
-) -> int:
+) -> tuple[list[attestation.GpuReport], x509.Certificate | None]:
+    """The composite's GPU reports (``--gpu`` with its ``--gpu-cert``) and ``--gpu-root``."""
     if args.nonce is None:
         raise MalformedInput("a composite (--gpu) needs --nonce, its challenge")
     if len(args.gpu_cert) != len(args.gpu):
@@ -321,27 +324,7 @@ def _appraise_composite(
         if len(found) != 1:
             raise MalformedInput("--gpu-root holds exactly one certificate")
         root = found[0]
-    with config.open_service(now) as service:
-        result = attestation.appraise_composite(
-            evidence,
-            gpus,
-            service.endorsements,
-            service.policy,
-            format=args.format,
-            nonce=args.nonce,
-            now=now,
-            certificates=[_read(p) for p in args.cert],
-            crls=crls or service.crls,
-            collateral=collateral if collateral is not None else service.collateral,
-            allow_stale_collateral=args.allow_stale_collateral or service.allow_stale_collateral,
-            collateral_problems=() if collateral is not None else service.collateral_problems,
-            lifetime=service.lifetime,
-            gpu_root=root,
-            checks=log,
-        )
-        sign = attestation.sign_ear_cwt if args.cwt else attestation.sign_ear_jwt
-        token = sign(result, service.signing_key)
-    return _emit(args, result, token, log)
+    return gpus, root
 
 
 def _emit(
