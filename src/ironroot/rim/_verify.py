@@ -199,8 +199,9 @@ def _check_validity(chain: Sequence[x509.Certificate], now: dt.datetime) -> None
             )
 
 
-def _signed_xml(data: bytes, leaf: x509.Certificate) -> Any:
-    """The XML the signature covers, verified by signxml under ``leaf``'s key."""
+def _signed_xml(data: bytes, leaf: x509.Certificate, at: dt.datetime) -> Any:
+    """The XML the signature covers, verified by signxml under ``leaf``'s key (signxml checks
+    the leaf's validity at ``at``, the time the chain was checked at, not at its own clock)."""
     from signxml.algorithms import DigestAlgorithm, SignatureMethod
     from signxml.exceptions import InvalidSignature as XmlInvalidSignature
     from signxml.exceptions import SignXMLException
@@ -211,6 +212,7 @@ def _signed_xml(data: bytes, leaf: x509.Certificate) -> Any:
         expect_references=1,
         signature_methods=frozenset({SignatureMethod.ECDSA_SHA384}),
         digest_algorithms=frozenset({DigestAlgorithm.SHA384}),
+        verification_time=at,
     )
     try:
         result = XMLVerifier().verify(
@@ -244,8 +246,8 @@ def verify_rim(
     if not trusted:
         raise ChainNotTrusted("no RIM root is trusted")
     chain = _chain(certs, trusted)
-    signed = _signed_xml(data, chain[0])
     _check_validity(chain, now)
+    signed = _signed_xml(data, chain[0], now)
     return rim_from_signed(
         signed,
         limits,
