@@ -68,6 +68,7 @@ from ironroot.cose import InclusionProof, Receipt, SignedStatement, create_state
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey, ecdsa_low_s  # noqa: E402
 from ironroot.ear import Appraisal, AttestationResult, VerifierId, sign_ear_cwt, sign_ear_jwt  # noqa: E402
 from ironroot.firmware import (  # noqa: E402
+    BundlePolicy,
     Component,
     FirmwareBundle,
     build_bundle,
@@ -446,7 +447,9 @@ def _firmware(out: _Out, keys: _Keys, signer: _Sign) -> tuple[bytes, bytes, byte
     )
     bundle = sign_bundle(unsigned, signer(vendor_ecc), signer(vendor_pqc))
     fused = key_descriptor_hash([vendor_ecc.public_key], [vendor_pqc.public_key], "mldsa")
-    verified = verify_bundle(bundle, now=NOW, vendor_key_descriptor_hash=fused, min_svn=3)
+    verified = verify_bundle(
+        bundle, BundlePolicy(now=NOW, vendor_key_descriptor_hash=fused, min_svn=3)
+    )
     parsed = FirmwareBundle.parse(bundle)
     manifest_digest = parsed.manifest_digest()
     manifest_size = len(parsed.manifest.encode())

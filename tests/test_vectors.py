@@ -283,7 +283,7 @@ def check_bundle(bundle: bytes) -> dict[str, Any]:
 
 def test_firmware_bundle() -> None:
     from ironroot.errors import DigestMismatch
-    from ironroot.firmware import verify_bundle
+    from ironroot.firmware import BundlePolicy, verify_bundle
 
     bundle, want = vector("firmware-bundle.bin"), expect("firmware-bundle.bin")
     found = check_bundle(bundle)
@@ -297,14 +297,16 @@ def test_firmware_bundle() -> None:
     assert found["pqc_key"] == public_key("vendor-mldsa87").public_bytes_raw()
 
     fused = bytes.fromhex(want["vendor_key_descriptor_hash"])
-    verified = verify_bundle(bundle, now=NOW, vendor_key_descriptor_hash=fused, min_svn=3)
+    verified = verify_bundle(
+        bundle, BundlePolicy(now=NOW, vendor_key_descriptor_hash=fused, min_svn=3)
+    )
     assert verified.manifest_digest.hex() == want["manifest_digest"]
 
     bad = flip(bundle, len(bundle) - 1)  # the runtime's last byte
     with pytest.raises(Rejected):
         check_bundle(bad)
     with pytest.raises(DigestMismatch):
-        verify_bundle(bad, now=NOW, vendor_key_descriptor_hash=fused, min_svn=3)
+        verify_bundle(bad, BundlePolicy(now=NOW, vendor_key_descriptor_hash=fused, min_svn=3))
 
 
 # --- Signed Statement, receipt, Transparent Statement -----------------------------------------
