@@ -33,6 +33,7 @@ red: red means a check ran and failed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import re
@@ -238,14 +239,35 @@ class FleetSource:
         return [parse_certificate(c.public_bytes(Encoding.DER)) for c in certificates]
 
     def ear_token(self, node: str) -> bytes | None:
+        """The node's latest EAR: from ``fleet.db``'s ``ears`` table, where admission and the
+        scanner keep it (read through a read-only connection), else ``ears/<node>.jwt``."""
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", node):
+            return None
+        database = self.fleet.database
+        if database.is_file():
+            import sqlite3
+
+            try:
+                with contextlib.closing(
+                    sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=5)
+                ) as db:
+                    row = db.execute(
+                        "SELECT token FROM ears WHERE node = ? ORDER BY rowid DESC LIMIT 1",
+                        (node,),
+                    ).fetchone()
+            except sqlite3.Error:
+                row = None
+            if row is not None and len(row[0]) <= _MAX_EAR:
+                return bytes(row[0])
         path = self._admission / "ears" / f"{node}.jwt"
-        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", node) or not path.is_file():
+        if not path.is_file():
             return None
         return read_limited(path, _MAX_EAR)
 
     def credentials(self) -> CredentialStore | None:
-        if self._credentials is None and (self._admission / "credentials.db").is_file():
-            self._credentials = CredentialStore(self._admission / "credentials.db")
+        # The credentials live in fleet.db beside the registry once admission is set up.
+        if self._credentials is None and (self._admission / "config.json").is_file():
+            self._credentials = CredentialStore(self.fleet.database)
         return self._credentials
 
     # --- a node -----------------------------------------------------------------------------
