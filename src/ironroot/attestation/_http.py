@@ -40,7 +40,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from cryptography import x509
 from prometheus_client import Counter, Gauge
@@ -161,40 +161,29 @@ class AttestationService:
         if nonce is not None:
             self.nonces.redeem(nonce, now)
         answered = nonce if nonce is not None else runtime_data
-        if gpus is not None:
-            assert answered is not None  # exactly one of the two was given
-            return appraise_composite(
-                evidence,
-                gpus,
-                self.endorsements,
-                self.policy,
-                format=format,
-                nonce=answered,
-                now=now,
-                certificates=certificates,
-                crls=self.crls,
-                collateral=self.collateral,
-                allow_stale_collateral=self.allow_stale_collateral,
-                collateral_problems=self.collateral_problems,
-                lifetime=self.lifetime,
-                caches=self.caches,
-                gpu_root=self.gpu_root,
-                rim_cache=self.rim_cache,
-            )
-        return appraise_evidence(
+        common: dict[str, Any] = {
+            "format": format,
+            "nonce": answered,
+            "now": now,
+            "certificates": certificates,
+            "crls": self.crls,
+            "collateral": self.collateral,
+            "allow_stale_collateral": self.allow_stale_collateral,
+            "collateral_problems": self.collateral_problems,
+            "lifetime": self.lifetime,
+            "caches": self.caches,
+        }
+        if gpus is None:
+            return appraise_evidence(evidence, self.endorsements, self.policy, **common)
+        assert answered is not None  # exactly one of the two was given
+        return appraise_composite(
             evidence,
+            gpus,
             self.endorsements,
             self.policy,
-            format=format,
-            nonce=answered,
-            now=now,
-            certificates=certificates,
-            crls=self.crls,
-            collateral=self.collateral,
-            allow_stale_collateral=self.allow_stale_collateral,
-            collateral_problems=self.collateral_problems,
-            lifetime=self.lifetime,
-            caches=self.caches,
+            gpu_root=self.gpu_root,
+            rim_cache=self.rim_cache,
+            **common,
         )
 
     def sign(self, result: AttestationResult, media_type: str = JWT_MEDIA_TYPE) -> bytes:
