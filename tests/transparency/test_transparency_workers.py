@@ -37,7 +37,16 @@ from ironroot.errors import (
     StorageError,
     UnknownIssuer,
 )
-from ironroot.log import Checkpoint, Log, MemoryLogStore, Note, NoteSigner, open_store
+from ironroot.log import (
+    Checkpoint,
+    Log,
+    LogView,
+    MemoryLogStore,
+    Note,
+    NoteSigner,
+    open_store,
+)
+from ironroot.transparency import TransparencyService
 from ironroot.transparency._workers import _decode_error, _encode_error
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -249,14 +258,12 @@ def test_a_follower_log_reads_what_the_writer_commits_and_never_writes() -> None
         origin=origin,
         note_signers=[NoteSigner(origin, PrivateKey.generate(Algorithm.EDDSA))],
     )
-    follower = Log.follower(store, origin=origin)
+    follower = LogView(store, origin=origin)
     with writer:
-        with pytest.raises(StorageError):
-            follower.submit(b"entry")
-        with pytest.raises(StorageError):
-            follower.start()
+        assert not hasattr(follower, "submit")  # a view has no writer to hand entries to
+        assert not hasattr(follower, "start")
         with pytest.raises(ConfigError):
-            Log.follower(store, origin="another.example/log")
+            LogView(store, origin="another.example/log")
         where = writer.submit(b"entry").integrated.result(timeout=30)
         assert follower.tree_size == 0  # until a read asks for more
         assert follower.inclusion_proof(where.index, where.tree_size) == writer.inclusion_proof(
@@ -267,3 +274,28 @@ def test_a_follower_log_reads_what_the_writer_commits_and_never_writes() -> None
         assert follower.entry(where.index) == b"entry"
         with pytest.raises(NotFound):
             follower.entry(where.tree_size)
+
+
+def test_a_follower_service_serves_reads_and_refuses_writes(tmp_path: Path) -> None:
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "ts", issuers=[(VENDOR_ISS, vendor)])
+    with TransparencyService.open(data) as service:
+        ticket = service.submit(_statement(vendor, 1))
+        where = ticket.integrated.result(timeout=30)
+        receipts = service.receipts(ticket.entry_id)
+        follower = TransparencyService.open_follower(
+            data, service.receipt_keys, service.checkpoint_vkeys, service.known_receipt_keys()
+        )
+        try:
+            assert isinstance(follower.log, LogView)
+            assert not isinstance(follower.log, Log)
+            assert follower.in_flight == 0
+            with pytest.raises(StorageError):
+                follower.writer  # noqa: B018 - the property is the check
+            with pytest.raises(StorageError):
+                follower.submit(_statement(vendor, 2))
+            assert follower.status(ticket.entry_id) == where
+            assert follower.receipts(ticket.entry_id) == receipts
+            assert follower.log.checkpoint() == service.log.checkpoint()
+        finally:
+            follower.close()

@@ -3,7 +3,10 @@
 Entries are opaque bytes (at most 65,535 each); an entry's id is SHA-256(entry). The log
 integrates entries in batches, signs a C2SP checkpoint per batch (Ed25519 and/or ML-DSA-44
 note signatures), keeps C2SP tiles, serves proofs from them, and can be checked end to end
-(:func:`verify_log`, :func:`verify_remote_log`). :class:`TileTree` computes nodes, roots,
+(:func:`verify_log`, :func:`verify_remote_log`). :class:`Log` is the sequencer (one writer
+thread, group commit); :class:`LogView` is its read side alone (proofs, tiles, checkpoints),
+which a read replica opens on a store another process writes (:func:`open_view`: SQLite
+read-only), with no writer and no signing key. :class:`TileTree` computes nodes, roots,
 proofs and entries of a served log from its tiles. :func:`export_tiles` writes the log as
 static tlog-tiles files (:class:`DirectoryLogFetcher` reads them back; :func:`cache_control`
 says how long each may be cached). The data-directory layout is in :mod:`ironroot.log.layout`.
@@ -23,7 +26,7 @@ if TYPE_CHECKING:
     from ironroot.log._checkpoint import Checkpoint
     from ironroot.log._export import ExportReport, export_tiles
     from ironroot.log._http import HttpLogFetcher
-    from ironroot.log._log import BatchSigner, Integrated, Log, Ticket
+    from ironroot.log._log import BatchSigner, Log, Ticket
     from ironroot.log._memory import MemoryLogStore
     from ironroot.log._note import (
         SIGNATURE_TYPE_ED25519,
@@ -89,6 +92,7 @@ if TYPE_CHECKING:
         verify_log_dir,
         verify_remote_log,
     )
+    from ironroot.log._view import Integrated, LogView, open_view
     from ironroot.log.layout import LogIdentity, load_log_identity
 
 __all__ = [
@@ -120,6 +124,7 @@ __all__ = [
     "LogReader",
     "LogReport",
     "LogStore",
+    "LogView",
     "MemoryLogStore",
     "Note",
     "NoteSignature",
@@ -150,6 +155,7 @@ __all__ = [
     "open_checkpoint",
     "open_note",
     "open_store",
+    "open_view",
     "parse_entry_bundle",
     "parse_tile",
     "parse_tile_path",

@@ -26,8 +26,10 @@ or integrated), and every checkpoint ever published is a prefix of the tree that
 checkpoint signs, because the state, the entries, the tiles and the checkpoint are committed
 together.
 
-Reads (entries, tiles, proofs) go to the store from the caller's thread. Proof nodes are
-computed from tiles and cached: a complete subtree's hash never changes.
+:class:`Log` is a :class:`~ironroot.log.LogView` (``log/_view.py``) that also writes: the
+reads (entries, tiles, proofs, checkpoints) are the view's, served from the store on the
+caller's thread, and the writer seeds the view's node cache with the nodes each batch makes.
+Its head is the writer's own, never re-read from the store.
 """
 
 from __future__ import annotations
@@ -41,60 +43,39 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
-from types import TracebackType
-from typing import Protocol, TypeVar
+from typing import Protocol, Self, TypeVar
 
 from ironroot.errors import (
     ConfigError,
     IronrootError,
     MalformedInput,
-    NotFound,
     PayloadTooLarge,
     StorageError,
 )
 from ironroot.log._checkpoint import Checkpoint
 from ironroot.log._memory import MemoryLogStore
-from ironroot.log._note import Note, NoteSigner, NoteVerifier, sign_checkpoint
+from ironroot.log._note import NoteSigner, sign_checkpoint
 from ironroot.log._open import open_store
 from ironroot.log._store import LogStore, StoreBatch, TreeState
-from ironroot.log._tiles import (
-    HASH_SIZE,
-    MAX_ENTRY_SIZE,
-    TILE_HEIGHT,
-    TILE_WIDTH,
-    TileAddress,
-    encode_entry_bundle,
-    tile_hash_range,
+from ironroot.log._tiles import HASH_SIZE, MAX_ENTRY_SIZE, TILE_HEIGHT, TILE_WIDTH
+from ironroot.log._view import (
+    FULL_TILE_BYTES,
+    Integrated,
+    LogView,
+    check_origin,
+    stored_range,
 )
-from ironroot.merkle import (
-    EMPTY_ROOT,
-    CompactRange,
-    consistency_proof,
-    inclusion_proof,
-    leaf_hash,
-    node_hash,
-)
+from ironroot.merkle import EMPTY_ROOT, CompactRange, leaf_hash
 
 __all__ = ["BatchSigner", "Integrated", "Log", "Ticket"]
 
 _log = logging.getLogger("ironroot.log")
-_FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
-_NODE_CACHE = 1 << 16
 # A batch up to this many entries puts the nodes it creates into the node cache (about two
 # per entry); a bulk load's would only push each other out, so tiles serve those.
 _SEED_ENTRIES = 2048
-_TILE_CACHE = 512
 _BACKOFF_FIRST = 0.05
 _BACKOFF_MAX = 30.0
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True, slots=True)
-class Integrated:
-    """Where an entry landed: its ``index`` and the size of the batch that integrated it."""
-
-    index: int
-    tree_size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,37 +112,6 @@ def _fail(future: concurrent.futures.Future[_T], exc: BaseException) -> None:
         future.set_exception(exc)
 
 
-class _LRU:
-    """A small thread-safe LRU map for immutable values (complete nodes, full tiles)."""
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._data: collections.OrderedDict[tuple[int, int], bytes] = collections.OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[int, int]) -> bytes | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: tuple[int, int], value: bytes) -> None:
-        with self._lock:
-            self._data[key] = value
-            if len(self._data) > self._capacity:
-                self._data.popitem(last=False)
-
-    def put_many(self, items: Sequence[tuple[tuple[int, int], bytes]]) -> None:
-        with self._lock:
-            data = self._data
-            for key, value in items:
-                data[key] = value
-                data.move_to_end(key)
-            while len(data) > self._capacity:
-                data.popitem(last=False)
-
-
 @dataclass(slots=True)
 class _Edge:
     """The writer's in-memory right edge: compact range and the partial tile per tile level."""
@@ -175,13 +125,16 @@ class _Edge:
         )
 
 
-class Log:
-    """An append-only log over a :class:`~ironroot.log.LogStore`.
+class Log(LogView):
+    """An append-only log over a :class:`~ironroot.log.LogStore`: the sequencer.
 
     Use :meth:`open` (SQLite under a data directory, or a PostgreSQL URL), :meth:`open_memory`,
     or pass any store; then :meth:`start` (or ``with``) to run the writer, and :meth:`close`
-    to stop it (it closes the store).
+    to stop it (it closes the store). Every read is :class:`~ironroot.log.LogView`'s.
     """
+
+    _edge: _Edge
+    _store_pending: bool
 
     def __init__(
         self,
@@ -192,45 +145,27 @@ class Log:
         batch_signer: BatchSigner | None = None,
         max_batch: int = 4096,
         linger: float = 0.0,
-        _follower: bool = False,
     ) -> None:
-        if not note_signers and not _follower:
+        if not note_signers:
             raise ConfigError("a log needs at least one checkpoint signer")
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise ConfigError("max_batch must be a positive integer")
-        Checkpoint(origin, 0, EMPTY_ROOT)  # validates the origin line
-        self._store = store
-        self._origin = origin
+        if not 0.0 <= linger <= 1.0:
+            raise ConfigError("linger must be between 0 and 1 second")
         self._signers = tuple(note_signers)
         self._batch_signer = batch_signer
         self._max_batch = max_batch
-        if not 0.0 <= linger <= 1.0:
-            raise ConfigError("linger must be between 0 and 1 second")
         self._linger = linger
-        self._cond = threading.Condition()
         self._queue: collections.deque[tuple[bytes, bytes, Ticket]] = collections.deque()
         self._queued_at = 0.0  # when the queue last went from empty to non-empty (monotonic)
         self._inflight: dict[bytes, Ticket] = {}
         self._thread: threading.Thread | None = None
-        self._stopping = False
-        self._closed = False
-        self._nodes = _LRU(_NODE_CACHE)
         self._commit_listeners: list[_CommitListener] = []
-        self._full_tiles = _LRU(_TILE_CACHE)
         self._store_failed = False  # the last integration failed in the store (writer thread)
         self._retry_now = False
-        self._follower = _follower
-        if _follower:
-            stored = store.meta("origin")
-            if stored is not None and stored != origin:
-                raise ConfigError(f"this log's origin is {stored!r}, not {origin!r}")
-        else:
-            self._initialize()
-        state = store.state()
-        self._edge = self._load_edge(state)
-        self._store_pending = not _follower and bool(store.pending())
-        # (size, root, checkpoint) of the latest integrated tree, replaced as one value.
-        self._head = (state.size, self._edge.compact.root(), self._latest_checkpoint(state))
+        # The view checks the origin, initializes the store (_attach) and reads the head,
+        # loading the writer's edge (_open_head).
+        super().__init__(store, origin=origin, note_verifiers=[s.verifier() for s in note_signers])
 
     # --- construction -------------------------------------------------------------------
 
@@ -283,41 +218,18 @@ class Log:
             max_batch=max_batch,
         )
 
-    @classmethod
-    def follower(cls, store: LogStore, *, origin: str) -> Log:
-        """A log that only reads ``store`` while another process's writer writes it (the HTTP
-        workers of ``ironroot serve --workers``, the replicas that are not the sequencer).
-
-        It never writes, signs or starts a writer; it takes up the stored tree when a read asks
-        for a larger one, and :meth:`checkpoint` reads the latest stored checkpoint each time.
-        """
-        return cls(store, origin=origin, note_signers=(), _follower=True)
-
     def refresh(self) -> int:
-        """Follower: take the stored latest tree (size, root, checkpoint) as this log's head
-        if it grew; returns the head's size. A writer's log keeps its own head."""
-        if not self._follower:
-            return self._head[0]
-        state = self._store.state()
-        if state.size <= self._head[0]:
-            return self._head[0]
-        try:
-            root = CompactRange(state.size, state.hashes).root()
-        except MalformedInput as exc:
-            raise StorageError("the stored tree state is malformed") from exc
-        note = self._store.checkpoint(state.size)
-        if note is None:
-            raise StorageError(f"no checkpoint is stored for tree size {state.size}")
-        with self._cond:
-            if state.size > self._head[0]:
-                self._head = (state.size, root, note)
-            return self._head[0]
+        """The head's size: the sequencer's head is its own, never re-read from the store."""
+        return self._head[0]
 
-    def _initialize(self) -> None:
+    def _open_head(self, state: TreeState) -> tuple[int, bytes, bytes]:
+        self._edge = self._load_edge(state)
+        self._store_pending = bool(self._store.pending())
+        return state.size, self._edge.compact.root(), self._latest_checkpoint(state)
+
+    def _attach(self) -> None:
         """Check the stored origin; record it, and the signed empty tree, in a new store."""
-        stored = self._store.meta("origin")
-        if stored is not None and stored != self._origin:
-            raise ConfigError(f"this log's origin is {stored!r}, not {self._origin!r}")
+        stored = check_origin(self._store, self._origin)
         state = self._store.state()
         empty = state.size == 0 and self._store.checkpoint() is None
         if stored is not None and not empty:
@@ -340,18 +252,6 @@ class Log:
                 raise ConfigError(
                     f"this log's origin is {stored!r}, not {self._origin!r}"
                 ) from None
-
-    def _latest_checkpoint(self, state: TreeState) -> bytes:
-        latest = self._store.checkpoint()
-        if latest is None:
-            raise StorageError("the log has entries but no checkpoint")
-        try:
-            latest_size = Checkpoint.parse(Note.parse(latest).body).size
-        except MalformedInput as exc:
-            raise StorageError("the latest stored checkpoint is malformed") from exc
-        if latest_size != state.size:
-            raise StorageError("the latest checkpoint does not match the stored tree size")
-        return latest
 
     def _resync(self) -> None:
         """After a failed write: take the stored state as the writer's (writer thread)."""
@@ -376,10 +276,7 @@ class Log:
             self._cond.notify_all()
 
     def _load_edge(self, state: TreeState) -> _Edge:
-        try:
-            compact = CompactRange(state.size, state.hashes)
-        except MalformedInput as exc:
-            raise StorageError("the stored tree state is malformed") from exc
+        compact = stored_range(state)
         tiles: dict[int, tuple[int, bytearray]] = {}
         level = 0
         while state.size >> (TILE_HEIGHT * level):
@@ -398,10 +295,8 @@ class Log:
     def start(self) -> None:
         """Start the writer thread (idempotent)."""
         with self._cond:
-            if self._closed:
+            if self._closing:
                 raise StorageError("the log is closed")
-            if self._follower:
-                raise StorageError("a follower log does not write")
             if self._thread is not None:
                 return
             self._thread = threading.Thread(target=self._run, name="ironroot-log-writer")
@@ -418,7 +313,7 @@ class Log:
         with self._cond:
             if self._closed:
                 return
-            self._stopping = True
+            self._closing = True
             self._cond.notify_all()
             thread = self._thread
         if thread is not None:
@@ -426,7 +321,6 @@ class Log:
         else:
             self._drain()
         with self._cond:
-            self._closed = True
             leftovers = list(self._inflight.values())
             self._inflight.clear()
         for ticket in leftovers:
@@ -435,19 +329,11 @@ class Log:
                 ticket.integrated,
                 StorageError("the log was closed; the entry is integrated when it reopens"),
             )
-        self._store.close()
+        super().close()
 
-    def __enter__(self) -> Log:
+    def __enter__(self) -> Self:
         self.start()
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- submission ---------------------------------------------------------------------
 
@@ -459,9 +345,7 @@ class Log:
             raise PayloadTooLarge(f"a log entry is at most {MAX_ENTRY_SIZE} bytes")
         entry_id = hashlib.sha256(entry).digest()
         with self._cond:
-            if self._follower:
-                raise StorageError("a follower log does not write")
-            if self._closed or self._stopping:
+            if self._closing:
                 raise StorageError("the log is closed")
             # An entry already in the store is found by the writer's one batched look-up per
             # cycle (and its ticket resolved there): no query here, on the caller's thread.
@@ -507,7 +391,7 @@ class Log:
             prepared.append((hashlib.sha256(entry).digest(), entry))
         tickets = []
         with self._cond:
-            if self._closed or self._stopping:
+            if self._closing:
                 raise StorageError("the log is closed")
             for entry_id, entry in prepared:
                 ticket = self._inflight.get(entry_id)
@@ -518,27 +402,9 @@ class Log:
                 tickets.append(ticket)
         return tickets
 
-    def status(self, entry_id: bytes) -> Integrated | None:
-        """Where ``entry_id`` landed; ``None`` while pending; :class:`NotFound` if unknown."""
-        if not isinstance(entry_id, bytes) or len(entry_id) != HASH_SIZE:
-            raise MalformedInput("an entry id is 32 bytes")
-        # The ticket first, then the store: the writer commits before it drops a ticket, so
-        # an entry integrated in between is seen by the store look-up.
+    def _queued(self, entry_id: bytes) -> bool:
         with self._cond:
-            ticket = self._inflight.get(entry_id)
-        found = self._store.lookup([entry_id])
-        index = found.get(entry_id)
-        if index is not None:  # also a resubmitted entry whose ticket is still queued
-            return self._integrated_at(index)
-        if ticket is not None or entry_id in found:
-            return None
-        raise NotFound("no entry has this id")
-
-    def _integrated_at(self, index: int) -> Integrated:
-        size = self._store.batch_size_of(index)
-        if size is None:
-            raise StorageError(f"entry {index} is in no checkpointed batch")
-        return Integrated(index, size)
+            return entry_id in self._inflight
 
     # --- the writer -----------------------------------------------------------------------
 
@@ -554,18 +420,18 @@ class Log:
         retry_at = time.monotonic() if self._store_pending else None
         while True:
             with self._cond:
-                while not self._queue and not self._stopping:
+                while not self._queue and not self._closing:
                     timeout = None if retry_at is None else retry_at - time.monotonic()
                     if timeout is not None and timeout <= 0:
                         break
                     self._cond.wait(timeout)
-                if self._linger > 0 and self._queue and not self._stopping:
+                if self._linger > 0 and self._queue and not self._closing:
                     # Let concurrent submissions join this batch: one root, one signature
                     # and one commit for all of them. The linger counts from the first
                     # queued entry: entries that queued up during the previous cycle have
                     # waited long enough already.
                     until = self._queued_at + self._linger
-                    while len(self._queue) < self._max_batch and not self._stopping:
+                    while len(self._queue) < self._max_batch and not self._closing:
                         left = until - time.monotonic()
                         if left <= 0:
                             break
@@ -573,7 +439,7 @@ class Log:
                 items = [
                     self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))
                 ]
-                last = self._stopping and not self._queue
+                last = self._closing and not self._queue
             due = retry_at is None or time.monotonic() >= retry_at
             if items or (due and self._store_pending):
                 if self._cycle(items, integrate=due):
@@ -704,7 +570,7 @@ class Log:
                 raise StorageError(f"tile {tile_level}/{tile_index} is out of step")
             buffer += digest
             touched[(tile_level, tile_index)] = buffer
-            if len(buffer) == _FULL_TILE_BYTES:
+            if len(buffer) == FULL_TILE_BYTES:
                 del edge.tiles[tile_level]
 
         first = edge.compact.size
@@ -789,134 +655,6 @@ class Log:
     def _sign(self, size: int, root: bytes) -> bytes:
         return sign_checkpoint(Checkpoint(self._origin, size, root), self._signers)
 
-    # --- reads ----------------------------------------------------------------------------
-
-    @property
-    def origin(self) -> str:
-        return self._origin
-
-    @property
-    def note_verifiers(self) -> tuple[NoteVerifier, ...]:
-        """The checkpoint verifiers (publish their ``vkey`` strings)."""
-        return tuple(s.verifier() for s in self._signers)
-
-    @property
-    def tree_size(self) -> int:
-        """The size of the latest integrated (and checkpointed) tree."""
-        return self._head[0]
-
-    @property
-    def store(self) -> LogStore:
-        return self._store
-
-    def root(self, size: int | None = None) -> bytes:
-        """The root of the tree at ``size`` (default: the current tree)."""
-        if size is not None and self._follower and size > self._head[0]:
-            self.refresh()
-        current, current_root, _ = self._head
-        if size is None:
-            return current_root
-        self._check_size(size, current)
-        if size == current:
-            return current_root
-        if size == 0:
-            return EMPTY_ROOT
-        parts = []
-        start = 0
-        for level in range(size.bit_length() - 1, -1, -1):
-            if size >> level & 1:
-                parts.append(self._node(level, start >> level))
-                start += 1 << level
-        acc = parts[-1]
-        for part in reversed(parts[:-1]):
-            acc = node_hash(part, acc)
-        return acc
-
-    def entry(self, index: int) -> bytes:
-        """The entry at ``index``; :class:`NotFound` beyond the tree."""
-        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-            raise MalformedInput("an entry index is a non-negative integer")
-        if index >= self._head[0] and (not self._follower or index >= self.refresh()):
-            raise NotFound(f"no entry at index {index}")
-        found = self._store.entries(index, index + 1)
-        if not found:
-            raise StorageError(f"entry {index} is missing from the store")
-        return found[0]
-
-    def entry_id_at(self, index: int) -> bytes:
-        """SHA-256 of the entry at ``index``."""
-        return hashlib.sha256(self.entry(index)).digest()
-
-    def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
-        """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``tree_size``."""
-        self._check_size(tree_size, self._followed(tree_size))
-        return inclusion_proof(index, tree_size, self._node)
-
-    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
-        """RFC 9162 consistency proof from ``size1`` to ``size2``."""
-        self._check_size(size2, self._followed(size2))
-        return consistency_proof(size1, size2, self._node)
-
-    def checkpoint(self) -> bytes:
-        """The latest signed checkpoint note (UTF-8 text bytes)."""
-        if self._follower:
-            self.refresh()
-        return self._head[2]
-
-    def _followed(self, size: object) -> int:
-        """The head's size, taken up from the store first when a follower is asked for a
-        larger tree."""
-        if self._follower and isinstance(size, int) and size > self._head[0]:
-            return self.refresh()
-        return self._head[0]
-
-    def checkpoint_at(self, size: int) -> bytes:
-        """The checkpoint published at ``size``; :class:`NotFound` if none was."""
-        note = self._store.checkpoint(size)
-        if note is None:
-            raise NotFound(f"no checkpoint was published at size {size}")
-        return note
-
-    def batch_data(self, tree_size: int) -> Mapping[str, bytes]:
-        """What the batch signer returned for the batch ending at ``tree_size``."""
-        data = self._store.batch_data(tree_size)
-        if data is None:
-            raise NotFound(f"no batch ends at tree size {tree_size}")
-        return data
-
-    def read_tile(self, level: int, index: int, width: int | None) -> bytes:
-        """A hash tile (``width`` None: full); :class:`NotFound` if the log has no such tile."""
-        address = TileAddress(level, index, width)
-        data = self._tile(level, index)
-        need = address.count * HASH_SIZE
-        if data is None or len(data) < need or (width is None and len(data) != need):
-            raise NotFound(f"no tile {address.path}")
-        return data[:need]
-
-    def read_entry_bundle(self, index: int, width: int | None) -> bytes:
-        """An entry bundle (``width`` None: full); :class:`NotFound` beyond the tree."""
-        address = TileAddress(0, index, width, entries=True)
-        start = index * TILE_WIDTH
-        stop = start + address.count
-        if stop > self._followed(stop):
-            raise NotFound(f"no entry bundle {address.path}")
-        entries = self._store.entries(start, stop)
-        if len(entries) != address.count:
-            raise StorageError(f"entries {start}..{stop} are missing from the store")
-        return encode_entry_bundle(entries)
-
-    def wait_for_growth(self, size: int, timeout: float | None = None) -> int:
-        """Wait until the latest checkpointed tree is larger than ``size`` (or ``timeout``
-        seconds pass, or the log closes); returns the tree size then."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while self._head[0] <= size and not (self._closed or self._stopping):
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    break
-                self._cond.wait(remaining)
-            return self._head[0]
-
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until the queue is empty and no ticket waits; True if it got there."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -929,40 +667,3 @@ class Log:
             if remaining is not None and remaining <= 0:
                 return False
             concurrent.futures.wait(tickets, timeout=remaining)
-
-    # --- nodes from tiles -----------------------------------------------------------------
-
-    @staticmethod
-    def _check_size(size: int, current: int) -> None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise MalformedInput("a tree size is a non-negative integer")
-        if size > current:
-            raise NotFound(f"the log has no tree of size {size} yet")
-
-    def _tile(self, level: int, index: int) -> bytes | None:
-        cached = self._full_tiles.get((level, index))
-        if cached is not None:
-            return cached
-        data = self._store.tile(level, index)
-        if data is not None and len(data) == _FULL_TILE_BYTES:
-            self._full_tiles.put((level, index), data)
-        return data
-
-    def _node(self, level: int, index: int) -> bytes:
-        key = (level, index)
-        cached = self._nodes.get(key)
-        if cached is not None:
-            return cached
-        tile_level, height = divmod(level, TILE_HEIGHT)
-        first = index << height
-        tile_index, offset = divmod(first, TILE_WIDTH)
-        count = 1 << height
-        data = self._tile(tile_level, tile_index)
-        if data is None or len(data) < (offset + count) * HASH_SIZE:
-            raise StorageError(f"tile {tile_level}/{tile_index} lacks node {level}/{index}")
-        start = offset * HASH_SIZE
-        stop = start + count * HASH_SIZE
-        hashes = [data[i : i + HASH_SIZE] for i in range(start, stop, HASH_SIZE)]
-        digest = hashes[0] if count == 1 else tile_hash_range(hashes)
-        self._nodes.put(key, digest)
-        return digest

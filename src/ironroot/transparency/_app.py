@@ -87,7 +87,7 @@ def _service_info(service: TransparencyService) -> ServiceInfo:
         "ironroot_log_queue_depth",
         "Registrations accepted and waiting for integration",
         registry=info.registry,
-    ).set_function(lambda: service.log.in_flight)
+    ).set_function(lambda: service.in_flight)
     if service.witnessing is not None:
         witnessing = service.witnessing
         Gauge(

@@ -44,9 +44,9 @@ class Registrar(Protocol):
 async def register_entry(service: TransparencyService, entry: bytes, wait: float) -> Registration:
     """Submit an already checked log entry to ``service``'s log (which this process writes);
     return once it is durable and, within ``wait`` seconds, integrated."""
-    if service.log.in_flight >= service.config.max_pending:
+    if service.in_flight >= service.config.max_pending:
         raise Overloaded("too many registrations are waiting for integration; retry shortly")
-    ticket = service.log.submit(entry)
+    ticket = service.writer.submit(entry)
     try:
         await asyncio.wait_for(asyncio.wrap_future(ticket.durable), DURABLE_TIMEOUT)
     except TimeoutError:

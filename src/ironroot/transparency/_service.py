@@ -39,7 +39,7 @@ from ironroot.cose import (
 from ironroot.crypto import PublicKey, Signer, Verifier
 from ironroot.errors import ConfigError, IronrootError, NotFound, StorageError
 from ironroot.http import client_context
-from ironroot.log import Integrated, Log, NoteSigner, Ticket
+from ironroot.log import Integrated, Log, LogView, NoteSigner, Ticket
 from ironroot.log.layout import checkpoint_public_key_path, load_checkpoint_signer
 from ironroot.transparency._config import (
     TransparencyConfig,
@@ -115,7 +115,7 @@ class TransparencyService:
     def __init__(
         self,
         config: TransparencyConfig,
-        log: Log,
+        log: LogView,
         receipt_keys: Sequence[PublicKey],
         checkpoint_vkeys: Sequence[str],
         clock: Callable[[], datetime],
@@ -124,6 +124,8 @@ class TransparencyService:
     ) -> None:
         self.config = config
         self.log = log
+        """The log's reads; the sequencer's :class:`Log` itself, or a follower's view."""
+        self._writer = log if isinstance(log, Log) else None
         self.policy = RegistrationPolicy(config)
         self.receipt_keys: tuple[PublicKey, ...] = tuple(receipt_keys)
         self._labels: tuple[str, ...] = tuple(
@@ -143,7 +145,8 @@ class TransparencyService:
         self._lock: DirectoryLock | None = None
         if batch_signer is not None:
             batch_signer.last_size = log.tree_size
-        log.add_commit_listener(self._batch_committed)
+        if self._writer is not None:
+            self._writer.add_commit_listener(self._batch_committed)
         self.witnessing: CheckpointWitnessing | None = None
         """With witnesses configured, what gets checkpoints cosigned before publication."""
         if config.witness_quorum:
@@ -261,7 +264,7 @@ class TransparencyService:
         config = load_config(data_dir)
         store = config.store.open(data_dir, read_only=config.store.kind == "sqlite")
         try:
-            log = Log.follower(store, origin=config.origin)
+            log = LogView(store, origin=config.origin)
         except BaseException:
             store.close()
             raise
@@ -287,10 +290,22 @@ class TransparencyService:
         if self._batch_signer is not None:
             self._batch_signer.listeners.append(listener)
 
+    @property
+    def writer(self) -> Log:
+        """The log's sequencer; :class:`StorageError` in a follower, which never writes."""
+        if self._writer is None:
+            raise StorageError("this process reads the log; another process writes it")
+        return self._writer
+
+    @property
+    def in_flight(self) -> int:
+        """Entries submitted here and not yet integrated (none in a follower)."""
+        return 0 if self._writer is None else self._writer.in_flight
+
     def start(self) -> None:
         if self._batch_signer is None:  # a follower: nothing to run
             return
-        self.log.start()
+        self.writer.start()
         if self.witnessing is not None:
             self.witnessing.start()
 
@@ -331,7 +346,7 @@ class TransparencyService:
     def submit(self, statement: bytes) -> Ticket:
         """Check the registration policy, then hand the log entry to the log (not yet durable:
         wait on ``ticket.durable`` before acknowledging)."""
-        return self.log.submit(self.check(statement))
+        return self.writer.submit(self.check(statement))
 
     def status(self, entry_id: bytes) -> Integrated | None:
         """``None`` while pending; raises ``NotFound`` for an unknown id."""

@@ -31,7 +31,7 @@ from typing import Final
 
 from ironroot._fileio import read_limited, write_atomic
 from ironroot.errors import ForkDetected, IronrootError, OldSizeMismatch
-from ironroot.log import Checkpoint, Log, Note, NoteSignature
+from ironroot.log import Checkpoint, LogView, Note, NoteSignature
 from ironroot.transparency._config import WitnessEndpoint
 from ironroot.witness import WitnessClient, WitnessPolicy
 
@@ -50,7 +50,7 @@ class CheckpointWitnessing:
 
     def __init__(
         self,
-        log: Log,
+        log: LogView,
         witnesses: Sequence[WitnessEndpoint],
         quorum: int,
         *,

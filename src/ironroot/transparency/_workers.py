@@ -175,9 +175,9 @@ class _SequencerLink(asyncio.Protocol):
     def _submit(self, req_id: int, wait: float, entry: bytes) -> None:
         service = self._service
         try:
-            if service.log.in_flight >= service.config.max_pending:
+            if service.in_flight >= service.config.max_pending:
                 raise Overloaded("too many registrations are waiting for integration; retry")
-            ticket = service.log.submit(entry)
+            ticket = service.writer.submit(entry)
         except IronrootError as exc:
             self._out.append(_frame(_ANSWER.pack(req_id, _ERROR), _encode_error(exc)))
             return

@@ -1,0 +1,102 @@
+"""LogView: the log's read side, opened without a writer or a signing key (a read replica)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from log_testkit import ORIGIN, LogPlace, ed25519_key, entries, fill, signer
+
+from ironroot.errors import ConfigError, MalformedInput, NotFound, StorageError
+from ironroot.log import Log, LogView, MemoryLogStore, StoreBatch, open_checkpoint, open_view
+from ironroot.merkle import MemoryTree, leaf_hash, verify_consistency, verify_inclusion
+from ironroot_pg import add_store_to_config
+
+SIGNERS = [signer(ed25519_key())]
+
+
+def test_a_view_takes_up_what_the_writer_commits_and_serves_the_same_reads(
+    place: LogPlace,
+) -> None:
+    place.data_dir.mkdir(parents=True)
+    add_store_to_config(place.data_dir, place.store)
+    items = entries(300)
+    with place.open_log(origin=ORIGIN, note_signers=SIGNERS, max_batch=64) as log:
+        fill(log, items[:100])
+        with open_view(place.data_dir, origin=ORIGIN) as view:
+            assert view.tree_size == 100
+            fill(log, items[100:])
+            assert view.tree_size == 100  # until a read asks for more
+            assert view.checkpoint() == log.checkpoint()
+            assert view.tree_size == 300
+            tree = MemoryTree(items)
+            assert view.root() == log.root() == tree.root()
+            assert view.root(77) == tree.root_at(77)
+            proof = view.inclusion_proof(250, 300)
+            assert proof == log.inclusion_proof(250, 300)
+            verify_inclusion(250, 300, leaf_hash(items[250]), proof, view.root())
+            consistency = view.consistency_proof(100, 300)
+            verify_consistency(100, 300, consistency, tree.root_at(100), view.root())
+            assert view.read_tile(0, 0, None) == log.read_tile(0, 0, None)
+            assert view.read_entry_bundle(1, 44) == log.read_entry_bundle(1, 44)
+            assert view.batch_data(300) == log.batch_data(300)
+            assert view.checkpoint_at(100) == log.checkpoint_at(100)
+            assert view.entry(299) == items[299]
+            entry_id = view.entry_id_at(5)
+            assert view.status(entry_id) == log.status(entry_id)
+            assert view.wait_for_growth(0, timeout=0) == 300
+            open_checkpoint(view.checkpoint(), [s.verifier() for s in SIGNERS], origin=ORIGIN)
+
+
+def test_a_view_of_a_sqlite_log_opens_it_read_only(tmp_path: Path) -> None:
+    with pytest.raises(StorageError):
+        open_view(tmp_path / "none", origin=ORIGIN)  # nothing to read, and nothing created
+    assert not (tmp_path / "none").exists()
+    with Log.open(tmp_path / "data", origin=ORIGIN, note_signers=SIGNERS) as log:
+        fill(log, entries(3))
+    with open_view(tmp_path / "data", origin=ORIGIN) as view:
+        assert view.tree_size == 3
+        with pytest.raises(StorageError):  # SQLite opened read-only
+            view.store.write(StoreBatch(first_index=3, meta={"note": "x"}))
+
+
+def test_a_view_refuses_another_origin_and_a_store_no_log_initialized() -> None:
+    store = MemoryLogStore()
+    with pytest.raises(StorageError):
+        LogView(store, origin=ORIGIN)  # no signed empty tree yet: nothing to serve
+    Log(store, origin=ORIGIN, note_signers=SIGNERS).close()
+    store = MemoryLogStore()
+    Log(store, origin=ORIGIN, note_signers=SIGNERS)
+    with pytest.raises(ConfigError):
+        LogView(store, origin="other.example/log")
+    with pytest.raises(MalformedInput):
+        LogView(store, origin="not an origin\n")
+
+
+def test_a_view_answers_beyond_its_tree_and_bad_arguments_with_typed_errors() -> None:
+    store = MemoryLogStore()
+    log = Log(store, origin=ORIGIN, note_signers=SIGNERS)
+    with log:
+        fill(log, entries(4))
+        view = LogView(store, origin=ORIGIN)
+        with pytest.raises(NotFound):
+            view.entry(4)
+        with pytest.raises(NotFound):
+            view.inclusion_proof(0, 5)
+        with pytest.raises(NotFound):
+            view.read_entry_bundle(0, None)
+        with pytest.raises(NotFound):
+            view.status(hashlib.sha256(b"never submitted").digest())
+        with pytest.raises(MalformedInput):
+            view.status(b"short")
+        with pytest.raises(MalformedInput):
+            view.entry(-1)
+        with pytest.raises(MalformedInput):
+            view.root(True)  # type: ignore[arg-type]
+        with pytest.raises(NotFound):
+            view.checkpoint_at(3)
+        assert view.note_verifiers == ()
+    view.close()
+    view.close()  # idempotent
+    assert view.wait_for_growth(10) == 4  # a closed view does not wait
