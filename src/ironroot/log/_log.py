@@ -1,4 +1,4 @@
-"""The sequenced log: durable submission, batched integration, checkpoints, tiles and proofs.
+"""The sequencer: durable submission, batched integration, signed checkpoints and tiles.
 
 One writer thread owns all writes. Each cycle it takes what is queued (up to ``max_batch``)
 and, when integration is due, prepares one :class:`StoreBatch` that both accepts the new
@@ -67,7 +67,7 @@ from ironroot.log._view import (
 )
 from ironroot.merkle import EMPTY_ROOT, CompactRange, leaf_hash
 
-__all__ = ["BatchSigner", "Integrated", "Log", "Ticket"]
+__all__ = ["BatchSigner", "Log", "Ticket"]
 
 _log = logging.getLogger("ironroot.log")
 # A batch up to this many entries puts the nodes it creates into the node cache (about two
