@@ -40,9 +40,12 @@ test: test-deps lint typecheck
 		--cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
 # The unit tier while you edit: no servers, subprocesses, browsers or whole-system worlds
-# (tests/conftest.py places modules in tiers by what they start).
+# (tests/conftest.py places modules in tiers by what they start), property tests on a fifth of
+# their examples (tests/hypothesis_budget.py), and bytecode (assertion-rewritten tests
+# included) cached between runs even where the environment sets PYTHONDONTWRITEBYTECODE.
 test-fast: install
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not integration and not slow"
+	PYTHONDONTWRITEBYTECODE= IRONROOT_TEST_TIER=fast \
+		$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not integration and not slow"
 
 # Each benchmark prints its figures as ratios to a baseline measured in the same run.
 BENCHES := bench/registration.py $(filter-out bench/registration.py bench/bench_append.py bench/_worlds.py,$(wildcard bench/*.py))

@@ -7,10 +7,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
+from hypothesis_budget import examples
 from ironroot_vectors import vectors_dir, vectors_missing
 
 __all__ = ["vectors_dir"]
+
+# Property tests that do not name their number of examples draw Hypothesis's default (100) in
+# the full suite and a fifth of it in the fast tier (tests/hypothesis_budget.py).
+settings.register_profile("ironroot", max_examples=examples(100))
+settings.load_profile("ironroot")
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.attestation import (
     AR4SI,
     EAR_PROFILE,
@@ -319,7 +320,7 @@ def test_code_points_are_the_ar4si_ones() -> None:
     assert [t.code for t in TrustTier] == [0, 2, 32, 96]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     vector=st.dictionaries(
         st.sampled_from(TRUST_CATEGORIES), st.integers(-128, 127), min_size=1, max_size=8

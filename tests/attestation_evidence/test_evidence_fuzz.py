@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.attestation.evidence import (
     SNP_REPORT_SIZE,
     VerifyOptions,
@@ -24,7 +25,7 @@ from ironroot.errors import IronrootError, MalformedEvidence
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.binary(max_size=2048))
 def test_random_bytes_raise_only_typed_errors(data: bytes) -> None:
     for parse in (parse_snp_report, parse_tdx_quote, parse_azure_hcl_report):
@@ -34,7 +35,7 @@ def test_random_bytes_raise_only_typed_errors(data: bytes) -> None:
         verify_evidence(data, VerifyOptions(now=NOW))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.binary(min_size=SNP_REPORT_SIZE, max_size=SNP_REPORT_SIZE))
 def test_random_reports_parse_or_are_malformed(data: bytes) -> None:
     try:
@@ -45,7 +46,7 @@ def test_random_reports_parse_or_are_malformed(data: bytes) -> None:
     assert len(report.signed_bytes) == 0x2A0
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(st.binary(max_size=600))
 def test_hex_text_round_trips(data: bytes) -> None:
     text = data.hex().encode()
@@ -54,7 +55,9 @@ def test_hex_text_round_trips(data: bytes) -> None:
 
 @pytest.mark.vectors
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(cut=st.integers(min_value=0, max_value=1250), junk=st.binary(min_size=1, max_size=8))
 def test_mangled_tdx_quotes_raise_typed_errors(tdx_dir: Path, cut: int, junk: bytes) -> None:

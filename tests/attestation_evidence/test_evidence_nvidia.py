@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.attestation import (
     Appraisal,
     Endorsements,
@@ -227,7 +228,7 @@ def test_flipped_bits_are_refused(gpu: tuple[bytes, bytes, bytes]) -> None:
 
 
 @pytest.mark.vectors
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(position=st.floats(0, 1, exclude_max=True), bit=st.integers(0, 7))
 def test_any_flipped_bit_is_refused_through_the_table(
     gpu: tuple[bytes, bytes, bytes], position: float, bit: int

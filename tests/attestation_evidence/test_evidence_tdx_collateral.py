@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.attestation.evidence import (
     TCB_STATUSES,
     CheckLog,
@@ -864,13 +865,13 @@ def _parses_or_is_malformed(data: bytes) -> None:
             parse(data)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.binary(max_size=512))
 def test_random_bytes_are_malformed_collateral(data: bytes) -> None:
     _parses_or_is_malformed(data)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_documents_raise_only_malformed_collateral(data: st.DataObject) -> None:
     """Structure-aware: one member anywhere in a valid TCB Info / QE Identity replaced by any

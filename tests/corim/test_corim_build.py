@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ironroot.corim as corim_pkg
+from hypothesis_budget import examples
 from ironroot.corim import (
     CORIM_CONTENT_TYPE,
     ClassMap,
@@ -278,7 +279,7 @@ def test_truncations_of_a_built_corim_are_all_rejected() -> None:
             Corim.parse(data[:size])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.data())
 def test_mutated_vectors_never_raise_untyped_errors(data: st.DataObject) -> None:
     encoded = _corim().encode()
@@ -338,7 +339,7 @@ _comid = st.builds(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(_comid)
 def test_random_comids_round_trip(comid: Comid) -> None:
     data = comid.encode()

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.cose import DEFAULT_LIMITS, Limits, decode_cbor, encode_cbor
 from ironroot.errors import ConfigError, LimitExceeded, MalformedInput, PayloadTooLarge
 
@@ -89,7 +90,7 @@ def _normalise(value: object) -> object:
     return value
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(_cbor_values)
 def test_encode_decode_round_trip_and_idempotent(value: object) -> None:
     encoded = encode_cbor(value)

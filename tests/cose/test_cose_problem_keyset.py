@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ironroot.cose
+from hypothesis_budget import examples
 from ironroot.cose import Problem, decode_cbor, decode_key_set, encode_cbor, encode_key_set
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import MalformedInput, PayloadTooLarge, UnsupportedAlgorithm
@@ -75,7 +76,7 @@ def test_about_blank_is_no_type() -> None:
 _text = st.text(max_size=30)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     title=_text,
     detail=_text,

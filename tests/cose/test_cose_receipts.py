@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.cose import (
     InclusionProof,
     Limits,
@@ -188,7 +189,7 @@ def test_key_for_another_algorithm_under_the_kid(batch: Batch) -> None:
         verify_receipt(batch.receipt(0), batch.entries[0], {SERVICE.kid: SERVICE_PQ.verifier()})
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(bit=st.integers(min_value=0, max_value=96 * 8 - 1), index=st.integers(0, 6))
 def test_flipped_signature_bit(bit: int, index: int) -> None:
     b = _BATCH

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.cose import Limits, Sign1, decode_cbor, encode_cbor, sign1
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey
 from ironroot.errors import (
@@ -82,7 +83,7 @@ def test_every_flipped_protected_bit_breaks_signature(alg: Algorithm) -> None:
             tampered.verify(signer.verifier())
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     payload=st.binary(min_size=1, max_size=64),
     where=st.sampled_from(["payload", "signature"]),

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.crypto import (
     Algorithm,
     HybridSigner,
@@ -117,7 +118,7 @@ def test_ecdsa_with_lms(tmp_path: Path) -> None:
     assert lms.remaining() == 31
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10), deadline=None)
 @given(data=st.binary(max_size=256))
 def test_property_round_trip(data: bytes) -> None:
     signer = HybridSigner(_ED, _ML44)

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey
 from ironroot.errors import BadSignature, LimitExceeded, MalformedInput, UnsupportedAlgorithm
 
@@ -107,7 +108,7 @@ def test_generated_mldsa_keys_are_distinct() -> None:
     assert PrivateKey.from_jwk(a.to_jwk()).kid == a.kid
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(data=st.binary(max_size=512))
 def test_property_ed25519_and_es256(data: bytes) -> None:
     for alg in (Algorithm.ED25519, Algorithm.ES256):

@@ -13,6 +13,7 @@ from _fw_helpers import NOT_AFTER, NOT_BEFORE, NOW, Vendor, flip, lms_vendor, ml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
@@ -155,7 +156,9 @@ def test_non_zero_signature_padding_is_malformed(vendor: Vendor, bundle: bytes) 
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(data=st.data())
 def test_any_flipped_bit_is_rejected(vendor: Vendor, bundle: bytes, data: st.DataObject) -> None:

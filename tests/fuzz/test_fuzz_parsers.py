@@ -12,11 +12,12 @@ from _targets import TARGETS, Target
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.errors import IronrootError
 from ironroot_vectors import vectors_missing
 
 _SETTINGS = settings(
-    max_examples=250,
+    max_examples=examples(250),
     deadline=None,
     derandomize=True,
     database=None,
@@ -60,7 +61,7 @@ def test_mutated_inputs_raise_only_typed_errors(name: str, data: st.DataObject) 
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
-@settings(max_examples=15, deadline=None, derandomize=True, database=None)
+@settings(max_examples=examples(15), deadline=None, derandomize=True, database=None)
 @given(raw=st.binary(max_size=4096))
 def test_raw_bytes_raise_only_typed_errors(name: str, raw: bytes) -> None:
     check(TARGETS[name], raw)

@@ -11,6 +11,7 @@ from _hsm_helpers import FAST, NOW_TS, OFFICER, SECRET, USER, new_hsm, sessions
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import AuditChainBroken, BadSignature, LimitExceeded, MalformedInput
 from ironroot.hsm import (
@@ -63,7 +64,7 @@ def test_every_operation_is_audited(device: object) -> None:
     assert all(r.time == int(NOW_TS) for r in records)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(count=st.integers(min_value=2, max_value=12), data=st.data())
 def test_removed_altered_or_reordered_records_are_detected(count: int, data: st.DataObject) -> None:
     records = _chain(count)

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.crypto import Algorithm
 from ironroot.errors import (
     BadSignature,
@@ -111,7 +112,7 @@ def test_aes_gcm_layout_is_nonce_then_standard_gcm(hsm: Hsm, roles: tuple[Sessio
     assert AESGCM(raw_key).decrypt(sealed[:12], sealed[12:], b"aad") == b"plain"
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(plaintext=st.binary(max_size=512), aad=st.binary(max_size=64))
 def test_aes_gcm_round_trips(device: object, plaintext: bytes, aad: bytes) -> None:
     from _hsm_helpers import new_hsm, sessions

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.crypto import PrivateKey
 from ironroot.errors import (
     KeyNotExportable,
@@ -81,7 +82,7 @@ def test_kem_format_1024_and_rejections() -> None:
         unwrap_key_kem(recipient, wrapped[:7] + b"\x01" + wrapped[8:])
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(st.binary(min_size=1, max_size=64), st.integers(min_value=0, max_value=2000))
 def test_kem_unwrap_of_mangled_bytes_raises_typed_errors(junk: bytes, where: int) -> None:
     recipient = _KEM_RECIPIENT

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from joserfc.jwk import RSAKey
 
 import ironroot.keyrelease
+from hypothesis_budget import examples
 from ironroot.cose import decode_cbor
 from ironroot.errors import (
     KeyBindingMismatch,
@@ -264,7 +265,7 @@ def test_released_keys_that_do_not_parse(data: bytes) -> None:
         ReleasedKey.parse(data)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     kid=st.text(min_size=1, max_size=40),
     key_type=st.sampled_from(list(KeyType)),
@@ -281,7 +282,7 @@ def test_released_key_round_trips(
     assert ReleasedKey.from_json(released.to_json()) == released
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.binary(max_size=300))
 def test_fuzzed_bytes_raise_only_typed_errors(data: bytes) -> None:
     for parse in (ReleasedKey.parse, WrappingKey.parse):

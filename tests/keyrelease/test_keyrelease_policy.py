@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.errors import InvalidReleasePolicy, ReleaseDenied
 from ironroot.keyrelease import (
     AzureReleasePolicy,
@@ -199,7 +200,7 @@ def test_cel_that_is_not_boolean_is_malformed() -> None:
         policy.evaluate(CONTEXT)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.text(max_size=200))
 def test_any_text_parses_or_is_invalid(text: str) -> None:
     try:
@@ -219,7 +220,7 @@ _json_values = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(_json_values)
 def test_any_json_document_parses_or_is_invalid(document: Any) -> None:
     try:

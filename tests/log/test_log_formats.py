@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.errors import LimitExceeded, MalformedInput
 from ironroot.log import (
     Checkpoint,
@@ -48,7 +49,7 @@ def test_empty_tree_checkpoint() -> None:
     assert Checkpoint.parse(body).size == 0
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     origin=st.text(
         alphabet=st.characters(
@@ -132,7 +133,7 @@ def test_spec_index_encoding() -> None:
     assert parse_tile_path("/tile/entries/000.p/1") == TileAddress(0, 0, 1, entries=True)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     level=st.integers(min_value=0, max_value=63),
     index=st.integers(min_value=0, max_value=((1 << 63) - 1) >> 8),
@@ -239,7 +240,7 @@ def test_entry_bundle_layout() -> None:
     assert parse_entry_bundle(bundle, 3) == (b"", b"a", b"xyz")
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(st.lists(st.binary(max_size=300), min_size=1, max_size=256))
 def test_entry_bundle_round_trip(items: list[bytes]) -> None:
     assert parse_entry_bundle(encode_entry_bundle(items), len(items)) == tuple(items)

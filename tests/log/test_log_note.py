@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from log_testkit import ORIGIN, ed25519_key, mldsa_key, signer
 
+from hypothesis_budget import examples
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
@@ -320,7 +321,7 @@ def test_checkpoint_for_another_origin_is_unknown_issuer() -> None:
         open_checkpoint(text, [signer(key).verifier()], origin=ORIGIN)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     st.lists(
         st.text(

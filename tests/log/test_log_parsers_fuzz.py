@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.errors import IronrootError
 from ironroot.log import (
     Checkpoint,
@@ -49,7 +50,7 @@ _NOTEISH = st.lists(
 
 
 @pytest.mark.parametrize("parse", _BYTE_PARSERS)
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(data=st.one_of(st.binary(max_size=200), _NOTEISH))
 def test_byte_parsers_raise_only_typed_errors(
     parse: Callable[[bytes], object], data: bytes
@@ -65,7 +66,7 @@ _PATHISH = st.lists(
 
 
 @pytest.mark.parametrize("parse", _TEXT_PARSERS)
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(text=st.one_of(st.text(max_size=100), _PATHISH))
 def test_text_parsers_raise_only_typed_errors(parse: Callable[[str], object], text: str) -> None:
     with contextlib.suppress(IronrootError):

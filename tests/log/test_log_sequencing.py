@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from log_testkit import ORIGIN, LogPlace, ed25519_key, entries, fill, mldsa_key, signer
 
+from hypothesis_budget import examples
 from ironroot.errors import (
     ConfigError,
     MalformedInput,
@@ -200,7 +201,7 @@ fill(_PROOF_LOG, _PROOF_ITEMS)
 _PROOF_LOG.close()
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(st.data())
 def test_inclusion_proofs_verify_and_match_memory_tree(data: st.DataObject) -> None:
     size = data.draw(st.integers(min_value=1, max_value=700))
@@ -210,7 +211,7 @@ def test_inclusion_proofs_verify_and_match_memory_tree(data: st.DataObject) -> N
     verify_inclusion(index, size, leaf_hash(_PROOF_ITEMS[index]), proof, _PROOF_LOG.root(size))
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(st.data())
 def test_consistency_proofs_verify_and_match_memory_tree(data: st.DataObject) -> None:
     size2 = data.draw(st.integers(min_value=1, max_value=700))

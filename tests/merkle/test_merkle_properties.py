@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.errors import InvalidProof
 from ironroot.merkle import (
     EMPTY_ROOT,
@@ -29,7 +30,7 @@ from ironroot.merkle import (
 )
 
 MAX_SIZE = 300
-_SETTINGS = settings(max_examples=60, deadline=None)
+_SETTINGS = settings(max_examples=examples(60), deadline=None)
 
 
 # --- the RFC, naively ------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from tests.platform.node_world import NOW, SLOT, Release, World, make_world, rw_region
 
+from hypothesis_budget import examples
 from ironroot.errors import (
     ConfigError,
     Conflict,
@@ -272,7 +273,7 @@ _damage = st.tuples(
 
 
 @settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
@@ -469,7 +470,7 @@ def test_the_bmc_write_port_refuses_every_range_outside_rw(node: Platform) -> No
 
 
 @settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture],

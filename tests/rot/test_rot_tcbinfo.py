@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.errors import LimitExceeded, MalformedCertificate, MalformedInput
 from ironroot.rot import (
     Fwid,
@@ -135,13 +136,13 @@ _tcb = st.builds(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(_tcb)
 def test_tcb_info_round_trip(tcb: TcbInfo) -> None:
     assert parse_tcb_info(encode_tcb_info(tcb)) == tcb
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(st.lists(_tcb, min_size=1, max_size=4))
 def test_multi_tcb_info_round_trip(tcbs: list[TcbInfo]) -> None:
     assert parse_multi_tcb_info(encode_multi_tcb_info(tcbs)) == tuple(tcbs)

@@ -10,6 +10,7 @@ from _rot_helpers import snapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.errors import FuseError, StorageError
 from ironroot.rot import Device, Fuses, Lifecycle
 
@@ -184,7 +185,7 @@ _WRITES = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(_WRITES, max_size=25))
 def test_any_sequence_of_writes_only_sets_bits(writes: list[tuple[object, ...]]) -> None:
     fuses = _fresh()

@@ -12,6 +12,7 @@ from _rot_helpers import NOW, Product, new_device
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.cose import X5CHAIN, Limits, Sign1, decode_cbor, encode_cbor, sign1
 from ironroot.crypto import Algorithm
 from ironroot.errors import (
@@ -264,7 +265,7 @@ def test_quotes_follow_derive_child(booted: Device, vendor_ca: VendorCA) -> None
     assert claims.pcrs[2] != bytes(48)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(cut=st.integers(min_value=0, max_value=2000), flip=st.integers(min_value=0))
 def test_mangled_quotes_raise_typed_errors(
     quote_and_ca: tuple[bytes, VendorCA], cut: int, flip: int

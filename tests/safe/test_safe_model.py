@@ -12,6 +12,7 @@ from _safe_helpers import SHA384, SHA512, report, report_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.errors import LimitExceeded, MalformedInput, MalformedReport
 from ironroot.safe import SafeLimits, parse_report_json
 
@@ -178,14 +179,14 @@ def test_deep_nesting_is_malformed_not_a_crash() -> None:
         parse_report_json(b"[" * 100_000 + b"]" * 100_000)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_never_escape_as_untyped_errors(data: bytes) -> None:
     with contextlib.suppress(MalformedInput):
         parse_report_json(data)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(max_size=8),

@@ -16,6 +16,7 @@ from _safe_helpers import KID, SHA384, provider, report, report_bytes, store
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.cose import KID as KID_LABEL
 from ironroot.cose import CoseSign, cose_sign, encode_cbor, sign1
 from ironroot.crypto import Algorithm, PrivateKey
@@ -144,7 +145,7 @@ def test_inspect_reads_without_a_key() -> None:
         assert (seen.kid, seen.format, seen.report.device.vendor) == (KID, fmt, "ACME Inc")
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=examples(20), deadline=None)
 @given(
     vendor=st.text(min_size=1, max_size=20),
     scores=st.lists(st.integers(0, 100), max_size=4),

@@ -9,6 +9,7 @@ from _spdm_helpers import Device, make_responder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.crypto import Algorithm
 from ironroot.errors import MalformedSpdm
 from ironroot.spdm import (
@@ -34,7 +35,7 @@ from ironroot.spdm import (
 )
 
 V12, V13 = SpdmVersion.V1_2, SpdmVersion.V1_3
-_SETTINGS = settings(max_examples=60, deadline=None)
+_SETTINGS = settings(max_examples=examples(60), deadline=None)
 
 
 def _value(value_type: MeasurementValueType, raw: bool) -> st.SearchStrategy[bytes]:
@@ -164,7 +165,7 @@ _VALID: list[tuple[str, Callable[[bytes], object], bytes]] = [
 
 
 @pytest.mark.parametrize(("name", "decode", "data"), _VALID, ids=[v[0] for v in _VALID])
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_mutations_decode_canonically_or_raise_typed(
     name: str, decode: Callable[[bytes], object], data: bytes, draw: st.DataObject
@@ -189,7 +190,9 @@ def device() -> Device:
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(150),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(st.lists(st.binary(max_size=80), max_size=6))
 def test_responder_answers_anything(device: Device, requests: list[bytes]) -> None:
@@ -213,7 +216,9 @@ _REQUESTS = [
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(150),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(st.data())
 def test_negotiated_responder_answers_mutated_requests(device: Device, draw: st.DataObject) -> None:

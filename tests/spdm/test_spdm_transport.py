@@ -12,6 +12,7 @@ from _spdm_helpers import BLOCKS, Device, make_requester
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.crypto import Algorithm
 from ironroot.errors import MalformedSpdm, SpdmTransportError
 from ironroot.spdm import (
@@ -147,7 +148,7 @@ def test_other_transports_are_refused() -> None:
             encode_transport_message(kind, GET_VERSION)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(message=st.binary(min_size=1, max_size=300), kind=st.sampled_from([MCTP, DOE]))
 def test_binding_round_trip(message: bytes, kind: SocketTransportType) -> None:
     payload = encode_transport_message(kind, message)
@@ -158,7 +159,7 @@ def test_binding_round_trip(message: bytes, kind: SocketTransportType) -> None:
     assert SocketFrame.decode(SocketFrame(1, kind, payload).encode()).payload == payload
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(data=st.binary(max_size=64), kind=st.sampled_from([MCTP, DOE]))
 def test_decoders_raise_only_typed_errors(data: bytes, kind: SocketTransportType) -> None:
     for decode in (
