@@ -71,6 +71,7 @@ def test_public_surface_is_exact() -> None:
             "node_hash",
             "root",
             "root_from_inclusion_proof",
+            "root_from_nodes",
             "verify_consistency",
             "verify_inclusion",
         ]

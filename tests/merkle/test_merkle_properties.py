@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hypothesis_budget import examples
-from ironroot.errors import InvalidProof
+from ironroot.errors import InvalidProof, MalformedInput
 from ironroot.merkle import (
     EMPTY_ROOT,
     CompactRange,
@@ -25,6 +25,7 @@ from ironroot.merkle import (
     leaf_hash,
     root,
     root_from_inclusion_proof,
+    root_from_nodes,
     verify_consistency,
     verify_inclusion,
 )
@@ -266,3 +267,18 @@ def test_consistency_tampering_is_rejected(case: tuple[int, int], data: st.DataO
     if size2 < MAX_SIZE:
         with pytest.raises(InvalidProof):
             verify_consistency(size1, size2, proof, r1, tree.root_at(size2 + 1))
+
+
+@_SETTINGS
+@given(leaves=st.lists(st.binary(max_size=8), max_size=70))
+def test_root_from_nodes_is_the_root_of_every_prefix(leaves: list[bytes]) -> None:
+    tree = MemoryTree()
+    for leaf in leaves:
+        tree.append_leaf_hash(leaf_hash(leaf))
+    for size in range(len(leaves) + 1):
+        assert root_from_nodes(size, tree.node) == root([leaf_hash(x) for x in leaves[:size]])
+
+
+def test_root_from_nodes_refuses_a_negative_size() -> None:
+    with pytest.raises(MalformedInput):
+        root_from_nodes(-1, MemoryTree().node)

@@ -28,7 +28,7 @@ from ironroot.log._tiles import (
     tile_path,
 )
 from ironroot.log._verify import LogFetcher
-from ironroot.merkle import EMPTY_ROOT, consistency_proof, inclusion_proof, node_hash
+from ironroot.merkle import consistency_proof, inclusion_proof, root_from_nodes
 
 __all__ = ["TileTree"]
 
@@ -113,18 +113,7 @@ class TileTree:
         size = self._size if size is None else _check_size(size, "a tree size")
         if size > self._size:
             raise MalformedInput(f"tree size {size} is beyond {self._size}")
-        if size == 0:
-            return EMPTY_ROOT
-        parts = []
-        start = 0
-        for level in range(size.bit_length() - 1, -1, -1):
-            if size >> level & 1:
-                parts.append(self.node(level, start >> level))
-                start += 1 << level
-        acc = parts[-1]
-        for part in reversed(parts[:-1]):
-            acc = node_hash(part, acc)
-        return acc
+        return root_from_nodes(size, self.node)
 
     def compact_range(self, size: int | None = None) -> tuple[bytes, ...]:
         """The complete-subtree hashes of the prefix of ``size`` leaves, largest first (the

@@ -46,7 +46,7 @@ from ironroot.merkle import (
     CompactRange,
     consistency_proof,
     inclusion_proof,
-    node_hash,
+    root_from_nodes,
 )
 
 __all__ = ["Integrated", "LogView", "open_view"]
@@ -254,18 +254,7 @@ class LogView:
         self._check_size(size, current)
         if size == current:
             return current_root
-        if size == 0:
-            return EMPTY_ROOT
-        parts = []
-        start = 0
-        for level in range(size.bit_length() - 1, -1, -1):
-            if size >> level & 1:
-                parts.append(self._node(level, start >> level))
-                start += 1 << level
-        acc = parts[-1]
-        for part in reversed(parts[:-1]):
-            acc = node_hash(part, acc)
-        return acc
+        return root_from_nodes(size, self._node)
 
     def entry(self, index: int) -> bytes:
         """The entry at ``index``; :class:`NotFound` beyond the tree."""

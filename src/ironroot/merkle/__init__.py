@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ironroot.merkle._compact import CompactRange, Visitor
     from ironroot.merkle._hash import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash, root
     from ironroot.merkle._memory import MemoryTree
-    from ironroot.merkle._proof import NodeFn, consistency_proof, inclusion_proof
+    from ironroot.merkle._proof import NodeFn, consistency_proof, inclusion_proof, root_from_nodes
     from ironroot.merkle._verify import (
         root_from_inclusion_proof,
         verify_consistency,
@@ -35,6 +35,7 @@ __all__ = [
     "node_hash",
     "root",
     "root_from_inclusion_proof",
+    "root_from_nodes",
     "verify_consistency",
     "verify_inclusion",
 ]

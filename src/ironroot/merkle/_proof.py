@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ironroot.errors import MalformedInput
-from ironroot.merkle._hash import _sha256
+from ironroot.merkle._hash import EMPTY_ROOT, _sha256
 
-__all__ = ["NodeFn", "consistency_proof", "inclusion_proof"]
+__all__ = ["NodeFn", "consistency_proof", "inclusion_proof", "root_from_nodes"]
 
 NodeFn = Callable[[int, int], bytes]
 """``node(level, index)``: hash of the subtree over leaves [index << level, (index+1) << level)."""
@@ -51,6 +51,16 @@ def _ephemeral(level: int, index: int, size: int, node: NodeFn) -> bytes:
     for i in range(len(parts) - 2, -1, -1):
         acc = _sha256(_NODE_PREFIX + parts[i] + acc).digest()
     return acc
+
+
+def root_from_nodes(size: int, node: NodeFn) -> bytes:
+    """The root of the tree of ``size`` leaves from its stored complete subtrees: one per set
+    bit of ``size``, largest first, folded right to left (RFC 9162 §2.1.1); the empty root
+    for 0. Raises :class:`MalformedInput` on a negative or non-integer size."""
+    _check_count(size, "a tree size")
+    if size == 0:
+        return EMPTY_ROOT
+    return _ephemeral(0, 0, size, node)
 
 
 def _path(level: int, index: int, size: int, node: NodeFn, out: list[bytes]) -> None:
