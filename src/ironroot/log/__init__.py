@@ -35,12 +35,14 @@ if TYPE_CHECKING:
         NoteSignature,
         NoteSigner,
         NoteVerifier,
+        VerifierKey,
         note_key_id,
         open_checkpoint,
         open_note,
         parse_vkey,
         sign_checkpoint,
         sign_note,
+        subtree_v1_message,
     )
     from ironroot.log._open import DSN_ENV, STORE_KEYS, SchemaStatus, StoreConfig, open_store
     from ironroot.log._postgres import PostgresLogStore
@@ -141,6 +143,7 @@ __all__ = [
     "TileAddress",
     "TileTree",
     "TreeState",
+    "VerifierKey",
     "cache_control",
     "check_batch",
     "check_resource_path",
@@ -163,6 +166,7 @@ __all__ = [
     "partial_tile_width",
     "sign_checkpoint",
     "sign_note",
+    "subtree_v1_message",
     "tile_path",
     "tiles_for_size",
     "verify_log",

@@ -41,7 +41,7 @@ import re
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import ClassVar, Final, Self
 
 from ironroot.crypto import Algorithm, PublicKey, Signer, Verifier
 from ironroot.errors import (
@@ -88,15 +88,15 @@ _MAX_TIMESTAMP = (1 << 63) - 1
 _KEY_SIZES: Final = {SIGNATURE_TYPE_ED25519: _ED25519_KEY, SIGNATURE_TYPE_MLDSA44: _MLDSA44_KEY}
 
 
-def _check_name(name: object) -> str:
+def _check_name(name: object, what: str = "note key name") -> str:
     if not isinstance(name, str) or not name:
-        raise MalformedInput("a note key name must be a non-empty string")
+        raise MalformedInput(f"a {what} must be a non-empty string")
     if any(c.isspace() or c == "+" or ord(c) < 0x20 for c in name):
-        raise MalformedInput("a note key name must not contain spaces, '+' or control characters")
+        raise MalformedInput(f"a {what} must not contain spaces, '+' or control characters")
     try:
         name.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise MalformedInput("a note key name must be valid Unicode text") from exc
+        raise MalformedInput(f"a {what} must be valid Unicode text") from exc
     return name
 
 
@@ -109,29 +109,27 @@ def note_key_id(name: str, signature_type: int, public_key: bytes) -> bytes:
     return digest.digest()[:4]
 
 
-def _signature_type_for(algorithm: Algorithm) -> int:
-    if algorithm in (Algorithm.EDDSA, Algorithm.ED25519):
-        return SIGNATURE_TYPE_ED25519
-    if algorithm is Algorithm.ML_DSA_44:
-        return SIGNATURE_TYPE_MLDSA44
-    raise UnsupportedAlgorithm(f"{algorithm.label} keys cannot sign C2SP notes")
+def _check_timestamp(timestamp: object) -> int:
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+        raise MalformedInput("a cosignature timestamp must be an integer")
+    if not 0 <= timestamp <= _MAX_TIMESTAMP:
+        raise MalformedInput("a cosignature timestamp must be between 0 and 2^63 - 1")
+    return timestamp
 
 
-def _cosigned_message(name: str, timestamp: int, body: bytes) -> bytes:
-    """The tlog-cosignature ``cosigned_message`` for a whole checkpoint (start 0)."""
-    checkpoint = Checkpoint.parse(body)
-    if checkpoint.extensions:
-        raise MalformedInput("ML-DSA-44 checkpoint signatures do not cover extension lines")
-    cosigner = name.encode("utf-8")
+def subtree_v1_message(name: str, timestamp: int, checkpoint: Checkpoint) -> bytes:
+    """What an ML-DSA-44 ``subtree/v1`` (co)signature signs for a whole checkpoint (start 0,
+    end = size): the binary ``cosigned_message`` of c2sp.org/tlog-cosignature."""
+    cosigner = _check_name(name, "cosigner name").encode("utf-8")
     origin = checkpoint.origin.encode("utf-8")
     if len(cosigner) > 255 or len(origin) > 255:
-        raise LimitExceeded("ML-DSA-44 signatures need a key name and origin of 255 bytes or less")
+        raise LimitExceeded("subtree/v1 needs a cosigner name and origin of 255 bytes or less")
     return b"".join(
         (
             _SUBTREE_LABEL,
             bytes([len(cosigner)]),
             cosigner,
-            struct.pack(">Q", timestamp),
+            struct.pack(">Q", _check_timestamp(timestamp)),
             bytes([len(origin)]),
             origin,
             struct.pack(">QQ", 0, checkpoint.size),
@@ -140,17 +138,58 @@ def _cosigned_message(name: str, timestamp: int, body: bytes) -> bytes:
     )
 
 
-class NoteVerifier:
-    """Verifies note signatures of one (name, key id): an Ed25519 or ML-DSA-44 public key."""
+def _cosigned_message(name: str, timestamp: int, body: bytes) -> bytes:
+    """The ``subtree/v1`` message for a whole checkpoint body without extension lines."""
+    checkpoint = Checkpoint.parse(body)
+    if checkpoint.extensions:
+        raise MalformedInput("ML-DSA-44 checkpoint signatures do not cover extension lines")
+    return subtree_v1_message(name, timestamp, checkpoint)
+
+
+class VerifierKey:
+    """A named C2SP verifier key: name, signature type, public key and 4-byte key id
+    (``SHA-256(name || 0x0A || type || key)[:4]``), its vkey string and the parser of one.
+
+    Subclasses say which signature types they accept (``TYPES``, type → algorithm; an
+    ``EdDSA`` key counts as Ed25519), what their names are called (``NAME``) and what a
+    type is called in messages (``KIND``)."""
 
     __slots__ = ("_key", "_key_id", "_name", "_public", "_type")
 
+    TYPES: ClassVar[Mapping[int, Algorithm]]
+    NAME: ClassVar[str]
+    KIND: ClassVar[str]
+
     def __init__(self, name: str, public_key: PublicKey) -> None:
-        self._name = _check_name(name)
-        self._type = _signature_type_for(public_key.algorithm)
+        self._name = self.check_name(name)
+        self._type = self.type_for(public_key.algorithm)
         self._key = public_key
         self._public = public_key.raw_bytes()
-        self._key_id = note_key_id(name, self._type, self._public)
+        self._key_id = note_key_id(self._name, self._type, self._public)
+
+    @classmethod
+    def check_name(cls, name: object) -> str:
+        """``name`` if it can name a key of this kind; :class:`MalformedInput` otherwise."""
+        return _check_name(name, cls.NAME)
+
+    @classmethod
+    def type_for(cls, algorithm: Algorithm) -> int:
+        """The signature type of a key of ``algorithm``; :class:`UnsupportedAlgorithm` when
+        this kind of key has none."""
+        wanted = Algorithm.ED25519 if algorithm is Algorithm.EDDSA else algorithm
+        for signature_type, accepted in cls.TYPES.items():
+            if accepted is wanted:
+                return signature_type
+        raise UnsupportedAlgorithm(f"{algorithm.label} keys have no {cls.KIND}")
+
+    @classmethod
+    def from_vkey(cls, vkey: str) -> Self:
+        """Parse a verifier key string; the key id must match the name and key."""
+        name, hex_id, public = parse_vkey(vkey, cls.TYPES, cls.check_name, cls.KIND)
+        verifier = cls(name, public)
+        if verifier.key_id.hex() != hex_id:
+            raise MalformedInput("the verifier key id does not match its name and key")
+        return verifier
 
     @property
     def name(self) -> str:
@@ -175,22 +214,32 @@ class NoteVerifier:
         material = base64.b64encode(bytes([self._type]) + self._public).decode("ascii")
         return f"{self._name}+{self._key_id.hex()}+{material}"
 
-    @classmethod
-    def from_vkey(cls, vkey: str) -> NoteVerifier:
-        """Parse a verifier key string; the key id must match the name and key."""
-        name, hex_id, public = parse_vkey(
-            vkey,
-            {
-                SIGNATURE_TYPE_ED25519: Algorithm.ED25519,
-                SIGNATURE_TYPE_MLDSA44: Algorithm.ML_DSA_44,
-            },
-            _check_name,
-            "note signature type",
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, type(self)) and type(other) is type(self) and other.vkey == self.vkey
         )
-        verifier = cls(name, public)
-        if verifier.key_id.hex() != hex_id:
-            raise MalformedInput("the verifier key id does not match its name and key")
-        return verifier
+
+    def __hash__(self) -> int:
+        return hash((self._name, self._key_id))
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self._name!r}, key_id={self._key_id.hex()}, "
+            f"type=0x{self._type:02x})"
+        )
+
+
+class NoteVerifier(VerifierKey):
+    """Verifies note signatures of one (name, key id): an Ed25519 or ML-DSA-44 public key."""
+
+    __slots__ = ()
+
+    TYPES: ClassVar[Mapping[int, Algorithm]] = {
+        SIGNATURE_TYPE_ED25519: Algorithm.ED25519,
+        SIGNATURE_TYPE_MLDSA44: Algorithm.ML_DSA_44,
+    }
+    NAME: ClassVar[str] = "note key name"
+    KIND: ClassVar[str] = "note signature type"
 
     def verify(self, body: bytes, signature: bytes) -> None:
         """Check ``signature`` (without the key id) over the note text ``body``.
@@ -215,15 +264,6 @@ class NoteVerifier:
             ) from exc
         self._key.verify(signature[8:], message)
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, NoteVerifier) and other.vkey == self.vkey
-
-    def __hash__(self) -> int:
-        return hash((self._name, self._key_id))
-
-    def __repr__(self) -> str:
-        return f"NoteVerifier({self._name!r}, key_id={self._key_id.hex()}, type=0x{self._type:02x})"
-
 
 class NoteSigner:
     """Signs notes as (name, key): wraps an :mod:`ironroot.crypto` Ed25519 or ML-DSA-44 signer.
@@ -240,7 +280,7 @@ class NoteSigner:
             if not isinstance(candidate, PublicKey):
                 raise UnsupportedAlgorithm("pass public_key for a signer without a PublicKey")
             public_key = candidate
-        if _signature_type_for(signer.algorithm) != _signature_type_for(public_key.algorithm):
+        if NoteVerifier.type_for(signer.algorithm) != NoteVerifier.type_for(public_key.algorithm):
             raise UnsupportedAlgorithm("the public key does not match the signer's algorithm")
         if public_key.kid != signer.kid:
             raise MalformedInput("the public key is not the signer's key")

@@ -41,7 +41,7 @@ from ironroot._fileio import warn_if_exposed, write_atomic
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError, IronrootError
 from ironroot.http import ServerLimits
-from ironroot.witness._cosignature import Cosigner, _check_name
+from ironroot.witness._cosignature import CosignatureVerifier, Cosigner
 from ironroot.witness._protocol import MAX_REQUEST_BYTES
 from ironroot.witness._witness import WitnessedLog
 
@@ -156,7 +156,7 @@ def load_witness_config(data_dir: Path) -> WitnessConfig:
         raise ConfigError(f"unknown key witness.{sorted(extra)[0]} in {path}")
     name = _get(table, "name", str, None, "witness")
     try:
-        _check_name(name)
+        CosignatureVerifier.check_name(name)
     except IronrootError as exc:
         raise ConfigError(f"witness.name: {exc.detail}") from exc
     algorithms = _get(table, "algorithms", list, ["Ed25519"], "witness")

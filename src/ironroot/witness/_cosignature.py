@@ -30,19 +30,16 @@ and verifying goes through :mod:`ironroot.crypto`.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import ClassVar, Final
 
 from ironroot.crypto import Algorithm, PublicKey, Signer, Verifier
 from ironroot.errors import (
     BadSignature,
     ConfigError,
     InsufficientCosignatures,
-    LimitExceeded,
     MalformedInput,
     UnsupportedAlgorithm,
 )
@@ -51,8 +48,9 @@ from ironroot.log import (
     Note,
     NoteSignature,
     NoteVerifier,
+    VerifierKey,
     open_checkpoint,
-    parse_vkey,
+    subtree_v1_message,
 )
 
 __all__ = [
@@ -77,16 +75,7 @@ MAX_TIMESTAMP: Final = (1 << 63) - 1
 FUTURE_SKEW: Final = 600
 """Seconds a cosignature's timestamp may be ahead of the verifier's clock and still count."""
 
-_SUBTREE_LABEL: Final = b"subtree/v1\n\x00"
 _SIG_SIZES: Final = {COSIGNATURE_TYPE_ED25519: 64, COSIGNATURE_TYPE_MLDSA44: 2420}
-
-
-def _check_name(name: object) -> str:
-    if not isinstance(name, str) or not name:
-        raise MalformedInput("a cosigner name must be a non-empty string")
-    if any(c.isspace() or c == "+" or ord(c) < 0x20 for c in name):
-        raise MalformedInput("a cosigner name must not contain spaces, '+' or control characters")
-    return name
 
 
 def _check_timestamp(timestamp: object) -> int:
@@ -101,39 +90,6 @@ def cosignature_v1_message(body: bytes, timestamp: int) -> bytes:
     """What an Ed25519 ``cosignature/v1`` signs: header, time line and the checkpoint body."""
     Checkpoint.parse(body)  # a cosignature is over a checkpoint, nothing else
     return b"cosignature/v1\ntime %d\n" % _check_timestamp(timestamp) + body
-
-
-def subtree_v1_message(name: str, timestamp: int, checkpoint: Checkpoint) -> bytes:
-    """What an ML-DSA-44 cosignature signs for a whole checkpoint (start 0, end = size)."""
-    cosigner = _check_name(name).encode("utf-8")
-    origin = checkpoint.origin.encode("utf-8")
-    if len(cosigner) > 255 or len(origin) > 255:
-        raise LimitExceeded("subtree/v1 needs a cosigner name and origin of 255 bytes or less")
-    return b"".join(
-        (
-            _SUBTREE_LABEL,
-            bytes([len(cosigner)]),
-            cosigner,
-            struct.pack(">Q", _check_timestamp(timestamp)),
-            bytes([len(origin)]),
-            origin,
-            struct.pack(">QQ", 0, checkpoint.size),
-            checkpoint.root,
-        )
-    )
-
-
-def _cosignature_type(algorithm: Algorithm) -> int:
-    if algorithm in (Algorithm.EDDSA, Algorithm.ED25519):
-        return COSIGNATURE_TYPE_ED25519
-    if algorithm is Algorithm.ML_DSA_44:
-        return COSIGNATURE_TYPE_MLDSA44
-    raise UnsupportedAlgorithm(f"{algorithm.label} keys cannot make C2SP cosignatures")
-
-
-def _key_id(name: str, signature_type: int, public: bytes) -> bytes:
-    material = name.encode("utf-8") + b"\n" + bytes([signature_type]) + public
-    return hashlib.sha256(material).digest()[:4]
 
 
 def _message(name: str, signature_type: int, body: bytes, timestamp: int) -> bytes:
@@ -151,56 +107,17 @@ class Cosignature:
     timestamp: int
 
 
-class CosignatureVerifier:
+class CosignatureVerifier(VerifierKey):
     """Verifies the cosignatures of one witness key (Ed25519 ``0x04`` or ML-DSA-44 ``0x06``)."""
 
-    __slots__ = ("_key", "_key_id", "_name", "_public", "_type")
+    __slots__ = ()
 
-    def __init__(self, name: str, public_key: PublicKey) -> None:
-        self._name = _check_name(name)
-        self._type = _cosignature_type(public_key.algorithm)
-        self._key = public_key
-        self._public = public_key.raw_bytes()
-        self._key_id = _key_id(self._name, self._type, self._public)
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def key_id(self) -> bytes:
-        return self._key_id
-
-    @property
-    def signature_type(self) -> int:
-        return self._type
-
-    @property
-    def public_key(self) -> PublicKey:
-        return self._key
-
-    @property
-    def vkey(self) -> str:
-        """The verifier key ``<name>+<hex key id>+<base64(type || public key)>``."""
-        material = base64.b64encode(bytes([self._type]) + self._public).decode("ascii")
-        return f"{self._name}+{self._key_id.hex()}+{material}"
-
-    @classmethod
-    def from_vkey(cls, vkey: str) -> CosignatureVerifier:
-        """Parse a cosigner's verifier key (type ``0x04`` or ``0x06``); the id must match."""
-        name, hex_id, public = parse_vkey(
-            vkey,
-            {
-                COSIGNATURE_TYPE_ED25519: Algorithm.ED25519,
-                COSIGNATURE_TYPE_MLDSA44: Algorithm.ML_DSA_44,
-            },
-            _check_name,
-            "cosignature type",
-        )
-        verifier = cls(name, public)
-        if verifier.key_id.hex() != hex_id:
-            raise MalformedInput("the verifier key id does not match its name and key")
-        return verifier
+    TYPES: ClassVar[Mapping[int, Algorithm]] = {
+        COSIGNATURE_TYPE_ED25519: Algorithm.ED25519,
+        COSIGNATURE_TYPE_MLDSA44: Algorithm.ML_DSA_44,
+    }
+    NAME: ClassVar[str] = "cosigner name"
+    KIND: ClassVar[str] = "cosignature type"
 
     def matches(self, signature: NoteSignature) -> bool:
         """Whether a signature line names this key (same name and key id)."""
@@ -225,18 +142,6 @@ class CosignatureVerifier:
         self._key.verify(signature[8:], message)
         return int(timestamp)
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, CosignatureVerifier) and other.vkey == self.vkey
-
-    def __hash__(self) -> int:
-        return hash((self._name, self._key_id))
-
-    def __repr__(self) -> str:
-        return (
-            f"CosignatureVerifier({self._name!r}, key_id={self._key_id.hex()}, "
-            f"type=0x{self._type:02x})"
-        )
-
 
 class Cosigner:
     """Cosigns checkpoints as (name, key): an Ed25519 or ML-DSA-44 :class:`Signer`.
@@ -253,7 +158,8 @@ class Cosigner:
             if not isinstance(candidate, PublicKey):
                 raise UnsupportedAlgorithm("pass public_key for a signer without a PublicKey")
             public_key = candidate
-        if _cosignature_type(signer.algorithm) != _cosignature_type(public_key.algorithm):
+        expected = CosignatureVerifier.type_for(public_key.algorithm)
+        if CosignatureVerifier.type_for(signer.algorithm) != expected:
             raise UnsupportedAlgorithm("the public key does not match the signer's algorithm")
         if public_key.kid != signer.kid:
             raise MalformedInput("the public key is not the signer's key")
