@@ -18,6 +18,7 @@ LAYERS = [
     "errors",
     "_lazy",
     "_fileio",
+    "_statedb",
     "crypto",
     "merkle",
     "cose",

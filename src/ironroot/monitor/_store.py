@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from ironroot._statedb import open_state_db
 from ironroot.errors import StorageError
 
 __all__ = ["LogState", "MonitorStore"]
@@ -73,31 +74,7 @@ class MonitorStore:
         """``create=False`` opens only an existing monitor database (for reading state)."""
         self._path = str(path)
         self._lock = threading.Lock()
-        if not create and not Path(path).is_file():
-            raise StorageError(f"no monitor state at {self._path}")
-        try:
-            self._db = sqlite3.connect(
-                self._path, isolation_level=None, check_same_thread=False, timeout=30.0
-            )
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the monitor database {self._path}: {exc}") from exc
-        try:
-            if not create:
-                self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            if row is None:
-                self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
-            elif row[0] != _SCHEMA_VERSION:
-                raise StorageError(f"{self._path} has monitor schema {row[0]!r}, not 1")
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise StorageError(f"{self._path} is not a monitor database: {exc}") from exc
-        except StorageError:
-            self._db.close()
-            raise
+        self._db = open_state_db(path, "monitor", _SCHEMA, _SCHEMA_VERSION, create=create)
 
     def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         try:

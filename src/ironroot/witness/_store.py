@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
 
+from ironroot._statedb import open_state_db
 from ironroot.errors import OldSizeMismatch, StorageError
 
 __all__ = [
@@ -158,27 +159,7 @@ class SqliteWitnessStore:
     def __init__(self, path: Path) -> None:
         self._path = Path(path)
         self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(
-                self._path, isolation_level=None, check_same_thread=False, timeout=30.0
-            )
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the witness database {self._path}: {exc}") from exc
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            if row is None:
-                self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
-            elif row[0] != _SCHEMA_VERSION:
-                raise StorageError(f"{self._path} has witness schema {row[0]!r}, not 1")
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise StorageError(f"{self._path} is not a witness database: {exc}") from exc
-        except StorageError:
-            self._db.close()
-            raise
+        self._db = open_state_db(path, "witness", _SCHEMA, _SCHEMA_VERSION)
 
     @staticmethod
     def _row(row: tuple[object, ...]) -> StoredCheckpoint:

@@ -1,0 +1,50 @@
+"""A service's small SQLite state file (the monitor's, the witness's): opened once, WAL with
+``synchronous=FULL`` (a commit is durable when it returns), its schema created if missing,
+and its schema version checked against ``meta('schema')``. Every ``sqlite3.Error`` while
+opening becomes :class:`~ironroot.errors.StorageError` naming the file's role; a file that is
+not such a database, or holds another schema version, is refused and closed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from ironroot.errors import StorageError
+
+__all__ = ["open_state_db"]
+
+
+def open_state_db(
+    path: Path | str, what: str, schema: str, version: str, *, create: bool = True
+) -> sqlite3.Connection:
+    """The connection to the ``what`` database at ``path`` (``:memory:`` for a throwaway
+    one), in autocommit mode and shareable across threads (the caller serialises access).
+
+    ``schema`` creates the tables when missing and must include ``meta(key, value)``;
+    ``create=False`` opens only an existing database of this kind (for reading state)."""
+    where = str(path)
+    if not create and not Path(where).is_file():
+        raise StorageError(f"no {what} state at {where}")
+    try:
+        db = sqlite3.connect(where, isolation_level=None, check_same_thread=False, timeout=30.0)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open the {what} database {where}: {exc}") from exc
+    try:
+        if not create:
+            db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(schema)
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None:
+            db.execute("INSERT INTO meta VALUES ('schema', ?)", (version,))
+        elif row[0] != version:
+            raise StorageError(f"{where} has {what} schema {row[0]!r}, not {version}")
+    except sqlite3.Error as exc:
+        db.close()
+        raise StorageError(f"{where} is not a {what} database: {exc}") from exc
+    except StorageError:
+        db.close()
+        raise
+    return db
