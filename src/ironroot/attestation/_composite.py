@@ -1,7 +1,9 @@
 """One attestation for a confidential VM and its GPUs: the composite rule and its appraisal.
 
-**The nonce rule.** The relying party's challenge nonce ``N`` (from ``/attestation/challenge``)
-is given to the CVM. For a VM with ``n`` GPUs, GPU ``i`` (0-based, in the order the composite
+**The nonce rule** (defined once, in :mod:`ironroot.ear._composite`, which the HSM's key
+release shares; re-exported here). The relying party's challenge nonce ``N`` (from
+``/attestation/challenge``, or for a key release the key service's nonce ‖ SHA-256 of the
+wrapping key: ``docs/keyrelease.md``) is given to the CVM. For a VM with ``n`` GPUs, GPU ``i`` (0-based, in the order the composite
 lists them) is asked for the nonce
 
     gpu_nonce(N, i) = SHA-256("ironroot/gpu-nonce/v1" ‖ N ‖ u32be(i))
@@ -15,7 +17,10 @@ zero-padded; RoT quote: exact), the composite nonce
 so the CVM's signed report commits to the challenge and to how many GPUs it brings, and each
 GPU's signed SPDM report commits to the challenge and its place. A GPU report made for another
 VM's session (another challenge) or another place answers another nonce: ``StaleNonce``; a
-composite that drops or adds a GPU answers another CVM nonce: the CVM's ``StaleNonce``.
+composite that drops or adds a GPU answers another CVM nonce: the CVM's ``StaleNonce``. A
+GPU whose report verified but answers another nonce keeps, in its submodule's evidence,
+``format`` and the ``report_data`` (the nonce) it did sign, so a relying party can say which
+session it came from (the HSM's key release refuses it with ``StaleNonce``).
 
 **The appraisal** (:func:`appraise_composite`) is one EAR with one submodule per device:
 ``cvm`` (the CVM's evidence appraised as :func:`appraise_evidence` does) and ``gpu0``, ``gpu1``
@@ -37,7 +42,6 @@ are checked every time.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -66,13 +70,24 @@ from ironroot.attestation.evidence import (
     TdxCollateral,
     verify_nvidia_gpu,
 )
-from ironroot.ear import AR4SI, Appraisal, AttestationResult, VerifierId
+from ironroot.ear import (
+    AR4SI,
+    COMPOSITE_NONCE_CONTEXT,
+    GPU_NONCE_CONTEXT,
+    MAX_GPUS,
+    Appraisal,
+    AttestationResult,
+    VerifierId,
+    composite_nonce,
+    gpu_nonce,
+)
 from ironroot.errors import (
     IronrootError,
     MalformedEvidence,
     MalformedInput,
     MeasurementMismatch,
     NotFound,
+    StaleNonce,
 )
 from ironroot.rim import LoggedRims
 
@@ -86,33 +101,6 @@ __all__ = [
     "composite_nonce",
     "gpu_nonce",
 ]
-
-GPU_NONCE_CONTEXT: Final = b"ironroot/gpu-nonce/v1"
-COMPOSITE_NONCE_CONTEXT: Final = b"ironroot/composite/v1"
-MAX_GPUS: Final = 64
-"""The most GPUs one composite may carry."""
-
-
-def _checked(challenge: bytes, count: int) -> None:
-    if not isinstance(challenge, bytes) or not challenge:
-        raise MalformedInput("a composite needs the challenge nonce")
-    if not 0 <= count <= MAX_GPUS:
-        raise MalformedInput(f"a composite carries 0 to {MAX_GPUS} GPUs, not {count}")
-
-
-def gpu_nonce(challenge: bytes, index: int) -> bytes:
-    """The nonce GPU ``index`` of a composite answers (module docs)."""
-    _checked(challenge, index)
-    return hashlib.sha256(GPU_NONCE_CONTEXT + challenge + index.to_bytes(4, "big")).digest()
-
-
-def composite_nonce(challenge: bytes, gpu_count: int) -> bytes:
-    """The nonce the CVM's evidence answers for a composite of ``gpu_count`` GPUs."""
-    _checked(challenge, gpu_count)
-    digest = hashlib.sha256(COMPOSITE_NONCE_CONTEXT + challenge + gpu_count.to_bytes(4, "big"))
-    for index in range(gpu_count):
-        digest.update(gpu_nonce(challenge, index))
-    return digest.digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +195,7 @@ def _appraise_gpu(
     rim_cache: GpuRimCache | None,
 ) -> Appraisal:
     expected = gpu_nonce(challenge, index)
+    claims = None
     try:
         claims = verify_nvidia_gpu(
             gpu.report,
@@ -224,6 +213,13 @@ def _appraise_gpu(
             exc, format=NVIDIA_GPU_FORMAT, policy=policy, nonce=expected, now=now
         )
         (appraisal,) = failed.submods.values()
+        if isinstance(exc, StaleNonce) and claims is not None:  # signed, for another nonce
+            return Appraisal.from_vector(
+                appraisal.trust_vector,
+                policy_id=appraisal.policy_id,
+                reasons=appraisal.reasons,
+                evidence={"format": NVIDIA_GPU_FORMAT, "report_data": claims.report_data.hex()},
+            )
         return appraisal
     base = appraise(claims, endorsements, policy, nonce=expected, now=now)
     (appraisal,) = base.submods.values()
@@ -273,7 +269,7 @@ def appraise_composite(
     ``nonce`` (module docs): one EAR, submodules ``cvm``, ``gpu0``… . ``gpu_root`` replaces
     the built-in NVIDIA Device Identity CA (tests and private CAs); ``checks`` records the
     CVM evidence's checks; ``rim_cache`` remembers RIM verdicts (:class:`GpuRimCache`)."""
-    _checked(nonce, len(gpus))
+    cvm_nonce = composite_nonce(nonce, len(gpus))  # checks the challenge and the count
     if now.tzinfo is None:
         raise MalformedInput("now must be timezone-aware")
     cvm_result = appraise_evidence(
@@ -281,7 +277,7 @@ def appraise_composite(
         endorsements,
         policy,
         format=format,
-        nonce=composite_nonce(nonce, len(gpus)),
+        nonce=cvm_nonce,
         now=now,
         certificates=certificates,
         crls=crls,
