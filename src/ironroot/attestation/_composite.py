@@ -3,8 +3,8 @@
 **The nonce rule** (defined once, in :mod:`ironroot.ear._composite`, which the HSM's key
 release shares; re-exported here). The relying party's challenge nonce ``N`` (from
 ``/attestation/challenge``, or for a key release the key service's nonce ‖ SHA-256 of the
-wrapping key: ``docs/keyrelease.md``) is given to the CVM. For a VM with ``n`` GPUs, GPU ``i`` (0-based, in the order the composite
-lists them) is asked for the nonce
+wrapping key: ``docs/keyrelease.md``) is given to the CVM. For a VM with ``n`` GPUs, GPU
+``i`` (0-based, in the order the composite lists them) is asked for the nonce
 
     gpu_nonce(N, i) = SHA-256("ironroot/gpu-nonce/v1" ‖ N ‖ u32be(i))
 
