@@ -109,6 +109,21 @@ def test_gpu_report_of_another_vm_session_is_stale(
     assert dict(gpu0.trust_vector) == {"instance-identity": AR4SI.UNTRUSTWORTHY_INSTANCE}
     assert gpu0.reasons[0].startswith("evidence: nonce-mismatch:")
     assert result.status is TrustTier.CONTRAINDICATED
+    # The nonce the GPU did sign is kept: a relying party can tell which session it answers.
+    assert gpu0.evidence == {"format": "nvidia-gpu", "report_data": gpu_nonce(other, 0).hex()}
+
+
+def test_a_gpu_that_does_not_verify_keeps_no_report_data(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld
+) -> None:
+    nonce = os.urandom(32)
+    report = gpus.gpu().report(gpu_nonce(nonce, 0))
+    flipped = bytearray(report.report)
+    flipped[-1] ^= 0x01  # the signature
+    bad = GpuReport(bytes(flipped), report.certificates)
+    result = _appraise(cvm.quote(composite_nonce(nonce, 1)), [bad], endorsements, nonce, gpus)
+    assert result.submods["gpu0"].evidence is None
+    assert result.status is TrustTier.CONTRAINDICATED
 
 
 def test_gpu_in_another_place_is_stale(
