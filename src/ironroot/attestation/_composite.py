@@ -33,10 +33,14 @@ runtime); a measurement no RIM allows (``measurement-mismatch``) or conflicting 
 RIM's error line is one of the submodule's reasons. Evidence that does not verify gets the
 vector of :data:`VERIFICATION_FAILURES` in its own submodule; the others are still appraised.
 
-**Cache.** :class:`GpuRimCache` remembers RIM verdicts by the logged RIM set (the same
-object) and the report's measurement blocks and opaque data: a GPU repeats them until its
-firmware changes, and the verdict depends on nothing else. Signatures, chains and nonces
-are checked every time.
+**Cache.** :class:`GpuRimCache` remembers each GPU's appraisal apart from its nonce: the
+trust vector, reasons and evidence claims that the policy and the RIM appraisal gave, keyed
+by the endorsements and the policy (the same objects, held) and the verified report's
+content (measurement blocks, opaque data, signer and root). A GPU repeats them until its
+firmware changes, and once its signature, chain and nonce are checked (every time) the
+appraisal depends on nothing else — unless the policy reads what differs between reports (a
+rule or reason naming ``report_data``, ``responder_nonce`` or ``signature``): such a policy
+is appraised afresh every time.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -89,7 +93,6 @@ from ironroot.errors import (
     NotFound,
     StaleNonce,
 )
-from ironroot.rim import LoggedRims
 
 __all__ = [
     "COMPOSITE_NONCE_CONTEXT",
@@ -121,6 +124,7 @@ _RIM_FAILURES: Final[tuple[tuple[type[IronrootError], int], ...]] = (
 
 
 _Verdict = tuple[int, str, dict[str, str]]
+_Cached = tuple[Endorsements, AppraisalPolicy, Appraisal]
 _WITH_ROOT: OrderedDict[tuple[int, bytes], tuple[Endorsements, Endorsements]] = OrderedDict()
 _WITH_ROOT_LOCK: Final = threading.Lock()
 
@@ -143,32 +147,67 @@ def _with_root(endorsements: Endorsements, root: x509.Certificate) -> Endorsemen
 
 
 class GpuRimCache:
-    """RIM verdicts of GPU reports (module docs), least recently used first out; safe to
-    share between threads."""
+    """GPU appraisals apart from their nonce (module docs), least recently used first out;
+    safe to share between threads."""
 
     __slots__ = ("_entries", "_lock", "max_entries")
 
     def __init__(self, max_entries: int = 1024) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[int, Any], tuple[LoggedRims, _Verdict]] = OrderedDict()
+        self._entries: OrderedDict[tuple[int, int, Any], _Cached] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, rims: LoggedRims, key: Any) -> _Verdict | None:
+    def get(
+        self, endorsements: Endorsements, policy: AppraisalPolicy, key: Any
+    ) -> Appraisal | None:
         with self._lock:
-            found = self._entries.get((id(rims), key))
-            if found is None or found[0] is not rims:  # held, so its id is not reused
+            slot = (id(endorsements), id(policy), key)
+            found = self._entries.get(slot)
+            # held, so their ids are not reused while the entry lives
+            if found is None or found[0] is not endorsements or found[1] is not policy:
                 return None
-            self._entries.move_to_end((id(rims), key))
-            return found[1]
+            self._entries.move_to_end(slot)
+            return found[2]
 
-    def put(self, rims: LoggedRims, key: Any, verdict: _Verdict) -> None:
+    def put(
+        self, endorsements: Endorsements, policy: AppraisalPolicy, key: Any, appraisal: Appraisal
+    ) -> None:
         with self._lock:
-            self._entries[(id(rims), key)] = (rims, verdict)
+            self._entries[(id(endorsements), id(policy), key)] = (endorsements, policy, appraisal)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+_PER_REPORT: Final = ("report_data", "responder_nonce", "signature")
+_CACHEABLE: dict[int, tuple[AppraisalPolicy, bool]] = {}
+
+
+def _cacheable(policy: AppraisalPolicy) -> bool:
+    """Whether ``policy``'s verdict on a verified GPU report cannot depend on what differs
+    between two reports of the same firmware (module docs)."""
+    found = _CACHEABLE.get(id(policy))
+    if found is not None and found[0] is policy:
+        return found[1]
+    texts = [text for rule in policy.rules for text in (rule.expression, rule.reason)]
+    verdict = not any(word in text for text in texts for word in _PER_REPORT)
+    if len(_CACHEABLE) > 64:
+        _CACHEABLE.clear()
+    _CACHEABLE[id(policy)] = (policy, verdict)
+    return verdict
+
+
+def _fresh(evidence: Mapping[str, Any], report_data: bytes) -> dict[str, Any]:
+    """A cached appraisal's evidence for one report: containers copied, its nonce set."""
+    out = {
+        name: dict(value) if isinstance(value, Mapping) else list(value)
+        if isinstance(value, list) else value
+        for name, value in evidence.items()
+    }  # fmt: skip
+    out["report_data"] = report_data.hex()
+    return out
 
 
 def _rim_claim(evidence: GpuEvidence, endorsements: Endorsements) -> _Verdict:
@@ -221,27 +260,35 @@ def _appraise_gpu(
                 evidence={"format": NVIDIA_GPU_FORMAT, "report_data": claims.report_data.hex()},
             )
         return appraisal
+    key = None
+    if rim_cache is not None and _cacheable(policy):
+        key = (
+            claims.raw.get("opaque_data"),
+            claims.signer,
+            tuple(claims.identity.items()),
+            tuple(claims.measurements.items()),
+        )
+        cached = rim_cache.get(endorsements, policy, key)
+        if cached is not None:
+            return dataclasses.replace(
+                cached, evidence=_fresh(cached.evidence or {}, claims.report_data)
+            )
     base = appraise(claims, endorsements, policy, nonce=expected, now=now)
     (appraisal,) = base.submods.values()
-    verdict = None
-    key = (claims.raw.get("opaque_data"), tuple(claims.measurements.items()))
-    if rim_cache is not None:
-        verdict = rim_cache.get(endorsements.rims, key)
-    if verdict is None:
-        verdict = _rim_claim(GpuEvidence.from_claims(claims), endorsements)
-        if rim_cache is not None:
-            rim_cache.put(endorsements.rims, key, verdict)
-    code, reason, ids = verdict
+    code, reason, ids = _rim_claim(GpuEvidence.from_claims(claims), endorsements)
     vector = dict(appraisal.trust_vector)
     vector["executables"] = code
     evidence = dict(appraisal.evidence or {})
     evidence["rims"] = ids
-    return Appraisal.from_vector(
+    result = Appraisal.from_vector(
         vector,
         policy_id=appraisal.policy_id,
         reasons=[*appraisal.reasons, *([reason] if reason else [])],
         evidence=evidence,
     )
+    if key is not None and rim_cache is not None:
+        rim_cache.put(endorsements, policy, key, result)
+    return result
 
 
 def appraise_composite(
@@ -268,7 +315,8 @@ def appraise_composite(
     """Appraise a CVM's evidence ``cvm`` (of ``format``) and its ``gpus`` under the challenge
     ``nonce`` (module docs): one EAR, submodules ``cvm``, ``gpu0``… . ``gpu_root`` replaces
     the built-in NVIDIA Device Identity CA (tests and private CAs); ``checks`` records the
-    CVM evidence's checks; ``rim_cache`` remembers RIM verdicts (:class:`GpuRimCache`)."""
+    CVM evidence's checks; ``rim_cache`` remembers GPU appraisals apart from their nonces
+    (:class:`GpuRimCache`)."""
     cvm_nonce = composite_nonce(nonce, len(gpus))  # checks the challenge and the count
     if now.tzinfo is None:
         raise MalformedInput("now must be timezone-aware")
