@@ -181,6 +181,12 @@ def test_a_gpu_that_did_not_verify_is_refused_as_not_affirming(
     refused(harness, weights, ear, nonce, ReleaseDenied, "not-affirming")
 
 
+def test_an_affirming_gpu_without_report_data_is_refused(harness: Harness, weights: str) -> None:
+    nonce = harness.nonce()
+    ear = composite_ear(harness, nonce, gpu_report_data={1: None})  # affirming, no nonce shown
+    refused(harness, weights, ear, nonce, StaleNonce, "nonce-mismatch")
+
+
 def test_a_cvm_that_does_not_commit_to_its_gpus_is_refused(harness: Harness, weights: str) -> None:
     nonce = harness.nonce()
     dropped = composite_nonce(harness.tee.report_data(nonce), 1)  # signed for one GPU

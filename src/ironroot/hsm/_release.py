@@ -12,8 +12,9 @@ in this order:
    another key), and the EAR's ``eat_nonce``, when present, is that same report data; or,
    for a composite EAR (submodules exactly ``cvm``, ``gpu0`` … ``gpu{n-1}``), the CVM and its
    GPUs answer the composite rule under that challenge (``ironroot.hsm._binding``,
-   :func:`~ironroot.hsm.check_composite_binding`), and the ``cvm`` submodule's claims are
-   the ones the policy sees;
+   :func:`~ironroot.hsm.check_composite_binding`; a GPU submodule without report data
+   must not be affirming or warning), and the ``cvm`` submodule's claims are the ones the
+   policy sees;
 3. the EAR's status (the worst of its submodules) is ``affirming``, or ``warning`` where the
    key's attributes allow it (``ReleaseDenied`` code ``not-affirming``).
 
@@ -142,6 +143,14 @@ def _composite_binding(
 ) -> tuple[str, bytes]:
     cvm = _report_data(result.submods["cvm"].evidence)
     gpus = [_report_data(result.submods[f"gpu{i}"].evidence) for i in range(count)]
+    for index, data in enumerate(gpus):
+        # A GPU without report data is one whose evidence did not verify: never trusted.
+        if data is None and result.submods[f"gpu{index}"].status in RELEASE_STATUSES:
+            raise StaleNonce(
+                f"gpu{index} is {result.submods[f'gpu{index}'].status.value} but shows no "
+                "report data: nothing binds it to this release",
+                code="nonce-mismatch",
+            )
     check_composite_binding(result.nonce, cvm, gpus, nonce=nonce, key=wrapping_key)
     assert cvm is not None  # checked above
     return "cvm", cvm
