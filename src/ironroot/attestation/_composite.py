@@ -201,11 +201,13 @@ def _cacheable(policy: AppraisalPolicy) -> bool:
 
 def _fresh(evidence: Mapping[str, Any], report_data: bytes) -> dict[str, Any]:
     """A cached appraisal's evidence for one report: containers copied, its nonce set."""
-    out = {
-        name: dict(value) if isinstance(value, Mapping) else list(value)
-        if isinstance(value, list) else value
-        for name, value in evidence.items()
-    }  # fmt: skip
+    out: dict[str, Any] = {}
+    for name, value in evidence.items():
+        if isinstance(value, Mapping):
+            value = dict(value)
+        elif isinstance(value, list):
+            value = list(value)
+        out[name] = value
     out["report_data"] = report_data.hex()
     return out
 
