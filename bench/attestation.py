@@ -29,10 +29,11 @@ What it measures, on this machine, in this run:
    SPDM 1.1 reports of 64 SHA-384 blocks, every block allowed by a driver and a VBIOS RIM),
    in CPU time, as a ratio to the raw signature cost: the CVM's quote signatures and the 8
    GPU report signatures. Cached (``EvidenceCaches()`` and a ``GpuRimCache``: chains,
-   decoded report bodies and RIM verdicts; every signature and nonce is still checked), the
-   target is ``≥ 0.7``: the run
-   exits 1 below it. The RIMs are given as the log would give them (their receipts and XML
-   signatures are checked when endorsements load, not per appraisal).
+   decoded report bodies and each GPU's appraisal apart from its nonce — policy and RIM
+   verdicts; every signature, chain validity and nonce is still checked), the target is
+   ``≥ 0.7``: the run exits 1 below it. The load average is printed with the figures. The
+   RIMs are given as the log would give them (their receipts and XML signatures are checked
+   when endorsements load, not per appraisal).
 """
 
 from __future__ import annotations
@@ -472,9 +473,16 @@ def _composite(
     ratio = best["sig"] / best["cached"]
     print(
         f"ratio signatures / composite appraisal, cached:         {ratio:5.2f}  "
-        f"(target >= {COMPOSITE_TARGET:.2f})"
+        f"(target >= {COMPOSITE_TARGET:.2f}; load average {_load()})"
     )
     return ratio >= COMPOSITE_TARGET
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 if __name__ == "__main__":

@@ -109,6 +109,21 @@ def test_gpu_report_of_another_vm_session_is_stale(
     assert dict(gpu0.trust_vector) == {"instance-identity": AR4SI.UNTRUSTWORTHY_INSTANCE}
     assert gpu0.reasons[0].startswith("evidence: nonce-mismatch:")
     assert result.status is TrustTier.CONTRAINDICATED
+    # The nonce the GPU did sign is kept: a relying party can tell which session it answers.
+    assert gpu0.evidence == {"format": "nvidia-gpu", "report_data": gpu_nonce(other, 0).hex()}
+
+
+def test_a_gpu_that_does_not_verify_keeps_no_report_data(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld
+) -> None:
+    nonce = os.urandom(32)
+    report = gpus.gpu().report(gpu_nonce(nonce, 0))
+    flipped = bytearray(report.report)
+    flipped[-1] ^= 0x01  # the signature
+    bad = GpuReport(bytes(flipped), report.certificates)
+    result = _appraise(cvm.quote(composite_nonce(nonce, 1)), [bad], endorsements, nonce, gpus)
+    assert result.submods["gpu0"].evidence is None
+    assert result.status is TrustTier.CONTRAINDICATED
 
 
 def test_gpu_in_another_place_is_stale(
@@ -386,3 +401,82 @@ def test_rim_cache_is_per_rim_set(cvm: Device, endorsements: Endorsements, gpus:
     empty = dataclasses.replace(endorsements, rims=LoggedRims())
     assert run(empty).submods["gpu0"].trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
     assert len(cache) == 2
+
+
+def test_cached_gpu_appraisals_carry_each_reports_own_nonce(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld
+) -> None:
+    from ironroot.attestation import DEFAULT_POLICY, EvidenceCaches
+
+    gpu = gpus.gpu()
+    cache, caches = GpuRimCache(), EvidenceCaches()
+    seen = []
+    for _ in range(3):
+        nonce = os.urandom(32)
+        result = appraise_composite(
+            cvm.quote(composite_nonce(nonce, 1)),
+            [gpu.report(gpu_nonce(nonce, 0))],
+            endorsements,
+            DEFAULT_POLICY,
+            nonce=nonce,
+            now=NOW,
+            gpu_root=gpus.root,
+            rim_cache=cache,
+            caches=caches,
+        )
+        gpu0 = result.submods["gpu0"]
+        assert result.status is TrustTier.AFFIRMING
+        assert gpu0.evidence is not None
+        assert gpu0.evidence["report_data"] == gpu_nonce(nonce, 0).hex()
+        seen.append(gpu0)
+    assert len(cache) == 1
+    # Same verdict, separate containers: one EAR's claims cannot change another's.
+    assert seen[1] == seen[2]
+    assert seen[1].evidence is not None
+    assert seen[2].evidence is not None
+    assert seen[1].evidence["identity"] is not seen[2].evidence["identity"]
+    # A failing GPU is not served from the cache of a good one.
+    nonce = os.urandom(32)
+    bad = gpu.report(gpu_nonce(nonce, 0), tampered_block=2)
+    result = appraise_composite(
+        cvm.quote(composite_nonce(nonce, 1)),
+        [bad],
+        endorsements,
+        nonce=nonce,
+        now=NOW,
+        gpu_root=gpus.root,
+        rim_cache=cache,
+        caches=caches,
+    )
+    assert result.submods["gpu0"].trust_vector["executables"] == AR4SI.CONTRAINDICATED_RUNTIME
+
+
+def test_a_policy_that_reads_per_report_values_is_not_cached(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld
+) -> None:
+    from ironroot.attestation import DEFAULT_POLICY, AppraisalPolicy, PolicyRule
+
+    rule = PolicyRule(
+        "nonce-prefix",
+        'format != "nvidia-gpu" || !report_data.startsWith("00")',
+        "instance-identity",
+        AR4SI.UNTRUSTWORTHY_INSTANCE,
+        "the GPU's nonce starts with 00",
+    )
+    policy = AppraisalPolicy(
+        name="reads-nonce", rules=(*DEFAULT_POLICY.rules, rule), affirm=DEFAULT_POLICY.affirm
+    )
+    gpu, cache = gpus.gpu(), GpuRimCache()
+    for _ in range(2):
+        nonce = os.urandom(32)
+        appraise_composite(
+            cvm.quote(composite_nonce(nonce, 1)),
+            [gpu.report(gpu_nonce(nonce, 0))],
+            endorsements,
+            policy,
+            nonce=nonce,
+            now=NOW,
+            gpu_root=gpus.root,
+            rim_cache=cache,
+        )
+    assert len(cache) == 0

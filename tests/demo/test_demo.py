@@ -53,6 +53,10 @@ EXPECTED = {
     "unattested-vm": ("UnknownIssuer", "unknown-issuer"),
     "stolen-ear": ("KeyBindingMismatch", "key-binding-mismatch"),
     "quarantined-vm": ("ReleaseDenied", "node-not-admitted"),
+    "gpu-evidence-missing": ("ReleaseDenied", "policy-claims"),
+    "gpu-evidence-stale": ("StaleNonce", "nonce-mismatch"),
+    "gpu-other-session": ("StaleNonce", "nonce-mismatch"),
+    "gpu-rim-not-logged": ("ReleaseDenied", "not-affirming"),
     "tampered-audit": ("AuditBundleRejected", "member-changed"),
 }
 
@@ -189,6 +193,16 @@ def test_the_acts_leave_their_evidence_in_the_work_directory(run: Run) -> None:
     assert facts["manufacture"]["nodes"] == ["node-0001", "node-0002", "node-0003"]
     assert facts["rollout"]["updated"] == ["node-0001", "node-0002", "node-0003"]
     assert facts["key-release"]["released"] == "db-key"
+    ai = facts["ai-key-release"]
+    assert ai["released"] == "model-weights"
+    assert ai["ear"] == {"cvm": "affirming", "gpu0": "affirming"}
+    assert ai["rims"] == ["NV_GPU_DRIVER_GH100_550.90.07", "NV_GPU_VBIOS_1010_0200_882_96005E0001"]
+    assert ai["attacks"] == [
+        "gpu-evidence-missing",
+        "gpu-evidence-stale",
+        "gpu-other-session",
+        "gpu-rim-not-logged",
+    ]
     audit = facts["audit"]
     assert all(s["status"] in ("ok", "skipped") for s in audit["steps"])
     assert (run.work / audit["bundle"]).is_file()

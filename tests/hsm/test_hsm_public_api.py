@@ -60,6 +60,7 @@ EXPECTED = [
     "bind_report_data",
     "check_sealed_audit",
     "check_binding",
+    "check_composite_binding",
     "driver_number",
     "parse_release_policy",
     "release_claims",

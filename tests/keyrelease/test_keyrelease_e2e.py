@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from ironroot.attestation import AttestationService, Endorsements, TrustTier
+from ironroot.attestation import (
+    AttestationService,
+    Endorsements,
+    TrustTier,
+    composite_nonce,
+    gpu_nonce,
+)
 from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
@@ -278,6 +284,14 @@ def test_cli_tee_side_against_the_service(
     assert report_data == TeeKeyPair.from_pem(tee_file.read_bytes()).report_data(
         bytes.fromhex(nonce)
     )
+    base = ["keyrelease", "report-data", "--tee-key", str(tee_file), "--nonce", nonce]
+    assert main([*base, "--gpus", "2"]) == 0
+    composite = json.loads(capsys.readouterr().out)
+    challenge = bytes.fromhex(composite["challenge"])
+    assert challenge == report_data
+    assert composite["gpu_nonces"] == [gpu_nonce(challenge, i).hex() for i in range(2)]
+    assert composite["cvm_report_data"] == composite_nonce(challenge, 2).hex()
+    assert main([*base, "--gpus", "65"]) == 2
     (tmp_path / "ear.jwt").write_bytes(world.attest(world.host_a.quote(report_data), report_data))
     args = ["--tee-key", str(tee_file), "--nonce", nonce]
     released = tmp_path / "released.cbor"

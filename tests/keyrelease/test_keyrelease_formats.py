@@ -83,6 +83,7 @@ def test_public_surface() -> None:
             "authorize_release",
             "bind_report_data",
             "check_binding",
+            "check_composite_binding",
             "create_keyrelease_app",
             "demo_release",
             "keyrelease_info",

@@ -1,8 +1,10 @@
 """One attestation for a confidential VM and its GPUs: the composite rule and its appraisal.
 
-**The nonce rule.** The relying party's challenge nonce ``N`` (from ``/attestation/challenge``)
-is given to the CVM. For a VM with ``n`` GPUs, GPU ``i`` (0-based, in the order the composite
-lists them) is asked for the nonce
+**The nonce rule** (defined once, in :mod:`ironroot.ear._composite`, which the HSM's key
+release shares; re-exported here). The relying party's challenge nonce ``N`` (from
+``/attestation/challenge``, or for a key release the key service's nonce ‖ SHA-256 of the
+wrapping key: ``docs/keyrelease.md``) is given to the CVM. For a VM with ``n`` GPUs, GPU
+``i`` (0-based, in the order the composite lists them) is asked for the nonce
 
     gpu_nonce(N, i) = SHA-256("ironroot/gpu-nonce/v1" ‖ N ‖ u32be(i))
 
@@ -15,7 +17,10 @@ zero-padded; RoT quote: exact), the composite nonce
 so the CVM's signed report commits to the challenge and to how many GPUs it brings, and each
 GPU's signed SPDM report commits to the challenge and its place. A GPU report made for another
 VM's session (another challenge) or another place answers another nonce: ``StaleNonce``; a
-composite that drops or adds a GPU answers another CVM nonce: the CVM's ``StaleNonce``.
+composite that drops or adds a GPU answers another CVM nonce: the CVM's ``StaleNonce``. A
+GPU whose report verified but answers another nonce keeps, in its submodule's evidence,
+``format`` and the ``report_data`` (the nonce) it did sign, so a relying party can say which
+session it came from (the HSM's key release refuses it with ``StaleNonce``).
 
 **The appraisal** (:func:`appraise_composite`) is one EAR with one submodule per device:
 ``cvm`` (the CVM's evidence appraised as :func:`appraise_evidence` does) and ``gpu0``, ``gpu1``
@@ -28,19 +33,22 @@ runtime); a measurement no RIM allows (``measurement-mismatch``) or conflicting 
 RIM's error line is one of the submodule's reasons. Evidence that does not verify gets the
 vector of :data:`VERIFICATION_FAILURES` in its own submodule; the others are still appraised.
 
-**Cache.** :class:`GpuRimCache` remembers RIM verdicts by the logged RIM set (the same
-object) and the report's measurement blocks and opaque data: a GPU repeats them until its
-firmware changes, and the verdict depends on nothing else. Signatures, chains and nonces
-are checked every time.
+**Cache.** :class:`GpuRimCache` remembers each GPU's appraisal apart from its nonce: the
+trust vector, reasons and evidence claims that the policy and the RIM appraisal gave, keyed
+by the endorsements and the policy (the same objects, held) and the verified report's
+content (measurement blocks, opaque data, signer and root). A GPU repeats them until its
+firmware changes, and once its signature, chain and nonce are checked (every time) the
+appraisal depends on nothing else — unless the policy reads what differs between reports (a
+rule or reason naming ``report_data``, ``responder_nonce`` or ``signature``): such a policy
+is appraised afresh every time.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -66,15 +74,25 @@ from ironroot.attestation.evidence import (
     TdxCollateral,
     verify_nvidia_gpu,
 )
-from ironroot.ear import AR4SI, Appraisal, AttestationResult, VerifierId
+from ironroot.ear import (
+    AR4SI,
+    COMPOSITE_NONCE_CONTEXT,
+    GPU_NONCE_CONTEXT,
+    MAX_GPUS,
+    Appraisal,
+    AttestationResult,
+    VerifierId,
+    composite_nonce,
+    gpu_nonce,
+)
 from ironroot.errors import (
     IronrootError,
     MalformedEvidence,
     MalformedInput,
     MeasurementMismatch,
     NotFound,
+    StaleNonce,
 )
-from ironroot.rim import LoggedRims
 
 __all__ = [
     "COMPOSITE_NONCE_CONTEXT",
@@ -86,33 +104,6 @@ __all__ = [
     "composite_nonce",
     "gpu_nonce",
 ]
-
-GPU_NONCE_CONTEXT: Final = b"ironroot/gpu-nonce/v1"
-COMPOSITE_NONCE_CONTEXT: Final = b"ironroot/composite/v1"
-MAX_GPUS: Final = 64
-"""The most GPUs one composite may carry."""
-
-
-def _checked(challenge: bytes, count: int) -> None:
-    if not isinstance(challenge, bytes) or not challenge:
-        raise MalformedInput("a composite needs the challenge nonce")
-    if not 0 <= count <= MAX_GPUS:
-        raise MalformedInput(f"a composite carries 0 to {MAX_GPUS} GPUs, not {count}")
-
-
-def gpu_nonce(challenge: bytes, index: int) -> bytes:
-    """The nonce GPU ``index`` of a composite answers (module docs)."""
-    _checked(challenge, index)
-    return hashlib.sha256(GPU_NONCE_CONTEXT + challenge + index.to_bytes(4, "big")).digest()
-
-
-def composite_nonce(challenge: bytes, gpu_count: int) -> bytes:
-    """The nonce the CVM's evidence answers for a composite of ``gpu_count`` GPUs."""
-    _checked(challenge, gpu_count)
-    digest = hashlib.sha256(COMPOSITE_NONCE_CONTEXT + challenge + gpu_count.to_bytes(4, "big"))
-    for index in range(gpu_count):
-        digest.update(gpu_nonce(challenge, index))
-    return digest.digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +124,7 @@ _RIM_FAILURES: Final[tuple[tuple[type[IronrootError], int], ...]] = (
 
 
 _Verdict = tuple[int, str, dict[str, str]]
+_Cached = tuple[Endorsements, AppraisalPolicy, Appraisal]
 _WITH_ROOT: OrderedDict[tuple[int, bytes], tuple[Endorsements, Endorsements]] = OrderedDict()
 _WITH_ROOT_LOCK: Final = threading.Lock()
 
@@ -155,32 +147,69 @@ def _with_root(endorsements: Endorsements, root: x509.Certificate) -> Endorsemen
 
 
 class GpuRimCache:
-    """RIM verdicts of GPU reports (module docs), least recently used first out; safe to
-    share between threads."""
+    """GPU appraisals apart from their nonce (module docs), least recently used first out;
+    safe to share between threads."""
 
     __slots__ = ("_entries", "_lock", "max_entries")
 
     def __init__(self, max_entries: int = 1024) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[int, Any], tuple[LoggedRims, _Verdict]] = OrderedDict()
+        self._entries: OrderedDict[tuple[int, int, Any], _Cached] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, rims: LoggedRims, key: Any) -> _Verdict | None:
+    def get(
+        self, endorsements: Endorsements, policy: AppraisalPolicy, key: Any
+    ) -> Appraisal | None:
         with self._lock:
-            found = self._entries.get((id(rims), key))
-            if found is None or found[0] is not rims:  # held, so its id is not reused
+            slot = (id(endorsements), id(policy), key)
+            found = self._entries.get(slot)
+            # held, so their ids are not reused while the entry lives
+            if found is None or found[0] is not endorsements or found[1] is not policy:
                 return None
-            self._entries.move_to_end((id(rims), key))
-            return found[1]
+            self._entries.move_to_end(slot)
+            return found[2]
 
-    def put(self, rims: LoggedRims, key: Any, verdict: _Verdict) -> None:
+    def put(
+        self, endorsements: Endorsements, policy: AppraisalPolicy, key: Any, appraisal: Appraisal
+    ) -> None:
         with self._lock:
-            self._entries[(id(rims), key)] = (rims, verdict)
+            self._entries[(id(endorsements), id(policy), key)] = (endorsements, policy, appraisal)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+_PER_REPORT: Final = ("report_data", "responder_nonce", "signature")
+_CACHEABLE: dict[int, tuple[AppraisalPolicy, bool]] = {}
+
+
+def _cacheable(policy: AppraisalPolicy) -> bool:
+    """Whether ``policy``'s verdict on a verified GPU report cannot depend on what differs
+    between two reports of the same firmware (module docs)."""
+    found = _CACHEABLE.get(id(policy))
+    if found is not None and found[0] is policy:
+        return found[1]
+    texts = [text for rule in policy.rules for text in (rule.expression, rule.reason)]
+    verdict = not any(word in text for text in texts for word in _PER_REPORT)
+    if len(_CACHEABLE) > 64:
+        _CACHEABLE.clear()
+    _CACHEABLE[id(policy)] = (policy, verdict)
+    return verdict
+
+
+def _fresh(evidence: Mapping[str, Any], report_data: bytes) -> dict[str, Any]:
+    """A cached appraisal's evidence for one report: containers copied, its nonce set."""
+    out: dict[str, Any] = {}
+    for name, value in evidence.items():
+        if isinstance(value, Mapping):
+            value = dict(value)
+        elif isinstance(value, list):
+            value = list(value)
+        out[name] = value
+    out["report_data"] = report_data.hex()
+    return out
 
 
 def _rim_claim(evidence: GpuEvidence, endorsements: Endorsements) -> _Verdict:
@@ -207,6 +236,7 @@ def _appraise_gpu(
     rim_cache: GpuRimCache | None,
 ) -> Appraisal:
     expected = gpu_nonce(challenge, index)
+    claims = None
     try:
         claims = verify_nvidia_gpu(
             gpu.report,
@@ -224,28 +254,43 @@ def _appraise_gpu(
             exc, format=NVIDIA_GPU_FORMAT, policy=policy, nonce=expected, now=now
         )
         (appraisal,) = failed.submods.values()
+        if isinstance(exc, StaleNonce) and claims is not None:  # signed, for another nonce
+            return Appraisal.from_vector(
+                appraisal.trust_vector,
+                policy_id=appraisal.policy_id,
+                reasons=appraisal.reasons,
+                evidence={"format": NVIDIA_GPU_FORMAT, "report_data": claims.report_data.hex()},
+            )
         return appraisal
+    key = None
+    if rim_cache is not None and _cacheable(policy):
+        key = (
+            claims.raw.get("opaque_data"),
+            claims.signer,
+            tuple(claims.identity.items()),
+            tuple(claims.measurements.items()),
+        )
+        cached = rim_cache.get(endorsements, policy, key)
+        if cached is not None:
+            return dataclasses.replace(
+                cached, evidence=_fresh(cached.evidence or {}, claims.report_data)
+            )
     base = appraise(claims, endorsements, policy, nonce=expected, now=now)
     (appraisal,) = base.submods.values()
-    verdict = None
-    key = (claims.raw.get("opaque_data"), tuple(claims.measurements.items()))
-    if rim_cache is not None:
-        verdict = rim_cache.get(endorsements.rims, key)
-    if verdict is None:
-        verdict = _rim_claim(GpuEvidence.from_claims(claims), endorsements)
-        if rim_cache is not None:
-            rim_cache.put(endorsements.rims, key, verdict)
-    code, reason, ids = verdict
+    code, reason, ids = _rim_claim(GpuEvidence.from_claims(claims), endorsements)
     vector = dict(appraisal.trust_vector)
     vector["executables"] = code
     evidence = dict(appraisal.evidence or {})
     evidence["rims"] = ids
-    return Appraisal.from_vector(
+    result = Appraisal.from_vector(
         vector,
         policy_id=appraisal.policy_id,
         reasons=[*appraisal.reasons, *([reason] if reason else [])],
         evidence=evidence,
     )
+    if key is not None and rim_cache is not None:
+        rim_cache.put(endorsements, policy, key, result)
+    return result
 
 
 def appraise_composite(
@@ -272,8 +317,9 @@ def appraise_composite(
     """Appraise a CVM's evidence ``cvm`` (of ``format``) and its ``gpus`` under the challenge
     ``nonce`` (module docs): one EAR, submodules ``cvm``, ``gpu0``… . ``gpu_root`` replaces
     the built-in NVIDIA Device Identity CA (tests and private CAs); ``checks`` records the
-    CVM evidence's checks; ``rim_cache`` remembers RIM verdicts (:class:`GpuRimCache`)."""
-    _checked(nonce, len(gpus))
+    CVM evidence's checks; ``rim_cache`` remembers GPU appraisals apart from their nonces
+    (:class:`GpuRimCache`)."""
+    cvm_nonce = composite_nonce(nonce, len(gpus))  # checks the challenge and the count
     if now.tzinfo is None:
         raise MalformedInput("now must be timezone-aware")
     cvm_result = appraise_evidence(
@@ -281,7 +327,7 @@ def appraise_composite(
         endorsements,
         policy,
         format=format,
-        nonce=composite_nonce(nonce, len(gpus)),
+        nonce=cvm_nonce,
         now=now,
         certificates=certificates,
         crls=crls,

@@ -7,6 +7,7 @@
     ironroot keyrelease tee-key --out tee.key [--type ML-KEM-768|ML-KEM-1024|RSA-3072]
     ironroot keyrelease challenge --url URL               # a release nonce (base64url)
     ironroot keyrelease report-data --tee-key tee.key --nonce N     # hex, for the quote
+    ironroot keyrelease report-data --tee-key tee.key --nonce N --gpus 8   # JSON: the composite
     ironroot keyrelease request --url URL --key NAME --ear ear.jwt --tee-key tee.key \\
                                 --nonce N --out released.cbor
     ironroot keyrelease unwrap released.cbor --tee-key tee.key --out key.bin [--nonce N]
@@ -112,6 +113,13 @@ def register(sub: Any) -> None:
     report = verbs.add_parser("report-data", help="the 64 bytes the TEE's evidence must sign")
     report.add_argument("--tee-key", required=True, type=Path)
     report.add_argument("--nonce", required=True)
+    report.add_argument(
+        "--gpus",
+        type=int,
+        metavar="N",
+        help="a VM with N GPUs (the composite rule): print, as JSON, the challenge, each "
+        "GPU's nonce and the CVM's report data",
+    )
     report.set_defaults(func=_report_data)
 
     request = verbs.add_parser("request", help="request a key release")
@@ -186,7 +194,17 @@ def _challenge(args: argparse.Namespace) -> int:
 
 
 def _report_data(args: argparse.Namespace) -> int:
-    print(_tee(args.tee_key).report_data(_nonce(args.nonce)).hex())
+    tee, nonce = _tee(args.tee_key), _nonce(args.nonce)
+    if args.gpus is None:
+        print(tee.report_data(nonce).hex())
+        return 0
+    cvm = tee.composite_report_data(nonce, args.gpus)  # MalformedInput outside 0..64
+    composite = {
+        "challenge": tee.report_data(nonce).hex(),
+        "gpu_nonces": [tee.gpu_nonce(nonce, i).hex() for i in range(args.gpus)],
+        "cvm_report_data": cvm.hex(),
+    }
+    print(json.dumps(composite, indent=2))
     return 0
 
 

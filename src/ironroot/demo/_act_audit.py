@@ -1,4 +1,4 @@
-"""Act 7: an auditor verifies a node's sealed audit bundle offline."""
+"""Act 8: an auditor verifies a node's sealed audit bundle offline."""
 
 from __future__ import annotations
 

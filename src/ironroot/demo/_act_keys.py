@@ -165,7 +165,7 @@ def key_release(story: Story) -> None:
     )
     story.stack.callback(hsm.close)
     story.hsm = hsm
-    officer = hsm.login("officer", officer_pass)
+    officer = story.hsm_officer = hsm.login("officer", officer_pass)
     hsm.add_identity(officer, "keyrelease", Role.USER, user_pass)
     story.verifier = AttestationService(
         endorsements=Endorsements.build(service_keys={}, vendor_roots=ca.trust_anchors),
@@ -185,7 +185,7 @@ def key_release(story: Story) -> None:
     )
     user = story.hsm_user = hsm.login("keyrelease", user_pass)
     sealed = hsm.encrypt(user, story.db_key, b"payments ledger, encrypted at rest")
-    service = KeyReleaseService(
+    service = story.key_service = KeyReleaseService(
         keys=[ReleasableKey(DB_KEY, story.db_key)], vault=HsmVault(hsm, user)
     )
     server = story.stack.enter_context(KeyReleaseServerThread(create_keyrelease_app(service)))

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Final
 
 from rich.markup import escape
 
+from ironroot.demo._gpu import GPU_VENDOR
 from ironroot.demo._world import (
     ALICE,
     BOB,
@@ -136,6 +137,7 @@ def vendor_release(story: Story) -> None:
         LAB: story.lab_statements,
         ALICE: story.ops[ALICE],
         BOB: story.ops[BOB],
+        GPU_VENDOR: story.gpu_statements,
     }
     config = (ts / "ironroot.toml").read_text()
     for number, (iss, key) in enumerate(issuers.items()):
@@ -148,8 +150,8 @@ def vendor_release(story: Story) -> None:
     story.log = story.stack.enter_context(TransparencyClient(server.url))
     ui.say(
         f"The transparency service runs on the embedded store (SQLite, [bold]{ts.name}/[/bold]) "
-        f"at {server.url}; its registration policy admits four issuers: the vendor, the SAFE "
-        "lab and two operators."
+        f"at {server.url}; its registration policy admits five issuers: the vendor, the SAFE "
+        "lab, two operators and the GPU vendor (its RIMs)."
     )
     ui.fact("vendor firmware keys", "ECDSA P-384 ×2 (key 0 retired, key 1 current) + ML-DSA-87")
 

@@ -6,10 +6,10 @@ services (nothing in an act decides what the product would decide; a failure rai
 the story). Acts run in order and each builds on the ones before: the story's fields say what
 exists so far.
 
-**Adding an act** (a GPU attestation act, say): write ``def gpu_attestation(story: Story) ->
-None`` in a module of its own (``_act_gpu.py``), put what it establishes in
-``story.facts["gpu-attestation"]`` (it becomes the act's ``facts`` in the ``--json`` report;
-never a secret), and add ``Act("gpu-attestation", title, story, gpu_attestation)`` to
+**Adding an act** (a storage-encryption act, say): write ``def storage(story: Story) ->
+None`` in a module of its own (``_act_storage.py``; ``_act_gpu.py`` is one), put what it
+establishes in ``story.facts["storage"]`` (it becomes the act's ``facts`` in the ``--json``
+report; never a secret), and add ``Act("storage", title, story, storage)`` to
 :data:`ACTS` where it belongs — after admission, before the attacks. Attacks on what it built
 go in :data:`ironroot.demo._attacks.ATTACKS` the same way.
 """
@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from ironroot.demo._act_audit import audit_node
 from ironroot.demo._act_fleet import admission, manufacture, rollout_bmc
+from ironroot.demo._act_gpu import ai_key_release
 from ironroot.demo._act_keys import key_release
 from ironroot.demo._act_supply import safe_review, vendor_release
 from ironroot.demo._world import Story
@@ -79,6 +80,14 @@ ACTS: tuple[Act, ...] = (
         "A VM placed on an admitted node attests through the node's root of trust; the HSM "
         "releases the database key to it, wrapped to the VM's key, because its policy holds.",
         key_release,
+    ),
+    Act(
+        "ai-key-release",
+        "A confidential AI VM gets its model weights",
+        "The GPU vendor logs its RIMs; a VM with a GPU attests both in one composite EAR (the "
+        "GPU against the logged RIMs); the HSM releases the model-weights key, bound to the "
+        "VM's session and key, because every GPU is affirming.",
+        ai_key_release,
     ),
     Act(
         "audit",

@@ -27,6 +27,12 @@ from ironroot.demo._attacks_fleet import (
     stolen_identity,
     wrong_plane,
 )
+from ironroot.demo._attacks_gpu import (
+    gpu_evidence_missing,
+    gpu_evidence_stale,
+    gpu_other_session,
+    gpu_rim_not_logged,
+)
 from ironroot.demo._attacks_keys import (
     hsm_export,
     quarantined_vm,
@@ -317,6 +323,38 @@ ATTACKS: tuple[Attack, ...] = (
         errors.ReleaseDenied,
         "node-not-admitted",
         quarantined_vm,
+    ),
+    Attack(
+        "gpu-evidence-missing",
+        "Model-weights key for an AI VM that leaves its GPU's evidence out",
+        "HSM release: the key's GPU policy",
+        errors.ReleaseDenied,
+        "policy-claims",
+        gpu_evidence_missing,
+    ),
+    Attack(
+        "gpu-evidence-stale",
+        "Model-weights key with the GPU's report from an earlier release",
+        "HSM release: composite binding (GPU nonce)",
+        errors.StaleNonce,
+        "nonce-mismatch",
+        gpu_evidence_stale,
+    ),
+    Attack(
+        "gpu-other-session",
+        "Model-weights key with another VM's session's GPU report",
+        "HSM release: composite binding (GPU nonce)",
+        errors.StaleNonce,
+        "nonce-mismatch",
+        gpu_other_session,
+    ),
+    Attack(
+        "gpu-rim-not-logged",
+        "Model-weights key for a GPU whose driver's RIM is not on the log",
+        "verifier: RIMs from the log → HSM release",
+        errors.ReleaseDenied,
+        "not-affirming",
+        gpu_rim_not_logged,
     ),
     Attack(
         "tampered-audit",

@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
         description="The datacenter story on the embedded default (SQLite), in a temporary "
         "directory: a vendor releases and logs firmware and a PFM, a SAFE lab reviews it, a "
         "fleet is built, booted, attested and admitted, a BMC update rolls out, a "
-        "confidential VM gets its key and an auditor verifies a node offline; then staged "
+        "confidential VM gets its key, a confidential AI VM whose GPU is attested against "
+        "logged RIMs gets its model weights and an auditor verifies a node offline; then staged "
         "attacks, each refused with its exact error, in a final table. Exit 0 when every "
         "act ran and every attack was refused, 1 otherwise (what `make demo` runs).",
     )

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import httpx
 
     from ironroot.attestation import AttestationService
+    from ironroot.demo._gpu import DemoGpu, GpuVendor
     from ironroot.demo._ui import Narrator
     from ironroot.fleet import (
         AdmissionAuthority,
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
         NodeClass,
     )
     from ironroot.hsm import Hsm, Session
-    from ironroot.keyrelease import KeyReleaseClient
+    from ironroot.keyrelease import KeyReleaseClient, KeyReleaseService
     from ironroot.monitor import Monitor, MonitorStore
     from ironroot.rot import VendorCA
     from ironroot.safe import ProviderKeys
@@ -138,6 +139,10 @@ class Story:
     lab_statements: PrivateKey = dataclasses.field(
         default_factory=lambda: PrivateKey.generate(Algorithm.ES384)
     )
+    gpu_statements: PrivateKey = dataclasses.field(
+        default_factory=lambda: PrivateKey.generate(Algorithm.ES384)
+    )
+    """Signs the GPU vendor's RIM statements (``iss`` = ``ironroot.demo._gpu.GPU_VENDOR``)."""
     ops: dict[str, PrivateKey] = dataclasses.field(
         default_factory=lambda: {who: PrivateKey.generate(Algorithm.ES384) for who in (ALICE, BOB)}
     )
@@ -165,6 +170,8 @@ class Story:
     # act 6: key release
     hsm: Hsm | None = None
     hsm_user: Session | None = None
+    hsm_officer: Session | None = None
+    key_service: KeyReleaseService | None = None
     db_key: str = ""
     keyservice_url: str = ""
     keys: KeyReleaseClient | None = None
@@ -172,6 +179,14 @@ class Story:
     """The node the confidential VM runs on."""
     verifier: AttestationService | None = None
     """The attestation verifier confidential VMs are appraised by."""
+    # act 7: key release for AI
+    gpu_vendor: GpuVendor | None = None
+    gpus: dict[str, DemoGpu] = dataclasses.field(default_factory=dict)
+    """The GPUs by name: ``gpu-a`` (logged driver), ``gpu-b`` (a driver whose RIM is not
+    on the log)."""
+    gpu_node: str = ""
+    """The node the AI VM (with ``gpu-a``) runs on."""
+    model_key: str = ""
     # act 1 and the split-view attack: the witness and the monitor
     witness_url: str = ""
     monitor: Monitor | None = None

@@ -3,7 +3,8 @@
 :class:`AttestationResult` is an EAT Attestation Result (draft-ietf-rats-ear) with its AR4SI
 trustworthiness vector, signed as a JWT or CWT by :func:`sign_ear_jwt` / :func:`sign_ear_cwt`
 and checked by :func:`verify_ear`; :class:`NonceStore` issues and redeems single-use challenge
-nonces. The verifier (:mod:`ironroot.attestation`) produces results; the HSM
+nonces; :func:`gpu_nonce` and :func:`composite_nonce` are the composite rule (a VM and its
+GPUs under one challenge). The verifier (:mod:`ironroot.attestation`) produces results; the HSM
 (:mod:`ironroot.hsm`) checks them itself before it releases a key, which is why this layer
 sits below both.
 """
@@ -13,6 +14,14 @@ from typing import TYPE_CHECKING
 from ironroot._lazy import lazy_package
 
 if TYPE_CHECKING:
+    from ironroot.ear._composite import (
+        COMPOSITE_NONCE_CONTEXT,
+        GPU_NONCE_CONTEXT,
+        MAX_GPUS,
+        answers_composite,
+        composite_nonce,
+        gpu_nonce,
+    )
     from ironroot.ear._model import (
         AR4SI,
         EAR_PROFILE,
@@ -37,9 +46,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AR4SI",
+    "COMPOSITE_NONCE_CONTEXT",
     "CWT_MEDIA_TYPE",
     "EAR_PROFILE",
+    "GPU_NONCE_CONTEXT",
     "JWT_MEDIA_TYPE",
+    "MAX_GPUS",
     "NONCE_SIZE",
     "TRUST_CATEGORIES",
     "TRUST_CLAIM_TAGS",
@@ -49,7 +61,10 @@ __all__ = [
     "NonceStore",
     "TrustTier",
     "VerifierId",
+    "answers_composite",
+    "composite_nonce",
     "decode_ear",
+    "gpu_nonce",
     "key_map",
     "sign_ear_cwt",
     "sign_ear_jwt",

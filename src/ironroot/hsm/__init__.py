@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         WrappingKey,
         bind_report_data,
         check_binding,
+        check_composite_binding,
     )
     from ironroot.hsm._boundary import Hsm
     from ironroot.hsm._model import (
@@ -114,6 +115,7 @@ __all__ = [
     "authorize_release",
     "bind_report_data",
     "check_binding",
+    "check_composite_binding",
     "check_sealed_audit",
     "driver_number",
     "format_audit_log",

@@ -16,6 +16,17 @@ The first half makes the evidence fresh for one release (the key service's singl
 challenge, as the Trustee KBS issues one before it accepts evidence); the second half binds the
 key the secret will be wrapped to. Two halves rather than one hash of both so a refusal can say
 which one is wrong: ``StaleNonce`` (code ``nonce-mismatch``) or ``KeyBindingMismatch``.
+
+**A confidential VM and its GPUs** (one composite EAR: submodules ``cvm``, ``gpu0`` …
+``gpu{n-1}``) answer the composite rule of :mod:`ironroot.ear._composite` under the
+challenge ``N = nonce ‖ SHA-256(canonical SPKI DER)`` (the 64 bytes above, which the EAR
+carries as ``eat_nonce``): the CVM's report data is ``cvm_nonce(N, n)`` (exact, or zero-padded
+to 64 bytes) and GPU ``i``'s is ``gpu_nonce(N, i)``. So the CVM's signed report commits to the
+release nonce, the wrapping key, how many GPUs it brings and each GPU's nonce, and a GPU
+report from an earlier release or another VM's session answers another nonce.
+:func:`check_composite_binding` checks it: ``StaleNonce`` / ``KeyBindingMismatch`` for an
+``eat_nonce`` with another nonce or key, ``StaleNonce`` (code ``nonce-mismatch``) for a CVM
+or a GPU that answers another challenge.
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -33,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric import mlkem, rsa
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
+from ironroot.ear import answers_composite, gpu_nonce
 from ironroot.errors import (
     KeyBindingMismatch,
     LimitExceeded,
@@ -48,6 +60,7 @@ __all__ = [
     "WrappingKey",
     "bind_report_data",
     "check_binding",
+    "check_composite_binding",
 ]
 
 NONCE_SIZE: Final = 32
@@ -174,3 +187,40 @@ def check_binding(report_data: bytes, *, nonce: bytes, key: WrappingKey) -> None
         raise StaleNonce("the evidence answers another nonce", code="nonce-mismatch")
     if not hmac.compare_digest(report_data[NONCE_SIZE:], key.digest):
         raise KeyBindingMismatch("the evidence binds another wrapping key than the request's")
+
+
+def check_composite_binding(
+    challenge: bytes | None,
+    cvm_report_data: bytes | None,
+    gpu_report_data: Sequence[bytes | None],
+    *,
+    nonce: bytes,
+    key: WrappingKey,
+) -> None:
+    """Raise unless a composite answers the release of ``nonce`` to ``key`` (module docs).
+
+    ``challenge`` is the EAR's ``eat_nonce``, ``cvm_report_data`` the CVM's report data and
+    ``gpu_report_data`` each GPU's, in order (``None`` for a GPU whose evidence did not
+    verify at all: its submodule is not affirming, which the release refuses on its own).
+    """
+    if challenge is None:
+        raise StaleNonce(
+            "a composite EAR carries its challenge as eat_nonce; this one has none",
+            code="nonce-mismatch",
+        )
+    check_binding(challenge, nonce=nonce, key=key)
+    if cvm_report_data is None or not answers_composite(
+        cvm_report_data, challenge, len(gpu_report_data)
+    ):
+        raise StaleNonce(
+            f"the CVM's report data does not commit to this release and its "
+            f"{len(gpu_report_data)} GPU nonces",
+            code="nonce-mismatch",
+        )
+    for index, data in enumerate(gpu_report_data):
+        if data is not None and not hmac.compare_digest(data, gpu_nonce(challenge, index)):
+            raise StaleNonce(
+                f"gpu{index}'s evidence answers another challenge (an earlier release or "
+                "another VM's session)",
+                code="nonce-mismatch",
+            )

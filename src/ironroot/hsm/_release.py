@@ -9,7 +9,12 @@ in this order:
    and not before its ``iat`` (``ResultExpired``);
 2. some submodule's evidence carries report data ``nonce ‖ SHA-256(wrapping key SPKI)``
    (``StaleNonce`` code ``nonce-mismatch`` for another nonce, ``KeyBindingMismatch`` for
-   another key), and the EAR's ``eat_nonce``, when present, is that same report data;
+   another key), and the EAR's ``eat_nonce``, when present, is that same report data; or,
+   for a composite EAR (submodules exactly ``cvm``, ``gpu0`` … ``gpu{n-1}``), the CVM and its
+   GPUs answer the composite rule under that challenge (``ironroot.hsm._binding``,
+   :func:`~ironroot.hsm.check_composite_binding`; a GPU submodule without report data
+   must not be affirming or warning), and the ``cvm`` submodule's claims are the ones the
+   policy sees;
 3. the EAR's status (the worst of its submodules) is ``affirming``, or ``warning`` where the
    key's attributes allow it (``ReleaseDenied`` code ``not-affirming``).
 
@@ -42,7 +47,7 @@ from ironroot.errors import (
     StaleNonce,
     UnknownIssuer,
 )
-from ironroot.hsm._binding import WrappingKey, check_binding
+from ironroot.hsm._binding import WrappingKey, check_binding, check_composite_binding
 from ironroot.hsm._release_policy import ReleaseContext, release_claims
 
 __all__ = ["RELEASE_STATUSES", "TrustedVerifier", "authorize_release"]
@@ -123,6 +128,34 @@ def _binding_submod(
     )
 
 
+def _gpu_count(result: AttestationResult) -> int | None:
+    """``n`` when the EAR is a composite (submodules exactly ``cvm``, ``gpu0`` …
+    ``gpu{n-1}``), else ``None``."""
+    labels = set(result.submods)
+    if "cvm" not in labels:
+        return None
+    count = len(labels) - 1
+    return count if labels == {"cvm", *(f"gpu{i}" for i in range(count))} else None
+
+
+def _composite_binding(
+    result: AttestationResult, count: int, *, nonce: bytes, wrapping_key: WrappingKey
+) -> tuple[str, bytes]:
+    cvm = _report_data(result.submods["cvm"].evidence)
+    gpus = [_report_data(result.submods[f"gpu{i}"].evidence) for i in range(count)]
+    for index, data in enumerate(gpus):
+        # A GPU without report data is one whose evidence did not verify: never trusted.
+        if data is None and result.submods[f"gpu{index}"].status in RELEASE_STATUSES:
+            raise StaleNonce(
+                f"gpu{index} is {result.submods[f'gpu{index}'].status.value} but shows no "
+                "report data: nothing binds it to this release",
+                code="nonce-mismatch",
+            )
+    check_composite_binding(result.nonce, cvm, gpus, nonce=nonce, key=wrapping_key)
+    assert cvm is not None  # checked above
+    return "cvm", cvm
+
+
 def authorize_release(
     ear: bytes | str,
     *,
@@ -151,8 +184,14 @@ def authorize_release(
     signer = by_kid.get(kid) if kid is not None else None
     if signer is None:  # unreachable after a successful verify_ear; fail closed regardless
         raise UnknownIssuer("the EAR's signing key is not a trusted verifier's")
-    label, report_data = _binding_submod(result, nonce=nonce, wrapping_key=wrapping_key)
-    if result.nonce is not None and result.nonce != report_data:
+    count = _gpu_count(result)
+    if count is not None:
+        label, report_data = _composite_binding(
+            result, count, nonce=nonce, wrapping_key=wrapping_key
+        )
+    else:
+        label, report_data = _binding_submod(result, nonce=nonce, wrapping_key=wrapping_key)
+    if count is None and result.nonce is not None and result.nonce != report_data:
         raise StaleNonce(
             "the EAR's eat_nonce is not the evidence's report data", code="nonce-mismatch"
         )

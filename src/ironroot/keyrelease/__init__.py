@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         authorize_release,
         bind_report_data,
         check_binding,
+        check_composite_binding,
         parse_release_policy,
         release_claims,
     )
@@ -94,6 +95,7 @@ __all__ = [
     "authorize_release",
     "bind_report_data",
     "check_binding",
+    "check_composite_binding",
     "create_keyrelease_app",
     "demo_release",
     "keyrelease_info",

@@ -9,6 +9,10 @@ Inside the confidential VM::
     released = client.release("db-key", ear=ear, wrapping_key=tee.public_spki, nonce=nonce)
     key = tee.unwrap(released, nonce=nonce)      # UnwrappedKey: type and material
 
+A confidential VM with GPUs attests them in one composite (``docs/keyrelease.md``): the
+challenge is ``tee.report_data(nonce)``, GPU ``i`` is asked for ``tee.gpu_nonce(nonce, i)``
+and the CVM's hardware signs ``tee.composite_report_data(nonce, gpu_count)``.
+
 The private key never leaves this object except through :meth:`to_pem` (PKCS#8, for a TEE that
 keeps it sealed). Unwrapping uses the HSM's own wrap functions, so both ends share one
 implementation of each format.
@@ -23,6 +27,7 @@ from typing import Final
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import mlkem, rsa
 
+from ironroot.ear import composite_nonce, gpu_nonce
 from ironroot.errors import (
     KeyBindingMismatch,
     LimitExceeded,
@@ -116,6 +121,17 @@ class TeeKeyPair:
     def report_data(self, nonce: bytes) -> bytes:
         """The 64 bytes the TEE's evidence must sign: ``nonce ‖ SHA-256(public SPKI)``."""
         return bind_report_data(nonce, self.public)
+
+    def gpu_nonce(self, nonce: bytes, index: int) -> bytes:
+        """The nonce GPU ``index`` of this VM answers for the release of ``nonce`` (the
+        composite rule under the challenge :meth:`report_data`)."""
+        return gpu_nonce(self.report_data(nonce), index)
+
+    def composite_report_data(self, nonce: bytes, gpu_count: int) -> bytes:
+        """The 32 bytes the CVM's evidence signs when it brings ``gpu_count`` GPUs: the
+        composite nonce under the challenge :meth:`report_data` (commits to ``nonce``, this
+        wrapping key and every GPU's nonce)."""
+        return composite_nonce(self.report_data(nonce), gpu_count)
 
     def unwrap(
         self, response: ReleasedKey | bytes | str, *, nonce: bytes | None = None

@@ -1,0 +1,232 @@
+"""Key release to a confidential VM and its GPUs (one composite EAR: ``cvm``, ``gpu0``…).
+
+The HSM checks the composite rule under the challenge ``nonce ‖ SHA-256(wrapping key)``: the
+CVM's report data commits to it and to every GPU's nonce, and each GPU answers its own
+derived nonce. Each refusal is asserted with its exact error class and code, from the
+service and over HTTP. EARs are made to order (one thing wrong each); the demo's GPU act
+gets them from the real verifier appraising real GPU and RoT evidence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from _kr_helpers import NOW, Harness, assert_problem, evidence, released_ok
+
+from ironroot.attestation import (
+    Appraisal,
+    AttestationResult,
+    TrustTier,
+    VerifierId,
+    composite_nonce,
+    gpu_nonce,
+    sign_ear_jwt,
+)
+from ironroot.errors import KeyBindingMismatch, ReleaseDenied, StaleNonce
+from ironroot.hsm import KeyAttributes, KeyType
+from ironroot.keyrelease import ReleasableKey, check_composite_binding
+from ironroot.keyrelease.tee import TeeKeyPair
+
+GPU_POLICY = (
+    'status == "affirming" && gpu_count >= 1 && gpus_affirming && min_gpu_driver >= 550000000'
+)
+AFFIRMING = {"instance-identity": 2, "configuration": 2, "executables": 2, "hardware": 2}
+RIM_NOT_LOGGED = {**AFFIRMING, "executables": 33}
+
+
+def gpu_evidence(report_data: bytes, driver: str = "550.90.07") -> dict[str, Any]:
+    return {
+        "format": "nvidia-gpu",
+        "measurements": {"1": "aa" * 48},
+        "report_data": report_data.hex(),
+        "debug": False,
+        "svns": {},
+        "identity": {"driver_version": driver, "vbios_version": "96.00.5E.00.01"},
+        "signer": "CN=Test FMC LF",
+    }
+
+
+def composite_ear(
+    harness: Harness,
+    nonce: bytes,
+    *,
+    gpus: int = 2,
+    tee: TeeKeyPair | None = None,
+    challenge: bytes | None = None,
+    cvm_report_data: bytes | None = None,
+    gpu_report_data: dict[int, bytes | None] | None = None,
+    gpu_vectors: dict[int, dict[str, int]] | None = None,
+    eat_nonce: bytes | str | None = "challenge",
+) -> bytes:
+    """A composite EAR as the verifier signs it for a VM with ``gpus`` GPUs, each thing
+    right unless a keyword says otherwise."""
+    owner = tee or harness.tee
+    challenge = owner.report_data(nonce) if challenge is None else challenge
+    cvm_data = composite_nonce(challenge, gpus) if cvm_report_data is None else cvm_report_data
+    submods = {
+        "cvm": Appraisal(TrustTier.AFFIRMING, AFFIRMING, policy_id="t", evidence=evidence(cvm_data))
+    }
+    for index in range(gpus):
+        data = (gpu_report_data or {}).get(index, gpu_nonce(challenge, index))
+        vector = (gpu_vectors or {}).get(index, AFFIRMING)
+        appraisal = Appraisal.from_vector(
+            vector,
+            policy_id="t",
+            evidence=gpu_evidence(data) if data is not None else None,
+        )
+        submods[f"gpu{index}"] = appraisal
+    t = int((NOW - dt.timedelta(minutes=1)).timestamp())
+    result = AttestationResult(
+        iat=t,
+        exp=t + 600,
+        verifier_id=VerifierId("Ironroot", "test"),
+        submods=submods,
+        nonce=challenge if eat_nonce == "challenge" else eat_nonce,  # type: ignore[arg-type]
+    )
+    return sign_ear_jwt(result, harness.verifier_key)
+
+
+@pytest.fixture(scope="module")
+def weights(harness: Harness) -> str:
+    """A model-weights key released only to a VM whose GPUs are all affirming."""
+    name = "model-weights"
+    if name not in harness.service.keys:
+        handle = harness.hsm.generate(
+            harness.officer,
+            KeyType.AES_256,
+            KeyAttributes.of(["encrypt", "decrypt"], exportable=True, release_policy=GPU_POLICY),
+        )
+        harness.handles[name] = handle
+        harness.service.add_key(ReleasableKey(name, handle))
+    return name
+
+
+def refused(
+    harness: Harness, name: str, ear: bytes, nonce: bytes, cls: type[Exception], code: str
+) -> None:
+    with pytest.raises(cls) as caught:
+        harness.service.release(name, harness.request(ear, nonce))
+    assert type(caught.value) is cls
+    assert getattr(caught.value, "code", None) == code
+
+
+def test_a_vm_and_its_affirming_gpus_get_the_key(harness: Harness, weights: str) -> None:
+    nonce = harness.nonce()
+    released = harness.service.release(
+        weights, harness.request(composite_ear(harness, nonce), nonce)
+    )
+    assert harness.holds(weights, released_ok(released, harness.tee, nonce))
+
+
+def test_a_cvm_with_zero_padded_report_data_is_accepted(harness: Harness, weights: str) -> None:
+    nonce = harness.nonce()
+    padded = composite_nonce(harness.tee.report_data(nonce), 2) + bytes(32)
+    ear = composite_ear(harness, nonce, cvm_report_data=padded)
+    released = harness.service.release(weights, harness.request(ear, nonce))
+    assert harness.holds(weights, released_ok(released, harness.tee, nonce))
+
+
+def test_tee_helpers_compute_the_shared_rule(harness: Harness) -> None:
+    nonce = bytes(range(32))
+    challenge = harness.tee.report_data(nonce)
+    assert harness.tee.gpu_nonce(nonce, 3) == gpu_nonce(challenge, 3)
+    assert harness.tee.composite_report_data(nonce, 8) == composite_nonce(challenge, 8)
+
+
+def test_missing_gpu_evidence_is_refused_by_the_keys_policy(harness: Harness, weights: str) -> None:
+    nonce = harness.nonce()
+    plain = harness.ear(nonce)  # the CVM alone, its report data binding nonce and key
+    refused(harness, weights, plain, nonce, ReleaseDenied, "policy-claims")
+    nonce = harness.nonce()
+    none = composite_ear(harness, nonce, gpus=0)  # a composite that brings no GPU
+    refused(harness, weights, none, nonce, ReleaseDenied, "policy-claims")
+
+
+def test_stale_gpu_evidence_is_refused(harness: Harness, weights: str) -> None:
+    earlier = harness.nonce()
+    nonce = harness.nonce()
+    old = gpu_nonce(harness.tee.report_data(earlier), 0)
+    ear = composite_ear(harness, nonce, gpu_report_data={0: old})
+    refused(harness, weights, ear, nonce, StaleNonce, "nonce-mismatch")
+
+
+def test_gpu_evidence_from_another_vms_session_is_refused(harness: Harness, weights: str) -> None:
+    other = TeeKeyPair.generate("ML-KEM-768")
+    nonce = harness.nonce()
+    theirs = other.gpu_nonce(harness.nonce(), 1)
+    ear = composite_ear(harness, nonce, gpu_report_data={1: theirs})
+    refused(harness, weights, ear, nonce, StaleNonce, "nonce-mismatch")
+    nonce = harness.nonce()
+    ear = composite_ear(harness, nonce, gpu_report_data={1: theirs})
+    assert_problem(harness.post(weights, ear, nonce), StaleNonce, "nonce-mismatch")
+
+
+def test_a_gpu_whose_rim_is_not_on_the_log_is_refused(harness: Harness, weights: str) -> None:
+    nonce = harness.nonce()
+    ear = composite_ear(harness, nonce, gpu_vectors={0: RIM_NOT_LOGGED})
+    refused(harness, weights, ear, nonce, ReleaseDenied, "not-affirming")
+    nonce = harness.nonce()
+    ear = composite_ear(harness, nonce, gpu_vectors={0: RIM_NOT_LOGGED})
+    assert_problem(harness.post(weights, ear, nonce), ReleaseDenied, "not-affirming")
+
+
+def test_a_gpu_that_did_not_verify_is_refused_as_not_affirming(
+    harness: Harness, weights: str
+) -> None:
+    nonce = harness.nonce()
+    failed = {"instance-identity": 99}
+    ear = composite_ear(harness, nonce, gpu_report_data={0: None}, gpu_vectors={0: failed})
+    refused(harness, weights, ear, nonce, ReleaseDenied, "not-affirming")
+
+
+def test_an_affirming_gpu_without_report_data_is_refused(harness: Harness, weights: str) -> None:
+    nonce = harness.nonce()
+    ear = composite_ear(harness, nonce, gpu_report_data={1: None})  # affirming, no nonce shown
+    refused(harness, weights, ear, nonce, StaleNonce, "nonce-mismatch")
+
+
+def test_a_cvm_that_does_not_commit_to_its_gpus_is_refused(harness: Harness, weights: str) -> None:
+    nonce = harness.nonce()
+    dropped = composite_nonce(harness.tee.report_data(nonce), 1)  # signed for one GPU
+    ear = composite_ear(harness, nonce, gpus=2, cvm_report_data=dropped)
+    refused(harness, weights, ear, nonce, StaleNonce, "nonce-mismatch")
+    nonce = harness.nonce()
+    plain = harness.tee.report_data(nonce)  # the single-evidence binding, GPUs beside it
+    ear = composite_ear(harness, nonce, cvm_report_data=plain)
+    refused(harness, weights, ear, nonce, StaleNonce, "nonce-mismatch")
+
+
+def test_a_composite_for_another_key_or_nonce_or_without_eat_nonce_is_refused(
+    harness: Harness, weights: str
+) -> None:
+    thief = TeeKeyPair.generate("ML-KEM-768")
+    nonce = harness.nonce()
+    ear = composite_ear(harness, nonce, tee=thief)  # the VM's EAR, the thief's key sent
+    refused(harness, weights, ear, nonce, KeyBindingMismatch, "key-binding-mismatch")
+    nonce, other = harness.nonce(), harness.nonce()
+    ear = composite_ear(harness, other)
+    refused(harness, weights, ear, nonce, StaleNonce, "nonce-mismatch")
+    nonce = harness.nonce()
+    ear = composite_ear(harness, nonce, eat_nonce=None)
+    refused(harness, weights, ear, nonce, StaleNonce, "nonce-mismatch")
+
+
+def test_check_composite_binding_directly(harness: Harness) -> None:
+    nonce = bytes(32)
+    challenge = harness.tee.report_data(nonce)
+    gpus = [gpu_nonce(challenge, i) for i in range(3)]
+    cvm = composite_nonce(challenge, 3)
+    check_composite_binding(challenge, cvm, gpus, nonce=nonce, key=harness.tee.public)
+    check_composite_binding(
+        challenge, cvm, [gpus[0], None, gpus[2]], nonce=nonce, key=harness.tee.public
+    )
+    with pytest.raises(StaleNonce):
+        check_composite_binding(challenge, cvm, gpus[:2], nonce=nonce, key=harness.tee.public)
+    with pytest.raises(StaleNonce):
+        check_composite_binding(challenge, None, gpus, nonce=nonce, key=harness.tee.public)
+    with pytest.raises(StaleNonce):
+        check_composite_binding(
+            challenge, cvm, [gpus[1], gpus[0], gpus[2]], nonce=nonce, key=harness.tee.public
+        )
