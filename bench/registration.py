@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ironroot.cose import SignedStatement, create_statement, decode_key_set, verify_receipt
@@ -48,17 +49,20 @@ from ironroot.crypto import Algorithm, PrivateKey
 ISS = "https://vendor.example"
 
 
-def es256_verifies_per_second(seconds: float = 2.0) -> float:
+def es256_verifies_per_second(seconds: float = 2.0) -> tuple[float, float]:
+    """ES256 verifications per second on one core: per wall-clock second (what the ratio
+    divides by, as before) and per CPU second of this process (which other jobs on the
+    machine do not move)."""
     key = PrivateKey.generate(Algorithm.ES256)
     data = os.urandom(700)
     sig = key.sign(data)
     pub = key.public_key
-    n, start = 0, time.perf_counter()
+    n, start, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         for _ in range(200):
             pub.verify(sig, data)
         n += 200
-    return n / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start), n / (time.process_time() - cpu)
 
 
 def free_port() -> int:
@@ -112,7 +116,14 @@ class _Conn:
         return status, headers, data
 
 
-async def _run_load(port: int, statements: list[bytes], connections: int) -> dict[str, object]:
+async def _run_load(
+    port: int,
+    statements: list[bytes],
+    connections: int,
+    mark: Callable[[], dict[str, float] | None],
+) -> dict[str, object]:
+    """Register every statement, then fetch every receipt; ``mark()`` snapshots the CPU at
+    the start, between the two phases and at the end."""
     queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
     for item in enumerate(statements):
         queue.put_nowait(item)
@@ -133,9 +144,11 @@ async def _run_load(port: int, statements: list[bytes], connections: int) -> dic
                 ids[i] = headers["location"].rsplit("/", 1)[1]
         writer.close()
 
+    cpu = [mark()]
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(connections)))
     elapsed = time.perf_counter() - start
+    cpu.append(mark())
 
     receipts: dict[str, bytes] = {}
     fetch_queue: asyncio.Queue[str] = asyncio.Queue()
@@ -162,6 +175,7 @@ async def _run_load(port: int, statements: list[bytes], connections: int) -> dic
     fstart = time.perf_counter()
     await asyncio.gather(*(fetcher() for _ in range(connections)))
     fetch_elapsed = time.perf_counter() - fstart
+    cpu.append(mark())
 
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     conn = _Conn(reader, writer)
@@ -178,6 +192,7 @@ async def _run_load(port: int, statements: list[bytes], connections: int) -> dic
         "fetch_elapsed": fetch_elapsed,
         "keyset": keyset,
         "checkpoint": checkpoint.decode(),
+        "cpu": cpu,
     }
 
 
@@ -219,25 +234,71 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process (Linux /proc), or None elsewhere."""
+def _cpu_seconds(pid: int, tid: int | None = None) -> float | None:
+    """User + system CPU seconds of a process, or of one of its threads (Linux /proc), or
+    None elsewhere."""
+    where = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(where).read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _tree_cpu_seconds(pid: int) -> float | None:
-    """CPU seconds of a process and its children (the sequencer and its workers)."""
-    own = _cpu_seconds(pid)
-    if own is None:
+def _cpu_snapshot(server: int) -> dict[str, float] | None:
+    """CPU seconds so far of each process of the service and of this load generator:
+    ``sequencer loop`` (the server's main thread: its event loop), ``sequencer threads``
+    (the log's writer and any other thread), each worker (``worker <pid>``), ``load
+    generator``. None where /proc is missing."""
+    total = _cpu_seconds(server)
+    loop = _cpu_seconds(server, server)
+    bench = _cpu_seconds(os.getpid())
+    if total is None or loop is None or bench is None:
         return None
+    out = {"sequencer loop": loop, "sequencer threads": total - loop, "load generator": bench}
     try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        children = Path(f"/proc/{server}/task/{server}/children").read_text().split()
     except OSError:
         children = []
-    return own + sum(_cpu_seconds(int(c)) or 0.0 for c in children)
+    for child in children:
+        cpu = _cpu_seconds(int(child))
+        if cpu is not None and cpu > 0.05:  # the workers (not multiprocessing's helper)
+            out[f"worker {child}"] = cpu
+    return out
+
+
+def _cpu_per_request(
+    before: dict[str, float] | None, after: dict[str, float] | None, requests: int
+) -> dict[str, float]:
+    """Microseconds of CPU per request spent by each process between two snapshots."""
+    if before is None or after is None or requests <= 0:
+        return {}
+    return {
+        name: (after[name] - before.get(name, 0.0)) / requests * 1e6
+        for name in after
+        if name in before or name.startswith("worker")
+    }
+
+
+def _print_cpu(what: str, per: dict[str, float], workers: int) -> float:
+    """Print one phase's CPU per request by process; returns the total (server + client)."""
+    if not per:
+        return 0.0
+    worker_us = sum(v for k, v in per.items() if k.startswith("worker"))
+    seq = per["sequencer loop"] + per["sequencer threads"]
+    total = seq + worker_us + per["load generator"]
+    if workers:
+        parts = (
+            f"sequencer {seq:.0f} (loop {per['sequencer loop']:.0f}, threads "
+            f"{per['sequencer threads']:.0f}), workers {worker_us:.0f}"
+        )
+    else:
+        parts = (
+            f"server {seq:.0f} (loop {per['sequencer loop']:.0f}, threads "
+            f"{per['sequencer threads']:.0f})"
+        )
+    print(f"CPU per {what}: {total:.0f} us = {parts}, load generator {per['load generator']:.0f}")
+    return total
 
 
 def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -254,7 +315,12 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0)
 
 
 def registration_bench(
-    count: int, connections: int, baseline: float, store: str = "sqlite", workers: int = 0
+    count: int,
+    connections: int,
+    baseline: float,
+    store: str = "sqlite",
+    workers: int = 0,
+    baseline_cpu: float | None = None,
 ) -> tuple[bool, float]:
     from bench_append import drop_schema, pg_dsn
 
@@ -301,11 +367,11 @@ def registration_bench(
     try:
         _wait_ready(port, proc)
         time.sleep(1.0 if workers else 0.0)  # the workers bind after the sequencer
-        cpu_before = _tree_cpu_seconds(proc.pid)
-        split_before = (_cpu_seconds(proc.pid), _cpu_seconds(os.getpid()))
-        result = asyncio.run(_run_load(port, statements, connections))
-        split_after = (_cpu_seconds(proc.pid), _cpu_seconds(os.getpid()))
-        cpu_after = _tree_cpu_seconds(proc.pid)
+        load_before = os.getloadavg()[0]
+        result = asyncio.run(
+            _run_load(port, statements, connections, lambda: _cpu_snapshot(proc.pid))
+        )
+        load_after = os.getloadavg()[0]
         max_rate = count / float(result["elapsed"])  # type: ignore[arg-type]
         paced, paced_status = asyncio.run(
             _paced_load(port, make_statements(vendor, count // 2), max_rate / 2, connections)
@@ -338,15 +404,22 @@ def registration_bench(
     print(f"statements: {count} x ~{avg:.0f} bytes, {connections} connections")
     print(f"responses: {statuses}; receipts fetched: {result['fetch_status']}")
     print(f"registrations/s: {rate:.0f}  (wall {elapsed:.2f} s)")
-    if cpu_before is not None and cpu_after is not None:
-        per = (cpu_after - cpu_before) / (count + len(receipts)) * 1e6
-        print(f"server CPU per request (registrations + receipt fetches): {per:.0f} us")
-        if None not in split_before and None not in split_after:
-            requests = count + len(receipts)
-            main_us = (split_after[0] - split_before[0]) / requests * 1e6  # type: ignore[operator]
-            bench_us = (split_after[1] - split_before[1]) / requests * 1e6  # type: ignore[operator]
-            split = f"the sequencer {main_us:.0f} us, the workers {per - main_us:.0f} us; "
-            print(f"  of which {split if workers else ''}this load generator: {bench_us:.0f} us")
+    cpu: list[dict[str, float] | None] = result["cpu"]  # type: ignore[assignment]
+    post_us = _print_cpu("registration (POST)", _cpu_per_request(cpu[0], cpu[1], count), workers)
+    get_us = _print_cpu(
+        "receipt fetch (GET)", _cpu_per_request(cpu[1], cpu[2], len(receipts)), workers
+    )
+    if post_us:
+        # What the rate would be if this run had the machine's cores to itself: the CPU one
+        # registration costs (server and load generator) is what bounds it, whatever the load.
+        cores = os.cpu_count() or 1
+        per_cpu = baseline_cpu or baseline
+        bound = cores / (post_us * 1e-6) / per_cpu
+        print(
+            f"CPU-bound RATIO on {cores} idle cores (baseline per CPU second): registrations "
+            f"{bound:.3f}; registrations with their receipt fetch "
+            f"{cores / ((post_us + get_us) * 1e-6) / per_cpu:.3f}"
+        )
     print(
         f"receipt fetches/s: {len(receipts) / float(result['fetch_elapsed']):.0f}"  # type: ignore[arg-type]
     )
@@ -367,7 +440,10 @@ def registration_bench(
     print(f"bytes stored per entry: {stored / max(1, count):.0f} (statement ~{avg:.0f})")
     target = (0.30 if store == "sqlite" else 0.25) if workers >= 2 else 0.12
     print(f"RATIO registrations/s / ES256 verifies/s (1 core): {ratio:.3f}  (target >= {target})")
-    print(f"load average (other processes share these cores): {os.getloadavg()[0]:.2f}")
+    print(
+        f"load average (other processes share these cores): {load_before:.2f} before the "
+        f"run, {load_after:.2f} after it, {os.getloadavg()[0]:.2f} now"
+    )
     shutil.rmtree(workdir, ignore_errors=True)
     latency_ok = store != "sqlite" or workers < 2 or p99 <= 100.0
     ok = errors == 0 and lost == 0 and int(size_line) == count and ratio >= target
@@ -393,14 +469,17 @@ def main() -> int:
     parser.add_argument("--store", choices=("sqlite", "postgresql", "both"), default="sqlite")
     parser.add_argument("--workers", type=int, default=0, help="ironroot serve --workers N")
     args = parser.parse_args()
-    baseline = es256_verifies_per_second()
-    print(f"baseline: ES256 verifications/s on one core: {baseline:.0f}")
+    baseline, baseline_cpu = es256_verifies_per_second()
+    print(
+        f"baseline: ES256 verifications/s on one core: {baseline:.0f} "
+        f"(per CPU second: {baseline_cpu:.0f})"
+    )
     kinds = ("sqlite", "postgresql") if args.store == "both" else (args.store,)
     ok = True
     rates = {}
     for kind in kinds:
         passed, rates[kind] = registration_bench(
-            args.count, args.connections, baseline, kind, args.workers
+            args.count, args.connections, baseline, kind, args.workers, baseline_cpu
         )
         ok = ok and passed
     if len(rates) == 2:
