@@ -22,9 +22,10 @@ Run ``bench/registration.py --workers 2 --connections 64`` for ``ironroot serve 
 The machine's load average is printed: on a shared machine, figures measured under load are
 lower bounds.
 
-The load generator is a small asyncio HTTP/1.1 client written here rather than httpx: on a
-2-core machine the client shares the CPU with the server, and httpx costs several times more
-CPU per request than this loop, so it would measure the client instead of the service.
+The load generator is a small asyncio HTTP/1.1 client written here rather than httpx, one
+``asyncio.Protocol`` per connection on uvloop: on a 2-core machine the client shares the CPU
+with the server, and httpx costs several times more CPU per request than this loop, so it
+would measure the client instead of the service. Its CPU per request is printed apart.
 """
 
 from __future__ import annotations
@@ -43,7 +44,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ironroot.cose import SignedStatement, create_statement, decode_key_set, verify_receipt
+import uvloop
+
+from ironroot.cose import (
+    Receipt,
+    SignedStatement,
+    create_statement,
+    decode_key_set,
+    verify_receipt,
+)
 from ironroot.crypto import Algorithm, PrivateKey
 
 ISS = "https://vendor.example"
@@ -89,11 +98,52 @@ def make_statements(key: PrivateKey, count: int) -> list[bytes]:
     return out
 
 
-class _Conn:
-    """One HTTP/1.1 keep-alive connection: request, then read status, headers and body."""
+class _Conn(asyncio.Protocol):
+    """One HTTP/1.1 keep-alive connection: send a request, then parse the status, headers and
+    body as they arrive (an :class:`asyncio.Protocol`: a response costs one wake-up, not a
+    ``readline`` per header line)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._waiting: asyncio.Future[tuple[int, dict[str, str], bytes]] | None = None
+        self._head: tuple[int, dict[str, str], int] | None = None  # status, headers, length
+
+    @classmethod
+    async def open(cls, port: int) -> _Conn:
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_connection(cls, "127.0.0.1", port)
+        return conn
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._waiting is not None and not self._waiting.done():
+            self._waiting.set_exception(ConnectionError("the server closed the connection"))
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        if self._head is None:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            lines = bytes(buffer[:end]).decode("latin-1").split("\r\n")
+            del buffer[: end + 4]
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            self._head = (int(lines[0].split()[1]), headers, int(headers.get("content-length", 0)))
+        status, headers, length = self._head
+        if len(buffer) < length:
+            return
+        body = bytes(buffer[:length])
+        del buffer[:length]
+        self._head = None
+        if self._waiting is not None and not self._waiting.done():
+            self._waiting.set_result((status, headers, body))
 
     async def request(
         self, method: str, path: str, body: bytes = b"", ctype: str = ""
@@ -101,19 +151,14 @@ class _Conn:
         head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {len(body)}\r\n"
         if ctype:
             head += f"Content-Type: {ctype}\r\n"
-        self.writer.write(head.encode() + b"\r\n" + body)
-        status_line = await self.reader.readline()
-        status = int(status_line.split()[1])
-        headers: dict[str, str] = {}
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            name, _, value = line.decode().partition(":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0"))
-        data = await self.reader.readexactly(length) if length else b""
-        return status, headers, data
+        assert self._transport is not None
+        self._waiting = asyncio.get_running_loop().create_future()
+        self._transport.write(head.encode() + b"\r\n" + body)
+        return await self._waiting
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
 
 
 async def _run_load(
@@ -132,8 +177,7 @@ async def _run_load(
     latencies: list[float] = []
 
     async def worker() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        conn = _Conn(reader, writer)
+        conn = await _Conn.open(port)
         while not queue.empty():
             i, body = queue.get_nowait()
             sent = time.perf_counter()
@@ -142,7 +186,7 @@ async def _run_load(
             statuses[status] = statuses.get(status, 0) + 1
             if status in (201, 303):
                 ids[i] = headers["location"].rsplit("/", 1)[1]
-        writer.close()
+        conn.close()
 
     cpu = [mark()]
     start = time.perf_counter()
@@ -158,8 +202,7 @@ async def _run_load(
     fetch_status: dict[int, int] = {}
 
     async def fetcher() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        conn = _Conn(reader, writer)
+        conn = await _Conn.open(port)
         while not fetch_queue.empty():
             entry_id = fetch_queue.get_nowait()
             for _ in range(200):
@@ -170,18 +213,17 @@ async def _run_load(
             fetch_status[status] = fetch_status.get(status, 0) + 1
             if status == 200:
                 receipts[entry_id] = body
-        writer.close()
+        conn.close()
 
     fstart = time.perf_counter()
     await asyncio.gather(*(fetcher() for _ in range(connections)))
     fetch_elapsed = time.perf_counter() - fstart
     cpu.append(mark())
 
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    conn = _Conn(reader, writer)
+    conn = await _Conn.open(port)
     _, _, keyset = await conn.request("GET", "/.well-known/scitt-keys")
     _, _, checkpoint = await conn.request("GET", "/checkpoint")
-    writer.close()
+    conn.close()
     return {
         "elapsed": elapsed,
         "latencies": latencies,
@@ -203,8 +245,7 @@ async def _paced_load(
     stalled server's queueing counts), on up to ``connections`` keep-alive connections."""
     idle: asyncio.Queue[_Conn] = asyncio.Queue()
     for _ in range(connections):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        idle.put_nowait(_Conn(reader, writer))
+        idle.put_nowait(await _Conn.open(port))
     latencies: list[float] = []
     statuses: dict[int, int] = {}
 
@@ -225,7 +266,7 @@ async def _paced_load(
         tasks.append(asyncio.create_task(one(body, due)))
     await asyncio.gather(*tasks)
     while not idle.empty():
-        idle.get_nowait().writer.close()
+        idle.get_nowait().close()
     return latencies, statuses
 
 
@@ -234,15 +275,16 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _cpu_seconds(pid: int, tid: int | None = None) -> float | None:
-    """User + system CPU seconds of a process, or of one of its threads (Linux /proc), or
-    None elsewhere."""
+def _cpu_seconds(pid: int, tid: int | None = None, *, system: bool = False) -> float | None:
+    """User + system CPU seconds of a process, or of one of its threads (Linux /proc); only
+    the system (kernel) part with ``system``; None where /proc is missing."""
     where = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
         fields = Path(where).read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[12]) if system else int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_snapshot(server: int) -> dict[str, float] | None:
@@ -260,10 +302,13 @@ def _cpu_snapshot(server: int) -> dict[str, float] | None:
         children = Path(f"/proc/{server}/task/{server}/children").read_text().split()
     except OSError:
         children = []
+    kernel = _cpu_seconds(server, system=True) or 0.0
     for child in children:
         cpu = _cpu_seconds(int(child))
         if cpu is not None and cpu > 0.05:  # the workers (not multiprocessing's helper)
             out[f"worker {child}"] = cpu
+            kernel += _cpu_seconds(int(child), system=True) or 0.0
+    out["server kernel"] = kernel  # part of the figures above: system time of them all
     return out
 
 
@@ -297,7 +342,10 @@ def _print_cpu(what: str, per: dict[str, float], workers: int) -> float:
             f"server {seq:.0f} (loop {per['sequencer loop']:.0f}, threads "
             f"{per['sequencer threads']:.0f})"
         )
-    print(f"CPU per {what}: {total:.0f} us = {parts}, load generator {per['load generator']:.0f}")
+    print(
+        f"CPU per {what}: {total:.0f} us = {parts}, load generator {per['load generator']:.0f}"
+        f" (the server's system time: {per['server kernel']:.0f})"
+    )
     return total
 
 
@@ -368,12 +416,12 @@ def registration_bench(
         _wait_ready(port, proc)
         time.sleep(1.0 if workers else 0.0)  # the workers bind after the sequencer
         load_before = os.getloadavg()[0]
-        result = asyncio.run(
+        result = uvloop.run(
             _run_load(port, statements, connections, lambda: _cpu_snapshot(proc.pid))
         )
         load_after = os.getloadavg()[0]
         max_rate = count / float(result["elapsed"])  # type: ignore[arg-type]
-        paced, paced_status = asyncio.run(
+        paced, paced_status = uvloop.run(
             _paced_load(port, make_statements(vendor, count // 2), max_rate / 2, connections)
         )
         stored = _stored_bytes(data)
@@ -424,6 +472,11 @@ def registration_bench(
         f"receipt fetches/s: {len(receipts) / float(result['fetch_elapsed']):.0f}"  # type: ignore[arg-type]
     )
     print(f"checkpoint tree size: {size_line}; receipts verified offline: {verified}/{len(sample)}")
+    batches = {Receipt.parse(r).inclusion_proofs[0].tree_size for r in receipts.values()}
+    print(
+        f"batches (one receipt signature each): {len(batches)}, "
+        f"{len(receipts) / max(1, len(batches)):.1f} entries on average"
+    )
     full: list[float] = result["latencies"]  # type: ignore[assignment]
     print(
         f"latency POST -> receipt at full load: p50 {_percentile(full, 0.5) * 1e3:.1f} ms, "
