@@ -123,6 +123,7 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
         ("outcome",),
         registry=info.registry,
     )
+    integrated, pending = registrations.labels("integrated"), registrations.labels("pending")
 
     def check_token(request: Request) -> None:
         if not tokens:
@@ -149,9 +150,9 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
         registered = await registrar.register(body, config.registration_wait)
         location = f"/entries/{registered.entry_id.hex()}"
         if registered.receipt is None:  # not integrated in time, or not readable yet: poll
-            registrations.labels("pending").inc()
+            pending.inc()
             return Response(b"", 303, headers={"Location": location, **_NO_CACHE})
-        registrations.labels("integrated").inc()
+        integrated.inc()
         return Response(registered.receipt, 201, media_type=COSE, headers={"Location": location})
 
     async def get_entry(request: Request) -> Response:

@@ -83,9 +83,9 @@ _RESTART_DELAY: Final = 0.5
 _SWEEP: Final = 0.25
 
 
-def _frame(*parts: bytes) -> bytes:
-    size = sum(len(p) for p in parts)
-    return _LEN.pack(size) + b"".join(parts)
+def _frame(head: bytes, *rest: bytes) -> bytes:
+    body = head + b"".join(rest) if rest else head
+    return _LEN.pack(len(body)) + body
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> bytes | None:
@@ -218,8 +218,11 @@ class _SequencerLink(asyncio.Protocol):
             self._out.append(_frame(_ANSWER.pack(req_id, _ERROR), _encode_error(exc)))
             return
         self._open[req_id] = (time.monotonic(), wait, ticket)
-        ticket.integrated.add_done_callback(lambda _: self._hand_over(req_id, ticket))
-        ticket.durable.add_done_callback(lambda _: self._hand_over(req_id, ticket))
+        # One wake-up per entry: when it is integrated (the log fails both futures together
+        # on an error), or, for an answer at durability, when it is durable. The sweep
+        # answers what waited its bound.
+        watched = ticket.durable if wait <= 0 else ticket.integrated
+        watched.add_done_callback(lambda _: self._hand_over(req_id, ticket))
 
     def _hand_over(self, req_id: int, ticket: Ticket) -> None:
         """A ticket's future resolved (any thread): let the loop answer."""
