@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import signal
 import socket
 from collections.abc import Iterator
@@ -23,7 +24,8 @@ from starlette.routing import Route
 from ironroot.cose import Problem, SignedStatement, create_statement
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import NotFound, StorageError, StoreUnavailable
-from ironroot.http import problem_app
+from ironroot.http import configure_logging, problem_app
+from ironroot.http._logging import ACCESS_LOG_ENV
 from ironroot.transparency import ServiceThread, TransparencyService, _workers
 from ironroot.transparency._workers import (
     _ANSWER,
@@ -205,3 +207,35 @@ def test_the_link_fails_a_registration_the_sequencer_never_answers(
         ours.close()
         theirs.close()
     assert stops == [signal.SIGTERM]
+
+
+@pytest.mark.parametrize(
+    ("level", "env", "explicit", "written"),
+    [
+        ("info", None, None, False),  # the default: a line per request costs more than some
+        ("info", "1", None, True),
+        ("warning", "on", None, True),
+        ("debug", None, None, True),
+        ("debug", None, False, False),
+        ("info", "0", True, True),
+    ],
+)
+def test_the_access_log_is_written_only_when_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+    level: str,
+    env: str | None,
+    explicit: bool | None,
+    written: bool,
+) -> None:
+    if env is None:
+        monkeypatch.delenv(ACCESS_LOG_ENV, raising=False)
+    else:
+        monkeypatch.setenv(ACCESS_LOG_ENV, env)
+    access = logging.getLogger("ironroot.access")
+    try:
+        configure_logging(level, "text", access_log=explicit)
+        assert access.isEnabledFor(logging.INFO) is written
+    finally:
+        logging.getLogger("ironroot").handlers.clear()
+        logging.getLogger("ironroot").setLevel(logging.NOTSET)
+        access.setLevel(logging.NOTSET)
