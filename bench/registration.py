@@ -7,14 +7,22 @@ Run: ``make bench`` (or ``.venv/bin/python bench/registration.py [--count N] [--
 other and prints PostgreSQL's rate as a ratio to SQLite's too.
 
 What it does, in one run on this machine:
-1. baseline: ES256 verifications/s on one core (the dominant per-statement cost of the server);
+1. baseline: ES256 verifications/s on one core (the dominant per-statement cost of the server),
+   per wall-clock second and per CPU second;
 2. starts ``ironroot serve`` on a fresh data directory with one ES256 vendor configured;
 3. registers N distinct ~700-byte ES256 statements over HTTP/1.1 keep-alive with C concurrent
    connections, then fetches every receipt (GET /entries/{id}), verifies a sample offline, and
    checks that the checkpoint covers every acknowledged entry (zero lost);
 4. prints registrations/s and its ratio to the baseline (target >= 0.12 in one process; with
-   ``--workers 2``: >= 0.30 on SQLite, >= 0.25 on PostgreSQL), the CPU each process spent per
-   request, the bytes stored per entry, and the cost of one append at 10^3 and 10^6 entries;
+   ``--workers 2``: >= 0.30 on SQLite, >= 0.25 on PostgreSQL), the bytes stored per entry,
+   and the cost of one append at 10^3 and 10^6 entries;
+   the CPU each process spent per registration (POST) and per receipt fetch (GET), apart:
+   the sequencer's event loop and its other threads (the log's writer), the workers, this
+   load generator, and the server's system time among them (Linux /proc; a PostgreSQL
+   server's own processes are not counted). CPU per request moves far less than the
+   wall-clock rate when other jobs share the cores, so the bench also prints the ratio the
+   machine's idle cores would give at that CPU cost ("CPU-bound RATIO", against the
+   baseline per CPU second): for registrations alone, and with each one's receipt fetch;
 5. latency from POST /entries to the receipt: p50/p99 at full load, then under an open-loop
    load at half the rate just measured (target p99 <= 100 ms on SQLite with workers).
 
