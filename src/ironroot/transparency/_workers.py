@@ -88,18 +88,6 @@ def _frame(head: bytes, *rest: bytes) -> bytes:
     return _LEN.pack(len(body)) + body
 
 
-async def _read_frame(reader: asyncio.StreamReader) -> bytes | None:
-    """One frame, or ``None`` at the end of the stream."""
-    try:
-        head = await reader.readexactly(_LEN.size)
-        (size,) = _LEN.unpack(head)
-        if size > _MAX_FRAME:
-            raise StorageError("a frame on the sequencer link is too large")
-        return await reader.readexactly(size)
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return None
-
-
 def _encode_receipts(receipts: Sequence[bytes]) -> bytes:
     return b"".join(_LEN.pack(len(r)) + r for r in receipts)
 
