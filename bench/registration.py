@@ -7,14 +7,22 @@ Run: ``make bench`` (or ``.venv/bin/python bench/registration.py [--count N] [--
 other and prints PostgreSQL's rate as a ratio to SQLite's too.
 
 What it does, in one run on this machine:
-1. baseline: ES256 verifications/s on one core (the dominant per-statement cost of the server);
+1. baseline: ES256 verifications/s on one core (the dominant per-statement cost of the server),
+   per wall-clock second and per CPU second;
 2. starts ``ironroot serve`` on a fresh data directory with one ES256 vendor configured;
 3. registers N distinct ~700-byte ES256 statements over HTTP/1.1 keep-alive with C concurrent
    connections, then fetches every receipt (GET /entries/{id}), verifies a sample offline, and
    checks that the checkpoint covers every acknowledged entry (zero lost);
 4. prints registrations/s and its ratio to the baseline (target >= 0.12 in one process; with
-   ``--workers 2``: >= 0.30 on SQLite, >= 0.25 on PostgreSQL), the CPU each process spent per
-   request, the bytes stored per entry, and the cost of one append at 10^3 and 10^6 entries;
+   ``--workers 2``: >= 0.30 on SQLite, >= 0.25 on PostgreSQL), the bytes stored per entry,
+   and the cost of one append at 10^3 and 10^6 entries;
+   the CPU each process spent per registration (POST) and per receipt fetch (GET), apart:
+   the sequencer's event loop and its other threads (the log's writer), the workers, this
+   load generator, and the server's system time among them (Linux /proc; a PostgreSQL
+   server's own processes are not counted). CPU per request moves far less than the
+   wall-clock rate when other jobs share the cores, so the bench also prints the ratio the
+   machine's idle cores would give at that CPU cost ("CPU-bound RATIO", against the
+   baseline per CPU second): for registrations alone, and with each one's receipt fetch;
 5. latency from POST /entries to the receipt: p50/p99 at full load, then under an open-loop
    load at half the rate just measured (target p99 <= 100 ms on SQLite with workers).
 
@@ -22,9 +30,10 @@ Run ``bench/registration.py --workers 2 --connections 64`` for ``ironroot serve 
 The machine's load average is printed: on a shared machine, figures measured under load are
 lower bounds.
 
-The load generator is a small asyncio HTTP/1.1 client written here rather than httpx: on a
-2-core machine the client shares the CPU with the server, and httpx costs several times more
-CPU per request than this loop, so it would measure the client instead of the service.
+The load generator is a small asyncio HTTP/1.1 client written here rather than httpx, one
+``asyncio.Protocol`` per connection on uvloop: on a 2-core machine the client shares the CPU
+with the server, and httpx costs several times more CPU per request than this loop, so it
+would measure the client instead of the service. Its CPU per request is printed apart.
 """
 
 from __future__ import annotations
@@ -40,25 +49,37 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from ironroot.cose import SignedStatement, create_statement, decode_key_set, verify_receipt
+import uvloop
+
+from ironroot.cose import (
+    Receipt,
+    SignedStatement,
+    create_statement,
+    decode_key_set,
+    verify_receipt,
+)
 from ironroot.crypto import Algorithm, PrivateKey
 
 ISS = "https://vendor.example"
 
 
-def es256_verifies_per_second(seconds: float = 2.0) -> float:
+def es256_verifies_per_second(seconds: float = 2.0) -> tuple[float, float]:
+    """ES256 verifications per second on one core: per wall-clock second (what the ratio
+    divides by, as before) and per CPU second of this process (which other jobs on the
+    machine do not move)."""
     key = PrivateKey.generate(Algorithm.ES256)
     data = os.urandom(700)
     sig = key.sign(data)
     pub = key.public_key
-    n, start = 0, time.perf_counter()
+    n, start, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         for _ in range(200):
             pub.verify(sig, data)
         n += 200
-    return n / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start), n / (time.process_time() - cpu)
 
 
 def free_port() -> int:
@@ -85,11 +106,52 @@ def make_statements(key: PrivateKey, count: int) -> list[bytes]:
     return out
 
 
-class _Conn:
-    """One HTTP/1.1 keep-alive connection: request, then read status, headers and body."""
+class _Conn(asyncio.Protocol):
+    """One HTTP/1.1 keep-alive connection: send a request, then parse the status, headers and
+    body as they arrive (an :class:`asyncio.Protocol`: a response costs one wake-up, not a
+    ``readline`` per header line)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._waiting: asyncio.Future[tuple[int, dict[str, str], bytes]] | None = None
+        self._head: tuple[int, dict[str, str], int] | None = None  # status, headers, length
+
+    @classmethod
+    async def open(cls, port: int) -> _Conn:
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_connection(cls, "127.0.0.1", port)
+        return conn
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._waiting is not None and not self._waiting.done():
+            self._waiting.set_exception(ConnectionError("the server closed the connection"))
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        if self._head is None:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            lines = bytes(buffer[:end]).decode("latin-1").split("\r\n")
+            del buffer[: end + 4]
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            self._head = (int(lines[0].split()[1]), headers, int(headers.get("content-length", 0)))
+        status, headers, length = self._head
+        if len(buffer) < length:
+            return
+        body = bytes(buffer[:length])
+        del buffer[:length]
+        self._head = None
+        if self._waiting is not None and not self._waiting.done():
+            self._waiting.set_result((status, headers, body))
 
     async def request(
         self, method: str, path: str, body: bytes = b"", ctype: str = ""
@@ -97,22 +159,24 @@ class _Conn:
         head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {len(body)}\r\n"
         if ctype:
             head += f"Content-Type: {ctype}\r\n"
-        self.writer.write(head.encode() + b"\r\n" + body)
-        status_line = await self.reader.readline()
-        status = int(status_line.split()[1])
-        headers: dict[str, str] = {}
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            name, _, value = line.decode().partition(":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0"))
-        data = await self.reader.readexactly(length) if length else b""
-        return status, headers, data
+        assert self._transport is not None
+        self._waiting = asyncio.get_running_loop().create_future()
+        self._transport.write(head.encode() + b"\r\n" + body)
+        return await self._waiting
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
 
 
-async def _run_load(port: int, statements: list[bytes], connections: int) -> dict[str, object]:
+async def _run_load(
+    port: int,
+    statements: list[bytes],
+    connections: int,
+    mark: Callable[[], dict[str, float] | None],
+) -> dict[str, object]:
+    """Register every statement, then fetch every receipt; ``mark()`` snapshots the CPU at
+    the start, between the two phases and at the end."""
     queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
     for item in enumerate(statements):
         queue.put_nowait(item)
@@ -121,8 +185,7 @@ async def _run_load(port: int, statements: list[bytes], connections: int) -> dic
     latencies: list[float] = []
 
     async def worker() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        conn = _Conn(reader, writer)
+        conn = await _Conn.open(port)
         while not queue.empty():
             i, body = queue.get_nowait()
             sent = time.perf_counter()
@@ -131,11 +194,13 @@ async def _run_load(port: int, statements: list[bytes], connections: int) -> dic
             statuses[status] = statuses.get(status, 0) + 1
             if status in (201, 303):
                 ids[i] = headers["location"].rsplit("/", 1)[1]
-        writer.close()
+        conn.close()
 
+    cpu = [mark()]
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(connections)))
     elapsed = time.perf_counter() - start
+    cpu.append(mark())
 
     receipts: dict[str, bytes] = {}
     fetch_queue: asyncio.Queue[str] = asyncio.Queue()
@@ -145,8 +210,7 @@ async def _run_load(port: int, statements: list[bytes], connections: int) -> dic
     fetch_status: dict[int, int] = {}
 
     async def fetcher() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        conn = _Conn(reader, writer)
+        conn = await _Conn.open(port)
         while not fetch_queue.empty():
             entry_id = fetch_queue.get_nowait()
             for _ in range(200):
@@ -157,17 +221,17 @@ async def _run_load(port: int, statements: list[bytes], connections: int) -> dic
             fetch_status[status] = fetch_status.get(status, 0) + 1
             if status == 200:
                 receipts[entry_id] = body
-        writer.close()
+        conn.close()
 
     fstart = time.perf_counter()
     await asyncio.gather(*(fetcher() for _ in range(connections)))
     fetch_elapsed = time.perf_counter() - fstart
+    cpu.append(mark())
 
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    conn = _Conn(reader, writer)
+    conn = await _Conn.open(port)
     _, _, keyset = await conn.request("GET", "/.well-known/scitt-keys")
     _, _, checkpoint = await conn.request("GET", "/checkpoint")
-    writer.close()
+    conn.close()
     return {
         "elapsed": elapsed,
         "latencies": latencies,
@@ -178,6 +242,7 @@ async def _run_load(port: int, statements: list[bytes], connections: int) -> dic
         "fetch_elapsed": fetch_elapsed,
         "keyset": keyset,
         "checkpoint": checkpoint.decode(),
+        "cpu": cpu,
     }
 
 
@@ -188,8 +253,7 @@ async def _paced_load(
     stalled server's queueing counts), on up to ``connections`` keep-alive connections."""
     idle: asyncio.Queue[_Conn] = asyncio.Queue()
     for _ in range(connections):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        idle.put_nowait(_Conn(reader, writer))
+        idle.put_nowait(await _Conn.open(port))
     latencies: list[float] = []
     statuses: dict[int, int] = {}
 
@@ -210,7 +274,7 @@ async def _paced_load(
         tasks.append(asyncio.create_task(one(body, due)))
     await asyncio.gather(*tasks)
     while not idle.empty():
-        idle.get_nowait().writer.close()
+        idle.get_nowait().close()
     return latencies, statuses
 
 
@@ -219,25 +283,78 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process (Linux /proc), or None elsewhere."""
+def _cpu_seconds(pid: int, tid: int | None = None, *, system: bool = False) -> float | None:
+    """User + system CPU seconds of a process, or of one of its threads (Linux /proc); only
+    the system (kernel) part with ``system``; None where /proc is missing."""
+    where = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(where).read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[12]) if system else int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _tree_cpu_seconds(pid: int) -> float | None:
-    """CPU seconds of a process and its children (the sequencer and its workers)."""
-    own = _cpu_seconds(pid)
-    if own is None:
+def _cpu_snapshot(server: int) -> dict[str, float] | None:
+    """CPU seconds so far of each process of the service and of this load generator:
+    ``sequencer loop`` (the server's main thread: its event loop), ``sequencer threads``
+    (the log's writer and any other thread), each worker (``worker <pid>``), ``load
+    generator``. None where /proc is missing."""
+    total = _cpu_seconds(server)
+    loop = _cpu_seconds(server, server)
+    bench = _cpu_seconds(os.getpid())
+    if total is None or loop is None or bench is None:
         return None
+    out = {"sequencer loop": loop, "sequencer threads": total - loop, "load generator": bench}
     try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        children = Path(f"/proc/{server}/task/{server}/children").read_text().split()
     except OSError:
         children = []
-    return own + sum(_cpu_seconds(int(c)) or 0.0 for c in children)
+    kernel = _cpu_seconds(server, system=True) or 0.0
+    for child in children:
+        cpu = _cpu_seconds(int(child))
+        if cpu is not None and cpu > 0.05:  # the workers (not multiprocessing's helper)
+            out[f"worker {child}"] = cpu
+            kernel += _cpu_seconds(int(child), system=True) or 0.0
+    out["server kernel"] = kernel  # part of the figures above: system time of them all
+    return out
+
+
+def _cpu_per_request(
+    before: dict[str, float] | None, after: dict[str, float] | None, requests: int
+) -> dict[str, float]:
+    """Microseconds of CPU per request spent by each process between two snapshots."""
+    if before is None or after is None or requests <= 0:
+        return {}
+    return {
+        name: (after[name] - before.get(name, 0.0)) / requests * 1e6
+        for name in after
+        if name in before or name.startswith("worker")
+    }
+
+
+def _print_cpu(what: str, per: dict[str, float], workers: int) -> float:
+    """Print one phase's CPU per request by process; returns the total (server + client)."""
+    if not per:
+        return 0.0
+    worker_us = sum(v for k, v in per.items() if k.startswith("worker"))
+    seq = per["sequencer loop"] + per["sequencer threads"]
+    total = seq + worker_us + per["load generator"]
+    if workers:
+        parts = (
+            f"sequencer {seq:.0f} (loop {per['sequencer loop']:.0f}, threads "
+            f"{per['sequencer threads']:.0f}), workers {worker_us:.0f}"
+        )
+    else:
+        parts = (
+            f"server {seq:.0f} (loop {per['sequencer loop']:.0f}, threads "
+            f"{per['sequencer threads']:.0f})"
+        )
+    print(
+        f"CPU per {what}: {total:.0f} us = {parts}, load generator {per['load generator']:.0f}"
+        f" (the server's system time: {per['server kernel']:.0f})"
+    )
+    return total
 
 
 def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -254,7 +371,12 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0)
 
 
 def registration_bench(
-    count: int, connections: int, baseline: float, store: str = "sqlite", workers: int = 0
+    count: int,
+    connections: int,
+    baseline: float,
+    store: str = "sqlite",
+    workers: int = 0,
+    baseline_cpu: float | None = None,
 ) -> tuple[bool, float]:
     from bench_append import drop_schema, pg_dsn
 
@@ -301,13 +423,13 @@ def registration_bench(
     try:
         _wait_ready(port, proc)
         time.sleep(1.0 if workers else 0.0)  # the workers bind after the sequencer
-        cpu_before = _tree_cpu_seconds(proc.pid)
-        split_before = (_cpu_seconds(proc.pid), _cpu_seconds(os.getpid()))
-        result = asyncio.run(_run_load(port, statements, connections))
-        split_after = (_cpu_seconds(proc.pid), _cpu_seconds(os.getpid()))
-        cpu_after = _tree_cpu_seconds(proc.pid)
+        load_before = os.getloadavg()[0]
+        result = uvloop.run(
+            _run_load(port, statements, connections, lambda: _cpu_snapshot(proc.pid))
+        )
+        load_after = os.getloadavg()[0]
         max_rate = count / float(result["elapsed"])  # type: ignore[arg-type]
-        paced, paced_status = asyncio.run(
+        paced, paced_status = uvloop.run(
             _paced_load(port, make_statements(vendor, count // 2), max_rate / 2, connections)
         )
         stored = _stored_bytes(data)
@@ -338,19 +460,31 @@ def registration_bench(
     print(f"statements: {count} x ~{avg:.0f} bytes, {connections} connections")
     print(f"responses: {statuses}; receipts fetched: {result['fetch_status']}")
     print(f"registrations/s: {rate:.0f}  (wall {elapsed:.2f} s)")
-    if cpu_before is not None and cpu_after is not None:
-        per = (cpu_after - cpu_before) / (count + len(receipts)) * 1e6
-        print(f"server CPU per request (registrations + receipt fetches): {per:.0f} us")
-        if None not in split_before and None not in split_after:
-            requests = count + len(receipts)
-            main_us = (split_after[0] - split_before[0]) / requests * 1e6  # type: ignore[operator]
-            bench_us = (split_after[1] - split_before[1]) / requests * 1e6  # type: ignore[operator]
-            split = f"the sequencer {main_us:.0f} us, the workers {per - main_us:.0f} us; "
-            print(f"  of which {split if workers else ''}this load generator: {bench_us:.0f} us")
+    cpu: list[dict[str, float] | None] = result["cpu"]  # type: ignore[assignment]
+    post_us = _print_cpu("registration (POST)", _cpu_per_request(cpu[0], cpu[1], count), workers)
+    get_us = _print_cpu(
+        "receipt fetch (GET)", _cpu_per_request(cpu[1], cpu[2], len(receipts)), workers
+    )
+    if post_us:
+        # What the rate would be if this run had the machine's cores to itself: the CPU one
+        # registration costs (server and load generator) is what bounds it, whatever the load.
+        cores = os.cpu_count() or 1
+        per_cpu = baseline_cpu or baseline
+        bound = cores / (post_us * 1e-6) / per_cpu
+        print(
+            f"CPU-bound RATIO on {cores} idle cores (baseline per CPU second): registrations "
+            f"{bound:.3f}; registrations with their receipt fetch "
+            f"{cores / ((post_us + get_us) * 1e-6) / per_cpu:.3f}"
+        )
     print(
         f"receipt fetches/s: {len(receipts) / float(result['fetch_elapsed']):.0f}"  # type: ignore[arg-type]
     )
     print(f"checkpoint tree size: {size_line}; receipts verified offline: {verified}/{len(sample)}")
+    batches = {Receipt.parse(r).inclusion_proofs[0].tree_size for r in receipts.values()}
+    print(
+        f"batches (one receipt signature each): {len(batches)}, "
+        f"{len(receipts) / max(1, len(batches)):.1f} entries on average"
+    )
     full: list[float] = result["latencies"]  # type: ignore[assignment]
     print(
         f"latency POST -> receipt at full load: p50 {_percentile(full, 0.5) * 1e3:.1f} ms, "
@@ -367,7 +501,10 @@ def registration_bench(
     print(f"bytes stored per entry: {stored / max(1, count):.0f} (statement ~{avg:.0f})")
     target = (0.30 if store == "sqlite" else 0.25) if workers >= 2 else 0.12
     print(f"RATIO registrations/s / ES256 verifies/s (1 core): {ratio:.3f}  (target >= {target})")
-    print(f"load average (other processes share these cores): {os.getloadavg()[0]:.2f}")
+    print(
+        f"load average (other processes share these cores): {load_before:.2f} before the "
+        f"run, {load_after:.2f} after it, {os.getloadavg()[0]:.2f} now"
+    )
     shutil.rmtree(workdir, ignore_errors=True)
     latency_ok = store != "sqlite" or workers < 2 or p99 <= 100.0
     ok = errors == 0 and lost == 0 and int(size_line) == count and ratio >= target
@@ -393,14 +530,17 @@ def main() -> int:
     parser.add_argument("--store", choices=("sqlite", "postgresql", "both"), default="sqlite")
     parser.add_argument("--workers", type=int, default=0, help="ironroot serve --workers N")
     args = parser.parse_args()
-    baseline = es256_verifies_per_second()
-    print(f"baseline: ES256 verifications/s on one core: {baseline:.0f}")
+    baseline, baseline_cpu = es256_verifies_per_second()
+    print(
+        f"baseline: ES256 verifications/s on one core: {baseline:.0f} "
+        f"(per CPU second: {baseline_cpu:.0f})"
+    )
     kinds = ("sqlite", "postgresql") if args.store == "both" else (args.store,)
     ok = True
     rates = {}
     for kind in kinds:
         passed, rates[kind] = registration_bench(
-            args.count, args.connections, baseline, kind, args.workers
+            args.count, args.connections, baseline, kind, args.workers, baseline_cpu
         )
         ok = ok and passed
     if len(rates) == 2:

@@ -93,7 +93,7 @@ def test_json_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
 
     from ironroot.http import configure_logging
 
-    configure_logging("info", "json")
+    configure_logging("info", "json", access_log=True)
     try:
         logging.getLogger("ironroot.access").info("hello", extra={"status": 200, "route": "/x"})
         line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])

@@ -64,7 +64,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
     argv = [sys.executable, "-m", "ironroot", "serve", "--data", str(data)]
     argv += ["--port", str(port), "--log-format", "json", "--tls-cert", str(pki.server_cert)]
     argv += ["--tls-key", str(pki.server_key), "--tls-client-ca", str(pki.ca)]
-    process = subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = {**ENV, "IRONROOT_ACCESS_LOG": "1"}  # the access log is checked below (off by default)
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"https://127.0.0.1:{port}"
     mutual = client_context(pki.ca, pki.client_cert, pki.client_key)
     deadline = time.monotonic() + 60

@@ -222,22 +222,26 @@ class Observed:
         try:
             await self.app(scope, receive, observe)
         finally:
-            elapsed = time.perf_counter() - start
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = str(scope.get("method", ""))
-            key = (template, method, status)
-            series = self._series.get(key)
-            if series is None:
-                series = (
-                    self.info.requests.labels(template, method, str(status)),
-                    self.info.latency.labels(template, method),
-                )
-                self._series[key] = series
-            series[0].inc()
-            series[1].observe(elapsed)
-            if _access.isEnabledFor(logging.INFO):
-                self._access_line(scope, template, method, status, size, elapsed)
+            self.record(scope, status, size, time.perf_counter() - start)
+
+    def record(self, scope: dict[str, Any], status: int, size: int, elapsed: float) -> None:
+        """Count and time one answered request and write its access line (for a path that
+        answers without this middleware: :func:`~ironroot.http.problem_app`'s hot routes)."""
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = str(scope.get("method", ""))
+        key = (template, method, status)
+        series = self._series.get(key)
+        if series is None:
+            series = (
+                self.info.requests.labels(template, method, str(status)),
+                self.info.latency.labels(template, method),
+            )
+            self._series[key] = series
+        series[0].inc()
+        series[1].observe(elapsed)
+        if _access.isEnabledFor(logging.INFO):
+            self._access_line(scope, template, method, status, size, elapsed)
 
     def _access_line(
         self,

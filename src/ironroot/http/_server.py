@@ -226,13 +226,20 @@ class _GuardedProtocol(HttpToolsProtocol):
             return
         if self._awaiting_head:
             self._head_bytes += len(data)
-            if self._head_timer is None:
+        super().data_received(data)
+        if self.transport.is_closing():
+            return
+        # The timers start only for what this data left unfinished: a request whose head and
+        # body arrive in one read (nearly all) never arms one.
+        if self._awaiting_head:
+            if self._head_bytes > self.limits.max_head_bytes:
+                self._refuse(431, f"the request head is over {self.limits.max_head_bytes} bytes")
+            elif self._head_bytes and self._head_timer is None:
                 self._head_timer = self.loop.call_later(
                     self.limits.header_timeout, self._head_timed_out
                 )
-        super().data_received(data)
-        if self._awaiting_head and self._head_bytes > self.limits.max_head_bytes:
-            self._refuse(431, f"the request head is over {self.limits.max_head_bytes} bytes")
+        elif self._body_timer is None:
+            self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_timed_out)
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
@@ -249,7 +256,6 @@ class _GuardedProtocol(HttpToolsProtocol):
         if version not in _VERSIONS:
             self._refuse(505, f"HTTP/{version} is not served; use HTTP/1.1")
             return
-        self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_timed_out)
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.transport is self.transport:

@@ -123,6 +123,7 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
         ("outcome",),
         registry=info.registry,
     )
+    integrated, pending = registrations.labels("integrated"), registrations.labels("pending")
 
     def check_token(request: Request) -> None:
         if not tokens:
@@ -149,9 +150,9 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
         registered = await registrar.register(body, config.registration_wait)
         location = f"/entries/{registered.entry_id.hex()}"
         if registered.receipt is None:  # not integrated in time, or not readable yet: poll
-            registrations.labels("pending").inc()
+            pending.inc()
             return Response(b"", 303, headers={"Location": location, **_NO_CACHE})
-        registrations.labels("integrated").inc()
+        integrated.inc()
         return Response(registered.receipt, 201, media_type=COSE, headers={"Location": location})
 
     async def get_entry(request: Request) -> Response:
@@ -242,9 +243,12 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
     def _guard(handler: Handler) -> Handler:
         return guarded(handler, _log, what="the transparency service")
 
-    routes = [
+    hot = [  # nearly all the traffic: answered without the middleware stack (problem_app)
         Route("/entries", _guard(post_entries), methods=["POST"]),
         Route("/entries/{entry_id}", _guard(get_entry), methods=["GET"]),
+    ]
+    routes = [
+        *hot,
         Route("/entries/{entry_id}/statement", _guard(get_statement), methods=["GET"]),
         Route("/entries/{entry_id}/receipts", _guard(get_receipts), methods=["GET"]),
         Route("/.well-known/scitt-keys", _guard(scitt_keys), methods=["GET"]),
@@ -260,4 +264,4 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
     ]
     if config.cts_prefix:  # the Microsoft CTS API, for pyscitt and other CTS clients
         routes += cts_routes(service, config.cts_prefix, check_token, _guard, registrar)
-    return problem_app(routes, info)
+    return problem_app(routes, info, hot=hot)

@@ -377,6 +377,18 @@ class TransparencyService:
                 self._cache.popitem(last=False)
         return receipts
 
+    def remember_receipts(self, entry_id: bytes, receipts: Sequence[bytes]) -> None:
+        """Keep the receipts of an integrated entry that the process writing this service's
+        log built from a batch it checked (the sequencer of ``ironroot serve --workers``,
+        for its HTTP workers), so that :meth:`receipts` answers from memory."""
+        if len(entry_id) != 32 or not receipts:
+            return
+        with self._cache_lock:
+            self._cache[entry_id] = tuple(receipts)
+            self._cache.move_to_end(entry_id)
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+
     def _batch_signatures(self, tree_size: int) -> tuple[tuple[bytes, bytes], ...]:
         """The batch's checked ``(protected, signature)`` pairs, primary algorithm first."""
         with self._cache_lock:

@@ -13,11 +13,17 @@ Reads (receipts, statements, checkpoints, tiles) are served by the workers from 
 
 Frames on a link are length-prefixed (4 bytes, big-endian). A request is ``id (4) | wait
 (float64, seconds) | entry``; an answer ``id (4) | kind (1) | payload`` with kind 0 =
-integrated (``index (8) | tree size (8) | receipt``), 1 = durable and waiting, 2 = error
-(JSON: the error class's name in :mod:`ironroot.errors`, detail, code, retry_after). The
-channel is private to the processes of one service (a socket pair made before the spawn), so
-it needs no authentication; hand-written because it is a few lines and the standard library's
-``multiprocessing.Connection`` would block the event loop.
+integrated (``index (8) | tree size (8) | receipts``), 1 = durable and waiting, 2 = error
+(JSON: the error class's name in :mod:`ironroot.errors`, detail, code, retry_after), and
+kind 3 (id 0), a notice sent to every *other* worker when an entry is answered integrated:
+``entry id (32) | receipts``. ``receipts`` are the entry's receipts, one per receipt
+algorithm, primary first, each length-prefixed (4 bytes). A worker keeps the receipts it
+receives in the service's receipt cache, so ``GET /entries/{id}`` right after a registration,
+on whichever worker the client's connection landed, is answered from memory; the sequencer
+built them from a batch whose signature it checked against its own tree, as it does for the
+answer itself. The channel is private to the processes of one service (a socket pair made
+before the spawn), so it needs no authentication; hand-written because it is a few lines and
+the standard library's ``multiprocessing.Connection`` would block the event loop.
 
 If the sequencer dies, its workers' links close: every waiting request answers 503 with
 ``Retry-After`` and the worker stops. A worker that dies is started again by the sequencer.
@@ -70,27 +76,36 @@ _LEN: Final = struct.Struct(">I")
 _REQUEST: Final = struct.Struct(">Id")
 _ANSWER: Final = struct.Struct(">IB")
 _WHERE: Final = struct.Struct(">QQ")
-_INTEGRATED, _WAITING, _ERROR = 0, 1, 2
+_INTEGRATED, _WAITING, _ERROR, _KNOWN = 0, 1, 2, 3
+_ENTRY_ID: Final = 32
 _MAX_FRAME: Final = 1 << 24
 _RESTART_DELAY: Final = 0.5
 _SWEEP: Final = 0.25
 
 
-def _frame(*parts: bytes) -> bytes:
-    size = sum(len(p) for p in parts)
-    return _LEN.pack(size) + b"".join(parts)
+def _frame(head: bytes, *rest: bytes) -> bytes:
+    body = head + b"".join(rest) if rest else head
+    return _LEN.pack(len(body)) + body
 
 
-async def _read_frame(reader: asyncio.StreamReader) -> bytes | None:
-    """One frame, or ``None`` at the end of the stream."""
-    try:
-        head = await reader.readexactly(_LEN.size)
-        (size,) = _LEN.unpack(head)
-        if size > _MAX_FRAME:
-            raise StorageError("a frame on the sequencer link is too large")
-        return await reader.readexactly(size)
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return None
+def _encode_receipts(receipts: Sequence[bytes]) -> bytes:
+    return b"".join(_LEN.pack(len(r)) + r for r in receipts)
+
+
+def _decode_receipts(data: bytes | memoryview) -> tuple[bytes, ...]:
+    """The receipts of an answer or a notice; :class:`StorageError` if they are cut short."""
+    out = []
+    offset, end = 0, len(data)
+    while offset < end:
+        if end - offset < _LEN.size:
+            raise StorageError("the sequencer sent a truncated receipt")
+        (size,) = _LEN.unpack_from(data, offset)
+        offset += _LEN.size
+        if size > end - offset:
+            raise StorageError("the sequencer sent a truncated receipt")
+        out.append(bytes(data[offset : offset + size]))
+        offset += size
+    return tuple(out)
 
 
 def _encode_error(exc: IronrootError) -> bytes:
@@ -132,9 +147,15 @@ class _SequencerLink(asyncio.Protocol):
     written in one ``send``.
     """
 
-    def __init__(self, service: TransparencyService, closed: asyncio.Future[None]) -> None:
+    def __init__(
+        self,
+        service: TransparencyService,
+        closed: asyncio.Future[None],
+        peers: list[_SequencerLink],
+    ) -> None:
         self._service = service
         self._closed = closed
+        self._peers = peers  # every worker's link, this one included (one loop: no lock)
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
@@ -146,8 +167,11 @@ class _SequencerLink(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self._peers.append(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        with contextlib.suppress(ValueError):
+            self._peers.remove(self)
         self._sweeper.cancel()
         if not self._closed.done():
             self._closed.set_result(None)
@@ -182,8 +206,11 @@ class _SequencerLink(asyncio.Protocol):
             self._out.append(_frame(_ANSWER.pack(req_id, _ERROR), _encode_error(exc)))
             return
         self._open[req_id] = (time.monotonic(), wait, ticket)
-        ticket.integrated.add_done_callback(lambda _: self._hand_over(req_id, ticket))
-        ticket.durable.add_done_callback(lambda _: self._hand_over(req_id, ticket))
+        # One wake-up per entry: when it is integrated (the log fails both futures together
+        # on an error), or, for an answer at durability, when it is durable. The sweep
+        # answers what waited its bound.
+        watched = ticket.durable if wait <= 0 else ticket.integrated
+        watched.add_done_callback(lambda _: self._hand_over(req_id, ticket))
 
     def _hand_over(self, req_id: int, ticket: Ticket) -> None:
         """A ticket's future resolved (any thread): let the loop answer."""
@@ -232,13 +259,17 @@ class _SequencerLink(asyncio.Protocol):
         if not receipts:
             self._out.append(_frame(_ANSWER.pack(req_id, _WAITING)))
             return
+        packed = _encode_receipts(receipts)
         self._out.append(
             _frame(
-                _ANSWER.pack(req_id, _INTEGRATED),
-                _WHERE.pack(where.index, where.tree_size),
-                receipts[0],
+                _ANSWER.pack(req_id, _INTEGRATED), _WHERE.pack(where.index, where.tree_size), packed
             )
         )
+        if len(self._peers) > 1:
+            notice = _frame(_ANSWER.pack(0, _KNOWN), ticket.entry_id, packed)
+            for peer in self._peers:
+                if peer is not self:
+                    peer._out.append(notice)
 
     def _sweep(self) -> None:
         """Four times a second: answer what waited its bound (durable and not integrated
@@ -256,16 +287,26 @@ class _SequencerLink(asyncio.Protocol):
         self._sweeper = self._loop.call_later(_SWEEP, self._sweep)
 
     def _flush(self) -> None:
+        """Send what this link and its peers have queued (notices included), one write
+        each."""
+        for link in self._peers:
+            link._flush_own()
+
+    def _flush_own(self) -> None:
         if self._out and self._transport is not None and not self._transport.is_closing():
             self._transport.write(b"".join(self._out))
         self._out.clear()
 
 
-async def _serve_link(service: TransparencyService, sock: socket.socket) -> None:
+async def _serve_link(
+    service: TransparencyService, sock: socket.socket, peers: list[_SequencerLink]
+) -> None:
     """Answer one worker's registrations until its link closes."""
     loop = asyncio.get_running_loop()
     closed: asyncio.Future[None] = loop.create_future()
-    transport, _ = await loop.connect_accepted_socket(lambda: _SequencerLink(service, closed), sock)
+    transport, _ = await loop.connect_accepted_socket(
+        lambda: _SequencerLink(service, closed, peers), sock
+    )
     try:
         await closed
     finally:
@@ -275,54 +316,110 @@ async def _serve_link(service: TransparencyService, sock: socket.socket) -> None
 # --- the worker's side --------------------------------------------------------------------
 
 
-class SequencerLink:
-    """A worker's registrar: check here, sequence in the sequencer process."""
+class SequencerLink(asyncio.Protocol):
+    """A worker's registrar: check here, sequence in the sequencer process.
+
+    The link is an :class:`asyncio.Protocol` on the worker's end of the socket pair, opened
+    by the first registration: answers are parsed from the stream as they arrive and resolve
+    the waiting registrations' futures; the registrations of one loop iteration leave in one
+    ``send``. A registration that gets no answer within its bound fails with
+    :class:`StoreUnavailable` (a sweep, twice a second, rather than a timer per request).
+    """
 
     def __init__(self, service: TransparencyService, sock: socket.socket) -> None:
         self._service = service
         self._sock = sock
-        self._writer: asyncio.StreamWriter | None = None
-        self._connecting: asyncio.Task[tuple[asyncio.StreamReader, asyncio.StreamWriter]] | None = (
-            None
-        )
-        self._reader_task: asyncio.Task[None] | None = None
+        self._transport: asyncio.Transport | None = None
+        self._connecting: asyncio.Task[object] | None = None
+        self._buffer = bytearray()
         self._out: list[bytes] = []
-        self._waiting: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
+        # unanswered: the future and the monotonic time after which it fails
+        self._waiting: dict[int, tuple[asyncio.Future[tuple[int, bytes]], float]] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
         self._next = 0
         self._gone = False
 
-    async def _connect(self) -> asyncio.StreamWriter:
-        if self._writer is None:
-            if self._connecting is None:  # the first registration opens the link, once
-                self._connecting = asyncio.get_running_loop().create_task(
-                    asyncio.open_connection(sock=self._sock)
-                )
-            reader, writer = await asyncio.shield(self._connecting)
-            if self._writer is None:
-                self._writer = writer
-                self._reader_task = asyncio.get_running_loop().create_task(self._read(reader))
-        return self._writer
+    # --- the protocol ---------------------------------------------------------------------
 
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        while True:
-            answer = await _read_frame(reader)
-            if answer is None or len(answer) < _ANSWER.size:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self._sweeper = asyncio.get_running_loop().call_later(_SWEEP * 2, self._sweep)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        offset = 0
+        while len(buffer) - offset >= _LEN.size:
+            (size,) = _LEN.unpack_from(buffer, offset)
+            if size > _MAX_FRAME or size < _ANSWER.size:
+                _log.error("the sequencer sent a malformed frame: link closed")
+                assert self._transport is not None
+                self._transport.close()
+                return
+            if len(buffer) - offset - _LEN.size < size:
                 break
-            req_id, kind = _ANSWER.unpack_from(answer)
-            future = self._waiting.pop(req_id, None)
-            if future is not None and not future.done():
-                future.set_result((kind, answer[_ANSWER.size :]))
+            start = offset + _LEN.size
+            offset = start + size
+            req_id, kind = _ANSWER.unpack_from(buffer, start)
+            payload = bytes(buffer[start + _ANSWER.size : offset])
+            if kind == _KNOWN:
+                self._known(payload)
+                continue
+            waiting = self._waiting.pop(req_id, None)
+            if waiting is not None and not waiting[0].done():
+                waiting[0].set_result((kind, payload))
+        del buffer[:offset]
+
+    def connection_lost(self, exc: Exception | None) -> None:
         self._gone = True
-        for future in self._waiting.values():
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for future, _ in self._waiting.values():
             if not future.done():
                 future.set_exception(StoreUnavailable("the sequencer is gone; retry shortly"))
         self._waiting.clear()
         _log.error("the sequencer's link closed: this worker stops")
         os.kill(os.getpid(), signal.SIGTERM)
 
-    def _flush(self, writer: asyncio.StreamWriter) -> None:
-        if self._out and not writer.is_closing():
-            writer.write(b"".join(self._out))
+    def _known(self, payload: bytes) -> None:
+        """A notice: another worker's entry was integrated; keep its receipts."""
+        if len(payload) <= _ENTRY_ID:
+            return
+        try:
+            receipts = _decode_receipts(memoryview(payload)[_ENTRY_ID:])
+        except StorageError:
+            _log.error("the sequencer sent a malformed receipt notice: ignored")
+            return
+        self._service.remember_receipts(payload[:_ENTRY_ID], receipts)
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        late = [req_id for req_id, (_, deadline) in self._waiting.items() if deadline <= now]
+        for req_id in late:
+            future, _ = self._waiting.pop(req_id)
+            if not future.done():
+                future.set_exception(
+                    StoreUnavailable("the sequencer did not answer in time; retry")
+                )
+        self._sweeper = asyncio.get_running_loop().call_later(_SWEEP * 2, self._sweep)
+
+    # --- the registrar --------------------------------------------------------------------
+
+    async def _connect(self) -> asyncio.Transport:
+        if self._transport is None:
+            if self._connecting is None:  # the first registration opens the link, once
+                loop = asyncio.get_running_loop()
+                self._connecting = loop.create_task(
+                    loop.create_connection(lambda: self, sock=self._sock)
+                )
+            await asyncio.shield(self._connecting)
+            assert self._transport is not None
+        return self._transport
+
+    def _flush(self) -> None:
+        transport = self._transport
+        if self._out and transport is not None and not transport.is_closing():
+            transport.write(b"".join(self._out))
         self._out.clear()
 
     async def register(self, statement: bytes, wait: float) -> Registration:
@@ -330,26 +427,31 @@ class SequencerLink:
         entry_id = hashlib.sha256(entry).digest()
         if self._gone:
             raise StoreUnavailable("the sequencer is gone; retry shortly")
-        writer = await self._connect()
-        self._next = (self._next + 1) & 0xFFFFFFFF
+        await self._connect()
+        loop = asyncio.get_running_loop()
+        self._next = (self._next + 1) & 0xFFFFFFFF or 1  # 0 is the notices' id
         req_id = self._next
-        future: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
-        self._waiting[req_id] = future
+        future: asyncio.Future[tuple[int, bytes]] = loop.create_future()
+        self._waiting[req_id] = (future, time.monotonic() + DURABLE_TIMEOUT + wait + 5.0)
         self._out.append(_frame(_REQUEST.pack(req_id, wait), entry))
         if len(self._out) == 1:  # one send for what this loop iteration registers
-            asyncio.get_running_loop().call_soon(self._flush, writer)
+            loop.call_soon(self._flush)
         try:
-            kind, payload = await asyncio.wait_for(future, DURABLE_TIMEOUT + wait + 5.0)
-        except TimeoutError:
-            raise StoreUnavailable("the sequencer did not answer in time; retry") from None
+            kind, payload = await future
         finally:
             self._waiting.pop(req_id, None)
         if kind == _ERROR:
             raise _decode_error(payload)
         if kind == _WAITING:
             return Registration(entry_id, None, None)
+        if len(payload) < _WHERE.size:
+            raise StorageError("the sequencer sent a truncated answer")
         index, tree_size = _WHERE.unpack_from(payload)
-        return Registration(entry_id, Integrated(index, tree_size), payload[_WHERE.size :])
+        receipts = _decode_receipts(memoryview(payload)[_WHERE.size :])
+        if not receipts:
+            return Registration(entry_id, Integrated(index, tree_size), None)
+        self._service.remember_receipts(entry_id, receipts)
+        return Registration(entry_id, Integrated(index, tree_size), receipts[0])
 
 
 @dataclass(frozen=True)
@@ -424,10 +526,11 @@ async def _supervise(
         loop.add_signal_handler(sig, stop.set)
     workers: list[_Worker] = []
     links: set[asyncio.Task[None]] = set()
+    peers: list[_SequencerLink] = []
 
     def start(number: int) -> _Worker:
         worker = _Worker(spec, listener, number)
-        task = loop.create_task(_serve_link(service, worker.link))
+        task = loop.create_task(_serve_link(service, worker.link, peers))
         links.add(task)
         task.add_done_callback(links.discard)
         return worker
