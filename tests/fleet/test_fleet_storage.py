@@ -387,3 +387,21 @@ def test_files_that_cannot_all_be_written_leave_no_temp_files(tmp_path: Path) ->
     with pytest.raises(FileNotFoundError):
         write_files([(tmp_path / "a", b"1", 0o644), (tmp_path / "missing" / "b", b"2", 0o644)])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_admission_syncs_no_file_and_a_quarantine_commits_durably(
+    aw: AdmissionWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No file of an admission is synced (the grant's commit does not wait either); the
+    quarantine after it is committed with the connection back at ``synchronous=FULL``."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real(fd))
+    attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    assert synced == []
+    monkeypatch.undo()
+    quarantine(fleet, "node-0001", "suspected tampering", now=NOW)
+    assert _synchronous(SqliteFile(fleet.database, "the fleet registry")) == 2
+    assert fleet.record_of("node-0001").status == "quarantined"
