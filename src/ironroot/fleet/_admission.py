@@ -353,9 +353,12 @@ class _State:
     def upgrade(self) -> None:
         """Give an ``ears`` table made before evidence was kept beside each EAR its
         ``evidence`` column (the EARs stored before have none: ``NULL``)."""
+        with self.read() as db:
+            if "evidence" in {str(row[1]) for row in db.execute("PRAGMA table_info(ears)")}:
+                return
         with self.tx() as db:
             columns = {str(row[1]) for row in db.execute("PRAGMA table_info(ears)")}
-            if "evidence" not in columns:
+            if "evidence" not in columns:  # not added meanwhile by another process
                 db.execute("ALTER TABLE ears ADD COLUMN evidence BLOB")
 
     def latest_ear(self, node: str) -> bytes | None:

@@ -49,8 +49,8 @@ def _pool() -> ThreadPoolExecutor:
 
 def write_files(files: Sequence[tuple[Path, bytes, int]], *, durable: bool = True) -> None:
     """Write each ``(path, data, mode)`` atomically and durably (module docs); when this
-    returns, every file is in place and survives a power cut. On an error nothing is renamed
-    that was not already, the temp files are removed and the ``OSError`` propagates.
+    returns, every file is in place and survives a power cut. On an error the files renamed
+    before it stay, the temp files are removed and the ``OSError`` propagates.
 
     ``durable=False`` skips the syncs: each file is still replaced by a rename, so a reader
     sees the old bytes or the new ones, never a part; but a power cut may leave a file old,
@@ -66,11 +66,9 @@ def write_files(files: Sequence[tuple[Path, bytes, int]], *, durable: bool = Tru
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-        if not durable:
-            pass
-        elif len(temps) == 1:
+        if durable and len(temps) == 1:
             os.fsync(temps[0][0])
-        else:
+        elif durable:  # together: the file system commits them in one journal commit
             for future in [_pool().submit(os.fsync, fd) for fd, _, _ in temps]:
                 future.result()
         for n, (fd, temp, path) in enumerate(temps):
