@@ -22,7 +22,13 @@ from tests.fleet.admission_world import AdmissionWorld, admission_world
 from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.crypto import load_certificate
-from ironroot.errors import DeviceStateTampered, InputUnavailable, NotFound, SealedStoreError
+from ironroot.errors import (
+    DeviceStateTampered,
+    InputUnavailable,
+    MalformedCertificate,
+    NotFound,
+    SealedStoreError,
+)
 from ironroot.fleet import (
     AdmissionAuthority,
     Fleet,
@@ -191,3 +197,23 @@ def test_a_node_without_credentials_has_no_key(aw: AdmissionWorld, tmp_path: Pat
     fleet_, _authority = aw.fleet(tmp_path / "pending", 1)
     with pytest.raises(NotFound):
         node_credential_key(fleet_, "node-0001", "control")
+
+
+def test_files_a_power_cut_left_empty_are_refused_until_the_node_attests_again(
+    fleet: tuple[Fleet, AdmissionAuthority],
+) -> None:
+    """An admission does not sync the node's credential files: after a power cut one may be
+    empty. Each such file is refused with its typed error, and the next attestation writes
+    them afresh."""
+    fleet_, authority = fleet
+    folder = _folder(fleet_, "node-0001")
+    (folder / "control.key.sealed").write_bytes(b"")
+    with pytest.raises(SealedStoreError) as caught:
+        node_credential_key(fleet_, "node-0001", "control")
+    assert caught.value.code == "sealed-store"
+    (folder / "data.cert.pem").write_bytes(b"")
+    with pytest.raises(MalformedCertificate):
+        node_credential_key(fleet_, "node-0001", "data")
+    attest_node(fleet_, "node-0001", now=NOW + dt.timedelta(minutes=5), authority=authority)
+    for plane in ("control", "data"):
+        node_credential_key(fleet_, "node-0001", plane)

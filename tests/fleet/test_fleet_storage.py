@@ -1,6 +1,8 @@
 """The fleet's storage: one SQLite file whose stores share a transaction, so an admission and a
-quarantine are each one durable commit that holds whole or not at all; a file replaced under
-a connection is reopened; the stores that had files of their own are imported once."""
+quarantine are each one commit that holds whole or not at all (a quarantine durable, an
+admission's grant without waiting for the disk); a file replaced under a connection is
+reopened; the stores that had files of their own are imported once; the EAR and the evidence
+it appraised are kept in the same file; several files are written at once."""
 
 from __future__ import annotations
 
@@ -13,10 +15,20 @@ import pytest
 from tests.fleet.admission_world import AdmissionWorld, admission_world, prepare
 from tests.platform.node_world import NOW, World, make_world
 
-from ironroot.errors import NotFound, StaleNonce, StorageError
-from ironroot.fleet import AdmissionAuthority, Fleet, attest_node, quarantine
+from ironroot.errors import AdmissionDenied, NotFound, StaleNonce, StorageError
+from ironroot.fleet import (
+    ADMISSION_DIR,
+    AdmissionAuthority,
+    Fleet,
+    NodeEvidence,
+    attest_node,
+    latest_attestation,
+    quarantine,
+    store_attestation,
+)
 from ironroot.fleet._admission import _stores
 from ironroot.fleet._credentials import CredentialStore
+from ironroot.fleet._files import write_files
 from ironroot.fleet._sqlite import SqliteFile
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS t (a TEXT PRIMARY KEY)"
@@ -230,3 +242,166 @@ def test_the_stores_of_an_older_fleet_are_imported_once(aw: AdmissionWorld, tmp_
     stores = _stores(fleet)
     assert stores is not None
     assert stores[0].held("node-0001") is None
+
+
+# --- durability of one commit -----------------------------------------------------------------
+
+
+def _synchronous(file: SqliteFile) -> int:
+    with file.read() as db:
+        return int(db.execute("PRAGMA synchronous").fetchone()[0])
+
+
+def test_a_commit_that_does_not_wait_for_the_disk_is_still_one_transaction(
+    tmp_path: Path,
+) -> None:
+    """``durable=False`` changes when the commit reaches the disk, not what it holds: it is
+    seen at once, a failure inside rolls it back whole, and the connection's next commit is
+    durable again (``synchronous=FULL``, 2)."""
+    one = SqliteFile(tmp_path / "f.db", "one", _SCHEMA)
+    two = SqliteFile(tmp_path / "f.db", "two", _SCHEMA)
+    with one.tx(durable=False) as db:
+        db.execute("INSERT INTO t VALUES ('a')")
+        with two.tx() as inner:
+            inner.execute("INSERT INTO t VALUES ('b')")
+    assert _synchronous(one) == 2
+    assert _rows(two) == ["a", "b"]
+
+    def stopped() -> None:
+        with one.tx(durable=False) as db:
+            db.execute("INSERT INTO t VALUES ('c')")
+            raise _Stop
+
+    def duplicate() -> None:
+        with one.tx(durable=False) as db:
+            db.execute("INSERT INTO t VALUES ('a')")  # the key exists
+
+    with pytest.raises(_Stop):
+        stopped()
+    with pytest.raises(StorageError):
+        duplicate()
+    assert _synchronous(one) == 2
+    assert _rows(one) == ["a", "b"]
+    with sqlite3.connect(tmp_path / "f.db") as other:  # another connection sees the commits
+        assert [r[0] for r in other.execute("SELECT a FROM t ORDER BY a")] == ["a", "b"]
+
+
+# --- the EAR and its evidence -------------------------------------------------------------------
+
+
+def test_the_ear_and_its_evidence_are_kept_in_fleet_db(aw: AdmissionWorld, tmp_path: Path) -> None:
+    """An admission keeps the EAR and the evidence it appraised in fleet.db, in its one
+    transaction: no files in ``admission/ears/``; audit exports read them back."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    result = attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    stored = latest_attestation(fleet.directory / ADMISSION_DIR, "node-0001")
+    assert stored is not None
+    assert stored.ear == result.appraisal.token
+    assert stored.ear_id == fleet.record_of("node-0001").ear_id == result.ear_id
+    assert NodeEvidence.decode(stored.evidence or b"").node == "node-0001"
+    assert not (fleet.directory / ADMISSION_DIR / "ears").exists()
+    assert latest_attestation(fleet.directory / ADMISSION_DIR, "node-0002") is None
+
+
+def test_a_quarantining_attestation_keeps_its_evidence_too(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """An attestation that is not affirming quarantines the node with its EAR named in the
+    registry, and that EAR's evidence is kept beside it (an audit can check one against the
+    other)."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    request = prepare(fleet, authority, "node-0001")
+    bad = NodeEvidence("node-0001", request.evidence.quote, {})  # every device missing
+    with pytest.raises(AdmissionDenied):
+        authority.admit(request.request(evidence=bad.encode()), now=NOW)
+    record = fleet.record_of("node-0001")
+    assert record.status == "quarantined"
+    stored = latest_attestation(fleet.directory / ADMISSION_DIR, "node-0001")
+    assert stored is not None
+    assert stored.ear_id == record.ear_id
+    assert stored.evidence == bad.encode()
+
+
+def test_an_older_fleet_keeps_its_ears_files_and_its_ears_table_grows_a_column(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """A fleet whose ``ears`` table has no evidence column gets one when admission opens;
+    an EAR stored there without evidence takes it from the ``admission/ears/`` files when
+    they hold that EAR; a node with no EAR in fleet.db is read from the files."""
+    fleet = Fleet.create(tmp_path / "fleet", node_class=aw.node_class())
+    fleet.add_nodes(2, vendor_ca=aw.vendor_ca, now=NOW)
+    with sqlite3.connect(fleet.database) as db:
+        db.execute(
+            "CREATE TABLE ears (ear_id TEXT PRIMARY KEY, node TEXT NOT NULL, at TEXT NOT NULL,"
+            " token BLOB NOT NULL)"
+        )
+        db.execute("INSERT INTO ears VALUES ('urn:1', 'node-0001', 'x', x'6561722d31')")
+    folder = fleet.directory / ADMISSION_DIR
+    folder.mkdir()
+    store_attestation(folder, "node-0001", b"ear-1", b"evidence-1")
+    store_attestation(folder, "node-0002", b"ear-2", b"evidence-2")
+    found = latest_attestation(folder, "node-0001")
+    assert found is not None
+    assert (found.ear, found.evidence) == (b"ear-1", b"evidence-1")
+    store_attestation(folder, "node-0001", b"ear-other", b"evidence-other")
+    found = latest_attestation(folder, "node-0001")
+    assert found is not None
+    assert (found.ear, found.evidence) == (b"ear-1", None)  # the files hold another EAR
+    found = latest_attestation(folder, "node-0002")
+    assert found is not None
+    assert (found.ear, found.evidence) == (b"ear-2", b"evidence-2")
+
+    AdmissionAuthority.init(fleet, vendor_roots=list(aw.vendor_ca.trust_anchors), now=NOW)
+    with sqlite3.connect(fleet.database) as db:
+        columns = [r[1] for r in db.execute("PRAGMA table_info(ears)")]
+    assert columns == ["ear_id", "node", "at", "token", "evidence"]
+    result = attest_node(fleet, "node-0001", now=NOW)
+    found = latest_attestation(folder, "node-0001")
+    assert found is not None
+    assert found.ear_id == result.ear_id
+    assert found.evidence is not None
+
+
+# --- several files at once ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_files_are_written_whole_with_their_modes(tmp_path: Path, durable: bool) -> None:
+    (tmp_path / "b.txt").write_bytes(b"old")
+    files = [
+        (tmp_path / "a.key", b"secret", 0o600),
+        (tmp_path / "b.txt", b"new", 0o644),
+        (tmp_path / "c.bin", b"\x00" * 70_000, 0o644),
+    ]
+    write_files(files, durable=durable)
+    for path, data, mode in files:
+        assert path.read_bytes() == data
+        assert os.stat(path).st_mode & 0o777 == mode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.key", "b.txt", "c.bin"]
+
+
+def test_files_that_cannot_all_be_written_leave_no_temp_files(tmp_path: Path) -> None:
+    """A folder that does not exist: the error propagates, the temp files made before it are
+    removed and nothing was renamed."""
+    with pytest.raises(FileNotFoundError):
+        write_files([(tmp_path / "a", b"1", 0o644), (tmp_path / "missing" / "b", b"2", 0o644)])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_admission_syncs_no_file_and_a_quarantine_commits_durably(
+    aw: AdmissionWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No file of an admission is synced (the grant's commit does not wait either); the
+    quarantine after it is committed with the connection back at ``synchronous=FULL``."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real(fd))
+    attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    assert synced == []
+    monkeypatch.undo()
+    quarantine(fleet, "node-0001", "suspected tampering", now=NOW)
+    assert _synchronous(SqliteFile(fleet.database, "the fleet registry")) == 2
+    assert fleet.record_of("node-0001").status == "quarantined"

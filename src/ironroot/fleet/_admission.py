@@ -12,12 +12,13 @@ away at once.
                          SAFE reviews): <sha256>.ts
 
 and in the fleet's ``fleet.db``, beside the registry (one SQLite file, so that one admission
-is one transaction): every credential issued and its revocation (``credentials``), operator
-holds and VM placements (``holds``, ``placements``), and the EARs (``ears``: each node's latest
-and the one its registry row names). Fleets made before kept the first two in
-``admission/credentials.db`` and ``admission/admission.db``: their rows are imported once.
-Beside it, ``ears/<node>.jwt`` and ``ears/<node>.evidence.cbor`` keep the latest EAR and the
-evidence it appraised, for audit exports (:mod:`ironroot.fleet._attestations`).
+is one transaction, one commit): every credential issued and its revocation
+(``credentials``), operator holds and VM placements (``holds``, ``placements``), and the EARs
+with the evidence each appraised (``ears``: each node's latest and the one its registry row
+names; audit exports read them through :func:`ironroot.fleet.latest_attestation`). Fleets
+made before kept the first two in ``admission/credentials.db`` and ``admission/admission.db``:
+their rows are imported once; and the latest EAR and its evidence in ``admission/ears/``
+files, which are still read for a node with no EAR in ``fleet.db``.
 
 One admission (:meth:`AdmissionAuthority.admit`), in order:
 
@@ -107,7 +108,6 @@ from ironroot.errors import (
     StorageError,
     UnknownIssuer,
 )
-from ironroot.fleet._attestations import store_attestation
 from ironroot.fleet._credentials import (
     DEFAULT_LIFETIME,
     PLANES,
@@ -288,7 +288,8 @@ CREATE TABLE IF NOT EXISTS ears (
     ear_id TEXT PRIMARY KEY,
     node TEXT NOT NULL,
     at TEXT NOT NULL,
-    token BLOB NOT NULL
+    token BLOB NOT NULL,
+    evidence BLOB
 );
 CREATE INDEX IF NOT EXISTS ears_node ON ears (node);
 """
@@ -331,19 +332,34 @@ class _State:
             row = db.execute("SELECT reason FROM holds WHERE node = ?", (node,)).fetchone()
         return None if row is None else str(row[0])
 
-    def store_ear(self, node: str, ear_id: str, token: bytes, now: dt.datetime) -> None:
-        """Keep ``token`` as ``node``'s latest EAR. A node keeps two at most: its latest and
-        the one its registry row names (what it was admitted or quarantined on)."""
+    def store_ear(
+        self, node: str, ear_id: str, token: bytes, now: dt.datetime, evidence: bytes | None = None
+    ) -> None:
+        """Keep ``token`` as ``node``'s latest EAR, with the ``evidence`` it appraised. A node
+        keeps two at most: its latest and the one its registry row names (what it was admitted
+        or quarantined on)."""
         with self.tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO ears (ear_id, node, at, token) VALUES (?, ?, ?, ?)",
-                (ear_id, node, _text(now), token),
+                "INSERT OR REPLACE INTO ears (ear_id, node, at, token, evidence) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (ear_id, node, _text(now), token, evidence),
             )
             db.execute(
                 "DELETE FROM ears WHERE node = ? AND ear_id != ? AND ear_id IS NOT "
                 "(SELECT ear_id FROM nodes WHERE id = ?)",
                 (node, ear_id, node),
             )
+
+    def upgrade(self) -> None:
+        """Give an ``ears`` table made before evidence was kept beside each EAR its
+        ``evidence`` column (the EARs stored before have none: ``NULL``)."""
+        with self.read() as db:
+            if "evidence" in {str(row[1]) for row in db.execute("PRAGMA table_info(ears)")}:
+                return
+        with self.tx() as db:
+            columns = {str(row[1]) for row in db.execute("PRAGMA table_info(ears)")}
+            if "evidence" not in columns:  # not added meanwhile by another process
+                db.execute("ALTER TABLE ears ADD COLUMN evidence BLOB")
 
     def latest_ear(self, node: str) -> bytes | None:
         with self.read() as db:
@@ -449,6 +465,7 @@ def _stores(fleet: Fleet) -> tuple[_State, CredentialStore] | None:
         found = _STATES.get(directory)
         if found is None:
             found = (_State(fleet.database), CredentialStore(fleet.database))
+            found[0].upgrade()
             if any((directory / name).is_file() for name, _ in _LEGACY):
                 found[1].of_node("")  # its tables set up before rows are imported into them
                 _migrate(found[0], directory)
@@ -468,13 +485,14 @@ def _quarantine(
     now: dt.datetime,
     hold: bool = False,
     ear: NodeAppraisal | None = None,
+    submitted: bytes | None = None,
     **fields: str | None,
 ) -> NodeRecord:
     reason = reason[:_MAX_REASON]
     stores = _stores(fleet)
     with fleet.transaction():  # one commit: status, revocations, placements, hold, EAR, events
         if ear is not None and stores is not None:
-            stores[0].store_ear(node_id, ear.ear_id, ear.token, now)
+            stores[0].store_ear(node_id, ear.ear_id, ear.token, now, submitted)
         record = fleet.set_status(
             node_id,
             "quarantined",
@@ -703,8 +721,7 @@ class AdmissionAuthority:
         return self.nonces.issue(now, client)
 
     def _store_ear(self, appraisal: NodeAppraisal, evidence: bytes, now: dt.datetime) -> None:
-        self.state.store_ear(appraisal.node, appraisal.ear_id, appraisal.token, now)
-        store_attestation(self.directory, appraisal.node, appraisal.token, evidence)
+        self.state.store_ear(appraisal.node, appraisal.ear_id, appraisal.token, now, evidence)
 
     def ear(self, node_id: str) -> bytes:
         """The node's latest EAR (JWT bytes)."""
@@ -751,6 +768,7 @@ class AdmissionAuthority:
                 evidence=detail,
                 now=now,
                 ear=appraisal,
+                submitted=request.evidence,
                 ear_id=appraisal.ear_id,
                 last_attested=stamp,
             )
@@ -785,8 +803,10 @@ class AdmissionAuthority:
         if control is not None:
             fields["credential_serial"] = control.serial
             fields["credential_not_after"] = _text(control.not_after)
-        # One durable commit: the EAR, the credentials issued, the registry row and its event.
-        with self.fleet.transaction():
+        # One commit: the EAR, the credentials issued, the registry row and its event. A grant:
+        # a power cut may undo it, and then the credentials are unknown to the store and
+        # refused (fail closed); it is durable with the next durable commit (_sqlite docs).
+        with self.fleet.transaction(durable=False):
             self._store_ear(appraisal, request.evidence, now)
             self.credentials.add(*credentials.values())
             self.fleet.set_status(
@@ -862,7 +882,9 @@ def attest_node(
     evidence = collect_evidence(fleet, node_id, nonce=nonce, keys=spkis, now=now)
     result = authority.admit(AdmissionRequest(node_id, nonce, evidence.encode(), csrs), now=now)
     if store:
-        store_node_credentials(fleet, node_id, keys, result.credentials, result.ca)
+        # Not synced: lost or damaged by a power cut, they fail to load and the node attests
+        # again (store_node_credentials).
+        store_node_credentials(fleet, node_id, keys, result.credentials, result.ca, durable=False)
     return result
 
 

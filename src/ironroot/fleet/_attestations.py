@@ -1,6 +1,12 @@
 """What the admission authority keeps of a node's latest attestation: the signed EAR and the
 evidence it appraised, side by side, so that an auditor can check that one was issued for the
-other (``docs/fleet.md``, "External audit"). In the admission directory::
+other (``docs/fleet.md``, "External audit").
+
+The admission keeps them in the fleet's ``fleet.db`` (table ``ears``: ``token`` and
+``evidence``, written in the admission's one transaction with the registry row that names the
+EAR). Fleets admitted before that kept the latest pair in the admission directory, which
+:func:`latest_attestation` still reads for a node with no EAR in ``fleet.db``, and
+:func:`store_attestation` still writes::
 
     ears/<node>.jwt             the EAR (ES384 JWT); its id is the SHA-256 of these bytes
     ears/<node>.evidence.cbor   the ironroot-node-evidence/1 it was issued for, as received
@@ -20,10 +26,12 @@ from typing import Final
 from ironroot._fileio import read_limited, write_atomic
 from ironroot.errors import IronrootError
 from ironroot.fleet._credentials import ear_id_of
+from ironroot.fleet._sqlite import SqliteFile
 
 __all__ = ["StoredAttestation", "latest_attestation", "store_attestation"]
 
 EARS_DIR: Final = "ears"
+FLEET_DB: Final = "fleet.db"
 _MAX_EAR: Final = 1024 * 1024
 _MAX_EVIDENCE: Final = 1024 * 1024
 
@@ -54,9 +62,44 @@ class StoredAttestation:
         return ear_id_of(self.ear)
 
 
+def _from_database(admission_dir: Path, node: str) -> StoredAttestation | None:
+    """``node``'s latest EAR in ``fleet.db`` with its evidence, when there is one."""
+    path = admission_dir.parent / FLEET_DB
+    if not path.is_file():
+        return None
+    try:
+        with SqliteFile(path, "the admission state").read() as db:
+            columns = {str(row[1]) for row in db.execute("PRAGMA table_info(ears)")}
+            if not columns:
+                return None  # admission never stored an EAR here
+            evidence = "evidence" if "evidence" in columns else "NULL"
+            row = db.execute(
+                f"SELECT token, {evidence} FROM ears WHERE node = ? "  # noqa: S608
+                "ORDER BY rowid DESC LIMIT 1",
+                (node,),
+            ).fetchone()
+    except IronrootError:
+        return None
+    if row is None or len(row[0]) > _MAX_EAR:
+        return None
+    stored = None if row[1] is None or len(row[1]) > _MAX_EVIDENCE else bytes(row[1])
+    return StoredAttestation(bytes(row[0]), stored)
+
+
 def latest_attestation(admission_dir: Path, node: str) -> StoredAttestation | None:
-    """``node``'s latest stored attestation, or ``None`` when it has none."""
+    """``node``'s latest stored attestation, or ``None`` when it has none: from ``fleet.db``
+    (module docs); for a node with no EAR there, the files of the admission directory. An
+    EAR in ``fleet.db`` stored without its evidence takes the evidence of the files when
+    they hold that same EAR."""
+    found = _from_database(admission_dir, node)
+    if found is not None and found.evidence is not None:
+        return found
     ear_path, evidence_path = _paths(admission_dir, node)
+    if found is not None:
+        with contextlib.suppress(OSError, IronrootError):
+            if read_limited(ear_path, _MAX_EAR) == found.ear:
+                return StoredAttestation(found.ear, read_limited(evidence_path, _MAX_EVIDENCE))
+        return found
     try:
         ear = read_limited(ear_path, _MAX_EAR)
     except OSError:

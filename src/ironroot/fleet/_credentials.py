@@ -83,11 +83,16 @@ firmware changed (the node attests again and gets new credentials); any altered 
 the GCM tag. :func:`node_credential_key` unseals a key and checks it is the key of the
 certificate beside it (an older sealed key put back: ``credential-key-mismatch``);
 :func:`node_tls_context` is a client context presenting it.
+
+An admission (:func:`ironroot.fleet.attest_node`) writes the files without syncing them to
+the disk (``durable=False``): each is renamed into place whole, so a reader never sees a
+part, but a power cut may leave one old, empty or damaged — refused when read (a sealed key
+that does not open, a certificate that does not parse, a key that is not the certificate's)
+— and the node attests again, as it does anyway before its short-lived credential expires.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import ipaddress
@@ -135,6 +140,7 @@ from ironroot.errors import (
     SealedStoreError,
     UnsupportedAlgorithm,
 )
+from ironroot.fleet._files import write_files
 from ironroot.fleet._sqlite import SqliteFile
 from ironroot.hsm import seal, unseal
 
@@ -503,7 +509,17 @@ class FleetCA:
             )
             .sign(self._key.raw, hashes.SHA384())
         )
-        return _credential_of(cert)
+        # The values just put in: not read back through the profile's parser.
+        return Credential(
+            serial=format(cert.serial_number, "x"),
+            node=node,
+            node_class=node_class,
+            plane=plane,
+            ear_id=ear_id,
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            der=cert.public_bytes(Encoding.DER),
+        )
 
     def issue_server(
         self, public_key: PublicKey, *, hosts: Sequence[str], now: dt.datetime, days: int = 7
@@ -774,28 +790,45 @@ def store_node_credentials(
     keys: Mapping[str, PrivateKey],
     credentials: Mapping[str, Credential],
     ca: bytes,
+    *,
+    durable: bool = True,
 ) -> None:
     """Keep ``node``'s credentials in its ``credentials/`` folder, each key sealed to the
-    node's root of trust (module docs): ``<plane>.key.sealed`` (0600), then
-    ``<plane>.cert.pem``, and the fleet CA certificate (``ca``, DER) as ``ca.cert.pem``. A
-    clear ``<plane>.key.pem`` left by an earlier version is removed."""
+    node's root of trust (module docs): ``<plane>.key.sealed`` (0600) and
+    ``<plane>.cert.pem``, and the fleet CA certificate (``ca``, DER) as ``ca.cert.pem`` when
+    it is not there already, written together (:func:`ironroot.fleet._files.write_files`);
+    a reader sees each file whole, old or new. With ``durable`` they survive a power cut
+    once this returns; without, a power cut may lose or damage them, which
+    :func:`node_credential_key` refuses (``NotFound``, ``SealedStoreError``,
+    ``MalformedCertificate``) and the node attests again: what an admission does, as its
+    credentials are short-lived and re-obtained by attesting. A clear ``<plane>.key.pem``
+    left by an earlier version is removed."""
     folder = _node_folder(fleet, node)
     folder.mkdir(mode=0o700, exist_ok=True)
     secret = fleet.rot(node).sealing_secret(SEALING_LABEL)
+    files: list[tuple[Path, bytes, int]] = []
     for plane, credential in sorted(credentials.items()):
         key = keys[_check_plane(plane)]
         if key.public_key.to_der() != _spki(load_certificate(credential.der, der_only=True)):
             raise ConfigError(f"the {plane} key is not the key of its credential")
         sealed = seal(_key_secret(secret, node, plane), key.to_pem())
-        write_atomic(folder / f"{plane}{SEALED_KEY_SUFFIX}", sealed, mode=0o600)
-        write_atomic(folder / f"{plane}.cert.pem", credential.pem, mode=0o644)
-        (folder / f"{plane}.key.pem").unlink(missing_ok=True)
+        files.append((folder / f"{plane}{SEALED_KEY_SUFFIX}", sealed, 0o600))
+        files.append((folder / f"{plane}.cert.pem", credential.pem, 0o644))
     pem = load_certificate(ca, der_only=True).public_bytes(Encoding.PEM)
     path = folder / "ca.cert.pem"
-    with contextlib.suppress(OSError):
-        if path.read_bytes() == pem:
-            return  # the same CA certificate is there already (and durable)
-    write_atomic(path, pem, mode=0o644)
+    try:
+        same = path.read_bytes() == pem  # the same CA certificate is there already
+    except OSError:
+        same = False
+    if not same:
+        files.append((path, pem, 0o644))
+    # Each file is written whole, the files at once (ironroot.fleet._files); a crash before
+    # the call returns may keep a mix of old and new files: a sealed key that is not its
+    # certificate's key is refused when read (credential-key-mismatch), and the node attests
+    # again.
+    write_files(files, durable=durable)
+    for plane in credentials:
+        (folder / f"{plane}.key.pem").unlink(missing_ok=True)
 
 
 def node_credential_key(fleet: Fleet, node: str, plane: str) -> PrivateKey:

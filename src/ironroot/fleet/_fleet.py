@@ -387,11 +387,13 @@ class Fleet:
         return self._file.path
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, durable: bool = True) -> Iterator[None]:
         """One write transaction of ``fleet.db``: every write this thread makes inside it —
         registry, events, and the stores kept in the same file (credentials, admission
-        state) — commits together, in one durable commit, or not at all."""
-        with self._file.tx():
+        state) — commits together, in one commit, or not at all. ``durable=False`` (for a
+        grant whose loss fails closed: an admission) does not wait for the disk
+        (:mod:`ironroot.fleet._sqlite`)."""
+        with self._file.tx(durable=durable):
             yield
 
     def node_ids(self) -> list[str]:

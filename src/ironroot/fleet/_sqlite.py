@@ -1,5 +1,5 @@
 """The fleet's SQLite file (``fleet.db``: registry, events, credentials, admission state):
-one connection per thread and file, WAL, synchronous commits, and write transactions that
+one connection per thread and file, WAL, durable commits (below), and write transactions that
 either commit whole or roll back, with SQLite's own failures as ``StorageError`` naming the
 file's role.
 
@@ -7,8 +7,17 @@ Every :class:`SqliteFile` of one file shares the thread's connection to it, so t
 kept in one file (the registry, the credential store, the admission state) can write in one
 transaction: :meth:`SqliteFile.tx` opened inside another on the same thread and file joins
 it as a savepoint (a failure inside rolls back to the savepoint and propagates; only the
-outermost transaction commits). One admission is therefore one durable commit (one sync of
-the WAL, ``synchronous=FULL``), whatever number of stores it writes to.
+outermost transaction commits). One admission is therefore one commit, whatever number of
+stores it writes to.
+
+Commits are durable (``synchronous=FULL``: the WAL is synced before the commit returns),
+except where a caller asks otherwise (``tx(durable=False)``): a commit that is atomic and
+seen at once by every reader, and survives a crash of the process, but that a power cut or
+OS crash before the next durable commit may undo. The fleet asks it only for a grant whose
+loss fails closed — an admission: its credentials are then unknown to the store and refused,
+the registry keeps the node's earlier status, and the node attests again — never for a
+revocation, a quarantine or a hold, which are durable and, being later in the same WAL, make
+every grant before them durable too.
 
 A connection is reopened when the file it was opened on is no longer the one at its path
 (removed, or replaced by another file): a write never goes to an unlinked file.
@@ -115,20 +124,28 @@ class SqliteFile:
         return self._open().db
 
     @contextlib.contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    def tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``): committed whole, or rolled back. Inside
-        another transaction of this thread on the same file, a savepoint of it."""
+        another transaction of this thread on the same file, a savepoint of it (the outermost
+        transaction decides ``durable``).
+
+        ``durable=False`` commits without waiting for the disk (``synchronous=NORMAL`` for
+        this commit): only for writes whose loss fails closed (module docs)."""
         state = self._open()
         db = state.db
         depth = state.depth
+        relaxed = depth == 0 and not durable
         begin, commit = (
             ("BEGIN IMMEDIATE", "COMMIT")
             if depth == 0
             else (f"SAVEPOINT s{depth}", f"RELEASE s{depth}")
         )
         try:
+            if relaxed:
+                db.execute("PRAGMA synchronous=NORMAL")
             db.execute(begin)
         except sqlite3.Error as exc:
+            self._restore(db, relaxed)
             raise StorageError(f"{self.what} failed: {exc}") from exc
         state.depth = depth + 1
         try:
@@ -141,6 +158,17 @@ class SqliteFile:
             raise
         finally:
             state.depth = depth
+            self._restore(db, relaxed)
+
+    def _restore(self, db: sqlite3.Connection, relaxed: bool) -> None:
+        """Commits after a relaxed one are durable again (and so make it durable)."""
+        if relaxed:
+            try:
+                db.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as exc:  # not usable any more: the next use reopens it
+                _opened().pop(self._key, None)
+                db.close()
+                raise StorageError(f"{self.what} failed: {exc}") from exc
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
