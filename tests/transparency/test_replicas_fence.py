@@ -1,4 +1,5 @@
-"""The sequencer election and its fence, in one process against a real PostgreSQL.
+"""The sequencer election and its fence, in one process against a real PostgreSQL; and what
+``ironroot serve --replica`` refuses.
 
 A sequencer that stops renewing its lease (a paused process) is replaced: the successor ends
 its sessions and bumps the epoch, and every later write of the stale sequencer is refused by
@@ -9,11 +10,14 @@ never replaced, and a pending row is never added beside an integrated entry.
 from __future__ import annotations
 
 import hashlib
+import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError, StaleBatch, StorageError
 from ironroot.log import Log, NoteSigner, PostgresLogStore, SequencerLease, StoreBatch
@@ -174,3 +178,26 @@ def test_add_pending_refuses_an_id_that_is_not_the_entry_s_hash(schema: str) -> 
 def test_a_lease_needs_a_sound_holder_and_length(holder: str, lease: float) -> None:
     with pytest.raises(ConfigError):
         SequencerLease(test_dsn(), holder=holder, lease=lease)
+
+
+def _free_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
+def test_serve_replica_refuses_a_log_in_sqlite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "d"
+    assert main(["serve", "--data", str(data), "--init-only"]) == 0
+    capsys.readouterr()
+    assert main(["serve", "--data", str(data), "--port", _free_port(), "--replica"]) == 2
+    assert "PostgreSQL" in capsys.readouterr().err
+
+
+def test_serve_replica_refuses_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "d"
+    args = ["serve", "--data", str(data), "--port", _free_port(), "--replica", "--workers", "2"]
+    assert main(args) == 2
+    assert "--workers" in capsys.readouterr().err
