@@ -63,7 +63,7 @@ from ironroot.transparency._config import (
 )
 from ironroot.transparency._receipt_keys import publish_receipt_keys
 from ironroot.transparency._registrar import Registration
-from ironroot.transparency._service import TransparencyService
+from ironroot.transparency._service import TransparencyService, _publish_checkpoint_key
 
 __all__ = ["POLL", "Replica", "ReplicaRegistrar", "serve_replica"]
 
@@ -288,7 +288,9 @@ class Replica:
 def _vkeys(
     data_dir: Path, config: TransparencyConfig, checkpoint_signers: Sequence[Signer] | None
 ) -> list[str]:
-    """The checkpoint keys (vkeys) a replica's follower service states."""
+    """The checkpoint keys (vkeys) a replica's follower service states; the public half of the
+    first is kept in ``keys/checkpoint.pub.pem`` (what `ironroot log verify DIR` reads), on
+    every replica, whether it ever sequences or not."""
     if checkpoint_signers is None:
         notes = [load_checkpoint_signer(data_dir, config.origin)]
         pq = load_pq_checkpoint_signer(config)
@@ -296,6 +298,7 @@ def _vkeys(
             notes.append(NoteSigner(config.origin, pq))
     else:
         notes = [NoteSigner(config.origin, s) for s in checkpoint_signers]
+    _publish_checkpoint_key(data_dir, notes[0])
     return [n.verifier().vkey for n in notes]
 
 
