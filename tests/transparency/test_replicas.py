@@ -107,6 +107,9 @@ def test_a_database_outage_answers_503_with_retry_after_and_recovers(tmp_path: P
             assert during.status_code == 503
             assert int(during.headers["retry-after"]) >= 1
             assert "problem" in during.headers["content-type"]  # RFC 9290, not a bare 500
+            read = httpx.get(replica.url + "/checkpoint", timeout=30)
+            assert read.status_code == 503
+            assert int(read.headers["retry-after"]) >= 1
             proxy.up()
             deadline = time.monotonic() + 30
             while True:
