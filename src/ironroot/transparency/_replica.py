@@ -220,7 +220,11 @@ class Replica:
                 _log.warning("sequencer election: %s", exc.detail)
                 epoch = None
             if epoch is not None:
-                self._sequence(epoch)
+                try:
+                    self._sequence(epoch)
+                except Exception:  # a bug: say so, give the lease up, stand again
+                    _log.exception("the sequencer stopped (epoch %d)", epoch)
+                    self._lease.release()
             self._stop.wait(period)
         self._lease.release()
 
