@@ -138,6 +138,16 @@ def main() -> int:
         f"{result.checkpoints_seen} served checkpoints checked; client retries {load.retries} "
         f"({load.retry_after_seen} 503 with Retry-After); answers {sorted(load.statuses.items())}"
     )
+    latency = sorted(load.receipt_seconds)
+    if latency:
+        p50, p99 = (
+            latency[len(latency) // 2],
+            latency[min(len(latency) - 1, len(latency) * 99 // 100)],
+        )
+        print(
+            f"POST /entries to 201 with the receipt, failovers included: p50 {p50 * 1000:.0f} "
+            f"ms, p99 {p99 * 1000:.0f} ms"
+        )
     ok = result.lost == 0 and result.forks == 0 and result.acknowledged > 0
     print("OK" if ok else "FAILED: entries lost or a fork")
     return 0 if ok else 1

@@ -240,6 +240,8 @@ class Load:
         self.statuses: dict[int, int] = {}
         self.retries = 0
         self.retry_after_seen = 0
+        self.receipt_seconds: list[float] = []
+        """POST /entries to its 201, for each registration answered with a receipt."""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [
@@ -279,11 +281,15 @@ class Load:
                             if cp.status_code == 200:
                                 with self._lock:
                                     self.checkpoints.add(cp.content)
+                        sent = time.monotonic()
                         response = client.post(
                             replica.url + "/entries",
                             content=statement,
                             headers={"content-type": "application/cose"},
                         )
+                        if response.status_code == 201:
+                            with self._lock:
+                                self.receipt_seconds.append(time.monotonic() - sent)
                     except httpx.HTTPError:
                         with self._lock:
                             self.retries += 1
