@@ -40,6 +40,7 @@ EXPECTED = {
     "SIGNATURE_TYPE_MLDSA44",
     "STORE_KEYS",
     "PostgresLogStore",
+    "SequencerLease",
     "SchemaStatus",
     "SqliteLogStore",
     "StoreBatch",

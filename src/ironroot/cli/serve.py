@@ -37,6 +37,20 @@ def register(sub: Any) -> None:
         "sequences (default: one process does both)",
     )
     parser.add_argument(
+        "--replica",
+        action="store_true",
+        help="serve as one of any number of replicas sharing the log in PostgreSQL; one of "
+        "them, elected, sequences (docs/transparency.md)",
+    )
+    parser.add_argument(
+        "--lease",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="with --replica: the sequencer's lease in seconds, 0.5-600 (default 5): a "
+        "sequencer that stops renewing it is replaced that long after",
+    )
+    parser.add_argument(
         "--init-only", action="store_true", help="create the data directory and keys, then exit"
     )
     parser.epilog = (
@@ -90,6 +104,8 @@ def _serve(args: argparse.Namespace) -> int:
             checkpoint_signers=checkpoints,
             tls=bind.tls,
             workers=args.workers,
+            replica=args.replica,
+            lease=args.lease,
             log_level=bind.log_level,
             log_format=bind.log_format,
         )

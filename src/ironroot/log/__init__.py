@@ -15,6 +15,7 @@ Stores: :class:`SqliteLogStore` (the embedded default), :class:`PostgresLogStore
 several processes and hosts) and :class:`MemoryLogStore`, all behind :class:`LogStore` and
 checked by the one :func:`check_batch`; :func:`open_store` opens a data directory or a
 PostgreSQL URL, and :class:`StoreConfig` reads ``[log] store`` from ``ironroot.toml``.
+:class:`SequencerLease` elects the one sequencer among replicas sharing a PostgreSQL log.
 """
 
 from typing import TYPE_CHECKING
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
         subtree_v1_message,
     )
     from ironroot.log._open import DSN_ENV, STORE_KEYS, SchemaStatus, StoreConfig, open_store
-    from ironroot.log._postgres import PostgresLogStore
+    from ironroot.log._postgres import PostgresLogStore, SequencerLease
     from ironroot.log._sqlite import SqliteLogStore
     from ironroot.log._static import (
         CACHE_CHECKPOINT,
@@ -134,6 +135,7 @@ __all__ = [
     "NoteVerifier",
     "PostgresLogStore",
     "SchemaStatus",
+    "SequencerLease",
     "SqliteLogStore",
     "StoreBatch",
     "StoreConfig",

@@ -48,11 +48,29 @@ write.
 
 The DSN may hold a password: it is never logged and never put in an error message
 (:func:`describe_dsn` gives the host, port, database and user only).
+
+Replicas (``ironroot serve --replica``, ADR 0009): any process may make entries durable with
+:meth:`PostgresLogStore.add_pending`, which takes the state row ``FOR SHARE`` so that it never
+adds a pending row beside an entry the sequencer is integrating at that moment. One sequencer
+is elected by :class:`SequencerLease`: a session-scoped advisory lock (class id
+:data:`SEQUENCER_LOCK_CLASS`, object id the schema name's hash) plus a lease row in
+``sequencer_lease`` (id, epoch, holder, expires_at) that the holder renews. The lease table is
+coordination, not log data: it is created on first use (``CREATE TABLE IF NOT EXISTS``, under
+the migration lock) and is outside the schema versions. A candidate that finds the lease
+expired ends every session of the stale holder (``pg_terminate_backend``: the holder's
+connections carry its name as ``application_name``), takes the lock and bumps the epoch. A
+store fenced with :meth:`PostgresLogStore.fence_with_lease` checks, inside every write
+transaction, that the stored epoch is still its own (the row read ``FOR SHARE``, so a takeover
+waits for a write in progress, and every later write sees the new epoch); a write of a
+superseded sequencer is refused with :class:`~ironroot.errors.StaleBatch`, as is one whose tree
+size is no longer the stored one. Taking over needs a role allowed to signal the old holder's
+backends (the same role, or membership in ``pg_signal_backend``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -64,16 +82,19 @@ import psycopg_pool
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from ironroot.errors import ConfigError, StorageError, StoreUnavailable
+from ironroot.errors import ConfigError, StaleBatch, StorageError, StoreUnavailable
 from ironroot.log._open import check_schema_name
 from ironroot.log._store import StoreBatch, TreeState, check_batch
+from ironroot.log._tiles import MAX_ENTRY_SIZE
 
 __all__ = [
     "MIGRATE_LOCK_CLASS",
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "SEQUENCER_LOCK_CLASS",
     "Migration",
     "PostgresLogStore",
+    "SequencerLease",
     "describe_dsn",
 ]
 
@@ -82,6 +103,13 @@ _HASH: Final = 32
 _PAGE: Final = 2048  # entries per page of a scan
 _DOWN_FOR: Final = 1.0  # seconds calls fail at once after a failure to connect
 MIGRATE_LOCK_CLASS: Final = 0x4952  # "IR": pg_advisory_xact_lock(class, hashtext(schema name))
+SEQUENCER_LOCK_CLASS: Final = 0x4953  # "IS": pg_try_advisory_lock(class, hashtext(schema name))
+_LEASE_TABLE: Final = """CREATE TABLE IF NOT EXISTS sequencer_lease (
+    id integer PRIMARY KEY CHECK (id = 1),
+    epoch bigint NOT NULL,
+    holder text NOT NULL,
+    expires_at timestamptz NOT NULL
+)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +233,9 @@ class PostgresLogStore:
     a service keeps writing is consistent. ``create`` (default) creates the schema when it is
     empty; ``migrate`` brings an older one up to :data:`SCHEMA_VERSION`. ``check_schema=False``
     opens the store without looking at its schema at all: for :meth:`migrate` and
-    :attr:`schema_version` only (``ironroot log migrate``).
+    :attr:`schema_version` only (``ironroot log migrate``). ``application_name`` names the
+    store's sessions on the server (default ``ironroot-log``): an elected sequencer's store
+    carries its lease holder's name, so a successor can end those sessions.
     """
 
     def __init__(
@@ -220,6 +250,7 @@ class PostgresLogStore:
         migrate: bool = False,
         migrations: Sequence[Migration] = MIGRATIONS,
         check_schema: bool = True,
+        application_name: str | None = None,
     ) -> None:
         if not 1 <= pool_size <= 100:
             raise ConfigError("the PostgreSQL pool size must be between 1 and 100")
@@ -232,10 +263,13 @@ class PostgresLogStore:
         self._migrations = tuple(migrations)
         self._closed = False
         self._down_until = 0.0
+        self._lease_epoch: int | None = None
         self._snapshot: psycopg.Connection[Any] | None = None
         self._snapshot_lock = threading.Lock()
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
         kwargs = _connect_kwargs(dsn, timeout)
+        if application_name is not None:
+            kwargs["application_name"] = application_name
         settings = _session_settings(timeout, self._schema, snapshot=read_only)
         try:
             if read_only:
@@ -508,12 +542,60 @@ class PostgresLogStore:
         )
         return int(row[0])
 
+    # --- replicas ---------------------------------------------------------------------------
+
+    def fence_with_lease(self, epoch: int) -> None:
+        """From now on, every write also requires the stored sequencer lease to be at
+        ``epoch`` (read in the write's transaction): a sequencer that lost its lease can no
+        longer write through this store (:class:`StaleBatch`)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+            raise ConfigError("a lease epoch is a positive integer")
+        self._lease_epoch = epoch
+
+    def add_pending(self, entries: Sequence[tuple[bytes, bytes]]) -> None:
+        """Make ``(entry id, entry)`` pairs durable as pending rows, from any process: one
+        transaction, committed before return. An entry already pending or integrated is left
+        as it is (idempotent). The state row is held ``FOR SHARE`` meanwhile, so this waits
+        for an integration in progress and then sees its entries: a pending row is never
+        added beside the integrated entry."""
+        if self._read_only:
+            raise StorageError("the log store is read-only")
+        rows = list(entries)
+        for entry_id, entry in rows:
+            if not isinstance(entry, bytes) or len(entry) > MAX_ENTRY_SIZE:
+                raise StorageError(f"a log entry is bytes of at most {MAX_ENTRY_SIZE}")
+            if hashlib.sha256(entry).digest() != entry_id:
+                raise StorageError("an entry id is not the SHA-256 of its entry")
+        if not rows:
+            return
+
+        def work(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction(), conn.cursor(binary=True) as cur:
+                cur.execute("SELECT size FROM state WHERE id = 1 FOR SHARE")
+                cur.execute(
+                    "INSERT INTO pending (entry_id, entry) "
+                    "SELECT n.i, n.e FROM unnest(%b::bytea[], %b::bytea[]) AS n(i, e) "
+                    "WHERE NOT EXISTS (SELECT 1 FROM entries WHERE sha256(entry) = n.i) "
+                    "ON CONFLICT (entry_id) DO NOTHING",
+                    ([i for i, _ in rows], [e for _, e in rows]),
+                )
+
+        self._run(work)  # idempotent: safe to run again on a fresh connection
+
+    def pending_page(self, limit: int) -> list[tuple[bytes, bytes]]:
+        """The oldest ``limit`` pending (entry id, entry) pairs."""
+        rows = self._all(
+            "SELECT entry_id, entry FROM pending ORDER BY seq LIMIT %b", (max(limit, 0),)
+        )
+        return [(bytes(i), bytes(e)) for i, e in rows]
+
     # --- the write --------------------------------------------------------------------------
 
     def write(self, batch: StoreBatch) -> None:
         if self._read_only:
             raise StorageError("the log store is read-only")
         committing = False
+        epoch = self._lease_epoch
 
         def work(conn: psycopg.Connection[Any]) -> None:
             nonlocal committing
@@ -521,6 +603,8 @@ class PostgresLogStore:
             # Pipelined: the reads check_batch needs go in one round trip (after BEGIN and the
             # state row's lock), the writes and the COMMIT in another.
             with conn.pipeline(), conn.transaction():
+                if epoch is not None:
+                    _check_lease(conn, epoch)
                 check_batch(batch, _View.read(conn, batch))
                 with conn.cursor(binary=True) as cur:
                     _apply(cur, batch)
@@ -537,6 +621,184 @@ class PostgresLogStore:
         if self._snapshot is not None:
             with contextlib.suppress(Exception):
                 self._snapshot.close()
+
+
+def _check_lease(conn: psycopg.Connection[Any], epoch: int) -> None:
+    """Inside a write transaction: the sequencer lease is still at ``epoch`` (the row held
+    ``FOR SHARE`` until commit, so no takeover lands in between)."""
+    row = conn.execute(
+        "SELECT epoch, holder FROM sequencer_lease WHERE id = 1 FOR SHARE"
+    ).fetchone()
+    stored = None if row is None else int(row[0])
+    if stored != epoch:
+        raise StaleBatch(
+            f"this sequencer's lease (epoch {epoch}) was taken over (the stored epoch is "
+            f"{stored}): another sequencer writes the log"
+        )
+
+
+class SequencerLease:
+    """The election of the one sequencer among replicas that share a log in PostgreSQL.
+
+    One dedicated session (named ``holder`` on the server) holds a session-scoped advisory
+    lock while its process sequences. The lease row says until when (the server's clock) the
+    holder is known alive; the holder renews it (:meth:`renew`), and each acquisition bumps the
+    row's ``epoch``, the fencing token of :meth:`PostgresLogStore.fence_with_lease`.
+
+    :meth:`try_acquire` returns the new epoch or ``None``. When the lock is held by another
+    session whose lease has expired (a process paused, or cut off with its session still
+    open), it ends every session named as that holder first. After acquiring, it also ends
+    the previous holder's remaining sessions (its store's pool), so none is left inside a
+    write. Database errors: :class:`StoreUnavailable` from :meth:`try_acquire`; ``False``
+    from :meth:`renew` (the caller stops sequencing).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        holder: str,
+        schema: str | None = None,
+        lease: float = 5.0,
+        timeout: float = 2.0,
+    ) -> None:
+        if not 0.5 <= lease <= 600:
+            raise ConfigError("the sequencer lease must be between 0.5 and 600 seconds")
+        if not holder or len(holder) > 63 or not holder.isprintable():
+            raise ConfigError("a lease holder's name is 1-63 printable characters")
+        self._dsn = dsn
+        self._schema = check_schema_name(schema)
+        self._where = describe_dsn(dsn) + (f" schema {schema}" if schema else "")
+        self.holder = holder
+        self.lease = lease
+        self._timeout = timeout
+        self._conn: psycopg.Connection[Any] | None = None
+        self._table_ready = False
+        self.epoch: int | None = None
+        """The epoch this session holds, ``None`` when it holds none."""
+
+    def _session(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._drop()
+            kwargs = _connect_kwargs(self._dsn, self._timeout)
+            kwargs["application_name"] = self.holder
+            conn = psycopg.Connection.connect(self._dsn, **kwargs)
+            try:
+                conn.execute(_session_settings(self._timeout, self._schema, snapshot=False))
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _drop(self) -> None:
+        self.epoch = None
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+    def _key(self) -> sql.Composable:
+        return sql.SQL("hashtext(coalesce({}, current_schema(), ''))").format(
+            sql.Literal(self._schema)
+        )
+
+    def try_acquire(self) -> int | None:
+        """Become the sequencer if no live holder is: the new epoch, or ``None``."""
+        if self.epoch is not None:
+            return self.epoch
+        try:
+            conn = self._session()
+            if not self._table_ready:
+                with conn.transaction():
+                    conn.execute(
+                        sql.SQL("SELECT pg_advisory_xact_lock({}, {})").format(
+                            sql.Literal(MIGRATE_LOCK_CLASS), self._key()
+                        )
+                    )
+                    if self._schema is not None:
+                        conn.execute(
+                            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                                sql.Identifier(self._schema)
+                            )
+                        )
+                    conn.execute(_LEASE_TABLE)
+                    conn.execute(
+                        "INSERT INTO sequencer_lease VALUES (1, 0, '', '-infinity') "
+                        "ON CONFLICT (id) DO NOTHING"
+                    )
+                self._table_ready = True
+            lock = sql.SQL("SELECT pg_try_advisory_lock({}, {})").format(
+                sql.Literal(SEQUENCER_LOCK_CLASS), self._key()
+            )
+            row = conn.execute(lock).fetchone()
+            if not (row and row[0]):
+                stale = conn.execute(
+                    "SELECT holder FROM sequencer_lease WHERE id = 1 AND expires_at < now()"
+                ).fetchone()
+                if stale is None or not stale[0] or stale[0] == self.holder:
+                    return None
+                self._end_sessions(conn, str(stale[0]))
+                row = conn.execute(lock).fetchone()
+                if not (row and row[0]):
+                    return None
+            previous = conn.execute("SELECT holder FROM sequencer_lease WHERE id = 1").fetchone()
+            if previous is not None and previous[0] and previous[0] != self.holder:
+                self._end_sessions(conn, str(previous[0]))
+            epoch_row = conn.execute(
+                "UPDATE sequencer_lease SET epoch = epoch + 1, holder = %s, "
+                "expires_at = now() + make_interval(secs => %s) WHERE id = 1 RETURNING epoch",
+                (self.holder, self.lease),
+            ).fetchone()
+        except psycopg.Error as exc:
+            self._drop()
+            raise StoreUnavailable(
+                f"cannot run the sequencer election at {self._where}: {_reason(exc)}"
+            ) from exc
+        if epoch_row is None:  # pragma: no cover - the row is created above
+            self._drop()
+            raise StorageError("the sequencer lease row is missing")
+        self.epoch = int(epoch_row[0])
+        return self.epoch
+
+    @staticmethod
+    def _end_sessions(conn: psycopg.Connection[Any], holder: str) -> None:
+        """End every server session named ``holder`` (waiting up to 5 s for each to go)."""
+        conn.execute(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+            "WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (holder,),
+        )
+
+    def renew(self) -> bool:
+        """Extend the lease by its length from now (the server's clock); ``False`` when this
+        session no longer holds it (the lock's session was lost, or another took over)."""
+        if self.epoch is None or self._conn is None:
+            return False
+        try:
+            cur = self._conn.execute(
+                "UPDATE sequencer_lease SET expires_at = now() + make_interval(secs => %s) "
+                "WHERE id = 1 AND epoch = %s AND holder = %s",
+                (self.lease, self.epoch, self.holder),
+            )
+            held = cur.rowcount == 1
+        except psycopg.Error:
+            held = False
+        if not held:
+            self._drop()
+        return held
+
+    def release(self) -> None:
+        """Give the lease up now (successors need not wait for it to expire)."""
+        if self.epoch is not None and self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.execute(
+                    "UPDATE sequencer_lease SET expires_at = now() WHERE id = 1 AND epoch = %s",
+                    (self.epoch,),
+                )
+        self._drop()
+
+    close = release
 
 
 def _configure(conn: psycopg.Connection[Any], settings: sql.Composed) -> None:

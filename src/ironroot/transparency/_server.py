@@ -32,6 +32,8 @@ def serve(
     checkpoint_signers: Sequence[Signer] | None = None,
     tls: ServerTls | None = None,
     workers: int = 0,
+    replica: bool = False,
+    lease: float = 5.0,
     log_level: str = "info",
     log_format: str = "text",
 ) -> None:
@@ -40,12 +42,31 @@ def serve(
 
     ``workers`` > 0 serves HTTP from that many worker processes, this one sequencing
     (:mod:`ironroot.transparency._workers`); ``log_level``/``log_format`` are theirs.
+    ``replica`` serves as one of any number of replicas sharing a PostgreSQL log, one of them
+    elected to sequence with a ``lease`` of that many seconds
+    (:mod:`ironroot.transparency._replica`, ADR 0009).
 
     SIGINT/SIGTERM stop it gracefully: uvicorn finishes open requests, then the log writer
     drains its queue and the store checkpoints and closes (``ironroot.http.run_server``).
     """
     if not logging.getLogger("ironroot").handlers:
         configure_logging(log_level, log_format)
+    if replica:
+        from ironroot.errors import ConfigError
+        from ironroot.transparency._replica import serve_replica
+
+        if workers:
+            raise ConfigError("--replica runs one process per replica: drop --workers")
+        serve_replica(
+            data_dir,
+            host,
+            port,
+            lease=lease,
+            receipt_signers=receipt_signers,
+            checkpoint_signers=checkpoint_signers,
+            tls=tls,
+        )
+        return
     if workers:
         from ironroot.transparency._workers import serve_workers
 

@@ -39,7 +39,7 @@ from ironroot.cose import (
 from ironroot.crypto import PublicKey, Signer, Verifier
 from ironroot.errors import ConfigError, IronrootError, NotFound, StorageError
 from ironroot.http import client_context
-from ironroot.log import Integrated, Log, LogView, NoteSigner, Ticket
+from ironroot.log import Integrated, Log, LogStore, LogView, NoteSigner, Ticket
 from ironroot.log.layout import checkpoint_public_key_path, load_checkpoint_signer
 from ironroot.transparency._config import (
     TransparencyConfig,
@@ -201,6 +201,31 @@ class TransparencyService:
         return service
 
     @classmethod
+    def open_on_store(
+        cls,
+        data_dir: Path,
+        store: LogStore,
+        *,
+        receipt_signers: Sequence[Signer] | None = None,
+        checkpoint_signers: Sequence[Signer] | None = None,
+    ) -> TransparencyService:
+        """The sequencing service of ``data_dir``'s configuration over ``store``, which the
+        caller opened (an elected replica's fenced PostgreSQL store, ADR 0009); it takes no
+        data directory lock (the caller holds it) and closes ``store`` when it fails to open
+        and on :meth:`close`."""
+        try:
+            return cls._open_locked(
+                data_dir,
+                clock=None,
+                receipt_signers=receipt_signers,
+                checkpoint_signers=checkpoint_signers,
+                store=store,
+            )
+        except BaseException:
+            store.close()  # closing twice is harmless
+            raise
+
+    @classmethod
     def _open_locked(
         cls,
         data_dir: Path,
@@ -208,6 +233,7 @@ class TransparencyService:
         clock: Callable[[], datetime] | None,
         receipt_signers: Sequence[Signer] | None,
         checkpoint_signers: Sequence[Signer] | None,
+        store: LogStore | None = None,
     ) -> TransparencyService:
         config = load_config(data_dir)
         now = clock or (lambda: datetime.now(UTC))
@@ -225,7 +251,8 @@ class TransparencyService:
         _publish_checkpoint_key(data_dir, note_signers[0])
         known = publish_receipt_keys(data_dir, [_public(s.verifier()) for s in receipt_signers])
         batch_signer = _ReceiptBatchSigner(receipt_signers, config.service_issuer, now)
-        store = config.store.open(data_dir)  # SQLite in data_dir, or [log] store's database
+        if store is None:
+            store = config.store.open(data_dir)  # SQLite in data_dir, or [log] store's database
         try:
             log = Log(
                 store,

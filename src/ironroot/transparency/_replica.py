@@ -1,0 +1,421 @@
+"""Several hosts: ``ironroot serve --replica``, any number of replicas over one PostgreSQL log.
+
+Every replica serves the whole HTTP API. Registration never needs the sequencer: a replica
+checks the statement (parse, policy, signature) and makes its entry durable itself, as a
+pending row in the shared store (:meth:`PostgresLogStore.add_pending`, one committed
+transaction). Only then is the entry acknowledged: ``201`` with its receipt once it is
+integrated within ``registration_wait``, else ``303`` to ``/entries/{id}`` (pending: it will be
+integrated by whichever replica sequences, now or after a failover). Every replica then waits
+for integration by polling the store for the entries its requests wait on (one batched
+look-up every :data:`POLL` seconds while any request waits) and serves receipts, checkpoints,
+proofs and tiles from the store like an HTTP worker (:meth:`TransparencyService.open_follower`).
+
+Exactly one replica sequences at a time (ADR 0009). Each replica runs an elector thread: a
+:class:`~ironroot.log.SequencerLease` on a dedicated session; the winner opens a store fenced
+with its epoch (:meth:`PostgresLogStore.fence_with_lease`, its sessions named after the lease
+holder) and the sequencing service over it (:meth:`TransparencyService.open_on_store`), then
+loops: hand the oldest pending rows to its :class:`~ironroot.log.Log` (which integrates every
+pending row, signs the checkpoint and the receipts' batch signature, and commits them in one
+fenced transaction), renew the lease every third of its length. A renewal that fails, or one
+not done within the lease, makes it stop sequencing at once (close its log) and stand again.
+A replica killed with ``kill -9`` loses its lock with its session, so another takes over
+within a third of a lease; a paused one keeps its session, so a candidate waits for its lease
+to expire, then ends its sessions and bumps the epoch: when the paused process resumes, its
+renewal fails and its next write is refused by the fence (:class:`~ironroot.errors.StaleBatch`).
+
+Failure contract: an entry acknowledged by any replica is committed in the shared store, so
+it survives the crash of that replica and of the sequencer; the fence (epoch and stored tree
+size) means no two sequencers ever both extend the same tree, so there is no fork. While the
+database is unreachable, registration and reads answer 503 with ``Retry-After``
+(:class:`~ironroot.errors.StoreUnavailable`), and everything resumes when it returns.
+
+All replicas of one service need the same configuration (origin, policy, receipt algorithms)
+and the same service keys, each in its own data directory (or the same HSM keys).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from ironroot._fileio import DirectoryLock
+from ironroot.crypto import PublicKey, Signer, Verifier
+from ironroot.errors import (
+    ConfigError,
+    IronrootError,
+    Overloaded,
+    StorageError,
+    StoreUnavailable,
+)
+from ironroot.http import ServerTls, run_server, server_config
+from ironroot.log import Integrated, LogReader, NoteSigner, PostgresLogStore, SequencerLease
+from ironroot.log.layout import load_checkpoint_signer
+from ironroot.transparency._app import create_app
+from ironroot.transparency._config import (
+    TransparencyConfig,
+    load_config,
+    load_pq_checkpoint_signer,
+    load_receipt_signers,
+)
+from ironroot.transparency._receipt_keys import publish_receipt_keys
+from ironroot.transparency._registrar import Registration
+from ironroot.transparency._service import TransparencyService, _publish_checkpoint_key
+
+__all__ = ["POLL", "Replica", "ReplicaRegistrar", "serve_replica"]
+
+POLL: Final = 0.05
+"""Seconds between two look-ups of the entries that requests wait on, and between two looks
+at the pending rows by the sequencer when there were none."""
+_OPEN_TIMEOUT: Final = 60.0  # seconds a new replica waits for the log's first checkpoint
+_OPEN_ATTEMPTS: Final = 50  # tries at opening the read side of a log that moves meanwhile
+
+_log = logging.getLogger("ironroot.transparency.replica")
+
+
+class _Waits:
+    """Requests waiting for their entries' integration, answered by one polling thread."""
+
+    def __init__(self, store: PostgresLogStore, limit: int) -> None:
+        self._store = store
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._waiting: dict[bytes, list[concurrent.futures.Future[Integrated]]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ironroot-replica-waits")
+        self._thread.daemon = True
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+    def wait(self, entry_id: bytes) -> concurrent.futures.Future[Integrated]:
+        future: concurrent.futures.Future[Integrated] = concurrent.futures.Future()
+        with self._lock:
+            if sum(map(len, self._waiting.values())) >= self._limit:
+                raise Overloaded("too many registrations are waiting for integration; retry")
+            self._waiting.setdefault(entry_id, []).append(future)
+        return future
+
+    def forget(self, entry_id: bytes, future: concurrent.futures.Future[Integrated]) -> None:
+        with self._lock:
+            futures = self._waiting.get(entry_id)
+            if futures is not None and future in futures:
+                futures.remove(future)
+                if not futures:
+                    del self._waiting[entry_id]
+
+    def _run(self) -> None:
+        while not self._stop.wait(POLL):
+            with self._lock:
+                ids = list(self._waiting)
+            if not ids:
+                continue
+            try:
+                found = self._store.lookup(ids)
+                done = {}
+                for entry_id, index in found.items():
+                    if index is not None:
+                        size = self._store.batch_size_of(index)
+                        if size is not None:
+                            done[entry_id] = Integrated(index, size)
+            except IronrootError as exc:  # the store is away: the requests time out to 303
+                _log.debug("cannot look up waiting entries: %s", exc)
+                continue
+            with self._lock:
+                ready = [(self._waiting.pop(i, []), where) for i, where in done.items()]
+            for futures, where in ready:
+                for future in futures:
+                    if not future.done():
+                        future.set_result(where)
+
+
+class ReplicaRegistrar:
+    """Registration on a replica: check here, make the entry durable as a pending row of the
+    shared store, wait (up to ``wait``) for whichever replica sequences to integrate it."""
+
+    def __init__(self, service: TransparencyService, store: PostgresLogStore, waits: _Waits):
+        self._service = service
+        self._store = store
+        self._waits = waits
+
+    async def register(self, statement: bytes, wait: float) -> Registration:
+        entry = self._service.check(statement)
+        entry_id = hashlib.sha256(entry).digest()
+        known = await asyncio.to_thread(self._store.lookup, [entry_id])
+        where: Integrated | None = None
+        if known.get(entry_id) is not None:  # registered before: answer from the log
+            where = await asyncio.to_thread(self._service.status, entry_id)
+        else:
+            if entry_id not in known:
+                await asyncio.to_thread(self._store.add_pending, [(entry_id, entry)])
+            if wait > 0:
+                future = self._waits.wait(entry_id)
+                try:
+                    where = await asyncio.wait_for(asyncio.wrap_future(future), wait)
+                except TimeoutError:
+                    where = None
+                finally:
+                    self._waits.forget(entry_id, future)
+        if where is None:  # durable, not integrated yet: the client polls /entries/{id}
+            return Registration(entry_id, None, None)
+        receipts = await asyncio.to_thread(self._service.receipts, entry_id, where)
+        return Registration(entry_id, where, receipts[0] if receipts else None)
+
+
+class Replica:
+    """The sequencer election and, while elected, the sequencer of one replica.
+
+    :meth:`start` runs the elector thread; :meth:`close` stops sequencing (if it does) and
+    gives the lease up. :attr:`epoch` is the lease epoch while this replica sequences.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        config: TransparencyConfig,
+        *,
+        receipt_signers: Sequence[Signer],
+        checkpoint_signers: Sequence[Signer] | None,
+        lease: float,
+    ) -> None:
+        store = config.store
+        if store.kind != "postgresql" or store.dsn is None:
+            raise ConfigError('replicas share a log in PostgreSQL: set [log] store = "postgresql"')
+        self._data_dir = data_dir
+        self._config = config
+        self._dsn = store.dsn
+        self._receipt_signers = list(receipt_signers)
+        self._checkpoint_signers = None if checkpoint_signers is None else list(checkpoint_signers)
+        self.holder = f"ironroot-seq-{socket.gethostname()[:24]}-{secrets.token_hex(6)}"
+        self._lease = SequencerLease(
+            self._dsn, holder=self.holder, schema=store.schema, lease=lease, timeout=lease / 3
+        )
+        self._service: TransparencyService | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ironroot-replica-elector")
+        self._thread.daemon = True
+        self.epoch: int | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60.0)
+
+    # --- the elector thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        period = self._lease.lease / 3
+        while not self._stop.is_set():
+            try:
+                epoch = self._lease.try_acquire()
+            except IronrootError as exc:
+                _log.warning("sequencer election: %s", exc.detail)
+                epoch = None
+            if epoch is not None:
+                try:
+                    self._sequence(epoch)
+                except Exception:  # a bug: say so, give the lease up, stand again
+                    _log.exception("the sequencer stopped (epoch %d)", epoch)
+                    self._lease.release()
+            self._stop.wait(period)
+        self._lease.release()
+
+    def _sequence(self, epoch: int) -> None:
+        """Sequence until the lease is lost or the replica stops."""
+        lease = self._lease.lease
+        renewed_at = time.monotonic()  # the acquisition counts as a renewal
+        try:
+            store = PostgresLogStore(
+                self._dsn,
+                schema=self._config.store.schema,
+                pool_size=2,
+                timeout=min(self._config.store.timeout, lease / 2),
+                application_name=self.holder,
+            )
+            store.fence_with_lease(epoch)
+            service = TransparencyService.open_on_store(
+                self._data_dir,
+                store,
+                receipt_signers=self._receipt_signers,
+                checkpoint_signers=self._checkpoint_signers,
+            )
+        except IronrootError as exc:
+            _log.warning("elected (epoch %d) but cannot open the log: %s", epoch, exc.detail)
+            self._lease.release()
+            return
+        service.start()
+        self._service, self.epoch = service, epoch
+        _log.info(
+            "this replica sequences (lease epoch %d, holder %s, pid %d, tree size %d)",
+            epoch,
+            self.holder,
+            os.getpid(),
+            service.log.tree_size,
+        )
+        log = service.writer
+        try:
+            while not self._stop.is_set():
+                if time.monotonic() - renewed_at >= lease / 3:
+                    started = time.monotonic()
+                    if not self._lease.renew() or time.monotonic() - renewed_at >= lease:
+                        _log.warning("lost the sequencer lease (epoch %d): stepping down", epoch)
+                        return
+                    renewed_at = started
+                try:
+                    rows = store.pending_page(self._config.max_batch)
+                except IronrootError as exc:
+                    _log.warning("cannot read the pending entries: %s", exc.detail)
+                    self._stop.wait(POLL)
+                    continue
+                if not rows:
+                    self._stop.wait(POLL)
+                    continue
+                tickets = log.submit_many([entry for _, entry in rows])
+                concurrent.futures.wait(
+                    [t.integrated for t in tickets], timeout=max(lease / 3 - POLL, POLL)
+                )
+        finally:
+            self._service, self.epoch = None, None
+            self._lease.release()
+            service.close()
+            _log.info("this replica no longer sequences (epoch %d)", epoch)
+
+
+def _vkeys(
+    data_dir: Path, config: TransparencyConfig, checkpoint_signers: Sequence[Signer] | None
+) -> list[str]:
+    """The checkpoint keys (vkeys) a replica's follower service states; the public half of the
+    first is kept in ``keys/checkpoint.pub.pem`` (what `ironroot log verify DIR` reads), on
+    every replica, whether it ever sequences or not."""
+    if checkpoint_signers is None:
+        notes = [load_checkpoint_signer(data_dir, config.origin)]
+        pq = load_pq_checkpoint_signer(config)
+        if pq is not None:
+            notes.append(NoteSigner(config.origin, pq))
+    else:
+        notes = [NoteSigner(config.origin, s) for s in checkpoint_signers]
+    _publish_checkpoint_key(data_dir, notes[0])
+    return [n.verifier().vkey for n in notes]
+
+
+def _public(verifier: object) -> PublicKey:
+    if not isinstance(verifier, PublicKey):
+        raise ConfigError("a service signer must expose its public key (ironroot.crypto.PublicKey)")
+    return verifier
+
+
+def _wait_for_log(store: LogReader, stop_after: float) -> None:
+    """Until the log's first checkpoint is stored (whichever replica is elected first)."""
+    deadline = time.monotonic() + stop_after
+    while True:
+        try:
+            if store.checkpoint() is not None:
+                return
+        except StoreUnavailable:
+            pass
+        if time.monotonic() >= deadline:
+            raise StoreUnavailable("no replica has initialized the log yet; retry")
+        time.sleep(0.1)
+
+
+def _open_follower(
+    data_dir: Path,
+    receipt_keys: Sequence[PublicKey],
+    vkeys: Sequence[str],
+    known: dict[bytes, Verifier],
+) -> TransparencyService:
+    """The replica's read side. Opening reads the stored tree size and then the latest
+    checkpoint, in two statements: a batch the sequencer commits in between makes them
+    disagree (a :class:`StorageError`), so opening is tried again, a bounded number of times."""
+    for attempt in range(_OPEN_ATTEMPTS):
+        try:
+            return TransparencyService.open_follower(data_dir, receipt_keys, vkeys, known)
+        except StoreUnavailable:
+            raise
+        except StorageError as exc:
+            if attempt == _OPEN_ATTEMPTS - 1:
+                raise
+            _log.debug("the log moved while this replica opened it (%s): again", exc.detail)
+            time.sleep(POLL)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def serve_replica(
+    data_dir: Path,
+    host: str,
+    port: int,
+    *,
+    lease: float = 5.0,
+    receipt_signers: Sequence[Signer] | None = None,
+    checkpoint_signers: Sequence[Signer] | None = None,
+    tls: ServerTls | None = None,
+) -> None:
+    """Serve ``data_dir``'s service as one replica of a log in PostgreSQL, until
+    SIGINT/SIGTERM; ``lease`` is the sequencer lease in seconds (a paused sequencer is
+    replaced that long after its last renewal)."""
+    config = load_config(data_dir)
+    if config.witness_quorum:
+        raise ConfigError("replicas do not serve witnessed checkpoints: run one process")
+    if receipt_signers is None:
+        receipt_signers = load_receipt_signers(config)
+    vkeys = _vkeys(data_dir, config, checkpoint_signers)
+    publics = [_public(s.verifier()) for s in receipt_signers]
+    lock = DirectoryLock(data_dir)
+    try:
+        known = publish_receipt_keys(data_dir, publics)
+        replica = Replica(
+            data_dir,
+            config,
+            receipt_signers=receipt_signers,
+            checkpoint_signers=checkpoint_signers,
+            lease=lease,
+        )
+        replica.start()
+        try:
+            probe = config.store.open(data_dir)
+            try:
+                _wait_for_log(probe, _OPEN_TIMEOUT)
+            finally:
+                probe.close()
+            service = _open_follower(data_dir, publics, vkeys, dict(known))
+            store = service.log.store
+            if not isinstance(store, PostgresLogStore):  # pragma: no cover - checked above
+                raise ConfigError("replicas share a log in PostgreSQL")
+            waits = _Waits(store, config.max_pending)
+            waits.start()
+            try:
+                _log.info(
+                    "transparency replica on %s://%s:%d: data %s (log in %s, tree size %d), "
+                    "lease %g s",
+                    "https" if tls is not None else "http",
+                    host,
+                    port,
+                    data_dir,
+                    config.store.describe(data_dir),
+                    service.log.tree_size,
+                    lease,
+                )
+                app = create_app(service, ReplicaRegistrar(service, store, waits))
+                run_server(server_config(app, host, port, config.server, tls=tls))
+            finally:
+                waits.close()
+                service.close()
+        finally:
+            replica.close()
+    finally:
+        lock.close()

@@ -1,0 +1,203 @@
+"""The sequencer election and its fence, in one process against a real PostgreSQL; and what
+``ironroot serve --replica`` refuses.
+
+A sequencer that stops renewing its lease (a paused process) is replaced: the successor ends
+its sessions and bumps the epoch, and every later write of the stale sequencer is refused by
+the fence with :class:`StaleBatch`, whether the tree has moved since or not. A live holder is
+never replaced, and a pending row is never added beside an integrated entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ironroot.cli import main
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import ConfigError, StaleBatch, StorageError
+from ironroot.log import Log, NoteSigner, PostgresLogStore, SequencerLease, StoreBatch
+from ironroot_pg import fresh_schema, test_dsn
+
+pytestmark = pytest.mark.integration
+STORE_INDEPENDENT = True  # PostgreSQL only: each test makes its own schema
+
+ORIGIN = "example.com/replicas"
+_SIGNER = NoteSigner(ORIGIN, PrivateKey.generate(Algorithm.EDDSA))
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    with fresh_schema() as name:
+        PostgresLogStore(test_dsn(), schema=name).close()  # the log's tables
+        yield name
+
+
+def _lease(schema: str, holder: str, lease: float = 0.5) -> SequencerLease:
+    return SequencerLease(test_dsn(), holder=holder, schema=schema, lease=lease, timeout=2.0)
+
+
+def _sequencer(schema: str, lease: SequencerLease) -> Log:
+    """What an elected replica opens: a store fenced with its epoch, named after it."""
+    epoch = lease.try_acquire()
+    assert epoch is not None
+    store = PostgresLogStore(test_dsn(), schema=schema, application_name=lease.holder)
+    store.fence_with_lease(epoch)
+    log = Log(store, origin=ORIGIN, note_signers=[_SIGNER])
+    log.start()
+    return log
+
+
+def _expire(lease: SequencerLease) -> None:
+    """Let ``lease`` run out without renewing it: what a paused process does."""
+    time.sleep(lease.lease + 0.3)  # a wait for the lease, not a timing assertion
+
+
+def test_a_live_sequencer_is_not_replaced(schema: str) -> None:
+    first, second = _lease(schema, "ironroot-seq-a", 5.0), _lease(schema, "ironroot-seq-b", 5.0)
+    try:
+        assert first.try_acquire() == 1
+        assert second.try_acquire() is None
+        assert first.renew()
+        assert second.try_acquire() is None
+    finally:
+        first.release()
+        second.release()
+
+
+def test_a_released_lease_is_taken_at_once_with_the_next_epoch(schema: str) -> None:
+    first, second = _lease(schema, "ironroot-seq-a", 5.0), _lease(schema, "ironroot-seq-b", 5.0)
+    try:
+        assert first.try_acquire() == 1
+        first.release()
+        assert second.try_acquire() == 2
+        assert not first.renew()
+    finally:
+        second.release()
+
+
+def test_a_paused_sequencer_s_write_is_refused_by_the_epoch_fence(schema: str) -> None:
+    """The successor took over but has not written yet: the tree size alone would let the
+    stale batch through; the lease epoch does not."""
+    stale_lease = _lease(schema, "ironroot-seq-stale")
+    stale = _sequencer(schema, stale_lease)
+    successor = _lease(schema, "ironroot-seq-next")
+    try:
+        stale.submit(b"before the pause").integrated.result(timeout=30)
+        _expire(stale_lease)
+        assert successor.try_acquire() == 2  # ends the stale holder's sessions
+        assert not stale_lease.renew()
+        ticket = stale.submit(b"written after the takeover")
+        with pytest.raises(StaleBatch) as refused:
+            ticket.durable.result(timeout=30)
+        assert "epoch 1" in refused.value.detail
+        reader = PostgresLogStore(test_dsn(), schema=schema)
+        try:
+            assert reader.state().size == 1
+            assert reader.lookup([ticket.entry_id]) == {}
+        finally:
+            reader.close()
+    finally:
+        stale.close()
+        stale_lease.release()
+        successor.release()
+
+
+def test_a_paused_sequencer_s_batch_is_refused_after_the_successor_wrote(schema: str) -> None:
+    stale_lease = _lease(schema, "ironroot-seq-stale")
+    stale = _sequencer(schema, stale_lease)
+    successor_lease = _lease(schema, "ironroot-seq-next")
+    try:
+        stale.submit(b"one").integrated.result(timeout=30)
+        head = stale.tree_size
+        _expire(stale_lease)
+        successor = _sequencer(schema, successor_lease)
+        try:
+            successor.submit(b"two").integrated.result(timeout=30)
+            assert successor.tree_size == head + 1
+            # The stale sequencer's next batch, prepared from the tree it last knew.
+            entry = b"three"
+            batch = StoreBatch(first_index=head, pending=[(hashlib.sha256(entry).digest(), entry)])
+            with pytest.raises(StaleBatch):
+                stale.store.write(batch)
+            # Without the lease fence, the stored tree size refuses it all the same.
+            unfenced = PostgresLogStore(test_dsn(), schema=schema)
+            try:
+                with pytest.raises(StaleBatch) as refused:
+                    unfenced.write(batch)
+                assert "tree size" in refused.value.detail
+            finally:
+                unfenced.close()
+        finally:
+            successor.close()
+    finally:
+        stale.close()
+        stale_lease.release()
+        successor_lease.release()
+
+
+def test_a_pending_row_is_never_added_beside_an_integrated_entry(schema: str) -> None:
+    lease = _lease(schema, "ironroot-seq-a", 5.0)
+    log = _sequencer(schema, lease)
+    other = PostgresLogStore(test_dsn(), schema=schema)
+    try:
+        entry = b"integrated first"
+        entry_id = log.submit(entry).entry_id
+        log.wait_idle(30)
+        other.add_pending([(entry_id, entry)])  # another replica registers it again
+        other.add_pending([(entry_id, entry)])
+        assert other.pending() == []
+        assert other.lookup([entry_id]) == {entry_id: 0}
+        fresh = b"pending on another replica"
+        fresh_id = hashlib.sha256(fresh).digest()
+        other.add_pending([(fresh_id, fresh)])
+        other.add_pending([(fresh_id, fresh)])  # idempotent
+        assert other.pending_page(10) == [(fresh_id, fresh)]
+    finally:
+        other.close()
+        log.close()
+        lease.release()
+
+
+def test_add_pending_refuses_an_id_that_is_not_the_entry_s_hash(schema: str) -> None:
+    store = PostgresLogStore(test_dsn(), schema=schema)
+    try:
+        with pytest.raises(StorageError):
+            store.add_pending([(b"\x00" * 32, b"entry")])
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("holder", "lease"), [("", 5.0), ("x" * 64, 5.0), ("ok", 0.1), ("ok", 601.0)]
+)
+def test_a_lease_needs_a_sound_holder_and_length(holder: str, lease: float) -> None:
+    with pytest.raises(ConfigError):
+        SequencerLease(test_dsn(), holder=holder, lease=lease)
+
+
+def _free_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
+def test_serve_replica_refuses_a_log_in_sqlite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "d"
+    assert main(["serve", "--data", str(data), "--init-only"]) == 0
+    capsys.readouterr()
+    assert main(["serve", "--data", str(data), "--port", _free_port(), "--replica"]) == 2
+    assert "PostgreSQL" in capsys.readouterr().err
+
+
+def test_serve_replica_refuses_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "d"
+    args = ["serve", "--data", str(data), "--port", _free_port(), "--replica", "--workers", "2"]
+    assert main(args) == 2
+    assert "--workers" in capsys.readouterr().err
