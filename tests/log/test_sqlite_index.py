@@ -209,3 +209,21 @@ def test_a_missing_entry_in_the_window_is_a_storage_error(path: Path) -> None:
             store.lookup([_id(items[0])])
     finally:
         store.close()
+
+
+def test_merge_index_stores_the_whole_window_now(path: Path) -> None:
+    items = _filled(path, 40, window=_sqlite.INDEX_WINDOW)
+    store = SqliteLogStore(path)
+    try:
+        assert store.merge_index() == 40
+        assert store.merge_index() == 0
+        assert _stored_keys(path) == (40, 0, 40)
+        assert store.lookup([_id(items[39])]) == {_id(items[39]): 39}
+    finally:
+        store.close()
+    read_only = SqliteLogStore(path, read_only=True)
+    try:
+        with pytest.raises(StorageError, match="read-only"):
+            read_only.merge_index()
+    finally:
+        read_only.close()

@@ -359,26 +359,48 @@ class SqliteLogStore:
             if batch.state.size - self._window.start >= self._index_window:
                 self._merge_window()
 
-    def _merge_window(self) -> None:
-        """Store the keys of the window's entries, in key order, in their own transaction.
+    def indexed(self) -> int:
+        """How many entries, from index 0, have their keys stored (the rest are the window)."""
+        row = self._one("SELECT indexed FROM entry_key_state WHERE id = 1")
+        if row is None:
+            raise StorageError("the log database has no entry-key state row")
+        return int(row[0])
 
-        The batch that filled the window is committed already; a merge that fails leaves the
-        window as it was (its entries are still found), and the next batch tries again.
-        """
-        conn = self._writer
+    def merge_index(self) -> int:
+        """Store the keys of every entry in the window now, whatever its size (a bulk load,
+        a quiet moment); returns how many. Writers call it from the writer thread."""
+        if self._read_only:
+            raise StorageError("the log store is read-only")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                indexed, size = self._refresh(conn)
-                if size - indexed >= self._index_window:
-                    _index(conn, self._window.between(indexed, size))
-                    conn.execute("UPDATE entry_key_state SET indexed = ? WHERE id = 1", (size,))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            return self._merge(0)
         except sqlite3.Error as exc:
+            raise StorageError(f"log database write failed: {exc}") from exc
+
+    def _merge_window(self) -> None:
+        """After a batch filled the window: merge it. That batch is committed already; a merge
+        that fails leaves the window as it was (its entries are still found), and the next
+        batch tries again."""
+        try:
+            self._merge(self._index_window)
+        except (sqlite3.Error, StorageError) as exc:
             _log.warning("merging the entry-id window into the key index failed: %s", exc)
+
+    def _merge(self, at_least: int) -> int:
+        """Store the window's keys, in key order, in one transaction of their own."""
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            indexed, size = self._refresh(conn)
+            merged = 0
+            if size > indexed and size - indexed >= at_least:
+                _index(conn, self._window.between(indexed, size))
+                conn.execute("UPDATE entry_key_state SET indexed = ? WHERE id = 1", (size,))
+                merged = size - indexed
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return merged
 
     def _refresh(self, conn: sqlite3.Connection) -> tuple[int, int]:
         """Bring the window up to the stored size; return (indexed, size) as read."""
