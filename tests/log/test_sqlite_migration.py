@@ -13,10 +13,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from log_testkit import ORIGIN, ed25519_key, entries, fill, signer
+from log_testkit import ORIGIN, ed25519_key, entries, fill, make_data_dir, signer
 
+from ironroot.cli import main
 from ironroot.errors import StorageError
-from ironroot.log import Log, SqliteLogStore, _sqlite, verify_log
+from ironroot.log import Log, SqliteLogStore, _sqlite, layout, verify_log
 
 KEY = ed25519_key()
 
@@ -192,3 +193,17 @@ def test_a_failed_migration_leaves_version_1(
         assert store.lookup([_id(items[49])]) == {_id(items[49]): 49}
     finally:
         store.close()
+
+
+def test_log_migrate_reports_the_migration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _, _ = _version_1(tmp_path, 20)
+    data = make_data_dir(tmp_path / "data", KEY)
+    path.rename(layout.log_db_path(data))
+    assert main(["log", "migrate", str(data), "--check"]) == 1
+    assert "store-schema" in capsys.readouterr().err
+    assert main(["log", "migrate", str(data)]) == 0
+    assert "migrated from schema version 1 to 2" in capsys.readouterr().out
+    assert main(["log", "migrate", str(data), "--check"]) == 0
+    assert main(["log", "verify", str(data)]) == 0

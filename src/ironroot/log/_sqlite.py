@@ -443,6 +443,22 @@ class SqliteLogStore:
                 conn.close()
 
 
+def stored_version(path: Path) -> int:
+    """The schema version recorded in the SQLite log at ``path`` (0: none), read without
+    changing anything (``ironroot log migrate`` reports it)."""
+    try:
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open the log database {path}: {exc}") from exc
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    except sqlite3.Error:
+        return 0
+    finally:
+        conn.close()
+    return 0 if row is None else max(0, _version(row[0]))
+
+
 def _version(value: object) -> int:
     try:
         return int(str(value))
