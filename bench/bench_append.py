@@ -8,9 +8,11 @@ the median of the rounds is printed per size, with the ratio of the largest to t
 Building: ``--fill bulk`` (the default on SQLite) writes 65,536 entries of 64 bytes per
 :class:`~ironroot.log.StoreBatch` straight to the store, with the real tiles, compact range
 and a signed checkpoint for each; ``--fill log`` submits them through :class:`Log` (slower).
-On SQLite the bulk load leaves the last ``INDEX_WINDOW`` entries in the id window, as a log
-that has been appending for a while has them: the first timed batch then merges the window
-into the stored keys. That merge is timed on its own and printed amortized over the window.
+On SQLite the bulk load ends with the keys of every entry stored (an empty id window). After
+the timed rounds the largest log's window is filled to 16 short of its size
+(:func:`ironroot.log._sqlite.index_window`), a fresh reader's first look-up is timed (it
+hashes the window's entries), and then the batch that merges the window: the merge is printed
+on its own and amortized over the window, added to the append cost.
 
 Then the bytes stored per entry beyond the entries themselves (64-byte bulk entries and the
 700-byte timed ones), on the largest log.
@@ -46,7 +48,7 @@ from ironroot.log import (
     open_store,
     sign_checkpoint,
 )
-from ironroot.log._sqlite import INDEX_WINDOW
+from ironroot.log._sqlite import index_window
 from ironroot.merkle import EMPTY_ROOT, CompactRange, leaf_hash
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -117,21 +119,18 @@ class _BulkWriter:
 
 
 def bulk_load(where: Path, signer: NoteSigner, target: int) -> None:
-    """A SQLite log of ``target`` entries at ``where``, its last ``INDEX_WINDOW`` in the
-    window (the keys of the rest merged)."""
+    """A SQLite log of ``target`` entries at ``where``, the keys of all of them stored."""
     store = SqliteLogStore(where / "log.sqlite3", index_window=1 << 62)
     try:
         writer = _BulkWriter(store, signer)
-        merge_at = target - INDEX_WINDOW
         done = 0
         while done < target:
             stop = min(target, done + _BULK_BATCH)
-            if done < merge_at <= stop:
-                stop = merge_at
             writer.add([_entry(i, _BULK_ENTRY) for i in range(done, stop)])
             done = stop
-            if done == merge_at or (done < merge_at and done % _BULK_MERGE == 0):
+            if done % _BULK_MERGE == 0:
                 store.merge_index()
+        store.merge_index()
     finally:
         store.close()
 
@@ -266,7 +265,11 @@ def append_costs(
         count = log.tree_size
         if store_kind == "sqlite":
             breakdown = _where_the_bytes_are(work / str(biggest) / "log.sqlite3", count)
-        merge = _merge_cost(store, log) if store_kind == "sqlite" else None
+        merge = (
+            _merge_cost(store, log, work / str(biggest) / "log.sqlite3")
+            if store_kind == "sqlite"
+            else None
+        )
     finally:
         for log, _ in logs.values():
             log.close()
@@ -291,14 +294,15 @@ def append_costs(
             f"{cpus[biggest] / cpus[small]:.2f}"
         )
     if merge is not None:
-        seconds, keys = merge
-        amortized = medians[biggest] + seconds / INDEX_WINDOW
+        seconds, keys, load = merge
+        amortized = medians[biggest] + seconds / keys
+        print(f"a reader's first look-up with a full window ({keys:,} entries): {load:.2f} s")
         print(
             f"merge of a full window ({keys:,} keys) into the keys of {biggest:,} entries: "
-            f"{seconds:.2f} s, {seconds / INDEX_WINDOW * 1e6:.1f} us per appended entry; "
+            f"{seconds:.2f} s, {seconds / keys * 1e6:.1f} us per appended entry; "
             f"append at {biggest:,} with it: {amortized * 1e6:.1f} us/entry"
         )
-        fastest = min(per[biggest]) + seconds / INDEX_WINDOW
+        fastest = min(per[biggest]) + seconds / keys
         print(
             f"append cost ratio {biggest:,} / {small:,} entries, the merge amortized: "
             f"median {amortized / medians[small]:.2f}, fastest round "
@@ -315,13 +319,13 @@ def append_costs(
         print(breakdown)
 
 
-def _merge_cost(store: AuditableStore, log: Log) -> tuple[float, int] | None:
+def _merge_cost(store: AuditableStore, log: Log, path: Path) -> tuple[float, int, float] | None:
     """Time one merge of a full window into the stored keys (SQLite): the window is filled
     to 16 short of full, then one more batch of 16 merges it (its time less a plain batch's).
-    ``None`` if the log is too small to have merged before."""
+    Also a fresh reader's first look-up then. ``None`` if no key is stored."""
     if not isinstance(store, SqliteLogStore) or store.indexed() == 0:
         return None
-    need = INDEX_WINDOW - 80 - (log.tree_size - store.indexed())
+    need = index_window(store.indexed()) - 80 - (log.tree_size - store.indexed())
     base = 10**13
     while need > 0:
         n = min(need, 20000)
@@ -330,11 +334,18 @@ def _merge_cost(store: AuditableStore, log: Log) -> tuple[float, int] | None:
         base += n
         need -= n
     plain = _append(log, 10**14, 4)  # the window is 16 short of full after these
+    reader = SqliteLogStore(path, read_only=True)
+    try:
+        t0 = time.perf_counter()
+        reader.lookup([bytes(32)])
+        load = time.perf_counter() - t0
+    finally:
+        reader.close()
     before = store.indexed()
     t0 = time.perf_counter()
     _append(log, 10**14 + 100, 1)
     seconds = time.perf_counter() - t0 - plain * _BATCH
-    return seconds, store.indexed() - before
+    return seconds, store.indexed() - before, load
 
 
 def _where_the_bytes_are(path: Path, count: int) -> str:

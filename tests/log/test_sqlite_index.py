@@ -47,7 +47,7 @@ def path(tmp_path: Path) -> Path:
     return tmp_path / "log.sqlite3"
 
 
-def _filled(path: Path, count: int, window: int) -> list[bytes]:
+def _filled(path: Path, count: int, window: int | None) -> list[bytes]:
     """A log of ``count`` entries written by a store whose window is ``window`` entries."""
     items = entries(count)
     log = _log(SqliteLogStore(path, index_window=window))
@@ -90,7 +90,7 @@ def test_the_window_is_merged_into_keys_and_every_id_is_found(path: Path) -> Non
 
 
 def test_a_default_window_keeps_a_small_log_in_memory(path: Path) -> None:
-    items = _filled(path, 100, window=_sqlite.INDEX_WINDOW)
+    items = _filled(path, 100, window=None)
     assert _stored_keys(path) == (0, 0, 0)
     store = SqliteLogStore(path, read_only=True)
     try:
@@ -148,6 +148,12 @@ def test_ids_whose_keys_clash_are_kept_whole(path: Path, monkeypatch: pytest.Mon
         store.close()
 
 
+def test_the_window_grows_with_the_log() -> None:
+    assert _sqlite.index_window(0) == _sqlite.index_window(1 << 20) == 1 << 16
+    assert _sqlite.index_window(10_000_000) == 625_000
+    assert _sqlite.index_window(1 << 30) == 1 << 20
+
+
 def test_a_window_of_zero_is_refused(path: Path) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         SqliteLogStore(path, index_window=0)
@@ -201,7 +207,7 @@ def test_tampered_keys_fail_the_whole_log_check(merged: Path, tamper: str, what:
 
 
 def test_a_missing_entry_in_the_window_is_a_storage_error(path: Path) -> None:
-    items = _filled(path, 40, window=_sqlite.INDEX_WINDOW)
+    items = _filled(path, 40, window=None)
     _sql(path, "DELETE FROM entries WHERE idx = 20")
     store = SqliteLogStore(path, read_only=True)
     try:
@@ -212,7 +218,7 @@ def test_a_missing_entry_in_the_window_is_a_storage_error(path: Path) -> None:
 
 
 def test_merge_index_stores_the_whole_window_now(path: Path) -> None:
-    items = _filled(path, 40, window=_sqlite.INDEX_WINDOW)
+    items = _filled(path, 40, window=None)
     store = SqliteLogStore(path)
     try:
         assert store.merge_index() == 40

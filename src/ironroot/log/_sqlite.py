@@ -8,18 +8,28 @@ Schema (version 2)::
     entries(idx INTEGER PRIMARY KEY, entry BLOB)              -- integrated, by index
     entry_keys(key INTEGER PRIMARY KEY, idx INTEGER)          -- id's first 8 bytes -> index
     entry_key_clashes(entry_id BLOB PRIMARY KEY, idx INTEGER) -- ids whose key was taken
+    entry_key_state(id = 1, indexed INTEGER)                  -- entries [0, indexed) have keys
     tiles(level, idx, data BLOB, PRIMARY KEY(level, idx))     -- current bytes of each tile
     checkpoints(size INTEGER PRIMARY KEY, note BLOB)          -- every published checkpoint
     batch_data(size, name TEXT, value BLOB, PRIMARY KEY(size, name))
     state(id = 1, size INTEGER, hashes BLOB)                  -- compact range, 32 bytes each
 
-The id → index map stores no id. ``entry_keys`` is keyed by the first 8 bytes of the id read
-as a signed big-endian integer: a rowid B-tree with 8-byte keys, about 20 bytes per entry
-where a 32-byte id column took about 46. A key says where an entry *may* be; a look-up is
-confirmed only when the SHA-256 of the stored entry at that index is the id asked for, so a
-key shared by two ids can never answer for the wrong one. The second id of such a pair (about
-one in 2^64 / n for a log of n entries; never seen in practice, but handled) is kept whole in
-``entry_key_clashes``. Each batch inserts its keys in key order.
+The id → index map (ADR 0010) stores no id. ``entry_keys`` is keyed by the first 8 bytes of
+the id read as a signed big-endian integer: a rowid B-tree of about 20 bytes per entry. A key
+says where an entry *may* be; a look-up is confirmed only when the SHA-256 of the entry stored
+at that index is the id asked for, so a key shared by two ids never answers for the wrong
+one. The second id of such a pair (about one in 2^64 / n for a log of n entries; handled, and
+tested with narrowed keys) is kept whole in ``entry_key_clashes``.
+
+An append writes no key. The entries from ``indexed`` on are the **window**: each store object
+maps their ids in memory, made by reading and hashing those entries (all of them on its first
+look-up, then the new ones), shared by its threads. Once the window holds
+:func:`index_window` entries (a sixteenth of the indexed ones, 2^16 to 2^20), the writer merges
+its keys, sorted, into ``entry_keys`` and moves ``indexed``, in a transaction of its own after
+the batch that filled it. So no append writes a random page; a merge writes each page of the
+index about once. A look-up reads the window first, then the stored keys, so an entry merged
+in between is found in one or the other. A merge is idempotent and may fail harmlessly (the
+window stays, the next batch tries again).
 
 Every :class:`StoreBatch` is one ``BEGIN IMMEDIATE … COMMIT`` on the write connection
 (``isolation_level=None``: Python's sqlite3 opens no implicit transactions), checked by
@@ -32,9 +42,10 @@ Versions: a file whose schema version is newer than this code knows is refused
 (:class:`StorageError` with code ``store-schema``). Opening an older file read-write migrates
 it, in one transaction under the write lock (a second process that opens it at the same time
 finds it migrated): version 1 kept the whole id in ``entry_ids(entry_id BLOB PRIMARY KEY,
-idx)``; its rows become keys, in key order, and the table goes (its pages are reused as the
-log grows; ``VACUUM`` returns them to the file system). A read-only open of an older file is
-refused with ``store-schema`` (open it read-write once, e.g. ``ironroot log migrate DIR``).
+idx)``; its rows become keys, in key order (the window starts empty), and the table goes
+(its pages are reused as the log grows; ``VACUUM`` returns them to the file system). A
+read-only open of an older file is refused with ``store-schema`` (open it read-write once,
+e.g. ``ironroot log migrate DIR``).
 
 The write connection belongs to the one writer thread (created by whoever opens the store,
 then used only by it); readers get one connection per thread. Every ``sqlite3.Error``
@@ -56,7 +67,7 @@ from typing import Any
 from ironroot.errors import StorageError
 from ironroot.log._store import StoreBatch, TreeState, check_batch
 
-__all__ = ["INDEX_WINDOW", "SCHEMA_VERSION", "SqliteLogStore"]
+__all__ = ["SCHEMA_VERSION", "SqliteLogStore", "index_window"]
 
 _log = logging.getLogger(__name__)
 
@@ -66,8 +77,22 @@ _HASH = 32
 _FULL_TILE = 256 * _HASH
 _IN_CHUNK = 500  # ids per "IN (...)" lookup, well under SQLite's variable limit
 _KEY_BYTES = 8  # bytes of the id that make its key in entry_keys
-INDEX_WINDOW = 1 << 18
-"""Entries whose keys wait in memory before they are merged into ``entry_keys`` at once."""
+_WINDOW_MIN = 1 << 16
+_WINDOW_MAX = 1 << 20
+_WINDOW_SHARE = 16
+
+
+def index_window(indexed: int) -> int:
+    """How many entries wait in the window before their keys are merged, once ``indexed``
+    entries have theirs stored: a sixteenth of those, from 2^16 up to 2^20.
+
+    A merge writes about every page of ``entry_keys`` (there are fewer pages than new keys),
+    so its cost grows with the log; a window that grows with it keeps the cost per appended
+    entry the same, up to 16 × 2^20 entries (beyond, it grows again, slowly: ADR 0010).
+    """
+    return min(_WINDOW_MAX, max(_WINDOW_MIN, indexed // _WINDOW_SHARE))
+
+
 _MIGRATE_CHUNK = 50_000  # version-1 ids copied per statement while migrating
 # The WAL file is cut back to this after a checkpoint (a large batch may have grown it).
 _WAL_LIMIT = 4 * 1024 * 1024
@@ -115,13 +140,14 @@ class SqliteLogStore:
     SQLite file."""
 
     def __init__(
-        self, path: Path, *, read_only: bool = False, index_window: int = INDEX_WINDOW
+        self, path: Path, *, read_only: bool = False, index_window: int | None = None
     ) -> None:
-        if index_window < 1:
+        """``index_window``: a fixed window instead of :func:`index_window`'s (tests)."""
+        if index_window is not None and index_window < 1:
             raise ValueError("index_window must be at least 1")
         self._path = Path(path)
         self._read_only = read_only
-        self._index_window = index_window
+        self._fixed_window = index_window
         self._window = _Window()
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -356,7 +382,7 @@ class SqliteLogStore:
             raise StorageError(f"log database write failed: {exc}") from exc
         if batch.state is not None:
             self._window.extend(batch.first_index, [i for i, _ in batch.integrated])
-            if batch.state.size - self._window.start >= self._index_window:
+            if batch.state.size - self._window.start >= self._window_for(self._window.start):
                 self._merge_window()
 
     def indexed(self) -> int:
@@ -381,16 +407,22 @@ class SqliteLogStore:
         that fails leaves the window as it was (its entries are still found), and the next
         batch tries again."""
         try:
-            self._merge(self._index_window)
+            self._merge(None)
         except (sqlite3.Error, StorageError) as exc:
             _log.warning("merging the entry-id window into the key index failed: %s", exc)
 
-    def _merge(self, at_least: int) -> int:
-        """Store the window's keys, in key order, in one transaction of their own."""
+    def _window_for(self, indexed: int) -> int:
+        return self._fixed_window or index_window(indexed)
+
+    def _merge(self, at_least: int | None) -> int:
+        """Store the window's keys, in key order, in one transaction of their own (when it
+        holds ``at_least`` entries; ``None``: the window's size)."""
         conn = self._writer
         conn.execute("BEGIN IMMEDIATE")
         try:
             indexed, size = self._refresh(conn)
+            if at_least is None:
+                at_least = self._window_for(indexed)
             merged = 0
             if size > indexed and size - indexed >= at_least:
                 _index(conn, self._window.between(indexed, size))
