@@ -93,6 +93,7 @@ def index_window(indexed: int) -> int:
     return min(_WINDOW_MAX, max(_WINDOW_MIN, indexed // _WINDOW_SHARE))
 
 
+_ABSENT_MAX = 1 << 16  # ids remembered as absent from the stored keys
 _MIGRATE_CHUNK = 50_000  # version-1 ids copied per statement while migrating
 # The WAL file is cut back to this after a checkpoint (a large batch may have grown it).
 _WAL_LIMIT = 4 * 1024 * 1024
@@ -149,6 +150,9 @@ class SqliteLogStore:
         self._read_only = read_only
         self._fixed_window = index_window
         self._window = _Window()
+        # Ids found absent from the stored keys while ``indexed`` was this: they stay absent
+        # until a merge (the writer looks each new id up twice: the log, then the batch rules).
+        self._absent: tuple[int, set[bytes]] = (-1, set())
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
@@ -452,17 +456,24 @@ class SqliteLogStore:
         """(id, index) of those ids that are integrated: first the window (refreshed before
         the keys are read, so that an entry merged meanwhile is found in one or the other),
         then the stored keys."""
-        self._refresh(conn)
+        indexed, _ = self._refresh(conn)
         window = self._window.ids
+        at, absent = self._absent
+        if at != indexed:
+            absent = set()
+            self._absent = (indexed, absent)
         rest = []
         for entry_id in set(entry_ids):
             idx = window.get(entry_id)
-            if idx is None:
-                rest.append(entry_id)
-            else:
+            if idx is not None:
                 yield entry_id, idx
+            elif entry_id not in absent:
+                rest.append(entry_id)
         if rest:
-            yield from _stored(conn, rest)
+            found = dict(_stored(conn, rest))
+            yield from found.items()
+            if len(absent) < _ABSENT_MAX:
+                absent.update(i for i in rest if i not in found)
 
     def close(self) -> None:
         self._closed = True
