@@ -78,7 +78,7 @@ def test_migrate_a_sqlite_directory(tmp_path: Path, capsys: pytest.CaptureFixtur
     data = _data_dir(tmp_path / "data", TestStore("sqlite"))
     assert main(["log", "migrate", str(data), "--check"]) == 1
     assert main(["log", "migrate", str(data)]) == 0
-    assert "created, schema version 1" in capsys.readouterr().out
+    assert "created, schema version 2" in capsys.readouterr().out
     assert layout.log_db_path(data).exists()
     assert main(["log", "migrate", str(data), "--check"]) == 0
     assert main(["log", "migrate", str(data)]) == 0
@@ -144,7 +144,7 @@ def test_a_newer_schema_is_refused_everywhere(
 def test_a_newer_sqlite_schema_is_refused(tmp_path: Path) -> None:
     data = _data_dir(tmp_path / "data", TestStore("sqlite"))
     open_store(data).close()
-    raw_sql(data, "UPDATE meta SET value = '2' WHERE key = 'schema'")
+    raw_sql(data, "UPDATE meta SET value = '3' WHERE key = 'schema'")
     for read_only in (False, True):
         with pytest.raises(StorageError) as info:
             open_store(data, read_only=read_only)

@@ -238,13 +238,16 @@ class StoreConfig:
         where = self.describe(data_dir)
         if self.kind == "sqlite":
             from ironroot.log._sqlite import SCHEMA_VERSION as latest
+            from ironroot.log._sqlite import stored_version
 
             exists = layout.log_db_path(data_dir).exists()
             if check and not exists:
                 return SchemaStatus(where, 0, latest)
-            # Opening checks the version (another one: StorageError, code store-schema).
+            before = stored_version(layout.log_db_path(data_dir)) if exists else 0
+            # Opening checks the version (another one: StorageError, code store-schema); a
+            # read-write open migrates an older one.
             self.open(data_dir, read_only=check).close()
-            return SchemaStatus(where, latest, latest, None if check else latest if exists else 0)
+            return SchemaStatus(where, latest, latest, None if check else before)
         from ironroot.log._postgres import SCHEMA_VERSION as pg_latest
         from ironroot.log._postgres import PostgresLogStore
 

@@ -1,24 +1,51 @@
 """The SQLite log store: one file, WAL, ``synchronous=FULL``, one writer, many readers.
 
-Schema (version 1)::
+Schema (version 2)::
 
     meta(key TEXT PRIMARY KEY, value TEXT)                    -- schema version, origin
     pending(seq INTEGER PRIMARY KEY AUTOINCREMENT,            -- durable, not yet sequenced
             entry_id BLOB UNIQUE, entry BLOB)
     entries(idx INTEGER PRIMARY KEY, entry BLOB)              -- integrated, by index
-    entry_ids(entry_id BLOB PRIMARY KEY, idx INTEGER)         -- SHA-256(entry) -> index
+    entry_keys(key INTEGER PRIMARY KEY, idx INTEGER)          -- id's first 8 bytes -> index
+    entry_key_clashes(entry_id BLOB PRIMARY KEY, idx INTEGER) -- ids whose key was taken
+    entry_key_state(id = 1, indexed INTEGER)                  -- entries [0, indexed) have keys
     tiles(level, idx, data BLOB, PRIMARY KEY(level, idx))     -- current bytes of each tile
     checkpoints(size INTEGER PRIMARY KEY, note BLOB)          -- every published checkpoint
     batch_data(size, name TEXT, value BLOB, PRIMARY KEY(size, name))
     state(id = 1, size INTEGER, hashes BLOB)                  -- compact range, 32 bytes each
+
+The id → index map (ADR 0010) stores no id. ``entry_keys`` is keyed by the first 8 bytes of
+the id read as a signed big-endian integer: a rowid B-tree of about 20 bytes per entry. A key
+says where an entry *may* be; a look-up is confirmed only when the SHA-256 of the entry stored
+at that index is the id asked for, so a key shared by two ids never answers for the wrong
+one. The second id of such a pair (about one in 2^64 / n for a log of n entries; handled, and
+tested with narrowed keys) is kept whole in ``entry_key_clashes``.
+
+An append writes no key. The entries from ``indexed`` on are the **window**: each store object
+maps their ids in memory, made by reading and hashing those entries (all of them on its first
+look-up, then the new ones), shared by its threads. Once the window holds
+:func:`index_window` entries (a sixteenth of the indexed ones, 2^16 to 2^20), the writer merges
+its keys, sorted, into ``entry_keys`` and moves ``indexed``, in a transaction of its own after
+the batch that filled it. So no append writes a random page; a merge writes each page of the
+index about once. A look-up reads the window first, then the stored keys, so an entry merged
+in between is found in one or the other. A merge is idempotent and may fail harmlessly (the
+window stays, the next batch tries again).
 
 Every :class:`StoreBatch` is one ``BEGIN IMMEDIATE … COMMIT`` on the write connection
 (``isolation_level=None``: Python's sqlite3 opens no implicit transactions), checked by
 :func:`~ironroot.log.check_batch` inside it, so after a crash the file holds either all of a
 batch or none of it; with WAL and ``synchronous=FULL`` a commit that returned is on disk.
 ``BEGIN IMMEDIATE`` takes the write lock first, so the stored size the fence compares with
-cannot change before the commit. A file whose schema version is newer than this code knows
-is refused (:class:`StorageError` with code ``store-schema``); there is no older version yet.
+cannot change before the commit.
+
+Versions: a file whose schema version is newer than this code knows is refused
+(:class:`StorageError` with code ``store-schema``). Opening an older file read-write migrates
+it, in one transaction under the write lock (a second process that opens it at the same time
+finds it migrated): version 1 kept the whole id in ``entry_ids(entry_id BLOB PRIMARY KEY,
+idx)``; its rows become keys, in key order (the window starts empty), and the table goes
+(its pages are reused as the log grows; ``VACUUM`` returns them to the file system). A
+read-only open of an older file is refused with ``store-schema`` (open it read-write once,
+e.g. ``ironroot log migrate DIR``).
 
 The write connection belongs to the one writer thread (created by whoever opens the store,
 then used only by it); readers get one connection per thread. Every ``sqlite3.Error``
@@ -28,6 +55,8 @@ becomes :class:`StorageError`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 import os
 import sqlite3
 import threading
@@ -38,13 +67,36 @@ from typing import Any
 from ironroot.errors import StorageError
 from ironroot.log._store import StoreBatch, TreeState, check_batch
 
-__all__ = ["SCHEMA_VERSION", "SqliteLogStore"]
+__all__ = ["SCHEMA_VERSION", "SqliteLogStore", "index_window"]
 
-SCHEMA_VERSION = 1
-"""The SQLite schema this code writes (``meta.schema``)."""
+_log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
+"""The SQLite schema this code writes (``meta.schema``); version 1 files are migrated."""
 _HASH = 32
 _FULL_TILE = 256 * _HASH
 _IN_CHUNK = 500  # ids per "IN (...)" lookup, well under SQLite's variable limit
+_KEY_BYTES = 8  # bytes of the id that make its key in entry_keys
+_WINDOW_MIN = 1 << 16
+_WINDOW_MAX = 1 << 20
+_WINDOW_SHARE = 16
+
+
+def index_window(indexed: int) -> int:
+    """How many entries wait in the window before their keys are merged, once ``indexed``
+    entries have theirs stored: a sixteenth of those, from 2^16 up to 2^20.
+
+    A merge writes about every page of ``entry_keys`` (there are fewer pages than new keys),
+    so its cost grows with the log; a window that grows with it keeps the cost per appended
+    entry the same, up to 16 × 2^20 entries (beyond, it grows again, slowly: ADR 0010).
+    """
+    return min(_WINDOW_MAX, max(_WINDOW_MIN, indexed // _WINDOW_SHARE))
+
+
+_ABSENT_MAX = 1 << 16  # ids remembered as absent from the stored keys
+_MIGRATE_CHUNK = 50_000  # version-1 ids copied per statement while migrating
+# The WAL file is cut back to this after a checkpoint (a large batch may have grown it).
+_WAL_LIMIT = 4 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -54,10 +106,15 @@ CREATE TABLE IF NOT EXISTS pending (
     entry BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, entry BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS entry_ids (
+CREATE TABLE IF NOT EXISTS entry_keys (key INTEGER PRIMARY KEY, idx INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS entry_key_clashes (
     entry_id BLOB PRIMARY KEY,
     idx INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS entry_key_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    indexed INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tiles (
     level INTEGER NOT NULL,
     idx INTEGER NOT NULL,
@@ -83,9 +140,19 @@ class SqliteLogStore:
     """A :class:`~ironroot.log.LogStore` (and :class:`~ironroot.log.AuditReader`) in one
     SQLite file."""
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, read_only: bool = False, index_window: int | None = None
+    ) -> None:
+        """``index_window``: a fixed window instead of :func:`index_window`'s (tests)."""
+        if index_window is not None and index_window < 1:
+            raise ValueError("index_window must be at least 1")
         self._path = Path(path)
         self._read_only = read_only
+        self._fixed_window = index_window
+        self._window = _Window()
+        # Ids found absent from the stored keys while ``indexed`` was this: they stay absent
+        # until a merge (the writer looks each new id up twice: the log, then the batch rules).
+        self._absent: tuple[int, set[bytes]] = (-1, set())
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
@@ -99,8 +166,8 @@ class SqliteLogStore:
             else:
                 self._writer.execute("PRAGMA journal_mode=WAL")
                 self._writer.execute("PRAGMA synchronous=FULL")
-                self._writer.executescript(_SCHEMA)
-                self._init_meta()
+                self._writer.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
+                self._init_schema()
         except sqlite3.Error as exc:
             self.close()
             raise StorageError(f"cannot open the log database {self._path}: {exc}") from exc
@@ -127,7 +194,7 @@ class SqliteLogStore:
                 uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30.0
             )
             conn.execute("PRAGMA query_only=1")
-        # The id index takes random keys: a larger page cache keeps appends off the disk.
+        # The id keys land at random pages: a larger page cache keeps appends off the disk.
         conn.execute(f"PRAGMA cache_size={-65536 if write else -16384}")
         with self._lock:
             self._connections.append(conn)
@@ -139,20 +206,36 @@ class SqliteLogStore:
             raise StorageError(f"{self._path} is not a log database (no schema version)")
         _check_version(row[0])
 
-    def _init_meta(self) -> None:
+    def _init_schema(self) -> None:
+        """Create the tables of a new file, or migrate an older one, in one transaction."""
         conn = self._writer
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            has_meta = conn.execute(
+                "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'"
+            ).fetchone()
+            row = None
+            if has_meta:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            version = SCHEMA_VERSION if row is None else _version(row[0])
+            if version > SCHEMA_VERSION or version < 1:
+                _check_version(row[0] if row else None)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            if row is None:
                 conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
                 conn.execute("INSERT OR IGNORE INTO state VALUES (1, 0, x'')")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        else:
-            _check_version(row[0])
+                conn.execute("INSERT OR IGNORE INTO entry_key_state VALUES (1, 0)")
+            elif version == 1:
+                _migrate_from_1(conn)
+                conn.execute(
+                    "INSERT OR REPLACE INTO entry_key_state SELECT 1, size FROM state WHERE id = 1"
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def _reader(self) -> sqlite3.Connection:
         if self._closed:
@@ -193,7 +276,7 @@ class SqliteLogStore:
     def lookup(self, entry_ids: Sequence[bytes]) -> dict[bytes, int | None]:
         conn = self._reader()
         try:
-            found: dict[bytes, int | None] = dict(_integrated(conn, entry_ids))
+            found: dict[bytes, int | None] = dict(self._integrated(conn, entry_ids))
             rest = [i for i in entry_ids if i not in found]
             found.update(dict.fromkeys(_pending(conn, rest)))
         except sqlite3.Error as exc:
@@ -267,7 +350,13 @@ class SqliteLogStore:
         return int(self._one("SELECT COUNT(*) FROM tiles")[0])
 
     def count_entry_ids(self) -> int:
-        return int(self._one("SELECT COUNT(*) FROM entry_ids")[0])
+        # The keys stored, and the entries of the window (indexed in memory, from themselves).
+        row = self._one(
+            "SELECT (SELECT COUNT(*) FROM entry_keys) + (SELECT COUNT(*) FROM entry_key_clashes)"
+            " + (SELECT COUNT(*) FROM entries"
+            "    WHERE idx >= (SELECT indexed FROM entry_key_state WHERE id = 1))"
+        )
+        return int(row[0])
 
     def storage_bytes(self) -> int:
         total = 0
@@ -287,7 +376,7 @@ class SqliteLogStore:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                check_batch(batch, _View(conn))
+                check_batch(batch, _View(conn, self))
                 _apply(conn, batch)
                 conn.execute("COMMIT")
             except BaseException:
@@ -295,6 +384,96 @@ class SqliteLogStore:
                 raise
         except sqlite3.Error as exc:
             raise StorageError(f"log database write failed: {exc}") from exc
+        if batch.state is not None:
+            self._window.extend(batch.first_index, [i for i, _ in batch.integrated])
+            if batch.state.size - self._window.start >= self._window_for(self._window.start):
+                self._merge_window()
+
+    def indexed(self) -> int:
+        """How many entries, from index 0, have their keys stored (the rest are the window)."""
+        row = self._one("SELECT indexed FROM entry_key_state WHERE id = 1")
+        if row is None:
+            raise StorageError("the log database has no entry-key state row")
+        return int(row[0])
+
+    def merge_index(self) -> int:
+        """Store the keys of every entry in the window now, whatever its size (a bulk load,
+        a quiet moment); returns how many. Writers call it from the writer thread."""
+        if self._read_only:
+            raise StorageError("the log store is read-only")
+        try:
+            return self._merge(0)
+        except sqlite3.Error as exc:
+            raise StorageError(f"log database write failed: {exc}") from exc
+
+    def _merge_window(self) -> None:
+        """After a batch filled the window: merge it. That batch is committed already; a merge
+        that fails leaves the window as it was (its entries are still found), and the next
+        batch tries again."""
+        try:
+            self._merge(None)
+        except (sqlite3.Error, StorageError) as exc:
+            _log.warning("merging the entry-id window into the key index failed: %s", exc)
+
+    def _window_for(self, indexed: int) -> int:
+        return self._fixed_window or index_window(indexed)
+
+    def _merge(self, at_least: int | None) -> int:
+        """Store the window's keys, in key order, in one transaction of their own (when it
+        holds ``at_least`` entries; ``None``: the window's size)."""
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            indexed, size = self._refresh(conn)
+            if at_least is None:
+                at_least = self._window_for(indexed)
+            merged = 0
+            if size > indexed and size - indexed >= at_least:
+                _index(conn, self._window.between(indexed, size))
+                conn.execute("UPDATE entry_key_state SET indexed = ? WHERE id = 1", (size,))
+                merged = size - indexed
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return merged
+
+    def _refresh(self, conn: sqlite3.Connection) -> tuple[int, int]:
+        """Bring the window up to the stored size; return (indexed, size) as read."""
+        row = conn.execute(
+            "SELECT k.indexed, s.size FROM entry_key_state AS k, state AS s "
+            "WHERE k.id = 1 AND s.id = 1"
+        ).fetchone()
+        if row is None:
+            raise StorageError("the log database has no state row")
+        indexed, size = int(row[0]), int(row[1])
+        self._window.catch_up(conn, indexed, size)
+        return indexed, size
+
+    def _integrated(
+        self, conn: sqlite3.Connection, entry_ids: Collection[bytes]
+    ) -> Iterator[tuple[bytes, int]]:
+        """(id, index) of those ids that are integrated: first the window (refreshed before
+        the keys are read, so that an entry merged meanwhile is found in one or the other),
+        then the stored keys."""
+        indexed, _ = self._refresh(conn)
+        window = self._window.ids
+        at, absent = self._absent
+        if at != indexed:
+            absent = set()
+            self._absent = (indexed, absent)
+        rest = []
+        for entry_id in set(entry_ids):
+            idx = window.get(entry_id)
+            if idx is not None:
+                yield entry_id, idx
+            elif entry_id not in absent:
+                rest.append(entry_id)
+        if rest:
+            found = dict(_stored(conn, rest))
+            yield from found.items()
+            if len(absent) < _ABSENT_MAX:
+                absent.update(i for i in rest if i not in found)
 
     def close(self) -> None:
         self._closed = True
@@ -307,18 +486,78 @@ class SqliteLogStore:
                 conn.close()
 
 
-def _check_version(value: object) -> None:
+def stored_version(path: Path) -> int:
+    """The schema version recorded in the SQLite log at ``path`` (0: none), read without
+    changing anything (``ironroot log migrate`` reports it)."""
     try:
-        version = int(str(value))
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open the log database {path}: {exc}") from exc
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    except sqlite3.Error:
+        return 0
+    finally:
+        conn.close()
+    return 0 if row is None else max(0, _version(row[0]))
+
+
+def _version(value: object) -> int:
+    try:
+        return int(str(value))
     except ValueError:
-        version = -1
+        return -1
+
+
+def _check_version(value: object) -> None:
+    """Refuse a file of another version (a read-only open, or one no migration reaches)."""
+    version = _version(value)
     if version != SCHEMA_VERSION:
-        newer = version > SCHEMA_VERSION
+        if version > SCHEMA_VERSION:
+            hint = ": upgrade Ironroot to open it"
+        elif version >= 1:
+            hint = ": open it read-write once (ironroot log migrate) to migrate it"
+        else:
+            hint = ""
         raise StorageError(
             f"the log database has schema version {value!r}; this Ironroot knows "
-            f"{SCHEMA_VERSION}" + (": upgrade Ironroot to open it" if newer else ""),
+            f"{SCHEMA_VERSION}" + hint,
             code="store-schema",
         )
+
+
+def _migrate_from_1(conn: sqlite3.Connection) -> None:
+    """Version 1 → 2 (inside the open transaction): whole ids become 8-byte keys."""
+    cursor = conn.execute("SELECT entry_id, idx FROM entry_ids ORDER BY entry_id")
+    while rows := cursor.fetchmany(_MIGRATE_CHUNK):
+        _index(conn, [(bytes(entry_id), int(idx)) for entry_id, idx in rows])
+    conn.execute("DROP TABLE entry_ids")
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+
+
+def _key(entry_id: bytes) -> int:
+    """The key of an id in ``entry_keys``: its first bytes, a signed big-endian integer."""
+    return int.from_bytes(entry_id[:_KEY_BYTES], "big", signed=True)
+
+
+def _index(conn: sqlite3.Connection, pairs: Sequence[tuple[bytes, int]]) -> None:
+    """Map each (entry id, index): its key in key order; an id whose key is taken, whole."""
+    rows = sorted((_key(entry_id), idx, entry_id) for entry_id, idx in pairs)
+    before = conn.total_changes
+    conn.executemany(
+        "INSERT OR IGNORE INTO entry_keys (key, idx) VALUES (?, ?)",
+        [(key, idx) for key, idx, _ in rows],
+    )
+    if conn.total_changes - before == len(rows):
+        return
+    # Some keys were taken, by an entry already stored or by another one of these.
+    owners = dict(
+        _select_in(conn, "SELECT key, idx FROM entry_keys WHERE key IN", [k for k, _, _ in rows])
+    )
+    conn.executemany(
+        "INSERT INTO entry_key_clashes (entry_id, idx) VALUES (?, ?)",
+        [(entry_id, idx) for key, idx, entry_id in rows if owners.get(key) != idx],
+    )
 
 
 def _chunks(items: Sequence[bytes] | Collection[bytes]) -> Iterator[tuple[bytes, ...]]:
@@ -327,16 +566,85 @@ def _chunks(items: Sequence[bytes] | Collection[bytes]) -> Iterator[tuple[bytes,
         yield values[start : start + _IN_CHUNK]
 
 
-def _integrated(
-    conn: sqlite3.Connection, entry_ids: Collection[bytes]
-) -> Iterator[tuple[bytes, int]]:
-    for chunk in _chunks(entry_ids):
+def _select_in(
+    conn: sqlite3.Connection, query: str, values: Sequence[Any]
+) -> Iterator[tuple[Any, ...]]:
+    """Rows of ``query IN (values)``, a chunk of values per statement."""
+    for start in range(0, len(values), _IN_CHUNK):
+        chunk = values[start : start + _IN_CHUNK]
         marks = ",".join("?" * len(chunk))
-        rows = conn.execute(
-            f"SELECT entry_id, idx FROM entry_ids WHERE entry_id IN ({marks})",  # noqa: S608
-            chunk,
-        )
-        for entry_id, idx in rows:
+        yield from conn.execute(f"{query} ({marks})", chunk)
+
+
+class _Window:
+    """The id → index map of the entries whose keys are not stored yet (``start`` up to the
+    stored size), kept in memory by each store object and made from the entries themselves.
+
+    It only grows, except when a merge moves ``start``: then a new dict replaces the old one,
+    so a look-up holding the old dict still finds what it held. Shared by the store's threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.start = 0
+        self.stop = 0
+        self.ids: dict[bytes, int] = {}
+
+    def catch_up(self, conn: sqlite3.Connection, indexed: int, size: int) -> None:
+        with self._lock:
+            if indexed > self.start:
+                self.ids = {i: idx for i, idx in self.ids.items() if idx >= indexed}
+                self.start = indexed
+                self.stop = max(self.stop, indexed)
+            if self.stop >= size:
+                return
+            # Every entry from the window's end: the state row's size is not trusted to say
+            # where the entries stop (log verify compares the two).
+            cursor = conn.execute(
+                "SELECT idx, entry FROM entries WHERE idx >= ? ORDER BY idx", (self.stop,)
+            )
+            expected = self.stop
+            while rows := cursor.fetchmany(4096):
+                for idx, entry in rows:
+                    if idx != expected:
+                        raise StorageError(f"entry {expected} is missing from the log database")
+                    self.ids[hashlib.sha256(entry).digest()] = expected
+                    expected += 1
+            self.stop = expected
+
+    def extend(self, first: int, entry_ids: Sequence[bytes]) -> None:
+        """Add a committed batch's ids (when the window reaches up to it)."""
+        with self._lock:
+            if self.stop == first:
+                for offset, entry_id in enumerate(entry_ids):
+                    self.ids[entry_id] = first + offset
+                self.stop = first + len(entry_ids)
+
+    def between(self, start: int, stop: int) -> list[tuple[bytes, int]]:
+        with self._lock:
+            return [(i, idx) for i, idx in self.ids.items() if start <= idx < stop]
+
+
+def _stored(conn: sqlite3.Connection, entry_ids: Collection[bytes]) -> Iterator[tuple[bytes, int]]:
+    """(id, index) of those ids whose keys are stored: a key's index counts only when the entry
+    stored there hashes to the id; the rest are looked for among the clashes."""
+    by_key: dict[int, set[bytes]] = {}
+    for entry_id in set(entry_ids):
+        by_key.setdefault(_key(entry_id), set()).add(entry_id)
+    candidates: dict[int, set[bytes]] = {}
+    for key, idx in _select_in(conn, "SELECT key, idx FROM entry_keys WHERE key IN", list(by_key)):
+        candidates.setdefault(int(idx), set()).update(by_key[key])
+    rest = {entry_id for ids in by_key.values() for entry_id in ids}
+    if candidates:
+        query = "SELECT idx, entry FROM entries WHERE idx IN"
+        for idx, entry in _select_in(conn, query, list(candidates)):
+            entry_id = hashlib.sha256(entry).digest()
+            if entry_id in candidates[int(idx)]:
+                rest.discard(entry_id)
+                yield entry_id, int(idx)
+    if rest:
+        query = "SELECT entry_id, idx FROM entry_key_clashes WHERE entry_id IN"
+        for entry_id, idx in _select_in(conn, query, list(rest)):
             yield bytes(entry_id), int(idx)
 
 
@@ -354,8 +662,9 @@ def _pending(conn: sqlite3.Connection, entry_ids: Collection[bytes]) -> Iterator
 class _View:
     """What :func:`check_batch` reads, inside the write transaction."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, store: SqliteLogStore) -> None:
         self._conn = conn
+        self._store = store
 
     def stored_size(self) -> int:
         row = self._conn.execute("SELECT size FROM state WHERE id = 1").fetchone()
@@ -364,7 +673,7 @@ class _View:
         return int(row[0])
 
     def integrated_among(self, entry_ids: Collection[bytes]) -> set[bytes]:
-        return {entry_id for entry_id, _ in _integrated(self._conn, entry_ids)}
+        return {entry_id for entry_id, _ in self._store._integrated(self._conn, entry_ids)}
 
     def pending_among(self, entry_ids: Collection[bytes]) -> set[bytes]:
         return set(_pending(self._conn, entry_ids))
@@ -407,10 +716,6 @@ def _apply(conn: sqlite3.Connection, batch: StoreBatch) -> None:
         conn.executemany(
             "INSERT INTO entries (idx, entry) VALUES (?, ?)",
             [(first + i, e) for i, (_, e) in enumerate(batch.integrated)],
-        )
-        conn.executemany(
-            "INSERT INTO entry_ids (entry_id, idx) VALUES (?, ?)",
-            [(eid, first + i) for i, (eid, _) in enumerate(batch.integrated)],
         )
     conn.executemany(
         "INSERT INTO tiles (level, idx, data) VALUES (?, ?, ?) "
