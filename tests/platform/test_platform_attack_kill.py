@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.platform.node_world import NOW, World, make_world
+from tests.platform.node_world import NOW, World, in_memory, make_world
 
 import ironroot
 from ironroot.cli import main
@@ -78,9 +78,17 @@ _KILLER = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with make_world(tmp_path_factory.mktemp("platform-kill-world")) as w:
+def world() -> Iterator[World]:
+    with in_memory("platform-kill-world-") as root, make_world(root) as w:
         yield w
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """Each test's directory, on tmpfs (``node_world.in_memory``): a SIGKILL leaves the
+    page cache as it was, so the cuts prove the same there, without a disk's fsyncs."""
+    with in_memory("platform-kill-") as directory:
+        yield directory
 
 
 @pytest.fixture(scope="module")
