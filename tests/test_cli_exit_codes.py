@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ironroot.cli import _main
+from cli_parsers import reuse_parsers
 from ironroot.cli._main import GROUPS, build_parser
 
 _SERVERS = {"serve"}
@@ -103,20 +103,6 @@ def _argv(
     return argv
 
 
-_PARSERS: dict[tuple[str, ...], argparse.ArgumentParser] = {}
-
-
-def _built_once(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """``build_parser`` for ``main``, each group's parser built once for the whole module: the
-    test runs every verb eight times, and building a group's parser (a few hundred argparse
-    actions) cost more than running the verb. Parsing leaves a parser unchanged, and each
-    group's parser is still built by ``build_parser`` itself."""
-    key = tuple(argv[:1]) if argv is not None else ()
-    if key not in _PARSERS:
-        _PARSERS[key] = build_parser(argv)
-    return _PARSERS[key]
-
-
 def _bad_input(case: str, tmp: Path) -> Path:
     target = tmp / f"input-{case}"
     if case == "empty":
@@ -154,7 +140,7 @@ def test_bad_input_files_exit_1_or_2_without_a_traceback(
     monkeypatch.setenv("IRONROOT_HSM_CREDENTIAL", "not-the-credential")  # never prompt
     monkeypatch.setenv("IRONROOT_HSM_ROT_DEVICE", str(tmp_path / "no-rot"))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(_main, "build_parser", _built_once)
+    reuse_parsers(monkeypatch)  # each group's parser built once: eight runs per test
     target = next(a for a in leaf._actions if a.dest == dest)
     filler = tmp_path / "filler"
     filler.write_bytes(_WRONG)

@@ -5,8 +5,8 @@ ML-DSA-87) and statement key, a trusted and an untrusted transparency service ru
 process, releases v1 and v2 of every component (a signed bundle, its manifest statement and —
 for the SPDM devices — its reference CoRIM, registered on the trusted log) and a PFM listing
 both, logged too. :meth:`World.node` copies a template node (created once) so each test gets a
-fresh node in milliseconds. :func:`in_memory` gives a scratch directory on tmpfs for tests
-whose nodes are written thousands of times (see there).
+fresh node in milliseconds. :func:`in_memory` (``tests/scratch.py``) gives a scratch directory
+on tmpfs for tests whose nodes are written thousands of times.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -58,22 +56,6 @@ OTHER = "https://someone-else.example"
 PLATFORM = "pkg:platform/acme/node-7"
 SLOT = 64 * 1024
 SLOT_SIZES = dict.fromkeys(COMPONENTS, SLOT)
-_TMPFS = Path("/dev/shm")
-
-
-@contextlib.contextmanager
-def in_memory(prefix: str = "ironroot-node-") -> Iterator[Path]:
-    """A scratch directory on tmpfs (``/dev/shm``, where the machine has one; else the usual
-    temporary directory), removed afterwards.
-
-    Every write of a node is made durable (``fsync`` of the file and of its directory), and
-    on a disk shared with other work those syncs, not the RoT's checks, are most of the time
-    of a test that updates and boots nodes again and again. Tests whose cuts are injected
-    faults or SIGKILLs (the kernel's page cache outlives a killed process) prove the same on
-    tmpfs: only a cut of the machine's power would tell the two apart."""
-    base = _TMPFS if _TMPFS.is_dir() and os.access(_TMPFS, os.W_OK) else None
-    with tempfile.TemporaryDirectory(prefix=prefix, dir=base) as directory:
-        yield Path(directory)
 
 
 def sfr_report(

@@ -27,7 +27,6 @@ from tests.platform.node_world import (
     SLOT,
     Release,
     World,
-    in_memory,
     make_world,
     rw_region,
 )
@@ -58,6 +57,7 @@ from ironroot.platform import (
 )
 from ironroot.platform._flash import Flash, RotFlashWriter
 from ironroot.platform._journal import COALESCE_AFTER
+from scratch import in_memory
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def world() -> Iterator[World]:
 
 @pytest.fixture
 def tmp_path() -> Iterator[Path]:
-    """Each test's directory, on tmpfs (``node_world.in_memory``: the nodes' fsyncs are most
+    """Each test's directory, on tmpfs (``scratch.in_memory``: the nodes' fsyncs are most
     of this module's time on a disk, and the cuts here are injected faults)."""
     with in_memory("platform-attack-") as directory:
         yield directory

@@ -32,12 +32,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.platform.node_world import NOW, World, in_memory, make_world
+from tests.platform.node_world import NOW, World, make_world
 
 import ironroot
 from ironroot.cli import main
 from ironroot.platform import COMPONENTS, Platform
 from ironroot.platform._flash import Flash
+from scratch import in_memory
 
 AT = NOW.isoformat().replace("+00:00", "Z")
 SEED = 20260601
@@ -85,7 +86,7 @@ def world() -> Iterator[World]:
 
 @pytest.fixture
 def tmp_path() -> Iterator[Path]:
-    """Each test's directory, on tmpfs (``node_world.in_memory``): a SIGKILL leaves the
+    """Each test's directory, on tmpfs (``scratch.in_memory``): a SIGKILL leaves the
     page cache as it was, so the cuts prove the same there, without a disk's fsyncs."""
     with in_memory("platform-kill-") as directory:
         yield directory
