@@ -32,11 +32,14 @@ test-deps:
 
 # The whole suite in parallel (pytest-xdist), with line and branch coverage of src/ironroot;
 # the run fails below COVERAGE_FLOOR percent (88.3% line+branch measured on a fresh clone, 2026-12-04).
+# Bytecode is cached even where the environment sets PYTHONDONTWRITEBYTECODE: without it every
+# subprocess a test starts (`python -m ironroot ...`, the kill -9 tests) compiles each module it
+# imports from source again.
 TEST_WORKERS   ?= auto
 COVERAGE_FLOOR ?= 86
 
 test: test-deps lint typecheck
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --cov=ironroot --cov-branch \
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --cov=ironroot --cov-branch \
 		--cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
 # The unit tier while you edit: no servers, subprocesses, browsers or whole-system worlds

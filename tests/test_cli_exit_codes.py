@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_parsers import reuse_parsers
 from ironroot.cli._main import GROUPS, build_parser
 
 _SERVERS = {"serve"}
@@ -139,6 +140,7 @@ def test_bad_input_files_exit_1_or_2_without_a_traceback(
     monkeypatch.setenv("IRONROOT_HSM_CREDENTIAL", "not-the-credential")  # never prompt
     monkeypatch.setenv("IRONROOT_HSM_ROT_DEVICE", str(tmp_path / "no-rot"))
     monkeypatch.chdir(tmp_path)
+    reuse_parsers(monkeypatch)  # each group's parser built once: eight runs per test
     target = next(a for a in leaf._actions if a.dest == dest)
     filler = tmp_path / "filler"
     filler.write_bytes(_WRONG)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,18 +12,29 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import mlkem
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from cli_parsers import reuse_parsers
 from ironroot.cli import _main
 from ironroot.crypto import save_signer
 from ironroot.hsm import KeyType, unwrap_key_kem
 from rot_counters import provisioned_device
+from scratch import in_memory
 
 OFFICER_PASS = b"officer-credential\n"
 USER_PASS = b"user-credential"
 
 
 @pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """Each test's directory, on tmpfs (``scratch.in_memory``): every HSM command syncs its
+    store and audit log, and nothing here cuts the power."""
+    with in_memory("hsm-cli-") as directory:
+        yield directory
+
+
+@pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[Path, dict[str, Path]]:
     """An initialized HSM directory and the files the commands need."""
+    reuse_parsers(monkeypatch)  # dozens of commands a test (tests/cli_parsers.py)
     monkeypatch.delenv("IRONROOT_HSM_CREDENTIAL", raising=False)
     provisioned_device(tmp_path / "rot")  # the root of trust that keeps the HSM's counter
     monkeypatch.setenv("IRONROOT_HSM_ROT_DEVICE", str(tmp_path / "rot"))

@@ -5,7 +5,8 @@ ML-DSA-87) and statement key, a trusted and an untrusted transparency service ru
 process, releases v1 and v2 of every component (a signed bundle, its manifest statement and —
 for the SPDM devices — its reference CoRIM, registered on the trusted log) and a PFM listing
 both, logged too. :meth:`World.node` copies a template node (created once) so each test gets a
-fresh node in milliseconds.
+fresh node in milliseconds. :func:`in_memory` (``tests/scratch.py``) gives a scratch directory
+on tmpfs for tests whose nodes are written thousands of times.
 """
 
 from __future__ import annotations

@@ -16,14 +16,20 @@ import json
 import os
 import shutil
 import struct
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from tests.platform.node_world import NOW, SLOT, Release, World, make_world, rw_region
+from tests.platform.node_world import (
+    NOW,
+    SLOT,
+    Release,
+    World,
+    make_world,
+    rw_region,
+)
 
 from hypothesis_budget import examples
 from ironroot.errors import (
@@ -51,12 +57,21 @@ from ironroot.platform import (
 )
 from ironroot.platform._flash import Flash, RotFlashWriter
 from ironroot.platform._journal import COALESCE_AFTER
+from scratch import in_memory
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with make_world(tmp_path_factory.mktemp("platform-attack-world")) as w:
+def world() -> Iterator[World]:
+    with in_memory("platform-attack-world-") as root, make_world(root) as w:
         yield w
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """Each test's directory, on tmpfs (``scratch.in_memory``: the nodes' fsyncs are most
+    of this module's time on a disk, and the cuts here are injected faults)."""
+    with in_memory("platform-attack-") as directory:
+        yield directory
 
 
 @pytest.fixture
@@ -248,11 +263,12 @@ def test_a_symlinked_chip_is_refused(node: Platform, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def fuzz_template(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def fuzz_template(world: World) -> Iterator[Path]:
     """A node with history: NIC 2.0 committed (a fallback slot, a longer journal)."""
-    node = world.node(tmp_path_factory.mktemp("platform-fuzz-template"))
-    _update(node, world.release("nic", "2.0"))
-    return node.directory
+    with in_memory("platform-fuzz-template-") as root:
+        node = world.node(root)
+        _update(node, world.release("nic", "2.0"))
+        yield node.directory
 
 
 _ROT_TARGETS = ("journal", "log", "pfm0", "pfm1", "pfm-recovery", "header")
@@ -282,8 +298,8 @@ _damage = st.tuples(
 def test_a_damaged_rot_chip_fails_typed_or_boots_only_allowed_images(
     world: World, fuzz_template: Path, damage: tuple[str, list[tuple[str, int, int]], int]
 ) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp) / "node"
+    with in_memory("platform-fuzz-") as tmp:
+        directory = tmp / "node"
         shutil.copytree(fuzz_template, directory)
         rot = directory / "flash" / "rot.bin"
         kind, flips, amount = damage

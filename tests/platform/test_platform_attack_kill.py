@@ -38,6 +38,7 @@ import ironroot
 from ironroot.cli import main
 from ironroot.platform import COMPONENTS, Platform
 from ironroot.platform._flash import Flash
+from scratch import in_memory
 
 AT = NOW.isoformat().replace("+00:00", "Z")
 SEED = 20260601
@@ -78,9 +79,17 @@ _KILLER = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with make_world(tmp_path_factory.mktemp("platform-kill-world")) as w:
+def world() -> Iterator[World]:
+    with in_memory("platform-kill-world-") as root, make_world(root) as w:
         yield w
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """Each test's directory, on tmpfs (``scratch.in_memory``): a SIGKILL leaves the
+    page cache as it was, so the cuts prove the same there, without a disk's fsyncs."""
+    with in_memory("platform-kill-") as directory:
+        yield directory
 
 
 @pytest.fixture(scope="module")

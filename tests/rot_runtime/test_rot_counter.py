@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,15 @@ import ironroot.rot._nvstate
 from ironroot.cli import main
 from ironroot.errors import ConfigError, Conflict, DeviceStateTampered, LimitExceeded
 from ironroot.rot import Device, DeviceCounter, MemoryCounter, MonotonicCounter
+from scratch import in_memory
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """Each test's directory (and its device's), on tmpfs (``scratch.in_memory``): every
+    increment is three synced writes, and the crashes here are injected, not power cuts."""
+    with in_memory("rot-counter-") as directory:
+        yield directory
 
 
 def test_a_counter_starts_at_zero_and_only_goes_up(device: Device) -> None:
