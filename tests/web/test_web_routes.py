@@ -603,3 +603,27 @@ def test_the_dashboard_mounts_under_the_fleet_s_admission_service(world: WebWorl
         fleet = client.get("/fleet").text
         assert 'href="/dashboard/fleet/nodes/node-0001"' in fleet
         assert httpx.get(server.url + "/fleet/ca").status_code == 200  # admission still there
+
+
+def test_a_log_source_keeps_one_store_and_opens_again_when_the_file_is_replaced(
+    log_copy: Path,
+) -> None:
+    source = LogSource(log_copy)
+    with source.store() as first:
+        size = first.state().size
+    with source.store() as again:
+        assert again is first  # kept across pages
+    replacement = log_copy / "replacement.sqlite3"
+    with (
+        contextlib.closing(sqlite3.connect(log_copy / "log.sqlite3")) as src,
+        contextlib.closing(sqlite3.connect(replacement)) as dst,
+    ):
+        src.backup(dst)
+    replacement.replace(log_copy / "log.sqlite3")  # a restore: another file at the path
+    with source.store() as reopened:
+        assert reopened is not first
+        assert reopened.state().size == size
+    source.close()
+    with source.store() as after_close:
+        assert after_close is not reopened
+    source.close()

@@ -35,11 +35,12 @@ The app serves at the root or mounted under a prefix (``fleet serve`` mounts it 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from importlib import resources
 from typing import Any, Final
 
@@ -415,10 +416,16 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
             response.headers[name] = value
         return response
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        dashboard.close()
+
     return Starlette(
         routes=routes,
         middleware=[Middleware(_SecurityHeaders), Middleware(Observed, info=info)],
         exception_handlers={HTTPException: http_error},
+        lifespan=lifespan,
     )
 
 

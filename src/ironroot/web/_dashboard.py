@@ -92,6 +92,11 @@ class Dashboard:
         self.session_keys = SessionKeys.load(config.state_dir)
         self.throttle = LoginThrottle(config.max_failures, config.failure_window)
 
+    def close(self) -> None:
+        """Close what the dashboard keeps open (each log's store)."""
+        for source in self.logs.values():
+            source.close()
+
     @classmethod
     def open(cls, data_dir: Path | str, *, fleet: Path | None = None, **options: Any) -> Dashboard:
         """The dashboard of ``data_dir`` (:func:`ironroot.web.load_dashboard_config`); with

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ from ironroot.cose import (
     verify_receipt,
 )
 from ironroot.crypto import Verifier
-from ironroot.errors import IronrootError, MalformedInput, NotFound
+from ironroot.errors import IronrootError, MalformedInput, NotFound, StorageError
 from ironroot.log import (
     Note,
     NoteVerifier,
@@ -275,6 +276,14 @@ def _receipt_time(batch: Mapping[str, bytes]) -> int | None:
     return None
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 class LogSource:
     """One transparency service's data directory, read-only (module docs)."""
 
@@ -286,6 +295,8 @@ class LogSource:
         self.verifiers: tuple[NoteVerifier, ...] = identity.verifiers
         self.receipt_keys: Mapping[bytes, Verifier] = self._receipt_keys()
         self._config = self._load_config()
+        self._open_lock = threading.Lock()
+        self._opened: tuple[SqliteLogStore, tuple[int, int]] | None = None
 
     def __repr__(self) -> str:
         return f"LogSource({str(self.data_dir)!r})"
@@ -316,12 +327,50 @@ class LogSource:
 
     @contextlib.contextmanager
     def store(self) -> Iterator[SqliteLogStore]:
-        """The log store, opened read-only for the length of one page."""
-        store = SqliteLogStore(layout.log_db_path(self.data_dir), read_only=True)
+        """The log store, opened read-only once and kept (a SQLite log's id look-ups keep the
+        recent ids in memory, so a store per page would rebuild them on every page); opened
+        again when the file at the path is another one (the service restored or migrated
+        it). A store that failed mid-page is closed and dropped."""
+        store, kept = self._store()
         try:
             yield store
+        except StorageError:
+            self._drop(store)
+            raise
         finally:
-            store.close()
+            if not kept:
+                store.close()
+
+    def _store(self) -> tuple[SqliteLogStore, bool]:
+        """The kept store (and True), or one for this page only (and False) when the file
+        vanished as it was opened."""
+        path = layout.log_db_path(self.data_dir)
+        with self._open_lock:
+            if self._opened is not None:
+                kept, identity = self._opened
+                if _identity(path) == identity:
+                    return kept, True
+                self._opened = None
+                kept.close()
+            store = SqliteLogStore(path, read_only=True)
+            now = _identity(path)
+            if now is None:
+                return store, False
+            self._opened = (store, now)
+            return store, True
+
+    def _drop(self, store: SqliteLogStore) -> None:
+        with self._open_lock:
+            if self._opened is not None and self._opened[0] is store:
+                self._opened = None
+        store.close()
+
+    def close(self) -> None:
+        """Close the kept store (the dashboard's shutdown)."""
+        with self._open_lock:
+            if self._opened is not None:
+                self._opened[0].close()
+                self._opened = None
 
     # --- overview ---------------------------------------------------------------------------
 
