@@ -391,16 +391,17 @@ def registration_bench(
         if store == "postgresql"
         else ""
     )
+    linger = os.environ.get("IRONROOT_BENCH_LINGER")  # else the service's default
     (data / "ironroot.toml").write_text(
         "[transparency]\n"
         'service_issuer = "https://transparency.example"\n'
         'receipt_algorithms = ["ES384"]\n'
-        f"batch_linger = {os.environ.get('IRONROOT_BENCH_LINGER', '0.002')}\n"
-        "[[transparency.issuers]]\n"
+        + (f"batch_linger = {linger}\n" if linger else "")
+        + "[[transparency.issuers]]\n"
         f'iss = "{ISS}"\n'
         'key = "vendor.pub.pem"\n' + store_lines
     )
-    print(f"store: {store}", flush=True)
+    print(f"store: {store}; batch_linger: {linger or 'the default'}", flush=True)
     print(f"signing {count} statements ...", flush=True)
     statements = make_statements(vendor, count)
     avg = sum(map(len, statements)) / len(statements)

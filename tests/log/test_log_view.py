@@ -100,3 +100,23 @@ def test_a_view_answers_beyond_its_tree_and_bad_arguments_with_typed_errors() ->
     view.close()
     view.close()  # idempotent
     assert view.wait_for_growth(10) == 4  # a closed view does not wait
+
+
+def test_proofs_of_many_sizes_share_right_edges_and_stay_the_trees() -> None:
+    """Each tree size's ephemeral nodes are computed once and kept for a few sizes: proofs at
+    more sizes than are kept, asked again after their edges were dropped, and proofs of every
+    leaf of one size are still the tree's."""
+    items = entries(140)
+    tree = MemoryTree(items)
+    log = Log.open_memory(origin=ORIGIN, note_signers=SIGNERS, max_batch=7)
+    with log:
+        fill(log, items)
+        sizes = list(range(1, 141))
+        for _ in range(2):  # the second pass finds none of the early sizes' edges kept
+            for size in sizes[::9]:
+                for index in (0, size // 2, size - 1):
+                    assert log.inclusion_proof(index, size) == tree.inclusion_proof(index, size)
+        for index in range(140):
+            proof = log.inclusion_proof(index, 140)
+            assert proof == tree.inclusion_proof(index, 140)
+            verify_inclusion(index, 140, leaf_hash(items[index]), proof, tree.root())

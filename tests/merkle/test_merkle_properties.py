@@ -23,6 +23,7 @@ from ironroot.merkle import (
     consistency_proof,
     inclusion_proof,
     leaf_hash,
+    right_edge,
     root,
     root_from_inclusion_proof,
     root_from_nodes,
@@ -191,6 +192,47 @@ def test_inclusion_proof_matches_rfc_and_verifies(case: tuple[int, int]) -> None
     r = naive_mth(leaves[:size])
     assert root_from_inclusion_proof(index, size, leaves[index], proof) == r
     verify_inclusion(index, size, leaves[index], proof, r)
+
+
+@_SETTINGS
+@given(st.integers(1, MAX_SIZE))
+def test_right_edge_holds_each_levels_incomplete_last_node(size: int) -> None:
+    leaves = _leaves()
+    tree = _tree()  # its node() refuses incomplete nodes: right_edge asks for complete ones
+    edge = right_edge(size, tree.node)
+    assert len(edge) == (size - 1).bit_length() + 1
+    for level, value in enumerate(edge):
+        last = (size - 1) >> level
+        if (last + 1) << level <= size:
+            assert value is None
+        else:
+            assert value == naive_mth(leaves[last << level : size])
+    top = edge[-1] if edge[-1] is not None else tree.node(len(edge) - 1, 0)
+    assert top == naive_mth(leaves[:size]) == root_from_nodes(size, tree.node)
+
+
+@_SETTINGS
+@given(st.integers(1, MAX_SIZE))
+def test_inclusion_proofs_sharing_a_right_edge_are_the_rfcs(size: int) -> None:
+    leaves = _leaves()
+    tree = _tree()
+    edge = right_edge(size, tree.node)
+    for index in range(size):
+        proof = inclusion_proof(index, size, tree.node, edge)
+        assert proof == inclusion_proof(index, size, tree.node)
+        assert proof == naive_path(index, leaves[:size])
+
+
+def test_right_edge_of_no_tree_and_bad_arguments() -> None:
+    tree = _tree()
+    assert right_edge(0, tree.node) == ()
+    for bad in (-1, True, 1.5, "3"):
+        with pytest.raises(MalformedInput):
+            right_edge(bad, tree.node)  # type: ignore[arg-type]
+    with pytest.raises(MalformedInput):  # the edge of another tree's height
+        inclusion_proof(3, 9, tree.node, right_edge(5, tree.node))
+    with pytest.raises(MalformedInput):
+        inclusion_proof(3, 9, tree.node, ())
 
 
 @_SETTINGS

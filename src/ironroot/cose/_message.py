@@ -122,6 +122,8 @@ def protected_map(
         decoded = decode_cbor(data, limits)
     except MalformedInput as exc:
         raise retyped(error, exc) from exc
+    if type(decoded) is dict:  # the decoder's own new dict: nobody else holds it to copy
+        return MappingProxyType(decoded)
     if not isinstance(decoded, Mapping):
         raise error(f"{whose} must encode a map")
     return MappingProxyType(dict(decoded))

@@ -25,6 +25,7 @@ from typing import Final
 from ironroot.cose._cbor import DEFAULT_LIMITS, Limits, _head, encode_bstr, encode_cbor
 from ironroot.cose._headers import ALG
 from ironroot.cose._message import (
+    EMPTY_MAP,
     Headers,
     check_headers,
     compatible,
@@ -77,7 +78,7 @@ def decode_sign1(
     return Sign1(
         protected_bytes=protected_bytes,
         protected=protected,
-        unprotected=MappingProxyType(dict(unprotected)),
+        unprotected=MappingProxyType(dict(unprotected)) if unprotected else EMPTY_MAP,
         payload=payload,
         signature=signature,
     )

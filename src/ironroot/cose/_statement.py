@@ -207,12 +207,14 @@ class SignedStatement:
             algorithm = Algorithm.from_cose_id(protected[ALG])
         except UnsupportedAlgorithm as exc:
             raise MalformedStatement(exc.detail, code=exc.code) from exc
-        for label in check_crit(protected, MalformedStatement):
+        # decode_sign1 checked crit's shape (check_headers); here: is each label understood.
+        for label in check_crit(protected, MalformedStatement) if CRIT in protected else ():
             if label not in _UNDERSTOOD:
                 raise MalformedStatement(f"critical header {label!r} is not understood")
-        for label in _PROTECTED_ONLY:
-            if label in unprotected:
-                raise MalformedStatement(f"header {label} must be in the protected header")
+        if unprotected:  # usually empty: nothing to look for
+            for label in _PROTECTED_ONLY:
+                if label in unprotected:
+                    raise MalformedStatement(f"header {label} must be in the protected header")
         payload = msg.payload
         if payload is None:
             raise PayloadMissing(

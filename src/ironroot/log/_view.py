@@ -12,7 +12,9 @@ takes up the stored tree when a read asks for more than it has (an entry, a proo
 beyond its head) and on each :meth:`LogView.checkpoint`, so it never serves a proof for a
 tree whose checkpoint it cannot also serve. Every read goes to the store from the caller's
 thread; proof nodes are computed from tiles and cached, and so are full tiles: a complete
-subtree's hash never changes.
+subtree's hash never changes. The ephemeral nodes of a tree size (its incomplete right edge,
+:func:`~ironroot.merkle.right_edge`) are computed once and kept for the last few sizes, so
+the inclusion proofs of one batch's receipts share them.
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ from ironroot.log._tiles import (
 from ironroot.merkle import (
     EMPTY_ROOT,
     CompactRange,
+    RightEdge,
     consistency_proof,
     inclusion_proof,
+    right_edge,
     root_from_nodes,
 )
 
@@ -54,6 +58,7 @@ __all__ = ["Integrated", "LogView", "open_view"]
 FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
 _NODE_CACHE = 1 << 16
 _TILE_CACHE = 512
+_EDGE_CACHE = 8  # tree sizes whose right edge is kept (a batch's receipts ask for one)
 
 _Head = tuple[int, bytes, bytes]
 """(size, root, checkpoint) of the latest tree a view has taken up, replaced as one value."""
@@ -68,7 +73,12 @@ class Integrated:
 
 
 class NodeCache:
-    """A small thread-safe LRU map for immutable values (complete nodes, full tiles)."""
+    """A small thread-safe LRU map for immutable values (complete nodes, full tiles).
+
+    Writers hold the lock (an insert and its evictions are one step); a read does not: it is
+    a dictionary look-up and a move to the recent end, each one atomic, and a key evicted
+    between the two is simply not moved. (An inclusion proof reads a dozen nodes: the lock
+    was a third of its cost.)"""
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
@@ -76,11 +86,14 @@ class NodeCache:
         self._lock = threading.Lock()
 
     def get(self, key: tuple[int, int]) -> bytes | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
+        data = self._data
+        value = data.get(key)
+        if value is not None:
+            try:  # noqa: SIM105 - contextlib.suppress costs more than the look-up
+                data.move_to_end(key)
+            except KeyError:  # evicted by a writer in between: the value is still right
+                pass
+        return value
 
     def put(self, key: tuple[int, int], value: bytes) -> None:
         with self._lock:
@@ -132,6 +145,8 @@ class LogView:
         self._closed = False
         self._nodes = NodeCache(_NODE_CACHE)
         self._full_tiles = NodeCache(_TILE_CACHE)
+        self._edges: collections.OrderedDict[int, RightEdge] = collections.OrderedDict()
+        self._edges_lock = threading.Lock()
         self._attach()
         self._head: _Head = self._open_head(store.state())
 
@@ -274,7 +289,7 @@ class LogView:
     def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
         """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``tree_size``."""
         self._check_size(tree_size, self._followed(tree_size))
-        return inclusion_proof(index, tree_size, self._node)
+        return inclusion_proof(index, tree_size, self._node, self._right_edge(tree_size))
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
         """RFC 9162 consistency proof from ``size1`` to ``size2``."""
@@ -342,6 +357,23 @@ class LogView:
             raise MalformedInput("a tree size is a non-negative integer")
         if size > current:
             raise NotFound(f"the log has no tree of size {size} yet")
+
+    def _right_edge(self, size: int) -> RightEdge | None:
+        """The ephemeral nodes of the tree of ``size`` (a size the caller checked), computed
+        once per size; ``None`` for the empty tree."""
+        if size <= 0:
+            return None
+        with self._edges_lock:
+            edge = self._edges.get(size)
+            if edge is not None:
+                self._edges.move_to_end(size)
+                return edge
+        edge = right_edge(size, self._node)  # outside the lock: it may read tiles
+        with self._edges_lock:
+            self._edges[size] = edge
+            if len(self._edges) > _EDGE_CACHE:
+                self._edges.popitem(last=False)
+        return edge
 
     def _tile(self, level: int, index: int) -> bytes | None:
         cached = self._full_tiles.get((level, index))

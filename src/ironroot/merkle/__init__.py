@@ -15,7 +15,14 @@ if TYPE_CHECKING:
     from ironroot.merkle._compact import CompactRange, Visitor
     from ironroot.merkle._hash import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash, root
     from ironroot.merkle._memory import MemoryTree
-    from ironroot.merkle._proof import NodeFn, consistency_proof, inclusion_proof, root_from_nodes
+    from ironroot.merkle._proof import (
+        NodeFn,
+        RightEdge,
+        consistency_proof,
+        inclusion_proof,
+        right_edge,
+        root_from_nodes,
+    )
     from ironroot.merkle._verify import (
         root_from_inclusion_proof,
         verify_consistency,
@@ -28,11 +35,13 @@ __all__ = [
     "CompactRange",
     "MemoryTree",
     "NodeFn",
+    "RightEdge",
     "Visitor",
     "consistency_proof",
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
+    "right_edge",
     "root",
     "root_from_inclusion_proof",
     "root_from_nodes",
