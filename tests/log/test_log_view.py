@@ -9,7 +9,15 @@ import pytest
 from log_testkit import ORIGIN, LogPlace, ed25519_key, entries, fill, signer
 
 from ironroot.errors import ConfigError, MalformedInput, NotFound, StorageError
-from ironroot.log import Log, LogView, MemoryLogStore, StoreBatch, open_checkpoint, open_view
+from ironroot.log import (
+    Log,
+    LogView,
+    MemoryLogStore,
+    StoreBatch,
+    TreeState,
+    open_checkpoint,
+    open_view,
+)
 from ironroot.merkle import MemoryTree, leaf_hash, verify_consistency, verify_inclusion
 from ironroot_pg import add_store_to_config
 
@@ -120,3 +128,32 @@ def test_proofs_of_many_sizes_share_right_edges_and_stay_the_trees() -> None:
             proof = log.inclusion_proof(index, 140)
             assert proof == tree.inclusion_proof(index, 140)
             verify_inclusion(index, 140, leaf_hash(items[index]), proof, tree.root())
+
+
+class _CommitsAfterState(MemoryLogStore):
+    """A store where the writer commits a batch right after a reader took the tree state (as
+    another process's sequencer may, between a view's two reads at open)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.after_state: list[bytes] = []
+        self.log: Log | None = None
+
+    def state(self) -> TreeState:
+        taken = super().state()
+        if self.after_state and self.log is not None:
+            fill(self.log, [self.after_state.pop()])
+        return taken
+
+
+def test_a_view_opened_while_the_writer_commits_takes_the_checkpoint_of_the_size_it_read() -> None:
+    store = _CommitsAfterState()
+    with Log(store, origin=ORIGIN, note_signers=SIGNERS) as log:
+        fill(log, entries(4))
+        store.log = log
+        store.after_state.append(b"committed between the view's two reads")
+        view = LogView(store, origin=ORIGIN)  # the store's latest checkpoint is already size 5
+        assert view.tree_size == 4
+        assert view.root() == MemoryTree(entries(4)).root()
+        assert view.refresh() == 5
+        assert view.checkpoint() == store.checkpoint()

@@ -155,20 +155,19 @@ class LogView:
         check_origin(self._store, self._origin)
 
     def _open_head(self, state: TreeState) -> _Head:
-        """The head at open, from the stored ``state``."""
-        return state.size, stored_range(state).root(), self._latest_checkpoint(state)
-
-    def _latest_checkpoint(self, state: TreeState) -> bytes:
-        latest = self._store.checkpoint()
-        if latest is None:
-            raise StorageError("the log has entries but no checkpoint")
+        """The head at open: the stored ``state`` and the checkpoint of its size. A writer may
+        commit between the two reads, so the checkpoint is asked for by size, not as the
+        latest (which may already be the next batch's)."""
+        note = self._store.checkpoint(state.size)
+        if note is None:
+            raise StorageError(f"no checkpoint is stored for tree size {state.size}")
         try:
-            latest_size = Checkpoint.parse(Note.parse(latest).body).size
+            size = Checkpoint.parse(Note.parse(note).body).size
         except MalformedInput as exc:
-            raise StorageError("the latest stored checkpoint is malformed") from exc
-        if latest_size != state.size:
-            raise StorageError("the latest checkpoint does not match the stored tree size")
-        return latest
+            raise StorageError("the stored checkpoint is malformed") from exc
+        if size != state.size:
+            raise StorageError("the checkpoint stored for the tree size is of another size")
+        return state.size, stored_range(state).root(), note
 
     def refresh(self) -> int:
         """Take the stored latest tree (size, root, checkpoint) as this view's head if it grew;

@@ -49,12 +49,11 @@ from pathlib import Path
 from typing import Final
 
 from ironroot._fileio import DirectoryLock
-from ironroot.crypto import PublicKey, Signer, Verifier
+from ironroot.crypto import PublicKey, Signer
 from ironroot.errors import (
     ConfigError,
     IronrootError,
     Overloaded,
-    StorageError,
     StoreUnavailable,
 )
 from ironroot.http import ServerTls, run_server, server_config
@@ -77,7 +76,6 @@ POLL: Final = 0.05
 """Seconds between two look-ups of the entries that requests wait on, and between two looks
 at the pending rows by the sequencer when there were none."""
 _OPEN_TIMEOUT: Final = 60.0  # seconds a new replica waits for the log's first checkpoint
-_OPEN_ATTEMPTS: Final = 50  # tries at opening the read side of a log that moves meanwhile
 
 _log = logging.getLogger("ironroot.transparency.replica")
 
@@ -333,28 +331,6 @@ def _wait_for_log(store: LogReader, stop_after: float) -> None:
         time.sleep(0.1)
 
 
-def _open_follower(
-    data_dir: Path,
-    receipt_keys: Sequence[PublicKey],
-    vkeys: Sequence[str],
-    known: dict[bytes, Verifier],
-) -> TransparencyService:
-    """The replica's read side. Opening reads the stored tree size and then the latest
-    checkpoint, in two statements: a batch the sequencer commits in between makes them
-    disagree (a :class:`StorageError`), so opening is tried again, a bounded number of times."""
-    for attempt in range(_OPEN_ATTEMPTS):
-        try:
-            return TransparencyService.open_follower(data_dir, receipt_keys, vkeys, known)
-        except StoreUnavailable:
-            raise
-        except StorageError as exc:
-            if attempt == _OPEN_ATTEMPTS - 1:
-                raise
-            _log.debug("the log moved while this replica opened it (%s): again", exc.detail)
-            time.sleep(POLL)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 def serve_replica(
     data_dir: Path,
     host: str,
@@ -392,7 +368,7 @@ def serve_replica(
                 _wait_for_log(probe, _OPEN_TIMEOUT)
             finally:
                 probe.close()
-            service = _open_follower(data_dir, publics, vkeys, dict(known))
+            service = TransparencyService.open_follower(data_dir, publics, vkeys, dict(known))
             store = service.log.store
             if not isinstance(store, PostgresLogStore):  # pragma: no cover - checked above
                 raise ConfigError("replicas share a log in PostgreSQL")
