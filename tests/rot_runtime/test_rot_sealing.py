@@ -122,3 +122,17 @@ def test_key_attestation_chains_to_the_vendor_ca_through_the_rot(
     with pytest.raises(ChainNotTrusted):
         verify_key_attestation(statement, roots=[other_root], now=now)
     hsm.close()
+
+
+def test_fuses_changed_since_the_boot_refuse_a_secret_given_before(booted: Device) -> None:
+    """The RT alias check is remembered by the CDI and certificate: once a fuse that feeds the
+    CDI changes (the SVN), the device refuses, also on an object that gave a secret before."""
+    reopened = Device(booted.directory)
+    secret = reopened.sealing_secret("hsm")
+    assert Device(booted.directory).sealing_secret("hsm") == secret
+    booted.program(lambda f: f.advance_svn(f.svn + 1))
+    for device in (reopened, Device(booted.directory)):
+        with pytest.raises(Conflict, match="boot again"):
+            device.sealing_secret("hsm")
+        with pytest.raises(Conflict, match="boot again"):
+            device.quote(bytes(16))
