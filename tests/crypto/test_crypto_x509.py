@@ -238,3 +238,17 @@ def test_a_parsed_certificate_is_remembered_with_its_options() -> None:
     first = load_certificates(DER)
     first.clear()  # the caller's list: the cache keeps its own
     assert len(load_certificates(DER)) == 1
+
+
+def test_a_pem_certificate_is_remembered_by_its_der_bytes_only() -> None:
+    """A certificate read from PEM is remembered by its own DER bytes too (the same object
+    for the same bytes); a DER input with a changed byte is parsed afresh."""
+    cert = _cert(serial=11)
+    der = cert.public_bytes(Encoding.DER)
+    loaded = load_certificate(cert.public_bytes(Encoding.PEM))
+    assert load_certificate(der, der_only=True) is loaded
+    assert load_certificate(der) is loaded
+    damaged = bytearray(der)
+    damaged[1] ^= 0x01  # the outer length
+    with pytest.raises(MalformedCertificate):
+        load_certificate(bytes(damaged), der_only=True)

@@ -26,6 +26,8 @@ from ironroot.hsm import (
     verify_key_attestation,
 )
 from ironroot.rot import Device, VendorCA
+from ironroot.rot._boot import derive_layers
+from ironroot.rot._device import _rt_alias_certified
 
 
 def _hsm(storage: MemoryStorage, secret: bytes, device: Device) -> Hsm:
@@ -122,3 +124,16 @@ def test_key_attestation_chains_to_the_vendor_ca_through_the_rot(
     with pytest.raises(ChainNotTrusted):
         verify_key_attestation(statement, roots=[other_root], now=now)
     hsm.close()
+
+
+def test_the_rt_alias_check_is_remembered_only_for_its_certificate(booted: Device) -> None:
+    """The check that the boot's RT alias certificate certifies the key the fuses and PCRs
+    derive is remembered by the CDI and the certificate: another certificate (the FMC
+    alias's, of the same device) is compared afresh and refused."""
+    secret = Device(booted.directory).sealing_secret("hsm")
+    assert Device(booted.directory).sealing_secret("hsm") == secret
+    state = booted._store.load()
+    assert state.boot is not None
+    layers = derive_layers(state.fuses, state.boot.pcrs)
+    assert _rt_alias_certified(layers, state.boot.ecc_chain[-1])
+    assert not _rt_alias_certified(layers, state.boot.ecc_chain[-2])

@@ -335,3 +335,25 @@ def test_a_missing_or_malformed_key_is_reported(device: Device) -> None:
     os.unlink(path)
     with pytest.raises(InputUnavailable):
         Device(device.directory)
+
+
+@pytest.mark.parametrize("file", ["boot.json", "state-root.json", "counter-hsm.json"])
+def test_a_state_file_verified_before_is_verified_again_once_changed(
+    booted: Device, product: Product, file: str
+) -> None:
+    """A state file is remembered by its exact bytes and key once it verified; a changed
+    byte is verified afresh and refused."""
+    booted.counter("hsm").increment()
+    Device(booted.directory).quote(NONCE)  # every state file verified, and remembered
+    _edit(booted.directory / file, lambda d: d.update(mac=_flip_hex(d["mac"], 17)))
+    _assert_refused(booted, product, match=f"{file} does not verify")
+
+
+def test_a_state_file_verified_on_one_device_is_refused_on_another(
+    booted: Device, product: Product, vendor_ca: VendorCA, tmp_path: Path
+) -> None:
+    other = new_device(tmp_path / "other", product, vendor_ca)
+    other.boot(product.bundle(), now=NOW)
+    Device(other.directory).quote(NONCE)  # its boot state verified under its key
+    shutil.copyfile(other.directory / "boot.json", booted.directory / "boot.json")
+    _assert_refused(booted, product, match="boot.json does not verify")

@@ -32,6 +32,7 @@ from typing import Final
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm as _CryptoUnsupported
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
 
 from ironroot.crypto._messages import library_error_text
@@ -134,8 +135,9 @@ def _algorithms(
 
 def _force_certificate(cert: x509.Certificate, what: str, allow_unsupported: bool) -> None:
     _ = cert.version, cert.serial_number, cert.signature, cert.tbs_certificate_bytes
-    cert.subject.rfc4514_string()
-    cert.issuer.rfc4514_string()
+    # Reading a name decodes every attribute (and warns for an out-of-bounds length);
+    # formatting it as an RFC 4514 string adds nothing that can fail.
+    _ = cert.subject, cert.issuer
     _ = cert.not_valid_before_utc, cert.not_valid_after_utc
     _ = cert.signature_algorithm_oid, cert.public_key_algorithm_oid
     for extension in cert.extensions:
@@ -223,17 +225,28 @@ def load_certificates(
     key = (data, max_count, allow_unsupported, der_only)
     found = _LOADED.get(key)
     if found is not None:
+        with _LOADED_LOCK:  # least recently used goes first: a class's shared roots stay
+            _LOADED[key] = _LOADED.pop(key, found)
         return list(found)
     certs = _load_certificates(data, what, max_count, allow_unsupported, der_only)
+    remembered = {key: tuple(certs)}
+    if not _is_der(data):
+        # PEM: each certificate is also remembered by its own DER bytes (what a protocol
+        # carries it as, e.g. SPDM's CERTIFICATE), read with the same checks and options.
+        for cert in certs:
+            der = cert.public_bytes(Encoding.DER)
+            for only in (False, True):
+                remembered[(der, MAX_CERTIFICATES, allow_unsupported, only)] = (cert,)
     with _LOADED_LOCK:
-        _LOADED[key] = tuple(certs)
+        _LOADED.update(remembered)
         while len(_LOADED) > _LOADED_MAX:
             del _LOADED[next(iter(_LOADED))]
     return certs
 
 
 # Certificates parsed already, by their exact input and options (``x509.Certificate`` is
-# immutable; a fleet sees the same roots and chains for every node). Only successes are kept.
+# immutable; a fleet sees the same roots and chains for every node). Only successes are kept;
+# the least recently used entry goes first when it is full.
 _LOADED: dict[tuple[bytes, int, bool, bool], tuple[x509.Certificate, ...]] = {}
 _LOADED_LOCK = threading.Lock()
 _LOADED_MAX = 1024

@@ -284,12 +284,18 @@ class Chip:
         it in chunks and joining them costs as much as hashing it (an allocation and a copy
         per chunk), and boot reads every active slot this way.
         """
-        opened = self._image_file(region)
-        if opened is None:
-            return None
-        header, handle = opened
-        with handle:
-            data = handle.read(header.length)
+        r = self.region(region)
+        with _open_read(self.path) as handle:  # one open for the header and the image
+            handle.seek(r.offset)
+            raw = handle.read(_IMAGE.size)
+            if len(raw) != _IMAGE.size:
+                raise StorageError(f"flash chip {self.name} is shorter than its layout")
+            magic, length, expected = _IMAGE.unpack(raw)
+            if magic != IMAGE_MAGIC or length > r.size - IMAGE_HEADER_SIZE:
+                return None
+            handle.seek(r.offset + IMAGE_HEADER_SIZE)
+            data = handle.read(length)
+        header = ImageHeader(length, expected)
         if len(data) != header.length:
             raise StorageError(f"flash chip {self.name} is shorter than its layout")
         digest = hashlib.sha384(data).digest()

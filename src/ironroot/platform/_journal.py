@@ -50,6 +50,7 @@ _HALF_HEADER: Final = 64
 _LEN: Final = struct.Struct(">I")
 _MAC: Final = 32
 _MAX_RECORD: Final = 64 * 1024
+_FIRST_READ: Final = 16 * 1024  # the first read of a half; more only when its records need it
 _LIMITS: Final = Limits(max_bytes=_MAX_RECORD, max_depth=10, max_items=4096)
 _ENTRY: Final = 512
 _ENTRY_BODY: Final = _ENTRY - 2 - _MAC - 8
@@ -120,7 +121,16 @@ class Journal:
 
     def _read_half(self, index: int) -> tuple[int, list[JournalRecord], int] | None:
         chip = self._flash.chip("rot")
-        data = chip.read(self._bases[index], self._half_size)
+        base, half = self._bases[index], self._half_size
+
+        def covering(data: bytes, end: int) -> bytes:
+            # The half is read as a prefix that grows to cover what the records need: a
+            # journal holds a few records at the start of a half of hundreds of KiB.
+            if end <= len(data) or len(data) >= half:
+                return data
+            return chip.read(base, min(half, max(end, 2 * len(data))))
+
+        data = chip.read(base, min(half, _FIRST_READ))
         if data[:8] != _HALF_MAGIC:
             return None
         (generation,) = struct.unpack_from(">Q", data, 8)
@@ -128,9 +138,12 @@ class Journal:
             return None
         records: list[JournalRecord] = []
         pos = _HALF_HEADER
-        while pos + _LEN.size <= len(data):
+        while pos + _LEN.size <= len(data := covering(data, pos + _LEN.size)):
             (length,) = _LEN.unpack_from(data, pos)
-            if not 0 < length <= _MAX_RECORD or pos + 4 + length + _MAC > len(data):
+            if not 0 < length <= _MAX_RECORD:
+                break
+            data = covering(data, pos + 4 + length + _MAC)
+            if pos + 4 + length + _MAC > len(data):
                 break
             body = data[pos + 4 : pos + 4 + length]
             if not hmac.compare_digest(

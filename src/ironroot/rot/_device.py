@@ -74,6 +74,7 @@ from ironroot.rot._fuses import FIELD_ENTROPY_SIZE, UDS_SEED_SIZE, Fuses, Lifecy
 from ironroot.rot._kdf import kdf
 from ironroot.rot._layers import IDEVID, build_csr, derive_idevid, device_ueid
 from ironroot.rot._nvstate import (
+    BOOT,
     FUSES,
     OBFUSCATION_KEY_SIZE,
     ROOT,
@@ -172,6 +173,7 @@ class Device:
         self._store = NvStore(self.directory, _load_key(self.obfuscation_key_path))
         self._thread_lock = threading.RLock()
         self._lock_fd: int | None = None
+        self._sealing: dict[tuple[bytes | None, bytes | None, str], bytes] = {}
 
     def __repr__(self) -> str:
         return f"Device({str(self.directory)!r})"
@@ -305,8 +307,7 @@ class Device:
         if boot is None:
             raise Conflict("the device has not booted")
         layers = derive_layers(state.fuses, boot.pcrs)
-        rt = parse_certificates(boot.ecc_chain[-1])[0]
-        if rt.public_key != layers.rt_alias.ecc.public_key:
+        if not _rt_alias_certified(layers, boot.ecc_chain[-1]):
             raise Conflict("the fuses changed since the last boot: boot again")
         return boot, layers
 
@@ -368,8 +369,20 @@ class Device:
         """
         if not label or len(label) > 64:
             raise MalformedInput("a sealing label is 1-64 characters")
-        _, layers = self._layers(self._load())
-        return kdf(layers.rt_alias.cdi, b"sealing", label.encode(), 32)
+        state = self._load()
+        # Derived once per open device and state: the fuses' and the boot state's MACs name
+        # exactly what the secret depends on (the state is still loaded and verified first).
+        memo = (state.tags.get(FUSES), state.tags.get(BOOT), label)
+        with self._thread_lock:
+            found = self._sealing.get(memo)
+        if found is not None:
+            return found
+        _, layers = self._layers(state)
+        secret = kdf(layers.rt_alias.cdi, b"sealing", label.encode(), 32)
+        with self._thread_lock:
+            self._sealing.clear()  # one state at a time: an older state's secrets go
+            self._sealing[memo] = secret
+        return secret
 
     # --- monotonic counters ---------------------------------------------------------------
 
@@ -460,6 +473,28 @@ def _certifies(layers: DiceLayers, alg: Algorithm, der: bytes, public: PublicKey
         _CERTIFIED[label] = None
         while len(_CERTIFIED) > _CERTIFIED_MAX:
             del _CERTIFIED[next(iter(_CERTIFIED))]
+    return True
+
+
+# RT alias certificates found to certify the RT alias key derived from a CDI: SHA-256 of the
+# RT alias CDI (secret: the entry is this device on this firmware) and the certificate. The
+# answer depends on nothing else; a changed certificate, other fuses or other PCRs (another
+# CDI) derive the key again (an ECDSA point multiplication) and compare.
+_RT_CERTIFIED: dict[bytes, None] = {}
+
+
+def _rt_alias_certified(layers: DiceLayers, der: bytes) -> bool:
+    """Whether ``der``, the boot's RT alias certificate, certifies the RT alias ECDSA key the
+    fuses and PCRs derive now (it does not once the fuses changed since the boot)."""
+    label = hashlib.sha256(b"ironroot-rt-alias-certified/1\0" + layers.rt_alias.cdi + der).digest()
+    if label in _RT_CERTIFIED:
+        return True
+    if parse_certificates(der)[0].public_key != layers.rt_alias.ecc.public_key:
+        return False
+    with _CERTIFIED_LOCK:
+        _RT_CERTIFIED[label] = None
+        while len(_RT_CERTIFIED) > _CERTIFIED_MAX:
+            del _RT_CERTIFIED[next(iter(_RT_CERTIFIED))]
     return True
 
 

@@ -30,14 +30,27 @@ A crash at any point leaves each file old or new, and the device opens either; o
 has returned, only the new copy opens.
 
 Every failure to verify raises :class:`~ironroot.errors.DeviceStateTampered`.
+
+**Verified once per exact bytes.** A state file other than ``fuses.json`` (the root, the boot
+state, a counter) found to verify is remembered by SHA-256 of its MAC key, its name and its
+exact bytes, with what it parsed to (public values: PCRs, log, certificates, a counter's value,
+the root's list of MACs). The same bytes under the same key verify again to the same value, so
+a device opened again (a fleet opens each node's RoT several times per attestation) skips the
+JSON decoding, canonical re-encoding and HMAC of what it read; every file is still read and
+listed each time, and a changed byte, another key or another name is verified in full. The
+fuses, which hold the secrets, are decrypted and checked at every load; nothing secret is
+kept outside the store that holds the obfuscation key (the cache holds digests and public
+values only).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import re
 import secrets
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,6 +197,26 @@ def _check(key: bytes, name: str, body: dict[str, Any], tag: bytes) -> None:
             f"{name} does not verify under this device's key: it was edited, "
             "or it is not this device's"
         )
+
+
+# State files (not the fuses) found to verify: SHA-256 of (MAC key, name, exact bytes) -> (the
+# value they parsed to, their MAC). Bounded; only successes are kept (see the module docs).
+_VERIFIED: dict[bytes, tuple[Any, bytes]] = {}
+_VERIFIED_LOCK = threading.Lock()
+_VERIFIED_MAX = 256  # about three files a node: the last 85 nodes opened (a boot state ~40 KB)
+
+
+def _verified_label(key: bytes, name: str, data: bytes) -> bytes:
+    return hashlib.sha256(
+        b"ironroot-rot-state-verified/1\0" + key + name.encode() + b"\0" + data
+    ).digest()
+
+
+def _remember(label: bytes, value: Any, tag: bytes) -> None:
+    with _VERIFIED_LOCK:
+        _VERIFIED[label] = (value, tag)
+        while len(_VERIFIED) > _VERIFIED_MAX:
+            del _VERIFIED[next(iter(_VERIFIED))]
 
 
 def _file_key(uds_seed: bytes, name: str) -> bytes:
@@ -334,9 +367,19 @@ class NvStore:
         data = self._read(ROOT)
         if data is None:
             raise DeviceStateTampered(f"{ROOT} is missing: the device state was removed")
+        key = _root_key(self._key)
+        label = _verified_label(key, ROOT, data)
+        known = _VERIFIED.get(label)
+        if known is not None:
+            return {name: list(tags) for name, tags in known[0].items()}
+        files = self._verify_root(key, data)
+        _remember(label, {name: tuple(tags) for name, tags in files.items()}, b"")
+        return files
+
+    def _verify_root(self, key: bytes, data: bytes) -> dict[str, list[bytes | None]]:
         body, tag = _envelope(data, ROOT)
         try:
-            _check(_root_key(self._key), ROOT, body, tag)
+            _check(key, ROOT, body, tag)
         except DeviceStateTampered:
             raise DeviceStateTampered(
                 f"{ROOT} does not verify: it was edited, or the obfuscation key is not "
@@ -390,13 +433,25 @@ class NvStore:
                     raise DeviceStateTampered(f"{name} is not a state file the device writes")
                 if not fuses.uds_programmed:
                     raise DeviceStateTampered(f"{name} is on a device without a UDS: it was added")
-                body, tag = _envelope(data, name)
-                _check(_file_key(fuses.uds_seed, name), name, body, tag)
+                key = _file_key(fuses.uds_seed, name)
+                label = _verified_label(key, name, data)
+                known = _VERIFIED.get(label)
+                if known is not None:
+                    value, tag = known
+                else:
+                    body, tag = _envelope(data, name)
+                    _check(key, name, body, tag)
+                    if name == BOOT:
+                        value = BootState.from_record(body)
+                    else:
+                        assert counter is not None
+                        value = _counter_value(body, counter.group(1))
+                    _remember(label, value, tag)
                 if name == BOOT:
-                    boot = BootState.from_record(body)
+                    boot = value
                 else:
                     assert counter is not None
-                    counters[counter.group(1)] = _counter_value(body, counter.group(1))
+                    counters[counter.group(1)] = value
                 tags[name] = tag
             allowed = accepted.get(name, [None])
             if not any(_same(tag, ok) for ok in allowed):
