@@ -182,6 +182,7 @@ def test_builtin_roots_equal_the_vector_files(snp_dir: Path, product: str) -> No
 # --- must reject: flipped bits --------------------------------------------------------------
 
 
+@pytest.mark.slow  # exhaustive: every byte or bit of real evidence (make test)
 def test_every_byte_flipped_is_bad_signature(snp_dir: Path) -> None:
     report = (snp_dir / "deps_verifier_test_data_snp_test-report.bin").read_bytes()
     cert = (snp_dir / "deps_verifier_test_data_snp_test-vcek.der").read_bytes()

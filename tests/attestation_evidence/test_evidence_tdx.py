@@ -180,6 +180,7 @@ def _regions(data: bytes) -> dict[str, range]:
     }
 
 
+@pytest.mark.slow  # exhaustive: every byte or bit of real evidence (make test)
 def test_flipped_bits_in_signed_regions_are_bad_signature(tdx_dir: Path) -> None:
     data = _quote(tdx_dir)
     for region, span in _regions(data).items():

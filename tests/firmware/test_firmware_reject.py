@@ -107,6 +107,7 @@ def test_header_field_flip_breaks_the_signature(vendor: Vendor, bundle: bytes, f
     assert type(info.value) is BadSignature
 
 
+@pytest.mark.slow  # exhaustive: every byte or bit of real evidence (make test)
 def test_every_toc_bit_flip_is_rejected(vendor: Vendor, bundle: bytes) -> None:
     start = field_offsets(3)["toc[0].id"][0]
     for offset in range(start, start + 3 * 104):

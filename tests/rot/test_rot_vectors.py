@@ -518,6 +518,7 @@ def test_truncated_and_trailing_certificates(vectors: Path) -> None:
         parse_certificate(b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n")
 
 
+@pytest.mark.slow  # exhaustive: every byte or bit of real evidence (make test)
 @pytest.mark.parametrize(
     ("name", "step"),
     [

@@ -240,6 +240,7 @@ def test_h100_report_verifies_as_spdm_1_1(vectors: Path) -> None:
     assert report.encode() == data
 
 
+@pytest.mark.slow  # exhaustive: every byte or bit of real evidence (make test)
 @pytest.mark.vectors
 def test_h100_report_sampled_bit_flips(vectors: Path) -> None:
     # Every 7th byte (a rotating bit); the every-bit run is in the nvidia-gpu evidence tests.

@@ -268,6 +268,7 @@ def test_a_fork_proof_that_proves_nothing_is_refused(log_key: PrivateKey) -> Non
 # --- the CLI, against real services --------------------------------------------------------
 
 
+@pytest.mark.slow  # the monitor and witness CLIs end to end (make test)
 def test_monitor_and_witness_cli_end_to_end(
     tmp_path: Path,
     vendor: PrivateKey,
