@@ -227,7 +227,8 @@ class Cluster:
             if size > beyond:
                 return size
             time.sleep(0.05)
-        raise AssertionError(f"the log did not grow beyond {beyond} in {timeout} s")
+        logs = "\n".join(f"replica {r.number}:\n{r.events()[-3000:]}" for r in self.replicas)
+        raise AssertionError(f"the log did not grow beyond {beyond} in {timeout} s\n{logs}")
 
 
 class Load:
