@@ -239,3 +239,19 @@ def test_the_access_log_is_written_only_when_asked_for(
         logging.getLogger("ironroot").handlers.clear()
         logging.getLogger("ironroot").setLevel(logging.NOTSET)
         access.setLevel(logging.NOTSET)
+
+
+def test_link_frames_are_taken_whole_across_reads_and_a_malformed_size_stops_the_reading() -> None:
+    def frame(body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + body
+
+    buffer = bytearray()
+    stream = frame(b"first-body") + frame(b"second-body")
+    assert _workers._take_frames(buffer, stream[:7], 4) == ([], False)
+    assert _workers._take_frames(buffer, stream[7:20], 4) == ([b"first-body"], False)
+    assert _workers._take_frames(buffer, stream[20:], 4) == ([b"second-body"], False)
+    assert buffer == bytearray()
+    too_small = (3).to_bytes(4, "big") + b"abc"
+    assert _workers._take_frames(buffer, frame(b"kept") + too_small, 4) == ([b"kept"], True)
+    too_large = (_workers._MAX_FRAME + 1).to_bytes(4, "big")
+    assert _workers._take_frames(bytearray(), too_large, 4) == ([], True)

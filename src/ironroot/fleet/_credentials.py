@@ -287,6 +287,23 @@ class Credential:
     not_after: dt.datetime
     der: bytes = field(repr=False)
 
+    @classmethod
+    def of(
+        cls, cert: x509.Certificate, node: str, node_class: str, plane: str, ear_id: str
+    ) -> Credential:
+        """The credential ``cert`` is, with the extension's values already known (read under
+        the profile, or just put in by the issuer)."""
+        return cls(
+            serial=format(cert.serial_number, "x"),
+            node=node,
+            node_class=node_class,
+            plane=plane,
+            ear_id=ear_id,
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            der=cert.public_bytes(Encoding.DER),
+        )
+
     @property
     def pem(self) -> bytes:
         return load_certificate(self.der, der_only=True).public_bytes(Encoding.PEM)
@@ -320,16 +337,7 @@ def _credential_of(cert: x509.Certificate) -> Credential:
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if len(names) != 1 or names[0].value != node:
         raise MalformedCertificate("the credential's subject does not name its node")
-    return Credential(
-        serial=format(cert.serial_number, "x"),
-        node=node,
-        node_class=node_class,
-        plane=plane,
-        ear_id=ear_id,
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
-        der=cert.public_bytes(Encoding.DER),
-    )
+    return Credential.of(cert, node, node_class, plane, ear_id)
 
 
 def parse_credential(data: bytes) -> Credential:
@@ -510,16 +518,7 @@ class FleetCA:
             .sign(self._key.raw, hashes.SHA384())
         )
         # The values just put in: not read back through the profile's parser.
-        return Credential(
-            serial=format(cert.serial_number, "x"),
-            node=node,
-            node_class=node_class,
-            plane=plane,
-            ear_id=ear_id,
-            not_before=cert.not_valid_before_utc,
-            not_after=cert.not_valid_after_utc,
-            der=cert.public_bytes(Encoding.DER),
-        )
+        return Credential.of(cert, node, node_class, plane, ear_id)
 
     def issue_server(
         self, public_key: PublicKey, *, hosts: Sequence[str], now: dt.datetime, days: int = 7

@@ -83,6 +83,28 @@ _RESTART_DELAY: Final = 0.5
 _SWEEP: Final = 0.25
 
 
+def _take_frames(buffer: bytearray, data: bytes, smallest: int) -> tuple[list[bytes], bool]:
+    """Add ``data`` to a link's ``buffer`` and take out every whole frame in it (their bodies,
+    in order); the flag says a frame was malformed (a size above the limit or below
+    ``smallest``): the frames before it are returned, nothing after it is read."""
+    buffer += data
+    frames: list[bytes] = []
+    offset = 0
+    malformed = False
+    while len(buffer) - offset >= _LEN.size:
+        (size,) = _LEN.unpack_from(buffer, offset)
+        if size > _MAX_FRAME or size < smallest:
+            malformed = True
+            break
+        start = offset + _LEN.size
+        if len(buffer) - start < size:
+            break
+        frames.append(bytes(buffer[start : start + size]))
+        offset = start + size
+    del buffer[:offset]
+    return frames, malformed
+
+
 def _frame(head: bytes, *rest: bytes) -> bytes:
     body = head + b"".join(rest) if rest else head
     return _LEN.pack(len(body)) + body
@@ -177,23 +199,15 @@ class _SequencerLink(asyncio.Protocol):
             self._closed.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
-        offset = 0
-        while len(buffer) - offset >= _LEN.size:
-            (size,) = _LEN.unpack_from(buffer, offset)
-            if size > _MAX_FRAME or size < _REQUEST.size:
-                _log.error("a worker sent a malformed frame: link closed")
-                assert self._transport is not None
-                self._transport.close()
-                return
-            if len(buffer) - offset - _LEN.size < size:
-                break
-            start = offset + _LEN.size
-            req_id, wait = _REQUEST.unpack_from(buffer, start)
-            self._submit(req_id, wait, bytes(buffer[start + _REQUEST.size : start + size]))
-            offset = start + size
-        del buffer[:offset]
+        frames, malformed = _take_frames(self._buffer, data, _REQUEST.size)
+        for frame in frames:
+            req_id, wait = _REQUEST.unpack_from(frame)
+            self._submit(req_id, wait, frame[_REQUEST.size :])
+        if malformed:
+            _log.error("a worker sent a malformed frame: link closed")
+            assert self._transport is not None
+            self._transport.close()
+            return
         self._flush()
 
     def _submit(self, req_id: int, wait: float, entry: bytes) -> None:
@@ -346,29 +360,20 @@ class SequencerLink(asyncio.Protocol):
         self._sweeper = asyncio.get_running_loop().call_later(_SWEEP * 2, self._sweep)
 
     def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
-        offset = 0
-        while len(buffer) - offset >= _LEN.size:
-            (size,) = _LEN.unpack_from(buffer, offset)
-            if size > _MAX_FRAME or size < _ANSWER.size:
-                _log.error("the sequencer sent a malformed frame: link closed")
-                assert self._transport is not None
-                self._transport.close()
-                return
-            if len(buffer) - offset - _LEN.size < size:
-                break
-            start = offset + _LEN.size
-            offset = start + size
-            req_id, kind = _ANSWER.unpack_from(buffer, start)
-            payload = bytes(buffer[start + _ANSWER.size : offset])
+        frames, malformed = _take_frames(self._buffer, data, _ANSWER.size)
+        for frame in frames:
+            req_id, kind = _ANSWER.unpack_from(frame)
+            payload = frame[_ANSWER.size :]
             if kind == _KNOWN:
                 self._known(payload)
                 continue
             waiting = self._waiting.pop(req_id, None)
             if waiting is not None and not waiting[0].done():
                 waiting[0].set_result((kind, payload))
-        del buffer[:offset]
+        if malformed:
+            _log.error("the sequencer sent a malformed frame: link closed")
+            assert self._transport is not None
+            self._transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._gone = True
