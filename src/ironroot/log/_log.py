@@ -54,7 +54,7 @@ from ironroot.errors import (
 )
 from ironroot.log._checkpoint import Checkpoint
 from ironroot.log._memory import MemoryLogStore
-from ironroot.log._note import Note, NoteSigner, sign_checkpoint
+from ironroot.log._note import NoteSigner, sign_checkpoint
 from ironroot.log._open import open_store
 from ironroot.log._store import LogStore, StoreBatch, TreeState
 from ironroot.log._tiles import HASH_SIZE, MAX_ENTRY_SIZE, TILE_HEIGHT, TILE_WIDTH
@@ -63,6 +63,7 @@ from ironroot.log._view import (
     Integrated,
     LogView,
     check_origin,
+    stored_checkpoint,
     stored_range,
 )
 from ironroot.merkle import EMPTY_ROOT, CompactRange, leaf_hash
@@ -222,24 +223,14 @@ class Log(LogView):
         """The head's size: the sequencer's head is its own, never re-read from the store."""
         return self._head[0]
 
-    def _latest_checkpoint(self, state: TreeState) -> bytes:
-        """The latest stored checkpoint, which must be of the stored tree size (the writer's
-        own log: nobody else commits between the two reads)."""
-        latest = self._store.checkpoint()
-        if latest is None:
-            raise StorageError("the log has entries but no checkpoint")
-        try:
-            latest_size = Checkpoint.parse(Note.parse(latest).body).size
-        except MalformedInput as exc:
-            raise StorageError("the latest stored checkpoint is malformed") from exc
-        if latest_size != state.size:
-            raise StorageError("the latest checkpoint does not match the stored tree size")
-        return latest
-
     def _open_head(self, state: TreeState) -> tuple[int, bytes, bytes]:
         self._edge = self._load_edge(state)
         self._store_pending = bool(self._store.pending())
-        return state.size, self._edge.compact.root(), self._latest_checkpoint(state)
+        return (
+            state.size,
+            self._edge.compact.root(),
+            stored_checkpoint(self._store, state.size, latest=True),
+        )
 
     def _attach(self) -> None:
         """Check the stored origin; record it, and the signed empty tree, in a new store."""
@@ -275,7 +266,7 @@ class Log(LogView):
             if state.size == self._head[0] and state.hashes == self._edge.compact.hashes:
                 return
             edge = self._load_edge(state)
-            latest = self._latest_checkpoint(state)
+            latest = stored_checkpoint(self._store, state.size, latest=True)
         except IronrootError as exc:
             _log.warning("cannot read the log's stored state back yet: %s", exc)
             return

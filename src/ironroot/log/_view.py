@@ -120,6 +120,22 @@ def check_origin(store: LogStore, origin: str) -> str | None:
     return stored
 
 
+def stored_checkpoint(store: LogStore, size: int, *, latest: bool) -> bytes:
+    """The stored checkpoint of tree ``size``: asked for by size, or as the ``latest`` (which
+    must then be of that size: a writer's own log, where nobody commits between the reads).
+    :class:`StorageError` when it is missing, malformed or of another size."""
+    note = store.checkpoint() if latest else store.checkpoint(size)
+    if note is None:
+        raise StorageError(f"no checkpoint is stored for tree size {size}")
+    try:
+        found = Checkpoint.parse(Note.parse(note).body).size
+    except MalformedInput as exc:
+        raise StorageError("the stored checkpoint is malformed") from exc
+    if found != size:
+        raise StorageError(f"the stored checkpoint is of tree size {found}, not {size}")
+    return note
+
+
 class LogView:
     """Reads of an append-only log over a :class:`~ironroot.log.LogStore`; never writes it.
 
@@ -158,15 +174,7 @@ class LogView:
         """The head at open: the stored ``state`` and the checkpoint of its size. A writer may
         commit between the two reads, so the checkpoint is asked for by size, not as the
         latest (which may already be the next batch's)."""
-        note = self._store.checkpoint(state.size)
-        if note is None:
-            raise StorageError(f"no checkpoint is stored for tree size {state.size}")
-        try:
-            size = Checkpoint.parse(Note.parse(note).body).size
-        except MalformedInput as exc:
-            raise StorageError("the stored checkpoint is malformed") from exc
-        if size != state.size:
-            raise StorageError("the checkpoint stored for the tree size is of another size")
+        note = stored_checkpoint(self._store, state.size, latest=False)
         return state.size, stored_range(state).root(), note
 
     def refresh(self) -> int:
