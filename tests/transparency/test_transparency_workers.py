@@ -232,11 +232,34 @@ def test_a_killed_sequencer_takes_its_workers_down_and_keeps_what_it_acknowledge
         acknowledged.add(answer.headers["location"])
     running.process.kill()
     running.process.wait(timeout=30)
+    _wait_until_gone(workers)
+    assert _tree_size(running.data) >= len(acknowledged)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie that init has not reaped yet has exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _wait_until_gone(pids: list[int]) -> None:
     deadline = time.monotonic() + 30
-    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+    while any(_alive(pid) for pid in pids):
         assert time.monotonic() < deadline, "workers outlived their sequencer"
         time.sleep(0.1)
-    assert _tree_size(running.data) >= len(acknowledged)
+
+
+def test_workers_no_client_reached_stop_with_their_sequencer(running: Running) -> None:
+    """A worker opens its link to the sequencer when it starts, not at its first
+    registration: one that has served nothing still stops when the sequencer dies."""
+    workers = _workers(running.process.pid)
+    assert len(workers) == 2
+    running.process.kill()
+    running.process.wait(timeout=30)
+    _wait_until_gone(workers)
 
 
 def test_errors_cross_the_link_with_their_class_code_and_retry_after() -> None:

@@ -42,6 +42,7 @@ import logging
 import signal
 import socket
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Final, cast
@@ -348,15 +349,38 @@ def _stopped(signum: int, frame: FrameType | None) -> None:
     raise _Stopped
 
 
-def run_server(config: uvicorn.Config) -> None:
+def run_server(
+    config: uvicorn.Config,
+    *,
+    sockets: list[socket.socket] | None = None,
+    before: Callable[[], Awaitable[object]] | None = None,
+) -> None:
     """Serve ``config`` until SIGINT/SIGTERM, then return normally after uvicorn's graceful
     shutdown (uvicorn re-raises the signal once it has shut down; the handler installed here
-    turns that into a return, so the caller's ``finally`` closes its stores before exit)."""
+    turns that into a return, so the caller's ``finally`` closes its stores before exit).
+
+    ``sockets``: already bound listening sockets to serve on (the HTTP workers share one);
+    ``before``: awaited on the server's event loop before it starts listening, once uvicorn's
+    signal handlers are in place (a worker opens its link to the sequencer there, and stops
+    itself with SIGTERM when the link closes, whenever that happens)."""
     previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
+    server = uvicorn.Server(config) if before is None else _StartingServer(config, before)
     try:
-        uvicorn.Server(config).run()
+        server.run(sockets=sockets)
     except _Stopped:
         pass
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class _StartingServer(uvicorn.Server):
+    """A uvicorn server that awaits ``before`` first thing in its start-up."""
+
+    def __init__(self, config: uvicorn.Config, before: Callable[[], Awaitable[object]]) -> None:
+        super().__init__(config)
+        self._before = before
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await self._before()
+        await super().startup(sockets=sockets)

@@ -46,10 +46,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any, Final, cast
 
-import uvicorn
 import uvloop
 
 from ironroot import errors
@@ -62,7 +60,7 @@ from ironroot.errors import (
     StorageError,
     StoreUnavailable,
 )
-from ironroot.http import ServerTls, configure_logging, server_config
+from ironroot.http import ServerTls, configure_logging, run_server, server_config
 from ironroot.log import Integrated, Ticket
 from ironroot.transparency._app import create_app
 from ironroot.transparency._registrar import DURABLE_TIMEOUT, Registration
@@ -334,10 +332,11 @@ class SequencerLink(asyncio.Protocol):
     """A worker's registrar: check here, sequence in the sequencer process.
 
     The link is an :class:`asyncio.Protocol` on the worker's end of the socket pair, opened
-    by the first registration: answers are parsed from the stream as they arrive and resolve
-    the waiting registrations' futures; the registrations of one loop iteration leave in one
-    ``send``. A registration that gets no answer within its bound fails with
-    :class:`StoreUnavailable` (a sweep, twice a second, rather than a timer per request).
+    by :meth:`open` when the worker starts (else by the first registration): answers are
+    parsed from the stream as they arrive and resolve the waiting registrations' futures;
+    the registrations of one loop iteration leave in one ``send``. A registration that gets
+    no answer within its bound fails with :class:`StoreUnavailable` (a sweep, twice a second,
+    rather than a timer per request).
     """
 
     def __init__(self, service: TransparencyService, sock: socket.socket) -> None:
@@ -427,6 +426,10 @@ class SequencerLink(asyncio.Protocol):
             transport.write(b"".join(self._out))
         self._out.clear()
 
+    async def open(self) -> None:
+        """Open the link now (the worker does, before it listens)."""
+        await self._connect()
+
     async def register(self, statement: bytes, wait: float) -> Registration:
         entry = self._service.check(statement)  # parse, policy, signature: in this process
         entry_id = hashlib.sha256(entry).digest()
@@ -474,19 +477,13 @@ class _WorkerSpec:
     log_format: str
 
 
-class _Stopped(Exception):
-    pass
-
-
-def _stopped(signum: int, frame: FrameType | None) -> None:
-    raise _Stopped
-
-
 def _worker_main(spec: _WorkerSpec, listener: socket.socket, link: socket.socket) -> None:
-    """A worker process: serve HTTP on the shared ``listener`` until SIGTERM/SIGINT."""
+    """A worker process: serve HTTP on the shared ``listener`` until SIGTERM/SIGINT.
+
+    The link to the sequencer opens before the worker listens, not at its first
+    registration: a worker that no client has reached yet must still stop when the
+    sequencer dies, and take the receipt notices of other workers' entries."""
     configure_logging(spec.log_level, spec.log_format)
-    signal.signal(signal.SIGINT, _stopped)
-    signal.signal(signal.SIGTERM, _stopped)
     service = TransparencyService.open_follower(
         Path(spec.data_dir),
         list(decode_key_set(spec.receipt_keys).values()),
@@ -494,12 +491,10 @@ def _worker_main(spec: _WorkerSpec, listener: socket.socket, link: socket.socket
         dict(decode_key_set(spec.known_keys)),
     )
     try:
-        app = create_app(service, SequencerLink(service, link))
+        registrar = SequencerLink(service, link)
+        app = create_app(service, registrar)
         config = server_config(app, spec.host, spec.port, service.config.server, tls=spec.tls)
-        with contextlib.suppress(_Stopped):
-            uvicorn.Server(config).run(sockets=[listener])
-    except _Stopped:
-        pass
+        run_server(config, sockets=[listener], before=registrar.open)
     finally:
         service.close()
 
