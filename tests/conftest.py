@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,50 @@ __all__ = ["vectors_dir"]
 # the full suite and a fifth of it in the fast tier (tests/hypothesis_budget.py).
 settings.register_profile("ironroot", max_examples=examples(100))
 settings.load_profile("ironroot")
+
+
+# Every test's temporary directory on tmpfs. The product makes each write durable (fsync of the
+# file and its directory); on this kind of machine's disk one fsync takes ~4 ms, so the suite
+# spent most of its wall clock waiting for syncs, not checking anything. No test cuts the
+# machine's power: kill -9 and injected faults leave the kernel's page cache in place, so the
+# tests prove the same on tmpfs (tests/scratch.py says the same for the tests that used it
+# first). A run gets its own directory, so runs side by side (worktrees, CI jobs) never clear
+# each other's; a directory left by a run that has ended is removed by the next run, so at
+# most one finished run's files (kept for a look after a failure) stay in memory. `--basetemp`
+# or IRONROOT_TEST_TMP=disk keeps pytest's default place.
+_TMPFS = Path("/dev/shm")
+
+
+def _tmpfs_base() -> Path | None:
+    if os.environ.get("IRONROOT_TEST_TMP") == "disk":
+        return None
+    if not (_TMPFS.is_dir() and os.access(_TMPFS, os.W_OK)):
+        return None
+    return _TMPFS / f"ironroot-pytest-{os.getuid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if config.option.basetemp is not None or hasattr(config, "workerinput"):
+        return  # chosen by the caller, or an xdist worker (its controller chose)
+    base = _tmpfs_base()
+    if base is None:
+        return
+    base.mkdir(mode=0o700, exist_ok=True)
+    for old in base.iterdir():  # runs that have ended
+        if old.name.isdigit() and int(old.name) != os.getpid() and not _alive(int(old.name)):
+            shutil.rmtree(old, ignore_errors=True)
+    config.option.basetemp = str(base / str(os.getpid()))
 
 
 @pytest.fixture(scope="session")
