@@ -9,8 +9,13 @@ never replaced, and a pending row is never added beside an integrated entry.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +26,7 @@ from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError, StaleBatch, StorageError
 from ironroot.log import Log, NoteSigner, PostgresLogStore, SequencerLease, StoreBatch
-from ironroot_pg import fresh_schema, test_dsn
+from ironroot_pg import admin, fresh_schema, test_dsn
 
 pytestmark = pytest.mark.integration
 STORE_INDEPENDENT = True  # PostgreSQL only: each test makes its own schema
@@ -159,6 +164,75 @@ def test_a_pending_row_is_never_added_beside_an_integrated_entry(schema: str) ->
         assert other.pending_page(10) == [(fresh_id, fresh)]
     finally:
         other.close()
+        log.close()
+        lease.release()
+
+
+# Another process registering without end, each entry in its own add_pending transaction
+# (which holds the state row FOR SHARE until it commits), with the replicas' store timeout.
+_REGISTRAR = """
+import os, sys, hashlib
+from ironroot.log import PostgresLogStore
+store = PostgresLogStore(sys.argv[1], schema=sys.argv[2], timeout=2.0, pool_size=1,
+                         application_name="ironroot-test-registrar")
+print("ready", flush=True)
+while True:
+    entry = os.urandom(64)
+    store.add_pending([(hashlib.sha256(entry).digest(), entry)])
+"""
+
+
+def _stop_inside_add_pending(proc: subprocess.Popen[bytes], schema: str) -> None:
+    """SIGSTOP ``proc`` at a moment its session sits idle inside ``add_pending``'s
+    transaction holding the state row ``FOR SHARE``: what a replica paused (a VM, SIGSTOP,
+    a swap storm) in the middle of a registration leaves on the server."""
+    with admin() as conn:
+        for _ in range(2000):
+            os.kill(proc.pid, signal.SIGSTOP)
+            time.sleep(0.02)  # let the server finish a statement already sent
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
+                "WHERE a.application_name = 'ironroot-test-registrar' "
+                "AND a.state = 'idle in transaction' AND l.granted "
+                "AND l.mode = 'RowShareLock' AND l.relation = to_regclass(%s)",
+                (f"{schema}.state",),
+            ).fetchone()
+            if row is not None and row[0] > 0:
+                return
+            os.kill(proc.pid, signal.SIGCONT)
+            time.sleep(0.001)
+    raise AssertionError("never caught the registrar inside its transaction")
+
+
+def test_a_registration_paused_inside_its_transaction_does_not_stall_the_sequencer(
+    schema: str,
+) -> None:
+    """A replica stopped mid-registration keeps its session, and the transaction in it holds
+    the state row that every sequencer write takes FOR UPDATE. The server ends that
+    transaction after the store timeout (idle_in_transaction_session_timeout), so the
+    sequencer integrates again; it does not wait for the paused process."""
+    lease = _lease(schema, "ironroot-seq-a", 5.0)
+    log = _sequencer(schema, lease)
+    registrar = subprocess.Popen(
+        [sys.executable, "-c", _REGISTRAR, test_dsn(), schema],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        log.submit(b"before the registrar runs").integrated.result(timeout=30)
+        assert registrar.stdout is not None
+        assert registrar.stdout.readline().strip() == b"ready"
+        _stop_inside_add_pending(registrar, schema)
+        ticket = log.submit(b"integrated while a registrar is paused")
+        # A bound on the outcome, not a timing assertion. Without a server-side bound the
+        # paused transaction holds the row for a minute: the write's lock wait times out
+        # and the ticket fails with StoreUnavailable.
+        assert ticket.integrated.result(timeout=30).index == 1
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(registrar.pid, signal.SIGCONT)
+        registrar.kill()
+        registrar.communicate()
         log.close()
         lease.release()
 

@@ -39,7 +39,10 @@ Unavailability: a connection that cannot be made or is lost, a pool with no free
 in time, a statement or lock timeout, all become :class:`~ironroot.errors.StoreUnavailable`
 (503 with ``Retry-After`` over HTTP). Every wait is bounded by ``timeout``: the connect
 timeout, the pool wait, ``statement_timeout`` and ``lock_timeout``; TCP keepalives and
-``tcp_user_timeout`` bound a silent network. After a failure to connect, calls fail at once for
+``tcp_user_timeout`` bound a silent network. No session of a writable store stays idle inside a
+transaction for longer (``idle_in_transaction_session_timeout``): a process paused mid-transaction
+(``SIGSTOP``, a paused VM) keeps its session, and the server ends it rather than let its row locks
+stall every writer. After a failure to connect, calls fail at once for
 a second rather than each wait for the timeout. A read that meets a connection the server
 dropped (a restart, ``pg_terminate_backend``) is retried once on a fresh connection; so is a
 write that failed before its ``COMMIT`` was sent. A write whose ``COMMIT`` got no answer may or
@@ -208,7 +211,11 @@ def _session_settings(timeout: float, schema: str | None, *, snapshot: bool) -> 
         ("synchronous_commit", "on"),
         ("statement_timeout", str(millis)),
         ("lock_timeout", str(millis)),
-        ("idle_in_transaction_session_timeout", "0" if snapshot else str(max(millis, 60000))),
+        # A client that stops inside a transaction (a paused process keeps its session) must
+        # not hold its row locks longer than a waiter waits for them (lock_timeout): above
+        # all the state row add_pending holds FOR SHARE, which every write takes FOR UPDATE.
+        # The snapshot holds no row lock and lives as long as its reader.
+        ("idle_in_transaction_session_timeout", "0" if snapshot else str(millis)),
     ]
     if schema is not None:
         settings.append(("search_path", sql.Identifier(schema).as_string()))
