@@ -21,10 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from psycopg import sql
 
 from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ConfigError, StaleBatch, StorageError
+from ironroot.errors import ConfigError, StaleBatch, StorageError, StoreUnavailable
 from ironroot.log import Log, NoteSigner, PostgresLogStore, SequencerLease, StoreBatch
 from ironroot_pg import admin, fresh_schema, test_dsn
 
@@ -166,6 +167,68 @@ def test_a_pending_row_is_never_added_beside_an_integrated_entry(schema: str) ->
         other.close()
         log.close()
         lease.release()
+
+
+def test_a_write_waiting_for_a_lock_does_not_cost_the_sequencer_its_lease(schema: str) -> None:
+    """The fence holds the lease row while a write runs; the holder's own renewal must not
+    wait for it (it would time out and the live sequencer would step down)."""
+    lease = _lease(schema, "ironroot-seq-a", 1.5)  # its session waits at most 0.5 s
+    log = _sequencer(schema, lease)
+    try:
+        log.submit(b"first").integrated.result(timeout=30)
+        with admin() as blocker:
+            with blocker.transaction():
+                blocker.execute(
+                    sql.SQL("SELECT size FROM {} WHERE id = 1 FOR SHARE").format(
+                        sql.Identifier(schema, "state")
+                    )
+                )
+                ticket = log.submit(b"waits for the state row")
+                _wait_for_lock_wait(schema)
+                assert lease.renew()
+            assert ticket.integrated.result(timeout=30).index == 1
+        assert lease.renew()
+    finally:
+        log.close()
+        lease.release()
+
+
+def test_a_takeover_waits_for_a_write_that_holds_the_lease_row(schema: str) -> None:
+    """What the fence's lock on the lease row (FOR KEY SHARE, as a write takes it) lets
+    through: the holder's renewal, but not a successor's epoch bump."""
+    holder = _lease(schema, "ironroot-seq-a", 0.6)
+    successor = _lease(schema, "ironroot-seq-b", 0.6)
+    try:
+        assert holder.try_acquire() == 1
+        with admin() as writer, writer.transaction():
+            writer.execute(
+                sql.SQL("SELECT epoch FROM {} WHERE id = 1 FOR KEY SHARE").format(
+                    sql.Identifier(schema, "sequencer_lease")
+                )
+            )
+            assert holder.renew()
+            holder.release()  # its lease is over, its session gone: a takeover is due
+            with pytest.raises(StoreUnavailable):
+                successor.try_acquire()  # its epoch bump waits for the write, then times out
+        assert successor.try_acquire() == 2
+    finally:
+        holder.release()
+        successor.release()
+
+
+def _wait_for_lock_wait(schema: str) -> None:
+    """Until a session of ``schema``'s sequencer waits for a lock (a bounded wait)."""
+    deadline = time.monotonic() + 30
+    with admin() as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE application_name = 'ironroot-seq-a' AND wait_event_type = 'Lock'"
+            ).fetchone()
+            if row is not None and row[0] > 0:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the sequencer's write never waited for the state row")
 
 
 # Another process registering without end, each entry in its own add_pending transaction

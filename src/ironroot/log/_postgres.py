@@ -63,8 +63,9 @@ the migration lock) and is outside the schema versions. A candidate that finds t
 expired ends every session of the stale holder (``pg_terminate_backend``: the holder's
 connections carry its name as ``application_name``), takes the lock and bumps the epoch. A
 store fenced with :meth:`PostgresLogStore.fence_with_lease` checks, inside every write
-transaction, that the stored epoch is still its own (the row read ``FOR SHARE``, so a takeover
-waits for a write in progress, and every later write sees the new epoch); a write of a
+transaction, that the stored epoch is still its own (the row read ``FOR KEY SHARE``; a takeover
+bumps the epoch under ``FOR UPDATE``, so it waits for a write in progress, and every later write
+sees the new epoch; the holder's renewals do not wait for its writes); a write of a
 superseded sequencer is refused with :class:`~ironroot.errors.StaleBatch`, as is one whose tree
 size is no longer the stored one. Taking over needs a role allowed to signal the old holder's
 backends (the same role, or membership in ``pg_signal_backend``).
@@ -632,9 +633,10 @@ class PostgresLogStore:
 
 def _check_lease(conn: psycopg.Connection[Any], epoch: int) -> None:
     """Inside a write transaction: the sequencer lease is still at ``epoch`` (the row held
-    ``FOR SHARE`` until commit, so no takeover lands in between)."""
+    ``FOR KEY SHARE`` until commit, so no takeover, which takes it ``FOR UPDATE``, lands in
+    between; the holder's renewals, which change no key column, need not wait for the write)."""
     row = conn.execute(
-        "SELECT epoch, holder FROM sequencer_lease WHERE id = 1 FOR SHARE"
+        "SELECT epoch, holder FROM sequencer_lease WHERE id = 1 FOR KEY SHARE"
     ).fetchone()
     stored = None if row is None else int(row[0])
     if stored != epoch:
@@ -752,11 +754,15 @@ class SequencerLease:
             previous = conn.execute("SELECT holder FROM sequencer_lease WHERE id = 1").fetchone()
             if previous is not None and previous[0] and previous[0] != self.holder:
                 self._end_sessions(conn, str(previous[0]))
-            epoch_row = conn.execute(
-                "UPDATE sequencer_lease SET epoch = epoch + 1, holder = %s, "
-                "expires_at = now() + make_interval(secs => %s) WHERE id = 1 RETURNING epoch",
-                (self.holder, self.lease),
-            ).fetchone()
+            with conn.transaction():
+                # FOR UPDATE waits for a write in progress (the fence holds the row FOR KEY
+                # SHARE); a renewal, which changes no key, does not.
+                conn.execute("SELECT epoch FROM sequencer_lease WHERE id = 1 FOR UPDATE")
+                epoch_row = conn.execute(
+                    "UPDATE sequencer_lease SET epoch = epoch + 1, holder = %s, "
+                    "expires_at = now() + make_interval(secs => %s) WHERE id = 1 RETURNING epoch",
+                    (self.holder, self.lease),
+                ).fetchone()
         except psycopg.Error as exc:
             self._drop()
             raise StoreUnavailable(
