@@ -9,19 +9,25 @@ never replaced, and a pending row is never added beside an integrated entry.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from psycopg import sql
 
 from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ConfigError, StaleBatch, StorageError
+from ironroot.errors import ConfigError, StaleBatch, StorageError, StoreUnavailable
 from ironroot.log import Log, NoteSigner, PostgresLogStore, SequencerLease, StoreBatch
-from ironroot_pg import fresh_schema, test_dsn
+from ironroot_pg import admin, fresh_schema, test_dsn
 
 pytestmark = pytest.mark.integration
 STORE_INDEPENDENT = True  # PostgreSQL only: each test makes its own schema
@@ -159,6 +165,137 @@ def test_a_pending_row_is_never_added_beside_an_integrated_entry(schema: str) ->
         assert other.pending_page(10) == [(fresh_id, fresh)]
     finally:
         other.close()
+        log.close()
+        lease.release()
+
+
+def test_a_write_waiting_for_a_lock_does_not_cost_the_sequencer_its_lease(schema: str) -> None:
+    """The fence holds the lease row while a write runs; the holder's own renewal must not
+    wait for it (it would time out and the live sequencer would step down)."""
+    lease = _lease(schema, "ironroot-seq-a", 1.5)  # its session waits at most 0.5 s
+    log = _sequencer(schema, lease)
+    try:
+        log.submit(b"first").integrated.result(timeout=30)
+        with admin() as blocker:
+            with blocker.transaction():
+                blocker.execute(
+                    sql.SQL("SELECT size FROM {} WHERE id = 1 FOR SHARE").format(
+                        sql.Identifier(schema, "state")
+                    )
+                )
+                ticket = log.submit(b"waits for the state row")
+                _wait_for_lock_wait(schema)
+                assert lease.renew()
+            assert ticket.integrated.result(timeout=30).index == 1
+        assert lease.renew()
+    finally:
+        log.close()
+        lease.release()
+
+
+def test_a_takeover_waits_for_a_write_that_holds_the_lease_row(schema: str) -> None:
+    """What the fence's lock on the lease row (FOR KEY SHARE, as a write takes it) lets
+    through: the holder's renewal, but not a successor's epoch bump."""
+    holder = _lease(schema, "ironroot-seq-a", 0.6)
+    successor = _lease(schema, "ironroot-seq-b", 0.6)
+    try:
+        assert holder.try_acquire() == 1
+        with admin() as writer, writer.transaction():
+            writer.execute(
+                sql.SQL("SELECT epoch FROM {} WHERE id = 1 FOR KEY SHARE").format(
+                    sql.Identifier(schema, "sequencer_lease")
+                )
+            )
+            assert holder.renew()
+            holder.release()  # its lease is over, its session gone: a takeover is due
+            with pytest.raises(StoreUnavailable):
+                successor.try_acquire()  # its epoch bump waits for the write, then times out
+        assert successor.try_acquire() == 2
+    finally:
+        holder.release()
+        successor.release()
+
+
+def _wait_for_lock_wait(schema: str) -> None:
+    """Until a session of ``schema``'s sequencer waits for a lock (a bounded wait)."""
+    deadline = time.monotonic() + 30
+    with admin() as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE application_name = 'ironroot-seq-a' AND wait_event_type = 'Lock'"
+            ).fetchone()
+            if row is not None and row[0] > 0:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the sequencer's write never waited for the state row")
+
+
+# Another process registering without end, each entry in its own add_pending transaction
+# (which holds the state row FOR SHARE until it commits), with the replicas' store timeout.
+_REGISTRAR = """
+import os, sys, hashlib
+from ironroot.log import PostgresLogStore
+store = PostgresLogStore(sys.argv[1], schema=sys.argv[2], timeout=2.0, pool_size=1,
+                         application_name="ironroot-test-registrar")
+print("ready", flush=True)
+while True:
+    entry = os.urandom(64)
+    store.add_pending([(hashlib.sha256(entry).digest(), entry)])
+"""
+
+
+def _stop_inside_add_pending(proc: subprocess.Popen[bytes], schema: str) -> None:
+    """SIGSTOP ``proc`` at a moment its session sits idle inside ``add_pending``'s
+    transaction holding the state row ``FOR SHARE``: what a replica paused (a VM, SIGSTOP,
+    a swap storm) in the middle of a registration leaves on the server."""
+    with admin() as conn:
+        for _ in range(2000):
+            os.kill(proc.pid, signal.SIGSTOP)
+            time.sleep(0.02)  # let the server finish a statement already sent
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
+                "WHERE a.application_name = 'ironroot-test-registrar' "
+                "AND a.state = 'idle in transaction' AND l.granted "
+                "AND l.mode = 'RowShareLock' AND l.relation = to_regclass(%s)",
+                (f"{schema}.state",),
+            ).fetchone()
+            if row is not None and row[0] > 0:
+                return
+            os.kill(proc.pid, signal.SIGCONT)
+            time.sleep(0.001)
+    raise AssertionError("never caught the registrar inside its transaction")
+
+
+def test_a_registration_paused_inside_its_transaction_does_not_stall_the_sequencer(
+    schema: str,
+) -> None:
+    """A replica stopped mid-registration keeps its session, and the transaction in it holds
+    the state row that every sequencer write takes FOR UPDATE. The server ends that
+    transaction after the store timeout (idle_in_transaction_session_timeout), so the
+    sequencer integrates again; it does not wait for the paused process."""
+    lease = _lease(schema, "ironroot-seq-a", 5.0)
+    log = _sequencer(schema, lease)
+    registrar = subprocess.Popen(
+        [sys.executable, "-c", _REGISTRAR, test_dsn(), schema],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        log.submit(b"before the registrar runs").integrated.result(timeout=30)
+        assert registrar.stdout is not None
+        assert registrar.stdout.readline().strip() == b"ready"
+        _stop_inside_add_pending(registrar, schema)
+        ticket = log.submit(b"integrated while a registrar is paused")
+        # A bound on the outcome, not a timing assertion. Without a server-side bound the
+        # paused transaction holds the row for a minute: the write's lock wait times out
+        # and the ticket fails with StoreUnavailable.
+        assert ticket.integrated.result(timeout=30).index == 1
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(registrar.pid, signal.SIGCONT)
+        registrar.kill()
+        registrar.communicate()
         log.close()
         lease.release()
 

@@ -39,7 +39,10 @@ Unavailability: a connection that cannot be made or is lost, a pool with no free
 in time, a statement or lock timeout, all become :class:`~ironroot.errors.StoreUnavailable`
 (503 with ``Retry-After`` over HTTP). Every wait is bounded by ``timeout``: the connect
 timeout, the pool wait, ``statement_timeout`` and ``lock_timeout``; TCP keepalives and
-``tcp_user_timeout`` bound a silent network. After a failure to connect, calls fail at once for
+``tcp_user_timeout`` bound a silent network. No session of a writable store stays idle inside a
+transaction for longer (``idle_in_transaction_session_timeout``): a process paused mid-transaction
+(``SIGSTOP``, a paused VM) keeps its session, and the server ends it rather than let its row locks
+stall every writer. After a failure to connect, calls fail at once for
 a second rather than each wait for the timeout. A read that meets a connection the server
 dropped (a restart, ``pg_terminate_backend``) is retried once on a fresh connection; so is a
 write that failed before its ``COMMIT`` was sent. A write whose ``COMMIT`` got no answer may or
@@ -60,8 +63,9 @@ the migration lock) and is outside the schema versions. A candidate that finds t
 expired ends every session of the stale holder (``pg_terminate_backend``: the holder's
 connections carry its name as ``application_name``), takes the lock and bumps the epoch. A
 store fenced with :meth:`PostgresLogStore.fence_with_lease` checks, inside every write
-transaction, that the stored epoch is still its own (the row read ``FOR SHARE``, so a takeover
-waits for a write in progress, and every later write sees the new epoch); a write of a
+transaction, that the stored epoch is still its own (the row read ``FOR KEY SHARE``; a takeover
+bumps the epoch under ``FOR UPDATE``, so it waits for a write in progress, and every later write
+sees the new epoch; the holder's renewals do not wait for its writes); a write of a
 superseded sequencer is refused with :class:`~ironroot.errors.StaleBatch`, as is one whose tree
 size is no longer the stored one. Taking over needs a role allowed to signal the old holder's
 backends (the same role, or membership in ``pg_signal_backend``).
@@ -208,7 +212,11 @@ def _session_settings(timeout: float, schema: str | None, *, snapshot: bool) -> 
         ("synchronous_commit", "on"),
         ("statement_timeout", str(millis)),
         ("lock_timeout", str(millis)),
-        ("idle_in_transaction_session_timeout", "0" if snapshot else str(max(millis, 60000))),
+        # A client that stops inside a transaction (a paused process keeps its session) must
+        # not hold its row locks longer than a waiter waits for them (lock_timeout): above
+        # all the state row add_pending holds FOR SHARE, which every write takes FOR UPDATE.
+        # The snapshot holds no row lock and lives as long as its reader.
+        ("idle_in_transaction_session_timeout", "0" if snapshot else str(millis)),
     ]
     if schema is not None:
         settings.append(("search_path", sql.Identifier(schema).as_string()))
@@ -625,9 +633,10 @@ class PostgresLogStore:
 
 def _check_lease(conn: psycopg.Connection[Any], epoch: int) -> None:
     """Inside a write transaction: the sequencer lease is still at ``epoch`` (the row held
-    ``FOR SHARE`` until commit, so no takeover lands in between)."""
+    ``FOR KEY SHARE`` until commit, so no takeover, which takes it ``FOR UPDATE``, lands in
+    between; the holder's renewals, which change no key column, need not wait for the write)."""
     row = conn.execute(
-        "SELECT epoch, holder FROM sequencer_lease WHERE id = 1 FOR SHARE"
+        "SELECT epoch, holder FROM sequencer_lease WHERE id = 1 FOR KEY SHARE"
     ).fetchone()
     stored = None if row is None else int(row[0])
     if stored != epoch:
@@ -745,11 +754,15 @@ class SequencerLease:
             previous = conn.execute("SELECT holder FROM sequencer_lease WHERE id = 1").fetchone()
             if previous is not None and previous[0] and previous[0] != self.holder:
                 self._end_sessions(conn, str(previous[0]))
-            epoch_row = conn.execute(
-                "UPDATE sequencer_lease SET epoch = epoch + 1, holder = %s, "
-                "expires_at = now() + make_interval(secs => %s) WHERE id = 1 RETURNING epoch",
-                (self.holder, self.lease),
-            ).fetchone()
+            with conn.transaction():
+                # FOR UPDATE waits for a write in progress (the fence holds the row FOR KEY
+                # SHARE); a renewal, which changes no key, does not.
+                conn.execute("SELECT epoch FROM sequencer_lease WHERE id = 1 FOR UPDATE")
+                epoch_row = conn.execute(
+                    "UPDATE sequencer_lease SET epoch = epoch + 1, holder = %s, "
+                    "expires_at = now() + make_interval(secs => %s) WHERE id = 1 RETURNING epoch",
+                    (self.holder, self.lease),
+                ).fetchone()
         except psycopg.Error as exc:
             self._drop()
             raise StoreUnavailable(
