@@ -22,10 +22,13 @@ from tests.fleet.admission_world import (
 from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.attestation import AR4SI, TrustTier, verify_ear
+from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     AdmissionDenied,
     ChainNotTrusted,
+    ConfigError,
     Conflict,
+    DeviceStateTampered,
     KeyBindingMismatch,
     MalformedEvidence,
     MalformedStatement,
@@ -40,6 +43,7 @@ from ironroot.fleet import (
     Fleet,
     Scanner,
     attest_node,
+    collect_evidence,
     node_may_receive_keys,
     parse_credential,
     quarantine,
@@ -116,6 +120,37 @@ def test_an_attested_node_gets_short_lived_credentials_naming_it_and_its_ear(
     assert oct(os.stat(keys / "control.key.sealed").st_mode & 0o777) == "0o600"
     assert oct(os.stat(authority.directory / "ca.key.pem").st_mode & 0o777) == "0o600"
     assert oct(os.stat(authority.directory / "verifier.key.pem").st_mode & 0o777) == "0o600"
+
+
+def test_one_open_rot_serves_an_attestation_and_still_checks_its_state(
+    fleet3: tuple[Fleet, AdmissionAuthority],
+) -> None:
+    """attest_node keeps the node's RoT device open for the whole attestation; that device
+    still reads and verifies its state at every use: a fuse file changed under it is refused,
+    put back it serves again, and a device of another node is refused by the platform."""
+    fleet, authority = fleet3
+    rot = fleet.rot("node-0003")
+    nonce, _ = authority.challenge(NOW, client="node-0003")
+    spkis = {"control": PrivateKey.generate(Algorithm.ES384).public_key.to_der()}
+    first = collect_evidence(fleet, "node-0003", nonce=nonce, keys=spkis, now=NOW, rot=rot)
+    fuses = rot.directory / "fuses.json"
+    original = fuses.read_bytes()
+    changed = bytearray(original)
+    changed[original.index(b'"mac": "') + 8] ^= 0x01
+    fuses.write_bytes(bytes(changed))
+    try:
+        with pytest.raises(DeviceStateTampered):
+            collect_evidence(fleet, "node-0003", nonce=nonce, keys=spkis, now=NOW, rot=rot)
+        with pytest.raises(DeviceStateTampered):
+            rot.sealing_secret("fleet-test")
+    finally:
+        fuses.write_bytes(original)
+    again = collect_evidence(fleet, "node-0003", nonce=nonce, keys=spkis, now=NOW, rot=rot)
+    assert again.devices.keys() == first.devices.keys()
+    with pytest.raises(ConfigError):
+        fleet.node("node-0003").measure(now=NOW, nonce=nonce, device=fleet.rot("node-0001"))
+    result = attest_node(fleet, "node-0003", now=NOW, authority=authority)
+    assert result.status == "admitted"
 
 
 def test_the_credential_profile(fleet3: tuple[Fleet, AdmissionAuthority]) -> None:

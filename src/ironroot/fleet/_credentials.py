@@ -146,6 +146,7 @@ from ironroot.hsm import seal, unseal
 
 if TYPE_CHECKING:
     from ironroot.fleet._fleet import Fleet
+    from ironroot.rot import Device
 
 __all__ = [
     "DEFAULT_LIFETIME",
@@ -791,6 +792,7 @@ def store_node_credentials(
     ca: bytes,
     *,
     durable: bool = True,
+    rot: Device | None = None,
 ) -> None:
     """Keep ``node``'s credentials in its ``credentials/`` folder, each key sealed to the
     node's root of trust (module docs): ``<plane>.key.sealed`` (0600) and
@@ -801,10 +803,11 @@ def store_node_credentials(
     :func:`node_credential_key` refuses (``NotFound``, ``SealedStoreError``,
     ``MalformedCertificate``) and the node attests again: what an admission does, as its
     credentials are short-lived and re-obtained by attesting. A clear ``<plane>.key.pem``
-    left by an earlier version is removed."""
+    left by an earlier version is removed. ``rot`` is the node's RoT device
+    (:meth:`Fleet.rot`) when the caller holds it open for the whole attestation."""
     folder = _node_folder(fleet, node)
     folder.mkdir(mode=0o700, exist_ok=True)
-    secret = fleet.rot(node).sealing_secret(SEALING_LABEL)
+    secret = (rot if rot is not None else fleet.rot(node)).sealing_secret(SEALING_LABEL)
     files: list[tuple[Path, bytes, int]] = []
     for plane, credential in sorted(credentials.items()):
         key = keys[_check_plane(plane)]

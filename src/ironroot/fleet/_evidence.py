@@ -46,6 +46,7 @@ from ironroot.fleet._credentials import PLANES
 
 if TYPE_CHECKING:
     from ironroot.fleet._fleet import Fleet
+    from ironroot.rot import Device
 
 __all__ = [
     "BINDING_LABEL",
@@ -143,10 +144,13 @@ def collect_evidence(
     nonce: bytes,
     keys: Mapping[str, bytes],
     now: dt.datetime,
+    rot: Device | None = None,
 ) -> NodeEvidence:
     """The node's answer to ``nonce`` for the credential ``keys`` (plane → SPKI DER): its
-    RoT's quote and every SPDM device's measurements (module docs)."""
-    quote = fleet.rot(node_id).quote(report_data(nonce, keys))
-    measured = fleet.node(node_id).measure(now=now, nonce=nonce)
+    RoT's quote and every SPDM device's measurements (module docs). ``rot`` is the node's
+    RoT device (:meth:`Fleet.rot`) when the caller holds it open for the whole attestation."""
+    device = rot if rot is not None else fleet.rot(node_id)
+    quote = device.quote(report_data(nonce, keys))
+    measured = fleet.node(node_id).measure(now=now, nonce=nonce, device=device)
     devices = {m.name: m.evidence for m in measured if m.evidence is not None}
     return NodeEvidence(node_id, quote, devices)

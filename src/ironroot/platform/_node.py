@@ -309,13 +309,15 @@ class Rot:
     """The RoT's view of the node while one operation holds it (internal: the update and the
     boot run inside one). It owns the flash writer, the journal and the event log."""
 
-    def __init__(self, platform: Platform, faults: Faults) -> None:
+    def __init__(self, platform: Platform, faults: Faults, device: Device | None = None) -> None:
         self.platform = platform
         self.faults = faults
         self.flash = Flash(platform.directory / "flash", platform.config.slot_sizes)
         cut: PowerCut = faults.cut
         self.writer = RotFlashWriter(self.flash, cut)
-        self.device = Device(platform.config.rot)
+        if device is not None and device.directory != platform.config.rot:
+            raise ConfigError(f"{device!r} is not the RoT of {platform!r}")
+        self.device = device if device is not None else Device(platform.config.rot)
         try:
             key = read_limited(platform.config.rot / _JOURNAL_KEY, 64)
         except (OSError, IronrootError) as exc:
@@ -475,10 +477,12 @@ class Platform:
             os.close(fd)
 
     @contextlib.contextmanager
-    def rot(self, faults: Faults | None = None) -> Iterator[Rot]:
-        """Hold the node (one operation at a time) and open its RoT state."""
+    def rot(self, faults: Faults | None = None, *, device: Device | None = None) -> Iterator[Rot]:
+        """Hold the node (one operation at a time) and open its RoT state; ``device`` is its
+        RoT device when the caller holds it open already (it loads and verifies its state
+        at every use)."""
         with self._locked():
-            rot = Rot(self, faults or Faults())
+            rot = Rot(self, faults or Faults(), device)
             rot.load()
             yield rot
 
@@ -564,13 +568,16 @@ class Platform:
                 progress=progress,
             )
 
-    def measure(self, *, now: dt.datetime, nonce: bytes | None = None) -> list[DeviceMeasurement]:
+    def measure(
+        self, *, now: dt.datetime, nonce: bytes | None = None, device: Device | None = None
+    ) -> list[DeviceMeasurement]:
         """Measure each SPDM device against the reference values logged for its image;
         ``nonce`` (32 bytes) is a verifier's challenge for the signed measurements, so each
-        device's :attr:`DeviceMeasurement.evidence` answers it (default: a fresh one)."""
+        device's :attr:`DeviceMeasurement.evidence` answers it (default: a fresh one).
+        ``device``: the node's RoT device, when the caller holds it open (:meth:`rot`)."""
         from ironroot.platform._boot import measure_devices
 
-        with self.rot() as rot:
+        with self.rot(device=device) as rot:
             return measure_devices(rot, now, nonce=nonce)
 
     def recover(self, component: str, *, now: dt.datetime) -> Image:

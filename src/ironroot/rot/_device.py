@@ -174,6 +174,7 @@ class Device:
         self._thread_lock = threading.RLock()
         self._lock_fd: int | None = None
         self._sealing: dict[tuple[bytes | None, bytes | None, str], bytes] = {}
+        self._derived: tuple[tuple[bytes | None, bytes | None], DiceLayers] | None = None
 
     def __repr__(self) -> str:
         return f"Device({str(self.directory)!r})"
@@ -303,12 +304,22 @@ class Device:
             return result.state
 
     def _layers(self, state: NvSnapshot) -> tuple[BootState, DiceLayers]:
+        """The boot state and the DICE layers it derives. Derived once per open device and
+        state (with the keys each layer derives when asked): the MACs of the verified fuse and
+        boot files name exactly what the layers depend on, and another state derives afresh."""
         boot = state.boot
         if boot is None:
             raise Conflict("the device has not booted")
+        memo = (state.tags.get(FUSES), state.tags.get(BOOT))
+        with self._thread_lock:
+            derived = self._derived
+        if derived is not None and None not in memo and derived[0] == memo:
+            return boot, derived[1]
         layers = derive_layers(state.fuses, boot.pcrs)
         if not _rt_alias_certified(layers, boot.ecc_chain[-1]):
             raise Conflict("the fuses changed since the last boot: boot again")
+        with self._thread_lock:
+            self._derived = (memo, layers)
         return boot, layers
 
     def _idevid_certificates(self, layers: DiceLayers) -> tuple[dict[Algorithm, bytes], bytes]:
