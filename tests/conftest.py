@@ -144,3 +144,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
         if path.parent.name in _SLOW_FOLDERS or _SLOW_MODULES.match(path.name):
             item.add_marker(pytest.mark.slow)
+    # Integration tests first (a stable sort: modules stay whole, in their order). They take
+    # seconds each; run last, one of them kept a worker busy while the other had nothing left
+    # (pytest-xdist hands tests out in this order), so the quick unit tests now fill the end.
+    items.sort(key=lambda item: item.get_closest_marker("integration") is None)

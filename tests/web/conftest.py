@@ -1,5 +1,5 @@
 """The dashboard tests' fixtures: one world per session (tests/web/web_world.py), the dashboard
-served over real HTTP, an HTTP client logged in as the world's operator, and one browser."""
+served over real HTTP, an HTTP client logged in as the world's operator, and a browser."""
 
 from __future__ import annotations
 
@@ -66,10 +66,12 @@ def client(served: str) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Debian chromium for the session (Playwright cannot download its own
-    browser here: scripts/install-test-deps.sh installs the distribution's)."""
+    """One headless Debian chromium for the module (Playwright cannot download its own
+    browser here: scripts/install-test-deps.sh installs the distribution's). Not for the
+    session: Playwright's sync API keeps an event loop running in the main thread while it is
+    open, and a later test's ``asyncio.run`` in the same worker would find it."""
     if not CHROMIUM.exists() and shutil.which("chromium") is None:
         pytest.skip("chromium is not installed (scripts/install-test-deps.sh installs it)")
     from playwright.sync_api import sync_playwright
