@@ -351,13 +351,13 @@ def _merge_cost(
         load = time.perf_counter() - t0
     finally:
         reader.close()
-    before = store.indexed()
+    before = store.last_merge
     t0 = time.perf_counter()
     _append(log, 10**14 + 100, 1)  # fills the window: the merge starts after it commits
     filling = time.perf_counter() - t0
     latencies = []
     n = 0
-    while store.indexed() == before:
+    while store.last_merge is before:  # set once the merge committed its last slice
         t0 = time.perf_counter()
         _append(log, 10**14 + 1000 + n * _BATCH, 1)
         latencies.append(time.perf_counter() - t0)

@@ -87,7 +87,8 @@ _WINDOW_SHARE = 4
 _BUCKET_BITS = 12  # the window's buckets: by the first 12 bits of the id
 _BUCKETS = 1 << _BUCKET_BITS
 _RECORD = 16  # a window record: the id's first 8 bytes, then the index (8 bytes)
-_SLICE_KEYS = 8192  # keys per merge transaction, about
+_SLICE_KEYS = 2048  # keys per merge transaction, about (a few ms of the write lock)
+_MERGE_CHECKPOINT = 8  # the merger checkpoints the WAL after so many slices
 
 
 def index_window(indexed: int) -> int:
@@ -498,7 +499,13 @@ class SqliteLogStore:
             try:
                 if conn is None:
                     conn = self._connect(write=True)
-                    conn.execute("PRAGMA synchronous=FULL")
+                    # No fsync per slice: WAL recovery keeps a prefix of the commits, so a
+                    # merge's last commit (``indexed``) survives only with all its slices,
+                    # and losing any of them loses nothing (the window holds the entries).
+                    # The merger copies its pages back itself, outside the write lock,
+                    # rather than leave that to the writer's next commit.
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    conn.execute("PRAGMA wal_autocheckpoint=0")
                 while self._merge(conn, due_only=True):
                     pass
             except (sqlite3.Error, StorageError) as exc:
@@ -526,16 +533,20 @@ class SqliteLogStore:
             slices //= 2
         span = _BUCKETS // slices
         waited = 0.0
-        for first in range(0, _BUCKETS, span):
+        for number, first in enumerate(range(0, _BUCKETS, span), 1):
             rows = self._window.keys(first, first + span, size)
             if rows:
                 waited += self._merge_step(conn, functools.partial(_index, conn, rows))
+            if conn is not self._writer and number % _MERGE_CHECKPOINT == 0:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         waited += self._merge_step(
             conn,
             lambda: conn.execute(
                 "UPDATE entry_key_state SET indexed = MAX(indexed, ?) WHERE id = 1", (size,)
             ),
         )
+        if conn is not self._writer:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         self._refresh(conn)  # drops the merged entries from the window
         self._last_merge = MergeStats(
             entries=size - indexed,
