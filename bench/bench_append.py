@@ -335,7 +335,8 @@ def _merge_cost(
     ``None`` if no key is stored."""
     if not isinstance(store, SqliteLogStore) or store.indexed() == 0:
         return None
-    need = index_window(store.indexed()) - 80 - (log.tree_size - store.indexed())
+    need = index_window(store.indexed()) - _BATCH * (_BATCHES + 1)
+    need -= log.tree_size - store.indexed()
     base = 10**13
     while need > 0:
         n = min(need, 20000)
@@ -343,7 +344,7 @@ def _merge_cost(
         tickets[-1].integrated.result(timeout=600)
         base += n
         need -= n
-    plain = _append(log, 10**14, 4)  # the window is 16 short of full after these
+    plain = _append(log, 10**14, _BATCHES)  # the window is 16 short of full after these
     reader = SqliteLogStore(path, read_only=True)
     try:
         t0 = time.perf_counter()
@@ -366,6 +367,7 @@ def _merge_cost(
     assert stats is not None
     latencies = sorted(latencies) or [0.0]
     during = (
+        f"append with a full window: {plain * 1e6:.1f} us/entry ({_BATCHES} batches); "
         f"batch that filled the window: {filling * 1e3:.1f} ms (a plain batch "
         f"{plain * _BATCH * 1e3:.1f} ms); {n} batches appended during the merge: "
         f"median {statistics.median(latencies) * 1e3:.1f} ms, slowest "

@@ -21,15 +21,21 @@ at that index is the id asked for, so a key shared by two ids never answers for 
 one. The second id of such a pair (about one in 2^64 / n for a log of n entries; handled, and
 tested with narrowed keys) is kept whole in ``entry_key_clashes``.
 
-An append writes no key. The entries from ``indexed`` on are the **window**: each store object
-maps their ids in memory, made by reading and hashing those entries (all of them on its first
-look-up, then the new ones), shared by its threads. Once the window holds
-:func:`index_window` entries (a sixteenth of the indexed ones, 2^16 to 2^20), the writer merges
-its keys, sorted, into ``entry_keys`` and moves ``indexed``, in a transaction of its own after
-the batch that filled it. So no append writes a random page; a merge writes each page of the
-index about once. A look-up reads the window first, then the stored keys, so an entry merged
-in between is found in one or the other. A merge is idempotent and may fail harmlessly (the
-window stays, the next batch tries again).
+An append writes no key. The entries from ``indexed`` on are the **window** (ADR 0011): each
+store object keeps their keys and indices in memory, 16 bytes per entry, made by reading and
+hashing those entries (all of them on its first look-up, then the new ones), shared by its
+threads; a window key, like a stored one, counts only when the entry it points at hashes to
+the id. Once the window holds :func:`index_window` entries (a quarter of the indexed ones,
+2^16 to 2^22), the batch that filled it wakes the store's merger thread and returns: on a
+connection of its own, the merger stores the window's keys into ``entry_keys`` one slice of
+the key space per transaction (about 2,048 keys, in key order), taking the write lock only
+when no write of the store waits for it, then moves ``indexed`` in a last transaction. So no
+append writes a random page, no batch waits for more than a slice, and a merge writes each
+page of the index about once. A look-up reads the window first, then the stored keys, so an
+entry merged in between is found in one or the other. A merge is idempotent and may fail or
+stop harmlessly: keys of window entries that a slice stored are stored again (a no-op) by
+the next merge, and ``indexed`` moves only after them all (the window stays, a later batch
+asks again). :meth:`SqliteLogStore.close` lets a due merge finish.
 
 Every :class:`StoreBatch` is one ``BEGIN IMMEDIATE … COMMIT`` on the write connection
 (``isolation_level=None``: Python's sqlite3 opens no implicit transactions), checked by
@@ -48,8 +54,8 @@ read-only open of an older file is refused with ``store-schema`` (open it read-w
 e.g. ``ironroot log migrate DIR``).
 
 The write connection belongs to the one writer thread (created by whoever opens the store,
-then used only by it); readers get one connection per thread. Every ``sqlite3.Error``
-becomes :class:`StorageError`.
+then used only by it), the merger has its own, and readers get one connection per thread.
+Every ``sqlite3.Error`` becomes :class:`StorageError`.
 """
 
 from __future__ import annotations
@@ -84,7 +90,7 @@ _KEY_BYTES = 8  # bytes of the id that make its key in entry_keys
 _WINDOW_MIN = 1 << 16
 _WINDOW_MAX = 1 << 22
 _WINDOW_SHARE = 4
-_BUCKET_BITS = 12  # the window's buckets: by the first 12 bits of the id
+_BUCKET_BITS = 16  # the window's buckets: by the first 16 bits of the id
 _BUCKETS = 1 << _BUCKET_BITS
 _RECORD = 16  # a window record: the id's first 8 bytes, then the index (8 bytes)
 _SLICE_KEYS = 2048  # keys per merge transaction, about (a few ms of the write lock)
@@ -510,6 +516,8 @@ class SqliteLogStore:
                     pass
             except (sqlite3.Error, StorageError) as exc:
                 _log.warning("merging the entry-id window into the key index failed: %s", exc)
+            except Exception:  # a bug: say so, and let the next batch ask again
+                _log.exception("merging the entry-id window into the key index failed")
 
     def _window_for(self, indexed: int) -> int:
         return self._fixed_window or index_window(indexed)
@@ -740,19 +748,20 @@ class _Window:
     in memory by each store object and made from the entries themselves.
 
     16 bytes per entry: a record of the id's first 8 bytes and the entry's index, in one of
-    4,096 buckets by the id's first 12 bits (a ``bytearray`` of records each). Records join
-    a bucket in index order (the window only grows at its end), so a look-up is one ``find``
-    in a bucket, the entries a merge stored leave each bucket as a prefix, and a run of
-    buckets is a run of keys (a merge slice). A key only says where an id may be: the caller
-    confirms it against the entry. A merge replaces the buckets it shortens, so a look-up
-    holding one still reads what it held. Shared by the store's threads.
+    65,536 buckets by the id's first 16 bits (``bytes`` of records each: ~40 records in each
+    for a window of 2.5 million, ~2 MB of object headers). Records join a bucket in index
+    order (the window only grows at its end), so a look-up is one ``find`` in a bucket, the
+    entries a merge stored leave each bucket as a prefix, and a run of buckets is a run of
+    keys (a merge slice). A key only says where an id may be: the caller confirms it against
+    the entry. Buckets are immutable and replaced whole, so a look-up holding one reads what
+    it held. Shared by the store's threads.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.start = 0
         self.stop = 0
-        self._buckets = [bytearray() for _ in range(_BUCKETS)]
+        self._buckets = [b""] * _BUCKETS
 
     def catch_up(self, conn: sqlite3.Connection, indexed: int, size: int) -> None:
         with self._lock:
@@ -780,7 +789,12 @@ class _Window:
     def _drop_before(self, indexed: int) -> None:
         """Forget the entries before ``indexed`` (their keys are stored now)."""
         for number, bucket in enumerate(self._buckets):
+            if not bucket or int.from_bytes(bucket[8:_RECORD], "big") >= indexed:
+                continue
             records = len(bucket) // _RECORD
+            if int.from_bytes(bucket[-8:], "big") < indexed:
+                self._buckets[number] = b""
+                continue
             low, high = 0, records  # the first record at or past ``indexed``
             while low < high:
                 mid = (low + high) // 2
