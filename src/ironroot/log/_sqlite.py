@@ -90,8 +90,10 @@ _KEY_BYTES = 8  # bytes of the id that make its key in entry_keys
 _WINDOW_MIN = 1 << 16
 _WINDOW_MAX = 1 << 22
 _WINDOW_SHARE = 4
-_BUCKET_BITS = 16  # the window's buckets: by the first 16 bits of the id
+_BUCKET_BITS = 18  # the window's buckets: by the first 18 bits of the id
 _BUCKETS = 1 << _BUCKET_BITS
+_BUCKET_SHIFT = 32 - _BUCKET_BITS
+_DROP_RUN = 4096  # buckets the window forgets merged records from under one lock
 _RECORD = 16  # a window record: the id's first 8 bytes, then the index (8 bytes)
 _SLICE_KEYS = 2048  # keys per merge transaction, about (a few ms of the write lock)
 _MERGE_CHECKPOINT = 8  # the merger checkpoints the WAL after so many slices
@@ -184,6 +186,9 @@ class SqliteLogStore:
         # Ids found absent from the stored keys while ``indexed`` was this: they stay absent
         # until a merge (the writer looks each new id up twice: the log, then the batch rules).
         self._absent: tuple[int, set[bytes]] = (-1, set())
+        # Ids found nowhere while the window was (indexed, stop) as here: the batch rules'
+        # look-up of a new id, right after the log's, then reads neither window nor page.
+        self._missing: tuple[tuple[int, int], set[bytes]] = ((-1, -1), set())
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
@@ -605,14 +610,21 @@ class SqliteLogStore:
         if at != indexed:
             absent = set()
             self._absent = (indexed, absent)
+        window_at = (indexed, self._window.stop)
+        seen_at, missing = self._missing
+        if seen_at != window_at:
+            missing = set()
+            self._missing = (window_at, missing)
         rest = []
         maybe: dict[int, set[bytes]] = {}  # window index -> the ids asked for with its key
-        for entry_id in set(entry_ids):
+        asked = set(entry_ids) - missing
+        for entry_id in asked:
             hits = self._window.find(entry_id)
             for idx in hits:
                 maybe.setdefault(idx, set()).add(entry_id)
             if not hits and entry_id not in absent:
                 rest.append(entry_id)
+        found: dict[bytes, int] = {}
         if maybe:
             # The window holds keys: an id is where its key is only if the entry there hashes
             # to it. One that does not is looked for among the stored keys.
@@ -622,13 +634,16 @@ class SqliteLogStore:
                 entry_id = hashlib.sha256(entry).digest()
                 if entry_id in maybe[int(idx)]:
                     unconfirmed.discard(entry_id)
-                    yield entry_id, int(idx)
+                    found[entry_id] = int(idx)
             rest.extend(unconfirmed)
         if rest:
-            found = dict(_stored(conn, rest))
-            yield from found.items()
+            stored = dict(_stored(conn, rest))
+            found.update(stored)
             if len(absent) < _ABSENT_MAX:
-                absent.update(i for i in rest if i not in found)
+                absent.update(i for i in rest if i not in stored)
+        if len(missing) < _ABSENT_MAX:
+            missing.update(i for i in asked if i not in found)
+        yield from found.items()
 
     def close(self) -> None:
         """Close every connection, after the merger finished the merge that is due (if a
@@ -748,13 +763,13 @@ class _Window:
     in memory by each store object and made from the entries themselves.
 
     16 bytes per entry: a record of the id's first 8 bytes and the entry's index, in one of
-    65,536 buckets by the id's first 16 bits (``bytes`` of records each: ~40 records in each
-    for a window of 2.5 million, ~2 MB of object headers). Records join a bucket in index
-    order (the window only grows at its end), so a look-up is one ``find`` in a bucket, the
-    entries a merge stored leave each bucket as a prefix, and a run of buckets is a run of
-    keys (a merge slice). A key only says where an id may be: the caller confirms it against
-    the entry. Buckets are immutable and replaced whole, so a look-up holding one reads what
-    it held. Shared by the store's threads.
+    2^18 buckets by the id's first 18 bits (``bytes`` of records each: ~10 records in each
+    for a window of 2.5 million, and ~3 bytes of object header per entry). Records join a
+    bucket in index order (the window only grows at its end), so a look-up is one ``find`` in
+    a bucket, the entries a merge stored leave each bucket as a prefix, and a run of buckets
+    is a run of keys (a merge slice). A key only says where an id may be: the caller confirms
+    it against the entry. Buckets are immutable and replaced whole, so a look-up holding one
+    reads what it held. Shared by the store's threads.
     """
 
     def __init__(self) -> None:
@@ -764,9 +779,9 @@ class _Window:
         self._buckets = [b""] * _BUCKETS
 
     def catch_up(self, conn: sqlite3.Connection, indexed: int, size: int) -> None:
+        if indexed > self.start:
+            self._drop_before(indexed)
         with self._lock:
-            if indexed > self.start:
-                self._drop_before(indexed)
             if self.stop >= size:
                 return
             # Every entry from the window's end: the state row's size is not trusted to say
@@ -787,8 +802,20 @@ class _Window:
             self.stop = expected
 
     def _drop_before(self, indexed: int) -> None:
-        """Forget the entries before ``indexed`` (their keys are stored now)."""
-        for number, bucket in enumerate(self._buckets):
+        """Forget the entries before ``indexed`` (their keys are stored now), a run of
+        buckets at a time: a write adding its ids waits for one run, not for all."""
+        for first in range(0, _BUCKETS, _DROP_RUN):
+            with self._lock:
+                if indexed <= self.start:
+                    return
+                self._drop_run(first, indexed)
+        with self._lock:
+            self.start = max(self.start, indexed)
+            self.stop = max(self.stop, self.start)
+
+    def _drop_run(self, first: int, indexed: int) -> None:
+        for number in range(first, first + _DROP_RUN):
+            bucket = self._buckets[number]
             if not bucket or int.from_bytes(bucket[8:_RECORD], "big") >= indexed:
                 continue
             records = len(bucket) // _RECORD
@@ -805,8 +832,6 @@ class _Window:
                     high = mid
             if low:
                 self._buckets[number] = bucket[low * _RECORD :]
-        self.start = indexed
-        self.stop = max(self.stop, indexed)
 
     def extend(self, first: int, entry_ids: Sequence[bytes]) -> None:
         """Add a committed batch's ids (when the window reaches up to it)."""
@@ -821,10 +846,12 @@ class _Window:
         """The indices of the window's entries whose ids begin as ``entry_id`` does."""
         if len(entry_id) != _HASH:
             return []
-        bucket = self._buckets[_bucket(entry_id)]
         prefix = entry_id[:8]
-        found = []
+        bucket = self._buckets[int.from_bytes(prefix[:4], "big") >> _BUCKET_SHIFT]
         at = bucket.find(prefix)
+        if at < 0:
+            return []
+        found = []
         while at >= 0:
             if at % _RECORD:
                 at = bucket.find(prefix, at + 1)
@@ -848,7 +875,7 @@ class _Window:
 
 
 def _bucket(entry_id: bytes) -> int:
-    return (entry_id[0] << 8 | entry_id[1]) >> (16 - _BUCKET_BITS)
+    return int.from_bytes(entry_id[:4], "big") >> _BUCKET_SHIFT
 
 
 def _stored(conn: sqlite3.Connection, entry_ids: Collection[bytes]) -> Iterator[tuple[bytes, int]]:
