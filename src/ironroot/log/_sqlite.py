@@ -804,6 +804,11 @@ class _Window:
     def _drop_before(self, indexed: int) -> None:
         """Forget the entries before ``indexed`` (their keys are stored now), a run of
         buckets at a time: a write adding its ids waits for one run, not for all."""
+        with self._lock:
+            if self.stop <= indexed:  # all of them (a new store object, or one behind)
+                self._buckets = [b""] * _BUCKETS
+                self.start = self.stop = max(self.start, indexed)
+                return
         for first in range(0, _BUCKETS, _DROP_RUN):
             with self._lock:
                 if indexed <= self.start:
