@@ -869,12 +869,11 @@ class _Window:
         """(key, index) of the window's entries before ``stop`` in buckets ``first ..<
         stop_bucket``, in key order: a slice of a merge."""
         shift = 8 * (8 - _KEY_BYTES)
-        rows = []
-        for bucket in self._buckets[first:stop_bucket]:
-            for prefix, idx in struct.iter_unpack(">qQ", bucket):
-                if idx >= stop:
-                    break
-                rows.append((prefix >> shift, idx))
+        records = struct.iter_unpack(">qQ", b"".join(self._buckets[first:stop_bucket]))
+        if shift:
+            rows = [(prefix >> shift, idx) for prefix, idx in records if idx < stop]
+        else:  # the record's prefix is the key
+            rows = [record for record in records if record[1] < stop]
         rows.sort()
         return rows
 
