@@ -355,3 +355,23 @@ def test_the_window_holds_sixteen_bytes_per_entry() -> None:
     assert window.keys(0, _sqlite._BUCKETS, 10) == sorted(
         (_sqlite._key(entry_id), index) for index, entry_id in enumerate(ids[:10])
     )
+
+
+def test_a_look_up_does_not_wait_for_the_window_to_forget_merged_entries(path: Path) -> None:
+    """Entries merged by another store object stay in this one's window until a thread drops
+    them; a look-up that finds the drop taken goes on with them, and still answers right."""
+    items = _filled(path, 40, window=None)
+    ids = [_id(e) for e in items]
+    merger = SqliteLogStore(path)  # open first: the reader then reads a live file, not a copy
+    reader = SqliteLogStore(path, read_only=True)
+    try:
+        assert reader.lookup(ids[:1]) == {ids[0]: 0}  # its window: all 40
+        assert merger.merge_index() == 40
+        with reader._window.dropping():  # as if another thread were dropping them
+            assert reader.lookup(ids) == {entry_id: index for index, entry_id in enumerate(ids)}
+            assert reader._window.start == 0
+        assert reader.lookup(ids) == {entry_id: index for index, entry_id in enumerate(ids)}
+        assert reader._window.start == 40
+    finally:
+        reader.close()
+        merger.close()

@@ -552,15 +552,18 @@ class SqliteLogStore:
                 waited += self._merge_step(conn, functools.partial(_index, conn, rows))
             if conn is not self._writer and number % _MERGE_CHECKPOINT == 0:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        waited += self._merge_step(
-            conn,
-            lambda: conn.execute(
-                "UPDATE entry_key_state SET indexed = MAX(indexed, ?) WHERE id = 1", (size,)
-            ),
-        )
+        # This thread, not the writer's next look-up, drops the merged entries from the
+        # window: it holds the window's drop from before ``indexed`` moves.
+        with self._window.dropping():
+            waited += self._merge_step(
+                conn,
+                lambda: conn.execute(
+                    "UPDATE entry_key_state SET indexed = MAX(indexed, ?) WHERE id = 1", (size,)
+                ),
+            )
+            self._window.drop_before(size)
         if conn is not self._writer:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        self._refresh(conn)  # drops the merged entries from the window
         self._last_merge = MergeStats(
             entries=size - indexed,
             slices=slices + 1,
@@ -774,13 +777,20 @@ class _Window:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._drop = threading.Lock()  # one thread forgets merged entries; the others go on
         self.start = 0
         self.stop = 0
         self._buckets = [b""] * _BUCKETS
 
     def catch_up(self, conn: sqlite3.Connection, indexed: int, size: int) -> None:
-        if indexed > self.start:
-            self._drop_before(indexed)
+        # Entries before ``indexed`` that the window still holds are harmless (a look-up
+        # confirms every key against the entry), so a thread that finds another dropping
+        # them does not wait for it.
+        if indexed > self.start and self._drop.acquire(blocking=False):
+            try:
+                self.drop_before(indexed)
+            finally:
+                self._drop.release()
         with self._lock:
             if self.stop >= size:
                 return
@@ -801,7 +811,13 @@ class _Window:
                     expected += 1
             self.stop = expected
 
-    def _drop_before(self, indexed: int) -> None:
+    @contextlib.contextmanager
+    def dropping(self) -> Iterator[None]:
+        """Hold the window's drop (for :meth:`drop_before`): look-ups meanwhile skip it."""
+        with self._drop:
+            yield
+
+    def drop_before(self, indexed: int) -> None:
         """Forget the entries before ``indexed`` (their keys are stored now), a run of
         buckets at a time: a write adding its ids waits for one run, not for all."""
         with self._lock:
