@@ -365,13 +365,15 @@ def _merge_cost(
         n += 1
     stats = store.last_merge
     assert stats is not None
+    slowest_at = max(range(len(latencies)), key=latencies.__getitem__, default=0)
     latencies = sorted(latencies) or [0.0]
     during = (
         f"append with a full window: {plain * 1e6:.1f} us/entry ({_BATCHES} batches); "
         f"batch that filled the window: {filling * 1e3:.1f} ms (a plain batch "
         f"{plain * _BATCH * 1e3:.1f} ms); {n} batches appended during the merge: "
         f"median {statistics.median(latencies) * 1e3:.1f} ms, slowest "
-        f"{latencies[-1] * 1e3:.1f} ms; the merge: {stats.slices} transactions, "
+        f"{latencies[-1] * 1e3:.1f} ms (the {slowest_at + 1}th); the merge: {stats.slices} "
+        "transactions, "
         f"{stats.seconds:.2f} s wall ({stats.waited:.2f} s of it waiting for appends), "
         f"CPU {stats.cpu_seconds:.2f} s; {_load()}"
     )
