@@ -348,7 +348,7 @@ def test_the_window_holds_sixteen_bytes_per_entry() -> None:
     window = _sqlite._Window()
     ids = [_id(i.to_bytes(4, "big")) for i in range(4096)]
     window.extend(0, ids)
-    assert sum(len(b) for b in window._buckets) == 16 * 4096
+    assert sum(len(b) for b in window._gens[0]) == 16 * 4096
     assert window.find(ids[7]) == [7]
     assert window.find(_id(b"absent")) == []
     assert window.find(ids[7][:8] + bytes(24)) == [7]  # a key only says where to look
@@ -375,3 +375,21 @@ def test_a_look_up_does_not_wait_for_the_window_to_forget_merged_entries(path: P
     finally:
         reader.close()
         merger.close()
+
+
+def test_a_merge_freezes_the_window_and_forgets_it_at_once() -> None:
+    window = _sqlite._Window()
+    ids = [_id(i.to_bytes(4, "big")) for i in range(110)]
+    window.extend(0, ids[:100])
+    assert window.freeze() == 100
+    window.extend(100, ids[100:])  # joins fresh buckets while the merge runs
+    assert window.freeze() == 100  # a merge that failed: the same again
+    assert window.find(ids[5]) == [5]
+    assert window.find(ids[105]) == [105]
+    assert window.keys(0, _sqlite._BUCKETS, 100) == sorted(
+        (_sqlite._key(entry_id), index) for index, entry_id in enumerate(ids[:100])
+    )
+    window.drop_before(100)
+    assert (window.start, window.stop, len(window._gens)) == (100, 110, 1)
+    assert window.find(ids[5]) == []
+    assert window.find(ids[105]) == [105]

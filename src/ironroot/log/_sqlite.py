@@ -541,6 +541,15 @@ class SqliteLogStore:
         indexed, size = self._refresh(conn)
         if size <= indexed or (due_only and size - indexed < self._window_for(indexed)):
             return 0
+        # The merge goes up to where the window stands now (at least the size just read):
+        # new records go to fresh buckets meanwhile, and once ``indexed`` moves the frozen
+        # ones go at once, with no walk over the buckets in any batch's way.
+        size = self._window.freeze()
+        if size <= indexed:  # frozen by a merge that failed, and merged since by another
+            self._window.drop_before(indexed)
+            size = self._window.freeze()
+            if size <= indexed:
+                return 0
         slices = _BUCKETS
         while slices > 1 and (size - indexed) // slices < _SLICE_KEYS:
             slices //= 2
@@ -780,7 +789,10 @@ class _Window:
         self._drop = threading.Lock()  # one thread forgets merged entries; the others go on
         self.start = 0
         self.stop = 0
-        self._buckets = [b""] * _BUCKETS
+        # The buckets new records join, then (while a merge runs) the frozen ones it merges:
+        # one tuple, replaced whole, so a look-up reads both generations or one.
+        self._gens: tuple[list[bytes], ...] = ([b""] * _BUCKETS,)
+        self._split = 0  # the frozen buckets hold the entries before this
 
     def catch_up(self, conn: sqlite3.Connection, indexed: int, size: int) -> None:
         # Entries before ``indexed`` that the window still holds are harmless (a look-up
@@ -799,7 +811,7 @@ class _Window:
             cursor = conn.execute(
                 "SELECT idx, entry FROM entries WHERE idx >= ? ORDER BY idx", (self.stop,)
             )
-            buckets = self._buckets
+            buckets = self._gens[0]
             expected = self.stop
             while rows := cursor.fetchmany(4096):
                 for idx, entry in rows:
@@ -817,48 +829,43 @@ class _Window:
         with self._drop:
             yield
 
+    def freeze(self) -> int:
+        """Set the window's buckets aside for a merge (new records go to fresh ones) and
+        return where they stop: the merge stores their keys, then :meth:`drop_before` that
+        index forgets them at once. A merge that failed left them frozen: the same again."""
+        with self._lock:
+            if len(self._gens) == 1:
+                self._gens = ([b""] * _BUCKETS, self._gens[0])
+                self._split = self.stop
+            return self._split
+
     def drop_before(self, indexed: int) -> None:
-        """Forget the entries before ``indexed`` (their keys are stored now), a run of
-        buckets at a time: a write adding its ids waits for one run, not for all."""
+        """Forget the entries before ``indexed`` (their keys are stored now): the frozen
+        buckets at once; records elsewhere (merged by another store object) a run of buckets
+        at a time, so that a write adding its ids waits for one run, not for all."""
         with self._lock:
             if self.stop <= indexed:  # all of them (a new store object, or one behind)
-                self._buckets = [b""] * _BUCKETS
+                self._gens = ([b""] * _BUCKETS,)
                 self.start = self.stop = max(self.start, indexed)
                 return
+            if len(self._gens) == 2 and indexed >= self._split:
+                self._gens = (self._gens[0],)
+                self.start = max(self.start, self._split)
         for first in range(0, _BUCKETS, _DROP_RUN):
             with self._lock:
                 if indexed <= self.start:
                     return
-                self._drop_run(first, indexed)
+                for buckets in self._gens:
+                    _drop_run(buckets, first, indexed)
         with self._lock:
             self.start = max(self.start, indexed)
             self.stop = max(self.stop, self.start)
-
-    def _drop_run(self, first: int, indexed: int) -> None:
-        for number in range(first, first + _DROP_RUN):
-            bucket = self._buckets[number]
-            if not bucket or int.from_bytes(bucket[8:_RECORD], "big") >= indexed:
-                continue
-            records = len(bucket) // _RECORD
-            if int.from_bytes(bucket[-8:], "big") < indexed:
-                self._buckets[number] = b""
-                continue
-            low, high = 0, records  # the first record at or past ``indexed``
-            while low < high:
-                mid = (low + high) // 2
-                at = mid * _RECORD + 8
-                if int.from_bytes(bucket[at : at + 8], "big") < indexed:
-                    low = mid + 1
-                else:
-                    high = mid
-            if low:
-                self._buckets[number] = bucket[low * _RECORD :]
 
     def extend(self, first: int, entry_ids: Sequence[bytes]) -> None:
         """Add a committed batch's ids (when the window reaches up to it)."""
         with self._lock:
             if self.stop == first:
-                buckets = self._buckets
+                buckets = self._gens[0]
                 for idx, entry_id in enumerate(entry_ids, first):
                     buckets[_bucket(entry_id)] += entry_id[:8] + idx.to_bytes(8, "big")
                 self.stop = first + len(entry_ids)
@@ -868,30 +875,51 @@ class _Window:
         if len(entry_id) != _HASH:
             return []
         prefix = entry_id[:8]
-        bucket = self._buckets[int.from_bytes(prefix[:4], "big") >> _BUCKET_SHIFT]
-        at = bucket.find(prefix)
-        if at < 0:
-            return []
+        number = int.from_bytes(prefix[:4], "big") >> _BUCKET_SHIFT
         found = []
-        while at >= 0:
-            if at % _RECORD:
-                at = bucket.find(prefix, at + 1)
-            else:
-                found.append(int.from_bytes(bucket[at + 8 : at + _RECORD], "big"))
-                at = bucket.find(prefix, at + _RECORD)
+        for buckets in self._gens:
+            bucket = buckets[number]
+            at = bucket.find(prefix)
+            while at >= 0:
+                if at % _RECORD:
+                    at = bucket.find(prefix, at + 1)
+                else:
+                    found.append(int.from_bytes(bucket[at + 8 : at + _RECORD], "big"))
+                    at = bucket.find(prefix, at + _RECORD)
         return found
 
     def keys(self, first: int, stop_bucket: int, stop: int) -> list[tuple[int, int]]:
         """(key, index) of the window's entries before ``stop`` in buckets ``first ..<
-        stop_bucket``, in key order: a slice of a merge."""
+        stop_bucket`` (the frozen ones, during a merge), in key order: a slice of a merge."""
         shift = 8 * (8 - _KEY_BYTES)
-        records = struct.iter_unpack(">qQ", b"".join(self._buckets[first:stop_bucket]))
+        records = struct.iter_unpack(">qQ", b"".join(self._gens[-1][first:stop_bucket]))
         if shift:
             rows = [(prefix >> shift, idx) for prefix, idx in records if idx < stop]
         else:  # the record's prefix is the key
             rows = [record for record in records if record[1] < stop]
         rows.sort()
         return rows
+
+
+def _drop_run(buckets: list[bytes], first: int, indexed: int) -> None:
+    """Drop the records before ``indexed`` from buckets ``first ..< first + _DROP_RUN``."""
+    for number in range(first, first + _DROP_RUN):
+        bucket = buckets[number]
+        if not bucket or int.from_bytes(bucket[8:_RECORD], "big") >= indexed:
+            continue
+        if int.from_bytes(bucket[-8:], "big") < indexed:
+            buckets[number] = b""
+            continue
+        low, high = 0, len(bucket) // _RECORD  # the first record at or past ``indexed``
+        while low < high:
+            mid = (low + high) // 2
+            at = mid * _RECORD + 8
+            if int.from_bytes(bucket[at : at + 8], "big") < indexed:
+                low = mid + 1
+            else:
+                high = mid
+        if low:
+            buckets[number] = bucket[low * _RECORD :]
 
 
 def _bucket(entry_id: bytes) -> int:
