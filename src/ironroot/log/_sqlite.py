@@ -27,9 +27,10 @@ hashing those entries (all of them on its first look-up, then the new ones), sha
 threads; a window key, like a stored one, counts only when the entry it points at hashes to
 the id. Once the window holds :func:`index_window` entries (a quarter of the indexed ones,
 2^16 to 2^22), the batch that filled it wakes the store's merger thread and returns: on a
-connection of its own, the merger stores the window's keys into ``entry_keys`` one slice of
-the key space per transaction (about 2,048 keys, in key order), taking the write lock only
-when no write of the store waits for it, then moves ``indexed`` in a last transaction. So no
+connection of its own, the merger freezes the window's buckets (new ids join fresh ones),
+stores their keys into ``entry_keys`` one slice of the key space per transaction (about
+2,048 keys, in key order), taking the write lock only when no write of the store waits for
+it, then moves ``indexed`` in a last transaction and forgets the frozen buckets. So no
 append writes a random page, no batch waits for more than a slice, and a merge writes each
 page of the index about once. A look-up reads the window first, then the stored keys, so an
 entry merged in between is found in one or the other. A merge is idempotent and may fail or
