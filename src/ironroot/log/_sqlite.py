@@ -21,15 +21,22 @@ at that index is the id asked for, so a key shared by two ids never answers for 
 one. The second id of such a pair (about one in 2^64 / n for a log of n entries; handled, and
 tested with narrowed keys) is kept whole in ``entry_key_clashes``.
 
-An append writes no key. The entries from ``indexed`` on are the **window**: each store object
-maps their ids in memory, made by reading and hashing those entries (all of them on its first
-look-up, then the new ones), shared by its threads. Once the window holds
-:func:`index_window` entries (a sixteenth of the indexed ones, 2^16 to 2^20), the writer merges
-its keys, sorted, into ``entry_keys`` and moves ``indexed``, in a transaction of its own after
-the batch that filled it. So no append writes a random page; a merge writes each page of the
-index about once. A look-up reads the window first, then the stored keys, so an entry merged
-in between is found in one or the other. A merge is idempotent and may fail harmlessly (the
-window stays, the next batch tries again).
+An append writes no key. The entries from ``indexed`` on are the **window** (ADR 0011): each
+store object keeps their keys and indices in memory, 16 bytes per entry, made by reading and
+hashing those entries (all of them on its first look-up, then the new ones), shared by its
+threads; a window key, like a stored one, counts only when the entry it points at hashes to
+the id. Once the window holds :func:`index_window` entries (a quarter of the indexed ones,
+2^16 to 2^22), the batch that filled it wakes the store's merger thread and returns: on a
+connection of its own, the merger freezes the window's buckets (new ids join fresh ones),
+stores their keys into ``entry_keys`` one slice of the key space per transaction (about
+2,048 keys, in key order), taking the write lock only when no write of the store waits for
+it, then moves ``indexed`` in a last transaction and forgets the frozen buckets. So no
+append writes a random page, no batch waits for more than a slice, and a merge writes each
+page of the index about once. A look-up reads the window first, then the stored keys, so an
+entry merged in between is found in one or the other. A merge is idempotent and may fail or
+stop harmlessly: keys of window entries that a slice stored are stored again (a no-op) by
+the next merge, and ``indexed`` moves only after them all (the window stays, a later batch
+asks again). :meth:`SqliteLogStore.close` lets a due merge finish.
 
 Every :class:`StoreBatch` is one ``BEGIN IMMEDIATE … COMMIT`` on the write connection
 (``isolation_level=None``: Python's sqlite3 opens no implicit transactions), checked by
@@ -48,26 +55,30 @@ read-only open of an older file is refused with ``store-schema`` (open it read-w
 e.g. ``ironroot log migrate DIR``).
 
 The write connection belongs to the one writer thread (created by whoever opens the store,
-then used only by it); readers get one connection per thread. Every ``sqlite3.Error``
-becomes :class:`StorageError`.
+then used only by it), the merger has its own, and readers get one connection per thread.
+Every ``sqlite3.Error`` becomes :class:`StorageError`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
 import sqlite3
+import struct
 import threading
-from collections.abc import Collection, Iterator, Sequence
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ironroot.errors import StorageError
 from ironroot.log._store import StoreBatch, TreeState, check_batch
 
-__all__ = ["SCHEMA_VERSION", "SqliteLogStore", "index_window"]
+__all__ = ["SCHEMA_VERSION", "MergeStats", "SqliteLogStore", "index_window"]
 
 _log = logging.getLogger(__name__)
 
@@ -78,19 +89,42 @@ _FULL_TILE = 256 * _HASH
 _IN_CHUNK = 500  # ids per "IN (...)" lookup, well under SQLite's variable limit
 _KEY_BYTES = 8  # bytes of the id that make its key in entry_keys
 _WINDOW_MIN = 1 << 16
-_WINDOW_MAX = 1 << 20
-_WINDOW_SHARE = 16
+_WINDOW_MAX = 1 << 22
+_WINDOW_SHARE = 4
+_BUCKET_BITS = 18  # the window's buckets: by the first 18 bits of the id
+_BUCKETS = 1 << _BUCKET_BITS
+_BUCKET_SHIFT = 32 - _BUCKET_BITS
+_DROP_RUN = 4096  # buckets the window forgets merged records from under one lock
+_RECORD = 16  # a window record: the id's first 8 bytes, then the index (8 bytes)
+_SLICE_KEYS = 2048  # keys per merge transaction, about (a few ms of the write lock)
+_MERGE_CHECKPOINT = 8  # the merger checkpoints the WAL after so many slices
 
 
 def index_window(indexed: int) -> int:
     """How many entries wait in the window before their keys are merged, once ``indexed``
-    entries have theirs stored: a sixteenth of those, from 2^16 up to 2^20.
+    entries have theirs stored: a quarter of those, from 2^16 up to 2^22.
 
     A merge writes about every page of ``entry_keys`` (there are fewer pages than new keys),
     so its cost grows with the log; a window that grows with it keeps the cost per appended
-    entry the same, up to 16 × 2^20 entries (beyond, it grows again, slowly: ADR 0010).
+    entry the same, up to 4 × 2^22 entries (beyond, it grows again, slowly: ADR 0011).
     """
     return min(_WINDOW_MAX, max(_WINDOW_MIN, indexed // _WINDOW_SHARE))
+
+
+@dataclass(frozen=True, slots=True)
+class MergeStats:
+    """What the last merge of the window into the stored keys did (the benchmark reads it)."""
+
+    entries: int
+    """Entries whose keys it stored."""
+    slices: int
+    """Transactions it took, one per slice of the key space (and one to move ``indexed``)."""
+    seconds: float
+    """Wall-clock time from its start to its last commit."""
+    waited: float
+    """Of ``seconds``, the time it waited for this store's writes (which go first)."""
+    cpu_seconds: float
+    """CPU time of the thread that merged."""
 
 
 _ABSENT_MAX = 1 << 16  # ids remembered as absent from the stored keys
@@ -153,10 +187,23 @@ class SqliteLogStore:
         # Ids found absent from the stored keys while ``indexed`` was this: they stay absent
         # until a merge (the writer looks each new id up twice: the log, then the batch rules).
         self._absent: tuple[int, set[bytes]] = (-1, set())
+        # Ids found nowhere while the window was (indexed, stop) as here: the batch rules'
+        # look-up of a new id, right after the log's, then reads neither window nor page.
+        self._missing: tuple[tuple[int, int], set[bytes]] = ((-1, -1), set())
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
+        # One transaction of this object's at a time: the writer's, or a merge slice's. The
+        # writer goes first: a merge takes its next slice only when no write is waiting.
+        self._write_lock = threading.Lock()
+        self._writes_waiting = 0
+        self._turn = threading.Condition()
+        # The merger thread (started by the first write that fills the window).
+        self._merger: threading.Thread | None = None
+        self._merge_wanted = False
+        self._closing = False
+        self._last_merge: MergeStats | None = None
         if read_only and not self._path.exists():
             raise StorageError(f"no log database at {self._path}")
         try:
@@ -350,12 +397,17 @@ class SqliteLogStore:
         return int(self._one("SELECT COUNT(*) FROM tiles")[0])
 
     def count_entry_ids(self) -> int:
-        # The keys stored, and the entries of the window (indexed in memory, from themselves).
+        # The keys stored for entries before ``indexed``, and the entries of the window
+        # (indexed in memory, from themselves). Keys of window entries (stored by a merge
+        # under way, or one cut short) are not counted: the window answers for those.
         row = self._one(
-            "SELECT (SELECT COUNT(*) FROM entry_keys) + (SELECT COUNT(*) FROM entry_key_clashes)"
-            " + (SELECT COUNT(*) FROM entries"
-            "    WHERE idx >= (SELECT indexed FROM entry_key_state WHERE id = 1))"
+            "SELECT (SELECT COUNT(*) FROM entry_keys WHERE idx < k.indexed)"
+            " + (SELECT COUNT(*) FROM entry_key_clashes WHERE idx < k.indexed)"
+            " + (SELECT COUNT(*) FROM entries WHERE idx >= k.indexed)"
+            " FROM entry_key_state AS k WHERE k.id = 1"
         )
+        if row is None:
+            raise StorageError("the log database has no entry-key state row")
         return int(row[0])
 
     def storage_bytes(self) -> int:
@@ -374,20 +426,37 @@ class SqliteLogStore:
             raise StorageError("the log store is closed")
         conn = self._writer
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                check_batch(batch, _View(conn, self))
-                _apply(conn, batch)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            with self._writing():
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    check_batch(batch, _View(conn, self))
+                    _apply(conn, batch)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
         except sqlite3.Error as exc:
             raise StorageError(f"log database write failed: {exc}") from exc
         if batch.state is not None:
             self._window.extend(batch.first_index, [i for i, _ in batch.integrated])
             if batch.state.size - self._window.start >= self._window_for(self._window.start):
-                self._merge_window()
+                self._merge_soon()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the write lock for a batch, ahead of any merge slice waiting for it."""
+        with self._turn:
+            self._writes_waiting += 1
+        try:
+            self._write_lock.acquire()
+        finally:
+            with self._turn:
+                self._writes_waiting -= 1
+                self._turn.notify_all()
+        try:
+            yield
+        finally:
+            self._write_lock.release()
 
     def indexed(self) -> int:
         """How many entries, from index 0, have their keys stored (the rest are the window)."""
@@ -396,47 +465,140 @@ class SqliteLogStore:
             raise StorageError("the log database has no entry-key state row")
         return int(row[0])
 
+    @property
+    def last_merge(self) -> MergeStats | None:
+        """What the last merge of this store object did (``None``: none yet)."""
+        return self._last_merge
+
     def merge_index(self) -> int:
         """Store the keys of every entry in the window now, whatever its size (a bulk load,
-        a quiet moment); returns how many. Writers call it from the writer thread."""
+        a quiet moment), on the calling thread; returns how many. Writers call it from the
+        writer thread."""
         if self._read_only:
             raise StorageError("the log store is read-only")
+        if self._closed:
+            raise StorageError("the log store is closed")
         try:
-            return self._merge(0)
+            return self._merge(self._writer, due_only=False)
         except sqlite3.Error as exc:
             raise StorageError(f"log database write failed: {exc}") from exc
 
-    def _merge_window(self) -> None:
-        """After a batch filled the window: merge it. That batch is committed already; a merge
-        that fails leaves the window as it was (its entries are still found), and the next
-        batch tries again."""
-        try:
-            self._merge(None)
-        except (sqlite3.Error, StorageError) as exc:
-            _log.warning("merging the entry-id window into the key index failed: %s", exc)
+    def _merge_soon(self) -> None:
+        """After a batch filled the window: have the merger thread merge it. The batch is
+        committed and acknowledged meanwhile; a merge that fails leaves the window as it was
+        (its entries are still found), and the next batch asks again."""
+        with self._turn:
+            if self._closing:
+                return
+            self._merge_wanted = True
+            if self._merger is None:
+                self._merger = threading.Thread(
+                    target=self._merge_loop, name="ironroot-sqlite-merge", daemon=True
+                )
+                self._merger.start()
+            self._turn.notify_all()
+
+    def _merge_loop(self) -> None:
+        """The merger thread: merge while a merge is due; on close, finish what is due."""
+        conn: sqlite3.Connection | None = None
+        while True:
+            with self._turn:
+                while not self._merge_wanted and not self._closing:
+                    self._turn.wait()
+                if not self._merge_wanted:
+                    return
+                self._merge_wanted = False
+            try:
+                if conn is None:
+                    conn = self._connect(write=True)
+                    # No fsync per slice: WAL recovery keeps a prefix of the commits, so a
+                    # merge's last commit (``indexed``) survives only with all its slices,
+                    # and losing any of them loses nothing (the window holds the entries).
+                    # The merger copies its pages back itself, outside the write lock,
+                    # rather than leave that to the writer's next commit.
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    conn.execute("PRAGMA wal_autocheckpoint=0")
+                while self._merge(conn, due_only=True):
+                    pass
+            except (sqlite3.Error, StorageError) as exc:
+                _log.warning("merging the entry-id window into the key index failed: %s", exc)
+            except Exception:  # a bug: say so, and let the next batch ask again
+                _log.exception("merging the entry-id window into the key index failed")
 
     def _window_for(self, indexed: int) -> int:
         return self._fixed_window or index_window(indexed)
 
-    def _merge(self, at_least: int | None) -> int:
-        """Store the window's keys, in key order, in one transaction of their own (when it
-        holds ``at_least`` entries; ``None``: the window's size)."""
-        conn = self._writer
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            indexed, size = self._refresh(conn)
-            if at_least is None:
-                at_least = self._window_for(indexed)
-            merged = 0
-            if size > indexed and size - indexed >= at_least:
-                _index(conn, self._window.between(indexed, size))
-                conn.execute("UPDATE entry_key_state SET indexed = ? WHERE id = 1", (size,))
-                merged = size - indexed
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return merged
+    def _merge(self, conn: sqlite3.Connection, *, due_only: bool) -> int:
+        """Store the keys of the window's entries up to the stored size, in key order, one
+        slice of the key space per transaction, then move ``indexed`` (when the window holds
+        :meth:`_window_for` entries, if ``due_only``); returns how many entries it indexed.
+
+        A slice stores keys of entries at or past ``indexed``, which the window still holds:
+        readers find those entries in the window either way. A merge cut short leaves such
+        keys behind; the next one stores them again (``INSERT OR IGNORE``: a no-op), so a
+        merge is idempotent, and ``indexed`` moves only after every slice of it committed.
+        """
+        started, cpu = time.perf_counter(), time.thread_time()
+        indexed, size = self._refresh(conn)
+        if size <= indexed or (due_only and size - indexed < self._window_for(indexed)):
+            return 0
+        # The merge goes up to where the window stands now (at least the size just read):
+        # new records go to fresh buckets meanwhile, and once ``indexed`` moves the frozen
+        # ones go at once, with no walk over the buckets in any batch's way.
+        size = self._window.freeze()
+        if size <= indexed:  # frozen by a merge that failed, and merged since by another
+            self._window.drop_before(indexed)
+            size = self._window.freeze()
+            if size <= indexed:
+                return 0
+        slices = _BUCKETS
+        while slices > 1 and (size - indexed) // slices < _SLICE_KEYS:
+            slices //= 2
+        span = _BUCKETS // slices
+        waited = 0.0
+        for number, first in enumerate(range(0, _BUCKETS, span), 1):
+            rows = self._window.keys(first, first + span, size)
+            if rows:
+                waited += self._merge_step(conn, functools.partial(_index, conn, rows))
+            if conn is not self._writer and number % _MERGE_CHECKPOINT == 0:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        # This thread, not the writer's next look-up, drops the merged entries from the
+        # window: it holds the window's drop from before ``indexed`` moves.
+        with self._window.dropping():
+            waited += self._merge_step(
+                conn,
+                lambda: conn.execute(
+                    "UPDATE entry_key_state SET indexed = MAX(indexed, ?) WHERE id = 1", (size,)
+                ),
+            )
+            self._window.drop_before(size)
+        if conn is not self._writer:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._last_merge = MergeStats(
+            entries=size - indexed,
+            slices=slices + 1,
+            seconds=time.perf_counter() - started,
+            waited=waited,
+            cpu_seconds=time.thread_time() - cpu,
+        )
+        return size - indexed
+
+    def _merge_step(self, conn: sqlite3.Connection, work: Callable[[], object]) -> float:
+        """Run ``work`` in a write transaction of its own once no write of this store waits
+        for the lock; returns the seconds it waited."""
+        started = time.perf_counter()
+        with self._turn:
+            self._turn.wait_for(lambda: self._writes_waiting == 0)
+        with self._write_lock:
+            waited = time.perf_counter() - started
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                work()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return waited
 
     def _refresh(self, conn: sqlite3.Connection) -> tuple[int, int]:
         """Bring the window up to the stored size; return (indexed, size) as read."""
@@ -457,25 +619,54 @@ class SqliteLogStore:
         the keys are read, so that an entry merged meanwhile is found in one or the other),
         then the stored keys."""
         indexed, _ = self._refresh(conn)
-        window = self._window.ids
         at, absent = self._absent
         if at != indexed:
             absent = set()
             self._absent = (indexed, absent)
+        window_at = (indexed, self._window.stop)
+        seen_at, missing = self._missing
+        if seen_at != window_at:
+            missing = set()
+            self._missing = (window_at, missing)
         rest = []
-        for entry_id in set(entry_ids):
-            idx = window.get(entry_id)
-            if idx is not None:
-                yield entry_id, idx
-            elif entry_id not in absent:
+        maybe: dict[int, set[bytes]] = {}  # window index -> the ids asked for with its key
+        asked = set(entry_ids) - missing
+        for entry_id in asked:
+            hits = self._window.find(entry_id)
+            for idx in hits:
+                maybe.setdefault(idx, set()).add(entry_id)
+            if not hits and entry_id not in absent:
                 rest.append(entry_id)
+        found: dict[bytes, int] = {}
+        if maybe:
+            # The window holds keys: an id is where its key is only if the entry there hashes
+            # to it. One that does not is looked for among the stored keys.
+            unconfirmed = set().union(*maybe.values())
+            query = "SELECT idx, entry FROM entries WHERE idx IN"
+            for idx, entry in _select_in(conn, query, list(maybe)):
+                entry_id = hashlib.sha256(entry).digest()
+                if entry_id in maybe[int(idx)]:
+                    unconfirmed.discard(entry_id)
+                    found[entry_id] = int(idx)
+            rest.extend(unconfirmed)
         if rest:
-            found = dict(_stored(conn, rest))
-            yield from found.items()
+            stored = dict(_stored(conn, rest))
+            found.update(stored)
             if len(absent) < _ABSENT_MAX:
-                absent.update(i for i in rest if i not in found)
+                absent.update(i for i in rest if i not in stored)
+        if len(missing) < _ABSENT_MAX:
+            missing.update(i for i in asked if i not in found)
+        yield from found.items()
 
     def close(self) -> None:
+        """Close every connection, after the merger finished the merge that is due (if a
+        write filled the window: seconds at 10^7 entries)."""
+        with self._turn:
+            self._closing = True
+            merger = self._merger
+            self._turn.notify_all()
+        if merger is not None and merger is not threading.current_thread():
+            merger.join()
         self._closed = True
         with self._lock:
             connections, self._connections = self._connections, []
@@ -530,7 +721,7 @@ def _migrate_from_1(conn: sqlite3.Connection) -> None:
     """Version 1 → 2 (inside the open transaction): whole ids become 8-byte keys."""
     cursor = conn.execute("SELECT entry_id, idx FROM entry_ids ORDER BY entry_id")
     while rows := cursor.fetchmany(_MIGRATE_CHUNK):
-        _index(conn, [(bytes(entry_id), int(idx)) for entry_id, idx in rows])
+        _index(conn, sorted((_key(bytes(entry_id)), int(idx)) for entry_id, idx in rows))
     conn.execute("DROP TABLE entry_ids")
     conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
 
@@ -540,24 +731,28 @@ def _key(entry_id: bytes) -> int:
     return int.from_bytes(entry_id[:_KEY_BYTES], "big", signed=True)
 
 
-def _index(conn: sqlite3.Connection, pairs: Sequence[tuple[bytes, int]]) -> None:
-    """Map each (entry id, index): its key in key order; an id whose key is taken, whole."""
-    rows = sorted((_key(entry_id), idx, entry_id) for entry_id, idx in pairs)
+def _index(conn: sqlite3.Connection, rows: Sequence[tuple[int, int]]) -> None:
+    """Store each (key, index), given in key order; an entry whose key another entry has
+    is stored whole (its id, from the entry) among the clashes. Idempotent."""
     before = conn.total_changes
-    conn.executemany(
-        "INSERT OR IGNORE INTO entry_keys (key, idx) VALUES (?, ?)",
-        [(key, idx) for key, idx, _ in rows],
-    )
+    conn.executemany("INSERT OR IGNORE INTO entry_keys (key, idx) VALUES (?, ?)", rows)
     if conn.total_changes - before == len(rows):
         return
-    # Some keys were taken, by an entry already stored or by another one of these.
+    # Some keys were taken: by an entry stored before, by another one of these, or by this
+    # very entry (a merge that was cut short stored it).
     owners = dict(
-        _select_in(conn, "SELECT key, idx FROM entry_keys WHERE key IN", [k for k, _, _ in rows])
+        _select_in(conn, "SELECT key, idx FROM entry_keys WHERE key IN", [k for k, _ in rows])
     )
-    conn.executemany(
-        "INSERT INTO entry_key_clashes (entry_id, idx) VALUES (?, ?)",
-        [(entry_id, idx) for key, idx, entry_id in rows if owners.get(key) != idx],
-    )
+    clashing = [idx for key, idx in rows if owners.get(key) != idx]
+    if clashing:
+        query = "SELECT idx, entry FROM entries WHERE idx IN"
+        conn.executemany(
+            "INSERT OR IGNORE INTO entry_key_clashes (entry_id, idx) VALUES (?, ?)",
+            [
+                (hashlib.sha256(entry).digest(), int(idx))
+                for idx, entry in _select_in(conn, query, clashing)
+            ],
+        )
 
 
 def _chunks(items: Sequence[bytes] | Collection[bytes]) -> Iterator[tuple[bytes, ...]]:
@@ -577,25 +772,39 @@ def _select_in(
 
 
 class _Window:
-    """The id → index map of the entries whose keys are not stored yet (``start`` up to the
-    stored size), kept in memory by each store object and made from the entries themselves.
+    """The keys of the entries whose keys are not stored yet (``start`` up to ``stop``), kept
+    in memory by each store object and made from the entries themselves.
 
-    It only grows, except when a merge moves ``start``: then a new dict replaces the old one,
-    so a look-up holding the old dict still finds what it held. Shared by the store's threads.
+    16 bytes per entry: a record of the id's first 8 bytes and the entry's index, in one of
+    2^18 buckets by the id's first 18 bits (``bytes`` of records each: ~10 records in each
+    for a window of 2.5 million, and ~3 bytes of object header per entry). Records join a
+    bucket in index order (the window only grows at its end), so a look-up is one ``find`` in
+    a bucket, the entries a merge stored leave each bucket as a prefix, and a run of buckets
+    is a run of keys (a merge slice). A key only says where an id may be: the caller confirms
+    it against the entry. Buckets are immutable and replaced whole, so a look-up holding one
+    reads what it held. Shared by the store's threads.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._drop = threading.Lock()  # one thread forgets merged entries; the others go on
         self.start = 0
         self.stop = 0
-        self.ids: dict[bytes, int] = {}
+        # The buckets new records join, then (while a merge runs) the frozen ones it merges:
+        # one tuple, replaced whole, so a look-up reads both generations or one.
+        self._gens: tuple[list[bytes], ...] = ([b""] * _BUCKETS,)
+        self._split = 0  # the frozen buckets hold the entries before this
 
     def catch_up(self, conn: sqlite3.Connection, indexed: int, size: int) -> None:
+        # Entries before ``indexed`` that the window still holds are harmless (a look-up
+        # confirms every key against the entry), so a thread that finds another dropping
+        # them does not wait for it.
+        if indexed > self.start and self._drop.acquire(blocking=False):
+            try:
+                self.drop_before(indexed)
+            finally:
+                self._drop.release()
         with self._lock:
-            if indexed > self.start:
-                self.ids = {i: idx for i, idx in self.ids.items() if idx >= indexed}
-                self.start = indexed
-                self.stop = max(self.stop, indexed)
             if self.stop >= size:
                 return
             # Every entry from the window's end: the state row's size is not trusted to say
@@ -603,26 +812,119 @@ class _Window:
             cursor = conn.execute(
                 "SELECT idx, entry FROM entries WHERE idx >= ? ORDER BY idx", (self.stop,)
             )
+            buckets = self._gens[0]
             expected = self.stop
             while rows := cursor.fetchmany(4096):
                 for idx, entry in rows:
                     if idx != expected:
+                        self.stop = expected
                         raise StorageError(f"entry {expected} is missing from the log database")
-                    self.ids[hashlib.sha256(entry).digest()] = expected
+                    entry_id = hashlib.sha256(entry).digest()
+                    buckets[_bucket(entry_id)] += entry_id[:8] + expected.to_bytes(8, "big")
                     expected += 1
             self.stop = expected
+
+    @contextlib.contextmanager
+    def dropping(self) -> Iterator[None]:
+        """Hold the window's drop (for :meth:`drop_before`): look-ups meanwhile skip it."""
+        with self._drop:
+            yield
+
+    def freeze(self) -> int:
+        """Set the window's buckets aside for a merge (new records go to fresh ones) and
+        return where they stop: the merge stores their keys, then :meth:`drop_before` that
+        index forgets them at once. A merge that failed left them frozen: the same again."""
+        with self._lock:
+            if len(self._gens) == 1:
+                self._gens = ([b""] * _BUCKETS, self._gens[0])
+                self._split = self.stop
+            return self._split
+
+    def drop_before(self, indexed: int) -> None:
+        """Forget the entries before ``indexed`` (their keys are stored now): the frozen
+        buckets at once; records elsewhere (merged by another store object) a run of buckets
+        at a time, so that a write adding its ids waits for one run, not for all."""
+        with self._lock:
+            if self.stop <= indexed:  # all of them (a new store object, or one behind)
+                self._gens = ([b""] * _BUCKETS,)
+                self.start = self.stop = max(self.start, indexed)
+                return
+            if len(self._gens) == 2 and indexed >= self._split:
+                self._gens = (self._gens[0],)
+                self.start = max(self.start, self._split)
+        for first in range(0, _BUCKETS, _DROP_RUN):
+            with self._lock:
+                if indexed <= self.start:
+                    return
+                for buckets in self._gens:
+                    _drop_run(buckets, first, indexed)
+        with self._lock:
+            self.start = max(self.start, indexed)
+            self.stop = max(self.stop, self.start)
 
     def extend(self, first: int, entry_ids: Sequence[bytes]) -> None:
         """Add a committed batch's ids (when the window reaches up to it)."""
         with self._lock:
             if self.stop == first:
-                for offset, entry_id in enumerate(entry_ids):
-                    self.ids[entry_id] = first + offset
+                buckets = self._gens[0]
+                for idx, entry_id in enumerate(entry_ids, first):
+                    buckets[_bucket(entry_id)] += entry_id[:8] + idx.to_bytes(8, "big")
                 self.stop = first + len(entry_ids)
 
-    def between(self, start: int, stop: int) -> list[tuple[bytes, int]]:
-        with self._lock:
-            return [(i, idx) for i, idx in self.ids.items() if start <= idx < stop]
+    def find(self, entry_id: bytes) -> list[int]:
+        """The indices of the window's entries whose ids begin as ``entry_id`` does."""
+        if len(entry_id) != _HASH:
+            return []
+        prefix = entry_id[:8]
+        number = int.from_bytes(prefix[:4], "big") >> _BUCKET_SHIFT
+        found = []
+        for buckets in self._gens:
+            bucket = buckets[number]
+            at = bucket.find(prefix)
+            while at >= 0:
+                if at % _RECORD:
+                    at = bucket.find(prefix, at + 1)
+                else:
+                    found.append(int.from_bytes(bucket[at + 8 : at + _RECORD], "big"))
+                    at = bucket.find(prefix, at + _RECORD)
+        return found
+
+    def keys(self, first: int, stop_bucket: int, stop: int) -> list[tuple[int, int]]:
+        """(key, index) of the window's entries before ``stop`` in buckets ``first ..<
+        stop_bucket`` (the frozen ones, during a merge), in key order: a slice of a merge."""
+        shift = 8 * (8 - _KEY_BYTES)
+        records = struct.iter_unpack(">qQ", b"".join(self._gens[-1][first:stop_bucket]))
+        if shift:
+            rows = [(prefix >> shift, idx) for prefix, idx in records if idx < stop]
+        else:  # the record's prefix is the key
+            rows = [record for record in records if record[1] < stop]
+        rows.sort()
+        return rows
+
+
+def _drop_run(buckets: list[bytes], first: int, indexed: int) -> None:
+    """Drop the records before ``indexed`` from buckets ``first ..< first + _DROP_RUN``."""
+    for number in range(first, first + _DROP_RUN):
+        bucket = buckets[number]
+        if not bucket or int.from_bytes(bucket[8:_RECORD], "big") >= indexed:
+            continue
+        if int.from_bytes(bucket[-8:], "big") < indexed:
+            buckets[number] = b""
+            continue
+        low, high = 0, len(bucket) // _RECORD  # the first record at or past ``indexed``
+        while low < high:
+            mid = (low + high) // 2
+            at = mid * _RECORD + 8
+            if int.from_bytes(bucket[at : at + 8], "big") < indexed:
+                low = mid + 1
+            else:
+                high = mid
+        if low:
+            buckets[number] = bucket[low * _RECORD :]
+
+
+def _bucket(entry_id: bytes) -> int:
+    return int.from_bytes(entry_id[:4], "big") >> _BUCKET_SHIFT
 
 
 def _stored(conn: sqlite3.Connection, entry_ids: Collection[bytes]) -> Iterator[tuple[bytes, int]]:
