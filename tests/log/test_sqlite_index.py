@@ -76,7 +76,9 @@ def _report(store: SqliteLogStore) -> int:
 def test_the_window_is_merged_into_keys_and_every_id_is_found(path: Path) -> None:
     items = _filled(path, 300, window=64)
     keys, clashes, indexed = _stored_keys(path)
-    assert indexed >= 256  # merged at least four times, in batches of 16
+    # Merges run on the store's merger thread, each up to the size it reads, so where they
+    # ended depends on timing; what holds is that none was due when the store closed.
+    assert 300 - 64 < indexed <= 300
     assert (keys + clashes, clashes) == (indexed, 0)
     ids = [_id(e) for e in items]
     for store in (SqliteLogStore(path), SqliteLogStore(path, read_only=True)):
