@@ -221,11 +221,14 @@ def load_certificates(
     ``cryptography`` does not implement is refused unless ``allow_unsupported``; ``der_only``
     refuses PEM (where a format says DER, as COSE ``x5chain`` and SPDM do).
     """
-    data = _check_bytes(data, what, MAX_CERTIFICATE_BYTES * max_count)
+    limit = MAX_CERTIFICATE_BYTES * max_count
+    if type(data) is not bytes or not 0 < len(data) <= limit:
+        data = _check_bytes(data, what, limit)  # raises, or copies a bytearray or memoryview
     # What decides the result: the bytes, whether they are read as DER (DER-looking input
     # always is; ``der_only`` only matters for the rest), and ``allow_unsupported``. A result
     # read without ``allow_unsupported`` is the same objects read with it (the option only
-    # refuses more). ``max_count`` only bounds the count, checked on the result.
+    # refuses more). ``max_count`` only bounds the count, checked on the result. Only
+    # successes are cached, so blank input is never found here.
     path = "der" if der_only or _is_der(data) else "pem"
     key = (data, allow_unsupported, path)
     found = _LOADED.get(key)
@@ -236,6 +239,7 @@ def load_certificates(
         with _LOADED_LOCK:  # least recently used goes first: a class's shared roots stay
             _LOADED[key] = _LOADED.pop(key, found)
         return list(found)
+    data = _check_bytes(data, what, limit)
     key = (data, allow_unsupported, path)
     certs = _load_certificates(data, what, max_count, allow_unsupported, der_only)
     remembered = {key: tuple(certs)}
