@@ -488,7 +488,16 @@ class PublicKey:
     from_der = from_pem
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, PublicKey) and other.kid == self.kid
+        if not isinstance(other, PublicKey):
+            return False
+        mine, theirs = self._key, other._key
+        if isinstance(mine, ec.EllipticCurvePublicKey) and isinstance(
+            theirs, ec.EllipticCurvePublicKey
+        ):
+            # The same curve and point (what the thumbprint covers for EC2 keys), compared
+            # by OpenSSL without encoding either point (which costs ~46 us for P-384).
+            return mine == theirs
+        return other.kid == self.kid
 
     def __hash__(self) -> int:
         return hash(self.kid)
