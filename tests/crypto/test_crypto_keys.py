@@ -352,3 +352,28 @@ def test_low_s_leaves_other_algorithms_and_lengths_alone() -> None:
     ed = PrivateKey.generate(Algorithm.ED25519).sign(b"m")
     assert ecdsa_low_s(Algorithm.ED25519, ed) == ed
     assert ecdsa_low_s(Algorithm.ES256, b"\xff" * 63) == b"\xff" * 63
+
+
+def test_public_key_equality_is_thumbprint_equality() -> None:
+    """EC keys are compared as curve and point (no encoding), which is what their
+    thumbprints cover: equal keys have equal kids and hashes, other keys and curves differ,
+    and the encodings a key keeps are those of its point."""
+    p384 = PrivateKey.generate(Algorithm.ES384)
+    same = PublicKey.from_der(p384.public_key.to_der())
+    assert same == p384.public_key
+    assert same.kid == p384.public_key.kid
+    assert hash(same) == hash(p384.public_key)
+    other = PrivateKey.generate(Algorithm.ES384).public_key
+    assert other != p384.public_key
+    assert other.kid != p384.public_key.kid
+    p256 = PrivateKey.generate(Algorithm.ES256).public_key
+    assert p256 != p384.public_key
+    mldsa = PrivateKey.generate(Algorithm.ML_DSA_87).public_key
+    assert mldsa != p384.public_key
+    assert p384.public_key != mldsa
+    assert PublicKey.from_der(mldsa.to_der(), Algorithm.ML_DSA_87) == mldsa
+    numbers = p384.public_key.raw.public_numbers()  # type: ignore[union-attr]
+    cose = p384.public_key.to_cose_key()
+    assert cose[-2] == numbers.x.to_bytes(48, "big")
+    assert cose[-3] == numbers.y.to_bytes(48, "big")
+    assert p384.public_key.raw_bytes() == b"\x04" + cose[-2] + cose[-3]  # type: ignore[operator]

@@ -252,3 +252,19 @@ def test_a_pem_certificate_is_remembered_by_its_der_bytes_only() -> None:
     damaged[1] ^= 0x01  # the outer length
     with pytest.raises(MalformedCertificate):
         load_certificate(bytes(damaged), der_only=True)
+
+
+def test_a_strict_parse_serves_a_permissive_one_never_the_reverse() -> None:
+    """A certificate read without ``allow_unsupported`` is the same object read with it (as
+    the DICE parser does after the SPDM and X.509 paths); one read only with it (an
+    unsupported algorithm) is still refused without it."""
+    cert = _cert(serial=12)
+    der = cert.public_bytes(Encoding.DER)
+    strict = load_certificate(der, der_only=True)
+    assert load_certificate(der, der_only=True, allow_unsupported=True) is strict
+    assert load_certificate(der, allow_unsupported=True) is strict
+    bad = DER.replace(_EC_OID, _EC_OID[:-1] + b"\x0a", 1)
+    assert load_certificate(bad, allow_unsupported=True).serial_number == 7
+    for _ in range(2):
+        with pytest.raises(MalformedCertificate, match="unsupported public key"):
+            load_certificate(bad)

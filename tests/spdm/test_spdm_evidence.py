@@ -78,6 +78,23 @@ def test_flipped_bit_in_any_signed_part(device: Device, part: str) -> None:
         assert info.type in (BadSignature, MalformedSpdm)
 
 
+def test_a_session_with_the_same_vca_is_checked_in_full_each_time(device: Device) -> None:
+    """The connection the VCA messages settle is remembered by their exact bytes: evidence
+    with the same VCA verifies again, a changed VCA byte after it is refused, and the
+    remembered VCA still serves when a later part of a record is wrong."""
+    nonce = bytes(32)
+    record = SpdmEvidence.decode(_evidence(device, nonce, (SpdmVersion.V1_2,)))
+    for _ in range(2):
+        verify_spdm_evidence(record, nonce=nonce, root_certificate=device.root, now=NOW)
+    version = bytearray(record.vca[1])
+    version[0] = 0x11  # VERSION answered as SPDM 1.1
+    changed = dataclasses.replace(record, vca=(record.vca[0], bytes(version), *record.vca[2:]))
+    with pytest.raises(MalformedSpdm):
+        verify_spdm_evidence(changed, nonce=nonce, root_certificate=device.root, now=NOW)
+    with pytest.raises(StaleNonce):
+        verify_spdm_evidence(record, nonce=b"\x01" * 32, root_certificate=device.root, now=NOW)
+
+
 def test_tampered_certificate_chain(device: Device) -> None:
     record = SpdmEvidence.decode(_evidence(device, bytes(32), (SpdmVersion.V1_2,)))
     chain = bytearray(record.certificate_chain)

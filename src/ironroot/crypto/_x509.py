@@ -221,22 +221,33 @@ def load_certificates(
     ``cryptography`` does not implement is refused unless ``allow_unsupported``; ``der_only``
     refuses PEM (where a format says DER, as COSE ``x5chain`` and SPDM do).
     """
-    data = _check_bytes(data, what, MAX_CERTIFICATE_BYTES * max_count)
-    key = (data, max_count, allow_unsupported, der_only)
+    limit = MAX_CERTIFICATE_BYTES * max_count
+    if type(data) is not bytes or not 0 < len(data) <= limit:
+        data = _check_bytes(data, what, limit)  # raises, or copies a bytearray or memoryview
+    # What decides the result: the bytes, whether they are read as DER (DER-looking input
+    # always is; ``der_only`` only matters for the rest), and ``allow_unsupported``. A result
+    # read without ``allow_unsupported`` is the same objects read with it (the option only
+    # refuses more). ``max_count`` only bounds the count, checked on the result. Only
+    # successes are cached, so blank input is never found here.
+    path = "der" if der_only or _is_der(data) else "pem"
+    key = (data, allow_unsupported, path)
     found = _LOADED.get(key)
-    if found is not None:
+    if found is None and allow_unsupported:
+        key = (data, False, path)
+        found = _LOADED.get(key)
+    if found is not None and len(found) <= max_count:
         with _LOADED_LOCK:  # least recently used goes first: a class's shared roots stay
             _LOADED[key] = _LOADED.pop(key, found)
         return list(found)
+    data = _check_bytes(data, what, limit)
+    key = (data, allow_unsupported, path)
     certs = _load_certificates(data, what, max_count, allow_unsupported, der_only)
     remembered = {key: tuple(certs)}
-    if not _is_der(data):
+    if path == "pem":
         # PEM: each certificate is also remembered by its own DER bytes (what a protocol
         # carries it as, e.g. SPDM's CERTIFICATE), read with the same checks and options.
         for cert in certs:
-            der = cert.public_bytes(Encoding.DER)
-            for only in (False, True):
-                remembered[(der, MAX_CERTIFICATES, allow_unsupported, only)] = (cert,)
+            remembered[(cert.public_bytes(Encoding.DER), allow_unsupported, "der")] = (cert,)
     with _LOADED_LOCK:
         _LOADED.update(remembered)
         while len(_LOADED) > _LOADED_MAX:
@@ -244,10 +255,12 @@ def load_certificates(
     return certs
 
 
-# Certificates parsed already, by their exact input and options (``x509.Certificate`` is
-# immutable; a fleet sees the same roots and chains for every node). Only successes are kept;
-# the least recently used entry goes first when it is full.
-_LOADED: dict[tuple[bytes, int, bool, bool], tuple[x509.Certificate, ...]] = {}
+# Certificates parsed already, by their exact input, ``allow_unsupported`` and how they were
+# read (``der`` or ``pem``) (``x509.Certificate`` is immutable; a fleet sees the same roots and
+# chains for every node, and the same certificate through the DICE parser, which allows
+# unsupported algorithms, and the SPDM and X.509 paths, which do not). Only successes are
+# kept; the least recently used entry goes first when it is full.
+_LOADED: dict[tuple[bytes, bool, str], tuple[x509.Certificate, ...]] = {}
 _LOADED_LOCK = threading.Lock()
 _LOADED_MAX = 1024
 

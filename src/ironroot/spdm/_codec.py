@@ -70,7 +70,7 @@ class Reader:
     def __init__(self, data: bytes, what: str, start: int = 0) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise MalformedSpdm(f"{what}: expected bytes, got {type(data).__name__}")
-        self._data = bytes(data)
+        self._data = data if type(data) is bytes else bytes(data)
         self._pos = start
         self._what = what
 
@@ -82,26 +82,42 @@ class Reader:
     def position(self) -> int:
         return self._pos
 
+    def _short(self, n: int, field: str) -> MalformedSpdm:
+        return MalformedSpdm(
+            f"{self._what}: truncated at {field} (needs {n} bytes, {self.remaining} left)"
+        )
+
     def take(self, n: int, field: str) -> bytes:
-        if n < 0 or self._pos + n > len(self._data):
-            raise MalformedSpdm(
-                f"{self._what}: truncated at {field} (needs {n} bytes, {self.remaining} left)"
-            )
-        out = self._data[self._pos : self._pos + n]
-        self._pos += n
-        return out
+        pos = self._pos
+        end = pos + n
+        if n < 0 or end > len(self._data):
+            raise self._short(n, field)
+        self._pos = end
+        return self._data[pos:end]
 
     def u8(self, field: str) -> int:
-        return self.take(1, field)[0]
+        pos = self._pos
+        if pos >= len(self._data):
+            raise self._short(1, field)
+        self._pos = pos + 1
+        return self._data[pos]
+
+    def _int(self, n: int, field: str) -> int:
+        pos = self._pos
+        end = pos + n
+        if end > len(self._data):
+            raise self._short(n, field)
+        self._pos = end
+        return int.from_bytes(self._data[pos:end], "little")
 
     def u16(self, field: str) -> int:
-        return int.from_bytes(self.take(2, field), "little")
+        return self._int(2, field)
 
     def u24(self, field: str) -> int:
-        return int.from_bytes(self.take(3, field), "little")
+        return self._int(3, field)
 
     def u32(self, field: str) -> int:
-        return int.from_bytes(self.take(4, field), "little")
+        return self._int(4, field)
 
     def zeros(self, n: int, field: str) -> None:
         """Read ``n`` reserved bytes, which must be zero."""

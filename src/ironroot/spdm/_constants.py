@@ -308,13 +308,15 @@ ASYM_FOR_ALGORITHM: Final[dict[Algorithm, BaseAsymAlgo]] = {
 
 def version_from_byte(value: int, allowed: frozenset[SpdmVersion], what: str) -> SpdmVersion:
     """The SPDMVersion of a message, if ``allowed`` holds it; else :class:`MalformedSpdm`."""
-    try:
-        version = SpdmVersion(value)
-    except ValueError:
-        raise MalformedSpdm(f"{what}: unsupported SPDMVersion {value:#04x}") from None
+    version = _VERSIONS.get(value)
+    if version is None:
+        raise MalformedSpdm(f"{what}: unsupported SPDMVersion {value:#04x}")
     if version not in allowed:
         raise MalformedSpdm(f"{what}: SPDMVersion {version.label} not allowed here")
     return version
+
+
+_VERSIONS: Final[dict[int, SpdmVersion]] = {int(v): v for v in SpdmVersion}
 
 
 def single_bit(value: int) -> bool:

@@ -148,7 +148,7 @@ class DeviceIdentity:
             leaf_key = PublicKey(leaf.public_key())  # type: ignore[arg-type]
         except (UnsupportedAlgorithm, MalformedCertificate) as exc:
             raise ConfigError("the leaf certificate's key is not usable for SPDM") from exc
-        if leaf_key.kid != self.key.kid:
+        if leaf_key != self.key.public_key:
             raise ConfigError("the leaf certificate does not certify the device key")
 
     @property

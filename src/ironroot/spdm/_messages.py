@@ -116,6 +116,8 @@ _ERROR_CODES: Final = frozenset(int(code) for code in ErrorCode)
 
 
 def _uint(value: object, bits: int, name: str) -> int:
+    if type(value) is int and 0 <= value < (1 << bits):
+        return value  # the common case, a plain int in range
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < (1 << bits):
         raise MalformedSpdm(f"{name} must be an unsigned {bits}-bit integer")
     return value
@@ -133,7 +135,7 @@ def _header(version: SpdmVersion, code: int, param1: int = 0, param2: int = 0) -
 def _open(
     data: bytes, code: RequestResponseCode, allowed: frozenset[SpdmVersion]
 ) -> tuple[SpdmVersion, int, int, Reader]:
-    what = code.name
+    what = _NAMES[code]
     r = Reader(data, what)
     version_byte = r.u8("SPDMVersion")
     actual = r.u8("RequestResponseCode")
@@ -141,6 +143,9 @@ def _open(
         raise MalformedSpdm(f"{what}: RequestResponseCode {actual:#04x}, expected {code:#04x}")
     version = version_from_byte(version_byte, allowed, what)
     return version, r.u8("Param1"), r.u8("Param2"), r
+
+
+_NAMES: Final = {code: code.name for code in RequestResponseCode}
 
 
 def _no_params(p1: int, p2: int, what: str) -> None:

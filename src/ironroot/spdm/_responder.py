@@ -37,7 +37,7 @@ from typing import Final
 
 from cryptography import x509
 
-from ironroot.crypto import PublicKey, Signer
+from ironroot.crypto import PrivateKey, PublicKey, Signer
 from ironroot.errors import ConfigError, MalformedCertificate, MalformedSpdm, UnsupportedAlgorithm
 from ironroot.spdm._certchain import CertificateChain
 from ironroot.spdm._codec import decode_padded
@@ -173,7 +173,7 @@ class Responder:
         self._chain_bytes = self._chain.encode()
         self._chain_digest = self._chain.digest(self._hash)
         leaf = self._chain.x509()[-1]
-        if _kid_of(leaf) != signer.kid:
+        if not _certifies(leaf, signer):
             raise ConfigError("the leaf certificate's key is not the responder's signing key")
         digest_size = measurement_hash_size(measurement_hash_algo)
         indices = [b.index for b in measurements]
@@ -452,8 +452,13 @@ class Responder:
         return unsigned + self._signer.sign(message)
 
 
-def _kid_of(certificate: x509.Certificate) -> bytes:
+def _certifies(certificate: x509.Certificate, signer: Signer) -> bool:
+    """Whether ``certificate`` certifies ``signer``'s key: compared as keys when the signer
+    is an in-memory key (no encoding of either point), else by thumbprint."""
     try:
-        return PublicKey(certificate.public_key()).kid  # type: ignore[arg-type]
+        key = PublicKey(certificate.public_key())  # type: ignore[arg-type]
     except (UnsupportedAlgorithm, MalformedCertificate) as exc:
         raise ConfigError(f"the leaf certificate key is not usable: {exc.detail}") from exc
+    if isinstance(signer, PrivateKey):
+        return key == signer.public_key
+    return key.kid == signer.kid

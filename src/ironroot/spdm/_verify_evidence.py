@@ -10,6 +10,7 @@ the verifier's nonce; the MEASUREMENTS signature verifies over L1/L2 = VCA ‖ r
 
 from __future__ import annotations
 
+import functools
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,7 +56,11 @@ class VerifiedSpdm:
     blocks: tuple[AnyMeasurementBlock, ...]
 
 
+@functools.lru_cache(maxsize=256)
 def _connection(vca: tuple[bytes, ...]) -> Connection:
+    """The connection the six recorded VCA messages settle (cached by their exact bytes: the
+    answer is a pure function of them, and a device answers every session's VCA with the
+    same bytes; a failure is not cached)."""
     GetVersion.decode(vca[0])
     offered = {e.spdm_version for e in Version.decode(vca[1]).entries}
     GetCapabilities.decode(vca[2])
