@@ -61,6 +61,7 @@ Every ``sqlite3.Error`` becomes :class:`StorageError`.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import hashlib
@@ -256,8 +257,7 @@ class SqliteLogStore:
     def _init_schema(self) -> None:
         """Create the tables of a new file, or migrate an older one, in one transaction."""
         conn = self._writer
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn):
             has_meta = conn.execute(
                 "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'"
             ).fetchone()
@@ -279,10 +279,6 @@ class SqliteLogStore:
                 conn.execute(
                     "INSERT OR REPLACE INTO entry_key_state SELECT 1, size FROM state WHERE id = 1"
                 )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def _reader(self) -> sqlite3.Connection:
         if self._closed:
@@ -426,15 +422,9 @@ class SqliteLogStore:
             raise StorageError("the log store is closed")
         conn = self._writer
         try:
-            with self._writing():
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    check_batch(batch, _View(conn, self))
-                    _apply(conn, batch)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+            with self._writing(), _immediate(conn):
+                check_batch(batch, _View(conn, self))
+                _apply(conn, batch)
         except sqlite3.Error as exc:
             raise StorageError(f"log database write failed: {exc}") from exc
         if batch.state is not None:
@@ -591,13 +581,8 @@ class SqliteLogStore:
             self._turn.wait_for(lambda: self._writes_waiting == 0)
         with self._write_lock:
             waited = time.perf_counter() - started
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(conn):
                 work()
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         return waited
 
     def _refresh(self, conn: sqlite3.Connection) -> tuple[int, int]:
@@ -717,6 +702,19 @@ def _check_version(value: object) -> None:
         )
 
 
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One ``BEGIN IMMEDIATE … COMMIT`` transaction (the write lock first), rolled back when
+    the body raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def _migrate_from_1(conn: sqlite3.Connection) -> None:
     """Version 1 → 2 (inside the open transaction): whole ids become 8-byte keys."""
     cursor = conn.execute("SELECT entry_id, idx FROM entry_ids ORDER BY entry_id")
@@ -820,7 +818,7 @@ class _Window:
                         self.stop = expected
                         raise StorageError(f"entry {expected} is missing from the log database")
                     entry_id = hashlib.sha256(entry).digest()
-                    buckets[_bucket(entry_id)] += entry_id[:8] + expected.to_bytes(8, "big")
+                    buckets[_bucket(entry_id)] += _record(entry_id, expected)
                     expected += 1
             self.stop = expected
 
@@ -868,15 +866,14 @@ class _Window:
             if self.stop == first:
                 buckets = self._gens[0]
                 for idx, entry_id in enumerate(entry_ids, first):
-                    buckets[_bucket(entry_id)] += entry_id[:8] + idx.to_bytes(8, "big")
+                    buckets[_bucket(entry_id)] += _record(entry_id, idx)
                 self.stop = first + len(entry_ids)
 
     def find(self, entry_id: bytes) -> list[int]:
         """The indices of the window's entries whose ids begin as ``entry_id`` does."""
         if len(entry_id) != _HASH:
             return []
-        prefix = entry_id[:8]
-        number = int.from_bytes(prefix[:4], "big") >> _BUCKET_SHIFT
+        prefix, number = entry_id[:8], _bucket(entry_id)
         found = []
         for buckets in self._gens:
             bucket = buckets[number]
@@ -906,21 +903,27 @@ def _drop_run(buckets: list[bytes], first: int, indexed: int) -> None:
     """Drop the records before ``indexed`` from buckets ``first ..< first + _DROP_RUN``."""
     for number in range(first, first + _DROP_RUN):
         bucket = buckets[number]
-        if not bucket or int.from_bytes(bucket[8:_RECORD], "big") >= indexed:
+        if not bucket or _record_index(bucket, 0) >= indexed:
             continue
-        if int.from_bytes(bucket[-8:], "big") < indexed:
+        if int.from_bytes(bucket[-8:], "big") < indexed:  # the last record's index
             buckets[number] = b""
             continue
-        low, high = 0, len(bucket) // _RECORD  # the first record at or past ``indexed``
-        while low < high:
-            mid = (low + high) // 2
-            at = mid * _RECORD + 8
-            if int.from_bytes(bucket[at : at + 8], "big") < indexed:
-                low = mid + 1
-            else:
-                high = mid
+        low = bisect.bisect_left(  # the first record at or past ``indexed``
+            range(len(bucket) // _RECORD), indexed, key=functools.partial(_record_index, bucket)
+        )
         if low:
             buckets[number] = bucket[low * _RECORD :]
+
+
+def _record(entry_id: bytes, idx: int) -> bytes:
+    """A window record: the id's first 8 bytes, then the entry's index."""
+    return entry_id[:8] + idx.to_bytes(8, "big")
+
+
+def _record_index(bucket: bytes, number: int) -> int:
+    """The index in record ``number`` of ``bucket``."""
+    at = number * _RECORD + 8
+    return int.from_bytes(bucket[at : at + 8], "big")
 
 
 def _bucket(entry_id: bytes) -> int:
