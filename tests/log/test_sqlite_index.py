@@ -19,6 +19,7 @@ from log_testkit import ORIGIN, ed25519_key, entries, fill, signer
 
 from ironroot.errors import StorageError
 from ironroot.log import Log, NoteVerifier, SqliteLogStore, _sqlite, verify_log
+from ironroot.log._sqlite_window import Window
 
 KEY = ed25519_key()
 VERIFIERS: list[NoteVerifier] = []
@@ -285,16 +286,14 @@ def test_appends_go_on_while_the_window_is_merged(
     every id is found, while it is held up; closing the store finishes it."""
     held = threading.Event()
     release = threading.Event()
-    real_keys = _sqlite._Window.keys
+    real_keys = Window.keys
 
-    def slow_keys(
-        window: _sqlite._Window, first: int, stop_bucket: int, stop: int
-    ) -> list[tuple[int, int]]:
+    def slow_keys(window: Window, first: int, stop_bucket: int, stop: int) -> list[tuple[int, int]]:
         held.set()  # between two slices: the merge holds no lock here
         assert release.wait(timeout=60)
         return real_keys(window, first, stop_bucket, stop)
 
-    monkeypatch.setattr(_sqlite._Window, "keys", slow_keys)
+    monkeypatch.setattr(Window, "keys", slow_keys)
     store = SqliteLogStore(path, index_window=32)
     log = _log(store)
     try:
@@ -347,7 +346,7 @@ def test_a_failed_merge_is_retried_by_a_later_batch(
 
 
 def test_the_window_holds_sixteen_bytes_per_entry() -> None:
-    window = _sqlite._Window()
+    window = Window(_sqlite._KEY_BYTES)
     ids = [_id(i.to_bytes(4, "big")) for i in range(4096)]
     window.extend(0, ids)
     assert sum(len(b) for b in window._gens[0]) == 16 * 4096
@@ -380,7 +379,7 @@ def test_a_look_up_does_not_wait_for_the_window_to_forget_merged_entries(path: P
 
 
 def test_a_merge_freezes_the_window_and_forgets_it_at_once() -> None:
-    window = _sqlite._Window()
+    window = Window(_sqlite._KEY_BYTES)
     ids = [_id(i.to_bytes(4, "big")) for i in range(110)]
     window.extend(0, ids[:100])
     assert window.freeze() == 100

@@ -61,14 +61,12 @@ Every ``sqlite3.Error`` becomes :class:`StorageError`.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import functools
 import hashlib
 import logging
 import os
 import sqlite3
-import struct
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -77,6 +75,8 @@ from pathlib import Path
 from typing import Any
 
 from ironroot.errors import StorageError
+from ironroot.log._sqlite_window import BUCKETS as _BUCKETS
+from ironroot.log._sqlite_window import Window
 from ironroot.log._store import StoreBatch, TreeState, check_batch
 
 __all__ = ["SCHEMA_VERSION", "MergeStats", "SqliteLogStore", "index_window"]
@@ -92,11 +92,6 @@ _KEY_BYTES = 8  # bytes of the id that make its key in entry_keys
 _WINDOW_MIN = 1 << 16
 _WINDOW_MAX = 1 << 22
 _WINDOW_SHARE = 4
-_BUCKET_BITS = 18  # the window's buckets: by the first 18 bits of the id
-_BUCKETS = 1 << _BUCKET_BITS
-_BUCKET_SHIFT = 32 - _BUCKET_BITS
-_DROP_RUN = 4096  # buckets the window forgets merged records from under one lock
-_RECORD = 16  # a window record: the id's first 8 bytes, then the index (8 bytes)
 _SLICE_KEYS = 2048  # keys per merge transaction, about (a few ms of the write lock)
 _MERGE_CHECKPOINT = 8  # the merger checkpoints the WAL after so many slices
 
@@ -184,7 +179,7 @@ class SqliteLogStore:
         self._path = Path(path)
         self._read_only = read_only
         self._fixed_window = index_window
-        self._window = _Window()
+        self._window = Window(_KEY_BYTES)
         # Ids found absent from the stored keys while ``indexed`` was this: they stay absent
         # until a merge (the writer looks each new id up twice: the log, then the batch rules).
         self._absent: tuple[int, set[bytes]] = (-1, set())
@@ -767,167 +762,6 @@ def _select_in(
         chunk = values[start : start + _IN_CHUNK]
         marks = ",".join("?" * len(chunk))
         yield from conn.execute(f"{query} ({marks})", chunk)
-
-
-class _Window:
-    """The keys of the entries whose keys are not stored yet (``start`` up to ``stop``), kept
-    in memory by each store object and made from the entries themselves.
-
-    16 bytes per entry: a record of the id's first 8 bytes and the entry's index, in one of
-    2^18 buckets by the id's first 18 bits (``bytes`` of records each: ~10 records in each
-    for a window of 2.5 million, and ~3 bytes of object header per entry). Records join a
-    bucket in index order (the window only grows at its end), so a look-up is one ``find`` in
-    a bucket, the entries a merge stored leave each bucket as a prefix, and a run of buckets
-    is a run of keys (a merge slice). A key only says where an id may be: the caller confirms
-    it against the entry. Buckets are immutable and replaced whole, so a look-up holding one
-    reads what it held. Shared by the store's threads.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._drop = threading.Lock()  # one thread forgets merged entries; the others go on
-        self.start = 0
-        self.stop = 0
-        # The buckets new records join, then (while a merge runs) the frozen ones it merges:
-        # one tuple, replaced whole, so a look-up reads both generations or one.
-        self._gens: tuple[list[bytes], ...] = ([b""] * _BUCKETS,)
-        self._split = 0  # the frozen buckets hold the entries before this
-
-    def catch_up(self, conn: sqlite3.Connection, indexed: int, size: int) -> None:
-        # Entries before ``indexed`` that the window still holds are harmless (a look-up
-        # confirms every key against the entry), so a thread that finds another dropping
-        # them does not wait for it.
-        if indexed > self.start and self._drop.acquire(blocking=False):
-            try:
-                self.drop_before(indexed)
-            finally:
-                self._drop.release()
-        with self._lock:
-            if self.stop >= size:
-                return
-            # Every entry from the window's end: the state row's size is not trusted to say
-            # where the entries stop (log verify compares the two).
-            cursor = conn.execute(
-                "SELECT idx, entry FROM entries WHERE idx >= ? ORDER BY idx", (self.stop,)
-            )
-            buckets = self._gens[0]
-            expected = self.stop
-            while rows := cursor.fetchmany(4096):
-                for idx, entry in rows:
-                    if idx != expected:
-                        self.stop = expected
-                        raise StorageError(f"entry {expected} is missing from the log database")
-                    entry_id = hashlib.sha256(entry).digest()
-                    buckets[_bucket(entry_id)] += _record(entry_id, expected)
-                    expected += 1
-            self.stop = expected
-
-    @contextlib.contextmanager
-    def dropping(self) -> Iterator[None]:
-        """Hold the window's drop (for :meth:`drop_before`): look-ups meanwhile skip it."""
-        with self._drop:
-            yield
-
-    def freeze(self) -> int:
-        """Set the window's buckets aside for a merge (new records go to fresh ones) and
-        return where they stop: the merge stores their keys, then :meth:`drop_before` that
-        index forgets them at once. A merge that failed left them frozen: the same again."""
-        with self._lock:
-            if len(self._gens) == 1:
-                self._gens = ([b""] * _BUCKETS, self._gens[0])
-                self._split = self.stop
-            return self._split
-
-    def drop_before(self, indexed: int) -> None:
-        """Forget the entries before ``indexed`` (their keys are stored now): the frozen
-        buckets at once; records elsewhere (merged by another store object) a run of buckets
-        at a time, so that a write adding its ids waits for one run, not for all."""
-        with self._lock:
-            if self.stop <= indexed:  # all of them (a new store object, or one behind)
-                self._gens = ([b""] * _BUCKETS,)
-                self.start = self.stop = max(self.start, indexed)
-                return
-            if len(self._gens) == 2 and indexed >= self._split:
-                self._gens = (self._gens[0],)
-                self.start = max(self.start, self._split)
-        for first in range(0, _BUCKETS, _DROP_RUN):
-            with self._lock:
-                if indexed <= self.start:
-                    return
-                for buckets in self._gens:
-                    _drop_run(buckets, first, indexed)
-        with self._lock:
-            self.start = max(self.start, indexed)
-            self.stop = max(self.stop, self.start)
-
-    def extend(self, first: int, entry_ids: Sequence[bytes]) -> None:
-        """Add a committed batch's ids (when the window reaches up to it)."""
-        with self._lock:
-            if self.stop == first:
-                buckets = self._gens[0]
-                for idx, entry_id in enumerate(entry_ids, first):
-                    buckets[_bucket(entry_id)] += _record(entry_id, idx)
-                self.stop = first + len(entry_ids)
-
-    def find(self, entry_id: bytes) -> list[int]:
-        """The indices of the window's entries whose ids begin as ``entry_id`` does."""
-        if len(entry_id) != _HASH:
-            return []
-        prefix, number = entry_id[:8], _bucket(entry_id)
-        found = []
-        for buckets in self._gens:
-            bucket = buckets[number]
-            at = bucket.find(prefix)
-            while at >= 0:
-                if at % _RECORD:
-                    at = bucket.find(prefix, at + 1)
-                else:
-                    found.append(int.from_bytes(bucket[at + 8 : at + _RECORD], "big"))
-                    at = bucket.find(prefix, at + _RECORD)
-        return found
-
-    def keys(self, first: int, stop_bucket: int, stop: int) -> list[tuple[int, int]]:
-        """(key, index) of the window's entries before ``stop`` in buckets ``first ..<
-        stop_bucket`` (the frozen ones, during a merge), in key order: a slice of a merge."""
-        shift = 8 * (8 - _KEY_BYTES)
-        records = struct.iter_unpack(">qQ", b"".join(self._gens[-1][first:stop_bucket]))
-        if shift:
-            rows = [(prefix >> shift, idx) for prefix, idx in records if idx < stop]
-        else:  # the record's prefix is the key
-            rows = [record for record in records if record[1] < stop]
-        rows.sort()
-        return rows
-
-
-def _drop_run(buckets: list[bytes], first: int, indexed: int) -> None:
-    """Drop the records before ``indexed`` from buckets ``first ..< first + _DROP_RUN``."""
-    for number in range(first, first + _DROP_RUN):
-        bucket = buckets[number]
-        if not bucket or _record_index(bucket, 0) >= indexed:
-            continue
-        if int.from_bytes(bucket[-8:], "big") < indexed:  # the last record's index
-            buckets[number] = b""
-            continue
-        low = bisect.bisect_left(  # the first record at or past ``indexed``
-            range(len(bucket) // _RECORD), indexed, key=functools.partial(_record_index, bucket)
-        )
-        if low:
-            buckets[number] = bucket[low * _RECORD :]
-
-
-def _record(entry_id: bytes, idx: int) -> bytes:
-    """A window record: the id's first 8 bytes, then the entry's index."""
-    return entry_id[:8] + idx.to_bytes(8, "big")
-
-
-def _record_index(bucket: bytes, number: int) -> int:
-    """The index in record ``number`` of ``bucket``."""
-    at = number * _RECORD + 8
-    return int.from_bytes(bucket[at : at + 8], "big")
-
-
-def _bucket(entry_id: bytes) -> int:
-    return int.from_bytes(entry_id[:4], "big") >> _BUCKET_SHIFT
 
 
 def _stored(conn: sqlite3.Connection, entry_ids: Collection[bytes]) -> Iterator[tuple[bytes, int]]:
