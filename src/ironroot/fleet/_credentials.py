@@ -110,7 +110,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyasn1.codec.der import decoder as der_decoder
 from pyasn1.codec.der import encoder as der_encoder
@@ -772,19 +772,14 @@ def _node_folder(fleet: Fleet, node: str) -> Path:
     return fleet.directory / "nodes" / _check_name(node, "node") / NODE_CREDENTIALS
 
 
-def _spki(certificate: x509.Certificate) -> bytes:
-    return certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-
-
 def _certifies(certificate: x509.Certificate, key: PrivateKey) -> bool:
-    """Whether ``certificate`` holds ``key``'s public key: EC keys compared as curve and
-    point (no encoding, ~46 us for P-384), any other as SubjectPublicKeyInfo."""
-    public, mine = certificate.public_key(), key.public_key.raw
-    if isinstance(public, ec.EllipticCurvePublicKey) and isinstance(
-        mine, ec.EllipticCurvePublicKey
-    ):
-        return public == mine
-    return key.public_key.to_der() == _spki(certificate)
+    """Whether ``certificate`` holds ``key``'s public key (``PublicKey`` equality: EC keys
+    as curve and point, others by thumbprint); a key type Ironroot does not use, never."""
+    try:
+        held = PublicKey(certificate.public_key())  # type: ignore[arg-type]
+    except (UnsupportedAlgorithm, MalformedCertificate):
+        return False
+    return held == key.public_key
 
 
 def _key_secret(rot_secret: bytes, node: str, plane: str) -> bytes:
