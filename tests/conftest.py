@@ -13,6 +13,7 @@ from hypothesis import settings
 
 from hypothesis_budget import examples
 from ironroot_vectors import vectors_dir, vectors_missing
+from processes import process_running
 
 __all__ = ["vectors_dir"]
 
@@ -42,16 +43,6 @@ def _tmpfs_base() -> Path | None:
     return _TMPFS / f"ironroot-pytest-{os.getuid()}"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     if config.option.basetemp is not None or hasattr(config, "workerinput"):
@@ -61,7 +52,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     base.mkdir(mode=0o700, exist_ok=True)
     for old in base.iterdir():  # runs that have ended
-        if old.name.isdigit() and int(old.name) != os.getpid() and not _alive(int(old.name)):
+        ended = old.name.isdigit() and not process_running(int(old.name))
+        if ended and int(old.name) != os.getpid():
             shutil.rmtree(old, ignore_errors=True)
     config.option.basetemp = str(base / str(os.getpid()))
 

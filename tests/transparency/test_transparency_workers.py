@@ -48,6 +48,7 @@ from ironroot.log import (
 )
 from ironroot.transparency import TransparencyService
 from ironroot.transparency._workers import _decode_error, _encode_error
+from processes import process_running
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC, "PYTHONDONTWRITEBYTECODE": "1"}
@@ -236,18 +237,9 @@ def test_a_killed_sequencer_takes_its_workers_down_and_keeps_what_it_acknowledge
     assert _tree_size(running.data) >= len(acknowledged)
 
 
-def _alive(pid: int) -> bool:
-    """Running (a zombie that init has not reaped yet has exited)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 def _wait_until_gone(pids: list[int]) -> None:
     deadline = time.monotonic() + 30
-    while any(_alive(pid) for pid in pids):
+    while any(process_running(pid) for pid in pids):
         assert time.monotonic() < deadline, "workers outlived their sequencer"
         time.sleep(0.1)
 
