@@ -46,7 +46,8 @@ if TYPE_CHECKING:
         subtree_v1_message,
     )
     from ironroot.log._open import DSN_ENV, STORE_KEYS, SchemaStatus, StoreConfig, open_store
-    from ironroot.log._postgres import PostgresLogStore, SequencerLease
+    from ironroot.log._postgres import PostgresLogStore
+    from ironroot.log._postgres_lease import SequencerLease
     from ironroot.log._sqlite import SqliteLogStore
     from ironroot.log._static import (
         CACHE_CHECKPOINT,

@@ -1,0 +1,204 @@
+"""The election of the one sequencer among replicas sharing a PostgreSQL log (ADR 0009).
+
+A dedicated session per candidate, a session-scoped advisory lock and a lease row with an
+epoch: what :class:`~ironroot.log._postgres.PostgresLogStore` fences its writes with
+(``fence_with_lease``; the check inside each write transaction is ``_check_lease`` there).
+The store's module docstring describes the whole protocol; this module is the candidate's
+side of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Final
+
+import psycopg
+from psycopg import sql
+
+from ironroot.errors import ConfigError, StorageError, StoreUnavailable
+from ironroot.log._open import check_schema_name
+from ironroot.log._postgres import (
+    MIGRATE_LOCK_CLASS,
+    _connect_kwargs,
+    _reason,
+    _session_settings,
+    describe_dsn,
+)
+
+__all__ = ["SEQUENCER_LOCK_CLASS", "SequencerLease"]
+
+SEQUENCER_LOCK_CLASS: Final = 0x4953  # "IS": pg_try_advisory_lock(class, hashtext(schema name))
+_LEASE_TABLE: Final = """CREATE TABLE IF NOT EXISTS sequencer_lease (
+    id integer PRIMARY KEY CHECK (id = 1),
+    epoch bigint NOT NULL,
+    holder text NOT NULL,
+    expires_at timestamptz NOT NULL
+)"""
+
+
+class SequencerLease:
+    """The election of the one sequencer among replicas that share a log in PostgreSQL.
+
+    One dedicated session (named ``holder`` on the server) holds a session-scoped advisory
+    lock while its process sequences. The lease row says until when (the server's clock) the
+    holder is known alive; the holder renews it (:meth:`renew`), and each acquisition bumps the
+    row's ``epoch``, the fencing token of :meth:`PostgresLogStore.fence_with_lease`.
+
+    :meth:`try_acquire` returns the new epoch or ``None``. When the lock is held by another
+    session whose lease has expired (a process paused, or cut off with its session still
+    open), it ends every session named as that holder first. After acquiring, it also ends
+    the previous holder's remaining sessions (its store's pool), so none is left inside a
+    write. Database errors: :class:`StoreUnavailable` from :meth:`try_acquire`; ``False``
+    from :meth:`renew` (the caller stops sequencing).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        holder: str,
+        schema: str | None = None,
+        lease: float = 5.0,
+        timeout: float = 2.0,
+    ) -> None:
+        if not 0.5 <= lease <= 600:
+            raise ConfigError("the sequencer lease must be between 0.5 and 600 seconds")
+        if not holder or len(holder) > 63 or not holder.isprintable():
+            raise ConfigError("a lease holder's name is 1-63 printable characters")
+        self._dsn = dsn
+        self._schema = check_schema_name(schema)
+        self._where = describe_dsn(dsn) + (f" schema {schema}" if schema else "")
+        self.holder = holder
+        self.lease = lease
+        self._timeout = timeout
+        self._conn: psycopg.Connection[Any] | None = None
+        self._table_ready = False
+        self.epoch: int | None = None
+        """The epoch this session holds, ``None`` when it holds none."""
+
+    def _session(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._drop()
+            kwargs = _connect_kwargs(self._dsn, self._timeout)
+            kwargs["application_name"] = self.holder
+            conn = psycopg.Connection.connect(self._dsn, **kwargs)
+            try:
+                conn.execute(_session_settings(self._timeout, self._schema, snapshot=False))
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _drop(self) -> None:
+        self.epoch = None
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+    def _key(self) -> sql.Composable:
+        return sql.SQL("hashtext(coalesce({}, current_schema(), ''))").format(
+            sql.Literal(self._schema)
+        )
+
+    def try_acquire(self) -> int | None:
+        """Become the sequencer if no live holder is: the new epoch, or ``None``."""
+        if self.epoch is not None:
+            return self.epoch
+        try:
+            conn = self._session()
+            if not self._table_ready:
+                with conn.transaction():
+                    conn.execute(
+                        sql.SQL("SELECT pg_advisory_xact_lock({}, {})").format(
+                            sql.Literal(MIGRATE_LOCK_CLASS), self._key()
+                        )
+                    )
+                    if self._schema is not None:
+                        conn.execute(
+                            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                                sql.Identifier(self._schema)
+                            )
+                        )
+                    conn.execute(_LEASE_TABLE)
+                    conn.execute(
+                        "INSERT INTO sequencer_lease VALUES (1, 0, '', '-infinity') "
+                        "ON CONFLICT (id) DO NOTHING"
+                    )
+                self._table_ready = True
+            lock = sql.SQL("SELECT pg_try_advisory_lock({}, {})").format(
+                sql.Literal(SEQUENCER_LOCK_CLASS), self._key()
+            )
+            row = conn.execute(lock).fetchone()
+            if not (row and row[0]):
+                stale = conn.execute(
+                    "SELECT holder FROM sequencer_lease WHERE id = 1 AND expires_at < now()"
+                ).fetchone()
+                if stale is None or not stale[0] or stale[0] == self.holder:
+                    return None
+                self._end_sessions(conn, str(stale[0]))
+                row = conn.execute(lock).fetchone()
+                if not (row and row[0]):
+                    return None
+            previous = conn.execute("SELECT holder FROM sequencer_lease WHERE id = 1").fetchone()
+            if previous is not None and previous[0] and previous[0] != self.holder:
+                self._end_sessions(conn, str(previous[0]))
+            with conn.transaction():
+                # FOR UPDATE waits for a write in progress (the fence holds the row FOR KEY
+                # SHARE); a renewal, which changes no key, does not.
+                conn.execute("SELECT epoch FROM sequencer_lease WHERE id = 1 FOR UPDATE")
+                epoch_row = conn.execute(
+                    "UPDATE sequencer_lease SET epoch = epoch + 1, holder = %s, "
+                    "expires_at = now() + make_interval(secs => %s) WHERE id = 1 RETURNING epoch",
+                    (self.holder, self.lease),
+                ).fetchone()
+        except psycopg.Error as exc:
+            self._drop()
+            raise StoreUnavailable(
+                f"cannot run the sequencer election at {self._where}: {_reason(exc)}"
+            ) from exc
+        if epoch_row is None:  # pragma: no cover - the row is created above
+            self._drop()
+            raise StorageError("the sequencer lease row is missing")
+        self.epoch = int(epoch_row[0])
+        return self.epoch
+
+    @staticmethod
+    def _end_sessions(conn: psycopg.Connection[Any], holder: str) -> None:
+        """End every server session named ``holder`` (waiting up to 5 s for each to go)."""
+        conn.execute(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+            "WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (holder,),
+        )
+
+    def renew(self) -> bool:
+        """Extend the lease by its length from now (the server's clock); ``False`` when this
+        session no longer holds it (the lock's session was lost, or another took over)."""
+        if self.epoch is None or self._conn is None:
+            return False
+        try:
+            cur = self._conn.execute(
+                "UPDATE sequencer_lease SET expires_at = now() + make_interval(secs => %s) "
+                "WHERE id = 1 AND epoch = %s AND holder = %s",
+                (self.lease, self.epoch, self.holder),
+            )
+            held = cur.rowcount == 1
+        except psycopg.Error:
+            held = False
+        if not held:
+            self._drop()
+        return held
+
+    def release(self) -> None:
+        """Give the lease up now (successors need not wait for it to expire)."""
+        if self.epoch is not None and self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.execute(
+                    "UPDATE sequencer_lease SET expires_at = now() WHERE id = 1 AND epoch = %s",
+                    (self.epoch,),
+                )
+        self._drop()
+
+    close = release
