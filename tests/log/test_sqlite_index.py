@@ -394,3 +394,42 @@ def test_a_merge_freezes_the_window_and_forgets_it_at_once() -> None:
     assert (window.start, window.stop, len(window._gens)) == (100, 110, 1)
     assert window.find(ids[5]) == []
     assert window.find(ids[105]) == [105]
+
+
+@pytest.mark.parametrize("who", ["writer", "reader"])
+def test_a_look_up_that_a_merge_overtakes_still_finds_every_entry(
+    path: Path, monkeypatch: pytest.MonkeyPatch, who: str
+) -> None:
+    """A look-up reads ``indexed``, then the window. A merge that moves ``indexed`` and
+    forgets its entries from the window in between must not make integrated entries unknown,
+    though their ids were found absent from the stored keys before they were integrated (by
+    the log's own look-up of each new id, or a client polling while they were pending)."""
+    writer = SqliteLogStore(path)
+    reader = SqliteLogStore(path, read_only=True)
+    store = writer if who == "writer" else reader
+    items = entries(40)
+    ids = [_id(e) for e in items]
+    log = _log(writer)
+    try:
+        assert reader.lookup(ids) == {}  # polled before they were registered
+        fill(log, items)  # the log looks each new id up before it writes it
+        real_find = Window.find
+        merged: list[int] = []
+
+        def find_after_a_merge(window: Window, entry_id: bytes) -> list[int]:
+            if not merged:  # the merger's last step lands between the two reads
+                merged.append(writer.merge_index())
+                if store is reader:  # another thread of the reader forgets the merged ones
+                    other = threading.Thread(target=reader.lookup, args=([_id(b"other")],))
+                    other.start()
+                    other.join()
+            return real_find(window, entry_id)
+
+        monkeypatch.setattr(Window, "find", find_after_a_merge)
+        assert store.lookup(ids) == {entry_id: index for index, entry_id in enumerate(ids)}
+        assert merged == [40]
+        assert store._window.start == 40
+    finally:
+        monkeypatch.undo()
+        log.close()
+        reader.close()
