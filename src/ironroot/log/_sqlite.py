@@ -598,6 +598,10 @@ class SqliteLogStore:
         """(id, index) of those ids that are integrated: first the window (refreshed before
         the keys are read, so that an entry merged meanwhile is found in one or the other),
         then the stored keys."""
+        # Read before ``indexed``: a merge that moves it after this read and forgets its
+        # entries from the window before they are looked for there bumps it, and then the
+        # ids remembered as absent from the stored keys are looked for there after all.
+        drops = self._window.drops
         indexed, _ = self._refresh(conn)
         at, absent = self._absent
         if at != indexed:
@@ -608,15 +612,18 @@ class SqliteLogStore:
         if seen_at != window_at:
             missing = set()
             self._missing = (window_at, missing)
-        rest = []
+        rest: list[bytes] = []
+        skipped: list[bytes] = []  # found absent from the stored keys before, not in the window
         maybe: dict[int, set[bytes]] = {}  # window index -> the ids asked for with its key
         asked = set(entry_ids) - missing
         for entry_id in asked:
             hits = self._window.find(entry_id)
             for idx in hits:
                 maybe.setdefault(idx, set()).add(entry_id)
-            if not hits and entry_id not in absent:
-                rest.append(entry_id)
+            if not hits:
+                (skipped if entry_id in absent else rest).append(entry_id)
+        if skipped and self._window.drops != drops:
+            rest.extend(skipped)
         found: dict[bytes, int] = {}
         if maybe:
             # The window holds keys: an id is where its key is only if the entry there hashes

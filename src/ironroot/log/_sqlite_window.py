@@ -51,6 +51,10 @@ class Window:
         self._drop = threading.Lock()  # one thread forgets merged entries; the others go on
         self.start = 0
         self.stop = 0
+        # How many times records were forgotten (counted before any goes): a look-up that
+        # read ``indexed`` before a drop may miss merged entries in the window, and this
+        # tells it to look for them among the stored keys after all.
+        self.drops = 0
         # The buckets new records join, then (while a merge runs) the frozen ones it merges:
         # one tuple, replaced whole, so a look-up reads both generations or one.
         self._gens: tuple[list[bytes], ...] = ([b""] * BUCKETS,)
@@ -106,6 +110,8 @@ class Window:
         buckets at once; records elsewhere (merged by another store object) a run of buckets
         at a time, so that a write adding its ids waits for one run, not for all."""
         with self._lock:
+            if indexed > self.start:
+                self.drops += 1
             if self.stop <= indexed:  # all of them (a new store object, or one behind)
                 self._gens = ([b""] * BUCKETS,)
                 self.start = self.stop = max(self.start, indexed)
