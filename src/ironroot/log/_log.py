@@ -17,7 +17,10 @@ open, pending rows left by an earlier run are integrated first. After a failed w
 writer reads the stored state back before it prepares another: a write whose commit got no
 answer may have committed after all (a database connection lost at ``COMMIT``), and another
 writer may have moved the log (the store's fence refused the batch); either way the next
-batch starts from what is stored.
+batch starts from what is stored, and the tickets of entries that the stored state holds
+resolve from it. While the state cannot be read back the head may be behind the store: the
+registrations of that cycle fail with :class:`~ironroot.errors.StoreUnavailable` (retry), and
+nothing is answered from, nor prepared from, that head until a later cycle reads it back.
 
 Durability contract: a ``durable`` future resolves only after the commit that holds the
 entry returned (SQLite: WAL, ``synchronous=FULL``; PostgreSQL: ``synchronous_commit=on``).
@@ -51,6 +54,7 @@ from ironroot.errors import (
     MalformedInput,
     PayloadTooLarge,
     StorageError,
+    StoreUnavailable,
 )
 from ironroot.log._checkpoint import Checkpoint
 from ironroot.log._memory import MemoryLogStore
@@ -97,6 +101,12 @@ class BatchSigner(Protocol):
 _CommitListener = Callable[[int, bytes, Mapping[str, bytes]], None]
 """``listener(tree_size, root, batch_data)``: the integration batch ending at ``tree_size``, with
 that root and the batch signer's data, has just committed (:meth:`Log.add_commit_listener`)."""
+
+
+def _head_unknown() -> StoreUnavailable:
+    return StoreUnavailable(
+        "the log's store did not answer whether a write committed; retry shortly"
+    )
 
 
 def _new_ticket(entry_id: bytes) -> Ticket:
@@ -164,6 +174,10 @@ class Log(LogView):
         self._commit_listeners: list[_CommitListener] = []
         self._store_failed = False  # the last integration failed in the store (writer thread)
         self._retry_now = False
+        # A write failed and the stored state could not be read back: the head may be behind
+        # the store (the write may have committed). Nothing is answered from it, and no batch
+        # is prepared from it, until the state is read back (writer thread).
+        self._head_unknown = False
         # The view checks the origin, initializes the store (_attach) and reads the head,
         # loading the writer's edge (_open_head).
         super().__init__(store, origin=origin, note_verifiers=[s.verifier() for s in note_signers])
@@ -258,18 +272,26 @@ class Log(LogView):
                     f"this log's origin is {stored!r}, not {self._origin!r}"
                 ) from None
 
-    def _resync(self) -> None:
-        """After a failed write: take the stored state as the writer's (writer thread)."""
+    def _resync(self) -> bool:
+        """After a failed write: take the stored state as the writer's, and resolve the
+        tickets of the entries it holds (writer thread). ``False`` when the state could not be
+        read back: the head is then unknown until a later call succeeds."""
         try:
             state = self._store.state()
-            self._store_pending = bool(self._store.pending())
-            if state.size == self._head[0] and state.hashes == self._edge.compact.hashes:
-                return
-            edge = self._load_edge(state)
-            latest = stored_checkpoint(self._store, state.size, latest=True)
+            pending = bool(self._store.pending())
+            moved = state.size != self._head[0] or state.hashes != self._edge.compact.hashes
+            if moved:
+                edge = self._load_edge(state)
+                latest = stored_checkpoint(self._store, state.size, latest=True)
         except IronrootError as exc:
             _log.warning("cannot read the log's stored state back yet: %s", exc)
-            return
+            self._head_unknown = True
+            self._store_pending = True  # the writer retries the read-back with its backoff
+            return False
+        self._head_unknown = False
+        self._store_pending = pending
+        if not moved:
+            return True
         _log.warning(
             "the stored log is at size %d, not %d: continuing from the stored state",
             state.size,
@@ -279,6 +301,33 @@ class Log(LogView):
         with self._cond:
             self._head = (state.size, edge.compact.root(), latest)
             self._cond.notify_all()
+        self._settle()
+        return True
+
+    def _settle(self) -> None:
+        """After the head moved to the stored state: resolve the waiting tickets of entries
+        that state holds (a write whose COMMIT got no answer committed them; the ones it
+        integrated from pending rows have no other chance to be answered)."""
+        with self._cond:
+            waiting = list(self._inflight.values())
+        if not waiting:
+            return
+        try:
+            known = self._store.lookup([ticket.entry_id for ticket in waiting])
+        except IronrootError as exc:
+            _log.warning("cannot look up the entries waiting for integration yet: %s", exc)
+            return
+        for ticket in waiting:
+            index = known.get(ticket.entry_id)
+            if index is None or index >= self._head[0]:
+                continue
+            try:
+                where = self._integrated_at(index)
+            except IronrootError as exc:
+                self._fail_items([(ticket.entry_id, b"", ticket)], exc)
+                continue
+            if where.tree_size <= self._head[0]:
+                self._finish(ticket, where)
 
     def _load_edge(self, state: TreeState) -> _Edge:
         compact = stored_range(state)
@@ -456,6 +505,8 @@ class Log(LogView):
                 elif self._store_pending and due:
                     retry_at = time.monotonic() + backoff
                     backoff = min(backoff * 2, _BACKOFF_MAX)
+                elif not self._store_pending:  # nothing left to retry: wait for work
+                    backoff, retry_at = _BACKOFF_FIRST, None
             if last:
                 return
 
@@ -465,6 +516,9 @@ class Log(LogView):
         seen: set[bytes] = set()
         durable_now: list[Ticket] = []
         done_now: list[tuple[Ticket, int]] = []
+        if self._head_unknown and not self._resync():
+            self._fail_items(items, _head_unknown())
+            return False
         try:
             known = self._store.lookup([entry_id for entry_id, _, _ in items])
             for entry_id, entry, ticket in items:
@@ -500,7 +554,10 @@ class Log(LogView):
                 _log.warning("log integration failed, will retry: %s", exc)
                 if isinstance(exc, StorageError):
                     self._store_failed = True
-                    self._resync()
+                    if not self._resync():
+                        new_ids = {entry_id for entry_id, _ in new}
+                        self._fail_items([i for i in items if i[0] in new_ids], _head_unknown())
+                        return False
                     new = self._still_new(new, items)
             else:
                 self._commit_edge(batch, edge, nodes)
@@ -539,7 +596,12 @@ class Log(LogView):
             return new
         tickets = {entry_id: ticket for entry_id, _, ticket in items}
         for entry_id, index in known.items():
-            if index is None:
+            if index is not None and index >= self._head[0]:
+                # Integrated beyond the head (another writer moved the store meanwhile):
+                # durable; answered once a later cycle reads that state back.
+                self._store_pending = True
+                _resolve(tickets[entry_id].durable, None)
+            elif index is None:
                 self._store_pending = True
                 _resolve(tickets[entry_id].durable, None)
             else:
