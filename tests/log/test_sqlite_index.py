@@ -433,3 +433,29 @@ def test_a_look_up_that_a_merge_overtakes_still_finds_every_entry(
         monkeypatch.undo()
         log.close()
         reader.close()
+
+
+def test_a_reader_opened_while_the_log_was_stopped_reads_what_a_restarted_writer_appends(
+    path: Path,
+) -> None:
+    """A cleanly stopped log has no write-ahead log: a reader opened then reads the file as
+    immutable (so that a read-only copy verifies). When a writer opens the log again, the
+    same reader (the dashboard keeps one across the service's restarts) must read what it
+    appends, not the file as it was."""
+    early = _filled(path, 10, window=None)
+    assert not path.with_name(path.name + "-wal").exists()
+    reader = SqliteLogStore(path, read_only=True)
+    try:
+        assert reader.state().size == 10
+        log = _log(SqliteLogStore(path))
+        try:
+            late = entries(5, tag=b"late")
+            fill(log, late)
+            assert reader.state().size == 15
+            ids = [_id(e) for e in early + late]
+            assert reader.lookup(ids) == {entry_id: index for index, entry_id in enumerate(ids)}
+            assert reader.entries(10, 15) == late
+        finally:
+            log.close()
+    finally:
+        reader.close()
