@@ -177,6 +177,7 @@ class SqliteLogStore:
         if index_window is not None and index_window < 1:
             raise ValueError("index_window must be at least 1")
         self._path = Path(path)
+        self._wal = self._path.with_name(self._path.name + "-wal")
         self._read_only = read_only
         self._fixed_window = index_window
         self._window = Window(_KEY_BYTES)
@@ -189,6 +190,8 @@ class SqliteLogStore:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
+        # Read connections opened while the log was stopped, read as immutable (see _reader).
+        self._immutable: set[sqlite3.Connection] = set()
         self._closed = False
         # One transaction of this object's at a time: the writer's, or a merge slice's. The
         # writer goes first: a merge takes its next slice only when no write is waiting.
@@ -229,7 +232,8 @@ class SqliteLogStore:
             )
         else:
             uri = f"{self._path.resolve().as_uri()}?mode=ro"
-            if not self._path.with_name(self._path.name + "-wal").exists():
+            immutable = not self._wal.exists()
+            if immutable:
                 # A cleanly stopped log (no write-ahead log beside it) is read as immutable:
                 # SQLite then creates no -wal/-shm files, so a read-only copy verifies too.
                 uri += "&immutable=1"
@@ -237,6 +241,9 @@ class SqliteLogStore:
                 uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30.0
             )
             conn.execute("PRAGMA query_only=1")
+            if immutable:
+                with self._lock:
+                    self._immutable.add(conn)
         # The id keys land at random pages: a larger page cache keeps appends off the disk.
         conn.execute(f"PRAGMA cache_size={-65536 if write else -16384}")
         with self._lock:
@@ -279,6 +286,18 @@ class SqliteLogStore:
         if self._closed:
             raise StorageError("the log store is closed")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and conn in self._immutable and self._wal.exists():
+            # Opened while the log was stopped, as immutable: SQLite would go on reading the
+            # file as it was (and unlocked, while a writer copies its pages back into it).
+            # A writer has opened the log since: read it live from now on.
+            self._local.conn = None
+            with self._lock:
+                self._immutable.discard(conn)
+                if conn in self._connections:
+                    self._connections.remove(conn)
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+            conn = None
         if conn is None:
             try:
                 conn = self._connect(write=False)
@@ -373,6 +392,7 @@ class SqliteLogStore:
             raise StorageError(f"log database read failed: {exc}") from exc
         finally:
             with self._lock:
+                self._immutable.discard(conn)
                 if conn in self._connections:
                     self._connections.remove(conn)
             conn.close()
@@ -657,6 +677,7 @@ class SqliteLogStore:
         self._closed = True
         with self._lock:
             connections, self._connections = self._connections, []
+            self._immutable.clear()
         # Readers first: the last connection to close checkpoints the WAL into the main
         # file, and only the read-write one can.
         for conn in sorted(connections, key=lambda c: c is self._writer):
