@@ -23,10 +23,8 @@ from ironroot.cose import Problem
 from ironroot.errors import (
     IronrootError,
     NotFound,
-    Overloaded,
     PayloadTooLarge,
     StorageError,
-    StoreUnavailable,
     Unauthorized,
 )
 from ironroot.http._ops import Observed, ServiceInfo, operational_routes
@@ -80,8 +78,10 @@ def error_response(request: Request, exc: IronrootError) -> Response:
     response = problem_response(request, exc.http_status, exc.title, exc.detail, exc.code)
     if isinstance(exc, Unauthorized):
         response.headers["WWW-Authenticate"] = "Bearer"
-    elif isinstance(exc, Overloaded | StoreUnavailable):
-        response.headers["Retry-After"] = str(exc.retry_after)
+    if exc.http_status in (429, 503):
+        # Every "not now" says when to come back (RFC 9110 §10.2.3): the error's own delay,
+        # else a second (a fence refusal, a store error: the next attempt meets a new state).
+        response.headers["Retry-After"] = str(max(1, int(getattr(exc, "retry_after", 1))))
     return response
 
 

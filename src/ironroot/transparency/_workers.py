@@ -229,7 +229,9 @@ class _SequencerLink(asyncio.Protocol):
         self._ready.append((req_id, ticket))
         if not self._scheduled:
             self._scheduled = True
-            self._loop.call_soon_threadsafe(self._answer_ready)
+            # The loop may have closed (shutting down): nobody is left to answer then.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._answer_ready)
 
     def _answer_ready(self) -> None:
         self._scheduled = False
