@@ -26,7 +26,9 @@ What it does, in one run on this machine:
 5. latency from POST /entries to the receipt: p50/p99 at full load, then under an open-loop
    load at half the rate just measured (target p99 <= 100 ms on SQLite with workers).
 
-Run ``bench/registration.py --workers 2 --connections 64`` for ``ironroot serve --workers 2``.
+Run ``bench/registration.py --workers 2 --connections 64`` for ``ironroot serve --workers 2``;
+``IRONROOT_BENCH_LINGER`` and ``IRONROOT_BENCH_FILL`` set the service's ``batch_linger`` and
+``batch_fill`` (else its defaults).
 The machine's load average is printed: on a shared machine, figures measured under load are
 lower bounds.
 
@@ -392,16 +394,22 @@ def registration_bench(
         else ""
     )
     linger = os.environ.get("IRONROOT_BENCH_LINGER")  # else the service's default
+    fill = os.environ.get("IRONROOT_BENCH_FILL")  # else the service's default
     (data / "ironroot.toml").write_text(
         "[transparency]\n"
         'service_issuer = "https://transparency.example"\n'
         'receipt_algorithms = ["ES384"]\n'
         + (f"batch_linger = {linger}\n" if linger else "")
+        + (f"batch_fill = {fill}\n" if fill else "")
         + "[[transparency.issuers]]\n"
         f'iss = "{ISS}"\n'
         'key = "vendor.pub.pem"\n' + store_lines
     )
-    print(f"store: {store}; batch_linger: {linger or 'the default'}", flush=True)
+    print(
+        f"store: {store}; batch_linger: {linger or 'the default'}; "
+        f"batch_fill: {fill or 'the default'}",
+        flush=True,
+    )
     print(f"signing {count} statements ...", flush=True)
     statements = make_statements(vendor, count)
     avg = sum(map(len, statements)) / len(statements)

@@ -294,6 +294,37 @@ def test_single_submissions_within_the_linger_share_one_batch(place: LogPlace) -
     assert placed[8] == Integrated(8, 9)
 
 
+def test_fill_ends_the_linger_without_capping_the_batch(place: LogPlace) -> None:
+    # Five queued together are one batch although two end the linger; after it, two (at most
+    # ``fill``) end the next linger: the second single submission joins the first's batch.
+    log = place.open_log(origin=ORIGIN, note_signers=SIGNERS, linger=1.0, fill=2)
+    with log:
+        first = log.submit_many(entries(5))
+        assert [t.integrated.result(30).tree_size for t in first] == [5] * 5
+        a = log.submit(b"a lone entry")
+        threading.Event().wait(0.2)
+        assert not a.integrated.done()  # one queued of the two that end the linger: it waits
+        b = log.submit(b"its companion")  # the second: the batch goes now, not at 1 s
+        assert b.integrated.result(0.6) == Integrated(6, 7)
+        assert a.integrated.result(30) == Integrated(5, 7)
+
+
+def test_a_lone_client_after_a_lone_batch_does_not_wait_the_linger() -> None:
+    # The last batch took one entry: one queued entry ends the next linger. The linger is a
+    # second; each of these answers well within half of it (a memory store commits at once).
+    log = Log(MemoryLogStore(), origin=ORIGIN, note_signers=SIGNERS, linger=1.0, fill=32)
+    with log:
+        assert log.submit(b"first").integrated.result(30) == Integrated(0, 1)
+        for n in range(1, 4):
+            assert log.submit(b"next %d" % n).integrated.result(0.5) == Integrated(n, n + 1)
+
+
+@pytest.mark.parametrize("fill", [0, -1, True, 2.5])
+def test_fill_must_be_a_positive_integer(fill: object) -> None:
+    with pytest.raises(ConfigError, match="fill must be a positive integer"):
+        Log(MemoryLogStore(), origin=ORIGIN, note_signers=SIGNERS, fill=fill)  # type: ignore[arg-type]
+
+
 def test_a_thread_waiting_for_growth_does_not_take_the_writer_s_wake_up(place: LogPlace) -> None:
     log = place.open_log(origin=ORIGIN, note_signers=SIGNERS)
     grown: list[int] = []

@@ -58,3 +58,24 @@ def test_missing_root_path_is_a_config_error(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError):
         load_config(data)
+
+
+def _batching(tmp_path: Path, line: str) -> Path:
+    data = tmp_path / "data"
+    data.mkdir(parents=True)
+    (data / "ironroot.toml").write_text(
+        '[transparency]\nservice_issuer = "https://transparency.example"\n' + line + "\n"
+    )
+    return data
+
+
+def test_batch_fill_defaults_and_is_read(tmp_path: Path) -> None:
+    assert load_config(_batching(tmp_path / "a", "")).batch_fill == 32
+    assert load_config(_batching(tmp_path / "b", "batch_fill = 8")).batch_fill == 8
+
+
+@pytest.mark.parametrize("value", ["0", "65537", "-3"])
+def test_batch_fill_out_of_range_is_a_config_error(tmp_path: Path, value: str) -> None:
+    data = _batching(tmp_path, f"batch_fill = {value}")
+    with pytest.raises(ConfigError, match=r"transparency\.batch_fill must be between 1 and 65536"):
+        load_config(data)

@@ -156,6 +156,7 @@ class Log(LogView):
         batch_signer: BatchSigner | None = None,
         max_batch: int = 4096,
         linger: float = 0.0,
+        fill: int | None = None,
     ) -> None:
         if not note_signers:
             raise ConfigError("a log needs at least one checkpoint signer")
@@ -163,10 +164,16 @@ class Log(LogView):
             raise ConfigError("max_batch must be a positive integer")
         if not 0.0 <= linger <= 1.0:
             raise ConfigError("linger must be between 0 and 1 second")
+        if fill is not None and (isinstance(fill, bool) or not isinstance(fill, int) or fill < 1):
+            raise ConfigError("fill must be a positive integer")
         self._signers = tuple(note_signers)
         self._batch_signer = batch_signer
         self._max_batch = max_batch
         self._linger = linger
+        # Queued entries that end a linger at once: as many as the last batch took (the
+        # clients it answered are back), at most ``fill`` (a full batch does too).
+        self._fill = max_batch if fill is None else min(fill, max_batch)
+        self._enough = self._fill
         self._queue: collections.deque[tuple[bytes, bytes, Ticket]] = collections.deque()
         self._queued_at = 0.0  # when the queue last went from empty to non-empty (monotonic)
         self._inflight: dict[bytes, Ticket] = {}
@@ -194,12 +201,15 @@ class Log(LogView):
         batch_signer: BatchSigner | None = None,
         max_batch: int = 4096,
         linger: float = 0.0,
+        fill: int | None = None,
     ) -> Log:
         """Open (creating if needed) the log at ``where``: the SQLite log under a data
         directory, or a PostgreSQL URL (:func:`~ironroot.log.open_store`).
 
         ``linger`` (seconds) lets the writer wait that long after the first queued entry for
-        more, so concurrent submissions share one integration (root, signatures, commit)."""
+        more, so concurrent submissions share one integration (root, signatures, commit);
+        ``fill`` queued entries end the wait at once (default: ``max_batch``). A batch takes
+        every queued entry up to ``max_batch``, however many ended the linger."""
         store = open_store(where)
         try:
             return cls(
@@ -209,6 +219,7 @@ class Log(LogView):
                 batch_signer=batch_signer,
                 max_batch=max_batch,
                 linger=linger,
+                fill=fill,
             )
         except BaseException:
             store.close()
@@ -421,7 +432,7 @@ class Log(LogView):
         if len(queue) == 1:
             self._queued_at = time.monotonic()
             self._cond.notify_all()
-        elif len(queue) == self._max_batch:
+        elif len(queue) == self._enough:
             self._cond.notify_all()
 
     @property
@@ -485,7 +496,7 @@ class Log(LogView):
                     # queued entry: entries that queued up during the previous cycle have
                     # waited long enough already.
                     until = self._queued_at + self._linger
-                    while len(self._queue) < self._max_batch and not self._closing:
+                    while len(self._queue) < self._enough and not self._closing:
                         left = until - time.monotonic()
                         if left <= 0:
                             break
@@ -493,6 +504,8 @@ class Log(LogView):
                 items = [
                     self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))
                 ]
+                if items:
+                    self._enough = min(self._fill, len(items))
                 last = self._closing and not self._queue
             due = retry_at is None or time.monotonic() >= retry_at
             if items or (due and self._store_pending):

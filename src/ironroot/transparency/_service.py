@@ -261,6 +261,7 @@ class TransparencyService:
                 batch_signer=batch_signer,
                 max_batch=config.max_batch,
                 linger=config.batch_linger,
+                fill=config.batch_fill,
             )
         except BaseException:
             store.close()
