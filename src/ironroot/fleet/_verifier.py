@@ -105,6 +105,7 @@ from ironroot.fleet._revocation import Revocations
 from ironroot.platform import DEVICE_SVN_INDEX
 from ironroot.rot import parse_certificate
 from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE
+from ironroot.spdm import SpdmChainCache
 
 __all__ = [
     "ClassEndorsements",
@@ -120,6 +121,10 @@ _SAFE_RULES: Final = ("safe-review", "safe-issues")
 _REVIEW_TYPES: Final = frozenset((SFR_JWS_CONTENT_TYPE, SFR_COSE_CONTENT_TYPE))
 _ROT: Final = "rot"
 _CACHE_SECONDS: Final = 3600
+# Device chains remembered (each ~4.5 KB: the chain's bytes and parsed certificates, so
+# ~18 MB when full): a fleet of a thousand nodes with three SPDM devices each fits, so a
+# scan re-attesting all of them finds every chain (the cache starts over when full).
+_SPDM_CHAINS: Final = 4096
 
 Labelled = tuple[str, bytes]
 
@@ -357,7 +362,7 @@ class FleetVerifier:
         self.verifier_id = verifier_id
         self._added = added
         self._added_token = added_token
-        self._caches = EvidenceCaches()
+        self._caches = EvidenceCaches(spdm=SpdmChainCache(_SPDM_CHAINS))
         self._lock = threading.Lock()
         self._endorsements: dict[str, tuple[object, int, ClassEndorsements]] = {}
         self._ueids: dict[str, bytes] = {}
