@@ -14,12 +14,19 @@ from ironroot.errors import (
     CertificateExpired,
     ChainNotTrusted,
     ConfigError,
+    IronrootError,
     MalformedCertificate,
     MalformedSpdm,
     SpdmProtocolError,
     UnsupportedAlgorithm,
 )
-from ironroot.spdm import BaseHashAlgo, CertificateChain, Responder, verify_certificate_chain
+from ironroot.spdm import (
+    BaseHashAlgo,
+    CertificateChain,
+    Responder,
+    SpdmChainCache,
+    verify_certificate_chain,
+)
 
 SHA384 = BaseHashAlgo.SHA_384
 
@@ -135,6 +142,105 @@ def test_validity_period_is_enforced() -> None:
         verify_certificate_chain(
             chain, root=short.root, hash_algo=SHA384, now=NOW.replace(tzinfo=None)
         )
+
+
+# --- the chain cache ------------------------------------------------------------------------
+
+
+def _outcome(
+    chain: CertificateChain, root: bytes, now: dt.datetime, cache: SpdmChainCache | None
+) -> tuple[type[IronrootError] | None, str | bytes]:
+    """The typed error's class and detail, or ``None`` and the leaf's bytes."""
+    try:
+        leaf = verify_certificate_chain(chain, root=root, hash_algo=SHA384, now=now, cache=cache)
+    except IronrootError as exc:
+        return type(exc), exc.detail
+    return None, leaf.tbs_certificate_bytes + leaf.signature
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    at %= len(data)
+    return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :]
+
+
+def test_a_cached_chain_gives_the_same_leaf(device: Device) -> None:
+    cache = SpdmChainCache()
+    with_root = CertificateChain.build(device.chain, SHA384)
+    below_root = CertificateChain(
+        hashlib.sha384(device.root).digest(), (device.intermediate, device.leaf)
+    )
+    for chain in (with_root, below_root, with_root, below_root):
+        cached = _outcome(chain, device.root, NOW, cache)
+        assert cached == _outcome(chain, device.root, NOW, None)
+        assert cached[0] is None
+    assert len(cache) == 2  # each chain's exact bytes once
+    alone = CertificateChain.build([device.root], SHA384)
+    assert _outcome(alone, device.root, NOW, cache) == _outcome(alone, device.root, NOW, None)
+    assert len(cache) == 2  # the root alone has no path to remember
+
+
+def test_a_cached_chain_is_refused_once_out_of_validity() -> None:
+    """A hit still checks every certificate's validity at ``now``: the same error as a
+    chain verified afresh, once the leaf has expired and before the chain was valid."""
+    short = Device(Algorithm.ES384, leaf_days=10)
+    chain = CertificateChain.build(short.chain, SHA384)
+    cache = SpdmChainCache()
+    verify_certificate_chain(chain, root=short.root, hash_algo=SHA384, now=NOW, cache=cache)
+    assert len(cache) == 1
+    for when in (NOW + dt.timedelta(days=11), NOW - dt.timedelta(days=366)):
+        cached = _outcome(chain, short.root, when, cache)
+        assert cached == _outcome(chain, short.root, when, None)
+        assert cached[0] is CertificateExpired
+    # and valid again inside the period, from the same entry
+    assert _outcome(chain, short.root, NOW, cache) == _outcome(chain, short.root, NOW, None)
+    assert len(cache) == 1
+
+
+def test_a_changed_byte_misses_the_cache_and_fails_as_before(device: Device) -> None:
+    """Every one-byte change of a remembered chain (its RootHash, a certificate's signature,
+    a key) or of the root is verified in full and refused with the error it gets without the
+    cache; failures are not remembered."""
+    cache = SpdmChainCache()
+    good = CertificateChain.build(device.chain, SHA384)
+    verify_certificate_chain(good, root=device.root, hash_algo=SHA384, now=NOW, cache=cache)
+    root_hash, (root, intermediate, leaf) = good.root_hash, good.certificates
+    key_at = leaf.index(device.leaf_key.public_key.to_der()[-40:])
+    changed = {
+        "RootHash": (CertificateChain(_flip(root_hash, 0), good.certificates), ChainNotTrusted),
+        "leaf signature": (
+            CertificateChain(root_hash, (root, intermediate, _flip(leaf, -1))),
+            ChainNotTrusted,
+        ),
+        "leaf key (off the curve)": (
+            CertificateChain(root_hash, (root, intermediate, _flip(leaf, key_at))),
+            MalformedCertificate,
+        ),
+        "CA signature": (
+            CertificateChain(root_hash, (root, _flip(intermediate, -1), leaf)),
+            ChainNotTrusted,
+        ),
+    }
+    for what, (chain, error) in changed.items():
+        cached = _outcome(chain, device.root, NOW, cache)
+        assert cached == _outcome(chain, device.root, NOW, None), what
+        assert cached[0] is error, what
+    other_root = _flip(device.root, -1)  # another root certificate (its signature changed)
+    cached = _outcome(good, other_root, NOW, cache)
+    assert cached == _outcome(good, other_root, NOW, None)
+    assert cached[0] is ChainNotTrusted
+    assert len(cache) == 1
+
+
+def test_the_chain_cache_is_bounded() -> None:
+    cache = SpdmChainCache(max_entries=2)
+    for _ in range(3):
+        other = Device(Algorithm.ES384)
+        chain = CertificateChain.build(other.chain, SHA384)
+        verify_certificate_chain(chain, root=other.root, hash_algo=SHA384, now=NOW, cache=cache)
+        assert 1 <= len(cache) <= 2
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(ConfigError):
+            SpdmChainCache(max_entries=bad)  # type: ignore[arg-type]
 
 
 # --- in the protocol ------------------------------------------------------------------------

@@ -28,7 +28,7 @@ def test_public_names() -> None:
         "Challenge", "ChallengeAuth", "MeasurementSummaryHashType",
         "challenge_auth_signing_message", "measurement_summary_hash", "DeviceIdentity",
         "check_device_leaf", "DoeObject", "SocketCommand", "SocketFrame",
-        "SocketTransportType", "SpdmEmuClient", "decode_transport_message",
+        "SocketTransportType", "SpdmChainCache", "SpdmEmuClient", "decode_transport_message",
         "encode_transport_message", "serve_spdm_emu", "load_certificates",
         "REPORT_VERSIONS", "MeasurementReport", "verify_measurement_report",
         "check_report_signature",

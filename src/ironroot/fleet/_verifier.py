@@ -52,6 +52,14 @@ The EAR has one submodule per part — ``rot`` (the quote) and each device by na
 challenge nonce as ``eat_nonce``, ``exp`` = ``iat`` + the credential lifetime, and is signed
 ES384 as a JWT by the verifier's key (``admission/verifier.key.pem``). Its identifier is
 ``urn:ironroot:ear:sha256:`` + the SHA-256 of the JWT bytes.
+
+Chains verified once per identity (:attr:`FleetVerifier.caches`): a node's two DICE chains
+(:class:`ironroot.attestation.RotChainCache`) and each device's SPDM chain
+(:class:`ironroot.spdm.SpdmChainCache`) are remembered by their exact bytes and the trusted
+root, so re-attesting a node does not verify their certificate signatures again. Only what
+those bytes decide is skipped: the validity of every certificate at the attestation's time,
+the quote's and the measurements' signatures, the nonce, the CRLs of step 4 and the policy
+are checked at every attestation, and a chain that differs in one byte is verified in full.
 """
 
 from __future__ import annotations
@@ -97,6 +105,7 @@ from ironroot.fleet._revocation import Revocations
 from ironroot.platform import DEVICE_SVN_INDEX
 from ironroot.rot import parse_certificate
 from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE
+from ironroot.spdm import SpdmChainCache
 
 __all__ = [
     "ClassEndorsements",
@@ -112,6 +121,10 @@ _SAFE_RULES: Final = ("safe-review", "safe-issues")
 _REVIEW_TYPES: Final = frozenset((SFR_JWS_CONTENT_TYPE, SFR_COSE_CONTENT_TYPE))
 _ROT: Final = "rot"
 _CACHE_SECONDS: Final = 3600
+# Device chains remembered (each ~4.5 KB: the chain's bytes and parsed certificates, so
+# ~18 MB when full): a fleet of a thousand nodes with three SPDM devices each fits, so a
+# scan re-attesting all of them finds every chain (the cache starts over when full).
+_SPDM_CHAINS: Final = 4096
 
 Labelled = tuple[str, bytes]
 
@@ -349,12 +362,19 @@ class FleetVerifier:
         self.verifier_id = verifier_id
         self._added = added
         self._added_token = added_token
-        self._caches = EvidenceCaches()
+        self._caches = EvidenceCaches(spdm=SpdmChainCache(_SPDM_CHAINS))
         self._lock = threading.Lock()
         self._endorsements: dict[str, tuple[object, int, ClassEndorsements]] = {}
         self._ueids: dict[str, bytes] = {}
         self._reviews = ComponentReviews(fleet)  # SAFE reviews beyond the BMC's
         self._revocations = Revocations(fleet, self.vendor_roots)  # CRLs of DICE and SPDM chains
+
+    @property
+    def caches(self) -> EvidenceCaches:
+        """The chain caches every appraisal of this verifier shares: a node's DICE chains
+        (``ironroot``) and its devices' SPDM chains (``spdm``) verified once per identity;
+        validity, revocation and policy are checked at every attestation."""
+        return self._caches
 
     def endorsements(self, class_name: str, now: dt.datetime) -> ClassEndorsements:
         """The class's endorsements (cached: see the class docs)."""
@@ -439,7 +459,9 @@ class FleetVerifier:
             if not root:
                 raise ChainNotTrusted(f"no root is pinned for device {name}")
             claims = verify_evidence(
-                data, VerifyOptions(now=now, nonce=nonce, roots=(root,)), format="spdm"
+                data,
+                VerifyOptions(now=now, nonce=nonce, roots=(root,), caches=self._caches),
+                format="spdm",
             )
         except IronrootError as exc:
             return appraise_failure(

@@ -31,6 +31,7 @@ from ironroot._lazy import lazy_package
 if TYPE_CHECKING:
     from ironroot.spdm._certchain import (
         CertificateChain,
+        SpdmChainCache,
         load_certificates,
         verify_certificate_chain,
     )
@@ -162,6 +163,7 @@ __all__ = [
     "SocketCommand",
     "SocketFrame",
     "SocketTransportType",
+    "SpdmChainCache",
     "SpdmEmuClient",
     "SpdmEvidence",
     "SpdmVersion",

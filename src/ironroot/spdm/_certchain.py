@@ -15,6 +15,15 @@ certificate is then parsed, and the path checked, by pyca/cryptography's X.509 v
 (signatures, issuer/subject chaining, basic constraints), with a permissive extension policy
 because device certificates (DICE, SPDM) are not web PKI certificates. The SPDM ordering rule
 is checked on top: the verified path must be exactly the chain as sent.
+
+A verifier that sees the same devices again (a fleet re-attesting its nodes) may pass a
+:class:`SpdmChainCache`: a chain whose path verified once is remembered by its exact bytes
+(RootHash and every certificate), the trusted root's exact DER and the hash algorithm, and
+a later use skips only what those bytes alone decide (the RootHash, the parsing, the
+signatures, names and constraints of the path). The validity of every certificate of the
+path is checked at each use's ``now``, before the cache is looked at, exactly as without it;
+a changed byte, another root or another hash is a miss and is verified in full; failures are
+never remembered. Revocation is not this function's: callers check it on every use.
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ from ironroot.errors import (
 from ironroot.spdm._codec import Reader, u16
 from ironroot.spdm._constants import MAX_CERT_CHAIN_SIZE, BaseHashAlgo, base_hash
 
-__all__ = ["CertificateChain", "load_certificates", "verify_certificate_chain"]
+__all__ = ["CertificateChain", "SpdmChainCache", "load_certificates", "verify_certificate_chain"]
 
 _SEQUENCE = 0x30
 _HEADER = 4  # Length(2) + Reserved(2)
@@ -155,29 +164,85 @@ class CertificateChain:
         return chain
 
 
-def verify_certificate_chain(
-    chain: CertificateChain, *, root: bytes, hash_algo: BaseHashAlgo, now: datetime
-) -> x509.Certificate:
-    """Check ``chain`` against the trusted ``root`` (DER) at time ``now``; return the leaf.
+_ChainKey = tuple[BaseHashAlgo, bytes, bytes, tuple[bytes, ...]]
 
-    Raises :class:`ChainNotTrusted` (RootHash or any signature/issuer link wrong, chain out of
-    order), :class:`CertificateExpired` (a certificate outside its validity at ``now``), or
-    :class:`MalformedCertificate`.
+
+class SpdmChainCache:
+    """SPDM certificate chains whose path to a trusted root verified (module docs).
+
+    Looked up by the hash algorithm, the root's exact DER, the chain's RootHash and its exact
+    DER certificates; holds the parsed path. Bounded: when full it starts over.
     """
-    if now.tzinfo is None:
-        raise ConfigError("now must be a timezone-aware datetime")
-    if not hmac.compare_digest(chain.root_hash, base_hash(hash_algo, root)):
-        raise ChainNotTrusted("SPDM RootHash does not match the trusted root certificate")
-    anchor = _load(root, "trusted root")
-    certs = chain.x509()
-    path = certs if chain.certificates[0] == root else [anchor, *certs]
+
+    __slots__ = ("_entries", "_max")
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
+            raise ConfigError("an SPDM chain cache holds at least one chain")
+        self._entries: dict[_ChainKey, tuple[x509.Certificate, ...]] = {}
+        self._max = max_entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _get(self, key: _ChainKey) -> tuple[x509.Certificate, ...] | None:
+        return self._entries.get(key)
+
+    def _put(self, key: _ChainKey, path: tuple[x509.Certificate, ...]) -> None:
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[key] = path
+
+
+def _check_validity(path: Sequence[x509.Certificate], now: datetime) -> None:
     for cert in path:
         if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
             raise CertificateExpired(
                 f"certificate {cert.subject.rfc4514_string()!r} is not valid at {now.isoformat()}"
             )
+
+
+def verify_certificate_chain(
+    chain: CertificateChain,
+    *,
+    root: bytes,
+    hash_algo: BaseHashAlgo,
+    now: datetime,
+    cache: SpdmChainCache | None = None,
+) -> x509.Certificate:
+    """Check ``chain`` against the trusted ``root`` (DER) at time ``now``; return the leaf.
+
+    Raises :class:`ChainNotTrusted` (RootHash or any signature/issuer link wrong, chain out of
+    order), :class:`CertificateExpired` (a certificate outside its validity at ``now``), or
+    :class:`MalformedCertificate`. ``cache``: see the module docs (the same answer, cheaper).
+    """
+    if now.tzinfo is None:
+        raise ConfigError("now must be a timezone-aware datetime")
+    key: _ChainKey | None = None
+    if cache is not None:
+        key = (hash_algo, bytes(root), chain.root_hash, chain.certificates)
+        known = cache._get(key)
+        if known is not None:
+            _check_validity(known, now)
+            return known[-1]
+    path = _verified_path(chain, root=root, hash_algo=hash_algo, now=now)
+    if cache is not None and key is not None and len(path) > 1:
+        cache._put(key, path)
+    return path[-1]
+
+
+def _verified_path(
+    chain: CertificateChain, *, root: bytes, hash_algo: BaseHashAlgo, now: datetime
+) -> tuple[x509.Certificate, ...]:
+    """The path root to leaf, every check of :func:`verify_certificate_chain` done."""
+    if not hmac.compare_digest(chain.root_hash, base_hash(hash_algo, root)):
+        raise ChainNotTrusted("SPDM RootHash does not match the trusted root certificate")
+    anchor = _load(root, "trusted root")
+    certs = chain.x509()
+    path = certs if chain.certificates[0] == root else [anchor, *certs]
+    _check_validity(path, now)
     if len(path) == 1:
-        return anchor  # the chain is the trusted root itself
+        return (anchor,)  # the chain is the trusted root itself
     ca_policy = verification.ExtensionPolicy.permit_all().require_present(
         x509.BasicConstraints, verification.Criticality.AGNOSTIC, None
     )
@@ -196,4 +261,4 @@ def verify_certificate_chain(
         raise ChainNotTrusted(f"SPDM certificate chain does not verify: {exc}") from exc
     if list(reversed(verified.chain)) != path:
         raise ChainNotTrusted("SPDM certificate chain is not in root-to-leaf order")
-    return path[-1]
+    return tuple(path)

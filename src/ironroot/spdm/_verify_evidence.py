@@ -25,7 +25,7 @@ from ironroot.errors import (
     StaleNonce,
     UnsupportedAlgorithm,
 )
-from ironroot.spdm._certchain import CertificateChain, verify_certificate_chain
+from ironroot.spdm._certchain import CertificateChain, SpdmChainCache, verify_certificate_chain
 from ironroot.spdm._constants import SIGNING_SUITES
 from ironroot.spdm._evidence import SpdmEvidence
 from ironroot.spdm._measurements import AnyMeasurementBlock
@@ -80,15 +80,21 @@ def _connection(vca: tuple[bytes, ...]) -> Connection:
 
 
 def verify_spdm_evidence(
-    evidence: bytes | SpdmEvidence, *, nonce: bytes, root_certificate: bytes, now: datetime
+    evidence: bytes | SpdmEvidence,
+    *,
+    nonce: bytes,
+    root_certificate: bytes,
+    now: datetime,
+    cache: SpdmChainCache | None = None,
 ) -> VerifiedSpdm:
     """Verify recorded SPDM evidence; raise ``MalformedSpdm``, ``SpdmProtocolError``,
-    ``ChainNotTrusted``/``CertificateExpired``, ``StaleNonce`` or ``BadSignature``."""
+    ``ChainNotTrusted``/``CertificateExpired``, ``StaleNonce`` or ``BadSignature``.
+    ``cache``: chains verified before (:class:`SpdmChainCache`; the same answer)."""
     record = evidence if isinstance(evidence, SpdmEvidence) else SpdmEvidence.decode(evidence)
     connection = _connection(record.vca)
     chain = CertificateChain.decode(record.certificate_chain, hash_size=connection.hash_size)
     leaf = verify_certificate_chain(
-        chain, root=root_certificate, hash_algo=connection.base_hash_algo, now=now
+        chain, root=root_certificate, hash_algo=connection.base_hash_algo, now=now, cache=cache
     )
     request = GetMeasurements.decode(record.request)
     if request.version != connection.version or not request.signature_requested:

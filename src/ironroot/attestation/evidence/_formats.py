@@ -85,6 +85,7 @@ from ironroot.attestation.evidence._tdx import parse_tdx_quote
 from ironroot.attestation.evidence._tdx_collateral import TdxCollateral
 from ironroot.attestation.evidence._tdx_verify import TdxChainCache, load_crls, verify_tdx_quote
 from ironroot.errors import KeyBindingMismatch, MalformedEvidence, MalformedInput, StaleNonce
+from ironroot.spdm import SpdmChainCache
 
 __all__ = [
     "EVIDENCE_FORMATS",
@@ -373,6 +374,7 @@ def _verify_spdm(data: bytes, options: VerifyOptions, log: CheckLog) -> Evidence
             nonce=spdm_signed_nonce(data) or nonce,
             roots=(*options.roots, *options.certificates),
             now=options.now,
+            cache=_cache(options, SPDM_FORMAT),
         )
 
 
@@ -479,6 +481,7 @@ def _rows() -> tuple[EvidenceFormat, ...]:
             ),
             roots=(),
             policy=FormatPolicy(),
+            cache=SpdmChainCache,
         ),
         EvidenceFormat(
             name=NVIDIA_GPU_FORMAT,

@@ -6,6 +6,11 @@ value too, and its raw entry says type ``UNKNOWN`` with its ``type_number``); ``
 each raw SecureVersionNumber block; ``debug`` is true when a raw DeviceMode block says debug
 mode is active or has been since the last reset (DSP0274 DeviceModeState bits 0-3);
 ``report_data`` is the verifier's nonce the session answered.
+
+With a :class:`ironroot.spdm.SpdmChainCache` (the format's cache in ``EvidenceCaches``) a
+device chain that verified before to the same root is not verified again: only what its
+exact bytes decide is skipped; validity at ``now``, the measurements' signature and the
+nonce are checked every time (:func:`ironroot.spdm.verify_certificate_chain`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from ironroot.spdm import (
     GetMeasurements,
     MeasurementBlock,
     MeasurementValueType,
+    SpdmChainCache,
     SpdmEvidence,
     VerifiedSpdm,
     verify_spdm_evidence,
@@ -80,7 +86,12 @@ def spdm_claims(verified: VerifiedSpdm, *, root: str) -> EvidenceClaims:
 
 
 def verify_spdm(
-    data: bytes, *, nonce: bytes, roots: Sequence[bytes], now: datetime
+    data: bytes,
+    *,
+    nonce: bytes,
+    roots: Sequence[bytes],
+    now: datetime,
+    cache: SpdmChainCache | None = None,
 ) -> EvidenceClaims:
     """Verify SPDM evidence against any of ``roots`` (DER or PEM certificates)."""
     ders: list[bytes] = []
@@ -92,7 +103,9 @@ def verify_spdm(
     last: ChainNotTrusted | None = None
     for der in ders:
         try:
-            verified = verify_spdm_evidence(data, nonce=nonce, root_certificate=der, now=now)
+            verified = verify_spdm_evidence(
+                data, nonce=nonce, root_certificate=der, now=now, cache=cache
+            )
         except ChainNotTrusted as exc:
             last = exc
             continue
