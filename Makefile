@@ -35,20 +35,29 @@ test-deps:
 # Bytecode is cached even where the environment sets PYTHONDONTWRITEBYTECODE: without it every
 # subprocess a test starts (`python -m ironroot ...`, the kill -9 tests) compiles each module it
 # imports from source again.
-TEST_WORKERS   ?= auto
+#
+# Half again as many workers as cores: the integration tests spend a third of their time waiting
+# (servers starting and stopping, subprocesses, leases, timeouts), and a third worker on two
+# cores fills that wait. Work stealing hands the tests out: integration tests come first (they
+# take seconds each), and a worker that runs dry takes half of the busiest one's queue, so
+# none idles at the end while another still has a long test ahead.
+TEST_WORKERS   ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n + n / 2 )))
+TEST_DIST      ?= worksteal
+FAST_WORKERS   ?= auto
 COVERAGE_FLOOR ?= 86
 
 test: test-deps lint typecheck
-	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --cov=ironroot --cov-branch \
-		--cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist $(TEST_DIST) \
+		--cov=ironroot --cov-branch --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
-# The unit tier while you edit: no servers, subprocesses, browsers or whole-system worlds
-# (tests/conftest.py places modules in tiers by what they start), property tests on a fifth of
-# their examples (tests/hypothesis_budget.py), and bytecode (assertion-rewritten tests
-# included) cached between runs even where the environment sets PYTHONDONTWRITEBYTECODE.
+# The unit tier while you edit, one worker a core (unit tests do not wait): no servers,
+# subprocesses, browsers or whole-system worlds (tests/conftest.py places modules in tiers by
+# what they start), property tests on a fifth of their examples (tests/hypothesis_budget.py),
+# and bytecode (assertion-rewritten tests included) cached between runs even where the
+# environment sets PYTHONDONTWRITEBYTECODE.
 test-fast: install
 	PYTHONDONTWRITEBYTECODE= IRONROOT_TEST_TIER=fast \
-		$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not integration and not slow"
+		$(BIN)/python -m pytest -q -n $(FAST_WORKERS) --dist $(TEST_DIST) -m "not integration and not slow"
 
 # Each benchmark prints its figures as ratios to a baseline measured in the same run.
 BENCHES := bench/registration.py $(filter-out bench/registration.py bench/bench_append.py bench/_worlds.py,$(wildcard bench/*.py))

@@ -127,6 +127,7 @@ def _starts_things(path: Path, seen: frozenset[Path] = frozenset()) -> bool:
 _INTEGRATION_FOLDERS = frozenset({"web", "demo", "fleet", "platform", "audit"})
 _SLOW_FOLDERS = frozenset({"fuzz", "rot_runtime"})
 _SLOW_MODULES = re.compile(r"^test_.*cli.*\.py$")
+_SESSION_WORLD_FOLDERS = frozenset({"web"})  # tests/web/conftest.py: one world per session
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -139,4 +140,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Integration tests first (a stable sort: modules stay whole, in their order). They take
     # seconds each; run last, one of them kept a worker busy while the other had nothing left
     # (pytest-xdist hands tests out in this order), so the quick unit tests now fill the end.
-    items.sort(key=lambda item: item.get_closest_marker("integration") is None)
+    # Among them, the folders whose modules share one session-scoped world come first: work
+    # stealing (`make test`) gives the first worker the head of the list and takes stolen
+    # tests from the tail, so a world at the head is built by one worker only.
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("integration") is None,
+            Path(str(item.fspath)).parent.name not in _SESSION_WORLD_FOLDERS,
+        )
+    )

@@ -9,7 +9,7 @@ import dataclasses
 import datetime as dt
 from pathlib import Path
 
-from tests.fleet.fleet_world import node_class
+from tests.fleet.fleet_world import manufacture, node_class
 from tests.platform.node_world import NOW, OTHER, VENDOR, World, sfr_report
 
 from ironroot.attestation import ReferenceValues
@@ -97,7 +97,9 @@ class AdmissionWorld:
         """A fleet of ``nodes`` nodes of ``klass`` (default :meth:`node_class`), admission set
         up with the vendor CA's roots."""
         fleet = Fleet.create(directory, node_class=klass or self.node_class())
-        fleet.add_nodes(nodes, vendor_ca=self.vendor_ca, now=NOW)
+        fleet, _ = manufacture(
+            fleet, nodes, now=NOW, templates=self.world.root, vendor_ca=self.vendor_ca
+        )
         authority = AdmissionAuthority.init(
             fleet,
             vendor_roots=list(self.vendor_ca.trust_anchors),

@@ -1,8 +1,17 @@
-"""A fleet of a few nodes built on the platform tests' world (vendor, logs, releases)."""
+"""A fleet of a few nodes built on the platform tests' world (vendor, logs, releases).
+
+Manufacturing a node (a RoT provisioned, a platform created, booted once) is most of what a
+fleet test costs, and most tests want the same few nodes of the same class: :func:`manufacture`
+makes the nodes of a given class, count, vendor CA and time once per process, keeps a copy
+beside the world, and gives later fleets a copy of it (a copied fleet opens as itself:
+it holds no absolute path).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import shutil
 from pathlib import Path
 
 from tests.platform.node_world import NOW, VENDOR, World
@@ -27,6 +36,48 @@ def node_class(world: World, version: str = "1.0", name: str = "node-7") -> Node
 
 def make_fleet(world: World, directory: Path, nodes: int) -> tuple[Fleet, VendorCA]:
     fleet = Fleet.create(directory, node_class=node_class(world))
-    ca = VendorCA.generate(now=NOW - dt.timedelta(days=2))
-    fleet.add_nodes(nodes, vendor_ca=ca, now=NOW)
-    return fleet, ca
+    return manufacture(fleet, nodes, now=NOW, templates=world.root)
+
+
+_MADE: dict[str, tuple[Path, VendorCA]] = {}
+
+
+def _inputs(fleet: Fleet, count: int, now: dt.datetime, vendor_ca: VendorCA | None) -> str:
+    """A digest of everything manufacturing reads: the fleet's files (its class: images,
+    statements, PFM, trust), the count, the time and the vendor CA's roots."""
+    digest = hashlib.sha256(b"%d %s\0" % (count, now.isoformat().encode()))
+    for root in vendor_ca.trust_anchors if vendor_ca is not None else ():
+        digest.update(hashlib.sha256(root).digest())
+    for path in sorted(p for p in fleet.directory.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(fleet.directory)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def manufacture(
+    fleet: Fleet,
+    count: int,
+    *,
+    now: dt.datetime,
+    templates: Path,
+    vendor_ca: VendorCA | None = None,
+) -> tuple[Fleet, VendorCA]:
+    """``fleet.add_nodes(count, vendor_ca=..., now=now)`` on a fleet that has no nodes yet,
+    and the fleet to use afterwards. The first fleet with these inputs in this process is
+    manufactured for real and copied to ``templates``; a later one is replaced by a copy of
+    that (the same nodes, keys and registry). Without ``vendor_ca`` a new vendor CA
+    provisions the nodes (the copy's is the first fleet's); it is returned with the fleet."""
+    key = _inputs(fleet, count, now, vendor_ca)
+    made = _MADE.get(key)
+    if made is None:
+        ca = vendor_ca or VendorCA.generate(now=NOW - dt.timedelta(days=2))
+        fleet.add_nodes(count, vendor_ca=ca, now=now)
+        template = templates / "fleet-templates" / key[:16]
+        shutil.copytree(fleet.directory, template)
+        _MADE[key] = (template, ca)
+        return fleet, ca
+    template, ca = made
+    directory = fleet.directory
+    shutil.rmtree(directory)
+    shutil.copytree(template, directory)
+    return Fleet.open(directory), ca

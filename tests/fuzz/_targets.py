@@ -72,11 +72,18 @@ def _vector_files(*parts: str, pattern: str = "*") -> list[bytes]:
     root = vectors_dir()
     if root is None:
         return []
+    return list(_read_vector_files(root, parts, pattern))
+
+
+@functools.cache
+def _read_vector_files(root: Path, parts: tuple[str, ...], pattern: str) -> tuple[bytes, ...]:
+    """The files are read once per process: a property test asks its target for seeds on
+    every example, and walking the vector folders again each time cost more than fuzzing."""
     folder = root.joinpath(*parts)
     if not folder.is_dir():
-        return []
+        return ()
     files = sorted(p for p in folder.rglob(pattern) if p.is_file())
-    return [p.read_bytes() for p in files if p.stat().st_size <= 256 * 1024][:24]
+    return tuple([p.read_bytes() for p in files if p.stat().st_size <= 256 * 1024][:24])
 
 
 # --- keys and certificates ------------------------------------------------------------------

@@ -45,6 +45,7 @@ from ironroot.hsm import parse_audit_log
 from ironroot.keyrelease import demo_release
 from ironroot.log import Checkpoint, NoteSigner, sign_checkpoint
 from ironroot.monitor import MonitorStore
+from ironroot.platform import AccountStore
 from ironroot.transparency import ServiceThread, TransparencyClient, TransparencyService
 from ironroot.web import Dashboard
 from ironroot.witness import (
@@ -58,6 +59,7 @@ from ironroot.witness import (
 SEEN = NOW + dt.timedelta(minutes=55)
 OPERATOR = "alice"
 PASSWORD = "correct horse battery staple"
+CHEAP_SCRYPT = (2**10, 8, 1)  # the operator's password hash (build() says why)
 HOSTILE = "<script>window.__pwned=1</script><img src=x onerror=window.__pwned=2>"
 HOSTILE_ISSUER = "https://evil.example/" + HOSTILE
 OPS_ORIGIN = "ops.example/log"
@@ -210,7 +212,14 @@ def build(root: Path, world: World) -> WebWorld:
         'witness = ["witness"]\n'
     )
     dashboard = Dashboard.open(data)
-    dashboard.operators.set_password(OPERATOR, PASSWORD)
+    # Every test logs in, and a login hashes the password with the scrypt parameters stored
+    # beside the operator's hash: the operator gets a small work factor, so a login costs a
+    # millisecond instead of the default's (N=2^15) tens. `dashboard passwd` and the default
+    # are tested in test_web_units.py and test_web_cli.py.
+    dashboard.config.state_dir.mkdir(mode=0o700, exist_ok=True)
+    accounts = AccountStore(dashboard.config.state_dir / "operators.json", kdf=CHEAP_SCRYPT)
+    accounts.add(OPERATOR, PASSWORD, "ReadOnly")
+    assert dashboard.operators.names == [OPERATOR]
     from ironroot.web._fleet import entry_id_of
 
     return WebWorld(
