@@ -93,13 +93,18 @@ class AdmissionWorld:
         *,
         klass: NodeClass | None = None,
         lifetime: int = 3600,
+        fresh: bool = False,
     ) -> tuple[Fleet, AdmissionAuthority]:
         """A fleet of ``nodes`` nodes of ``klass`` (default :meth:`node_class`), admission set
-        up with the vendor CA's roots."""
+        up with the vendor CA's roots. ``fresh``: manufactured here, not copied from an earlier
+        fleet of this process (for a test that watches manufacturing)."""
         fleet = Fleet.create(directory, node_class=klass or self.node_class())
-        fleet, _ = manufacture(
-            fleet, nodes, now=NOW, templates=self.world.root, vendor_ca=self.vendor_ca
-        )
+        if fresh:
+            fleet.add_nodes(nodes, vendor_ca=self.vendor_ca, now=NOW)
+        else:
+            fleet, _ = manufacture(
+                fleet, nodes, now=NOW, templates=self.world.root, vendor_ca=self.vendor_ca
+            )
         authority = AdmissionAuthority.init(
             fleet,
             vendor_roots=list(self.vendor_ca.trust_anchors),

@@ -141,7 +141,7 @@ def test_a_device_certificate_revoked_since_is_refused_as_without_the_cache(
         return der
 
     monkeypatch.setattr(_identity, "_certificate", keep)
-    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1, fresh=True)
     monkeypatch.undo()
     assert attest_node(fleet, NODE, now=NOW, authority=authority).status == "admitted"
     assert _sizes(authority) == (1, 3)

@@ -322,16 +322,25 @@ def test_a_failed_merge_is_retried_by_a_later_batch(
     path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     failures = [1]
+    failing = threading.Event()
     real_index = _sqlite._index
 
     def fail_once(conn: sqlite3.Connection, rows: list[tuple[int, int]]) -> None:
         if failures:
             failures.pop()
+            failing.set()
             raise sqlite3.OperationalError("database or disk is full")
         real_index(conn, rows)
 
     monkeypatch.setattr(_sqlite, "_index", fail_once)
-    items = _filled(path, 100, window=32)
+    items = entries(100)
+    log = _log(SqliteLogStore(path, index_window=32))
+    try:
+        fill(log, items[:48])  # fills the window: the merger's first attempt fails
+        assert failing.wait(60)
+        fill(log, items[48:])  # later batches, after the failure began: they ask again
+    finally:
+        log.close()
     assert "merging the entry-id window into the key index failed" in caplog.text
     keys, clashes, indexed = _stored_keys(path)
     assert indexed >= 64
