@@ -29,7 +29,7 @@ never remembered. Revocation is not this function's: callers check it on every u
 from __future__ import annotations
 
 import hmac
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -165,13 +165,23 @@ class CertificateChain:
 
 
 _ChainKey = tuple[BaseHashAlgo, bytes, bytes, tuple[bytes, ...]]
+# What a remembered chain keeps: each path certificate's validity and subject (to check and
+# name it at each use, as a fresh verification does), and the leaf it returns.
+_Window = tuple[datetime, datetime, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    windows: tuple[_Window, ...]
+    leaf: x509.Certificate
 
 
 class SpdmChainCache:
     """SPDM certificate chains whose path to a trusted root verified (module docs).
 
     Looked up by the hash algorithm, the root's exact DER, the chain's RootHash and its exact
-    DER certificates; holds the parsed path. Bounded: when full it starts over.
+    DER certificates; holds each path certificate's validity period and subject, and the
+    leaf. Bounded: when full it starts over.
     """
 
     __slots__ = ("_entries", "_max")
@@ -179,27 +189,29 @@ class SpdmChainCache:
     def __init__(self, max_entries: int = 1024) -> None:
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
             raise ConfigError("an SPDM chain cache holds at least one chain")
-        self._entries: dict[_ChainKey, tuple[x509.Certificate, ...]] = {}
+        self._entries: dict[_ChainKey, _Verified] = {}
         self._max = max_entries
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def _get(self, key: _ChainKey) -> tuple[x509.Certificate, ...] | None:
+    def _get(self, key: _ChainKey) -> _Verified | None:
         return self._entries.get(key)
 
-    def _put(self, key: _ChainKey, path: tuple[x509.Certificate, ...]) -> None:
+    def _put(self, key: _ChainKey, path: Sequence[x509.Certificate]) -> None:
+        windows = tuple(
+            (c.not_valid_before_utc, c.not_valid_after_utc, c.subject.rfc4514_string())
+            for c in path
+        )
         if len(self._entries) >= self._max:
             self._entries.clear()
-        self._entries[key] = path
+        self._entries[key] = _Verified(windows, path[-1])
 
 
-def _check_validity(path: Sequence[x509.Certificate], now: datetime) -> None:
-    for cert in path:
-        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-            raise CertificateExpired(
-                f"certificate {cert.subject.rfc4514_string()!r} is not valid at {now.isoformat()}"
-            )
+def _check_validity(windows: Iterable[_Window], now: datetime) -> None:
+    for not_before, not_after, subject in windows:
+        if not not_before <= now <= not_after:
+            raise CertificateExpired(f"certificate {subject!r} is not valid at {now.isoformat()}")
 
 
 def verify_certificate_chain(
@@ -223,8 +235,8 @@ def verify_certificate_chain(
         key = (hash_algo, bytes(root), chain.root_hash, chain.certificates)
         known = cache._get(key)
         if known is not None:
-            _check_validity(known, now)
-            return known[-1]
+            _check_validity(known.windows, now)
+            return known.leaf
     path = _verified_path(chain, root=root, hash_algo=hash_algo, now=now)
     if cache is not None and key is not None and len(path) > 1:
         cache._put(key, path)
@@ -240,7 +252,11 @@ def _verified_path(
     anchor = _load(root, "trusted root")
     certs = chain.x509()
     path = certs if chain.certificates[0] == root else [anchor, *certs]
-    _check_validity(path, now)
+    for cert in path:
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            raise CertificateExpired(
+                f"certificate {cert.subject.rfc4514_string()!r} is not valid at {now.isoformat()}"
+            )
     if len(path) == 1:
         return (anchor,)  # the chain is the trusted root itself
     ca_policy = verification.ExtensionPolicy.permit_all().require_present(
