@@ -165,9 +165,10 @@ class CertificateChain:
 
 
 _ChainKey = tuple[BaseHashAlgo, bytes, bytes, tuple[bytes, ...]]
-# What a remembered chain keeps: each path certificate's validity and subject (to check and
-# name it at each use, as a fresh verification does), and the leaf it returns.
-_Window = tuple[datetime, datetime, str]
+# A certificate's validity and its subject (rendered as text by a remembered chain, to check
+# and name it at each use as a fresh verification does); a remembered chain keeps one per path
+# certificate, and the leaf it returns.
+_Window = tuple[datetime, datetime, "str | x509.Name"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +212,8 @@ class SpdmChainCache:
 def _check_validity(windows: Iterable[_Window], now: datetime) -> None:
     for not_before, not_after, subject in windows:
         if not not_before <= now <= not_after:
-            raise CertificateExpired(f"certificate {subject!r} is not valid at {now.isoformat()}")
+            name = subject if isinstance(subject, str) else subject.rfc4514_string()
+            raise CertificateExpired(f"certificate {name!r} is not valid at {now.isoformat()}")
 
 
 def verify_certificate_chain(
@@ -230,15 +232,15 @@ def verify_certificate_chain(
     """
     if now.tzinfo is None:
         raise ConfigError("now must be a timezone-aware datetime")
-    key: _ChainKey | None = None
-    if cache is not None:
-        key = (hash_algo, bytes(root), chain.root_hash, chain.certificates)
-        known = cache._get(key)
-        if known is not None:
-            _check_validity(known.windows, now)
-            return known.leaf
+    if cache is None:
+        return _verified_path(chain, root=root, hash_algo=hash_algo, now=now)[-1]
+    key = (hash_algo, bytes(root), chain.root_hash, chain.certificates)
+    known = cache._get(key)
+    if known is not None:
+        _check_validity(known.windows, now)
+        return known.leaf
     path = _verified_path(chain, root=root, hash_algo=hash_algo, now=now)
-    if cache is not None and key is not None and len(path) > 1:
+    if len(path) > 1:
         cache._put(key, path)
     return path[-1]
 
@@ -252,11 +254,7 @@ def _verified_path(
     anchor = _load(root, "trusted root")
     certs = chain.x509()
     path = certs if chain.certificates[0] == root else [anchor, *certs]
-    for cert in path:
-        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-            raise CertificateExpired(
-                f"certificate {cert.subject.rfc4514_string()!r} is not valid at {now.isoformat()}"
-            )
+    _check_validity(((c.not_valid_before_utc, c.not_valid_after_utc, c.subject) for c in path), now)
     if len(path) == 1:
         return (anchor,)  # the chain is the trusted root itself
     ca_policy = verification.ExtensionPolicy.permit_all().require_present(
