@@ -549,12 +549,7 @@ class Log(LogView):
             self._fail_items(items, exc)
             return False
         for ticket, index in done_now:
-            try:
-                where = self._integrated_at(index)
-            except IronrootError as exc:  # the store went away since the look-up
-                self._fail_items([(ticket.entry_id, b"", ticket)], exc)
-                continue
-            self._finish(ticket, where)
+            self._finish_stored(ticket, index)
         for ticket in durable_now:
             _resolve(ticket.durable, None)
 
@@ -609,19 +604,14 @@ class Log(LogView):
             return new
         tickets = {entry_id: ticket for entry_id, _, ticket in items}
         for entry_id, index in known.items():
-            if index is not None and index >= self._head[0]:
-                # Integrated beyond the head (another writer moved the store meanwhile):
-                # durable; answered once a later cycle reads that state back.
-                self._store_pending = True
-                _resolve(tickets[entry_id].durable, None)
-            elif index is None:
+            if index is None or index >= self._head[0]:
+                # Pending, or integrated beyond the head (another writer moved the store
+                # meanwhile): durable; answered once a later cycle integrates it or reads
+                # that state back.
                 self._store_pending = True
                 _resolve(tickets[entry_id].durable, None)
             else:
-                try:
-                    self._finish(tickets[entry_id], self._integrated_at(index))
-                except IronrootError as exc:
-                    self._fail_items([(entry_id, b"", tickets[entry_id])], exc)
+                self._finish_stored(tickets[entry_id], index)
         return [(entry_id, entry) for entry_id, entry in new if entry_id not in known]
 
     def _prepare(
@@ -721,6 +711,16 @@ class Log(LogView):
                 del self._inflight[ticket.entry_id]
         _resolve(ticket.durable, None)
         _resolve(ticket.integrated, where)
+
+    def _finish_stored(self, ticket: Ticket, index: int) -> None:
+        """Resolve ``ticket`` from the stored batch that holds ``index``; fail it if the store
+        cannot say which (it went away since the look-up)."""
+        try:
+            where = self._integrated_at(index)
+        except IronrootError as exc:
+            self._fail_items([(ticket.entry_id, b"", ticket)], exc)
+            return
+        self._finish(ticket, where)
 
     def _fail_items(self, items: list[tuple[bytes, bytes, Ticket]], exc: IronrootError) -> None:
         _log.error("log write failed: %s", exc)
