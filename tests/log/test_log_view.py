@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,25 @@ def test_a_view_opened_while_the_writer_commits_takes_the_checkpoint_of_the_size
         assert view.root() == MemoryTree(entries(4)).root()
         assert view.refresh() == 5
         assert view.checkpoint() == store.checkpoint()
+
+
+def test_wake_ends_a_wait_for_growth_that_began_before_it() -> None:
+    with Log(MemoryLogStore(), origin=ORIGIN, note_signers=SIGNERS) as log:
+        fill(log, entries(2))
+        view = LogView(log.store, origin=ORIGIN)
+        waiting, sizes = threading.Event(), []
+
+        def wait() -> None:
+            waiting.set()
+            sizes.append(view.wait_for_growth(2, timeout=60))
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        assert waiting.wait(10)
+        for _ in range(200):  # until the wait has begun, a wake comes before it
+            view.wake()
+            waiter.join(0.05)
+            if not waiter.is_alive():
+                break
+        assert not waiter.is_alive()  # woken, long before its timeout
+        assert sizes == [2]  # not grown

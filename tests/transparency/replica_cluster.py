@@ -38,6 +38,7 @@ from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.log import Checkpoint, Note, PostgresLogStore, verify_log_dir
 from ironroot.transparency import init_data_dir
+from loopback import DEFAULT_TRUST
 
 VENDOR_ISS = "https://vendor.example"
 _SEQUENCES = re.compile(r"this replica sequences \(lease epoch (\d+)")
@@ -164,7 +165,12 @@ class Cluster:
             if not replica.alive():
                 raise AssertionError(f"replica {replica.number} exited:\n{replica.events()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(replica.url + "/checkpoint", timeout=2.0).status_code == 200:
+                if (
+                    httpx.get(
+                        replica.url + "/checkpoint", timeout=2.0, verify=DEFAULT_TRUST
+                    ).status_code
+                    == 200
+                ):
                     return
             time.sleep(0.1)
         raise AssertionError(f"replica {replica.number} not ready:\n{replica.events()}")
@@ -268,7 +274,7 @@ class Load:
         turn = number
         tag = f"t{number}-{os.urandom(4).hex()}"
         batch: list[bytes] = []
-        with httpx.Client(timeout=5.0) as client:
+        with httpx.Client(timeout=5.0, verify=DEFAULT_TRUST) as client:
             while not self._stop.is_set():
                 if not batch:
                     batch = make_statements(self.cluster.vendor, 20, tag + f"-{turn}")

@@ -26,6 +26,7 @@ from ironroot.errors import BadSignature, InvalidProof
 from ironroot.log import parse_tile_path  # noqa: F401  (the app serves these paths)
 from ironroot.merkle import verify_consistency
 from ironroot.transparency import ServiceThread, TransparencyService
+from loopback import DEFAULT_TRUST
 
 COSE = "application/cose"
 PROBLEM = "application/concise-problem-details+cbor"
@@ -43,7 +44,11 @@ def _service(tmp_path: Path, vendor: PrivateKey, **kw: object) -> TransparencySe
 
 @contextmanager
 def _client(service: TransparencyService) -> Iterator[httpx.Client]:
-    with service, ServiceThread(service) as server, httpx.Client(base_url=server.url) as c:
+    with (
+        service,
+        ServiceThread(service) as server,
+        httpx.Client(base_url=server.url, verify=DEFAULT_TRUST) as c,
+    ):
         yield c
 
 

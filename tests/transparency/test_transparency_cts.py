@@ -26,6 +26,7 @@ from ironroot.cose import (
 from ironroot.crypto import Algorithm, PrivateKey, Verifier
 from ironroot.errors import ConfigError, StorageError
 from ironroot.transparency import ServiceThread, TransparencyService, load_config
+from loopback import DEFAULT_TRUST
 
 COSE = "application/cose"
 PROBLEM = "application/concise-problem-details+cbor"
@@ -42,7 +43,11 @@ def _config(data: Path, vendor: PrivateKey, prefix: str = "/cts", **kw: object) 
 
 @contextmanager
 def _client(service: TransparencyService) -> Iterator[httpx.Client]:
-    with service, ServiceThread(service) as server, httpx.Client(base_url=server.url) as c:
+    with (
+        service,
+        ServiceThread(service) as server,
+        httpx.Client(base_url=server.url, verify=DEFAULT_TRUST) as c,
+    ):
         yield c
 
 

@@ -15,6 +15,7 @@ from tests.web.web_world import OPERATOR, PASSWORD, WebWorld, web_world
 
 from ironroot.http import ServerThread
 from ironroot.web import Dashboard, create_dashboard_app
+from loopback import DEFAULT_TRUST
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -53,14 +54,18 @@ def log_in(client: httpx.Client, user: str = OPERATOR, password: str = PASSWORD)
 
 @pytest.fixture
 def anon(served: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=served, follow_redirects=False, timeout=30) as client:
+    with httpx.Client(
+        base_url=served, follow_redirects=False, timeout=30, verify=DEFAULT_TRUST
+    ) as client:
         yield client
 
 
 @pytest.fixture
 def client(served: str) -> Iterator[httpx.Client]:
     """A client logged in as the world's operator."""
-    with httpx.Client(base_url=served, follow_redirects=False, timeout=30) as client:
+    with httpx.Client(
+        base_url=served, follow_redirects=False, timeout=30, verify=DEFAULT_TRUST
+    ) as client:
         answer = log_in(client)
         assert answer.status_code == 303, answer.text
         yield client

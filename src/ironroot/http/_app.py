@@ -11,7 +11,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -28,7 +27,7 @@ from ironroot.errors import (
     Unauthorized,
 )
 from ironroot.http._ops import Observed, ServiceInfo, operational_routes
-from ironroot.http._server import ServerLimits, server_config
+from ironroot.http._server import PromptServer, ServerLimits, server_config
 from ironroot.http._tls import ServerTls
 
 __all__ = [
@@ -233,7 +232,7 @@ class ServerThread:
                 s.bind((host, 0))
                 port = int(s.getsockname()[1])
         self.url = f"{'https' if tls is not None else 'http'}://{host}:{port}"
-        self._server = uvicorn.Server(server_config(app, host, port, limits, tls=tls))
+        self._server = PromptServer(server_config(app, host, port, limits, tls=tls))
         self._thread = threading.Thread(
             target=self._server.run, name=f"ironroot-{name}", daemon=True
         )
@@ -241,12 +240,11 @@ class ServerThread:
     def __enter__(self) -> ServerThread:
         self._thread.start()
         deadline = time.monotonic() + 10
-        while not self._server.started:
+        while not self._server.ready.wait(0.01):
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise StorageError("the HTTP server did not start")
-            time.sleep(0.01)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
+        self._server.stop()
         self._thread.join(timeout=10)

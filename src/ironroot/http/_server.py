@@ -37,12 +37,14 @@ once, and a held head is flushed before any close.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Final, cast
@@ -53,9 +55,12 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from ironroot.errors import ConfigError
 from ironroot.http._tls import ServerTls
 
-__all__ = ["ServerLimits", "check_listen", "run_server", "server_config"]
+__all__ = ["PromptServer", "ServerLimits", "check_listen", "run_server", "server_config"]
 
 _log = logging.getLogger("ironroot.http")
+_uvicorn_log = logging.getLogger("uvicorn.error")  # where uvicorn's own server logs
+_TICK: Final = 0.1  # uvicorn's main-loop tick (seconds)
+_SHUTDOWN_POLL: Final = 0.005  # how often a stopping server looks at its connections
 _REASONS: Final = {
     408: "Request Timeout",
     431: "Request Header Fields Too Large",
@@ -364,7 +369,7 @@ def run_server(
     signal handlers are in place (a worker opens its link to the sequencer there, and stops
     itself with SIGTERM when the link closes, whenever that happens)."""
     previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
-    server = uvicorn.Server(config) if before is None else _StartingServer(config, before)
+    server = PromptServer(config) if before is None else _StartingServer(config, before)
     try:
         server.run(sockets=sockets)
     except _Stopped:
@@ -374,7 +379,96 @@ def run_server(
             signal.signal(sig, handler)
 
 
-class _StartingServer(uvicorn.Server):
+class PromptServer(uvicorn.Server):
+    """uvicorn's server, stopping as soon as it is asked to.
+
+    uvicorn looks at ``should_exit`` every 0.1 s, and its shutdown sleeps 0.1 s after asking
+    each connection to close, then looks every 0.1 s whether they have: 0.15-0.2 s of nothing
+    at every stop. Here the main loop keeps uvicorn's 0.1 s tick (:meth:`on_tick`: the
+    ``Date`` header once a second, the request limit) but wakes at once when :meth:`stop`
+    (from any thread) or SIGINT/SIGTERM asks it to exit; and the shutdown takes uvicorn's
+    steps in uvicorn's order (stop listening, ask every connection to close once its response
+    is out: an idle keep-alive one closes at once; wait for the connections, then for the
+    app's tasks, up to ``timeout_graceful_shutdown``, cancelling what is left; the lifespan
+    shutdown unless forced), looking every few milliseconds whether the connections and
+    tasks are done.
+
+    ``ready`` is set once the server listens (``started``), for a thread that waits on it."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._exit_asked: asyncio.Event | None = None
+
+    def stop(self) -> None:
+        """Ask for the graceful shutdown; from any thread, before or after the start."""
+        self.should_exit = True
+        self._wake()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._wake()
+
+    def _wake(self) -> None:
+        # The main loop sets both before it first looks at should_exit: when either is unset
+        # here, that look is still to come and sees should_exit already true.
+        loop, exit_asked = self._loop, self._exit_asked
+        if loop is None or exit_asked is None:
+            return
+        with contextlib.suppress(RuntimeError):  # a closed loop: the server has stopped
+            loop.call_soon_threadsafe(exit_asked.set)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self.ready.set()
+
+    async def main_loop(self) -> None:
+        self._exit_asked = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000  # uvicorn's tick count: 0.1 s ticks, one day
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_TICK):
+                    await self._exit_asked.wait()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        _uvicorn_log.info("Shutting down")
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        state = self.server_state
+        try:
+            async with asyncio.timeout(self.config.timeout_graceful_shutdown):
+                await self._until_empty(state.connections, "connections to close")
+                await self._until_empty(state.tasks, "background tasks to complete")
+                for server in self.servers:
+                    await server.wait_closed()
+        except TimeoutError:
+            _uvicorn_log.error(
+                "Cancel %s running task(s), timeout graceful shutdown exceeded", len(state.tasks)
+            )
+            for task in state.tasks:
+                task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+        if not self.force_exit:
+            await self.lifespan.shutdown()
+
+    async def _until_empty(self, items: Collection[object], what: str) -> None:
+        if not items or self.force_exit:
+            return
+        await asyncio.sleep(0)  # a transport closed just now is gone after one turn
+        if items and not self.force_exit:
+            _uvicorn_log.info("Waiting for %s. (CTRL+C to force quit)", what)
+        while items and not self.force_exit:
+            await asyncio.sleep(_SHUTDOWN_POLL)
+
+
+class _StartingServer(PromptServer):
     """A uvicorn server that awaits ``before`` first thing in its start-up."""
 
     def __init__(self, config: uvicorn.Config, before: Callable[[], Awaitable[object]]) -> None:

@@ -158,6 +158,7 @@ class LogView:
         self._verifiers = tuple(note_verifiers)
         self._cond = threading.Condition()
         self._closing = False  # close() has begun: waits end, the sequencer takes no entries
+        self._wakes = 0  # wake() calls: a wait that began before one ends
         self._closed = False
         self._nodes = NodeCache(_NODE_CACHE)
         self._full_tiles = NodeCache(_TILE_CACHE)
@@ -345,16 +346,24 @@ class LogView:
 
     def wait_for_growth(self, size: int, timeout: float | None = None) -> int:
         """Wait until the latest checkpointed tree is larger than ``size`` (or ``timeout``
-        seconds pass, or the log closes); returns the tree size then. A view's head grows
-        when a read (or :meth:`refresh`) takes up the stored tree."""
+        seconds pass, or :meth:`wake` is called, or the log closes); returns the tree size
+        then. A view's head grows when a read (or :meth:`refresh`) takes up the stored tree."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._head[0] <= size and not self._closing:
+            wakes = self._wakes
+            while self._head[0] <= size and not self._closing and self._wakes == wakes:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     break
                 self._cond.wait(remaining)
             return self._head[0]
+
+    def wake(self) -> None:
+        """End every :meth:`wait_for_growth` in progress now, grown or not (a thread that
+        waits for growth and has been asked to stop)."""
+        with self._cond:
+            self._wakes += 1
+            self._cond.notify_all()
 
     # --- nodes from tiles -----------------------------------------------------------------
 

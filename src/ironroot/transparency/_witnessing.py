@@ -202,6 +202,7 @@ class CheckpointWitnessing:
 
     def close(self) -> None:
         self._stop.set()
+        self._log.wake()  # the thread may be waiting for the log to grow
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
