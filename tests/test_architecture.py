@@ -19,6 +19,7 @@ LAYERS = [
     "_lazy",
     "_fileio",
     "_statedb",
+    "_trust",
     "crypto",
     "merkle",
     "cose",

@@ -14,6 +14,7 @@ from typing import Final
 import httpx
 
 from ironroot import errors
+from ironroot._trust import client_verify
 from ironroot.cose import Problem, encode_cbor
 from ironroot.errors import IronrootError, MalformedInput, StorageError, Unreachable
 from ironroot.keyrelease._format import RELEASED_KEY_CBOR, ReleasedKey, b64url, unb64url
@@ -67,7 +68,10 @@ class KeyReleaseClient:
         :func:`ironroot.http.client_context`) a private CA, with a client certificate for
         mutual TLS."""
         self._http = httpx.Client(
-            base_url=url.rstrip("/"), timeout=timeout, transport=transport, verify=verify
+            base_url=url.rstrip("/"),
+            timeout=timeout,
+            transport=transport,
+            verify=client_verify(verify),
         )
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ from types import TracebackType
 
 import httpx
 
+from ironroot._trust import client_verify
 from ironroot.errors import MalformedInput, NotFound, PayloadTooLarge, StorageError, Unreachable
 
 __all__ = ["HttpLogFetcher"]
@@ -33,7 +34,9 @@ class HttpLogFetcher:
         self._base = base_url.rstrip("/") + "/"
         self._own = client is None
         self._client = (
-            client if client is not None else httpx.Client(timeout=timeout, verify=verify)
+            client
+            if client is not None
+            else httpx.Client(timeout=timeout, verify=client_verify(verify))
         )
 
     def fetch(self, path: str, *, accept: str | None = None) -> bytes:

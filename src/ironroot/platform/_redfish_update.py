@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message
 
+from ironroot._trust import client_verify
 from ironroot.errors import Conflict, IronrootError, LimitExceeded, PayloadTooLarge
 from ironroot.http import read_body
 from ironroot.platform._node import COMPONENTS
@@ -272,7 +273,9 @@ class SimpleUpdatePlan:
 
         limits = service.limits
         with httpx.Client(
-            timeout=limits.fetch_timeout, verify=service.fetch_verify, follow_redirects=False
+            timeout=limits.fetch_timeout,
+            verify=client_verify(service.fetch_verify),
+            follow_redirects=False,
         ) as client:
 
             def get(uri: str, limit: int, auth: tuple[str, str] | None = None) -> bytes:

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import httpx
 
+from ironroot._trust import client_verify
 from ironroot.cose import Problem, decode_cbor, decode_key_set
 from ironroot.crypto import PublicKey, Verifier
 from ironroot.errors import IronrootError, MalformedInput, StorageError, Unreachable
@@ -89,7 +90,7 @@ class TransparencyClient:
             headers=headers,
             timeout=timeout,
             transport=transport,
-            verify=verify,
+            verify=client_verify(verify),
         )
 
     def close(self) -> None:

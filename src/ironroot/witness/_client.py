@@ -24,6 +24,7 @@ from typing import Final
 
 import httpx
 
+from ironroot._trust import client_verify
 from ironroot.cose import Problem
 from ironroot.errors import (
     ForkDetected,
@@ -89,7 +90,9 @@ class WitnessClient:
             raise MalformedInput("a witness URL must start with http:// or https://")
         self.url = url.rstrip("/")
         self.verifiers = tuple(verifiers)
-        self._http = httpx.Client(timeout=timeout, transport=transport, verify=verify)
+        self._http = httpx.Client(
+            timeout=timeout, transport=transport, verify=client_verify(verify)
+        )
 
     def close(self) -> None:
         self._http.close()

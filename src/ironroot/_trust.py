@@ -1,0 +1,37 @@
+"""The system's CA trust for HTTPS clients, made once per process and shared.
+
+httpx builds a fresh SSL context for every client whose ``verify`` is ``True``: it reads the
+whole CA bundle (``SSL_CERT_FILE``, ``SSL_CERT_DIR`` or certifi's), 20-40 ms of CPU on this
+project's machines, which every CLI command, witness client and transparency client paid
+again. :func:`client_verify` gives httpx one context per process instead, made by
+``httpx.create_ssl_context()`` so the trust is exactly httpx's default, one per value of the
+two environment variables. An ``ssl.SSLContext`` is safe to share between clients and
+threads once configured, and nothing configures this one further: a private CA or a client
+certificate comes in a context of its own (:func:`ironroot.http.client_context`), passed
+through unchanged. A CA bundle replaced on disk is read by the next process, as a client
+that lives as long as the process would see it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import ssl
+
+__all__ = ["client_verify"]
+
+
+def client_verify(verify: ssl.SSLContext | bool) -> ssl.SSLContext | bool:
+    """``verify`` as httpx takes it, ``True`` (the system's CAs) as the shared context."""
+    if verify is not True:
+        return verify
+    return _system_trust(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.lru_cache(maxsize=4)
+def _system_trust(cafile: str | None, capath: str | None) -> ssl.SSLContext:
+    """httpx's default context, for the environment named by the arguments (the cache key:
+    httpx reads the same two variables)."""
+    import httpx
+
+    return httpx.create_ssl_context()
