@@ -118,6 +118,7 @@ def test_the_log_imports_only_lower_layers() -> None:
     allowed = (
         "ironroot._fileio",
         "ironroot._lazy",
+        "ironroot._trust",
         "ironroot.crypto",
         "ironroot.errors",
         "ironroot.merkle",
