@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import ssl
 from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from ironroot._trust import client_verify
-
-
-def _ca_pem() -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "trust test CA")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
+from tls_pki import make_pki
 
 
 def test_true_is_one_verifying_context_for_every_client() -> None:
@@ -51,13 +29,13 @@ def test_a_context_of_its_own_and_false_pass_through_unchanged() -> None:
 def test_the_trust_follows_ssl_cert_file_as_httpx_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bundle = tmp_path / "ca.pem"
-    bundle.write_bytes(_ca_pem())
+    bundle = make_pki(tmp_path).ca
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     shared = client_verify(True)
     assert isinstance(shared, ssl.SSLContext)
-    assert [c["subject"] for c in shared.get_ca_certs()] == [((("commonName", "trust test CA"),),)]
+    subjects = [c["subject"] for c in shared.get_ca_certs()]
+    assert subjects == [((("commonName", "Ironroot test CA"),),)]
     fresh = httpx.create_ssl_context()  # what httpx would have made for this client
     assert shared.get_ca_certs() == fresh.get_ca_certs()
     monkeypatch.delenv("SSL_CERT_FILE")
