@@ -18,13 +18,16 @@ import functools
 import os
 import ssl
 
-__all__ = ["client_verify"]
+__all__ = ["client_verify", "system_trust"]
 
 
 def client_verify(verify: ssl.SSLContext | bool) -> ssl.SSLContext | bool:
     """``verify`` as httpx takes it, ``True`` (the system's CAs) as the shared context."""
-    if verify is not True:
-        return verify
+    return system_trust() if verify is True else verify
+
+
+def system_trust() -> ssl.SSLContext:
+    """The shared context trusting the system's CAs (httpx's default, made once)."""
     return _system_trust(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
 
 

@@ -20,11 +20,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 from tests.platform.node_world import NOW, OTHER, World, make_world
 
+from ironroot._trust import system_trust
 from ironroot.http import ServerThread, ServerTls, client_context
 from ironroot.platform import Faults, Platform, PowerLost
 from ironroot.platform._redfish import RedfishLimits, RedfishService, create_redfish_app
 from ironroot.platform._redfish_accounts import AccountStore
-from loopback import DEFAULT_TRUST
 
 KDF = (2**10, 8, 1)  # a cheap scrypt for tests; the default is N=2^15
 ADMIN = ("admin", "admin password 1")
@@ -51,7 +51,7 @@ class Bmc:
     world: World
 
     def client(self, who: tuple[str, str] | None = None) -> httpx.Client:
-        return httpx.Client(base_url=self.url, auth=who, timeout=30, verify=DEFAULT_TRUST)
+        return httpx.Client(base_url=self.url, auth=who, timeout=30, verify=system_trust())
 
     def active(self, component: str) -> str:
         items = {i.id: i for i in self.platform.inventory()}

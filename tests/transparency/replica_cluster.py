@@ -34,11 +34,11 @@ import httpx
 import psycopg
 from psycopg import sql
 
+from ironroot._trust import system_trust
 from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.log import Checkpoint, Note, PostgresLogStore, verify_log_dir
 from ironroot.transparency import init_data_dir
-from loopback import DEFAULT_TRUST
 
 VENDOR_ISS = "https://vendor.example"
 _SEQUENCES = re.compile(r"this replica sequences \(lease epoch (\d+)")
@@ -167,7 +167,7 @@ class Cluster:
             with contextlib.suppress(httpx.HTTPError):
                 if (
                     httpx.get(
-                        replica.url + "/checkpoint", timeout=2.0, verify=DEFAULT_TRUST
+                        replica.url + "/checkpoint", timeout=2.0, verify=system_trust()
                     ).status_code
                     == 200
                 ):
@@ -274,7 +274,7 @@ class Load:
         turn = number
         tag = f"t{number}-{os.urandom(4).hex()}"
         batch: list[bytes] = []
-        with httpx.Client(timeout=5.0, verify=DEFAULT_TRUST) as client:
+        with httpx.Client(timeout=5.0, verify=system_trust()) as client:
             while not self._stop.is_set():
                 if not batch:
                     batch = make_statements(self.cluster.vendor, 20, tag + f"-{turn}")

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from _tx_helpers import VENDOR_ISS, write_config
 
+from ironroot._trust import system_trust
 from ironroot.cose import (
     Problem,
     SignedStatement,
@@ -26,7 +27,6 @@ from ironroot.cose import (
 from ironroot.crypto import Algorithm, PrivateKey, Verifier
 from ironroot.errors import ConfigError, StorageError
 from ironroot.transparency import ServiceThread, TransparencyService, load_config
-from loopback import DEFAULT_TRUST
 
 COSE = "application/cose"
 PROBLEM = "application/concise-problem-details+cbor"
@@ -46,7 +46,7 @@ def _client(service: TransparencyService) -> Iterator[httpx.Client]:
     with (
         service,
         ServiceThread(service) as server,
-        httpx.Client(base_url=server.url, verify=DEFAULT_TRUST) as c,
+        httpx.Client(base_url=server.url, verify=system_trust()) as c,
     ):
         yield c
 

@@ -17,12 +17,12 @@ import httpx
 import pytest
 from _tx_helpers import VENDOR_ISS, write_config
 
+from ironroot._trust import system_trust
 from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.log import Log, open_checkpoint, verify_log_dir
 from ironroot.log.layout import load_checkpoint_signer
 from ironroot.transparency import load_config
-from loopback import DEFAULT_TRUST
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +70,7 @@ def test_kill_9_never_loses_an_acknowledged_entry(tmp_path: Path) -> None:
         stop = threading.Event()
 
         def load(url: str = url, stop: threading.Event = stop) -> None:
-            with httpx.Client(base_url=url, timeout=5, verify=DEFAULT_TRUST) as client:
+            with httpx.Client(base_url=url, timeout=5, verify=system_trust()) as client:
                 while not stop.is_set():
                     with lock:
                         body = next(cursor, None)

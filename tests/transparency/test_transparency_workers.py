@@ -21,6 +21,7 @@ import httpx
 import pytest
 from _tx_helpers import VENDOR_ISS, write_config
 
+from ironroot._trust import system_trust
 from ironroot.cose import (
     Problem,
     SignedStatement,
@@ -48,7 +49,6 @@ from ironroot.log import (
 )
 from ironroot.transparency import TransparencyService
 from ironroot.transparency._workers import _decode_error, _encode_error
-from loopback import DEFAULT_TRUST
 from processes import process_running
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -127,7 +127,7 @@ def running(tmp_path: Path) -> Iterator[Running]:
 
 def _healthy(url: str) -> bool:
     try:
-        return httpx.get(f"{url}/health", timeout=5, verify=DEFAULT_TRUST).status_code == 200
+        return httpx.get(f"{url}/health", timeout=5, verify=system_trust()).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -142,7 +142,7 @@ def _register(url: str, statement: bytes) -> httpx.Response:
         content=statement,
         headers={"content-type": "application/cose"},
         timeout=60,
-        verify=DEFAULT_TRUST,
+        verify=system_trust(),
     )
 
 
@@ -162,15 +162,15 @@ def test_workers_register_verify_and_serve_reads(running: Running) -> None:
         answers = list(pool.map(lambda s: _register(running.url, s), statements))
     assert [a.status_code for a in answers] == [201] * len(statements)
     keys = decode_key_set(
-        httpx.get(f"{running.url}/.well-known/scitt-keys", verify=DEFAULT_TRUST).content
+        httpx.get(f"{running.url}/.well-known/scitt-keys", verify=system_trust()).content
     )
     for statement, answer in zip(statements, answers, strict=True):
         verify_receipt(answer.content, SignedStatement.parse(statement).log_entry(), keys)
         # reads come from the workers, out of the store
-        again = httpx.get(f"{running.url}{answer.headers['location']}", verify=DEFAULT_TRUST)
+        again = httpx.get(f"{running.url}{answer.headers['location']}", verify=system_trust())
         assert again.status_code == 200
         verify_receipt(again.content, SignedStatement.parse(statement).log_entry(), keys)
-    note = httpx.get(f"{running.url}/checkpoint", verify=DEFAULT_TRUST).content
+    note = httpx.get(f"{running.url}/checkpoint", verify=system_trust()).content
     assert Checkpoint.parse(Note.parse(note).body).size == len(statements)
     # idempotent: the same statement is the same entry
     repeat = _register(running.url, statements[0])
@@ -220,7 +220,7 @@ def test_a_killed_worker_is_replaced_and_nothing_acknowledged_is_lost(running: R
         assert answer.status_code == 201
         acknowledged.append(answer.headers["location"])
     for location in acknowledged:
-        assert httpx.get(f"{running.url}{location}", verify=DEFAULT_TRUST).status_code == 200
+        assert httpx.get(f"{running.url}{location}", verify=system_trust()).status_code == 200
     running.process.send_signal(signal.SIGTERM)
     assert running.process.wait(timeout=60) == 0
     assert _tree_size(running.data) == len(set(acknowledged))

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from tests.web.web_world import OPERATOR, PASSWORD, WebWorld, web_world
 
+from ironroot._trust import system_trust
 from ironroot.http import ServerThread
 from ironroot.web import Dashboard, create_dashboard_app
-from loopback import DEFAULT_TRUST
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -55,7 +55,7 @@ def log_in(client: httpx.Client, user: str = OPERATOR, password: str = PASSWORD)
 @pytest.fixture
 def anon(served: str) -> Iterator[httpx.Client]:
     with httpx.Client(
-        base_url=served, follow_redirects=False, timeout=30, verify=DEFAULT_TRUST
+        base_url=served, follow_redirects=False, timeout=30, verify=system_trust()
     ) as client:
         yield client
 
@@ -64,7 +64,7 @@ def anon(served: str) -> Iterator[httpx.Client]:
 def client(served: str) -> Iterator[httpx.Client]:
     """A client logged in as the world's operator."""
     with httpx.Client(
-        base_url=served, follow_redirects=False, timeout=30, verify=DEFAULT_TRUST
+        base_url=served, follow_redirects=False, timeout=30, verify=system_trust()
     ) as client:
         answer = log_in(client)
         assert answer.status_code == 303, answer.text
