@@ -1,7 +1,8 @@
 """The writer's commit pipeline: batch k+1 is prepared while batch k commits.
 
-Each test holds batch k's write in the store until the writer has prepared batch k+1 on top
-of it (the batch signer saw k+1's tree size), then lets k's write succeed, fail, commit
+Each test queues batch k+1's entries while the writer signs batch k (so k goes into the
+pipeline), holds k's write in the store until the writer has prepared k+1 on top of it (the
+batch signer saw k+1's tree size), then lets k's write succeed, fail, commit
 without an answer, or meet another writer's batch. Whatever happens, a ticket resolves only
 after the transaction holding its entry committed, in order, from a batch the commit
 listener saw; a batch prepared on top of a failed one is never written; nothing is lost and
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +101,13 @@ class Recorder:
         self.signed: list[int] = []
         self.calls: dict[int, bytes] = {}  # tree size -> the first batch data signed for it
         self.fail_at: set[int] = set()
+        self.on_sign: dict[int, Callable[[], object]] = {}  # run when signing that size
         self.lock = threading.Lock()
 
     def sign_batch(self, tree_size: int, root: bytes) -> Mapping[str, bytes]:
+        hook = self.on_sign.pop(tree_size, None)
+        if hook is not None:
+            hook()
         with self.lock:
             if tree_size in self.fail_at:
                 self.fail_at.discard(tree_size)
@@ -130,14 +135,24 @@ def _verify(store: AuditableStore) -> None:
     verify_log(store, origin=ORIGIN, verifiers=[SIGNERS[0].verifier()])
 
 
+def _submit_while_signing(log: Log, signed: Recorder) -> tuple[list[Ticket], list[Ticket]]:
+    """Submit batch k (entries 3-6, tree 3 -> 7) and, while the writer signs it, k+1's
+    entries (7-11): with entries queued, k goes into the pipeline (a batch with nothing
+    queued behind it is written on the writer thread)."""
+    second: list[Ticket] = []
+    signed.on_sign[7] = lambda: second.extend(log.submit_many(entries(5, 7)))
+    first = log.submit_many(entries(4, 3))
+    _until(lambda: len(second) == 5, "batch k+1's entries are queued")
+    return first, second
+
+
 def _stack(log: Log, gate: Gated, signed: Recorder) -> tuple[list[Ticket], list[Ticket]]:
-    """Hold batch k (entries 3-6, tree 3 -> 7) in the store's write and have the writer
-    prepare batch k+1 (entries 7-11, tree 7 -> 12) on top of it; nothing resolved yet."""
+    """Hold batch k (tree 3 -> 7) in the store's write and have the writer prepare batch
+    k+1 (tree 7 -> 12) on top of it; nothing resolved yet."""
     fill(log, entries(3))
     gate.hold = True
-    first = log.submit_many(entries(4, 3))
+    first, second = _submit_while_signing(log, signed)
     assert gate.holding.wait(_WAIT)
-    second = log.submit_many(entries(5, 7))
     _until(lambda: 12 in signed.signed, "batch k+1 is prepared")
     for ticket in first + second:
         assert not ticket.durable.done()
@@ -258,10 +273,9 @@ def test_a_signer_failure_while_a_batch_commits_keeps_both_batches_entries(
     with Log(gate, origin=ORIGIN, note_signers=SIGNERS, batch_signer=signed) as log:  # type: ignore[arg-type]
         fill(log, entries(3))
         gate.hold = True
-        first = log.submit_many(entries(4, 3))
-        assert gate.holding.wait(_WAIT)
         signed.fail_at.add(12)
-        second = log.submit_many(entries(5, 7))
+        first, second = _submit_while_signing(log, signed)
+        assert gate.holding.wait(_WAIT)
         _until(lambda: not signed.fail_at, "the signer failed for batch k+1")
         assert not any(t.durable.done() for t in first + second)
         gate.release.set()
@@ -287,3 +301,26 @@ def test_closing_lands_the_batches_in_flight(store: AuditableStore) -> None:
     assert [t.integrated.result(0).index for t in first + second] == list(range(3, 12))
     assert not [t for t in set(threading.enumerate()) - before if t.name.startswith("ironroot-log")]
     _verify(store)
+
+
+def test_a_batch_with_nothing_queued_behind_it_is_written_on_the_writer_thread(
+    store: AuditableStore,
+) -> None:
+    threads: list[str] = []
+
+    class Spy(Gated):
+        def write(self, batch: StoreBatch) -> None:
+            if batch.integrated:
+                threads.append(threading.current_thread().name)
+            super().write(batch)
+
+    signed = Recorder()
+    with Log(Spy(store), origin=ORIGIN, note_signers=SIGNERS, batch_signer=signed) as log:  # type: ignore[arg-type]
+        fill(log, entries(3))
+        first, second = _submit_while_signing(log, signed)
+        assert [t.integrated.result(_WAIT).index for t in first + second] == list(range(3, 12))
+        fill(log, entries(1, 12))
+    # k had k+1 queued behind it, k+1 followed k in flight, a lone batch is written on the
+    # writer thread.
+    writer, commit = "ironroot-log-writer", "ironroot-log-commit"
+    assert threads == [writer, commit, commit, writer]

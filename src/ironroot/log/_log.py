@@ -643,14 +643,35 @@ class Log(LogView):
                 self._land_all()
                 _log.warning("log integration failed, will retry: %s", exc)
                 return self._recover(exc, items, new)
-            self._pipeline.push(_Prepared(items, new, batch, edge, nodes))
-            return None
+            if tip is not None or self._queue:
+                # The next batch can be prepared while this one commits.
+                self._pipeline.push(_Prepared(items, new, batch, edge, nodes))
+                return None
+            # Nothing to prepare meanwhile: write here, without handing over to the
+            # pipeline's thread (a hand-over costs a thread switch, and the GIL's).
+            return self._write_now(batch, edge, nodes, items, new)
         self._land_all()
         try:
             leftovers = self._store.pending()
             batch, edge, nodes = self._prepare(leftovers, new, self._edge)
-            self._store.write(batch)
         except Exception as exc:  # a signer or the store failed: keep the entries durable
+            _log.warning("log integration failed, will retry: %s", exc)
+            return self._recover(exc, items, new)
+        return self._write_now(batch, edge, nodes, items, new)
+
+    def _write_now(
+        self,
+        batch: StoreBatch,
+        edge: _Edge,
+        nodes: list[tuple[tuple[int, int], bytes]],
+        items: list[tuple[bytes, bytes, Ticket]],
+        new: list[tuple[bytes, bytes]],
+    ) -> bool:
+        """Write an integration batch on the writer thread (nothing in flight); True if it
+        committed."""
+        try:
+            self._store.write(batch)
+        except Exception as exc:  # the store failed: keep the entries durable
             _log.warning("log integration failed, will retry: %s", exc)
             return self._recover(exc, items, new)
         self._commit_edge(batch, edge, nodes)
