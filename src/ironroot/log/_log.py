@@ -1,6 +1,6 @@
 """The sequencer: durable submission, batched integration, signed checkpoints and tiles.
 
-One writer thread decides every write. Each cycle it takes what is queued (up to ``max_batch``)
+One writer thread owns all writes. Each cycle it takes what is queued (up to ``max_batch``)
 and, when integration is due, prepares one :class:`StoreBatch` that both accepts the new
 entries and integrates every pending entry: it assigns indices, extends the compact range
 (whose ``visit`` hook fills the right-edge tiles: appending never rereads the tree), asks
@@ -9,16 +9,6 @@ transaction. Only after that commit are the tickets' ``durable`` and ``integrate
 resolved. (New entries that are integrated in the same transaction that accepts them are
 written straight to ``entries``; a pending row that is deleted before the commit would
 change nothing that survives.)
-
-The writes run on the commit pipeline's thread (``log/_pipeline.py``): while one batch
-commits, the writer takes what queued meanwhile, looks it up and prepares the next batch from
-the tree the committing one leaves (hashes, tiles, both signatures), to be written as soon as
-the first one committed; the store's fence still refuses a batch whose starting size is not
-the stored one. The writer lands each write in order: after a success it runs the commit
-listeners and resolves the batch's tickets; after a failure the batch prepared on top is
-discarded unwritten and both batches' entries take the failure path below. Only new entries
-go through the pipeline: a cycle that integrates pending rows, retries, or reads the stored
-state back first lands every batch in flight and then runs alone.
 
 If integration fails (a signer raises, or the write fails), the new entries alone are
 committed as pending rows, their ``durable`` futures resolve, and integration is retried
@@ -70,7 +60,6 @@ from ironroot.log._checkpoint import Checkpoint
 from ironroot.log._memory import MemoryLogStore
 from ironroot.log._note import NoteSigner, sign_checkpoint
 from ironroot.log._open import open_store
-from ironroot.log._pipeline import CommitPipeline
 from ironroot.log._store import LogStore, StoreBatch, TreeState
 from ironroot.log._tiles import HASH_SIZE, MAX_ENTRY_SIZE, TILE_HEIGHT, TILE_WIDTH
 from ironroot.log._view import (
@@ -147,18 +136,6 @@ class _Edge:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """An integration batch of new entries, prepared and handed to the commit pipeline: the
-    queue items it carries, their new entries, the batch, the edge and nodes it leaves."""
-
-    items: list[tuple[bytes, bytes, Ticket]]
-    new: list[tuple[bytes, bytes]]
-    batch: StoreBatch
-    edge: _Edge
-    nodes: list[tuple[tuple[int, int], bytes]]
-
-
 class Log(LogView):
     """An append-only log over a :class:`~ironroot.log.LogStore`: the sequencer.
 
@@ -208,10 +185,6 @@ class Log(LogView):
         # the store (the write may have committed). Nothing is answered from it, and no batch
         # is prepared from it, until the state is read back (writer thread).
         self._head_unknown = False
-        # The writer's retry time and its backoff (writer thread).
-        self._backoff = _BACKOFF_FIRST
-        self._retry_at: float | None = None
-        self._pipeline: CommitPipeline[_Prepared] = CommitPipeline(store, self._wake_writer)
         # The view checks the origin, initializes the store (_attach) and reads the head,
         # loading the writer's edge (_open_head).
         super().__init__(store, origin=origin, note_verifiers=[s.verifier() for s in note_signers])
@@ -412,7 +385,6 @@ class Log(LogView):
             thread.join()
         else:
             self._drain()
-        self._pipeline.close()
         with self._cond:
             leftovers = list(self._inflight.values())
             self._inflight.clear()
@@ -499,11 +471,6 @@ class Log(LogView):
         with self._cond:
             return entry_id in self._inflight
 
-    def _wake_writer(self) -> None:
-        """A write in the pipeline returned (called on the pipeline's thread)."""
-        with self._cond:
-            self._cond.notify_all()
-
     # --- the writer -----------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -514,96 +481,50 @@ class Log(LogView):
             raise
 
     def _drain(self) -> None:
-        self._backoff = _BACKOFF_FIRST
-        self._retry_at = time.monotonic() if self._store_pending else None
-        pipeline = self._pipeline
+        backoff = _BACKOFF_FIRST
+        retry_at = time.monotonic() if self._store_pending else None
         while True:
-            items: list[tuple[bytes, bytes, Ticket]] = []
             with self._cond:
-                while not (landed := pipeline.landed):
-                    if self._queue and not pipeline.full:
-                        if self._linger > 0 and not self._closing:
-                            # Let concurrent submissions join this batch: one root, one
-                            # signature and one commit for all of them. The linger counts
-                            # from the first queued entry: entries that queued up during the
-                            # previous cycle have waited long enough already.
-                            left = self._queued_at + self._linger - time.monotonic()
-                            if len(self._queue) < self._enough and left > 0:
-                                self._cond.wait(left)
-                                continue
-                        count = min(len(self._queue), self._max_batch)
-                        items = [self._queue.popleft() for _ in range(count)]
-                        self._enough = min(self._fill, count)
+                while not self._queue and not self._closing:
+                    timeout = None if retry_at is None else retry_at - time.monotonic()
+                    if timeout is not None and timeout <= 0:
                         break
-                    if self._closing and not self._queue:
-                        break
-                    timeout = None  # a landing or a submission wakes this wait
-                    if self._retry_at is not None and not pipeline.busy:
-                        timeout = self._retry_at - time.monotonic()
-                        if timeout <= 0:
-                            break
                     self._cond.wait(timeout)
+                if self._linger > 0 and self._queue and not self._closing:
+                    # Let concurrent submissions join this batch: one root, one signature
+                    # and one commit for all of them. The linger counts from the first
+                    # queued entry: entries that queued up during the previous cycle have
+                    # waited long enough already.
+                    until = self._queued_at + self._linger
+                    while len(self._queue) < self._enough and not self._closing:
+                        left = until - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._cond.wait(left)
+                items = [
+                    self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))
+                ]
+                if items:
+                    self._enough = min(self._fill, len(items))
                 last = self._closing and not self._queue
-            if landed:  # a write returned: its tickets resolve (the next batch's write runs)
-                self._after(self._land(), due=True)
-                continue
-            due = self._retry_at is None or time.monotonic() >= self._retry_at
+            due = retry_at is None or time.monotonic() >= retry_at
             if items or (due and self._store_pending):
-                self._after(self._cycle(items, integrate=due), due=due)
+                if self._cycle(items, integrate=due):
+                    backoff, retry_at = _BACKOFF_FIRST, None
+                    self._store_failed = False
+                elif self._retry_now:
+                    self._retry_now = False
+                    backoff, retry_at = _BACKOFF_FIRST, time.monotonic()
+                elif self._store_pending and due:
+                    retry_at = time.monotonic() + backoff
+                    backoff = min(backoff * 2, _BACKOFF_MAX)
+                elif not self._store_pending:  # nothing left to retry: wait for work
+                    backoff, retry_at = _BACKOFF_FIRST, None
             if last:
-                self._land_all()
                 return
 
-    def _after(self, ok: bool | None, *, due: bool) -> None:
-        """Set the retry time from an integration's outcome (``None``: it is in the pipeline,
-        its landing tells)."""
-        if ok is None:
-            return
-        if ok:
-            self._backoff, self._retry_at = _BACKOFF_FIRST, None
-            self._store_failed = False
-        elif self._retry_now:
-            self._retry_now = False
-            self._backoff, self._retry_at = _BACKOFF_FIRST, time.monotonic()
-        elif self._store_pending and due:
-            self._retry_at = time.monotonic() + self._backoff
-            self._backoff = min(self._backoff * 2, _BACKOFF_MAX)
-        elif not self._store_pending:  # nothing left to retry: wait for work
-            self._backoff, self._retry_at = _BACKOFF_FIRST, None
-
-    def _land(self) -> bool:
-        """Take the outcome of the pipeline's oldest write (waiting for it): on success the
-        batch becomes the head and its tickets resolve; on failure its entries, and those of
-        the batch prepared on top of it (never written), are taken again from the stored
-        state. True if it committed."""
-        done, error, dropped = self._pipeline.land()
-        if error is None:
-            self._commit_edge(done.batch, done.edge, done.nodes)
-            return True
-        if not isinstance(error, Exception):
-            raise error
-        _log.warning("log integration failed, will retry: %s", error)
-        items, new = done.items, done.new
-        if dropped is not None:
-            items, new = items + dropped.items, new + dropped.new
-        return self._recover(error, items, new)
-
-    def _land_all(self) -> None:
-        """Land every batch in the pipeline: what follows reads or writes the stored tree
-        directly."""
-        while self._pipeline.busy:
-            self._after(self._land(), due=True)
-
-    def _cycle(self, items: list[tuple[bytes, bytes, Ticket]], *, integrate: bool) -> bool | None:
-        """One writer cycle; True if integration ran and succeeded, ``None`` if its batch went
-        into the pipeline (its landing tells), False otherwise.
-
-        The common case, new entries and nothing pending in the store, is prepared on top of
-        the batch being committed and pushed into the pipeline. Anything else (a retry, pending
-        rows to integrate, a head to read back) first lands every batch in flight, then runs
-        here in order: a pending row must not be read while a batch that clears it commits."""
-        if not integrate or self._head_unknown or self._store_pending:
-            self._land_all()
+    def _cycle(self, items: list[tuple[bytes, bytes, Ticket]], *, integrate: bool) -> bool:
+        """One writer cycle; returns True if integration ran and succeeded."""
         new: list[tuple[bytes, bytes]] = []
         seen: set[bytes] = set()
         durable_now: list[Ticket] = []
@@ -612,8 +533,6 @@ class Log(LogView):
             self._fail_items(items, _head_unknown())
             return False
         try:
-            # With a batch in flight, its entries are none of these (a ticket stays in flight
-            # until its batch lands, and a submission of the same entry shares it).
             known = self._store.lookup([entry_id for entry_id, _, _ in items])
             for entry_id, entry, ticket in items:
                 if entry_id in seen:
@@ -633,93 +552,41 @@ class Log(LogView):
             self._finish_stored(ticket, index)
         for ticket in durable_now:
             _resolve(ticket.durable, None)
-        if not (integrate and (new or self._store_pending)):
-            return self._write_pending(new, items)
-        if not self._store_pending:
-            tip = self._pipeline.tip
+
+        if integrate and (new or self._store_pending):
             try:
-                batch, edge, nodes = self._prepare([], new, self._edge if tip is None else tip.edge)
-            except Exception as exc:  # a signer failed: keep the entries durable
-                self._land_all()
+                leftovers = self._store.pending() if self._store_pending else []
+                batch, edge, nodes = self._prepare(leftovers, new)
+                self._store.write(batch)
+            except Exception as exc:  # a signer or the store failed: keep the entries durable
                 _log.warning("log integration failed, will retry: %s", exc)
-                return self._recover(exc, items, new)
-            if tip is not None or self._queue:
-                # The next batch can be prepared while this one commits.
-                self._pipeline.push(_Prepared(items, new, batch, edge, nodes))
-                return None
-            # Nothing to prepare meanwhile: write here, without handing over to the
-            # pipeline's thread (a hand-over costs a thread switch, and the GIL's).
-            return self._write_now(batch, edge, nodes, items, new)
-        self._land_all()
-        try:
-            leftovers = self._store.pending()
-            batch, edge, nodes = self._prepare(leftovers, new, self._edge)
-        except Exception as exc:  # a signer or the store failed: keep the entries durable
-            _log.warning("log integration failed, will retry: %s", exc)
-            return self._recover(exc, items, new)
-        return self._write_now(batch, edge, nodes, items, new)
-
-    def _write_now(
-        self,
-        batch: StoreBatch,
-        edge: _Edge,
-        nodes: list[tuple[tuple[int, int], bytes]],
-        items: list[tuple[bytes, bytes, Ticket]],
-        new: list[tuple[bytes, bytes]],
-    ) -> bool:
-        """Write an integration batch on the writer thread (nothing in flight); True if it
-        committed."""
-        try:
-            self._store.write(batch)
-        except Exception as exc:  # the store failed: keep the entries durable
-            _log.warning("log integration failed, will retry: %s", exc)
-            return self._recover(exc, items, new)
-        self._commit_edge(batch, edge, nodes)
-        self._store_pending = False
-        return True
-
-    def _recover(
-        self,
-        exc: Exception,
-        items: list[tuple[bytes, bytes, Ticket]],
-        new: list[tuple[bytes, bytes]],
-    ) -> bool:
-        """After an integration of ``new`` failed (nothing in flight): read the stored state
-        back if the store failed, then keep what it still lacks durable as pending rows."""
-        if isinstance(exc, StorageError):
-            self._store_failed = True
-            if not self._resync():
-                new_ids = {entry_id for entry_id, _ in new}
-                self._fail_items([i for i in items if i[0] in new_ids], _head_unknown())
+                if isinstance(exc, StorageError):
+                    self._store_failed = True
+                    if not self._resync():
+                        new_ids = {entry_id for entry_id, _ in new}
+                        self._fail_items([i for i in items if i[0] in new_ids], _head_unknown())
+                        return False
+                    new = self._still_new(new, items)
+            else:
+                self._commit_edge(batch, edge, nodes)
+                self._store_pending = False
+                return True
+        if new:
+            new_ids = {entry_id for entry_id, _ in new}
+            fresh = [item for item in items if item[0] in new_ids]
+            try:
+                self._store.write(StoreBatch(first_index=self._head[0], pending=new))
+            except IronrootError as exc:
+                self._fail_items(fresh, exc)
                 return False
-            new = self._still_new(new, items)
-        return self._write_pending(new, items)
-
-    def _write_pending(
-        self, new: list[tuple[bytes, bytes]], items: list[tuple[bytes, bytes, Ticket]]
-    ) -> bool:
-        """Make ``new`` durable as pending rows (nothing in flight); False: nothing was
-        integrated."""
-        if not new:
-            return False
-        new_ids = {entry_id for entry_id, _ in new}
-        fresh = [item for item in items if item[0] in new_ids]
-        if self._head_unknown:
-            self._fail_items(fresh, _head_unknown())
-            return False
-        try:
-            self._store.write(StoreBatch(first_index=self._head[0], pending=new))
-        except IronrootError as exc:
-            self._fail_items(fresh, exc)
-            return False
-        self._store_pending = True
-        if self._store_failed:
-            # The store that failed the last integration took this write: it is back, so
-            # integrate now rather than at the end of the backoff.
-            self._store_failed = False
-            self._retry_now = True
-        for _, _, ticket in fresh:
-            _resolve(ticket.durable, None)
+            self._store_pending = True
+            if self._store_failed:
+                # The store that failed the last integration took this write: it is back, so
+                # integrate now rather than at the end of the backoff.
+                self._store_failed = False
+                self._retry_now = True
+            for _, _, ticket in fresh:
+                _resolve(ticket.durable, None)
         return False
 
     def _still_new(
@@ -748,11 +615,9 @@ class Log(LogView):
         return [(entry_id, entry) for entry_id, entry in new if entry_id not in known]
 
     def _prepare(
-        self, leftovers: list[tuple[bytes, bytes]], new: list[tuple[bytes, bytes]], base: _Edge
+        self, leftovers: list[tuple[bytes, bytes]], new: list[tuple[bytes, bytes]]
     ) -> tuple[StoreBatch, _Edge, list[tuple[tuple[int, int], bytes]]]:
-        """The batch that integrates ``leftovers`` then ``new`` on top of the tree ``base``
-        ends (the committed one, or the pipeline's tip), and the edge it leaves."""
-        edge = base.copy()
+        edge = self._edge.copy()
         touched: dict[tuple[int, int], bytearray] = {}
         nodes: list[tuple[tuple[int, int], bytes]] = []
         seed = len(leftovers) + len(new) <= _SEED_ENTRIES
@@ -835,8 +700,7 @@ class Log(LogView):
         """Call ``listener(tree_size, root, batch_data)`` after each integration commits.
 
         It runs on the writer thread, after the transaction that holds the batch returned and
-        before the batch's tickets resolve, with the root and batch data exactly as committed
-        (the next batch's write may be running meanwhile; listeners run in commit order).
+        before the batch's tickets resolve, with the root and batch data exactly as committed.
         An exception it raises is logged and ignored. Add listeners before :meth:`start`.
         """
         self._commit_listeners.append(listener)

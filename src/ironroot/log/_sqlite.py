@@ -54,9 +54,8 @@ idx)``; its rows become keys, in key order (the window starts empty), and the ta
 read-only open of an older file is refused with ``store-schema`` (open it read-write once,
 e.g. ``ironroot log migrate DIR``).
 
-The write connection is used by one thread at a time (the log's writer, or its commit
-pipeline's thread while the writer prepares the next batch; the write lock orders them), the
-merger has its own, and readers get one connection per thread.
+The write connection belongs to the one writer thread (created by whoever opens the store,
+then used only by it), the merger has its own, and readers get one connection per thread.
 Every ``sqlite3.Error`` becomes :class:`StorageError`.
 """
 
