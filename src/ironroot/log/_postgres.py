@@ -808,17 +808,28 @@ def _apply(cur: psycopg.Cursor[Any], batch: StoreBatch) -> None:
         )
     if batch.cleared:
         cur.execute("DELETE FROM pending WHERE entry_id = ANY(%b)", (list(batch.cleared),))
+    # The entries and the tiles go as arrays, one statement each: a statement per row costs
+    # the client a round of result processing per row, on the log's writer thread.
     if batch.integrated:
         first = batch.first_index
-        cur.executemany(
-            "INSERT INTO entries (idx, entry) VALUES (%b, %b)",
-            [(first + offset, entry) for offset, (_, entry) in enumerate(batch.integrated)],
+        cur.execute(
+            "INSERT INTO entries (idx, entry) SELECT * FROM unnest(%b::bigint[], %b::bytea[])",
+            (
+                list(range(first, first + len(batch.integrated))),
+                [entry for _, entry in batch.integrated],
+            ),
         )
     if batch.tiles:
-        cur.executemany(
-            "INSERT INTO tiles (level, idx, data) VALUES (%b, %b, %b) "
+        keys = list(batch.tiles)
+        cur.execute(
+            "INSERT INTO tiles (level, idx, data) "
+            "SELECT * FROM unnest(%b::smallint[], %b::bigint[], %b::bytea[]) "
             "ON CONFLICT (level, idx) DO UPDATE SET data = excluded.data",
-            [(level, index, data) for (level, index), data in batch.tiles.items()],
+            (
+                [level for level, _ in keys],
+                [index for _, index in keys],
+                [batch.tiles[key] for key in keys],
+            ),
         )
     if batch.state is not None:
         size = batch.state.size
