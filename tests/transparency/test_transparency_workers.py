@@ -100,7 +100,7 @@ def running(tmp_path: Path) -> Iterator[Running]:
     data = write_config(tmp_path / "ts", issuers=[(VENDOR_ISS, vendor)])
     port = _free_port()
     argv = [sys.executable, "-m", "ironroot", "serve", "--data", str(data)]
-    argv += ["--port", str(port), "--workers", "2", "--log-level", "warning"]
+    argv += ["--port", str(port), "--workers", "2", "--log-level", "info"]
     errors = (tmp_path / "stderr").open("wb")
     process = subprocess.Popen(argv, env=ENV, stdout=subprocess.DEVNULL, stderr=errors)
     url = f"http://127.0.0.1:{port}"
@@ -192,6 +192,11 @@ def test_workers_register_verify_and_serve_reads(running: Running) -> None:
     running.process.send_signal(signal.SIGTERM)
     assert running.process.wait(timeout=60) == 0
     assert _tree_size(running.data) == len(statements)
+    # the start-up line says where, which log, and how many processes
+    started = f"transparency service on {running.url}: data {running.data} (log in "
+    err = (running.data.parent / "stderr").read_text()
+    assert started in err
+    assert "tree size 0), 2 workers and one sequencer" in err
 
 
 def test_a_killed_worker_is_replaced_and_nothing_acknowledged_is_lost(running: Running) -> None:

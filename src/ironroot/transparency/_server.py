@@ -87,14 +87,8 @@ def serve(
     )
     service.start()
     _log.info(
-        "transparency service on %s://%s:%d: data %s (log in %s, tree size %d), origin %s, "
-        "receipt keys %s, checkpoint keys %s",
-        "https" if tls is not None else "http",
-        host,
-        port,
-        data_dir,
-        service.config.store.describe(data_dir),
-        service.log.tree_size,
+        "%s, origin %s, receipt keys %s, checkpoint keys %s",
+        service.serving(data_dir, host=host, port=port, tls=tls is not None),
         service.config.origin,
         ", ".join(k.kid.hex()[:16] for k in service.receipt_keys),
         ", ".join(service.checkpoint_vkeys),

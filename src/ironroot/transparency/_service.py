@@ -337,6 +337,15 @@ class TransparencyService:
         if self.witnessing is not None:
             self.witnessing.start()
 
+    def serving(self, data_dir: Path, *, host: str, port: int, tls: bool) -> str:
+        """The start-up line's first part (one process or workers): where the service answers
+        and which log it serves."""
+        return (
+            f"transparency service on {'https' if tls else 'http'}://{host}:{port}: "
+            f"data {data_dir} (log in {self.config.store.describe(data_dir)}, "
+            f"tree size {self.log.tree_size})"
+        )
+
     def published_checkpoint(self) -> bytes:
         """The checkpoint ``GET /checkpoint`` serves: the log's latest, or, with witnesses
         configured, the latest one a quorum of them cosigned (:class:`StorageError` before

@@ -605,14 +605,8 @@ def serve_workers(
             log_format=log_format,
         )
         _log.info(
-            "transparency service on %s://%s:%d: data %s (log in %s, tree size %d), "
-            "%d workers and one sequencer",
-            "https" if tls is not None else "http",
-            host,
-            port,
-            data_dir,
-            service.config.store.describe(data_dir),
-            service.log.tree_size,
+            "%s, %d workers and one sequencer",
+            service.serving(data_dir, host=host, port=port, tls=tls is not None),
             workers,
         )
         try:
