@@ -232,7 +232,10 @@ class ServerThread:
                 s.bind((host, 0))
                 port = int(s.getsockname()[1])
         self.url = f"{'https' if tls is not None else 'http'}://{host}:{port}"
-        self._server = PromptServer(server_config(app, host, port, limits, tls=tls))
+        config = server_config(app, host, port, limits, tls=tls)
+        self._server = PromptServer(config)
+        # a stop waits for the requests in flight up to the shutdown timeout, then cuts them
+        self._stop_wait = (config.timeout_graceful_shutdown or 0) + 10
         self._thread = threading.Thread(
             target=self._server.run, name=f"ironroot-{name}", daemon=True
         )
@@ -247,4 +250,4 @@ class ServerThread:
 
     def __exit__(self, *exc: object) -> None:
         self._server.stop()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=self._stop_wait)

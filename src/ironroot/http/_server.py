@@ -15,7 +15,11 @@ httptools protocol with them added:
 * ``body_timeout``: from the end of the head to the end of the body; over it → close (the app
   sees a client disconnect);
 * ``max_connections``: open connections; one more → 503 with ``Retry-After`` and close;
-* request lines other than HTTP/1.0 and HTTP/1.1 (HTTP/0.9, HTTP/2.0 sent as text) → 505.
+* ``shutdown_timeout``: how long a stopping server waits for the requests in flight and the
+  responses still unread; then their tasks are cancelled and their connections cut;
+* request lines other than HTTP/1.0 and HTTP/1.1 (HTTP/0.9, HTTP/2.0 sent as text) → 505;
+* what the HTTP parser refuses (an unknown method, a byte no request target holds, two
+  ``Content-Length``, a malformed chunk) → 400.
 
 The refusals are RFC 9457 problem documents (JSON: no client has negotiated anything yet).
 
@@ -43,6 +47,7 @@ import logging
 import signal
 import socket
 import ssl
+import struct
 import threading
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
@@ -62,6 +67,7 @@ _uvicorn_log = logging.getLogger("uvicorn.error")  # where uvicorn's own server 
 _TICK: Final = 0.1  # uvicorn's main-loop tick (seconds)
 _SHUTDOWN_POLL: Final = 0.005  # how often a stopping server looks at its connections
 _REASONS: Final = {
+    400: "Bad Request",
     408: "Request Timeout",
     431: "Request Header Fields Too Large",
     503: "Service Unavailable",
@@ -69,6 +75,10 @@ _REASONS: Final = {
 }
 _VERSIONS: Final = frozenset({"1.0", "1.1"})
 _TLS_VERSIONS: Final = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+_CUT_GRACE: Final = 0.5  # how long the tasks of connections cut at shutdown have to end
+_LINGER_RESET: Final = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
+# a head's bytes besides its method, target and header lines
+_REQUEST_LINE_FRAME: Final = len(b"  HTTP/1.1\r\n\r\n")
 
 
 def _tls_extension(transport: asyncio.BaseTransport) -> dict[object, object] | None:
@@ -96,13 +106,14 @@ class ServerLimits:
     body_timeout: float = 60.0
     keep_alive_timeout: float = 5.0
     max_connections: int = 1024
+    shutdown_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         for name in ("max_head_bytes", "max_connections"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"server.{name} must be a positive integer")
-        for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
+        for name in ("header_timeout", "body_timeout", "keep_alive_timeout", "shutdown_timeout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ConfigError(f"server.{name} must be a positive number of seconds")
@@ -184,7 +195,8 @@ class _GuardedProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._awaiting_head = True
-        self._head_bytes = 0
+        self._head_bytes = 0  # bytes received while the head is incomplete
+        self._head_size = 0  # the parsed head's bytes: request line and header lines
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._tls: dict[object, object] | None = None
@@ -221,8 +233,13 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     # --- head ----------------------------------------------------------------------------
 
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn's answer to what its parser refuses is plain text; ours is a problem
+        self._refuse(400, "the request is not valid HTTP/1.1")
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._head_size = 0
         if self._tls is not None:
             extensions: dict[str, dict[object, object]] = {"tls": dict(self._tls)}
             self.scope["extensions"] = extensions
@@ -247,6 +264,14 @@ class _GuardedProtocol(HttpToolsProtocol):
         elif self._body_timer is None:
             self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_timed_out)
 
+    def on_url(self, url: bytes) -> None:
+        self._head_size += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4  # ": " and CRLF
+        super().on_header(name, value)
+
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if self._awaiting_head:
@@ -258,6 +283,13 @@ class _GuardedProtocol(HttpToolsProtocol):
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+        if self.transport.is_closing():  # a request pipelined after a refused one
+            return
+        # A head that arrived in one read (data_received only counts what is unfinished)
+        size = self._head_size + len(self.parser.get_method()) + _REQUEST_LINE_FRAME
+        if size > self.limits.max_head_bytes:
+            self._refuse(431, f"the request head is over {self.limits.max_head_bytes} bytes")
+            return
         version = self.parser.get_http_version()
         if version not in _VERSIONS:
             self._refuse(505, f"HTTP/{version} is not served; use HTTP/1.1")
@@ -306,9 +338,10 @@ def server_config(
     HTTPS (mutual TLS with a client CA) when ``tls`` is given."""
     limits = limits or ServerLimits()
     protocol = type("IronrootHttpProtocol", (_GuardedProtocol,), {"limits": limits})
-    options: dict[str, Any] = {}
+    # uvicorn annotates it int; it is a number of seconds (PromptServer.shutdown's timeout)
+    options: dict[str, Any] = {"timeout_graceful_shutdown": limits.shutdown_timeout}
     if tls is not None:
-        options = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
+        options.update(ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key))
         if tls.client_ca is not None:
             options.update(ssl_ca_certs=str(tls.client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED)
         if not tls.check_client_time:
@@ -389,7 +422,8 @@ class PromptServer(uvicorn.Server):
     (from any thread) or SIGINT/SIGTERM asks it to exit; and the shutdown takes uvicorn's
     steps in uvicorn's order (stop listening, ask every connection to close once its response
     is out: an idle keep-alive one closes at once; wait for the connections, then for the
-    app's tasks, up to ``timeout_graceful_shutdown``, cancelling what is left; the lifespan
+    app's tasks, up to ``timeout_graceful_shutdown``, cancelling what is left and cutting the
+    connections still open (a client that reads nothing would hold them for ever); the lifespan
     shutdown unless forced), looking every few milliseconds whether the connections and
     tasks are done.
 
@@ -450,13 +484,35 @@ class PromptServer(uvicorn.Server):
                 for server in self.servers:
                     await server.wait_closed()
         except TimeoutError:
-            _uvicorn_log.error(
-                "Cancel %s running task(s), timeout graceful shutdown exceeded", len(state.tasks)
-            )
+            self._cut(state.connections)
+            # The tasks of the cut connections see their client gone and end on their own.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_CUT_GRACE):
+                    await self._until_empty(state.tasks, "the cut connections' tasks")
+            if state.tasks:
+                _uvicorn_log.error(
+                    "Cancel %s running task(s), timeout graceful shutdown exceeded",
+                    len(state.tasks),
+                )
             for task in state.tasks:
                 task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
         if not self.force_exit:
             await self.lifespan.shutdown()
+
+    @staticmethod
+    def _cut(connections: Collection[Any]) -> None:
+        """Reset the connections still open when the graceful shutdown is over: a client that
+        stopped reading would hold a closing one (and its socket) for ever. The app's task
+        sees the client gone (its ``send`` returns, ``receive`` says ``http.disconnect``)."""
+        if connections:
+            _log.warning("resetting %d connection(s) still open at shutdown", len(connections))
+        for connection in list(connections):
+            transport = connection.transport
+            sock = transport.get_extra_info("socket")
+            if sock is not None:  # RST at once, not after what the client never reads
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+            transport.abort()
 
     async def _until_empty(self, items: Collection[object], what: str) -> None:
         if not items or self.force_exit:

@@ -1,0 +1,157 @@
+"""Hostile clients against every Ironroot HTTP server (``ironroot.http.PromptServer`` and its
+protocol), over real sockets: a head sent whole but over the limit, malformed requests, and a
+client that never reads its response when the server stops. Outcomes only, never timings."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from ironroot.errors import ConfigError
+from ironroot.http import ServerLimits, ServerThread, problem_app
+
+pytestmark = pytest.mark.integration
+
+
+async def _ok(request: Request) -> Response:
+    return Response(b"ok")
+
+
+async def _big(request: Request) -> Response:
+    return Response(b"x" * (16 << 20))  # far more than two socket buffers
+
+
+async def _stream(request: Request) -> StreamingResponse:
+    async def chunks() -> Iterator[bytes]:  # type: ignore[misc]
+        for _ in range(256):
+            yield b"y" * (64 << 10)
+
+    return StreamingResponse(chunks())
+
+
+LIMITS = ServerLimits(max_head_bytes=4096, shutdown_timeout=0.2)
+
+
+def _app():  # type: ignore[no-untyped-def]
+    return problem_app([Route("/ok", _ok), Route("/big", _big), Route("/stream", _stream)])
+
+
+@pytest.fixture
+def server() -> Iterator[ServerThread]:
+    with ServerThread(_app(), limits=LIMITS, name="hostile-test") as running:
+        yield running
+
+
+def _connect(server: ServerThread) -> socket.socket:
+    host, port = server.url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    out = b""
+    while chunk := sock.recv(65536):
+        out += chunk
+    return out
+
+
+def _problem(raw: bytes) -> tuple[int, dict[str, object]]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"content-type: application/problem+json" in head.lower()
+    assert b"connection: close" in head.lower()
+    return int(raw.split(b" ", 2)[1]), json.loads(body)
+
+
+@pytest.mark.parametrize("size", [5000, 60_000])
+def test_a_head_over_the_limit_sent_in_one_piece_is_refused_with_431(
+    server: ServerThread, size: int
+) -> None:
+    with _connect(server) as sock:
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * size + b"\r\n\r\n")
+        status, problem = _problem(_read_all(sock))
+    assert status == 431
+    assert problem == {
+        "title": "Request Header Fields Too Large",
+        "status": 431,
+        "detail": "the request head is over 4096 bytes",
+    }
+
+
+def test_a_long_request_target_sent_in_one_piece_is_refused_with_431(
+    server: ServerThread,
+) -> None:
+    with _connect(server) as sock:
+        sock.sendall(b"GET /ok?" + b"q" * 8000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _ = _problem(_read_all(sock))
+    assert status == 431
+
+
+def test_a_head_just_under_the_limit_in_one_piece_is_served(server: ServerThread) -> None:
+    with _connect(server) as sock:
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 3900 + b"\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"FOO /ok HTTP/1.1\r\nHost: x\r\n\r\n",  # a method the parser does not know
+        b"GET /ok\xff HTTP/1.1\r\nHost: x\r\n\r\n",  # a byte no request target holds
+        b"POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        b"POST /ok HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ],
+)
+def test_a_malformed_request_gets_a_400_problem(server: ServerThread, request_bytes: bytes) -> None:
+    with _connect(server) as sock:
+        sock.sendall(request_bytes)
+        status, problem = _problem(_read_all(sock))
+    assert status == 400
+    assert problem == {
+        "title": "Bad Request",
+        "status": 400,
+        "detail": "the request is not valid HTTP/1.1",
+    }
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("path", ["/big", "/stream"])
+def test_a_client_that_never_reads_does_not_hold_the_stop(
+    path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    fds, threads = _fds(), threading.active_count()
+    server = ServerThread(_app(), limits=LIMITS, name="hostile-stop")
+    uvicorn_log = logging.getLogger("uvicorn")  # it does not propagate to the root logger
+    uvicorn_log.addHandler(caplog.handler)
+    server.__enter__()
+    sock = _connect(server)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert sock.recv(16).startswith(b"HTTP/1.1 200")  # the response is on its way; no more reads
+    with sock:
+        server.__exit__(None, None, None)
+        assert not server._thread.is_alive()  # the stop returned because the thread ended
+        sock.settimeout(10)
+        with pytest.raises(ConnectionResetError):  # cut by the server, unread bytes dropped
+            _read_all(sock)
+    uvicorn_log.removeHandler(caplog.handler)
+    assert (_fds(), threading.active_count()) == (fds, threads)
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("ironroot.http", "WARNING", "resetting 1 connection(s) still open at shutdown")
+    ]
+
+
+@pytest.mark.parametrize("value", [0, -1, True, "5"])
+def test_a_bad_shutdown_timeout_is_a_configuration_error(value: object) -> None:
+    with pytest.raises(ConfigError, match=r"server\.shutdown_timeout must be a positive number"):
+        ServerLimits.from_table({"shutdown_timeout": value}, "[server]")
