@@ -17,7 +17,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ironroot.errors import ConfigError
-from ironroot.http import ServerLimits, ServerThread, problem_app
+from ironroot.http import ServerLimits, ServerThread, guarded, problem_app, read_body
+
+_log = logging.getLogger("ironroot.test-hostile")
 
 pytestmark = pytest.mark.integration
 
@@ -155,3 +157,49 @@ def test_a_client_that_never_reads_does_not_hold_the_stop(
 def test_a_bad_shutdown_timeout_is_a_configuration_error(value: object) -> None:
     with pytest.raises(ConfigError, match=r"server\.shutdown_timeout must be a positive number"):
         ServerLimits.from_table({"shutdown_timeout": value}, "[server]")
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [
+        b"GET /ok HTTP/2.0\r\nHost: x\r\n\r\n",
+        b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 5000 + b"\r\n\r\n",
+    ],
+)
+def test_a_request_pipelined_after_a_refused_one_is_not_answered(
+    server: ServerThread, refused: bytes
+) -> None:
+    with _connect(server) as sock:
+        sock.sendall(refused + b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw = _read_all(sock)
+    status, _ = _problem(raw)
+    assert status in (431, 505)
+    assert raw.count(b"HTTP/1.1 ") == 1  # the refusal, then the close
+
+
+async def _upload(request: Request) -> Response:
+    return Response(await read_body(request, 1 << 20))
+
+
+def test_a_body_upload_in_flight_at_the_stop_is_cut_after_the_shutdown_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fds, threads = _fds(), threading.active_count()
+    app = problem_app([Route("/upload", guarded(_upload, _log), methods=["POST"])])
+    server = ServerThread(app, limits=LIMITS, name="hostile-upload")
+    uvicorn_log = logging.getLogger("uvicorn")
+    uvicorn_log.addHandler(caplog.handler)
+    server.__enter__()
+    with _connect(server) as sock:
+        sock.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf")
+        with caplog.at_level(logging.DEBUG, logger="ironroot.test-hostile"):
+            server.__exit__(None, None, None)  # waits for the body, up to the timeout
+        assert not server._thread.is_alive()
+        with pytest.raises(ConnectionResetError):
+            _read_all(sock)
+    uvicorn_log.removeHandler(caplog.handler)
+    assert (_fds(), threading.active_count()) == (fds, threads)
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("ironroot.http", "WARNING", "resetting 1 connection(s) still open at shutdown"),
+        ("ironroot.test-hostile", "DEBUG", "POST /upload: the client disconnected"),
+    ]
