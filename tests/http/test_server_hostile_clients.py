@@ -203,3 +203,56 @@ def test_a_body_upload_in_flight_at_the_stop_is_cut_after_the_shutdown_timeout(
         ("ironroot.http", "WARNING", "resetting 1 connection(s) still open at shutdown"),
         ("ironroot.test-hostile", "DEBUG", "POST /upload: the client disconnected"),
     ]
+
+
+async def _echo(request: Request) -> Response:
+    return Response(b"got:" + await read_body(request, 1000))
+
+
+@pytest.fixture
+def echo_server() -> Iterator[ServerThread]:
+    app = problem_app([Route("/echo", _echo, methods=["GET", "POST"])])
+    with ServerThread(app, limits=LIMITS, name="hostile-upgrade") as running:
+        yield running
+
+
+UPGRADE = b"Connection: Upgrade\r\nUpgrade: foo\r\n"
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: 5\r\n\r\nhello",
+        b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    ],
+)
+def test_an_upgrade_request_with_a_body_is_refused_not_served_without_it(
+    echo_server: ServerThread, framing: bytes
+) -> None:
+    with _connect(echo_server) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\n" + UPGRADE + framing)
+        raw = _read_all(sock)
+    status, problem = _problem(raw)
+    assert status == 400
+    assert problem["detail"] == "an Upgrade request with a body is not served"
+    assert raw.count(b"HTTP/1.1 ") == 1
+
+
+def test_an_upgrade_request_is_served_as_http11_then_the_connection_closes(
+    echo_server: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    uvicorn_log = logging.getLogger("uvicorn")
+    uvicorn_log.addHandler(caplog.handler)
+    try:
+        with _connect(echo_server) as sock:
+            # what follows an upgrade request on its connection is never parsed as HTTP
+            sock.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\n" + UPGRADE + b"\r\n")
+            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nsmuggled")
+            raw = _read_all(sock)
+    finally:
+        uvicorn_log.removeHandler(caplog.handler)
+    assert raw.startswith(b"HTTP/1.1 200 ")
+    assert raw.count(b"HTTP/1.1 ") == 1
+    assert b"connection: close" in raw.lower()
+    assert raw.endswith(b"\r\n\r\ngot:")
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

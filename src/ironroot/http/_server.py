@@ -18,6 +18,8 @@ httptools protocol with them added:
 * ``shutdown_timeout``: how long a stopping server waits for the requests in flight and the
   responses still unread; then their tasks are cancelled and their connections cut;
 * request lines other than HTTP/1.0 and HTTP/1.1 (HTTP/0.9, HTTP/2.0 sent as text) → 505;
+* an ``Upgrade`` request is served as HTTP/1.1, then its connection closed (the parser
+  parses nothing after it); with a body (which the parser skips) → 400;
 * what the HTTP parser refuses (an unknown method, a byte no request target holds, two
   ``Content-Length``, a malformed chunk) → 400.
 
@@ -200,6 +202,7 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._tls: dict[object, object] | None = None
+        self._last = False  # an Upgrade request was read: nothing after it is parsed
 
     # --- connection ----------------------------------------------------------------------
 
@@ -245,7 +248,7 @@ class _GuardedProtocol(HttpToolsProtocol):
             self.scope["extensions"] = extensions
 
     def data_received(self, data: bytes) -> None:
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self._last:
             return
         if self._awaiting_head:
             self._head_bytes += len(data)
@@ -272,6 +275,11 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._head_size += len(name) + len(value) + 4  # ": " and CRLF
         super().on_header(name, value)
 
+    def _unsupported_upgrade_warning(self) -> None:
+        # uvicorn warns (and suggests a WebSocket library) for every Upgrade request: a
+        # client's choice, served as HTTP/1.1 (on_headers_complete)
+        _log.debug("an Upgrade request was served as HTTP/1.1; its connection closes")
+
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if self._awaiting_head:
@@ -294,7 +302,22 @@ class _GuardedProtocol(HttpToolsProtocol):
         if version not in _VERSIONS:
             self._refuse(505, f"HTTP/{version} is not served; use HTTP/1.1")
             return
+        if self.parser.should_upgrade():
+            # The parser skips an Upgrade request's body and parses nothing after it (it
+            # hands the rest of the connection over): the request is served as HTTP/1.1
+            # (RFC 9110 §7.8: the server may ignore Upgrade) if it has no body, then the
+            # connection closes; the bytes after it are never taken for requests.
+            if any(
+                (name == b"content-length" and value.strip() != b"0")
+                or name == b"transfer-encoding"
+                for name, value in self.headers
+            ):
+                self._refuse(400, "an Upgrade request with a body is not served")
+                return
+            self._last = True
         super().on_headers_complete()
+        if self._last and self.cycle is not None:
+            self.cycle.keep_alive = False
         cycle = self.cycle
         if cycle is not None and cycle.transport is self.transport:
             # Duck-typed: it forwards everything but write() and close() to the transport.
@@ -355,6 +378,7 @@ def server_config(
         log_level=log_level,
         access_log=False,
         lifespan="off",
+        ws="none",  # no service speaks WebSocket: an Upgrade request is plain HTTP/1.1
         server_header=False,
         timeout_keep_alive=max(1, round(limits.keep_alive_timeout)),
         **options,
