@@ -256,3 +256,17 @@ def test_an_upgrade_request_is_served_as_http11_then_the_connection_closes(
     assert b"connection: close" in raw.lower()
     assert raw.endswith(b"\r\n\r\ngot:")
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_the_body_of_an_upgrade_request_is_never_served_as_a_request(
+    echo_server: ServerThread,
+) -> None:
+    inner = b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n"  # a request smuggled as the body
+    with _connect(echo_server) as sock:
+        head = b"POST /echo HTTP/1.1\r\nHost: x\r\n" + UPGRADE
+        sock.sendall(head + b"Content-Length: %d\r\n\r\n" % len(inner))
+        sock.sendall(inner)
+        raw = _read_all(sock)
+    status, _ = _problem(raw)
+    assert status == 400
+    assert raw.count(b"HTTP/1.1 ") == 1
