@@ -4,6 +4,7 @@ client that never reads its response when the server stops. Outcomes only, never
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -270,3 +271,29 @@ def test_the_body_of_an_upgrade_request_is_never_served_as_a_request(
     status, _ = _problem(raw)
     assert status == 400
     assert raw.count(b"HTTP/1.1 ") == 1
+
+
+async def _slow(request: Request) -> Response:
+    await asyncio.sleep(0.05)  # the client's half-close arrives while this runs
+    return Response(b"answered")
+
+
+@pytest.mark.parametrize("pipelined", [1, 3])
+def test_a_client_that_half_closes_after_its_requests_gets_every_answer(pipelined: int) -> None:
+    app = problem_app([Route("/slow", _slow)])
+    with ServerThread(app, limits=LIMITS) as server, _connect(server) as sock:
+        sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n" * pipelined)
+        sock.shutdown(socket.SHUT_WR)  # nothing more to send: the answers still come
+        raw = _read_all(sock)
+    assert raw.count(b"HTTP/1.1 200 ") == pipelined
+    assert raw.endswith(b"\r\n\r\nanswered")
+    assert raw.lower().count(b"connection: close") == 1  # on the last answer
+
+
+def test_a_half_close_in_the_middle_of_a_body_closes_the_connection(
+    echo_server: ServerThread,
+) -> None:
+    with _connect(echo_server) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhalf")
+        sock.shutdown(socket.SHUT_WR)
+        assert _read_all(sock) == b""  # the body will never be whole: closed, not held

@@ -20,6 +20,8 @@ httptools protocol with them added:
 * request lines other than HTTP/1.0 and HTTP/1.1 (HTTP/0.9, HTTP/2.0 sent as text) → 505;
 * an ``Upgrade`` request is served as HTTP/1.1, then its connection closed (the parser
   parses nothing after it); with a body (which the parser skips) → 400;
+* a client that half-closes after its requests (it sends nothing more) still gets their
+  answers, then the close (uvicorn closed at once, losing them; plain TCP only);
 * what the HTTP parser refuses (an unknown method, a byte no request target holds, two
   ``Content-Length``, a malformed chunk) → 400.
 
@@ -221,6 +223,21 @@ class _GuardedProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
         super().connection_lost(exc)
+
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio.Protocol's
+        """The client half-closed: it sends nothing more, but may still read. uvicorn lets
+        asyncio close the transport, losing the answers of the requests in flight; here the
+        transport stays open until the last whole request read is answered (that answer says
+        ``Connection: close``). A request cut short, or nothing in flight: close now. Over
+        TLS asyncio closes anyway (the return value is ignored there)."""
+        if self._tls is not None or self.transport.is_closing():
+            return None
+        last = self.cycle  # the last request whose head was read (in flight or queued)
+        if last is None or last.response_complete or last.more_body or not self._awaiting_head:
+            return None
+        self._cancel_timers()  # a head begun after it will never be whole: it is dropped
+        last.keep_alive = False
+        return True
 
     def _cancel_timers(self) -> None:
         for timer in (self._head_timer, self._body_timer):
