@@ -5,6 +5,7 @@ with no traceback in its log, and keeps every registration it acknowledged."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -85,10 +86,10 @@ def test_sigterm_with_hostile_clients_connected_exits_cleanly_and_keeps_what_it_
         for sock in [*held, slow, half]:
             with sock:
                 sock.settimeout(10)
-                try:
-                    assert sock.recv(65536) == b""  # closed, nothing sent
-                except ConnectionResetError:
-                    assert sock is half  # the upload in flight was cut at the timeout
+                # closed with nothing sent: a FIN, or a reset (the upload cut at the timeout;
+                # a connection still in the listen queue when the listener closed)
+                with contextlib.suppress(ConnectionResetError):
+                    assert sock.recv(65536) == b""
     finally:
         if process.poll() is None:
             process.kill()
