@@ -113,16 +113,39 @@ def test_a_head_just_under_the_limit_in_one_piece_is_served(server: ServerThread
         b"POST /ok HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
     ],
 )
-def test_a_malformed_request_gets_a_400_problem(server: ServerThread, request_bytes: bytes) -> None:
-    with _connect(server) as sock:
-        sock.sendall(request_bytes)
-        status, problem = _problem(_read_all(sock))
+def test_a_malformed_request_gets_a_400_problem(
+    server: ServerThread, request_bytes: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    uvicorn_log = logging.getLogger("uvicorn")  # it does not propagate to the root logger
+    uvicorn_log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.DEBUG), _connect(server) as sock:
+            sock.sendall(request_bytes)
+            status, problem = _problem(_read_all(sock))
+    finally:
+        uvicorn_log.removeHandler(caplog.handler)
     assert status == 400
     assert problem == {
         "title": "Bad Request",
         "status": 400,
         "detail": "the request is not valid HTTP/1.1",
     }
+    # the client's fault: a debug line, not a warning a flood of such requests would repeat
+    assert [r.levelname for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert "a request the HTTP parser refuses" in caplog.text
+
+
+@pytest.mark.parametrize("path", ["/ok/", "/nowhere/"])
+def test_a_path_with_a_trailing_slash_is_a_404_problem_not_a_redirect(
+    server: ServerThread, path: str
+) -> None:
+    with _connect(server) as sock:
+        request = f"GET {path} HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n"
+        sock.sendall(request.encode())
+        head = _read_all(sock).partition(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 404 ")
+    assert b"content-type: application/concise-problem-details+cbor" in head
+    assert b"location:" not in head
 
 
 def _fds() -> int:

@@ -187,13 +187,17 @@ def problem_app(
     unknown = [r for r in hot if r not in routes]
     if unknown:
         raise ValueError(f"hot routes must be among the routes: {unknown}")
-    return _HotRoutesApp(
+    app = _HotRoutesApp(
         hot=hot,
         observed=Observed(None, info) if info is not None else None,
         routes=all_routes,
         middleware=middleware,
         exception_handlers={HTTPException: http_error, 404: not_found},
     )
+    # A path with a slash too many is a 404 problem like any unknown path: Starlette would
+    # answer a 307 to the same path without it, built from the client's Host header.
+    app.router.redirect_slashes = False
+    return app
 
 
 async def read_body(request: Request, limit: int) -> bytes:

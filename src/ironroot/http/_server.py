@@ -78,6 +78,7 @@ _REASONS: Final = {
     505: "HTTP Version Not Supported",
 }
 _VERSIONS: Final = frozenset({"1.0", "1.1"})
+_PARSER_REFUSAL: Final = "Invalid HTTP request received."  # uvicorn's warning, to debug
 _TLS_VERSIONS: Final = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 _CUT_GRACE: Final = 0.5  # how long the tasks of connections cut at shutdown have to end
 _LINGER_RESET: Final = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
@@ -191,6 +192,16 @@ class _CoalescingTransport:
         return getattr(self._transport, name)
 
 
+def _not_a_parser_refusal(record: logging.LogRecord) -> bool:
+    """Drops uvicorn's warning about each request its parser refuses: the client's fault,
+    answered with a 400 problem (:meth:`_GuardedProtocol.send_400_response` logs it at debug);
+    at warning, every malformed request a client cares to send would add a line to the log."""
+    return record.msg != _PARSER_REFUSAL
+
+
+_uvicorn_log.addFilter(_not_a_parser_refusal)
+
+
 class _GuardedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the limits of :class:`ServerLimits` enforced."""
 
@@ -255,6 +266,7 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to what its parser refuses is plain text; ours is a problem
+        _log.debug("a request the HTTP parser refuses: %s", msg)
         self._refuse(400, "the request is not valid HTTP/1.1")
 
     def on_message_begin(self) -> None:
