@@ -256,16 +256,19 @@ def admit_one(fleet: Fleet, authority: AdmissionAuthority, node: str, took: list
     added to ``took`` (:data:`PHASES`)."""
     t0 = time.perf_counter()
     nonce, _ = authority.challenge(NOW, client=node)
-    rot = fleet.rot(node)
-    keys = {plane: PrivateKey.generate(Algorithm.ES384) for plane in PLANES}
-    csrs = {plane: make_csr(key, node=node, plane=plane) for plane, key in keys.items()}
-    spkis = {plane: key.public_key.to_der() for plane, key in keys.items()}
-    evidence = collect_evidence(fleet, node, nonce=nonce, keys=spkis, now=NOW, rot=rot)
-    t1 = time.perf_counter()
-    result = authority.admit(AdmissionRequest(node, nonce, evidence.encode(), csrs), now=NOW)
-    t2 = time.perf_counter()
-    store_node_credentials(fleet, node, keys, result.credentials, result.ca, durable=False, rot=rot)
-    t3 = time.perf_counter()
+    with fleet.rot(node).held() as rot:
+        keys = {plane: PrivateKey.generate(Algorithm.ES384) for plane in PLANES}
+        csrs = {plane: make_csr(key, node=node, plane=plane) for plane, key in keys.items()}
+        spkis = {plane: key.public_key.to_der() for plane, key in keys.items()}
+        evidence = collect_evidence(fleet, node, nonce=nonce, keys=spkis, now=NOW, rot=rot)
+        t1 = time.perf_counter()
+        request = AdmissionRequest(node, nonce, evidence.encode(), csrs)
+        result = authority.admit(request, now=NOW)
+        t2 = time.perf_counter()
+        store_node_credentials(
+            fleet, node, keys, result.credentials, result.ca, durable=False, rot=rot
+        )
+        t3 = time.perf_counter()
     need(result.status == "admitted", f"{node} admitted")
     for n, spent in enumerate((t1 - t0, t2 - t1, t3 - t2)):
         took[n] += spent
