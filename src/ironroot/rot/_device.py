@@ -111,6 +111,10 @@ def _read(path: Path, limit: int = _MAX_FILE) -> bytes:
         raise LimitExceeded(f"{path.name} is larger than {limit} bytes") from None
 
 
+def _idevid_path(directory: Path, alg: Algorithm, kind: str) -> Path:
+    return directory / f"idevid-{_ALG_FILES[alg]}.{kind}.der"
+
+
 def _key_path(directory: Path, given: Path | str | None) -> Path:
     """Where the obfuscation key of ``directory`` lives: ``given``, or beside the directory.
     Never inside it: the directory is what an attacker of the device state can edit."""
@@ -293,10 +297,17 @@ class Device:
             return new
 
     def _cert_path(self, alg: Algorithm, kind: str) -> Path:
-        return self.directory / f"idevid-{_ALG_FILES[alg]}.{kind}.der"
+        return _idevid_path(self.directory, alg, kind)
 
     def idevid_certificate(self, alg: Algorithm) -> bytes:
         return _read(self._cert_path(alg, "cert"))
+
+    @staticmethod
+    def read_idevid_certificate(directory: Path | str, alg: Algorithm) -> bytes:
+        """The IDevID certificate (DER) of the device in ``directory``, read as a file:
+        public, so a verifier reads it without opening the device (which latches its
+        obfuscation key). ``NotFound`` before provisioning; nothing here checks it."""
+        return _read(_idevid_path(Path(directory), alg, "cert"))
 
     # --- manufacturing --------------------------------------------------------------------
 
