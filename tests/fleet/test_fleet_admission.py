@@ -10,6 +10,7 @@ import datetime as dt
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.fleet.admission_world import (
@@ -52,6 +53,7 @@ from ironroot.fleet import (
     scan_attest,
 )
 from ironroot.fleet._credentials import CredentialStore
+from ironroot.rot import Device, _nvstate
 
 LATER = NOW + dt.timedelta(minutes=10)
 
@@ -151,6 +153,39 @@ def test_one_open_rot_serves_an_attestation_and_still_checks_its_state(
         fleet.node("node-0003").measure(now=NOW, nonce=nonce, device=fleet.rot("node-0001"))
     result = attest_node(fleet, "node-0003", now=NOW, authority=authority)
     assert result.status == "admitted"
+
+
+def test_an_attestation_verifies_the_nodes_rot_state_once(
+    fleet3: tuple[Fleet, AdmissionAuthority], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """attest_node holds the node's RoT (Device.held): the quote, the platform journal's
+    counter and the sealing secret read one verified state; the verifier reads the node's
+    IDevID certificate without opening its RoT."""
+    fleet, authority = fleet3
+    loads: list[Path] = []
+    opened: list[Path] = []
+    load, init = _nvstate.NvStore.load, Device.__init__
+
+    def counted_load(self: _nvstate.NvStore) -> _nvstate.NvSnapshot:
+        loads.append(self.directory)
+        return load(self)
+
+    def counted_init(self: Device, directory: Path | str, **kw: Any) -> None:
+        opened.append(Path(directory))
+        init(self, directory, **kw)
+
+    monkeypatch.setattr(_nvstate.NvStore, "load", counted_load)
+    monkeypatch.setattr(Device, "__init__", counted_init)
+    result = attest_node(fleet, "node-0002", now=NOW, authority=authority)
+    assert result.status == "admitted"
+    rot = fleet.directory / "nodes" / "node-0002" / "rot"
+    assert loads == [rot]
+    assert opened == [rot]
+    assert fleet.idevid_certificate("node-0002", Algorithm.ES384) == fleet.rot(
+        "node-0002"
+    ).idevid_certificate(Algorithm.ES384)
+    with pytest.raises(NotFound):
+        fleet.idevid_certificate("node-0099", Algorithm.ES384)
 
 
 def test_the_credential_profile(fleet3: tuple[Fleet, AdmissionAuthority]) -> None:

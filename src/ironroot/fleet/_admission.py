@@ -876,18 +876,21 @@ def attest_node(
     ``nodes/<id>/credentials/``, its keys sealed to its root of trust."""
     authority = authority or AdmissionAuthority.open(fleet)
     nonce, _ = authority.challenge(now, client=node_id)
-    rot = fleet.rot(node_id)  # the node's RoT, open for this attestation
-    keys = {plane: PrivateKey.generate(Algorithm.ES384) for plane in planes}
-    csrs = {plane: make_csr(key, node=node_id, plane=plane) for plane, key in keys.items()}
-    spkis = {plane: key.public_key.to_der() for plane, key in keys.items()}
-    evidence = collect_evidence(fleet, node_id, nonce=nonce, keys=spkis, now=now, rot=rot)
-    result = authority.admit(AdmissionRequest(node_id, nonce, evidence.encode(), csrs), now=now)
-    if store:
-        # Not synced: lost or damaged by a power cut, they fail to load and the node attests
-        # again (store_node_credentials).
-        store_node_credentials(
-            fleet, node_id, keys, result.credentials, result.ca, durable=False, rot=rot
-        )
+    # The node's RoT, open and held for this attestation: its state is verified once, for
+    # the quote, the platform journal's counter and the sealing secret (Device.held).
+    with fleet.rot(node_id).held() as rot:
+        keys = {plane: PrivateKey.generate(Algorithm.ES384) for plane in planes}
+        csrs = {plane: make_csr(key, node=node_id, plane=plane) for plane, key in keys.items()}
+        spkis = {plane: key.public_key.to_der() for plane, key in keys.items()}
+        evidence = collect_evidence(fleet, node_id, nonce=nonce, keys=spkis, now=now, rot=rot)
+        request = AdmissionRequest(node_id, nonce, evidence.encode(), csrs)
+        result = authority.admit(request, now=now)
+        if store:
+            # Not synced: lost or damaged by a power cut, they fail to load and the node
+            # attests again (store_node_credentials).
+            store_node_credentials(
+                fleet, node_id, keys, result.credentials, result.ca, durable=False, rot=rot
+            )
     return result
 
 

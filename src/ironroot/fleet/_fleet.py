@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ironroot._fileio import read_limited, write_atomic
+from ironroot.crypto import Algorithm
 from ironroot.errors import ConfigError, Conflict, NotFound, StorageError
 from ironroot.fleet._sqlite import SqliteFile
 from ironroot.platform import COMPONENTS, DEVICES, DeviceInfo, Platform, PlatformTrust
@@ -487,6 +488,12 @@ class Fleet:
         """The node's RoT device."""
         self.record_of(node_id)
         return Device(self.directory / "nodes" / node_id / "rot")
+
+    def idevid_certificate(self, node_id: str, alg: Algorithm) -> bytes:
+        """The node's IDevID certificate (DER), read without opening its RoT device (it is
+        public: what a verifier compares a quote's identity with)."""
+        self.record_of(node_id)
+        return Device.read_idevid_certificate(self.directory / "nodes" / node_id / "rot", alg)
 
     def status_counts(self) -> dict[str, int]:
         with self._file.read() as db:

@@ -399,7 +399,7 @@ class FleetVerifier:
     def _ueid(self, node_id: str) -> bytes:
         found = self._ueids.get(node_id)
         if found is None:
-            idevid = self.fleet.rot(node_id).idevid_certificate(Algorithm.ES384)
+            idevid = self.fleet.idevid_certificate(node_id, Algorithm.ES384)
             found = parse_certificate(idevid).dice.ueid or b""
             self._ueids[node_id] = found
         return found

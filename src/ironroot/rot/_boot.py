@@ -81,6 +81,7 @@ PCR_SIZE: Final = 48
 MAX_LOG_EVENTS: Final = 256
 MAX_EVENT_DATA: Final = 256
 _FORMAT: Final = "ironroot-boot-state/1"
+_IDEVID_DIGEST: Final = 32  # SHA-256
 _ZERO: Final = bytes(PCR_SIZE)
 
 
@@ -123,7 +124,11 @@ class BootState:
     """What a successful boot leaves behind (persisted in the device directory).
 
     ``ecc_chain``/``mldsa_chain`` hold the DER certificates LDevID, FMC alias, RT alias (the
-    IDevID certificate comes from provisioning).
+    IDevID certificate comes from provisioning). ``idevid_checked`` holds the SHA-256 of each
+    IDevID certificate (ES384, then ML-DSA-87) that the boot found to certify the IDevID key
+    it derived, so that a quote checks the certificate files against these MAC'd digests
+    instead of deriving the IDevID keys again (:meth:`ironroot.rot.Device.quote`); empty when
+    the boot did not find them (a boot state written before it was recorded is read so too).
     """
 
     booted_at: dt.datetime
@@ -136,10 +141,15 @@ class BootState:
     header_digest: bytes
     ecc_chain: tuple[bytes, ...]
     mldsa_chain: tuple[bytes, ...]
+    idevid_checked: tuple[bytes, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.log) > MAX_LOG_EVENTS:
             raise StorageError(f"the PCR log is over {MAX_LOG_EVENTS} events")
+        if len(self.idevid_checked) not in (0, 2) or any(
+            len(d) != _IDEVID_DIGEST for d in self.idevid_checked
+        ):
+            raise StorageError("a boot state records the SHA-256 of two IDevID certificates")
         if self.pcrs != replay(self.log):
             raise StorageError("the PCR values do not replay from the PCR log")
         if len(self.ecc_chain) != 3 or len(self.mldsa_chain) != 3:
@@ -163,10 +173,17 @@ class BootState:
             header_digest=self.header_digest,
             ecc_chain=self.ecc_chain,
             mldsa_chain=self.mldsa_chain,
+            idevid_checked=self.idevid_checked,
         )
 
     def to_record(self) -> dict[str, Any]:
         """The persisted form, as JSON values (the device MACs it: see ``_nvstate``)."""
+        record = self._record()
+        if self.idevid_checked:
+            record["idevid_checked"] = [d.hex() for d in self.idevid_checked]
+        return record
+
+    def _record(self) -> dict[str, Any]:
         return {
             "format": _FORMAT,
             "booted_at": self.booted_at.isoformat(),
@@ -204,6 +221,10 @@ class BootState:
                 header_digest=bytes.fromhex(_get(doc, "header_digest", str)),
                 ecc_chain=tuple(bytes.fromhex(c) for c in _list(doc, "ecc_chain", str)),
                 mldsa_chain=tuple(bytes.fromhex(c) for c in _list(doc, "mldsa_chain", str)),
+                idevid_checked=tuple(
+                    bytes.fromhex(d)
+                    for d in (_list(doc, "idevid_checked", str) if "idevid_checked" in doc else ())
+                ),
             )
         except (ValueError, KeyError, TypeError, UnicodeDecodeError, MalformedInput) as exc:
             raise StorageError("the boot state file does not parse") from exc

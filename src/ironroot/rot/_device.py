@@ -27,7 +27,12 @@ does not exist; a device opens with the key it latches at ``Device(...)`` (power
 
 Before every operation the device verifies its whole state (every MAC, the obfuscated UDS and
 the root); any edit, removal, addition or restored older copy of a state file, or another
-obfuscation key, raises :class:`~ironroot.errors.DeviceStateTampered` and nothing runs.
+obfuscation key, raises :class:`~ironroot.errors.DeviceStateTampered` and nothing runs. An
+operation made of several reads (a node's attestation: the quote, the platform journal's
+counter, the sealing secret of its credentials) may hold the device (:meth:`Device.held`):
+the lock is taken once and the state verified once, when the first read needs it; no write
+can change the state while the lock is held, and a write made inside the hold takes the lock
+exclusive and makes the next read verify the state again.
 
 Every write is atomic and durable (``ironroot._fileio.write_atomic``), in the three steps of
 :mod:`._nvstate`. A fuse write is checked once more against the bank it replaces: a new bank
@@ -42,9 +47,11 @@ since the boot in a way that changes the keys, quoting refuses until the next bo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import hashlib
+import hmac
 import os
 import secrets
 import threading
@@ -61,6 +68,7 @@ from ironroot.errors import (
     DeviceStateTampered,
     FuseError,
     InputUnavailable,
+    IronrootError,
     LimitExceeded,
     MalformedInput,
     NotFound,
@@ -101,6 +109,10 @@ def _read(path: Path, limit: int = _MAX_FILE) -> bytes:
         raise NotFound(f"{path.name} is missing from the device directory") from exc
     except LimitExceeded:
         raise LimitExceeded(f"{path.name} is larger than {limit} bytes") from None
+
+
+def _idevid_path(directory: Path, alg: Algorithm, kind: str) -> Path:
+    return directory / f"idevid-{_ALG_FILES[alg]}.{kind}.der"
 
 
 def _key_path(directory: Path, given: Path | str | None) -> Path:
@@ -173,6 +185,11 @@ class Device:
         self._store = NvStore(self.directory, _load_key(self.obfuscation_key_path))
         self._thread_lock = threading.RLock()
         self._lock_fd: int | None = None
+        self._lock_exclusive = False
+        # The state verified under the lock this object holds (Device.held), until it is
+        # released or a write takes the lock exclusive.
+        self._held: NvSnapshot | None = None
+        self._holding = False
         self._sealing: dict[tuple[bytes | None, bytes | None, str], bytes] = {}
         self._derived: tuple[tuple[bytes | None, bytes | None], DiceLayers] | None = None
 
@@ -200,21 +217,59 @@ class Device:
         takes it exclusive before it loads the state it changes."""
         with self._thread_lock:
             if self._lock_fd is not None:
-                yield
+                if exclusive:
+                    # A write inside a shared hold: the lock is converted, and what was
+                    # verified under the shared lock is verified again by the next read.
+                    self._held = None
+                    if not self._lock_exclusive:
+                        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+                        self._lock_exclusive = True
+                try:
+                    yield
+                finally:
+                    if exclusive:
+                        self._held = None
                 return
             fd = os.open(self.directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
                 self._lock_fd = fd
+                self._lock_exclusive = exclusive
                 yield
             finally:
                 self._lock_fd = None
+                self._lock_exclusive = False
+                self._held = None
                 os.close(fd)
 
-    def _load(self) -> NvSnapshot:
-        """The whole verified state (``DeviceStateTampered`` if any part fails)."""
+    @contextlib.contextmanager
+    def held(self) -> Iterator[Device]:
+        """Hold the device for one operation made of several reads (module docs): the
+        directory lock is taken (shared) once, and the state is loaded and verified once, by
+        the first read that needs it; every read inside uses that verified state, as no
+        write can change it while the lock is held. A write inside takes the lock exclusive
+        (until the hold ends) and the next read verifies the state again. Other threads
+        wait for this object until the hold ends."""
         with self._locked(exclusive=False):
-            return self._store.load()
+            outer, self._holding = self._holding, True
+            try:
+                yield self
+            finally:
+                self._holding = outer
+                self._held = None
+
+    def _load(self) -> NvSnapshot:
+        """The whole verified state (``DeviceStateTampered`` if any part fails); inside
+        :meth:`held`, the state verified once for the hold."""
+        with self._locked(exclusive=False):
+            if self._held is not None:
+                return self._held
+            state = self._store.load()
+            # Kept until the lock is released, or a write inside a hold begins or ends (a write
+            # outside a hold loads the state itself, and keeps nothing).
+            if not self._lock_exclusive or self._holding:
+                self._held = state
+            return state
 
     @property
     def fuses(self) -> Fuses:
@@ -242,10 +297,17 @@ class Device:
             return new
 
     def _cert_path(self, alg: Algorithm, kind: str) -> Path:
-        return self.directory / f"idevid-{_ALG_FILES[alg]}.{kind}.der"
+        return _idevid_path(self.directory, alg, kind)
 
     def idevid_certificate(self, alg: Algorithm) -> bytes:
         return _read(self._cert_path(alg, "cert"))
+
+    @staticmethod
+    def read_idevid_certificate(directory: Path | str, alg: Algorithm) -> bytes:
+        """The IDevID certificate (DER) of the device in ``directory``, read as a file:
+        public, so a verifier reads it without opening the device (which latches its
+        obfuscation key). ``NotFound`` before provisioning; nothing here checks it."""
+        return _read(_idevid_path(Path(directory), alg, "cert"))
 
     # --- manufacturing --------------------------------------------------------------------
 
@@ -300,8 +362,27 @@ class Device:
             result = cold_boot(old.fuses, bundle, now=now)
             if not result.fuses.only_sets_bits_of(old.fuses):
                 raise FuseError("the new fuse bank would clear a programmed bit")
-            self._store.commit(old, fuses=result.fuses, boot=result.state)
-            return result.state
+            state = dataclasses.replace(
+                result.state, idevid_checked=self._idevid_checked(result.layers)
+            )
+            self._store.commit(old, fuses=result.fuses, boot=state)
+            return state
+
+    def _idevid_checked(self, layers: DiceLayers) -> tuple[bytes, ...]:
+        """At boot, which derived the IDevID keys to certify the LDevID: the SHA-256 of the
+        IDevID certificates when both certify those keys (what a quote then checks the files
+        against, :meth:`_idevid_certificates`), else nothing (a quote derives and checks)."""
+        digests = []
+        for alg in _ALG_FILES:
+            try:
+                der = self.idevid_certificate(alg)
+                public = parse_certificate(der).public_key
+            except (IronrootError, OSError):  # not there or not a certificate
+                return ()
+            if public is None or not _certifies(layers, alg, der, public):
+                return ()
+            digests.append(hashlib.sha256(der).digest())
+        return tuple(digests)
 
     def _layers(self, state: NvSnapshot) -> tuple[BootState, DiceLayers]:
         """The boot state and the DICE layers it derives. Derived once per open device and
@@ -322,16 +403,24 @@ class Device:
             self._derived = (memo, layers)
         return boot, layers
 
-    def _idevid_certificates(self, layers: DiceLayers) -> tuple[dict[Algorithm, bytes], bytes]:
+    def _idevid_certificates(
+        self, layers: DiceLayers, boot: BootState
+    ) -> tuple[dict[Algorithm, bytes], bytes]:
         """The IDevID certificates, each checked to certify this device's IDevID key, and the
-        device's Ueid (from the checked ES384 key)."""
+        device's Ueid (from the checked ES384 key): a certificate the boot checked is the
+        one whose SHA-256 the verified boot state records; any other is checked against the
+        IDevID key derived again."""
         certs: dict[Algorithm, bytes] = {}
         ueid = b""
+        checked = dict(zip(_ALG_FILES, boot.idevid_checked, strict=False))
         for alg in _ALG_FILES:
             der = self.idevid_certificate(alg)
             try:
                 public = parse_certificate(der).public_key
-                ok = public is not None and _certifies(layers, alg, der, public)
+                at_boot = alg in checked and hmac.compare_digest(
+                    checked[alg], hashlib.sha256(der).digest()
+                )
+                ok = public is not None and (at_boot or _certifies(layers, alg, der, public))
             except MalformedInput:
                 ok = False
             if not ok or public is None:
@@ -345,9 +434,9 @@ class Device:
     def quote(self, nonce: bytes) -> bytes:
         """A quote over the current PCRs and log, answering ``nonce``."""
         with self._locked(exclusive=False):
-            state = self._store.load()
+            state = self._load()
             boot, layers = self._layers(state)
-            certificates, ueid = self._idevid_certificates(layers)
+            certificates, ueid = self._idevid_certificates(layers, boot)
             return create_quote(
                 nonce=nonce,
                 rt_alias=layers.rt_alias,
