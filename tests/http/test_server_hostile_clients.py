@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from ironroot.errors import ConfigError
 from ironroot.http import ServerLimits, ServerThread, guarded, problem_app, read_body
+from raw_http import connect, read_all
 
 _log = logging.getLogger("ironroot.test-hostile")
 
@@ -55,18 +56,6 @@ def server() -> Iterator[ServerThread]:
         yield running
 
 
-def _connect(server: ServerThread) -> socket.socket:
-    host, port = server.url.removeprefix("http://").split(":")
-    return socket.create_connection((host, int(port)), timeout=10)
-
-
-def _read_all(sock: socket.socket) -> bytes:
-    out = b""
-    while chunk := sock.recv(65536):
-        out += chunk
-    return out
-
-
 def _problem(raw: bytes) -> tuple[int, dict[str, object]]:
     head, _, body = raw.partition(b"\r\n\r\n")
     assert b"content-type: application/problem+json" in head.lower()
@@ -78,9 +67,9 @@ def _problem(raw: bytes) -> tuple[int, dict[str, object]]:
 def test_a_head_over_the_limit_sent_in_one_piece_is_refused_with_431(
     server: ServerThread, size: int
 ) -> None:
-    with _connect(server) as sock:
+    with connect(server) as sock:
         sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * size + b"\r\n\r\n")
-        status, problem = _problem(_read_all(sock))
+        status, problem = _problem(read_all(sock))
     assert status == 431
     assert problem == {
         "title": "Request Header Fields Too Large",
@@ -92,14 +81,14 @@ def test_a_head_over_the_limit_sent_in_one_piece_is_refused_with_431(
 def test_a_long_request_target_sent_in_one_piece_is_refused_with_431(
     server: ServerThread,
 ) -> None:
-    with _connect(server) as sock:
+    with connect(server) as sock:
         sock.sendall(b"GET /ok?" + b"q" * 8000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-        status, _ = _problem(_read_all(sock))
+        status, _ = _problem(read_all(sock))
     assert status == 431
 
 
 def test_a_head_just_under_the_limit_in_one_piece_is_served(server: ServerThread) -> None:
-    with _connect(server) as sock:
+    with connect(server) as sock:
         sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 3900 + b"\r\n\r\n")
         assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
 
@@ -119,9 +108,9 @@ def test_a_malformed_request_gets_a_400_problem(
     uvicorn_log = logging.getLogger("uvicorn")  # it does not propagate to the root logger
     uvicorn_log.addHandler(caplog.handler)
     try:
-        with caplog.at_level(logging.DEBUG), _connect(server) as sock:
+        with caplog.at_level(logging.DEBUG), connect(server) as sock:
             sock.sendall(request_bytes)
-            status, problem = _problem(_read_all(sock))
+            status, problem = _problem(read_all(sock))
     finally:
         uvicorn_log.removeHandler(caplog.handler)
     assert status == 400
@@ -139,10 +128,10 @@ def test_a_malformed_request_gets_a_400_problem(
 def test_a_path_with_a_trailing_slash_is_a_404_problem_not_a_redirect(
     server: ServerThread, path: str
 ) -> None:
-    with _connect(server) as sock:
+    with connect(server) as sock:
         request = f"GET {path} HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n"
         sock.sendall(request.encode())
-        head = _read_all(sock).partition(b"\r\n\r\n")[0].lower()
+        head = read_all(sock).partition(b"\r\n\r\n")[0].lower()
     assert head.startswith(b"http/1.1 404 ")
     assert b"content-type: application/concise-problem-details+cbor" in head
     assert b"location:" not in head
@@ -162,7 +151,7 @@ def test_a_client_that_never_reads_does_not_hold_the_stop(
     uvicorn_log = logging.getLogger("uvicorn")  # it does not propagate to the root logger
     uvicorn_log.addHandler(caplog.handler)
     server.__enter__()
-    sock = _connect(server)
+    sock = connect(server)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     assert sock.recv(16).startswith(b"HTTP/1.1 200")  # the response is on its way; no more reads
@@ -171,7 +160,7 @@ def test_a_client_that_never_reads_does_not_hold_the_stop(
         assert not server._thread.is_alive()  # the stop returned because the thread ended
         sock.settimeout(10)
         with pytest.raises(ConnectionResetError):  # cut by the server, unread bytes dropped
-            _read_all(sock)
+            read_all(sock)
     uvicorn_log.removeHandler(caplog.handler)
     assert (_fds(), threading.active_count()) == (fds, threads)
     assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
@@ -195,9 +184,9 @@ def test_a_bad_shutdown_timeout_is_a_configuration_error(value: object) -> None:
 def test_a_request_pipelined_after_a_refused_one_is_not_answered(
     server: ServerThread, refused: bytes
 ) -> None:
-    with _connect(server) as sock:
+    with connect(server) as sock:
         sock.sendall(refused + b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
-        raw = _read_all(sock)
+        raw = read_all(sock)
     status, _ = _problem(raw)
     assert status in (431, 505)
     assert raw.count(b"HTTP/1.1 ") == 1  # the refusal, then the close
@@ -216,13 +205,13 @@ def test_a_body_upload_in_flight_at_the_stop_is_cut_after_the_shutdown_timeout(
     uvicorn_log = logging.getLogger("uvicorn")
     uvicorn_log.addHandler(caplog.handler)
     server.__enter__()
-    with _connect(server) as sock:
+    with connect(server) as sock:
         sock.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf")
         with caplog.at_level(logging.DEBUG, logger="ironroot.test-hostile"):
             server.__exit__(None, None, None)  # waits for the body, up to the timeout
         assert not server._thread.is_alive()
         with pytest.raises(ConnectionResetError):
-            _read_all(sock)
+            read_all(sock)
     uvicorn_log.removeHandler(caplog.handler)
     assert (_fds(), threading.active_count()) == (fds, threads)
     assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
@@ -255,9 +244,9 @@ UPGRADE = b"Connection: Upgrade\r\nUpgrade: foo\r\n"
 def test_an_upgrade_request_with_a_body_is_refused_not_served_without_it(
     echo_server: ServerThread, framing: bytes
 ) -> None:
-    with _connect(echo_server) as sock:
+    with connect(echo_server) as sock:
         sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\n" + UPGRADE + framing)
-        raw = _read_all(sock)
+        raw = read_all(sock)
     status, problem = _problem(raw)
     assert status == 400
     assert problem["detail"] == "an Upgrade request with a body is not served"
@@ -270,11 +259,11 @@ def test_an_upgrade_request_is_served_as_http11_then_the_connection_closes(
     uvicorn_log = logging.getLogger("uvicorn")
     uvicorn_log.addHandler(caplog.handler)
     try:
-        with _connect(echo_server) as sock:
+        with connect(echo_server) as sock:
             # what follows an upgrade request on its connection is never parsed as HTTP
             sock.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\n" + UPGRADE + b"\r\n")
             sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nsmuggled")
-            raw = _read_all(sock)
+            raw = read_all(sock)
     finally:
         uvicorn_log.removeHandler(caplog.handler)
     assert raw.startswith(b"HTTP/1.1 200 ")
@@ -288,11 +277,11 @@ def test_the_body_of_an_upgrade_request_is_never_served_as_a_request(
     echo_server: ServerThread,
 ) -> None:
     inner = b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n"  # a request smuggled as the body
-    with _connect(echo_server) as sock:
+    with connect(echo_server) as sock:
         head = b"POST /echo HTTP/1.1\r\nHost: x\r\n" + UPGRADE
         sock.sendall(head + b"Content-Length: %d\r\n\r\n" % len(inner))
         sock.sendall(inner)
-        raw = _read_all(sock)
+        raw = read_all(sock)
     status, _ = _problem(raw)
     assert status == 400
     assert raw.count(b"HTTP/1.1 ") == 1
@@ -306,10 +295,10 @@ async def _slow(request: Request) -> Response:
 @pytest.mark.parametrize("pipelined", [1, 3])
 def test_a_client_that_half_closes_after_its_requests_gets_every_answer(pipelined: int) -> None:
     app = problem_app([Route("/slow", _slow)])
-    with ServerThread(app, limits=LIMITS) as server, _connect(server) as sock:
+    with ServerThread(app, limits=LIMITS) as server, connect(server) as sock:
         sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n" * pipelined)
         sock.shutdown(socket.SHUT_WR)  # nothing more to send: the answers still come
-        raw = _read_all(sock)
+        raw = read_all(sock)
     assert raw.count(b"HTTP/1.1 200 ") == pipelined
     assert raw.endswith(b"\r\n\r\nanswered")
     assert raw.lower().count(b"connection: close") == 1  # on the last answer
@@ -318,7 +307,7 @@ def test_a_client_that_half_closes_after_its_requests_gets_every_answer(pipeline
 def test_a_half_close_in_the_middle_of_a_body_closes_the_connection(
     echo_server: ServerThread,
 ) -> None:
-    with _connect(echo_server) as sock:
+    with connect(echo_server) as sock:
         sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhalf")
         sock.shutdown(socket.SHUT_WR)
-        assert _read_all(sock) == b""  # the body will never be whole: closed, not held
+        assert read_all(sock) == b""  # the body will never be whole: closed, not held

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from starlette.routing import Route
 from ironroot.errors import ConfigError, StorageError
 from ironroot.http import ServerLimits, ServerThread, guarded, problem_app, read_body
 from ironroot.http._server import _CoalescingTransport
+from raw_http import connect, read_all
 
 pytestmark = pytest.mark.integration
 
@@ -69,20 +69,6 @@ def server() -> Iterator[ServerThread]:
         yield running
 
 
-def _connect(server: ServerThread) -> socket.socket:
-    host, port = server.url.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=10)
-    return sock
-
-
-def _read_all(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection."""
-    out = b""
-    while chunk := sock.recv(65536):
-        out += chunk
-    return out
-
-
 def _status(raw: bytes) -> int:
     return int(raw.split(b" ", 2)[1])
 
@@ -94,21 +80,21 @@ def _problem(raw: bytes) -> dict[str, object]:
 
 
 def test_oversized_head_is_refused_with_431_and_closed(server: ServerThread) -> None:
-    with _connect(server) as sock:
+    with connect(server) as sock:
         sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 64 * 1024)
-        raw = _read_all(sock)
+        raw = read_all(sock)
     assert _status(raw) == 431
     assert _problem(raw)["status"] == 431
 
 
 def test_head_under_the_limit_is_served(server: ServerThread) -> None:
-    with _connect(server) as sock:
+    with connect(server) as sock:
         sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 2000 + b"\r\n\r\n")
         assert _status(sock.recv(65536)) == 200
 
 
 def test_slowloris_head_is_cut_with_408(server: ServerThread) -> None:
-    with _connect(server) as sock:
+    with connect(server) as sock:
         sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n")
         sock.settimeout(0.1)
         raw = b""
@@ -121,19 +107,19 @@ def test_slowloris_head_is_cut_with_408(server: ServerThread) -> None:
             if raw:
                 break
         sock.settimeout(10)
-        raw += _read_all(sock)
+        raw += read_all(sock)
     assert _status(raw) == 408
 
 
 def test_idle_fresh_connection_is_closed(server: ServerThread) -> None:
-    with _connect(server) as sock:
-        assert _read_all(sock) == b""
+    with connect(server) as sock:
+        assert read_all(sock) == b""
 
 
 def test_idle_keep_alive_connection_is_closed(server: ServerThread) -> None:
-    with _connect(server) as sock:
+    with connect(server) as sock:
         sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
-        raw = _read_all(sock)
+        raw = read_all(sock)
     assert _status(raw) == 200
     assert raw.endswith(b"ok")
 
@@ -141,13 +127,13 @@ def test_idle_keep_alive_connection_is_closed(server: ServerThread) -> None:
 def test_connection_cap_answers_503_with_retry_after() -> None:
     limits = ServerLimits(keep_alive_timeout=30, header_timeout=30, max_connections=3)
     with ServerThread(_app(), limits=limits) as server:
-        held = [_connect(server) for _ in range(3)]
+        held = [connect(server) for _ in range(3)]
         try:
             for sock in held:  # make sure the server has accepted them all
                 sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert _status(sock.recv(65536)) == 200
-            with _connect(server) as extra:
-                raw = _read_all(extra)
+            with connect(server) as extra:
+                raw = read_all(extra)
             assert _status(raw) == 503
             assert b"retry-after: 1" in raw.lower()
         finally:
@@ -161,16 +147,16 @@ def test_connection_cap_answers_503_with_retry_after() -> None:
     "line", [b"GET /ok HTTP/2.0\r\nHost: x\r\n\r\n", b"GET /ok HTTP/0.9\r\n\r\n"]
 )
 def test_other_http_versions_are_refused_with_505(server: ServerThread, line: bytes) -> None:
-    with _connect(server) as sock:
+    with connect(server) as sock:
         sock.sendall(line)
-        raw = _read_all(sock)
+        raw = read_all(sock)
     assert _status(raw) == 505
 
 
 def test_simple_http09_request_is_not_served(server: ServerThread) -> None:
-    with _connect(server) as sock:
+    with connect(server) as sock:
         sock.sendall(b"GET /ok\r\n")
-        raw = _read_all(sock)
+        raw = read_all(sock)
     assert b"200" not in raw.split(b"\r\n", 1)[0]
     assert not raw.endswith(b"ok")
 
@@ -179,9 +165,9 @@ def test_slow_body_is_cut_and_logged_at_debug_only(
     server: ServerThread, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    with _connect(server) as sock:
+    with connect(server) as sock:
         sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
-        raw = _read_all(sock)
+        raw = read_all(sock)
     assert raw == b""
     server_errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert server_errors == []
@@ -191,7 +177,7 @@ def test_client_disconnect_mid_body_is_a_debug_event(
     server: ServerThread, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    with _connect(server) as sock:
+    with connect(server) as sock:
         sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123")
     # a request on another connection is answered after the disconnect has been handled
     for _ in range(50):
@@ -311,23 +297,23 @@ def test_a_head_response_is_not_held() -> None:
 def test_pipelined_requests_with_head_and_an_expect_100_are_all_answered(
     server: ServerThread,
 ) -> None:
-    with _connect(server) as sock:
+    with connect(server) as sock:
         sock.sendall(
             b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n"
             b"HEAD /ok HTTP/1.1\r\nHost: x\r\n\r\n"
             b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
-        raw = _read_all(sock)
+        raw = read_all(sock)
     assert raw.count(b"HTTP/1.1 200 OK\r\n") == 3
     assert raw.endswith(b"ok")
     assert raw.count(b"\r\n\r\nok") == 2  # the HEAD answer has no body
-    with _connect(server) as sock:
+    with connect(server) as sock:
         sock.sendall(
             b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
             b"Content-Length: 5\r\nConnection: close\r\n\r\n"
         )
         assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue\r\n")
         sock.sendall(b"hello")
-        raw = _read_all(sock)
+        raw = read_all(sock)
     assert _status(raw) == 200
     assert raw.endswith(b"\r\n\r\nhello")

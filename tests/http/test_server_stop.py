@@ -5,7 +5,6 @@ keep-alive connection is closed, not left open. Outcomes only, never timings."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 
 import pytest
@@ -14,20 +13,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ironroot.http import ServerLimits, ServerThread, problem_app
+from raw_http import connect, read_all
 
 pytestmark = pytest.mark.integration
-
-
-def _connect(server: ServerThread) -> socket.socket:
-    host, port = server.url.removeprefix("http://").split(":")
-    return socket.create_connection((host, int(port)), timeout=10)
-
-
-def _read_all(sock: socket.socket) -> bytes:
-    out = b""
-    while chunk := sock.recv(65536):
-        out += chunk
-    return out
 
 
 def test_a_request_in_flight_is_answered_before_the_server_stops() -> None:
@@ -41,14 +29,14 @@ def test_a_request_in_flight_is_answered_before_the_server_stops() -> None:
     server = ServerThread(problem_app([Route("/slow", slow)]))
     server.__enter__()
     stopper = threading.Thread(target=server.__exit__)
-    with _connect(server) as sock:
+    with connect(server) as sock:
         sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         assert entered.wait(10)
         stopper.start()
         stopper.join(0.3)
         assert stopper.is_alive()  # the stop waits for the response
         release.set()
-        raw = _read_all(sock)  # the answer, then the close: no keep-alive while stopping
+        raw = read_all(sock)  # the answer, then the close: no keep-alive while stopping
     stopper.join(10)
     assert not stopper.is_alive()
     assert raw.startswith(b"HTTP/1.1 200 ")
@@ -62,13 +50,13 @@ def test_an_idle_keep_alive_connection_is_closed_by_the_stop() -> None:
 
     far_off = ServerLimits(keep_alive_timeout=60)  # longer than the socket's 10 s timeout
     with ServerThread(problem_app([Route("/ok", ok)]), limits=far_off) as server:
-        sock = _connect(server)
+        sock = connect(server)
         sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
         head = sock.recv(65536)
         assert head.startswith(b"HTTP/1.1 200 ")
         assert b"connection: close" not in head.lower()  # kept alive, now idle
     with sock:
-        assert _read_all(sock) == b""  # closed by the stop, not by the idle timeout
+        assert read_all(sock) == b""  # closed by the stop, not by the idle timeout
 
 
 def test_a_server_stopped_as_it_starts_stops() -> None:
@@ -79,4 +67,4 @@ def test_a_server_stopped_as_it_starts_stops() -> None:
         with ServerThread(problem_app([Route("/ok", ok)])) as server:
             pass
         with pytest.raises(ConnectionRefusedError):
-            _connect(server)
+            connect(server)
