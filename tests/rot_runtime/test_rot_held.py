@@ -36,6 +36,20 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
+@pytest.fixture
+def derivations(monkeypatch: pytest.MonkeyPatch) -> list[Algorithm]:
+    """Every IDevID certificate checked against the IDevID key derived again, by algorithm."""
+    seen: list[Algorithm] = []
+    original = _device._certifies
+
+    def counted(layers: Any, alg: Algorithm, der: bytes, public: Any) -> bool:
+        seen.append(alg)
+        return original(layers, alg, der, public)
+
+    monkeypatch.setattr(_device, "_certifies", counted)
+    return seen
+
+
 def test_a_hold_verifies_the_state_once_for_its_reads(booted: Device, loads: list[str]) -> None:
     device = Device(booted.directory)
     with device.held() as held:
@@ -95,24 +109,16 @@ def test_a_boot_records_the_idevid_certificates_it_checked(booted: Device) -> No
 
 
 def test_a_quote_checks_the_certificates_against_the_boot_record(
-    booted: Device, vendor_ca: VendorCA, monkeypatch: pytest.MonkeyPatch
+    booted: Device, vendor_ca: VendorCA, derivations: list[Algorithm]
 ) -> None:
-    derived: list[Algorithm] = []
-    original = _device._certifies
-
-    def counted(layers: Any, alg: Algorithm, der: bytes, public: Any) -> bool:
-        derived.append(alg)
-        return original(layers, alg, der, public)
-
-    monkeypatch.setattr(_device, "_certifies", counted)
     quote = Device(booted.directory).quote(NONCE)
     claims = verify_quote(quote, nonce=NONCE, trust_anchors=vendor_ca.trust_anchors, now=NOW)
-    assert derived == []  # the files are the ones the boot checked: no key derived again
+    assert derivations == []  # the files are the ones the boot checked: no key derived again
     assert claims.ueid
 
 
 def test_a_boot_state_without_the_record_checks_by_derivation(
-    booted: Device, monkeypatch: pytest.MonkeyPatch
+    booted: Device, derivations: list[Algorithm]
 ) -> None:
     # A boot state as written before the record existed: the quote derives the IDevID keys.
     device = Device(booted.directory)
@@ -122,16 +128,8 @@ def test_a_boot_state_without_the_record_checks_by_derivation(
         device._store.commit(state, boot=dataclasses.replace(state.boot, idevid_checked=()))
     record = json.loads((booted.directory / "boot.json").read_bytes())
     assert "idevid_checked" not in record["body"]
-    checked: list[Algorithm] = []
-    original = _device._certifies
-
-    def counted(layers: Any, alg: Algorithm, der: bytes, public: Any) -> bool:
-        checked.append(alg)
-        return original(layers, alg, der, public)
-
-    monkeypatch.setattr(_device, "_certifies", counted)
     assert Device(booted.directory).quote(NONCE)
-    assert checked == [Algorithm.ES384, Algorithm.ML_DSA_87]
+    assert derivations == [Algorithm.ES384, Algorithm.ML_DSA_87]
 
 
 def test_a_certificate_replaced_after_the_boot_is_checked_and_refused(
