@@ -9,7 +9,6 @@ import hashlib
 import json
 import re
 import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,26 +131,33 @@ def test_a_boot_state_without_the_record_checks_by_derivation(
     assert derivations == [Algorithm.ES384, Algorithm.ML_DSA_87]
 
 
-def test_a_certificate_replaced_after_the_boot_is_checked_and_refused(
-    booted: Device, product: Product, vendor_ca: VendorCA, tmp_path: Path
-) -> None:
-    other = new_device(tmp_path / "other", product, vendor_ca)
-    name = "idevid-mldsa.cert.der"
-    shutil.copyfile(other.directory / name, booted.directory / name)
+def _foreign_certificate(into: Device, name: str, product: Product, vendor_ca: VendorCA) -> None:
+    """Put another device's IDevID certificate file ``name`` in place of ``into``'s."""
+    other = new_device(into.directory.parent / "other", product, vendor_ca)
+    shutil.copyfile(other.directory / name, into.directory / name)
+
+
+def _quote_refused(device: Device, name: str) -> None:
     with pytest.raises(DeviceStateTampered, match=re.escape(f"{name} does not certify")):
-        Device(booted.directory).quote(NONCE)
+        Device(device.directory).quote(NONCE)
+
+
+def test_a_certificate_replaced_after_the_boot_is_checked_and_refused(
+    booted: Device, product: Product, vendor_ca: VendorCA
+) -> None:
+    name = "idevid-mldsa.cert.der"
+    _foreign_certificate(booted, name, product, vendor_ca)
+    _quote_refused(booted, name)
 
 
 def test_a_boot_with_a_foreign_certificate_records_nothing(
-    device: Device, product: Product, vendor_ca: VendorCA, tmp_path: Path
+    device: Device, product: Product, vendor_ca: VendorCA
 ) -> None:
-    other = new_device(tmp_path / "other", product, vendor_ca)
     name = "idevid-ecc.cert.der"
-    shutil.copyfile(other.directory / name, device.directory / name)
+    _foreign_certificate(device, name, product, vendor_ca)
     state = device.boot(product.bundle(), now=NOW)
     assert state.idevid_checked == ()
-    with pytest.raises(DeviceStateTampered, match=re.escape(f"{name} does not certify")):
-        Device(device.directory).quote(NONCE)
+    _quote_refused(device, name)
 
 
 def test_a_boot_state_recording_a_wrong_digest_count_does_not_parse(booted: Device) -> None:

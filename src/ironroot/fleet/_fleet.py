@@ -484,16 +484,19 @@ class Fleet:
         self.record_of(node_id)
         return Platform.open(self.directory / "nodes" / node_id)
 
+    def _rot_directory(self, node_id: str) -> Path:
+        """The directory of a registered node's RoT device (``NotFound`` for another id)."""
+        self.record_of(node_id)
+        return self.directory / "nodes" / node_id / "rot"
+
     def rot(self, node_id: str) -> Device:
         """The node's RoT device."""
-        self.record_of(node_id)
-        return Device(self.directory / "nodes" / node_id / "rot")
+        return Device(self._rot_directory(node_id))
 
     def idevid_certificate(self, node_id: str, alg: Algorithm) -> bytes:
         """The node's IDevID certificate (DER), read without opening its RoT device (it is
         public: what a verifier compares a quote's identity with)."""
-        self.record_of(node_id)
-        return Device.read_idevid_certificate(self.directory / "nodes" / node_id / "rot", alg)
+        return Device.read_idevid_certificate(self._rot_directory(node_id), alg)
 
     def status_counts(self) -> dict[str, int]:
         with self._file.read() as db:
