@@ -138,6 +138,9 @@ _CONTAINERS: Final = frozenset((list, tuple, dict, cbor2.frozendict, cbor2.CBORT
 # --- deterministic encoding ------------------------------------------------------------------
 
 
+_SMALL_UINTS: Final = tuple(bytes((value,)) for value in range(24))
+
+
 def _head(major: int, value: int) -> bytes:
     """The shortest head for a major type and argument (RFC 8949 §4.2.1, first rule)."""
     top = major << 5
@@ -158,6 +161,20 @@ def encode_bstr(value: bytes) -> bytes:
 
 
 def _encode(obj: object, out: list[bytes]) -> None:
+    # The common exact types first (a bool is an int subclass, so ``type`` is not ``int``);
+    # anything else takes the general checks below, in the same order as before.
+    if type(obj) is bytes:
+        out.append(_head(2, len(obj)))
+        out.append(obj)
+        return
+    if type(obj) is int and 0 <= obj < 24:
+        out.append(_SMALL_UINTS[obj])
+        return
+    if type(obj) is list or type(obj) is tuple:
+        out.append(_head(4, len(obj)))
+        for item in obj:
+            _encode(item, out)
+        return
     if obj is None:
         out.append(b"\xf6")
     elif obj is True:
