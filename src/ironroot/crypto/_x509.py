@@ -119,13 +119,14 @@ def _algorithms(
 ) -> None:
     """Read the public key and the signature algorithm; an algorithm ``cryptography`` does not
     implement is refused unless ``allow_unsupported`` (for inspection tools)."""
-    for part, read in (
-        ("public key", obj.public_key),
-        ("signature hash", lambda: obj.signature_hash_algorithm),
-        ("signature parameters", lambda: obj.signature_algorithm_parameters),
-    ):
+    for part in _ALGORITHM_PARTS:
         try:
-            read()
+            if part == "public key":
+                obj.public_key()
+            elif part == "signature hash":
+                _ = obj.signature_hash_algorithm
+            else:
+                _ = obj.signature_algorithm_parameters
         except _CryptoUnsupported as exc:
             if not allow_unsupported:
                 raise MalformedCertificate(
@@ -133,8 +134,13 @@ def _algorithms(
                 ) from exc
 
 
+_ALGORITHM_PARTS: Final = ("public key", "signature hash", "signature parameters")
+
+
 def _force_certificate(cert: x509.Certificate, what: str, allow_unsupported: bool) -> None:
-    _ = cert.version, cert.serial_number, cert.signature, cert.tbs_certificate_bytes
+    # The to-be-signed bytes are read (and their size checked) by the caller: cryptography
+    # encodes them afresh at every read.
+    _ = cert.version, cert.serial_number, cert.signature
     # Reading a name decodes every attribute (and warns for an out-of-bounds length);
     # formatting it as an RFC 4514 string adds nothing that can fail.
     _ = cert.subject, cert.issuer
@@ -287,9 +293,9 @@ def _load_certificates(
         if not certs:
             raise MalformedCertificate(f"{what} holds no certificate")
         for cert in certs:
-            if len(cert.tbs_certificate_bytes) > MAX_CERTIFICATE_BYTES:
-                raise MalformedCertificate(f"{what} holds a certificate over the size limit")
             with _parsing(what):
+                if len(cert.tbs_certificate_bytes) > MAX_CERTIFICATE_BYTES:
+                    raise MalformedCertificate(f"{what} holds a certificate over the size limit")
                 _force_certificate(cert, what, allow_unsupported)
     return certs
 
