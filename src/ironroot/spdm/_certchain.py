@@ -165,10 +165,10 @@ class CertificateChain:
 
 
 _ChainKey = tuple[BaseHashAlgo, bytes, bytes, tuple[bytes, ...]]
-# A certificate's validity and its subject (rendered as text by a remembered chain, to check
-# and name it at each use as a fresh verification does); a remembered chain keeps one per path
-# certificate, and the leaf it returns.
-_Window = tuple[datetime, datetime, "str | x509.Name"]
+# A certificate's validity and its subject (rendered as text only when a check fails, as a
+# fresh verification does); a remembered chain keeps one per path certificate, and the leaf it
+# returns.
+_Window = tuple[datetime, datetime, x509.Name]
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,10 +200,7 @@ class SpdmChainCache:
         return self._entries.get(key)
 
     def _put(self, key: _ChainKey, path: Sequence[x509.Certificate]) -> None:
-        windows = tuple(
-            (c.not_valid_before_utc, c.not_valid_after_utc, c.subject.rfc4514_string())
-            for c in path
-        )
+        windows = tuple((c.not_valid_before_utc, c.not_valid_after_utc, c.subject) for c in path)
         if len(self._entries) >= self._max:
             self._entries.clear()
         self._entries[key] = _Verified(windows, path[-1])
@@ -212,7 +209,7 @@ class SpdmChainCache:
 def _check_validity(windows: Iterable[_Window], now: datetime) -> None:
     for not_before, not_after, subject in windows:
         if not not_before <= now <= not_after:
-            name = subject if isinstance(subject, str) else subject.rfc4514_string()
+            name = subject.rfc4514_string()
             raise CertificateExpired(f"certificate {name!r} is not valid at {now.isoformat()}")
 
 
