@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from cli_parsers import parsers_reused
 from hypothesis_budget import examples
 from ironroot_vectors import vectors_dir, vectors_missing
 from processes import process_running
@@ -85,6 +86,17 @@ def vectors() -> Path:
             "interop vectors not found: set IRONROOT_VECTORS or provide ../shared/vectors"
         )
     return path
+
+
+@pytest.fixture(autouse=True)
+def _cli_parsers_reused(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In-process ``ironroot.cli.main`` runs reuse each group's parser (tests/cli_parsers.py),
+    except in a test that patches anything: it may patch a verb the parser points at."""
+    if "monkeypatch" in request.fixturenames:
+        yield
+        return
+    with parsers_reused():
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ import pytest
 from _ar_helpers import NOW, World
 from starlette.applications import Starlette
 
+import http_calls
 from ironroot.attestation import (
     AR4SI,
     CWT_MEDIA_TYPE,
@@ -420,10 +421,10 @@ def test_the_verifier_serves_https(
     _client, _clock, service = api
     tls = ServerTls(pki.server_cert, pki.server_key)
     with ServerThread(create_attestation_app(service), name="attestation", tls=tls) as server:
-        ok = httpx.get(f"{server.url}/health", verify=client_context(pki.ca), timeout=30)
+        ok = http_calls.get(f"{server.url}/health", verify=client_context(pki.ca), timeout=30)
         assert ok.status_code == 200
         with pytest.raises(httpx.ConnectError):
-            httpx.get(f"{server.url}/health", timeout=30)  # not a system CA
+            http_calls.get(f"{server.url}/health", timeout=30)  # not a system CA
 
 
 def test_the_verifier_is_observable(

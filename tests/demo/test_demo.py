@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+import http_calls
 from ironroot import errors
 from ironroot.demo import ACTS, ATTACKS, REPORT_FORMAT, REPORT_SCHEMA, Attack, main, run_attack
 from ironroot.demo import _main as demo_main
@@ -72,20 +73,19 @@ class Run:
 
 def _probe(report: dict[str, Any], work: Path) -> dict[str, int]:
     """While ``--serve`` keeps them up: ask each service something public; the status codes."""
-    import httpx
 
     from ironroot.http import client_context
 
     services = report["services"]
     ca = client_context(work / "fleet" / "admission" / "ca.cert.pem")
     found = {
-        "transparency": httpx.get(services["transparency"] + "/checkpoint").status_code,
-        "fleet-admission": httpx.get(
+        "transparency": http_calls.get(services["transparency"] + "/checkpoint").status_code,
+        "fleet-admission": http_calls.get(
             services["fleet-admission"] + "/fleet/ca", verify=ca
         ).status_code,
     }
     if "dashboard" in services:
-        found["dashboard"] = httpx.get(services["dashboard"] + "log").status_code
+        found["dashboard"] = http_calls.get(services["dashboard"] + "log").status_code
     return found
 
 

@@ -11,12 +11,12 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+import http_calls
 from ironroot.errors import ConfigError, StorageError
 from ironroot.http import ServerLimits, ServerThread, guarded, problem_app, read_body
 from ironroot.http._server import _CoalescingTransport
@@ -140,7 +140,7 @@ def test_connection_cap_answers_503_with_retry_after() -> None:
             for sock in held:
                 sock.close()
         # the cap counts open connections: once they close, clients are served again
-        assert httpx.get(f"{server.url}/ok").status_code == 200
+        assert http_calls.get(f"{server.url}/ok").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -183,7 +183,7 @@ def test_client_disconnect_mid_body_is_a_debug_event(
     for _ in range(50):
         if any("disconnected" in r.getMessage() for r in caplog.records):
             break
-        httpx.get(f"{server.url}/ok")
+        http_calls.get(f"{server.url}/ok")
     assert [r.levelno for r in caplog.records if "disconnected" in r.getMessage()] == [
         logging.DEBUG
     ]
@@ -193,7 +193,7 @@ def test_client_disconnect_mid_body_is_a_debug_event(
 def test_unexpected_error_is_500_with_a_correlation_id_in_the_log(
     server: ServerThread, caplog: pytest.LogCaptureFixture
 ) -> None:
-    response = httpx.get(f"{server.url}/boom", headers={"accept": "application/json"})
+    response = http_calls.get(f"{server.url}/boom", headers={"accept": "application/json"})
     assert response.status_code == 500
     problem = response.json()
     assert problem["code"] == "internal"
@@ -206,13 +206,13 @@ def test_unexpected_error_is_500_with_a_correlation_id_in_the_log(
 
 
 def test_storage_error_is_still_a_retryable_503(server: ServerThread) -> None:
-    response = httpx.get(f"{server.url}/storage", headers={"accept": "application/json"})
+    response = http_calls.get(f"{server.url}/storage", headers={"accept": "application/json"})
     assert response.status_code == 503
     assert response.json()["code"] == "storage"
 
 
 def test_405_names_the_allowed_methods(server: ServerThread) -> None:
-    response = httpx.post(f"{server.url}/ok", headers={"accept": "application/json"})
+    response = http_calls.post(f"{server.url}/ok", headers={"accept": "application/json"})
     assert response.status_code == 405
     assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD"}
     assert response.json()["status"] == 405

@@ -9,6 +9,7 @@ import pytest
 from _kr_helpers import Harness, assert_problem, build_harness, released_ok
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+import http_calls
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import MalformedInput, RoleNotPermitted, Unauthorized
 from ironroot.hsm import KeyType, Role, wrap_key_kem
@@ -75,7 +76,7 @@ def test_generate_offer_and_release_while_running(admin: tuple[Harness, str]) ->
         assert created.json()["release_policy"] == 'status == "affirming"'
         bad = officer.post("/admin/keys", json={"type": "AES-256", "release_policy": "x =="})
         assert bad.status_code == 403  # invalid-release-policy: no key is made
-    assert "fresh-key" in httpx.get(f"{url}/keys", timeout=30).json()["keys"]
+    assert "fresh-key" in http_calls.get(f"{url}/keys", timeout=30).json()["keys"]
     harness.handles["fresh-key"] = handle
     nonce = harness.nonce()
     released = harness.service.release("fresh-key", harness.request(harness.ear(nonce), nonce))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import http_calls
 from ironroot.attestation import (
     AttestationService,
     Endorsements,
@@ -357,8 +358,6 @@ def test_whole_flow_over_http_with_the_verifier_api(world: World, server: str) -
     that report data as runtime_data → EAR → release → unwrap: every hop over HTTP."""
     import base64
 
-    import httpx
-
     from ironroot.attestation import create_attestation_app
 
     def b64url_encode(data: bytes) -> str:
@@ -373,7 +372,7 @@ def test_whole_flow_over_http_with_the_verifier_api(world: World, server: str) -
             "evidence": b64url_encode(world.host_a.quote(report_data)),
             "runtime_data": b64url_encode(report_data),
         }
-        response = httpx.post(f"{verifier.url}/attestation/verify", json=body, timeout=30)
+        response = http_calls.post(f"{verifier.url}/attestation/verify", json=body, timeout=30)
         assert response.status_code == 200, response.content
         released = client.release(
             "db-key", ear=response.content, wrapping_key=tee.public_spki, nonce=nonce

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import http_calls
 from ironroot.cose import CoseSign
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
@@ -186,8 +187,6 @@ def test_a_pfm_is_published_on_the_transparency_service(
     which still verifies, and the receipt verifies under the service's keys."""
     import json
 
-    import httpx
-
     from ironroot.cli import main
     from ironroot.cose import TransparentStatement, decode_key_set, verify_transparent_statement
     from ironroot.transparency import ServiceThread, TransparencyService, init_data_dir
@@ -209,7 +208,7 @@ def test_a_pfm_is_published_on_the_transparency_service(
         capsys.readouterr()
         assert main(argv) == 0
         assert json.loads(capsys.readouterr().out)["ok"] is True
-        keys = decode_key_set(httpx.get(f"{server.url}/.well-known/scitt-keys").content)
+        keys = decode_key_set(http_calls.get(f"{server.url}/.well-known/scitt-keys").content)
         pfm_file.with_name("bad.pfm").write_bytes(b"not a PFM")
         bad = [a if a != str(pfm_file) else str(tmp_path / "bad.pfm") for a in argv]
         assert main(bad) == 2  # nothing malformed is published

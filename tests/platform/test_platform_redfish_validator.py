@@ -32,6 +32,7 @@ import httpx
 import pytest
 from tests.platform.node_world import NOW, World, make_world
 
+import http_calls
 from ironroot.http import client_context
 from ironroot.platform._redfish_accounts import AccountStore
 
@@ -165,7 +166,7 @@ def _serving(world: World, tmp_path: Path, *, https: bool) -> Iterator[Served]:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{url}/health", timeout=2, verify=verify).status_code == 200:
+                if http_calls.get(f"{url}/health", timeout=2, verify=verify).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -173,14 +174,14 @@ def _serving(world: World, tmp_path: Path, *, https: bool) -> Iterator[Served]:
                 output = (tmp_path / "serve.log").read_text(errors="replace")
                 pytest.fail(f"ironroot platform serve did not start:\n{output}")
             time.sleep(0.05)
-        login = httpx.post(
+        login = http_calls.post(
             f"{url}/redfish/v1/SessionService/Sessions",
             json={"UserName": ADMIN[0], "Password": ADMIN[1]},
             timeout=30,
             verify=verify,
         )
         assert login.status_code == 201, login.text
-        refused = httpx.post(
+        refused = http_calls.post(
             f"{url}/redfish/v1/UpdateService/update-multipart",
             headers={"X-Auth-Token": login.headers["x-auth-token"]},
             files=[
@@ -230,7 +231,7 @@ def _schemas(vectors: Path, url: str, directory: Path, verify: ssl.SSLContext | 
     directory.mkdir()
     for csdl in sorted((vectors / "redfish" / "csdl").glob("*.xml")):
         (directory / csdl.name).symlink_to(csdl)
-    oem = httpx.get(f"{url}/redfish/v1/Schemas/Ironroot_v1.xml", timeout=10, verify=verify)
+    oem = http_calls.get(f"{url}/redfish/v1/Schemas/Ironroot_v1.xml", timeout=10, verify=verify)
     assert oem.status_code == 200
     (directory / "Ironroot_v1.xml").write_bytes(oem.content)
     return directory

@@ -34,6 +34,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
+import http_calls
 from ironroot._trust import system_trust
 from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey
@@ -166,7 +167,7 @@ class Cluster:
                 raise AssertionError(f"replica {replica.number} exited:\n{replica.events()}")
             with contextlib.suppress(httpx.HTTPError):
                 if (
-                    httpx.get(
+                    http_calls.get(
                         replica.url + "/checkpoint", timeout=2.0, verify=system_trust()
                     ).status_code
                     == 200

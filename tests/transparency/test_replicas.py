@@ -17,10 +17,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from replica_cluster import Cluster, Load, audit, make_statements, paused
 
+import http_calls
 from ironroot_pg import TcpProxy, fresh_schema, pg_host_port, test_dsn
 
 pytestmark = pytest.mark.integration
@@ -98,22 +98,24 @@ def test_a_database_outage_answers_503_with_retry_after_and_recovers(tmp_path: P
         headers = {"content-type": "application/cose"}
         try:
             nodes.start_all()
-            first = httpx.post(replica.url + "/entries", content=statements[0], headers=headers)
+            first = http_calls.post(
+                replica.url + "/entries", content=statements[0], headers=headers
+            )
             assert first.status_code == 201
             proxy.down()
-            during = httpx.post(
+            during = http_calls.post(
                 replica.url + "/entries", content=statements[1], headers=headers, timeout=30
             )
             assert during.status_code == 503
             assert int(during.headers["retry-after"]) >= 1
             assert "problem" in during.headers["content-type"]  # RFC 9290, not a bare 500
-            read = httpx.get(replica.url + "/checkpoint", timeout=30)
+            read = http_calls.get(replica.url + "/checkpoint", timeout=30)
             assert read.status_code == 503
             assert int(read.headers["retry-after"]) >= 1
             proxy.up()
             deadline = time.monotonic() + 30
             while True:
-                after = httpx.post(
+                after = http_calls.post(
                     replica.url + "/entries", content=statements[2], headers=headers, timeout=30
                 )
                 if after.status_code == 201:

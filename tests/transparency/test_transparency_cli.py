@@ -11,6 +11,7 @@ import pytest
 from _tx_helpers import VENDOR_ISS, make_ca_chain, write_config
 from cryptography.hazmat.primitives import serialization
 
+import http_calls
 from ironroot.cli import main
 from ironroot.cose import SignedStatement
 from ironroot.crypto import load_signer
@@ -55,10 +56,9 @@ def test_sign_register_verify(service: tuple[str, Path]) -> None:
     assert ts.exists()
     assert _run("statement", "verify", ts, "--service-keys", url) == 0
     # Offline, from a saved key set, and with the issuer's signature too.
-    import httpx
 
     keys = work / "keys.cbor"
-    keys.write_bytes(httpx.get(url + "/.well-known/scitt-keys").content)
+    keys.write_bytes(http_calls.get(url + "/.well-known/scitt-keys").content)
     assert _run(
         "statement", "verify", ts, "--service-keys", keys, "--issuer-key", work / "vendor.pub.pem"
     ) == 0  # fmt: skip

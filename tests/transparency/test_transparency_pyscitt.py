@@ -33,6 +33,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyscitt_venv import PyscittUnavailable, ensure_venv
 from test_transparency_cts import GatedSigner
 
+import http_calls
 import ironroot
 from ironroot.cose import (
     SignedStatement,
@@ -155,7 +156,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
     try:
         while True:
             try:
-                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                if http_calls.get(f"{url}/health", timeout=5).status_code == 200:
                     break
             except httpx.HTTPError:
                 if process.poll() is not None or time.monotonic() > deadline:
@@ -247,7 +248,7 @@ def test_pyscitt_waits_while_the_entry_is_running(pyscitt_python: Path, tmp_path
     with service, ServiceThread(service) as server:
 
         def running_answers() -> int:  # 202s the operation's route has given (pyscitt's)
-            metrics = httpx.get(f"{server.url}/metrics", timeout=5).text
+            metrics = http_calls.get(f"{server.url}/metrics", timeout=5).text
             return sum(
                 int(float(line.rsplit(" ", 1)[1]))
                 for line in metrics.splitlines()

@@ -18,6 +18,7 @@ import pytest
 from _tx_helpers import VENDOR_ISS, write_config
 from test_transparency_workers import ENV, _free_port, _tree_size, _workers
 
+import http_calls
 from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey
 
@@ -41,7 +42,7 @@ def _start(tmp_path: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, 
     deadline = time.monotonic() + 60
     while True:
         try:
-            health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+            health = http_calls.get(f"http://127.0.0.1:{port}/health", timeout=5)
             if health.status_code == 200 and len(_workers(process.pid)) == workers:
                 break
         except httpx.HTTPError:

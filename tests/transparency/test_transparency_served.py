@@ -22,6 +22,7 @@ import httpx
 import pytest
 from _tx_helpers import VENDOR_ISS, write_config
 
+import http_calls
 import ironroot
 from ironroot.cli import main
 from ironroot.cose import create_statement
@@ -72,7 +73,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     try:
         while True:
             try:
-                if httpx.get(f"{url}/health", verify=mutual, timeout=5).status_code == 200:
+                if http_calls.get(f"{url}/health", verify=mutual, timeout=5).status_code == 200:
                     break
             except httpx.HTTPError:
                 if process.poll() is not None or time.monotonic() > deadline:

@@ -22,6 +22,7 @@ import httpx
 import pytest
 from _tx_helpers import VENDOR_ISS, write_config
 
+import http_calls
 import ironroot
 from ironroot.cli import main
 from ironroot.cose import create_statement
@@ -89,7 +90,7 @@ def _wait_for(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
-            httpx.get(url, timeout=5)
+            http_calls.get(url, timeout=5)
             return
         except httpx.HTTPError:
             if process.poll() is not None or time.monotonic() > deadline:

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from _tx_helpers import VENDOR_ISS, write_config
 
+import http_calls
 from ironroot._trust import system_trust
 from ironroot.cose import (
     Problem,
@@ -127,7 +128,7 @@ def running(tmp_path: Path) -> Iterator[Running]:
 
 def _healthy(url: str) -> bool:
     try:
-        return httpx.get(f"{url}/health", timeout=5, verify=system_trust()).status_code == 200
+        return http_calls.get(f"{url}/health", timeout=5, verify=system_trust()).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -137,7 +138,7 @@ def _statement(vendor: PrivateKey, n: int) -> bytes:
 
 
 def _register(url: str, statement: bytes) -> httpx.Response:
-    return httpx.post(
+    return http_calls.post(
         f"{url}/entries",
         content=statement,
         headers={"content-type": "application/cose"},
@@ -162,15 +163,15 @@ def test_workers_register_verify_and_serve_reads(running: Running) -> None:
         answers = list(pool.map(lambda s: _register(running.url, s), statements))
     assert [a.status_code for a in answers] == [201] * len(statements)
     keys = decode_key_set(
-        httpx.get(f"{running.url}/.well-known/scitt-keys", verify=system_trust()).content
+        http_calls.get(f"{running.url}/.well-known/scitt-keys", verify=system_trust()).content
     )
     for statement, answer in zip(statements, answers, strict=True):
         verify_receipt(answer.content, SignedStatement.parse(statement).log_entry(), keys)
         # reads come from the workers, out of the store
-        again = httpx.get(f"{running.url}{answer.headers['location']}", verify=system_trust())
+        again = http_calls.get(f"{running.url}{answer.headers['location']}", verify=system_trust())
         assert again.status_code == 200
         verify_receipt(again.content, SignedStatement.parse(statement).log_entry(), keys)
-    note = httpx.get(f"{running.url}/checkpoint", verify=system_trust()).content
+    note = http_calls.get(f"{running.url}/checkpoint", verify=system_trust()).content
     assert Checkpoint.parse(Note.parse(note).body).size == len(statements)
     # idempotent: the same statement is the same entry
     repeat = _register(running.url, statements[0])
@@ -225,7 +226,7 @@ def test_a_killed_worker_is_replaced_and_nothing_acknowledged_is_lost(running: R
         assert answer.status_code == 201
         acknowledged.append(answer.headers["location"])
     for location in acknowledged:
-        assert httpx.get(f"{running.url}{location}", verify=system_trust()).status_code == 200
+        assert http_calls.get(f"{running.url}{location}", verify=system_trust()).status_code == 200
     running.process.send_signal(signal.SIGTERM)
     assert running.process.wait(timeout=60) == 0
     assert _tree_size(running.data) == len(set(acknowledged))

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from tests.web.web_world import WebWorld
 
+import http_calls
 from ironroot.cli import main
 from ironroot.http import client_context
 
@@ -118,7 +119,7 @@ def _wait(url: str, served: Served, **options: object) -> None:
         if served.process.poll() is not None:
             raise AssertionError(f"the server exited {served.process.returncode}")
         with contextlib.suppress(httpx.TransportError):
-            httpx.get(url, timeout=5, **options)  # type: ignore[arg-type]
+            http_calls.get(url, timeout=5, **options)  # type: ignore[arg-type]
             return
         time.sleep(0.2)
     raise AssertionError(f"{url} did not answer")
@@ -162,9 +163,9 @@ def test_ironroot_dashboard_serves_the_data_directory(world: WebWorld) -> None:
     with _server(["dashboard", "--data", str(world.data), "--port", str(port)]) as served:
         base = f"http://127.0.0.1:{port}"
         _wait(base + "/health", served)
-        assert httpx.get(base + "/log").status_code == 200
-        assert httpx.get(base + "/fleet").status_code == 303
-        assert httpx.get(base + "/log/ops-log").status_code == 200
+        assert http_calls.get(base + "/log").status_code == 200
+        assert http_calls.get(base + "/fleet").status_code == 303
+        assert http_calls.get(base + "/log/ops-log").status_code == 200
     assert served.process.returncode == 0, served.err
     assert f"dashboard of {world.data} on {base}/" in served.out
 
@@ -179,14 +180,14 @@ def test_fleet_serve_mounts_the_dashboard(world: WebWorld) -> None:
     with _server(argv) as served:
         base = f"https://127.0.0.1:{ports[0]}"
         _wait(base + "/health", served, verify=ca)
-        login = httpx.get(base + "/dashboard/login", verify=ca)
+        login = http_calls.get(base + "/dashboard/login", verify=ca)
         assert login.status_code == 200
         assert 'action="/dashboard/login"' in login.text
         cookie = login.headers["set-cookie"]
         assert "Secure" in cookie
         assert "Path=/dashboard" in cookie
-        assert httpx.get(base + "/dashboard/log/ops-log", verify=ca).status_code == 200
-        fleet = httpx.get(base + "/dashboard/fleet", verify=ca)
+        assert http_calls.get(base + "/dashboard/log/ops-log", verify=ca).status_code == 200
+        fleet = http_calls.get(base + "/dashboard/fleet", verify=ca)
         assert fleet.status_code == 303
         assert fleet.headers["location"] == "/dashboard/login?next=%2Ffleet"
     assert f"dashboard {base}/dashboard/" in served.err

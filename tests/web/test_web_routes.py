@@ -30,6 +30,7 @@ from tests.web.web_world import (
     WebWorld,
 )
 
+import http_calls
 from ironroot.crypto import PrivateKey
 from ironroot.errors import TooManyAttempts
 from ironroot.http import ServerThread
@@ -602,7 +603,7 @@ def test_the_dashboard_mounts_under_the_fleet_s_admission_service(world: WebWorl
         assert answer.headers["location"] == "/dashboard/"
         fleet = client.get("/fleet").text
         assert 'href="/dashboard/fleet/nodes/node-0001"' in fleet
-        assert httpx.get(server.url + "/fleet/ca").status_code == 200  # admission still there
+        assert http_calls.get(server.url + "/fleet/ca").status_code == 200  # admission still there
 
 
 def test_a_log_source_keeps_one_store_and_opens_again_when_the_file_is_replaced(

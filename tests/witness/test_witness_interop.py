@@ -16,9 +16,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+import http_calls
 from ironroot.crypto import PrivateKey, PublicKey
 from ironroot.log import NoteVerifier
 from ironroot.witness import Cosigner, MemoryWitnessStore, Witness, WitnessedLog, WitnessThread
@@ -78,7 +78,7 @@ def test_litewitness_scripts_get_the_same_answers(vectors: Path, name: str) -> N
     checked = 0
     with WitnessThread(witness) as server:
         for body, want, asserts in _requests(files["add-checkpoint.hurl"]):
-            response = httpx.post(f"{server.url}/add-checkpoint", content=body, timeout=10)
+            response = http_calls.post(f"{server.url}/add-checkpoint", content=body, timeout=10)
             if want == 403 and "unknown log" in asserts:
                 want = 404  # c2sp.org/tlog-witness: an unknown origin is 404 Not Found
             assert response.status_code == want, (body.decode(), response.content)

@@ -21,6 +21,7 @@ from witness_testkit import (
     sqlite_witness,
 )
 
+import http_calls
 from ironroot.cose import Problem
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
@@ -69,7 +70,7 @@ def log(log_key: PrivateKey) -> Iterator[Log]:
 
 
 def _post(url: str, body: bytes) -> httpx.Response:
-    return httpx.post(f"{url}/add-checkpoint", content=body, timeout=10)
+    return http_calls.post(f"{url}/add-checkpoint", content=body, timeout=10)
 
 
 def _code(response: httpx.Response) -> str:
@@ -263,7 +264,7 @@ def test_the_same_checkpoint_again_is_cosigned_again(
 
 
 def test_a_json_client_gets_json_problems(served: str) -> None:
-    response = httpx.post(
+    response = http_calls.post(
         f"{served}/add-checkpoint",
         content=b"nonsense",
         headers={"Accept": "application/json"},
@@ -275,19 +276,19 @@ def test_a_json_client_gets_json_problems(served: str) -> None:
 
 
 def test_only_post(served: str) -> None:
-    assert httpx.get(f"{served}/add-checkpoint", timeout=10).status_code == 405
+    assert http_calls.get(f"{served}/add-checkpoint", timeout=10).status_code == 405
 
 
 def test_the_monitoring_read_is_404_for_an_unknown_origin_hash(served: str) -> None:
-    assert httpx.get(f"{served}/{'0' * 64}/checkpoint", timeout=10).status_code == 404
+    assert http_calls.get(f"{served}/{'0' * 64}/checkpoint", timeout=10).status_code == 404
 
 
 def test_operational_endpoints(served: str) -> None:
-    assert httpx.get(f"{served}/health", timeout=10).status_code == 200
-    assert httpx.get(f"{served}/ready", timeout=10).status_code == 200
-    metrics = httpx.get(f"{served}/metrics", timeout=10).text
+    assert http_calls.get(f"{served}/health", timeout=10).status_code == 200
+    assert http_calls.get(f"{served}/ready", timeout=10).status_code == 200
+    metrics = http_calls.get(f"{served}/metrics", timeout=10).text
     assert "ironroot_witness_add_checkpoint" in metrics
-    about = httpx.get(f"{served}/witness", timeout=10).json()
+    about = http_calls.get(f"{served}/witness", timeout=10).json()
     assert about["name"] == WITNESS
     assert about["logs"][0]["origin"] == ORIGIN
 

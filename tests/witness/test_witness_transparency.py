@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from witness_testkit import (
     TS_ORIGIN,
@@ -16,6 +15,7 @@ from witness_testkit import (
     statement,
 )
 
+import http_calls
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
@@ -136,8 +136,8 @@ def test_a_registration_is_witnessed_by_two_of_three(
     try:
         assert service.witnessing is not None
         assert service.witnessing.published_size >= 2
-        assert httpx.get(f"{thread.url}/checkpoint", timeout=10).status_code == 200
-        metrics = httpx.get(f"{thread.url}/metrics", timeout=10).text
+        assert http_calls.get(f"{thread.url}/checkpoint", timeout=10).status_code == 200
+        metrics = http_calls.get(f"{thread.url}/metrics", timeout=10).text
         assert "ironroot_log_witnessed_size" in metrics
     finally:
         thread.__exit__(None, None, None)
@@ -154,7 +154,7 @@ def test_no_checkpoint_is_published_before_the_quorum_cosigned(
     data = service_dir(tmp_path / "ts", vendor, [("http://127.0.0.1:9", vkey)], 1)
     service, thread = _serve(data)
     try:
-        response = httpx.get(f"{thread.url}/checkpoint", timeout=10)
+        response = http_calls.get(f"{thread.url}/checkpoint", timeout=10)
         assert response.status_code == 503
         with TransparencyClient(thread.url) as client:
             registration = client.register(statement(vendor, "pkg:fw/a"))
@@ -274,7 +274,7 @@ def test_a_forked_service_is_refused_by_its_witness(
                     client.register(statement(vendor, f"pkg:fw/{sub}"))
             assert forked.witnessing is not None
             assert forked.witnessing.witness_once() is False
-            assert httpx.get(f"{forked_thread.url}/checkpoint", timeout=10).status_code == 503
+            assert http_calls.get(f"{forked_thread.url}/checkpoint", timeout=10).status_code == 503
         finally:
             forked_thread.__exit__(None, None, None)
             forked.close()
