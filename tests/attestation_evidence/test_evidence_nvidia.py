@@ -205,26 +205,24 @@ def test_wrong_nonce_is_refused(gpu: tuple[bytes, bytes, bytes]) -> None:
 @pytest.mark.slow
 def test_flipped_bits_are_refused(gpu: tuple[bytes, bytes, bytes]) -> None:
     """Dense sample of the signed region (request ‖ response without its signature):
-    every byte flipped once (bit ``i % 8``), and every bit of every byte outside the 64
-    measurement blocks (request, response header, nonce, opaque data); plus every byte of
-    the signature. The hypothesis test below draws (byte, bit) pairs anywhere."""
+    every byte flipped once (bit ``i % 8``: the signature covers every byte), and every bit
+    of every byte outside the 64 measurement blocks that steers the parse: the request, the
+    response header, the nonce and the opaque data's length; plus every byte of the
+    signature. The hypothesis test below draws (byte, bit) pairs anywhere, the opaque data
+    included."""
     data, _, chain = gpu
     cache = GpuChainCache()
     verify_nvidia_gpu(data, [chain], now=NOW, cache=cache)  # warm: the body is cached too
     record_start, record_end = 37 + 8, 37 + 8 + 64 * 55
+    steering = (*range(record_start), *range(record_end, record_end + 32 + 2))
     offsets = [(i, i % 8) for i in range(len(data))]
-    offsets += [
-        (i, bit)
-        for i in (*range(record_start), *range(record_end, len(data) - 96))
-        for bit in range(8)
-        if bit != i % 8
-    ]
+    offsets += [(i, bit) for i in steering for bit in range(8) if bit != i % 8]
     for i, bit in offsets:
         bad = bytearray(data)
         bad[i] ^= 1 << bit
         with pytest.raises(BadSignature):
             verify_nvidia_gpu(bytes(bad), [chain], now=NOW, cache=cache)
-    assert len(offsets) == len(data) + 7 * (record_start + len(data) - 96 - record_end)
+    assert len(offsets) == len(data) + 7 * (record_start + 32 + 2)
 
 
 @pytest.mark.vectors
