@@ -23,6 +23,7 @@ for exactly that case, because those certificates are the vendor's real, and onl
 
 from __future__ import annotations
 
+import operator
 import re
 import threading
 import warnings
@@ -119,14 +120,9 @@ def _algorithms(
 ) -> None:
     """Read the public key and the signature algorithm; an algorithm ``cryptography`` does not
     implement is refused unless ``allow_unsupported`` (for inspection tools)."""
-    for part in _ALGORITHM_PARTS:
+    for part, read in _ALGORITHM_PARTS:
         try:
-            if part == "public key":
-                obj.public_key()
-            elif part == "signature hash":
-                _ = obj.signature_hash_algorithm
-            else:
-                _ = obj.signature_algorithm_parameters
+            read(obj)
         except _CryptoUnsupported as exc:
             if not allow_unsupported:
                 raise MalformedCertificate(
@@ -134,7 +130,12 @@ def _algorithms(
                 ) from exc
 
 
-_ALGORITHM_PARTS: Final = ("public key", "signature hash", "signature parameters")
+# What _algorithms reads, made once (not a tuple of closures per certificate).
+_ALGORITHM_PARTS: Final = (
+    ("public key", operator.methodcaller("public_key")),
+    ("signature hash", operator.attrgetter("signature_hash_algorithm")),
+    ("signature parameters", operator.attrgetter("signature_algorithm_parameters")),
+)
 
 
 def _force_certificate(cert: x509.Certificate, what: str, allow_unsupported: bool) -> None:

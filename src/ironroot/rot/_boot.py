@@ -178,13 +178,7 @@ class BootState:
 
     def to_record(self) -> dict[str, Any]:
         """The persisted form, as JSON values (the device MACs it: see ``_nvstate``)."""
-        record = self._record()
-        if self.idevid_checked:
-            record["idevid_checked"] = [d.hex() for d in self.idevid_checked]
-        return record
-
-    def _record(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "format": _FORMAT,
             "booted_at": self.booted_at.isoformat(),
             "pcrs": [p.hex() for p in self.pcrs],
@@ -197,6 +191,9 @@ class BootState:
             "ecc_chain": [c.hex() for c in self.ecc_chain],
             "mldsa_chain": [c.hex() for c in self.mldsa_chain],
         }
+        if self.idevid_checked:  # absent from a boot state that records none (as before it)
+            record["idevid_checked"] = [d.hex() for d in self.idevid_checked]
+        return record
 
     @classmethod
     def from_record(cls, doc: object) -> BootState:
