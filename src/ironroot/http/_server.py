@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import signal
@@ -104,7 +105,15 @@ def _tls_extension(transport: asyncio.BaseTransport) -> dict[object, object] | N
 
 @dataclass(frozen=True)
 class ServerLimits:
-    """What one client may hold of a server: sizes in bytes, times in seconds."""
+    """What one client may hold of a server: sizes in bytes, times in seconds; and whom the
+    server believes about a client's address.
+
+    ``trusted_proxies``: the addresses or networks (``"10.0.0.5"``, ``"10.0.0.0/8"``) of
+    reverse proxies whose ``X-Forwarded-For`` and ``X-Forwarded-Proto`` headers name the
+    client. Empty (the default): those headers are ignored from everyone, and a request's
+    client is the peer of its connection, as audit records, Redfish sessions and access logs
+    must have it (uvicorn's own default believes any client on 127.0.0.1).
+    """
 
     max_head_bytes: int = 16 * 1024
     header_timeout: float = 10.0
@@ -112,8 +121,22 @@ class ServerLimits:
     keep_alive_timeout: float = 5.0
     max_connections: int = 1024
     shutdown_timeout: float = 30.0
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        proxies = self.trusted_proxies
+        if isinstance(proxies, str) or not isinstance(proxies, list | tuple):
+            raise ConfigError("server.trusted_proxies must be a list of addresses or networks")
+        for proxy in proxies:
+            try:
+                if not isinstance(proxy, str):
+                    raise TypeError(proxy)
+                ipaddress.ip_network(proxy, strict=False)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"server.trusted_proxies: {proxy!r} is not an IP address or network"
+                ) from None
+        object.__setattr__(self, "trusted_proxies", tuple(proxies))
         for name in ("max_head_bytes", "max_connections"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -392,6 +415,10 @@ def server_config(
     protocol = type("IronrootHttpProtocol", (_GuardedProtocol,), {"limits": limits})
     # uvicorn annotates it int; it is a number of seconds (PromptServer.shutdown's timeout)
     options: dict[str, Any] = {"timeout_graceful_shutdown": limits.shutdown_timeout}
+    if limits.trusted_proxies:
+        options.update(proxy_headers=True, forwarded_allow_ips=list(limits.trusted_proxies))
+    else:
+        options.update(proxy_headers=False)
     if tls is not None:
         options.update(ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key))
         if tls.client_ca is not None:
