@@ -9,6 +9,7 @@ notice puts another worker's receipts in this worker's cache.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import signal
@@ -255,3 +256,76 @@ def test_link_frames_are_taken_whole_across_reads_and_a_malformed_size_stops_the
     assert _workers._take_frames(buffer, frame(b"kept") + too_small, 4) == ([b"kept"], True)
     too_large = (_workers._MAX_FRAME + 1).to_bytes(4, "big")
     assert _workers._take_frames(bytearray(), too_large, 4) == ([], True)
+
+
+def test_notices_to_a_worker_that_does_not_read_stop_at_a_bound_and_resume_when_it_drains(
+    service: TransparencyService, vendor: PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker A registers; worker B (paused: it reads nothing) would be sent a receipt notice
+    per entry. The sequencer holds at most about ``_NOTICE_BACKLOG`` unsent for B, answers A
+    in full all along, and sends B notices again once B has read what was queued."""
+    backlog = 16 * 1024
+    monkeypatch.setattr(_workers, "_NOTICE_BACKLOG", backlog)
+    entries = [SignedStatement.parse(_stmt(vendor, n)).log_entry() for n in range(600)]
+    a_seq, a_worker = socket.socketpair()
+    b_seq, b_worker = socket.socketpair()
+    for sock in (b_seq, b_worker):  # the kernel takes little of what B does not read
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+
+    async def run() -> tuple[int, int, bool, bool]:
+        loop = asyncio.get_running_loop()
+        peers: list[_workers._SequencerLink] = []
+        tasks = [
+            loop.create_task(_workers._serve_link(service, a_seq, peers)),
+            loop.create_task(_workers._serve_link(service, b_seq, peers)),
+        ]
+        while len(peers) < 2:
+            await asyncio.sleep(0.01)
+        b_link = peers[1]
+        reader, writer = await asyncio.open_connection(sock=a_worker)
+        answered = 0
+        most_unsent = 0
+        for start in range(0, len(entries), 50):
+            for n, entry in enumerate(entries[start : start + 50], start=start + 1):
+                writer.write(_frame(_workers._REQUEST.pack(n, 10.0), entry))
+            await writer.drain()
+            for _ in range(50):
+                size = int.from_bytes(await reader.readexactly(4), "big")
+                frame = await reader.readexactly(size)
+                assert _ANSWER.unpack_from(frame)[1] == _workers._INTEGRATED
+                answered += 1
+            assert b_link._transport is not None
+            most_unsent = max(most_unsent, b_link._transport.get_write_buffer_size())
+        skipping = not b_link._takes_notices
+        # B wakes up and reads everything queued for it; the next flush sees it drained
+        b_worker.setblocking(False)
+        for _ in range(200):
+            with contextlib.suppress(BlockingIOError):
+                while b_worker.recv(65536):
+                    pass
+            await asyncio.sleep(0.01)
+            b_link._flush_own()
+            if b_link._takes_notices:
+                break
+        resumed = b_link._takes_notices
+        writer.close()
+        await writer.wait_closed()
+        assert b_link._transport is not None
+        b_link._transport.abort()  # B never reads again: drop what is still queued for it
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return answered, most_unsent, skipping, resumed
+
+    try:
+        answered, most_unsent, skipping, resumed = asyncio.run(asyncio.wait_for(run(), 60.0))
+    finally:
+        for sock in (a_seq, a_worker, b_seq, b_worker):
+            sock.close()
+    assert answered == len(entries)
+    assert skipping
+    assert resumed
+    # 600 notices of this size would be ~10 times the bound; held: the bound plus what one
+    # answer-ready flush adds before the next check (a batch of notices at most)
+    assert most_unsent < backlog + 50 * 2048

@@ -78,6 +78,11 @@ _INTEGRATED, _WAITING, _ERROR, _KNOWN = 0, 1, 2, 3
 _ENTRY_ID: Final = 32
 _MAX_FRAME: Final = 1 << 24
 _RESTART_DELAY: Final = 0.5
+_NOTICE_BACKLOG: Final = 4 << 20
+"""Bytes a worker's link may hold unsent before notices to it are skipped: a worker that
+stops reading (paused, or stuck) would otherwise have every other worker's receipts queued
+for it in the sequencer's memory without end. A skipped notice costs that worker one read of
+the store when it is asked for that receipt; its own answers are never skipped."""
 _SWEEP: Final = 0.25
 
 
@@ -183,6 +188,7 @@ class _SequencerLink(asyncio.Protocol):
         self._ready: collections.deque[tuple[int, Ticket]] = collections.deque()
         self._scheduled = False
         self._out: list[bytes] = []
+        self._takes_notices = True  # its unsent bytes were under _NOTICE_BACKLOG at the last flush
         self._sweeper = self._loop.call_later(_SWEEP, self._sweep)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -282,7 +288,7 @@ class _SequencerLink(asyncio.Protocol):
         if len(self._peers) > 1:
             notice = _frame(_ANSWER.pack(0, _KNOWN), ticket.entry_id, packed)
             for peer in self._peers:
-                if peer is not self:
+                if peer is not self and peer._takes_notices:
                     peer._out.append(notice)
 
     def _sweep(self) -> None:
@@ -307,9 +313,24 @@ class _SequencerLink(asyncio.Protocol):
             link._flush_own()
 
     def _flush_own(self) -> None:
-        if self._out and self._transport is not None and not self._transport.is_closing():
-            self._transport.write(b"".join(self._out))
-        self._out.clear()
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            self._out.clear()
+            return
+        if self._out:
+            transport.write(b"".join(self._out))
+            self._out.clear()
+        takes = transport.get_write_buffer_size() < _NOTICE_BACKLOG
+        if takes != self._takes_notices:
+            self._takes_notices = takes
+            if takes:
+                _log.warning("a worker's link drained: receipt notices to it are sent again")
+            else:
+                _log.warning(
+                    "a worker's link holds %d bytes unsent (it does not read): receipt notices "
+                    "to it are skipped until it drains",
+                    transport.get_write_buffer_size(),
+                )
 
 
 async def _serve_link(
