@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -260,13 +261,12 @@ def test_an_upgrade_request_is_served_as_http11_then_the_connection_closes(
     uvicorn_log.addHandler(caplog.handler)
     try:
         with connect(echo_server) as sock:
-            # what follows an upgrade request on its connection is never parsed as HTTP. Both
-            # in one write: the server reads them together, so its close leaves no unread
-            # bytes behind (a socket closed with unread input is reset, and a reset can reach
-            # this end before the answer is read; two writes made the test flaky).
-            upgrade = b"GET /echo HTTP/1.1\r\nHost: x\r\n" + UPGRADE + b"\r\n"
-            smuggled = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nsmuggled"
-            sock.sendall(upgrade + smuggled)
+            # what follows an upgrade request on its connection is never parsed as HTTP. Two
+            # writes: the second may arrive after the server closed, which it does lingering
+            # (the bytes are read and dropped, so no reset can overtake the answer).
+            sock.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\n" + UPGRADE + b"\r\n")
+            time.sleep(0.02)
+            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nsmuggled")
             raw = read_all(sock)
     finally:
         uvicorn_log.removeHandler(caplog.handler)

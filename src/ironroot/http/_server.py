@@ -22,6 +22,15 @@ httptools protocol with them added:
   parses nothing after it); with a body (which the parser skips) → 400;
 * a client that half-closes after its requests (it sends nothing more) still gets their
   answers, then the close (uvicorn closed at once, losing them; plain TCP only);
+* a connection the server closes while its client may still be sending (a refused head, a
+  413 before the body was read, ``Connection: close`` with more pipelined, an Upgrade) is
+  closed *lingering* (:class:`_LingeringTransport`): the answer is flushed, the write side
+  shut (FIN), and what the client still sends is read and dropped until it closes, for at
+  most 5 s and while it sends something at least every second. Closing at once would make
+  the kernel answer the unread bytes with a reset, which can reach the client before it has
+  read the answer, losing it. Plain TCP only: asyncio's TLS transports cannot half-close,
+  so over TLS the close is immediate, as before. A lingering connection still counts
+  against ``max_connections``; a stopping server closes them at once;
 * what the HTTP parser refuses (an unknown method, a byte no request target holds, two
   ``Content-Length``, a malformed chunk) → 400.
 
@@ -83,6 +92,8 @@ _PARSER_REFUSAL: Final = "Invalid HTTP request received."  # uvicorn's warning, 
 _TLS_VERSIONS: Final = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 _CUT_GRACE: Final = 0.5  # how long the tasks of connections cut at shutdown have to end
 _LINGER_RESET: Final = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
+_DRAIN_TOTAL: Final = 5.0  # a closing connection reads and drops its client's input this long
+_DRAIN_IDLE: Final = 1.0  # ... or until the client is this long without sending
 # a head's bytes besides its method, target and header lines
 _REQUEST_LINE_FRAME: Final = len(b"  HTTP/1.1\r\n\r\n")
 
@@ -215,6 +226,73 @@ class _CoalescingTransport:
         return getattr(self._transport, name)
 
 
+class _LingeringTransport:
+    """A plain TCP connection's transport whose :meth:`close` lingers (module docs): it shuts
+    the write side once what was written is sent, then waits for the client's end of stream
+    while its protocol drops what arrives (:meth:`is_closing` is true from the close), for at
+    most ``_DRAIN_TOTAL`` seconds and ``_DRAIN_IDLE`` between reads; then it closes.
+    Everything else passes through to the transport."""
+
+    __slots__ = ("_idle", "_loop", "_total", "_transport", "closing", "direct")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._idle: asyncio.TimerHandle | None = None
+        self._total: asyncio.TimerHandle | None = None
+        self.closing = False  # close() was called: lingering or closed
+        self.direct = False  # close at once (the server is stopping)
+
+    def is_closing(self) -> bool:
+        return self.closing or self._transport.is_closing()
+
+    def close(self) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        transport = self._transport
+        if self.direct or transport.is_closing() or not transport.can_write_eof():
+            transport.close()
+            return
+        try:
+            transport.write_eof()  # after what is buffered has been sent
+            if not transport.is_reading():  # paused by flow control: the rest is dropped
+                transport.resume_reading()
+        except (OSError, RuntimeError):
+            transport.close()
+            return
+        self._total = self._loop.call_later(_DRAIN_TOTAL, self.end)
+        self.received()
+
+    def received(self) -> None:
+        """Input arrived while lingering: the client is still sending; wait again."""
+        if self._total is None:
+            return
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = self._loop.call_later(_DRAIN_IDLE, self.end)
+
+    def end(self) -> None:
+        """Stop lingering: close now (the client closed, a bound passed, or the server stops)."""
+        self.direct = True
+        for timer in (self._idle, self._total):
+            if timer is not None:
+                timer.cancel()
+        self._idle = self._total = None
+        if self.closing and not self._transport.is_closing():
+            self._transport.close()
+
+    def lingering(self) -> bool:
+        return self._total is not None
+
+    def abort(self) -> None:
+        self.end()
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 def _not_a_parser_refusal(record: logging.LogRecord) -> bool:
     """Drops uvicorn's warning about each request its parser refuses: the client's fault,
     answered with a 400 problem (:meth:`_GuardedProtocol.send_400_response` logs it at debug);
@@ -243,10 +321,15 @@ class _GuardedProtocol(HttpToolsProtocol):
     # --- connection ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
         self._tls = _tls_extension(transport)  # asyncio calls this after the TLS handshake
+        if self._tls is None:
+            # Duck-typed: it forwards everything but close() and abort() to the transport.
+            transport = cast(asyncio.Transport, _LingeringTransport(transport, self.loop))
+        super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
             _log.warning("connection refused: %d connections open", len(self.connections) - 1)
+            if isinstance(self.transport, _LingeringTransport):
+                self.transport.direct = True  # one over the cap holds no socket for long
             self._refuse(503, "too many open connections; retry later", b"retry-after: 1\r\n")
             return
         # an idle fresh connection is closed like an idle keep-alive one
@@ -256,7 +339,17 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
+        if isinstance(self.transport, _LingeringTransport):
+            self.transport.end()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """The server stops: connections close at once from now on, lingering ones too."""
+        if isinstance(self.transport, _LingeringTransport):
+            self.transport.direct = True
+            if self.transport.lingering():
+                self.transport.end()
+        super().shutdown()
 
     def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio.Protocol's
         """The client half-closed: it sends nothing more, but may still read. uvicorn lets
@@ -264,8 +357,10 @@ class _GuardedProtocol(HttpToolsProtocol):
         transport stays open until the last whole request read is answered (that answer says
         ``Connection: close``). A request cut short, or nothing in flight: close now. Over
         TLS asyncio closes anyway (the return value is ignored there)."""
+        if isinstance(self.transport, _LingeringTransport):
+            self.transport.direct = True  # nothing more comes: a close need not wait for it
         if self._tls is not None or self.transport.is_closing():
-            return None
+            return None  # asyncio closes the transport (a lingering close ends here)
         last = self.cycle  # the last request whose head was read (in flight or queued)
         if last is None or last.response_complete or last.more_body or not self._awaiting_head:
             return None
@@ -301,6 +396,8 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing() or self._last:
+            if isinstance(self.transport, _LingeringTransport):
+                self.transport.received()  # dropped; the client is still sending
             return
         if self._awaiting_head:
             self._head_bytes += len(data)
@@ -390,6 +487,18 @@ class _GuardedProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         super().on_message_complete()
+        cycle = self.cycle
+        if (
+            cycle is not None
+            and cycle.response_complete
+            and self.timeout_keep_alive_task is None
+            and not self.pipeline
+        ):
+            # The rest of a body answered early (a 413) has been read and dropped: the
+            # connection is idle now, and the bytes had disarmed its keep-alive timer.
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.limits.keep_alive_timeout, self.timeout_keep_alive_handler
+            )
 
     def _body_timed_out(self) -> None:
         self._body_timer = None

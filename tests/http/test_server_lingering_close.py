@@ -1,0 +1,240 @@
+"""A connection the server closes while its client is still sending is closed *lingering*:
+the answer is flushed, the write side shut, the client's further input read and dropped until
+it closes or a bound passes. Closed at once, the kernel would reset the connection for the
+unread bytes, and the reset can reach the client before it has read the answer.
+
+Each test repeats its exchange: without the lingering close they lost the answer in most
+rounds on a 2-core machine. Real sockets against a real server; no timing is asserted beyond
+"it ends" (socket timeouts bound every wait).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ironroot.http import ServerLimits, ServerThread, guarded, problem_app, read_body
+from ironroot.http import _server as server_module
+from raw_http import connect, read_all
+
+pytestmark = pytest.mark.integration
+
+_log = logging.getLogger("ironroot.test-http")
+_ROUNDS = 12
+_BODY_LIMIT = 64 * 1024
+
+
+async def _ok(request: Request) -> Response:
+    return Response(b"ok")
+
+
+async def _echo(request: Request) -> Response:
+    return Response(await read_body(request, _BODY_LIMIT))
+
+
+def _app():
+    return problem_app(
+        [
+            Route("/ok", guarded(_ok, _log), methods=["GET"]),
+            Route("/echo", guarded(_echo, _log), methods=["POST"]),
+        ]
+    )
+
+
+@pytest.fixture
+def server() -> Iterator[ServerThread]:
+    limits = ServerLimits(max_head_bytes=4096, keep_alive_timeout=5.0)
+    with ServerThread(_app(), limits=limits, name="lingering-test") as running:
+        yield running
+
+
+def _status_and_body(raw: bytes) -> tuple[int, bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def _read_response(sock: socket.socket) -> tuple[int, bytes]:
+    """One response, by its Content-Length (the server may keep the connection)."""
+    raw = b""
+    while b"\r\n\r\n" not in raw:
+        chunk = sock.recv(65536)
+        assert chunk, f"the connection ended before a whole head: {raw!r}"
+        raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.lower().split(b"\r\n")
+        if line.startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "the connection ended inside the body"
+        body += chunk
+    return int(head.split(b" ", 2)[1]), body
+
+
+def _send_quietly(sock: socket.socket, data: bytes) -> None:
+    """Send what the client would, in pieces, as long as the server takes it."""
+    view = memoryview(data)
+    for start in range(0, len(view), 65536):
+        sock.sendall(view[start : start + 65536])
+
+
+def test_a_413_before_the_body_is_read_reaches_a_client_still_sending(
+    server: ServerThread,
+) -> None:
+    body = b"x" * (4 << 20)
+    for _ in range(_ROUNDS):
+        with connect(server) as sock:
+            sock.sendall(
+                b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body)
+            )
+            _send_quietly(sock, body)  # the server answered long before this ends
+            status, answer = _read_response(sock)
+        assert status == 413
+        assert answer  # the whole problem document, as its Content-Length says
+
+
+def test_a_connection_answered_before_its_body_is_closed_once_idle() -> None:
+    """The server reads and drops the rest of a body it answered early, keeping the
+    connection; once the body is over, the keep-alive timeout applies again (it used to be
+    disarmed by the body's bytes and never armed again: the connection was held for ever)."""
+    limits = ServerLimits(keep_alive_timeout=0.3)
+    with (
+        ServerThread(_app(), limits=limits, name="lingering-idle") as running,
+        connect(running) as sock,
+    ):
+        body = b"x" * (1 << 20)
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+        _send_quietly(sock, body)
+        assert _read_response(sock)[0] == 413
+        assert read_all(sock) == b""  # closed by the server, within the socket's timeout
+
+
+def test_a_431_reaches_a_client_still_sending_its_head(server: ServerThread) -> None:
+    for _ in range(_ROUNDS):
+        with connect(server) as sock:
+            sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n")
+            _send_quietly(sock, (b"X-More: " + b"b" * 200 + b"\r\n") * 2000)
+            status, answer = _status_and_body(read_all(sock))
+        assert status == 431
+        assert json.loads(answer)["detail"] == "the request head is over 4096 bytes"
+
+
+def test_a_connection_close_answer_survives_requests_pipelined_after_it(
+    server: ServerThread,
+) -> None:
+    following = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n" + b"y" * 60000
+    for _ in range(_ROUNDS):
+        with connect(server) as sock:
+            sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            time.sleep(0.02)  # the server answers and closes before the rest arrives
+            _send_quietly(sock, following * 4)
+            raw = read_all(sock)
+        status, answer = _status_and_body(raw)
+        assert status == 200
+        assert answer == b"ok"
+        assert raw.count(b"HTTP/1.1 ") == 1  # what followed the close was never served
+
+
+def test_a_client_that_keeps_sending_is_cut_after_the_bound_and_others_are_served(
+    server: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_module, "_DRAIN_TOTAL", 0.5)
+    monkeypatch.setattr(server_module, "_DRAIN_IDLE", 0.3)
+    with connect(server) as sock:
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        received = b""
+        cut = False
+        for _ in range(200):  # a byte every 20 ms, for up to 4 s: the server stops at 0.5 s
+            try:
+                sock.sendall(b"z")
+            except OSError:
+                cut = True
+                break
+            sock.settimeout(0.02)
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                cut = True
+                break
+            if not chunk and received:
+                cut = True  # its end of stream came after the answer; sending resets next
+                break
+            received += chunk
+        assert cut
+        assert _status_and_body(received)[0] == 200
+    with connect(server) as other:
+        other.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert _status_and_body(read_all(other)) == (200, b"ok")
+
+
+def test_a_client_that_sends_nothing_more_and_never_closes_is_closed_when_idle(
+    server: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_module, "_DRAIN_IDLE", 0.2)
+    with connect(server) as sock:
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert _status_and_body(read_all(sock)) == (200, b"ok")  # answer, then end of stream
+        sock.settimeout(10)
+        time.sleep(0.5)  # past the idle bound: the server has closed its side entirely
+        assert _sends_until_refused(sock)
+
+
+def _sends_until_refused(sock: socket.socket) -> bool:
+    """Whether sending to a peer that closed is refused (reset) within 50 tries."""
+    for _ in range(50):
+        try:
+            sock.sendall(b"late" * 1024)
+        except (BrokenPipeError, ConnectionResetError):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_a_stopping_server_does_not_wait_for_lingering_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(server_module, "_DRAIN_TOTAL", 60.0)
+    monkeypatch.setattr(server_module, "_DRAIN_IDLE", 60.0)
+    stop = threading.Event()
+    running = ServerThread(_app(), name="lingering-stop").__enter__()
+    try:
+        with connect(running) as sock:
+            sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            sock.settimeout(10)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+
+            def dribble() -> None:
+                while not stop.is_set():
+                    try:
+                        sock.sendall(b"z")
+                    except OSError:
+                        return
+                    time.sleep(0.05)
+
+            dribbler = threading.Thread(target=dribble, daemon=True)
+            dribbler.start()
+            time.sleep(0.2)  # lingering now, kept alive by the dribble
+            started = time.monotonic()
+            running.__exit__(None, None, None)
+            stopped_in = time.monotonic() - started
+            stop.set()
+            dribbler.join(5)
+    finally:
+        running.__exit__(None, None, None)
+    # A stop that waited for the lingering connection would take the shutdown timeout (30 s)
+    # and then cut it; this bound only tells "at once" from that.
+    assert stopped_in < 15
