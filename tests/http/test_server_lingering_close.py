@@ -10,6 +10,7 @@ rounds on a 2-core machine. Real sockets against a real server; no timing is ass
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -37,6 +38,11 @@ async def _ok(request: Request) -> Response:
     return Response(b"ok")
 
 
+async def _slow(request: Request) -> Response:
+    await asyncio.sleep(0.05)  # the connection is refused while this runs
+    return Response(b"late")
+
+
 async def _echo(request: Request) -> Response:
     return Response(await read_body(request, _BODY_LIMIT))
 
@@ -45,6 +51,7 @@ def _app():
     return problem_app(
         [
             Route("/ok", guarded(_ok, _log), methods=["GET"]),
+            Route("/slow", guarded(_slow, _log), methods=["GET"]),
             Route("/echo", guarded(_echo, _log), methods=["POST"]),
         ]
     )
@@ -238,3 +245,23 @@ def test_a_stopping_server_does_not_wait_for_lingering_connections(
     # A stop that waited for the lingering connection would take the shutdown timeout (30 s)
     # and then cut it; this bound only tells "at once" from that.
     assert stopped_in < 15
+
+
+def test_a_response_still_being_made_when_its_connection_is_refused_is_dropped_quietly(
+    server: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request in the app, then a malformed one behind it on the same connection: the
+    refusal closes the connection (lingering) and the first response, written later, has
+    nowhere to go. It is dropped as a closed connection drops it: no error in the log."""
+    uvicorn_log = logging.getLogger("uvicorn")  # it does not propagate to the root logger
+    uvicorn_log.addHandler(caplog.handler)
+    try:
+        for _ in range(3):
+            with caplog.at_level(logging.DEBUG), connect(server) as sock:
+                sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nFOO /ok HTTP/1.1\r\n\r\n")
+                assert _read_response(sock)[0] == 400
+                time.sleep(0.1)  # still connected when the slow response is written
+                assert read_all(sock) == b""  # and dropped
+    finally:
+        uvicorn_log.removeHandler(caplog.handler)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -231,7 +231,7 @@ class _LingeringTransport:
     the write side once what was written is sent, then waits for the client's end of stream
     while its protocol drops what arrives (:meth:`is_closing` is true from the close), for at
     most ``_DRAIN_TOTAL`` seconds and ``_DRAIN_IDLE`` between reads; then it closes.
-    Everything else passes through to the transport."""
+    Writes after the close are dropped; everything else passes through to the transport."""
 
     __slots__ = ("_idle", "_loop", "_total", "_transport", "closing", "direct")
 
@@ -245,6 +245,13 @@ class _LingeringTransport:
 
     def is_closing(self) -> bool:
         return self.closing or self._transport.is_closing()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Dropped once closing, as a closed transport drops it: a response still being
+        written when the connection was refused (a pipelined request) has nowhere to go, and
+        the write side may be shut already."""
+        if not self.closing:
+            self._transport.write(data)
 
     def close(self) -> None:
         if self.closing:
@@ -323,7 +330,7 @@ class _GuardedProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._tls = _tls_extension(transport)  # asyncio calls this after the TLS handshake
         if self._tls is None:
-            # Duck-typed: it forwards everything but close() and abort() to the transport.
+            # Duck-typed: it forwards everything but write(), close() and abort().
             transport = cast(asyncio.Transport, _LingeringTransport(transport, self.loop))
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
