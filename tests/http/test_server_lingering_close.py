@@ -11,6 +11,7 @@ rounds on a 2-core machine. Real sockets against a real server; no timing is ass
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
@@ -30,7 +31,7 @@ from raw_http import connect, read_all
 pytestmark = pytest.mark.integration
 
 _log = logging.getLogger("ironroot.test-http")
-_ROUNDS = 12
+_ROUNDS = 20
 _BODY_LIMIT = 64 * 1024
 
 
@@ -154,35 +155,72 @@ def test_a_connection_close_answer_survives_requests_pipelined_after_it(
         assert raw.count(b"HTTP/1.1 ") == 1  # what followed the close was never served
 
 
-def test_a_client_that_keeps_sending_is_cut_after_the_bound_and_others_are_served(
-    server: ServerThread, monkeypatch: pytest.MonkeyPatch
+def _answer_while_sending(server: ServerThread, request: bytes) -> bytes:
+    """What a client reads until the server's end of the stream while another thread sends
+    ``request`` in one write (the server may stop taking it: ignored)."""
+    with connect(server) as sock:
+
+        def send() -> None:
+            with contextlib.suppress(OSError):
+                sock.sendall(request)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        try:
+            return read_all(sock)
+        finally:
+            sender.join()
+
+
+_MORE = 1 << 20  # past what the server reads at once: unread when it closes
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * _MORE, 431),
+        (b"FOO /ok HTTP/1.1\r\nHost: x\r\n\r\n" + b"x" * _MORE, 400),
+        (
+            b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            + b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n" * (_MORE // 30),
+            200,
+        ),
+    ],
+    ids=["431", "400", "close"],
+)
+def test_the_answer_and_a_clean_end_reach_a_client_sending_all_at_once(
+    server: ServerThread, request_bytes: bytes, status: int
 ) -> None:
-    monkeypatch.setattr(server_module, "_DRAIN_TOTAL", 0.5)
-    monkeypatch.setattr(server_module, "_DRAIN_IDLE", 0.3)
+    # Closed at once, the server left most of the megabyte unread: the reset followed the
+    # answer in every round (read_all raised ConnectionResetError after reading it).
+    for _ in range(_ROUNDS):
+        raw = _answer_while_sending(server, request_bytes)
+        assert _status_and_body(raw)[0] == status
+        assert raw.count(b"HTTP/1.1 ") == 1
+        assert b"connection: close" in raw.lower()
+
+
+@pytest.mark.parametrize(
+    ("bounds", "chunk"),
+    [
+        # a byte every 10 ms: never idle, cut at the total bound
+        ({"_DRAIN_TOTAL": 0.5, "_DRAIN_IDLE": 600.0}, b"z"),
+        # 64 KiB every 10 ms: cut at the byte bound, long before the time bounds
+        ({"_DRAIN_TOTAL": 600.0, "_DRAIN_IDLE": 600.0, "_DRAIN_BYTES": 1 << 20}, b"z" * 65536),
+    ],
+    ids=["time", "bytes"],
+)
+def test_a_client_that_keeps_sending_is_cut_after_the_bound_and_others_are_served(
+    server: ServerThread, monkeypatch: pytest.MonkeyPatch, bounds: dict[str, float], chunk: bytes
+) -> None:
+    for name, value in bounds.items():
+        monkeypatch.setattr(server_module, name, value)
     with connect(server) as sock:
         sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        received = b""
-        cut = False
-        for _ in range(200):  # a byte every 20 ms, for up to 4 s: the server stops at 0.5 s
-            try:
-                sock.sendall(b"z")
-            except OSError:
-                cut = True
-                break
-            sock.settimeout(0.02)
-            try:
-                chunk = sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                cut = True
-                break
-            if not chunk and received:
-                cut = True  # its end of stream came after the answer; sending resets next
-                break
-            received += chunk
-        assert cut
-        assert _status_and_body(received)[0] == 200
+        # the answer and the server's half-close: it sends nothing more, but still reads
+        assert _status_and_body(read_all(sock)) == (200, b"ok")
+        # closed entirely only at the bound: until then every send is taken and dropped
+        assert _sends_until_refused(sock, chunk, tries=3000)
     with connect(server) as other:
         other.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert _status_and_body(read_all(other)) == (200, b"ok")
@@ -200,11 +238,14 @@ def test_a_client_that_sends_nothing_more_and_never_closes_is_closed_when_idle(
         assert _sends_until_refused(sock)
 
 
-def _sends_until_refused(sock: socket.socket) -> bool:
-    """Whether sending to a peer that closed is refused (reset) within 50 tries."""
-    for _ in range(50):
+def _sends_until_refused(
+    sock: socket.socket, chunk: bytes = b"late" * 1024, tries: int = 50
+) -> bool:
+    """Whether sends of ``chunk``, 10 ms apart, are refused (reset) within ``tries``: the
+    server has closed its socket (a half-closed one takes them)."""
+    for _ in range(tries):
         try:
-            sock.sendall(b"late" * 1024)
+            sock.sendall(chunk)
         except (BrokenPipeError, ConnectionResetError):
             return True
         time.sleep(0.01)
@@ -212,39 +253,20 @@ def _sends_until_refused(sock: socket.socket) -> bool:
 
 
 def test_a_stopping_server_does_not_wait_for_lingering_connections(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(server_module, "_DRAIN_TOTAL", 60.0)
-    monkeypatch.setattr(server_module, "_DRAIN_IDLE", 60.0)
-    stop = threading.Event()
-    running = ServerThread(_app(), name="lingering-stop").__enter__()
-    try:
-        with connect(running) as sock:
-            sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            sock.settimeout(10)
-            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
-
-            def dribble() -> None:
-                while not stop.is_set():
-                    try:
-                        sock.sendall(b"z")
-                    except OSError:
-                        return
-                    time.sleep(0.05)
-
-            dribbler = threading.Thread(target=dribble, daemon=True)
-            dribbler.start()
-            time.sleep(0.2)  # lingering now, kept alive by the dribble
-            started = time.monotonic()
-            running.__exit__(None, None, None)
-            stopped_in = time.monotonic() - started
-            stop.set()
-            dribbler.join(5)
-    finally:
-        running.__exit__(None, None, None)
-    # A stop that waited for the lingering connection would take the shutdown timeout (30 s)
-    # and then cut it; this bound only tells "at once" from that.
-    assert stopped_in < 15
+    monkeypatch.setattr(server_module, "_DRAIN_TOTAL", 600.0)
+    monkeypatch.setattr(server_module, "_DRAIN_IDLE", 600.0)
+    limits = ServerLimits(shutdown_timeout=5.0)
+    running = ServerThread(_app(), limits=limits, name="lingering-stop").__enter__()
+    with connect(running) as sock:
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert _status_and_body(read_all(sock)) == (200, b"ok")  # lingering now, for 600 s
+        running.__exit__(None, None, None)  # waits for the thread up to 5 s + 10 s
+        assert not running._thread.is_alive()
+        assert _sends_until_refused(sock)  # the stop closed it
+    # closed as the stop began: one that waited would have been cut at the shutdown timeout
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_a_response_still_being_made_when_its_connection_is_refused_is_dropped_quietly(

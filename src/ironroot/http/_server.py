@@ -23,14 +23,18 @@ httptools protocol with them added:
 * a client that half-closes after its requests (it sends nothing more) still gets their
   answers, then the close (uvicorn closed at once, losing them; plain TCP only);
 * a connection the server closes while its client may still be sending (a refused head, a
-  413 before the body was read, ``Connection: close`` with more pipelined, an Upgrade) is
-  closed *lingering* (:class:`_LingeringTransport`): the answer is flushed, the write side
-  shut (FIN), and what the client still sends is read and dropped until it closes, for at
-  most 5 s and while it sends something at least every second. Closing at once would make
+  ``Connection: close`` answer with more pipelined, an Upgrade) is closed *lingering*
+  (:class:`_LingeringTransport`): the answer is flushed, the write side shut (FIN), and
+  what the client still sends is read and dropped until it closes, for at most 5 s, while
+  it sends something at least every second, and up to 4 MiB. Closing at once would make
   the kernel answer the unread bytes with a reset, which can reach the client before it has
-  read the answer, losing it. Plain TCP only: asyncio's TLS transports cannot half-close,
-  so over TLS the close is immediate, as before. A lingering connection still counts
-  against ``max_connections``; a stopping server closes them at once;
+  read the answer, losing it. Plain TCP only: asyncio's and uvloop's TLS transports cannot
+  half-close, so over TLS the close is immediate, as before. A lingering connection still
+  holds its socket, so it counts against ``max_connections``; one over that cap (503) and
+  every connection of a stopping server close at once;
+* a response sent before its request's body was read (a 413 on ``Content-Length``) keeps
+  the connection: the rest of the body is read and dropped (within ``body_timeout``), then
+  the keep-alive timeout applies;
 * what the HTTP parser refuses (an unknown method, a byte no request target holds, two
   ``Content-Length``, a malformed chunk) → 400.
 
@@ -94,6 +98,7 @@ _CUT_GRACE: Final = 0.5  # how long the tasks of connections cut at shutdown hav
 _LINGER_RESET: Final = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 _DRAIN_TOTAL: Final = 5.0  # a closing connection reads and drops its client's input this long
 _DRAIN_IDLE: Final = 1.0  # ... or until the client is this long without sending
+_DRAIN_BYTES: Final = 4 << 20  # ... or until it has sent this much: then it closes all the same
 # a head's bytes besides its method, target and header lines
 _REQUEST_LINE_FRAME: Final = len(b"  HTTP/1.1\r\n\r\n")
 
@@ -230,16 +235,18 @@ class _LingeringTransport:
     """A plain TCP connection's transport whose :meth:`close` lingers (module docs): it shuts
     the write side once what was written is sent, then waits for the client's end of stream
     while its protocol drops what arrives (:meth:`is_closing` is true from the close), for at
-    most ``_DRAIN_TOTAL`` seconds and ``_DRAIN_IDLE`` between reads; then it closes.
+    most ``_DRAIN_TOTAL`` seconds, ``_DRAIN_IDLE`` between reads and ``_DRAIN_BYTES`` read;
+    then it closes.
     Writes after the close are dropped; everything else passes through to the transport."""
 
-    __slots__ = ("_idle", "_loop", "_total", "_transport", "closing", "direct")
+    __slots__ = ("_idle", "_left", "_loop", "_total", "_transport", "closing", "direct")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._idle: asyncio.TimerHandle | None = None
         self._total: asyncio.TimerHandle | None = None
+        self._left = 0  # bytes the client may still send while lingering
         self.closing = False  # close() was called: lingering or closed
         self.direct = False  # close at once (the server is stopping)
 
@@ -269,11 +276,17 @@ class _LingeringTransport:
             transport.close()
             return
         self._total = self._loop.call_later(_DRAIN_TOTAL, self.end)
-        self.received()
+        self._left = _DRAIN_BYTES
+        self.received(0)
 
-    def received(self) -> None:
-        """Input arrived while lingering: the client is still sending; wait again."""
+    def received(self, size: int) -> None:
+        """``size`` bytes arrived while lingering (dropped): the client is still sending;
+        wait again, unless it has sent ``_DRAIN_BYTES`` since the close."""
         if self._total is None:
+            return
+        self._left -= size
+        if self._left < 0:
+            self.end()
             return
         if self._idle is not None:
             self._idle.cancel()
@@ -404,7 +417,7 @@ class _GuardedProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing() or self._last:
             if isinstance(self.transport, _LingeringTransport):
-                self.transport.received()  # dropped; the client is still sending
+                self.transport.received(len(data))  # dropped; the client is still sending
             return
         if self._awaiting_head:
             self._head_bytes += len(data)
