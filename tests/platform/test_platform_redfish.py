@@ -821,6 +821,22 @@ def test_simple_update_requests_with_bad_parameters_are_400(
                 ),
                 "ActionParameterValueTypeError",
             ),
+            *(
+                # HTTP Basic credentials: UTF-8 (no lone surrogate escape), no colon in a user
+                (
+                    client.post(
+                        SIMPLE,
+                        content=json.dumps({**target, "ImageURI": f"{base}/x", **auth}),
+                        headers={"content-type": "application/json"},
+                    ),
+                    "ActionParameterValueFormatError",
+                )
+                for auth in (
+                    {"Username": "\ud800"},
+                    {"Username": "op", "Password": "secret \udc80"},
+                    {"Username": "a:b", "Password": "pw"},
+                )
+            ),
             (
                 client.post(SIMPLE, json={**target, "ImageURI": f"{base}/missing.bin"}),
                 "TransferFailed",
@@ -832,6 +848,7 @@ def test_simple_update_requests_with_bad_parameters_are_400(
         ]
     for response, message_id in cases:
         _error(response, 400, message_id)
+        assert "secret" not in response.text  # a refused password is never echoed
     assert bmc.active("bmc") == "1.0"
 
 
@@ -892,6 +909,25 @@ def test_bad_input_is_a_redfish_error_never_a_500(bmc: Bmc, uri: str) -> None:
             assert 400 <= response.status_code < 500, (kind, body[:40], response.text)
             assert "@Message.ExtendedInfo" in response.json()["error"]
             assert "Traceback" not in response.text
+
+
+def test_a_damaged_rot_is_503_with_retry_after_and_the_service_recovers(bmc: Bmc) -> None:
+    """A storage failure under a request (a RoT state file edited behind the service's back)
+    is 503, and every 503 says when to come back."""
+    state = bmc.platform.directory / "rot" / "boot.json"
+    kept = state.read_bytes()
+    uri = f"{INVENTORY}/bmc-active"
+    with bmc.client(ADMIN) as client:
+        state.write_bytes(b"edited")
+        try:
+            answer = client.get(uri)
+            error = _error(answer, 503, "GeneralError")
+            oem = error["@Message.ExtendedInfo"][0]["Oem"]["Ironroot"]
+            assert oem["Code"] == "device-state-tampered"
+            assert int(answer.headers["retry-after"]) >= 1
+        finally:
+            state.write_bytes(kept)
+        assert client.get(uri).status_code == 200
 
 
 def test_many_threads_read_while_an_update_runs(bmc: Bmc) -> None:

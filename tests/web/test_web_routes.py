@@ -566,6 +566,19 @@ def test_errors_are_pages_with_their_status(client: httpx.Client, path: str, sta
     assert "<h1>" in answer.text
 
 
+def test_a_source_that_cannot_be_read_is_503_with_retry_after(
+    log_copy: Path, tmp_path: Path
+) -> None:
+    (log_copy / "log.sqlite3").write_bytes(b"not a database" * 100)
+    with ServerThread(create_dashboard_app(Dashboard.open(tmp_path))) as server:
+        for page in ("/log/log-copy", "/log/log-copy/checkpoints"):
+            answer = http_calls.get(server.url + page)
+            assert answer.status_code == 503
+            assert int(answer.headers["retry-after"]) >= 1
+            assert answer.headers["content-type"].startswith("text/html")
+        assert http_calls.get(server.url + "/log").status_code == 200
+
+
 def test_the_dashboard_changes_nothing_it_reads(client: httpx.Client, world: WebWorld) -> None:
     before = {
         p: p.stat().st_mtime_ns

@@ -830,24 +830,27 @@ class AdmissionAuthority:
         ``no-admitted-node`` when there is none)."""
         if not isinstance(vm, str) or not _VM.fullmatch(vm):
             raise MalformedInput("a VM name is 1-64 of a-z 0-9 -, starting alphanumeric")
-        if node is not None:
-            record = self.fleet.record_of(node)
-            if record.status != "admitted":
-                raise Conflict(
-                    f"{node} is {record.status}: nothing is placed on it",
-                    code="node-not-admitted",
-                )
-            chosen = node
-        else:
-            admitted = [r.id for r in self.fleet.records() if r.status == "admitted"]
-            if not admitted:
-                raise Conflict(
-                    "no node is admitted: nothing can be placed", code="no-admitted-node"
-                )
-            load = self.state.running()
-            chosen = min(admitted, key=lambda n: (load.get(n, 0), n))
-        placement = self.state.place(vm, chosen, now)
-        self.fleet.record(chosen, "placed", {"vm": vm}, now=now)
+        # One transaction from the node's status to the placement and its event: a quarantine
+        # (which stops the node's placements) commits before it or after it, never between.
+        with self.fleet.transaction():
+            if node is not None:
+                record = self.fleet.record_of(node)
+                if record.status != "admitted":
+                    raise Conflict(
+                        f"{node} is {record.status}: nothing is placed on it",
+                        code="node-not-admitted",
+                    )
+                chosen = node
+            else:
+                admitted = [r.id for r in self.fleet.records() if r.status == "admitted"]
+                if not admitted:
+                    raise Conflict(
+                        "no node is admitted: nothing can be placed", code="no-admitted-node"
+                    )
+                load = self.state.running()
+                chosen = min(admitted, key=lambda n: (load.get(n, 0), n))
+            placement = self.state.place(vm, chosen, now)
+            self.fleet.record(chosen, "placed", {"vm": vm}, now=now)
         return placement
 
     def placements(self, node: str | None = None) -> list[Placement]:

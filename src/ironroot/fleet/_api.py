@@ -55,7 +55,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -77,10 +76,12 @@ from ironroot.fleet._admission import AdmissionAuthority, AdmissionRequest
 from ironroot.fleet._credentials import Credential, check_credential
 from ironroot.fleet._fleet import Fleet
 from ironroot.http import (
+    Handler,
     ServerLimits,
     ServerThread,
     ServerTls,
     ServiceInfo,
+    decode_request_map,
     guarded,
     problem_app,
     read_body,
@@ -112,15 +113,9 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
-    body = await read_body(request, _MAX_JSON)
-    try:
-        value = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise MalformedInput("the request body is not JSON") from exc
-    if not isinstance(value, dict):
-        raise MalformedInput("the request body is a JSON object")
-    return value
+async def _json_body(request: Request) -> Mapping[str, Any]:
+    """The request's JSON object (I-JSON: :func:`ironroot.http.decode_request_map`)."""
+    return decode_request_map(await read_body(request, _MAX_JSON))
 
 
 # --- admission ------------------------------------------------------------------------------
@@ -251,19 +246,24 @@ def plane_app(
         report = await run_in_threadpool(rollout, body, clock())
         return JSONResponse(dict(report))
 
-    what = f"the {plane} plane"
-    routes = [Route("/v1/whoami", guarded(whoami, _log, what=what), methods=["GET"])]
-    routes.append(Route("/v1/placements", guarded(placements, _log, what=what), methods=["GET"]))
-    if plane == "control":
+    async def placements_or_place(request: Request) -> Response:
+        return await (place(request) if request.method == "POST" else placements(request))
+
+    def route(path: str, handler: Handler, *methods: str) -> Route:
+        return Route(path, guarded(handler, _log, what=f"the {plane} plane"), methods=[*methods])
+
+    # One route per path: a 405 answer's Allow names every method the path has.
+    routes = [route("/v1/whoami", whoami, "GET")]
+    if plane == "data":
+        routes.append(route("/v1/placements", placements, "GET"))
+    else:
         routes += [
-            Route("/v1/nodes", guarded(nodes, _log, what=what), methods=["GET"]),
-            Route("/v1/nodes/{node}", guarded(node, _log, what=what), methods=["GET"]),
-            Route("/v1/placements", guarded(place, _log, what=what), methods=["POST"]),
+            route("/v1/placements", placements_or_place, "GET", "POST"),
+            route("/v1/nodes", nodes, "GET"),
+            route("/v1/nodes/{node}", node, "GET"),
         ]
         if rollout is not None:
-            routes.append(
-                Route("/v1/rollouts", guarded(start_rollout, _log, what=what), methods=["POST"])
-            )
+            routes.append(route("/v1/rollouts", start_rollout, "POST"))
     return problem_app(routes)
 
 

@@ -619,6 +619,7 @@ class CredentialStore:
         self.path = path
         self._file = SqliteFile(path, "the credential store", _SCHEMA)
         self._tx = self._file.tx
+        self._read = self._file.read  # no write lock: a plane request never waits for a writer
 
     def add(self, *credentials: Credential) -> None:
         """Record issued credentials (one transaction)."""
@@ -658,7 +659,7 @@ class CredentialStore:
         return serials
 
     def status(self, serial: str) -> CredentialStatus | None:
-        with self._tx() as db:
+        with self._read() as db:
             row = db.execute(
                 "SELECT serial, node, plane, ear_id, not_after, revoked_at, reason "
                 "FROM credentials WHERE serial = ?",
@@ -672,7 +673,7 @@ class CredentialStore:
 
     def revoked(self, *, now: dt.datetime) -> list[tuple[str, dt.datetime]]:
         """The revoked credentials that have not expired (serial, when), for a CRL."""
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute(
                 "SELECT serial, revoked_at FROM credentials WHERE revoked_at IS NOT NULL "
                 "AND not_after > ? ORDER BY revoked_at, serial",
@@ -681,7 +682,7 @@ class CredentialStore:
         return [(str(s), _time(at)) for s, at in rows]
 
     def of_node(self, node: str) -> list[CredentialStatus]:
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute(
                 "SELECT serial, node, plane, ear_id, not_after, revoked_at, reason "
                 "FROM credentials WHERE node = ? ORDER BY not_after, serial",

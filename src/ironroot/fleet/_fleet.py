@@ -292,9 +292,11 @@ class Fleet:
         return cls(base)
 
     def node_class(self, name: str) -> NodeClass:
+        """One of the fleet's classes (``NotFound`` for any other name: never a path that
+        leads elsewhere, like ``../class/x``)."""
         if name not in self._classes:
             path = self.directory / "class" / name
-            if not (path / "class.json").is_file():
+            if name not in self.classes() or not (path / "class.json").is_file():
                 raise NotFound(f"no node class {name!r}")
             self._classes[name] = NodeClass.load(path)
         return self._classes[name]

@@ -3,6 +3,12 @@
 Services that take a request as a JSON object or the same map in CBOR (``Content-Type:
 application/cbor``) read it with :func:`decode_request_map`; services that hand out single-use
 challenge nonces answer ``POST .../challenge`` with :func:`challenge_handler`.
+
+A JSON request is held to I-JSON (RFC 7493) where Python's parser is lenient: no member name
+twice in one object (which one would win is the parser's choice), no ``NaN`` or
+``Infinity`` (not JSON at all), no lone surrogate escape (``"\\ud800"``: not Unicode, and
+no UTF-8 store, log line or certificate can hold it). Each is ``MalformedInput``, as CBOR's
+duplicate keys and invalid text are.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ironroot.cose import Limits, decode_cbor, encode_cbor
+from ironroot.cose import DEFAULT_LIMITS, Limits, decode_cbor, encode_cbor
 from ironroot.crypto import b64url_encode
 from ironroot.errors import MalformedInput
 from ironroot.http._app import Handler
@@ -24,17 +30,36 @@ __all__ = ["CBOR", "challenge_handler", "decode_request_map"]
 CBOR: Final = "application/cbor"
 
 
-def decode_request_map(body: bytes, *, cbor: bool, limits: Limits) -> Mapping[str, Any]:
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("a member name appears twice in one object")
+    return members
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+_DECODER: Final = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constant)
+
+
+def _decode_json(body: bytes) -> object:
+    try:
+        value = _DECODER.decode(body.decode("utf-8"))
+        # the one way to a lone surrogate is its escape; encoding the value back finds it
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError) as exc:  # UnicodeError is a ValueError
+        raise MalformedInput(f"the request is not I-JSON: {exc}") from exc
+    return value
+
+
+def decode_request_map(
+    body: bytes, *, cbor: bool = False, limits: Limits = DEFAULT_LIMITS
+) -> Mapping[str, Any]:
     """A request body as a map with text keys: CBOR (within ``limits``) when ``cbor``, else
-    JSON. ``MalformedInput`` for anything else."""
-    value: object
-    if cbor:
-        value = decode_cbor(body, limits)
-    else:
-        try:
-            value = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            raise MalformedInput(f"the request is not JSON: {exc}") from exc
+    I-JSON (module docs). ``MalformedInput`` for anything else."""
+    value = decode_cbor(body, limits) if cbor else _decode_json(body)
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise MalformedInput("the request is a map with text keys")
     return value

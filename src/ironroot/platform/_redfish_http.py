@@ -173,7 +173,10 @@ def refusal_of(exc: IronrootError, path: str) -> Refusal:
     if isinstance(exc, Conflict):
         return Refusal(409, message("ResourceInUse", oem=oem), text=exc.detail)
     status = exc.http_status if 400 <= exc.http_status < 600 else 500
-    return Refusal(status, message("GeneralError", oem=oem), text=exc.detail)
+    headers = {}
+    if status in (429, 503):  # every "not now" says when to come back (RFC 9110 §10.2.3)
+        headers["Retry-After"] = str(max(1, int(getattr(exc, "retry_after", 1))))
+    return Refusal(status, message("GeneralError", oem=oem), text=exc.detail, headers=headers)
 
 
 def utc(now: dt.datetime) -> str:

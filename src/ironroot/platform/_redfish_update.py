@@ -381,9 +381,10 @@ def simple_update_plan(doc: Mapping[str, Any], service: RedfishService) -> Simpl
     component = _target_component(doc["Targets"], "", action)
     auth = None
     if "Username" in doc or "Password" in doc:
-        user = prop(doc, "Username", str, action=action) if "Username" in doc else ""
-        password = prop(doc, "Password", str, action=action) if "Password" in doc else ""
-        auth = (user, password)
+        auth = (
+            _basic_credential(doc, "Username", action),
+            _basic_credential(doc, "Password", action),
+        )
     statements: tuple[str, ...] = ()
     pfm_uri = pfm_statement_uri = None
     if "Oem" in doc:
@@ -437,6 +438,22 @@ def simple_update_plan(doc: Mapping[str, Any], service: RedfishService) -> Simpl
                 ours["PfmStatementURI"], "Oem/Ironroot/PfmStatementURI", action
             )
     return SimpleUpdatePlan(component, image_uri, statements, pfm_uri, pfm_statement_uri, auth)
+
+
+def _basic_credential(doc: Mapping[str, Any], name: str, action: str) -> str:
+    """``Username`` or ``Password`` for HTTP Basic (RFC 7617): UTF-8 text (JSON's lone
+    surrogate escapes are not), a user-id without a colon; ``""`` when absent. A refused
+    password is never echoed."""
+    value: str = prop(doc, name, str, action=action) if name in doc else ""
+    try:
+        value.encode("utf-8")
+        valid = name != "Username" or ":" not in value
+    except UnicodeEncodeError:
+        valid = False
+    if not valid:
+        shown = "(hidden)" if name == "Password" else value[:64]
+        raise refuse("ActionParameterValueFormatError", shown, name, action, related=f"/{name}")
+    return value
 
 
 def _fetch_uri(value: object, name: str, action: str) -> str:

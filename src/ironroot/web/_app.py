@@ -192,8 +192,9 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
             except IronrootError as exc:
                 _log.debug("%s %s: %s", request.method, request.url.path, exc)
                 response = error_page(request, exc.http_status, exc.title, exc.detail, session)
-                if isinstance(exc, TooManyAttempts):
-                    response.headers["retry-after"] = str(exc.retry_after)
+                if exc.http_status in (429, 503):  # every "not now" says when to come back
+                    retry = max(1, int(getattr(exc, "retry_after", 1)))
+                    response.headers["retry-after"] = str(retry)
                 return response
             except Exception:  # a bug: a page that says so, with an id the log repeats
                 incident = secrets.token_hex(8)

@@ -14,7 +14,9 @@ IMMEDIATE`` transaction: it succeeds only if the stored (size, root) is still th
 request was checked against, so two concurrent requests (threads or processes) can never
 roll the state back (the race c2sp.org/tlog-witness describes). ``evidence`` keeps what a
 refused request showed: a proven fork (``kind = "fork"``, a :class:`ForkProof`), or a
-checkpoint whose proof did not verify (``kind = "inconsistent"``), with both notes.
+checkpoint whose proof did not verify (``kind = "inconsistent"``), with both notes. Evidence is
+kept once per kind and pair of notes: anyone may send a checkpoint the log published with a
+garbled proof, again and again, and the first copy says all the others would.
 
 :class:`MemoryWitnessStore` is the in-memory twin for tests of higher layers. Every
 ``sqlite3.Error`` becomes :class:`StorageError`.
@@ -96,7 +98,11 @@ class WitnessStore(Protocol):
     def advance(self, expected: StoredCheckpoint | None, new: StoredCheckpoint) -> None: ...
     def add_evidence(
         self, origin: str, kind: str, detail: str, first: bytes, second: bytes, data: bytes, at: int
-    ) -> int: ...
+    ) -> int:
+        """Keep evidence; its id (the earlier one's when that ``kind`` for the same
+        ``origin``, ``first`` and ``second`` is kept already: nothing is added)."""
+        ...
+
     def evidence(self) -> list[Evidence]: ...
     def close(self) -> None: ...
 
@@ -141,6 +147,10 @@ class MemoryWitnessStore:
         self, origin: str, kind: str, detail: str, first: bytes, second: bytes, data: bytes, at: int
     ) -> int:
         with self._lock:
+            key = (origin, kind, first, second)
+            for kept in self._evidence:
+                if (kept.origin, kept.kind, kept.first, kept.second) == key:
+                    return kept.id
             item = Evidence(len(self._evidence) + 1, origin, kind, detail, first, second, data, at)
             self._evidence.append(item)
             return item.id
@@ -222,14 +232,27 @@ class SqliteWitnessStore:
     ) -> int:
         try:
             with self._lock:
-                cursor = self._db.execute(
-                    "INSERT INTO evidence (origin, kind, detail, first, second, proof, at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (origin, kind, detail, first, second, data, at),
-                )
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    row = self._db.execute(
+                        "SELECT id FROM evidence "
+                        "WHERE origin = ? AND kind = ? AND first = ? AND second = ? LIMIT 1",
+                        (origin, kind, first, second),
+                    ).fetchone()
+                    if row is None:
+                        cursor = self._db.execute(
+                            "INSERT INTO evidence (origin, kind, detail, first, second, proof, at)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (origin, kind, detail, first, second, data, at),
+                        )
+                        row = (cursor.lastrowid,)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot write the witness database: {exc}") from exc
-        return int(cursor.lastrowid or 0)
+        return int(row[0])
 
     def evidence(self) -> list[Evidence]:
         try:

@@ -1,0 +1,380 @@
+"""The fleet's admission service and planes attacked over real TLS sockets: request bodies
+that are not plain JSON objects, hostile node and class names, methods not allowed, clients
+that go away mid-request, and conflicting requests at once. Every refusal is a problem with
+its exact status and code; the servers keep serving and the registry stays consistent."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.fleet.admission_world import admission_world
+from tests.fleet.desired_world import ALICE, BOB, make_ops
+from tests.fleet.fleet_site import Clock, Site, problem
+from tests.platform.node_world import NOW, World, make_world
+
+from ironroot.errors import Conflict, NotFound
+from ironroot.fleet import (
+    AdmissionRequest,
+    DesiredState,
+    DesiredStore,
+    FleetServers,
+    desired_rollout,
+    make_csr,
+    quarantine,
+    readmit,
+)
+from ironroot.http import client_context
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("attack-world")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def site(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    aw = admission_world(world)
+    base = tmp_path_factory.mktemp("attack")
+    fleet, authority = aw.fleet(base / "fleet", 3)
+    files = base / "nodes"
+    files.mkdir()
+    releases = base / "releases"
+    releases.mkdir()
+    host = world.release("host", "2.0")
+    (releases / "host-2.0.bin").write_bytes(host.bundle)
+    for n, statement in enumerate(host.statements):
+        (releases / f"host-2.0.{n}.ts").write_bytes(statement)
+    clock = Clock()
+    with FleetServers(
+        authority, clock=clock, rollout=desired_rollout(fleet, [releases])
+    ) as servers:
+        made = Site(fleet, authority, servers, clock, files, aw)
+        for node in fleet.node_ids():
+            assert made.admit(node).status_code == 200
+        yield made
+
+
+def _still_serving(site: Site) -> None:
+    with site.anonymous() as client:
+        assert client.get(f"{site.servers.admission_url}/health").status_code == 200
+    with site.client("node-0001", "control") as control:
+        assert control.get(f"{site.servers.control_url}/v1/whoami").status_code == 200
+
+
+# --- request bodies --------------------------------------------------------------------------
+
+_NOT_PLAIN_JSON = {
+    "lone surrogate": b'{"node": "\\ud800"}',
+    "lone surrogate key": b'{"\\udc00": 1, "node": "node-0001"}',
+    "duplicate key": b'{"node": "node-0001", "node": "node-0002"}',
+    "NaN": b'{"node": "node-0001", "n": NaN}',
+    "Infinity": b'{"node": "node-0001", "n": -Infinity}',
+    "huge integer": b'{"node": "node-0001", "n": ' + b"9" * 5000 + b"}",
+    "nested deep": b'{"node": "node-0001", "n": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+    "not UTF-8": b'{"node": "\xff"}',
+    "a list": b'["node-0001"]',
+    "empty": b"",
+    "CBOR": b"\xa1dnodeinode-0001",
+}
+
+
+@pytest.mark.parametrize("body", _NOT_PLAIN_JSON.values(), ids=_NOT_PLAIN_JSON.keys())
+def test_a_challenge_body_that_is_not_a_plain_json_object_is_400(site: Site, body: bytes) -> None:
+    with site.anonymous() as client:
+        response = client.post(
+            f"{site.servers.admission_url}/fleet/admission/challenge",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
+    assert problem(response) == (400, "malformed", "Malformed Input")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"vm": "cvm-x", "node": "\\udc00"}', b'{"vm": "cvm-x", "vm": "cvm-y"}'],
+    ids=["lone surrogate", "duplicate key"],
+)
+def test_a_placement_body_that_is_not_a_plain_json_object_is_400(site: Site, body: bytes) -> None:
+    with site.client("node-0001", "control") as control:
+        response = control.post(f"{site.servers.control_url}/v1/placements", content=body)
+    assert problem(response) == (400, "malformed", "Malformed Input")
+    assert not [p for p in site.authority.placements() if p.vm in ("cvm-x", "cvm-y")]
+
+
+def test_oversized_bodies_are_413_before_they_are_read(site: Site) -> None:
+    with site.anonymous() as client:
+        challenge = client.post(
+            f"{site.servers.admission_url}/fleet/admission/challenge", content=b" " * 65537
+        )
+        assert problem(challenge) == (413, "payload-too-large", "Payload Too Large")
+        admission = site.post_admission(client, b"\0" * (2 * 1024 * 1024 + 1))
+        assert problem(admission) == (413, "payload-too-large", "Payload Too Large")
+
+
+# --- names -----------------------------------------------------------------------------------
+
+_HOSTILE_NODES = ["../../etc/passwd", "node-0001/..", "node-0001\0", "x" * 10_000, ""]
+
+
+@pytest.mark.parametrize("node", _HOSTILE_NODES, ids=["dotdot", "slash", "nul", "long", "empty"])
+def test_an_unknown_node_name_with_path_characters_is_404(site: Site, node: str) -> None:
+    with site.anonymous() as client:
+        response = client.post(
+            f"{site.servers.admission_url}/fleet/admission/challenge", json={"node": node}
+        )
+    assert problem(response) == (404, "not-found", "Not Found")
+
+
+@pytest.mark.parametrize(
+    "path", ["..%2f..%2fetc", "%2e%2e", "node-0001%2f..", "%00", "%ed%a0%80", "x" * 8000]
+)
+def test_a_hostile_node_path_is_404(site: Site, path: str) -> None:
+    with site.client("node-0001", "control") as control:
+        response = control.get(f"{site.servers.control_url}/v1/nodes/{path}")
+    assert problem(response) == (404, "not-found", "Not Found")
+
+
+@pytest.mark.parametrize("name", ["../class/node-7", "node-7/../node-7", "/etc", "node-7\0"])
+def test_a_class_name_with_path_characters_names_no_class(site: Site, name: str) -> None:
+    with pytest.raises(NotFound):
+        site.fleet.node_class(name)
+    with site.client("node-0001", "control") as control:
+        response = control.post(
+            f"{site.servers.control_url}/v1/rollouts", json={"class": name, "dry_run": True}
+        )
+    assert problem(response) == (404, "not-found", "Not Found")
+
+
+# --- methods ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("plane", "method", "path", "allow"),
+    [
+        ("admission", "GET", "/fleet/admission", "POST"),
+        ("admission", "DELETE", "/fleet/ca", "GET, HEAD"),
+        ("control", "PUT", "/v1/placements", "GET, HEAD, POST"),
+        ("control", "POST", "/v1/nodes/node-0001", "GET, HEAD"),
+        ("data", "POST", "/v1/placements", "GET, HEAD"),
+    ],
+)
+def test_a_method_not_allowed_is_405_with_allow(
+    site: Site, plane: str, method: str, path: str, allow: str
+) -> None:
+    url = getattr(site.servers, f"{plane}_url")
+    client = site.anonymous() if plane == "admission" else site.client("node-0001", plane)
+    with client:
+        response = client.request(method, url + path, content=b"{}")
+    assert problem(response) == (405, "http", "Method Not Allowed")
+    assert set(response.headers["allow"].split(", ")) == set(allow.split(", "))
+
+
+def test_a_body_on_a_get_is_ignored(site: Site) -> None:
+    with site.client("node-0001", "control") as control:
+        response = control.request(
+            "GET", f"{site.servers.control_url}/v1/whoami", content=b'{"node": "node-0002"}'
+        )
+    assert response.status_code == 200
+    assert response.json()["node"] == "node-0001"
+
+
+# --- clients that go away --------------------------------------------------------------------
+
+
+def test_a_client_gone_mid_body_changes_nothing_and_the_server_serves_on(site: Site) -> None:
+    before = len(site.fleet.events())
+    host, port = site.servers.admission_url.removeprefix("https://").split(":")
+    context = client_context(site.servers.ca_file)
+    with (
+        socket.create_connection((host, int(port)), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        tls.sendall(
+            b"POST /fleet/admission HTTP/1.1\r\nHost: x\r\nContent-Type: application/cbor\r\n"
+            b"Content-Length: 100000\r\n\r\n" + b"\xa4" + b"\0" * 1000
+        )
+    _still_serving(site)
+    assert len(site.fleet.events()) == before
+
+
+# --- conflicting requests at once ------------------------------------------------------------
+
+
+def _at_once(count: int, request: Callable[[], httpx.Response]) -> list[httpx.Response]:
+    """``request()`` from ``count`` threads released together."""
+    barrier = threading.Barrier(count)
+    answers: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        barrier.wait()
+        answer = request()
+        with lock:
+            answers.append(answer)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def test_one_vm_placed_by_many_clients_at_once_is_placed_once(site: Site) -> None:
+    url = f"{site.servers.control_url}/v1/placements"
+
+    def place() -> httpx.Response:
+        with site.client("node-0001", "control") as control:
+            return control.post(url, json={"vm": "cvm-once"})
+
+    answers = _at_once(6, place)
+    assert sorted(a.status_code for a in answers) == [201] + [409] * 5
+    assert {problem(a)[1] for a in answers if a.status_code == 409} == {"vm-placed"}
+    assert [p.vm for p in site.authority.placements()].count("cvm-once") == 1
+
+
+def test_one_admission_replayed_by_many_clients_at_once_admits_once(site: Site) -> None:
+    answer = site.prepare("node-0002")
+    request = AdmissionRequest(
+        answer.node,
+        answer.nonce,
+        answer.evidence.encode(),
+        {p: make_csr(k, node=answer.node, plane=p) for p, k in answer.keys.items()},
+    ).encode()
+    before = len(site.authority.credentials.of_node("node-0002"))
+
+    def send() -> httpx.Response:
+        with site.anonymous() as client:
+            return site.post_admission(client, request)
+
+    answers = _at_once(4, send)
+    assert sorted(a.status_code for a in answers) == [200, 400, 400, 400]
+    refused = {problem(a) for a in answers if a.status_code == 400}
+    assert refused == {(400, "nonce-reused", "Stale Or Mismatching Nonce")}
+    assert len(site.authority.credentials.of_node("node-0002")) == before + 2  # one per plane
+
+
+def test_two_quarantines_of_one_node_at_once_leave_it_wholly_quarantined(site: Site) -> None:
+    site.authority.place("cvm-q", node="node-0002", now=NOW)
+    barrier = threading.Barrier(2)
+
+    def quarantine_it(reason: str) -> None:
+        barrier.wait()
+        quarantine(site.fleet, "node-0002", reason, now=NOW)
+
+    threads = [threading.Thread(target=quarantine_it, args=(r,)) for r in ("one", "two")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert site.fleet.record_of("node-0002").status == "quarantined"
+        assert all(s.revoked for s in site.authority.credentials.of_node("node-0002"))
+        assert [p.state for p in site.authority.placements("node-0002")] == ["stopped"]
+        kinds = [e.kind for e in site.fleet.events(node="node-0002")]
+        assert kinds.count("quarantined") == 2
+        assert kinds.count("quarantine-effects") == 2
+    finally:
+        readmit(site.fleet, "node-0002", now=NOW, authority=site.authority)
+        assert site.admit("node-0002").status_code == 200
+
+
+def test_a_placement_racing_a_quarantine_never_runs_on_the_quarantined_node(site: Site) -> None:
+    """A placement reads the node admitted while a quarantine holds the registry's write lock,
+    then the quarantine commits: the placement must be refused, not written after it. (In
+    the library, from a thread whose connection is warm: a server's worker thread is not
+    chosen by the test, and a fresh one's first read waits for the lock.)"""
+    answers: list[object] = []
+    warm = threading.Event()
+    go = threading.Event()
+
+    def place() -> None:
+        site.fleet.record_of("node-0003")
+        site.authority.placements("node-0003")
+        warm.set()
+        go.wait(10)
+        try:
+            answers.append(site.authority.place("cvm-raced", node="node-0003", now=NOW))
+        except Conflict as exc:
+            answers.append(exc)
+
+    placing = threading.Thread(target=place)
+    placing.start()
+    assert warm.wait(10)
+    with site.fleet.transaction():
+        go.set()
+        time.sleep(0.3)  # the placement reads the status, then waits for the write lock
+        quarantine(site.fleet, "node-0003", "raced by a placement", now=NOW)
+    placing.join()
+    try:
+        (answer,) = answers
+        assert isinstance(answer, Conflict)
+        assert answer.code == "node-not-admitted"
+        running = [p for p in site.authority.placements("node-0003") if p.state == "running"]
+        assert running == []
+    finally:
+        readmit(site.fleet, "node-0003", now=NOW, authority=site.authority)
+        assert site.admit("node-0003").status_code == 200
+
+
+def test_a_credential_check_waits_for_no_writer(site: Site) -> None:
+    """Every plane request reads the credential store: while a writer (an admission, a
+    quarantine) holds the registry's write lock, the read goes on (WAL), it does not queue.
+    (From a thread whose connection is warm, as a server's are after their first request.)"""
+    serial = site.fleet.record_of("node-0001").credential_serial
+    assert serial is not None
+    warm, go, done = threading.Event(), threading.Event(), threading.Event()
+
+    def check() -> None:
+        site.authority.credentials.status(serial)
+        site.authority.credentials.of_node("node-0001")
+        site.authority.crl(now=NOW)
+        warm.set()
+        go.wait(10)
+        site.authority.credentials.status(serial)
+        site.authority.credentials.of_node("node-0001")
+        site.authority.crl(now=NOW)
+        done.set()
+
+    reader = threading.Thread(target=check)
+    reader.start()
+    assert warm.wait(10)
+    with site.fleet.transaction():
+        go.set()
+        read_while_held = done.wait(10)
+    reader.join()
+    assert read_while_held
+
+
+def test_rollouts_started_at_once_run_one_at_a_time(site: Site, tmp_path: Path) -> None:
+    with make_ops(tmp_path / "ops") as ops:
+        store = DesiredStore(site.fleet)
+        store.init(ops.governance())
+        bundles = {"host": site.world.world.release("host", "2.0").bundle}
+        state = DesiredState.build(site.fleet.node_class("node-7"), 1, bundles=bundles)
+        store.publish("node-7", ops.sign(state, ALICE, BOB), now=NOW, registrar=ops.log)
+    url = f"{site.servers.control_url}/v1/rollouts"
+
+    def start() -> httpx.Response:
+        with site.client("node-0001", "control") as control:
+            return control.post(url, json={"wave_size": 3})
+
+    answers = _at_once(3, start)
+    assert {a.status_code for a in answers} <= {200, 409}
+    assert {problem(a)[1] for a in answers if a.status_code == 409} <= {"in-use"}
+    updated = [
+        n["node"]
+        for a in answers
+        if a.status_code == 200
+        for n in a.json()["nodes"]
+        if n["outcome"] == "updated"
+    ]
+    assert sorted(updated) == site.fleet.node_ids()  # each node once, by one of them
+    _still_serving(site)

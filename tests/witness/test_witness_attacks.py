@@ -1,0 +1,235 @@
+"""The witness attacked over real HTTP: hostile add-checkpoint bodies, hostile paths, replays,
+racing requests and clients that go away. Every refusal has the status the spec names and
+the Ironroot code; the state never goes back, and a replay never grows what is kept."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from witness_testkit import ORIGIN, entries, grown, sqlite_witness
+
+import http_calls
+from ironroot.cose import Problem
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.log import Log
+from ironroot.witness import (
+    AddCheckpoint,
+    MemoryWitnessStore,
+    SqliteWitnessStore,
+    Witness,
+    WitnessStore,
+    WitnessThread,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def log_key() -> PrivateKey:
+    return PrivateKey.generate(Algorithm.ED25519)
+
+
+@pytest.fixture(scope="module")
+def log(log_key: PrivateKey) -> Iterator[Log]:
+    log = grown(log_key, entries(5), entries(6, 5))
+    yield log
+    log.close()
+
+
+@pytest.fixture
+def witness(tmp_path: Path, log_key: PrivateKey) -> Iterator[Witness]:
+    with sqlite_witness(
+        tmp_path / "witness.sqlite3", log_key, PrivateKey.generate(Algorithm.ED25519)
+    ) as witness:
+        yield witness
+
+
+@pytest.fixture
+def served(witness: Witness, log: Log) -> Iterator[str]:
+    """The witness over HTTP, having cosigned the log at size 5."""
+    with WitnessThread(witness) as server:
+        assert _post(server.url, AddCheckpoint(0, (), log.checkpoint_at(5)).encode()).is_success
+        yield server.url
+
+
+def _post(url: str, body: bytes) -> httpx.Response:
+    return http_calls.post(f"{url}/add-checkpoint", content=body, timeout=10)
+
+
+def _problem(response: httpx.Response) -> tuple[int, str]:
+    assert response.headers["content-type"] == "application/concise-problem-details+cbor"
+    return response.status_code, str(Problem.from_cbor(response.content).extra["code"])
+
+
+def _size(witness: Witness) -> int:
+    latest = witness.latest(ORIGIN)
+    assert latest is not None
+    return latest.size
+
+
+def _refusals(log: Log) -> dict[str, tuple[bytes, int, str]]:
+    """Hostile bodies against a witness at size 5: (body, status, code)."""
+    proof = tuple(log.consistency_proof(5, 11))
+    note = log.checkpoint()
+    origin_line = ORIGIN.encode() + b"\n"
+    return {
+        "proof one hash short": (
+            AddCheckpoint(5, proof[:-1], note).encode(),
+            422,
+            "inconsistent-checkpoint",
+        ),
+        "proof one hash long": (
+            AddCheckpoint(5, (*proof, bytes(32)), note).encode(),
+            422,
+            "inconsistent-checkpoint",
+        ),
+        "a 31-byte hash": (
+            b"old 5\n" + base64.b64encode(bytes(31)) + b"\n\n" + note,
+            400,
+            "malformed",
+        ),
+        "old with a sign": (b"old +5\n\n" + note, 400, "malformed"),
+        "old in CRLF": (b"old 5\r\n\r\n" + note, 400, "malformed"),
+        "old 2^64": (b"old 18446744073709551616\n\n" + note, 400, "limit-exceeded"),
+        "old past the checkpoint": (AddCheckpoint(12, (), note).encode(), 400, "malformed"),
+        "a NUL in the note": (b"old 5\n\n" + note.replace(b"\n", b"\0\n", 1), 400, "malformed"),
+        "a note not UTF-8": (b"old 5\n\n\xff" + note, 400, "malformed"),
+        "a checkpoint size of 2^64": (
+            b"old 0\n\n" + origin_line + b"18446744073709551616\n" + b"A" * 44 + b"\n\n",
+            400,
+            "malformed",
+        ),
+        "64 proof lines": (
+            b"old 5\n" + (base64.b64encode(bytes(32)) + b"\n") * 64 + b"\n" + note,
+            400,
+            "limit-exceeded",
+        ),
+        "an unknown origin": (
+            b"old 0\n\nother.example/log\n1\n" + base64.b64encode(bytes(32)) + b"\n\n"
+            b"\xe2\x80\x94 other.example/log AAAAAAAAAAAA\n",
+            404,
+            "unknown-log",
+        ),
+        "an oversized note": (b"old 5\n\n" + note + b"x" * (256 * 1024), 413, "payload-too-large"),
+    }
+
+
+def test_hostile_add_checkpoint_bodies_are_refused_and_change_nothing(
+    served: str, witness: Witness, log: Log
+) -> None:
+    for name, (body, status, code) in _refusals(log).items():
+        assert _problem(_post(served, body)) == (status, code), name
+    assert _size(witness) == 5
+
+
+def test_a_wrong_old_size_is_409_with_the_witness_s_size(
+    served: str, witness: Witness, log: Log
+) -> None:
+    for old in (0, 3, 11):
+        body = AddCheckpoint(
+            old, tuple(log.consistency_proof(old, 11)) if old else (), log.checkpoint()
+        )
+        response = _post(served, body.encode())
+        assert response.status_code == 409
+        assert response.headers["content-type"] == "text/x.tlog.size"
+        assert response.content == b"5\n"
+    assert _size(witness) == 5
+
+
+def test_a_replayed_refusal_is_kept_once(served: str, witness: Witness, log: Log) -> None:
+    """Anyone holding a checkpoint the log published can send it with a garbled proof: what
+    the witness keeps must not grow with every copy or variant of that request."""
+    proof = log.consistency_proof(5, 11)
+    for n in range(4):
+        garbled = [*proof[:-1], bytes([n]) * 32]
+        response = _post(served, AddCheckpoint(5, tuple(garbled), log.checkpoint()).encode())
+        assert _problem(response) == (422, "inconsistent-checkpoint")
+    (kept,) = witness.evidence()
+    assert kept.kind == "inconsistent"
+    assert AddCheckpoint.parse(kept.data).proof[-1] == bytes(32)  # the first is kept
+    assert _size(witness) == 5
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_each_store_keeps_evidence_once_per_kind_and_pair_of_notes(
+    tmp_path: Path, kind: str
+) -> None:
+    store: WitnessStore = (
+        MemoryWitnessStore() if kind == "memory" else SqliteWitnessStore(tmp_path / "w.sqlite3")
+    )
+    try:
+        first = store.add_evidence(ORIGIN, "inconsistent", "one", b"a", b"b", b"p1", 1)
+        assert store.add_evidence(ORIGIN, "inconsistent", "two", b"a", b"b", b"p2", 2) == first
+        fork = store.add_evidence(ORIGIN, "fork", "one", b"a", b"b", b"f", 3)
+        other = store.add_evidence(ORIGIN, "inconsistent", "one", b"a", b"c", b"p3", 4)
+        assert len({first, fork, other}) == 3
+        assert [e.data for e in store.evidence()] == [b"p1", b"f", b"p3"]
+    finally:
+        store.close()
+
+
+def test_racing_add_checkpoints_cosign_once_and_never_go_back(
+    served: str, witness: Witness, log: Log
+) -> None:
+    forward = AddCheckpoint(5, tuple(log.consistency_proof(5, 11)), log.checkpoint()).encode()
+    again = AddCheckpoint(5, (), log.checkpoint_at(5)).encode()
+    barrier = threading.Barrier(8)
+    answers: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def submit(body: bytes) -> None:
+        barrier.wait()
+        answer = _post(served, body)
+        with lock:
+            answers.append(answer)
+
+    threads = [threading.Thread(target=submit, args=(b,)) for b in [forward] * 6 + [again] * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {a.status_code for a in answers} <= {200, 409}
+    assert sum(a.status_code == 200 for a in answers) >= 1
+    assert all(a.content in (b"5\n", b"11\n") for a in answers if a.status_code == 409)
+    assert _size(witness) == 11
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/add-checkpoint", 405),
+        ("PUT", "/add-checkpoint", 405),
+        ("POST", "/witness", 405),
+        ("GET", "/..%2f..%2fetc/checkpoint", 404),
+        ("GET", "/%00/checkpoint", 404),
+        ("GET", "/" + "a" * 64 + "/checkpoint", 404),
+        ("GET", "/" + hashlib.sha256(ORIGIN.encode()).hexdigest().upper() + "/checkpoint", 404),
+        ("GET", "/" + "0" * 5000 + "/checkpoint", 404),
+    ],
+)
+def test_hostile_methods_and_paths(served: str, method: str, path: str, status: int) -> None:
+    response = httpx.request(method, served + path, content=b"old 0\n\n", timeout=10)
+    assert _problem(response)[0] == status
+
+
+def test_a_client_gone_mid_request_changes_nothing_and_the_witness_serves_on(
+    served: str, witness: Witness, log: Log
+) -> None:
+    host, port = served.removeprefix("http://").split(":")
+    body = AddCheckpoint(5, tuple(log.consistency_proof(5, 11)), log.checkpoint()).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /add-checkpoint HTTP/1.1\r\nHost: w\r\nContent-Length: %d\r\n\r\n" % len(body)
+            + body[:-10]
+        )
+    assert _size(witness) == 5
+    response = _post(served, body)
+    assert response.status_code == 200
+    assert _size(witness) == 11
