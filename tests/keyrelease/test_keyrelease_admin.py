@@ -122,6 +122,8 @@ def test_verifiers_and_imported_keys(admin: tuple[Harness, str]) -> None:
         ("/admin/keys", b'{"a":' * 100_000),
         ("/admin/verifiers", b'{"name": "x", "public_key": "\\ud800"}'),  # .encode() failed
         ("/admin/keys", b'{"type": "AES-256", "label": "\\ud800"}'),  # poisoned the store
+        ("/admin/keys", b'{"type": "AES-256", "label": "a", "label": "b"}'),  # which one?
+        ("/admin/keys", b'{"type": "AES-256", "label": NaN}'),  # not JSON
         (
             "/admin/keys/import",
             b'{"wrapped": "AAAA", "type": "AES-256", "unwrapping_key": "\\udfff"}',

@@ -41,7 +41,7 @@ from starlette.routing import Route
 
 from ironroot.errors import MalformedInput, Unauthorized
 from ironroot.hsm import Hsm, KeyAttributes, KeyInfo, KeyType, Session
-from ironroot.http import guarded, read_body
+from ironroot.http import decode_request_map, guarded, read_body
 from ironroot.keyrelease._format import b64url, unb64url
 from ironroot.keyrelease._service import HsmVault, KeyReleaseService, ReleasableKey
 
@@ -92,14 +92,8 @@ def _key_json(info: KeyInfo) -> dict[str, Any]:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    data = await read_body(request, _MAX_ADMIN_REQUEST)
-    try:
-        value = json.loads(data)
-    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-        raise MalformedInput("the admin request is not JSON") from exc
-    if not isinstance(value, dict):
-        raise MalformedInput("the admin request is a JSON object")
-    return value
+    """The admin request: an I-JSON object (:func:`ironroot.http.decode_request_map`)."""
+    return dict(decode_request_map(await read_body(request, _MAX_ADMIN_REQUEST)))
 
 
 def _text(body: dict[str, Any], name: str, default: str | None = None) -> str:
