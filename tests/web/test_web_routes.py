@@ -576,6 +576,10 @@ def test_a_source_that_cannot_be_read_is_503_with_retry_after(
             assert answer.status_code == 503
             assert int(answer.headers["retry-after"]) >= 1
             assert answer.headers["content-type"].startswith("text/html")
+            # an anonymous reader is not shown where the server keeps its files
+            assert str(log_copy) not in answer.text
+            assert str(tmp_path) not in answer.text
+            assert "cannot be read now" in answer.text
         assert http_calls.get(server.url + "/log").status_code == 200
 
 

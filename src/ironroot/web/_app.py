@@ -190,8 +190,16 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
             try:
                 return await handler(request, session)
             except IronrootError as exc:
-                _log.debug("%s %s: %s", request.method, request.url.path, exc)
-                response = error_page(request, exc.http_status, exc.title, exc.detail, session)
+                detail = exc.detail
+                if exc.http_status >= 500:
+                    # the server's trouble: its detail names files and hosts of the machine,
+                    # for the log and signed-in operators, not for anyone on a public page
+                    _log.warning("%s %s: %s", request.method, request.url.path, exc)
+                    if session is None:
+                        detail = "a source of this page cannot be read now; try again shortly"
+                else:
+                    _log.debug("%s %s: %s", request.method, request.url.path, exc)
+                response = error_page(request, exc.http_status, exc.title, detail, session)
                 if exc.http_status in (429, 503):  # every "not now" says when to come back
                     retry = max(1, int(getattr(exc, "retry_after", 1)))
                     response.headers["retry-after"] = str(retry)
