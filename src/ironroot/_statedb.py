@@ -2,7 +2,9 @@
 ``synchronous=FULL`` (a commit is durable when it returns), its schema created if missing,
 and its schema version checked against ``meta('schema')``. Every ``sqlite3.Error`` while
 opening becomes :class:`~ironroot.errors.StorageError` naming the file's role; a file that is
-not such a database, or holds another schema version, is refused and closed.
+not such a database, or holds another schema version, is refused and closed. So is one whose
+schema holds bytes that are not UTF-8: SQLite's error message quotes them, and Python's
+``sqlite3`` raises ``UnicodeDecodeError`` decoding it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ def open_state_db(
     except sqlite3.Error as exc:
         db.close()
         raise StorageError(f"{where} is not a {what} database: {exc}") from exc
+    except UnicodeDecodeError as exc:  # the error message of a schema that is not UTF-8
+        db.close()
+        raise StorageError(f"{where} is not a {what} database: its schema is not UTF-8") from exc
     except StorageError:
         db.close()
         raise

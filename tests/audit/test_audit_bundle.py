@@ -250,6 +250,100 @@ def test_an_added_member_is_caught(aw: AuditWorld, bundle: bytes) -> None:
     assert (type(error), error.code) == (AuditBundleRejected, "member-unexpected")
 
 
+# --- the framing of named members: given twice, named out of the bundle, lengths that lie -----
+
+
+def _members_replaced(bundle: bytes, members: bytes) -> bytes:
+    """``bundle`` with its members map (its encoded bytes) replaced by ``members``."""
+    old = encode_cbor(dict(AuditBundle.parse(bundle).members))
+    assert bundle.count(old) == 1
+    return bundle.replace(old, members)
+
+
+def _head(major: int, value: int) -> bytes:
+    """A CBOR head with an 8-byte argument (any value, however large)."""
+    return bytes(((major << 5) | 27,)) + value.to_bytes(8, "big")
+
+
+def _map(pairs: list[tuple[str, bytes]]) -> bytes:
+    return (
+        bytes((0xB9,))
+        + len(pairs).to_bytes(2, "big")
+        + b"".join(encode_cbor(name) + value for name, value in pairs)
+    )
+
+
+def _pairs(bundle: bytes) -> list[tuple[str, bytes]]:
+    return [(n, encode_cbor(d)) for n, d in sorted(AuditBundle.parse(bundle).members.items())]
+
+
+def _malformed(data: bytes, aw: AuditWorld) -> str:
+    error = _refused(data, aw)
+    assert (type(error), error.code, error.check) == (
+        AuditBundleRejected,
+        "bundle-malformed",
+        "format",
+    )
+    return error.detail
+
+
+def test_a_member_given_twice_is_refused(aw: AuditWorld, bundle: bytes) -> None:
+    pairs = _pairs(bundle)
+    name, _ = pairs[0]
+    for second in (pairs[0][1], encode_cbor(b"other bytes")):  # the same bytes, or others
+        data = _members_replaced(bundle, _map([*pairs, (name, second)]))
+        assert "Duplicate map key" in _malformed(data, aw)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../etc/passwd",
+        "/etc/passwd",
+        "firmware/bmc/../../../x",
+        "./node/record.json",
+        "node//record.json",
+        "node/record.json/",
+        "Node/record.json",
+        "node\\record.json",
+        "node/record.json\x00.png",
+        "a/b/c/d/e",
+        "x" * 65,
+        "",
+    ],
+)
+def test_a_member_named_out_of_the_bundle_is_refused(
+    aw: AuditWorld, bundle: bytes, name: str
+) -> None:
+    """Every member name is safe to unpack anywhere: no way out of a directory, no absolute
+    path, no second spelling of a name (upper case, ``./``, ``//``), no NUL."""
+    pairs = [(name if n == "node/record.json" else n, value) for n, value in _pairs(bundle)]
+    assert "is not a member name" in _malformed(_members_replaced(bundle, _map(pairs)), aw)
+
+
+@pytest.mark.parametrize("claimed", [2**31, 2**32 + 7, 2**40, 2**63 - 1, 2**64 - 1])
+def test_a_member_claiming_gigabytes_in_a_small_file_is_refused(
+    aw: AuditWorld, bundle: bytes, claimed: int
+) -> None:
+    """The bundle's "decompression bomb": a length that claims far more than the file holds
+    is refused as the file ends, before anything of that size is allocated."""
+    pairs = _pairs(bundle)
+    name, value = pairs[-1]
+    pairs[-1] = (name, _head(2, claimed) + value[len(encode_cbor(value)) - len(value) :][:64])
+    data = _members_replaced(bundle, _map(pairs))
+    assert len(data) < len(bundle)
+    assert "premature end of stream" in _malformed(data, aw)
+
+
+def test_a_member_of_indefinite_length_is_refused(aw: AuditWorld, bundle: bytes) -> None:
+    pairs = _pairs(bundle)
+    name = pairs[0][0]
+    raw = AuditBundle.parse(bundle).members[name]
+    chunks = encode_cbor(raw[:10]) + encode_cbor(raw[10:])
+    pairs[0] = (name, b"\x5f" + chunks + b"\xff")
+    assert "indefinite" in _malformed(_members_replaced(bundle, _map(pairs)), aw)
+
+
 def test_a_member_left_out_before_the_seal_breaks_the_steps_that_need_it(
     aw: AuditWorld, collected: AuditExport
 ) -> None:
@@ -409,3 +503,27 @@ def test_garbage_sealed_in_place_of_any_member_is_a_typed_failure(
             failed = [s for s in report.steps if s.status == "failed"]
             assert failed, f"{name} = {garbage!r} passed"
             assert all(isinstance(s.error, IronrootError) for s in failed)
+
+
+def test_text_a_node_sealed_is_shown_safely(aw: AuditWorld, collected: AuditExport) -> None:
+    """A node that seals its own bundle writes what the report quotes: a lone surrogate (JSON
+    can spell it) made `audit verify --html` raise UnicodeEncodeError, and a terminal's
+    escape sequence reached the auditor's terminal. Both are shown as escapes now."""
+    import io
+    import json
+
+    from rich.console import Console
+
+    from ironroot.audit import render_console, render_html
+
+    record = json.loads(collected.members["node/record.json"][0])
+    record["reason"] = "\ud800 \x1b[1A\x1b[2K✓ every step holds"
+    data = json.dumps(record).encode()
+    sealed = _reseal(aw, collected, members={"node/record.json": (data, "application/json")})
+    report = verify_bundle(sealed, aw.trust())
+    shown = "(\\ud800 \\x1b[1A\\x1b[2K✓ every step holds)"
+    assert any(shown in line for line in report.step("node").lines)
+    render_html(report).encode("utf-8")
+    terminal = io.StringIO()
+    render_console(report, Console(file=terminal, force_terminal=False))
+    assert "\x1b" not in terminal.getvalue()

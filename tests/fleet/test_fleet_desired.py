@@ -295,3 +295,19 @@ def test_fuse_targets_are_checked(world: World) -> None:
         FuseTarget(vendor_key_hash=world.descriptor_hash, lifecycle="retired")
     with pytest.raises(MalformedInput):
         FuseTarget(vendor_key_hash=b"short")
+
+
+def test_store_files_nested_too_deep_are_storage_errors(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    # RecursionError from json.loads (found writing the desired-store fuzz target): the
+    # governance and the pointer to the state in force are read by every reconcile.
+    s = store(fleet, ops)
+    s.publish("node-7", ops.approve(desired(world, fleet, 1), ALICE, BOB), now=NOW)
+    folder = fleet.directory / "desired" / "node-7"
+    (folder / "current.json").write_bytes(b"[" * 4000)
+    with pytest.raises(StorageError, match=r"current\.json is malformed"):
+        s.current("node-7")
+    (folder / "governance.json").write_bytes(b"[" * 100_000)
+    with pytest.raises(StorageError, match=r"governance\.json is not JSON"):
+        s.governance("node-7")

@@ -3,6 +3,9 @@ typed error it must raise now."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 
 from ironroot.attestation import AttestationResult
@@ -43,3 +46,157 @@ def test_a_release_policy_comparing_with_a_huge_integer() -> None:
     )
     with pytest.raises(InvalidReleasePolicy, match=r"equals takes a string, number"):
         parse_release_policy(text)
+
+
+# --- the monitor's state file (target monitor-state) ------------------------------------------
+
+
+def _monitor_file(path: Path, *changes: str) -> Path:
+    """A monitor state file that verified a log of 3 entries (pinned), then ``changes``
+    made to it behind the monitor's back (SQL)."""
+    from ironroot.log import Checkpoint
+    from ironroot.merkle import CompactRange, leaf_hash
+    from ironroot.monitor import LogState, MonitorStore
+
+    compact = CompactRange()
+    for entry in (b"a", b"b", b"c"):
+        compact.append(leaf_hash(entry))
+    store = MonitorStore(path)
+    note = Checkpoint("log.example/m", 3, compact.root()).encode()
+    store.advance(LogState("log.example/m", 3, compact.root(), note, compact.hashes, 1))
+    store.set_pin("https://log.example/", "log.example/m", ("log.example/m+1234abcd+AQ",))
+    store.close()
+    db = sqlite3.connect(path)
+    for change in changes:
+        db.execute(change)
+    db.commit()
+    db.close()
+    return path
+
+
+def test_a_monitor_file_whose_schema_is_not_utf8(tmp_path: Path) -> None:
+    # UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff (target monitor-state, input
+    # 648 of the first campaign: a table's name in the file's schema damaged; SQLite's
+    # "malformed database schema (sqlite_seq\xff\xffnce)" could not be decoded by Python).
+    from ironroot.errors import StorageError
+    from ironroot.monitor import MonitorStore
+
+    path = _monitor_file(
+        tmp_path / "m.sqlite3",
+        "PRAGMA writable_schema=ON",
+        "UPDATE sqlite_master SET name = CAST(X'6c6f6773ff' AS TEXT) WHERE name = 'logs'",
+    )
+    with pytest.raises(StorageError, match="is not a monitor database: its schema is not UTF-8"):
+        MonitorStore(path, create=False)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE logs SET size = -5",  # MalformedInput from the consistency proof, before
+        "UPDATE logs SET size = 2",  # a compact range of another tree: MalformedInput
+        "UPDATE logs SET compact = zeroblob(3200000)",
+        "UPDATE logs SET root = X'00'",
+    ],
+)
+def test_a_monitor_log_row_that_could_not_have_been_written(tmp_path: Path, change: str) -> None:
+    from ironroot.errors import StorageError
+    from ironroot.monitor import MonitorStore
+
+    store = MonitorStore(_monitor_file(tmp_path / "m.sqlite3", change), create=False)
+    try:
+        with pytest.raises(StorageError, match="holds a malformed log row"):
+            store.state("log.example/m")
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ("5", "keys are not a list"),  # TypeError: 'int' object is not iterable
+        ('"one key"', "keys are not a list"),  # read as a list of 7 one-letter keys
+        ("[1, 2]", "keys are not a list"),
+        ("[" * 5000, "malformed pin"),  # RecursionError
+    ],
+)
+def test_a_monitor_pin_that_is_not_a_list_of_keys(tmp_path: Path, keys: str, message: str) -> None:
+    # Found writing the monitor-state target (the pins table of the same file).
+    from ironroot.errors import StorageError
+    from ironroot.monitor import MonitorStore
+
+    path = _monitor_file(tmp_path / "m.sqlite3")
+    db = sqlite3.connect(path)
+    db.execute("UPDATE pins SET keys = ?", (keys,))
+    db.commit()
+    db.close()
+    store = MonitorStore(path, create=False)
+    try:
+        with pytest.raises(StorageError, match=message):
+            store.pin("https://log.example/")
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "proof",
+    [
+        b"[" * 100_000,  # RecursionError
+        b'{"type": "ironroot-fork-proof/v1", "origin": "o", "first": "\\ud800", "second": "x"}',
+    ],
+)
+def test_a_fork_proof_that_is_not_json_text(proof: bytes) -> None:
+    # RecursionError, and UnicodeEncodeError for a lone surrogate that JSON escapes spell
+    # (a fork row of the monitor's file, or `ironroot monitor verify-fork FILE`).
+    from ironroot.witness import ForkProof
+
+    with pytest.raises(MalformedInput, match="a fork proof"):
+        ForkProof.parse(proof)
+
+
+def test_a_witness_that_answers_json_nested_too_deep() -> None:
+    # RecursionError from response.json() in WitnessClient.about (found writing the
+    # witness-answer target).
+    import httpx
+
+    from ironroot.witness import WitnessClient
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"[" * 100_000)
+
+    client = WitnessClient("https://w.example", transport=httpx.MockTransport(answer))
+    with client, pytest.raises(MalformedInput, match="did not answer JSON"):
+        client.about()
+
+
+# --- the audit report (targets audit-bundle, audit-members) ---------------------------------
+
+
+def test_an_audit_report_shows_the_bundles_text_safely() -> None:
+    # A node that seals its own bundle put a lone surrogate and a terminal's escape sequence
+    # in node/record.json: `audit verify --html` raised UnicodeEncodeError writing the page,
+    # the console the same, and the escape reached the auditor's terminal as it was.
+    import io
+
+    from rich.console import Console
+
+    from ironroot.audit import AuditReport, AuditStep, render_console, render_html
+    from ironroot.errors import VerificationFailed
+
+    error = VerificationFailed("the registry row says \x1b[2J\ud800", code="not-the-node")
+    report = AuditReport(
+        "00" * 48,
+        (
+            AuditStep("node", "The node", "ok", ("registry: admitted (\ud800 \x1b[1A\n✓ forged)",)),
+            AuditStep("fuses", "Fuses", "failed", (), error),
+        ),
+        node="node-\x1b]0;title\x07",
+    )
+    assert report.steps[0].lines == ("registry: admitted (\\ud800 \\x1b[1A\\n✓ forged)",)
+    assert error.detail == str(error) == "the registry row says \\x1b[2J\\ud800"
+    assert report.node == "node-\\x1b]0;title\\x07"
+    render_html(report).encode("utf-8")
+    terminal = io.StringIO()
+    render_console(report, Console(file=terminal, force_terminal=False))
+    assert "\x1b" not in terminal.getvalue()
+    terminal.getvalue().encode("utf-8")

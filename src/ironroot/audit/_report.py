@@ -1,10 +1,19 @@
 """The audit report: each step of the chain of trust, what it established or why it broke,
 for a terminal (rich) and for people (one self-contained HTML page, no script, no fetch).
+
+What a report shows comes in part from the bundle, which the node itself sealed and may have
+written to attack whoever verifies it: the node, class and platform of its index, values of
+its JSON members in the steps' lines and in error details. So every text a report holds is
+made safe to show when the report is made: control characters (a terminal's escape
+sequences, line breaks that would forge lines) and lone surrogates (which JSON escapes can
+spell, and which no UTF-8 file or terminal can hold) appear as their ``\\x``/``\\u``
+escapes.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -16,6 +25,16 @@ STEP_STATUSES: Final = ("ok", "failed", "skipped", "not-run")
 """``ok``: the step holds; ``failed``: it broke; ``skipped``: the bundle records why it has
 nothing to check (an absent EAR or HSM) or the trust gives nothing to check it with;
 ``not-run``: an earlier step it needs failed."""
+
+_UNSHOWN: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _shown(text: str) -> str:
+    """``text`` with control characters and lone surrogates as escapes (module docs)."""
+    if not _UNSHOWN.search(text):
+        return text
+    return _UNSHOWN.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
 
 _MARKS: Final = {"ok": "✓", "failed": "✗", "skipped": "–", "not-run": "·"}
 _STYLES: Final = {"ok": "green", "failed": "bold red", "skipped": "yellow", "not-run": "dim"}
@@ -31,6 +50,12 @@ class AuditStep:
     status: str
     lines: tuple[str, ...] = ()
     error: IronrootError | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lines", tuple(_shown(line) for line in self.lines))
+        if self.error is not None:  # its detail may quote the bundle: shown as the lines are
+            self.error.detail = _shown(self.error.detail)
+            self.error.args = (self.error.detail,)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +85,12 @@ class AuditReport:
     platform: str | None = None
     exported_at: str | None = None
     judged_at: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("node", "node_class", "platform"):  # the sealed index's text
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _shown(value))
 
     @property
     def ok(self) -> bool:

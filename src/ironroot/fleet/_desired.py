@@ -880,7 +880,7 @@ class DesiredStore:
             )
         try:
             doc = json.loads(read_limited(path, _MAX_FILE))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise StorageError(f"{path} is not JSON") from exc
         governance = Governance.from_json(doc)
         if governance.node_class != node_class:
@@ -900,7 +900,7 @@ class DesiredStore:
             if isinstance(version, bool) or not isinstance(version, int) or version < 1:
                 raise ValueError("version")
             return version
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise StorageError(f"{path} is malformed") from exc
 
     def _stored(self, node_class: str, version: int) -> tuple[bytes, tuple[bytes, ...]]:

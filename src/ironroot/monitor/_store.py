@@ -11,7 +11,10 @@ Schema (version 1), one SQLite file (WAL, ``synchronous=FULL``)::
 Advancing a log's state is one statement (``INSERT OR REPLACE``) after the new checkpoint, its
 consistency with the old one and its entries were verified: a crash leaves the old state, and
 the next run verifies the same range again. Every ``sqlite3.Error`` becomes
-:class:`StorageError`; a file that is not a monitor database is refused.
+:class:`StorageError`; a file that is not a monitor database is refused, and so is a row that
+could not have been written here (a negative size, a root that is not 32 bytes, a compact
+range that is not the one of a tree of its size, a pin whose keys are not a list of text,
+text that is not UTF-8): ``StorageError`` as it is read.
 """
 
 from __future__ import annotations
@@ -89,11 +92,13 @@ class MonitorStore:
         if not (
             isinstance(origin, str)
             and isinstance(size, int)
+            and size >= 0
             and isinstance(root, bytes)
+            and len(root) == _HASH
             and isinstance(note, bytes)
             and isinstance(compact, bytes)
             and isinstance(updated, int)
-            and len(compact) % _HASH == 0
+            and len(compact) == _HASH * size.bit_count()  # a compact range: one per 1 bit
         ):
             raise StorageError("the monitor database holds a malformed log row")
         hashes = tuple(compact[i : i + _HASH] for i in range(0, len(compact), _HASH))
@@ -133,9 +138,11 @@ class MonitorStore:
         origin, keys = rows[0]
         try:
             values = json.loads(str(keys))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise StorageError("the monitor database holds a malformed pin") from exc
-        return str(origin), tuple(str(k) for k in values)
+        if not isinstance(values, list) or not all(isinstance(k, str) for k in values):
+            raise StorageError("the monitor database holds a pin whose keys are not a list")
+        return str(origin), tuple(values)
 
     def set_pin(self, url: str, origin: str, keys: tuple[str, ...]) -> None:
         self._query("INSERT OR REPLACE INTO pins VALUES (?, ?, ?)", (url, origin, json.dumps(keys)))

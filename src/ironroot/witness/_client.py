@@ -211,7 +211,7 @@ class WitnessClient:
             raise StorageError(f"the witness {self.url} answered {response.status_code}")
         try:
             value = response.json()
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise MalformedInput(f"the witness {self.url} did not answer JSON") from exc
         if not isinstance(value, dict):
             raise MalformedInput(f"the witness {self.url} did not answer a JSON object")

@@ -172,7 +172,7 @@ class ForkProof:
             raise LimitExceeded("the fork proof is too large")
         try:
             value = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise MalformedInput("a fork proof is a JSON object") from exc
         if not isinstance(value, dict) or value.get("type") != FORK_PROOF_TYPE:
             raise MalformedInput(f"not a fork proof (type {FORK_PROOF_TYPE})")
@@ -194,10 +194,14 @@ class ForkProof:
             if len(raw) != _HASH:
                 raise MalformedInput(f"a fork proof hash is {_HASH} bytes")
             hashes.append(raw)
+        try:  # JSON escapes can spell lone surrogates, which no note holds
+            notes = str(first).encode("utf-8"), str(second).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise MalformedInput("a fork proof's notes are not UTF-8 text") from exc
         return cls(
             origin=str(origin),
-            first=str(first).encode("utf-8"),
-            second=str(second).encode("utf-8"),
+            first=notes[0],
+            second=notes[1],
             proof=tuple(hashes),
             detected_by=str(by),
             detected_at=at,
