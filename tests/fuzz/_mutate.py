@@ -1,5 +1,6 @@
-"""Structure-aware mutations for the fuzz harnesses: bytes, CBOR, DER (also inside PEM and
-inside other formats) and JSON.
+"""Structure-aware mutations for the fuzz harnesses: bytes, CBOR (with maps of named members:
+an audit bundle's), DER (also inside PEM and inside other formats), JSON (also inside CBOR byte
+strings) and the lines of text protocols.
 
 Byte-level mutations put half their positions in the last quarter of the input, so what sits at
 the end of a structure (the certification data of a TDX quote, a signature, a trailer) is
@@ -15,6 +16,7 @@ Hand-written because no maintained Python library mutates CBOR, DER and JSON str
 from __future__ import annotations
 
 import base64
+import io
 import json
 import random
 import re
@@ -23,7 +25,15 @@ from typing import Any
 
 import cbor2
 
-__all__ = ["mutate", "mutate_bytes", "mutate_cbor", "mutate_der", "mutate_json", "mutate_pem"]
+__all__ = [
+    "mutate",
+    "mutate_bytes",
+    "mutate_cbor",
+    "mutate_der",
+    "mutate_json",
+    "mutate_lines",
+    "mutate_pem",
+]
 
 _INTERESTING_BYTES = (0x00, 0x01, 0x02, 0x7F, 0x80, 0x81, 0xFF, 0x17, 0x18, 0x19, 0x1A, 0x1B,
                       0x1F, 0x9F, 0xBF, 0xF6, 0xF7, 0x30, 0x82, 0xA0)  # fmt: skip
@@ -154,29 +164,105 @@ def _other_value(old: object, rng: random.Random, depth: int = 0) -> object:
     return rng.randbytes(8)
 
 
+class _Raw:
+    """Bytes written as they are where a CBOR item goes: encodings ``cbor2`` never makes
+    (a duplicate map key, a length that lies, an indefinite length)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+def _write_raw(encoder: cbor2.CBOREncoder, value: object) -> None:
+    if not isinstance(value, _Raw):
+        raise TypeError(f"cannot encode {type(value).__name__}")
+    encoder.write(value.data)
+
+
+def _dumps(value: object) -> bytes:
+    return cbor2.dumps(value, default=_write_raw)
+
+
+def _head(major: int, value: int) -> bytes:
+    if value < 24:
+        return bytes(((major << 5) | value,))
+    for extra, width in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if value < 1 << (8 * width):
+            return bytes(((major << 5) | extra,)) + value.to_bytes(width, "big")
+    raise ValueError("a CBOR argument is at most 64 bits")
+
+
+# Names of members in a container of named files (an audit bundle's members, a zip's
+# entries): ways out of the directory, absolute paths, names two spellings of one file.
+_HOSTILE_NAMES = ("../x", "../../etc/passwd", "/etc/passwd", "a/../../b", "a//b", "./a",
+                  "a/./b", "A", "a\\b", "a\x00b", "x" * 300, "é", "", ".", "..", "a/",
+                  "firmware/bmc/../../../x", "con", "a" + "/a" * 8)  # fmt: skip
+
+
+def _mutate_map(old: dict[Any, Any], rng: random.Random) -> object:
+    """One change to a map as a container of named members: one dropped, renamed (to a name
+    from outside the container, too), given twice, or a byte-string member whose length
+    lies (a few bytes that claim gigabytes) or is indefinite."""
+    key = rng.choice(list(old))
+    roll = rng.randrange(7)
+    if roll == 0:  # a member missing
+        del old[key]
+        return old
+    if roll == 1:  # renamed: a hostile name, or another value
+        item = old.pop(key)
+        new_key = rng.choice(_HOSTILE_NAMES) if isinstance(key, str) else _other_value(key, rng)
+        old[new_key if isinstance(new_key, int | str | bytes | bool | None) else str(key)] = item
+        return old
+    if roll == 2:  # the same name twice, with this value or another
+        pairs = [_dumps(k) + _dumps(v) for k, v in old.items()]
+        other = old[key] if rng.random() < 0.5 else _other_value(old[key], rng)
+        pairs.insert(rng.randrange(len(pairs) + 1), _dumps(key) + _dumps(other))
+        return _Raw(_head(5, len(pairs)) + b"".join(pairs))
+    item = old[key]
+    if isinstance(item, bytes) and roll in (3, 4):  # a length that lies: a "bomb"
+        claimed = rng.choice((len(item) + 1, 2**31, 2**32 + 7, 2**40, 2**63 - 1, 2**64 - 1))
+        old[key] = _Raw(_head(2, claimed) + item)
+        return old
+    if isinstance(item, bytes) and roll == 5:  # indefinite length, in chunks
+        cut = rng.randrange(len(item) + 1)
+        chunks = _head(2, cut) + item[:cut] + _head(2, len(item) - cut) + item[cut:]
+        old[key] = _Raw(b"\x5f" + chunks + b"\xff")
+        return old
+    old[key] = _other_value(item, rng)
+    return old
+
+
+def _mutate_inner(data: bytes, rng: random.Random) -> bytes | None:
+    """Mutate a byte string as the format it holds: CBOR, DER or JSON."""
+    for mutator in rng.sample((mutate_cbor, mutate_der, mutate_json), 3):
+        changed = mutator(data, rng)
+        if changed is not None:
+            return changed
+    return None
+
+
 def mutate_cbor(data: bytes, rng: random.Random) -> bytes | None:
-    """Decode ``data`` as CBOR, change one node (values, types, map keys, byte strings that
-    are CBOR or DER themselves), encode again; ``None`` when ``data`` is not CBOR."""
+    """Decode ``data`` as CBOR, change one node (values, types, map keys, members of maps
+    of named members, byte strings that are CBOR, DER or JSON themselves), encode again;
+    ``None`` when ``data`` is not CBOR."""
+    fp = io.BytesIO(data)
     try:
-        value = cbor2.loads(data)
+        value = cbor2.CBORDecoder(fp).decode()
     except Exception:  # anything cbor2 cannot read is simply not CBOR here
         return None
+    if fp.tell() != len(data):
+        return None  # one CBOR item and more (text whose first byte is a CBOR head)
     paths = _nodes(value)
     path = rng.choice(paths)
     old = _get(value, path)
     if isinstance(old, bytes) and rng.random() < 0.6:
-        inner = mutate_cbor(old, rng) if rng.random() < 0.5 else mutate_der(old, rng)
+        inner = _mutate_inner(old, rng)
         new: object = inner if inner is not None else mutate_bytes(old, rng)
     elif isinstance(old, dict) and old and rng.random() < 0.4:
-        key = rng.choice(list(old))
-        item = old.pop(key)
-        new_key = _other_value(key, rng) if rng.random() < 0.5 else str(key)
-        old[new_key if isinstance(new_key, int | str | bytes | bool | None) else str(key)] = item
-        new = old
+        new = _mutate_map(old, rng)
     else:
         new = _other_value(old, rng)
     try:
-        return cbor2.dumps(_set(value, path, new))
+        return _dumps(_set(value, path, new))
     except Exception:  # an unhashable key or the like: fall back to the bytes
         return None
 
@@ -347,6 +433,8 @@ def mutate_json(data: bytes, rng: random.Random) -> bytes | None:
             "0" * 64,
             "zz",
             str(node) + "\u0000",
+            "\ud800",  # a lone surrogate: JSON can spell it, UTF-8 cannot hold it
+            "\x1b[2J\x1b[1;1H",  # a terminal's escape sequences
         )
     )
     if roll == 2 and isinstance(node, str):
@@ -357,6 +445,43 @@ def mutate_json(data: bytes, rng: random.Random) -> bytes | None:
     return json.dumps(value).encode()
 
 
+# --- text lines -------------------------------------------------------------------------------
+
+_NUMBER = re.compile(rb"\d+")
+
+
+def mutate_lines(data: bytes, rng: random.Random) -> bytes | None:
+    """Change the lines of a text protocol (a witness request, a signed note): one line
+    dropped, doubled, moved or emptied, or one number in a line changed (a size, a
+    timestamp); ``None`` when ``data`` is not UTF-8 text of two lines or more."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    lines = data.split(b"\n")
+    if len(lines) < 2:
+        return None
+    at = rng.randrange(len(lines))
+    roll = rng.randrange(5)
+    if roll == 0:
+        del lines[at]
+    elif roll == 1:
+        lines.insert(at, lines[at])
+    elif roll == 2:
+        lines.insert(rng.randrange(len(lines)), lines.pop(at))
+    elif roll == 3:
+        lines[at] = b""
+    else:
+        numbers = list(_NUMBER.finditer(lines[at]))
+        if not numbers:
+            return None
+        found = rng.choice(numbers)
+        old = int(found.group())
+        value = rng.choice((0, 1, old - 1, old + 1, old * 2, 2**63 - 1, 2**64, 10**40))
+        lines[at] = lines[at][: found.start()] + b"%d" % value + lines[at][found.end() :]
+    return b"\n".join(lines)
+
+
 # --- all of them ------------------------------------------------------------------------------
 
 _STRUCTURED: tuple[Callable[[bytes, random.Random], bytes | None], ...] = (
@@ -364,6 +489,7 @@ _STRUCTURED: tuple[Callable[[bytes, random.Random], bytes | None], ...] = (
     mutate_der,
     mutate_pem,
     mutate_json,
+    mutate_lines,
 )
 
 

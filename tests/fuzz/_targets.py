@@ -13,7 +13,10 @@ import base64
 import contextlib
 import datetime as dt
 import functools
+import io
+import itertools
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,9 +29,20 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 _TESTS = Path(__file__).resolve().parents[1]
-for _folder in (_TESTS, _TESTS / "spdm"):
+for _folder in (_TESTS.parent, _TESTS, _TESTS / "spdm", _TESTS / "fuzz"):
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))
+
+from _fleet_seeds import (  # noqa: E402
+    LOG_ORIGIN,
+    LOG_URL,
+    WITNESS_NAME,
+    WITNESS_TIME,
+    LogFetcher,
+    fleet_seeds,
+    log_seeds,
+    scratch,
+)
 
 from ironroot import corim, cose, crypto, log, rot, safe  # noqa: E402
 from ironroot.attestation import (  # noqa: E402
@@ -61,11 +75,14 @@ _ORIGIN = "fuzz.example/log"
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A parser under test: ``seeds()`` gives valid inputs, ``run(data)`` parses one."""
+    """A parser under test: ``seeds()`` gives valid inputs, ``run(data)`` parses one;
+    ``examples``: how many mutated inputs the test suite draws (its CI-sized budget; targets
+    whose one input costs milliseconds — a bundle sealed and audited — draw fewer)."""
 
     name: str
     seeds: Callable[[], list[bytes]]
     run: Callable[[bytes], object]
+    examples: int = 250
 
 
 def _vector_files(*parts: str, pattern: str = "*") -> list[bytes]:
@@ -530,6 +547,252 @@ def _rim_run(data: bytes) -> None:
     verify_rim(data, now=dt.datetime(2024, 6, 1, tzinfo=dt.UTC))  # inside the vectors' chains
 
 
+# --- the fleet: audit bundles, admission, credentials, desired state -----------------------
+#
+# Seeds from one world built per process (tests/fuzz/_fleet_seeds.py): a fleet node admitted
+# by the fleet's own admission, its audit bundle, the requests and documents the fleet parses.
+
+
+def _audit_bundle_seeds() -> list[bytes]:
+    return [fleet_seeds().bundle]
+
+
+def _audited(bundle: bytes) -> None:
+    """What ``audit verify`` does: every step, the report on a terminal, as JSON and as an
+    HTML file (each written as UTF-8); the first break's error raised."""
+    from rich.console import Console
+
+    from ironroot.audit import check_bundle, render_console, render_html
+
+    report = check_bundle(bundle, fleet_seeds().trust)
+    terminal = io.StringIO()
+    render_console(report, Console(file=terminal, force_terminal=False, width=100))
+    shown = terminal.getvalue() + render_html(report) + json.dumps(report.to_json())
+    shown.encode("utf-8")
+    if "\x1b" in terminal.getvalue():  # no style without a terminal: the bundle's own
+        raise AssertionError("the bundle's text reached the terminal as an escape sequence")
+    if report.failure is not None and report.failure.error is not None:
+        raise report.failure.error
+
+
+def _audit_bundle_run(data: bytes) -> None:
+    _audited(data)
+
+
+_MEMBER_LIMITS = cose.Limits(max_bytes=64 * 1024 * 1024, max_depth=3, max_items=1024)
+
+
+def _audit_members_seeds() -> list[bytes]:
+    members = fleet_seeds().members
+    return [cose.encode_cbor({name: data for name, (data, _media) in members.items()})]
+
+
+def _audit_members_run(data: bytes) -> None:
+    """The members (a CBOR map of name to bytes) sealed by the node's own RoT, then audited:
+    whoever holds a node can seal anything, so every later step must hold its own."""
+    try:
+        members = cose.decode_cbor(data, _MEMBER_LIMITS)
+    except IronrootError:
+        return  # not a map of members: nothing to seal (the audit-bundle target's framing)
+    if not isinstance(members, dict):
+        return
+    members = {n: d for n, d in members.items() if isinstance(n, str) and isinstance(d, bytes)}
+    seeds = fleet_seeds()
+    media = seeds.members
+    sealed = {
+        n: (d, media[n][1] if n in media else "application/octet-stream")
+        for n, d in members.items()
+    }
+    export = seeds.export.replace(members={**dict.fromkeys(media), **sealed})
+    _audited(export.seal(seeds.fleet.rot(seeds.node)))
+
+
+def _admission_seeds() -> list[bytes]:
+    return [fleet_seeds().request]
+
+
+def _admission_run(data: bytes) -> None:
+    """What the admission endpoint does with a request body before it changes anything: the
+    request, each CSR, the evidence, and the verifier's appraisal of it (the nonce is taken
+    as issued: redeeming it is the nonce store's, and fuzzed with its own tests)."""
+    from ironroot.errors import MalformedEvidence
+    from ironroot.fleet import AdmissionRequest, NodeEvidence, csr_public_key
+
+    seeds = fleet_seeds()
+    request = AdmissionRequest.decode(data)
+    keys = {plane: csr_public_key(csr) for plane, csr in request.csrs.items()}
+    evidence = NodeEvidence.decode(request.evidence)
+    if evidence.node != request.node:
+        raise MalformedEvidence("the evidence is another node's")
+    appraisal = seeds.authority.verifier.appraise(
+        request.node, evidence, nonce=request.nonce, keys=keys, now=seeds.attested
+    )
+    appraisal.to_json()
+
+
+def _credential_seeds() -> list[bytes]:
+    return list(fleet_seeds().credentials)
+
+
+def _credential_run(data: bytes) -> None:
+    from ironroot.fleet import check_credential, parse_credential
+
+    seeds = fleet_seeds()
+    with contextlib.suppress(IronrootError):
+        parse_credential(data).to_json()
+    check_credential(
+        data,
+        plane="control",
+        ca=seeds.authority.ca,
+        store=seeds.authority.credentials,
+        fleet=seeds.fleet,
+        now=seeds.attested + dt.timedelta(minutes=1),
+    )
+
+
+def _desired_document_seeds() -> list[bytes]:
+    return [fleet_seeds().desired_document]
+
+
+def _desired_document_run(data: bytes) -> None:
+    from ironroot.fleet import DesiredState
+
+    state = DesiredState.decode(data)
+    state.to_json()
+    state.check_policy("appraisal", b"status == affirming")
+
+
+def _desired_store_seeds() -> list[bytes]:
+    return [fleet_seeds().desired_stored, fleet_seeds().governance]
+
+
+def _desired_store_run(data: bytes) -> None:
+    """The desired state in force, read back from its files as ``fleet reconcile`` does: the
+    stored version (document and approvals) or the governance, the other as published."""
+    from ironroot.fleet import DesiredStore
+
+    seeds = fleet_seeds()
+    store = DesiredStore(seeds.fleet)
+    directory = store.directory / seeds.desired_class
+    governance = data if data[:1] == b"{" else seeds.governance
+    stored = seeds.desired_stored if data[:1] == b"{" else data
+    (directory / "governance.json").write_bytes(governance)
+    (directory / "v1.cbor").write_bytes(stored)
+    store.current(seeds.desired_class).to_json()
+
+
+# --- witness and monitor ----------------------------------------------------------------------
+
+
+def _witness_seeds() -> list[bytes]:
+    return list(log_seeds().requests)
+
+
+def _witness_run(data: bytes) -> None:
+    """An add-checkpoint request body, to a witness that has cosigned nothing and to one
+    holding the log's checkpoint at a smaller size."""
+    from ironroot.witness import MemoryWitnessStore, Witness, WitnessedLog
+
+    seeds = log_seeds()
+    holding = MemoryWitnessStore()
+    holding.advance(None, seeds.stored)
+    for store in (MemoryWitnessStore(), holding):
+        witness = Witness(
+            WITNESS_NAME,
+            seeds.cosigners,
+            [WitnessedLog(LOG_ORIGIN, seeds.verifiers)],
+            store,
+            clock=lambda: WITNESS_TIME,
+        )
+        with contextlib.suppress(IronrootError):
+            witness.add_checkpoint(data)
+    witness.add_checkpoint(data)
+
+
+def _cosignature_seeds() -> list[bytes]:
+    return [*log_seeds().answers, log_seeds().cosigned]
+
+
+def _cosignature_run(data: bytes) -> None:
+    """A witness's answer as the log's witness client reads it (cosignature lines checked
+    against the witness's keys, a 409's size, a problem, what it says of itself), or a
+    cosigned checkpoint as a relying party's witness policy checks it."""
+    import httpx
+
+    from ironroot.witness import WitnessClient, WitnessPolicy
+
+    seeds = log_seeds()
+    verifiers = tuple(c.verifier() for c in seeds.cosigners)
+    if data.startswith(LOG_ORIGIN.encode()):
+        policy = WitnessPolicy(verifiers, 2)
+        policy.check(data, seeds.verifiers, now=WITNESS_TIME + 60)
+        return
+    if data.startswith("\u2014".encode()):
+        status, media = 200, "text/plain; charset=utf-8"
+    elif data[:1].isdigit():
+        status, media = 409, "text/x.tlog.size"
+    elif data[:1] == b"{":
+        status, media = 422, "application/problem+json"
+    else:
+        status, media = 422, "application/concise-problem-details+cbor"
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=data, headers={"content-type": media})
+
+    note = seeds.cosigned  # the checkpoint the answer is about (its body)
+    with WitnessClient(
+        "https://witness.fuzz.example", verifiers=verifiers, transport=httpx.MockTransport(answer)
+    ) as client:
+        if status == 422 and media.endswith("json"):
+            with contextlib.suppress(IronrootError):
+                client.add_checkpoint(note, seeds.old_size, ())
+            status = 200  # the same JSON as what a witness says of itself
+            client.about()
+        else:
+            client.add_checkpoint(note, seeds.old_size, ())
+
+
+def _monitor_seeds() -> list[bytes]:
+    return list(log_seeds().monitor_files)
+
+
+_MONITOR_FILES = itertools.count()
+
+
+def _monitor_run(data: bytes) -> None:
+    """A monitor state file (SQLite) as ``ironroot monitor status``, ``forks``,
+    ``verify-fork`` and the next ``once`` read it: its logs, pins and fork proofs, then one
+    round against the log, grown since."""
+    from ironroot.monitor import Monitor, MonitorStore
+    from ironroot.witness import ForkProof
+
+    seeds = log_seeds()
+    path = scratch() / f"monitor-{os.getpid()}-{next(_MONITOR_FILES)}.sqlite3"
+    path.write_bytes(data)
+    try:
+        store = MonitorStore(path, create=False)
+        try:
+            for state in store.states():
+                _ = (state.origin, state.size, state.root.hex(), state.updated)
+            store.pin(LOG_URL)
+            for _id, _origin, proof, _at in store.forks():
+                with contextlib.suppress(IronrootError):
+                    ForkProof.parse(proof).verify(seeds.verifiers)
+            for event in Monitor(store, clock=lambda: WITNESS_TIME).check(
+                LOG_URL,
+                LogFetcher(seeds.log),
+                seeds.verifiers,
+            ):
+                event.to_json()
+                event.line()
+        finally:
+            store.close()
+    finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{path}{suffix}").unlink()
+
+
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
@@ -558,5 +821,14 @@ TARGETS: dict[str, Target] = {
         Target("spdm-evidence", _spdm_seeds, _spdm_run),
         Target("nvidia-gpu", _gpu_seeds, _gpu_run),
         Target("rim", _rim_seeds, _rim_run),
+        Target("audit-bundle", _audit_bundle_seeds, _audit_bundle_run, examples=40),
+        Target("audit-members", _audit_members_seeds, _audit_members_run, examples=12),
+        Target("admission-request", _admission_seeds, _admission_run, examples=60),
+        Target("fleet-credential", _credential_seeds, _credential_run, examples=80),
+        Target("desired-document", _desired_document_seeds, _desired_document_run, examples=80),
+        Target("desired-store", _desired_store_seeds, _desired_store_run, examples=60),
+        Target("witness-add-checkpoint", _witness_seeds, _witness_run, examples=100),
+        Target("witness-answer", _cosignature_seeds, _cosignature_run, examples=80),
+        Target("monitor-state", _monitor_seeds, _monitor_run, examples=60),
     )
 }

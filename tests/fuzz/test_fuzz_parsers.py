@@ -1,6 +1,7 @@
 """Every parser that takes untrusted bytes, fuzzed with structure-aware mutations of valid
-inputs: only Ironroot's typed errors may escape (a CI-sized budget; `make fuzz` runs the same
-targets coverage-guided for as long as it is given)."""
+inputs: only Ironroot's typed errors may escape (a CI-sized budget, ``Target.examples``
+mutated inputs per target; `make fuzz` runs the same targets coverage-guided for as long as
+it is given)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ from hypothesis_budget import examples
 from ironroot.errors import IronrootError
 from ironroot_vectors import vectors_missing
 
-_SETTINGS = settings(
-    max_examples=examples(250),
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+
+def _settings(count: int) -> settings:
+    return settings(
+        max_examples=examples(count),
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 def check(target: Target, data: bytes) -> None:
@@ -48,16 +51,20 @@ def test_seeds_are_handled(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
-@_SETTINGS
-@given(data=st.data())
-def test_mutated_inputs_raise_only_typed_errors(name: str, data: st.DataObject) -> None:
+def test_mutated_inputs_raise_only_typed_errors(name: str) -> None:
     target = TARGETS[name]
     seeds = target.seeds()
     if not seeds:
         vectors_missing(f"{name}: no seed inputs (its seeds come from the interop vectors)")
-    seed = data.draw(st.sampled_from(seeds), label="seed")
-    rng = random.Random(data.draw(st.integers(0, 2**32 - 1), label="rng"))
-    check(target, mutate(seed, rng))
+
+    @_settings(target.examples)
+    @given(data=st.data())
+    def mutated(data: st.DataObject) -> None:
+        seed = data.draw(st.sampled_from(seeds), label="seed")
+        rng = random.Random(data.draw(st.integers(0, 2**32 - 1), label="rng"))
+        check(target, mutate(seed, rng))
+
+    mutated()
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
