@@ -13,6 +13,7 @@ computes the consistency proof from the service's tiles, and checks it all
 
 from __future__ import annotations
 
+import json
 import ssl
 import time
 from collections.abc import Mapping
@@ -188,7 +189,10 @@ class TransparencyClient:
         response = self._get("/.well-known/transparency-configuration", "application/json")
         if response.status_code != 200:
             self._raise_problem(response)
-        value = response.json()
+        try:
+            value = json.loads(response.content)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise MalformedInput(f"the transparency configuration is not JSON: {exc}") from exc
         if not isinstance(value, dict):
             raise MalformedInput("the transparency configuration is not a JSON object")
         return value

@@ -1,0 +1,49 @@
+"""What the transparency client makes of a service that answers what no transparency service
+would: a typed error, never an exception of another kind."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ironroot.errors import MalformedInput
+from ironroot.http import ServerThread, guarded, problem_app
+from ironroot.transparency import TransparencyClient
+
+pytestmark = pytest.mark.integration
+
+_log = logging.getLogger("ironroot.test-client")
+
+STORE_INDEPENDENT = True  # the client and a server that is not a transparency service
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"<html>a proxy's error page</html>", "the transparency configuration is not JSON"),
+        (b"\xff\xfe not text", "the transparency configuration is not JSON"),
+        (b"[" * 100_000, "the transparency configuration is not JSON"),
+        (b'["a list"]', "the transparency configuration is not a JSON object"),
+    ],
+)
+def test_a_configuration_that_is_not_a_json_object_is_malformed_input(
+    body: bytes, message: str
+) -> None:
+    async def answer(request: Request) -> Response:
+        return Response(body, media_type="application/json")
+
+    app = problem_app(
+        [Route("/.well-known/transparency-configuration", guarded(answer, _log), methods=["GET"])]
+    )
+    with ServerThread(app, name="not-a-service") as server:
+        client = TransparencyClient(server.url)
+        try:
+            with pytest.raises(MalformedInput) as caught:
+                client.configuration()
+        finally:
+            client.close()
+    assert str(caught.value.detail).startswith(message)
