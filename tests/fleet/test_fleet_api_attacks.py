@@ -78,6 +78,7 @@ _NOT_PLAIN_JSON = {
     "NaN": b'{"node": "node-0001", "n": NaN}',
     "Infinity": b'{"node": "node-0001", "n": -Infinity}',
     "huge integer": b'{"node": "node-0001", "n": ' + b"9" * 5000 + b"}",
+    "number past a double": b'{"node": "node-0001", "n": -1e400}',
     "nested deep": b'{"node": "node-0001", "n": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
     "not UTF-8": b'{"node": "\xff"}',
     "a list": b'["node-0001"]',
