@@ -159,6 +159,23 @@ def test_a_replayed_refusal_is_kept_once(served: str, witness: Witness, log: Log
     assert _size(witness) == 5
 
 
+def test_an_unknown_origin_is_not_echoed_whole(served: str, witness: Witness) -> None:
+    """The origin of an unknown log is the client's text, up to the size of a note: the
+    refusal (and its log line) names the start of it."""
+    origin = b"o" * 60_000
+    body = (
+        b"old 0\n\n"
+        + origin
+        + b"\n1\n"
+        + base64.b64encode(bytes(32))
+        + b"\n\n\xe2\x80\x94 x AAAA\n"
+    )
+    response = _post(served, body)
+    assert _problem(response) == (404, "unknown-log")
+    assert len(Problem.from_cbor(response.content).detail) < 300
+    assert _size(witness) == 5
+
+
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 def test_each_store_keeps_evidence_once_per_kind_and_pair_of_notes(
     tmp_path: Path, kind: str
