@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -77,6 +78,7 @@ _NOT_PLAIN_JSON = {
     "NaN": b'{"node": "node-0001", "n": NaN}',
     "Infinity": b'{"node": "node-0001", "n": -Infinity}',
     "huge integer": b'{"node": "node-0001", "n": ' + b"9" * 5000 + b"}",
+    "number past a double": b'{"node": "node-0001", "n": -1e400}',
     "nested deep": b'{"node": "node-0001", "n": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
     "not UTF-8": b'{"node": "\xff"}',
     "a list": b'["node-0001"]',
@@ -320,6 +322,39 @@ def test_a_placement_racing_a_quarantine_never_runs_on_the_quarantined_node(site
         running = [p for p in site.authority.placements("node-0003") if p.state == "running"]
         assert running == []
     finally:
+        readmit(site.fleet, "node-0003", now=NOW, authority=site.authority)
+        assert site.admit("node-0003").status_code == 200
+
+
+def test_an_admission_racing_an_operator_quarantine_never_lifts_the_hold(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator quarantines a node (a hold) after its admission read that it was not held
+    but before the admission commits: the admission must be refused, not commit the node
+    admitted with fresh credentials over the hold. (The quarantine is run where the race
+    puts it, from the admission's own credential issuance: a server's timing is not the
+    test's to choose.)"""
+    answer = site.prepare("node-0003")
+    issue = site.authority.ca.issue
+    raced: list[bool] = []
+
+    def issue_after_a_quarantine(*args: Any, **kwargs: Any) -> Any:
+        if not raced:
+            raced.append(True)
+            quarantine(site.fleet, "node-0003", "held by an operator mid-admission", now=NOW)
+        return issue(*args, **kwargs)
+
+    monkeypatch.setattr(site.authority.ca, "issue", issue_after_a_quarantine)
+    try:
+        response = site.send(answer)
+        monkeypatch.undo()
+        assert problem(response) == (403, "node-held", "Admission Denied")
+        assert site.fleet.record_of("node-0003").status == "quarantined"
+        assert all(c.revoked for c in site.authority.credentials.of_node("node-0003"))
+        assert site.authority.state.held("node-0003") is not None
+        assert [e.kind for e in site.fleet.events(node="node-0003")][-1] == "admission-held"
+    finally:
+        monkeypatch.undo()
         readmit(site.fleet, "node-0003", now=NOW, authority=site.authority)
         assert site.admit("node-0003").status_code == 200
 

@@ -13,6 +13,7 @@ _NOT_I_JSON = {
     "duplicate member, nested": b'{"a": [{"b": 1, "b": 1}]}',
     "NaN": b'{"a": NaN}',
     "Infinity": b'{"a": [Infinity]}',
+    "a number past a double": b'{"a": 1e400}',
     "lone surrogate": b'{"a": "\\ud800"}',
     "lone surrogate, nested": b'{"a": {"b": ["x", "\\udfff"]}}',
     "lone surrogate name": b'{"\\udc80": 1}',

@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import socket
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,6 +159,23 @@ def test_a_replayed_refusal_is_kept_once(served: str, witness: Witness, log: Log
     assert _size(witness) == 5
 
 
+def test_an_unknown_origin_is_not_echoed_whole(served: str, witness: Witness) -> None:
+    """The origin of an unknown log is the client's text, up to the size of a note: the
+    refusal (and its log line) names the start of it."""
+    origin = b"o" * 60_000
+    body = (
+        b"old 0\n\n"
+        + origin
+        + b"\n1\n"
+        + base64.b64encode(bytes(32))
+        + b"\n\n\xe2\x80\x94 x AAAA\n"
+    )
+    response = _post(served, body)
+    assert _problem(response) == (404, "unknown-log")
+    assert len(Problem.from_cbor(response.content).detail) < 300
+    assert _size(witness) == 5
+
+
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 def test_each_store_keeps_evidence_once_per_kind_and_pair_of_notes(
     tmp_path: Path, kind: str
@@ -232,4 +251,46 @@ def test_a_client_gone_mid_request_changes_nothing_and_the_witness_serves_on(
     assert _size(witness) == 5
     response = _post(served, body)
     assert response.status_code == 200
+    assert _size(witness) == 11
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/" + hashlib.sha256(ORIGIN.encode()).hexdigest() + "/checkpoint", "/ready", "/metrics"],
+    ids=["checkpoint", "ready", "metrics"],
+)
+def test_a_read_waiting_for_the_store_holds_up_no_other_client(
+    served: str, witness: Witness, log: Log, tmp_path: Path, path: str
+) -> None:
+    """Another process holds the witness database's write lock (a CLI command, a second
+    server): an add-checkpoint waits for it in a worker thread, holding the store, and a
+    monitor's read of the store waits in turn. The server answers everyone else meanwhile."""
+    held = sqlite3.connect(tmp_path / "witness.sqlite3", isolation_level=None)
+    held.execute("BEGIN IMMEDIATE")
+    forward = AddCheckpoint(5, tuple(log.consistency_proof(5, 11)), log.checkpoint()).encode()
+    added: list[httpx.Response] = []
+    adding = threading.Thread(target=lambda: added.append(_post(served, forward)))
+    host, port = served.removeprefix("http://").split(":")
+    try:
+        adding.start()
+        while True:  # until the add-checkpoint holds the store (a read of it then waits)
+            reader = threading.Thread(target=witness.latest, args=(ORIGIN,))
+            reader.start()
+            reader.join(0.2)
+            if reader.is_alive():
+                break
+        with socket.create_connection((host, int(port)), timeout=10) as waiting:
+            waiting.sendall(f"GET {path} HTTP/1.1\r\nHost: w\r\n\r\n".encode())
+            time.sleep(0.1)  # the read reaches the server before the other client
+            health = httpx.get(f"{served}/health", timeout=10)
+            assert health.status_code == 200
+            held.rollback()
+            assert waiting.recv(12) == b"HTTP/1.1 200"
+        adding.join()
+        assert added[0].status_code == 200
+    finally:
+        if held.in_transaction:
+            held.rollback()
+        held.close()
+        adding.join()
     assert _size(witness) == 11

@@ -516,6 +516,12 @@ def _quarantine(
     return record
 
 
+def _held(node_id: str, held: str) -> AdmissionDenied:
+    return AdmissionDenied(
+        f"{node_id} is held in quarantine by an operator ({held}): readmit it", code="node-held"
+    )
+
+
 def quarantine(
     fleet: Fleet,
     node_id: str,
@@ -723,6 +729,19 @@ class AdmissionAuthority:
     def _store_ear(self, appraisal: NodeAppraisal, evidence: bytes, now: dt.datetime) -> None:
         self.state.store_ear(appraisal.node, appraisal.ear_id, appraisal.token, now, evidence)
 
+    def _refuse_held(
+        self,
+        appraisal: NodeAppraisal,
+        evidence: bytes,
+        detail: Mapping[str, Any],
+        held: str,
+        now: dt.datetime,
+    ) -> None:
+        """Keep the EAR of an admission refused for an operator's hold, and its event (in
+        the caller's transaction)."""
+        self._store_ear(appraisal, evidence, now)
+        self.fleet.record(appraisal.node, "admission-held", {**detail, "hold": held}, now=now)
+
     def ear(self, node_id: str) -> bytes:
         """The node's latest EAR (JWT bytes)."""
         self.fleet.record_of(node_id)
@@ -778,14 +797,10 @@ class AdmissionAuthority:
                 code="admission-denied",
             )
         held = self.state.held(request.node)
-        if held is not None:
+        if held is not None:  # refused before any credential is issued
             with self.fleet.transaction():
-                self._store_ear(appraisal, request.evidence, now)
-                self.fleet.record(request.node, "admission-held", {**detail, "hold": held}, now=now)
-            raise AdmissionDenied(
-                f"{request.node} is held in quarantine by an operator ({held}): readmit it",
-                code="node-held",
-            )
+                self._refuse_held(appraisal, request.evidence, detail, held, now)
+            raise _held(request.node, held)
         credentials = {
             plane: self.ca.issue(
                 key,
@@ -806,20 +821,29 @@ class AdmissionAuthority:
         # One commit: the EAR, the credentials issued, the registry row and its event. A grant:
         # a power cut may undo it, and then the credentials are unknown to the store and
         # refused (fail closed); it is durable with the next durable commit (_sqlite docs).
+        # The hold is read again in that commit: an operator's quarantine that committed
+        # since the read above (while the credentials were being issued) refuses the
+        # admission; one that commits after it revokes the credentials issued here.
         with self.fleet.transaction(durable=False):
-            self._store_ear(appraisal, request.evidence, now)
-            self.credentials.add(*credentials.values())
-            self.fleet.set_status(
-                request.node,
-                "admitted",
-                "readmitted" if record.status == "quarantined" else "attested",
-                now=now,
-                evidence={
-                    "ear_id": appraisal.ear_id,
-                    "credentials": {p: c.serial for p, c in credentials.items()},
-                },
-                **fields,
-            )
+            held = self.state.held(request.node)
+            if held is not None:
+                self._refuse_held(appraisal, request.evidence, detail, held, now)
+            else:
+                self._store_ear(appraisal, request.evidence, now)
+                self.credentials.add(*credentials.values())
+                self.fleet.set_status(
+                    request.node,
+                    "admitted",
+                    "readmitted" if record.status == "quarantined" else "attested",
+                    now=now,
+                    evidence={
+                        "ear_id": appraisal.ear_id,
+                        "credentials": {p: c.serial for p, c in credentials.items()},
+                    },
+                    **fields,
+                )
+        if held is not None:
+            raise _held(request.node, held)
         return AdmissionResult(request.node, "admitted", appraisal, credentials, self.ca.der)
 
     # --- placements -------------------------------------------------------------------------

@@ -6,7 +6,8 @@ challenge nonces answer ``POST .../challenge`` with :func:`challenge_handler`.
 
 A JSON request is held to I-JSON (RFC 7493) where Python's parser is lenient: no member name
 twice in one object (which one would win is the parser's choice), no ``NaN`` or
-``Infinity`` (not JSON at all), no lone surrogate escape (``"\\ud800"``: not Unicode, and
+``Infinity`` (not JSON at all), no number past a double's range (``1e400``: Python reads
+it as infinity), no lone surrogate escape (``"\\ud800"``: not Unicode, and
 no UTF-8 store, log line or certificate can hold it). Each is ``MalformedInput``, as CBOR's
 duplicate keys and invalid text are.
 """
@@ -14,6 +15,7 @@ duplicate keys and invalid text are.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -41,7 +43,16 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-_DECODER: Final = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constant)
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is past the range of a double")
+    return value
+
+
+_DECODER: Final = json.JSONDecoder(
+    object_pairs_hook=_unique_members, parse_constant=_no_constant, parse_float=_finite
+)
 
 
 def _decode_json(body: bytes) -> object:

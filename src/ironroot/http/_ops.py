@@ -2,7 +2,8 @@
 
 * ``GET /health``: liveness — the process answers (``200 {"status": "ok"}``);
 * ``GET /ready``: readiness — each of the service's checks (store reachable, keys loaded, …)
-  runs; ``200 {"status": "ready", "checks": {...}}`` or ``503`` with the failing checks' reasons;
+  runs (in a worker thread, as ``/metrics`` collects: a check may wait for its store); ``200
+  {"status": "ready", "checks": {...}}`` or ``503`` with the failing checks' reasons;
 * ``GET /metrics``: Prometheus text exposition (``prometheus-client``) of the service's own
   registry: ``ironroot_http_requests_total{route,method,status}``,
   ``ironroot_http_request_duration_seconds{route,method}`` and whatever the service adds
@@ -30,6 +31,7 @@ from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -130,7 +132,9 @@ def operational_routes(info: ServiceInfo, served: Sequence[BaseRoute] = ()) -> l
         ok = True
         for name, check in info.checks.items():
             try:
-                check()
+                # a check may wait (for a store another thread or process holds): never in
+                # the event loop, which serves every other client meanwhile
+                await run_in_threadpool(check)
                 results[name] = "ok"
             except IronrootError as exc:
                 ok = False
@@ -140,7 +144,9 @@ def operational_routes(info: ServiceInfo, served: Sequence[BaseRoute] = ()) -> l
         return JSONResponse(body, status_code=status)
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(info.registry), media_type=CONTENT_TYPE_LATEST)
+        # collecting may call into the service (a gauge that counts stored rows): a worker
+        data = await run_in_threadpool(generate_latest, info.registry)
+        return Response(data, media_type=CONTENT_TYPE_LATEST)
 
     links = {"health": "/health", "ready": "/ready", "metrics": "/metrics", **info.links}
     endpoints = _endpoints(served)

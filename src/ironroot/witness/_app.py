@@ -86,7 +86,9 @@ def create_witness_app(witness: Witness, *, max_request_bytes: int = 256 * 1024)
         origin = by_hash.get(request.path_params["origin_hash"])
         if origin is None or not _ORIGIN_HASH.fullmatch(request.path_params["origin_hash"]):
             raise NotFound("this witness does not witness a log with that origin hash")
-        latest = witness.latest(origin)
+        # in a worker thread: the store may be waited for (an add-checkpoint holds it while
+        # another process holds the database), and the event loop serves everyone else
+        latest = await asyncio.to_thread(witness.latest, origin)
         if latest is None:
             raise NotFound(f"this witness has not cosigned a checkpoint of {origin} yet")
         return Response(latest.note, 200, media_type=_TEXT, headers={"Cache-Control": "no-cache"})

@@ -29,6 +29,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from ironroot.errors import (
     BadSignature,
@@ -53,6 +54,8 @@ from ironroot.witness._store import Evidence, StoredCheckpoint, WitnessStore
 __all__ = ["Witness", "WitnessedLog"]
 
 _log = logging.getLogger("ironroot.witness")
+_ECHOED: Final = 100
+"""How much of an unknown origin a refusal names."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +133,9 @@ class Witness:
     def _log_of(self, checkpoint: Checkpoint) -> WitnessedLog:
         log = self._logs.get(checkpoint.origin)
         if log is None:
-            raise UnknownLog(f"this witness does not witness the log {checkpoint.origin!r}")
+            # the client's text, as long as a note: named by its start
+            named = checkpoint.origin[:_ECHOED] + ("…" if len(checkpoint.origin) > _ECHOED else "")
+            raise UnknownLog(f"this witness does not witness the log {named!r}")
         return log
 
     def _open(self, request: AddCheckpoint) -> tuple[WitnessedLog, Checkpoint, Note]:
