@@ -14,7 +14,7 @@ from tests.fleet.fleet_world import node_class
 from tests.platform.node_world import NOW, PLATFORM, VENDOR, World, make_world, sfr_report
 
 from ironroot.audit import AuditExport, AuditTrust, collect_export, export_bundle
-from ironroot.crypto import Algorithm, PrivateKey, load_certificate
+from ironroot.crypto import Algorithm, PrivateKey, PublicKey, load_certificate
 from ironroot.ear import Appraisal, AttestationResult, VerifierId, sign_ear_jwt
 from ironroot.firmware import FirmwareBundle, reference_statement
 from ironroot.fleet import AdmissionAuthority, Fleet, attest_node
@@ -157,3 +157,50 @@ def build(root: Path, world: World) -> AuditWorld:
 def audit_world(root: Path) -> Iterator[AuditWorld]:
     with make_world(root / "world") as world:
         yield build(root, world)
+
+
+def install_node_hsm(aw: AuditWorld, now: dt.datetime) -> PublicKey:
+    """An HSM in the node (keyed to its RoT) with one refused key release and a signed audit
+    checkpoint in ``hsm/checkpoints/0.cose``; its attestation key (what the auditor trusts)."""
+    from tests.hsm_devices import self_signed_device
+
+    from ironroot.errors import StaleNonce
+    from ironroot.hsm import DirectoryStorage, Hsm, HsmConfig, KeyAttributes, KeyType, Role
+    from ironroot.keyrelease.tee import TeeKeyPair
+
+    node = aw.fleet.directory / "nodes" / NODE
+    storage = DirectoryStorage.on_device(node / "hsm", node / "rot")
+    hsm = Hsm.initialize(
+        storage,
+        aw.fleet.rot(NODE).sealing_secret("hsm"),
+        officer="officer",
+        credential=b"officer-credential",
+        device=self_signed_device(now),
+        config=HsmConfig(scrypt_n=2**10),
+        clock=lambda: now.timestamp(),
+    )
+    try:
+        officer = hsm.login("officer", b"officer-credential")
+        hsm.add_identity(officer, "service", Role.USER, b"service-credential")
+        hsm.add_identity(officer, "auditor", Role.AUDITOR, b"auditor-credential")
+        key = hsm.generate(
+            officer,
+            KeyType.AES_256,
+            KeyAttributes.of(["encrypt"], exportable=True, release_policy="true"),
+        )
+        service = hsm.login("service", b"service-credential")
+        recipient = TeeKeyPair.generate().public.spki
+        try:  # a nonce the HSM never issued: refused, and the refusal is audited
+            hsm.release(service, key, ear=b"no ear", nonce=bytes(32), recipient=recipient)
+        except StaleNonce:
+            pass
+        else:
+            raise AssertionError("the HSM released a key for a nonce it never issued")
+        checkpoint = hsm.audit_checkpoint(hsm.login("auditor", b"auditor-credential"))
+        attestation = hsm.attestation_public_key
+    finally:
+        hsm.close()
+        storage.close()
+    (node / "hsm" / "checkpoints").mkdir()
+    (node / "hsm" / "checkpoints" / "0.cose").write_bytes(checkpoint)
+    return attestation

@@ -7,22 +7,12 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from tests.audit.audit_world import NODE, AuditWorld, audit_world
-from tests.hsm_devices import self_signed_device
+from tests.audit.audit_world import NODE, AuditWorld, audit_world, install_node_hsm
 from tests.platform.node_world import NOW
 
 from ironroot.audit import AuditBundle, verify_bundle
 from ironroot.crypto import PublicKey
-from ironroot.errors import AuditChainBroken, IronrootError, StaleNonce, UnknownIssuer
-from ironroot.hsm import (
-    DirectoryStorage,
-    Hsm,
-    HsmConfig,
-    KeyAttributes,
-    KeyType,
-    Role,
-)
-from ironroot.keyrelease.tee import TeeKeyPair
+from ironroot.errors import AuditChainBroken, IronrootError, UnknownIssuer
 
 
 @pytest.fixture(scope="module")
@@ -33,39 +23,7 @@ def aw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuditWorld]:
 @pytest.fixture(scope="module")
 def hsm_key(aw: AuditWorld) -> PublicKey:
     """An HSM in the node (keyed to its RoT), one refused key release, a signed checkpoint."""
-    node = aw.fleet.directory / "nodes" / NODE
-    rot = aw.fleet.rot(NODE)
-    storage = DirectoryStorage.on_device(node / "hsm", node / "rot")
-    hsm = Hsm.initialize(
-        storage,
-        rot.sealing_secret("hsm"),
-        officer="officer",
-        credential=b"officer-credential",
-        device=self_signed_device(NOW),
-        config=HsmConfig(scrypt_n=2**10),
-        clock=lambda: NOW.timestamp(),
-    )
-    try:
-        officer = hsm.login("officer", b"officer-credential")
-        hsm.add_identity(officer, "service", Role.USER, b"service-credential")
-        hsm.add_identity(officer, "auditor", Role.AUDITOR, b"auditor-credential")
-        key = hsm.generate(
-            officer,
-            KeyType.AES_256,
-            KeyAttributes.of(["encrypt"], exportable=True, release_policy="true"),
-        )
-        service = hsm.login("service", b"service-credential")
-        recipient = TeeKeyPair.generate().public.spki
-        with pytest.raises(StaleNonce):  # a nonce the HSM never issued
-            hsm.release(service, key, ear=b"no ear", nonce=bytes(32), recipient=recipient)
-        checkpoint = hsm.audit_checkpoint(hsm.login("auditor", b"auditor-credential"))
-        attestation = hsm.attestation_public_key
-    finally:
-        hsm.close()
-        storage.close()
-    (node / "hsm" / "checkpoints").mkdir()
-    (node / "hsm" / "checkpoints" / "0.cose").write_bytes(checkpoint)
-    return attestation
+    return install_node_hsm(aw, NOW)
 
 
 def test_the_hsm_audit_chain_and_key_releases_are_verified(

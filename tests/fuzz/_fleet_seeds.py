@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ironroot.crypto import Algorithm, PrivateKey, PublicKey
+from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.witness import Witness
 
 if TYPE_CHECKING:
@@ -100,51 +100,6 @@ class FleetSeeds:
     desired_document: bytes
     desired_stored: bytes
     governance: bytes
-
-
-def _hsm(aw: AuditWorld, now: dt.datetime) -> PublicKey:
-    """An HSM in the node (keyed to its RoT) with a refused key release and a signed audit
-    checkpoint; its attestation key (what the auditor trusts)."""
-    from tests.audit.audit_world import NODE
-    from tests.hsm_devices import self_signed_device
-
-    from ironroot.errors import StaleNonce
-    from ironroot.hsm import DirectoryStorage, Hsm, HsmConfig, KeyAttributes, KeyType, Role
-    from ironroot.keyrelease.tee import TeeKeyPair
-
-    node = aw.fleet.directory / "nodes" / NODE
-    rot = aw.fleet.rot(NODE)
-    storage = DirectoryStorage.on_device(node / "hsm", node / "rot")
-    hsm = Hsm.initialize(
-        storage,
-        rot.sealing_secret("hsm"),
-        officer="officer",
-        credential=b"officer-credential",
-        device=self_signed_device(now),
-        config=HsmConfig(scrypt_n=2**10),
-        clock=lambda: now.timestamp(),
-    )
-    try:
-        officer = hsm.login("officer", b"officer-credential")
-        hsm.add_identity(officer, "service", Role.USER, b"service-credential")
-        hsm.add_identity(officer, "auditor", Role.AUDITOR, b"auditor-credential")
-        key = hsm.generate(
-            officer,
-            KeyType.AES_256,
-            KeyAttributes.of(["encrypt"], exportable=True, release_policy="true"),
-        )
-        service = hsm.login("service", b"service-credential")
-        recipient = TeeKeyPair.generate().public.spki
-        with contextlib.suppress(StaleNonce):  # a nonce the HSM never issued: refused,
-            hsm.release(service, key, ear=b"no ear", nonce=bytes(32), recipient=recipient)
-        checkpoint = hsm.audit_checkpoint(hsm.login("auditor", b"auditor-credential"))
-        attestation = hsm.attestation_public_key
-    finally:
-        hsm.close()
-        storage.close()
-    (node / "hsm" / "checkpoints").mkdir()
-    (node / "hsm" / "checkpoints" / "0.cose").write_bytes(checkpoint)
-    return attestation
 
 
 def _request(aw: AuditWorld, node: str, now: dt.datetime) -> tuple[bytes, bytes]:
@@ -210,7 +165,7 @@ def _desired(aw: AuditWorld, root: Path, now: dt.datetime) -> tuple[str, bytes, 
 @functools.cache
 def fleet_seeds() -> FleetSeeds:
     """The world and everything taken from it (module docs); built once per process."""
-    from tests.audit.audit_world import NODE, build
+    from tests.audit.audit_world import NODE, build, install_node_hsm
     from tests.platform.node_world import NOW, make_world
 
     from ironroot.crypto import load_certificate
@@ -218,7 +173,7 @@ def fleet_seeds() -> FleetSeeds:
     root = scratch() / "fleet-world"
     with make_world(root / "world") as world:
         aw = build(root, world)
-        hsm_key = _hsm(aw, NOW)
+        hsm_key = install_node_hsm(aw, NOW)
         trust = aw.trust(hsm_attestation_keys=(hsm_key,))
         bundle = aw.export()
         export = aw.collect()
