@@ -4,7 +4,9 @@ admission over HTTPS, keeping its keys and credentials for clients that present 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from tests.fleet.admission_world import AdmissionWorld
-from tests.platform.node_world import NOW
+from tests.platform.node_world import NOW, World
 
 from ironroot.cose import Problem, decode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
@@ -131,3 +133,30 @@ def problem(response: httpx.Response) -> tuple[int, str, str]:
     problem = Problem.from_cbor(response.content)
     assert problem.status == response.status_code
     return response.status_code, str(problem.extra["code"]), problem.title
+
+
+@contextlib.contextmanager
+def running_site(world: World, base: Path) -> Iterator[Site]:
+    """A fleet of three nodes under ``base``, every node admitted, its servers running, and
+    the host's 2.0 release in a folder the rollouts read."""
+    from tests.fleet.admission_world import admission_world
+
+    from ironroot.fleet import FleetServers, desired_rollout
+
+    aw = admission_world(world)
+    fleet, authority = aw.fleet(base / "fleet", 3)
+    clock = Clock()
+    files = base / "nodes"
+    files.mkdir()
+    releases = base / "releases"  # the host's 2.0 release, for rollouts
+    releases.mkdir()
+    host = world.release("host", "2.0")
+    (releases / "host-2.0.bin").write_bytes(host.bundle)
+    for n, statement in enumerate(host.statements):
+        (releases / f"host-2.0.{n}.ts").write_bytes(statement)
+    rollout = desired_rollout(fleet, [releases])
+    with FleetServers(authority, clock=clock, rollout=rollout) as servers:
+        made = Site(fleet, authority, servers, clock, files, aw)
+        for node in fleet.node_ids():
+            assert made.admit(node).status_code == 200
+        yield made

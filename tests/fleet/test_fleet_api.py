@@ -12,9 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography import x509
-from tests.fleet.admission_world import admission_world
 from tests.fleet.desired_world import ALICE, BOB, make_ops
-from tests.fleet.fleet_site import REFUSED_AT_HANDSHAKE, Clock, Site, problem
+from tests.fleet.fleet_site import REFUSED_AT_HANDSHAKE, Clock, Site, problem, running_site
 from tests.platform.node_world import NOW, World, make_world
 from tests.tls_pki import make_pki
 
@@ -24,10 +23,8 @@ from ironroot.fleet import (
     AdmissionRequest,
     DesiredState,
     DesiredStore,
-    FleetServers,
     collect_evidence,
     decode_nonce,
-    desired_rollout,
     make_csr,
     quarantine,
     readmit,
@@ -43,23 +40,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 @pytest.fixture(scope="module")
 def site(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    aw = admission_world(world)
-    base = tmp_path_factory.mktemp("api")
-    fleet, authority = aw.fleet(base / "fleet", 3)
-    clock = Clock()
-    files = base / "nodes"
-    files.mkdir()
-    releases = base / "releases"  # the host's 2.0 release, for rollouts
-    releases.mkdir()
-    host = world.release("host", "2.0")
-    (releases / "host-2.0.bin").write_bytes(host.bundle)
-    for n, statement in enumerate(host.statements):
-        (releases / f"host-2.0.{n}.ts").write_bytes(statement)
-    rollout = desired_rollout(fleet, [releases])
-    with FleetServers(authority, clock=clock, rollout=rollout) as servers:
-        made = Site(fleet, authority, servers, clock, files, aw)
-        for node in fleet.node_ids():
-            assert made.admit(node).status_code == 200
+    with running_site(world, tmp_path_factory.mktemp("api")) as made:
         yield made
 
 

@@ -14,9 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.fleet.admission_world import admission_world
 from tests.fleet.desired_world import ALICE, BOB, make_ops
-from tests.fleet.fleet_site import Clock, Site, problem
+from tests.fleet.fleet_site import Site, problem, running_site
 from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.errors import Conflict, NotFound
@@ -24,8 +23,6 @@ from ironroot.fleet import (
     AdmissionRequest,
     DesiredState,
     DesiredStore,
-    FleetServers,
-    desired_rollout,
     make_csr,
     quarantine,
     readmit,
@@ -41,24 +38,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 @pytest.fixture(scope="module")
 def site(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    aw = admission_world(world)
-    base = tmp_path_factory.mktemp("attack")
-    fleet, authority = aw.fleet(base / "fleet", 3)
-    files = base / "nodes"
-    files.mkdir()
-    releases = base / "releases"
-    releases.mkdir()
-    host = world.release("host", "2.0")
-    (releases / "host-2.0.bin").write_bytes(host.bundle)
-    for n, statement in enumerate(host.statements):
-        (releases / f"host-2.0.{n}.ts").write_bytes(statement)
-    clock = Clock()
-    with FleetServers(
-        authority, clock=clock, rollout=desired_rollout(fleet, [releases])
-    ) as servers:
-        made = Site(fleet, authority, servers, clock, files, aw)
-        for node in fleet.node_ids():
-            assert made.admit(node).status_code == 200
+    with running_site(world, tmp_path_factory.mktemp("attack")) as made:
         yield made
 
 
