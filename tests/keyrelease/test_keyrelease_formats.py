@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -132,6 +133,7 @@ def test_canonical_form_is_the_same_for_pem_der_and_jwk() -> None:
         ({"kty": "EC", "crv": "P-256"}, UnsupportedAlgorithm),
         ({"kty": "RSA", "n": "AQAB"}, MalformedInput),
         (b"{not json", MalformedInput),
+        (b'{"k":' * 2500 + b"1" + b"}" * 2500, MalformedInput),  # nested too deep, 15 KB
         (b"\x00" * (17 * 1024), LimitExceeded),
     ],
 )
@@ -292,3 +294,15 @@ def test_fuzzed_bytes_raise_only_typed_errors(data: bytes) -> None:
     for ctype in ("application/cbor", "application/json"):
         with contextlib.suppress(MalformedInput):
             parse_release_request(data, ctype)
+
+
+@pytest.mark.parametrize(
+    "body", [b"<html>a proxy's page</html>", b"[" * 5000, b'["not an object"]', b"\xff\xfe"]
+)
+def test_a_challenge_answer_that_is_not_a_json_object_is_malformed_input(body: bytes) -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
+    with (
+        ironroot.keyrelease.KeyReleaseClient("http://keys.test", transport=transport) as client,
+        pytest.raises(MalformedInput),
+    ):
+        client.challenge()

@@ -110,7 +110,7 @@ def _load(value: bytes | str | Mapping[str, Any]) -> PublicWrappingKey:
         if stripped.startswith(b"{"):
             try:
                 jwk = json.loads(stripped)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
                 raise MalformedInput("the wrapping key is not a JSON JWK") from exc
             if not isinstance(jwk, dict):
                 raise MalformedInput("a JWK is a JSON object")

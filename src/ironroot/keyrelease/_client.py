@@ -99,7 +99,7 @@ class KeyReleaseClient:
         response = self._post("/keys/challenge", b"", {"Accept": "application/json"})
         try:
             value = json.loads(response.content)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise MalformedInput("the challenge is not JSON") from exc
         if not isinstance(value, dict):
             raise MalformedInput("the challenge is not a JSON object")
