@@ -18,6 +18,11 @@ seeds.
 in-memory log (``Log.open_memory``) signed with a fixed Ed25519 key, grown in batches, a
 witness holding its checkpoint at one size, and a monitor's SQLite state file after following
 it (one honest round, and one that found a fork).
+
+:func:`witness_state_seeds` gives the witness's own SQLite state file (``witness.sqlite3``) as
+its ``SqliteWitnessStore`` writes it, cosigning that log: at the small size with evidence kept
+of an inconsistent request and of a fork (a checkpoint of another tree at the same size, signed
+with the log's key), and after cosigning the grown log.
 """
 
 from __future__ import annotations
@@ -49,7 +54,15 @@ if TYPE_CHECKING:
     from ironroot.log import Log, NoteVerifier
     from ironroot.witness import Cosigner, StoredCheckpoint
 
-__all__ = ["FleetSeeds", "LogSeeds", "fixed_key", "fleet_seeds", "log_seeds", "scratch"]
+__all__ = [
+    "FleetSeeds",
+    "LogSeeds",
+    "fixed_key",
+    "fleet_seeds",
+    "log_seeds",
+    "scratch",
+    "witness_state_seeds",
+]
 
 _CURVES = {Algorithm.ES256: ec.SECP256R1(), Algorithm.ES384: ec.SECP384R1()}
 
@@ -381,3 +394,52 @@ def log_seeds() -> LogSeeds:
         cosigned=cosigned,
         monitor_files=(honest, forks),
     )
+
+
+@functools.cache
+def witness_state_seeds() -> tuple[bytes, ...]:
+    """The witness's state files (module docs); built once per process."""
+    from ironroot.errors import ForkDetected, InconsistentCheckpoint
+    from ironroot.log import Log, NoteSigner
+    from ironroot.witness import AddCheckpoint, SqliteWitnessStore, WitnessedLog
+
+    seeds = log_seeds()
+    forked = Log.open_memory(
+        origin=LOG_ORIGIN,
+        note_signers=[NoteSigner(LOG_ORIGIN, fixed_key(Algorithm.ED25519, "log"))],
+    )
+    forked.start()
+    _grow(forked, _statements(seeds.old_size, "other"))
+    grow, first, _ = seeds.requests  # from old_size to the grown log; from 0 to old_size
+    garbled = AddCheckpoint.parse(grow)
+    garbled = AddCheckpoint(garbled.old_size, (b"\x07" * 32,) * 3, garbled.checkpoint)
+    files = []
+    for name, requests in (
+        ("small", [first]),
+        ("grown", [first, grow]),
+    ):
+        path = scratch() / "witness-seeds" / f"{name}.sqlite3"
+        path.parent.mkdir(exist_ok=True)
+        store = SqliteWitnessStore(path)
+        witness = Witness(
+            WITNESS_NAME,
+            seeds.cosigners,
+            [WitnessedLog(LOG_ORIGIN, seeds.verifiers)],
+            store,
+            clock=lambda: WITNESS_TIME,
+        )
+        try:
+            witness.add_checkpoint(requests[0])
+            with contextlib.suppress(InconsistentCheckpoint):
+                witness.add_checkpoint(garbled.encode())
+            with contextlib.suppress(ForkDetected):
+                witness.add_checkpoint(
+                    AddCheckpoint(seeds.old_size, (), forked.checkpoint()).encode()
+                )
+            for request in requests[1:]:
+                witness.add_checkpoint(request)
+            assert {e.kind for e in witness.evidence()} == {"fork", "inconsistent"}
+        finally:
+            witness.close()
+        files.append(path.read_bytes())
+    return tuple(files)

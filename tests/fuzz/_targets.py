@@ -42,6 +42,7 @@ from _fleet_seeds import (  # noqa: E402
     fleet_seeds,
     log_seeds,
     scratch,
+    witness_state_seeds,
 )
 
 from ironroot import corim, cose, crypto, log, rot, safe  # noqa: E402
@@ -793,6 +794,54 @@ def _monitor_run(data: bytes) -> None:
                 Path(f"{path}{suffix}").unlink()
 
 
+def _witness_state_seeds() -> list[bytes]:
+    return list(witness_state_seeds())
+
+
+_WITNESS_FILES = itertools.count()
+
+
+def _witness_state_run(data: bytes) -> None:
+    """The witness's state file (SQLite) as ``ironroot witness show`` and ``evidence`` read
+    it and ``GET /<origin hash>/checkpoint`` serves it, then the next add-checkpoint requests
+    checked against it (from size 0, from the cosigned size, a stale one)."""
+    from ironroot.witness import ForkProof, SqliteWitnessStore, Witness, WitnessedLog
+
+    seeds = log_seeds()
+    path = scratch() / f"witness-{os.getpid()}-{next(_WITNESS_FILES)}.sqlite3"
+    path.write_bytes(data)
+    try:
+        store = SqliteWitnessStore(path)
+        try:
+            witness = Witness(
+                WITNESS_NAME,
+                seeds.cosigners,
+                [WitnessedLog(LOG_ORIGIN, seeds.verifiers)],
+                store,
+                clock=lambda: WITNESS_TIME,
+            )
+            for stored in store.all_latest():
+                _ = (stored.origin, stored.size, stored.root.hex(), stored.updated)
+                stored.note.decode("utf-8")  # served as text/plain; charset=utf-8
+            for item in witness.evidence():
+                row = {"id": item.id, "origin": item.origin, "kind": item.kind}
+                json.dumps({**row, "detail": item.detail, "at": item.at})
+                _ = (item.first.hex(), item.second.hex(), memoryview(item.data))
+                if item.kind == "fork":
+                    with contextlib.suppress(IronrootError):
+                        ForkProof.parse(item.data).verify(seeds.verifiers)
+            for request in seeds.requests[:-1]:
+                with contextlib.suppress(IronrootError):
+                    witness.add_checkpoint(request)
+            witness.add_checkpoint(seeds.requests[-1])
+        finally:
+            store.close()
+    finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{path}{suffix}").unlink()
+
+
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
@@ -830,5 +879,6 @@ TARGETS: dict[str, Target] = {
         Target("witness-add-checkpoint", _witness_seeds, _witness_run, examples=100),
         Target("witness-answer", _cosignature_seeds, _cosignature_run, examples=80),
         Target("monitor-state", _monitor_seeds, _monitor_run, examples=60),
+        Target("witness-state", _witness_state_seeds, _witness_state_run, examples=40),
     )
 }

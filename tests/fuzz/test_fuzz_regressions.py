@@ -200,3 +200,85 @@ def test_an_audit_report_shows_the_bundles_text_safely() -> None:
     render_console(report, Console(file=terminal, force_terminal=False))
     assert "\x1b" not in terminal.getvalue()
     terminal.getvalue().encode("utf-8")
+
+
+# --- the witness's state file (target witness-state) ------------------------------------------
+
+
+def _witness_file(path: Path, *changes: str) -> Path:
+    """A witness state file that cosigned a log of 3 entries and kept evidence of a refused
+    checkpoint, then ``changes`` made to it behind the witness's back (SQL)."""
+    from ironroot.crypto import Algorithm, PrivateKey
+    from ironroot.log import Checkpoint, NoteSigner, sign_checkpoint
+    from ironroot.merkle import CompactRange, leaf_hash
+    from ironroot.witness import SqliteWitnessStore, StoredCheckpoint
+
+    compact = CompactRange()
+    for entry in (b"a", b"b", b"c"):
+        compact.append(leaf_hash(entry))
+    signer = NoteSigner("log.example/w", PrivateKey.generate(Algorithm.ED25519))
+    note = sign_checkpoint(Checkpoint("log.example/w", 3, compact.root()), [signer])
+    store = SqliteWitnessStore(path)
+    store.advance(None, StoredCheckpoint("log.example/w", 3, compact.root(), note, 1))
+    store.add_evidence("log.example/w", "inconsistent", "a proof that failed", note, note, b"x", 2)
+    store.close()
+    db = sqlite3.connect(path)
+    for change in changes:
+        db.execute(change)
+    db.commit()
+    db.close()
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("UPDATE checkpoints SET size = -5", "malformed checkpoint row"),
+        ("UPDATE checkpoints SET root = X'00'", "malformed checkpoint row"),
+        ("UPDATE checkpoints SET note = CAST(note AS TEXT)", "malformed checkpoint row"),
+        # A root of the right length that is not the note's: taken for a fork before (the
+        # log's next checkpoint at that size was refused with ForkDetected, and kept as
+        # "evidence" of a fork the log never made).
+        ("UPDATE checkpoints SET root = zeroblob(32)", "not its note's checkpoint"),
+        ("UPDATE checkpoints SET size = 4", "not its note's checkpoint"),
+        ("UPDATE checkpoints SET note = X'ff00'", "note is not a checkpoint"),
+    ],
+)
+def test_a_witness_checkpoint_row_that_could_not_have_been_written(
+    tmp_path: Path, change: str, message: str
+) -> None:
+    from ironroot.errors import StorageError
+    from ironroot.witness import SqliteWitnessStore
+
+    store = SqliteWitnessStore(_witness_file(tmp_path / "w.sqlite3", change))
+    try:
+        with pytest.raises(StorageError, match=message):
+            store.latest("log.example/w")
+        with pytest.raises(StorageError, match=message):
+            store.all_latest()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # TypeError: Object of type bytes is not JSON serializable (`witness evidence --json`)
+        "UPDATE evidence SET detail = X'00'",
+        # AttributeError: 'str' object has no attribute 'hex' (target witness-state)
+        "UPDATE evidence SET first = 'text'",
+        "UPDATE evidence SET at = 'yesterday'",
+    ],
+)
+def test_a_witness_evidence_row_that_could_not_have_been_written(
+    tmp_path: Path, change: str
+) -> None:
+    from ironroot.errors import StorageError
+    from ironroot.witness import SqliteWitnessStore
+
+    store = SqliteWitnessStore(_witness_file(tmp_path / "w.sqlite3", change))
+    try:
+        with pytest.raises(StorageError, match="holds a malformed evidence row"):
+            store.evidence()
+    finally:
+        store.close()

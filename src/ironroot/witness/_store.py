@@ -19,7 +19,11 @@ kept once per kind and pair of notes: anyone may send a checkpoint the log publi
 garbled proof, again and again, and the first copy says all the others would.
 
 :class:`MemoryWitnessStore` is the in-memory twin for tests of higher layers. Every
-``sqlite3.Error`` becomes :class:`StorageError`.
+``sqlite3.Error`` becomes :class:`StorageError`, and so does a row the store could not have
+written (a file damaged or edited behind the witness's back): a checkpoint row whose size and
+root are not those of its own note, or whose note is not a checkpoint note; an evidence row
+with a value of the wrong type. Such a row is never taken for the witness's state: a damaged
+root would otherwise be taken for a fork the log never made.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from ironroot._statedb import open_state_db
-from ironroot.errors import OldSizeMismatch, StorageError
+from ironroot.errors import MalformedInput, OldSizeMismatch, StorageError
+from ironroot.log import Checkpoint, Note
 
 __all__ = [
     "Evidence",
@@ -42,6 +47,7 @@ __all__ = [
 ]
 
 _SCHEMA_VERSION: Final = "1"
+_HASH: Final = 32
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -174,11 +180,43 @@ class SqliteWitnessStore:
     @staticmethod
     def _row(row: tuple[object, ...]) -> StoredCheckpoint:
         origin, size, root, note, updated = row
-        if not (isinstance(origin, str) and isinstance(size, int) and isinstance(updated, int)):
+        if not (
+            isinstance(origin, str)
+            and isinstance(size, int)
+            and size >= 0
+            and isinstance(root, bytes)
+            and len(root) == _HASH
+            and isinstance(note, bytes)
+            and isinstance(updated, int)
+        ):
             raise StorageError("the witness database holds a malformed checkpoint row")
-        if not (isinstance(root, bytes) and isinstance(note, bytes)):
-            raise StorageError("the witness database holds a malformed checkpoint row")
+        try:
+            checkpoint = Checkpoint.parse(Note.parse(note).body)
+        except MalformedInput as exc:
+            raise StorageError(
+                "the witness database holds a checkpoint row whose note is not a checkpoint"
+            ) from exc
+        if (checkpoint.origin, checkpoint.size, checkpoint.root) != (origin, size, root):
+            raise StorageError(
+                "the witness database holds a checkpoint row that is not its note's checkpoint"
+            )
         return StoredCheckpoint(origin, size, root, note, updated)
+
+    @staticmethod
+    def _evidence(row: tuple[object, ...]) -> Evidence:
+        number, origin, kind, detail, first, second, data, at = row
+        if not (
+            isinstance(number, int)
+            and isinstance(origin, str)
+            and isinstance(kind, str)
+            and isinstance(detail, str)
+            and isinstance(first, bytes)
+            and isinstance(second, bytes)
+            and isinstance(data, bytes)
+            and isinstance(at, int)
+        ):
+            raise StorageError("the witness database holds a malformed evidence row")
+        return Evidence(number, origin, kind, detail, first, second, data, at)
 
     def latest(self, origin: str) -> StoredCheckpoint | None:
         try:
@@ -263,7 +301,7 @@ class SqliteWitnessStore:
                 ).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"cannot read the witness database: {exc}") from exc
-        return [Evidence(*row) for row in rows]
+        return [self._evidence(row) for row in rows]
 
     def close(self) -> None:
         with self._lock:
