@@ -6,13 +6,13 @@ fleet's admission, its BMC firmware with a logged SAFE review), gives the node a
 signed audit checkpoint (as ``tests/audit/test_audit_hsm.py`` does), and records what each
 target parses: the node's sealed audit bundle and the members it was sealed from, an admission
 request the node would send (its evidence answering a fixed nonce, CSRs for keys derived from
-fixed seeds), the credentials the fleet CA issued it, and a desired state of its class
-approved by two signers with fixed keys, published through ``DesiredStore`` (the stored
-``v1.cbor`` and ``governance.json``). The transparency services run only while this is built;
-what the targets need afterwards (the fleet's directory, its RoT, its stores) stays in a
-scratch directory removed at exit. Keys the world's own code draws (the vendor's, the
-services', the RoT's) are random per process; the targets' own keys are derived from fixed
-seeds.
+fixed seeds), the credentials the fleet CA issued it, the auditor's trust file (with the key
+files it names), and a desired state of its class approved by two signers with fixed keys,
+published through ``DesiredStore`` (the stored ``v1.cbor`` and ``governance.json``). The
+transparency services run only while this is built; what the targets need afterwards (the
+fleet's directory, its RoT, its stores) stays in a scratch directory removed at exit. Keys the
+world's own code draws (the vendor's, the services', the RoT's) are random per process; the
+targets' own keys are derived from fixed seeds.
 
 :func:`log_seeds` does the same for the witness and monitor targets, with no server: an
 in-memory log (``Log.open_memory``) signed with a fixed Ed25519 key, grown in batches, a
@@ -113,6 +113,8 @@ class FleetSeeds:
     desired_document: bytes
     desired_stored: bytes
     governance: bytes
+    trust_file: Path
+    """The auditor's trust file (``audit-trust.toml``) beside the key files it names."""
 
 
 def _request(aw: AuditWorld, node: str, now: dt.datetime) -> tuple[bytes, bytes]:
@@ -192,6 +194,7 @@ def fleet_seeds() -> FleetSeeds:
         export = aw.collect()
         request, nonce = _request(aw, NODE, NOW)
         desired = _desired(aw, root, NOW)
+        trust_file = aw.write_trust(root / "audit-trust")
     folder = aw.fleet.directory / "nodes" / NODE / "credentials"
     pems = [(folder / f"{plane}.cert.pem").read_bytes() for plane in ("control", "data")]
     der = load_certificate(pems[0]).public_bytes(Encoding.DER)
@@ -211,6 +214,7 @@ def fleet_seeds() -> FleetSeeds:
         desired_document=desired[1],
         desired_stored=desired[2],
         governance=desired[3],
+        trust_file=trust_file,
     )
 
 

@@ -608,6 +608,27 @@ def _audit_members_run(data: bytes) -> None:
     _audited(export.seal(seeds.fleet.rot(seeds.node)))
 
 
+def _audit_trust_seeds() -> list[bytes]:
+    return [fleet_seeds().trust_file.read_bytes()]
+
+
+_TRUST_FILES = itertools.count()
+
+
+def _audit_trust_run(data: bytes) -> None:
+    """The auditor's trust file as ``audit verify --trust FILE`` reads it (beside the key
+    files it names, which are the world's)."""
+    from ironroot.audit import AuditTrust
+
+    folder = fleet_seeds().trust_file.parent
+    path = folder / f"trust-{os.getpid()}-{next(_TRUST_FILES)}.toml"
+    path.write_bytes(data)
+    try:
+        AuditTrust.load_toml(path)
+    finally:
+        path.unlink()
+
+
 def _admission_seeds() -> list[bytes]:
     return [fleet_seeds().request]
 
@@ -872,6 +893,7 @@ TARGETS: dict[str, Target] = {
         Target("rim", _rim_seeds, _rim_run),
         Target("audit-bundle", _audit_bundle_seeds, _audit_bundle_run, examples=40),
         Target("audit-members", _audit_members_seeds, _audit_members_run, examples=12),
+        Target("audit-trust", _audit_trust_seeds, _audit_trust_run, examples=60),
         Target("admission-request", _admission_seeds, _admission_run, examples=60),
         Target("fleet-credential", _credential_seeds, _credential_run, examples=80),
         Target("desired-document", _desired_document_seeds, _desired_document_run, examples=80),

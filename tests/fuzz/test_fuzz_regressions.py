@@ -282,3 +282,46 @@ def test_a_witness_evidence_row_that_could_not_have_been_written(
             store.evidence()
     finally:
         store.close()
+
+
+# --- TOML files nested too deep (target audit-trust, then every TOML loader) -----------------
+
+
+def _deep_toml(path: Path) -> Path:
+    # RecursionError from tomllib (found probing the audit-trust target): an array or inline
+    # table nested a few thousand deep, in any TOML file Ironroot reads.
+    path.write_text("platform = " + "[" * 5000 + "\n")
+    return path
+
+
+def test_an_audit_trust_file_nested_too_deep(tmp_path: Path) -> None:
+    from ironroot.audit import AuditTrust
+    from ironroot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        AuditTrust.load_toml(_deep_toml(tmp_path / "audit-trust.toml"))
+
+
+def test_a_node_class_file_nested_too_deep(tmp_path: Path) -> None:
+    from ironroot.errors import ConfigError
+    from ironroot.fleet import NodeClass
+
+    with pytest.raises(ConfigError, match="recursion"):
+        NodeClass.load_toml(_deep_toml(tmp_path / "class.toml"))
+
+
+def test_a_desired_toml_nested_too_deep(tmp_path: Path) -> None:
+    from ironroot.errors import ConfigError
+    from ironroot.fleet import DesiredState
+
+    with pytest.raises(ConfigError, match="recursion"):
+        DesiredState.load_toml(_deep_toml(tmp_path / "desired.toml"), None)  # type: ignore[arg-type]
+
+
+def test_a_witness_config_nested_too_deep(tmp_path: Path) -> None:
+    from ironroot.errors import ConfigError
+    from ironroot.witness import load_witness_config
+
+    _deep_toml(tmp_path / "witness.toml")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load_witness_config(tmp_path)

@@ -358,7 +358,7 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
     path = data_dir / CONFIG_FILE
     try:
         document = tomllib.loads(_read(path).decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     table = document.get("attestation")
     if not isinstance(table, dict):

@@ -315,7 +315,7 @@ class AppraisalPolicy:
         the top level."""
         try:
             data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, RecursionError) as exc:
             raise ConfigError(f"the policy is not TOML: {exc}") from exc
         table = data.get("policy", data)
         return cls.from_mapping(table)

@@ -138,7 +138,7 @@ class AuditTrust:
         file = Path(path)
         try:
             document = tomllib.loads(_read(file).decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ConfigError(f"{file} is not valid TOML: {exc}") from exc
         base = file.parent
         rest: dict[str, Any] = dict(document)

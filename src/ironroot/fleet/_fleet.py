@@ -122,7 +122,7 @@ class NodeClass:
         file = Path(path)
         try:
             doc = tomllib.loads(read_limited(file, 1024 * 1024).decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ConfigError(f"{file}: {exc}") from exc
         base = file.parent
         allowed = {

@@ -159,7 +159,7 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
     base = Path(data_dir)
     try:
         document = tomllib.loads(_read(base / CONFIG_FILE).decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"{base / CONFIG_FILE} is not TOML: {exc}") from exc
     table = document.get("keyrelease")
     if not isinstance(table, Mapping):

@@ -354,7 +354,7 @@ class PlatformTrust:
         file = Path(path)
         try:
             document = tomllib.loads(_read(file).decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ConfigError(f"{file} is not valid TOML: {exc}") from exc
         return cls.from_toml(document, file.parent, str(file))
 

@@ -401,7 +401,7 @@ def load_config(data_dir: Path) -> TransparencyConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     for section, value in raw.items():
         if section not in _SECTIONS or not isinstance(value, dict):

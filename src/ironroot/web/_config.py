@@ -157,7 +157,7 @@ def load_dashboard_config(data_dir: Path | str) -> DashboardConfig:
     if path.exists():
         try:
             doc = tomllib.loads(read_limited(path, _MAX_CONFIG).decode("utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
             raise ConfigError(f"{path} is not readable TOML: {exc}") from exc
         except IronrootError as exc:
             raise ConfigError(f"{path}: {exc.detail}") from exc

@@ -143,7 +143,7 @@ def load_witness_config(data_dir: Path) -> WitnessConfig:
         raise ConfigError(f"{path} is too large")
     try:
         raw = tomllib.loads(raw_bytes.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     unknown = set(raw) - {"witness", "server"}
     if unknown:
@@ -232,7 +232,7 @@ def add_log(data_dir: Path, log: WitnessedLog) -> WitnessConfig:
     text += _log_table(log.origin, [v.vkey for v in log.verifiers])
     try:
         tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
         raise ConfigError(f"cannot append a [[witness.logs]] table to {path}: {exc}") from exc
     write_atomic(path, text.encode("utf-8"), mode=0o644)
     return load_witness_config(data_dir)
