@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.witness import Witness
+from ironroot.witness import Witness, WitnessStore
 
 if TYPE_CHECKING:
     from tests.audit.audit_world import AuditWorld
@@ -259,6 +259,18 @@ class LogSeeds:
     cosigned: bytes  # the note the witness serves: log signature and cosignatures
     monitor_files: tuple[bytes, ...]
 
+    def witness(self, store: WitnessStore) -> Witness:
+        """The seeds' witness of the seeds' log, on ``store``, at the fixed time."""
+        from ironroot.witness import WitnessedLog
+
+        return Witness(
+            WITNESS_NAME,
+            self.cosigners,
+            [WitnessedLog(LOG_ORIGIN, self.verifiers)],
+            store,
+            clock=lambda: WITNESS_TIME,
+        )
+
 
 def _grow(log: Log, items: list[bytes]) -> None:
     for ticket in log.submit_many(items):
@@ -405,7 +417,7 @@ def witness_state_seeds() -> tuple[bytes, ...]:
     """The witness's state files (module docs); built once per process."""
     from ironroot.errors import ForkDetected, InconsistentCheckpoint
     from ironroot.log import Log, NoteSigner
-    from ironroot.witness import AddCheckpoint, SqliteWitnessStore, WitnessedLog
+    from ironroot.witness import AddCheckpoint, SqliteWitnessStore
 
     seeds = log_seeds()
     forked = Log.open_memory(
@@ -425,13 +437,7 @@ def witness_state_seeds() -> tuple[bytes, ...]:
         path = scratch() / "witness-seeds" / f"{name}.sqlite3"
         path.parent.mkdir(exist_ok=True)
         store = SqliteWitnessStore(path)
-        witness = Witness(
-            WITNESS_NAME,
-            seeds.cosigners,
-            [WitnessedLog(LOG_ORIGIN, seeds.verifiers)],
-            store,
-            clock=lambda: WITNESS_TIME,
-        )
+        witness = seeds.witness(store)
         try:
             witness.add_checkpoint(requests[0])
             with contextlib.suppress(InconsistentCheckpoint):

@@ -36,7 +36,6 @@ for _folder in (_TESTS.parent, _TESTS, _TESTS / "spdm", _TESTS / "fuzz"):
 from _fleet_seeds import (  # noqa: E402
     LOG_ORIGIN,
     LOG_URL,
-    WITNESS_NAME,
     WITNESS_TIME,
     LogFetcher,
     fleet_seeds,
@@ -713,19 +712,13 @@ def _witness_seeds() -> list[bytes]:
 def _witness_run(data: bytes) -> None:
     """An add-checkpoint request body, to a witness that has cosigned nothing and to one
     holding the log's checkpoint at a smaller size."""
-    from ironroot.witness import MemoryWitnessStore, Witness, WitnessedLog
+    from ironroot.witness import MemoryWitnessStore
 
     seeds = log_seeds()
     holding = MemoryWitnessStore()
     holding.advance(None, seeds.stored)
     for store in (MemoryWitnessStore(), holding):
-        witness = Witness(
-            WITNESS_NAME,
-            seeds.cosigners,
-            [WitnessedLog(LOG_ORIGIN, seeds.verifiers)],
-            store,
-            clock=lambda: WITNESS_TIME,
-        )
+        witness = seeds.witness(store)
         with contextlib.suppress(IronrootError):
             witness.add_checkpoint(data)
     witness.add_checkpoint(data)
@@ -826,7 +819,7 @@ def _witness_state_run(data: bytes) -> None:
     """The witness's state file (SQLite) as ``ironroot witness show`` and ``evidence`` read
     it and ``GET /<origin hash>/checkpoint`` serves it, then the next add-checkpoint requests
     checked against it (from size 0, from the cosigned size, a stale one)."""
-    from ironroot.witness import ForkProof, SqliteWitnessStore, Witness, WitnessedLog
+    from ironroot.witness import ForkProof, SqliteWitnessStore
 
     seeds = log_seeds()
     path = scratch() / f"witness-{os.getpid()}-{next(_WITNESS_FILES)}.sqlite3"
@@ -834,13 +827,7 @@ def _witness_state_run(data: bytes) -> None:
     try:
         store = SqliteWitnessStore(path)
         try:
-            witness = Witness(
-                WITNESS_NAME,
-                seeds.cosigners,
-                [WitnessedLog(LOG_ORIGIN, seeds.verifiers)],
-                store,
-                clock=lambda: WITNESS_TIME,
-            )
+            witness = seeds.witness(store)
             for stored in store.all_latest():
                 _ = (stored.origin, stored.size, stored.root.hex(), stored.updated)
                 stored.note.decode("utf-8")  # served as text/plain; charset=utf-8
