@@ -51,6 +51,17 @@ def test_a_release_policy_comparing_with_a_huge_integer() -> None:
 # --- the monitor's state file (target monitor-state) ------------------------------------------
 
 
+def _changed(path: Path, *changes: tuple[str, tuple[object, ...]]) -> Path:
+    """``path``, a state file, with ``changes`` (SQL and its parameters) made behind the back
+    of the store that wrote it."""
+    db = sqlite3.connect(path)
+    for sql, args in changes:
+        db.execute(sql, args)
+    db.commit()
+    db.close()
+    return path
+
+
 def _monitor_file(path: Path, *changes: str) -> Path:
     """A monitor state file that verified a log of 3 entries (pinned), then ``changes``
     made to it behind the monitor's back (SQL)."""
@@ -66,12 +77,7 @@ def _monitor_file(path: Path, *changes: str) -> Path:
     store.advance(LogState("log.example/m", 3, compact.root(), note, compact.hashes, 1))
     store.set_pin("https://log.example/", "log.example/m", ("log.example/m+1234abcd+AQ",))
     store.close()
-    db = sqlite3.connect(path)
-    for change in changes:
-        db.execute(change)
-    db.commit()
-    db.close()
-    return path
+    return _changed(path, *((change, ()) for change in changes))
 
 
 def test_a_monitor_file_whose_schema_is_not_utf8(tmp_path: Path) -> None:
@@ -125,11 +131,7 @@ def test_a_monitor_pin_that_is_not_a_list_of_keys(tmp_path: Path, keys: str, mes
     from ironroot.errors import StorageError
     from ironroot.monitor import MonitorStore
 
-    path = _monitor_file(tmp_path / "m.sqlite3")
-    db = sqlite3.connect(path)
-    db.execute("UPDATE pins SET keys = ?", (keys,))
-    db.commit()
-    db.close()
+    path = _changed(_monitor_file(tmp_path / "m.sqlite3"), ("UPDATE pins SET keys = ?", (keys,)))
     store = MonitorStore(path, create=False)
     try:
         with pytest.raises(StorageError, match=message):
@@ -222,12 +224,7 @@ def _witness_file(path: Path, *changes: str) -> Path:
     store.advance(None, StoredCheckpoint("log.example/w", 3, compact.root(), note, 1))
     store.add_evidence("log.example/w", "inconsistent", "a proof that failed", note, note, b"x", 2)
     store.close()
-    db = sqlite3.connect(path)
-    for change in changes:
-        db.execute(change)
-    db.commit()
-    db.close()
-    return path
+    return _changed(path, *((change, ()) for change in changes))
 
 
 @pytest.mark.parametrize(
