@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import socket
 import sqlite3
 import threading
@@ -145,14 +146,24 @@ def test_a_wrong_old_size_is_409_with_the_witness_s_size(
     assert _size(witness) == 5
 
 
-def test_a_replayed_refusal_is_kept_once(served: str, witness: Witness, log: Log) -> None:
+def test_a_replayed_refusal_is_kept_once(
+    served: str, witness: Witness, log: Log, caplog: pytest.LogCaptureFixture
+) -> None:
     """Anyone holding a checkpoint the log published can send it with a garbled proof: what
-    the witness keeps must not grow with every copy or variant of that request."""
+    the witness keeps must not grow with every copy or variant of that request, nor what it
+    logs at WARNING (the first refusal is a warning, its replays are INFO)."""
     proof = log.consistency_proof(5, 11)
-    for n in range(4):
-        garbled = [*proof[:-1], bytes([n]) * 32]
-        response = _post(served, AddCheckpoint(5, tuple(garbled), log.checkpoint()).encode())
-        assert _problem(response) == (422, "inconsistent-checkpoint")
+    with caplog.at_level(logging.INFO, logger="ironroot.witness"):
+        for n in range(4):
+            garbled = [*proof[:-1], bytes([n]) * 32]
+            response = _post(served, AddCheckpoint(5, tuple(garbled), log.checkpoint()).encode())
+            assert _problem(response) == (422, "inconsistent-checkpoint")
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1
+    assert "is not shown consistent" in warned[0].getMessage()
+    replays = [r for r in caplog.records if "replayed: evidence" in r.getMessage()]
+    assert len(replays) == 3
+    assert all(r.levelno == logging.INFO for r in replays)
     (kept,) = witness.evidence()
     assert kept.kind == "inconsistent"
     assert AddCheckpoint.parse(kept.data).proof[-1] == bytes(32)  # the first is kept
@@ -184,10 +195,12 @@ def test_each_store_keeps_evidence_once_per_kind_and_pair_of_notes(
         MemoryWitnessStore() if kind == "memory" else SqliteWitnessStore(tmp_path / "w.sqlite3")
     )
     try:
-        first = store.add_evidence(ORIGIN, "inconsistent", "one", b"a", b"b", b"p1", 1)
-        assert store.add_evidence(ORIGIN, "inconsistent", "two", b"a", b"b", b"p2", 2) == first
-        fork = store.add_evidence(ORIGIN, "fork", "one", b"a", b"b", b"f", 3)
-        other = store.add_evidence(ORIGIN, "inconsistent", "one", b"a", b"c", b"p3", 4)
+        first, added = store.add_evidence(ORIGIN, "inconsistent", "one", b"a", b"b", b"p1", 1)
+        assert added
+        again = store.add_evidence(ORIGIN, "inconsistent", "two", b"a", b"b", b"p2", 2)
+        assert again == (first, False)
+        fork, _ = store.add_evidence(ORIGIN, "fork", "one", b"a", b"b", b"f", 3)
+        other, _ = store.add_evidence(ORIGIN, "inconsistent", "one", b"a", b"c", b"p3", 4)
         assert len({first, fork, other}) == 3
         assert [e.data for e in store.evidence()] == [b"p1", b"f", b"p3"]
     finally:

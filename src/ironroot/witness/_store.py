@@ -104,9 +104,10 @@ class WitnessStore(Protocol):
     def advance(self, expected: StoredCheckpoint | None, new: StoredCheckpoint) -> None: ...
     def add_evidence(
         self, origin: str, kind: str, detail: str, first: bytes, second: bytes, data: bytes, at: int
-    ) -> int:
-        """Keep evidence; its id (the earlier one's when that ``kind`` for the same
-        ``origin``, ``first`` and ``second`` is kept already: nothing is added)."""
+    ) -> tuple[int, bool]:
+        """Keep evidence; ``(id, added)``: the earlier one's id and ``False`` when that
+        ``kind`` for the same ``origin``, ``first`` and ``second`` is kept already (nothing is
+        added)."""
         ...
 
     def evidence(self) -> list[Evidence]: ...
@@ -151,15 +152,15 @@ class MemoryWitnessStore:
 
     def add_evidence(
         self, origin: str, kind: str, detail: str, first: bytes, second: bytes, data: bytes, at: int
-    ) -> int:
+    ) -> tuple[int, bool]:
         with self._lock:
             key = (origin, kind, first, second)
             for kept in self._evidence:
                 if (kept.origin, kept.kind, kept.first, kept.second) == key:
-                    return kept.id
+                    return kept.id, False
             item = Evidence(len(self._evidence) + 1, origin, kind, detail, first, second, data, at)
             self._evidence.append(item)
-            return item.id
+            return item.id, True
 
     def evidence(self) -> list[Evidence]:
         with self._lock:
@@ -267,7 +268,7 @@ class SqliteWitnessStore:
 
     def add_evidence(
         self, origin: str, kind: str, detail: str, first: bytes, second: bytes, data: bytes, at: int
-    ) -> int:
+    ) -> tuple[int, bool]:
         try:
             with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -277,6 +278,7 @@ class SqliteWitnessStore:
                         "WHERE origin = ? AND kind = ? AND first = ? AND second = ? LIMIT 1",
                         (origin, kind, first, second),
                     ).fetchone()
+                    added = row is None
                     if row is None:
                         cursor = self._db.execute(
                             "INSERT INTO evidence (origin, kind, detail, first, second, proof, at)"
@@ -290,7 +292,7 @@ class SqliteWitnessStore:
                 self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot write the witness database: {exc}") from exc
-        return int(row[0])
+        return int(row[0]), added
 
     def evidence(self) -> list[Evidence]:
         try:

@@ -242,8 +242,8 @@ class Witness:
             detected_at=self._clock(),
         )
         detail = f"the log {log.origin} forked: {why} (size {current.size})"
-        self._keep("fork", log, current, request, detail, proof.encode())
-        _log.error("%s; both signed checkpoints are kept as the proof", detail)
+        if self._keep("fork", log, current, request, detail, proof.encode()):
+            _log.error("%s; both signed checkpoints are kept as the proof", detail)
         return ForkDetected(detail)
 
     def _inconsistent(
@@ -276,8 +276,8 @@ class Witness:
             f"the checkpoint of {log.origin} at size {checkpoint.size} is not shown consistent "
             f"with the cosigned size {current.size}: {exc.detail}"
         )
-        self._keep("inconsistent", log, current, request, detail, request.encode())
-        _log.warning("%s", detail)
+        if self._keep("inconsistent", log, current, request, detail, request.encode()):
+            _log.warning("%s", detail)
         return InconsistentCheckpoint(detail)
 
     def _keep(
@@ -288,10 +288,18 @@ class Witness:
         request: AddCheckpoint,
         detail: str,
         data: bytes,
-    ) -> None:
+    ) -> bool:
+        """Keep the evidence of a refusal; whether it is news (first kept now, or not kept at
+        all): a refusal replayed with the same two checkpoints is logged at INFO, once
+        at its first arrival at WARNING or ERROR, so a client replaying it cannot flood the
+        log at those levels."""
         try:
-            self._store.add_evidence(
+            evidence_id, added = self._store.add_evidence(
                 log.origin, kind, detail, current.note, request.checkpoint, data, self._clock()
             )
         except IronrootError as exc:  # the refusal stands; say the evidence was not kept
             _log.error("could not keep the evidence (%s): %s", kind, exc.detail)
+            return True
+        if not added:
+            _log.info("%s (replayed: evidence %d is kept already)", detail, evidence_id)
+        return added
