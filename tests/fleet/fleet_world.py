@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -81,3 +82,14 @@ def manufacture(
     shutil.rmtree(directory)
     shutil.copytree(template, directory)
     return Fleet.open(directory), ca
+
+
+def add_class(fleet: Fleet, klass: NodeClass, nodes: int, *, vendor_ca: VendorCA) -> list[str]:
+    """Another class in ``fleet``, stored as :meth:`Fleet.create` stores its first (the class's
+    folder and its name in ``fleet.json``: no verb adds one yet), and ``nodes`` new nodes of it."""
+    klass.save(fleet.directory / "class" / klass.name)
+    index = fleet.directory / "fleet.json"
+    doc = json.loads(index.read_text(encoding="utf-8"))
+    doc["classes"].append(klass.name)
+    index.write_text(json.dumps(doc), encoding="utf-8")
+    return fleet.add_nodes(nodes, vendor_ca=vendor_ca, now=NOW, node_class=klass.name)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from tests.fleet.desired_world import ALICE, BOB, Ops, make_ops
-from tests.fleet.fleet_world import make_fleet
+from tests.fleet.fleet_world import add_class, make_fleet, node_class
 from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.errors import ConfigError, NotFound
@@ -183,6 +183,55 @@ def test_missing_releases_stop_the_rollout_before_it_starts(
         rollout(fleet, releases(world, fleet), now=NOW, wave_size=0)
     with pytest.raises(ConfigError):
         rollout(fleet, releases(world, fleet), now=NOW, inject={"node-0001": "gremlins"})
+
+
+@pytest.mark.parametrize(
+    "nodes",
+    [["node-0001", "node-0001"], ["node-0002", "node-0001", "node-0002", "node-0001"]],
+    ids=["twice", "two nodes twice"],
+)
+def test_a_node_given_twice_is_refused_before_anything_changes(
+    world: World, ops: Ops, tmp_path: Path, nodes: list[str]
+) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 3)
+    publish(world, ops, fleet, {"host": "2.0"})
+    before = len(fleet.events())
+    with pytest.raises(ConfigError) as info:
+        rollout(fleet, releases(world, fleet), now=NOW, nodes=nodes)
+    assert info.value.code == "config"
+    assert info.value.detail == (
+        f"a node is given once: {', '.join(sorted(set(nodes), key=nodes.index))} "
+        "given more than once"
+    )
+    assert [active(fleet, n, "host") for n in fleet.node_ids()] == ["1.0"] * 3
+    assert len(fleet.events()) == before
+
+
+def test_a_node_of_another_class_is_refused_before_anything_changes(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    fleet, vendor_ca = make_fleet(world, tmp_path / "fleet", 2)
+    (other,) = add_class(fleet, node_class(world, name="node-8"), 1, vendor_ca=vendor_ca)
+    publish(world, ops, fleet, {"host": "2.0"})  # class node-7's desired state
+    before = len(fleet.events())
+    cases = {
+        # a repeat hid the foreign node from a count of the class's nodes: it was dropped
+        # and node-0001 planned twice
+        "foreign and a repeat": ["node-0001", "node-0001", other],
+        "foreign": ["node-0001", other],
+    }
+    for case, nodes in cases.items():
+        with pytest.raises(ConfigError) as info:
+            rollout(fleet, releases(world, fleet), now=NOW, node_class="node-7", nodes=nodes)
+        assert info.value.code == "config", case
+        if case == "foreign":
+            assert info.value.detail == f"every node given must be of class node-7: {other} is not"
+    assert [active(fleet, n, "host") for n in fleet.node_ids()] == ["1.0"] * 3
+    assert len(fleet.events()) == before
+    # the class's own nodes, each once, roll out
+    report = rollout(fleet, releases(world, fleet), now=NOW, nodes=["node-0002", "node-0001"])
+    assert report.with_outcome("updated") == ("node-0002", "node-0001")
+    assert active(fleet, other, "host") == "1.0"
 
 
 def test_releases_load_from_a_directory(world: World, tmp_path: Path) -> None:

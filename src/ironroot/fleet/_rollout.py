@@ -7,15 +7,18 @@ journaled it) is not the desired one, and whether its active PFM is the desired 
 with nothing to change is **skipped**. Every bundle and PFM the plan needs must be found in
 ``releases`` by its SHA-384 before anything starts (``NotFound`` ``release-missing``), and a
 node whose state cannot be read stops the rollout before it starts (its error is raised).
+Its arguments are checked before it plans: ``nodes`` (the nodes to consider, default every
+node of the class) names each node once and only nodes of the class (``ConfigError``: a
+repeated or foreign node is refused, never dropped or run twice).
 
-The nodes to change are cut into waves of ``wave_size`` (registry order). Each node is updated
-component by component (``bmc``, ``host``, ``nic``, ``gpu``, ``nvme``) with
-:meth:`ironroot.platform.Platform.update` — every check of the platform layer applies:
-signatures, PFM, SVN floor, receipts from the node's trusted logs, SAFE reviews — the first
-update carrying the desired PFM when the node's differs (a PFM alone rides on an update of
-the BMC to its desired image). An update that is **refused** (the check's typed error) or that
-**rolls back** (the new firmware failed its health check), or a node that does not end at the
-desired firmware and PFM, stops the rollout: the rest of that wave and every later wave are
+The nodes to change are cut into waves of ``wave_size`` (registry order, or the order of
+``nodes``). Each node is updated component by component (``bmc``, ``host``, ``nic``, ``gpu``,
+``nvme``) with :meth:`ironroot.platform.Platform.update` — every check of the platform layer
+applies: signatures, PFM, SVN floor, receipts from the node's trusted logs, SAFE reviews — the
+first update carrying the desired PFM when the node's differs (a PFM alone rides on an update
+of the BMC to its desired image). An update that is **refused** (the check's typed error) or
+that **rolls back** (the new firmware failed its health check), or a node that does not end at
+the desired firmware and PFM, stops the rollout: the rest of that wave and every later wave are
 **not reached**. Each update and the stop are recorded in the fleet's event log
 (``rollout-update``, ``rollout``).
 
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +48,7 @@ from ironroot.fleet._desired import DesiredState, DesiredStore
 from ironroot.platform import COMPONENTS, Faults
 
 if TYPE_CHECKING:
-    from ironroot.fleet._fleet import Fleet, NodeClass
+    from ironroot.fleet._fleet import Fleet, NodeClass, NodeRecord
 
 __all__ = [
     "ComponentUpdate",
@@ -257,6 +261,44 @@ def _converged(fleet: Fleet, node_id: str, desired: DesiredState) -> str:
     return ""
 
 
+def _named(ids: Sequence[str]) -> str:
+    """Node ids for a message: the first few, and how many more."""
+    shown = ", ".join(ids[:5])
+    return shown if len(ids) <= 5 else f"{shown} and {len(ids) - 5} more"
+
+
+def _selection(
+    fleet: Fleet,
+    *,
+    node_class: str | None = None,
+    wave_size: int = 1,
+    nodes: Sequence[str] | None = None,
+    inject: Mapping[str, str] | None = None,
+) -> tuple[str, list[NodeRecord]]:
+    """The class a rollout with these arguments rolls out and the records of the nodes it
+    covers (registry order without ``nodes``, else as given), every argument checked and
+    nothing changed: ``ConfigError`` for a wave size under 1, an unknown fault, a node given
+    twice or a node of another class; ``NotFound`` for an unknown class or node."""
+    if isinstance(wave_size, bool) or not isinstance(wave_size, int) or wave_size < 1:
+        raise ConfigError("the wave size is 1 or more")
+    name = node_class or fleet.classes()[0]
+    fleet.node_class(name)  # NotFound for a class the fleet does not have
+    for node_id, step in (inject or {}).items():
+        Faults(step)  # ConfigError for an unknown fault
+        fleet.record_of(node_id)
+    if nodes is None:
+        return name, [r for r in fleet.records() if r.node_class == name]
+    records = [fleet.record_of(n) for n in dict.fromkeys(nodes)]  # NotFound for an unknown one
+    if len(records) != len(nodes):
+        counts = Counter(nodes)
+        repeated = [r.id for r in records if counts[r.id] > 1]
+        raise ConfigError(f"a node is given once: {_named(repeated)} given more than once")
+    foreign = [r.id for r in records if r.node_class != name]
+    if foreign:
+        raise ConfigError(f"every node given must be of class {name}: {_named(foreign)} is not")
+    return name, records
+
+
 def rollout(
     fleet: Fleet,
     releases: ReleaseSet,
@@ -272,20 +314,18 @@ def rollout(
     """Roll ``node_class`` (default: the fleet's first class) out to its desired state in
     force, in waves of ``wave_size`` (module docs). ``nodes`` limits it to those nodes;
     ``dry_run`` plans and reports without updating; ``progress(event, node, component)`` is
-    called with ``update`` before each update and ``done`` after each node."""
-    if isinstance(wave_size, bool) or not isinstance(wave_size, int) or wave_size < 1:
-        raise ConfigError("the wave size is 1 or more")
-    name = node_class or fleet.classes()[0]
+    called with ``update`` before each update and ``done`` after each node.
+
+    Each node in ``nodes`` is given once and is of the class (``ConfigError`` otherwise, an
+    unknown one ``NotFound``), checked before anything is planned or updated: a list that
+    repeats a node or names one of another class is a mistake of its caller's, refused
+    rather than guessed at."""
+    name, records = _selection(
+        fleet, node_class=node_class, wave_size=wave_size, nodes=nodes, inject=inject
+    )
     store = DesiredStore(fleet)
     desired = store.current(name).state
     faults = dict(inject or {})
-    for node_id, step in faults.items():
-        Faults(step)  # ConfigError for an unknown fault
-        fleet.record_of(node_id)
-    records = [fleet.record_of(n) for n in nodes] if nodes is not None else fleet.records()
-    records = [r for r in records if r.node_class == name]
-    if nodes is not None and len(records) != len(set(nodes)):
-        raise ConfigError(f"every node given must be of class {name}")
     with DirectoryLock(store.directory / name, ".rollout.lock", what=f"rollout of class {name}"):
         plans = [_plan(fleet, r.id, desired) for r in records]
         # Every release the plan needs is found before anything changes.
