@@ -31,7 +31,10 @@ servers (uvicorn through :mod:`ironroot.http`), the planes requiring mutual TLS.
 A rollout started on the control plane brings a class to its desired state *in force* — a
 document approved by the class's signers on the log (two-person rule,
 :mod:`ironroot.fleet._desired`) — through the platform's receipt-gated updates: a control-plane
-client can start convergence, never choose firmware.
+client can start convergence, never choose firmware. The request is checked first (the
+:data:`RolloutTrigger`'s first step: its members and types, the class, the nodes); only a
+request it accepts is recorded (``rollout-requested``, with the caller's node) and run, so a
+refused one (a 400 or 404 problem) leaves no event.
 
 **Data plane** (mutual TLS; a current ``data``-plane credential): ``GET /v1/whoami`` and
 ``GET /v1/placements`` (the VMs placed on the caller's node).
@@ -104,9 +107,12 @@ _MAX_JSON: Final = 64 * 1024
 _MAX_ADMISSION: Final = 2 * 1024 * 1024
 _CBOR: Final = "application/cbor"
 Clock = Callable[[], dt.datetime]
-RolloutTrigger = Callable[[Mapping[str, Any], dt.datetime], Mapping[str, Any]]
-"""``rollout(request, now) -> report``: what ``POST /v1/rollouts`` runs (a JSON object in, a
-JSON-ready report out)."""
+RolloutTrigger = Callable[[Mapping[str, Any]], Callable[[dt.datetime], Mapping[str, Any]]]
+"""``trigger(request) -> start``: what ``POST /v1/rollouts`` runs, in two steps.
+``trigger(request)`` checks the request (the body's JSON object) and what it names against the
+fleet, changing nothing, and raises the typed error of a request it refuses; ``start(now)``
+runs the rollout and returns its JSON-ready report. The control plane records
+``rollout-requested`` between the two: a refused request leaves no event."""
 
 
 def _utc_now() -> dt.datetime:
@@ -242,8 +248,9 @@ def plane_app(
         body = await _json_body(request)
         if rollout is None:
             raise NotFound("this control plane runs no rollouts")
+        start = await run_in_threadpool(rollout, body)  # a refused request records nothing
         fleet.record(credential.node, "rollout-requested", body, now=clock())
-        report = await run_in_threadpool(rollout, body, clock())
+        report = await run_in_threadpool(start, clock())
         return JSONResponse(dict(report))
 
     async def placements_or_place(request: Request) -> Response:
@@ -272,10 +279,14 @@ def desired_rollout(fleet: Fleet, releases: Sequence[Path] = ()) -> RolloutTrigg
     body's ``class``, default the fleet's first) to its desired state in force, with the
     class's own releases and those in the ``releases`` directories
     (:meth:`ironroot.fleet.ReleaseSet.load`); ``wave_size`` (default 1), ``nodes`` and
-    ``dry_run`` from the body."""
-    from ironroot.fleet._rollout import ReleaseSet, rollout
+    ``dry_run`` from the body. The trigger's check (:data:`RolloutTrigger`) refuses a body
+    with other members or of other types (``MalformedInput``), and whatever
+    :func:`~ironroot.fleet.rollout` refuses in its arguments: an unknown class or node
+    (``NotFound``), a wave size under 1, a node given twice or of another class
+    (``ConfigError``)."""
+    from ironroot.fleet._rollout import ReleaseSet, _selection, rollout
 
-    def trigger(body: Mapping[str, Any], now: dt.datetime) -> Mapping[str, Any]:
+    def trigger(body: Mapping[str, Any]) -> Callable[[dt.datetime], Mapping[str, Any]]:
         unknown = set(body) - {"class", "wave_size", "nodes", "dry_run"}
         if unknown:
             raise MalformedInput(f"unknown rollout settings: {', '.join(sorted(unknown))}")
@@ -296,19 +307,24 @@ def desired_rollout(fleet: Fleet, releases: Sequence[Path] = ()) -> RolloutTrigg
             raise MalformedInput(
                 'a rollout is {"class": name, "wave_size": int, "nodes": [id], "dry_run": bool}'
             )
-        found = ReleaseSet.of_class(fleet.node_class(name))
-        for directory in releases:
-            found.load(directory)
-        report = rollout(
-            fleet,
-            found,
-            now=now,
-            node_class=name,
-            wave_size=wave_size,
-            nodes=nodes,
-            dry_run=dry_run,
-        )
-        return report.to_json()
+        _selection(fleet, node_class=name, wave_size=wave_size, nodes=nodes)
+
+        def start(now: dt.datetime) -> Mapping[str, Any]:
+            found = ReleaseSet.of_class(fleet.node_class(name))
+            for directory in releases:
+                found.load(directory)
+            report = rollout(
+                fleet,
+                found,
+                now=now,
+                node_class=name,
+                wave_size=wave_size,
+                nodes=nodes,
+                dry_run=dry_run,
+            )
+            return report.to_json()
+
+        return start
 
     return trigger
 

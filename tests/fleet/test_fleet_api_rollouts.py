@@ -1,0 +1,121 @@
+"""``POST /v1/rollouts`` on the control plane: a request is checked (its members and types, the
+class, the nodes) before the registry records it, so a refused one is a problem with its exact
+status and code and leaves no ``rollout-requested`` event and no update behind; an accepted
+one is recorded, then run. The fleet has a second class, so a node of another class can be
+named."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from tests.fleet.desired_world import ALICE, BOB, make_ops
+from tests.fleet.fleet_site import Site, problem, running_site
+from tests.fleet.fleet_world import add_class, node_class
+from tests.platform.node_world import NOW, World, make_world
+
+from ironroot.fleet import DesiredState, DesiredStore
+
+_OTHER = "node-0004"  # the one node of class node-8
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("rollouts-world")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def site(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """Three admitted nodes of class node-7 with host 2.0 desired, and one of class node-8."""
+    with running_site(world, tmp_path_factory.mktemp("rollouts")) as made:
+        other = node_class(world, name="node-8")
+        assert add_class(made.fleet, other, 1, vendor_ca=made.world.vendor_ca) == [_OTHER]
+        with make_ops(tmp_path_factory.mktemp("rollouts-ops")) as ops:
+            store = DesiredStore(made.fleet)
+            store.init(ops.governance())
+            bundles = {"host": world.release("host", "2.0").bundle}
+            state = DesiredState.build(made.fleet.node_class("node-7"), 1, bundles=bundles)
+            store.publish("node-7", ops.sign(state, ALICE, BOB), now=NOW, registrar=ops.log)
+        yield made
+
+
+def _hosts(site: Site) -> list[str]:
+    versions = []
+    for node in site.fleet.node_ids():
+        image = site.fleet.node(node).state().component("host").image
+        assert image is not None
+        versions.append(image.version)
+    return versions
+
+
+_MALFORMED = 'a rollout is {"class": name, "wave_size": int, "nodes": [id], "dry_run": bool}'
+
+# body -> (status, code, detail); each would otherwise be a dry run of class node-7
+_REFUSED: dict[str, tuple[dict[str, Any], tuple[int, str, str]]] = {
+    "unknown member": (
+        {"firmware": "mine"},
+        (400, "malformed", "unknown rollout settings: firmware"),
+    ),
+    "wave size as text": ({"wave_size": "2"}, (400, "malformed", _MALFORMED)),
+    "wave size as a boolean": ({"wave_size": True}, (400, "malformed", _MALFORMED)),
+    "nodes as text": ({"nodes": "node-0001"}, (400, "malformed", _MALFORMED)),
+    "a node as a number": ({"nodes": ["node-0001", 2]}, (400, "malformed", _MALFORMED)),
+    "dry run as text": ({"dry_run": "yes"}, (400, "malformed", _MALFORMED)),
+    "class as a list": ({"class": ["node-7"]}, (400, "malformed", _MALFORMED)),
+    "wave size 0": ({"wave_size": 0}, (400, "config", "the wave size is 1 or more")),
+    "unknown class": ({"class": "node-9"}, (404, "not-found", "no node class 'node-9'")),
+    "unknown node": (
+        {"nodes": ["node-0001", "node-9999"]},
+        (404, "not-found", "no node 'node-9999' in the fleet"),
+    ),
+    "a node twice": (
+        {"nodes": ["node-0001", "node-0002", "node-0001"]},
+        (400, "config", "a node is given once: node-0001 given more than once"),
+    ),
+    "a node of another class": (
+        {"nodes": ["node-0001", _OTHER]},
+        (400, "config", f"every node given must be of class node-7: {_OTHER} is not"),
+    ),
+    "a node of another class and a node twice": (
+        {"nodes": ["node-0001", "node-0001", _OTHER]},
+        (400, "config", "a node is given once: node-0001 given more than once"),
+    ),
+}
+
+
+@pytest.mark.parametrize("body", [b for b, _ in _REFUSED.values()], ids=list(_REFUSED))
+def test_a_refused_rollout_request_leaves_no_event(site: Site, body: dict[str, Any]) -> None:
+    expected = next(answer for b, answer in _REFUSED.values() if b is body)
+    before = site.fleet.events(limit=100_000)
+    with site.client("node-0001", "control") as control:
+        response = control.post(
+            f"{site.servers.control_url}/v1/rollouts",
+            json={"dry_run": True, **body},
+            headers={"Accept": "application/json"},
+        )
+    answer = response.json()
+    assert (response.status_code, answer["code"], answer["detail"]) == expected
+    assert site.fleet.events(limit=100_000) == before
+    assert _hosts(site) == ["1.0"] * 4
+
+
+def test_an_accepted_rollout_request_is_recorded_then_run(site: Site) -> None:
+    body = {"dry_run": True, "nodes": ["node-0002", "node-0001"], "wave_size": 2}
+    with site.client("node-0003", "control") as control:
+        response = control.post(f"{site.servers.control_url}/v1/rollouts", json=body)
+        assert response.status_code == 200, response.text
+        report = response.json()
+        assert [(n["node"], n["outcome"], n["wave"]) for n in report["nodes"]] == [
+            ("node-0002", "planned", 1),
+            ("node-0001", "planned", 1),
+        ]
+        last = site.fleet.events()[-1]
+        assert (last.node, last.kind, last.detail) == ("node-0003", "rollout-requested", body)
+        # no desired state in force for class node-8: checked, recorded, then refused by the run
+        missing = control.post(
+            f"{site.servers.control_url}/v1/rollouts", json={"class": "node-8", "dry_run": True}
+        )
+    assert problem(missing)[:2] == (404, "not-found")
+    assert site.fleet.events()[-1].kind == "rollout-requested"
