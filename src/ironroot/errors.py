@@ -93,6 +93,7 @@ __all__ = [
     "UnknownLog",
     "Unreachable",
     "UnsupportedAlgorithm",
+    "UnsupportedMediaType",
     "UntrustedCheckpoint",
     "VerificationFailed",
 ]
@@ -159,6 +160,14 @@ class PayloadTooLarge(LimitExceeded):
     code = "payload-too-large"
     title = "Payload Too Large"
     http_status = 413
+
+
+class UnsupportedMediaType(MalformedInput):
+    """A request body whose ``Content-Type`` is not one the endpoint takes."""
+
+    code = "unsupported-media-type"
+    title = "Unsupported Media Type"
+    http_status = 415
 
 
 class MalformedStatement(MalformedInput):

@@ -167,9 +167,23 @@ def test_problem_is_json_when_client_accepts_only_json(client: httpx.Client) -> 
     assert body["title"]
 
 
-def test_wrong_media_type_is_415(client: httpx.Client, vendor: PrivateKey) -> None:
-    r = client.post("/entries", content=_stmt(vendor), headers={"Content-Type": "text/plain"})
+@pytest.mark.parametrize(
+    "headers", [{"Content-Type": "text/plain"}, {}], ids=["another type", "no type"]
+)
+def test_wrong_media_type_is_415(
+    client: httpx.Client, vendor: PrivateKey, headers: dict[str, str]
+) -> None:
+    r = client.post(
+        "/entries", content=_stmt(vendor), headers={"Accept": "application/json", **headers}
+    )
     assert r.status_code == 415
+    problem = r.json()
+    assert (problem["status"], problem["code"], problem["title"]) == (
+        415,
+        "unsupported-media-type",
+        "Unsupported Media Type",
+    )
+    assert problem["detail"] == "the request body must be application/cose"
 
 
 def test_oversized_body_is_413(tmp_path: Path, vendor: PrivateKey) -> None:

@@ -47,6 +47,11 @@ open is refused at its next request. Refusals are RFC 9290 problem details (CBOR
 the client accepts only JSON) with the error's ``code``: 401 ``credential-expired``,
 ``credential-revoked``, ``credential-unknown``, …; 403 ``wrong-plane``, ``node-not-admitted``.
 
+Request bodies are of the media type their endpoint takes, checked before they are read
+(:func:`ironroot.http.require_media_type`): the JSON endpoints take ``application/json`` (a
+body without ``Content-Type`` is taken as JSON), ``POST /fleet/admission`` only
+``application/cbor``; any other is 415 ``unsupported-media-type``.
+
 :class:`FleetServers` runs the three on loopback in background threads (tests, embedding);
 :func:`serve_fleet` runs them until SIGINT/SIGTERM (``ironroot fleet serve``), optionally with
 the continuous scanner. The servers' TLS certificate is issued by the fleet CA for the host
@@ -88,6 +93,7 @@ from ironroot.http import (
     guarded,
     problem_app,
     read_body,
+    require_media_type,
     stop_on_signals,
 )
 
@@ -106,6 +112,7 @@ _log = logging.getLogger("ironroot.fleet")
 _MAX_JSON: Final = 64 * 1024
 _MAX_ADMISSION: Final = 2 * 1024 * 1024
 _CBOR: Final = "application/cbor"
+_JSON: Final = "application/json"
 Clock = Callable[[], dt.datetime]
 RolloutTrigger = Callable[[Mapping[str, Any]], Callable[[dt.datetime], Mapping[str, Any]]]
 """``trigger(request) -> start``: what ``POST /v1/rollouts`` runs, in two steps.
@@ -120,7 +127,10 @@ def _utc_now() -> dt.datetime:
 
 
 async def _json_body(request: Request) -> Mapping[str, Any]:
-    """The request's JSON object (I-JSON: :func:`ironroot.http.decode_request_map`)."""
+    """The request's JSON object (I-JSON: :func:`ironroot.http.decode_request_map`); a body
+    of another media type is refused before it is read (415), one without any taken as
+    JSON."""
+    require_media_type(request, _JSON, untyped=_JSON)
     return decode_request_map(await read_body(request, _MAX_JSON))
 
 
@@ -148,6 +158,7 @@ def admission_app(
         return JSONResponse({"nonce": encoded, "expires": expires})
 
     async def admit(request: Request) -> Response:
+        require_media_type(request, _CBOR)
         body = await read_body(request, _MAX_ADMISSION)
         parsed = AdmissionRequest.decode(body)
         result = await run_in_threadpool(authority.admit, parsed, now=clock())

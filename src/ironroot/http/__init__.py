@@ -12,8 +12,10 @@
 * :class:`ServerLimits` and :func:`server_config`: the connection limits every service runs
   with (head size, header/body/idle timeouts, connection cap, HTTP version);
 * :func:`read_body`: a request body read against a limit (``PayloadTooLarge``);
-  :func:`decode_request_map`: a JSON or CBOR request map; :func:`challenge_handler`: the
-  ``POST .../challenge`` answer of a service that issues single-use nonces;
+  :func:`decode_request_map`: a JSON or CBOR request map; :func:`require_media_type`: a
+  body's ``Content-Type`` among those an endpoint takes (else a 415 problem);
+  :func:`challenge_handler`: the ``POST .../challenge`` answer of a service that issues
+  single-use nonces;
 * :func:`stop_on_signals`: an event that SIGINT/SIGTERM sets, for a command that waits;
 * :class:`ServerThread`: an app served over real HTTP from a background thread, for embedding
   a service in another program, the demo, tests and benchmarks;
@@ -42,7 +44,12 @@ if TYPE_CHECKING:
         read_body,
         wants_json,
     )
-    from ironroot.http._content import CBOR, challenge_handler, decode_request_map
+    from ironroot.http._content import (
+        CBOR,
+        challenge_handler,
+        decode_request_map,
+        require_media_type,
+    )
     from ironroot.http._logging import LOG_FORMATS, configure_logging
     from ironroot.http._ops import Observed, ServiceInfo, operational_routes
     from ironroot.http._server import ServerLimits, check_listen, run_server, server_config
@@ -71,6 +78,7 @@ __all__ = [
     "problem_app",
     "problem_response",
     "read_body",
+    "require_media_type",
     "run_server",
     "server_config",
     "stop_on_signals",

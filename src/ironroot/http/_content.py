@@ -2,7 +2,9 @@
 
 Services that take a request as a JSON object or the same map in CBOR (``Content-Type:
 application/cbor``) read it with :func:`decode_request_map`; services that hand out single-use
-challenge nonces answer ``POST .../challenge`` with :func:`challenge_handler`.
+challenge nonces answer ``POST .../challenge`` with :func:`challenge_handler`. An endpoint that
+takes one kind of body checks the request's ``Content-Type`` with :func:`require_media_type`
+before it reads the body: any other is ``UnsupportedMediaType`` (a 415 problem).
 
 A JSON request is held to I-JSON (RFC 7493) where Python's parser is lenient: no member name
 twice in one object (which one would win is the parser's choice), no ``NaN`` or
@@ -24,10 +26,10 @@ from starlette.responses import Response
 
 from ironroot.cose import DEFAULT_LIMITS, Limits, decode_cbor, encode_cbor
 from ironroot.crypto import b64url_encode
-from ironroot.errors import MalformedInput
+from ironroot.errors import MalformedInput, UnsupportedMediaType
 from ironroot.http._app import Handler
 
-__all__ = ["CBOR", "challenge_handler", "decode_request_map"]
+__all__ = ["CBOR", "challenge_handler", "decode_request_map", "require_media_type"]
 
 CBOR: Final = "application/cbor"
 
@@ -74,6 +76,18 @@ def decode_request_map(
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise MalformedInput("the request is a map with text keys")
     return value
+
+
+def require_media_type(request: Request, *accepted: str, untyped: str | None = None) -> str:
+    """The media type of ``request``'s body — its ``Content-Type`` without parameters, in
+    lower case — when it is one of ``accepted``. A request without one (or with an empty one)
+    is taken as ``untyped``; with ``None``, refused: its body could be anything. Anything
+    else is ``UnsupportedMediaType`` (415), whose detail names what the endpoint takes."""
+    given = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    media = given or untyped
+    if media is None or media not in accepted:
+        raise UnsupportedMediaType(f"the request body must be {' or '.join(accepted)}")
+    return media
 
 
 def challenge_handler(issue: Callable[[str | None], tuple[bytes, int]]) -> Handler:

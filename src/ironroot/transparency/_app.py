@@ -31,6 +31,7 @@ from ironroot.http import (
     problem_app,
     problem_response,
     read_body,
+    require_media_type,
     wants_json,
 )
 from ironroot.log import cache_control, parse_tile_path
@@ -141,11 +142,7 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
 
     async def post_entries(request: Request) -> Response:
         check_token(request)
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype != COSE:
-            return problem_response(
-                request, 415, "Unsupported Media Type", "POST /entries takes application/cose"
-            )
+        require_media_type(request, COSE)
         body = await read_body(request, config.max_statement_bytes)
         registered = await registrar.register(body, config.registration_wait)
         location = f"/entries/{registered.entry_id.hex()}"

@@ -1,11 +1,14 @@
-"""``POST /v1/rollouts`` on the control plane: a request is checked (its members and types, the
+"""Request bodies on the fleet's admission service and control plane, over real TLS: a body of
+another media type than its endpoint takes is a 415 problem that changes nothing (a JSON body
+without a type is read as JSON); ``POST /v1/rollouts`` is checked (its members and types, the
 class, the nodes) before the registry records it, so a refused one is a problem with its exact
-status and code and leaves no ``rollout-requested`` event and no update behind; an accepted
+status and code and leaves no ``rollout-requested`` event and no update behind, and an accepted
 one is recorded, then run. The fleet has a second class, so a node of another class can be
 named."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +18,7 @@ from tests.fleet.fleet_site import Site, problem, running_site
 from tests.fleet.fleet_world import add_class, node_class
 from tests.platform.node_world import NOW, World, make_world
 
-from ironroot.fleet import DesiredState, DesiredStore
+from ironroot.fleet import AdmissionRequest, DesiredState, DesiredStore, make_csr
 
 _OTHER = "node-0004"  # the one node of class node-8
 
@@ -119,3 +122,85 @@ def test_an_accepted_rollout_request_is_recorded_then_run(site: Site) -> None:
         )
     assert problem(missing)[:2] == (404, "not-found")
     assert site.fleet.events()[-1].kind == "rollout-requested"
+
+
+# --- media types -----------------------------------------------------------------------------
+
+_NOT_JSON = ["text/plain", "application/x-www-form-urlencoded", "application/cbor"]
+
+
+@pytest.mark.parametrize("ctype", _NOT_JSON)
+def test_a_json_body_of_another_media_type_is_415_and_changes_nothing(
+    site: Site, ctype: str
+) -> None:
+    events = site.fleet.events(limit=100_000)
+    headers = {"content-type": ctype}
+    with site.anonymous() as client:
+        challenge = client.post(
+            f"{site.servers.admission_url}/fleet/admission/challenge",
+            content=b'{"node": "node-0001"}',
+            headers=headers,
+        )
+    with site.client("node-0001", "control") as control:
+        place = control.post(
+            f"{site.servers.control_url}/v1/placements",
+            content=b'{"vm": "cvm-typed"}',
+            headers=headers,
+        )
+        roll = control.post(
+            f"{site.servers.control_url}/v1/rollouts", content=b'{"dry_run": true}', headers=headers
+        )
+    for response in (challenge, place, roll):
+        assert problem(response) == (415, "unsupported-media-type", "Unsupported Media Type")
+    assert "cvm-typed" not in [p.vm for p in site.authority.placements()]
+    assert site.fleet.events(limit=100_000) == events  # no rollout-requested
+
+
+_JSON_OR_UNTYPED = {
+    "untyped": ("cvm-untyped", {}),
+    "JSON": ("cvm-json", {"content-type": "application/json"}),
+    "JSON with a charset": ("cvm-charset", {"content-type": "Application/JSON; charset=utf-8"}),
+}
+
+
+@pytest.mark.parametrize(("vm", "headers"), _JSON_OR_UNTYPED.values(), ids=_JSON_OR_UNTYPED.keys())
+def test_a_json_body_typed_as_json_or_untyped_is_read(
+    site: Site, vm: str, headers: dict[str, str]
+) -> None:
+    with site.anonymous() as client:
+        challenge = client.post(
+            f"{site.servers.admission_url}/fleet/admission/challenge",
+            content=b'{"node": "node-0001"}',
+            headers=headers,
+        )
+    assert challenge.status_code == 200, challenge.text
+    with site.client("node-0001", "control") as control:
+        place = control.post(
+            f"{site.servers.control_url}/v1/placements",
+            content=json.dumps({"vm": vm}).encode(),
+            headers=headers,
+        )
+    assert place.status_code == 201, place.text
+    assert place.json()["vm"] == vm
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"content-type": "application/json"}, {"content-type": "application/cose"}],
+    ids=["untyped", "JSON", "COSE"],
+)
+def test_an_admission_request_not_typed_as_cbor_is_415(site: Site, headers: dict[str, str]) -> None:
+    answer = site.prepare("node-0003")
+    request = AdmissionRequest(
+        answer.node,
+        answer.nonce,
+        answer.evidence.encode(),
+        {p: make_csr(k, node=answer.node, plane=p) for p, k in answer.keys.items()},
+    ).encode()
+    before = len(site.authority.credentials.of_node("node-0003"))
+    with site.anonymous() as client:
+        response = client.post(
+            f"{site.servers.admission_url}/fleet/admission", content=request, headers=headers
+        )
+    assert problem(response) == (415, "unsupported-media-type", "Unsupported Media Type")
+    assert len(site.authority.credentials.of_node("node-0003")) == before

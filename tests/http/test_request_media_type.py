@@ -1,0 +1,81 @@
+"""``require_media_type``: a request body's ``Content-Type`` (without parameters, in any case)
+is one its endpoint takes, or the answer is a 415 problem (``UnsupportedMediaType``) before
+the body is read; a request without one is taken as the endpoint's ``untyped`` type, or refused
+when it has none."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+import pytest
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from ironroot.errors import UnsupportedMediaType
+from ironroot.http import PROBLEM_JSON, guarded, problem_app, require_media_type
+
+_log = logging.getLogger("test")
+_JSON = "application/json"
+
+
+def _post(headers: dict[str, str], *, untyped: str | None) -> httpx.Response:
+    read: list[bytes] = []
+
+    async def handler(request: Request) -> Response:
+        media = require_media_type(request, _JSON, "application/cbor", untyped=untyped)
+        read.append(await request.body())
+        return PlainTextResponse(media)
+
+    app = problem_app([Route("/x", guarded(handler, _log), methods=["POST"])])
+
+    async def run() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+            return await client.post(
+                "/x", content=b"{}", headers={"Accept": "application/json", **headers}
+            )
+
+    response = asyncio.run(run())
+    if response.status_code != 200:
+        assert read == []  # refused before the body was read
+    return response
+
+
+@pytest.mark.parametrize(
+    ("given", "media"),
+    [
+        ("application/json", _JSON),
+        ("Application/JSON; charset=utf-8", _JSON),
+        (" application/cbor ", "application/cbor"),
+    ],
+)
+def test_a_type_the_endpoint_takes_is_answered_as_before(given: str, media: str) -> None:
+    response = _post({"Content-Type": given}, untyped=None)
+    assert (response.status_code, response.text) == (200, media)
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["text/plain", "application/x-www-form-urlencoded", "application/jsonx", "application/*"],
+)
+def test_another_type_is_a_415_problem(given: str) -> None:
+    response = _post({"Content-Type": given}, untyped=_JSON)
+    assert response.status_code == 415
+    assert response.headers["content-type"] == PROBLEM_JSON
+    problem = response.json()
+    assert (problem["status"], problem["code"], problem["title"]) == (
+        415,
+        UnsupportedMediaType.code,
+        "Unsupported Media Type",
+    )
+    assert problem["detail"] == "the request body must be application/json or application/cbor"
+
+
+@pytest.mark.parametrize("headers", [{}, {"Content-Type": ""}], ids=["absent", "empty"])
+def test_a_body_without_a_type_is_taken_as_untyped_or_refused(headers: dict[str, str]) -> None:
+    assert _post(headers, untyped=_JSON).text == _JSON
+    refused = _post(headers, untyped=None)
+    assert (refused.status_code, refused.json()["code"]) == (415, "unsupported-media-type")
