@@ -469,4 +469,5 @@ def test_a_verifier_without_endorsements_is_not_ready(world: World) -> None:
     )
     ready = ApiClient(create_attestation_app(service)).get("/ready")
     assert ready.status_code == 503
+    assert ready.headers["Retry-After"] == "1"
     assert "no vendor roots and no reference values" in ready.json()["checks"]["endorsements"]

@@ -1,10 +1,12 @@
 """Every 503 and 429 problem says when to come back (``Retry-After``), whatever error made it:
-a fence refusal or a plain store error as much as an unreachable store (RFC 9110 §10.2.3)."""
+a fence refusal or a plain store error as much as an unreachable store (RFC 9110 §10.2.3); and
+so does ``/ready`` when it answers 503."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -13,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ironroot.errors import (
+    ConfigError,
     HsmErrorState,
     IronrootError,
     MalformedInput,
@@ -23,7 +26,7 @@ from ironroot.errors import (
     StoreUnavailable,
     TooManyAttempts,
 )
-from ironroot.http import guarded, problem_app
+from ironroot.http import ServiceInfo, guarded, problem_app
 
 _log = logging.getLogger("test")
 
@@ -66,4 +69,51 @@ def test_every_503_and_429_problem_carries_retry_after(
 def test_other_problems_do_not_carry_retry_after(exc: IronrootError) -> None:
     response = _answer(exc)
     assert response.status_code == exc.http_status
+    assert "Retry-After" not in response.headers
+
+
+def _ready(*failures: IronrootError) -> httpx.Response:
+    """``GET /ready`` of a service with a passing check and one check per failure."""
+
+    def failing(exc: IronrootError) -> Callable[[], None]:
+        def check() -> None:
+            raise exc
+
+        return check
+
+    checks = {"fine": lambda: None} | {f"check{n}": failing(e) for n, e in enumerate(failures)}
+    app = problem_app([], ServiceInfo("svc", "a service", checks=checks))
+
+    async def run() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+            return await client.get("/ready")
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("failures", "retry_after"),
+    [
+        ((ConfigError("no verifier installed"),), "1"),
+        ((HsmErrorState("a self-test failed"),), "1"),
+        ((StoreUnavailable("the database is down", retry_after=7),), "7"),
+        ((ConfigError("no keys"), StoreUnavailable("down", retry_after=5)), "5"),  # the longest
+    ],
+    ids=["config", "HSM", "store", "the longest of two"],
+)
+def test_a_ready_check_failing_is_503_with_retry_after(
+    failures: tuple[IronrootError, ...], retry_after: str
+) -> None:
+    response = _ready(*failures)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == retry_after
+    body = response.json()
+    assert (body["status"], body["checks"]["fine"]) == ("not ready", "ok")
+    assert body["checks"]["check0"] == f"{failures[0].code}: {failures[0].detail}"
+
+
+def test_ready_without_a_failing_check_has_no_retry_after() -> None:
+    response = _ready()
+    assert response.status_code == 200
     assert "Retry-After" not in response.headers

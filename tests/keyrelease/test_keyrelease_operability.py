@@ -56,6 +56,7 @@ def test_health_ready_and_metrics() -> None:
         harness.hsm.remove_release_verifier(harness.officer, "https://verifier.example")
         not_ready = http.get("/ready")
         assert not_ready.status_code == 503
+        assert not_ready.headers["Retry-After"] == "1"
         assert "no EAR verifier is installed" in not_ready.text
 
 

@@ -3,7 +3,9 @@
 * ``GET /health``: liveness — the process answers (``200 {"status": "ok"}``);
 * ``GET /ready``: readiness — each of the service's checks (store reachable, keys loaded, …)
   runs (in a worker thread, as ``/metrics`` collects: a check may wait for its store); ``200
-  {"status": "ready", "checks": {...}}`` or ``503`` with the failing checks' reasons;
+  {"status": "ready", "checks": {...}}`` or ``503`` with the failing checks' reasons and a
+  ``Retry-After`` as every 503 of Ironroot has (the longest delay the failing checks' errors
+  ask for, else one second);
 * ``GET /metrics``: Prometheus text exposition (``prometheus-client``) of the service's own
   registry: ``ironroot_http_requests_total{route,method,status}``,
   ``ironroot_http_request_duration_seconds{route,method}`` and whatever the service adds
@@ -85,6 +87,13 @@ class ServiceInfo:
         )
 
 
+def _retry_after(exc: IronrootError) -> int:
+    """The ``Retry-After`` seconds of a "not now" answer (429, 503) that ``exc`` caused (RFC
+    9110 §10.2.3): the error's own delay, else a second (a fence refusal, a store error: the
+    next attempt meets a new state)."""
+    return max(1, int(getattr(exc, "retry_after", 1)))
+
+
 def _prefers_html(accept: str) -> bool:
     """True when an ``Accept`` header ranks ``text/html`` above JSON (RFC 9110 §12.5.1
     quality values; a browser's header, not ``*/*`` or a script's ``application/json``)."""
@@ -129,7 +138,7 @@ def operational_routes(info: ServiceInfo, served: Sequence[BaseRoute] = ()) -> l
 
     async def ready(request: Request) -> Response:
         results: dict[str, str] = {}
-        ok = True
+        failed: list[IronrootError] = []
         for name, check in info.checks.items():
             try:
                 # a check may wait (for a store another thread or process holds): never in
@@ -137,11 +146,13 @@ def operational_routes(info: ServiceInfo, served: Sequence[BaseRoute] = ()) -> l
                 await run_in_threadpool(check)
                 results[name] = "ok"
             except IronrootError as exc:
-                ok = False
+                failed.append(exc)
                 results[name] = f"{exc.code}: {exc.detail}"
-        status = 200 if ok else 503
-        body = {"status": "ready" if ok else "not ready", "service": info.name, "checks": results}
-        return JSONResponse(body, status_code=status)
+        if not failed:
+            return JSONResponse({"status": "ready", "service": info.name, "checks": results})
+        body = {"status": "not ready", "service": info.name, "checks": results}
+        headers = {"Retry-After": str(max(_retry_after(exc) for exc in failed))}
+        return JSONResponse(body, status_code=503, headers=headers)
 
     async def metrics(request: Request) -> Response:
         # collecting may call into the service (a gauge that counts stored rows): a worker
