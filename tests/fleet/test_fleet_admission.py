@@ -280,6 +280,7 @@ def test_a_csr_key_not_bound_in_the_evidence_is_refused(
 
 def test_another_nodes_evidence_is_refused(fleet3: tuple[Fleet, AdmissionAuthority]) -> None:
     fleet, authority = fleet3
+    before = fleet.record_of("node-0001").status  # the module's fleet: what earlier tests left
     mine = prepare(fleet, authority, "node-0001")
     theirs = prepare(fleet, authority, "node-0002")
     with pytest.raises(MalformedEvidence) as named:
@@ -290,7 +291,7 @@ def test_another_nodes_evidence_is_refused(fleet3: tuple[Fleet, AdmissionAuthori
     with pytest.raises(ChainNotTrusted) as caught:
         authority.admit(borrowed.request(node="node-0001", evidence=forged.encode()), now=NOW)
     assert caught.value.code == "node-identity"
-    assert fleet.record_of("node-0001").status == "admitted"
+    assert fleet.record_of("node-0001").status == before  # neither refusal changed the node
 
 
 # --- must reject: what the evidence says -----------------------------------------------------
