@@ -22,7 +22,8 @@
 * :class:`ServiceInfo`, :func:`operational_routes`, :class:`Observed`,
   :func:`configure_logging`: ``/health``, ``/ready``, ``/metrics``, ``/`` and the access log
   every service has (``ironroot.http._ops``; the access log is written at ``debug`` or with
-  ``IRONROOT_ACCESS_LOG=1``: a line costs 30-40 µs of CPU);
+  ``IRONROOT_ACCESS_LOG=1``: a line costs 30-40 µs of CPU); :func:`retry_after_seconds`: the
+  ``Retry-After`` of every 429/503 (problem, page or ``/ready``);
 * :func:`problem_app`'s ``hot`` routes: the few routes that carry a service's traffic,
   answered without Starlette's middleware stack (same handlers, problems and metrics).
 """
@@ -51,7 +52,12 @@ if TYPE_CHECKING:
         require_media_type,
     )
     from ironroot.http._logging import LOG_FORMATS, configure_logging
-    from ironroot.http._ops import Observed, ServiceInfo, operational_routes
+    from ironroot.http._ops import (
+        Observed,
+        ServiceInfo,
+        operational_routes,
+        retry_after_seconds,
+    )
     from ironroot.http._server import ServerLimits, check_listen, run_server, server_config
     from ironroot.http._signals import stop_on_signals
     from ironroot.http._tls import ServerTls, client_context
@@ -79,6 +85,7 @@ __all__ = [
     "problem_response",
     "read_body",
     "require_media_type",
+    "retry_after_seconds",
     "run_server",
     "server_config",
     "stop_on_signals",

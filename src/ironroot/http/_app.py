@@ -26,7 +26,7 @@ from ironroot.errors import (
     StorageError,
     Unauthorized,
 )
-from ironroot.http._ops import Observed, ServiceInfo, _retry_after, operational_routes
+from ironroot.http._ops import Observed, ServiceInfo, operational_routes, retry_after_seconds
 from ironroot.http._server import PromptServer, ServerLimits, server_config
 from ironroot.http._tls import ServerTls
 
@@ -79,7 +79,7 @@ def error_response(request: Request, exc: IronrootError) -> Response:
         response.headers["WWW-Authenticate"] = "Bearer"
     if exc.http_status in (429, 503):
         # Every "not now" says when to come back (RFC 9110 §10.2.3), as /ready's 503 does.
-        response.headers["Retry-After"] = str(_retry_after(exc))
+        response.headers["Retry-After"] = str(retry_after_seconds(exc))
     return response
 
 

@@ -87,7 +87,7 @@ class ServiceInfo:
         )
 
 
-def _retry_after(exc: IronrootError) -> int:
+def retry_after_seconds(exc: IronrootError) -> int:
     """The ``Retry-After`` seconds of a "not now" answer (429, 503) that ``exc`` caused (RFC
     9110 §10.2.3): the error's own delay, else a second (a fence refusal, a store error: the
     next attempt meets a new state)."""
@@ -151,7 +151,7 @@ def operational_routes(info: ServiceInfo, served: Sequence[BaseRoute] = ()) -> l
         if not failed:
             return JSONResponse({"status": "ready", "service": info.name, "checks": results})
         body = {"status": "not ready", "service": info.name, "checks": results}
-        headers = {"Retry-After": str(max(_retry_after(exc) for exc in failed))}
+        headers = {"Retry-After": str(max(retry_after_seconds(exc) for exc in failed))}
         return JSONResponse(body, status_code=503, headers=headers)
 
     async def metrics(request: Request) -> Response:

@@ -54,7 +54,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ironroot.errors import IronrootError, MalformedInput, TooManyAttempts, Unauthorized
-from ironroot.http import Observed, ServiceInfo, operational_routes, read_body
+from ironroot.http import (
+    Observed,
+    ServiceInfo,
+    operational_routes,
+    read_body,
+    retry_after_seconds,
+)
 from ironroot.web._auth import LOGIN_COOKIE, SESSION_COOKIE, Session, new_login_nonce
 from ironroot.web._dashboard import Dashboard
 
@@ -201,8 +207,7 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
                     _log.debug("%s %s: %s", request.method, request.url.path, exc)
                 response = error_page(request, exc.http_status, exc.title, detail, session)
                 if exc.http_status in (429, 503):  # every "not now" says when to come back
-                    retry = max(1, int(getattr(exc, "retry_after", 1)))
-                    response.headers["retry-after"] = str(retry)
+                    response.headers["retry-after"] = str(retry_after_seconds(exc))
                 return response
             except Exception:  # a bug: a page that says so, with an id the log repeats
                 incident = secrets.token_hex(8)
