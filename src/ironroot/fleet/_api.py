@@ -295,7 +295,7 @@ def desired_rollout(fleet: Fleet, releases: Sequence[Path] = ()) -> RolloutTrigg
     :func:`~ironroot.fleet.rollout` refuses in its arguments: an unknown class or node
     (``NotFound``), a wave size under 1, a node given twice or of another class
     (``ConfigError``)."""
-    from ironroot.fleet._rollout import ReleaseSet, _selection, rollout
+    from ironroot.fleet._rollout import ReleaseSet, rollout, rollout_selection
 
     def trigger(body: Mapping[str, Any]) -> Callable[[dt.datetime], Mapping[str, Any]]:
         unknown = set(body) - {"class", "wave_size", "nodes", "dry_run"}
@@ -318,7 +318,7 @@ def desired_rollout(fleet: Fleet, releases: Sequence[Path] = ()) -> RolloutTrigg
             raise MalformedInput(
                 'a rollout is {"class": name, "wave_size": int, "nodes": [id], "dry_run": bool}'
             )
-        _selection(fleet, node_class=name, wave_size=wave_size, nodes=nodes)
+        rollout_selection(fleet, node_class=name, wave_size=wave_size, nodes=nodes)
 
         def start(now: dt.datetime) -> Mapping[str, Any]:
             found = ReleaseSet.of_class(fleet.node_class(name))

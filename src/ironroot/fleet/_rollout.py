@@ -267,7 +267,7 @@ def _named(ids: Sequence[str]) -> str:
     return shown if len(ids) <= 5 else f"{shown} and {len(ids) - 5} more"
 
 
-def _selection(
+def rollout_selection(
     fleet: Fleet,
     *,
     node_class: str | None = None,
@@ -320,7 +320,7 @@ def rollout(
     unknown one ``NotFound``), checked before anything is planned or updated: a list that
     repeats a node or names one of another class is a mistake of its caller's, refused
     rather than guessed at."""
-    name, records = _selection(
+    name, records = rollout_selection(
         fleet, node_class=node_class, wave_size=wave_size, nodes=nodes, inject=inject
     )
     store = DesiredStore(fleet)
