@@ -18,7 +18,7 @@ import itertools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -771,7 +771,21 @@ def _monitor_seeds() -> list[bytes]:
     return list(log_seeds().monitor_files)
 
 
-_MONITOR_FILES = itertools.count()
+_STATE_FILES = itertools.count()
+
+
+@contextlib.contextmanager
+def _state_file(data: bytes, stem: str) -> Iterator[Path]:
+    """``data`` as a fresh SQLite state file of this process, removed afterwards with its
+    journal, WAL and shared-memory files."""
+    path = scratch() / f"{stem}-{os.getpid()}-{next(_STATE_FILES)}.sqlite3"
+    path.write_bytes(data)
+    try:
+        yield path
+    finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{path}{suffix}").unlink()
 
 
 def _monitor_run(data: bytes) -> None:
@@ -782,9 +796,7 @@ def _monitor_run(data: bytes) -> None:
     from ironroot.witness import ForkProof
 
     seeds = log_seeds()
-    path = scratch() / f"monitor-{os.getpid()}-{next(_MONITOR_FILES)}.sqlite3"
-    path.write_bytes(data)
-    try:
+    with _state_file(data, "monitor") as path:
         store = MonitorStore(path, create=False)
         try:
             for state in store.states():
@@ -802,17 +814,10 @@ def _monitor_run(data: bytes) -> None:
                 event.line()
         finally:
             store.close()
-    finally:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            with contextlib.suppress(FileNotFoundError):
-                Path(f"{path}{suffix}").unlink()
 
 
 def _witness_state_seeds() -> list[bytes]:
     return list(witness_state_seeds())
-
-
-_WITNESS_FILES = itertools.count()
 
 
 def _witness_state_run(data: bytes) -> None:
@@ -822,9 +827,7 @@ def _witness_state_run(data: bytes) -> None:
     from ironroot.witness import ForkProof, SqliteWitnessStore
 
     seeds = log_seeds()
-    path = scratch() / f"witness-{os.getpid()}-{next(_WITNESS_FILES)}.sqlite3"
-    path.write_bytes(data)
-    try:
+    with _state_file(data, "witness") as path:
         store = SqliteWitnessStore(path)
         try:
             witness = seeds.witness(store)
@@ -844,10 +847,6 @@ def _witness_state_run(data: bytes) -> None:
             witness.add_checkpoint(seeds.requests[-1])
         finally:
             store.close()
-    finally:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            with contextlib.suppress(FileNotFoundError):
-                Path(f"{path}{suffix}").unlink()
 
 
 TARGETS: dict[str, Target] = {
