@@ -69,6 +69,8 @@ _REFUSED: dict[str, tuple[dict[str, Any], tuple[int, str, str]]] = {
     "class as a list": ({"class": ["node-7"]}, (400, "malformed", _MALFORMED)),
     "wave size 0": ({"wave_size": 0}, (400, "config", "the wave size is 1 or more")),
     "unknown class": ({"class": "node-9"}, (404, "not-found", "no node class 'node-9'")),
+    # an empty name is no class, not the fleet's first one
+    "empty class": ({"class": ""}, (404, "not-found", "no node class ''")),
     "unknown node": (
         {"nodes": ["node-0001", "node-9999"]},
         (404, "not-found", "no node 'node-9999' in the fleet"),

@@ -141,3 +141,17 @@ def test_rollout_that_stops_exits_1_with_its_report(
     assert "rolled-back" in out
     assert "stopped at node-0001" in out
     assert "not-reached" in out
+    events_before = fleet.events()[-1]
+    # an empty --class is no class (not the fleet's first); a fault for a node the rollout
+    # does not cover is refused, not dropped: both before anything changes
+    for extra, detail in (
+        (["--class", ""], "no node class ''"),
+        (
+            ["--node", "node-0002", "--inject", "node-0001=fail-health"],
+            "a fault is injected only in a node the rollout covers: node-0001 is not",
+        ),
+    ):
+        code = main(["fleet", "rollout", *f, "--releases", str(releases), *extra, *AT])
+        assert code in (1, 2), extra
+        assert detail in capsys.readouterr().err, extra
+    assert fleet.events()[-1] == events_before

@@ -234,6 +234,35 @@ def test_a_node_of_another_class_is_refused_before_anything_changes(
     assert active(fleet, other, "host") == "1.0"
 
 
+def test_an_empty_class_name_is_no_class_and_a_fault_outside_the_rollout_is_refused(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    fleet, vendor_ca = make_fleet(world, tmp_path / "fleet", 2)
+    publish(world, ops, fleet, {"host": "2.0"})
+    before = len(fleet.events())
+    with pytest.raises(NotFound) as missing:
+        rollout(fleet, releases(world, fleet), now=NOW, node_class="")
+    assert missing.value.detail == "no node class ''"
+    with pytest.raises(NotFound) as missing:
+        fleet.add_nodes(1, vendor_ca=vendor_ca, now=NOW, node_class="")
+    assert missing.value.detail == "no node class ''"
+    # a fault for a node the rollout does not cover was dropped: the drill "passed" untried
+    with pytest.raises(ConfigError) as outside:
+        rollout(
+            fleet,
+            releases(world, fleet),
+            now=NOW,
+            nodes=["node-0001"],
+            inject={"node-0002": "fail-health"},
+        )
+    assert outside.value.detail == (
+        "a fault is injected only in a node the rollout covers: node-0002 is not"
+    )
+    assert [active(fleet, n, "host") for n in fleet.node_ids()] == ["1.0"] * 2
+    assert len(fleet.events()) == before
+    assert fleet.node_ids() == ["node-0001", "node-0002"]
+
+
 def test_releases_load_from_a_directory(world: World, tmp_path: Path) -> None:
     base = tmp_path / "releases"
     base.mkdir()

@@ -191,7 +191,7 @@ def _fleet(args: argparse.Namespace) -> Any:
 
 def _class_name(args: argparse.Namespace, fleet: Any) -> str:
     name = getattr(args, "node_class", None)
-    return str(name) if name else str(fleet.classes()[0])
+    return str(fleet.classes()[0]) if name is None else str(name)
 
 
 def _init(args: argparse.Namespace) -> int:

@@ -319,7 +319,7 @@ class Fleet:
         ``pending`` until admitted."""
         if not 1 <= count <= 100_000:
             raise ConfigError("add 1 to 100,000 nodes at a time")
-        name = node_class or self.classes()[0]
+        name = self.classes()[0] if node_class is None else node_class
         klass = self.node_class(name)
         with self._db() as db:
             first = int(db.execute("SELECT COUNT(*) FROM nodes").fetchone()[0]) + 1

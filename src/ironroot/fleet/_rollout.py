@@ -278,24 +278,33 @@ def rollout_selection(
     """The class a rollout with these arguments rolls out and the records of the nodes it
     covers (registry order without ``nodes``, else as given), every argument checked and
     nothing changed: ``ConfigError`` for a wave size under 1, an unknown fault, a node given
-    twice or a node of another class; ``NotFound`` for an unknown class or node."""
+    twice or a node of another class, a fault injected in a node the rollout does not cover;
+    ``NotFound`` for an unknown class or node. Only ``None`` means the fleet's first class:
+    an empty name is a class the fleet does not have, not a default."""
     if isinstance(wave_size, bool) or not isinstance(wave_size, int) or wave_size < 1:
         raise ConfigError("the wave size is 1 or more")
-    name = node_class or fleet.classes()[0]
+    name = fleet.classes()[0] if node_class is None else node_class
     fleet.node_class(name)  # NotFound for a class the fleet does not have
     for node_id, step in (inject or {}).items():
         Faults(step)  # ConfigError for an unknown fault
         fleet.record_of(node_id)
     if nodes is None:
-        return name, [r for r in fleet.records() if r.node_class == name]
-    records = [fleet.record_of(n) for n in dict.fromkeys(nodes)]  # NotFound for an unknown one
-    if len(records) != len(nodes):
-        counts = Counter(nodes)
-        repeated = [r.id for r in records if counts[r.id] > 1]
-        raise ConfigError(f"a node is given once: {_named(repeated)} given more than once")
-    foreign = [r.id for r in records if r.node_class != name]
-    if foreign:
-        raise ConfigError(f"every node given must be of class {name}: {_named(foreign)} is not")
+        records = [r for r in fleet.records() if r.node_class == name]
+    else:
+        records = [fleet.record_of(n) for n in dict.fromkeys(nodes)]  # NotFound: unknown one
+        if len(records) != len(nodes):
+            counts = Counter(nodes)
+            repeated = [r.id for r in records if counts[r.id] > 1]
+            raise ConfigError(f"a node is given once: {_named(repeated)} given more than once")
+        foreign = [r.id for r in records if r.node_class != name]
+        if foreign:
+            raise ConfigError(f"every node given must be of class {name}: {_named(foreign)} is not")
+    covered = {r.id for r in records}
+    outside = [n for n in (inject or {}) if n not in covered]
+    if outside:
+        raise ConfigError(
+            f"a fault is injected only in a node the rollout covers: {_named(outside)} is not"
+        )
     return name, records
 
 
