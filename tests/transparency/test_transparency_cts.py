@@ -147,7 +147,20 @@ def _problem(response: httpx.Response) -> Problem:
         ("bad signature", 400, "InvalidInput", None, "bad-signature"),
         ("not cbor", 400, "InvalidInput", None, "malformed-statement"),
         ("too large", 413, "PayloadTooLarge", None, "payload-too-large"),
-        ("not cose", 400, "InvalidInput", "POST /entries takes application/cose", "malformed"),
+        (
+            "not cose",
+            415,
+            "UnsupportedContentType",
+            "the request body must be application/cose",
+            "unsupported-media-type",
+        ),
+        (
+            "untyped",
+            415,
+            "UnsupportedContentType",
+            "the request body must be application/cose",
+            "unsupported-media-type",
+        ),
     ],
 )
 def test_refusals_are_cts_problems(
@@ -171,6 +184,8 @@ def test_refusals_are_cts_problems(
         body = b"\xff not a statement"
     elif case == "too large":
         body = b"\0" * 70_000
+    elif case == "untyped":
+        body, ctype = _stmt(vendor), ""
     else:
         body, ctype = _stmt(vendor), "application/json"
     r = _post(client, body, ctype)

@@ -54,9 +54,10 @@ from ironroot.errors import (
     PolicyRejected,
     StorageError,
     Unauthorized,
+    UnsupportedMediaType,
     VerificationFailed,
 )
-from ironroot.http import PROBLEM_CBOR, Handler, read_body
+from ironroot.http import PROBLEM_CBOR, Handler, read_body, require_media_type
 
 if TYPE_CHECKING:
     from ironroot.transparency._registrar import Registrar
@@ -88,6 +89,7 @@ _RETRY_AFTER: Final = "1"
 # CTS error codes (scitt-ccf-ledger constants.h), by our error class; the first match wins.
 _CODES: Final[tuple[tuple[type[IronrootError], str], ...]] = (
     (PayloadTooLarge, "PayloadTooLarge"),
+    (UnsupportedMediaType, "UnsupportedContentType"),  # CCF's code for a 415
     (PolicyRejected, "PolicyFailed"),
     (NotFound, "NotFound"),
     (MalformedInput, "InvalidInput"),
@@ -184,9 +186,7 @@ def cts_routes(
 
     async def post_entries(request: Request) -> Response:
         check_token(request)
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype != _COSE:
-            raise MalformedInput("POST /entries takes application/cose")
+        require_media_type(request, _COSE)
         body = await read_body(request, config.max_statement_bytes)
         # durable before 202; the operation reports the integration (no wait here)
         entry_id = (await register.register(body, 0.0)).entry_id
