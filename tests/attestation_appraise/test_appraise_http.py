@@ -217,6 +217,29 @@ def test_malformed_requests(api: tuple[ApiClient, _Clock, AttestationService], b
     assert Problem.from_cbor(response.content).title == "Malformed Input"
 
 
+@pytest.mark.parametrize("ctype", ["text/plain", "application/not-cbor", "application/jsonx"])
+def test_a_request_of_another_media_type_is_a_415(
+    api: tuple[ApiClient, _Clock, AttestationService], good_device: Device, ctype: str
+) -> None:
+    # before, any type was read as JSON, and any type naming "cbor" as CBOR
+    client, _, _ = api
+    nonce = _challenge(client)
+    body = {"evidence": b64url_encode(good_device.quote(nonce)), "nonce": b64url_encode(nonce)}
+    response = client.post(
+        "/attestation/verify", content=json.dumps(body).encode(), headers={"Content-Type": ctype}
+    )
+    assert response.status_code == 415
+    problem = Problem.from_cbor(response.content)
+    assert (problem.title, problem.extra["code"]) == (
+        "Unsupported Media Type",
+        "unsupported-media-type",
+    )
+    assert problem.detail == "the request body must be application/json or application/cbor"
+    # untyped is JSON, and the nonce was not spent by the refusal
+    untyped = client.post("/attestation/verify", content=json.dumps(body).encode())
+    assert untyped.status_code == 200, untyped.content
+
+
 def test_unknown_route_and_method(api: tuple[ApiClient, _Clock, AttestationService]) -> None:
     client, _, _ = api
     assert client.get("/attestation/nope").status_code == 404

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 import http_calls
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import MalformedInput, RoleNotPermitted, Unauthorized
+from ironroot.errors import MalformedInput, RoleNotPermitted, Unauthorized, UnsupportedMediaType
 from ironroot.hsm import KeyType, Role, wrap_key_kem
 from ironroot.keyrelease import KeyReleaseServerThread, create_keyrelease_app
 
@@ -54,6 +54,18 @@ def test_the_hsms_identities_and_roles_decide(admin: tuple[Harness, str]) -> Non
     assert ("officer", "login", "unauthorized") in outcomes
     assert ("keyrelease", "generate", "role-not-permitted") in outcomes
     assert ("keyrelease", "verifier-add", "role-not-permitted") in outcomes
+
+
+def test_an_admin_request_is_json_or_untyped(admin: tuple[Harness, str]) -> None:
+    _, url = admin
+    body = b'{"type": "AES-256", "usages": ["encrypt", "decrypt"]}'
+    with _client(url, OFFICER) as officer:
+        before = len(officer.get("/admin/keys").json()["keys"])
+        refused = officer.post("/admin/keys", content=body, headers={"Content-Type": "text/plain"})
+        assert_problem(refused, UnsupportedMediaType)
+        assert len(officer.get("/admin/keys").json()["keys"]) == before  # no key made
+        untyped = officer.post("/admin/keys", content=body)
+        assert untyped.status_code == 201, untyped.text
 
 
 def test_generate_offer_and_release_while_running(admin: tuple[Harness, str]) -> None:

@@ -15,10 +15,12 @@ from _kr_helpers import (
     assert_problem,
     evidence,
     make_ear,
+    problem_of,
     released_ok,
 )
 
 from ironroot.attestation import TrustTier
+from ironroot.cose import encode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
@@ -34,6 +36,7 @@ from ironroot.errors import (
     StaleNonce,
     UnknownIssuer,
     UnsupportedAlgorithm,
+    UnsupportedMediaType,
 )
 from ironroot.hsm import KeyAttributes, KeyType
 from ironroot.keyrelease import (
@@ -397,6 +400,23 @@ def test_malformed_requests(harness: Harness) -> None:
     for body, ctype in cases:
         response = harness.http.post(url, content=body, headers={"Content-Type": ctype})
         assert_problem(response, MalformedInput)
+
+
+@pytest.mark.parametrize(
+    "ctype", ["text/plain", "application/x-www-form-urlencoded", "application/not-cbor"]
+)
+def test_a_request_of_another_media_type_is_a_415(harness: Harness, ctype: str) -> None:
+    # before, any type was read as JSON, and any type naming "cbor" as CBOR
+    nonce = harness.nonce()
+    ear = harness.ear(nonce)
+    body = encode_cbor({"ear": ear, "wrapping_key": harness.tee.public_spki, "nonce": nonce})
+    response = harness.http.post(
+        f"{harness.url}/keys/cel-key/release", content=body, headers={"Content-Type": ctype}
+    )
+    assert_problem(response, UnsupportedMediaType)
+    assert problem_of(response).detail == (
+        "the request body must be application/json or application/cbor"
+    )
 
 
 def test_wrapping_key_of_another_algorithm(harness: Harness) -> None:

@@ -71,6 +71,7 @@ from ironroot.errors import (
     MalformedInput,
 )
 from ironroot.http import (
+    CBOR,
     Handler,
     ServiceInfo,
     challenge_handler,
@@ -78,6 +79,7 @@ from ironroot.http import (
     guarded,
     problem_app,
     read_body,
+    require_media_type,
 )
 
 __all__ = ["AttestationService", "attestation_routes", "create_attestation_app"]
@@ -248,8 +250,8 @@ def _gpus(value: object, *, cbor: bool) -> tuple[GpuReport, ...]:
     return tuple(out)
 
 
-def _parse_verify(body: bytes, content_type: str) -> _VerifyRequest:
-    cbor = "cbor" in content_type
+def _parse_verify(body: bytes, media_type: str) -> _VerifyRequest:
+    cbor = media_type == CBOR
     value = decode_request_map(body, cbor=cbor, limits=_BODY_LIMITS)
     unknown = set(value) - {"evidence", "nonce", "runtime_data", "format", "certificates", "gpus"}
     if unknown:
@@ -295,7 +297,11 @@ def attestation_routes(service: AttestationService, info: ServiceInfo | None = N
         ).set_function(lambda: len(service.nonces))
 
     async def verify(request: Request) -> Response:
-        parsed = _parse_verify(await _body(request), request.headers.get("content-type", ""))
+        # JSON or CBOR (untyped: JSON); any other type is a 415, not a guess
+        media_type = require_media_type(
+            request, "application/json", CBOR, untyped="application/json"
+        )
+        parsed = _parse_verify(await _body(request), media_type)
         media = CWT_MEDIA_TYPE if CWT_MEDIA_TYPE in request.headers.get("accept", "") else None
         result = await run_in_threadpool(
             service.verify,

@@ -41,7 +41,7 @@ from starlette.routing import Route
 
 from ironroot.errors import MalformedInput, Unauthorized
 from ironroot.hsm import Hsm, KeyAttributes, KeyInfo, KeyType, Session
-from ironroot.http import decode_request_map, guarded, read_body
+from ironroot.http import decode_request_map, guarded, read_body, require_media_type
 from ironroot.keyrelease._format import b64url, unb64url
 from ironroot.keyrelease._service import HsmVault, KeyReleaseService, ReleasableKey
 
@@ -92,7 +92,9 @@ def _key_json(info: KeyInfo) -> dict[str, Any]:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    """The admin request: an I-JSON object (:func:`ironroot.http.decode_request_map`)."""
+    """The admin request: an I-JSON object (:func:`ironroot.http.decode_request_map`); typed
+    ``application/json`` or untyped (any other type is ``UnsupportedMediaType``)."""
+    require_media_type(request, "application/json", untyped="application/json")
     return dict(decode_request_map(await read_body(request, _MAX_ADMIN_REQUEST)))
 
 

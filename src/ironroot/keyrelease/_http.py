@@ -39,6 +39,7 @@ from ironroot.cose import Limits
 from ironroot.errors import ConfigError, HsmErrorState, IronrootError, MalformedInput
 from ironroot.hsm import WrappingKey
 from ironroot.http import (
+    CBOR,
     Handler,
     ServerThread,
     ServiceInfo,
@@ -47,6 +48,7 @@ from ironroot.http import (
     guarded,
     problem_app,
     read_body,
+    require_media_type,
 )
 from ironroot.keyrelease._admin import admin_routes
 from ironroot.keyrelease._format import RELEASED_KEY_CBOR, RELEASED_KEY_JSON, unb64url
@@ -97,9 +99,10 @@ def _wrapping_key(value: object, *, cbor: bool) -> WrappingKey:
     raise MalformedInput("wrapping_key must be SPKI (PEM, DER) or an RSA JWK")
 
 
-def parse_release_request(body: bytes, content_type: str) -> ReleaseRequest:
-    """A release request from its JSON or CBOR body (see the module documentation)."""
-    cbor = "cbor" in content_type
+def parse_release_request(body: bytes, media_type: str) -> ReleaseRequest:
+    """A release request from its body: CBOR when ``media_type`` is ``application/cbor``,
+    else JSON (see the module documentation)."""
+    cbor = media_type == CBOR
     value = decode_request_map(body, cbor=cbor, limits=_BODY_LIMITS)
     if set(value) != _MEMBERS:
         raise MalformedInput("the request has exactly ear, wrapping_key and nonce")
@@ -178,8 +181,11 @@ def keyrelease_routes(service: KeyReleaseService, info: ServiceInfo | None = Non
     async def release(request: Request) -> Response:
         name = request.path_params["name"]
         service.key(name)
-        content_type = request.headers.get("content-type", "")
-        parsed = parse_release_request(await _body(request), content_type)
+        # JSON or CBOR (untyped: JSON); any other type is a 415, not a guess
+        media_type = require_media_type(
+            request, "application/json", CBOR, untyped="application/json"
+        )
+        parsed = parse_release_request(await _body(request), media_type)
         try:
             released = await run_in_threadpool(service.release, name, parsed)
         except IronrootError as exc:
@@ -189,7 +195,7 @@ def keyrelease_routes(service: KeyReleaseService, info: ServiceInfo | None = Non
         if decisions is not None:
             decisions.labels("released").inc()
         headers = {"Cache-Control": "no-store"}
-        if _wants_cbor(request, "cbor" in content_type):
+        if _wants_cbor(request, media_type == CBOR):
             return Response(released.to_cbor(), 200, media_type=RELEASED_KEY_CBOR, headers=headers)
         return Response(released.to_json(), 200, media_type=RELEASED_KEY_JSON, headers=headers)
 
