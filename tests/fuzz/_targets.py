@@ -43,6 +43,18 @@ from _fleet_seeds import (  # noqa: E402
     scratch,
     witness_state_seeds,
 )
+from _wire_seeds import (  # noqa: E402
+    SPDM_NONCE,
+    SPDM_NOW,
+    pfm_seeds,
+    run_spdm_session,
+    spdm_device,
+    spdm_messages,
+    spdm_request_seeds,
+    spdm_requester,
+    spdm_responder,
+    spdm_response_seeds,
+)
 
 from ironroot import corim, cose, crypto, log, rot, safe  # noqa: E402
 from ironroot.attestation import (  # noqa: E402
@@ -849,6 +861,102 @@ def _witness_state_run(data: bytes) -> None:
             store.close()
 
 
+# --- wire protocols: SPDM, the PFM -------------------------------------------------------------
+#
+# Seeds from tests/fuzz/_wire_seeds.py: SPDM sessions recorded between Ironroot's requester and
+# responder, and PFMs signed with fixed vendor keys.
+
+
+def _spdm_responses_run(data: bytes) -> None:
+    """A recorded session's requester answered by the input's messages in turn: each answer
+    checked against its request and decoded (VERSION, CAPABILITIES, ALGORITHMS, DIGESTS,
+    CERTIFICATE portions, CHALLENGE_AUTH, MEASUREMENTS, ERROR), the chain and signatures
+    verified. Evidence the requester accepts must verify offline too (the verifier repeats
+    its checks on the record)."""
+    from ironroot.errors import SpdmTransportError
+    from ironroot.spdm import verify_spdm_evidence
+
+    session, answers = spdm_messages(data)
+    replay = iter(answers)
+
+    def send(request: bytes) -> bytes:
+        answer = next(replay, None)
+        if answer is None:
+            raise SpdmTransportError("the recorded session has no more answers")
+        return answer
+
+    record = run_spdm_session(session, spdm_requester(session, send))
+    if record is None:
+        return
+    root = spdm_device(session.algorithm).root
+    try:
+        verify_spdm_evidence(record, nonce=SPDM_NONCE, root_certificate=root, now=SPDM_NOW)
+    except IronrootError as exc:
+        raise AssertionError(f"the requester took evidence the verifier refuses: {exc!r}") from exc
+
+
+def _spdm_requests_run(data: bytes) -> None:
+    """A fresh responder of a recorded session answers the input's requests in turn. It
+    promises never to raise for bad input (a device answers ERROR), so even a typed error
+    escaping ``handle`` is a defect here; an ERROR it sends must decode."""
+    from ironroot.spdm import ErrorResponse, RequestResponseCode
+
+    session, requests = spdm_messages(data)
+    responder = spdm_responder(session)
+    for request in requests:
+        try:
+            response = responder.handle(request)
+        except IronrootError as exc:
+            raise AssertionError(f"Responder.handle raised {exc!r} instead of an ERROR") from exc
+        if len(response) < 4:
+            raise AssertionError(f"the responder answered {response.hex()}")
+        if response[1] == RequestResponseCode.ERROR:
+            ErrorResponse.decode(response)
+
+
+def _pfm_seeds() -> list[bytes]:
+    seeds = pfm_seeds()
+    return [*seeds.signed, seeds.unsigned, seeds.statement]
+
+
+def _pfm_run(data: bytes) -> None:
+    """A PFM as each of its readers takes it: unsigned (``platform pfm sign``), inside a
+    Signed Statement (the update checks take the PFM from the statement's payload;
+    ``pfm_statement`` parses it before registration), and signed (``verify_pfm`` with the
+    fused vendor keys, then the image decisions). A PFM that parses encodes to one that
+    parses the same."""
+    from ironroot.platform import Pfm, pfm_statement, verify_pfm
+
+    seeds = pfm_seeds()
+
+    def verified(signed: bytes) -> Pfm:
+        return verify_pfm(
+            signed,
+            ecc_keys=[seeds.ecc.public_key],
+            pqc_keys=[seeds.pqc.public_key],
+            vendor_key_hash=seeds.vendor_key_hash,
+            min_svn=1,
+        )
+
+    def decided(pfm: Pfm) -> None:
+        if Pfm.decode(pfm.encode()) != pfm:
+            raise AssertionError("a PFM does not decode to itself once encoded")
+        for component in pfm.components:
+            for version in component.versions:
+                pfm.allows_digest(component.name, version.sha384)
+        with contextlib.suppress(IronrootError):
+            pfm.allows("bmc", b"an image no PFM lists")
+
+    with contextlib.suppress(IronrootError):
+        decided(Pfm.decode(data))
+    with contextlib.suppress(IronrootError):
+        statement = cose.SignedStatement.parse(data)
+        decided(verified(statement.payload))
+    with contextlib.suppress(IronrootError):
+        pfm_statement(data, seeds.statement_key, iss="https://vendor.example", sub="pkg:p/q")
+    decided(verified(data))
+
+
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
@@ -888,5 +996,8 @@ TARGETS: dict[str, Target] = {
         Target("witness-answer", _cosignature_seeds, _cosignature_run, examples=80),
         Target("monitor-state", _monitor_seeds, _monitor_run, examples=60),
         Target("witness-state", _witness_state_seeds, _witness_state_run, examples=40),
+        Target("spdm-responses", spdm_response_seeds, _spdm_responses_run, examples=150),
+        Target("spdm-requests", spdm_request_seeds, _spdm_requests_run, examples=150),
+        Target("pfm", _pfm_seeds, _pfm_run, examples=100),
     )
 }
