@@ -1,5 +1,5 @@
-"""Seeds for the wire-protocol fuzz targets (SPDM, the PFM), made by the project's own code
-paths.
+"""Seeds for the wire-protocol fuzz targets (SPDM, the PFM, Redfish request bodies), made by the
+project's own code paths.
 
 :func:`spdm_sessions` records whole SPDM sessions between Ironroot's :class:`Requester` and
 :class:`Responder` (VCA, DIGESTS, CERTIFICATE in portions, CHALLENGE, signed MEASUREMENTS) for
@@ -16,6 +16,14 @@ the demo and the node tests build them (every component, its ``rw`` region from 
 layout, two releases each), plus the unsigned PFM ``ironroot platform pfm sign`` reads and a
 Signed Statement carrying a signed PFM (what ``pfm_statement`` registers and the update checks
 take the PFM from).
+
+:func:`redfish_seeds` builds the node tests' world once per process (``tests/platform/
+node_world.py``: a vendor, two transparency services in this process, releases v1 and v2 of
+every component, a logged PFM; its keys are random per process) and its template node,
+booted once; it records the account store of a Redfish service with an Administrator, an
+Operator and a ReadOnly account (a cheap scrypt), the JSON bodies of the service's actions and
+multipart pushes of real releases (one carrying a newer logged PFM). The transparency services
+run only while this is built; the nodes live in the fuzz scratch directory.
 """
 
 from __future__ import annotations
@@ -24,10 +32,11 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from _fleet_seeds import fixed_key
+from _fleet_seeds import fixed_key, scratch
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -36,19 +45,27 @@ from cryptography.x509.oid import NameOID
 from ironroot.crypto import Algorithm, PrivateKey
 
 if TYPE_CHECKING:
+    from tests.platform.node_world import World
+
+    from ironroot.platform import Platform
     from ironroot.spdm import Requester, Responder, SpdmVersion
 
 __all__ = [
+    "MULTIPART_BOUNDARY",
     "PFM_PLATFORM",
+    "REDFISH_ADMIN",
+    "REDFISH_KDF",
     "SPDM_NONCE",
     "SPDM_NOW",
     "SPDM_SEPARATOR",
     "SPDM_SESSIONS",
     "Drbg",
     "PfmSeeds",
+    "RedfishSeeds",
     "SpdmDevice",
     "SpdmSession",
     "pfm_seeds",
+    "redfish_seeds",
     "run_spdm_session",
     "spdm_device",
     "spdm_input",
@@ -367,3 +384,142 @@ def pfm_seeds() -> PfmSeeds:
     )
     fused = key_descriptor_hash([ecc.public_key], [pqc.public_key], "mldsa")
     return PfmSeeds(ecc, pqc, statement_key, fused, signed, demo.encode(), statement)
+
+
+# --- Redfish ---------------------------------------------------------------------------------
+
+REDFISH_KDF = (2**10, 8, 1)
+REDFISH_ADMIN = ("admin", "admin password 1")
+_REDFISH_ACCOUNTS = (
+    ("operator", "operator password", "Operator"),
+    ("viewer", "viewer password!", "ReadOnly"),
+)
+MULTIPART_BOUNDARY = "ironroot-fuzz-boundary-7f3a"
+
+
+@dataclasses.dataclass(frozen=True)
+class RedfishSeeds:
+    """The node tests' world (its template node makes a fresh node per push), a node the
+    JSON actions are sent to (never updated), the account store's file, and the bodies."""
+
+    world: World
+    node: Platform
+    accounts: bytes
+    json_bodies: tuple[bytes, ...]
+    multipart_bodies: tuple[bytes, ...]
+
+
+def _multipart(parts: list[tuple[str, str | None, bytes, str]]) -> bytes:
+    """A ``multipart/form-data`` body (boundary :data:`MULTIPART_BOUNDARY`) of (name,
+    filename, content, content type) parts."""
+    out = b""
+    for name, filename, content, kind in parts:
+        disposition = f'form-data; name="{name}"'
+        if filename is not None:
+            disposition += f'; filename="{filename}"'
+        head = f"Content-Disposition: {disposition}\r\nContent-Type: {kind}\r\n\r\n"
+        out += f"--{MULTIPART_BOUNDARY}\r\n{head}".encode() + content + b"\r\n"
+    return out + f"--{MULTIPART_BOUNDARY}--\r\n".encode()
+
+
+def _push(
+    world: World,
+    component: str,
+    version: str,
+    extra: list[tuple[str, str | None, bytes, str]] | None = None,
+) -> bytes:
+    from ironroot.platform._redfish_http import INVENTORY
+
+    release = world.release(component, version)
+    params = {
+        "Targets": [f"{INVENTORY}/{component}-active"],
+        "@Redfish.OperationApplyTime": "Immediate",
+    }
+    parts: list[tuple[str, str | None, bytes, str]] = [
+        ("UpdateParameters", None, json.dumps(params).encode(), "application/json"),
+        ("UpdateFile", f"{component}-{version}.bin", release.bundle, "application/octet-stream"),
+    ]
+    parts += [
+        ("OemIronrootStatement", f"s{n}.cose", s, "application/cose")
+        for n, s in enumerate(release.statements)
+    ]
+    return _multipart(parts + (extra or []))
+
+
+def _json_bodies() -> tuple[bytes, ...]:
+    from ironroot.platform._redfish_http import INVENTORY, MANAGER
+
+    bodies: list[object] = [
+        {"UserName": REDFISH_ADMIN[0], "Password": REDFISH_ADMIN[1]},  # a login
+        {
+            "UserName": "fuzzer",
+            "Password": "a fuzzer's password",
+            "RoleId": "Operator",
+            "Enabled": True,
+        },
+        {"Password": "another password 2", "RoleId": "ReadOnly", "Enabled": True, "Locked": False},
+        {
+            "MinPasswordLength": 10,
+            "MaxPasswordLength": 64,
+            "AccountLockoutThreshold": 5,
+            "AccountLockoutDuration": 60,
+            "AccountLockoutCounterResetAfter": 30,
+        },
+        {"SessionTimeout": 600, "ServiceEnabled": True},
+        {
+            "ImageURI": "https://images.fuzz.invalid/bmc-2.0.bin",
+            "TransferProtocol": "HTTPS",
+            "Targets": [f"{INVENTORY}/bmc-active"],
+            "Username": "fetcher",
+            "Password": "fetch password",
+            "ForceUpdate": False,
+            "Oem": {
+                "Ironroot": {
+                    "StatementURIs": ["https://images.fuzz.invalid/bmc-2.0.statement"],
+                    "PfmURI": "https://images.fuzz.invalid/pfm.cose",
+                    "PfmStatementURI": "https://images.fuzz.invalid/pfm.statement",
+                }
+            },
+        },
+        {
+            "ImageURI": "images.fuzz.invalid/nic.bin",
+            "TransferProtocol": "HTTP",
+            "Targets": [MANAGER],
+        },
+    ]
+    return tuple(json.dumps(b).encode() for b in bodies)
+
+
+@functools.cache
+def redfish_seeds() -> RedfishSeeds:
+    """The world, the template node, the accounts and the bodies (module docs); once per
+    process."""
+    from tests.platform.node_world import COMPONENTS, make_world
+
+    from ironroot.platform._redfish_accounts import AccountStore
+
+    root = scratch() / "redfish-world"
+    with make_world(root / "world") as world:
+        node = world.node(root / "json-node")
+        releases = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+        pfm = world.make_pfm(2, releases)  # a newer PFM, still allowing the active images
+        pfm_ts = world.log_pfm(pfm)
+    accounts_dir = root / "accounts"
+    accounts_dir.mkdir()
+    store = AccountStore.create_with(accounts_dir, *REDFISH_ADMIN, kdf=REDFISH_KDF)
+    for user, password, role in _REDFISH_ACCOUNTS:
+        store.add(user, password, role)
+    pushes = (
+        _push(world, "bmc", "2.0"),
+        _push(world, "nic", "2.0"),
+        _push(
+            world,
+            "bmc",
+            "2.0",
+            [
+                ("OemIronrootPfm", "pfm.cose", pfm, "application/cose"),
+                ("OemIronrootPfmStatement", "pfm.statement", pfm_ts, "application/cose"),
+            ],
+        ),
+    )
+    return RedfishSeeds(world, node, store.path.read_bytes(), _json_bodies(), pushes)

@@ -363,3 +363,25 @@ def test_spdm_evidence_that_negotiated_a_suite_other_than_ecdsa(suite: int) -> N
             root_certificate=spdm_device(SPDM_SESSIONS[index].algorithm).root,
             now=SPDM_NOW,
         )
+
+
+# --- Redfish request bodies (target redfish-body) ---------------------------------------------
+
+
+def test_a_redfish_push_cut_before_its_closing_boundary() -> None:
+    # ResourceWarning: Unclosed file <tempfile.SpooledTemporaryFile> (target redfish-body,
+    # input 0 of mutate_main.py, and the suite's mutated inputs: a push cut inside its
+    # UpdateFile part). Starlette's form parser took the body without its unfinished last
+    # part and left that part's spooled file open; a push cut inside a last statement part
+    # went ahead without it (202).
+    import json
+
+    from _targets import redfish_answers
+    from _wire_seeds import redfish_seeds
+
+    push = redfish_seeds().multipart_bodies[0]
+    cut = push[: push.index(b'name="UpdateFile"') + 200]
+    [(status, body)] = redfish_answers(cut)
+    error = json.loads(body)["error"]
+    assert (status, error["code"]) == (400, "Base.1.22.MissingOrMalformedPart")
+    assert "closing boundary" in error["message"]
