@@ -64,7 +64,11 @@ __all__ = [
     "witness_state_seeds",
 ]
 
-_CURVES = {Algorithm.ES256: ec.SECP256R1(), Algorithm.ES384: ec.SECP384R1()}
+_CURVES = {
+    Algorithm.ES256: ec.SECP256R1(),
+    Algorithm.ES384: ec.SECP384R1(),
+    Algorithm.ES512: ec.SECP521R1(),
+}
 
 
 def fixed_key(algorithm: Algorithm, label: str) -> PrivateKey:
@@ -72,7 +76,7 @@ def fixed_key(algorithm: Algorithm, label: str) -> PrivateKey:
     seed = hashlib.sha512(b"ironroot fuzz key\x00" + label.encode()).digest()
     if algorithm in _CURVES:
         curve = _CURVES[algorithm]
-        order = {256: 2**256, 384: 2**384}[curve.key_size]
+        order = {256: 2**256, 384: 2**384, 521: 2**521}[curve.key_size]
         scalar = int.from_bytes(seed, "big") % (order - 1) + 1
         return PrivateKey(ec.derive_private_key(scalar, curve), algorithm)
     if algorithm is Algorithm.ED25519:

@@ -9,6 +9,8 @@ Used by the hypothesis tests in this folder (a CI-sized budget) and by ``atheris
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import base64
 import contextlib
 import datetime as dt
@@ -16,7 +18,9 @@ import functools
 import io
 import itertools
 import json
+import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -43,6 +47,22 @@ from _fleet_seeds import (  # noqa: E402
     scratch,
     witness_state_seeds,
 )
+from _wire_seeds import (  # noqa: E402
+    MULTIPART_BOUNDARY,
+    REDFISH_ADMIN,
+    REDFISH_KDF,
+    SPDM_NONCE,
+    SPDM_NOW,
+    pfm_seeds,
+    redfish_seeds,
+    run_spdm_session,
+    spdm_device,
+    spdm_messages,
+    spdm_request_seeds,
+    spdm_requester,
+    spdm_responder,
+    spdm_response_seeds,
+)
 
 from ironroot import corim, cose, crypto, log, rot, safe  # noqa: E402
 from ironroot.attestation import (  # noqa: E402
@@ -67,7 +87,7 @@ from ironroot.log import NoteSigner, NoteVerifier  # noqa: E402
 from ironroot.merkle import leaf_hash, node_hash  # noqa: E402
 from ironroot_vectors import vectors_dir  # noqa: E402
 
-__all__ = ["TARGETS", "Target"]
+__all__ = ["TARGETS", "Target", "redfish_answers"]
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 _ORIGIN = "fuzz.example/log"
@@ -849,6 +869,234 @@ def _witness_state_run(data: bytes) -> None:
             store.close()
 
 
+# --- wire protocols: SPDM, the PFM, Redfish request bodies ------------------------------------
+#
+# Seeds from tests/fuzz/_wire_seeds.py: SPDM sessions recorded between Ironroot's requester and
+# responder, PFMs signed with fixed vendor keys, and the bodies a Redfish client sends.
+
+
+def _spdm_responses_run(data: bytes) -> None:
+    """A recorded session's requester answered by the input's messages in turn: each answer
+    checked against its request and decoded (VERSION, CAPABILITIES, ALGORITHMS, DIGESTS,
+    CERTIFICATE portions, CHALLENGE_AUTH, MEASUREMENTS, ERROR), the chain and signatures
+    verified. Evidence the requester accepts must verify offline too (the verifier repeats
+    its checks on the record)."""
+    from ironroot.errors import SpdmTransportError
+    from ironroot.spdm import verify_spdm_evidence
+
+    session, answers = spdm_messages(data)
+    replay = iter(answers)
+
+    def send(request: bytes) -> bytes:
+        answer = next(replay, None)
+        if answer is None:
+            raise SpdmTransportError("the recorded session has no more answers")
+        return answer
+
+    record = run_spdm_session(session, spdm_requester(session, send))
+    if record is None:
+        return
+    root = spdm_device(session.algorithm).root
+    try:
+        verify_spdm_evidence(record, nonce=SPDM_NONCE, root_certificate=root, now=SPDM_NOW)
+    except IronrootError as exc:
+        raise AssertionError(f"the requester took evidence the verifier refuses: {exc!r}") from exc
+
+
+def _spdm_requests_run(data: bytes) -> None:
+    """A fresh responder of a recorded session answers the input's requests in turn. It
+    promises never to raise for bad input (a device answers ERROR), so even a typed error
+    escaping ``handle`` is a defect here; an ERROR it sends must decode."""
+    from ironroot.spdm import ErrorResponse, RequestResponseCode
+
+    session, requests = spdm_messages(data)
+    responder = spdm_responder(session)
+    for request in requests:
+        try:
+            response = responder.handle(request)
+        except IronrootError as exc:
+            raise AssertionError(f"Responder.handle raised {exc!r} instead of an ERROR") from exc
+        if len(response) < 4:
+            raise AssertionError(f"the responder answered {response.hex()}")
+        if response[1] == RequestResponseCode.ERROR:
+            ErrorResponse.decode(response)
+
+
+def _pfm_seeds() -> list[bytes]:
+    seeds = pfm_seeds()
+    return [*seeds.signed, seeds.unsigned, seeds.statement]
+
+
+def _pfm_run(data: bytes) -> None:
+    """A PFM as each of its readers takes it: unsigned (``platform pfm sign``), inside a
+    Signed Statement (the update checks take the PFM from the statement's payload;
+    ``pfm_statement`` parses it before registration), and signed (``verify_pfm`` with the
+    fused vendor keys, then the image decisions). A PFM that parses encodes to one that
+    parses the same."""
+    from ironroot.platform import Pfm, pfm_statement, verify_pfm
+
+    seeds = pfm_seeds()
+
+    def verified(signed: bytes) -> Pfm:
+        return verify_pfm(
+            signed,
+            ecc_keys=[seeds.ecc.public_key],
+            pqc_keys=[seeds.pqc.public_key],
+            vendor_key_hash=seeds.vendor_key_hash,
+            min_svn=1,
+        )
+
+    def decided(pfm: Pfm) -> None:
+        if Pfm.decode(pfm.encode()) != pfm:
+            raise AssertionError("a PFM does not decode to itself once encoded")
+        for component in pfm.components:
+            for version in component.versions:
+                pfm.allows_digest(component.name, version.sha384)
+        with contextlib.suppress(IronrootError):
+            pfm.allows("bmc", b"an image no PFM lists")
+
+    with contextlib.suppress(IronrootError):
+        decided(Pfm.decode(data))
+    with contextlib.suppress(IronrootError):
+        statement = cose.SignedStatement.parse(data)
+        decided(verified(statement.payload))
+    with contextlib.suppress(IronrootError):
+        pfm_statement(data, seeds.statement_key, iss="https://vendor.example", sub="pkg:p/q")
+    decided(verified(data))
+
+
+def _redfish_seeds() -> list[bytes]:
+    seeds = redfish_seeds()
+    return [*seeds.json_bodies, *seeds.multipart_bodies]
+
+
+_REDFISH_LOG = "ironroot.platform.redfish"
+_REDFISH_SCRATCH = itertools.count()
+
+
+@contextlib.contextmanager
+def _unexpected_errors() -> Iterator[list[BaseException]]:
+    """The exceptions the Redfish service logs as unexpected while the block runs (a
+    ``500 InternalError``, an update task that failed unexpectedly), even when the harness
+    has disabled logging below CRITICAL (``mutate_main.py``): the service answers them, so
+    the log is where the defect shows."""
+    found: list[BaseException] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.exc_info and record.exc_info[1] is not None:
+                found.append(record.exc_info[1])
+
+    handler = Keep(logging.ERROR)
+    logger = logging.getLogger(_REDFISH_LOG)
+    disabled = logging.root.manager.disable
+    logger.addHandler(handler)
+    if disabled >= logging.ERROR:
+        logging.disable(logging.WARNING)
+    try:
+        yield found
+    finally:
+        logging.disable(disabled)
+        logger.removeHandler(handler)
+
+
+@functools.cache
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """One event loop for the process's Redfish requests (the app's worker threads stay with
+    it), closed at exit."""
+    loop = asyncio.new_event_loop()
+    atexit.register(loop.close)
+    return loop
+
+
+def _redfish_requests(
+    app: object, requests: list[tuple[str, str, bytes, str]]
+) -> list[tuple[int, bytes]]:
+    """``requests`` (method, path, body, content type) sent in turn to the ASGI ``app`` in
+    this process as the Administrator (HTTP Basic); each answer's status and body."""
+    import httpx
+
+    credential = base64.b64encode(":".join(REDFISH_ADMIN).encode()).decode()
+
+    async def send() -> list[tuple[int, bytes]]:
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://bmc") as client:
+            answers = []
+            for method, path, body, kind in requests:
+                headers = {"Content-Type": kind, "Authorization": f"Basic {credential}"}
+                answer = await client.request(method, path, content=body, headers=headers)
+                answers.append((answer.status_code, answer.content))
+            return answers
+
+    return _event_loop().run_until_complete(send())
+
+
+def redfish_answers(data: bytes) -> list[tuple[int, bytes]]:
+    """A request body as the node's Redfish app (ASGI, in this process) takes it, and its
+    answers (status, body): a multipart push (the input starts with its boundary) runs the
+    update on a fresh copy of the template node, to its end; any other body goes to every
+    JSON action (log in, create an account, change one, the account and session services,
+    SimpleUpdate). SimpleUpdate would fetch the URIs it names, so its service is kept busy
+    (it stops at ``409`` once the body is checked). The service answers every failure; one
+    it logs as unexpected (a ``500 InternalError``, a task that failed unexpectedly) is the
+    defect, raised here as it was raised there."""
+    from tests.platform.node_world import NOW
+
+    from ironroot.platform._redfish import RedfishService, create_redfish_app
+    from ironroot.platform._redfish_accounts import AccountStore
+    from ironroot.platform._redfish_http import (
+        ACCOUNTS,
+        MULTIPART_URI,
+        ROOT,
+        SESSIONS,
+        SIMPLE_UPDATE,
+        RedfishLimits,
+    )
+
+    seeds = redfish_seeds()
+    folder = scratch() / f"redfish-{os.getpid()}-{next(_REDFISH_SCRATCH)}"
+    folder.mkdir()
+    try:
+        (folder / "accounts.json").write_bytes(seeds.accounts)
+        accounts = AccountStore(
+            folder / "accounts.json", kdf=REDFISH_KDF, clock=lambda: NOW.timestamp()
+        )
+        push = data.startswith(f"--{MULTIPART_BOUNDARY}".encode())
+        node = seeds.world.node(folder) if push else seeds.node
+        limits = RedfishLimits(256 * 1024, 64 * 1024, verify_wait=120)
+        service = RedfishService(
+            node, accounts, limits=limits, clock=lambda: NOW, basic_over_http=True
+        )
+        app = create_redfish_app(service)
+        with _unexpected_errors() as unexpected:
+            if push:
+                kind = f"multipart/form-data; boundary={MULTIPART_BOUNDARY}"
+                answers = _redfish_requests(app, [("POST", MULTIPART_URI, data, kind)])
+                if not service.updating.acquire(timeout=120):  # the update's worker ended
+                    raise AssertionError("the update task did not end in 120 s")
+            else:
+                service.updating.acquire()
+                actions = [
+                    ("POST", SESSIONS),
+                    ("POST", ACCOUNTS),
+                    ("PATCH", f"{ACCOUNTS}/2"),
+                    ("PATCH", f"{ROOT}/AccountService"),
+                    ("PATCH", f"{ROOT}/SessionService"),
+                    ("POST", SIMPLE_UPDATE),
+                ]
+                requests = [(m, p, data, "application/json") for m, p in actions]
+                answers = _redfish_requests(app, requests)
+        if unexpected:
+            raise unexpected[0]
+        return answers
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _redfish_run(data: bytes) -> None:
+    redfish_answers(data)
+
+
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
@@ -888,5 +1136,9 @@ TARGETS: dict[str, Target] = {
         Target("witness-answer", _cosignature_seeds, _cosignature_run, examples=80),
         Target("monitor-state", _monitor_seeds, _monitor_run, examples=60),
         Target("witness-state", _witness_state_seeds, _witness_state_run, examples=40),
+        Target("spdm-responses", spdm_response_seeds, _spdm_responses_run, examples=150),
+        Target("spdm-requests", spdm_request_seeds, _spdm_requests_run, examples=150),
+        Target("pfm", _pfm_seeds, _pfm_run, examples=100),
+        Target("redfish-body", _redfish_seeds, _redfish_run, examples=30),
     )
 }

@@ -322,3 +322,66 @@ def test_a_witness_config_nested_too_deep(tmp_path: Path) -> None:
     _deep_toml(tmp_path / "witness.toml")
     with pytest.raises(ConfigError, match="is not valid TOML"):
         load_witness_config(tmp_path)
+
+
+# --- SPDM -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suite", [0x0001, 0x0200, 0x0400])  # RSASSA-2048, SM2, Ed25519
+def test_spdm_evidence_that_negotiated_a_suite_other_than_ecdsa(suite: int) -> None:
+    # KeyError: <BaseAsymAlgo.RSASSA_2048: 1> from SIGNING_SUITES in negotiated_connection
+    # (found reading it while writing the spdm-responses target): the offline verifier takes
+    # the offer from the recorded NEGOTIATE_ALGORITHMS, which may offer and select a suite
+    # Ironroot's requester never offers.
+    import dataclasses
+
+    from _wire_seeds import SPDM_NONCE, SPDM_NOW, SPDM_SESSIONS, spdm_device, spdm_sessions
+
+    from ironroot.errors import SpdmProtocolError
+    from ironroot.spdm import Algorithms, NegotiateAlgorithms, SpdmEvidence, verify_spdm_evidence
+
+    evidence = [i for i, s in enumerate(SPDM_SESSIONS) if s.run == "evidence"]
+    index = next(i for i in evidence if SPDM_SESSIONS[i].alignment == 1)  # messages unpadded
+    log = spdm_sessions()[index]
+    record = SpdmEvidence(
+        vca=tuple(m for exchange in log[:3] for m in exchange),  # the VCA's six messages
+        certificate_chain=b"",
+        request=log[-1][0],
+        response=log[-1][1],
+    )
+    offer = NegotiateAlgorithms.decode(record.vca[4])
+    selection = Algorithms.decode(record.vca[5])
+    vca = (
+        *record.vca[:4],
+        dataclasses.replace(offer, base_asym_algo=offer.base_asym_algo | suite).encode(),
+        dataclasses.replace(selection, base_asym_sel=suite).encode(),
+    )
+    with pytest.raises(SpdmProtocolError, match=f"BaseAsymAlgo {suite:#x}: not ECDSA"):
+        verify_spdm_evidence(
+            dataclasses.replace(record, vca=vca),
+            nonce=SPDM_NONCE,
+            root_certificate=spdm_device(SPDM_SESSIONS[index].algorithm).root,
+            now=SPDM_NOW,
+        )
+
+
+# --- Redfish request bodies (target redfish-body) ---------------------------------------------
+
+
+def test_a_redfish_push_cut_before_its_closing_boundary() -> None:
+    # ResourceWarning: Unclosed file <tempfile.SpooledTemporaryFile> (target redfish-body,
+    # input 0 of mutate_main.py, and the suite's mutated inputs: a push cut inside its
+    # UpdateFile part). Starlette's form parser took the body without its unfinished last
+    # part and left that part's spooled file open; a push cut inside a last statement part
+    # went ahead without it (202).
+    import json
+
+    from _targets import redfish_answers
+    from _wire_seeds import redfish_seeds
+
+    push = redfish_seeds().multipart_bodies[0]
+    cut = push[: push.index(b'name="UpdateFile"') + 200]
+    [(status, body)] = redfish_answers(cut)
+    error = json.loads(body)["error"]
+    assert (status, error["code"]) == (400, "Base.1.22.MissingOrMalformedPart")
+    assert "closing boundary" in error["message"]

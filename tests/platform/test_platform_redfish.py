@@ -724,6 +724,33 @@ def test_malformed_multipart_updates_are_4xx(bmc: Bmc) -> None:
     assert bmc.active("bmc") == "1.0"
 
 
+def test_a_truncated_multipart_push_is_refused(bmc: Bmc) -> None:
+    # Found by the redfish-body fuzz target: a body cut inside its last part (no closing
+    # boundary) was taken without that part — the update went ahead (202) — and the part's
+    # spooled file was left open (ResourceWarning).
+    v2 = bmc.world.release("bmc", "2.0")
+    pushed = httpx.Request("POST", f"{bmc.url}{PUSH}", files=_parts(v2.bundle, v2.statements))
+    body, kind = pushed.read(), pushed.headers["content-type"]
+    boundary = kind.partition("boundary=")[2].encode()
+    extra = (
+        b"--" + boundary + b"\r\n"
+        b'Content-Disposition: form-data; name="OemIronrootStatement"; filename="s9.cose"\r\n'
+        b"Content-Type: application/cose\r\n\r\n\xd2\x84"
+    )
+    cut_last = body[: body.rindex(b"--" + boundary + b"--")] + extra
+    cut_file = body[: body.index(b"\r\n\r\n", body.index(b'name="UpdateFile"')) + 100]
+    with bmc.client(ADMIN) as client:
+        for truncated in (cut_last, cut_file, body[:-4]):
+            response = client.post(PUSH, content=truncated, headers={"Content-Type": kind})
+            error = _error(response, 400, "MissingOrMalformedPart")
+            assert "closing boundary" in error["message"]
+        assert bmc.service.tasks.tasks() == []
+        whole = client.post(PUSH, content=body, headers={"Content-Type": kind})
+        assert whole.status_code == 202
+        assert _wait(client, whole.headers["location"]).status_code == 200
+    assert bmc.active("bmc") == "2.0"
+
+
 # --- SimpleUpdate ---------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from python_multipart.multipart import parse_options_header
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -135,6 +136,20 @@ def _target_component(targets: object, where: str, action: str | None) -> str:
     return component
 
 
+def _closed(body: bytes, content_type: str) -> bool:
+    """Whether ``body`` ends as a multipart body must (RFC 2046 §5.1.1): with its close
+    delimiter, ``--`` boundary ``--`` after a CRLF (or at the start: no parts). Without it the
+    last part is unfinished, a truncated upload; Starlette's form parser does not refuse
+    one but drops that part, so an update would go ahead without it (and the part's spooled
+    file is never closed)."""
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        return True  # the form parser refuses a body with no boundary
+    close = b"--" + boundary + b"--"
+    return body.startswith(close) or b"\r\n" + close in body
+
+
 async def multipart_update(
     request: Request, service: RedfishService
 ) -> tuple[UpdateRequest, dict[str, Any]]:
@@ -147,6 +162,12 @@ async def multipart_update(
             text="a multipart update is multipart/form-data",
         )
     body = await read_body(request, limits.max_request_bytes)
+    if not _closed(body, kind):
+        raise Refusal(
+            400,
+            message("MissingOrMalformedPart"),
+            text="the multipart body ends before its closing boundary (a truncated upload)",
+        )
     sent = False
 
     async def replay() -> Message:

@@ -172,6 +172,8 @@ def negotiated_connection(
     if not single_bit(hash_algo) or hash_algo & ~hash_offer:
         raise SpdmProtocolError(f"ALGORITHMS selected BaseHashAlgo {hash_algo:#x}, not offered")
     base_asym = BaseAsymAlgo(asym)
+    if base_asym not in SIGNING_SUITES:  # offered by a recorded session's requester, not ours
+        raise SpdmProtocolError(f"ALGORITHMS selected BaseAsymAlgo {asym:#x}: not ECDSA")
     if SIGNING_SUITES[base_asym][1] != hash_algo:
         raise SpdmProtocolError("the selected BaseAsymAlgo and BaseHashAlgo do not pair")
     if algorithms.other_params_selection & ~int(OpaqueDataFormat.FORMAT_1):
