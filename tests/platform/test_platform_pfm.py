@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import http_calls
-from ironroot.cose import CoseSign
+from ironroot.cose import CoseSign, decode_cbor, encode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
@@ -143,6 +143,11 @@ def test_malformed_pfms_are_refused(vendor: Vendor) -> None:
         PfmVersion("1.0", 1, bytes(32))
     with pytest.raises(MalformedInput):
         Pfm.decode(b"\xa0")
+    good = decode_cbor(_pfm().encode())
+    for fake in (True, 1.0, "1"):  # each compares equal to 1 in Python or is its text
+        with pytest.raises(MalformedInput) as info:
+            Pfm.decode(encode_cbor({**good, "pfm": fake}))
+        assert info.value.detail == f"unknown PFM format {fake!r}"
     with pytest.raises(MalformedInput):
         vendor.verify(b"not a PFM")
 

@@ -200,7 +200,8 @@ class Pfm:
         value = decode_cbor(payload, _LIMITS)
         if not isinstance(value, dict) or set(value) != {"pfm", "platform", "svn", "components"}:
             raise MalformedInput("a PFM is a map of pfm, platform, svn and components")
-        if value["pfm"] != _FORMAT:
+        # an integer, not whatever compares equal to one (true, 1.0): one PFM, one encoding
+        if type(value["pfm"]) is not int or value["pfm"] != _FORMAT:
             raise MalformedInput(f"unknown PFM format {value['pfm']!r}")
         components = value["components"]
         if not isinstance(components, list):
