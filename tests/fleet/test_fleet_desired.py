@@ -86,6 +86,15 @@ def test_the_document_is_deterministic_cbor_that_round_trips(world: World, fleet
     assert info.value.code == "malformed-desired-state"
 
 
+def test_a_format_that_only_compares_equal_to_1_is_refused(world: World, fleet: Fleet) -> None:
+    doc = desired(world, fleet, 1).to_cbor()
+    for fake in (True, 1.0):
+        with pytest.raises(MalformedInput) as info:
+            DesiredState.decode(encode_cbor({**doc, "format": fake}))
+        assert info.value.code == "malformed-desired-state"
+        assert info.value.detail == f"the desired state is malformed: unknown format {fake!r}"
+
+
 def test_a_non_canonical_document_is_refused(world: World, fleet: Fleet) -> None:
     data = desired(world, fleet, 1).encode()
     # The version 1 as a two-byte integer (0x18 0x01): same value, not the shortest form.

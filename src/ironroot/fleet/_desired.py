@@ -495,7 +495,7 @@ class DesiredState:
             "the document",
             frozenset({"note"}),
         )
-        if top["format"] != _FORMAT:
+        if type(top["format"]) is not int or top["format"] != _FORMAT:  # not true, not 1.0
             raise _bad(f"unknown format {top['format']!r}")
         firmware_doc = top["firmware"]
         if not isinstance(firmware_doc, dict):
