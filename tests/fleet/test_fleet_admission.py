@@ -132,7 +132,7 @@ def test_one_open_rot_serves_an_attestation_and_still_checks_its_state(
     put back it serves again, and a device of another node is refused by the platform."""
     fleet, authority = fleet3
     rot = fleet.rot("node-0003")
-    nonce, _ = authority.challenge(NOW, client="node-0003")
+    nonce, _ = authority.challenge(NOW, client="node-0003", node="node-0003")
     spkis = {"control": PrivateKey.generate(Algorithm.ES384).public_key.to_der()}
     first = collect_evidence(fleet, "node-0003", nonce=nonce, keys=spkis, now=NOW, rot=rot)
     fuses = rot.directory / "fuses.json"
@@ -286,12 +286,22 @@ def test_another_nodes_evidence_is_refused(fleet3: tuple[Fleet, AdmissionAuthori
     with pytest.raises(MalformedEvidence) as named:
         authority.admit(theirs.request(node="node-0001", nonce=mine.nonce), now=NOW)
     assert named.value.code == "evidence-node"
+    # node-0002's genuine answer to a challenge issued to node-0001, relabelled as its
     borrowed = prepare(fleet, authority, "node-0002")
-    forged = dataclasses.replace(borrowed.evidence, node="node-0001")
+    nonce, _ = authority.challenge(NOW, node="node-0001")
+    evidence = collect_evidence(fleet, "node-0002", nonce=nonce, keys=borrowed.spkis, now=NOW)
+    forged = dataclasses.replace(evidence, node="node-0001")
     with pytest.raises(ChainNotTrusted) as caught:
-        authority.admit(borrowed.request(node="node-0001", evidence=forged.encode()), now=NOW)
+        authority.admit(
+            borrowed.request(node="node-0001", nonce=nonce, evidence=forged.encode()), now=NOW
+        )
     assert caught.value.code == "node-identity"
-    assert fleet.record_of("node-0001").status == before  # neither refusal changed the node
+    # ... and node-0002's own answer to its own challenge, sent as node-0001's
+    relabelled = dataclasses.replace(borrowed.evidence, node="node-0001")
+    with pytest.raises(StaleNonce) as issued:
+        authority.admit(borrowed.request(node="node-0001", evidence=relabelled.encode()), now=NOW)
+    assert issued.value.code == "nonce-node"
+    assert fleet.record_of("node-0001").status == before  # no refusal changed the node
 
 
 # --- must reject: what the evidence says -----------------------------------------------------

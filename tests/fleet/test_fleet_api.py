@@ -13,7 +13,14 @@ import httpx
 import pytest
 from cryptography import x509
 from tests.fleet.desired_world import ALICE, BOB, make_ops
-from tests.fleet.fleet_site import REFUSED_AT_HANDSHAKE, Clock, Site, problem, running_site
+from tests.fleet.fleet_site import (
+    REFUSED_AT_HANDSHAKE,
+    Answer,
+    Clock,
+    Site,
+    problem,
+    running_site,
+)
 from tests.platform.node_world import NOW, World, make_world
 from tests.tls_pki import make_pki
 
@@ -185,6 +192,24 @@ def test_admission_refusals_over_https(site: Site, tmp_path: Path) -> None:
         fleet.node("node-0003").boot(now=NOW)
         assert site.admit("node-0003").status_code == 200
     del authority
+
+
+def test_a_challenge_issued_to_one_node_is_refused_for_another(site: Site) -> None:
+    """The challenge names the node it is for: another node's genuine answer to it is
+    refused, changes nothing, and spends the nonce."""
+    nonce = site.challenge("node-0001")
+    keys = {p: PrivateKey.generate(Algorithm.ES384) for p in PLANES}
+    spkis = {p: k.public_key.to_der() for p, k in keys.items()}
+    evidence = collect_evidence(site.fleet, "node-0002", nonce=nonce, keys=spkis, now=NOW)
+    before = site.fleet.record_of("node-0002")
+    issued = len(site.authority.credentials.of_node("node-0002"))
+    response = site.send(Answer("node-0002", nonce, keys, evidence))
+    assert problem(response) == (400, "nonce-node", "Stale Or Mismatching Nonce")
+    assert site.fleet.record_of("node-0002") == before
+    assert len(site.authority.credentials.of_node("node-0002")) == issued
+    mine = collect_evidence(site.fleet, "node-0001", nonce=nonce, keys=spkis, now=NOW)
+    again = site.send(Answer("node-0001", nonce, keys, mine))
+    assert problem(again) == (400, "nonce-reused", "Stale Or Mismatching Nonce")
 
 
 # --- placements and the CRL ------------------------------------------------------------------

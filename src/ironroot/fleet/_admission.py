@@ -23,7 +23,9 @@ files, which are still read for a node with no EAR in ``fleet.db``.
 One admission (:meth:`AdmissionAuthority.admit`), in order:
 
 1. the nonce is one this authority issued, unexpired and unused (``StaleNonce``
-   ``nonce-unknown``, ``nonce-expired``, ``nonce-reused``: a replayed request is refused);
+   ``nonce-unknown``, ``nonce-expired``, ``nonce-reused``: a replayed request is refused),
+   and it was issued to the node the request names (``nonce-node``: a challenge names its
+   node, and no other node's answer redeems it);
 2. the node is in the registry (``NotFound``); each CSR (one per plane asked: ``control``,
    ``data``) parses and its self-signature verifies (``MalformedCertificate``,
    ``BadSignature``), its key ECDSA P-384 (``UnsupportedAlgorithm``);
@@ -105,6 +107,7 @@ from ironroot.errors import (
     MalformedInput,
     NotFound,
     ReleaseDenied,
+    StaleNonce,
     StorageError,
     UnknownIssuer,
 )
@@ -722,9 +725,13 @@ class AdmissionAuthority:
 
     # --- admission --------------------------------------------------------------------------
 
-    def challenge(self, now: dt.datetime, client: str | None = None) -> tuple[bytes, int]:
-        """A fresh single-use nonce (32 bytes) and when it expires (epoch seconds)."""
-        return self.nonces.issue(now, client)
+    def challenge(
+        self, now: dt.datetime, client: str | None = None, *, node: str
+    ) -> tuple[bytes, int]:
+        """A fresh single-use nonce (32 bytes) for ``node`` (a registered node: ``NotFound``)
+        and when it expires (epoch seconds); only ``node``'s admission may redeem it."""
+        self.fleet.record_of(node)
+        return self.nonces.issue(now, client, bound=node)
 
     def _store_ear(self, appraisal: NodeAppraisal, evidence: bytes, now: dt.datetime) -> None:
         self.state.store_ear(appraisal.node, appraisal.ear_id, appraisal.token, now, evidence)
@@ -760,7 +767,12 @@ class AdmissionAuthority:
 
     def admit(self, request: AdmissionRequest, *, now: dt.datetime) -> AdmissionResult:
         """One admission (module docs, in order)."""
-        self.nonces.redeem(request.nonce, now)
+        issued_to = self.nonces.redeem(request.nonce, now)
+        if issued_to != request.node:
+            raise StaleNonce(
+                f"this challenge was issued to {issued_to}, not {request.node}: ask for one",
+                code="nonce-node",
+            )
         record = self.fleet.record_of(request.node)
         keys = {plane: csr_public_key(csr) for plane, csr in request.csrs.items()}
         evidence = NodeEvidence.decode(request.evidence)
@@ -902,7 +914,7 @@ def attest_node(
     :meth:`AdmissionAuthority.admit`). With ``store`` the node keeps its credentials in
     ``nodes/<id>/credentials/``, its keys sealed to its root of trust."""
     authority = authority or AdmissionAuthority.open(fleet)
-    nonce, _ = authority.challenge(now, client=node_id)
+    nonce, _ = authority.challenge(now, client=node_id, node=node_id)
     # The node's RoT, open and held for this attestation: its state is verified once, for
     # the quote, the platform journal's counter and the sealing secret (Device.held).
     with fleet.rot(node_id).held() as rot:
