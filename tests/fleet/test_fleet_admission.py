@@ -304,6 +304,21 @@ def test_another_nodes_evidence_is_refused(fleet3: tuple[Fleet, AdmissionAuthori
     assert fleet.record_of("node-0001").status == before  # no refusal changed the node
 
 
+def test_an_answer_from_before_a_quarantine_is_refused(
+    fleet3: tuple[Fleet, AdmissionAuthority],
+) -> None:
+    fleet, authority = fleet3
+    kept = prepare(fleet, authority, "node-0002")
+    quarantine(fleet, "node-0002", "suspected drift", now=NOW, hold=False)
+    before = fleet.record_of("node-0002")
+    with pytest.raises(StaleNonce) as caught:
+        authority.admit(kept.request(), now=NOW)
+    assert caught.value.code == "nonce-superseded"
+    assert fleet.record_of("node-0002") == before
+    # a challenge issued after the quarantine readmits the node
+    assert attest_node(fleet, "node-0002", now=NOW, authority=authority).status == "admitted"
+
+
 # --- must reject: what the evidence says -----------------------------------------------------
 
 

@@ -212,6 +212,29 @@ def test_a_challenge_issued_to_one_node_is_refused_for_another(site: Site) -> No
     assert problem(again) == (400, "nonce-reused", "Stale Or Mismatching Nonce")
 
 
+def test_an_answer_older_than_a_quarantine_does_not_readmit_the_node(site: Site) -> None:
+    """The node answers a challenge while it runs logged firmware and keeps the answer; it
+    then boots firmware nobody logged and its next attestation quarantines it. The kept
+    answer — its nonce unexpired and unused — says what the node ran before the quarantine:
+    it must not readmit the node, and changes nothing."""
+    kept = site.prepare("node-0003")
+    site.fleet.rot("node-0003").boot(site.world.world.bundle("bmc", svn=3, tag="kept"), now=NOW)
+    try:
+        assert problem(site.admit("node-0003")) == (403, "admission-denied", "Admission Denied")
+        record = site.fleet.record_of("node-0003")
+        assert record.status == "quarantined"
+        issued = len(site.authority.credentials.of_node("node-0003"))
+        events = len(site.fleet.events(node="node-0003"))
+        response = site.send(kept)
+        assert problem(response) == (400, "nonce-superseded", "Stale Or Mismatching Nonce")
+        assert site.fleet.record_of("node-0003") == record
+        assert len(site.authority.credentials.of_node("node-0003")) == issued
+        assert len(site.fleet.events(node="node-0003")) == events
+    finally:
+        site.fleet.node("node-0003").boot(now=NOW)
+        assert site.admit("node-0003").status_code == 200
+
+
 # --- placements and the CRL ------------------------------------------------------------------
 
 
