@@ -34,17 +34,21 @@ from ironroot.errors import (
     MalformedEvidence,
     MalformedStatement,
     NotFound,
+    PolicyRejected,
     ReleaseDenied,
     StaleNonce,
     UnknownIssuer,
 )
 from ironroot.fleet import (
     FLEET_CREDENTIAL_OID,
+    PLANES,
     AdmissionAuthority,
+    AdmissionRequest,
     Fleet,
     Scanner,
     attest_node,
     collect_evidence,
+    make_csr,
     node_may_receive_keys,
     parse_credential,
     quarantine,
@@ -276,6 +280,20 @@ def test_a_csr_key_not_bound_in_the_evidence_is_refused(
     with pytest.raises(StaleNonce) as answered:
         authority.admit(stale.request(evidence=other.evidence.encode()), now=NOW)
     assert answered.value.code == "nonce-mismatch"
+
+
+def test_one_key_for_both_planes_is_refused(fleet3: tuple[Fleet, AdmissionAuthority]) -> None:
+    fleet, authority = fleet3
+    nonce, _ = authority.challenge(NOW, node="node-0003")
+    key = PrivateKey.generate(Algorithm.ES384)
+    spkis = dict.fromkeys(PLANES, key.public_key.to_der())
+    evidence = collect_evidence(fleet, "node-0003", nonce=nonce, keys=spkis, now=NOW)
+    csrs = {p: make_csr(key, node="node-0003", plane=p) for p in PLANES}
+    before = fleet.record_of("node-0003")
+    with pytest.raises(PolicyRejected) as caught:
+        authority.admit(AdmissionRequest("node-0003", nonce, evidence.encode(), csrs), now=NOW)
+    assert caught.value.code == "plane-key-shared"
+    assert fleet.record_of("node-0003") == before
 
 
 def test_another_nodes_evidence_is_refused(fleet3: tuple[Fleet, AdmissionAuthority]) -> None:

@@ -235,6 +235,23 @@ def test_an_answer_older_than_a_quarantine_does_not_readmit_the_node(site: Site)
         assert site.admit("node-0003").status_code == 200
 
 
+def test_one_key_for_both_planes_is_refused(site: Site) -> None:
+    """A control-plane credential sharing its key with the data plane's would let whoever
+    holds the data-plane key use the control plane (a certificate is no secret: TLS 1.2
+    sends it in the clear): each plane needs its own key, even when the quote binds both."""
+    nonce = site.challenge("node-0002")
+    key = PrivateKey.generate(Algorithm.ES384)
+    keys = dict.fromkeys(PLANES, key)
+    spkis = {p: k.public_key.to_der() for p, k in keys.items()}
+    evidence = collect_evidence(site.fleet, "node-0002", nonce=nonce, keys=spkis, now=NOW)
+    before = site.fleet.record_of("node-0002")
+    issued = len(site.authority.credentials.of_node("node-0002"))
+    response = site.send(Answer("node-0002", nonce, keys, evidence))
+    assert problem(response) == (400, "plane-key-shared", "Rejected")
+    assert site.fleet.record_of("node-0002") == before
+    assert len(site.authority.credentials.of_node("node-0002")) == issued
+
+
 # --- placements and the CRL ------------------------------------------------------------------
 
 

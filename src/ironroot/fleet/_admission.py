@@ -30,7 +30,9 @@ One admission (:meth:`AdmissionAuthority.admit`), in order:
    again in the commit of step 7);
 2. the node is in the registry (``NotFound``); each CSR (one per plane asked: ``control``,
    ``data``) parses and its self-signature verifies (``MalformedCertificate``,
-   ``BadSignature``), its key ECDSA P-384 (``UnsupportedAlgorithm``);
+   ``BadSignature``), its key ECDSA P-384 (``UnsupportedAlgorithm``) and no other plane's
+   (``PolicyRejected`` ``plane-key-shared``: a control-plane credential must not hold the
+   data-plane key, whose certificate is no secret);
 3. the evidence parses and is for this node (``MalformedEvidence``);
 4. the verifier appraises it (:mod:`ironroot.fleet._verifier`) and signs an EAR, stored as the
    node's latest; when the RoT quote itself does not verify — another nonce (``StaleNonce``),
@@ -108,6 +110,7 @@ from ironroot.errors import (
     MalformedEvidence,
     MalformedInput,
     NotFound,
+    PolicyRejected,
     ReleaseDenied,
     StaleNonce,
     StorageError,
@@ -806,6 +809,12 @@ class AdmissionAuthority:
         self._check_current(request.node, quarantined)
         record = self.fleet.record_of(request.node)
         keys = {plane: csr_public_key(csr) for plane, csr in request.csrs.items()}
+        if len(set(keys.values())) != len(keys):
+            raise PolicyRejected(
+                "the credential requests of two planes carry one key: each plane needs its "
+                "own (a control-plane credential would hold the data-plane key)",
+                code="plane-key-shared",
+            )
         evidence = NodeEvidence.decode(request.evidence)
         if evidence.node != request.node:
             raise MalformedEvidence(
