@@ -54,7 +54,8 @@ export time unless ``at`` is given:
     the evidence in the bundle (``attestation/evidence.cbor``: its ``eat_nonce`` is the nonce
     the quote answers, its record of the quote — report data, Ueid, measurements — is that
     quote's, which the sealing RoT signed, and each device's record is that device's session
-    answering the same nonce: ``VerificationFailed`` ``ear-not-bound`` when the EAR records
+    in the evidence, answering the same nonce — no session the EAR records is left out:
+    ``VerificationFailed`` ``ear-not-bound`` when the EAR records
     no nonce or the evidence is absent, ``ear-evidence-mismatch`` when it was issued for
     other evidence), and affirms the node if the registry says it is admitted
     (``PolicyRejected`` ``ear-not-affirming``); skipped with the recorded reason when absent.
@@ -778,7 +779,8 @@ def _ear_binding(ctx: _Context, result: AttestationResult) -> list[str]:
     """The EAR was issued for exactly the evidence in the bundle, which the sealing RoT
     signed: its nonce is the one the quote answers, its record of the quote (report data,
     Ueid, measurements) is that quote's, each device's record is that device's session
-    answering the same nonce (``ear-not-bound``, ``ear-evidence-mismatch``)."""
+    answering the same nonce, and no session it records is left out of the evidence
+    (``ear-not-bound``, ``ear-evidence-mismatch``)."""
     nonce = result.nonce
     if nonce is None:
         raise VerificationFailed(
@@ -851,6 +853,12 @@ def _ear_binding(ctx: _Context, result: AttestationResult) -> list[str]:
     ]
     for device, session in sorted(evidence.devices.items()):
         lines.append(_device_binding(ctx, result, device, session, nonce, issued))
+    for device, recorded in sorted(result.submods.items()):
+        if device != label and recorded.evidence is not None and device not in evidence.devices:
+            raise _mismatch(
+                f"the EAR records the session of {device}, which the evidence in the bundle "
+                "does not hold"
+            )
     return lines
 
 
