@@ -441,6 +441,34 @@ def test_fuses_of_another_vendor_key_are_refused(aw: AuditWorld, bundle: bytes) 
     assert (type(error), error.check) == (KeyDescriptorMismatch, "fuses")
 
 
+@pytest.mark.parametrize(
+    "lie",
+    [
+        {"anti_rollback_disabled": True},  # the RoT signed: enabled
+        {"svn": 1},  # the RoT signed fuse SVN 3 at boot: a lower floor for the firmware steps
+        {"owner_key_hash": "ab" * 48},  # the RoT signed: no owner key fused
+    ],
+    ids=["anti-rollback", "svn", "owner-key"],
+)
+def test_a_fuse_view_the_rot_did_not_sign_is_refused(
+    aw: AuditWorld, collected: AuditExport, lie: dict[str, object]
+) -> None:
+    """The node seals a fuse view that disagrees with the device status its RoT's ROM
+    measured into PCR0 (signed in the quote): refused at the fuses step."""
+    import json
+
+    view = json.loads(collected.members["rot/fuses.json"][0])
+    assert (view["anti_rollback_disabled"], view["svn"], view["owner_key_hash"]) == (False, 3, None)
+    data = json.dumps({**view, **lie}).encode()
+    sealed = _reseal(aw, collected, members={"rot/fuses.json": (data, "application/json")})
+    error = _refused(sealed, aw)
+    assert (type(error), error.code, error.check) == (
+        VerificationFailed,
+        "fuses-not-quoted",
+        "fuses",
+    )
+
+
 def test_an_ear_from_an_untrusted_verifier_is_refused(aw: AuditWorld, bundle: bytes) -> None:
     stranger = PrivateKey.generate(Algorithm.ES384)
     error = _refused(bundle, aw, verifier_keys={stranger.kid: stranger.public_key})
