@@ -256,7 +256,7 @@ def admit_one(fleet: Fleet, authority: AdmissionAuthority, node: str, took: list
     """:func:`ironroot.fleet.attest_node` (same calls, same order), with each phase's time
     added to ``took`` (:data:`PHASES`)."""
     t0 = time.perf_counter()
-    nonce, _ = authority.challenge(NOW, client=node)
+    nonce, _ = authority.challenge(NOW, client=node, node=node)
     with fleet.rot(node).held() as rot:
         keys = {plane: PrivateKey.generate(Algorithm.ES384) for plane in PLANES}
         csrs = {plane: make_csr(key, node=node, plane=plane) for plane, key in keys.items()}

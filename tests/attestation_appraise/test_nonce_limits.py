@@ -86,6 +86,17 @@ def test_expired_and_reused_nonces_are_refused() -> None:
     assert reused.value.code == "nonce-reused"
 
 
+def test_a_redeemed_nonce_returns_what_it_was_issued_bound_to() -> None:
+    store = NonceStore(lifetime=60)
+    bound, _ = store.issue(NOW, "c", bound=("node-0001", 7))
+    unbound, _ = store.issue(NOW, "c")
+    assert store.redeem(bound, _after(1)) == ("node-0001", 7)
+    assert store.redeem(unbound, _after(1)) is None
+    with pytest.raises(StaleNonce) as reused:
+        store.redeem(bound, _after(2))
+    assert reused.value.code == "nonce-reused"
+
+
 def test_expired_nonces_free_their_slots() -> None:
     store = NonceStore(lifetime=10, limits=ChallengeLimits(max_outstanding=2, per_client=2))
     store.issue(NOW, "a")

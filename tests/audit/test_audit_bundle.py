@@ -344,6 +344,74 @@ def test_a_member_of_indefinite_length_is_refused(aw: AuditWorld, bundle: bytes)
     assert "indefinite" in _malformed(_members_replaced(bundle, _map(pairs)), aw)
 
 
+def _item_boundaries(data: bytes) -> list[int]:
+    """Every offset where a CBOR item, or its head, starts or ends in ``data`` (definite
+    lengths only, as a deterministic encoding has)."""
+    found: set[int] = set()
+
+    def walk(at: int) -> int:
+        found.add(at)
+        major, info = data[at] >> 5, data[at] & 31
+        at += 1
+        if info < 24:
+            argument = info
+        else:
+            width = {24: 1, 25: 2, 26: 4, 27: 8}[info]
+            argument = int.from_bytes(data[at : at + width], "big")
+            at += width
+        found.add(at)
+        if major in (2, 3):
+            at += argument
+        elif major in (4, 5):
+            for _ in range(argument * (2 if major == 5 else 1)):
+                at = walk(at)
+        found.add(at)
+        return at
+
+    assert walk(0) == len(data)
+    return sorted(found)
+
+
+def test_a_bundle_cut_at_any_item_boundary_or_extended_is_a_format_failure(
+    aw: AuditWorld, bundle: bytes
+) -> None:
+    """Truncated at the start or end of every CBOR item and head (the framing, the index,
+    the seal, every member's name and bytes), or with bytes after the map: each is
+    ``bundle-malformed`` at the format step — never a traceback, never a later step."""
+    trust = aw.trust()
+    cuts = [at for at in _item_boundaries(bundle) if at < len(bundle)]
+    assert len(cuts) > 100
+    for data in [bundle[:at] for at in cuts] + [bundle + b"\x00", bundle + bundle[:1]]:
+        report = check_bundle(data, trust)
+        failure = report.failure
+        assert failure is not None, len(data)
+        assert failure.error is not None, len(data)
+        assert (failure.name, type(failure.error), failure.error.code) == (
+            "format",
+            AuditBundleRejected,
+            "bundle-malformed",
+        ), len(data)
+
+
+def test_members_or_parts_in_another_order_are_a_format_failure(
+    aw: AuditWorld, bundle: bytes
+) -> None:
+    """The same members and parts, each byte intact, in an order that is not the
+    deterministic one: refused as framing, so no two files verify as one bundle."""
+    reordered = _members_replaced(bundle, _map(list(reversed(_pairs(bundle)))))
+    assert "deterministic encoding" in _malformed(reordered, aw)
+    parsed = AuditBundle.parse(bundle)
+    parts = [
+        ("seal", parsed.seal),
+        ("index", parsed.index),
+        ("members", dict(parsed.members)),
+        ("format", "ironroot-audit-bundle/1"),
+    ]
+    swapped = bytes((0xA4,)) + b"".join(encode_cbor(k) + encode_cbor(v) for k, v in parts)
+    assert len(swapped) == len(bundle)
+    assert "deterministic encoding" in _malformed(swapped, aw)
+
+
 def test_a_member_left_out_before_the_seal_breaks_the_steps_that_need_it(
     aw: AuditWorld, collected: AuditExport
 ) -> None:
@@ -439,6 +507,34 @@ def test_a_bundle_sealed_by_a_rot_of_another_vendor_is_refused(
 def test_fuses_of_another_vendor_key_are_refused(aw: AuditWorld, bundle: bytes) -> None:
     error = _refused(bundle, aw, fused_vendor_key_hash=bytes(range(48)))
     assert (type(error), error.check) == (KeyDescriptorMismatch, "fuses")
+
+
+@pytest.mark.parametrize(
+    "lie",
+    [
+        {"anti_rollback_disabled": True},  # the RoT signed: enabled
+        {"svn": 1},  # the RoT signed fuse SVN 3 at boot: a lower floor for the firmware steps
+        {"owner_key_hash": "ab" * 48},  # the RoT signed: no owner key fused
+    ],
+    ids=["anti-rollback", "svn", "owner-key"],
+)
+def test_a_fuse_view_the_rot_did_not_sign_is_refused(
+    aw: AuditWorld, collected: AuditExport, lie: dict[str, object]
+) -> None:
+    """The node seals a fuse view that disagrees with the device status its RoT's ROM
+    measured into PCR0 (signed in the quote): refused at the fuses step."""
+    import json
+
+    view = json.loads(collected.members["rot/fuses.json"][0])
+    assert (view["anti_rollback_disabled"], view["svn"], view["owner_key_hash"]) == (False, 3, None)
+    data = json.dumps({**view, **lie}).encode()
+    sealed = _reseal(aw, collected, members={"rot/fuses.json": (data, "application/json")})
+    error = _refused(sealed, aw)
+    assert (type(error), error.code, error.check) == (
+        VerificationFailed,
+        "fuses-not-quoted",
+        "fuses",
+    )
 
 
 def test_an_ear_from_an_untrusted_verifier_is_refused(aw: AuditWorld, bundle: bytes) -> None:

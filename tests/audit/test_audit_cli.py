@@ -133,6 +133,18 @@ def test_a_changed_byte_exits_1_naming_the_break(
     assert [s["status"] for s in doc["steps"]] == ["ok", "ok", "failed"]
 
 
+def test_a_truncated_bundle_exits_1_naming_the_format(
+    trust_file: Path, exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = exported.read_bytes()
+    for keep in (0, 1, len(data) // 2, len(data) - 1):
+        cut = tmp_path / f"cut-{keep}.audit"
+        cut.write_bytes(data[:keep])
+        capsys.readouterr()
+        assert main(["audit", "verify", str(cut), "--trust", str(trust_file)]) == 1
+        assert capsys.readouterr().err.startswith("ironroot: bundle-malformed: format: ")
+
+
 def test_verify_without_a_trust_is_a_usage_error(
     exported: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -133,6 +133,29 @@ def test_a_device_session_of_another_challenge_is_refused(
     assert error.detail == "gpu's session answers another challenge than the EAR's"
 
 
+@pytest.mark.parametrize("dropped", [("gpu",), ("nic", "gpu", "nvme")])
+def test_a_device_session_the_ear_appraised_left_out_is_refused(
+    aw: AuditWorld, collected: AuditExport, dropped: tuple[str, ...]
+) -> None:
+    """The admission's evidence with device sessions the EAR appraised taken out, resealed
+    by the node's RoT: the EAR's device records are then bound to nothing the bundle holds —
+    it was not issued for this evidence."""
+    stored = NodeEvidence.decode(collected.members["attestation/evidence.cbor"][0])
+    kept = {name: data for name, data in stored.devices.items() if name not in dropped}
+    fewer = NodeEvidence(NODE, stored.quote, kept)
+    data = _reseal(aw, collected, members={"attestation/evidence.cbor": (fewer.encode(), CBOR)})
+    error = _attestation_error(aw, data)
+    assert (type(error), error.code, error.check) == (
+        VerificationFailed,
+        "ear-evidence-mismatch",
+        "attestation",
+    )
+    assert error.detail == (
+        f"the EAR records the session of {min(dropped)}, which the evidence in the bundle "
+        "does not hold"
+    )
+
+
 def test_an_ear_issued_for_another_quote_is_refused(aw: AuditWorld, collected: AuditExport) -> None:
     """A second EAR the trusted verifier issued (for another challenge of this node), named
     by the registry row, beside the evidence of the first."""

@@ -151,7 +151,7 @@ class Prepared:
 def prepare(
     fleet: Fleet, authority: AdmissionAuthority, node: str, now: dt.datetime = NOW
 ) -> Prepared:
-    nonce, _ = authority.challenge(now, client=node)
+    nonce, _ = authority.challenge(now, client=node, node=node)
     keys = {p: PrivateKey.generate(Algorithm.ES384) for p in PLANES}
     csrs = {p: make_csr(k, node=node, plane=p) for p, k in keys.items()}
     spkis = {p: k.public_key.to_der() for p, k in keys.items()}

@@ -34,17 +34,21 @@ from ironroot.errors import (
     MalformedEvidence,
     MalformedStatement,
     NotFound,
+    PolicyRejected,
     ReleaseDenied,
     StaleNonce,
     UnknownIssuer,
 )
 from ironroot.fleet import (
     FLEET_CREDENTIAL_OID,
+    PLANES,
     AdmissionAuthority,
+    AdmissionRequest,
     Fleet,
     Scanner,
     attest_node,
     collect_evidence,
+    make_csr,
     node_may_receive_keys,
     parse_credential,
     quarantine,
@@ -132,7 +136,7 @@ def test_one_open_rot_serves_an_attestation_and_still_checks_its_state(
     put back it serves again, and a device of another node is refused by the platform."""
     fleet, authority = fleet3
     rot = fleet.rot("node-0003")
-    nonce, _ = authority.challenge(NOW, client="node-0003")
+    nonce, _ = authority.challenge(NOW, client="node-0003", node="node-0003")
     spkis = {"control": PrivateKey.generate(Algorithm.ES384).public_key.to_der()}
     first = collect_evidence(fleet, "node-0003", nonce=nonce, keys=spkis, now=NOW, rot=rot)
     fuses = rot.directory / "fuses.json"
@@ -278,6 +282,20 @@ def test_a_csr_key_not_bound_in_the_evidence_is_refused(
     assert answered.value.code == "nonce-mismatch"
 
 
+def test_one_key_for_both_planes_is_refused(fleet3: tuple[Fleet, AdmissionAuthority]) -> None:
+    fleet, authority = fleet3
+    nonce, _ = authority.challenge(NOW, node="node-0003")
+    key = PrivateKey.generate(Algorithm.ES384)
+    spkis = dict.fromkeys(PLANES, key.public_key.to_der())
+    evidence = collect_evidence(fleet, "node-0003", nonce=nonce, keys=spkis, now=NOW)
+    csrs = {p: make_csr(key, node="node-0003", plane=p) for p in PLANES}
+    before = fleet.record_of("node-0003")
+    with pytest.raises(PolicyRejected) as caught:
+        authority.admit(AdmissionRequest("node-0003", nonce, evidence.encode(), csrs), now=NOW)
+    assert caught.value.code == "plane-key-shared"
+    assert fleet.record_of("node-0003") == before
+
+
 def test_another_nodes_evidence_is_refused(fleet3: tuple[Fleet, AdmissionAuthority]) -> None:
     fleet, authority = fleet3
     before = fleet.record_of("node-0001").status  # the module's fleet: what earlier tests left
@@ -286,12 +304,37 @@ def test_another_nodes_evidence_is_refused(fleet3: tuple[Fleet, AdmissionAuthori
     with pytest.raises(MalformedEvidence) as named:
         authority.admit(theirs.request(node="node-0001", nonce=mine.nonce), now=NOW)
     assert named.value.code == "evidence-node"
+    # node-0002's genuine answer to a challenge issued to node-0001, relabelled as its
     borrowed = prepare(fleet, authority, "node-0002")
-    forged = dataclasses.replace(borrowed.evidence, node="node-0001")
+    nonce, _ = authority.challenge(NOW, node="node-0001")
+    evidence = collect_evidence(fleet, "node-0002", nonce=nonce, keys=borrowed.spkis, now=NOW)
+    forged = dataclasses.replace(evidence, node="node-0001")
     with pytest.raises(ChainNotTrusted) as caught:
-        authority.admit(borrowed.request(node="node-0001", evidence=forged.encode()), now=NOW)
+        authority.admit(
+            borrowed.request(node="node-0001", nonce=nonce, evidence=forged.encode()), now=NOW
+        )
     assert caught.value.code == "node-identity"
-    assert fleet.record_of("node-0001").status == before  # neither refusal changed the node
+    # ... and node-0002's own answer to its own challenge, sent as node-0001's
+    relabelled = dataclasses.replace(borrowed.evidence, node="node-0001")
+    with pytest.raises(StaleNonce) as issued:
+        authority.admit(borrowed.request(node="node-0001", evidence=relabelled.encode()), now=NOW)
+    assert issued.value.code == "nonce-node"
+    assert fleet.record_of("node-0001").status == before  # no refusal changed the node
+
+
+def test_an_answer_from_before_a_quarantine_is_refused(
+    fleet3: tuple[Fleet, AdmissionAuthority],
+) -> None:
+    fleet, authority = fleet3
+    kept = prepare(fleet, authority, "node-0002")
+    quarantine(fleet, "node-0002", "suspected drift", now=NOW, hold=False)
+    before = fleet.record_of("node-0002")
+    with pytest.raises(StaleNonce) as caught:
+        authority.admit(kept.request(), now=NOW)
+    assert caught.value.code == "nonce-superseded"
+    assert fleet.record_of("node-0002") == before
+    # a challenge issued after the quarantine readmits the node
+    assert attest_node(fleet, "node-0002", now=NOW, authority=authority).status == "admitted"
 
 
 # --- must reject: what the evidence says -----------------------------------------------------

@@ -12,8 +12,17 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from tests.fleet.desired_world import ALICE, BOB, make_ops
-from tests.fleet.fleet_site import REFUSED_AT_HANDSHAKE, Clock, Site, problem, running_site
+from tests.fleet.fleet_site import (
+    REFUSED_AT_HANDSHAKE,
+    Answer,
+    Clock,
+    Site,
+    problem,
+    running_site,
+)
 from tests.platform.node_world import NOW, World, make_world
 from tests.tls_pki import make_pki
 
@@ -141,6 +150,129 @@ def test_no_credential_or_another_cas_certificate_is_refused_at_the_handshake(
         client.get(f"{site.servers.data_url}/v1/whoami")
 
 
+def test_a_credential_is_current_from_not_before_to_just_before_not_after(
+    site: Site, clock: Clock
+) -> None:
+    """The clock edges of a credential issued at NOW for an hour, on one open connection:
+    current from notBefore itself, not a microsecond before; current a microsecond before
+    notAfter, expired at notAfter."""
+    url = f"{site.servers.control_url}/v1/whoami"
+    credential = x509.load_pem_x509_certificate(
+        (site.files / "node-0001" / "control.cert.pem").read_bytes()
+    )
+    start, end = credential.not_valid_before_utc, credential.not_valid_after_utc
+    assert (start, end) == (NOW, NOW + dt.timedelta(hours=1))
+    tick = dt.timedelta(microseconds=1)
+    with site.client("node-0001", "control") as control:
+        for at, expected in (
+            (start - tick, (401, "credential-not-yet-valid")),
+            (start, (200, "")),
+            (end - tick, (200, "")),
+            (end, (401, "credential-expired")),
+            (end + dt.timedelta(seconds=1), (401, "credential-expired")),
+        ):
+            clock.now = at
+            response = control.get(url)
+            got = (200, "") if response.status_code == 200 else problem(response)[:2]
+            assert got == expected, at
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> Path:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+def test_a_lookalike_of_the_fleet_ca_and_of_a_nodes_credential_is_refused_at_the_handshake(
+    site: Site, tmp_path: Path
+) -> None:
+    """Another CA with the fleet CA's exact name, serial and extensions issues a copy of a
+    real node's control credential — its subject, serial, validity, the fleet credential
+    extension, AKI — for the attacker's key, and the client sends that CA along: both planes
+    refuse it at the handshake (nothing but the fleet CA's own signature counts)."""
+    real = x509.load_pem_x509_certificate(
+        (site.files / "node-0001" / "control.cert.pem").read_bytes()
+    )
+    ca = site.authority.ca.certificate
+    ca_key = ec.generate_private_key(ec.SECP384R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(ca.subject)
+        .issuer_name(ca.issuer)
+        .public_key(ca_key.public_key())
+        .serial_number(ca.serial_number)
+        .not_valid_before(ca.not_valid_before_utc)
+        .not_valid_after(ca.not_valid_after_utc)
+    )
+    for extension in ca.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    lookalike_ca = builder.sign(ca_key, hashes.SHA384())
+    key = ec.generate_private_key(ec.SECP384R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(real.subject)
+        .issuer_name(real.issuer)
+        .public_key(key.public_key())
+        .serial_number(real.serial_number)
+        .not_valid_before(real.not_valid_before_utc)
+        .not_valid_after(real.not_valid_after_utc)
+    )
+    for extension in real.extensions:
+        value = extension.value
+        if isinstance(value, x509.SubjectKeyIdentifier):
+            value = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+        builder = builder.add_extension(value, extension.critical)
+    copy = builder.sign(ca_key, hashes.SHA384())
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(
+        copy.public_bytes(serialization.Encoding.PEM)
+        + lookalike_ca.public_bytes(serialization.Encoding.PEM)
+    )
+    context = client_context(site.servers.ca_file, chain, _write_key(tmp_path / "k.pem", key))
+    for url in (site.servers.control_url, site.servers.data_url):
+        with httpx.Client(verify=context) as client, pytest.raises(REFUSED_AT_HANDSHAKE):
+            client.get(f"{url}/v1/whoami")
+
+
+def test_a_revoked_credential_stays_revoked_after_its_node_is_readmitted(
+    site: Site, tmp_path: Path
+) -> None:
+    """Readmission issues new credentials; the ones quarantine revoked stay refused — on the
+    connection opened before the quarantine and on a new one."""
+    url = f"{site.servers.control_url}/v1/whoami"
+    old = tmp_path / "old"
+    old.mkdir()
+    for name in ("control.cert.pem", "control.key.pem"):
+        (old / name).write_bytes((site.files / "node-0001" / name).read_bytes())
+    with site.client("node-0001", "control") as kept:
+        assert kept.get(url).status_code == 200
+        quarantine(site.fleet, "node-0001", "stolen credential", now=NOW)
+        readmit(site.fleet, "node-0001", now=NOW, authority=site.authority)
+        assert site.admit("node-0001").status_code == 200
+        assert site.fleet.record_of("node-0001").status == "admitted"
+        assert problem(kept.get(url))[:2] == (401, "credential-revoked")
+    context = client_context(
+        site.servers.ca_file, old / "control.cert.pem", old / "control.key.pem"
+    )
+    with httpx.Client(verify=context) as fresh:
+        assert problem(fresh.get(url))[:2] == (401, "credential-revoked")
+    with site.client("node-0001", "control") as renewed:
+        assert renewed.get(url).status_code == 200
+
+
+def test_an_answer_sent_when_its_challenge_expires_is_refused(site: Site, clock: Clock) -> None:
+    answer = site.prepare("node-0002")
+    before = site.fleet.record_of("node-0002")
+    clock.now = NOW + dt.timedelta(seconds=120)  # the nonce's lifetime, to the second
+    assert problem(site.send(answer)) == (400, "nonce-expired", "Stale Or Mismatching Nonce")
+    assert site.fleet.record_of("node-0002") == before
+
+
 # --- must reject: admission over HTTPS -------------------------------------------------------
 
 
@@ -185,6 +317,64 @@ def test_admission_refusals_over_https(site: Site, tmp_path: Path) -> None:
         fleet.node("node-0003").boot(now=NOW)
         assert site.admit("node-0003").status_code == 200
     del authority
+
+
+def test_a_challenge_issued_to_one_node_is_refused_for_another(site: Site) -> None:
+    """The challenge names the node it is for: another node's genuine answer to it is
+    refused, changes nothing, and spends the nonce."""
+    nonce = site.challenge("node-0001")
+    keys = {p: PrivateKey.generate(Algorithm.ES384) for p in PLANES}
+    spkis = {p: k.public_key.to_der() for p, k in keys.items()}
+    evidence = collect_evidence(site.fleet, "node-0002", nonce=nonce, keys=spkis, now=NOW)
+    before = site.fleet.record_of("node-0002")
+    issued = len(site.authority.credentials.of_node("node-0002"))
+    response = site.send(Answer("node-0002", nonce, keys, evidence))
+    assert problem(response) == (400, "nonce-node", "Stale Or Mismatching Nonce")
+    assert site.fleet.record_of("node-0002") == before
+    assert len(site.authority.credentials.of_node("node-0002")) == issued
+    mine = collect_evidence(site.fleet, "node-0001", nonce=nonce, keys=spkis, now=NOW)
+    again = site.send(Answer("node-0001", nonce, keys, mine))
+    assert problem(again) == (400, "nonce-reused", "Stale Or Mismatching Nonce")
+
+
+def test_an_answer_older_than_a_quarantine_does_not_readmit_the_node(site: Site) -> None:
+    """The node answers a challenge while it runs logged firmware and keeps the answer; it
+    then boots firmware nobody logged and its next attestation quarantines it. The kept
+    answer — its nonce unexpired and unused — says what the node ran before the quarantine:
+    it must not readmit the node, and changes nothing."""
+    kept = site.prepare("node-0003")
+    site.fleet.rot("node-0003").boot(site.world.world.bundle("bmc", svn=3, tag="kept"), now=NOW)
+    try:
+        assert problem(site.admit("node-0003")) == (403, "admission-denied", "Admission Denied")
+        record = site.fleet.record_of("node-0003")
+        assert record.status == "quarantined"
+        issued = len(site.authority.credentials.of_node("node-0003"))
+        events = len(site.fleet.events(node="node-0003"))
+        response = site.send(kept)
+        assert problem(response) == (400, "nonce-superseded", "Stale Or Mismatching Nonce")
+        assert site.fleet.record_of("node-0003") == record
+        assert len(site.authority.credentials.of_node("node-0003")) == issued
+        assert len(site.fleet.events(node="node-0003")) == events
+    finally:
+        site.fleet.node("node-0003").boot(now=NOW)
+        assert site.admit("node-0003").status_code == 200
+
+
+def test_one_key_for_both_planes_is_refused(site: Site) -> None:
+    """A control-plane credential sharing its key with the data plane's would let whoever
+    holds the data-plane key use the control plane (a certificate is no secret: TLS 1.2
+    sends it in the clear): each plane needs its own key, even when the quote binds both."""
+    nonce = site.challenge("node-0002")
+    key = PrivateKey.generate(Algorithm.ES384)
+    keys = dict.fromkeys(PLANES, key)
+    spkis = {p: k.public_key.to_der() for p, k in keys.items()}
+    evidence = collect_evidence(site.fleet, "node-0002", nonce=nonce, keys=spkis, now=NOW)
+    before = site.fleet.record_of("node-0002")
+    issued = len(site.authority.credentials.of_node("node-0002"))
+    response = site.send(Answer("node-0002", nonce, keys, evidence))
+    assert problem(response) == (400, "plane-key-shared", "Rejected")
+    assert site.fleet.record_of("node-0002") == before
+    assert len(site.authority.credentials.of_node("node-0002")) == issued
 
 
 # --- placements and the CRL ------------------------------------------------------------------

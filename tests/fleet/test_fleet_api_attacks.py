@@ -311,9 +311,10 @@ def test_an_admission_racing_an_operator_quarantine_never_lifts_the_hold(
 ) -> None:
     """An operator quarantines a node (a hold) after its admission read that it was not held
     but before the admission commits: the admission must be refused, not commit the node
-    admitted with fresh credentials over the hold. (The quarantine is run where the race
-    puts it, from the admission's own credential issuance: a server's timing is not the
-    test's to choose.)"""
+    admitted with fresh credentials over the hold — refused as an answer older than the
+    quarantine, which changes nothing (the commit checks that before the hold). (The
+    quarantine is run where the race puts it, from the admission's own credential
+    issuance: a server's timing is not the test's to choose.)"""
     answer = site.prepare("node-0003")
     issue = site.authority.ca.issue
     raced: list[bool] = []
@@ -328,14 +329,45 @@ def test_an_admission_racing_an_operator_quarantine_never_lifts_the_hold(
     try:
         response = site.send(answer)
         monkeypatch.undo()
-        assert problem(response) == (403, "node-held", "Admission Denied")
+        assert problem(response) == (400, "nonce-superseded", "Stale Or Mismatching Nonce")
         assert site.fleet.record_of("node-0003").status == "quarantined"
         assert all(c.revoked for c in site.authority.credentials.of_node("node-0003"))
         assert site.authority.state.held("node-0003") is not None
-        assert [e.kind for e in site.fleet.events(node="node-0003")][-1] == "admission-held"
+        assert [e.kind for e in site.fleet.events(node="node-0003")][-1] == "quarantine-effects"
     finally:
         monkeypatch.undo()
         readmit(site.fleet, "node-0003", now=NOW, authority=site.authority)
+        assert site.admit("node-0003").status_code == 200
+
+
+def test_an_admission_racing_a_quarantine_does_not_undo_it(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quarantine without a hold (what a failing attestation of the node does) commits
+    after the admission checked the node's state but before it commits: the admission's
+    evidence predates the quarantine, so it must be refused, not commit the node admitted
+    with fresh credentials. (The quarantine is run where the race puts it, from the
+    admission's own credential issuance.)"""
+    answer = site.prepare("node-0003")
+    issue = site.authority.ca.issue
+    raced: list[bool] = []
+
+    def issue_after_a_quarantine(*args: Any, **kwargs: Any) -> Any:
+        if not raced:
+            raced.append(True)
+            quarantine(site.fleet, "node-0003", "drift found mid-admission", now=NOW, hold=False)
+        return issue(*args, **kwargs)
+
+    monkeypatch.setattr(site.authority.ca, "issue", issue_after_a_quarantine)
+    try:
+        response = site.send(answer)
+        monkeypatch.undo()
+        assert problem(response) == (400, "nonce-superseded", "Stale Or Mismatching Nonce")
+        assert site.fleet.record_of("node-0003").status == "quarantined"
+        assert all(c.revoked for c in site.authority.credentials.of_node("node-0003"))
+        assert [e.kind for e in site.fleet.events(node="node-0003")][-1] == "quarantine-effects"
+    finally:
+        monkeypatch.undo()
         assert site.admit("node-0003").status_code == 200
 
 

@@ -109,7 +109,7 @@ def test_a_device_certificate_expired_since_is_refused_as_without_the_cache(
     later = NOW + dt.timedelta(days=2)
     found = []
     for verifier in (authority, AdmissionAuthority.open(fleet)):
-        nonce, _ = verifier.challenge(later, client=NODE)
+        nonce, _ = verifier.challenge(later, client=NODE, node=NODE)
         keys = {p: PrivateKey.generate(Algorithm.ES384) for p in PLANES}
         csrs = {p: make_csr(k, node=NODE, plane=p) for p, k in keys.items()}
         spkis = {p: k.public_key.to_der() for p, k in keys.items()}

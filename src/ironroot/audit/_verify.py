@@ -22,7 +22,9 @@ export time unless ``at`` is given:
    formed and the sealed node's (``VerificationFailed`` ``not-the-node``).
 5. ``fuses``: the fuse view holds the trusted vendor key hash (``KeyDescriptorMismatch``),
    production lifecycle with debug locked (``PolicyRejected`` ``debug-unlocked``), and agrees
-   with what the RoT signed in the seal (``VerificationFailed`` ``fuses-not-quoted``).
+   with what the RoT signed in the seal — lifecycle and debug state, and the device status
+   its ROM measured into PCR0: anti-rollback, the SVN fuse (no lower than at boot), an owner
+   key hash fused or not (``VerificationFailed`` ``fuses-not-quoted``).
 6. ``dice``: the DICE chains exported are the chains the seal was signed with
    (``dice-chain-mismatch``).
 7. ``pfm``: the active PFM is the one the journal names, verifies under the trusted vendor
@@ -54,7 +56,8 @@ export time unless ``at`` is given:
     the evidence in the bundle (``attestation/evidence.cbor``: its ``eat_nonce`` is the nonce
     the quote answers, its record of the quote — report data, Ueid, measurements — is that
     quote's, which the sealing RoT signed, and each device's record is that device's session
-    answering the same nonce: ``VerificationFailed`` ``ear-not-bound`` when the EAR records
+    in the evidence, answering the same nonce — no session the EAR records is left out:
+    ``VerificationFailed`` ``ear-not-bound`` when the EAR records
     no nonce or the evidence is absent, ``ear-evidence-mismatch`` when it was issued for
     other evidence), and affirms the node if the registry says it is admitted
     (``PolicyRejected`` ``ear-not-affirming``); skipped with the recorded reason when absent.
@@ -131,6 +134,14 @@ _STATEMENT: Final = re.compile(r"(firmware/[a-z]+/statement-\d+|pfm/statement(-\
 _EAR_SKEW: Final = 60
 _EAR_URN: Final = "urn:ironroot:ear:sha256:"
 _MKEYS: Final = {1: "fmc", 2: "runtime"}
+# The ROM's device-status event (PCR0; one byte each, ironroot.rot's boot docs): anti-rollback
+# disabled, the SVN fuse, whether an owner key hash is fused.
+_PCR_ROM: Final = 0
+_DEVICE_STATUS: Final = "device-status"
+_DEVICE_STATUS_SIZE: Final = 9
+_STATUS_ANTI_ROLLBACK: Final = 2
+_STATUS_FUSE_SVN: Final = 5
+_STATUS_OWNER_KEY: Final = 8
 _FUSE_VIEW: Final = frozenset(
     {
         "lifecycle",
@@ -392,6 +403,7 @@ def _fuses(ctx: _Context) -> list[str]:
             "the fuse view does not agree with the lifecycle and debug state the RoT signed",
             code="fuses-not-quoted",
         )
+    _check_device_status(ctx.claims, fuses)
     ctx.fuses = fuses
     return [
         f"vendor key hash {fuses.vendor_key_hash.hex()[:32]}… is the trusted one",
@@ -399,6 +411,34 @@ def _fuses(ctx: _Context) -> list[str]:
         f"firmware SVN fuse {fuses.svn}, ECC revocation {fuses.ecc_revocation:#x}, "
         f"ML-DSA revocation {fuses.pqc_revocation:#x}",
     ]
+
+
+def _check_device_status(claims: QuoteClaims, fuses: Fuses) -> None:
+    """The fuse view agrees with the ``device-status`` event the ROM measured into PCR0 at
+    boot (signed in the seal's PCR log; layout in :mod:`ironroot.rot`): anti-rollback, the
+    SVN fuse (which only grows: at least what it was at boot) and whether an owner key hash
+    is fused (``VerificationFailed`` ``fuses-not-quoted``)."""
+    found = [e.data for e in claims.log if e.pcr == _PCR_ROM and e.name == _DEVICE_STATUS]
+    if len(found) != 1 or len(found[0]) != _DEVICE_STATUS_SIZE:
+        raise VerificationFailed(
+            "the seal's PCR log holds no single device-status event of the ROM",
+            code="fuses-not-quoted",
+        )
+    status = found[0]
+    disabled = status[_STATUS_ANTI_ROLLBACK]
+    if (
+        disabled not in (0, 1)
+        or bool(disabled) != fuses.anti_rollback_disabled
+        or (not disabled and fuses.svn < status[_STATUS_FUSE_SVN])
+        or bool(status[_STATUS_OWNER_KEY]) != bool(fuses.owner_key_hash)
+    ):
+        owner = "fused" if status[_STATUS_OWNER_KEY] else "not fused"
+        raise VerificationFailed(
+            "the fuse view does not agree with the device status the RoT's ROM measured at "
+            f"boot: anti-rollback {'disabled' if disabled else 'enabled'}, SVN fuse "
+            f"{status[_STATUS_FUSE_SVN]}, owner key {owner}",
+            code="fuses-not-quoted",
+        )
 
 
 def _dice(ctx: _Context) -> list[str]:
@@ -778,7 +818,8 @@ def _ear_binding(ctx: _Context, result: AttestationResult) -> list[str]:
     """The EAR was issued for exactly the evidence in the bundle, which the sealing RoT
     signed: its nonce is the one the quote answers, its record of the quote (report data,
     Ueid, measurements) is that quote's, each device's record is that device's session
-    answering the same nonce (``ear-not-bound``, ``ear-evidence-mismatch``)."""
+    answering the same nonce, and no session it records is left out of the evidence
+    (``ear-not-bound``, ``ear-evidence-mismatch``)."""
     nonce = result.nonce
     if nonce is None:
         raise VerificationFailed(
@@ -851,6 +892,12 @@ def _ear_binding(ctx: _Context, result: AttestationResult) -> list[str]:
     ]
     for device, session in sorted(evidence.devices.items()):
         lines.append(_device_binding(ctx, result, device, session, nonce, issued))
+    for device, recorded in sorted(result.submods.items()):
+        if device != label and recorded.evidence is not None and device not in evidence.devices:
+            raise _mismatch(
+                f"the EAR records the session of {device}, which the evidence in the bundle "
+                "does not hold"
+            )
     return lines
 
 

@@ -1,7 +1,9 @@
 """Challenges: random, single-use nonces that expire, held in bounded memory without eviction.
 
 :meth:`NonceStore.issue` makes a 32-byte nonce from the operating system's CSPRNG and
-remembers when it expires; :meth:`NonceStore.redeem` accepts it once. A nonce that was never
+remembers when it expires, and what the caller bound it to (``bound``: e.g. the node a
+challenge was asked for); :meth:`NonceStore.redeem` accepts it once and returns that value,
+for the caller to check against what the answer claims. A nonce that was never
 issued, one that expired and one already redeemed each raise ``StaleNonce`` with its own code
 (``nonce-unknown``, ``nonce-expired``, ``nonce-reused``): a 400 problem over HTTP.
 
@@ -116,8 +118,8 @@ class NonceStore:
         self._lifetime = lifetime
         self._limits = limits
         self._service = service
-        # nonce -> (expiry, client); insertion order is expiry order (one lifetime for all)
-        self._outstanding: OrderedDict[bytes, tuple[float, str]] = OrderedDict()
+        # nonce -> (expiry, client, bound); insertion order is expiry order (one lifetime)
+        self._outstanding: OrderedDict[bytes, tuple[float, str, object]] = OrderedDict()
         self._by_client: dict[str, OrderedDict[bytes, float]] = {}
         self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
         self._spent: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
@@ -145,7 +147,7 @@ class NonceStore:
 
     def _prune(self, t: float) -> None:
         while self._outstanding:
-            nonce, (expires, client) = next(iter(self._outstanding.items()))
+            nonce, (expires, client, _) = next(iter(self._outstanding.items()))
             if expires > t:
                 break
             self._outstanding.popitem(last=False)
@@ -179,8 +181,11 @@ class NonceStore:
 
     # --- the API -------------------------------------------------------------------------
 
-    def issue(self, now: datetime, client: str | None = None) -> tuple[bytes, int]:
-        """A new nonce for ``client`` and the time (epoch seconds) it expires.
+    def issue(
+        self, now: datetime, client: str | None = None, *, bound: object = None
+    ) -> tuple[bytes, int]:
+        """A new nonce for ``client`` and the time (epoch seconds) it expires; ``bound`` is
+        kept with it and returned by :meth:`redeem`.
 
         ``Overloaded`` (codes ``challenge-rate``, ``challenge-client-limit``,
         ``challenges-full``) when issuing would exceed a limit; nothing is evicted.
@@ -214,12 +219,13 @@ class NonceStore:
             nonce = secrets.token_bytes(NONCE_SIZE)
             expires = t + self._lifetime
             self._buckets[who] = (tokens - 1.0, t)
-            self._outstanding[nonce] = (expires, who)
+            self._outstanding[nonce] = (expires, who, bound)
             self._by_client.setdefault(who, OrderedDict())[nonce] = expires
         return nonce, int(expires)
 
-    def redeem(self, nonce: bytes, now: datetime) -> None:
-        """Accept ``nonce`` once, before it expires; raise ``StaleNonce`` otherwise."""
+    def redeem(self, nonce: bytes, now: datetime) -> object:
+        """Accept ``nonce`` once, before it expires, returning what it was issued bound to
+        (:meth:`issue`); raise ``StaleNonce`` otherwise."""
         t = _seconds(now)
         if not isinstance(nonce, bytes) or len(nonce) != NONCE_SIZE:
             raise StaleNonce(
@@ -230,10 +236,10 @@ class NonceStore:
             self._prune(t)
             entry = self._outstanding.pop(nonce, None)
             if entry is not None:
-                expires, client = entry
+                expires, client, bound = entry
                 self._forget(nonce, client)
                 self._remember(nonce, "reused", expires + self._lifetime)
-                return
+                return bound
             state = self._spent.get(nonce)
         if state is None:
             raise StaleNonce(f"this {self._service} did not issue that nonce", code="nonce-unknown")

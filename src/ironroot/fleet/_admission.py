@@ -23,10 +23,16 @@ files, which are still read for a node with no EAR in ``fleet.db``.
 One admission (:meth:`AdmissionAuthority.admit`), in order:
 
 1. the nonce is one this authority issued, unexpired and unused (``StaleNonce``
-   ``nonce-unknown``, ``nonce-expired``, ``nonce-reused``: a replayed request is refused);
+   ``nonce-unknown``, ``nonce-expired``, ``nonce-reused``: a replayed request is refused),
+   and it was issued to the node the request names (``nonce-node``: a challenge names its
+   node, and no other node's answer redeems it) after the node's latest quarantine
+   (``nonce-superseded``: an answer collected before a quarantine does not undo it; checked
+   again in the commit of step 7);
 2. the node is in the registry (``NotFound``); each CSR (one per plane asked: ``control``,
    ``data``) parses and its self-signature verifies (``MalformedCertificate``,
-   ``BadSignature``), its key ECDSA P-384 (``UnsupportedAlgorithm``);
+   ``BadSignature``), its key ECDSA P-384 (``UnsupportedAlgorithm``) and no other plane's
+   (``PolicyRejected`` ``plane-key-shared``: a control-plane credential must not hold the
+   data-plane key, whose certificate is no secret);
 3. the evidence parses and is for this node (``MalformedEvidence``);
 4. the verifier appraises it (:mod:`ironroot.fleet._verifier`) and signs an EAR, stored as the
    node's latest; when the RoT quote itself does not verify — another nonce (``StaleNonce``),
@@ -104,7 +110,9 @@ from ironroot.errors import (
     MalformedEvidence,
     MalformedInput,
     NotFound,
+    PolicyRejected,
     ReleaseDenied,
+    StaleNonce,
     StorageError,
     UnknownIssuer,
 )
@@ -145,6 +153,7 @@ _MAX_REQUEST: Final = 2 * 1024 * 1024
 _MAX_ENDORSEMENT: Final = 4 * 1024 * 1024
 _REQUEST_LIMITS: Final = Limits(max_bytes=_MAX_REQUEST, max_depth=4, max_items=16)
 _VM: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+_QUARANTINED: Final = "quarantined"  # the event a quarantine records (Fleet.set_status)
 _MAX_REASON: Final = 2000
 
 
@@ -516,6 +525,19 @@ def _quarantine(
     return record
 
 
+def _issued(bound: object) -> tuple[str, int]:
+    """The node a challenge was issued to and its latest quarantine then
+    (:meth:`AdmissionAuthority.challenge`)."""
+    if (
+        not isinstance(bound, tuple)
+        or len(bound) != 2
+        or not isinstance(bound[0], str)
+        or not isinstance(bound[1], int)
+    ):
+        raise StaleNonce("this challenge was issued to no node: ask for one", code="nonce-node")
+    return bound[0], bound[1]
+
+
 def _held(node_id: str, held: str) -> AdmissionDenied:
     return AdmissionDenied(
         f"{node_id} is held in quarantine by an operator ({held}): readmit it", code="node-held"
@@ -722,9 +744,16 @@ class AdmissionAuthority:
 
     # --- admission --------------------------------------------------------------------------
 
-    def challenge(self, now: dt.datetime, client: str | None = None) -> tuple[bytes, int]:
-        """A fresh single-use nonce (32 bytes) and when it expires (epoch seconds)."""
-        return self.nonces.issue(now, client)
+    def challenge(
+        self, now: dt.datetime, client: str | None = None, *, node: str
+    ) -> tuple[bytes, int]:
+        """A fresh single-use nonce (32 bytes) for ``node`` (a registered node: ``NotFound``)
+        and when it expires (epoch seconds); only ``node``'s admission may redeem it."""
+        self.fleet.record_of(node)
+        # What the answer must not predate: the node's latest quarantine when it was asked.
+        return self.nonces.issue(
+            now, client, bound=(node, self.fleet.last_event(node, _QUARANTINED))
+        )
 
     def _store_ear(self, appraisal: NodeAppraisal, evidence: bytes, now: dt.datetime) -> None:
         self.state.store_ear(appraisal.node, appraisal.ear_id, appraisal.token, now, evidence)
@@ -741,6 +770,17 @@ class AdmissionAuthority:
         the caller's transaction)."""
         self._store_ear(appraisal, evidence, now)
         self.fleet.record(appraisal.node, "admission-held", {**detail, "hold": held}, now=now)
+
+    def _check_current(self, node_id: str, quarantined: int) -> None:
+        """Refuse an answer to a challenge issued before the node's latest quarantine
+        (``quarantined``: the latest the node had when the challenge was issued): evidence
+        from before a quarantine says nothing of the node since, and must not undo it."""
+        if self.fleet.last_event(node_id, _QUARANTINED) > quarantined:
+            raise StaleNonce(
+                f"{node_id} was quarantined after this challenge was issued: an answer older "
+                "than the quarantine does not readmit it; ask for a new challenge",
+                code="nonce-superseded",
+            )
 
     def ear(self, node_id: str) -> bytes:
         """The node's latest EAR (JWT bytes)."""
@@ -760,9 +800,21 @@ class AdmissionAuthority:
 
     def admit(self, request: AdmissionRequest, *, now: dt.datetime) -> AdmissionResult:
         """One admission (module docs, in order)."""
-        self.nonces.redeem(request.nonce, now)
+        issued_to, quarantined = _issued(self.nonces.redeem(request.nonce, now))
+        if issued_to != request.node:
+            raise StaleNonce(
+                f"this challenge was issued to {issued_to}, not {request.node}: ask for one",
+                code="nonce-node",
+            )
+        self._check_current(request.node, quarantined)
         record = self.fleet.record_of(request.node)
         keys = {plane: csr_public_key(csr) for plane, csr in request.csrs.items()}
+        if len(set(keys.values())) != len(keys):
+            raise PolicyRejected(
+                "the credential requests of two planes carry one key: each plane needs its "
+                "own (a control-plane credential would hold the data-plane key)",
+                code="plane-key-shared",
+            )
         evidence = NodeEvidence.decode(request.evidence)
         if evidence.node != request.node:
             raise MalformedEvidence(
@@ -821,10 +873,13 @@ class AdmissionAuthority:
         # One commit: the EAR, the credentials issued, the registry row and its event. A grant:
         # a power cut may undo it, and then the credentials are unknown to the store and
         # refused (fail closed); it is durable with the next durable commit (_sqlite docs).
-        # The hold is read again in that commit: an operator's quarantine that committed
-        # since the read above (while the credentials were being issued) refuses the
-        # admission; one that commits after it revokes the credentials issued here.
+        # The node's quarantines and its hold are read again in that commit: a quarantine
+        # that committed since the challenge was issued (while the evidence was appraised or
+        # the credentials issued) refuses the admission (nonce-superseded: the evidence
+        # predates it), whoever quarantined and with or without a hold; one that commits
+        # after it revokes the credentials issued here.
         with self.fleet.transaction(durable=False):
+            self._check_current(request.node, quarantined)
             held = self.state.held(request.node)
             if held is not None:
                 self._refuse_held(appraisal, request.evidence, detail, held, now)
@@ -902,7 +957,7 @@ def attest_node(
     :meth:`AdmissionAuthority.admit`). With ``store`` the node keeps its credentials in
     ``nodes/<id>/credentials/``, its keys sealed to its root of trust."""
     authority = authority or AdmissionAuthority.open(fleet)
-    nonce, _ = authority.challenge(now, client=node_id)
+    nonce, _ = authority.challenge(now, client=node_id, node=node_id)
     # The node's RoT, open and held for this attestation: its state is verified once, for
     # the quote, the platform journal's counter and the sealing secret (Device.held).
     with fleet.rot(node_id).held() as rot:

@@ -5,7 +5,8 @@ servers (uvicorn through :mod:`ironroot.http`), the planes requiring mutual TLS.
 
 =========================================  ==================================================
 ``POST /fleet/admission/challenge``        JSON ``{"node": id}`` → ``{"nonce": base64url,
-                                           "expires": epoch seconds}`` (single use, 120 s)
+                                           "expires": epoch seconds}`` (single use, 120 s,
+                                           for that node's admission only)
 ``POST /fleet/admission``                  CBOR :class:`ironroot.fleet.AdmissionRequest` →
                                            CBOR :class:`ironroot.fleet.AdmissionResult`
                                            (``application/cbor``)
@@ -151,9 +152,10 @@ def admission_app(
         node = body.get("node")
         if not isinstance(node, str):
             raise MalformedInput('a challenge request is {"node": id}')
-        await run_in_threadpool(authority.fleet.record_of, node)
         peer = request.client.host if request.client is not None else None
-        nonce, expires = authority.challenge(clock(), client=peer)
+        nonce, expires = await run_in_threadpool(
+            lambda: authority.challenge(clock(), client=peer, node=node)
+        )
         encoded = base64.urlsafe_b64encode(nonce).rstrip(b"=").decode("ascii")
         return JSONResponse({"nonce": encoded, "expires": expires})
 

@@ -16,7 +16,7 @@ serialNumber            random, up to 159 bits (RFC 5280 §4.1.2.2); the registr
                         as lower-case hex
 subject                 ``CN=<node id>, OU=<plane>-plane, O=<node class>``
 subjectPublicKeyInfo    the key of the node's CSR (ECDSA P-384 only), which the node's RoT
-                        quote binds (``docs/fleet.md``, "Admission")
+                        quote binds (``docs/fleet.md``, "Admission"); each plane its own
 validity                ``notBefore`` = the admission's time, ``notAfter`` = that + the
                         credential lifetime (default 3,600 s; 60 s to 7 days)
 basicConstraints        critical, CA false

@@ -465,6 +465,15 @@ class Fleet:
                 (_text(now), node_id, kind, json.dumps(dict(detail))),
             )
 
+    def last_event(self, node_id: str, kind: str) -> int:
+        """The ``seq`` of ``node_id``'s latest event of ``kind`` (0: none). Inside a
+        transaction of this thread, as that transaction sees it."""
+        with self._file.read() as db:
+            row = db.execute(
+                "SELECT MAX(seq) FROM events WHERE node = ? AND kind = ?", (node_id, kind)
+            ).fetchone()
+        return int(row[0] or 0)
+
     def events(
         self, *, node: str | None = None, since: int = 0, limit: int = 1000
     ) -> list[FleetEvent]:
