@@ -296,6 +296,41 @@ def test_one_key_for_both_planes_is_refused(fleet3: tuple[Fleet, AdmissionAuthor
     assert fleet.record_of("node-0003") == before
 
 
+def test_a_key_of_a_revoked_credential_is_never_certified_again(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    first = prepare(fleet, authority, "node-0001")
+    admitted = authority.admit(first.request(), now=NOW)
+    quarantine(fleet, "node-0001", "key suspected stolen", now=NOW, hold=False)
+    revoked = sorted(c.serial for c in admitted.credentials.values())
+    # the node answers a fresh challenge with the keys of its revoked credentials
+    again = prepare(fleet, authority, "node-0001")
+    nonce, _ = authority.challenge(NOW, node="node-0001")
+    spkis = {p: k.public_key.to_der() for p, k in first.keys.items()}
+    evidence = collect_evidence(fleet, "node-0001", nonce=nonce, keys=spkis, now=NOW)
+    before = fleet.record_of("node-0001")
+    with pytest.raises(PolicyRejected) as caught:
+        authority.admit(
+            AdmissionRequest("node-0001", nonce, evidence.encode(), first.csrs), now=NOW
+        )
+    assert caught.value.code == "key-revoked"
+    assert caught.value.detail == (
+        f"a key requested was certified by credential {revoked[0]}, which was revoked: "
+        "a revoked credential's key is never certified again; make new keys"
+    )
+    assert fleet.record_of("node-0001") == before
+    # one old key beside a new one is refused too; new keys for both planes readmit it
+    mixed = dict(again.csrs, data=first.csrs["data"])
+    nonce, _ = authority.challenge(NOW, node="node-0001")
+    spkis = {p: again.spkis[p] for p in PLANES} | {"data": spkis["data"]}
+    evidence = collect_evidence(fleet, "node-0001", nonce=nonce, keys=spkis, now=NOW)
+    with pytest.raises(PolicyRejected) as mixed_caught:
+        authority.admit(AdmissionRequest("node-0001", nonce, evidence.encode(), mixed), now=NOW)
+    assert mixed_caught.value.code == "key-revoked"
+    assert authority.admit(again.request(), now=NOW).status == "admitted"
+
+
 def test_another_nodes_evidence_is_refused(fleet3: tuple[Fleet, AdmissionAuthority]) -> None:
     fleet, authority = fleet3
     before = fleet.record_of("node-0001").status  # the module's fleet: what earlier tests left

@@ -32,7 +32,8 @@ One admission (:meth:`AdmissionAuthority.admit`), in order:
    ``data``) parses and its self-signature verifies (``MalformedCertificate``,
    ``BadSignature``), its key ECDSA P-384 (``UnsupportedAlgorithm``) and no other plane's
    (``PolicyRejected`` ``plane-key-shared``: a control-plane credential must not hold the
-   data-plane key, whose certificate is no secret);
+   data-plane key, whose certificate is no secret), and no key of a credential that was
+   revoked (``PolicyRejected`` ``key-revoked``: a quarantine may have been for that key);
 3. the evidence parses and is for this node (``MalformedEvidence``);
 4. the verifier appraises it (:mod:`ironroot.fleet._verifier`) and signs an EAR, stored as the
    node's latest; when the RoT quote itself does not verify — another nonce (``StaleNonce``),
@@ -814,6 +815,13 @@ class AdmissionAuthority:
                 "the credential requests of two planes carry one key: each plane needs its "
                 "own (a control-plane credential would hold the data-plane key)",
                 code="plane-key-shared",
+            )
+        revoked = self.credentials.revoked_with_key(keys.values())
+        if revoked is not None:
+            raise PolicyRejected(
+                f"a key requested was certified by credential {revoked}, which was revoked: "
+                "a revoked credential's key is never certified again; make new keys",
+                code="key-revoked",
             )
         evidence = NodeEvidence.decode(request.evidence)
         if evidence.node != request.node:

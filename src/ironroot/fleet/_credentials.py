@@ -100,7 +100,7 @@ import re
 import secrets
 import ssl
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -110,7 +110,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyasn1.codec.der import decoder as der_decoder
 from pyasn1.codec.der import encoder as der_encoder
@@ -584,7 +584,24 @@ CREATE TABLE IF NOT EXISTS credentials (
     reason TEXT
 );
 CREATE INDEX IF NOT EXISTS credentials_node ON credentials (node);
+CREATE TABLE IF NOT EXISTS credential_keys (
+    serial TEXT PRIMARY KEY REFERENCES credentials (serial),
+    key_sha256 TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS credential_keys_key ON credential_keys (key_sha256);
 """
+
+
+def key_digest(spki: bytes) -> str:
+    """How the store names a credential's key: SHA-256 of its SubjectPublicKeyInfo (DER), hex."""
+    return hashlib.sha256(spki).hexdigest()
+
+
+def _certified_key(der: bytes) -> str:
+    cert = x509.load_der_x509_certificate(der)
+    return key_digest(
+        cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    )
 
 
 def _text(when: dt.datetime) -> str:
@@ -622,7 +639,7 @@ class CredentialStore:
         self._read = self._file.read  # no write lock: a plane request never waits for a writer
 
     def add(self, *credentials: Credential) -> None:
-        """Record issued credentials (one transaction)."""
+        """Record issued credentials and the key each certifies (one transaction)."""
         with self._tx() as db:
             db.executemany(
                 "INSERT INTO credentials (serial, node, plane, ear_id, not_before, not_after) "
@@ -639,6 +656,26 @@ class CredentialStore:
                     for c in credentials
                 ],
             )
+            db.executemany(
+                "INSERT INTO credential_keys (serial, key_sha256) VALUES (?, ?)",
+                [(c.serial, _certified_key(c.der)) for c in credentials],
+            )
+
+    def revoked_with_key(self, spkis: Iterable[bytes]) -> str | None:
+        """The serial of a revoked credential that certified one of these keys
+        (SubjectPublicKeyInfo, DER), if any: a key whose credential was revoked is never
+        certified again (credentials issued before keys were recorded have none)."""
+        with self._read() as db:
+            for digest in sorted({key_digest(s) for s in spkis}):
+                row = db.execute(
+                    "SELECT c.serial FROM credential_keys k JOIN credentials c "
+                    "ON c.serial = k.serial WHERE k.key_sha256 = ? AND c.revoked_at IS NOT NULL "
+                    "ORDER BY c.serial LIMIT 1",
+                    (digest,),
+                ).fetchone()
+                if row is not None:
+                    return str(row[0])
+        return None
 
     def revoke_node(self, node: str, reason: str, *, now: dt.datetime) -> list[str]:
         """Revoke every unexpired, unrevoked credential of ``node``; their serials."""
