@@ -8,7 +8,9 @@ the server's memory or sockets indefinitely. Its ``limit_concurrency`` answers 5
 app, where no library offers them for httptools; :class:`_GuardedProtocol` is uvicorn's
 httptools protocol with them added:
 
-* ``max_head_bytes``: request line plus headers; over it → 431 and close;
+* ``max_head_bytes``: request line plus headers; over it → 431 and close. The trailer
+  fields after a chunked body's last chunk are held to it too (431 and close, or only the
+  close once the app has begun its answer), and dropped: the app sees the head's fields only;
 * ``header_timeout``: from a connection's first byte (or the previous response) to the end of
   the head; over it → 408 and close (a fresh connection that sends nothing is closed after
   ``keep_alive_timeout``, like an idle keep-alive connection);
@@ -337,6 +339,10 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._tls: dict[object, object] | None = None
         self._last = False  # an Upgrade request was read: nothing after it is parsed
+        self._chunk_open = False  # a chunk's size line was read, none of its data yet
+        self._tail_read = False  # the read being parsed holds trailer bytes only (so far)
+        self._trailer_bytes = 0  # bytes of the reads that held trailer bytes only
+        self._trailer_size = 0  # the parsed trailer fields' bytes
 
     # --- connection ----------------------------------------------------------------------
 
@@ -410,6 +416,8 @@ class _GuardedProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_size = 0
+        self._chunk_open = self._tail_read = False
+        self._trailer_bytes = self._trailer_size = 0
         if self._tls is not None:
             extensions: dict[str, dict[object, object]] = {"tls": dict(self._tls)}
             self.scope["extensions"] = extensions
@@ -421,9 +429,19 @@ class _GuardedProtocol(HttpToolsProtocol):
             return
         if self._awaiting_head:
             self._head_bytes += len(data)
+        # After a chunk's size line and before any of its data, the next bytes are its data
+        # or, after the last chunk, trailers: a read of which the parser makes no data, no
+        # chunk's end and no message's end (only trailer fields, or the start of one it
+        # holds until the line ends) was all trailers. Counted like an unfinished head.
+        self._tail_read = self._chunk_open and not self._awaiting_head
         super().data_received(data)
         if self.transport.is_closing():
             return
+        if self._tail_read:
+            self._trailer_bytes += len(data)
+            if self._trailer_bytes > self.limits.max_head_bytes:
+                self._trailers_too_large()
+                return
         # The timers start only for what this data left unfinished: a request whose head and
         # body arrive in one read (nearly all) never arms one.
         if self._awaiting_head:
@@ -441,8 +459,26 @@ class _GuardedProtocol(HttpToolsProtocol):
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._awaiting_head:  # a trailer field (after the last chunk): dropped
+            self._trailer_size += len(name) + len(value) + 4
+            if self._trailer_size > self.limits.max_head_bytes:
+                self._trailers_too_large()
+            return
         self._head_size += len(name) + len(value) + 4  # ": " and CRLF
         super().on_header(name, value)
+
+    def _trailers_too_large(self) -> None:
+        if self.transport.is_closing():
+            return
+        detail = f"the request trailers are over {self.limits.max_head_bytes} bytes"
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started:
+            # the app answered before the body's end: a refusal has no place on the wire
+            _log.debug("closing a connection: %s", detail)
+            self._cancel_timers()
+            self.transport.close()
+        else:
+            self._refuse(431, detail)
 
     def _unsupported_upgrade_warning(self) -> None:
         # uvicorn warns (and suggests a WebSocket library) for every Upgrade request: a
@@ -494,12 +530,20 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     # --- body ----------------------------------------------------------------------------
 
+    def on_chunk_header(self) -> None:
+        self._chunk_open = True
+
+    def on_chunk_complete(self) -> None:
+        self._chunk_open = self._tail_read = False
+
     def on_body(self, body: bytes) -> None:
+        self._chunk_open = self._tail_read = False
         if self.transport.is_closing():
             return
         super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._tail_read = False
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
