@@ -9,6 +9,7 @@ import contextlib
 import datetime as dt
 import html
 import re
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -165,6 +166,38 @@ def test_login_never_redirects_to_another_site(anon: httpx.Client) -> None:
     page = anon.get("/login?next=https://evil.example/")
     assert page.status_code == 303
     assert page.headers["location"] == "/"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "//evil.example/x",
+        "//evil.example/x/",
+        "//evil.example/log/",
+        "/log/",
+        "/log/trusted-log/",
+        "/fleet/",
+        "/login/",
+        "/static/dashboard.css/",
+    ],
+)
+def test_a_path_with_a_slash_too_many_is_a_404_page_never_a_redirect(
+    served: str, path: str
+) -> None:
+    # Starlette would answer a path with a trailing slash with a 307 to the path without
+    # it, an absolute URL built from the client's Host header: here another site's
+    host, port = served.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        request = f"GET {path} HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+        sock.sendall(request.encode())
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head = raw.partition(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 404 ")
+    assert b"content-type: text/html" in head
+    assert b"location:" not in head
+    assert b"evil.example" not in raw
 
 
 def test_failed_logins_are_throttled_per_client(world: WebWorld) -> None:

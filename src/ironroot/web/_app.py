@@ -27,7 +27,8 @@ response carries ``Content-Security-Policy: default-src 'none'; style-src 'self'
 inline style, nothing from elsewhere), ``X-Content-Type-Options: nosniff``,
 ``Referrer-Policy: same-origin`` and ``Cache-Control: no-store``. Templates are autoescaped
 (every value from a log, a fleet or an HSM is text, never markup). Errors are pages with
-their status (a typed error's, or 500 with a correlation id that the log line repeats).
+their status (a typed error's, or 500 with a correlation id that the log line repeats); a
+path with a slash too many is a 404 page, never a redirect.
 
 The app serves at the root or mounted under a prefix (``fleet serve`` mounts it at
 ``/dashboard``): every link and the cookies' path follow the ASGI ``root_path``.
@@ -435,12 +436,17 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
         yield
         dashboard.close()
 
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(_SecurityHeaders), Middleware(Observed, info=info)],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
     )
+    # A path with a slash too many is a 404 page like any unknown path: Starlette would
+    # answer a 307 to the same path without it, an absolute URL built from the client's Host
+    # header (another site's, if the client says so), as ironroot.http.problem_app says.
+    app.router.redirect_slashes = False
+    return app
 
 
 class _SecurityHeaders:
