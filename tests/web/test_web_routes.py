@@ -8,6 +8,7 @@ import base64
 import contextlib
 import datetime as dt
 import html
+import logging
 import re
 import socket
 import sqlite3
@@ -273,6 +274,31 @@ def test_logging_out_needs_the_session_s_form_token(client: httpx.Client) -> Non
     assert answer.status_code == 303
     assert answer.headers["location"] == "/login"
     assert client.get("/fleet").status_code == 303
+
+
+@pytest.mark.parametrize("path", ["/login", "/logout"])
+def test_a_client_gone_in_the_middle_of_its_form_is_a_debug_line_not_an_error(
+    dashboard: Dashboard, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = ServerThread(create_dashboard_app(dashboard), name="dashboard-gone")
+    uvicorn_log = logging.getLogger("uvicorn")  # it does not propagate to the root logger
+    uvicorn_log.addHandler(caplog.handler)  # after the server's configuration reset it
+    try:
+        with caplog.at_level(logging.DEBUG, logger="ironroot.web"), server:
+            host, port = server.url.removeprefix("http://").split(":")
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(
+                    f"POST {path} HTTP/1.1\r\nHost: x\r\n"
+                    "Content-Type: application/x-www-form-urlencoded\r\n"
+                    "Content-Length: 100\r\n\r\nuser=al".encode()
+                )  # and gone: the server's stop waits for the request's task to see it
+    finally:
+        uvicorn_log.removeHandler(caplog.handler)
+    assert [(r.name, r.levelname) for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert all(r.exc_info is None for r in caplog.records)
+    assert ("ironroot.web", logging.DEBUG, f"POST {path}: the client disconnected") in [
+        (r.name, r.levelno, r.getMessage()) for r in caplog.records
+    ]
 
 
 def test_the_session_cookie_is_secure_over_tls(world: WebWorld, tmp_path: Path) -> None:
