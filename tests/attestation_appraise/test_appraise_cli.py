@@ -149,10 +149,10 @@ def test_serve_options_come_from_flags_then_environment_then_file(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     import socket
-    import ssl
 
     import uvicorn
 
+    from ironroot.http import ServerTls
     from tls_pki import make_pki
 
     pki = make_pki(tmp_path)
@@ -178,8 +178,8 @@ def test_serve_options_come_from_flags_then_environment_then_file(
     assert main(["attest", "serve", "--data", str(data_dir), *mutual]) == 0
     first = served.pop()
     assert first.port == env_port  # the environment over the file
-    assert (first.ssl_certfile, first.ssl_ca_certs) == (str(pki.server_cert), str(pki.ca))
-    assert first.ssl_cert_reqs == ssl.CERT_REQUIRED
+    # the server's protocol does the TLS handshake, with these files (a required client CA)
+    assert first.http.tls == ServerTls(pki.server_cert, pki.server_key, client_ca=pki.ca)
     err = capsys.readouterr().err
     assert f'"message":"attestation verifier on https://127.0.0.1:{env_port}: data ' in err
     assert "EAR keys " in err
@@ -187,7 +187,7 @@ def test_serve_options_come_from_flags_then_environment_then_file(
     assert main([*argv, "--log-format", "text"]) == 0
     second = served.pop()
     assert second.port == flag_port  # the flag over both
-    assert second.ssl_certfile is None  # TLS is off without --tls-cert/--tls-key
+    assert getattr(second.http, "tls", None) is None  # off without --tls-cert/--tls-key
     assert f"attestation verifier on http://127.0.0.1:{flag_port}" in capsys.readouterr().err
     # a client CA alone is refused: mutual TLS needs the service's certificate and key
     assert main([*argv, "--tls-client-ca", str(pki.ca)]) == 2

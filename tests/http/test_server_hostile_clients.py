@@ -315,3 +315,84 @@ def test_a_half_close_in_the_middle_of_a_body_closes_the_connection(
         sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhalf")
         sock.shutdown(socket.SHUT_WR)
         assert read_all(sock) == b""  # the body will never be whole: closed, not held
+
+
+# --- chunked trailers -----------------------------------------------------------------------
+
+
+async def _field_names(request: Request) -> Response:
+    body = await read_body(request, 1000)  # the trailers come after the body, before its end
+    names = b",".join(name for name, _ in request.scope["headers"])
+    return Response(b"body:" + body + b" fields:" + names)
+
+
+@pytest.fixture
+def trailer_server() -> Iterator[ServerThread]:
+    app = problem_app([Route("/fields", guarded(_field_names, _log), methods=["POST"])])
+    with ServerThread(app, limits=LIMITS, name="hostile-trailers") as running:
+        yield running
+
+
+CHUNKED = (
+    b"POST /fields HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    b"Connection: close\r\n\r\n5\r\nhello\r\n0\r\n"
+)
+
+
+def test_trailers_over_the_head_limit_in_one_piece_are_refused_with_431(
+    trailer_server: ServerThread,
+) -> None:
+    trailers = b"".join(b"X-T%d: %s\r\n" % (i, b"v" * 100) for i in range(2000))
+    with connect(trailer_server) as sock:
+        sock.sendall(CHUNKED + trailers + b"\r\n")
+        raw = read_all(sock)
+    status, problem = _problem(raw)
+    assert status == 431
+    assert problem == {
+        "title": "Request Header Fields Too Large",
+        "status": 431,
+        "detail": "the request trailers are over 4096 bytes",
+    }
+    assert raw.count(b"HTTP/1.1 ") == 1  # the app never answered
+
+
+@pytest.mark.parametrize("line_end", [b"\r\n", b""])
+def test_trailers_trickled_over_the_head_limit_are_refused_with_431(
+    trailer_server: ServerThread, line_end: bytes
+) -> None:
+    # many whole trailer lines, or one line that never ends, in pieces the server reads apart
+    with connect(trailer_server) as sock:
+        sock.sendall(CHUNKED)
+        for i in range(64):
+            try:
+                sock.sendall(b"X-T%d: " % i + b"v" * 500 + line_end)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            time.sleep(0.005)
+        raw = read_all(sock)
+    status, problem = _problem(raw)
+    assert status == 431
+    assert problem["detail"] == "the request trailers are over 4096 bytes"
+
+
+def test_trailers_under_the_limit_are_read_and_dropped(trailer_server: ServerThread) -> None:
+    with connect(trailer_server) as sock:
+        sock.sendall(CHUNKED)
+        sock.sendall(b"X-Trailer: " + b"t" * 2000 + b"\r\n")
+        sock.sendall(b"Expect: 100-continue\r\n\r\n")
+        raw = read_all(sock)
+    assert raw.startswith(b"HTTP/1.1 200 ")
+    # the app sees the request's header fields only, never the trailers
+    assert raw.endswith(b"body:hello fields:host,transfer-encoding,connection")
+
+
+def test_trailers_over_the_limit_after_an_early_answer_close_the_connection(
+    server: ServerThread,
+) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n")
+        answer = sock.recv(65536)  # answered before its body's end
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert answer.endswith(b"\r\n\r\nok")
+        sock.sendall(b"X-Pad: " + b"v" * 5000 + b"\r\n")
+        assert read_all(sock) == b""  # closed: no refusal after an answer, no second answer

@@ -161,10 +161,9 @@ def test_the_key_service_serves_https_and_mutual_tls(tmp_path: Path) -> None:
 def test_serve_passes_tls_to_the_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import ssl
-
     import uvicorn
 
+    from ironroot.http import ServerTls
     from tls_pki import make_pki
 
     pki = make_pki(tmp_path)
@@ -179,8 +178,8 @@ def test_serve_passes_tls_to_the_server(
     assert main(["keyrelease", "serve", "--tls-client-ca", str(pki.ca)]) == 0
     config = served.pop()
     assert config.port == 8299  # keyrelease.toml's, with neither flag nor environment
-    assert (config.ssl_certfile, config.ssl_keyfile) == (str(pki.server_cert), str(pki.server_key))
-    assert (config.ssl_ca_certs, config.ssl_cert_reqs) == (str(pki.ca), ssl.CERT_REQUIRED)
+    # the server's protocol does the TLS handshake, with these files (a required client CA)
+    assert config.http.tls == ServerTls(pki.server_cert, pki.server_key, client_ca=pki.ca)
     assert "key release service on https://127.0.0.1:8299" in capsys.readouterr().err
     # a key that is not the certificate's: one line, exit 2, nothing served
     monkeypatch.setenv("IRONROOT_TLS_KEY", str(pki.client_key))

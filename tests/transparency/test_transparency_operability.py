@@ -115,11 +115,11 @@ def test_serve_takes_flags_over_the_environment(
     """IRONROOT_DATA, _HOST, _PORT, _LOG_LEVEL, _LOG_FORMAT and _TLS_* configure ``serve``; a
     flag given beside one wins."""
     import socket
-    import ssl
 
     import uvicorn
 
     from ironroot.cli import main
+    from ironroot.http import ServerTls
     from tls_pki import make_pki
 
     pki = make_pki(tmp_path)
@@ -145,8 +145,8 @@ def test_serve_takes_flags_over_the_environment(
     assert main(["serve"]) == 0
     config = served.pop()
     assert (config.host, config.port) == ("127.0.0.1", env_port)
-    assert (config.ssl_certfile, config.ssl_keyfile) == (str(pki.server_cert), str(pki.server_key))
-    assert (config.ssl_ca_certs, config.ssl_cert_reqs) == (str(pki.ca), ssl.CERT_REQUIRED)
+    # the server's protocol does the TLS handshake, with these files (a required client CA)
+    assert config.http.tls == ServerTls(pki.server_cert, pki.server_key, client_ca=pki.ca)
     err = capsys.readouterr().err
     assert f'"message":"transparency service on https://127.0.0.1:{env_port}: data ' in err
     assert (tmp_path / "ts" / "ironroot.toml").is_file()  # IRONROOT_DATA was used
@@ -157,7 +157,7 @@ def test_serve_takes_flags_over_the_environment(
     assert main([*argv, "--log-level", "warning"]) == 0
     config = served.pop()
     assert config.port == flag_port
-    assert config.ssl_ca_certs is None
+    assert config.http.tls == ServerTls(pki.server_cert, pki.server_key)  # no client CA
     assert (other / "ironroot.toml").is_file()
     assert "transparency service on" not in capsys.readouterr().err  # warning: no start-up line
     monkeypatch.setenv("IRONROOT_PORT", "eighty")

@@ -8,7 +8,9 @@ import base64
 import contextlib
 import datetime as dt
 import html
+import logging
 import re
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -167,6 +169,38 @@ def test_login_never_redirects_to_another_site(anon: httpx.Client) -> None:
     assert page.headers["location"] == "/"
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "//evil.example/x",
+        "//evil.example/x/",
+        "//evil.example/log/",
+        "/log/",
+        "/log/trusted-log/",
+        "/fleet/",
+        "/login/",
+        "/static/dashboard.css/",
+    ],
+)
+def test_a_path_with_a_slash_too_many_is_a_404_page_never_a_redirect(
+    served: str, path: str
+) -> None:
+    # Starlette would answer a path with a trailing slash with a 307 to the path without
+    # it, an absolute URL built from the client's Host header: here another site's
+    host, port = served.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        request = f"GET {path} HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+        sock.sendall(request.encode())
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head = raw.partition(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 404 ")
+    assert b"content-type: text/html" in head
+    assert b"location:" not in head
+    assert b"evil.example" not in raw
+
+
 def test_failed_logins_are_throttled_per_client(world: WebWorld) -> None:
     dashboard = world.dashboard()
     ticks = [0.0]
@@ -240,6 +274,31 @@ def test_logging_out_needs_the_session_s_form_token(client: httpx.Client) -> Non
     assert answer.status_code == 303
     assert answer.headers["location"] == "/login"
     assert client.get("/fleet").status_code == 303
+
+
+@pytest.mark.parametrize("path", ["/login", "/logout"])
+def test_a_client_gone_in_the_middle_of_its_form_is_a_debug_line_not_an_error(
+    dashboard: Dashboard, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = ServerThread(create_dashboard_app(dashboard), name="dashboard-gone")
+    uvicorn_log = logging.getLogger("uvicorn")  # it does not propagate to the root logger
+    uvicorn_log.addHandler(caplog.handler)  # after the server's configuration reset it
+    try:
+        with caplog.at_level(logging.DEBUG, logger="ironroot.web"), server:
+            host, port = server.url.removeprefix("http://").split(":")
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(
+                    f"POST {path} HTTP/1.1\r\nHost: x\r\n"
+                    "Content-Type: application/x-www-form-urlencoded\r\n"
+                    "Content-Length: 100\r\n\r\nuser=al".encode()
+                )  # and gone: the server's stop waits for the request's task to see it
+    finally:
+        uvicorn_log.removeHandler(caplog.handler)
+    assert [(r.name, r.levelname) for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert all(r.exc_info is None for r in caplog.records)
+    assert ("ironroot.web", logging.DEBUG, f"POST {path}: the client disconnected") in [
+        (r.name, r.levelno, r.getMessage()) for r in caplog.records
+    ]
 
 
 def test_the_session_cookie_is_secure_over_tls(world: WebWorld, tmp_path: Path) -> None:

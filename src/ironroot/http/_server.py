@@ -8,13 +8,21 @@ the server's memory or sockets indefinitely. Its ``limit_concurrency`` answers 5
 app, where no library offers them for httptools; :class:`_GuardedProtocol` is uvicorn's
 httptools protocol with them added:
 
-* ``max_head_bytes``: request line plus headers; over it → 431 and close;
+* ``max_head_bytes``: request line plus headers; over it → 431 and close. The trailer
+  fields after a chunked body's last chunk are held to it too (431 and close, or only the
+  close once the app has begun its answer), and dropped: the app sees the head's fields only;
 * ``header_timeout``: from a connection's first byte (or the previous response) to the end of
   the head; over it → 408 and close (a fresh connection that sends nothing is closed after
   ``keep_alive_timeout``, like an idle keep-alive connection);
 * ``body_timeout``: from the end of the head to the end of the body; over it → close (the app
   sees a client disconnect);
 * ``max_connections``: open connections; one more → 503 with ``Retry-After`` and close;
+* over TLS, the handshake is the connection's (:class:`_TlsHandshake`), not the listener's
+  as in uvicorn, where a client could hold any number of sockets for 60 s each, unseen by
+  the limits, by connecting and sending nothing, half a ClientHello, or one a byte at a time:
+  a connection counts against ``max_connections`` from its accept (one more is closed at
+  once: no handshake, so no 503), its handshake must be done within ``header_timeout``, and
+  a closing TLS connection waits at most 5 s for the client's ``close_notify`` (asyncio: 30);
 * ``shutdown_timeout``: how long a stopping server waits for the requests in flight and the
   responses still unread; then their tasks are cancelled and their connections cut;
 * request lines other than HTTP/1.0 and HTTP/1.1 (HTTP/0.9, HTTP/2.0 sent as text) → 505;
@@ -67,7 +75,7 @@ import socket
 import ssl
 import struct
 import threading
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Final, cast
@@ -101,6 +109,7 @@ _DRAIN_IDLE: Final = 1.0  # ... or until the client is this long without sending
 _DRAIN_BYTES: Final = 4 << 20  # ... or until it has sent this much: then it closes all the same
 # a head's bytes besides its method, target and header lines
 _REQUEST_LINE_FRAME: Final = len(b"  HTTP/1.1\r\n\r\n")
+_TLS_CLOSE_WAIT: Final = 5.0  # a closing TLS connection waits this long for close_notify
 
 
 def _tls_extension(transport: asyncio.BaseTransport) -> dict[object, object] | None:
@@ -337,6 +346,10 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._tls: dict[object, object] | None = None
         self._last = False  # an Upgrade request was read: nothing after it is parsed
+        self._chunk_open = False  # a chunk's size line was read, none of its data yet
+        self._tail_read = False  # the read being parsed holds trailer bytes only (so far)
+        self._trailer_bytes = 0  # bytes of the reads that held trailer bytes only
+        self._trailer_size = 0  # the parsed trailer fields' bytes
 
     # --- connection ----------------------------------------------------------------------
 
@@ -410,6 +423,8 @@ class _GuardedProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_size = 0
+        self._chunk_open = self._tail_read = False
+        self._trailer_bytes = self._trailer_size = 0
         if self._tls is not None:
             extensions: dict[str, dict[object, object]] = {"tls": dict(self._tls)}
             self.scope["extensions"] = extensions
@@ -421,9 +436,19 @@ class _GuardedProtocol(HttpToolsProtocol):
             return
         if self._awaiting_head:
             self._head_bytes += len(data)
+        # After a chunk's size line and before any of its data, the next bytes are its data
+        # or, after the last chunk, trailers: a read of which the parser makes no data, no
+        # chunk's end and no message's end (only trailer fields, or the start of one it
+        # holds until the line ends) was all trailers. Counted like an unfinished head.
+        self._tail_read = self._chunk_open and not self._awaiting_head
         super().data_received(data)
         if self.transport.is_closing():
             return
+        if self._tail_read:
+            self._trailer_bytes += len(data)
+            if self._trailer_bytes > self.limits.max_head_bytes:
+                self._trailers_too_large()
+                return
         # The timers start only for what this data left unfinished: a request whose head and
         # body arrive in one read (nearly all) never arms one.
         if self._awaiting_head:
@@ -441,8 +466,26 @@ class _GuardedProtocol(HttpToolsProtocol):
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._awaiting_head:  # a trailer field (after the last chunk): dropped
+            self._trailer_size += len(name) + len(value) + 4
+            if self._trailer_size > self.limits.max_head_bytes:
+                self._trailers_too_large()
+            return
         self._head_size += len(name) + len(value) + 4  # ": " and CRLF
         super().on_header(name, value)
+
+    def _trailers_too_large(self) -> None:
+        if self.transport.is_closing():
+            return
+        detail = f"the request trailers are over {self.limits.max_head_bytes} bytes"
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started:
+            # the app answered before the body's end: a refusal has no place on the wire
+            _log.debug("closing a connection: %s", detail)
+            self._cancel_timers()
+            self.transport.close()
+        else:
+            self._refuse(431, detail)
 
     def _unsupported_upgrade_warning(self) -> None:
         # uvicorn warns (and suggests a WebSocket library) for every Upgrade request: a
@@ -494,12 +537,20 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     # --- body ----------------------------------------------------------------------------
 
+    def on_chunk_header(self) -> None:
+        self._chunk_open = True
+
+    def on_chunk_complete(self) -> None:
+        self._chunk_open = self._tail_read = False
+
     def on_body(self, body: bytes) -> None:
+        self._chunk_open = self._tail_read = False
         if self.transport.is_closing():
             return
         super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._tail_read = False
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
@@ -529,6 +580,132 @@ class _GuardedProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+class _TlsHandshake(asyncio.Protocol):
+    """A TLS connection until its handshake is done (module docs): among the server's
+    connections from its accept (refused over ``max_connections``), closed if the handshake
+    is not done within ``header_timeout``; then handed to the HTTP protocol (``http``) on its
+    TLS transport, with whatever the client sent along with its last handshake message.
+    ``tls`` is what it serves (the service's files), ``context`` the context made of them.
+
+    ``loop.start_tls`` runs in a task, a loop turn after the accept. asyncio reads nothing
+    before it (reading is paused in :meth:`connection_made`); uvloop starts reading once
+    :meth:`connection_made` returns, so the ClientHello may come here first: it is held
+    (reading paused) and handed to the TLS protocol ahead of its own first read."""
+
+    http: type[_GuardedProtocol]
+    tls: ServerTls
+    context: ssl.SSLContext
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._http = self.http(**kwargs)
+        self._limits = self._http.limits
+        self._connections: set[Any] = self._http.connections  # the server's
+        self._loop = self._http.loop
+        self.transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wrapped = False  # start_tls has the connection: what comes here is decrypted
+        self._raw = bytearray()  # read before that (uvloop): the TLS protocol's first bytes
+        self._early = bytearray()  # decrypted before the HTTP protocol took over
+        self._ended = False  # the client's end (or the transport's) came before that
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self._connections.add(self)
+        if len(self._connections) > self._limits.max_connections:
+            _log.warning("connection refused: %d connections open", len(self._connections) - 1)
+            self._connections.discard(self)
+            transport.close()
+            return
+        self.transport.pause_reading()
+        self._timer = self._loop.call_later(self._limits.header_timeout, self._timed_out)
+        self._task = self._loop.create_task(self._handshake(self.transport))
+
+    async def _handshake(self, transport: asyncio.Transport) -> None:
+        try:
+            if self._ended:
+                return
+            self._wrapped = True
+            if self._raw:  # ahead of the TLS protocol's connection_made (call_soon's order)
+                self._loop.call_soon(self._replay, transport, bytes(self._raw))
+                self._raw.clear()
+            tls = await self._loop.start_tls(
+                transport,
+                self,
+                self.context,
+                server_side=True,
+                ssl_handshake_timeout=self._limits.header_timeout,
+                ssl_shutdown_timeout=_TLS_CLOSE_WAIT,
+            )
+        except OSError as exc:  # an alert, a reset, a timeout: the client's doing
+            _log.debug("a TLS handshake failed: %r", exc)
+            return
+        finally:
+            self._release()
+        if tls is None or tls.is_closing() or self._ended:  # closed under it, or by the client
+            if tls is not None:
+                tls.close()
+            return
+        tls.set_protocol(self._http)
+        self._http.connection_made(tls)
+        if self._early and not tls.is_closing():
+            self._http.data_received(bytes(self._early))
+        self._early.clear()
+
+    @staticmethod
+    def _replay(transport: asyncio.Transport, data: bytes) -> None:
+        """Hand ``data`` to the TLS protocol start_tls put on ``transport`` as a read would
+        (both asyncio's and uvloop's are buffered protocols)."""
+        if transport.is_closing():
+            return
+        tls = cast(asyncio.BufferedProtocol, transport.get_protocol())
+        view = memoryview(data)
+        while view:
+            buffer = memoryview(tls.get_buffer(len(view)))
+            size = min(len(buffer), len(view))
+            buffer[:size] = view[:size]
+            tls.buffer_updated(size)
+            view = view[size:]
+
+    def _release(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._connections.discard(self)
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        _log.debug(
+            "closing a connection whose TLS handshake took over %s s", self._limits.header_timeout
+        )
+        self._release()  # first: the place is free before the client sees the close
+        if self.transport is not None:
+            self.transport.abort()
+
+    def shutdown(self) -> None:
+        """The server stops: a handshake in progress ends here."""
+        self._release()
+        if self.transport is not None:
+            self.transport.abort()
+
+    # the protocol of the TCP transport until start_tls, then of the TLS one until the HTTP
+    # protocol takes over
+    def data_received(self, data: bytes) -> None:
+        if self._wrapped:
+            self._early += data
+        elif self.transport is not None:
+            self._raw += data
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        self._ended = True
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._ended = True
+        self._release()
+
+
 def server_config(
     app: Any,
     host: str,
@@ -539,27 +716,25 @@ def server_config(
     tls: ServerTls | None = None,
 ) -> uvicorn.Config:
     """The uvicorn configuration every Ironroot service runs with: httptools, ``limits``, and
-    HTTPS (mutual TLS with a client CA) when ``tls`` is given."""
+    HTTPS (mutual TLS with a client CA) when ``tls`` is given: with ``tls.context()``, the
+    handshake done by the protocol (:class:`_TlsHandshake`), not by uvicorn's listener."""
     limits = limits or ServerLimits()
     protocol = type("IronrootHttpProtocol", (_GuardedProtocol,), {"limits": limits})
+    http: type[asyncio.Protocol] = protocol
+    if tls is not None:
+        handshake = {"http": protocol, "tls": tls, "context": tls.context()}
+        http = type("IronrootTlsProtocol", (_TlsHandshake,), handshake)
     # uvicorn annotates it int; it is a number of seconds (PromptServer.shutdown's timeout)
     options: dict[str, Any] = {"timeout_graceful_shutdown": limits.shutdown_timeout}
     if limits.trusted_proxies:
         options.update(proxy_headers=True, forwarded_allow_ips=list(limits.trusted_proxies))
     else:
         options.update(proxy_headers=False)
-    if tls is not None:
-        options.update(ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key))
-        if tls.client_ca is not None:
-            options.update(ssl_ca_certs=str(tls.client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED)
-        if not tls.check_client_time:
-            # the application checks the validity window: ServerTls makes the context
-            options["ssl_context_factory"] = lambda config, default: tls.context()
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        http=protocol,
+        http=http,
         log_level=log_level,
         access_log=False,
         lifespan="off",
@@ -666,6 +841,19 @@ class PromptServer(uvicorn.Server):
         await super().startup(sockets=sockets)
         if self.started:
             self.ready.set()
+
+    def _log_started_message(self, listeners: Sequence[socket.SocketType]) -> None:
+        # uvicorn names the scheme after its listener's TLS (config.ssl); TLS is the
+        # protocol's here (_TlsHandshake): an HTTPS server says https all the same
+        protocol = self.config.http_protocol_class
+        if not (isinstance(protocol, type) and issubclass(protocol, _TlsHandshake)):
+            super()._log_started_message(listeners)
+            return
+        self.config.ssl = protocol.context
+        try:
+            super()._log_started_message(listeners)
+        finally:
+            self.config.ssl = None
 
     async def main_loop(self) -> None:
         self._exit_asked = asyncio.Event()

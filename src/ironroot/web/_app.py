@@ -27,7 +27,8 @@ response carries ``Content-Security-Policy: default-src 'none'; style-src 'self'
 inline style, nothing from elsewhere), ``X-Content-Type-Options: nosniff``,
 ``Referrer-Policy: same-origin`` and ``Cache-Control: no-store``. Templates are autoescaped
 (every value from a log, a fleet or an HSM is text, never markup). Errors are pages with
-their status (a typed error's, or 500 with a correlation id that the log line repeats).
+their status (a typed error's, or 500 with a correlation id that the log line repeats); a
+path with a slash too many is a 404 page, never a redirect.
 
 The app serves at the root or mounted under a prefix (``fleet serve`` mounts it at
 ``/dashboard``): every link and the cookies' path follow the ASGI ``root_path``.
@@ -49,7 +50,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -311,6 +312,20 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
         expected = f"{request.url.scheme}://{request.url.netloc}"
         return origin == expected
 
+    def posted(handler: Page) -> Page:
+        """``handler`` (it reads a form), where a client gone before its form's end is the
+        client's event, a debug line, as in every service (:func:`ironroot.http.guarded`),
+        not a 500 and an error with a traceback: nobody is left to answer."""
+
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ClientDisconnect:
+                _log.debug("%s %s: the client disconnected", request.method, request.url.path)
+                return Response(status_code=400)
+
+        return run
+
     async def form(request: Request) -> dict[str, str]:
         body = await read_body(request, _MAX_FORM)
         try:
@@ -409,8 +424,8 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
         Route("/keys", view("keys.html", dashboard.keys_page), methods=["GET"]),
         Route("/alerts", view("alerts.html", dashboard.alerts), methods=["GET"]),
         Route("/login", login_page, methods=["GET"]),
-        Route("/login", login, methods=["POST"]),
-        Route("/logout", logout, methods=["POST"]),
+        Route("/login", posted(login), methods=["POST"]),
+        Route("/logout", posted(logout), methods=["POST"]),
         Route("/static/dashboard.css", stylesheet, methods=["GET"]),
         Route("/static/favicon.svg", favicon, methods=["GET"]),
     ]
@@ -435,12 +450,17 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
         yield
         dashboard.close()
 
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(_SecurityHeaders), Middleware(Observed, info=info)],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
     )
+    # A path with a slash too many is a 404 page like any unknown path: Starlette would
+    # answer a 307 to the same path without it, an absolute URL built from the client's Host
+    # header (another site's, if the client says so), as ironroot.http.problem_app says.
+    app.router.redirect_slashes = False
+    return app
 
 
 class _SecurityHeaders:
