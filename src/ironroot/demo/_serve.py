@@ -13,8 +13,10 @@ from collections.abc import Mapping
 
 from rich.markup import escape
 from starlette.applications import Starlette
-from starlette.responses import RedirectResponse
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from ironroot.demo._world import Story
 from ironroot.http import ServerThread, stop_on_signals
@@ -56,6 +58,25 @@ def dashboard_sources(story: Story) -> str:
     return "\n".join(lines) + "\n"
 
 
+def dashboard_site(dashboard: ASGIApp) -> Starlette:
+    """The demo's dashboard site: ``dashboard`` under ``/dashboard/``, ``/`` and
+    ``/dashboard`` sent there by a relative ``Location``. Starlette's own slash redirect is
+    off: it builds an absolute URL from the client's ``Host``, a redirect to anywhere."""
+
+    def to_dashboard(request: Request) -> Response:
+        return RedirectResponse("/dashboard/")
+
+    app = Starlette(
+        routes=[
+            Route("/", to_dashboard),
+            Route("/dashboard", to_dashboard),
+            Mount("/dashboard", app=dashboard),
+        ]
+    )
+    app.router.redirect_slashes = False
+    return app
+
+
 def _start_dashboard(story: Story) -> str:
     """Serve the dashboard of the demo's directory under ``/dashboard`` on a loopback port,
     with an operator login made for the demo; its URL."""
@@ -64,12 +85,7 @@ def _start_dashboard(story: Story) -> str:
     password = secrets.token_urlsafe(12)
     Operators(config.state_dir).set_password(DASHBOARD_USER, password)
     story.save("dashboard/demo-login.txt", f"{DASHBOARD_USER} {password}\n", mode=0o600)
-    app = Starlette(
-        routes=[
-            Route("/", lambda request: RedirectResponse("/dashboard/")),
-            Mount("/dashboard", app=create_dashboard_app(Dashboard(config))),
-        ]
-    )
+    app = dashboard_site(create_dashboard_app(Dashboard(config)))
     server = story.stack.enter_context(ServerThread(app, "127.0.0.1", 0, name="dashboard"))
     story.ui.fact(
         "dashboard login",
