@@ -203,6 +203,32 @@ def test_the_per_request_check_refuses_before_the_registry(
     assert refused(_issue(ca, key, now=before_ca), at=before_ca) == "credential-unknown-issuer"
 
 
+def test_a_revocation_dated_ahead_still_revokes_what_is_valid_now(
+    key: PrivateKey, tmp_path: Path
+) -> None:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    ca = FleetCA.create(tmp_path / "ca", now=now - dt.timedelta(days=1))
+    store = CredentialStore(tmp_path / "credentials.db")
+    issued = ca.issue(
+        key.public_key.to_der(),
+        node="node-0001",
+        node_class="node-7",
+        plane="control",
+        ear_id=EAR_ID,
+        now=now,
+        lifetime=3600,
+    )
+    store.add(issued)
+    # an operator's quarantine --at two days ahead: the credential has expired by then, but
+    # it is valid now, and must not stay so
+    assert store.revoke_node("node-0001", "drift", now=now + dt.timedelta(days=2)) == [
+        issued.serial
+    ]
+    status = store.status(issued.serial)
+    assert status is not None
+    assert status.revoked
+
+
 def test_node_evidence_and_requests_parse_strictly() -> None:
     evidence = NodeEvidence("node-0001", b"quote", {"nic": b"spdm"})
     assert NodeEvidence.decode(evidence.encode()) == evidence

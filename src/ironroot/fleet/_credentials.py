@@ -678,15 +678,20 @@ class CredentialStore:
         return None
 
     def revoke_node(self, node: str, reason: str, *, now: dt.datetime) -> list[str]:
-        """Revoke every unexpired, unrevoked credential of ``node``; their serials."""
+        """Revoke every unexpired, unrevoked credential of ``node``; their serials.
+
+        Unexpired at ``now`` or at this machine's clock, whichever is earlier: a revocation
+        dated ahead (an operator's ``--at`` in the future, a scanner whose clock runs fast)
+        still revokes the credentials valid now, where they would have expired by ``now``."""
         at = _text(now)
+        earliest = _text(min(_utc(now), dt.datetime.now(dt.UTC)))
         with self._tx() as db:
             serials = [
                 str(row[0])
                 for row in db.execute(
                     "SELECT serial FROM credentials WHERE node = ? AND revoked_at IS NULL "
                     "AND not_after > ? ORDER BY serial",
-                    (node, at),
+                    (node, earliest),
                 )
             ]
             db.executemany(
