@@ -18,6 +18,7 @@ from ironroot.errors import (
     Conflict,
     IronrootError,
     KeyBindingMismatch,
+    KeyNotExportable,
     MalformedInput,
     NotFound,
     ReleaseDenied,
@@ -265,3 +266,48 @@ def test_a_policy_that_does_not_compile_makes_no_key(world: World) -> None:
 def test_challenges_need_a_user_session(world: World) -> None:
     with pytest.raises(RoleNotPermitted):
         world.hsm.release_challenge(world.officer)
+
+
+def test_a_derived_key_cannot_be_released_on_a_weaker_status_than_its_parent(
+    world: World,
+) -> None:
+    """The break: a crypto user derives an exportable child that keeps the parent's policy
+    but turns ``release_on_warning`` on, so what derives from a key released only on an
+    affirming result leaves on a ``warning`` one."""
+    parent = world.hsm.generate(
+        world.officer,
+        KeyType.AES_256,
+        KeyAttributes.of(["derive"], exportable=True, release_policy=POLICY),
+    )
+    looser = KeyAttributes.of(
+        ["encrypt"], exportable=True, release_policy=POLICY, release_on_warning=True
+    )
+    with pytest.raises(KeyNotExportable) as info:
+        world.hsm.derive(world.user, parent, info=b"child", attributes=looser)
+    assert info.value.code == "key-not-exportable"
+    record = [r for r in world.hsm.audit_records(world.auditor) if r.operation == "derive"][-1]
+    assert (record.identity, record.result) == ("service", "key-not-exportable")
+    # the same policy and status rule is still derivable, and a parent that allows warning
+    # may have a child that does or does not
+    assert world.hsm.derive(
+        world.user,
+        parent,
+        info=b"child",
+        attributes=KeyAttributes.of(["encrypt"], exportable=True, release_policy=POLICY),
+    )
+    lenient = world.hsm.generate(
+        world.officer,
+        KeyType.AES_256,
+        KeyAttributes.of(
+            ["derive"], exportable=True, release_policy=POLICY, release_on_warning=True
+        ),
+    )
+    for on_warning in (True, False):
+        assert world.hsm.derive(
+            world.user,
+            lenient,
+            info=b"child",
+            attributes=KeyAttributes.of(
+                ["encrypt"], exportable=True, release_policy=POLICY, release_on_warning=on_warning
+            ),
+        )

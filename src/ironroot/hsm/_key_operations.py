@@ -194,7 +194,8 @@ class KeyOperations(Permissions):
     ) -> str:
         """HKDF-SHA-384 a new AES-256 or HMAC-SHA-384 key from a key with usage ``derive``;
         the new key stays inside with its own attributes. It may be exportable only if its
-        parent is (and carries the parent's release policy, if any): ``KeyNotExportable``."""
+        parent is, and then carries the parent's release policy, if any, and releases on a
+        ``warning`` result only if the parent does: ``KeyNotExportable``."""
         with self._lock:
             with self._operation(session, "derive", handle) as op:
                 parent = self._key(handle, Usage.DERIVE)
@@ -207,6 +208,11 @@ class KeyOperations(Permissions):
                     if attrs.release_policy != parent.attributes.release_policy:
                         raise KeyNotExportable(
                             "a key derived from a key with a release policy keeps that policy"
+                        )
+                    if attrs.release_on_warning and not parent.attributes.release_on_warning:
+                        raise KeyNotExportable(
+                            "a key derived from a key released only on an affirming result "
+                            "cannot be released on a warning one"
                         )
                 okm = HKDF(
                     hashes.SHA384(),
