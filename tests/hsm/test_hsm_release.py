@@ -6,13 +6,22 @@ operation ``release`` with the error's code), durable before the call returned.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from _hsm_helpers import FAST, NOW, SECRET, DeviceChain, new_hsm, sessions
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import mlkem
 
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.ear import Appraisal, AttestationResult, TrustTier, VerifierId, sign_ear_jwt
+from ironroot.ear import (
+    Appraisal,
+    AttestationResult,
+    TrustTier,
+    VerifierId,
+    sign_ear_jwt,
+    verify_ear,
+)
 from ironroot.errors import (
     BadSignature,
     Conflict,
@@ -37,6 +46,7 @@ from ironroot.hsm import (
     bind_report_data,
     unwrap_key_kem,
 )
+from ironroot.hsm._release_policy import parse_release_policy, release_claims
 
 VERIFIER = "https://verifier.example"
 POLICY = 'status == "affirming" && evidence.svns.firmware >= 3'
@@ -311,3 +321,42 @@ def test_a_derived_key_cannot_be_released_on_a_weaker_status_than_its_parent(
                 ["encrypt"], exportable=True, release_policy=POLICY, release_on_warning=on_warning
             ),
         )
+
+
+def test_a_verifier_named_as_another_verifiers_key_id_does_not_pass_its_policy(
+    world: World,
+) -> None:
+    """The break: an Azure policy that pins its authority by the verifier's key id (not by
+    a name an officer can give any key) was passed by another key installed under a *name*
+    equal to that key id."""
+    pinned = json.dumps(
+        {
+            "version": "1.0.0",
+            "anyOf": [
+                {"authority": world.kid, "allOf": [{"claim": "ear.status", "equals": "affirming"}]}
+            ],
+        }
+    )
+    key = world.hsm.generate(
+        world.officer,
+        KeyType.AES_256,
+        KeyAttributes.of(["encrypt"], exportable=True, release_policy=pinned),
+    )
+    rogue = PrivateKey.generate(Algorithm.ES384)
+    with pytest.raises(MalformedInput) as info:
+        world.hsm.add_release_verifier(world.officer, world.kid, rogue.public_key.to_pem())
+    assert info.value.code == "malformed"
+    assert "key id" in info.value.detail
+    assert world.hsm.release_verifiers(world.officer) == ((VERIFIER, world.kid),)
+    # a store sealed before this check may hold such a name: it matches no policy as a name
+    rogue_kid = world.hsm.add_release_verifier(
+        world.officer, "https://rogue.example", rogue.public_key.to_pem()
+    )
+    nonce, _ = world.hsm.release_challenge(world.user)
+    result = verify_ear(ear(rogue, nonce, world.tee), [rogue.public_key], now=NOW)
+    context = release_claims(result, "rot", authority=world.kid, kid=rogue_kid)
+    with pytest.raises(ReleaseDenied) as denied:
+        parse_release_policy(pinned).evaluate(context)
+    assert denied.value.code == "policy-claims"
+    # the real verifier's EAR passes the pinned policy
+    assert world.release(ear(world.verifier, nonce, world.tee), nonce, key)

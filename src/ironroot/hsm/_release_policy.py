@@ -46,7 +46,9 @@ a value that is not a boolean means a malformed policy.
 
 ``anyof``/``allof`` (the spelling of Microsoft's EBNF) are accepted as well; no other member is.
 A release passes when some authority block names the verifier that signed the EAR (its
-configured name, or its key id as unpadded base64url) and its condition holds. Claim paths are
+configured name, or its key id as unpadded base64url) and its condition holds; a name is never
+shaped like a key id (43 base64url characters): one that is matches as no name, so a key
+installed under another key's id never passes a policy pinned to that id. Claim paths are
 dotted; because EAR claim names contain dots themselves (``ear.status``), each step takes the
 longest run of segments that names a member (``submods.ironroot.ear.status`` →
 ``submods`` / ``ironroot`` / ``ear.status``); a decimal segment indexes an array. Comparison is
@@ -82,6 +84,7 @@ __all__ = [
     "ReleaseContext",
     "ReleasePolicy",
     "driver_number",
+    "looks_like_key_id",
     "parse_release_policy",
     "release_claims",
 ]
@@ -120,6 +123,7 @@ CEL_VARIABLES: Final = frozenset(
     )
 )
 _GPU_LABEL: Final = re.compile(r"gpu[0-9]{1,3}")
+_KEY_ID: Final = re.compile(r"[A-Za-z0-9_-]{43}")
 _DRIVER_VERSION: Final = re.compile(r"([0-9]{1,3})(?:\.([0-9]{1,3}))?(?:\.([0-9]{1,3}))?")
 
 
@@ -181,8 +185,17 @@ def release_claims(
         }
     )
     claims.setdefault("exp", 0)
-    names = frozenset(n for n in (authority, kid) if n)
+    # A name shaped like a key id matches no policy as a name: else a key installed under
+    # another key's id would pass the policies that pin that key by its id.
+    names = frozenset(n for n in (authority if not looks_like_key_id(authority) else "", kid) if n)
     return ReleaseContext(claims=claims, authorities=names)
+
+
+def looks_like_key_id(name: str) -> bool:
+    """Whether ``name`` has the shape of a verifier key id (an RFC 9679 SHA-256 thumbprint as
+    unpadded base64url: 43 characters), which an Azure-grammar ``authority`` may name. A
+    verifier's configured name must not have it, so the two never meet."""
+    return bool(_KEY_ID.fullmatch(name))
 
 
 def driver_number(version: object) -> int:

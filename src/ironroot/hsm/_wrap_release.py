@@ -24,6 +24,7 @@ from ironroot.hsm._key_operations import KeyOperations
 from ironroot.hsm._material import load_material, material_from_wrapped, wrapped_form
 from ironroot.hsm._model import KeyAttributes, KeyType, Session, Usage
 from ironroot.hsm._release import TrustedVerifier, authorize_release
+from ironroot.hsm._release_policy import looks_like_key_id
 from ironroot.hsm._wrap import (
     aes_kwp_unwrap,
     aes_kwp_wrap,
@@ -182,13 +183,19 @@ class WrapAndRelease(KeyOperations):
 
     def add_release_verifier(self, session: Session, name: str, public_key: bytes) -> str:
         """Install the public key of a verifier whose EARs may release keys (crypto officer):
-        ``name`` is what an Azure-grammar policy's ``authority`` names, ``public_key`` a PEM
+        ``name`` is what an Azure-grammar policy's ``authority`` names (never shaped like a key
+        id, which a policy may name instead: ``MalformedInput``), ``public_key`` a PEM
         or DER SubjectPublicKeyInfo. Returns its key id (base64url). ``Conflict`` when the
         name or the key is installed already."""
         with self._lock:
             with self._operation(session, "verifier-add"):
                 if not isinstance(name, str) or not name.strip() or len(name) > 256:
                     raise MalformedInput("a verifier name is 1..256 characters of text")
+                if looks_like_key_id(name):
+                    raise MalformedInput(
+                        "a verifier name must not have the shape of a key id (43 base64url "
+                        "characters): a policy's authority names a verifier by either"
+                    )
                 loaded = load_verifier(self._check_data(public_key, "public key"))
                 if not isinstance(loaded, PublicKey):
                     raise UnsupportedAlgorithm("an EAR verifier key is an EC, EdDSA or ML-DSA key")
