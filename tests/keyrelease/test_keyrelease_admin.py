@@ -12,16 +12,18 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 import http_calls
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import MalformedInput, RoleNotPermitted, Unauthorized, UnsupportedMediaType
-from ironroot.hsm import KeyType, Role, wrap_key_kem
+from ironroot.hsm import HsmConfig, KeyType, Role, wrap_key_kem
 from ironroot.keyrelease import KeyReleaseServerThread, create_keyrelease_app
 
 OFFICER = ("officer", "officer-credential")
-USER = ("keyrelease", "user-credential")
+USER = ("operator", "operator-credential")  # a crypto user that administers, not the service
+SERVICE = ("keyrelease", "user-credential")  # the identity the service itself runs as
 
 
 @pytest.fixture
 def admin() -> tuple[Harness, str]:
     harness = build_harness()
+    harness.hsm.add_identity(harness.officer, USER[0], Role.USER, USER[1].encode())
     with (
         harness.http,
         KeyReleaseServerThread(create_keyrelease_app(harness.service)) as server,
@@ -52,8 +54,8 @@ def test_the_hsms_identities_and_roles_decide(admin: tuple[Harness, str]) -> Non
     records = harness.hsm.audit_records(harness.hsm.login("auditor", b"auditor-credential"))
     outcomes = {(r.identity, r.operation, r.result) for r in records}
     assert ("officer", "login", "unauthorized") in outcomes
-    assert ("keyrelease", "generate", "role-not-permitted") in outcomes
-    assert ("keyrelease", "verifier-add", "role-not-permitted") in outcomes
+    assert ("operator", "generate", "role-not-permitted") in outcomes
+    assert ("operator", "verifier-add", "role-not-permitted") in outcomes
 
 
 def test_an_admin_request_is_json_or_untyped(admin: tuple[Harness, str]) -> None:
@@ -125,6 +127,31 @@ def test_verifiers_and_imported_keys(admin: tuple[Harness, str]) -> None:
         assert imported.status_code == 201, imported.text
         assert imported.json()["generated_inside"] is False
         assert imported.json()["exportable"] is False  # an imported key never leaves
+
+
+def test_the_services_own_identity_cannot_be_locked_out_through_admin(
+    admin: tuple[Harness, str],
+) -> None:
+    """The break: anyone who reached ``/admin`` sent five wrong credentials for the identity
+    the service runs as; the HSM locked it and ended the service's session, so every
+    challenge and release was refused (401) until an officer came. ``/admin`` now refuses
+    that identity before any login: its attempts never count toward its lockout."""
+    harness, url = admin
+    attempts = HsmConfig().max_failed_logins + 1
+    with _client(url, (SERVICE[0], "not-the-credential")) as guesser:
+        for _ in range(attempts):
+            assert_problem(guesser.get("/admin/keys"), Unauthorized)
+    with _client(url, SERVICE) as service:  # not with its right credential either
+        response = service.get("/admin/keys")
+        assert_problem(response, Unauthorized)
+        assert "the key service's own identity" in response.json()["detail"]
+    nonce = harness.nonce()  # the service's session still works
+    released = harness.service.release("cel-key", harness.request(harness.ear(nonce), nonce))
+    assert harness.holds("cel-key", released_ok(released, harness.tee, nonce))
+    harness.hsm.add_identity(harness.officer, "auditor", Role.AUDITOR, b"auditor-credential")
+    records = harness.hsm.audit_records(harness.hsm.login("auditor", b"auditor-credential"))
+    logins = [r.result for r in records if r.identity == "keyrelease" and r.operation == "login"]
+    assert logins == ["ok"]  # the service's own login; no attempt through /admin reached the HSM
 
 
 @pytest.mark.parametrize(

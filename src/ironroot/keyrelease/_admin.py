@@ -9,7 +9,9 @@ the one request and logs out after it, and **the HSM's roles decide**, exactly a
 command line: generating keys and installing verifiers need a crypto officer, importing
 (unwrapping) a key a crypto user, listing either. A wrong credential is ``Unauthorized`` (401,
 and counts toward the identity's lockout), a role without the right ``RoleNotPermitted``
-(403), and every call is in the HSM's audit log under that identity's name.
+(403), and every call is in the HSM's audit log under that identity's name. The identity
+the service itself runs as is refused without a login (``Unauthorized``): a wrong credential
+for it would count toward its lockout, and its lockout ends the service's own session.
 
 ``GET /admin/keys``
     ``{"keys": [key info, ...]}`` (handle, type, attributes, public key; never key material).
@@ -143,6 +145,14 @@ def admin_routes(service: KeyReleaseService) -> list[Route]:
     ) -> Callable[[Request], Any]:
         async def handler(request: Request) -> Response:
             identity, credential = _officer(request)
+            if identity == vault.identity:
+                # Never a login: wrong credentials would count toward the lockout of the
+                # identity the service runs as, and its lockout ends the service's session.
+                _log.warning("an admin request named the key service's own identity: refused")
+                raise Unauthorized(
+                    "the key service's own identity does not administer it: use another "
+                    "HSM identity"
+                )
             body = await _json_body(request) if request.method == "POST" else {}
 
             def run() -> Any:

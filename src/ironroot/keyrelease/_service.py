@@ -81,6 +81,11 @@ class HsmVault:
     def hsm(self) -> Hsm:
         return self._hsm
 
+    @property
+    def identity(self) -> str:
+        """The HSM identity the service runs as (its session's)."""
+        return self._session.identity
+
     def challenge(self, client: str | None = None) -> tuple[bytes, int]:
         return self._hsm.release_challenge(self._session, client)
 
