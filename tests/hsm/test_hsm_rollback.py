@@ -504,3 +504,49 @@ def test_another_hsms_anchor_does_not_vouch_for_an_older_store(device: DeviceCha
     storage.write_anchor(other.read_anchor() or b"")
     with pytest.raises(StoreRolledBack, match="another HSM"):
         _open(storage)
+
+
+def test_another_hsms_whole_files_do_not_open_on_this_hsms_counter(
+    device: DeviceChain, tmp_path: Path
+) -> None:
+    """The break: two HSMs on one device (one sealing secret, a counter each). A copy of the
+    second HSM's files — store, anchor and log, all its own — taken when its counter read
+    what the first's reads later, put in the first's directory, opened against the first's
+    counter: the second HSM came back as it was, a key deleted since with it. The anchor
+    names the counter it was committed on."""
+    rot = provisioned_device(tmp_path / "rot")
+    first, second = tmp_path / "first", tmp_path / "second"
+    with DirectoryStorage(second, counter=rot.counter("hsm-second")) as storage:
+        hsm = new_hsm(device.identity, storage)
+        officer, _user, _auditor = sessions(hsm)
+        handle = hsm.generate(officer, KeyType.AES_256)
+        hsm.close()
+    snapshot = rot.counter("hsm-second").value()
+    shutil.copytree(second, tmp_path / "copy", ignore=shutil.ignore_patterns("lock"))
+    with DirectoryStorage(second, counter=rot.counter("hsm-second")) as storage:
+        hsm = _open(storage)
+        hsm.delete(hsm.login(OFFICER, OFFICER_PASS), handle)
+        hsm.close()
+    with DirectoryStorage(first, counter=rot.counter("hsm")) as storage:
+        hsm = new_hsm(device.identity, storage)
+        while rot.counter("hsm").value() < snapshot:
+            hsm.login(OFFICER, OFFICER_PASS)  # each login is one commit
+        hsm.close()
+    assert rot.counter("hsm").value() == snapshot
+    for name in ("keystore.sealed", "anchor.sealed", "audit.jsonl"):
+        shutil.copyfile(tmp_path / "copy" / name, first / name)
+    with (
+        DirectoryStorage(first, counter=rot.counter("hsm")) as storage,
+        pytest.raises(StoreRolledBack) as info,
+    ):
+        _open(storage)
+    assert "hsm-second" in info.value.detail
+    with pytest.raises(StoreRolledBack, match="hsm-second"):  # and the owner's offline check
+        check_sealed_audit(
+            audit=(first / "audit.jsonl").read_bytes(),
+            store=(first / "keystore.sealed").read_bytes(),
+            anchor=(first / "anchor.sealed").read_bytes(),
+            sealing_secret=SECRET,
+            counter=rot.counter("hsm").value(),
+            rot_counter="hsm",
+        )

@@ -684,6 +684,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
             anchor=anchor,
             sealing_secret=_read(Path(secret_path), _MAX_SMALL),
             counter=counter,
+            rot_counter=args.counter if args.rot_device else "",
         )
         value.update(
             sealed=True,

@@ -8,11 +8,17 @@ older store recorded would hide everything since. The anchor closes both holes. 
 CBOR document, sealed like the store (``_storage.seal``)::
 
     {"type": "ironroot-hsm-anchor", "hsm": bstr, "counter": uint, "store": uint,
-     "zeroized": bool, "audit": {"size": uint, "head": bstr}}
+     "zeroized": bool, "audit": {"size": uint, "head": bstr}, ? "rot_counter": tstr}
 
 ``hsm`` is the id of the HSM whose store it vouches for: every HSM on a device seals with the
 device's one secret, so without it another HSM's anchor whose counter and generation happen
-to fit would vouch for an older store of this one.
+to fit would vouch for an older store of this one. ``rot_counter`` (present when the counter
+has a name, as the root of trust's ``Device(dir).counter(name)`` has) names the counter the
+anchor was committed on: without it a copy of another HSM's *whole* files — store, anchor and
+log, each consistent with the others — taken when that HSM's counter read what this one's
+reads now, opened in this HSM's place (that HSM as it was, its deleted keys back). An anchor
+without the member (written before it existed, or on a counter without a name) is accepted;
+the next commit writes it.
 
 ``counter`` is the value the root of trust's counter takes when this anchor is committed,
 ``store`` the generation of the store it vouches for (each store write takes the next counter
@@ -52,10 +58,26 @@ from ironroot.cose import Limits, decode_cbor, encode_cbor
 from ironroot.errors import HsmZeroized, MalformedInput, SealedStoreError, StoreRolledBack
 from ironroot.hsm._storage import seal, unseal
 
-__all__ = ["ANCHOR_TYPE", "Anchor", "check_anchor", "open_anchor", "seal_anchor"]
+__all__ = [
+    "ANCHOR_TYPE",
+    "Anchor",
+    "check_anchor",
+    "counter_name",
+    "open_anchor",
+    "seal_anchor",
+]
 
 ANCHOR_TYPE: Final = "ironroot-hsm-anchor"
 _LIMITS: Final = Limits(max_bytes=4096, max_depth=4, max_items=16)
+_MEMBERS: Final = frozenset({"type", "hsm", "counter", "store", "zeroized", "audit"})
+_MAX_COUNTER_NAME: Final = 64
+
+
+def counter_name(counter: object) -> str:
+    """The name of a root-of-trust counter (``DeviceCounter.name``), or ``""`` for a counter
+    without one (``MemoryCounter``)."""
+    name = getattr(counter, "name", "")
+    return name if isinstance(name, str) and 0 < len(name) <= _MAX_COUNTER_NAME else ""
 
 
 def _uint(value: object) -> int:
@@ -74,18 +96,20 @@ class Anchor:
     audit_head: bytes
     zeroized: bool = False
     hsm: bytes = b""
+    rot_counter: str = ""
 
     def encode(self) -> bytes:
-        return encode_cbor(
-            {
-                "type": ANCHOR_TYPE,
-                "hsm": self.hsm,
-                "counter": self.counter,
-                "store": self.store,
-                "zeroized": self.zeroized,
-                "audit": {"size": self.audit_size, "head": self.audit_head},
-            }
-        )
+        value: dict[str, object] = {
+            "type": ANCHOR_TYPE,
+            "hsm": self.hsm,
+            "counter": self.counter,
+            "store": self.store,
+            "zeroized": self.zeroized,
+            "audit": {"size": self.audit_size, "head": self.audit_head},
+        }
+        if self.rot_counter:
+            value["rot_counter"] = self.rot_counter
+        return encode_cbor(value)
 
     @classmethod
     def decode(cls, plaintext: bytes) -> Anchor:
@@ -93,7 +117,7 @@ class Anchor:
         if (
             not isinstance(value, dict)
             or value.get("type") != ANCHOR_TYPE
-            or set(value) != {"type", "hsm", "counter", "store", "zeroized", "audit"}
+            or set(value) - {"rot_counter"} != _MEMBERS
         ):
             raise MalformedInput("not an HSM anchor")
         audit = value["audit"]
@@ -108,6 +132,11 @@ class Anchor:
         hsm = value["hsm"]
         if not isinstance(hsm, bytes) or not 0 < len(hsm) <= 64:
             raise MalformedInput("an anchor's hsm is the HSM's id (bytes)")
+        rot_counter = value.get("rot_counter", "")
+        if "rot_counter" in value and (
+            not isinstance(rot_counter, str) or not 0 < len(rot_counter) <= _MAX_COUNTER_NAME
+        ):
+            raise MalformedInput("an anchor's rot_counter is a counter's name (text)")
         return cls(
             _uint(value["counter"]),
             _uint(value["store"]),
@@ -115,6 +144,7 @@ class Anchor:
             head,
             zeroized,
             hsm,
+            rot_counter,
         )
 
 
@@ -134,12 +164,18 @@ def open_anchor(secret: bytes, sealed: bytes) -> Anchor:
 
 
 def check_anchor(
-    anchor: Anchor | None, *, counter: int, store: int | None, hsm: bytes | None = None
+    anchor: Anchor | None,
+    *,
+    counter: int,
+    store: int | None,
+    hsm: bytes | None = None,
+    rot_counter: str = "",
 ) -> bool:
     """Whether the store of generation ``store`` (``None``: no store) with ``anchor`` is the
     latest for a root-of-trust counter reading ``counter``; ``True`` when a crash left a commit
     half done and power-up must finish it (module docs). Raises ``StoreRolledBack`` or
-    ``HsmZeroized`` otherwise; ``hsm``, the store's HSM id, must be the anchor's."""
+    ``HsmZeroized`` otherwise; ``hsm``, the store's HSM id, must be the anchor's, and an
+    anchor that names its counter must name ``rot_counter``, the one read."""
     if anchor is None:
         if store is None and counter == 0:
             return False
@@ -150,6 +186,11 @@ def check_anchor(
     if hsm is not None and anchor.hsm != hsm:
         raise StoreRolledBack(
             "the anchor is another HSM's: it does not vouch for this HSM's key store"
+        )
+    if anchor.rot_counter and anchor.rot_counter != rot_counter:
+        raise StoreRolledBack(
+            f"the anchor was committed on the root of trust's counter {anchor.rot_counter!r}, "
+            f"not on this HSM's ({rot_counter or 'unnamed'}): these are another HSM's files"
         )
     if anchor.counter < counter:
         raise StoreRolledBack(

@@ -79,11 +79,13 @@ def check_sealed_audit(
     anchor: bytes | None,
     sealing_secret: bytes,
     counter: int | None = None,
+    rot_counter: str = "",
 ) -> AuditReport:
     """Check an audit log (``audit``: its bytes) against the sealed ``store`` and ``anchor``.
 
     ``SealedStoreError`` when they do not open with ``sealing_secret``; ``StoreRolledBack``
-    when ``counter`` (the root of trust's reading) shows them to be an older copy, when the
+    when ``counter`` (the root of trust's reading of its counter named ``rot_counter``) shows
+    them to be an older copy or another HSM's files, when the
     anchor is missing, or (without ``counter``) when the store is not the one it names;
     ``AuditChainBroken`` when a record was altered, rewritten outside the HSM (MAC), removed,
     or cut from the end (the message says how many are missing).
@@ -98,7 +100,13 @@ def check_sealed_audit(
     try:
         sealed_anchor = None if anchor is None else open_anchor(secret, anchor)
         if counter is not None:
-            check_anchor(sealed_anchor, counter=counter, store=doc.generation, hsm=doc.hsm_id)
+            check_anchor(
+                sealed_anchor,
+                counter=counter,
+                store=doc.generation,
+                hsm=doc.hsm_id,
+                rot_counter=rot_counter,
+            )
         elif sealed_anchor is None:  # every commit writes one: a store alone was left so
             raise StoreRolledBack(  # that the audit records since the store's head be cut
                 "the key store's anchor is missing: the audit log cannot be checked to the "

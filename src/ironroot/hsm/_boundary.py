@@ -69,7 +69,7 @@ from ironroot.errors import (
     StoreRolledBack,
     UnsupportedAlgorithm,
 )
-from ironroot.hsm._anchor import check_anchor, open_anchor
+from ironroot.hsm._anchor import check_anchor, counter_name, open_anchor
 from ironroot.hsm._audit import (
     ZERO_HASH,
     AuditCheckpoint,
@@ -211,7 +211,13 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
         except (MalformedInput, KeyError, TypeError, ValueError) as exc:
             raise SealedStoreError("the sealed key store opened but does not parse") from exc
         try:
-            pending = check_anchor(anchor, counter=counter, store=doc.generation, hsm=doc.hsm_id)
+            pending = check_anchor(
+                anchor,
+                counter=counter,
+                store=doc.generation,
+                hsm=doc.hsm_id,
+                rot_counter=counter_name(storage.counter),
+            )
         except StoreRolledBack as exc:
             hsm._audit_refused_power_up(doc, exc.code)
             raise

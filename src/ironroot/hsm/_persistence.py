@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from ironroot.crypto import PublicKey
 from ironroot.errors import HsmErrorState, StoreRolledBack
-from ironroot.hsm._anchor import Anchor, seal_anchor
+from ironroot.hsm._anchor import Anchor, counter_name, seal_anchor
 from ironroot.hsm._document import StoreDocument, encode_store
 from ironroot.hsm._release import TrustedVerifier
 from ironroot.hsm._state import HsmState
@@ -39,6 +39,7 @@ class Persistence(HsmState):
             self._audit_head,
             zeroized,
             self._hsm_id,
+            counter_name(self._storage.counter),
         )
         self._written(lambda: self._storage.write_anchor(seal_anchor(secret, anchor)))
         self._advance_counter()
