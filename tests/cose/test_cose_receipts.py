@@ -354,3 +354,25 @@ def test_transparent_statement_errors(batch: Batch) -> None:
         make_transparent(
             batch.statements[0], [batch.receipt(i) for i in range(3)], Limits(max_receipts=2)
         )
+
+
+def _signed_receipt(protected: bytes, batch: Batch, index: int = 0) -> bytes:
+    signature = SERVICE.sign(receipt_to_be_signed(protected, batch.tree.root()))
+    proof = InclusionProof(batch.tree.size, index, tuple(batch.tree.inclusion_proof(index)))
+    return build_receipt(protected, signature, proof)
+
+
+def test_a_critical_header_the_verifier_does_not_understand_rejects_the_receipt(
+    batch: Batch,
+) -> None:
+    # RFC 9052 §3.1: a recipient that does not understand a label crit names must reject the
+    # message, even when its signature verifies (here the service signed it).
+    known = {1: SERVICE.algorithm.cose_id, 2: [395], 4: SERVICE.kid, 395: 1}
+    verify_receipt(_signed_receipt(encode_cbor(known), batch), batch.entries[0], KEYS)
+    for label in (-70000, "x-policy", 33):
+        unknown = {**known, 2: [395, label], label: 1}
+        receipt = _signed_receipt(encode_cbor(unknown), batch)
+        with pytest.raises(MalformedReceipt, match="not understood"):
+            Receipt.parse(receipt)
+        with pytest.raises(MalformedReceipt, match="not understood"):
+            verify_receipt(receipt, batch.entries[0], KEYS)
