@@ -29,7 +29,7 @@ from ironroot.errors import (
     UnknownIssuer,
     VerificationFailed,
 )
-from ironroot.log import Log, Note, NoteVerifier
+from ironroot.log import CONFIG_PATH, Log, Note, NoteSigner, NoteVerifier
 from ironroot.monitor import Monitor, MonitorStore, Watch
 from ironroot.witness import Cosigner, ForkProof, WitnessPolicy
 
@@ -220,6 +220,46 @@ def test_the_monitor_can_require_witness_cosignatures(
             Monitor(store, witnesses=policy).check("a", LogFetcher(log), _keys(log))
     finally:
         log.close()
+
+
+class ConfiguredFetcher(LogFetcher):
+    """A log that also serves its transparency configuration, naming ``origin``."""
+
+    def __init__(self, log: Log, origin: str = ORIGIN) -> None:
+        super().__init__(log)
+        self.origin = origin
+
+    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+        if path == CONFIG_PATH:
+            keys = [v.vkey for v in self.log.note_verifiers]
+            return json.dumps({"checkpoint_origin": self.origin, "checkpoint_keys": keys}).encode()
+        return super().fetch(path, accept=accept)
+
+
+def test_a_checkpoint_for_another_origin_than_the_url_names_is_refused(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    # One operator, one key, two logs: the URL's configuration names ORIGIN, but it serves the
+    # checkpoints (and tiles) of another log signed by the same key. Followed as is, the
+    # monitor would report that log and never look at ORIGIN at that URL.
+    other = Log.open_memory(origin="log.example/other", note_signers=[NoteSigner(ORIGIN, log_key)])
+    other.start()
+    try:
+        fill(other, entries(3))
+        with pytest.raises(UnknownIssuer, match=r"log\.example/other"):
+            Monitor(store).check("https://a.example", ConfiguredFetcher(other))
+        key = PrivateKey.generate(Algorithm.ED25519)
+        policy = WitnessPolicy((Cosigner("w.example/1", key).verifier(),), 1)
+        with pytest.raises(UnknownIssuer, match=r"log\.example/other"):
+            Monitor(store, witnesses=policy).check("https://a.example", ConfiguredFetcher(other))
+        assert store.state("log.example/other") is None  # nothing was stored
+        # The same log under a URL whose configuration names its own origin is followed.
+        (event,) = Monitor(store).check(
+            "https://b.example", ConfiguredFetcher(other, "log.example/other")
+        )
+        assert (event.kind, event.origin, event.size) == ("checkpoint", "log.example/other", 3)
+    finally:
+        other.close()
 
 
 def test_state_persists_and_a_foreign_file_is_refused(tmp_path: Path, log_key: PrivateKey) -> None:

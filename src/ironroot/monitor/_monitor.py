@@ -4,7 +4,9 @@
 this order:
 
 1. fetches ``checkpoint`` and opens it with the log's keys (given, or pinned the first time
-   they were read from the log's ``/.well-known/transparency-configuration``); with a
+   they were read from the log's ``/.well-known/transparency-configuration``, and then the
+   checkpoint must name the origin pinned with them: :class:`UnknownIssuer` otherwise, as
+   when a URL serves another log signed by the same key); with a
    :class:`~ironroot.witness.WitnessPolicy`, also requires its quorum of cosignatures;
 2. compares it with the last checkpoint verified for that origin (from any URL: two URLs
    that serve one origin are checked against one state, so a split view between mirrors is a
@@ -151,9 +153,11 @@ class Monitor:
 
     def _identity(
         self, url: str, fetcher: LogFetcher, keys: Sequence[NoteVerifier]
-    ) -> tuple[NoteVerifier, ...]:
+    ) -> tuple[tuple[NoteVerifier, ...], str | None]:
+        """The keys to open ``url``'s checkpoints with, and the origin they must name (the
+        pinned one; ``None`` when the keys are given, which name no origin)."""
         if keys:
-            return tuple(keys)
+            return tuple(keys), None
         pinned = self.store.pin(url)
         identity = fetch_log_identity(fetcher)
         vkeys = tuple(v.vkey for v in identity.verifiers)
@@ -164,24 +168,26 @@ class Monitor:
                 ", ".join(vkeys),
                 url,
             )
-            return identity.verifiers
+            return identity.verifiers, identity.origin
         if pinned != (identity.origin, vkeys):
             raise ConfigError(
                 f"{url} now names other checkpoint keys or another origin than when first "
                 "seen: check them, and give the right ones with --key"
             )
-        return identity.verifiers
+        return identity.verifiers, identity.origin
 
     def check(
         self, url: str, fetcher: LogFetcher, keys: Sequence[NoteVerifier] = ()
     ) -> list[MonitorEvent]:
         """Check the log at ``url`` once (see the module docs); returns what happened."""
-        verifiers = self._identity(url, fetcher, keys)
+        verifiers, origin = self._identity(url, fetcher, keys)
         note = fetcher.fetch("checkpoint")
         if self.witnesses is not None:
-            checkpoint = self.witnesses.check(note, verifiers, now=self._clock()).checkpoint
+            checkpoint = self.witnesses.check(
+                note, verifiers, origin=origin, now=self._clock()
+            ).checkpoint
         else:
-            checkpoint = open_checkpoint(note, verifiers)
+            checkpoint = open_checkpoint(note, verifiers, origin=origin)
         state = self.store.state(checkpoint.origin)
         if state is None:
             state = LogState(checkpoint.origin, 0, EMPTY_ROOT, b"", (), 0)
