@@ -4,6 +4,7 @@ watched statements, forks (split views between two logs of one origin), and the 
 from __future__ import annotations
 
 import json
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -260,6 +261,28 @@ def test_a_checkpoint_for_another_origin_than_the_url_names_is_refused(
         assert (event.kind, event.origin, event.size) == ("checkpoint", "log.example/other", 3)
     finally:
         other.close()
+
+
+def test_new_entries_are_read_one_bundle_at_a_time(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    # A first look at a large log reads all of it: what the monitor holds at once is one
+    # entry bundle, not every new entry (about 12 MiB here, 6 bundles of 2 MiB).
+    big = [b"%05d" % i + bytes(8187) for i in range(6 * 256)]
+    log = grown(log_key, big)
+    try:
+        fetcher = LogFetcher(log)
+        tracemalloc.start()
+        try:
+            (event,) = Monitor(store).check("a", fetcher, _keys(log))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert (event.kind, event.size) == ("checkpoint", len(big))
+        total = sum(map(len, big))
+        assert peak < total / 2, f"peak {peak} bytes for {total} bytes of entries"
+    finally:
+        log.close()
 
 
 def test_state_persists_and_a_foreign_file_is_refused(tmp_path: Path, log_key: PrivateKey) -> None:

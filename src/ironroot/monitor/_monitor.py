@@ -18,7 +18,8 @@ this order:
      (:class:`VerificationFailed` if not), and the explicit consistency proof from the old
      size is computed from them; if it leads to another root at the old size, a **fork**;
 
-3. fetches the new entries from the entry bundles, appends their leaf hashes to the stored
+3. fetches the new entries from the entry bundles, one bundle at a time (what it holds is
+   bounded by a bundle, however far behind it is), appends their leaf hashes to the stored
    compact range, and requires the checkpoint's root (:class:`VerificationFailed` if not);
 4. parses each entry as a SCITT Signed Statement and reports those whose ``iss`` or ``sub``
    is watched (``statement`` events);
@@ -52,6 +53,7 @@ from ironroot.errors import (
     VerificationFailed,
 )
 from ironroot.log import (
+    TILE_WIDTH,
     Checkpoint,
     LogFetcher,
     NoteVerifier,
@@ -226,10 +228,15 @@ class Monitor:
     ) -> list[MonitorEvent]:
         compact = CompactRange(state.size, state.compact)
         events: list[MonitorEvent] = []
-        entries = tree.entries(state.size, checkpoint.size)
-        for offset, entry in enumerate(entries):
-            compact.append(leaf_hash(entry))
-            events.extend(self._watched(url, checkpoint, state.size + offset, entry))
+        # One entry bundle at a time: a first look at a large log holds one bundle, not
+        # every entry, before the root is known to match.
+        index = state.size
+        while index < checkpoint.size:
+            stop = min(checkpoint.size, (index // TILE_WIDTH + 1) * TILE_WIDTH)
+            for offset, entry in enumerate(tree.entries(index, stop)):
+                compact.append(leaf_hash(entry))
+                events.extend(self._watched(url, checkpoint, index + offset, entry))
+            index = stop
         if not hmac.compare_digest(compact.root(), checkpoint.root):
             raise VerificationFailed(
                 f"the entries {url} serves do not give the root of its checkpoint at size "
@@ -250,7 +257,8 @@ class Monitor:
             checkpoint.origin,
             url,
             checkpoint.size,
-            f"{len(entries)} new entries verified, consistent with size {state.size}",
+            f"{checkpoint.size - state.size} new entries verified, consistent with size "
+            f"{state.size}",
             extra={
                 "previous_size": state.size,
                 "root": base64.b64encode(checkpoint.root).decode("ascii"),
