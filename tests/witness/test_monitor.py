@@ -285,6 +285,47 @@ def test_new_entries_are_read_one_bundle_at_a_time(
         log.close()
 
 
+def test_tiles_that_give_the_root_but_not_the_proof_are_no_fork(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    # At size 300 the root is read from the level-1 tile (the first 256 leaves are one hash
+    # there), while the consistency proof from 100 is made of nodes of the level-0 tile. A
+    # mirror without the log's key that serves the level-1 tile as it is and a level-0 tile
+    # with one hash changed passes the root check; the proof it gives then leads to another
+    # root at size 100, but not to the checkpoint's root at 300: that shows lying tiles, not
+    # a fork, and no fork proof can be made of it.
+    log = grown(log_key, entries(100), entries(200, 100))
+    try:
+        monitor = Monitor(store)
+
+        class AtHundred(LogFetcher):
+            def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+                if path == "checkpoint":
+                    return self.log.checkpoint_at(100)
+                return super().fetch(path, accept=accept)
+
+        monitor.check("a", AtHundred(log), _keys(log))
+
+        class TamperedTile(LogFetcher):
+            def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+                data = super().fetch(path, accept=accept)
+                if path == "tile/0/000":
+                    data = data[: 40 * 32] + bytes(32) + data[41 * 32 :]
+                return data
+
+        with pytest.raises(VerificationFailed, match="tiles"):
+            monitor.check("a", TamperedTile(log), _keys(log))
+        assert store.forks() == []
+        state = store.state(ORIGIN)
+        assert state is not None
+        assert state.size == 100  # not advanced
+        # the honest tiles advance it
+        (event,) = monitor.check("a", LogFetcher(log), _keys(log))
+        assert (event.kind, event.size) == ("checkpoint", 300)
+    finally:
+        log.close()
+
+
 def test_state_persists_and_a_foreign_file_is_refused(tmp_path: Path, log_key: PrivateKey) -> None:
     log = grown(log_key, entries(2))
     try:

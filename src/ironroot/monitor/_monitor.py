@@ -16,7 +16,10 @@ this order:
    * smaller: the log went back (:class:`InconsistentCheckpoint`, nothing stored);
    * larger: the tree is read from the tiles, whose root must be the checkpoint's
      (:class:`VerificationFailed` if not), and the explicit consistency proof from the old
-     size is computed from them; if it leads to another root at the old size, a **fork**;
+     size is computed from them; it must lead to the checkpoint's root (else the tiles
+     disagree with each other: :class:`VerificationFailed`, not a fork, since a mirror
+     without the log's key can serve such tiles); if it then leads to another root at the
+     old size, a **fork**;
 
 3. fetches the new entries from the entry bundles, one bundle at a time (what it holds is
    bounded by a bundle, however far behind it is), appends their leaf hashes to the stored
@@ -212,7 +215,14 @@ class Monitor:
             )
         if state.size:
             proof = explicit_consistency_proof(state.size, checkpoint.size, tree.node)
-            old_root, _ = fork_roots(state.size, checkpoint.size, proof)
+            old_root, new_root = fork_roots(state.size, checkpoint.size, proof)
+            if not hmac.compare_digest(new_root, checkpoint.root):
+                # The proof's nodes are not those of the tree whose root was checked: the
+                # tiles disagree with each other, which proves nothing about the log.
+                raise VerificationFailed(
+                    f"the tiles {url} serves give the root of its checkpoint at size "
+                    f"{checkpoint.size} but not a consistency proof that leads to it"
+                )
             if not hmac.compare_digest(old_root, state.root):
                 why = f"the tree at size {checkpoint.size} does not extend size {state.size}"
                 return [self._fork(url, state, note, checkpoint, tuple(proof), why)]
