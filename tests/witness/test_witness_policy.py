@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from witness_testkit import entries, grown
@@ -10,6 +11,7 @@ from witness_testkit import entries, grown
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError, InsufficientCosignatures
 from ironroot.log import Log, Note
+from ironroot.transparency import init_data_dir, load_config
 from ironroot.witness import Cosigner, WitnessPolicy
 
 NOW = 1_780_000_000
@@ -51,3 +53,24 @@ def test_a_quorum_larger_than_the_witnesses_named_is_refused() -> None:
     # the default quorum is every witness, not every key
     vkeys = [W1_ED.verifier().vkey, W1_PQ.verifier().vkey, W2.verifier().vkey]
     assert WitnessPolicy.from_vkeys(vkeys).quorum == 2
+
+
+def test_a_service_configured_with_both_keys_of_one_witness_counts_it_once(
+    tmp_path: Path,
+) -> None:
+    init_data_dir(tmp_path)
+    base = (tmp_path / "ironroot.toml").read_text()
+    listed = "".join(
+        f"[[log.witnesses]]\nurl = 'https://w1.example'\nkey = '{c.verifier().vkey}'\n"
+        for c in (W1_ED, W1_PQ)
+    )
+    (tmp_path / "ironroot.toml").write_text(base + listed)
+    config = load_config(tmp_path)  # the default quorum: every witness named, here one
+    assert config.witness_quorum == 1
+    policy = config.witness_policy
+    assert policy is not None
+    assert policy.quorum == 1
+    text = base.replace("[log]\n", "[log]\nwitness_quorum = 2\n", 1) + listed
+    (tmp_path / "ironroot.toml").write_text(text)
+    with pytest.raises(ConfigError, match=r"between 1 and 1 \(the witnesses named\)"):
+        load_config(tmp_path)
