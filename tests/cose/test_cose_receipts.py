@@ -36,7 +36,7 @@ from ironroot.errors import (
     MalformedStatement,
     UnknownIssuer,
 )
-from ironroot.merkle import MemoryTree
+from ironroot.merkle import MemoryTree, leaf_hash, node_hash
 
 ISSUER = PrivateKey.generate(Algorithm.ES384)
 SERVICE = PrivateKey.generate(Algorithm.ES384)
@@ -354,3 +354,77 @@ def test_transparent_statement_errors(batch: Batch) -> None:
         make_transparent(
             batch.statements[0], [batch.receipt(i) for i in range(3)], Limits(max_receipts=2)
         )
+
+
+def _signed_receipt(protected: bytes, batch: Batch, index: int = 0) -> bytes:
+    signature = SERVICE.sign(receipt_to_be_signed(protected, batch.tree.root()))
+    proof = InclusionProof(batch.tree.size, index, tuple(batch.tree.inclusion_proof(index)))
+    return build_receipt(protected, signature, proof)
+
+
+def test_a_critical_header_the_verifier_does_not_understand_rejects_the_receipt(
+    batch: Batch,
+) -> None:
+    # RFC 9052 §3.1: a recipient that does not understand a label crit names must reject the
+    # message, even when its signature verifies (here the service signed it).
+    known = {1: SERVICE.algorithm.cose_id, 2: [395], 4: SERVICE.kid, 395: 1}
+    verify_receipt(_signed_receipt(encode_cbor(known), batch), batch.entries[0], KEYS)
+    for label in (-70000, "x-policy", 33):
+        unknown = {**known, 2: [395, label], label: 1}
+        receipt = _signed_receipt(encode_cbor(unknown), batch)
+        with pytest.raises(MalformedReceipt, match="not understood"):
+            Receipt.parse(receipt)
+        with pytest.raises(MalformedReceipt, match="not understood"):
+            verify_receipt(receipt, batch.entries[0], KEYS)
+
+
+# --- attacks on the verifier that hold --------------------------------------------------------
+
+
+def test_an_inner_node_passed_off_as_an_entry_does_not_verify(batch: Batch) -> None:
+    # Second preimage: the 64 bytes of the two leaf hashes under node (1, 0), given as an
+    # "entry" at index 0 of a tree of size 4 with the path of that node. Without the
+    # 0x00/0x01 domain separation it would hash to the node and lead to a signed root.
+    l0, l1 = leaf_hash(batch.entries[0]), leaf_hash(batch.entries[1])
+    path = tuple(batch.tree.inclusion_proof(0, 4))[1:]  # the path of node (1, 0)
+    four = InclusionProof(4, 0, (l1, *path))
+    assert leaf_hash(l0 + l1) != node_hash(l0, l1)
+    protected = batch.protected
+    signature = SERVICE.sign(receipt_to_be_signed(protected, batch.tree.root_at(4)))
+    verify_receipt(build_receipt(protected, signature, four), batch.entries[0], KEYS)
+    fake = InclusionProof(2, 0, path)  # entry l0 || l1 as a leaf of a tree of two
+    with pytest.raises(BadSignature):
+        verify_receipt(build_receipt(protected, signature, fake), l0 + l1, KEYS)
+
+
+def test_proofs_of_the_wrong_shape_are_invalid(batch: Batch) -> None:
+    path = tuple(batch.tree.inclusion_proof(3))
+    for proof in (
+        InclusionProof(7, 3, (*path, path[0])),  # a hash too many
+        InclusionProof(7, 3, path[:-1]),  # a hash too few
+        InclusionProof(7, 3, ()),
+    ):
+        with pytest.raises(InvalidProof):
+            verify_receipt(
+                build_receipt(batch.protected, batch.signature, proof), batch.entries[3], KEYS
+            )
+    for size, index in ((0, 0), (7, 7), (7, 8)):
+        raw = encode_cbor([size, index, list(path)])
+        receipt = receipt_from(batch.protected, {396: {-1: [raw]}})
+        with pytest.raises(MalformedReceipt, match="not below tree size"):
+            verify_receipt(receipt, batch.entries[3], KEYS)
+
+
+def test_the_statement_s_unprotected_header_is_not_what_the_receipt_covers(batch: Batch) -> None:
+    # RFC 9943: receipts travel in the unprotected header, which no signature covers; the log
+    # entry is the statement with that header emptied. Extra unprotected labels change neither
+    # the entry nor the verdict — and a changed protected header or payload is another entry.
+    transparent = make_transparent(batch.statements[1], [batch.receipt(1)])
+    protected, unprotected, payload, signature = cbor2.loads(transparent).value
+    extra = {**unprotected, -99: "unsigned note"}
+    verify_transparent_statement(
+        encode_cbor(cbor2.CBORTag(18, [protected, extra, payload, signature])), KEYS
+    )
+    changed = cbor2.CBORTag(18, [protected, extra, payload + b" ", signature])
+    with pytest.raises(BadSignature):
+        verify_transparent_statement(encode_cbor(changed), KEYS)

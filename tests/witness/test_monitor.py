@@ -4,6 +4,7 @@ watched statements, forks (split views between two logs of one origin), and the 
 from __future__ import annotations
 
 import json
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from ironroot.errors import (
     UnknownIssuer,
     VerificationFailed,
 )
-from ironroot.log import Log, Note, NoteVerifier
+from ironroot.log import CONFIG_PATH, Log, Note, NoteSigner, NoteVerifier
 from ironroot.monitor import Monitor, MonitorStore, Watch
 from ironroot.witness import Cosigner, ForkProof, WitnessPolicy
 
@@ -218,6 +219,109 @@ def test_the_monitor_can_require_witness_cosignatures(
         policy = WitnessPolicy((Cosigner("w.example/1", key).verifier(),), 1)
         with pytest.raises(InsufficientCosignatures):
             Monitor(store, witnesses=policy).check("a", LogFetcher(log), _keys(log))
+    finally:
+        log.close()
+
+
+class ConfiguredFetcher(LogFetcher):
+    """A log that also serves its transparency configuration, naming ``origin``."""
+
+    def __init__(self, log: Log, origin: str = ORIGIN) -> None:
+        super().__init__(log)
+        self.origin = origin
+
+    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+        if path == CONFIG_PATH:
+            keys = [v.vkey for v in self.log.note_verifiers]
+            return json.dumps({"checkpoint_origin": self.origin, "checkpoint_keys": keys}).encode()
+        return super().fetch(path, accept=accept)
+
+
+def test_a_checkpoint_for_another_origin_than_the_url_names_is_refused(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    # One operator, one key, two logs: the URL's configuration names ORIGIN, but it serves the
+    # checkpoints (and tiles) of another log signed by the same key. Followed as is, the
+    # monitor would report that log and never look at ORIGIN at that URL.
+    other = Log.open_memory(origin="log.example/other", note_signers=[NoteSigner(ORIGIN, log_key)])
+    other.start()
+    try:
+        fill(other, entries(3))
+        with pytest.raises(UnknownIssuer, match=r"log\.example/other"):
+            Monitor(store).check("https://a.example", ConfiguredFetcher(other))
+        key = PrivateKey.generate(Algorithm.ED25519)
+        policy = WitnessPolicy((Cosigner("w.example/1", key).verifier(),), 1)
+        with pytest.raises(UnknownIssuer, match=r"log\.example/other"):
+            Monitor(store, witnesses=policy).check("https://a.example", ConfiguredFetcher(other))
+        assert store.state("log.example/other") is None  # nothing was stored
+        # The same log under a URL whose configuration names its own origin is followed.
+        (event,) = Monitor(store).check(
+            "https://b.example", ConfiguredFetcher(other, "log.example/other")
+        )
+        assert (event.kind, event.origin, event.size) == ("checkpoint", "log.example/other", 3)
+    finally:
+        other.close()
+
+
+def test_new_entries_are_read_one_bundle_at_a_time(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    # A first look at a large log reads all of it: what the monitor holds at once is one
+    # entry bundle, not every new entry (about 12 MiB here, 6 bundles of 2 MiB).
+    big = [b"%05d" % i + bytes(8187) for i in range(6 * 256)]
+    log = grown(log_key, big)
+    try:
+        fetcher = LogFetcher(log)
+        tracemalloc.start()
+        try:
+            (event,) = Monitor(store).check("a", fetcher, _keys(log))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert (event.kind, event.size) == ("checkpoint", len(big))
+        total = sum(map(len, big))
+        assert peak < total / 2, f"peak {peak} bytes for {total} bytes of entries"
+    finally:
+        log.close()
+
+
+def test_tiles_that_give_the_root_but_not_the_proof_are_no_fork(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    # At size 300 the root is read from the level-1 tile (the first 256 leaves are one hash
+    # there), while the consistency proof from 100 is made of nodes of the level-0 tile. A
+    # mirror without the log's key that serves the level-1 tile as it is and a level-0 tile
+    # with one hash changed passes the root check; the proof it gives then leads to another
+    # root at size 100, but not to the checkpoint's root at 300: that shows lying tiles, not
+    # a fork, and no fork proof can be made of it.
+    log = grown(log_key, entries(100), entries(200, 100))
+    try:
+        monitor = Monitor(store)
+
+        class AtHundred(LogFetcher):
+            def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+                if path == "checkpoint":
+                    return self.log.checkpoint_at(100)
+                return super().fetch(path, accept=accept)
+
+        monitor.check("a", AtHundred(log), _keys(log))
+
+        class TamperedTile(LogFetcher):
+            def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+                data = super().fetch(path, accept=accept)
+                if path == "tile/0/000":
+                    data = data[: 40 * 32] + bytes(32) + data[41 * 32 :]
+                return data
+
+        with pytest.raises(VerificationFailed, match="tiles"):
+            monitor.check("a", TamperedTile(log), _keys(log))
+        assert store.forks() == []
+        state = store.state(ORIGIN)
+        assert state is not None
+        assert state.size == 100  # not advanced
+        # the honest tiles advance it
+        (event,) = monitor.check("a", LogFetcher(log), _keys(log))
+        assert (event.kind, event.size) == ("checkpoint", 300)
     finally:
         log.close()
 

@@ -24,6 +24,7 @@ import cbor2
 from ironroot.cose._cbor import DEFAULT_LIMITS, Limits, decode_cbor, encode_bstr, encode_cbor
 from ironroot.cose._headers import (
     ALG,
+    CRIT,
     CWT_CLAIMS,
     CWT_IAT,
     CWT_ISS,
@@ -34,6 +35,7 @@ from ironroot.cose._headers import (
     VDS,
     VDS_RFC9162_SHA256,
 )
+from ironroot.cose._message import check_crit
 from ironroot.cose._sign1 import Sign1, decode_sign1, sig_structure
 from ironroot.crypto import Algorithm, Verifier
 from ironroot.errors import (
@@ -57,6 +59,9 @@ __all__ = [
 ]
 
 _EMPTY_AAD: Final = b""
+# The protected header parameters a receipt verifier acts on; a receipt whose crit (2) names
+# any other must be rejected (RFC 9052 §3.1).
+_UNDERSTOOD: Final = frozenset((ALG, CRIT, KID, CWT_CLAIMS, VDS))
 
 
 def _is_uint(value: object) -> bool:
@@ -148,6 +153,9 @@ class Receipt:
             algorithm = Algorithm.from_cose_id(protected[ALG])
         except UnsupportedAlgorithm as exc:
             raise MalformedReceipt(exc.detail, code=exc.code) from exc
+        for label in check_crit(protected, MalformedReceipt):
+            if label not in _UNDERSTOOD:
+                raise MalformedReceipt(f"critical header {label!r} is not understood")
         vds = protected.get(VDS)
         if vds is None or VDS in msg.unprotected:
             raise MalformedReceipt("receipt protected header lacks vds (395)")

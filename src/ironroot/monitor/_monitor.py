@@ -4,7 +4,9 @@
 this order:
 
 1. fetches ``checkpoint`` and opens it with the log's keys (given, or pinned the first time
-   they were read from the log's ``/.well-known/transparency-configuration``); with a
+   they were read from the log's ``/.well-known/transparency-configuration``, and then the
+   checkpoint must name the origin pinned with them: :class:`UnknownIssuer` otherwise, as
+   when a URL serves another log signed by the same key); with a
    :class:`~ironroot.witness.WitnessPolicy`, also requires its quorum of cosignatures;
 2. compares it with the last checkpoint verified for that origin (from any URL: two URLs
    that serve one origin are checked against one state, so a split view between mirrors is a
@@ -14,9 +16,13 @@ this order:
    * smaller: the log went back (:class:`InconsistentCheckpoint`, nothing stored);
    * larger: the tree is read from the tiles, whose root must be the checkpoint's
      (:class:`VerificationFailed` if not), and the explicit consistency proof from the old
-     size is computed from them; if it leads to another root at the old size, a **fork**;
+     size is computed from them; it must lead to the checkpoint's root (else the tiles
+     disagree with each other: :class:`VerificationFailed`, not a fork, since a mirror
+     without the log's key can serve such tiles); if it then leads to another root at the
+     old size, a **fork**;
 
-3. fetches the new entries from the entry bundles, appends their leaf hashes to the stored
+3. fetches the new entries from the entry bundles, one bundle at a time (what it holds is
+   bounded by a bundle, however far behind it is), appends their leaf hashes to the stored
    compact range, and requires the checkpoint's root (:class:`VerificationFailed` if not);
 4. parses each entry as a SCITT Signed Statement and reports those whose ``iss`` or ``sub``
    is watched (``statement`` events);
@@ -50,6 +56,7 @@ from ironroot.errors import (
     VerificationFailed,
 )
 from ironroot.log import (
+    TILE_WIDTH,
     Checkpoint,
     LogFetcher,
     NoteVerifier,
@@ -151,9 +158,11 @@ class Monitor:
 
     def _identity(
         self, url: str, fetcher: LogFetcher, keys: Sequence[NoteVerifier]
-    ) -> tuple[NoteVerifier, ...]:
+    ) -> tuple[tuple[NoteVerifier, ...], str | None]:
+        """The keys to open ``url``'s checkpoints with, and the origin they must name (the
+        pinned one; ``None`` when the keys are given, which name no origin)."""
         if keys:
-            return tuple(keys)
+            return tuple(keys), None
         pinned = self.store.pin(url)
         identity = fetch_log_identity(fetcher)
         vkeys = tuple(v.vkey for v in identity.verifiers)
@@ -164,24 +173,26 @@ class Monitor:
                 ", ".join(vkeys),
                 url,
             )
-            return identity.verifiers
+            return identity.verifiers, identity.origin
         if pinned != (identity.origin, vkeys):
             raise ConfigError(
                 f"{url} now names other checkpoint keys or another origin than when first "
                 "seen: check them, and give the right ones with --key"
             )
-        return identity.verifiers
+        return identity.verifiers, identity.origin
 
     def check(
         self, url: str, fetcher: LogFetcher, keys: Sequence[NoteVerifier] = ()
     ) -> list[MonitorEvent]:
         """Check the log at ``url`` once (see the module docs); returns what happened."""
-        verifiers = self._identity(url, fetcher, keys)
+        verifiers, origin = self._identity(url, fetcher, keys)
         note = fetcher.fetch("checkpoint")
         if self.witnesses is not None:
-            checkpoint = self.witnesses.check(note, verifiers, now=self._clock()).checkpoint
+            checkpoint = self.witnesses.check(
+                note, verifiers, origin=origin, now=self._clock()
+            ).checkpoint
         else:
-            checkpoint = open_checkpoint(note, verifiers)
+            checkpoint = open_checkpoint(note, verifiers, origin=origin)
         state = self.store.state(checkpoint.origin)
         if state is None:
             state = LogState(checkpoint.origin, 0, EMPTY_ROOT, b"", (), 0)
@@ -204,7 +215,14 @@ class Monitor:
             )
         if state.size:
             proof = explicit_consistency_proof(state.size, checkpoint.size, tree.node)
-            old_root, _ = fork_roots(state.size, checkpoint.size, proof)
+            old_root, new_root = fork_roots(state.size, checkpoint.size, proof)
+            if not hmac.compare_digest(new_root, checkpoint.root):
+                # The proof's nodes are not those of the tree whose root was checked: the
+                # tiles disagree with each other, which proves nothing about the log.
+                raise VerificationFailed(
+                    f"the tiles {url} serves give the root of its checkpoint at size "
+                    f"{checkpoint.size} but not a consistency proof that leads to it"
+                )
             if not hmac.compare_digest(old_root, state.root):
                 why = f"the tree at size {checkpoint.size} does not extend size {state.size}"
                 return [self._fork(url, state, note, checkpoint, tuple(proof), why)]
@@ -220,10 +238,15 @@ class Monitor:
     ) -> list[MonitorEvent]:
         compact = CompactRange(state.size, state.compact)
         events: list[MonitorEvent] = []
-        entries = tree.entries(state.size, checkpoint.size)
-        for offset, entry in enumerate(entries):
-            compact.append(leaf_hash(entry))
-            events.extend(self._watched(url, checkpoint, state.size + offset, entry))
+        # One entry bundle at a time: a first look at a large log holds one bundle, not
+        # every entry, before the root is known to match.
+        index = state.size
+        while index < checkpoint.size:
+            stop = min(checkpoint.size, (index // TILE_WIDTH + 1) * TILE_WIDTH)
+            for offset, entry in enumerate(tree.entries(index, stop)):
+                compact.append(leaf_hash(entry))
+                events.extend(self._watched(url, checkpoint, index + offset, entry))
+            index = stop
         if not hmac.compare_digest(compact.root(), checkpoint.root):
             raise VerificationFailed(
                 f"the entries {url} serves do not give the root of its checkpoint at size "
@@ -244,7 +267,8 @@ class Monitor:
             checkpoint.origin,
             url,
             checkpoint.size,
-            f"{len(entries)} new entries verified, consistent with size {state.size}",
+            f"{checkpoint.size - state.size} new entries verified, consistent with size "
+            f"{state.size}",
             extra={
                 "previous_size": state.size,
                 "root": base64.b64encode(checkpoint.root).decode("ascii"),

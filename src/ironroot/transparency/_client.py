@@ -25,7 +25,13 @@ import httpx
 from ironroot._trust import client_verify
 from ironroot.cose import Problem, decode_cbor, decode_key_set
 from ironroot.crypto import PublicKey, Verifier
-from ironroot.errors import IronrootError, MalformedInput, StorageError, Unreachable
+from ironroot.errors import (
+    IronrootError,
+    MalformedInput,
+    PayloadTooLarge,
+    StorageError,
+    Unreachable,
+)
 from ironroot.log import Checkpoint, HttpLogFetcher, Note, NoteVerifier, TileTree
 from ironroot.transparency._witnessed import (
     WitnessedStatement,
@@ -37,6 +43,10 @@ from ironroot.witness import WitnessPolicy
 __all__ = ["Registration", "RemoteProblem", "TransparencyClient"]
 
 _COSE: Final = "application/cose"
+# The largest answer of a service: a checkpoint note with its cosignatures (at most 1 MiB, as
+# every signed note), with room for framing; a transparent statement is under 200 kB.
+_MAX_ANSWER: Final = (1 << 20) + 4096
+_BODY_FRAMING: Final = frozenset(("content-encoding", "content-length", "transfer-encoding"))
 
 
 class RemoteProblem(IronrootError):
@@ -119,23 +129,44 @@ class TransparencyClient:
             pass
         raise RemoteProblem(response.status_code, title, detail)
 
-    def _get(self, path: str, accept: str) -> httpx.Response:
+    def _send(
+        self, method: str, path: str, *, headers: dict[str, str], content: bytes | None = None
+    ) -> httpx.Response:
+        """The service's answer, read as it streams in and refused (:class:`PayloadTooLarge`)
+        once past :data:`_MAX_ANSWER`: no answer of a service is larger, and a client must not
+        hold whatever a hostile one sends."""
         try:
-            response = self._http.get(path, headers={"Accept": accept})
+            with self._http.stream(method, path, headers=headers, content=content) as streamed:
+                data = bytearray()
+                for chunk in streamed.iter_bytes():
+                    data += chunk
+                    if len(data) > _MAX_ANSWER:
+                        raise PayloadTooLarge(
+                            f"the transparency service answered {method} {path} with more "
+                            f"than {_MAX_ANSWER} bytes"
+                        )
         except httpx.HTTPError as exc:
             raise Unreachable.of("the transparency service", exc) from exc
-        return response
+        # The body as read (decoded), under the headers that still describe it.
+        kept = [
+            (name, value)
+            for name, value in streamed.headers.multi_items()
+            if name.lower() not in _BODY_FRAMING
+        ]
+        return httpx.Response(
+            streamed.status_code, headers=kept, content=bytes(data), request=streamed.request
+        )
+
+    def _get(self, path: str, accept: str) -> httpx.Response:
+        return self._send("GET", path, headers={"Accept": accept})
 
     def register(
         self, statement: bytes, *, poll_interval: float = 0.05, wait: float = 60.0
     ) -> Registration:
         """Register ``statement``; return once its receipts exist (or raise)."""
-        try:
-            response = self._http.post(
-                "/entries", content=statement, headers={"Content-Type": _COSE, "Accept": _COSE}
-            )
-        except httpx.HTTPError as exc:
-            raise Unreachable.of("the transparency service", exc) from exc
+        response = self._send(
+            "POST", "/entries", content=statement, headers={"Content-Type": _COSE, "Accept": _COSE}
+        )
         if response.status_code not in (201, 303):
             self._raise_problem(response)
         location = response.headers.get("location", "")

@@ -465,10 +465,12 @@ def load_config(data_dir: Path) -> TransparencyConfig:
     if cp_alg is Algorithm.ED25519:
         cp_alg = Algorithm.EDDSA
     witnesses = _witnesses(lg.get("witnesses", []))
-    quorum = _get(lg, "witness_quorum", int, len(witnesses), "log")
-    if not 0 <= quorum <= len(witnesses) or (witnesses and not quorum):
+    # A witness is its name: its Ed25519 and ML-DSA-44 keys, listed apart, count once.
+    named = len({w.verifier.name for w in witnesses})
+    quorum = _get(lg, "witness_quorum", int, named, "log")
+    if not 0 <= quorum <= named or (witnesses and not quorum):
         raise ConfigError(
-            f"log.witness_quorum must be between 1 and {len(witnesses)} (the witnesses listed)"
+            f"log.witness_quorum must be between 1 and {named} (the witnesses named)"
             if witnesses
             else "log.witness_quorum needs [[log.witnesses]] to count"
         )

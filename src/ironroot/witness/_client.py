@@ -52,6 +52,7 @@ from ironroot.witness._protocol import (
 __all__ = ["WitnessClient"]
 
 _MAX_ANSWER: Final = 1 << 20
+_BODY_FRAMING: Final = frozenset(("content-encoding", "content-length", "transfer-encoding"))
 
 
 def _problem(response: httpx.Response) -> tuple[str, str]:
@@ -109,19 +110,34 @@ class WitnessClient:
         self.close()
 
     def _request(self, method: str, path: str, body: bytes | None = None) -> httpx.Response:
+        """The witness's answer, read as it streams in and refused (:class:`StorageError`) as
+        soon as it passes :data:`_MAX_ANSWER` bytes: a witness cannot make its log hold more."""
         url = f"{self.url}/{path}"
         try:
-            response = self._http.request(
+            with self._http.stream(
                 method,
                 url,
                 content=body,
                 headers={"Accept": "application/concise-problem-details+cbor, text/plain"},
-            )
+            ) as streamed:
+                data = bytearray()
+                for chunk in streamed.iter_bytes():
+                    data += chunk
+                    if len(data) > _MAX_ANSWER:
+                        raise StorageError(
+                            f"the witness {self.url} answered more than {_MAX_ANSWER} bytes"
+                        )
         except httpx.HTTPError as exc:
             raise Unreachable.of(f"the witness {self.url}", exc) from exc
-        if len(response.content) > _MAX_ANSWER:
-            raise StorageError(f"the witness {self.url} answered more than {_MAX_ANSWER} bytes")
-        return response
+        # The body as read (decoded), under the headers that still describe it.
+        headers = [
+            (name, value)
+            for name, value in streamed.headers.multi_items()
+            if name.lower() not in _BODY_FRAMING
+        ]
+        return httpx.Response(
+            streamed.status_code, headers=headers, content=bytes(data), request=streamed.request
+        )
 
     def add_checkpoint(
         self, checkpoint: bytes, old_size: int, proof: Sequence[bytes] = ()

@@ -218,7 +218,11 @@ def verify_cosignatures(
 
 @dataclass(frozen=True, slots=True)
 class WitnessPolicy:
-    """Trust a checkpoint once ``quorum`` of ``witnesses`` cosigned it (k of n)."""
+    """Trust a checkpoint once ``quorum`` of ``witnesses`` cosigned it (k of n).
+
+    A witness is its name: the keys of one witness (Ed25519 and ML-DSA-44, which a witness
+    cosigns with under its one name) count once towards the quorum, whichever of them
+    cosigned, and the quorum is at most the number of names."""
 
     witnesses: tuple[CosignatureVerifier, ...]
     quorum: int
@@ -234,16 +238,18 @@ class WitnessPolicy:
             raise ConfigError("a witness policy names one witness key twice")
         if isinstance(self.quorum, bool) or not isinstance(self.quorum, int):
             raise ConfigError("the witness quorum must be an integer")
-        if not 1 <= self.quorum <= len(self.witnesses):
+        named = len({w.name for w in self.witnesses})
+        if not 1 <= self.quorum <= named:
             raise ConfigError(
-                f"the witness quorum must be between 1 and {len(self.witnesses)} (the witnesses)"
+                f"the witness quorum must be between 1 and {named} (the witnesses named)"
             )
 
     @classmethod
     def from_vkeys(cls, vkeys: Sequence[str], quorum: int | None = None) -> WitnessPolicy:
-        """From cosigner vkeys; ``quorum`` defaults to all of them."""
+        """From cosigner vkeys; ``quorum`` defaults to all the witnesses they name."""
         witnesses = tuple(CosignatureVerifier.from_vkey(v) for v in vkeys)
-        return cls(witnesses, len(witnesses) if quorum is None else quorum)
+        named = len({w.name for w in witnesses})
+        return cls(witnesses, named if quorum is None else quorum)
 
     def check(
         self,
@@ -262,10 +268,11 @@ class WitnessPolicy:
         checkpoint = open_checkpoint(note, log_verifiers, origin=origin)
         parsed = Note.parse(note)
         cosignatures = verify_cosignatures(parsed, self.witnesses, now=now)
-        if len(cosignatures) < self.quorum:
-            names = ", ".join(c.name for c in cosignatures) or "none"
+        witnesses = sorted({c.name for c in cosignatures})
+        if len(witnesses) < self.quorum:
+            names = ", ".join(witnesses) or "none"
             raise InsufficientCosignatures(
                 f"the checkpoint of {checkpoint.origin} at size {checkpoint.size} is cosigned by "
-                f"{len(cosignatures)} of the trusted witnesses ({names}); {self.quorum} required"
+                f"{len(witnesses)} of the trusted witnesses ({names}); {self.quorum} required"
             )
         return CosignedCheckpoint(checkpoint, cosignatures, note)

@@ -1,0 +1,206 @@
+"""What a third party verifying a log offline is fed by a hostile server or mirror: notes with
+confusing signature lines, checkpoints spelled to slip through, tiles that lag the checkpoint,
+redirects to another host, bodies larger than any log resource. Each must fail with its
+typed error (or, where the spec says so, be ignored), never be accepted."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from log_testkit import (
+    ORIGIN,
+    LogBackedFetcher,
+    ed25519_key,
+    entries,
+    fill,
+    fill_before_start,
+    signer,
+)
+
+from ironroot.errors import (
+    BadSignature,
+    LimitExceeded,
+    MalformedInput,
+    PayloadTooLarge,
+    StorageError,
+    UnknownIssuer,
+    VerificationFailed,
+)
+from ironroot.log import (
+    Checkpoint,
+    HttpLogFetcher,
+    Log,
+    Note,
+    NoteSignature,
+    open_checkpoint,
+    open_note,
+    sign_checkpoint,
+    sign_note,
+    verify_remote_log,
+)
+
+KEY = ed25519_key()
+OTHER = ed25519_key()
+ROOT = hashlib.sha256(b"root").digest()
+
+
+# --- signed notes -----------------------------------------------------------------------------
+
+
+def test_a_second_line_by_the_same_key_cannot_hide_a_bad_one() -> None:
+    # Whether the bad line comes first or last, one (name, key id) signing twice is malformed:
+    # a verifier never gets to pick the line that verifies.
+    note = Note.parse(sign_note(b"hello\n", [signer(KEY)]))
+    good = note.signatures[0]
+    bad = NoteSignature(good.name, good.key_id, bytes(64))
+    for lines in ((good, bad), (bad, good)):
+        with pytest.raises(MalformedInput, match="repeats"):
+            open_note(Note(note.body, lines).encode(), [signer(KEY).verifier()])
+
+
+def test_lines_by_unknown_keys_before_the_trusted_one_are_ignored() -> None:
+    text = sign_note(b"hello\n", [signer(OTHER, "a.example"), signer(OTHER), signer(KEY)])
+    assert open_note(text, [signer(KEY).verifier()]) == b"hello\n"
+    # a line under the trusted name with another key id is someone else's: ignored too, and
+    # it does not count as the trusted key's signature
+    only_other = sign_note(b"hello\n", [signer(OTHER)])
+    with pytest.raises(UnknownIssuer):
+        open_note(only_other, [signer(KEY).verifier()])
+
+
+@pytest.mark.parametrize("size", ["+3", "03", " 3", "3 ", "0x3", "3.0", "\u0663", "3\u00a0", "-0"])
+def test_a_tree_size_has_one_spelling(size: str) -> None:
+    root = Checkpoint(ORIGIN, 3, ROOT).encode().split(b"\n")[2]
+    body = f"{ORIGIN}\n{size}\n".encode() + root + b"\n"
+    with pytest.raises(MalformedInput):
+        open_checkpoint(sign_note(body, [signer(KEY)]), [signer(KEY).verifier()])
+
+
+def test_a_tree_size_beyond_2_63_is_a_limit() -> None:
+    root = Checkpoint(ORIGIN, 3, ROOT).encode().split(b"\n")[2]
+    body = f"{ORIGIN}\n{1 << 63}\n".encode() + root + b"\n"
+    with pytest.raises(LimitExceeded):
+        open_checkpoint(sign_note(body, [signer(KEY)]), [signer(KEY).verifier()])
+
+
+@pytest.mark.parametrize(
+    "origin", [ORIGIN + " ", " " + ORIGIN, ORIGIN + "\u00a0", ORIGIN.replace("e", "\u0435", 1)]
+)
+def test_an_origin_that_only_looks_the_same_is_another_origin(origin: str) -> None:
+    # Signed by the trusted key and well formed, but for an origin that is not the expected
+    # one byte for byte (a trailing space, a no-break space, a Cyrillic e).
+    text = sign_checkpoint(Checkpoint(origin, 3, ROOT), [signer(KEY)])
+    assert open_checkpoint(text, [signer(KEY).verifier()]).origin == origin
+    with pytest.raises(UnknownIssuer):
+        open_checkpoint(text, [signer(KEY).verifier()], origin=ORIGIN)
+
+
+def test_an_extension_line_is_signed_like_the_rest() -> None:
+    text = sign_checkpoint(Checkpoint(ORIGIN, 3, ROOT, ("ext one",)), [signer(KEY)])
+    assert open_checkpoint(text, [signer(KEY).verifier()]).extensions == ("ext one",)
+    body, sig = text.split(b"\n\n")
+    for changed in (
+        body + b"\next two",
+        body.replace(b"ext one", b"ext 1"),
+        body[: -len("\next one")],
+    ):
+        with pytest.raises(BadSignature):
+            open_checkpoint(changed + b"\n\n" + sig, [signer(KEY).verifier()])
+
+
+# --- a served log -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def logs() -> Iterator[tuple[Log, Log]]:
+    """The same log at two sizes: 300 entries (the checkpoint) and its first 260 (the tiles a
+    lagging mirror still serves)."""
+    big = Log.open_memory(origin=ORIGIN, note_signers=[signer(KEY)], max_batch=300)
+    small = Log.open_memory(origin=ORIGIN, note_signers=[signer(KEY)], max_batch=300)
+    fill_before_start(big, entries(300))
+    fill_before_start(small, entries(260))
+    yield big, small
+    big.close()
+    small.close()
+
+
+def test_a_checkpoint_newer_than_the_tiles_fails(logs: tuple[Log, Log]) -> None:
+    big, small = logs
+
+    class Lagging(LogBackedFetcher):
+        def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+            if path == "checkpoint":
+                return big.checkpoint()
+            return super().fetch(path, accept=accept)
+
+    assert verify_remote_log(LogBackedFetcher(small)).size == 260
+    with pytest.raises(VerificationFailed):
+        verify_remote_log(Lagging(small))
+
+
+def test_tiles_of_another_log_under_the_same_key_fail(logs: tuple[Log, Log]) -> None:
+    big, _ = logs
+    other = Log.open_memory(origin=ORIGIN, note_signers=[signer(KEY)], max_batch=300)
+    with other:
+        fill(other, entries(300, tag=b"other"))
+
+        class Mixed(LogBackedFetcher):
+            def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+                if path.startswith("tile/") and not path.startswith("tile/entries"):
+                    return LogBackedFetcher(other).fetch(path, accept=accept)
+                return super().fetch(path, accept=accept)
+
+        with pytest.raises(VerificationFailed, match="differs"):
+            verify_remote_log(Mixed(big))
+
+
+def _client(handler: object) -> httpx.Client:
+    return httpx.Client(transport=httpx.MockTransport(handler))  # type: ignore[arg-type]
+
+
+def test_a_redirect_to_another_host_is_not_followed(logs: tuple[Log, Log]) -> None:
+    big, _ = logs
+    served = LogBackedFetcher(big)
+    hosts: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hosts.append(request.url.host)
+        if request.url.host == "evil.example":
+            return httpx.Response(200, content=served.fetch(request.url.path.lstrip("/")))
+        if request.url.path.endswith("checkpoint"):
+            return httpx.Response(302, headers={"Location": "https://evil.example/checkpoint"})
+        return httpx.Response(200, content=served.fetch(request.url.path.lstrip("/")))
+
+    client = _client(handler)
+    with (
+        client,
+        HttpLogFetcher("https://log.example", client=client) as f,
+        pytest.raises(StorageError, match="302"),
+    ):
+        verify_remote_log(f)
+    assert "evil.example" not in hosts
+
+
+def test_a_body_larger_than_any_log_resource_is_cut_off() -> None:
+    sent = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        def chunks() -> Iterator[bytes]:
+            nonlocal sent
+            for _ in range(64):
+                sent += 1 << 20
+                yield bytes(1 << 20)
+
+        return httpx.Response(200, content=chunks())
+
+    client = _client(handler)
+    with (
+        client,
+        HttpLogFetcher("https://log.example", client=client) as f,
+        pytest.raises(PayloadTooLarge),
+    ):
+        f.fetch("tile/entries/000")
+    assert sent < 20 << 20  # the rest of the 64 MiB was never read

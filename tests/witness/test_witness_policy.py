@@ -1,0 +1,76 @@
+"""WitnessPolicy: k of n counts witnesses, not keys; what a policy refuses to be built from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from witness_testkit import entries, grown
+
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import ConfigError, InsufficientCosignatures
+from ironroot.log import Log, Note
+from ironroot.transparency import init_data_dir, load_config
+from ironroot.witness import Cosigner, WitnessPolicy
+
+NOW = 1_780_000_000
+
+# One witness with two keys (witness.toml: algorithms = ["Ed25519", "ML-DSA-44"]): both carry
+# its name. Another witness with one key.
+W1_ED = Cosigner("w1.example", PrivateKey.generate(Algorithm.ED25519))
+W1_PQ = Cosigner("w1.example", PrivateKey.generate(Algorithm.ML_DSA_44))
+W2 = Cosigner("w2.example", PrivateKey.generate(Algorithm.ED25519))
+
+
+@pytest.fixture(scope="module")
+def log() -> Iterator[Log]:
+    log = grown(PrivateKey.generate(Algorithm.ED25519), entries(3))
+    yield log
+    log.close()
+
+
+def _cosigned(log: Log, *cosigners: Cosigner) -> bytes:
+    note = Note.parse(log.checkpoint())
+    lines = tuple(c.cosign(note.body, NOW) for c in cosigners)
+    return Note(note.body, note.signatures + lines).encode()
+
+
+def test_two_keys_of_one_witness_are_one_witness_of_the_quorum(log: Log) -> None:
+    policy = WitnessPolicy((W1_ED.verifier(), W1_PQ.verifier(), W2.verifier()), 2)
+    with pytest.raises(InsufficientCosignatures, match="1 of the trusted witnesses"):
+        policy.check(_cosigned(log, W1_ED, W1_PQ), log.note_verifiers, now=NOW)
+    cosigned = policy.check(_cosigned(log, W1_PQ, W2), log.note_verifiers, now=NOW)
+    assert sorted(c.name for c in cosigned.cosignatures) == ["w1.example", "w2.example"]
+    # either key of w1 counts for it; both together still count once
+    both = policy.check(_cosigned(log, W1_ED, W1_PQ, W2), log.note_verifiers, now=NOW)
+    assert len(both.cosignatures) == 3
+
+
+def test_a_quorum_larger_than_the_witnesses_named_is_refused() -> None:
+    with pytest.raises(ConfigError, match="between 1 and 2"):
+        WitnessPolicy((W1_ED.verifier(), W1_PQ.verifier(), W2.verifier()), 3)
+    # the default quorum is every witness, not every key
+    vkeys = [W1_ED.verifier().vkey, W1_PQ.verifier().vkey, W2.verifier().vkey]
+    assert WitnessPolicy.from_vkeys(vkeys).quorum == 2
+
+
+def test_a_service_configured_with_both_keys_of_one_witness_counts_it_once(
+    tmp_path: Path,
+) -> None:
+    init_data_dir(tmp_path)
+    base = (tmp_path / "ironroot.toml").read_text()
+    listed = "".join(
+        f"[[log.witnesses]]\nurl = 'https://w1.example'\nkey = '{c.verifier().vkey}'\n"
+        for c in (W1_ED, W1_PQ)
+    )
+    (tmp_path / "ironroot.toml").write_text(base + listed)
+    config = load_config(tmp_path)  # the default quorum: every witness named, here one
+    assert config.witness_quorum == 1
+    policy = config.witness_policy
+    assert policy is not None
+    assert policy.quorum == 1
+    text = base.replace("[log]\n", "[log]\nwitness_quorum = 2\n", 1) + listed
+    (tmp_path / "ironroot.toml").write_text(text)
+    with pytest.raises(ConfigError, match=r"between 1 and 1 \(the witnesses named\)"):
+        load_config(tmp_path)
