@@ -811,6 +811,49 @@ def test_simple_update_without_statements_is_refused_by_the_receipt_check(
     assert bmc.active("bmc") == "1.0"
 
 
+def test_credentials_in_a_uri_are_refused_never_shown_to_other_accounts(
+    bmc: Bmc, files: tuple[str, dict[str, bytes]]
+) -> None:
+    """An image server's password in a URI's userinfo (``https://user:pw@host/…``) would end up
+    in the task's Payload and messages, which every ReadOnly account reads, and in the log:
+    it is refused (credentials go in ``Username``/``Password``) and never echoed."""
+    base, content = files
+    v2 = bmc.world.release("gpu", "2.0")
+    content["gpu.bin"] = v2.bundle
+    content["gpu.0.ts"] = v2.statements[0]
+    host = base.removeprefix("http://")
+    secret = "s3cret-of-the-image-server"
+    with_userinfo = f"http://op:{secret}@{host}"
+    target = {"Targets": [f"{INVENTORY}/gpu-active"]}
+    cases = [
+        ({"ImageURI": f"{with_userinfo}/gpu.bin"}, "ImageURI"),
+        ({"ImageURI": f"op:{secret}@{host}/gpu.bin", "TransferProtocol": "HTTP"}, "ImageURI"),
+        ({"ImageURI": f"http://op:{secret}@[::1/gpu.bin"}, "ImageURI"),  # nor unparsable
+        (
+            {
+                "ImageURI": f"{base}/gpu.bin",
+                "Oem": {"Ironroot": {"StatementURIs": [f"{with_userinfo}/gpu.0.ts"]}},
+            },
+            "Oem/Ironroot/StatementURIs",
+        ),
+        (
+            {"ImageURI": f"{base}/gpu.bin", "Oem": {"Ironroot": {"PfmURI": f"{with_userinfo}/p"}}},
+            "Oem/Ironroot/PfmURI",
+        ),
+    ]
+    with bmc.client(OPERATOR) as client:
+        for body, parameter in cases:
+            response = client.post(SIMPLE, json={**target, **body})
+            error = _error(response, 400, "ActionParameterValueFormatError")
+            assert error["@Message.ExtendedInfo"][0]["MessageArgs"][1] == parameter
+            assert secret not in response.text
+    with bmc.client(VIEWER) as viewer:
+        tasks = viewer.get(f"{ROOT}/TaskService/Tasks").json()
+        shown = [viewer.get(m["@odata.id"]).text for m in tasks["Members"]]
+    assert not any(secret in text for text in shown)
+    assert bmc.active("gpu") == "1.0"
+
+
 def test_simple_update_requests_with_bad_parameters_are_400(
     bmc: Bmc, files: tuple[str, dict[str, bytes]]
 ) -> None:

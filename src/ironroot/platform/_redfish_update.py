@@ -478,17 +478,23 @@ def _basic_credential(doc: Mapping[str, Any], name: str, action: str) -> str:
 
 
 def _fetch_uri(value: object, name: str, action: str) -> str:
-    """An ``http(s)://host/…`` URI to fetch (``ActionParameterValueFormatError`` otherwise)."""
+    """An ``http(s)://host/…`` URI to fetch (``ActionParameterValueFormatError`` otherwise).
+
+    A URI with userinfo (``https://user:password@host/…``) is refused and never echoed: the
+    URIs are kept in the task's ``Payload`` and messages, which every account may read, and
+    in the log. Credentials for the image go in ``Username`` and ``Password``."""
     import httpx
 
     shown = (value if isinstance(value, str) else json.dumps(value))[:200]
     if not isinstance(value, str):
         raise refuse("ActionParameterValueTypeError", shown, name, action, related=f"/{name}")
+    if "@" in value:  # what is refused is not echoed when it may hold a credential
+        shown = "(hidden)"
     try:
         url = httpx.URL(value)
     except (httpx.InvalidURL, ValueError, TypeError):
         url = None
-    if url is None or url.scheme not in ("http", "https") or not url.host:
+    if url is None or url.userinfo or url.scheme not in ("http", "https") or not url.host:
         raise refuse("ActionParameterValueFormatError", shown, name, action, related=f"/{name}")
     return value
 
