@@ -366,6 +366,29 @@ def test_other_users_sessions_need_configure_manager(bmc: Bmc) -> None:
         assert client.get(INVENTORY, headers={"X-Auth-Token": admin}).status_code == 200
 
 
+def test_one_account_cannot_take_every_session(bmc: Bmc) -> None:
+    """Sessions are bounded (64) for the service; a ReadOnly account that opened them all
+    would lock every other account, the Administrator's too, out of sessions for as long as it
+    kept them alive. Each account has at most 8; the others still log in."""
+    with bmc.client() as client:
+        mine = [_login(client, VIEWER) for _ in range(8)]
+        response = client.post(
+            f"{ROOT}/SessionService/Sessions",
+            json={"UserName": VIEWER[0], "Password": VIEWER[1]},
+        )
+        _error(response, 400, "CreateLimitReachedForResource")
+        assert "x-auth-token" not in response.headers
+        admin = _login(client, ADMIN)
+        assert client.get(INVENTORY, headers={"X-Auth-Token": admin}).status_code == 200
+        listed = client.get(
+            f"{ROOT}/SessionService/Sessions", headers={"X-Auth-Token": mine[0]}
+        ).json()["Members"]
+        assert len(listed) == 8
+        gone = client.delete(listed[0]["@odata.id"], headers={"X-Auth-Token": mine[1]})
+        assert gone.status_code == 204
+        _login(client, VIEWER)  # a session ended makes room for the account again
+
+
 # --- accounts and roles ---------------------------------------------------------------------
 
 

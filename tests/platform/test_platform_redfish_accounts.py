@@ -24,6 +24,7 @@ from ironroot.errors import (
 from ironroot.platform._redfish_accounts import (
     ACCOUNTS_FILE,
     MAX_SESSIONS,
+    MAX_SESSIONS_PER_ACCOUNT,
     ROLES,
     AccountStore,
     SessionStore,
@@ -283,9 +284,18 @@ def test_a_name_change_keeps_the_session(store: AccountStore) -> None:
 def test_the_number_of_sessions_is_bounded(store: AccountStore) -> None:
     sessions = SessionStore(store)
     account = store.get("1")
-    for _ in range(MAX_SESSIONS):
+    for _ in range(MAX_SESSIONS_PER_ACCOUNT):
         sessions.create(account)
-    _raises(LimitExceeded, "session-limit", lambda: sessions.create(account))
+    _raises(LimitExceeded, "account-session-limit", lambda: sessions.create(account))
+    others = [
+        store.add(f"user{n}", "a long password", "ReadOnly")
+        for n in range(MAX_SESSIONS // MAX_SESSIONS_PER_ACCOUNT)
+    ]
+    for other in others[:-1]:
+        for _ in range(MAX_SESSIONS_PER_ACCOUNT):
+            sessions.create(other)
+    assert len(sessions.sessions()) == MAX_SESSIONS
+    _raises(LimitExceeded, "session-limit", lambda: sessions.create(others[-1]))
 
 
 def test_every_role_has_login_and_configure_self() -> None:
