@@ -3,6 +3,8 @@ sessions, roles, updates and their tasks, and every status code with its Redfish
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import threading
 import time
@@ -16,7 +18,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from tests.platform.node_world import NOW, OTHER, World, make_world
 
@@ -1016,6 +1018,50 @@ def test_local_files_and_odd_targets_are_never_an_update(
         _error(twice, 400, "ArraySizeTooLong")
     assert bmc.service.tasks.tasks() == []
     assert bmc.active("bmc") == "1.0"
+
+
+def test_a_slow_image_server_holds_the_update_slot_at_most_the_fetch_timeout(
+    bmc: Bmc,
+) -> None:
+    """An image server that sends a little every few hundred milliseconds never trips a
+    per-read timeout, and would hold the node's one update slot for as long as it liked. The
+    whole fetch gets ``fetch_timeout`` seconds: here 1 s, for an image (a good one, logged)
+    that takes at least 3 s to arrive."""
+    v2 = bmc.world.release("gpu", "2.0")
+    chunks = 10
+    step = -(-len(v2.bundle) // chunks)
+
+    async def drip(request: Request) -> Response:
+        if request.path_params["name"] != "gpu.bin":
+            return Response(v2.statements[int(request.path_params["name"].split(".")[1])])
+
+        async def body() -> Any:
+            for n in range(chunks):
+                yield v2.bundle[n * step : (n + 1) * step]
+                await asyncio.sleep(0.3)
+
+        return StreamingResponse(body(), media_type="application/octet-stream")
+
+    bmc.service.limits = dataclasses.replace(LIMITS, fetch_timeout=1.0)
+    with ServerThread(Starlette(routes=[Route("/{name}", drip)])) as slow:
+        body = {
+            "ImageURI": f"{slow.url}/gpu.bin",
+            "Targets": [f"{INVENTORY}/gpu-active"],
+            "Oem": {
+                "Ironroot": {
+                    "StatementURIs": [f"{slow.url}/s.{n}.ts" for n in range(len(v2.statements))]
+                }
+            },
+        }
+        with bmc.client(OPERATOR) as client:
+            response = client.post(SIMPLE, json=body)
+            error = _error(response, 400, "TransferFailed")
+            assert "1.0 s" in error["message"]
+            tasks = client.get(f"{ROOT}/TaskService/Tasks").json()["Members"]
+            task = client.get(tasks[-1]["@odata.id"]).json()
+    assert task["TaskState"] == "Exception"
+    assert not bmc.service.updating.locked()
+    assert bmc.active("gpu") == "1.0"
 
 
 def test_simple_update_requests_with_bad_parameters_are_400(
