@@ -862,3 +862,45 @@ def test_a_refused_update_changes_no_slot_recovery_image_or_pfm(
     assert {k: _region_bytes(node, *k) for k in kept} == kept
     active = {i.id: i.version for i in node.inventory()}
     assert active[f"{component}-active"] == "1.0"
+
+
+def test_refused_updates_leave_no_evidence_behind(node: Platform, world: World) -> None:
+    """The statements of an update are kept (content-addressed, up to 4 MiB) when it is
+    staged, before it is verified. A refused update's were never removed: whoever may update
+    could fill the node's disk with refused pushes of junk "statements". They are removed with
+    the refusal, unless an image the RoT holds was accepted with the very same ones."""
+    evidence = node.directory / "evidence"
+
+    def held() -> list[str]:
+        return sorted(p.name for p in evidence.iterdir())
+
+    before = held()
+    v1, v2 = world.release("bmc", "1.0"), world.release("bmc", "2.0")
+    for _ in range(3):
+        junk = tuple(os.urandom(100_000) for _ in range(4))
+        _raises(
+            PolicyRejected,
+            "no-receipt",
+            lambda junk=junk: node.update("bmc", v2.bundle, junk, now=NOW),
+        )
+    untrusted = world.publish("bmc", v2.bundle, client=world.untrusted)
+    _raises(
+        UnknownIssuer,
+        "untrusted-service",
+        lambda: node.update("bmc", v2.bundle, untrusted, now=NOW),
+    )
+    # the active image's own statements with another bundle: refused, its evidence kept
+    _raises(
+        DigestMismatch,
+        "logged-digest-mismatch",
+        lambda: node.update("bmc", v2.bundle, v1.statements, now=NOW),
+    )
+    assert held() == before
+    # an update cut off by a power loss after staging is abandoned at the next boot: likewise
+    with pytest.raises(PowerLost):
+        node.update("bmc", v2.bundle, v2.statements, now=NOW, faults=Faults(step="verify"))
+    assert len(held()) == len(before) + 1
+    node.boot(now=NOW)
+    assert held() == before
+    node.update("bmc", v2.bundle, v2.statements, now=NOW)
+    assert len(set(held()) - set(before)) == 1
