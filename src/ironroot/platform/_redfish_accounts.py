@@ -105,6 +105,8 @@ SETTING_LIMITS: Final[Mapping[str, tuple[int, int]]] = {
     "session_timeout": (30, 86400),
 }
 """Each setting's range (inclusive)."""
+_MAX_SECRET: Final = SETTING_LIMITS["max_password_length"][1] * 4
+"""The most UTF-8 bytes a password may have: the highest maximum length, 4 bytes a character."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,13 +381,17 @@ class AccountStore:
         a disabled account), ``IdentityLocked`` for a locked account given its right password.
         A wrong password counts towards the lockout."""
         secret = password.encode("utf-8", "surrogatepass") if isinstance(password, str) else b""
-        if len(secret) > self.settings.max_password_length * 4:
-            secret = secret[: self.settings.max_password_length * 4]
+        # Longer than any password can be (whatever the maximum was when it was set): wrong,
+        # at the cost of the longest. Never cut to the current maximum, which may have been
+        # lowered since a longer password was set.
+        too_long = len(secret) > _MAX_SECRET
+        secret = secret[:_MAX_SECRET]
         account = self.by_name(username) if isinstance(username, str) else None
         if account is None:
             _hash(secret, _DUMMY_SALT, self._kdf)
             raise Unauthorized("unknown user or wrong password", code="login")
-        right = hmac.compare_digest(_hash(secret, account.salt, account.kdf), account.digest)
+        digest = _hash(secret, account.salt, account.kdf)
+        right = hmac.compare_digest(digest, account.digest) and not too_long
         with self._lock:
             account = self._accounts.get(account.id)
             if account is None:
