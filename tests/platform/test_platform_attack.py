@@ -32,20 +32,32 @@ from tests.platform.node_world import (
 )
 
 from hypothesis_budget import examples
+from ironroot.cose import (
+    InclusionProof,
+    Receipt,
+    Sign1,
+    TransparentStatement,
+    build_receipt,
+    make_transparent,
+)
 from ironroot.errors import (
     ConfigError,
     Conflict,
     DeviceStateTampered,
     DigestMismatch,
+    FirmwareRejected,
     FlashProtected,
+    InvalidProof,
     IronrootError,
     LimitExceeded,
     PolicyRejected,
     StorageError,
     StoreRolledBack,
     SvnRollback,
+    UnknownIssuer,
 )
 from ironroot.firmware import Component, build_bundle, sign_bundle
+from ironroot.merkle import leaf_hash, root_from_inclusion_proof
 from ironroot.platform import (
     COMPONENTS,
     UPDATE_CHECKS,
@@ -746,3 +758,149 @@ def test_the_pfm_recovery_waits_for_its_own_healthy_boots(node: Platform, world:
     state = node.state()
     assert state.pfm.recovery.svn == 2  # type: ignore[union-attr]
     assert state.pfm.min_svn == 2
+
+
+# --- refused updates leave every slot, recovery image and PFM as they were -------------------
+
+
+def _other_tree_size(statement: bytes, *, fits: bool) -> bytes:
+    """``statement`` with its receipt's inclusion proof moved to another tree size (one leaf
+    more), the service's signature kept: a proof of the entry in a tree the service never
+    signed. With ``fits`` the path is cut or padded to the length that size takes, so that the
+    proof computes a root (another one); without, the path does not fit."""
+    parsed = TransparentStatement.parse(statement)
+    receipt = Receipt.parse(parsed.receipts[0])
+    proof = receipt.inclusion_proofs[0]
+    size, path = proof.tree_size + 1, proof.path
+    if fits:
+        leaf = leaf_hash(parsed.statement.log_entry())
+        path = next(
+            p
+            for length in range(64)
+            if _fits(size, proof.leaf_index, leaf, p := (*path, *[bytes(32)] * 64)[:length])
+        )
+    moved = build_receipt(
+        receipt.sign1.protected_bytes,
+        receipt.sign1.signature,
+        InclusionProof(size, proof.leaf_index, path),
+    )
+    bare = dataclasses.replace(Sign1.decode(statement), unprotected={}).encode()
+    return make_transparent(bare, [moved])
+
+
+def _fits(size: int, index: int, leaf: bytes, path: tuple[bytes, ...]) -> bool:
+    try:
+        root_from_inclusion_proof(index, size, leaf, path)
+    except InvalidProof:
+        return False
+    return True
+
+
+def _attack(world: World, case: str) -> tuple[str, bytes, tuple[bytes, ...]]:
+    v2 = world.release("bmc", "2.0")
+    if case == "untrusted-log":
+        return "bmc", v2.bundle, world.publish("bmc", v2.bundle, client=world.untrusted)
+    if case in ("another-tree-size", "a-tree-size-that-fits"):
+        fits = case == "a-tree-size-that-fits"
+        return "bmc", v2.bundle, (_other_tree_size(v2.statements[0], fits=fits),)
+    if case == "another-statement":
+        host = world.release("host", "2.0")
+        receipts = TransparentStatement.parse(host.statements[0]).receipts
+        bare = dataclasses.replace(Sign1.decode(v2.statements[0]), unprotected={}).encode()
+        return "bmc", v2.bundle, (make_transparent(bare, receipts),)
+    if case == "another-component":
+        return "host", v2.bundle, v2.statements
+    if case == "rollback":
+        older = world.bundle("bmc", svn=2, tag="0.9")
+        return "bmc", older, world.publish("bmc", older)
+    if case == "not-in-pfm":
+        newer = world.bundle("bmc", svn=5, tag="3.0")
+        return "bmc", newer, world.publish("bmc", newer)
+    if case == "runtime-swapped":
+        swapped = v2.bundle[:-1] + bytes([v2.bundle[-1] ^ 1])
+        return "bmc", swapped, v2.statements
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize(
+    ("case", "error", "code", "check"),
+    [
+        ("untrusted-log", UnknownIssuer, "untrusted-service", "receipt"),
+        ("another-tree-size", InvalidProof, "receipt-not-for-statement", "receipt"),
+        ("a-tree-size-that-fits", InvalidProof, "receipt-not-for-statement", "receipt"),
+        ("another-statement", InvalidProof, "receipt-not-for-statement", "receipt"),
+        ("another-component", FirmwareRejected, "not-in-pfm", "pfm"),
+        ("rollback", SvnRollback, "svn-rollback", "svn"),
+        ("not-in-pfm", FirmwareRejected, "not-in-pfm", "pfm"),
+        ("runtime-swapped", DigestMismatch, "digest-mismatch", "component:2"),
+    ],
+)
+def test_a_refused_update_changes_no_slot_recovery_image_or_pfm(
+    node: Platform, world: World, case: str, error: type[IronrootError], code: str, check: str
+) -> None:
+    """Each bundle below is vendor-signed and most carry a receipt of the trusted log, but not
+    one that makes it this node's next image of this component: a receipt by another log, one
+    whose proof is for another tree size (not fitting it, or fitting with another root), the
+    receipt of another statement spliced on; the BMC's image offered as the host's; an older
+    SVN; an image no PFM lists; a runtime part changed under an intact FMC. Each is refused
+    with its exact error at its check, and no slot, recovery image or PFM changes."""
+    component, bundle, statements = _attack(world, case)
+    kept = {
+        (chip, r.name): _region_bytes(node, chip, r.name)
+        for chip in ("rot", *COMPONENTS)
+        for r in chip_layout(chip, 0 if chip == "rot" else SLOT)
+        if r.name.startswith(("slot", "recovery", "pfm"))
+    }
+    assert len(kept) == 3 + 3 * len(COMPONENTS)
+    before = node.show()
+    refused = _raises(error, code, lambda: node.update(component, bundle, statements, now=NOW))
+    assert refused.check == check
+    after = node.show()
+    assert after["components"] == before["components"]
+    assert after["pfm"] == before["pfm"]
+    assert after["pending"] is None
+    assert {k: _region_bytes(node, *k) for k in kept} == kept
+    active = {i.id: i.version for i in node.inventory()}
+    assert active[f"{component}-active"] == "1.0"
+
+
+def test_refused_updates_leave_no_evidence_behind(node: Platform, world: World) -> None:
+    """The statements of an update are kept (content-addressed, up to 4 MiB) when it is
+    staged, before it is verified. A refused update's were never removed: whoever may update
+    could fill the node's disk with refused pushes of junk "statements". They are removed with
+    the refusal, unless an image the RoT holds was accepted with the very same ones."""
+    evidence = node.directory / "evidence"
+
+    def held() -> list[str]:
+        return sorted(p.name for p in evidence.iterdir())
+
+    before = held()
+    v1, v2 = world.release("bmc", "1.0"), world.release("bmc", "2.0")
+    for _ in range(3):
+        junk = tuple(os.urandom(100_000) for _ in range(4))
+        _raises(
+            PolicyRejected,
+            "no-receipt",
+            lambda junk=junk: node.update("bmc", v2.bundle, junk, now=NOW),
+        )
+    untrusted = world.publish("bmc", v2.bundle, client=world.untrusted)
+    _raises(
+        UnknownIssuer,
+        "untrusted-service",
+        lambda: node.update("bmc", v2.bundle, untrusted, now=NOW),
+    )
+    # the active image's own statements with another bundle: refused, its evidence kept
+    _raises(
+        DigestMismatch,
+        "logged-digest-mismatch",
+        lambda: node.update("bmc", v2.bundle, v1.statements, now=NOW),
+    )
+    assert held() == before
+    # an update cut off by a power loss after staging is abandoned at the next boot: likewise
+    with pytest.raises(PowerLost):
+        node.update("bmc", v2.bundle, v2.statements, now=NOW, faults=Faults(step="verify"))
+    assert len(held()) == len(before) + 1
+    node.boot(now=NOW)
+    assert held() == before
+    node.update("bmc", v2.bundle, v2.statements, now=NOW)
+    assert len(set(held()) - set(before)) == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import http_calls
-from ironroot.cose import CoseSign, decode_cbor, encode_cbor
+from ironroot.cose import CONTENT_TYPE, KID, CoseSign, cose_sign, decode_cbor, encode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
@@ -21,7 +21,14 @@ from ironroot.errors import (
     SvnRollback,
 )
 from ironroot.firmware import key_descriptor_hash
-from ironroot.platform import Pfm, PfmComponent, PfmVersion, sign_pfm, verify_pfm
+from ironroot.platform import (
+    PFM_CONTENT_TYPE,
+    Pfm,
+    PfmComponent,
+    PfmVersion,
+    sign_pfm,
+    verify_pfm,
+)
 
 BMC_1 = b"bmc firmware 1.0" * 64
 BMC_2 = b"bmc firmware 2.0" * 64
@@ -150,6 +157,34 @@ def test_malformed_pfms_are_refused(vendor: Vendor) -> None:
         assert info.value.detail == f"unknown PFM format {fake!r}"
     with pytest.raises(MalformedInput):
         vendor.verify(b"not a PFM")
+
+
+def test_one_image_under_two_versions_is_refused(vendor: Vendor) -> None:
+    """A PFM that lists one SHA-384 twice for a component says two things of one image (which
+    version it is, which SVN): the entry an update or a boot would take is the first that
+    matches, so another entry's SVN or version could be what the RoT records. Refused at
+    construction and, signed by the vendor, at verification."""
+    digest = hashlib.sha384(BMC_1).digest()
+    twice = (PfmVersion("1.0", 1, digest), PfmVersion("2.0", 2, digest))
+    with pytest.raises(MalformedInput) as info:
+        PfmComponent("bmc", twice)
+    assert info.value.detail == "component 'bmc' lists one image (SHA-384) under two versions"
+    payload = decode_cbor(_pfm().encode())
+    payload["components"][0]["versions"] = [
+        {"version": v.version, "svn": v.svn, "sha384": v.sha384} for v in twice
+    ]
+    signed = cose_sign(
+        [vendor.ecc, vendor.pqc],
+        encode_cbor(payload),
+        {CONTENT_TYPE: PFM_CONTENT_TYPE},
+        signer_headers=[({KID: vendor.ecc.kid}, {}), ({KID: vendor.pqc.kid}, {})],
+    ).encode()
+    with pytest.raises(MalformedInput) as info:
+        vendor.verify(signed)
+    assert info.value.detail == "component 'bmc' lists one image (SHA-384) under two versions"
+    # the same image for two components is another matter: each component's list is its own
+    other = PfmComponent("bios", (PfmVersion("1.0", 1, digest),))
+    Pfm("pkg:platform/acme/node-1", 1, (PfmComponent("bmc", twice[:1]), other))
 
 
 def test_cli_build_and_verify(

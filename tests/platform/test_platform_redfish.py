@@ -3,6 +3,8 @@ sessions, roles, updates and their tasks, and every status code with its Redfish
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import threading
 import time
@@ -16,7 +18,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from tests.platform.node_world import NOW, OTHER, World, make_world
 
@@ -364,6 +366,113 @@ def test_other_users_sessions_need_configure_manager(bmc: Bmc) -> None:
         response = client.delete(others[0], headers={"X-Auth-Token": viewer})
         _error(response, 403, "InsufficientPrivilege")
         assert client.get(INVENTORY, headers={"X-Auth-Token": admin}).status_code == 200
+
+
+def test_one_account_cannot_take_every_session(bmc: Bmc) -> None:
+    """Sessions are bounded (64) for the service; a ReadOnly account that opened them all
+    would lock every other account, the Administrator's too, out of sessions for as long as it
+    kept them alive. Each account has at most 8; the others still log in."""
+    with bmc.client() as client:
+        mine = [_login(client, VIEWER) for _ in range(8)]
+        response = client.post(
+            f"{ROOT}/SessionService/Sessions",
+            json={"UserName": VIEWER[0], "Password": VIEWER[1]},
+        )
+        _error(response, 400, "CreateLimitReachedForResource")
+        assert "x-auth-token" not in response.headers
+        admin = _login(client, ADMIN)
+        assert client.get(INVENTORY, headers={"X-Auth-Token": admin}).status_code == 200
+        listed = client.get(
+            f"{ROOT}/SessionService/Sessions", headers={"X-Auth-Token": mine[0]}
+        ).json()["Members"]
+        assert len(listed) == 8
+        gone = client.delete(listed[0]["@odata.id"], headers={"X-Auth-Token": mine[1]})
+        assert gone.status_code == 204
+        _login(client, VIEWER)  # a session ended makes room for the account again
+
+
+def test_a_token_dies_with_its_accounts_password_role_or_removal(bmc: Bmc) -> None:
+    """A stolen token is worth nothing once its account changes: a new password (set by an
+    administrator), a new role or the account's removal ends it for good, and it never
+    becomes another account's, even when an account of the same name is created again."""
+    accounts = f"{ROOT}/AccountService/Accounts"
+    with bmc.client() as client, bmc.client(ADMIN) as admin:
+        viewer, operator = _login(client, VIEWER), _login(client, OPERATOR)
+        assert admin.patch(f"{accounts}/3", json={"Password": "reset by the admin"}).is_success
+        assert admin.patch(f"{accounts}/2", json={"RoleId": "ReadOnly"}).is_success
+        for token in (viewer, operator):
+            _error(client.get(INVENTORY, headers={"X-Auth-Token": token}), 401, "NoValidSession")
+        viewer = _login(client, ("viewer", "reset by the admin"))
+        assert admin.delete(f"{accounts}/3").status_code == 204
+        recreated = admin.post(
+            accounts, json={"UserName": "viewer", "Password": VIEWER[1], "RoleId": "Administrator"}
+        )
+        assert recreated.status_code == 201
+        _error(client.get(INVENTORY, headers={"X-Auth-Token": viewer}), 401, "NoValidSession")
+
+
+def test_a_locked_account_answers_its_right_password_as_a_wrong_one(bmc: Bmc) -> None:
+    """Once locked, the right password gets the very answer a wrong one gets (no oracle for
+    guessing on), over a session login and over Basic."""
+    with bmc.client(ADMIN) as admin:
+        assert admin.patch(f"{ROOT}/AccountService", json={"AccountLockoutThreshold": 3}).is_success
+    sessions = f"{ROOT}/SessionService/Sessions"
+    with bmc.client() as client:
+        for _ in range(3):
+            wrong = client.post(sessions, json={"UserName": "viewer", "Password": "not it, no"})
+            _error(wrong, 401, "NoValidSession")
+        right = client.post(sessions, json={"UserName": VIEWER[0], "Password": VIEWER[1]})
+        _error(right, 401, "NoValidSession")
+        assert right.content == wrong.content
+        assert "x-auth-token" not in right.headers
+    with bmc.client(VIEWER) as basic, bmc.client(("viewer", "not it, no")) as guess:
+        by_basic, by_guess = basic.get(INVENTORY), guess.get(INVENTORY)
+    _error(by_basic, 401, "NoValidSession")
+    assert by_basic.content == by_guess.content
+    assert by_basic.headers["www-authenticate"] == by_guess.headers["www-authenticate"]
+
+
+def test_an_operator_changes_no_account_but_its_own_password(bmc: Bmc) -> None:
+    accounts = f"{ROOT}/AccountService/Accounts"
+    with bmc.client(OPERATOR) as client:
+        cases = [
+            client.patch(f"{accounts}/1", json={"Password": "the admin's new one"}),
+            client.patch(f"{accounts}/3", json={"RoleId": "Administrator"}),
+            client.patch(f"{accounts}/2", json={"RoleId": "Administrator"}),
+            client.patch(f"{accounts}/2", json={"Password": "a long password", "Enabled": True}),
+            client.patch(f"{accounts}/2", json={"UserName": "admin2"}),
+            client.delete(f"{accounts}/1"),
+            client.post(
+                accounts,
+                json={"UserName": "Admin", "Password": "a long password", "RoleId": "ReadOnly"},
+            ),
+            client.patch(f"{ROOT}/AccountService", json={"AccountLockoutThreshold": 0}),
+            client.patch(f"{ROOT}/SessionService", json={"SessionTimeout": 86400}),
+        ]
+        for response in cases:
+            _error(response, 403, "InsufficientPrivilege")
+    roles = {a.username: a.role for a in bmc.service.accounts.accounts()}
+    assert roles == {"admin": "Administrator", "operator": "Operator", "viewer": "ReadOnly"}
+    with bmc.client(ADMIN) as admin:
+        assert admin.get(INVENTORY).status_code == 200
+
+
+def test_user_names_with_spaces_or_other_scripts_are_refused(bmc: Bmc) -> None:
+    """No second "admin" from a look-alike: names are ASCII letters, digits, '.', '_', '-'."""
+    accounts = f"{ROOT}/AccountService/Accounts"
+    with bmc.client(ADMIN) as client:
+        for name in ("admin ", " admin", "admin\t", "\uff41dmin", "adm\u0131n", "admin\u200b", ""):
+            response = client.post(
+                accounts,
+                json={"UserName": name, "Password": "a long password", "RoleId": "Administrator"},
+            )
+            _error(response, 400, "PropertyValueFormatError")
+        taken = client.post(
+            accounts,
+            json={"UserName": "admin", "Password": "a long password", "RoleId": "Administrator"},
+        )
+        _error(taken, 400, "ResourceAlreadyExists")
+    assert [a.username for a in bmc.service.accounts.accounts()] == ["admin", "operator", "viewer"]
 
 
 # --- accounts and roles ---------------------------------------------------------------------
@@ -809,6 +918,150 @@ def test_simple_update_without_statements_is_refused_by_the_receipt_check(
     error = _error(response, 400, "VerificationFailed")
     assert error["@Message.ExtendedInfo"][0]["Oem"]["Ironroot"]["Check"] == "receipt"
     assert bmc.active("bmc") == "1.0"
+
+
+def test_credentials_in_a_uri_are_refused_never_shown_to_other_accounts(
+    bmc: Bmc, files: tuple[str, dict[str, bytes]]
+) -> None:
+    """An image server's password in a URI's userinfo (``https://user:pw@host/…``) would end up
+    in the task's Payload and messages, which every ReadOnly account reads, and in the log:
+    it is refused (credentials go in ``Username``/``Password``) and never echoed."""
+    base, content = files
+    v2 = bmc.world.release("gpu", "2.0")
+    content["gpu.bin"] = v2.bundle
+    content["gpu.0.ts"] = v2.statements[0]
+    host = base.removeprefix("http://")
+    secret = "s3cret-of-the-image-server"
+    with_userinfo = f"http://op:{secret}@{host}"
+    target = {"Targets": [f"{INVENTORY}/gpu-active"]}
+    cases = [
+        ({"ImageURI": f"{with_userinfo}/gpu.bin"}, "ImageURI"),
+        ({"ImageURI": f"op:{secret}@{host}/gpu.bin", "TransferProtocol": "HTTP"}, "ImageURI"),
+        ({"ImageURI": f"http://op:{secret}@[::1/gpu.bin"}, "ImageURI"),  # nor unparsable
+        (
+            {
+                "ImageURI": f"{base}/gpu.bin",
+                "Oem": {"Ironroot": {"StatementURIs": [f"{with_userinfo}/gpu.0.ts"]}},
+            },
+            "Oem/Ironroot/StatementURIs",
+        ),
+        (
+            {"ImageURI": f"{base}/gpu.bin", "Oem": {"Ironroot": {"PfmURI": f"{with_userinfo}/p"}}},
+            "Oem/Ironroot/PfmURI",
+        ),
+    ]
+    with bmc.client(OPERATOR) as client:
+        for body, parameter in cases:
+            response = client.post(SIMPLE, json={**target, **body})
+            error = _error(response, 400, "ActionParameterValueFormatError")
+            assert error["@Message.ExtendedInfo"][0]["MessageArgs"][1] == parameter
+            assert secret not in response.text
+    with bmc.client(VIEWER) as viewer:
+        tasks = viewer.get(f"{ROOT}/TaskService/Tasks").json()
+        shown = [viewer.get(m["@odata.id"]).text for m in tasks["Members"]]
+    assert not any(secret in text for text in shown)
+    assert bmc.active("gpu") == "1.0"
+
+
+def test_local_files_and_odd_targets_are_never_an_update(
+    bmc: Bmc, files: tuple[str, dict[str, bytes]]
+) -> None:
+    """The service fetches only http(s) from a host; a target is one known component, named
+    once, with no path tricks. Each is refused before any task or fetch, the node unchanged."""
+    base, content = files
+    v2 = bmc.world.release("bmc", "2.0")
+    content["bmc.bin"] = v2.bundle
+    bmc_target = {"Targets": [f"{INVENTORY}/bmc-active"]}
+    image = {"ImageURI": f"{base}/bmc.bin"}
+    node = bmc.platform.directory
+    simple = [
+        ({**bmc_target, "ImageURI": f"file://{node}/flash/bmc"}, "ActionParameterValueFormatError"),
+        (
+            {**bmc_target, "ImageURI": "/etc/passwd", "TransferProtocol": "HTTP"},
+            "ActionParameterValueFormatError",
+        ),
+        (
+            {**bmc_target, "ImageURI": "file:///etc/passwd", "TransferProtocol": "HTTPS"},
+            "ActionParameterValueFormatError",
+        ),
+        (
+            {**bmc_target, "ImageURI": "../../flash/bmc", "TransferProtocol": "NFS"},
+            "ActionParameterValueNotInList",
+        ),
+        (
+            {**image, "Targets": [f"{INVENTORY}/bmc-active", f"{INVENTORY}/bmc-active"]},
+            "ArraySizeTooLong",
+        ),
+        (
+            {**image, "Targets": [f"{INVENTORY}/bmc-active", f"{INVENTORY}/gpu-active"]},
+            "ArraySizeTooLong",
+        ),
+        (
+            {**image, "Targets": [f"{INVENTORY}/../../Managers/bmc"]},
+            "ActionParameterValueNotInList",
+        ),
+        ({**image, "Targets": [f"{INVENTORY}/rot-active"]}, "ActionParameterValueNotInList"),
+        ({**image, "Targets": [f"{INVENTORY}/BMC-active"]}, "ActionParameterValueNotInList"),
+        ({**image, "Targets": [f"{ROOT}/Managers/bmc/../gpu"]}, "ActionParameterValueNotInList"),
+    ]
+    with bmc.client(ADMIN) as client:
+        for body, message_id in simple:
+            _error(client.post(SIMPLE, json=body), 400, message_id)
+        twice = client.post(
+            PUSH,
+            files=_parts(
+                v2.bundle,
+                v2.statements,
+                targets=[f"{INVENTORY}/bmc-active", f"{ROOT}/Managers/bmc"],
+            ),
+        )
+        _error(twice, 400, "ArraySizeTooLong")
+    assert bmc.service.tasks.tasks() == []
+    assert bmc.active("bmc") == "1.0"
+
+
+def test_a_slow_image_server_holds_the_update_slot_at_most_the_fetch_timeout(
+    bmc: Bmc,
+) -> None:
+    """An image server that sends a little every few hundred milliseconds never trips a
+    per-read timeout, and would hold the node's one update slot for as long as it liked. The
+    whole fetch gets ``fetch_timeout`` seconds: here 1 s, for an image (a good one, logged)
+    that takes at least 3 s to arrive."""
+    v2 = bmc.world.release("gpu", "2.0")
+    chunks = 10
+    step = -(-len(v2.bundle) // chunks)
+
+    async def drip(request: Request) -> Response:
+        if request.path_params["name"] != "gpu.bin":
+            return Response(v2.statements[int(request.path_params["name"].split(".")[1])])
+
+        async def body() -> Any:
+            for n in range(chunks):
+                yield v2.bundle[n * step : (n + 1) * step]
+                await asyncio.sleep(0.3)
+
+        return StreamingResponse(body(), media_type="application/octet-stream")
+
+    bmc.service.limits = dataclasses.replace(LIMITS, fetch_timeout=1.0)
+    with ServerThread(Starlette(routes=[Route("/{name}", drip)])) as slow:
+        body = {
+            "ImageURI": f"{slow.url}/gpu.bin",
+            "Targets": [f"{INVENTORY}/gpu-active"],
+            "Oem": {
+                "Ironroot": {
+                    "StatementURIs": [f"{slow.url}/s.{n}.ts" for n in range(len(v2.statements))]
+                }
+            },
+        }
+        with bmc.client(OPERATOR) as client:
+            response = client.post(SIMPLE, json=body)
+            error = _error(response, 400, "TransferFailed")
+            assert "1.0 s" in error["message"]
+            tasks = client.get(f"{ROOT}/TaskService/Tasks").json()["Members"]
+            task = client.get(tasks[-1]["@odata.id"]).json()
+    assert task["TaskState"] == "Exception"
+    assert not bmc.service.updating.locked()
+    assert bmc.active("gpu") == "1.0"
 
 
 def test_simple_update_requests_with_bad_parameters_are_400(

@@ -24,6 +24,7 @@ from ironroot.errors import (
 from ironroot.platform._redfish_accounts import (
     ACCOUNTS_FILE,
     MAX_SESSIONS,
+    MAX_SESSIONS_PER_ACCOUNT,
     ROLES,
     AccountStore,
     SessionStore,
@@ -283,9 +284,18 @@ def test_a_name_change_keeps_the_session(store: AccountStore) -> None:
 def test_the_number_of_sessions_is_bounded(store: AccountStore) -> None:
     sessions = SessionStore(store)
     account = store.get("1")
-    for _ in range(MAX_SESSIONS):
+    for _ in range(MAX_SESSIONS_PER_ACCOUNT):
         sessions.create(account)
-    _raises(LimitExceeded, "session-limit", lambda: sessions.create(account))
+    _raises(LimitExceeded, "account-session-limit", lambda: sessions.create(account))
+    others = [
+        store.add(f"user{n}", "a long password", "ReadOnly")
+        for n in range(MAX_SESSIONS // MAX_SESSIONS_PER_ACCOUNT)
+    ]
+    for other in others[:-1]:
+        for _ in range(MAX_SESSIONS_PER_ACCOUNT):
+            sessions.create(other)
+    assert len(sessions.sessions()) == MAX_SESSIONS
+    _raises(LimitExceeded, "session-limit", lambda: sessions.create(others[-1]))
 
 
 def test_every_role_has_login_and_configure_self() -> None:
@@ -294,3 +304,30 @@ def test_every_role_has_login_and_configure_self() -> None:
         assert {"Login", "ConfigureSelf"} <= privileges
     assert "ConfigureComponents" not in ROLES["ReadOnly"]
     assert "ConfigureUsers" not in ROLES["Operator"]
+
+
+def test_a_lower_maximum_password_length_keeps_longer_passwords_working(
+    store: AccountStore,
+) -> None:
+    """MaxPasswordLength bounds new passwords. A login cut the password it was given to 4 ×
+    the current maximum in bytes before hashing, so lowering the maximum below an existing
+    password's length made that password wrong for good: the account (the last Administrator
+    too) could not log in, and each try counted towards its lockout."""
+    passphrase = "correct horse battery staple, and then some more words" * 2
+    account = store.add("ops", passphrase, "Administrator")
+    store.configure(max_password_length=16, min_password_length=8)
+    for _ in range(store.settings.lockout_threshold + 1):
+        assert store.authenticate("ops", passphrase).id == account.id
+    assert store.get(account.id).failures == 0
+    _raises(Unauthorized, "login", lambda: store.authenticate("ops", passphrase[:64]))
+    _raises(Unauthorized, "login", lambda: store.authenticate("ops", passphrase + "x"))
+
+
+def test_a_password_of_the_longest_bytes_takes_no_suffix(store: AccountStore) -> None:
+    """The cut at 4 × the maximum length in bytes also let a password of that many bytes
+    (128 four-byte characters) be followed by anything."""
+    widest = "\U0001f511" * store.settings.max_password_length
+    account = store.add("keys", widest, "ReadOnly")
+    assert store.authenticate("keys", widest).id == account.id
+    _raises(Unauthorized, "login", lambda: store.authenticate("keys", widest + "anything"))
+    _raises(Unauthorized, "login", lambda: store.authenticate("keys", widest + "x" * 10_000))

@@ -154,6 +154,7 @@ def boot(rot: Rot, now: dt.datetime) -> BootReport:
     pending = state.pending
     if pending is not None and pending.step not in _ACTIVATED:
         rot.commit("abandoned", dataclasses.replace(state, pending=None), now)
+        rot.drop_evidence(pending.image.evidence)
         rot.event(
             "Warning",
             "UpdateAbandoned",

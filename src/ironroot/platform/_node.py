@@ -374,6 +374,13 @@ class Rot:
             write_atomic(path, blob, mode=0o644)
         return ident
 
+    def drop_evidence(self, ident: str) -> None:
+        """Remove the evidence ``ident`` unless an image of the journaled state was accepted
+        with it (a refused update's statements; they were kept when it was staged)."""
+        assert self.state is not None
+        if ident not in self.state.evidence():
+            (self.platform.directory / "evidence" / f"{ident}.cbor").unlink(missing_ok=True)
+
     # --- the PFM ----------------------------------------------------------------------------
 
     def verify_pfm_bytes(self, data: bytes, min_svn: int) -> Pfm:

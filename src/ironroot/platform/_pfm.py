@@ -16,7 +16,8 @@ Format. The payload is a deterministic CBOR map::
 
 signed as a COSE_Sign (tag 98) with content type ``application/vnd.ironroot.pfm+cbor`` and
 two signers (ES384, ML-DSA-87; each with its key id). Component names are unique; each
-component's versions are unique; regions are within 2^32 and do not overlap.
+component's versions, and their SHA-384 digests, are unique (one image, one version and
+SVN); regions are within 2^32 and do not overlap.
 
 :func:`verify_pfm` checks, in order: the COSE structure and the payload
 (``MalformedInput``); the keys given are the fused vendor key descriptor
@@ -132,6 +133,11 @@ class PfmComponent:
         names = [v.version for v in self.versions]
         if len(set(names)) != len(names):
             raise MalformedInput(f"component {self.name!r} lists a version twice")
+        digests = [v.sha384 for v in self.versions]
+        if len(set(digests)) != len(digests):
+            raise MalformedInput(
+                f"component {self.name!r} lists one image (SHA-384) under two versions"
+            )
         spans = sorted((*self.read_only, *self.read_write))
         for (a, la), (b, _lb) in itertools.pairwise(spans):
             if a + la > b:

@@ -555,7 +555,10 @@ def _resources(service: RedfishService) -> list[_Resource]:
         password = prop(doc, "Password", str)
         account = await service._login(user, password, request)
         client = request.client.host if request.client else None
-        session, token = sessions.create(account, client)
+        try:
+            session, token = sessions.create(account, client)
+        except LimitExceeded as exc:
+            raise Refusal(400, message("CreateLimitReachedForResource"), text=exc.detail) from None
         _log.info(
             "redfish session %s opened for %s from %s", session.id, account.username, client or "-"
         )

@@ -23,8 +23,9 @@ seconds) lock the account for ``lockout_duration`` seconds (0: until an administ
 unlocks it), and a locked account refuses even its right password. The last enabled
 Administrator cannot be removed, disabled or given another role.
 
-**Sessions** (:class:`SessionStore`) are held in memory: a session is a 256-bit random token
-(``X-Auth-Token``), stored only as its SHA-256, that ends when it is deleted, when its account
+**Sessions** (:class:`SessionStore`) are held in memory, at most :data:`MAX_SESSIONS` (64), of
+which at most :data:`MAX_SESSIONS_PER_ACCOUNT` (8) per account: a session is a 256-bit random
+token (``X-Auth-Token``), stored only as its SHA-256, that ends when it is deleted, when its account
 is removed, disabled, locked or given a new password or role, or after
 ``session_timeout`` seconds without a request. A restarted service has no sessions.
 
@@ -86,6 +87,9 @@ ROLES: Final[Mapping[str, frozenset[str]]] = {
 ACCOUNTS_FILE: Final = Path("redfish") / "accounts.json"
 MAX_ACCOUNTS: Final = 64
 MAX_SESSIONS: Final = 64
+MAX_SESSIONS_PER_ACCOUNT: Final = 8
+"""At most this many of :data:`MAX_SESSIONS` are one account's: no account, however low its
+role, can take every session and lock the others out of logging in."""
 USERNAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 _FILE_LIMIT: Final = 1024 * 1024
 _SCRYPT_N: Final = 2**15
@@ -101,6 +105,8 @@ SETTING_LIMITS: Final[Mapping[str, tuple[int, int]]] = {
     "session_timeout": (30, 86400),
 }
 """Each setting's range (inclusive)."""
+_MAX_SECRET: Final = SETTING_LIMITS["max_password_length"][1] * 4
+"""The most UTF-8 bytes a password may have: the highest maximum length, 4 bytes a character."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,13 +381,17 @@ class AccountStore:
         a disabled account), ``IdentityLocked`` for a locked account given its right password.
         A wrong password counts towards the lockout."""
         secret = password.encode("utf-8", "surrogatepass") if isinstance(password, str) else b""
-        if len(secret) > self.settings.max_password_length * 4:
-            secret = secret[: self.settings.max_password_length * 4]
+        # Longer than any password can be (whatever the maximum was when it was set): wrong,
+        # at the cost of the longest. Never cut to the current maximum, which may have been
+        # lowered since a longer password was set.
+        too_long = len(secret) > _MAX_SECRET
+        secret = secret[:_MAX_SECRET]
         account = self.by_name(username) if isinstance(username, str) else None
         if account is None:
             _hash(secret, _DUMMY_SALT, self._kdf)
             raise Unauthorized("unknown user or wrong password", code="login")
-        right = hmac.compare_digest(_hash(secret, account.salt, account.kdf), account.digest)
+        digest = _hash(secret, account.salt, account.kdf)
+        right = hmac.compare_digest(digest, account.digest) and not too_long
         with self._lock:
             account = self._accounts.get(account.id)
             if account is None:
@@ -570,7 +580,8 @@ class SessionStore:
 
     def create(self, account: Account, client: str | None = None) -> tuple[Session, str]:
         """A new session for ``account`` and its token (``LimitExceeded`` code
-        ``session-limit`` when :data:`MAX_SESSIONS` are open)."""
+        ``session-limit`` when :data:`MAX_SESSIONS` are open, ``account-session-limit`` when
+        :data:`MAX_SESSIONS_PER_ACCOUNT` of them are ``account``'s)."""
         token = secrets.token_urlsafe(32)
         digest = hashlib.sha256(token.encode()).digest()
         now = self._accounts.now()
@@ -578,6 +589,12 @@ class SessionStore:
             self._expire(now)
             if len(self._sessions) >= MAX_SESSIONS:
                 raise LimitExceeded(f"at most {MAX_SESSIONS} sessions", code="session-limit")
+            held = sum(1 for s in self._sessions.values() if s.account_id == account.id)
+            if held >= MAX_SESSIONS_PER_ACCOUNT:
+                raise LimitExceeded(
+                    f"at most {MAX_SESSIONS_PER_ACCOUNT} sessions per account",
+                    code="account-session-limit",
+                )
             session = Session(
                 secrets.token_hex(8), account.id, account.username, digest, now, client
             )

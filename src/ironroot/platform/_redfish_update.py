@@ -16,6 +16,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -289,10 +290,22 @@ class SimpleUpdatePlan:
     auth: tuple[str, str] | None
 
     def fetch(self, service: RedfishService) -> UpdateRequest:
-        """Fetch the image and the statements (in the worker thread)."""
+        """Fetch the image and the statements (in the worker thread), all within
+        ``limits.fetch_timeout`` seconds: httpx's timeout bounds each read, not a transfer, so
+        a server sending a little at a time would otherwise hold the one update slot for as
+        long as it liked."""
         import httpx
 
         limits = service.limits
+        deadline = time.monotonic() + limits.fetch_timeout
+
+        def too_slow(uri: str) -> Refusal:
+            return Refusal(
+                400,
+                message("TransferFailed", uri, self.component),
+                text=f"the fetch of {uri} did not end within {limits.fetch_timeout} s",
+            )
+
         with httpx.Client(
             timeout=limits.fetch_timeout,
             verify=client_verify(service.fetch_verify),
@@ -300,6 +313,8 @@ class SimpleUpdatePlan:
         ) as client:
 
             def get(uri: str, limit: int, auth: tuple[str, str] | None = None) -> bytes:
+                if time.monotonic() > deadline:
+                    raise too_slow(uri)
                 try:
                     with client.stream("GET", uri, auth=auth) as response:
                         if response.status_code in (401, 403):
@@ -321,6 +336,8 @@ class SimpleUpdatePlan:
                             size += len(chunk)
                             if size > limit:
                                 raise PayloadTooLarge(f"{uri} is over {limit} bytes")
+                            if time.monotonic() > deadline:
+                                raise too_slow(uri)
                             chunks.append(chunk)
                         return b"".join(chunks)
                 except httpx.HTTPError as exc:
@@ -478,17 +495,23 @@ def _basic_credential(doc: Mapping[str, Any], name: str, action: str) -> str:
 
 
 def _fetch_uri(value: object, name: str, action: str) -> str:
-    """An ``http(s)://host/…`` URI to fetch (``ActionParameterValueFormatError`` otherwise)."""
+    """An ``http(s)://host/…`` URI to fetch (``ActionParameterValueFormatError`` otherwise).
+
+    A URI with userinfo (``https://user:password@host/…``) is refused and never echoed: the
+    URIs are kept in the task's ``Payload`` and messages, which every account may read, and
+    in the log. Credentials for the image go in ``Username`` and ``Password``."""
     import httpx
 
     shown = (value if isinstance(value, str) else json.dumps(value))[:200]
     if not isinstance(value, str):
         raise refuse("ActionParameterValueTypeError", shown, name, action, related=f"/{name}")
+    if "@" in value:  # what is refused is not echoed when it may hold a credential
+        shown = "(hidden)"
     try:
         url = httpx.URL(value)
     except (httpx.InvalidURL, ValueError, TypeError):
         url = None
-    if url is None or url.scheme not in ("http", "https") or not url.host:
+    if url is None or url.userinfo or url.scheme not in ("http", "https") or not url.host:
         raise refuse("ActionParameterValueFormatError", shown, name, action, related=f"/{name}")
     return value
 

@@ -201,6 +201,16 @@ class NodeState:
         components[name] = value
         return dataclasses.replace(self, components=components)
 
+    def evidence(self) -> frozenset[str]:
+        """The evidence ids of every image the state names: each slot, recovery image and
+        PFM, and the update in progress."""
+        images: list[Image | None] = []
+        for cs in (self.pfm, *self.components.values()):
+            images += [*cs.slots, cs.recovery]
+        if self.pending is not None:
+            images += [self.pending.image, self.pending.pfm]
+        return frozenset(i.evidence for i in images if i is not None)
+
     def to_cbor(self) -> dict[str, Any]:
         return {
             "config": self.config,

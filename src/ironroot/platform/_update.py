@@ -7,7 +7,8 @@ Steps (each journaled before the next begins; each a fault-injection point):
              statements (content-addressed evidence); journal: *staged*;
 ``verify``   the staged bytes — not the received ones — pass every check of
              :mod:`ironroot.platform._checks`; a refusal is journaled (*refused*), logged with the
-             failing check, and raised;
+             failing check, and raised, and the statements kept at ``stage`` are removed
+             unless an image the RoT holds was accepted with the same ones;
 ``write``    journal: *writing* (the inactive slot is no longer a fallback), then the RoT
              programs the inactive slot (and the PFM's inactive slot when the update carries a
              PFM);
@@ -274,6 +275,7 @@ def _refuse(rot: Rot, state: NodeState, now: dt.datetime, detail: str, check: st
     assert state.pending is not None
     component = state.pending.component
     rot.commit("refused", dataclasses.replace(state, pending=None), now)
+    rot.drop_evidence(state.pending.image.evidence)
     rot.event(
         "Warning",
         "UpdateRefused",
