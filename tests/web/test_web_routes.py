@@ -4,6 +4,7 @@ never shown, the verification each page does, errors, and the mount under ``flee
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import datetime as dt
@@ -217,6 +218,37 @@ def test_failed_logins_are_throttled_per_client(world: WebWorld) -> None:
         assert "too many failed logins" in refused.text
         ticks[0] = 61.0
         assert log_in(client).status_code == 303
+
+
+def test_concurrent_failed_logins_cannot_outrun_the_throttle(world: WebWorld) -> None:
+    """Logins in flight count against the limit: a burst of wrong passwords sent at once from
+    one address (each scrypt check takes a while) gets exactly ``max_failures`` answers, the
+    rest 429, never one guess per request."""
+    dashboard = world.dashboard()
+    dashboard.throttle = LoginThrottle(3, 60, clock=lambda: 0.0)
+
+    async def burst(base: str) -> list[int]:
+        clients = [httpx.AsyncClient(base_url=base, timeout=60) for _ in range(10)]
+        try:
+            tokens = [login_token((await c.get("/login")).text) for c in clients]
+            answers = await asyncio.gather(
+                *(
+                    c.post(
+                        "/login",
+                        data={"user": f"nobody-{i}", "password": "guess guess guess", "csrf": t},
+                    )
+                    for i, (c, t) in enumerate(zip(clients, tokens, strict=True))
+                )
+            )
+        finally:
+            for c in clients:
+                await c.aclose()
+        return sorted(a.status_code for a in answers)
+
+    with ServerThread(create_dashboard_app(dashboard)) as server:
+        assert asyncio.run(burst(server.url)) == [401] * 3 + [429] * 7
+        with httpx.Client(base_url=server.url) as client:
+            assert log_in(client).status_code == 429  # the right password, too soon
 
 
 def test_the_throttle_refuses_with_a_typed_error() -> None:

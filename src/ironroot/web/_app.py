@@ -62,7 +62,13 @@ from ironroot.http import (
     read_body,
     retry_after_seconds,
 )
-from ironroot.web._auth import LOGIN_COOKIE, SESSION_COOKIE, Session, new_login_nonce
+from ironroot.web._auth import (
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    LoginAttempt,
+    Session,
+    new_login_nonce,
+)
 from ironroot.web._dashboard import Dashboard
 
 __all__ = ["SECURITY_HEADERS", "create_dashboard_app"]
@@ -338,17 +344,23 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
 
     async def login(request: Request) -> Response:
         client = request.client.host if request.client is not None else "-"
-        response: Response
         try:
-            dashboard.throttle.check(client)
-            fields = await form(request)
-            if not same_origin(request):
-                raise Unauthorized("the form was not sent from this dashboard", code="csrf")
-            dashboard.session_keys.check_csrf(request.cookies.get(LOGIN_COOKIE), fields.get("csrf"))
+            attempt = dashboard.throttle.begin(client)
         except TooManyAttempts as exc:
             response = error_page(request, 429, exc.title, exc.detail, None)
             response.headers["retry-after"] = str(exc.retry_after)
             return response
+        try:
+            return await log_in(request, client, attempt)
+        finally:
+            dashboard.throttle.end(attempt)
+
+    async def log_in(request: Request, client: str, attempt: LoginAttempt) -> Response:
+        try:
+            fields = await form(request)
+            if not same_origin(request):
+                raise Unauthorized("the form was not sent from this dashboard", code="csrf")
+            dashboard.session_keys.check_csrf(request.cookies.get(LOGIN_COOKIE), fields.get("csrf"))
         except IronrootError as exc:
             return login_form(
                 request, status=exc.http_status if exc.http_status != 401 else 403, error=exc.detail
@@ -359,7 +371,7 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
                 dashboard.operators.authenticate, user, fields.get("password", "")[:1024]
             )
         except IronrootError as exc:
-            dashboard.throttle.failed(client)
+            attempt.failed = True
             _log.info("dashboard login refused for %r from %s: %s", user, client, exc.code)
             return login_form(
                 request, status=401, error="unknown user or wrong password", user=user

@@ -23,7 +23,9 @@ session. The dashboard has no other form and changes nothing.
 
 **Throttling.** ``max_failures`` failed logins from one client address within ``window``
 seconds answer ``TooManyAttempts`` (429, ``Retry-After``) to every login from that address
-until the oldest failure leaves the window — on top of the per-account lockout above.
+until the oldest failure leaves the window — on top of the per-account lockout above. A
+login still being checked counts as a failure until it is over, so logins sent at once cannot
+make more guesses than ``max_failures``.
 
 Written here rather than taken from a library: Starlette's ``SessionMiddleware`` needs
 ``itsdangerous`` (not a dependency) and has no CSRF protection or login throttling; what is
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LOGIN_COOKIE",
     "SESSION_COOKIE",
+    "LoginAttempt",
     "LoginThrottle",
     "Operators",
     "Session",
@@ -272,8 +275,20 @@ def new_login_nonce() -> str:
     return _b64(os.urandom(18))
 
 
+@dataclass(slots=True)
+class LoginAttempt:
+    """One login in flight (:meth:`LoginThrottle.begin`): mark it ``failed`` when it was."""
+
+    client: str
+    failed: bool = False
+
+
 class LoginThrottle:
-    """Failed logins per client address in a sliding window (module docs)."""
+    """Failed logins per client address in a sliding window (module docs).
+
+    A login counts against its address from :meth:`begin` to :meth:`end`, as if it had
+    failed: a burst of logins sent at once, each waiting for its scrypt check, cannot all
+    pass the check before the first failure is counted."""
 
     def __init__(
         self, max_failures: int, window: int, *, clock: Callable[[], float] = time.monotonic
@@ -285,6 +300,7 @@ class LoginThrottle:
         self._failures: collections.OrderedDict[str, collections.deque[float]] = (
             collections.OrderedDict()
         )
+        self._in_flight: collections.Counter[str] = collections.Counter()
 
     def _recent(self, client: str, now: float) -> collections.deque[float]:
         times = self._failures.get(client)
@@ -296,24 +312,49 @@ class LoginThrottle:
             del self._failures[client]
         return times
 
+    def _refuse_if_full(self, client: str) -> None:
+        now = self._clock()
+        times = self._recent(client, now)
+        if len(times) + self._in_flight[client] >= self.max_failures:
+            # with only logins in flight, the next answer is a moment away
+            wait = int(self.window - (now - times[0])) + 1 if times else 1
+            raise TooManyAttempts(
+                f"too many failed logins from this address: try again in {wait} s",
+                retry_after=wait,
+            )
+
     def check(self, client: str) -> None:
-        """``TooManyAttempts`` while ``client`` has ``max_failures`` recent failures."""
+        """``TooManyAttempts`` while ``client`` has ``max_failures`` recent failures (logins
+        in flight counted as failures)."""
         with self._lock:
-            now = self._clock()
-            times = self._recent(client, now)
-            if len(times) >= self.max_failures:
-                wait = int(self.window - (now - times[0])) + 1
-                raise TooManyAttempts(
-                    f"too many failed logins from this address: try again in {wait} s",
-                    retry_after=wait,
-                )
+            self._refuse_if_full(client)
+
+    def begin(self, client: str) -> LoginAttempt:
+        """A login from ``client``, counted until :meth:`end`; ``TooManyAttempts`` as
+        :meth:`check`."""
+        with self._lock:
+            self._refuse_if_full(client)
+            self._in_flight[client] += 1
+        return LoginAttempt(client)
+
+    def end(self, attempt: LoginAttempt) -> None:
+        """The login is over: a failure when ``attempt.failed``, nothing otherwise."""
+        with self._lock:
+            self._in_flight[attempt.client] -= 1
+            if self._in_flight[attempt.client] <= 0:
+                del self._in_flight[attempt.client]
+            if attempt.failed:
+                self._failed(attempt.client)
 
     def failed(self, client: str) -> None:
         with self._lock:
-            now = self._clock()
-            times = self._recent(client, now)
-            times.append(now)
-            self._failures[client] = times
-            self._failures.move_to_end(client)
-            while len(self._failures) > _MAX_CLIENTS:
-                self._failures.popitem(last=False)
+            self._failed(client)
+
+    def _failed(self, client: str) -> None:
+        now = self._clock()
+        times = self._recent(client, now)
+        times.append(now)
+        self._failures[client] = times
+        self._failures.move_to_end(client)
+        while len(self._failures) > _MAX_CLIENTS:
+            self._failures.popitem(last=False)
