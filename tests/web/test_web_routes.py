@@ -308,6 +308,36 @@ def test_logging_out_needs_the_session_s_form_token(client: httpx.Client) -> Non
     assert client.get("/fleet").status_code == 303
 
 
+def test_a_session_logged_out_is_over_on_the_server_too(world: WebWorld) -> None:
+    """A copy of the cookie taken before logging out (another tab, a proxy's log, a thief's
+    copy) is no session afterwards, in this process and in the next one."""
+    dashboard = world.dashboard()
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as client,
+        httpx.Client(base_url=server.url) as thief,
+    ):
+        assert log_in(client).status_code == 303
+        stolen = client.cookies["ironroot_session"]
+        page = client.get("/fleet").text
+        token = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert token is not None
+        assert client.post("/logout", data={"csrf": token.group(1)}).status_code == 303
+        thief.cookies.set("ironroot_session", stolen)
+        answer = thief.get("/fleet")
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/login?next=%2Ffleet"
+        assert log_in(client).status_code == 303  # logging in again still works
+        assert client.get("/fleet").status_code == 200
+    with ServerThread(create_dashboard_app(world.dashboard())) as server:
+        assert (
+            http_calls.get(
+                server.url + "/fleet", cookies={"ironroot_session": stolen}, follow_redirects=False
+            ).status_code
+            == 303
+        )
+
+
 @pytest.mark.parametrize("path", ["/login", "/logout"])
 def test_a_client_gone_in_the_middle_of_its_form_is_a_debug_line_not_an_error(
     dashboard: Dashboard, path: str, caplog: pytest.LogCaptureFixture

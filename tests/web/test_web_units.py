@@ -19,6 +19,7 @@ from ironroot.errors import (
 )
 from ironroot.web import Operators, SessionKeys, bar_chart, chain_svg, load_dashboard_config
 from ironroot.web._app import _safe_next
+from ironroot.web._auth import EndedSessions
 from ironroot.web._svg import Bar, ChainBox, bucket_times
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -85,7 +86,7 @@ def test_a_session_cookie_round_trips_and_says_nothing_secret(
     session = keys.session(value, operators, now=1059)
     assert (session.user, session.issued, session.expires) == ("alice", 1000, 1060)
     payload = json.loads(base64.urlsafe_b64decode(value.split(".")[0] + "=="))
-    assert set(payload) == {"u", "t", "iat", "exp"}
+    assert set(payload) == {"u", "t", "s", "iat", "exp"}
     assert repr(keys) == "SessionKeys(<secret>)"
 
 
@@ -262,3 +263,27 @@ def test_an_operator_added_by_another_process_can_log_in_at_once(tmp_path: Path)
     with pytest.raises(Unauthorized):
         server.authenticate("carol", "a wrong password here")  # written from a fresh read
     assert Operators(tmp_path / "dashboard").names == ["carol"]
+
+
+def test_a_session_logged_out_stays_ended_and_the_list_forgets_it_once_expired(
+    tmp_path: Path, keys: SessionKeys, operators: Operators
+) -> None:
+    tag = operators.tag("alice") or ""
+    first = keys.session(keys.issue("alice", tag, now=1000, lifetime=60), operators, now=1001)
+    second = keys.session(keys.issue("alice", tag, now=1000, lifetime=60), operators, now=1001)
+    assert first.id != second.id  # the same operator, the same second: two sessions
+    ended = EndedSessions(tmp_path)
+    ended.end(first, now=1001)
+    assert ended.ended(first.id)
+    assert not ended.ended(second.id)
+    assert EndedSessions(tmp_path).ended(first.id)  # another process sees it
+    assert (tmp_path / "ended-sessions.json").stat().st_mode & 0o777 == 0o600
+    ended.end(second, now=1060)  # the first has expired by now: forgotten
+    assert json.loads((tmp_path / "ended-sessions.json").read_text()) == {second.id: 1060}
+
+
+def test_an_unreadable_list_of_ended_sessions_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "ended-sessions.json").write_text('["not", "a", "map"]')
+    with pytest.raises(ConfigError) as caught:
+        EndedSessions(tmp_path).ended("x")
+    assert "is not a list of ended sessions" in caught.value.detail

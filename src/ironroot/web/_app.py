@@ -148,13 +148,19 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
 
     def session_of(request: Request) -> Session | None:
         try:
-            return dashboard.session_keys.session(
+            session = dashboard.session_keys.session(
                 request.cookies.get(SESSION_COOKIE),
                 dashboard.operators,
                 now=int(dashboard.now().timestamp()),
             )
+            if dashboard.ended_sessions.ended(session.id):
+                return None  # logged out: a copy of its cookie is no session
         except Unauthorized:
             return None
+        except IronrootError as exc:  # which sessions ended cannot be read: none is valid
+            _log.warning("no session can be checked now: %s", exc)
+            return None
+        return session
 
     def render(
         request: Request,
@@ -401,6 +407,15 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
             dashboard.session_keys.check_csrf(cookie, fields.get("csrf"))
         except IronrootError as exc:
             return error_page(request, 403, "Forbidden", exc.detail, session_of(request))
+        session = session_of(request)
+        if session is not None:
+            try:
+                await run_in_threadpool(
+                    dashboard.ended_sessions.end, session, now=int(dashboard.now().timestamp())
+                )
+            except IronrootError as exc:
+                _log.warning("logging %s out failed: %s", session.user, exc)
+                return error_page(request, exc.http_status, exc.title, exc.detail, session)
         response = RedirectResponse(f"{root(request)}/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, **cookie_args(request))
         return response

@@ -10,9 +10,12 @@ minutes). ``ironroot dashboard passwd`` adds an operator or sets a new password.
 **Sessions** are a signed cookie, ``ironroot_session``: ``base64url(JSON payload) "."
 base64url(HMAC-SHA-256(key, "ironroot-dashboard-session/1" 0x00 payload))`` with the key in
 ``<data>/dashboard/session.key`` (32 random bytes, mode 0600, made on first use). The payload
-names the operator, when it was issued and when it expires, and a tag of the account's
-password salt, so a new password (or a removed account) ends every session of it. Nothing
-secret is in the cookie, and nothing is kept on the server. The cookie is ``HttpOnly``,
+names the operator, a random session id, when it was issued and when it expires, and a tag
+of the account's password salt, so a new password (or a removed account) ends every session
+of it. Nothing secret is in the cookie. Logging out ends the session on the server too: its
+id is kept, until it would have expired, in ``<data>/dashboard/ended-sessions.json`` (mode
+0600, read again when another process changed it), and a copy of the cookie taken before is
+no session after (:class:`EndedSessions`). The cookie is ``HttpOnly``,
 ``SameSite=Strict``, scoped to the dashboard's path, and ``Secure`` when the dashboard is
 served over TLS.
 
@@ -37,6 +40,8 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
@@ -44,7 +49,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -65,6 +70,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LOGIN_COOKIE",
     "SESSION_COOKIE",
+    "EndedSessions",
     "LoginAttempt",
     "LoginThrottle",
     "Operators",
@@ -76,6 +82,8 @@ SESSION_COOKIE: Final = "ironroot_session"
 LOGIN_COOKIE: Final = "ironroot_login"
 OPERATORS_FILE: Final = "operators.json"
 SESSION_KEY_FILE: Final = "session.key"
+ENDED_FILE: Final = "ended-sessions.json"
+_MAX_ENDED_FILE: Final = 16 * 1024 * 1024
 _ROLE: Final = "ReadOnly"  # the dashboard only shows: every operator may see every page
 _SESSION_LABEL: Final = b"ironroot-dashboard-session/1\x00"
 _CSRF_LABEL: Final = b"ironroot-dashboard-csrf/1\x00"
@@ -164,11 +172,12 @@ class Operators:
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """A logged-in operator: who, and until when (POSIX seconds)."""
+    """A logged-in operator: who, until when (POSIX seconds), and the session's id."""
 
     user: str
     issued: int
     expires: int
+    id: str
 
 
 class SessionKeys:
@@ -212,7 +221,13 @@ class SessionKeys:
     def issue(self, user: str, tag: str, *, now: int, lifetime: int) -> str:
         """A session cookie value for ``user`` (with the operator's ``tag``)."""
         payload = json.dumps(
-            {"u": user, "t": tag, "iat": now, "exp": now + lifetime},
+            {
+                "u": user,
+                "t": tag,
+                "s": _b64(secrets.token_bytes(16)),
+                "iat": now,
+                "exp": now + lifetime,
+            },
             separators=(",", ":"),
             sort_keys=True,
         ).encode()
@@ -232,13 +247,14 @@ class SessionKeys:
             raise Unauthorized("the session is not valid", code="session-invalid")
         try:
             doc = json.loads(payload)
-            user, operator_tag = doc["u"], doc["t"]
+            user, operator_tag, session_id = doc["u"], doc["t"], doc["s"]
             issued, expires = doc["iat"], doc["exp"]
         except (ValueError, KeyError, TypeError) as exc:
             raise Unauthorized("the session is not valid", code="session-invalid") from exc
         if not (
             isinstance(user, str)
             and isinstance(operator_tag, str)
+            and isinstance(session_id, str)
             and isinstance(issued, int)
             and isinstance(expires, int)
         ):
@@ -248,7 +264,7 @@ class SessionKeys:
         current = operators.tag(user)
         if current is None or not hmac.compare_digest(current, operator_tag):
             raise Unauthorized("the session has ended: log in again", code="session-ended")
-        return Session(user, issued, expires)
+        return Session(user, issued, expires, session_id)
 
     # --- CSRF -------------------------------------------------------------------------------
 
@@ -268,6 +284,73 @@ class SessionKeys:
                 "the form has expired or did not come from this dashboard: reload it",
                 code="csrf",
             )
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (made, mode 0600) for the block: one writer at a time
+    among the processes serving one dashboard directory."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+class EndedSessions:
+    """Sessions logged out before they expired (module docs): ``{session id: expiry}`` in
+    ``<state>/ended-sessions.json``, pruned of the expired on every write."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / ENDED_FILE
+        self._lock = threading.Lock()
+        self._seen: tuple[int, int, int] | None = None
+        self._ended: dict[str, int] = {}
+
+    def _version(self) -> tuple[int, int, int] | None:
+        try:
+            found = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (found.st_ino, found.st_mtime_ns, found.st_size)
+
+    def _current(self) -> dict[str, int]:
+        version = self._version()
+        if version == self._seen:
+            return self._ended
+        ended: dict[str, int] = {}
+        if version is not None:
+            try:
+                doc = json.loads(read_limited(self.path, _MAX_ENDED_FILE))
+            except OSError as exc:
+                raise InputUnavailable(f"{self.path}: {exc.strerror or exc}") from exc
+            except (IronrootError, ValueError) as exc:
+                raise ConfigError(f"{self.path} is not a list of ended sessions") from exc
+            if not isinstance(doc, dict) or not all(
+                isinstance(k, str) and isinstance(v, int) for k, v in doc.items()
+            ):
+                raise ConfigError(f"{self.path} is not a list of ended sessions")
+            ended = doc
+        self._ended, self._seen = ended, version
+        return ended
+
+    def ended(self, session_id: str) -> bool:
+        """Whether the session ``session_id`` was logged out."""
+        with self._lock:
+            return session_id in self._current()
+
+    def end(self, session: Session, *, now: int) -> None:
+        """Log ``session`` out: no cookie of it is a session any more."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with self._lock, _file_lock(self.path.with_name(ENDED_FILE + ".lock")):
+            ended = {k: v for k, v in self._current().items() if v > now}
+            ended[session.id] = session.expires
+            try:
+                write_atomic(self.path, json.dumps(ended, sort_keys=True).encode(), mode=0o600)
+            except OSError as exc:
+                raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+            self._ended, self._seen = ended, self._version()
 
 
 def new_login_nonce() -> str:

@@ -16,7 +16,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from ironroot.errors import IronrootError, NotFound
-from ironroot.web._auth import LoginThrottle, Operators, SessionKeys
+from ironroot.web._auth import EndedSessions, LoginThrottle, Operators, SessionKeys
 from ironroot.web._config import DashboardConfig, load_dashboard_config
 from ironroot.web._fleet import FleetSource, parse_time
 from ironroot.web._keys import HsmSource, keyrelease_names
@@ -90,6 +90,7 @@ class Dashboard:
         self.hsms = [HsmSource(d, resolved.get(d.resolve())) for d in config.hsms]
         self.operators = Operators(config.state_dir)
         self.session_keys = SessionKeys.load(config.state_dir)
+        self.ended_sessions = EndedSessions(config.state_dir)
         self.throttle = LoginThrottle(config.max_failures, config.failure_window)
 
     def close(self) -> None:
