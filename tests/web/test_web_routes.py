@@ -687,6 +687,25 @@ def test_errors_are_pages_with_their_status(client: httpx.Client, path: str, sta
     assert "<h1>" in answer.text
 
 
+@pytest.mark.parametrize("around", ["%0d%0a", "%20", "%09", "%0a"])
+@pytest.mark.parametrize("suffix", ["", "/statement.cose"])
+def test_an_entry_id_is_64_hex_digits_and_nothing_around_them(
+    anon: httpx.Client, world: WebWorld, around: str, suffix: str
+) -> None:
+    """``bytes.fromhex`` skips whitespace: an id with a line break before it named the entry,
+    and the download then put the break in its Content-Disposition header (the server dropped
+    the connection with no answer). Such an id is no entry: a 404 page."""
+    answer = anon.get(f"/log/trusted-log/entries/{around}{world.review_entry}{suffix}")
+    assert answer.status_code == 404
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "content-disposition" not in answer.headers
+    good = anon.get(f"/log/trusted-log/entries/{world.review_entry}/statement.cose")
+    assert good.status_code == 200
+    assert good.headers["content-disposition"] == (
+        f'attachment; filename="{world.review_entry[:16]}.cose"'
+    )
+
+
 def test_a_source_that_cannot_be_read_is_503_with_retry_after(
     log_copy: Path, tmp_path: Path
 ) -> None:

@@ -274,7 +274,7 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
     async def statement_file(request: Request, session: Session | None) -> Response:
         source = dashboard.log(request.path_params["log"])
         data = await run_in_threadpool(source.transparent_statement, request.path_params["entry"])
-        name = request.path_params["entry"][:16]
+        name = request.path_params["entry"][:16].lower()  # hex digits: the log checked
         return Response(
             data,
             media_type="application/cose",

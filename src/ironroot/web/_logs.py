@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ _RECEIPT_PREFIX: Final = "receipt:"  # how the service labels a batch's receipt 
 _WITNESSED: Final = "witnessed-checkpoint"
 _MAX_NOTE: Final = 1 << 20
 _PREVIEW: Final = 2048
+_ENTRY_ID: Final = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def _utc(seconds: int | None) -> str:
@@ -441,13 +443,11 @@ class LogSource:
             return store.state().size
 
     def entry(self, entry_id: str) -> tuple[int, bytes]:
-        """The index and bytes of the entry with this id (64 hex digits); ``NotFound``."""
-        try:
-            key = bytes.fromhex(entry_id)
-        except ValueError as exc:
-            raise NotFound("no such entry") from exc
-        if len(key) != 32:
+        """The index and bytes of the entry with this id (64 hex digits and nothing else:
+        ``bytes.fromhex`` alone would skip spaces and line breaks); ``NotFound``."""
+        if _ENTRY_ID.fullmatch(entry_id) is None:
             raise NotFound("no such entry")
+        key = bytes.fromhex(entry_id)
         with self.store() as store:
             index = store.lookup([key]).get(key)
             found = store.entries(index, index + 1) if index is not None else []
