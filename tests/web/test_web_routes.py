@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import datetime as dt
 import html
 import logging
@@ -294,6 +295,25 @@ def test_a_session_ends_with_its_lifetime_and_with_a_new_password(
         dashboard.operators.set_password(OPERATOR, PASSWORD)  # a new salt: sessions end
         assert client.get("/fleet").status_code == 303
         assert log_in(client).status_code == 303
+
+
+def test_a_lowered_session_lifetime_holds_for_sessions_issued_before(
+    world: WebWorld, tmp_path: Path
+) -> None:
+    clock = [SEEN]
+    dashboard = Dashboard.open(world.data, clock=lambda: clock[0])
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        log_in(client)  # issued for the configured lifetime (600 s)
+        clock[0] = SEEN + dt.timedelta(seconds=120)
+        assert client.get("/fleet").status_code == 200
+        # the operator lowers the lifetime to 60 s (a restart with a new dashboard.toml)
+        dashboard.config = dataclasses.replace(dashboard.config, session_lifetime=60)
+        assert client.get("/fleet", follow_redirects=False).status_code == 303
+        assert log_in(client).status_code == 303  # a new session, for 60 s
+        assert client.get("/fleet").status_code == 200
 
 
 def test_logging_out_needs_the_session_s_form_token(client: httpx.Client) -> None:

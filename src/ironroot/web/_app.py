@@ -152,6 +152,7 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
                 request.cookies.get(SESSION_COOKIE),
                 dashboard.operators,
                 now=int(dashboard.now().timestamp()),
+                lifetime=dashboard.config.session_lifetime,
             )
             if dashboard.ended_sessions.ended(session.id):
                 return None  # logged out: a copy of its cookie is no session

@@ -233,9 +233,13 @@ class SessionKeys:
         ).encode()
         return f"{_b64(payload)}.{_b64(self._mac(_SESSION_LABEL, payload))}"
 
-    def session(self, value: str | None, operators: Operators, *, now: int) -> Session:
+    def session(
+        self, value: str | None, operators: Operators, *, now: int, lifetime: int | None = None
+    ) -> Session:
         """The session a cookie value stands for; ``Unauthorized`` when it is missing, forged,
-        expired, or its operator is gone or has a new password."""
+        expired (at the expiry it was issued with, or ``lifetime`` seconds after it was
+        issued, whichever is first: a lifetime lowered since holds for sessions issued
+        before), or its operator is gone or has a new password."""
         if not value or len(value) > _MAX_COOKIE or value.count(".") != 1:
             raise Unauthorized("log in to see this page", code="login-required")
         body, mac = value.split(".")
@@ -259,7 +263,7 @@ class SessionKeys:
             and isinstance(expires, int)
         ):
             raise Unauthorized("the session is not valid", code="session-invalid")
-        if now >= expires:
+        if now >= expires or (lifetime is not None and now >= issued + lifetime):
             raise Unauthorized("the session has expired: log in again", code="session-expired")
         current = operators.tag(user)
         if current is None or not hmac.compare_digest(current, operator_tag):
