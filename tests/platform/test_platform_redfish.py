@@ -4,8 +4,10 @@ sessions, roles, updates and their tasks, and every status code with its Redfish
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
+import socket
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -758,6 +760,52 @@ def test_one_update_at_a_time(bmc: Bmc) -> None:
     _error(busy, 409, "ResourceInUse")
     _error(pending, 409, "ResourceInUse")
     assert bmc.active("host") == "1.0"
+
+
+def _push_head(bmc: Bmc, length: int) -> socket.socket:
+    """A raw connection that sent a multipart push's head (as the administrator, Basic) and
+    none of its ``length`` bytes of body."""
+    host, port = bmc.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=20)
+    token = base64.b64encode(f"{ADMIN[0]}:{ADMIN[1]}".encode()).decode()
+    head = (
+        f"POST {PUSH} HTTP/1.1\r\nHost: bmc\r\nAuthorization: Basic {token}\r\n"
+        f"Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: {length}\r\n\r\n"
+    )
+    sock.sendall(head.encode())
+    return sock
+
+
+def test_a_push_while_another_is_received_or_runs_is_refused_before_its_body(bmc: Bmc) -> None:
+    """Before, each push's body (up to max_request_bytes) was read into memory first and the
+    one-update rule checked after: many pushes at once held that much memory each."""
+    receiving = _push_head(bmc, 1 << 20)
+    try:
+        receiving.sendall(b"--xyz\r\n")  # the first push's body has begun and is not done
+        deadline = time.monotonic() + 10
+        while not bmc.service.receiving and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert bmc.service.receiving
+        second = _push_head(bmc, 1 << 20)  # sends no body at all
+        try:
+            answer = second.recv(65536)  # answered without the body (a hang fails at 20 s)
+        finally:
+            second.close()
+    finally:
+        receiving.close()
+    assert answer.startswith(b"HTTP/1.1 409 "), answer[:200]
+    assert b"UpdateInProgress" in answer
+    deadline = time.monotonic() + 10
+    while bmc.service.receiving and time.monotonic() < deadline:  # the first client left
+        time.sleep(0.01)
+    assert not bmc.service.receiving
+    with bmc.service.updating:  # an update runs: a push is refused before its body too
+        third = _push_head(bmc, 1 << 20)
+        try:
+            answer = third.recv(65536)
+        finally:
+            third.close()
+    assert answer.startswith(b"HTTP/1.1 409 "), answer[:200]
 
 
 def test_malformed_multipart_updates_are_4xx(bmc: Bmc) -> None:

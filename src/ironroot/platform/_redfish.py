@@ -221,6 +221,8 @@ class RedfishService:
         self.uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"ironroot:{platform.config_digest.hex()}"))
         self.updating = threading.Lock()
         """Held while an update runs (one at a time)."""
+        self.receiving = False
+        """A multipart push's body is being read (set and read on the event loop only)."""
         self.writes = asyncio.Lock()
         """Held by a ``PATCH`` or ``DELETE`` from its ``If-Match`` check to its change."""
         self.basic_over_http = basic_over_http

@@ -162,7 +162,21 @@ async def multipart_update(
             message("UnrecognizedRequestBody"),
             text="a multipart update is multipart/form-data",
         )
-    body = await read_body(request, limits.max_request_bytes)
+    # One update at a time, and one image received at a time: a push while another is
+    # received or runs is refused before its body (up to max_request_bytes) is read into
+    # memory, not after. The check and the mark are one step of the event loop.
+    if service.updating.locked() or service.receiving:
+        raise Refusal(
+            409,
+            message("ResourceInUse"),
+            message("UpdateInProgress"),
+            text="another update is being received or running: wait for its task to end",
+        )
+    service.receiving = True
+    try:
+        body = await read_body(request, limits.max_request_bytes)
+    finally:
+        service.receiving = False
     if not _closed(body, kind):
         raise Refusal(
             400,
