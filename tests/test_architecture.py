@@ -20,6 +20,7 @@ LAYERS = [
     "_fileio",
     "_statedb",
     "_trust",
+    "_httpclient",
     "crypto",
     "merkle",
     "cose",

@@ -117,6 +117,7 @@ def test_layout_public_names() -> None:
 def test_the_log_imports_only_lower_layers() -> None:
     allowed = (
         "ironroot._fileio",
+        "ironroot._httpclient",
         "ironroot._lazy",
         "ironroot._trust",
         "ironroot.crypto",

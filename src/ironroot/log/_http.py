@@ -7,6 +7,7 @@ from types import TracebackType
 
 import httpx
 
+from ironroot._httpclient import bounded_response
 from ironroot._trust import client_verify
 from ironroot.errors import MalformedInput, NotFound, PayloadTooLarge, StorageError, Unreachable
 
@@ -43,19 +44,21 @@ class HttpLogFetcher:
         url = self._base + path.lstrip("/")
         headers = {"Accept": accept} if accept else {}
         try:
-            with self._client.stream("GET", url, headers=headers) as response:
-                if response.status_code == 404:
-                    raise NotFound(f"{url} was not found")
-                if response.status_code != 200:
-                    raise StorageError(f"GET {url} answered {response.status_code}")
-                body = bytearray()
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > _MAX_BODY:
-                        raise PayloadTooLarge(f"{url} is larger than any log resource")
-                return bytes(body)
+            response = bounded_response(
+                self._client,
+                "GET",
+                url,
+                limit=_MAX_BODY,
+                too_large=lambda: PayloadTooLarge(f"{url} is larger than any log resource"),
+                headers=headers,
+            )
         except httpx.HTTPError as exc:
             raise Unreachable.of(url, exc) from exc
+        if response.status_code == 404:
+            raise NotFound(f"{url} was not found")
+        if response.status_code != 200:
+            raise StorageError(f"GET {url} answered {response.status_code}")
+        return response.content
 
     def close(self) -> None:
         if self._own:

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import httpx
 
+from ironroot._httpclient import bounded_response
 from ironroot._trust import client_verify
 from ironroot.cose import Problem, decode_cbor, decode_key_set
 from ironroot.crypto import PublicKey, Verifier
@@ -46,7 +47,6 @@ _COSE: Final = "application/cose"
 # The largest answer of a service: a checkpoint note with its cosignatures (at most 1 MiB, as
 # every signed note), with room for framing; a transparent statement is under 200 kB.
 _MAX_ANSWER: Final = (1 << 20) + 4096
-_BODY_FRAMING: Final = frozenset(("content-encoding", "content-length", "transfer-encoding"))
 
 
 class RemoteProblem(IronrootError):
@@ -136,26 +136,20 @@ class TransparencyClient:
         once past :data:`_MAX_ANSWER`: no answer of a service is larger, and a client must not
         hold whatever a hostile one sends."""
         try:
-            with self._http.stream(method, path, headers=headers, content=content) as streamed:
-                data = bytearray()
-                for chunk in streamed.iter_bytes():
-                    data += chunk
-                    if len(data) > _MAX_ANSWER:
-                        raise PayloadTooLarge(
-                            f"the transparency service answered {method} {path} with more "
-                            f"than {_MAX_ANSWER} bytes"
-                        )
+            return bounded_response(
+                self._http,
+                method,
+                path,
+                limit=_MAX_ANSWER,
+                too_large=lambda: PayloadTooLarge(
+                    f"the transparency service answered {method} {path} with more than "
+                    f"{_MAX_ANSWER} bytes"
+                ),
+                headers=headers,
+                content=content,
+            )
         except httpx.HTTPError as exc:
             raise Unreachable.of("the transparency service", exc) from exc
-        # The body as read (decoded), under the headers that still describe it.
-        kept = [
-            (name, value)
-            for name, value in streamed.headers.multi_items()
-            if name.lower() not in _BODY_FRAMING
-        ]
-        return httpx.Response(
-            streamed.status_code, headers=kept, content=bytes(data), request=streamed.request
-        )
 
     def _get(self, path: str, accept: str) -> httpx.Response:
         return self._send("GET", path, headers={"Accept": accept})

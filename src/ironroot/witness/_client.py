@@ -24,6 +24,7 @@ from typing import Final
 
 import httpx
 
+from ironroot._httpclient import bounded_response
 from ironroot._trust import client_verify
 from ironroot.cose import Problem
 from ironroot.errors import (
@@ -52,7 +53,6 @@ from ironroot.witness._protocol import (
 __all__ = ["WitnessClient"]
 
 _MAX_ANSWER: Final = 1 << 20
-_BODY_FRAMING: Final = frozenset(("content-encoding", "content-length", "transfer-encoding"))
 
 
 def _problem(response: httpx.Response) -> tuple[str, str]:
@@ -114,30 +114,19 @@ class WitnessClient:
         soon as it passes :data:`_MAX_ANSWER` bytes: a witness cannot make its log hold more."""
         url = f"{self.url}/{path}"
         try:
-            with self._http.stream(
+            return bounded_response(
+                self._http,
                 method,
                 url,
+                limit=_MAX_ANSWER,
+                too_large=lambda: StorageError(
+                    f"the witness {self.url} answered more than {_MAX_ANSWER} bytes"
+                ),
                 content=body,
                 headers={"Accept": "application/concise-problem-details+cbor, text/plain"},
-            ) as streamed:
-                data = bytearray()
-                for chunk in streamed.iter_bytes():
-                    data += chunk
-                    if len(data) > _MAX_ANSWER:
-                        raise StorageError(
-                            f"the witness {self.url} answered more than {_MAX_ANSWER} bytes"
-                        )
+            )
         except httpx.HTTPError as exc:
             raise Unreachable.of(f"the witness {self.url}", exc) from exc
-        # The body as read (decoded), under the headers that still describe it.
-        headers = [
-            (name, value)
-            for name, value in streamed.headers.multi_items()
-            if name.lower() not in _BODY_FRAMING
-        ]
-        return httpx.Response(
-            streamed.status_code, headers=headers, content=bytes(data), request=streamed.request
-        )
 
     def add_checkpoint(
         self, checkpoint: bytes, old_size: int, proof: Sequence[bytes] = ()

@@ -1,0 +1,51 @@
+"""An HTTP client's answer read within a bound, for every Ironroot client of another party.
+
+A client of a transparency service, a witness or a log's read API must not hold whatever a
+hostile or broken server sends: :func:`bounded_response` reads the answer as it streams in
+and stops at ``limit`` bytes with the caller's error, so memory is bounded by the limit, not
+by the server. The answer comes back as an ``httpx.Response`` with its body read (decoded)
+and the headers that still describe it (the framing ones, which described the bytes on the
+wire, dropped). httpx's own errors pass through: each caller names the party it could not
+reach. Written here because httpx has no size limit on a response body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+import httpx
+
+from ironroot.errors import IronrootError
+
+__all__ = ["bounded_response"]
+
+_BODY_FRAMING: Final = frozenset(("content-encoding", "content-length", "transfer-encoding"))
+
+
+def bounded_response(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    limit: int,
+    too_large: Callable[[], IronrootError],
+    **request: Any,
+) -> httpx.Response:
+    """``client``'s answer to ``method url`` (``request``: httpx's ``headers``, ``content``
+    …), its body read as it streams in; ``too_large()`` is raised once the body passes
+    ``limit`` bytes."""
+    with client.stream(method, url, **request) as streamed:
+        data = bytearray()
+        for chunk in streamed.iter_bytes():
+            data += chunk
+            if len(data) > limit:
+                raise too_large()
+    kept = [
+        (name, value)
+        for name, value in streamed.headers.multi_items()
+        if name.lower() not in _BODY_FRAMING
+    ]
+    return httpx.Response(
+        streamed.status_code, headers=kept, content=bytes(data), request=streamed.request
+    )
