@@ -100,6 +100,16 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _file_version(path: Path) -> tuple[int, int, int] | None:
+    """What tells one state of a file from the next (inode, mtime, size); ``None`` when it
+    is not there: a file another process replaced or wrote since is read again."""
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return (found.st_ino, found.st_mtime_ns, found.st_size)
+
+
 class Operators:
     """The operators of one dashboard (module docs): a thin shell over the account store."""
 
@@ -111,11 +121,7 @@ class Operators:
         self._loaded: AccountStore | None = None
 
     def _version(self) -> tuple[int, int, int] | None:
-        try:
-            found = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return (found.st_ino, found.st_mtime_ns, found.st_size)
+        return _file_version(self.path)
 
     @property
     def _store(self) -> AccountStore:
@@ -313,11 +319,7 @@ class EndedSessions:
         self._ended: dict[str, int] = {}
 
     def _version(self) -> tuple[int, int, int] | None:
-        try:
-            found = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return (found.st_ino, found.st_mtime_ns, found.st_size)
+        return _file_version(self.path)
 
     def _current(self) -> dict[str, int]:
         version = self._version()
