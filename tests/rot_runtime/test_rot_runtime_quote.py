@@ -285,3 +285,30 @@ def quote_and_ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, Vendo
     device = new_device(tmp_path_factory.mktemp("q") / "d", product, ca)
     device.boot(product.bundle(), now=NOW)
     return device.quote(NONCE), ca
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"svn": 200},  # old firmware hiding from anti-rollback appraisal
+        {"svn": 2},
+        {"debug-locked": False},
+        {"lifecycle": "manufacturing"},
+        {"lifecycle": "unprovisioned"},
+    ],
+)
+def test_svn_lifecycle_and_debug_claims_must_match_the_alias_certificates(
+    booted: Device, vendor_ca: VendorCA, change: dict[str, object]
+) -> None:
+    # The RT alias key is held by the runtime: a compromised runtime signs whatever it likes.
+    # What the FMC (RT alias TcbInfo: SVN) and the ROM (FMC alias DEVICE_INFO flags,
+    # FMC_INFO SVN) certified is out of its reach, so the claims must agree with them.
+    quote = booted.quote(NONCE)
+    with pytest.raises(VerificationFailed):
+        _verify(_resign(booted, quote, change), vendor_ca)
+
+
+def test_a_lifecycle_claim_is_spelled_as_issued(booted: Device, vendor_ca: VendorCA) -> None:
+    quote = booted.quote(NONCE)
+    with pytest.raises(MalformedInput):
+        _verify(_resign(booted, quote, {"lifecycle": "PRODUCTION"}), vendor_ca)

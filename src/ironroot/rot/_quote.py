@@ -36,7 +36,12 @@ roots, with names, signatures, CA flags and validity at ``now`` (``ChainNotTrust
 ``BadSignature``, ``CertificateExpired``) and the DICE shape IDevID → LDevID → FMC alias → RT
 alias; each signature under its RT alias key (``BadSignature``); the two payloads are
 identical; the nonce (``StaleNonce``); the PCR log replays to the signed PCRs; the Ueid and
-FWIDs match the certificates (``VerificationFailed``).
+FWIDs match the certificates; the ``svn`` claim equals the SVN of the FMC alias ``FMC_INFO``
+and of the RT alias ``RT_INFO`` TcbInfo, and ``lifecycle`` and ``debug-locked`` agree with the
+FMC alias ``DEVICE_INFO`` flags (``notConfigured``: unprovisioned, ``notSecure``:
+manufacturing, ``debug``: unlocked) (``VerificationFailed``). The RT alias key is held by the
+runtime, so the claims it could lie about are checked against what the ROM and FMC certified
+below it; ``lifecycle`` is spelled exactly as issued (``MalformedInput``).
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ from ironroot.errors import (
     VerificationFailed,
 )
 from ironroot.rot._boot import PCR_COUNT, PCR_FMC, PCR_ROM, PCR_SIZE, BootState, PcrEvent, replay
+from ironroot.rot._dice_values import OperationalFlag, OperationalFlags
 from ironroot.rot._fuses import Lifecycle
 from ironroot.rot._layers import SHA384_OID, DiceLayer
 from ironroot.rot.dice import DiceCertificate, parse_certificate, verify_chain
@@ -81,6 +87,7 @@ _LIMITS: Final = Limits(max_bytes=MAX_QUOTE_BYTES, max_depth=8, max_items=512)
 _KEYS: Final = {Algorithm.ES384: "es384", Algorithm.ML_DSA_87: "ml-dsa-87"}
 _CHAIN_LENGTH: Final = 4  # RT alias, FMC alias, LDevID, IDevID
 _MAX_CHAIN: Final = 8
+_LIFECYCLES: Final = {state.label: state for state in Lifecycle}
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +284,35 @@ def _fwid(cert: DiceCertificate, index: int) -> bytes | None:
     return fwid.digest if fwid.hash_alg_oid == SHA384_OID else None
 
 
+def _certified_lifecycle(flags: OperationalFlags) -> Lifecycle:
+    if OperationalFlag.notConfigured in flags:
+        return Lifecycle.UNPROVISIONED
+    if OperationalFlag.notSecure in flags:
+        return Lifecycle.MANUFACTURING
+    return Lifecycle.PRODUCTION
+
+
+def _check_certified(
+    chain: Sequence[DiceCertificate], *, svn: int, lifecycle: Lifecycle, debug_locked: bool
+) -> None:
+    """The SVN, lifecycle and debug claims against what the layers below the runtime
+    certified: the FMC alias ``DEVICE_INFO`` flags and ``FMC_INFO`` SVN (issued by the ROM's
+    LDevID key) and the RT alias ``RT_INFO`` SVN (issued by the FMC). The runtime signs the
+    claims with a key it holds, so a claim that the certificates do not back is refused."""
+    fmc_tcbs, rt_tcbs = chain[2].dice.tcb_infos, chain[3].dice.tcb_infos
+    device_flags = fmc_tcbs[0].flags if fmc_tcbs else None
+    if len(fmc_tcbs) < 2 or not rt_tcbs or fmc_tcbs[1].svn != svn or rt_tcbs[0].svn != svn:
+        raise VerificationFailed("the SVN claim differs from the alias certificates' TcbInfo")
+    if (
+        device_flags is None
+        or _certified_lifecycle(device_flags) is not lifecycle
+        or (OperationalFlag.debug in device_flags) is debug_locked
+    ):
+        raise VerificationFailed(
+            "the lifecycle or debug claim differs from the FMC alias DEVICE_INFO flags"
+        )
+
+
 def verify_quote(
     quote: bytes,
     *,
@@ -344,8 +380,12 @@ def verify_quote(
     svn, lifecycle, debug_locked = claims["svn"], claims["lifecycle"], claims["debug-locked"]
     if isinstance(svn, bool) or not isinstance(svn, int) or not isinstance(debug_locked, bool):
         raise MalformedInput("quote claims svn and debug-locked have the wrong type")
-    if not isinstance(lifecycle, str) or lifecycle.upper() not in Lifecycle.__members__:
+    if not isinstance(lifecycle, str) or lifecycle not in _LIFECYCLES:
         raise MalformedInput("quote claim lifecycle is not a lifecycle state")
+    for chain in chains.values():
+        _check_certified(
+            chain, svn=svn, lifecycle=_LIFECYCLES[lifecycle], debug_locked=debug_locked
+        )
     return QuoteClaims(
         nonce=signed_nonce,
         ueid=ueid,
@@ -356,7 +396,7 @@ def verify_quote(
         header_digest=header,
         manifest_digest=manifest,
         svn=svn,
-        lifecycle=Lifecycle[lifecycle.upper()],
+        lifecycle=_LIFECYCLES[lifecycle],
         debug_locked=debug_locked,
         ecc_chain=chains[Algorithm.ES384],
         mldsa_chain=chains[Algorithm.ML_DSA_87],

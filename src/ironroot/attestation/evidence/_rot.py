@@ -25,9 +25,10 @@ the same two certificate chains already proved: the certificate parsing and the 
 certificate signatures. What depends on the quote itself is still checked every time: both
 quote signatures under the cached RT alias keys, validity of every certificate at ``now``, the
 nonce, identical payloads, the PCR log replaying to the signed PCRs, FWIDs matching the log
-and the certificates, the Ueid. Any difference from the cached facts, or any failure, falls
-back to the full ``verify_quote``, which raises the exact error: the cache can only make a
-quote that the full verifier accepts cheaper, never accept one it would refuse.
+and the certificates, the Ueid, the SVN and the debug state the certificates certify. Any
+difference from the cached facts, or any failure, falls back to the full ``verify_quote``,
+which raises the exact error: the cache can only make a quote that the full verifier accepts
+cheaper, never accept one it would refuse.
 """
 
 from __future__ import annotations
@@ -257,6 +258,8 @@ def _check_claims(payload: bytes, nonce: bytes, known: QuoteClaims) -> dict[str,
     svn, lifecycle, debug_locked = claims["svn"], claims["lifecycle"], claims["debug-locked"]
     if type(svn) is not int or type(debug_locked) is not bool:
         raise _Miss
+    if svn != known.svn or debug_locked is not known.debug_locked:
+        raise _Miss  # the same certificates certify one SVN and one debug state
     if lifecycle != known.lifecycle.label:
         raise _Miss
     return claims
