@@ -268,3 +268,31 @@ def test_a_dice_extension_that_fails_to_decode_fails_every_time() -> None:
         with pytest.raises(MalformedCertificate):
             parse_multi_tcb_info(b"\x30\x80\x00\x00")
     assert parse_ueid(bytes(build_ueid_extension(b"\x03" * 17).value)) == b"\x03" * 17
+
+
+_POLICY = x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier("1.2.3.4"), None)])
+_UNKNOWN = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\x05\x00")
+
+
+@pytest.mark.parametrize(
+    ("extension", "where"),
+    [(_UNKNOWN, "leaf"), (_UNKNOWN, "root"), (_POLICY, "leaf")],
+)
+def test_a_critical_extension_the_verifier_does_not_process_is_refused(
+    extension: x509.ExtensionType, where: str
+) -> None:
+    # RFC 5280 §4.2: a certificate with a critical extension the relying party does not
+    # process must be rejected; the same extension marked non-critical is ignored.
+    root, alias = PrivateKey.generate(Algorithm.ES384), PrivateKey.generate(Algorithm.ES384)
+    for critical in (False, True):
+        extra = [(extension, critical)]
+        root_der = _cert("IDevID", "IDevID", root, root, extra if where == "root" else [], ca=True)
+        alias_der = _cert(
+            "Alias", "IDevID", alias, root, extra if where == "leaf" else [], ca=False
+        )
+        chain = [parse_certificate(root_der), parse_certificate(alias_der)]
+        if not critical:
+            verify_chain(chain)
+            continue
+        with pytest.raises(ChainNotTrusted, match="critical extension"):
+            verify_chain(chain)
