@@ -296,3 +296,53 @@ def test_a_critical_extension_the_verifier_does_not_process_is_refused(
             continue
         with pytest.raises(ChainNotTrusted, match="critical extension"):
             verify_chain(chain)
+
+
+def _ca_cert(
+    subject: str,
+    issuer: str,
+    key: PrivateKey,
+    issuer_key: PrivateKey,
+    *,
+    path_length: int | None = None,
+    key_cert_sign: bool = True,
+) -> bytes:
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=key_cert_sign,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(key.public_key.raw)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW)
+        .not_valid_after(NOW + datetime.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(usage, critical=True)
+        .sign(issuer_key.raw, hashes.SHA384())
+        .public_bytes(Encoding.DER)
+    )
+
+
+def test_an_issuer_whose_key_usage_omits_key_cert_sign_is_refused() -> None:
+    # RFC 5280 §6.1.4 (n): an issuer with a keyUsage extension must assert keyCertSign.
+    root, alias = PrivateKey.generate(Algorithm.ES384), PrivateKey.generate(Algorithm.ES384)
+    for key_cert_sign in (True, False):
+        chain = [
+            parse_certificate(_ca_cert("R", "R", root, root, key_cert_sign=key_cert_sign)),
+            parse_certificate(_cert("Alias", "R", alias, root, [], ca=False)),
+        ]
+        if key_cert_sign:
+            verify_chain(chain)
+        else:
+            with pytest.raises(ChainNotTrusted, match="keyCertSign"):
+                verify_chain(chain)

@@ -705,8 +705,9 @@ _VERIFIED_MAX = 4096
 def verify_chain(chain: Sequence[DiceCertificate]) -> None:
     """Check a chain ordered root first: self-signed root, then each issued by the one before.
 
-    Checks names (issuer = previous subject, byte for byte), signatures, and that no
-    certificate has a critical extension this verifier does not process (RFC 5280 §4.2); not
+    Checks names (issuer = previous subject, byte for byte), signatures, that every issuer is
+    a CA whose key usage (when present) asserts ``keyCertSign``, and that no certificate has a
+    critical extension this verifier does not process (RFC 5280 §4.2, §4.2.1.3); not
     validity periods (call :meth:`DiceCertificate.check_validity` with a pinned ``now``) nor
     trust in the root, which is the caller's decision. Raises ``ChainNotTrusted`` or
     ``BadSignature``.
@@ -731,6 +732,8 @@ def verify_chain(chain: Sequence[DiceCertificate]) -> None:
             raise ChainNotTrusted(f"chain element {position}: issuer key is not supported")
         if previous is not None and previous.is_ca is not True:
             raise ChainNotTrusted(f"chain element {position - 1} is not a CA")
+        if previous is not None and previous.key_usage and "keyCertSign" not in previous.key_usage:
+            raise ChainNotTrusted(f"chain element {position - 1}: key usage lacks keyCertSign")
         verify_signature(cert, issuer.public_key)
         previous = cert
 
