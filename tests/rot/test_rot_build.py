@@ -333,6 +333,34 @@ def _ca_cert(
     )
 
 
+def test_a_path_length_constraint_bounds_the_intermediates_below() -> None:
+    # RFC 5280 §4.2.1.9: pathLenConstraint is the most non-self-issued intermediates that may
+    # follow; a root with pathLen 0 may issue only end certificates, pathLen 1 one CA below.
+    keys = [PrivateKey.generate(Algorithm.ES384) for _ in range(4)]
+    for root_len, ok in ((None, True), (2, True), (1, False), (0, False)):
+        chain = [
+            _ca_cert("Root", "Root", keys[0], keys[0], path_length=root_len),
+            _ca_cert("LDevID", "Root", keys[1], keys[0]),
+            _ca_cert("FMC", "LDevID", keys[2], keys[1]),
+            _cert("Alias", "FMC", keys[3], keys[2], [], ca=False),
+        ]
+        parsed = [parse_certificate(c) for c in chain]
+        if ok:
+            verify_chain(parsed)
+        else:
+            with pytest.raises(ChainNotTrusted, match="path length"):
+                verify_chain(parsed)
+    # the constraint of an intermediate counts too
+    chain = [
+        _ca_cert("Root", "Root", keys[0], keys[0]),
+        _ca_cert("LDevID", "Root", keys[1], keys[0], path_length=0),
+        _ca_cert("FMC", "LDevID", keys[2], keys[1]),
+        _cert("Alias", "FMC", keys[3], keys[2], [], ca=False),
+    ]
+    with pytest.raises(ChainNotTrusted, match="path length"):
+        verify_chain([parse_certificate(c) for c in chain])
+
+
 def test_an_issuer_whose_key_usage_omits_key_cert_sign_is_refused() -> None:
     # RFC 5280 §6.1.4 (n): an issuer with a keyUsage extension must assert keyCertSign.
     root, alias = PrivateKey.generate(Algorithm.ES384), PrivateKey.generate(Algorithm.ES384)

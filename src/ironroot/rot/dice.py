@@ -706,8 +706,9 @@ def verify_chain(chain: Sequence[DiceCertificate]) -> None:
     """Check a chain ordered root first: self-signed root, then each issued by the one before.
 
     Checks names (issuer = previous subject, byte for byte), signatures, that every issuer is
-    a CA whose key usage (when present) asserts ``keyCertSign``, and that no certificate has a
-    critical extension this verifier does not process (RFC 5280 §4.2, §4.2.1.3); not
+    a CA whose key usage (when present) asserts ``keyCertSign``, path length constraints, and
+    that no certificate has a critical extension this verifier does not process (RFC 5280
+    §4.2, §4.2.1.3, §4.2.1.9); not
     validity periods (call :meth:`DiceCertificate.check_validity` with a pinned ``now``) nor
     trust in the root, which is the caller's decision. Raises ``ChainNotTrusted`` or
     ``BadSignature``.
@@ -736,6 +737,21 @@ def verify_chain(chain: Sequence[DiceCertificate]) -> None:
             raise ChainNotTrusted(f"chain element {position - 1}: key usage lacks keyCertSign")
         verify_signature(cert, issuer.public_key)
         previous = cert
+    _check_path_lengths(chain)
+
+
+def _check_path_lengths(chain: Sequence[DiceCertificate]) -> None:
+    """RFC 5280 §4.2.1.9: a CA's pathLenConstraint bounds the non-self-issued intermediates
+    that follow it (the leaf, last, is not an intermediate)."""
+    for position, cert in enumerate(chain[:-1]):
+        if cert.path_length is None:
+            continue
+        below = sum(1 for c in chain[position + 1 : -1] if c.subject_der != c.issuer_der)
+        if below > cert.path_length:
+            raise ChainNotTrusted(
+                f"chain element {position} allows path length {cert.path_length}; "
+                f"{below} intermediates follow it"
+            )
 
 
 # --- JSON ------------------------------------------------------------------------------------
