@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 from _ar_helpers import NOW, RUNTIME, World, flip
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from ironroot.attestation import (
     AR4SI,
@@ -26,7 +29,7 @@ from ironroot.attestation import (
 )
 from ironroot.cose import RECEIPTS, Sign1, decode_cbor, encode_cbor
 from ironroot.crypto import Algorithm
-from ironroot.errors import BadSignature, UnknownIssuer, VerificationFailed
+from ironroot.errors import BadSignature, CertificateExpired, UnknownIssuer, VerificationFailed
 from ironroot.rot import Device, VendorCA, create_quote, derive_layers
 
 _ALGS = (Algorithm.ES384, Algorithm.ML_DSA_87)
@@ -364,3 +367,45 @@ def test_a_warm_cache_refuses_claims_the_certificates_deny(
     )
     with pytest.raises(VerificationFailed):
         verify_rot_quote(quote, nonce=nonce, trust_anchors=anchors, now=NOW, cache=cache)
+
+
+def _short_lived(ca: VendorCA, not_after: dt.datetime) -> list[bytes]:
+    """The vendor roots re-issued (same names and keys) to expire at ``not_after``."""
+    out = []
+    for alg in _ALGS:
+        key = ca.key(alg)
+        der = ca.ecc_certificate if alg is Algorithm.ES384 else ca.mldsa_certificate
+        old = x509.load_der_x509_certificate(der)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(old.subject)
+            .issuer_name(old.subject)
+            .public_key(key.public_key.raw)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(old.not_valid_before_utc)
+            .not_valid_after(not_after)
+        )
+        for ext in old.extensions:
+            builder = builder.add_extension(ext.value, critical=ext.critical)
+        digest = hashes.SHA384() if alg is Algorithm.ES384 else None
+        out.append(builder.sign(key.raw, digest).public_bytes(Encoding.DER))
+    return out
+
+
+def test_a_warm_cache_refuses_a_quote_once_the_vendor_root_expired(
+    world: World, good_device: Device
+) -> None:
+    anchors = _short_lived(world.ca, NOW + dt.timedelta(days=1))
+    later = NOW + dt.timedelta(days=2)
+    cache = RotChainCache()
+    nonce = _nonce()
+    verify_rot_quote(
+        good_device.quote(nonce), nonce=nonce, trust_anchors=anchors, now=NOW, cache=cache
+    )
+    assert len(cache) == 1
+    nonce = _nonce()
+    quote = good_device.quote(nonce)
+    with pytest.raises(CertificateExpired):
+        verify_rot_quote(quote, nonce=nonce, trust_anchors=anchors, now=later)
+    with pytest.raises(CertificateExpired):
+        verify_rot_quote(quote, nonce=nonce, trust_anchors=anchors, now=later, cache=cache)

@@ -23,12 +23,12 @@ model every appraisal policy is written against:
 verifier) and converts it. With a :class:`RotChainCache` it skips what a previous quote with
 the same two certificate chains already proved: the certificate parsing and the eight
 certificate signatures. What depends on the quote itself is still checked every time: both
-quote signatures under the cached RT alias keys, validity of every certificate at ``now``, the
-nonce, identical payloads, the PCR log replaying to the signed PCRs, FWIDs matching the log
-and the certificates, the Ueid, the SVN and the debug state the certificates certify. Any
-difference from the cached facts, or any failure, falls back to the full ``verify_quote``,
-which raises the exact error: the cache can only make a quote that the full verifier accepts
-cheaper, never accept one it would refuse.
+quote signatures under the cached RT alias keys, validity at ``now`` of every certificate and
+of the vendor roots the chains reached, the nonce, identical payloads, the PCR log replaying
+to the signed PCRs, FWIDs matching the log and the certificates, the Ueid, the SVN and the
+debug state the certificates certify. Any difference from the cached facts, or any failure,
+falls back to the full ``verify_quote``, which raises the exact error: the cache can only make
+a quote that the full verifier accepts cheaper, never accept one it would refuse.
 """
 
 from __future__ import annotations
@@ -92,6 +92,32 @@ def _root_fingerprint(idevid: DiceCertificate, trust_anchors: Sequence[bytes]) -
     return ""
 
 
+def _reached(
+    verified: QuoteClaims, trust_anchors: Sequence[bytes]
+) -> tuple[DiceCertificate, ...] | None:
+    """The vendor roots that issued the two IDevIDs (``None``: not found, do not cache)."""
+    reached = []
+    for chain, algorithm in (
+        (verified.ecc_chain, Algorithm.ES384),
+        (verified.mldsa_chain, Algorithm.ML_DSA_87),
+    ):
+        idevid = chain[0]
+        anchor = next(
+            (
+                a
+                for a in (_anchor(bytes(d)) for d in trust_anchors)
+                if a.subject_der == idevid.issuer_der
+                and a.public_key is not None
+                and a.public_key.algorithm is algorithm
+            ),
+            None,
+        )
+        if anchor is None:
+            return None
+        reached.append(anchor)
+    return tuple(reached)
+
+
 def _anti_rollback(log: Sequence[PcrEvent]) -> str:
     """``enabled``/``disabled`` from the ROM's device-status event, else ``unknown``."""
     events = [e for e in log if e.pcr == _PCR_ROM and e.name == _DEVICE_STATUS]
@@ -136,6 +162,7 @@ class _Verified:
     quote: QuoteClaims
     root: str
     chains: tuple[object, ...]
+    anchors: tuple[DiceCertificate, ...]  # the vendor roots the two chains reached
 
 
 class RotChainCache:
@@ -282,6 +309,11 @@ def _cached(
     if entry is None or entry.chains != chains:
         raise _Miss((key, chains))
     known = entry.quote
+    try:
+        for anchor in entry.anchors:
+            anchor.check_validity(now)
+    except IronrootError as exc:
+        raise _Miss from exc
     for message, chain in zip(messages, (known.ecc_chain, known.mldsa_chain), strict=True):
         leaf = chain[-1].public_key
         if leaf is None:
@@ -343,7 +375,9 @@ def verify_rot_quote(
     root = _root_fingerprint(verified.ecc_chain[0], trust_anchors)
     if cache is not None and remember is not None:
         key, chains = remember
-        cache._put(key, _Verified(verified, root, chains))
+        reached = _reached(verified, trust_anchors)
+        if reached is not None:
+            cache._put(key, _Verified(verified, root, chains, reached))
     return quote_claims(verified, root=root)
 
 
