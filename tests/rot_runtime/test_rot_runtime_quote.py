@@ -4,11 +4,15 @@ PCR log replay, and every way a quote must be refused."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 
 import cbor2
 import pytest
 from _rot_helpers import NOW, Product, new_device
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +30,7 @@ from ironroot.errors import (
 from ironroot.rot import (
     Device,
     Lifecycle,
+    PcrEvent,
     VendorCA,
     derive_ecc_p384,
     derive_layers,
@@ -312,3 +317,67 @@ def test_a_lifecycle_claim_is_spelled_as_issued(booted: Device, vendor_ca: Vendo
     quote = booted.quote(NONCE)
     with pytest.raises(MalformedInput):
         _verify(_resign(booted, quote, {"lifecycle": "PRODUCTION"}), vendor_ca)
+
+
+# --- attacks that hold (each can fail: it names the exact refusal) ---------------------------
+
+
+def _rechain(parts: dict[str, Sign1], alg: str, chain: list[bytes]) -> bytes:
+    message = parts[alg]
+    replaced = Sign1(
+        message.protected_bytes,
+        message.protected,
+        {X5CHAIN: chain},
+        message.payload,
+        message.signature,
+    )
+    return _join({**parts, alg: replaced})
+
+
+def test_an_event_moved_to_another_pcr_is_refused(booted: Device, vendor_ca: VendorCA) -> None:
+    # the fmc-digest event moved from PCR0 to PCR2, the PCRs recomputed so that the log replays
+    quote = booted.quote(NONCE)
+    state = booted.boot_state
+    assert state is not None
+    log = [PcrEvent(2 if e.name == "fmc-digest" else e.pcr, e.name, e.data) for e in state.log]
+    pcrs = [bytes(48)] * 3
+    for e in log:
+        pcrs[e.pcr] = hashlib.sha384(pcrs[e.pcr] + e.data).digest()
+    change = {"pcr-log": [[e.pcr, e.name, e.data] for e in log], "pcrs": pcrs}
+    with pytest.raises(VerificationFailed, match="FWIDs do not match the PCR log"):
+        _verify(_resign(booted, quote, change), vendor_ca)
+
+
+@pytest.mark.parametrize("alg", ["es384", "ml-dsa-87"])
+def test_swapped_layers_are_refused(booted: Device, vendor_ca: VendorCA, alg: str) -> None:
+    parts = _parts(booted.quote(NONCE))
+    rt, fmc, ldevid, idevid = parts[alg].unprotected[X5CHAIN]
+    with pytest.raises(ChainNotTrusted):
+        _verify(_rechain(parts, alg, [rt, ldevid, fmc, idevid]), vendor_ca)
+
+
+def test_an_idevid_certificate_issued_by_the_ldevid_is_refused(
+    booted: Device, vendor_ca: VendorCA
+) -> None:
+    # Whoever holds the LDevID key re-issues the IDevID certificate under the vendor CA's name.
+    state = booted.boot_state
+    assert state is not None
+    layers = derive_layers(booted.fuses, state.pcrs)
+    parts = _parts(booted.quote(NONCE))
+    rt, fmc, ldevid, idevid = parts["es384"].unprotected[X5CHAIN]
+    genuine = x509.load_der_x509_certificate(idevid)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(genuine.subject)
+        .issuer_name(genuine.issuer)
+        .public_key(genuine.public_key())
+        .serial_number(genuine.serial_number)
+        .not_valid_before(genuine.not_valid_before_utc)
+        .not_valid_after(genuine.not_valid_after_utc)
+    )
+    for ext in genuine.extensions:
+        builder = builder.add_extension(ext.value, critical=ext.critical)
+    ldevid_key = layers.ldevid.key(Algorithm.ES384)
+    forged = builder.sign(ldevid_key.raw, hashes.SHA384()).public_bytes(Encoding.DER)
+    with pytest.raises(BadSignature):
+        _verify(_rechain(parts, "es384", [rt, fmc, ldevid, forged]), vendor_ca)
