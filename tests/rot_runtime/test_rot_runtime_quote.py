@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hypothesis_budget import examples
+from ironroot.attestation import RotChainCache, verify_rot_quote
 from ironroot.cose import X5CHAIN, Limits, Sign1, decode_cbor, encode_cbor, sign1
 from ironroot.crypto import Algorithm
 from ironroot.errors import (
@@ -381,3 +382,77 @@ def test_an_idevid_certificate_issued_by_the_ldevid_is_refused(
     forged = builder.sign(ldevid_key.raw, hashes.SHA384()).public_bytes(Encoding.DER)
     with pytest.raises(BadSignature):
         _verify(_rechain(parts, "es384", [rt, fmc, ldevid, forged]), vendor_ca)
+
+
+def _with_device_status(booted: Device, quote: bytes, edit: dict[int, int]) -> bytes:
+    """The quote re-signed with bytes of its device-status event changed (PCR0 recomputed)."""
+    state = booted.boot_state
+    assert state is not None
+    log = []
+    for event in state.log:
+        data = bytearray(event.data)
+        if event.name == "device-status":
+            for index, value in edit.items():
+                data[index] = value
+        log.append([event.pcr, event.name, bytes(data)])
+    pcrs = [bytes(48)] * 3
+    for pcr, _, data in log:
+        pcrs[pcr] = hashlib.sha384(pcrs[pcr] + data).digest()
+    return _resign(booted, quote, {"pcr-log": log, "pcrs": pcrs})
+
+
+def test_a_device_status_claiming_anti_rollback_the_device_lacks_is_refused(
+    device: Device, product: Product, vendor_ca: VendorCA
+) -> None:
+    # anti-rollback disabled: the FMC alias DEVICE_INFO SVN (the fuse SVN) is 0. A runtime
+    # claiming "enabled" in the device-status event must also claim a fuse SVN, which the
+    # certificate denies.
+    device.program(lambda fuses: fuses.disable_anti_rollback())
+    device.boot(product.bundle(), now=NOW)
+    quote = device.quote(NONCE)
+    _verify(quote, vendor_ca)
+    with pytest.raises(VerificationFailed, match="device-status"):
+        _verify(_with_device_status(device, quote, {2: 0, 5: 3}), vendor_ca)
+    with pytest.raises(VerificationFailed, match="device-status"):
+        _verify(_with_device_status(device, quote, {2: 0}), vendor_ca)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [{0: 1}, {1: 0}, {4: 9}, {5: 2}, {5: 9}, {2: 1}, {2: 7}],
+    ids=["lifecycle", "debug", "firmware-svn", "fuse-svn-low", "fuse-svn", "disabled", "flag"],
+)
+def test_a_device_status_the_certificates_deny_is_refused(
+    booted: Device, vendor_ca: VendorCA, edit: dict[int, int]
+) -> None:
+    with pytest.raises(VerificationFailed, match="device-status"):
+        _verify(_with_device_status(booted, booted.quote(NONCE), edit), vendor_ca)
+
+
+def test_a_quote_needs_exactly_one_device_status(booted: Device, vendor_ca: VendorCA) -> None:
+    state = booted.boot_state
+    assert state is not None
+    quote = booted.quote(NONCE)
+    for log in (
+        [e for e in state.log if e.name != "device-status"],
+        [state.log[0], *state.log],
+    ):
+        pcrs = [bytes(48)] * 3
+        for e in log:
+            pcrs[e.pcr] = hashlib.sha384(pcrs[e.pcr] + e.data).digest()
+        change = {"pcr-log": [[e.pcr, e.name, e.data] for e in log], "pcrs": pcrs}
+        with pytest.raises(VerificationFailed, match="device-status"):
+            _verify(_resign(booted, quote, change), vendor_ca)
+
+
+def test_a_warm_chain_cache_refuses_a_forged_device_status(
+    booted: Device, vendor_ca: VendorCA
+) -> None:
+    cache = RotChainCache()
+    anchors = vendor_ca.trust_anchors
+    quote = booted.quote(NONCE)
+    verify_rot_quote(quote, nonce=NONCE, trust_anchors=anchors, now=NOW, cache=cache)
+    assert len(cache) == 1
+    forged = _with_device_status(booted, quote, {2: 1, 5: 0})
+    with pytest.raises(VerificationFailed, match="device-status"):
+        verify_rot_quote(forged, nonce=NONCE, trust_anchors=anchors, now=NOW, cache=cache)

@@ -41,7 +41,9 @@ and of the RT alias ``RT_INFO`` TcbInfo, and ``lifecycle`` and ``debug-locked`` 
 FMC alias ``DEVICE_INFO`` flags (``notConfigured``: unprovisioned, ``notSecure``:
 manufacturing, ``debug``: unlocked) (``VerificationFailed``). The RT alias key is held by the
 runtime, so the claims it could lie about are checked against what the ROM and FMC certified
-below it; ``lifecycle`` is spelled exactly as issued (``MalformedInput``).
+below it; the log's one ``device-status`` event (PCR0) agrees with those claims and with the
+DEVICE_INFO SVN, which is the fuse SVN, 0 when anti-rollback is disabled
+(``VerificationFailed``); ``lifecycle`` is spelled exactly as issued (``MalformedInput``).
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ _KEYS: Final = {Algorithm.ES384: "es384", Algorithm.ML_DSA_87: "ml-dsa-87"}
 _CHAIN_LENGTH: Final = 4  # RT alias, FMC alias, LDevID, IDevID
 _MAX_CHAIN: Final = 8
 _LIFECYCLES: Final = {state.label: state for state in Lifecycle}
+_DEVICE_STATUS: Final = "device-status"
+_STATUS_SIZE: Final = 9
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +317,38 @@ def _check_certified(
         )
 
 
+def _check_device_status(
+    log: Sequence[PcrEvent],
+    *,
+    fuse_svn: int | None,
+    svn: int,
+    lifecycle: Lifecycle,
+    debug_locked: bool,
+) -> None:
+    """The ROM's ``device-status`` event (what appraisal reads anti-rollback from) against the
+    certified claims: exactly one 9-byte event in PCR0 whose lifecycle, debug, firmware SVN and
+    fuse SVN bytes are the certified ones, and whose anti-rollback byte is 0 (enabled) or 1
+    (disabled) and agrees with the fuse SVN: disabled measures fuse SVN 0, enabled a fuse SVN
+    the boot advanced to at least the firmware's. (The byte itself is bound only through the
+    DEVICE_INFO FWID, which needs the vendor key descriptor hash to recompute: a device with
+    anti-rollback disabled running firmware SVN 0 can still claim it enabled.)"""
+    events = [e for e in log if e.name == _DEVICE_STATUS]
+    if len(events) != 1 or events[0].pcr != PCR_ROM or len(events[0].data) != _STATUS_SIZE:
+        raise VerificationFailed("the PCR log needs exactly one 9-byte device-status in PCR0")
+    status = events[0].data
+    disabled = status[2]
+    if (
+        status[0] != int(lifecycle)
+        or status[1] != int(debug_locked)
+        or status[4] != svn
+        or status[5] != fuse_svn
+        or disabled not in (0, 1)
+        or (disabled == 1 and status[5] != 0)
+        or (disabled == 0 and status[5] < status[4])
+    ):
+        raise VerificationFailed("the device-status event differs from the certified device state")
+
+
 def verify_quote(
     quote: bytes,
     *,
@@ -385,6 +421,13 @@ def verify_quote(
     for chain in chains.values():
         _check_certified(
             chain, svn=svn, lifecycle=_LIFECYCLES[lifecycle], debug_locked=debug_locked
+        )
+        _check_device_status(
+            log,
+            fuse_svn=chain[2].dice.tcb_infos[0].svn,
+            svn=svn,
+            lifecycle=_LIFECYCLES[lifecycle],
+            debug_locked=debug_locked,
         )
     return QuoteClaims(
         nonce=signed_nonce,

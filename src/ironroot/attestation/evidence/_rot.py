@@ -25,10 +25,11 @@ the same two certificate chains already proved: the certificate parsing and the 
 certificate signatures. What depends on the quote itself is still checked every time: both
 quote signatures under the cached RT alias keys, validity at ``now`` of every certificate and
 of the vendor roots the chains reached, the nonce, identical payloads, the PCR log replaying
-to the signed PCRs, FWIDs matching the log and the certificates, the Ueid, the SVN and the
-debug state the certificates certify. Any difference from the cached facts, or any failure,
-falls back to the full ``verify_quote``, which raises the exact error: the cache can only make
-a quote that the full verifier accepts cheaper, never accept one it would refuse.
+to the signed PCRs, FWIDs matching the log and the certificates, the Ueid, the SVN, the debug
+state and the device-status event the certificates certify. Any difference from the cached
+facts, or any failure, falls back to the full ``verify_quote``, which raises the exact error:
+the cache can only make a quote that the full verifier accepts cheaper, never accept one it
+would refuse.
 """
 
 from __future__ import annotations
@@ -287,6 +288,10 @@ def _check_claims(payload: bytes, nonce: bytes, known: QuoteClaims) -> dict[str,
         raise _Miss
     if svn != known.svn or debug_locked is not known.debug_locked:
         raise _Miss  # the same certificates certify one SVN and one debug state
+    status = [e[2] for e in log if e[1] == _DEVICE_STATUS]
+    known_status = [e.data for e in known.log if e.name == _DEVICE_STATUS]
+    if status != known_status or [e for e in log if e[1] == _DEVICE_STATUS and e[0] != _PCR_ROM]:
+        raise _Miss  # and one device status: anything else is verified in full
     if lifecycle != known.lifecycle.label:
         raise _Miss
     return claims
