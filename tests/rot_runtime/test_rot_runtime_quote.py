@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis_budget import examples
 from ironroot.attestation import RotChainCache, verify_rot_quote
 from ironroot.cose import X5CHAIN, Limits, Sign1, decode_cbor, encode_cbor, sign1
-from ironroot.crypto import Algorithm
+from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
     CertificateExpired,
@@ -32,9 +32,11 @@ from ironroot.rot import (
     Device,
     Lifecycle,
     PcrEvent,
+    QuoteClaims,
     VendorCA,
     derive_ecc_p384,
     derive_layers,
+    parse_certificate,
     verify_quote,
 )
 
@@ -456,3 +458,45 @@ def test_a_warm_chain_cache_refuses_a_forged_device_status(
     forged = _with_device_status(booted, quote, {2: 1, 5: 0})
     with pytest.raises(VerificationFailed, match="device-status"):
         verify_rot_quote(forged, nonce=NONCE, trust_anchors=anchors, now=NOW, cache=cache)
+
+
+def test_a_quote_verifies_under_the_right_one_of_two_roots_with_one_name(
+    booted: Device, vendor_ca: VendorCA
+) -> None:
+    # A vendor that re-keys its CA under the same name: both roots are trusted, the device's
+    # IDevID is issued by the one listed second. The issuer name alone does not pick the root.
+    rekeyed = [_same_name_root(der) for der in vendor_ca.trust_anchors]
+    quote = booted.quote(NONCE)
+    claims = _verify(quote, vendor_ca, anchors=[*rekeyed, *vendor_ca.trust_anchors])
+    assert isinstance(claims, QuoteClaims)
+    # the evidence layer names (and its chain cache keeps) the root that issued the IDevID
+    anchors = [*rekeyed, *vendor_ca.trust_anchors]
+    cache = RotChainCache()
+    for _ in range(2):
+        evidence = verify_rot_quote(quote, nonce=NONCE, trust_anchors=anchors, now=NOW, cache=cache)
+        assert evidence.identity["root"] == hashlib.sha256(vendor_ca.ecc_certificate).hexdigest()
+    assert len(cache) == 1
+    with pytest.raises(BadSignature):  # only the other key under that name: still refused
+        _verify(quote, vendor_ca, anchors=rekeyed)
+
+
+def _same_name_root(der: bytes) -> bytes:
+    """A self-signed root with the subject and extensions of ``der`` but a new key."""
+    old = x509.load_der_x509_certificate(der)
+    alg = parse_certificate(der).public_key.algorithm  # type: ignore[union-attr]
+    key = PrivateKey.generate(alg)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(old.subject)
+        .public_key(key.public_key.raw)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(old.not_valid_before_utc)
+        .not_valid_after(old.not_valid_after_utc)
+    )
+    skip = (x509.SubjectKeyIdentifier, x509.AuthorityKeyIdentifier)
+    for ext in old.extensions:
+        if not isinstance(ext.value, skip):
+            builder = builder.add_extension(ext.value, critical=ext.critical)
+    digest = hashes.SHA384() if alg is Algorithm.ES384 else None
+    return builder.sign(key.raw, digest).public_bytes(Encoding.DER)

@@ -58,6 +58,7 @@ from ironroot.cose import CONTENT_TYPE, KID, X5CHAIN, Limits, Sign1, decode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     AlgorithmNotAccepted,
+    BadSignature,
     ChainNotTrusted,
     LimitExceeded,
     MalformedCertificate,
@@ -201,22 +202,27 @@ def _chain(
         raise MalformedInput("x5chain items must be byte strings")
     certs = [parse_certificate(der) for der in items]
     top = certs[-1]
-    anchor = next(
-        (
-            a
-            for a in anchors
-            if a.subject_der == top.issuer_der
-            and a.public_key is not None
-            and a.public_key.algorithm is alg
-        ),
-        None,
-    )
-    if anchor is None:
+    candidates = [
+        a
+        for a in anchors
+        if a.subject_der == top.issuer_der
+        and a.public_key is not None
+        and a.public_key.algorithm is alg
+    ]
+    if not candidates:
         raise ChainNotTrusted(
             f"the {alg.label} chain does not reach an IDevID issued by a trusted vendor CA"
         )
-    ordered = (anchor, *reversed(certs))
-    verify_chain(ordered)
+    # Several trusted roots may share a name (a re-keyed vendor CA): the one whose key
+    # verifies the chain is the one it reaches; with none, the last error stands.
+    for position, anchor in enumerate(candidates):
+        ordered = (anchor, *reversed(certs))
+        try:
+            verify_chain(ordered)
+            break
+        except BadSignature:
+            if position == len(candidates) - 1:
+                raise
     for cert in ordered:
         cert.check_validity(now)
     chain = ordered[1:]

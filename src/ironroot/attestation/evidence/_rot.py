@@ -52,6 +52,7 @@ from ironroot.rot import (
     QuoteClaims,
     parse_certificate,
     verify_quote,
+    verify_signature,
 )
 
 __all__ = [
@@ -85,12 +86,27 @@ def _anchor(data: bytes) -> DiceCertificate:
     return parse_certificate(data)
 
 
-def _root_fingerprint(idevid: DiceCertificate, trust_anchors: Sequence[bytes]) -> str:
+def _issuing_root(
+    idevid: DiceCertificate, algorithm: Algorithm, trust_anchors: Sequence[bytes]
+) -> DiceCertificate | None:
+    """The trusted root whose name, algorithm AND key issued ``idevid`` (several roots may
+    share a name: a re-keyed vendor CA)."""
     for data in trust_anchors:
         anchor = _anchor(bytes(data))
-        if anchor.subject_der == idevid.issuer_der:
-            return hashlib.sha256(anchor.der).hexdigest()
-    return ""
+        key = anchor.public_key
+        if anchor.subject_der != idevid.issuer_der or key is None or key.algorithm is not algorithm:
+            continue
+        try:
+            verify_signature(idevid, key)
+        except IronrootError:
+            continue
+        return anchor
+    return None
+
+
+def _root_fingerprint(idevid: DiceCertificate, trust_anchors: Sequence[bytes]) -> str:
+    anchor = _issuing_root(idevid, Algorithm.ES384, trust_anchors)
+    return hashlib.sha256(anchor.der).hexdigest() if anchor is not None else ""
 
 
 def _reached(
@@ -102,17 +118,7 @@ def _reached(
         (verified.ecc_chain, Algorithm.ES384),
         (verified.mldsa_chain, Algorithm.ML_DSA_87),
     ):
-        idevid = chain[0]
-        anchor = next(
-            (
-                a
-                for a in (_anchor(bytes(d)) for d in trust_anchors)
-                if a.subject_der == idevid.issuer_der
-                and a.public_key is not None
-                and a.public_key.algorithm is algorithm
-            ),
-            None,
-        )
+        anchor = _issuing_root(chain[0], algorithm, trust_anchors)
         if anchor is None:
             return None
         reached.append(anchor)
