@@ -3,6 +3,7 @@ each asserting the exact ``ear.status`` and trust-vector code."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import random
@@ -10,6 +11,9 @@ from pathlib import Path
 
 import pytest
 from _ar_helpers import NOW, RUNTIME, World, flip
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from ironroot.attestation import (
     AR4SI,
@@ -25,7 +29,7 @@ from ironroot.attestation import (
 )
 from ironroot.cose import RECEIPTS, Sign1, decode_cbor, encode_cbor
 from ironroot.crypto import Algorithm
-from ironroot.errors import BadSignature, UnknownIssuer
+from ironroot.errors import BadSignature, CertificateExpired, UnknownIssuer, VerificationFailed
 from ironroot.rot import Device, VendorCA, create_quote, derive_layers
 
 _ALGS = (Algorithm.ES384, Algorithm.ML_DSA_87)
@@ -152,8 +156,11 @@ def test_any_flipped_bit_is_never_affirming(world: World, good_device: Device) -
         )
 
 
-def test_debug_enabled_is_unsupportable_config(world: World, good_device: Device) -> None:
-    # The device's own RT alias key signs a quote that says debug is unlocked.
+def test_a_debug_claim_the_certificates_deny_is_untrustworthy(
+    world: World, good_device: Device
+) -> None:
+    # The device's own RT alias key (held by its runtime) signs a quote that says debug is
+    # unlocked on a device whose ROM locked it.
     state = good_device.boot_state
     assert state is not None
     layers = derive_layers(good_device.fuses, state.pcrs)
@@ -168,10 +175,15 @@ def test_debug_enabled_is_unsupportable_config(world: World, good_device: Device
         debug_locked=False,
     )
     result, appraisal = _appraise(world, quote, nonce)
+    # The ROM certified "debug locked" in the FMC alias DEVICE_INFO flags: the runtime's claim
+    # to the contrary is refused at verification, before any policy (the debug rule itself
+    # is covered by the TEE appraisal tests).
     assert result.status is TrustTier.CONTRAINDICATED
-    assert appraisal.trust_vector["configuration"] == AR4SI.UNSUPPORTABLE_CONFIG
-    assert appraisal.trust_vector["executables"] == AR4SI.APPROVED_RUNTIME
-    assert appraisal.reasons == ("debug: debug is enabled (unlocked)",)
+    assert dict(appraisal.trust_vector) == {"instance-identity": AR4SI.CRYPTO_VALIDATION_FAILED}
+    assert appraisal.reasons == (
+        "evidence: verification-failed: the lifecycle or debug claim differs from the FMC alias"
+        " DEVICE_INFO flags",
+    )
 
 
 def test_anti_rollback_disabled_is_never_affirming(world: World, tmp_path: Path) -> None:
@@ -325,3 +337,75 @@ def test_cached_chain_verification_gives_the_same_claims(world: World, good_devi
     assert result.submods["ironroot"].trust_vector == {
         "instance-identity": AR4SI.UNTRUSTWORTHY_INSTANCE
     }
+
+
+@pytest.mark.parametrize("debug_locked", [True, False])
+def test_a_warm_cache_refuses_claims_the_certificates_deny(
+    world: World, good_device: Device, debug_locked: bool
+) -> None:
+    # The cached path must not accept a re-signed quote (same chains, the device's own RT
+    # alias key) whose SVN or debug state differs from what the certificates certify.
+    cache = RotChainCache()
+    anchors = world.ca.trust_anchors
+    nonce = _nonce()
+    verify_rot_quote(
+        good_device.quote(nonce), nonce=nonce, trust_anchors=anchors, now=NOW, cache=cache
+    )
+    assert len(cache) == 1
+    state = good_device.boot_state
+    assert state is not None
+    layers = derive_layers(good_device.fuses, state.pcrs)
+    forged_state = state if not debug_locked else dataclasses.replace(state, svn=state.svn + 50)
+    quote = create_quote(
+        nonce=nonce,
+        rt_alias=layers.rt_alias,
+        ueid=layers.ueid,
+        state=forged_state,
+        idevid_certificates={a: good_device.idevid_certificate(a) for a in _ALGS},
+        lifecycle=good_device.fuses.lifecycle,
+        debug_locked=debug_locked,
+    )
+    with pytest.raises(VerificationFailed):
+        verify_rot_quote(quote, nonce=nonce, trust_anchors=anchors, now=NOW, cache=cache)
+
+
+def _short_lived(ca: VendorCA, not_after: dt.datetime) -> list[bytes]:
+    """The vendor roots re-issued (same names and keys) to expire at ``not_after``."""
+    out = []
+    for alg in _ALGS:
+        key = ca.key(alg)
+        der = ca.ecc_certificate if alg is Algorithm.ES384 else ca.mldsa_certificate
+        old = x509.load_der_x509_certificate(der)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(old.subject)
+            .issuer_name(old.subject)
+            .public_key(key.public_key.raw)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(old.not_valid_before_utc)
+            .not_valid_after(not_after)
+        )
+        for ext in old.extensions:
+            builder = builder.add_extension(ext.value, critical=ext.critical)
+        digest = hashes.SHA384() if alg is Algorithm.ES384 else None
+        out.append(builder.sign(key.raw, digest).public_bytes(Encoding.DER))
+    return out
+
+
+def test_a_warm_cache_refuses_a_quote_once_the_vendor_root_expired(
+    world: World, good_device: Device
+) -> None:
+    anchors = _short_lived(world.ca, NOW + dt.timedelta(days=1))
+    later = NOW + dt.timedelta(days=2)
+    cache = RotChainCache()
+    nonce = _nonce()
+    verify_rot_quote(
+        good_device.quote(nonce), nonce=nonce, trust_anchors=anchors, now=NOW, cache=cache
+    )
+    assert len(cache) == 1
+    nonce = _nonce()
+    quote = good_device.quote(nonce)
+    with pytest.raises(CertificateExpired):
+        verify_rot_quote(quote, nonce=nonce, trust_anchors=anchors, now=later)
+    with pytest.raises(CertificateExpired):
+        verify_rot_quote(quote, nonce=nonce, trust_anchors=anchors, now=later, cache=cache)

@@ -47,7 +47,7 @@ EXPECTED = {
     "direct-flash-write": ("FlashProtected", "flash-protected"),
     "replayed-nonce": ("StaleNonce", "nonce-reused"),
     "stolen-identity": ("ChainNotTrusted", "node-identity"),
-    "debug-unlocked": ("AdmissionDenied", "admission-denied"),
+    "debug-unlocked": ("VerificationFailed", "verification-failed"),
     "drifted-node": ("CredentialRejected", "credential-revoked"),
     "wrong-plane": ("RoleNotPermitted", "wrong-plane"),
     "hsm-export": ("KeyNotExportable", "key-not-exportable"),

@@ -161,7 +161,8 @@ def prepare(
 
 def debug_unlocked_quote(fleet: Fleet, node: str, report: bytes) -> bytes:
     """A quote by the node's own RT alias keys over what it booted, saying debug is unlocked
-    (what a RoT whose debug fuse was never blown signs)."""
+    although its ROM certified debug locked (what a compromised runtime could sign): refused
+    by quote verification."""
     device = fleet.rot(node)
     state = device.boot_state
     assert state is not None

@@ -38,6 +38,7 @@ from ironroot.errors import (
     ReleaseDenied,
     StaleNonce,
     UnknownIssuer,
+    VerificationFailed,
 )
 from ironroot.fleet import (
     FLEET_CREDENTIAL_OID,
@@ -411,15 +412,19 @@ def test_a_rolled_back_svn_is_refused(aw: AdmissionWorld, tmp_path: Path) -> Non
     assert "svn: SVN 3 is below the logged minimum 4" in fleet.record_of("node-0001").reason
 
 
-def test_debug_unlocked_is_refused(aw: AdmissionWorld, tmp_path: Path) -> None:
+def test_a_debug_unlocked_claim_the_certificates_deny_is_refused(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
     fleet, authority = aw.fleet(tmp_path / "fleet", 1)
     prepared = prepare(fleet, authority, "node-0001")
     report = report_data(prepared.nonce, prepared.spkis)
     quote = debug_unlocked_quote(fleet, "node-0001", report)
     evidence = dataclasses.replace(prepared.evidence, quote=quote)
     request = prepared.request(evidence=evidence.encode())
-    _denied(authority, request, "rot", "configuration", AR4SI.UNSUPPORTABLE_CONFIG)
-    assert "debug is enabled" in fleet.record_of("node-0001").reason
+    # The node's ROM certified "debug locked" in its FMC alias certificate: a quote by the
+    # runtime's RT alias key saying otherwise does not verify, before any policy runs.
+    with pytest.raises(VerificationFailed, match="DEVICE_INFO flags"):
+        authority.admit(request, now=NOW)
 
 
 def test_unreviewed_firmware_is_refused_when_reviews_are_required(

@@ -78,10 +78,9 @@ def test_debug_unlocked(site: Site) -> None:
     answer = site.prepare("node-0001")
     quote = debug_unlocked_quote(site.fleet, "node-0001", report_data(answer.nonce, answer.spkis))
     response = site.send(answer, dataclasses.replace(answer.evidence, quote=quote))
-    detail = _denied(
-        site, response, "node-0001", "rot", "configuration", AR4SI.UNSUPPORTABLE_CONFIG
-    )
-    assert "debug: debug is enabled (unlocked)" in detail
+    # refused at verification: the FMC alias certificate says debug is locked
+    assert problem(response) == (400, "verification-failed", "Verification Failed")
+    assert "DEVICE_INFO flags" in Problem.from_cbor(response.content).detail
     assert site.admit("node-0001").status_code == 200
 
 

@@ -268,3 +268,109 @@ def test_a_dice_extension_that_fails_to_decode_fails_every_time() -> None:
         with pytest.raises(MalformedCertificate):
             parse_multi_tcb_info(b"\x30\x80\x00\x00")
     assert parse_ueid(bytes(build_ueid_extension(b"\x03" * 17).value)) == b"\x03" * 17
+
+
+_POLICY = x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier("1.2.3.4"), None)])
+_UNKNOWN = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\x05\x00")
+
+
+@pytest.mark.parametrize(
+    ("extension", "where"),
+    [(_UNKNOWN, "leaf"), (_UNKNOWN, "root"), (_POLICY, "leaf")],
+)
+def test_a_critical_extension_the_verifier_does_not_process_is_refused(
+    extension: x509.ExtensionType, where: str
+) -> None:
+    # RFC 5280 §4.2: a certificate with a critical extension the relying party does not
+    # process must be rejected; the same extension marked non-critical is ignored.
+    root, alias = PrivateKey.generate(Algorithm.ES384), PrivateKey.generate(Algorithm.ES384)
+    for critical in (False, True):
+        extra = [(extension, critical)]
+        root_der = _cert("IDevID", "IDevID", root, root, extra if where == "root" else [], ca=True)
+        alias_der = _cert(
+            "Alias", "IDevID", alias, root, extra if where == "leaf" else [], ca=False
+        )
+        chain = [parse_certificate(root_der), parse_certificate(alias_der)]
+        if not critical:
+            verify_chain(chain)
+            continue
+        with pytest.raises(ChainNotTrusted, match="critical extension"):
+            verify_chain(chain)
+
+
+def _ca_cert(
+    subject: str,
+    issuer: str,
+    key: PrivateKey,
+    issuer_key: PrivateKey,
+    *,
+    path_length: int | None = None,
+    key_cert_sign: bool = True,
+) -> bytes:
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=key_cert_sign,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(key.public_key.raw)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW)
+        .not_valid_after(NOW + datetime.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(usage, critical=True)
+        .sign(issuer_key.raw, hashes.SHA384())
+        .public_bytes(Encoding.DER)
+    )
+
+
+def test_a_path_length_constraint_bounds_the_intermediates_below() -> None:
+    # RFC 5280 §4.2.1.9: pathLenConstraint is the most non-self-issued intermediates that may
+    # follow; a root with pathLen 0 may issue only end certificates, pathLen 1 one CA below.
+    keys = [PrivateKey.generate(Algorithm.ES384) for _ in range(4)]
+    for root_len, ok in ((None, True), (2, True), (1, False), (0, False)):
+        chain = [
+            _ca_cert("Root", "Root", keys[0], keys[0], path_length=root_len),
+            _ca_cert("LDevID", "Root", keys[1], keys[0]),
+            _ca_cert("FMC", "LDevID", keys[2], keys[1]),
+            _cert("Alias", "FMC", keys[3], keys[2], [], ca=False),
+        ]
+        parsed = [parse_certificate(c) for c in chain]
+        if ok:
+            verify_chain(parsed)
+        else:
+            with pytest.raises(ChainNotTrusted, match="path length"):
+                verify_chain(parsed)
+    # the constraint of an intermediate counts too
+    chain = [
+        _ca_cert("Root", "Root", keys[0], keys[0]),
+        _ca_cert("LDevID", "Root", keys[1], keys[0], path_length=0),
+        _ca_cert("FMC", "LDevID", keys[2], keys[1]),
+        _cert("Alias", "FMC", keys[3], keys[2], [], ca=False),
+    ]
+    with pytest.raises(ChainNotTrusted, match="path length"):
+        verify_chain([parse_certificate(c) for c in chain])
+
+
+def test_an_issuer_whose_key_usage_omits_key_cert_sign_is_refused() -> None:
+    # RFC 5280 §6.1.4 (n): an issuer with a keyUsage extension must assert keyCertSign.
+    root, alias = PrivateKey.generate(Algorithm.ES384), PrivateKey.generate(Algorithm.ES384)
+    for key_cert_sign in (True, False):
+        chain = [
+            parse_certificate(_ca_cert("R", "R", root, root, key_cert_sign=key_cert_sign)),
+            parse_certificate(_cert("Alias", "R", alias, root, [], ca=False)),
+        ]
+        if key_cert_sign:
+            verify_chain(chain)
+        else:
+            with pytest.raises(ChainNotTrusted, match="keyCertSign"):
+                verify_chain(chain)

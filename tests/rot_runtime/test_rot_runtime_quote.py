@@ -4,17 +4,22 @@ PCR log replay, and every way a quote must be refused."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 
 import cbor2
 import pytest
 from _rot_helpers import NOW, Product, new_device
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hypothesis_budget import examples
+from ironroot.attestation import RotChainCache, verify_rot_quote
 from ironroot.cose import X5CHAIN, Limits, Sign1, decode_cbor, encode_cbor, sign1
-from ironroot.crypto import Algorithm
+from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
     CertificateExpired,
@@ -26,9 +31,12 @@ from ironroot.errors import (
 from ironroot.rot import (
     Device,
     Lifecycle,
+    PcrEvent,
+    QuoteClaims,
     VendorCA,
     derive_ecc_p384,
     derive_layers,
+    parse_certificate,
     verify_quote,
 )
 
@@ -285,3 +293,210 @@ def quote_and_ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, Vendo
     device = new_device(tmp_path_factory.mktemp("q") / "d", product, ca)
     device.boot(product.bundle(), now=NOW)
     return device.quote(NONCE), ca
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"svn": 200},  # old firmware hiding from anti-rollback appraisal
+        {"svn": 2},
+        {"debug-locked": False},
+        {"lifecycle": "manufacturing"},
+        {"lifecycle": "unprovisioned"},
+    ],
+)
+def test_svn_lifecycle_and_debug_claims_must_match_the_alias_certificates(
+    booted: Device, vendor_ca: VendorCA, change: dict[str, object]
+) -> None:
+    # The RT alias key is held by the runtime: a compromised runtime signs whatever it likes.
+    # What the FMC (RT alias TcbInfo: SVN) and the ROM (FMC alias DEVICE_INFO flags,
+    # FMC_INFO SVN) certified is out of its reach, so the claims must agree with them.
+    quote = booted.quote(NONCE)
+    with pytest.raises(VerificationFailed):
+        _verify(_resign(booted, quote, change), vendor_ca)
+
+
+def test_a_lifecycle_claim_is_spelled_as_issued(booted: Device, vendor_ca: VendorCA) -> None:
+    quote = booted.quote(NONCE)
+    with pytest.raises(MalformedInput):
+        _verify(_resign(booted, quote, {"lifecycle": "PRODUCTION"}), vendor_ca)
+
+
+# --- attacks that hold (each can fail: it names the exact refusal) ---------------------------
+
+
+def _rechain(parts: dict[str, Sign1], alg: str, chain: list[bytes]) -> bytes:
+    message = parts[alg]
+    replaced = Sign1(
+        message.protected_bytes,
+        message.protected,
+        {X5CHAIN: chain},
+        message.payload,
+        message.signature,
+    )
+    return _join({**parts, alg: replaced})
+
+
+def test_an_event_moved_to_another_pcr_is_refused(booted: Device, vendor_ca: VendorCA) -> None:
+    # the fmc-digest event moved from PCR0 to PCR2, the PCRs recomputed so that the log replays
+    quote = booted.quote(NONCE)
+    state = booted.boot_state
+    assert state is not None
+    log = [PcrEvent(2 if e.name == "fmc-digest" else e.pcr, e.name, e.data) for e in state.log]
+    pcrs = [bytes(48)] * 3
+    for e in log:
+        pcrs[e.pcr] = hashlib.sha384(pcrs[e.pcr] + e.data).digest()
+    change = {"pcr-log": [[e.pcr, e.name, e.data] for e in log], "pcrs": pcrs}
+    with pytest.raises(VerificationFailed, match="FWIDs do not match the PCR log"):
+        _verify(_resign(booted, quote, change), vendor_ca)
+
+
+@pytest.mark.parametrize("alg", ["es384", "ml-dsa-87"])
+def test_swapped_layers_are_refused(booted: Device, vendor_ca: VendorCA, alg: str) -> None:
+    parts = _parts(booted.quote(NONCE))
+    rt, fmc, ldevid, idevid = parts[alg].unprotected[X5CHAIN]
+    with pytest.raises(ChainNotTrusted):
+        _verify(_rechain(parts, alg, [rt, ldevid, fmc, idevid]), vendor_ca)
+
+
+def test_an_idevid_certificate_issued_by_the_ldevid_is_refused(
+    booted: Device, vendor_ca: VendorCA
+) -> None:
+    # Whoever holds the LDevID key re-issues the IDevID certificate under the vendor CA's name.
+    state = booted.boot_state
+    assert state is not None
+    layers = derive_layers(booted.fuses, state.pcrs)
+    parts = _parts(booted.quote(NONCE))
+    rt, fmc, ldevid, idevid = parts["es384"].unprotected[X5CHAIN]
+    genuine = x509.load_der_x509_certificate(idevid)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(genuine.subject)
+        .issuer_name(genuine.issuer)
+        .public_key(genuine.public_key())
+        .serial_number(genuine.serial_number)
+        .not_valid_before(genuine.not_valid_before_utc)
+        .not_valid_after(genuine.not_valid_after_utc)
+    )
+    for ext in genuine.extensions:
+        builder = builder.add_extension(ext.value, critical=ext.critical)
+    ldevid_key = layers.ldevid.key(Algorithm.ES384)
+    forged = builder.sign(ldevid_key.raw, hashes.SHA384()).public_bytes(Encoding.DER)
+    with pytest.raises(BadSignature):
+        _verify(_rechain(parts, "es384", [rt, fmc, ldevid, forged]), vendor_ca)
+
+
+def _with_device_status(booted: Device, quote: bytes, edit: dict[int, int]) -> bytes:
+    """The quote re-signed with bytes of its device-status event changed (PCR0 recomputed)."""
+    state = booted.boot_state
+    assert state is not None
+    log = []
+    for event in state.log:
+        data = bytearray(event.data)
+        if event.name == "device-status":
+            for index, value in edit.items():
+                data[index] = value
+        log.append([event.pcr, event.name, bytes(data)])
+    pcrs = [bytes(48)] * 3
+    for pcr, _, data in log:
+        pcrs[pcr] = hashlib.sha384(pcrs[pcr] + data).digest()
+    return _resign(booted, quote, {"pcr-log": log, "pcrs": pcrs})
+
+
+def test_a_device_status_claiming_anti_rollback_the_device_lacks_is_refused(
+    device: Device, product: Product, vendor_ca: VendorCA
+) -> None:
+    # anti-rollback disabled: the FMC alias DEVICE_INFO SVN (the fuse SVN) is 0. A runtime
+    # claiming "enabled" in the device-status event must also claim a fuse SVN, which the
+    # certificate denies.
+    device.program(lambda fuses: fuses.disable_anti_rollback())
+    device.boot(product.bundle(), now=NOW)
+    quote = device.quote(NONCE)
+    _verify(quote, vendor_ca)
+    with pytest.raises(VerificationFailed, match="device-status"):
+        _verify(_with_device_status(device, quote, {2: 0, 5: 3}), vendor_ca)
+    with pytest.raises(VerificationFailed, match="device-status"):
+        _verify(_with_device_status(device, quote, {2: 0}), vendor_ca)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [{0: 1}, {1: 0}, {4: 9}, {5: 2}, {5: 9}, {2: 1}, {2: 7}],
+    ids=["lifecycle", "debug", "firmware-svn", "fuse-svn-low", "fuse-svn", "disabled", "flag"],
+)
+def test_a_device_status_the_certificates_deny_is_refused(
+    booted: Device, vendor_ca: VendorCA, edit: dict[int, int]
+) -> None:
+    with pytest.raises(VerificationFailed, match="device-status"):
+        _verify(_with_device_status(booted, booted.quote(NONCE), edit), vendor_ca)
+
+
+def test_a_quote_needs_exactly_one_device_status(booted: Device, vendor_ca: VendorCA) -> None:
+    state = booted.boot_state
+    assert state is not None
+    quote = booted.quote(NONCE)
+    for log in (
+        [e for e in state.log if e.name != "device-status"],
+        [state.log[0], *state.log],
+    ):
+        pcrs = [bytes(48)] * 3
+        for e in log:
+            pcrs[e.pcr] = hashlib.sha384(pcrs[e.pcr] + e.data).digest()
+        change = {"pcr-log": [[e.pcr, e.name, e.data] for e in log], "pcrs": pcrs}
+        with pytest.raises(VerificationFailed, match="device-status"):
+            _verify(_resign(booted, quote, change), vendor_ca)
+
+
+def test_a_warm_chain_cache_refuses_a_forged_device_status(
+    booted: Device, vendor_ca: VendorCA
+) -> None:
+    cache = RotChainCache()
+    anchors = vendor_ca.trust_anchors
+    quote = booted.quote(NONCE)
+    verify_rot_quote(quote, nonce=NONCE, trust_anchors=anchors, now=NOW, cache=cache)
+    assert len(cache) == 1
+    forged = _with_device_status(booted, quote, {2: 1, 5: 0})
+    with pytest.raises(VerificationFailed, match="device-status"):
+        verify_rot_quote(forged, nonce=NONCE, trust_anchors=anchors, now=NOW, cache=cache)
+
+
+def test_a_quote_verifies_under_the_right_one_of_two_roots_with_one_name(
+    booted: Device, vendor_ca: VendorCA
+) -> None:
+    # A vendor that re-keys its CA under the same name: both roots are trusted, the device's
+    # IDevID is issued by the one listed second. The issuer name alone does not pick the root.
+    rekeyed = [_same_name_root(der) for der in vendor_ca.trust_anchors]
+    quote = booted.quote(NONCE)
+    claims = _verify(quote, vendor_ca, anchors=[*rekeyed, *vendor_ca.trust_anchors])
+    assert isinstance(claims, QuoteClaims)
+    # the evidence layer names (and its chain cache keeps) the root that issued the IDevID
+    anchors = [*rekeyed, *vendor_ca.trust_anchors]
+    cache = RotChainCache()
+    for _ in range(2):
+        evidence = verify_rot_quote(quote, nonce=NONCE, trust_anchors=anchors, now=NOW, cache=cache)
+        assert evidence.identity["root"] == hashlib.sha256(vendor_ca.ecc_certificate).hexdigest()
+    assert len(cache) == 1
+    with pytest.raises(BadSignature):  # only the other key under that name: still refused
+        _verify(quote, vendor_ca, anchors=rekeyed)
+
+
+def _same_name_root(der: bytes) -> bytes:
+    """A self-signed root with the subject and extensions of ``der`` but a new key."""
+    old = x509.load_der_x509_certificate(der)
+    alg = parse_certificate(der).public_key.algorithm  # type: ignore[union-attr]
+    key = PrivateKey.generate(alg)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(old.subject)
+        .public_key(key.public_key.raw)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(old.not_valid_before_utc)
+        .not_valid_after(old.not_valid_after_utc)
+    )
+    skip = (x509.SubjectKeyIdentifier, x509.AuthorityKeyIdentifier)
+    for ext in old.extensions:
+        if not isinstance(ext.value, skip):
+            builder = builder.add_extension(ext.value, critical=ext.critical)
+    digest = hashes.SHA384() if alg is Algorithm.ES384 else None
+    return builder.sign(key.raw, digest).public_bytes(Encoding.DER)

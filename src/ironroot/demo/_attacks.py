@@ -270,10 +270,10 @@ ATTACKS: tuple[Attack, ...] = (
     ),
     Attack(
         "debug-unlocked",
-        "Admit a part whose debug port is unlocked",
-        "fleet verifier: appraisal",
-        errors.AdmissionDenied,
-        "admission-denied",
+        "Admit a part whose runtime claims its debug port is unlocked",
+        "fleet verifier: quote vs DICE certificates",
+        errors.VerificationFailed,
+        "verification-failed",
         debug_unlocked,
     ),
     Attack(

@@ -41,8 +41,9 @@ def debug_unlocked(story: Story, attempt: Attempt) -> None:
     fleet = story.need(story.fleet, "fleet")
     node = node_at(story, -1)
     answer = prepare_answer(story, node)
-    # A part whose debug port was left unlocked (an RMA unit): what its RoT signs — its own
-    # DICE keys over what it booted, for this challenge — says debug is enabled.
+    # The part's runtime signs, with its own RT alias keys over what it booted and for this
+    # challenge, a quote saying debug is enabled, although its ROM certified "debug locked" in
+    # the FMC alias certificate: the verifier refuses the quote before any policy runs.
     device = fleet.rot(node)
     state = story.need(device.boot_state, f"{node}'s boot state")
     layers = derive_layers(device.fuses, state.pcrs)

@@ -36,7 +36,14 @@ roots, with names, signatures, CA flags and validity at ``now`` (``ChainNotTrust
 ``BadSignature``, ``CertificateExpired``) and the DICE shape IDevID → LDevID → FMC alias → RT
 alias; each signature under its RT alias key (``BadSignature``); the two payloads are
 identical; the nonce (``StaleNonce``); the PCR log replays to the signed PCRs; the Ueid and
-FWIDs match the certificates (``VerificationFailed``).
+FWIDs match the certificates; the ``svn`` claim equals the SVN of the FMC alias ``FMC_INFO``
+and of the RT alias ``RT_INFO`` TcbInfo, and ``lifecycle`` and ``debug-locked`` agree with the
+FMC alias ``DEVICE_INFO`` flags (``notConfigured``: unprovisioned, ``notSecure``:
+manufacturing, ``debug``: unlocked) (``VerificationFailed``). The RT alias key is held by the
+runtime, so the claims it could lie about are checked against what the ROM and FMC certified
+below it; the log's one ``device-status`` event (PCR0) agrees with those claims and with the
+DEVICE_INFO SVN, which is the fuse SVN, 0 when anti-rollback is disabled
+(``VerificationFailed``); ``lifecycle`` is spelled exactly as issued (``MalformedInput``).
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from ironroot.cose import CONTENT_TYPE, KID, X5CHAIN, Limits, Sign1, decode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     AlgorithmNotAccepted,
+    BadSignature,
     ChainNotTrusted,
     LimitExceeded,
     MalformedCertificate,
@@ -59,6 +67,7 @@ from ironroot.errors import (
     VerificationFailed,
 )
 from ironroot.rot._boot import PCR_COUNT, PCR_FMC, PCR_ROM, PCR_SIZE, BootState, PcrEvent, replay
+from ironroot.rot._dice_values import OperationalFlag, OperationalFlags
 from ironroot.rot._fuses import Lifecycle
 from ironroot.rot._layers import SHA384_OID, DiceLayer
 from ironroot.rot.dice import DiceCertificate, parse_certificate, verify_chain
@@ -81,6 +90,9 @@ _LIMITS: Final = Limits(max_bytes=MAX_QUOTE_BYTES, max_depth=8, max_items=512)
 _KEYS: Final = {Algorithm.ES384: "es384", Algorithm.ML_DSA_87: "ml-dsa-87"}
 _CHAIN_LENGTH: Final = 4  # RT alias, FMC alias, LDevID, IDevID
 _MAX_CHAIN: Final = 8
+_LIFECYCLES: Final = {state.label: state for state in Lifecycle}
+_DEVICE_STATUS: Final = "device-status"
+_STATUS_SIZE: Final = 9
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,22 +202,27 @@ def _chain(
         raise MalformedInput("x5chain items must be byte strings")
     certs = [parse_certificate(der) for der in items]
     top = certs[-1]
-    anchor = next(
-        (
-            a
-            for a in anchors
-            if a.subject_der == top.issuer_der
-            and a.public_key is not None
-            and a.public_key.algorithm is alg
-        ),
-        None,
-    )
-    if anchor is None:
+    candidates = [
+        a
+        for a in anchors
+        if a.subject_der == top.issuer_der
+        and a.public_key is not None
+        and a.public_key.algorithm is alg
+    ]
+    if not candidates:
         raise ChainNotTrusted(
             f"the {alg.label} chain does not reach an IDevID issued by a trusted vendor CA"
         )
-    ordered = (anchor, *reversed(certs))
-    verify_chain(ordered)
+    # Several trusted roots may share a name (a re-keyed vendor CA): the one whose key
+    # verifies the chain is the one it reaches; with none, the last error stands.
+    for position, anchor in enumerate(candidates):
+        ordered = (anchor, *reversed(certs))
+        try:
+            verify_chain(ordered)
+            break
+        except BadSignature:
+            if position == len(candidates) - 1:
+                raise
     for cert in ordered:
         cert.check_validity(now)
     chain = ordered[1:]
@@ -277,6 +294,67 @@ def _fwid(cert: DiceCertificate, index: int) -> bytes | None:
     return fwid.digest if fwid.hash_alg_oid == SHA384_OID else None
 
 
+def _certified_lifecycle(flags: OperationalFlags) -> Lifecycle:
+    if OperationalFlag.notConfigured in flags:
+        return Lifecycle.UNPROVISIONED
+    if OperationalFlag.notSecure in flags:
+        return Lifecycle.MANUFACTURING
+    return Lifecycle.PRODUCTION
+
+
+def _check_certified(
+    chain: Sequence[DiceCertificate], *, svn: int, lifecycle: Lifecycle, debug_locked: bool
+) -> None:
+    """The SVN, lifecycle and debug claims against what the layers below the runtime
+    certified: the FMC alias ``DEVICE_INFO`` flags and ``FMC_INFO`` SVN (issued by the ROM's
+    LDevID key) and the RT alias ``RT_INFO`` SVN (issued by the FMC). The runtime signs the
+    claims with a key it holds, so a claim that the certificates do not back is refused."""
+    fmc_tcbs, rt_tcbs = chain[2].dice.tcb_infos, chain[3].dice.tcb_infos
+    device_flags = fmc_tcbs[0].flags if fmc_tcbs else None
+    if len(fmc_tcbs) < 2 or not rt_tcbs or fmc_tcbs[1].svn != svn or rt_tcbs[0].svn != svn:
+        raise VerificationFailed("the SVN claim differs from the alias certificates' TcbInfo")
+    if (
+        device_flags is None
+        or _certified_lifecycle(device_flags) is not lifecycle
+        or (OperationalFlag.debug in device_flags) is debug_locked
+    ):
+        raise VerificationFailed(
+            "the lifecycle or debug claim differs from the FMC alias DEVICE_INFO flags"
+        )
+
+
+def _check_device_status(
+    log: Sequence[PcrEvent],
+    *,
+    fuse_svn: int | None,
+    svn: int,
+    lifecycle: Lifecycle,
+    debug_locked: bool,
+) -> None:
+    """The ROM's ``device-status`` event (what appraisal reads anti-rollback from) against the
+    certified claims: exactly one 9-byte event in PCR0 whose lifecycle, debug, firmware SVN and
+    fuse SVN bytes are the certified ones, and whose anti-rollback byte is 0 (enabled) or 1
+    (disabled) and agrees with the fuse SVN: disabled measures fuse SVN 0, enabled a fuse SVN
+    the boot advanced to at least the firmware's. (The byte itself is bound only through the
+    DEVICE_INFO FWID, which needs the vendor key descriptor hash to recompute: a device with
+    anti-rollback disabled running firmware SVN 0 can still claim it enabled.)"""
+    events = [e for e in log if e.name == _DEVICE_STATUS]
+    if len(events) != 1 or events[0].pcr != PCR_ROM or len(events[0].data) != _STATUS_SIZE:
+        raise VerificationFailed("the PCR log needs exactly one 9-byte device-status in PCR0")
+    status = events[0].data
+    disabled = status[2]
+    if (
+        status[0] != int(lifecycle)
+        or status[1] != int(debug_locked)
+        or status[4] != svn
+        or status[5] != fuse_svn
+        or disabled not in (0, 1)
+        or (disabled == 1 and status[5] != 0)
+        or (disabled == 0 and status[5] < status[4])
+    ):
+        raise VerificationFailed("the device-status event differs from the certified device state")
+
+
 def verify_quote(
     quote: bytes,
     *,
@@ -344,8 +422,19 @@ def verify_quote(
     svn, lifecycle, debug_locked = claims["svn"], claims["lifecycle"], claims["debug-locked"]
     if isinstance(svn, bool) or not isinstance(svn, int) or not isinstance(debug_locked, bool):
         raise MalformedInput("quote claims svn and debug-locked have the wrong type")
-    if not isinstance(lifecycle, str) or lifecycle.upper() not in Lifecycle.__members__:
+    if not isinstance(lifecycle, str) or lifecycle not in _LIFECYCLES:
         raise MalformedInput("quote claim lifecycle is not a lifecycle state")
+    for chain in chains.values():
+        _check_certified(
+            chain, svn=svn, lifecycle=_LIFECYCLES[lifecycle], debug_locked=debug_locked
+        )
+        _check_device_status(
+            log,
+            fuse_svn=chain[2].dice.tcb_infos[0].svn,
+            svn=svn,
+            lifecycle=_LIFECYCLES[lifecycle],
+            debug_locked=debug_locked,
+        )
     return QuoteClaims(
         nonce=signed_nonce,
         ueid=ueid,
@@ -356,7 +445,7 @@ def verify_quote(
         header_digest=header,
         manifest_digest=manifest,
         svn=svn,
-        lifecycle=Lifecycle[lifecycle.upper()],
+        lifecycle=_LIFECYCLES[lifecycle],
         debug_locked=debug_locked,
         ecc_chain=chains[Algorithm.ES384],
         mldsa_chain=chains[Algorithm.ML_DSA_87],

@@ -189,6 +189,9 @@ class DiceCertificate:
 
     ``tbs`` and ``signature`` are the signed bytes and the signature exactly as received (for a
     CSR, the CertificationRequestInfo); ``issuer``, ``serial`` and validity are ``None`` for a CSR.
+    ``unprocessed_critical`` lists the OIDs of critical extensions that :func:`verify_chain`
+    does not process (anything but basic constraints, key usage, extended key usage, key
+    identifiers and the DICE extensions), and of critical DICE extensions that did not decode.
     """
 
     kind: Literal["certificate", "csr"]
@@ -214,6 +217,7 @@ class DiceCertificate:
     quirks: tuple[str, ...] = ()
     subject_der: bytes = field(default=b"", repr=False)
     issuer_der: bytes = field(default=b"", repr=False)
+    unprocessed_critical: tuple[str, ...] = ()
 
     def check_validity(self, now: datetime.datetime) -> None:
         """Raise ``CertificateExpired`` unless ``not_before <= now <= not_after``."""
@@ -435,6 +439,21 @@ def _key_usage(ku: x509.KeyUsage) -> tuple[str, ...]:
     return tuple(names)
 
 
+_PROCESSED: Final = frozenset(
+    (
+        x509.oid.ExtensionOID.BASIC_CONSTRAINTS,
+        x509.oid.ExtensionOID.KEY_USAGE,
+        x509.oid.ExtensionOID.EXTENDED_KEY_USAGE,
+        x509.oid.ExtensionOID.SUBJECT_KEY_IDENTIFIER,
+        x509.oid.ExtensionOID.AUTHORITY_KEY_IDENTIFIER,
+        TCB_INFO_OID,
+        MULTI_TCB_INFO_OID,
+        UEID_OID,
+        OPEN_DICE_OID,
+    )
+)
+
+
 def _dice_extensions(
     extensions: x509.Extensions, *, strict: bool, svn_encoding: SvnEncoding
 ) -> tuple[DiceExtensions, dict[str, object]]:
@@ -544,6 +563,12 @@ def _fields(
         "extended_key_usage": std.get("eku", ()),
         "dice": dice,
         "quirks": tuple(quirks),
+        "unprocessed_critical": tuple(
+            sorted(
+                {e.oid.dotted_string for e in extensions if e.critical and e.oid not in _PROCESSED}
+                | {i.oid for i in dice.invalid if i.critical}
+            )
+        ),
     }
     if isinstance(obj, x509.Certificate):
         return DiceCertificate(
@@ -680,9 +705,13 @@ _VERIFIED_MAX = 4096
 def verify_chain(chain: Sequence[DiceCertificate]) -> None:
     """Check a chain ordered root first: self-signed root, then each issued by the one before.
 
-    Checks names (issuer = previous subject, byte for byte) and signatures; not validity
-    periods (call :meth:`DiceCertificate.check_validity` with a pinned ``now``) nor trust in
-    the root, which is the caller's decision. Raises ``ChainNotTrusted`` or ``BadSignature``.
+    Checks names (issuer = previous subject, byte for byte), signatures, that every issuer is
+    a CA whose key usage (when present) asserts ``keyCertSign``, path length constraints, and
+    that no certificate has a critical extension this verifier does not process (RFC 5280
+    §4.2, §4.2.1.3, §4.2.1.9); not
+    validity periods (call :meth:`DiceCertificate.check_validity` with a pinned ``now``) nor
+    trust in the root, which is the caller's decision. Raises ``ChainNotTrusted`` or
+    ``BadSignature``.
     """
     if not chain:
         raise ChainNotTrusted("empty certificate chain")
@@ -690,6 +719,11 @@ def verify_chain(chain: Sequence[DiceCertificate]) -> None:
     for position, cert in enumerate(chain):
         if cert.kind != "certificate":
             raise ChainNotTrusted(f"chain element {position} is a CSR")
+        if cert.unprocessed_critical:
+            raise ChainNotTrusted(
+                f"chain element {position} has a critical extension this verifier does not "
+                f"process: {', '.join(cert.unprocessed_critical)}"
+            )
         issuer = previous or cert
         if cert.issuer_der != issuer.subject_der:
             raise ChainNotTrusted(
@@ -699,8 +733,25 @@ def verify_chain(chain: Sequence[DiceCertificate]) -> None:
             raise ChainNotTrusted(f"chain element {position}: issuer key is not supported")
         if previous is not None and previous.is_ca is not True:
             raise ChainNotTrusted(f"chain element {position - 1} is not a CA")
+        if previous is not None and previous.key_usage and "keyCertSign" not in previous.key_usage:
+            raise ChainNotTrusted(f"chain element {position - 1}: key usage lacks keyCertSign")
         verify_signature(cert, issuer.public_key)
         previous = cert
+    _check_path_lengths(chain)
+
+
+def _check_path_lengths(chain: Sequence[DiceCertificate]) -> None:
+    """RFC 5280 §4.2.1.9: a CA's pathLenConstraint bounds the non-self-issued intermediates
+    that follow it (the leaf, last, is not an intermediate)."""
+    for position, cert in enumerate(chain[:-1]):
+        if cert.path_length is None:
+            continue
+        below = sum(1 for c in chain[position + 1 : -1] if c.subject_der != c.issuer_der)
+        if below > cert.path_length:
+            raise ChainNotTrusted(
+                f"chain element {position} allows path length {cert.path_length}; "
+                f"{below} intermediates follow it"
+            )
 
 
 # --- JSON ------------------------------------------------------------------------------------

@@ -23,11 +23,13 @@ model every appraisal policy is written against:
 verifier) and converts it. With a :class:`RotChainCache` it skips what a previous quote with
 the same two certificate chains already proved: the certificate parsing and the eight
 certificate signatures. What depends on the quote itself is still checked every time: both
-quote signatures under the cached RT alias keys, validity of every certificate at ``now``, the
-nonce, identical payloads, the PCR log replaying to the signed PCRs, FWIDs matching the log
-and the certificates, the Ueid. Any difference from the cached facts, or any failure, falls
-back to the full ``verify_quote``, which raises the exact error: the cache can only make a
-quote that the full verifier accepts cheaper, never accept one it would refuse.
+quote signatures under the cached RT alias keys, validity at ``now`` of every certificate and
+of the vendor roots the chains reached, the nonce, identical payloads, the PCR log replaying
+to the signed PCRs, FWIDs matching the log and the certificates, the Ueid, the SVN, the debug
+state and the device-status event the certificates certify. Any difference from the cached
+facts, or any failure, falls back to the full ``verify_quote``, which raises the exact error:
+the cache can only make a quote that the full verifier accepts cheaper, never accept one it
+would refuse.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from ironroot.rot import (
     QuoteClaims,
     parse_certificate,
     verify_quote,
+    verify_signature,
 )
 
 __all__ = [
@@ -83,12 +86,43 @@ def _anchor(data: bytes) -> DiceCertificate:
     return parse_certificate(data)
 
 
-def _root_fingerprint(idevid: DiceCertificate, trust_anchors: Sequence[bytes]) -> str:
+def _issuing_root(
+    idevid: DiceCertificate, algorithm: Algorithm, trust_anchors: Sequence[bytes]
+) -> DiceCertificate | None:
+    """The trusted root whose name, algorithm AND key issued ``idevid`` (several roots may
+    share a name: a re-keyed vendor CA)."""
     for data in trust_anchors:
         anchor = _anchor(bytes(data))
-        if anchor.subject_der == idevid.issuer_der:
-            return hashlib.sha256(anchor.der).hexdigest()
-    return ""
+        key = anchor.public_key
+        if anchor.subject_der != idevid.issuer_der or key is None or key.algorithm is not algorithm:
+            continue
+        try:
+            verify_signature(idevid, key)
+        except IronrootError:
+            continue
+        return anchor
+    return None
+
+
+def _root_fingerprint(idevid: DiceCertificate, trust_anchors: Sequence[bytes]) -> str:
+    anchor = _issuing_root(idevid, Algorithm.ES384, trust_anchors)
+    return hashlib.sha256(anchor.der).hexdigest() if anchor is not None else ""
+
+
+def _reached(
+    verified: QuoteClaims, trust_anchors: Sequence[bytes]
+) -> tuple[DiceCertificate, ...] | None:
+    """The vendor roots that issued the two IDevIDs (``None``: not found, do not cache)."""
+    reached = []
+    for chain, algorithm in (
+        (verified.ecc_chain, Algorithm.ES384),
+        (verified.mldsa_chain, Algorithm.ML_DSA_87),
+    ):
+        anchor = _issuing_root(chain[0], algorithm, trust_anchors)
+        if anchor is None:
+            return None
+        reached.append(anchor)
+    return tuple(reached)
 
 
 def _anti_rollback(log: Sequence[PcrEvent]) -> str:
@@ -135,6 +169,7 @@ class _Verified:
     quote: QuoteClaims
     root: str
     chains: tuple[object, ...]
+    anchors: tuple[DiceCertificate, ...]  # the vendor roots the two chains reached
 
 
 class RotChainCache:
@@ -257,6 +292,12 @@ def _check_claims(payload: bytes, nonce: bytes, known: QuoteClaims) -> dict[str,
     svn, lifecycle, debug_locked = claims["svn"], claims["lifecycle"], claims["debug-locked"]
     if type(svn) is not int or type(debug_locked) is not bool:
         raise _Miss
+    if svn != known.svn or debug_locked is not known.debug_locked:
+        raise _Miss  # the same certificates certify one SVN and one debug state
+    status = [e[2] for e in log if e[1] == _DEVICE_STATUS]
+    known_status = [e.data for e in known.log if e.name == _DEVICE_STATUS]
+    if status != known_status or [e for e in log if e[1] == _DEVICE_STATUS and e[0] != _PCR_ROM]:
+        raise _Miss  # and one device status: anything else is verified in full
     if lifecycle != known.lifecycle.label:
         raise _Miss
     return claims
@@ -279,6 +320,11 @@ def _cached(
     if entry is None or entry.chains != chains:
         raise _Miss((key, chains))
     known = entry.quote
+    try:
+        for anchor in entry.anchors:
+            anchor.check_validity(now)
+    except IronrootError as exc:
+        raise _Miss from exc
     for message, chain in zip(messages, (known.ecc_chain, known.mldsa_chain), strict=True):
         leaf = chain[-1].public_key
         if leaf is None:
@@ -340,7 +386,9 @@ def verify_rot_quote(
     root = _root_fingerprint(verified.ecc_chain[0], trust_anchors)
     if cache is not None and remember is not None:
         key, chains = remember
-        cache._put(key, _Verified(verified, root, chains))
+        reached = _reached(verified, trust_anchors)
+        if reached is not None:
+            cache._put(key, _Verified(verified, root, chains, reached))
     return quote_claims(verified, root=root)
 
 
