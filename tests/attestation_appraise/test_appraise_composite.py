@@ -126,6 +126,25 @@ def test_a_gpu_that_does_not_verify_keeps_no_report_data(
     assert result.status is TrustTier.CONTRAINDICATED
 
 
+def test_a_gpu_report_that_does_not_parse_leaves_the_composite_unaffirmed(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld
+) -> None:
+    # An attacker's VM sends garbage for its second GPU: that GPU is not appraised at all
+    # (tier none), so the composite must not be affirming whatever the other devices say.
+    nonce = os.urandom(32)
+    good = gpus.gpu().report(gpu_nonce(nonce, 0))
+    garbage = GpuReport(b"\x00" * 40, good.certificates)
+    result = _appraise(
+        cvm.quote(composite_nonce(nonce, 2)), [good, garbage], endorsements, nonce, gpus
+    )
+    assert result.submods["cvm"].status is TrustTier.AFFIRMING
+    assert result.submods["gpu0"].status is TrustTier.AFFIRMING
+    gpu1 = result.submods["gpu1"]
+    assert dict(gpu1.trust_vector) == {"instance-identity": AR4SI.UNEXPECTED_EVIDENCE}
+    assert gpu1.status is TrustTier.NONE
+    assert result.status is TrustTier.NONE
+
+
 def test_gpu_in_another_place_is_stale(
     cvm: Device, endorsements: Endorsements, gpus: GpuWorld
 ) -> None:

@@ -335,3 +335,30 @@ def test_claims_round_trip(vector: dict[str, int], reasons: list[str]) -> None:
     )
     assert AttestationResult.from_json_claims(result.to_json_claims()) == result
     assert AttestationResult.from_cbor_claims(result.to_cbor_claims()) == result
+
+
+@pytest.mark.parametrize(
+    ("statuses", "overall"),
+    [
+        ((TrustTier.AFFIRMING, TrustTier.NONE), TrustTier.NONE),
+        ((TrustTier.NONE, TrustTier.AFFIRMING, TrustTier.AFFIRMING), TrustTier.NONE),
+        ((TrustTier.NONE, TrustTier.WARNING), TrustTier.WARNING),
+        ((TrustTier.NONE, TrustTier.CONTRAINDICATED), TrustTier.CONTRAINDICATED),
+        ((TrustTier.NONE, TrustTier.NONE), TrustTier.NONE),
+        ((TrustTier.AFFIRMING, TrustTier.AFFIRMING), TrustTier.AFFIRMING),
+    ],
+)
+def test_a_submodule_appraised_as_none_is_never_affirmed_overall(
+    statuses: tuple[TrustTier, ...], overall: TrustTier
+) -> None:
+    vectors = {
+        TrustTier.NONE: {"instance-identity": AR4SI.UNEXPECTED_EVIDENCE},
+        TrustTier.AFFIRMING: {"instance-identity": 2},
+        TrustTier.WARNING: {"executables": 33},
+        TrustTier.CONTRAINDICATED: {"instance-identity": 96},
+    }
+    submods = {f"s{i}": Appraisal.from_vector(vectors[s]) for i, s in enumerate(statuses)}
+    result = _result(submods=submods)
+    assert result.status is overall
+    for sign in (sign_ear_jwt, sign_ear_cwt):
+        assert verify_ear(sign(result, KEY), [KEY.public_key], now=NOW).status is overall

@@ -300,8 +300,14 @@ class AttestationResult:
 
     @property
     def status(self) -> TrustTier:
-        """The worst status over every submodule."""
-        return _worst(a.status for a in self.submods.values())
+        """The worst status over every submodule, where a submodule appraised as ``none``
+        (evidence that did not parse, a device nothing was said about) is worse than
+        ``affirming``: one unappraised device leaves the whole result unaffirmed."""
+        statuses = [a.status for a in self.submods.values()]
+        worst = _worst(statuses)
+        if worst is TrustTier.AFFIRMING and TrustTier.NONE in statuses:
+            return TrustTier.NONE
+        return worst
 
     # --- the claims-sets (``_claims``) ------------------------------------------------------
 
