@@ -26,7 +26,7 @@ from ironroot.attestation import (
     tier_of,
     verify_ear,
 )
-from ironroot.cose import Sign1, decode_cbor
+from ironroot.cose import KID, Sign1, decode_cbor, encode_cbor, sign1
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     AlgorithmNotAccepted,
@@ -362,3 +362,17 @@ def test_a_submodule_appraised_as_none_is_never_affirmed_overall(
     assert result.status is overall
     for sign in (sign_ear_jwt, sign_ear_cwt):
         assert verify_ear(sign(result, KEY), [KEY.public_key], now=NOW).status is overall
+
+
+@pytest.mark.parametrize("crit", [[99], ["ironroot-ext"]], ids=["int", "text"])
+def test_cwt_with_a_critical_header_it_does_not_understand_is_refused(crit: list[object]) -> None:
+    # RFC 9052 §3.1: a recipient refuses a message whose crit names a header it does not
+    # process; the JWT path refuses any crit, the CWT path must too.
+    claims = encode_cbor(_result().to_cbor_claims())
+    token = sign1(KEY, claims, {KID: KEY.kid, 2: crit, crit[0]: 1}).encode()
+    assert Sign1.decode(token).protected[2] == crit  # well-formed COSE, signature valid
+    with pytest.raises(MalformedInput) as caught:
+        verify_ear(token, [KEY.public_key], now=NOW)
+    assert type(caught.value) is MalformedInput
+    assert "crit" in str(caught.value)
+    assert verify_ear(sign_ear_cwt(_result(), KEY), [KEY.public_key], now=NOW) == _result()

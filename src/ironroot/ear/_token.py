@@ -18,7 +18,7 @@ from typing import Any, Final
 from joserfc.errors import JoseError
 from joserfc.jws import JWSRegistry, extract_compact
 
-from ironroot.cose import KID, Limits, Sign1, decode_cbor, encode_cbor, sign1
+from ironroot.cose import CRIT, KID, Limits, Sign1, decode_cbor, encode_cbor, sign1
 from ironroot.crypto import Algorithm, PublicKey, Signer, Verifier, b64url_decode, b64url_encode
 from ironroot.ear._claims import cbor_claims, json_claims, result_from_cbor, result_from_json
 from ironroot.ear._model import AttestationResult
@@ -131,6 +131,8 @@ def _decode_jwt(token: bytes, keys: Mapping[bytes, Verifier]) -> AttestationResu
 
 def _decode_cwt(token: bytes, keys: Mapping[bytes, Verifier]) -> AttestationResult:
     message = Sign1.decode(token, _LIMITS)
+    if CRIT in message.protected:  # as for a JWS: no header extension is processed here
+        raise MalformedInput("COSE header crit names headers this verifier does not process")
     kid = message.protected.get(KID)
     if not isinstance(kid, bytes):
         raise UnknownIssuer("the EAR's COSE header names no kid")
