@@ -376,3 +376,39 @@ def test_cwt_with_a_critical_header_it_does_not_understand_is_refused(crit: list
     assert type(caught.value) is MalformedInput
     assert "crit" in str(caught.value)
     assert verify_ear(sign_ear_cwt(_result(), KEY), [KEY.public_key], now=NOW) == _result()
+
+
+@pytest.mark.parametrize("value", [33, 96, -97], ids=["warning", "contraindicated", "negative"])
+@pytest.mark.parametrize("sign", [sign_ear_jwt, sign_ear_cwt], ids=["jwt", "cwt"])
+def test_a_status_of_none_cannot_hide_a_worse_vector(sign: object, value: int) -> None:
+    # A signed EAR whose submodule says "none" over a warning or contraindicated vector
+    # understates what its verifier found (a relying party asking `status != "warning"` or
+    # `!= "contraindicated"` would pass it): refused like any status more trusting than its
+    # vector.
+    forged = _result().to_cbor_claims()
+    forged[266]["ironroot"][1000] = 0
+    forged[266]["ironroot"][1001] = {0: 2, 2: value}
+    token = sign1(KEY, encode_cbor(forged), {KID: KEY.kid}).encode()
+    if sign is sign_ear_jwt:
+        claims = _result().to_json_claims()
+        claims["submods"]["ironroot"]["ear.status"] = "none"
+        claims["submods"]["ironroot"]["ear.trustworthiness-vector"] = {
+            "instance-identity": 2,
+            "executables": value,
+        }
+        header = base64.urlsafe_b64encode(
+            json.dumps(
+                {"alg": "ES384", "kid": base64.urlsafe_b64encode(KEY.kid).decode().rstrip("=")}
+            ).encode()
+        ).rstrip(b"=")
+        body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=")
+        signing_input = header + b"." + body
+        token = (
+            signing_input + b"." + base64.urlsafe_b64encode(KEY.sign(signing_input)).rstrip(b"=")
+        )
+    with pytest.raises(MalformedInput, match="claims more trust than its trust vector"):
+        verify_ear(token, [KEY.public_key], now=NOW)
+    # "none" over a vector with nothing worse than affirming claims no more trust: accepted.
+    assert Appraisal(TrustTier.NONE, {"instance-identity": 1, "hardware": 2}).status is (
+        TrustTier.NONE
+    )

@@ -251,7 +251,11 @@ class Appraisal:
         if not vector:
             raise MalformedInput("a trustworthiness vector has at least one claim")
         worst = _worst(tier_of(v) for v in vector.values())
-        if self.status is not TrustTier.NONE and self.status.severity < worst.severity:
+        # "none" says less than "affirming" (no trust claimed) but not less than a warning
+        # or a contraindication the vector carries.
+        if self.status.severity < worst.severity and (
+            self.status is not TrustTier.NONE or worst is not TrustTier.AFFIRMING
+        ):
             raise MalformedInput(
                 f"ear.status {self.status.value} claims more trust than its trust vector "
                 f"({worst.value})"
