@@ -412,3 +412,53 @@ def test_a_status_of_none_cannot_hide_a_worse_vector(sign: object, value: int) -
     assert Appraisal(TrustTier.NONE, {"instance-identity": 1, "hardware": 2}).status is (
         TrustTier.NONE
     )
+
+
+def _signed_jwt(claims: dict[str, object]) -> bytes:
+    kid = base64.urlsafe_b64encode(KEY.kid).rstrip(b"=").decode()
+    head = base64.urlsafe_b64encode(json.dumps({"alg": "ES384", "kid": kid}).encode())
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode())
+    signing_input = head.rstrip(b"=") + b"." + body.rstrip(b"=")
+    return signing_input + b"." + base64.urlsafe_b64encode(KEY.sign(signing_input)).rstrip(b"=")
+
+
+@pytest.mark.parametrize(
+    ("older", "newer", "older_value", "newer_value"),
+    [
+        ("ear.status", "ear_status", "affirming", "contraindicated"),
+        (
+            "ear.trustworthiness-vector",
+            "ear_trustworthiness_vector",
+            {"instance-identity": 2},
+            {"instance-identity": 96},
+        ),
+        ("ear.appraisal-policy-id", "ear_appraisal_policy_ids", "lenient", ["strict"]),
+    ],
+    ids=["status", "vector", "policy"],
+)
+def test_an_appraisal_spelling_one_claim_both_ways_is_refused(
+    older: str, newer: str, older_value: object, newer_value: object
+) -> None:
+    # A consumer of the later draft reads ear_status (contraindicated), this one read
+    # ear.status (affirming): the same signed EAR meant two things. Refused as ambiguous.
+    claims = _result(submods={"x": Appraisal.from_vector({"instance-identity": 2})})
+    body = claims.to_json_claims()
+    body["submods"]["x"][older] = older_value
+    body["submods"]["x"][newer] = newer_value
+    with pytest.raises(MalformedInput, match="both"):
+        verify_ear(_signed_jwt(body), [KEY.public_key], now=NOW)
+    del body["submods"]["x"][newer]  # one spelling alone is read
+    assert verify_ear(_signed_jwt(body), [KEY.public_key], now=NOW).submods["x"]
+
+
+@pytest.mark.parametrize(
+    ("older", "newer"),
+    [("ear.verifier-id", "ear_verifier_id"), ("ear.raw-evidence", "ear_raw_evidence")],
+)
+def test_an_ear_spelling_one_claim_both_ways_is_refused(older: str, newer: str) -> None:
+    body = _result(raw_evidence=b"evidence").to_json_claims()
+    body[newer] = (
+        {"developer": "Someone", "build": "else"} if older == "ear.verifier-id" else "b3RoZXI"
+    )
+    with pytest.raises(MalformedInput, match="both"):
+        verify_ear(_signed_jwt(body), [KEY.public_key], now=NOW)

@@ -142,10 +142,12 @@ def _profile(value: object) -> str:
 
 
 def _first(claims: Mapping[str, Any], *names: str) -> Any:
-    for name in names:
-        if name in claims:
-            return claims[name]
-    return None
+    """The claim under whichever of its spellings is present; both present is ambiguous
+    (readers of the two drafts would each see another value) and refused."""
+    present = [name for name in names if name in claims]
+    if len(present) > 1:
+        raise MalformedInput(f"the EAR carries both {present[0]} and {present[1]}")
+    return claims[present[0]] if present else None
 
 
 def _time(value: object, what: str) -> int:
