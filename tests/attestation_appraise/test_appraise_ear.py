@@ -462,3 +462,17 @@ def test_an_ear_spelling_one_claim_both_ways_is_refused(older: str, newer: str) 
     )
     with pytest.raises(MalformedInput, match="both"):
         verify_ear(_signed_jwt(body), [KEY.public_key], now=NOW)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-8-sig"])
+def test_a_jwt_whose_claims_are_not_utf8_is_refused(encoding: str) -> None:
+    # RFC 7519 §7.2: the claims set is UTF-8 JSON. Python's json.loads would guess UTF-16/32
+    # (or skip a BOM) from bytes, where other JWT libraries refuse: one token, two readings.
+    kid = base64.urlsafe_b64encode(KEY.kid).rstrip(b"=").decode()
+    head = base64.urlsafe_b64encode(json.dumps({"alg": "ES384", "kid": kid}).encode())
+    claims = json.dumps(_result().to_json_claims()).encode(encoding)
+    body = base64.urlsafe_b64encode(claims)
+    signing_input = head.rstrip(b"=") + b"." + body.rstrip(b"=")
+    token = signing_input + b"." + base64.urlsafe_b64encode(KEY.sign(signing_input)).rstrip(b"=")
+    with pytest.raises(MalformedInput, match="UTF-8"):
+        verify_ear(token, [KEY.public_key], now=NOW)

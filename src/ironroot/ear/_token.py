@@ -85,8 +85,14 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _json(data: bytes, what: str) -> dict[str, Any]:
+    try:  # UTF-8 only (RFC 8259 §8.1, RFC 7519 §7.2): json.loads would guess UTF-16/32
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedInput(f"{what} are not UTF-8") from exc
+    if text.startswith("\ufeff"):
+        raise MalformedInput(f"{what} are not UTF-8 JSON: a byte order mark leads them")
     try:
-        value = json.loads(data, object_pairs_hook=_no_duplicates)
+        value = json.loads(text, object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError) as exc:
         raise MalformedInput(f"{what} is not JSON: {exc}") from exc
     if not isinstance(value, dict):
