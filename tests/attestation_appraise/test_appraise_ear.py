@@ -476,3 +476,22 @@ def test_a_jwt_whose_claims_are_not_utf8_is_refused(encoding: str) -> None:
     token = signing_input + b"." + base64.urlsafe_b64encode(KEY.sign(signing_input)).rstrip(b"=")
     with pytest.raises(MalformedInput, match="UTF-8"):
         verify_ear(token, [KEY.public_key], now=NOW)
+
+
+@pytest.mark.parametrize("form", ["jwt", "cwt"])
+def test_an_ear_before_its_nbf_is_refused(form: str) -> None:
+    # RFC 7519 §4.1.5 / RFC 8392 §3.1.5: a token must not be accepted before nbf.
+    start = int(NOW.timestamp()) + 300
+    if form == "jwt":
+        claims = _result().to_json_claims()
+        claims["nbf"] = start
+        token = _signed_jwt(claims)
+    else:
+        cbor = _result().to_cbor_claims()
+        cbor[5] = start
+        token = sign1(KEY, encode_cbor(cbor), {KID: KEY.kid}).encode()
+    with pytest.raises(ResultExpired, match="not valid before"):
+        verify_ear(token, [KEY.public_key], now=NOW)
+    with pytest.raises(ResultExpired):  # a minute of clock skew, no more
+        verify_ear(token, [KEY.public_key], now=NOW + timedelta(seconds=239))
+    assert verify_ear(token, [KEY.public_key], now=NOW + timedelta(seconds=240)).nbf == start

@@ -294,6 +294,7 @@ class AttestationResult:
     nonce: bytes | None = None
     raw_evidence: bytes | None = None
     profile: str = EAR_PROFILE
+    nbf: int | None = None
 
     def __post_init__(self) -> None:
         if not self.submods:

@@ -180,7 +180,8 @@ def verify_ear(
 
     Raises ``UnknownIssuer`` when no key has its ``kid``, ``BadSignature`` /
     ``AlgorithmNotAccepted`` when the signature does not verify with it, ``ResultExpired``
-    after ``exp`` (or when issued in the future, beyond a minute of clock skew), and
+    after ``exp`` (or when issued in the future, or before ``nbf``, beyond a minute of clock
+    skew), and
     ``MalformedInput`` for anything that does not parse as an EAR.
     """
     if now.tzinfo is None:
@@ -189,6 +190,8 @@ def verify_ear(
     t = int(now.timestamp())
     if result.exp is not None and t >= result.exp:
         raise ResultExpired(f"the EAR expired at {result.exp} (now {t})")
+    if result.nbf is not None and t + CLOCK_SKEW < result.nbf:
+        raise ResultExpired(f"the EAR is not valid before {result.nbf} (now {t})")
     if result.iat > t + CLOCK_SKEW:
         raise ResultExpired(f"the EAR is issued in the future ({result.iat}, now {t})")
     return result
