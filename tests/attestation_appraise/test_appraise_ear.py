@@ -6,6 +6,7 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 
+import cbor2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -495,3 +496,106 @@ def test_an_ear_before_its_nbf_is_refused(form: str) -> None:
     with pytest.raises(ResultExpired):  # a minute of clock skew, no more
         verify_ear(token, [KEY.public_key], now=NOW + timedelta(seconds=239))
     assert verify_ear(token, [KEY.public_key], now=NOW + timedelta(seconds=240)).nbf == start
+
+
+# --- attacks that hold: each must be able to fail --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"jwk": {"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"}},
+        {"jku": "https://attacker.example/keys"},
+        {"x5u": "https://attacker.example/chain.pem"},
+        {"x5c": ["MIIB"]},
+    ],
+    ids=["jwk", "jku", "x5u", "x5c"],
+)
+def test_a_header_naming_another_key_is_never_used(extra: dict[str, object]) -> None:
+    # Only the kid selects a key, and only among the configured ones: a token the attacker
+    # signed with its own key, however its header points at that key, is an unknown issuer.
+    attacker = PrivateKey.generate(Algorithm.ES384)
+    kid = base64.urlsafe_b64encode(attacker.kid).rstrip(b"=").decode()
+    head = base64.urlsafe_b64encode(json.dumps({"alg": "ES384", "kid": kid, **extra}).encode())
+    body = base64.urlsafe_b64encode(json.dumps(_result().to_json_claims()).encode())
+    signing_input = head.rstrip(b"=") + b"." + body.rstrip(b"=")
+    token = signing_input + b"." + base64.urlsafe_b64encode(attacker.sign(signing_input))
+    with pytest.raises(UnknownIssuer):
+        verify_ear(token.rstrip(b"="), [KEY.public_key], now=NOW)
+
+
+def test_hs256_keyed_with_the_verifiers_public_key_is_refused() -> None:
+    import hashlib
+    import hmac
+
+    kid = base64.urlsafe_b64encode(KEY.kid).rstrip(b"=").decode()
+    head = base64.urlsafe_b64encode(json.dumps({"alg": "HS256", "kid": kid}).encode())
+    body = base64.urlsafe_b64encode(json.dumps(_result().to_json_claims()).encode())
+    signing_input = head.rstrip(b"=") + b"." + body.rstrip(b"=")
+    for secret in (KEY.public_key.to_der(), KEY.public_key.to_pem()):
+        mac = hmac.new(secret, signing_input, hashlib.sha256).digest()
+        token = signing_input + b"." + base64.urlsafe_b64encode(mac).rstrip(b"=")
+        with pytest.raises(MalformedInput) as caught:
+            verify_ear(token, [KEY.public_key], now=NOW)
+        assert caught.value.code == "unsupported-algorithm"
+
+
+def test_es256_under_the_kid_of_an_es384_key_is_refused() -> None:
+    # The same kid mapped to an ES384 key: an ES256 signature (another key) is refused on
+    # its algorithm, before any signature check.
+    es256 = PrivateKey.generate(Algorithm.ES256)
+    kid = base64.urlsafe_b64encode(KEY.kid).rstrip(b"=").decode()
+    head = base64.urlsafe_b64encode(json.dumps({"alg": "ES256", "kid": kid}).encode())
+    body = base64.urlsafe_b64encode(json.dumps(_result().to_json_claims()).encode())
+    signing_input = head.rstrip(b"=") + b"." + body.rstrip(b"=")
+    token = signing_input + b"." + base64.urlsafe_b64encode(es256.sign(signing_input)).rstrip(b"=")
+    with pytest.raises(AlgorithmNotAccepted):
+        verify_ear(token, {KEY.kid: KEY.public_key}, now=NOW)
+    cwt = sign1(es256, encode_cbor(_result().to_cbor_claims()), {KID: KEY.kid}).encode()
+    with pytest.raises(AlgorithmNotAccepted):
+        verify_ear(cwt, {KEY.kid: KEY.public_key}, now=NOW)
+
+
+def test_a_cwt_with_alg_or_kid_unprotected_is_refused() -> None:
+    claims = encode_cbor(_result().to_cbor_claims())
+    with pytest.raises(UnknownIssuer):  # the kid is only trusted protected
+        verify_ear(
+            sign1(KEY, claims, {}, unprotected={KID: KEY.kid}).encode(), [KEY.public_key], now=NOW
+        )
+    # alg only in the unprotected bucket, over a valid signature of the protected kid
+    protected = encode_cbor({4: KEY.kid})
+    to_sign = encode_cbor(["Signature1", protected, b"", claims])
+    message = encode_cbor(cbor2.CBORTag(18, [protected, {1: -35}, claims, KEY.sign(to_sign)]))
+    with pytest.raises(MalformedInput, match="alg"):
+        verify_ear(message, [KEY.public_key], now=NOW)
+
+
+@pytest.mark.parametrize("form", ["jwt", "cwt"])
+def test_an_eat_nonce_array_is_refused(form: str) -> None:
+    nonce = b"n" * 32
+    if form == "jwt":
+        claims = _result().to_json_claims()
+        claims["eat_nonce"] = [claims["eat_nonce"], b64url_text(b"m" * 32)]
+        token = _signed_jwt(claims)
+    else:
+        cbor = _result().to_cbor_claims()
+        cbor[10] = [nonce, b"m" * 32]
+        token = sign1(KEY, encode_cbor(cbor), {KID: KEY.kid}).encode()
+    with pytest.raises(MalformedInput, match="eat_nonce"):
+        verify_ear(token, [KEY.public_key], now=NOW)
+
+
+def b64url_text(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("form", ["jwt", "cwt"])
+def test_exp_and_iat_edges(form: str) -> None:
+    t = int(NOW.timestamp())
+    sign = sign_ear_jwt if form == "jwt" else sign_ear_cwt
+    with pytest.raises(ResultExpired):  # exp == now is expired
+        verify_ear(sign(_result(exp=t), KEY), [KEY.public_key], now=NOW)
+    verify_ear(sign(_result(exp=t + 1), KEY), [KEY.public_key], now=NOW)
+    with pytest.raises(ResultExpired):  # issued 61 s ahead: beyond the skew
+        verify_ear(sign(_result(iat=t + 61, exp=t + 600), KEY), [KEY.public_key], now=NOW)
+    verify_ear(sign(_result(iat=t + 60, exp=t + 600), KEY), [KEY.public_key], now=NOW)
