@@ -205,6 +205,21 @@ def test_a_gpu_whose_report_did_not_parse_is_refused_as_not_affirming(harness: H
     assert harness.holds(name, released_ok(released, harness.tee, nonce))
 
 
+def test_an_unparsed_gpu_is_refused_even_by_a_key_that_releases_on_warning(
+    harness: Harness,
+) -> None:
+    # A GPU that merely warns (its RIM is not on the log) beside one whose report did not
+    # parse: the composite is none, not warning, so a key released on warning stays put.
+    nonce = harness.nonce()
+    vectors = {0: RIM_NOT_LOGGED, 1: {"instance-identity": 1}}
+    ear = composite_ear(harness, nonce, gpu_report_data={1: None}, gpu_vectors=vectors)
+    refused(harness, "warning-key", ear, nonce, ReleaseDenied, "not-affirming")
+    nonce = harness.nonce()  # the warning alone releases it
+    ear = composite_ear(harness, nonce, gpu_vectors={0: RIM_NOT_LOGGED})
+    released = harness.service.release("warning-key", harness.request(ear, nonce))
+    assert harness.holds("warning-key", harness.tee.unwrap(released, nonce=nonce).material)
+
+
 def test_an_affirming_gpu_without_report_data_is_refused(harness: Harness, weights: str) -> None:
     nonce = harness.nonce()
     ear = composite_ear(harness, nonce, gpu_report_data={1: None})  # affirming, no nonce shown

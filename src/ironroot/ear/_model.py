@@ -251,10 +251,10 @@ class Appraisal:
         if not vector:
             raise MalformedInput("a trustworthiness vector has at least one claim")
         worst = _worst(tier_of(v) for v in vector.values())
-        # "none" says less than "affirming" (no trust claimed) but not less than a warning
-        # or a contraindication the vector carries.
+        # "none" claims no trust, which is more caution than "affirming" or "warning" (an
+        # EAR with a none submodule releases nothing), but it may not hide a contraindication.
         if self.status.severity < worst.severity and (
-            self.status is not TrustTier.NONE or worst is not TrustTier.AFFIRMING
+            self.status is not TrustTier.NONE or worst is TrustTier.CONTRAINDICATED
         ):
             raise MalformedInput(
                 f"ear.status {self.status.value} claims more trust than its trust vector "
@@ -307,10 +307,11 @@ class AttestationResult:
     def status(self) -> TrustTier:
         """The worst status over every submodule, where a submodule appraised as ``none``
         (evidence that did not parse, a device nothing was said about) is worse than
-        ``affirming``: one unappraised device leaves the whole result unaffirmed."""
+        ``affirming`` and ``warning``: one unappraised device leaves the whole result ``none``
+        (nothing releases on it) unless another is contraindicated."""
         statuses = [a.status for a in self.submods.values()]
         worst = _worst(statuses)
-        if worst is TrustTier.AFFIRMING and TrustTier.NONE in statuses:
+        if worst is not TrustTier.CONTRAINDICATED and TrustTier.NONE in statuses:
             return TrustTier.NONE
         return worst
 
