@@ -14,6 +14,7 @@ from _ar_helpers import NOW, RUNTIME, World, flip
 from ironroot.attestation import (
     AR4SI,
     DEFAULT_POLICY,
+    AppraisalPolicy,
     Endorsements,
     EvidenceCaches,
     RotChainCache,
@@ -25,7 +26,7 @@ from ironroot.attestation import (
 )
 from ironroot.cose import RECEIPTS, Sign1, decode_cbor, encode_cbor
 from ironroot.crypto import Algorithm
-from ironroot.errors import BadSignature, UnknownIssuer
+from ironroot.errors import BadSignature, ConfigError, UnknownIssuer
 from ironroot.rot import Device, VendorCA, create_quote, derive_layers
 
 _ALGS = (Algorithm.ES384, Algorithm.ML_DSA_87)
@@ -325,3 +326,31 @@ def test_cached_chain_verification_gives_the_same_claims(world: World, good_devi
     assert result.submods["ironroot"].trust_vector == {
         "instance-identity": AR4SI.UNTRUSTWORTHY_INSTANCE
     }
+
+
+@pytest.mark.parametrize("code", [-1, 0, 1])
+def test_a_rule_failing_with_a_none_tier_code_is_refused(
+    world: World, good_device: Device, code: int
+) -> None:
+    # A failed rule whose code is in the none tier (-1..1) would leave its category with a
+    # claim that lowers no status: the rule would fail and the EAR still be affirming.
+    text = f"""
+        [policy]
+        name = "lab"
+        [[policy.rules]]
+        name = "genoa-only"
+        expression = 'format == "snp"'
+        category = "hardware"
+        code = {code}
+        reason = "only Genoa here"
+    """
+    with pytest.raises(ConfigError, match="none tier"):
+        AppraisalPolicy.from_toml(text)
+    # the same rule with a warning code does what it says
+    policy = AppraisalPolicy.from_toml(text.replace(f"code = {code}", "code = 32"))
+    nonce = _nonce()
+    result = appraise_evidence(
+        good_device.quote(nonce), world.endorsements(), policy=policy, nonce=nonce, now=NOW
+    )
+    assert result.submods["ironroot"].trust_vector["hardware"] == 32
+    assert result.status is TrustTier.WARNING
