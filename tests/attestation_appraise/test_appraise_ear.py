@@ -598,3 +598,27 @@ def test_exp_and_iat_edges(form: str) -> None:
     with pytest.raises(ResultExpired):  # issued 61 s ahead: beyond the skew
         verify_ear(sign(_result(iat=t + 61, exp=t + 600), KEY), [KEY.public_key], now=NOW)
     verify_ear(sign(_result(iat=t + 60, exp=t + 600), KEY), [KEY.public_key], now=NOW)
+
+
+@pytest.mark.parametrize("status", [TrustTier.AFFIRMING, TrustTier.WARNING])
+@pytest.mark.parametrize("form", ["jwt", "cwt"])
+def test_a_trusting_status_over_a_vector_with_no_trust_claim_is_refused(
+    status: TrustTier, form: str
+) -> None:
+    # Every claim in the none tier (unexpected evidence, no claim): nothing was appraised,
+    # so a submodule may not say affirming or warning over it.
+    if form == "jwt":
+        claims = _result().to_json_claims()
+        claims["submods"]["ironroot"]["ear.status"] = status.value
+        claims["submods"]["ironroot"]["ear.trustworthiness-vector"] = {"instance-identity": 1}
+        token = _signed_jwt(claims)
+    else:
+        cbor = _result().to_cbor_claims()
+        cbor[266]["ironroot"][1000] = status.code
+        cbor[266]["ironroot"][1001] = {0: 1, 2: 0}
+        token = sign1(KEY, encode_cbor(cbor), {KID: KEY.kid}).encode()
+    with pytest.raises(MalformedInput, match="claims more trust than its trust vector"):
+        verify_ear(token, [KEY.public_key], now=NOW)
+    assert Appraisal.from_vector({"instance-identity": 1}).status is TrustTier.NONE
+    # a none-tier claim beside an affirming one does not make the appraisal none
+    assert Appraisal(status, {"instance-identity": 2, "executables": 0}).status is status

@@ -253,9 +253,11 @@ class Appraisal:
         worst = _worst(tier_of(v) for v in vector.values())
         # "none" claims no trust, which is more caution than "affirming" or "warning" (an
         # EAR with a none submodule releases nothing), but it may not hide a contraindication.
-        if self.status.severity < worst.severity and (
-            self.status is not TrustTier.NONE or worst is TrustTier.CONTRAINDICATED
-        ):
+        # And over a vector with no trust claim at all (every claim -1..1) only "none" fits.
+        if (
+            self.status.severity < worst.severity
+            and (self.status is not TrustTier.NONE or worst is TrustTier.CONTRAINDICATED)
+        ) or (worst is TrustTier.NONE and self.status is not TrustTier.NONE):
             raise MalformedInput(
                 f"ear.status {self.status.value} claims more trust than its trust vector "
                 f"({worst.value})"
