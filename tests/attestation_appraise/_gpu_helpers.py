@@ -72,23 +72,33 @@ class TestGpu:
     leaf_key: PrivateKey
     driver: str = DRIVER
 
-    def report(self, nonce: bytes, *, tampered_block: int | None = None) -> GpuReport:
+    def report(
+        self,
+        nonce: bytes,
+        *,
+        tampered_block: int | None = None,
+        tampered_all: bool = False,
+        omit: frozenset[int] = frozenset(),
+    ) -> GpuReport:
+        """A signed report answering ``nonce``; ``tampered_*`` change block values (the
+        RIMs allow variant 0 only), ``omit`` leaves opaque TLV types out."""
         request = GetMeasurements(SpdmVersion.V1_1, 0xFF, True, nonce, 0).encode()
         blocks = tuple(
             MeasurementBlock(
                 i,
                 MeasurementValueType.MUTABLE_FIRMWARE,
-                block_value(i, 1 if i == tampered_block else 0),
+                block_value(i, 1 if tampered_all or i == tampered_block else 0),
             )
             for i in range(1, BLOCKS + 1)
         )
-        opaque = (
-            _tlv(3, self.driver.encode() + b"\x00")
-            + _tlv(6, VBIOS)
-            + _tlv(15, b"882\x00")
-            + _tlv(17, b"1010\x00")
-            + _tlv(18, b"0200\x00")
-        )
+        fields = {
+            3: self.driver.encode() + b"\x00",
+            6: VBIOS,
+            15: b"882\x00",
+            17: b"1010\x00",
+            18: b"0200\x00",
+        }
+        opaque = b"".join(_tlv(kind, value) for kind, value in fields.items() if kind not in omit)
         response = Measurements(
             SpdmVersion.V1_1, blocks, hashlib.sha256(nonce).digest(), opaque
         ).encode_unsigned()

@@ -126,6 +126,25 @@ def test_a_gpu_that_does_not_verify_keeps_no_report_data(
     assert result.status is TrustTier.CONTRAINDICATED
 
 
+def test_a_gpu_report_that_does_not_parse_leaves_the_composite_unaffirmed(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld
+) -> None:
+    # An attacker's VM sends garbage for its second GPU: that GPU is not appraised at all
+    # (tier none), so the composite must not be affirming whatever the other devices say.
+    nonce = os.urandom(32)
+    good = gpus.gpu().report(gpu_nonce(nonce, 0))
+    garbage = GpuReport(b"\x00" * 40, good.certificates)
+    result = _appraise(
+        cvm.quote(composite_nonce(nonce, 2)), [good, garbage], endorsements, nonce, gpus
+    )
+    assert result.submods["cvm"].status is TrustTier.AFFIRMING
+    assert result.submods["gpu0"].status is TrustTier.AFFIRMING
+    gpu1 = result.submods["gpu1"]
+    assert dict(gpu1.trust_vector) == {"instance-identity": AR4SI.UNEXPECTED_EVIDENCE}
+    assert gpu1.status is TrustTier.NONE
+    assert result.status is TrustTier.NONE
+
+
 def test_gpu_in_another_place_is_stale(
     cvm: Device, endorsements: Endorsements, gpus: GpuWorld
 ) -> None:
@@ -159,6 +178,29 @@ def test_measurement_no_rim_allows_is_contraindicated(
     gpu0 = result.submods["gpu0"]
     assert gpu0.trust_vector["executables"] == AR4SI.CONTRAINDICATED_RUNTIME
     assert any(r.startswith("rim: measurement-mismatch:") and "block 6" in r for r in gpu0.reasons)
+
+
+@pytest.mark.parametrize(
+    ("omitted", "field"),
+    [(17, "project"), (18, "project SKU"), (15, "chip SKU"), (6, "VBIOS"), (3, "driver")],
+)
+def test_a_gpu_report_naming_no_rim_is_never_affirming(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld, omitted: int, field: str
+) -> None:
+    # Firmware whose every block differs from the RIMs, signed by a genuine GPU key, leaves
+    # out one field that selects the RIMs: no RIM is compared, and the GPU must not pass.
+    nonce = os.urandom(32)
+    report = gpus.gpu().report(gpu_nonce(nonce, 0), tampered_all=True, omit=frozenset({omitted}))
+    result = _appraise(cvm.quote(composite_nonce(nonce, 1)), [report], endorsements, nonce, gpus)
+    gpu0 = result.submods["gpu0"]
+    assert gpu0.trust_vector["executables"] == AR4SI.CONTRAINDICATED_RUNTIME
+    assert gpu0.status is TrustTier.CONTRAINDICATED
+    assert any(r.startswith("rim: malformed-evidence:") for r in gpu0.reasons), gpu0.reasons
+    assert result.status is TrustTier.CONTRAINDICATED
+    # with every field present the same tampered firmware is named block by block
+    named = gpus.gpu().report(gpu_nonce(nonce, 0), tampered_all=True)
+    again = _appraise(cvm.quote(composite_nonce(nonce, 1)), [named], endorsements, nonce, gpus)
+    assert again.submods["gpu0"].trust_vector["executables"] == AR4SI.CONTRAINDICATED_RUNTIME
 
 
 def test_rim_not_on_the_log_is_unrecognized(

@@ -6,6 +6,7 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 
+import cbor2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,7 +27,7 @@ from ironroot.attestation import (
     tier_of,
     verify_ear,
 )
-from ironroot.cose import Sign1, decode_cbor
+from ironroot.cose import KID, Sign1, decode_cbor, encode_cbor, sign1
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     AlgorithmNotAccepted,
@@ -335,3 +336,289 @@ def test_claims_round_trip(vector: dict[str, int], reasons: list[str]) -> None:
     )
     assert AttestationResult.from_json_claims(result.to_json_claims()) == result
     assert AttestationResult.from_cbor_claims(result.to_cbor_claims()) == result
+
+
+@pytest.mark.parametrize(
+    ("statuses", "overall"),
+    [
+        ((TrustTier.AFFIRMING, TrustTier.NONE), TrustTier.NONE),
+        ((TrustTier.NONE, TrustTier.AFFIRMING, TrustTier.AFFIRMING), TrustTier.NONE),
+        ((TrustTier.NONE, TrustTier.WARNING), TrustTier.NONE),
+        ((TrustTier.WARNING, TrustTier.AFFIRMING), TrustTier.WARNING),
+        ((TrustTier.NONE, TrustTier.CONTRAINDICATED), TrustTier.CONTRAINDICATED),
+        ((TrustTier.NONE, TrustTier.NONE), TrustTier.NONE),
+        ((TrustTier.AFFIRMING, TrustTier.AFFIRMING), TrustTier.AFFIRMING),
+    ],
+)
+def test_a_submodule_appraised_as_none_is_never_affirmed_overall(
+    statuses: tuple[TrustTier, ...], overall: TrustTier
+) -> None:
+    vectors = {
+        TrustTier.NONE: {"instance-identity": AR4SI.UNEXPECTED_EVIDENCE},
+        TrustTier.AFFIRMING: {"instance-identity": 2},
+        TrustTier.WARNING: {"executables": 33},
+        TrustTier.CONTRAINDICATED: {"instance-identity": 96},
+    }
+    submods = {f"s{i}": Appraisal.from_vector(vectors[s]) for i, s in enumerate(statuses)}
+    result = _result(submods=submods)
+    assert result.status is overall
+    for sign in (sign_ear_jwt, sign_ear_cwt):
+        assert verify_ear(sign(result, KEY), [KEY.public_key], now=NOW).status is overall
+
+
+@pytest.mark.parametrize("crit", [[99], ["ironroot-ext"]], ids=["int", "text"])
+def test_cwt_with_a_critical_header_it_does_not_understand_is_refused(crit: list[object]) -> None:
+    # RFC 9052 §3.1: a recipient refuses a message whose crit names a header it does not
+    # process; the JWT path refuses any crit, the CWT path must too.
+    claims = encode_cbor(_result().to_cbor_claims())
+    token = sign1(KEY, claims, {KID: KEY.kid, 2: crit, crit[0]: 1}).encode()
+    assert Sign1.decode(token).protected[2] == crit  # well-formed COSE, signature valid
+    with pytest.raises(MalformedInput) as caught:
+        verify_ear(token, [KEY.public_key], now=NOW)
+    assert type(caught.value) is MalformedInput
+    assert "crit" in str(caught.value)
+    assert verify_ear(sign_ear_cwt(_result(), KEY), [KEY.public_key], now=NOW) == _result()
+
+
+@pytest.mark.parametrize("value", [96, -97], ids=["contraindicated", "negative"])
+@pytest.mark.parametrize("sign", [sign_ear_jwt, sign_ear_cwt], ids=["jwt", "cwt"])
+def test_a_status_of_none_cannot_hide_a_worse_vector(sign: object, value: int) -> None:
+    # A signed EAR whose submodule says "none" over a contraindicated vector understates
+    # what its verifier found (a relying party asking `status != "contraindicated"` would
+    # pass it): refused like any status more trusting than its vector.
+    forged = _result().to_cbor_claims()
+    forged[266]["ironroot"][1000] = 0
+    forged[266]["ironroot"][1001] = {0: 2, 2: value}
+    token = sign1(KEY, encode_cbor(forged), {KID: KEY.kid}).encode()
+    if sign is sign_ear_jwt:
+        claims = _result().to_json_claims()
+        claims["submods"]["ironroot"]["ear.status"] = "none"
+        claims["submods"]["ironroot"]["ear.trustworthiness-vector"] = {
+            "instance-identity": 2,
+            "executables": value,
+        }
+        header = base64.urlsafe_b64encode(
+            json.dumps(
+                {"alg": "ES384", "kid": base64.urlsafe_b64encode(KEY.kid).decode().rstrip("=")}
+            ).encode()
+        ).rstrip(b"=")
+        body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=")
+        signing_input = header + b"." + body
+        token = (
+            signing_input + b"." + base64.urlsafe_b64encode(KEY.sign(signing_input)).rstrip(b"=")
+        )
+    with pytest.raises(MalformedInput, match="claims more trust than its trust vector"):
+        verify_ear(token, [KEY.public_key], now=NOW)
+    # "none" over a vector with nothing worse than a warning claims no more trust: accepted.
+    for vector in ({"instance-identity": 1, "hardware": 2}, {"executables": 33}):
+        assert Appraisal(TrustTier.NONE, vector).status is TrustTier.NONE
+
+
+def _signed_jwt(claims: dict[str, object]) -> bytes:
+    kid = base64.urlsafe_b64encode(KEY.kid).rstrip(b"=").decode()
+    head = base64.urlsafe_b64encode(json.dumps({"alg": "ES384", "kid": kid}).encode())
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode())
+    signing_input = head.rstrip(b"=") + b"." + body.rstrip(b"=")
+    return signing_input + b"." + base64.urlsafe_b64encode(KEY.sign(signing_input)).rstrip(b"=")
+
+
+@pytest.mark.parametrize(
+    ("older", "newer", "older_value", "newer_value"),
+    [
+        ("ear.status", "ear_status", "affirming", "contraindicated"),
+        (
+            "ear.trustworthiness-vector",
+            "ear_trustworthiness_vector",
+            {"instance-identity": 2},
+            {"instance-identity": 96},
+        ),
+        ("ear.appraisal-policy-id", "ear_appraisal_policy_ids", "lenient", ["strict"]),
+    ],
+    ids=["status", "vector", "policy"],
+)
+def test_an_appraisal_spelling_one_claim_both_ways_is_refused(
+    older: str, newer: str, older_value: object, newer_value: object
+) -> None:
+    # A consumer of the later draft reads ear_status (contraindicated), this one read
+    # ear.status (affirming): the same signed EAR meant two things. Refused as ambiguous.
+    claims = _result(submods={"x": Appraisal.from_vector({"instance-identity": 2})})
+    body = claims.to_json_claims()
+    body["submods"]["x"][older] = older_value
+    body["submods"]["x"][newer] = newer_value
+    with pytest.raises(MalformedInput, match="both"):
+        verify_ear(_signed_jwt(body), [KEY.public_key], now=NOW)
+    del body["submods"]["x"][newer]  # one spelling alone is read
+    assert verify_ear(_signed_jwt(body), [KEY.public_key], now=NOW).submods["x"]
+
+
+@pytest.mark.parametrize(
+    ("older", "newer"),
+    [("ear.verifier-id", "ear_verifier_id"), ("ear.raw-evidence", "ear_raw_evidence")],
+)
+def test_an_ear_spelling_one_claim_both_ways_is_refused(older: str, newer: str) -> None:
+    body = _result(raw_evidence=b"evidence").to_json_claims()
+    body[newer] = (
+        {"developer": "Someone", "build": "else"} if older == "ear.verifier-id" else "b3RoZXI"
+    )
+    with pytest.raises(MalformedInput, match="both"):
+        verify_ear(_signed_jwt(body), [KEY.public_key], now=NOW)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-8-sig"])
+def test_a_jwt_whose_claims_are_not_utf8_is_refused(encoding: str) -> None:
+    # RFC 7519 §7.2: the claims set is UTF-8 JSON. Python's json.loads would guess UTF-16/32
+    # (or skip a BOM) from bytes, where other JWT libraries refuse: one token, two readings.
+    kid = base64.urlsafe_b64encode(KEY.kid).rstrip(b"=").decode()
+    head = base64.urlsafe_b64encode(json.dumps({"alg": "ES384", "kid": kid}).encode())
+    claims = json.dumps(_result().to_json_claims()).encode(encoding)
+    body = base64.urlsafe_b64encode(claims)
+    signing_input = head.rstrip(b"=") + b"." + body.rstrip(b"=")
+    token = signing_input + b"." + base64.urlsafe_b64encode(KEY.sign(signing_input)).rstrip(b"=")
+    with pytest.raises(MalformedInput, match="UTF-8"):
+        verify_ear(token, [KEY.public_key], now=NOW)
+
+
+@pytest.mark.parametrize("form", ["jwt", "cwt"])
+def test_an_ear_before_its_nbf_is_refused(form: str) -> None:
+    # RFC 7519 §4.1.5 / RFC 8392 §3.1.5: a token must not be accepted before nbf.
+    start = int(NOW.timestamp()) + 300
+    if form == "jwt":
+        claims = _result().to_json_claims()
+        claims["nbf"] = start
+        token = _signed_jwt(claims)
+    else:
+        cbor = _result().to_cbor_claims()
+        cbor[5] = start
+        token = sign1(KEY, encode_cbor(cbor), {KID: KEY.kid}).encode()
+    with pytest.raises(ResultExpired, match="not valid before"):
+        verify_ear(token, [KEY.public_key], now=NOW)
+    with pytest.raises(ResultExpired):  # a minute of clock skew, no more
+        verify_ear(token, [KEY.public_key], now=NOW + timedelta(seconds=239))
+    assert verify_ear(token, [KEY.public_key], now=NOW + timedelta(seconds=240)).nbf == start
+
+
+# --- attacks that hold: each must be able to fail --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"jwk": {"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"}},
+        {"jku": "https://attacker.example/keys"},
+        {"x5u": "https://attacker.example/chain.pem"},
+        {"x5c": ["MIIB"]},
+    ],
+    ids=["jwk", "jku", "x5u", "x5c"],
+)
+def test_a_header_naming_another_key_is_never_used(extra: dict[str, object]) -> None:
+    # Only the kid selects a key, and only among the configured ones: a token the attacker
+    # signed with its own key, however its header points at that key, is an unknown issuer.
+    attacker = PrivateKey.generate(Algorithm.ES384)
+    kid = base64.urlsafe_b64encode(attacker.kid).rstrip(b"=").decode()
+    head = base64.urlsafe_b64encode(json.dumps({"alg": "ES384", "kid": kid, **extra}).encode())
+    body = base64.urlsafe_b64encode(json.dumps(_result().to_json_claims()).encode())
+    signing_input = head.rstrip(b"=") + b"." + body.rstrip(b"=")
+    token = signing_input + b"." + base64.urlsafe_b64encode(attacker.sign(signing_input))
+    with pytest.raises(UnknownIssuer):
+        verify_ear(token.rstrip(b"="), [KEY.public_key], now=NOW)
+
+
+def test_hs256_keyed_with_the_verifiers_public_key_is_refused() -> None:
+    import hashlib
+    import hmac
+
+    kid = base64.urlsafe_b64encode(KEY.kid).rstrip(b"=").decode()
+    head = base64.urlsafe_b64encode(json.dumps({"alg": "HS256", "kid": kid}).encode())
+    body = base64.urlsafe_b64encode(json.dumps(_result().to_json_claims()).encode())
+    signing_input = head.rstrip(b"=") + b"." + body.rstrip(b"=")
+    for secret in (KEY.public_key.to_der(), KEY.public_key.to_pem()):
+        mac = hmac.new(secret, signing_input, hashlib.sha256).digest()
+        token = signing_input + b"." + base64.urlsafe_b64encode(mac).rstrip(b"=")
+        with pytest.raises(MalformedInput) as caught:
+            verify_ear(token, [KEY.public_key], now=NOW)
+        assert caught.value.code == "unsupported-algorithm"
+
+
+def test_es256_under_the_kid_of_an_es384_key_is_refused() -> None:
+    # The same kid mapped to an ES384 key: an ES256 signature (another key) is refused on
+    # its algorithm, before any signature check.
+    es256 = PrivateKey.generate(Algorithm.ES256)
+    kid = base64.urlsafe_b64encode(KEY.kid).rstrip(b"=").decode()
+    head = base64.urlsafe_b64encode(json.dumps({"alg": "ES256", "kid": kid}).encode())
+    body = base64.urlsafe_b64encode(json.dumps(_result().to_json_claims()).encode())
+    signing_input = head.rstrip(b"=") + b"." + body.rstrip(b"=")
+    token = signing_input + b"." + base64.urlsafe_b64encode(es256.sign(signing_input)).rstrip(b"=")
+    with pytest.raises(AlgorithmNotAccepted):
+        verify_ear(token, {KEY.kid: KEY.public_key}, now=NOW)
+    cwt = sign1(es256, encode_cbor(_result().to_cbor_claims()), {KID: KEY.kid}).encode()
+    with pytest.raises(AlgorithmNotAccepted):
+        verify_ear(cwt, {KEY.kid: KEY.public_key}, now=NOW)
+
+
+def test_a_cwt_with_alg_or_kid_unprotected_is_refused() -> None:
+    claims = encode_cbor(_result().to_cbor_claims())
+    with pytest.raises(UnknownIssuer):  # the kid is only trusted protected
+        verify_ear(
+            sign1(KEY, claims, {}, unprotected={KID: KEY.kid}).encode(), [KEY.public_key], now=NOW
+        )
+    # alg only in the unprotected bucket, over a valid signature of the protected kid
+    protected = encode_cbor({4: KEY.kid})
+    to_sign = encode_cbor(["Signature1", protected, b"", claims])
+    message = encode_cbor(cbor2.CBORTag(18, [protected, {1: -35}, claims, KEY.sign(to_sign)]))
+    with pytest.raises(MalformedInput, match="alg"):
+        verify_ear(message, [KEY.public_key], now=NOW)
+
+
+@pytest.mark.parametrize("form", ["jwt", "cwt"])
+def test_an_eat_nonce_array_is_refused(form: str) -> None:
+    nonce = b"n" * 32
+    if form == "jwt":
+        claims = _result().to_json_claims()
+        claims["eat_nonce"] = [claims["eat_nonce"], b64url_text(b"m" * 32)]
+        token = _signed_jwt(claims)
+    else:
+        cbor = _result().to_cbor_claims()
+        cbor[10] = [nonce, b"m" * 32]
+        token = sign1(KEY, encode_cbor(cbor), {KID: KEY.kid}).encode()
+    with pytest.raises(MalformedInput, match="eat_nonce"):
+        verify_ear(token, [KEY.public_key], now=NOW)
+
+
+def b64url_text(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("form", ["jwt", "cwt"])
+def test_exp_and_iat_edges(form: str) -> None:
+    t = int(NOW.timestamp())
+    sign = sign_ear_jwt if form == "jwt" else sign_ear_cwt
+    with pytest.raises(ResultExpired):  # exp == now is expired
+        verify_ear(sign(_result(exp=t), KEY), [KEY.public_key], now=NOW)
+    verify_ear(sign(_result(exp=t + 1), KEY), [KEY.public_key], now=NOW)
+    with pytest.raises(ResultExpired):  # issued 61 s ahead: beyond the skew
+        verify_ear(sign(_result(iat=t + 61, exp=t + 600), KEY), [KEY.public_key], now=NOW)
+    verify_ear(sign(_result(iat=t + 60, exp=t + 600), KEY), [KEY.public_key], now=NOW)
+
+
+@pytest.mark.parametrize("status", [TrustTier.AFFIRMING, TrustTier.WARNING])
+@pytest.mark.parametrize("form", ["jwt", "cwt"])
+def test_a_trusting_status_over_a_vector_with_no_trust_claim_is_refused(
+    status: TrustTier, form: str
+) -> None:
+    # Every claim in the none tier (unexpected evidence, no claim): nothing was appraised,
+    # so a submodule may not say affirming or warning over it.
+    if form == "jwt":
+        claims = _result().to_json_claims()
+        claims["submods"]["ironroot"]["ear.status"] = status.value
+        claims["submods"]["ironroot"]["ear.trustworthiness-vector"] = {"instance-identity": 1}
+        token = _signed_jwt(claims)
+    else:
+        cbor = _result().to_cbor_claims()
+        cbor[266]["ironroot"][1000] = status.code
+        cbor[266]["ironroot"][1001] = {0: 1, 2: 0}
+        token = sign1(KEY, encode_cbor(cbor), {KID: KEY.kid}).encode()
+    with pytest.raises(MalformedInput, match="claims more trust than its trust vector"):
+        verify_ear(token, [KEY.public_key], now=NOW)
+    assert Appraisal.from_vector({"instance-identity": 1}).status is TrustTier.NONE
+    # a none-tier claim beside an affirming one does not make the appraisal none
+    assert Appraisal(status, {"instance-identity": 2, "executables": 0}).status is status

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ironroot.attestation import (
     AR4SI,
     DEFAULT_POLICY,
+    AppraisalPolicy,
     Endorsements,
     EvidenceCaches,
     RotChainCache,
@@ -29,7 +30,13 @@ from ironroot.attestation import (
 )
 from ironroot.cose import RECEIPTS, Sign1, decode_cbor, encode_cbor
 from ironroot.crypto import Algorithm
-from ironroot.errors import BadSignature, CertificateExpired, UnknownIssuer, VerificationFailed
+from ironroot.errors import (
+    BadSignature,
+    CertificateExpired,
+    ConfigError,
+    UnknownIssuer,
+    VerificationFailed,
+)
 from ironroot.rot import Device, VendorCA, create_quote, derive_layers
 
 _ALGS = (Algorithm.ES384, Algorithm.ML_DSA_87)
@@ -409,3 +416,31 @@ def test_a_warm_cache_refuses_a_quote_once_the_vendor_root_expired(
         verify_rot_quote(quote, nonce=nonce, trust_anchors=anchors, now=later)
     with pytest.raises(CertificateExpired):
         verify_rot_quote(quote, nonce=nonce, trust_anchors=anchors, now=later, cache=cache)
+
+
+@pytest.mark.parametrize("code", [-1, 0, 1])
+def test_a_rule_failing_with_a_none_tier_code_is_refused(
+    world: World, good_device: Device, code: int
+) -> None:
+    # A failed rule whose code is in the none tier (-1..1) would leave its category with a
+    # claim that lowers no status: the rule would fail and the EAR still be affirming.
+    text = f"""
+        [policy]
+        name = "lab"
+        [[policy.rules]]
+        name = "genoa-only"
+        expression = 'format == "snp"'
+        category = "hardware"
+        code = {code}
+        reason = "only Genoa here"
+    """
+    with pytest.raises(ConfigError, match="none tier"):
+        AppraisalPolicy.from_toml(text)
+    # the same rule with a warning code does what it says
+    policy = AppraisalPolicy.from_toml(text.replace(f"code = {code}", "code = 32"))
+    nonce = _nonce()
+    result = appraise_evidence(
+        good_device.quote(nonce), world.endorsements(), policy=policy, nonce=nonce, now=NOW
+    )
+    assert result.submods["ironroot"].trust_vector["hardware"] == 32
+    assert result.status is TrustTier.WARNING

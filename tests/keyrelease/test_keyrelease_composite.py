@@ -181,6 +181,45 @@ def test_a_gpu_that_did_not_verify_is_refused_as_not_affirming(
     refused(harness, weights, ear, nonce, ReleaseDenied, "not-affirming")
 
 
+def test_a_gpu_whose_report_did_not_parse_is_refused_as_not_affirming(harness: Harness) -> None:
+    # Malformed evidence gets instance-identity 1 (tier none): one such GPU beside an
+    # affirming CVM and GPU leaves the composite unaffirmed, even for a key whose policy
+    # asks only for an affirming status.
+    name = "status-only"
+    if name not in harness.service.keys:
+        handle = harness.hsm.generate(
+            harness.officer,
+            KeyType.AES_256,
+            KeyAttributes.of(
+                ["encrypt", "decrypt"], exportable=True, release_policy='status == "affirming"'
+            ),
+        )
+        harness.handles[name] = handle
+        harness.service.add_key(ReleasableKey(name, handle))
+    nonce = harness.nonce()
+    unparsed = {"instance-identity": 1}
+    ear = composite_ear(harness, nonce, gpu_report_data={1: None}, gpu_vectors={1: unparsed})
+    refused(harness, name, ear, nonce, ReleaseDenied, "not-affirming")
+    nonce = harness.nonce()  # the same composite with both GPUs appraised is released
+    released = harness.service.release(name, harness.request(composite_ear(harness, nonce), nonce))
+    assert harness.holds(name, released_ok(released, harness.tee, nonce))
+
+
+def test_an_unparsed_gpu_is_refused_even_by_a_key_that_releases_on_warning(
+    harness: Harness,
+) -> None:
+    # A GPU that merely warns (its RIM is not on the log) beside one whose report did not
+    # parse: the composite is none, not warning, so a key released on warning stays put.
+    nonce = harness.nonce()
+    vectors = {0: RIM_NOT_LOGGED, 1: {"instance-identity": 1}}
+    ear = composite_ear(harness, nonce, gpu_report_data={1: None}, gpu_vectors=vectors)
+    refused(harness, "warning-key", ear, nonce, ReleaseDenied, "not-affirming")
+    nonce = harness.nonce()  # the warning alone releases it
+    ear = composite_ear(harness, nonce, gpu_vectors={0: RIM_NOT_LOGGED})
+    released = harness.service.release("warning-key", harness.request(ear, nonce))
+    assert harness.holds("warning-key", harness.tee.unwrap(released, nonce=nonce).material)
+
+
 def test_an_affirming_gpu_without_report_data_is_refused(harness: Harness, weights: str) -> None:
     nonce = harness.nonce()
     ear = composite_ear(harness, nonce, gpu_report_data={1: None})  # affirming, no nonce shown

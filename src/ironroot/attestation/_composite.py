@@ -118,7 +118,8 @@ class GpuReport:
 _RIM_FAILURES: Final[tuple[tuple[type[IronrootError], int], ...]] = (
     (NotFound, AR4SI.UNRECOGNIZED_RUNTIME),
     (MeasurementMismatch, AR4SI.CONTRAINDICATED_RUNTIME),
-    (MalformedEvidence, AR4SI.UNEXPECTED_EVIDENCE),
+    # a report that does not name its RIMs compared nothing: never affirming
+    (MalformedEvidence, AR4SI.CONTRAINDICATED_RUNTIME),
     (IronrootError, AR4SI.CONTRAINDICATED_RUNTIME),
 )
 

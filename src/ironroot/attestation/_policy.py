@@ -66,6 +66,11 @@ class PolicyRule:
             raise ConfigError(f"rule {self.name}: code must be an integer -128..127")
         if tier_of(code) is TrustTier.AFFIRMING:
             raise ConfigError(f"rule {self.name}: a failure code cannot be in the affirming tier")
+        if tier_of(code) is TrustTier.NONE:  # -1..1 lower no status: the rule would not count
+            raise ConfigError(
+                f"rule {self.name}: a failure code cannot be in the none tier (-1..1): "
+                "use a warning (32..95) or contraindicated (96..127) code"
+            )
         if not isinstance(self.reason, str) or not self.reason:
             raise ConfigError(f"rule {self.name}: a reason line is required")
 

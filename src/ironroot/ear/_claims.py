@@ -1,6 +1,7 @@
 """The EAR claims-set in JSON (a JWT's payload) and in CBOR (a CWT's payload), both ways.
 
-The claim names and labels: ``iat`` 6, ``exp`` 4, ``eat_nonce`` 10, ``eat_profile`` 265,
+The claim names and labels: ``iat`` 6, ``exp`` 4, ``nbf`` 5 (kept when read; the
+appraiser sets none), ``eat_nonce`` 10, ``eat_profile`` 265,
 ``submods`` 266, ``ear.status`` 1000, ``ear.trustworthiness-vector`` 1001, ``ear.raw-evidence``
 1002, ``ear.appraisal-policy-id`` 1003, ``ear.verifier-id`` 1004; vector categories 0–7; tiers
 none 0, affirming 2, warning 32, contraindicated 96. Ironroot's own appraisal extensions use
@@ -34,6 +35,7 @@ _NEWER_PROFILES: Final = frozenset(("tag:ietf.org,2026:rats/ear#04",))
 
 _C_IAT: Final = 6
 _C_EXP: Final = 4
+_C_NBF: Final = 5
 _C_NONCE: Final = 10
 _C_PROFILE: Final = 265
 _C_SUBMODS: Final = 266
@@ -61,6 +63,8 @@ def json_claims(result: AttestationResult) -> dict[str, Any]:
     }
     if result.exp is not None:
         out["exp"] = result.exp
+    if result.nbf is not None:
+        out["nbf"] = result.nbf
     if result.nonce is not None:
         out["eat_nonce"] = b64url_encode(result.nonce)
     if result.raw_evidence is not None:
@@ -82,6 +86,7 @@ def result_from_json(claims: Mapping[str, Any]) -> AttestationResult:
     return AttestationResult(
         iat=_time(claims.get("iat"), "iat"),
         exp=None if claims.get("exp") is None else _time(claims.get("exp"), "exp"),
+        nbf=None if claims.get("nbf") is None else _time(claims.get("nbf"), "nbf"),
         verifier_id=_verifier_id(vid, "developer", "build"),
         submods={name: _appraisal_from_json(a) for name, a in submods.items()},
         nonce=None if nonce is None else _b64(nonce, "eat_nonce"),
@@ -100,6 +105,8 @@ def cbor_claims(result: AttestationResult) -> dict[int, Any]:
     }
     if result.exp is not None:
         out[_C_EXP] = result.exp
+    if result.nbf is not None:
+        out[_C_NBF] = result.nbf
     if result.nonce is not None:
         out[_C_NONCE] = result.nonce
     if result.raw_evidence is not None:
@@ -122,9 +129,11 @@ def result_from_cbor(claims: Mapping[object, Any]) -> AttestationResult:
     if raw is not None and not isinstance(raw, bytes):
         raise MalformedInput("ear.raw-evidence (1002) must be a byte string")
     exp = claims.get(_C_EXP)
+    nbf = claims.get(_C_NBF)
     return AttestationResult(
         iat=_time(claims.get(_C_IAT), "iat"),
         exp=None if exp is None else _time(exp, "exp"),
+        nbf=None if nbf is None else _time(nbf, "nbf"),
         verifier_id=_verifier_id(claims.get(_C_VERIFIER_ID), 0, 1),
         submods={name: _appraisal_from_cbor(a) for name, a in submods.items()},
         nonce=nonce,
@@ -142,10 +151,12 @@ def _profile(value: object) -> str:
 
 
 def _first(claims: Mapping[str, Any], *names: str) -> Any:
-    for name in names:
-        if name in claims:
-            return claims[name]
-    return None
+    """The claim under whichever of its spellings is present; both present is ambiguous
+    (readers of the two drafts would each see another value) and refused."""
+    present = [name for name in names if name in claims]
+    if len(present) > 1:
+        raise MalformedInput(f"the EAR carries both {present[0]} and {present[1]}")
+    return claims[present[0]] if present else None
 
 
 def _time(value: object, what: str) -> int:

@@ -251,7 +251,13 @@ class Appraisal:
         if not vector:
             raise MalformedInput("a trustworthiness vector has at least one claim")
         worst = _worst(tier_of(v) for v in vector.values())
-        if self.status is not TrustTier.NONE and self.status.severity < worst.severity:
+        # "none" claims no trust, which is more caution than "affirming" or "warning" (an
+        # EAR with a none submodule releases nothing), but it may not hide a contraindication.
+        # And over a vector with no trust claim at all (every claim -1..1) only "none" fits.
+        if (
+            self.status.severity < worst.severity
+            and (self.status is not TrustTier.NONE or worst is TrustTier.CONTRAINDICATED)
+        ) or (worst is TrustTier.NONE and self.status is not TrustTier.NONE):
             raise MalformedInput(
                 f"ear.status {self.status.value} claims more trust than its trust vector "
                 f"({worst.value})"
@@ -290,6 +296,7 @@ class AttestationResult:
     nonce: bytes | None = None
     raw_evidence: bytes | None = None
     profile: str = EAR_PROFILE
+    nbf: int | None = None
 
     def __post_init__(self) -> None:
         if not self.submods:
@@ -300,8 +307,15 @@ class AttestationResult:
 
     @property
     def status(self) -> TrustTier:
-        """The worst status over every submodule."""
-        return _worst(a.status for a in self.submods.values())
+        """The worst status over every submodule, where a submodule appraised as ``none``
+        (evidence that did not parse, a device nothing was said about) is worse than
+        ``affirming`` and ``warning``: one unappraised device leaves the whole result ``none``
+        (nothing releases on it) unless another is contraindicated."""
+        statuses = [a.status for a in self.submods.values()]
+        worst = _worst(statuses)
+        if worst is not TrustTier.CONTRAINDICATED and TrustTier.NONE in statuses:
+            return TrustTier.NONE
+        return worst
 
     # --- the claims-sets (``_claims``) ------------------------------------------------------
 

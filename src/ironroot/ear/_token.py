@@ -18,7 +18,7 @@ from typing import Any, Final
 from joserfc.errors import JoseError
 from joserfc.jws import JWSRegistry, extract_compact
 
-from ironroot.cose import KID, Limits, Sign1, decode_cbor, encode_cbor, sign1
+from ironroot.cose import CRIT, KID, Limits, Sign1, decode_cbor, encode_cbor, sign1
 from ironroot.crypto import Algorithm, PublicKey, Signer, Verifier, b64url_decode, b64url_encode
 from ironroot.ear._claims import cbor_claims, json_claims, result_from_cbor, result_from_json
 from ironroot.ear._model import AttestationResult
@@ -85,8 +85,14 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _json(data: bytes, what: str) -> dict[str, Any]:
+    try:  # UTF-8 only (RFC 8259 §8.1, RFC 7519 §7.2): json.loads would guess UTF-16/32
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedInput(f"{what} are not UTF-8") from exc
+    if text.startswith("\ufeff"):
+        raise MalformedInput(f"{what} are not UTF-8 JSON: a byte order mark leads them")
     try:
-        value = json.loads(data, object_pairs_hook=_no_duplicates)
+        value = json.loads(text, object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError) as exc:
         raise MalformedInput(f"{what} is not JSON: {exc}") from exc
     if not isinstance(value, dict):
@@ -131,6 +137,8 @@ def _decode_jwt(token: bytes, keys: Mapping[bytes, Verifier]) -> AttestationResu
 
 def _decode_cwt(token: bytes, keys: Mapping[bytes, Verifier]) -> AttestationResult:
     message = Sign1.decode(token, _LIMITS)
+    if CRIT in message.protected:  # as for a JWS: no header extension is processed here
+        raise MalformedInput("COSE header crit names headers this verifier does not process")
     kid = message.protected.get(KID)
     if not isinstance(kid, bytes):
         raise UnknownIssuer("the EAR's COSE header names no kid")
@@ -172,7 +180,8 @@ def verify_ear(
 
     Raises ``UnknownIssuer`` when no key has its ``kid``, ``BadSignature`` /
     ``AlgorithmNotAccepted`` when the signature does not verify with it, ``ResultExpired``
-    after ``exp`` (or when issued in the future, beyond a minute of clock skew), and
+    after ``exp`` (or when issued in the future, or before ``nbf``, beyond a minute of clock
+    skew), and
     ``MalformedInput`` for anything that does not parse as an EAR.
     """
     if now.tzinfo is None:
@@ -181,6 +190,8 @@ def verify_ear(
     t = int(now.timestamp())
     if result.exp is not None and t >= result.exp:
         raise ResultExpired(f"the EAR expired at {result.exp} (now {t})")
+    if result.nbf is not None and t + CLOCK_SKEW < result.nbf:
+        raise ResultExpired(f"the EAR is not valid before {result.nbf} (now {t})")
     if result.iat > t + CLOCK_SKEW:
         raise ResultExpired(f"the EAR is issued in the future ({result.iat}, now {t})")
     return result
