@@ -619,3 +619,25 @@ def test_before_any_pfm_an_update_must_carry_one(world: World) -> None:
     )
     assert verified.pfm == _active_pfm(world, svn=1)
     assert verified.new_pfm == signed
+
+
+def test_a_clean_review_does_not_hide_another_trusted_review_with_an_open_finding(
+    world: World,
+) -> None:
+    # Two trusted reviews of the same firmware: one clean, one (another provider's, or a
+    # later one) listing an open CVSS 9.8 finding. The firmware cannot have changed between
+    # them, so the finding is open: any open finding above the severity refuses.
+    statements = [
+        world.logged["bmc-2"],
+        world.review("bmc-2", ()),
+        world.review("bmc-2", (9.8,)),
+    ]
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        statements,
+        PolicyRejected,
+        "safe-finding-open",
+        "safe-review",
+        trust=world.safe_trust("medium"),
+    )

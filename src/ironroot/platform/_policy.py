@@ -14,8 +14,8 @@ The RoT holds the values the update checks (:mod:`ironroot.platform._checks`) de
   Firmware Manifests) the Signed Statement issuers (``iss``) allowed to publish its firmware.
   A component without an entry accepts no issuer;
 * ``safe`` — per component, an optional :class:`SafeRequirement`: an OCP SAFE review must be
-  on the log, signed by one of its review providers, and leave no open finding above its
-  ``max_severity``;
+  on the log, signed by one of its review providers, and no such review may leave an open
+  finding above its ``max_severity`` (one clean review does not hide another's finding);
 * ``healthy_boots`` — how many healthy boots of new firmware before it replaces the
   recovery image (≥ 1).
 
