@@ -24,6 +24,7 @@ from ironroot.cose import SignedStatement, create_statement
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
+    ConfigError,
     MalformedInput,
     MalformedReport,
     PayloadTooLarge,
@@ -113,6 +114,41 @@ def test_statement_wraps_the_sfr(
     assert review.has_issue_at_or_above(7.9)
     assert has_issue_at_or_above(review, 7.0)
     assert not review.has_issue_at_or_above(8.0)
+
+
+@pytest.mark.parametrize(
+    "threshold", [float("nan"), float("inf"), float("-inf"), -0.1, 10.1, True, "7.0", None]
+)
+def test_a_threshold_that_is_not_a_cvss_score_is_refused(
+    threshold: object, publisher: PrivateKey, review_key: tuple[PrivateKey, ProviderKeys]
+) -> None:
+    # NaN compares false with every score: as a threshold it would pass a CVSS 7.9 review.
+    key, keys = review_key
+    sfr = sign_report(report_bytes(), key, KID)
+    review = review_from_statement(sfr_statement(sfr, publisher, iss=STATEMENT_ISS), keys)
+    with pytest.raises(ConfigError, match="threshold"):
+        review.has_issue_at_or_above(threshold)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="threshold"):
+        has_issue_at_or_above(review, threshold)  # type: ignore[arg-type]
+
+
+def test_cli_query_refuses_a_nan_threshold(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    publisher: PrivateKey,
+    review_key: tuple[PrivateKey, ProviderKeys],
+) -> None:
+    key, _ = review_key
+    (tmp_path / "k.pub").write_bytes(key.public_key.to_pem())
+    (tmp_path / "ts").mkdir()
+    sfr = sign_report(report_bytes(), key, KID)  # leaves a CVSS 7.9 issue open
+    (tmp_path / "ts" / "review").write_bytes(sfr_statement(sfr, publisher, iss=STATEMENT_ISS))
+    code = main(
+        ["safe", "query", "--hash", SHA384, "--dir", str(tmp_path / "ts"),
+         "--provider-key", f"{KID}={tmp_path / 'k.pub'}", "--threshold", "nan"]
+    )  # fmt: skip
+    assert code == 2  # before the fix: exit 0, "acceptable", with a CVSS 7.9 issue open
+    assert "threshold" in capsys.readouterr().err
 
 
 def test_statement_refuses_sfrs_that_do_not_verify(

@@ -16,6 +16,7 @@ hashes. The SFR's signature is what makes a review trustworthy; the receipts mak
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -28,7 +29,13 @@ from ironroot.cose import (
     verify_transparent_statement,
 )
 from ironroot.crypto import Signer, Verifier
-from ironroot.errors import IronrootError, MalformedInput, MalformedReport, VerificationFailed
+from ironroot.errors import (
+    ConfigError,
+    IronrootError,
+    MalformedInput,
+    MalformedReport,
+    VerificationFailed,
+)
 from ironroot.safe._keys import ProviderKeys
 from ironroot.safe._model import DEFAULT_SAFE_LIMITS, SafeLimits, ShortFormReport
 from ironroot.safe._verify import (
@@ -128,8 +135,21 @@ class Review:
         return self.report.max_cvss
 
     def has_issue_at_or_above(self, threshold: float) -> bool:
-        """Whether any open issue scores ``threshold`` or more."""
-        return any(issue.cvss_score >= threshold for issue in self.report.audit.issues)
+        """Whether any open issue scores ``threshold`` or more.
+
+        ``threshold`` must be a CVSS score, 0.0 to 10.0 (``ConfigError`` otherwise): NaN
+        compares false with every score and would pass every review.
+        """
+        limit = _threshold(threshold)
+        return any(issue.cvss_score >= limit for issue in self.report.audit.issues)
+
+
+def _threshold(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError("a CVSS threshold must be a number")
+    if not (math.isfinite(value) and 0.0 <= value <= 10.0):
+        raise ConfigError("a CVSS threshold must be 0.0 to 10.0")
+    return float(value)
 
 
 def max_open_cvss(review: Review) -> float | None:
