@@ -353,3 +353,22 @@ def test_encoded_file_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "fw.corim"
     path.write_bytes(_corim().encode())
     assert Corim.parse(path.read_bytes()) == _corim()
+
+
+@pytest.mark.parametrize(
+    ("alg", "size"),
+    [("sha-384", 32), ("SHA-384", 32), ("sha-256", 48), ("sha-512", 48), ("sha3-384", 64),
+     ("sha-256-32", 32), (7, 32), (1, 48)],
+)  # fmt: skip
+def test_a_digest_named_by_text_must_have_its_algorithms_size(alg: int | str, size: int) -> None:
+    # A 32-byte value labelled SHA-384 by its IANA Named Information name is not a SHA-384
+    # digest: an integer id and its text name are held to the same size.
+    with pytest.raises(MalformedCorim, match="needs"):
+        Digest.parse([alg, b"\x11" * size])
+
+
+@pytest.mark.parametrize(
+    ("alg", "size"), [("sha-384", 48), ("sha-256", 32), ("sha-256-32", 4), ("my-alg-id", 4)]
+)
+def test_a_digest_named_by_text_of_the_right_size_parses(alg: str, size: int) -> None:
+    assert Digest.parse([alg, b"\x11" * size]) == Digest(alg, b"\x11" * size)

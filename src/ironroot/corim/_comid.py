@@ -83,6 +83,12 @@ HASH_ALG_SHA512: Final = 8
 _HASH_SIZES: Final = {
     1: 32, 2: 16, 3: 15, 4: 12, 5: 8, 6: 4, 7: 48, 8: 64, 9: 28, 10: 32, 11: 48, 12: 64,
 }  # fmt: skip
+# The same algorithms by their registered text names (matched without regard to case).
+_HASH_NAME_SIZES: Final = {
+    "sha-256": 32, "sha-256-128": 16, "sha-256-120": 15, "sha-256-96": 12, "sha-256-64": 8,
+    "sha-256-32": 4, "sha-384": 48, "sha-512": 64, "sha3-224": 28, "sha3-256": 32,
+    "sha3-384": 48, "sha3-512": 64,
+}  # fmt: skip
 
 _EMPTY: Final[Mapping[object, object]] = MappingProxyType({})
 
@@ -159,7 +165,8 @@ _MKEY_TAGS: Final = frozenset({TAG_OID, TAG_UUID})
 
 @dataclass(frozen=True, slots=True)
 class Digest:
-    """``[hash-alg-id, hash-value]``; known algorithm ids must have their digest size."""
+    """``[hash-alg-id, hash-value]``; a known algorithm, by IANA Named Information id or text
+    name, must have its digest size."""
 
     alg: int | str
     value: bytes
@@ -173,10 +180,9 @@ class Digest:
         if not (is_int(alg) or isinstance(alg, str)):
             raise MalformedCorim(f"{what} algorithm must be an integer or text")
         raw = as_bytes(digest, f"{what} value")
-        if is_int(alg) and alg in _HASH_SIZES and len(raw) != _HASH_SIZES[alg]:
-            raise MalformedCorim(
-                f"{what} is {len(raw)} bytes, algorithm {alg} needs {_HASH_SIZES[alg]}"
-            )
+        size = _HASH_SIZES.get(alg) if is_int(alg) else _HASH_NAME_SIZES.get(str(alg).lower())
+        if size is not None and len(raw) != size:
+            raise MalformedCorim(f"{what} is {len(raw)} bytes, algorithm {alg!r} needs {size}")
         return cls(alg, raw)
 
     def to_cbor(self) -> list[object]:
