@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 
+import cbor2
 import pytest
 from _safe_helpers import KID, SHA384, SHA512, STATEMENT_ISS, provider, report, report_bytes
 
-from ironroot.cose import create_statement
+from ironroot.cose import create_statement, encode_cbor
 from ironroot.crypto import PrivateKey
 from ironroot.errors import (
     BadSignature,
@@ -20,9 +21,11 @@ from ironroot.errors import (
 from ironroot.safe import (
     SFR_JWS_CONTENT_TYPE,
     ProviderKeys,
+    build_sfr_corim,
     firmware_subject,
     parse_firmware_hash,
     parse_report_json,
+    parse_sfr_corim,
     review_from_statement,
     reviews_for,
     sfr_statement,
@@ -127,3 +130,32 @@ def test_a_review_signed_by_an_untrusted_provider_counts_for_nothing(
     statements = [sfr_statement(s, publisher, iss=STATEMENT_ISS) for s in (posing, stranger)]
     assert reviews_for(f"sha384:{SHA384}", statements, providers=keys) == []
     assert reviews_for(f"sha384:{SHA384}", statements, providers=ProviderKeys([])) == []
+
+
+def _with_condition_digests(corim: bytes, digests: list[list[object]]) -> bytes:
+    """The SFR CoRIM with the firmware its endorsement is conditioned on replaced."""
+    top = cbor2.loads(corim)
+    comid = cbor2.loads(top.value[1][0].value)
+    record = comid[4][10][0]
+    record[0][0][1][0][1][2] = digests
+    comid_bytes = cbor2.dumps(comid, datetime_as_timestamp=True)
+    corim_map = dict(top.value)
+    corim_map[1] = [cbor2.CBORTag(506, comid_bytes)]
+    return encode_cbor(cbor2.CBORTag(top.tag, corim_map))
+
+
+def test_a_corim_sfr_conditioned_on_other_firmware_than_it_reviews_is_refused() -> None:
+    # The CoRIM says "this endorsement holds for firmware A" (its condition) while the SFR
+    # inside names firmware B: a CoRIM verifier and Ironroot would apply the review to
+    # different images, so the report is ambiguous and refused.
+    corim = build_sfr_corim(parse_report_json(report_bytes()))
+    assert parse_sfr_corim(_with_condition_digests(corim, [[-43, bytes.fromhex(SHA384)]]))
+    other = bytes.fromhex(SHA384[:-2] + "a2")
+    with pytest.raises(MalformedReport, match="condition"):
+        parse_sfr_corim(_with_condition_digests(corim, [[-43, other]]))
+    # a condition digest of an algorithm the SFR gives no firmware digest for
+    only384 = build_sfr_corim(parse_report_json(report_bytes(device__fw_hash_sha2_512="")))
+    with pytest.raises(MalformedReport, match="condition"):
+        parse_sfr_corim(_with_condition_digests(only384, [[-44, bytes.fromhex(SHA512)]]))
+    with pytest.raises(MalformedReport, match="condition"):
+        parse_sfr_corim(_with_condition_digests(corim, [[-44, bytes.fromhex(SHA512[:-2] + "b3")]]))

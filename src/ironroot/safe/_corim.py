@@ -231,6 +231,14 @@ def parse_sfr_corim(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> Sh
     if 4 in sfr:
         fw = _map(_one(sfr[4], "SFR fw-identifiers (4)"), "SFR fw-identifier")
     digests = _digests(fw[1], "SFR fw-file-digests") if 1 in fw else cond_digests
+    for alg, value in cond_digests.items():
+        # The condition says which firmware the endorsement holds for; the SFR says which it
+        # reviewed. Were they to differ, a CoRIM verifier and this one would apply the review
+        # to different images; a condition digest the SFR cannot be checked against is as bad.
+        if digests.get(alg) != value:
+            raise MalformedReport(
+                f"the condition's hash alg {alg} digest is not the SFR's firmware digest"
+            )
     version = _map(fw[0], "SFR fw-version") if 0 in fw else {}
     raw_issues = _array(sfr[5], "SFR issues (5)") if 5 in sfr else ()
     if len(raw_issues) > limits.max_issues:
