@@ -151,6 +151,30 @@ def test_cli_query_refuses_a_nan_threshold(
     assert "threshold" in capsys.readouterr().err
 
 
+def test_cli_query_is_not_acceptable_when_any_review_leaves_an_issue_open(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    publisher: PrivateKey,
+    review_key: tuple[PrivateKey, ProviderKeys],
+) -> None:
+    # A clean review and one listing a CVSS 7.9 issue, of the same firmware: the issue is
+    # open whatever the other review says (the question the attestation verifier asks).
+    key, _ = review_key
+    (tmp_path / "k.pub").write_bytes(key.public_key.to_pem())
+    (tmp_path / "ts").mkdir()
+    for name, data in (("clean", report_bytes(audit__issues=[])), ("open", report_bytes())):
+        sfr = sign_report(data, key, KID)
+        statement = sfr_statement(sfr, publisher, iss=STATEMENT_ISS)
+        (tmp_path / "ts" / name).write_bytes(statement)
+    argv = ["safe", "query", "--hash", SHA384, "--dir", str(tmp_path / "ts"),
+            "--provider-key", f"{KID}={tmp_path / 'k.pub'}", "--json"]  # fmt: skip
+    assert main(argv) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["acceptable"] is False
+    assert sorted(r["at_or_above_threshold"] for r in result["reviews"]) == [False, True]
+    assert main([*argv, "--threshold", "8.0"]) == 0
+
+
 def test_statement_refuses_sfrs_that_do_not_verify(
     publisher: PrivateKey, review_key: tuple[PrivateKey, ProviderKeys]
 ) -> None:

@@ -59,7 +59,7 @@ def register(sub: Any) -> None:
     query = verbs.add_parser(
         "query",
         help="reviews of a firmware hash among transparent statements "
-        "(exit 0 iff one has no open issue at or above the threshold)",
+        "(exit 0 iff there is one and none has an open issue at or above the threshold)",
     )
     query.add_argument("--hash", required=True, help="sha384:<hex>, sha512:<hex> or bare hex")
     query.add_argument("--dir", required=True, type=Path, help="folder of transparent statements")
@@ -216,14 +216,16 @@ def _query(args: argparse.Namespace) -> int:
         service_keys=service_keys,
         now=dt.datetime.now(dt.UTC),
     )
-    acceptable = [r for r in found if not r.has_issue_at_or_above(args.threshold)]
+    # Every verified review of the same firmware counts: one clean review does not close an
+    # issue another lists (the attestation verifier's rule).
+    acceptable = bool(found) and not any(r.has_issue_at_or_above(args.threshold) for r in found)
     if args.json:
         print(
             json.dumps(
                 {
                     "hash": args.hash,
                     "threshold": args.threshold,
-                    "acceptable": bool(acceptable),
+                    "acceptable": acceptable,
                     "reviews": [
                         {
                             "provider_kid": r.provider_kid,
