@@ -78,6 +78,11 @@ def test_trust_round_trips_through_json(keys: Keys) -> None:
         (lambda d: d.update(healthy_boots=True), "healthy_boots is an integer"),
         (lambda d: d["issuers"].update(bmc="https://vendor.example"), "list of names"),
         (lambda d: d["safe"]["bmc"].update(max_severity="severe"), "max_severity is one of"),
+        # another case or padding of a severity name is not that severity (fail closed)
+        (lambda d: d["safe"]["bmc"].update(max_severity="High"), "max_severity is one of"),
+        (lambda d: d["safe"]["bmc"].update(max_severity="CRITICAL"), "max_severity is one of"),
+        (lambda d: d["safe"]["bmc"].update(max_severity=" low"), "max_severity is one of"),
+        (lambda d: d["safe"]["bmc"].update(max_severity=9.0), "max_severity is text"),
     ],
 )
 def test_from_json_is_strict(keys: Keys, change: object, message: str) -> None:
