@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ironroot import attestation, cose
 from ironroot.cli._hex import hex_bytes
+from ironroot.cli._input import read_input
 from ironroot.cli._serving import (
     add_client_options,
     add_server_options,
@@ -142,9 +143,7 @@ def register(subparsers: Any) -> None:
 
 
 def _read(path: Path) -> bytes:
-    if path.stat().st_size > _MAX_FILE:
-        raise MalformedInput(f"{path} is larger than {_MAX_FILE} bytes")
-    return path.read_bytes()
+    return read_input(path, _MAX_FILE)
 
 
 def _init(args: argparse.Namespace) -> int:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ironroot import log, monitor, witness
+from ironroot.cli._input import read_input
 from ironroot.cli._main import error_object
 from ironroot.cli._serving import add_client_options, client_tls
 from ironroot.errors import ConfigError, IronrootError, LimitExceeded
@@ -307,10 +308,10 @@ def _forks(args: argparse.Namespace) -> int:
 
 
 def _verify_fork(args: argparse.Namespace) -> int:
-    with args.proof.open("rb") as handle:
-        data = handle.read(_MAX_PROOF_FILE + 1)
-    if len(data) > _MAX_PROOF_FILE:
-        raise LimitExceeded(f"{args.proof} is too large to be a fork proof")
+    try:
+        data = read_input(args.proof, _MAX_PROOF_FILE)
+    except LimitExceeded:
+        raise LimitExceeded(f"{args.proof} is too large to be a fork proof") from None
     proof = witness.ForkProof.parse(data)
     keys = [log.NoteVerifier.from_vkey(k) for k in args.key]
     first, second = proof.verify(keys)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ironroot import cose, safe, transparency
+from ironroot.cli._input import read_input
 from ironroot.cli._main import error_object
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.cli._time import now_or
@@ -88,7 +89,7 @@ def _providers(values: Sequence[str]) -> safe.ProviderKeys:
 
 def _sign(args: argparse.Namespace) -> int:
     signer = load_signer(args.key)
-    data = args.report.read_bytes()
+    data = read_input(args.report)
     signed = safe.sign_report(data, signer, args.kid, format=args.format)
     dropped: tuple[str, ...] = ()
     if args.format == "cose":  # the CoRIM profile has no place for some fields: say which
@@ -131,7 +132,7 @@ def _summary(v: safe.VerifiedReport) -> dict[str, object]:
 def _verify(args: argparse.Namespace) -> int:
     try:
         providers = _providers(args.provider_key)
-        verified = safe.verify_report(args.report.read_bytes(), providers, now=now_or(args.at))
+        verified = safe.verify_report(read_input(args.report), providers, now=now_or(args.at))
     except IronrootError as exc:
         if args.json:
             print(json.dumps({"ok": False, "verified": False, "error": error_object(exc)}))
@@ -157,7 +158,7 @@ def _publish(args: argparse.Namespace) -> int:
     providers = _providers(args.provider_key) if args.provider_key else None
     signer = load_signer(args.key)
     statement = safe.sfr_statement(
-        args.report.read_bytes(),
+        read_input(args.report),
         signer,
         iss=args.iss,
         providers=providers,
@@ -189,7 +190,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _service_keys(path: Path) -> dict[bytes, Verifier]:
-    data = path.read_bytes()
+    data = read_input(path)
     if data.lstrip().startswith(b"-----BEGIN"):
         key = PublicKey.from_pem(data)
         return {key.kid: key}
@@ -202,7 +203,7 @@ def _statements(folder: Path) -> list[bytes]:
     out = []
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
         if path.stat().st_size <= _MAX_STATEMENT_FILE:
-            out.append(path.read_bytes())
+            out.append(read_input(path))
     return out
 
 
