@@ -149,3 +149,28 @@ def test_a_jws_that_does_not_parse_says_why() -> None:
     with pytest.raises(MalformedInput) as caught:
         verify_ear(b"a.b.c", [key], now=datetime.now(UTC))
     assert "decode_error" not in caught.value.detail  # the library's code, not a reason
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://user:secret@[::1", "http://user:secret@127.0.0.1:9/\x00x"],
+    ids=["open-bracket", "control-character"],
+)
+def test_a_url_that_does_not_parse_is_malformed_not_a_bug(
+    url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    statement = _statement(tmp_path)
+    capsys.readouterr()
+    for argv in (
+        ["statement", "register", str(statement), "--url", url],
+        ["log", "verify", url],
+        ["log", "export-tiles", str(tmp_path / "tiles"), "--url", url],
+        ["keyrelease", "challenge", "--url", url],
+    ):
+        assert main([*argv, "--json"]) == 2, argv
+        captured = capsys.readouterr()
+        error = json.loads(captured.out)["error"]
+        assert error["code"] == "malformed", argv
+        assert "URL of" in error["message"], argv
+        assert "secret" not in captured.err, argv  # the URL may carry a password
+        assert "Traceback" not in captured.err, argv

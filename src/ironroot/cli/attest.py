@@ -373,6 +373,8 @@ def _keys(source: str, args: argparse.Namespace) -> dict[bytes, Verifier]:
                 timeout=30.0,
                 verify=client_tls(args),
             )
+        except httpx.InvalidURL as exc:
+            raise MalformedInput(f"the URL of the verifier keys is not valid: {exc}") from None
         except httpx.HTTPError as exc:
             raise Unreachable.of("the verifier keys", exc) from exc
         if response.status_code != 200:
