@@ -66,9 +66,23 @@ def register(sub: Any) -> None:
     query.add_argument("--dir", required=True, type=Path, help="folder of transparent statements")
     query.add_argument("--provider-key", action="append", required=True, help=key_help)
     query.add_argument("--service-keys", type=Path, help="COSE Key Set or PEM: verify receipts")
-    query.add_argument("--threshold", type=float, default=7.0, help="CVSS threshold (7.0)")
+    query.add_argument(
+        "--threshold", type=_cvss, default=7.0, help="CVSS threshold, 0.0 to 10.0 (7.0)"
+    )
     query.add_argument("--json", action="store_true")
     query.set_defaults(func=_query)
+
+
+def _cvss(text: str) -> float:
+    """A CVSS score as an argparse ``type``: 0.0 to 10.0. NaN is refused above all: it compares
+    false with every score, so no open issue would be at or above it and every review pass."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 10.0:  # also false for NaN
+        raise argparse.ArgumentTypeError(f"{text!r} is not a CVSS score (0.0 to 10.0)")
+    return value
 
 
 def _providers(values: Sequence[str]) -> safe.ProviderKeys:
