@@ -43,6 +43,7 @@ __all__ = ["register"]
 
 EXIT_WATCHED: Final = 3
 _MAX_PROOF_FILE: Final = 4 * 1024 * 1024
+_MAX_INTERVAL: Final = 86400  # a day: time.sleep overflows far above it
 _log = logging.getLogger("ironroot.monitor")
 
 
@@ -232,8 +233,10 @@ def _follow(args: argparse.Namespace) -> int:
 
 
 def _follow_rounds(args: argparse.Namespace) -> int:
-    if args.interval <= 0 or (args.rounds is not None and args.rounds < 1):
-        raise ConfigError("--interval must be positive and --rounds at least 1")
+    if not 0 < args.interval <= _MAX_INTERVAL:  # also false for NaN
+        raise ConfigError(f"--interval is a number of seconds above 0, at most {_MAX_INTERVAL}")
+    if args.rounds is not None and args.rounds < 1:
+        raise ConfigError("--rounds is at least 1")
     mon, keys = _monitor(args)
     worst = 0
     done = 0
