@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ironroot.cli._input import read_input
+from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token
 from ironroot.cli._time import instant, now_or
 from ironroot.errors import ConfigError
@@ -245,7 +246,7 @@ def _sign(args: argparse.Namespace) -> int:
     name = _class_name(args, fleet)
     state = _document(args, fleet, name)
     statement = sign_desired(state, load_signer(args.key), iss=args.iss, iat=now_or(args.at))
-    args.out.write_bytes(statement)
+    write_output(args.out, statement)
     if args.json:
         print(
             json.dumps(

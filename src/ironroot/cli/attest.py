@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ironroot import attestation, cose
 from ironroot.cli._hex import hex_bytes
 from ironroot.cli._input import read_input
+from ironroot.cli._output import write_output
 from ironroot.cli._serving import (
     add_client_options,
     add_server_options,
@@ -333,7 +334,7 @@ def _emit(
     log: attestation.CheckLog,
 ) -> int:
     if args.out is not None:
-        args.out.write_bytes(token)
+        write_output(args.out, token)
     if args.json:
         print(
             json.dumps(

@@ -31,6 +31,7 @@ from typing import Any
 from ironroot import firmware
 from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import read_input
+from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.cli._time import now_or, parse_instant
 from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, load_signer, load_verifier
@@ -181,7 +182,7 @@ def _build(args: argparse.Namespace) -> int:
         limits=_limits(args),
     )
     data = unsigned.encode()
-    args.out.write_bytes(data)
+    write_output(args.out, data)
     print(f"unsigned bundle: {args.out} ({len(data)} bytes, {len(unsigned.components)} components)")
     return 0
 
@@ -199,7 +200,7 @@ def _sign(args: argparse.Namespace) -> int:
         owner,
         limits=_limits(args),
     )
-    args.out.write_bytes(bundle)
+    write_output(args.out, bundle)
     print(f"signed bundle: {args.out} ({len(bundle)} bytes)")
     return 0
 

@@ -36,6 +36,7 @@ from typing import Any, Final
 from ironroot import log, monitor, witness
 from ironroot.cli._input import read_input
 from ironroot.cli._main import error_object
+from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, client_tls
 from ironroot.errors import ConfigError, IronrootError, LimitExceeded
 
@@ -296,7 +297,7 @@ def _forks(args: argparse.Namespace) -> int:
         if args.out_dir is not None:
             args.out_dir.mkdir(parents=True, exist_ok=True)
             path = args.out_dir / f"fork-{ident}.json"
-            path.write_bytes(proof)
+            write_output(path, proof)
             row["file"] = str(path)
         rows.append(row)
     if args.json:

@@ -29,6 +29,7 @@ from typing import Any
 from ironroot import platform
 from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import read_input
+from ironroot.cli._output import write_output
 from ironroot.cli._platform_accounts import register_account_verbs
 from ironroot.cli._platform_node import register_node_verbs
 from ironroot.cli._serving import (
@@ -200,10 +201,10 @@ def _build(args: argparse.Namespace) -> int:
     if (args.ecc_key is None) != (args.pqc_key is None):
         raise ConfigError("--ecc-key and --pqc-key go together (neither: an unsigned PFM)")
     if args.ecc_key is None:
-        args.out.write_bytes(pfm.encode())
+        write_output(args.out, pfm.encode())
     else:
         signed = platform.sign_pfm(pfm, load_signer(args.ecc_key), load_signer(args.pqc_key))
-        args.out.write_bytes(signed)
+        write_output(args.out, signed)
     print(
         json.dumps(
             {
@@ -225,7 +226,7 @@ def _sign(args: argparse.Namespace) -> int:
 
     pfm = platform.Pfm.decode(read_limited(args.unsigned, 1024 * 1024))
     signed = platform.sign_pfm(pfm, load_signer(args.ecc_key), load_signer(args.pqc_key))
-    args.out.write_bytes(signed)
+    write_output(args.out, signed)
     value = {"out": str(args.out), "platform": pfm.platform, "svn": pfm.svn}
     print(json.dumps(value) if args.json else f"wrote {args.out}: signed PFM svn {pfm.svn}")
     return 0
@@ -268,7 +269,7 @@ def _publish(args: argparse.Namespace) -> int:
     out: Path = args.out or args.pfm.with_name(args.pfm.name + ".ts")
     with TransparencyClient(url(args), token=token(args), verify=client_tls(args)) as client:
         registration = client.register(statement)
-    out.write_bytes(registration.transparent_statement)
+    write_output(out, registration.transparent_statement)
     value = {"entry_id": registration.entry_id, "out": str(out)}
     print(json.dumps(value) if args.json else f"registered {registration.entry_id}; wrote {out}")
     return 0

@@ -37,6 +37,7 @@ from typing import Any, Final
 
 from ironroot import rim
 from ironroot.cli._input import read_input
+from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.cli._time import now_or
 from ironroot.errors import ConfigError, LimitExceeded, MalformedInput
@@ -241,7 +242,7 @@ def _register(args: argparse.Namespace) -> int:
         url(args), token=token(args), verify=client_tls(args)
     ) as client:
         registration = client.register(statement)
-    out.write_bytes(registration.transparent_statement)
+    write_output(out, registration.transparent_statement)
     if args.json:
         print(
             json.dumps(

@@ -40,6 +40,7 @@ from ironroot import (
 from ironroot._fileio import write_atomic
 from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import read_input
+from ironroot.cli._output import write_output
 from ironroot.cli._time import now_or
 from ironroot.crypto import Algorithm
 from ironroot.errors import ConfigError
@@ -328,7 +329,7 @@ def _ca_init(args: argparse.Namespace) -> int:
         cert_pem = crypto.load_certificate(ca.certificate(alg), der_only=True).public_bytes(
             serialization.Encoding.PEM
         )
-        (args.out / f"{stem}.cert.pem").write_bytes(cert_pem)
+        write_output(args.out / f"{stem}.cert.pem", cert_pem)
         print(f"{alg.label}: {key_path} {args.out / f'{stem}.cert.pem'}")
     return 0
 
@@ -381,7 +382,7 @@ def _boot(args: argparse.Namespace) -> int:
 
 def _quote(args: argparse.Namespace) -> int:
     quote = _device(args).quote(parse_hex(args.nonce, "--nonce"))
-    args.out.write_bytes(quote)
+    write_output(args.out, quote)
     print(f"quote: {args.out} ({len(quote)} bytes)")
     return 0
 
@@ -414,7 +415,7 @@ def _derive_child(args: argparse.Namespace) -> int:
         ("ecc", child.ecc_certificate, child.ecc_key),
         ("mldsa", child.mldsa_certificate, child.mldsa_key),
     ):
-        (args.out / f"{stem}-{name}.cert.der").write_bytes(cert)
+        write_output(args.out / f"{stem}-{name}.cert.der", cert)
         key_path = args.out / f"{stem}-{name}.key.pem"
         _write_private(key_path, key.to_pem(), exclusive=False)
         print(f"{child.label} {name}: {args.out / f'{stem}-{name}.cert.der'} {key_path}")

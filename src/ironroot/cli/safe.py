@@ -13,6 +13,7 @@ from typing import Any
 from ironroot import cose, safe, transparency
 from ironroot.cli._input import read_input
 from ironroot.cli._main import error_object
+from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.cli._time import now_or
 from ironroot.crypto import PublicKey, Verifier, load_signer
@@ -114,7 +115,7 @@ def _sign(args: argparse.Namespace) -> int:
                 "signature does not cover it; sign as jws to keep it",
                 file=sys.stderr,
             )
-    args.out.write_bytes(signed)
+    write_output(args.out, signed)
     if args.json:
         print(
             json.dumps(
@@ -183,7 +184,7 @@ def _publish(args: argparse.Namespace) -> int:
         url(args), token=token(args), verify=client_tls(args)
     ) as client:
         registration = client.register(statement)
-    out.write_bytes(registration.transparent_statement)
+    write_output(out, registration.transparent_statement)
     if args.json:
         print(
             json.dumps(

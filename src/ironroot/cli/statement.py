@@ -16,6 +16,7 @@ from ironroot import (
     transparency,
 )
 from ironroot.cli._input import read_input
+from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.crypto import PublicKey, Verifier, load_signer, load_verifier
 from ironroot.errors import IronrootError, MalformedInput
@@ -103,7 +104,7 @@ def _sign(args: argparse.Namespace) -> int:
         x5chain=chain,
         include_kid=chain is None,
     )
-    args.out.write_bytes(statement)
+    write_output(args.out, statement)
     print(f"wrote {args.out} ({len(statement)} bytes, {signer.algorithm.label})")
     return 0
 
@@ -122,7 +123,7 @@ def _register(args: argparse.Namespace) -> int:
         url(args), token=token(args), verify=client_tls(args), witnesses=policy
     ) as client:
         registration = client.register(statement)
-    out.write_bytes(registration.transparent_statement)
+    write_output(out, registration.transparent_statement)
     witnessed = registration.witnessed
     if args.json:
         doc: dict[str, Any] = {
