@@ -3,11 +3,12 @@
 ``{"ok": false, "error": {...}}``.
 
 For each verb that reads a file, each file argument in turn gets: a path that does not exist,
-an empty file, a directory, and a file of the wrong type (text that is no key, certificate,
-CBOR or JSON the verb expects). The verb's other required arguments get something plausible
-(an existing file of the same wrong type, a word, a number, a loopback URL nothing listens on).
-Output arguments (``--out`` and the like) get a fresh path in the test's directory. Verbs that
-serve forever are left out.
+an empty file, a directory, a file of the wrong type (text that is no key, certificate,
+CBOR or JSON the verb expects), a named pipe nobody writes to (the verb must not wait for a
+writer) and ``/dev/zero`` (the verb must stop reading at its size limit). The verb's other
+required arguments get something plausible (an existing file of the same wrong type, a word,
+a number, a loopback URL nothing listens on). Output arguments (``--out`` and the like) get a
+fresh path in the test's directory. Verbs that serve forever are left out.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import argparse
 import contextlib
 import io
 import json
+import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +30,7 @@ from ironroot.cli._main import GROUPS, build_parser
 _SERVERS = {"serve"}
 _OUTPUT_HINTS = ("out", "write", "save", "dest")
 _WRONG = b"this is not what the verb reads\n"
-_CASES = ("missing", "empty", "directory", "wrong-type")
+_CASES = ("missing", "empty", "directory", "wrong-type", "fifo", "endless")
 # directories a verb creates (it is right to succeed on a path that does not exist yet)
 _CREATED = {
     ("spdm", "device-init", "dir"),
@@ -111,7 +115,31 @@ def _bad_input(case: str, tmp: Path) -> Path:
         target.mkdir()
     elif case == "wrong-type":
         target.write_bytes(_WRONG)
+    elif case == "fifo":
+        os.mkfifo(target)
+    elif case == "endless":
+        return Path("/dev/zero")
     return target
+
+
+class _Stuck(BaseException):  # not caught by main as a bug of the verb
+    pass
+
+
+@contextlib.contextmanager
+def _watchdog(where: str, seconds: int = 120) -> Iterator[None]:
+    """Turn a verb that waits forever (on a pipe nobody writes to) into a failure."""
+
+    def stuck(_signum: int, _frame: object) -> None:
+        raise _Stuck(f"{where}: still running after {seconds} s (waiting on its input?)")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 _PARAMS = [
@@ -151,12 +179,16 @@ def test_bad_input_files_exit_1_or_2_without_a_traceback(
             if as_json:
                 argv.append("--json")
             out, err = io.StringIO(), io.StringIO()
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            where = f"{' '.join(argv)} ({case})"
+            with (
+                _watchdog(where),
+                contextlib.redirect_stdout(out),
+                contextlib.redirect_stderr(err),
+            ):
                 try:
                     code = main(argv)
                 except SystemExit as exc:  # argparse: a usage error
                     code = exc.code if isinstance(exc.code, int) else 2
-            where = f"{' '.join(argv)} ({case})"
             assert code in (1, 2), f"{where}: exit {code}\n{out.getvalue()}{err.getvalue()}"
             assert "Traceback" not in err.getvalue(), where
             assert "internal-error" not in err.getvalue(), f"{where}: a bug\n{err.getvalue()}"

@@ -149,3 +149,69 @@ def test_a_jws_that_does_not_parse_says_why() -> None:
     with pytest.raises(MalformedInput) as caught:
         verify_ear(b"a.b.c", [key], now=datetime.now(UTC))
     assert "decode_error" not in caught.value.detail  # the library's code, not a reason
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://user:secret@[::1", "http://user:secret@127.0.0.1:9/\x00x"],
+    ids=["open-bracket", "control-character"],
+)
+def test_a_url_that_does_not_parse_is_malformed_not_a_bug(
+    url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    statement = _statement(tmp_path)
+    capsys.readouterr()
+    for argv in (
+        ["statement", "register", str(statement), "--url", url],
+        ["log", "verify", url],
+        ["log", "export-tiles", str(tmp_path / "tiles"), "--url", url],
+        ["keyrelease", "challenge", "--url", url],
+    ):
+        assert main([*argv, "--json"]) == 2, argv
+        captured = capsys.readouterr()
+        error = json.loads(captured.out)["error"]
+        assert error["code"] == "malformed", argv
+        assert "URL of" in error["message"], argv
+        assert "secret" not in captured.err, argv  # the URL may carry a password
+        assert "Traceback" not in captured.err, argv
+
+
+_UNDER_A_FILE_SIZE_LIMIT = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
+from ironroot.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.integration
+def test_a_write_that_fails_part_way_leaves_no_half_written_output(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    statement = _statement(tmp_path)
+    payload = tmp_path / "big.bin"
+    payload.write_bytes(b"\x01" * 60000)  # its statement is larger than the limit
+    before = b"the previous output\n"
+    (tmp_path / "kept.cose").write_bytes(before)
+    for out, expected in (
+        (tmp_path / "fresh.cose", None),
+        (tmp_path / "kept.cose", before),
+        (payload, payload.read_bytes()),  # the output named the same as the input
+    ):
+        argv = ["statement", "sign", str(payload), "--key", str(tmp_path / "k.key"),
+                "--iss", "https://i.example", "--sub", "s", "--out", str(out)]  # fmt: skip
+        run = subprocess.run(
+            [sys.executable, "-c", _UNDER_A_FILE_SIZE_LIMIT, *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert run.returncode in (1, 2), run.stderr
+        assert run.stderr.startswith("ironroot: "), run.stderr
+        assert "Traceback" not in run.stderr
+        assert (out.read_bytes() if out.exists() else None) == expected, out.name
+        assert not list(tmp_path.glob(".*.tmp")), "a temporary file was left behind"
+    assert statement.exists()

@@ -37,6 +37,10 @@ def test_accepted_forms(text: str, expected: dt.datetime) -> None:
         ("yesterday", "is not a time"),
         ("2026-13-40", "is not a time"),
         ("99999999999999", "is not a time"),
+        ("0001-01-01T00:00:00+01:00", "out of range"),  # before year 1 in UTC
+        ("9999-12-31T23:00:00-01:00", "out of range"),  # after year 9999 in UTC
+        ("2026-W49-5", "is not a time"),  # ISO week date: Python reads it, RFC 3339 does not
+        ("20261204T100000", "is not a time"),  # ISO basic format, likewise
     ],
 )
 def test_refused_forms(text: str, says: str) -> None:
@@ -49,9 +53,12 @@ def test_refused_forms(text: str, says: str) -> None:
     [
         ["evidence", "verify", "x", "--at", "2026-12-04T10:00:00"],
         ["attest", "appraise", "x", "--data", "d", "--at", "soon"],
+        ["evidence", "verify", "x", "--at", "0001-01-01T00:00:00+01:00"],
+        ["evidence", "verify", "x", "--at", "9999-12-31T23:00:00-01:00", "--json"],
     ],
 )
-def test_a_bad_at_is_a_usage_error(argv: list[str]) -> None:
+def test_a_bad_at_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err

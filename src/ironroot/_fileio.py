@@ -19,12 +19,13 @@ import contextlib
 import fcntl
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
-from ironroot.errors import Conflict, InUse, IronrootError, LimitExceeded
+from ironroot.errors import Conflict, InputUnavailable, InUse, IronrootError, LimitExceeded
 
 __all__ = [
     "DirectoryLock",
@@ -101,8 +102,18 @@ def write_atomic(
 
 
 def read_limited(path: Path, limit: int) -> bytes:
-    """Read a whole file of at most ``limit`` bytes; larger files raise ``LimitExceeded``."""
-    with open(path, "rb") as handle:
+    """Read a whole file of at most ``limit`` bytes; larger files raise ``LimitExceeded``.
+
+    Whatever ``path`` names is read within the limit: a device that never ends
+    (``/dev/zero``) stops at it, a named pipe nobody writes to reads as empty rather than
+    waiting for a writer (it is opened without blocking), and a directory is
+    ``InputUnavailable``.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, "rb") as handle:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise InputUnavailable(f"{path}: is a directory, not a file")
+        os.set_blocking(fd, True)
         # Ask for what the file holds (not a buffer of ``limit`` bytes); a file that grows
         # meanwhile is read on to the limit.
         size = os.fstat(handle.fileno()).st_size

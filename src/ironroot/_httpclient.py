@@ -16,11 +16,22 @@ from typing import Any, Final
 
 import httpx
 
-from ironroot.errors import IronrootError
+from ironroot.errors import IronrootError, MalformedInput
 
-__all__ = ["bounded_response"]
+__all__ = ["bounded_response", "checked_url"]
 
 _BODY_FRAMING: Final = frozenset(("content-encoding", "content-length", "transfer-encoding"))
+
+
+def checked_url(url: str, what: str) -> str:
+    """``url``, once httpx can parse it; otherwise ``MalformedInput`` naming ``what`` (a port
+    that is no number, a bracket left open, a control character). The URL itself is left
+    out of the message: it may carry a user's password."""
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise MalformedInput(f"the URL of {what} is not valid: {exc}") from None
+    return url
 
 
 def bounded_response(

@@ -331,6 +331,14 @@ def test_cli_sign_verify_publish_query(
                       "--provider-key", srp, "--threshold", "8.0")  # fmt: skip
     assert code == 0
     assert text.count("ok:") == 2
+    for threshold in ("nan", "1e999", "-1", "10.5"):  # NaN compared false: every review passed
+        with pytest.raises(SystemExit) as usage:
+            _run(capsys, "safe", "query", "--hash", SHA384, "--dir", str(statements),
+                 "--provider-key", srp, "--threshold", threshold)  # fmt: skip
+        assert usage.value.code == 2, threshold
+        err = capsys.readouterr().err
+        assert "--threshold" in err, threshold
+        assert "Traceback" not in err, threshold
     code, text = _run(capsys, "safe", "query", "--hash", "dd" * 48, "--dir", str(statements),
                       "--provider-key", srp)  # fmt: skip
     assert code == 1

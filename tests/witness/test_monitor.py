@@ -458,3 +458,19 @@ def test_monitor_and_witness_cli_end_to_end(
         assert code == 3
         assert [x["event"] for x in lines] == ["checkpoint", "statement", "statement", "statement"]
     witness.close()
+
+
+@pytest.mark.parametrize("interval", ["nan", "inf", "1e999", "0", "-1", "1e12"])
+def test_follow_refuses_an_interval_it_cannot_sleep(
+    interval: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # NaN passed ``interval <= 0`` and reached time.sleep (ValueError), inf and 1e12 overflow
+    # it: each an internal error after the first round, or a wait of centuries
+    argv = ["monitor", "follow", "--state", str(tmp_path / "state"),
+            "--url", "http://127.0.0.1:9", "--interval", interval, "--json"]  # fmt: skip
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    error = json.loads(captured.out)["error"]
+    assert error["code"] == "config"
+    assert "--interval" in error["message"]
+    assert "Traceback" not in captured.err

@@ -32,6 +32,7 @@ from typing import Final
 
 from cryptography import x509
 
+from ironroot._fileio import read_limited
 from ironroot.attestation.evidence import (
     StaleCollateral,
     TdxCollateral,
@@ -41,7 +42,7 @@ from ironroot.attestation.evidence import (
     parse_tcb_info,
 )
 from ironroot.attestation.evidence._revocation import common_name, freshness
-from ironroot.errors import ConfigError, IronrootError, LimitExceeded
+from ironroot.errors import ConfigError, IronrootError
 
 __all__ = [
     "COLLATERAL_FILES",
@@ -73,9 +74,7 @@ class CollateralFiles:
 
 def _read(path: Path) -> bytes:
     try:
-        if path.stat().st_size > _MAX_FILE:
-            raise LimitExceeded(f"{path} is larger than {_MAX_FILE} bytes")
-        return path.read_bytes()
+        return read_limited(path, _MAX_FILE)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
 

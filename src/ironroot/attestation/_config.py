@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from ironroot._fileio import load_each, warn_if_exposed, write_atomic
+from ironroot._fileio import load_each, read_limited, warn_if_exposed, write_atomic
 from ironroot.attestation._collateral_files import (
     CollateralFiles,
     read_crls,
@@ -84,7 +84,7 @@ from ironroot.crypto import (
     save_signer,
 )
 from ironroot.ear import ChallengeLimits, NonceStore
-from ironroot.errors import ConfigError, IronrootError, LimitExceeded
+from ironroot.errors import ConfigError, IronrootError
 from ironroot.hsm import ServiceKeys, ServiceKeysConfig
 from ironroot.http import ServerLimits
 from ironroot.rim import builtin_rim_roots
@@ -121,9 +121,7 @@ _FOLDERS: Final = ("vendor-ca", "service-keys", "reference-values", "reviews", "
 
 def _read(path: Path) -> bytes:
     try:
-        if path.stat().st_size > _MAX_FILE:
-            raise LimitExceeded(f"{path} is larger than {_MAX_FILE} bytes")
-        return path.read_bytes()
+        return read_limited(path, _MAX_FILE)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
 

@@ -29,6 +29,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ironroot.cli._input import read_input
+from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token
 from ironroot.cli._time import instant, now_or
 from ironroot.errors import ConfigError
@@ -202,11 +204,11 @@ def _init(args: argparse.Namespace) -> int:
     fleet = _fleet(args)
     name = _class_name(args, fleet)
     signers = tuple(
-        AuthorizedSigner(iss, PublicKey.from_pem(Path(path).read_bytes()))
+        AuthorizedSigner(iss, PublicKey.from_pem(read_input(path)))
         for iss, path in _pairs(args.signer, "--signer")
     )
     if args.service_keys is not None:
-        data = args.service_keys.read_bytes()
+        data = read_input(args.service_keys)
         if data.lstrip().startswith(b"-----BEGIN"):
             key = PublicKey.from_pem(data)
             services = {key.kid: key}
@@ -244,7 +246,7 @@ def _sign(args: argparse.Namespace) -> int:
     name = _class_name(args, fleet)
     state = _document(args, fleet, name)
     statement = sign_desired(state, load_signer(args.key), iss=args.iss, iat=now_or(args.at))
-    args.out.write_bytes(statement)
+    write_output(args.out, statement)
     if args.json:
         print(
             json.dumps(
@@ -266,7 +268,7 @@ def _publish(args: argparse.Namespace) -> int:
     fleet = _fleet(args)
     name = _class_name(args, fleet)
     now = now_or(args.at)
-    statements = [Path(p).read_bytes() for p in args.statement or []]
+    statements = [read_input(p) for p in args.statement or []]
     signs = _pairs(args.sign, "--sign")
     if signs:
         if args.document is None:
@@ -353,7 +355,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     from ironroot.fleet import reconcile
 
     fleet = _fleet(args)
-    policies = {name: Path(path).read_bytes() for name, path in _pairs(args.policy, "--policy")}
+    policies = {name: read_input(path) for name, path in _pairs(args.policy, "--policy")}
     now = now_or(args.at)
     total = len(args.node) if args.node else len(fleet.node_ids())
     bar = _bar(args, total, "reconciling")

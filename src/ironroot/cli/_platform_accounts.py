@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ironroot.cli._input import read_input
 from ironroot.cli._serving import ENVIRONMENT
 from ironroot.errors import ConfigError, InputUnavailable, MalformedInput, NotFound
 
@@ -86,7 +87,7 @@ def _stopped(node: Path) -> Any:
 
 def _password(path: Path) -> str:
     try:
-        data = path.read_bytes()[:4096]
+        data = read_input(path, 4096)
     except OSError as exc:
         raise InputUnavailable(f"{path}: {exc.strerror or exc}") from exc
     try:

@@ -19,6 +19,11 @@ __all__ = ["instant", "now_or", "parse_instant"]
 
 _EPOCH: Final = re.compile(r"@?\d{1,12}(\.\d{1,9})?")
 _DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+# RFC 3339's shape (seconds may be left out); Python's ISO 8601 parser alone would also take
+# week dates (2026-W49-5) and the basic format (20261204T100000)
+_RFC3339: Final = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}:\d{2})?)?"
+)
 
 
 def parse_instant(text: str, what: str = "--at") -> dt.datetime:
@@ -30,7 +35,9 @@ def parse_instant(text: str, what: str = "--at") -> dt.datetime:
         except (OverflowError, OSError, ValueError) as exc:
             raise ConfigError(f"{what} {text!r}: POSIX seconds out of range") from exc
     try:
-        when = dt.datetime.fromisoformat(value)
+        if not _RFC3339.fullmatch(value):
+            raise ValueError(value)
+        when = dt.datetime.fromisoformat(value.upper())
     except ValueError as exc:
         raise ConfigError(
             f"{what} {text!r} is not a time: give RFC 3339 (2026-12-04T10:00:00Z), a date "
@@ -40,7 +47,10 @@ def parse_instant(text: str, what: str = "--at") -> dt.datetime:
         if _DATE.fullmatch(value):
             return when.replace(tzinfo=dt.UTC)
         raise ConfigError(f"{what} {text!r} needs Z or a UTC offset (e.g. {value}Z)")
-    return when.astimezone(dt.UTC)
+    try:
+        return when.astimezone(dt.UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ConfigError(f"{what} {text!r} is out of range in UTC") from exc
 
 
 def instant(text: str) -> dt.datetime:

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ironroot import attestation, cose
 from ironroot.cli._hex import hex_bytes
+from ironroot.cli._input import read_input
+from ironroot.cli._output import write_output
 from ironroot.cli._serving import (
     add_client_options,
     add_server_options,
@@ -142,9 +144,7 @@ def register(subparsers: Any) -> None:
 
 
 def _read(path: Path) -> bytes:
-    if path.stat().st_size > _MAX_FILE:
-        raise MalformedInput(f"{path} is larger than {_MAX_FILE} bytes")
-    return path.read_bytes()
+    return read_input(path, _MAX_FILE)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -334,7 +334,7 @@ def _emit(
     log: attestation.CheckLog,
 ) -> int:
     if args.out is not None:
-        args.out.write_bytes(token)
+        write_output(args.out, token)
     if args.json:
         print(
             json.dumps(
@@ -374,6 +374,8 @@ def _keys(source: str, args: argparse.Namespace) -> dict[bytes, Verifier]:
                 timeout=30.0,
                 verify=client_tls(args),
             )
+        except httpx.InvalidURL as exc:
+            raise MalformedInput(f"the URL of the verifier keys is not valid: {exc}") from None
         except httpx.HTTPError as exc:
             raise Unreachable.of("the verifier keys", exc) from exc
         if response.status_code != 200:

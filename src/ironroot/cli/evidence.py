@@ -37,6 +37,7 @@ from typing import Any
 
 from ironroot import attestation
 from ironroot.cli._hex import hex_bytes
+from ironroot.cli._input import read_input
 from ironroot.cli._main import error_object
 from ironroot.cli._time import instant, now_or
 from ironroot.errors import IronrootError, MalformedInput
@@ -138,9 +139,7 @@ def collateral_from_args(args: argparse.Namespace) -> attestation.evidence.TdxCo
 
 
 def _read(path: Path) -> bytes:
-    if path.stat().st_size > _MAX_FILE:
-        raise MalformedInput(f"{path} is larger than {_MAX_FILE} bytes")
-    return path.read_bytes()
+    return read_input(path, _MAX_FILE)
 
 
 def _public_key_der(path: Path) -> bytes:

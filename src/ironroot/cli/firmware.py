@@ -30,6 +30,8 @@ from typing import Any
 
 from ironroot import firmware
 from ironroot.cli._hex import parse_hex
+from ironroot.cli._input import read_input
+from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.cli._time import now_or, parse_instant
 from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, load_signer, load_verifier
@@ -157,13 +159,13 @@ def _component(spec: str) -> firmware.Component:
         component_id = int(ident, 0)
     except ValueError as exc:
         raise ConfigError(f"--component id {ident!r} is not a number") from exc
-    return firmware.Component(component_id, Path(path).read_bytes())
+    return firmware.Component(component_id, read_input(path))
 
 
 def _build(args: argparse.Namespace) -> int:
     components = [
-        firmware.Component(1, args.fmc.read_bytes(), version=args.fmc_version),
-        firmware.Component(2, args.runtime.read_bytes(), version=args.runtime_version),
+        firmware.Component(1, read_input(args.fmc), version=args.fmc_version),
+        firmware.Component(2, read_input(args.runtime), version=args.runtime_version),
         *(_component(spec) for spec in args.component),
     ]
     unsigned = firmware.build_bundle(
@@ -180,7 +182,7 @@ def _build(args: argparse.Namespace) -> int:
         limits=_limits(args),
     )
     data = unsigned.encode()
-    args.out.write_bytes(data)
+    write_output(args.out, data)
     print(f"unsigned bundle: {args.out} ({len(data)} bytes, {len(unsigned.components)} components)")
     return 0
 
@@ -192,13 +194,13 @@ def _sign(args: argparse.Namespace) -> int:
     if args.owner_ecc_key is not None:
         owner = (load_signer(args.owner_ecc_key), load_signer(args.owner_pqc_key))
     bundle = firmware.sign_bundle(
-        args.unsigned.read_bytes(),
+        read_input(args.unsigned),
         load_signer(args.ecc_key),
         load_signer(args.pqc_key),
         owner,
         limits=_limits(args),
     )
-    args.out.write_bytes(bundle)
+    write_output(args.out, bundle)
     print(f"signed bundle: {args.out} ({len(bundle)} bytes)")
     return 0
 
@@ -217,7 +219,7 @@ def _verify(args: argparse.Namespace) -> int:
         else None,
         limits=_limits(args),
     )
-    report = firmware.check_bundle(args.bundle.read_bytes(), policy)
+    report = firmware.check_bundle(read_input(args.bundle), policy)
     if args.json:
         doc = report.to_json()
         if report.verified is not None:
@@ -288,7 +290,7 @@ def _describe(bundle: firmware.FirmwareBundle) -> dict[str, Any]:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    doc = _describe(firmware.FirmwareBundle.parse(args.bundle.read_bytes()))
+    doc = _describe(firmware.FirmwareBundle.parse(read_input(args.bundle)))
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
@@ -338,7 +340,7 @@ def _key_descriptor(args: argparse.Namespace) -> int:
 def _publish(args: argparse.Namespace) -> int:
     from ironroot.transparency import TransparencyClient  # the CLI is the outer shell
 
-    bundle = args.bundle.read_bytes()
+    bundle = read_input(args.bundle)
     signer = load_signer(args.key)
     with TransparencyClient(url(args), token=token(args), verify=client_tls(args)) as client:
         published = firmware.publish_bundle(

@@ -27,6 +27,7 @@ from ironroot import crypto  # a lazy namespace: X.509 loads when used
 from ironroot import hsm as hsmlib
 from ironroot._fileio import warn_if_exposed
 from ironroot.cli._hex import parse_hex
+from ironroot.cli._input import read_input
 from ironroot.cli._serving import add_client_options, client_tls, secret_env
 from ironroot.crypto import (
     Algorithm,
@@ -35,7 +36,7 @@ from ironroot.crypto import (
     load_signer,
     load_verifier,
 )
-from ironroot.errors import ConfigError, HsmErrorState, LimitExceeded, MalformedInput
+from ironroot.errors import ConfigError, HsmErrorState, MalformedInput
 
 __all__ = ["register"]
 
@@ -51,11 +52,7 @@ _ENV_ROT: Final = "IRONROOT_HSM_ROT_DEVICE"
 
 
 def _read(path: Path, limit: int = _MAX_INPUT) -> bytes:
-    with path.open("rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise LimitExceeded(f"{path} is larger than {limit} bytes")
-    return data
+    return read_input(path, limit)
 
 
 def _write(path: Path, data: bytes) -> None:

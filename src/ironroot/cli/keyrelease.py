@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ironroot import keyrelease
+from ironroot.cli._input import read_input
 from ironroot.cli._serving import (
     add_client_options,
     add_server_options,
@@ -35,17 +36,13 @@ from ironroot.cli._serving import (
     listen,
     url,
 )
-from ironroot.errors import ConfigError, LimitExceeded, MalformedInput
+from ironroot.errors import ConfigError, MalformedInput
 
 _MAX_FILE: Final = 1024 * 1024
 
 
 def _read(path: Path) -> bytes:
-    with path.open("rb") as handle:
-        data = handle.read(_MAX_FILE + 1)
-    if len(data) > _MAX_FILE:
-        raise LimitExceeded(f"{path} is larger than {_MAX_FILE} bytes")
-    return data
+    return read_input(path, _MAX_FILE)
 
 
 def _write(path: Path, data: bytes, mode: int = 0o600) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import cbor2
 
+from ironroot.cli._input import read_input
 from ironroot.crypto import (
     DEFAULT_LMS_PARAMETER_SET,
     LMS_PARAMETER_SETS,
@@ -30,7 +31,7 @@ from ironroot.crypto import (
     load_verifier,
     save_signer,
 )
-from ironroot.errors import Conflict, LimitExceeded, MalformedInput
+from ironroot.errors import Conflict, MalformedInput
 
 __all__ = ["register"]
 
@@ -126,10 +127,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _open_key(path: Path) -> tuple[str, Verifier, dict[str, object]]:
     """(kind, verifier, extra facts) for any key file."""
-    with path.open("rb") as handle:
-        data = handle.read(_MAX_KEY_FILE + 1)
-    if len(data) > _MAX_KEY_FILE:
-        raise LimitExceeded(f"{path} is larger than {_MAX_KEY_FILE} bytes")
+    data = read_input(path, _MAX_KEY_FILE)
     if b"ENCRYPTED PRIVATE KEY" in data:
         raise MalformedInput(f"{path} is an encrypted private key; show its public key instead")
     try:

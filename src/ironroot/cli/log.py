@@ -48,10 +48,11 @@ from typing import Any
 
 from ironroot import log, transparency
 from ironroot.cli import _log_tiles
+from ironroot.cli._input import read_input
 from ironroot.cli._log_tiles import identity_of
 from ironroot.cli._main import error_object
 from ironroot.cli._serving import add_client_options, client_tls
-from ironroot.errors import ConfigError, IronrootError
+from ironroot.errors import ConfigError, IronrootError, LimitExceeded
 
 __all__ = ["register"]
 
@@ -112,11 +113,10 @@ def register(sub: Any) -> None:
 
 
 def _read_checkpoint(path: Path) -> bytes:
-    with path.open("rb") as handle:
-        data = handle.read(_MAX_CHECKPOINT_FILE + 1)
-    if len(data) > _MAX_CHECKPOINT_FILE:
-        raise ConfigError(f"{path} is too large to be a checkpoint")
-    return data
+    try:
+        return read_input(path, _MAX_CHECKPOINT_FILE)
+    except LimitExceeded:
+        raise ConfigError(f"{path} is too large to be a checkpoint") from None
 
 
 def _run(args: argparse.Namespace) -> log.LogReport:

@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from ironroot import log, monitor, witness
+from ironroot.cli._input import read_input
 from ironroot.cli._main import error_object
+from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, client_tls
 from ironroot.errors import ConfigError, IronrootError, LimitExceeded
 
@@ -42,6 +44,7 @@ __all__ = ["register"]
 
 EXIT_WATCHED: Final = 3
 _MAX_PROOF_FILE: Final = 4 * 1024 * 1024
+_MAX_INTERVAL: Final = 86400  # a day: time.sleep overflows far above it
 _log = logging.getLogger("ironroot.monitor")
 
 
@@ -231,8 +234,10 @@ def _follow(args: argparse.Namespace) -> int:
 
 
 def _follow_rounds(args: argparse.Namespace) -> int:
-    if args.interval <= 0 or (args.rounds is not None and args.rounds < 1):
-        raise ConfigError("--interval must be positive and --rounds at least 1")
+    if not 0 < args.interval <= _MAX_INTERVAL:  # also false for NaN
+        raise ConfigError(f"--interval is a number of seconds above 0, at most {_MAX_INTERVAL}")
+    if args.rounds is not None and args.rounds < 1:
+        raise ConfigError("--rounds is at least 1")
     mon, keys = _monitor(args)
     worst = 0
     done = 0
@@ -292,7 +297,7 @@ def _forks(args: argparse.Namespace) -> int:
         if args.out_dir is not None:
             args.out_dir.mkdir(parents=True, exist_ok=True)
             path = args.out_dir / f"fork-{ident}.json"
-            path.write_bytes(proof)
+            write_output(path, proof)
             row["file"] = str(path)
         rows.append(row)
     if args.json:
@@ -307,10 +312,10 @@ def _forks(args: argparse.Namespace) -> int:
 
 
 def _verify_fork(args: argparse.Namespace) -> int:
-    with args.proof.open("rb") as handle:
-        data = handle.read(_MAX_PROOF_FILE + 1)
-    if len(data) > _MAX_PROOF_FILE:
-        raise LimitExceeded(f"{args.proof} is too large to be a fork proof")
+    try:
+        data = read_input(args.proof, _MAX_PROOF_FILE)
+    except LimitExceeded:
+        raise LimitExceeded(f"{args.proof} is too large to be a fork proof") from None
     proof = witness.ForkProof.parse(data)
     keys = [log.NoteVerifier.from_vkey(k) for k in args.key]
     first, second = proof.verify(keys)

@@ -28,6 +28,8 @@ from typing import Any
 
 from ironroot import platform
 from ironroot.cli._hex import parse_hex
+from ironroot.cli._input import read_input
+from ironroot.cli._output import write_output
 from ironroot.cli._platform_accounts import register_account_verbs
 from ironroot.cli._platform_node import register_node_verbs
 from ironroot.cli._serving import (
@@ -171,7 +173,7 @@ def _build(args: argparse.Namespace) -> int:
         version, svn, path = [*rest.split(":", 2), "", ""][:3]
         if not version or not svn or not path:
             raise ConfigError(f"--image {spec!r}: expected NAME=VERSION:SVN:FILE")
-        digest = hashlib.sha384(Path(path).read_bytes()).digest()
+        digest = hashlib.sha384(read_input(path)).digest()
         entry = platform.PfmVersion(version, _number(svn, "--image svn"), digest)
         versions.setdefault(name, []).append(entry)
     regions: dict[tuple[str, str], list[tuple[int, int]]] = {}
@@ -199,10 +201,10 @@ def _build(args: argparse.Namespace) -> int:
     if (args.ecc_key is None) != (args.pqc_key is None):
         raise ConfigError("--ecc-key and --pqc-key go together (neither: an unsigned PFM)")
     if args.ecc_key is None:
-        args.out.write_bytes(pfm.encode())
+        write_output(args.out, pfm.encode())
     else:
         signed = platform.sign_pfm(pfm, load_signer(args.ecc_key), load_signer(args.pqc_key))
-        args.out.write_bytes(signed)
+        write_output(args.out, signed)
     print(
         json.dumps(
             {
@@ -224,7 +226,7 @@ def _sign(args: argparse.Namespace) -> int:
 
     pfm = platform.Pfm.decode(read_limited(args.unsigned, 1024 * 1024))
     signed = platform.sign_pfm(pfm, load_signer(args.ecc_key), load_signer(args.pqc_key))
-    args.out.write_bytes(signed)
+    write_output(args.out, signed)
     value = {"out": str(args.out), "platform": pfm.platform, "svn": pfm.svn}
     print(json.dumps(value) if args.json else f"wrote {args.out}: signed PFM svn {pfm.svn}")
     return 0
@@ -233,7 +235,7 @@ def _sign(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     fused = parse_hex(args.vendor_key_hash, "--vendor-key-hash")
     pfm = platform.verify_pfm(
-        args.pfm.read_bytes(),
+        read_input(args.pfm),
         ecc_keys=[load_verifier(args.ecc)],
         pqc_keys=[load_verifier(args.pqc)],
         vendor_key_hash=fused,
@@ -242,7 +244,7 @@ def _verify(args: argparse.Namespace) -> int:
     allowed = {}
     for spec in args.image:
         name, path = _split(spec, "--image")
-        allowed[name] = pfm.allows(name, Path(path).read_bytes()).version
+        allowed[name] = pfm.allows(name, read_input(path)).version
     value = {
         "platform": pfm.platform,
         "svn": pfm.svn,
@@ -262,12 +264,12 @@ def _publish(args: argparse.Namespace) -> int:
     from ironroot.transparency import TransparencyClient
 
     statement = platform.pfm_statement(
-        args.pfm.read_bytes(), load_signer(args.key), iss=args.iss, sub=args.sub
+        read_input(args.pfm), load_signer(args.key), iss=args.iss, sub=args.sub
     )
     out: Path = args.out or args.pfm.with_name(args.pfm.name + ".ts")
     with TransparencyClient(url(args), token=token(args), verify=client_tls(args)) as client:
         registration = client.register(statement)
-    out.write_bytes(registration.transparent_statement)
+    write_output(out, registration.transparent_statement)
     value = {"entry_id": registration.entry_id, "out": str(out)}
     print(json.dumps(value) if args.json else f"registered {registration.entry_id}; wrote {out}")
     return 0

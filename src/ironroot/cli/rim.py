@@ -36,9 +36,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from ironroot import rim
+from ironroot.cli._input import read_input
+from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.cli._time import now_or
-from ironroot.errors import ConfigError, MalformedInput
+from ironroot.errors import ConfigError, LimitExceeded, MalformedInput
 
 __all__ = ["register"]
 
@@ -148,9 +150,10 @@ def register(sub: Any) -> None:
 def _read(path: Path, what: str) -> bytes:
     if path.is_dir():
         raise MalformedInput(f"{path}: the {what} is a folder, not a file")
-    if path.stat().st_size > _MAX_FILE:
-        raise MalformedInput(f"{path}: the {what} is larger than {_MAX_FILE} bytes")
-    return path.read_bytes()
+    try:
+        return read_input(path, _MAX_FILE)
+    except LimitExceeded:
+        raise LimitExceeded(f"{path}: the {what} is larger than {_MAX_FILE} bytes") from None
 
 
 def _roots(paths: list[Path]) -> tuple[Any, ...] | None:
@@ -239,7 +242,7 @@ def _register(args: argparse.Namespace) -> int:
         url(args), token=token(args), verify=client_tls(args)
     ) as client:
         registration = client.register(statement)
-    out.write_bytes(registration.transparent_statement)
+    write_output(out, registration.transparent_statement)
     if args.json:
         print(
             json.dumps(

@@ -39,6 +39,8 @@ from ironroot import (
 )
 from ironroot._fileio import write_atomic
 from ironroot.cli._hex import parse_hex
+from ironroot.cli._input import read_input
+from ironroot.cli._output import write_output
 from ironroot.cli._time import now_or
 from ironroot.crypto import Algorithm
 from ironroot.errors import ConfigError
@@ -83,7 +85,7 @@ def _open_dice_cbor(data: bytes, issuer_file: Path | None) -> dict[str, Any]:
     certificate = rot.parse_open_dice_cbor(data)
     doc = certificate.to_json()
     if issuer_file is not None:
-        certificate.verify(rot.parse_open_dice_cbor(issuer_file.read_bytes()).public_key())
+        certificate.verify(rot.parse_open_dice_cbor(read_input(issuer_file)).public_key())
         doc["signature"] = f"verified with the key of {issuer_file.name}"
     elif certificate.issuer == certificate.subject:
         certificate.verify(certificate.public_key())
@@ -94,7 +96,7 @@ def _open_dice_cbor(data: bytes, issuer_file: Path | None) -> dict[str, Any]:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    data = args.file.read_bytes()
+    data = read_input(args.file)
     if data[:1] == b"\x84":  # a 4-item CBOR array: an untagged COSE_Sign1 (Open DICE CBOR)
         documents = [_open_dice_cbor(data, args.issuer)]
         if args.json:
@@ -327,7 +329,7 @@ def _ca_init(args: argparse.Namespace) -> int:
         cert_pem = crypto.load_certificate(ca.certificate(alg), der_only=True).public_bytes(
             serialization.Encoding.PEM
         )
-        (args.out / f"{stem}.cert.pem").write_bytes(cert_pem)
+        write_output(args.out / f"{stem}.cert.pem", cert_pem)
         print(f"{alg.label}: {key_path} {args.out / f'{stem}.cert.pem'}")
     return 0
 
@@ -335,7 +337,7 @@ def _ca_init(args: argparse.Namespace) -> int:
 def load_vendor_ca(directory: Path) -> rot.VendorCA:
     """The vendor CA ``ca-init`` wrote to ``directory`` (its keys and certificates)."""
     return rot.VendorCA.from_pem(
-        [(directory / f"{stem}.key.pem").read_bytes() for stem in _CA_FILES.values()],
+        [read_input(directory / f"{stem}.key.pem") for stem in _CA_FILES.values()],
         _certificate_files([directory / f"{stem}.cert.pem" for stem in _CA_FILES.values()]),
     )
 
@@ -346,12 +348,12 @@ def _write_private(path: Path, data: bytes, *, exclusive: bool) -> None:
 
 
 def _certificate_files(paths: list[Path]) -> list[bytes]:
-    return [cert.der for path in paths for cert in rot.parse_certificates(path.read_bytes())]
+    return [cert.der for path in paths for cert in rot.parse_certificates(read_input(path))]
 
 
 def _provision(args: argparse.Namespace) -> int:
     ca = rot.VendorCA.from_pem(
-        [p.read_bytes() for p in args.vendor_ca_key], _certificate_files(args.vendor_ca_cert)
+        [read_input(p) for p in args.vendor_ca_key], _certificate_files(args.vendor_ca_cert)
     )
     key = _obfuscation_key(args)
     if (args.device / "fuses.json").exists():
@@ -373,21 +375,21 @@ def _provision(args: argparse.Namespace) -> int:
 
 def _boot(args: argparse.Namespace) -> int:
     device = _device(args)
-    state = device.boot(args.bundle.read_bytes(), now=now_or(args.at))
+    state = device.boot(read_input(args.bundle), now=now_or(args.at))
     _print(state.public_json(), args.json, "booted")
     return 0
 
 
 def _quote(args: argparse.Namespace) -> int:
     quote = _device(args).quote(parse_hex(args.nonce, "--nonce"))
-    args.out.write_bytes(quote)
+    write_output(args.out, quote)
     print(f"quote: {args.out} ({len(quote)} bytes)")
     return 0
 
 
 def _verify_quote(args: argparse.Namespace) -> int:
     claims = rot.verify_quote(
-        args.file.read_bytes(),
+        read_input(args.file),
         nonce=parse_hex(args.nonce, "--nonce"),
         trust_anchors=_certificate_files(args.vendor_ca_cert),
         now=now_or(args.at),
@@ -413,7 +415,7 @@ def _derive_child(args: argparse.Namespace) -> int:
         ("ecc", child.ecc_certificate, child.ecc_key),
         ("mldsa", child.mldsa_certificate, child.mldsa_key),
     ):
-        (args.out / f"{stem}-{name}.cert.der").write_bytes(cert)
+        write_output(args.out / f"{stem}-{name}.cert.der", cert)
         key_path = args.out / f"{stem}-{name}.key.pem"
         _write_private(key_path, key.to_pem(), exclusive=False)
         print(f"{child.label} {name}: {args.out / f'{stem}-{name}.cert.der'} {key_path}")

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ironroot import cose, safe, transparency
+from ironroot.cli._input import read_input
 from ironroot.cli._main import error_object
+from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.cli._time import now_or
 from ironroot.crypto import PublicKey, Verifier, load_signer
@@ -65,9 +67,23 @@ def register(sub: Any) -> None:
     query.add_argument("--dir", required=True, type=Path, help="folder of transparent statements")
     query.add_argument("--provider-key", action="append", required=True, help=key_help)
     query.add_argument("--service-keys", type=Path, help="COSE Key Set or PEM: verify receipts")
-    query.add_argument("--threshold", type=float, default=7.0, help="CVSS threshold (7.0)")
+    query.add_argument(
+        "--threshold", type=_cvss, default=7.0, help="CVSS threshold, 0.0 to 10.0 (7.0)"
+    )
     query.add_argument("--json", action="store_true")
     query.set_defaults(func=_query)
+
+
+def _cvss(text: str) -> float:
+    """A CVSS score as an argparse ``type``: 0.0 to 10.0. NaN is refused above all: it compares
+    false with every score, so no open issue would be at or above it and every review pass."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 10.0:  # also false for NaN
+        raise argparse.ArgumentTypeError(f"{text!r} is not a CVSS score (0.0 to 10.0)")
+    return value
 
 
 def _providers(values: Sequence[str]) -> safe.ProviderKeys:
@@ -88,7 +104,7 @@ def _providers(values: Sequence[str]) -> safe.ProviderKeys:
 
 def _sign(args: argparse.Namespace) -> int:
     signer = load_signer(args.key)
-    data = args.report.read_bytes()
+    data = read_input(args.report)
     signed = safe.sign_report(data, signer, args.kid, format=args.format)
     dropped: tuple[str, ...] = ()
     if args.format == "cose":  # the CoRIM profile has no place for some fields: say which
@@ -99,7 +115,7 @@ def _sign(args: argparse.Namespace) -> int:
                 "signature does not cover it; sign as jws to keep it",
                 file=sys.stderr,
             )
-    args.out.write_bytes(signed)
+    write_output(args.out, signed)
     if args.json:
         print(
             json.dumps(
@@ -131,7 +147,7 @@ def _summary(v: safe.VerifiedReport) -> dict[str, object]:
 def _verify(args: argparse.Namespace) -> int:
     try:
         providers = _providers(args.provider_key)
-        verified = safe.verify_report(args.report.read_bytes(), providers, now=now_or(args.at))
+        verified = safe.verify_report(read_input(args.report), providers, now=now_or(args.at))
     except IronrootError as exc:
         if args.json:
             print(json.dumps({"ok": False, "verified": False, "error": error_object(exc)}))
@@ -157,7 +173,7 @@ def _publish(args: argparse.Namespace) -> int:
     providers = _providers(args.provider_key) if args.provider_key else None
     signer = load_signer(args.key)
     statement = safe.sfr_statement(
-        args.report.read_bytes(),
+        read_input(args.report),
         signer,
         iss=args.iss,
         providers=providers,
@@ -168,7 +184,7 @@ def _publish(args: argparse.Namespace) -> int:
         url(args), token=token(args), verify=client_tls(args)
     ) as client:
         registration = client.register(statement)
-    out.write_bytes(registration.transparent_statement)
+    write_output(out, registration.transparent_statement)
     if args.json:
         print(
             json.dumps(
@@ -189,7 +205,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _service_keys(path: Path) -> dict[bytes, Verifier]:
-    data = path.read_bytes()
+    data = read_input(path)
     if data.lstrip().startswith(b"-----BEGIN"):
         key = PublicKey.from_pem(data)
         return {key.kid: key}
@@ -202,7 +218,7 @@ def _statements(folder: Path) -> list[bytes]:
     out = []
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
         if path.stat().st_size <= _MAX_STATEMENT_FILE:
-            out.append(path.read_bytes())
+            out.append(read_input(path))
     return out
 
 

@@ -44,6 +44,7 @@ from ironroot import (
 )
 from ironroot._fileio import write_atomic
 from ironroot.cli._hex import parse_hex
+from ironroot.cli._input import read_input
 from ironroot.cli._main import error_object
 from ironroot.cli._time import now_or
 from ironroot.crypto import Algorithm, PrivateKey
@@ -141,11 +142,7 @@ def _address(text: str, *, default_host: str | None) -> tuple[str, int]:
 
 
 def _read(path: Path) -> bytes:
-    with path.open("rb") as handle:
-        data = handle.read(_MAX_FILE + 1)
-    if len(data) > _MAX_FILE:
-        raise MalformedInput(f"{path}: larger than {_MAX_FILE} bytes")
-    return data
+    return read_input(path, _MAX_FILE)
 
 
 def _versions(values: list[str] | None) -> tuple[spdm.SpdmVersion, ...]:

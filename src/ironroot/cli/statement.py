@@ -15,6 +15,8 @@ from ironroot import (
     crypto,  # a lazy namespace: X.509 loads when used
     transparency,
 )
+from ironroot.cli._input import read_input
+from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.crypto import PublicKey, Verifier, load_signer, load_verifier
 from ironroot.errors import IronrootError, MalformedInput
@@ -87,12 +89,12 @@ def _sign(args: argparse.Namespace) -> int:
     if args.x5chain:
         from cryptography.hazmat.primitives.serialization import Encoding
 
-        certs = crypto.load_certificates(args.x5chain.read_bytes(), what=str(args.x5chain))
+        certs = crypto.load_certificates(read_input(args.x5chain), what=str(args.x5chain))
         chain = [c.public_bytes(Encoding.DER) for c in certs]
     signer = load_signer(args.key)
     statement = cose.create_statement(
         signer,
-        args.payload.read_bytes(),
+        read_input(args.payload),
         iss=args.iss,
         sub=args.sub,
         content_type=None if args.hash_envelope else content_type,
@@ -102,13 +104,13 @@ def _sign(args: argparse.Namespace) -> int:
         x5chain=chain,
         include_kid=chain is None,
     )
-    args.out.write_bytes(statement)
+    write_output(args.out, statement)
     print(f"wrote {args.out} ({len(statement)} bytes, {signer.algorithm.label})")
     return 0
 
 
 def _register(args: argparse.Namespace) -> int:
-    statement = args.statement.read_bytes()
+    statement = read_input(args.statement)
     out: Path = args.out or args.statement.with_suffix(args.statement.suffix + ".ts")
     policy = None
     if args.witness_key:
@@ -121,7 +123,7 @@ def _register(args: argparse.Namespace) -> int:
         url(args), token=token(args), verify=client_tls(args), witnesses=policy
     ) as client:
         registration = client.register(statement)
-    out.write_bytes(registration.transparent_statement)
+    write_output(out, registration.transparent_statement)
     witnessed = registration.witnessed
     if args.json:
         doc: dict[str, Any] = {
@@ -154,7 +156,7 @@ def _service_keys(source: str, args: argparse.Namespace) -> dict[bytes, Verifier
     if source.startswith(("http://", "https://")):
         with transparency.TransparencyClient(source, verify=client_tls(args)) as client:
             return dict(client.service_keys())
-    data = Path(source).read_bytes()
+    data = read_input(source)
     if data.lstrip().startswith(b"-----BEGIN"):
         key = PublicKey.from_pem(data)
         return {key.kid: key}
@@ -163,7 +165,7 @@ def _service_keys(source: str, args: argparse.Namespace) -> dict[bytes, Verifier
 
 def _verify(args: argparse.Namespace) -> int:
     keys = _service_keys(args.service_keys, args)
-    data = args.statement.read_bytes()
+    data = read_input(args.statement)
     try:
         ts: cose.TransparentStatement = cose.verify_transparent_statement(data, keys)
         if args.issuer_key:
@@ -227,7 +229,7 @@ def _receipt_json(data: bytes) -> dict[str, object]:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    data = args.statement.read_bytes()
+    data = read_input(args.statement)
     receipts: tuple[bytes, ...] = ()
     try:
         transparent = cose.TransparentStatement.parse(data)

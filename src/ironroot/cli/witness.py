@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ironroot import log, witness
+from ironroot.cli._output import write_output
 from ironroot.cli._serving import (
     add_client_options,
     add_server_options,
@@ -245,7 +246,7 @@ def _evidence(args: argparse.Namespace) -> int:
         if item.kind == "fork" and args.out_dir is not None:
             args.out_dir.mkdir(parents=True, exist_ok=True)
             path = args.out_dir / f"fork-{item.id}.json"
-            path.write_bytes(item.data)
+            write_output(path, item.data)
             row["file"] = str(path)
         rows.append(row)
     if args.json:
@@ -277,7 +278,7 @@ def _cosign(args: argparse.Namespace) -> int:
     kept = tuple(s for s in parsed.signatures if (s.name, s.key_id) not in fresh)
     cosigned = log.Note(parsed.body, kept + lines).encode()
     if args.out is not None:
-        args.out.write_bytes(cosigned)
+        write_output(args.out, cosigned)
     if args.json:
         print(
             json.dumps(

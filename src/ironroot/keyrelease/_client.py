@@ -14,6 +14,7 @@ from typing import Final
 import httpx
 
 from ironroot import errors
+from ironroot._httpclient import checked_url
 from ironroot._trust import client_verify
 from ironroot.cose import Problem, encode_cbor
 from ironroot.errors import IronrootError, MalformedInput, StorageError, Unreachable
@@ -68,7 +69,7 @@ class KeyReleaseClient:
         :func:`ironroot.http.client_context`) a private CA, with a client certificate for
         mutual TLS."""
         self._http = httpx.Client(
-            base_url=url.rstrip("/"),
+            base_url=checked_url(url.rstrip("/"), "the key service"),
             timeout=timeout,
             transport=transport,
             verify=client_verify(verify),

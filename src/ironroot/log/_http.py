@@ -7,7 +7,7 @@ from types import TracebackType
 
 import httpx
 
-from ironroot._httpclient import bounded_response
+from ironroot._httpclient import bounded_response, checked_url
 from ironroot._trust import client_verify
 from ironroot.errors import MalformedInput, NotFound, PayloadTooLarge, StorageError, Unreachable
 
@@ -32,7 +32,7 @@ class HttpLogFetcher:
         ``ssl.SSLContext`` a private CA (and may present a client certificate)."""
         if not base_url.startswith(("http://", "https://")):
             raise MalformedInput("a log URL must start with http:// or https://")
-        self._base = base_url.rstrip("/") + "/"
+        self._base = checked_url(base_url.rstrip("/") + "/", "the log")
         self._own = client is None
         self._client = (
             client

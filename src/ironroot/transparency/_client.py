@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import httpx
 
-from ironroot._httpclient import bounded_response
+from ironroot._httpclient import bounded_response, checked_url
 from ironroot._trust import client_verify
 from ironroot.cose import Problem, decode_cbor, decode_key_set
 from ironroot.crypto import PublicKey, Verifier
@@ -92,12 +92,12 @@ class TransparencyClient:
         certificate (mutual TLS). ``witnesses``: require that many witness cosignatures on
         the checkpoint a registration lands in; ``log_verifiers``: the log's checkpoint keys
         (default: the service's published configuration)."""
-        self._url = url.rstrip("/")
+        self._url = checked_url(url.rstrip("/"), "the transparency service")
         self.witnesses = witnesses
         self._log_verifiers = log_verifiers
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(
-            base_url=url.rstrip("/"),
+            base_url=self._url,
             headers=headers,
             timeout=timeout,
             transport=transport,

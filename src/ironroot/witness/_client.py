@@ -24,7 +24,7 @@ from typing import Final
 
 import httpx
 
-from ironroot._httpclient import bounded_response
+from ironroot._httpclient import bounded_response, checked_url
 from ironroot._trust import client_verify
 from ironroot.cose import Problem
 from ironroot.errors import (
@@ -89,7 +89,7 @@ class WitnessClient:
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise MalformedInput("a witness URL must start with http:// or https://")
-        self.url = url.rstrip("/")
+        self.url = checked_url(url.rstrip("/"), "the witness")
         self.verifiers = tuple(verifiers)
         self._http = httpx.Client(
             timeout=timeout, transport=transport, verify=client_verify(verify)
