@@ -143,11 +143,12 @@ def test_cli_query_refuses_a_nan_threshold(
     (tmp_path / "ts").mkdir()
     sfr = sign_report(report_bytes(), key, KID)  # leaves a CVSS 7.9 issue open
     (tmp_path / "ts" / "review").write_bytes(sfr_statement(sfr, publisher, iss=STATEMENT_ISS))
-    code = main(
-        ["safe", "query", "--hash", SHA384, "--dir", str(tmp_path / "ts"),
-         "--provider-key", f"{KID}={tmp_path / 'k.pub'}", "--threshold", "nan"]
-    )  # fmt: skip
-    assert code == 2  # before the fix: exit 0, "acceptable", with a CVSS 7.9 issue open
+    with pytest.raises(SystemExit) as usage:  # argparse's usage error: exit 2
+        main(
+            ["safe", "query", "--hash", SHA384, "--dir", str(tmp_path / "ts"),
+             "--provider-key", f"{KID}={tmp_path / 'k.pub'}", "--threshold", "nan"]
+        )  # fmt: skip
+    assert usage.value.code == 2  # before the fix: exit 0, "acceptable", with a 7.9 issue open
     assert "threshold" in capsys.readouterr().err
 
 
