@@ -131,6 +131,9 @@ def test_serve_answers_a_node_with_its_credential(
     ports = _free_ports(3)
     command = [sys.executable, "-m", "ironroot", "fleet", "serve", *f, "--port", str(ports[0])]
     command += ["--control-port", str(ports[1]), "--data-port", str(ports[2])]
+    for period in ("inf", "nan", "0", "2592001"):  # inf passed "> 0", then no timer waited it
+        assert main([*command[3:], "--scan", period]) == 2, period
+        assert "--scan is a number of seconds above 0" in capsys.readouterr().err
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env) as child:
         try:

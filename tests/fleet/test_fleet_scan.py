@@ -94,7 +94,14 @@ def test_a_failing_attestation_is_recorded_and_the_round_goes_on(fleet: Fleet) -
 
 
 def test_bad_scanner_settings_are_refused(fleet: Fleet, tmp_path: Path) -> None:
-    for kwargs in ({"period": 0}, {"jitter": 1.0}, {"concurrency": 0}):
+    for kwargs in (
+        {"period": 0},
+        {"period": float("nan")},
+        {"period": float("inf")},  # passed "> 0", and no timer waits that long
+        {"period": 30 * 86400 + 1},
+        {"jitter": 1.0},
+        {"concurrency": 0},
+    ):
         with pytest.raises(ConfigError):
             Scanner(fleet, lambda n, t: "admitted", **kwargs)  # type: ignore[arg-type]
 

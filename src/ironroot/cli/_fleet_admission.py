@@ -322,7 +322,7 @@ def _readmit(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import sys
 
-    from ironroot.fleet import AdmissionAuthority, desired_rollout, serve_fleet
+    from ironroot.fleet import AdmissionAuthority, Scanner, desired_rollout, serve_fleet
     from ironroot.http import check_listen, configure_logging
 
     fleet = _fleet(args)
@@ -332,8 +332,10 @@ def _serve(args: argparse.Namespace) -> int:
         raise ConfigError("the admission, control and data ports must differ")
     for port in ports:
         check_listen(args.host, port)
-    if args.scan is not None and not args.scan > 0:
-        raise ConfigError("--scan is a number of seconds above 0")
+    if args.scan is not None and not 0 < args.scan <= Scanner.MAX_PERIOD:  # NaN, inf too
+        raise ConfigError(
+            f"--scan is a number of seconds above 0, at most {Scanner.MAX_PERIOD:.0f}"
+        )
     if args.watch_log and args.scan is None:
         raise ConfigError("--watch-log needs --scan (the scanner it triggers)")
     poll = None

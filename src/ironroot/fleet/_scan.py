@@ -130,6 +130,9 @@ def affected_classes(classes: Iterable[NodeClass], events: Iterable[StatementEve
 class Scanner:
     """Re-attests a fleet's nodes (see the module docstring)."""
 
+    MAX_PERIOD: Final = 30 * 86400.0
+    """The longest period (seconds, a month): a timer must be able to wait it."""
+
     def __init__(
         self,
         fleet: Fleet,
@@ -139,8 +142,11 @@ class Scanner:
         jitter: float = DEFAULT_JITTER,
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
-        if not period > 0 or not 0 <= jitter < 1 or not 1 <= concurrency <= 64:
-            raise ConfigError("period > 0, 0 <= jitter < 1, concurrency 1 to 64")
+        # a period is a time a timer can wait: not NaN (no comparison holds), not infinite
+        if not 0 < period <= self.MAX_PERIOD or not 0 <= jitter < 1 or not 1 <= concurrency <= 64:
+            raise ConfigError(
+                f"0 < period <= {self.MAX_PERIOD:.0f} s, 0 <= jitter < 1, concurrency 1 to 64"
+            )
         self.fleet = fleet
         self.attest = attest
         self.period = period
