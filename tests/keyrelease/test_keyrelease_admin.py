@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from typing import Any
 
 import httpx
 import pytest
@@ -34,6 +36,42 @@ def admin() -> tuple[Harness, str]:
 
 def _client(url: str, auth: tuple[str, str] | None) -> httpx.Client:
     return httpx.Client(base_url=url, auth=auth, timeout=30, headers={"Accept": "application/json"})
+
+
+def _admin_get(app: Any, client: str) -> httpx.Response:
+    async def run() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=(client, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://keys") as http:
+            headers = {"Accept": "application/json"}
+            return await http.get("/admin/keys", auth=OFFICER, headers=headers)
+
+    return asyncio.run(run())
+
+
+def _officer_logins(harness: Harness) -> int:
+    auditor = harness.hsm.login("auditor", b"auditor-credential")
+    records = harness.hsm.audit_records(auditor)
+    return sum(r.operation == "login" and r.identity == OFFICER[0] for r in records)
+
+
+def test_admin_answers_on_the_loopback_interface_unless_configured() -> None:
+    harness = build_harness()
+    harness.hsm.add_identity(harness.officer, "auditor", Role.AUDITOR, b"auditor-credential")
+    with harness.http:
+        before = _officer_logins(harness)
+        loopback = create_keyrelease_app(harness.service)  # the default reach
+        assert _admin_get(loopback, "127.0.0.1").status_code == 200
+        assert _admin_get(loopback, "::1").status_code == 200
+        # anyone else (a TEE the service releases keys to) is refused before any login:
+        # five wrong guesses would lock the officer in the HSM until another officer lifts it
+        for client in ("10.0.0.5", "192.168.1.9", "2001:db8::7"):
+            refused = _admin_get(loopback, client)
+            assert_problem(refused, RoleNotPermitted, "admin-loopback-only")
+        assert _officer_logins(harness) == before + 2  # the loopback requests' logins only
+        remote = create_keyrelease_app(harness.service, admin="any")
+        assert _admin_get(remote, "10.0.0.5").status_code == 200
+        off = create_keyrelease_app(harness.service, admin="off")
+        assert _admin_get(off, "127.0.0.1").status_code == 404
 
 
 def test_the_hsms_identities_and_roles_decide(admin: tuple[Harness, str]) -> None:

@@ -30,6 +30,17 @@ def test_a_plain_config_loads(tmp_path: Path) -> None:
     assert [(k.name, k.handle) for k in config.keys] == [("db", "h")]
 
 
+def test_the_admin_reach_is_loopback_unless_set(tmp_path: Path) -> None:
+    _write(tmp_path, ["[keyrelease]", *_HSM])
+    assert load_keyrelease_config(tmp_path).admin == "loopback"
+    for reach in ("off", "any"):
+        _write(tmp_path, ["[keyrelease]", f'admin = "{reach}"', *_HSM])
+        assert load_keyrelease_config(tmp_path).admin == reach
+    _write(tmp_path, ["[keyrelease]", 'admin = "everyone"', *_HSM])
+    with pytest.raises(ConfigError, match=r"keyrelease\.admin is one of off, loopback, any"):
+        load_keyrelease_config(tmp_path)
+
+
 def test_verifiers_in_the_config_are_refused(tmp_path: Path) -> None:
     _write(
         tmp_path,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -41,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ironroot.errors import MalformedInput, Unauthorized
+from ironroot.errors import ConfigError, MalformedInput, RoleNotPermitted, Unauthorized
 from ironroot.hsm import Hsm, KeyAttributes, KeyInfo, KeyType, Session
 from ironroot.http import decode_request_map, guarded, read_body, require_media_type
 from ironroot.keyrelease._format import b64url, unb64url
@@ -133,10 +134,29 @@ def _attributes(body: dict[str, Any], key_type: KeyType, *, exportable: bool) ->
     )
 
 
-def admin_routes(service: KeyReleaseService) -> list[Route]:
-    """The ``/admin`` routes (module docs); none when the service's vault is not an HSM."""
+ADMIN_REACH: Final = ("off", "loopback", "any")
+"""Who may reach ``/admin``: nobody (no routes), clients on the loopback interface (the
+default), or any client."""
+
+
+def _from_loopback(request: Request) -> bool:
+    host = request.client.host if request.client is not None else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list[Route]:
+    """The ``/admin`` routes (module docs); none when the service's vault is not an HSM or
+    ``reach`` is ``off``. With ``loopback`` (the default), a request from any other address
+    is refused (``RoleNotPermitted`` ``admin-loopback-only``) before any HSM login: an
+    officer's lockout in the HSM lasts until another officer lifts it, so wrong credentials
+    from anyone who reaches the service port (the TEEs it releases keys to) must not count."""
+    if reach not in ADMIN_REACH:
+        raise ConfigError(f"the admin API's reach is one of {', '.join(ADMIN_REACH)}")
     vault = service.vault
-    if not isinstance(vault, HsmVault):
+    if not isinstance(vault, HsmVault) or reach == "off":
         return []
     hsm = vault.hsm
 
@@ -144,6 +164,13 @@ def admin_routes(service: KeyReleaseService) -> list[Route]:
         action: Callable[[Session, dict[str, Any]], Any],
     ) -> Callable[[Request], Any]:
         async def handler(request: Request) -> Response:
+            if reach == "loopback" and not _from_loopback(request):
+                raise RoleNotPermitted(
+                    "the admin API answers on the loopback interface only ([keyrelease] "
+                    'admin = "loopback"); administer from the host, or set admin = "any" '
+                    "behind mutual TLS",
+                    code="admin-loopback-only",
+                )
             identity, credential = _officer(request)
             if identity == vault.identity:
                 # Never a login: wrong credentials would count toward the lockout of the

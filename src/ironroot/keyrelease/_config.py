@@ -6,6 +6,7 @@
     host = "127.0.0.1"
     port = 8200
     nonce_lifetime = 300                     # seconds a release challenge is valid
+    admin = "loopback"                       # who reaches /admin: off, loopback or any
 
     [keyrelease.hsm]                         # where the keys live
     dir = "hsm"                              # the HSM directory (ironroot hsm init --dir)
@@ -50,6 +51,7 @@ from ironroot.http import (
     run_server,
     server_config,
 )
+from ironroot.keyrelease._admin import ADMIN_REACH
 from ironroot.keyrelease._http import create_keyrelease_app
 from ironroot.keyrelease._service import HsmVault, KeyReleaseService, ReleasableKey
 
@@ -94,6 +96,7 @@ class KeyReleaseConfig:
     credential_file: Path
     keys: tuple[ReleasableKey, ...]
     counter: str = "hsm"
+    admin: str = "loopback"
     server: ServerLimits = field(default_factory=ServerLimits)
     challenges: ChallengeLimits = field(default_factory=ChallengeLimits)
 
@@ -176,6 +179,9 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
         raise ConfigError("keyrelease.port must be a TCP port")
     if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime < 1:
         raise ConfigError("keyrelease.nonce_lifetime must be a positive number of seconds")
+    admin = table.get("admin", "loopback")
+    if admin not in ADMIN_REACH:
+        raise ConfigError(f"keyrelease.admin is one of {', '.join(ADMIN_REACH)}")
     if "verifiers" in table:
         raise ConfigError(
             "keyrelease.verifiers: the EAR verifiers a release trusts are installed in the HSM "
@@ -187,6 +193,7 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
         host=host,
         port=port,
         nonce_lifetime=lifetime,
+        admin=admin,
         hsm_dir=base / _text(hsm, "dir", "keyrelease.hsm"),
         rot_device=base / _text(hsm, "rot_device", "keyrelease.hsm"),
         counter=str(hsm.get("counter", "hsm")),
@@ -235,7 +242,13 @@ def serve_keyrelease(
                 else "-",
             )
             run_server(
-                server_config(create_keyrelease_app(service), host, port, config.server, tls=tls)
+                server_config(
+                    create_keyrelease_app(service, admin=config.admin),
+                    host,
+                    port,
+                    config.server,
+                    tls=tls,
+                )
             )
     finally:
         lock.close()

@@ -213,11 +213,13 @@ def keyrelease_routes(service: KeyReleaseService, info: ServiceInfo | None = Non
     ]
 
 
-def create_keyrelease_app(service: KeyReleaseService) -> Starlette:
+def create_keyrelease_app(service: KeyReleaseService, *, admin: str = "loopback") -> Starlette:
     """An ASGI app serving the key release routes, with ``/``, ``/health``, ``/ready``,
-    ``/metrics`` and the access log."""
+    ``/metrics``, the access log and the ``/admin`` routes for ``admin`` clients
+    (:data:`ironroot.keyrelease._admin.ADMIN_REACH`)."""
     info = keyrelease_info(service)
-    return problem_app([*keyrelease_routes(service, info), *admin_routes(service)], info)
+    routes = [*keyrelease_routes(service, info), *admin_routes(service, reach=admin)]
+    return problem_app(routes, info)
 
 
 class KeyReleaseServerThread(ServerThread):
