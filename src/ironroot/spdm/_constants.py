@@ -37,6 +37,10 @@ MEASUREMENT_SPECIFICATION_DMTF: Final = 0x01
 MAX_OPAQUE_DATA_SIZE: Final = 1024  # DSP0274: OpaqueDataLength shall not exceed 1024
 MIN_DATA_TRANSFER_SIZE: Final = 42  # DSP0274 1.2: MinDataTransferSize
 MAX_CERT_CHAIN_SIZE: Final = 0xFFFF  # 1.2 / 1.3: Length of the chain is two bytes
+# A + B + L1/L2 held for one connection. DSP0274 sets no maximum; a whole chain fetched in the
+# smallest portions (MinDataTransferSize) is about 112 KiB of B, so 1 MiB leaves room for every
+# honest run while a peer repeating GET_CERTIFICATE or unsigned GET_MEASUREMENTS cannot grow it.
+MAX_TRANSCRIPT_SIZE: Final = 1 << 20
 
 
 class SpdmVersion(enum.IntEnum):

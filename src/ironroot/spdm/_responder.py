@@ -12,7 +12,10 @@ Behaviour worth knowing:
 - A request out of order (before the VCA is complete, or a VCA step repeated) gets ERROR
   UnexpectedRequest; a request whose SPDMVersion is not the negotiated one, VersionMismatch; a
   malformed one, InvalidRequest; an unknown code, UnsupportedRequest. Errors change no state
-  but reset L1/L2, as does every request other than GET_MEASUREMENTS.
+  but reset L1/L2, as does every request other than GET_MEASUREMENTS. A request whose exchange
+  would take the transcript past ``MAX_TRANSCRIPT_SIZE`` (repeated GET_CERTIFICATE or unsigned
+  GET_MEASUREMENTS) gets ERROR Unspecified and is not recorded; GET_DIGESTS or a new VCA
+  starts B again.
 - Raw measurements of code or configuration (ROM, firmware, hardware/firmware configuration,
   manifests) are reported as digests with the negotiated MeasurementHashAlgo unless the
   requester asks for raw bit streams; DeviceMode, version, SVN and informational values are
@@ -38,7 +41,13 @@ from typing import Final
 from cryptography import x509
 
 from ironroot.crypto import PrivateKey, PublicKey, Signer
-from ironroot.errors import ConfigError, MalformedCertificate, MalformedSpdm, UnsupportedAlgorithm
+from ironroot.errors import (
+    ConfigError,
+    MalformedCertificate,
+    MalformedSpdm,
+    SpdmProtocolError,
+    UnsupportedAlgorithm,
+)
 from ironroot.spdm._certchain import CertificateChain
 from ironroot.spdm._codec import decode_padded
 from ironroot.spdm._constants import (
@@ -245,6 +254,9 @@ class Responder:
         except _Refusal as refusal:
             self._transcript.reset_measurements()
             return self._error(refusal.code, refusal.data)
+        except SpdmProtocolError:  # the transcript is full: the message was not recorded
+            self._transcript.reset_measurements()
+            return self._error(ErrorCode.UNSPECIFIED)
 
     # --- helpers ----------------------------------------------------------------------------
 

@@ -26,6 +26,10 @@ GET_CERTIFICATE and CERTIFICATE messages (GET_DIGESTS starts B over; each certif
 is appended); C the CHALLENGE request and the CHALLENGE_AUTH response without its signature.
 B is emptied by a new VCA, by a CHALLENGE (once M1/M2 is signed or verified), and by
 GET_MEASUREMENTS while no CHALLENGE has completed — the rules DMTF's libspdm follows.
+
+A :class:`Transcript` holds at most ``MAX_TRANSCRIPT_SIZE`` bytes (A, B and L1/L2 together): a
+message that would take it past that raises :class:`~ironroot.errors.SpdmProtocolError` and is
+not recorded, so a peer repeating requests cannot grow it without bound.
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from ironroot.errors import MalformedSpdm
-from ironroot.spdm._constants import BaseHashAlgo, SpdmVersion, base_hash
+from ironroot.errors import MalformedSpdm, SpdmProtocolError
+from ironroot.spdm._constants import MAX_TRANSCRIPT_SIZE, BaseHashAlgo, SpdmVersion, base_hash
 from ironroot.spdm._measurements import AnyMeasurementBlock
 
 __all__ = [
@@ -113,7 +117,12 @@ class Transcript:
     def reset_b(self) -> None:
         self._b = bytearray()
 
+    def _room_for(self, message: bytes) -> None:
+        if len(self._vca) + len(self._b) + len(self._m) + len(message) > MAX_TRANSCRIPT_SIZE:
+            raise SpdmProtocolError(f"the SPDM transcript would exceed {MAX_TRANSCRIPT_SIZE} bytes")
+
     def add_b(self, message: bytes) -> None:
+        self._room_for(message)
         self._b += message
 
     def m1m2(self, challenge: bytes, challenge_auth_unsigned: bytes) -> bytes:
@@ -121,9 +130,11 @@ class Transcript:
         return bytes(self._vca + self._b) + challenge + challenge_auth_unsigned
 
     def add_vca(self, message: bytes) -> None:
+        self._room_for(message)
         self._vca += message
 
     def add_measurement(self, message: bytes) -> None:
+        self._room_for(message)
         self._m += message
 
     def reset_measurements(self) -> None:
