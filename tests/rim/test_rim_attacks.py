@@ -24,6 +24,7 @@ from ironroot.errors import (
     BadSignature,
     CertificateExpired,
     ChainNotTrusted,
+    MalformedRim,
 )
 from ironroot.rim import verify_rim
 
@@ -144,3 +145,25 @@ def test_a_foreign_leaf_in_front_of_the_signer_is_refused(pki: RimPki) -> None:
     data = pki.sign(swid(), certs=[other.leaf, pki.leaf, pki.ca])
     with pytest.raises(ChainNotTrusted):
         verify_rim(data, now=NOW, roots=[pki.root])
+
+
+@pytest.mark.parametrize(
+    "hashes",
+    [
+        f'h:Hash0="{"11" * 48}" h:Hash1="{"22" * 48}" h:Hash01="{"33" * 48}"',
+        f'h:Hash00="{"33" * 48}" h:Hash0="{"11" * 48}" h:Hash1="{"22" * 48}"',
+    ],
+    ids=["hash1-and-hash01", "hash00-and-hash0"],
+)
+def test_two_attributes_for_one_alternative_are_refused(pki: RimPki, hashes: str) -> None:
+    """Which value would be allowed must not depend on attribute order: an alternative
+    number written twice (``Hash1`` and ``Hash01``) is refused."""
+    resources = (
+        f'<Resource xmlns:h="{SHA384_NS}" '
+        'type="Measurement" index="0" active="True" alternatives="2" size="48" name="m" '
+        f"{hashes}/>"
+    )
+    data = pki.sign(swid(resources=resources))
+    with pytest.raises(MalformedRim) as caught:
+        verify_rim(data, now=NOW, roots=[pki.root])
+    assert caught.value.code == "malformed-rim"
