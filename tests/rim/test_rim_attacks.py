@@ -5,6 +5,7 @@ end in the exact error (or, for unsigned additions, change nothing that is read)
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from _rim_helpers import (
@@ -18,6 +19,9 @@ from _rim_helpers import (
     vector_rim,
 )
 from cryptography.hazmat.primitives.asymmetric import ec
+from lxml import etree
+from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
+from signxml.signer import XMLSigner
 
 from ironroot.errors import (
     AlgorithmNotAccepted,
@@ -167,3 +171,47 @@ def test_two_attributes_for_one_alternative_are_refused(pki: RimPki, hashes: str
     with pytest.raises(MalformedRim) as caught:
         verify_rim(data, now=NOW, roots=[pki.root])
     assert caught.value.code == "malformed-rim"
+
+
+@pytest.mark.parametrize(
+    "c14n",
+    [
+        CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+        CanonicalizationMethod.CANONICAL_XML_1_0,
+        CanonicalizationMethod.CANONICAL_XML_1_1_WITH_COMMENTS,
+    ],
+    ids=["exc-c14n", "c14n-1.0", "c14n-1.1-with-comments"],
+)
+def test_a_canonicalization_other_than_nvidias_is_not_accepted(pki: RimPki, c14n: Any) -> None:
+    """A signer under a trusted root still signs the way NVIDIA does: enveloped-signature then
+    Canonical XML 1.1 (without comments), and SignedInfo in Canonical XML 1.1."""
+    signer = XMLSigner(
+        signature_algorithm=SignatureMethod.ECDSA_SHA384,
+        digest_algorithm=DigestAlgorithm.SHA384,
+        c14n_algorithm=c14n,
+    )
+    signed = signer.sign(etree.fromstring(swid()), key=pki.leaf_key, cert=[pki.leaf, pki.ca])
+    with pytest.raises(AlgorithmNotAccepted):
+        verify_rim(etree.tostring(signed), now=NOW, roots=[pki.root])
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b'<ds:Transform Algorithm="http://www.w3.org/2006/12/xml-c14n11"/>', b""),
+        (
+            b'<ds:Transform Algorithm="http://www.w3.org/2006/12/xml-c14n11"/>',
+            b'<ds:Transform Algorithm="http://www.w3.org/2006/12/xml-c14n11"/>'
+            b'<ds:Transform Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116">'
+            b"<ds:XPath>not(ancestor-or-self::*[local-name()='Payload'])</ds:XPath>"
+            b"</ds:Transform>",
+        ),
+        (b"xmldsig#enveloped-signature", b"xmldsig#base64"),
+    ],
+    ids=["no-c14n-transform", "xpath-transform", "base64-transform"],
+)
+def test_transforms_other_than_nvidias_are_not_accepted(old: bytes, new: bytes) -> None:
+    data = vector_rim(VBIOS_FILE)
+    assert data.count(old) == 1
+    with pytest.raises(AlgorithmNotAccepted):
+        verify_rim(data.replace(old, new), now=NOW)
