@@ -152,6 +152,30 @@ def _cert(
     return builder.sign(issuer_key, hashes.SHA384())
 
 
+def issue_certificate(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: str,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    *,
+    ca: bool,
+    path_length: int | None = None,
+    not_before: dt.datetime = NOW - dt.timedelta(days=365),
+    not_after: dt.datetime = NOW + dt.timedelta(days=365),
+) -> x509.Certificate:
+    """One certificate of a test RIM chain (for chains shaped unlike :class:`RimPki`)."""
+    return _cert(
+        subject,
+        key,
+        issuer,
+        issuer_key,
+        ca=ca,
+        path_length=path_length,
+        not_before=not_before,
+        not_after=not_after,
+    )
+
+
 @dataclasses.dataclass
 class RimPki:
     """A RIM signing chain shaped like NVIDIA's: root -> CA (path length 0) -> signer."""

@@ -14,7 +14,9 @@ from _rim_helpers import (
     VBIOS_ID,
     VBIOS_TEST_FILE,
     RimLog,
+    RimPki,
     golden_blocks,
+    swid,
     vector_blocks,
     vector_evidence,
     vector_rim,
@@ -23,7 +25,14 @@ from _rim_helpers import (
 from ironroot.attestation import appraise_gpu_rims
 from ironroot.attestation.evidence import parse_nvidia_opaque_data
 from ironroot.errors import MalformedEvidence, MeasurementMismatch, NotFound, VerificationFailed
-from ironroot.rim import LoggedRim, LoggedRims, compare_measurements, logged_rim_from_statement
+from ironroot.rim import (
+    LoggedRim,
+    LoggedRims,
+    RimId,
+    compare_measurements,
+    logged_rim_from_statement,
+    verify_rim,
+)
 
 # The H100 report's evidence values (its opaque data: project, SKU, chip, VBIOS, driver).
 H100 = {
@@ -219,3 +228,45 @@ def test_rims_active_at_one_index_conflict(rims: LoggedRims) -> None:
 def test_no_logged_rims_allow_nothing() -> None:
     with pytest.raises(NotFound):
         LoggedRims().appraise({}, **LOGGED)
+
+
+def _inactive_rim(pki: RimPki, rim_id: str, version: str, index: int) -> LoggedRim:
+    """A RIM under ``pki`` whose only measurement is marked inactive."""
+    resources = (
+        f'<Resource type="Measurement" index="{index}" active="False" alternatives="1" '
+        f'ns2:Hash0="{"11" * 48}" name="m" size="48"/>'
+    )
+    rim = verify_rim(
+        pki.sign(swid(version=version, resources=resources)), now=NOW, roots=[pki.root]
+    )
+    return LoggedRim(rim=rim, rim_id=RimId.parse(rim_id), issuer="https://rims.example")
+
+
+def test_rims_that_compare_nothing_allow_nothing(pki: RimPki) -> None:
+    """Two RIMs with no active measurement would affirm any GPU: an empty comparison is
+    refused, like an empty policy."""
+    driver = _inactive_rim(pki, DRIVER_ID, "545.00", 0)
+    vbios = _inactive_rim(pki, VBIOS_ID, "96.00.5E.00.01", 1)
+    with pytest.raises(VerificationFailed) as caught:
+        compare_measurements({1: bytes(48), 2: b"anything"}, driver, vbios)
+    assert caught.value.code == "rim-nothing-compared"
+    with pytest.raises(VerificationFailed) as caught:
+        LoggedRims([driver, vbios]).appraise({1: bytes(48)}, **LOGGED)
+    assert caught.value.code == "rim-nothing-compared"
+
+
+def test_a_pair_whose_only_measurement_is_skipped_allows_nothing(rims: LoggedRims) -> None:
+    """NVDEC0 disabled must not turn a comparison of block 36 alone into an affirmation."""
+    driver = _by(rims, DRIVER_ID, DRIVER_FILE)
+    only_nvdec0 = dataclasses.replace(
+        driver.rim, measurements=tuple(m for m in driver.rim.measurements if m.index == 35)
+    )
+    assert [m.index for m in only_nvdec0.active] == [35]
+    lone = dataclasses.replace(driver, rim=only_nvdec0)
+    empty = dataclasses.replace(
+        _by(rims, VBIOS_ID, VBIOS_FILE),
+        rim=dataclasses.replace(driver.rim, measurements=()),
+    )
+    with pytest.raises(VerificationFailed) as caught:
+        compare_measurements({}, lone, empty, nvdec0_disabled=True)
+    assert caught.value.code == "rim-nothing-compared"

@@ -14,6 +14,8 @@ VBIOS version and driver version (the opaque-data claims), and:
    block must be present, of the RIM's ``size``, and equal to one of its alternatives. When the
    evidence says NVDEC0 is disabled, RIM index 35 (block 36, NVDEC0's measurement) is skipped,
    as NVIDIA's verifier does;
+   a pair that compares no block at all (no active measurement, or only the skipped one)
+   allows nothing (``VerificationFailed`` code ``rim-nothing-compared``), like an empty policy;
 4. refuses any block that fails with ``MeasurementMismatch``, whose detail names each block,
    its RIM index, the golden measurement's name, the RIM id and why (absent, size, value), and
    whose ``indexes`` lists the blocks.
@@ -154,6 +156,12 @@ def compare_measurements(
                 measured=None if value is None else bytes(value),
                 allowed=measurement.alternatives,
             )
+        )
+    if not matched and not mismatches:
+        raise VerificationFailed(
+            f"the driver RIM {driver.rim_id} and the VBIOS RIM {vbios.rim_id} compare no "
+            "measurement block (no active measurement, or only skipped ones): they allow nothing",
+            code="rim-nothing-compared",
         )
     covered = {index + 1 for index in golden}
     return RimAppraisal(

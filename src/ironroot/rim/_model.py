@@ -11,7 +11,8 @@ measurement block, ``type="Measurement"``::
 ``index`` is the RIM index (0-based: measurement block ``index + 1`` of the SPDM response),
 ``active`` whether the value is compared at all, ``alternatives`` how many allowed values
 ``Hash0``…``Hash<n-1>`` (hex, in the namespace of their hash algorithm) follow, ``size`` their
-length in bytes.
+length in bytes. Each number is written once, without leading zeros (``Hash01`` beside
+``Hash1`` would leave the allowed value to attribute order): ``MalformedRim`` otherwise.
 
 XML from outside is parsed by :func:`parse_xml` only: lxml with entity resolution, DTD loading
 and network access off and its default (non-huge) tree limits, after a size check; a document
@@ -228,6 +229,8 @@ def _measurement(element: etree._Element, limits: RimLimits) -> GoldenMeasuremen
         number = qname.localname[4:]
         if qname.namespace not in _HASH_NS or not number.isascii() or not number.isdigit():
             raise MalformedRim(f"{what}: unknown hash attribute {key!r}")
+        if number != str(int(number)) or int(number) in hashes:
+            raise MalformedRim(f"{what}: hash attribute {key!r} repeats or pads an alternative")
         alg, length = _HASH_NS[qname.namespace]
         if length != size:
             raise MalformedRim(f"{what}: a {alg} value is {length} bytes, not size {size}")

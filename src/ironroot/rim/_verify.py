@@ -8,7 +8,9 @@ until every step passed):
    ``LimitExceeded`` (size, DTD, entities, not a SWID tag);
 2. **the signature element**: exactly one ``ds:Signature`` in the document, a child of
    ``SoftwareIdentity``; one ``Reference`` with ``URI=""`` (the whole tag); signature method
-   ``ecdsa-sha384`` and digest ``sha384`` (``AlgorithmNotAccepted`` otherwise);
+   ``ecdsa-sha384``, SignedInfo canonicalized by Canonical XML 1.1, the reference's transforms
+   exactly enveloped-signature then Canonical XML 1.1 (no comments, XPath or base64), and
+   digest ``sha384`` (``AlgorithmNotAccepted`` otherwise), as every NVIDIA RIM is signed;
 3. **the chain** in ``KeyInfo/X509Data`` (leaf first, as NVIDIA ships it, at most
    ``max_certificates``): from the leaf, each certificate must be issued by the next one found
    among the embedded certificates, until one is issued by a trusted root (the built-in NVIDIA
@@ -68,6 +70,8 @@ __all__ = ["verify_rim"]
 
 _ECDSA_SHA384: Final = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384"
 _SHA384: Final = "http://www.w3.org/2001/04/xmldsig-more#sha384"
+_C14N11: Final = "http://www.w3.org/2006/12/xml-c14n11"
+_ENVELOPED: Final = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 _DS: Final = {"ds": DSIG_NS}
 
 
@@ -95,6 +99,16 @@ def _signature_element(root: Any) -> Any:
     references = signature.findall("ds:SignedInfo/ds:Reference", _DS)
     if len(references) != 1 or references[0].get("URI") != "":
         raise MalformedRim('a RIM signature has exactly one Reference, URI="" (the whole tag)')
+    c14n = signature.find("ds:SignedInfo/ds:CanonicalizationMethod", _DS)
+    transforms = [
+        t.get("Algorithm") for t in references[0].findall("ds:Transforms/ds:Transform", _DS)
+    ]
+    if c14n is None or c14n.get("Algorithm") != _C14N11 or transforms != [_ENVELOPED, _C14N11]:
+        found = None if c14n is None else c14n.get("Algorithm")
+        raise AlgorithmNotAccepted(
+            f"a RIM is canonicalized with Canonical XML 1.1 after the enveloped-signature "
+            f"transform, not {found!r} with transforms {transforms!r}"
+        )
     digest = references[0].find("ds:DigestMethod", _DS)
     if digest is None or digest.get("Algorithm") != _SHA384:
         found = None if digest is None else digest.get("Algorithm")
