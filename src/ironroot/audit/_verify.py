@@ -134,14 +134,6 @@ _STATEMENT: Final = re.compile(r"(firmware/[a-z]+/statement-\d+|pfm/statement(-\
 _EAR_SKEW: Final = 60
 _EAR_URN: Final = "urn:ironroot:ear:sha256:"
 _MKEYS: Final = {1: "fmc", 2: "runtime"}
-# The ROM's device-status event (PCR0; one byte each, ironroot.rot's boot docs): anti-rollback
-# disabled, the SVN fuse, whether an owner key hash is fused.
-_PCR_ROM: Final = 0
-_DEVICE_STATUS: Final = "device-status"
-_DEVICE_STATUS_SIZE: Final = 9
-_STATUS_ANTI_ROLLBACK: Final = 2
-_STATUS_FUSE_SVN: Final = 5
-_STATUS_OWNER_KEY: Final = 8
 _FUSE_VIEW: Final = frozenset(
     {
         "lifecycle",
@@ -418,25 +410,25 @@ def _check_device_status(claims: QuoteClaims, fuses: Fuses) -> None:
     boot (signed in the seal's PCR log; layout in :mod:`ironroot.rot`): anti-rollback, the
     SVN fuse (which only grows: at least what it was at boot) and whether an owner key hash
     is fused (``VerificationFailed`` ``fuses-not-quoted``)."""
-    found = [e.data for e in claims.log if e.pcr == _PCR_ROM and e.name == _DEVICE_STATUS]
-    if len(found) != 1 or len(found[0]) != _DEVICE_STATUS_SIZE:
+    disabled, fuse_svn, owner = (
+        claims.anti_rollback_disabled,
+        claims.fuse_svn,
+        claims.owner_key_fused,
+    )
+    if disabled is None or fuse_svn is None or owner is None:
         raise VerificationFailed(
             "the seal's PCR log holds no single device-status event of the ROM",
             code="fuses-not-quoted",
         )
-    status = found[0]
-    disabled = status[_STATUS_ANTI_ROLLBACK]
     if (
-        disabled not in (0, 1)
-        or bool(disabled) != fuses.anti_rollback_disabled
-        or (not disabled and fuses.svn < status[_STATUS_FUSE_SVN])
-        or bool(status[_STATUS_OWNER_KEY]) != bool(fuses.owner_key_hash)
+        disabled != fuses.anti_rollback_disabled
+        or (not disabled and fuses.svn < fuse_svn)
+        or owner != bool(fuses.owner_key_hash)
     ):
-        owner = "fused" if status[_STATUS_OWNER_KEY] else "not fused"
         raise VerificationFailed(
             "the fuse view does not agree with the device status the RoT's ROM measured at "
             f"boot: anti-rollback {'disabled' if disabled else 'enabled'}, SVN fuse "
-            f"{status[_STATUS_FUSE_SVN]}, owner key {owner}",
+            f"{fuse_svn}, owner key {'fused' if owner else 'not fused'}",
             code="fuses-not-quoted",
         )
 

@@ -80,6 +80,15 @@ PCR_DPE: Final = 2
 PCR_SIZE: Final = 48
 MAX_LOG_EVENTS: Final = 256
 MAX_EVENT_DATA: Final = 256
+DEVICE_STATUS: Final = "device-status"
+DEVICE_STATUS_SIZE: Final = 9
+# byte offsets in the device-status event (module docs)
+STATUS_LIFECYCLE: Final = 0
+STATUS_DEBUG_LOCKED: Final = 1
+STATUS_ANTI_ROLLBACK_DISABLED: Final = 2
+STATUS_FIRMWARE_SVN: Final = 4
+STATUS_FUSE_SVN: Final = 5
+STATUS_OWNER_KEY: Final = 8
 _FORMAT: Final = "ironroot-boot-state/1"
 _IDEVID_DIGEST: Final = 32  # SHA-256
 _ZERO: Final = bytes(PCR_SIZE)
@@ -102,6 +111,15 @@ class PcrEvent:
             raise MalformedInput("PCR event name must be 1–64 characters")
         if not isinstance(self.data, bytes) or len(self.data) > MAX_EVENT_DATA:
             raise MalformedInput(f"PCR event data must be bytes, at most {MAX_EVENT_DATA}")
+
+
+def device_status(log: Iterable[PcrEvent]) -> bytes | None:
+    """The ROM's ``device-status`` event (module docs) in ``log``: ``None`` unless the log
+    holds exactly one, in PCR0, of :data:`DEVICE_STATUS_SIZE` bytes."""
+    events = [e for e in log if e.name == DEVICE_STATUS]
+    if len(events) != 1 or events[0].pcr != PCR_ROM or len(events[0].data) != DEVICE_STATUS_SIZE:
+        return None
+    return events[0].data
 
 
 def extend(pcr: bytes, data: bytes) -> bytes:
@@ -339,7 +357,7 @@ def cold_boot(fuses: Fuses, bundle: bytes, *, now: dt.datetime) -> BootResult:
     )
     owner_hash = verified.owner_key_hash or _ZERO
     events = (
-        PcrEvent(PCR_ROM, "device-status", status),
+        PcrEvent(PCR_ROM, DEVICE_STATUS, status),
         PcrEvent(PCR_ROM, "vendor-ecc-key-hash", verified.vendor_ecc_key_hash),
         PcrEvent(PCR_ROM, "vendor-pqc-key-hash", verified.vendor_pqc_key_hash),
         PcrEvent(PCR_ROM, "owner-key-hash", owner_hash),

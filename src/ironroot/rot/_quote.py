@@ -66,7 +66,22 @@ from ironroot.errors import (
     StaleNonce,
     VerificationFailed,
 )
-from ironroot.rot._boot import PCR_COUNT, PCR_FMC, PCR_ROM, PCR_SIZE, BootState, PcrEvent, replay
+from ironroot.rot._boot import (
+    PCR_COUNT,
+    PCR_FMC,
+    PCR_ROM,
+    PCR_SIZE,
+    STATUS_ANTI_ROLLBACK_DISABLED,
+    STATUS_DEBUG_LOCKED,
+    STATUS_FIRMWARE_SVN,
+    STATUS_FUSE_SVN,
+    STATUS_LIFECYCLE,
+    STATUS_OWNER_KEY,
+    BootState,
+    PcrEvent,
+    device_status,
+    replay,
+)
 from ironroot.rot._dice_values import OperationalFlag, OperationalFlags
 from ironroot.rot._fuses import Lifecycle
 from ironroot.rot._layers import SHA384_OID, DiceLayer
@@ -91,8 +106,6 @@ _KEYS: Final = {Algorithm.ES384: "es384", Algorithm.ML_DSA_87: "ml-dsa-87"}
 _CHAIN_LENGTH: Final = 4  # RT alias, FMC alias, LDevID, IDevID
 _MAX_CHAIN: Final = 8
 _LIFECYCLES: Final = {state.label: state for state in Lifecycle}
-_DEVICE_STATUS: Final = "device-status"
-_STATUS_SIZE: Final = 9
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +125,31 @@ class QuoteClaims:
     debug_locked: bool
     ecc_chain: tuple[DiceCertificate, ...]
     mldsa_chain: tuple[DiceCertificate, ...]
+
+    @property
+    def device_status(self) -> bytes | None:
+        """The ROM's ``device-status`` event of the log (one in every verified quote)."""
+        return device_status(self.log)
+
+    @property
+    def anti_rollback_disabled(self) -> bool | None:
+        """Whether the ROM measured anti-rollback disabled (``None``: no device status)."""
+        status = self.device_status
+        if status is None or status[STATUS_ANTI_ROLLBACK_DISABLED] not in (0, 1):
+            return None
+        return bool(status[STATUS_ANTI_ROLLBACK_DISABLED])
+
+    @property
+    def fuse_svn(self) -> int | None:
+        """The SVN fuse the ROM measured (0 when anti-rollback is disabled)."""
+        status = self.device_status
+        return None if status is None else status[STATUS_FUSE_SVN]
+
+    @property
+    def owner_key_fused(self) -> bool | None:
+        """Whether the ROM measured an owner key hash fused."""
+        status = self.device_status
+        return None if status is None else bool(status[STATUS_OWNER_KEY])
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -338,19 +376,18 @@ def _check_device_status(
     the boot advanced to at least the firmware's. (The byte itself is bound only through the
     DEVICE_INFO FWID, which needs the vendor key descriptor hash to recompute: a device with
     anti-rollback disabled running firmware SVN 0 can still claim it enabled.)"""
-    events = [e for e in log if e.name == _DEVICE_STATUS]
-    if len(events) != 1 or events[0].pcr != PCR_ROM or len(events[0].data) != _STATUS_SIZE:
+    status = device_status(log)
+    if status is None:
         raise VerificationFailed("the PCR log needs exactly one 9-byte device-status in PCR0")
-    status = events[0].data
-    disabled = status[2]
+    disabled, fuse = status[STATUS_ANTI_ROLLBACK_DISABLED], status[STATUS_FUSE_SVN]
     if (
-        status[0] != int(lifecycle)
-        or status[1] != int(debug_locked)
-        or status[4] != svn
-        or status[5] != fuse_svn
+        status[STATUS_LIFECYCLE] != int(lifecycle)
+        or status[STATUS_DEBUG_LOCKED] != int(debug_locked)
+        or status[STATUS_FIRMWARE_SVN] != svn
+        or fuse != fuse_svn
         or disabled not in (0, 1)
-        or (disabled == 1 and status[5] != 0)
-        or (disabled == 0 and status[5] < status[4])
+        or (disabled == 1 and fuse != 0)
+        or (disabled == 0 and fuse < status[STATUS_FIRMWARE_SVN])
     ):
         raise VerificationFailed("the device-status event differs from the certified device state")
 

@@ -77,8 +77,6 @@ _PCR_COUNT: Final = 3
 _PCR_ROM: Final = 0
 _PCR_FMC: Final = 1
 _DEVICE_STATUS: Final = "device-status"
-_DEVICE_STATUS_SIZE: Final = 9
-_ANTI_ROLLBACK_BYTE: Final = 2
 
 
 @lru_cache(maxsize=64)
@@ -125,13 +123,10 @@ def _reached(
     return tuple(reached)
 
 
-def _anti_rollback(log: Sequence[PcrEvent]) -> str:
+def _anti_rollback(claims: QuoteClaims) -> str:
     """``enabled``/``disabled`` from the ROM's device-status event, else ``unknown``."""
-    events = [e for e in log if e.pcr == _PCR_ROM and e.name == _DEVICE_STATUS]
-    if len(events) != 1 or len(events[0].data) != _DEVICE_STATUS_SIZE:
-        return "unknown"
-    flag = events[0].data[_ANTI_ROLLBACK_BYTE]
-    return {0: "enabled", 1: "disabled"}.get(flag, "unknown")
+    disabled = claims.anti_rollback_disabled
+    return "unknown" if disabled is None else "disabled" if disabled else "enabled"
 
 
 def quote_claims(claims: QuoteClaims, *, root: str = "") -> EvidenceClaims:
@@ -155,7 +150,7 @@ def quote_claims(claims: QuoteClaims, *, root: str = "") -> EvidenceClaims:
             "lifecycle": claims.lifecycle.label,
             "vendor_ca": idevid.issuer or "",
             "root": root,
-            "anti_rollback": _anti_rollback(claims.log),
+            "anti_rollback": _anti_rollback(claims),
         },
         signer=claims.ecc_chain[-1].subject,
         raw=JsonReady(claims.to_json()),  # QuoteClaims.to_json is JSON-ready by contract
