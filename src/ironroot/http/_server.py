@@ -17,7 +17,7 @@ httptools protocol with them added:
 * ``body_timeout``: from the end of the head to the end of the body; over it → close (the app
   sees a client disconnect);
 * ``max_connections``: open connections; one more → 503 with ``Retry-After`` and close;
-* over TLS, the handshake is the connection's (:class:`_TlsHandshake`), not the listener's
+* over TLS, the handshake is the connection's (:class:`TlsHandshake`), not the listener's
   as in uvicorn, where a client could hold any number of sockets for 60 s each, unseen by
   the limits, by connecting and sending nothing, half a ClientHello, or one a byte at a time:
   a connection counts against ``max_connections`` from its accept (one more is closed at
@@ -85,6 +85,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ironroot.errors import ConfigError
 from ironroot.http._tls import ServerTls
+from ironroot.http._tls_handshake import TlsHandshake
 
 __all__ = ["PromptServer", "ServerLimits", "check_listen", "run_server", "server_config"]
 
@@ -109,7 +110,6 @@ _DRAIN_IDLE: Final = 1.0  # ... or until the client is this long without sending
 _DRAIN_BYTES: Final = 4 << 20  # ... or until it has sent this much: then it closes all the same
 # a head's bytes besides its method, target and header lines
 _REQUEST_LINE_FRAME: Final = len(b"  HTTP/1.1\r\n\r\n")
-_TLS_CLOSE_WAIT: Final = 5.0  # a closing TLS connection waits this long for close_notify
 
 
 def _tls_extension(transport: asyncio.BaseTransport) -> dict[object, object] | None:
@@ -580,132 +580,6 @@ class _GuardedProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-class _TlsHandshake(asyncio.Protocol):
-    """A TLS connection until its handshake is done (module docs): among the server's
-    connections from its accept (refused over ``max_connections``), closed if the handshake
-    is not done within ``header_timeout``; then handed to the HTTP protocol (``http``) on its
-    TLS transport, with whatever the client sent along with its last handshake message.
-    ``tls`` is what it serves (the service's files), ``context`` the context made of them.
-
-    ``loop.start_tls`` runs in a task, a loop turn after the accept. asyncio reads nothing
-    before it (reading is paused in :meth:`connection_made`); uvloop starts reading once
-    :meth:`connection_made` returns, so the ClientHello may come here first: it is held
-    (reading paused) and handed to the TLS protocol ahead of its own first read."""
-
-    http: type[_GuardedProtocol]
-    tls: ServerTls
-    context: ssl.SSLContext
-
-    def __init__(self, **kwargs: Any) -> None:
-        self._http = self.http(**kwargs)
-        self._limits = self._http.limits
-        self._connections: set[Any] = self._http.connections  # the server's
-        self._loop = self._http.loop
-        self.transport: asyncio.Transport | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._wrapped = False  # start_tls has the connection: what comes here is decrypted
-        self._raw = bytearray()  # read before that (uvloop): the TLS protocol's first bytes
-        self._early = bytearray()  # decrypted before the HTTP protocol took over
-        self._ended = False  # the client's end (or the transport's) came before that
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        self._connections.add(self)
-        if len(self._connections) > self._limits.max_connections:
-            _log.warning("connection refused: %d connections open", len(self._connections) - 1)
-            self._connections.discard(self)
-            transport.close()
-            return
-        self.transport.pause_reading()
-        self._timer = self._loop.call_later(self._limits.header_timeout, self._timed_out)
-        self._task = self._loop.create_task(self._handshake(self.transport))
-
-    async def _handshake(self, transport: asyncio.Transport) -> None:
-        try:
-            if self._ended:
-                return
-            self._wrapped = True
-            if self._raw:  # ahead of the TLS protocol's connection_made (call_soon's order)
-                self._loop.call_soon(self._replay, transport, bytes(self._raw))
-                self._raw.clear()
-            tls = await self._loop.start_tls(
-                transport,
-                self,
-                self.context,
-                server_side=True,
-                ssl_handshake_timeout=self._limits.header_timeout,
-                ssl_shutdown_timeout=_TLS_CLOSE_WAIT,
-            )
-        except OSError as exc:  # an alert, a reset, a timeout: the client's doing
-            _log.debug("a TLS handshake failed: %r", exc)
-            return
-        finally:
-            self._release()
-        if tls is None or tls.is_closing() or self._ended:  # closed under it, or by the client
-            if tls is not None:
-                tls.close()
-            return
-        tls.set_protocol(self._http)
-        self._http.connection_made(tls)
-        if self._early and not tls.is_closing():
-            self._http.data_received(bytes(self._early))
-        self._early.clear()
-
-    @staticmethod
-    def _replay(transport: asyncio.Transport, data: bytes) -> None:
-        """Hand ``data`` to the TLS protocol start_tls put on ``transport`` as a read would
-        (both asyncio's and uvloop's are buffered protocols)."""
-        if transport.is_closing():
-            return
-        tls = cast(asyncio.BufferedProtocol, transport.get_protocol())
-        view = memoryview(data)
-        while view:
-            buffer = memoryview(tls.get_buffer(len(view)))
-            size = min(len(buffer), len(view))
-            buffer[:size] = view[:size]
-            tls.buffer_updated(size)
-            view = view[size:]
-
-    def _release(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._connections.discard(self)
-
-    def _timed_out(self) -> None:
-        self._timer = None
-        _log.debug(
-            "closing a connection whose TLS handshake took over %s s", self._limits.header_timeout
-        )
-        self._release()  # first: the place is free before the client sees the close
-        if self.transport is not None:
-            self.transport.abort()
-
-    def shutdown(self) -> None:
-        """The server stops: a handshake in progress ends here."""
-        self._release()
-        if self.transport is not None:
-            self.transport.abort()
-
-    # the protocol of the TCP transport until start_tls, then of the TLS one until the HTTP
-    # protocol takes over
-    def data_received(self, data: bytes) -> None:
-        if self._wrapped:
-            self._early += data
-        elif self.transport is not None:
-            self._raw += data
-            self.transport.pause_reading()
-
-    def eof_received(self) -> bool | None:
-        self._ended = True
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._ended = True
-        self._release()
-
-
 def server_config(
     app: Any,
     host: str,
@@ -717,13 +591,13 @@ def server_config(
 ) -> uvicorn.Config:
     """The uvicorn configuration every Ironroot service runs with: httptools, ``limits``, and
     HTTPS (mutual TLS with a client CA) when ``tls`` is given: with ``tls.context()``, the
-    handshake done by the protocol (:class:`_TlsHandshake`), not by uvicorn's listener."""
+    handshake done by the protocol (:class:`TlsHandshake`), not by uvicorn's listener."""
     limits = limits or ServerLimits()
     protocol = type("IronrootHttpProtocol", (_GuardedProtocol,), {"limits": limits})
     http: type[asyncio.Protocol] = protocol
     if tls is not None:
         handshake = {"http": protocol, "tls": tls, "context": tls.context()}
-        http = type("IronrootTlsProtocol", (_TlsHandshake,), handshake)
+        http = type("IronrootTlsProtocol", (TlsHandshake,), handshake)
     # uvicorn annotates it int; it is a number of seconds (PromptServer.shutdown's timeout)
     options: dict[str, Any] = {"timeout_graceful_shutdown": limits.shutdown_timeout}
     if limits.trusted_proxies:
@@ -844,9 +718,9 @@ class PromptServer(uvicorn.Server):
 
     def _log_started_message(self, listeners: Sequence[socket.SocketType]) -> None:
         # uvicorn names the scheme after its listener's TLS (config.ssl); TLS is the
-        # protocol's here (_TlsHandshake): an HTTPS server says https all the same
+        # protocol's here (TlsHandshake): an HTTPS server says https all the same
         protocol = self.config.http_protocol_class
-        if not (isinstance(protocol, type) and issubclass(protocol, _TlsHandshake)):
+        if not (isinstance(protocol, type) and issubclass(protocol, TlsHandshake)):
             super()._log_started_message(listeners)
             return
         self.config.ssl = protocol.context
