@@ -203,6 +203,47 @@ def test_delete_destroys_the_key(hsm: Hsm, roles: tuple[Session, ...]) -> None:
         hsm.delete(officer, handle)
 
 
+@pytest.mark.parametrize("key_type", [KeyType.EC_P256, KeyType.HMAC_SHA384, KeyType.AES_256])
+def test_a_delete_during_an_operation_never_lets_it_use_wiped_material(
+    hsm: Hsm, roles: tuple[Session, ...], key_type: KeyType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sign and encrypt run outside the HSM's lock; a delete that wipes the key between the
+    operation's look-up and its use must not make it sign, MAC or encrypt with zeros (the
+    old code returned an HMAC of the zeroed EC key as the "signature")."""
+    import threading
+
+    officer, user, _ = roles
+    usages = ["encrypt", "decrypt"] if key_type is KeyType.AES_256 else ["sign", "verify"]
+    handle = hsm.generate(officer, key_type, KeyAttributes.of(usages))
+    if key_type is KeyType.EC_P256:
+        public = hsm.key_info(user, handle).public_key
+    elif key_type is KeyType.HMAC_SHA384:
+        expected = hsm.sign(user, handle, b"m")
+    look_up = hsm._key
+    deleting = threading.Thread(target=hsm.delete, args=(officer, handle))
+
+    def then_delete(*args: object) -> object:
+        found = look_up(*args)  # type: ignore[arg-type]
+        monkeypatch.setattr(hsm, "_key", look_up)
+        deleting.start()  # the old code held no lock here: the delete wiped the key at once
+        deleting.join(0.3)  # the new one holds it: the delete waits for the look-up's end
+        return found
+
+    monkeypatch.setattr(hsm, "_key", then_delete)
+    if key_type is KeyType.AES_256:
+        assert len(hsm.encrypt(user, handle, b"m")) == 12 + 1 + 16  # the old code: refused
+    else:
+        signature = hsm.sign(user, handle, b"m")
+        if key_type is KeyType.EC_P256:
+            assert public is not None
+            public.verify(signature, b"m")  # the old code: an HMAC of zeros, BadSignature
+        else:
+            assert signature == expected
+    deleting.join(10)
+    with pytest.raises(NotFound):
+        hsm.key_info(user, handle)
+
+
 def test_nothing_secret_in_reprs(hsm: Hsm, roles: tuple[Session, ...]) -> None:
     officer, user, _ = roles
     handle = hsm.generate(officer, KeyType.AES_256)

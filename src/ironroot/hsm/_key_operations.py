@@ -62,6 +62,19 @@ class KeyOperations(Permissions):
             raise KeyUsageNotPermitted(f"key {handle} does not have usage {usage.value}")
         return key
 
+    def _in_use(self, handle: str, usage: Usage) -> tuple[KeyRecord, KeyObject | None, bytes]:
+        """The key, its object and a copy of its stored material, read under the lock.
+
+        Sign, verify, encrypt and decrypt run outside the lock (they are the hot path), but a
+        delete wipes a record in place under it (its material zeroed, its object dropped): an
+        operation that read the record after that would MAC with zeros, or treat a deleted
+        EC key as an HMAC key and return a tag of the zeroed bytes as its "signature". Read
+        here, the operation sees the key whole or not at all (``NotFound``), as if it ran
+        before the delete."""
+        with self._lock:
+            key = self._key(handle, usage)
+            return key, key.obj, bytes(key.stored)
+
     def _new_handle(self) -> str:
         return secrets.token_hex(16)
 
@@ -128,35 +141,35 @@ class KeyOperations(Permissions):
     def sign(self, session: Session, handle: str, data: bytes) -> bytes:
         """Sign ``data`` (COSE signature encoding) or MAC it (HMAC-SHA-384)."""
         with self._operation(session, "sign", handle):
-            key = self._key(handle, Usage.SIGN)
-            obj = key.obj
+            _key, obj, material = self._in_use(handle, Usage.SIGN)
             if isinstance(obj, PrivateKey):
                 return obj.sign(self._check_data(data))
-            return hmac.new(bytes(key.stored), self._check_data(data), hashlib.sha384).digest()
+            return hmac.new(material, self._check_data(data), hashlib.sha384).digest()
 
     def verify(self, session: Session, handle: str, signature: bytes, data: bytes) -> None:
         """Return ``None`` if ``signature`` is valid over ``data``; raise ``BadSignature``."""
         with self._operation(session, "verify", handle):
-            key = self._key(handle, Usage.VERIFY)
+            key, _obj, material = self._in_use(handle, Usage.VERIFY)
             signature = self._check_data(signature, "signature")
             if key.public_key is not None:
                 key.public_key.verify(signature, self._check_data(data))
                 return
-            mac = hmac.new(bytes(key.stored), self._check_data(data), hashlib.sha384).digest()
+            mac = hmac.new(material, self._check_data(data), hashlib.sha384).digest()
             if not hmac.compare_digest(mac, signature):
                 raise BadSignature("HMAC-SHA-384 tag does not verify")
 
-    def _aead(self, key: KeyRecord) -> AESGCM:
-        if not isinstance(key.obj, AESGCM):
-            raise KeyUsageNotPermitted(f"key {key.handle} is not an AES-256 key")
-        return key.obj
+    def _aead(self, handle: str, usage: Usage) -> AESGCM:
+        _key, obj, _material = self._in_use(handle, usage)
+        if not isinstance(obj, AESGCM):
+            raise KeyUsageNotPermitted(f"key {handle} is not an AES-256 key")
+        return obj
 
     def encrypt(
         self, session: Session, handle: str, plaintext: bytes, *, aad: bytes = b""
     ) -> bytes:
         """AES-256-GCM: ``nonce (12) ‖ ciphertext ‖ tag (16)``, with a random nonce."""
         with self._operation(session, "encrypt", handle):
-            aead = self._aead(self._key(handle, Usage.ENCRYPT))
+            aead = self._aead(handle, Usage.ENCRYPT)
             nonce = secrets.token_bytes(_GCM_NONCE)
             return nonce + aead.encrypt(
                 nonce, self._check_data(plaintext), self._check_data(aad, "aad")
@@ -165,7 +178,7 @@ class KeyOperations(Permissions):
     def decrypt(self, session: Session, handle: str, sealed: bytes, *, aad: bytes = b"") -> bytes:
         """Undo :meth:`encrypt`; ``VerificationFailed`` if the tag does not verify."""
         with self._operation(session, "decrypt", handle):
-            aead = self._aead(self._key(handle, Usage.DECRYPT))
+            aead = self._aead(handle, Usage.DECRYPT)
             data = self._check_data(sealed)
             if len(data) < _GCM_NONCE + 16:
                 raise MalformedInput("AES-GCM ciphertext is shorter than nonce and tag")

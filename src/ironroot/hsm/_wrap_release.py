@@ -79,7 +79,7 @@ class WrapAndRelease(KeyOperations):
         (``recipient``: ML-KEM or RSA SubjectPublicKeyInfo). The format follows the wrapping
         key (``_wrap``). ``KeyNotExportable`` for a non-exportable key or one with a release
         policy."""
-        with self._operation(session, "wrap", target):
+        with self._lock, self._operation(session, "wrap", target):  # not while a delete wipes
             if (wrapping_key is None) == (recipient is None):
                 raise MalformedInput("give exactly one of wrapping_key and recipient")
             key = self._key(target)
