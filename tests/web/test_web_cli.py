@@ -163,7 +163,9 @@ def test_ironroot_dashboard_serves_the_data_directory(world: WebWorld) -> None:
     with _server(["dashboard", "--data", str(world.data), "--port", str(port)]) as served:
         base = f"http://127.0.0.1:{port}"
         _wait(base + "/health", served)
-        assert http_calls.get(base + "/log").status_code == 200
+        page = http_calls.get(base + "/log")
+        assert page.status_code == 200
+        assert "strict-transport-security" not in page.headers  # plain HTTP: browsers ignore it
         assert http_calls.get(base + "/fleet").status_code == 303
         assert http_calls.get(base + "/log/ops-log").status_code == 200
     assert served.process.returncode == 0, served.err
@@ -186,6 +188,7 @@ def test_fleet_serve_mounts_the_dashboard(world: WebWorld) -> None:
         cookie = login.headers["set-cookie"]
         assert "Secure" in cookie
         assert "Path=/dashboard" in cookie
+        assert login.headers["strict-transport-security"] == "max-age=31536000"
         assert http_calls.get(base + "/dashboard/log/ops-log", verify=ca).status_code == 200
         fleet = http_calls.get(base + "/dashboard/fleet", verify=ca)
         assert fleet.status_code == 303

@@ -25,7 +25,11 @@ An operator page asked for without a session redirects (303) to ``/login?next=<p
 response carries ``Content-Security-Policy: default-src 'none'; style-src 'self'; img-src
 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`` (no script runs, no
 inline style, nothing from elsewhere), ``X-Content-Type-Options: nosniff``,
-``Referrer-Policy: same-origin`` and ``Cache-Control: no-store``. Templates are autoescaped
+``Referrer-Policy: same-origin`` and ``Cache-Control: no-store``; served over TLS, also
+``Strict-Transport-Security: max-age=31536000`` (RFC 6797: a browser that has seen it goes on
+to the dashboard by HTTPS only, so a network attacker cannot strip TLS from a later visit and
+read the login; not ``includeSubDomains``, as the dashboard does not speak for its domain's
+other hosts; not sent over plain HTTP, where browsers ignore it). Templates are autoescaped
 (every value from a log, a fleet or an HSM is text, never markup). Errors are pages with
 their status (a typed error's, or 500 with a correlation id that the log line repeats); a
 path with a slash too many is a 404 page, never a redirect.
@@ -71,9 +75,10 @@ from ironroot.web._auth import (
 )
 from ironroot.web._dashboard import Dashboard
 
-__all__ = ["SECURITY_HEADERS", "create_dashboard_app"]
+__all__ = ["HSTS", "SECURITY_HEADERS", "create_dashboard_app"]
 
 _log = logging.getLogger("ironroot.web")
+HSTS: Final = ("strict-transport-security", "max-age=31536000")
 SECURITY_HEADERS: Final = {
     "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -497,18 +502,20 @@ class _SecurityHeaders:
     def __init__(self, app: Any) -> None:
         self.app = app
         self._headers = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+        self._tls_headers = [*self._headers, (HSTS[0].encode(), HSTS[1].encode())]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = self._tls_headers if scope.get("scheme") == "https" else self._headers
 
         async def with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 present = {k.lower() for k, _ in message.get("headers", [])}
                 message["headers"] = [
                     *message.get("headers", []),
-                    *((k, v) for k, v in self._headers if k not in present),
+                    *((k, v) for k, v in headers if k not in present),
                 ]
             await send(message)
 
