@@ -29,6 +29,7 @@ from ironroot import errors
 from ironroot.demo import ACTS, ATTACKS, REPORT_FORMAT, REPORT_SCHEMA, Attack, main, run_attack
 from ironroot.demo import _main as demo_main
 from ironroot.errors import IronrootError, PolicyRejected
+from once import once_per_run
 
 pytestmark = pytest.mark.integration
 
@@ -92,8 +93,15 @@ def _probe(report: dict[str, Any], work: Path) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     """``python -m ironroot.demo --quick --serve --json FILE``: the story, then, while the
-    services stay up, a few requests to them, then Ctrl-C (SIGINT)."""
-    base = tmp_path_factory.mktemp("demo")
+    services stay up, a few requests to them, then Ctrl-C (SIGINT). Run once for the whole
+    test run (``once_per_run``): the tests only read what it left."""
+    base, found = once_per_run(tmp_path_factory, "demo", _run_demo)
+    report_file = base / "report.json"
+    report = json.loads(report_file.read_text()) if report_file.is_file() else {}
+    return Run(found["code"], found["out"], report, base / "work", found["probes"])
+
+
+def _run_demo(base: Path) -> dict[str, Any]:
     report_file, work = base / "report.json", base / "work"
     command = [
         sys.executable,
@@ -141,9 +149,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     reader.join(timeout=10)
     if process.stdout is not None:
         process.stdout.close()
-    out = "".join(lines)
-    report = json.loads(report_file.read_text()) if report_file.is_file() else {}
-    return Run(code, out, report, work, probes)
+    return {"code": code, "out": "".join(lines), "probes": probes}
 
 
 def test_serve_leaves_the_services_up_until_ctrl_c(run: Run) -> None:
