@@ -5,10 +5,12 @@ publishes a checkpoint (``GET /checkpoint``) only once k of its n witnesses cosi
 background thread, :class:`CheckpointWitnessing`, wakes whenever the log integrates a batch,
 submits the latest checkpoint to every witness at once (add-checkpoint, with the consistency
 proof from the size that witness last cosigned: 0 the first time, then what a 409 says),
-checks each answer's cosignatures against that witness's configured key, and when k verify,
-publishes the log's checkpoint with those cosignature lines appended. Until then the previous
-witnessed checkpoint stays published (none at all before the first: ``/checkpoint`` answers
-503), and the submission is retried with backoff.
+checks each answer's cosignatures against that witness's configured key, and when k verify
+(a cosignature dated more than ``FUTURE_SKEW`` seconds after the service's clock does not
+count: a witness cannot vouch for a time that has not come), publishes the log's checkpoint
+with those cosignature lines appended. Until then the previous witnessed checkpoint stays
+published (none at all before the first: ``/checkpoint`` answers 503), and the submission
+is retried with backoff.
 
 The published checkpoint is kept in ``<data>/witnessed-checkpoint`` (written atomically), so
 a restarted service serves it at once; it is checked against the log's key and the quorum
@@ -25,7 +27,8 @@ import concurrent.futures
 import logging
 import ssl
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -45,6 +48,10 @@ _MAX_NOTE: Final = 1 << 20
 _log = logging.getLogger("ironroot.transparency")
 
 
+def _wall_clock() -> int:
+    return int(time.time())
+
+
 class CheckpointWitnessing:
     """Gets the log's checkpoints cosigned by a quorum of witnesses; publishes those that are."""
 
@@ -57,8 +64,10 @@ class CheckpointWitnessing:
         data_dir: Path | None = None,
         timeout: float = 10.0,
         verify: ssl.SSLContext | bool = True,
+        clock: Callable[[], int] = _wall_clock,
     ) -> None:
         self._log = log
+        self._clock = clock
         self._policy = WitnessPolicy(tuple(w.verifier for w in witnesses), quorum)
         self._clients = [
             WitnessClient(w.url, verifiers=(w.verifier,), timeout=timeout, verify=verify)
@@ -98,7 +107,9 @@ class CheckpointWitnessing:
             return
         try:
             note = read_limited(self._path, _MAX_NOTE)
-            cosigned = self._policy.check(note, self._log.note_verifiers, origin=self._log.origin)
+            cosigned = self._policy.check(
+                note, self._log.note_verifiers, origin=self._log.origin, now=self._clock()
+            )
         except (IronrootError, OSError) as exc:
             _log.error("%s does not verify and is not served: %s", self._path, exc)
             return
@@ -159,7 +170,9 @@ class CheckpointWitnessing:
             return False
         combined = Note(parsed.body, parsed.signatures + tuple(lines)).encode()
         try:
-            self._policy.check(combined, self._log.note_verifiers, origin=self._log.origin)
+            self._policy.check(
+                combined, self._log.note_verifiers, origin=self._log.origin, now=self._clock()
+            )
         except IronrootError as exc:
             _log.warning("the checkpoint at size %d is not published yet: %s", checkpoint.size, exc)
             return False
