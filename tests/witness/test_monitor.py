@@ -4,6 +4,7 @@ watched statements, forks (split views between two logs of one origin), and the 
 from __future__ import annotations
 
 import json
+import sqlite3
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -341,6 +342,51 @@ def test_state_persists_and_a_foreign_file_is_refused(tmp_path: Path, log_key: P
             MonitorStore(tmp_path / "junk")
         with pytest.raises(StorageError):
             MonitorStore(tmp_path / "absent", create=False)
+    finally:
+        log.close()
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("root", bytes(32)),  # a root damaged or edited: the log "forked" at the same size
+        ("note", None),  # an older checkpoint's note restored beside the newer size and root
+        ("compact", None),  # the compact range of the older tree
+    ],
+)
+def test_a_state_row_that_is_not_what_was_verified_is_no_fork(
+    tmp_path: Path, log_key: PrivateKey, column: str, value: bytes | None
+) -> None:
+    log = grown(log_key, entries(3), entries(3, 3))
+    try:
+        path = tmp_path / "monitor.sqlite3"
+        older = MonitorStore(":memory:")
+
+        class Stale(LogFetcher):
+            def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+                if path == "checkpoint":
+                    return self.log.checkpoint_at(3)
+                return super().fetch(path, accept=accept)
+
+        Monitor(older).check("a", Stale(log), _keys(log))
+        old = older.state(ORIGIN)
+        assert old is not None
+        older.close()
+        store = MonitorStore(path)
+        Monitor(store).check("a", LogFetcher(log), _keys(log))
+        store.close()
+        values = {"note": old.note, "compact": b"".join(old.compact), "root": value}
+        db = sqlite3.connect(path)
+        db.execute(f"UPDATE logs SET {column} = ?", (values[column],))  # noqa: S608
+        db.commit()
+        db.close()
+        store = MonitorStore(path)
+        try:
+            with pytest.raises(StorageError, match="monitor database holds a"):
+                Monitor(store).check("a", LogFetcher(log), _keys(log))
+            assert store.forks() == []
+        finally:
+            store.close()
     finally:
         log.close()
 

@@ -13,8 +13,11 @@ consistency with the old one and its entries were verified: a crash leaves the o
 the next run verifies the same range again. Every ``sqlite3.Error`` becomes
 :class:`StorageError`; a file that is not a monitor database is refused, and so is a row that
 could not have been written here (a negative size, a root that is not 32 bytes, a compact
-range that is not the one of a tree of its size, a pin whose keys are not a list of text,
-text that is not UTF-8): ``StorageError`` as it is read.
+range that is not the one of a tree of its size, a note whose checkpoint is not the row's
+origin, size and root, a compact range that does not give the root, a pin whose keys are not
+a list of text, text that is not UTF-8): ``StorageError`` as it is read. Such a row is never
+taken for what the monitor verified: a root edited or restored apart from its note would
+otherwise be reported as the log's fork, with a proof that proves nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from pathlib import Path
 from typing import Final
 
 from ironroot._statedb import open_state_db
-from ironroot.errors import StorageError
+from ironroot.errors import IronrootError, StorageError
+from ironroot.log import Checkpoint, Note
+from ironroot.merkle import CompactRange
 
 __all__ = ["LogState", "MonitorStore"]
 
@@ -102,6 +107,22 @@ class MonitorStore:
         ):
             raise StorageError("the monitor database holds a malformed log row")
         hashes = tuple(compact[i : i + _HASH] for i in range(0, len(compact), _HASH))
+        try:
+            checkpoint = Checkpoint.parse(Note.parse(note).body)
+            compact_root = CompactRange(size, hashes).root()
+        except IronrootError as exc:
+            raise StorageError(
+                "the monitor database holds a log row whose note or compact range is malformed"
+            ) from exc
+        if (checkpoint.origin, checkpoint.size, checkpoint.root) != (origin, size, root):
+            raise StorageError(
+                f"the monitor database holds a row for {origin} that is not its note's checkpoint"
+            )
+        if compact_root != root:
+            raise StorageError(
+                f"the monitor database holds a row for {origin} whose compact range does not "
+                "give its root"
+            )
         return LogState(origin, size, root, note, hashes, updated)
 
     def state(self, origin: str) -> LogState | None:
