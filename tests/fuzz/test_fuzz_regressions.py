@@ -76,7 +76,9 @@ def _monitor_file(path: Path, *changes: str) -> Path:
     store = MonitorStore(path)
     signer = NoteSigner("log.example/m", PrivateKey.generate(Algorithm.ED25519))
     note = sign_checkpoint(Checkpoint("log.example/m", 3, compact.root()), [signer])
-    store.advance(LogState("log.example/m", 3, compact.root(), note, compact.hashes, 1))
+    store.advance(
+        LogState("log.example/m", 3, compact.root(), note, compact.hashes, 1), expected=None
+    )
     store.set_pin("https://log.example/", "log.example/m", ("log.example/m+1234abcd+AQ",))
     store.close()
     return _changed(path, *((change, ()) for change in changes))

@@ -23,6 +23,7 @@ from witness_testkit import (
 from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
+    Conflict,
     ForkDetected,
     InconsistentCheckpoint,
     InsufficientCosignatures,
@@ -388,6 +389,48 @@ def test_a_state_row_that_is_not_what_was_verified_is_no_fork(
         finally:
             store.close()
     finally:
+        log.close()
+
+
+def test_two_monitors_sharing_a_state_file_never_move_it_back(
+    tmp_path: Path, log_key: PrivateKey
+) -> None:
+    """A lagging mirror (size 5) checked by one monitor while another stores size 7: the
+    slower one's write used to replace 7 with 5 (the state went back); it is a Conflict."""
+    log = grown(log_key, entries(3), entries(2, 3), entries(2, 5))
+    path = tmp_path / "monitor.sqlite3"
+    ahead, behind = MonitorStore(path), MonitorStore(path)
+
+    class At(LogFetcher):
+        def __init__(self, log: Log, size: int, meanwhile: object = None) -> None:
+            super().__init__(log)
+            self.size, self.meanwhile = size, meanwhile
+
+        def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+            if path == "checkpoint":
+                return self.log.checkpoint_at(self.size)
+            if callable(self.meanwhile) and "/entries/" in path:
+                meanwhile, self.meanwhile = self.meanwhile, None
+                meanwhile()
+            return super().fetch(path, accept=accept)
+
+    try:
+        Monitor(ahead).check("u", At(log, 3), _keys(log))
+
+        def other() -> None:
+            Monitor(ahead).check("u", At(log, 7), _keys(log))
+
+        with pytest.raises(Conflict, match=r"another monitor stored .* at size 7 meanwhile"):
+            Monitor(behind).check("mirror", At(log, 5, other), _keys(log))
+        state = behind.state(ORIGIN)
+        assert state is not None
+        assert state.size == 7
+        # its next round checks the mirror against size 7
+        with pytest.raises(InconsistentCheckpoint, match="smaller than the size 7"):
+            Monitor(behind).check("mirror", At(log, 5), _keys(log))
+    finally:
+        ahead.close()
+        behind.close()
         log.close()
 
 
