@@ -10,13 +10,15 @@ import pytest
 from witness_testkit import ORIGIN, WITNESS, entries, grown
 
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.log import Log
+from ironroot.errors import InsufficientCosignatures
+from ironroot.log import Log, Note
 from ironroot.transparency import CheckpointWitnessing, WitnessEndpoint
 from ironroot.witness import (
     Cosigner,
     MemoryWitnessStore,
     Witness,
     WitnessedLog,
+    WitnessPolicy,
     WitnessThread,
 )
 
@@ -73,3 +75,13 @@ def test_the_service_does_not_count_a_cosignature_dated_in_the_future(
         assert restarted.published() is None
     finally:
         restarted.close()
+
+
+def test_the_refusal_names_the_witnesses_dated_in_the_future(log: Log) -> None:
+    ahead = Cosigner("witness.example/ahead", PrivateKey.generate(Algorithm.ED25519))
+    note = Note.parse(log.checkpoint())
+    cosigned = Note(note.body, (*note.signatures, ahead.cosign(note.body, FUTURE))).encode()
+    policy = WitnessPolicy((ahead.verifier(),), 1)
+    with pytest.raises(InsufficientCosignatures, match=r"not counted: witness\.example/ahead"):
+        policy.check(cosigned, log.note_verifiers, now=NOW)
+    assert policy.check(cosigned, log.note_verifiers, now=FUTURE).cosignatures
