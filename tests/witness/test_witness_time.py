@@ -1,5 +1,5 @@
-"""Cosignature timestamps: a cosignature dated in the future does not count towards a quorum,
-wherever a quorum is counted (the service publishing, a client checking a receipt)."""
+"""What the service publishes as witnessed: a cosignature dated in the future does not count
+towards a quorum; a kept witnessed checkpoint is served again only if it is the log's tree."""
 
 from __future__ import annotations
 
@@ -85,3 +85,31 @@ def test_the_refusal_names_the_witnesses_dated_in_the_future(log: Log) -> None:
     with pytest.raises(InsufficientCosignatures, match=r"not counted: witness\.example/ahead"):
         policy.check(cosigned, log.note_verifiers, now=NOW)
     assert policy.check(cosigned, log.note_verifiers, now=FUTURE).cosignatures
+
+
+def test_a_kept_witnessed_checkpoint_of_another_tree_is_not_served(tmp_path: Path) -> None:
+    """The data directory's log restored or rebuilt beside the witnessed-checkpoint file of
+    its earlier tree (same origin, same key, other entries at the same size)."""
+    key = PrivateKey.generate(Algorithm.ED25519)
+    earlier, rebuilt = grown(key, entries(3)), grown(key, entries(3, tag=b"rebuilt"))
+    honest = _witness(earlier, WITNESS, NOW)
+    try:
+        with WitnessThread(honest) as thread:
+            endpoints = [WitnessEndpoint(thread.url, honest.verifiers[0])]
+            first = CheckpointWitnessing(
+                earlier, endpoints, 1, data_dir=tmp_path, clock=lambda: NOW
+            )
+            try:
+                assert first.witness_once()
+            finally:
+                first.close()
+        kept = (tmp_path / "witnessed-checkpoint").read_bytes()
+        for log, served in ((rebuilt, None), (earlier, kept)):
+            loaded = CheckpointWitnessing(log, endpoints, 1, data_dir=tmp_path, clock=lambda: NOW)
+            try:
+                assert loaded.published() == served
+            finally:
+                loaded.close()
+    finally:
+        earlier.close()
+        rebuilt.close()

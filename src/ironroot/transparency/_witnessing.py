@@ -13,8 +13,8 @@ published (none at all before the first: ``/checkpoint`` answers 503), and the s
 is retried with backoff.
 
 The published checkpoint is kept in ``<data>/witnessed-checkpoint`` (written atomically), so
-a restarted service serves it at once; it is checked against the log's key and the quorum
-when loaded and left out (logged) if it does not verify.
+a restarted service serves it at once; it is checked against the log's key, the quorum and
+the log's own tree at its size when loaded, and left out (logged) if it does not verify.
 
 A witness that answers 422 ``fork-detected`` or a 409 with a size larger than the log's says
 that it saw another tree for this origin: that is logged as an error, loudly; the other
@@ -24,6 +24,7 @@ witnesses still count.
 from __future__ import annotations
 
 import concurrent.futures
+import hmac
 import logging
 import ssl
 import threading
@@ -115,6 +116,17 @@ class CheckpointWitnessing:
             return
         if cosigned.checkpoint.size > self._log.tree_size:
             _log.error("%s is beyond the log's tree and is not served", self._path)
+            return
+        if not hmac.compare_digest(
+            cosigned.checkpoint.root, self._log.root(cosigned.checkpoint.size)
+        ):
+            # another tree of this origin (the log restored or rebuilt beside an old file):
+            # serving it would publish a fork of the log's own making
+            _log.error(
+                "%s is not the log's tree at size %d and is not served",
+                self._path,
+                cosigned.checkpoint.size,
+            )
             return
         self._published, self._published_size = note, cosigned.checkpoint.size
 
