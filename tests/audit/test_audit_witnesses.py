@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.audit.audit_world import NODE, AuditWorld, audit_world
+from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world
 
 from ironroot.audit import AuditExport, AuditTrust, check_bundle, verify_bundle
 from ironroot.crypto import Algorithm, PrivateKey
@@ -62,14 +62,19 @@ def collected(aw: AuditWorld) -> AuditExport:
     return aw.collect()
 
 
-def _cosign(aw: AuditWorld, note: bytes, *witnesses: Wit) -> bytes:
-    """``note`` with the cosignature lines each witness answers its add-checkpoint with."""
+def _cosign(aw: AuditWorld, note: bytes, *witnesses: Wit, ahead: int = 0) -> bytes:
+    """``note`` with the cosignature lines each witness answers its add-checkpoint with, at
+    the export (or ``ahead`` seconds after it)."""
     keys = aw.checkpoint_keys()
     origin = open_checkpoint(note, keys).origin
     lines: list[NoteSignature] = []
     for wit in witnesses:
         witness = Witness(
-            wit.name, wit.cosigners, [WitnessedLog(origin, keys)], MemoryWitnessStore()
+            wit.name,
+            wit.cosigners,
+            [WitnessedLog(origin, keys)],
+            MemoryWitnessStore(),
+            clock=lambda: int(EXPORTED.timestamp()) + ahead,
         )
         lines.extend(witness.add_checkpoint(AddCheckpoint(0, (), note).encode()))
     parsed = Note.parse(note)
@@ -143,6 +148,21 @@ def test_a_trusted_witness_line_that_does_not_verify_is_refused(
     data = collected.replace(members={CHECKPOINT: (forged, NOTE)}).seal(aw.fleet.rot(NODE))
     error = _refused(data, _trust(aw, W1, W2, quorum=1))
     assert (type(error), error.check) == (BadSignature, "transparency")
+
+
+def test_a_cosignature_dated_after_the_export_does_not_count(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """A witness whose cosignature is dated a year after the bundle was exported vouches
+    for a time that had not come: it does not count towards the quorum."""
+    note = _cosign(aw, collected.members[CHECKPOINT][0], W2, ahead=365 * 24 * 3600)
+    data = collected.replace(members={CHECKPOINT: (note, NOTE)}).seal(aw.fleet.rot(NODE))
+    error = _refused(data, _trust(aw, W2, quorum=1))
+    assert (type(error), error.code, error.check) == (
+        InsufficientCosignatures,
+        "insufficient-cosignatures",
+        "transparency",
+    )
 
 
 def test_cosignatures_over_another_checkpoint_do_not_count(

@@ -65,7 +65,8 @@ def _changed(path: Path, *changes: tuple[str, tuple[object, ...]]) -> Path:
 def _monitor_file(path: Path, *changes: str) -> Path:
     """A monitor state file that verified a log of 3 entries (pinned), then ``changes``
     made to it behind the monitor's back (SQL)."""
-    from ironroot.log import Checkpoint
+    from ironroot.crypto import Algorithm, PrivateKey
+    from ironroot.log import Checkpoint, NoteSigner, sign_checkpoint
     from ironroot.merkle import CompactRange, leaf_hash
     from ironroot.monitor import LogState, MonitorStore
 
@@ -73,8 +74,11 @@ def _monitor_file(path: Path, *changes: str) -> Path:
     for entry in (b"a", b"b", b"c"):
         compact.append(leaf_hash(entry))
     store = MonitorStore(path)
-    note = Checkpoint("log.example/m", 3, compact.root()).encode()
-    store.advance(LogState("log.example/m", 3, compact.root(), note, compact.hashes, 1))
+    signer = NoteSigner("log.example/m", PrivateKey.generate(Algorithm.ED25519))
+    note = sign_checkpoint(Checkpoint("log.example/m", 3, compact.root()), [signer])
+    store.advance(
+        LogState("log.example/m", 3, compact.root(), note, compact.hashes, 1), expected=None
+    )
     store.set_pin("https://log.example/", "log.example/m", ("log.example/m+1234abcd+AQ",))
     store.close()
     return _changed(path, *((change, ()) for change in changes))

@@ -4,6 +4,7 @@ watched statements, forks (split views between two logs of one origin), and the 
 from __future__ import annotations
 
 import json
+import sqlite3
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from witness_testkit import (
 from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
+    Conflict,
     ForkDetected,
     InconsistentCheckpoint,
     InsufficientCosignatures,
@@ -342,6 +344,93 @@ def test_state_persists_and_a_foreign_file_is_refused(tmp_path: Path, log_key: P
         with pytest.raises(StorageError):
             MonitorStore(tmp_path / "absent", create=False)
     finally:
+        log.close()
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("root", bytes(32)),  # a root damaged or edited: the log "forked" at the same size
+        ("note", None),  # an older checkpoint's note restored beside the newer size and root
+        ("compact", None),  # the compact range of the older tree
+    ],
+)
+def test_a_state_row_that_is_not_what_was_verified_is_no_fork(
+    tmp_path: Path, log_key: PrivateKey, column: str, value: bytes | None
+) -> None:
+    log = grown(log_key, entries(3), entries(3, 3))
+    try:
+        path = tmp_path / "monitor.sqlite3"
+        older = MonitorStore(":memory:")
+
+        class Stale(LogFetcher):
+            def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+                if path == "checkpoint":
+                    return self.log.checkpoint_at(3)
+                return super().fetch(path, accept=accept)
+
+        Monitor(older).check("a", Stale(log), _keys(log))
+        old = older.state(ORIGIN)
+        assert old is not None
+        older.close()
+        store = MonitorStore(path)
+        Monitor(store).check("a", LogFetcher(log), _keys(log))
+        store.close()
+        values = {"note": old.note, "compact": b"".join(old.compact), "root": value}
+        db = sqlite3.connect(path)
+        db.execute(f"UPDATE logs SET {column} = ?", (values[column],))  # noqa: S608
+        db.commit()
+        db.close()
+        store = MonitorStore(path)
+        try:
+            with pytest.raises(StorageError, match="monitor database holds a"):
+                Monitor(store).check("a", LogFetcher(log), _keys(log))
+            assert store.forks() == []
+        finally:
+            store.close()
+    finally:
+        log.close()
+
+
+def test_two_monitors_sharing_a_state_file_never_move_it_back(
+    tmp_path: Path, log_key: PrivateKey
+) -> None:
+    """A lagging mirror (size 5) checked by one monitor while another stores size 7: the
+    slower one's write used to replace 7 with 5 (the state went back); it is a Conflict."""
+    log = grown(log_key, entries(3), entries(2, 3), entries(2, 5))
+    path = tmp_path / "monitor.sqlite3"
+    ahead, behind = MonitorStore(path), MonitorStore(path)
+
+    class At(LogFetcher):
+        def __init__(self, log: Log, size: int, meanwhile: object = None) -> None:
+            super().__init__(log)
+            self.size, self.meanwhile = size, meanwhile
+
+        def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+            if path == "checkpoint":
+                return self.log.checkpoint_at(self.size)
+            if callable(self.meanwhile) and "/entries/" in path:
+                meanwhile, self.meanwhile = self.meanwhile, None
+                meanwhile()
+            return super().fetch(path, accept=accept)
+
+    try:
+        Monitor(ahead).check("u", At(log, 3), _keys(log))
+
+        def other() -> None:
+            Monitor(ahead).check("u", At(log, 7), _keys(log))
+
+        with pytest.raises(Conflict, match=r"another monitor stored .* at size 7 meanwhile"):
+            Monitor(behind).check("mirror", At(log, 5, other), _keys(log))
+        state = behind.state(ORIGIN)
+        assert state is not None
+        assert state.size == 7
+        # its next round checks the mirror against size 7
+        with pytest.raises(InconsistentCheckpoint, match="smaller than the size 7"):
+            Monitor(behind).check("mirror", At(log, 5), _keys(log))
+    finally:
+        ahead.close()
+        behind.close()
         log.close()
 
 

@@ -16,17 +16,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-from witness_testkit import ORIGIN, entries, grown, sqlite_witness
+from witness_testkit import ORIGIN, WITNESS, entries, grown, sqlite_witness
 
 import http_calls
 from ironroot.cose import Problem
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.log import Log
+from ironroot.errors import ConfigError
+from ironroot.log import Log, NoteSigner
 from ironroot.witness import (
     AddCheckpoint,
+    Cosigner,
     MemoryWitnessStore,
     SqliteWitnessStore,
     Witness,
+    WitnessedLog,
     WitnessStore,
     WitnessThread,
 )
@@ -307,3 +310,23 @@ def test_a_read_waiting_for_the_store_holds_up_no_other_client(
         held.close()
         adding.join()
     assert _size(witness) == 11
+
+
+def test_a_log_key_with_the_name_and_key_id_of_a_witness_key_is_refused(
+    tmp_path: Path,
+) -> None:
+    """An ML-DSA-44 log signature and an ML-DSA-44 cosignature share the key id formula: a
+    log configured with the witness's own (name, key) signs lines the witness's cosignature
+    would repeat. The witness kept a note with the line twice, which it could not read back
+    (StorageError on every later request for that log); the configuration is refused."""
+    key = PrivateKey.generate(Algorithm.ML_DSA_44)
+    log = WitnessedLog(ORIGIN, (NoteSigner(WITNESS, key).verifier(),))
+    store = SqliteWitnessStore(tmp_path / "witness.sqlite3")
+    try:
+        with pytest.raises(ConfigError, match="name and key id of one of this witness's"):
+            Witness(WITNESS, [Cosigner(WITNESS, key)], [log], store)
+        ed = PrivateKey.generate(Algorithm.ED25519)
+        with pytest.raises(ConfigError, match="cosigning keys must be distinct"):
+            Witness(WITNESS, [Cosigner(WITNESS, ed), Cosigner(WITNESS, ed)], [], store)
+    finally:
+        store.close()

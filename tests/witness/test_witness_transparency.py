@@ -4,6 +4,7 @@ Real HTTP throughout: witnesses served by WitnessThread, the service by ServiceT
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -212,11 +213,27 @@ def test_offline_checks_of_a_witnessed_statement(
         current = service.log.tree_size
         proof = service.log.consistency_proof(size, current)
         verifiers = service.log.note_verifiers
-        kwargs = {"service_keys": keys, "log_verifiers": verifiers, "origin": TS_ORIGIN}
+        now = int(time.time())
+        kwargs = {
+            "service_keys": keys,
+            "log_verifiers": verifiers,
+            "origin": TS_ORIGIN,
+            "now": now,
+        }
         ok = verify_witnessed_statement(
             early.transparent_statement, note, proof, policy=three.policy(3), **kwargs
         )
         assert ok.checkpoint.checkpoint.size == current
+        # a client whose clock is a day behind the witnesses': their cosignatures are dated
+        # in its future and do not count
+        with pytest.raises(InsufficientCosignatures, match="0 of the trusted witnesses"):
+            verify_witnessed_statement(
+                early.transparent_statement,
+                note,
+                proof,
+                policy=three.policy(1),
+                **{**kwargs, "now": now - 24 * 3600},
+            )
         # a wrong proof
         bad = [bytes(32)] * len(proof)
         with pytest.raises(InconsistentCheckpoint):

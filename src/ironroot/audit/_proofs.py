@@ -239,13 +239,18 @@ def fetch_log(fetcher: LogFetcher, statements: Mapping[str, bytes]) -> FetchedLo
 
 
 def _cosigned(
-    text: bytes, checkpoint: Checkpoint, witnesses: Sequence[CosignatureVerifier], quorum: int
+    text: bytes,
+    checkpoint: Checkpoint,
+    witnesses: Sequence[CosignatureVerifier],
+    quorum: int,
+    now: int | None,
 ) -> list[str]:
-    """The distinct trusted witnesses whose cosignature on the checkpoint verifies, when at
-    least ``quorum`` (none asked when ``quorum`` is 0)."""
+    """The distinct trusted witnesses whose cosignature on the checkpoint verifies (and, with
+    ``now``, is not dated after it), when at least ``quorum`` (none asked when ``quorum`` is
+    0)."""
     if not quorum:
         return []
-    found = verify_cosignatures(Note.parse(text), witnesses)
+    found = verify_cosignatures(Note.parse(text), witnesses, now=now)
     names = sorted({c.name for c in found})
     if len(names) < quorum:
         raise InsufficientCosignatures(
@@ -272,6 +277,7 @@ def verify_log_proofs(
     checkpoint_keys: Iterable[NoteVerifier],
     witnesses: Sequence[CosignatureVerifier] = (),
     witness_quorum: int = 0,
+    now: int | None = None,
     note: Callable[[str], None] = lambda _line: None,
 ) -> list[CheckedLog]:
     """Verify every log's ``(checkpoint note, proofs)`` and that they cover every receipt by
@@ -282,8 +288,9 @@ def verify_log_proofs(
 
     With ``witness_quorum`` > 0 every checkpoint must also carry valid cosignatures
     (c2sp.org/tlog-cosignature) from that many distinct ``witnesses`` — distinct by name, so
-    one witness's two keys count once: ``InsufficientCosignatures`` when it has fewer,
-    ``BadSignature`` when a line by a trusted witness key does not verify."""
+    one witness's two keys count once, and with ``now`` (POSIX seconds) a cosignature dated
+    more than ``FUTURE_SKEW`` after it does not count: ``InsufficientCosignatures`` when it
+    has fewer, ``BadSignature`` when a line by a trusted witness key does not verify."""
     verifiers = tuple(checkpoint_keys)
     covered: set[tuple[str, int]] = set()
     checked: list[CheckedLog] = []
@@ -295,7 +302,7 @@ def verify_log_proofs(
                 f"no trusted checkpoint key signed a checkpoint in the bundle ({exc.detail})",
                 code="untrusted-log",
             ) from exc
-        cosigners = _cosigned(text, checkpoint, witnesses, witness_quorum)
+        cosigners = _cosigned(text, checkpoint, witnesses, witness_quorum, now)
         proofs = LogProofs.decode(proofs_bytes)
         if proofs.origin != checkpoint.origin or proofs.tree_size != checkpoint.size:
             raise InvalidProof(

@@ -732,6 +732,7 @@ def _transparency(ctx: _Context) -> list[str]:
         checkpoint_keys=ctx.trust.checkpoint_keys,
         witnesses=ctx.trust.witnesses,
         witness_quorum=ctx.trust.witness_quorum,
+        now=int(ctx.at.timestamp()),
         note=lines.append,
     )
     lines.append(f"every trusted receipt of {len(statements)} logged statement(s) is covered")

@@ -26,7 +26,9 @@ this order:
    compact range, and requires the checkpoint's root (:class:`VerificationFailed` if not);
 4. parses each entry as a SCITT Signed Statement and reports those whose ``iss`` or ``sub``
    is watched (``statement`` events);
-5. stores the new state (size, root, note, compact range) in one write.
+5. stores the new state (size, root, note, compact range) in one write, if the stored state
+   is still the one it checked against (:class:`~ironroot.errors.Conflict` otherwise: another
+   monitor sharing the store got there first, and the state never goes back).
 
 A fork stores a :class:`~ironroot.witness.ForkProof` (both signed notes and the proof) and
 raises :class:`ForkDetected`; the state is not advanced, so the next round finds it again
@@ -260,7 +262,8 @@ class Monitor:
                 note,
                 compact.hashes,
                 self._clock(),
-            )
+            ),
+            expected=state,
         )
         first = MonitorEvent(
             "checkpoint",

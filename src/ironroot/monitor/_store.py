@@ -8,13 +8,20 @@ Schema (version 1), one SQLite file (WAL, ``synchronous=FULL``)::
     pins(url TEXT PRIMARY KEY, origin TEXT, keys TEXT)   -- keys first seen at a URL (TOFU)
     forks(id INTEGER PRIMARY KEY, origin TEXT, proof BLOB, at INTEGER)
 
-Advancing a log's state is one statement (``INSERT OR REPLACE``) after the new checkpoint, its
-consistency with the old one and its entries were verified: a crash leaves the old state, and
-the next run verifies the same range again. Every ``sqlite3.Error`` becomes
+Advancing a log's state is one compare-and-set transaction (``BEGIN IMMEDIATE``) after the
+new checkpoint, its consistency with the old one and its entries were verified: it writes only
+if the stored (size, root) is still the one the check started from, so two monitors sharing
+the file (``monitor follow`` and a ``monitor once``, or two threads) can never move it back
+to an older checkpoint; the one that lost gets :class:`Conflict` and its next round checks
+against what the other stored. A crash leaves the old state, and the next run verifies the
+same range again. Every ``sqlite3.Error`` becomes
 :class:`StorageError`; a file that is not a monitor database is refused, and so is a row that
 could not have been written here (a negative size, a root that is not 32 bytes, a compact
-range that is not the one of a tree of its size, a pin whose keys are not a list of text,
-text that is not UTF-8): ``StorageError`` as it is read.
+range that is not the one of a tree of its size, a note whose checkpoint is not the row's
+origin, size and root, a compact range that does not give the root, a pin whose keys are not
+a list of text, text that is not UTF-8): ``StorageError`` as it is read. Such a row is never
+taken for what the monitor verified: a root edited or restored apart from its note would
+otherwise be reported as the log's fork, with a proof that proves nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ from pathlib import Path
 from typing import Final
 
 from ironroot._statedb import open_state_db
-from ironroot.errors import StorageError
+from ironroot.errors import Conflict, IronrootError, StorageError
+from ironroot.log import Checkpoint, Note
+from ironroot.merkle import CompactRange
 
 __all__ = ["LogState", "MonitorStore"]
 
@@ -102,6 +111,22 @@ class MonitorStore:
         ):
             raise StorageError("the monitor database holds a malformed log row")
         hashes = tuple(compact[i : i + _HASH] for i in range(0, len(compact), _HASH))
+        try:
+            checkpoint = Checkpoint.parse(Note.parse(note).body)
+            compact_root = CompactRange(size, hashes).root()
+        except IronrootError as exc:
+            raise StorageError(
+                "the monitor database holds a log row whose note or compact range is malformed"
+            ) from exc
+        if (checkpoint.origin, checkpoint.size, checkpoint.root) != (origin, size, root):
+            raise StorageError(
+                f"the monitor database holds a row for {origin} that is not its note's checkpoint"
+            )
+        if compact_root != root:
+            raise StorageError(
+                f"the monitor database holds a row for {origin} whose compact range does not "
+                "give its root"
+            )
         return LogState(origin, size, root, note, hashes, updated)
 
     def state(self, origin: str) -> LogState | None:
@@ -117,18 +142,47 @@ class MonitorStore:
         )
         return [self._state(r) for r in rows]
 
-    def advance(self, state: LogState) -> None:
-        self._query(
-            "INSERT OR REPLACE INTO logs VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                state.origin,
-                state.size,
-                state.root,
-                state.note,
-                b"".join(state.compact),
-                state.updated,
-            ),
-        )
+    def advance(self, state: LogState, *, expected: LogState | None) -> None:
+        """Store ``state`` if the stored one is still ``expected`` (its size and root; ``None``
+        or size 0: no row yet); :class:`Conflict` if another monitor advanced it meanwhile."""
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = self._db.execute(
+                        "SELECT origin, size, root, note, compact, updated FROM logs "
+                        "WHERE origin = ?",
+                        (state.origin,),
+                    ).fetchall()
+                    current = self._state(rows[0]) if rows else None
+                    was = None if expected is None or not expected.note else expected
+                    if (current is None) != (was is None) or (
+                        current is not None
+                        and was is not None
+                        and (current.size, current.root) != (was.size, was.root)
+                    ):
+                        size = 0 if current is None else current.size
+                        raise Conflict(
+                            f"another monitor stored {state.origin} at size {size} meanwhile; "
+                            "the next round checks against it"
+                        )
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO logs VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            state.origin,
+                            state.size,
+                            state.root,
+                            state.note,
+                            b"".join(state.compact),
+                            state.updated,
+                        ),
+                    )
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StorageError(f"the monitor database {self._path} failed: {exc}") from exc
 
     def pin(self, url: str) -> tuple[str, tuple[str, ...]] | None:
         """(origin, vkeys) first seen at ``url``, if any."""

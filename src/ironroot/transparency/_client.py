@@ -289,5 +289,6 @@ class TransparencyClient:
             service_keys=keys,
             log_verifiers=verifiers,
             policy=policy,
+            now=int(time.time()),
             origin=origin,
         )

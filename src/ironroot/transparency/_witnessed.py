@@ -4,10 +4,11 @@ A receipt is signed by the service alone: on its own it cannot show that the ser
 everyone the same log. A relying party that requires witnesses checks, with
 :func:`verify_witnessed_statement`, that the tree the receipt proves the statement in (size
 and root, from the receipt's inclusion proof) is consistent with a checkpoint that k of the
-witnesses it trusts cosigned: the log signature and the quorum (``WitnessPolicy.check``),
-then an RFC 9162 consistency proof from the receipt's tree to the checkpoint's. Pure: the
-caller fetches the cosigned checkpoint and the proof (:meth:`TransparencyClient.witness`
-computes the proof from the service's tiles).
+witnesses it trusts cosigned: the log signature and the quorum (``WitnessPolicy.check``, at
+the caller's ``now``: a cosignature dated in the future does not count), then an RFC 9162
+consistency proof from the receipt's tree to the checkpoint's. Pure: the caller fetches the
+cosigned checkpoint and the proof (:meth:`TransparencyClient.witness` computes the proof
+from the service's tiles).
 
 Errors: the receipts' (``verify_transparent_statement``), the checkpoint's
 (``BadSignature``, ``UnknownIssuer``), :class:`InsufficientCosignatures`, and
@@ -62,13 +63,14 @@ def verify_witnessed_statement(
     service_keys: Mapping[bytes, Verifier],
     log_verifiers: Sequence[NoteVerifier],
     policy: WitnessPolicy,
+    now: int,
     origin: str | None = None,
 ) -> WitnessedStatement:
-    """Verify the statement's receipts, the checkpoint's quorum, and that the receipt's tree
-    is a prefix of the checkpoint's (see the module docs)."""
+    """Verify the statement's receipts, the checkpoint's quorum at ``now`` (POSIX seconds),
+    and that the receipt's tree is a prefix of the checkpoint's (see the module docs)."""
     statement = verify_transparent_statement(transparent_statement, service_keys)
     size, root = receipt_tree(transparent_statement)
-    cosigned = policy.check(cosigned_checkpoint, log_verifiers, origin=origin)
+    cosigned = policy.check(cosigned_checkpoint, log_verifiers, origin=origin, now=now)
     checkpoint = cosigned.checkpoint
     if checkpoint.size < size:
         raise InconsistentCheckpoint(

@@ -5,14 +5,16 @@ publishes a checkpoint (``GET /checkpoint``) only once k of its n witnesses cosi
 background thread, :class:`CheckpointWitnessing`, wakes whenever the log integrates a batch,
 submits the latest checkpoint to every witness at once (add-checkpoint, with the consistency
 proof from the size that witness last cosigned: 0 the first time, then what a 409 says),
-checks each answer's cosignatures against that witness's configured key, and when k verify,
-publishes the log's checkpoint with those cosignature lines appended. Until then the previous
-witnessed checkpoint stays published (none at all before the first: ``/checkpoint`` answers
-503), and the submission is retried with backoff.
+checks each answer's cosignatures against that witness's configured key, and when k verify
+(a cosignature dated more than ``FUTURE_SKEW`` seconds after the service's clock does not
+count: a witness cannot vouch for a time that has not come), publishes the log's checkpoint
+with those cosignature lines appended. Until then the previous witnessed checkpoint stays
+published (none at all before the first: ``/checkpoint`` answers 503), and the submission
+is retried with backoff.
 
 The published checkpoint is kept in ``<data>/witnessed-checkpoint`` (written atomically), so
-a restarted service serves it at once; it is checked against the log's key and the quorum
-when loaded and left out (logged) if it does not verify.
+a restarted service serves it at once; it is checked against the log's key, the quorum and
+the log's own tree at its size when loaded, and left out (logged) if it does not verify.
 
 A witness that answers 422 ``fork-detected`` or a 409 with a size larger than the log's says
 that it saw another tree for this origin: that is logged as an error, loudly; the other
@@ -22,10 +24,12 @@ witnesses still count.
 from __future__ import annotations
 
 import concurrent.futures
+import hmac
 import logging
 import ssl
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -45,6 +49,10 @@ _MAX_NOTE: Final = 1 << 20
 _log = logging.getLogger("ironroot.transparency")
 
 
+def _wall_clock() -> int:
+    return int(time.time())
+
+
 class CheckpointWitnessing:
     """Gets the log's checkpoints cosigned by a quorum of witnesses; publishes those that are."""
 
@@ -57,8 +65,10 @@ class CheckpointWitnessing:
         data_dir: Path | None = None,
         timeout: float = 10.0,
         verify: ssl.SSLContext | bool = True,
+        clock: Callable[[], int] = _wall_clock,
     ) -> None:
         self._log = log
+        self._clock = clock
         self._policy = WitnessPolicy(tuple(w.verifier for w in witnesses), quorum)
         self._clients = [
             WitnessClient(w.url, verifiers=(w.verifier,), timeout=timeout, verify=verify)
@@ -98,12 +108,25 @@ class CheckpointWitnessing:
             return
         try:
             note = read_limited(self._path, _MAX_NOTE)
-            cosigned = self._policy.check(note, self._log.note_verifiers, origin=self._log.origin)
+            cosigned = self._policy.check(
+                note, self._log.note_verifiers, origin=self._log.origin, now=self._clock()
+            )
         except (IronrootError, OSError) as exc:
             _log.error("%s does not verify and is not served: %s", self._path, exc)
             return
         if cosigned.checkpoint.size > self._log.tree_size:
             _log.error("%s is beyond the log's tree and is not served", self._path)
+            return
+        if not hmac.compare_digest(
+            cosigned.checkpoint.root, self._log.root(cosigned.checkpoint.size)
+        ):
+            # another tree of this origin (the log restored or rebuilt beside an old file):
+            # serving it would publish a fork of the log's own making
+            _log.error(
+                "%s is not the log's tree at size %d and is not served",
+                self._path,
+                cosigned.checkpoint.size,
+            )
             return
         self._published, self._published_size = note, cosigned.checkpoint.size
 
@@ -159,7 +182,9 @@ class CheckpointWitnessing:
             return False
         combined = Note(parsed.body, parsed.signatures + tuple(lines)).encode()
         try:
-            self._policy.check(combined, self._log.note_verifiers, origin=self._log.origin)
+            self._policy.check(
+                combined, self._log.note_verifiers, origin=self._log.origin, now=self._clock()
+            )
         except IronrootError as exc:
             _log.warning("the checkpoint at size %d is not published yet: %s", checkpoint.size, exc)
             return False

@@ -185,10 +185,16 @@ def load_witness_config(data_dir: Path) -> WitnessConfig:
     )
 
 
+def _toml_string(value: str) -> str:
+    """``value`` as a TOML basic string: a JSON string with its characters as they are (JSON's
+    ASCII escapes spell a character past U+FFFF as two surrogates, which TOML refuses), and
+    DEL, which JSON leaves as it is and TOML does not, escaped."""
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
 def _log_table(origin: str, vkeys: Sequence[str]) -> str:
-    # JSON strings are valid TOML basic strings for this text (vkeys and origins are printable).
-    keys = ", ".join(json.dumps(k) for k in vkeys)
-    return f"\n[[witness.logs]]\norigin = {json.dumps(origin)}\nkeys = [{keys}]\n"
+    keys = ", ".join(_toml_string(k) for k in vkeys)
+    return f"\n[[witness.logs]]\norigin = {_toml_string(origin)}\nkeys = [{keys}]\n"
 
 
 def init_witness_dir(
@@ -206,8 +212,8 @@ def init_witness_dir(
         text = (
             "# Ironroot witness (c2sp.org/tlog-witness); see docs/witness.md.\n"
             "[witness]\n"
-            f"name = {json.dumps(name)}\n"
-            f"algorithms = [{', '.join(json.dumps(a) for a in algorithms)}]\n"
+            f"name = {_toml_string(name)}\n"
+            f"algorithms = [{', '.join(_toml_string(a) for a in algorithms)}]\n"
         )
         text += "".join(_log_table(log.origin, [v.vkey for v in log.verifiers]) for log in logs)
         write_atomic(path, text.encode("utf-8"), mode=0o644)

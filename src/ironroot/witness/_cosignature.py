@@ -267,12 +267,20 @@ class WitnessPolicy:
         """
         checkpoint = open_checkpoint(note, log_verifiers, origin=origin)
         parsed = Note.parse(note)
-        cosignatures = verify_cosignatures(parsed, self.witnesses, now=now)
+        valid = verify_cosignatures(parsed, self.witnesses)
+        cosignatures = tuple(c for c in valid if now is None or c.timestamp <= now + FUTURE_SKEW)
         witnesses = sorted({c.name for c in cosignatures})
         if len(witnesses) < self.quorum:
             names = ", ".join(witnesses) or "none"
+            ahead = sorted({c.name for c in valid} - set(witnesses))
+            later = (
+                f"; dated in the future, not counted: {', '.join(ahead)} (a clock off?)"
+                if ahead
+                else ""
+            )
             raise InsufficientCosignatures(
                 f"the checkpoint of {checkpoint.origin} at size {checkpoint.size} is cosigned by "
                 f"{len(witnesses)} of the trusted witnesses ({names}); {self.quorum} required"
+                + later
             )
         return CosignedCheckpoint(checkpoint, cosignatures, note)

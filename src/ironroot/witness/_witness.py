@@ -95,12 +95,23 @@ class Witness:
             raise ConfigError("a witness needs at least one cosigning key")
         if any(c.name != name for c in cosigners):
             raise ConfigError("every cosigning key of a witness carries the witness's name")
+        own = {(c.name, c.verifier().key_id) for c in cosigners}
+        if len(own) != len(cosigners):
+            raise ConfigError("a witness's cosigning keys must be distinct")
         self.name = name
         self._cosigners = tuple(cosigners)
         self._logs: dict[str, WitnessedLog] = {}
         for log in logs:
             if log.origin in self._logs:
                 raise ConfigError(f"the log {log.origin!r} is configured twice")
+            if any((v.name, v.key_id) in own for v in log.verifiers):
+                # Its signature line and ours would carry one name and key id: the note the
+                # witness keeps and serves could not be parsed again (signed-note allows one
+                # line per key), and the log's line would read as our cosignature.
+                raise ConfigError(
+                    f"the log {log.origin!r} names a checkpoint key with the name and key id "
+                    "of one of this witness's cosigning keys"
+                )
             self._logs[log.origin] = log
         self._store = store
         self._clock = clock

@@ -1,0 +1,43 @@
+"""The witness's data directory: configurations it writes can be read back, whatever
+characters an origin or a name holds (c2sp.org/tlog-checkpoint allows any but controls)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.log import NoteSigner
+from ironroot.witness import WitnessedLog, add_log, init_witness_dir, load_witness_config
+
+ODD = [
+    "log.example/\U0001f600",  # past U+FFFF: JSON's ASCII escape is two surrogates
+    "log.example/\u2028line-separator",
+    "log.example/\u0085next-line",
+    "log.example/\u202eoverride",
+    'log.example/"quoted"\\back',
+]
+
+
+def _log(origin: str) -> WitnessedLog:
+    # the key carries the origin's name where a key name may (no spaces: U+2028 and U+0085 are)
+    name = origin if not any(c.isspace() for c in origin) else "log.example/key"
+    key = PrivateKey.generate(Algorithm.ED25519)
+    return WitnessedLog(origin, (NoteSigner(name, key).verifier(),))
+
+
+@pytest.mark.parametrize("origin", ODD)
+def test_a_log_with_an_odd_origin_is_added_and_read_back(tmp_path: Path, origin: str) -> None:
+    log = _log(origin)
+    init_witness_dir(tmp_path / "added", name="witness.example/w1")
+    config = add_log(tmp_path / "added", log)
+    assert [(x.origin, x.verifiers) for x in config.logs] == [(origin, log.verifiers)]
+    config = init_witness_dir(tmp_path / "initial", name="witness.example/w1", logs=[log])
+    assert [(x.origin, x.verifiers) for x in config.logs] == [(origin, log.verifiers)]
+
+
+def test_a_witness_name_past_u_ffff_is_written_and_read_back(tmp_path: Path) -> None:
+    name = "witness.example/\U0001f600"
+    assert init_witness_dir(tmp_path, name=name).name == name
+    assert load_witness_config(tmp_path).name == name
