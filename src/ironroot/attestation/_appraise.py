@@ -162,7 +162,7 @@ def _context(
         if digest is None:
             unmatched.append(f"{name} (not measured)")
             continue
-        refs = store.matching(name, digest)
+        refs = [r for r in store.matching(name, digest) if endorsements.applies(r, evidence)]
         if not refs:
             unmatched.append(f"{name} {digest.hex()[:16]}…")
             continue
