@@ -334,6 +334,7 @@ def _test_gpus(challenge: bytes) -> tuple[Any, list[Any], Any, list[Any]]:
     from cryptography.x509.oid import NameOID
 
     from ironroot.attestation import GpuReport
+    from ironroot.attestation.evidence import device_id_extension
     from ironroot.rim import GoldenMeasurement, LoggedRim, LoggedRims, Rim, RimId
     from ironroot.spdm import (
         GetMeasurements,
@@ -343,10 +344,17 @@ def _test_gpus(challenge: bytes) -> tuple[Any, list[Any], Any, list[Any]]:
         SpdmVersion,
     )
 
+    fwid = hashlib.sha384(b"bench GSP FMC").digest()
+
     def cert(subject: str, key: PrivateKey, issuer: str, by: PrivateKey, ca: bool) -> Any:
+        builder = x509.CertificateBuilder()
+        if not ca:
+            builder = builder.add_extension(
+                device_id_extension(key.public_key.raw, fwid),  # type: ignore[arg-type]
+                critical=False,
+            )
         return (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            builder.subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
             .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
             .public_key(key.public_key.raw)  # type: ignore[arg-type]
             .serial_number(x509.random_serial_number())
@@ -369,6 +377,7 @@ def _test_gpus(challenge: bytes) -> tuple[Any, list[Any], Any, list[Any]]:
         + tlv(15, b"882\x00")
         + tlv(17, b"1010\x00")
         + tlv(18, b"0200\x00")
+        + tlv(20, fwid)
     )
     blocks = tuple(
         MeasurementBlock(i, MeasurementValueType.MUTABLE_FIRMWARE, v) for i, v in values.items()

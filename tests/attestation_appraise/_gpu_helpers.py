@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ironroot.attestation import Endorsements, GpuReport
+from ironroot.attestation.evidence import device_id_extension
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.rim import LoggedRims, logged_rim_from_statement, rim_statement
 from ironroot.spdm import (
@@ -45,15 +46,20 @@ def _tlv(kind: int, value: bytes) -> bytes:
     return kind.to_bytes(2, "little") + len(value).to_bytes(2, "little") + value
 
 
+FWID = hashlib.sha384(b"test GSP FMC").digest()  # the firmware every test GPU's leaf names
+
+
 def _cert(
     subject: str, key: PrivateKey, issuer: str, issuer_key: PrivateKey, *, ca: bool
 ) -> x509.Certificate:
     signing, public = issuer_key.raw, key.public_key.raw
     assert isinstance(signing, ec.EllipticCurvePrivateKey)
     assert isinstance(public, ec.EllipticCurvePublicKey)
+    builder = x509.CertificateBuilder()
+    if not ca:
+        builder = builder.add_extension(device_id_extension(public, FWID), critical=False)
     return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        builder.subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
         .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
         .public_key(public)
         .serial_number(x509.random_serial_number())
@@ -97,6 +103,7 @@ class TestGpu:
             15: b"882\x00",
             17: b"1010\x00",
             18: b"0200\x00",
+            20: FWID,
         }
         opaque = b"".join(_tlv(kind, value) for kind, value in fields.items() if kind not in omit)
         response = Measurements(

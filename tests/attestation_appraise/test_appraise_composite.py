@@ -126,6 +126,20 @@ def test_a_gpu_that_does_not_verify_keeps_no_report_data(
     assert result.status is TrustTier.CONTRAINDICATED
 
 
+def test_a_gpu_report_without_its_fwid_is_never_affirming(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld
+) -> None:
+    """Every block allowed by the logged RIMs, but the report leaves out the FWID its
+    certificate names: the firmware that signed it is not compared, so the GPU is refused."""
+    nonce = os.urandom(32)
+    report = gpus.gpu().report(gpu_nonce(nonce, 0), omit=frozenset({20}))
+    result = _appraise(cvm.quote(composite_nonce(nonce, 1)), [report], endorsements, nonce, gpus)
+    gpu0 = result.submods["gpu0"]
+    assert dict(gpu0.trust_vector) == {"hardware": AR4SI.CONTRAINDICATED_HARDWARE}
+    assert gpu0.reasons[0].startswith("evidence: endorsement-mismatch: the report's opaque data")
+    assert result.status is TrustTier.CONTRAINDICATED
+
+
 def test_a_gpu_report_that_does_not_parse_leaves_the_composite_unaffirmed(
     cvm: Device, endorsements: Endorsements, gpus: GpuWorld
 ) -> None:

@@ -209,6 +209,17 @@ def test_init_refuses_a_release_that_is_not_one(world: World, tmp_path: Path) ->
         ('[[attestation.products]]\nvendor = "v"\nissuers = []\n', "issuers must list"),
         ('[[attestation.products]]\nvendor = "v"\nmodel = 3\nissuers = ["i"]\n', "model must"),
         ('[[attestation.products]]\nvendor = "v"\nissuers = ["i"]\nkey = 1\n', "unknown setting"),
+        ('[[attestation.products]]\nvendor = "v"\nissuers = ["i"]\nevidence = {}\n', "evidence"),
+        ('[[attestation.products]]\nvendor = "v"\nissuers = ["i"]\nevidence = 1\n', "evidence"),
+        (
+            '[[attestation.products]]\nvendor = "v"\nissuers = ["i"]\nevidence = {root = 1}\n',
+            "evidence must be",
+        ),
+        (
+            '[[attestation.products]]\nvendor = "v"\nissuers = ["i"]\n'
+            'evidence = {format = "sev"}\n',
+            "evidence format 'sev' is not one of",
+        ),
     ],
 )
 def test_bad_products_tables(tmp_path: Path, table: str, message: str) -> None:
@@ -222,3 +233,94 @@ def test_bad_products_tables(tmp_path: Path, table: str, message: str) -> None:
     (data / "attestation.toml").write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_attestation_config(data)
+
+
+# --- reference values are selected by the evidence's product ------------------------------
+
+OTHER = "pkg:firmware/acme/other-rot"
+
+
+def _other_product_release(world: World, name: str) -> bytes:
+    """A release the vendor publishes for its other product only (and a SAFE review of it)."""
+    if name not in world.bundles:
+        world.release(name, svn=3, runtime=RUNTIME + name.encode(), publish=False)
+    statement = reference_statement(
+        world.bundles[name], world.vendor_key, iss=VENDOR_ISS, sub=OTHER, model=OTHER
+    )
+    return world.client.register(statement).transparent_statement
+
+
+def _appraised(
+    world: World,
+    device_quote: bytes,
+    nonce: bytes,
+    corim: bytes,
+    products: tuple[ReferencePublisher, ...],
+) -> AttestationResult:
+    endorsements = Endorsements.build(
+        service_keys=world.service_keys,
+        reference_statements=[world.references["good"], corim],
+        review_statements=[world.reviews["good"], world.reviews["other-product"]],
+        providers=world.providers,
+        publishers=products,
+        vendor_roots=world.ca.trust_anchors,
+        now=NOW,
+    )
+    assert not endorsements.rejected
+    return appraise_evidence(device_quote, endorsements, nonce=nonce, now=NOW, lifetime=600)
+
+
+def test_reference_values_of_another_product_do_not_match_this_device(
+    world: World, tmp_path: Path
+) -> None:
+    """The device runs firmware the vendor published for its other product only: with both
+    products configured, those values are not this device's, so it is not affirming; they
+    count only when the other product's entry selects this device's evidence."""
+    corim = _other_product_release(world, "other-product")
+    device = world.device(tmp_path / "d", "other-product")
+    nonce = os.urandom(32)
+    quote = device.quote(nonce)
+    both = (
+        ReferencePublisher(VENDOR_ISS, PRODUCT, frozenset((VENDOR_ISS,))),
+        ReferencePublisher(VENDOR_ISS, OTHER, frozenset((VENDOR_ISS,))),
+    )
+    for products in (both, world.publishers):  # two entries, or one for every model
+        result = _appraised(world, quote, nonce, corim, products)
+        assert result.status is TrustTier.WARNING
+        appraisal = result.submods["ironroot"]
+        assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+        assert any(
+            r.startswith("reference-values: no logged reference value for fmc")
+            for r in appraisal.reasons
+        )
+    root = result.submods["ironroot"].evidence["identity"]["root"]
+    # Each product names its devices: the values apply only to the one that selects them.
+    this = {"format": "ironroot", "root": root}
+    another = {"format": "ironroot", "root": "00" * 32}
+    selected = (
+        ReferencePublisher(VENDOR_ISS, PRODUCT, frozenset((VENDOR_ISS,)), tuple(another.items())),
+        ReferencePublisher(VENDOR_ISS, OTHER, frozenset((VENDOR_ISS,)), tuple(this.items())),
+    )
+    assert _appraised(world, quote, nonce, corim, selected).status is TrustTier.AFFIRMING
+    swapped = (
+        ReferencePublisher(VENDOR_ISS, PRODUCT, frozenset((VENDOR_ISS,)), tuple(this.items())),
+        ReferencePublisher(VENDOR_ISS, OTHER, frozenset((VENDOR_ISS,)), tuple(another.items())),
+    )
+    result = _appraised(world, quote, nonce, corim, swapped)
+    assert result.submods["ironroot"].trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    # and a device of the first product is still affirming under it
+    good = world.device(tmp_path / "g", "good")
+    good_nonce = os.urandom(32)
+    assert (
+        _appraised(world, good.quote(good_nonce), good_nonce, corim, swapped).status
+        is TrustTier.AFFIRMING
+    )
+
+
+def test_a_products_evidence_selector_is_configured_in_its_table(tmp_path: Path) -> None:
+    (tmp_path / "attestation.toml").write_text(
+        '[attestation]\n[[attestation.products]]\nvendor = "v"\nissuers = ["i"]\n'
+        'evidence = { format = "snp", product = "Genoa" }\n'
+    )
+    config = load_attestation_config(tmp_path)
+    assert config.products[0].evidence == (("format", "snp"), ("product", "Genoa"))

@@ -12,6 +12,9 @@ from _ar_helpers import PROVIDER, SAFE_ISS, VENDOR_ISS, World, flip, sfr_json
 
 from ironroot.attestation import (
     AR4SI,
+    DEFAULT_POLICY,
+    Appraisal,
+    AppraisalPolicy,
     Endorsements,
     TrustTier,
     VerifyOptions,
@@ -34,6 +37,7 @@ from ironroot.corim import (
     Triples,
 )
 from ironroot.cose import create_statement
+from ironroot.errors import ConfigError
 from ironroot.safe import sfr_statement, sign_report
 
 SNP_NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -266,3 +270,48 @@ def test_unrecognised_evidence_is_unexpected() -> None:
     assert dict(result.submods["unknown"].trust_vector) == {
         "instance-identity": AR4SI.UNEXPECTED_EVIDENCE
     }
+
+
+def test_snp_report_requested_below_vmpl0_is_not_trusted_by_default(vectors: Path) -> None:
+    """Trustee's VLEK report was requested at VMPL 1: software below VMPL 0 chose its report
+    data, so the default policy (VMPL 0 only) does not trust the instance; a policy for
+    guests under an SVSM names the VMPLs it accepts (``snp_vmpls``)."""
+    folder = vectors / "tee" / "snp"
+    report, vlek = (folder / VLEK_REPORT).read_bytes(), (folder / VLEK).read_bytes()
+    at = datetime(2025, 6, 1, tzinfo=UTC)  # the VLEK expired on 2025-12-10
+    claims = verify_evidence(report, VerifyOptions(now=at, certificates=(vlek,)))
+    assert claims.raw["vmpl"] == 1
+
+    def appraisal(policy: AppraisalPolicy = DEFAULT_POLICY) -> Appraisal:
+        result = appraise_evidence(
+            report, Endorsements(), policy, nonce=claims.report_data, now=at, certificates=[vlek]
+        )
+        return result.submods["snp"]
+
+    refused = appraisal()
+    assert refused.status is TrustTier.CONTRAINDICATED
+    assert refused.trust_vector["instance-identity"] == AR4SI.UNTRUSTWORTHY_INSTANCE
+    assert (
+        "vmpl: the SEV-SNP report was requested at VMPL 1, this policy accepts VMPL 0: "
+        "less privileged guest software chose its report data"
+    ) in refused.reasons
+    svsm = AppraisalPolicy.from_toml('[policy]\nname = "svsm"\nsnp_vmpls = [0, 1]\n')
+    accepted = appraisal(svsm)
+    assert accepted.trust_vector["instance-identity"] == AR4SI.TRUSTWORTHY_INSTANCE
+    assert not any(line.startswith("vmpl:") for line in accepted.reasons)
+
+
+def test_snp_report_at_vmpl0_passes_the_vmpl_rule(snp: tuple[bytes, bytes]) -> None:
+    report, vcek = snp
+    claims = verify_evidence(report, VerifyOptions(now=SNP_NOW, certificates=(vcek,)))
+    assert claims.raw["vmpl"] == 0
+    result = appraise_evidence(
+        report, Endorsements(), nonce=claims.report_data, now=SNP_NOW, certificates=[vcek]
+    )
+    assert not any(line.startswith("vmpl:") for line in result.submods["snp"].reasons)
+
+
+@pytest.mark.parametrize("vmpls", [[], [4], [-1], ["0"], [True], 0])
+def test_snp_vmpls_must_be_vmpls(vmpls: object) -> None:
+    with pytest.raises(ConfigError, match="snp_vmpls must list"):
+        AppraisalPolicy.from_mapping({"snp_vmpls": vmpls})

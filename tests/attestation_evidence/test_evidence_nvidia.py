@@ -39,6 +39,7 @@ from ironroot.attestation.evidence import (
     VerifyOptions,
     builtin_nvidia_root,
     detect_format,
+    device_id_extension,
     gpu_claims,
     parse_evidence,
     parse_nvidia_opaque_data,
@@ -304,7 +305,9 @@ def _composite_device_id(key: ec.EllipticCurvePublicKey, fwid: bytes) -> bytes:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     sha384 = _der(0x06, bytes.fromhex("608648016503040202"))
-    return _der(0x30, _der(0x02, b"\x01") + spki + _der(0x30, sha384 + _der(0x04, fwid)))
+    value = _der(0x30, _der(0x02, b"\x01") + spki + _der(0x30, sha384 + _der(0x04, fwid)))
+    assert value == device_id_extension(key, fwid).value  # the shared encoder agrees
+    return value
 
 
 def _cert(
@@ -406,10 +409,24 @@ def test_own_root_verifies_and_checks_the_fwid() -> None:
         verify_nvidia_gpu(other.report(), [other.chain_pem], now=NOW, root=other.root)
     assert info.value.check == "fwid"
 
+
+def test_a_gpu_whose_firmware_identity_is_not_named_is_refused() -> None:
+    """The FWID is compared, never skipped: a leaf certificate without one, or a report whose
+    opaque data leaves it out, is refused at the ``fwid`` check (it used to be listed as not
+    checked and the GPU could still be affirming)."""
     bare = _fake_gpu(fwid=None)
+    with pytest.raises(EndorsementMismatch, match="the GPU certificate carries no FWID") as info:
+        verify_nvidia_gpu(bare.report(), [bare.chain_pem], now=NOW, root=bare.root)
+    assert info.value.check == "fwid"
+    fake = _fake_gpu()
+    silent = _tlv(17, b"1010\x00") + _tlv(6, bytes.fromhex("005e009601000000"))
     log = CheckLog()
-    verify_nvidia_gpu(bare.report(), [bare.chain_pem], now=NOW, root=bare.root, checks=log)
-    assert [c.name for c in log.not_checked] == ["fwid", "revocation"]
+    with pytest.raises(EndorsementMismatch, match="opaque data carries no FWID") as info:
+        verify_nvidia_gpu(
+            fake.report(opaque=silent), [fake.chain_pem], now=NOW, root=fake.root, checks=log
+        )
+    assert info.value.check == "fwid"
+    assert [c.name for c in log.not_checked] == []
 
 
 def test_report_cache_answers_each_nonce() -> None:

@@ -30,8 +30,9 @@ what appraisal derived: ``components`` (the measurements that must be on the log
 none), ``min_svn`` (the logged minimum, 0 if none), ``root`` and ``root_trusted``,
 ``nonce_ok`` (``report_data`` equals the nonce, or the nonce zero-padded to its length),
 ``firmware_hash`` (``sha384:<hex>``), ``reviews`` (``[{provider, issuer, max_cvss, issues}]``),
-``worst_cvss``, ``cvss_threshold`` and ``tcb_status`` (a TDX quote's Intel TCB status when
-collateral was given, else ``"none"``).
+``worst_cvss``, ``cvss_threshold``, ``tcb_status`` (a TDX quote's Intel TCB status when
+collateral was given, else ``"none"``), ``vmpl`` (an SEV-SNP report's VMPL, -1 for other
+formats) and ``snp_vmpls`` (the VMPLs the policy accepts: 0 by default).
 
 Collateral (CRLs, Intel's TDX TCB Info and QE Identity) is given to the formats whose row takes
 it and left out for the others. Problems with configured collateral (a file that did not load)
@@ -162,7 +163,7 @@ def _context(
         if digest is None:
             unmatched.append(f"{name} (not measured)")
             continue
-        refs = store.matching(name, digest)
+        refs = [r for r in store.matching(name, digest) if endorsements.applies(r, evidence)]
         if not refs:
             unmatched.append(f"{name} {digest.hex()[:16]}…")
             continue
@@ -202,7 +203,18 @@ def _context(
         "tcb_status": evidence.identity.get("tcb_status", "none"),
         # Formats whose evidence says whether anti-rollback is on; unknown counts as off.
         "anti_rollback_disabled": evidence.identity.get("anti_rollback") in ("disabled", "unknown"),
+        "vmpl": _vmpl(evidence),
+        "snp_vmpls": list(policy.snp_vmpls),
     }
+
+
+def _vmpl(evidence: EvidenceClaims) -> int:
+    """The VMPL an SEV-SNP report (``snp``, ``azure-hcl``) was requested at; -1 for evidence
+    of other formats, which has none."""
+    value = evidence.raw.get("vmpl")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return -1
 
 
 def _annotated(evidence: EvidenceClaims) -> dict[str, Any]:

@@ -29,6 +29,9 @@
     vendor = "Example Vendor"                 # product (CoRIM class vendor, and model: omit
     model = "bmc"                             # for every model); none = accept from no one
     issuers = ["https://vendor.example"]      # statement issuers (iss) allowed
+    evidence = { format = "ironroot", root = "<sha256 of its vendor CA>" }
+                                              # the evidence its values apply to (format,
+                                              # identity claims); needed beside other products
 
     [attestation.vendor_keys]                 # optional: issuer → its statement keys
     "https://vendor.example" = ["vendor.pub.pem"]
@@ -72,7 +75,7 @@ from ironroot.attestation._endorsements import (
 )
 from ironroot.attestation._http import AttestationService
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
-from ironroot.attestation.evidence import TdxCollateral
+from ironroot.attestation.evidence import EVIDENCE_FORMATS, TdxCollateral
 from ironroot.cose import decode_key_set
 from ironroot.crypto import (
     Algorithm,
@@ -333,7 +336,7 @@ def _products(value: object) -> tuple[ReferencePublisher, ...]:
     out = []
     for number, table in enumerate(value, 1):
         where = f"[[attestation.products]] #{number}"
-        unknown = set(table) - {"vendor", "model", "issuers"}
+        unknown = set(table) - {"vendor", "model", "issuers", "evidence"}
         if unknown:
             raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]}")
         vendor, model, issuers = table.get("vendor"), table.get("model"), table.get("issuers")
@@ -347,7 +350,21 @@ def _products(value: object) -> tuple[ReferencePublisher, ...]:
             or not all(isinstance(i, str) and i for i in issuers)
         ):
             raise ConfigError(f"{where}: issuers must list at least one issuer (text)")
-        out.append(ReferencePublisher(vendor, model, frozenset(issuers)))
+        evidence = table.get("evidence", {})
+        if (
+            not isinstance(evidence, dict)
+            or ("evidence" in table and not evidence)
+            or not all(isinstance(v, str) and v for v in evidence.values())
+        ):
+            raise ConfigError(
+                f"{where}: evidence must be a table of claims (format, root, …) and their text"
+            )
+        if "format" in evidence and evidence["format"] not in EVIDENCE_FORMATS:
+            raise ConfigError(
+                f"{where}: evidence format {evidence['format']!r} is not one of "
+                f"{', '.join(EVIDENCE_FORMATS)}"
+            )
+        out.append(ReferencePublisher(vendor, model, frozenset(issuers), tuple(evidence.items())))
     return tuple(out)
 
 
@@ -450,6 +467,9 @@ def products_toml(products: Iterable[ReferencePublisher]) -> str:
             out.append(f"model = {_toml_text(product.model)}")
         issuers = ", ".join(_toml_text(i) for i in sorted(product.issuers))
         out.append(f"issuers = [{issuers}]")
+        if product.evidence:
+            pairs = ", ".join(f"{_toml_text(k)} = {_toml_text(v)}" for k, v in product.evidence)
+            out.append(f"evidence = {{ {pairs} }}")
     return "\n".join(out) + "\n" if out else ""
 
 

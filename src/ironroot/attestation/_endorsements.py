@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from ironroot._fileio import load_each
+from ironroot.attestation.evidence import EvidenceClaims
 from ironroot.corim import CORIM_CONTENT_TYPE, Comid, Corim, SignedCorim
 from ironroot.cose import SignedStatement, verify_transparent_statement
 from ironroot.crypto import Verifier
@@ -114,17 +115,37 @@ class ReferenceValue:
 @dataclass(frozen=True, slots=True)
 class ReferencePublisher:
     """Who may publish reference values for one product: the statement issuers (``iss``)
-    allowed for CoRIM class ``vendor`` and ``model`` (``None``: every model of the vendor)."""
+    allowed for CoRIM class ``vendor`` and ``model`` (``None``: every model of the vendor).
+
+    ``evidence`` says which evidence the product's values apply to: ``(claim, value)`` pairs
+    that must all hold, ``format`` naming the evidence format and any other claim an identity
+    claim of the evidence (``root``, the SHA-256 of the vendor CA the chain reached; ``product``,
+    ``vendor_ca``, …). Left empty, the values apply to any evidence only while they are the
+    only product's values the endorsements hold (:meth:`Endorsements.applies`)."""
 
     vendor: str
     model: str | None
     issuers: frozenset[str]
+    evidence: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        pairs = dict(self.evidence)
+        if not all(isinstance(k, str) and k and isinstance(v, str) for k, v in pairs.items()):
+            raise ConfigError("a product's evidence selector maps claim names to text")
+        object.__setattr__(self, "evidence", tuple(sorted(pairs.items())))
 
     def allows(self, value: ReferenceValue) -> bool:
         return (
             value.vendor == self.vendor
             and (self.model is None or value.model == self.model)
             and value.issuer in self.issuers
+        )
+
+    def selects(self, evidence: EvidenceClaims) -> bool:
+        """Whether ``evidence`` is of this product by its selector (never, without one)."""
+        return bool(self.evidence) and all(
+            (evidence.format if name == "format" else evidence.identity.get(name)) == value
+            for name, value in self.evidence
         )
 
 
@@ -386,13 +407,31 @@ class Endorsements:
     vendor_roots: tuple[bytes, ...] = ()
     rejected: tuple[str, ...] = ()
     rims: LoggedRims = field(default_factory=LoggedRims)
+    products: tuple[ReferencePublisher, ...] = ()
     trusted_roots: frozenset[str] = field(default=frozenset(), init=False)
+    _one_product: bool = field(default=True, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ders = tuple(parse_certificate(root).der for root in self.vendor_roots)
         object.__setattr__(self, "vendor_roots", ders)
         object.__setattr__(
             self, "trusted_roots", frozenset(hashlib.sha256(d).hexdigest() for d in ders)
+        )
+        object.__setattr__(self, "products", tuple(self.products))
+        kinds = {(v.vendor, v.model) for v in self.reference_values}
+        object.__setattr__(self, "_one_product", len(kinds) <= 1)
+
+    def applies(self, value: ReferenceValue, evidence: EvidenceClaims) -> bool:
+        """Whether logged ``value`` may be compared with ``evidence``: one of the products
+        that admitted it (:attr:`products`) selects the evidence; a product without a selector
+        does so only while it is the only product with reference values here. Endorsements
+        made without products (a caller that chose the values for its device) apply all."""
+        if not self.products:
+            return True
+        return any(
+            p.selects(evidence) or (not p.evidence and self._one_product)
+            for p in self.products
+            if p.allows(value)
         )
 
     def reviews_for(self, alg: str, digest: bytes) -> tuple[Review, ...]:
@@ -463,10 +502,21 @@ class Endorsements:
                 review_statements, providers=providers, service_keys=service_keys, now=now
             )
             rejected.extend(refused)
-        return cls(
+        built = cls(
             reference_values=ReferenceValues(values),
             reviews=reviews,
             vendor_roots=tuple(roots),
             rejected=tuple(rejected),
             rims=LoggedRims(rims),
+            products=tuple(publishers),
         )
+        if not built._one_product:
+            for product in publishers:
+                if not product.evidence and any(product.allows(v) for v in values):
+                    _log.warning(
+                        "product vendor %r model %r names no evidence it is for: among several "
+                        "products, its reference values match no evidence",
+                        product.vendor,
+                        product.model,
+                    )
+        return built

@@ -11,7 +11,7 @@ The variables every rule can read are built by :mod:`ironroot.attestation._appra
 in ``docs/attestation.md``: ``format``, ``measurements``, ``svns``, ``identity``, ``debug``,
 ``report_data``, ``signer``, ``raw``, ``components``, ``unmatched``, ``svn``, ``min_svn``,
 ``root``, ``root_trusted``, ``nonce_ok``, ``firmware_hash``, ``reviews``, ``worst_cvss``,
-``cvss_threshold``, ``tcb_status``, ``anti_rollback_disabled``.
+``cvss_threshold``, ``tcb_status``, ``anti_rollback_disabled``, ``vmpl``, ``snp_vmpls``.
 
 All rules are compiled into one CEL program returning a map of booleans, so a whole policy is
 one evaluation; only when that raises are the rules evaluated one by one to find which failed.
@@ -147,6 +147,7 @@ class AppraisalPolicy:
     svn_claim: Mapping[str, str] = field(default_factory=dict)
     firmware_hash: Mapping[str, str] = field(default_factory=dict)
     cvss_threshold: float = 7.0
+    snp_vmpls: tuple[int, ...] = (0,)
     _program: Any = field(default=None, init=False, repr=False, compare=False)
     _programs: Mapping[str, Any] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -169,7 +170,17 @@ class AppraisalPolicy:
             raise ConfigError("cvss_threshold must be a number")
         if not 0.0 <= float(threshold) <= 10.0:
             raise ConfigError("cvss_threshold must be 0.0..10.0")
+        vmpls = self.snp_vmpls
+        if (
+            not isinstance(vmpls, list | tuple)
+            or not vmpls
+            or not all(
+                isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 3 for v in vmpls
+            )
+        ):
+            raise ConfigError("snp_vmpls must list the VMPLs (0..3) an SEV-SNP report may name")
         set_ = object.__setattr__
+        set_(self, "snp_vmpls", tuple(sorted(set(vmpls))))
         set_(self, "cvss_threshold", float(threshold))
         set_(self, "rules", tuple(self.rules))
         set_(self, "affirm", MappingProxyType(_tiers_ok(self.affirm, "affirm")))
@@ -252,6 +263,7 @@ class AppraisalPolicy:
         return {
             "name": self.name,
             "cvss_threshold": self.cvss_threshold,
+            "snp_vmpls": list(self.snp_vmpls),
             "rules": [
                 {
                     "name": r.name,
@@ -312,6 +324,7 @@ class AppraisalPolicy:
             svn_claim=merged["svn_claim"],
             firmware_hash=merged["firmware_hash"],
             cvss_threshold=merged["cvss_threshold"],
+            snp_vmpls=merged["snp_vmpls"],
         )
 
     @classmethod
@@ -359,6 +372,14 @@ _DEFAULT_RULES: Final = (
         "configuration",
         AR4SI.UNSUPPORTABLE_CONFIG,
         "debug is enabled (unlocked)",
+    ),
+    PolicyRule(
+        "vmpl",
+        "vmpl < 0 || vmpl in snp_vmpls",
+        "instance-identity",
+        AR4SI.UNTRUSTWORTHY_INSTANCE,
+        "the SEV-SNP report was requested at VMPL {vmpl}, this policy accepts VMPL "
+        "{snp_vmpls}: less privileged guest software chose its report data",
     ),
     PolicyRule(
         "anti-rollback",
@@ -435,8 +456,8 @@ DEFAULT_POLICY: Final = AppraisalPolicy(
         if row.policy.firmware_hash is not None
     },
 )
-"""The default policy: trusted root, fresh nonce, debug off, anti-rollback on (where the
-evidence says), every measured component on the
+"""The default policy: trusted root, fresh nonce, an SEV-SNP report requested at VMPL 0,
+debug off, anti-rollback on (where the evidence says), every measured component on the
 log, SVN at or above the logged minimum, an Intel TCB status (when collateral gave one) that is
 not out of date (a warning: hardware 32 unsafe), a logged SAFE review with no open issue at
 CVSS 7.0 or above."""

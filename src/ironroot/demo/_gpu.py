@@ -13,7 +13,9 @@ NVIDIA's keys cannot sign evidence for a fresh nonce, so the demo has a GPU vend
   blocks (SHA-384), its driver and VBIOS versions, and :meth:`DemoGpu.attest`, which answers a
   nonce with an SPDM 1.1 GET_MEASUREMENTS exchange (all blocks, signature requested; the
   NVIDIA opaque data TLVs: driver version 3, VBIOS version 6, chip SKU 15, project 17, project
-  SKU 18) signed over request ‖ response by its key: the ``nvidia-gpu`` evidence format.
+  SKU 18, FWID 20) signed over request ‖ response by its key, whose certificate names the same
+  FWID (:func:`ironroot.attestation.evidence.device_id_extension`): the ``nvidia-gpu``
+  evidence format.
 * :meth:`GpuVendor.driver_rim` / :meth:`GpuVendor.vbios_rim` sign the RIMs whose golden
   values are a GPU's blocks (driver: blocks 1..4, VBIOS: 5..8), and :meth:`GpuVendor.register`
   registers one on the transparency log (content type ``application/swid+xml``, subject the
@@ -34,6 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ironroot.attestation.evidence import device_id_extension
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError
 
@@ -49,6 +52,8 @@ GPU_VENDOR: Final = "https://gpu-vendor.example"
 PRODUCT: Final = "GH100"
 PROJECT, SKU, CHIP = "1010", "0200", "882"
 VBIOS: Final = "96.00.5E.00.01"
+FMC_FWID: Final = hashlib.sha384(b"demo GSP FMC").digest()
+"""The FWID of the firmware holding each demo GPU's attestation key (certificate and report)."""
 BLOCKS: Final = 8
 """Measurement blocks 1..8: the driver RIM covers 1..4, the VBIOS RIM 5..8."""
 _DRIVER_BLOCKS: Final = range(1, 5)
@@ -76,15 +81,18 @@ def _certificate(
     ca: bool,
     now: dt.datetime,
     path_length: int | None = None,
+    fwid: bytes | None = None,
 ) -> x509.Certificate:
     public, signing = key.public_key.raw, issuer_key.raw
     if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(
         signing, ec.EllipticCurvePrivateKey
     ):
         raise ConfigError("the demo GPU vendor's keys are ECDSA P-384")
+    builder = x509.CertificateBuilder()
+    if fwid is not None:
+        builder = builder.add_extension(device_id_extension(public, fwid), critical=False)
     return (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
+        builder.subject_name(_name(subject))
         .issuer_name(_name(issuer))
         .public_key(public)
         .serial_number(x509.random_serial_number())
@@ -156,6 +164,7 @@ class DemoGpu:
             + _tlv(15, CHIP.encode() + b"\x00")
             + _tlv(17, PROJECT.encode() + b"\x00")
             + _tlv(18, SKU.encode() + b"\x00")
+            + _tlv(20, FMC_FWID)
         )
         response = Measurements(SpdmVersion.V1_1, blocks, os.urandom(32), opaque).encode_unsigned()
         return request + response + self.key.sign(request + response), (self.chain_pem,)
@@ -224,6 +233,7 @@ class GpuVendor:
             self.identity_ca_key,
             ca=False,
             now=now,
+            fwid=FMC_FWID,
         )
         return DemoGpu(
             name,

@@ -23,7 +23,9 @@ GSP FMC LF → GSP BROM → GH100 Provisioner ICA → GH100 Identity [→ Device
    (``MalformedEvidence``).
 3. ``fwid``: the opaque data's FWID (type 20) equals the FWID the leaf certificate carries
    (extension 2.23.133.5.4.1, a RIoT CompositeDeviceID: version, device key, SHA-384 FWID)
-   → ``EndorsementMismatch``; listed as not checked when either side has none.
+   → ``EndorsementMismatch``; a report or a leaf certificate without one is refused the same
+   way: the certificate's FWID is what names the firmware holding the attestation key, and
+   a Hopper GPU's report and certificate both carry it (NVIDIA's verifier requires the match).
 4. ``nonce`` (by the format table): the request's nonce is the verifier's, exactly.
 
 Revocation is not checked: NVIDIA publishes it through an OCSP service, which an offline
@@ -60,6 +62,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pyasn1.codec.der import decoder as der_decoder
 from pyasn1.error import PyAsn1Error
@@ -81,6 +84,7 @@ from ironroot.errors import (
     ChainNotTrusted,
     EndorsementMismatch,
     MalformedEvidence,
+    MalformedInput,
     UnsupportedAlgorithm,
 )
 from ironroot.spdm import MeasurementHashAlgo, MeasurementReport, check_report_signature
@@ -92,6 +96,7 @@ __all__ = [
     "GpuEvidence",
     "GpuOpaqueField",
     "VerifiedGpuChain",
+    "device_id_extension",
     "gpu_claims",
     "parse_nvidia_gpu",
     "parse_nvidia_opaque_data",
@@ -490,6 +495,29 @@ def _check_issuer(issuer: x509.Certificate, below: int) -> None:
         raise ChainNotTrusted(f"{_name(issuer)!r} key may not sign certificates")
 
 
+def _der(tag: int, content: bytes) -> bytes:
+    size = len(content)  # DER: the shortest length form
+    width = (size.bit_length() + 7) // 8
+    length = bytes([size]) if size < 0x80 else bytes([0x80 | width]) + size.to_bytes(width, "big")
+    return bytes([tag]) + length + content
+
+
+def device_id_extension(
+    public_key: ec.EllipticCurvePublicKey, fwid: bytes
+) -> x509.UnrecognizedExtension:
+    """The RIoT CompositeDeviceID extension (2.23.133.5.4.1) a GPU leaf certificate carries:
+    version 1, the leaf's key, the SHA-384 ``fwid`` of the firmware holding it (for test and
+    demo GPUs; check 3 of the module documentation reads it)."""
+    if len(fwid) != _SHA384_SIZE:
+        raise MalformedInput("an FWID is a SHA-384 digest")
+    spki = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    sha384 = _der(0x06, bytes.fromhex("608648016503040202"))  # 2.16.840.1.101.3.4.2.2
+    value = _der(0x30, _der(0x02, b"\x01") + spki + _der(0x30, sha384 + _der(0x04, fwid)))
+    return x509.UnrecognizedExtension(_DEVICE_ID_OID, value)
+
+
 def _leaf_fwid(leaf: x509.Certificate) -> bytes | None:
     try:
         ext = leaf.extensions.get_extension_for_oid(_DEVICE_ID_OID).value
@@ -680,17 +708,20 @@ def _body_key(data: bytes, signature_size: int) -> tuple[bytes, int] | None:
 
 
 def _check_fwid(reported: bytes | None, chain: VerifiedGpuChain, log: CheckLog) -> None:
-    if reported is None:
-        log.skip("fwid", "the report's opaque data carries no FWID")
-    elif chain.fwid is None:
-        log.skip("fwid", "the GPU certificate carries no FWID")
-    else:
-        with log.step("fwid", "the report's FWID is the one the GPU certificate carries"):
-            if not hmac.compare_digest(reported, chain.fwid):
-                raise EndorsementMismatch(
-                    "the report's FWID is not the one in the GPU certificate "
-                    f"({reported.hex()[:16]}… ≠ {chain.fwid.hex()[:16]}…)"
-                )
+    with log.step("fwid", "the report's FWID is the one the GPU certificate carries"):
+        if reported is None:
+            raise EndorsementMismatch(
+                "the report's opaque data carries no FWID: the firmware that signed it is not named"
+            )
+        if chain.fwid is None:
+            raise EndorsementMismatch(
+                "the GPU certificate carries no FWID: the firmware holding its key is not named"
+            )
+        if not hmac.compare_digest(reported, chain.fwid):
+            raise EndorsementMismatch(
+                "the report's FWID is not the one in the GPU certificate "
+                f"({reported.hex()[:16]}… ≠ {chain.fwid.hex()[:16]}…)"
+            )
 
 
 def verify_nvidia_gpu(
