@@ -1011,6 +1011,66 @@ def test_credentials_in_a_uri_are_refused_never_shown_to_other_accounts(
     assert bmc.active("gpu") == "1.0"
 
 
+def test_image_server_credentials_are_sent_only_over_https(bmc: Bmc, tmp_path: Path) -> None:
+    """``Username``/``Password`` go to the image server as HTTP Basic, the password as it is:
+    with a plain ``http://`` ImageURI they are refused before any task or fetch (no request
+    reaches the server), over HTTPS they are sent and the update runs."""
+    from tls_pki import make_pki
+
+    v2 = bmc.world.release("gpu", "2.0")
+    content = {"gpu.bin": v2.bundle} | {f"gpu.{n}.ts": s for n, s in enumerate(v2.statements)}
+    secret = "password-of-the-image-server"
+    seen: list[str | None] = []
+
+    async def serve(request: Request) -> Response:
+        seen.append(request.headers.get("authorization"))
+        return Response(content[request.path_params["name"]])
+
+    app = Starlette(routes=[Route("/{name}", serve)])
+    target = {"Targets": [f"{INVENTORY}/gpu-active"]}
+    pki = make_pki(tmp_path)
+    with ServerThread(app) as plain, bmc.client(OPERATOR) as client:
+        host = plain.url.removeprefix("http://")
+        for body in (
+            {"ImageURI": f"{plain.url}/gpu.bin", "Username": "op", "Password": secret},
+            {"ImageURI": f"{host}/gpu.bin", "TransferProtocol": "HTTP", "Password": secret},
+            {"ImageURI": f"HTTP://{host}/gpu.bin", "Username": "op"},
+        ):
+            error = _error(
+                client.post(SIMPLE, json={**target, **body}), 400, "ActionParameterNotSupported"
+            )
+            info = error["@Message.ExtendedInfo"][0]
+            name = "Password" if "Password" in body else "Username"
+            assert info["MessageArgs"][0] == name
+            assert info["RelatedProperties"] == [f"/{name}"]
+            assert secret not in json.dumps(error)
+    assert seen == []
+    assert bmc.service.tasks.tasks() == []
+    bmc.service.fetch_verify = client_context(pki.ca)
+    with (
+        ServerThread(app, tls=ServerTls(pki.server_cert, pki.server_key)) as secure,
+        bmc.client(OPERATOR) as client,
+    ):
+        body = {
+            **target,
+            "ImageURI": f"{secure.url}/gpu.bin",
+            "Username": "op",
+            "Password": secret,
+            "Oem": {
+                "Ironroot": {
+                    "StatementURIs": [f"{secure.url}/gpu.{n}.ts" for n in range(len(v2.statements))]
+                }
+            },
+        }
+        response = client.post(SIMPLE, json=body)
+        assert response.status_code == 202, response.text
+        assert _wait(client, response.headers["location"]).status_code == 200
+    basic = "Basic " + base64.b64encode(f"op:{secret}".encode()).decode()
+    assert seen[0] == basic  # the image, and only the image, with the credentials
+    assert seen[1:] == [None] * len(v2.statements)
+    assert bmc.active("gpu") == "2.0"
+
+
 def test_local_files_and_odd_targets_are_never_an_update(
     bmc: Bmc, files: tuple[str, dict[str, bytes]]
 ) -> None:

@@ -437,6 +437,16 @@ def simple_update_plan(doc: Mapping[str, Any], service: RedfishService) -> Simpl
             _basic_credential(doc, "Username", action),
             _basic_credential(doc, "Password", action),
         )
+        if not image_uri.lower().startswith("https://"):
+            # HTTP Basic sends the password as it is: over plain HTTP anyone on the path
+            # between the BMC and the image server reads it.
+            name = "Password" if "Password" in doc else "Username"
+            raise Refusal(
+                400,
+                message("ActionParameterNotSupported", name, action, related=(f"/{name}",)),
+                text="Username and Password are sent only over HTTPS: "
+                "fetch the image with an https:// ImageURI",
+            )
     statements: tuple[str, ...] = ()
     pfm_uri = pfm_statement_uri = None
     if "Oem" in doc:
