@@ -662,6 +662,30 @@ def test_a_new_pfm_damaged_before_reboot_rolls_the_update_back(
     assert report.component("host").image.version == "1.0"  # type: ignore[union-attr]
 
 
+def test_a_pfm_restored_during_an_update_stays_restored_in_the_journal(
+    node: Platform, world: World
+) -> None:
+    """The active PFM (a newer one than its recovery copy) is damaged; the next update finds
+    it so and the RoT restores it from ``pfm-recovery``, journaled. The update's own records
+    must go on from that state: written from the state it read before, they named the
+    damaged PFM again, so the journal vouched for PFM bytes the slot did not hold."""
+    versions = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+    pfm = world.make_pfm(2, versions)
+    _update(node, world.release("bmc", "2.0"), pfm=pfm, pfm_statement=world.log_pfm(pfm))
+    ps = node.state().pfm
+    assert (ps.image.svn, ps.recovery.svn) == (2, 1)  # type: ignore[union-attr]
+    _patch(node, "rot", _region("rot", f"pfm{ps.active}").offset + 300, b"\xaa" * 8)
+    with pytest.raises(PowerLost):
+        _update(node, world.release("host", "2.0"), faults=Faults("reboot"))
+    # the journaled PFM is the one in its slot (was DeviceStateTampered, flash-check)
+    node.active_image("pfm")
+    assert node.state().pfm.image == ps.recovery
+    report = node.boot(now=NOW)
+    assert report.update == "committed"
+    assert report.pfm_svn == 1
+    assert [e.message_id for e in node.events()].count("PfmCheckFailed") == 1
+
+
 def test_after_a_bmc_rollback_every_component_boots(node: Platform, world: World) -> None:
     """The new BMC image and the recovery image are both damaged before the reboot: the BMC
     is rolled back to its previous slot, and then the components it gates must boot too."""
