@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -495,6 +496,40 @@ def test_the_bmc_write_port_refuses_every_range_outside_rw(node: Platform) -> No
             lambda d=data: node.bmc_write("host", offset, d, now=NOW),  # type: ignore[arg-type]
         )
     assert _chip_digests(node) == before
+
+
+def test_a_blocked_write_to_a_chip_named_in_another_script_is_logged_not_hung(
+    node: Platform,
+) -> None:
+    """The chip a BMC names goes into the RoT's event as it came. JSON escapes a non-ASCII
+    character as six bytes (twelve for one outside the BMP), so an argument cut to 64
+    characters could still not fit a 512-byte entry, and cutting the message never made it
+    fit: the RoT looped for ever, holding the node (``ironroot platform flash-write --chip
+    ééé…``). Now refused and logged like any other name."""
+    offset, _ = rw_region("host")
+    names = ["é" * 100, "\U0001f525" * 100, "\u202e" * 300 + "host"]
+    failures: list[BaseException] = []
+
+    def attempt() -> None:
+        for name in names:
+            try:
+                node.bmc_write(name, offset, b"\xa5", now=NOW)
+            except BaseException as exc:  # asserted below, in the test's thread
+                failures.append(exc)
+
+    before = _chip_digests(node)
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "the RoT hung logging the blocked write"
+    assert [(type(e), getattr(e, "code", None)) for e in failures] == [
+        (FlashProtected, "flash-protected")
+    ] * len(names)
+    assert _chip_digests(node) == before
+    blocked = [e for e in node.events() if e.message_id == "FlashWriteBlocked"]
+    assert len(blocked) == len(names)
+    assert all(n.startswith(e.args[0]) and e.args[0] for n, e in zip(names, blocked, strict=True))
+    assert all(e.args[1:] == (str(offset), "1") for e in blocked)
 
 
 @settings(
