@@ -444,6 +444,20 @@ def test_a_deeply_nested_configuration_is_a_typed_error(node: Platform) -> None:
     _raises(ConfigError, "config", lambda: Platform.open(node.directory))
 
 
+@pytest.mark.parametrize("size", ["Infinity", "-Infinity", "1e400"])
+def test_a_configuration_with_an_infinite_slot_size_is_a_typed_error(
+    node: Platform, size: str
+) -> None:
+    """Python's JSON reads ``Infinity`` and ``1e400`` as a float no integer holds: that was an
+    ``OverflowError`` out of ``Platform.open`` (the CLI's ``internal-error``)."""
+    path = node.directory / "platform.json"
+    text = path.read_text()
+    slot = json.loads(text)["slot_sizes"]["bmc"]
+    path.write_text(text.replace(f'"bmc": {slot}', f'"bmc": {size}', 1))
+    assert size in path.read_text()
+    _raises(ConfigError, "config", lambda: Platform.open(node.directory))
+
+
 # --- the BMC's write port -------------------------------------------------------------------
 
 

@@ -268,7 +268,7 @@ class NodeConfig:
                 )
                 for k, v in dict(doc["devices"]).items()
             }
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError, binascii.Error) as exc:
             raise ConfigError(f"{_CONFIG} is malformed: {exc}") from exc
         if set(sizes) != set(COMPONENTS) or set(devices) != set(DEVICES):
             raise ConfigError(f"{_CONFIG} must name every component")
