@@ -1172,6 +1172,52 @@ def test_a_slow_image_server_holds_the_update_slot_at_most_the_fetch_timeout(
     assert bmc.active("gpu") == "1.0"
 
 
+def test_an_image_server_that_drips_its_headers_holds_the_update_slot_at_most_the_fetch_timeout(
+    bmc: Bmc,
+) -> None:
+    """httpx reads a status line and headers to their end before it answers, each read with
+    its own timeout: a server that sends one header byte every 200 ms (for 20 s here, then
+    hangs up) was never cut by the whole-fetch deadline, which was checked only between body
+    reads. The fetch now ends at ``fetch_timeout`` (1 s) with ``TransferFailed``."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            for _ in range(100):
+                if stop.wait(0.2):
+                    break
+                try:
+                    conn.sendall(b"a")
+                except OSError:
+                    break
+
+    server = threading.Thread(target=drip, daemon=True)
+    server.start()
+    bmc.service.limits = dataclasses.replace(LIMITS, fetch_timeout=1.0)
+    body = {
+        "ImageURI": f"http://127.0.0.1:{listener.getsockname()[1]}/gpu.bin",
+        "Targets": [f"{INVENTORY}/gpu-active"],
+    }
+    try:
+        with bmc.client(OPERATOR) as client:
+            started = time.monotonic()
+            response = client.post(SIMPLE, json=body)
+            took = time.monotonic() - started
+        error = _error(response, 400, "TransferFailed")
+        assert "1.0 s" in error["message"]
+        assert took < 10, took
+        assert not bmc.service.updating.locked()
+        assert bmc.active("gpu") == "1.0"
+    finally:
+        stop.set()
+        server.join(30)
+        listener.close()
+
+
 def test_simple_update_requests_with_bad_parameters_are_400(
     bmc: Bmc, files: tuple[str, dict[str, bytes]]
 ) -> None:
