@@ -400,6 +400,24 @@ def test_swapped_device_identities_hold_both_devices(node: Platform, world: Worl
     assert report.component("nvme").running
 
 
+def test_a_deeply_nested_device_description_holds_only_that_device(node: Platform) -> None:
+    """A device's description file nested deeper than the JSON parser recurses was a
+    ``RecursionError`` out of every boot: one damaged device file kept the whole node from
+    booting (the boot stopped half way, unjournaled). Now ``ConfigError``: that device is
+    held in reset, the rest boots."""
+    from ironroot.platform import PlatformDevice
+
+    (node.directory / "devices" / "gpu.device.json").write_text("[" * 100_000 + "]" * 100_000)
+    _raises(ConfigError, "config", lambda: PlatformDevice.open(node.directory / "devices", "gpu"))
+    report = node.boot(now=NOW)
+    assert report.component("gpu").code == "config"
+    assert [c.name for c in report.components if not c.running] == ["gpu"]
+    assert node.state().last_boot["gpu"] == "held-in-reset"
+    measured = {m.name: m for m in node.measure(now=NOW)}
+    assert (measured["gpu"].ok, measured["gpu"].code) == (False, "config")
+    assert measured["nic"].ok
+
+
 def test_edited_evidence_holds_the_device(node: Platform) -> None:
     ident = node.state().component("nvme").image.evidence  # type: ignore[union-attr]
     path = node.directory / "evidence" / f"{ident}.cbor"
