@@ -418,6 +418,41 @@ def test_a_deeply_nested_device_description_holds_only_that_device(node: Platfor
     assert measured["nic"].ok
 
 
+def test_evidence_that_cannot_be_read_or_removed_stops_no_boot(
+    node: Platform, world: World
+) -> None:
+    """A directory where an evidence file belongs was an ``IsADirectoryError`` out of every
+    boot (and measurement): the device that needs it is held in reset instead, the rest
+    boots. An abandoned update whose statements cannot be removed still ends; an update
+    whose statements cannot be kept is refused typed, before anything is journaled."""
+    ident = node.state().component("nvme").image.evidence  # type: ignore[union-attr]
+    path = node.directory / "evidence" / f"{ident}.cbor"
+    path.unlink()
+    path.mkdir()
+    report = node.boot(now=NOW)
+    assert (report.component("nvme").running, report.component("nvme").code) == (False, "evidence")
+    assert [c.name for c in report.components if not c.running] == ["nvme"]
+    measured = {m.name: m for m in node.measure(now=NOW)}
+    assert (measured["nvme"].ok, measured["nvme"].code) == (False, "evidence")
+
+    with pytest.raises(PowerLost):
+        _update(node, world.release("host", "2.0"), faults=Faults("verify"))
+    staged = node.state().pending.image.evidence  # type: ignore[union-attr]
+    kept = node.directory / "evidence" / f"{staged}.cbor"
+    kept.unlink()
+    (kept / "inside").mkdir(parents=True)  # unlink() cannot remove it
+    report = node.boot(now=NOW)
+    assert node.state().pending is None
+    assert report.component("host").running
+    assert "UpdateAbandoned" in [e.message_id for e in node.events()]
+
+    shutil.rmtree(node.directory / "evidence")
+    (node.directory / "evidence").write_bytes(b"not a folder")
+    before = node.state()
+    _raises(StorageError, "evidence", lambda: _update(node, world.release("gpu", "2.0")))
+    assert node.state() == before
+
+
 def test_edited_evidence_holds_the_device(node: Platform) -> None:
     ident = node.state().component("nvme").image.evidence  # type: ignore[union-attr]
     path = node.directory / "evidence" / f"{ident}.cbor"
