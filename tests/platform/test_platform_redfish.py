@@ -1364,6 +1364,24 @@ def test_a_damaged_rot_is_503_with_retry_after_and_the_service_recovers(bmc: Bmc
         assert client.get(uri).status_code == 200
 
 
+def test_a_node_lock_that_cannot_be_opened_is_503_not_500(bmc: Bmc) -> None:
+    """The node's lock file replaced by a directory: an ``IsADirectoryError`` out of every
+    operation, a ``500 InternalError`` here. A storage failure, ``503`` with ``Retry-After``."""
+    lock = bmc.platform.directory / ".lock"
+    lock.unlink(missing_ok=True)
+    lock.mkdir()
+    uri = f"{INVENTORY}/bmc-active"
+    with bmc.client(ADMIN) as client:
+        try:
+            answer = client.get(uri)
+            error = _error(answer, 503, "GeneralError")
+            assert error["@Message.ExtendedInfo"][0]["Oem"]["Ironroot"]["Code"] == "storage"
+            assert int(answer.headers["retry-after"]) >= 1
+        finally:
+            lock.rmdir()
+        assert client.get(uri).status_code == 200
+
+
 def test_many_threads_read_while_an_update_runs(bmc: Bmc) -> None:
     """Reads during an update wait for the RoT, in worker threads: none fails."""
     v2 = bmc.world.release("nvme", "2.0")

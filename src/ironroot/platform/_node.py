@@ -484,7 +484,10 @@ class Platform:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         path = self.directory / ".lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StorageError(f"the node's lock {path} cannot be opened: {exc.strerror}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
