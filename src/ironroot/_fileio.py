@@ -110,9 +110,15 @@ def read_limited(path: Path, limit: int) -> bytes:
     ``InputUnavailable``.
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:  # before open(): it refuses a directory's descriptor with an IsADirectoryError
+        directory = stat.S_ISDIR(os.fstat(fd).st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    if directory:
+        os.close(fd)
+        raise InputUnavailable(f"{path}: is a directory, not a file")
     with open(fd, "rb") as handle:
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
-            raise InputUnavailable(f"{path}: is a directory, not a file")
         os.set_blocking(fd, True)
         # Ask for what the file holds (not a buffer of ``limit`` bytes); a file that grows
         # meanwhile is read on to the limit.

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -399,6 +400,59 @@ def test_swapped_device_identities_hold_both_devices(node: Platform, world: Worl
     assert report.component("nvme").running
 
 
+def test_a_deeply_nested_device_description_holds_only_that_device(node: Platform) -> None:
+    """A device's description file nested deeper than the JSON parser recurses was a
+    ``RecursionError`` out of every boot: one damaged device file kept the whole node from
+    booting (the boot stopped half way, unjournaled). Now ``ConfigError``: that device is
+    held in reset, the rest boots."""
+    from ironroot.platform import PlatformDevice
+
+    (node.directory / "devices" / "gpu.device.json").write_text("[" * 100_000 + "]" * 100_000)
+    _raises(ConfigError, "config", lambda: PlatformDevice.open(node.directory / "devices", "gpu"))
+    report = node.boot(now=NOW)
+    assert report.component("gpu").code == "config"
+    assert [c.name for c in report.components if not c.running] == ["gpu"]
+    assert node.state().last_boot["gpu"] == "held-in-reset"
+    measured = {m.name: m for m in node.measure(now=NOW)}
+    assert (measured["gpu"].ok, measured["gpu"].code) == (False, "config")
+    assert measured["nic"].ok
+
+
+def test_evidence_that_cannot_be_read_or_removed_stops_no_boot(
+    node: Platform, world: World
+) -> None:
+    """A directory where an evidence file belongs was an ``IsADirectoryError`` out of every
+    boot (and measurement): the device that needs it is held in reset instead, the rest
+    boots. An abandoned update whose statements cannot be removed still ends; an update
+    whose statements cannot be kept is refused typed, before anything is journaled."""
+    ident = node.state().component("nvme").image.evidence  # type: ignore[union-attr]
+    path = node.directory / "evidence" / f"{ident}.cbor"
+    path.unlink()
+    path.mkdir()
+    report = node.boot(now=NOW)
+    assert (report.component("nvme").running, report.component("nvme").code) == (False, "evidence")
+    assert [c.name for c in report.components if not c.running] == ["nvme"]
+    measured = {m.name: m for m in node.measure(now=NOW)}
+    assert (measured["nvme"].ok, measured["nvme"].code) == (False, "evidence")
+
+    with pytest.raises(PowerLost):
+        _update(node, world.release("host", "2.0"), faults=Faults("verify"))
+    staged = node.state().pending.image.evidence  # type: ignore[union-attr]
+    kept = node.directory / "evidence" / f"{staged}.cbor"
+    kept.unlink()
+    (kept / "inside").mkdir(parents=True)  # unlink() cannot remove it
+    report = node.boot(now=NOW)
+    assert node.state().pending is None
+    assert report.component("host").running
+    assert "UpdateAbandoned" in [e.message_id for e in node.events()]
+
+    shutil.rmtree(node.directory / "evidence")
+    (node.directory / "evidence").write_bytes(b"not a folder")
+    before = node.state()
+    _raises(StorageError, "evidence", lambda: _update(node, world.release("gpu", "2.0")))
+    assert node.state() == before
+
+
 def test_edited_evidence_holds_the_device(node: Platform) -> None:
     ident = node.state().component("nvme").image.evidence  # type: ignore[union-attr]
     path = node.directory / "evidence" / f"{ident}.cbor"
@@ -440,6 +494,20 @@ def test_a_missing_journal_key_is_a_typed_error(node: Platform) -> None:
 
 def test_a_deeply_nested_configuration_is_a_typed_error(node: Platform) -> None:
     (node.directory / "platform.json").write_text("[" * 200_000 + "]" * 200_000)
+    _raises(ConfigError, "config", lambda: Platform.open(node.directory))
+
+
+@pytest.mark.parametrize("size", ["Infinity", "-Infinity", "1e400"])
+def test_a_configuration_with_an_infinite_slot_size_is_a_typed_error(
+    node: Platform, size: str
+) -> None:
+    """Python's JSON reads ``Infinity`` and ``1e400`` as a float no integer holds: that was an
+    ``OverflowError`` out of ``Platform.open`` (the CLI's ``internal-error``)."""
+    path = node.directory / "platform.json"
+    text = path.read_text()
+    slot = json.loads(text)["slot_sizes"]["bmc"]
+    path.write_text(text.replace(f'"bmc": {slot}', f'"bmc": {size}', 1))
+    assert size in path.read_text()
     _raises(ConfigError, "config", lambda: Platform.open(node.directory))
 
 
@@ -495,6 +563,40 @@ def test_the_bmc_write_port_refuses_every_range_outside_rw(node: Platform) -> No
             lambda d=data: node.bmc_write("host", offset, d, now=NOW),  # type: ignore[arg-type]
         )
     assert _chip_digests(node) == before
+
+
+def test_a_blocked_write_to_a_chip_named_in_another_script_is_logged_not_hung(
+    node: Platform,
+) -> None:
+    """The chip a BMC names goes into the RoT's event as it came. JSON escapes a non-ASCII
+    character as six bytes (twelve for one outside the BMP), so an argument cut to 64
+    characters could still not fit a 512-byte entry, and cutting the message never made it
+    fit: the RoT looped for ever, holding the node (``ironroot platform flash-write --chip
+    ééé…``). Now refused and logged like any other name."""
+    offset, _ = rw_region("host")
+    names = ["é" * 100, "\U0001f525" * 100, "\u202e" * 300 + "host"]
+    failures: list[BaseException] = []
+
+    def attempt() -> None:
+        for name in names:
+            try:
+                node.bmc_write(name, offset, b"\xa5", now=NOW)
+            except BaseException as exc:  # asserted below, in the test's thread
+                failures.append(exc)
+
+    before = _chip_digests(node)
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "the RoT hung logging the blocked write"
+    assert [(type(e), getattr(e, "code", None)) for e in failures] == [
+        (FlashProtected, "flash-protected")
+    ] * len(names)
+    assert _chip_digests(node) == before
+    blocked = [e for e in node.events() if e.message_id == "FlashWriteBlocked"]
+    assert len(blocked) == len(names)
+    assert all(n.startswith(e.args[0]) and e.args[0] for n, e in zip(names, blocked, strict=True))
+    assert all(e.args[1:] == (str(offset), "1") for e in blocked)
 
 
 @settings(
@@ -660,6 +762,30 @@ def test_a_new_pfm_damaged_before_reboot_rolls_the_update_back(
     assert report.pfm_svn == 1
     assert node.state().pfm.image.svn == 1  # type: ignore[union-attr]
     assert report.component("host").image.version == "1.0"  # type: ignore[union-attr]
+
+
+def test_a_pfm_restored_during_an_update_stays_restored_in_the_journal(
+    node: Platform, world: World
+) -> None:
+    """The active PFM (a newer one than its recovery copy) is damaged; the next update finds
+    it so and the RoT restores it from ``pfm-recovery``, journaled. The update's own records
+    must go on from that state: written from the state it read before, they named the
+    damaged PFM again, so the journal vouched for PFM bytes the slot did not hold."""
+    versions = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+    pfm = world.make_pfm(2, versions)
+    _update(node, world.release("bmc", "2.0"), pfm=pfm, pfm_statement=world.log_pfm(pfm))
+    ps = node.state().pfm
+    assert (ps.image.svn, ps.recovery.svn) == (2, 1)  # type: ignore[union-attr]
+    _patch(node, "rot", _region("rot", f"pfm{ps.active}").offset + 300, b"\xaa" * 8)
+    with pytest.raises(PowerLost):
+        _update(node, world.release("host", "2.0"), faults=Faults("reboot"))
+    # the journaled PFM is the one in its slot (was DeviceStateTampered, flash-check)
+    node.active_image("pfm")
+    assert node.state().pfm.image == ps.recovery
+    report = node.boot(now=NOW)
+    assert report.update == "committed"
+    assert report.pfm_svn == 1
+    assert [e.message_id for e in node.events()].count("PfmCheckFailed") == 1
 
 
 def test_after_a_bmc_rollback_every_component_boots(node: Platform, world: World) -> None:

@@ -1011,6 +1011,66 @@ def test_credentials_in_a_uri_are_refused_never_shown_to_other_accounts(
     assert bmc.active("gpu") == "1.0"
 
 
+def test_image_server_credentials_are_sent_only_over_https(bmc: Bmc, tmp_path: Path) -> None:
+    """``Username``/``Password`` go to the image server as HTTP Basic, the password as it is:
+    with a plain ``http://`` ImageURI they are refused before any task or fetch (no request
+    reaches the server), over HTTPS they are sent and the update runs."""
+    from tls_pki import make_pki
+
+    v2 = bmc.world.release("gpu", "2.0")
+    content = {"gpu.bin": v2.bundle} | {f"gpu.{n}.ts": s for n, s in enumerate(v2.statements)}
+    secret = "password-of-the-image-server"
+    seen: list[str | None] = []
+
+    async def serve(request: Request) -> Response:
+        seen.append(request.headers.get("authorization"))
+        return Response(content[request.path_params["name"]])
+
+    app = Starlette(routes=[Route("/{name}", serve)])
+    target = {"Targets": [f"{INVENTORY}/gpu-active"]}
+    pki = make_pki(tmp_path)
+    with ServerThread(app) as plain, bmc.client(OPERATOR) as client:
+        host = plain.url.removeprefix("http://")
+        for body in (
+            {"ImageURI": f"{plain.url}/gpu.bin", "Username": "op", "Password": secret},
+            {"ImageURI": f"{host}/gpu.bin", "TransferProtocol": "HTTP", "Password": secret},
+            {"ImageURI": f"HTTP://{host}/gpu.bin", "Username": "op"},
+        ):
+            error = _error(
+                client.post(SIMPLE, json={**target, **body}), 400, "ActionParameterNotSupported"
+            )
+            info = error["@Message.ExtendedInfo"][0]
+            name = "Password" if "Password" in body else "Username"
+            assert info["MessageArgs"][0] == name
+            assert info["RelatedProperties"] == [f"/{name}"]
+            assert secret not in json.dumps(error)
+    assert seen == []
+    assert bmc.service.tasks.tasks() == []
+    bmc.service.fetch_verify = client_context(pki.ca)
+    with (
+        ServerThread(app, tls=ServerTls(pki.server_cert, pki.server_key)) as secure,
+        bmc.client(OPERATOR) as client,
+    ):
+        body = {
+            **target,
+            "ImageURI": f"{secure.url}/gpu.bin",
+            "Username": "op",
+            "Password": secret,
+            "Oem": {
+                "Ironroot": {
+                    "StatementURIs": [f"{secure.url}/gpu.{n}.ts" for n in range(len(v2.statements))]
+                }
+            },
+        }
+        response = client.post(SIMPLE, json=body)
+        assert response.status_code == 202, response.text
+        assert _wait(client, response.headers["location"]).status_code == 200
+    basic = "Basic " + base64.b64encode(f"op:{secret}".encode()).decode()
+    assert seen[0] == basic  # the image, and only the image, with the credentials
+    assert seen[1:] == [None] * len(v2.statements)
+    assert bmc.active("gpu") == "2.0"
+
+
 def test_local_files_and_odd_targets_are_never_an_update(
     bmc: Bmc, files: tuple[str, dict[str, bytes]]
 ) -> None:
@@ -1110,6 +1170,52 @@ def test_a_slow_image_server_holds_the_update_slot_at_most_the_fetch_timeout(
     assert task["TaskState"] == "Exception"
     assert not bmc.service.updating.locked()
     assert bmc.active("gpu") == "1.0"
+
+
+def test_an_image_server_that_drips_its_headers_holds_the_update_slot_at_most_the_fetch_timeout(
+    bmc: Bmc,
+) -> None:
+    """httpx reads a status line and headers to their end before it answers, each read with
+    its own timeout: a server that sends one header byte every 200 ms (for 20 s here, then
+    hangs up) was never cut by the whole-fetch deadline, which was checked only between body
+    reads. The fetch now ends at ``fetch_timeout`` (1 s) with ``TransferFailed``."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            for _ in range(100):
+                if stop.wait(0.2):
+                    break
+                try:
+                    conn.sendall(b"a")
+                except OSError:
+                    break
+
+    server = threading.Thread(target=drip, daemon=True)
+    server.start()
+    bmc.service.limits = dataclasses.replace(LIMITS, fetch_timeout=1.0)
+    body = {
+        "ImageURI": f"http://127.0.0.1:{listener.getsockname()[1]}/gpu.bin",
+        "Targets": [f"{INVENTORY}/gpu-active"],
+    }
+    try:
+        with bmc.client(OPERATOR) as client:
+            started = time.monotonic()
+            response = client.post(SIMPLE, json=body)
+            took = time.monotonic() - started
+        error = _error(response, 400, "TransferFailed")
+        assert "1.0 s" in error["message"]
+        assert took < 10, took
+        assert not bmc.service.updating.locked()
+        assert bmc.active("gpu") == "1.0"
+    finally:
+        stop.set()
+        server.join(30)
+        listener.close()
 
 
 def test_simple_update_requests_with_bad_parameters_are_400(
@@ -1255,6 +1361,24 @@ def test_a_damaged_rot_is_503_with_retry_after_and_the_service_recovers(bmc: Bmc
             assert int(answer.headers["retry-after"]) >= 1
         finally:
             state.write_bytes(kept)
+        assert client.get(uri).status_code == 200
+
+
+def test_a_node_lock_that_cannot_be_opened_is_503_not_500(bmc: Bmc) -> None:
+    """The node's lock file replaced by a directory: an ``IsADirectoryError`` out of every
+    operation, a ``500 InternalError`` here. A storage failure, ``503`` with ``Retry-After``."""
+    lock = bmc.platform.directory / ".lock"
+    lock.unlink(missing_ok=True)
+    lock.mkdir()
+    uri = f"{INVENTORY}/bmc-active"
+    with bmc.client(ADMIN) as client:
+        try:
+            answer = client.get(uri)
+            error = _error(answer, 503, "GeneralError")
+            assert error["@Message.ExtendedInfo"][0]["Oem"]["Ironroot"]["Code"] == "storage"
+            assert int(answer.headers["retry-after"]) >= 1
+        finally:
+            lock.rmdir()
         assert client.get(uri).status_code == 200
 
 

@@ -316,7 +316,7 @@ class PlatformDevice:
         raw = _read(description_path, "device description")
         try:
             description = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise ConfigError(f"{description_path}: not JSON ({exc})") from exc
         if (
             not isinstance(description, dict)

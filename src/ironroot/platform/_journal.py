@@ -326,11 +326,17 @@ class EventLog:
         }
         body = json.dumps(doc, separators=(",", ":")).encode()
         while len(body) > _ENTRY_BODY:
-            doc["message"] = (
-                doc["message"][: max(0, len(doc["message"]) - (len(body) - _ENTRY_BODY) - 3)]
-                + "..."
-            )
-            doc["args"] = [a[:64] for a in doc["args"]]
+            # The message is cut first, then the longest argument is halved: an argument that
+            # JSON escapes (six bytes a character) may not fit even at 64 characters.
+            text, cut = doc["message"], doc["args"]
+            if len(text) > 3:
+                doc["message"] = text[: max(0, len(text) - (len(body) - _ENTRY_BODY) - 3)] + "..."
+                doc["args"] = [a[:64] for a in cut]
+            elif any(cut):
+                longest = max(range(len(cut)), key=lambda n: len(cut[n]))
+                cut[longest] = cut[longest][: len(cut[longest]) // 2]
+            else:
+                raise LimitExceeded(f"the event {message_id} does not fit a log entry")
             body = json.dumps(doc, separators=(",", ":")).encode()
         entry = struct.pack(">H", len(body)) + struct.pack(">Q", seq) + body + self._mac(seq, body)
         slot = seq % self._count

@@ -50,6 +50,7 @@ from ironroot.errors import (
     DeviceStateTampered,
     FirmwareRejected,
     FlashProtected,
+    InputUnavailable,
     IronrootError,
     NotFound,
     StorageError,
@@ -268,7 +269,7 @@ class NodeConfig:
                 )
                 for k, v in dict(doc["devices"]).items()
             }
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError, binascii.Error) as exc:
             raise ConfigError(f"{_CONFIG} is malformed: {exc}") from exc
         if set(sizes) != set(COMPONENTS) or set(devices) != set(DEVICES):
             raise ConfigError(f"{_CONFIG} must name every component")
@@ -369,9 +370,14 @@ class Rot:
             )
         ident = _evidence_id(blob)
         path = self.platform.directory / "evidence" / f"{ident}.cbor"
-        if not path.exists():
-            path.parent.mkdir(exist_ok=True)
-            write_atomic(path, blob, mode=0o644)
+        try:
+            if not path.exists():
+                path.parent.mkdir(exist_ok=True)
+                write_atomic(path, blob, mode=0o644)
+        except OSError as exc:
+            raise StorageError(
+                f"the update's statements cannot be kept: {exc.strerror}", code="evidence"
+            ) from exc
         return ident
 
     def drop_evidence(self, ident: str) -> None:
@@ -379,7 +385,9 @@ class Rot:
         with it (a refused update's statements; they were kept when it was staged)."""
         assert self.state is not None
         if ident not in self.state.evidence():
-            (self.platform.directory / "evidence" / f"{ident}.cbor").unlink(missing_ok=True)
+            # Left behind when it cannot be removed: nothing the journal names refers to it.
+            with contextlib.suppress(OSError):
+                (self.platform.directory / "evidence" / f"{ident}.cbor").unlink(missing_ok=True)
 
     # --- the PFM ----------------------------------------------------------------------------
 
@@ -476,7 +484,10 @@ class Platform:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         path = self.directory / ".lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StorageError(f"the node's lock {path} cannot be opened: {exc.strerror}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -710,6 +721,10 @@ class Platform:
             blob = read_limited(path, _EVIDENCE_LIMIT)
         except (FileNotFoundError, NotFound) as exc:
             raise NotFound(f"the evidence {ident[:16]} is missing") from exc
+        except (OSError, InputUnavailable) as exc:  # a directory in its place, unreadable
+            raise StorageError(
+                f"the evidence {ident[:16]} cannot be read", code="evidence"
+            ) from exc
         if _evidence_id(blob) != ident:
             raise DeviceStateTampered(f"the evidence {ident[:16]} was changed", code="evidence")
         doc = decode_cbor(blob)

@@ -43,7 +43,8 @@ privilege the operation needs (Redfish's privilege registry: reads need ``Login`
 ``{"ImageURI": "https://…/bmc-2.0.bin", "Targets": [URI], "TransferProtocol": "HTTPS",
 "Username": …, "Password": …, "Oem": {"Ironroot": {"StatementURIs": [URI, …], "PfmURI": URI,
 "PfmStatementURI": URI}}}``: the service fetches the image and each statement over HTTP(S)
-(``httpx``; the same limits as a push), then updates as above.
+(``httpx``; the same limits as a push; ``Username``/``Password``, sent as HTTP Basic, only
+to an ``https://`` image), then updates as above.
 
 Either way the update runs in a worker thread (never on the event loop) as a task; the request
 is answered once the RoT has verified the image: ``202 Accepted`` with ``Location`` (the task

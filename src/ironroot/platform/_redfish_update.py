@@ -12,9 +12,11 @@ failing check, ``Update.1.3.VerificationFailed``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -307,11 +309,13 @@ class SimpleUpdatePlan:
         """Fetch the image and the statements (in the worker thread), all within
         ``limits.fetch_timeout`` seconds: httpx's timeout bounds each read, not a transfer, so
         a server sending a little at a time would otherwise hold the one update slot for as
-        long as it liked."""
+        long as it liked — in its body (checked between reads) or in its status line and
+        headers, which httpx reads to their end before it answers (cut by :class:`_Cutoff`)."""
         import httpx
 
         limits = service.limits
         deadline = time.monotonic() + limits.fetch_timeout
+        cutoff = _Cutoff(limits.fetch_timeout)
 
         def too_slow(uri: str) -> Refusal:
             return Refusal(
@@ -320,17 +324,22 @@ class SimpleUpdatePlan:
                 text=f"the fetch of {uri} did not end within {limits.fetch_timeout} s",
             )
 
-        with httpx.Client(
-            timeout=limits.fetch_timeout,
-            verify=client_verify(service.fetch_verify),
-            follow_redirects=False,
-        ) as client:
+        with (
+            cutoff,
+            httpx.Client(
+                timeout=limits.fetch_timeout,
+                verify=client_verify(service.fetch_verify),
+                follow_redirects=False,
+            ) as client,
+        ):
 
             def get(uri: str, limit: int, auth: tuple[str, str] | None = None) -> bytes:
                 if time.monotonic() > deadline:
                     raise too_slow(uri)
                 try:
-                    with client.stream("GET", uri, auth=auth) as response:
+                    with client.stream(
+                        "GET", uri, auth=auth, extensions={"trace": cutoff.trace}
+                    ) as response:
                         if response.status_code in (401, 403):
                             raise Refusal(
                                 400,
@@ -355,6 +364,8 @@ class SimpleUpdatePlan:
                             chunks.append(chunk)
                         return b"".join(chunks)
                 except httpx.HTTPError as exc:
+                    if time.monotonic() > deadline:
+                        raise too_slow(uri) from None
                     raise Refusal(
                         400,
                         message("CouldNotEstablishConnection", uri),
@@ -376,6 +387,52 @@ class SimpleUpdatePlan:
                 text="the image is empty",
             )
         return UpdateRequest(self.component, self.image_uri, bundle, statements, pfm, pfm_statement)
+
+
+class _Cutoff:
+    """Shuts the fetch's connections down once ``seconds`` have passed (a timer thread), so
+    that a read waiting for a server that sends its headers a byte at a time ends then. The
+    sockets come from httpcore's ``trace`` extension (each connection as it is opened, and
+    again once TLS wraps it); one opened after the cut is shut down at once."""
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._expired = False
+        self._timer = threading.Timer(seconds, self.cut)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Cutoff:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        if event not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            return
+        stream = info.get("return_value")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            late = self._expired
+        if late:
+            _shut(sock)
+
+    def cut(self) -> None:
+        with self._lock:
+            self._expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # closed already, or detached when TLS wrapped it
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def simple_update_plan(doc: Mapping[str, Any], service: RedfishService) -> SimpleUpdatePlan:
@@ -437,6 +494,16 @@ def simple_update_plan(doc: Mapping[str, Any], service: RedfishService) -> Simpl
             _basic_credential(doc, "Username", action),
             _basic_credential(doc, "Password", action),
         )
+        if not image_uri.lower().startswith("https://"):
+            # HTTP Basic sends the password as it is: over plain HTTP anyone on the path
+            # between the BMC and the image server reads it.
+            name = "Password" if "Password" in doc else "Username"
+            raise Refusal(
+                400,
+                message("ActionParameterNotSupported", name, action, related=(f"/{name}",)),
+                text="Username and Password are sent only over HTTPS: "
+                "fetch the image with an https:// ImageURI",
+            )
     statements: tuple[str, ...] = ()
     pfm_uri = pfm_statement_uri = None
     if "Oem" in doc:

@@ -160,11 +160,16 @@ def run_update(
         _refuse(rot, state, now, "the staged image does not read back", "stage")
         raise StorageError("the staged image did not read back intact", code="staging")
     try:
+        active_pfm = _pfm_of(rot, now)
+        # A damaged active PFM was restored just now, and journaled: go on from that state,
+        # or the next record would name the damaged PFM again.
+        assert rot.state is not None
+        state = rot.state
         inputs: dict[str, Any] = {
             "trust": rot.platform.config.trust,
             "fuses": rot.device.fuses,
             "min_svn": cs.min_svn,
-            "active_pfm": _pfm_of(rot, now),
+            "active_pfm": active_pfm,
             "active_images": _active_images(state),
             "now": now,
             "pfm": pfm,

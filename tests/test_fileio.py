@@ -1,0 +1,34 @@
+"""``ironroot._fileio``: bounded reads of whatever a path names."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ironroot._fileio import read_limited
+from ironroot.errors import InputUnavailable, LimitExceeded
+
+
+def test_read_limited_reads_a_file_within_its_limit(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 10)
+    assert read_limited(path, 10) == b"x" * 10
+    with pytest.raises(LimitExceeded):
+        read_limited(path, 9)
+
+
+def test_a_directory_is_input_unavailable_naming_its_path(tmp_path: Path) -> None:
+    """``open()`` refuses a directory's descriptor with an ``IsADirectoryError`` named by the
+    descriptor's number: the check for a directory came after it and never ran, so callers
+    that map the typed error (the platform's evidence, the CLI's inputs) got a bare
+    ``OSError`` — and the descriptor is closed either way."""
+    before = len(os.listdir("/proc/self/fd")) if Path("/proc/self/fd").is_dir() else None
+    with pytest.raises(InputUnavailable) as info:
+        read_limited(tmp_path, 1024)
+    assert type(info.value) is InputUnavailable
+    assert info.value.code == "input-unavailable"
+    assert str(tmp_path) in info.value.detail
+    if before is not None:
+        assert len(os.listdir("/proc/self/fd")) == before
