@@ -16,6 +16,7 @@ from ironroot.errors import (
     ConfigError,
     Conflict,
     InconsistentCheckpoint,
+    InUse,
     MalformedInput,
     NotFound,
     StorageError,
@@ -452,3 +453,49 @@ def test_an_empty_log_exports_its_checkpoint_alone(log: Log, tmp_path: Path) -> 
     fill(log, entries(2))
     export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
     _assert_served_exactly(out, log)
+
+
+class _ExportsMeanwhile(LogBackedFetcher):
+    """Serves the log frozen at one checkpoint; at its first tile, the log grows and another
+    export of the same directory runs (a mirror restarted while the old one still writes)."""
+
+    def __init__(self, log: Log, out: Path) -> None:
+        super().__init__(log)
+        self.note = log.checkpoint()
+        self.out = out
+        self.inner: BaseException | None = None
+
+    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+        if path == "checkpoint":
+            return self.note
+        if self.inner is None and path.startswith("tile/"):
+            fill(self.log, entries(400, self.log.tree_size))
+            try:
+                export_tiles(LogBackedFetcher(self.log), self.out, identity=_identity(self.log))
+            except InUse as exc:
+                self.inner = exc
+            else:
+                self.inner = AssertionError("the second export ran")
+        return super().fetch(path, accept=accept)
+
+
+def test_two_exports_of_one_directory_never_publish_an_older_checkpoint(
+    log: Log, tmp_path: Path
+) -> None:
+    out = tmp_path / "tiles"
+    fill(log, entries(10))
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    fill(log, entries(290, 10))
+    source = _ExportsMeanwhile(log, out)
+    report = export_tiles(source, out, identity=_identity(log))
+    assert isinstance(source.inner, InUse)
+    assert "another export is writing" in source.inner.detail
+    assert report.size == 300
+    assert _exported_size(out / "checkpoint") == 300
+    # once the first export is done, the next one brings the directory up to the log
+    assert export_tiles(LogBackedFetcher(log), out, identity=_identity(log)).size == 700
+    _assert_served_exactly(out, log)
+
+
+def _exported_size(path: Path) -> int:
+    return int(path.read_bytes().split(b"\n")[1])
