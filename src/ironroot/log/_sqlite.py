@@ -94,6 +94,17 @@ _WINDOW_MAX = 1 << 22
 _WINDOW_SHARE = 4
 _SLICE_KEYS = 2048  # keys per merge transaction, about (a few ms of the write lock)
 _MERGE_CHECKPOINT = 8  # the merger checkpoints the WAL after so many slices
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1  # SQLite's INTEGER
+
+
+def _bound(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A read's integer arguments held to SQLite's INTEGER range (which no stored index, size
+    or level leaves), so a caller's out-of-range number reads nothing rather than raising
+    ``OverflowError``, as in the other stores."""
+    return tuple(
+        min(max(a, _INT_MIN), _INT_MAX) if isinstance(a, int) and not isinstance(a, bool) else a
+        for a in args
+    )
 
 
 def index_window(indexed: int) -> int:
@@ -308,14 +319,14 @@ class SqliteLogStore:
 
     def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
         try:
-            row = self._reader().execute(sql, args).fetchone()
+            row = self._reader().execute(sql, _bound(args)).fetchone()
         except sqlite3.Error as exc:
             raise StorageError(f"log database read failed: {exc}") from exc
         return row
 
     def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         try:
-            return self._reader().execute(sql, args).fetchall()
+            return self._reader().execute(sql, _bound(args)).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"log database read failed: {exc}") from exc
 
