@@ -46,13 +46,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ironroot._fileio import fsync_dir, write_atomic
+from ironroot._fileio import fsync_dir, read_limited, write_atomic
 from ironroot.errors import (
     ConfigError,
     Conflict,
     InconsistentCheckpoint,
+    InputUnavailable,
     InUse,
     IronrootError,
+    LimitExceeded,
     MalformedInput,
     NotFound,
     StorageError,
@@ -162,8 +164,12 @@ class _Directory:
             # before the checkpoint is published
             write_atomic(file, data, mode=_FILE_MODE, exclusive=True, sync_dir=False)
         except Conflict:
-            try:
-                present = file.read_bytes()
+            try:  # whatever is there (a named pipe too) is read without waiting
+                present = read_limited(file, len(data))
+            except LimitExceeded:
+                present = None
+            except InputUnavailable as exc:  # a directory
+                raise StorageError(f"cannot read {file}: {exc.detail}") from exc
             except OSError as exc:
                 raise StorageError(f"cannot read {file}: {exc.strerror}") from exc
             if present != data:
