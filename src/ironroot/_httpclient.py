@@ -5,12 +5,16 @@ hostile or broken server sends: :func:`bounded_response` reads the answer as it 
 and stops at ``limit`` bytes with the caller's error, so memory is bounded by the limit, not
 by the server. The answer comes back as an ``httpx.Response`` with its body read (decoded)
 and the headers that still describe it (the framing ones, which described the bytes on the
-wire, dropped). httpx's own errors pass through: each caller names the party it could not
-reach. Written here because httpx has no size limit on a response body.
+wire, dropped). With ``total``, the whole answer must arrive within that many seconds: httpx's
+timeouts bound each wait, not their sum, so a server that sends a byte now and then would
+otherwise hold the client as long as it likes. httpx's own errors (and that timeout, as
+``httpx.ReadTimeout``) pass through: each caller names the party it could not reach. Written
+here because httpx has no size limit on a response body and no overall deadline.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -41,17 +45,24 @@ def bounded_response(
     *,
     limit: int,
     too_large: Callable[[], IronrootError],
+    total: float | None = None,
     **request: Any,
 ) -> httpx.Response:
     """``client``'s answer to ``method url`` (``request``: httpx's ``headers``, ``content``
     …), its body read as it streams in; ``too_large()`` is raised once the body passes
-    ``limit`` bytes."""
+    ``limit`` bytes, ``httpx.ReadTimeout`` once the body is still coming ``total`` seconds
+    after the request began."""
+    deadline = None if total is None else time.monotonic() + total
     with client.stream(method, url, **request) as streamed:
         data = bytearray()
         for chunk in streamed.iter_bytes():
             data += chunk
             if len(data) > limit:
                 raise too_large()
+            if deadline is not None and time.monotonic() > deadline:
+                raise httpx.ReadTimeout(
+                    f"the answer took longer than {total:g} s", request=streamed.request
+                )
     kept = [
         (name, value)
         for name, value in streamed.headers.multi_items()

@@ -177,6 +177,22 @@ def test_tampered_proof(batch: Batch) -> None:
         )
 
 
+def test_an_unchecked_consistency_proof_beside_a_valid_inclusion_proof_is_refused(
+    batch: Batch,
+) -> None:
+    # the service's receipt, with a consistency proof added to its unprotected header: the
+    # signature still verifies, but nothing can check the added proof without the old root
+    receipt = decode_cbor(batch.receipt(2))
+    protected, unprotected, _, signature = receipt.value
+    forged = encode_cbor([1, 7, [b"\x07" * 32]])
+    vdp = {-1: unprotected[396][-1], -2: [forged]}
+    data = encode_cbor(cbor2.CBORTag(18, [protected, {396: vdp}, None, signature]))
+    assert Receipt.parse(data).consistency_proofs[0].tree_size_1 == 1
+    with pytest.raises(MalformedReceipt, match="carries consistency proofs") as info:
+        verify_receipt(data, batch.entries[2], KEYS)
+    assert type(info.value) is MalformedReceipt
+
+
 def test_unknown_kid(batch: Batch) -> None:
     with pytest.raises(UnknownIssuer):
         verify_receipt(batch.receipt(0), batch.entries[0], {SERVICE_PQ.kid: SERVICE_PQ.verifier()})

@@ -4,8 +4,10 @@ never rewritten, the checkpoint comes last, and every refusal names its error.""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from ironroot.errors import (
     ConfigError,
     Conflict,
     InconsistentCheckpoint,
+    InUse,
     MalformedInput,
     NotFound,
     StorageError,
@@ -452,3 +455,112 @@ def test_an_empty_log_exports_its_checkpoint_alone(log: Log, tmp_path: Path) -> 
     fill(log, entries(2))
     export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
     _assert_served_exactly(out, log)
+
+
+class _ExportsMeanwhile(LogBackedFetcher):
+    """Serves the log frozen at one checkpoint; at its first tile, the log grows and another
+    export of the same directory runs (a mirror restarted while the old one still writes)."""
+
+    def __init__(self, log: Log, out: Path) -> None:
+        super().__init__(log)
+        self.note = log.checkpoint()
+        self.out = out
+        self.inner: BaseException | None = None
+
+    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+        if path == "checkpoint":
+            return self.note
+        if self.inner is None and path.startswith("tile/"):
+            fill(self.log, entries(400, self.log.tree_size))
+            try:
+                export_tiles(LogBackedFetcher(self.log), self.out, identity=_identity(self.log))
+            except InUse as exc:
+                self.inner = exc
+            else:
+                self.inner = AssertionError("the second export ran")
+        return super().fetch(path, accept=accept)
+
+
+def test_two_exports_of_one_directory_never_publish_an_older_checkpoint(
+    log: Log, tmp_path: Path
+) -> None:
+    out = tmp_path / "tiles"
+    fill(log, entries(10))
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    fill(log, entries(290, 10))
+    source = _ExportsMeanwhile(log, out)
+    report = export_tiles(source, out, identity=_identity(log))
+    assert isinstance(source.inner, InUse)
+    assert "another export is writing" in source.inner.detail
+    assert report.size == 300
+    assert _exported_size(out / "checkpoint") == 300
+    # once the first export is done, the next one brings the directory up to the log
+    assert export_tiles(LogBackedFetcher(log), out, identity=_identity(log)).size == 700
+    _assert_served_exactly(out, log)
+
+
+def _exported_size(path: Path) -> int:
+    return int(path.read_bytes().split(b"\n")[1])
+
+
+def _within(seconds: float, work: Callable[[], object]) -> object:
+    """``work()``'s result or error, failing the test if it has not returned in ``seconds``."""
+    done: list[object] = []
+
+    def run() -> None:
+        try:
+            done.append(work())
+        except BaseException as exc:  # handed to the test
+            done.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert done, f"still running after {seconds} s"
+    return done[0]
+
+
+def _unblock(fifo: Path) -> None:
+    """Let a reader stuck opening ``fifo`` go (a writer appears and leaves at once)."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_a_named_pipe_in_a_static_directory_is_read_without_waiting(
+    log: Log, tmp_path: Path
+) -> None:
+    # e.g. an unpacked archive of someone's tiles: tar keeps named pipes
+    out = tmp_path / "tiles"
+    fill(log, entries(300))
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    fifo = out / "tile/entries/000"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    try:
+        failed = _within(
+            5, lambda: verify_remote_log(DirectoryLogFetcher(out), identity=_identity(log))
+        )
+        assert isinstance(failed, VerificationFailed)
+        assert (
+            failed.detail
+            == "tile/entries/000 is malformed: the entry bundle has 0 entries, not 256"
+        )
+    finally:
+        _unblock(fifo)
+
+
+def test_a_named_pipe_where_a_tile_goes_is_a_conflict_not_a_wait(log: Log, tmp_path: Path) -> None:
+    out = tmp_path / "tiles"
+    (out / "tile" / "0").mkdir(parents=True)
+    fifo = out / "tile/0/000"
+    os.mkfifo(fifo)
+    fill(log, entries(300))
+    try:
+        failed = _within(
+            5, lambda: export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+        )
+        assert isinstance(failed, Conflict)
+        assert "already holds other bytes" in failed.detail
+        assert not (out / "checkpoint").exists()
+    finally:
+        _unblock(fifo)

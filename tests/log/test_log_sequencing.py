@@ -258,6 +258,20 @@ def test_reopen_with_another_origin_is_refused(place: LogPlace) -> None:
         place.open_log(origin="other.example", note_signers=[NoteSigner("other.example", KEY)])
 
 
+def test_another_log_of_the_same_origin_is_refused(place: LogPlace) -> None:
+    with place.open_log(origin=ORIGIN, note_signers=SIGNERS) as log:
+        fill(log, entries(3))
+        checkpoint = log.checkpoint()
+    # a service whose store settings point at this log's store, under its own key
+    stranger = [NoteSigner(ORIGIN, ed25519_key())]
+    with pytest.raises(ConfigError, match="not signed by this log's checkpoint key"):
+        place.open_log(origin=ORIGIN, note_signers=stranger)
+    # nothing was written; the log's own key (with a key added beside it) still opens it
+    added = [*SIGNERS, NoteSigner(ORIGIN, mldsa_key())]
+    with place.open_log(origin=ORIGIN, note_signers=added) as log:
+        assert (log.tree_size, log.checkpoint()) == (3, checkpoint)
+
+
 def test_a_log_needs_a_signer() -> None:
     with pytest.raises(ConfigError):
         Log.open_memory(origin=ORIGIN, note_signers=[])

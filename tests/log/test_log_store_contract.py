@@ -19,12 +19,13 @@ from typing import Any
 import pytest
 from log_testkit import ORIGIN, ed25519_key, signer
 
-from ironroot.errors import StaleBatch, StorageError
+from ironroot.errors import NotFound, StaleBatch, StorageError
 from ironroot.log import (
     AuditableStore,
     Checkpoint,
     MemoryLogStore,
     StoreBatch,
+    StoreLogFetcher,
     TreeState,
     sign_checkpoint,
     tiles_for_size,
@@ -232,6 +233,23 @@ def test_what_is_written_is_read_back(any_store: Opened) -> None:
     assert store.batch_data(250) is None
     assert store.batch_data_sizes() == [200]
     assert store.storage_bytes() > sum(len(e) for e in entries)
+
+
+def test_numbers_beyond_any_index_read_nothing(any_store: Opened) -> None:
+    # e.g. the last canonical entry bundle (index 2**55 - 1) read as served: its entries
+    # end at 2**63, one past SQLite's largest integer
+    store = any_store.store
+    _filled(store)
+    huge = 1 << 64
+    bundle = "tile/entries/x036/x028/x797/x018/x963/967"
+    with pytest.raises(NotFound, match="no entry bundle"):
+        StoreLogFetcher(store).fetch(bundle)
+    assert store.entries((1 << 63) - 256, 1 << 63) == []
+    assert store.entries(299, huge) == store.entries(299, 300)
+    assert store.tile(0, huge) is None
+    assert store.checkpoint(huge) is None
+    assert store.batch_size_of(huge) is None
+    assert store.batch_data(huge) is None
 
 
 def test_pending_rows_are_integrated_and_cleared_in_one_write(any_store: Opened) -> None:

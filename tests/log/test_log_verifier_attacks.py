@@ -6,6 +6,7 @@ typed error (or, where the spec says so, be ignored), never be accepted."""
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -27,6 +28,7 @@ from ironroot.errors import (
     PayloadTooLarge,
     StorageError,
     UnknownIssuer,
+    Unreachable,
     VerificationFailed,
 )
 from ironroot.log import (
@@ -204,3 +206,29 @@ def test_a_body_larger_than_any_log_resource_is_cut_off() -> None:
     ):
         f.fetch("tile/entries/000")
     assert sent < 20 << 20  # the rest of the 64 MiB was never read
+
+
+def test_a_body_trickled_byte_by_byte_is_cut_off_at_the_total_deadline() -> None:
+    # each byte comes well within the timeout of one wait; the whole never would
+    sent = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        def chunks() -> Iterator[bytes]:
+            nonlocal sent
+            for _ in range(400):
+                time.sleep(0.02)
+                sent += 1
+                yield b"\0"
+
+        return httpx.Response(200, content=chunks())
+
+    client = _client(handler)
+    started = time.monotonic()
+    with (
+        client,
+        HttpLogFetcher("https://log.example", client=client, timeout=0.1) as f,
+        pytest.raises(Unreachable, match=r"took longer than 0\.4 s"),
+    ):
+        f.fetch("tile/0/000")
+    assert time.monotonic() - started < 2.0
+    assert sent < 100

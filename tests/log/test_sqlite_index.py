@@ -468,3 +468,27 @@ def test_a_reader_opened_while_the_log_was_stopped_reads_what_a_restarted_writer
             log.close()
     finally:
         reader.close()
+
+
+def test_a_reader_opened_while_the_log_was_stopped_reads_a_whole_run_of_the_writer(
+    path: Path,
+) -> None:
+    """As above, but the writer starts, appends and stops cleanly between two reads (the
+    dashboard idle while the service restarts): no write-ahead log is left, yet the reader
+    must not go on with its cached pages beside the file's new ones (a torn view: an old
+    state with a new checkpoint, and entries its id index cannot find)."""
+    _filled(path, 300, window=None)
+    reader = SqliteLogStore(path, read_only=True)
+    try:
+        assert reader.state().size == 300
+        assert len(reader.tile(0, 1) or b"") == 44 * 32
+        log = _log(SqliteLogStore(path))
+        fill(log, entries(600, 300, tag=b"late"))
+        log.close()
+        assert not path.with_name(path.name + "-wal").exists()
+        assert reader.state().size == 900
+        assert len(reader.tile(0, 1) or b"") == 256 * 32
+        assert reader.checkpoint() == reader.checkpoint(900)
+        assert _report(reader) == 900
+    finally:
+        reader.close()

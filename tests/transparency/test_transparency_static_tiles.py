@@ -6,6 +6,7 @@ a mirror current until it is stopped."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ from _tx_helpers import VENDOR_ISS, write_config
 import http_calls
 import ironroot
 from ironroot.cli import main
-from ironroot.cose import create_statement
+from ironroot.cose import Problem, create_statement
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.log import (
     CACHE_CHECKPOINT,
@@ -35,7 +36,7 @@ from ironroot.log import (
     entry_bundles_for_size,
     tiles_for_size,
 )
-from ironroot.transparency import ServiceThread, TransparencyService
+from ironroot.transparency import ServiceThread, TransparencyService, create_tiles_app
 from ironroot.witness import Cosigner
 
 pytestmark = pytest.mark.integration
@@ -373,3 +374,24 @@ def test_follow_retries_a_source_that_is_down(running: Running, tmp_path: Path) 
     assert follower.returncode == 0, stderr.decode()
     assert "at size 4" in stdout.decode()
     assert (out / "checkpoint").read_bytes() == (source / "checkpoint").read_bytes()
+
+
+def test_serve_tiles_problems_never_name_the_mirrors_files(tmp_path: Path) -> None:
+    out = tmp_path / "mirror-on-disk"
+    (out / "tile" / "0").mkdir(parents=True)
+    (out / "checkpoint").write_bytes(b"not read here\n")
+    (out / "tile/0/001").write_bytes(b"\0" * (256 * (2 + 0xFFFF) + 4097))  # > any resource
+    app = create_tiles_app(out)
+
+    async def get_both() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://mirror") as client:
+            return await client.get("/tile/0/x001/000"), await client.get("/tile/0/001")
+
+    missing, too_large = asyncio.run(get_both())
+    assert missing.status_code == 404
+    assert Problem.from_cbor(missing.content).detail == "this mirror has no tile/0/x001/000"
+    assert too_large.status_code == 503
+    assert Problem.from_cbor(too_large.content).detail == "this mirror cannot serve tile/0/001"
+    for answer in (missing, too_large):
+        assert b"mirror-on-disk" not in answer.content

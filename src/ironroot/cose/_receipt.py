@@ -8,9 +8,10 @@ same for every entry of that root, and each entry's receipt differs only in its 
 
 RFC 9942 writes the inclusion path as ``[+ bstr]``; the tree of size one has an empty path, so
 an empty path is accepted (and produced) for that tree only; the Merkle check requires the
-path length that the size and index imply. Consistency proofs (``-2``) are parsed and kept;
-verifying a consistency receipt needs the new root recomputed from the old one, which the
-Merkle layer does not offer, so this module does not verify them.
+path length that the size and index imply. Consistency proofs (``-2``) are parsed and kept
+(``Receipt.parse``, for inspection); verifying one needs the old tree's root, which an
+inclusion receipt does not carry, so :func:`verify_receipt` refuses a receipt that holds any:
+nothing it returns as verified carries a proof nobody checked.
 """
 
 from __future__ import annotations
@@ -244,7 +245,8 @@ def verify_receipt(
 ) -> Receipt:
     """Verify that ``receipt`` proves ``entry`` (a log entry) is in a tree the service signed.
 
-    Raises ``MalformedReceipt`` (structure, vds), ``UnknownIssuer`` (kid not in ``keys``),
+    Raises ``MalformedReceipt`` (structure, vds, consistency proofs beside the inclusion
+    ones), ``UnknownIssuer`` (kid not in ``keys``),
     ``InvalidProof`` (a proof that does not fit its tree, or proofs leading to different
     roots), ``AlgorithmNotAccepted`` (key and receipt algorithms differ) and ``BadSignature``
     (the signature does not cover the root the proofs imply: another entry, another tree,
@@ -253,6 +255,11 @@ def verify_receipt(
     parsed = receipt if isinstance(receipt, Receipt) else Receipt.parse(receipt)
     if not parsed.inclusion_proofs:
         raise MalformedReceipt("the receipt carries no inclusion proof")
+    if parsed.consistency_proofs:
+        # unprotected, and not checkable without the old root: refused, never passed on
+        raise MalformedReceipt(
+            "the receipt carries consistency proofs, which an inclusion receipt cannot verify"
+        )
     verifier = keys.get(parsed.kid)
     if verifier is None:
         raise UnknownIssuer("the receipt's kid is not a trusted service key")

@@ -28,25 +28,33 @@ already present with other bytes raises :class:`Conflict` (another log's files, 
 Partial tiles are written under their width (``.p/<W>``) beside the older ones, so a client
 still reading the previous checkpoint finds what it needs. The checkpoint is written last, so
 a reader never sees a checkpoint whose tiles are missing, and a crash at any point leaves the
-previous export intact. Once the new checkpoint is in place, the partial tiles and bundles
-whose full versions now exist are deleted (c2sp.org/tlog-tiles allows it; clients fall back to
-the full tile).
+previous export intact. One export writes a directory at a time (an exclusive ``flock`` on
+the directory itself, so no file is added; another export raises :class:`InUse`): two exports
+interleaved could otherwise publish an older checkpoint over a newer one. Once the new
+checkpoint is in place, the partial tiles and bundles whose full versions now exist are
+deleted (c2sp.org/tlog-tiles allows it; clients fall back to the full tile).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ironroot._fileio import fsync_dir, write_atomic
+from ironroot._fileio import fsync_dir, read_limited, write_atomic
 from ironroot.errors import (
     ConfigError,
     Conflict,
     InconsistentCheckpoint,
+    InputUnavailable,
+    InUse,
     IronrootError,
+    LimitExceeded,
     MalformedInput,
     NotFound,
     StorageError,
@@ -156,8 +164,12 @@ class _Directory:
             # before the checkpoint is published
             write_atomic(file, data, mode=_FILE_MODE, exclusive=True, sync_dir=False)
         except Conflict:
-            try:
-                present = file.read_bytes()
+            try:  # whatever is there (a named pipe too) is read without waiting
+                present = read_limited(file, len(data))
+            except LimitExceeded:
+                present = None
+            except InputUnavailable as exc:  # a directory
+                raise StorageError(f"cannot read {file}: {exc.detail}") from exc
             except OSError as exc:
                 raise StorageError(f"cannot read {file}: {exc.strerror}") from exc
             if present != data:
@@ -207,6 +219,7 @@ def export_tiles(source: LogFetcher, directory: Path, *, identity: LogIdentity) 
     Raises :class:`VerificationFailed` when the source serves something that does not verify
     (the checkpoint's own signature errors propagate as they are),
     :class:`InconsistentCheckpoint` when its tree does not extend the exported one,
+    :class:`InUse` when another export is writing the directory,
     :class:`ConfigError` when the directory holds another log's checkpoint, :class:`Conflict`
     when it holds other bytes at a path to write, :class:`StorageError` when it cannot be
     written or its own export is damaged.
@@ -219,6 +232,38 @@ def export_tiles(source: LogFetcher, directory: Path, *, identity: LogIdentity) 
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create {root}: {exc.strerror}") from exc
+    with _locked(root):
+        return _export(source, root, note, new, origin, verifiers)
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on the directory itself while one export writes it."""
+    try:
+        fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as exc:
+        raise StorageError(f"cannot open {root}: {exc.strerror}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise InUse(
+                f"another export is writing {root}; one export writes a directory at a time"
+            ) from exc
+        yield
+    finally:
+        os.close(fd)
+
+
+def _export(
+    source: LogFetcher,
+    root: Path,
+    note: bytes,
+    new: Checkpoint,
+    origin: str,
+    verifiers: tuple[NoteVerifier, ...],
+) -> ExportReport:
+    """:func:`export_tiles` once ``root`` is locked."""
     local = DirectoryLogFetcher(root)
     out = _Directory(root)
 

@@ -15,6 +15,9 @@ __all__ = ["HttpLogFetcher"]
 
 # The largest resource of the read API: a full entry bundle of 256 maximal entries.
 _MAX_BODY = 256 * (2 + 0xFFFF) + 4096
+# A whole resource arrives within this many times the timeout of one wait (a server that
+# trickles bytes is cut off, not waited for byte by byte).
+_TOTAL_TIMEOUTS = 4
 
 
 class HttpLogFetcher:
@@ -29,9 +32,12 @@ class HttpLogFetcher:
         verify: ssl.SSLContext | bool = True,
     ) -> None:
         """``verify`` (when no ``client`` is given): ``True`` trusts the system's CAs, an
-        ``ssl.SSLContext`` a private CA (and may present a client certificate)."""
+        ``ssl.SSLContext`` a private CA (and may present a client certificate). ``timeout``
+        bounds each wait; a whole resource must arrive within four times it
+        (:class:`Unreachable` otherwise)."""
         if not base_url.startswith(("http://", "https://")):
             raise MalformedInput("a log URL must start with http:// or https://")
+        self._total = _TOTAL_TIMEOUTS * timeout
         self._base = checked_url(base_url.rstrip("/") + "/", "the log")
         self._own = client is None
         self._client = (
@@ -50,6 +56,7 @@ class HttpLogFetcher:
                 url,
                 limit=_MAX_BODY,
                 too_large=lambda: PayloadTooLarge(f"{url} is larger than any log resource"),
+                total=self._total,
                 headers=headers,
             )
         except httpx.HTTPError as exc:

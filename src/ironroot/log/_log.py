@@ -33,6 +33,11 @@ together.
 reads (entries, tiles, proofs, checkpoints) are the view's, served from the store on the
 caller's thread, and the writer seeds the view's node cache with the nodes each batch makes.
 Its head is the writer's own, never re-read from the store.
+
+A store that already holds a log must be this log's: its origin (else :class:`ConfigError`)
+and its latest checkpoint signed by one of this log's checkpoint keys (else
+:class:`ConfigError`): a service pointed at another log's store (a copied DSN or schema, the
+same origin under another key) is refused rather than extending that log under its own key.
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ from ironroot.errors import (
 )
 from ironroot.log._checkpoint import Checkpoint
 from ironroot.log._memory import MemoryLogStore
-from ironroot.log._note import NoteSigner, sign_checkpoint
+from ironroot.log._note import NoteSigner, open_checkpoint, sign_checkpoint
 from ironroot.log._open import open_store
 from ironroot.log._store import LogStore, StoreBatch, TreeState
 from ironroot.log._tiles import HASH_SIZE, MAX_ENTRY_SIZE, TILE_HEIGHT, TILE_WIDTH
@@ -261,8 +266,10 @@ class Log(LogView):
         """Check the stored origin; record it, and the signed empty tree, in a new store."""
         stored = check_origin(self._store, self._origin)
         state = self._store.state()
-        empty = state.size == 0 and self._store.checkpoint() is None
+        latest = self._store.checkpoint()
+        empty = state.size == 0 and latest is None
         if stored is not None and not empty:
+            self._check_signed_here(latest)
             return
         batch = StoreBatch(
             first_index=state.size,
@@ -282,6 +289,20 @@ class Log(LogView):
                 raise ConfigError(
                     f"this log's origin is {stored!r}, not {self._origin!r}"
                 ) from None
+            self._check_signed_here(self._store.checkpoint())
+
+    def _check_signed_here(self, note: bytes | None) -> None:
+        """The stored latest checkpoint verifies under one of this log's checkpoint keys
+        (:class:`ConfigError` otherwise: the store holds another log)."""
+        if note is None:
+            return  # no checkpoint at all: the view's open reports the damaged store
+        try:
+            open_checkpoint(note, self.note_verifiers, origin=self._origin)
+        except IronrootError as exc:
+            raise ConfigError(
+                f"the log in this store is not signed by this log's checkpoint key "
+                f"({exc.detail}): the store holds another log of origin {self._origin!r}"
+            ) from exc
 
     def _resync(self) -> bool:
         """After a failed write: take the stored state as the writer's, and resolve the

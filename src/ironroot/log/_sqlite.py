@@ -94,6 +94,17 @@ _WINDOW_MAX = 1 << 22
 _WINDOW_SHARE = 4
 _SLICE_KEYS = 2048  # keys per merge transaction, about (a few ms of the write lock)
 _MERGE_CHECKPOINT = 8  # the merger checkpoints the WAL after so many slices
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1  # SQLite's INTEGER
+
+
+def _bound(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A read's integer arguments held to SQLite's INTEGER range (which no stored index, size
+    or level leaves), so a caller's out-of-range number reads nothing rather than raising
+    ``OverflowError``, as in the other stores."""
+    return tuple(
+        min(max(a, _INT_MIN), _INT_MAX) if isinstance(a, int) and not isinstance(a, bool) else a
+        for a in args
+    )
 
 
 def index_window(indexed: int) -> int:
@@ -190,8 +201,9 @@ class SqliteLogStore:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
-        # Read connections opened while the log was stopped, read as immutable (see _reader).
-        self._immutable: set[sqlite3.Connection] = set()
+        # Read connections opened while the log was stopped, read as immutable (see _reader),
+        # each with the file's stamp when it was opened.
+        self._immutable: dict[sqlite3.Connection, tuple[int, int, int] | None] = {}
         self._closed = False
         # One transaction of this object's at a time: the writer's, or a merge slice's. The
         # writer goes first: a merge takes its next slice only when no write is waiting.
@@ -232,6 +244,7 @@ class SqliteLogStore:
             )
         else:
             uri = f"{self._path.resolve().as_uri()}?mode=ro"
+            stamp = self._stamp()  # before the open: a change in between is seen as one
             immutable = not self._wal.exists()
             if immutable:
                 # A cleanly stopped log (no write-ahead log beside it) is read as immutable:
@@ -243,12 +256,20 @@ class SqliteLogStore:
             conn.execute("PRAGMA query_only=1")
             if immutable:
                 with self._lock:
-                    self._immutable.add(conn)
+                    self._immutable[conn] = stamp
         # The id keys land at random pages: a larger page cache keeps appends off the disk.
         conn.execute(f"PRAGMA cache_size={-65536 if write else -16384}")
         with self._lock:
             self._connections.append(conn)
         return conn
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        """The database file's identity, size and modification time (``None``: unreadable)."""
+        try:
+            st = os.stat(self._path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
 
     def _check_schema(self) -> None:
         row = self._writer.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
@@ -286,13 +307,18 @@ class SqliteLogStore:
         if self._closed:
             raise StorageError("the log store is closed")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and conn in self._immutable and self._wal.exists():
+        if (
+            conn is not None
+            and conn in self._immutable
+            and (self._wal.exists() or self._stamp() != self._immutable.get(conn))
+        ):
             # Opened while the log was stopped, as immutable: SQLite would go on reading the
-            # file as it was (and unlocked, while a writer copies its pages back into it).
-            # A writer has opened the log since: read it live from now on.
+            # file as it was (and unlocked, while a writer copies its pages back into it), its
+            # cached pages beside the file's new ones. A writer has opened the log since (it
+            # runs, or it ran and stopped, which changed the file): read it anew.
             self._local.conn = None
             with self._lock:
-                self._immutable.discard(conn)
+                self._immutable.pop(conn, None)
                 if conn in self._connections:
                     self._connections.remove(conn)
             with contextlib.suppress(sqlite3.Error):
@@ -308,14 +334,14 @@ class SqliteLogStore:
 
     def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
         try:
-            row = self._reader().execute(sql, args).fetchone()
+            row = self._reader().execute(sql, _bound(args)).fetchone()
         except sqlite3.Error as exc:
             raise StorageError(f"log database read failed: {exc}") from exc
         return row
 
     def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         try:
-            return self._reader().execute(sql, args).fetchall()
+            return self._reader().execute(sql, _bound(args)).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"log database read failed: {exc}") from exc
 
@@ -392,7 +418,7 @@ class SqliteLogStore:
             raise StorageError(f"log database read failed: {exc}") from exc
         finally:
             with self._lock:
-                self._immutable.discard(conn)
+                self._immutable.pop(conn, None)
                 if conn in self._connections:
                     self._connections.remove(conn)
             conn.close()

@@ -11,8 +11,10 @@ a CDN) and is said once here, by :func:`cache_control`:
 * a partial one (``.p/<W>``) never changes either, but it is only read at the tip of the tree
   and is deleted once its full tile exists, so it is cached briefly: ``public, max-age=60``.
 
-:class:`DirectoryLogFetcher` reads such files from a directory (an export, a mounted bucket),
-so ``verify_remote_log`` and :class:`~ironroot.log.TileTree` work offline on it.
+:class:`DirectoryLogFetcher` reads such files from a directory (an export, a mounted bucket,
+an unpacked archive), so ``verify_remote_log`` and :class:`~ironroot.log.TileTree` work offline
+on it; whatever a name is there (a named pipe, a device, a directory), it is read without
+waiting and within the largest resource's size (:func:`ironroot._fileio.read_limited`).
 :class:`StoreLogFetcher` reads a log store as the service serves it, byte for byte: the
 exporter's source when it runs beside the store instead of against the service.
 """
@@ -23,7 +25,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from ironroot.errors import ConfigError, NotFound, PayloadTooLarge, StorageError
+from ironroot._fileio import read_limited
+from ironroot.errors import (
+    ConfigError,
+    InputUnavailable,
+    LimitExceeded,
+    NotFound,
+    PayloadTooLarge,
+    StorageError,
+)
 from ironroot.log._store import LogReader
 from ironroot.log._tiles import (
     HASH_SIZE,
@@ -91,15 +101,13 @@ class DirectoryLogFetcher:
         check_resource_path(path)
         file = self._root / path.lstrip("/")
         try:
-            with file.open("rb") as handle:
-                data = handle.read(MAX_RESOURCE + 1)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            return read_limited(file, MAX_RESOURCE)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, InputUnavailable) as exc:
             raise NotFound(f"{file} does not exist") from exc
+        except LimitExceeded as exc:
+            raise PayloadTooLarge(f"{file} is larger than any log resource") from exc
         except OSError as exc:
             raise StorageError(f"cannot read {file}: {exc.strerror}") from exc
-        if len(data) > MAX_RESOURCE:
-            raise PayloadTooLarge(f"{file} is larger than any log resource")
-        return data
 
 
 class StoreLogFetcher:

@@ -5,6 +5,7 @@ The same read API, content types and cache rules as the service
 It is what a mirror runs when no web server is at hand, and the reference for configuring one
 (nginx and CDN settings are in ``docs/transparency.md``). Only canonical resource names are
 served; anything else is a 404 problem, a malformed tile path a 400 one, as the service says.
+A problem names the resource as requested, never where the mirror keeps it on disk.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ironroot.errors import StorageError
+from ironroot.errors import NotFound, PayloadTooLarge, StorageError
 from ironroot.http import Handler, ServiceInfo, guarded, problem_app
 from ironroot.log import DirectoryLogFetcher, cache_control, check_resource_path
 
@@ -49,7 +50,13 @@ def create_tiles_app(directory: Path) -> Starlette:
     async def resource(request: Request) -> Response:
         path = request.url.path.lstrip("/")
         address = check_resource_path(path)
-        data = await run_in_threadpool(fetcher.fetch, path)
+        try:
+            data = await run_in_threadpool(fetcher.fetch, path)
+        except NotFound:
+            raise NotFound(f"this mirror has no {path}") from None
+        except (StorageError, PayloadTooLarge) as exc:  # the mirror's files: said in its log
+            _log.warning("cannot serve %s: %s", path, exc.detail)
+            raise StorageError(f"this mirror cannot serve {path}") from None
         media = CHECKPOINT_MEDIA_TYPE if address is None else TILE_MEDIA_TYPE
         return Response(data, 200, media_type=media, headers={"Cache-Control": cache_control(path)})
 
