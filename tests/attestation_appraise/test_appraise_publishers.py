@@ -286,6 +286,13 @@ def test_reference_values_of_another_product_do_not_match_this_device(
     )
     for products in (both, world.publishers):  # two entries, or one for every model
         result = _appraised(world, quote, nonce, corim, products)
+        unselected = Endorsements.build(
+            service_keys=world.service_keys,
+            reference_statements=[world.references["good"], corim],
+            publishers=products,
+            now=NOW,
+        ).unselected()  # what the verifier's configuration warns about
+        assert unselected == tuple(products)
         assert result.status is TrustTier.WARNING
         appraisal = result.submods["ironroot"]
         assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
@@ -302,6 +309,15 @@ def test_reference_values_of_another_product_do_not_match_this_device(
         ReferencePublisher(VENDOR_ISS, OTHER, frozenset((VENDOR_ISS,)), tuple(this.items())),
     )
     assert _appraised(world, quote, nonce, corim, selected).status is TrustTier.AFFIRMING
+    assert (
+        Endorsements.build(
+            service_keys=world.service_keys,
+            reference_statements=[world.references["good"], corim],
+            publishers=selected,
+            now=NOW,
+        ).unselected()
+        == ()
+    )
     swapped = (
         ReferencePublisher(VENDOR_ISS, PRODUCT, frozenset((VENDOR_ISS,)), tuple(this.items())),
         ReferencePublisher(VENDOR_ISS, OTHER, frozenset((VENDOR_ISS,)), tuple(another.items())),

@@ -274,6 +274,13 @@ class AttestationConfig:
             now=now,
             rim_roots=(*builtin_rim_roots(), *extra_rim_roots) if extra_rim_roots else None,
         )
+        for product in built.unselected():
+            _log.warning(
+                "[[attestation.products]] vendor %r model %r names no evidence it is for: "
+                "beside other products, its reference values match no evidence",
+                product.vendor,
+                product.model,
+            )
         return dataclasses.replace(built, rejected=(*rejected, *built.rejected))
 
     @contextlib.contextmanager

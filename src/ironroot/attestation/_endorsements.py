@@ -502,7 +502,7 @@ class Endorsements:
                 review_statements, providers=providers, service_keys=service_keys, now=now
             )
             rejected.extend(refused)
-        built = cls(
+        return cls(
             reference_values=ReferenceValues(values),
             reviews=reviews,
             vendor_roots=tuple(roots),
@@ -510,13 +510,13 @@ class Endorsements:
             rims=LoggedRims(rims),
             products=tuple(publishers),
         )
-        if not built._one_product:
-            for product in publishers:
-                if not product.evidence and any(product.allows(v) for v in values):
-                    _log.warning(
-                        "product vendor %r model %r names no evidence it is for: among several "
-                        "products, its reference values match no evidence",
-                        product.vendor,
-                        product.model,
-                    )
-        return built
+
+    def unselected(self) -> tuple[ReferencePublisher, ...]:
+        """The products whose reference values match no evidence here: they name no evidence
+        they are for, beside other products' values (:meth:`applies`)."""
+        if self._one_product:
+            return ()
+        values = tuple(self.reference_values)
+        return tuple(
+            p for p in self.products if not p.evidence and any(p.allows(v) for v in values)
+        )

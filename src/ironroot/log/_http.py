@@ -7,7 +7,7 @@ from types import TracebackType
 
 import httpx
 
-from ironroot._httpclient import bounded_response, checked_url
+from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url
 from ironroot._trust import client_verify
 from ironroot.errors import MalformedInput, NotFound, PayloadTooLarge, StorageError, Unreachable
 
@@ -15,9 +15,6 @@ __all__ = ["HttpLogFetcher"]
 
 # The largest resource of the read API: a full entry bundle of 256 maximal entries.
 _MAX_BODY = 256 * (2 + 0xFFFF) + 4096
-# A whole resource arrives within this many times the timeout of one wait (a server that
-# trickles bytes is cut off, not waited for byte by byte).
-_TOTAL_TIMEOUTS = 4
 
 
 class HttpLogFetcher:
@@ -37,7 +34,7 @@ class HttpLogFetcher:
         (:class:`Unreachable` otherwise)."""
         if not base_url.startswith(("http://", "https://")):
             raise MalformedInput("a log URL must start with http:// or https://")
-        self._total = _TOTAL_TIMEOUTS * timeout
+        self._total = TOTAL_TIMEOUTS * timeout
         self._base = checked_url(base_url.rstrip("/") + "/", "the log")
         self._own = client is None
         self._client = (

@@ -12,11 +12,9 @@ failing check, ``Update.1.3.VerificationFailed``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message
 
+from ironroot._httpclient import Cutoff
 from ironroot._trust import client_verify
 from ironroot.errors import Conflict, IronrootError, LimitExceeded, PayloadTooLarge
 from ironroot.http import read_body
@@ -310,12 +309,12 @@ class SimpleUpdatePlan:
         ``limits.fetch_timeout`` seconds: httpx's timeout bounds each read, not a transfer, so
         a server sending a little at a time would otherwise hold the one update slot for as
         long as it liked — in its body (checked between reads) or in its status line and
-        headers, which httpx reads to their end before it answers (cut by :class:`_Cutoff`)."""
+        headers, which httpx reads to their end before it answers (cut by ``Cutoff``)."""
         import httpx
 
         limits = service.limits
         deadline = time.monotonic() + limits.fetch_timeout
-        cutoff = _Cutoff(limits.fetch_timeout)
+        cutoff = Cutoff(limits.fetch_timeout)
 
         def too_slow(uri: str) -> Refusal:
             return Refusal(
@@ -387,52 +386,6 @@ class SimpleUpdatePlan:
                 text="the image is empty",
             )
         return UpdateRequest(self.component, self.image_uri, bundle, statements, pfm, pfm_statement)
-
-
-class _Cutoff:
-    """Shuts the fetch's connections down once ``seconds`` have passed (a timer thread), so
-    that a read waiting for a server that sends its headers a byte at a time ends then. The
-    sockets come from httpcore's ``trace`` extension (each connection as it is opened, and
-    again once TLS wraps it); one opened after the cut is shut down at once."""
-
-    def __init__(self, seconds: float) -> None:
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._expired = False
-        self._timer = threading.Timer(seconds, self.cut)
-        self._timer.daemon = True
-
-    def __enter__(self) -> _Cutoff:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
-
-    def trace(self, event: str, info: Mapping[str, Any]) -> None:
-        if event not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
-            return
-        stream = info.get("return_value")
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        if not isinstance(sock, socket.socket):
-            return
-        with self._lock:
-            self._sockets.append(sock)
-            late = self._expired
-        if late:
-            _shut(sock)
-
-    def cut(self) -> None:
-        with self._lock:
-            self._expired = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shut(sock)
-
-
-def _shut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # closed already, or detached when TLS wrapped it
-        sock.shutdown(socket.SHUT_RDWR)
 
 
 def simple_update_plan(doc: Mapping[str, Any], service: RedfishService) -> SimpleUpdatePlan:

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import httpx
 
-from ironroot._httpclient import bounded_response, checked_url
+from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url
 from ironroot._trust import client_verify
 from ironroot.cose import Problem, decode_cbor, decode_key_set
 from ironroot.crypto import PublicKey, Verifier
@@ -96,6 +96,7 @@ class TransparencyClient:
         self.witnesses = witnesses
         self._log_verifiers = log_verifiers
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._total = TOTAL_TIMEOUTS * timeout  # the whole answer's deadline
         self._http = httpx.Client(
             base_url=self._url,
             headers=headers,
@@ -147,6 +148,7 @@ class TransparencyClient:
                 ),
                 headers=headers,
                 content=content,
+                total=self._total,
             )
         except httpx.HTTPError as exc:
             raise Unreachable.of("the transparency service", exc) from exc

@@ -24,7 +24,7 @@ from typing import Final
 
 import httpx
 
-from ironroot._httpclient import bounded_response, checked_url
+from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url
 from ironroot._trust import client_verify
 from ironroot.cose import Problem
 from ironroot.errors import (
@@ -91,6 +91,7 @@ class WitnessClient:
             raise MalformedInput("a witness URL must start with http:// or https://")
         self.url = checked_url(url.rstrip("/"), "the witness")
         self.verifiers = tuple(verifiers)
+        self._total = TOTAL_TIMEOUTS * timeout  # the whole answer's deadline
         self._http = httpx.Client(
             timeout=timeout, transport=transport, verify=client_verify(verify)
         )
@@ -124,6 +125,7 @@ class WitnessClient:
                 ),
                 content=body,
                 headers={"Accept": "application/concise-problem-details+cbor, text/plain"},
+                total=self._total,
             )
         except httpx.HTTPError as exc:
             raise Unreachable.of(f"the witness {self.url}", exc) from exc
