@@ -1,6 +1,7 @@
 """A service's small SQLite state file (the monitor's, the witness's): opened once, WAL with
 ``synchronous=FULL`` (a commit is durable when it returns), its schema created if missing,
-and its schema version checked against ``meta('schema')``. Every ``sqlite3.Error`` while
+and its schema version checked against ``meta('schema')``; :func:`immediate` is a write
+transaction on such a connection (or any autocommit one). Every ``sqlite3.Error`` while
 opening becomes :class:`~ironroot.errors.StorageError` naming the file's role; a file that is
 not such a database, or holds another schema version, is refused and closed. So is one whose
 schema holds bytes that are not UTF-8: SQLite's error message quotes them, and Python's
@@ -9,12 +10,14 @@ schema holds bytes that are not UTF-8: SQLite's error message quotes them, and P
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 from ironroot.errors import StorageError
 
-__all__ = ["open_state_db"]
+__all__ = ["immediate", "open_state_db"]
 
 
 def open_state_db(
@@ -53,3 +56,17 @@ def open_state_db(
         db.close()
         raise
     return db
+
+
+@contextlib.contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One ``BEGIN IMMEDIATE … COMMIT`` transaction on an autocommit connection: the write
+    lock is taken first, so what the body reads stays what it writes against (a
+    compare-and-set); rolled back when the body raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

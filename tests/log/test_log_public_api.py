@@ -119,6 +119,7 @@ def test_the_log_imports_only_lower_layers() -> None:
         "ironroot._fileio",
         "ironroot._httpclient",
         "ironroot._lazy",
+        "ironroot._statedb",
         "ironroot._trust",
         "ironroot.crypto",
         "ironroot.errors",

@@ -74,6 +74,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ironroot._statedb import immediate
 from ironroot.errors import StorageError
 from ironroot.log._sqlite_window import BUCKETS as _BUCKETS
 from ironroot.log._sqlite_window import Window
@@ -280,7 +281,7 @@ class SqliteLogStore:
     def _init_schema(self) -> None:
         """Create the tables of a new file, or migrate an older one, in one transaction."""
         conn = self._writer
-        with _immediate(conn):
+        with immediate(conn):
             has_meta = conn.execute(
                 "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'"
             ).fetchone()
@@ -463,7 +464,7 @@ class SqliteLogStore:
             raise StorageError("the log store is closed")
         conn = self._writer
         try:
-            with self._writing(), _immediate(conn):
+            with self._writing(), immediate(conn):
                 check_batch(batch, _View(conn, self))
                 _apply(conn, batch)
         except sqlite3.Error as exc:
@@ -622,7 +623,7 @@ class SqliteLogStore:
             self._turn.wait_for(lambda: self._writes_waiting == 0)
         with self._write_lock:
             waited = time.perf_counter() - started
-            with _immediate(conn):
+            with immediate(conn):
                 work()
         return waited
 
@@ -749,19 +750,6 @@ def _check_version(value: object) -> None:
             f"{SCHEMA_VERSION}" + hint,
             code="store-schema",
         )
-
-
-@contextlib.contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """One ``BEGIN IMMEDIATE … COMMIT`` transaction (the write lock first), rolled back when
-    the body raises."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _migrate_from_1(conn: sqlite3.Connection) -> None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ironroot._statedb import open_state_db
+from ironroot._statedb import immediate, open_state_db
 from ironroot.errors import Conflict, IronrootError, StorageError
 from ironroot.log import Checkpoint, Note
 from ironroot.merkle import CompactRange
@@ -146,41 +146,34 @@ class MonitorStore:
         """Store ``state`` if the stored one is still ``expected`` (its size and root; ``None``
         or size 0: no row yet); :class:`Conflict` if another monitor advanced it meanwhile."""
         try:
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    rows = self._db.execute(
-                        "SELECT origin, size, root, note, compact, updated FROM logs "
-                        "WHERE origin = ?",
-                        (state.origin,),
-                    ).fetchall()
-                    current = self._state(rows[0]) if rows else None
-                    was = None if expected is None or not expected.note else expected
-                    if (current is None) != (was is None) or (
-                        current is not None
-                        and was is not None
-                        and (current.size, current.root) != (was.size, was.root)
-                    ):
-                        size = 0 if current is None else current.size
-                        raise Conflict(
-                            f"another monitor stored {state.origin} at size {size} meanwhile; "
-                            "the next round checks against it"
-                        )
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO logs VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            state.origin,
-                            state.size,
-                            state.root,
-                            state.note,
-                            b"".join(state.compact),
-                            state.updated,
-                        ),
+            with self._lock, immediate(self._db):
+                rows = self._db.execute(
+                    "SELECT origin, size, root, note, compact, updated FROM logs WHERE origin = ?",
+                    (state.origin,),
+                ).fetchall()
+                current = self._state(rows[0]) if rows else None
+                was = None if expected is None or not expected.note else expected
+                if (current is None) != (was is None) or (
+                    current is not None
+                    and was is not None
+                    and (current.size, current.root) != (was.size, was.root)
+                ):
+                    size = 0 if current is None else current.size
+                    raise Conflict(
+                        f"another monitor stored {state.origin} at size {size} meanwhile; "
+                        "the next round checks against it"
                     )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
+                self._db.execute(
+                    "INSERT OR REPLACE INTO logs VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        state.origin,
+                        state.size,
+                        state.root,
+                        state.note,
+                        b"".join(state.compact),
+                        state.updated,
+                    ),
+                )
         except sqlite3.Error as exc:
             raise StorageError(f"the monitor database {self._path} failed: {exc}") from exc
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
 
-from ironroot._statedb import open_state_db
+from ironroot._statedb import immediate, open_state_db
 from ironroot.errors import MalformedInput, OldSizeMismatch, StorageError
 from ironroot.log import Checkpoint, Note
 
@@ -244,25 +244,18 @@ class SqliteWitnessStore:
         """Replace ``expected`` by ``new`` atomically; :class:`OldSizeMismatch` (with the
         current size) if the stored checkpoint is no longer ``expected``."""
         try:
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    row = self._db.execute(
-                        "SELECT origin, size, root, note, updated FROM checkpoints "
-                        "WHERE origin = ?",
-                        (new.origin,),
-                    ).fetchone()
-                    current = None if row is None else self._row(row)
-                    if not _same(current, expected):
-                        raise _mismatch(current)
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
-                        (new.origin, new.size, new.root, new.note, new.updated),
-                    )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
+            with self._lock, immediate(self._db):
+                row = self._db.execute(
+                    "SELECT origin, size, root, note, updated FROM checkpoints WHERE origin = ?",
+                    (new.origin,),
+                ).fetchone()
+                current = None if row is None else self._row(row)
+                if not _same(current, expected):
+                    raise _mismatch(current)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
+                    (new.origin, new.size, new.root, new.note, new.updated),
+                )
         except sqlite3.Error as exc:
             raise StorageError(f"cannot write the witness database: {exc}") from exc
 
@@ -270,26 +263,20 @@ class SqliteWitnessStore:
         self, origin: str, kind: str, detail: str, first: bytes, second: bytes, data: bytes, at: int
     ) -> tuple[int, bool]:
         try:
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    row = self._db.execute(
-                        "SELECT id FROM evidence "
-                        "WHERE origin = ? AND kind = ? AND first = ? AND second = ? LIMIT 1",
-                        (origin, kind, first, second),
-                    ).fetchone()
-                    added = row is None
-                    if row is None:
-                        cursor = self._db.execute(
-                            "INSERT INTO evidence (origin, kind, detail, first, second, proof, at)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (origin, kind, detail, first, second, data, at),
-                        )
-                        row = (cursor.lastrowid,)
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
+            with self._lock, immediate(self._db):
+                row = self._db.execute(
+                    "SELECT id FROM evidence "
+                    "WHERE origin = ? AND kind = ? AND first = ? AND second = ? LIMIT 1",
+                    (origin, kind, first, second),
+                ).fetchone()
+                added = row is None
+                if row is None:
+                    cursor = self._db.execute(
+                        "INSERT INTO evidence (origin, kind, detail, first, second, proof, at)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (origin, kind, detail, first, second, data, at),
+                    )
+                    row = (cursor.lastrowid,)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot write the witness database: {exc}") from exc
         return int(row[0]), added
