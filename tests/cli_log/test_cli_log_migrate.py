@@ -4,6 +4,7 @@ schema is refused until migrated, a newer one is always refused (service, verify
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -273,6 +274,26 @@ def test_a_dsn_that_does_not_parse_names_no_password() -> None:
         open_store("postgresql://u:hunter2@[bad/db")
     assert "hunter2" not in str(info.value)
     assert info.value.__cause__ is None
+
+
+@pytest.mark.parametrize(
+    ("dsn", "message"),
+    [
+        ("postgresql://127.0.0.1:5432/test?port=notaport", "port is not a port number"),
+        ("postgresql://127.0.0.1:99999/test", "port is not a port number"),
+        ("postgresql://a,b/test?port=5432,x", "port is not a port number"),
+        ("postgresql://127.0.0.1/test?sslmode=bogus", "sslmode is not one of"),
+        ("postgresql://127.0.0.1/test?connect_timeout=soon", "connect_timeout is not an integer"),
+        ("postgresql://127.0.0.1/test?target_session_attrs=any-old", "target_session_attrs"),
+    ],
+)
+def test_a_dsn_value_libpq_would_refuse_is_a_config_error_at_once(dsn: str, message: str) -> None:
+    """libpq checks these values only when it connects: the pool retried the typo until its
+    timeout and the store reported the database down (503, retry) instead of the mistake."""
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=message):
+        open_store(dsn)
+    assert time.monotonic() - started < 5
 
 
 def test_open_store_refuses_other_urls() -> None:

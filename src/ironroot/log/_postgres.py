@@ -75,9 +75,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -182,6 +183,7 @@ def _connect_kwargs(dsn: str, timeout: float) -> dict[str, Any]:
     except psycopg.ProgrammingError:
         # Not chained: libpq's message quotes the DSN, which may hold a password.
         raise ConfigError("the PostgreSQL DSN does not parse") from None
+    _check_values(given)
     wanted: dict[str, Any] = {
         "connect_timeout": max(2, round(timeout)),
         "keepalives": 1,
@@ -194,6 +196,47 @@ def _connect_kwargs(dsn: str, timeout: float) -> dict[str, Any]:
     out = {k: v for k, v in wanted.items() if k not in given}
     out["autocommit"] = True
     return out
+
+
+# Values libpq checks only when it connects (so a pool would retry a typo until its timeout
+# and report the database as down): checked here, as a configuration error.
+_CHOICES: Final = {
+    "sslmode": frozenset(("disable", "allow", "prefer", "require", "verify-ca", "verify-full")),
+    "gssencmode": frozenset(("disable", "prefer", "require")),
+    "channel_binding": frozenset(("disable", "prefer", "require")),
+    "target_session_attrs": frozenset(
+        ("any", "read-write", "read-only", "primary", "standby", "prefer-standby")
+    ),
+    "load_balance_hosts": frozenset(("disable", "random")),
+}
+_INTEGERS: Final = frozenset(
+    (
+        "connect_timeout",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+    )
+)
+
+
+def _check_values(given: Mapping[str, Any]) -> None:
+    """``ConfigError`` for a DSN value libpq would refuse at connect time: a port that is no
+    number from 1 to 65535 (one per host, comma-separated; empty is the default), an integer
+    option that is no integer, a choice that is none of its values. The value itself is not
+    quoted (the error may be shown where the DSN is not)."""
+    for port in str(given.get("port") or "").split(","):
+        if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+            raise ConfigError("the PostgreSQL DSN's port is not a port number (1 to 65535)")
+    for name in _INTEGERS & given.keys():
+        if re.fullmatch(r"\s*-?[0-9]+\s*", str(given[name])) is None:
+            raise ConfigError(f"the PostgreSQL DSN's {name} is not an integer")
+    for name, choices in _CHOICES.items():
+        if name in given and given[name] not in choices:
+            raise ConfigError(
+                f"the PostgreSQL DSN's {name} is not one of {', '.join(sorted(choices))}"
+            )
 
 
 def _session_settings(timeout: float, schema: str | None, *, snapshot: bool) -> sql.Composed:
