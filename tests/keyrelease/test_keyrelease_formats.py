@@ -34,6 +34,7 @@ from ironroot.keyrelease import (
     check_binding,
     parse_release_request,
 )
+from ironroot.keyrelease._format import RELEASED_KEY_CBOR
 from ironroot.keyrelease.tee import TeeKeyPair
 
 MLKEM = TeeKeyPair.generate("ML-KEM-768")
@@ -306,3 +307,46 @@ def test_a_challenge_answer_that_is_not_a_json_object_is_malformed_input(body: b
         pytest.raises(MalformedInput),
     ):
         client.challenge()
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "code"),
+    [
+        ({"kid": "another-key"}, KeyBindingMismatch, "other-key"),
+        ({"nonce": bytes(32)}, StaleNonce, "nonce-mismatch"),
+        ({"recipient": bytes(32)}, KeyBindingMismatch, None),
+    ],
+)
+def test_a_release_answer_for_another_request_is_refused_by_the_client(
+    change: dict[str, object], error: type[Exception], code: str | None
+) -> None:
+    """The client checks that the answer is for its own request (the key it named, its
+    nonce, its wrapping key): it returned whatever parsed, e.g. a proxy's answer to another
+    TEE's request for another key."""
+    import dataclasses
+
+    answer = dataclasses.replace(_released(), **change)  # type: ignore[arg-type]
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(
+            200, content=answer.to_cbor(), headers={"Content-Type": RELEASED_KEY_CBOR}
+        )
+    )
+    with (
+        ironroot.keyrelease.KeyReleaseClient("http://keys.test", transport=transport) as client,
+        pytest.raises(error) as info,
+    ):
+        client.release("db-key", ear=b"e", wrapping_key=MLKEM.public_spki, nonce=NONCE)
+    if code is not None:
+        assert info.value.code == code  # type: ignore[attr-defined]
+
+
+def test_the_release_answer_for_this_request_is_returned() -> None:
+    answer = _released()
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(
+            200, content=answer.to_cbor(), headers={"Content-Type": RELEASED_KEY_CBOR}
+        )
+    )
+    with ironroot.keyrelease.KeyReleaseClient("http://keys.test", transport=transport) as client:
+        got = client.release("db-key", ear=b"e", wrapping_key=MLKEM.public_spki, nonce=NONCE)
+    assert got == answer

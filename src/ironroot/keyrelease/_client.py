@@ -7,6 +7,7 @@ can tell an expired EAR from a denied policy without parsing text.
 
 from __future__ import annotations
 
+import hmac
 import json
 import ssl
 from typing import Final
@@ -17,7 +18,15 @@ from ironroot import errors
 from ironroot._httpclient import checked_url
 from ironroot._trust import client_verify
 from ironroot.cose import Problem, encode_cbor
-from ironroot.errors import IronrootError, MalformedInput, StorageError, Unreachable
+from ironroot.errors import (
+    IronrootError,
+    KeyBindingMismatch,
+    MalformedInput,
+    StaleNonce,
+    StorageError,
+    Unreachable,
+)
+from ironroot.hsm import WrappingKey
 from ironroot.keyrelease._format import RELEASED_KEY_CBOR, ReleasedKey, b64url, unb64url
 
 __all__ = ["KeyReleaseClient"]
@@ -109,7 +118,11 @@ class KeyReleaseClient:
     def release(
         self, name: str, *, ear: bytes, wrapping_key: bytes, nonce: bytes, cbor: bool = True
     ) -> ReleasedKey:
-        """Ask for key ``name`` (``wrapping_key``: SPKI DER); raise the service's refusal."""
+        """Ask for key ``name`` (``wrapping_key``: SPKI DER); raise the service's refusal.
+
+        The answer must be for this request: key ``name``, this ``nonce`` and this wrapping key
+        (``KeyBindingMismatch``, ``StaleNonce`` otherwise), so an answer meant for another
+        request — a proxy's mix-up, a cached response — is never taken for this one."""
         if cbor:
             body = encode_cbor({"ear": ear, "wrapping_key": wrapping_key, "nonce": nonce})
             headers = {"Content-Type": _CBOR, "Accept": RELEASED_KEY_CBOR}
@@ -123,4 +136,13 @@ class KeyReleaseClient:
             body = json.dumps(document).encode()
             headers = {"Content-Type": "application/json", "Accept": "application/json"}
         response = self._post(f"/keys/{name}/release", body, headers)
-        return ReleasedKey.parse(response.content)
+        released = ReleasedKey.parse(response.content)
+        if released.kid != name:
+            raise KeyBindingMismatch(
+                f"the service answered with key {released.kid!r}, not {name!r}", code="other-key"
+            )
+        if not hmac.compare_digest(released.nonce, nonce):
+            raise StaleNonce("the release answers another nonce", code="nonce-mismatch")
+        if not hmac.compare_digest(released.recipient, WrappingKey.parse(wrapping_key).digest):
+            raise KeyBindingMismatch("the released key is wrapped to another wrapping key")
+        return released
