@@ -64,9 +64,9 @@ def bounded_response(
     if total is None:
         return _read(client, method, url, limit, too_large, None, request)
     with Cutoff(total) as cutoff:
-        extensions = {**request.pop("extensions", {}), "trace": cutoff.trace}
+        request["extensions"] = {**request.get("extensions", {}), "trace": cutoff.trace}
         try:
-            return _read(client, method, url, limit, too_large, total, request, extensions)
+            return _read(client, method, url, limit, too_large, total, request)
         except httpx.TransportError as exc:
             if not cutoff.expired:
                 raise
@@ -87,11 +87,8 @@ def _read(
     too_large: Callable[[], IronrootError],
     total: float | None,
     request: dict[str, Any],
-    extensions: dict[str, Any] | None = None,
 ) -> httpx.Response:
     deadline = None if total is None else time.monotonic() + total
-    if extensions is not None:
-        request = {**request, "extensions": extensions}
     with client.stream(method, url, **request) as streamed:
         data = bytearray()
         for chunk in streamed.iter_bytes():
