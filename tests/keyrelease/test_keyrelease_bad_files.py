@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ironroot.cli import main
 from ironroot.errors import ConfigError
 from ironroot.keyrelease import load_keyrelease_config
 
@@ -63,3 +64,51 @@ def test_a_minimum_status_in_the_config_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="release-on-warning"):
         load_keyrelease_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (["[keyrelease]", "nonce_lifetme = 600", *_HSM], r"\[keyrelease\]: unknown settings"),
+        (["[keyrelease]", *_HSM, 'credentials_file = "c"'], r"\[keyrelease\.hsm\]: unknown"),
+        (["[keyrelease]", *_HSM, "[chalenges]", "max_outstanding = 1"], r"section \[chalenges\]"),
+        (["[keyrelease]", *_HSM, "counter = 5"], r"keyrelease\.hsm\.counter must be"),
+        (["[keyrelease]", *_HSM, "counter = {a = 1}"], r"keyrelease\.hsm\.counter must be"),
+    ],
+)
+def test_an_unknown_or_mistyped_setting_is_refused(
+    tmp_path: Path, lines: list[str], message: str
+) -> None:
+    """A misspelt setting is not silently its default, nor a table a counter's name."""
+    _write(tmp_path, lines)
+    with pytest.raises(ConfigError, match=message):
+        load_keyrelease_config(tmp_path)
+
+
+def test_serve_with_an_unknown_setting_exits_2(tmp_path: Path) -> None:
+    _write(tmp_path, ["[keyrelease]", "nonce_lifetme = 600", *_HSM])
+    assert main(["keyrelease", "serve", "--data", str(tmp_path)]) == ConfigError.exit_code == 2
+
+
+def test_the_known_sections_and_settings_load(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        [
+            "[keyrelease]",
+            'host = "127.0.0.1"',
+            "port = 8201",
+            "nonce_lifetime = 60",
+            'admin = "off"',
+            *_HSM,
+            'counter = "kr"',
+            "[keyrelease.keys.db]",
+            'handle = "h"',
+            "[server]",
+            "max_connections = 8",
+            "[challenges]",
+            "max_outstanding = 10",
+        ],
+    )
+    config = load_keyrelease_config(tmp_path)
+    assert (config.port, config.nonce_lifetime, config.counter) == (8201, 60, "kr")
+    assert config.server.max_connections == 8

@@ -20,10 +20,14 @@
     handle = "…"                             # its HSM handle (ironroot hsm key generate …
                                              #   --exportable --release-policy-file P)
 
-Relative paths are relative to the data directory. What decides a release is held by the HSM,
-not by this file: the EAR verifier keys a crypto officer installed (``ironroot hsm verifier
-add``), each key's release policy and whether a ``warning`` EAR releases it (``ironroot hsm
-key generate --release-policy-file P [--release-on-warning]``). A ``verifiers`` list or a
+Relative paths are relative to the data directory. Besides ``[keyrelease]`` (with
+``[keyrelease.hsm]`` and ``[keyrelease.keys.*]``) the file takes ``[server]`` and
+``[challenges]``; any other section or setting, or a setting of the wrong type, is a
+``ConfigError`` naming it (a misspelt ``nonce_lifetime`` is not silently the default).
+What decides a release is held by the HSM, not by this file: the EAR verifier keys a crypto
+officer installed (``ironroot hsm verifier add``), each key's release policy and whether a
+``warning`` EAR releases it (``ironroot hsm key generate --release-policy-file P
+[--release-on-warning]``). A ``verifiers`` list or a
 key's ``minimum_status`` here is refused with a ``ConfigError`` that says so. At start,
 :meth:`KeyReleaseConfig.open` logs a warning when the HSM has no verifier installed (every
 release is then refused) and for each key without a release policy (never released).
@@ -61,6 +65,11 @@ CONFIG_FILE: Final = "keyrelease.toml"
 _MAX_FILE: Final = 1024 * 1024
 _MAX_SECRET: Final = 64 * 1024
 _log = logging.getLogger("ironroot.keyrelease")
+_SECTIONS: Final = frozenset(("keyrelease", "server", "challenges"))
+_SETTINGS: Final = frozenset(("host", "port", "nonce_lifetime", "admin", "hsm", "keys"))
+_HSM_SETTINGS: Final = frozenset(
+    ("dir", "rot_device", "counter", "sealing_secret_file", "identity", "credential_file")
+)
 
 
 def _read(path: Path, limit: int = _MAX_FILE) -> bytes:
@@ -157,19 +166,37 @@ def _keys(value: object) -> tuple[ReleasableKey, ...]:
     return tuple(out)
 
 
+def _known(table: Mapping[str, Any], known: frozenset[str], where: str) -> None:
+    unknown = set(table) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings {', '.join(sorted(unknown))}")
+
+
 def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
-    """Read and check ``<data_dir>/keyrelease.toml`` (``ConfigError`` when it is wrong)."""
+    """Read and check ``<data_dir>/keyrelease.toml`` (``ConfigError`` when it is wrong: a
+    missing or mistyped setting, an unknown section or setting)."""
     base = Path(data_dir)
     try:
         document = tomllib.loads(_read(base / CONFIG_FILE).decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"{base / CONFIG_FILE} is not TOML: {exc}") from exc
+    sections = set(document) - _SECTIONS
+    if sections:
+        raise ConfigError(f"{CONFIG_FILE}: unknown section [{sorted(sections)[0]}]")
     table = document.get("keyrelease")
     if not isinstance(table, Mapping):
         raise ConfigError(f"{CONFIG_FILE} needs a [keyrelease] table")
+    if "verifiers" in table:
+        raise ConfigError(
+            "keyrelease.verifiers: the EAR verifiers a release trusts are installed in the HSM "
+            "by a crypto officer (ironroot hsm verifier add NAME KEY); remove them from "
+            f"{CONFIG_FILE}"
+        )
+    _known(table, _SETTINGS, "[keyrelease]")
     hsm = table.get("hsm")
     if not isinstance(hsm, Mapping):
         raise ConfigError(f"{CONFIG_FILE} needs a [keyrelease.hsm] table")
+    _known(hsm, _HSM_SETTINGS, "[keyrelease.hsm]")
     host = table.get("host", "127.0.0.1")
     port = table.get("port", 8200)
     lifetime = table.get("nonce_lifetime", 300)
@@ -182,12 +209,6 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
     admin = table.get("admin", "loopback")
     if admin not in ADMIN_REACH:
         raise ConfigError(f"keyrelease.admin is one of {', '.join(ADMIN_REACH)}")
-    if "verifiers" in table:
-        raise ConfigError(
-            "keyrelease.verifiers: the EAR verifiers a release trusts are installed in the HSM "
-            "by a crypto officer (ironroot hsm verifier add NAME KEY); remove them from "
-            f"{CONFIG_FILE}"
-        )
     return KeyReleaseConfig(
         data_dir=base,
         host=host,
@@ -196,7 +217,7 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
         admin=admin,
         hsm_dir=base / _text(hsm, "dir", "keyrelease.hsm"),
         rot_device=base / _text(hsm, "rot_device", "keyrelease.hsm"),
-        counter=str(hsm.get("counter", "hsm")),
+        counter=_text(hsm, "counter", "keyrelease.hsm") if "counter" in hsm else "hsm",
         sealing_secret_file=base / _text(hsm, "sealing_secret_file", "keyrelease.hsm"),
         identity=_text(hsm, "identity", "keyrelease.hsm"),
         credential_file=base / _text(hsm, "credential_file", "keyrelease.hsm"),
