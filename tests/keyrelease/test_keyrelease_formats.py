@@ -19,10 +19,13 @@ import ironroot.keyrelease
 from hypothesis_budget import examples
 from ironroot.cose import decode_cbor
 from ironroot.errors import (
+    IronrootError,
     KeyBindingMismatch,
     LimitExceeded,
     MalformedInput,
+    ReleaseDenied,
     StaleNonce,
+    StoreUnavailable,
     UnsupportedAlgorithm,
     VerificationFailed,
 )
@@ -402,3 +405,31 @@ def test_the_release_answer_for_this_request_is_returned() -> None:
     with ironroot.keyrelease.KeyReleaseClient("http://keys.test", transport=transport) as client:
         got = client.release("db-key", ear=b"e", wrapping_key=MLKEM.public_spki, nonce=NONCE)
     assert got == answer
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("old-size-mismatch", IronrootError),  # its class needs a size: the base, typed
+        ("store-unavailable", StoreUnavailable),
+        ("release-denied", ReleaseDenied),
+    ],
+)
+def test_a_refusal_naming_any_error_code_is_a_typed_error(
+    code: str, error: type[IronrootError]
+) -> None:
+    """Whatever error code the answer names, the client raises a typed error, never the
+    ``TypeError`` of an error class that takes other arguments."""
+    problem = {"title": "Refused", "status": 409, "detail": "no", "code": code}
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(
+            409, json=problem, headers={"Content-Type": "application/problem+json"}
+        )
+    )
+    with (
+        ironroot.keyrelease.KeyReleaseClient("http://keys.test", transport=transport) as client,
+        pytest.raises(IronrootError) as info,
+    ):
+        client.release("db-key", ear=b"e", wrapping_key=MLKEM.public_spki, nonce=NONCE)
+    assert type(info.value) is error
+    assert (info.value.code, info.value.detail) == (code, "no")

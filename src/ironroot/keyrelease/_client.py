@@ -8,6 +8,7 @@ can tell an expired EAR from a denied policy without parsing text.
 from __future__ import annotations
 
 import hmac
+import inspect
 import json
 import ssl
 from typing import Final
@@ -35,11 +36,20 @@ _CBOR: Final = "application/cbor"
 _MAX_RESPONSE: Final = 256 * 1024
 
 
+def _takes_detail_and_code(cls: type[IronrootError]) -> bool:
+    """Whether ``cls(detail, code=...)`` makes one: not a class that needs more (a witness's
+    ``OldSizeMismatch`` needs its ``size``), which an answer naming it must not turn into a
+    ``TypeError``."""
+    parameters = inspect.signature(cls).parameters
+    others = [p for n, p in parameters.items() if n not in ("detail", "code")]
+    return "code" in parameters and all(p.default is not p.empty for p in others)
+
+
 def _error_classes() -> tuple[type[IronrootError], ...]:
     found: list[type[IronrootError]] = []
     for name in errors.__all__:
         cls = getattr(errors, name)
-        if isinstance(cls, type) and issubclass(cls, IronrootError):
+        if isinstance(cls, type) and issubclass(cls, IronrootError) and _takes_detail_and_code(cls):
             found.append(cls)
     return tuple(found)
 
