@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import stat
+from pathlib import Path
 
 import httpx
 import pytest
@@ -433,3 +435,22 @@ def test_a_refusal_naming_any_error_code_is_a_typed_error(
         client.release("db-key", ear=b"e", wrapping_key=MLKEM.public_spki, nonce=NONCE)
     assert type(info.value) is error
     assert (info.value.code, info.value.detail) == (code, "no")
+
+
+def test_the_cli_writes_keys_owner_only_even_over_a_readable_file(tmp_path: Path) -> None:
+    """``--out`` naming a file that is there already, world-readable: the unwrapped key and
+    the TEE's private key are written owner-only all the same."""
+    from ironroot.cli import main
+
+    tee_file, released, out = tmp_path / "tee.key", tmp_path / "released.cbor", tmp_path / "k"
+    for path in (tee_file, out):
+        path.write_bytes(b"")
+        path.chmod(0o644)
+    assert main(["keyrelease", "tee-key", "--out", str(tee_file)]) == 0
+    assert stat.S_IMODE(tee_file.stat().st_mode) == 0o600
+    tee = TeeKeyPair.from_pem(tee_file.read_bytes())
+    released.write_bytes(_released(tee).to_cbor())
+    args = ["--tee-key", str(tee_file), "--key", "db-key", "--nonce", NONCE.hex()]
+    assert main(["keyrelease", "unwrap", str(released), "--out", str(out), *args]) == 0
+    assert out.read_bytes() == b"k" * 32
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600

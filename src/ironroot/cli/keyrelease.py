@@ -22,6 +22,7 @@ import base64
 import binascii
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Final
@@ -47,8 +48,13 @@ def _read(path: Path) -> bytes:
 
 
 def _write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` with permissions ``mode``: a file that is there already
+    gets them too before a byte is written (``os.open``'s mode applies only to a new file,
+    and an unwrapped key or a private key must not land in a world-readable one)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as handle:
+        if stat.S_ISREG(os.fstat(fd).st_mode):  # not /dev/stdout or a pipe
+            os.fchmod(fd, mode)
         handle.write(data)
 
 
