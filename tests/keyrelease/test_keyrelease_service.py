@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -115,6 +116,28 @@ def test_client_round_trip_and_typed_refusal(harness: Harness) -> None:
         with pytest.raises(StaleNonce) as info:
             client.release("cel-key", ear=ear, wrapping_key=harness.tee.public_spki, nonce=nonce)
         assert info.value.code == "nonce-reused"
+
+
+def test_the_cli_sends_a_cwt_ear_whole_even_when_it_ends_in_a_whitespace_byte(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """A CWT is binary: its last signature byte is 0x0a, 0x20, … in about one EAR in forty.
+    The CLI trims the text of a JWT file, never the bytes of a CWT."""
+    from ironroot.cli import main
+
+    nonce = harness.nonce()
+    ear = harness.ear(nonce, cwt=True)
+    while ear[-1:] not in (b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c"):
+        ear = harness.ear(nonce, cwt=True)  # ECDSA: a fresh signature each time
+    (tmp_path / "ear.cwt").write_bytes(ear)
+    (tmp_path / "tee.key").write_bytes(harness.tee.to_pem())
+    out = tmp_path / "released.cbor"
+    args = ["--url", harness.url, "--key", "cel-key", "--ear", str(tmp_path / "ear.cwt")]
+    args += ["--tee-key", str(tmp_path / "tee.key"), "--nonce", nonce.hex(), "--out", str(out)]
+    assert main(["keyrelease", "request", *args]) == 0
+    assert harness.holds(
+        "cel-key", released_ok(ReleasedKey.parse(out.read_bytes()), harness.tee, nonce)
+    )
 
 
 @pytest.mark.parametrize("kind", ["ML-KEM-1024", "RSA-3072"])

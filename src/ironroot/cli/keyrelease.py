@@ -5,7 +5,7 @@
     ironroot keyrelease serve --data DIR                  # <DIR>/keyrelease.toml
     ironroot keyrelease policy check POLICY               # CEL or Azure JSON; exit 1 if invalid
     ironroot keyrelease tee-key --out tee.key [--type ML-KEM-768|ML-KEM-1024|RSA-3072]
-    ironroot keyrelease challenge --url URL               # a release nonce (base64url)
+    ironroot keyrelease challenge --url URL               # a release nonce (hex)
     ironroot keyrelease report-data --tee-key tee.key --nonce N     # hex, for the quote
     ironroot keyrelease report-data --tee-key tee.key --nonce N --gpus 8   # JSON: the composite
     ironroot keyrelease request --url URL --key NAME --ear ear.jwt --tee-key tee.key \\
@@ -215,7 +215,9 @@ def _report_data(args: argparse.Namespace) -> int:
 
 def _request(args: argparse.Namespace) -> int:
     tee = _tee(args.tee_key)
-    ear = _read(args.ear).strip()
+    ear = _read(args.ear)
+    if ear[:1] != b"\xd2":  # a JWT's text, not a CWT's bytes (its last may be 0x0a)
+        ear = ear.strip()
     if not ear:
         raise ConfigError(f"{args.ear} is empty")
     with keyrelease.KeyReleaseClient(url(args), verify=client_tls(args)) as client:
