@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 from _ar_helpers import NOW, World, make_verifier_dir
 
-from ironroot.attestation import load_attestation_config
+from ironroot.attestation import (
+    Appraisal,
+    AttestationResult,
+    TrustTier,
+    VerifierId,
+    load_attestation_config,
+    sign_ear_cwt,
+)
 from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError
@@ -70,6 +77,27 @@ def test_appraise_then_verify_result(
     token[-10] = ord("A") if token[-10] != ord("A") else ord("B")  # one signature character
     ear.write_bytes(bytes(token))
     assert main(["attest", "verify-result", str(ear), "--keys", str(public), "--at", at]) == 1
+
+
+def test_explain_reads_a_cwt_ear_whole_even_when_it_ends_in_a_whitespace_byte(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CWT is binary: its last signature byte is 0x0a, 0x20, … in about one EAR in forty."""
+    key = PrivateKey.generate(Algorithm.ES384)
+    t = int(NOW.timestamp())
+    appraisal = Appraisal(TrustTier.AFFIRMING, {"instance-identity": 2}, policy_id="p")
+    result = AttestationResult(
+        iat=t, exp=t + 600, verifier_id=VerifierId("Ironroot", "test"), submods={"vm": appraisal}
+    )
+    ear = sign_ear_cwt(result, key)
+    while ear[-1:] not in (b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c"):
+        ear = sign_ear_cwt(result, key)  # ECDSA: a fresh signature each time
+    (tmp_path / "ear.cwt").write_bytes(ear)
+    (tmp_path / "verifier.pem").write_bytes(key.public_key.to_pem())
+    keys = ["--keys", str(tmp_path / "verifier.pem")]
+    assert main(["attest", "explain", str(tmp_path / "ear.cwt"), *keys, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["signature"], doc["status"]) == ("verified", "affirming")
 
 
 def test_appraise_refused_evidence_exits_1(

@@ -461,7 +461,7 @@ def _unverified_ear(token: bytes) -> attestation.AttestationResult:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    token = _read(args.ear).strip()
+    token = _read(args.ear)  # a CWT's bytes whole (its last may be 0x0a); a JWT's trimmed below
     if args.keys:
         result = attestation.decode_ear(token, _keys(args.keys, args))
         signature = "verified"
