@@ -13,9 +13,21 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 import http_calls
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import MalformedInput, RoleNotPermitted, Unauthorized, UnsupportedMediaType
+from ironroot.errors import (
+    Conflict,
+    MalformedInput,
+    RoleNotPermitted,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from ironroot.hsm import HsmConfig, KeyType, Role, wrap_key_kem
-from ironroot.keyrelease import KeyReleaseServerThread, create_keyrelease_app
+from ironroot.keyrelease import (
+    KeyReleaseServerThread,
+    KeyReleaseService,
+    ReleasableKey,
+    create_keyrelease_app,
+    keyrelease_info,
+)
 
 OFFICER = ("officer", "officer-credential")
 USER = ("operator", "operator-credential")  # a crypto user that administers, not the service
@@ -216,3 +228,36 @@ def test_hostile_bodies_are_malformed_input_and_the_hsm_still_commits(
         assert_problem(response, MalformedInput)
         created = officer.post("/admin/keys", json={"type": "AES-256", "label": "after"})
         assert created.status_code == 201, created.text
+
+
+class _OfferingVault:
+    """A vault whose key lookups let a key be offered in between: what an admin ``offer_as``
+    on another thread does while ``/ready`` checks every offered key."""
+
+    def __init__(self) -> None:
+        self.service: KeyReleaseService | None = None
+
+    def challenge(self, client: str | None = None) -> tuple[bytes, int]:
+        raise NotImplementedError
+
+    def release(self, handle: str, *, ear: bytes, nonce: bytes, recipient: bytes) -> bytes:
+        raise NotImplementedError
+
+    def key_type(self, handle: str) -> KeyType:
+        assert self.service is not None
+        self.service.add_key(ReleasableKey(f"offered-{handle}", f"{handle}-new"))
+        return KeyType.AES_256
+
+
+def test_a_key_offered_while_the_readiness_check_runs_does_not_break_it() -> None:
+    vault = _OfferingVault()
+    service = KeyReleaseService(
+        keys=[ReleasableKey("a", "ha"), ReleasableKey("b", "hb")], vault=vault
+    )
+    vault.service = service
+    before = service.keys
+    keyrelease_info(service).checks["keys"]()  # a RuntimeError once the mapping grew under it
+    assert sorted(before) == ["a", "b"]  # a view taken before is unchanged
+    assert sorted(service.keys) == ["a", "b", "offered-ha", "offered-hb"]
+    with pytest.raises(Conflict):
+        service.add_key(ReleasableKey("a", "other"))

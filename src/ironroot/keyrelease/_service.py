@@ -12,6 +12,7 @@ A crypto user of the HSM has no way around the decision: there is no caller-supp
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -113,18 +114,25 @@ class KeyReleaseService:
 
     def __init__(self, *, keys: Iterable[ReleasableKey], vault: KeyVault) -> None:
         self._keys: dict[str, ReleasableKey] = {k.name: k for k in keys}
+        self._adding = threading.Lock()
         self.vault = vault
 
     @property
     def keys(self) -> Mapping[str, ReleasableKey]:
-        """The keys offered for release, by name."""
+        """The keys offered for release, by name: a view that does not change under its
+        reader (a key offered meanwhile is in the next one)."""
         return MappingProxyType(self._keys)
 
     def add_key(self, key: ReleasableKey) -> None:
-        """Offer one more key (the admin API's ``offer_as``); ``Conflict`` for a taken name."""
-        if key.name in self._keys:
-            raise Conflict(f"a key is offered as {key.name!r} already")
-        self._keys[key.name] = key
+        """Offer one more key (the admin API's ``offer_as``); ``Conflict`` for a taken name.
+
+        Copy on write, one writer at a time: a reader iterating the keys (``/ready``,
+        ``GET /keys``, from other threads) never sees the mapping change size under it, and
+        two offers of one name at once are one offer and one ``Conflict``."""
+        with self._adding:
+            if key.name in self._keys:
+                raise Conflict(f"a key is offered as {key.name!r} already")
+            self._keys = {**self._keys, key.name: key}
 
     def challenge(self, client: str | None = None) -> tuple[bytes, int]:
         """A new single-use release nonce for ``client`` and when it expires (epoch seconds)."""
