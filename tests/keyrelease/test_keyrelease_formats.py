@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -454,3 +455,23 @@ def test_the_cli_writes_keys_owner_only_even_over_a_readable_file(tmp_path: Path
     assert main(["keyrelease", "unwrap", str(released), "--out", str(out), *args]) == 0
     assert out.read_bytes() == b"k" * 32
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+def test_an_endless_answer_is_refused_as_it_streams_in() -> None:
+    """The client stops reading at its bound: whoever answers in the key service's place
+    cannot make the TEE hold (or wait for) a body of any size."""
+    pulled = 0
+
+    def endless() -> Iterator[bytes]:
+        nonlocal pulled
+        for _ in range(256):  # 64 MiB, if it were all read
+            pulled += 256 * 1024
+            yield b"a" * (256 * 1024)
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=endless()))
+    with (
+        ironroot.keyrelease.KeyReleaseClient("http://keys.test", transport=transport) as client,
+        pytest.raises(MalformedInput, match="too large"),
+    ):
+        client.challenge()
+    assert pulled <= 512 * 1024

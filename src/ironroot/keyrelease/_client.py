@@ -16,7 +16,7 @@ from typing import Final
 import httpx
 
 from ironroot import errors
-from ironroot._httpclient import checked_url
+from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url
 from ironroot._trust import client_verify
 from ironroot.cose import Problem, encode_cbor
 from ironroot.errors import (
@@ -93,6 +93,7 @@ class KeyReleaseClient:
             transport=transport,
             verify=client_verify(verify),
         )
+        self._total = TOTAL_TIMEOUTS * timeout  # the whole answer's deadline
 
     def close(self) -> None:
         self._http.close()
@@ -104,12 +105,22 @@ class KeyReleaseClient:
         self.close()
 
     def _post(self, path: str, content: bytes, headers: dict[str, str]) -> httpx.Response:
+        """The answer, read as it streams in: at most :data:`_MAX_RESPONSE` bytes and
+        ``TOTAL_TIMEOUTS`` timeouts in all (a service, or whatever answers in its place,
+        cannot make the TEE hold more, or wait longer)."""
         try:
-            response = self._http.post(path, content=content, headers=headers)
+            response = bounded_response(
+                self._http,
+                "POST",
+                path,
+                limit=_MAX_RESPONSE,
+                too_large=lambda: MalformedInput("the key service's answer is too large"),
+                total=self._total,
+                content=content,
+                headers=headers,
+            )
         except httpx.HTTPError as exc:
             raise Unreachable.of("the key service", exc) from exc
-        if len(response.content) > _MAX_RESPONSE:
-            raise MalformedInput("the key service's answer is too large")
         if response.status_code >= 400:
             _raise(response)
         return response
