@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,7 @@ from ironroot.errors import (
     PolicyRejected,
     ReleaseDenied,
     StaleNonce,
+    StorageError,
     UnknownIssuer,
     VerificationFailed,
 )
@@ -220,6 +222,30 @@ def test_the_credential_lifetime_is_configurable(
     assert credential.not_after - credential.not_before == dt.timedelta(seconds=120)
     ear = verify_ear(result.appraisal.token, [short.verifier_key], now=NOW)
     assert ear.exp == ear.iat + 120
+
+
+def test_a_lifetime_of_0_or_a_damaged_configuration_is_a_typed_refusal(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """``--lifetime 0`` is refused, not taken for "the configured one"; a ``config.json``
+    without its lifetime is a ``StorageError``, not a ``KeyError``."""
+    fleet, _ = aw.fleet(tmp_path / "fleet", 1)
+    with pytest.raises(ConfigError):
+        AdmissionAuthority.open(fleet, credential_lifetime=0)
+    config = fleet.directory / "admission" / "config.json"
+    document = json.loads(config.read_bytes())
+    for lifetime in (None, "3600", [3600], True):
+        if lifetime is None:
+            document.pop("credential_lifetime", None)
+        else:
+            document["credential_lifetime"] = lifetime
+        config.write_text(json.dumps(document))
+        with pytest.raises(StorageError, match="credential_lifetime"):
+            AdmissionAuthority.open(fleet)
+    document["credential_lifetime"] = 3600
+    config.write_text(json.dumps(document))
+    assert AdmissionAuthority.open(fleet).credential_lifetime == 3600
+    assert AdmissionAuthority.open(fleet, credential_lifetime=120).credential_lifetime == 120
 
 
 def test_admission_set_up_once_and_endorsements_from_a_trusted_log_only(

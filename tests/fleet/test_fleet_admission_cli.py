@@ -66,6 +66,12 @@ def test_attest_quarantine_and_readmit(
     code, out = _run(capsys, "fleet", "attest", *f, "--at", AT)
     assert code == 2
     assert out["error"]["code"] == "config"  # type: ignore[index]
+    # a lifetime of 0 is refused, not taken for the default: nothing is set up
+    code, out = _run(
+        capsys, "fleet", "attest", *f, "--vendor-root", str(roots), "--lifetime", "0", "--at", AT
+    )
+    assert (code, out["error"]["code"]) == (2, "config")  # type: ignore[index]
+    assert not (fleet_dir / "admission" / "config.json").exists()
     code, out = _run(capsys, "fleet", "attest", *f, "--vendor-root", str(roots), "--at", AT)
     assert code == 0, out
     assert out["counts"] == {"pending": 0, "admitted": 2, "quarantined": 0}

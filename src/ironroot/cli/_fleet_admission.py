@@ -186,7 +186,7 @@ def _authority(args: argparse.Namespace, fleet: Any, now: Any) -> Any:
                 f"admission is not set up in {fleet.directory}: give --vendor-root (the vendor "
                 "CA certificates RoT quotes chain to) on the first run"
             ) from exc
-        kwargs = {"credential_lifetime": args.lifetime} if args.lifetime else {}
+        kwargs = {"credential_lifetime": args.lifetime} if args.lifetime is not None else {}
         authority = AdmissionAuthority.init(
             fleet, vendor_roots=_vendor_roots(args.vendor_root), now=now, **kwargs
         )

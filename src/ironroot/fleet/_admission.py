@@ -669,8 +669,9 @@ class AdmissionAuthority:
 
     @classmethod
     def open(cls, fleet: Fleet, *, credential_lifetime: int | None = None) -> AdmissionAuthority:
-        """The fleet's admission (``NotFound`` before :meth:`init`); ``credential_lifetime``
-        overrides the configured one."""
+        """The fleet's admission (``NotFound`` before :meth:`init`; ``StorageError`` for a
+        ``config.json`` that is not its configuration); ``credential_lifetime`` overrides the
+        configured one (``ConfigError`` outside 60 s to 7 days, 0 included)."""
         directory = _directory(fleet)
         try:
             config = json.loads(read_limited(directory / "config.json", 64 * 1024))
@@ -683,6 +684,11 @@ class AdmissionAuthority:
             raise StorageError(f"{directory}/config.json is not JSON") from exc
         if not isinstance(config, dict) or config.get("format") != _FORMAT:
             raise StorageError(f"{directory}/config.json is not an admission configuration")
+        configured = config.get("credential_lifetime")
+        if isinstance(configured, bool) or not isinstance(configured, int):
+            raise StorageError(
+                f"{directory}/config.json has no credential_lifetime (a whole number of seconds)"
+            )
         key = load_signer(directory / "verifier.key.pem")
         if not isinstance(key, PrivateKey):
             raise StorageError("the verifier key is not an ECDSA key")
@@ -698,7 +704,7 @@ class AdmissionAuthority:
             ca=FleetCA.open(directory),
             verifier_key=key,
             vendor_roots=roots,
-            credential_lifetime=credential_lifetime or int(config["credential_lifetime"]),
+            credential_lifetime=configured if credential_lifetime is None else credential_lifetime,
         )
 
     # --- endorsements -----------------------------------------------------------------------
