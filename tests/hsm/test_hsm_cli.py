@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,9 +153,12 @@ def test_encrypt_wrap_attest(
     handle = capsys.readouterr().out.strip()
     plain, sealed, back = tmp_path / "p", tmp_path / "c", tmp_path / "b"
     plain.write_bytes(b"data")
+    back.write_bytes(b"")
+    back.chmod(0o644)  # there already, world-readable: the plaintext is written owner-only
     assert _run(cli, "svc", "hsm", "encrypt", handle, "--in", str(plain), "--out", str(sealed)) == 0
     assert _run(cli, "svc", "hsm", "decrypt", handle, "--in", str(sealed), "--out", str(back)) == 0
     assert back.read_bytes() == b"data"
+    assert stat.S_IMODE(back.stat().st_mode) == 0o600
     tee = mlkem.MLKEM768PrivateKey.generate()
     recipient = tmp_path / "tee.pub"
     recipient.write_bytes(

@@ -18,6 +18,7 @@ import datetime as dt
 import getpass
 import json
 import os
+import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -56,8 +57,13 @@ def _read(path: Path, limit: int = _MAX_INPUT) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> None:
+    """Write ``data`` owner-only: a file that is there already gets mode 0600 too before a
+    byte is written (``os.open``'s mode applies only to a new file; a decrypted plaintext must
+    not land in a world-readable one)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
+        if stat.S_ISREG(os.fstat(fd).st_mode):  # not /dev/stdout or a pipe
+            os.fchmod(fd, 0o600)
         handle.write(data)
 
 
