@@ -126,6 +126,26 @@ def test_an_accepted_rollout_request_is_recorded_then_run(site: Site) -> None:
     assert site.fleet.events()[-1].kind == "rollout-requested"
 
 
+@pytest.mark.parametrize(
+    "damaged", [b'{"format": 1, "classes": ', b"[]", b'{"format": 1, "classes": [7]}'], ids=str
+)
+def test_a_damaged_fleet_file_is_a_typed_refusal_not_a_500(site: Site, damaged: bytes) -> None:
+    """``fleet.json`` names the classes (the default one first): damaged, a rollout request
+    for the default class is a 503 ``storage`` problem naming the cause, not a 500."""
+    path = site.fleet.directory / "fleet.json"
+    kept = path.read_bytes()
+    events = site.fleet.events(limit=100_000)
+    try:
+        path.write_bytes(damaged)
+        with site.client("node-0001", "control") as control:
+            url = f"{site.servers.control_url}/v1/rollouts"
+            response = control.post(url, json={"dry_run": True})
+        assert problem(response)[:2] == (503, "storage")
+    finally:
+        path.write_bytes(kept)
+    assert site.fleet.events(limit=100_000) == events
+
+
 # --- media types -----------------------------------------------------------------------------
 
 _NOT_JSON = ["text/plain", "application/x-www-form-urlencoded", "application/cbor"]

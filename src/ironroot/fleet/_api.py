@@ -303,7 +303,7 @@ def desired_rollout(fleet: Fleet, releases: Sequence[Path] = ()) -> RolloutTrigg
         unknown = set(body) - {"class", "wave_size", "nodes", "dry_run"}
         if unknown:
             raise MalformedInput(f"unknown rollout settings: {', '.join(sorted(unknown))}")
-        name = body.get("class", fleet.classes()[0])
+        name = body["class"] if "class" in body else fleet.classes()[0]
         wave_size = body.get("wave_size", 1)
         nodes = body.get("nodes")
         dry_run = body.get("dry_run", False)

@@ -302,8 +302,19 @@ class Fleet:
         return self._classes[name]
 
     def classes(self) -> list[str]:
-        doc = json.loads(read_limited(self.directory / "fleet.json", 1024 * 1024))
-        return [str(c) for c in doc.get("classes", [])]
+        """The fleet's node classes, the first the default (``StorageError`` for a
+        ``fleet.json`` that does not name them: not JSON, or no list of class names)."""
+        path = self.directory / "fleet.json"
+        try:
+            doc = json.loads(read_limited(path, 1024 * 1024))
+        except OSError as exc:
+            raise StorageError(f"{path} cannot be read: {exc.strerror}") from exc
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise StorageError(f"{path} is not JSON: the fleet's file is damaged") from exc
+        names = doc.get("classes") if isinstance(doc, dict) else None
+        if not isinstance(names, list) or not names or not all(isinstance(c, str) for c in names):
+            raise StorageError(f"{path} names no node classes: the fleet's file is damaged")
+        return names
 
     def add_nodes(
         self,
