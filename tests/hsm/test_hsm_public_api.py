@@ -36,7 +36,6 @@ EXPECTED = [
     "Usage",
     "format_audit_log",
     "parse_audit_log",
-    "check_wrapped_form",  # a receiver's check of what RSA-AES-KEY-WRAP gave it
     "unwrap_key_kem",
     "unwrap_key_rsa_aes",
     "verify_audit",

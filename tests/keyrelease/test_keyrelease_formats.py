@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from joserfc.jwk import RSAKey
@@ -32,7 +32,7 @@ from ironroot.errors import (
     UnsupportedAlgorithm,
     VerificationFailed,
 )
-from ironroot.hsm import KeyType, wrap_key_kem, wrap_key_rsa_aes
+from ironroot.hsm import KeyType, wrap_key_kem
 from ironroot.keyrelease import (
     ReleasedKey,
     WrappingKey,
@@ -44,7 +44,6 @@ from ironroot.keyrelease._format import RELEASED_KEY_CBOR
 from ironroot.keyrelease.tee import TeeKeyPair
 
 MLKEM = TeeKeyPair.generate("ML-KEM-768")
-RSA_TEE = TeeKeyPair.generate("RSA-3072")
 NONCE = bytes(range(32))
 
 
@@ -227,57 +226,6 @@ def test_tee_unwraps_and_checks_what_it_was_given() -> None:
     )
     with pytest.raises(MalformedInput):
         MLKEM.unwrap(mislabelled)
-
-
-def test_tee_unwrap_checks_the_key_name() -> None:
-    released = _released()
-    assert MLKEM.unwrap(released, nonce=NONCE, kid="db-key").kid == "db-key"
-    with pytest.raises(KeyBindingMismatch) as raised:
-        MLKEM.unwrap(released, nonce=NONCE, kid="other-key")
-    assert raised.value.code == "other-key"
-
-
-@pytest.mark.parametrize(
-    ("key_type", "material"),
-    [
-        (KeyType.AES_256, b"k" * 48),  # an HMAC-SHA-384 key's size
-        (KeyType.AES_256, b"k" * 16),
-        (KeyType.HMAC_SHA384, b"k" * 32),
-        (KeyType.EC_P384, b"k" * 32),  # not PKCS#8
-        (
-            KeyType.RSA_3072,
-            ec.generate_private_key(ec.SECP384R1()).private_bytes(
-                serialization.Encoding.DER,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
-        ),
-    ],
-)
-def test_rsa_tee_refuses_a_key_that_is_not_its_key_type(key_type: KeyType, material: bytes) -> None:
-    """RSA-AES-KEY-WRAP does not carry the key type: the TEE checks the key inside against the
-    response's ``key_type`` (size of a secret, PKCS#8 type of a private key)."""
-    tee = RSA_TEE
-    wrapped = wrap_key_rsa_aes(tee.public.key, material)  # type: ignore[arg-type]
-    released = ReleasedKey(
-        kid="db-key",
-        key_type=key_type,
-        alg="RSA-OAEP-256+A256KWP",
-        recipient=tee.public.digest,
-        nonce=NONCE,
-        wrapped=wrapped,
-    )
-    with pytest.raises(MalformedInput):
-        tee.unwrap(released, nonce=NONCE, kid="db-key")
-    good = ReleasedKey(
-        kid="db-key",
-        key_type=KeyType.AES_256,
-        alg="RSA-OAEP-256+A256KWP",
-        recipient=tee.public.digest,
-        nonce=NONCE,
-        wrapped=wrap_key_rsa_aes(tee.public.key, b"k" * 32),  # type: ignore[arg-type]
-    )
-    assert tee.unwrap(good, nonce=NONCE).material == b"k" * 32
 
 
 def test_tee_key_pem_round_trip() -> None:

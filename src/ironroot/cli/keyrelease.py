@@ -10,8 +10,7 @@
     ironroot keyrelease report-data --tee-key tee.key --nonce N --gpus 8   # JSON: the composite
     ironroot keyrelease request --url URL --key NAME --ear ear.jwt --tee-key tee.key \\
                                 --nonce N --out released.cbor
-    ironroot keyrelease unwrap released.cbor --tee-key tee.key --key NAME --nonce N \\
-                               --out key.bin
+    ironroot keyrelease unwrap released.cbor --tee-key tee.key --out key.bin [--nonce N]
     ironroot keyrelease demo [--workdir DIR]              # the whole flow, in process
 """
 
@@ -139,8 +138,7 @@ def register(sub: Any) -> None:
     unwrap = verbs.add_parser("unwrap", help="unwrap a released key with the TEE's key")
     unwrap.add_argument("released", type=Path)
     unwrap.add_argument("--tee-key", required=True, type=Path)
-    unwrap.add_argument("--key", required=True, help="the key's name (as requested)")
-    unwrap.add_argument("--nonce", required=True, help="the nonce the release must answer")
+    unwrap.add_argument("--nonce", default=None, help="check the release answers this nonce")
     unwrap.add_argument("--out", required=True, type=Path, help="the key material")
     unwrap.set_defaults(func=_unwrap)
 
@@ -232,7 +230,8 @@ def _request(args: argparse.Namespace) -> int:
 def _unwrap(args: argparse.Namespace) -> int:
     tee = _tee(args.tee_key)
     released = keyrelease.ReleasedKey.parse(_read(args.released))
-    key = tee.unwrap(released, nonce=_nonce(args.nonce), kid=args.key)
+    nonce = _nonce(args.nonce) if args.nonce else None
+    key = tee.unwrap(released, nonce=nonce)
     _write(args.out, key.material)
     print(f"unwrapped {key.kid} ({key.key_type.value}) to {args.out}")
     return 0

@@ -37,7 +37,6 @@ __all__ = [
     "KemPrivate",
     "KemPublic",
     "KeyObject",
-    "check_wrapped_form",
     "generate_material",
     "load_material",
     "material_from_wrapped",
@@ -197,11 +196,3 @@ def material_from_wrapped(key_type: KeyType, plaintext: bytes) -> bytearray:
     elif isinstance(key, rsa.RSAPrivateKey) and key.key_size == _RSA_BITS:
         return bytearray(plaintext)
     raise MalformedInput(f"the unwrapped key is not a {key_type.value} key")
-
-
-def check_wrapped_form(key_type: KeyType, plaintext: bytes | bytearray) -> None:
-    """``MalformedInput`` unless ``plaintext`` is the wrapped form of a ``key_type`` key (the
-    raw value of a secret key of its size, the PKCS#8 DER of a private key of that type): for
-    the receiver of a wrapped key whose format does not carry its type (RSA-AES-KEY-WRAP)."""
-    stored = material_from_wrapped(key_type, bytes(plaintext))
-    stored[:] = bytes(len(stored))

@@ -7,7 +7,7 @@ Inside the confidential VM::
     evidence = quote(report_data=tee.report_data(nonce))   # the hardware signs the binding
     ear = verifier.attest(evidence)              # an EAR carrying that report data
     released = client.release("db-key", ear=ear, wrapping_key=tee.public_spki, nonce=nonce)
-    key = tee.unwrap(released, nonce=nonce, kid="db-key")   # UnwrappedKey: type, material
+    key = tee.unwrap(released, nonce=nonce)      # UnwrappedKey: type and material
 
 A confidential VM with GPUs attests them in one composite (``docs/keyrelease.md``): the
 challenge is ``tee.report_data(nonce)``, GPU ``i`` is asked for ``tee.gpu_nonce(nonce, i)``
@@ -35,14 +35,7 @@ from ironroot.errors import (
     StaleNonce,
     UnsupportedAlgorithm,
 )
-from ironroot.hsm import (
-    KeyType,
-    WrappingKey,
-    bind_report_data,
-    check_wrapped_form,
-    unwrap_key_kem,
-    unwrap_key_rsa_aes,
-)
+from ironroot.hsm import KeyType, WrappingKey, bind_report_data, unwrap_key_kem, unwrap_key_rsa_aes
 from ironroot.keyrelease._format import ReleasedKey, wrap_algorithm
 
 __all__ = ["TeeKeyPair", "UnwrappedKey"]
@@ -141,27 +134,17 @@ class TeeKeyPair:
         return composite_nonce(self.report_data(nonce), gpu_count)
 
     def unwrap(
-        self,
-        response: ReleasedKey | bytes | str,
-        *,
-        nonce: bytes | None = None,
-        kid: str | None = None,
+        self, response: ReleasedKey | bytes | str, *, nonce: bytes | None = None
     ) -> UnwrappedKey:
         """Unwrap a release response (parsed or CBOR/JSON bytes).
 
-        ``KeyBindingMismatch`` when it is wrapped to another key or, when ``kid`` is given,
-        names another key (code ``other-key``); ``StaleNonce`` when ``nonce`` is given and the
-        response answers another one; ``MalformedInput`` for a response that does not parse or
-        disagrees with itself (the key inside is not of its ``key_type``);
-        ``VerificationFailed`` when it does not unwrap.
+        ``KeyBindingMismatch`` when it is wrapped to another key, ``StaleNonce`` when ``nonce``
+        is given and the response answers another one, ``MalformedInput`` for a response that
+        does not parse or disagrees with itself, ``VerificationFailed`` when it does not unwrap.
         """
         released = response if isinstance(response, ReleasedKey) else ReleasedKey.parse(response)
         if not hmac.compare_digest(released.recipient, self.public.digest):
             raise KeyBindingMismatch("the released key is wrapped to another wrapping key")
-        if kid is not None and released.kid != kid:
-            raise KeyBindingMismatch(
-                f"the release is of key {released.kid!r}, not {kid!r}", code="other-key"
-            )
         if nonce is not None and not hmac.compare_digest(released.nonce, nonce):
             raise StaleNonce("the release answers another nonce", code="nonce-mismatch")
         if released.alg != wrap_algorithm(self.kind):
@@ -177,7 +160,6 @@ class TeeKeyPair:
                     f"{released.key_type.value}"
                 )
         try:
-            check_wrapped_form(released.key_type, material)  # RSA-AES does not carry the type
             return UnwrappedKey(released.kid, released.key_type, bytes(material))
         finally:
             material[:] = bytes(len(material))
