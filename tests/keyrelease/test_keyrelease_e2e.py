@@ -315,7 +315,15 @@ def test_cli_tee_side_against_the_service(
         == 0
     )
     out = tmp_path / "key.bin"
-    assert main(["keyrelease", "unwrap", str(released), "--out", str(out), *args]) == 0
+    unwrap = ["keyrelease", "unwrap", str(released), "--out", str(out)]
+    # The nonce is required (a release for an older challenge is never unwrapped unchecked);
+    # --key checks the name.
+    with pytest.raises(SystemExit) as usage:
+        main([*unwrap, "--tee-key", str(tee_file)])
+    assert usage.value.code == 2
+    assert main([*unwrap, *args, "--key", "other-key"]) == 1
+    assert not out.exists()
+    assert main([*unwrap, *args, "--key", "db-key"]) == 0
     assert len(out.read_bytes()) == 32
     # The same EAR again: the nonce is spent.
     assert (

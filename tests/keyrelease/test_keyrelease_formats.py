@@ -10,7 +10,7 @@ import json
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from joserfc.jwk import RSAKey
@@ -26,7 +26,7 @@ from ironroot.errors import (
     UnsupportedAlgorithm,
     VerificationFailed,
 )
-from ironroot.hsm import KeyType, wrap_key_kem
+from ironroot.hsm import KeyType, wrap_key_kem, wrap_key_rsa_aes
 from ironroot.keyrelease import (
     ReleasedKey,
     WrappingKey,
@@ -198,7 +198,7 @@ def test_tee_unwraps_and_checks_what_it_was_given() -> None:
     with pytest.raises(StaleNonce):
         MLKEM.unwrap(released, nonce=bytes(32))
     with pytest.raises(KeyBindingMismatch):
-        TeeKeyPair.generate().unwrap(released)
+        TeeKeyPair.generate().unwrap(released, nonce=NONCE)
     other = TeeKeyPair.generate()
     misdirected = ReleasedKey(
         kid="db-key",
@@ -209,7 +209,7 @@ def test_tee_unwraps_and_checks_what_it_was_given() -> None:
         wrapped=_released(other).wrapped,
     )
     with pytest.raises(VerificationFailed):
-        MLKEM.unwrap(misdirected)
+        MLKEM.unwrap(misdirected, nonce=NONCE)
     mislabelled = ReleasedKey(
         kid="db-key",
         key_type=KeyType.HMAC_SHA384,
@@ -219,7 +219,54 @@ def test_tee_unwraps_and_checks_what_it_was_given() -> None:
         wrapped=released.wrapped,
     )
     with pytest.raises(MalformedInput):
-        MLKEM.unwrap(mislabelled)
+        MLKEM.unwrap(mislabelled, nonce=NONCE)
+
+
+def test_tee_unwrap_checks_the_key_name_when_given() -> None:
+    released = _released()
+    assert MLKEM.unwrap(released, nonce=NONCE, kid="db-key").kid == "db-key"
+    with pytest.raises(KeyBindingMismatch, match="of key 'db-key', not 'other-key'") as caught:
+        MLKEM.unwrap(released, nonce=NONCE, kid="other-key")
+    assert caught.value.code == "other-key"
+
+
+def test_tee_unwrap_needs_the_nonce() -> None:
+    with pytest.raises(TypeError):
+        MLKEM.unwrap(_released())  # type: ignore[call-arg]
+    with pytest.raises(StaleNonce, match="answers another nonce"):
+        MLKEM.unwrap(_released(), nonce=None)  # type: ignore[arg-type]
+
+
+RSA_TEE = TeeKeyPair(rsa.generate_private_key(65537, 3072))
+
+
+def _rsa_released(key_type: KeyType, material: bytes) -> ReleasedKey:
+    return ReleasedKey(
+        kid="db-key",
+        key_type=key_type,
+        alg="RSA-OAEP-256+A256KWP",
+        recipient=RSA_TEE.public.digest,
+        nonce=NONCE,
+        wrapped=wrap_key_rsa_aes(RSA_TEE.public.key, material),  # type: ignore[arg-type]
+    )
+
+
+def test_tee_unwrap_refuses_material_that_is_not_the_named_type() -> None:
+    """The RSA format carries no key type: the material itself must be one of the type the
+    response names, or a 32-byte AES value could be taken for a P-384 key (and the reverse)."""
+    key = RSA_TEE.unwrap(_rsa_released(KeyType.AES_256, b"a" * 32), nonce=NONCE)
+    assert (key.key_type, key.material) == (KeyType.AES_256, b"a" * 32)
+    with pytest.raises(MalformedInput, match="not a PKCS#8 private key"):
+        RSA_TEE.unwrap(_rsa_released(KeyType.EC_P384, b"a" * 32), nonce=NONCE)
+    with pytest.raises(MalformedInput, match="AES-256 key must be 32 bytes"):
+        RSA_TEE.unwrap(_rsa_released(KeyType.AES_256, b"a" * 48), nonce=NONCE)
+    p256 = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    with pytest.raises(MalformedInput, match="not a EC-P384 key"):
+        RSA_TEE.unwrap(_rsa_released(KeyType.EC_P384, p256), nonce=NONCE)
 
 
 def test_tee_key_pem_round_trip() -> None:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         check_composite_binding,
     )
     from ironroot.hsm._boundary import Hsm
+    from ironroot.hsm._material import check_wrapped_material
     from ironroot.hsm._model import (
         DeviceIdentity,
         HsmConfig,
@@ -117,6 +118,7 @@ __all__ = [
     "check_binding",
     "check_composite_binding",
     "check_sealed_audit",
+    "check_wrapped_material",
     "driver_number",
     "format_audit_log",
     "parse_audit_log",

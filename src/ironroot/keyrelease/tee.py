@@ -35,7 +35,14 @@ from ironroot.errors import (
     StaleNonce,
     UnsupportedAlgorithm,
 )
-from ironroot.hsm import KeyType, WrappingKey, bind_report_data, unwrap_key_kem, unwrap_key_rsa_aes
+from ironroot.hsm import (
+    KeyType,
+    WrappingKey,
+    bind_report_data,
+    check_wrapped_material,
+    unwrap_key_kem,
+    unwrap_key_rsa_aes,
+)
 from ironroot.keyrelease._format import ReleasedKey, wrap_algorithm
 
 __all__ = ["TeeKeyPair", "UnwrappedKey"]
@@ -134,19 +141,27 @@ class TeeKeyPair:
         return composite_nonce(self.report_data(nonce), gpu_count)
 
     def unwrap(
-        self, response: ReleasedKey | bytes | str, *, nonce: bytes | None = None
+        self, response: ReleasedKey | bytes | str, *, nonce: bytes, kid: str | None = None
     ) -> UnwrappedKey:
-        """Unwrap a release response (parsed or CBOR/JSON bytes).
+        """Unwrap a release response (parsed or CBOR/JSON bytes) that answers ``nonce`` (the
+        challenge this TEE asked for: required, so a response to an older request is never
+        taken for this one) and, when ``kid`` is given, names that key.
 
-        ``KeyBindingMismatch`` when it is wrapped to another key, ``StaleNonce`` when ``nonce``
-        is given and the response answers another one, ``MalformedInput`` for a response that
-        does not parse or disagrees with itself, ``VerificationFailed`` when it does not unwrap.
+        ``KeyBindingMismatch`` when it is wrapped to another key (or, code ``other-key``, names
+        another key than ``kid``), ``StaleNonce`` when it answers another nonce,
+        ``MalformedInput`` for a response that does not parse or disagrees with itself
+        (including key material that is not a key of the type it names),
+        ``VerificationFailed`` when it does not unwrap.
         """
         released = response if isinstance(response, ReleasedKey) else ReleasedKey.parse(response)
         if not hmac.compare_digest(released.recipient, self.public.digest):
             raise KeyBindingMismatch("the released key is wrapped to another wrapping key")
-        if nonce is not None and not hmac.compare_digest(released.nonce, nonce):
+        if not isinstance(nonce, bytes) or not hmac.compare_digest(released.nonce, nonce):
             raise StaleNonce("the release answers another nonce", code="nonce-mismatch")
+        if kid is not None and released.kid != kid:
+            raise KeyBindingMismatch(
+                f"the release is of key {released.kid!r}, not {kid!r}", code="other-key"
+            )
         if released.alg != wrap_algorithm(self.kind):
             raise MalformedInput(f"{released.alg} is not the wrap algorithm of a {self.kind} key")
         private = self._private
@@ -160,6 +175,9 @@ class TeeKeyPair:
                     f"{released.key_type.value}"
                 )
         try:
+            # The material must be a key of the type the response names: the RSA format does
+            # not carry the type, and the ML-KEM format's code was checked against it above.
+            check_wrapped_material(released.key_type, bytes(material))
             return UnwrappedKey(released.kid, released.key_type, bytes(material))
         finally:
             material[:] = bytes(len(material))
