@@ -7,11 +7,15 @@ Inside the confidential VM::
     evidence = quote(report_data=tee.report_data(nonce))   # the hardware signs the binding
     ear = verifier.attest(evidence)              # an EAR carrying that report data
     released = client.release("db-key", ear=ear, wrapping_key=tee.public_spki, nonce=nonce)
-    key = tee.unwrap(released, nonce=nonce)      # UnwrappedKey: type and material
+    key = tee.unwrap(released, nonce=nonce, hsm_roots=[hsm_vendor_root])  # UnwrappedKey
 
 A confidential VM with GPUs attests them in one composite (``docs/keyrelease.md``): the
 challenge is ``tee.report_data(nonce)``, GPU ``i`` is asked for ``tee.gpu_nonce(nonce, i)``
 and the CVM's hardware signs ``tee.composite_report_data(nonce, gpu_count)``.
+
+The HSM signs a release statement with every release (``ironroot.hsm._release_statement``);
+:meth:`TeeKeyPair.unwrap` verifies it against the HSM vendor's root before it unwraps, so a key
+that did not come from an HSM's release decision for this request is never used.
 
 The private key never leaves this object except through :meth:`to_pem` (PKCS#8, for a TEE that
 keeps it sealed). Unwrapping uses the HSM's own wrap functions, so both ends share one
@@ -20,10 +24,13 @@ implementation of each format.
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import mlkem, rsa
 
@@ -42,6 +49,7 @@ from ironroot.hsm import (
     check_wrapped_material,
     unwrap_key_kem,
     unwrap_key_rsa_aes,
+    verify_release_statement,
 )
 from ironroot.keyrelease._format import ReleasedKey, wrap_algorithm
 
@@ -141,17 +149,27 @@ class TeeKeyPair:
         return composite_nonce(self.report_data(nonce), gpu_count)
 
     def unwrap(
-        self, response: ReleasedKey | bytes | str, *, nonce: bytes, kid: str | None = None
+        self,
+        response: ReleasedKey | bytes | str,
+        *,
+        nonce: bytes,
+        hsm_roots: Sequence[x509.Certificate],
+        kid: str | None = None,
+        now: dt.datetime | None = None,
     ) -> UnwrappedKey:
         """Unwrap a release response (parsed or CBOR/JSON bytes) that answers ``nonce`` (the
         challenge this TEE asked for: required, so a response to an older request is never
-        taken for this one) and, when ``kid`` is given, names that key.
+        taken for this one), whose release statement an HSM certified to one of ``hsm_roots``
+        signed (at ``now``, default the current time), and, when ``kid`` is given, that names
+        that key.
 
         ``KeyBindingMismatch`` when it is wrapped to another key (or, code ``other-key``, names
-        another key than ``kid``), ``StaleNonce`` when it answers another nonce,
-        ``MalformedInput`` for a response that does not parse or disagrees with itself
-        (including key material that is not a key of the type it names),
-        ``VerificationFailed`` when it does not unwrap.
+        another key than ``kid``; code ``release-statement``, the HSM's statement is of other
+        wrapped bytes or another key type), ``StaleNonce`` when it answers another nonce,
+        ``ChainNotTrusted`` / ``CertificateExpired`` / ``BadSignature`` when the statement is
+        not an HSM's under ``hsm_roots``, ``MalformedInput`` for a response that does not
+        parse or disagrees with itself (including key material that is not a key of the type
+        it names), ``VerificationFailed`` when it does not unwrap.
         """
         released = response if isinstance(response, ReleasedKey) else ReleasedKey.parse(response)
         if not hmac.compare_digest(released.recipient, self.public.digest):
@@ -164,6 +182,15 @@ class TeeKeyPair:
             )
         if released.alg != wrap_algorithm(self.kind):
             raise MalformedInput(f"{released.alg} is not the wrap algorithm of a {self.kind} key")
+        verify_release_statement(
+            released.statement,
+            roots=hsm_roots,
+            now=now if now is not None else dt.datetime.now(dt.UTC),
+            wrapped=released.wrapped,
+            recipient=self.public.digest,
+            nonce=nonce,
+            key_type=released.key_type,
+        )
         private = self._private
         if isinstance(private, rsa.RSAPrivateKey):
             material = unwrap_key_rsa_aes(private, released.wrapped)
