@@ -155,3 +155,11 @@ def test_rollout_that_stops_exits_1_with_its_report(
         assert code in (1, 2), extra
         assert detail in capsys.readouterr().err, extra
     assert fleet.events()[-1] == events_before
+    # A power-loss drill stops the rollout as `platform update --inject` does: exit 1 and the
+    # error power-lost, not a PowerLost traceback out of main.
+    code, out = run(
+        capsys,
+        "fleet", "rollout", *f, "--releases", str(releases), "--inject", "node-0001=write", *AT,
+    )  # fmt: skip
+    assert code == 1
+    assert out["error"]["code"] == "power-lost"  # type: ignore[index]

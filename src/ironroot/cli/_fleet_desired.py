@@ -415,7 +415,9 @@ def _reconcile(args: argparse.Namespace) -> int:
 
 
 def _rollout(args: argparse.Namespace) -> int:
+    from ironroot.cli._platform_node import PowerLostError
     from ironroot.fleet import ReleaseSet, rollout
+    from ironroot.platform import PowerLost
 
     fleet = _fleet(args)
     name = _class_name(args, fleet)
@@ -434,19 +436,25 @@ def _rollout(args: argparse.Namespace) -> int:
     }
     total = len(args.node) if args.node else len(fleet.node_ids())
     bar = None if args.dry_run else _bar(args, total, "rolling out")
-    if bar is None:
-        report = rollout(fleet, releases, **kwargs)
-    else:
-        with bar:
-            task = bar.task_ids[0]
+    try:
+        if bar is None:
+            report = rollout(fleet, releases, **kwargs)
+        else:
+            with bar:
+                task = bar.task_ids[0]
 
-            def progress(event: str, node: str, component: str | None) -> None:
-                if event == "update":
-                    bar.update(task, description=f"updating {node} {component}")
-                else:
-                    bar.advance(task)
+                def progress(event: str, node: str, component: str | None) -> None:
+                    if event == "update":
+                        bar.update(task, description=f"updating {node} {component}")
+                    else:
+                        bar.advance(task)
 
-            report = rollout(fleet, releases, progress=progress, **kwargs)
+                report = rollout(fleet, releases, progress=progress, **kwargs)
+    except PowerLost as lost:  # --inject NODE=STEP cut the power, as `platform update` reports it
+        raise PowerLostError(
+            f"power lost during {lost.step} (fault drill): the rollout stopped there; boot "
+            "the node to see where it ended"
+        ) from None
     if args.json:
         print(json.dumps(report.to_json()))
         return 0 if report.ok else 1
