@@ -246,6 +246,21 @@ def test_a_rolled_back_pointer_to_the_state_in_force_is_refused(
     assert info.value.code == "desired-state-rolled-back"
 
 
+def test_another_approved_document_of_the_version_in_force_is_not_in_force(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    # current.json names the version and the SHA-384 of the document put in force; only the
+    # version was compared, so another document approved at that version (a draft Alice and
+    # Bob also signed, refused at publish as version-reused) swapped into v1.cbor was in force.
+    s = store(fleet, ops)
+    s.publish("node-7", ops.approve(desired(world, fleet, 1), ALICE, BOB), now=NOW)
+    draft = desired(world, fleet, 1, host="2.0")
+    swapped = {"document": draft.encode(), "statements": ops.approve(draft, ALICE, BOB)}
+    (fleet.directory / "desired" / "node-7" / "v1.cbor").write_bytes(encode_cbor(swapped))
+    with pytest.raises(StorageError, match=r"not the document current\.json names"):
+        s.current("node-7")
+
+
 def test_a_publish_cut_short_is_finished_by_the_next(
     world: World, ops: Ops, fleet: Fleet, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -894,15 +894,22 @@ class DesiredStore:
 
     def version(self, node_class: str) -> int:
         """The version in force, 0 when none was published."""
+        return self._pointer(node_class)[0]
+
+    def _pointer(self, node_class: str) -> tuple[int, bytes]:
+        """``current.json``: the version in force and its document's SHA-384 ((0, b"") when
+        none was published)."""
         path = self._dir(node_class) / "current.json"
         if not path.is_file():
-            return 0
+            return 0, b""
         try:
             doc = json.loads(read_limited(path, 4096))
-            version = doc["version"]
+            version, sha384 = doc["version"], bytes.fromhex(doc["sha384"])
             if isinstance(version, bool) or not isinstance(version, int) or version < 1:
                 raise ValueError("version")
-            return version
+            if len(sha384) != 48:
+                raise ValueError("sha384")
+            return version, sha384
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise StorageError(f"{path} is malformed") from exc
 
@@ -928,7 +935,7 @@ class DesiredStore:
         """The desired state in force, verified again now (receipts, signers, quorum, and that
         it is the version and document ``current.json`` names, and no later version was put in
         force: ``StorageError`` ``desired-state-rolled-back``); ``NotFound`` if none."""
-        version = self.version(node_class)
+        version, sha384 = self._pointer(node_class)
         if version == 0:
             raise NotFound(
                 f"class {node_class} has no desired state (run `ironroot fleet desired publish`)"
@@ -940,7 +947,13 @@ class DesiredStore:
                 f"{later[-1]} was put in force: the pointer was rolled back",
                 code="desired-state-rolled-back",
             )
-        return self._verified(node_class, version, self.governance(node_class))
+        verified = self._verified(node_class, version, self.governance(node_class))
+        if not hmac.compare_digest(verified.state.sha384, sha384):
+            raise StorageError(
+                f"the stored desired state of class {node_class} is not the document "
+                "current.json names"
+            )
+        return verified
 
     def _verified(
         self,
