@@ -313,18 +313,19 @@ def _show(args: argparse.Namespace) -> int:
         print(json.dumps({"class": name, "history": store.history(name), **verified.to_json()}))
         return 0
     from rich.console import Console
+    from rich.markup import escape  # the note, versions and iss are text, not markup
     from rich.table import Table
 
     table = Table(
         title=f"class {name}: desired state v{state.version} ({state.sha384.hex()[:16]}), "
-        f"approved by {', '.join(verified.signers)}"
+        f"approved by {escape(', '.join(verified.signers))}"
     )
     for column in ("item", "desired"):
         table.add_column(column)
     for component, target in state.firmware.items():
         table.add_row(
             f"firmware:{component}",
-            f"{target.version} (svn {target.svn}) {target.sha384.hex()[:16]}",
+            f"{escape(target.version)} (svn {target.svn}) {target.sha384.hex()[:16]}",
         )
     table.add_row("pfm", f"svn {state.pfm.svn} {state.pfm.sha384.hex()[:16]}")
     fuses = state.fuses
@@ -336,7 +337,7 @@ def _show(args: argparse.Namespace) -> int:
     for policy, digest in state.policies.items():
         table.add_row(f"policy:{policy}", digest.hex()[:16])
     if state.note:
-        table.add_row("note", state.note)
+        table.add_row("note", escape(state.note))
     Console().print(table)
     return 0
 
@@ -374,9 +375,12 @@ def _reconcile(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json()))
         return 0 if report.ok else 1
     from rich.console import Console
+    from rich.markup import escape  # versions measured and paths are text, not markup
     from rich.table import Table
 
-    table = Table(title=f"reconcile {fleet.directory} at {report.at:%Y-%m-%d %H:%M:%S}Z")
+    table = Table(
+        title=f"reconcile {escape(str(fleet.directory))} at {report.at:%Y-%m-%d %H:%M:%S}Z"
+    )
     for column in ("node", "v", "item", "source", "desired", "measured", "drift"):
         table.add_column(column, no_wrap=column in ("node", "v", "item", "drift"))
     for c in report.classes:
@@ -387,8 +391,8 @@ def _reconcile(args: argparse.Namespace) -> int:
                     str(c.desired_version),
                     item.item,
                     item.source,
-                    item.desired,
-                    item.measured,
+                    escape(item.desired),
+                    escape(item.measured),
                     item.code or "ok",
                 )
     for node in report.nodes:
@@ -401,8 +405,8 @@ def _reconcile(args: argparse.Namespace) -> int:
                 str(node.desired_version),
                 item.item,
                 item.source,
-                item.desired,
-                item.measured,
+                escape(item.desired),
+                escape(item.measured),
                 "[red]" + (item.code or "drift") + "[/red]" if not item.ok else "ok",
             )
     console = Console()
@@ -459,6 +463,7 @@ def _rollout(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json()))
         return 0 if report.ok else 1
     from rich.console import Console
+    from rich.markup import escape  # the versions are text, not markup
     from rich.table import Table
 
     table = Table(
@@ -475,7 +480,7 @@ def _rollout(args: argparse.Namespace) -> int:
             + (f" ({u.code})" if u.code else "")
             for u in node.updates
         )
-        table.add_row(str(node.wave or "-"), node.node, node.outcome, updates)
+        table.add_row(str(node.wave or "-"), node.node, node.outcome, escape(updates))
     console = Console()
     console.print(table)
     counts = report.to_json()["counts"]
