@@ -13,7 +13,7 @@ rollouts in waves (``--fleet DIR`` or ``$IRONROOT_FLEET``).
     desired state in force.
 ``desired show``
     the desired state in force, verified again.
-``reconcile [--measure] [--policy NAME=FILE ...] [--all]``
+``reconcile [--class NAME] [--node ID ...] [--measure] [--policy NAME=FILE ...] [--all]``
     every node's measured state against the desired state: a table of the drift (``--all``:
     every item) or one JSON object; exit 1 when anything drifted.
 ``rollout [--wave-size N] [--releases DIR ...] [--dry-run]``
@@ -139,6 +139,9 @@ def register_desired(verbs: Any) -> None:
         epilog="example: ironroot fleet reconcile --fleet fleet --measure --json",
     )
     reconcile.add_argument("--fleet", type=Path, help="the fleet's directory (or $IRONROOT_FLEET)")
+    reconcile.add_argument(
+        "--class", dest="node_class", help="only the nodes of this class (default: every node)"
+    )
     reconcile.add_argument("--node", action="append", help="only this node (repeatable)")
     reconcile.add_argument(
         "--measure",
@@ -364,6 +367,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         "now": now,
         "measure": args.measure,
         "nodes": args.node,
+        "node_class": args.node_class,
         "policies": policies or None,
     }
     if bar is None:
