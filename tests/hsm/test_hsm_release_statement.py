@@ -14,6 +14,7 @@ from _hsm_helpers import NOW
 
 from hsm_devices import ReleaseSigner
 from ironroot.cose import Sign1, sign1
+from ironroot.crypto import PrivateKey
 from ironroot.errors import (
     BadSignature,
     CertificateExpired,
@@ -41,6 +42,23 @@ def _statement(**changes: Any) -> bytes:
     }
     fields.update(changes)
     return SIGNER.sign(**fields)
+
+
+def _signed_by(key: PrivateKey, hsm_id: bytes) -> bytes:
+    """A statement of this release over the test HSM's chain, signed by ``key`` naming
+    ``hsm_id``."""
+    return sign_release_statement(
+        key,
+        SIGNER.chain,
+        hsm_id=hsm_id,
+        handle="k1",
+        key_type=KeyType.AES_256,
+        recipient=RECIPIENT,
+        nonce=NONCE,
+        ear=b"e",
+        wrapped=WRAPPED,
+        now=int(NOW.timestamp()),
+    )
 
 
 def _verify(statement: bytes, **changes: Any) -> ReleaseStatement:
@@ -102,38 +120,13 @@ def test_a_statement_outside_its_chains_validity_is_refused() -> None:
 
 def test_a_statement_signed_by_another_key_is_refused() -> None:
     """The device chain is right, but the signature is not the certified attestation key's."""
-    forged = ReleaseSigner(NOW)
-    statement = sign_release_statement(
-        forged.key,
-        SIGNER.chain,
-        hsm_id=SIGNER.hsm_id,
-        handle="k1",
-        key_type=KeyType.AES_256,
-        recipient=RECIPIENT,
-        nonce=NONCE,
-        ear=b"e",
-        wrapped=WRAPPED,
-        now=int(NOW.timestamp()),
-    )
     with pytest.raises(BadSignature):
-        _verify(statement)
+        _verify(_signed_by(ReleaseSigner(NOW).key, SIGNER.hsm_id))
 
 
 def test_a_statement_naming_another_hsm_is_refused() -> None:
-    statement = sign_release_statement(
-        SIGNER.key,
-        SIGNER.chain,
-        hsm_id=b"another HSM",
-        handle="k1",
-        key_type=KeyType.AES_256,
-        recipient=RECIPIENT,
-        nonce=NONCE,
-        ear=b"e",
-        wrapped=WRAPPED,
-        now=int(NOW.timestamp()),
-    )
     with pytest.raises(ChainNotTrusted, match="release statement certificate is for another HSM"):
-        _verify(statement)
+        _verify(_signed_by(SIGNER.key, b"another HSM"))
 
 
 def test_a_key_attestation_is_not_a_release_statement() -> None:
