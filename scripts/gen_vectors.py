@@ -88,6 +88,10 @@ from ironroot.hsm import (  # noqa: E402
     verify_audit,
     wrap_key_kem,
 )
+from ironroot.hsm._release_statement import (  # noqa: E402
+    RELEASE_STATEMENT_CONTENT_TYPE,
+    sign_release_statement,
+)
 from ironroot.keyrelease import WRAP_ALGORITHMS, ReleasedKey  # noqa: E402
 from ironroot.keyrelease.tee import TeeKeyPair  # noqa: E402
 from ironroot.log import Checkpoint, Note, NoteSigner  # noqa: E402
@@ -136,6 +140,8 @@ SPDM_NONCE: Final = bytes(range(0x40, 0x60))
 EAR_NONCE: Final = bytes(range(0x60, 0x80))
 RELEASE_NONCE: Final = bytes(range(0x80, 0xA0))
 RELEASED_KEY: Final = bytes(range(0xA0, 0xC0))  # the AES-256 key the released-key vector wraps
+RELEASE_EAR: Final = b"the EAR the vector release was decided on"
+HSM_ID: Final = bytes(range(0x10, 0x20))
 
 
 # --- fixed keys -------------------------------------------------------------------------------
@@ -401,6 +407,7 @@ class _Keys:
         self.spdm_device = _ec_key("spdm-device-es384", Algorithm.ES384)
         self.hsm_root = _ec_key("hsm-device-root-es384", Algorithm.ES384)
         self.hsm_device = _ec_key("hsm-device-es384", Algorithm.ES384)
+        self.hsm_attestation = _ec_key("hsm-attestation-es384", Algorithm.ES384)
         self.tee = TeeKeyPair(mlkem.MLKEM768PrivateKey.from_seed_bytes(_seed("tee-mlkem768", 64)))
 
 
@@ -419,7 +426,7 @@ def generate(store: _SignatureStore, work: Path) -> _Out:
     _root_of_trust(out, keys, bundle, fused)
     _spdm(out, keys, signer)
     _ear(out, keys, signer)
-    _released_key(out, keys)
+    _released_key(out, keys, signer)
     _hsm_audit(out, keys, signer)
     return out
 
@@ -875,11 +882,58 @@ def _ear(out: _Out, keys: _Keys, signer: _Sign) -> None:
     )
 
 
-def _released_key(out: _Out, keys: _Keys) -> None:
-    """A released-key response: a fixed AES-256 key wrapped to the TEE's ML-KEM-768 key."""
+def _hsm_attestation_certificate(keys: _Keys) -> bytes:
+    """The attestation certificate of the vectors' HSM (the profile of
+    ``ironroot.hsm._certs.issue_attestation_certificate``), issued by its device key."""
+    public, signing = keys.hsm_attestation.public_key.raw, keys.hsm_device.raw
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    assert isinstance(signing, ec.EllipticCurvePrivateKey)
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "Ironroot HSM attestation"),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, HSM_ID.hex()),
+        ]
+    )
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(_name("Vector HSM Device"))
+        .public_key(public)
+        .serial_number(3)
+        .not_valid_before(VALID_FROM)
+        .not_valid_after(VALID_TO)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(sign=True, ca=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signing.public_key()),
+            critical=False,
+        )
+    )
+    cert = builder.sign(signing, hashes.SHA384(), ecdsa_deterministic=True)
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _released_key(out: _Out, keys: _Keys, signer: _Sign) -> None:
+    """A released-key response: a fixed AES-256 key wrapped to the TEE's ML-KEM-768 key, with
+    the release statement of an HSM whose device chain ends in the vectors' HSM root."""
     tee = keys.tee
     mlkem_public = mlkem.MLKEM768PublicKey.from_public_bytes(
         tee.public_spki[-1184:]  # SPKI DER ends with the raw encapsulation key
+    )
+    wrapped = wrap_key_kem(mlkem_public, KeyType.AES_256, RELEASED_KEY)
+    chain = (_hsm_attestation_certificate(keys), *_hsm_chain(keys))
+    statement = sign_release_statement(
+        signer(keys.hsm_attestation),
+        chain,
+        hsm_id=HSM_ID,
+        handle="k1",
+        key_type=KeyType.AES_256,
+        recipient=tee.public.digest,
+        nonce=RELEASE_NONCE,
+        ear=RELEASE_EAR,
+        wrapped=wrapped,
+        now=T,
     )
     released = ReleasedKey(
         kid="db-key",
@@ -887,24 +941,29 @@ def _released_key(out: _Out, keys: _Keys) -> None:
         alg=WRAP_ALGORITHMS[tee.kind],
         recipient=tee.public.digest,
         nonce=RELEASE_NONCE,
-        wrapped=wrap_key_kem(mlkem_public, KeyType.AES_256, RELEASED_KEY),
+        wrapped=wrapped,
+        statement=statement,
     ).to_cbor()
-    unwrapped = tee.unwrap(released, nonce=RELEASE_NONCE)
+    root = x509.load_der_x509_certificate(chain[-1])
+    unwrapped = tee.unwrap(released, nonce=RELEASE_NONCE, hsm_roots=[root], now=NOW)
     assert unwrapped.material == RELEASED_KEY
     out.vector(
         "released-key.cbor",
         released,
         format="released-key response (application/vnd.ironroot.released-key+cbor), "
-        "AES-256 key wrapped to an ML-KEM-768 TEE key",
-        spec="docs/keyrelease.md#the-released-key-byte-by-byte; FIPS 203, RFC 5869, RFC 5649",
-        produced_by="ironroot.keyrelease.ReleasedKey + ironroot.hsm.wrap_key_kem "
+        "AES-256 key wrapped to an ML-KEM-768 TEE key, with the HSM's release statement",
+        spec="docs/keyrelease.md#the-released-key-byte-by-byte; FIPS 203, RFC 5869, RFC 5649; "
+        "RFC 9052 (the statement)",
+        produced_by="ironroot.keyrelease.ReleasedKey + ironroot.hsm.wrap_key_kem + "
+        "ironroot.hsm._release_statement.sign_release_statement "
         "(what KeyReleaseService.release returns)",
         keys=[],
         reproducible="structure",
         varies="the ML-KEM ciphertext and the AES-KWP output in wrapped[8:] (FIPS 203 "
-        "encapsulation is randomized); the unwrapped key is fixed",
+        "encapsulation is randomized), so the statement's wrapped digest and signature; the "
+        "unwrapped key is fixed",
         expect={
-            "v": 1,
+            "v": 2,
             "kid": "db-key",
             "key_type": "AES-256",
             "alg": "ML-KEM-768+A256KWP",
@@ -914,14 +973,20 @@ def _released_key(out: _Out, keys: _Keys) -> None:
             "wrapped_size": 8 + 1088 + len(RELEASED_KEY) + 8,
             "tee_mlkem768_seed": _seed("tee-mlkem768", 64).hex(),
             "unwrapped_key": RELEASED_KEY.hex(),
+            "statement_content_type": RELEASE_STATEMENT_CONTENT_TYPE,
+            "statement_hsm": HSM_ID.hex(),
+            "statement_handle": "k1",
+            "statement_ear_sha256": hashlib.sha256(RELEASE_EAR).hexdigest(),
+            "statement_iat": T,
+            "hsm_root": chain[-1].hex(),
         },
     )
 
 
-def _hsm_audit(out: _Out, keys: _Keys, signer: _Sign) -> None:
-    """An HSM's audit log: initialize, logins (one refused), identities."""
+def _hsm_chain(keys: _Keys) -> tuple[bytes, bytes]:
+    """The vectors' HSM device chain (DER): the device certificate, then its root."""
     hsm_root_key, hsm_device_key = keys.hsm_root, keys.hsm_device
-    hsm_chain = (
+    return (
         _certificate(
             subject="Vector HSM Device",
             key=hsm_device_key,
@@ -939,13 +1004,18 @@ def _hsm_audit(out: _Out, keys: _Keys, signer: _Sign) -> None:
             ca=True,
         ),
     )
+
+
+def _hsm_audit(out: _Out, keys: _Keys, signer: _Sign) -> None:
+    """An HSM's audit log: initialize, logins (one refused), identities."""
+    hsm_chain = _hsm_chain(keys)
     storage = MemoryStorage()
     hsm = Hsm.initialize(
         storage,
         _seed("hsm-sealing-secret", 48),
         officer="officer",
         credential=b"officer-credential",
-        device=DeviceIdentity(signer(hsm_device_key), hsm_chain),
+        device=DeviceIdentity(signer(keys.hsm_device), hsm_chain),
         config=HsmConfig(scrypt_n=2**10),
         clock=lambda: T,
     )
@@ -1058,7 +1128,10 @@ def _audit_parts(data: bytes) -> Any:
 def _released_parts(data: bytes) -> Any:
     value = cbor2.loads(data)
     wrapped = value.pop("wrapped")
-    return [value, wrapped[:8], len(wrapped)]
+    statement = cbor2.loads(value.pop("statement")).value  # [protected, {}, payload, signature]
+    payload = cbor2.loads(statement[2])
+    payload.pop("wrapped")
+    return [value, wrapped[:8], len(wrapped), statement[0], payload]
 
 
 _NORMALIZERS: Final[dict[str, Callable[[bytes], Any]]] = {

@@ -11,7 +11,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.hsm import DeviceIdentity
+from ironroot.hsm import DeviceIdentity, KeyType
+from ironroot.hsm._certs import issue_attestation_certificate
+from ironroot.hsm._release_statement import sign_release_statement
 
 
 def self_signed_device(now: dt.datetime | None = None, cn: str = "test device") -> DeviceIdentity:
@@ -31,3 +33,46 @@ def self_signed_device(now: dt.datetime | None = None, cn: str = "test device") 
         .sign(key.raw, hashes.SHA384())  # type: ignore[arg-type]
     )
     return DeviceIdentity(key, (cert.public_bytes(Encoding.DER),))
+
+
+class ReleaseSigner:
+    """Signs HSM release statements as an HSM would (its attestation key, certified by a
+    self-signed device identity): for tests of what receives a release, without an HSM."""
+
+    def __init__(self, now: dt.datetime | None = None) -> None:
+        self.now = now or dt.datetime.now(dt.UTC)
+        device = self_signed_device(self.now, cn="test HSM device")
+        self.key = PrivateKey.generate(Algorithm.ES384)
+        self.hsm_id = bytes(range(16))
+        certificate = issue_attestation_certificate(
+            subject_key=self.key.public_key,
+            hsm_id=self.hsm_id,
+            issuer=device.signer,
+            issuer_chain=device.chain,
+            now=self.now - dt.timedelta(hours=1),
+        )
+        self.chain = (certificate, *device.chain)
+        self.roots = [x509.load_der_x509_certificate(device.chain[-1])]
+
+    def sign(
+        self,
+        *,
+        key_type: KeyType,
+        recipient: bytes,
+        nonce: bytes,
+        wrapped: bytes,
+        handle: str = "k1",
+        ear: bytes = b"an EAR",
+    ) -> bytes:
+        return sign_release_statement(
+            self.key,
+            self.chain,
+            hsm_id=self.hsm_id,
+            handle=handle,
+            key_type=key_type,
+            recipient=recipient,
+            nonce=nonce,
+            ear=ear,
+            wrapped=wrapped,
+            now=int(self.now.timestamp()),
+        )

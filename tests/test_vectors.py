@@ -18,6 +18,7 @@ import base64
 import datetime as dt
 import hashlib
 import importlib.util
+import itertools
 import json
 import struct
 import sys
@@ -901,7 +902,8 @@ def test_ear(name: str, checker: Callable[[bytes], dict[str, Any]]) -> None:
 def check_released(data: bytes, want: dict[str, Any]) -> bytes:
     """docs/keyrelease.md: the CBOR map, then the ML-KEM-768 + AES-KWP unwrap by hand."""
     value = cbor2.loads(data)
-    check(set(value) == {"v", "kid", "key_type", "alg", "recipient", "nonce", "wrapped"}, "members")
+    members = {"v", "kid", "key_type", "alg", "recipient", "nonce", "wrapped", "statement"}
+    check(set(value) == members, "members")
     check(cbor2.dumps(value, canonical=True) == data, "deterministic encoding")
     private = mlkem.MLKEM768PrivateKey.from_seed_bytes(bytes.fromhex(want["tee_mlkem768_seed"]))
     spki = private.public_key().public_bytes(
@@ -922,7 +924,38 @@ def check_released(data: bytes, want: dict[str, Any]) -> bytes:
     for name in ("v", "kid", "key_type", "alg"):
         check(value[name] == want[name], name)
     check(value["nonce"].hex() == want["nonce"], "nonce")
+    check_release_statement(value, want)
     return key
+
+
+def check_release_statement(value: dict[str, Any], want: dict[str, Any]) -> None:
+    """docs/keyrelease.md: the HSM's release statement, a COSE_Sign1 over the release, its
+    x5chain [attestation certificate, device certificate, root] ending in the HSM root."""
+    protected, header, _, payload, signature = cose_sign1(value["statement"])
+    check(header[1] == -35 and header[3] == want["statement_content_type"], "alg, type")
+    chain = [x509.load_der_x509_certificate(der) for der in header[33]]
+    check(chain[-1].public_bytes(serialization.Encoding.DER).hex() == want["hsm_root"], "root")
+    for child, parent in itertools.pairwise(chain):
+        try:
+            child.verify_directly_issued_by(parent)
+        except (ValueError, TypeError, InvalidSignature):
+            raise Rejected("the release statement's chain does not link") from None
+    attestation_key = chain[0].public_key()
+    check(isinstance(attestation_key, ec.EllipticCurvePublicKey), "P-384 attestation key")
+    assert isinstance(attestation_key, ec.EllipticCurvePublicKey)
+    assert isinstance(payload, bytes)
+    verify_ecdsa(attestation_key, signature, sig_structure(protected, payload))
+    claims = cbor2.loads(payload)
+    check(claims["hsm"].hex() == want["statement_hsm"], "hsm")
+    serial = chain[0].subject.get_attributes_for_oid(x509.NameOID.SERIAL_NUMBER)[0].value
+    check(serial == want["statement_hsm"], "the attestation certificate names the HSM")
+    check(claims["handle"] == want["statement_handle"], "handle")
+    check(claims["type"] == value["key_type"], "type")
+    check(claims["recipient"] == value["recipient"], "recipient")
+    check(claims["nonce"] == value["nonce"], "nonce")
+    check(claims["ear"].hex() == want["statement_ear_sha256"], "ear")
+    check(claims["wrapped"] == hashlib.sha256(value["wrapped"]).digest(), "wrapped")
+    check(claims["iat"] == want["statement_iat"], "iat")
 
 
 def test_released_key() -> None:
@@ -935,14 +968,21 @@ def test_released_key() -> None:
 
     seed = bytes.fromhex(want["tee_mlkem768_seed"])
     tee = TeeKeyPair(mlkem.MLKEM768PrivateKey.from_seed_bytes(seed))
-    unwrapped = tee.unwrap(data, nonce=bytes.fromhex(want["nonce"]))
+    roots = [x509.load_der_x509_certificate(bytes.fromhex(want["hsm_root"]))]
+    nonce, now = (
+        bytes.fromhex(want["nonce"]),
+        dt.datetime.fromtimestamp(want["statement_iat"], dt.UTC),
+    )
+    unwrapped = tee.unwrap(data, nonce=nonce, hsm_roots=roots, now=now)
     assert (unwrapped.kid, unwrapped.material.hex()) == (want["kid"], want["unwrapped_key"])
 
-    bad = flip(data, len(data) - 5)  # inside the AES-KWP output
+    value = cbor2.loads(data)
+    at = data.index(value["wrapped"]) + len(value["wrapped"]) - 5  # inside the AES-KWP output
+    bad = flip(data, at)
     with pytest.raises(Rejected):
         check_released(bad, want)
-    with pytest.raises(VerificationFailed):
-        tee.unwrap(bad, nonce=bytes.fromhex(want["nonce"]))
+    with pytest.raises(VerificationFailed):  # the statement is of other wrapped bytes
+        tee.unwrap(bad, nonce=nonce, hsm_roots=roots, now=now)
 
 
 # --- the HSM audit chain ----------------------------------------------------------------------

@@ -54,6 +54,7 @@ EXPECTED = {
     "hsm-export": ("KeyNotExportable", "key-not-exportable"),
     "unattested-vm": ("UnknownIssuer", "unknown-issuer"),
     "stolen-ear": ("KeyBindingMismatch", "key-binding-mismatch"),
+    "swapped-release": ("KeyBindingMismatch", "release-statement"),
     "quarantined-vm": ("ReleaseDenied", "node-not-admitted"),
     "gpu-evidence-missing": ("ReleaseDenied", "policy-claims"),
     "gpu-evidence-stale": ("StaleNonce", "nonce-mismatch"),

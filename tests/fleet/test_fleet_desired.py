@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.fleet.desired_world import ALICE, BOB, CAROL, MALLORY, Ops, make_ops
@@ -31,6 +32,7 @@ from ironroot.fleet import (
     DesiredStore,
     Fleet,
     FuseTarget,
+    _desired,
     check_approvals,
     desired_subject,
     verify_desired,
@@ -242,6 +244,58 @@ def test_a_rolled_back_pointer_to_the_state_in_force_is_refused(
     with pytest.raises(StorageError) as info:
         s.current("node-7")
     assert info.value.code == "desired-state-rolled-back"
+
+
+def test_another_approved_document_of_the_version_in_force_is_not_in_force(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    # current.json names the version and the SHA-384 of the document put in force; only the
+    # version was compared, so another document approved at that version (a draft Alice and
+    # Bob also signed, refused at publish as version-reused) swapped into v1.cbor was in force.
+    s = store(fleet, ops)
+    s.publish("node-7", ops.approve(desired(world, fleet, 1), ALICE, BOB), now=NOW)
+    draft = desired(world, fleet, 1, host="2.0")
+    swapped = {"document": draft.encode(), "statements": ops.approve(draft, ALICE, BOB)}
+    (fleet.directory / "desired" / "node-7" / "v1.cbor").write_bytes(encode_cbor(swapped))
+    with pytest.raises(StorageError, match=r"not the document current\.json names"):
+        s.current("node-7")
+
+
+def test_a_publish_cut_short_is_finished_by_the_next(
+    world: World, ops: Ops, fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A crash (kill -9) after v2.cbor was written, before current.json pointed at it, left
+    # the class wedged: every read and every publish failed desired-state-rolled-back.
+    s = store(fleet, ops)
+    v1 = ops.approve(desired(world, fleet, 1), ALICE, BOB)
+    s.publish("node-7", v1, now=NOW)
+    v2 = desired(world, fleet, 2, host="2.0")
+    approvals = ops.approve(v2, ALICE, BOB)
+    real = _desired.write_atomic
+
+    def crash(path: Path, data: bytes, **kw: Any) -> None:
+        if path.name == "current.json":
+            raise SystemExit("killed")
+        real(path, data, **kw)
+
+    monkeypatch.setattr(_desired, "write_atomic", crash)
+    with pytest.raises(SystemExit):
+        s.publish("node-7", approvals, now=NOW)
+    monkeypatch.undo()
+    with pytest.raises(StorageError) as info:
+        s.current("node-7")
+    assert info.value.code == "desired-state-rolled-back"
+    # The operator's retry finishes it: v2 is in force, once, with its event.
+    assert s.publish("node-7", approvals, now=NOW).state == v2
+    assert s.current("node-7").state == v2
+    changes = [e.detail for e in fleet.events() if e.kind == "desired-state"]
+    assert [(c["version"], c["previous"]) for c in changes] == [(1, None), (2, 1)]
+    # With the pointer gone, the old approvals of v1 are a rollback, not a first publish.
+    (fleet.directory / "desired" / "node-7" / "current.json").unlink()
+    with pytest.raises(PolicyRejected) as refused:
+        s.publish("node-7", v1, now=NOW)
+    assert refused.value.code == "version-rollback"
+    assert s.current("node-7").state == v2
 
 
 def test_approvals_must_be_logged_by_a_trusted_service(

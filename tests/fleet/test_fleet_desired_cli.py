@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from tests.fleet.desired_world import ALICE, BOB, Ops, make_ops
 from tests.fleet.fleet_world import make_fleet
-from tests.platform.node_world import World, make_world
+from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.cli import main
+from ironroot.fleet import DesiredState, DesiredStore
 
 AT = ["--at", "2026-06-01T12:00:00Z"]  # node_world.NOW
 
@@ -155,3 +156,31 @@ def test_rollout_that_stops_exits_1_with_its_report(
         assert code in (1, 2), extra
         assert detail in capsys.readouterr().err, extra
     assert fleet.events()[-1] == events_before
+    # A power-loss drill stops the rollout as `platform update --inject` does: exit 1 and the
+    # error power-lost, not a PowerLost traceback out of main.
+    code, out = run(
+        capsys,
+        "fleet", "rollout", *f, "--releases", str(releases), "--inject", "node-0001=write", *AT,
+    )  # fmt: skip
+    assert code == 1
+    assert out["error"]["code"] == "power-lost"  # type: ignore[index]
+
+
+def test_text_in_the_tables_is_shown_not_read_as_rich_markup(
+    world: World, ops: Ops, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A note (signed text) or a fleet path with "[/bold]" in it made `desired show` and
+    # `reconcile` fail with internal-error (rich's MarkupError) instead of printing it.
+    fleet, _ = make_fleet(world, tmp_path / "fl[/bold]eet", 1)
+    store = DesiredStore(fleet)
+    store.init(ops.governance())
+    note = "host [/bold] back to [red]1.0[/red]"
+    state = DesiredState.build(fleet.node_class("node-7"), 1, note=note)
+    store.publish("node-7", ops.approve(state, ALICE, BOB), now=NOW)
+    f = ["--fleet", str(fleet.directory)]
+    assert main(["fleet", "desired", "show", *f]) == 0
+    assert note in capsys.readouterr().out
+    assert main(["fleet", "reconcile", *f, *AT]) == 0
+    assert "in sync" in capsys.readouterr().out
+    assert main(["fleet", "rollout", *f, *AT]) == 0
+    assert "1 skipped" in capsys.readouterr().out

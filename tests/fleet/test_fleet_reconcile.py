@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 from tests.fleet.desired_world import ALICE, BOB, Ops, make_ops, unlock_debug
-from tests.fleet.fleet_world import make_fleet
+from tests.fleet.fleet_world import add_class, make_fleet, node_class
 from tests.platform.node_world import NOW, World, make_world
 
-from ironroot.errors import NotFound
+from ironroot.cli import main
+from ironroot.errors import ConfigError, NotFound
 from ironroot.fleet import DesiredState, DesiredStore, Fleet, FuseTarget, reconcile
 from ironroot.platform import COMPONENTS
 
@@ -156,3 +157,25 @@ def test_an_unreadable_node_is_drift_not_a_crash(world: World, ops: Ops, tmp_pat
     item = report.node("node-0001").item("node")
     assert item.code == "config"
     assert report.node("node-0002").ok
+
+
+def test_one_class_of_several_is_reconciled_with_node_class(
+    world: World, ops: Ops, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # docs/fleet.md: every verb takes --class for a fleet of several classes; reconcile did
+    # not, so a fleet with one class still without a desired state could not be reconciled.
+    fleet, vendor_ca = make_fleet(world, tmp_path / "fleet", 1)
+    (other,) = add_class(fleet, node_class(world, name="node-8"), 1, vendor_ca=vendor_ca)
+    publish(world, ops, fleet)
+    with pytest.raises(NotFound):
+        reconcile(fleet, now=NOW)  # node-8 has no desired state
+    report = reconcile(fleet, now=NOW, node_class="node-7", policies={"x": b""})
+    assert [n.node for n in report.nodes] == ["node-0001"]
+    assert [c.node_class for c in report.classes] == ["node-7"]
+    with pytest.raises(ConfigError, match=f"every node given must be of class node-7: {other}"):
+        reconcile(fleet, now=NOW, node_class="node-7", nodes=["node-0001", other])
+    with pytest.raises(NotFound):
+        reconcile(fleet, now=NOW, node_class="node-9")
+    f = ["--fleet", str(fleet.directory), "--at", "2026-06-01T12:00:00Z"]
+    assert main(["fleet", "reconcile", *f, "--class", "node-7"]) == 0
+    assert "1 node(s), 0 drifted" in capsys.readouterr().out

@@ -15,7 +15,7 @@ from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.errors import ConfigError, NotFound
 from ironroot.fleet import DesiredState, DesiredStore, Fleet, ReleaseSet, reconcile, rollout
-from ironroot.platform import COMPONENTS
+from ironroot.platform import COMPONENTS, PowerLost
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +149,25 @@ def test_rollout_stops_at_a_rolled_back_update(world: World, ops: Ops, tmp_path:
     assert report.node("node-0002").outcome == "not-reached"
     assert report.node("node-0002").wave == 1  # same wave, not reached after the stop
     assert active(fleet, "node-0001", "nvme") == "1.0"
+    assert active(fleet, "node-0002", "nvme") == "1.0"
+
+
+def test_a_rollout_resumed_after_a_power_loss_stops_at_the_undecided_update(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    # The power went after node-0001's new nvme image was activated, before the boot that
+    # health-checks and commits it. The resumed rollout reported node-0001 "skipped" (already
+    # at the desired firmware) and went on to the next waves.
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    publish(world, ops, fleet, {"nvme": "2.0"})
+    with pytest.raises(PowerLost):
+        rollout(fleet, releases(world, fleet), now=NOW, inject={"node-0001": "reboot"})
+    assert active(fleet, "node-0001", "nvme") == "2.0"  # active, not decided
+    report = rollout(fleet, releases(world, fleet), now=NOW)
+    assert report.stopped_at == "node-0001"
+    (nvme,) = report.node("node-0001").updates
+    assert (nvme.component, nvme.outcome, nvme.code) == ("nvme", "refused", "update-in-progress")
+    assert report.node("node-0002").outcome == "not-reached"
     assert active(fleet, "node-0002", "nvme") == "1.0"
 
 

@@ -59,6 +59,11 @@ EXPECTED = [
     "authorize_release",
     "bind_report_data",
     "check_sealed_audit",
+    "check_wrapped_material",
+    "HsmRelease",
+    "ReleaseStatement",
+    "RELEASE_STATEMENT_CONTENT_TYPE",
+    "verify_release_statement",  # a TEE checks the released material is of its named type
     "check_binding",
     "check_composite_binding",
     "driver_number",

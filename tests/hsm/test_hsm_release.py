@@ -6,6 +6,7 @@ operation ``release`` with the error's code), durable before the call returned.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -38,6 +39,7 @@ from ironroot.errors import (
 )
 from ironroot.hsm import (
     Hsm,
+    HsmRelease,
     KeyAttributes,
     KeyType,
     MemoryStorage,
@@ -45,6 +47,7 @@ from ironroot.hsm import (
     WrappingKey,
     bind_report_data,
     unwrap_key_kem,
+    verify_release_statement,
 )
 from ironroot.hsm._release_policy import parse_release_policy, release_claims
 
@@ -110,6 +113,9 @@ class World:
         self.tee = Tee()
 
     def release(self, token: bytes, nonce: bytes, handle: str | None = None) -> bytes:
+        return self.released(token, nonce, handle).wrapped
+
+    def released(self, token: bytes, nonce: bytes, handle: str | None = None) -> HsmRelease:
         return self.hsm.release(
             self.user, handle or self.key, ear=token, nonce=nonce, recipient=self.tee.spki
         )
@@ -132,11 +138,29 @@ def _refused(world: World, token: bytes, nonce: bytes, cls: type[IronrootError],
     assert world.last_release_record() == ("service", code)
 
 
-def test_a_passing_ear_releases_the_key_wrapped_to_the_tee(world: World) -> None:
+def test_a_passing_ear_releases_the_key_wrapped_to_the_tee(
+    world: World, device: DeviceChain
+) -> None:
     nonce, expires = world.hsm.release_challenge(world.user)
     assert len(nonce) == 32
     assert expires == int(NOW.timestamp()) + 300
-    wrapped = world.release(ear(world.verifier, nonce, world.tee), nonce)
+    token = ear(world.verifier, nonce, world.tee)
+    released = world.released(token, nonce)
+    wrapped = released.wrapped
+    # The HSM's signed statement of this release: its key, the TEE's key, nonce, EAR, bytes.
+    statement = verify_release_statement(
+        released.statement,
+        roots=[device.root],
+        now=NOW,
+        wrapped=wrapped,
+        recipient=WrappingKey.parse(world.tee.spki).digest,
+        nonce=nonce,
+        key_type=KeyType.AES_256,
+    )
+    assert (statement.hsm_id, statement.handle) == (world.hsm.hsm_id, world.key)
+    assert statement.ear_digest == hashlib.sha256(token).digest()
+    assert statement.issued_at == int(NOW.timestamp())
+    assert statement.attestation_key == world.hsm.attestation_public_key
     key_type, material = unwrap_key_kem(world.tee.private, wrapped)
     assert key_type is KeyType.AES_256
     sealed = world.hsm.encrypt(world.user, world.key, b"probe")

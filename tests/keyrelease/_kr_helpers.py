@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from cryptography import x509
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from hsm_devices import self_signed_device
@@ -170,6 +171,20 @@ class Harness:
     def nonce(self) -> bytes:
         return self.service.challenge()[0]
 
+    @property
+    def hsm_roots(self) -> list[x509.Certificate]:
+        """What a TEE trusts the HSM by: the root of its device chain."""
+        return [x509.load_der_x509_certificate(self.hsm.attestation_chain[-1])]
+
+    def unwrap(
+        self, released: ReleasedKey | bytes, nonce: bytes, *, tee: TeeKeyPair | None = None
+    ) -> bytes:
+        """What the TEE unwraps, its HSM release statement checked at the harness's time."""
+        key = (tee or self.tee).unwrap(
+            released, nonce=nonce, hsm_roots=self.hsm_roots, now=self.clock.now
+        )
+        return key.material
+
     def ear(self, nonce: bytes, *, tee: TeeKeyPair | None = None, **kwargs: Any) -> bytes:
         report_data = (tee or self.tee).report_data(nonce)
         signer = kwargs.pop("signer", self.verifier_key)
@@ -294,11 +309,6 @@ def build_harness(clock: Clock | None = None) -> Harness:
     )
 
 
-def released_ok(released: ReleasedKey, tee: TeeKeyPair, nonce: bytes) -> bytes:
-    key = tee.unwrap(released, nonce=nonce)
-    return key.material
-
-
 __all__ = [
     "APPROVED",
     "AZURE_CONDITIONS",
@@ -315,5 +325,4 @@ __all__ = [
     "evidence",
     "make_ear",
     "problem_of",
-    "released_ok",
 ]

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _kr_helpers import Harness, assert_problem, build_harness, released_ok
+from _kr_helpers import Harness, assert_problem, build_harness
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 import http_calls
@@ -144,7 +144,7 @@ def test_generate_offer_and_release_while_running(admin: tuple[Harness, str]) ->
     harness.handles["fresh-key"] = handle
     nonce = harness.nonce()
     released = harness.service.release("fresh-key", harness.request(harness.ear(nonce), nonce))
-    assert harness.holds("fresh-key", released_ok(released, harness.tee, nonce))
+    assert harness.holds("fresh-key", harness.unwrap(released, nonce))
 
 
 def test_verifiers_and_imported_keys(admin: tuple[Harness, str]) -> None:
@@ -197,7 +197,7 @@ def test_the_services_own_identity_cannot_be_locked_out_through_admin(
         assert "the key service's own identity" in response.json()["detail"]
     nonce = harness.nonce()  # the service's session still works
     released = harness.service.release("cel-key", harness.request(harness.ear(nonce), nonce))
-    assert harness.holds("cel-key", released_ok(released, harness.tee, nonce))
+    assert harness.holds("cel-key", harness.unwrap(released, nonce))
     harness.hsm.add_identity(harness.officer, "auditor", Role.AUDITOR, b"auditor-credential")
     records = harness.hsm.audit_records(harness.hsm.login("auditor", b"auditor-credential"))
     logins = [r.result for r in records if r.identity == "keyrelease" and r.operation == "login"]

@@ -13,7 +13,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from _kr_helpers import NOW, Harness, assert_problem, evidence, released_ok
+from _kr_helpers import NOW, Harness, assert_problem, evidence
 
 from ironroot.attestation import (
     Appraisal,
@@ -117,7 +117,7 @@ def test_a_vm_and_its_affirming_gpus_get_the_key(harness: Harness, weights: str)
     released = harness.service.release(
         weights, harness.request(composite_ear(harness, nonce), nonce)
     )
-    assert harness.holds(weights, released_ok(released, harness.tee, nonce))
+    assert harness.holds(weights, harness.unwrap(released, nonce))
 
 
 def test_a_cvm_with_zero_padded_report_data_is_accepted(harness: Harness, weights: str) -> None:
@@ -125,7 +125,7 @@ def test_a_cvm_with_zero_padded_report_data_is_accepted(harness: Harness, weight
     padded = composite_nonce(harness.tee.report_data(nonce), 2) + bytes(32)
     ear = composite_ear(harness, nonce, cvm_report_data=padded)
     released = harness.service.release(weights, harness.request(ear, nonce))
-    assert harness.holds(weights, released_ok(released, harness.tee, nonce))
+    assert harness.holds(weights, harness.unwrap(released, nonce))
 
 
 def test_tee_helpers_compute_the_shared_rule(harness: Harness) -> None:
@@ -202,7 +202,7 @@ def test_a_gpu_whose_report_did_not_parse_is_refused_as_not_affirming(harness: H
     refused(harness, name, ear, nonce, ReleaseDenied, "not-affirming")
     nonce = harness.nonce()  # the same composite with both GPUs appraised is released
     released = harness.service.release(name, harness.request(composite_ear(harness, nonce), nonce))
-    assert harness.holds(name, released_ok(released, harness.tee, nonce))
+    assert harness.holds(name, harness.unwrap(released, nonce))
 
 
 def test_an_unparsed_gpu_is_refused_even_by_a_key_that_releases_on_warning(
@@ -217,7 +217,7 @@ def test_an_unparsed_gpu_is_refused_even_by_a_key_that_releases_on_warning(
     nonce = harness.nonce()  # the warning alone releases it
     ear = composite_ear(harness, nonce, gpu_vectors={0: RIM_NOT_LOGGED})
     released = harness.service.release("warning-key", harness.request(ear, nonce))
-    assert harness.holds("warning-key", harness.tee.unwrap(released, nonce=nonce).material)
+    assert harness.holds("warning-key", harness.unwrap(released, nonce))
 
 
 def test_an_affirming_gpu_without_report_data_is_refused(harness: Harness, weights: str) -> None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 import http_calls
 from ironroot.attestation import (
@@ -69,6 +71,7 @@ class World:
     verifier: AttestationService
     data: Path
     handles: dict[str, str]
+    hsm_roots: list[x509.Certificate]  # the vendor CA's ECC root, where the HSM's chain ends
 
 
 def _policy(pcr2: bytes) -> str:
@@ -175,7 +178,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     for name, handle in handles.items():
         lines += ["", f"[keyrelease.keys.{name}]", f'handle = "{handle}"']
     (data / "keyrelease.toml").write_text("\n".join(lines) + "\n")
-    return World(hosts[0], hosts[1], rot_verifier(verifier), verifier, data, handles)
+    roots = [x509.load_der_x509_certificate(ca.ecc_certificate)]
+    return World(hosts[0], hosts[1], rot_verifier(verifier), verifier, data, handles, roots)
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +198,7 @@ def _vm_release(
         report_data = tee.report_data(nonce)
         ear = world.attest(host.quote(report_data), report_data)
         released = client.release(name, ear=ear, wrapping_key=tee.public_spki, nonce=nonce)
-    return tee.unwrap(released, nonce=nonce).material
+    return tee.unwrap(released, nonce=nonce, hsm_roots=world.hsm_roots).material
 
 
 def test_demo_releases_to_one_vm_and_refuses_the_other(tmp_path: Path) -> None:
@@ -315,7 +319,25 @@ def test_cli_tee_side_against_the_service(
         == 0
     )
     out = tmp_path / "key.bin"
-    assert main(["keyrelease", "unwrap", str(released), "--out", str(out), *args]) == 0
+    root, other_root = tmp_path / "hsm-root.pem", tmp_path / "other-root.pem"
+    root.write_bytes(world.hsm_roots[0].public_bytes(serialization.Encoding.PEM))
+    other = VendorCA.generate(now=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+    other_root.write_bytes(
+        x509.load_der_x509_certificate(other.ecc_certificate).public_bytes(
+            serialization.Encoding.PEM
+        )
+    )
+    unwrap = ["keyrelease", "unwrap", str(released), "--out", str(out)]
+    # The nonce and the HSM's root are required (a release for an older challenge, or one no
+    # HSM under that root signed, is never unwrapped); --key checks the name.
+    for missing in (["--tee-key", str(tee_file), "--hsm-root", str(root)], [*args]):
+        with pytest.raises(SystemExit) as usage:
+            main([*unwrap, *missing])
+        assert usage.value.code == 2
+    assert main([*unwrap, *args, "--hsm-root", str(other_root)]) == 1
+    assert main([*unwrap, *args, "--hsm-root", str(root), "--key", "other-key"]) == 1
+    assert not out.exists()
+    assert main([*unwrap, *args, "--hsm-root", str(root), "--key", "db-key"]) == 0
     assert len(out.read_bytes()) == 32
     # The same EAR again: the nonce is spent.
     assert (
@@ -377,4 +399,4 @@ def test_whole_flow_over_http_with_the_verifier_api(world: World, server: str) -
         released = client.release(
             "db-key", ear=response.content, wrapping_key=tee.public_spki, nonce=nonce
         )
-    assert len(tee.unwrap(released, nonce=nonce).material) == 32
+    assert len(tee.unwrap(released, nonce=nonce, hsm_roots=world.hsm_roots).material) == 32

@@ -13,12 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from joserfc.jwk import RSAKey
 
 import ironroot.keyrelease
+from hsm_devices import ReleaseSigner
 from hypothesis_budget import examples
 from ironroot.cose import decode_cbor
 from ironroot.errors import (
@@ -32,7 +33,7 @@ from ironroot.errors import (
     UnsupportedAlgorithm,
     VerificationFailed,
 )
-from ironroot.hsm import KeyType, wrap_key_kem
+from ironroot.hsm import KeyType, wrap_key_kem, wrap_key_rsa_aes
 from ironroot.keyrelease import (
     ReleasedKey,
     WrappingKey,
@@ -47,16 +48,29 @@ MLKEM = TeeKeyPair.generate("ML-KEM-768")
 NONCE = bytes(range(32))
 
 
-def _released(tee: TeeKeyPair = MLKEM, material: bytes = b"k" * 32) -> ReleasedKey:
-    wrapped = wrap_key_kem(tee.public.key, KeyType.AES_256, material)  # type: ignore[arg-type]
+HSM = ReleaseSigner()
+ROOTS = HSM.roots
+
+
+def _answer(
+    tee: TeeKeyPair, key_type: KeyType, alg: str, wrapped: bytes, *, kid: str = "db-key"
+) -> ReleasedKey:
+    """The key service's answer: ``wrapped`` with the HSM's statement over it."""
+    recipient = tee.public.digest
     return ReleasedKey(
-        kid="db-key",
-        key_type=KeyType.AES_256,
-        alg="ML-KEM-768+A256KWP",
-        recipient=tee.public.digest,
+        kid=kid,
+        key_type=key_type,
+        alg=alg,
+        recipient=recipient,
         nonce=NONCE,
         wrapped=wrapped,
+        statement=HSM.sign(key_type=key_type, recipient=recipient, nonce=NONCE, wrapped=wrapped),
     )
+
+
+def _released(tee: TeeKeyPair = MLKEM, material: bytes = b"k" * 32) -> ReleasedKey:
+    wrapped = wrap_key_kem(tee.public.key, KeyType.AES_256, material)  # type: ignore[arg-type]
+    return _answer(tee, KeyType.AES_256, "ML-KEM-768+A256KWP", wrapped)
 
 
 def test_public_surface() -> None:
@@ -179,13 +193,14 @@ def test_released_key_cbor_layout() -> None:
     released = _released()
     decoded = decode_cbor(released.to_cbor())
     assert decoded == {
-        "v": 1,
+        "v": 2,
         "kid": "db-key",
         "key_type": "AES-256",
         "alg": "ML-KEM-768+A256KWP",
         "recipient": MLKEM.public.digest,
         "nonce": NONCE,
         "wrapped": released.wrapped,
+        "statement": released.statement,
     }
     wrapped = released.wrapped
     assert wrapped[:8] == b"IRKW\x01\x01\x0a\x00"
@@ -197,35 +212,64 @@ def test_released_key_cbor_layout() -> None:
 
 def test_tee_unwraps_and_checks_what_it_was_given() -> None:
     released = _released()
-    key = MLKEM.unwrap(released.to_cbor(), nonce=NONCE)
+    key = MLKEM.unwrap(released.to_cbor(), nonce=NONCE, hsm_roots=ROOTS)
     assert (key.kid, key.key_type, key.material) == ("db-key", KeyType.AES_256, b"k" * 32)
     assert "material" not in repr(key)
     assert "kkkk" not in repr(key)
     with pytest.raises(StaleNonce):
-        MLKEM.unwrap(released, nonce=bytes(32))
+        MLKEM.unwrap(released, nonce=bytes(32), hsm_roots=ROOTS)
     with pytest.raises(KeyBindingMismatch):
-        TeeKeyPair.generate().unwrap(released)
+        TeeKeyPair.generate().unwrap(released, nonce=NONCE, hsm_roots=ROOTS)
     other = TeeKeyPair.generate()
-    misdirected = ReleasedKey(
-        kid="db-key",
-        key_type=KeyType.AES_256,
-        alg="ML-KEM-768+A256KWP",
-        recipient=MLKEM.public.digest,
-        nonce=NONCE,
-        wrapped=_released(other).wrapped,
-    )
+    # Even with the HSM's statement over them: bytes wrapped to another key do not unwrap,
+    # and a header naming another key type than the response is refused.
+    misdirected = _answer(MLKEM, KeyType.AES_256, "ML-KEM-768+A256KWP", _released(other).wrapped)
     with pytest.raises(VerificationFailed):
-        MLKEM.unwrap(misdirected)
-    mislabelled = ReleasedKey(
-        kid="db-key",
-        key_type=KeyType.HMAC_SHA384,
-        alg="ML-KEM-768+A256KWP",
-        recipient=MLKEM.public.digest,
-        nonce=NONCE,
-        wrapped=released.wrapped,
-    )
+        MLKEM.unwrap(misdirected, nonce=NONCE, hsm_roots=ROOTS)
+    mislabelled = _answer(MLKEM, KeyType.HMAC_SHA384, "ML-KEM-768+A256KWP", released.wrapped)
     with pytest.raises(MalformedInput):
-        MLKEM.unwrap(mislabelled)
+        MLKEM.unwrap(mislabelled, nonce=NONCE, hsm_roots=ROOTS)
+
+
+def test_tee_unwrap_checks_the_key_name_when_given() -> None:
+    released = _released()
+    assert MLKEM.unwrap(released, nonce=NONCE, hsm_roots=ROOTS, kid="db-key").kid == "db-key"
+    with pytest.raises(KeyBindingMismatch, match="of key 'db-key', not 'other-key'") as caught:
+        MLKEM.unwrap(released, nonce=NONCE, hsm_roots=ROOTS, kid="other-key")
+    assert caught.value.code == "other-key"
+
+
+def test_tee_unwrap_needs_the_nonce() -> None:
+    with pytest.raises(TypeError):
+        MLKEM.unwrap(_released(), hsm_roots=ROOTS)  # type: ignore[call-arg]
+    with pytest.raises(StaleNonce, match="answers another nonce"):
+        MLKEM.unwrap(_released(), nonce=None, hsm_roots=ROOTS)  # type: ignore[arg-type]
+
+
+RSA_TEE = TeeKeyPair(rsa.generate_private_key(65537, 3072))
+
+
+def _rsa_released(key_type: KeyType, material: bytes) -> ReleasedKey:
+    wrapped = wrap_key_rsa_aes(RSA_TEE.public.key, material)  # type: ignore[arg-type]
+    return _answer(RSA_TEE, key_type, "RSA-OAEP-256+A256KWP", wrapped)
+
+
+def test_tee_unwrap_refuses_material_that_is_not_the_named_type() -> None:
+    """The RSA format carries no key type: the material itself must be one of the type the
+    response names, or a 32-byte AES value could be taken for a P-384 key (and the reverse)."""
+    key = RSA_TEE.unwrap(_rsa_released(KeyType.AES_256, b"a" * 32), nonce=NONCE, hsm_roots=ROOTS)
+    assert (key.key_type, key.material) == (KeyType.AES_256, b"a" * 32)
+    with pytest.raises(MalformedInput, match="not a PKCS#8 private key"):
+        RSA_TEE.unwrap(_rsa_released(KeyType.EC_P384, b"a" * 32), nonce=NONCE, hsm_roots=ROOTS)
+    with pytest.raises(MalformedInput, match="AES-256 key must be 32 bytes"):
+        RSA_TEE.unwrap(_rsa_released(KeyType.AES_256, b"a" * 48), nonce=NONCE, hsm_roots=ROOTS)
+    p256 = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    with pytest.raises(MalformedInput, match="not a EC-P384 key"):
+        RSA_TEE.unwrap(_rsa_released(KeyType.EC_P384, p256), nonce=NONCE, hsm_roots=ROOTS)
 
 
 def test_tee_key_pem_round_trip() -> None:
@@ -283,11 +327,18 @@ def test_released_keys_that_do_not_parse(data: bytes) -> None:
     recipient=st.binary(min_size=32, max_size=32),
     nonce=st.binary(min_size=32, max_size=32),
     wrapped=st.binary(min_size=16, max_size=2048),
+    statement=st.binary(min_size=1, max_size=2048),
 )
 def test_released_key_round_trips(
-    kid: str, key_type: KeyType, alg: str, recipient: bytes, nonce: bytes, wrapped: bytes
+    kid: str,
+    key_type: KeyType,
+    alg: str,
+    recipient: bytes,
+    nonce: bytes,
+    wrapped: bytes,
+    statement: bytes,
 ) -> None:
-    released = ReleasedKey(kid, key_type, alg, recipient, nonce, wrapped)
+    released = ReleasedKey(kid, key_type, alg, recipient, nonce, wrapped, statement)
     assert ReleasedKey.from_cbor(released.to_cbor()) == released
     assert ReleasedKey.from_json(released.to_json()) == released
 

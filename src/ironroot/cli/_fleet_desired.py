@@ -13,7 +13,7 @@ rollouts in waves (``--fleet DIR`` or ``$IRONROOT_FLEET``).
     desired state in force.
 ``desired show``
     the desired state in force, verified again.
-``reconcile [--measure] [--policy NAME=FILE ...] [--all]``
+``reconcile [--class NAME] [--node ID ...] [--measure] [--policy NAME=FILE ...] [--all]``
     every node's measured state against the desired state: a table of the drift (``--all``:
     every item) or one JSON object; exit 1 when anything drifted.
 ``rollout [--wave-size N] [--releases DIR ...] [--dry-run]``
@@ -139,6 +139,9 @@ def register_desired(verbs: Any) -> None:
         epilog="example: ironroot fleet reconcile --fleet fleet --measure --json",
     )
     reconcile.add_argument("--fleet", type=Path, help="the fleet's directory (or $IRONROOT_FLEET)")
+    reconcile.add_argument(
+        "--class", dest="node_class", help="only the nodes of this class (default: every node)"
+    )
     reconcile.add_argument("--node", action="append", help="only this node (repeatable)")
     reconcile.add_argument(
         "--measure",
@@ -313,18 +316,19 @@ def _show(args: argparse.Namespace) -> int:
         print(json.dumps({"class": name, "history": store.history(name), **verified.to_json()}))
         return 0
     from rich.console import Console
+    from rich.markup import escape  # the note, versions and iss are text, not markup
     from rich.table import Table
 
     table = Table(
         title=f"class {name}: desired state v{state.version} ({state.sha384.hex()[:16]}), "
-        f"approved by {', '.join(verified.signers)}"
+        f"approved by {escape(', '.join(verified.signers))}"
     )
     for column in ("item", "desired"):
         table.add_column(column)
     for component, target in state.firmware.items():
         table.add_row(
             f"firmware:{component}",
-            f"{target.version} (svn {target.svn}) {target.sha384.hex()[:16]}",
+            f"{escape(target.version)} (svn {target.svn}) {target.sha384.hex()[:16]}",
         )
     table.add_row("pfm", f"svn {state.pfm.svn} {state.pfm.sha384.hex()[:16]}")
     fuses = state.fuses
@@ -336,7 +340,7 @@ def _show(args: argparse.Namespace) -> int:
     for policy, digest in state.policies.items():
         table.add_row(f"policy:{policy}", digest.hex()[:16])
     if state.note:
-        table.add_row("note", state.note)
+        table.add_row("note", escape(state.note))
     Console().print(table)
     return 0
 
@@ -363,6 +367,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         "now": now,
         "measure": args.measure,
         "nodes": args.node,
+        "node_class": args.node_class,
         "policies": policies or None,
     }
     if bar is None:
@@ -374,9 +379,12 @@ def _reconcile(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json()))
         return 0 if report.ok else 1
     from rich.console import Console
+    from rich.markup import escape  # versions measured and paths are text, not markup
     from rich.table import Table
 
-    table = Table(title=f"reconcile {fleet.directory} at {report.at:%Y-%m-%d %H:%M:%S}Z")
+    table = Table(
+        title=f"reconcile {escape(str(fleet.directory))} at {report.at:%Y-%m-%d %H:%M:%S}Z"
+    )
     for column in ("node", "v", "item", "source", "desired", "measured", "drift"):
         table.add_column(column, no_wrap=column in ("node", "v", "item", "drift"))
     for c in report.classes:
@@ -387,8 +395,8 @@ def _reconcile(args: argparse.Namespace) -> int:
                     str(c.desired_version),
                     item.item,
                     item.source,
-                    item.desired,
-                    item.measured,
+                    escape(item.desired),
+                    escape(item.measured),
                     item.code or "ok",
                 )
     for node in report.nodes:
@@ -401,8 +409,8 @@ def _reconcile(args: argparse.Namespace) -> int:
                 str(node.desired_version),
                 item.item,
                 item.source,
-                item.desired,
-                item.measured,
+                escape(item.desired),
+                escape(item.measured),
                 "[red]" + (item.code or "drift") + "[/red]" if not item.ok else "ok",
             )
     console = Console()
@@ -415,7 +423,9 @@ def _reconcile(args: argparse.Namespace) -> int:
 
 
 def _rollout(args: argparse.Namespace) -> int:
+    from ironroot.cli._platform_node import PowerLostError
     from ironroot.fleet import ReleaseSet, rollout
+    from ironroot.platform import PowerLost
 
     fleet = _fleet(args)
     name = _class_name(args, fleet)
@@ -434,23 +444,30 @@ def _rollout(args: argparse.Namespace) -> int:
     }
     total = len(args.node) if args.node else len(fleet.node_ids())
     bar = None if args.dry_run else _bar(args, total, "rolling out")
-    if bar is None:
-        report = rollout(fleet, releases, **kwargs)
-    else:
-        with bar:
-            task = bar.task_ids[0]
+    try:
+        if bar is None:
+            report = rollout(fleet, releases, **kwargs)
+        else:
+            with bar:
+                task = bar.task_ids[0]
 
-            def progress(event: str, node: str, component: str | None) -> None:
-                if event == "update":
-                    bar.update(task, description=f"updating {node} {component}")
-                else:
-                    bar.advance(task)
+                def progress(event: str, node: str, component: str | None) -> None:
+                    if event == "update":
+                        bar.update(task, description=f"updating {node} {component}")
+                    else:
+                        bar.advance(task)
 
-            report = rollout(fleet, releases, progress=progress, **kwargs)
+                report = rollout(fleet, releases, progress=progress, **kwargs)
+    except PowerLost as lost:  # --inject NODE=STEP cut the power, as `platform update` reports it
+        raise PowerLostError(
+            f"power lost during {lost.step} (fault drill): the rollout stopped there; boot "
+            "the node to see where it ended"
+        ) from None
     if args.json:
         print(json.dumps(report.to_json()))
         return 0 if report.ok else 1
     from rich.console import Console
+    from rich.markup import escape  # the versions are text, not markup
     from rich.table import Table
 
     table = Table(
@@ -467,7 +484,7 @@ def _rollout(args: argparse.Namespace) -> int:
             + (f" ({u.code})" if u.code else "")
             for u in node.updates
         )
-        table.add_row(str(node.wave or "-"), node.node, node.outcome, updates)
+        table.add_row(str(node.wave or "-"), node.node, node.outcome, escape(updates))
     console = Console()
     console.print(table)
     counts = report.to_json()["counts"]

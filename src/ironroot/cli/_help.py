@@ -112,7 +112,7 @@ EXAMPLES: Final[dict[str, str]] = {
     "keyrelease request": "ironroot keyrelease request --url http://127.0.0.1:8200 --key db-key "
     "--ear ear.jwt --tee-key tee.key --nonce HEX --out released.cbor",
     "keyrelease unwrap": "ironroot keyrelease unwrap released.cbor --tee-key tee.key "
-    "--out db-key.bin",
+    "--nonce HEX --hsm-root hsm-vendor-root.pem --key db-key --out db-key.bin",
     "keyrelease demo": "ironroot keyrelease demo --workdir /tmp/keyrelease-demo",
 }
 """``group verb`` → one example command line."""

@@ -10,7 +10,8 @@
     ironroot keyrelease report-data --tee-key tee.key --nonce N --gpus 8   # JSON: the composite
     ironroot keyrelease request --url URL --key NAME --ear ear.jwt --tee-key tee.key \\
                                 --nonce N --out released.cbor
-    ironroot keyrelease unwrap released.cbor --tee-key tee.key --out key.bin [--nonce N]
+    ironroot keyrelease unwrap released.cbor --tee-key tee.key --nonce N \\
+                               --hsm-root root.pem --out key.bin [--key NAME]
     ironroot keyrelease demo [--workdir DIR]              # the whole flow, in process
 """
 
@@ -37,6 +38,7 @@ from ironroot.cli._serving import (
     listen,
     url,
 )
+from ironroot.crypto import load_certificates
 from ironroot.errors import ConfigError, MalformedInput
 
 _MAX_FILE: Final = 1024 * 1024
@@ -138,7 +140,16 @@ def register(sub: Any) -> None:
     unwrap = verbs.add_parser("unwrap", help="unwrap a released key with the TEE's key")
     unwrap.add_argument("released", type=Path)
     unwrap.add_argument("--tee-key", required=True, type=Path)
-    unwrap.add_argument("--nonce", default=None, help="check the release answers this nonce")
+    unwrap.add_argument(
+        "--nonce", required=True, help="the challenge the release must answer (hex or base64url)"
+    )
+    unwrap.add_argument(
+        "--hsm-root",
+        required=True,
+        type=Path,
+        help="the HSM vendor root certificate(s), PEM or DER, the release statement chains to",
+    )
+    unwrap.add_argument("--key", default=None, help="check the release is of this key name")
     unwrap.add_argument("--out", required=True, type=Path, help="the key material")
     unwrap.set_defaults(func=_unwrap)
 
@@ -230,8 +241,8 @@ def _request(args: argparse.Namespace) -> int:
 def _unwrap(args: argparse.Namespace) -> int:
     tee = _tee(args.tee_key)
     released = keyrelease.ReleasedKey.parse(_read(args.released))
-    nonce = _nonce(args.nonce) if args.nonce else None
-    key = tee.unwrap(released, nonce=nonce)
+    roots = load_certificates(_read(args.hsm_root), what=f"HSM root {args.hsm_root}")
+    key = tee.unwrap(released, nonce=_nonce(args.nonce), hsm_roots=roots, kid=args.key)
     _write(args.out, key.material)
     print(f"unwrapped {key.kid} ({key.key_type.value}) to {args.out}")
     return 0

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Final
 
 from rich.markup import escape
 
-from ironroot.demo._act_keys import VERIFIER
+from ironroot.demo._act_keys import VERIFIER, hsm_roots
 from ironroot.demo._world import Story
 
 if TYPE_CHECKING:
@@ -181,7 +181,9 @@ def ai_key_release(story: Story) -> None:
     for label, appraisal in result.submods.items():
         named = (appraisal.evidence or {}).get("rims")
         ui.fact(f"EAR {label}", appraisal.status.value + (f", RIMs {named}" if named else ""))
-    key = tee.unwrap(released, nonce=nonce)
+    key = tee.unwrap(
+        released, nonce=nonce, hsm_roots=hsm_roots(story), kid=MODEL_KEY, now=story.now()
+    )
     plaintext = AESGCM(key.material).decrypt(sealed[:12], sealed[12:], b"")
     ui.ok(
         f"the HSM released {MODEL_KEY} to {AI_VM}: CVM and GPU affirming in one EAR, the GPU's "

@@ -14,6 +14,8 @@ from ironroot.demo._act_fleet import class_trust
 from ironroot.demo._world import Story
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from ironroot.attestation import AppraisalPolicy
     from ironroot.keyrelease import ReleasedKey, TeeKeyPair
 
@@ -101,6 +103,14 @@ def vm_ear(story: Story, node: str, report_data: bytes) -> bytes:
         caches=verifier.caches,
     )
     return bytes(verifier.sign(result))
+
+
+def hsm_roots(story: Story) -> list[x509.Certificate]:
+    """What a VM trusts the key service's HSM by: the vendor CA's root, to which the HSM's
+    device identity (a DPE child of its machine's RoT) chains."""
+    from ironroot.crypto import load_certificate
+
+    return [load_certificate(story.need(story.vendor_ca, "vendor CA").ecc_certificate)]
 
 
 def release_to_vm(
@@ -205,10 +215,11 @@ def key_release(story: Story) -> None:
     )
     fleet.rot(node).derive_child(CVM_IMAGE, label="cvm")
     tee, released, nonce = release_to_vm(story, node)
-    key = tee.unwrap(released, nonce=nonce)
+    key = tee.unwrap(released, nonce=nonce, hsm_roots=hsm_roots(story), kid=DB_KEY, now=story.now())
     plaintext = AESGCM(key.material).decrypt(sealed[:12], sealed[12:], b"")
     ui.ok(
-        f"the HSM released {DB_KEY} to payments-db, wrapped to its ML-KEM-768 key; the VM "
+        f"the HSM released {DB_KEY} to payments-db, wrapped to its ML-KEM-768 key, with its "
+        "signed release statement (verified by the VM to the vendor root); the VM "
         f"decrypts: {escape(plaintext.decode())!r}"
     )
     story.facts["key-release"] = {

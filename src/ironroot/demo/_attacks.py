@@ -37,6 +37,7 @@ from ironroot.demo._attacks_keys import (
     hsm_export,
     quarantined_vm,
     stolen_ear,
+    swapped_release,
     tampered_audit,
     unattested_vm,
 )
@@ -315,6 +316,14 @@ ATTACKS: tuple[Attack, ...] = (
         errors.KeyBindingMismatch,
         "key-binding-mismatch",
         stolen_ear,
+    ),
+    Attack(
+        "swapped-release",
+        "A released key swapped on its way to the VM",
+        "HSM release statement (checked by the VM)",
+        errors.KeyBindingMismatch,
+        "release-statement",
+        swapped_release,
     ),
     Attack(
         "quarantined-vm",

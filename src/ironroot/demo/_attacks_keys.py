@@ -1,10 +1,11 @@
 """Attacks on keys and evidence: an HSM export, key release without attestation, with a stolen
-EAR or to a quarantined node, and a tampered audit bundle."""
+EAR or to a quarantined node, a released key swapped on its way to the VM, and a tampered audit
+bundle."""
 
 from __future__ import annotations
 
 from ironroot.demo._act_audit import audit_trust, export_audit
-from ironroot.demo._act_keys import release_to_vm, vm_ear
+from ironroot.demo._act_keys import hsm_roots, release_to_vm, vm_ear
 from ironroot.demo._attempt import Attempt, NotRefused, node_at
 from ironroot.demo._world import (
     Story,
@@ -60,6 +61,23 @@ def stolen_ear(story: Story, attempt: Attempt) -> None:
         f"payments-db's fresh EAR from {node}, intercepted, sent with the attacker's wrapping key"
     )
     release_to_vm(story, node, stolen)
+
+
+def swapped_release(story: Story, attempt: Attempt) -> None:
+    import dataclasses
+    import os
+
+    from ironroot.hsm import KeyType, wrap_key_kem
+
+    node = story.need(story.cvm_node, "confidential VM")
+    tee, released, nonce = release_to_vm(story, node)
+    own = wrap_key_kem(tee.public.key, KeyType.AES_256, os.urandom(32))  # type: ignore[arg-type]
+    attempt.note(
+        f"a real release of db-key to a VM on {node}; a party on the way swaps the wrapped key "
+        "for one of its own (wrapped to the VM's public key), keeping the HSM's statement"
+    )
+    forged = dataclasses.replace(released, wrapped=own)
+    tee.unwrap(forged, nonce=nonce, hsm_roots=hsm_roots(story), now=story.now())
 
 
 def quarantined_vm(story: Story, attempt: Attempt) -> None:

@@ -73,7 +73,10 @@ in force (``{"document": bstr, "statements": [+ bstr]}``, the transparent statem
 ``current.json`` (``{"version", "sha384"}``). :meth:`DesiredStore.publish` registers the
 statements that carry no receipt yet, verifies the set against the version in force and
 records the change in the fleet's event log; :meth:`DesiredStore.current` re-verifies what is
-in force every time it is read.
+in force every time it is read. A publish cut short between its two writes (a crash: a later
+``v<N>.cbor`` than ``current.json`` names, or no ``current.json``) is finished by the next
+publish, which verifies that version in full against the one in force and puts it in force
+first, so older approvals are never published over it.
 """
 
 from __future__ import annotations
@@ -891,15 +894,22 @@ class DesiredStore:
 
     def version(self, node_class: str) -> int:
         """The version in force, 0 when none was published."""
+        return self._pointer(node_class)[0]
+
+    def _pointer(self, node_class: str) -> tuple[int, bytes]:
+        """``current.json``: the version in force and its document's SHA-384 ((0, b"") when
+        none was published)."""
         path = self._dir(node_class) / "current.json"
         if not path.is_file():
-            return 0
+            return 0, b""
         try:
             doc = json.loads(read_limited(path, 4096))
-            version = doc["version"]
+            version, sha384 = doc["version"], bytes.fromhex(doc["sha384"])
             if isinstance(version, bool) or not isinstance(version, int) or version < 1:
                 raise ValueError("version")
-            return version
+            if len(sha384) != 48:
+                raise ValueError("sha384")
+            return version, sha384
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise StorageError(f"{path} is malformed") from exc
 
@@ -925,7 +935,7 @@ class DesiredStore:
         """The desired state in force, verified again now (receipts, signers, quorum, and that
         it is the version and document ``current.json`` names, and no later version was put in
         force: ``StorageError`` ``desired-state-rolled-back``); ``NotFound`` if none."""
-        version = self.version(node_class)
+        version, sha384 = self._pointer(node_class)
         if version == 0:
             raise NotFound(
                 f"class {node_class} has no desired state (run `ironroot fleet desired publish`)"
@@ -937,8 +947,24 @@ class DesiredStore:
                 f"{later[-1]} was put in force: the pointer was rolled back",
                 code="desired-state-rolled-back",
             )
+        verified = self._verified(node_class, version, self.governance(node_class))
+        if not hmac.compare_digest(verified.state.sha384, sha384):
+            raise StorageError(
+                f"the stored desired state of class {node_class} is not the document "
+                "current.json names"
+            )
+        return verified
+
+    def _verified(
+        self,
+        node_class: str,
+        version: int,
+        governance: Governance,
+        current: DesiredState | None = None,
+    ) -> VerifiedDesired:
+        """Stored version ``version``, verified (above ``current`` when given)."""
         document, statements = self._stored(node_class, version)
-        verified = verify_desired(statements, self.governance(node_class))
+        verified = verify_desired(statements, governance, current=current)
         if verified.state.version != version or verified.state.encode() != document:
             raise StorageError(
                 f"the stored desired state of class {node_class} is not version {version}"
@@ -967,6 +993,7 @@ class DesiredStore:
         base.mkdir(parents=True, exist_ok=True)
         governance = self.governance(node_class)
         with DirectoryLock(base, ".publish.lock", what="desired state of class " + node_class):
+            self._finish_cut_short(node_class, governance, now)
             current = self.current(node_class).state if self.version(node_class) else None
             check_approvals(statements, governance, current=current)
             transparent = []
@@ -984,21 +1011,48 @@ class DesiredStore:
                 encode_cbor({"document": state.encode(), "statements": list(transparent)}),
                 mode=0o644,
             )
-            write_atomic(
-                base / "current.json",
-                json.dumps({"version": state.version, "sha384": state.sha384.hex()}).encode(),
-                mode=0o644,
-            )
+            self._point(node_class, state)
+        self._record(node_class, verified, current, now)
+        return verified
+
+    def _point(self, node_class: str, state: DesiredState) -> None:
+        write_atomic(
+            self._dir(node_class) / "current.json",
+            json.dumps({"version": state.version, "sha384": state.sha384.hex()}).encode(),
+            mode=0o644,
+        )
+
+    def _record(
+        self,
+        node_class: str,
+        verified: VerifiedDesired,
+        previous: DesiredState | None,
+        now: dt.datetime,
+    ) -> None:
         self.fleet.record(
             None,
             "desired-state",
             {
                 "class": node_class,
-                "version": state.version,
-                "sha384": state.sha384.hex(),
+                "version": verified.state.version,
+                "sha384": verified.state.sha384.hex(),
                 "signers": list(verified.signers),
-                "previous": current.version if current is not None else None,
+                "previous": previous.version if previous is not None else None,
             },
             now=now,
         )
-        return verified
+
+    def _finish_cut_short(self, node_class: str, governance: Governance, now: dt.datetime) -> None:
+        """Finish a publish cut short (a crash) between writing ``v<N>.cbor`` and pointing
+        ``current.json`` at it: when a later version is stored than the pointer names (or the
+        pointer is missing), that version is verified in full against the one in force and put
+        in force, with its event. Without this, the class's desired state could never be read
+        or changed again, or a missing pointer would let older approvals be published anew."""
+        history = self.history(node_class)
+        pointed = self.version(node_class)
+        if not history or history[-1] <= pointed:
+            return
+        previous = self._verified(node_class, pointed, governance).state if pointed else None
+        verified = self._verified(node_class, history[-1], governance, previous)
+        self._point(node_class, verified.state)
+        self._record(node_class, verified, previous, now)

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ironroot.errors import IronrootError, NotFound
+from ironroot.errors import ConfigError, IronrootError, NotFound
 from ironroot.fleet._desired import DesiredState, DesiredStore
 from ironroot.platform import COMPONENTS, DEVICES
 from ironroot.rot import Fuses
@@ -489,16 +489,27 @@ def reconcile(
     now: dt.datetime,
     measure: bool = False,
     nodes: Sequence[str] | None = None,
+    node_class: str | None = None,
     policies: Mapping[str, bytes] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ReconcileReport:
-    """Compare every node (or ``nodes``) with its class's desired state in force (verified
-    again first: receipts, signers, quorum) and report the drift (module docs).
+    """Compare every node (or ``nodes``; or, with ``node_class``, that class's nodes) with its
+    class's desired state in force (verified again first: receipts, signers, quorum) and
+    report the drift (module docs).
 
-    A class without a desired state raises ``NotFound``; a node whose state cannot be read
-    (a damaged journal, a tampered RoT) is reported with one drifted ``node`` item."""
+    A class without a desired state raises ``NotFound``, as does an unknown ``node_class``;
+    a node of ``nodes`` not of ``node_class`` is ``ConfigError``; a node whose state cannot be
+    read (a damaged journal, a tampered RoT) is reported with one drifted ``node`` item."""
     classes = _Classes(DesiredStore(fleet))
     records = [fleet.record_of(n) for n in nodes] if nodes is not None else fleet.records()
+    if node_class is not None:
+        fleet.node_class(node_class)  # NotFound for a class the fleet does not have
+        if nodes is None:
+            records = [r for r in records if r.node_class == node_class]
+        elif foreign := [r.id for r in records if r.node_class != node_class]:
+            raise ConfigError(
+                f"every node given must be of class {node_class}: {foreign[0]} is not"
+            )
     out: list[NodeDrift] = []
     for record in records:
         desired = classes.desired(record.node_class)
@@ -511,7 +522,10 @@ def reconcile(
             progress(record.id)
     class_items: list[ClassDrift] = []
     if policies:
-        names = sorted({r.node_class for r in records}) or fleet.classes()
+        if node_class is not None:
+            names = [node_class]
+        else:
+            names = sorted({r.node_class for r in records}) or fleet.classes()
         for name in names:
             desired = classes.desired(name)
             class_items.append(

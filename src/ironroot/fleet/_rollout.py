@@ -4,12 +4,14 @@ receipt-gated update, stopping at the first failure.
 :func:`rollout` plans first, touching nothing: the desired state in force (verified again:
 receipts, signers, quorum), then per node the components whose active image (as the RoT
 journaled it) is not the desired one, and whether its active PFM is the desired one. A node
-with nothing to change is **skipped**. Every bundle and PFM the plan needs must be found in
-``releases`` by its SHA-384 before anything starts (``NotFound`` ``release-missing``), and a
-node whose state cannot be read stops the rollout before it starts (its error is raised).
-Its arguments are checked before it plans: ``nodes`` (the nodes to consider, default every
-node of the class) names each node once and only nodes of the class (``ConfigError``: a
-repeated or foreign node is refused, never dropped or run twice).
+with nothing to change is **skipped**; a node with an update in progress (cut short by a power
+loss, even after its activation) is not: that component's update is refused (``Conflict``
+``update-in-progress``: boot the node first) and stops the rollout. Every bundle and PFM the
+plan needs must be found in ``releases`` by its SHA-384 before anything starts (``NotFound``
+``release-missing``), and a node whose state cannot be read stops the rollout before it
+starts (its error is raised). Its arguments are checked before it plans: ``nodes`` (the nodes
+to consider, default every node of the class) names each node once and only nodes of the class
+(``ConfigError``: a repeated or foreign node is refused, never dropped or run twice).
 
 The nodes to change are cut into waves of ``wave_size`` (registry order, or the order of
 ``nodes``). Each node is updated component by component (``bmc``, ``host``, ``nic``, ``gpu``,
@@ -238,10 +240,13 @@ class _Plan:
 
 def _plan(fleet: Fleet, node_id: str, desired: DesiredState) -> _Plan:
     state = fleet.node(node_id).state()
+    # An update cut short after its activation (a power loss before the boot that decides
+    # it) leaves the new image active but not health-checked nor committed: not there yet.
+    undecided = state.pending.component if state.pending is not None else None
     todo: list[tuple[str, str | None]] = []
     for name in COMPONENTS:
         image = state.component(name).image
-        if image is None or image.sha384 != desired.firmware[name].sha384:
+        if image is None or image.sha384 != desired.firmware[name].sha384 or name == undecided:
             todo.append((name, image.version if image is not None else None))
     active_pfm = state.pfm.image
     pfm = active_pfm is None or active_pfm.sha384 != desired.pfm.sha384

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         check_composite_binding,
     )
     from ironroot.hsm._boundary import Hsm
+    from ironroot.hsm._material import check_wrapped_material
     from ironroot.hsm._model import (
         DeviceIdentity,
         HsmConfig,
@@ -63,6 +64,12 @@ if TYPE_CHECKING:
         parse_release_policy,
         release_claims,
     )
+    from ironroot.hsm._release_statement import (
+        RELEASE_STATEMENT_CONTENT_TYPE,
+        HsmRelease,
+        ReleaseStatement,
+        verify_release_statement,
+    )
     from ironroot.hsm._selftest import DEFAULT_KATS, Kat
     from ironroot.hsm._service_keys import ServiceKeys, ServiceKeysConfig
     from ironroot.hsm._storage import DirectoryStorage, HsmStorage, MemoryStorage, seal, unseal
@@ -79,6 +86,7 @@ __all__ = [
     "CHECKPOINT_CONTENT_TYPE",
     "DEFAULT_KATS",
     "NONCE_SIZE",
+    "RELEASE_STATEMENT_CONTENT_TYPE",
     "RELEASE_STATUSES",
     "REPORT_DATA_SIZE",
     "WRAPPING_KEY_KINDS",
@@ -92,6 +100,7 @@ __all__ = [
     "DirectoryStorage",
     "Hsm",
     "HsmConfig",
+    "HsmRelease",
     "HsmSigner",
     "HsmStorage",
     "Kat",
@@ -105,6 +114,7 @@ __all__ = [
     "PolicyCache",
     "ReleaseContext",
     "ReleasePolicy",
+    "ReleaseStatement",
     "Role",
     "ServiceKeys",
     "ServiceKeysConfig",
@@ -117,6 +127,7 @@ __all__ = [
     "check_binding",
     "check_composite_binding",
     "check_sealed_audit",
+    "check_wrapped_material",
     "driver_number",
     "format_audit_log",
     "parse_audit_log",
@@ -127,6 +138,7 @@ __all__ = [
     "verify_audit",
     "verify_audit_checkpoint",
     "verify_key_attestation",
+    "verify_release_statement",
     "wrap_key_kem",
     "wrap_key_rsa_aes",
 ]

@@ -109,6 +109,59 @@ def sign_key_attestation(
     return sign1(signer, _encode(claims), protected).encode()
 
 
+@dataclass(frozen=True, slots=True)
+class SignedByHsm:
+    """A COSE_Sign1 whose signature verified with an HSM's attestation key, that key certified
+    by a device chain to a trust anchor: its payload, both keys and the attestation
+    certificate (which names the HSM)."""
+
+    payload: bytes
+    attestation_key: PublicKey
+    device_key: PublicKey
+    certificate: x509.Certificate
+
+    def check_hsm(self, hsm_id: object, what: str) -> bytes:
+        """``hsm_id`` (the payload's ``hsm`` claim), checked to be the HSM the attestation
+        certificate names (``MalformedInput``, ``ChainNotTrusted``)."""
+        if not isinstance(hsm_id, bytes) or not hsm_id:
+            raise MalformedInput(f"{what} claim hsm must be non-empty bytes")
+        serials = self.certificate.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+        if len(serials) != 1 or serials[0].value != hsm_id.hex():
+            raise ChainNotTrusted(f"the {what} certificate is for another HSM")
+        return hsm_id
+
+
+def open_hsm_statement(
+    statement: bytes,
+    *,
+    content_type: str,
+    what: str,
+    roots: Sequence[x509.Certificate],
+    now: dt.datetime,
+) -> SignedByHsm:
+    """Verify a statement an HSM signed with its attestation key (``content_type``, protected
+    ``x5chain`` [attestation certificate, device chain …], attached payload) against device
+    trust anchors ``roots`` at ``now``; the errors of :func:`verify_key_attestation`."""
+    msg = Sign1.decode(statement, ATTESTATION_LIMITS)
+    if msg.protected.get(CONTENT_TYPE) != content_type:
+        raise MalformedInput(f"not an HSM {what} (content type)")
+    chain = msg.protected.get(X5CHAIN)
+    if (
+        not isinstance(chain, list)
+        or len(chain) < 2
+        or not all(isinstance(c, bytes) for c in chain)
+    ):
+        raise MalformedInput(f"an HSM {what} carries x5chain [attestation cert, device chain]")
+    if msg.payload is None:
+        raise MalformedInput(f"an HSM {what} has an attached payload")
+    device_key = verify_x5chain(chain[1:], roots, now, ATTESTATION_LIMITS)
+    attestation_cert = load_certificate(chain[0])
+    check_issued_by(attestation_cert, load_certificate(chain[1]), now)
+    attestation_key = _public_of(attestation_cert)
+    msg.verify(attestation_key)
+    return SignedByHsm(msg.payload, attestation_key, device_key, attestation_cert)
+
+
 def _public_of(cert: x509.Certificate) -> PublicKey:
     try:
         return PublicKey.from_der(
@@ -144,30 +197,15 @@ def verify_key_attestation(
     ``CertificateExpired`` for the chain, ``BadSignature`` / ``AlgorithmNotAccepted`` for the
     signature, and ``StaleNonce`` when ``nonce`` is given and the statement answers another.
     """
-    msg = Sign1.decode(statement, ATTESTATION_LIMITS)
-    if msg.protected.get(CONTENT_TYPE) != ATTESTATION_CONTENT_TYPE:
-        raise MalformedInput("not an HSM key attestation (content type)")
-    chain = msg.protected.get(X5CHAIN)
-    if (
-        not isinstance(chain, list)
-        or len(chain) < 2
-        or not all(isinstance(c, bytes) for c in chain)
-    ):
-        raise MalformedInput("a key attestation carries x5chain [attestation cert, device chain]")
-    if msg.payload is None:
-        raise MalformedInput("a key attestation has an attached payload")
-    device_key = verify_x5chain(chain[1:], roots, now, ATTESTATION_LIMITS)
-    attestation_cert = load_certificate(chain[0])
-    check_issued_by(attestation_cert, load_certificate(chain[1]), now)
-    attestation_key = _public_of(attestation_cert)
-    msg.verify(attestation_key)
-    claims = _claims(msg.payload)
-    hsm_id = claims["hsm"]
-    if not isinstance(hsm_id, bytes) or not hsm_id:
-        raise MalformedInput("attestation claim hsm must be non-empty bytes")
-    serials = attestation_cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
-    if len(serials) != 1 or serials[0].value != hsm_id.hex():
-        raise ChainNotTrusted("the attestation certificate is for another HSM")
+    signed = open_hsm_statement(
+        statement,
+        content_type=ATTESTATION_CONTENT_TYPE,
+        what="key attestation",
+        roots=roots,
+        now=now,
+    )
+    claims = _claims(signed.payload)
+    hsm_id = signed.check_hsm(claims["hsm"], "attestation")
     handle, type_name, local, iat = (
         claims["handle"],
         claims["type"],
@@ -210,6 +248,6 @@ def verify_key_attestation(
         public_der=public_der,
         public_key=public_key,
         nonce=claimed_nonce,
-        attestation_key=attestation_key,
-        device_key=device_key,
+        attestation_key=signed.attestation_key,
+        device_key=signed.device_key,
     )

@@ -196,3 +196,11 @@ def material_from_wrapped(key_type: KeyType, plaintext: bytes) -> bytearray:
     elif isinstance(key, rsa.RSAPrivateKey) and key.key_size == _RSA_BITS:
         return bytearray(plaintext)
     raise MalformedInput(f"the unwrapped key is not a {key_type.value} key")
+
+
+def check_wrapped_material(key_type: KeyType, plaintext: bytes) -> None:
+    """``MalformedInput`` (or ``UnsupportedAlgorithm``) unless ``plaintext`` — what a wrap
+    mechanism carried — is a ``key_type`` key in its wrapped form (module docs' table): for a
+    receiver outside the boundary, such as a TEE, that must not take one type for another."""
+    stored = material_from_wrapped(key_type, plaintext)
+    stored[:] = bytes(len(stored))

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric import mlkem, rsa
 
-from ironroot.crypto import PublicKey, load_verifier
+from ironroot.crypto import PrivateKey, PublicKey, load_verifier
 from ironroot.ear import TrustTier
 from ironroot.errors import (
     Conflict,
+    HsmErrorState,
     KeyNotExportable,
     KeyUsageNotPermitted,
     MalformedInput,
@@ -25,6 +26,7 @@ from ironroot.hsm._material import load_material, material_from_wrapped, wrapped
 from ironroot.hsm._model import KeyAttributes, KeyType, Session, Usage
 from ironroot.hsm._release import TrustedVerifier, authorize_release
 from ironroot.hsm._release_policy import looks_like_key_id
+from ironroot.hsm._release_statement import HsmRelease, sign_release_statement
 from ironroot.hsm._wrap import (
     aes_kwp_unwrap,
     aes_kwp_wrap,
@@ -146,9 +148,12 @@ class WrapAndRelease(KeyOperations):
 
     def release(
         self, session: Session, handle: str, *, ear: bytes, nonce: bytes, recipient: bytes
-    ) -> bytes:
+    ) -> HsmRelease:
         """Release a key that has a release policy, wrapped to a TEE's key ``recipient``
-        (ML-KEM or RSA SubjectPublicKeyInfo), when the HSM itself has verified the EAR.
+        (ML-KEM or RSA SubjectPublicKeyInfo), when the HSM itself has verified the EAR; with
+        the wrapped key, the release statement the HSM signs with its attestation key
+        (``ironroot.hsm._release_statement``: what it released, to whom, for which nonce and
+        EAR), which the TEE verifies before it takes the key.
 
         In order: the key exists and leaves only by release (``NotFound``,
         ``KeyNotExportable``); ``nonce`` is one :meth:`release_challenge` issued, unexpired
@@ -179,7 +184,22 @@ class WrapAndRelease(KeyOperations):
                 ),
             )
             self._policies.get(policy).evaluate(context)
-            return self._wrap_to(key, None, wrapping_key.spki)
+            if self._attestation is None or not isinstance(self._attestation.obj, PrivateKey):
+                raise HsmErrorState("the HSM has no attestation key to sign the release with")
+            wrapped = self._wrap_to(key, None, wrapping_key.spki)
+            statement = sign_release_statement(
+                self._attestation.obj,
+                self._chain,
+                hsm_id=self._hsm_id,
+                handle=key.handle,
+                key_type=key.key_type,
+                recipient=wrapping_key.digest,
+                nonce=nonce,
+                ear=ear,
+                wrapped=wrapped,
+                now=self._now(),
+            )
+            return HsmRelease(wrapped, statement)
 
     def add_release_verifier(self, session: Session, name: str, public_key: bytes) -> str:
         """Install the public key of a verifier whose EARs may release keys (crypto officer):

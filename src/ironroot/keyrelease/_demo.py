@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
+from cryptography import x509
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ironroot.attestation import (
@@ -40,7 +41,7 @@ from ironroot.attestation import (
     PolicyRule,
     appraise_evidence,
 )
-from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.crypto import Algorithm, PrivateKey, load_certificate
 from ironroot.errors import ReleaseDenied
 from ironroot.firmware import Component, build_bundle, key_descriptor_hash, sign_bundle
 from ironroot.hsm import (
@@ -228,8 +229,11 @@ def demo_release(
         with KeyReleaseServerThread(create_keyrelease_app(service)) as server:
             say(f"key service: {server.url}")
             with KeyReleaseClient(server.url) as client:
-                released = _vm("A", host_a, client, attest, say, sealed=sealed_secret)
-                refused = not _vm("B", host_b, client, attest, say, sealed=sealed_secret)
+                roots = [load_certificate(ca.ecc_certificate)]  # the HSM's device chain's root
+                released = _vm("A", host_a, client, attest, say, sealed=sealed_secret, roots=roots)
+                refused = not _vm(
+                    "B", host_b, client, attest, say, sealed=sealed_secret, roots=roots
+                )
     finally:
         hsm.close()
         storage.close()
@@ -244,6 +248,7 @@ def _vm(
     say: Callable[[str], None],
     *,
     sealed: bytes,
+    roots: list[x509.Certificate],
 ) -> bool:
     tee = TeeKeyPair.generate("ML-KEM-768")
     nonce = client.challenge()
@@ -255,7 +260,8 @@ def _vm(
     except ReleaseDenied as exc:
         say(f"VM {name}: refused ({exc.code}): {exc.detail}")
         return False
-    key = tee.unwrap(response, nonce=nonce)
+    key = tee.unwrap(response, nonce=nonce, hsm_roots=roots, kid=_KEY_NAME)
+    say(f"VM {name}: the HSM's release statement verifies to the vendor root")
     plaintext = AESGCM(key.material).decrypt(sealed[:12], sealed[12:], b"")
     say(f"VM {name}: released {key.kid} ({key.key_type.value}); decrypts {plaintext.decode()!r}")
     return True

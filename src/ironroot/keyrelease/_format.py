@@ -4,7 +4,7 @@ CBOR (``application/vnd.ironroot.released-key+cbor``, deterministic encoding, RF
 §4.2.1), a map with text keys::
 
     released-key = {
-      "v": 1,                       ; format version
+      "v": 2,                       ; format version
       "kid": tstr,                  ; the key's name at the key service
       "key_type": tstr,             ; the released key's type: "AES-256", "EC-P384", … (HSM names)
       "alg": tstr,                  ; "ML-KEM-768+A256KWP" / "ML-KEM-1024+A256KWP" /
@@ -12,7 +12,16 @@ CBOR (``application/vnd.ironroot.released-key+cbor``, deterministic encoding, RF
       "recipient": bstr .size 32,   ; SHA-256 of the wrapping key's canonical SPKI DER
       "nonce": bstr .size 32,       ; the key service's challenge this release answered
       "wrapped": bstr,              ; the key, wrapped (the HSM's wrap formats, below)
+      "statement": bstr,            ; the HSM's release statement (COSE_Sign1) over this release
     }
+
+``statement`` is what the HSM signed with its attestation key when it released the key
+(``ironroot.hsm._release_statement``): its id, the key's handle and type, the wrapping key's
+digest, the nonce, the EAR's digest and ``wrapped``'s digest, with the attestation
+certificate and the HSM's device chain. The TEE verifies it against the HSM vendor's root
+before it unwraps (:meth:`~ironroot.keyrelease.tee.TeeKeyPair.unwrap`): anyone can wrap a key
+to a public key, only the HSM signs that it released one. Version 1 (without ``statement``)
+is refused.
 
 The JSON form (``application/vnd.ironroot.released-key+json``) has the same members with the
 byte strings as unpadded base64url. ``wrapped`` is, for ``ML-KEM-*+A256KWP``, the HSM's ML-KEM
@@ -58,16 +67,20 @@ def unb64url(text: object, what: str) -> bytes:
 
 RELEASED_KEY_CBOR: Final = "application/vnd.ironroot.released-key+cbor"
 RELEASED_KEY_JSON: Final = "application/vnd.ironroot.released-key+json"
-VERSION: Final = 1
+VERSION: Final = 2
 WRAP_ALGORITHMS: Final = {
     "ML-KEM-768": "ML-KEM-768+A256KWP",
     "ML-KEM-1024": "ML-KEM-1024+A256KWP",
     "RSA-3072": "RSA-OAEP-256+A256KWP",
     "RSA-4096": "RSA-OAEP-256+A256KWP",
 }
-_MEMBERS: Final = frozenset(("v", "kid", "key_type", "alg", "recipient", "nonce", "wrapped"))
-_MAX_BYTES: Final = 32 * 1024
-_LIMITS: Final = Limits(max_bytes=_MAX_BYTES, max_depth=2, max_items=16)
+_MEMBERS: Final = frozenset(
+    ("v", "kid", "key_type", "alg", "recipient", "nonce", "wrapped", "statement")
+)
+_MAX_BYTES: Final = 32 * 1024  # the wrapped key
+_MAX_STATEMENT: Final = 64 * 1024  # the release statement, its certificate chain included
+_MAX_TOTAL: Final = _MAX_BYTES + _MAX_STATEMENT + 1024
+_LIMITS: Final = Limits(max_bytes=_MAX_TOTAL, max_depth=2, max_items=16)
 
 
 def wrap_algorithm(kind: str) -> str:
@@ -88,6 +101,7 @@ class ReleasedKey:
     recipient: bytes
     nonce: bytes
     wrapped: bytes = field(repr=False)
+    statement: bytes = field(repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.kid, str) or not self.kid or len(self.kid) > 256:
@@ -102,6 +116,8 @@ class ReleasedKey:
             raise MalformedInput(f"nonce must be {NONCE_SIZE} bytes")
         if not isinstance(self.wrapped, bytes) or not 16 <= len(self.wrapped) <= _MAX_BYTES:
             raise MalformedInput("wrapped must be a wrapped key")
+        if not isinstance(self.statement, bytes) or not 0 < len(self.statement) <= _MAX_STATEMENT:
+            raise MalformedInput("statement must be the HSM's release statement")
 
     def _fields(self) -> dict[str, Any]:
         return {
@@ -112,6 +128,7 @@ class ReleasedKey:
             "recipient": self.recipient,
             "nonce": self.nonce,
             "wrapped": self.wrapped,
+            "statement": self.statement,
         }
 
     def to_cbor(self) -> bytes:
@@ -154,6 +171,7 @@ class ReleasedKey:
             recipient=data("recipient"),
             nonce=data("nonce"),
             wrapped=data("wrapped"),
+            statement=data("statement"),
         )
 
     @classmethod
@@ -162,8 +180,8 @@ class ReleasedKey:
 
     @classmethod
     def from_json(cls, data: bytes | str) -> ReleasedKey:
-        if len(data) > 2 * _MAX_BYTES:
-            raise MalformedInput("a released key is at most 64 KiB of JSON")
+        if len(data) > 2 * _MAX_TOTAL:
+            raise MalformedInput(f"a released key is at most {2 * _MAX_TOTAL} bytes of JSON")
         try:
             value = json.loads(data)
         except (ValueError, RecursionError) as exc:

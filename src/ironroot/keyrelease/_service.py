@@ -6,7 +6,8 @@ The decision is the HSM's own (:meth:`ironroot.hsm.Hsm.release`, documented in
 crypto officer installed in it, checks the nonce and key binding and the EAR's status, and
 evaluates the release policy stored with the key, before it wraps the key to the TEE. This
 layer adds only what is not a trust decision: the names under which keys are offered
-(``NotFound``), the HTTP formats, and the :class:`~ironroot.keyrelease.ReleasedKey` envelope.
+(``NotFound``), the HTTP formats, and the :class:`~ironroot.keyrelease.ReleasedKey` envelope,
+which carries the HSM's signed release statement for the TEE to check.
 A crypto user of the HSM has no way around the decision: there is no caller-supplied check.
 """
 
@@ -19,7 +20,7 @@ from types import MappingProxyType
 from typing import Final, Protocol
 
 from ironroot.errors import ConfigError, Conflict, NotFound
-from ironroot.hsm import Hsm, KeyType, Session, WrappingKey
+from ironroot.hsm import Hsm, HsmRelease, KeyType, Session, WrappingKey
 from ironroot.keyrelease._format import ReleasedKey, wrap_algorithm
 
 __all__ = [
@@ -63,7 +64,7 @@ class KeyVault(Protocol):
 
     def challenge(self, client: str | None = None) -> tuple[bytes, int]: ...
 
-    def release(self, handle: str, *, ear: bytes, nonce: bytes, recipient: bytes) -> bytes: ...
+    def release(self, handle: str, *, ear: bytes, nonce: bytes, recipient: bytes) -> HsmRelease: ...
 
     def key_type(self, handle: str) -> KeyType: ...
 
@@ -90,7 +91,7 @@ class HsmVault:
     def challenge(self, client: str | None = None) -> tuple[bytes, int]:
         return self._hsm.release_challenge(self._session, client)
 
-    def release(self, handle: str, *, ear: bytes, nonce: bytes, recipient: bytes) -> bytes:
+    def release(self, handle: str, *, ear: bytes, nonce: bytes, recipient: bytes) -> HsmRelease:
         return self._hsm.release(self._session, handle, ear=ear, nonce=nonce, recipient=recipient)
 
     def key_type(self, handle: str) -> KeyType:
@@ -147,7 +148,7 @@ class KeyReleaseService:
     def release(self, name: str, request: ReleaseRequest) -> ReleasedKey:
         """Release key ``name`` to the TEE of ``request``, or raise why not."""
         entry = self.key(name)
-        wrapped = self.vault.release(
+        released = self.vault.release(
             entry.handle,
             ear=request.ear,
             nonce=request.nonce,
@@ -159,5 +160,6 @@ class KeyReleaseService:
             alg=wrap_algorithm(request.wrapping_key.kind),
             recipient=request.wrapping_key.digest,
             nonce=request.nonce,
-            wrapped=wrapped,
+            wrapped=released.wrapped,
+            statement=released.statement,
         )

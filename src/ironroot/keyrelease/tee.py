@@ -7,11 +7,15 @@ Inside the confidential VM::
     evidence = quote(report_data=tee.report_data(nonce))   # the hardware signs the binding
     ear = verifier.attest(evidence)              # an EAR carrying that report data
     released = client.release("db-key", ear=ear, wrapping_key=tee.public_spki, nonce=nonce)
-    key = tee.unwrap(released, nonce=nonce)      # UnwrappedKey: type and material
+    key = tee.unwrap(released, nonce=nonce, hsm_roots=[hsm_vendor_root])  # UnwrappedKey
 
 A confidential VM with GPUs attests them in one composite (``docs/keyrelease.md``): the
 challenge is ``tee.report_data(nonce)``, GPU ``i`` is asked for ``tee.gpu_nonce(nonce, i)``
 and the CVM's hardware signs ``tee.composite_report_data(nonce, gpu_count)``.
+
+The HSM signs a release statement with every release (``ironroot.hsm._release_statement``);
+:meth:`TeeKeyPair.unwrap` verifies it against the HSM vendor's root before it unwraps, so a key
+that did not come from an HSM's release decision for this request is never used.
 
 The private key never leaves this object except through :meth:`to_pem` (PKCS#8, for a TEE that
 keeps it sealed). Unwrapping uses the HSM's own wrap functions, so both ends share one
@@ -20,10 +24,13 @@ implementation of each format.
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import mlkem, rsa
 
@@ -35,7 +42,15 @@ from ironroot.errors import (
     StaleNonce,
     UnsupportedAlgorithm,
 )
-from ironroot.hsm import KeyType, WrappingKey, bind_report_data, unwrap_key_kem, unwrap_key_rsa_aes
+from ironroot.hsm import (
+    KeyType,
+    WrappingKey,
+    bind_report_data,
+    check_wrapped_material,
+    unwrap_key_kem,
+    unwrap_key_rsa_aes,
+    verify_release_statement,
+)
 from ironroot.keyrelease._format import ReleasedKey, wrap_algorithm
 
 __all__ = ["TeeKeyPair", "UnwrappedKey"]
@@ -134,21 +149,48 @@ class TeeKeyPair:
         return composite_nonce(self.report_data(nonce), gpu_count)
 
     def unwrap(
-        self, response: ReleasedKey | bytes | str, *, nonce: bytes | None = None
+        self,
+        response: ReleasedKey | bytes | str,
+        *,
+        nonce: bytes,
+        hsm_roots: Sequence[x509.Certificate],
+        kid: str | None = None,
+        now: dt.datetime | None = None,
     ) -> UnwrappedKey:
-        """Unwrap a release response (parsed or CBOR/JSON bytes).
+        """Unwrap a release response (parsed or CBOR/JSON bytes) that answers ``nonce`` (the
+        challenge this TEE asked for: required, so a response to an older request is never
+        taken for this one), whose release statement an HSM certified to one of ``hsm_roots``
+        signed (at ``now``, default the current time), and, when ``kid`` is given, that names
+        that key.
 
-        ``KeyBindingMismatch`` when it is wrapped to another key, ``StaleNonce`` when ``nonce``
-        is given and the response answers another one, ``MalformedInput`` for a response that
-        does not parse or disagrees with itself, ``VerificationFailed`` when it does not unwrap.
+        ``KeyBindingMismatch`` when it is wrapped to another key (or, code ``other-key``, names
+        another key than ``kid``; code ``release-statement``, the HSM's statement is of other
+        wrapped bytes or another key type), ``StaleNonce`` when it answers another nonce,
+        ``ChainNotTrusted`` / ``CertificateExpired`` / ``BadSignature`` when the statement is
+        not an HSM's under ``hsm_roots``, ``MalformedInput`` for a response that does not
+        parse or disagrees with itself (including key material that is not a key of the type
+        it names), ``VerificationFailed`` when it does not unwrap.
         """
         released = response if isinstance(response, ReleasedKey) else ReleasedKey.parse(response)
         if not hmac.compare_digest(released.recipient, self.public.digest):
             raise KeyBindingMismatch("the released key is wrapped to another wrapping key")
-        if nonce is not None and not hmac.compare_digest(released.nonce, nonce):
+        if not isinstance(nonce, bytes) or not hmac.compare_digest(released.nonce, nonce):
             raise StaleNonce("the release answers another nonce", code="nonce-mismatch")
+        if kid is not None and released.kid != kid:
+            raise KeyBindingMismatch(
+                f"the release is of key {released.kid!r}, not {kid!r}", code="other-key"
+            )
         if released.alg != wrap_algorithm(self.kind):
             raise MalformedInput(f"{released.alg} is not the wrap algorithm of a {self.kind} key")
+        verify_release_statement(
+            released.statement,
+            roots=hsm_roots,
+            now=now if now is not None else dt.datetime.now(dt.UTC),
+            wrapped=released.wrapped,
+            recipient=self.public.digest,
+            nonce=nonce,
+            key_type=released.key_type,
+        )
         private = self._private
         if isinstance(private, rsa.RSAPrivateKey):
             material = unwrap_key_rsa_aes(private, released.wrapped)
@@ -160,6 +202,9 @@ class TeeKeyPair:
                     f"{released.key_type.value}"
                 )
         try:
+            # The material must be a key of the type the response names: the RSA format does
+            # not carry the type, and the ML-KEM format's code was checked against it above.
+            check_wrapped_material(released.key_type, bytes(material))
             return UnwrappedKey(released.kid, released.key_type, bytes(material))
         finally:
             material[:] = bytes(len(material))
