@@ -450,7 +450,9 @@ def test_the_cli_writes_keys_owner_only_even_over_a_readable_file(tmp_path: Path
     assert stat.S_IMODE(tee_file.stat().st_mode) == 0o600
     tee = TeeKeyPair.from_pem(tee_file.read_bytes())
     released.write_bytes(_released(tee).to_cbor())
-    args = ["--tee-key", str(tee_file), "--key", "db-key", "--nonce", NONCE.hex()]
+    root = tmp_path / "hsm-root.pem"
+    root.write_bytes(ROOTS[0].public_bytes(serialization.Encoding.PEM))
+    args = ["--tee-key", str(tee_file), "--nonce", NONCE.hex(), "--hsm-root", str(root)]
     assert main(["keyrelease", "unwrap", str(released), "--out", str(out), *args]) == 0
     assert out.read_bytes() == b"k" * 32
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
