@@ -90,6 +90,25 @@ def test_a_placement_body_that_is_not_a_plain_json_object_is_400(site: Site, bod
     assert not [p for p in site.authority.placements() if p.vm in ("cvm-x", "cvm-y")]
 
 
+def test_a_body_with_a_member_the_endpoint_does_not_name_is_400_and_changes_nothing(
+    site: Site,
+) -> None:
+    """A misspelt ``node`` is refused, not read as "any node": the VM is placed nowhere."""
+    with site.client("node-0001", "control") as control:
+        response = control.post(
+            f"{site.servers.control_url}/v1/placements",
+            json={"vm": "cvm-typo", "nod": "node-0003"},
+        )
+    assert problem(response) == (400, "malformed", "Malformed Input")
+    assert "cvm-typo" not in [p.vm for p in site.authority.placements()]
+    with site.anonymous() as client:
+        response = client.post(
+            f"{site.servers.admission_url}/fleet/admission/challenge",
+            json={"node": "node-0001", "nodes": ["node-0002"]},
+        )
+    assert problem(response) == (400, "malformed", "Malformed Input")
+
+
 def test_oversized_bodies_are_413_before_they_are_read(site: Site) -> None:
     with site.anonymous() as client:
         challenge = client.post(

@@ -22,8 +22,9 @@ servers (uvicorn through :mod:`ironroot.http`), the planes requiring mutual TLS.
 ``GET /v1/whoami``                         the caller's credential
 ``GET /v1/nodes``, ``GET /v1/nodes/{id}``  the node registry
 ``GET /v1/placements``                     every VM placement
-``POST /v1/placements``                    JSON ``{"vm": name, "node"?: id}`` → 201 the
-                                           placement, on an admitted node only
+``POST /v1/placements``                    JSON ``{"vm": name, "node"?: id}`` (no other
+                                           member) → 201 the placement, on an admitted
+                                           node only
 ``POST /v1/rollouts``                      JSON ``{"class"?, "wave_size"?, "nodes"?,
                                            "dry_run"?}`` → the rollout's report (when the
                                            server runs rollouts: :func:`desired_rollout`)
@@ -150,8 +151,8 @@ def admission_app(
     async def challenge(request: Request) -> Response:
         body = await _json_body(request)
         node = body.get("node")
-        if not isinstance(node, str):
-            raise MalformedInput('a challenge request is {"node": id}')
+        if not isinstance(node, str) or set(body) != {"node"}:
+            raise MalformedInput('a challenge request is {"node": id}, no other member')
         peer = request.client.host if request.client is not None else None
         nonce, expires = await run_in_threadpool(
             lambda: authority.challenge(clock(), client=peer, node=node)
@@ -251,8 +252,12 @@ def plane_app(
         await caller(request)
         body = await _json_body(request)
         vm, target = body.get("vm"), body.get("node")
-        if not isinstance(vm, str) or (target is not None and not isinstance(target, str)):
-            raise MalformedInput('a placement is {"vm": name, "node"?: id}')
+        if (
+            not isinstance(vm, str)
+            or (target is not None and not isinstance(target, str))
+            or not set(body) <= {"vm", "node"}  # a misspelt "node" is not "anywhere"
+        ):
+            raise MalformedInput('a placement is {"vm": name, "node"?: id}, no other member')
         placement = await run_in_threadpool(authority.place, vm, now=clock(), node=target)
         return JSONResponse(placement.to_json(), status_code=201)
 
