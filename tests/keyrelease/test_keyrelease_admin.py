@@ -230,6 +230,29 @@ def test_hostile_bodies_are_malformed_input_and_the_hsm_still_commits(
         assert created.status_code == 201, created.text
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/admin/keys", {"type": "AES-256", "exportabel": True}),
+        ("/admin/keys", {"type": "AES-256", "release_polcy": 'status == "affirming"'}),
+        ("/admin/keys/import", {"wrapped": "AAAA", "type": "AES-256", "unwrap_key": "h"}),
+        ("/admin/verifiers", {"name": "v", "public_key": "x", "kid": "y"}),
+    ],
+    ids=["generate", "generate policy", "import", "verifier"],
+)
+def test_a_member_the_request_does_not_name_is_refused_before_the_hsm_acts(
+    admin: tuple[Harness, str], path: str, body: dict[str, Any]
+) -> None:
+    """A misspelt member is not silently its default: nothing is made in the HSM."""
+    harness, url = admin
+    before = harness.hsm.keys(harness.officer)
+    with _client(url, OFFICER) as officer:
+        response = officer.post(path, json=body)
+    assert_problem(response, MalformedInput)
+    assert "unknown members" in response.json()["detail"]
+    assert harness.hsm.keys(harness.officer) == before
+
+
 class _OfferingVault:
     """A vault whose key lookups let a key be offered in between: what an admin ``offer_as``
     on another thread does while ``/ready`` checks every offered key."""

@@ -24,6 +24,9 @@ for it would count toward its lockout, and its lockout ends the service's own se
     unwrap a wrapped key into the HSM (imported keys are never exportable).
 ``GET /admin/verifiers`` / ``POST /admin/verifiers`` JSON ``{"name", "public_key": PEM}``
     list / install the EAR verifiers the HSM trusts for release.
+
+A body with a member its request does not name is ``MalformedInput`` (400), before any HSM
+operation: a misspelt ``"exportable"`` or ``"release_policy"`` is not silently its default.
 """
 
 from __future__ import annotations
@@ -99,6 +102,21 @@ async def _json_body(request: Request) -> dict[str, Any]:
     ``application/json`` or untyped (any other type is ``UnsupportedMediaType``)."""
     require_media_type(request, "application/json", untyped="application/json")
     return dict(decode_request_map(await read_body(request, _MAX_ADMIN_REQUEST)))
+
+
+def _members(body: dict[str, Any], allowed: frozenset[str]) -> None:
+    """``MalformedInput`` for a member the request does not name: a misspelt one is not
+    silently its default (``"exportabel": true`` is not a non-exportable key)."""
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise MalformedInput(f"unknown members: {', '.join(unknown)}")
+
+
+_GENERATE: Final = frozenset(
+    ("type", "usages", "exportable", "label", "release_policy", "release_on_warning", "offer_as")
+)
+_IMPORT: Final = frozenset(("wrapped", "unwrapping_key", "type", "usages", "label"))
+_VERIFIER: Final = frozenset(("name", "public_key"))
 
 
 def _text(body: dict[str, Any], name: str, default: str | None = None) -> str:
@@ -196,6 +214,7 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
         return {"keys": [_key_json(k) for k in hsm.keys(session)]}
 
     def generate(session: Session, body: dict[str, Any]) -> Any:
+        _members(body, _GENERATE)
         key_type = KeyType.parse(_text(body, "type"))
         offer = body.get("offer_as")
         entry = None
@@ -210,6 +229,7 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
         return _key_json(hsm.key_info(session, handle))
 
     def import_key(session: Session, body: dict[str, Any]) -> Any:
+        _members(body, _IMPORT)
         wrapped = unb64url(body.get("wrapped"), "wrapped")
         key_type = KeyType.parse(_text(body, "type"))
         handle = hsm.unwrap(
@@ -225,6 +245,7 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
         return {"verifiers": [{"name": n, "kid": k} for n, k in hsm.release_verifiers(session)]}
 
     def add_verifier(session: Session, body: dict[str, Any]) -> Any:
+        _members(body, _VERIFIER)
         name = _text(body, "name")
         kid = hsm.add_release_verifier(session, name, _text(body, "public_key").encode())
         return {"name": name, "kid": kid}
