@@ -242,6 +242,23 @@ def test_did_x509_that_does_not_match_chain(tmp_path: Path) -> None:
         policy.check(data, NOW)
 
 
+def test_did_x509_of_a_ca_off_the_path_is_refused(tmp_path: Path) -> None:
+    # The attacker's leaf chains to the attacker's own (trusted) root; the victim's root rides
+    # along in x5chain unused, so the victim's did:x509 fingerprint matched a chain certificate
+    # and the attacker registered statements as the victim.
+    victim_root, _, _ = make_ca_chain()
+    attacker_root, attacker_leaf, attacker_key = make_ca_chain()
+    policy = _policy(tmp_path, roots=[victim_root, attacker_root])
+    data = _stmt(
+        attacker_key,
+        iss=_did(der(victim_root)),
+        x5chain=[der(attacker_leaf), der(victim_root)],
+        include_kid=False,
+    )
+    with pytest.raises(ChainNotTrusted, match="ordered path"):
+        policy.check(data, NOW)
+
+
 def test_chain_not_reaching_configured_root(tmp_path: Path) -> None:
     root, leaf, key = make_ca_chain()
     other_root, _, _ = make_ca_chain()
