@@ -27,6 +27,7 @@ from ironroot.errors import (
     UnknownIssuer,
 )
 from ironroot.transparency import RegistrationPolicy, load_config
+from ironroot.transparency._policy import MAX_POLICY_CHARS
 
 STORE_INDEPENDENT = True  # no test here opens a log store (conftest.py)
 
@@ -216,6 +217,23 @@ def test_cel_policy_error_fails_closed(tmp_path: Path, vendor: PrivateKey) -> No
 def test_cel_policy_that_does_not_compile(tmp_path: Path, vendor: PrivateKey) -> None:
     with pytest.raises(ConfigError):
         _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy="sub ==")
+
+
+@pytest.mark.parametrize("length", [MAX_POLICY_CHARS + 1, 70_000])
+def test_cel_policy_too_long(tmp_path: Path, vendor: PrivateKey, length: int) -> None:
+    # A syntax error past column 65,534 made the CEL parser panic (PanicException, a
+    # BaseException): a traceback at start-up instead of ConfigError.
+    text = 'sub == "' + "a" * (length - 11) + '" )'
+    assert len(text) == length
+    with pytest.raises(ConfigError, match="longer than"):
+        _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy=text)
+
+
+def test_cel_policy_at_the_length_limit(tmp_path: Path, vendor: PrivateKey) -> None:
+    text = 'sub == "' + "a" * (MAX_POLICY_CHARS - 9) + '"'
+    assert len(text) == MAX_POLICY_CHARS
+    with pytest.raises(PolicyRejected):
+        _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy=text).check(_stmt(vendor), NOW)
 
 
 # --- x5chain and did:x509 ---------------------------------------------------------------------

@@ -46,6 +46,9 @@ from ironroot.transparency._config import TransparencyConfig
 __all__ = ["RegistrationPolicy"]
 
 _CLAIM_NAMES: Final = {1: "iss", 2: "sub", 3: "aud", 4: "exp", 5: "nbf", 6: "iat", 7: "cti"}
+# The CEL parser panics (a BaseException, past any ``except Exception``) when it reports a
+# syntax error at a column past 65,534; a policy is one expression, far shorter than this.
+MAX_POLICY_CHARS: Final = 16384
 
 
 def _cel_value(value: object) -> Any:
@@ -67,6 +70,10 @@ class RegistrationPolicy:
         self._limits = CoseLimits(max_bytes=config.max_statement_bytes)
         self._program: Any = None
         if config.policy:
+            if len(config.policy) > MAX_POLICY_CHARS:
+                raise ConfigError(
+                    f"transparency.policy is longer than {MAX_POLICY_CHARS} characters"
+                )
             try:
                 import cel  # here: the package loads a REPL stack when imported
 
