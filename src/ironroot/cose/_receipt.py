@@ -160,7 +160,7 @@ class Receipt:
         vds = protected.get(VDS)
         if vds is None or VDS in msg.unprotected:
             raise MalformedReceipt("receipt protected header lacks vds (395)")
-        if vds != VDS_RFC9162_SHA256 or isinstance(vds, bool):
+        if not _is_uint(vds) or vds != VDS_RFC9162_SHA256:  # not 1.0 or true either
             raise MalformedReceipt(f"unsupported verifiable data structure {vds!r}")
         kid = protected.get(KID)
         if not isinstance(kid, bytes) or not kid:
