@@ -11,7 +11,7 @@ import cbor2
 import pytest
 from _tx_helpers import NOW, VENDOR_ISS, der, make_ca_chain, write_config
 
-from ironroot.cose import create_statement
+from ironroot.cose import CWT_CLAIMS, KID, create_statement, sign1
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     AlgorithmNotAccepted,
@@ -217,6 +217,30 @@ def test_cel_policy_error_fails_closed(tmp_path: Path, vendor: PrivateKey) -> No
 def test_cel_policy_that_does_not_compile(tmp_path: Path, vendor: PrivateKey) -> None:
     with pytest.raises(ConfigError):
         _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy="sub ==")
+
+
+@pytest.mark.parametrize(
+    ("value", "expression"),
+    [
+        (cbor2.CBORTag(37, b"\x01" * 16), 'claims["-70001"] == "01010101010101010101010101010101"'),
+        (cbor2.CBORTag(1, 1700000000), 'claims["-70001"] == 1700000000'),
+        ([cbor2.CBORTag(1, 1.5)], 'claims["-70001"] == [1.5]'),
+        ({"a": cbor2.CBORSimpleValue(99)}, 'claims["-70001"].a == null'),
+        (cbor2.undefined, 'claims["-70001"] == null'),
+    ],
+)
+def test_cel_policy_sees_tagged_and_simple_claims(
+    tmp_path: Path, vendor: PrivateKey, value: object, expression: str
+) -> None:
+    # CEL had no value for them: the context did not convert and every policy, even "true",
+    # rejected a statement carrying such a claim.
+    claims = {1: VENDOR_ISS, 2: "pkg:firmware/bmc@1.2.3", -70001: value}
+    data = sign1(vendor, b"payload", {KID: vendor.kid, CWT_CLAIMS: claims}).encode()
+    issuers = [(VENDOR_ISS, vendor)]
+    _policy(tmp_path, issuers=issuers, policy="true").check(data, NOW)
+    _policy(tmp_path, issuers=issuers, policy=expression).check(data, NOW)
+    with pytest.raises(PolicyRejected):
+        _policy(tmp_path, issuers=issuers, policy=f"!({expression})").check(data, NOW)
 
 
 @pytest.mark.parametrize("length", [MAX_POLICY_CHARS + 1, 70_000])

@@ -18,13 +18,16 @@ CEL variables (documented in docs/transparency.md): ``iss``, ``sub``, ``alg`` (n
 ``"ES256"``), ``kid`` (lowercase hex, ``""`` if absent), ``content_type``, ``hash_envelope``
 (bool), ``payload_hash_alg`` (int, 0 if absent), ``preimage_content_type``, ``payload_location``,
 ``iat`` (int, 0 if absent), ``x5chain_length`` (int), ``claims`` (map of the CWT claims with
-text names ``iss``, ``sub``, ``aud``, ``exp``, ``nbf``, ``iat``, ``cti`` and ``"<n>"`` for others).
+text names ``iss``, ``sub``, ``aud``, ``exp``, ``nbf``, ``iat``, ``cti`` and ``"<n>"`` for others;
+byte strings as hex, a tagged value as its content, simple values as null).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Final
+
+import cbor2
 
 from ironroot.cose import Limits as CoseLimits
 from ironroot.cose import (
@@ -52,13 +55,19 @@ MAX_POLICY_CHARS: Final = 16384
 
 
 def _cel_value(value: object) -> Any:
-    """CEL-friendly copy: bytes as lowercase hex text, maps with text keys."""
+    """CEL-friendly copy: bytes as lowercase hex text, maps with text keys, a tagged value as
+    its content and simple values as null (the RFC 8949 §6.1 conversion to JSON); CEL has no
+    value for the last two, and one such claim made every policy fail, ``true`` included."""
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, dict):
         return {str(k): _cel_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_cel_value(v) for v in value]
+    if isinstance(value, cbor2.CBORTag):
+        return _cel_value(value.value)
+    if isinstance(value, cbor2.CBORSimpleValue) or value is cbor2.undefined:
+        return None
     return value
 
 
