@@ -189,3 +189,19 @@ def test_verifier_from_cose_key_refuses_trailing_bytes_and_indefinite_maps() -> 
     members = b"".join(cbor2.dumps(k) + cbor2.dumps(v) for k, v in key.to_cose_key().items())
     with pytest.raises(MalformedInput, match="indefinite"):
         verifier_from_cose_key(b"\xbf" + members + b"\xff")
+
+
+@pytest.mark.parametrize(
+    "cose_key",
+    [
+        {1: 2**20000},
+        {1: 2, 3: -(2**20000), -1: 1},
+        {1: 5, 3: 2**20000, -1: b""},
+        {1: 2, -1: 2**20000, -2: b"", -3: b""},
+    ],
+    ids=["kty", "alg", "lms alg", "crv"],
+)
+def test_a_bignum_in_a_cose_key_is_no_integer(cose_key: dict[int, object]) -> None:
+    # cbor2 decoded tags 2 and 3 to int: naming one of 20,000 bits in an error raised ValueError
+    with pytest.raises(UnsupportedAlgorithm):
+        load_verifier(cbor2.dumps(cose_key))
