@@ -82,6 +82,16 @@ def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(Encoding.DER)
 
 
+def test_chain_past_an_intermediate_anchor_up_to_its_root() -> None:
+    # A service may trust the issuing CA itself; senders still send the chain to the root.
+    chain, other = make_chain(), make_chain()
+    verify_x5chain(chain.der(with_root=True), [chain.intermediate], NOW)
+    # but past the anchor only its issuer may follow, not any certificate
+    stranger = [*chain.der(), _der(other.root)]
+    with pytest.raises(ChainNotTrusted, match="ordered path"):
+        verify_x5chain(stranger, [chain.intermediate], NOW)
+
+
 @pytest.mark.parametrize("where", ["appended", "inserted", "after_root", "reordered"])
 def test_chain_that_is_not_its_path(where: str) -> None:
     # The path builder takes the certificates after the leaf as a pool: one it leaves unused
