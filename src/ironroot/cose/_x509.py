@@ -36,6 +36,7 @@ from urllib.parse import unquote
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import UnsupportedAlgorithm as _LibraryUnsupported
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID
 from cryptography.x509.verification import (
@@ -126,7 +127,7 @@ def _check_ordered(certs: list[x509.Certificate], path: list[x509.Certificate]) 
     for child, issuer in itertools.pairwise(certs[len(path) - 1 :]):
         try:
             child.verify_directly_issued_by(issuer)
-        except (ValueError, TypeError, InvalidSignature) as exc:
+        except (ValueError, TypeError, InvalidSignature, _LibraryUnsupported) as exc:
             raise ChainNotTrusted(
                 "x5chain is not the ordered path from its leaf to a trusted root"
             ) from exc
