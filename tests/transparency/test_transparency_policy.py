@@ -243,6 +243,22 @@ def test_cel_policy_sees_tagged_and_simple_claims(
         _policy(tmp_path, issuers=issuers, policy=f"!({expression})").check(data, NOW)
 
 
+def test_cel_policy_sees_coap_content_format_zero(tmp_path: Path, vendor: PrivateKey) -> None:
+    # CoAP content format 0 (text/plain; charset=utf-8) was falsy and reached CEL as "", as
+    # if the statement had no content type.
+    claims = {1: VENDOR_ISS, 2: "pkg:firmware/bmc@1.2.3"}
+    plain = sign1(vendor, b"text", {3: 0, KID: vendor.kid, CWT_CLAIMS: claims}).encode()
+    digest = hashlib.sha256(b"text").digest()
+    envelope = {258: -16, 259: 0, KID: vendor.kid, CWT_CLAIMS: claims}
+    hashed = sign1(vendor, digest, envelope).encode()
+    issuers = [(VENDOR_ISS, vendor)]
+    _policy(tmp_path, issuers=issuers, policy="content_type == 0").check(plain, NOW)
+    policy = _policy(tmp_path, issuers=issuers, policy="preimage_content_type == 0")
+    policy.check(hashed, NOW)
+    with pytest.raises(PolicyRejected):
+        policy.check(_stmt(vendor, hash_envelope=True), NOW)  # no preimage content type: ""
+
+
 @pytest.mark.parametrize("length", [MAX_POLICY_CHARS + 1, 70_000])
 def test_cel_policy_too_long(tmp_path: Path, vendor: PrivateKey, length: int) -> None:
     # A syntax error past column 65,534 made the CEL parser panic (PanicException, a

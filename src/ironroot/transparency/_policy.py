@@ -150,10 +150,12 @@ class RegistrationPolicy:
             "sub": claims.sub,
             "alg": statement.algorithm.label,
             "kid": statement.kid.hex() if statement.kid else "",
-            "content_type": _cel_value(statement.content_type) if statement.content_type else "",
+            "content_type": "" if statement.content_type is None else statement.content_type,
             "hash_envelope": env is not None,
             "payload_hash_alg": env.hash_alg if env else 0,
-            "preimage_content_type": _cel_value(env.preimage_content_type or "") if env else "",
+            "preimage_content_type": ""
+            if env is None or env.preimage_content_type is None
+            else env.preimage_content_type,
             "payload_location": env.location or "" if env else "",
             "iat": claims.iat or 0,
             "x5chain_length": len(statement.x5chain),
