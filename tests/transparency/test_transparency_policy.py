@@ -259,6 +259,25 @@ def test_cel_policy_sees_coap_content_format_zero(tmp_path: Path, vendor: Privat
         policy.check(_stmt(vendor, hash_envelope=True), NOW)  # no preimage content type: ""
 
 
+@pytest.mark.parametrize(
+    ("extra", "expression"),
+    [
+        ({"iss": "https://other.example"}, 'claims.iss == "https://other.example"'),
+        ({8: "y", "8": "x"}, 'claims["8"] == "x"'),
+    ],
+)
+def test_cel_policy_refuses_claims_that_share_a_name(
+    tmp_path: Path, vendor: PrivateKey, extra: dict[object, str], expression: str
+) -> None:
+    # The text claim "iss" and the registered claim 1 were both claims.iss in CEL, the one
+    # encoded last winning: an issuer passed a policy on claims.iss as another issuer.
+    claims = {1: VENDOR_ISS, 2: "pkg:firmware/bmc@1.2.3", **extra}
+    data = sign1(vendor, b"payload", {KID: vendor.kid, CWT_CLAIMS: claims}).encode()
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy=expression)
+    with pytest.raises(PolicyRejected, match="two CWT claims go by the name"):
+        policy.check(data, NOW)
+
+
 @pytest.mark.parametrize("length", [MAX_POLICY_CHARS + 1, 70_000])
 def test_cel_policy_too_long(tmp_path: Path, vendor: PrivateKey, length: int) -> None:
     # A syntax error past column 65,534 made the CEL parser panic (PanicException, a

@@ -19,7 +19,8 @@ CEL variables (documented in docs/transparency.md): ``iss``, ``sub``, ``alg`` (n
 (bool), ``payload_hash_alg`` (int, 0 if absent), ``preimage_content_type``, ``payload_location``,
 ``iat`` (int, 0 if absent), ``x5chain_length`` (int), ``claims`` (map of the CWT claims with
 text names ``iss``, ``sub``, ``aud``, ``exp``, ``nbf``, ``iat``, ``cti`` and ``"<n>"`` for others;
-byte strings as hex, a tagged value as its content, simple values as null).
+byte strings as hex, a tagged value as its content, simple values as null; two claims of one
+name there, such as the text claim ``"iss"`` beside claim 1, are ``PolicyRejected``).
 """
 
 from __future__ import annotations
@@ -141,10 +142,14 @@ class RegistrationPolicy:
         claims = statement.claims
         env = statement.hash_envelope
         raw_claims = statement.sign1.protected.get(15, {})
-        names = {
-            _CLAIM_NAMES.get(k, str(k)) if isinstance(k, int) else str(k): _cel_value(v)
-            for k, v in (raw_claims.items() if isinstance(raw_claims, dict) else ())
-        }
+        names: dict[str, Any] = {}
+        for k, v in raw_claims.items() if isinstance(raw_claims, dict) else ():
+            name = _CLAIM_NAMES.get(k, str(k)) if isinstance(k, int) else k
+            if name in names:  # "iss" beside 1, "8" beside 8: the signer picks which one CEL sees
+                raise PolicyRejected(
+                    f"two CWT claims go by the name {name!r}: the policy cannot tell them apart"
+                )
+            names[name] = _cel_value(v)
         context = {
             "iss": claims.iss,
             "sub": claims.sub,
