@@ -444,3 +444,35 @@ def test_a_rule_failing_with_a_none_tier_code_is_refused(
     )
     assert result.submods["ironroot"].trust_vector["hardware"] == 32
     assert result.status is TrustTier.WARNING
+
+
+def test_rules_with_comments_and_long_rules_combine(world: World, good_device: Device) -> None:
+    # The rules were joined on one line: a rule ending in a // comment swallowed the rest
+    # (ConfigError "do not combine"), and when that line was longer than 65,534 characters
+    # the CEL parser panicked (PanicException, a BaseException) instead.
+    long = " && ".join(["true"] * 510)  # 4,076 characters
+    rules = [
+        {
+            "name": "commented",
+            "expression": 'format == "snp" // Genoa only here',
+            "category": "hardware",
+            "code": 32,
+            "reason": "only Genoa here",
+        },
+        *(
+            {
+                "name": f"long-{i}",
+                "expression": long,
+                "category": "hardware",
+                "code": 32,
+                "reason": "r",
+            }
+            for i in range(17)
+        ),
+    ]
+    policy = AppraisalPolicy.from_mapping({"name": "lab", "rules": rules})
+    nonce = _nonce()
+    result = appraise_evidence(
+        good_device.quote(nonce), world.endorsements(), policy=policy, nonce=nonce, now=NOW
+    )
+    assert result.submods["ironroot"].trust_vector["hardware"] == 32

@@ -166,6 +166,15 @@ def test_malformed_signed_corim(protected: dict[object, object], payload: bytes 
         SignedCorim.parse(_signed_with(protected, payload))
 
 
+def test_signed_corim_with_a_critical_header_it_does_not_process() -> None:
+    # RFC 9052 §3.1: it verified, the signer's critical header (-70000) ignored.
+    key = PrivateKey.generate(Algorithm.ES256)
+    protected = {3: CORIM_CONTENT_TYPE, 15: {1: "https://vendor"}, 2: [-70000], -70000: 1}
+    data = sign1(key, _corim().encode(), protected).encode()
+    with pytest.raises(MalformedInput, match="critical header -70000 is not understood"):
+        SignedCorim.verify_bytes(data, key.public_key)
+
+
 def test_signed_corim_wrong_cose_tag_and_garbage() -> None:
     good = sign_corim(_corim(), PrivateKey.generate(Algorithm.ES256), meta=CorimMeta("x"))
     wrong_tag = b"\xd1" + good[1:]  # tag 17 (COSE_Mac0) instead of 18

@@ -254,6 +254,8 @@ BAD_RECEIPTS = {
     "no vds": receipt_from(encode_cbor({1: -35, 4: b"k"}), VDP),
     "vds 2": receipt_from(encode_cbor({1: -35, 4: b"k", 395: 2}), VDP),
     "vds text": receipt_from(encode_cbor({1: -35, 4: b"k", 395: "RFC9162_SHA256"}), VDP),
+    "vds float": receipt_from(encode_cbor({1: -35, 4: b"k", 395: 1.0}), VDP),
+    "vds true": receipt_from(encode_cbor({1: -35, 4: b"k", 395: True}), VDP),
     "vds unprotected": receipt_from(encode_cbor({1: -35, 4: b"k"}), {**VDP, 395: 1}),
     "no kid": receipt_from(encode_cbor({1: -35, 395: 1}), VDP),
     "kid text": receipt_from(encode_cbor({1: -35, 4: "k", 395: 1}), VDP),

@@ -14,7 +14,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hypothesis_budget import examples
-from ironroot.cose import Limits, Sign1, decode_cbor, encode_cbor, sign1
+from ironroot.cose import (
+    CoseSign,
+    Limits,
+    Sign1,
+    SignedStatement,
+    cose_sign,
+    create_statement,
+    decode_cbor,
+    encode_cbor,
+    sign1,
+)
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey
 from ironroot.errors import (
     AlgorithmNotAccepted,
@@ -240,3 +250,43 @@ def test_corim_signed_vectors_verify(vectors: Path) -> None:
             tampered.verify(public)
         # the payload is a tagged CoRIM that our strict decoder reads
         assert decode_cbor(msg.payload) is not None
+
+
+# --- crit (RFC 9052 §3.1) ----------------------------------------------------------------
+
+
+def test_a_critical_header_nobody_processes_is_refused_at_verify() -> None:
+    # Sign1.decode checked crit's shape only: every caller verifying a generically parsed
+    # message (a signed CoRIM, a quote, a SAFE report) accepted one whose signer required a
+    # header to be enforced that nothing here enforces.
+    signer = key(Algorithm.ES256)
+    message = Sign1.decode(sign1(signer, b"x", {2: [-70000], -70000: "enforce me"}).encode())
+    with pytest.raises(MalformedInput, match="critical header -70000 is not understood"):
+        message.verify(signer.public_key)
+    Sign1.decode(sign1(signer, b"x", {2: [1]}).encode()).verify(signer.public_key)  # alg: fine
+
+
+def test_a_statement_s_own_critical_headers_still_verify() -> None:
+    signer = key(Algorithm.ES256)
+    data = create_statement(signer, b"x", iss="https://vendor", sub="pkg:a")
+    message = Sign1.decode(data)
+    protected = {**message.protected, 2: [15, 4]}
+    resigned = sign1(signer, b"x", {k: v for k, v in protected.items() if k != 1}).encode()
+    SignedStatement.parse(resigned).sign1.verify(signer.public_key)
+    with pytest.raises(MalformedInput, match="critical header 15 is not understood"):
+        Sign1.decode(resigned).verify(signer.public_key)
+
+
+@pytest.mark.parametrize("where", ["body", "signer"])
+def test_cose_sign_refuses_a_critical_header_at_verify(where: str) -> None:
+    signer = key(Algorithm.ES256)
+    crit = {2: [99], 99: 1}
+    made = cose_sign(
+        [signer],
+        b"x",
+        crit if where == "body" else None,
+        signer_headers=[(crit, {})] if where == "signer" else None,
+    )
+    message = CoseSign.decode(made.encode())
+    with pytest.raises(MalformedInput, match="critical header 99 is not understood"):
+        message.verify_signature(message.signatures[0], signer.public_key)

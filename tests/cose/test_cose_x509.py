@@ -78,6 +78,39 @@ def test_leaf_as_ca_cannot_issue() -> None:
         verify_x5chain(mixed, [a.root, b.root], NOW)
 
 
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(Encoding.DER)
+
+
+def test_chain_past_an_intermediate_anchor_up_to_its_root() -> None:
+    # A service may trust the issuing CA itself; senders still send the chain to the root.
+    chain, other = make_chain(), make_chain()
+    verify_x5chain(chain.der(with_root=True), [chain.intermediate], NOW)
+    # but past the anchor only its issuer may follow, not any certificate
+    stranger = [*chain.der(), _der(other.root)]
+    with pytest.raises(ChainNotTrusted, match="ordered path"):
+        verify_x5chain(stranger, [chain.intermediate], NOW)
+
+
+@pytest.mark.parametrize("where", ["appended", "inserted", "after_root", "reordered"])
+def test_chain_that_is_not_its_path(where: str) -> None:
+    # The path builder takes the certificates after the leaf as a pool: one it leaves unused
+    # (or a path given out of order) must not pass, or a did:x509 fingerprint could match a
+    # certificate that plays no part in the path.
+    chain, other = make_chain(), make_chain()
+    leaf, inter, root, stranger = (
+        _der(c) for c in (chain.leaf, chain.intermediate, chain.root, other.root)
+    )
+    supplied = {
+        "appended": [leaf, inter, stranger],
+        "inserted": [leaf, stranger, inter],
+        "after_root": [leaf, inter, root, stranger],
+        "reordered": [leaf, root, inter],
+    }[where]
+    with pytest.raises(ChainNotTrusted, match="ordered path"):
+        verify_x5chain(supplied, [chain.root, other.root], NOW)
+
+
 def test_expired_leaf() -> None:
     chain = make_chain(leaf_not_after=NOW - dt.timedelta(days=1))
     with pytest.raises(CertificateExpired):

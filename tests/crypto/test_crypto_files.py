@@ -160,3 +160,48 @@ def test_verifier_from_cose_key_rejects_non_maps() -> None:
         verifier_from_cose_key(b"\xff")
     with pytest.raises(MalformedInput):
         verifier_from_cose_key("text")  # type: ignore[arg-type]
+
+
+def _with_repeated_x(first: bytes, second: bytes) -> bytes:
+    members = b"".join(cbor2.dumps(k) + cbor2.dumps(v) for k, v in ((1, 1), (-1, 6), (-2, first)))
+    return bytes((0xA4,)) + members + cbor2.dumps(-2) + cbor2.dumps(second)
+
+
+def test_verifier_from_cose_key_refuses_a_repeated_label() -> None:
+    # cbor2.loads kept the last x: another parser keeping the first saw another key
+    first = PrivateKey.generate(Algorithm.EDDSA).public_key
+    second = PrivateKey.generate(Algorithm.EDDSA).public_key
+    data = _with_repeated_x(first.raw_bytes(), second.raw_bytes())
+    with pytest.raises(MalformedInput, match="Duplicate"):
+        verifier_from_cose_key(data)
+    with pytest.raises(MalformedInput, match="Duplicate"):
+        load_verifier(data)
+
+
+def test_verifier_from_cose_key_refuses_trailing_bytes_and_indefinite_maps() -> None:
+    key = PrivateKey.generate(Algorithm.ES256).public_key
+    encoded = cbor2.dumps(key.to_cose_key())
+    assert verifier_from_cose_key(encoded) == key
+    with pytest.raises(MalformedInput, match="trailing bytes"):
+        verifier_from_cose_key(encoded + b"\x00")
+    with pytest.raises(MalformedInput, match="trailing bytes"):
+        load_verifier(encoded + b"junk")
+    members = b"".join(cbor2.dumps(k) + cbor2.dumps(v) for k, v in key.to_cose_key().items())
+    with pytest.raises(MalformedInput, match="indefinite"):
+        verifier_from_cose_key(b"\xbf" + members + b"\xff")
+
+
+@pytest.mark.parametrize(
+    "cose_key",
+    [
+        {1: 2**20000},
+        {1: 2, 3: -(2**20000), -1: 1},
+        {1: 5, 3: 2**20000, -1: b""},
+        {1: 2, -1: 2**20000, -2: b"", -3: b""},
+    ],
+    ids=["kty", "alg", "lms alg", "crv"],
+)
+def test_a_bignum_in_a_cose_key_is_no_integer(cose_key: dict[int, object]) -> None:
+    # cbor2 decoded tags 2 and 3 to int: naming one of 20,000 bits in an error raised ValueError
+    with pytest.raises(UnsupportedAlgorithm):
+        load_verifier(cbor2.dumps(cose_key))

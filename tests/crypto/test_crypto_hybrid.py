@@ -87,6 +87,10 @@ def test_a_half_from_another_key_is_rejected() -> None:
         lambda s: _replace(s, 0, "ES384"),
         lambda s: _replace(s, 1, "text"),
         lambda s: _replace(s, 2, True),
+        # bignums (tags 2, 3) decode to int too: a 20,000-bit one raised ValueError
+        lambda s: _replace(s, 0, 2**20000),
+        lambda s: _replace(s, 2, -(2**20000)),
+        lambda s: _replace(s, 0, 2**64),
         lambda s: cbor2.dumps({0: 1}),
         # the same array with an indefinite-length header: not deterministic CBOR
         lambda s: b"\x9f" + s[1:] + b"\xff",

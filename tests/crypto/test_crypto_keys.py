@@ -12,7 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hypothesis_budget import examples
-from ironroot.crypto import Algorithm, PrivateKey, PublicKey
+from ironroot.cose import decode_key_set
+from ironroot.crypto import (
+    Algorithm,
+    LmsPublicKey,
+    PrivateKey,
+    PublicKey,
+    cose_key_thumbprint,
+    verifier_from_cose_key,
+)
 from ironroot.errors import BadSignature, LimitExceeded, MalformedInput, UnsupportedAlgorithm
 
 IN_MEMORY = [a for a in Algorithm if a is not Algorithm.HSS_LMS]
@@ -218,6 +226,44 @@ def test_malformed_cose_keys() -> None:
         PublicKey.from_cose_key({1: 2, 3: "ES256", -1: 1})
     with pytest.raises(MalformedInput):
         PublicKey.from_cose_key([1, 2])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("alg", "label", "value"),
+    [
+        (Algorithm.EDDSA, 1, 1.0),
+        (Algorithm.EDDSA, 1, True),  # true == 1 (OKP) in Python
+        (Algorithm.EDDSA, -1, 6.0),
+        (Algorithm.ES256, 1, 2.0),
+        (Algorithm.ES256, -1, True),  # true == 1 (P-256) in Python
+        (Algorithm.ML_DSA_44, 1, 7.0),
+    ],
+    ids=str,
+)
+def test_cose_key_kty_and_crv_must_be_integers(
+    keys: dict[Algorithm, PrivateKey], alg: Algorithm, label: int, value: object
+) -> None:
+    # They compared equal to the integer and the key loaded (a key set took its kid as the
+    # thumbprint, which for the map as received it is not).
+    public = keys[alg].public_key
+    cose_key = {**public.to_cose_key(include_kid=True), label: value}
+    with pytest.raises(UnsupportedAlgorithm):
+        PublicKey.from_cose_key(cose_key)
+    with pytest.raises(UnsupportedAlgorithm):
+        verifier_from_cose_key(cose_key)
+    with pytest.raises(UnsupportedAlgorithm):
+        decode_key_set(cbor2.dumps([cose_key]))
+    if label == 1:
+        with pytest.raises(UnsupportedAlgorithm):
+            cose_key_thumbprint(cose_key)
+
+
+def test_lms_cose_key_kty_must_be_an_integer() -> None:
+    # L = 1, LMS_SHA256_M24_H5, LMOTS_SHA256_N24_W4, I and T[1] zero
+    pub = bytes.fromhex("000000010000000a00000007") + bytes(16 + 24)
+    LmsPublicKey.from_cose_key({1: 5, -1: pub})
+    with pytest.raises(UnsupportedAlgorithm):
+        LmsPublicKey.from_cose_key({1: 5.0, -1: pub})
 
 
 @pytest.mark.parametrize(

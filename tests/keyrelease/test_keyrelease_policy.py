@@ -87,6 +87,9 @@ def passes(text: str, context: ReleaseContext = CONTEXT) -> bool:
         '"less": NaN}]}]}',
         '["not", "an", "object"]',
         "x" * (64 * 1024 + 1),
+        # a syntax error past column 65,534 made the CEL parser panic (PanicException)
+        "true &&" + " " * (64 * 1024 - 7),
+        "true &&" + " " * (64 * 1024 - 8),
     ],
 )
 def test_malformed_policies_are_refused_at_load(text: str) -> None:

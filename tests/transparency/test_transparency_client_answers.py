@@ -3,6 +3,7 @@ would: a typed error, never an exception of another kind."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -12,8 +13,20 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from ironroot.errors import MalformedInput, PayloadTooLarge
+from ironroot.cose import (
+    InclusionProof,
+    SignedStatement,
+    build_receipt,
+    create_statement,
+    encode_cbor,
+    make_transparent,
+    receipt_protected_header,
+    receipt_to_be_signed,
+)
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import MalformedInput, PayloadTooLarge, VerificationFailed
 from ironroot.http import ServerThread, guarded, problem_app
+from ironroot.merkle import leaf_hash
 from ironroot.transparency import TransparencyClient
 
 pytestmark = pytest.mark.integration
@@ -79,3 +92,51 @@ def test_an_endless_answer_is_refused_as_it_streams_in() -> None:
             client.close()
     assert sent > 2 << 20  # the server did send more than the limit
     assert peak < 16 << 20, f"{peak} bytes held"  # the whole process, server thread included
+
+
+def _transparent(statement: bytes, service: PrivateKey) -> tuple[str, bytes, bytes]:
+    """The entry id, a receipt (tree of one) and the transparent form of ``statement``."""
+    entry = SignedStatement.parse(statement).log_entry()
+    protected = receipt_protected_header(service.algorithm, service.kid, "https://ts", 1)
+    signature = service.sign(receipt_to_be_signed(protected, leaf_hash(entry)))
+    receipt = build_receipt(protected, signature, InclusionProof(1, 0, ()))
+    return hashlib.sha256(entry).hexdigest(), receipt, make_transparent(statement, [receipt])
+
+
+@pytest.mark.parametrize("lie", ["entry id", "transparent statement"])
+def test_an_answer_for_another_statement_is_refused(lie: str) -> None:
+    # The client wrote whatever transparent statement the service returned: a service could
+    # hand out another statement's, and `statement verify` would then pass it.
+    vendor, service = PrivateKey.generate(Algorithm.ES256), PrivateKey.generate(Algorithm.ES256)
+    mine = create_statement(vendor, b"mine", iss="https://vendor", sub="pkg:a")
+    other = create_statement(vendor, b"other", iss="https://vendor", sub="pkg:a")
+    mine_id, _, _ = _transparent(mine, service)
+    other_id, receipt, other_ts = _transparent(other, service)
+    answered_id = other_id if lie == "entry id" else mine_id
+
+    async def post(request: Request) -> Response:
+        headers = {"Location": f"/entries/{answered_id}"}
+        return Response(receipt, 201, media_type="application/cose", headers=headers)
+
+    async def receipts(request: Request) -> Response:
+        return Response(encode_cbor([receipt]), media_type="application/cbor")
+
+    async def statement(request: Request) -> Response:
+        return Response(other_ts, media_type="application/cose")
+
+    app = problem_app(
+        [
+            Route("/entries", guarded(post, _log), methods=["POST"]),
+            Route("/entries/{id}/receipts", guarded(receipts, _log), methods=["GET"]),
+            Route("/entries/{id}/statement", guarded(statement, _log), methods=["GET"]),
+        ]
+    )
+    with ServerThread(app, name="another-statement") as server:
+        client = TransparencyClient(server.url)
+        try:
+            with pytest.raises(VerificationFailed) as caught:
+                client.register(mine)
+        finally:
+            client.close()
+    assert type(caught.value) is VerificationFailed
+    assert caught.value.code == "entry-mismatch"

@@ -11,7 +11,7 @@ import cbor2
 import pytest
 from _tx_helpers import NOW, VENDOR_ISS, der, make_ca_chain, write_config
 
-from ironroot.cose import create_statement
+from ironroot.cose import CWT_CLAIMS, KID, create_statement, sign1
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     AlgorithmNotAccepted,
@@ -27,6 +27,7 @@ from ironroot.errors import (
     UnknownIssuer,
 )
 from ironroot.transparency import RegistrationPolicy, load_config
+from ironroot.transparency._policy import MAX_POLICY_CHARS
 
 STORE_INDEPENDENT = True  # no test here opens a log store (conftest.py)
 
@@ -218,6 +219,82 @@ def test_cel_policy_that_does_not_compile(tmp_path: Path, vendor: PrivateKey) ->
         _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy="sub ==")
 
 
+@pytest.mark.parametrize(
+    ("value", "expression"),
+    [
+        (cbor2.CBORTag(37, b"\x01" * 16), 'claims["-70001"] == "01010101010101010101010101010101"'),
+        (cbor2.CBORTag(1, 1700000000), 'claims["-70001"] == 1700000000'),
+        ([cbor2.CBORTag(1, 1.5)], 'claims["-70001"] == [1.5]'),
+        ({"a": cbor2.CBORSimpleValue(99)}, 'claims["-70001"].a == null'),
+        (cbor2.undefined, 'claims["-70001"] == null'),
+    ],
+)
+def test_cel_policy_sees_tagged_and_simple_claims(
+    tmp_path: Path, vendor: PrivateKey, value: object, expression: str
+) -> None:
+    # CEL had no value for them: the context did not convert and every policy, even "true",
+    # rejected a statement carrying such a claim.
+    claims = {1: VENDOR_ISS, 2: "pkg:firmware/bmc@1.2.3", -70001: value}
+    data = sign1(vendor, b"payload", {KID: vendor.kid, CWT_CLAIMS: claims}).encode()
+    issuers = [(VENDOR_ISS, vendor)]
+    _policy(tmp_path, issuers=issuers, policy="true").check(data, NOW)
+    _policy(tmp_path, issuers=issuers, policy=expression).check(data, NOW)
+    with pytest.raises(PolicyRejected):
+        _policy(tmp_path, issuers=issuers, policy=f"!({expression})").check(data, NOW)
+
+
+def test_cel_policy_sees_coap_content_format_zero(tmp_path: Path, vendor: PrivateKey) -> None:
+    # CoAP content format 0 (text/plain; charset=utf-8) was falsy and reached CEL as "", as
+    # if the statement had no content type.
+    claims = {1: VENDOR_ISS, 2: "pkg:firmware/bmc@1.2.3"}
+    plain = sign1(vendor, b"text", {3: 0, KID: vendor.kid, CWT_CLAIMS: claims}).encode()
+    digest = hashlib.sha256(b"text").digest()
+    envelope = {258: -16, 259: 0, KID: vendor.kid, CWT_CLAIMS: claims}
+    hashed = sign1(vendor, digest, envelope).encode()
+    issuers = [(VENDOR_ISS, vendor)]
+    _policy(tmp_path, issuers=issuers, policy="content_type == 0").check(plain, NOW)
+    policy = _policy(tmp_path, issuers=issuers, policy="preimage_content_type == 0")
+    policy.check(hashed, NOW)
+    with pytest.raises(PolicyRejected):
+        policy.check(_stmt(vendor, hash_envelope=True), NOW)  # no preimage content type: ""
+
+
+@pytest.mark.parametrize(
+    ("extra", "expression"),
+    [
+        ({"iss": "https://other.example"}, 'claims.iss == "https://other.example"'),
+        ({8: "y", "8": "x"}, 'claims["8"] == "x"'),
+    ],
+)
+def test_cel_policy_refuses_claims_that_share_a_name(
+    tmp_path: Path, vendor: PrivateKey, extra: dict[object, str], expression: str
+) -> None:
+    # The text claim "iss" and the registered claim 1 were both claims.iss in CEL, the one
+    # encoded last winning: an issuer passed a policy on claims.iss as another issuer.
+    claims = {1: VENDOR_ISS, 2: "pkg:firmware/bmc@1.2.3", **extra}
+    data = sign1(vendor, b"payload", {KID: vendor.kid, CWT_CLAIMS: claims}).encode()
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy=expression)
+    with pytest.raises(PolicyRejected, match="two CWT claims go by the name"):
+        policy.check(data, NOW)
+
+
+@pytest.mark.parametrize("length", [MAX_POLICY_CHARS + 1, 70_000])
+def test_cel_policy_too_long(tmp_path: Path, vendor: PrivateKey, length: int) -> None:
+    # A syntax error past column 65,534 made the CEL parser panic (PanicException, a
+    # BaseException): a traceback at start-up instead of ConfigError.
+    text = 'sub == "' + "a" * (length - 11) + '" )'
+    assert len(text) == length
+    with pytest.raises(ConfigError, match="longer than"):
+        _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy=text)
+
+
+def test_cel_policy_at_the_length_limit(tmp_path: Path, vendor: PrivateKey) -> None:
+    text = 'sub == "' + "a" * (MAX_POLICY_CHARS - 9) + '"'
+    assert len(text) == MAX_POLICY_CHARS
+    with pytest.raises(PolicyRejected):
+        _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy=text).check(_stmt(vendor), NOW)
+
+
 # --- x5chain and did:x509 ---------------------------------------------------------------------
 
 
@@ -239,6 +316,23 @@ def test_did_x509_that_does_not_match_chain(tmp_path: Path) -> None:
     wrong = _did(der(root), policy="eku:1.3.6.1.5.5.7.3.1")  # serverAuth, not in the leaf
     data = _stmt(key, iss=wrong, x5chain=[der(leaf), der(root)], include_kid=False)
     with pytest.raises(ChainNotTrusted):
+        policy.check(data, NOW)
+
+
+def test_did_x509_of_a_ca_off_the_path_is_refused(tmp_path: Path) -> None:
+    # The attacker's leaf chains to the attacker's own (trusted) root; the victim's root rides
+    # along in x5chain unused, so the victim's did:x509 fingerprint matched a chain certificate
+    # and the attacker registered statements as the victim.
+    victim_root, _, _ = make_ca_chain()
+    attacker_root, attacker_leaf, attacker_key = make_ca_chain()
+    policy = _policy(tmp_path, roots=[victim_root, attacker_root])
+    data = _stmt(
+        attacker_key,
+        iss=_did(der(victim_root)),
+        x5chain=[der(attacker_leaf), der(victim_root)],
+        include_kid=False,
+    )
+    with pytest.raises(ChainNotTrusted, match="ordered path"):
         policy.check(data, NOW)
 
 

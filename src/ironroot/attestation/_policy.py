@@ -211,7 +211,10 @@ class AppraisalPolicy:
                 raise ConfigError(
                     f"rule {rule.name}: not valid CEL: {' '.join(str(exc).split())}"
                 ) from exc
-        combined = "{" + ", ".join(f'"{r.name}": ({r.expression})' for r in self.rules) + "}"
+        # One rule per line, each closed on a line of its own: a rule's // comment ends at its
+        # line, and no syntax error lies past column 65,534 (the CEL parser panics there, a
+        # BaseException past any except clause; 64 rules of 4,096 characters reach it).
+        combined = "{\n" + ",\n".join(f'"{r.name}": ({r.expression}\n)' for r in self.rules) + "\n}"
         try:
             set_(self, "_program", cel.compile(combined))
         except (ValueError, RuntimeError) as exc:

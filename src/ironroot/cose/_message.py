@@ -10,7 +10,7 @@ statement parser reports ``MalformedStatement`` and a receipt parser ``Malformed
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
@@ -27,6 +27,7 @@ __all__ = [
     "Headers",
     "check_crit",
     "check_headers",
+    "check_understood",
     "compatible",
     "decode_tagged",
     "encode_message",
@@ -166,6 +167,17 @@ def check_crit(protected: Mapping[object, object], error: type[MalformedInput]) 
         if label not in protected:
             raise error(f"crit names {label!r}, which is not in the protected header")
     return list(crit)
+
+
+def check_understood(
+    protected: Mapping[object, object], understood: Collection[object], error: type[MalformedInput]
+) -> None:
+    """Refuse a protected ``crit`` (2) naming a label outside ``understood`` (RFC 9052 §3.1: a
+    recipient rejects a message whose critical headers it does not process); ``alg`` (1) and
+    ``crit`` itself are always understood."""
+    for label in check_crit(protected, error):
+        if label not in (ALG, CRIT) and label not in understood:
+            raise error(f"critical header {label!r} is not understood")
 
 
 def payload_to_sign(attached: bytes | None, detached: bytes | None) -> bytes:

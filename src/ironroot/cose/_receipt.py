@@ -16,6 +16,7 @@ nothing it returns as verified carries a proof nobody checked.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -36,7 +37,7 @@ from ironroot.cose._headers import (
     VDS,
     VDS_RFC9162_SHA256,
 )
-from ironroot.cose._message import check_crit
+from ironroot.cose._message import check_understood
 from ironroot.cose._sign1 import Sign1, decode_sign1, sig_structure
 from ironroot.crypto import Algorithm, Verifier
 from ironroot.errors import (
@@ -154,13 +155,11 @@ class Receipt:
             algorithm = Algorithm.from_cose_id(protected[ALG])
         except UnsupportedAlgorithm as exc:
             raise MalformedReceipt(exc.detail, code=exc.code) from exc
-        for label in check_crit(protected, MalformedReceipt):
-            if label not in _UNDERSTOOD:
-                raise MalformedReceipt(f"critical header {label!r} is not understood")
+        check_understood(protected, _UNDERSTOOD, MalformedReceipt)
         vds = protected.get(VDS)
         if vds is None or VDS in msg.unprotected:
             raise MalformedReceipt("receipt protected header lacks vds (395)")
-        if vds != VDS_RFC9162_SHA256 or isinstance(vds, bool):
+        if not _is_uint(vds) or vds != VDS_RFC9162_SHA256:  # not 1.0 or true either
             raise MalformedReceipt(f"unsupported verifiable data structure {vds!r}")
         kid = protected.get(KID)
         if not isinstance(kid, bytes) or not kid:
@@ -195,7 +194,7 @@ class Receipt:
         if not inclusion and not consistency:
             raise MalformedReceipt("vdp (396) holds neither inclusion nor consistency proofs")
         return cls(
-            sign1=msg,
+            sign1=dataclasses.replace(msg, understood=_UNDERSTOOD),
             algorithm=algorithm,
             kid=kid,
             issuer=issuer,

@@ -8,6 +8,9 @@ structure is built from the protected header bytes exactly as received.
 The header rules of :mod:`ironroot.cose._message` hold for the body and for every signer:
 integer or text labels, no label in both buckets, ``alg`` and ``crit`` protected.
 
+Critical headers: :meth:`CoseSign.verify_signature` refuses (``MalformedInput``) a body or
+signer ``crit`` naming a label other than ``alg`` (RFC 9052 §3.1: nothing here processes one).
+
 Algorithm: each signer's ``alg`` (1) normally sits in that signer's protected header. RFC 9052
 lets it be absent when the key settles it, and real messages do that (the OCP SAFE CoRIM reports
 signed with Azure Key Vault carry only a ``kid``). Ironroot keys are bound to exactly one
@@ -28,6 +31,7 @@ from ironroot.cose._headers import ALG, KID
 from ironroot.cose._message import (
     Headers,
     check_headers,
+    check_understood,
     compatible,
     decode_tagged,
     encode_message,
@@ -186,11 +190,15 @@ class CoseSign(Headers):
     ) -> None:
         """Return ``None`` if ``signature`` (one of this message's signers) verifies.
 
-        ``AlgorithmNotAccepted`` if the signer's ``alg`` is not the verifier's algorithm,
-        ``UnsupportedAlgorithm`` if it is unknown, ``BadSignature`` if it does not verify.
+        ``MalformedInput`` if the body's or the signer's ``crit`` names a header other than
+        ``alg``; ``AlgorithmNotAccepted`` if the signer's ``alg`` is not the verifier's
+        algorithm, ``UnsupportedAlgorithm`` if it is unknown, ``BadSignature`` if it does not
+        verify.
         """
         if signature not in self.signatures:
             raise MalformedInput("the signature is not one of this message's signers")
+        check_understood(self.protected, (), MalformedInput)
+        check_understood(signature.protected, (), MalformedInput)
         alg = signature.algorithm
         if alg is not None and not compatible(alg, verifier.algorithm):
             raise AlgorithmNotAccepted(

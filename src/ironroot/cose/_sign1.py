@@ -8,6 +8,12 @@ Header rules enforced on every message: labels are integers or text; no label ap
 buckets; ``alg`` (1) and ``crit`` (2) are protected; ``crit`` is a non-empty array naming
 labels present in the protected header.
 
+Critical headers: :meth:`Sign1.verify` refuses (``MalformedInput``) a message whose protected
+``crit`` names a label other than ``alg`` unless the parser that made the :class:`Sign1` processes
+it (``understood``: a Signed Statement's or a receipt's headers), RFC 9052 §3.1; a bare
+:meth:`Sign1.decode` understands none, so a caller acting on a message it parsed generically
+never acts on one whose signer required a header to be enforced.
+
 Algorithm checks in :meth:`Sign1.verify`: the verifier's algorithm must be the message's
 protected ``alg``; a mismatch raises ``AlgorithmNotAccepted`` (not ``BadSignature``) because
 it is a key/algorithm binding failure, not evidence of a tampered signature, and callers map it
@@ -18,7 +24,7 @@ over an Ed25519 key (RFC 9864) and are accepted for each other.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
@@ -28,6 +34,7 @@ from ironroot.cose._message import (
     EMPTY_MAP,
     Headers,
     check_headers,
+    check_understood,
     compatible,
     decode_tagged,
     encode_message,
@@ -90,6 +97,9 @@ class Sign1(Headers):
 
     payload: bytes | None
     signature: bytes
+    understood: frozenset[object] = field(default=frozenset(), compare=False, repr=False)
+    """Header labels the parser that made this message processes (beside ``alg``): those its
+    ``crit`` may name (module docs)."""
 
     @classmethod
     def decode(
@@ -125,9 +135,11 @@ class Sign1(Headers):
     def verify(self, verifier: Verifier, *, detached_payload: bytes | None = None) -> None:
         """Return ``None`` if the signature verifies; raise otherwise.
 
+        ``MalformedInput`` if ``crit`` names a header outside :attr:`understood`;
         ``AlgorithmNotAccepted`` if the verifier is for another algorithm than the protected
         ``alg``; ``BadSignature`` if the signature does not verify.
         """
+        check_understood(self.protected, self.understood, MalformedInput)
         alg = self.algorithm
         if not compatible(alg, verifier.algorithm):
             raise AlgorithmNotAccepted(

@@ -16,6 +16,7 @@ parsed items, so a statement whose outer array used long-form lengths still hash
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from ironroot.cose._headers import (
     X5CHAIN,
     X5T,
 )
-from ironroot.cose._message import check_crit
+from ironroot.cose._message import check_understood
 from ironroot.cose._sign1 import Sign1, decode_sign1, sign1
 from ironroot.crypto import Algorithm, Signer, ecdsa_low_s
 from ironroot.errors import (
@@ -208,9 +209,7 @@ class SignedStatement:
         except UnsupportedAlgorithm as exc:
             raise MalformedStatement(exc.detail, code=exc.code) from exc
         # decode_sign1 checked crit's shape (check_headers); here: is each label understood.
-        for label in check_crit(protected, MalformedStatement) if CRIT in protected else ():
-            if label not in _UNDERSTOOD:
-                raise MalformedStatement(f"critical header {label!r} is not understood")
+        check_understood(protected, _UNDERSTOOD, MalformedStatement)
         if unprotected:  # usually empty: nothing to look for
             for label in _PROTECTED_ONLY:
                 if label in unprotected:
@@ -230,7 +229,7 @@ class SignedStatement:
         x5t = _x5t(protected[X5T]) if X5T in protected else None
         ctype = protected.get(CONTENT_TYPE)
         return cls(
-            sign1=msg,
+            sign1=dataclasses.replace(msg, understood=_UNDERSTOOD),
             algorithm=algorithm,
             claims=claims,
             kid=kid,

@@ -8,6 +8,11 @@ library's default CA policy (basicConstraints CA, path length, keyUsage keyCertS
 refuses CA certificates whose keys are Ed25519; an Ed25519 leaf under an ECDSA, RSA or ML-DSA CA
 verifies. Validity at ``now`` is checked first on every supplied certificate so an expired or
 not-yet-valid one is reported as ``CertificateExpired`` rather than a generic path failure.
+The supplied chain must be the validated path itself, in order (the root may be left out;
+past a trust anchor that is an intermediate only that anchor's issuers, each checked to have
+signed the one before): the library takes the certificates after the leaf as an unordered pool
+and would leave an extra one unused, and an unused certificate must not be there for a did:x509
+fingerprint to match.
 
 did:x509 follows the did:x509 method specification v0 (Trust over IP / DIF, as profiled by
 draft-birkholz-did-x509): ``did:x509:0:<sha256|sha384|sha512>:<base64url fingerprint of a CA
@@ -22,6 +27,7 @@ match only by that label. No library implements did:x509, hence the hand-written
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -29,6 +35,8 @@ from typing import Final
 from urllib.parse import unquote
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import UnsupportedAlgorithm as _LibraryUnsupported
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID
 from cryptography.x509.verification import (
@@ -67,7 +75,9 @@ def verify_x5chain(
     Raises ``MalformedInput`` for an empty, over-long or unparsable chain (or a leaf key this
     suite cannot use), ``CertificateExpired`` if a supplied certificate is outside its validity
     period at ``now``, and ``ChainNotTrusted`` if no valid path reaches a root (an empty
-    ``roots`` trusts nothing). A naive ``now`` is taken as UTC.
+    ``roots`` trusts nothing) or ``chain`` is not that path in order (RFC 9360: each
+    certificate followed by its issuer; the root may be left out, and past a configured
+    intermediate only its issuers may follow). A naive ``now`` is taken as UTC.
     """
     if not chain:
         raise MalformedInput("x5chain is empty")
@@ -98,12 +108,29 @@ def verify_x5chain(
         .build_client_verifier()
     )
     try:
-        verifier.verify(certs[0], certs[1:])
+        path = verifier.verify(certs[0], certs[1:]).chain
     except VerificationError as exc:
         raise ChainNotTrusted(f"x5chain does not validate to a trusted root: {exc}") from exc
     except ValueError as exc:  # an extension the verifier cannot parse
         raise MalformedInput(f"x5chain certificate does not parse: {exc}") from exc
+    _check_ordered(certs, path)
     return PublicKey(certs[0].public_key())  # type: ignore[arg-type]
+
+
+def _check_ordered(certs: list[x509.Certificate], path: list[x509.Certificate]) -> None:
+    """``certs`` is ``path`` (leaf to trust anchor) in order, continued past the anchor, if at
+    all, by each certificate's own issuer (a chain up to its root when an intermediate is the
+    configured anchor). The verifier takes ``certs[1:]`` as an unordered pool and may leave
+    some unused: a certificate riding along off the path would match a did:x509 fingerprint."""
+    if certs[: len(path)] != path[: len(certs)]:
+        raise ChainNotTrusted("x5chain is not the ordered path from its leaf to a trusted root")
+    for child, issuer in itertools.pairwise(certs[len(path) - 1 :]):
+        try:
+            child.verify_directly_issued_by(issuer)
+        except (ValueError, TypeError, InvalidSignature, _LibraryUnsupported) as exc:
+            raise ChainNotTrusted(
+                "x5chain is not the ordered path from its leaf to a trusted root"
+            ) from exc
 
 
 # --- did:x509 ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ with mode 0600. An LMS key is never copied: its state file is the key.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,15 +39,45 @@ MAX_KEY_FILE_BYTES: Final = 1024 * 1024
 _PEM: Final = b"-----BEGIN"
 
 
+def _keep_bignum(value: object, immutable: bool) -> cbor2.CBORTag:
+    return cbor2.CBORTag(2, value)
+
+
+def _keep_negative_bignum(value: object, immutable: bool) -> cbor2.CBORTag:
+    return cbor2.CBORTag(3, value)
+
+
+# COSE_Key labels and values are CBOR integers: a bignum (tags 2, 3) stays a tag, never an int
+# of any size (one of 20,000 bits made the error message naming it raise ValueError).
+_BIGNUMS_RAW: Final[dict[int, cbor2.SemanticDecoderCallback]] = {
+    2: _keep_bignum,
+    3: _keep_negative_bignum,
+}
+
+
 def verifier_from_cose_key(cose_key: Mapping[int, object] | bytes) -> Verifier:
-    """A verifier for a COSE_Key (a map, or its CBOR bytes), whatever its key type."""
+    """A verifier for a COSE_Key (a map, or its CBOR bytes), whatever its key type.
+
+    Bytes must be exactly one definite-length CBOR map without a repeated label
+    (``MalformedInput`` otherwise)."""
     if isinstance(cose_key, bytes):
         if len(cose_key) > MAX_KEY_FILE_BYTES:
             raise LimitExceeded("COSE_Key is too large")
+        # RFC 9052 §7: a map with a label twice is not processed (first or last copy: two
+        # parsers would see two keys); and the key is the whole input, nothing after it.
+        fp = io.BytesIO(cose_key)
+        decoder = cbor2.CBORDecoder(
+            fp,
+            semantic_decoders=_BIGNUMS_RAW,
+            allow_indefinite=False,
+            allow_duplicate_keys=False,
+        )
         try:
-            decoded = cbor2.loads(cose_key)
+            decoded = decoder.decode()
         except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError) as exc:
             raise MalformedInput(f"COSE_Key is not CBOR: {exc}") from exc
+        if fp.tell() != len(cose_key):
+            raise MalformedInput("trailing bytes after the COSE_Key")
         if not isinstance(decoded, dict):
             raise MalformedInput("COSE_Key must be a CBOR map")
         cose_key = decoded

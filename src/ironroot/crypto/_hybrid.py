@@ -41,6 +41,12 @@ def hybrid_kid(classical_kid: bytes, pq_kid: bytes) -> bytes:
     return hashlib.sha256(cbor2.dumps([classical_kid, pq_kid])).digest()
 
 
+def _is_cbor_int(value: object) -> bool:
+    """A CBOR integer (major type 0 or 1), not a bignum: ``cbor2`` decodes tags 2 and 3 to
+    ``int`` too, and one of 20,000 bits made the error message raise ``ValueError``."""
+    return type(value) is int and -(1 << 64) <= value < 1 << 64
+
+
 def _check_pair(classical: Algorithm, pq: Algorithm) -> None:
     if classical.is_post_quantum:
         raise UnsupportedAlgorithm(f"{classical.label} is not a classical algorithm")
@@ -87,7 +93,7 @@ class HybridVerifier:
         if (
             not isinstance(value, list)
             or len(value) != 4
-            or not all(isinstance(value[i], int) and not isinstance(value[i], bool) for i in (0, 2))
+            or not all(_is_cbor_int(value[i]) for i in (0, 2))
             or not all(isinstance(value[i], bytes) for i in (1, 3))
         ):
             raise BadSignature("hybrid signature is not [alg, sig, alg, sig]")

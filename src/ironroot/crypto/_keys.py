@@ -226,9 +226,16 @@ def _algorithm_of_public(key: object, hint: Algorithm | None) -> Algorithm:
     raise UnsupportedAlgorithm(f"unsupported key type {type(key).__name__}")
 
 
+def cose_int(cose_key: Mapping[int, object], label: int) -> int | None:
+    """A COSE_Key member that must be an integer (``kty``, ``crv``), or ``None``: ``2.0`` and
+    ``true`` compare equal to ``2`` and ``1`` in Python but are other CBOR values."""
+    value = cose_key.get(label)
+    return value if type(value) is int else None
+
+
 def cose_key_thumbprint(cose_key: Mapping[int, object]) -> bytes:
     """RFC 9679 thumbprint: SHA-256 of the deterministic CBOR of the required members."""
-    kty = cose_key.get(KTY)
+    kty = cose_int(cose_key, KTY)
     members: tuple[int, ...]
     if kty == KTY_EC2:
         members = (KTY, CRV, X, Y)
@@ -239,7 +246,7 @@ def cose_key_thumbprint(cose_key: Mapping[int, object]) -> bytes:
     elif kty == KTY_HSS_LMS:
         members = (KTY, PUB)
     else:
-        raise UnsupportedAlgorithm(f"no thumbprint rule for COSE key type {kty!r}")
+        raise UnsupportedAlgorithm(f"no thumbprint rule for COSE key type {cose_key.get(KTY)!r}")
     try:
         required = {m: cose_key[m] for m in members}
     except KeyError as exc:
@@ -426,13 +433,13 @@ class PublicKey:
         """Parse a COSE_Key map; raises ``MalformedInput`` or ``UnsupportedAlgorithm``."""
         if not isinstance(cose_key, Mapping):
             raise MalformedInput("COSE_Key must be a map")
-        kty = cose_key.get(KTY)
+        kty = cose_int(cose_key, KTY)
         alg_id = cose_key.get(ALG)
         hint = Algorithm.from_cose_id(alg_id) if alg_id is not None else None
         try:
             if kty == KTY_EC2:
-                crv = cose_key.get(CRV)
-                alg = _EC_BY_CRV.get(crv) if isinstance(crv, int) else None
+                crv = cose_int(cose_key, CRV)
+                alg = _EC_BY_CRV.get(crv) if crv is not None else None
                 if alg is None:
                     raise UnsupportedAlgorithm(f"unsupported EC2 curve {crv!r}")
                 params = _EC[alg]
@@ -446,7 +453,7 @@ class PublicKey:
                 )
                 return cls(point.public_key(), hint or alg)
             if kty == KTY_OKP:
-                if cose_key.get(CRV) != CRV_ED25519:
+                if cose_int(cose_key, CRV) != CRV_ED25519:
                     raise UnsupportedAlgorithm("only Ed25519 OKP keys are supported")
                 x = cose_key.get(X)
                 if not isinstance(x, bytes):
@@ -461,7 +468,7 @@ class PublicKey:
                 return cls(_MLDSA[hint].from_public(pub), hint)
         except ValueError as exc:
             raise MalformedInput(f"invalid COSE_Key: {exc}") from exc
-        raise UnsupportedAlgorithm(f"unsupported COSE key type {kty!r}")
+        raise UnsupportedAlgorithm(f"unsupported COSE key type {cose_key.get(KTY)!r}")
 
     @classmethod
     def from_jwk(cls, jwk: Mapping[str, object] | str | bytes) -> PublicKey:

@@ -90,6 +90,9 @@ __all__ = [
 ]
 
 MAX_POLICY_BYTES: Final = 64 * 1024
+# The CEL parser panics (a BaseException, past ``except ValueError``) when it reports a syntax
+# error at a column past 65,534, which a text of 64 KiB can reach.
+_MAX_CEL_CHARS: Final = 65534
 _MAX_DEPTH: Final = 16
 _MAX_CONDITIONS: Final = 1024
 _AZURE_VERSION: Final = "1.0.0"
@@ -251,6 +254,10 @@ class CelReleasePolicy:
     @classmethod
     def parse(cls, text: str) -> CelReleasePolicy:
         text = _check_text(text)
+        if len(text) > _MAX_CEL_CHARS:
+            raise InvalidReleasePolicy(
+                f"a CEL release policy is at most {_MAX_CEL_CHARS} characters"
+            )
         try:
             import cel  # here: the package loads a REPL stack when imported
 

@@ -2,7 +2,10 @@
 
 ``register`` follows the SCRAPI flow: 201 with the receipt, or 303 then polling the Location
 (302 while running) until the receipt is there. A problem answer becomes :class:`RemoteProblem`
-with the service's status, title and detail.
+with the service's status, title and detail. An answer for another statement (an entry id or a
+transparent statement of another log entry) is ``VerificationFailed`` (code
+``entry-mismatch``): the receipts themselves are checked with the service keys later
+(``ironroot statement verify``), and they must be receipts of this statement.
 
 With a :class:`~ironroot.witness.WitnessPolicy` (``witnesses=``), the client requires more
 than the service's word: :meth:`TransparencyClient.witness` waits until the service publishes
@@ -13,6 +16,7 @@ computes the consistency proof from the service's tiles, and checks it all
 
 from __future__ import annotations
 
+import hashlib
 import json
 import ssl
 import time
@@ -24,7 +28,13 @@ import httpx
 
 from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url
 from ironroot._trust import client_verify
-from ironroot.cose import Problem, decode_cbor, decode_key_set
+from ironroot.cose import (
+    Problem,
+    SignedStatement,
+    TransparentStatement,
+    decode_cbor,
+    decode_key_set,
+)
 from ironroot.crypto import PublicKey, Verifier
 from ironroot.errors import (
     IronrootError,
@@ -32,6 +42,7 @@ from ironroot.errors import (
     PayloadTooLarge,
     StorageError,
     Unreachable,
+    VerificationFailed,
 )
 from ironroot.log import Checkpoint, HttpLogFetcher, Note, NoteVerifier, TileTree
 from ironroot.transparency._witnessed import (
@@ -169,6 +180,12 @@ class TransparencyClient:
         entry_id = location.rstrip("/").rsplit("/", 1)[-1]
         if not entry_id:
             raise MalformedInput("the service answered without a Location")
+        entry = SignedStatement.parse(statement).log_entry()
+        if entry_id != hashlib.sha256(entry).hexdigest():
+            raise VerificationFailed(
+                f"the service answered with entry {entry_id[:64]!r}, not this statement's",
+                code="entry-mismatch",
+            )
         deadline = time.monotonic() + wait
         while response.status_code in (302, 303):
             if time.monotonic() > deadline:
@@ -179,6 +196,11 @@ class TransparencyClient:
                 self._raise_problem(response)
         receipts = self.receipts(entry_id)
         statement_bytes = self.transparent_statement(entry_id)
+        if TransparentStatement.parse(statement_bytes).statement.log_entry() != entry:
+            raise VerificationFailed(
+                "the service's transparent statement is of another statement",
+                code="entry-mismatch",
+            )
         witnessed = None
         if self.witnesses is not None:
             remaining = max(1.0, deadline - time.monotonic())

@@ -18,13 +18,17 @@ CEL variables (documented in docs/transparency.md): ``iss``, ``sub``, ``alg`` (n
 ``"ES256"``), ``kid`` (lowercase hex, ``""`` if absent), ``content_type``, ``hash_envelope``
 (bool), ``payload_hash_alg`` (int, 0 if absent), ``preimage_content_type``, ``payload_location``,
 ``iat`` (int, 0 if absent), ``x5chain_length`` (int), ``claims`` (map of the CWT claims with
-text names ``iss``, ``sub``, ``aud``, ``exp``, ``nbf``, ``iat``, ``cti`` and ``"<n>"`` for others).
+text names ``iss``, ``sub``, ``aud``, ``exp``, ``nbf``, ``iat``, ``cti`` and ``"<n>"`` for others;
+byte strings as hex, a tagged value as its content, simple values as null; two claims of one
+name there, such as the text claim ``"iss"`` beside claim 1, are ``PolicyRejected``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Final
+
+import cbor2
 
 from ironroot.cose import Limits as CoseLimits
 from ironroot.cose import (
@@ -46,16 +50,25 @@ from ironroot.transparency._config import TransparencyConfig
 __all__ = ["RegistrationPolicy"]
 
 _CLAIM_NAMES: Final = {1: "iss", 2: "sub", 3: "aud", 4: "exp", 5: "nbf", 6: "iat", 7: "cti"}
+# The CEL parser panics (a BaseException, past any ``except Exception``) when it reports a
+# syntax error at a column past 65,534; a policy is one expression, far shorter than this.
+MAX_POLICY_CHARS: Final = 16384
 
 
 def _cel_value(value: object) -> Any:
-    """CEL-friendly copy: bytes as lowercase hex text, maps with text keys."""
+    """CEL-friendly copy: bytes as lowercase hex text, maps with text keys, a tagged value as
+    its content and simple values as null (the RFC 8949 §6.1 conversion to JSON); CEL has no
+    value for the last two, and one such claim made every policy fail, ``true`` included."""
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, dict):
         return {str(k): _cel_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_cel_value(v) for v in value]
+    if isinstance(value, cbor2.CBORTag):
+        return _cel_value(value.value)
+    if isinstance(value, cbor2.CBORSimpleValue) or value is cbor2.undefined:
+        return None
     return value
 
 
@@ -67,6 +80,10 @@ class RegistrationPolicy:
         self._limits = CoseLimits(max_bytes=config.max_statement_bytes)
         self._program: Any = None
         if config.policy:
+            if len(config.policy) > MAX_POLICY_CHARS:
+                raise ConfigError(
+                    f"transparency.policy is longer than {MAX_POLICY_CHARS} characters"
+                )
             try:
                 import cel  # here: the package loads a REPL stack when imported
 
@@ -125,19 +142,25 @@ class RegistrationPolicy:
         claims = statement.claims
         env = statement.hash_envelope
         raw_claims = statement.sign1.protected.get(15, {})
-        names = {
-            _CLAIM_NAMES.get(k, str(k)) if isinstance(k, int) else str(k): _cel_value(v)
-            for k, v in (raw_claims.items() if isinstance(raw_claims, dict) else ())
-        }
+        names: dict[str, Any] = {}
+        for k, v in raw_claims.items() if isinstance(raw_claims, dict) else ():
+            name = _CLAIM_NAMES.get(k, str(k)) if isinstance(k, int) else k
+            if name in names:  # "iss" beside 1, "8" beside 8: the signer picks which one CEL sees
+                raise PolicyRejected(
+                    f"two CWT claims go by the name {name!r}: the policy cannot tell them apart"
+                )
+            names[name] = _cel_value(v)
         context = {
             "iss": claims.iss,
             "sub": claims.sub,
             "alg": statement.algorithm.label,
             "kid": statement.kid.hex() if statement.kid else "",
-            "content_type": _cel_value(statement.content_type) if statement.content_type else "",
+            "content_type": "" if statement.content_type is None else statement.content_type,
             "hash_envelope": env is not None,
             "payload_hash_alg": env.hash_alg if env else 0,
-            "preimage_content_type": _cel_value(env.preimage_content_type or "") if env else "",
+            "preimage_content_type": ""
+            if env is None or env.preimage_content_type is None
+            else env.preimage_content_type,
             "payload_location": env.location or "" if env else "",
             "iat": claims.iat or 0,
             "x5chain_length": len(statement.x5chain),
