@@ -148,17 +148,3 @@ def test_device_signer_must_match_its_certificate(device: object) -> None:
         new_hsm(wrong)
     with pytest.raises(ConfigError):
         DeviceIdentity(PrivateKey.generate(Algorithm.ES384), ())
-
-
-def test_a_device_chain_out_of_order_is_refused_at_once(device: object) -> None:
-    """Root first (as ``Device.chain`` gives a RoT's: IDevID first), every statement the HSM
-    signed would be refused by its verifiers (an x5chain is the ordered path): refused here."""
-    identity = device.identity  # type: ignore[attr-defined]
-    leaf, root = identity.chain
-    with pytest.raises(ConfigError, match="in order"):
-        DeviceIdentity(identity.signer, (root, leaf))
-    with pytest.raises(ConfigError, match="in order"):
-        DeviceIdentity(identity.signer, (leaf, leaf))
-    with pytest.raises(ConfigError, match="does not parse"):
-        DeviceIdentity(identity.signer, (leaf, b"not a certificate"))
-    assert DeviceIdentity(identity.signer, (leaf, root)).chain == (leaf, root)

@@ -11,18 +11,14 @@ the key-release layer to evaluate. A key with a release policy leaves the bounda
 from __future__ import annotations
 
 import enum
-import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.exceptions import UnsupportedAlgorithm as LibraryUnsupported
-
-from ironroot.crypto import Algorithm, PublicKey, Signer, load_certificate
+from ironroot.crypto import Algorithm, PublicKey, Signer
 from ironroot.ear import ChallengeLimits
-from ironroot.errors import ConfigError, MalformedCertificate, MalformedInput, UnsupportedAlgorithm
+from ironroot.errors import ConfigError, MalformedInput, UnsupportedAlgorithm
 
 __all__ = [
     "DeviceIdentity",
@@ -304,22 +300,6 @@ class DeviceIdentity:
     def __post_init__(self) -> None:
         if not self.chain or not all(isinstance(c, bytes) and c for c in self.chain):
             raise ConfigError("a device identity needs its certificate chain (DER, leaf first)")
-        # In order, or every statement the HSM signs is refused by its verifiers (an x5chain
-        # is the ordered path to the root): a chain given root first fails here, at start.
-        try:
-            certs = [
-                load_certificate(c, what="device certificate", der_only=True) for c in self.chain
-            ]
-        except MalformedCertificate as exc:
-            raise ConfigError(f"the device chain does not parse: {exc.detail}") from exc
-        for child, issuer in itertools.pairwise(certs):
-            try:
-                child.verify_directly_issued_by(issuer)
-            except (ValueError, TypeError, InvalidSignature, LibraryUnsupported) as exc:
-                raise ConfigError(
-                    "the device chain is not the signer's certificate then its issuers, in "
-                    f"order: {child.subject.rfc4514_string()} is not issued by the next"
-                ) from exc
 
 
 @dataclass(frozen=True, slots=True)
