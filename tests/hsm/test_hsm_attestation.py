@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 from _hsm_helpers import FAST, NOW, make_device, new_hsm, sessions
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from ironroot.cose import CONTENT_TYPE, X5CHAIN, Sign1, encode_cbor, sign1
 from ironroot.crypto import Algorithm, PrivateKey
@@ -148,3 +149,16 @@ def test_device_signer_must_match_its_certificate(device: object) -> None:
         new_hsm(wrong)
     with pytest.raises(ConfigError):
         DeviceIdentity(PrivateKey.generate(Algorithm.ES384), ())
+
+
+def test_a_device_chain_out_of_order_is_refused_at_initialize() -> None:
+    """The device chain goes into every statement's x5chain, which verifiers take only as the
+    ordered path (RFC 9360): a chain whose next certificate is not the issuer of the one
+    before is refused when the HSM is made, not found out by every verifier later."""
+    ordered, other = make_device(), make_device()
+    leaf, _root = ordered.identity.chain
+    stranger = other.root.public_bytes(Encoding.DER)
+    misordered = DeviceIdentity(ordered.identity.signer, (leaf, stranger))
+    with pytest.raises(ConfigError, match="device chain is not in order"):
+        new_hsm(misordered)
+    new_hsm(ordered.identity)  # the same leaf followed by its own issuer

@@ -140,7 +140,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         officer="officer",
         credential=b"officer-credential",
         device=DeviceIdentity(
-            child.ecc_key, (child.ecc_certificate, *hosts[2].chain(Algorithm.ES384))
+            child.ecc_key, (child.ecc_certificate, *reversed(hosts[2].chain(Algorithm.ES384)))
         ),
         config=HsmConfig(scrypt_n=2**10),
     )

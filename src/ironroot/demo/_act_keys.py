@@ -171,7 +171,9 @@ def key_release(story: Story) -> None:
         kms.sealing_secret("hsm"),
         officer="officer",
         credential=officer_pass,
-        device=DeviceIdentity(child.ecc_key, (child.ecc_certificate, *kms.chain(Algorithm.ES384))),
+        device=DeviceIdentity(
+            child.ecc_key, (child.ecc_certificate, *reversed(kms.chain(Algorithm.ES384)))
+        ),
     )
     story.stack.callback(hsm.close)
     story.hsm = hsm

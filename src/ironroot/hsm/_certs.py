@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import secrets
 from collections.abc import Sequence
 from typing import Final
@@ -118,6 +119,16 @@ def issue_attestation_certificate(
     )
     if issuer_public.kid != issuer.kid:
         raise ConfigError("the device signer's key is not the key of its certificate")
+    # The chain goes into every statement's x5chain, which verifiers take only as the ordered
+    # path (RFC 9360): a chain in another order would make attestations nobody accepts.
+    for child, parent in itertools.pairwise(issuer_chain):
+        try:
+            load_certificate(child).verify_directly_issued_by(load_certificate(parent))
+        except (ValueError, TypeError, InvalidSignature) as exc:
+            raise ConfigError(
+                "the device chain is not in order: each certificate must be followed by its "
+                "issuer's"
+            ) from exc
     alg = issuer.algorithm
     try:
         throwaway = PrivateKey.generate(alg)

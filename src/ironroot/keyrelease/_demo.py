@@ -183,7 +183,7 @@ def demo_release(
     sealing = host_k.sealing_secret("hsm")  # the store opens only on host K, this firmware
     officer_pass, user_pass = os.urandom(16).hex().encode(), os.urandom(16).hex().encode()
     device = DeviceIdentity(
-        hsm_child.ecc_key, (hsm_child.ecc_certificate, *host_k.chain(Algorithm.ES384))
+        hsm_child.ecc_key, (hsm_child.ecc_certificate, *reversed(host_k.chain(Algorithm.ES384)))
     )
     hsm = Hsm.initialize(
         storage, sealing, officer="officer", credential=officer_pass, device=device
