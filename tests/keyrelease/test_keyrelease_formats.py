@@ -96,6 +96,7 @@ def test_public_surface() -> None:
             "ReleasableKey",
             "ReleaseContext",
             "ReleasePolicy",
+            "ReleaseGate",
             "ReleaseRequest",
             "ReleasedKey",
             "TeeKeyPair",

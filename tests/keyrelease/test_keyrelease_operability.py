@@ -218,3 +218,26 @@ def test_the_cli_reaches_the_key_service_over_mutual_tls(
         assert "give both --client-cert and --client-key" in capsys.readouterr().out
         assert main([*challenge, "--ca", str(tmp_path / "missing.pem")]) == 2
         assert "no such file" in capsys.readouterr().out
+
+
+def test_serve_fleet_gate_options_are_checked_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--fleet`` puts the fleet's gate before every release; it needs the verifier keys
+    whose EARs name the VMs' nodes, and a fleet there (each a one-line refusal, nothing
+    served)."""
+    import uvicorn
+
+    data = _data_dir(tmp_path)
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: served.append(self))
+    key = tmp_path / "verifier.pem"
+    key.write_bytes(PrivateKey.generate(Algorithm.ES384).public_key.to_pem())
+    base = ["keyrelease", "serve", "--data", str(data), "--port", "8295"]
+    assert main([*base, "--fleet", str(tmp_path / "fleet")]) == 2
+    assert "--fleet needs --fleet-verifier-key" in capsys.readouterr().err
+    assert main([*base, "--fleet-verifier-key", str(key)]) == 2
+    assert "--fleet-verifier-key goes with --fleet" in capsys.readouterr().err
+    assert main([*base, "--fleet", str(tmp_path / "none"), "--fleet-verifier-key", str(key)]) == 1
+    assert "no fleet in" in capsys.readouterr().err
+    assert served == []

@@ -3,6 +3,7 @@
 ::
 
     ironroot keyrelease serve --data DIR                  # <DIR>/keyrelease.toml
+        [--fleet FLEET --fleet-verifier-key VERIFIER.pem]  # no key to a non-admitted node
     ironroot keyrelease policy check POLICY               # CEL or Azure JSON; exit 1 if invalid
     ironroot keyrelease tee-key --out tee.key [--type ML-KEM-768|ML-KEM-1024|RSA-3072]
     ironroot keyrelease challenge --url URL               # a release nonce (hex)
@@ -95,6 +96,19 @@ def register(sub: Any) -> None:
         epilog="example: ironroot keyrelease serve --data keyservice --log-format json",
     )
     add_server_options(serve, default_host="keyrelease.toml's, else 127.0.0.1", default_port=8200)
+    serve.add_argument(
+        "--fleet",
+        type=Path,
+        help="a fleet's directory: no key to a VM whose node it has not admitted",
+    )
+    serve.add_argument(
+        "--fleet-verifier-key",
+        action="append",
+        type=Path,
+        default=[],
+        help="with --fleet: a public key (PEM) of the verifier whose EARs name the VMs' nodes "
+        "(repeatable)",
+    )
     serve.set_defaults(func=_serve)
 
     policy = verbs.add_parser("policy", help="release policies")
@@ -171,8 +185,23 @@ def _serve(args: argparse.Namespace) -> int:
         default_port=8200,
     )
     configure_logging(bind.log_level, bind.log_format)
-    keyrelease.serve_keyrelease(data, bind.host, bind.port, tls=bind.tls)
+    keyrelease.serve_keyrelease(data, bind.host, bind.port, tls=bind.tls, gate=_gate(args))
     return 0
+
+
+def _gate(args: argparse.Namespace) -> keyrelease.ReleaseGate | None:
+    """``--fleet``: the fleet's gate on every release (verifier keys required with it)."""
+    if args.fleet is None:
+        if args.fleet_verifier_key:
+            raise ConfigError("--fleet-verifier-key goes with --fleet")
+        return None
+    if not args.fleet_verifier_key:
+        raise ConfigError("--fleet needs --fleet-verifier-key: the keys of the VMs' verifier")
+    from ironroot.crypto import PublicKey
+    from ironroot.fleet import Fleet, FleetReleaseGate
+
+    keys = [PublicKey.from_pem(_read(path)) for path in args.fleet_verifier_key]
+    return FleetReleaseGate(Fleet.open(args.fleet), keys)
 
 
 def _policy_check(args: argparse.Namespace) -> int:

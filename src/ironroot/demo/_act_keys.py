@@ -117,18 +117,16 @@ def release_to_vm(
     story: Story, node: str, ear_for: Callable[[bytes, bytes], bytes] | None = None
 ) -> tuple[TeeKeyPair, ReleasedKey, bytes]:
     """The fleet's key release path for a VM on ``node``: the VM makes an ML-KEM-768
-    wrapping key and asks the key service (HTTP) for a nonce; the fleet refuses a node that
-    is not admitted (:func:`ironroot.fleet.node_may_receive_keys`); the node's RoT quotes the
+    wrapping key and asks the key service (HTTP) for a nonce; the node's RoT quotes the
     binding and the verifier appraises it — or ``ear_for(nonce, report_data)`` gives the EAR
-    the VM presents instead —, and the HSM decides. Returns ``(tee, released key, nonce)``."""
-    from ironroot.fleet import node_may_receive_keys
+    the VM presents instead —; the key service's fleet gate refuses a node that is not
+    admitted (:class:`ironroot.fleet.FleetReleaseGate`), and the HSM decides. Returns
+    ``(tee, released key, nonce)``."""
     from ironroot.keyrelease import TeeKeyPair
 
-    fleet = story.need(story.fleet, "fleet")
     client = story.need(story.keys, "key service")
     tee = TeeKeyPair.generate("ML-KEM-768")
     nonce = client.challenge()
-    node_may_receive_keys(fleet, node, now=story.now())
     report_data = tee.report_data(nonce)
     ear = vm_ear(story, node, report_data) if ear_for is None else ear_for(nonce, report_data)
     response = client.release(DB_KEY, ear=ear, wrapping_key=tee.public_spki, nonce=nonce)
@@ -141,6 +139,7 @@ def key_release(story: Story) -> None:
     from ironroot.attestation import AttestationService, Endorsements
     from ironroot.crypto import Algorithm, PrivateKey
     from ironroot.firmware import FirmwareBundle
+    from ironroot.fleet import FleetReleaseGate
     from ironroot.hsm import DeviceIdentity, DirectoryStorage, Hsm, KeyAttributes, KeyType, Role
     from ironroot.keyrelease import (
         HsmVault,
@@ -197,8 +196,11 @@ def key_release(story: Story) -> None:
     )
     user = story.hsm_user = hsm.login("keyrelease", user_pass)
     sealed = hsm.encrypt(user, story.db_key, b"payments ledger, encrypted at rest")
+    # The fleet's condition on every release, checked by the key service before the HSM
+    # decides: no key to a VM whose node is not admitted (quarantine refuses at once).
+    gate = FleetReleaseGate(fleet, story.verifier.public_keys, clock=story.now)
     service = story.key_service = KeyReleaseService(
-        keys=[ReleasableKey(DB_KEY, story.db_key)], vault=HsmVault(hsm, user)
+        keys=[ReleasableKey(DB_KEY, story.db_key)], vault=HsmVault(hsm, user), gate=gate
     )
     server = story.stack.enter_context(KeyReleaseServerThread(create_keyrelease_app(service)))
     story.keyservice_url = server.url

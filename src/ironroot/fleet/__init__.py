@@ -100,6 +100,7 @@ if TYPE_CHECKING:
         measure_node,
         reconcile,
     )
+    from ironroot.fleet._release_gate import FleetReleaseGate
     from ironroot.fleet._revocation import (
         CRL_CONTENT_TYPE,
         RevocationEvent,
@@ -175,6 +176,7 @@ __all__ += [
     "CredentialStatus",
     "CredentialStore",
     "FleetCA",
+    "FleetReleaseGate",
     "FleetServers",
     "FleetVerifier",
     "NodeAppraisal",

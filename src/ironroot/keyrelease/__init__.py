@@ -61,6 +61,7 @@ if TYPE_CHECKING:
         KeyReleaseService,
         KeyVault,
         ReleasableKey,
+        ReleaseGate,
         ReleaseRequest,
     )
     from ironroot.keyrelease.tee import TeeKeyPair, UnwrappedKey
@@ -85,6 +86,7 @@ __all__ = [
     "PolicyCache",
     "ReleasableKey",
     "ReleaseContext",
+    "ReleaseGate",
     "ReleasePolicy",
     "ReleaseRequest",
     "ReleasedKey",

@@ -57,7 +57,12 @@ from ironroot.http import (
 )
 from ironroot.keyrelease._admin import ADMIN_REACH
 from ironroot.keyrelease._http import create_keyrelease_app
-from ironroot.keyrelease._service import HsmVault, KeyReleaseService, ReleasableKey
+from ironroot.keyrelease._service import (
+    HsmVault,
+    KeyReleaseService,
+    ReleasableKey,
+    ReleaseGate,
+)
 
 __all__ = ["CONFIG_FILE", "KeyReleaseConfig", "load_keyrelease_config", "serve_keyrelease"]
 
@@ -233,10 +238,12 @@ def serve_keyrelease(
     port: int | None = None,
     *,
     tls: ServerTls | None = None,
+    gate: ReleaseGate | None = None,
 ) -> None:
-    """Serve the key service of ``data_dir`` until SIGINT/SIGTERM (HTTPS with ``tls``); the
-    HSM is closed after. One process per data directory (``InUse``); the port is checked
-    before the HSM is opened."""
+    """Serve the key service of ``data_dir`` until SIGINT/SIGTERM (HTTPS with ``tls``; every
+    release first through ``gate``, when given: a fleet's
+    :class:`~ironroot.fleet.FleetReleaseGate`); the HSM is closed after. One process per data
+    directory (``InUse``); the port is checked before the HSM is opened."""
     config = load_keyrelease_config(data_dir)
     host = host or config.host
     port = config.port if port is None else port
@@ -246,10 +253,11 @@ def serve_keyrelease(
     lock = DirectoryLock(config.data_dir, ".serve.lock", what="key service data directory")
     try:
         with config.open() as service:
+            service.gate = gate
             vault = service.vault
             _log.info(
                 "key release service on %s://%s:%d: data %s, HSM %s (%s), keys %s, EAR "
-                "verifiers %s",
+                "verifiers %s, gate %s",
                 "https" if tls is not None else "http",
                 host,
                 port,
@@ -261,6 +269,7 @@ def serve_keyrelease(
                 ", ".join(n for n, _kid in vault.verifiers())
                 if isinstance(vault, HsmVault)
                 else "-",
+                gate if gate is not None else "none",
             )
             run_server(
                 server_config(

@@ -9,6 +9,11 @@ layer adds only what is not a trust decision: the names under which keys are off
 (``NotFound``), the HTTP formats, and the :class:`~ironroot.keyrelease.ReleasedKey` envelope,
 which carries the HSM's signed release statement for the TEE to check.
 A crypto user of the HSM has no way around the decision: there is no caller-supplied check.
+
+A :class:`ReleaseGate` given to the service may refuse a request before the HSM sees it — the
+deployment's own conditions, which the HSM cannot know: a fleet refuses keys to the VMs of a
+node it quarantined (:class:`ironroot.fleet.FleetReleaseGate`). A gate can only refuse; the
+HSM still makes every check of the release.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ __all__ = [
     "KeyReleaseService",
     "KeyVault",
     "ReleasableKey",
+    "ReleaseGate",
     "ReleaseRequest",
 ]
 
@@ -57,6 +63,14 @@ class ReleaseRequest:
     ear: bytes = field(repr=False)
     wrapping_key: WrappingKey
     nonce: bytes
+
+
+class ReleaseGate(Protocol):
+    """A condition of the deployment on every release, checked before the HSM's decision:
+    returns to let the request go on to the HSM, raises (``ReleaseDenied``, or the EAR's own
+    error) to refuse it."""
+
+    def __call__(self, name: str, request: ReleaseRequest) -> None: ...
 
 
 class KeyVault(Protocol):
@@ -113,10 +127,13 @@ class HsmVault:
 class KeyReleaseService:
     """Secure key release: challenges and releases, decided by the HSM (module docs)."""
 
-    def __init__(self, *, keys: Iterable[ReleasableKey], vault: KeyVault) -> None:
+    def __init__(
+        self, *, keys: Iterable[ReleasableKey], vault: KeyVault, gate: ReleaseGate | None = None
+    ) -> None:
         self._keys: dict[str, ReleasableKey] = {k.name: k for k in keys}
         self._adding = threading.Lock()
         self.vault = vault
+        self.gate = gate
 
     @property
     def keys(self) -> Mapping[str, ReleasableKey]:
@@ -148,6 +165,8 @@ class KeyReleaseService:
     def release(self, name: str, request: ReleaseRequest) -> ReleasedKey:
         """Release key ``name`` to the TEE of ``request``, or raise why not."""
         entry = self.key(name)
+        if self.gate is not None:
+            self.gate(name, request)
         released = self.vault.release(
             entry.handle,
             ear=request.ear,

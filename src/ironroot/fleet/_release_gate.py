@@ -1,0 +1,99 @@
+"""The fleet's condition on key release: no key to a VM whose node is not admitted.
+
+Quarantine refuses key release to a node's VMs (docs/fleet.md). The HSM that decides a release
+knows the EAR and the key's policy, not the fleet, so the condition is checked where the
+release is asked for: :class:`FleetReleaseGate` is the key service's
+:class:`~ironroot.keyrelease.ReleaseGate`. For every release it
+
+1. verifies the request's EAR with the verifier keys it is given and at its clock (the EAR's
+   own errors: ``UnknownIssuer``, ``BadSignature``, ``ResultExpired``, ``MalformedInput``) —
+   what it reads next must be the verifier's, not the requester's;
+2. finds the fleet's nodes whose root of trust the EAR's evidence names (each submodule's
+   ``identity.ueid``, the Ueid of the RoT that signed the quote), comparing with each node's
+   IDevID certificate; an EAR that names none is ``ReleaseDenied`` ``node-unknown`` (a
+   fleet's key service releases to the fleet's VMs only);
+3. requires each of those nodes to be admitted with a current attestation
+   (:func:`~ironroot.fleet.node_may_receive_keys`: ``ReleaseDenied`` ``node-not-admitted`` or
+   ``attestation-expired``), read from the registry at each request, so a quarantine refuses
+   the next release at once.
+
+It only refuses: the HSM still verifies the EAR against the verifiers installed in it, the
+nonce, the binding, the status and the key's policy. The Ueid → node map is built from the
+nodes' IDevID certificates when first needed and again when a Ueid is not in it (a node
+added since).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterable
+
+from ironroot.crypto import Algorithm, PublicKey
+from ironroot.ear import verify_ear
+from ironroot.errors import ReleaseDenied
+from ironroot.fleet._admission import node_may_receive_keys
+from ironroot.fleet._fleet import Fleet
+from ironroot.keyrelease import ReleaseRequest
+from ironroot.rot import parse_certificate
+
+__all__ = ["FleetReleaseGate"]
+
+
+class FleetReleaseGate:
+    """The key service's gate for a fleet (module docs)."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        verifier_keys: Iterable[PublicKey],
+        *,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.fleet = fleet
+        self.verifier_keys = tuple(verifier_keys)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._nodes: dict[str, str] = {}  # Ueid (hex) -> node id
+
+    def __repr__(self) -> str:
+        return f"FleetReleaseGate({self.fleet.directory})"
+
+    def _node_of(self, ueid: str) -> str | None:
+        with self._lock:
+            found = self._nodes.get(ueid)
+            if found is None:
+                known = set(self._nodes.values())
+                for node in self.fleet.node_ids():
+                    if node not in known:
+                        certificate = self.fleet.idevid_certificate(node, Algorithm.ES384)
+                        node_ueid = parse_certificate(certificate).dice.ueid
+                        if node_ueid:
+                            self._nodes[node_ueid.hex()] = node
+                found = self._nodes.get(ueid)
+            return found
+
+    def nodes_of(self, ear: bytes, now: dt.datetime) -> set[str]:
+        """The fleet's nodes whose RoT the verified ``ear``'s evidence names."""
+        result = verify_ear(ear, self.verifier_keys, now=now)
+        nodes: set[str] = set()
+        for appraisal in result.submods.values():
+            identity = (appraisal.evidence or {}).get("identity")
+            ueid = identity.get("ueid") if isinstance(identity, dict) else None
+            if isinstance(ueid, str):
+                node = self._node_of(ueid)
+                if node is not None:
+                    nodes.add(node)
+        return nodes
+
+    def __call__(self, name: str, request: ReleaseRequest) -> None:
+        now = self._clock()
+        nodes = self.nodes_of(request.ear, now)
+        if not nodes:
+            raise ReleaseDenied(
+                f"the EAR for {name} names no node of the fleet: its keys go to the fleet's VMs "
+                "only",
+                code="node-unknown",
+            )
+        for node in sorted(nodes):
+            node_may_receive_keys(self.fleet, node, now=now)

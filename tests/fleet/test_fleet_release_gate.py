@@ -1,0 +1,120 @@
+"""The fleet's gate on key release (``ironroot.fleet.FleetReleaseGate``): the key service
+refuses a key to a VM whose node is not admitted, reading the node from the verified EAR — not
+from what the requester says (the demo's ``quarantined-vm`` attack runs it over HTTP)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.fleet.admission_world import AdmissionWorld, admission_world
+from tests.platform.node_world import NOW, World, make_world
+
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.ear import Appraisal, AttestationResult, VerifierId, sign_ear_jwt
+from ironroot.errors import ReleaseDenied, ResultExpired, UnknownIssuer
+from ironroot.fleet import FleetReleaseGate, attest_node, quarantine, readmit
+from ironroot.keyrelease import ReleaseRequest, TeeKeyPair
+from ironroot.rot import parse_certificate
+
+VERIFIER = PrivateKey.generate(Algorithm.ES384)
+TEE = TeeKeyPair.generate()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("release-gate-world")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def aw(world: World) -> AdmissionWorld:
+    return admission_world(world)
+
+
+def _ueid(gate: FleetReleaseGate, node: str) -> str:
+    certificate = gate.fleet.idevid_certificate(node, Algorithm.ES384)
+    ueid = parse_certificate(certificate).dice.ueid
+    assert ueid
+    return ueid.hex()
+
+
+def _request(*ueids: str, signer: PrivateKey = VERIFIER, at: dt.datetime = NOW) -> ReleaseRequest:
+    """A release request whose EAR (signed by ``signer``) names the RoTs ``ueids``."""
+    iat = int(at.timestamp())
+    vector = {"instance-identity": 2, "configuration": 2, "hardware": 2}
+    submods = {
+        f"vm{n}": Appraisal.from_vector(
+            vector, evidence={"identity": {"ueid": ueid}, "debug": False}
+        )
+        for n, ueid in enumerate(ueids)
+    } or {"vm": Appraisal.from_vector(vector, evidence={"debug": False})}  # names no RoT
+    result = AttestationResult(
+        iat=iat, exp=iat + 600, verifier_id=VerifierId("vm-verifier", "1"), submods=submods
+    )
+    return ReleaseRequest(sign_ear_jwt(result, signer), TEE.public, bytes(32))
+
+
+def test_quarantine_refuses_release_to_the_nodes_vms_until_readmitted(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    fleet, authority = aw.fleet(tmp_path / "fleet", 2)
+    for node in ("node-0001", "node-0002"):
+        attest_node(fleet, node, now=NOW, authority=authority)
+    clock = {"now": NOW}
+    gate = FleetReleaseGate(fleet, [VERIFIER.public_key], clock=lambda: clock["now"])
+    one, two = _ueid(gate, "node-0001"), _ueid(gate, "node-0002")
+    gate("db-key", _request(one))
+    quarantine(fleet, "node-0001", "suspected tampering", now=NOW)
+    with pytest.raises(ReleaseDenied) as denied:
+        gate("db-key", _request(one))
+    assert denied.value.code == "node-not-admitted"
+    gate("db-key", _request(two))  # the other node's VMs still get keys
+    with pytest.raises(ReleaseDenied) as either:  # an EAR naming both: every node must pass
+        gate("db-key", _request(two, one))
+    assert either.value.code == "node-not-admitted"
+    clock["now"] = later = NOW + dt.timedelta(minutes=10)
+    readmit(fleet, "node-0001", now=later, authority=authority)
+    gate("db-key", _request(one, at=later))
+    # an admission that lapsed (the credential's hour) refuses too
+    clock["now"] = lapsed = later + dt.timedelta(hours=2)
+    with pytest.raises(ReleaseDenied) as stale:
+        gate("db-key", _request(one, at=lapsed))
+    assert stale.value.code == "attestation-expired"
+
+
+def test_an_ear_that_names_no_node_of_the_fleet_is_refused(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    gate = FleetReleaseGate(fleet, [VERIFIER.public_key], clock=lambda: NOW)
+    for request in (_request("00" * 16), _request()):
+        with pytest.raises(ReleaseDenied) as denied:
+            gate("db-key", request)
+        assert denied.value.code == "node-unknown"
+
+
+def test_the_node_is_read_from_a_verified_ear_only(aw: AdmissionWorld, tmp_path: Path) -> None:
+    """An EAR the gate's verifier keys did not sign, or one that expired, is refused before
+    its claims are read: a requester cannot name an admitted node for its VM."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    gate = FleetReleaseGate(fleet, [VERIFIER.public_key], clock=lambda: NOW)
+    ueid = _ueid(gate, "node-0001")
+    with pytest.raises(UnknownIssuer):
+        gate("db-key", _request(ueid, signer=PrivateKey.generate(Algorithm.ES384)))
+    with pytest.raises(ResultExpired):
+        gate("db-key", _request(ueid, at=NOW - dt.timedelta(hours=1)))
+
+
+def test_a_node_added_after_the_gate_was_made_is_found(aw: AdmissionWorld, tmp_path: Path) -> None:
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    gate = FleetReleaseGate(fleet, [VERIFIER.public_key], clock=lambda: NOW)
+    gate("db-key", _request(_ueid(gate, "node-0001")))  # the map is built: one node
+    (added,) = fleet.add_nodes(1, vendor_ca=aw.vendor_ca, now=NOW)
+    attest_node(fleet, added, now=NOW, authority=authority)
+    gate("db-key", _request(_ueid(gate, added)))
