@@ -201,7 +201,9 @@ class WitnessedView:
 
     @property
     def verified(self) -> int:
-        return sum(1 for c in self.cosignatures if c.verified)
+        """The distinct witnesses (names) whose cosignature verified: a witness counts once
+        towards the quorum, however many of its lines or keys verified."""
+        return len({c.name for c in self.cosignatures if c.verified})
 
     @property
     def meets_quorum(self) -> bool:
