@@ -57,7 +57,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("text", HOSTILE)
-def test_fleet_status_and_attest_show_the_fleet_s_path_as_written(
+def test_fleet_status_attest_and_audit_export_show_paths_and_names_as_written(
     world: object, tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from tests.fleet.admission_world import admission_world
@@ -85,6 +85,13 @@ def test_fleet_status_and_attest_show_the_fleet_s_path_as_written(
     out, err = capsys.readouterr()
     assert err == ""
     _check(out, f"attested 1 node(s) of {directory}")
+    # a node that is not in the fleet is named as given while the export runs, then refused
+    argv = ["audit", "export", f"node{text}", *f, "--log-url", "http://127.0.0.1:9"]
+    argv += ["--out", str(tmp_path / "x.audit"), "--at", at]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    _check(err, f"ironroot: not-found: no node 'node{text}' in the fleet\n")
 
 
 def _certificate(common_name: str) -> bytes:
