@@ -143,6 +143,25 @@ def test_a_checkpoint_newer_than_the_tiles_fails(logs: tuple[Log, Log]) -> None:
         verify_remote_log(Lagging(small))
 
 
+def test_a_served_checkpoint_with_an_unknown_key_s_line_twice_verifies(
+    logs: tuple[Log, Log],
+) -> None:
+    """c2sp.org/signed-note: lines of unknown keys are ignored, one repeated too (the client
+    refused such a checkpoint as malformed)."""
+    _, small = logs
+
+    class Cosigned(LogBackedFetcher):
+        def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+            if path != "checkpoint":
+                return super().fetch(path, accept=accept)
+            note = Note.parse(small.checkpoint())
+            other = signer(OTHER, "witness.example")
+            line = NoteSignature(other.name, other.key_id, other.sign(note.body))
+            return Note(note.body, (line, *note.signatures, line)).encode()
+
+    assert verify_remote_log(Cosigned(small)).size == 260
+
+
 def test_tiles_of_another_log_under_the_same_key_fail(logs: tuple[Log, Log]) -> None:
     big, _ = logs
     other = Log.open_memory(origin=ORIGIN, note_signers=[signer(KEY)], max_batch=300)
