@@ -196,6 +196,7 @@ class WitnessedView:
     root: str | None
     quorum: int
     witnesses: int
+    """The witnesses trusted (names: the keys of one witness are one witness)."""
     cosignatures: tuple[CosignatureRow, ...]
     error: str | None = None
 
@@ -620,6 +621,7 @@ class LogSource:
         path = self.data_dir / _WITNESSED
         quorum = self._config.quorum
         witnesses: Sequence[CosignatureVerifier] = self._config.witnesses
+        named = len({w.name for w in witnesses})  # a witness is its name, whatever its keys
         if not path.is_file():
             return None
         try:
@@ -628,7 +630,7 @@ class LogSource:
             note = Note.parse(note_bytes)
         except (IronrootError, OSError) as exc:
             reason = failure(exc) if isinstance(exc, IronrootError) else str(exc)
-            return WitnessedView(None, None, quorum, len(witnesses), (), reason)
+            return WitnessedView(None, None, quorum, named, (), reason)
         log_keys = {(v.name, v.key_id) for v in self.verifiers}
         rows: list[CosignatureRow] = []
         for line in note.signatures:
@@ -647,9 +649,7 @@ class LogSource:
                 rows.append(CosignatureRow(line.name, line.key_id.hex(), True, stamp))
             except IronrootError as exc:
                 rows.append(CosignatureRow(line.name, line.key_id.hex(), False, None, failure(exc)))
-        return WitnessedView(
-            checkpoint.size, checkpoint.root.hex(), quorum, len(witnesses), tuple(rows)
-        )
+        return WitnessedView(checkpoint.size, checkpoint.root.hex(), quorum, named, tuple(rows))
 
     # --- time series ------------------------------------------------------------------------
 
