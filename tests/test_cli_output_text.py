@@ -171,7 +171,7 @@ def test_safe_verify_shows_the_report_s_text_as_written(
 
 @pytest.mark.integration
 @pytest.mark.parametrize("text", HOSTILE)
-def test_monitor_once_shows_a_watched_statement_s_subject_as_written(
+def test_monitor_once_and_statement_verify_show_a_statement_s_subject_as_written(
     tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from tests.witness.witness_testkit import VENDOR, service_dir, statement
@@ -184,14 +184,20 @@ def test_monitor_once_shows_a_watched_statement_s_subject_as_written(
         ServiceThread(service) as server,
     ):
         with TransparencyClient(server.url) as client:
-            client.register(statement(vendor, f"pkg:fw/{text}"))
+            registered = client.register(statement(vendor, f"pkg:fw/{text}"))
         state = str(tmp_path / "monitor.sqlite3")
         code = main(
             ["monitor", "once", "--state", state, "--url", server.url, "--watch-iss", VENDOR]
         )
-    out, _ = capsys.readouterr()  # stderr: the keys trusted on first use
-    assert code == 3  # a watched statement
-    _check(out, f"iss={VENDOR} sub=pkg:fw/{text} (watched iss)")
+        out, _ = capsys.readouterr()  # stderr: the keys trusted on first use
+        assert code == 3  # a watched statement
+        _check(out, f"iss={VENDOR} sub=pkg:fw/{text} (watched iss)")
+        path = tmp_path / "statement.cose.ts"
+        path.write_bytes(registered.transparent_statement)
+        assert main(["statement", "verify", str(path), "--service-keys", server.url]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    _check(out, f"verify; iss={VENDOR} sub=pkg:fw/{text}\n")
 
 
 # --- errors: a server's problem detail ----------------------------------------------------------

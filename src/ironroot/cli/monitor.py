@@ -211,7 +211,7 @@ def _once(args: argparse.Namespace) -> int:
     for event in events:  # a statement's iss and sub are its signer's text: shown
         print(shown(event.line()))
     for url, exc in failures:
-        print(f"failed {url}: {exc.code}: {shown(exc.detail)}", file=sys.stderr)
+        print(f"failed {url}: {exc.code}: {exc.detail}", file=sys.stderr)
     return code
 
 
