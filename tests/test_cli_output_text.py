@@ -135,14 +135,15 @@ def test_statement_inspect_shows_the_issuer_and_subject_as_written(
 ) -> None:
     key = PrivateKey.generate(Algorithm.ES256)
     path = tmp_path / "statement.cose"
-    path.write_bytes(
-        create_statement(key, b"{}", iss=f"iss{text}", sub=f"sub{text}", content_type=f"t{text}")
-    )
+    claims = {"iss": f"iss{text}", "sub": f"sub{text}", "content_type": f"t{text}"}
+    chain = [_certificate(f"cn{text}")]
+    path.write_bytes(create_statement(key, b"{}", **claims, x5chain=chain, include_kid=False))
     assert main(["statement", "inspect", str(path)]) == 0
     out, err = capsys.readouterr()
     assert err == ""
     _check(out, f"iss: iss{text}\n  sub: sub{text}\n")
     _check(out, f"content type: t{text};")
+    _check(out, f"x5chain: CN=cn{text}\n")
 
 
 @pytest.mark.parametrize("text", HOSTILE)
