@@ -16,6 +16,7 @@ SRC = Path(ironroot.__file__).parent
 # Bottom to top. A package may import only packages before it (and itself).
 LAYERS = [
     "errors",
+    "_text",
     "_lazy",
     "_fileio",
     "_statedb",

@@ -288,3 +288,26 @@ def test_the_hsm_needs_its_root_of_trust(
     common = ["--dir", str(directory), "--sealing-secret-file", str(files["secret"])]
     assert _main.main(_hsm("info", *common)) == 2
     assert "--rot-device" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("label", "shown"),
+    [
+        ("clear\x1b[2J", "clear\\x1b[2J"),
+        ("two\nlines", "two\\nlines"),
+        ("[red]x[/red]", "[red]x[/red]"),
+    ],
+)
+def test_key_list_shows_a_label_as_written(
+    cli: tuple[Path, dict[str, Path]], capsys: pytest.CaptureFixture[str], label: str, shown: str
+) -> None:
+    """A label is whatever its creator wrote (any client of a served HSM): ``key list``
+    printed an escape sequence raw to the officer's terminal, a line break forged a row."""
+    assert _run(cli, "co", "hsm", "key", "generate", "--type", "EC-P384", "--label", label,
+                "--json") == 0  # fmt: skip
+    handle = json.loads(capsys.readouterr().out)["handle"]
+    assert _run(cli, "co", "hsm", "key", "list") == 0
+    out = capsys.readouterr().out
+    assert f"{handle}\tEC-P384\t{shown}\n" in out
+    assert "\x1b" not in out
+    assert len(out.splitlines()) == 1

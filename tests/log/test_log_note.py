@@ -25,6 +25,7 @@ from ironroot.log import (
     SIGNATURE_TYPE_MLDSA44,
     Checkpoint,
     Note,
+    NoteSignature,
     NoteSigner,
     NoteVerifier,
     note_key_id,
@@ -314,6 +315,46 @@ def test_one_failing_known_signature_rejects_the_note() -> None:
         open_note(tampered, [signer(good).verifier(), signer(bad, "other.example").verifier()])
 
 
+_KNOWN = ed25519_key()
+_STRANGER = ed25519_key()
+
+
+def _lines(*signers_: NoteSigner) -> tuple[NoteSignature, ...]:
+    return Note.parse(sign_note(b"hello\n", list(signers_))).signatures
+
+
+@pytest.mark.parametrize(
+    "case", ["several unknown keys", "one unknown key twice", "a known name, another key id"]
+)
+def test_lines_by_unknown_keys_are_ignored_however_many_and_repeated(case: str) -> None:
+    """c2sp.org/signed-note: verifiers MUST ignore signatures from unknown keys, even if they
+    share a name or an id with a known key. A (name, key id) repeated by an unknown key was
+    refused as malformed (a witness answered 403 to such a checkpoint)."""
+    (known,) = _lines(signer(_KNOWN))
+    a, b = _lines(signer(_STRANGER, "a.example"), signer(_STRANGER, "b.example"))
+    (same_name,) = _lines(signer(_STRANGER))  # the known key's name, another key id
+    unknown = {
+        "several unknown keys": (a, b, a),
+        "one unknown key twice": (a, a),
+        "a known name, another key id": (same_name, same_name),
+    }[case]
+    verifiers = [signer(_KNOWN).verifier()]
+    for lines in ((*unknown, known), (known, *unknown)):
+        assert open_note(Note(b"hello\n", lines).encode(), verifiers) == b"hello\n"
+    with pytest.raises(UnknownIssuer):  # and none of them stands for the known key
+        open_note(Note(b"hello\n", unknown).encode(), verifiers)
+
+
+def test_a_known_key_s_line_repeated_opens_and_every_one_of_them_must_verify() -> None:
+    (known,) = _lines(signer(_KNOWN))
+    text = Note(b"hello\n", (known, known)).encode()
+    assert open_note(text, [signer(_KNOWN).verifier()]) == b"hello\n"
+    bad = NoteSignature(known.name, known.key_id, bytes(64))
+    for lines in ((known, bad), (bad, known)):
+        with pytest.raises(BadSignature):
+            open_note(Note(b"hello\n", lines).encode(), [signer(_KNOWN).verifier()])
+
+
 def test_checkpoint_for_another_origin_is_unknown_issuer() -> None:
     key = ed25519_key()
     text = sign_checkpoint(Checkpoint("other.example", 1, bytes(32)), [signer(key)])
@@ -362,7 +403,6 @@ def _good_note() -> bytes:
         lambda n: n.replace(b"line one", b"line \xff"),  # not UTF-8
         lambda n: n[:-2] + b"!\n",  # not base64
         lambda n: n.replace(ORIGIN.encode() + b" ", ORIGIN.encode() + b"  "),  # empty field
-        lambda n: n + n.split(b"\n\n")[1],  # repeated name and key id
         lambda n: n.split(b"\n\n")[0] + "\n\n\u2014 a AAAA\n".encode(),  # shorter than a key id
         lambda n: n.split(b"\n\n")[0] + "\n\n\u2014 a+b AAAAAAA=\n".encode(),  # '+' in name
         lambda n: n + b"\n",  # trailing blank line

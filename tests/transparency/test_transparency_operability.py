@@ -109,6 +109,36 @@ def test_json_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
         logging.getLogger("ironroot").setLevel(logging.NOTSET)
 
 
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [("/%1b%5b2J", "/\\x1b[2J"), ("/x%0a2026-06-01 INFO ironroot: forged", "/x\\n2026-06-01")],
+)
+def test_a_request_s_path_reaches_a_text_log_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], path: str, shown: str
+) -> None:
+    """The access line quotes the request's path, which the server has percent-decoded: any
+    client put an escape sequence (ESC [2J clears the operator's terminal) or a line break
+    (a forged line) into a text log."""
+    from ironroot.http import configure_logging
+
+    configure_logging("info", "text", access_log=True)
+    try:
+        data = write_config(tmp_path / "data")
+        with (
+            TransparencyService.open(data, clock=lambda: NOW) as service,
+            ServiceThread(service) as server,
+        ):
+            assert httpx.get(server.url + path).status_code == 404
+        err = capsys.readouterr().err
+    finally:
+        logging.getLogger("ironroot").handlers.clear()
+        logging.getLogger("ironroot").setLevel(logging.NOTSET)
+    (line,) = [x for x in err.splitlines() if "ironroot.access" in x]
+    assert f'"GET {shown}' in line
+    assert "\x1b" not in err
+    assert "forged" not in err.replace(line, "")
+
+
 def test_serve_takes_flags_over_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -20,6 +20,7 @@ from ironroot.errors import (
 from ironroot.web import Operators, SessionKeys, bar_chart, chain_svg, load_dashboard_config
 from ironroot.web._app import _safe_next
 from ironroot.web._auth import EndedSessions
+from ironroot.web._logs import CosignatureRow, WitnessedView
 from ironroot.web._svg import Bar, ChainBox, bucket_times
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -287,3 +288,17 @@ def test_an_unreadable_list_of_ended_sessions_is_refused(tmp_path: Path) -> None
     with pytest.raises(ConfigError) as caught:
         EndedSessions(tmp_path).ended("x")
     assert "is not a list of ended sessions" in caught.value.detail
+
+
+def test_a_witness_counts_once_towards_the_shown_quorum() -> None:
+    """Two verified lines of one witness (a line repeated, or its Ed25519 and ML-DSA-44 keys)
+    are one witness: the dashboard said the quorum of 2 was met."""
+    rows = (
+        CosignatureRow("w1.example", "01020304", True, 1),
+        CosignatureRow("w1.example", "01020304", True, 1),
+        CosignatureRow("w1.example", "0a0b0c0d", True, 2),
+        CosignatureRow("w2.example", "05060708", False, None, "bad-signature"),
+    )
+    view = WitnessedView(3, "00" * 32, 2, 3, rows)
+    assert view.verified == 1
+    assert not view.meets_quorum

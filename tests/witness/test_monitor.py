@@ -225,6 +225,45 @@ def test_the_monitor_can_require_witness_cosignatures(
         log.close()
 
 
+class CosignedFetcher(LogFetcher):
+    """A log whose checkpoint carries a cosignature by each of ``cosigners``."""
+
+    def __init__(self, log: Log, *cosigners: Cosigner) -> None:
+        super().__init__(log)
+        self.cosigners = cosigners
+
+    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+        if path != "checkpoint":
+            return super().fetch(path, accept=accept)
+        note = Note.parse(self.log.checkpoint())
+        lines = tuple(c.cosign(note.body, 1_780_000_000) for c in self.cosigners)
+        return Note(note.body, note.signatures + lines).encode()
+
+
+def test_repeated_cosignature_lines_are_ignored_or_counted_once(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    """The lines of a witness the monitor does not trust are ignored however often they
+    repeat (the note parser refused the checkpoint as malformed); a trusted witness's line
+    repeated counts once towards the quorum."""
+    log = grown(log_key, entries(2))
+    trusted = Cosigner("w.example/1", PrivateKey.generate(Algorithm.ED25519))
+    other = Cosigner("w.example/2", PrivateKey.generate(Algorithm.ED25519))
+    stranger = Cosigner("stranger.example", PrivateKey.generate(Algorithm.ED25519))
+    try:
+        one = WitnessPolicy((trusted.verifier(),), 1)
+        fetcher = CosignedFetcher(log, stranger, stranger, trusted)
+        Monitor(store, witnesses=one).check("a", fetcher, _keys(log))
+        assert store.state(ORIGIN) is not None
+        two = WitnessPolicy((trusted.verifier(), other.verifier()), 2)
+        with pytest.raises(InsufficientCosignatures):
+            Monitor(store, witnesses=two).check(
+                "a", CosignedFetcher(log, trusted, trusted), _keys(log)
+            )
+    finally:
+        log.close()
+
+
 class ConfiguredFetcher(LogFetcher):
     """A log that also serves its transparency configuration, naming ``origin``."""
 

@@ -9,10 +9,10 @@ import pytest
 from witness_testkit import entries, grown
 
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ConfigError, InsufficientCosignatures
-from ironroot.log import Log, Note
+from ironroot.errors import BadSignature, ConfigError, InsufficientCosignatures
+from ironroot.log import Log, Note, NoteSignature
 from ironroot.transparency import init_data_dir, load_config
-from ironroot.witness import Cosigner, WitnessPolicy
+from ironroot.witness import Cosigner, WitnessPolicy, verify_cosignatures
 
 NOW = 1_780_000_000
 
@@ -45,6 +45,19 @@ def test_two_keys_of_one_witness_are_one_witness_of_the_quorum(log: Log) -> None
     # either key of w1 counts for it; both together still count once
     both = policy.check(_cosigned(log, W1_ED, W1_PQ, W2), log.note_verifiers, now=NOW)
     assert len(both.cosignatures) == 3
+
+
+def test_a_witness_s_line_repeated_counts_once(log: Log) -> None:
+    note = Note.parse(_cosigned(log, W2))
+    doubled = Note(note.body, (*note.signatures, note.signatures[-1])).encode()
+    policy = WitnessPolicy((W1_ED.verifier(), W2.verifier()), 2)
+    with pytest.raises(InsufficientCosignatures, match="1 of the trusted witnesses"):
+        policy.check(doubled, log.note_verifiers, now=NOW)
+    found = verify_cosignatures(Note.parse(doubled), (W2.verifier(),))
+    assert [c.name for c in found] == ["w2.example"]
+    bad = NoteSignature(W2.name, W2.verifier().key_id, bytes(72))
+    with pytest.raises(BadSignature):  # every line of a known witness key must verify
+        verify_cosignatures(Note(note.body, (*note.signatures, bad)), (W2.verifier(),))
 
 
 def test_a_quorum_larger_than_the_witnesses_named_is_refused() -> None:

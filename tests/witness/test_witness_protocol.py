@@ -32,7 +32,7 @@ from ironroot.errors import (
     UnknownLog,
     UntrustedCheckpoint,
 )
-from ironroot.log import Checkpoint, Log, Note, NoteSigner, sign_checkpoint
+from ironroot.log import Checkpoint, Log, Note, NoteSignature, NoteSigner, sign_checkpoint
 from ironroot.merkle import EMPTY_ROOT
 from ironroot.witness import (
     AddCheckpoint,
@@ -152,6 +152,25 @@ def test_a_signature_line_that_does_not_parse_is_403_for_a_known_origin(
     assert _code(response) == "untrusted-checkpoint"
     stranger = note.replace(ORIGIN.encode(), b"stranger.example/log", 1)
     assert _post(served, AddCheckpoint(0, (), stranger).encode()).status_code == 404
+
+
+@pytest.mark.parametrize("repeated", ["an unknown key", "the log's key"])
+def test_a_signature_line_repeated_is_cosigned_and_served_once(
+    served: str, witness: Witness, log: Log, repeated: str
+) -> None:
+    """c2sp.org/signed-note: lines of unknown keys are ignored, repeated or not (the witness
+    answered 403: the note parser refused any repeated name and key id); a line of the log's
+    key repeated verifies each time and is served once."""
+    note = Note.parse(log.checkpoint_at(5))
+    (line,) = note.signatures
+    other = NoteSigner("other.example/log", PrivateKey.generate(Algorithm.ED25519))
+    stranger = NoteSignature(other.name, other.key_id, other.sign(note.body))
+    lines = (stranger, line, stranger) if repeated == "an unknown key" else (line, line)
+    response = _post(served, AddCheckpoint(0, (), Note(note.body, lines).encode()).encode())
+    assert response.status_code == 200
+    latest = witness.latest(ORIGIN)
+    assert latest is not None
+    assert [s.name for s in Note.parse(latest.note).signatures] == [ORIGIN, WITNESS]
 
 
 def test_no_signature_from_the_logs_key_is_403(served: str, log: Log) -> None:

@@ -13,10 +13,10 @@ escapes.
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ironroot._text import shown as _shown
 from ironroot.errors import IronrootError
 
 __all__ = ["STEP_STATUSES", "AuditReport", "AuditStep", "render_console", "render_html"]
@@ -25,16 +25,6 @@ STEP_STATUSES: Final = ("ok", "failed", "skipped", "not-run")
 """``ok``: the step holds; ``failed``: it broke; ``skipped``: the bundle records why it has
 nothing to check (an absent EAR or HSM) or the trust gives nothing to check it with;
 ``not-run``: an earlier step it needs failed."""
-
-_UNSHOWN: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def _shown(text: str) -> str:
-    """``text`` with control characters and lone surrogates as escapes (module docs)."""
-    if not _UNSHOWN.search(text):
-        return text
-    return _UNSHOWN.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
-
 
 _MARKS: Final = {"ok": "✓", "failed": "✗", "skipped": "–", "not-run": "·"}
 _STYLES: Final = {"ok": "green", "failed": "bold red", "skipped": "yellow", "not-run": "dim"}

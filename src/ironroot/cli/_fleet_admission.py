@@ -29,6 +29,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ironroot.cli._text import markup
 from ironroot.cli._time import instant, now_or
 from ironroot.errors import ConfigError
 
@@ -276,14 +277,14 @@ def _attest(args: argparse.Namespace) -> int:
             "one); " + ", ".join(f"{n} {s}" for s, n in counts.items())
         )
         return 0
-    table = Table(title=f"attested {len(rows)} node(s) of {fleet.directory}")
+    table = Table(title=f"attested {len(rows)} node(s) of {markup(fleet.directory)}")
     for column in ("node", "status", "credential until", "EAR", "reason"):
         table.add_column(column)
     for r in rows:
         ear = (r["ear_id"] or "-").removeprefix("urn:ironroot:ear:sha256:")[:16]
         plain = r["error"] in (None, "admission-denied")  # the registry says why
         reason = r["reason"] if plain else f"{r['error']}: {r['reason']}"
-        table.add_row(r["node"], r["status"], r["credential_not_after"] or "-", ear, reason)
+        table.add_row(r["node"], r["status"], r["credential_not_after"] or "-", ear, markup(reason))
     console.print(table)
     console.print(", ".join(f"{n} {s}" for s, n in counts.items()))
     return 0 if ok else 1

@@ -32,6 +32,7 @@ from typing import Any
 from ironroot.cli._input import read_input
 from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token
+from ironroot.cli._text import markup
 from ironroot.cli._time import instant, now_or
 from ironroot.errors import ConfigError
 
@@ -316,19 +317,18 @@ def _show(args: argparse.Namespace) -> int:
         print(json.dumps({"class": name, "history": store.history(name), **verified.to_json()}))
         return 0
     from rich.console import Console
-    from rich.markup import escape  # the note, versions and iss are text, not markup
     from rich.table import Table
 
     table = Table(
         title=f"class {name}: desired state v{state.version} ({state.sha384.hex()[:16]}), "
-        f"approved by {escape(', '.join(verified.signers))}"
+        f"approved by {markup(', '.join(verified.signers))}"
     )
     for column in ("item", "desired"):
         table.add_column(column)
     for component, target in state.firmware.items():
         table.add_row(
             f"firmware:{component}",
-            f"{escape(target.version)} (svn {target.svn}) {target.sha384.hex()[:16]}",
+            f"{markup(target.version)} (svn {target.svn}) {target.sha384.hex()[:16]}",
         )
     table.add_row("pfm", f"svn {state.pfm.svn} {state.pfm.sha384.hex()[:16]}")
     fuses = state.fuses
@@ -340,7 +340,7 @@ def _show(args: argparse.Namespace) -> int:
     for policy, digest in state.policies.items():
         table.add_row(f"policy:{policy}", digest.hex()[:16])
     if state.note:
-        table.add_row("note", escape(state.note))
+        table.add_row("note", markup(state.note))
     Console().print(table)
     return 0
 
@@ -379,12 +379,9 @@ def _reconcile(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json()))
         return 0 if report.ok else 1
     from rich.console import Console
-    from rich.markup import escape  # versions measured and paths are text, not markup
     from rich.table import Table
 
-    table = Table(
-        title=f"reconcile {escape(str(fleet.directory))} at {report.at:%Y-%m-%d %H:%M:%S}Z"
-    )
+    table = Table(title=f"reconcile {markup(fleet.directory)} at {report.at:%Y-%m-%d %H:%M:%S}Z")
     for column in ("node", "v", "item", "source", "desired", "measured", "drift"):
         table.add_column(column, no_wrap=column in ("node", "v", "item", "drift"))
     for c in report.classes:
@@ -395,8 +392,8 @@ def _reconcile(args: argparse.Namespace) -> int:
                     str(c.desired_version),
                     item.item,
                     item.source,
-                    escape(item.desired),
-                    escape(item.measured),
+                    markup(item.desired),
+                    markup(item.measured),
                     item.code or "ok",
                 )
     for node in report.nodes:
@@ -409,8 +406,8 @@ def _reconcile(args: argparse.Namespace) -> int:
                 str(node.desired_version),
                 item.item,
                 item.source,
-                escape(item.desired),
-                escape(item.measured),
+                markup(item.desired),
+                markup(item.measured),
                 "[red]" + (item.code or "drift") + "[/red]" if not item.ok else "ok",
             )
     console = Console()
@@ -467,7 +464,6 @@ def _rollout(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json()))
         return 0 if report.ok else 1
     from rich.console import Console
-    from rich.markup import escape  # the versions are text, not markup
     from rich.table import Table
 
     table = Table(
@@ -484,7 +480,7 @@ def _rollout(args: argparse.Namespace) -> int:
             + (f" ({u.code})" if u.code else "")
             for u in node.updates
         )
-        table.add_row(str(node.wave or "-"), node.node, node.outcome, escape(updates))
+        table.add_row(str(node.wave or "-"), node.node, node.outcome, markup(updates))
     console = Console()
     console.print(table)
     counts = report.to_json()["counts"]

@@ -32,6 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from ironroot import __version__
+from ironroot._text import shown
 from ironroot.cli._help import apply_help
 from ironroot.errors import InputUnavailable, IronrootError, Unreachable
 
@@ -219,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         error, code = ("internal-error", message, None), 1
     try:
         if error is not None:
-            print(f"ironroot: {error[0]}: {error[1]}", file=sys.stderr)
+            print(f"ironroot: {error[0]}: {shown(error[1])}", file=sys.stderr)
         if out is not None:
             result = _as_json(out.getvalue(), code)
             print(_failure(*error) if error is not None else json.dumps(result))

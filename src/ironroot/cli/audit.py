@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from ironroot._fileio import read_limited, write_atomic
 from ironroot.cli._serving import add_client_options, client_tls
+from ironroot.cli._text import markup
 from ironroot.cli._time import instant, now_or
 from ironroot.cli.fleet import fleet_dir
 from ironroot.errors import ConfigError
@@ -91,14 +92,15 @@ def _export(args: argparse.Namespace) -> int:
         else:
             from rich.console import Console
 
-            with Console(stderr=True).status(f"{args.node}: exporting") as status:
+            node = markup(args.node)  # as given: text, not markup
+            with Console(stderr=True).status(f"{node}: exporting") as status:
                 export = collect_export(
                     fleet,
                     args.node,
                     logs=fetchers,
                     now=now,
                     ear=ear,
-                    progress=lambda what: status.update(f"{args.node}: {what}"),
+                    progress=lambda what: status.update(f"{node}: {markup(what)}"),
                 )
     finally:
         for fetcher in fetchers:

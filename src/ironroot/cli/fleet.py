@@ -23,6 +23,7 @@ from typing import Any
 
 from ironroot.cli._fleet_admission import register_admission
 from ironroot.cli._fleet_desired import register_desired
+from ironroot.cli._text import markup
 from ironroot.cli._time import instant, now_or
 from ironroot.errors import ConfigError
 
@@ -169,12 +170,12 @@ def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"fleet {fleet.directory}")
+    table = Table(title=f"fleet {markup(fleet.directory)}")
     for column in ("node", "class", "status", "since", "reason", "credential until"):
         table.add_column(column)
     for r in records:
         table.add_row(
-            r.id, r.node_class, r.status, r.since, r.reason, r.credential_not_after or "-"
+            r.id, r.node_class, r.status, r.since, markup(r.reason), r.credential_not_after or "-"
         )
     Console().print(table)
     return 0

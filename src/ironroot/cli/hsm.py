@@ -30,6 +30,7 @@ from ironroot._fileio import warn_if_exposed
 from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import read_input
 from ironroot.cli._serving import add_client_options, client_tls, secret_env
+from ironroot.cli._text import shown
 from ironroot.crypto import (
     Algorithm,
     ecdsa_from_der,
@@ -528,7 +529,8 @@ def _key_list(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace
     _print(
         args,
         [_key_json(k) for k in keys],
-        "\n".join(f"{k.handle}\t{k.key_type.value}\t{k.attributes.label}" for k in keys),
+        # a label is its creator's text (any client of a served HSM): shown, no escape raw
+        "\n".join(f"{k.handle}\t{k.key_type.value}\t{shown(k.attributes.label)}" for k in keys),
     )
     return 0
 

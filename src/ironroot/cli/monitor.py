@@ -38,6 +38,7 @@ from ironroot.cli._input import read_input
 from ironroot.cli._main import error_object
 from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, client_tls
+from ironroot.cli._text import shown
 from ironroot.errors import ConfigError, IronrootError, LimitExceeded
 
 __all__ = ["register"]
@@ -207,8 +208,8 @@ def _once(args: argparse.Namespace) -> int:
             doc["error"] = _first_problem(events, failures)
         print(json.dumps(doc))
         return code
-    for event in events:
-        print(event.line())
+    for event in events:  # a statement's iss and sub are its signer's text: shown
+        print(shown(event.line()))
     for url, exc in failures:
         print(f"failed {url}: {exc.code}: {exc.detail}", file=sys.stderr)
     return code
@@ -247,7 +248,9 @@ def _follow_rounds(args: argparse.Namespace) -> int:
             if done == 0 and failures and len(failures) == len(args.url):
                 raise failures[0][1]  # the first round must work: a configuration error
             for event in events:
-                print(json.dumps(event.to_json()) if args.ndjson else event.line(), flush=True)
+                print(
+                    json.dumps(event.to_json()) if args.ndjson else shown(event.line()), flush=True
+                )
             for url, exc in failures:
                 if args.ndjson:
                     print(json.dumps({"event": "error", "url": url, **error_object(exc)}))

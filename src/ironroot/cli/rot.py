@@ -41,6 +41,7 @@ from ironroot._fileio import write_atomic
 from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import read_input
 from ironroot.cli._output import write_output
+from ironroot.cli._text import markup
 from ironroot.cli._time import now_or
 from ironroot.crypto import Algorithm
 from ironroot.errors import ConfigError
@@ -105,7 +106,7 @@ def _inspect(args: argparse.Namespace) -> int:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=args.file.name, show_header=False, title_justify="left")
+        table = Table(title=markup(args.file.name), show_header=False, title_justify="left")
         for key, value in documents[0].items():
             if value is not None:
                 table.add_row(key, _text(value))
@@ -122,7 +123,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
     console = Console()
     for position, doc in enumerate(documents):
-        console.print(_table(doc, f"{args.file.name} [{position}]"))
+        console.print(_table(doc, f"{markup(args.file.name)} [{position}]"))
     return 0
 
 
@@ -173,12 +174,11 @@ def _table(doc: dict[str, Any], title: str) -> Table:
 
 
 def _text(value: object) -> str:
-    """Plain text for a cell; escaped, since DICE strings may contain rich markup brackets."""
-    from rich.markup import escape
-
+    """Plain text for a cell: DICE strings may hold rich markup brackets or control
+    characters (:func:`ironroot.cli._text.markup`)."""
     if isinstance(value, list):
-        return escape(", ".join(str(v) for v in value))
-    return escape(str(value))
+        return markup(", ".join(str(v) for v in value))
+    return markup(value)
 
 
 # --- device verbs ----------------------------------------------------------------------------
@@ -428,11 +428,10 @@ def _show(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2))
         return 0
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
-    table = Table(title=f"device {escape(doc['device'])}", show_header=False, title_justify="left")
+    table = Table(title=f"device {markup(doc['device'])}", show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for key, value in doc["fuses"].items():

@@ -15,6 +15,7 @@ from ironroot.cli._input import read_input
 from ironroot.cli._main import error_object
 from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
+from ironroot.cli._text import shown
 from ironroot.cli._time import now_or
 from ironroot.crypto import PublicKey, Verifier, load_signer
 from ironroot.errors import IronrootError, MalformedInput
@@ -160,10 +161,12 @@ def _verify(args: argparse.Namespace) -> int:
     r = verified.report
     hashes = ", ".join(f"{k}:{v.hex()[:16]}…" for k, v in r.firmware_hashes().items()) or "none"
     worst = "none" if r.max_cvss is None else f"{r.max_cvss:.1f}"
+    # the report's text is the provider's: shown, so no escape reaches the terminal
+    device = shown(f"{r.device.vendor} / {r.device.product} {r.device.fw_version}")
     print(
         f"OK: {verified.format} signed by {verified.kid!r} ({verified.algorithm.label})\n"
-        f"  {r.device.vendor} / {r.device.product} {r.device.fw_version}; firmware {hashes}\n"
-        f"  reviewed by {r.audit.srp} on {r.audit.completion_date}; "
+        f"  {device}; firmware {hashes}\n"
+        f"  reviewed by {shown(r.audit.srp)} on {r.audit.completion_date}; "
         f"{len(r.audit.issues)} open issue(s), highest CVSS {worst}"
     )
     return 0
@@ -269,7 +272,7 @@ def _query(args: argparse.Namespace) -> int:
             worst = "none" if r.max_open_cvss is None else f"{r.max_open_cvss:.1f}"
             flag = "FAIL" if r.has_issue_at_or_above(args.threshold) else "ok"
             print(
-                f"{flag}: {r.report.audit.srp} ({r.provider_kid!r}, {r.format}) on "
+                f"{flag}: {shown(r.report.audit.srp)} ({r.provider_kid!r}, {r.format}) on "
                 f"{r.report.audit.completion_date}: {len(r.report.audit.issues)} open issue(s), "
                 f"highest CVSS {worst}; receipts "
                 + ("verified" if r.receipts_verified else "not checked")

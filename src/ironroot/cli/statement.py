@@ -18,6 +18,7 @@ from ironroot import (
 from ironroot.cli._input import read_input
 from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
+from ironroot.cli._text import shown
 from ironroot.crypto import PublicKey, Verifier, load_signer, load_verifier
 from ironroot.errors import IronrootError, MalformedInput
 
@@ -190,7 +191,8 @@ def _verify(args: argparse.Namespace) -> int:
         )
     else:
         print(
-            f"OK: {len(ts.receipts)} receipt(s) verify; iss={claims.iss} sub={claims.sub}"
+            f"OK: {len(ts.receipts)} receipt(s) verify; iss={shown(claims.iss)} "
+            f"sub={shown(claims.sub)}"
             + (" ; issuer signature verifies" if args.issuer_key else ""),
             file=sys.stdout,
         )
@@ -266,10 +268,14 @@ def _inspect(args: argparse.Namespace) -> int:
         print(json.dumps(value))
         return 0
     print(f"{kind} statement, {value['alg']}, kid {value['kid'] or '-'}")
-    print(f"  iss: {claims.iss}\n  sub: {claims.sub}\n  iat: {claims.iat}")
-    print(f"  content type: {statement.content_type}; payload {len(statement.payload)} bytes")
+    # the claims and headers are the signer's text: shown, so no escape reaches the terminal
+    print(f"  iss: {shown(claims.iss)}\n  sub: {shown(claims.sub)}\n  iat: {claims.iat}")
+    print(
+        f"  content type: {shown(str(statement.content_type))}; "
+        f"payload {len(statement.payload)} bytes"
+    )
     for der in statement.x5chain:
-        print(f"  x5chain: {_subject(der)}")
+        print(f"  x5chain: {shown(_subject(der))}")
     for i, raw in enumerate(receipts):
         print(f"  receipt {i}: {json.dumps(_receipt_json(raw))}")
     print("(not verified: use `ironroot statement verify`)")

@@ -1,5 +1,10 @@
 """Log lines for every service: timestamped text, or one JSON object per line (stdlib only, so a
-command can set up logging without loading the HTTP stack)."""
+command can set up logging without loading the HTTP stack).
+
+A text line's message is shown as :func:`ironroot._text.shown` spells it: what a record
+quotes may come from a client or a peer (a request's path, a witness's answer), and an
+escape sequence or a line break in it must not reach an operator's terminal or forge a
+line. (JSON lines escape them as JSON does.)"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Final
 
+from ironroot._text import shown
 from ironroot.errors import ConfigError
 
 __all__ = ["LOG_FORMATS", "configure_logging"]
@@ -39,6 +45,14 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(out, separators=(",", ":"))
 
 
+class _TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message``, the message shown (module docs); a traceback after it
+    keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return shown(super().formatMessage(record))
+
+
 def _access_log_wanted() -> bool:
     return os.environ.get(ACCESS_LOG_ENV, "").strip().lower() in ("1", "true", "on", "yes")
 
@@ -63,7 +77,7 @@ def configure_logging(
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(_TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("ironroot")
     for old in list(root.handlers):
         root.removeHandler(old)

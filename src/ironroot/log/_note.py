@@ -24,10 +24,13 @@ Two signature types, both as C2SP assigns them:
   to the tree being the largest observed at time of signing"); verifiers accept any
   timestamp up to 2^63 - 1.
 
-Opening follows the spec: signatures from unknown (name, key id) pairs are ignored; a
-signature from a known key that fails rejects the whole note (:class:`BadSignature`); a
-note with no signature from a known key is rejected (:class:`UnknownIssuer`); an empty set
-of verifiers rejects everything. Malformed notes raise :class:`MalformedInput`.
+Opening follows the spec: signatures from unknown (name, key id) pairs are ignored, however
+many and however often one repeats (parsing checks the structure only and cannot know which
+keys are known); every signature from a known key is verified, and one that fails rejects
+the whole note (:class:`BadSignature`), so a second line by a known key cannot hide a bad
+one; a known key counts once however many of its lines verify; a note with no signature
+from a known key is rejected (:class:`UnknownIssuer`); an empty set of verifiers rejects
+everything. Malformed notes raise :class:`MalformedInput`.
 
 Hand-written because no maintained Python library implements C2SP notes; all signing and
 verifying goes through :mod:`ironroot.crypto`.
@@ -341,7 +344,8 @@ class Note:
 
     @classmethod
     def parse(cls, text: bytes) -> Note:
-        """Parse a signed note; structure only, no signature is checked."""
+        """Parse a signed note; structure only, no signature is checked. Lines that repeat
+        a (name, key id) are kept: whether that key is known is for the verifier to say."""
         if not isinstance(text, bytes):
             raise MalformedInput("a signed note must be bytes")
         if len(text) > MAX_NOTE_BYTES:
@@ -364,7 +368,6 @@ class Note:
         if len(sig_lines) > MAX_SIGNATURES:
             raise LimitExceeded("the signed note has too many signatures")
         signatures: list[NoteSignature] = []
-        seen: set[tuple[str, bytes]] = set()
         for line in sig_lines:
             if not line.startswith(_SIG_PREFIX):
                 raise MalformedInput("a note signature line must start with an em dash and space")
@@ -375,10 +378,6 @@ class Note:
             raw = b64decode_canonical(blob, "a note signature")
             if len(raw) < 5:
                 raise MalformedInput("a note signature is shorter than its key id")
-            key = (name, raw[:4])
-            if key in seen:
-                raise MalformedInput("the signed note repeats a signature name and key id")
-            seen.add(key)
             signatures.append(NoteSignature(name=name, key_id=raw[:4], signature=raw[4:]))
         return cls(body=body.encode("utf-8"), signatures=tuple(signatures))
 

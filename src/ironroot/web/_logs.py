@@ -196,12 +196,15 @@ class WitnessedView:
     root: str | None
     quorum: int
     witnesses: int
+    """The witnesses trusted (names: the keys of one witness are one witness)."""
     cosignatures: tuple[CosignatureRow, ...]
     error: str | None = None
 
     @property
     def verified(self) -> int:
-        return sum(1 for c in self.cosignatures if c.verified)
+        """The distinct witnesses (names) whose cosignature verified: a witness counts once
+        towards the quorum, however many of its lines or keys verified."""
+        return len({c.name for c in self.cosignatures if c.verified})
 
     @property
     def meets_quorum(self) -> bool:
@@ -618,6 +621,7 @@ class LogSource:
         path = self.data_dir / _WITNESSED
         quorum = self._config.quorum
         witnesses: Sequence[CosignatureVerifier] = self._config.witnesses
+        named = len({w.name for w in witnesses})  # a witness is its name, whatever its keys
         if not path.is_file():
             return None
         try:
@@ -626,7 +630,7 @@ class LogSource:
             note = Note.parse(note_bytes)
         except (IronrootError, OSError) as exc:
             reason = failure(exc) if isinstance(exc, IronrootError) else str(exc)
-            return WitnessedView(None, None, quorum, len(witnesses), (), reason)
+            return WitnessedView(None, None, quorum, named, (), reason)
         log_keys = {(v.name, v.key_id) for v in self.verifiers}
         rows: list[CosignatureRow] = []
         for line in note.signatures:
@@ -645,9 +649,7 @@ class LogSource:
                 rows.append(CosignatureRow(line.name, line.key_id.hex(), True, stamp))
             except IronrootError as exc:
                 rows.append(CosignatureRow(line.name, line.key_id.hex(), False, None, failure(exc)))
-        return WitnessedView(
-            checkpoint.size, checkpoint.root.hex(), quorum, len(witnesses), tuple(rows)
-        )
+        return WitnessedView(checkpoint.size, checkpoint.root.hex(), quorum, named, tuple(rows))
 
     # --- time series ------------------------------------------------------------------------
 

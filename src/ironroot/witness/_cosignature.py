@@ -200,20 +200,24 @@ def verify_cosignatures(
 ) -> tuple[Cosignature, ...]:
     """Every valid cosignature on ``note`` by one of ``witnesses`` (unknown lines ignored).
 
-    A line that names a known witness key and does not verify raises :class:`BadSignature`.
+    A line that names a known witness key and does not verify raises :class:`BadSignature`,
+    whichever line of that key it is; a key whose lines repeat is found once (its first).
     With ``now``, a cosignature dated more than :data:`FUTURE_SKEW` seconds after it does
     not count.
     """
-    found: list[Cosignature] = []
+    found: dict[tuple[str, bytes], Cosignature] = {}
     for line in note.signatures:
         for witness in witnesses:
             if not witness.matches(line):
                 continue
             timestamp = witness.verify(note.body, line.signature)
             if now is None or timestamp <= now + FUTURE_SKEW:
-                found.append(Cosignature(witness.name, witness.key_id, timestamp))
+                found.setdefault(
+                    (witness.name, witness.key_id),
+                    Cosignature(witness.name, witness.key_id, timestamp),
+                )
             break
-    return tuple(found)
+    return tuple(found.values())
 
 
 @dataclass(frozen=True, slots=True)

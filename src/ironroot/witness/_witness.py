@@ -197,9 +197,14 @@ class Witness:
         self._check_consistent(log, current, checkpoint, request)
         now = self._clock()
         lines = tuple(c.cosign(note.body, now) for c in self._cosigners)
-        # What monitors are served: the log's signatures that verified, then ours.
+        # What monitors are served: the log's signatures that verified (a repeated one
+        # once), then ours.
         known = {(v.name, v.key_id) for v in log.verifiers}
-        kept = tuple(s for s in note.signatures if (s.name, s.key_id) in known)
+        first: dict[tuple[str, bytes], NoteSignature] = {}
+        for s in note.signatures:
+            if (s.name, s.key_id) in known:
+                first.setdefault((s.name, s.key_id), s)
+        kept = tuple(first.values())
         served = Note(body=note.body, signatures=kept + lines).encode()
         self._store.advance(
             current, StoredCheckpoint(log.origin, checkpoint.size, checkpoint.root, served, now)
