@@ -301,3 +301,29 @@ def test_releases_load_from_a_directory(world: World, tmp_path: Path) -> None:
         world.pfm,
         world.pfm_ts,
     )
+
+
+def test_a_desired_state_put_in_force_meanwhile_stops_the_rollout_before_its_next_wave(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    """A new desired state (a fix, a revert) published while a rollout runs supersedes the one
+    it installs: the rollout does not start another wave of the old one."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 3)
+    publish(world, ops, fleet, {"gpu": "2.0"})
+    store = DesiredStore(fleet)
+    newer = DesiredState.build(
+        fleet.node_class("node-7"), 2, bundles={"gpu": world.release("gpu", "1.0").bundle}
+    )
+
+    def meanwhile(event: str, node: str, component: str | None) -> None:
+        if event == "done" and node == "node-0001":
+            store.publish("node-7", ops.sign(newer, ALICE, BOB), now=NOW, registrar=ops.log)
+
+    report = rollout(fleet, releases(world, fleet), now=NOW, wave_size=1, progress=meanwhile)
+    assert not report.ok
+    assert (report.desired_version, report.superseded_by, report.stopped_at) == (1, 2, None)
+    assert report.with_outcome("updated") == ("node-0001",)
+    assert report.with_outcome("not-reached") == ("node-0002", "node-0003")
+    assert active(fleet, "node-0002", "gpu") == "1.0"
+    assert report.to_json()["superseded_by"] == 2
+    assert fleet.events()[-1].detail["superseded_by"] == 2

@@ -487,5 +487,10 @@ def _rollout(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{n} {o}" for o, n in counts.items() if n)
     if report.stopped_at is not None:
         summary += f"; stopped at {report.stopped_at}"
+    if report.superseded_by is not None:
+        summary += (
+            f"; stopped: desired state v{report.superseded_by} was put in force meanwhile "
+            "(roll it out)"
+        )
     console.print(summary or "no node")
     return 0 if report.ok else 1

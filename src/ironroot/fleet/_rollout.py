@@ -21,7 +21,10 @@ first update carrying the desired PFM when the node's differs (a PFM alone rides
 of the BMC to its desired image). An update that is **refused** (the check's typed error) or
 that **rolls back** (the new firmware failed its health check), or a node that does not end at
 the desired firmware and PFM, stops the rollout: the rest of that wave and every later wave are
-**not reached**. Each update and the stop are recorded in the fleet's event log
+**not reached**. So does a newer desired state put in force while the rollout runs: before
+each wave the version in force is read again, and when it is not the one planned, that wave
+and the later ones are not reached (``superseded_by``: the version now in force, which its own
+rollout installs). Each update and the stop are recorded in the fleet's event log
 (``rollout-update``, ``rollout``).
 
 :class:`ReleaseSet` holds the bundles and PFMs by digest: from a node class
@@ -193,7 +196,8 @@ class NodeRollout:
 @dataclass(frozen=True, slots=True)
 class RolloutReport:
     """What a rollout did: every node's outcome, and where it stopped (``stopped_at``: the
-    failed node, ``None`` when every wave finished)."""
+    failed node; ``superseded_by``: the version of the desired state put in force while it
+    ran, before the wave it did not start; both ``None`` when every wave finished)."""
 
     node_class: str
     desired_version: int
@@ -202,10 +206,11 @@ class RolloutReport:
     nodes: tuple[NodeRollout, ...]
     stopped_at: str | None = None
     dry_run: bool = False
+    superseded_by: int | None = None
 
     @property
     def ok(self) -> bool:
-        return self.stopped_at is None
+        return self.stopped_at is None and self.superseded_by is None
 
     def with_outcome(self, outcome: str) -> tuple[str, ...]:
         return tuple(n.node for n in self.nodes if n.outcome == outcome)
@@ -226,6 +231,7 @@ class RolloutReport:
             "dry_run": self.dry_run,
             "ok": self.ok,
             "stopped_at": self.stopped_at,
+            "superseded_by": self.superseded_by,
             "counts": counts,
             "nodes": [n.to_json() for n in self.nodes],
         }
@@ -355,9 +361,18 @@ def rollout(
             p.node: NodeRollout(p.node, None, "skipped") for p in plans if not p.components
         }
         stopped: str | None = None
+        superseded: int | None = None
+        started = 0
         for plan in todo:
             wave = wave_of[plan.node]
-            if dry_run or stopped is not None:
+            if not dry_run and stopped is None and superseded is None and wave > started:
+                # Before each wave: a desired state put in force meanwhile (a fix, a revert)
+                # supersedes this one; its own rollout installs it, this one stops here.
+                in_force = store.version(name)
+                if in_force != desired.version:
+                    superseded = in_force
+                started = wave
+            if dry_run or stopped is not None or superseded is not None:
                 updates = tuple(
                     ComponentUpdate(
                         c,
@@ -387,6 +402,7 @@ def rollout(
         tuple(outcome[p.node] for p in plans),
         stopped,
         dry_run,
+        superseded,
     )
     if not dry_run:
         fleet.record(
@@ -400,6 +416,7 @@ def rollout(
                 "updated": list(report.with_outcome("updated")),
                 "skipped": len(report.with_outcome("skipped")),
                 "stopped_at": stopped,
+                "superseded_by": superseded,
                 "not_reached": list(report.with_outcome("not-reached")),
             },
             now=now,
