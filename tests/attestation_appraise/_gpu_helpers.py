@@ -85,14 +85,17 @@ class TestGpu:
         tampered_block: int | None = None,
         tampered_all: bool = False,
         omit: frozenset[int] = frozenset(),
+        slot: int = 0,
+        value_type: MeasurementValueType = MeasurementValueType.MUTABLE_FIRMWARE,
     ) -> GpuReport:
         """A signed report answering ``nonce``; ``tampered_*`` change block values (the
-        RIMs allow variant 0 only), ``omit`` leaves opaque TLV types out."""
-        request = GetMeasurements(SpdmVersion.V1_1, 0xFF, True, nonce, 0).encode()
+        RIMs allow variant 0 only), ``omit`` leaves opaque TLV types out, ``slot`` is the
+        certificate slot asked for, ``value_type`` every block's DMTF value type."""
+        request = GetMeasurements(SpdmVersion.V1_1, 0xFF, True, nonce, slot).encode()
         blocks = tuple(
             MeasurementBlock(
                 i,
-                MeasurementValueType.MUTABLE_FIRMWARE,
+                value_type,
                 block_value(i, 1 if tampered_all or i == tampered_block else 0),
             )
             for i in range(1, BLOCKS + 1)
@@ -107,7 +110,7 @@ class TestGpu:
         }
         opaque = b"".join(_tlv(kind, value) for kind, value in fields.items() if kind not in omit)
         response = Measurements(
-            SpdmVersion.V1_1, blocks, hashlib.sha256(nonce).digest(), opaque
+            SpdmVersion.V1_1, blocks, hashlib.sha256(nonce).digest(), opaque, slot_id=slot
         ).encode_unsigned()
         data = request + response + self.leaf_key.sign(request + response)
         return GpuReport(data, (self.chain_pem,))

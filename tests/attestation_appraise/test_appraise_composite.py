@@ -33,6 +33,7 @@ from ironroot.errors import MalformedInput, ReleaseDenied
 from ironroot.hsm import driver_number, parse_release_policy, release_claims
 from ironroot.rim import LoggedRims
 from ironroot.rot import Device
+from ironroot.spdm import MeasurementValueType
 
 
 @pytest.fixture(scope="module")
@@ -536,3 +537,70 @@ def test_a_policy_that_reads_per_report_values_is_not_cached(
             rim_cache=cache,
         )
     assert len(cache) == 0
+
+
+@pytest.mark.parametrize(
+    ("rule", "slot", "value_type"),
+    [
+        ("raw.slot_id == 0", 1, MeasurementValueType.MUTABLE_FIRMWARE),
+        (
+            '!("IMMUTABLE_ROM" in raw.value_types)',
+            0,
+            MeasurementValueType.IMMUTABLE_ROM,
+        ),
+    ],
+    ids=["slot", "value-type"],
+)
+def test_a_cached_gpu_verdict_is_not_served_to_a_report_the_policy_tells_apart(
+    cvm: Device,
+    endorsements: Endorsements,
+    gpus: GpuWorld,
+    rule: str,
+    slot: int,
+    value_type: MeasurementValueType,
+) -> None:
+    # The cache was keyed by the opaque data, signer, identity and block values only: a
+    # report of the same firmware asked for on another slot, or whose blocks another value
+    # type, got the verdict the policy gave the first report.
+    from ironroot.attestation import DEFAULT_POLICY, AppraisalPolicy, PolicyRule
+
+    shape = PolicyRule(
+        "gpu-shape",
+        f'format != "nvidia-gpu" || ({rule})',
+        "instance-identity",
+        AR4SI.UNTRUSTWORTHY_INSTANCE,
+        "the GPU report is not of the expected shape",
+    )
+    default = DEFAULT_POLICY
+    policy = AppraisalPolicy(
+        name="reads-raw",
+        rules=(*default.rules, shape),
+        affirm=default.affirm,
+        affirm_by_format=default.affirm_by_format,
+        components=default.components,
+        svn_claim=default.svn_claim,
+        firmware_hash=default.firmware_hash,
+    )
+    gpu, cache = gpus.gpu(), GpuRimCache()
+
+    def run(report: GpuReport, nonce: bytes) -> AttestationResult:
+        return appraise_composite(
+            cvm.quote(composite_nonce(nonce, 1)),
+            [report],
+            endorsements,
+            policy,
+            nonce=nonce,
+            now=NOW,
+            gpu_root=gpus.root,
+            rim_cache=cache,
+        )
+
+    nonce = os.urandom(32)
+    first = run(gpu.report(gpu_nonce(nonce, 0)), nonce)
+    assert first.status is TrustTier.AFFIRMING, {k: v.reasons for k, v in first.submods.items()}
+    assert len(cache) == 1
+    nonce = os.urandom(32)
+    other = gpu.report(gpu_nonce(nonce, 0), slot=slot, value_type=value_type)
+    gpu0 = run(other, nonce).submods["gpu0"]
+    assert gpu0.trust_vector["instance-identity"] == AR4SI.UNTRUSTWORTHY_INSTANCE
+    assert "gpu-shape: the GPU report is not of the expected shape" in gpu0.reasons

@@ -10,7 +10,7 @@ import random
 from pathlib import Path
 
 import pytest
-from _ar_helpers import NOW, RUNTIME, World, flip
+from _ar_helpers import NOW, PRODUCT, RUNTIME, VENDOR_ISS, World, flip
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -28,7 +28,8 @@ from ironroot.attestation import (
     reference_values_from_statement,
     verify_rot_quote,
 )
-from ironroot.cose import RECEIPTS, Sign1, decode_cbor, encode_cbor
+from ironroot.corim import CORIM_CONTENT_TYPE, CorimMeta, Validity, sign_corim
+from ironroot.cose import RECEIPTS, Sign1, create_statement, decode_cbor, encode_cbor
 from ironroot.crypto import Algorithm
 from ironroot.errors import (
     BadSignature,
@@ -37,6 +38,7 @@ from ironroot.errors import (
     UnknownIssuer,
     VerificationFailed,
 )
+from ironroot.firmware import reference_corim
 from ironroot.rot import Device, VendorCA, create_quote, derive_layers
 
 _ALGS = (Algorithm.ES384, Algorithm.ML_DSA_87)
@@ -476,3 +478,38 @@ def test_rules_with_comments_and_long_rules_combine(world: World, good_device: D
         good_device.quote(nonce), world.endorsements(), policy=policy, nonce=nonce, now=NOW
     )
     assert result.submods["ironroot"].trust_vector["hardware"] == 32
+
+
+@pytest.mark.parametrize("days", [-1, 1], ids=["expired", "not-yet-valid"])
+def test_signed_corim_outside_its_signature_validity(world: World, days: int) -> None:
+    # A vendor-signed CoRIM states in corim-meta when its signature counts; with the vendor's
+    # key configured the signature was verified but that window was never read, so a CoRIM
+    # whose signature had expired still gave reference values.
+    def logged(window: Validity) -> bytes:
+        corim = reference_corim(world.bundle(svn=5), vendor=VENDOR_ISS, model=PRODUCT)
+        signed = sign_corim(corim, world.vendor_key, meta=CorimMeta("vendor", None, window))
+        statement = create_statement(
+            world.vendor_key, signed, iss=VENDOR_ISS, sub=PRODUCT, content_type=CORIM_CONTENT_TYPE
+        )
+        return world.client.register(statement).transparent_statement
+
+    def values(data: bytes) -> object:
+        return reference_values_from_statement(
+            data,
+            service_keys=world.service_keys,
+            vendor_keys={VENDOR_ISS: [world.vendor_key.public_key]},
+            publishers=world.publishers,
+            now=NOW,
+        )
+
+    at = int(NOW.timestamp())
+    day = 86_400
+    assert values(logged(Validity(not_after=at + day, not_before=at - day)))
+    outside = (
+        Validity(not_after=at - day, not_before=at - 2 * day)
+        if days < 0
+        else Validity(not_after=at + 2 * day, not_before=at + day)
+    )
+    with pytest.raises(VerificationFailed) as caught:
+        values(logged(outside))
+    assert caught.value.code == "rim-expired"

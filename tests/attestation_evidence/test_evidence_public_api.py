@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import FrozenInstanceError
 
+import cbor2
 import pytest
 
 import ironroot.attestation as attestation
 import ironroot.attestation.evidence as evidence
 from ironroot.attestation.evidence import EVIDENCE_FORMATS, EvidenceClaims
+from ironroot.errors import MalformedEvidence
 
 
 def test_attestation_all() -> None:
@@ -97,3 +100,28 @@ def test_claims_to_dict_is_json_with_lowercase_hex() -> None:
 def test_claims_reject_non_json_raw() -> None:
     with pytest.raises(TypeError):
         EvidenceClaims("x", {}, b"", False, {}, {}, "", raw={"obj": object()})
+
+
+def _quote_with_claims(claims: dict[str, object]) -> bytes:
+    """An ``ironroot`` quote container whose two (unsigned) messages carry ``claims``."""
+    payload = cbor2.dumps(claims)
+
+    def message(alg: int) -> bytes:
+        protected = cbor2.dumps({1: alg, 3: "application/vnd.ironroot.rot-quote+cbor"})
+        return cbor2.dumps(cbor2.CBORTag(18, [protected, {}, payload, bytes(96)]))
+
+    return cbor2.dumps(
+        {"format": "ironroot-quote/1", "es384": message(-35), "ml-dsa-87": message(-50)}
+    )
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_inspected_evidence_with_a_non_finite_float_has_no_json_form(value: float) -> None:
+    # parse_evidence (evidence inspect) returned NaN and infinities, which the CLI printed as
+    # NaN/Infinity tokens: output that JSON parsers refuse
+    data = _quote_with_claims({"nonce": value})
+    with pytest.raises(MalformedEvidence, match="no JSON form"):
+        evidence.parse_evidence(data)
+    name, parsed = evidence.parse_evidence(_quote_with_claims({"nonce": 1.5}))
+    assert name == "ironroot"
+    assert parsed["es384"]["claims"] == {"nonce": 1.5}

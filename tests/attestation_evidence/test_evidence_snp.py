@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from ironroot.attestation.evidence import (
     check_snp_endorsement,
     load_certificates,
     parse_azure_hcl_report,
+    parse_evidence,
     parse_snp_report,
     verify_azure_hcl_report,
     verify_snp_chain,
@@ -162,6 +164,32 @@ def test_azure_hcl_tampered_runtime_claims(snp_dir: Path) -> None:
     data[at] ^= 0x01
     with pytest.raises(BadSignature):
         verify_azure_hcl_report(bytes(data), [cert], now=NOW)
+
+
+def _hcl_with_claims(data: bytes, claims: bytes) -> bytes:
+    """The HCL report ``data`` with its runtime claims replaced (sizes adjusted, unsigned)."""
+    runtime_at = 32 + SNP_REPORT_SIZE
+    size = runtime_at + 20 + len(claims)
+    header = b"HCLA" + struct.pack("<III", 1, size, 2) + bytes(16)
+    runtime = struct.pack("<IIIII", 20 + len(claims), 1, 2, 1, len(claims))
+    return header + data[32:runtime_at] + runtime + claims
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [b"[" * 50_000, b'{"a": NaN}', b'{"a": -Infinity}', b'{"a": 1e999}', b'{"a": "\\ud800"}'],
+    ids=["deep", "nan", "infinity", "out-of-range", "lone-surrogate"],
+)
+def test_hcl_runtime_claims_that_are_not_strict_json_are_shown_as_hex(
+    snp_dir: Path, claims: bytes
+) -> None:
+    # inspecting an HCL report raised RecursionError for deep claims, and printed NaN (not
+    # JSON) or failed to encode a lone surrogate for the others
+    data = (snp_dir / "deps_verifier_test_data_az-snp-vtpm_hcl-report.bin").read_bytes()
+    name, parsed = parse_evidence(_hcl_with_claims(data, claims))
+    assert name == "azure-hcl"
+    assert parsed["azure_hcl"]["runtime_claims"] == claims.hex()
+    json.dumps(parsed, allow_nan=False).encode("utf-8")
 
 
 # --- built-in roots -------------------------------------------------------------------------

@@ -36,7 +36,8 @@ vector of :data:`VERIFICATION_FAILURES` in its own submodule; the others are sti
 **Cache.** :class:`GpuRimCache` remembers each GPU's appraisal apart from its nonce: the
 trust vector, reasons and evidence claims that the policy and the RIM appraisal gave, keyed
 by the endorsements and the policy (the same objects, held) and the verified report's
-content (measurement blocks, opaque data, signer and root). A GPU repeats them until its
+content (measurement blocks, opaque data, the slot and the blocks' value types — every raw
+claim but the nonces and the signature —, signer and root). A GPU repeats them until its
 firmware changes, and once its signature, chain and nonce are checked (every time) the
 appraisal depends on nothing else — unless the policy reads what differs between reports (a
 rule or reason naming ``report_data``, ``responder_nonce`` or ``signature``): such a policy
@@ -46,6 +47,7 @@ is appraised afresh every time.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -265,8 +267,9 @@ def _appraise_gpu(
         return appraisal
     key = None
     if rim_cache is not None and _cacheable(policy):
+        per_firmware = {k: v for k, v in claims.raw.items() if k not in _PER_REPORT}
         key = (
-            claims.raw.get("opaque_data"),
+            json.dumps(per_firmware, sort_keys=True),  # slot, value types, opaque data …
             claims.signer,
             tuple(claims.identity.items()),
             tuple(claims.measurements.items()),

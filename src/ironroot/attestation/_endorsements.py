@@ -9,7 +9,9 @@ only when all of this holds (:func:`reference_values_from_statement`):
    ``MalformedReceipt``); an empty key set trusts nothing (``UnknownIssuer``);
 2. where vendor keys are configured for the statement's ``iss``, the statement's signature
    verifies under one of them (``UnknownIssuer`` when none is configured for that issuer,
-   ``BadSignature``), and a payload that is itself a signed CoRIM (COSE_Sign1) verifies too;
+   ``BadSignature``), and a payload that is itself a signed CoRIM (COSE_Sign1) verifies too,
+   inside the signature validity its corim-meta states, given ``now`` (``VerificationFailed``,
+   code ``rim-expired``);
 3. the CoRIM parses (``MalformedCorim``) and, given ``now``, is inside its ``rim-validity``
    (``VerificationFailed``, code ``rim-expired``);
 4. the statement's issuer may publish reference values for the product of every triple it
@@ -56,7 +58,7 @@ from typing import TYPE_CHECKING, Final
 
 from ironroot._fileio import load_each
 from ironroot.attestation.evidence import EvidenceClaims
-from ironroot.corim import CORIM_CONTENT_TYPE, Comid, Corim, SignedCorim
+from ironroot.corim import CORIM_CONTENT_TYPE, Comid, Corim, SignedCorim, Validity
 from ironroot.cose import SignedStatement, verify_transparent_statement
 from ironroot.crypto import Verifier
 from ironroot.errors import (
@@ -228,6 +230,11 @@ def _check_corim_type(statement: SignedStatement) -> None:
         )
 
 
+def _within(validity: Validity, now: dt.datetime) -> bool:
+    t = int(now.timestamp())
+    return t <= validity.not_after and (validity.not_before is None or t >= validity.not_before)
+
+
 def _corim_of(payload: bytes) -> tuple[Corim, SignedCorim | None]:
     """The CoRIM a statement carries, and its signed envelope when it has one."""
     if payload[:1] == bytes((_COSE_SIGN1,)):
@@ -262,13 +269,18 @@ def reference_values_from_statement(
     corim, signed = _corim_of(statement.payload)
     if signed is not None and keys is not None:
         _vendor_key(signed.kid, keys, signed)
-    validity = corim.rim_validity
-    if now is not None and validity is not None:
-        t = int(now.timestamp())
-        if t > validity.not_after or (validity.not_before is not None and t < validity.not_before):
+        window = signed.meta.signature_validity if signed.meta is not None else None
+        if now is not None and window is not None and not _within(window, now):
             raise VerificationFailed(
-                f"the reference values of {sub!r} are outside their validity", code="rim-expired"
+                f"the signature of the reference values of {sub!r} is outside its validity "
+                "(corim-meta signature-validity)",
+                code="rim-expired",
             )
+    validity = corim.rim_validity
+    if now is not None and validity is not None and not _within(validity, now):
+        raise VerificationFailed(
+            f"the reference values of {sub!r} are outside their validity", code="rim-expired"
+        )
     values = _values(corim, iss, sub)
     _check_publisher(values, iss, publishers)
     return values

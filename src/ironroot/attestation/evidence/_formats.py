@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import string
 import struct
 import threading
@@ -636,6 +637,8 @@ def parse_evidence(data: bytes, *, format: str = "auto") -> tuple[str, dict[str,
     row = format_row(detect_format(raw) if format == "auto" else format)
     parsed = row.parse(raw)
     try:
-        return row.name, json_ready(parsed)
-    except TypeError as exc:
+        ready = json_ready(parsed)
+        json.dumps(ready, allow_nan=False)  # NaN and infinities have no JSON form either
+    except (TypeError, ValueError) as exc:
         raise MalformedEvidence(f"{row.name} evidence holds a value with no JSON form") from exc
+    return row.name, ready

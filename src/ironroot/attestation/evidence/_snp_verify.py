@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -548,6 +549,26 @@ _HCL_HASHES: Final = {1: "sha256", 2: "sha384", 3: "sha512"}
 _HCL_MAX: Final = 64 * 1024
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:16]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"JSON constant {name} is not allowed")
+
+
+def _strict_json(data: bytes) -> Any:
+    """``data`` as JSON that can be written out again as JSON: no ``NaN``/``Infinity``, no
+    number beyond a float's range, no lone surrogate (``ValueError``; ``RecursionError``
+    when nested too deeply)."""
+    value = json.loads(data, parse_float=_finite, parse_constant=_no_constant)
+    json.dumps(value, ensure_ascii=False).encode("utf-8")  # a lone surrogate fails here
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class AzureHclReport:
     """An Azure CVM HCL report: the SNP report and the runtime claims it binds."""
@@ -565,9 +586,11 @@ class AzureHclReport:
         return hashlib.new(_HCL_HASHES[self.hash_type], self.runtime_claims).digest()
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; runtime claims that are not strict JSON (too deep, ``NaN``, an
+        out-of-range number, a lone surrogate) are shown as hex."""
         try:
-            claims: Any = json.loads(self.runtime_claims)
-        except ValueError:
+            claims: Any = _strict_json(self.runtime_claims)
+        except (ValueError, RecursionError):
             claims = self.runtime_claims.hex()
         return {
             "version": self.version,
