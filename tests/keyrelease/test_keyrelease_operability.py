@@ -241,3 +241,30 @@ def test_serve_fleet_gate_options_are_checked_before_anything_runs(
     assert main([*base, "--fleet", str(tmp_path / "none"), "--fleet-verifier-key", str(key)]) == 1
     assert "no fleet in" in capsys.readouterr().err
     assert served == []
+
+
+def test_readiness_probes_do_not_each_add_to_the_hsms_audit_log() -> None:
+    """``/ready`` is open to anyone: its verifier check asks the HSM (an audited operation)
+    only when the HSM's store changed, so a flood of probes is not a flood of audit records,
+    and a verifier removed is still seen at the next probe."""
+    harness = build_harness()
+    auditor_pass = b"auditor-credential"
+    harness.hsm.add_identity(harness.officer, "auditor", Role.AUDITOR, auditor_pass)
+    auditor = harness.hsm.login("auditor", auditor_pass)
+
+    def listed() -> int:
+        records = harness.hsm.audit_records(auditor)
+        return sum(1 for r in records if r.operation == "verifier-list")
+
+    with (
+        harness.http,
+        KeyReleaseServerThread(create_keyrelease_app(harness.service)) as server,
+        httpx.Client(base_url=server.url, timeout=30) as http,
+    ):
+        before = listed()
+        for _ in range(20):
+            assert http.get("/ready").status_code == 200
+        assert listed() == before + 1
+        harness.hsm.remove_release_verifier(harness.officer, "https://verifier.example")
+        assert http.get("/ready").status_code == 503
+        assert listed() == before + 2

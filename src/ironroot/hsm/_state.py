@@ -113,6 +113,13 @@ class HsmState:
         return self._hsm_id
 
     @property
+    def store_generation(self) -> int:
+        """The generation of the sealed key store last written (not secret): it changes
+        whenever keys, identities or installed verifiers change, and only then — what a
+        reader outside the boundary may key a cache of such facts by."""
+        return self._store_generation
+
+    @property
     def attestation_chain(self) -> tuple[bytes, ...]:
         """The attestation certificate (DER) followed by the device chain."""
         self._check_state()

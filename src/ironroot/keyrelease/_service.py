@@ -86,12 +86,13 @@ class KeyVault(Protocol):
 class HsmVault:
     """The HSM as a vault, through one logged-in crypto-user session."""
 
-    __slots__ = ("_hsm", "_session", "_types")
+    __slots__ = ("_hsm", "_session", "_types", "_verifiers")
 
     def __init__(self, hsm: Hsm, session: Session) -> None:
         self._hsm = hsm
         self._session = session
         self._types: dict[str, KeyType] = {}
+        self._verifiers: tuple[int, tuple[tuple[str, str], ...]] | None = None
 
     @property
     def hsm(self) -> Hsm:
@@ -120,8 +121,16 @@ class HsmVault:
         return self._hsm.key_info(self._session, handle).attributes.release_policy
 
     def verifiers(self) -> tuple[tuple[str, str], ...]:
-        """``(name, key id)`` of the EAR verifiers installed in the HSM."""
-        return self._hsm.release_verifiers(self._session)
+        """``(name, key id)`` of the EAR verifiers installed in the HSM: asked of the HSM (an
+        audited operation) only when its store changed since last asked, so that readiness
+        probes, which anyone may send, do not each add a record to the HSM's audit log."""
+        generation = self._hsm.store_generation
+        known = self._verifiers
+        if known is not None and known[0] == generation:
+            return known[1]
+        found = self._hsm.release_verifiers(self._session)
+        self._verifiers = (generation, found)
+        return found
 
 
 class KeyReleaseService:
