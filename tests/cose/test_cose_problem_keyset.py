@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import ironroot.cose
 from hypothesis_budget import examples
+from ironroot import errors
 from ironroot.cose import Problem, decode_cbor, decode_key_set, encode_cbor, encode_key_set
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import MalformedInput, PayloadTooLarge, UnsupportedAlgorithm
@@ -157,6 +158,45 @@ def test_problem_construction_errors() -> None:
 # --- key sets ------------------------------------------------------------------------------
 
 ALGORITHMS = [a for a in Algorithm if a is not Algorithm.HSS_LMS]
+
+
+@pytest.mark.parametrize(
+    ("problem", "status", "expected", "code"),
+    [
+        # the code names the class
+        (
+            Problem("Result Expired", "the EAR expired", extra={"code": "result-expired"}),
+            403,
+            errors.ResultExpired,
+            "result-expired",
+        ),
+        # a code refined per instance: the title names it, at the answer's status
+        (
+            Problem(
+                "Stale Or Mismatching Nonce", "another nonce", extra={"code": "nonce-mismatch"}
+            ),
+            400,
+            errors.StaleNonce,
+            "nonce-mismatch",
+        ),
+        # a class that needs more than a detail and a code is never made (no TypeError)
+        (
+            Problem("Old Size Mismatch", "x", extra={"code": "old-size-mismatch"}),
+            409,
+            errors.IronrootError,
+            "old-size-mismatch",
+        ),
+        # nothing known: the base class
+        (Problem("Teapot", "short and stout"), 418, errors.IronrootError, None),
+    ],
+)
+def test_a_problem_is_the_typed_error_it_stands_for(
+    problem: Problem, status: int, expected: type[errors.IronrootError], code: str | None
+) -> None:
+    error = problem.error(status)
+    assert type(error) is expected
+    assert error.detail == problem.detail
+    assert error.code == (code or expected.code)
 
 
 def test_key_set_round_trip() -> None:

@@ -11,14 +11,17 @@ unsigned-integer custom entries are accepted and ignored on input.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
+from ironroot import errors
 from ironroot.cose._cbor import DEFAULT_LIMITS, Limits, decode_cbor, encode_cbor
-from ironroot.errors import MalformedInput, PayloadTooLarge
+from ironroot.errors import IronrootError, MalformedInput, PayloadTooLarge
 
 __all__ = ["Problem"]
 
@@ -153,3 +156,40 @@ class Problem:
             instance=_text(decoded.get("instance"), "instance", optional=True),
             extra={k: v for k, v in decoded.items() if k not in _JSON_MEMBERS},
         )
+
+    # --- back to an error -------------------------------------------------------------
+
+    def error(self, status: int | None = None) -> IronrootError:
+        """The typed error this problem from an Ironroot service stands for (``status``: the
+        HTTP status it came with, when the problem does not carry one): the class its ``code``
+        member names, else — for errors whose code is refined per instance — the class its
+        ``title`` names, answering with that status; else :class:`IronrootError`. With the
+        problem's detail and code, so a client tells an expired EAR from a denied policy
+        without parsing text."""
+        status = self.status if self.status is not None else status
+        code = self.extra.get("code")
+        code = code if isinstance(code, str) else None
+        classes = _error_classes()
+        by_code = {c.code: c for c in classes}
+        by_title = {c.title: c for c in classes if status is None or c.http_status == status}
+        found = by_code.get(code or "") or by_title.get(self.title) or IronrootError
+        if status is not None and found.http_status != status and self.title in by_title:
+            found = by_title[self.title]
+        return found(self.detail or self.title, code=code)
+
+
+@functools.cache
+def _error_classes() -> tuple[type[IronrootError], ...]:
+    """The error classes ``cls(detail, code=...)`` makes (not one that needs more, such as a
+    witness's ``OldSizeMismatch`` and its ``size``: an answer naming it must not become a
+    ``TypeError``)."""
+    found = []
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        if not (isinstance(cls, type) and issubclass(cls, IronrootError)):
+            continue
+        parameters = inspect.signature(cls).parameters
+        others = [p for n, p in parameters.items() if n not in ("detail", "code")]
+        if "code" in parameters and all(p.default is not p.empty for p in others):
+            found.append(cls)
+    return tuple(found)

@@ -247,7 +247,6 @@ class Story:
 def problem_error(response: Any) -> IronrootError:
     """The typed error an RFC 9290 problem answer stands for: the class its ``code`` names
     (or, for codes refined per instance, its title names), with that code."""
-    from ironroot import errors
     from ironroot.cose import Problem
 
     ctype = response.headers.get("content-type", "")
@@ -259,20 +258,7 @@ def problem_error(response: Any) -> IronrootError:
         )
     except IronrootError:
         return StorageError(f"the service answered {response.status_code} without a problem")
-    classes = [
-        getattr(errors, name)
-        for name in errors.__all__
-        if isinstance(getattr(errors, name), type)
-        and issubclass(getattr(errors, name), IronrootError)
-    ]
-    code = problem.extra.get("code")
-    code = code if isinstance(code, str) else None
-    by_code = {c.code: c for c in classes}
-    by_title = {c.title: c for c in classes if c.http_status == response.status_code}
-    cls = by_code.get(code or "") or by_title.get(problem.title) or IronrootError
-    if cls.http_status != response.status_code and problem.title in by_title:
-        cls = by_title[problem.title]
-    return cls(problem.detail or problem.title, code=code)
+    return problem.error(response.status_code)
 
 
 def random_firmware(label: str, size: int) -> bytes:

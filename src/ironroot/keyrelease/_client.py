@@ -8,14 +8,12 @@ can tell an expired EAR from a denied policy without parsing text.
 from __future__ import annotations
 
 import hmac
-import inspect
 import json
 import ssl
 from typing import Final
 
 import httpx
 
-from ironroot import errors
 from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url
 from ironroot._trust import client_verify
 from ironroot.cose import Problem, encode_cbor
@@ -36,28 +34,6 @@ _CBOR: Final = "application/cbor"
 _MAX_RESPONSE: Final = 256 * 1024
 
 
-def _takes_detail_and_code(cls: type[IronrootError]) -> bool:
-    """Whether ``cls(detail, code=...)`` makes one: not a class that needs more (a witness's
-    ``OldSizeMismatch`` needs its ``size``), which an answer naming it must not turn into a
-    ``TypeError``."""
-    parameters = inspect.signature(cls).parameters
-    others = [p for n, p in parameters.items() if n not in ("detail", "code")]
-    return "code" in parameters and all(p.default is not p.empty for p in others)
-
-
-def _error_classes() -> tuple[type[IronrootError], ...]:
-    found: list[type[IronrootError]] = []
-    for name in errors.__all__:
-        cls = getattr(errors, name)
-        if isinstance(cls, type) and issubclass(cls, IronrootError) and _takes_detail_and_code(cls):
-            found.append(cls)
-    return tuple(found)
-
-
-_BY_CODE: Final = {cls.code: cls for cls in _error_classes()}
-_BY_TITLE: Final = {cls.title: cls for cls in _error_classes()}
-
-
 def _raise(response: httpx.Response) -> None:
     ctype = response.headers.get("content-type", "")
     try:
@@ -67,10 +43,7 @@ def _raise(response: httpx.Response) -> None:
             problem = Problem.from_json(response.content)
     except IronrootError:
         raise StorageError(f"the key service answered {response.status_code}") from None
-    code = problem.extra.get("code")
-    code = code if isinstance(code, str) else None
-    cls = _BY_CODE.get(code or "") or _BY_TITLE.get(problem.title) or IronrootError
-    raise cls(problem.detail or problem.title, code=code)
+    raise problem.error(response.status_code)
 
 
 class KeyReleaseClient:
