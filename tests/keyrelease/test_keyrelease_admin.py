@@ -147,6 +147,28 @@ def test_generate_offer_and_release_while_running(admin: tuple[Harness, str]) ->
     assert harness.holds("fresh-key", harness.unwrap(released, nonce))
 
 
+def test_an_offer_that_loses_its_name_to_another_leaves_no_key_behind(
+    admin: tuple[Harness, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two offers of one name at once: the one that loses gets 409, and the key it generated
+    is deleted, not left in the HSM under no name."""
+    harness, url = admin
+    offer = harness.service.add_key
+
+    def taken_meanwhile(key: ReleasableKey) -> None:
+        offer(ReleasableKey(key.name, harness.handles["cel-key"]))  # the other offer wins
+        offer(key)
+
+    monkeypatch.setattr(harness.service, "add_key", taken_meanwhile)
+    with _client(url, OFFICER) as officer:
+        before = {k["handle"] for k in officer.get("/admin/keys").json()["keys"]}
+        body = {"type": "AES-256", "release_policy": "true", "offer_as": "raced-key"}
+        lost = officer.post("/admin/keys", json=body)
+        assert lost.status_code == 409, lost.text
+        after = {k["handle"] for k in officer.get("/admin/keys").json()["keys"]}
+    assert after == before
+
+
 def test_verifiers_and_imported_keys(admin: tuple[Harness, str]) -> None:
     _harness, url = admin
     verifier = PrivateKey.generate(Algorithm.ES384).public_key.to_pem().decode()

@@ -45,7 +45,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ironroot.errors import ConfigError, MalformedInput, RoleNotPermitted, Unauthorized
+from ironroot.errors import (
+    ConfigError,
+    Conflict,
+    MalformedInput,
+    RoleNotPermitted,
+    Unauthorized,
+)
 from ironroot.hsm import Hsm, KeyAttributes, KeyInfo, KeyType, Session
 from ironroot.http import decode_request_map, guarded, read_body, require_media_type
 from ironroot.keyrelease._format import b64url, unb64url
@@ -224,7 +230,11 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
             entry = ReleasableKey(offer, "pending")  # checks the name before the key exists
         handle = hsm.generate(session, key_type, _attributes(body, key_type, exportable=True))
         if entry is not None:
-            service.add_key(ReleasableKey(entry.name, handle))
+            try:
+                service.add_key(ReleasableKey(entry.name, handle))
+            except Conflict:  # another offer took the name meanwhile: no key left behind
+                hsm.delete(session, handle)
+                raise
             _log.info("key %s offered for release as %s (until restart)", handle, entry.name)
         return _key_json(hsm.key_info(session, handle))
 
