@@ -179,3 +179,13 @@ def test_one_class_of_several_is_reconciled_with_node_class(
     f = ["--fleet", str(fleet.directory), "--at", "2026-06-01T12:00:00Z"]
     assert main(["fleet", "reconcile", *f, "--class", "node-7"]) == 0
     assert "1 node(s), 0 drifted" in capsys.readouterr().out
+
+
+def test_a_node_given_twice_is_refused_as_for_a_rollout(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    publish(world, ops, fleet)
+    with pytest.raises(ConfigError, match="node-0001 is given more than once"):
+        reconcile(fleet, now=NOW, nodes=["node-0001", "node-0002", "node-0001"])
+    assert [n.node for n in reconcile(fleet, now=NOW, nodes=["node-0002"]).nodes] == ["node-0002"]

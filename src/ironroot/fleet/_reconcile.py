@@ -43,6 +43,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -498,9 +499,12 @@ def reconcile(
     report the drift (module docs).
 
     A class without a desired state raises ``NotFound``, as does an unknown ``node_class``;
-    a node of ``nodes`` not of ``node_class`` is ``ConfigError``; a node whose state cannot be
-    read (a damaged journal, a tampered RoT) is reported with one drifted ``node`` item."""
+    a node of ``nodes`` not of ``node_class``, or given twice, is ``ConfigError`` (as for a
+    rollout); a node whose state cannot be read (a damaged journal, a tampered RoT) is
+    reported with one drifted ``node`` item."""
     classes = _Classes(DesiredStore(fleet))
+    if nodes is not None and (repeated := [n for n, k in Counter(nodes).items() if k > 1]):
+        raise ConfigError(f"node {repeated[0]} is given more than once")
     records = [fleet.record_of(n) for n in nodes] if nodes is not None else fleet.records()
     if node_class is not None:
         fleet.node_class(node_class)  # NotFound for a class the fleet does not have
