@@ -13,6 +13,7 @@ from tests.fleet.desired_world import ALICE, BOB, CAROL, MALLORY, Ops, make_ops
 from tests.fleet.fleet_world import make_fleet
 from tests.platform.node_world import NOW, World, make_world
 
+from ironroot._fileio import DirectoryLock
 from ironroot.cose import TransparentStatement, create_statement, encode_cbor, make_transparent
 from ironroot.errors import (
     BadSignature,
@@ -282,6 +283,17 @@ def test_a_publish_cut_short_is_finished_by_the_next(
     with pytest.raises(SystemExit):
         s.publish("node-7", approvals, now=NOW)
     monkeypatch.undo()
+    # While a publish holds its lock between its two writes, a reader is told to read again
+    # (not a tamper alarm); with no publish running, a later version not in force is one.
+    publishing = DirectoryLock(
+        fleet.directory / "desired" / "node-7", ".publish.lock", what="desired state"
+    )
+    try:
+        with pytest.raises(Conflict) as busy:
+            s.current("node-7")
+        assert busy.value.code == "desired-state-publishing"
+    finally:
+        publishing.close()
     with pytest.raises(StorageError) as info:
         s.current("node-7")
     assert info.value.code == "desired-state-rolled-back"

@@ -109,6 +109,8 @@ from ironroot.crypto import PublicKey, Signer
 from ironroot.errors import (
     BadSignature,
     ConfigError,
+    Conflict,
+    InUse,
     InvalidProof,
     IronrootError,
     MalformedInput,
@@ -934,7 +936,9 @@ class DesiredStore:
     def current(self, node_class: str) -> VerifiedDesired:
         """The desired state in force, verified again now (receipts, signers, quorum, and that
         it is the version and document ``current.json`` names, and no later version was put in
-        force: ``StorageError`` ``desired-state-rolled-back``); ``NotFound`` if none."""
+        force: ``StorageError`` ``desired-state-rolled-back``, or ``Conflict``
+        ``desired-state-publishing`` while a publish holds its lock between its two writes);
+        ``NotFound`` if none."""
         version, sha384 = self._pointer(node_class)
         if version == 0:
             raise NotFound(
@@ -942,6 +946,12 @@ class DesiredStore:
             )
         later = [v for v in self.history(node_class) if v > version]
         if later:
+            if self._publishing(node_class):
+                raise Conflict(
+                    f"version {later[-1]} of class {node_class}'s desired state is being "
+                    "published: read it again",
+                    code="desired-state-publishing",
+                )
             raise StorageError(
                 f"class {node_class}'s current.json names version {version}, but version "
                 f"{later[-1]} was put in force: the pointer was rolled back",
@@ -954,6 +964,15 @@ class DesiredStore:
                 "current.json names"
             )
         return verified
+
+    def _publishing(self, node_class: str) -> bool:
+        """Whether a publish of ``node_class`` holds its lock now."""
+        try:
+            lock = DirectoryLock(self._dir(node_class), ".publish.lock", what="desired state")
+        except InUse:
+            return True
+        lock.close()
+        return False
 
     def _verified(
         self,
