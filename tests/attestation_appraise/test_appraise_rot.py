@@ -35,6 +35,7 @@ from ironroot.errors import (
     BadSignature,
     CertificateExpired,
     ConfigError,
+    IronrootError,
     UnknownIssuer,
     VerificationFailed,
 )
@@ -513,3 +514,44 @@ def test_signed_corim_outside_its_signature_validity(world: World, days: int) ->
     with pytest.raises(VerificationFailed) as caught:
         values(logged(outside))
     assert caught.value.code == "rim-expired"
+
+
+@pytest.mark.parametrize(
+    ("claims", "refused"),
+    [
+        ({4: 1, 5: -1}, None),  # in force (offsets in days, below)
+        ({4: -1}, "rim-expired"),  # exp passed
+        ({5: 1}, "rim-expired"),  # nbf not reached
+        ({4: "tomorrow"}, "malformed-corim"),
+    ],
+    ids=["in-force", "expired", "not-yet-valid", "not-an-integer"],
+)
+def test_signed_corim_outside_its_cwt_exp_and_nbf(
+    world: World, claims: dict[int, object], refused: str | None
+) -> None:
+    # A vendor-signed CoRIM may state its validity as CWT claims exp (4) and nbf (5) instead
+    # of corim-meta: those were never read either.
+    at, day = int(NOW.timestamp()), 86_400
+    timed = {k: at + v * day if isinstance(v, int) else v for k, v in claims.items()}
+    corim = reference_corim(world.bundle(svn=5), vendor=VENDOR_ISS, model=PRODUCT)
+    signed = sign_corim(corim, world.vendor_key, cwt_claims={1: VENDOR_ISS, **timed})
+    statement = create_statement(
+        world.vendor_key, signed, iss=VENDOR_ISS, sub=PRODUCT, content_type=CORIM_CONTENT_TYPE
+    )
+    data = world.client.register(statement).transparent_statement
+
+    def values() -> object:
+        return reference_values_from_statement(
+            data,
+            service_keys=world.service_keys,
+            vendor_keys={VENDOR_ISS: [world.vendor_key.public_key]},
+            publishers=world.publishers,
+            now=NOW,
+        )
+
+    if refused is None:
+        assert values()
+        return
+    with pytest.raises(IronrootError) as caught:
+        values()
+    assert caught.value.code == refused

@@ -10,8 +10,8 @@ only when all of this holds (:func:`reference_values_from_statement`):
 2. where vendor keys are configured for the statement's ``iss``, the statement's signature
    verifies under one of them (``UnknownIssuer`` when none is configured for that issuer,
    ``BadSignature``), and a payload that is itself a signed CoRIM (COSE_Sign1) verifies too,
-   inside the signature validity its corim-meta states, given ``now`` (``VerificationFailed``,
-   code ``rim-expired``);
+   inside the signature validity its corim-meta states and its CWT claims ``exp``/``nbf``,
+   given ``now`` (``VerificationFailed``, code ``rim-expired``);
 3. the CoRIM parses (``MalformedCorim``) and, given ``now``, is inside its ``rim-validity``
    (``VerificationFailed``, code ``rim-expired``);
 4. the statement's issuer may publish reference values for the product of every triple it
@@ -243,6 +243,27 @@ def _corim_of(payload: bytes) -> tuple[Corim, SignedCorim | None]:
     return Corim.parse(payload), None
 
 
+_CWT_EXP: Final = 4
+_CWT_NBF: Final = 5
+
+
+def _check_cwt_times(claims: Mapping[object, object], now: dt.datetime, sub: str | None) -> None:
+    """A signed CoRIM's CWT claims ``exp`` and ``nbf`` (RFC 8392), when present: integers, and
+    ``now`` at or after ``nbf`` and before ``exp`` (``VerificationFailed`` ``rim-expired``)."""
+    at = int(now.timestamp())
+    for label in (_CWT_EXP, _CWT_NBF):
+        value = claims.get(label)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise MalformedCorim(f"the signed CoRIM's CWT claim {label} is not an integer")
+    exp, nbf = claims.get(_CWT_EXP), claims.get(_CWT_NBF)
+    if (isinstance(exp, int) and at >= exp) or (isinstance(nbf, int) and at < nbf):
+        raise VerificationFailed(
+            f"the signature of the reference values of {sub!r} is outside its validity "
+            "(CWT exp/nbf)",
+            code="rim-expired",
+        )
+
+
 def reference_values_from_statement(
     data: bytes,
     *,
@@ -276,6 +297,8 @@ def reference_values_from_statement(
                 "(corim-meta signature-validity)",
                 code="rim-expired",
             )
+        if now is not None and signed.cwt_claims is not None:
+            _check_cwt_times(signed.cwt_claims, now, sub)
     validity = corim.rim_validity
     if now is not None and validity is not None and not _within(validity, now):
         raise VerificationFailed(
