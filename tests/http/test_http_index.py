@@ -68,6 +68,18 @@ def test_a_browser_gets_a_page(client: httpx.Client, accept: str) -> None:
     assert "<script" not in text
 
 
+def test_the_page_runs_nothing_is_never_framed_and_is_never_sniffed(client: httpx.Client) -> None:
+    page = client.get("/", headers={"Accept": BROWSER})
+    assert page.headers["content-security-policy"] == (
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    )
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["vary"] == "Accept"
+    assert client.get("/", headers={"Accept": "application/json"}).headers["vary"] == "Accept"
+
+
 @pytest.mark.parametrize(
     "accept",
     [

@@ -12,7 +12,11 @@
   (registrations, batch sizes, queue depth, appraisals by status, releases by decision, …);
 * ``GET /``: what a person can read — service name, version, links (``/openapi.json`` where
   the service has one), its endpoints and where its documentation is — as HTML when the client
-  prefers ``text/html`` (a browser), JSON otherwise (``curl``, scripts);
+  prefers ``text/html`` (a browser), JSON otherwise (``curl``, scripts); the page carries
+  ``Content-Security-Policy: default-src 'none'; frame-ancestors 'none'; base-uri 'none';
+  form-action 'none'`` (no script, style or resource, never framed), ``X-Frame-Options: DENY``,
+  ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer``, and either answer
+  ``Vary: Accept`` (a cache keeps one per kind of client);
 * an access log (logger ``ironroot.access``): one line per request with the client, method,
   path, route, status, bytes and duration, as text or as one JSON object per line
   (:func:`configure_logging`).
@@ -48,6 +52,14 @@ __all__ = [
 ]
 
 _access = logging.getLogger("ironroot.access")
+_PAGE_HEADERS: Final = {
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'none'",
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "vary": "Accept",
+}
 _BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -164,7 +176,7 @@ def operational_routes(info: ServiceInfo, served: Sequence[BaseRoute] = ()) -> l
 
     async def index(request: Request) -> Response:
         if _prefers_html(request.headers.get("accept", "")):
-            return HTMLResponse(_page(info, links, endpoints))
+            return HTMLResponse(_page(info, links, endpoints), headers=_PAGE_HEADERS)
         body: dict[str, object] = {
             "service": info.name,
             "description": info.description,
@@ -174,7 +186,7 @@ def operational_routes(info: ServiceInfo, served: Sequence[BaseRoute] = ()) -> l
         }
         if info.docs is not None:
             body["docs"] = info.docs
-        return JSONResponse(body)
+        return JSONResponse(body, headers={"vary": "Accept"})
 
     return [
         Route("/", index, methods=["GET"]),
