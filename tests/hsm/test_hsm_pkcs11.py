@@ -3,12 +3,14 @@ a Signer over either backend producing COSE signatures that verify."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pkcs11
 import pytest
 from _hsm_helpers import new_hsm, sessions
 from pkcs11 import Attribute, ObjectClass
+from pkcs11.util.ec import encode_named_curve_parameters
 
 from ironroot.cose import SignedStatement, create_statement
 from ironroot.crypto import Algorithm, Signer
@@ -112,8 +114,31 @@ def test_usage_and_unknown_keys(backend: Pkcs11Backend) -> None:
         backend.public_key(verify_only)
 
 
-def test_keys_persist_on_the_token(token: str, backend: Pkcs11Backend) -> None:
-    handle = backend.generate(KeyType.EC_P384, KeyAttributes.of(["sign", "verify"]))
+def test_keys_the_backend_did_not_make_are_refused(token: str, backend: Pkcs11Backend) -> None:
+    """An RSA key, a P-521 key or an AES-128 key put on the token under a handle is not taken
+    for one of the backend's types (a P-521 key once signed as if it were P-384)."""
+    session = pkcs11.lib(token).get_token(token_label=LABEL).open(rw=True)
+    try:
+        rsa_id, p521_id, aes_id = os.urandom(16), os.urandom(16), os.urandom(16)
+        session.generate_keypair(pkcs11.KeyType.RSA, 2048, id=rsa_id, store=True)
+        session.create_domain_parameters(
+            pkcs11.KeyType.EC,
+            {Attribute.EC_PARAMS: encode_named_curve_parameters("secp521r1")},
+            local=True,
+        ).generate_keypair(id=p521_id, store=True, mechanism=pkcs11.Mechanism.EC_KEY_PAIR_GEN)
+        session.generate_key(pkcs11.KeyType.AES, 128, id=aes_id, store=True)
+    finally:
+        session.close()
+    for key_id in (rsa_id, p521_id, aes_id):
+        with pytest.raises(UnsupportedAlgorithm, match="a type this backend does not use"):
+            backend.sign(key_id.hex(), b"m")
+        with pytest.raises(UnsupportedAlgorithm, match="a type this backend does not use"):
+            backend.public_key(key_id.hex())
+
+
+@pytest.mark.parametrize("key_type", [KeyType.EC_P384, KeyType.EC_P256, KeyType.ED25519])
+def test_keys_persist_on_the_token(token: str, backend: Pkcs11Backend, key_type: KeyType) -> None:
+    handle = backend.generate(key_type, KeyAttributes.of(["sign", "verify"]))
     public = backend.public_key(handle)
     with Pkcs11Backend(token, token_label=LABEL, pin=PIN) as again:
         public.verify(again.sign(handle, b"m"), b"m")

@@ -49,6 +49,10 @@ _CURVES: Final = {
     KeyType.EC_P384: ("secp384r1", ec.SECP384R1(), hashlib.sha384, Algorithm.ES384),
 }
 _ED25519_OID_DER: Final = bytes.fromhex("06032b6570")  # OID 1.3.101.112 (RFC 8410)
+# CKA_EC_PARAMS of an Ed25519 key: the OID, or the curve name as a PrintableString (PKCS#11
+# 3.0; what SoftHSM2 stores whichever it was given).
+_ED25519_PARAMS: Final = frozenset({_ED25519_OID_DER, b"\x13\x0cedwards25519"})
+_EC_KEY_TYPES: Final = frozenset({P11KeyType.EC, P11KeyType.EC_EDWARDS})
 _USAGE_ATTRIBUTES: Final = {
     Usage.SIGN: Attribute.SIGN,
     Usage.VERIFY: Attribute.VERIFY,
@@ -137,25 +141,43 @@ class Pkcs11Backend:
             key = self._object(handle, ObjectClass.PRIVATE_KEY)
         except NotFound:
             secret = self._object(handle, ObjectClass.SECRET_KEY)
-            found = KeyType.AES_256 if secret.key_type == P11KeyType.AES else KeyType.HMAC_SHA384
+            found = self._secret_type(handle, secret)
         else:
-            if key.key_type == P11KeyType.EC_EDWARDS:
-                found = KeyType.ED25519
-            else:
-                params = key[Attribute.EC_PARAMS]
-                found = (
-                    next(
-                        (
-                            kt
-                            for kt, c in _CURVES.items()
-                            if encode_named_curve_parameters(c[0]) == params
-                        ),
-                        None,
-                    )
-                    or KeyType.EC_P384
-                )
+            found = self._private_type(handle, key)
         self._types[handle] = found
         return found
+
+    @staticmethod
+    def _private_type(handle: str, key: Any) -> KeyType:
+        """The type of a private key found on the token, which this backend may not have
+        made: an RSA key or another curve under the handle is refused, never taken for one
+        of ours."""
+        try:
+            p11_type = key.key_type
+            params = key[Attribute.EC_PARAMS] if p11_type in _EC_KEY_TYPES else None
+        except pkcs11.PKCS11Error as exc:
+            raise StorageError(f"the token failed: {exc!r}") from exc
+        if p11_type == P11KeyType.EC_EDWARDS and params in _ED25519_PARAMS:
+            return KeyType.ED25519
+        if p11_type == P11KeyType.EC:
+            for key_type, curve in _CURVES.items():
+                if params == encode_named_curve_parameters(curve[0]):
+                    return key_type
+        raise UnsupportedAlgorithm(f"key {handle} is of a type this backend does not use")
+
+    @staticmethod
+    def _secret_type(handle: str, secret: Any) -> KeyType:
+        """The type of a secret key found on the token (see :meth:`_private_type`)."""
+        try:
+            p11_type = secret.key_type
+            size = secret[Attribute.VALUE_LEN] if p11_type == P11KeyType.AES else None
+        except pkcs11.PKCS11Error as exc:
+            raise StorageError(f"the token failed: {exc!r}") from exc
+        if p11_type == P11KeyType.AES and size == 32:
+            return KeyType.AES_256
+        if p11_type == P11KeyType.GENERIC_SECRET:
+            return KeyType.HMAC_SHA384
+        raise UnsupportedAlgorithm(f"key {handle} is of a type this backend does not use")
 
     # --- KeyBackend --------------------------------------------------------------------------
 
