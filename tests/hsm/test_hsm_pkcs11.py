@@ -136,6 +136,31 @@ def test_keys_the_backend_did_not_make_are_refused(token: str, backend: Pkcs11Ba
             backend.public_key(key_id.hex())
 
 
+def test_a_public_key_of_another_type_under_the_handle(token: str, backend: Pkcs11Backend) -> None:
+    """A P-384 private key whose public object under the same CKA_ID is an RSA key: typed."""
+    session = pkcs11.lib(token).get_token(token_label=LABEL).open(rw=True)
+    try:
+        key_id = os.urandom(16)
+        session.create_domain_parameters(
+            pkcs11.KeyType.EC,
+            {Attribute.EC_PARAMS: encode_named_curve_parameters("secp384r1")},
+            local=True,
+        ).generate_keypair(
+            id=key_id,
+            store=True,
+            mechanism=pkcs11.Mechanism.EC_KEY_PAIR_GEN,
+            public_template={Attribute.TOKEN: False},
+        )
+        _, rsa_private = session.generate_keypair(pkcs11.KeyType.RSA, 2048, id=key_id, store=True)
+        rsa_private.destroy()
+    finally:
+        session.close()
+    with pytest.raises(UnsupportedAlgorithm, match="the public key is not an EC key"):
+        backend.public_key(key_id.hex())
+    with pytest.raises(UnsupportedAlgorithm, match="the public key is not an EC key"):
+        backend.verify(key_id.hex(), bytes(96), b"m")
+
+
 @pytest.mark.parametrize("key_type", [KeyType.EC_P384, KeyType.EC_P256, KeyType.ED25519])
 def test_keys_persist_on_the_token(token: str, backend: Pkcs11Backend, key_type: KeyType) -> None:
     handle = backend.generate(key_type, KeyAttributes.of(["sign", "verify"]))

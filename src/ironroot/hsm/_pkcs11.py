@@ -262,7 +262,16 @@ class Pkcs11Backend:
         if key_type.is_secret:
             raise UnsupportedAlgorithm(f"key {handle} is a secret key")
         with self._lock:
-            point = _octet_string(self._object(handle, ObjectClass.PUBLIC_KEY)[Attribute.EC_POINT])
+            public = self._object(handle, ObjectClass.PUBLIC_KEY)
+            try:
+                encoded = public[Attribute.EC_POINT]
+            except pkcs11.AttributeTypeInvalid as exc:  # an RSA public key under the handle
+                raise UnsupportedAlgorithm(
+                    f"key {handle}: the public key is not an EC key"
+                ) from exc
+            except pkcs11.PKCS11Error as exc:
+                raise StorageError(f"the token failed: {exc!r}") from exc
+        point = _octet_string(encoded)
         try:
             if key_type is KeyType.ED25519:
                 return PublicKey(ed25519.Ed25519PublicKey.from_public_bytes(point), Algorithm.EDDSA)
