@@ -19,6 +19,7 @@ from ironroot.errors import (
     KeyNotExportable,
     KeyUsageNotPermitted,
     NotFound,
+    StorageError,
     Unauthorized,
     UnsupportedAlgorithm,
 )
@@ -167,6 +168,16 @@ def test_keys_persist_on_the_token(token: str, backend: Pkcs11Backend, key_type:
     public = backend.public_key(handle)
     with Pkcs11Backend(token, token_label=LABEL, pin=PIN) as again:
         public.verify(again.sign(handle, b"m"), b"m")
+
+
+def test_close_twice_and_use_after_close(token: str) -> None:
+    backend = Pkcs11Backend(token, token_label=LABEL, pin=PIN)
+    handle = backend.generate(KeyType.EC_P384, KeyAttributes.of(["sign"]))
+    with backend:
+        pass
+    backend.close()  # once more: nothing happens (it raised pkcs11.SessionHandleInvalid)
+    with pytest.raises(StorageError, match="session is closed"):
+        backend.sign(handle, b"m")
 
 
 def test_wrong_pin_and_token(token: str) -> None:

@@ -100,13 +100,21 @@ class Pkcs11Backend:
         except (pkcs11.PKCS11Error, RuntimeError, OSError) as exc:
             raise ConfigError(f"cannot open the PKCS#11 token: {exc!r}") from exc
         self._lock = threading.Lock()
+        self._closed = False
         self._objects: dict[tuple[str, ObjectClass], Any] = {}
         self._types: dict[str, KeyType] = {}
 
     def close(self) -> None:
+        """Close the session; a second close does nothing."""
         with self._lock:
             self._objects.clear()
-            self._session.close()
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._session.close()
+            except pkcs11.PKCS11Error as exc:
+                raise StorageError(f"the token failed: {exc!r}") from exc
 
     def __enter__(self) -> Pkcs11Backend:
         return self
@@ -117,6 +125,8 @@ class Pkcs11Backend:
     # --- lookups -----------------------------------------------------------------------------
 
     def _object(self, handle: str, object_class: ObjectClass) -> Any:
+        if self._closed:
+            raise StorageError("the PKCS#11 session is closed")
         cached = self._objects.get((handle, object_class))
         if cached is not None:
             return cached
