@@ -18,6 +18,7 @@ from ironroot.errors import (
     BadSignature,
     KeyNotExportable,
     KeyUsageNotPermitted,
+    MalformedInput,
     NotFound,
     StorageError,
     Unauthorized,
@@ -83,6 +84,10 @@ def test_keys_are_sensitive_and_not_extractable(token: str, backend: Pkcs11Backe
         assert backend.attribute(handle, Attribute.EXTRACTABLE) is False
         with pytest.raises(KeyNotExportable):
             backend.attribute(handle, Attribute.VALUE)
+        # an empty CKA_START_DATE, and a template python-pkcs11 cannot decode: typed
+        for undecodable in (Attribute.START_DATE, Attribute.ALLOWED_MECHANISMS):
+            with pytest.raises(MalformedInput, match="does not decode"):
+                backend.attribute(handle, undecodable)
     # the token itself refuses, whatever library asks
     # the backend's login is the application's: this session shares it
     session = pkcs11.lib(token).get_token(token_label=LABEL).open(rw=True)

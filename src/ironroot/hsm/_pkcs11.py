@@ -344,6 +344,8 @@ class Pkcs11Backend:
                 raise NotFound(f"key {handle} has no {attribute.name}") from exc
             except pkcs11.PKCS11Error as exc:
                 raise StorageError(f"the token failed: {exc!r}") from exc
+            except (ValueError, NotImplementedError) as exc:  # python-pkcs11 cannot decode it
+                raise MalformedInput(f"the token's {attribute.name} does not decode") from exc
 
     def delete(self, handle: str) -> None:
         """Destroy every object of the key on the token."""
