@@ -185,9 +185,13 @@ def test_close_twice_and_use_after_close(token: str) -> None:
         backend.sign(handle, b"m")
 
 
-def test_wrong_pin_and_token(token: str) -> None:
+def test_wrong_pin_and_token(token: str, backend: Pkcs11Backend) -> None:
+    # ``backend`` is logged in: the token answers a second login "already logged in" without
+    # checking its PIN, and that used to open a session sharing the login
     with pytest.raises(Unauthorized):
         Pkcs11Backend(token, token_label=LABEL, pin="0000")
+    with Pkcs11Backend(token, token_label=LABEL, pin=PIN):
+        pass
     with pytest.raises(NotFound):
         Pkcs11Backend(token, token_label="no-such-token", pin=PIN)
 

@@ -18,6 +18,7 @@ One PKCS#11 session is used under a lock (python-pkcs11 sessions are not thread-
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import threading
 from typing import Any, Final
@@ -80,10 +81,21 @@ def _octet_string(data: bytes) -> bytes:
     return data[head:]
 
 
+# The PIN of each token login made in this process, as a keyed digest (never the PIN): a
+# second login to a token returns CKR_USER_ALREADY_LOGGED_IN without checking its PIN.
+_PIN_KEY: Final = secrets.token_bytes(32)
+_LOGINS: dict[tuple[str, str], bytes] = {}
+
+
+def _pin_digest(pin: str) -> bytes:
+    return hmac.new(_PIN_KEY, str(pin).encode(), hashlib.sha256).digest()
+
+
 class Pkcs11Backend:
     """Keys on a PKCS#11 token (SoftHSM2 in tests, a hardware HSM in production)."""
 
     def __init__(self, library: str, *, token_label: str, pin: str) -> None:
+        login = (library, token_label)
         try:
             self._lib = pkcs11.lib(library)
             token = self._lib.get_token(token_label=token_label)
@@ -92,7 +104,14 @@ class Pkcs11Backend:
             except pkcs11.UserAlreadyLoggedIn:
                 # PKCS#11 login state belongs to the application, not the session: another
                 # backend in this process has logged in, and this session shares that login.
+                # The token does not check the PIN then, so it is checked here against the
+                # PIN of that login.
+                known = _LOGINS.get(login)
+                if known is None or not hmac.compare_digest(known, _pin_digest(pin)):
+                    raise Unauthorized("the token refused the PIN") from None
                 self._session = token.open(rw=True)
+            else:
+                _LOGINS[login] = _pin_digest(pin)
         except pkcs11.PinIncorrect as exc:
             raise Unauthorized("the token refused the PIN") from exc
         except pkcs11.NoSuchToken as exc:
