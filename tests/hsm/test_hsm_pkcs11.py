@@ -3,12 +3,14 @@ a Signer over either backend producing COSE signatures that verify."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pkcs11
 import pytest
 from _hsm_helpers import new_hsm, sessions
 from pkcs11 import Attribute, ObjectClass
+from pkcs11.util.ec import encode_named_curve_parameters
 
 from ironroot.cose import SignedStatement, create_statement
 from ironroot.crypto import Algorithm, Signer
@@ -16,7 +18,9 @@ from ironroot.errors import (
     BadSignature,
     KeyNotExportable,
     KeyUsageNotPermitted,
+    MalformedInput,
     NotFound,
+    StorageError,
     Unauthorized,
     UnsupportedAlgorithm,
 )
@@ -80,6 +84,10 @@ def test_keys_are_sensitive_and_not_extractable(token: str, backend: Pkcs11Backe
         assert backend.attribute(handle, Attribute.EXTRACTABLE) is False
         with pytest.raises(KeyNotExportable):
             backend.attribute(handle, Attribute.VALUE)
+        # an empty CKA_START_DATE, and a template python-pkcs11 cannot decode: typed
+        for undecodable in (Attribute.START_DATE, Attribute.ALLOWED_MECHANISMS):
+            with pytest.raises(MalformedInput, match="does not decode"):
+                backend.attribute(handle, undecodable)
     # the token itself refuses, whatever library asks
     # the backend's login is the application's: this session shares it
     session = pkcs11.lib(token).get_token(token_label=LABEL).open(rw=True)
@@ -112,16 +120,78 @@ def test_usage_and_unknown_keys(backend: Pkcs11Backend) -> None:
         backend.public_key(verify_only)
 
 
-def test_keys_persist_on_the_token(token: str, backend: Pkcs11Backend) -> None:
-    handle = backend.generate(KeyType.EC_P384, KeyAttributes.of(["sign", "verify"]))
+def test_keys_the_backend_did_not_make_are_refused(token: str, backend: Pkcs11Backend) -> None:
+    """An RSA key, a P-521 key or an AES-128 key put on the token under a handle is not taken
+    for one of the backend's types (a P-521 key once signed as if it were P-384)."""
+    session = pkcs11.lib(token).get_token(token_label=LABEL).open(rw=True)
+    try:
+        rsa_id, p521_id, aes_id = os.urandom(16), os.urandom(16), os.urandom(16)
+        session.generate_keypair(pkcs11.KeyType.RSA, 2048, id=rsa_id, store=True)
+        session.create_domain_parameters(
+            pkcs11.KeyType.EC,
+            {Attribute.EC_PARAMS: encode_named_curve_parameters("secp521r1")},
+            local=True,
+        ).generate_keypair(id=p521_id, store=True, mechanism=pkcs11.Mechanism.EC_KEY_PAIR_GEN)
+        session.generate_key(pkcs11.KeyType.AES, 128, id=aes_id, store=True)
+    finally:
+        session.close()
+    for key_id in (rsa_id, p521_id, aes_id):
+        with pytest.raises(UnsupportedAlgorithm, match="a type this backend does not use"):
+            backend.sign(key_id.hex(), b"m")
+        with pytest.raises(UnsupportedAlgorithm, match="a type this backend does not use"):
+            backend.public_key(key_id.hex())
+
+
+def test_a_public_key_of_another_type_under_the_handle(token: str, backend: Pkcs11Backend) -> None:
+    """A P-384 private key whose public object under the same CKA_ID is an RSA key: typed."""
+    session = pkcs11.lib(token).get_token(token_label=LABEL).open(rw=True)
+    try:
+        key_id = os.urandom(16)
+        session.create_domain_parameters(
+            pkcs11.KeyType.EC,
+            {Attribute.EC_PARAMS: encode_named_curve_parameters("secp384r1")},
+            local=True,
+        ).generate_keypair(
+            id=key_id,
+            store=True,
+            mechanism=pkcs11.Mechanism.EC_KEY_PAIR_GEN,
+            public_template={Attribute.TOKEN: False},
+        )
+        _, rsa_private = session.generate_keypair(pkcs11.KeyType.RSA, 2048, id=key_id, store=True)
+        rsa_private.destroy()
+    finally:
+        session.close()
+    with pytest.raises(UnsupportedAlgorithm, match="the public key is not an EC key"):
+        backend.public_key(key_id.hex())
+    with pytest.raises(UnsupportedAlgorithm, match="the public key is not an EC key"):
+        backend.verify(key_id.hex(), bytes(96), b"m")
+
+
+@pytest.mark.parametrize("key_type", [KeyType.EC_P384, KeyType.EC_P256, KeyType.ED25519])
+def test_keys_persist_on_the_token(token: str, backend: Pkcs11Backend, key_type: KeyType) -> None:
+    handle = backend.generate(key_type, KeyAttributes.of(["sign", "verify"]))
     public = backend.public_key(handle)
     with Pkcs11Backend(token, token_label=LABEL, pin=PIN) as again:
         public.verify(again.sign(handle, b"m"), b"m")
 
 
-def test_wrong_pin_and_token(token: str) -> None:
+def test_close_twice_and_use_after_close(token: str) -> None:
+    backend = Pkcs11Backend(token, token_label=LABEL, pin=PIN)
+    handle = backend.generate(KeyType.EC_P384, KeyAttributes.of(["sign"]))
+    with backend:
+        pass
+    backend.close()  # once more: nothing happens (it raised pkcs11.SessionHandleInvalid)
+    with pytest.raises(StorageError, match="session is closed"):
+        backend.sign(handle, b"m")
+
+
+def test_wrong_pin_and_token(token: str, backend: Pkcs11Backend) -> None:
+    # ``backend`` is logged in: the token answers a second login "already logged in" without
+    # checking its PIN, and that used to open a session sharing the login
     with pytest.raises(Unauthorized):
         Pkcs11Backend(token, token_label=LABEL, pin="0000")
+    with Pkcs11Backend(token, token_label=LABEL, pin=PIN):
+        pass
     with pytest.raises(NotFound):
         Pkcs11Backend(token, token_label="no-such-token", pin=PIN)
 

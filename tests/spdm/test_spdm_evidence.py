@@ -114,6 +114,29 @@ def test_malformed_records(device: Device, data: bytes) -> None:
         verify_spdm_evidence(data, nonce=bytes(32), root_certificate=device.root, now=NOW)
 
 
+def test_last_evidence_only_of_measurements_right_after_the_vca(device: Device) -> None:
+    """L1/L2 of a signed GET_MEASUREMENTS after an unsigned one holds both exchanges: the
+    record (VCA and the last exchange only) would not verify, so none is given."""
+    _, requester = make_pair(device, versions=(SpdmVersion.V1_2,))
+    requester.init_connection()
+    requester.get_digests()
+    requester.get_certificate_chain()
+    requester.get_measurements(signed=False)
+    nonce = os.urandom(32)
+    requester.get_measurements(signed=True, nonce=nonce)
+    with pytest.raises(SpdmProtocolError, match="not right after the VCA"):
+        requester.last_evidence()
+    requester.get_certificate_chain()  # resets L1/L2: the next signed exchange is recordable
+    requester.get_measurements(signed=True, nonce=nonce)
+    verified = verify_spdm_evidence(
+        requester.last_evidence(), nonce=nonce, root_certificate=device.root, now=NOW
+    )
+    assert verified.nonce == nonce
+    requester.init_connection()  # a new VCA: the old exchange is not of this session
+    with pytest.raises(SpdmProtocolError, match="no signed measurements"):
+        requester.last_evidence()
+
+
 def test_nonce_must_be_32_bytes(device: Device) -> None:
     _, requester = make_pair(device)
     with pytest.raises(MalformedSpdm):

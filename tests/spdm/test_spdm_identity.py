@@ -102,3 +102,7 @@ def test_identity_checks_its_parts() -> None:
         DeviceIdentity.generate(now=NOW, days=0)
     with pytest.raises(ConfigError):
         DeviceIdentity.generate(now=NOW, common_name="")
+    # `ironroot spdm device-init --at 9999-12-31...`: an OverflowError, an internal error
+    for edge in (dt.datetime.max, dt.datetime.min):
+        with pytest.raises(ConfigError, match="is no date"):
+            DeviceIdentity.generate(now=edge.replace(tzinfo=dt.UTC))

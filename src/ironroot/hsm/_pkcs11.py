@@ -18,6 +18,7 @@ One PKCS#11 session is used under a lock (python-pkcs11 sessions are not thread-
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import threading
 from typing import Any, Final
@@ -49,6 +50,10 @@ _CURVES: Final = {
     KeyType.EC_P384: ("secp384r1", ec.SECP384R1(), hashlib.sha384, Algorithm.ES384),
 }
 _ED25519_OID_DER: Final = bytes.fromhex("06032b6570")  # OID 1.3.101.112 (RFC 8410)
+# CKA_EC_PARAMS of an Ed25519 key: the OID, or the curve name as a PrintableString (PKCS#11
+# 3.0; what SoftHSM2 stores whichever it was given).
+_ED25519_PARAMS: Final = frozenset({_ED25519_OID_DER, b"\x13\x0cedwards25519"})
+_EC_KEY_TYPES: Final = frozenset({P11KeyType.EC, P11KeyType.EC_EDWARDS})
 _USAGE_ATTRIBUTES: Final = {
     Usage.SIGN: Attribute.SIGN,
     Usage.VERIFY: Attribute.VERIFY,
@@ -76,10 +81,21 @@ def _octet_string(data: bytes) -> bytes:
     return data[head:]
 
 
+# The PIN of each token login made in this process, as a keyed digest (never the PIN): a
+# second login to a token returns CKR_USER_ALREADY_LOGGED_IN without checking its PIN.
+_PIN_KEY: Final = secrets.token_bytes(32)
+_LOGINS: dict[tuple[str, str], bytes] = {}
+
+
+def _pin_digest(pin: str) -> bytes:
+    return hmac.new(_PIN_KEY, str(pin).encode(), hashlib.sha256).digest()
+
+
 class Pkcs11Backend:
     """Keys on a PKCS#11 token (SoftHSM2 in tests, a hardware HSM in production)."""
 
     def __init__(self, library: str, *, token_label: str, pin: str) -> None:
+        login = (library, token_label)
         try:
             self._lib = pkcs11.lib(library)
             token = self._lib.get_token(token_label=token_label)
@@ -88,7 +104,14 @@ class Pkcs11Backend:
             except pkcs11.UserAlreadyLoggedIn:
                 # PKCS#11 login state belongs to the application, not the session: another
                 # backend in this process has logged in, and this session shares that login.
+                # The token does not check the PIN then, so it is checked here against the
+                # PIN of that login.
+                known = _LOGINS.get(login)
+                if known is None or not hmac.compare_digest(known, _pin_digest(pin)):
+                    raise Unauthorized("the token refused the PIN") from None
                 self._session = token.open(rw=True)
+            else:
+                _LOGINS[login] = _pin_digest(pin)
         except pkcs11.PinIncorrect as exc:
             raise Unauthorized("the token refused the PIN") from exc
         except pkcs11.NoSuchToken as exc:
@@ -96,13 +119,21 @@ class Pkcs11Backend:
         except (pkcs11.PKCS11Error, RuntimeError, OSError) as exc:
             raise ConfigError(f"cannot open the PKCS#11 token: {exc!r}") from exc
         self._lock = threading.Lock()
+        self._closed = False
         self._objects: dict[tuple[str, ObjectClass], Any] = {}
         self._types: dict[str, KeyType] = {}
 
     def close(self) -> None:
+        """Close the session; a second close does nothing."""
         with self._lock:
             self._objects.clear()
-            self._session.close()
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._session.close()
+            except pkcs11.PKCS11Error as exc:
+                raise StorageError(f"the token failed: {exc!r}") from exc
 
     def __enter__(self) -> Pkcs11Backend:
         return self
@@ -113,6 +144,8 @@ class Pkcs11Backend:
     # --- lookups -----------------------------------------------------------------------------
 
     def _object(self, handle: str, object_class: ObjectClass) -> Any:
+        if self._closed:
+            raise StorageError("the PKCS#11 session is closed")
         cached = self._objects.get((handle, object_class))
         if cached is not None:
             return cached
@@ -137,25 +170,43 @@ class Pkcs11Backend:
             key = self._object(handle, ObjectClass.PRIVATE_KEY)
         except NotFound:
             secret = self._object(handle, ObjectClass.SECRET_KEY)
-            found = KeyType.AES_256 if secret.key_type == P11KeyType.AES else KeyType.HMAC_SHA384
+            found = self._secret_type(handle, secret)
         else:
-            if key.key_type == P11KeyType.EC_EDWARDS:
-                found = KeyType.ED25519
-            else:
-                params = key[Attribute.EC_PARAMS]
-                found = (
-                    next(
-                        (
-                            kt
-                            for kt, c in _CURVES.items()
-                            if encode_named_curve_parameters(c[0]) == params
-                        ),
-                        None,
-                    )
-                    or KeyType.EC_P384
-                )
+            found = self._private_type(handle, key)
         self._types[handle] = found
         return found
+
+    @staticmethod
+    def _private_type(handle: str, key: Any) -> KeyType:
+        """The type of a private key found on the token, which this backend may not have
+        made: an RSA key or another curve under the handle is refused, never taken for one
+        of ours."""
+        try:
+            p11_type = key.key_type
+            params = key[Attribute.EC_PARAMS] if p11_type in _EC_KEY_TYPES else None
+        except pkcs11.PKCS11Error as exc:
+            raise StorageError(f"the token failed: {exc!r}") from exc
+        if p11_type == P11KeyType.EC_EDWARDS and params in _ED25519_PARAMS:
+            return KeyType.ED25519
+        if p11_type == P11KeyType.EC:
+            for key_type, curve in _CURVES.items():
+                if params == encode_named_curve_parameters(curve[0]):
+                    return key_type
+        raise UnsupportedAlgorithm(f"key {handle} is of a type this backend does not use")
+
+    @staticmethod
+    def _secret_type(handle: str, secret: Any) -> KeyType:
+        """The type of a secret key found on the token (see :meth:`_private_type`)."""
+        try:
+            p11_type = secret.key_type
+            size = secret[Attribute.VALUE_LEN] if p11_type == P11KeyType.AES else None
+        except pkcs11.PKCS11Error as exc:
+            raise StorageError(f"the token failed: {exc!r}") from exc
+        if p11_type == P11KeyType.AES and size == 32:
+            return KeyType.AES_256
+        if p11_type == P11KeyType.GENERIC_SECRET:
+            return KeyType.HMAC_SHA384
+        raise UnsupportedAlgorithm(f"key {handle} is of a type this backend does not use")
 
     # --- KeyBackend --------------------------------------------------------------------------
 
@@ -240,7 +291,16 @@ class Pkcs11Backend:
         if key_type.is_secret:
             raise UnsupportedAlgorithm(f"key {handle} is a secret key")
         with self._lock:
-            point = _octet_string(self._object(handle, ObjectClass.PUBLIC_KEY)[Attribute.EC_POINT])
+            public = self._object(handle, ObjectClass.PUBLIC_KEY)
+            try:
+                encoded = public[Attribute.EC_POINT]
+            except pkcs11.AttributeTypeInvalid as exc:  # an RSA public key under the handle
+                raise UnsupportedAlgorithm(
+                    f"key {handle}: the public key is not an EC key"
+                ) from exc
+            except pkcs11.PKCS11Error as exc:
+                raise StorageError(f"the token failed: {exc!r}") from exc
+        point = _octet_string(encoded)
         try:
             if key_type is KeyType.ED25519:
                 return PublicKey(ed25519.Ed25519PublicKey.from_public_bytes(point), Algorithm.EDDSA)
@@ -303,6 +363,8 @@ class Pkcs11Backend:
                 raise NotFound(f"key {handle} has no {attribute.name}") from exc
             except pkcs11.PKCS11Error as exc:
                 raise StorageError(f"the token failed: {exc!r}") from exc
+            except (ValueError, NotImplementedError) as exc:  # python-pkcs11 cannot decode it
+                raise MalformedInput(f"the token's {attribute.name} does not decode") from exc
 
     def delete(self, handle: str) -> None:
         """Destroy every object of the key on the token."""

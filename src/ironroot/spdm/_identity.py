@@ -179,8 +179,13 @@ class DeviceIdentity:
             raise ConfigError(f"validity is 1 to {_MAX_DAYS} days")
         if not isinstance(common_name, str) or not 1 <= len(common_name) <= 48:
             raise ConfigError("the common name is 1 to 48 characters")
-        not_before = now - _BACKDATE
-        not_after = now + dt.timedelta(days=days)
+        try:
+            not_before = now - _BACKDATE
+            not_after = now + dt.timedelta(days=days)
+        except OverflowError as exc:
+            raise ConfigError(
+                f"a validity of {days} days from {now.isoformat()} is no date"
+            ) from exc
         root_key, ca_key, device_key = (PrivateKey.generate(algorithm) for _ in range(3))
         root_name, ca_name = f"{common_name} Root CA", f"{common_name} CA"
         chain: Sequence[bytes] = (

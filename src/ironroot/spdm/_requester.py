@@ -336,6 +336,7 @@ class Requester:
         self._digests = None
         self._keys = {}
         self._peer_dts = None
+        self._last_measurement = None
         try:
             self._connection = self._vca()
         except Exception as exc:
@@ -613,9 +614,10 @@ class Requester:
                 ),
             )
             self._check_measurements(connection, answer, operation, signed, slot_id, context)
+            after_vca = not self._transcript.has_measurements  # L1/L2 = VCA and this exchange
             self._transcript.add_measurement(request)
             self._transcript.add_measurement(response[: len(response) - signature_size])
-            self._last_measurement = (request, response)
+            self._last_measurement = (request, response) if signed and after_vca else None
             if signed:
                 message = measurement_signing_message(
                     version, connection.base_hash_algo, self._transcript.l1l2()
@@ -690,10 +692,11 @@ class Requester:
         L1/L2), so L1/L2 is the VCA and that one exchange."""
         self._require_connection()
         if self._last_measurement is None or slot_id not in self._chains:
-            raise SpdmProtocolError("no signed measurements to record yet")
+            raise SpdmProtocolError(
+                "no signed measurements to record: the last GET_MEASUREMENTS was not signed,"
+                " or not right after the VCA"
+            )
         request, response = self._last_measurement
-        if not GetMeasurements.decode(request).signature_requested:
-            raise SpdmProtocolError("the last GET_MEASUREMENTS was not signed")
         return SpdmEvidence(
             vca=tuple(self._vca_messages),
             certificate_chain=self._chains[slot_id],

@@ -141,6 +141,11 @@ class Transcript:
         self._m = bytearray()
 
     @property
+    def has_measurements(self) -> bool:
+        """Whether L1/L2 holds measurement messages after the VCA."""
+        return bool(self._m)
+
+    @property
     def vca(self) -> bytes:
         return bytes(self._vca)
 
