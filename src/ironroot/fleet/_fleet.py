@@ -38,7 +38,7 @@ from ironroot.crypto import Algorithm
 from ironroot.errors import ConfigError, Conflict, NotFound, StorageError
 from ironroot.fleet._sqlite import SqliteFile
 from ironroot.platform import COMPONENTS, DEVICES, DeviceInfo, Platform, PlatformTrust
-from ironroot.rot import Device, VendorCA
+from ironroot.rot import Device, VendorCA, parse_certificate
 
 __all__ = ["STATUSES", "Fleet", "FleetEvent", "NodeClass", "NodeRecord"]
 
@@ -519,6 +519,12 @@ class Fleet:
         """The node's IDevID certificate (DER), read without opening its RoT device (it is
         public: what a verifier compares a quote's identity with)."""
         return Device.read_idevid_certificate(self._rot_directory(node_id), alg)
+
+    def ueid(self, node_id: str) -> bytes:
+        """The Ueid the node's RoT names in its IDevID certificate (``b""`` when it names
+        none): what a verifier matches a quote's identity with."""
+        certificate = self.idevid_certificate(node_id, Algorithm.ES384)
+        return parse_certificate(certificate).dice.ueid or b""
 
     def status_counts(self) -> dict[str, int]:
         with self._file.read() as db:

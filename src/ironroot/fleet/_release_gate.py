@@ -29,13 +29,12 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Iterable
 
-from ironroot.crypto import Algorithm, PublicKey
+from ironroot.crypto import PublicKey
 from ironroot.ear import verify_ear
 from ironroot.errors import ReleaseDenied
 from ironroot.fleet._admission import node_may_receive_keys
 from ironroot.fleet._fleet import Fleet
 from ironroot.keyrelease import ReleaseRequest
-from ironroot.rot import parse_certificate
 
 __all__ = ["FleetReleaseGate"]
 
@@ -65,11 +64,8 @@ class FleetReleaseGate:
             if found is None:
                 known = set(self._nodes.values())
                 for node in self.fleet.node_ids():
-                    if node not in known:
-                        certificate = self.fleet.idevid_certificate(node, Algorithm.ES384)
-                        node_ueid = parse_certificate(certificate).dice.ueid
-                        if node_ueid:
-                            self._nodes[node_ueid.hex()] = node
+                    if node not in known and (node_ueid := self.fleet.ueid(node)):
+                        self._nodes[node_ueid.hex()] = node
                 found = self._nodes.get(ueid)
             return found
 

@@ -103,7 +103,6 @@ from ironroot.fleet._fleet import Fleet, NodeClass
 from ironroot.fleet._reviews import ComponentReviews
 from ironroot.fleet._revocation import Revocations
 from ironroot.platform import DEVICE_SVN_INDEX
-from ironroot.rot import parse_certificate
 from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE
 from ironroot.spdm import SpdmChainCache
 
@@ -399,9 +398,7 @@ class FleetVerifier:
     def _ueid(self, node_id: str) -> bytes:
         found = self._ueids.get(node_id)
         if found is None:
-            idevid = self.fleet.idevid_certificate(node_id, Algorithm.ES384)
-            found = parse_certificate(idevid).dice.ueid or b""
-            self._ueids[node_id] = found
+            found = self._ueids[node_id] = self.fleet.ueid(node_id)
         return found
 
     def _rot(
