@@ -115,8 +115,9 @@ class KeyReleaseConfig:
     challenges: ChallengeLimits = field(default_factory=ChallengeLimits)
 
     @contextlib.contextmanager
-    def open(self) -> Iterator[KeyReleaseService]:
-        """Open the HSM, log in, and yield the service; close the HSM afterwards."""
+    def open(self, gate: ReleaseGate | None = None) -> Iterator[KeyReleaseService]:
+        """Open the HSM, log in, and yield the service (every release first through ``gate``,
+        when given); close the HSM afterwards."""
         storage = DirectoryStorage.on_device(self.hsm_dir, self.rot_device, counter=self.counter)
         try:
             warn_if_exposed(self.sealing_secret_file, "the HSM sealing secret")
@@ -142,7 +143,7 @@ class KeyReleaseConfig:
                 for key in self.keys:
                     if vault.policy(key.handle) is None:
                         _log.warning("key %s has no release policy: it is never released", key.name)
-                yield KeyReleaseService(keys=self.keys, vault=vault)
+                yield KeyReleaseService(keys=self.keys, vault=vault, gate=gate)
             finally:
                 hsm.close()
         finally:
@@ -252,8 +253,7 @@ def serve_keyrelease(
         configure_logging("info", "text")
     lock = DirectoryLock(config.data_dir, ".serve.lock", what="key service data directory")
     try:
-        with config.open() as service:
-            service.gate = gate
+        with config.open(gate) as service:
             vault = service.vault
             _log.info(
                 "key release service on %s://%s:%d: data %s, HSM %s (%s), keys %s, EAR "
