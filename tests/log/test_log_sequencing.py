@@ -477,6 +477,41 @@ def test_pending_entries_are_integrated_on_reopen(place: LogPlace) -> None:
         verify_log(reopened.store, origin=ORIGIN, verifiers=[SIGNERS[0].verifier()])
 
 
+def test_a_backlog_of_pending_rows_is_integrated_page_by_page(place: LogPlace) -> None:
+    # Pending rows left by an outage (a signer down, or replicas storing them while no
+    # sequencer ran) may be more than one batch: the writer reads them a page of max_batch at
+    # a time, never all at once, and goes on to the next page without waiting for a
+    # submission.
+    log = place.open_log(origin=ORIGIN, note_signers=SIGNERS, batch_signer=_Broken())
+    log.start()
+    for ticket in log.submit_many(entries(25)):
+        ticket.durable.result(10)
+    log.close()
+    store = place.open_store()
+    assert store.count_pending() == 25
+    reads: list[int | None] = []
+    read = store.pending
+
+    def counting(limit: int | None = None) -> list[tuple[bytes, bytes]]:
+        reads.append(limit)
+        return read(limit)
+
+    store.pending = counting  # type: ignore[method-assign]
+    reopened = Log(
+        store, origin=ORIGIN, note_signers=SIGNERS, batch_signer=_Receipts(), max_batch=10
+    )
+    with reopened:  # closes the store
+        for _ in range(200):
+            if reopened.tree_size == 25:
+                break
+            threading.Event().wait(0.05)
+        assert reopened.tree_size == 25
+        assert reopened.root() == MemoryTree(entries(25)).root()
+        assert None not in reads  # never the whole backlog in memory
+        assert store.checkpoint_sizes() == [0, 10, 20, 25]
+        assert store.count_pending() == 0
+
+
 def test_memory_store_can_be_reopened() -> None:
     store = MemoryLogStore()
     with Log.open_memory(origin=ORIGIN, note_signers=SIGNERS, store=store) as log:

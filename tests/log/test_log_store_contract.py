@@ -213,6 +213,10 @@ def test_what_is_written_is_read_back(any_store: Opened) -> None:
         _id(b"p1"): None,
     }
     assert store.pending() == [(_id(b"p0"), b"p0"), (_id(b"p1"), b"p1")]
+    assert store.pending(1) == [(_id(b"p0"), b"p0")]  # a page: the oldest first
+    assert store.pending(5) == store.pending()
+    assert store.pending(0) == []
+    assert store.count_pending() == 2
     assert store.entries(0, 300) == entries
     assert store.entries(199, 202) == entries[199:202]
     assert store.entries(299, 400) == [entries[299]]

@@ -162,7 +162,7 @@ def test_a_pending_row_is_never_added_beside_an_integrated_entry(schema: str) ->
         fresh_id = hashlib.sha256(fresh).digest()
         other.add_pending([(fresh_id, fresh)])
         other.add_pending([(fresh_id, fresh)])  # idempotent
-        assert other.pending_page(10) == [(fresh_id, fresh)]
+        assert other.pending(10) == [(fresh_id, fresh)]
     finally:
         other.close()
         log.close()

@@ -255,7 +255,7 @@ class Log(LogView):
 
     def _open_head(self, state: TreeState) -> tuple[int, bytes, bytes]:
         self._edge = self._load_edge(state)
-        self._store_pending = bool(self._store.pending())
+        self._store_pending = bool(self._store.pending(1))
         return (
             state.size,
             self._edge.compact.root(),
@@ -310,7 +310,7 @@ class Log(LogView):
         read back: the head is then unknown until a later call succeeds."""
         try:
             state = self._store.state()
-            pending = bool(self._store.pending())
+            pending = bool(self._store.pending(1))
             moved = state.size != self._head[0] or state.hashes != self._edge.compact.hashes
             if moved:
                 edge = self._load_edge(state)
@@ -531,7 +531,9 @@ class Log(LogView):
             due = retry_at is None or time.monotonic() >= retry_at
             if items or (due and self._store_pending):
                 if self._cycle(items, integrate=due):
-                    backoff, retry_at = _BACKOFF_FIRST, None
+                    backoff = _BACKOFF_FIRST
+                    # Pending rows left beyond the page just integrated: the next page now.
+                    retry_at = time.monotonic() if self._store_pending else None
                     self._store_failed = False
                 elif self._retry_now:
                     self._retry_now = False
@@ -576,7 +578,9 @@ class Log(LogView):
 
         if integrate and (new or self._store_pending):
             try:
-                leftovers = self._store.pending() if self._store_pending else []
+                # The oldest page of pending rows: after a long outage there may be more than
+                # fit one batch (or memory); the writer goes on with the next page at once.
+                leftovers = self._store.pending(self._max_batch) if self._store_pending else []
                 batch, edge, nodes = self._prepare(leftovers, new)
                 self._store.write(batch)
             except Exception as exc:  # a signer or the store failed: keep the entries durable
@@ -590,7 +594,7 @@ class Log(LogView):
                     new = self._still_new(new, items)
             else:
                 self._commit_edge(batch, edge, nodes)
-                self._store_pending = False
+                self._store_pending = len(leftovers) >= self._max_batch  # more pages, maybe
                 return True
         if new:
             new_ids = {entry_id for entry_id, _ in new}

@@ -8,6 +8,7 @@ durable stores (``tests/log/test_log_store_contract.py``): every write is checke
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 from collections.abc import Collection, Iterator, Sequence
 
@@ -76,9 +77,14 @@ class MemoryLogStore:
                     found[entry_id] = None
             return found
 
-    def pending(self) -> list[tuple[bytes, bytes]]:
+    def pending(self, limit: int | None = None) -> list[tuple[bytes, bytes]]:
         with self._lock:
-            return list(self._pending.items())
+            items = iter(self._pending.items())
+            return list(items if limit is None else itertools.islice(items, max(limit, 0)))
+
+    def count_pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
 
     def entries(self, start: int, stop: int) -> list[bytes]:
         with self._lock:

@@ -508,9 +508,18 @@ class PostgresLogStore:
                 found[bytes(entry_id)] = None if idx is None else int(idx)
         return found
 
-    def pending(self) -> list[tuple[bytes, bytes]]:
-        rows = self._all("SELECT entry_id, entry FROM pending ORDER BY seq")
+    def pending(self, limit: int | None = None) -> list[tuple[bytes, bytes]]:
+        if limit is None:
+            rows = self._all("SELECT entry_id, entry FROM pending ORDER BY seq")
+        else:
+            rows = self._all(
+                "SELECT entry_id, entry FROM pending ORDER BY seq LIMIT %b", (max(limit, 0),)
+            )
         return [(bytes(i), bytes(e)) for i, e in rows]
+
+    def count_pending(self) -> int:
+        row = self._one("SELECT COUNT(*) FROM pending")
+        return 0 if row is None else int(row[0])
 
     def entries(self, start: int, stop: int) -> list[bytes]:
         rows = self._all(
@@ -623,13 +632,6 @@ class PostgresLogStore:
                 )
 
         self._run(work)  # idempotent: safe to run again on a fresh connection
-
-    def pending_page(self, limit: int) -> list[tuple[bytes, bytes]]:
-        """The oldest ``limit`` pending (entry id, entry) pairs."""
-        rows = self._all(
-            "SELECT entry_id, entry FROM pending ORDER BY seq LIMIT %b", (max(limit, 0),)
-        )
-        return [(bytes(i), bytes(e)) for i, e in rows]
 
     # --- the write --------------------------------------------------------------------------
 

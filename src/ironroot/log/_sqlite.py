@@ -367,9 +367,18 @@ class SqliteLogStore:
             raise StorageError(f"log database read failed: {exc}") from exc
         return found
 
-    def pending(self) -> list[tuple[bytes, bytes]]:
-        rows = self._all("SELECT entry_id, entry FROM pending ORDER BY seq")
+    def pending(self, limit: int | None = None) -> list[tuple[bytes, bytes]]:
+        if limit is None:
+            rows = self._all("SELECT entry_id, entry FROM pending ORDER BY seq")
+        else:
+            rows = self._all(
+                "SELECT entry_id, entry FROM pending ORDER BY seq LIMIT ?", (max(limit, 0),)
+            )
         return [(bytes(i), bytes(e)) for i, e in rows]
+
+    def count_pending(self) -> int:
+        row = self._one("SELECT COUNT(*) FROM pending")
+        return 0 if row is None else int(row[0])
 
     def entries(self, start: int, stop: int) -> list[bytes]:
         rows = self._all(

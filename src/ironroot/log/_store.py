@@ -116,8 +116,9 @@ class LogReader(Protocol):
         Unknown ids are absent from the result."""
         ...
 
-    def pending(self) -> list[tuple[bytes, bytes]]:
-        """Every pending (entry id, entry), oldest first."""
+    def pending(self, limit: int | None = None) -> list[tuple[bytes, bytes]]:
+        """The pending (entry id, entry) pairs, oldest first: the oldest ``limit`` of them,
+        or every one when ``limit`` is ``None`` (a whole-log check; the writer reads pages)."""
         ...
 
     def entries(self, start: int, stop: int) -> list[bytes]:
@@ -162,6 +163,10 @@ class AuditReader(LogReader, Protocol):
     def batch_data_sizes(self) -> list[int]: ...
 
     def count_tiles(self) -> int: ...
+
+    def count_pending(self) -> int:
+        """How many entries are pending (durable, not yet integrated)."""
+        ...
 
     def count_entry_ids(self) -> int:
         """How many ids the id → index map holds (equal to the entries when it is sound)."""

@@ -275,7 +275,7 @@ class Replica:
                         return
                     renewed_at = started
                 try:
-                    rows = store.pending_page(self._config.max_batch)
+                    rows = store.pending(self._config.max_batch)
                 except IronrootError as exc:
                     _log.warning("cannot read the pending entries: %s", exc.detail)
                     self._stop.wait(POLL)

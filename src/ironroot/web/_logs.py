@@ -384,7 +384,7 @@ class LogSource:
             with self.store() as store:
                 size = store.state().size
                 sizes = store.checkpoint_sizes()
-                pending = len(store.pending())
+                pending = store.count_pending()
                 latest = store.checkpoint()
             signed = False
             if latest is not None:
