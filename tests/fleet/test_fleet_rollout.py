@@ -44,7 +44,9 @@ def publish(
     store = DesiredStore(fleet)
     store.init(ops.governance())
     bundles = {c: world.release(c, v).bundle for c, v in versions.items()}
-    state = DesiredState.build(fleet.node_class("node-7"), 1, bundles=bundles, pfm=pfm)
+    state = DesiredState.build(
+        fleet.node_class("node-7"), 1, bundles=bundles, pfm=pfm, fleet=fleet.identity()
+    )
     store.publish("node-7", ops.sign(state, ALICE, BOB), now=NOW, registrar=ops.log)
     return state
 
@@ -312,7 +314,10 @@ def test_a_desired_state_put_in_force_meanwhile_stops_the_rollout_before_its_nex
     publish(world, ops, fleet, {"gpu": "2.0"})
     store = DesiredStore(fleet)
     newer = DesiredState.build(
-        fleet.node_class("node-7"), 2, bundles={"gpu": world.release("gpu", "1.0").bundle}
+        fleet.node_class("node-7"),
+        2,
+        bundles={"gpu": world.release("gpu", "1.0").bundle},
+        fleet=fleet.identity(),
     )
 
     def meanwhile(event: str, node: str, component: str | None) -> None:
