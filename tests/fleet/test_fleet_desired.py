@@ -32,10 +32,12 @@ from ironroot.errors import (
     UnknownIssuer,
 )
 from ironroot.fleet import (
+    AuthorizedSigner,
     DesiredState,
     DesiredStore,
     Fleet,
     FuseTarget,
+    Governance,
     _desired,
     check_approvals,
     desired_subject,
@@ -372,6 +374,19 @@ def test_governance_is_set_once_and_checked(world: World, ops: Ops, fleet: Fleet
         ops.governance(required=0)
     with pytest.raises(NotFound):
         s.governance("node-9")
+
+
+def test_the_same_key_under_two_names_is_not_two_people(ops: Ops) -> None:
+    # Bob's name bound to Alice's key would let Alice alone meet the two-person rule: the
+    # governance refuses it, whether built or read from governance.json.
+    alice = ops.keys[ALICE].public_key
+    with pytest.raises(ConfigError, match="two authorized signers share one key"):
+        Governance("node-7", (AuthorizedSigner(ALICE, alice), AuthorizedSigner(BOB, alice)), 2,
+                   ops.log.service_keys())  # fmt: skip
+    doc = ops.governance().to_json()
+    doc["signers"][1]["key"] = doc["signers"][0]["key"]
+    with pytest.raises(ConfigError, match="two authorized signers share one key"):
+        Governance.from_json(doc)
 
 
 def test_fuse_targets_are_checked(world: World) -> None:
