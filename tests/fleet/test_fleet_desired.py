@@ -527,6 +527,13 @@ def test_the_fleet_identity_is_made_once_and_kept(world: World, fleet: Fleet) ->
     first = fleet.identity()
     assert first.startswith("urn:uuid:")
     assert Fleet.open(fleet.directory).identity() == first
+    # A fleet made where another's identity was left never takes it over (with the approvals
+    # given for that one).
+    klass = fleet.node_class("node-7")
+    (fleet.directory / "fleet.json").rename(fleet.directory / "fleet.json.old")
+    with pytest.raises(Conflict, match=r"holds the identity of a fleet \(fleet-id\)"):
+        Fleet.create(fleet.directory, node_class=klass)
+    (fleet.directory / "fleet.json.old").rename(fleet.directory / "fleet.json")
     (fleet.directory / "fleet-id").write_text("not an identity\n", encoding="utf-8")
     with pytest.raises(StorageError, match="is not the fleet's identity"):
         fleet.identity()

@@ -276,10 +276,17 @@ class Fleet:
 
     @classmethod
     def create(cls, directory: Path | str, *, node_class: NodeClass) -> Fleet:
-        """An empty fleet with one node class (``Conflict`` when there is a fleet already)."""
+        """An empty fleet with one node class (``Conflict`` when there is a fleet already, or
+        the identity of one: a new fleet never takes over another's, and with it the
+        approvals given for that one)."""
         base = Path(directory)
         if (base / "fleet.json").exists():
             raise Conflict(f"{base} already holds a fleet")
+        if (base / "fleet-id").exists():
+            raise Conflict(
+                f"{base} holds the identity of a fleet (fleet-id) but no fleet.json: a new "
+                "fleet would take it over; remove it, or restore that fleet"
+            )
         base.mkdir(parents=True, exist_ok=True)
         node_class.save(base / "class" / node_class.name)
         fleet = cls(base)
