@@ -997,14 +997,17 @@ class DesiredStore:
         writes); ``NotFound`` if none. A state put in force whose ``desired-state`` event a
         crash lost is given it first (:meth:`publish`), so no reader sees a change the audit
         trail does not show."""
-        return self._current(node_class, self.governance(node_class), locked=False)
+        return self._current(node_class, None, locked=False)
 
-    def _current(self, node_class: str, governance: Governance, *, locked: bool) -> VerifiedDesired:
+    def _current(
+        self, node_class: str, governance: Governance | None, *, locked: bool
+    ) -> VerifiedDesired:
         version, sha384 = self._pointer(node_class)
         if version == 0:
             raise NotFound(
                 f"class {node_class} has no desired state (run `ironroot fleet desired publish`)"
             )
+        governance = governance or self.governance(node_class)
         later = [v for v in self.history(node_class) if v > version]
         if later:
             if not locked and self._publishing(node_class):
