@@ -430,7 +430,9 @@ def test_a_rollout_to_the_desired_state_is_started_on_the_control_plane(
             store = DesiredStore(site.fleet)
             store.init(ops.governance())
             bundles = {"host": site.world.world.release("host", "2.0").bundle}
-            state = DesiredState.build(site.fleet.node_class("node-7"), 1, bundles=bundles)
+            state = DesiredState.build(
+                site.fleet.node_class("node-7"), 1, bundles=bundles, fleet=site.fleet.identity()
+            )
             store.publish("node-7", ops.sign(state, ALICE, BOB), now=NOW, registrar=ops.log)
         plan = control.post(url, json={"dry_run": True, "wave_size": 2})
         assert plan.status_code == 200, plan.text

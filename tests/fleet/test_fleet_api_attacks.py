@@ -424,7 +424,9 @@ def test_rollouts_started_at_once_run_one_at_a_time(site: Site, tmp_path: Path) 
         store = DesiredStore(site.fleet)
         store.init(ops.governance())
         bundles = {"host": site.world.world.release("host", "2.0").bundle}
-        state = DesiredState.build(site.fleet.node_class("node-7"), 1, bundles=bundles)
+        state = DesiredState.build(
+            site.fleet.node_class("node-7"), 1, bundles=bundles, fleet=site.fleet.identity()
+        )
         store.publish("node-7", ops.sign(state, ALICE, BOB), now=NOW, registrar=ops.log)
     url = f"{site.servers.control_url}/v1/rollouts"
 

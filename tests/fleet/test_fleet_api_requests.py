@@ -39,7 +39,9 @@ def site(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sit
             store = DesiredStore(made.fleet)
             store.init(ops.governance())
             bundles = {"host": world.release("host", "2.0").bundle}
-            state = DesiredState.build(made.fleet.node_class("node-7"), 1, bundles=bundles)
+            state = DesiredState.build(
+                made.fleet.node_class("node-7"), 1, bundles=bundles, fleet=made.fleet.identity()
+            )
             store.publish("node-7", ops.sign(state, ALICE, BOB), now=NOW, registrar=ops.log)
         yield made
 

@@ -3,7 +3,10 @@ rule and version monotonicity — each refusal its exact error."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime as dt
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,10 +32,12 @@ from ironroot.errors import (
     UnknownIssuer,
 )
 from ironroot.fleet import (
+    AuthorizedSigner,
     DesiredState,
     DesiredStore,
     Fleet,
     FuseTarget,
+    Governance,
     _desired,
     check_approvals,
     desired_subject,
@@ -62,7 +67,9 @@ def fleet(world: World, tmp_path: Path) -> Fleet:
 def desired(world: World, fleet: Fleet, version: int, **versions: str) -> DesiredState:
     """The class's desired state at ``version``, some components at other releases."""
     bundles = {c: world.release(c, v).bundle for c, v in versions.items()}
-    return DesiredState.build(fleet.node_class("node-7"), version, bundles=bundles)
+    return DesiredState.build(
+        fleet.node_class("node-7"), version, bundles=bundles, fleet=fleet.identity()
+    )
 
 
 def store(fleet: Fleet, ops: Ops, required: int = 2) -> DesiredStore:
@@ -112,15 +119,17 @@ def test_a_document_the_pfm_does_not_allow_is_never_built(world: World, fleet: F
     klass = fleet.node_class("node-7")
     stray = world.bundle("host", svn=9, tag="stray")
     with pytest.raises(FirmwareRejected) as info:
-        DesiredState.build(klass, 1, bundles={"host": stray})
+        DesiredState.build(klass, 1, bundles={"host": stray}, fleet=fleet.identity())
     assert info.value.code == "not-in-pfm"
     with pytest.raises(ConfigError):
-        DesiredState.build(klass, 1, bundles={"toaster": stray})
+        DesiredState.build(klass, 1, bundles={"toaster": stray}, fleet=fleet.identity())
 
 
 def test_policies_are_named_by_digest(world: World, fleet: Fleet) -> None:
     klass = fleet.node_class("node-7")
-    state = DesiredState.build(klass, 1, policies={"appraisal": b"debug == false"})
+    state = DesiredState.build(
+        klass, 1, policies={"appraisal": b"debug == false"}, fleet=fleet.identity()
+    )
     state.check_policy("appraisal", b"debug == false")
     with pytest.raises(PolicyRejected) as info:
         state.check_policy("appraisal", b"true")
@@ -162,7 +171,7 @@ def test_one_signer_where_two_are_required_is_refused(world: World, ops: Ops, fl
     assert info.value.code == "too-few-signers"
     # Registered or not, one approval is one approval.
     with pytest.raises(PolicyRejected) as info:
-        verify_desired(ops.approve(state, BOB), ops.governance())
+        verify_desired(ops.approve(state, BOB), ops.governance(), fleet=fleet.identity())
     assert info.value.code == "too-few-signers"
     assert s.version("node-7") == 0
     with pytest.raises(NotFound):
@@ -184,7 +193,7 @@ def test_the_same_signer_twice_is_refused(world: World, ops: Ops, fleet: Fleet) 
         s.publish("node-7", twice, now=NOW, registrar=ops.log)
     assert info.value.code == "duplicate-signer"
     with pytest.raises(PolicyRejected) as info:
-        verify_desired(ops.approve(state, BOB, BOB), ops.governance())
+        verify_desired(ops.approve(state, BOB, BOB), ops.governance(), fleet=fleet.identity())
     assert info.value.code == "duplicate-signer"
     assert s.version("node-7") == 0
 
@@ -197,12 +206,12 @@ def test_an_unauthorized_signer_is_refused(world: World, ops: Ops, fleet: Fleet)
         s.publish("node-7", ops.sign(state, ALICE, MALLORY), now=NOW, registrar=ops.log)
     assert info.value.code == "signer-not-authorized"
     with pytest.raises(UnknownIssuer) as info:
-        verify_desired(ops.approve(state, MALLORY, BOB), ops.governance())
+        verify_desired(ops.approve(state, MALLORY, BOB), ops.governance(), fleet=fleet.identity())
     assert info.value.code == "signer-not-authorized"
     # Bob's name with Mallory's key is not Bob.
     with pytest.raises(UnknownIssuer) as info:
         check_approvals([*ops.sign(state, ALICE), *ops.sign(state, BOB, key=MALLORY)],
-                        ops.governance())  # fmt: skip
+                        ops.governance(), fleet=fleet.identity())  # fmt: skip
     assert info.value.code == "signer-not-authorized"
     assert s.version("node-7") == 0
 
@@ -212,7 +221,7 @@ def test_a_forged_signature_is_refused(world: World, ops: Ops, fleet: Fleet) -> 
     good = ops.sign(state, BOB)[0]
     forged = good[:-8] + bytes(b ^ 0xFF for b in good[-8:])
     with pytest.raises(BadSignature):
-        check_approvals([*ops.sign(state, ALICE), forged], ops.governance())
+        check_approvals([*ops.sign(state, ALICE), forged], ops.governance(), fleet=fleet.identity())
 
 
 def test_a_version_rollback_is_refused(world: World, ops: Ops, fleet: Fleet) -> None:
@@ -338,17 +347,19 @@ def test_approvals_must_be_of_one_document_and_this_class(
     a = desired(world, fleet, 1)
     b = desired(world, fleet, 1, host="2.0")
     with pytest.raises(PolicyRejected) as info:
-        check_approvals([*ops.sign(a, ALICE), *ops.sign(b, BOB)], governance)
+        check_approvals(
+            [*ops.sign(a, ALICE), *ops.sign(b, BOB)], governance, fleet=fleet.identity()
+        )
     assert info.value.code == "documents-differ"
     other = dataclasses.replace(a, node_class="node-8")
     with pytest.raises(PolicyRejected) as info:
-        check_approvals(ops.sign(other, ALICE, BOB), governance)
+        check_approvals(ops.sign(other, ALICE, BOB), governance, fleet=fleet.identity())
     assert info.value.code == "wrong-class"
     not_desired = create_statement(
         ops.keys[ALICE], b"{}", iss=ALICE, sub=desired_subject("node-7"), content_type="text/x"
     )
     with pytest.raises(MalformedStatement) as info:
-        check_approvals([not_desired], governance)
+        check_approvals([not_desired], governance, fleet=fleet.identity())
     assert info.value.code == "not-desired-state"
 
 
@@ -363,6 +374,19 @@ def test_governance_is_set_once_and_checked(world: World, ops: Ops, fleet: Fleet
         ops.governance(required=0)
     with pytest.raises(NotFound):
         s.governance("node-9")
+
+
+def test_the_same_key_under_two_names_is_not_two_people(ops: Ops) -> None:
+    # Bob's name bound to Alice's key would let Alice alone meet the two-person rule: the
+    # governance refuses it, whether built or read from governance.json.
+    alice = ops.keys[ALICE].public_key
+    with pytest.raises(ConfigError, match="two authorized signers share one key"):
+        Governance("node-7", (AuthorizedSigner(ALICE, alice), AuthorizedSigner(BOB, alice)), 2,
+                   ops.log.service_keys())  # fmt: skip
+    doc = ops.governance().to_json()
+    doc["signers"][1]["key"] = doc["signers"][0]["key"]
+    with pytest.raises(ConfigError, match="two authorized signers share one key"):
+        Governance.from_json(doc)
 
 
 def test_fuse_targets_are_checked(world: World) -> None:
@@ -386,3 +410,222 @@ def test_store_files_nested_too_deep_are_storage_errors(
     (folder / "governance.json").write_bytes(b"[" * 100_000)
     with pytest.raises(StorageError, match=r"governance\.json is not JSON"):
         s.governance("node-7")
+
+
+# --- one fleet: approvals are never replayed into another --------------------------------------
+
+
+def test_approvals_for_another_fleet_are_refused(
+    world: World, ops: Ops, fleet: Fleet, tmp_path: Path
+) -> None:
+    # Two fleets trusting the same approvers and the same log: what Alice and Bob approved
+    # for one used to be put in force in the other by replaying its transparent statements.
+    other, _ = make_fleet(world, tmp_path / "other", 1)
+    assert other.identity() != fleet.identity()
+    ours, theirs = store(fleet, ops), store(other, ops)
+    state = desired(world, fleet, 1, host="2.0")
+    assert state.fleet == fleet.identity()
+    approved = ours.publish("node-7", ops.sign(state, ALICE, BOB), now=NOW, registrar=ops.log)
+    with pytest.raises(PolicyRejected) as info:
+        theirs.publish("node-7", list(approved.statements), now=NOW)
+    assert info.value.code == "wrong-fleet"
+    assert info.value.detail == (
+        f"the document is for fleet {fleet.identity()}, not {other.identity()}: approvals are "
+        "never replayed from another fleet"
+    )
+    with pytest.raises(PolicyRejected) as info:
+        verify_desired(list(approved.statements), ops.governance(), fleet=other.identity())
+    assert info.value.code == "wrong-fleet"
+    assert theirs.version("node-7") == 0
+    assert not [e for e in other.events() if e.kind == "desired-state"]
+    # Signing the same document anew for the other fleet does not help: it names the first.
+    with pytest.raises(PolicyRejected) as info:
+        theirs.publish("node-7", ops.sign(state, ALICE, CAROL), now=NOW, registrar=ops.log)
+    assert info.value.code == "wrong-fleet"
+
+
+def test_the_fleet_binding_is_covered_by_every_approval(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    state = desired(world, fleet, 1)
+    data = state.encode()
+    assert DesiredState.decode(data).fleet == fleet.identity()
+    assert DesiredState.decode(data).to_cbor()["format"] == 2
+    # Re-pointing one approval at another fleet makes it another document.
+    moved = dataclasses.replace(state, fleet="urn:uuid:00000000-0000-4000-8000-000000000000")
+    with pytest.raises(PolicyRejected) as info:
+        check_approvals(
+            [*ops.sign(state, ALICE), *ops.sign(moved, BOB)],
+            ops.governance(),
+            fleet=fleet.identity(),
+        )
+    assert info.value.code == "documents-differ"
+    with pytest.raises(ConfigError):
+        DesiredState.build(fleet.node_class("node-7"), 1, fleet="")
+
+
+def test_a_format_1_document_names_no_fleet_and_is_refused(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    s = store(fleet, ops)
+    unbound = dataclasses.replace(desired(world, fleet, 1), fleet="")
+    assert unbound.to_cbor()["format"] == 1
+    assert "fleet" not in unbound.to_cbor()
+    assert DesiredState.decode(unbound.encode()) == unbound  # it still decodes
+    for check in (check_approvals, verify_desired):
+        with pytest.raises(PolicyRejected) as info:
+            check(ops.approve(unbound, ALICE, BOB), ops.governance(), fleet=fleet.identity())
+        assert info.value.code == "fleet-unbound"
+    with pytest.raises(PolicyRejected) as info:
+        s.publish("node-7", ops.sign(unbound, ALICE, BOB), now=NOW, registrar=ops.log)
+    assert info.value.code == "fleet-unbound"
+    assert info.value.detail.startswith(
+        "desired state v1 of class node-7 is format 1, which names no fleet: its approvals "
+        "could be replayed from another fleet"
+    )
+    assert s.version("node-7") == 0
+    # A format-1 member set with a fleet, or format 2 without one, is malformed.
+    doc = desired(world, fleet, 1).to_cbor()
+    for bad in ({**doc, "format": 1}, {k: v for k, v in doc.items() if k != "fleet"}):
+        with pytest.raises(MalformedInput) as malformed:
+            DesiredState.decode(encode_cbor(bad))
+        assert malformed.value.code == "malformed-desired-state"
+
+
+def test_a_format_1_state_put_in_force_before_fleets_had_identities_is_read(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    # What an older store wrote, as it wrote it: v1.cbor and current.json of a format-1
+    # document approved and registered. It stays in force (readable, reconcilable), and the
+    # next change must be format 2.
+    s = store(fleet, ops)
+    unbound = dataclasses.replace(desired(world, fleet, 1), fleet="")
+    base = fleet.directory / "desired" / "node-7"
+    statements = ops.approve(unbound, ALICE, BOB)
+    (base / "v1.cbor").write_bytes(
+        encode_cbor({"document": unbound.encode(), "statements": statements})
+    )
+    (base / "current.json").write_text(
+        f'{{"version": 1, "sha384": "{unbound.sha384.hex()}"}}', encoding="utf-8"
+    )
+    fleet.record(None, "desired-state", {"class": "node-7", "version": 1,
+                 "sha384": unbound.sha384.hex(), "signers": [ALICE, BOB],
+                 "previous": None}, now=NOW)  # fmt: skip
+    assert s.current("node-7").state == unbound
+    again = dataclasses.replace(unbound, version=2)
+    with pytest.raises(PolicyRejected) as info:
+        s.publish("node-7", ops.sign(again, ALICE, BOB), now=NOW, registrar=ops.log)
+    assert info.value.code == "fleet-unbound"
+    bound = desired(world, fleet, 2, host="2.0")
+    assert (
+        s.publish("node-7", ops.sign(bound, ALICE, BOB), now=NOW, registrar=ops.log).state == bound
+    )
+    assert s.current("node-7").state == bound
+
+
+def test_the_fleet_identity_is_made_once_and_kept(world: World, fleet: Fleet) -> None:
+    first = fleet.identity()
+    assert first.startswith("urn:uuid:")
+    assert Fleet.open(fleet.directory).identity() == first
+    # A fleet made where another's identity was left never takes it over (with the approvals
+    # given for that one).
+    klass = fleet.node_class("node-7")
+    (fleet.directory / "fleet.json").rename(fleet.directory / "fleet.json.old")
+    with pytest.raises(Conflict, match=r"holds the identity of a fleet \(fleet-id\)"):
+        Fleet.create(fleet.directory, node_class=klass)
+    (fleet.directory / "fleet.json.old").rename(fleet.directory / "fleet.json")
+    (fleet.directory / "fleet-id").write_text("not an identity\n", encoding="utf-8")
+    with pytest.raises(StorageError, match="is not the fleet's identity"):
+        fleet.identity()
+
+
+# --- the state and its event: a crash between them ---------------------------------------------
+
+
+def _changes(fleet: Fleet) -> list[tuple[int, int | None, bool]]:
+    return [
+        (e.detail["version"], e.detail["previous"], bool(e.detail.get("recovered")))
+        for e in fleet.events()
+        if e.kind == "desired-state"
+    ]
+
+
+def test_a_crash_between_current_json_and_the_event_is_recovered_on_read(
+    world: World, ops: Ops, fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A crash (kill -9) after current.json named v2, before its desired-state event was
+    # written, used to leave v2 in force with no event: the audit trail lost why it changed.
+    s = store(fleet, ops)
+    s.publish("node-7", ops.approve(desired(world, fleet, 1), ALICE, BOB), now=NOW)
+    v2 = desired(world, fleet, 2, host="2.0")
+    real = fleet.record
+
+    def crash(node: str | None, kind: str, detail: Any, *, now: Any) -> None:
+        if kind == "desired-state":
+            raise SystemExit("killed")
+        real(node, kind, detail, now=now)
+
+    monkeypatch.setattr(fleet, "record", crash)
+    with pytest.raises(SystemExit):
+        s.publish("node-7", ops.approve(v2, ALICE, BOB), now=NOW)
+    monkeypatch.undo()
+    assert s.version("node-7") == 2
+    assert _changes(fleet) == [(1, None, False)]
+    # The next reader (another process: a fresh fleet object) sees v2 with its event.
+    reopened = Fleet.open(fleet.directory)
+    assert DesiredStore(reopened).current("node-7").state == v2
+    assert _changes(reopened) == [(1, None, False), (2, 1, True)]
+    written = (fleet.directory / "desired" / "node-7" / "current.json").stat().st_mtime
+    recovered = [e for e in reopened.events() if e.kind == "desired-state"][-1]
+    assert recovered.detail["sha384"] == v2.sha384.hex()
+    assert recovered.detail["signers"] == [ALICE, BOB]
+    assert recovered.at == dt.datetime.fromtimestamp(written, dt.UTC).isoformat().replace(
+        "+00:00", "Z"
+    )  # when the state changed, not when the event was repaired
+    # Once: later reads and publishes do not record it again.
+    assert DesiredStore(reopened).current("node-7").state == v2
+    v3 = desired(world, fleet, 3, host="2.0", nic="2.0")
+    assert s.publish("node-7", ops.approve(v3, ALICE, BOB), now=NOW).state == v3
+    assert _changes(reopened) == [(1, None, False), (2, 1, True), (3, 2, False)]
+
+
+def test_a_crash_before_the_event_is_recovered_by_the_next_publish(
+    world: World, ops: Ops, fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = store(fleet, ops)
+    s.publish("node-7", ops.approve(desired(world, fleet, 1), ALICE, BOB), now=NOW)
+    real = fleet.record
+
+    def crash(node: str | None, kind: str, detail: Any, *, now: Any) -> None:
+        if kind == "desired-state":
+            raise SystemExit("killed")
+        real(node, kind, detail, now=now)
+
+    monkeypatch.setattr(fleet, "record", crash)
+    with pytest.raises(SystemExit):
+        s.publish("node-7", ops.approve(desired(world, fleet, 2, host="2.0"), ALICE, BOB), now=NOW)
+    monkeypatch.undo()
+    # No read in between: the publish of v3 first writes v2's event, then its own.
+    v3 = desired(world, fleet, 3, host="2.0", nic="2.0")
+    s.publish("node-7", ops.approve(v3, ALICE, BOB), now=NOW)
+    assert _changes(fleet) == [(1, None, False), (2, 1, True), (3, 2, False)]
+
+
+def test_a_reader_that_finds_the_event_missing_while_a_publish_runs_reads_again(
+    world: World, ops: Ops, fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = store(fleet, ops)
+    s.publish("node-7", ops.approve(desired(world, fleet, 1), ALICE, BOB), now=NOW)
+    # current.json names v1, its event is not yet written, and the publish holds its lock.
+    base = fleet.directory / "desired" / "node-7"
+    with contextlib.closing(sqlite3.connect(fleet.database)) as db, db:
+        db.execute("DELETE FROM events WHERE kind = 'desired-state'")
+    publishing = DirectoryLock(base, ".publish.lock", what="desired state")
+    try:
+        with pytest.raises(Conflict) as busy:
+            s.current("node-7")
+        assert busy.value.code == "desired-state-publishing"
+    finally:
+        publishing.close()
+    assert s.current("node-7").state.version == 1  # then the reader writes it
+    assert _changes(fleet) == [(1, None, True)]

@@ -175,7 +175,7 @@ def test_text_in_the_tables_is_shown_not_read_as_rich_markup(
     store = DesiredStore(fleet)
     store.init(ops.governance())
     note = "host [/bold] back to [red]1.0[/red]"
-    state = DesiredState.build(fleet.node_class("node-7"), 1, note=note)
+    state = DesiredState.build(fleet.node_class("node-7"), 1, note=note, fleet=fleet.identity())
     store.publish("node-7", ops.approve(state, ALICE, BOB), now=NOW)
     f = ["--fleet", str(fleet.directory)]
     assert main(["fleet", "desired", "show", *f]) == 0

@@ -40,7 +40,9 @@ def publish(world: World, ops: Ops, fleet: Fleet, version: int = 1, **kw: object
     versions = kw.pop("versions", {})
     assert isinstance(versions, dict)
     bundles = {c: world.release(c, v).bundle for c, v in versions.items()}
-    state = DesiredState.build(fleet.node_class("node-7"), version, bundles=bundles, **kw)  # type: ignore[arg-type]
+    state = DesiredState.build(
+        fleet.node_class("node-7"), version, bundles=bundles, fleet=fleet.identity(), **kw
+    )  # type: ignore[arg-type]
     store.publish("node-7", ops.sign(state, ALICE, BOB), now=NOW, registrar=ops.log)
     return state
 

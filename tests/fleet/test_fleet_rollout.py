@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tests.fleet.desired_world import ALICE, BOB, Ops, make_ops
 from tests.fleet.fleet_world import add_class, make_fleet, node_class
-from tests.platform.node_world import NOW, World, make_world
+from tests.platform.node_world import NOW, Release, World, make_world
 
 from ironroot.errors import ConfigError, NotFound
 from ironroot.fleet import DesiredState, DesiredStore, Fleet, ReleaseSet, reconcile, rollout
@@ -44,7 +44,9 @@ def publish(
     store = DesiredStore(fleet)
     store.init(ops.governance())
     bundles = {c: world.release(c, v).bundle for c, v in versions.items()}
-    state = DesiredState.build(fleet.node_class("node-7"), 1, bundles=bundles, pfm=pfm)
+    state = DesiredState.build(
+        fleet.node_class("node-7"), 1, bundles=bundles, pfm=pfm, fleet=fleet.identity()
+    )
     store.publish("node-7", ops.sign(state, ALICE, BOB), now=NOW, registrar=ops.log)
     return state
 
@@ -312,7 +314,10 @@ def test_a_desired_state_put_in_force_meanwhile_stops_the_rollout_before_its_nex
     publish(world, ops, fleet, {"gpu": "2.0"})
     store = DesiredStore(fleet)
     newer = DesiredState.build(
-        fleet.node_class("node-7"), 2, bundles={"gpu": world.release("gpu", "1.0").bundle}
+        fleet.node_class("node-7"),
+        2,
+        bundles={"gpu": world.release("gpu", "1.0").bundle},
+        fleet=fleet.identity(),
     )
 
     def meanwhile(event: str, node: str, component: str | None) -> None:
@@ -327,3 +332,41 @@ def test_a_desired_state_put_in_force_meanwhile_stops_the_rollout_before_its_nex
     assert active(fleet, "node-0002", "gpu") == "1.0"
     assert report.to_json()["superseded_by"] == 2
     assert fleet.events()[-1].detail["superseded_by"] == 2
+
+
+def test_desired_firmware_that_is_not_on_the_log_is_never_installed(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    # Two people approved a desired state naming a host image the PFM allows but no vendor
+    # statement of which is on a trusted log. It may be put in force (the document holds
+    # digests, not releases), but no node ever runs it: the rollout's first update of it is
+    # refused with the platform's receipt check, and it stops there.
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    stray = world.bundle("host", svn=5, tag="unlogged")
+    listed = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+    listed["host"].append(Release("host", "2.5", 5, stray, ()))
+    pfm = world.make_pfm(2, listed)
+    store = DesiredStore(fleet)
+    store.init(ops.governance())
+    state = DesiredState.build(
+        fleet.node_class("node-7"), 1, bundles={"host": stray}, pfm=pfm, fleet=fleet.identity()
+    )
+    store.publish("node-7", ops.sign(state, ALICE, BOB), now=NOW, registrar=ops.log)
+    available = releases(world, fleet)
+    available.add_pfm(pfm, world.log_pfm(pfm))
+    available.add_bundle(stray, ())  # no statement: nothing on the log
+    report = rollout(fleet, available, now=NOW)
+    assert not report.ok
+    assert report.stopped_at == "node-0001"
+    (host,) = report.node("node-0001").updates
+    assert (host.component, host.outcome, host.code) == ("host", "refused", "no-receipt")
+    assert report.with_outcome("not-reached") == ("node-0002",)
+    assert active(fleet, "node-0001", "host") == "1.0"
+    assert active(fleet, "node-0002", "host") == "1.0"
+    # A statement of it on a log the class does not trust does not count either.
+    untrusted = world.publish("host", stray, client=world.untrusted)
+    available.add_bundle(stray, untrusted)
+    report = rollout(fleet, available, now=NOW)
+    (host,) = report.node("node-0001").updates
+    assert (host.outcome, host.code) == ("refused", "untrusted-service")
+    assert active(fleet, "node-0001", "host") == "1.0"

@@ -168,7 +168,11 @@ def _desired(aw: AuditWorld, root: Path, now: dt.datetime) -> tuple[str, bytes, 
         store = DesiredStore(fleet)
         store.init(governance)
         state = DesiredState.build(
-            klass, 1, policies={"appraisal": b"status == affirming"}, note="fuzz seed"
+            klass,
+            1,
+            policies={"appraisal": b"status == affirming"},
+            note="fuzz seed",
+            fleet=fleet.identity(),
         )
         approvals = [sign_desired(state, key, iss=iss, iat=now) for iss, key in signers.items()]
         store.publish(klass.name, approvals, now=now, registrar=log)

@@ -316,7 +316,7 @@ def test_a_desired_toml_nested_too_deep(tmp_path: Path) -> None:
     from ironroot.fleet import DesiredState
 
     with pytest.raises(ConfigError, match="recursion"):
-        DesiredState.load_toml(_deep_toml(tmp_path / "desired.toml"), None)  # type: ignore[arg-type]
+        DesiredState.load_toml(_deep_toml(tmp_path / "desired.toml"), None, fleet="f")  # type: ignore[arg-type]
 
 
 def test_a_witness_config_nested_too_deep(tmp_path: Path) -> None:

@@ -239,7 +239,7 @@ def _init(args: argparse.Namespace) -> int:
 def _document(args: argparse.Namespace, fleet: Any, name: str) -> Any:
     from ironroot.fleet import DesiredState
 
-    return DesiredState.load_toml(args.document, fleet.node_class(name))
+    return DesiredState.load_toml(args.document, fleet.node_class(name), fleet=fleet.identity())
 
 
 def _sign(args: argparse.Namespace) -> int:

@@ -245,7 +245,9 @@ def rollout_bmc(story: Story) -> None:
         )
     )
     bmc2 = story.release("bmc", "2.0")
-    state = DesiredState.build(klass, 1, bundles={"bmc": bmc2.bundle}, note="BMC 2.0")
+    state = DesiredState.build(
+        klass, 1, bundles={"bmc": bmc2.bundle}, note="BMC 2.0", fleet=fleet.identity()
+    )
     approvals = [sign_desired(state, story.ops[who], iss=who) for who in (ALICE, BOB)]
     verified = store.publish(CLASS, approvals, now=story.now(), registrar=log)
     ui.ok(

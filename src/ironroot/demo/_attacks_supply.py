@@ -270,7 +270,9 @@ def one_person_change(story: Story, attempt: Attempt) -> None:
     fleet = story.need(story.fleet, "fleet")
     klass = story.need(story.node_class, "node class")
     hotfix = story.release("bmc", "2.1")
-    state = DesiredState.build(klass, 2, bundles={"bmc": hotfix.bundle}, note="BMC 2.1, quietly")
+    state = DesiredState.build(
+        klass, 2, bundles={"bmc": hotfix.bundle}, note="BMC 2.1, quietly", fleet=fleet.identity()
+    )
     approval = sign_desired(state, story.ops[ALICE], iss=ALICE)
     attempt.note("Alice alone signs desired state v2 (BMC 2.1)")
     DesiredStore(fleet).publish(CLASS, [approval], now=story.now(), registrar=story.log)

@@ -11,7 +11,8 @@ keys; decoding is strict (exact members, sizes, types, and the bytes must be the
 encoding of what they decode to)::
 
     desired-state = {
-      "format": 1,
+      "format": 2,
+      "fleet": tstr,                          ; the fleet's identity (Fleet.identity)
       "class": tstr,                          ; the node class (1-64 of a-z A-Z 0-9 - _)
       "version": uint,                        ; >= 1; a change must increase it
       "platform": tstr,                       ; the PFM's platform id
@@ -29,6 +30,11 @@ encoding of what they decode to)::
       "policies": { * name => bstr .size 48 },  ; e.g. "appraisal", "release": SHA-384
       ? "note": tstr                          ; why (at most 1,024 characters)
     }
+
+Format 1 is the same without ``fleet``: it names no fleet, so its approvals could be replayed
+into any other fleet that trusts the same approvers and log. It still decodes (``fleet`` is
+then ``""``), but no check of approvals accepts it (``PolicyRejected`` ``fleet-unbound``); only
+a version this fleet's store put in force before fleets had identities is read back as it is.
 
 The statement. Each approval is a SCITT Signed Statement (COSE_Sign1) whose payload is the
 document bytes themselves (not a hash envelope: the log entry shows what was approved), with
@@ -61,9 +67,10 @@ order, each refusal a typed error:
    approved twice (``PolicyRejected`` ``duplicate-signer``), and at least ``required`` did
    (``PolicyRejected`` ``too-few-signers``);
 5. the document decodes (``MalformedInput`` ``malformed-desired-state``), names this class
-   (``PolicyRejected`` ``wrong-class``) and its version is above the version in force
-   (``PolicyRejected`` ``version-rollback``; the same version with another document:
-   ``version-reused``).
+   (``PolicyRejected`` ``wrong-class``) and this fleet (``PolicyRejected`` ``wrong-fleet``; a
+   format-1 document, which names none: ``fleet-unbound``), and its version is above the
+   version in force (``PolicyRejected`` ``version-rollback``; the same version with another
+   document: ``version-reused``).
 
 :func:`check_approvals` is the same without step 3, for statements not yet registered.
 
@@ -76,20 +83,24 @@ records the change in the fleet's event log; :meth:`DesiredStore.current` re-ver
 in force every time it is read. A publish cut short between its two writes (a crash: a later
 ``v<N>.cbor`` than ``current.json`` names, or no ``current.json``) is finished by the next
 publish, which verifies that version in full against the one in force and puts it in force
-first, so older approvals are never published over it.
+first, so older approvals are never published over it. A publish cut short after
+``current.json``, before its ``desired-state`` event, is finished by the next reader or publish,
+which writes the lost event (once, under the publish lock): a state in force always has its
+event in the fleet's log.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
 import json
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -144,7 +155,8 @@ __all__ = [
 ]
 
 DESIRED_STATE_CONTENT_TYPE: Final = "application/vnd.ironroot.desired-state+cbor"
-_FORMAT: Final = 1
+_FORMAT: Final = 2
+_FORMAT_UNBOUND: Final = 1  # before the fleet was named: read back from a store only
 _GOVERNANCE_FORMAT: Final = "ironroot-desired-governance/1"
 _LIMITS: Final = Limits(max_bytes=16 * 1024, max_depth=4, max_items=64)
 _STATEMENT_LIMITS: Final = Limits()
@@ -310,9 +322,12 @@ class DesiredState:
     fuses: FuseTarget
     policies: Mapping[str, bytes] = field(default_factory=dict)
     note: str = ""
+    fleet: str = ""  # the fleet's identity; "" only for a format-1 document (module docs)
 
     def __post_init__(self) -> None:
         _class_name(self.node_class)
+        if self.fleet != "":
+            _text(self.fleet, "the fleet")
         if _uint(self.version, "the version") < 1:
             raise _bad("the version counts from 1")
         _text(self.platform, "the platform")
@@ -349,8 +364,10 @@ class DesiredState:
         fuses: FuseTarget | None = None,
         policies: Mapping[str, bytes] | None = None,
         note: str = "",
+        fleet: str,
     ) -> DesiredState:
-        """The desired state of ``node_class`` at ``version``: the class's PFM and images
+        """The desired state of ``node_class`` of the fleet ``fleet`` (its
+        :meth:`~ironroot.fleet.Fleet.identity`) at ``version``: the class's PFM and images
         unless ``pfm`` / ``bundles`` (component -> signed bundle) say otherwise; ``policies``
         maps a policy name to the policy *document* (its SHA-384 goes in).
 
@@ -391,7 +408,10 @@ class DesiredState:
             firmware[name] = FirmwareTarget.of_bundle(
                 images[name], version=entry.version, svn=entry.svn
             )
+        if not isinstance(fleet, str) or not fleet:
+            raise ConfigError("a desired state names the fleet it is for (Fleet.identity)")
         return cls(
+            fleet=fleet,
             node_class=node_class.name,
             version=version,
             platform=checked.platform,
@@ -403,8 +423,9 @@ class DesiredState:
         )
 
     @classmethod
-    def load_toml(cls, path: Path | str, node_class: NodeClass) -> DesiredState:
-        """A desired state from an operator's ``desired.toml`` (paths relative to it)::
+    def load_toml(cls, path: Path | str, node_class: NodeClass, *, fleet: str) -> DesiredState:
+        """A desired state of ``node_class`` of the fleet ``fleet`` from an operator's
+        ``desired.toml`` (paths relative to it)::
 
         class = "node-7"            # optional: checked against the class given
         version = 2
@@ -459,14 +480,22 @@ class DesiredState:
         except MalformedInput as exc:
             raise ConfigError(f"{file}: {exc.detail}") from exc
         return cls.build(
-            node_class, version, pfm=pfm, bundles=bundles, fuses=fuses, policies=policies, note=note
+            node_class,
+            version,
+            pfm=pfm,
+            bundles=bundles,
+            fuses=fuses,
+            policies=policies,
+            note=note,
+            fleet=fleet,
         )
 
     # --- encoding --------------------------------------------------------------------------
 
     def to_cbor(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
-            "format": _FORMAT,
+            "format": _FORMAT if self.fleet else _FORMAT_UNBOUND,
+            **({"fleet": self.fleet} if self.fleet else {}),
             "class": self.node_class,
             "version": self.version,
             "platform": self.platform,
@@ -494,14 +523,14 @@ class DesiredState:
             value = decode_cbor(bytes(data), _LIMITS)
         except MalformedInput as exc:
             raise _bad(exc.detail) from exc
-        top = _map(
-            value,
-            {"format", "class", "version", "platform", "firmware", "pfm", "fuses", "policies"},
-            "the document",
-            frozenset({"note"}),
-        )
-        if type(top["format"]) is not int or top["format"] != _FORMAT:  # not true, not 1.0
-            raise _bad(f"unknown format {top['format']!r}")
+        if not isinstance(value, dict):
+            raise _bad("the document is a map")
+        form = value.get("format")
+        if type(form) is not int or form not in (_FORMAT, _FORMAT_UNBOUND):  # not true, not 1.0
+            raise _bad(f"unknown format {form!r}")
+        members = {"format", "class", "version", "platform", "firmware", "pfm", "fuses"}
+        members |= {"policies", "fleet"} if form == _FORMAT else {"policies"}
+        top = _map(value, members, "the document", frozenset({"note"}))
         firmware_doc = top["firmware"]
         if not isinstance(firmware_doc, dict):
             raise _bad("the firmware is a map of components")
@@ -525,6 +554,7 @@ class DesiredState:
         if not isinstance(policies, dict):
             raise _bad("the policies are a map of names to digests")
         state = cls(
+            fleet=_text(top["fleet"], "the fleet") if form == _FORMAT else "",
             node_class=_class_name(top["class"]),
             version=_uint(top["version"], "the version"),
             platform=_text(top["platform"], "the platform"),
@@ -546,6 +576,7 @@ class DesiredState:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "fleet": self.fleet,
             "class": self.node_class,
             "version": self.version,
             "sha384": self.sha384.hex(),
@@ -773,7 +804,9 @@ def _check(
     governance: Governance,
     current: DesiredState | None,
     *,
+    fleet: str,
     receipts: bool,
+    stored_unbound: bool = False,
 ) -> VerifiedDesired:
     if isinstance(statements, bytes | str) or not 1 <= len(statements) <= _MAX_STATEMENTS:
         raise ConfigError(f"give 1 to {_MAX_STATEMENTS} approval statements")
@@ -804,6 +837,20 @@ def _check(
             f"the document is for class {state.node_class}, not {governance.node_class}",
             code="wrong-class",
         )
+    if not state.fleet:
+        if not stored_unbound:
+            raise PolicyRejected(
+                f"desired state v{state.version} of class {state.node_class} is format "
+                f"{_FORMAT_UNBOUND}, which names no fleet: its approvals could be replayed from "
+                f"another fleet; build and approve it again (format {_FORMAT}, naming {fleet})",
+                code="fleet-unbound",
+            )
+    elif not hmac.compare_digest(state.fleet.encode(), fleet.encode()):
+        raise PolicyRejected(
+            f"the document is for fleet {state.fleet}, not {fleet}: approvals are never "
+            "replayed from another fleet",
+            code="wrong-fleet",
+        )
     if current is not None:
         if state.version < current.version:
             raise PolicyRejected(
@@ -820,18 +867,27 @@ def _check(
 
 
 def check_approvals(
-    statements: Sequence[bytes], governance: Governance, *, current: DesiredState | None = None
+    statements: Sequence[bytes],
+    governance: Governance,
+    *,
+    fleet: str,
+    current: DesiredState | None = None,
 ) -> VerifiedDesired:
     """Every check of :func:`verify_desired` except the receipts (module docs, 1, 2, 4, 5)."""
-    return _check(statements, governance, current, receipts=False)
+    return _check(statements, governance, current, fleet=fleet, receipts=False)
 
 
 def verify_desired(
-    statements: Sequence[bytes], governance: Governance, *, current: DesiredState | None = None
+    statements: Sequence[bytes],
+    governance: Governance,
+    *,
+    fleet: str,
+    current: DesiredState | None = None,
 ) -> VerifiedDesired:
-    """The desired state the transparent ``statements`` approve, once every check of the
-    module docs passed; ``current`` is the state in force (its version must be exceeded)."""
-    return _check(statements, governance, current, receipts=True)
+    """The desired state the transparent ``statements`` approve for the fleet ``fleet`` (its
+    :meth:`~ironroot.fleet.Fleet.identity`), once every check of the module docs passed;
+    ``current`` is the state in force (its version must be exceeded)."""
+    return _check(statements, governance, current, fleet=fleet, receipts=True)
 
 
 # --- the store ------------------------------------------------------------------------------
@@ -934,19 +990,27 @@ class DesiredStore:
         return doc["document"], tuple(doc["statements"])
 
     def current(self, node_class: str) -> VerifiedDesired:
-        """The desired state in force, verified again now (receipts, signers, quorum, and that
-        it is the version and document ``current.json`` names, and no later version was put in
-        force: ``StorageError`` ``desired-state-rolled-back``, or ``Conflict``
-        ``desired-state-publishing`` while a publish holds its lock between its two writes);
-        ``NotFound`` if none."""
+        """The desired state in force, verified again now (receipts, signers, quorum, this
+        fleet, and that it is the version and document ``current.json`` names, and no later
+        version was put in force: ``StorageError`` ``desired-state-rolled-back``, or
+        ``Conflict`` ``desired-state-publishing`` while a publish holds its lock between its
+        writes); ``NotFound`` if none. A state put in force whose ``desired-state`` event a
+        crash lost is given it first (:meth:`publish`), so no reader sees a change the audit
+        trail does not show."""
+        return self._current(node_class, None, locked=False)
+
+    def _current(
+        self, node_class: str, governance: Governance | None, *, locked: bool
+    ) -> VerifiedDesired:
         version, sha384 = self._pointer(node_class)
         if version == 0:
             raise NotFound(
                 f"class {node_class} has no desired state (run `ironroot fleet desired publish`)"
             )
+        governance = governance or self.governance(node_class)
         later = [v for v in self.history(node_class) if v > version]
         if later:
-            if self._publishing(node_class):
+            if not locked and self._publishing(node_class):
                 raise Conflict(
                     f"version {later[-1]} of class {node_class}'s desired state is being "
                     "published: read it again",
@@ -957,13 +1021,36 @@ class DesiredStore:
                 f"{later[-1]} was put in force: the pointer was rolled back",
                 code="desired-state-rolled-back",
             )
-        verified = self._verified(node_class, version, self.governance(node_class))
+        verified = self._verified(node_class, version, governance)
         if not hmac.compare_digest(verified.state.sha384, sha384):
             raise StorageError(
                 f"the stored desired state of class {node_class} is not the document "
                 "current.json names"
             )
+        if not self._recorded(node_class, verified.state):
+            if locked:
+                self._record_lost(node_class, verified)
+            else:
+                with self._lock_or_busy(node_class, version):
+                    return self._current(node_class, governance, locked=True)
         return verified
+
+    @contextlib.contextmanager
+    def _lock_or_busy(self, node_class: str, version: int) -> Iterator[None]:
+        """The publish lock of ``node_class``, or ``Conflict`` ``desired-state-publishing``
+        when a publish holds it (it records the event itself)."""
+        try:
+            lock = DirectoryLock(self._dir(node_class), ".publish.lock", what="desired state")
+        except InUse as exc:
+            raise Conflict(
+                f"version {version} of class {node_class}'s desired state is being published: "
+                "read it again",
+                code="desired-state-publishing",
+            ) from exc
+        try:
+            yield
+        finally:
+            lock.close()
 
     def _publishing(self, node_class: str) -> bool:
         """Whether a publish of ``node_class`` holds its lock now."""
@@ -981,9 +1068,18 @@ class DesiredStore:
         governance: Governance,
         current: DesiredState | None = None,
     ) -> VerifiedDesired:
-        """Stored version ``version``, verified (above ``current`` when given)."""
+        """Stored version ``version``, verified (above ``current`` when given). A format-1
+        document (it names no fleet) is accepted here only: this store put it in force before
+        fleets had identities (module docs); a publish never stores one now."""
         document, statements = self._stored(node_class, version)
-        verified = verify_desired(statements, governance, current=current)
+        verified = _check(
+            statements,
+            governance,
+            current,
+            fleet=self.fleet.identity(),
+            receipts=True,
+            stored_unbound=True,
+        )
         if verified.state.version != version or verified.state.encode() != document:
             raise StorageError(
                 f"the stored desired state of class {node_class} is not version {version}"
@@ -1005,33 +1101,46 @@ class DesiredStore:
         registrar: Registrar | None = None,
     ) -> VerifiedDesired:
         """Put a new desired state in force: check the approvals (all but receipts) against
-        the governance and the version in force, register those without a receipt with
-        ``registrar``, verify the whole set (:func:`verify_desired`), store it and record a
-        ``desired-state`` event. Publishing the version in force again is a no-op."""
+        the governance, this fleet and the version in force, register those without a receipt
+        with ``registrar``, verify the whole set (:func:`verify_desired`), store it and record
+        a ``desired-state`` event. Publishing the version in force again is a no-op.
+
+        The store and the event log are two files, so the three writes (``v<N>.cbor``,
+        ``current.json``, the event) are made in that order under the class's publish lock,
+        and a crash between any two is finished by the next reader or publisher: a later
+        ``v<N>.cbor`` than the pointer names is verified and put in force with its event
+        (:meth:`_finish_cut_short`), and a state in force with no event for it gets its event
+        (``"recovered": true``, at the time ``current.json`` was written). After a kill at any
+        point, what anyone reads is the old state without the event or the new one with it."""
         base = self._dir(node_class)
         base.mkdir(parents=True, exist_ok=True)
         governance = self.governance(node_class)
+        fleet = self.fleet.identity()
         with DirectoryLock(base, ".publish.lock", what="desired state of class " + node_class):
             self._finish_cut_short(node_class, governance, now)
-            current = self.current(node_class).state if self.version(node_class) else None
-            check_approvals(statements, governance, current=current)
+            current = (
+                self._current(node_class, governance, locked=True).state
+                if self.version(node_class)
+                else None
+            )
+            check_approvals(statements, governance, fleet=fleet, current=current)
             transparent = []
             for data in statements:
                 _statement, has_receipts = _parse(data)
                 if not has_receipts and registrar is not None:
                     data = registrar.register(data).transparent_statement
                 transparent.append(data)
-            verified = verify_desired(transparent, governance, current=current)
+            verified = verify_desired(transparent, governance, fleet=fleet, current=current)
             state = verified.state
             if current is not None and state.version == current.version:
-                return self.current(node_class)
+                return self._current(node_class, governance, locked=True)
             write_atomic(
                 base / f"v{state.version}.cbor",
                 encode_cbor({"document": state.encode(), "statements": list(transparent)}),
                 mode=0o644,
             )
             self._point(node_class, state)
-        self._record(node_class, verified, current, now)
+            self._record(node_class, verified, current.version if current else None, now)
         return verified
 
     def _point(self, node_class: str, state: DesiredState) -> None:
@@ -1045,28 +1154,50 @@ class DesiredStore:
         self,
         node_class: str,
         verified: VerifiedDesired,
-        previous: DesiredState | None,
+        previous: int | None,
         now: dt.datetime,
+        *,
+        recovered: bool = False,
     ) -> None:
-        self.fleet.record(
-            None,
-            "desired-state",
-            {
-                "class": node_class,
-                "version": verified.state.version,
-                "sha384": verified.state.sha384.hex(),
-                "signers": list(verified.signers),
-                "previous": previous.version if previous is not None else None,
-            },
-            now=now,
-        )
+        detail: dict[str, Any] = {
+            "class": node_class,
+            "version": verified.state.version,
+            "sha384": verified.state.sha384.hex(),
+            "signers": list(verified.signers),
+            "previous": previous,
+        }
+        if recovered:
+            detail["recovered"] = True
+        self.fleet.record(None, "desired-state", detail, now=now)
+
+    def _recorded(self, node_class: str, state: DesiredState) -> bool:
+        """Whether the fleet's log has the ``desired-state`` event of ``state``."""
+        want = (node_class, state.version, state.sha384.hex())
+        since = 0
+        while batch := self.fleet.events(kind="desired-state", since=since):
+            for event in batch:
+                detail = event.detail
+                if (detail.get("class"), detail.get("version"), detail.get("sha384")) == want:
+                    return True
+            since = batch[-1].seq
+        return False
+
+    def _record_lost(self, node_class: str, verified: VerifiedDesired) -> None:
+        """The event of the state in force that a crash after ``current.json`` lost, dated
+        when ``current.json`` was written (the change's time, not the repair's)."""
+        version = verified.state.version
+        previous = max((v for v in self.history(node_class) if v < version), default=None)
+        written = (self._dir(node_class) / "current.json").stat().st_mtime
+        at = dt.datetime.fromtimestamp(written, dt.UTC)
+        self._record(node_class, verified, previous, at, recovered=True)
 
     def _finish_cut_short(self, node_class: str, governance: Governance, now: dt.datetime) -> None:
         """Finish a publish cut short (a crash) between writing ``v<N>.cbor`` and pointing
         ``current.json`` at it: when a later version is stored than the pointer names (or the
         pointer is missing), that version is verified in full against the one in force and put
-        in force, with its event. Without this, the class's desired state could never be read
-        or changed again, or a missing pointer would let older approvals be published anew."""
+        in force, with its event (unless the log has it: a pointer lost after its publish).
+        Without this, the class's desired state could never be read or changed again, or a
+        missing pointer would let older approvals be published anew."""
         history = self.history(node_class)
         pointed = self.version(node_class)
         if not history or history[-1] <= pointed:
@@ -1074,4 +1205,5 @@ class DesiredStore:
         previous = self._verified(node_class, pointed, governance).state if pointed else None
         verified = self._verified(node_class, history[-1], governance, previous)
         self._point(node_class, verified.state)
-        self._record(node_class, verified, previous, now)
+        if not self._recorded(node_class, verified.state):
+            self._record(node_class, verified, pointed or None, now)

@@ -5,6 +5,8 @@ which of them the control plane admits.
 
     fleet/
       fleet.json           the node classes (each a :class:`NodeClass`, stored in class/<name>/)
+      fleet-id             the fleet's identity (:meth:`Fleet.identity`: ``urn:uuid:<uuid4>``),
+                           which every desired state of the fleet names
       fleet.db             the registry (SQLite): one row per node — class, status
                            (``pending``, ``admitted``, ``quarantined``), since when and why, the
                            current credential's serial and expiry, the EAR it was issued on —
@@ -25,8 +27,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import re
 import sqlite3
 import tomllib
+import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,7 +39,7 @@ from typing import Any, Final
 
 from ironroot._fileio import read_limited, write_atomic
 from ironroot.crypto import Algorithm
-from ironroot.errors import ConfigError, Conflict, NotFound, StorageError
+from ironroot.errors import ConfigError, Conflict, IronrootError, NotFound, StorageError
 from ironroot.fleet._sqlite import SqliteFile
 from ironroot.platform import COMPONENTS, DEVICES, DeviceInfo, Platform, PlatformTrust
 from ironroot.rot import Device, VendorCA, parse_certificate
@@ -47,6 +51,9 @@ _FORMAT: Final = 1
 _MAX_FILE: Final = 512 * 1024 * 1024
 _ID_WIDTH: Final = 4
 _MAKERS: Final = 4
+_IDENTITY: Final = re.compile(
+    r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS nodes (
@@ -269,10 +276,17 @@ class Fleet:
 
     @classmethod
     def create(cls, directory: Path | str, *, node_class: NodeClass) -> Fleet:
-        """An empty fleet with one node class (``Conflict`` when there is a fleet already)."""
+        """An empty fleet with one node class (``Conflict`` when there is a fleet already, or
+        the identity of one: a new fleet never takes over another's, and with it the
+        approvals given for that one)."""
         base = Path(directory)
         if (base / "fleet.json").exists():
             raise Conflict(f"{base} already holds a fleet")
+        if (base / "fleet-id").exists():
+            raise Conflict(
+                f"{base} holds the identity of a fleet (fleet-id) but no fleet.json: a new "
+                "fleet would take it over; remove it, or restore that fleet"
+            )
         base.mkdir(parents=True, exist_ok=True)
         node_class.save(base / "class" / node_class.name)
         fleet = cls(base)
@@ -300,6 +314,29 @@ class Fleet:
                 raise NotFound(f"no node class {name!r}")
             self._classes[name] = NodeClass.load(path)
         return self._classes[name]
+
+    def identity(self) -> str:
+        """The fleet's identity, ``urn:uuid:<random uuid4>`` in ``fleet-id``: what binds a
+        desired state (and so its approvals) to this fleet, so that approvals by people and a
+        log that several fleets trust are never replayed into another. It is made the first
+        time it is asked for (a fleet made before identities existed gets one then); two
+        processes asking at once agree, as the file is linked into place, never replaced. A
+        copy of the fleet's directory is the same fleet (``StorageError`` for a damaged
+        file)."""
+        path = self.directory / "fleet-id"
+        if not path.exists():
+            made = f"urn:uuid:{uuid.uuid4()}\n".encode("ascii")
+            with contextlib.suppress(Conflict):  # another process made it first: use theirs
+                write_atomic(path, made, mode=0o644, exclusive=True)
+        try:
+            text = read_limited(path, 256).decode("ascii").strip()
+        except OSError as exc:
+            raise StorageError(f"{path} cannot be read: {exc.strerror}") from exc
+        except (UnicodeDecodeError, IronrootError) as exc:  # too long, a directory
+            raise StorageError(f"{path} is not the fleet's identity: it is damaged") from exc
+        if not _IDENTITY.fullmatch(text):
+            raise StorageError(f"{path} is not the fleet's identity: it is damaged")
+        return text
 
     def classes(self) -> list[str]:
         """The fleet's node classes, the first the default (``StorageError`` for a
@@ -486,13 +523,23 @@ class Fleet:
         return int(row[0] or 0)
 
     def events(
-        self, *, node: str | None = None, since: int = 0, limit: int = 1000
+        self,
+        *,
+        node: str | None = None,
+        since: int = 0,
+        limit: int = 1000,
+        kind: str | None = None,
     ) -> list[FleetEvent]:
+        """The events after ``since``, oldest first: at most ``limit``, of ``node`` and of
+        ``kind`` when given."""
         sql = "SELECT seq, at, node, kind, detail FROM events WHERE seq > ?"
         args: list[object] = [since]
         if node is not None:
             sql += " AND node = ?"
             args.append(node)
+        if kind is not None:
+            sql += " AND kind = ?"
+            args.append(kind)
         sql += " ORDER BY seq LIMIT ?"
         args.append(limit)
         with self._file.read() as db:
