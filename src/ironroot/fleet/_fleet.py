@@ -75,6 +75,7 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_node ON events (node, seq);
+CREATE INDEX IF NOT EXISTS events_kind ON events (kind, seq);
 """
 
 
