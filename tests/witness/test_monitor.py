@@ -172,6 +172,89 @@ def test_a_log_that_goes_back_is_refused(store: MonitorStore, log_key: PrivateKe
         log.close()
 
 
+class _At(LogFetcher):
+    """A URL whose checkpoint is the log's at ``size`` (a mirror behind it)."""
+
+    def __init__(self, log: Log, size: int) -> None:
+        super().__init__(log)
+        self.size = size
+
+    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+        if path == "checkpoint":
+            return self.log.checkpoint_at(self.size)
+        return super().fetch(path, accept=accept)
+
+
+def test_a_mirror_behind_the_log_is_proven_consistent_at_the_next_round(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    log = grown(log_key, entries(3), entries(5, 3))
+    try:
+        monitor = Monitor(store)
+        monitor.check("a", LogFetcher(log), _keys(log))
+        with pytest.raises(InconsistentCheckpoint, match="kept and proven consistent or a fork"):
+            monitor.check("mirror", _At(log, 3), _keys(log))
+        assert [b.size for b in store.behind(ORIGIN)] == [3]
+        (event,) = monitor.check("a", LogFetcher(log), _keys(log))  # same size: tiles read
+        assert (event.kind, event.url, event.size) == ("behind", "mirror", 3)
+        assert store.behind(ORIGIN) == []
+        assert store.forks() == []
+    finally:
+        log.close()
+
+
+@pytest.mark.parametrize("grows", [False, True], ids=["same-size", "grown"])
+def test_a_smaller_split_view_is_proven_a_fork_at_the_next_round(
+    store: MonitorStore, log_key: PrivateKey, grows: bool
+) -> None:
+    """A split view served at a smaller size than the one verified (the monitor read the
+    honest log first) used to be only "the log went back": the monitor keeps the smaller
+    signed checkpoint and, once it reads the verified tree again, proves the fork offline."""
+    honest = grown(log_key, entries(3), entries(5, 3))
+    forked = grown(log_key, entries(2), entries(3, 2, tag=b"evil"))
+    try:
+        monitor = Monitor(store)
+        monitor.check("a", LogFetcher(honest), _keys(honest))
+        with pytest.raises(InconsistentCheckpoint):
+            monitor.check("b", LogFetcher(forked), _keys(forked))
+        with pytest.raises(InconsistentCheckpoint):  # seen again: kept once
+            monitor.check("b", LogFetcher(forked), _keys(forked))
+        assert len(store.behind(ORIGIN)) == 1
+        if grows:
+            fill(honest, entries(2, 8))
+        events = monitor.check("a", LogFetcher(honest), _keys(honest))
+        assert [e.kind for e in events] == ["fork", "checkpoint"] if grows else ["fork"]
+        assert events[0].url == "b"
+        with pytest.raises(ForkDetected):
+            Monitor.raise_for(events)
+        ((_, origin, data, _),) = store.forks()
+        assert origin == ORIGIN
+        first, second = ForkProof.parse(data).verify(honest.note_verifiers)
+        assert (first.size, second.size) == (5, 10 if grows else 8)
+        assert first.root == forked.root()
+        assert store.behind(ORIGIN) == []
+        state = store.state(ORIGIN)
+        assert state is not None
+        assert state.size == (10 if grows else 8)  # the honest tree, which the fork does not move
+    finally:
+        honest.close()
+        forked.close()
+
+
+def test_a_smaller_empty_tree_is_refused_and_not_kept(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    log = grown(log_key, entries(3))
+    try:
+        monitor = Monitor(store)
+        monitor.check("a", LogFetcher(log), _keys(log))
+        with pytest.raises(InconsistentCheckpoint):
+            monitor.check("a", _At(log, 0), _keys(log))  # the empty tree: nothing to keep
+        assert store.behind(ORIGIN) == []
+    finally:
+        log.close()
+
+
 def test_tiles_or_entries_that_do_not_match_the_checkpoint_are_refused(
     store: MonitorStore, log_key: PrivateKey
 ) -> None:

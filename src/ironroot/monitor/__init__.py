@@ -11,8 +11,8 @@ from ironroot._lazy import lazy_package
 
 if TYPE_CHECKING:
     from ironroot.monitor._monitor import Monitor, MonitorEvent, Watch
-    from ironroot.monitor._store import LogState, MonitorStore
+    from ironroot.monitor._store import Behind, LogState, MonitorStore
 
-__all__ = ["LogState", "Monitor", "MonitorEvent", "MonitorStore", "Watch"]
+__all__ = ["Behind", "LogState", "Monitor", "MonitorEvent", "MonitorStore", "Watch"]
 
 __getattr__, __dir__ = lazy_package(__name__, __file__)

@@ -13,7 +13,13 @@ this order:
    fork like any other):
 
    * same size, same root: nothing new; same size, another root: a **fork**;
-   * smaller: the log went back (:class:`InconsistentCheckpoint`, nothing stored);
+   * smaller: :class:`InconsistentCheckpoint` — the log went back, or the URL is a mirror
+     behind it, or it serves a split view. Which one needs the verified tree's nodes, which
+     the monitor does not keep, so the signed checkpoint is kept (:class:`Behind`) and
+     checked at the next round that reads the verified tree's tiles (from any URL of that
+     origin, the same size included): the explicit consistency proof from its size to that
+     tree either gives its root (a ``behind`` event: a mirror that lags, dropped) or another
+     one (a **fork**, the two signed checkpoints and the proof kept, as below);
    * larger: the tree is read from the tiles, whose root must be the checkpoint's
      (:class:`VerificationFailed` if not), and the explicit consistency proof from the old
      size is computed from them; it must lead to the checkpoint's root (else the tiles
@@ -31,9 +37,9 @@ this order:
    monitor sharing the store got there first, and the state never goes back).
 
 A fork stores a :class:`~ironroot.witness.ForkProof` (both signed notes and the proof) and
-raises :class:`ForkDetected`; the state is not advanced, so the next round finds it again
-until someone looks. Events are returned as :class:`MonitorEvent` values, one JSON object
-each (``to_json``), or one text line each (``line``).
+:meth:`raise_for` raises :class:`ForkDetected`; the state is not advanced, so the next
+round finds it again until someone looks. Events are returned as :class:`MonitorEvent`
+values, one JSON object each (``to_json``), or one text line each (``line``).
 
 Pure but for the fetcher, the store and the clock, which are passed in.
 """
@@ -67,7 +73,7 @@ from ironroot.log import (
     open_checkpoint,
 )
 from ironroot.merkle import EMPTY_ROOT, CompactRange, leaf_hash
-from ironroot.monitor._store import LogState, MonitorStore
+from ironroot.monitor._store import Behind, LogState, MonitorStore
 from ironroot.witness import ForkProof, WitnessPolicy, explicit_consistency_proof, fork_roots
 
 __all__ = ["Monitor", "MonitorEvent", "Watch"]
@@ -92,7 +98,9 @@ class Watch:
 @dataclass(frozen=True, slots=True)
 class MonitorEvent:
     """One thing the monitor saw: ``checkpoint`` (a newly verified tree), ``statement`` (a
-    watched statement), ``fork`` (two checkpoints of one origin that are not consistent)."""
+    watched statement), ``fork`` (two checkpoints of one origin that are not consistent),
+    ``behind`` (a smaller checkpoint a URL served earlier, now proven consistent with the
+    verified tree: a mirror that lags)."""
 
     kind: str
     origin: str
@@ -199,22 +207,18 @@ class Monitor:
         if state is None:
             state = LogState(checkpoint.origin, 0, EMPTY_ROOT, b"", (), 0)
         if checkpoint.size < state.size:
-            raise InconsistentCheckpoint(
-                f"{url} serves {checkpoint.origin} at size {checkpoint.size}, smaller than the "
-                f"size {state.size} already verified: the log went back"
-            )
+            self._behind(url, note, checkpoint, state)
         if checkpoint.size == state.size:
             if not hmac.compare_digest(checkpoint.root, state.root):
                 if not state.note:  # size 0, never verified: the empty tree has one root
                     raise VerificationFailed(f"{url} serves an empty tree with another root")
                 return [self._fork(url, state, note, checkpoint, (), "another root at one size")]
-            return []
-        tree = TileTree(fetcher, checkpoint.size)
-        if not hmac.compare_digest(tree.root(), checkpoint.root):
-            raise VerificationFailed(
-                f"the tiles {url} serves do not give the root of its checkpoint at size "
-                f"{checkpoint.size}"
-            )
+            behind = self.store.behind(checkpoint.origin)
+            if not behind:
+                return []
+            tree = self._tree(url, fetcher, checkpoint)
+            return self._settle(url, tree, note, checkpoint, behind)
+        tree = self._tree(url, fetcher, checkpoint)
         if state.size:
             proof = explicit_consistency_proof(state.size, checkpoint.size, tree.node)
             old_root, new_root = fork_roots(state.size, checkpoint.size, proof)
@@ -228,7 +232,85 @@ class Monitor:
             if not hmac.compare_digest(old_root, state.root):
                 why = f"the tree at size {checkpoint.size} does not extend size {state.size}"
                 return [self._fork(url, state, note, checkpoint, tuple(proof), why)]
-        return self._advance(url, tree, state, note, checkpoint)
+        settled = self._settle(url, tree, note, checkpoint, self.store.behind(checkpoint.origin))
+        return [*settled, *self._advance(url, tree, state, note, checkpoint)]
+
+    @staticmethod
+    def _tree(url: str, fetcher: LogFetcher, checkpoint: Checkpoint) -> TileTree:
+        """The tree ``url``'s tiles give at the checkpoint's size, whose root must be the
+        checkpoint's (:class:`VerificationFailed` if not)."""
+        tree = TileTree(fetcher, checkpoint.size)
+        if not hmac.compare_digest(tree.root(), checkpoint.root):
+            raise VerificationFailed(
+                f"the tiles {url} serves do not give the root of its checkpoint at size "
+                f"{checkpoint.size}"
+            )
+        return tree
+
+    def _behind(self, url: str, note: bytes, checkpoint: Checkpoint, state: LogState) -> None:
+        """A signed checkpoint smaller than the verified one: kept to be checked against the
+        verified tree (module docs), and refused for now."""
+        if checkpoint.size == 0:
+            if not hmac.compare_digest(checkpoint.root, EMPTY_ROOT):
+                raise VerificationFailed(f"{url} serves an empty tree with another root")
+        else:
+            self.store.add_behind(
+                Behind(
+                    checkpoint.origin,
+                    checkpoint.size,
+                    checkpoint.root,
+                    note,
+                    url,
+                    self._clock(),
+                )
+            )
+        raise InconsistentCheckpoint(
+            f"{url} serves {checkpoint.origin} at size {checkpoint.size}, smaller than the "
+            f"size {state.size} already verified: the log went back, or {url} is behind it or "
+            "serves a split view; its signed checkpoint is kept and proven consistent or a "
+            "fork at the next round that reads the verified tree"
+        )
+
+    def _settle(
+        self,
+        url: str,
+        tree: TileTree,
+        note: bytes,
+        checkpoint: Checkpoint,
+        behind: Sequence[Behind],
+    ) -> list[MonitorEvent]:
+        """Prove each smaller checkpoint kept consistent with ``tree`` (whose root, that of the
+        signed ``note`` = ``checkpoint``, was checked) or a fork; each is then dropped."""
+        events: list[MonitorEvent] = []
+        for kept in behind:
+            if kept.size >= tree.size:
+                continue  # not below this tree: a later round settles it
+            proof = explicit_consistency_proof(kept.size, tree.size, tree.node)
+            old_root, new_root = fork_roots(kept.size, tree.size, proof)
+            if not hmac.compare_digest(new_root, checkpoint.root):
+                raise VerificationFailed(
+                    f"the tiles {url} serves give the root of its checkpoint at size "
+                    f"{tree.size} but not a consistency proof that leads to it"
+                )
+            if hmac.compare_digest(old_root, kept.root):
+                events.append(
+                    MonitorEvent(
+                        "behind",
+                        kept.origin,
+                        kept.url,
+                        kept.size,
+                        f"consistent with size {tree.size}: a mirror behind the log",
+                    )
+                )
+            else:
+                why = (
+                    f"the tree at size {tree.size} served by {url} does not extend the "
+                    f"checkpoint at size {kept.size} served by {kept.url}"
+                )
+                first = LogState(kept.origin, kept.size, kept.root, kept.note, (), kept.seen)
+                events.append(self._fork(kept.url, first, note, checkpoint, tuple(proof), why))
+            self.store.drop_behind(kept)
+        return events
 
     def _advance(
         self,

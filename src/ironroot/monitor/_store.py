@@ -7,6 +7,13 @@ Schema (version 1), one SQLite file (WAL, ``synchronous=FULL``)::
          compact BLOB, updated INTEGER)       -- compact: the tree's compact range, 32 B each
     pins(url TEXT PRIMARY KEY, origin TEXT, keys TEXT)   -- keys first seen at a URL (TOFU)
     forks(id INTEGER PRIMARY KEY, origin TEXT, proof BLOB, at INTEGER)
+    behind(origin TEXT, size INTEGER, root BLOB, note BLOB, url TEXT, seen INTEGER,
+           PRIMARY KEY (origin, size, root))   -- smaller checkpoints not yet checked
+
+A checkpoint smaller than the verified one (``behind``) is kept, signed note and all, until a
+later round reads the verified tree's tiles and proves it consistent (a mirror behind) or not
+(a fork, with its proof). The table was added to schema version 1 (``CREATE … IF NOT
+EXISTS`` on every open): an older file gains it as it is opened.
 
 Advancing a log's state is one compare-and-set transaction (``BEGIN IMMEDIATE``) after the
 new checkpoint, its consistency with the old one and its entries were verified: it writes only
@@ -38,7 +45,7 @@ from ironroot.errors import Conflict, IronrootError, StorageError
 from ironroot.log import Checkpoint, Note
 from ironroot.merkle import CompactRange
 
-__all__ = ["LogState", "MonitorStore"]
+__all__ = ["Behind", "LogState", "MonitorStore"]
 
 _SCHEMA_VERSION: Final = "1"
 _SCHEMA: Final = """
@@ -62,7 +69,19 @@ CREATE TABLE IF NOT EXISTS forks (
     proof BLOB NOT NULL,
     at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS behind (
+    origin TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    note BLOB NOT NULL,
+    url TEXT NOT NULL,
+    seen INTEGER NOT NULL,
+    PRIMARY KEY (origin, size, root)
+) WITHOUT ROWID;
 """
+_MAX_BEHIND: Final = 64
+"""Smaller checkpoints kept per origin until checked (each is signed by the log's key, so
+only the log's key holder can make more; the oldest go first beyond this)."""
 _HASH: Final = 32
 
 
@@ -77,6 +96,19 @@ class LogState:
     note: bytes
     compact: tuple[bytes, ...]
     updated: int
+
+
+@dataclass(frozen=True, slots=True)
+class Behind:
+    """A signed checkpoint of ``origin`` smaller than the one verified, served at ``url``: to
+    be proven consistent with the verified tree, or a fork."""
+
+    origin: str
+    size: int
+    root: bytes
+    note: bytes
+    url: str
+    seen: int
 
 
 class MonitorStore:
@@ -218,6 +250,69 @@ class MonitorStore:
                 raise StorageError("the monitor database holds a malformed fork row")
             out.append((ident, origin, proof, at))
         return out
+
+    def add_behind(self, behind: Behind) -> None:
+        """Keep ``behind`` (once per origin, size and root) until :meth:`drop_behind`."""
+        try:
+            with self._lock, immediate(self._db):
+                self._db.execute(
+                    "INSERT OR IGNORE INTO behind VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        behind.origin,
+                        behind.size,
+                        behind.root,
+                        behind.note,
+                        behind.url,
+                        behind.seen,
+                    ),
+                )
+                self._db.execute(
+                    "DELETE FROM behind WHERE origin = ? AND (size, root) NOT IN (SELECT size, "
+                    "root FROM behind WHERE origin = ? ORDER BY seen DESC, size DESC LIMIT ?)",
+                    (behind.origin, behind.origin, _MAX_BEHIND),
+                )
+        except sqlite3.Error as exc:
+            raise StorageError(f"the monitor database {self._path} failed: {exc}") from exc
+
+    def behind(self, origin: str) -> list[Behind]:
+        """The smaller checkpoints of ``origin`` kept to be checked, by size."""
+        out = []
+        for row in self._query(
+            "SELECT origin, size, root, note, url, seen FROM behind WHERE origin = ? "
+            "ORDER BY size, root",
+            (origin,),
+        ):
+            found, size, root, note, url, seen = row
+            if not (
+                isinstance(found, str)
+                and isinstance(size, int)
+                and size > 0
+                and isinstance(root, bytes)
+                and len(root) == _HASH
+                and isinstance(note, bytes)
+                and isinstance(url, str)
+                and isinstance(seen, int)
+            ):
+                raise StorageError("the monitor database holds a malformed smaller checkpoint")
+            try:
+                checkpoint = Checkpoint.parse(Note.parse(note).body)
+            except IronrootError as exc:
+                raise StorageError(
+                    "the monitor database holds a smaller checkpoint whose note is malformed"
+                ) from exc
+            if (checkpoint.origin, checkpoint.size, checkpoint.root) != (found, size, root):
+                raise StorageError(
+                    f"the monitor database holds a smaller checkpoint of {found} that is not "
+                    "its note's"
+                )
+            out.append(Behind(found, size, root, note, url, seen))
+        return out
+
+    def drop_behind(self, behind: Behind) -> None:
+        self._query(
+            "DELETE FROM behind WHERE origin = ? AND size = ? AND root = ?",
+            (behind.origin, behind.size, behind.root),
+        )
 
     def close(self) -> None:
         with self._lock:
