@@ -63,7 +63,8 @@ def debug_unlocked(story: Story, attempt: Attempt) -> None:
     )
     record = fleet.record_of(node)
     attempt.note(
-        f"{node}'s RoT quotes debug unlocked; HTTP {response.status_code}, {record.status}"
+        f"{node}'s RoT quotes debug unlocked; HTTP {response.status_code}; its registry "
+        f"entry stays {record.status} (a refused request changes nothing)"
     )
     raise refusal_of(response)
 
