@@ -220,15 +220,7 @@ class Monitor:
             return self._settle(url, tree, note, checkpoint, behind)
         tree = self._tree(url, fetcher, checkpoint)
         if state.size:
-            proof = explicit_consistency_proof(state.size, checkpoint.size, tree.node)
-            old_root, new_root = fork_roots(state.size, checkpoint.size, proof)
-            if not hmac.compare_digest(new_root, checkpoint.root):
-                # The proof's nodes are not those of the tree whose root was checked: the
-                # tiles disagree with each other, which proves nothing about the log.
-                raise VerificationFailed(
-                    f"the tiles {url} serves give the root of its checkpoint at size "
-                    f"{checkpoint.size} but not a consistency proof that leads to it"
-                )
+            old_root, proof = self._root_at(url, tree, checkpoint, state.size)
             if not hmac.compare_digest(old_root, state.root):
                 why = f"the tree at size {checkpoint.size} does not extend size {state.size}"
                 return [self._fork(url, state, note, checkpoint, tuple(proof), why)]
@@ -246,6 +238,23 @@ class Monitor:
                 f"{checkpoint.size}"
             )
         return tree
+
+    @staticmethod
+    def _root_at(
+        url: str, tree: TileTree, checkpoint: Checkpoint, size: int
+    ) -> tuple[bytes, list[bytes]]:
+        """The root at ``size`` of ``tree`` (whose root, the checkpoint's, was checked) and
+        the explicit consistency proof that gives it."""
+        proof = explicit_consistency_proof(size, checkpoint.size, tree.node)
+        old_root, new_root = fork_roots(size, checkpoint.size, proof)
+        if not hmac.compare_digest(new_root, checkpoint.root):
+            # The proof's nodes are not those of the tree whose root was checked: the tiles
+            # disagree with each other, which proves nothing about the log.
+            raise VerificationFailed(
+                f"the tiles {url} serves give the root of its checkpoint at size "
+                f"{checkpoint.size} but not a consistency proof that leads to it"
+            )
+        return old_root, proof
 
     def _behind(self, url: str, note: bytes, checkpoint: Checkpoint, state: LogState) -> None:
         """A signed checkpoint smaller than the verified one: kept to be checked against the
@@ -285,13 +294,7 @@ class Monitor:
         for kept in behind:
             if kept.size >= tree.size:
                 continue  # not below this tree: a later round settles it
-            proof = explicit_consistency_proof(kept.size, tree.size, tree.node)
-            old_root, new_root = fork_roots(kept.size, tree.size, proof)
-            if not hmac.compare_digest(new_root, checkpoint.root):
-                raise VerificationFailed(
-                    f"the tiles {url} serves give the root of its checkpoint at size "
-                    f"{tree.size} but not a consistency proof that leads to it"
-                )
+            old_root, proof = self._root_at(url, tree, checkpoint, kept.size)
             if hmac.compare_digest(old_root, kept.root):
                 events.append(
                     MonitorEvent(
