@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,51 +24,10 @@ from tests.platform.node_world import NOW, World, make_world
 import ironroot
 from ironroot.errors import StorageError
 from ironroot.fleet import DesiredState, DesiredStore, Fleet
+from kill_points import KILLER
 from scratch import in_memory
 
 AT = NOW.isoformat().replace("+00:00", "Z")
-
-_KILLER = textwrap.dedent(
-    """
-    import atexit, os, signal, sys, runpy
-
-    limit = int(os.environ.get("IRONROOT_TEST_KILL_AT", "0"))
-    after = os.environ.get("IRONROOT_TEST_KILL_AFTER_REPLACING", "")
-    tally = os.environ.get("IRONROOT_TEST_KILL_TALLY")
-    seen = 0
-    busy = False
-    CHANGES = ("os.rename", "os.replace", "os.remove", "os.unlink", "os.truncate", "os.chmod")
-
-    def hook(event, args):
-        global seen, busy
-        if busy:
-            return
-        if after and event in ("os.rename", "os.replace") and str(args[1]).endswith(after):
-            busy = True
-            os.replace(args[0], args[1])  # the write lands; the process dies right after it
-            os.kill(os.getpid(), signal.SIGKILL)
-        if event == "open":
-            path, mode, flags = args
-            if isinstance(path, int):
-                return
-            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-                isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
-            )
-            if not writes:
-                return
-        elif event not in CHANGES:
-            return
-        seen += 1
-        if seen == limit:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    if tally:
-        atexit.register(lambda: open(tally, "w").write(str(seen)))
-    sys.addaudithook(hook)
-    sys.argv = ["ironroot", *sys.argv[1:]]
-    runpy.run_module("ironroot", run_name="__main__", alter_sys=True)
-    """
-)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +68,7 @@ def _setup(world: World, ops: Ops, root: Path) -> tuple[Path, DesiredState, list
     for i, statement in enumerate(ops.approve(v2, ALICE, BOB)):
         (root / f"v2.{i}.ts").write_bytes(statement)
         argv += ["--statement", str(root / f"v2.{i}.ts")]
-    (root / "killer.py").write_text(_KILLER)
+    (root / "killer.py").write_text(KILLER)
     return fleet.directory, v2, argv
 
 

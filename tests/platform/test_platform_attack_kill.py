@@ -26,7 +26,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,44 +37,11 @@ import ironroot
 from ironroot.cli import main
 from ironroot.platform import COMPONENTS, Platform
 from ironroot.platform._flash import Flash
+from kill_points import KILLER
 from scratch import in_memory
 
 AT = NOW.isoformat().replace("+00:00", "Z")
 SEED = 20260601
-
-_KILLER = textwrap.dedent(
-    """
-    import atexit, os, signal, sys, runpy
-
-    limit = int(os.environ.get("IRONROOT_TEST_KILL_AT", "0"))
-    tally = os.environ.get("IRONROOT_TEST_KILL_TALLY")
-    seen = 0
-    CHANGES = ("os.rename", "os.replace", "os.remove", "os.unlink", "os.truncate", "os.chmod")
-
-    def hook(event, args):
-        global seen
-        if event == "open":
-            path, mode, flags = args
-            if isinstance(path, int):
-                return
-            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-                isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
-            )
-            if not writes:
-                return
-        elif event not in CHANGES:
-            return
-        seen += 1
-        if seen == limit:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    if tally:
-        atexit.register(lambda: open(tally, "w").write(str(seen)))
-    sys.addaudithook(hook)
-    sys.argv = ["ironroot", *sys.argv[1:]]
-    runpy.run_module("ironroot", run_name="__main__", alter_sys=True)
-    """
-)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +63,7 @@ def files(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The killer script, v2 of the BMC and the host with their statements, and a PFM (SVN 2)
     that the host update carries."""
     root = tmp_path_factory.mktemp("platform-kill-files")
-    (root / "killer.py").write_text(_KILLER)
+    (root / "killer.py").write_text(KILLER)
     for name in ("bmc", "host", "nic", "gpu"):
         release = world.release(name, "2.0")
         (root / f"{name}.bin").write_bytes(release.bundle)

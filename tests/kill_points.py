@@ -1,0 +1,58 @@
+"""The child process of the ``kill -9`` tests: ``python -c KILLER ironroot ARGS…`` runs the CLI
+with an audit hook that kills the process (SIGKILL) at the *k*-th file operation that can change
+state (an ``open`` for writing, a rename, a remove, a truncate, a chmod):
+
+* ``IRONROOT_TEST_KILL_AT=k`` — the operation to die at (0: never);
+* ``IRONROOT_TEST_KILL_AFTER_REPLACING=name`` — instead, die right after a rename or replace
+  onto a path ending in ``name`` has landed;
+* ``IRONROOT_TEST_KILL_TALLY=file`` — write how many such operations the run made (to sweep
+  them all).
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+__all__ = ["KILLER"]
+
+KILLER = textwrap.dedent(
+    """
+    import atexit, os, signal, sys, runpy
+
+    limit = int(os.environ.get("IRONROOT_TEST_KILL_AT", "0"))
+    after = os.environ.get("IRONROOT_TEST_KILL_AFTER_REPLACING", "")
+    tally = os.environ.get("IRONROOT_TEST_KILL_TALLY")
+    seen = 0
+    busy = False
+    CHANGES = ("os.rename", "os.replace", "os.remove", "os.unlink", "os.truncate", "os.chmod")
+
+    def hook(event, args):
+        global seen, busy
+        if busy:
+            return
+        if after and event in ("os.rename", "os.replace") and str(args[1]).endswith(after):
+            busy = True
+            os.replace(args[0], args[1])  # the write lands; the process dies right after it
+            os.kill(os.getpid(), signal.SIGKILL)
+        if event == "open":
+            path, mode, flags = args
+            if isinstance(path, int):
+                return
+            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+            )
+            if not writes:
+                return
+        elif event not in CHANGES:
+            return
+        seen += 1
+        if seen == limit:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    if tally:
+        atexit.register(lambda: open(tally, "w").write(str(seen)))
+    sys.addaudithook(hook)
+    sys.argv = ["ironroot", *sys.argv[1:]]
+    runpy.run_module("ironroot", run_name="__main__", alter_sys=True)
+    """
+)
