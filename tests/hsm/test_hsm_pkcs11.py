@@ -4,6 +4,7 @@ a Signer over either backend producing COSE signatures that verify."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 
 import pkcs11
@@ -183,6 +184,33 @@ def test_close_twice_and_use_after_close(token: str) -> None:
     backend.close()  # once more: nothing happens (it raised pkcs11.SessionHandleInvalid)
     with pytest.raises(StorageError, match="session is closed"):
         backend.sign(handle, b"m")
+
+
+def test_a_key_type_look_up_waits_for_the_session(token: str, backend: Pkcs11Backend) -> None:
+    """The first use of a handle reads its type from the token: through the one session, so
+    under the backend's lock like every other use (it ran outside it, beside a sign or a
+    delete on another thread)."""
+    handle = backend.generate(KeyType.EC_P384, KeyAttributes.of(["sign"]))
+    with Pkcs11Backend(token, token_label=LABEL, pin=PIN) as other:  # no type cached there
+        done = threading.Event()
+        found: list[object] = []
+
+        def look() -> None:
+            found.append(other.public_key(handle))
+            done.set()
+
+        with other._lock:  # another thread holds the session
+            reader = threading.Thread(target=look)
+            reader.start()
+            assert not done.wait(0.3)
+            assert found == []
+            assert handle not in other._types  # nothing read from the token meanwhile
+        reader.join(10)
+        assert done.is_set()
+        assert found[0] == backend.public_key(handle)
+        other.delete(handle)
+        with pytest.raises(NotFound):
+            other.public_key(handle)
 
 
 def test_wrong_pin_and_token(token: str, backend: Pkcs11Backend) -> None:

@@ -163,18 +163,22 @@ class Pkcs11Backend:
         return obj
 
     def _key_type(self, handle: str) -> KeyType:
-        known = self._types.get(handle)
-        if known is not None:
-            return known
-        try:
-            key = self._object(handle, ObjectClass.PRIVATE_KEY)
-        except NotFound:
-            secret = self._object(handle, ObjectClass.SECRET_KEY)
-            found = self._secret_type(handle, secret)
-        else:
-            found = self._private_type(handle, key)
-        self._types[handle] = found
-        return found
+        """The type of the key under ``handle``, read from the token once. Under the lock, as
+        every use of the session: PKCS#11 sessions are not for two threads at once, and a
+        look-up racing a :meth:`delete` must not cache the type of a key that is gone."""
+        with self._lock:
+            known = self._types.get(handle)
+            if known is not None:
+                return known
+            try:
+                key = self._object(handle, ObjectClass.PRIVATE_KEY)
+            except NotFound:
+                secret = self._object(handle, ObjectClass.SECRET_KEY)
+                found = self._secret_type(handle, secret)
+            else:
+                found = self._private_type(handle, key)
+            self._types[handle] = found
+            return found
 
     @staticmethod
     def _private_type(handle: str, key: Any) -> KeyType:
@@ -283,7 +287,8 @@ class Pkcs11Backend:
         except pkcs11.PKCS11Error as exc:
             raise StorageError(f"the token could not generate the key: {exc!r}") from exc
         handle = key_id.hex()
-        self._types[handle] = key_type
+        with self._lock:
+            self._types[handle] = key_type
         return handle
 
     def public_key(self, handle: str) -> PublicKey:
@@ -382,4 +387,4 @@ class Pkcs11Backend:
                 except pkcs11.PKCS11Error as exc:
                     raise StorageError(f"the token could not delete the key: {exc!r}") from exc
                 self._objects.pop((handle, object_class), None)
-        self._types.pop(handle, None)
+            self._types.pop(handle, None)
