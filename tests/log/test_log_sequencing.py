@@ -512,6 +512,32 @@ def test_a_backlog_of_pending_rows_is_integrated_page_by_page(place: LogPlace) -
         assert store.count_pending() == 0
 
 
+@pytest.mark.parametrize(
+    ("submitted", "sizes"),
+    [(6, [0, 4, 6]), (8, [0, 4, 8]), (9, [0, 9]), (3, [0, 3])],
+    ids=["split", "twice-fill", "backlog", "under-fill"],
+)
+def test_a_batch_takes_fill_entries_unless_a_backlog_is_queued(
+    submitted: int, sizes: list[int]
+) -> None:
+    # Entries queued together: up to twice `fill` are split into batches of `fill` (the
+    # rest right after), more are a backlog taken whole; fewer than `fill` wait the linger.
+    log = Log(
+        MemoryLogStore(),
+        origin=ORIGIN,
+        note_signers=SIGNERS,
+        max_batch=100,
+        linger=0.05,
+        fill=4,
+    )
+    with log:
+        tickets = log.submit_many(entries(submitted))
+        for ticket in tickets:
+            ticket.integrated.result(10)
+        assert log.store.checkpoint_sizes() == sizes
+        assert log.root() == MemoryTree(entries(submitted)).root()
+
+
 def test_memory_store_can_be_reopened() -> None:
     store = MemoryLogStore()
     with Log.open_memory(origin=ORIGIN, note_signers=SIGNERS, store=store) as log:

@@ -72,7 +72,9 @@ _BATCH_FILL: Final = 32
 """Default ``batch_fill``: queued entries that end the linger at once (the log's ``fill``).
 With 64 clients and two workers, batches then form in two cohorts that overlap (one commits
 while the workers check the other): 0.28 of one-core ES256 verifications/s instead of 0.21
-with the linger alone (docs/transparency.md, "Third round")."""
+with the linger alone (docs/transparency.md, "Third round"). It is also the most a batch takes
+unless more than twice as many are queued (``Log._take``): a batch that took every queued
+entry merged the two cohorts back into one ("Eighth round")."""
 _CERT_SUFFIXES: Final = frozenset((".pem", ".crt", ".cer", ".der"))
 _log = logging.getLogger("ironroot.transparency")
 
@@ -170,7 +172,8 @@ policy = ""
 registration_wait = 2.0   # seconds POST /entries waits for integration before answering 303
 max_batch = 4096          # most entries integrated under one root and one signature
 batch_linger = 0.01       # seconds the sequencer waits for more entries to share a batch
-batch_fill = 32           # queued entries that end that wait at once (a batch takes them all)
+batch_fill = 32           # queued entries that end that wait at once (and a batch's size, but
+                          # for a backlog of more than twice as many, taken up to max_batch)
 max_pending = 65536       # entries waiting for integration before POST /entries answers 503
 # cts_prefix = "/cts"     # also serve the Microsoft CTS API (pyscitt) under this path
 
