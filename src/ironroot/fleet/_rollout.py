@@ -14,18 +14,33 @@ to consider, default every node of the class) names each node once and only node
 (``ConfigError``: a repeated or foreign node is refused, never dropped or run twice).
 
 The nodes to change are cut into waves of ``wave_size`` (registry order, or the order of
-``nodes``). Each node is updated component by component (``bmc``, ``host``, ``nic``, ``gpu``,
-``nvme``) with :meth:`ironroot.platform.Platform.update` — every check of the platform layer
-applies: signatures, PFM, SVN floor, receipts from the node's trusted logs, SAFE reviews — the
-first update carrying the desired PFM when the node's differs (a PFM alone rides on an update
-of the BMC to its desired image). An update that is **refused** (the check's typed error) or
-that **rolls back** (the new firmware failed its health check), or a node that does not end at
-the desired firmware and PFM, stops the rollout: the rest of that wave and every later wave are
-**not reached**. So does a newer desired state put in force while the rollout runs: before
-each wave the version in force is read again, and when it is not the one planned, that wave
-and the later ones are not reached (``superseded_by``: the version now in force, which its own
-rollout installs). Each update and the stop are recorded in the fleet's event log
-(``rollout-update``, ``rollout``).
+``nodes``). Before anything is installed on a node, every update it needs is checked, in
+install order, by the platform's own check-only preflight
+(:meth:`ironroot.platform.Platform.preflight`: the checks of the update, each as the node
+would see it once the earlier ones were committed, changing nothing). The first refusal
+refuses the node **as a whole**: nothing is installed, the refused update carries its typed
+error (``error``, ``code``, ``detail``, ``check``), the others are ``withheld``, and the node is
+``failed``. Then the node is updated component by component (``bmc``, ``host``, ``nic``,
+``gpu``, ``nvme``) with :meth:`ironroot.platform.Platform.update` — every check of the platform
+layer applies again, on the staged bytes: signatures, PFM, SVN floor, receipts from the node's
+trusted logs, SAFE reviews — the first update carrying the desired PFM when the node's differs
+(a PFM alone rides on an update of the BMC to its desired image). An update that is
+**refused** (the check's typed error) or that **rolls back** (the new firmware failed its
+health check), or a node that does not end at the desired firmware and PFM, stops the rollout:
+the rest of that wave and every later wave are **not reached**.
+So does a newer desired state put in force while the rollout runs: before each wave the version
+in force is read again, and when it is not the one planned, that wave and the later ones are
+not reached (``superseded_by``: the version now in force, which its own rollout installs). Each
+update and the stop are recorded in the fleet's event log (``rollout-update``, ``rollout``).
+
+Each component's update is its own atomic switch in the RoT; there is no transaction across a
+node's components. A failure only the install meets (flash, evidence store, health check) after
+an earlier update of the node was committed leaves that earlier one installed: the node is
+reported **mixed** (:attr:`NodeRollout.mixed`, with what each planned component runs in
+:attr:`NodeRollout.installed`; :attr:`RolloutReport.mixed`; ``mixed`` in the ``rollout``
+event), and reconcile reports its drift. A power loss (:class:`ironroot.platform.PowerLost`)
+raises out of the rollout; the node's next boot decides the update from its journal, and a
+rollout resumed before that boot stops at the node (``update-in-progress``).
 
 :class:`ReleaseSet` holds the bundles and PFMs by digest: from a node class
 (:meth:`ReleaseSet.of_class`), from directories (:meth:`ReleaseSet.load`: each ``NAME.bin``
