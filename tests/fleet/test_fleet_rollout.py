@@ -4,6 +4,7 @@ it, and the report says what was done."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +14,16 @@ from tests.fleet.desired_world import ALICE, BOB, Ops, make_ops
 from tests.fleet.fleet_world import add_class, make_fleet, node_class
 from tests.platform.node_world import NOW, Release, World, make_world
 
-from ironroot.errors import ConfigError, NotFound
-from ironroot.fleet import DesiredState, DesiredStore, Fleet, ReleaseSet, reconcile, rollout
+from ironroot.errors import ConfigError, NotFound, PolicyRejected
+from ironroot.fleet import (
+    DesiredState,
+    DesiredStore,
+    FirmwareTarget,
+    Fleet,
+    ReleaseSet,
+    reconcile,
+    rollout,
+)
 from ironroot.platform import COMPONENTS, PowerLost
 
 
@@ -120,19 +129,29 @@ def test_rollout_stops_at_a_refused_update(world: World, ops: Ops, tmp_path: Pat
     assert report.with_outcome("not-reached") == ("node-0003",)
     failed = report.node("node-0002")
     host, gpu = failed.updates
-    assert (host.component, host.outcome) == ("host", "committed")
-    assert (gpu.component, gpu.outcome, gpu.code, gpu.check) == (
+    # The GPU downgrade was refused before anything was installed: node-0002 keeps every old
+    # image (it used to end with host 2.0 beside GPU 2.0, a state no desired state named).
+    assert (host.component, host.outcome, host.code) == ("host", "withheld", None)
+    assert (gpu.component, gpu.outcome, gpu.error, gpu.code, gpu.check) == (
         "gpu",
         "refused",
+        "SvnRollback",
         "svn-rollback",
         "svn",
     )
-    assert failed.detail == "gpu refused: svn-rollback"
+    assert failed.detail == (
+        "gpu refused: svn-rollback (checked before installing: nothing installed)"
+    )
+    assert not failed.mixed
+    assert report.mixed == ()
     # What the report says is what the nodes are.
     assert active(fleet, "node-0001", "host") == "2.0"
-    assert active(fleet, "node-0002", "host") == "2.0"
+    assert active(fleet, "node-0002", "host") == "1.0"
     assert active(fleet, "node-0002", "gpu") == "2.0"
+    assert fleet.node("node-0002").state().pending is None
     assert active(fleet, "node-0003", "host") == "1.0"  # never touched
+    refusal = [e for e in fleet.events() if e.kind == "rollout-update" and e.node == "node-0002"]
+    assert [(e.detail["component"], e.detail["outcome"]) for e in refusal] == [("gpu", "refused")]
     last = fleet.events()[-1]
     assert last.kind == "rollout"
     assert last.detail["stopped_at"] == "node-0002"
@@ -370,3 +389,180 @@ def test_desired_firmware_that_is_not_on_the_log_is_never_installed(
     (host,) = report.node("node-0001").updates
     assert (host.outcome, host.code) == ("refused", "untrusted-service")
     assert active(fleet, "node-0001", "host") == "1.0"
+
+
+# --- a node is refused as a whole before anything is installed on it -------------------------
+
+
+def publish_state(ops: Ops, fleet: Fleet, state: DesiredState) -> None:
+    store = DesiredStore(fleet)
+    store.init(ops.governance())
+    store.publish("node-7", ops.sign(state, ALICE, BOB), now=NOW, registrar=ops.log)
+
+
+def untouched(fleet: Fleet, node: str) -> tuple[object, ...]:
+    """What a refusal before install must leave as it was: journal, RoT events, state."""
+    platform = fleet.node(node)
+    return (platform.journal(), platform.events(), platform.state())
+
+
+def test_a_later_update_that_is_on_no_log_leaves_the_node_on_all_its_old_firmware(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    # BMC 2.0 is logged; the host image the desired state names (the PFM allows it) is not.
+    # The BMC used to be installed first, leaving node-0001 on BMC 2.0 beside host 1.0.
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    stray = world.bundle("host", svn=5, tag="unlogged")
+    listed = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+    listed["host"].append(Release("host", "2.5", 5, stray, ()))
+    pfm = world.make_pfm(2, listed)
+    bmc = world.release("bmc", "2.0")
+    bundles = {"bmc": bmc.bundle, "host": stray}
+    state = DesiredState.build(
+        fleet.node_class("node-7"), 1, bundles=bundles, pfm=pfm, fleet=fleet.identity()
+    )
+    publish_state(ops, fleet, state)
+    available = releases(world, fleet)
+    pfm_ts = world.log_pfm(pfm)
+    available.add_pfm(pfm, pfm_ts)
+    available.add_bundle(stray, ())
+    before = untouched(fleet, "node-0001")
+
+    report = rollout(fleet, available, now=NOW)
+    assert report.stopped_at == "node-0001"
+    assert report.with_outcome("not-reached") == ("node-0002",)
+    first, second = report.node("node-0001").updates
+    assert (first.component, first.outcome, first.with_pfm) == ("bmc", "withheld", True)
+    assert (second.component, second.outcome, second.error, second.code, second.check) == (
+        "host",
+        "refused",
+        "PolicyRejected",
+        "no-receipt",
+        "receipt",
+    )
+    assert (
+        second.detail == "the bundle's manifest statement is not on a transparency log: no receipt"
+    )
+    assert untouched(fleet, "node-0001") == before  # not a byte, record or event
+    assert (active(fleet, "node-0001", "bmc"), active(fleet, "node-0001", "host")) == ("1.0", "1.0")
+    node_pfm = fleet.node("node-0001").state().pfm.image
+    assert node_pfm is not None
+    assert node_pfm.sha384 == hashlib.sha384(world.pfm).digest()
+
+    # The platform's check-only entry point: each update checked as it would be installed,
+    # after the ones before it (the host against the PFM the BMC's update carries).
+    preflight = fleet.node("node-0001").preflight(now=NOW)
+    assert preflight.check("bmc", bmc.bundle, bmc.statements, pfm=pfm, pfm_statement=pfm_ts).pfm
+    with pytest.raises(PolicyRejected) as info:
+        preflight.check("host", stray, ())
+    assert (info.value.code, info.value.check) == ("no-receipt", "receipt")
+    assert preflight.checked == ("bmc",)
+    with pytest.raises(ConfigError):
+        preflight.check("bmc", bmc.bundle, bmc.statements)
+    assert untouched(fleet, "node-0001") == before
+
+
+def test_a_later_bundle_of_another_platform_leaves_the_node_on_all_its_old_firmware(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    # A host image the vendor signed and logged for another platform: this platform's PFM does
+    # not list it. A desired-state document that names it anyway (written by hand, signed by
+    # the quorum: build() would have refused it) does not get BMC 2.0 installed before it.
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    foreign = world.bundle("host", svn=3, tag="other platform")
+    foreign_statements = world.publish("host", foreign)
+    bmc_only = DesiredState.build(
+        fleet.node_class("node-7"),
+        1,
+        bundles={"bmc": world.release("bmc", "2.0").bundle},
+        fleet=fleet.identity(),
+    )
+    firmware = dict(bmc_only.firmware)
+    firmware["host"] = FirmwareTarget.of_bundle(foreign, version="3.0", svn=3)
+    publish_state(ops, fleet, dataclasses.replace(bmc_only, firmware=firmware))
+    available = releases(world, fleet)
+    available.add_bundle(foreign, foreign_statements)
+    before = untouched(fleet, "node-0001")
+
+    report = rollout(fleet, available, now=NOW)
+    assert report.stopped_at == "node-0001"
+    first, second = report.node("node-0001").updates
+    assert (first.component, first.outcome) == ("bmc", "withheld")
+    assert (second.component, second.outcome, second.error, second.code, second.check) == (
+        "host",
+        "refused",
+        "FirmwareRejected",
+        "not-in-pfm",
+        "pfm",
+    )
+    assert untouched(fleet, "node-0001") == before
+    assert (active(fleet, "node-0001", "bmc"), active(fleet, "node-0001", "host")) == ("1.0", "1.0")
+
+
+def test_a_downgrade_the_earlier_updates_boots_will_forbid_is_refused_before_install(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    # node-0001 runs GPU 2.0 (SVN 4), booted healthy once: one more healthy boot makes it the
+    # recovery image and SVN 4 the floor. The desired state wants host 2.0 and GPU 1.0: the
+    # host update's boot raises the floor, so the GPU update would be refused after the host
+    # was installed. The check counts the boots the earlier updates make.
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    update(world, fleet, "node-0001", "gpu", "2.0")
+    gpu = fleet.node("node-0001").state().component("gpu")
+    assert (gpu.min_svn, gpu.healthy) == (world.release("gpu", "1.0").svn, 1)
+    publish(world, ops, fleet, {"host": "2.0"})
+    before = untouched(fleet, "node-0001")
+
+    report = rollout(fleet, releases(world, fleet), now=NOW)
+    host, refused = report.node("node-0001").updates
+    assert (host.component, host.outcome) == ("host", "withheld")
+    assert (refused.component, refused.error, refused.code, refused.check) == (
+        "gpu",
+        "SvnRollback",
+        "svn-rollback",
+        "svn",
+    )
+    assert untouched(fleet, "node-0001") == before
+    # Alone, with no boot before it, the same GPU update passes the same check.
+    alone = fleet.node("node-0001").preflight(now=NOW)
+    old_gpu = world.release("gpu", "1.0")
+    assert alone.check("gpu", old_gpu.bundle, old_gpu.statements).version.version == "1.0"
+
+
+def test_an_install_that_fails_after_an_earlier_one_committed_reports_the_node_mixed(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    # Only the install meets a storage failure: the node's evidence store breaks after the
+    # BMC update committed, before the host's. The node is not rolled back (each update is
+    # its own atomic switch): the report names it mixed, with what it runs, and so does
+    # reconcile.
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    publish(world, ops, fleet, {"bmc": "2.0", "host": "2.0"})
+    evidence = fleet.node("node-0001").directory / "evidence"
+
+    def break_evidence(event: str, node: str, component: str | None) -> None:
+        if (event, node, component) == ("update", "node-0001", "host"):
+            evidence.rename(evidence.with_name("evidence.kept"))
+            evidence.write_bytes(b"")
+
+    report = rollout(fleet, releases(world, fleet), now=NOW, progress=break_evidence)
+    assert report.stopped_at == "node-0001"
+    assert report.mixed == ("node-0001",)
+    node = report.node("node-0001")
+    bmc, host = node.updates
+    assert (bmc.outcome, host.outcome, host.error, host.code) == (
+        "committed",
+        "refused",
+        "StorageError",
+        "evidence",
+    )
+    assert node.mixed
+    assert node.installed == (("bmc", "2.0"), ("host", "1.0"))
+    assert node.detail.startswith("mixed (bmc installed): host refused: evidence; runs bmc 2.0")
+    assert report.to_json()["mixed"] == ["node-0001"]
+    assert node.to_json()["installed"] == {"bmc": "2.0", "host": "1.0"}
+    assert fleet.events()[-1].detail["mixed"] == ["node-0001"]
+    evidence.unlink()
+    evidence.with_name("evidence.kept").rename(evidence)
+    drift = reconcile(fleet, now=NOW).node("node-0001")
+    assert [i.item for i in drift.drift] == ["firmware:host"]

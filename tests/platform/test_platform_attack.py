@@ -788,6 +788,36 @@ def test_a_pfm_restored_during_an_update_stays_restored_in_the_journal(
     assert [e.message_id for e in node.events()].count("PfmCheckFailed") == 1
 
 
+def test_a_preflight_over_a_damaged_pfm_checks_against_the_copy_an_update_restores(
+    node: Platform, world: World
+) -> None:
+    """The check-only preflight finds the PFM an update would find (the active one damaged:
+    its recovery copy) without restoring, journaling or logging anything; the update then
+    meets the same PFM, restored."""
+    versions = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+    pfm = world.make_pfm(2, versions)
+    _update(node, world.release("bmc", "2.0"), pfm=pfm, pfm_statement=world.log_pfm(pfm))
+    ps = node.state().pfm
+    _patch(node, "rot", _region("rot", f"pfm{ps.active}").offset + 300, b"\xaa" * 8)
+
+    def seen() -> tuple[object, ...]:
+        rot_flash = _chip(node, "rot").read_bytes()
+        return node.journal(), node.events(), node.state(), rot_flash
+
+    before = seen()
+    host = world.release("host", "2.0")
+    preflight = node.preflight(now=NOW)
+    assert preflight.check("host", host.bundle, host.statements).pfm.svn == 1
+    nic = world.release("nic", "2.0")
+    with pytest.raises(PolicyRejected) as info:
+        preflight.check("nic", nic.bundle, ())  # no statement: on no log
+    assert (info.value.code, info.value.check) == ("no-receipt", "receipt")
+    assert seen() == before
+    _update(node, host)
+    assert node.state().pfm.image == ps.recovery
+    assert [e.message_id for e in node.events()].count("PfmCheckFailed") == 1
+
+
 def test_after_a_bmc_rollback_every_component_boots(node: Platform, world: World) -> None:
     """The new BMC image and the recovery image are both damaged before the reboot: the BMC
     is rolled back to its previous slot, and then the components it gates must boot too."""

@@ -487,6 +487,10 @@ def _rollout(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{n} {o}" for o, n in counts.items() if n)
     if report.stopped_at is not None:
         summary += f"; stopped at {report.stopped_at}"
+    for node in report.nodes:
+        if node.mixed:
+            runs = ", ".join(f"{c} {v or '-'}" for c, v in node.installed)
+            summary += f"; {node.node} is MIXED: runs {runs}, neither old nor desired"
     if report.superseded_by is not None:
         summary += (
             f"; stopped: desired state v{report.superseded_by} was put in force meanwhile "

@@ -14,18 +14,33 @@ to consider, default every node of the class) names each node once and only node
 (``ConfigError``: a repeated or foreign node is refused, never dropped or run twice).
 
 The nodes to change are cut into waves of ``wave_size`` (registry order, or the order of
-``nodes``). Each node is updated component by component (``bmc``, ``host``, ``nic``, ``gpu``,
-``nvme``) with :meth:`ironroot.platform.Platform.update` — every check of the platform layer
-applies: signatures, PFM, SVN floor, receipts from the node's trusted logs, SAFE reviews — the
-first update carrying the desired PFM when the node's differs (a PFM alone rides on an update
-of the BMC to its desired image). An update that is **refused** (the check's typed error) or
-that **rolls back** (the new firmware failed its health check), or a node that does not end at
-the desired firmware and PFM, stops the rollout: the rest of that wave and every later wave are
-**not reached**. So does a newer desired state put in force while the rollout runs: before
-each wave the version in force is read again, and when it is not the one planned, that wave
-and the later ones are not reached (``superseded_by``: the version now in force, which its own
-rollout installs). Each update and the stop are recorded in the fleet's event log
-(``rollout-update``, ``rollout``).
+``nodes``). Before anything is installed on a node, every update it needs is checked, in
+install order, by the platform's own check-only preflight
+(:meth:`ironroot.platform.Platform.preflight`: the checks of the update, each as the node
+would see it once the earlier ones were committed, changing nothing). The first refusal
+refuses the node **as a whole**: nothing is installed, the refused update carries its typed
+error (``error``, ``code``, ``detail``, ``check``), the others are ``withheld``, and the node is
+``failed``. Then the node is updated component by component (``bmc``, ``host``, ``nic``,
+``gpu``, ``nvme``) with :meth:`ironroot.platform.Platform.update` — every check of the platform
+layer applies again, on the staged bytes: signatures, PFM, SVN floor, receipts from the node's
+trusted logs, SAFE reviews — the first update carrying the desired PFM when the node's differs
+(a PFM alone rides on an update of the BMC to its desired image). An update that is
+**refused** (the check's typed error) or that **rolls back** (the new firmware failed its
+health check), or a node that does not end at the desired firmware and PFM, stops the rollout:
+the rest of that wave and every later wave are **not reached**.
+So does a newer desired state put in force while the rollout runs: before each wave the version
+in force is read again, and when it is not the one planned, that wave and the later ones are
+not reached (``superseded_by``: the version now in force, which its own rollout installs). Each
+update and the stop are recorded in the fleet's event log (``rollout-update``, ``rollout``).
+
+Each component's update is its own atomic switch in the RoT; there is no transaction across a
+node's components. A failure only the install meets (flash, evidence store, health check) after
+an earlier update of the node was committed leaves that earlier one installed: the node is
+reported **mixed** (:attr:`NodeRollout.mixed`, with what each planned component runs in
+:attr:`NodeRollout.installed`; :attr:`RolloutReport.mixed`; ``mixed`` in the ``rollout``
+event), and reconcile reports its drift. A power loss (:class:`ironroot.platform.PowerLost`)
+raises out of the rollout; the node's next boot decides the update from its journal, and a
+rollout resumed before that boot stops at the node (``update-in-progress``).
 
 :class:`ReleaseSet` holds the bundles and PFMs by digest: from a node class
 (:meth:`ReleaseSet.of_class`), from directories (:meth:`ReleaseSet.load`: each ``NAME.bin``
@@ -54,6 +69,7 @@ from ironroot.platform import COMPONENTS, Faults
 
 if TYPE_CHECKING:
     from ironroot.fleet._fleet import Fleet, NodeClass, NodeRecord
+    from ironroot.platform import Platform
 
 __all__ = [
     "ComponentUpdate",
@@ -148,7 +164,10 @@ class ReleaseSet:
 @dataclass(frozen=True, slots=True)
 class ComponentUpdate:
     """One update a rollout ran (or planned): ``outcome`` is ``committed``, ``rolled-back``,
-    ``refused`` (``code``/``detail``/``check`` of the refusal) or ``planned``."""
+    ``refused`` (``error``/``code``/``detail``/``check`` of the refusal: the typed error's class
+    name, its code and sentence, the platform check that refused it), ``withheld`` (not
+    installed: another update of its node was refused before any was installed) or
+    ``planned``."""
 
     component: str
     from_version: str | None
@@ -158,6 +177,7 @@ class ComponentUpdate:
     code: str | None = None
     detail: str = ""
     check: str | None = None
+    error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -169,19 +189,25 @@ class ComponentUpdate:
             "code": self.code,
             "detail": self.detail,
             "check": self.check,
+            "error": self.error,
         }
 
 
 @dataclass(frozen=True, slots=True)
 class NodeRollout:
     """One node in a rollout: its wave (``None`` when skipped), ``outcome`` (one of
-    ``updated``, ``failed``, ``skipped``, ``not-reached``, ``planned``) and its updates."""
+    ``updated``, ``failed``, ``skipped``, ``not-reached``, ``planned``) and its updates.
+    ``mixed``: a failed node on which an earlier update was committed before a later one
+    failed at install, so it runs neither its old nor its desired firmware; ``installed`` then
+    names what each component the rollout planned for it runs (component, version)."""
 
     node: str
     wave: int | None
     outcome: str
     updates: tuple[ComponentUpdate, ...] = ()
     detail: str = ""
+    mixed: bool = False
+    installed: tuple[tuple[str, str | None], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -189,6 +215,8 @@ class NodeRollout:
             "wave": self.wave,
             "outcome": self.outcome,
             "detail": self.detail,
+            "mixed": self.mixed,
+            "installed": dict(self.installed),
             "updates": [u.to_json() for u in self.updates],
         }
 
@@ -215,6 +243,11 @@ class RolloutReport:
     def with_outcome(self, outcome: str) -> tuple[str, ...]:
         return tuple(n.node for n in self.nodes if n.outcome == outcome)
 
+    @property
+    def mixed(self) -> tuple[str, ...]:
+        """The nodes left mixed: some of their updates committed, a later one failed."""
+        return tuple(n.node for n in self.nodes if n.mixed)
+
     def node(self, node_id: str) -> NodeRollout:
         for node in self.nodes:
             if node.node == node_id:
@@ -232,6 +265,7 @@ class RolloutReport:
             "ok": self.ok,
             "stopped_at": self.stopped_at,
             "superseded_by": self.superseded_by,
+            "mixed": list(self.mixed),
             "counts": counts,
             "nodes": [n.to_json() for n in self.nodes],
         }
@@ -416,6 +450,7 @@ def rollout(
                 "updated": list(report.with_outcome("updated")),
                 "skipped": len(report.with_outcome("skipped")),
                 "stopped_at": stopped,
+                "mixed": list(report.mixed),
                 "superseded_by": superseded,
                 "not_reached": list(report.with_outcome("not-reached")),
             },
@@ -435,58 +470,175 @@ def _update_node(
     progress: Callable[[str, str, str | None], None] | None,
 ) -> NodeRollout:
     platform = fleet.node(plan.node)
-    done: list[ComponentUpdate] = []
-    carry_pfm = plan.pfm
-    for component, version in plan.components:
+    steps: list[_Step] = []
+    for i, (component, version) in enumerate(plan.components):
         target = desired.firmware[component]
         bundle, statements = releases.bundle(component, target.sha384)
-        pfm, pfm_statement = releases.pfm(desired.pfm.sha384) if carry_pfm else (None, None)
+        carry = plan.pfm and i == 0
+        pfm, pfm_statement = releases.pfm(desired.pfm.sha384) if carry else (None, None)
+        steps.append(
+            _Step(component, version, target.version, bundle, statements, pfm, pfm_statement)
+        )
+    refused = _preflight(platform, steps, now)
+    if refused is not None:
+        return _refused_whole(fleet, plan.node, wave, steps, refused, now)
+    done: list[ComponentUpdate] = []
+    for step in steps:
         if progress is not None:
-            progress("update", plan.node, component)
+            progress("update", plan.node, step.component)
         try:
             result = platform.update(
-                component,
-                bundle,
-                statements,
+                step.component,
+                step.bundle,
+                step.statements,
                 now=now,
-                pfm=pfm,
-                pfm_statement=pfm_statement,
+                pfm=step.pfm,
+                pfm_statement=step.pfm_statement,
                 faults=Faults(fault) if fault is not None else None,
             )
         except IronrootError as exc:
-            update = ComponentUpdate(
-                component,
-                version,
-                target.version,
-                "refused",
-                carry_pfm,
-                exc.code,
-                exc.detail,
-                exc.check,
-            )
+            update = step.outcome("refused", exc)
         else:
-            update = ComponentUpdate(
-                component,
-                version,
-                target.version,
-                result.outcome,
-                carry_pfm,
-                None if result.outcome == "committed" else "rolled-back",
-                "" if result.outcome == "committed" else "the new firmware failed its health check",
-            )
+            update = step.outcome(result.outcome)
         done.append(update)
         fleet.record(plan.node, "rollout-update", {"wave": wave, **update.to_json()}, now=now)
         if update.outcome != "committed":
-            return NodeRollout(
+            return _failed(
+                fleet,
                 plan.node,
                 wave,
-                "failed",
-                tuple(done),
-                f"{component} {update.outcome}: {update.code}",
+                steps,
+                done,
+                f"{step.component} {update.outcome}: {update.code}",
+                now,
             )
-        carry_pfm = False
     why = _converged(fleet, plan.node, desired)
     if why:
         fleet.record(plan.node, "rollout-update", {"wave": wave, "not_converged": why}, now=now)
-        return NodeRollout(plan.node, wave, "failed", tuple(done), why)
+        return _failed(fleet, plan.node, wave, steps, done, why, now)
     return NodeRollout(plan.node, wave, "updated", tuple(done))
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One update of a node's rollout, with the release it installs."""
+
+    component: str
+    from_version: str | None
+    to_version: str
+    bundle: bytes
+    statements: tuple[bytes, ...]
+    pfm: bytes | None
+    pfm_statement: bytes | None
+
+    def outcome(self, outcome: str, exc: IronrootError | None = None) -> ComponentUpdate:
+        code, detail = None, ""
+        if exc is not None:
+            code, detail = exc.code, exc.detail
+        elif outcome == "rolled-back":
+            code, detail = outcome, "the new firmware failed its health check"
+        elif outcome == "withheld":
+            detail = "not installed: another update of the node was refused first"
+        return ComponentUpdate(
+            self.component,
+            self.from_version,
+            self.to_version,
+            outcome,
+            self.pfm is not None,
+            code,
+            detail,
+            exc.check if exc is not None else None,
+            type(exc).__name__ if exc is not None else None,
+        )
+
+
+def _preflight(
+    platform: Platform, steps: Sequence[_Step], now: dt.datetime
+) -> tuple[int, IronrootError] | None:
+    """The first of ``steps`` the platform's checks refuse, checked one after another as the
+    node would install them and changing nothing (:meth:`Platform.preflight`), with its
+    error; ``None`` when every one passes."""
+    try:
+        preflight = platform.preflight(now=now)
+    except IronrootError as exc:
+        return 0, exc
+    for i, step in enumerate(steps):
+        try:
+            preflight.check(
+                step.component,
+                step.bundle,
+                step.statements,
+                pfm=step.pfm,
+                pfm_statement=step.pfm_statement,
+            )
+        except IronrootError as exc:
+            return i, exc
+    return None
+
+
+def _refused_whole(
+    fleet: Fleet,
+    node: str,
+    wave: int,
+    steps: Sequence[_Step],
+    refused: tuple[int, IronrootError],
+    now: dt.datetime,
+) -> NodeRollout:
+    """A node refused as a whole before anything was installed: the refused update with its
+    typed error, every other one ``withheld``."""
+    index, exc = refused
+    updates = tuple(
+        step.outcome("refused", exc) if i == index else step.outcome("withheld")
+        for i, step in enumerate(steps)
+    )
+    update = updates[index]
+    fleet.record(
+        node,
+        "rollout-update",
+        {"wave": wave, "before_install": True, **update.to_json()},
+        now=now,
+    )
+    return NodeRollout(
+        node,
+        wave,
+        "failed",
+        updates,
+        f"{update.component} refused: {update.code} (checked before installing: nothing installed)",
+    )
+
+
+def _failed(
+    fleet: Fleet,
+    node: str,
+    wave: int,
+    steps: Sequence[_Step],
+    done: Sequence[ComponentUpdate],
+    why: str,
+    now: dt.datetime,
+) -> NodeRollout:
+    """A node whose install failed after its preflight passed. When an earlier update of it
+    was committed it is **mixed** (neither its old nor its desired firmware): ``installed``
+    says what each planned component runs now, as the RoT journaled it."""
+    committed = [u.component for u in done if u.outcome == "committed"]
+    if not committed:
+        return NodeRollout(node, wave, "failed", tuple(done), why)
+    installed: list[tuple[str, str | None]] = []
+    try:
+        state = fleet.node(node).state()
+    except IronrootError as exc:
+        why += f"; its state cannot be read ({exc.code})"
+    else:
+        for step in steps:
+            image = state.component(step.component).image
+            installed.append((step.component, image.version if image is not None else None))
+    listed = ", ".join(f"{c} {v or '-'}" for c, v in installed)
+    why = f"mixed ({', '.join(committed)} installed): {why}" + (
+        f"; runs {listed}" if listed else ""
+    )
+    fleet.record(
+        node,
+        "rollout-update",
+        {"wave": wave, "mixed": dict(installed), "committed": committed},
+        now=now,
+    )
+    return NodeRollout(node, wave, "failed", tuple(done), why, True, tuple(installed))

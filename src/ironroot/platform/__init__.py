@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     )
     from ironroot.platform._redfish_accounts import ROLES, AccountStore
     from ironroot.platform._state import STEPS
-    from ironroot.platform._update import UpdateResult
+    from ironroot.platform._update import UpdatePreflight, UpdateResult
 
 __all__ = [
     "DEVICE_SVN_INDEX",
@@ -117,6 +117,7 @@ __all__ += [
     "Platform",
     "PowerLost",
     "Region",
+    "UpdatePreflight",
     "UpdateResult",
     "chip_layout",
 ]

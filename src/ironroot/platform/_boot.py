@@ -34,7 +34,7 @@ from ironroot.platform._pfm import Pfm
 from ironroot.platform._state import ComponentState, Image
 from ironroot.rot import Fuses
 
-__all__ = ["boot", "measure_devices"]
+__all__ = ["boot", "measure_devices", "svn_floor_after_boots"]
 
 _ACTIVATED: Final = frozenset({"activate", "reboot", "health", "commit"})
 """Steps of a pending update at which the new slot is active (the activation record is
@@ -309,6 +309,18 @@ def _boot_one(
     return ComponentBoot(name, running, image, recovered, code, detail, identity)
 
 
+def svn_floor_after_boots(cs: ComponentState, boots: int, needed: int) -> int:
+    """The SVN floor of a component that keeps running its active image for ``boots`` more
+    healthy boots (:func:`_count_healthy`): its image's SVN once it has booted healthy
+    ``needed`` times and becomes the recovery image, else the floor it has. Pure: an update's
+    check of a later component of one node (:class:`ironroot.platform.UpdatePreflight`) uses
+    it for the boots that the node's earlier updates will make."""
+    image = cs.image
+    if image is None or image == cs.recovery or cs.healthy + boots < needed:
+        return cs.min_svn
+    return max(cs.min_svn, image.svn)
+
+
 def _count_healthy(
     rot: Rot, results: dict[str, ComponentBoot], now: dt.datetime
 ) -> tuple[str, ...]:
@@ -339,7 +351,7 @@ def _count_healthy(
         rot.writer.write_image(name, "recovery", read[0], what="recovery")
         if chip.image_digest("recovery") != cs.image.sha384:
             continue
-        floor = max(cs.min_svn, cs.image.svn)
+        floor = svn_floor_after_boots(cs, 1, needed)
         if name == "bmc" and floor > rot.device.fuses.svn:
             rot.device.program(functools.partial(Fuses.advance_svn, svn=floor))
         rot.commit(

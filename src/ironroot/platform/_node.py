@@ -64,7 +64,7 @@ from ironroot.rot import Device
 
 if TYPE_CHECKING:
     from ironroot.platform._devices import DeviceMeasurement
-    from ironroot.platform._update import UpdateResult
+    from ironroot.platform._update import UpdatePreflight, UpdateResult
 
 __all__ = [
     "COMPONENTS",
@@ -302,6 +302,15 @@ def _trust(doc: object) -> PlatformTrust:
     return found
 
 
+def evidence_blob(statements: Sequence[bytes], pfm_statement: bytes | None) -> bytes:
+    """The evidence an update's statements are kept as (``FirmwareRejected``
+    ``evidence-too-large`` over 4 MiB): computed, not stored."""
+    blob = encode_cbor({"statements": list(statements), "pfm_statement": pfm_statement})
+    if len(blob) > _EVIDENCE_LIMIT:
+        raise FirmwareRejected("the update's statements exceed 4 MiB", code="evidence-too-large")
+    return blob
+
+
 def _evidence_id(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()
 
@@ -363,11 +372,7 @@ class Rot:
     # --- evidence -------------------------------------------------------------------------
 
     def store_evidence(self, statements: Sequence[bytes], pfm_statement: bytes | None) -> str:
-        blob = encode_cbor({"statements": list(statements), "pfm_statement": pfm_statement})
-        if len(blob) > _EVIDENCE_LIMIT:
-            raise FirmwareRejected(
-                "the update's statements exceed 4 MiB", code="evidence-too-large"
-            )
+        blob = evidence_blob(statements, pfm_statement)
         ident = _evidence_id(blob)
         path = self.platform.directory / "evidence" / f"{ident}.cbor"
         try:
@@ -410,21 +415,50 @@ class Rot:
             )
         return pfm
 
+    def _read_pfm(self, region: str, image: Image | None) -> tuple[Pfm | None, bytes, str]:
+        """The PFM in ``region`` of the RoT's chip when its bytes are ``image`` and it
+        verifies (its bytes), else ``None`` and why ("" when the bytes are not ``image``);
+        reads only."""
+        assert self.state is not None
+        read = self.flash.chip("rot").image(region)
+        if image is None or read is None or read[1] != image.sha384:
+            return None, b"", ""
+        try:
+            return self.verify_pfm_bytes(read[0], self.state.pfm.min_svn), read[0], ""
+        except IronrootError as exc:
+            return None, read[0], exc.detail
+
+    def _pfm_copies(self) -> tuple[tuple[str, Image | None, bool], ...]:
+        """Where a failed active PFM is restored from, in order: (region, image, fallback)."""
+        assert self.state is not None
+        ps = self.state.pfm
+        return (
+            ("pfm-recovery", ps.recovery, False),
+            (f"pfm{ps.inactive}", ps.slots[ps.inactive] if ps.fallback else None, True),
+        )
+
+    def pfm_in_force(self) -> Pfm | None:
+        """The PFM :meth:`active_pfm` would return, found without restoring, journaling or
+        logging anything (a check that changes nothing): the active PFM when it verifies,
+        else the copy it would be restored from; ``None`` when no copy verifies."""
+        assert self.state is not None
+        ps = self.state.pfm
+        pfm, _, _ = self._read_pfm(f"pfm{ps.active}", ps.image)
+        for source, image, _ in () if pfm is not None else self._pfm_copies():
+            pfm, _, _ = self._read_pfm(source, image)
+            if pfm is not None:
+                break
+        return pfm
+
     def active_pfm(self, now: dt.datetime) -> tuple[Pfm | None, bool]:
         """The active PFM, restored from recovery when its slot fails; (None, …) when no copy
         verifies (everything stays in reset)."""
         assert self.state is not None
         ps = self.state.pfm
-        chip = self.flash.chip("rot")
-        problem = ""
-        read = chip.image(f"pfm{ps.active}")
-        if ps.image is not None and read is not None and read[1] == ps.image.sha384:
-            try:
-                return self.verify_pfm_bytes(read[0], ps.min_svn), False
-            except IronrootError as exc:
-                problem = exc.detail
-        else:
-            problem = "the active PFM's bytes are not the PFM the RoT wrote"
+        active, _, problem = self._read_pfm(f"pfm{ps.active}", ps.image)
+        if active is not None:
+            return active, False
+        problem = problem or "the active PFM's bytes are not the PFM the RoT wrote"
         self.event(
             "Critical",
             "PfmCheckFailed",
@@ -432,21 +466,14 @@ class Rot:
             f"pfm{ps.active}",
             now=now,
         )
-        for source, image, fallback in (
-            ("pfm-recovery", ps.recovery, False),
-            (f"pfm{ps.inactive}", ps.slots[ps.inactive] if ps.fallback else None, True),
-        ):
-            data = chip.image(source)
-            if image is None or data is None or data[1] != image.sha384:
-                continue
-            try:
-                pfm = self.verify_pfm_bytes(data[0], ps.min_svn)
-            except IronrootError:
+        for source, image, fallback in self._pfm_copies():
+            pfm, data, _ = self._read_pfm(source, image)
+            if pfm is None:
                 continue
             if fallback:
                 new = dataclasses.replace(ps, active=ps.inactive, fallback=False)
             else:
-                self.writer.write_image("rot", f"pfm{ps.active}", data[0], what="recover")
+                self.writer.write_image("rot", f"pfm{ps.active}", data, what="recover")
                 new = ps.with_slot(ps.active, image)
             self.commit("pfm-recovered", dataclasses.replace(self.state, pfm=new), now)
             self.event("OK", "PfmRecovered", f"the PFM was restored from {source}", source, now=now)
@@ -585,6 +612,16 @@ class Platform:
                 pfm_statement=pfm_statement,
                 progress=progress,
             )
+
+    def preflight(self, *, now: dt.datetime) -> UpdatePreflight:
+        """A check-only run of the update's checks over this node's next updates, changing
+        nothing (:class:`ironroot.platform.UpdatePreflight`): the node's state and PFM in force
+        are read now, under its lock; each :meth:`UpdatePreflight.check` then verifies one
+        update as :meth:`update` would once the earlier ones were committed."""
+        from ironroot.platform._update import UpdatePreflight
+
+        with self.rot() as rot:
+            return UpdatePreflight(rot, now)
 
     def measure(
         self, *, now: dt.datetime, nonce: bytes | None = None, device: Device | None = None

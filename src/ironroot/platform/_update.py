@@ -47,7 +47,7 @@ from ironroot.errors import (
     StorageError,
     VerificationFailed,
 )
-from ironroot.platform._boot import boot
+from ironroot.platform._boot import boot, svn_floor_after_boots
 from ironroot.platform._checks import VerifiedUpdate, check_update, verify_update
 from ironroot.platform._devices import PlatformDevice
 from ironroot.platform._flash import IMAGE_HEADER_SIZE, Flash, RotFlashWriter
@@ -65,6 +65,7 @@ from ironroot.platform._node import (
     NodeConfig,
     Platform,
     Rot,
+    evidence_blob,
     new_journal_key,
 )
 from ironroot.platform._pfm import Pfm
@@ -72,7 +73,7 @@ from ironroot.platform._policy import PlatformTrust
 from ironroot.platform._state import ComponentState, Image, NodeState, Pending
 from ironroot.rot import Device, Fuses
 
-__all__ = ["UpdateResult", "create_platform", "run_update"]
+__all__ = ["UpdatePreflight", "UpdateResult", "create_platform", "run_update"]
 
 Progress = Callable[[str, int], None]
 _MAX_STATEMENTS: Final = 16
@@ -114,6 +115,119 @@ def _statements(statements: Sequence[bytes]) -> tuple[bytes, ...]:
     return tuple(statements)
 
 
+def _received(
+    rot: Rot, state: NodeState, component: str, bundle: bytes, statements: Sequence[bytes]
+) -> tuple[bytes, ...]:
+    """The ``receive`` step's checks, before anything is written: a component of the node, no
+    update in progress, the statements' count and the bundle's size (the staging region)."""
+    if component not in COMPONENTS:
+        raise NotFound(f"no component {component!r}: one of {', '.join(COMPONENTS)}")
+    if state.pending is not None:
+        raise Conflict(
+            f"an update of {state.pending.component} is at {state.pending.step}: boot first",
+            code="update-in-progress",
+        )
+    checked = _statements(statements)
+    room = rot.flash.chip(component).region("staging").size - IMAGE_HEADER_SIZE
+    if not isinstance(bundle, bytes) or not 0 < len(bundle) <= room:
+        raise LimitExceeded(f"a {component} image is 1 to {room} bytes")
+    return checked
+
+
+def _check_inputs(
+    rot: Rot,
+    min_svn: int,
+    active_pfm: Pfm,
+    active_images: Mapping[str, bytes],
+    now: dt.datetime,
+    pfm: bytes | None,
+    pfm_statement: bytes | None,
+) -> dict[str, Any]:
+    """The arguments of :func:`~ironroot.platform.verify_update` on this node, but the
+    component, bundle and statements."""
+    return {
+        "trust": rot.platform.config.trust,
+        "fuses": rot.device.fuses,
+        "min_svn": min_svn,
+        "active_pfm": active_pfm,
+        "active_images": dict(active_images),
+        "now": now,
+        "pfm": pfm,
+        "pfm_statement": pfm_statement,
+    }
+
+
+class UpdatePreflight:
+    """The checks of :func:`run_update` before it writes anything, run over updates of one
+    node one after another as the node would run them, **changing nothing**: no staging, no
+    journal record, no event, no evidence kept, no PFM restored (made by
+    :meth:`ironroot.platform.Platform.preflight`, which reads the node's state and PFM in force
+    once, under the node's lock).
+
+    :meth:`check` takes the updates in the order they will be installed. Each is checked as
+    :func:`run_update` would check it once the earlier ones were committed: the ``receive``
+    checks (``NotFound``, ``Conflict`` ``update-in-progress``, ``LimitExceeded``), the size of
+    its statements (``FirmwareRejected`` ``evidence-too-large``), then
+    :func:`~ironroot.platform.verify_update` with the RoT's fuses and trust, against the PFM
+    in force — the one an earlier update carried, else the node's — and the active images with
+    the earlier updates' images in place, and the component's SVN floor after the boots of the
+    earlier updates (:func:`ironroot.platform._boot.svn_floor_after_boots`). It returns the
+    :class:`~ironroot.platform.VerifiedUpdate` or raises the first refusal's typed error
+    (``exc.check`` names the check). A component is checked once per preflight
+    (``ConfigError``).
+
+    What it cannot know is what only the install meets: a flash that does not write or read
+    back (``StorageError`` ``staging``, ``DigestMismatch`` ``write-verify``), a power loss, a
+    health check that fails (rolled back), a boot that restores or holds another component.
+    """
+
+    def __init__(self, rot: Rot, now: dt.datetime) -> None:
+        assert rot.state is not None
+        self._rot = rot
+        self._state = rot.state
+        self._now = now
+        self._pfm = rot.pfm_in_force()
+        self._images = _active_images(rot.state)
+        self._checked: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"UpdatePreflight({self._rot.platform!r}, checked={self._checked!r})"
+
+    @property
+    def checked(self) -> tuple[str, ...]:
+        """The components checked so far, in order."""
+        return tuple(self._checked)
+
+    def check(
+        self,
+        component: str,
+        bundle: bytes,
+        statements: Sequence[bytes],
+        *,
+        pfm: bytes | None = None,
+        pfm_statement: bytes | None = None,
+    ) -> VerifiedUpdate:
+        """Check the next update (class docs); nothing on the node changes."""
+        if component in self._checked:
+            raise ConfigError(f"{component} is checked once in a preflight")
+        rot, state = self._rot, self._state
+        checked = _received(rot, state, component, bundle, statements)
+        evidence_blob(checked, pfm_statement)
+        if self._pfm is None:
+            raise StorageError("no verified PFM is active: boot (and recover) first", code="no-pfm")
+        floor = svn_floor_after_boots(
+            state.component(component),
+            len(self._checked),
+            rot.platform.config.trust.healthy_boots,
+        )
+        inputs = _check_inputs(rot, floor, self._pfm, self._images, self._now, pfm, pfm_statement)
+        verified = verify_update(component, bundle, checked, **inputs)
+        self._checked.append(component)
+        self._pfm = verified.pfm
+        self._images[component] = verified.sha384
+        return verified
+
+
 def run_update(
     rot: Rot,
     component: str,
@@ -130,19 +244,9 @@ def run_update(
     faults = rot.faults
     report = progress or (lambda _step, _pct: None)
     faults.enter("receive")
-    if component not in COMPONENTS:
-        raise NotFound(f"no component {component!r}: one of {', '.join(COMPONENTS)}")
     state = rot.state
-    if state.pending is not None:
-        raise Conflict(
-            f"an update of {state.pending.component} is at {state.pending.step}: boot first",
-            code="update-in-progress",
-        )
-    statements = _statements(statements)
+    statements = _received(rot, state, component, bundle, statements)
     chip = rot.flash.chip(component)
-    room = chip.region("staging").size - IMAGE_HEADER_SIZE
-    if not isinstance(bundle, bytes) or not 0 < len(bundle) <= room:
-        raise LimitExceeded(f"a {component} image is 1 to {room} bytes")
     report("receive", 5)
 
     faults.enter("stage")
@@ -165,16 +269,9 @@ def run_update(
         # or the next record would name the damaged PFM again.
         assert rot.state is not None
         state = rot.state
-        inputs: dict[str, Any] = {
-            "trust": rot.platform.config.trust,
-            "fuses": rot.device.fuses,
-            "min_svn": cs.min_svn,
-            "active_pfm": active_pfm,
-            "active_images": _active_images(state),
-            "now": now,
-            "pfm": pfm,
-            "pfm_statement": pfm_statement,
-        }
+        inputs = _check_inputs(
+            rot, cs.min_svn, active_pfm, _active_images(state), now, pfm, pfm_statement
+        )
         checked = check_update(component, read[0], statements, **inputs)
         if checked.verified is None:
             # The report names the failure; verify_update raises it as its typed error.
