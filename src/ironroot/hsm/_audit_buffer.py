@@ -17,6 +17,7 @@ from ironroot.hsm._anchor import Anchor
 from ironroot.hsm._audit import (
     ZERO_HASH,
     AuditRecord,
+    ReleaseBinding,
     audit_mac,
     format_audit_log,
     parse_audit_log,
@@ -48,15 +49,25 @@ class AuditBuffer(Persistence):
         is ignored."""
         self._listeners.append(listener)
 
-    def _record(self, identity: str, operation: str, key: str | None, result: str) -> None:
-        """Audit one outcome. A security event — any refusal, and every login, release,
-        self-test and power-up — is written, synced and anchored (bound to the counter) before
-        this returns; other records wait for a group of ``audit_group_commit``."""
+    def _record(
+        self,
+        identity: str,
+        operation: str,
+        key: str | None,
+        result: str,
+        release: ReleaseBinding | None = None,
+    ) -> None:
+        """Audit one outcome (``release``: what a release record binds). A security event —
+        any refusal, and every login, release, self-test and power-up — is written, synced
+        and anchored (bound to the counter) before this returns; other records wait for a
+        group of ``audit_group_commit``."""
         for listener in self._listeners:
             with contextlib.suppress(Exception):
                 listener(operation, result)
         with self._lock:
-            self._pending.append(PendingRecord(self._now(), identity, operation, key, result))
+            self._pending.append(
+                PendingRecord(self._now(), identity, operation, key, result, release)
+            )
             if (
                 result != "ok"
                 or operation in _SECURITY_EVENTS
@@ -71,7 +82,9 @@ class AuditBuffer(Persistence):
         records: list[AuditRecord] = []
         size, head = self._audit_size, self._audit_head
         for p in self._pending:
-            unkeyed = AuditRecord(size, p.time, p.identity, p.operation, p.key, p.result, head)
+            unkeyed = AuditRecord(
+                size, p.time, p.identity, p.operation, p.key, p.result, head, release=p.release
+            )
             head = unkeyed.digest()
             records.append(replace(unkeyed, mac=audit_mac(self._audit_key, head)))
             size += 1

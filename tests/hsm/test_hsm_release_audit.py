@@ -1,0 +1,159 @@
+"""A release's audit record binds what was released to whom (ADR 0015): the digest of the
+statement the HSM returned, of the TEE's wrapping key and of the EAR; a refusal binds the
+digests it knew. The binding is under the chain and the MAC, durable before ``release``
+returns, and chains written before it still verify."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import pytest
+from _hsm_helpers import DeviceChain, new_hsm, sessions
+from test_hsm_release import World, ear
+
+from ironroot.errors import AuditChainBroken, MalformedInput, StaleNonce
+from ironroot.hsm import (
+    AuditRecord,
+    MemoryStorage,
+    ReleaseBinding,
+    format_audit_log,
+    parse_audit_log,
+    release_records,
+    verify_audit,
+)
+from ironroot.hsm._audit import ZERO_HASH
+
+
+def _sha(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+@pytest.fixture
+def stored(device: DeviceChain) -> tuple[World, MemoryStorage]:
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)
+    return World(hsm, sessions(hsm)), storage
+
+
+def test_a_granted_release_record_binds_statement_recipient_and_ear_before_it_returns(
+    stored: tuple[World, MemoryStorage],
+) -> None:
+    world, storage = stored
+    nonce, _ = world.hsm.release_challenge(world.user)
+    token = ear(world.verifier, nonce, world.tee)
+    released = world.released(token, nonce)
+    # Read from the storage, not through the HSM: on disk when release returned.
+    records = parse_audit_log(storage.read_audit())
+    verify_audit(records)
+    record = records[-1]
+    assert (record.operation, record.key, record.result) == ("release", world.key, "ok")
+    assert record.release == ReleaseBinding(
+        _sha(released.statement), world.tee.key.digest, _sha(token)
+    )
+    assert release_records(records) == {_sha(released.statement): record}
+    assert record.to_json()["release"] == {
+        "statement": _sha(released.statement).hex(),
+        "recipient": world.tee.key.digest.hex(),
+        "ear": _sha(token).hex(),
+    }
+
+
+def test_a_refused_release_binds_the_recipient_and_ear_but_no_statement(
+    stored: tuple[World, MemoryStorage],
+) -> None:
+    world, storage = stored
+    made_up = bytes(32)
+    token = ear(world.verifier, made_up, world.tee)
+    with pytest.raises(StaleNonce):
+        world.release(token, made_up)
+    record = parse_audit_log(storage.read_audit())[-1]
+    assert (record.operation, record.result) == ("release", "nonce-unknown")
+    assert record.release == ReleaseBinding(None, world.tee.key.digest, _sha(token))
+    assert release_records([record]) == {}
+
+
+def test_a_refusal_of_a_recipient_that_does_not_parse_binds_the_ear_only(
+    stored: tuple[World, MemoryStorage],
+) -> None:
+    world, storage = stored
+    nonce, _ = world.hsm.release_challenge(world.user)
+    with pytest.raises(MalformedInput):
+        world.hsm.release(world.user, world.key, ear=b"e", nonce=nonce, recipient=b"junk")
+    record = parse_audit_log(storage.read_audit())[-1]
+    assert record.result == "malformed"
+    assert record.release == ReleaseBinding(None, None, _sha(b"e"))
+
+
+def _chain(*records: tuple[str, str, ReleaseBinding | None]) -> list[AuditRecord]:
+    out: list[AuditRecord] = []
+    head = ZERO_HASH
+    for seq, (operation, result, binding) in enumerate(records):
+        record = AuditRecord(seq, 1, "svc", operation, "k", result, head, release=binding)
+        head = record.digest()
+        out.append(record)
+    return out
+
+
+BOUND = ReleaseBinding(_sha(b"statement"), _sha(b"recipient"), _sha(b"ear"))
+
+
+def test_a_chain_written_before_release_binding_verifies_unchanged() -> None:
+    legacy = _chain(("login", "ok", None), ("release", "ok", None), ("release", "ok", BOUND))
+    # A record without a binding hashes as the seven fields it always had.
+    first = legacy[1]
+    assert first.to_json().keys() == {
+        "seq", "time", "identity", "operation", "key", "result", "prev", "mac"
+    }  # fmt: skip
+    parsed = parse_audit_log(format_audit_log(legacy))
+    verify_audit(parsed)
+    assert list(release_records(parsed).values()) == [legacy[2]]
+
+
+def test_a_binding_stripped_or_altered_breaks_the_chain() -> None:
+    records = _chain(("release", "ok", BOUND), ("login", "ok", None))
+    stripped = [dataclasses.replace(records[0], release=None), records[1]]
+    with pytest.raises(AuditChainBroken):
+        verify_audit(stripped)
+    other = dataclasses.replace(BOUND, recipient=_sha(b"another TEE"))
+    altered = [dataclasses.replace(records[0], release=other), records[1]]
+    with pytest.raises(AuditChainBroken):
+        verify_audit(altered)
+
+
+def test_an_unbound_grant_after_a_bound_one_is_refused() -> None:
+    """An HSM rolled back to software that does not bind its releases shows."""
+    records = _chain(("release", "ok", BOUND), ("release", "ok", None))
+    verify_audit(records)
+    with pytest.raises(AuditChainBroken, match="without a release binding"):
+        release_records(records)
+
+
+def test_two_records_binding_one_statement_are_refused() -> None:
+    records = _chain(("release", "ok", BOUND), ("release", "ok", BOUND))
+    with pytest.raises(AuditChainBroken, match="bind the same release statement"):
+        release_records(records)
+
+
+@pytest.mark.parametrize(
+    ("operation", "result", "binding"),
+    [
+        ("sign", "ok", BOUND),  # only a release binds one
+        ("release", "ok", ReleaseBinding(None, _sha(b"r"), None)),  # a grant binds its statement
+        ("release", "nonce-unknown", BOUND),  # a refusal returned no statement
+    ],
+)
+def test_a_record_with_a_binding_that_cannot_be_is_malformed(
+    operation: str, result: str, binding: ReleaseBinding
+) -> None:
+    with pytest.raises(MalformedInput):
+        AuditRecord(0, 1, "svc", operation, "k", result, ZERO_HASH, release=binding)
+
+
+def test_a_binding_member_that_is_not_a_digest_is_malformed() -> None:
+    line = format_audit_log(_chain(("release", "ok", BOUND)))
+    for bad in (b'"release":{}', b'"release":{"statement":"00"}', b'"release":{"nonce":"'):
+        start = line.index(b'"release":')
+        broken = line[:start] + bad + b"}\n"
+        with pytest.raises(MalformedInput):
+            parse_audit_log(broken)
