@@ -143,11 +143,14 @@ def test_two_records_binding_one_statement_are_refused() -> None:
         ("release", "nonce-unknown", BOUND),  # a refusal returned no statement
     ],
 )
-def test_a_record_with_a_binding_that_cannot_be_is_malformed(
+def test_a_record_with_a_binding_the_hsm_never_writes_breaks_the_chain(
     operation: str, result: str, binding: ReleaseBinding
 ) -> None:
-    with pytest.raises(MalformedInput):
-        AuditRecord(0, 1, "svc", operation, "k", result, ZERO_HASH, release=binding)
+    """Well formed, chained, but no HSM writes it (a refusal rewritten into a grant)."""
+    records = _chain((operation, result, binding))
+    parsed = parse_audit_log(format_audit_log(records))
+    with pytest.raises(AuditChainBroken, match="the HSM writes no such record"):
+        verify_audit(parsed)
 
 
 def test_a_binding_member_that_is_not_a_digest_is_malformed() -> None:

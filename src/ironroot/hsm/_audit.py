@@ -149,13 +149,23 @@ class AuditRecord:
             raise MalformedInput("audit prev is a 32-byte hash")
         if not isinstance(self.mac, bytes) or len(self.mac) != 32:
             raise MalformedInput("audit mac is a 32-byte HMAC-SHA-256 tag")
-        if self.release is not None:
-            if not isinstance(self.release, ReleaseBinding) or self.operation != "release":
-                raise MalformedInput("only a release record carries a release binding")
-            if (self.result == "ok") != (self.release.statement is not None):
-                raise MalformedInput(
-                    "a granted release binds its statement, a refused one has no statement"
-                )
+        if self.release is not None and not isinstance(self.release, ReleaseBinding):
+            raise MalformedInput("audit release is a release binding")
+
+    def binding_error(self) -> str | None:
+        """Why this record's release binding cannot be one the HSM wrote (only a release
+        binds; a granted one binds its statement, a refused one none), or ``None``."""
+        if self.release is None:
+            return None
+        if self.operation != "release":
+            return f"record {self.seq} is a {self.operation!r}, yet binds a release"
+        if (self.result == "ok") != (self.release.statement is not None):
+            return (
+                f"record {self.seq} binds a release statement to a refusal"
+                if self.result != "ok"
+                else f"record {self.seq} is a granted release that binds no statement"
+            )
+        return None
 
     def digest(self) -> bytes:
         """The record hash that the next record's ``prev`` must equal (seven items, and the
@@ -296,6 +306,8 @@ def verify_audit(
                 f"record {index} does not chain to the record before it "
                 "(removed, altered or reordered)"
             )
+        if (wrong := record.binding_error()) is not None:
+            raise AuditChainBroken(f"{wrong}: the HSM writes no such record")
         prev = record.digest()
         if (
             key is not None
@@ -342,7 +354,8 @@ def release_records(records: Sequence[AuditRecord]) -> dict[bytes, AuditRecord]:
                 )
             continue
         digest = record.release.statement
-        assert digest is not None  # a granted release binds its statement (__post_init__)
+        if digest is None:
+            raise AuditChainBroken(f"record {record.seq} is a granted release binding no statement")
         if bound_since is None:
             bound_since = record.seq
         if digest in found:
