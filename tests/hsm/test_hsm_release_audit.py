@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
+import cbor2
 import pytest
 from _hsm_helpers import DeviceChain, new_hsm, sessions
 from test_hsm_release import World, ear
@@ -108,6 +109,14 @@ def test_a_chain_written_before_release_binding_verifies_unchanged() -> None:
     parsed = parse_audit_log(format_audit_log(legacy))
     verify_audit(parsed)
     assert list(release_records(parsed).values()) == [legacy[2]]
+    # The hash formula, computed independently: seven items without a binding, as before
+    # the change; the binding map as an eighth item with one.
+    seven = [first.seq, first.time, first.identity, first.operation, first.key, first.result]
+    assert first.digest() == _sha(cbor2.dumps([*seven, first.prev], canonical=True))
+    bound = legacy[2]
+    items = [bound.seq, bound.time, bound.identity, bound.operation, bound.key, bound.result]
+    binding = {"statement": BOUND.statement, "recipient": BOUND.recipient, "ear": BOUND.ear}
+    assert bound.digest() == _sha(cbor2.dumps([*items, bound.prev, binding], canonical=True))
 
 
 def test_a_binding_stripped_or_altered_breaks_the_chain() -> None:
