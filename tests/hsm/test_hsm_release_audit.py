@@ -13,7 +13,7 @@ import pytest
 from _hsm_helpers import DeviceChain, new_hsm, sessions
 from test_hsm_release import World, ear
 
-from ironroot.errors import AuditChainBroken, MalformedInput, StaleNonce
+from ironroot.errors import AuditChainBroken, MalformedInput, NotFound, StaleNonce
 from ironroot.hsm import (
     AuditRecord,
     MemoryStorage,
@@ -169,3 +169,29 @@ def test_a_binding_member_that_is_not_a_digest_is_malformed() -> None:
         broken = line[:start] + bad + b"}\n"
         with pytest.raises(MalformedInput):
             parse_audit_log(broken)
+
+
+@pytest.mark.parametrize(
+    ("handle", "recorded"),
+    [
+        (123, "<int>"),  # not text: the old code wedged every record queued behind it
+        ("x" * 5000, "sha256:" + _sha(b"x" * 5000).hex()),  # a line over 4 KiB: unreadable log
+        ("k\ud800", "sha256:" + _sha("k\ud800".encode("utf-8", "surrogatepass")).hex()),
+    ],
+)
+def test_a_handle_the_log_cannot_hold_is_recorded_by_its_digest(
+    stored: tuple[World, MemoryStorage], handle: object, recorded: str
+) -> None:
+    world, storage = stored
+    nonce, _ = world.hsm.release_challenge(world.user)
+    token = ear(world.verifier, nonce, world.tee)
+    with pytest.raises(NotFound):
+        world.hsm.release(world.user, handle, ear=token, nonce=nonce, recipient=world.tee.spki)  # type: ignore[arg-type]
+    records = parse_audit_log(storage.read_audit())  # old code: LimitExceeded, MalformedInput
+    verify_audit(records)
+    assert (records[-1].key, records[-1].result) == (recorded, "not-found")
+    assert records[-1].release == ReleaseBinding(None, world.tee.key.digest, _sha(token))
+    # The HSM goes on auditing: the next release is granted and recorded.
+    nonce, _ = world.hsm.release_challenge(world.user)
+    world.released(ear(world.verifier, nonce, world.tee), nonce)
+    assert parse_audit_log(storage.read_audit())[-1].result == "ok"

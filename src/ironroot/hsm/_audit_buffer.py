@@ -8,6 +8,7 @@ record format and its chain are ``_audit``'s; verification at power-up is ``_aud
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Final
@@ -33,11 +34,35 @@ __all__ = ["NO_IDENTITY", "AuditBuffer"]
 NO_IDENTITY: Final = "-"
 """The identity of records that no session authenticated."""
 
+MAX_AUDITED_KEY: Final = 128
+"""The longest handle a record names as given (a handle the HSM makes is 32 hex digits)."""
+
 _SECURITY_EVENTS: Final = frozenset(
     {"login", "release", "self-test", "pairwise-test", "power-up", "initialize", "tamper"}
 )
 """Operations whose every record is durable and anchored before the call returns (any
 refusal is too)."""
+
+
+def audited_key(key: object) -> str | None:
+    """The handle a record names: ``key`` when it is text of at most ``MAX_AUDITED_KEY``
+    characters that encodes as UTF-8; else ``sha256:<hex>`` of its UTF-8 bytes (lone
+    surrogates kept), or ``<type>`` for a value that is not text at all. So whatever a caller
+    passes as a handle, the record it leaves is one the log can hold — a line that
+    ``parse_audit_log`` reads (at most 4 KiB), a value deterministic CBOR encodes — and a
+    refusal never wedges the records waiting behind it."""
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        return f"<{type(key).__name__}>"
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        if len(key) <= MAX_AUDITED_KEY:
+            return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class AuditBuffer(Persistence):
@@ -66,7 +91,7 @@ class AuditBuffer(Persistence):
                 listener(operation, result)
         with self._lock:
             self._pending.append(
-                PendingRecord(self._now(), identity, operation, key, result, release)
+                PendingRecord(self._now(), identity, operation, audited_key(key), result, release)
             )
             if (
                 result != "ok"
