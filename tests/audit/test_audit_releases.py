@@ -239,6 +239,12 @@ def test_each_kept_statement_is_exported_and_matches_its_audit_record(
     granted = [r.seq for r in records if r.operation == "release" and r.result == "ok"]
     assert step.lines[1].endswith(f": audit record {granted[0]}")
     assert step.lines[2].endswith(f": audit record {granted[1]}")
+    assert len(step.lines) == 3  # every bound record has its statement here
+    # The service kept only the newest: the record of the first stays, without a statement.
+    newest = cbor2.dumps(list(node_hsm.statements[1:]))
+    data = export.replace(members={"hsm/releases.cbor": (newest, CBOR)}).seal(aw.fleet.rot(NODE))
+    step = verify_bundle(data, _trust(aw, node_hsm)).step("releases")
+    assert step.lines[-1].startswith("1 bound release record(s) of the chain have no statement")
 
 
 def test_a_statement_whose_digest_matches_no_audit_record_is_refused(

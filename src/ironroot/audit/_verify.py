@@ -1030,6 +1030,12 @@ def _releases(ctx: _Context) -> list[str]:
             lines.append(line)
     if len(statements) > 20:
         lines.append(f"… and {len(statements) - 20} more, each matched")
+    unmatched = len(ctx.hsm_releases) - len(matched)
+    if unmatched:
+        lines.append(
+            f"{unmatched} bound release record(s) of the chain have no statement in the bundle "
+            "(older than what the key service keeps, or released through another service)"
+        )
     return lines
 
 
