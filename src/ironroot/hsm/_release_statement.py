@@ -48,6 +48,7 @@ __all__ = [
     "RELEASE_STATEMENT_CONTENT_TYPE",
     "HsmRelease",
     "ReleaseStatement",
+    "open_release_statement",
     "sign_release_statement",
     "verify_release_statement",
 ]
@@ -129,6 +130,42 @@ def _parse(payload: bytes) -> tuple[object, dict[str, bytes], str, str, int]:
     if isinstance(iat, bool) or not isinstance(iat, int) or iat < 0:
         raise MalformedInput("release statement claim iat must be a non-negative integer")
     return value["hsm"], digests, handle, type_name, iat
+
+
+def open_release_statement(
+    statement: bytes, *, roots: Sequence[x509.Certificate], now: dt.datetime
+) -> ReleaseStatement:
+    """Verify that an HSM certified to one of ``roots`` signed ``statement`` and return what
+    it states, for an auditor who holds the statement but not the wrapped key (the TEE
+    checks it against its release with :func:`verify_release_statement`). The errors of
+    :func:`ironroot.hsm.verify_key_attestation` (``ChainNotTrusted``, ``CertificateExpired``,
+    ``BadSignature``, ``MalformedInput``)."""
+    signed = open_hsm_statement(
+        statement,
+        content_type=RELEASE_STATEMENT_CONTENT_TYPE,
+        what="release statement",
+        roots=roots,
+        now=now,
+    )
+    hsm, digests, handle, type_name, iat = _parse(signed.payload)
+    hsm_id = signed.check_hsm(hsm, "release statement")
+    try:
+        key_type = KeyType(type_name)
+    except ValueError as exc:
+        raise MalformedInput(
+            f"release statement claim type {type_name[:40]!r} is no key type"
+        ) from exc
+    return ReleaseStatement(
+        hsm_id=hsm_id,
+        handle=handle,
+        key_type=key_type,
+        recipient=digests["recipient"],
+        nonce=digests["nonce"],
+        ear_digest=digests["ear"],
+        wrapped_digest=digests["wrapped"],
+        issued_at=iat,
+        attestation_key=signed.attestation_key,
+    )
 
 
 def verify_release_statement(
