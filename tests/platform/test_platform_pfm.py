@@ -255,3 +255,49 @@ def test_a_pfm_is_published_on_the_transparency_service(
     ts = (tmp_path / "node.pfm.ts").read_bytes()
     verify_transparent_statement(ts, keys)
     assert vendor.verify(TransparentStatement.parse(ts).statement.payload) == _pfm()
+
+
+@pytest.mark.parametrize(
+    ("region", "detail"),
+    [
+        ((-5, 10), "read_only offset is an unsigned integer"),
+        ((0, 0), "read_only: a region is non-empty and within 4 GiB"),
+        ((0xFFFF_F000, 0x2000), "read_only: a region is non-empty and within 4 GiB"),
+        ((2**64, 1), "read_only offset is an unsigned integer"),
+        ((True, 1), "read_only offset is an unsigned integer"),
+        ((0, 1, 2), "read_only is a list of [offset, length]"),
+    ],
+)
+def test_a_region_no_verifier_accepts_is_refused_when_built(
+    region: tuple[int, ...], detail: str
+) -> None:
+    """Construction checks a region as decoding does: before, ``PfmComponent`` took any pair,
+    and ``sign_pfm`` signed a PFM that ``verify_pfm`` then refused on every RoT."""
+    version = PfmVersion("1.0", 1, hashlib.sha384(BMC_1).digest())
+    with pytest.raises(MalformedInput) as info:
+        PfmComponent("bmc", (version,), read_only=(region,))  # type: ignore[arg-type]
+    assert info.type is MalformedInput
+    assert info.value.detail == detail
+    with pytest.raises(MalformedInput) as info:
+        PfmComponent("bmc", (version,), read_write=(region,))  # type: ignore[arg-type]
+    assert info.value.detail == detail.replace("read_only", "read_write")
+
+
+def test_cli_build_writes_no_pfm_with_a_bad_region(
+    vendor: Vendor, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ironroot.cli import main
+
+    (tmp_path / "bmc.bin").write_bytes(BMC_1)
+    (tmp_path / "ecc.key").write_bytes(vendor.ecc.to_pem())
+    (tmp_path / "pqc.key").write_bytes(vendor.pqc.to_pem())
+    out = tmp_path / "node.pfm"
+    for region in ("bmc=-4096:4096", "bmc=0:0", "bmc=0xfffff000:0x2000"):
+        build = ["platform", "pfm", "build", "--platform", "pkg:platform/acme/node",
+                 "--svn", "3", "--image", f"bmc=1.0:1:{tmp_path / 'bmc.bin'}",
+                 "--read-write", region, "--ecc-key", str(tmp_path / "ecc.key"),
+                 "--pqc-key", str(tmp_path / "pqc.key"), "--out", str(out)]  # fmt: skip
+        capsys.readouterr()
+        assert main(build) == 2
+        assert "ironroot: malformed: read_write" in capsys.readouterr().err
+        assert not out.exists()

@@ -128,6 +128,10 @@ class PfmComponent:
 
     def __post_init__(self) -> None:
         _text(self.name, "a component name")
+        # The regions are checked as decoding checks them, so that nothing is signed that
+        # no verifier would accept (a negative offset, an empty or a 4 GiB-crossing region).
+        _regions(self.read_only, "read_only")
+        _regions(self.read_write, "read_write")
         if not self.versions:
             raise MalformedInput(f"component {self.name!r} allows no version")
         names = [v.version for v in self.versions]
