@@ -139,6 +139,23 @@ def test_a_lower_svn_is_a_rollback(vendor: Vendor) -> None:
         vendor.verify(sign_pfm(_pfm(svn=1), vendor.ecc, vendor.pqc), min_svn=2)
 
 
+def test_a_changed_pfm_at_the_active_svn_is_refused(vendor: Vendor) -> None:
+    """At the active PFM's SVN only the active PFM verifies (module docs: one SVN, one PFM);
+    a higher SVN is needed for other contents, and ``active`` is also an SVN floor."""
+    active = _pfm(svn=2)
+    narrower = Pfm(active.platform, 2, (PfmComponent("bmc", active.components[0].versions[1:]),))
+    with pytest.raises(SvnRollback) as info:
+        vendor.verify(sign_pfm(narrower, vendor.ecc, vendor.pqc), active=active)
+    assert info.type is SvnRollback
+    assert info.value.code == "pfm-svn-reused"
+    assert vendor.verify(sign_pfm(active, vendor.ecc, vendor.pqc), active=active) == active
+    newer = Pfm(active.platform, 3, narrower.components)
+    assert vendor.verify(sign_pfm(newer, vendor.ecc, vendor.pqc), active=active) == newer
+    with pytest.raises(SvnRollback) as info:
+        vendor.verify(sign_pfm(_pfm(svn=1), vendor.ecc, vendor.pqc), active=active)
+    assert info.value.code == "svn-rollback"
+
+
 def test_malformed_pfms_are_refused(vendor: Vendor) -> None:
     with pytest.raises(MalformedInput):
         PfmComponent("bmc", ())
