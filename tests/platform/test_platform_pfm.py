@@ -7,8 +7,11 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import http_calls
+from hypothesis_budget import examples
 from ironroot.cose import CONTENT_TYPE, KID, CoseSign, cose_sign, decode_cbor, encode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
@@ -318,3 +321,55 @@ def test_cli_build_writes_no_pfm_with_a_bad_region(
         assert main(build) == 2
         assert "ironroot: malformed: read_write" in capsys.readouterr().err
         assert not out.exists()
+
+
+# Mostly valid values with the edges and the invalid ones mixed in, so that most examples
+# construct and the round trip is what is tested.
+_INTS = st.one_of(
+    st.integers(min_value=0, max_value=2**32),
+    st.integers(min_value=0, max_value=2**32),
+    st.sampled_from([0, 1, 2**32 - 1, 2**32, 2**64 - 1, 2**64, -1, True]),
+)
+_TEXTS = st.sampled_from(["bmc", "bmc", "1.0", "é" * 256, "", "x" * 257, 7])
+_REGIONS = st.lists(st.tuples(_INTS, _INTS), max_size=3).map(tuple)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    platform=_TEXTS,
+    svn=_INTS,
+    name=_TEXTS,
+    version=_TEXTS,
+    version_svn=_INTS,
+    digest=st.sampled_from([bytes(range(48)), bytes(range(48)), bytes(47)]),
+    read_only=_REGIONS,
+    read_write=_REGIONS,
+)
+def test_every_pfm_that_constructs_decodes_to_itself(
+    platform: object,
+    svn: object,
+    name: object,
+    version: object,
+    version_svn: object,
+    digest: bytes,
+    read_only: tuple[tuple[object, object], ...],
+    read_write: tuple[tuple[object, object], ...],
+) -> None:
+    """Construction refuses with ``MalformedInput`` whatever decoding would refuse: a value
+    built in Python (``pfm build``) is one a verifier accepts, never a signed dead letter."""
+    try:
+        pfm = Pfm(
+            platform,  # type: ignore[arg-type]
+            svn,  # type: ignore[arg-type]
+            (
+                PfmComponent(
+                    name,  # type: ignore[arg-type]
+                    (PfmVersion(version, version_svn, digest),),  # type: ignore[arg-type]
+                    read_only=read_only,  # type: ignore[arg-type]
+                    read_write=read_write,  # type: ignore[arg-type]
+                ),
+            ),
+        )
+    except MalformedInput:
+        return
+    assert Pfm.decode(pfm.encode()) == pfm
