@@ -511,6 +511,37 @@ def test_a_configuration_with_an_infinite_slot_size_is_a_typed_error(
     _raises(ConfigError, "config", lambda: Platform.open(node.directory))
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "detail"),
+    [
+        ("rot", None, "rot is the RoT's directory (text)"),
+        ("rot", 7, "rot is the RoT's directory (text)"),
+        ("rot", "", "rot is the RoT's directory (text)"),
+        ("slot_sizes", None, "slot_sizes maps components to integers"),
+        ("slot_sizes", {"bmc": True}, "slot_sizes maps components to integers"),
+        ("slot_sizes", {"bmc": 65536.5}, "slot_sizes maps components to integers"),
+        ("slot_sizes", "x", "slot_sizes maps components to integers"),
+        ("devices", [], "devices maps devices to a vendor, model and root (text)"),
+        ("devices", {"nic": {"vendor": 1, "model": "m", "root": ""}}, "vendor, model and root"),
+        ("devices", {"nic": {"vendor": "v", "model": "m", "root": "!"}}, "root is not base64"),
+    ],
+)
+def test_a_configuration_field_of_the_wrong_type_is_named(
+    node: Platform, field: str, value: object, detail: str
+) -> None:
+    """Each field of platform.json is checked for its type. Before, a ``null`` RoT directory
+    opened a RoT at ``<node>/None`` (``InputUnavailable``), a float slot size was cut to an
+    integer, a number vendor became text, and the other errors read as Python internals
+    ("'NoneType' object is not iterable")."""
+    path = node.directory / "platform.json"
+    doc = json.loads(path.read_text())
+    doc[field] = value
+    path.write_text(json.dumps(doc))
+    error = _raises(ConfigError, "config", lambda: Platform.open(node.directory))
+    assert detail in error.detail
+    assert error.detail.startswith("platform.json is malformed: ")
+
+
 # --- the BMC's write port -------------------------------------------------------------------
 
 

@@ -258,19 +258,33 @@ class NodeConfig:
     def from_json(cls, doc: object, base: Path) -> NodeConfig:
         if not isinstance(doc, dict) or doc.get("format") != 1:
             raise ConfigError(f"{_CONFIG} is not a platform configuration of format 1")
+        rot_path, slot_sizes, device_docs = (
+            doc.get("rot"),
+            doc.get("slot_sizes"),
+            doc.get("devices"),
+        )
+        if not isinstance(rot_path, str) or not rot_path:
+            raise ConfigError(f"{_CONFIG} is malformed: rot is the RoT's directory (text)")
+        if not isinstance(slot_sizes, dict) or not all(type(v) is int for v in slot_sizes.values()):
+            raise ConfigError(f"{_CONFIG} is malformed: slot_sizes maps components to integers")
+        if not isinstance(device_docs, dict) or not all(
+            isinstance(v, dict)
+            and set(v) == {"vendor", "model", "root"}
+            and all(isinstance(v[k], str) for k in v)
+            for v in device_docs.values()
+        ):
+            raise ConfigError(
+                f"{_CONFIG} is malformed: devices maps devices to a vendor, model and root (text)"
+            )
         try:
-            rot = Path(str(doc["rot"]))
-            sizes = {str(k): int(v) for k, v in dict(doc["slot_sizes"]).items()}
+            rot = Path(rot_path)
+            sizes = dict(slot_sizes)
             devices = {
-                str(k): DeviceInfo(
-                    str(v["vendor"]),
-                    str(v["model"]),
-                    base64.b64decode(str(v["root"]), validate=True),
-                )
-                for k, v in dict(doc["devices"]).items()
+                k: DeviceInfo(v["vendor"], v["model"], base64.b64decode(v["root"], validate=True))
+                for k, v in device_docs.items()
             }
-        except (KeyError, TypeError, ValueError, OverflowError, binascii.Error) as exc:
-            raise ConfigError(f"{_CONFIG} is malformed: {exc}") from exc
+        except (ValueError, binascii.Error) as exc:
+            raise ConfigError(f"{_CONFIG} is malformed: a device root is not base64") from exc
         if set(sizes) != set(COMPONENTS) or set(devices) != set(DEVICES):
             raise ConfigError(f"{_CONFIG} must name every component")
         return cls(
