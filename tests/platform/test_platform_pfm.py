@@ -238,6 +238,14 @@ def test_cli_build_and_verify(
     assert "svn-rollback" in capsys.readouterr().err
     assert main([*verify[:4], "--vendor-key-hash", "00" * 48, *verify[6:]]) == 1
     assert "key-descriptor-mismatch" in capsys.readouterr().err
+    # a PFM the right keys signed for another platform: refused as the RoT refuses it
+    assert main([*verify, "--platform", "pkg:platform/acme/node"]) == 0
+    capsys.readouterr()
+    assert main([*verify, "--platform", "pkg:platform/acme/other-node"]) == 1
+    assert capsys.readouterr().err == (
+        "ironroot: pfm-platform-mismatch: the PFM is for platform 'pkg:platform/acme/node', "
+        "not 'pkg:platform/acme/other-node'\n"
+    )
 
 
 def test_a_pfm_is_published_on_the_transparency_service(
