@@ -60,6 +60,12 @@ def _flash_digest(node: Platform, component: str) -> bytes | None:
     return Flash(node.directory / "flash").chip(component).image_digest(f"slot{state.active}")
 
 
+def _fuse_svn(node: Platform) -> int:
+    from ironroot.rot import Device
+
+    return Device(node.config.rot).fuses.svn
+
+
 def _raises(error: type[IronrootError], code: str, call: object) -> IronrootError:
     with pytest.raises(error) as info:
         call()  # type: ignore[operator]
@@ -270,6 +276,29 @@ def test_a_failed_health_check_rolls_back(node: Platform, world: World) -> None:
     assert _active(node, "gpu") == old.sha384 == _flash_digest(node, "gpu")
     assert result.boot.component("gpu").running
     assert "UpdateRolledBack" in [e.message_id for e in node.events()]
+
+
+def test_a_bmc_update_that_fails_its_health_check_rolls_back_and_the_node_boots(
+    node: Platform, world: World
+) -> None:
+    """The RoT's SVN fuse follows the BMC's floor, never an image on trial. Before, the first
+    boot of BMC 2.0 (SVN 4) burnt the fuse to 4; the failed health check rolled back to 1.0
+    (SVN 3), which the RoT then refused (SvnRollback) at this boot and every later one: the
+    BMC, and with it every component, held in reset for ever by a fuse that cannot go back."""
+    old, new = world.release("bmc", "1.0"), world.release("bmc", "2.0")
+    fuse_before = _fuse_svn(node)
+    assert fuse_before == old.svn
+    result = node.update("bmc", new.bundle, new.statements, now=NOW, faults=Faults("fail-health"))
+    assert result.outcome == "rolled-back"
+    assert result.boot.ok, result.boot.to_json()
+    assert _active(node, "bmc") == old.sha384 == _flash_digest(node, "bmc")
+    assert _fuse_svn(node) == fuse_before
+    assert Platform.open(node.directory).boot(now=NOW).ok
+    # a committed update raises the fuse once it has replaced the recovery image
+    node.update("bmc", new.bundle, new.statements, now=NOW)
+    assert _fuse_svn(node) == fuse_before
+    assert node.boot(now=NOW).recovery_replaced == ("bmc",)
+    assert _fuse_svn(node) == new.svn
 
 
 def test_power_loss_at_random_writes_never_leaves_a_mix(world: World, tmp_path: Path) -> None:
