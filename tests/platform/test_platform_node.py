@@ -20,8 +20,10 @@ from tests.platform.node_world import NOW, SLOT, World, make_world, rw_region
 from ironroot.errors import (
     Conflict,
     DeviceStateTampered,
+    FirmwareRejected,
     FlashProtected,
     IronrootError,
+    MalformedFirmware,
     PolicyRejected,
     StoreRolledBack,
     UnknownIssuer,
@@ -374,6 +376,34 @@ def test_a_flood_of_blocked_writes_cannot_push_older_events_out(node: Platform) 
     assert len(blocked) == COALESCE_AFTER
     assert blocked[-1].args[-1] == f"repeats={40 - COALESCE_AFTER}"
     assert [e for e in events if e.message_id != "FlashWriteBlocked"] == before
+
+
+@pytest.mark.parametrize(
+    ("image", "error", "code", "check"),
+    [
+        (b"not a bundle", MalformedFirmware, "malformed-firmware", "parse"),
+        ("bmc", FirmwareRejected, "not-in-pfm", "pfm"),
+    ],
+)
+def test_a_bad_factory_image_is_refused_for_its_own_component(
+    world: World,
+    tmp_path: Path,
+    image: bytes | str,
+    error: type[IronrootError],
+    code: str,
+    check: str,
+) -> None:
+    """A bad host image at creation is refused by the host's own checks. Before, the BMC was
+    verified first with every other image passed as "active", so any bad image came out as
+    the BMC's PolicyRejected pfm-drops-active-image ("the new PFM no longer allows the active
+    host image"), naming neither the fault nor a node that had anything active."""
+    images = {c: world.release(c, "1.0").bundle for c in COMPONENTS}
+    images["host"] = images[image] if isinstance(image, str) else image
+    with pytest.raises(error) as info:
+        world.create(tmp_path, images=images)
+    assert type(info.value) is error
+    assert (info.value.code, info.value.check) == (code, check)
+    assert not (tmp_path / "node" / "platform.json").exists()
 
 
 def test_a_remembered_factory_verification_is_for_the_exact_inputs(
