@@ -39,6 +39,7 @@ from ironroot.cose import (
     Sign1,
     TransparentStatement,
     build_receipt,
+    encode_cbor,
     make_transparent,
 )
 from ironroot.errors import (
@@ -462,6 +463,32 @@ def test_edited_evidence_holds_the_device(node: Platform) -> None:
     report = node.boot(now=NOW)
     assert report.component("nvme").code == "evidence"
     assert not report.component("nvme").running
+
+
+@pytest.mark.parametrize("planted", [b"garbage", b"", None], ids=["garbage", "empty", "dir"])
+def test_evidence_planted_ahead_of_an_update_is_replaced_by_the_delivered_one(
+    node: Platform, world: World, planted: bytes | None
+) -> None:
+    """Whoever can write the node's directory knows an update's statements (the BMC receives
+    them) and so the name its evidence will have. A file planted there was kept as it was
+    ("already stored"): every boot then found the evidence changed and held the NIC in reset,
+    and every delivery of the update rolled back, for ever. The delivered statements are now
+    written over anything else at that name (a directory there: StorageError, nothing
+    journaled)."""
+    v2 = world.release("nic", "2.0")
+    blob = encode_cbor({"statements": list(v2.statements), "pfm_statement": None})
+    path = node.directory / "evidence" / f"{hashlib.sha256(blob).hexdigest()}.cbor"
+    if planted is None:
+        (path / "inside").mkdir(parents=True)
+        before = node.state()
+        _raises(StorageError, "evidence", lambda: _update(node, v2))
+        assert node.state() == before
+        return
+    path.write_bytes(planted)
+    result = _update(node, v2)
+    assert result.outcome == "committed"  # type: ignore[attr-defined]
+    assert path.read_bytes() == blob
+    assert node.boot(now=NOW).component("nic").running
 
 
 def test_an_older_copy_of_the_node_directory_is_refused(

@@ -329,6 +329,15 @@ def _evidence_id(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+def _holds(path: Path, blob: bytes) -> bool:
+    """Whether the file at ``path`` holds exactly ``blob`` (absent, a directory, longer or
+    unreadable: it does not)."""
+    try:
+        return read_limited(path, len(blob)) == blob
+    except (OSError, IronrootError):
+        return False
+
+
 class Rot:
     """The RoT's view of the node while one operation holds it (internal: the update and the
     boot run inside one). It owns the flash writer, the journal and the event log."""
@@ -390,7 +399,11 @@ class Rot:
         ident = _evidence_id(blob)
         path = self.platform.directory / "evidence" / f"{ident}.cbor"
         try:
-            if not path.exists():
+            # Kept as it is only when it holds these very bytes: a file of that name with other
+            # bytes (damaged, or planted ahead of the update by whoever can write the node's
+            # directory) would fail every later read (DeviceStateTampered) and roll back every
+            # delivery of this update, so it is written again.
+            if not _holds(path, blob):
                 path.parent.mkdir(exist_ok=True)
                 write_atomic(path, blob, mode=0o644)
         except OSError as exc:
