@@ -284,7 +284,10 @@ def encode_time(value: dt.datetime) -> bytes:
     """A timezone-aware datetime as 15 ASCII bytes of GeneralizedTime (whole seconds, UTC)."""
     if value.tzinfo is None:
         raise ConfigError("validity dates must be timezone-aware")
-    utc = value.astimezone(dt.UTC)
+    try:  # 9999-12-31T23:00-01:00 is in year 10000 in UTC, which datetime cannot hold
+        utc = value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ConfigError("validity year out of range") from None
     if not 1 <= utc.year <= 9999:
         raise ConfigError("validity year out of range")
     return utc.strftime("%Y%m%d%H%M%SZ").encode("ascii")
