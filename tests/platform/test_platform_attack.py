@@ -514,6 +514,34 @@ def test_an_older_copy_of_the_node_directory_is_refused(
     _raises(StoreRolledBack, "journal-rolled-back", again.show)
 
 
+def test_a_node_whose_creation_was_cut_short_says_so(world: World, tmp_path: Path) -> None:
+    """What a kill -9 during ``platform init`` leaves (platform.json and flash written, then
+    the journal key, then the first journal record, which moves the RoT's counter): before
+    the key, every command said DeviceStateTampered journal-key (an alarm, for a node that
+    never existed); before the record, a StorageError with no code. Both are now StorageError
+    ``never-created``, saying what to do; a missing key on a node that was created is still
+    tampering."""
+    made = world.create(tmp_path / "made")
+    rot = tmp_path / "cut" / "node" / "rot"
+    world.rot_device(rot)  # provisioned, its platform counter at 0
+    half = rot.parent
+    shutil.copytree(made.directory / "flash", half / "flash")
+    config = json.loads((made.directory / "platform.json").read_text())
+    config["rot"] = str(rot)
+    (half / "platform.json").write_text(json.dumps(config))
+    error = _raises(StorageError, "never-created", lambda: Platform.open(half).show())
+    assert "remove the node's directory and create it again" in error.detail
+    (rot / "platform-journal.key").write_bytes(
+        (made.config.rot / "platform-journal.key").read_bytes()
+    )
+    for chip in ("rot", *COMPONENTS):  # erased flash: the journal holds no record
+        (half / "flash" / f"{chip}.bin").unlink()
+    Flash.format(half / "flash", {"rot": 0, **{c: SLOT for c in COMPONENTS}})
+    _raises(StorageError, "never-created", lambda: Platform.open(half).show())
+    (made.config.rot / "platform-journal.key").unlink()
+    _raises(DeviceStateTampered, "journal-key", lambda: Platform.open(made.directory).show())
+
+
 def test_a_missing_journal_key_is_a_typed_error(node: Platform) -> None:
     (node.directory / "rot" / "platform-journal.key").unlink()
     _raises(DeviceStateTampered, "journal-key", lambda: Platform.open(node.directory).show())

@@ -325,6 +325,12 @@ def evidence_blob(statements: Sequence[bytes], pfm_statement: bytes | None) -> b
     return blob
 
 
+_NEVER_CREATED: Final = (
+    "the platform journal is empty: the node was never created (its creation was cut short); "
+    "remove the node's directory and create it again"
+)
+
+
 def _evidence_id(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()
 
@@ -353,6 +359,15 @@ class Rot:
         self.device = device if device is not None else Device(platform.config.rot)
         try:
             key = read_limited(platform.config.rot / _JOURNAL_KEY, 64)
+        except FileNotFoundError as exc:
+            # Creation writes the key before the first journal record, which moves the RoT's
+            # counter: with the counter still at 0 no node was ever created here (creation was
+            # cut short), which is not tampering.
+            if self.device.counter(_COUNTER).value() == 0:
+                raise StorageError(_NEVER_CREATED, code="never-created") from exc
+            raise DeviceStateTampered(
+                "the RoT's journal key is missing or unreadable", code="journal-key"
+            ) from exc
         except (OSError, IronrootError) as exc:
             raise DeviceStateTampered(
                 "the RoT's journal key is missing or unreadable", code="journal-key"
@@ -366,7 +381,7 @@ class Rot:
     def load(self) -> NodeState:
         record = self.journal.open()
         if record is None:
-            raise StorageError("the platform journal is empty: the node was never created")
+            raise StorageError(_NEVER_CREATED, code="never-created")
         state = NodeState.from_cbor(record.state)
         if state.config != self.platform.config_digest:
             raise DeviceStateTampered(
