@@ -311,3 +311,28 @@ def test_key_list_shows_a_label_as_written(
     assert f"{handle}\tEC-P384\t{shown}\n" in out
     assert "\x1b" not in out
     assert len(out.splitlines()) == 1
+
+
+def test_audit_show_text_names_a_release_binding_and_escapes_given_text() -> None:
+    from ironroot.cli.hsm import audit_line
+    from ironroot.hsm import AuditRecord, ReleaseBinding
+
+    binding = ReleaseBinding(statement=b"\x01" * 32, recipient=b"\x02" * 32, ear=b"\x03" * 32)
+    record = AuditRecord(
+        seq=7,
+        time=1_800_000_000,
+        identity="user\x1b[2J",
+        operation="release",
+        key="db-key\x1b]0;owned\x07",
+        result="ok",
+        prev=bytes(32),
+        release=binding,
+    )
+    line = audit_line(record)
+    assert "\x1b" not in line
+    assert "\x07" not in line
+    fields = line.split("\t")
+    assert [fields[0], fields[3], fields[5]] == ["7", "release", "ok"]
+    assert fields[6] == f"release statement={'01' * 32} recipient={'02' * 32} ear={'03' * 32}"
+    plain = AuditRecord(7, 1_800_000_000, "co", "login", None, "ok", bytes(32))
+    assert audit_line(plain).split("\t")[4:] == ["-", "ok"]

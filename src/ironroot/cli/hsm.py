@@ -648,9 +648,23 @@ def _audit_show(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespa
         print(json.dumps([r.to_json() for r in records], indent=2))
         return 0
     for r in records:
-        when = dt.datetime.fromtimestamp(r.time, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        print(f"{r.seq}\t{when}\t{r.identity}\t{r.operation}\t{r.key or '-'}\t{r.result}")
+        print(audit_line(r))
     return 0
+
+
+def audit_line(record: hsmlib.AuditRecord) -> str:
+    """One record as a tab-separated line: seq, time, identity, operation, key, result and,
+    for a release bound to what it released (ADR 0015), the digests it binds; the text the
+    HSM was given (identity, key) is shown escaped."""
+    when = dt.datetime.fromtimestamp(record.time, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    line = (
+        f"{record.seq}\t{when}\t{shown(record.identity)}\t{record.operation}\t"
+        f"{shown(record.key) if record.key else '-'}\t{shown(record.result)}"
+    )
+    if record.release is not None:
+        bound = " ".join(f"{name}={value}" for name, value in record.release.to_json().items())
+        line += f"\trelease {bound}"
+    return line
 
 
 def _read_optional(path: Path) -> bytes | None:
