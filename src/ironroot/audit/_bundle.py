@@ -158,7 +158,9 @@ class AuditIndex:
             raise _rejected("bundle-malformed", f"the index is not an {INDEX_FORMAT} map")
         try:
             when = dt.datetime.fromisoformat(_text(doc["exported_at"], "export time"))
-        except ValueError as exc:
+            if when.tzinfo is not None:  # an offset may carry it past year 1 or 9999
+                when = when.astimezone(dt.UTC)
+        except (ValueError, OverflowError) as exc:
             raise _rejected("bundle-malformed", "the export time is not RFC 3339") from exc
         members, absent = doc["members"], doc["absent"]
         if not isinstance(members, dict) or not members or not isinstance(absent, dict):
@@ -185,7 +187,7 @@ class AuditIndex:
             node=_text(doc["node"], "node"),
             node_class=_text(doc["class"], "class"),
             platform=_text(doc["platform"], "platform"),
-            exported_at=when.astimezone(dt.UTC),
+            exported_at=when,
             nonce=nonce,
             members=entries,
             absent={check_name(k): _text(v, "reason", 1024) for k, v in absent.items()},

@@ -1,0 +1,68 @@
+"""A bundle from a hostile party: what `audit verify` must refuse with a typed error, within
+bounded memory and time, before any of it is trusted.
+
+The first tests need no node: the framing, the index and the claimed nonce of the seal are
+all read before the seal is verified, so a forger who signs nothing reaches them. A seal
+whose two messages merely *claim* the index's nonce (no valid signature) is enough to have
+the index parsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import cbor2
+import pytest
+from tests.audit.audit_world import AuditWorld, audit_world
+
+from ironroot.audit import AuditBundle, AuditIndex, check_bundle, seal_nonce
+from ironroot.cose import encode_cbor
+from ironroot.errors import AuditBundleRejected
+
+
+@pytest.fixture(scope="module")
+def aw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuditWorld]:
+    yield from audit_world(tmp_path_factory.mktemp("audit"))
+
+
+def _index(**changes: object) -> bytes:
+    doc: dict[str, object] = {
+        "format": "ironroot-audit-index/1",
+        "node": "node-0001",
+        "class": "node-7",
+        "platform": "pkg:platform/acme/node-7",
+        "exported_at": "2026-06-01T12:10:00Z",
+        "nonce": bytes(32),
+        "members": {"node/record.json": {"sha384": bytes(48), "size": 0, "type": "a/b"}},
+        "absent": {},
+    }
+    doc.update(changes)
+    return encode_cbor(doc)
+
+
+def _forged_seal(index: bytes) -> bytes:
+    """Two COSE_Sign1 messages that claim the index's seal nonce and are signed by no one."""
+    claims = encode_cbor({"nonce": seal_nonce(index)})
+    message = cbor2.dumps(cbor2.CBORTag(18, [b"\xa1\x01\x38\x22", {}, claims, b"\x00" * 96]))
+    return encode_cbor({"es384": message, "ml-dsa-87": message})
+
+
+def _forged(index: bytes) -> bytes:
+    return AuditBundle(index, {"node/record.json": b""}, _forged_seal(index)).encode()
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_an_export_time_an_offset_carries_out_of_range_is_malformed(
+    aw: AuditWorld, when: str
+) -> None:
+    """Year 1 at +01:00 is year 0 in UTC: converting it raised OverflowError, a traceback
+    from `check_bundle`, which promises a report for every bundle."""
+    index = _index(exported_at=when)
+    with pytest.raises(AuditBundleRejected) as info:
+        AuditIndex.decode(index)
+    assert info.value.code == "bundle-malformed"
+    report = check_bundle(_forged(index), aw.trust())
+    step = report.step("seal")
+    assert step.status == "failed"
+    assert isinstance(step.error, AuditBundleRejected)
+    assert (step.error.code, step.error.check) == ("bundle-malformed", "seal")
