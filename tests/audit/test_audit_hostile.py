@@ -9,7 +9,8 @@ the index parsed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import tracemalloc
+from collections.abc import Callable, Iterator
 
 import cbor2
 import pytest
@@ -66,3 +67,26 @@ def test_an_export_time_an_offset_carries_out_of_range_is_malformed(
     assert step.status == "failed"
     assert isinstance(step.error, AuditBundleRejected)
     assert (step.error.code, step.error.check) == ("bundle-malformed", "seal")
+
+
+def _peak_memory(parse: Callable[[], object]) -> int:
+    tracemalloc.start()
+    try:
+        with pytest.raises(AuditBundleRejected) as info:
+            parse()
+        assert info.value.code == "bundle-malformed"
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("parse", [AuditBundle.parse, AuditIndex.decode])
+def test_a_file_of_a_million_empty_arrays_is_refused_without_building_them(
+    parse: Callable[[bytes], object],
+) -> None:
+    """One byte each, a million empty arrays were all built (some 64 MB for a 1 MB file, 64 GB
+    for a bundle of the 1 GiB `audit verify` reads) before the item limit was checked. The
+    heads are counted first now: nothing is built."""
+    count = 1_000_000
+    data = b"\x9a" + count.to_bytes(4, "big") + b"\x80" * count
+    assert _peak_memory(lambda: parse(data)) < 2 * len(data)

@@ -74,6 +74,48 @@ def _rejected(code: str, detail: str) -> AuditBundleRejected:
     return AuditBundleRejected(detail, code=code)
 
 
+_OUTER_ITEMS: Final = 2 * MAX_MEMBERS + 16
+"""The data items of a bundle: its map, four keys, three values and the members map, and a
+name and bytes per member."""
+_INDEX_ITEMS: Final = 10 * MAX_MEMBERS + 32
+"""The data items of an index: eight per member (name, map, three keys, three values), two
+per absent name, and the rest of its map."""
+
+
+def _within_items(data: bytes, budget: int, what: str) -> None:
+    """Refuse ``data`` whose first CBOR item holds more than ``budget`` data items, reading
+    only the heads, before the decoder builds anything: the decoder builds every item before
+    its limits are checked, so a file of one-byte empty arrays would take some 64 times its
+    size in memory. Anything else wrong (truncation, indefinite lengths) is the decoder's to
+    name."""
+    if not isinstance(data, bytes):
+        return
+    position, pending, end = 0, 1, len(data)
+    while pending:
+        if pending > budget:
+            raise _rejected("bundle-malformed", f"{what} holds more than {budget} CBOR items")
+        if position >= end:
+            return
+        budget, pending = budget - 1, pending - 1
+        head = data[position]
+        major, info = head >> 5, head & 0x1F
+        position += 1
+        if info < 24:
+            value = info
+        elif info < 28:
+            width = 1 << (info - 24)
+            value = int.from_bytes(data[position : position + width], "big")
+            position += width
+        else:
+            return
+        if major in (2, 3):
+            position += value
+        elif major in (4, 5):
+            pending += value * (major - 3)
+        elif major == 6:
+            pending += 1
+
+
 def seal_nonce(index: bytes) -> bytes:
     """The nonce the node's RoT signs to seal ``index`` (module docs)."""
     return hashlib.sha384(_SEAL_DOMAIN + index).digest()
@@ -149,6 +191,7 @@ class AuditIndex:
     @classmethod
     def decode(cls, data: bytes) -> AuditIndex:
         """Parse sealed index bytes strictly (``bundle-malformed`` for anything else)."""
+        _within_items(data, _INDEX_ITEMS, "the index")
         try:
             doc = decode_cbor(data, _INDEX)
         except IronrootError as exc:
@@ -225,6 +268,7 @@ class AuditBundle:
         is trusted yet: the seal, then the index, then the members are checked after."""
         if not isinstance(data, bytes):
             raise _rejected("bundle-malformed", "an audit bundle is bytes")
+        _within_items(data, _OUTER_ITEMS, "the file")
         try:
             doc = decode_cbor(data, _OUTER)
         except IronrootError as exc:
