@@ -9,16 +9,24 @@ the index parsed.
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 from collections.abc import Callable, Iterator
 
 import cbor2
 import pytest
-from tests.audit.audit_world import AuditWorld, audit_world
+from tests.audit.audit_world import NODE, AuditWorld, audit_world
 
-from ironroot.audit import AuditBundle, AuditIndex, check_bundle, seal_nonce
+from ironroot.audit import (
+    AuditBundle,
+    AuditExport,
+    AuditIndex,
+    check_bundle,
+    seal_nonce,
+    verify_bundle,
+)
 from ironroot.cose import encode_cbor
-from ironroot.errors import AuditBundleRejected
+from ironroot.errors import AuditBundleRejected, MalformedInput
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +98,45 @@ def test_a_file_of_a_million_empty_arrays_is_refused_without_building_them(
     count = 1_000_000
     data = b"\x9a" + count.to_bytes(4, "big") + b"\x80" * count
     assert _peak_memory(lambda: parse(data)) < 2 * len(data)
+
+
+# --- false evidence, sealed by the node's own RoT ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def collected(aw: AuditWorld) -> AuditExport:
+    return aw.collect()
+
+
+def _resealed_json(aw: AuditWorld, export: AuditExport, name: str, value: object) -> bytes:
+    data = json.dumps(value).encode()
+    return export.replace(members={name: (data, "application/json")}).seal(aw.fleet.rot(NODE))
+
+
+def test_a_fuse_view_of_no_known_lifecycle_is_malformed_input(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """An unknown lifecycle label came out as ConfigError (a usage error, exit 2 for
+    `verify_bundle` callers) from the bundle's own bytes."""
+    view = json.loads(collected.members["rot/fuses.json"][0])
+    view["lifecycle"] = "<none>"
+    data = _resealed_json(aw, collected, "rot/fuses.json", view)
+    with pytest.raises(MalformedInput) as info:
+        verify_bundle(data, aw.trust())
+    assert (type(info.value), info.value.check) == (MalformedInput, "fuses")
+
+
+@pytest.mark.parametrize(("where", "floor"), [("bmc", 10**30), ("nic", -1), ("pfm", 2**64)])
+def test_a_journal_svn_floor_out_of_range_is_malformed_input(
+    aw: AuditWorld, collected: AuditExport, where: str, floor: int
+) -> None:
+    """A floor of 10**30 reached verify_update, which refused it as ConfigError (a caller's
+    mistake); a negative floor was taken as is."""
+    state = json.loads(collected.members["platform/state.json"][0])
+    entry = state["pfm"] if where == "pfm" else state["components"][where]
+    entry["svn_floor"] = floor
+    data = _resealed_json(aw, collected, "platform/state.json", state)
+    with pytest.raises(MalformedInput) as info:
+        verify_bundle(data, aw.trust())
+    step = "pfm" if where == "pfm" else f"firmware:{where}"
+    assert (type(info.value), info.value.check) == (MalformedInput, step)

@@ -96,6 +96,7 @@ from ironroot.ear import Appraisal, AttestationResult, TrustTier, decode_ear
 from ironroot.errors import (
     AuditBundleRejected,
     BadSignature,
+    ConfigError,
     DigestMismatch,
     EndorsementMismatch,
     InvalidProof,
@@ -109,6 +110,7 @@ from ironroot.errors import (
     UnknownIssuer,
     VerificationFailed,
 )
+from ironroot.firmware import MAX_SVN
 from ironroot.fleet import NodeEvidence, ear_id_of
 from ironroot.hsm import parse_audit_log, verify_audit, verify_audit_checkpoint
 from ironroot.platform import (
@@ -307,7 +309,7 @@ def _active_digest(state: Mapping[str, Any], component: str) -> tuple[bytes, int
         digest = _hex(entry["active"]["sha384"], f"the journaled {component} digest", 48)
     except (KeyError, TypeError) as exc:
         raise MalformedInput(f"platform/state.json has no active {component} image") from exc
-    if isinstance(floor, bool) or not isinstance(floor, int):
+    if isinstance(floor, bool) or not isinstance(floor, int) or not 0 <= floor <= MAX_SVN:
         raise MalformedInput(f"platform/state.json has no SVN floor for {component}")
     return digest, floor
 
@@ -377,7 +379,7 @@ def _fuses(ctx: _Context) -> list[str]:
             lifecycle_bits=Lifecycle.from_label(str(view["lifecycle"])).bits,
             debug_locked=view["debug"] == "locked",
         )
-    except (StorageError, TypeError, ValueError) as exc:
+    except (StorageError, ConfigError, TypeError, ValueError) as exc:
         raise MalformedInput(f"rot/fuses.json holds an impossible fuse bank: {exc}") from exc
     if not hmac.compare_digest(fuses.vendor_key_hash, ctx.trust.fused_vendor_key_hash):
         raise KeyDescriptorMismatch(
