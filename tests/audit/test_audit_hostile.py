@@ -9,24 +9,28 @@ the index parsed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tracemalloc
 from collections.abc import Callable, Iterator
 
 import cbor2
 import pytest
-from tests.audit.audit_world import NODE, AuditWorld, audit_world
+from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world
 
 from ironroot.audit import (
     AuditBundle,
     AuditExport,
     AuditIndex,
+    LogProofs,
     check_bundle,
+    export_bundle,
     seal_nonce,
     verify_bundle,
 )
 from ironroot.cose import encode_cbor
-from ironroot.errors import AuditBundleRejected, MalformedInput
+from ironroot.errors import AuditBundleRejected, InvalidProof, MalformedInput
+from ironroot.log import HttpLogFetcher
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +144,30 @@ def test_a_journal_svn_floor_out_of_range_is_malformed_input(
         verify_bundle(data, aw.trust())
     step = "pfm" if where == "pfm" else f"firmware:{where}"
     assert (type(info.value), info.value.check) == (MalformedInput, step)
+
+
+def test_a_receipt_proven_twice_is_refused(aw: AuditWorld, collected: AuditExport) -> None:
+    """Every proof entry costs a receipt signature and two Merkle proofs: copies of one log's
+    entries (a few hundred bytes each, in up to 511 copies of the log) bought minutes of
+    verification for a bundle that then passed. A receipt is proven once."""
+    name = "transparency/0/proofs.cbor"
+    proofs = LogProofs.decode(collected.members[name][0])
+    doubled = dataclasses.replace(proofs, entries=proofs.entries * 2).encode()
+    data = collected.replace(members={name: (doubled, "application/cbor")}).seal(aw.fleet.rot(NODE))
+    with pytest.raises(InvalidProof) as info:
+        verify_bundle(data, aw.trust())
+    assert (type(info.value), info.value.check) == (InvalidProof, "transparency")
+    assert "proven twice" in info.value.detail
+
+
+def test_a_service_given_twice_at_export_is_checkpointed_once(aw: AuditWorld) -> None:
+    with (
+        HttpLogFetcher(aw.world.urls["trusted"]) as first,
+        HttpLogFetcher(aw.world.urls["trusted"]) as second,
+    ):
+        data = export_bundle(aw.fleet, NODE, logs=[first, second], now=EXPORTED)
+    assert sorted(n for n in AuditBundle.parse(data).members if n.startswith("transparency/")) == [
+        "transparency/0/checkpoint",
+        "transparency/0/proofs.cbor",
+    ]
+    assert verify_bundle(data, aw.trust()).ok

@@ -283,7 +283,8 @@ def verify_log_proofs(
     """Verify every log's ``(checkpoint note, proofs)`` and that they cover every receipt by
     a trusted service key among ``statements`` (module docs). Raises ``UnknownIssuer``
     (``untrusted-log``: no trusted key signed a checkpoint), ``InconsistentCheckpoint``,
-    ``InvalidProof`` (an inclusion proof, or a proof for another receipt) or
+    ``InvalidProof`` (an inclusion proof, a proof for another receipt, or a second proof of
+    one receipt) or
     ``VerificationFailed`` ``no-checkpoint`` (a trusted receipt no checkpoint covers).
 
     With ``witness_quorum`` > 0 every checkpoint must also carry valid cosignatures
@@ -310,6 +311,8 @@ def verify_log_proofs(
                 f"{checkpoint.origin} at {checkpoint.size}"
             )
         for proof in proofs.entries:
+            if (proof.member, proof.receipt) in covered:  # each costs a signature: once
+                raise InvalidProof(f"receipt {proof.receipt} of {proof.member} is proven twice")
             data = statements.get(proof.member)
             if data is None:
                 raise InvalidProof(f"a proof names {proof.member}, which is no logged statement")
