@@ -10,14 +10,17 @@ the index parsed.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import tracemalloc
 from collections.abc import Callable, Iterator
 
 import cbor2
 import pytest
+from rich.console import Console
 from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world
 
+from ironroot._text import shown
 from ironroot.audit import (
     AuditBundle,
     AuditExport,
@@ -25,6 +28,8 @@ from ironroot.audit import (
     LogProofs,
     check_bundle,
     export_bundle,
+    render_console,
+    render_html,
     seal_nonce,
     verify_bundle,
 )
@@ -171,3 +176,36 @@ def test_a_service_given_twice_at_export_is_checkpointed_once(aw: AuditWorld) ->
         "transparency/0/proofs.cbor",
     ]
     assert verify_bundle(data, aw.trust()).ok
+
+
+# --- what the report shows ------------------------------------------------------------------
+
+_SPOOF = "node-0001\u202e\u2066 \u200fdeliaf\u2069\u2028✓ every step holds\u061c"
+
+
+def test_shown_spells_bidirectional_controls_and_line_separators() -> None:
+    assert shown(_SPOOF) == (
+        "node-0001\\u202e\\u2066 \\u200fdeliaf\\u2069\\u2028✓ every step holds\\u061c"
+    )
+    assert shown("é \U0001f525 ✓ node-0001") == "é \U0001f525 ✓ node-0001"
+
+
+def test_a_node_name_that_reorders_the_report_is_shown_as_escapes(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """A right-to-left override in the sealed node name (or any text a step quotes) turned
+    what followed it around, on the auditor's terminal and in the HTML page."""
+    record = json.loads(collected.members["node/record.json"][0])
+    record["reason"] = _SPOOF
+    export = dataclasses.replace(collected, node=_SPOOF, node_class=_SPOOF, platform=_SPOOF)
+    data = _resealed_json(aw, export, "node/record.json", record)
+    report = check_bundle(data, aw.trust())
+    assert report.node == report.node_class == report.platform == shown(_SPOOF)
+    page = render_html(report)
+    terminal = io.StringIO()
+    render_console(report, Console(file=terminal, force_terminal=False, width=300))
+    as_json = json.dumps(report.to_json(), ensure_ascii=False)
+    for output in (page, terminal.getvalue(), as_json):
+        assert not set("\u202e\u2066\u200f\u2069\u2028\u061c") & set(output)
+    assert "Audit of node-0001\\u202e\\u2066" in terminal.getvalue()
+    assert "<h1>Ironroot audit of node-0001\\u202e\\u2066" in page
