@@ -209,3 +209,17 @@ def test_a_node_name_that_reorders_the_report_is_shown_as_escapes(
         assert not set("\u202e\u2066\u200f\u2069\u2028\u061c") & set(output)
     assert "Audit of node-0001\\u202e\\u2066" in terminal.getvalue()
     assert "<h1>Ironroot audit of node-0001\\u202e\\u2066" in page
+
+
+def test_emoji_codes_in_what_the_bundle_says_are_printed_as_written(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """rich replaced ``:white_check_mark:`` in a sealed reason by ✅ on the auditor's
+    terminal: a bundle could draw its own check marks."""
+    record = json.loads(collected.members["node/record.json"][0])
+    record["reason"] = ":white_check_mark: every step holds :cross_mark:"
+    data = _resealed_json(aw, collected, "node/record.json", record)
+    terminal = io.StringIO()
+    render_console(check_bundle(data, aw.trust()), Console(file=terminal, width=300))
+    assert "(:white_check_mark: every step holds :cross_mark:)" in terminal.getvalue()
+    assert not set("\u2705\u274c") & set(terminal.getvalue())
