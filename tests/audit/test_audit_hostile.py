@@ -10,6 +10,7 @@ the index parsed.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import io
 import json
 import tracemalloc
@@ -17,15 +18,19 @@ from collections.abc import Callable, Iterator
 
 import cbor2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world
 
+from hypothesis_budget import examples
 from ironroot._text import shown
 from ironroot.audit import (
     AuditBundle,
     AuditExport,
     AuditIndex,
     LogProofs,
+    MemberEntry,
     check_bundle,
     export_bundle,
     render_console,
@@ -223,3 +228,93 @@ def test_emoji_codes_in_what_the_bundle_says_are_printed_as_written(
     render_console(check_bundle(data, aw.trust()), Console(file=terminal, width=300))
     assert "(:white_check_mark: every step holds :cross_mark:)" in terminal.getvalue()
     assert not set("\u2705\u274c") & set(terminal.getvalue())
+
+
+# --- the decoders, by property --------------------------------------------------------------
+
+_NAMES = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,8}(/[a-z0-9][a-z0-9._-]{0,8}){0,3}", fullmatch=True)
+_CBOR = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**64), 2**64 - 1)
+    | st.floats()
+    | st.binary(max_size=64)
+    | st.text(max_size=32),
+    lambda inner: (
+        st.lists(inner, max_size=6)
+        | st.dictionaries(st.text(max_size=12) | st.integers(), inner, max_size=6)
+    ),
+    max_leaves=40,
+)
+
+
+def _only_rejected(parse: Callable[[bytes], object], data: bytes) -> None:
+    error: AuditBundleRejected | None = None
+    try:
+        parse(data)
+    except AuditBundleRejected as exc:
+        error = exc
+    assert error is None or error.code == "bundle-malformed"
+
+
+@settings(max_examples=examples(150), deadline=None)
+@given(data=st.binary(max_size=256) | _CBOR.map(cbor2.dumps))
+def test_any_bytes_are_a_bundle_or_bundle_malformed(data: bytes) -> None:
+    _only_rejected(AuditBundle.parse, data)
+    _only_rejected(AuditIndex.decode, data)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(
+    members=st.dictionaries(_NAMES, st.binary(max_size=16), min_size=1, max_size=40),
+    absent=st.dictionaries(_NAMES, st.text(min_size=1, max_size=16), max_size=8),
+    when=st.datetimes(timezones=st.timezones() | st.just(dt.UTC)),
+    node=st.text(min_size=1, max_size=32),
+    where=st.integers(0, 2**16),
+    byte=st.integers(0, 255),
+)
+def test_a_sealed_index_and_its_bundle_round_trip_and_one_changed_byte_is_typed(
+    members: dict[str, bytes],
+    absent: dict[str, str],
+    when: dt.datetime,
+    node: str,
+    where: int,
+    byte: int,
+) -> None:
+    """What export writes, parse reads back (the item count never refuses a real bundle);
+    any byte changed, cut or added is the bundle or ``bundle-malformed``, never a crash."""
+    utc = when.astimezone(dt.UTC) if 1 < when.year < 9999 else when.replace(tzinfo=dt.UTC)
+    index = AuditIndex(
+        node=node,
+        node_class="node-7",
+        platform="pkg:platform/acme/node-7",
+        exported_at=utc,
+        nonce=bytes(32),
+        members={n: MemberEntry.of(d, "application/octet-stream") for n, d in members.items()},
+        absent=absent,
+    ).encode()
+    assert AuditIndex.decode(index).encode() == index
+    data = AuditBundle(index, members, b"seal").encode()
+    assert AuditBundle.parse(data).members == members
+    for blob, parse in ((index, AuditIndex.decode), (data, AuditBundle.parse)):
+        at = where % len(blob)
+        for changed in (
+            blob[:at] + bytes([byte]) + blob[at + 1 :],
+            blob[:at],
+            blob[:at] + bytes([byte]) + blob[at:],
+        ):
+            _only_rejected(parse, changed)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(
+    when=st.sampled_from([dt.datetime.min, dt.datetime.max]) | st.datetimes(),
+    offset=st.integers(-1439, 1439),
+    text=st.text(max_size=40),
+)
+def test_any_export_time_is_an_instant_or_bundle_malformed(
+    when: dt.datetime, offset: int, text: str
+) -> None:
+    zone = dt.timezone(dt.timedelta(minutes=offset))
+    for value in (when.replace(tzinfo=zone).isoformat(), text or "x"):
+        _only_rejected(AuditIndex.decode, _index(exported_at=value))
