@@ -82,20 +82,20 @@ _INDEX_ITEMS: Final = 10 * MAX_MEMBERS + 32
 per absent name, and the rest of its map."""
 
 
-def _within_items(data: bytes, budget: int, what: str) -> None:
-    """Refuse ``data`` whose first CBOR item holds more than ``budget`` data items, reading
-    only the heads, before the decoder builds anything: the decoder builds every item before
+def items_within(data: bytes, budget: int) -> bool:
+    """Whether the first CBOR item of ``data`` holds at most ``budget`` data items, reading
+    only the heads, before a decoder builds anything: the decoder builds every item before
     its limits are checked, so a file of one-byte empty arrays would take some 64 times its
     size in memory. Anything else wrong (truncation, indefinite lengths) is the decoder's to
     name."""
     if not isinstance(data, bytes):
-        return
+        return True
     position, pending, end = 0, 1, len(data)
     while pending:
         if pending > budget:
-            raise _rejected("bundle-malformed", f"{what} holds more than {budget} CBOR items")
+            return False
         if position >= end:
-            return
+            return True
         budget, pending = budget - 1, pending - 1
         head = data[position]
         major, info = head >> 5, head & 0x1F
@@ -107,13 +107,19 @@ def _within_items(data: bytes, budget: int, what: str) -> None:
             value = int.from_bytes(data[position : position + width], "big")
             position += width
         else:
-            return
+            return True
         if major in (2, 3):
             position += value
         elif major in (4, 5):
             pending += value * (major - 3)
         elif major == 6:
             pending += 1
+    return True
+
+
+def _within_items(data: bytes, budget: int, what: str) -> None:
+    if not items_within(data, budget):
+        raise _rejected("bundle-malformed", f"{what} holds more than {budget} CBOR items")
 
 
 def seal_nonce(index: bytes) -> bytes:

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from ironroot.audit._bundle import items_within
 from ironroot.cose import (
     Limits,
     Receipt,
@@ -52,6 +53,7 @@ from ironroot.errors import (
     InconsistentCheckpoint,
     InsufficientCosignatures,
     InvalidProof,
+    LimitExceeded,
     MalformedInput,
     UnknownIssuer,
     VerificationFailed,
@@ -85,6 +87,9 @@ __all__ = [
 
 PROOFS_FORMAT: Final = "ironroot-audit-proofs/1"
 _LIMITS: Final = Limits(max_bytes=16 * 1024 * 1024, max_depth=5, max_items=4096)
+_MAX_ITEMS: Final = 160 * _LIMITS.max_items
+"""Counted before decoding: per entry its map, six keys, four values and two arrays of at
+most 64 hashes each (``max_path``)."""
 _KEYS_PATH: Final = ".well-known/scitt-keys"
 
 
@@ -131,6 +136,8 @@ class LogProofs:
     @classmethod
     def decode(cls, data: bytes) -> LogProofs:
         """Parse strictly (``MalformedInput``)."""
+        if not items_within(data, _MAX_ITEMS):
+            raise LimitExceeded(f"the proofs hold more than {_MAX_ITEMS} CBOR items")
         doc = decode_cbor(data, _LIMITS)
         if (
             not isinstance(doc, dict)
