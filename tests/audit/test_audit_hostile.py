@@ -39,7 +39,13 @@ from ironroot.audit import (
     verify_bundle,
 )
 from ironroot.cose import encode_cbor
-from ironroot.errors import AuditBundleRejected, InvalidProof, IronrootError, MalformedInput
+from ironroot.errors import (
+    AuditBundleRejected,
+    InvalidProof,
+    IronrootError,
+    LimitExceeded,
+    MalformedInput,
+)
 from ironroot.log import HttpLogFetcher
 
 
@@ -272,7 +278,7 @@ def test_any_bytes_are_a_bundle_or_bundle_malformed(data: bytes) -> None:
     _only_rejected(AuditIndex.decode, data)
 
 
-@settings(max_examples=examples(200), deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     members=st.dictionaries(_NAMES, st.binary(max_size=16), min_size=1, max_size=40),
     absent=st.dictionaries(_NAMES, st.text(min_size=1, max_size=16), max_size=8),
@@ -326,3 +332,19 @@ def test_any_export_time_is_an_instant_or_bundle_malformed(
     zone = dt.timezone(dt.timedelta(minutes=offset))
     for value in (when.replace(tzinfo=zone).isoformat(), text or "x"):
         _only_rejected(AuditIndex.decode, _index(exported_at=value))
+
+
+def test_a_json_member_over_64_mib_is_refused_before_it_is_parsed(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """Parsed, 64 MiB of ``[],`` would take over a GB (and the events of a 1 GiB bundle
+    tens of GB); a JSON member is at most 64 MiB, and refused unparsed beyond."""
+    count = (64 * 1024 * 1024) // 3 + 1
+    events = b"[" + b"[]," * count + b"[]]"
+    data = collected.replace(members={"node/events.json": (events, "application/json")}).seal(
+        aw.fleet.rot(NODE)
+    )
+    report = check_bundle(data, aw.trust())
+    error = report.step("node").error
+    assert isinstance(error, LimitExceeded)
+    assert (error.code, error.check) == ("limit-exceeded", "node")

@@ -102,6 +102,7 @@ from ironroot.errors import (
     InvalidProof,
     IronrootError,
     KeyDescriptorMismatch,
+    LimitExceeded,
     MalformedInput,
     PolicyRejected,
     StaleNonce,
@@ -134,6 +135,8 @@ __all__ = ["check_bundle", "verify_bundle"]
 _SEAL_LIMITS: Final = Limits(max_bytes=256 * 1024, max_depth=8, max_items=512)
 _STATEMENT: Final = re.compile(r"(firmware/[a-z]+/statement-\d+|pfm/statement(-\d+)?)\.cose")
 _EAR_SKEW: Final = 60
+_MAX_JSON: Final = 64 * 1024 * 1024
+"""A JSON member's size (the largest, ``node/events.json``, holds up to 100,000 events)."""
 _EAR_URN: Final = "urn:ironroot:ear:sha256:"
 _MKEYS: Final = {1: "fmc", 2: "runtime"}
 _FUSE_VIEW: Final = frozenset(
@@ -257,6 +260,7 @@ class _Context:
     fuses: Fuses | None = None
     pfm: Pfm | None = None
     verified: dict[str, VerifiedUpdate] = field(default_factory=dict)
+    parsed: dict[str, Any] = field(default_factory=dict)
 
     def member(self, name: str) -> bytes:
         data = self.bundle.members.get(name)
@@ -266,10 +270,18 @@ class _Context:
         return data
 
     def json(self, name: str) -> Any:
+        """A JSON member, parsed once (several steps read the state), at most
+        ``_MAX_JSON`` bytes: parsed, a byte of ``[],`` takes some 20 in memory."""
+        if name in self.parsed:
+            return self.parsed[name]
+        data = self.member(name)
+        if len(data) > _MAX_JSON:
+            raise LimitExceeded(f"{name} is over {_MAX_JSON} bytes")
         try:
-            return json.loads(self.member(name))
+            value = self.parsed[name] = json.loads(data)
         except (ValueError, RecursionError) as exc:
             raise MalformedInput(f"{name} is not JSON") from exc
+        return value
 
     def state(self) -> dict[str, Any]:
         value = self.json("platform/state.json")
