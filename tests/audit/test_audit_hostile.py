@@ -348,3 +348,23 @@ def test_a_json_member_over_64_mib_is_refused_before_it_is_parsed(
     error = report.step("node").error
     assert isinstance(error, LimitExceeded)
     assert (error.code, error.check) == ("limit-exceeded", "node")
+
+
+def test_the_html_page_lets_the_browser_run_and_fetch_nothing(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """Every value is escaped; should one ever not be, the page's content security policy
+    (its first element after the charset) still forbids scripts, fetches and forms."""
+    evil = '"><img src=x onerror=alert(1)></style><script>alert(1)</script><a href="javascript:x">'
+    record = json.loads(collected.members["node/record.json"][0])
+    record["reason"] = evil
+    export = dataclasses.replace(collected, node=evil, node_class=evil, platform=evil)
+    page = render_html(
+        check_bundle(_resealed_json(aw, export, "node/record.json", record), aw.trust())
+    )
+    head = page.split("<title>", 1)[0]
+    policy = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+    assert head.endswith(f'<meta http-equiv="Content-Security-Policy" content="{policy}">')
+    for tag in ("<script", "<img", "<a "):
+        assert tag not in page
+    assert page.count("</style>") == 1

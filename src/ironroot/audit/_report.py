@@ -162,8 +162,14 @@ ul{margin:.2rem 0 .2rem 1rem;padding:0}.error{color:#cf222e}
 """
 
 
+_CSP: Final = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+"""Should a value ever reach the page unescaped, the browser still runs no script and
+fetches nothing: the page's own inline style is all it allows."""
+
+
 def render_html(report: AuditReport) -> str:
-    """The same report as one self-contained HTML page (every value escaped)."""
+    """The same report as one self-contained HTML page (every value escaped, and a content
+    security policy that lets the browser run and fetch nothing)."""
     e = html.escape
     failure = report.failure
     verdict = (
@@ -202,6 +208,7 @@ def render_html(report: AuditReport) -> str:
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         f"<title>Ironroot audit of {e(report.node or '?')}</title>"
         f"<style>{_CSS}</style></head><body>"
         f"<h1>Ironroot audit of {e(report.node or '?')}</h1>"
