@@ -368,3 +368,37 @@ def test_the_html_page_lets_the_browser_run_and_fetch_nothing(
     for tag in ("<script", "<img", "<a "):
         assert tag not in page
     assert page.count("</style>") == 1
+
+
+def _seal_changed(aw: AuditWorld, change: Callable[[dict[str, object]], bytes]) -> bytes:
+    bundle = AuditBundle.parse(aw.export())
+    return AuditBundle(bundle.index, bundle.members, change(cbor2.loads(bundle.seal))).encode()
+
+
+def _unsigned_header(seal: dict[str, object]) -> bytes:
+    message = cbor2.loads(seal["es384"])  # type: ignore[arg-type]
+    protected, unprotected, payload, signature = message.value
+    unprotected = {**unprotected, 99: b"added"}
+    seal["es384"] = cbor2.dumps(cbor2.CBORTag(18, [protected, unprotected, payload, signature]))
+    return cbor2.dumps(seal)
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        (_unsigned_header, "unsigned header parameters"),
+        (lambda seal: cbor2.dumps(dict(reversed(list(seal.items())))), "deterministic encoding"),
+        (lambda seal: cbor2.dumps(seal).replace(b"fformat", b"\x78\x06format", 1), "deterministic"),
+    ],
+)
+def test_bytes_of_the_seal_no_signature_covers_cannot_change(
+    aw: AuditWorld, change: Callable[[dict[str, object]], bytes], detail: str
+) -> None:
+    """A COSE message's unprotected header is signed by no one, and a CBOR length can be
+    spelled longer: a parameter added to the seal, its map reordered or a length respelled
+    changed the file, and every step still held."""
+    data = _seal_changed(aw, change)
+    with pytest.raises(AuditBundleRejected) as info:
+        verify_bundle(data, aw.trust())
+    assert (info.value.code, info.value.check) == ("seal-invalid", "seal")
+    assert detail in info.value.detail

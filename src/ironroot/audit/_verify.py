@@ -85,11 +85,13 @@ from ironroot.audit._proofs import verify_log_proofs
 from ironroot.audit._report import AuditReport, AuditStep
 from ironroot.audit._trust import AuditTrust
 from ironroot.cose import (
+    X5CHAIN,
     Limits,
     Sign1,
     SignedStatement,
     TransparentStatement,
     decode_cbor,
+    encode_cbor,
     verify_transparent_statement,
 )
 from ironroot.ear import Appraisal, AttestationResult, TrustTier, decode_ear
@@ -221,6 +223,30 @@ def _claimed_nonces(seal: bytes) -> tuple[bytes, bytes]:
     return nonces[0], nonces[1]
 
 
+def _as_sealed(seal: bytes) -> None:
+    """The verified seal is byte for byte as the RoT made it: deterministic CBOR, and nothing
+    in a message's unprotected header (which no signature covers) but its x5chain. Without
+    this, a header parameter added or a length spelled longer changed the file unseen."""
+    container = decode_cbor(seal, _SEAL_LIMITS)
+    if not isinstance(container, dict):  # verify_quote has parsed it: never
+        raise _rejected("seal-invalid", "the seal is not a quote map")
+    rebuilt = dict(container)
+    for name in ("es384", "ml-dsa-87"):
+        message = Sign1.decode(container[name], _SEAL_LIMITS)
+        if set(message.unprotected) != {X5CHAIN}:
+            raise _rejected(
+                "seal-invalid",
+                f"the seal's {name} message carries unsigned header parameters besides its "
+                "x5chain: it was changed after the RoT made it",
+            )
+        rebuilt[name] = message.encode()
+    if encode_cbor(rebuilt) != seal:
+        raise _rejected(
+            "seal-invalid",
+            "the seal is not in its deterministic encoding: it was changed after the RoT made it",
+        )
+
+
 def _seal(
     bundle: AuditBundle, trust: AuditTrust, at: dt.datetime | None
 ) -> tuple[AuditIndex, QuoteClaims, list[str]]:
@@ -244,6 +270,7 @@ def _seal(
         raise _rejected(
             "seal-invalid", f"the seal does not verify: {exc.code}: {exc.detail}"
         ) from exc
+    _as_sealed(bundle.seal)
     lines = [
         f"sealed by RoT Ueid {claims.ueid.hex()} ({claims.lifecycle.label}, debug "
         f"{'locked' if claims.debug_locked else 'UNLOCKED'})",
