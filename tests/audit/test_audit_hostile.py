@@ -39,6 +39,7 @@ from ironroot.audit import (
     verify_bundle,
 )
 from ironroot.cose import encode_cbor
+from ironroot.ear import decode_ear, sign_ear_jwt
 from ironroot.errors import (
     AuditBundleRejected,
     InvalidProof,
@@ -46,7 +47,10 @@ from ironroot.errors import (
     LimitExceeded,
     MalformedInput,
 )
+from ironroot.fleet import ear_id_of
 from ironroot.log import HttpLogFetcher
+
+JWT = "application/jwt"
 
 
 @pytest.fixture(scope="module")
@@ -402,3 +406,26 @@ def test_bytes_of_the_seal_no_signature_covers_cannot_change(
         verify_bundle(data, aw.trust())
     assert (info.value.code, info.value.check) == ("seal-invalid", "seal")
     assert detail in info.value.detail
+
+
+def test_an_ear_issued_past_year_9999_is_malformed(aw: AuditWorld, collected: AuditExport) -> None:
+    """Exported at the last second of year 9999 (which the DICE certificates still cover),
+    with the node's EAR re-signed by the trusted verifier as issued 30 s later (within the
+    minute an EAR may follow the export): converting its issue time raised ValueError."""
+    token = collected.members["attestation/ear.jwt"][0]
+    result = decode_ear(token, aw.trust().verifier_keys)
+    last = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+    late = sign_ear_jwt(
+        dataclasses.replace(result, iat=int(last.timestamp()) + 30, exp=None), aw.verifier
+    )
+    record = json.loads(collected.members["node/record.json"][0])
+    record["ear_id"] = ear_id_of(late)
+    members = {
+        "attestation/ear.jwt": (late, JWT),
+        "node/record.json": (json.dumps(record).encode(), "application/json"),
+    }
+    export = dataclasses.replace(collected.replace(members=members), exported_at=last)
+    report = check_bundle(export.seal(aw.fleet.rot(NODE)), aw.trust())
+    error = report.step("attestation").error
+    assert isinstance(error, MalformedInput)
+    assert (type(error), error.check) == (MalformedInput, "attestation")

@@ -897,7 +897,10 @@ def _ear_binding(ctx: _Context, result: AttestationResult) -> list[str]:
     report = _hex(report_hex, f"the report data of submodule {label}")
     if not hmac.compare_digest(report[: len(nonce)], nonce):
         raise _mismatch(f"submodule {label} records a quote that answers another nonce")
-    issued = dt.datetime.fromtimestamp(result.iat, dt.UTC)
+    try:
+        issued = dt.datetime.fromtimestamp(result.iat, dt.UTC)
+    except (OverflowError, OSError, ValueError) as exc:  # iat up to a minute past the export
+        raise MalformedInput(f"the EAR's issue time {result.iat} is after year 9999") from exc
     try:
         quote = verify_quote(
             evidence.quote, nonce=report, trust_anchors=ctx.trust.vendor_roots, now=issued
