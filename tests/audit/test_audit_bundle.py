@@ -54,6 +54,7 @@ STEPS = (
     "transparency",
     "attestation",
     "hsm",
+    "releases",
 )
 
 
@@ -93,6 +94,7 @@ def test_export_and_verify_of_a_real_node_holds_at_every_step(
     assert {s.name: s.status for s in report.steps} == {
         **dict.fromkeys(STEPS, "ok"),
         "hsm": "skipped",
+        "releases": "skipped",
     }
     assert report.ok
     assert report.failure is None
@@ -100,6 +102,7 @@ def test_export_and_verify_of_a_real_node_holds_at_every_step(
     assert report.exported_at == report.judged_at == "2026-06-01T12:10:00Z"
     assert report.bundle_sha384 == hashlib.sha384(bundle).hexdigest()
     assert "the node has no HSM" in report.step("hsm").lines[0]
+    assert "the node has no HSM" in report.step("releases").lines[0]
     assert any("review by Example Review Provider" in line for line in report.step("reviews").lines)
     assert any("status affirming" in line for line in report.step("attestation").lines)
     index = AuditIndex.decode(AuditBundle.parse(bundle).index)

@@ -9,11 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world
+from tests.hsm_devices import self_signed_device
 
 from ironroot.audit import AuditReport, AuditStep, AuditTrust, render_html, verify_bundle
 from ironroot.cli import main
-from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.crypto import Algorithm, PrivateKey, load_certificate
 from ironroot.errors import ConfigError, MalformedInput
 from ironroot.witness import Cosigner
 
@@ -227,11 +229,14 @@ def test_the_documented_trust_file_loads(aw: AuditWorld, trust_file: Path) -> No
     )
     base = trust_file.parent
     (base / "hsm-attestation.pub.pem").write_bytes(aw.verifier.public_key.to_pem())
+    hsm_root = load_certificate(self_signed_device().chain[-1], der_only=True)
+    (base / "hsm-vendor-root.pem").write_bytes(hsm_root.public_bytes(Encoding.PEM))
     documented = base / "documented.toml"
     documented.write_text(text)
     trust = AuditTrust.load_toml(documented)
     assert trust.platform.issuers_of("nvme") == frozenset({"https://vendor.example"})
     assert len(trust.hsm_attestation_keys) == 1
+    assert len(trust.hsm_roots) == 1
     assert len(witnesses) == 3
     assert {w.vkey for w in trust.witnesses} == set(witnesses.values())
     assert trust.witness_quorum == 2

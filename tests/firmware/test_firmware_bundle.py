@@ -318,6 +318,10 @@ def test_builder_rejects_bad_components(
         mldsa_vendor(1, 1).build(components=components)
 
 
+_MINUS_ONE_HOUR = dt.timezone(-dt.timedelta(hours=1))
+_PLUS_ONE_HOUR = dt.timezone(dt.timedelta(hours=1))
+
+
 @pytest.mark.parametrize(
     ("overrides", "error"),
     [
@@ -332,13 +336,19 @@ def test_builder_rejects_bad_components(
         ({"pqc_type": "lms"}, UnsupportedAlgorithm),  # ML-DSA keys listed as LMS
         ({"owner_not_before": NOW}, ConfigError),
         ({"vendor_ecc_keys": []}, MalformedFirmware),
+        ({"svn": 2**32}, ConfigError),
+        ({"revision": 2**64}, ConfigError),
+        # in year 10000 and year 0 once in UTC: an OverflowError out of build_bundle before
+        ({"not_after": dt.datetime(9999, 12, 31, 23, 30, tzinfo=_MINUS_ONE_HOUR)}, ConfigError),
+        ({"not_before": dt.datetime(1, 1, 1, 0, 30, tzinfo=_PLUS_ONE_HOUR)}, ConfigError),
     ],
 )
 def test_builder_rejects_bad_arguments(
     overrides: dict[str, object], error: type[Exception]
 ) -> None:
-    with pytest.raises(error):
+    with pytest.raises(error) as info:
         mldsa_vendor().build(**overrides)
+    assert info.type is error
 
 
 def test_builder_rejects_wrong_key_types_and_duplicates() -> None:

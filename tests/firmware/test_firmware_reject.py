@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hypothesis_budget import examples
-from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.crypto import LMS_PARAMETER_SETS, Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
     ConfigError,
@@ -290,6 +290,32 @@ def test_lms_signature_bit_flip(tmp_path: Path) -> None:
     offset = _span("preamble.vendor_pqc_signature").start + 100
     with pytest.raises(BadSignature):
         _verify(vendor, flip(bundle, offset))
+
+
+@pytest.mark.parametrize("name", ["SHA256-N24-H5-W1", "SHA256-N24-H15-W1"])
+def test_an_lms_set_whose_signatures_overflow_the_slot_is_refused(
+    tmp_path: Path, name: str
+) -> None:
+    """W1 LMS signatures (4,956+ bytes) do not fit the 4,628-byte PQC signature slot. Before,
+    the limits admitted them, ``sign_bundle`` cut the signature to the slot (struct packing
+    truncates) and wrote a bundle that could never verify, and the parser took the cut
+    signature as a whole one. Now the limits refuse the set and the parser refuses a manifest
+    whose LMS key has such signatures."""
+    with pytest.raises(ConfigError) as info:
+        FirmwareLimits(lms_parameter_sets=frozenset({name}))
+    assert info.type is ConfigError
+    assert "signature slot" in info.value.detail
+    vendor = lms_vendor(tmp_path)
+    bundle = vendor.sign(vendor.build())
+    assert FirmwareBundle.parse(bundle, vendor.limits).is_signed
+    w1 = LMS_PARAMETER_SETS[name]
+    key = _span("preamble.vendor_pqc_key").start
+    forged = bytearray(bundle)
+    forged[key : key + 8] = struct.pack(">II", w1.lms_type, w1.lmots_type)
+    with pytest.raises(MalformedFirmware) as malformed:
+        FirmwareBundle.parse(bytes(forged), vendor.limits)
+    assert malformed.type is MalformedFirmware
+    assert "do not fit the PQC signature slot" in malformed.value.detail
 
 
 # --- owner -------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import base64
 import contextlib
 import datetime as dt
 import functools
+import hashlib
 import io
 import itertools
 import json
@@ -77,7 +78,15 @@ from ironroot.attestation import (  # noqa: E402
 from ironroot.attestation import evidence as ev  # noqa: E402
 from ironroot.crypto import Algorithm, PrivateKey  # noqa: E402
 from ironroot.errors import IronrootError  # noqa: E402
-from ironroot.firmware import Component, FirmwareBundle, build_bundle, sign_bundle  # noqa: E402
+from ironroot.firmware import (  # noqa: E402
+    BundlePolicy,
+    Component,
+    FirmwareBundle,
+    build_bundle,
+    check_bundle,
+    sign_bundle,
+    verify_bundle,
+)
 from ironroot.keyrelease import (  # noqa: E402
     TeeKeyPair,
     parse_release_policy,
@@ -350,8 +359,19 @@ def _firmware_seeds() -> list[bytes]:
     return [_firmware()]
 
 
+@functools.cache
+def _firmware_policy() -> BundlePolicy:
+    """The seed's own fused values, so that a mutated bundle that keeps its descriptors goes
+    on to the signature, digest, SVN and validity checks."""
+    descriptors = FirmwareBundle.parse(_firmware()).manifest.preamble.descriptors_bytes()
+    return BundlePolicy(now=NOW, vendor_key_descriptor_hash=hashlib.sha384(descriptors).digest())
+
+
 def _firmware_run(data: bytes) -> None:
     FirmwareBundle.parse(data)
+    # every check runs, even after a failure: what parses must not break a later check
+    check_bundle(data, _firmware_policy())
+    verify_bundle(data, _firmware_policy())
 
 
 def _safe_seeds() -> list[bytes]:

@@ -64,6 +64,9 @@ EXPECTED = [
     "ReleaseStatement",
     "RELEASE_STATEMENT_CONTENT_TYPE",
     "verify_release_statement",  # a TEE checks the released material is of its named type
+    "open_release_statement",  # an auditor checks a kept statement without the wrapped key
+    "ReleaseBinding",  # what a release's audit record binds (ADR 0015)
+    "release_records",  # a chain's granted releases by statement digest
     "check_binding",
     "check_composite_binding",
     "driver_number",

@@ -39,6 +39,7 @@ from ironroot.cose import (
     Sign1,
     TransparentStatement,
     build_receipt,
+    encode_cbor,
     make_transparent,
 )
 from ironroot.errors import (
@@ -464,6 +465,32 @@ def test_edited_evidence_holds_the_device(node: Platform) -> None:
     assert not report.component("nvme").running
 
 
+@pytest.mark.parametrize("planted", [b"garbage", b"", None], ids=["garbage", "empty", "dir"])
+def test_evidence_planted_ahead_of_an_update_is_replaced_by_the_delivered_one(
+    node: Platform, world: World, planted: bytes | None
+) -> None:
+    """Whoever can write the node's directory knows an update's statements (the BMC receives
+    them) and so the name its evidence will have. A file planted there was kept as it was
+    ("already stored"): every boot then found the evidence changed and held the NIC in reset,
+    and every delivery of the update rolled back, for ever. The delivered statements are now
+    written over anything else at that name (a directory there: StorageError, nothing
+    journaled)."""
+    v2 = world.release("nic", "2.0")
+    blob = encode_cbor({"statements": list(v2.statements), "pfm_statement": None})
+    path = node.directory / "evidence" / f"{hashlib.sha256(blob).hexdigest()}.cbor"
+    if planted is None:
+        (path / "inside").mkdir(parents=True)
+        before = node.state()
+        _raises(StorageError, "evidence", lambda: _update(node, v2))
+        assert node.state() == before
+        return
+    path.write_bytes(planted)
+    result = _update(node, v2)
+    assert result.outcome == "committed"  # type: ignore[attr-defined]
+    assert path.read_bytes() == blob
+    assert node.boot(now=NOW).component("nic").running
+
+
 def test_an_older_copy_of_the_node_directory_is_refused(
     node: Platform, world: World, tmp_path: Path
 ) -> None:
@@ -485,6 +512,34 @@ def test_an_older_copy_of_the_node_directory_is_refused(
     again = Platform.open(node.directory)
     _raises(StoreRolledBack, "journal-rolled-back", lambda: again.boot(now=NOW))
     _raises(StoreRolledBack, "journal-rolled-back", again.show)
+
+
+def test_a_node_whose_creation_was_cut_short_says_so(world: World, tmp_path: Path) -> None:
+    """What a kill -9 during ``platform init`` leaves (platform.json and flash written, then
+    the journal key, then the first journal record, which moves the RoT's counter): before
+    the key, every command said DeviceStateTampered journal-key (an alarm, for a node that
+    never existed); before the record, a StorageError with no code. Both are now StorageError
+    ``never-created``, saying what to do; a missing key on a node that was created is still
+    tampering."""
+    made = world.create(tmp_path / "made")
+    rot = tmp_path / "cut" / "node" / "rot"
+    world.rot_device(rot)  # provisioned, its platform counter at 0
+    half = rot.parent
+    shutil.copytree(made.directory / "flash", half / "flash")
+    config = json.loads((made.directory / "platform.json").read_text())
+    config["rot"] = str(rot)
+    (half / "platform.json").write_text(json.dumps(config))
+    error = _raises(StorageError, "never-created", lambda: Platform.open(half).show())
+    assert "remove the node's directory and create it again" in error.detail
+    (rot / "platform-journal.key").write_bytes(
+        (made.config.rot / "platform-journal.key").read_bytes()
+    )
+    for chip in ("rot", *COMPONENTS):  # erased flash: the journal holds no record
+        (half / "flash" / f"{chip}.bin").unlink()
+    Flash.format(half / "flash", {"rot": 0, **{c: SLOT for c in COMPONENTS}})
+    _raises(StorageError, "never-created", lambda: Platform.open(half).show())
+    (made.config.rot / "platform-journal.key").unlink()
+    _raises(DeviceStateTampered, "journal-key", lambda: Platform.open(made.directory).show())
 
 
 def test_a_missing_journal_key_is_a_typed_error(node: Platform) -> None:
@@ -509,6 +564,37 @@ def test_a_configuration_with_an_infinite_slot_size_is_a_typed_error(
     path.write_text(text.replace(f'"bmc": {slot}', f'"bmc": {size}', 1))
     assert size in path.read_text()
     _raises(ConfigError, "config", lambda: Platform.open(node.directory))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "detail"),
+    [
+        ("rot", None, "rot is the RoT's directory (text)"),
+        ("rot", 7, "rot is the RoT's directory (text)"),
+        ("rot", "", "rot is the RoT's directory (text)"),
+        ("slot_sizes", None, "slot_sizes maps components to integers"),
+        ("slot_sizes", {"bmc": True}, "slot_sizes maps components to integers"),
+        ("slot_sizes", {"bmc": 65536.5}, "slot_sizes maps components to integers"),
+        ("slot_sizes", "x", "slot_sizes maps components to integers"),
+        ("devices", [], "devices maps devices to a vendor, model and root (text)"),
+        ("devices", {"nic": {"vendor": 1, "model": "m", "root": ""}}, "vendor, model and root"),
+        ("devices", {"nic": {"vendor": "v", "model": "m", "root": "!"}}, "root is not base64"),
+    ],
+)
+def test_a_configuration_field_of_the_wrong_type_is_named(
+    node: Platform, field: str, value: object, detail: str
+) -> None:
+    """Each field of platform.json is checked for its type. Before, a ``null`` RoT directory
+    opened a RoT at ``<node>/None`` (``InputUnavailable``), a float slot size was cut to an
+    integer, a number vendor became text, and the other errors read as Python internals
+    ("'NoneType' object is not iterable")."""
+    path = node.directory / "platform.json"
+    doc = json.loads(path.read_text())
+    doc[field] = value
+    path.write_text(json.dumps(doc))
+    error = _raises(ConfigError, "config", lambda: Platform.open(node.directory))
+    assert detail in error.detail
+    assert error.detail.startswith("platform.json is malformed: ")
 
 
 # --- the BMC's write port -------------------------------------------------------------------

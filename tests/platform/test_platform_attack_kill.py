@@ -190,7 +190,17 @@ def test_sigkill_while_boot_replaces_the_recovery_image(
     template = world.node(tmp_path / "template")
     release = world.release("bmc", "2.0")
     template.update("bmc", release.bundle, release.statements, now=NOW)
-    total = _operations(files, _boot_argv(template.directory), tmp_path)
+    # Counted on a copy: the counting boot is itself the one that replaces the recovery
+    # image, and the trials must boot the template as it is before that boot (counted on the
+    # template, they booted a node whose replacement was done, with fewer operations to cut).
+    counted = tmp_path / "count" / "node"
+    shutil.copytree(template.directory, counted)
+    total = _operations(files, _boot_argv(counted), tmp_path)
+    replaced = Platform.open(counted).state().component("bmc").recovery
+    before = Platform.open(template.directory).state().component("bmc").recovery
+    assert replaced is not None
+    assert before is not None
+    assert (replaced.sha384, before.sha384) == (new, old)
     rng = random.Random(f"{SEED}-boot")
     for trial, kill_at in enumerate(sorted(rng.sample(range(1, total + 1), 2))):
         directory = tmp_path / f"trial{trial}" / "node"

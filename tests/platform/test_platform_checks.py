@@ -405,6 +405,35 @@ def test_a_pfm_with_a_lower_svn_is_refused(world: World) -> None:
     )
 
 
+def test_a_changed_pfm_at_the_active_svn_is_refused(world: World) -> None:
+    """One SVN, one PFM (``ironroot.platform._pfm``): the vendor withdrew bmc 1.0 by signing
+    PFM B at the active svn 2; the older PFM A (svn 2, still listing 1.0, validly signed and
+    logged) must not come back. Before, an equal SVN passed the rollback check."""
+    active = world.pfm(2, {"bmc": [("2.0", 2, "bmc-2")], "host": [("1.0", 1, "host-1")]})
+    older = _active_pfm(world, svn=2)  # also lists bmc 1.0
+    signed, logged = world.logged_pfm(older)
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        [world.logged["bmc-2"]],
+        SvnRollback,
+        "pfm-svn-reused",
+        "pfm",
+        active_pfm=active,
+        pfm=signed,
+        pfm_statement=logged,
+    )
+    # the active PFM itself, carried again (re-signed: other signature bytes), still passes
+    again, again_logged = world.logged_pfm(active)
+    verified = verify_update(
+        "bmc",
+        world.bundles["bmc-2"],
+        [world.logged["bmc-2"]],
+        **_args(world, active_pfm=active, pfm=again, pfm_statement=again_logged),
+    )
+    assert verified.pfm == active
+
+
 def test_a_new_pfm_that_drops_another_components_active_image_is_refused(world: World) -> None:
     new = world.pfm(2, {"bmc": [("2.0", 2, "bmc-2")], "host": [("9.9", 9, "bmc-3")]})
     signed, logged = world.logged_pfm(new)

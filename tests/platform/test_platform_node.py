@@ -20,8 +20,10 @@ from tests.platform.node_world import NOW, SLOT, World, make_world, rw_region
 from ironroot.errors import (
     Conflict,
     DeviceStateTampered,
+    FirmwareRejected,
     FlashProtected,
     IronrootError,
+    MalformedFirmware,
     PolicyRejected,
     StoreRolledBack,
     UnknownIssuer,
@@ -58,6 +60,12 @@ def _flash_digest(node: Platform, component: str) -> bytes | None:
 
     state = node.state().component(component)
     return Flash(node.directory / "flash").chip(component).image_digest(f"slot{state.active}")
+
+
+def _fuse_svn(node: Platform) -> int:
+    from ironroot.rot import Device
+
+    return Device(node.config.rot).fuses.svn
 
 
 def _raises(error: type[IronrootError], code: str, call: object) -> IronrootError:
@@ -272,6 +280,29 @@ def test_a_failed_health_check_rolls_back(node: Platform, world: World) -> None:
     assert "UpdateRolledBack" in [e.message_id for e in node.events()]
 
 
+def test_a_bmc_update_that_fails_its_health_check_rolls_back_and_the_node_boots(
+    node: Platform, world: World
+) -> None:
+    """The RoT's SVN fuse follows the BMC's floor, never an image on trial. Before, the first
+    boot of BMC 2.0 (SVN 4) burnt the fuse to 4; the failed health check rolled back to 1.0
+    (SVN 3), which the RoT then refused (SvnRollback) at this boot and every later one: the
+    BMC, and with it every component, held in reset for ever by a fuse that cannot go back."""
+    old, new = world.release("bmc", "1.0"), world.release("bmc", "2.0")
+    fuse_before = _fuse_svn(node)
+    assert fuse_before == old.svn
+    result = node.update("bmc", new.bundle, new.statements, now=NOW, faults=Faults("fail-health"))
+    assert result.outcome == "rolled-back"
+    assert result.boot.ok, result.boot.to_json()
+    assert _active(node, "bmc") == old.sha384 == _flash_digest(node, "bmc")
+    assert _fuse_svn(node) == fuse_before
+    assert Platform.open(node.directory).boot(now=NOW).ok
+    # a committed update raises the fuse once it has replaced the recovery image
+    node.update("bmc", new.bundle, new.statements, now=NOW)
+    assert _fuse_svn(node) == fuse_before
+    assert node.boot(now=NOW).recovery_replaced == ("bmc",)
+    assert _fuse_svn(node) == new.svn
+
+
 def test_power_loss_at_random_writes_never_leaves_a_mix(world: World, tmp_path: Path) -> None:
     rng = random.Random(11)
     old, new = world.release("nvme", "1.0"), world.release("nvme", "2.0")
@@ -345,6 +376,34 @@ def test_a_flood_of_blocked_writes_cannot_push_older_events_out(node: Platform) 
     assert len(blocked) == COALESCE_AFTER
     assert blocked[-1].args[-1] == f"repeats={40 - COALESCE_AFTER}"
     assert [e for e in events if e.message_id != "FlashWriteBlocked"] == before
+
+
+@pytest.mark.parametrize(
+    ("image", "error", "code", "check"),
+    [
+        (b"not a bundle", MalformedFirmware, "malformed-firmware", "parse"),
+        ("bmc", FirmwareRejected, "not-in-pfm", "pfm"),
+    ],
+)
+def test_a_bad_factory_image_is_refused_for_its_own_component(
+    world: World,
+    tmp_path: Path,
+    image: bytes | str,
+    error: type[IronrootError],
+    code: str,
+    check: str,
+) -> None:
+    """A bad host image at creation is refused by the host's own checks. Before, the BMC was
+    verified first with every other image passed as "active", so any bad image came out as
+    the BMC's PolicyRejected pfm-drops-active-image ("the new PFM no longer allows the active
+    host image"), naming neither the fault nor a node that had anything active."""
+    images = {c: world.release(c, "1.0").bundle for c in COMPONENTS}
+    images["host"] = images[image] if isinstance(image, str) else image
+    with pytest.raises(error) as info:
+        world.create(tmp_path, images=images)
+    assert type(info.value) is error
+    assert (info.value.code, info.value.check) == (code, check)
+    assert not (tmp_path / "node" / "platform.json").exists()
 
 
 def test_a_remembered_factory_verification_is_for_the_exact_inputs(

@@ -7,8 +7,11 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import http_calls
+from hypothesis_budget import examples
 from ironroot.cose import CONTENT_TYPE, KID, CoseSign, cose_sign, decode_cbor, encode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
@@ -139,6 +142,23 @@ def test_a_lower_svn_is_a_rollback(vendor: Vendor) -> None:
         vendor.verify(sign_pfm(_pfm(svn=1), vendor.ecc, vendor.pqc), min_svn=2)
 
 
+def test_a_changed_pfm_at_the_active_svn_is_refused(vendor: Vendor) -> None:
+    """At the active PFM's SVN only the active PFM verifies (module docs: one SVN, one PFM);
+    a higher SVN is needed for other contents, and ``active`` is also an SVN floor."""
+    active = _pfm(svn=2)
+    narrower = Pfm(active.platform, 2, (PfmComponent("bmc", active.components[0].versions[1:]),))
+    with pytest.raises(SvnRollback) as info:
+        vendor.verify(sign_pfm(narrower, vendor.ecc, vendor.pqc), active=active)
+    assert info.type is SvnRollback
+    assert info.value.code == "pfm-svn-reused"
+    assert vendor.verify(sign_pfm(active, vendor.ecc, vendor.pqc), active=active) == active
+    newer = Pfm(active.platform, 3, narrower.components)
+    assert vendor.verify(sign_pfm(newer, vendor.ecc, vendor.pqc), active=active) == newer
+    with pytest.raises(SvnRollback) as info:
+        vendor.verify(sign_pfm(_pfm(svn=1), vendor.ecc, vendor.pqc), active=active)
+    assert info.value.code == "svn-rollback"
+
+
 def test_malformed_pfms_are_refused(vendor: Vendor) -> None:
     with pytest.raises(MalformedInput):
         PfmComponent("bmc", ())
@@ -218,6 +238,14 @@ def test_cli_build_and_verify(
     assert "svn-rollback" in capsys.readouterr().err
     assert main([*verify[:4], "--vendor-key-hash", "00" * 48, *verify[6:]]) == 1
     assert "key-descriptor-mismatch" in capsys.readouterr().err
+    # a PFM the right keys signed for another platform: refused as the RoT refuses it
+    assert main([*verify, "--platform", "pkg:platform/acme/node"]) == 0
+    capsys.readouterr()
+    assert main([*verify, "--platform", "pkg:platform/acme/other-node"]) == 1
+    assert capsys.readouterr().err == (
+        "ironroot: pfm-platform-mismatch: the PFM is for platform 'pkg:platform/acme/node', "
+        "not 'pkg:platform/acme/other-node'\n"
+    )
 
 
 def test_a_pfm_is_published_on_the_transparency_service(
@@ -255,3 +283,101 @@ def test_a_pfm_is_published_on_the_transparency_service(
     ts = (tmp_path / "node.pfm.ts").read_bytes()
     verify_transparent_statement(ts, keys)
     assert vendor.verify(TransparentStatement.parse(ts).statement.payload) == _pfm()
+
+
+@pytest.mark.parametrize(
+    ("region", "detail"),
+    [
+        ((-5, 10), "read_only offset is an unsigned integer"),
+        ((0, 0), "read_only: a region is non-empty and within 4 GiB"),
+        ((0xFFFF_F000, 0x2000), "read_only: a region is non-empty and within 4 GiB"),
+        ((2**64, 1), "read_only offset is an unsigned integer"),
+        ((True, 1), "read_only offset is an unsigned integer"),
+        ((0, 1, 2), "read_only is a list of [offset, length]"),
+    ],
+)
+def test_a_region_no_verifier_accepts_is_refused_when_built(
+    region: tuple[int, ...], detail: str
+) -> None:
+    """Construction checks a region as decoding does: before, ``PfmComponent`` took any pair,
+    and ``sign_pfm`` signed a PFM that ``verify_pfm`` then refused on every RoT."""
+    version = PfmVersion("1.0", 1, hashlib.sha384(BMC_1).digest())
+    with pytest.raises(MalformedInput) as info:
+        PfmComponent("bmc", (version,), read_only=(region,))  # type: ignore[arg-type]
+    assert info.type is MalformedInput
+    assert info.value.detail == detail
+    with pytest.raises(MalformedInput) as info:
+        PfmComponent("bmc", (version,), read_write=(region,))  # type: ignore[arg-type]
+    assert info.value.detail == detail.replace("read_only", "read_write")
+
+
+def test_cli_build_writes_no_pfm_with_a_bad_region(
+    vendor: Vendor, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ironroot.cli import main
+
+    (tmp_path / "bmc.bin").write_bytes(BMC_1)
+    (tmp_path / "ecc.key").write_bytes(vendor.ecc.to_pem())
+    (tmp_path / "pqc.key").write_bytes(vendor.pqc.to_pem())
+    out = tmp_path / "node.pfm"
+    for region in ("bmc=-4096:4096", "bmc=0:0", "bmc=0xfffff000:0x2000"):
+        build = ["platform", "pfm", "build", "--platform", "pkg:platform/acme/node",
+                 "--svn", "3", "--image", f"bmc=1.0:1:{tmp_path / 'bmc.bin'}",
+                 "--read-write", region, "--ecc-key", str(tmp_path / "ecc.key"),
+                 "--pqc-key", str(tmp_path / "pqc.key"), "--out", str(out)]  # fmt: skip
+        capsys.readouterr()
+        assert main(build) == 2
+        assert "ironroot: malformed: read_write" in capsys.readouterr().err
+        assert not out.exists()
+
+
+# Mostly valid values with the edges and the invalid ones mixed in, so that most examples
+# construct and the round trip is what is tested.
+_INTS = st.one_of(
+    st.integers(min_value=0, max_value=2**32),
+    st.integers(min_value=0, max_value=2**32),
+    st.sampled_from([0, 1, 2**32 - 1, 2**32, 2**64 - 1, 2**64, -1, True]),
+)
+_TEXTS = st.sampled_from(["bmc", "bmc", "1.0", "é" * 256, "", "x" * 257, 7])
+_REGIONS = st.lists(st.tuples(_INTS, _INTS), max_size=3).map(tuple)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    platform=_TEXTS,
+    svn=_INTS,
+    name=_TEXTS,
+    version=_TEXTS,
+    version_svn=_INTS,
+    digest=st.sampled_from([bytes(range(48)), bytes(range(48)), bytes(47)]),
+    read_only=_REGIONS,
+    read_write=_REGIONS,
+)
+def test_every_pfm_that_constructs_decodes_to_itself(
+    platform: object,
+    svn: object,
+    name: object,
+    version: object,
+    version_svn: object,
+    digest: bytes,
+    read_only: tuple[tuple[object, object], ...],
+    read_write: tuple[tuple[object, object], ...],
+) -> None:
+    """Construction refuses with ``MalformedInput`` whatever decoding would refuse: a value
+    built in Python (``pfm build``) is one a verifier accepts, never a signed dead letter."""
+    try:
+        pfm = Pfm(
+            platform,  # type: ignore[arg-type]
+            svn,  # type: ignore[arg-type]
+            (
+                PfmComponent(
+                    name,  # type: ignore[arg-type]
+                    (PfmVersion(version, version_svn, digest),),  # type: ignore[arg-type]
+                    read_only=read_only,  # type: ignore[arg-type]
+                    read_write=read_write,  # type: ignore[arg-type]
+                ),
+            ),
+        )
+    except MalformedInput:
+        return
+    assert Pfm.decode(pfm.encode()) == pfm

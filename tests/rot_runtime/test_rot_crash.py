@@ -13,10 +13,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from _rot_helpers import NOW, Product
+from _rot_helpers import NOW, Product, snapshot
 
-from ironroot.errors import SvnRollback
-from ironroot.rot import Device
+from ironroot.crypto import Algorithm
+from ironroot.errors import Conflict, FuseError, SvnRollback
+from ironroot.rot import Device, Lifecycle, VendorCA
 
 _SRC = str(Path(__file__).resolve().parents[2] / "src")
 _HELPERS = str(Path(__file__).resolve().parent)
@@ -93,3 +94,84 @@ def test_the_svn_fuse_killed_mid_boot_never_goes_back(
     with pytest.raises(SvnRollback):
         reopened.boot(product.bundle(svn=5), now=NOW)
     assert reopened.boot(product.bundle(svn=6), now=NOW).svn == 6
+
+
+_PROVISION_KILLED = """
+import datetime as dt, os, signal, sys
+from ironroot.rot import Device, VendorCA
+
+class KilledWhileIssuing:
+    '''The vendor CA is reached once the UDS is fused: the power goes there.'''
+    def issue_idevid(self, csr, *, now):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+now = dt.datetime.fromisoformat("{now}")
+Device.create(sys.argv[1]).provision(
+    KilledWhileIssuing(), vendor_key_hash=bytes.fromhex(sys.argv[2]), now=now
+)
+"""
+
+
+def test_a_provisioning_killed_after_the_uds_is_fused_is_finished_by_the_next(
+    tmp_path: Path, product: Product, vendor_ca: VendorCA
+) -> None:
+    """SIGKILL between the two fuse writes of provisioning (the UDS fused, lifecycle
+    manufacturing; no IDevID certificate, no vendor key hash). Before, every later
+    ``provision`` refused with Conflict ("already provisioned") and nothing else issues IDevID
+    certificates: the device could never get its identity. Now the next call finishes it,
+    keeping the UDS the first one fused."""
+    directory = tmp_path / "device"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([_SRC, _HELPERS])}
+    code = textwrap.dedent(_PROVISION_KILLED.format(now=NOW.isoformat()))
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(directory), product.descriptor_hash.hex()],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    device = Device(directory)
+    assert device.fuses.uds_programmed
+    assert device.fuses.lifecycle is Lifecycle.MANUFACTURING
+    assert not (directory / "idevid-ecc.cert.der").exists()
+    uds_fused = device.fuses.uds_seed
+    result = device.provision(vendor_ca, vendor_key_hash=product.descriptor_hash, now=NOW)
+    fuses = Device(directory).fuses
+    assert fuses.uds_seed == uds_fused
+    assert fuses.lifecycle is Lifecycle.PRODUCTION
+    assert fuses.vendor_key_hash == product.descriptor_hash
+    assert (directory / "idevid-ecc.cert.der").read_bytes() == result.certificates[Algorithm.ES384]
+    assert Device(directory).boot(product.bundle(), now=NOW).svn == 3
+    with pytest.raises(Conflict):
+        device.provision(vendor_ca, vendor_key_hash=product.descriptor_hash, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("vendor_key_hash", "owner_key_hash"),
+    [(bytes(48), None), (b"\x01" * 47, None), (None, b"\x01" * 3)],
+    ids=["zero-vendor-hash", "short-vendor-hash", "short-owner-hash"],
+)
+def test_a_refused_provisioning_argument_fuses_nothing(
+    tmp_path: Path,
+    product: Product,
+    vendor_ca: VendorCA,
+    vendor_key_hash: bytes | None,
+    owner_key_hash: bytes | None,
+) -> None:
+    """A key hash the fuses refuse was found only after the UDS was fused and the IDevID
+    certificates written: FuseError, and a device stuck in manufacturing that ``provision``
+    refused for ever. Now it is refused before the first fuse write."""
+    device = Device.create(tmp_path / "device")
+    before = snapshot(device.directory)
+    with pytest.raises(FuseError) as info:
+        device.provision(
+            vendor_ca,
+            vendor_key_hash=vendor_key_hash or product.descriptor_hash,
+            owner_key_hash=owner_key_hash,
+            now=NOW,
+        )
+    assert info.type is FuseError
+    assert snapshot(device.directory) == before
+    assert device.fuses.lifecycle is Lifecycle.UNPROVISIONED
+    device.provision(vendor_ca, vendor_key_hash=product.descriptor_hash, now=NOW)
+    assert device.fuses.lifecycle is Lifecycle.PRODUCTION

@@ -431,6 +431,24 @@ def test_a_device_status_the_certificates_deny_is_refused(
         _verify(_with_device_status(booted, booted.quote(NONCE), edit), vendor_ca)
 
 
+def test_a_quote_of_firmware_on_trial_verifies(
+    booted: Device, product: Product, vendor_ca: VendorCA
+) -> None:
+    """A boot that defers the SVN fuse (``advance_svn=False``: a platform's update on trial)
+    measures the fuse it has (3) under newer firmware (SVN 4). That is a state a ROM boots,
+    and its quote verifies. Before, a quote needed the fuse at least at the firmware's SVN,
+    so a node could not be attested between an update and its commit. A claimed fuse other
+    than the one the FMC alias certificate certifies is still refused."""
+    assert booted.fuses.svn == 3
+    booted.boot(product.bundle(svn=4), now=NOW, advance_svn=False)
+    assert booted.fuses.svn == 3
+    quote = booted.quote(NONCE)
+    _verify(quote, vendor_ca)
+    for fuse in (4, 2, 0):
+        with pytest.raises(VerificationFailed, match="device-status"):
+            _verify(_with_device_status(booted, quote, {5: fuse}), vendor_ca)
+
+
 def test_a_quote_needs_exactly_one_device_status(booted: Device, vendor_ca: VendorCA) -> None:
     state = booted.boot_state
     assert state is not None

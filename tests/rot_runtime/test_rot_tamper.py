@@ -233,6 +233,41 @@ def test_garbage_state_files_are_refused(booted: Device, product: Product) -> No
         _assert_refused(booted, product, match="boot.json is not a well-formed state file")
 
 
+def _replace_with_directory(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+def _replace_with_fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _replace_with_endless_device(path: Path) -> None:
+    path.unlink()
+    path.symlink_to("/dev/zero")
+
+
+@pytest.mark.parametrize("file", ["boot.json", "counter-hsm.json", "state-root.json"])
+@pytest.mark.parametrize(
+    ("replace", "match"),
+    [
+        (_replace_with_directory, "is a directory, not a state file the device writes"),
+        (_replace_with_fifo, "is not a well-formed state file"),
+        (_replace_with_endless_device, "is larger than any state file the device writes"),
+    ],
+)
+def test_a_state_file_replaced_by_another_kind_of_file_is_refused(
+    booted: Device, product: Product, file: str, replace: Callable[[Path], None], match: str
+) -> None:
+    """A state file replaced by a directory, a named pipe nobody writes or an endless device:
+    tampering, refused at once (no wait, no memory blow-up). A directory was
+    ``InputUnavailable`` (exit 2, an operator's mistake), not ``DeviceStateTampered``."""
+    Device(booted.directory).counter("hsm").increment()
+    replace(booted.directory / file)
+    _assert_refused(booted, product, match=f"{file} {match}")
+
+
 def test_a_replaced_idevid_certificate_is_refused(
     booted: Device, product: Product, vendor_ca: VendorCA, tmp_path: Path
 ) -> None:

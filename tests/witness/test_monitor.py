@@ -241,6 +241,28 @@ def test_a_smaller_split_view_is_proven_a_fork_at_the_next_round(
         forked.close()
 
 
+def test_a_kept_smaller_checkpoint_edited_apart_from_its_note_is_refused(
+    tmp_path: Path, log_key: PrivateKey
+) -> None:
+    log = grown(log_key, entries(3), entries(5, 3))
+    path = tmp_path / "monitor.db"
+    try:
+        store = MonitorStore(path)
+        monitor = Monitor(store)
+        monitor.check("a", LogFetcher(log), _keys(log))
+        with pytest.raises(InconsistentCheckpoint):
+            monitor.check("mirror", _At(log, 3), _keys(log))
+        store.close()
+        with sqlite3.connect(path) as db:
+            db.execute("UPDATE behind SET root = zeroblob(32)")
+        store = MonitorStore(path)
+        with pytest.raises(StorageError, match=r"smaller checkpoint of .* not its note.s"):
+            store.behind(ORIGIN)
+        store.close()
+    finally:
+        log.close()
+
+
 def test_a_smaller_empty_tree_is_refused_and_not_kept(
     store: MonitorStore, log_key: PrivateKey
 ) -> None:

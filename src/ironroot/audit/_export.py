@@ -20,7 +20,11 @@ is the ``evidence`` argument, or what the admission stored beside that EAR
 it absent, and verify refuses the EAR as bound to nothing. An HSM belongs to a node when
 ``<node>/hsm/audit.jsonl`` exists (an ``ironroot.hsm`` directory); its signed audit
 checkpoints are the ``*.cose`` files of ``<node>/hsm/checkpoints/`` (``ironroot hsm audit
-checkpoint --out``).
+checkpoint --out``). The release statements the HSM signed are those its key service kept
+(``ironroot.keyrelease``, ADR 0015): the ``releases`` argument (a key service's
+``releases.db``), else ``<node>/releases.db`` — a key service whose data directory is the
+node's, serving the node's HSM ``<node>/hsm``; the newest 10,000 of them go in
+``hsm/releases.cbor``, a CBOR array of the statements' bytes.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from ironroot.cose import Receipt, TransparentStatement, encode_cbor
 from ironroot.crypto import Algorithm
 from ironroot.errors import ConfigError, IronrootError
 from ironroot.fleet import ADMISSION_DIR, Fleet, latest_attestation
+from ironroot.keyrelease import RELEASES_DB, ReleaseStatements
 from ironroot.log import LogFetcher
 from ironroot.platform import (
     COMPONENTS,
@@ -68,6 +73,8 @@ CWT: Final = "application/cwt"
 _MAX_FILE: Final = 64 * 1024 * 1024
 _EAR_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _SPDM_DOMAIN: Final = b"ironroot-audit-bundle/1 spdm\x00"
+RELEASES_MEMBER: Final = "hsm/releases.cbor"
+MAX_RELEASES: Final = 10_000
 
 
 def spdm_nonce(export_nonce: bytes, device: str) -> bytes:
@@ -180,6 +187,21 @@ def _hsm(node_dir: Path) -> dict[str, tuple[bytes, str]] | str:
     return members
 
 
+def _releases(path: Path) -> tuple[bytes, str] | str:
+    """The release statements kept in the key service database ``path``, or why none."""
+    if not path.is_file():
+        return f"no key service keeps the HSM's release statements here ({path.name} is absent)"
+    try:
+        store = ReleaseStatements(path, create=False)
+        try:
+            statements = store.statements(limit=MAX_RELEASES)
+        finally:
+            store.close()
+    except IronrootError as exc:
+        return f"the key service's release statements cannot be read: {exc.code}: {exc.detail}"
+    return encode_cbor(list(statements)), CBOR
+
+
 def _devices(
     platform: Platform,
     images: Mapping[str, bytes],
@@ -231,6 +253,7 @@ def collect_export(
     now: dt.datetime,
     ear: bytes | None = None,
     evidence: bytes | None = None,
+    releases: Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> AuditExport:
     """Everything that justifies ``node_id``'s state (module docs), not yet sealed.
@@ -238,7 +261,9 @@ def collect_export(
     ``logs``: the transparency services whose receipts the node's statements carry (their
     read API: checkpoint, tiles, keys); ``now``: the export time; ``ear``: the node's EAR when
     the caller has it (else it is looked up, module docs), ``evidence`` the node evidence it
-    was issued for (else the evidence the admission stored beside it, if that EAR)."""
+    was issued for (else the evidence the admission stored beside it, if that EAR);
+    ``releases``: the key service database holding the release statements of the node's HSM
+    (else ``<node>/releases.db``)."""
     if now.tzinfo is None:
         raise ConfigError("now must be timezone-aware")
     if not logs:
@@ -334,6 +359,11 @@ def collect_export(
     else:
         members.update(hsm)
         logged.update({n: d for n, (d, _t) in hsm.items() if n.startswith("hsm/checkpoint-")})
+        kept = _releases(releases or platform.directory / RELEASES_DB)
+        if isinstance(kept, str):
+            absent[RELEASES_MEMBER] = kept
+        else:
+            members[RELEASES_MEMBER] = kept
 
     step("checkpoints and proofs")
     transparent = {n: d for n, d in logged.items() if _has_receipts(d)}
@@ -387,11 +417,19 @@ def export_bundle(
     now: dt.datetime,
     ear: bytes | None = None,
     evidence: bytes | None = None,
+    releases: Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> bytes:
     """The node's audit bundle: :func:`collect_export`, sealed by the node's RoT."""
     export = collect_export(
-        fleet, node_id, logs=logs, now=now, ear=ear, evidence=evidence, progress=progress
+        fleet,
+        node_id,
+        logs=logs,
+        now=now,
+        ear=ear,
+        evidence=evidence,
+        releases=releases,
+        progress=progress,
     )
     if progress is not None:
         progress("seal")

@@ -32,13 +32,15 @@ relative to the file::
 
     [hsm]                                   # optional: HSM attestation keys (audit checkpoints)
     attestation_keys = ["hsm-attestation.pub.pem"]
+    roots = ["hsm-vendor-root.pem"]         # the HSM vendor's roots (release statements)
 
     [witnesses]                             # optional: require witness cosignatures
     keys = ["witness.example/w1+1f2e3d4c+BA…", "witness.example/w2+5a6b7c8d+BA…"]
     quorum = 2                              # k: distinct witnesses (default: all of them)
 
 An empty set trusts nothing: with no ``[verifier]`` keys an EAR in a bundle does not verify;
-without ``checkpoint_keys`` no checkpoint does. Every file must load (``ConfigError`` naming
+without ``checkpoint_keys`` no checkpoint does; without ``[hsm] roots`` no release statement
+does. Every file must load (``ConfigError`` naming
 it). ``[witnesses]`` names C2SP tlog-cosignature verifier keys (vkeys, Ed25519 or ML-DSA-44);
 a witness is its name, so two keys of one name are one witness (either key's cosignature
 counts for it, once). With ``[witnesses]`` every checkpoint in a bundle needs valid
@@ -79,9 +81,10 @@ class AuditTrust:
     there); ``checkpoint_keys``: the logs' C2SP note verifier keys; ``verifier_keys``: EAR
     signing keys by kid; ``fused_vendor_key_hash``: what the RoT's vendor key hash fuse must
     hold (default: the platform trust's keys' hash); ``hsm_attestation_keys``: the keys HSM
-    audit checkpoints are signed with; ``witnesses`` and ``witness_quorum``: the witnesses'
-    cosignature keys and how many distinct witnesses (by name) must have cosigned every
-    checkpoint (no witnesses and quorum 0: none required).
+    audit checkpoints are signed with; ``hsm_roots``: DER certificates of the HSM vendor's
+    roots, which the release statements' chains must reach; ``witnesses`` and
+    ``witness_quorum``: the witnesses' cosignature keys and how many distinct witnesses (by
+    name) must have cosigned every checkpoint (no witnesses and quorum 0: none required).
     """
 
     platform: PlatformTrust
@@ -92,6 +95,7 @@ class AuditTrust:
     hsm_attestation_keys: tuple[PublicKey, ...] = ()
     witnesses: tuple[CosignatureVerifier, ...] = ()
     witness_quorum: int = 0
+    hsm_roots: tuple[bytes, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.platform, PlatformTrust):
@@ -103,6 +107,15 @@ class AuditTrust:
                 parse_certificates(root)
             except IronrootError as exc:
                 raise ConfigError(f"a vendor CA root does not parse: {exc.detail}") from exc
+        if not isinstance(self.hsm_roots, tuple) or not all(
+            isinstance(r, bytes) for r in self.hsm_roots
+        ):
+            raise ConfigError("HSM vendor roots are a tuple of DER certificates")
+        for root in self.hsm_roots:
+            try:
+                parse_certificates(root)
+            except IronrootError as exc:
+                raise ConfigError(f"an HSM vendor root does not parse: {exc.detail}") from exc
         if not all(isinstance(k, NoteVerifier) for k in self.checkpoint_keys):
             raise ConfigError("checkpoint keys are C2SP note verifiers")
         fused = self.fused_vendor_key_hash or self.platform.vendor_key_hash
@@ -145,7 +158,7 @@ class AuditTrust:
         vendor = _table(rest.get("vendor"), "vendor")
         transparency = _table(rest.get("transparency"), "transparency")
         verifier = _table(rest.pop("verifier", {}), "verifier", {"keys"})
-        hsm = _table(rest.pop("hsm", {}), "hsm", {"attestation_keys"})
+        hsm = _table(rest.pop("hsm", {}), "hsm", {"attestation_keys", "roots"})
         witnessing = _table(rest.pop("witnesses", {}), "witnesses", {"keys", "quorum"})
         roots_value = vendor.pop("roots", None)
         fused_value = vendor.pop("fused_hash", None)
@@ -182,6 +195,11 @@ class AuditTrust:
             _public_key(p)
             for p in _files(base, hsm.get("attestation_keys", []), "[hsm] keys", empty=True)
         )
+        hsm_roots = tuple(
+            cert.der
+            for p in _files(base, hsm.get("roots", []), "[hsm] roots", empty=True)
+            for cert in _certificates(p)
+        )
         witnesses, quorum = _witnesses(witnessing, file)
         return cls(
             platform=platform,
@@ -192,6 +210,7 @@ class AuditTrust:
             hsm_attestation_keys=hsm_keys,
             witnesses=witnesses,
             witness_quorum=quorum,
+            hsm_roots=hsm_roots,
         )
 
 

@@ -62,7 +62,17 @@ export time unless ``at`` is given:
     other evidence), and affirms the node if the registry says it is admitted
     (``PolicyRejected`` ``ear-not-affirming``); skipped with the recorded reason when absent.
 14. ``hsm``: the HSM's audit chain is intact and reaches each signed checkpoint
-    (``AuditChainBroken``); its key releases are listed; skipped when the node has no HSM.
+    (``AuditChainBroken``), binds no release statement twice and, once it binds its releases,
+    binds every one (:func:`ironroot.hsm.release_records`); its key releases are listed;
+    skipped when the node has no HSM.
+15. ``releases``: each release statement the key service kept (``hsm/releases.cbor``, ADR
+    0015) verifies to one of the trusted HSM vendor roots (``UnknownIssuer`` when the trust
+    names none; ``ChainNotTrusted``, ``BadSignature``, ``MalformedInput``), is of the HSM whose
+    checkpoints the chain reaches (``VerificationFailed`` ``release-other-hsm``), and its
+    SHA-256 is bound by exactly one granted release record of the verified chain
+    (``release-not-audited`` when none is) whose key, wrapping-key digest and EAR digest are
+    the statement's (``release-record-mismatch``); ``check`` names the statement
+    (``statement-<i>``); skipped when the bundle has none, not run when ``hsm`` failed.
 """
 
 from __future__ import annotations
@@ -94,6 +104,7 @@ from ironroot.cose import (
     encode_cbor,
     verify_transparent_statement,
 )
+from ironroot.crypto import load_certificate
 from ironroot.ear import Appraisal, AttestationResult, TrustTier, decode_ear
 from ironroot.errors import (
     AuditBundleRejected,
@@ -119,7 +130,9 @@ from ironroot.fleet import NodeEvidence, ear_id_of
 from ironroot.hsm import (
     AuditCheckpoint,
     AuditRecord,
+    open_release_statement,
     parse_audit_log,
+    release_records,
     verify_audit,
     verify_audit_checkpoint,
 )
@@ -295,6 +308,8 @@ class _Context:
     pfm: Pfm | None = None
     verified: dict[str, VerifiedUpdate] = field(default_factory=dict)
     parsed: dict[str, Any] = field(default_factory=dict)
+    hsm_releases: dict[bytes, AuditRecord] | None = None
+    hsm_ids: set[bytes] = field(default_factory=set)
 
     def member(self, name: str) -> bytes:
         data = self.bundle.members.get(name)
@@ -997,15 +1012,24 @@ def _hsm(ctx: _Context) -> list[str]:
         if checkpoint is None:
             raise UnknownIssuer(f"no trusted HSM attestation key signed {name}")
         _reaches(records, checkpoint)
+        ctx.hsm_ids.add(checkpoint.hsm)
         lines.append(f"reaches {name}: {checkpoint.size} record(s) the HSM signed")
     if not checkpoints:
         lines.append("no signed audit checkpoint: records cut from the end would not show")
+    bound = release_records(records)
     releases = [r for r in records if r.operation == "release"]
     lines.append(f"{len(releases)} key release record(s)")
     for record in releases[-20:]:
         lines.append(
             f"{_posix_time(record.time)} {record.identity} release of {record.key}: {record.result}"
         )
+    granted = sum(1 for r in releases if r.result == "ok")
+    if granted:
+        lines.append(
+            f"{len(bound)} of {granted} granted release(s) bind their statement, wrapping key "
+            "and EAR (the others were written before release binding)"
+        )
+    ctx.hsm_releases = bound
     return lines
 
 
@@ -1021,6 +1045,110 @@ def _reaches(records: Sequence[AuditRecord], checkpoint: AuditCheckpoint) -> Non
         return
     verify_audit(records if size else (), checkpoint=checkpoint)  # names the break
     raise AuditChainBroken(f"the audit chain does not reach its checkpoint at {size}")
+
+
+_RELEASE_LIMITS: Final = Limits(max_bytes=256 * 1024 * 1024, max_depth=2, max_items=10_000)
+
+
+def _release_statements(data: bytes) -> list[bytes]:
+    """``hsm/releases.cbor``: a CBOR array of release statements (bytes)."""
+    value = decode_cbor(data, _RELEASE_LIMITS)
+    if not isinstance(value, list) or not all(isinstance(s, bytes) for s in value):
+        raise MalformedInput("hsm/releases.cbor is an array of release statements")
+    return value
+
+
+def _releases(ctx: _Context) -> list[str]:
+    name = "hsm/releases.cbor"
+    if name not in ctx.bundle.members:
+        absent = ctx.index.absent
+        raise _Skipped(
+            absent.get(name) or absent.get("hsm") or "the bundle holds no release statements"
+        )
+    if ctx.hsm_releases is None:
+        raise _NotRun("the HSM audit chain did not verify")
+    statements = _release_statements(ctx.member(name))
+    if not ctx.trust.hsm_roots:
+        raise UnknownIssuer(
+            "the trust names no HSM vendor root ([hsm] roots): no release statement verifies"
+        )
+    roots = [load_certificate(der, der_only=True) for der in ctx.trust.hsm_roots]
+    lines = [
+        f"{len(statements)} release statement(s) verify to a trusted HSM vendor root, each "
+        "bound by one granted release record of the verified audit chain"
+    ]
+    if not ctx.hsm_ids:
+        lines.append("no signed checkpoint names the HSM: statements are tied to it by the chain")
+    matched: dict[bytes, int] = {}
+    for number, statement in enumerate(statements):
+        try:
+            line = _release_statement(ctx, roots, statement, number, matched)
+        except IronrootError as exc:
+            exc.check = f"statement-{number}"
+            raise
+        if number < 20:
+            lines.append(line)
+    if len(statements) > 20:
+        lines.append(f"… and {len(statements) - 20} more, each matched")
+    unmatched = len(ctx.hsm_releases) - len(matched)
+    if unmatched:
+        lines.append(
+            f"{unmatched} bound release record(s) of the chain have no statement in the bundle "
+            "(older than what the key service keeps, or released through another service)"
+        )
+    return lines
+
+
+def _release_statement(
+    ctx: _Context,
+    roots: list[Any],
+    statement: bytes,
+    number: int,
+    matched: dict[bytes, int],
+) -> str:
+    try:
+        opened = open_release_statement(statement, roots=roots, now=ctx.at)
+    except IronrootError as exc:
+        exc.detail = f"release statement {number}: {exc.detail}"
+        raise
+    if ctx.hsm_ids and opened.hsm_id not in ctx.hsm_ids:
+        raise VerificationFailed(
+            f"release statement {number} was signed by HSM {opened.hsm_id.hex()[:16]}…, not "
+            "the HSM whose audit chain the bundle holds",
+            code="release-other-hsm",
+        )
+    digest = hashlib.sha256(statement).digest()
+    if digest in matched:
+        raise VerificationFailed(
+            f"release statement {number} is statement {matched[digest]} again",
+            code="release-not-audited",
+        )
+    matched[digest] = number
+    assert ctx.hsm_releases is not None
+    record = ctx.hsm_releases.get(digest)
+    if record is None:
+        raise VerificationFailed(
+            f"release statement {number} (SHA-256 {digest.hex()[:16]}…) is bound by no "
+            "release record of the HSM's audit chain",
+            code="release-not-audited",
+        )
+    binding = record.release
+    assert binding is not None  # release_records returns bound records only
+    if (
+        record.key != opened.handle
+        or binding.recipient != opened.recipient
+        or binding.ear != opened.ear_digest
+    ):
+        raise VerificationFailed(
+            f"audit record {record.seq} binds release statement {number}, but not its key, "
+            "wrapping key and EAR",
+            code="release-record-mismatch",
+        )
+    return (
+        f"{_posix_time(opened.issued_at)} {opened.handle} ({opened.key_type.value}) to wrapping "
+        f"key {opened.recipient.hex()[:16]}…, EAR {opened.ear_digest.hex()[:16]}…: audit "
+        f"record {record.seq}"
+    )
 
 
 # --- running them -----------------------------------------------------------------------------
@@ -1096,6 +1224,7 @@ def check_bundle(data: bytes, trust: AuditTrust, *, at: dt.datetime | None = Non
         ("transparency", "Checkpoints, consistency and inclusion", lambda: _transparency(ctx)),
         ("attestation", "Attestation result (EAR)", lambda: _attestation(ctx)),
         ("hsm", "HSM audit chain and key releases", lambda: _hsm(ctx)),
+        ("releases", "Release statements and their audit records", lambda: _releases(ctx)),
     ]
     for name, title, step in plan:
         _run(name, title, step, steps)

@@ -1,9 +1,11 @@
 """``ironroot audit``: a node's audit bundle, exported from the fleet and verified offline.
 
-``export NODE --fleet DIR --log-url URL --out BUNDLE [--ear FILE] [--at TIME]``
+``export NODE --fleet DIR --log-url URL --out BUNDLE [--ear FILE] [--releases DB] [--at TIME]``
     collect everything that justifies the node's state, fetch each transparency service's
     checkpoint and proofs (``--log-url``, once per service; ``--ca``/``--client-cert`` for
-    HTTPS), and have the node's RoT seal it into one file.
+    HTTPS), and have the node's RoT seal it into one file. ``--releases``: the key service's
+    ``releases.db`` holding the node HSM's release statements (default
+    ``<node>/releases.db``).
 ``verify BUNDLE [--trust FILE] [--html OUT] [--at TIME]``
     re-check all of it offline against the trust file (``--trust`` or
     ``$IRONROOT_AUDIT_TRUST``), printing the chain of trust step by step; exit 1 naming the
@@ -56,6 +58,12 @@ def register(sub: Any) -> None:
     export.add_argument(
         "--ear", type=Path, help="the node's EAR (JWT or CWT), when the fleet does not hold it"
     )
+    export.add_argument(
+        "--releases",
+        type=Path,
+        help="the key service's releases.db with the node HSM's release statements "
+        "(default: <node>/releases.db)",
+    )
     export.add_argument("--at", type=instant, help="the export time (default: now)")
     add_client_options(export)
     export.set_defaults(func=_export)
@@ -88,7 +96,9 @@ def _export(args: argparse.Namespace) -> int:
     fetchers = [HttpLogFetcher(url, verify=client_tls(args)) for url in args.log_url]
     try:
         if args.json:
-            export = collect_export(fleet, args.node, logs=fetchers, now=now, ear=ear)
+            export = collect_export(
+                fleet, args.node, logs=fetchers, now=now, ear=ear, releases=args.releases
+            )
         else:
             from rich.console import Console
 
@@ -100,6 +110,7 @@ def _export(args: argparse.Namespace) -> int:
                     logs=fetchers,
                     now=now,
                     ear=ear,
+                    releases=args.releases,
                     progress=lambda what: status.update(f"{node}: {markup(what)}"),
                 )
     finally:

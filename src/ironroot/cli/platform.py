@@ -43,7 +43,7 @@ from ironroot.cli._serving import (
     url,
 )
 from ironroot.crypto import load_signer, load_verifier
-from ironroot.errors import ConfigError
+from ironroot.errors import ConfigError, PolicyRejected
 
 __all__ = ["register"]
 
@@ -114,6 +114,9 @@ def register(sub: Any) -> None:
     verify.add_argument("--ecc", required=True, type=Path, help="vendor ECDSA P-384 public key")
     verify.add_argument("--pqc", required=True, type=Path, help="vendor ML-DSA-87 public key")
     verify.add_argument("--min-svn", type=int, default=0, help="the active PFM's svn")
+    verify.add_argument(
+        "--platform", help="the platform it must be for, as the RoT checks (exit 1 if another)"
+    )
     verify.add_argument(
         "--image",
         action="append",
@@ -241,6 +244,11 @@ def _verify(args: argparse.Namespace) -> int:
         vendor_key_hash=fused,
         min_svn=args.min_svn,
     )
+    if args.platform is not None and pfm.platform != args.platform:
+        raise PolicyRejected(
+            f"the PFM is for platform {pfm.platform!r}, not {args.platform!r}",
+            code="pfm-platform-mismatch",
+        )
     allowed = {}
     for spec in args.image:
         name, path = _split(spec, "--image")

@@ -135,6 +135,11 @@ class FirmwareLimits:
             params = LMS_PARAMETER_SETS.get(name)
             if params is None or params.n != 24 or params.m != 24:
                 raise ConfigError(f"LMS parameter set {name!r} is not an N24 set")
+            if params.signature_size - 4 > PQC_SIGNATURE_SLOT_SIZE:  # the W1 sets
+                raise ConfigError(
+                    f"LMS parameter set {name!r} signs with {params.signature_size - 4} bytes:"
+                    f" more than the manifest's {PQC_SIGNATURE_SLOT_SIZE}-byte signature slot"
+                )
 
 
 DEFAULT_LIMITS: Final = FirmwareLimits()
@@ -279,7 +284,10 @@ def encode_time(value: dt.datetime) -> bytes:
     """A timezone-aware datetime as 15 ASCII bytes of GeneralizedTime (whole seconds, UTC)."""
     if value.tzinfo is None:
         raise ConfigError("validity dates must be timezone-aware")
-    utc = value.astimezone(dt.UTC)
+    try:  # 9999-12-31T23:00-01:00 is in year 10000 in UTC, which datetime cannot hold
+        utc = value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ConfigError("validity year out of range") from None
     if not 1 <= utc.year <= 9999:
         raise ConfigError("validity year out of range")
     return utc.strftime("%Y%m%d%H%M%SZ").encode("ascii")
@@ -306,7 +314,12 @@ def lms_signature_size(lms_key: bytes) -> int:
     lmots_type = int.from_bytes(lms_key[4:8], "big")
     for params in LMS_PARAMETER_SETS.values():
         if (params.lms_type, params.lmots_type) == (lms_type, lmots_type) and params.n == 24:
-            return params.signature_size - 4
+            size = params.signature_size - 4
+            if size > PQC_SIGNATURE_SLOT_SIZE:  # it could only be stored cut short
+                raise MalformedFirmware(
+                    f"LMS key's signatures ({size} bytes) do not fit the PQC signature slot"
+                )
+            return size
     raise MalformedFirmware("LMS key has an unsupported parameter set (N24 required)")
 
 

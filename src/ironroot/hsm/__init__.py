@@ -23,8 +23,10 @@ if TYPE_CHECKING:
         CHECKPOINT_CONTENT_TYPE,
         AuditCheckpoint,
         AuditRecord,
+        ReleaseBinding,
         format_audit_log,
         parse_audit_log,
+        release_records,
         verify_audit,
         verify_audit_checkpoint,
     )
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
         RELEASE_STATEMENT_CONTENT_TYPE,
         HsmRelease,
         ReleaseStatement,
+        open_release_statement,
         verify_release_statement,
     )
     from ironroot.hsm._selftest import DEFAULT_KATS, Kat
@@ -112,6 +115,7 @@ __all__ = [
     "MemoryStorage",
     "Pkcs11Backend",
     "PolicyCache",
+    "ReleaseBinding",
     "ReleaseContext",
     "ReleasePolicy",
     "ReleaseStatement",
@@ -130,9 +134,11 @@ __all__ = [
     "check_wrapped_material",
     "driver_number",
     "format_audit_log",
+    "open_release_statement",
     "parse_audit_log",
     "parse_release_policy",
     "release_claims",
+    "release_records",
     "unwrap_key_kem",
     "unwrap_key_rsa_aes",
     "verify_audit",

@@ -21,6 +21,18 @@ On disk the log is JSON Lines, one record per line with ``prev`` and ``mac`` in 
 readable with any tool, while the hash always covers the CBOR form. ``time`` is POSIX seconds,
 ``key`` is the key handle or ``null`` (``parent->new`` for derive and unwrap), ``result`` is
 ``"ok"`` or the error code of a refused operation.
+
+A ``release`` record written since release binding (ADR 0015) carries one more member,
+``release``: what the release was bound to (:class:`ReleaseBinding`), each a SHA-256 digest in
+hex — ``statement`` (of the exact bytes of the release statement the HSM signed and returned,
+on a granted release only), ``recipient`` (of the TEE's wrapping key, canonical SPKI DER, as
+the statement's ``recipient`` claim) and ``ear`` (of the EAR bytes presented), each present
+when the HSM got that far. Such a record hashes as the CBOR array of the seven fields followed
+by the map ``{"statement"?: bstr, "recipient"?: bstr, "ear"?: bstr}`` (eight items); a record
+without it hashes as before (seven items). So chains written before the change verify
+unchanged, and a binding cannot be removed, added or altered without breaking the chain and
+the MAC, which cover it. A release statement presented later is matched to exactly one record
+by its digest (:func:`release_records`).
 """
 
 from __future__ import annotations
@@ -41,10 +53,12 @@ __all__ = [
     "ZERO_HASH",
     "AuditCheckpoint",
     "AuditRecord",
+    "ReleaseBinding",
     "audit_mac",
     "checkpoint_statement",
     "format_audit_log",
     "parse_audit_log",
+    "release_records",
     "verify_audit",
     "verify_audit_checkpoint",
 ]
@@ -55,6 +69,8 @@ CHECKPOINT_SUBJECT: Final = "hsm-audit-log"
 MAX_LINE: Final = 4096
 MAX_RECORDS: Final = 10_000_000
 _FIELDS: Final = frozenset({"seq", "time", "identity", "operation", "key", "result", "prev", "mac"})
+_BOUND_FIELDS: Final = _FIELDS | {"release"}
+_BINDING: Final = ("statement", "recipient", "ear")
 MAC_LABEL: Final = b"ironroot/hsm/audit/v1"
 
 
@@ -77,6 +93,37 @@ def audit_mac(key: bytes | bytearray, digest: bytes) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
+class ReleaseBinding:
+    """What one ``release`` record binds (module docs): SHA-256 digests of the release
+    statement returned (granted releases only), of the TEE's wrapping key and of the EAR;
+    ``None`` where the HSM did not get that far."""
+
+    statement: bytes | None = None
+    recipient: bytes | None = None
+    ear: bytes | None = None
+
+    def __post_init__(self) -> None:
+        for name in _BINDING:
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, bytes) or len(value) != 32):
+                raise MalformedInput(f"audit release {name} is a 32-byte SHA-256 digest")
+        if self.statement is None and self.recipient is None and self.ear is None:
+            raise MalformedInput("an audit release binding names at least one digest")
+
+    def to_cbor(self) -> dict[str, bytes]:
+        return {n: v for n in _BINDING if (v := getattr(self, n)) is not None}
+
+    def to_json(self) -> dict[str, str]:
+        return {n: v.hex() for n, v in self.to_cbor().items()}
+
+    @classmethod
+    def from_json(cls, value: object) -> ReleaseBinding:
+        if not isinstance(value, dict) or not value or not set(value) <= set(_BINDING):
+            raise MalformedInput("audit release is a map of statement, recipient and ear")
+        return cls(**{n: _hex32(value[n], f"release {n}") for n in _BINDING if n in value})
+
+
+@dataclass(frozen=True, slots=True)
 class AuditRecord:
     """One audit record (see the module docstring)."""
 
@@ -88,6 +135,7 @@ class AuditRecord:
     result: str
     prev: bytes
     mac: bytes = bytes(32)
+    release: ReleaseBinding | None = None
 
     def __post_init__(self) -> None:
         if not _is_uint(self.seq) or not _is_uint(self.time):
@@ -101,24 +149,42 @@ class AuditRecord:
             raise MalformedInput("audit prev is a 32-byte hash")
         if not isinstance(self.mac, bytes) or len(self.mac) != 32:
             raise MalformedInput("audit mac is a 32-byte HMAC-SHA-256 tag")
+        if self.release is not None and not isinstance(self.release, ReleaseBinding):
+            raise MalformedInput("audit release is a release binding")
+
+    def binding_error(self) -> str | None:
+        """Why this record's release binding cannot be one the HSM wrote (only a release
+        binds; a granted one binds its statement, a refused one none), or ``None``."""
+        if self.release is None:
+            return None
+        if self.operation != "release":
+            return f"record {self.seq} is a {self.operation!r}, yet binds a release"
+        if (self.result == "ok") != (self.release.statement is not None):
+            return (
+                f"record {self.seq} binds a release statement to a refusal"
+                if self.result != "ok"
+                else f"record {self.seq} is a granted release that binds no statement"
+            )
+        return None
 
     def digest(self) -> bytes:
-        """The record hash that the next record's ``prev`` must equal."""
-        return hashlib.sha256(
-            encode_cbor(
-                [
-                    self.seq,
-                    self.time,
-                    self.identity,
-                    self.operation,
-                    self.key,
-                    self.result,
-                    self.prev,
-                ]
-            )
-        ).digest()
+        """The record hash that the next record's ``prev`` must equal (seven items, and the
+        release binding as an eighth when there is one: module docs)."""
+        items: list[object] = [
+            self.seq,
+            self.time,
+            self.identity,
+            self.operation,
+            self.key,
+            self.result,
+            self.prev,
+        ]
+        if self.release is not None:
+            items.append(self.release.to_cbor())
+        return hashlib.sha256(encode_cbor(items)).digest()
 
     def to_json(self) -> dict[str, object]:
+        bound = {} if self.release is None else {"release": self.release.to_json()}
         return {
             "seq": self.seq,
             "time": self.time,
@@ -128,12 +194,16 @@ class AuditRecord:
             "result": self.result,
             "prev": self.prev.hex(),
             "mac": self.mac.hex(),
+            **bound,
         }
 
     @classmethod
     def from_json(cls, value: object) -> AuditRecord:
-        if not isinstance(value, dict) or set(value) != _FIELDS:
-            raise MalformedInput("an audit record has exactly the eight members")
+        if not isinstance(value, dict) or set(value) not in (_FIELDS, _BOUND_FIELDS):
+            raise MalformedInput(
+                "an audit record has exactly the eight members, and a release record may "
+                "have a ninth, release"
+            )
         return cls(
             seq=value["seq"],
             time=value["time"],
@@ -143,6 +213,7 @@ class AuditRecord:
             result=value["result"],
             prev=_hex32(value["prev"], "prev"),
             mac=_hex32(value["mac"], "mac"),
+            release=ReleaseBinding.from_json(value["release"]) if "release" in value else None,
         )
 
 
@@ -235,6 +306,8 @@ def verify_audit(
                 f"record {index} does not chain to the record before it "
                 "(removed, altered or reordered)"
             )
+        if (wrong := record.binding_error()) is not None:
+            raise AuditChainBroken(f"{wrong}: the HSM writes no such record")
         prev = record.digest()
         if (
             key is not None
@@ -256,6 +329,41 @@ def verify_audit(
         if checkpoint.size == 0 and checkpoint.head != ZERO_HASH:
             raise AuditChainBroken("an empty checkpoint must have the zero head")
     return None
+
+
+def release_records(records: Sequence[AuditRecord]) -> dict[bytes, AuditRecord]:
+    """The granted, bound release records of a (verified) chain by their statement digest.
+
+    ``AuditChainBroken`` when two records bind one statement (the HSM signs each release
+    once, so one of them was not written by it), or when a granted release without a binding
+    follows one with a binding: an HSM that binds its releases binds every one of them, so an
+    unbound one after it was written by other software (an HSM rolled back to a version
+    before release binding). Unbound granted releases before the first bound one are the
+    records of that older version, and are left out."""
+    found: dict[bytes, AuditRecord] = {}
+    bound_since: int | None = None
+    for record in records:
+        if record.operation != "release" or record.result != "ok":
+            continue
+        if record.release is None:
+            if bound_since is not None:
+                raise AuditChainBroken(
+                    f"record {record.seq} is a granted release without a release binding, "
+                    f"after record {bound_since} had one: written by an HSM that does not "
+                    "bind its releases"
+                )
+            continue
+        digest = record.release.statement
+        if digest is None:
+            raise AuditChainBroken(f"record {record.seq} is a granted release binding no statement")
+        if bound_since is None:
+            bound_since = record.seq
+        if digest in found:
+            raise AuditChainBroken(
+                f"records {found[digest].seq} and {record.seq} bind the same release statement"
+            )
+        found[digest] = record
+    return found
 
 
 def checkpoint_statement(signer: Signer, checkpoint: AuditCheckpoint) -> bytes:

@@ -8,6 +8,7 @@ record format and its chain are ``_audit``'s; verification at power-up is ``_aud
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Final
@@ -17,6 +18,7 @@ from ironroot.hsm._anchor import Anchor
 from ironroot.hsm._audit import (
     ZERO_HASH,
     AuditRecord,
+    ReleaseBinding,
     audit_mac,
     format_audit_log,
     parse_audit_log,
@@ -32,11 +34,35 @@ __all__ = ["NO_IDENTITY", "AuditBuffer"]
 NO_IDENTITY: Final = "-"
 """The identity of records that no session authenticated."""
 
+MAX_AUDITED_KEY: Final = 128
+"""The longest handle a record names as given (a handle the HSM makes is 32 hex digits)."""
+
 _SECURITY_EVENTS: Final = frozenset(
     {"login", "release", "self-test", "pairwise-test", "power-up", "initialize", "tamper"}
 )
 """Operations whose every record is durable and anchored before the call returns (any
 refusal is too)."""
+
+
+def audited_key(key: object) -> str | None:
+    """The handle a record names: ``key`` when it is text of at most ``MAX_AUDITED_KEY``
+    characters that encodes as UTF-8; else ``sha256:<hex>`` of its UTF-8 bytes (lone
+    surrogates kept), or ``<type>`` for a value that is not text at all. So whatever a caller
+    passes as a handle, the record it leaves is one the log can hold — a line that
+    ``parse_audit_log`` reads (at most 4 KiB), a value deterministic CBOR encodes — and a
+    refusal never wedges the records waiting behind it."""
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        return f"<{type(key).__name__}>"
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        if len(key) <= MAX_AUDITED_KEY:
+            return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class AuditBuffer(Persistence):
@@ -48,15 +74,25 @@ class AuditBuffer(Persistence):
         is ignored."""
         self._listeners.append(listener)
 
-    def _record(self, identity: str, operation: str, key: str | None, result: str) -> None:
-        """Audit one outcome. A security event — any refusal, and every login, release,
-        self-test and power-up — is written, synced and anchored (bound to the counter) before
-        this returns; other records wait for a group of ``audit_group_commit``."""
+    def _record(
+        self,
+        identity: str,
+        operation: str,
+        key: str | None,
+        result: str,
+        release: ReleaseBinding | None = None,
+    ) -> None:
+        """Audit one outcome (``release``: what a release record binds). A security event —
+        any refusal, and every login, release, self-test and power-up — is written, synced
+        and anchored (bound to the counter) before this returns; other records wait for a
+        group of ``audit_group_commit``."""
         for listener in self._listeners:
             with contextlib.suppress(Exception):
                 listener(operation, result)
         with self._lock:
-            self._pending.append(PendingRecord(self._now(), identity, operation, key, result))
+            self._pending.append(
+                PendingRecord(self._now(), identity, operation, audited_key(key), result, release)
+            )
             if (
                 result != "ok"
                 or operation in _SECURITY_EVENTS
@@ -71,7 +107,9 @@ class AuditBuffer(Persistence):
         records: list[AuditRecord] = []
         size, head = self._audit_size, self._audit_head
         for p in self._pending:
-            unkeyed = AuditRecord(size, p.time, p.identity, p.operation, p.key, p.result, head)
+            unkeyed = AuditRecord(
+                size, p.time, p.identity, p.operation, p.key, p.result, head, release=p.release
+            )
             head = unkeyed.digest()
             records.append(replace(unkeyed, mac=audit_mac(self._audit_key, head)))
             size += 1

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
 
-from ironroot.errors import IronrootError, RoleNotPermitted, Unauthorized
+from ironroot.errors import IronrootError, MalformedInput, RoleNotPermitted, Unauthorized
+from ironroot.hsm._audit import ReleaseBinding
 from ironroot.hsm._audit_buffer import NO_IDENTITY, AuditBuffer
 from ironroot.hsm._model import Role, Session
 
@@ -54,13 +55,31 @@ _PERMISSIONS: Final[dict[str, frozenset[Role]]] = {
 
 
 class _Op:
-    """The audit facts of one operation in progress."""
+    """The audit facts of one operation in progress: a release fills in ``statement``,
+    ``recipient`` and ``ear`` (SHA-256 digests) as it learns them, for its record's
+    binding."""
 
-    __slots__ = ("identity", "key")
+    __slots__ = ("ear", "identity", "key", "recipient", "statement")
 
     def __init__(self, identity: str, key: str | None) -> None:
         self.identity = identity
         self.key = key
+        self.statement: bytes | None = None
+        self.recipient: bytes | None = None
+        self.ear: bytes | None = None
+
+    def binding(self, operation: str, granted: bool) -> ReleaseBinding | None:
+        """The release binding of this operation's record (``None`` for other operations,
+        and for a refusal before any digest was known)."""
+        if operation != "release":
+            return None
+        if granted and self.statement is None:
+            return None  # never so: a granted release always has signed its statement
+        statement = self.statement if granted else None
+        try:
+            return ReleaseBinding(statement, self.recipient, self.ear)
+        except MalformedInput:  # nothing known: a record without a binding
+            return None
 
 
 class Permissions(AuditBuffer):
@@ -76,9 +95,9 @@ class Permissions(AuditBuffer):
             yield op
         except IronrootError as exc:
             if self._state == "operational":
-                self._record(op.identity, operation, op.key, exc.code)
+                self._record(op.identity, operation, op.key, exc.code, op.binding(operation, False))
             raise
-        self._record(op.identity, operation, op.key, "ok")
+        self._record(op.identity, operation, op.key, "ok", op.binding(operation, True))
 
     def _authorize(self, session: Session, operation: str, key: str | None) -> str:
         entry = (

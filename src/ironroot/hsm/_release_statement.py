@@ -48,6 +48,7 @@ __all__ = [
     "RELEASE_STATEMENT_CONTENT_TYPE",
     "HsmRelease",
     "ReleaseStatement",
+    "open_release_statement",
     "sign_release_statement",
     "verify_release_statement",
 ]
@@ -131,6 +132,42 @@ def _parse(payload: bytes) -> tuple[object, dict[str, bytes], str, str, int]:
     return value["hsm"], digests, handle, type_name, iat
 
 
+def open_release_statement(
+    statement: bytes, *, roots: Sequence[x509.Certificate], now: dt.datetime
+) -> ReleaseStatement:
+    """Verify that an HSM certified to one of ``roots`` signed ``statement`` and return what
+    it states, for an auditor who holds the statement but not the wrapped key (the TEE
+    checks it against its release with :func:`verify_release_statement`). The errors of
+    :func:`ironroot.hsm.verify_key_attestation` (``ChainNotTrusted``, ``CertificateExpired``,
+    ``BadSignature``, ``MalformedInput``)."""
+    signed = open_hsm_statement(
+        statement,
+        content_type=RELEASE_STATEMENT_CONTENT_TYPE,
+        what="release statement",
+        roots=roots,
+        now=now,
+    )
+    hsm, digests, handle, type_name, iat = _parse(signed.payload)
+    hsm_id = signed.check_hsm(hsm, "release statement")
+    try:
+        key_type = KeyType(type_name)
+    except ValueError as exc:
+        raise MalformedInput(
+            f"release statement claim type {type_name[:40]!r} is no key type"
+        ) from exc
+    return ReleaseStatement(
+        hsm_id=hsm_id,
+        handle=handle,
+        key_type=key_type,
+        recipient=digests["recipient"],
+        nonce=digests["nonce"],
+        ear_digest=digests["ear"],
+        wrapped_digest=digests["wrapped"],
+        issued_at=iat,
+        attestation_key=signed.attestation_key,
+    )
+
+
 def verify_release_statement(
     statement: bytes,
     *,
@@ -150,36 +187,18 @@ def verify_release_statement(
     ``release-statement`` for other wrapped bytes or another key type) or ``StaleNonce``
     (code ``nonce-mismatch``).
     """
-    signed = open_hsm_statement(
-        statement,
-        content_type=RELEASE_STATEMENT_CONTENT_TYPE,
-        what="release statement",
-        roots=roots,
-        now=now,
-    )
-    hsm, digests, handle, type_name, iat = _parse(signed.payload)
-    hsm_id = signed.check_hsm(hsm, "release statement")
-    if not hmac.compare_digest(digests["recipient"], recipient):
+    opened = open_release_statement(statement, roots=roots, now=now)
+    if not hmac.compare_digest(opened.recipient, recipient):
         raise KeyBindingMismatch("the HSM released this key to another wrapping key")
-    if not hmac.compare_digest(digests["nonce"], nonce):
+    if not hmac.compare_digest(opened.nonce, nonce):
         raise StaleNonce("the HSM released this key for another nonce", code="nonce-mismatch")
-    if not hmac.compare_digest(digests["wrapped"], hashlib.sha256(wrapped).digest()):
+    if not hmac.compare_digest(opened.wrapped_digest, hashlib.sha256(wrapped).digest()):
         raise KeyBindingMismatch(
             "the HSM's release statement is for other wrapped bytes", code="release-statement"
         )
-    if type_name != key_type.value:
+    if opened.key_type is not key_type:
         raise KeyBindingMismatch(
-            f"the HSM released a {type_name} key, the response says {key_type.value}",
+            f"the HSM released a {opened.key_type.value} key, the response says {key_type.value}",
             code="release-statement",
         )
-    return ReleaseStatement(
-        hsm_id=hsm_id,
-        handle=handle,
-        key_type=key_type,
-        recipient=recipient,
-        nonce=nonce,
-        ear_digest=digests["ear"],
-        wrapped_digest=digests["wrapped"],
-        issued_at=iat,
-        attestation_key=signed.attestation_key,
-    )
+    return opened

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ironroot.crypto import PublicKey
 from ironroot.ear import NonceStore
 from ironroot.errors import HsmErrorState, HsmZeroized, LimitExceeded, MalformedInput
-from ironroot.hsm._audit import ZERO_HASH
+from ironroot.hsm._audit import ZERO_HASH, ReleaseBinding
 from ironroot.hsm._document import IdentityRecord, KeyRecord
 from ironroot.hsm._material import KeyObject
 from ironroot.hsm._model import HsmConfig, Role
@@ -45,6 +45,7 @@ class PendingRecord:
     operation: str
     key: str | None
     result: str
+    release: ReleaseBinding | None = None
 
 
 class HsmState:

@@ -6,6 +6,9 @@ imported key comes in by ``unwrap``. The wrap formats are ``_wrap``'s, the relea
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+
 from cryptography.hazmat.primitives.asymmetric import mlkem, rsa
 
 from ironroot.crypto import PrivateKey, PublicKey, load_verifier
@@ -13,6 +16,7 @@ from ironroot.ear import TrustTier
 from ironroot.errors import (
     Conflict,
     HsmErrorState,
+    IronrootError,
     KeyNotExportable,
     KeyUsageNotPermitted,
     MalformedInput,
@@ -163,8 +167,19 @@ class WrapAndRelease(KeyOperations):
         ``ironroot.hsm._release``); the key's own release policy holds on its claims
         (``InvalidReleasePolicy``, ``ReleaseDenied``). Every refusal is audited with its code
         and is durable before this returns, as is the release.
+
+        The audit record binds the release (``ironroot.hsm._audit``, ``ReleaseBinding``): the
+        SHA-256 of the statement returned, of the wrapping key and of the EAR; a refusal's
+        record binds the wrapping key's and the EAR's digests when they are known (never the
+        nonce, never a key). It is written, synced and anchored before this returns.
         """
-        with self._lock, self._operation(session, "release", handle):  # not while a delete wipes
+        with self._lock, self._operation(session, "release", handle) as op:  # not while a
+            # delete wipes. The digests are taken first, so that a refusal's record names
+            # them too; each input is still checked where it always was.
+            if isinstance(ear, bytes) and len(ear) <= self._config.max_data:
+                op.ear = hashlib.sha256(ear).digest()
+            with contextlib.suppress(IronrootError):  # refused below, in its turn
+                op.recipient = WrappingKey.parse(self._check_data(recipient, "recipient")).digest
             key = self._key(handle)
             self._exportable(key, release=True)
             policy = key.attributes.release_policy
@@ -199,6 +214,7 @@ class WrapAndRelease(KeyOperations):
                 wrapped=wrapped,
                 now=self._now(),
             )
+            op.statement = hashlib.sha256(statement).digest()
             return HsmRelease(wrapped, statement)
 
     def add_release_verifier(self, session: Session, name: str, public_key: bytes) -> str:

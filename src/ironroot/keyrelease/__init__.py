@@ -64,6 +64,7 @@ if TYPE_CHECKING:
         ReleaseGate,
         ReleaseRequest,
     )
+    from ironroot.keyrelease._statements import RELEASES_DB, ReleaseStatements
     from ironroot.keyrelease.tee import TeeKeyPair, UnwrappedKey
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "NONCE_SIZE",
     "RELEASED_KEY_CBOR",
     "RELEASED_KEY_JSON",
+    "RELEASES_DB",
     "REPORT_DATA_SIZE",
     "WRAPPING_KEY_KINDS",
     "WRAP_ALGORITHMS",
@@ -89,6 +91,7 @@ __all__ = [
     "ReleaseGate",
     "ReleasePolicy",
     "ReleaseRequest",
+    "ReleaseStatements",
     "ReleasedKey",
     "TeeKeyPair",
     "TrustedVerifier",

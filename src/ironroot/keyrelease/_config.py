@@ -7,6 +7,7 @@
     port = 8200
     nonce_lifetime = 300                     # seconds a release challenge is valid
     admin = "loopback"                       # who reaches /admin: off, loopback or any
+    keep_statements = 10000                  # release statements kept in <data>/releases.db
 
     [keyrelease.hsm]                         # where the keys live
     dir = "hsm"                              # the HSM directory (ironroot hsm init --dir)
@@ -31,6 +32,8 @@ officer installed (``ironroot hsm verifier add``), each key's release policy and
 key's ``minimum_status`` here is refused with a ``ConfigError`` that says so. At start,
 :meth:`KeyReleaseConfig.open` logs a warning when the HSM has no verifier installed (every
 release is then refused) and for each key without a release policy (never released).
+Every release statement the service hands out is kept in ``<data>/releases.db`` (the newest
+``keep_statements``), for the audit bundle (``ironroot.keyrelease._statements``).
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from ironroot.keyrelease._service import (
     ReleasableKey,
     ReleaseGate,
 )
+from ironroot.keyrelease._statements import DEFAULT_KEEP, MAX_KEEP, RELEASES_DB, ReleaseStatements
 
 __all__ = ["CONFIG_FILE", "KeyReleaseConfig", "load_keyrelease_config", "serve_keyrelease"]
 
@@ -71,7 +75,9 @@ _MAX_FILE: Final = 1024 * 1024
 _MAX_SECRET: Final = 64 * 1024
 _log = logging.getLogger("ironroot.keyrelease")
 _SECTIONS: Final = frozenset(("keyrelease", "server", "challenges"))
-_SETTINGS: Final = frozenset(("host", "port", "nonce_lifetime", "admin", "hsm", "keys"))
+_SETTINGS: Final = frozenset(
+    ("host", "port", "nonce_lifetime", "admin", "hsm", "keys", "keep_statements")
+)
 _HSM_SETTINGS: Final = frozenset(
     ("dir", "rot_device", "counter", "sealing_secret_file", "identity", "credential_file")
 )
@@ -113,6 +119,7 @@ class KeyReleaseConfig:
     admin: str = "loopback"
     server: ServerLimits = field(default_factory=ServerLimits)
     challenges: ChallengeLimits = field(default_factory=ChallengeLimits)
+    keep_statements: int = DEFAULT_KEEP
 
     @contextlib.contextmanager
     def open(self, gate: ReleaseGate | None = None) -> Iterator[KeyReleaseService]:
@@ -143,7 +150,11 @@ class KeyReleaseConfig:
                 for key in self.keys:
                     if vault.policy(key.handle) is None:
                         _log.warning("key %s has no release policy: it is never released", key.name)
-                yield KeyReleaseService(keys=self.keys, vault=vault, gate=gate)
+                kept = ReleaseStatements(self.data_dir / RELEASES_DB, limit=self.keep_statements)
+                try:
+                    yield KeyReleaseService(keys=self.keys, vault=vault, gate=gate, statements=kept)
+                finally:
+                    kept.close()
             finally:
                 hsm.close()
         finally:
@@ -212,6 +223,9 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
         raise ConfigError("keyrelease.port must be a TCP port")
     if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime < 1:
         raise ConfigError("keyrelease.nonce_lifetime must be a positive number of seconds")
+    keep = table.get("keep_statements", DEFAULT_KEEP)
+    if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= MAX_KEEP:
+        raise ConfigError(f"keyrelease.keep_statements is a number from 1 to {MAX_KEEP}")
     admin = table.get("admin", "loopback")
     if admin not in ADMIN_REACH:
         raise ConfigError(f"keyrelease.admin is one of {', '.join(ADMIN_REACH)}")
@@ -230,6 +244,7 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
         keys=_keys(table.get("keys")),
         server=ServerLimits.from_table(document.get("server"), "[server]"),
         challenges=ChallengeLimits.from_table(document.get("challenges")),
+        keep_statements=keep,
     )
 
 

@@ -14,6 +14,10 @@ A :class:`ReleaseGate` given to the service may refuse a request before the HSM 
 deployment's own conditions, which the HSM cannot know: a fleet refuses keys to the VMs of a
 node it quarantined (:class:`ironroot.fleet.FleetReleaseGate`). A gate can only refuse; the
 HSM still makes every check of the release.
+
+Given a :class:`~ironroot.keyrelease.ReleaseStatements` store, the service keeps each release
+statement it hands out, durably, before it returns the key (``StorageError`` and no key when
+it cannot): the audit bundle carries them, matched to the HSM's audit records (ADR 0015).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Final, Protocol
 from ironroot.errors import ConfigError, Conflict, NotFound
 from ironroot.hsm import Hsm, HsmRelease, KeyType, Session, WrappingKey
 from ironroot.keyrelease._format import ReleasedKey, wrap_algorithm
+from ironroot.keyrelease._statements import ReleaseStatements
 
 __all__ = [
     "HsmVault",
@@ -137,12 +142,18 @@ class KeyReleaseService:
     """Secure key release: challenges and releases, decided by the HSM (module docs)."""
 
     def __init__(
-        self, *, keys: Iterable[ReleasableKey], vault: KeyVault, gate: ReleaseGate | None = None
+        self,
+        *,
+        keys: Iterable[ReleasableKey],
+        vault: KeyVault,
+        gate: ReleaseGate | None = None,
+        statements: ReleaseStatements | None = None,
     ) -> None:
         self._keys: dict[str, ReleasableKey] = {k.name: k for k in keys}
         self._adding = threading.Lock()
         self.vault = vault
         self.gate = gate
+        self.statements = statements
 
     @property
     def keys(self) -> Mapping[str, ReleasableKey]:
@@ -172,7 +183,8 @@ class KeyReleaseService:
         return found
 
     def release(self, name: str, request: ReleaseRequest) -> ReleasedKey:
-        """Release key ``name`` to the TEE of ``request``, or raise why not."""
+        """Release key ``name`` to the TEE of ``request``, or raise why not; the HSM's
+        statement is kept first, when the service keeps them (module docs)."""
         entry = self.key(name)
         if self.gate is not None:
             self.gate(name, request)
@@ -182,6 +194,8 @@ class KeyReleaseService:
             nonce=request.nonce,
             recipient=request.wrapping_key.spki,
         )
+        if self.statements is not None:
+            self.statements.keep(entry.name, released.statement)
         return ReleasedKey(
             kid=entry.name,
             key_type=self.vault.key_type(entry.handle),

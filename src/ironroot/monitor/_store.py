@@ -98,6 +98,17 @@ class LogState:
     updated: int
 
 
+def _check_note(note: bytes, origin: str, size: int, root: bytes, what: str) -> None:
+    """``StorageError`` unless ``note`` is a signed note of the checkpoint (origin, size, root)
+    (a row's root edited or restored apart from its note)."""
+    try:
+        checkpoint = Checkpoint.parse(Note.parse(note).body)
+    except IronrootError as exc:
+        raise StorageError(f"the monitor database holds {what} whose note is malformed") from exc
+    if (checkpoint.origin, checkpoint.size, checkpoint.root) != (origin, size, root):
+        raise StorageError(f"the monitor database holds {what} that is not its note's checkpoint")
+
+
 @dataclass(frozen=True, slots=True)
 class Behind:
     """A signed checkpoint of ``origin`` smaller than the one verified, served at ``url``: to
@@ -143,17 +154,13 @@ class MonitorStore:
         ):
             raise StorageError("the monitor database holds a malformed log row")
         hashes = tuple(compact[i : i + _HASH] for i in range(0, len(compact), _HASH))
+        _check_note(note, origin, size, root, f"a row for {origin}")
         try:
-            checkpoint = Checkpoint.parse(Note.parse(note).body)
             compact_root = CompactRange(size, hashes).root()
         except IronrootError as exc:
             raise StorageError(
-                "the monitor database holds a log row whose note or compact range is malformed"
+                f"the monitor database holds a row for {origin} whose compact range is malformed"
             ) from exc
-        if (checkpoint.origin, checkpoint.size, checkpoint.root) != (origin, size, root):
-            raise StorageError(
-                f"the monitor database holds a row for {origin} that is not its note's checkpoint"
-            )
         if compact_root != root:
             raise StorageError(
                 f"the monitor database holds a row for {origin} whose compact range does not "
@@ -294,17 +301,7 @@ class MonitorStore:
                 and isinstance(seen, int)
             ):
                 raise StorageError("the monitor database holds a malformed smaller checkpoint")
-            try:
-                checkpoint = Checkpoint.parse(Note.parse(note).body)
-            except IronrootError as exc:
-                raise StorageError(
-                    "the monitor database holds a smaller checkpoint whose note is malformed"
-                ) from exc
-            if (checkpoint.origin, checkpoint.size, checkpoint.root) != (found, size, root):
-                raise StorageError(
-                    f"the monitor database holds a smaller checkpoint of {found} that is not "
-                    "its note's"
-                )
+            _check_note(note, found, size, root, f"a smaller checkpoint of {found}")
             out.append(Behind(found, size, root, note, url, seen))
         return out
 

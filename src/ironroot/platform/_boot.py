@@ -119,7 +119,15 @@ def _run_component(
     """Measured boot of one component: (running, code, detail, identity)."""
     try:
         if name == "bmc":
-            rot.device.boot(data, now=now)
+            # The RoT's SVN fuse follows the BMC's floor (the SVN of its recovery image, raised
+            # by ``_count_healthy`` once an update has booted healthy), never the SVN of an
+            # image still on trial: burnt at the first boot of an update, it would make the
+            # rollback to the previous image an SVN rollback the RoT refuses for ever.
+            assert rot.state is not None
+            floor = rot.state.component(name).min_svn
+            if floor > rot.device.fuses.svn:
+                rot.device.program(functools.partial(Fuses.advance_svn, svn=floor))
+            rot.device.boot(data, now=now, advance_svn=False)
             alias = rot.device.chain(Algorithm.ES384)[-1]
             return True, None, "", hashlib.sha256(alias).hexdigest()
         if not bmc_running:

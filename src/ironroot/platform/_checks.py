@@ -20,7 +20,8 @@ bundle, statement or PFM. The checks, in order:
    is the signed PFM): it verifies (:func:`~ironroot.platform.verify_pfm` with the trust's
    vendor keys and the fused hash: ``MalformedInput``, ``KeyDescriptorMismatch``,
    ``MissingSignature``, ``BadSignature`` for a PFM signed by another key, ``SvnRollback``
-   for an SVN below the active PFM's); it names this platform (``PolicyRejected``
+   for an SVN below the active PFM's, and code ``pfm-svn-reused`` for a PFM at the active
+   PFM's SVN that is not the active PFM); it names this platform (``PolicyRejected``
    ``pfm-platform-mismatch``); it is itself logged, under the same rules as the bundle's
    manifest statement below (``PolicyRejected`` ``no-receipt``, ``UnknownIssuer``
    ``untrusted-service``, ``InvalidProof`` ``receipt-not-for-statement``, ``UnknownIssuer``
@@ -320,9 +321,9 @@ class _Update:
             ecc_keys=self.trust.ecc_keys,
             pqc_keys=self.trust.pqc_keys,
             vendor_key_hash=self.fuses.vendor_key_hash,
-            min_svn=self.active_pfm.svn if self.active_pfm is not None else 0,
             ecc_revocation=self.fuses.ecc_revocation,
             pqc_revocation=self.fuses.pqc_revocation,
+            active=self.active_pfm,
         )
         if new.platform != self.trust.platform:
             raise PolicyRejected(

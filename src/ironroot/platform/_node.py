@@ -258,19 +258,33 @@ class NodeConfig:
     def from_json(cls, doc: object, base: Path) -> NodeConfig:
         if not isinstance(doc, dict) or doc.get("format") != 1:
             raise ConfigError(f"{_CONFIG} is not a platform configuration of format 1")
+        rot_path, slot_sizes, device_docs = (
+            doc.get("rot"),
+            doc.get("slot_sizes"),
+            doc.get("devices"),
+        )
+        if not isinstance(rot_path, str) or not rot_path:
+            raise ConfigError(f"{_CONFIG} is malformed: rot is the RoT's directory (text)")
+        if not isinstance(slot_sizes, dict) or not all(type(v) is int for v in slot_sizes.values()):
+            raise ConfigError(f"{_CONFIG} is malformed: slot_sizes maps components to integers")
+        if not isinstance(device_docs, dict) or not all(
+            isinstance(v, dict)
+            and set(v) == {"vendor", "model", "root"}
+            and all(isinstance(v[k], str) for k in v)
+            for v in device_docs.values()
+        ):
+            raise ConfigError(
+                f"{_CONFIG} is malformed: devices maps devices to a vendor, model and root (text)"
+            )
         try:
-            rot = Path(str(doc["rot"]))
-            sizes = {str(k): int(v) for k, v in dict(doc["slot_sizes"]).items()}
+            rot = Path(rot_path)
+            sizes = dict(slot_sizes)
             devices = {
-                str(k): DeviceInfo(
-                    str(v["vendor"]),
-                    str(v["model"]),
-                    base64.b64decode(str(v["root"]), validate=True),
-                )
-                for k, v in dict(doc["devices"]).items()
+                k: DeviceInfo(v["vendor"], v["model"], base64.b64decode(v["root"], validate=True))
+                for k, v in device_docs.items()
             }
-        except (KeyError, TypeError, ValueError, OverflowError, binascii.Error) as exc:
-            raise ConfigError(f"{_CONFIG} is malformed: {exc}") from exc
+        except (ValueError, binascii.Error) as exc:
+            raise ConfigError(f"{_CONFIG} is malformed: a device root is not base64") from exc
         if set(sizes) != set(COMPONENTS) or set(devices) != set(DEVICES):
             raise ConfigError(f"{_CONFIG} must name every component")
         return cls(
@@ -311,8 +325,23 @@ def evidence_blob(statements: Sequence[bytes], pfm_statement: bytes | None) -> b
     return blob
 
 
+_NEVER_CREATED: Final = (
+    "the platform journal is empty: the node was never created (its creation was cut short); "
+    "remove the node's directory and create it again"
+)
+
+
 def _evidence_id(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()
+
+
+def _holds(path: Path, blob: bytes) -> bool:
+    """Whether the file at ``path`` holds exactly ``blob`` (absent, a directory, longer or
+    unreadable: it does not)."""
+    try:
+        return read_limited(path, len(blob)) == blob
+    except (OSError, IronrootError):
+        return False
 
 
 class Rot:
@@ -330,6 +359,15 @@ class Rot:
         self.device = device if device is not None else Device(platform.config.rot)
         try:
             key = read_limited(platform.config.rot / _JOURNAL_KEY, 64)
+        except FileNotFoundError as exc:
+            # Creation writes the key before the first journal record, which moves the RoT's
+            # counter: with the counter still at 0 no node was ever created here (creation was
+            # cut short), which is not tampering.
+            if self.device.counter(_COUNTER).value() == 0:
+                raise StorageError(_NEVER_CREATED, code="never-created") from exc
+            raise DeviceStateTampered(
+                "the RoT's journal key is missing or unreadable", code="journal-key"
+            ) from exc
         except (OSError, IronrootError) as exc:
             raise DeviceStateTampered(
                 "the RoT's journal key is missing or unreadable", code="journal-key"
@@ -343,7 +381,7 @@ class Rot:
     def load(self) -> NodeState:
         record = self.journal.open()
         if record is None:
-            raise StorageError("the platform journal is empty: the node was never created")
+            raise StorageError(_NEVER_CREATED, code="never-created")
         state = NodeState.from_cbor(record.state)
         if state.config != self.platform.config_digest:
             raise DeviceStateTampered(
@@ -376,7 +414,11 @@ class Rot:
         ident = _evidence_id(blob)
         path = self.platform.directory / "evidence" / f"{ident}.cbor"
         try:
-            if not path.exists():
+            # Kept as it is only when it holds these very bytes: a file of that name with other
+            # bytes (damaged, or planted ahead of the update by whoever can write the node's
+            # directory) would fail every later read (DeviceStateTampered) and roll back every
+            # delivery of this update, so it is written again.
+            if not _holds(path, blob):
                 path.parent.mkdir(exist_ok=True)
                 write_atomic(path, blob, mode=0o644)
         except OSError as exc:

@@ -25,8 +25,17 @@ SVN); regions are within 2^32 and do not overlap.
 (``MissingSignature``, ``BadSignature``), by a key the fuses do not revoke (``KeyRevoked``:
 ``ecc_revocation``/``pqc_revocation`` are the fused masks, bit *i* the *i*-th key of the
 descriptor); the PFM's SVN is not below the active PFM's
-(``SvnRollback``). :meth:`Pfm.allows` then decides one firmware image (``FirmwareRejected``
+(``SvnRollback``), and a PFM at the active PFM's SVN is that PFM (``SvnRollback`` code
+``pfm-svn-reused``). :meth:`Pfm.allows` then decides one firmware image (``FirmwareRejected``
 code ``not-in-pfm``).
+
+One SVN, one PFM. The SVN is all the anti-rollback check compares, so two PFMs with one SVN
+could be swapped for each other for ever: a vendor that withdraws an image by signing a new
+PFM at the same SVN would find the older one, still validly signed and logged, accepted again.
+A PFM's SVN is a 64-bit value the RoT journals (not a scarce fuse, like the 128-bit firmware
+SVN), so a vendor loses nothing by giving every changed PFM a higher one; the RoT therefore
+refuses a PFM with the active PFM's SVN unless it is the active PFM (the same contents again,
+re-signed or not).
 """
 
 from __future__ import annotations
@@ -128,6 +137,10 @@ class PfmComponent:
 
     def __post_init__(self) -> None:
         _text(self.name, "a component name")
+        # The regions are checked as decoding checks them, so that nothing is signed that
+        # no verifier would accept (a negative offset, an empty or a 4 GiB-crossing region).
+        _regions(self.read_only, "read_only")
+        _regions(self.read_write, "read_write")
         if not self.versions:
             raise MalformedInput(f"component {self.name!r} allows no version")
         names = [v.version for v in self.versions]
@@ -281,8 +294,12 @@ def verify_pfm(
     min_svn: int = 0,
     ecc_revocation: int = 0,
     pqc_revocation: int = 0,
+    active: Pfm | None = None,
 ) -> Pfm:
-    """The PFM in ``data`` once every check of the module docs passed, or the first refusal."""
+    """The PFM in ``data`` once every check of the module docs passed, or the first refusal.
+
+    ``active`` is the PFM in force, if any: the new PFM's SVN must not be below its SVN (nor
+    below ``min_svn``), and at its SVN the new PFM must be it."""
     message = CoseSign.decode(bytes(data), _LIMITS)
     if message.protected.get(CONTENT_TYPE) != PFM_CONTENT_TYPE:
         raise MalformedInput(f"not a PFM (content type {PFM_CONTENT_TYPE})")
@@ -294,8 +311,15 @@ def verify_pfm(
         raise KeyDescriptorMismatch("the keys given are not the vendor keys the fuses name")
     _verified_by(message, ecc_keys, Algorithm.ES384, ecc_revocation)
     _verified_by(message, pqc_keys, Algorithm.ML_DSA_87, pqc_revocation)
-    if pfm.svn < min_svn:
-        raise SvnRollback(f"the PFM's svn {pfm.svn} is below the active PFM's {min_svn}")
+    floor = min_svn if active is None else max(min_svn, active.svn)
+    if pfm.svn < floor:
+        raise SvnRollback(f"the PFM's svn {pfm.svn} is below the active PFM's {floor}")
+    if active is not None and pfm.svn == active.svn and pfm != active:
+        raise SvnRollback(
+            f"the PFM has the active PFM's svn {pfm.svn} but other contents: "
+            "a changed PFM takes a higher svn",
+            code="pfm-svn-reused",
+        )
     return pfm
 
 

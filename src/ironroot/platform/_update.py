@@ -457,9 +457,10 @@ def create_platform(
     if counter.value() != 0:
         raise Conflict("this RoT already protects a node (its platform counter is set)")
     # Every image is verified as an update would be, each carrying the new PFM (which must
-    # verify against the fuses, be logged and allow every image).
+    # verify against the fuses and be logged), and each against that PFM by its own check:
+    # no image is active yet, so none is passed as one (the cross-check of an update would
+    # refuse the first component verified for another's image, as "no longer allowed").
     checked: dict[str, VerifiedUpdate] = {}
-    digests = {n: hashlib.sha384(images[n]).digest() for n in COMPONENTS}
     for name in COMPONENTS:
         key = _verified_key(name, images, statements[name], pfm, pfm_statement, fuses, now)
         remembered = verified.get(key) if verified is not None else None
@@ -474,7 +475,7 @@ def create_platform(
             fuses=fuses,
             min_svn=0,
             active_pfm=None,
-            active_images=digests,
+            active_images={},
             now=now,
             pfm=pfm,
             pfm_statement=pfm_statement,

@@ -30,7 +30,11 @@ hash ‖ owner key hash)``; its flags say ``notConfigured`` (unprovisioned), ``n
 
 The SVN fuse is advanced to the manifest SVN *before* the device status is measured (unless
 anti-rollback is disabled, when the fuse is left alone), so that booting the same firmware again
-measures the same status and yields the same alias keys.
+measures the same status and yields the same alias keys. A caller that may still roll the
+firmware back (a platform's A/B update, until the new image has proved healthy) passes
+``advance_svn=False``: the fuse is left as it is (the SVN check still applies) and the caller
+advances it once the firmware is committed. Burning it at the first boot of an update would
+make the rollback to the previous image an SVN rollback the RoT refuses for ever.
 """
 
 from __future__ import annotations
@@ -322,8 +326,12 @@ def _device_status(
     )
 
 
-def cold_boot(fuses: Fuses, bundle: bytes, *, now: dt.datetime) -> BootResult:
+def cold_boot(
+    fuses: Fuses, bundle: bytes, *, now: dt.datetime, advance_svn: bool = True
+) -> BootResult:
     """Verify ``bundle`` against ``fuses``, measure, derive and certify; nothing is written.
+
+    ``advance_svn=False`` leaves the SVN fuse where it is (module docs).
 
     Raises what :func:`ironroot.firmware.verify_bundle` raises for a bundle that must not run
     (``KeyDescriptorMismatch``, ``KeyRevoked``, ``SvnRollback``, ``DigestMismatch``,
@@ -346,7 +354,7 @@ def cold_boot(fuses: Fuses, bundle: bytes, *, now: dt.datetime) -> BootResult:
             owner_key_hash=fuses.owner_key_hash or None,
         ),
     )
-    if not fuses.anti_rollback_disabled:
+    if advance_svn and not fuses.anti_rollback_disabled:
         fuses = fuses.advance_svn(verified.svn)
     status = _device_status(
         fuses,

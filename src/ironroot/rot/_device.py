@@ -321,17 +321,37 @@ class Device:
     ) -> ProvisionResult:
         """Manufacture the device: fuse a random UDS and field entropy (lifecycle
         manufacturing), make the IDevID CSRs, have ``vendor_ca`` issue the IDevID certificates,
-        fuse the vendor (and owner) key hash, move to production and lock debug."""
+        fuse the vendor (and owner) key hash, move to production and lock debug.
+
+        Every value is checked before the first fuse is written (a key hash of the wrong size
+        or all zeros is ``FuseError`` on a device left as it was). A provisioning cut short
+        after the UDS was fused (a crash, a CA that failed) leaves the device in manufacturing
+        without a vendor key hash: calling ``provision`` again finishes it with the UDS fused
+        then (OTP: it cannot be fused again), issuing the IDevID certificates anew."""
         with self._locked():
             state = self._store.load()
             fuses = state.fuses
-            if fuses.uds_programmed or fuses.lifecycle is not Lifecycle.UNPROVISIONED:
-                raise Conflict("the device is already provisioned")
-            fuses = (
-                fuses.program_uds(secrets.token_bytes(UDS_SEED_SIZE))
-                .program_field_entropy(secrets.token_bytes(FIELD_ENTROPY_SIZE))
-                .advance_lifecycle(Lifecycle.MANUFACTURING)
+            resuming = (
+                fuses.uds_programmed
+                and fuses.lifecycle is Lifecycle.MANUFACTURING
+                and not fuses.vendor_key_hash
             )
+            if not resuming and (
+                fuses.uds_programmed or fuses.lifecycle is not Lifecycle.UNPROVISIONED
+            ):
+                raise Conflict("the device is already provisioned")
+            if not resuming:
+                fuses = (
+                    fuses.program_uds(secrets.token_bytes(UDS_SEED_SIZE))
+                    .program_field_entropy(secrets.token_bytes(FIELD_ENTROPY_SIZE))
+                    .advance_lifecycle(Lifecycle.MANUFACTURING)
+                )
+            elif not fuses.field_entropy:
+                fuses = fuses.program_field_entropy(secrets.token_bytes(FIELD_ENTROPY_SIZE))
+            final = fuses.program_vendor_key_hash(vendor_key_hash)
+            if owner_key_hash is not None:
+                final = final.program_owner_key_hash(owner_key_hash)
+            final = final.lock_debug().advance_lifecycle(Lifecycle.PRODUCTION)
             state = self._write_fuses(state, fuses)
             idevid = derive_idevid(fuses.uds_seed)
             ueid = device_ueid(idevid.ecc.public_key)
@@ -344,22 +364,21 @@ class Device:
                     raise StorageError("the vendor CA certified another key than the IDevID")
                 write_atomic(self._cert_path(alg, "csr"), csrs[alg], mode=0o644)
                 write_atomic(self._cert_path(alg, "cert"), certs[alg], mode=0o644)
-            fuses = fuses.program_vendor_key_hash(vendor_key_hash)
-            if owner_key_hash is not None:
-                fuses = fuses.program_owner_key_hash(owner_key_hash)
-            fuses = fuses.lock_debug().advance_lifecycle(Lifecycle.PRODUCTION)
-            self._write_fuses(state, fuses)
+            self._write_fuses(state, final)
             return ProvisionResult(csrs, certs, ueid)
 
     # --- boot, quote, DPE -----------------------------------------------------------------
 
-    def boot(self, bundle: bytes, *, now: dt.datetime) -> BootState:
-        """Cold boot ``bundle``. A refused boot raises and leaves every file as it was."""
+    def boot(self, bundle: bytes, *, now: dt.datetime, advance_svn: bool = True) -> BootState:
+        """Cold boot ``bundle``. A refused boot raises and leaves every file as it was.
+
+        ``advance_svn=False``: leave the SVN fuse for the caller to advance once the firmware
+        is committed (see :func:`ironroot.rot.cold_boot`)."""
         if len(bundle) > _MAX_BUNDLE:
             raise LimitExceeded(f"a bundle is at most {_MAX_BUNDLE} bytes")
         with self._locked():
             old = self._store.load()
-            result = cold_boot(old.fuses, bundle, now=now)
+            result = cold_boot(old.fuses, bundle, now=now, advance_svn=advance_svn)
             if not result.fuses.only_sets_bits_of(old.fuses):
                 raise FuseError("the new fuse bank would clear a programmed bit")
             state = dataclasses.replace(

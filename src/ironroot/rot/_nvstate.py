@@ -62,7 +62,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ironroot._fileio import read_limited, write_atomic
-from ironroot.errors import ConfigError, DeviceStateTampered, LimitExceeded, StorageError
+from ironroot.errors import (
+    ConfigError,
+    DeviceStateTampered,
+    InputUnavailable,
+    LimitExceeded,
+    StorageError,
+)
 from ironroot.rot._boot import BootState
 from ironroot.rot._counter import MAX_COUNTER_VALUE
 from ironroot.rot._fuses import FIELD_ENTROPY_SIZE, UDS_SEED_SIZE, Fuses
@@ -364,6 +370,10 @@ class NvStore:
         except LimitExceeded:
             raise DeviceStateTampered(
                 f"{name} is larger than any state file the device writes"
+            ) from None
+        except InputUnavailable:  # a directory where the device writes a file
+            raise DeviceStateTampered(
+                f"{name} is a directory, not a state file the device writes"
             ) from None
 
     def _root(self) -> dict[str, list[bytes | None]]:

@@ -372,10 +372,14 @@ def _check_device_status(
     """The ROM's ``device-status`` event (what appraisal reads anti-rollback from) against the
     certified claims: exactly one 9-byte event in PCR0 whose lifecycle, debug, firmware SVN and
     fuse SVN bytes are the certified ones, and whose anti-rollback byte is 0 (enabled) or 1
-    (disabled) and agrees with the fuse SVN: disabled measures fuse SVN 0, enabled a fuse SVN
-    the boot advanced to at least the firmware's. (The byte itself is bound only through the
-    DEVICE_INFO FWID, which needs the vendor key descriptor hash to recompute: a device with
-    anti-rollback disabled running firmware SVN 0 can still claim it enabled.)"""
+    (disabled) and agrees with the fuse SVN: disabled measures fuse SVN 0; enabled measures a
+    fuse SVN no higher than the firmware's (the ROM boots nothing below its fuse) and, under
+    firmware SVN above 0, above 0: the boot advances the fuse to the firmware's SVN, or, when
+    its caller defers that while an update is on trial (``Device.boot(advance_svn=False)``,
+    as a platform's A/B update does), the fuse holds the SVN of the firmware last committed.
+    (The byte itself is bound only through the DEVICE_INFO FWID, which needs the vendor key
+    descriptor hash to recompute: a device with anti-rollback disabled running firmware SVN 0,
+    or whose committed firmware had SVN 0, can still claim it enabled.)"""
     status = device_status(log)
     if status is None:
         raise VerificationFailed("the PCR log needs exactly one 9-byte device-status in PCR0")
@@ -387,7 +391,8 @@ def _check_device_status(
         or fuse != fuse_svn
         or disabled not in (0, 1)
         or (disabled == 1 and fuse != 0)
-        or (disabled == 0 and fuse < status[STATUS_FIRMWARE_SVN])
+        or (disabled == 0 and fuse > status[STATUS_FIRMWARE_SVN])
+        or (disabled == 0 and fuse == 0 and status[STATUS_FIRMWARE_SVN] > 0)
     ):
         raise VerificationFailed("the device-status event differs from the certified device state")
 
