@@ -48,6 +48,7 @@ from ironroot.errors import (
     MalformedInput,
 )
 from ironroot.fleet import ear_id_of
+from ironroot.hsm import AuditRecord, format_audit_log
 from ironroot.log import HttpLogFetcher
 
 JWT = "application/jwt"
@@ -429,3 +430,29 @@ def test_an_ear_issued_past_year_9999_is_malformed(aw: AuditWorld, collected: Au
     error = report.step("attestation").error
     assert isinstance(error, MalformedInput)
     assert (type(error), error.check) == (MalformedInput, "attestation")
+
+
+def test_release_statements_of_a_million_empty_arrays_are_refused_without_building_them(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """`hsm/releases.cbor` may be 256 MiB: as many one-byte empty arrays would take some
+    16 GB before the item limit refused them. Counted first now."""
+    record = AuditRecord(0, 0, "officer", "initialize", None, "ok", bytes(32))
+    count = 1_000_000
+    bomb = b"\x9a" + count.to_bytes(4, "big") + b"\x80" * count
+    members = {
+        "hsm/audit.jsonl": (format_audit_log([record]), "application/jsonl"),
+        "hsm/releases.cbor": (bomb, "application/cbor"),
+    }
+    data = collected.replace(members=members).seal(aw.fleet.rot(NODE))
+    trust = aw.trust()
+    tracemalloc.start()
+    try:
+        report = check_bundle(data, trust)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    error = report.step("releases").error
+    assert isinstance(error, LimitExceeded)
+    assert error.check == "releases"
+    assert peak < 16 * len(bomb), peak

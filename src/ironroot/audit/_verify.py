@@ -89,7 +89,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ironroot.attestation import ReferenceValues
-from ironroot.audit._bundle import AuditBundle, AuditIndex, seal_nonce
+from ironroot.audit._bundle import AuditBundle, AuditIndex, items_within, seal_nonce
 from ironroot.audit._export import spdm_nonce
 from ironroot.audit._proofs import verify_log_proofs
 from ironroot.audit._report import AuditReport, AuditStep
@@ -1051,7 +1051,12 @@ _RELEASE_LIMITS: Final = Limits(max_bytes=256 * 1024 * 1024, max_depth=2, max_it
 
 
 def _release_statements(data: bytes) -> list[bytes]:
-    """``hsm/releases.cbor``: a CBOR array of release statements (bytes)."""
+    """``hsm/releases.cbor``: a CBOR array of release statements (bytes), its items counted
+    before any is built (256 MiB of one-byte empty arrays would take some 16 GB)."""
+    if not items_within(data, _RELEASE_LIMITS.max_items + 1):
+        raise LimitExceeded(
+            f"hsm/releases.cbor holds more than {_RELEASE_LIMITS.max_items} release statements"
+        )
     value = decode_cbor(data, _RELEASE_LIMITS)
     if not isinstance(value, list) or not all(isinstance(s, bytes) for s in value):
         raise MalformedInput("hsm/releases.cbor is an array of release statements")
