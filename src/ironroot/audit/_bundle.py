@@ -74,6 +74,54 @@ def _rejected(code: str, detail: str) -> AuditBundleRejected:
     return AuditBundleRejected(detail, code=code)
 
 
+_OUTER_ITEMS: Final = 2 * MAX_MEMBERS + 16
+"""The data items of a bundle: its map, four keys, three values and the members map, and a
+name and bytes per member."""
+_INDEX_ITEMS: Final = 10 * MAX_MEMBERS + 32
+"""The data items of an index: eight per member (name, map, three keys, three values), two
+per absent name, and the rest of its map."""
+
+
+def items_within(data: bytes, budget: int) -> bool:
+    """Whether the first CBOR item of ``data`` holds at most ``budget`` data items, reading
+    only the heads, before a decoder builds anything: the decoder builds every item before
+    its limits are checked, so a file of one-byte empty arrays would take some 64 times its
+    size in memory. Anything else wrong (truncation, indefinite lengths) is the decoder's to
+    name."""
+    if not isinstance(data, bytes):
+        return True
+    position, pending, end = 0, 1, len(data)
+    while pending:
+        if pending > budget:
+            return False
+        if position >= end:
+            return True
+        budget, pending = budget - 1, pending - 1
+        head = data[position]
+        major, info = head >> 5, head & 0x1F
+        position += 1
+        if info < 24:
+            value = info
+        elif info < 28:
+            width = 1 << (info - 24)
+            value = int.from_bytes(data[position : position + width], "big")
+            position += width
+        else:
+            return True
+        if major in (2, 3):
+            position += value
+        elif major in (4, 5):
+            pending += value * (major - 3)
+        elif major == 6:
+            pending += 1
+    return True
+
+
+def _within_items(data: bytes, budget: int, what: str) -> None:
+    if not items_within(data, budget):
+        raise _rejected("bundle-malformed", f"{what} holds more than {budget} CBOR items")
+
+
 def seal_nonce(index: bytes) -> bytes:
     """The nonce the node's RoT signs to seal ``index`` (module docs)."""
     return hashlib.sha384(_SEAL_DOMAIN + index).digest()
@@ -149,6 +197,7 @@ class AuditIndex:
     @classmethod
     def decode(cls, data: bytes) -> AuditIndex:
         """Parse sealed index bytes strictly (``bundle-malformed`` for anything else)."""
+        _within_items(data, _INDEX_ITEMS, "the index")
         try:
             doc = decode_cbor(data, _INDEX)
         except IronrootError as exc:
@@ -158,7 +207,9 @@ class AuditIndex:
             raise _rejected("bundle-malformed", f"the index is not an {INDEX_FORMAT} map")
         try:
             when = dt.datetime.fromisoformat(_text(doc["exported_at"], "export time"))
-        except ValueError as exc:
+            if when.tzinfo is not None:  # an offset may carry it past year 1 or 9999
+                when = when.astimezone(dt.UTC)
+        except (ValueError, OverflowError) as exc:
             raise _rejected("bundle-malformed", "the export time is not RFC 3339") from exc
         members, absent = doc["members"], doc["absent"]
         if not isinstance(members, dict) or not members or not isinstance(absent, dict):
@@ -185,7 +236,7 @@ class AuditIndex:
             node=_text(doc["node"], "node"),
             node_class=_text(doc["class"], "class"),
             platform=_text(doc["platform"], "platform"),
-            exported_at=when.astimezone(dt.UTC),
+            exported_at=when,
             nonce=nonce,
             members=entries,
             absent={check_name(k): _text(v, "reason", 1024) for k, v in absent.items()},
@@ -223,6 +274,7 @@ class AuditBundle:
         is trusted yet: the seal, then the index, then the members are checked after."""
         if not isinstance(data, bytes):
             raise _rejected("bundle-malformed", "an audit bundle is bytes")
+        _within_items(data, _OUTER_ITEMS, "the file")
         try:
             doc = decode_cbor(data, _OUTER)
         except IronrootError as exc:

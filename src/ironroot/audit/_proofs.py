@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from ironroot.audit._bundle import items_within
 from ironroot.cose import (
     Limits,
     Receipt,
@@ -52,6 +53,7 @@ from ironroot.errors import (
     InconsistentCheckpoint,
     InsufficientCosignatures,
     InvalidProof,
+    LimitExceeded,
     MalformedInput,
     UnknownIssuer,
     VerificationFailed,
@@ -85,6 +87,9 @@ __all__ = [
 
 PROOFS_FORMAT: Final = "ironroot-audit-proofs/1"
 _LIMITS: Final = Limits(max_bytes=16 * 1024 * 1024, max_depth=5, max_items=4096)
+_MAX_ITEMS: Final = 160 * _LIMITS.max_items
+"""Counted before decoding: per entry its map, six keys, four values and two arrays of at
+most 64 hashes each (``max_path``)."""
 _KEYS_PATH: Final = ".well-known/scitt-keys"
 
 
@@ -131,6 +136,8 @@ class LogProofs:
     @classmethod
     def decode(cls, data: bytes) -> LogProofs:
         """Parse strictly (``MalformedInput``)."""
+        if not items_within(data, _MAX_ITEMS):
+            raise LimitExceeded(f"the proofs hold more than {_MAX_ITEMS} CBOR items")
         doc = decode_cbor(data, _LIMITS)
         if (
             not isinstance(doc, dict)
@@ -283,7 +290,8 @@ def verify_log_proofs(
     """Verify every log's ``(checkpoint note, proofs)`` and that they cover every receipt by
     a trusted service key among ``statements`` (module docs). Raises ``UnknownIssuer``
     (``untrusted-log``: no trusted key signed a checkpoint), ``InconsistentCheckpoint``,
-    ``InvalidProof`` (an inclusion proof, or a proof for another receipt) or
+    ``InvalidProof`` (an inclusion proof, a proof for another receipt, or a second proof of
+    one receipt) or
     ``VerificationFailed`` ``no-checkpoint`` (a trusted receipt no checkpoint covers).
 
     With ``witness_quorum`` > 0 every checkpoint must also carry valid cosignatures
@@ -310,6 +318,8 @@ def verify_log_proofs(
                 f"{checkpoint.origin} at {checkpoint.size}"
             )
         for proof in proofs.entries:
+            if (proof.member, proof.receipt) in covered:  # each costs a signature: once
+                raise InvalidProof(f"receipt {proof.receipt} of {proof.member} is proven twice")
             data = statements.get(proof.member)
             if data is None:
                 raise InvalidProof(f"a proof names {proof.member}, which is no logged statement")

@@ -111,41 +111,43 @@ class AuditReport:
 
 def render_console(report: AuditReport, console: Any) -> None:
     """Print the report on a ``rich.console.Console``: each step with its mark and lines,
-    then a summary table."""
+    then a summary table. What the bundle says is printed as written: its rich markup
+    escaped, and no ``:emoji:`` code replaced (``:white_check_mark:`` stays text)."""
     from rich.markup import escape
     from rich.table import Table
 
-    console.print(
+    def show(text: object) -> None:  # rich's :emoji: codes would rewrite a bundle's text
+        console.print(text, emoji=False)
+
+    show(
         f"[bold]Audit of {escape(report.node or '?')}[/bold] "
         f"(class {escape(report.node_class or '?')}, platform {escape(report.platform or '?')})"
     )
-    console.print(
+    show(
         f"exported {escape(report.exported_at or '?')}, judged as of "
         f"{escape(report.judged_at or '?')}; bundle SHA-384 {report.bundle_sha384[:32]}…"
     )
     for number, step in enumerate(report.steps, start=1):
         style = _STYLES[step.status]
-        console.print(
+        show(
             f"[{style}]{_MARKS[step.status]} {number:2}. {escape(step.title)}[/{style}] "
             f"[dim]({escape(step.name)})[/dim]"
         )
         for line in step.lines:
-            console.print(f"       {escape(line)}")
+            show(f"       {escape(line)}")
         if step.error is not None:
-            console.print(
-                f"       [bold red]{escape(step.error.code)}: {escape(step.error.detail)}[/]"
-            )
+            show(f"       [bold red]{escape(step.error.code)}: {escape(step.error.detail)}[/]")
     table = Table(title="chain of trust")
     for column in ("step", "result"):
         table.add_column(column)
     for step in report.steps:
         table.add_row(step.name, f"[{_STYLES[step.status]}]{step.status}[/]")
-    console.print(table)
+    show(table)
     failure = report.failure
     if failure is None:
-        console.print("[bold green]every step holds[/bold green]")
+        show("[bold green]every step holds[/bold green]")
     else:
-        console.print(f"[bold red]broken at {escape(failure.name)}[/bold red]")
+        show(f"[bold red]broken at {escape(failure.name)}[/bold red]")
 
 
 _CSS: Final = """
@@ -160,8 +162,14 @@ ul{margin:.2rem 0 .2rem 1rem;padding:0}.error{color:#cf222e}
 """
 
 
+_CSP: Final = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+"""Should a value ever reach the page unescaped, the browser still runs no script and
+fetches nothing: the page's own inline style is all it allows."""
+
+
 def render_html(report: AuditReport) -> str:
-    """The same report as one self-contained HTML page (every value escaped)."""
+    """The same report as one self-contained HTML page (every value escaped, and a content
+    security policy that lets the browser run and fetch nothing)."""
     e = html.escape
     failure = report.failure
     verdict = (
@@ -200,6 +208,7 @@ def render_html(report: AuditReport) -> str:
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         f"<title>Ironroot audit of {e(report.node or '?')}</title>"
         f"<style>{_CSS}</style></head><body>"
         f"<h1>Ironroot audit of {e(report.node or '?')}</h1>"

@@ -84,34 +84,39 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ironroot.attestation import ReferenceValues
-from ironroot.audit._bundle import AuditBundle, AuditIndex, seal_nonce
+from ironroot.audit._bundle import AuditBundle, AuditIndex, items_within, seal_nonce
 from ironroot.audit._export import spdm_nonce
 from ironroot.audit._proofs import verify_log_proofs
 from ironroot.audit._report import AuditReport, AuditStep
 from ironroot.audit._trust import AuditTrust
 from ironroot.cose import (
+    X5CHAIN,
     Limits,
     Sign1,
     SignedStatement,
     TransparentStatement,
     decode_cbor,
+    encode_cbor,
     verify_transparent_statement,
 )
 from ironroot.crypto import load_certificate
 from ironroot.ear import Appraisal, AttestationResult, TrustTier, decode_ear
 from ironroot.errors import (
     AuditBundleRejected,
+    AuditChainBroken,
     BadSignature,
+    ConfigError,
     DigestMismatch,
     EndorsementMismatch,
     InvalidProof,
     IronrootError,
     KeyDescriptorMismatch,
+    LimitExceeded,
     MalformedInput,
     PolicyRejected,
     StaleNonce,
@@ -120,8 +125,10 @@ from ironroot.errors import (
     UnknownIssuer,
     VerificationFailed,
 )
+from ironroot.firmware import MAX_SVN
 from ironroot.fleet import NodeEvidence, ear_id_of
 from ironroot.hsm import (
+    AuditCheckpoint,
     AuditRecord,
     open_release_statement,
     parse_audit_log,
@@ -150,6 +157,8 @@ __all__ = ["check_bundle", "verify_bundle"]
 _SEAL_LIMITS: Final = Limits(max_bytes=256 * 1024, max_depth=8, max_items=512)
 _STATEMENT: Final = re.compile(r"(firmware/[a-z]+/statement-\d+|pfm/statement(-\d+)?)\.cose")
 _EAR_SKEW: Final = 60
+_MAX_JSON: Final = 64 * 1024 * 1024
+"""A JSON member's size (the largest, ``node/events.json``, holds up to 100,000 events)."""
 _EAR_URN: Final = "urn:ironroot:ear:sha256:"
 _MKEYS: Final = {1: "fmc", 2: "runtime"}
 _FUSE_VIEW: Final = frozenset(
@@ -227,6 +236,30 @@ def _claimed_nonces(seal: bytes) -> tuple[bytes, bytes]:
     return nonces[0], nonces[1]
 
 
+def _as_sealed(seal: bytes) -> None:
+    """The verified seal is byte for byte as the RoT made it: deterministic CBOR, and nothing
+    in a message's unprotected header (which no signature covers) but its x5chain. Without
+    this, a header parameter added or a length spelled longer changed the file unseen."""
+    container = decode_cbor(seal, _SEAL_LIMITS)
+    if not isinstance(container, dict):  # verify_quote has parsed it: never
+        raise _rejected("seal-invalid", "the seal is not a quote map")
+    rebuilt = dict(container)
+    for name in ("es384", "ml-dsa-87"):
+        message = Sign1.decode(container[name], _SEAL_LIMITS)
+        if set(message.unprotected) != {X5CHAIN}:
+            raise _rejected(
+                "seal-invalid",
+                f"the seal's {name} message carries unsigned header parameters besides its "
+                "x5chain: it was changed after the RoT made it",
+            )
+        rebuilt[name] = message.encode()
+    if encode_cbor(rebuilt) != seal:
+        raise _rejected(
+            "seal-invalid",
+            "the seal is not in its deterministic encoding: it was changed after the RoT made it",
+        )
+
+
 def _seal(
     bundle: AuditBundle, trust: AuditTrust, at: dt.datetime | None
 ) -> tuple[AuditIndex, QuoteClaims, list[str]]:
@@ -250,6 +283,7 @@ def _seal(
         raise _rejected(
             "seal-invalid", f"the seal does not verify: {exc.code}: {exc.detail}"
         ) from exc
+    _as_sealed(bundle.seal)
     lines = [
         f"sealed by RoT Ueid {claims.ueid.hex()} ({claims.lifecycle.label}, debug "
         f"{'locked' if claims.debug_locked else 'UNLOCKED'})",
@@ -273,6 +307,7 @@ class _Context:
     fuses: Fuses | None = None
     pfm: Pfm | None = None
     verified: dict[str, VerifiedUpdate] = field(default_factory=dict)
+    parsed: dict[str, Any] = field(default_factory=dict)
     hsm_releases: dict[bytes, AuditRecord] | None = None
     hsm_ids: set[bytes] = field(default_factory=set)
 
@@ -284,10 +319,18 @@ class _Context:
         return data
 
     def json(self, name: str) -> Any:
+        """A JSON member, parsed once (several steps read the state), at most
+        ``_MAX_JSON`` bytes: parsed, a byte of ``[],`` takes some 20 in memory."""
+        if name in self.parsed:
+            return self.parsed[name]
+        data = self.member(name)
+        if len(data) > _MAX_JSON:
+            raise LimitExceeded(f"{name} is over {_MAX_JSON} bytes")
         try:
-            return json.loads(self.member(name))
+            value = self.parsed[name] = json.loads(data)
         except (ValueError, RecursionError) as exc:
             raise MalformedInput(f"{name} is not JSON") from exc
+        return value
 
     def state(self) -> dict[str, Any]:
         value = self.json("platform/state.json")
@@ -327,7 +370,7 @@ def _active_digest(state: Mapping[str, Any], component: str) -> tuple[bytes, int
         digest = _hex(entry["active"]["sha384"], f"the journaled {component} digest", 48)
     except (KeyError, TypeError) as exc:
         raise MalformedInput(f"platform/state.json has no active {component} image") from exc
-    if isinstance(floor, bool) or not isinstance(floor, int):
+    if isinstance(floor, bool) or not isinstance(floor, int) or not 0 <= floor <= MAX_SVN:
         raise MalformedInput(f"platform/state.json has no SVN floor for {component}")
     return digest, floor
 
@@ -397,7 +440,7 @@ def _fuses(ctx: _Context) -> list[str]:
             lifecycle_bits=Lifecycle.from_label(str(view["lifecycle"])).bits,
             debug_locked=view["debug"] == "locked",
         )
-    except (StorageError, TypeError, ValueError) as exc:
+    except (StorageError, ConfigError, TypeError, ValueError) as exc:
         raise MalformedInput(f"rot/fuses.json holds an impossible fuse bank: {exc}") from exc
     if not hmac.compare_digest(fuses.vendor_key_hash, ctx.trust.fused_vendor_key_hash):
         raise KeyDescriptorMismatch(
@@ -869,7 +912,10 @@ def _ear_binding(ctx: _Context, result: AttestationResult) -> list[str]:
     report = _hex(report_hex, f"the report data of submodule {label}")
     if not hmac.compare_digest(report[: len(nonce)], nonce):
         raise _mismatch(f"submodule {label} records a quote that answers another nonce")
-    issued = dt.datetime.fromtimestamp(result.iat, dt.UTC)
+    try:
+        issued = dt.datetime.fromtimestamp(result.iat, dt.UTC)
+    except (OverflowError, OSError, ValueError) as exc:  # iat up to a minute past the export
+        raise MalformedInput(f"the EAR's issue time {result.iat} is after year 9999") from exc
     try:
         quote = verify_quote(
             evidence.quote, nonce=report, trust_anchors=ctx.trust.vendor_roots, now=issued
@@ -965,7 +1011,7 @@ def _hsm(ctx: _Context) -> list[str]:
                 continue
         if checkpoint is None:
             raise UnknownIssuer(f"no trusted HSM attestation key signed {name}")
-        verify_audit(records, checkpoint=checkpoint)
+        _reaches(records, checkpoint)
         ctx.hsm_ids.add(checkpoint.hsm)
         lines.append(f"reaches {name}: {checkpoint.size} record(s) the HSM signed")
     if not checkpoints:
@@ -987,11 +1033,30 @@ def _hsm(ctx: _Context) -> list[str]:
     return lines
 
 
+def _reaches(records: Sequence[AuditRecord], checkpoint: AuditCheckpoint) -> None:
+    """What ``verify_audit(records, checkpoint=…)`` adds once the chain verified, without
+    walking it again: its record ``size - 1`` hashes to the checkpoint's head. (Walked once
+    per checkpoint, a chain of millions of records after one genuine checkpoint, and a
+    thousand copies of it, cost billions of hashes.)"""
+    size = checkpoint.size
+    if 0 < size <= len(records) and hmac.compare_digest(
+        records[size - 1].digest(), checkpoint.head
+    ):
+        return
+    verify_audit(records if size else (), checkpoint=checkpoint)  # names the break
+    raise AuditChainBroken(f"the audit chain does not reach its checkpoint at {size}")
+
+
 _RELEASE_LIMITS: Final = Limits(max_bytes=256 * 1024 * 1024, max_depth=2, max_items=10_000)
 
 
 def _release_statements(data: bytes) -> list[bytes]:
-    """``hsm/releases.cbor``: a CBOR array of release statements (bytes)."""
+    """``hsm/releases.cbor``: a CBOR array of release statements (bytes), its items counted
+    before any is built (256 MiB of one-byte empty arrays would take some 16 GB)."""
+    if not items_within(data, _RELEASE_LIMITS.max_items + 1):
+        raise LimitExceeded(
+            f"hsm/releases.cbor holds more than {_RELEASE_LIMITS.max_items} release statements"
+        )
     value = decode_cbor(data, _RELEASE_LIMITS)
     if not isinstance(value, list) or not all(isinstance(s, bytes) for s in value):
         raise MalformedInput("hsm/releases.cbor is an array of release statements")
