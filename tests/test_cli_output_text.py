@@ -28,8 +28,9 @@ from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey
 
 ESC = "\x1b[2J"
-HOSTILE = ["[/bold]", "[red]x[/red]", f"clear{ESC}"]
-"""Markup that does not parse, markup that does, and an escape sequence that clears a screen."""
+HOSTILE = ["[/bold]", "[red]x[/red]", f"clear{ESC}", ":white_check_mark:"]
+"""Markup that does not parse, markup that does, an escape sequence that clears a screen, and
+a rich ``:emoji:`` code (it drew a check mark of its own)."""
 
 
 def _as_shown(text: str) -> str:

@@ -267,10 +267,11 @@ def _attest(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"attested": len(rows), "counts": counts, "nodes": rows}))
         return 0 if ok else 1
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from ironroot.cli._text import rich_console
+
+    console = rich_console()
     if not rows:
         console.print(
             "nothing to attest: no node is pending or due (--all attests every node, --node "

@@ -316,8 +316,9 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"class": name, "history": store.history(name), **verified.to_json()}))
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from ironroot.cli._text import rich_console
 
     table = Table(
         title=f"class {name}: desired state v{state.version} ({state.sha384.hex()[:16]}), "
@@ -341,7 +342,7 @@ def _show(args: argparse.Namespace) -> int:
         table.add_row(f"policy:{policy}", digest.hex()[:16])
     if state.note:
         table.add_row("note", markup(state.note))
-    Console().print(table)
+    rich_console().print(table)
     return 0
 
 
@@ -378,8 +379,9 @@ def _reconcile(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json()))
         return 0 if report.ok else 1
-    from rich.console import Console
     from rich.table import Table
+
+    from ironroot.cli._text import rich_console
 
     table = Table(title=f"reconcile {markup(fleet.directory)} at {report.at:%Y-%m-%d %H:%M:%S}Z")
     for column in ("node", "v", "item", "source", "desired", "measured", "drift"):
@@ -410,7 +412,7 @@ def _reconcile(args: argparse.Namespace) -> int:
                 markup(item.measured),
                 "[red]" + (item.code or "drift") + "[/red]" if not item.ok else "ok",
             )
-    console = Console()
+    console = rich_console()
     console.print(table)
     console.print(
         f"{len(report.nodes)} node(s), {len(report.drifted)} drifted"
@@ -463,8 +465,9 @@ def _rollout(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json()))
         return 0 if report.ok else 1
-    from rich.console import Console
     from rich.table import Table
+
+    from ironroot.cli._text import rich_console
 
     table = Table(
         title=f"rollout of class {name} to desired state v{report.desired_version}: "
@@ -481,7 +484,7 @@ def _rollout(args: argparse.Namespace) -> int:
             for u in node.updates
         )
         table.add_row(str(node.wave or "-"), node.node, node.outcome, markup(updates))
-    console = Console()
+    console = rich_console()
     console.print(table)
     counts = report.to_json()["counts"]
     summary = ", ".join(f"{n} {o}" for o, n in counts.items() if n)

@@ -5,13 +5,20 @@ statement's issuer, a server's problem detail.
 no escape sequence reaches the terminal. :func:`markup` for what rich renders (table titles
 and cells, ``Console.print``): the same, and rich's ``[...]`` markup escaped, so a name with
 ``[/bold]`` in it is shown as written instead of failing the verb or restyling its output.
+:func:`rich_console` is the console a verb prints rich output on: with ``:emoji:`` codes off,
+so a name holding ``:white_check_mark:`` cannot draw a check mark of its own.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ironroot._text import shown
 
-__all__ = ["markup", "shown"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["markup", "rich_console", "shown"]
 
 
 def markup(text: object) -> str:
@@ -19,3 +26,11 @@ def markup(text: object) -> str:
     from rich.markup import escape
 
     return escape(shown(str(text)))
+
+
+def rich_console(**options: Any) -> Console:
+    """A ``rich`` console for a verb's output (``options`` as ``Console`` takes them), with
+    ``:emoji:`` codes left as written: what it prints comes partly from outside."""
+    from rich.console import Console
+
+    return Console(emoji=False, **options)

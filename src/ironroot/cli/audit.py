@@ -100,10 +100,10 @@ def _export(args: argparse.Namespace) -> int:
                 fleet, args.node, logs=fetchers, now=now, ear=ear, releases=args.releases
             )
         else:
-            from rich.console import Console
+            from ironroot.cli._text import rich_console
 
             node = markup(args.node)  # as given: text, not markup
-            with Console(stderr=True).status(f"{node}: exporting") as status:
+            with rich_console(stderr=True).status(f"{node}: exporting") as status:
                 export = collect_export(
                     fleet,
                     args.node,
@@ -154,9 +154,9 @@ def _verify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
-        from rich.console import Console
+        from ironroot.cli._text import rich_console
 
-        render_console(report, Console())
+        render_console(report, rich_console())
     failure = report.failure
     if failure is not None and failure.error is not None:
         error = failure.error

@@ -167,8 +167,9 @@ def _status(args: argparse.Namespace) -> int:
             json.dumps({"counts": fleet.status_counts(), "nodes": [r.to_json() for r in records]})
         )
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from ironroot.cli._text import rich_console
 
     table = Table(title=f"fleet {markup(fleet.directory)}")
     for column in ("node", "class", "status", "since", "reason", "credential until"):
@@ -177,7 +178,7 @@ def _status(args: argparse.Namespace) -> int:
         table.add_row(
             r.id, r.node_class, r.status, r.since, markup(r.reason), r.credential_not_after or "-"
         )
-    Console().print(table)
+    rich_console().print(table)
     return 0
 
 

@@ -103,14 +103,15 @@ def _inspect(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(documents, indent=2))
             return 0
-        from rich.console import Console
         from rich.table import Table
+
+        from ironroot.cli._text import rich_console
 
         table = Table(title=markup(args.file.name), show_header=False, title_justify="left")
         for key, value in documents[0].items():
             if value is not None:
                 table.add_row(key, _text(value))
-        Console().print(table)
+        rich_console().print(table)
         return 0
     if args.issuer is not None:
         raise ConfigError("--issuer applies to Open DICE CBOR certificates")
@@ -119,9 +120,9 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(documents, indent=2))
         return 0
-    from rich.console import Console
+    from ironroot.cli._text import rich_console
 
-    console = Console()
+    console = rich_console()
     for position, doc in enumerate(documents):
         console.print(_table(doc, f"{markup(args.file.name)} [{position}]"))
     return 0
@@ -427,10 +428,11 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from ironroot.cli._text import rich_console
+
+    console = rich_console()
     table = Table(title=f"device {markup(doc['device'])}", show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
