@@ -211,6 +211,7 @@ class RedfishService:
         clock: Callable[[], dt.datetime] | None = None,
         fetch_verify: ssl.SSLContext | bool = True,
         basic_over_http: bool = False,
+        fetch_internal: bool = False,
     ) -> None:
         self.platform = platform
         self.accounts = accounts
@@ -229,6 +230,10 @@ class RedfishService:
         self.basic_over_http = basic_over_http
         """Accept HTTP Basic credentials on plain HTTP (behind a TLS-terminating proxy, or in
         tests); otherwise Basic needs HTTPS, as DSP0266 requires."""
+        self.fetch_internal = fetch_internal
+        """Let ``SimpleUpdate`` fetch from loopback, link-local, unspecified and multicast
+        addresses (an image server on the BMC itself, in tests); otherwise those are refused,
+        however the URI's host name resolves, as they reach the BMC's internal services."""
 
     # --- authentication ---------------------------------------------------------------------
 

@@ -1,0 +1,85 @@
+"""The platform's Redfish service against a hostile network client: requests forged to reach
+the BMC's own services, privilege tricks and odd bodies, each answered with the exact Redfish
+error (status and registry message) and no change to the node."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from tests.platform.test_platform_redfish import (
+    INVENTORY,
+    OPERATOR,
+    SIMPLE,
+    Bmc,
+    _error,
+    bmc,
+    world,
+)
+
+from ironroot.errors import PolicyRejected
+from ironroot.http import ServerThread
+from ironroot.platform._redfish_update import check_fetch_address
+
+__all__ = ["bmc", "world"]  # the fixtures, imported for pytest
+
+
+@pytest.fixture
+def internal() -> Iterator[tuple[int, list[str]]]:
+    """A service on the BMC's loopback (its port, and the paths it was asked for)."""
+    asked: list[str] = []
+
+    async def serve(request: Request) -> Response:
+        asked.append(request.url.path)
+        return Response(b"internal", media_type="application/octet-stream")
+
+    with ServerThread(Starlette(routes=[Route("/{name}", serve)])) as server:
+        yield int(server.url.rsplit(":", 1)[1]), asked
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1", "127.9.9.9", "::1", "0.0.0.0", "169.254.169.254", "fe80::1", "::ffff:127.0.0.1"],
+)
+def test_internal_addresses_are_refused_as_fetch_addresses(address: str) -> None:
+    with pytest.raises(PolicyRejected) as refused:
+        check_fetch_address(address, "http://x/")
+    assert refused.value.code == "fetch-address"
+    check_fetch_address("10.0.0.5", "http://x/")  # a firmware server on a private network
+    check_fetch_address("firmware.example", "http://x/")  # a name: checked once connected
+
+
+def test_simple_update_never_fetches_from_the_bmcs_own_addresses(
+    bmc: Bmc, internal: tuple[int, list[str]]
+) -> None:
+    """An Operator's SimpleUpdate is a GET the BMC sends: to 127.0.0.1 or a link-local
+    address it reaches the BMC's internal services (server-side request forgery). A literal
+    address is refused before any task; a name that resolves to one (``localhost``) is cut
+    once connected, before a request byte is sent."""
+    port, asked = internal
+    bmc.service.fetch_internal = False
+    target = {"Targets": [f"{INVENTORY}/gpu-active"]}
+    literal = [
+        {**target, "ImageURI": f"http://127.0.0.1:{port}/gpu.bin"},
+        {**target, "ImageURI": f"http://[::ffff:127.0.0.1]:{port}/gpu.bin"},
+        {**target, "ImageURI": "http://169.254.169.254/latest/meta-data"},
+        {
+            **target,
+            "ImageURI": "http://10.0.0.5/gpu.bin",
+            "Oem": {"Ironroot": {"StatementURIs": [f"http://127.0.0.1:{port}/s.ts"]}},
+        },
+    ]
+    with bmc.client(OPERATOR) as client:
+        for body in literal:
+            _error(client.post(SIMPLE, json=body), 400, "ActionParameterValueNotInList")
+        assert bmc.service.tasks.tasks() == []
+        named = client.post(SIMPLE, json={**target, "ImageURI": f"http://localhost:{port}/a"})
+        error = _error(named, 400, "CouldNotEstablishConnection")
+    assert "loopback" in error["message"]
+    assert asked == []
+    assert not bmc.service.updating.locked()
+    assert bmc.active("gpu") == "1.0"
