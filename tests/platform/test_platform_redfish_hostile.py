@@ -12,11 +12,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from tests.platform.test_platform_redfish import (
+    ADMIN,
     INVENTORY,
     OPERATOR,
+    ROOT,
     SIMPLE,
+    VIEWER,
     Bmc,
     _error,
+    _login,
     bmc,
     world,
 )
@@ -83,3 +87,36 @@ def test_simple_update_never_fetches_from_the_bmcs_own_addresses(
     assert asked == []
     assert not bmc.service.updating.locked()
     assert bmc.active("gpu") == "1.0"
+
+
+def test_a_flood_of_password_guesses_is_503_and_sessions_keep_working(bmc: Bmc) -> None:
+    """Each login or Basic request is an scrypt hash (about 32 MiB at the default cost) in a
+    worker thread, sent by anyone: unbounded, a flood of guesses took all the BMC's memory and
+    every worker thread. At most ``max_password_checks`` run at once; one more is 503 with
+    ``Retry-After`` at once, while requests with a session token go on."""
+    checks = bmc.service.password_checks
+    with bmc.client() as client:
+        token = _login(client, ADMIN)
+        held = bmc.service.limits.max_password_checks
+        for _ in range(held):  # every slot taken, as by a flood of guesses in flight
+            assert checks.acquire(blocking=False)
+        try:
+            login = client.post(
+                f"{ROOT}/SessionService/Sessions",
+                json={"UserName": VIEWER[0], "Password": VIEWER[1]},
+            )
+            basic = client.get(INVENTORY, auth=ADMIN)
+            public = client.get(f"{ROOT}/", auth=("nobody", "a guess"))
+            session = client.get(INVENTORY, headers={"X-Auth-Token": token})
+        finally:
+            for _ in range(held):
+                checks.release()
+        after = client.post(
+            f"{ROOT}/SessionService/Sessions", json={"UserName": VIEWER[0], "Password": VIEWER[1]}
+        )
+    for refused in (login, basic):
+        _error(refused, 503, "ServiceTemporarilyUnavailable")
+        assert refused.headers["retry-after"] == "1"
+    assert public.status_code == 200
+    assert session.status_code == 200
+    assert after.status_code == 201

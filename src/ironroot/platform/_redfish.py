@@ -101,6 +101,7 @@ from ironroot.errors import (
     LimitExceeded,
     MalformedInput,
     NotFound,
+    Overloaded,
     RoleNotPermitted,
     Unauthorized,
 )
@@ -225,6 +226,8 @@ class RedfishService:
         """Held while an update runs (one at a time)."""
         self.receiving = False
         """A multipart push's body is being read (set and read on the event loop only)."""
+        self.password_checks = threading.BoundedSemaphore(self.limits.max_password_checks)
+        """A slot per password being checked (:meth:`_login`): taken without waiting."""
         self.writes = asyncio.Lock()
         """Held by a ``PATCH`` or ``DELETE`` from its ``If-Match`` check to its change."""
         self.basic_over_http = basic_over_http
@@ -272,12 +275,26 @@ class RedfishService:
         raise Unauthorized("no session token or credentials", code="login")
 
     async def _login(self, user: str, password: str, request: Request) -> Account:
+        """The account ``user`` whose password is ``password``. Unauthenticated clients send
+        these, each a worker thread and a memory-hard hash: at most
+        ``limits.max_password_checks`` run at once, and one more is ``Overloaded`` (``503``
+        with ``Retry-After``) at once, so a flood of guesses neither exhausts the BMC's memory
+        nor takes the worker threads every other request needs."""
         client = request.client.host if request.client else "-"
+        if not self.password_checks.acquire(blocking=False):
+            _log.warning("redfish login from %s refused: too many password checks", client)
+            raise Overloaded(
+                f"{self.limits.max_password_checks} passwords are being checked: retry",
+                code="password-checks",
+                retry_after=1,
+            )
         try:
             account = await run_in_threadpool(self.accounts.authenticate, user, password)
         except IronrootError as exc:
             _log.warning("redfish login refused for %r from %s: %s", user[:64], client, exc.code)
             raise
+        finally:
+            self.password_checks.release()
         return account
 
 
@@ -310,7 +327,7 @@ def _route(service: RedfishService, resource: _Resource) -> Route:
             elif request.headers.get("x-auth-token") or request.headers.get("authorization"):
                 try:  # a public resource answers the same, logged in or not
                     principal = await service.principal(request)
-                except Unauthorized:
+                except (Unauthorized, Overloaded):
                     principal = None
             if method in ("PATCH", "DELETE"):  # If-Match and the change, one writer at a time
                 async with service.writes:
