@@ -120,3 +120,20 @@ def test_a_flood_of_password_guesses_is_503_and_sessions_keep_working(bmc: Bmc) 
     assert public.status_code == 200
     assert session.status_code == 200
     assert after.status_code == 201
+
+
+def test_read_only_changes_its_own_password_with_the_resources_annotations(bmc: Bmc) -> None:
+    """A client that PATCHes back what it read carries ``@odata.id`` and ``@odata.etag``,
+    which the service ignores; they were counted as properties to change, so a ReadOnly
+    account could not change its own password (403). Its role stays out of reach."""
+    uri = f"{ROOT}/AccountService/Accounts/3"
+    with bmc.client(VIEWER) as client:
+        read = client.get(uri).json()
+        annotations = {"@odata.id": uri, "@odata.etag": read["@odata.etag"]}
+        escalate = client.patch(uri, json={**annotations, "RoleId": "Administrator"})
+        changed = client.patch(uri, json={**annotations, "Password": "a new long password"})
+    _error(escalate, 403, "InsufficientPrivilege")
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["RoleId"] == "ReadOnly"
+    with bmc.client(("viewer", "a new long password")) as client:
+        assert client.get(uri).json()["RoleId"] == "ReadOnly"

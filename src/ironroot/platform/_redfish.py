@@ -800,7 +800,8 @@ def _resources(service: RedfishService) -> list[_Resource]:
             ("UserName", "Password", "RoleId", "Enabled", "Locked"),
             read_only=("Id", "AccountTypes", "Links"),
         )
-        if not who.can("ConfigureUsers") and set(doc) - {"Password"}:
+        asked = {name for name in doc if not name.startswith("@odata.")}  # as only() reads it
+        if not who.can("ConfigureUsers") and asked - {"Password"}:
             who.require("ConfigureUsers")  # one's own password only, with ConfigureSelf
         changes: dict[str, Any] = {}
         if "UserName" in doc:
