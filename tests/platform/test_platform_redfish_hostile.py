@@ -137,3 +137,23 @@ def test_read_only_changes_its_own_password_with_the_resources_annotations(bmc: 
     assert changed.json()["RoleId"] == "ReadOnly"
     with bmc.client(("viewer", "a new long password")) as client:
         assert client.get(uri).json()["RoleId"] == "ReadOnly"
+
+
+def test_a_session_id_is_no_oracle_for_an_account_without_configure_manager(bmc: Bmc) -> None:
+    """Another account's session was 403 and a missing one 404, so a ReadOnly account could
+    tell which session ids are live; both are 403 now. An Administrator still gets 404."""
+    sessions = f"{ROOT}/SessionService/Sessions"
+    with bmc.client() as client:
+        admin = _login(client, ADMIN)
+        viewer = _login(client, VIEWER)
+        members = client.get(sessions, headers={"X-Auth-Token": admin}).json()["Members"]
+        mine = client.get(sessions, headers={"X-Auth-Token": viewer}).json()["Members"]
+        other = next(m["@odata.id"] for m in members if m not in mine)
+        as_viewer = {"X-Auth-Token": viewer}
+        live = client.get(other, headers=as_viewer)
+        missing = client.get(f"{sessions}/0123456789abcdef", headers=as_viewer)
+        gone = client.delete(f"{sessions}/0123456789abcdef", headers=as_viewer)
+        for_admin = client.get(f"{sessions}/0123456789abcdef", headers={"X-Auth-Token": admin})
+    for response in (live, missing, gone):
+        _error(response, 403, "InsufficientPrivilege")
+    _error(for_admin, 404, "ResourceMissingAtURI")

@@ -597,7 +597,11 @@ def _resources(service: RedfishService) -> list[_Resource]:
 
     def own_session(who: _Principal | None, ident: str) -> Session:
         assert who is not None
-        session = sessions.get(ident)
+        try:
+            session = sessions.get(ident)
+        except NotFound:  # 403 too: without ConfigureManager, no account learns which exist
+            who.require("ConfigureManager")
+            raise
         if session.account_id != who.account.id:
             who.require("ConfigureManager")
         return session
