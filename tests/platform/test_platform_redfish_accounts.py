@@ -331,3 +331,22 @@ def test_a_password_of_the_longest_bytes_takes_no_suffix(store: AccountStore) ->
     assert store.authenticate("keys", widest).id == account.id
     _raises(Unauthorized, "login", lambda: store.authenticate("keys", widest + "anything"))
     _raises(Unauthorized, "login", lambda: store.authenticate("keys", widest + "x" * 10_000))
+
+
+def test_guesses_at_a_locked_account_write_nothing(store: AccountStore, clock: Clock) -> None:
+    """Each wrong password rewrote the account file, even for an account already locked: an
+    endless flood of guesses at a locked name wore the BMC's flash. A locked account's wrong
+    passwords are refused the same, and the file stays as it was."""
+    store.configure(lockout_threshold=2, lockout_duration=60, lockout_reset_after=60)
+    store.add("ops", "operator password", "Operator")
+    for _ in range(2):
+        _raises(Unauthorized, "login", lambda: store.authenticate("ops", "wrong password"))
+    path = store.path
+    before = (path.read_bytes(), path.stat().st_ino)
+    for _ in range(5):
+        clock.now += 1
+        _raises(Unauthorized, "login", lambda: store.authenticate("ops", "wrong password"))
+    _raises(IdentityLocked, "locked", lambda: store.authenticate("ops", "operator password"))
+    assert (path.read_bytes(), path.stat().st_ino) == before
+    clock.now += 60
+    assert store.authenticate("ops", "operator password").failures == 0

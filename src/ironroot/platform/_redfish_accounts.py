@@ -20,7 +20,8 @@ threshold, lockout duration and counter reset, and the session timeout. An unkno
 costs the same scrypt work as a wrong password, and both answer the same ``Unauthorized``;
 ``lockout_threshold`` wrong passwords in a row (none older than ``lockout_reset_after``
 seconds) lock the account for ``lockout_duration`` seconds (0: until an administrator
-unlocks it), and a locked account refuses even its right password. The last enabled
+unlocks it), and a locked account refuses even its right password; its wrong ones are not
+counted and write nothing (no flash wear from guesses at a locked name). The last enabled
 Administrator cannot be removed, disabled or given another role.
 
 **Sessions** (:class:`SessionStore`) are held in memory, at most :data:`MAX_SESSIONS` (64), of
@@ -400,7 +401,10 @@ class AccountStore:
             if right and account.locked(now):
                 raise IdentityLocked(f"the account {account.username} is locked", code="locked")
             if not right:
-                self._failed(account, now)
+                # While locked, a guess changes nothing: counted, each rewrote the account
+                # file, so a flood of guesses at a locked name wore the BMC's flash for ever.
+                if not account.locked(now):
+                    self._failed(account, now)
                 raise Unauthorized("unknown user or wrong password", code="login")
             if not account.enabled:
                 raise Unauthorized("unknown user or wrong password", code="login")
