@@ -4,6 +4,8 @@ error (status and registry message) and no change to the node."""
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -157,3 +159,38 @@ def test_a_session_id_is_no_oracle_for_an_account_without_configure_manager(bmc:
     for response in (live, missing, gone):
         _error(response, 403, "InsufficientPrivilege")
     _error(for_admin, 404, "ResourceMissingAtURI")
+
+
+def _own_address() -> str:
+    """This host's address on its network (a UDP connect sends nothing), or skip."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            pytest.skip("no network interface but loopback")
+        address = str(probe.getsockname()[0])
+    if ipaddress.ip_address(address).is_loopback:
+        pytest.skip("no network interface but loopback")
+    return address
+
+
+def test_simple_update_never_fetches_from_the_bmcs_own_network_address(bmc: Bmc) -> None:
+    """Not loopback, but the BMC all the same: a service listening on every interface is
+    reached at the BMC's own network address (traffic that never leaves the host). The
+    connection's peer is its own local address: cut before a request byte."""
+    address = _own_address()
+    asked: list[str] = []
+
+    async def serve(request: Request) -> Response:
+        asked.append(request.url.path)
+        return Response(b"internal")
+
+    bmc.service.fetch_internal = False
+    app = Starlette(routes=[Route("/{name}", serve)])
+    with ServerThread(app, host="0.0.0.0") as server, bmc.client(OPERATOR) as client:
+        port = server.url.rsplit(":", 1)[1]
+        body = {"ImageURI": f"http://{address}:{port}/a", "Targets": [f"{INVENTORY}/gpu-active"]}
+        error = _error(client.post(SIMPLE, json=body), 400, "CouldNotEstablishConnection")
+    assert "BMC itself" in error["message"]
+    assert asked == []
+    assert bmc.active("gpu") == "1.0"

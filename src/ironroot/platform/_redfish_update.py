@@ -325,7 +325,8 @@ def check_fetch_address(address: str, uri: str) -> None:
 class _PeerGuard:
     """A ``trace`` extension for httpx: the address each fetch connection reached, however its
     name resolved (a name resolving to 127.0.0.1, a DNS rebinding), is held to
-    :func:`check_fetch_address` before a request byte is sent."""
+    :func:`check_fetch_address` before a request byte is sent, and must not be the
+    connection's own local address (the BMC's address on its network)."""
 
     def __init__(self, uri: str, then: Callable[[str, Mapping[str, Any]], None]) -> None:
         self.uri = uri
@@ -342,11 +343,17 @@ class _PeerGuard:
         if not isinstance(sock, socket.socket):
             return
         try:
-            peer = sock.getpeername()[0]
+            peer, local = str(sock.getpeername()[0]), str(sock.getsockname()[0])
         except OSError:
             return
         try:
-            check_fetch_address(str(peer), self.uri)
+            check_fetch_address(peer, self.uri)
+            if peer == local:  # the BMC's own address on a network, not its loopback
+                raise PolicyRejected(
+                    f"{self.uri} reaches {peer}, an address of the BMC itself: the service "
+                    "does not fetch from itself",
+                    code="fetch-address",
+                )
         except PolicyRejected:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
