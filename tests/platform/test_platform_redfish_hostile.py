@@ -194,3 +194,38 @@ def test_simple_update_never_fetches_from_the_bmcs_own_network_address(bmc: Bmc)
     assert "BMC itself" in error["message"]
     assert asked == []
     assert bmc.active("gpu") == "1.0"
+
+
+def test_a_change_a_browser_sends_for_another_site_is_403(bmc: Bmc) -> None:
+    """A browser that was given Basic credentials (the service's 401 asks for them) sends them
+    with requests any page makes; a POST with no Content-Type or a multipart one needs no
+    CORS preflight. Such a request, marked by ``Origin`` or ``Sec-Fetch-Site``, created an
+    Administrator; now it is refused, while the same request from the service's own origin,
+    or from a client that is not a browser, goes on."""
+    accounts = f"{ROOT}/AccountService/Accounts"
+    body = b'{"UserName": "csrf", "Password": "a long password", "RoleId": "Administrator"}'
+    forged = [
+        ({"Origin": "https://evil.example"}, "Origin"),
+        ({"Origin": "null"}, "Origin"),
+        ({"Sec-Fetch-Site": "cross-site"}, "Sec-Fetch-Site"),
+    ]
+    with bmc.client(ADMIN) as client:
+        own = bmc.url.removeprefix("http://")
+        for headers, name in forged:
+            response = client.post(accounts, content=body, headers=headers)
+            error = _error(response, 403, "HeaderInvalid")
+            assert error["@Message.ExtendedInfo"][0]["MessageArgs"] == [name]
+        push = client.post(
+            f"{ROOT}/UpdateService/update-multipart",
+            files={"UpdateFile": ("a.bin", b"x")},
+            headers={"Origin": "https://evil.example"},
+        )
+        _error(push, 403, "HeaderInvalid")
+        assert client.get(accounts, headers={"Origin": "https://evil.example"}).status_code == 200
+        assert not any(a.username == "csrf" for a in bmc.service.accounts.accounts())
+        same = client.post(
+            accounts,
+            content=body,
+            headers={"Origin": f"http://{own}", "Sec-Fetch-Site": "same-origin"},
+        )
+        assert same.status_code == 201, same.text

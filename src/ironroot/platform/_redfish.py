@@ -370,6 +370,8 @@ def _answer(request: Request, refusal: Refusal, allow: str) -> Response:
 
 
 def _check_request(request: Request) -> None:
+    if request.method not in ("GET", "HEAD"):
+        _check_same_origin(request)
     version = request.headers.get("odata-version")
     if version is not None and version.strip() != "4.0":
         raise Refusal(
@@ -380,6 +382,37 @@ def _check_request(request: Request) -> None:
     for name in request.query_params:
         if name.startswith(("$", "*")):
             raise Refusal(501, message("QueryParameterUnsupported", name))
+
+
+def _check_same_origin(request: Request) -> None:
+    """Refuse a change a web browser sends for another site (``403`` ``HeaderInvalid``).
+
+    The service answers ``401`` with ``WWW-Authenticate: Basic``, so a browser asks for and
+    keeps an operator's credentials and sends them with every request to the BMC, those a
+    page of any site makes included: a ``POST`` without a ``Content-Type`` (taken as JSON)
+    or with ``multipart/form-data`` needs no CORS preflight, so any page the operator opened
+    could create an Administrator or start an update. Browsers say where such a request comes
+    from (``Sec-Fetch-Site``, ``Origin``); Redfish clients send neither, and are unaffected."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site.strip().lower() not in ("same-origin", "none"):
+        raise Refusal(
+            403,
+            message("HeaderInvalid", "Sec-Fetch-Site"),
+            text=f"a {site[:32]!r} request from a web page may not change this service",
+        )
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    scheme, sep, host = origin.strip().partition("://")
+    if not sep or (scheme.lower(), host.lower()) != (
+        request.url.scheme,
+        request.headers.get("host", "").lower(),
+    ):
+        raise Refusal(
+            403,
+            message("HeaderInvalid", "Origin"),
+            text=f"a request from the web origin {origin[:100]!r} may not change this service",
+        )
 
 
 class _Slashes:
