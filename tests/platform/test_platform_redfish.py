@@ -69,7 +69,12 @@ def bmc(world: World, tmp_path: Path) -> Iterator[Bmc]:
     accounts.add(*OPERATOR, "Operator")
     accounts.add(*VIEWER, "ReadOnly")
     service = RedfishService(
-        platform, accounts, clock=lambda: NOW, limits=LIMITS, basic_over_http=True
+        platform,
+        accounts,
+        clock=lambda: NOW,
+        limits=LIMITS,
+        basic_over_http=True,
+        fetch_internal=True,
     )
     with ServerThread(create_redfish_app(service)) as server:
         yield Bmc(server.url, service, platform, world)

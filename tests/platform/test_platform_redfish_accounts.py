@@ -26,6 +26,7 @@ from ironroot.platform._redfish_accounts import (
     MAX_SESSIONS,
     MAX_SESSIONS_PER_ACCOUNT,
     ROLES,
+    Account,
     AccountStore,
     SessionStore,
 )
@@ -331,3 +332,61 @@ def test_a_password_of_the_longest_bytes_takes_no_suffix(store: AccountStore) ->
     assert store.authenticate("keys", widest).id == account.id
     _raises(Unauthorized, "login", lambda: store.authenticate("keys", widest + "anything"))
     _raises(Unauthorized, "login", lambda: store.authenticate("keys", widest + "x" * 10_000))
+
+
+def test_guesses_at_a_locked_account_write_nothing(store: AccountStore, clock: Clock) -> None:
+    """Each wrong password rewrote the account file, even for an account already locked: an
+    endless flood of guesses at a locked name wore the BMC's flash. A locked account's wrong
+    passwords are refused the same, and the file stays as it was."""
+    store.configure(lockout_threshold=2, lockout_duration=60, lockout_reset_after=60)
+    store.add("ops", "operator password", "Operator")
+    for _ in range(2):
+        _raises(Unauthorized, "login", lambda: store.authenticate("ops", "wrong password"))
+    path = store.path
+    before = (path.read_bytes(), path.stat().st_ino)
+    for _ in range(5):
+        clock.now += 1
+        _raises(Unauthorized, "login", lambda: store.authenticate("ops", "wrong password"))
+    _raises(IdentityLocked, "locked", lambda: store.authenticate("ops", "operator password"))
+    assert (path.read_bytes(), path.stat().st_ino) == before
+    clock.now += 60
+    assert store.authenticate("ops", "operator password").failures == 0
+
+
+class _ChangedWhileHashing(AccountStore):
+    """An account store in which an administrator sets a new password for ``ops`` just as a
+    login with the old one has looked the account up, and before its hash is compared."""
+
+    new_password: str | None = None
+
+    def by_name(self, username: str) -> Account | None:
+        found = super().by_name(username)
+        if found is not None and self.new_password is not None:
+            password, self.new_password = self.new_password, None
+            self.update(found.id, password=password)
+        return found
+
+
+def test_a_password_changed_while_the_old_one_is_checked_opens_no_session(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """The old password was hashed against the account as it was looked up, and the answer
+    given for the account as it is after: right a moment ago, it logged in after the change
+    (whose end of the account's sessions had already run), a session that outlived a password
+    rotation. Now refused; and a session is opened only for the account as it was
+    authenticated."""
+    store = _ChangedWhileHashing.create_with(tmp_path, "admin", PASSWORD, clock=clock, kdf=KDF)
+    sessions = SessionStore(store)
+    store.add("ops", "operator password", "Operator")
+    store.new_password = "a rotated password"
+    _raises(Unauthorized, "login", lambda: store.authenticate("ops", "operator password"))
+    assert store.authenticate("ops", "a rotated password").username == "ops"
+
+    before = store.authenticate("ops", "a rotated password")
+    store.update(before.id, password="rotated once more")  # between the check and the session
+    _raises(Unauthorized, "session", lambda: sessions.create(before))
+    admin = store.authenticate("admin", PASSWORD)
+    store.add("admin2", "second admin password", "Administrator")
+    store.update(admin.id, role="ReadOnly")
+    _raises(Unauthorized, "session", lambda: sessions.create(admin))
+    assert sessions.sessions() == []

@@ -101,6 +101,7 @@ from ironroot.errors import (
     LimitExceeded,
     MalformedInput,
     NotFound,
+    Overloaded,
     RoleNotPermitted,
     Unauthorized,
 )
@@ -211,6 +212,7 @@ class RedfishService:
         clock: Callable[[], dt.datetime] | None = None,
         fetch_verify: ssl.SSLContext | bool = True,
         basic_over_http: bool = False,
+        fetch_internal: bool = False,
     ) -> None:
         self.platform = platform
         self.accounts = accounts
@@ -224,11 +226,17 @@ class RedfishService:
         """Held while an update runs (one at a time)."""
         self.receiving = False
         """A multipart push's body is being read (set and read on the event loop only)."""
+        self.password_checks = threading.BoundedSemaphore(self.limits.max_password_checks)
+        """A slot per password being checked (:meth:`_login`): taken without waiting."""
         self.writes = asyncio.Lock()
         """Held by a ``PATCH`` or ``DELETE`` from its ``If-Match`` check to its change."""
         self.basic_over_http = basic_over_http
         """Accept HTTP Basic credentials on plain HTTP (behind a TLS-terminating proxy, or in
         tests); otherwise Basic needs HTTPS, as DSP0266 requires."""
+        self.fetch_internal = fetch_internal
+        """Let ``SimpleUpdate`` fetch from loopback, link-local, unspecified and multicast
+        addresses (an image server on the BMC itself, in tests); otherwise those are refused,
+        however the URI's host name resolves, as they reach the BMC's internal services."""
 
     # --- authentication ---------------------------------------------------------------------
 
@@ -267,12 +275,26 @@ class RedfishService:
         raise Unauthorized("no session token or credentials", code="login")
 
     async def _login(self, user: str, password: str, request: Request) -> Account:
+        """The account ``user`` whose password is ``password``. Unauthenticated clients send
+        these, each a worker thread and a memory-hard hash: at most
+        ``limits.max_password_checks`` run at once, and one more is ``Overloaded`` (``503``
+        with ``Retry-After``) at once, so a flood of guesses neither exhausts the BMC's memory
+        nor takes the worker threads every other request needs."""
         client = request.client.host if request.client else "-"
+        if not self.password_checks.acquire(blocking=False):
+            _log.warning("redfish login from %s refused: too many password checks", client)
+            raise Overloaded(
+                f"{self.limits.max_password_checks} passwords are being checked: retry",
+                code="password-checks",
+                retry_after=1,
+            )
         try:
             account = await run_in_threadpool(self.accounts.authenticate, user, password)
         except IronrootError as exc:
             _log.warning("redfish login refused for %r from %s: %s", user[:64], client, exc.code)
             raise
+        finally:
+            self.password_checks.release()
         return account
 
 
@@ -305,7 +327,7 @@ def _route(service: RedfishService, resource: _Resource) -> Route:
             elif request.headers.get("x-auth-token") or request.headers.get("authorization"):
                 try:  # a public resource answers the same, logged in or not
                     principal = await service.principal(request)
-                except Unauthorized:
+                except (Unauthorized, Overloaded):
                     principal = None
             if method in ("PATCH", "DELETE"):  # If-Match and the change, one writer at a time
                 async with service.writes:
@@ -348,6 +370,8 @@ def _answer(request: Request, refusal: Refusal, allow: str) -> Response:
 
 
 def _check_request(request: Request) -> None:
+    if request.method not in ("GET", "HEAD"):
+        _check_same_origin(request)
     version = request.headers.get("odata-version")
     if version is not None and version.strip() != "4.0":
         raise Refusal(
@@ -358,6 +382,37 @@ def _check_request(request: Request) -> None:
     for name in request.query_params:
         if name.startswith(("$", "*")):
             raise Refusal(501, message("QueryParameterUnsupported", name))
+
+
+def _check_same_origin(request: Request) -> None:
+    """Refuse a change a web browser sends for another site (``403`` ``HeaderInvalid``).
+
+    The service answers ``401`` with ``WWW-Authenticate: Basic``, so a browser asks for and
+    keeps an operator's credentials and sends them with every request to the BMC, those a
+    page of any site makes included: a ``POST`` without a ``Content-Type`` (taken as JSON)
+    or with ``multipart/form-data`` needs no CORS preflight, so any page the operator opened
+    could create an Administrator or start an update. Browsers say where such a request comes
+    from (``Sec-Fetch-Site``, ``Origin``); Redfish clients send neither, and are unaffected."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site.strip().lower() not in ("same-origin", "none"):
+        raise Refusal(
+            403,
+            message("HeaderInvalid", "Sec-Fetch-Site"),
+            text=f"a {site[:32]!r} request from a web page may not change this service",
+        )
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    scheme, sep, host = origin.strip().partition("://")
+    if not sep or (scheme.lower(), host.lower()) != (
+        request.url.scheme,
+        request.headers.get("host", "").lower(),
+    ):
+        raise Refusal(
+            403,
+            message("HeaderInvalid", "Origin"),
+            text=f"a request from the web origin {origin[:100]!r} may not change this service",
+        )
 
 
 class _Slashes:
@@ -575,7 +630,11 @@ def _resources(service: RedfishService) -> list[_Resource]:
 
     def own_session(who: _Principal | None, ident: str) -> Session:
         assert who is not None
-        session = sessions.get(ident)
+        try:
+            session = sessions.get(ident)
+        except NotFound:  # 403 too: without ConfigureManager, no account learns which exist
+            who.require("ConfigureManager")
+            raise
         if session.account_id != who.account.id:
             who.require("ConfigureManager")
         return session
@@ -778,7 +837,8 @@ def _resources(service: RedfishService) -> list[_Resource]:
             ("UserName", "Password", "RoleId", "Enabled", "Locked"),
             read_only=("Id", "AccountTypes", "Links"),
         )
-        if not who.can("ConfigureUsers") and set(doc) - {"Password"}:
+        asked = {name for name in doc if not name.startswith("@odata.")}  # as only() reads it
+        if not who.can("ConfigureUsers") and asked - {"Password"}:
             who.require("ConfigureUsers")  # one's own password only, with ConfigureSelf
         changes: dict[str, Any] = {}
         if "UserName" in doc:

@@ -20,7 +20,8 @@ threshold, lockout duration and counter reset, and the session timeout. An unkno
 costs the same scrypt work as a wrong password, and both answer the same ``Unauthorized``;
 ``lockout_threshold`` wrong passwords in a row (none older than ``lockout_reset_after``
 seconds) lock the account for ``lockout_duration`` seconds (0: until an administrator
-unlocks it), and a locked account refuses even its right password. The last enabled
+unlocks it), and a locked account refuses even its right password; its wrong ones are not
+counted and write nothing (no flash wear from guesses at a locked name). The last enabled
 Administrator cannot be removed, disabled or given another role.
 
 **Sessions** (:class:`SessionStore`) are held in memory, at most :data:`MAX_SESSIONS` (64), of
@@ -392,25 +393,32 @@ class AccountStore:
             raise Unauthorized("unknown user or wrong password", code="login")
         digest = _hash(secret, account.salt, account.kdf)
         right = hmac.compare_digest(digest, account.digest) and not too_long
+        hashed = account
         with self._lock:
             account = self._accounts.get(account.id)
-            if account is None:
+            if account is None or (account.salt, account.digest) != (hashed.salt, hashed.digest):
+                # removed, or given a new password while this one was hashed: the old one,
+                # right a moment ago, must not open a session that outlives the change
                 raise Unauthorized("unknown user or wrong password", code="login")
             now = self._clock()
             if right and account.locked(now):
                 raise IdentityLocked(f"the account {account.username} is locked", code="locked")
-            if not right:
-                self._failed(account, now)
-                raise Unauthorized("unknown user or wrong password", code="login")
-            if not account.enabled:
-                raise Unauthorized("unknown user or wrong password", code="login")
-            if account.failures or account.locked_until is not None:
-                account = replace(account, failures=0, locked_until=None)
-                self._accounts[account.id] = account
-                self._save()
-            return account
+            if right and account.enabled:
+                if account.failures or account.locked_until is not None:
+                    account = replace(account, failures=0, locked_until=None)
+                    self._accounts[account.id] = account
+                    self._save()
+                return account
+            # While locked, a guess changes nothing: counted, each rewrote the account file,
+            # so a flood of guesses at a locked name wore the BMC's flash for ever.
+            locked_now = not right and not account.locked(now) and self._failed(account, now)
+        if locked_now:  # its sessions end outside this lock (they take the session store's)
+            self._ended(account.id)
+        raise Unauthorized("unknown user or wrong password", code="login")
 
-    def _failed(self, account: Account, now: float) -> None:
+    def _failed(self, account: Account, now: float) -> bool:
+        """Count a wrong password (with ``self._lock`` held); whether it locked the account
+        (the caller ends its sessions once it has released the lock)."""
         s = self.settings
         failures = account.failures
         if s.lockout_reset_after and now - account.last_failure > s.lockout_reset_after:
@@ -423,8 +431,7 @@ class AccountStore:
         updated = replace(account, failures=failures, last_failure=now, locked_until=locked_until)
         self._accounts[account.id] = updated
         self._save()
-        if updated.locked(now) and not account.locked(now):
-            self._ended(account.id)
+        return updated.locked(now) and not account.locked(now)
 
     # --- administration -----------------------------------------------------------------------
 
@@ -581,11 +588,28 @@ class SessionStore:
     def create(self, account: Account, client: str | None = None) -> tuple[Session, str]:
         """A new session for ``account`` and its token (``LimitExceeded`` code
         ``session-limit`` when :data:`MAX_SESSIONS` are open, ``account-session-limit`` when
-        :data:`MAX_SESSIONS_PER_ACCOUNT` of them are ``account``'s)."""
+        :data:`MAX_SESSIONS_PER_ACCOUNT` of them are ``account``'s). ``Unauthorized`` (code
+        ``session``) when ``account`` is no longer as it was authenticated: removed, disabled,
+        locked, or given a new password or role since. The check and the new session are one
+        step under this store's lock, and a change ends the account's sessions under it too
+        (after the account store's lock is released), so a login racing a password change
+        never leaves a session the change did not end."""
         token = secrets.token_urlsafe(32)
         digest = hashlib.sha256(token.encode()).digest()
         now = self._accounts.now()
         with self._lock:
+            try:
+                current = self._accounts.get(account.id)
+            except NotFound:
+                current = None
+            if (
+                current is None
+                or (current.salt, current.digest, current.role)
+                != (account.salt, account.digest, account.role)
+                or not current.enabled
+                or current.locked(now)
+            ):
+                raise Unauthorized("the account changed while logging in", code="session")
             self._expire(now)
             if len(self._sessions) >= MAX_SESSIONS:
                 raise LimitExceeded(f"at most {MAX_SESSIONS} sessions", code="session-limit")

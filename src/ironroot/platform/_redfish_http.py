@@ -109,13 +109,16 @@ SIMPLE_UPDATE_ACTION: Final = "UpdateService.SimpleUpdate"
 class RedfishLimits:
     """What one update may bring: the image and statement sizes (bytes), the number of
     statements, how long a ``SimpleUpdate`` fetch may take (seconds), and how long a request
-    waits for the RoT's verification before answering ``202`` anyway (seconds)."""
+    waits for the RoT's verification before answering ``202`` anyway (seconds); and how many
+    passwords (logins, HTTP Basic requests) are checked at once: each check is an scrypt hash
+    of about 32 MiB and a worker thread, whoever sends it, so one more is ``503``."""
 
     max_image_bytes: int = 64 * 1024 * 1024
     max_statement_bytes: int = 1024 * 1024
     max_statements: int = 16
     fetch_timeout: float = 60.0
     verify_wait: float = 600.0
+    max_password_checks: int = 4
 
     @property
     def max_request_bytes(self) -> int:

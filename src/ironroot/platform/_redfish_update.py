@@ -12,9 +12,12 @@ failing check, ``Update.1.3.VerificationFailed``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import json
 import logging
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,7 +33,13 @@ from starlette.types import Message
 
 from ironroot._httpclient import Cutoff
 from ironroot._trust import client_verify
-from ironroot.errors import Conflict, IronrootError, LimitExceeded, PayloadTooLarge
+from ironroot.errors import (
+    Conflict,
+    IronrootError,
+    LimitExceeded,
+    PayloadTooLarge,
+    PolicyRejected,
+)
 from ironroot.http import read_body
 from ironroot.platform._node import COMPONENTS
 from ironroot.platform._redfish_http import (
@@ -293,6 +302,65 @@ async def multipart_update(
     return update, payload
 
 
+def check_fetch_address(address: str, uri: str) -> None:
+    """Refuse (``PolicyRejected``, code ``fetch-address``) an address a fetch must not reach:
+    loopback, link-local (the cloud metadata service at 169.254.169.254 among them),
+    unspecified or multicast, also as an IPv4-mapped IPv6 address. Those reach the BMC's own
+    internal services, never a firmware server, and a ``SimpleUpdate`` is a GET the BMC sends
+    on an Operator's behalf (server-side request forgery); private networks stay allowed."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return  # not an IP address: a name, checked again once it is connected
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast:
+        raise PolicyRejected(
+            f"{uri} reaches {ip}, an address of the BMC itself or its link: the service "
+            "does not fetch from loopback, link-local, unspecified or multicast addresses",
+            code="fetch-address",
+        )
+
+
+class _PeerGuard:
+    """A ``trace`` extension for httpx: the address each fetch connection reached, however its
+    name resolved (a name resolving to 127.0.0.1, a DNS rebinding), is held to
+    :func:`check_fetch_address` before a request byte is sent, and must not be the
+    connection's own local address (the BMC's address on its network)."""
+
+    def __init__(self, uri: str, then: Callable[[str, Mapping[str, Any]], None]) -> None:
+        self.uri = uri
+        self._then = then
+
+    def __call__(self, event: str, info: Mapping[str, Any]) -> None:
+        self._then(event, info)
+        if event != "connection.connect_tcp.complete":
+            return
+        stream = info.get("return_value")
+        if stream is None:
+            return
+        sock = stream.get_extra_info("socket")
+        if not isinstance(sock, socket.socket):
+            return
+        try:
+            peer, local = str(sock.getpeername()[0]), str(sock.getsockname()[0])
+        except OSError:
+            return
+        try:
+            check_fetch_address(peer, self.uri)
+            if peer == local:  # the BMC's own address on a network, not its loopback
+                raise PolicyRejected(
+                    f"{self.uri} reaches {peer}, an address of the BMC itself: the service "
+                    "does not fetch from itself",
+                    code="fetch-address",
+                )
+        except PolicyRejected:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            stream.close()
+            raise
+
+
 @dataclass(frozen=True, slots=True)
 class SimpleUpdatePlan:
     """A checked ``SimpleUpdate`` request: what to fetch, for which component."""
@@ -335,9 +403,10 @@ class SimpleUpdatePlan:
             def get(uri: str, limit: int, auth: tuple[str, str] | None = None) -> bytes:
                 if time.monotonic() > deadline:
                     raise too_slow(uri)
+                trace = cutoff.trace if service.fetch_internal else _PeerGuard(uri, cutoff.trace)
                 try:
                     with client.stream(
-                        "GET", uri, auth=auth, extensions={"trace": cutoff.trace}
+                        "GET", uri, auth=auth, extensions={"trace": trace}
                     ) as response:
                         if response.status_code in (401, 403):
                             raise Refusal(
@@ -362,6 +431,10 @@ class SimpleUpdatePlan:
                                 raise too_slow(uri)
                             chunks.append(chunk)
                         return b"".join(chunks)
+                except PolicyRejected as exc:
+                    raise Refusal(
+                        400, message("CouldNotEstablishConnection", uri), text=exc.detail
+                    ) from None
                 except httpx.HTTPError as exc:
                     if time.monotonic() > deadline:
                         raise too_slow(uri) from None
@@ -419,7 +492,7 @@ def simple_update_plan(doc: Mapping[str, Any], service: RedfishService) -> Simpl
         )
     if "://" not in image and protocol is not None:
         image = f"{protocol.lower()}://{image}"
-    image_uri = _fetch_uri(image, "ImageURI", action)
+    image_uri = _fetch_uri(image, "ImageURI", action, service)
     if protocol is not None and not image_uri.lower().startswith(f"{protocol.lower()}://"):
         raise Refusal(
             400,
@@ -502,12 +575,14 @@ def simple_update_plan(doc: Mapping[str, Any], service: RedfishService) -> Simpl
                 service.limits.max_statements,
                 related="/Oem/Ironroot/StatementURIs",
             )
-        statements = tuple(_fetch_uri(u, "Oem/Ironroot/StatementURIs", action) for u in uris)
+        statements = tuple(
+            _fetch_uri(u, "Oem/Ironroot/StatementURIs", action, service) for u in uris
+        )
         if "PfmURI" in ours:
-            pfm_uri = _fetch_uri(ours["PfmURI"], "Oem/Ironroot/PfmURI", action)
+            pfm_uri = _fetch_uri(ours["PfmURI"], "Oem/Ironroot/PfmURI", action, service)
         if "PfmStatementURI" in ours:
             pfm_statement_uri = _fetch_uri(
-                ours["PfmStatementURI"], "Oem/Ironroot/PfmStatementURI", action
+                ours["PfmStatementURI"], "Oem/Ironroot/PfmStatementURI", action, service
             )
     return SimpleUpdatePlan(component, image_uri, statements, pfm_uri, pfm_statement_uri, auth)
 
@@ -528,8 +603,10 @@ def _basic_credential(doc: Mapping[str, Any], name: str, action: str) -> str:
     return value
 
 
-def _fetch_uri(value: object, name: str, action: str) -> str:
-    """An ``http(s)://host/…`` URI to fetch (``ActionParameterValueFormatError`` otherwise).
+def _fetch_uri(value: object, name: str, action: str, service: RedfishService) -> str:
+    """An ``http(s)://host/…`` URI to fetch (``ActionParameterValueFormatError`` otherwise;
+    ``ActionParameterValueNotInList`` for a host that is an address
+    :func:`check_fetch_address` refuses, unless the service fetches from internal addresses).
 
     A URI with userinfo (``https://user:password@host/…``) is refused and never echoed: the
     URIs are kept in the task's ``Payload`` and messages, which every account may read, and
@@ -547,6 +624,17 @@ def _fetch_uri(value: object, name: str, action: str) -> str:
         url = None
     if url is None or url.userinfo or url.scheme not in ("http", "https") or not url.host:
         raise refuse("ActionParameterValueFormatError", shown, name, action, related=f"/{name}")
+    if not service.fetch_internal:
+        try:
+            check_fetch_address(url.host, shown)
+        except PolicyRejected as exc:
+            raise Refusal(
+                400,
+                message(
+                    "ActionParameterValueNotInList", shown, name, action, related=(f"/{name}",)
+                ),
+                text=exc.detail,
+            ) from None
     return value
 
 

@@ -1,0 +1,231 @@
+"""The platform's Redfish service against a hostile network client: requests forged to reach
+the BMC's own services, privilege tricks and odd bodies, each answered with the exact Redfish
+error (status and registry message) and no change to the node."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterator
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from tests.platform.test_platform_redfish import (
+    ADMIN,
+    INVENTORY,
+    OPERATOR,
+    ROOT,
+    SIMPLE,
+    VIEWER,
+    Bmc,
+    _error,
+    _login,
+    bmc,
+    world,
+)
+
+from ironroot.errors import PolicyRejected
+from ironroot.http import ServerThread
+from ironroot.platform._redfish_update import check_fetch_address
+
+__all__ = ["bmc", "world"]  # the fixtures, imported for pytest
+
+
+@pytest.fixture
+def internal() -> Iterator[tuple[int, list[str]]]:
+    """A service on the BMC's loopback (its port, and the paths it was asked for)."""
+    asked: list[str] = []
+
+    async def serve(request: Request) -> Response:
+        asked.append(request.url.path)
+        return Response(b"internal", media_type="application/octet-stream")
+
+    with ServerThread(Starlette(routes=[Route("/{name}", serve)])) as server:
+        yield int(server.url.rsplit(":", 1)[1]), asked
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1", "127.9.9.9", "::1", "0.0.0.0", "169.254.169.254", "fe80::1", "::ffff:127.0.0.1"],
+)
+def test_internal_addresses_are_refused_as_fetch_addresses(address: str) -> None:
+    with pytest.raises(PolicyRejected) as refused:
+        check_fetch_address(address, "http://x/")
+    assert refused.value.code == "fetch-address"
+    check_fetch_address("10.0.0.5", "http://x/")  # a firmware server on a private network
+    check_fetch_address("firmware.example", "http://x/")  # a name: checked once connected
+
+
+def test_simple_update_never_fetches_from_the_bmcs_own_addresses(
+    bmc: Bmc, internal: tuple[int, list[str]]
+) -> None:
+    """An Operator's SimpleUpdate is a GET the BMC sends: to 127.0.0.1 or a link-local
+    address it reaches the BMC's internal services (server-side request forgery). A literal
+    address is refused before any task; a name that resolves to one (``localhost``) is cut
+    once connected, before a request byte is sent."""
+    port, asked = internal
+    bmc.service.fetch_internal = False
+    target = {"Targets": [f"{INVENTORY}/gpu-active"]}
+    literal = [
+        {**target, "ImageURI": f"http://127.0.0.1:{port}/gpu.bin"},
+        {**target, "ImageURI": f"http://[::ffff:127.0.0.1]:{port}/gpu.bin"},
+        {**target, "ImageURI": "http://169.254.169.254/latest/meta-data"},
+        {
+            **target,
+            "ImageURI": "http://10.0.0.5/gpu.bin",
+            "Oem": {"Ironroot": {"StatementURIs": [f"http://127.0.0.1:{port}/s.ts"]}},
+        },
+    ]
+    with bmc.client(OPERATOR) as client:
+        for body in literal:
+            _error(client.post(SIMPLE, json=body), 400, "ActionParameterValueNotInList")
+        assert bmc.service.tasks.tasks() == []
+        named = client.post(SIMPLE, json={**target, "ImageURI": f"http://localhost:{port}/a"})
+        error = _error(named, 400, "CouldNotEstablishConnection")
+    assert "loopback" in error["message"]
+    assert asked == []
+    assert not bmc.service.updating.locked()
+    assert bmc.active("gpu") == "1.0"
+
+
+def test_a_flood_of_password_guesses_is_503_and_sessions_keep_working(bmc: Bmc) -> None:
+    """Each login or Basic request is an scrypt hash (about 32 MiB at the default cost) in a
+    worker thread, sent by anyone: unbounded, a flood of guesses took all the BMC's memory and
+    every worker thread. At most ``max_password_checks`` run at once; one more is 503 with
+    ``Retry-After`` at once, while requests with a session token go on."""
+    checks = bmc.service.password_checks
+    with bmc.client() as client:
+        token = _login(client, ADMIN)
+        held = bmc.service.limits.max_password_checks
+        for _ in range(held):  # every slot taken, as by a flood of guesses in flight
+            assert checks.acquire(blocking=False)
+        try:
+            login = client.post(
+                f"{ROOT}/SessionService/Sessions",
+                json={"UserName": VIEWER[0], "Password": VIEWER[1]},
+            )
+            basic = client.get(INVENTORY, auth=ADMIN)
+            public = client.get(f"{ROOT}/", auth=("nobody", "a guess"))
+            session = client.get(INVENTORY, headers={"X-Auth-Token": token})
+        finally:
+            for _ in range(held):
+                checks.release()
+        after = client.post(
+            f"{ROOT}/SessionService/Sessions", json={"UserName": VIEWER[0], "Password": VIEWER[1]}
+        )
+    for refused in (login, basic):
+        _error(refused, 503, "ServiceTemporarilyUnavailable")
+        assert refused.headers["retry-after"] == "1"
+    assert public.status_code == 200
+    assert session.status_code == 200
+    assert after.status_code == 201
+
+
+def test_read_only_changes_its_own_password_with_the_resources_annotations(bmc: Bmc) -> None:
+    """A client that PATCHes back what it read carries ``@odata.id`` and ``@odata.etag``,
+    which the service ignores; they were counted as properties to change, so a ReadOnly
+    account could not change its own password (403). Its role stays out of reach."""
+    uri = f"{ROOT}/AccountService/Accounts/3"
+    with bmc.client(VIEWER) as client:
+        read = client.get(uri).json()
+        annotations = {"@odata.id": uri, "@odata.etag": read["@odata.etag"]}
+        escalate = client.patch(uri, json={**annotations, "RoleId": "Administrator"})
+        changed = client.patch(uri, json={**annotations, "Password": "a new long password"})
+    _error(escalate, 403, "InsufficientPrivilege")
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["RoleId"] == "ReadOnly"
+    with bmc.client(("viewer", "a new long password")) as client:
+        assert client.get(uri).json()["RoleId"] == "ReadOnly"
+
+
+def test_a_session_id_is_no_oracle_for_an_account_without_configure_manager(bmc: Bmc) -> None:
+    """Another account's session was 403 and a missing one 404, so a ReadOnly account could
+    tell which session ids are live; both are 403 now. An Administrator still gets 404."""
+    sessions = f"{ROOT}/SessionService/Sessions"
+    with bmc.client() as client:
+        admin = _login(client, ADMIN)
+        viewer = _login(client, VIEWER)
+        members = client.get(sessions, headers={"X-Auth-Token": admin}).json()["Members"]
+        mine = client.get(sessions, headers={"X-Auth-Token": viewer}).json()["Members"]
+        other = next(m["@odata.id"] for m in members if m not in mine)
+        as_viewer = {"X-Auth-Token": viewer}
+        live = client.get(other, headers=as_viewer)
+        missing = client.get(f"{sessions}/0123456789abcdef", headers=as_viewer)
+        gone = client.delete(f"{sessions}/0123456789abcdef", headers=as_viewer)
+        for_admin = client.get(f"{sessions}/0123456789abcdef", headers={"X-Auth-Token": admin})
+    for response in (live, missing, gone):
+        _error(response, 403, "InsufficientPrivilege")
+    _error(for_admin, 404, "ResourceMissingAtURI")
+
+
+def _own_address() -> str:
+    """This host's address on its network (a UDP connect sends nothing), or skip."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            pytest.skip("no network interface but loopback")
+        address = str(probe.getsockname()[0])
+    if ipaddress.ip_address(address).is_loopback:
+        pytest.skip("no network interface but loopback")
+    return address
+
+
+def test_simple_update_never_fetches_from_the_bmcs_own_network_address(bmc: Bmc) -> None:
+    """Not loopback, but the BMC all the same: a service listening on every interface is
+    reached at the BMC's own network address (traffic that never leaves the host). The
+    connection's peer is its own local address: cut before a request byte."""
+    address = _own_address()
+    asked: list[str] = []
+
+    async def serve(request: Request) -> Response:
+        asked.append(request.url.path)
+        return Response(b"internal")
+
+    bmc.service.fetch_internal = False
+    app = Starlette(routes=[Route("/{name}", serve)])
+    with ServerThread(app, host="0.0.0.0") as server, bmc.client(OPERATOR) as client:
+        port = server.url.rsplit(":", 1)[1]
+        body = {"ImageURI": f"http://{address}:{port}/a", "Targets": [f"{INVENTORY}/gpu-active"]}
+        error = _error(client.post(SIMPLE, json=body), 400, "CouldNotEstablishConnection")
+    assert "BMC itself" in error["message"]
+    assert asked == []
+    assert bmc.active("gpu") == "1.0"
+
+
+def test_a_change_a_browser_sends_for_another_site_is_403(bmc: Bmc) -> None:
+    """A browser that was given Basic credentials (the service's 401 asks for them) sends them
+    with requests any page makes; a POST with no Content-Type or a multipart one needs no
+    CORS preflight. Such a request, marked by ``Origin`` or ``Sec-Fetch-Site``, created an
+    Administrator; now it is refused, while the same request from the service's own origin,
+    or from a client that is not a browser, goes on."""
+    accounts = f"{ROOT}/AccountService/Accounts"
+    body = b'{"UserName": "csrf", "Password": "a long password", "RoleId": "Administrator"}'
+    forged = [
+        ({"Origin": "https://evil.example"}, "Origin"),
+        ({"Origin": "null"}, "Origin"),
+        ({"Sec-Fetch-Site": "cross-site"}, "Sec-Fetch-Site"),
+    ]
+    with bmc.client(ADMIN) as client:
+        own = bmc.url.removeprefix("http://")
+        for headers, name in forged:
+            response = client.post(accounts, content=body, headers=headers)
+            error = _error(response, 403, "HeaderInvalid")
+            assert error["@Message.ExtendedInfo"][0]["MessageArgs"] == [name]
+        push = client.post(
+            f"{ROOT}/UpdateService/update-multipart",
+            files={"UpdateFile": ("a.bin", b"x")},
+            headers={"Origin": "https://evil.example"},
+        )
+        _error(push, 403, "HeaderInvalid")
+        assert client.get(accounts, headers={"Origin": "https://evil.example"}).status_code == 200
+        assert not any(a.username == "csrf" for a in bmc.service.accounts.accounts())
+        same = client.post(
+            accounts,
+            content=body,
+            headers={"Origin": f"http://{own}", "Sec-Fetch-Site": "same-origin"},
+        )
+        assert same.status_code == 201, same.text
