@@ -959,6 +959,41 @@ def test_simple_update_fetches_the_image_and_its_statements(
     assert bmc.active("gpu") == "2.0"
 
 
+def test_a_simple_update_keeps_no_query_of_its_uris_in_the_task(
+    bmc: Bmc, files: tuple[str, dict[str, bytes]]
+) -> None:
+    # A presigned URL carries its secret in the query: the task (its Payload and messages,
+    # which every account may read) keeps each URI without it.
+    base, content = files
+    v2 = bmc.world.release("gpu", "2.0")
+    content["gpu.bin"] = v2.bundle
+    for n, statement in enumerate(v2.statements):
+        content[f"gpu.{n}.ts"] = statement
+    secret = "?X-Amz-Signature=SECRET0123#frag"
+    body = {
+        "ImageURI": f"{base}/gpu.bin{secret}",
+        "TransferProtocol": "HTTP",
+        "Targets": [f"{INVENTORY}/gpu-active"],
+        "Oem": {
+            "Ironroot": {
+                "StatementURIs": [f"{base}/gpu.{n}.ts{secret}" for n in range(len(v2.statements))]
+            }
+        },
+    }
+    with bmc.client(OPERATOR) as client:
+        response = client.post(SIMPLE, json=body)
+        assert response.status_code == 202, response.text
+        done = _wait(client, response.headers["location"])
+        task = client.get(response.json()["@odata.id"]).json()
+    assert done.status_code == 200, done.text
+    assert bmc.active("gpu") == "2.0"  # fetched with the query
+    kept = json.loads(task["Payload"]["JsonBody"])
+    assert kept["ImageURI"] == f"{base}/gpu.bin?(hidden)"
+    assert kept["Oem"]["Ironroot"]["StatementURIs"][0] == f"{base}/gpu.0.ts?(hidden)"
+    assert "SECRET0123" not in json.dumps(task)
+    assert "SECRET0123" not in done.text
+
+
 def test_simple_update_without_statements_is_refused_by_the_receipt_check(
     bmc: Bmc, files: tuple[str, dict[str, bytes]]
 ) -> None:

@@ -158,6 +158,8 @@ from ironroot.platform._redfish_tasks import TaskStore
 from ironroot.platform._redfish_update import (
     UpdateRequest,
     multipart_update,
+    shown_update_request,
+    shown_uri,
     simple_update_plan,
     start_update,
 )
@@ -1078,7 +1080,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
         payload = {
             "HttpOperation": "POST",
             "TargetUri": SIMPLE_UPDATE,
-            "JsonBody": json.dumps({k: v for k, v in doc.items() if k != "Password"}),
+            "JsonBody": json.dumps(shown_update_request(doc)),
         }
 
         def fetch() -> UpdateRequest:
@@ -1091,7 +1093,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
             payload,
             fetch,
             component=plan.component,
-            image_name=plan.image_uri,
+            image_name=shown_uri(plan.image_uri),
         )
 
     def task_service_body() -> dict[str, Any]:

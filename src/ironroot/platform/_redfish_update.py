@@ -603,6 +603,35 @@ def _basic_credential(doc: Mapping[str, Any], name: str, action: str) -> str:
     return value
 
 
+def shown_uri(uri: str) -> str:
+    """``uri`` as kept in a task (its ``Payload`` and messages, which every account may read,
+    and the log): without its query and fragment, which may carry a secret (a presigned
+    URL's signature, a token)."""
+    cut = min((i for i in (uri.find("?"), uri.find("#")) if i >= 0), default=-1)
+    return uri if cut < 0 else uri[:cut] + "?(hidden)"
+
+
+def shown_update_request(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A SimpleUpdate request as kept in its task: no ``Password``, and every URI it names
+    shown by :func:`shown_uri`."""
+    shown: dict[str, Any] = {k: v for k, v in doc.items() if k != "Password"}
+    if isinstance(shown.get("ImageURI"), str):
+        shown["ImageURI"] = shown_uri(shown["ImageURI"])
+    oem = shown.get("Oem")
+    ours = oem.get("Ironroot") if isinstance(oem, dict) else None
+    if isinstance(oem, dict) and isinstance(ours, dict):
+        ours = dict(ours)
+        for name in ("PfmURI", "PfmStatementURI"):
+            if isinstance(ours.get(name), str):
+                ours[name] = shown_uri(ours[name])
+        if isinstance(ours.get("StatementURIs"), list):
+            ours["StatementURIs"] = [
+                shown_uri(u) if isinstance(u, str) else u for u in ours["StatementURIs"]
+            ]
+        shown["Oem"] = {**oem, "Ironroot": ours}
+    return shown
+
+
 def _fetch_uri(value: object, name: str, action: str, service: RedfishService) -> str:
     """An ``http(s)://host/…`` URI to fetch (``ActionParameterValueFormatError`` otherwise;
     ``ActionParameterValueNotInList`` for a host that is an address
