@@ -13,16 +13,18 @@ import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world
 from tests.platform.node_world import NOW
 
-from ironroot.audit import AuditExport, check_bundle, verify_bundle
+from ironroot.audit import AuditExport, AuditTrust, check_bundle, verify_bundle
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     CertificateExpired,
     ChainNotTrusted,
+    ConfigError,
     IronrootError,
     VerificationFailed,
 )
@@ -96,10 +98,10 @@ def test_a_bundle_renamed_and_resealed_by_its_own_rot_is_refused(
     aw: AuditWorld, collected: AuditExport, other: str
 ) -> None:
     data = _seal(aw, _renamed(collected, other))
-    with pytest.raises(VerificationFailed) as info:
+    with pytest.raises(ChainNotTrusted) as info:
         verify_bundle(data, aw.trust())
     assert (type(info.value), info.value.code, info.value.check) == (
-        VerificationFailed,
+        ChainNotTrusted,
         "node-identity",
         "identity",
     )
@@ -121,7 +123,7 @@ def test_a_renamed_bundle_with_the_other_nodes_credentials_is_refused(
     renamed = _renamed(collected, other)
     members = {f"fleet/credential-{p}.pem": (_credential(aw, other, p), PEM) for p in PLANES}
     error = _identity_error(aw, _seal(aw, renamed, members=members))
-    assert (type(error), error.code) == (VerificationFailed, "node-identity")
+    assert (type(error), error.code) == (ChainNotTrusted, "node-identity")
     assert "was issued on EAR" in error.detail
 
 
@@ -130,7 +132,7 @@ def test_a_credential_of_another_node_is_refused(
 ) -> None:
     data = _seal(aw, collected, members={CONTROL: (_credential(aw, other), PEM)})
     error = _identity_error(aw, data)
-    assert (type(error), error.code) == (VerificationFailed, "node-identity")
+    assert (type(error), error.code) == (ChainNotTrusted, "node-identity")
     assert f"names {other}" in error.detail
 
 
@@ -202,6 +204,19 @@ def test_a_quarantined_node_shows_its_revoked_credentials(aw: AuditWorld, other:
     assert report.step("identity").status == "ok"
     assert sum("REVOKED at 2026-06-01T12:05:00Z" in line for line in lines) == 2
     assert "quarantined" in report.step("node").lines[1]
+
+
+def test_the_trust_file_names_one_fleet_ca(aw: AuditWorld, tmp_path: Path) -> None:
+    path = aw.write_trust(tmp_path)
+    assert AuditTrust.load_toml(path).fleet_ca == aw.authority.ca.der
+    text = path.read_text()
+    path.write_text(text.replace('ca = "fleet-ca.pem"', 'ca = "fleet-ca.pem"\nroots = []'))
+    with pytest.raises(ConfigError, match="unknown setting 'roots'"):
+        AuditTrust.load_toml(path)
+    path.write_text(text)
+    (tmp_path / "fleet-ca.pem").write_bytes(aw.authority.ca.pem * 2)
+    with pytest.raises(ConfigError, match="exactly one certificate"):
+        AuditTrust.load_toml(path)
 
 
 PLANES = ("control", "data")

@@ -67,7 +67,7 @@ export time unless ``at`` is given:
     ``ChainNotTrusted`` ``credential-untrusted``), it and the CA valid at the instant judged
     at (``CertificateExpired`` ``credential-expired``), names exactly the sealed node and
     class, and was issued on the EAR the ``attestation`` step verified — issued for evidence
-    whose quote the sealing RoT signed (``VerificationFailed`` ``node-identity``: a bundle of
+    whose quote the sealing RoT signed (``ChainNotTrusted`` ``node-identity``: a bundle of
     one node renamed as another and resealed by its own RoT fails here). With a fleet CA
     trusted, a bundle without a credential fails (``credential-absent``: a node never
     admitted, or a bundle exported before credentials were included); without one the step
@@ -879,8 +879,10 @@ def _attestation(ctx: _Context) -> list[str]:
 _CREDENTIAL: Final = re.compile(r"fleet/credential-([a-z]+)\.pem")
 
 
-def _not_identified(detail: str) -> VerificationFailed:
-    return VerificationFailed(detail, code="node-identity")
+def _not_identified(detail: str) -> ChainNotTrusted:
+    """The fleet's own code for a node's identity not holding (``ironroot.fleet._verifier``:
+    a quote by another device than the node's RoT)."""
+    return ChainNotTrusted(detail, code="node-identity")
 
 
 def _identity(ctx: _Context) -> list[str]:
