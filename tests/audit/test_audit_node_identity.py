@@ -22,6 +22,7 @@ from tests.platform.node_world import NOW
 from ironroot.audit import AuditExport, AuditTrust, check_bundle, verify_bundle
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
+    BadSignature,
     CertificateExpired,
     ChainNotTrusted,
     ConfigError,
@@ -33,6 +34,7 @@ from ironroot.fleet import FleetCA, NodeEvidence, attest_node, parse_credential,
 JSON = "application/json"
 CBOR = "application/cbor"
 PEM = "application/pem-certificate-chain"
+CRL = "application/pkix-crl"
 CONTROL = "fleet/credential-control.pem"
 
 
@@ -155,6 +157,10 @@ def test_a_credential_from_another_ca_is_refused(
     )
     error = _identity_error(aw, _seal(aw, collected), fleet_ca=rogue.der)
     assert (type(error), error.code) == (ChainNotTrusted, "credential-untrusted")
+    # nor does another CA's CRL count (it could hide or invent a revocation)
+    crl = rogue.crl([], now=EXPORTED)
+    error = _identity_error(aw, _seal(aw, collected, members={"fleet/crl.der": (crl, CRL)}))
+    assert (type(error), error.code) == (BadSignature, "bad-signature")
 
 
 def test_a_credential_expired_at_the_export_time_is_refused(

@@ -107,6 +107,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import UnsupportedAlgorithm as _CryptoUnsupported
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -136,6 +137,7 @@ from ironroot.errors import (
     Conflict,
     CredentialRejected,
     IronrootError,
+    LimitExceeded,
     MalformedCertificate,
     NotFound,
     RoleNotPermitted,
@@ -185,6 +187,8 @@ SEALING_LABEL: Final = "ironroot-fleet-credentials"
 SEALED_KEY_SUFFIX: Final = ".key.sealed"
 _KEY_INFO: Final = b"ironroot-fleet-credential-key/1\x00"
 _MAX_SEALED: Final = 64 * 1024
+_MAX_CREDENTIAL: Final = 64 * 1024
+_MAX_CRL: Final = 16 * 1024 * 1024
 
 
 # --- the extension ------------------------------------------------------------------------------
@@ -357,12 +361,14 @@ def verify_credential(data: bytes, ca: bytes, *, at: dt.datetime) -> Credential:
     ``credential-untrusted``), it and the CA inside their validity at ``at``
     (``CertificateExpired`` ``credential-expired``). What an offline relying party (an
     auditor) checks; the planes' :func:`check_credential` adds the fleet's own status."""
+    if len(data) > _MAX_CREDENTIAL:
+        raise LimitExceeded(f"a fleet credential is at most {_MAX_CREDENTIAL} bytes")
     cert = load_certificate(data, what="fleet credential")
     credential = _credential_of(cert)
     authority = load_certificate(ca, what="fleet CA certificate")
     try:
         cert.verify_directly_issued_by(authority)
-    except (ValueError, TypeError, InvalidSignature) as exc:
+    except (ValueError, TypeError, InvalidSignature, _CryptoUnsupported) as exc:
         raise ChainNotTrusted(
             f"credential {credential.serial} was not issued by the trusted fleet CA",
             code="credential-untrusted",
@@ -385,6 +391,8 @@ def crl_revocations(crl: bytes, ca: bytes, *, at: dt.datetime) -> dict[str, dt.d
     """The credentials (serial hex → revocation time) a CRL (DER) of the fleet CA ``ca``
     lists: it must be signed by that CA (``BadSignature``) and current at ``at``
     (``CertificateExpired``); ``MalformedCertificate`` when it does not parse."""
+    if len(crl) > _MAX_CRL:
+        raise LimitExceeded(f"a CRL of the fleet CA is at most {_MAX_CRL} bytes")
     try:
         revocations = x509.load_der_x509_crl(crl)
     except ValueError as exc:
@@ -393,7 +401,11 @@ def crl_revocations(crl: bytes, ca: bytes, *, at: dt.datetime) -> dict[str, dt.d
     public = authority.public_key()
     if revocations.issuer != authority.subject or not isinstance(public, ec.EllipticCurvePublicKey):
         raise BadSignature("the CRL is not the fleet CA's")
-    if not revocations.is_signature_valid(public):
+    try:
+        valid = revocations.is_signature_valid(public)
+    except (ValueError, TypeError, _CryptoUnsupported) as exc:
+        raise BadSignature("the CRL's signature is not the fleet CA's") from exc
+    if not valid:
         raise BadSignature("the CRL's signature is not the fleet CA's")
     when = _utc(at)
     after = revocations.next_update_utc
