@@ -55,6 +55,7 @@ class AuditWorld:
             "vendor_roots": self.ca.trust_anchors,
             "checkpoint_keys": self.checkpoint_keys(),
             "verifier_keys": {self.verifier.kid: self.verifier.public_key},
+            "fleet_ca": self.authority.ca.der,
         }
         args.update(changes)
         return AuditTrust(**args)  # type: ignore[arg-type]
@@ -74,6 +75,7 @@ class AuditWorld:
         providers.mkdir(exist_ok=True)
         (providers / f"{PROVIDER}.pub.pem").write_bytes(self.provider.public_key.to_pem())
         (directory / "verifier.pub.pem").write_bytes(self.verifier.public_key.to_pem())
+        (directory / "fleet-ca.pem").write_bytes(self.authority.ca.pem)
         vkeys = ", ".join(f'"{k.vkey}"' for k in self.checkpoint_keys())
         issuers = "".join(f'{c} = ["{VENDOR}"]\n' for c in (*COMPONENTS, "pfm"))
         path = directory / "audit-trust.toml"
@@ -91,7 +93,9 @@ class AuditWorld:
             'providers = ["review-providers"]\n'
             'max_severity = "medium"\n\n'
             "[verifier]\n"
-            'keys = ["verifier.pub.pem"]\n'
+            'keys = ["verifier.pub.pem"]\n\n'
+            "[fleet]\n"
+            'ca = "fleet-ca.pem"\n'
         )
         return path
 

@@ -22,6 +22,7 @@ from ironroot.cose import encode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     AuditBundleRejected,
+    ChainNotTrusted,
     InconsistentCheckpoint,
     IronrootError,
     KeyDescriptorMismatch,
@@ -53,6 +54,7 @@ STEPS = (
     "reviews",
     "transparency",
     "attestation",
+    "identity",
     "hsm",
     "releases",
 )
@@ -136,7 +138,8 @@ def test_each_export_is_fresh_and_judged_as_of_its_own_time(aw: AuditWorld) -> N
         AuditBundle.parse(one).members["spdm/nic.cbor"]
         != (AuditBundle.parse(two).members["spdm/nic.cbor"])
     )
-    assert verify_bundle(two, aw.trust()).judged_at == "2026-06-01T13:10:00Z"
+    # an hour on, the node's one-hour fleet credential has expired (it did not attest again)
+    assert verify_bundle(two, aw.trust(fleet_ca=None)).judged_at == "2026-06-01T13:10:00Z"
     # judged a year after its export, the BMC firmware's validity has ended
     report = check_bundle(one, aw.trust(), at=EXPORTED + dt.timedelta(days=400))
     assert report.step("firmware:bmc").status == "failed"
@@ -558,8 +561,12 @@ def test_an_absent_ear_is_skipped_with_its_reason(aw: AuditWorld, collected: Aud
         members={"attestation/ear.jwt": None},
         absent={"attestation/ear": reason},
     )
-    step = verify_bundle(data, aw.trust()).step("attestation")
+    report = check_bundle(data, aw.trust())
+    step = report.step("attestation")
     assert (step.status, step.lines) == ("skipped", (reason,))
+    # without the EAR nothing ties the credential to the RoT that sealed
+    error = report.step("identity").error
+    assert (type(error), error.code) == (ChainNotTrusted, "node-identity")  # type: ignore[union-attr]
 
 
 def test_a_damaged_node_still_exports_and_verify_names_each_break(aw: AuditWorld) -> None:

@@ -23,7 +23,7 @@ from tests.platform.node_world import NOW
 from ironroot.audit import AuditBundle, AuditExport, check_bundle, verify_bundle
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.ear import decode_ear, sign_ear_jwt
-from ironroot.errors import IronrootError, VerificationFailed
+from ironroot.errors import ChainNotTrusted, IronrootError, VerificationFailed
 from ironroot.fleet import (
     ADMISSION_DIR,
     PLANES,
@@ -277,7 +277,11 @@ def test_an_ear_other_than_the_registered_one_is_refused(
             "node/record.json": _record(collected, ear_id_of(token)),
         },
     )
-    assert verify_bundle(data, aw.trust()).step("attestation").status == "ok"
+    report = check_bundle(data, aw.trust())
+    assert report.step("attestation").status == "ok"
+    # but the node's credential was issued on the EAR it was admitted on, not this one
+    error = report.step("identity").error
+    assert (type(error), error.code) == (ChainNotTrusted, "node-identity")  # type: ignore[union-attr]
 
 
 def test_a_real_export_of_a_re_attested_node_binds_the_new_ear(aw: AuditWorld) -> None:

@@ -6,10 +6,12 @@ row and events, the platform's configuration, journaled state, journal and event
 RoT's fuse view and DICE chains, the active PFM and every component's active firmware bundle
 with the statements each was accepted with, a fresh SPDM measurement of each device answering
 a nonce derived from the export nonce, the EAR (when the node was admitted and its token is
-found), the HSM's audit chain and checkpoints (when the node has an HSM), and from each
-transparency service given the current checkpoint with the consistency and inclusion proofs of
-every receipt it signed. What the node does not have is recorded in the index's ``absent`` map
-with the reason. :meth:`AuditExport.seal` has the node's RoT quote the index.
+found), the node's current fleet credentials with the fleet CA certificate and a CRL the CA
+signs at the export time (when the fleet has admission set up), the HSM's audit chain and
+checkpoints (when the node has an HSM), and from each transparency service given the current
+checkpoint with the consistency and inclusion proofs of every receipt it signed. What the
+node does not have is recorded in the index's ``absent`` map with the reason.
+:meth:`AuditExport.seal` has the node's RoT quote the index.
 
 Where an EAR is found, in order: the ``ear`` argument; the node's latest EAR the admission
 stored (``<fleet>/admission/ears/<node>.jwt``) when its id is the registry's ``ear_id``;
@@ -47,7 +49,13 @@ from ironroot.audit._proofs import fetch_log
 from ironroot.cose import Receipt, TransparentStatement, encode_cbor
 from ironroot.crypto import Algorithm
 from ironroot.errors import ConfigError, IronrootError
-from ironroot.fleet import ADMISSION_DIR, Fleet, latest_attestation
+from ironroot.fleet import (
+    ADMISSION_DIR,
+    PLANES,
+    AdmissionAuthority,
+    Fleet,
+    latest_attestation,
+)
 from ironroot.keyrelease import RELEASES_DB, ReleaseStatements
 from ironroot.log import LogFetcher
 from ironroot.platform import (
@@ -70,6 +78,10 @@ NOTE: Final = "text/plain"
 JSONL: Final = "application/jsonl"
 JWT: Final = "application/jwt"
 CWT: Final = "application/cwt"
+PEM: Final = "application/pem-certificate-chain"
+CRL: Final = "application/pkix-crl"
+CREDENTIAL_ABSENT: Final = "fleet/credential"
+"""The ``absent`` key saying why the bundle holds no ``fleet/credential-<plane>.pem``."""
 _MAX_FILE: Final = 64 * 1024 * 1024
 _EAR_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _SPDM_DOMAIN: Final = b"ironroot-audit-bundle/1 spdm\x00"
@@ -172,6 +184,44 @@ def _evidence_of(fleet: Fleet, node_id: str, ear: bytes) -> bytes | None:
     """The evidence the admission stored beside ``ear``, when ``ear`` is the node's latest."""
     stored = latest_attestation(fleet.directory / ADMISSION_DIR, node_id)
     return stored.evidence if stored is not None and stored.ear == ear else None
+
+
+def _credentials(
+    fleet: Fleet, node_id: str, now: dt.datetime
+) -> tuple[dict[str, tuple[bytes, str]], dict[str, str]]:
+    """The node's current fleet credentials (what it keeps in ``nodes/<id>/credentials/``),
+    the fleet CA certificate (for reference: verify trusts only its own copy) and a CRL the
+    fleet CA signs at the export time — the fleet's (revoked, unexpired) and every revoked
+    credential of the node, expired or not; or why each is absent."""
+    members: dict[str, tuple[bytes, str]] = {}
+    absent: dict[str, str] = {}
+    ca = fleet.directory / ADMISSION_DIR / "ca.cert.pem"
+    if not ca.is_file():
+        absent["fleet/ca.pem"] = "the fleet has no admission set up: it has no fleet CA"
+        absent[CREDENTIAL_ABSENT] = "the fleet has no admission set up: no node has credentials"
+        return members, absent
+    members["fleet/ca.pem"] = (read_limited(ca, 64 * 1024), PEM)
+    folder = fleet.directory / "nodes" / node_id / "credentials"
+    for plane in PLANES:
+        path = folder / f"{plane}.cert.pem"
+        if path.is_file():
+            members[f"fleet/credential-{plane}.pem"] = (read_limited(path, 64 * 1024), PEM)
+    if not any(n.startswith("fleet/credential-") for n in members):
+        absent[CREDENTIAL_ABSENT] = (
+            "the node holds no fleet credential: it was never admitted (or its credential "
+            "files are gone)"
+        )
+    try:
+        authority = AdmissionAuthority.open(fleet)
+        revoked = dict(authority.credentials.revoked(now=now))
+        for status in authority.credentials.of_node(node_id):  # expired ones too: what
+            if status.revoked_at is not None:  # the node's were, revoked when
+                revoked.setdefault(status.serial, status.revoked_at)
+        listed = sorted(revoked.items(), key=lambda item: (item[1], item[0]))
+        members["fleet/crl.der"] = (authority.ca.crl(listed, now=now), CRL)
+    except IronrootError as exc:
+        absent["fleet/crl.der"] = f"the fleet CA cannot sign a CRL: {exc.code}: {exc.detail}"
+    return members, absent
 
 
 def _hsm(node_dir: Path) -> dict[str, tuple[bytes, str]] | str:
@@ -353,6 +403,9 @@ def collect_export(
             absent["attestation/evidence.cbor"] = (
                 "the evidence the EAR was issued for is not stored beside it"
             )
+    credentials, credentials_absent = _credentials(fleet, node_id, now)
+    members.update(credentials)
+    absent.update(credentials_absent)
     hsm = _hsm(platform.directory)
     if isinstance(hsm, str):
         absent["hsm"] = hsm

@@ -34,13 +34,18 @@ relative to the file::
     attestation_keys = ["hsm-attestation.pub.pem"]
     roots = ["hsm-vendor-root.pem"]         # the HSM vendor's roots (release statements)
 
+    [fleet]                                 # optional: the fleet CA whose credentials prove
+    ca = "fleet-ca.pem"                     # which fleet node a bundle is about (one PEM
+                                            # certificate); without it the node id is unproven
+
     [witnesses]                             # optional: require witness cosignatures
     keys = ["witness.example/w1+1f2e3d4c+BA…", "witness.example/w2+5a6b7c8d+BA…"]
     quorum = 2                              # k: distinct witnesses (default: all of them)
 
 An empty set trusts nothing: with no ``[verifier]`` keys an EAR in a bundle does not verify;
 without ``checkpoint_keys`` no checkpoint does; without ``[hsm] roots`` no release statement
-does. Every file must load (``ConfigError`` naming
+does; without ``[fleet] ca`` the ``identity`` step is skipped, saying the node id is only the
+bundle's word. Every file must load (``ConfigError`` naming
 it). ``[witnesses]`` names C2SP tlog-cosignature verifier keys (vkeys, Ed25519 or ML-DSA-44);
 a witness is its name, so two keys of one name are one witness (either key's cosignature
 counts for it, once). With ``[witnesses]`` every checkpoint in a bundle needs valid
@@ -84,7 +89,9 @@ class AuditTrust:
     audit checkpoints are signed with; ``hsm_roots``: DER certificates of the HSM vendor's
     roots, which the release statements' chains must reach; ``witnesses`` and
     ``witness_quorum``: the witnesses' cosignature keys and how many distinct witnesses (by
-    name) must have cosigned every checkpoint (no witnesses and quorum 0: none required).
+    name) must have cosigned every checkpoint (no witnesses and quorum 0: none required);
+    ``fleet_ca``: the DER certificate of the fleet CA whose credentials name the node (``None``:
+    the node id a bundle claims is not checked against anything trusted).
     """
 
     platform: PlatformTrust
@@ -96,6 +103,7 @@ class AuditTrust:
     witnesses: tuple[CosignatureVerifier, ...] = ()
     witness_quorum: int = 0
     hsm_roots: tuple[bytes, ...] = ()
+    fleet_ca: bytes | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.platform, PlatformTrust):
@@ -116,6 +124,14 @@ class AuditTrust:
                 parse_certificates(root)
             except IronrootError as exc:
                 raise ConfigError(f"an HSM vendor root does not parse: {exc.detail}") from exc
+        if self.fleet_ca is not None:
+            if not isinstance(self.fleet_ca, bytes):
+                raise ConfigError("the fleet CA is a DER certificate")
+            try:
+                (ca,) = parse_certificates(self.fleet_ca)
+            except (IronrootError, ValueError) as exc:
+                raise ConfigError("the fleet CA is one DER certificate") from exc
+            object.__setattr__(self, "fleet_ca", ca.der)
         if not all(isinstance(k, NoteVerifier) for k in self.checkpoint_keys):
             raise ConfigError("checkpoint keys are C2SP note verifiers")
         fused = self.fused_vendor_key_hash or self.platform.vendor_key_hash
@@ -160,6 +176,7 @@ class AuditTrust:
         verifier = _table(rest.pop("verifier", {}), "verifier", {"keys"})
         hsm = _table(rest.pop("hsm", {}), "hsm", {"attestation_keys", "roots"})
         witnessing = _table(rest.pop("witnesses", {}), "witnesses", {"keys", "quorum"})
+        fleet = _table(rest.pop("fleet", {}), "fleet", {"ca"})
         roots_value = vendor.pop("roots", None)
         fused_value = vendor.pop("fused_hash", None)
         checkpoint_value = transparency.pop("checkpoint_keys", [])
@@ -201,6 +218,16 @@ class AuditTrust:
             for cert in _certificates(p)
         )
         witnesses, quorum = _witnesses(witnessing, file)
+        fleet_ca = None
+        if "ca" in fleet:
+            if not isinstance(fleet["ca"], str):
+                raise ConfigError(f"{file}: [fleet] ca is the path of the fleet CA certificate")
+            found = [
+                c.der for p in _files(base, fleet["ca"], "[fleet] ca") for c in _certificates(p)
+            ]
+            if len(found) != 1:
+                raise ConfigError(f"{file}: [fleet] ca names exactly one certificate")
+            fleet_ca = found[0]
         return cls(
             platform=platform,
             vendor_roots=roots,
@@ -211,6 +238,7 @@ class AuditTrust:
             witnesses=witnesses,
             witness_quorum=quorum,
             hsm_roots=hsm_roots,
+            fleet_ca=fleet_ca,
         )
 
 

@@ -61,11 +61,24 @@ export time unless ``at`` is given:
     no nonce or the evidence is absent, ``ear-evidence-mismatch`` when it was issued for
     other evidence), and affirms the node if the registry says it is admitted
     (``PolicyRejected`` ``ear-not-affirming``); skipped with the recorded reason when absent.
-14. ``hsm``: the HSM's audit chain is intact and reaches each signed checkpoint
+14. ``identity``: the bundle proves which fleet node it is about. Each fleet credential in it
+    (``fleet/credential-<plane>.pem``, the node's current ones) is signed by the fleet CA the
+    trust names (``[fleet] ca``; the bundle's own ``fleet/ca.pem`` is for reference only:
+    ``ChainNotTrusted`` ``credential-untrusted``), it and the CA valid at the instant judged
+    at (``CertificateExpired`` ``credential-expired``), names exactly the sealed node and
+    class, and was issued on the EAR the ``attestation`` step verified — issued for evidence
+    whose quote the sealing RoT signed (``ChainNotTrusted`` ``node-identity``: a bundle of
+    one node renamed as another and resealed by its own RoT fails here). With a fleet CA
+    trusted, a bundle without a credential fails (``credential-absent``: a node never
+    admitted, or a bundle exported before credentials were included); without one the step
+    is skipped, saying the node id is unproven. A credential the fleet CA's CRL
+    (``fleet/crl.der``, signed at the export) lists is shown revoked, with the time; the
+    binding it states still holds (the quarantine shows in the registry row).
+15. ``hsm``: the HSM's audit chain is intact and reaches each signed checkpoint
     (``AuditChainBroken``), binds no release statement twice and, once it binds its releases,
     binds every one (:func:`ironroot.hsm.release_records`); its key releases are listed;
     skipped when the node has no HSM.
-15. ``releases``: each release statement the key service kept (``hsm/releases.cbor``, ADR
+16. ``releases``: each release statement the key service kept (``hsm/releases.cbor``, ADR
     0015) verifies to one of the trusted HSM vendor roots (``UnknownIssuer`` when the trust
     names none; ``ChainNotTrusted``, ``BadSignature``, ``MalformedInput``), is of the HSM whose
     checkpoints the chain reaches (``VerificationFailed`` ``release-other-hsm``), and its
@@ -90,7 +103,7 @@ from typing import Any, Final
 
 from ironroot.attestation import ReferenceValues
 from ironroot.audit._bundle import AuditBundle, AuditIndex, items_within, seal_nonce
-from ironroot.audit._export import spdm_nonce
+from ironroot.audit._export import CREDENTIAL_ABSENT, spdm_nonce
 from ironroot.audit._proofs import verify_log_proofs
 from ironroot.audit._report import AuditReport, AuditStep
 from ironroot.audit._trust import AuditTrust
@@ -110,6 +123,7 @@ from ironroot.errors import (
     AuditBundleRejected,
     AuditChainBroken,
     BadSignature,
+    ChainNotTrusted,
     ConfigError,
     DigestMismatch,
     EndorsementMismatch,
@@ -126,7 +140,13 @@ from ironroot.errors import (
     VerificationFailed,
 )
 from ironroot.firmware import MAX_SVN
-from ironroot.fleet import NodeEvidence, ear_id_of
+from ironroot.fleet import (
+    NodeEvidence,
+    crl_revocations,
+    ear_id_of,
+    parse_credential,
+    verify_credential,
+)
 from ironroot.hsm import (
     AuditCheckpoint,
     AuditRecord,
@@ -148,7 +168,7 @@ from ironroot.platform import (
     verify_pfm,
     verify_update,
 )
-from ironroot.rot import Fuses, Lifecycle, QuoteClaims, verify_quote
+from ironroot.rot import Fuses, Lifecycle, QuoteClaims, parse_certificates, verify_quote
 from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE, review_from_statement
 from ironroot.spdm import MeasurementBlock, verify_spdm_evidence
 
@@ -310,6 +330,9 @@ class _Context:
     parsed: dict[str, Any] = field(default_factory=dict)
     hsm_releases: dict[bytes, AuditRecord] | None = None
     hsm_ids: set[bytes] = field(default_factory=set)
+    ear_id: str | None = None
+    """The id of the EAR the ``attestation`` step verified and bound to the sealing RoT."""
+    ear_absent: bool = False
 
     def member(self, name: str) -> bytes:
         data = self.bundle.members.get(name)
@@ -815,6 +838,7 @@ def _attestation(ctx: _Context) -> list[str]:
         (n for n in ("attestation/ear.jwt", "attestation/ear.cwt") if n in ctx.bundle.members), None
     )
     if name is None:
+        ctx.ear_absent = True
         raise _Skipped(ctx.index.absent.get("attestation/ear", "the bundle holds no EAR"))
     token = ctx.member(name)
     result = decode_ear(token, ctx.trust.verifier_keys)
@@ -840,6 +864,7 @@ def _attestation(ctx: _Context) -> list[str]:
             code="ear-not-affirming",
         )
     current = result.exp is None or exported < result.exp
+    ctx.ear_id = held
     return [
         f"EAR by verifier {result.verifier_id.developer} ({result.verifier_id.build}), "
         f"status {result.status.value}",
@@ -849,6 +874,105 @@ def _attestation(ctx: _Context) -> list[str]:
         + ", ".join(f"{n} {a.status.value}" for n, a in sorted(result.submods.items())),
         *bound,
     ]
+
+
+_CREDENTIAL: Final = re.compile(r"fleet/credential-([a-z]+)\.pem")
+
+
+def _not_identified(detail: str) -> ChainNotTrusted:
+    """The fleet's own code for a node's identity not holding (``ironroot.fleet._verifier``:
+    a quote by another device than the node's RoT)."""
+    return ChainNotTrusted(detail, code="node-identity")
+
+
+def _identity(ctx: _Context) -> list[str]:
+    """The fleet CA the auditor trusts issued the credentials, which name exactly the sealed
+    node and class, and were issued on the EAR the ``attestation`` step verified — issued
+    for evidence the sealing RoT signed. So the node id is tied to the RoT that sealed."""
+    found = sorted(
+        (match.group(1), data)
+        for name, data in ctx.bundle.members.items()
+        if (match := _CREDENTIAL.fullmatch(name))
+    )
+    ca = ctx.trust.fleet_ca
+    if ca is None:
+        raise _Skipped(
+            "the trust names no fleet CA ([fleet] ca): nothing trusted ties the node id "
+            f"{ctx.index.node} to the RoT that sealed the bundle"
+        )
+    shipped = ctx.bundle.members.get("fleet/ca.pem")
+    if shipped is not None and [c.der for c in parse_certificates(shipped)] != [ca]:
+        raise ChainNotTrusted(
+            "the fleet CA certificate in the bundle is not the fleet CA the trust names: the "
+            "node's fleet is another",
+            code="credential-untrusted",
+        )
+    if not found:
+        reason = ctx.index.absent.get(
+            CREDENTIAL_ABSENT, "the bundle predates fleet credentials in audit bundles"
+        )
+        raise VerificationFailed(
+            f"the bundle holds no fleet credential ({reason}): nothing the fleet CA signed "
+            f"says the RoT that sealed it is {ctx.index.node}'s",
+            code="credential-absent",
+        )
+    if ctx.ear_id is None:
+        if not ctx.ear_absent:
+            raise _NotRun("the attestation step did not verify the EAR")
+        raise _not_identified(
+            "the bundle holds no EAR: no credential can be tied to the RoT that sealed it"
+        )
+    crl = ctx.bundle.members.get("fleet/crl.der")
+    revoked = {} if crl is None else crl_revocations(crl, ca, at=ctx.at)
+    lines = []
+    serials = []
+    for plane, data in found:
+        try:
+            # a credential the CA revoked is judged when it was revoked: it was the node's
+            # then (a quarantined node does not attest again, its credential expires)
+            serial = parse_credential(data).serial
+            when = min(ctx.at, revoked.get(serial, ctx.at))
+            credential = verify_credential(data, ca, at=when)
+        except IronrootError as exc:
+            exc.check = plane
+            raise
+        if credential.plane != plane:
+            raise _not_identified(f"fleet/credential-{plane}.pem is a {credential.plane}-plane one")
+        if credential.node != ctx.index.node or credential.node_class != ctx.index.node_class:
+            raise _not_identified(
+                f"the {plane}-plane credential names {credential.node} of class "
+                f"{credential.node_class}, the bundle is about {ctx.index.node} of class "
+                f"{ctx.index.node_class}"
+            )
+        if credential.ear_id != ctx.ear_id:
+            raise _not_identified(
+                f"the {plane}-plane credential was issued on EAR {credential.ear_id}, not on the "
+                f"EAR the bundle holds ({ctx.ear_id}), which the sealing RoT's evidence backs"
+            )
+        serials.append((plane, credential.serial))
+        lines.append(
+            f"{plane} plane: credential {credential.serial} by the trusted fleet CA names "
+            f"{credential.node} ({credential.node_class}), valid "
+            f"{_text_time(credential.not_before)} to {_text_time(credential.not_after)}, issued "
+            "on the verified EAR"
+        )
+    lines.append(
+        f"the sealing RoT (Ueid {ctx.claims.ueid.hex()}) is {ctx.index.node}'s: its evidence "
+        "backs the EAR the credentials were issued on"
+    )
+    if crl is None:
+        reason = ctx.index.absent.get("fleet/crl.der", "it is not in the bundle")
+        lines.append(f"no CRL of the fleet CA: revocation is not shown ({reason})")
+        return lines
+    listed = [(plane, serial, revoked[serial]) for plane, serial in serials if serial in revoked]
+    for plane, serial, when in listed:
+        lines.append(
+            f"{plane} plane: credential {serial} REVOKED at {_text_time(when)} (the fleet CA's "
+            "CRL): judged as of then"
+        )
+    if not listed:
+        lines.append(f"the fleet CA's CRL ({len(revoked)} revoked) lists none of them")
+    return lines
 
 
 def _mismatch(detail: str) -> VerificationFailed:
@@ -1228,6 +1352,7 @@ def check_bundle(data: bytes, trust: AuditTrust, *, at: dt.datetime | None = Non
         ("reviews", "OCP SAFE reviews", lambda: _reviews(ctx)),
         ("transparency", "Checkpoints, consistency and inclusion", lambda: _transparency(ctx)),
         ("attestation", "Attestation result (EAR)", lambda: _attestation(ctx)),
+        ("identity", "Node identity: the fleet credential", lambda: _identity(ctx)),
         ("hsm", "HSM audit chain and key releases", lambda: _hsm(ctx)),
         ("releases", "Release statements and their audit records", lambda: _releases(ctx)),
     ]

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 def audit_trust(story: Story) -> AuditTrust:
     """What the auditor trusts: the platform trust, the vendor CA roots, the log's checkpoint
-    key and the fleet verifier's EAR key. Nothing else."""
+    key, the fleet verifier's EAR key and the fleet CA (whose credentials say which node a
+    bundle is about). Nothing else."""
     from ironroot.audit import AuditTrust
     from ironroot.log import HttpLogFetcher, fetch_log_identity
 
@@ -28,6 +29,7 @@ def audit_trust(story: Story) -> AuditTrust:
         vendor_roots=tuple(ca.trust_anchors),
         checkpoint_keys=identity.verifiers,
         verifier_keys={authority.verifier_key.kid: authority.verifier_key},
+        fleet_ca=authority.ca.der,
     )
 
 

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         CredentialStore,
         FleetCA,
         check_credential,
+        crl_revocations,
         csr_public_key,
         ear_id_of,
         make_csr,
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
         node_tls_context,
         parse_credential,
         store_node_credentials,
+        verify_credential,
     )
     from ironroot.fleet._desired import (
         DESIRED_STATE_CONTENT_TYPE,
@@ -211,6 +213,8 @@ __all__ += [
 __all__ += ["StoredAttestation", "latest_attestation", "store_attestation"]
 # A node's credential keys, sealed to its root of trust.
 __all__ += ["node_credential_key", "node_tls_context", "store_node_credentials"]
+# What an offline relying party (an auditor) checks of a credential: the CA, validity, CRL.
+__all__ += ["crl_revocations", "verify_credential"]
 # Revocation of DICE and SPDM certificates: the fleet's CRLs and their scan trigger.
 __all__ += ["CRL_CONTENT_TYPE", "RevocationEvent", "RevocationWatch", "add_crl"]
 

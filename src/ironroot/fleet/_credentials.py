@@ -107,6 +107,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import UnsupportedAlgorithm as _CryptoUnsupported
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -130,10 +131,13 @@ from ironroot.crypto import (
 from ironroot.errors import (
     AdmissionDenied,
     BadSignature,
+    CertificateExpired,
+    ChainNotTrusted,
     ConfigError,
     Conflict,
     CredentialRejected,
     IronrootError,
+    LimitExceeded,
     MalformedCertificate,
     NotFound,
     RoleNotPermitted,
@@ -157,6 +161,7 @@ __all__ = [
     "CredentialStore",
     "FleetCA",
     "check_credential",
+    "crl_revocations",
     "csr_public_key",
     "ear_id_of",
     "make_csr",
@@ -164,6 +169,7 @@ __all__ = [
     "node_tls_context",
     "parse_credential",
     "store_node_credentials",
+    "verify_credential",
 ]
 
 FLEET_CREDENTIAL_OID: Final = "2.25.82416172744894855359577933019049330644"
@@ -181,6 +187,8 @@ SEALING_LABEL: Final = "ironroot-fleet-credentials"
 SEALED_KEY_SUFFIX: Final = ".key.sealed"
 _KEY_INFO: Final = b"ironroot-fleet-credential-key/1\x00"
 _MAX_SEALED: Final = 64 * 1024
+_MAX_CREDENTIAL: Final = 64 * 1024
+_MAX_CRL: Final = 16 * 1024 * 1024
 
 
 # --- the extension ------------------------------------------------------------------------------
@@ -345,6 +353,65 @@ def parse_credential(data: bytes) -> Credential:
     """A fleet credential (PEM or DER) read under the profile (``MalformedCertificate``)."""
     cert = load_certificate(data, what="fleet credential")
     return _credential_of(cert)
+
+
+def verify_credential(data: bytes, ca: bytes, *, at: dt.datetime) -> Credential:
+    """A fleet credential (PEM or DER) read under the profile (``MalformedCertificate``),
+    signed by the fleet CA certificate ``ca`` (DER or PEM; ``ChainNotTrusted``
+    ``credential-untrusted``), it and the CA inside their validity at ``at``
+    (``CertificateExpired`` ``credential-expired``). What an offline relying party (an
+    auditor) checks; the planes' :func:`check_credential` adds the fleet's own status."""
+    if len(data) > _MAX_CREDENTIAL:
+        raise LimitExceeded(f"a fleet credential is at most {_MAX_CREDENTIAL} bytes")
+    cert = load_certificate(data, what="fleet credential")
+    credential = _credential_of(cert)
+    authority = load_certificate(ca, what="fleet CA certificate")
+    try:
+        cert.verify_directly_issued_by(authority)
+    except (ValueError, TypeError, InvalidSignature, _CryptoUnsupported) as exc:
+        raise ChainNotTrusted(
+            f"credential {credential.serial} was not issued by the trusted fleet CA",
+            code="credential-untrusted",
+        ) from exc
+    when = _utc(at)
+    for what, start, end in (
+        ("the fleet CA", authority.not_valid_before_utc, authority.not_valid_after_utc),
+        (f"credential {credential.serial}", credential.not_before, credential.not_after),
+    ):
+        if not start <= when < end:
+            raise CertificateExpired(
+                f"{what} is valid from {start.isoformat()} to {end.isoformat()}, not at "
+                f"{when.isoformat()}",
+                code="credential-expired",
+            )
+    return credential
+
+
+def crl_revocations(crl: bytes, ca: bytes, *, at: dt.datetime) -> dict[str, dt.datetime]:
+    """The credentials (serial hex → revocation time) a CRL (DER) of the fleet CA ``ca``
+    lists: it must be signed by that CA (``BadSignature``) and current at ``at``
+    (``CertificateExpired``); ``MalformedCertificate`` when it does not parse."""
+    if len(crl) > _MAX_CRL:
+        raise LimitExceeded(f"a CRL of the fleet CA is at most {_MAX_CRL} bytes")
+    try:
+        revocations = x509.load_der_x509_crl(crl)
+    except ValueError as exc:
+        raise MalformedCertificate("the CRL does not parse") from exc
+    authority = load_certificate(ca, what="fleet CA certificate")
+    public = authority.public_key()
+    if revocations.issuer != authority.subject or not isinstance(public, ec.EllipticCurvePublicKey):
+        raise BadSignature("the CRL is not the fleet CA's")
+    try:
+        valid = revocations.is_signature_valid(public)
+    except (ValueError, TypeError, _CryptoUnsupported) as exc:
+        raise BadSignature("the CRL's signature is not the fleet CA's") from exc
+    if not valid:
+        raise BadSignature("the CRL's signature is not the fleet CA's")
+    when = _utc(at)
+    after = revocations.next_update_utc
+    if when < revocations.last_update_utc or (after is not None and when >= after):
+        raise CertificateExpired(f"the CRL is not current at {when.isoformat()}")
+    return {format(r.serial_number, "x"): r.revocation_date_utc for r in revocations}
 
 
 # --- CSRs ---------------------------------------------------------------------------------------

@@ -1,0 +1,228 @@
+"""An audit bundle proves which fleet node it is about: the ``identity`` step.
+
+The seal shows only the RoT's Ueid. A bundle of one node renamed as another — index, registry
+row, events and the evidence's node renamed — and resealed by the node's own RoT passed every
+step before: nothing the auditor trusted tied a node id to a RoT. Now the node's fleet
+credential, signed by the fleet CA the auditor trusts, must name the bundle's node and class
+and have been issued on the EAR the attestation step bound to the sealing RoT's evidence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world
+from tests.platform.node_world import NOW
+
+from ironroot.audit import AuditExport, AuditTrust, check_bundle, verify_bundle
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import (
+    BadSignature,
+    CertificateExpired,
+    ChainNotTrusted,
+    ConfigError,
+    IronrootError,
+    VerificationFailed,
+)
+from ironroot.fleet import FleetCA, NodeEvidence, attest_node, parse_credential, quarantine
+
+JSON = "application/json"
+CBOR = "application/cbor"
+PEM = "application/pem-certificate-chain"
+CRL = "application/pkix-crl"
+CONTROL = "fleet/credential-control.pem"
+
+
+@pytest.fixture(scope="module")
+def aw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuditWorld]:
+    yield from audit_world(tmp_path_factory.mktemp("audit-identity"))
+
+
+@pytest.fixture(scope="module")
+def collected(aw: AuditWorld) -> AuditExport:
+    return aw.collect()
+
+
+@pytest.fixture(scope="module")
+def other(aw: AuditWorld) -> str:
+    """A second node of the fleet, admitted (its own RoT, EAR and credentials)."""
+    (node,) = aw.fleet.add_nodes(1, vendor_ca=aw.ca, now=NOW)
+    attest_node(aw.fleet, node, now=NOW, authority=aw.authority)
+    return node
+
+
+def _credential(aw: AuditWorld, node: str, plane: str = "control") -> bytes:
+    return (aw.fleet.directory / "nodes" / node / "credentials" / f"{plane}.cert.pem").read_bytes()
+
+
+def _seal(aw: AuditWorld, export: AuditExport, **changes: object) -> bytes:
+    return export.replace(**changes).seal(aw.fleet.rot(NODE))  # type: ignore[arg-type]
+
+
+def _renamed(collected: AuditExport, node: str) -> AuditExport:
+    """``collected`` told as ``node``'s: index, registry row, events and evidence renamed."""
+    members = dict(collected.members)
+    record = json.loads(members["node/record.json"][0])
+    record["id"] = node
+    events = json.loads(members["node/events.json"][0])
+    for event in events:
+        event["node"] = node
+    evidence = NodeEvidence.decode(members["attestation/evidence.cbor"][0])
+    renamed = NodeEvidence(node, evidence.quote, evidence.devices)
+    members["node/record.json"] = (json.dumps(record).encode(), JSON)
+    members["node/events.json"] = (json.dumps(events).encode(), JSON)
+    members["attestation/evidence.cbor"] = (renamed.encode(), CBOR)
+    return dataclasses.replace(collected.replace(members=members), node=node)
+
+
+def _identity_error(aw: AuditWorld, data: bytes, **trust: object) -> IronrootError:
+    report = check_bundle(data, aw.trust(**trust))
+    step = report.step("identity")
+    assert step.status == "failed", step
+    assert step.error is not None
+    return step.error
+
+
+def test_a_real_node_proves_its_identity(aw: AuditWorld, collected: AuditExport) -> None:
+    report = verify_bundle(_seal(aw, collected), aw.trust())
+    lines = report.step("identity").lines
+    assert report.step("identity").status == "ok"
+    assert sum(f"names {NODE} (node-7)" in line for line in lines) == 2  # both planes
+    assert any("lists none of them" in line for line in lines)
+
+
+def test_a_bundle_renamed_and_resealed_by_its_own_rot_is_refused(
+    aw: AuditWorld, collected: AuditExport, other: str
+) -> None:
+    data = _seal(aw, _renamed(collected, other))
+    with pytest.raises(ChainNotTrusted) as info:
+        verify_bundle(data, aw.trust())
+    assert (type(info.value), info.value.code, info.value.check) == (
+        ChainNotTrusted,
+        "node-identity",
+        "identity",
+    )
+    assert f"names {NODE} of class node-7, the bundle is about {other}" in info.value.detail
+    # every other step holds: only the credential tells the nodes apart
+    report = check_bundle(data, aw.trust())
+    assert [s.name for s in report.steps if s.status == "failed"] == ["identity"]
+    # without a trusted fleet CA the step says the node id is unproven (and the verdict holds)
+    loose = verify_bundle(data, aw.trust(fleet_ca=None)).step("identity")
+    assert loose.status == "skipped"
+    assert "nothing trusted ties the node id" in loose.lines[0]
+
+
+def test_a_renamed_bundle_with_the_other_nodes_credentials_is_refused(
+    aw: AuditWorld, collected: AuditExport, other: str
+) -> None:
+    """The other node's certificates are no secret, but they were issued on its EAR, which
+    the bundle does not hold (and whose evidence another RoT signed)."""
+    renamed = _renamed(collected, other)
+    members = {f"fleet/credential-{p}.pem": (_credential(aw, other, p), PEM) for p in PLANES}
+    error = _identity_error(aw, _seal(aw, renamed, members=members))
+    assert (type(error), error.code) == (ChainNotTrusted, "node-identity")
+    assert "was issued on EAR" in error.detail
+
+
+def test_a_credential_of_another_node_is_refused(
+    aw: AuditWorld, collected: AuditExport, other: str
+) -> None:
+    data = _seal(aw, collected, members={CONTROL: (_credential(aw, other), PEM)})
+    error = _identity_error(aw, data)
+    assert (type(error), error.code) == (ChainNotTrusted, "node-identity")
+    assert f"names {other}" in error.detail
+
+
+def test_a_credential_from_another_ca_is_refused(
+    aw: AuditWorld, collected: AuditExport, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Another CA's credential naming the node and its very EAR, and the trust naming that
+    other CA: each refused, whichever way round."""
+    genuine = parse_credential(collected.members[CONTROL][0])
+    rogue = FleetCA.create(tmp_path_factory.mktemp("rogue-ca"), now=NOW - dt.timedelta(days=1))
+    key = PrivateKey.generate(Algorithm.ES384).public_key.to_der()
+    forged = rogue.issue(
+        key, node=NODE, node_class="node-7", plane="control", ear_id=genuine.ear_id, now=NOW
+    )
+    error = _identity_error(aw, _seal(aw, collected, members={CONTROL: (forged.pem, PEM)}))
+    assert (type(error), error.code, error.check) == (
+        ChainNotTrusted,
+        "credential-untrusted",
+        "identity:control",
+    )
+    error = _identity_error(aw, _seal(aw, collected), fleet_ca=rogue.der)
+    assert (type(error), error.code) == (ChainNotTrusted, "credential-untrusted")
+    # nor does another CA's CRL count (it could hide or invent a revocation)
+    crl = rogue.crl([], now=EXPORTED)
+    error = _identity_error(aw, _seal(aw, collected, members={"fleet/crl.der": (crl, CRL)}))
+    assert (type(error), error.code) == (BadSignature, "bad-signature")
+
+
+def test_a_credential_expired_at_the_export_time_is_refused(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """The credentials were issued at NOW for an hour; sealed as exported two hours on (the
+    node did not attest again), they no longer say whose RoT it is."""
+    later = dataclasses.replace(collected, exported_at=NOW + dt.timedelta(hours=2))
+    data = _seal(aw, later, members={"fleet/crl.der": None})  # the CRL ran out too
+    error = _identity_error(aw, data)
+    assert (type(error), error.code) == (CertificateExpired, "credential-expired")
+    assert error.check in ("identity:control", "identity:data")
+    # and judged at the real export time, the same members hold
+    report = check_bundle(_seal(aw, collected), aw.trust(), at=EXPORTED)
+    assert report.step("identity").status == "ok"
+
+
+def test_a_bundle_without_a_credential_is_refused_under_a_fleet_ca(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    reason = "the node holds no fleet credential: it was never admitted"
+    members: dict[str, tuple[bytes, str] | None] = {
+        f"fleet/credential-{p}.pem": None for p in PLANES
+    }
+    data = _seal(aw, collected, members=members, absent={"fleet/credential": reason})
+    with pytest.raises(VerificationFailed) as info:
+        verify_bundle(data, aw.trust())
+    assert (type(info.value), info.value.code) == (VerificationFailed, "credential-absent")
+    assert reason in info.value.detail
+    # a bundle exported before credentials were included: refused, saying so
+    old = {name: None for name in collected.members if name.startswith("fleet/")}
+    error = _identity_error(aw, _seal(aw, collected, members=old))
+    assert (type(error), error.code) == (VerificationFailed, "credential-absent")
+    assert "predates fleet credentials" in error.detail
+    # with no fleet CA trusted, the step is skipped
+    assert verify_bundle(data, aw.trust(fleet_ca=None)).step("identity").status == "skipped"
+
+
+def test_a_quarantined_node_shows_its_revoked_credentials(aw: AuditWorld, other: str) -> None:
+    """An operator's quarantine revokes the node's credentials: the bundle's CRL (signed by
+    the fleet CA at the export) shows them revoked, and they are judged as of the revocation
+    — exported two hours on, after they expired (a held node does not attest again), the
+    binding they stated still holds."""
+    quarantine(aw.fleet, other, "operator: suspected tampering", now=NOW + dt.timedelta(minutes=5))
+    report = verify_bundle(aw.export(other, now=NOW + dt.timedelta(hours=2)), aw.trust())
+    lines = report.step("identity").lines
+    assert report.step("identity").status == "ok"
+    assert sum("REVOKED at 2026-06-01T12:05:00Z" in line for line in lines) == 2
+    assert "quarantined" in report.step("node").lines[1]
+
+
+def test_the_trust_file_names_one_fleet_ca(aw: AuditWorld, tmp_path: Path) -> None:
+    path = aw.write_trust(tmp_path)
+    assert AuditTrust.load_toml(path).fleet_ca == aw.authority.ca.der
+    text = path.read_text()
+    path.write_text(text.replace('ca = "fleet-ca.pem"', 'ca = "fleet-ca.pem"\nroots = []'))
+    with pytest.raises(ConfigError, match="unknown setting 'roots'"):
+        AuditTrust.load_toml(path)
+    path.write_text(text)
+    (tmp_path / "fleet-ca.pem").write_bytes(aw.authority.ca.pem * 2)
+    with pytest.raises(ConfigError, match="exactly one certificate"):
+        AuditTrust.load_toml(path)
+
+
+PLANES = ("control", "data")
