@@ -19,7 +19,7 @@ import pytest
 from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world
 from tests.platform.node_world import NOW
 
-from ironroot.audit import AuditExport, AuditTrust, check_bundle, verify_bundle
+from ironroot.audit import AuditExport, AuditTrust, check_bundle, collect_export, verify_bundle
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
@@ -29,7 +29,16 @@ from ironroot.errors import (
     IronrootError,
     VerificationFailed,
 )
-from ironroot.fleet import FleetCA, NodeEvidence, attest_node, parse_credential, quarantine
+from ironroot.fleet import (
+    FleetCA,
+    NodeEvidence,
+    Scanner,
+    attest_node,
+    parse_credential,
+    quarantine,
+    scan_attest,
+)
+from ironroot.log import HttpLogFetcher
 
 JSON = "application/json"
 CBOR = "application/cbor"
@@ -65,18 +74,18 @@ def _seal(aw: AuditWorld, export: AuditExport, **changes: object) -> bytes:
 
 
 def _renamed(collected: AuditExport, node: str) -> AuditExport:
-    """``collected`` told as ``node``'s: index, registry row, events and evidence renamed."""
+    """``collected`` told as ``node``'s: index, registry row, events and evidences renamed."""
     members = dict(collected.members)
     record = json.loads(members["node/record.json"][0])
     record["id"] = node
     events = json.loads(members["node/events.json"][0])
     for event in events:
         event["node"] = node
-    evidence = NodeEvidence.decode(members["attestation/evidence.cbor"][0])
-    renamed = NodeEvidence(node, evidence.quote, evidence.devices)
+    for name in [n for n in members if n.startswith("attestation/") and n.endswith(".cbor")]:
+        evidence = NodeEvidence.decode(members[name][0])  # the EARs' evidence, each
+        members[name] = (NodeEvidence(node, evidence.quote, evidence.devices).encode(), CBOR)
     members["node/record.json"] = (json.dumps(record).encode(), JSON)
     members["node/events.json"] = (json.dumps(events).encode(), JSON)
-    members["attestation/evidence.cbor"] = (renamed.encode(), CBOR)
     return dataclasses.replace(collected.replace(members=members), node=node)
 
 
@@ -226,3 +235,124 @@ def test_the_trust_file_names_one_fleet_ca(aw: AuditWorld, tmp_path: Path) -> No
 
 
 PLANES = ("control", "data")
+
+
+# --- a node quarantined by a scan: its credentials name the EAR it was admitted on ----------
+
+
+@pytest.fixture(scope="module")
+def drifted(aw: AuditWorld) -> tuple[str, AuditExport]:
+    """A third node, admitted at NOW, its BMC then booted with other firmware and quarantined
+    by a scan (a non-affirming EAR) twice, exported: its revoked credentials name the EAR it
+    was admitted on, no longer its latest (nor the registry's)."""
+    (node,) = aw.fleet.add_nodes(1, vendor_ca=aw.ca, now=NOW)
+    admitted = attest_node(aw.fleet, node, now=NOW, authority=aw.authority)
+    aw.fleet.rot(node).boot(aw.world.bundle("bmc", svn=3, tag="drift"), now=NOW)
+    scanner = Scanner(aw.fleet, scan_attest(aw.fleet, aw.authority), period=60)
+    for minutes in (2, 4):  # a second scan stores a newer EAR still
+        report = scanner.scan(NOW + dt.timedelta(minutes=minutes))
+        assert report.statuses[node] == "quarantined"
+    record = aw.fleet.record_of(node)
+    assert record.status == "quarantined"
+    assert record.ear_id != admitted.ear_id
+    with HttpLogFetcher(aw.world.urls["trusted"]) as fetcher:
+        return node, collect_export(aw.fleet, node, logs=[fetcher], now=EXPORTED)
+
+
+def _drifted_seal(aw: AuditWorld, node: str, export: AuditExport, **changes: object) -> bytes:
+    return export.replace(**changes).seal(aw.fleet.rot(node))  # type: ignore[arg-type]
+
+
+ISSUED_EAR = "attestation/credential-control-ear.jwt"
+ISSUED_EVIDENCE = "attestation/credential-control-evidence.cbor"
+
+
+def test_a_node_quarantined_by_a_scan_proves_its_identity(
+    aw: AuditWorld, drifted: tuple[str, AuditExport]
+) -> None:
+    """Before, the bundle held only the latest EAR, the credentials named the one the node
+    was admitted on, and ``identity`` failed ``node-identity`` for exactly the node an
+    auditor most wants to examine. Now the admission keeps that EAR and its evidence, the
+    export carries them (once: both planes name it), ``attestation`` verifies them as it does
+    the latest, and the verdict is the quarantine's: the drifted boot, the latest EAR."""
+    node, export = drifted
+    assert ISSUED_EAR in export.members
+    assert ISSUED_EVIDENCE in export.members
+    assert not any(n.startswith("attestation/credential-data-") for n in export.members)
+    admitted_on = parse_credential(export.members[CONTROL][0]).ear_id
+    report = check_bundle(_drifted_seal(aw, node, export), aw.trust())
+    assert [s.name for s in report.steps if s.status == "failed"] == ["measured-boot"]
+    assert "registry: quarantined since 2026-06-01T12:04:00Z" in report.step("node").lines[1]
+    attestation = report.step("attestation").lines
+    assert "status warning" in attestation[0]  # the latest EAR: the node's state
+    assert any(
+        f"credential's EAR {admitted_on} (what the node was admitted on)" in line
+        and "status affirming" in line
+        for line in attestation
+    )
+    identity = report.step("identity")
+    assert identity.status == "ok"
+    assert (
+        sum(f"issued on EAR {admitted_on} (affirming, verified" in x for x in identity.lines) == 2
+    )
+    assert sum("REVOKED at 2026-06-01T12:02:00Z" in line for line in identity.lines) == 2
+
+
+def test_a_quarantined_bundle_renamed_with_the_other_nodes_admitted_ear_is_refused(
+    aw: AuditWorld, collected: AuditExport, drifted: tuple[str, AuditExport]
+) -> None:
+    """The renamed-bundle attack on a quarantined node: told as ``node-0001``'s with its
+    credentials, and its EAR and evidence carried as what they were issued on, resealed by
+    the drifted node's RoT. The attestation step refuses that EAR (another RoT signed its
+    evidence) and the credentials name no EAR the sealing RoT backs."""
+    node, export = drifted
+    renamed = _renamed(export, NODE)
+    members = {f"fleet/credential-{p}.pem": (_credential(aw, NODE, p), PEM) for p in PLANES}
+    members[ISSUED_EAR] = collected.members["attestation/ear.jwt"]
+    members[ISSUED_EVIDENCE] = collected.members["attestation/evidence.cbor"]
+    report = check_bundle(_drifted_seal(aw, node, renamed, members=members), aw.trust())
+    error = report.step("attestation").error
+    assert error is not None
+    assert (type(error), error.code, error.check) == (
+        VerificationFailed,
+        "ear-evidence-mismatch",
+        "attestation:credential-control",
+    )
+    assert "the bundle is sealed by" in error.detail
+    error = report.step("identity").error
+    assert error is not None
+    assert (type(error), error.code, error.check) == (ChainNotTrusted, "node-identity", "identity")
+    # renamed alone, with its own credentials: they name the drifted node
+    report = check_bundle(_drifted_seal(aw, node, renamed), aw.trust())
+    assert report.step("attestation").status == "ok"
+    error = report.step("identity").error
+    assert error is not None
+    assert (type(error), error.code) == (ChainNotTrusted, "node-identity")
+    assert f"names {node} of class node-7, the bundle is about {NODE}" in error.detail
+
+
+def test_an_admitted_on_ear_swapped_for_another_nodes_is_refused(
+    aw: AuditWorld, collected: AuditExport, drifted: tuple[str, AuditExport]
+) -> None:
+    """The EAR the credentials were issued on, swapped for another node's (with its evidence,
+    or alone): refused by the attestation step, and the credentials' EAR goes unverified."""
+    node, export = drifted
+    theirs = collected.members["attestation/ear.jwt"]
+    for members, expected in (
+        (
+            {ISSUED_EAR: theirs, ISSUED_EVIDENCE: collected.members["attestation/evidence.cbor"]},
+            (VerificationFailed, "not-the-node"),
+        ),
+        ({ISSUED_EAR: theirs}, (VerificationFailed, "ear-evidence-mismatch")),
+    ):
+        report = check_bundle(_drifted_seal(aw, node, export, members=members), aw.trust())
+        error = report.step("attestation").error
+        assert error is not None
+        assert (type(error), error.code, error.check) == (
+            *expected,
+            "attestation:credential-control",
+        )
+        error = report.step("identity").error
+        assert error is not None
+        assert (type(error), error.code) == (ChainNotTrusted, "node-identity")
+        assert "not on an EAR the bundle holds and the attestation step verified" in error.detail

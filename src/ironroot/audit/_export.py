@@ -54,7 +54,10 @@ from ironroot.fleet import (
     PLANES,
     AdmissionAuthority,
     Fleet,
+    ear_id_of,
     latest_attestation,
+    parse_credential,
+    stored_attestation,
 )
 from ironroot.keyrelease import RELEASES_DB, ReleaseStatements
 from ironroot.log import LogFetcher
@@ -68,7 +71,13 @@ from ironroot.platform import (
 )
 from ironroot.rot import Device
 
-__all__ = ["AuditExport", "collect_export", "export_bundle", "spdm_nonce"]
+__all__ = [
+    "AuditExport",
+    "collect_export",
+    "credential_ear_members",
+    "export_bundle",
+    "spdm_nonce",
+]
 
 JSON: Final = "application/json"
 CBOR: Final = "application/cbor"
@@ -221,6 +230,49 @@ def _credentials(
         members["fleet/crl.der"] = (authority.ca.crl(listed, now=now), CRL)
     except IronrootError as exc:
         absent["fleet/crl.der"] = f"the fleet CA cannot sign a CRL: {exc.code}: {exc.detail}"
+    return members, absent
+
+
+def credential_ear_members(plane: str) -> tuple[str, str]:
+    """The members holding the EAR ``plane``'s credential was issued on and its evidence, when
+    that EAR is not the node's latest (``attestation/ear.jwt``)."""
+    return (
+        f"attestation/credential-{plane}-ear.jwt",
+        f"attestation/credential-{plane}-evidence.cbor",
+    )
+
+
+def _credential_ears(
+    fleet: Fleet, node_id: str, credentials: Mapping[str, tuple[bytes, str]], latest: str | None
+) -> tuple[dict[str, tuple[bytes, str]], dict[str, str]]:
+    """The EAR each credential was issued on, with its evidence, when it is not the latest
+    EAR the bundle holds (``latest``: its id) — a quarantined node's credentials name the EAR
+    it was admitted on — once per EAR (under the first plane naming it); or why absent."""
+    members: dict[str, tuple[bytes, str]] = {}
+    absent: dict[str, str] = {}
+    seen = {latest}
+    for plane in PLANES:
+        pem = credentials.get(f"fleet/credential-{plane}.pem")
+        if pem is None:
+            continue
+        ear_name, evidence_name = credential_ear_members(plane)
+        try:
+            ear_id = parse_credential(pem[0]).ear_id
+        except IronrootError as exc:
+            absent[ear_name] = f"the {plane}-plane credential does not parse: {exc.code}"
+            continue
+        if ear_id in seen:
+            continue
+        seen.add(ear_id)
+        stored = stored_attestation(fleet.directory / ADMISSION_DIR, node_id, ear_id)
+        if stored is None:
+            absent[ear_name] = f"the admission no longer keeps EAR {ear_id}"
+            continue
+        members[ear_name] = (stored.ear, JWT)
+        if stored.evidence is None:
+            absent[evidence_name] = "the evidence the EAR was issued for is not stored beside it"
+        else:
+            members[evidence_name] = (stored.evidence, CBOR)
     return members, absent
 
 
@@ -406,6 +458,10 @@ def collect_export(
     credentials, credentials_absent = _credentials(fleet, node_id, now)
     members.update(credentials)
     absent.update(credentials_absent)
+    latest = None if isinstance(found, str) else ear_id_of(found[0][0])
+    issued_on, issued_absent = _credential_ears(fleet, node_id, credentials, latest)
+    members.update(issued_on)
+    absent.update(issued_absent)
     hsm = _hsm(platform.directory)
     if isinstance(hsm, str):
         absent["hsm"] = hsm

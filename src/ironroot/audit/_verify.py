@@ -103,7 +103,7 @@ from typing import Any, Final
 
 from ironroot.attestation import ReferenceValues
 from ironroot.audit._bundle import AuditBundle, AuditIndex, items_within, seal_nonce
-from ironroot.audit._export import CREDENTIAL_ABSENT, spdm_nonce
+from ironroot.audit._export import CREDENTIAL_ABSENT, credential_ear_members, spdm_nonce
 from ironroot.audit._proofs import verify_log_proofs
 from ironroot.audit._report import AuditReport, AuditStep
 from ironroot.audit._trust import AuditTrust
@@ -141,6 +141,7 @@ from ironroot.errors import (
 )
 from ironroot.firmware import MAX_SVN
 from ironroot.fleet import (
+    PLANES,
     NodeEvidence,
     crl_revocations,
     ear_id_of,
@@ -332,6 +333,10 @@ class _Context:
     hsm_ids: set[bytes] = field(default_factory=set)
     ear_id: str | None = None
     """The id of the EAR the ``attestation`` step verified and bound to the sealing RoT."""
+    issued_on: dict[str, str] = field(default_factory=dict)
+    """The ids of the EARs the node's credentials were issued on that the ``attestation``
+    step verified and bound to the sealing RoT as well (other than the latest), each with
+    the status it states."""
     ear_absent: bool = False
 
     def member(self, name: str) -> bytes:
@@ -833,6 +838,21 @@ def _is_transparent(data: bytes) -> bool:
     return True
 
 
+def _verified_ear(
+    ctx: _Context, token: bytes, evidence: str
+) -> tuple[AttestationResult, list[str]]:
+    """The EAR ``token`` verifies under a trusted verifier key, was issued before the export
+    and for exactly the evidence of member ``evidence``, which the sealing RoT signed."""
+    result = decode_ear(token, ctx.trust.verifier_keys)
+    exported = int(ctx.index.exported_at.timestamp())
+    if result.iat > exported + _EAR_SKEW:
+        raise VerificationFailed(
+            "the EAR was issued after the export: it does not describe the exported state",
+            code="ear-after-export",
+        )
+    return result, _ear_binding(ctx, result, evidence)
+
+
 def _attestation(ctx: _Context) -> list[str]:
     name = next(
         (n for n in ("attestation/ear.jwt", "attestation/ear.cwt") if n in ctx.bundle.members), None
@@ -841,13 +861,7 @@ def _attestation(ctx: _Context) -> list[str]:
         ctx.ear_absent = True
         raise _Skipped(ctx.index.absent.get("attestation/ear", "the bundle holds no EAR"))
     token = ctx.member(name)
-    result = decode_ear(token, ctx.trust.verifier_keys)
-    exported = int(ctx.index.exported_at.timestamp())
-    if result.iat > exported + _EAR_SKEW:
-        raise VerificationFailed(
-            "the EAR was issued after the export: it does not describe the exported state",
-            code="ear-after-export",
-        )
+    result, bound = _verified_ear(ctx, token, "attestation/evidence.cbor")
     record = ctx.json("node/record.json")
     registered = record.get("ear_id") if isinstance(record, dict) else None
     held = ear_id_of(token)
@@ -856,17 +870,18 @@ def _attestation(ctx: _Context) -> list[str]:
             f"the registry names EAR {registered}, the bundle holds {held}",
             code="ear-not-registered",
         )
-    bound = _ear_binding(ctx, result)
     admitted = isinstance(record, dict) and record.get("status") == "admitted"
     if admitted and result.status is not TrustTier.AFFIRMING:
         raise PolicyRejected(
             f"the registry admits the node on an EAR whose status is {result.status.value}",
             code="ear-not-affirming",
         )
+    exported = int(ctx.index.exported_at.timestamp())
     current = result.exp is None or exported < result.exp
     ctx.ear_id = held
-    return [
-        f"EAR by verifier {result.verifier_id.developer} ({result.verifier_id.build}), "
+    lines = [
+        f"latest EAR {held} (the node's state, the registry's): by verifier "
+        f"{result.verifier_id.developer} ({result.verifier_id.build}), "
         f"status {result.status.value}",
         f"issued {_posix_time(result.iat)}, "
         + ("current at export" if current else "expired before the export"),
@@ -874,6 +889,31 @@ def _attestation(ctx: _Context) -> list[str]:
         + ", ".join(f"{n} {a.status.value}" for n, a in sorted(result.submods.items())),
         *bound,
     ]
+    for plane in PLANES:
+        ear_name, evidence_name = credential_ear_members(plane)
+        issued = ctx.bundle.members.get(ear_name)
+        if issued is None:
+            continue
+        try:
+            earlier, earlier_bound = _verified_ear(ctx, issued, evidence_name)
+            if earlier.status is not TrustTier.AFFIRMING:
+                raise PolicyRejected(
+                    f"the {plane}-plane credential's EAR has status {earlier.status.value}: "
+                    "a credential is issued on an affirming EAR only",
+                    code="ear-not-affirming",
+                )
+        except IronrootError as exc:
+            exc.check = f"credential-{plane}"
+            raise
+        earlier_id = ear_id_of(issued)
+        ctx.issued_on[earlier_id] = earlier.status.value
+        lines += [
+            f"{plane}-plane credential's EAR {earlier_id} (what the node was admitted on): "
+            f"by verifier {earlier.verifier_id.developer}, status {earlier.status.value}, "
+            f"issued {_posix_time(earlier.iat)}",
+            *(f"  {line}" for line in earlier_bound),
+        ]
+    return lines
 
 
 _CREDENTIAL: Final = re.compile(r"fleet/credential-([a-z]+)\.pem")
@@ -944,17 +984,25 @@ def _identity(ctx: _Context) -> list[str]:
                 f"{credential.node_class}, the bundle is about {ctx.index.node} of class "
                 f"{ctx.index.node_class}"
             )
-        if credential.ear_id != ctx.ear_id:
+        if credential.ear_id == ctx.ear_id:
+            issued_on = "on the verified EAR (the latest)"
+        elif credential.ear_id in ctx.issued_on:
+            issued_on = (
+                f"on EAR {credential.ear_id} ({ctx.issued_on[credential.ear_id]}, verified: what "
+                f"the node was admitted on), not on its latest EAR {ctx.ear_id}"
+            )
+        else:
             raise _not_identified(
-                f"the {plane}-plane credential was issued on EAR {credential.ear_id}, not on the "
-                f"EAR the bundle holds ({ctx.ear_id}), which the sealing RoT's evidence backs"
+                f"the {plane}-plane credential was issued on EAR {credential.ear_id}, not on an "
+                f"EAR the bundle holds and the attestation step verified (the latest: "
+                f"{ctx.ear_id}), which the sealing RoT's evidence backs"
             )
         serials.append((plane, credential.serial))
         lines.append(
             f"{plane} plane: credential {credential.serial} by the trusted fleet CA names "
             f"{credential.node} ({credential.node_class}), valid "
             f"{_text_time(credential.not_before)} to {_text_time(credential.not_after)}, issued "
-            "on the verified EAR"
+            + issued_on
         )
     lines.append(
         f"the sealing RoT (Ueid {ctx.claims.ueid.hex()}) is {ctx.index.node}'s: its evidence "
@@ -994,7 +1042,7 @@ def _recorded(appraisal: Appraisal, what: str) -> tuple[dict[str, str], str]:
     return measurements, report_data.lower()
 
 
-def _ear_binding(ctx: _Context, result: AttestationResult) -> list[str]:
+def _ear_binding(ctx: _Context, result: AttestationResult, member: str) -> list[str]:
     """The EAR was issued for exactly the evidence in the bundle, which the sealing RoT
     signed: its nonce is the one the quote answers, its record of the quote (report data,
     Ueid, measurements) is that quote's, each device's record is that device's session
@@ -1006,14 +1054,14 @@ def _ear_binding(ctx: _Context, result: AttestationResult) -> list[str]:
             "the EAR records no nonce (eat_nonce): it names no evidence it was issued for",
             code="ear-not-bound",
         )
-    if "attestation/evidence.cbor" not in ctx.bundle.members:
-        reason = ctx.index.absent.get("attestation/evidence.cbor", "it is not in the bundle")
+    if member not in ctx.bundle.members:
+        reason = ctx.index.absent.get(member, "it is not in the bundle")
         raise VerificationFailed(
-            f"the evidence the EAR was issued for is absent ({reason}): the EAR is bound to "
-            "nothing the bundle holds",
+            f"the evidence the EAR was issued for ({member}) is absent ({reason}): the EAR is "
+            "bound to nothing the bundle holds",
             code="ear-not-bound",
         )
-    data = ctx.member("attestation/evidence.cbor")
+    data = ctx.member(member)
     evidence = NodeEvidence.decode(data)
     if evidence.node != ctx.index.node:
         raise VerificationFailed(

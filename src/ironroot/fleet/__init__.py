@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         StoredAttestation,
         latest_attestation,
         store_attestation,
+        stored_attestation,
     )
     from ironroot.fleet._credentials import (
         DEFAULT_LIFETIME,
@@ -210,7 +211,12 @@ __all__ += [
 ]
 
 # What admission keeps of each attestation (the EAR and the evidence it appraised).
-__all__ += ["StoredAttestation", "latest_attestation", "store_attestation"]
+__all__ += [
+    "StoredAttestation",
+    "latest_attestation",
+    "store_attestation",
+    "stored_attestation",
+]
 # A node's credential keys, sealed to its root of trust.
 __all__ += ["node_credential_key", "node_tls_context", "store_node_credentials"]
 # What an offline relying party (an auditor) checks of a credential: the CA, validity, CRL.

@@ -14,8 +14,10 @@ away at once.
 and in the fleet's ``fleet.db``, beside the registry (one SQLite file, so that one admission
 is one transaction, one commit): every credential issued and its revocation
 (``credentials``), operator holds and VM placements (``holds``, ``placements``), and the EARs
-with the evidence each appraised (``ears``: each node's latest and the one its registry row
-names; audit exports read them through :func:`ironroot.fleet.latest_attestation`). Fleets
+with the evidence each appraised (``ears``: each node's latest, the one its registry row
+names and those its newest credential of each plane was issued on; audit exports read them
+through :func:`ironroot.fleet.latest_attestation` and
+:func:`ironroot.fleet.stored_attestation`). Fleets
 made before kept the first two in ``admission/credentials.db`` and ``admission/admission.db``:
 their rows are imported once; and the latest EAR and its evidence in ``admission/ears/``
 files, which are still read for a node with no EAR in ``fleet.db``.
@@ -346,8 +348,10 @@ class _State:
         self, node: str, ear_id: str, token: bytes, now: dt.datetime, evidence: bytes | None = None
     ) -> None:
         """Keep ``token`` as ``node``'s latest EAR, with the ``evidence`` it appraised. A node
-        keeps two at most: its latest and the one its registry row names (what it was admitted
-        or quarantined on)."""
+        keeps its latest, the one its registry row names (what it was admitted or quarantined
+        on) and the ones its newest credential of each plane names (what it holds, revoked or
+        not: an audit of a quarantined node proves its identity with that EAR) — four at most
+        with two planes; any other of its EARs is dropped."""
         with self.tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO ears (ear_id, node, at, token, evidence) "
@@ -356,8 +360,10 @@ class _State:
             )
             db.execute(
                 "DELETE FROM ears WHERE node = ? AND ear_id != ? AND ear_id IS NOT "
-                "(SELECT ear_id FROM nodes WHERE id = ?)",
-                (node, ear_id, node),
+                "(SELECT ear_id FROM nodes WHERE id = ?) AND ear_id NOT IN "
+                "(SELECT ear_id FROM credentials WHERE rowid IN "
+                "(SELECT MAX(rowid) FROM credentials WHERE node = ? GROUP BY plane))",
+                (node, ear_id, node, node),
             )
 
     def upgrade(self) -> None:
@@ -798,8 +804,8 @@ class AdmissionAuthority:
         return found
 
     def ear_by_id(self, ear_id: str) -> bytes:
-        """The EAR ``ear_id`` (JWT bytes), while it is a node's latest or the one its registry
-        row names."""
+        """The EAR ``ear_id`` (JWT bytes), while it is a node's latest, the one its registry
+        row names or one its newest credential of a plane was issued on."""
         found = self.state.ear(ear_id)
         if found is None:
             raise NotFound(f"no EAR {ear_id} is kept")

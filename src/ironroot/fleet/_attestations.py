@@ -28,7 +28,7 @@ from ironroot.errors import IronrootError
 from ironroot.fleet._credentials import ear_id_of
 from ironroot.fleet._sqlite import SqliteFile
 
-__all__ = ["StoredAttestation", "latest_attestation", "store_attestation"]
+__all__ = ["StoredAttestation", "latest_attestation", "store_attestation", "stored_attestation"]
 
 EARS_DIR: Final = "ears"
 FLEET_DB: Final = "fleet.db"
@@ -108,3 +108,28 @@ def latest_attestation(admission_dir: Path, node: str) -> StoredAttestation | No
     with contextlib.suppress(OSError, IronrootError):
         evidence = read_limited(evidence_path, _MAX_EVIDENCE)
     return StoredAttestation(ear, evidence)
+
+
+def stored_attestation(admission_dir: Path, node: str, ear_id: str) -> StoredAttestation | None:
+    """``node``'s EAR ``ear_id`` in ``fleet.db`` with its evidence, while the admission keeps
+    it (the node's latest, its registry row's, or one its newest credential of a plane was
+    issued on); ``None`` otherwise, or when the stored token is not that EAR."""
+    path = admission_dir.parent / FLEET_DB
+    if not path.is_file():
+        return None
+    try:
+        with SqliteFile(path, "the admission state").read() as db:
+            columns = {str(row[1]) for row in db.execute("PRAGMA table_info(ears)")}
+            if "evidence" not in columns:
+                return None  # no EAR stored here, or none with its evidence
+            row = db.execute(
+                "SELECT token, evidence FROM ears WHERE node = ? AND ear_id = ?",
+                (node, ear_id),
+            ).fetchone()
+    except IronrootError:
+        return None
+    if row is None or len(row[0]) > _MAX_EAR:
+        return None
+    stored = None if row[1] is None or len(row[1]) > _MAX_EVIDENCE else bytes(row[1])
+    found = StoredAttestation(bytes(row[0]), stored)
+    return found if found.ear_id == ear_id else None
