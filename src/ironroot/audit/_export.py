@@ -6,11 +6,13 @@ row and events, the platform's configuration, journaled state, journal and event
 RoT's fuse view and DICE chains, the active PFM and every component's active firmware bundle
 with the statements each was accepted with, a fresh SPDM measurement of each device answering
 a nonce derived from the export nonce, the EAR (when the node was admitted and its token is
-found), the node's current fleet credentials with the fleet CA certificate and a CRL the CA
-signs at the export time (when the fleet has admission set up), the HSM's audit chain and
-checkpoints (when the node has an HSM), and from each transparency service given the current
-checkpoint with the consistency and inclusion proofs of every receipt it signed. What the
-node does not have is recorded in the index's ``absent`` map with the reason.
+found) and, when the node's credentials name another (a node quarantined on a newer EAR),
+that EAR with its evidence, the node's current fleet credentials with the fleet CA
+certificate and a CRL the CA signs at the export time (when the fleet has admission set
+up), the HSM's audit chain and checkpoints (when the node has an HSM), and from each
+transparency service given the current checkpoint with the consistency and inclusion proofs
+of every receipt it signed. What the node does not have is recorded in the index's
+``absent`` map with the reason.
 :meth:`AuditExport.seal` has the node's RoT quote the index.
 
 Where an EAR is found, in order: the ``ear`` argument; the node's latest EAR the admission

@@ -61,13 +61,18 @@ export time unless ``at`` is given:
     no nonce or the evidence is absent, ``ear-evidence-mismatch`` when it was issued for
     other evidence), and affirms the node if the registry says it is admitted
     (``PolicyRejected`` ``ear-not-affirming``); skipped with the recorded reason when absent.
+    That EAR is the node's latest, its current state. Each EAR a credential was issued on that
+    is not the latest (``attestation/credential-<plane>-ear.jwt``: a node quarantined on a
+    newer EAR) passes the same checks with its own evidence, all but the registry's name, and
+    must affirm (``check`` ``credential-<plane>``).
 14. ``identity``: the bundle proves which fleet node it is about. Each fleet credential in it
     (``fleet/credential-<plane>.pem``, the node's current ones) is signed by the fleet CA the
     trust names (``[fleet] ca``; the bundle's own ``fleet/ca.pem`` is for reference only:
     ``ChainNotTrusted`` ``credential-untrusted``), it and the CA valid at the instant judged
     at (``CertificateExpired`` ``credential-expired``), names exactly the sealed node and
-    class, and was issued on the EAR the ``attestation`` step verified — issued for evidence
-    whose quote the sealing RoT signed (``ChainNotTrusted`` ``node-identity``: a bundle of
+    class, and was issued on an EAR the ``attestation`` step verified — the latest, or the
+    one the credential names when the bundle carries it — issued for evidence whose quote the
+    sealing RoT signed (``ChainNotTrusted`` ``node-identity``: a bundle of
     one node renamed as another and resealed by its own RoT fails here). With a fleet CA
     trusted, a bundle without a credential fails (``credential-absent``: a node never
     admitted, or a bundle exported before credentials were included); without one the step
@@ -927,8 +932,9 @@ def _not_identified(detail: str) -> ChainNotTrusted:
 
 def _identity(ctx: _Context) -> list[str]:
     """The fleet CA the auditor trusts issued the credentials, which name exactly the sealed
-    node and class, and were issued on the EAR the ``attestation`` step verified — issued
-    for evidence the sealing RoT signed. So the node id is tied to the RoT that sealed."""
+    node and class, and were issued on an EAR the ``attestation`` step verified (the latest,
+    or the one a quarantined node was admitted on) — issued for evidence the sealing RoT
+    signed. So the node id is tied to the RoT that sealed."""
     found = sorted(
         (match.group(1), data)
         for name, data in ctx.bundle.members.items()
