@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,13 +31,14 @@ from ironroot.errors import (
     VerificationFailed,
 )
 from ironroot.fleet import (
+    ADMISSION_DIR,
     FleetCA,
     NodeEvidence,
-    Scanner,
     attest_node,
     parse_credential,
     quarantine,
     scan_attest,
+    stored_attestation,
 )
 from ironroot.log import HttpLogFetcher
 
@@ -248,15 +250,43 @@ def drifted(aw: AuditWorld) -> tuple[str, AuditExport]:
     (node,) = aw.fleet.add_nodes(1, vendor_ca=aw.ca, now=NOW)
     admitted = attest_node(aw.fleet, node, now=NOW, authority=aw.authority)
     aw.fleet.rot(node).boot(aw.world.bundle("bmc", svn=3, tag="drift"), now=NOW)
-    scanner = Scanner(aw.fleet, scan_attest(aw.fleet, aw.authority), period=60)
+    scan = scan_attest(aw.fleet, aw.authority)  # what the scanner runs, for this node only
     for minutes in (2, 4):  # a second scan stores a newer EAR still
-        report = scanner.scan(NOW + dt.timedelta(minutes=minutes))
-        assert report.statuses[node] == "quarantined"
+        assert scan(node, NOW + dt.timedelta(minutes=minutes)) == "quarantined"
     record = aw.fleet.record_of(node)
     assert record.status == "quarantined"
     assert record.ear_id != admitted.ear_id
     with HttpLogFetcher(aw.world.urls["trusted"]) as fetcher:
         return node, collect_export(aw.fleet, node, logs=[fetcher], now=EXPORTED)
+
+
+def _kept_ears(aw: AuditWorld, node: str) -> set[str]:
+    with sqlite3.connect(aw.fleet.database) as db:
+        return {str(r[0]) for r in db.execute("SELECT ear_id FROM ears WHERE node = ?", (node,))}
+
+
+def test_the_admission_keeps_the_ear_a_credential_names_and_no_more(
+    aw: AuditWorld, drifted: tuple[str, AuditExport]
+) -> None:
+    """Each scan stores a newer EAR; the one the node's credentials name stays (it was
+    dropped at the second scan before), with its evidence; the node keeps its latest, its
+    registry row's and that one: older quarantining EARs go."""
+    node, export = drifted
+    admitted_on = parse_credential(export.members[CONTROL][0]).ear_id
+    before = _kept_ears(aw, node)
+    assert admitted_on in before
+    assert len(before) == 3
+    assert scan_attest(aw.fleet, aw.authority)(node, NOW + dt.timedelta(minutes=6)) == (
+        "quarantined"
+    )
+    after = _kept_ears(aw, node)
+    assert len(after) == 3
+    assert admitted_on in after
+    assert aw.fleet.record_of(node).ear_id in after
+    stored = stored_attestation(aw.fleet.directory / ADMISSION_DIR, node, admitted_on)
+    assert stored is not None
+    assert stored.ear_id == admitted_on
+    assert NodeEvidence.decode(stored.evidence or b"").node == node
 
 
 def _drifted_seal(aw: AuditWorld, node: str, export: AuditExport, **changes: object) -> bytes:
