@@ -885,7 +885,7 @@ def _attestation(ctx: _Context) -> list[str]:
     current = result.exp is None or exported < result.exp
     ctx.ear_id = held
     lines = [
-        f"latest EAR {held} (the node's state, the registry's): by verifier "
+        f"latest EAR {held} (the node's current state): by verifier "
         f"{result.verifier_id.developer} ({result.verifier_id.build}), "
         f"status {result.status.value}",
         f"issued {_posix_time(result.iat)}, "
@@ -908,7 +908,8 @@ def _attestation(ctx: _Context) -> list[str]:
                     code="ear-not-affirming",
                 )
         except IronrootError as exc:
-            exc.check = f"credential-{plane}"
+            inner = "" if exc.check is None else f":{exc.check}"
+            exc.check = f"credential-{plane}{inner}"
             raise
         earlier_id = ear_id_of(issued)
         ctx.issued_on[earlier_id] = earlier.status.value
