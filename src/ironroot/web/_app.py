@@ -201,6 +201,43 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
             session=session,
         )
 
+    def failure_page(request: Request, exc: IronrootError, session: Session | None) -> Response:
+        """The page of a typed error: its status and title; for the server's trouble (5xx)
+        the detail names files and hosts of the machine, for the log and signed-in
+        operators, not for anyone else."""
+        detail = exc.detail
+        if exc.http_status >= 500:
+            _log.warning("%s %s: %s", request.method, request.url.path, exc)
+            if session is None:
+                detail = "a source of this page cannot be read now; try again shortly"
+        else:
+            _log.debug("%s %s: %s", request.method, request.url.path, exc)
+        response = error_page(request, exc.http_status, exc.title, detail, session)
+        if exc.http_status in (429, 503):  # every "not now" says when to come back
+            response.headers["retry-after"] = str(retry_after_seconds(exc))
+        return response
+
+    async def guarded(
+        request: Request, answer: Awaitable[Response], session: Session | None
+    ) -> Response:
+        """``answer``, or the page of what went wrong: a typed error's page, or a 500 page
+        with a correlation id the log repeats (a bug), never Starlette's bare 500 without
+        the security headers."""
+        try:
+            return await answer
+        except IronrootError as exc:
+            return failure_page(request, exc, session)
+        except Exception:
+            incident = secrets.token_hex(8)
+            _log.exception("unexpected error in %s [correlation id %s]", request.url.path, incident)
+            return error_page(
+                request,
+                500,
+                "Internal Server Error",
+                f"the dashboard failed unexpectedly; correlation id {incident}",
+                session,
+            )
+
     def page(
         handler: Callable[[Request, Session | None], Awaitable[Response]], *, public: bool
     ) -> Page:
@@ -212,34 +249,7 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
                     target += "?" + request.url.query
                 query = urllib.parse.urlencode({"next": target})
                 return RedirectResponse(f"{root(request)}/login?{query}", status_code=303)
-            try:
-                return await handler(request, session)
-            except IronrootError as exc:
-                detail = exc.detail
-                if exc.http_status >= 500:
-                    # the server's trouble: its detail names files and hosts of the machine,
-                    # for the log and signed-in operators, not for anyone on a public page
-                    _log.warning("%s %s: %s", request.method, request.url.path, exc)
-                    if session is None:
-                        detail = "a source of this page cannot be read now; try again shortly"
-                else:
-                    _log.debug("%s %s: %s", request.method, request.url.path, exc)
-                response = error_page(request, exc.http_status, exc.title, detail, session)
-                if exc.http_status in (429, 503):  # every "not now" says when to come back
-                    response.headers["retry-after"] = str(retry_after_seconds(exc))
-                return response
-            except Exception:  # a bug: a page that says so, with an id the log repeats
-                incident = secrets.token_hex(8)
-                _log.exception(
-                    "unexpected error in %s [correlation id %s]", request.url.path, incident
-                )
-                return error_page(
-                    request,
-                    500,
-                    "Internal Server Error",
-                    f"the dashboard failed unexpectedly; correlation id {incident}",
-                    session,
-                )
+            return await guarded(request, handler(request, session), session)
 
         return run
 
@@ -321,7 +331,7 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
             return RedirectResponse(
                 root(request) + _safe_next(request.query_params.get("next")), status_code=303
             )
-        return login_form(request)
+        return await guarded(request, run_in_threadpool(login_form, request), None)
 
     def same_origin(request: Request) -> bool:
         origin = request.headers.get("origin")
@@ -335,12 +345,16 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
         client's event, a debug line, as in every service (:func:`ironroot.http.guarded`),
         not a 500 and an error with a traceback: nobody is left to answer."""
 
-        async def run(request: Request) -> Response:
+        async def answer(request: Request) -> Response:
             try:
                 return await handler(request)
             except ClientDisconnect:
                 _log.debug("%s %s: the client disconnected", request.method, request.url.path)
                 return Response(status_code=400)
+
+        async def run(request: Request) -> Response:
+            # a damaged operators' file is the server's trouble, a page, not a bare 500
+            return await guarded(request, answer(request), None)
 
         return run
 
@@ -382,7 +396,7 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
             name = await run_in_threadpool(
                 dashboard.operators.authenticate, user, fields.get("password", "")[:1024]
             )
-        except IronrootError as exc:
+        except Unauthorized as exc:  # a wrong password, an unknown user, a locked account
             attempt.failed = True
             _log.info("dashboard login refused for %r from %s: %s", user, client, exc.code)
             return login_form(
