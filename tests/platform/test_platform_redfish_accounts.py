@@ -92,6 +92,27 @@ def test_a_wrong_password_and_an_unknown_user_are_the_same_refusal(store: Accoun
     assert store.authenticate("admin", PASSWORD).username == "admin"
 
 
+def test_an_unknown_user_costs_the_write_a_wrong_password_costs(
+    store: AccountStore, tmp_path: Path
+) -> None:
+    # A wrong password writes (and fsyncs) the file to count the failure. An unknown name
+    # skipped that write: milliseconds shorter, over the network, which names exist.
+    path = tmp_path / ACCOUNTS_FILE
+    before = path.stat().st_ino
+    _raises(Unauthorized, "login", lambda: store.authenticate("admin", "wrong password"))
+    after_wrong = path.stat().st_ino
+    assert after_wrong != before  # replaced: written anew
+    _raises(Unauthorized, "login", lambda: store.authenticate("nobody", "wrong password"))
+    assert path.stat().st_ino != after_wrong
+    assert [a.username for a in AccountStore(path, kdf=KDF).accounts()] == ["admin"]
+
+
+def test_an_unknown_user_writes_nothing_where_there_is_no_account(tmp_path: Path) -> None:
+    store = AccountStore(tmp_path / "none" / ACCOUNTS_FILE, kdf=KDF)
+    _raises(Unauthorized, "login", lambda: store.authenticate("nobody", "wrong password"))
+    assert not (tmp_path / "none").exists()
+
+
 def test_wrong_passwords_lock_an_account_for_the_lockout_duration(
     store: AccountStore, clock: Clock
 ) -> None:

@@ -388,7 +388,13 @@ class AccountStore:
         secret = secret[:_MAX_SECRET]
         account = self.by_name(username) if isinstance(username, str) else None
         if account is None:
+            # The same work as a wrong password: the KDF, and the write that counts a failure
+            # (an fsync: milliseconds an unknown name would otherwise save, telling who
+            # exists). With no account at all there is nobody to tell apart, and no file.
             _hash(secret, _DUMMY_SALT, self._kdf)
+            with self._lock:
+                if self._accounts:
+                    self._save()
             raise Unauthorized("unknown user or wrong password", code="login")
         digest = _hash(secret, account.salt, account.kdf)
         right = hmac.compare_digest(digest, account.digest) and not too_long
