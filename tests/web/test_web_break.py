@@ -12,8 +12,10 @@ import pytest
 from tests.web.conftest import log_in, login_token
 from tests.web.web_world import OPERATOR, PASSWORD, SEEN, WebWorld
 
+from ironroot.fleet import Fleet, quarantine
 from ironroot.http import ServerThread
 from ironroot.web import Dashboard, LoginThrottle, create_dashboard_app
+from ironroot.web._svg import ChainBox, chain_svg
 
 pytestmark = pytest.mark.integration
 
@@ -73,3 +75,54 @@ def test_an_operators_file_damaged_between_form_and_login_is_a_503_not_a_failure
         assert "ironroot_session" not in answer.cookies
         (own_dir / "dashboard" / "operators.json").write_bytes(good)
         assert log_in(anon).status_code == 303  # not throttled: no guess was made
+
+
+# --- text that lies to the eye ----------------------------------------------------------------
+
+SPOOF = "ok \u202egnissap\u202c node-0001\u200b \x1b[2J done"
+
+
+def test_a_bidi_override_in_a_filter_value_is_shown_not_obeyed(client: httpx.Client) -> None:
+    # was: echoed as it was, reversing the rest of the field on the page
+    page = client.get("/fleet", params={"q": SPOOF}).text
+    assert "ok [U+202E]gnissap[U+202C] node-0001[U+200B] [U+001B][2J done" in page
+    for hidden in ("\u202e", "\u202c", "\u200b", "\x1b"):
+        assert hidden not in page
+
+
+def test_a_quarantine_reason_that_reorders_text_is_shown_as_it_is(
+    world: WebWorld, tmp_path: Path
+) -> None:
+    # was: the reason's override and control characters went into the fleet table, the
+    # node's banner and its chain of trust as they were
+    fleet_dir = tmp_path / "fleet"
+    shutil.copytree(world.data / "fleet", fleet_dir)
+    (tmp_path / "dashboard.toml").write_text('[sources]\nfleet = "fleet"\n')
+    own = tmp_path / "dashboard"
+    own.mkdir(mode=0o700)
+    for name in ("operators.json", "session.key"):
+        shutil.copy2(world.data / "dashboard" / name, own / name)
+    quarantine(Fleet.open(fleet_dir), "node-0001", SPOOF, now=SEEN)
+    dashboard = Dashboard.open(tmp_path, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as operator,
+    ):
+        assert log_in(operator).status_code == 303
+        for path in ("/fleet", "/fleet/nodes/node-0001", "/alerts"):
+            page = operator.get(path).text
+            assert "gnissap[U+202C] node-0001[U+200B] [U+001B][2J" in page, path
+            for hidden in ("\u202e", "\u202c", "\u200b", "\x1b"):
+                assert hidden not in page, (path, hidden)
+
+
+def test_the_chain_of_trust_draws_hidden_characters_as_code_points() -> None:
+    # was: drawn as they were, inside the SVG's <text> (and its <title>)
+    svg = chain_svg(
+        [ChainBox("fuses", "Fuses", "fail", SPOOF, "lifecycle\u202e")], title="node\u2066x"
+    )
+    assert "ok [U+202E]gnissap[U+202C] node-0001[U+200B] [U+001B][2J" in svg
+    assert "failed: lifecycle[U+202E]" in svg
+    assert "node[U+2066]x" in svg
+    for hidden in ("\u202e", "\u202c", "\u200b", "\x1b", "\u2066"):
+        assert hidden not in svg

@@ -50,6 +50,7 @@ from importlib import resources
 from typing import Any, Final
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -74,6 +75,7 @@ from ironroot.web._auth import (
     new_login_nonce,
 )
 from ironroot.web._dashboard import Dashboard
+from ironroot.web._text import visible
 
 __all__ = ["HSTS", "SECURITY_HEADERS", "create_dashboard_app"]
 
@@ -106,6 +108,7 @@ def _environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_finalize,
     )
     env.filters["segment"] = lambda value: urllib.parse.quote(str(value), safe="")
     env.filters["compact"] = _compact
@@ -113,6 +116,15 @@ def _environment() -> Environment:
         value if len(str(value)) <= n else f"{str(value)[:n]}…"
     )
     return env
+
+
+def _finalize(value: object) -> object:
+    """Every value a template prints: text from data with its hidden characters shown
+    (:func:`ironroot.web._text.visible`); markup (the SVG pictures, which do the same for
+    their texts) as it is."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible(value)
+    return value
 
 
 def _static(name: str) -> bytes:

@@ -16,6 +16,8 @@ from typing import Final
 
 from markupsafe import Markup
 
+from ironroot.web._text import visible
+
 __all__ = ["Bar", "bar_chart", "bucket_times", "chain_svg"]
 
 COLOURS: Final = {
@@ -31,6 +33,8 @@ _MAX_TEXT: Final = 58
 
 
 def _clip(text: str, size: int = _MAX_TEXT) -> str:
+    """``text`` as drawn: its hidden characters shown (:func:`visible`), cut to ``size``."""
+    text = visible(text)
     return text if len(text) <= size else text[: size - 1] + "…"
 
 
@@ -57,7 +61,7 @@ def chain_svg(links: Sequence[ChainBox], *, title: str) -> Markup:
             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="5" refY="5" markerWidth="6" '
             'markerHeight="6" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" '
             'fill="#57606a"/></marker></defs>'
-        ).format(w=width, h=height, t=title)
+        ).format(w=width, h=height, t=visible(title))
     ]
     for number, link in enumerate(links):
         fill, stroke, ink = COLOURS.get(link.status, COLOURS["unknown"])
@@ -85,7 +89,7 @@ def chain_svg(links: Sequence[ChainBox], *, title: str) -> Markup:
                 fill=fill,
                 stroke=stroke,
                 ink=ink,
-                name=link.name,
+                name=visible(link.name),
                 rx=_BOX_W - 6,
                 ty=y + 22,
                 sy=y + 43,
