@@ -12,10 +12,14 @@ import pytest
 from tests.web.conftest import log_in, login_token
 from tests.web.web_world import OPERATOR, PASSWORD, SEEN, WebWorld
 
+from ironroot.cose import create_statement
+from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.fleet import Fleet, quarantine
 from ironroot.http import ServerThread
+from ironroot.monitor import MonitorStore
+from ironroot.transparency import ServiceThread, TransparencyClient, TransparencyService
 from ironroot.web import Dashboard, LoginThrottle, create_dashboard_app
-from ironroot.web._svg import ChainBox, chain_svg
+from ironroot.web._svg import ChainBox, bar_chart, bucket_times, chain_svg
 
 pytestmark = pytest.mark.integration
 
@@ -126,3 +130,71 @@ def test_the_chain_of_trust_draws_hidden_characters_as_code_points() -> None:
     assert "node[U+2066]x" in svg
     for hidden in ("\u202e", "\u202c", "\u200b", "\x1b", "\u2066"):
         assert hidden not in svg
+
+
+# --- times no calendar holds --------------------------------------------------------------------
+
+
+def test_a_statement_with_an_iat_no_calendar_holds_is_a_page_not_a_500(tmp_path: Path) -> None:
+    # was: anyone a log admits registers iat = 2**62 (or -2**62), and the public statement
+    # page failed on datetime.fromtimestamp: a 500 for every reader
+    log = tmp_path / "pub-log"
+    (log / "keys").mkdir(parents=True)
+    issuer = PrivateKey.generate(Algorithm.ES384)
+    (log / "issuer.pub.pem").write_bytes(issuer.public_key.to_pem())
+    (log / "ironroot.toml").write_text(
+        '[transparency]\nservice_issuer = "https://pub.example"\nbatch_linger = 0.0\n'
+        '[[transparency.issuers]]\niss = "https://anyone.example"\nkey = "issuer.pub.pem"\n'
+        '[log]\norigin = "pub.example/log"\n'
+    )
+    entries = []
+    with (
+        TransparencyService.open(log) as service,
+        ServiceThread(service) as running,
+        TransparencyClient(running.url) as writer,
+    ):
+        for iat in (2**62, -(2**62)):
+            statement = create_statement(
+                issuer, b"{}", iss="https://anyone.example", sub="x", iat=iat
+            )
+            entries.append((iat, writer.register(statement).entry_id))
+    dashboard = Dashboard.open(tmp_path, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as anon,
+    ):
+        assert anon.get("/log/pub-log").status_code == 200
+        for iat, entry in entries:
+            page = anon.get(f"/log/pub-log/entries/{entry}")
+            assert page.status_code == 200
+            assert f"{iat} (not a time)" in page.text
+
+
+def test_a_split_view_found_at_a_time_no_calendar_holds_is_still_an_alert(
+    own_dir: Path,
+) -> None:
+    # was: the monitor's fork row with at = 2**62 made /alerts and / a 500
+    store = MonitorStore(own_dir / "monitor.db")
+    try:
+        store.add_fork("far.example", b"not a proof", 2**62)
+    finally:
+        store.close()
+    dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as operator,
+    ):
+        assert log_in(operator).status_code == 303
+        for path in ("/alerts", "/"):
+            page = operator.get(path)
+            assert page.status_code == 200, path
+            assert "split view of far.example" in page.text
+        assert f"{2**62} (not a time)" in operator.get("/alerts").text
+
+
+def test_bars_over_a_span_of_centuries_stay_48_or_so() -> None:
+    # was: 30-day buckets whatever the span: 2**62 seconds asked for ~10**12 of them
+    bars = bucket_times([(0, "entries", 1), (2**62, "entries", 2)], ["entries"])
+    assert len(bars) <= 49
+    assert sum(bar.total for bar in bars) == 3
+    assert "(not a time)" in bar_chart(bars, {"entries": "#000"}, title="far")

@@ -59,6 +59,7 @@ from ironroot.fleet import (
 from ironroot.platform import COMPONENTS, PFM_CONTENT_TYPE, Pfm, verify_pfm, verify_update
 from ironroot.rot import DiceCertificate, Fuses, Lifecycle, parse_certificate, verify_chain
 from ironroot.web._logs import failure
+from ironroot.web._text import utc
 
 __all__ = ["FleetSource", "Link", "NodeChain", "NodeRow"]
 
@@ -579,12 +580,7 @@ class _Checker:
         ear_id = self.record.ear_id or "—"
         details = (
             f"id {ear_id}",
-            f"issued {dt.datetime.fromtimestamp(result.iat, dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
-            + (
-                f", expires {dt.datetime.fromtimestamp(result.exp, dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
-                if result.exp
-                else ""
-            ),
+            f"issued {utc(result.iat)}" + (f", expires {utc(result.exp)}" if result.exp else ""),
             f"verifier {result.verifier_id.developer} {result.verifier_id.build}",
         )
         if result.exp is not None and int(self.now.timestamp()) >= result.exp:

@@ -12,10 +12,11 @@ what the data holds. Tabs and line breaks stay: payloads are laid out with them.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Final
 
-__all__ = ["visible"]
+__all__ = ["utc", "visible"]
 
 _HIDDEN: Final = re.compile(
     "["
@@ -31,3 +32,15 @@ def visible(text: str) -> str:
     """``text`` with every invisible, reordering or control character written as
     ``[U+XXXX]`` (module docs)."""
     return _HIDDEN.sub(lambda found: f"[U+{ord(found.group()):04X}]", text)
+
+
+def utc(seconds: object, pattern: str = "%Y-%m-%d %H:%M:%S UTC") -> str:
+    """POSIX ``seconds`` as a UTC time; ``—`` for ``None``. A time no calendar date holds
+    (an ``iat`` of 2**62 in a statement anyone may register, a negative one, one that is
+    not a number) is shown as the value it is, never an error that takes the page down."""
+    if seconds is None:
+        return "—"
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime(pattern)  # type: ignore[arg-type]
+    except (OverflowError, OSError, ValueError, TypeError):
+        return f"{seconds!r} (not a time)"
