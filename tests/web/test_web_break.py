@@ -4,7 +4,9 @@ defect it names was fixed."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sqlite3
 from pathlib import Path
 
 import httpx
@@ -14,6 +16,7 @@ from tests.web.web_world import OPERATOR, PASSWORD, SEEN, WebWorld
 
 from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import StorageError
 from ironroot.fleet import Fleet, quarantine
 from ironroot.http import ServerThread
 from ironroot.monitor import MonitorStore
@@ -198,3 +201,66 @@ def test_bars_over_a_span_of_centuries_stay_48_or_so() -> None:
     assert len(bars) <= 49
     assert sum(bar.total for bar in bars) == 3
     assert "(not a time)" in bar_chart(bars, {"entries": "#000"}, title="far")
+
+
+# --- a fleet registry damaged row by row ---------------------------------------------------------
+
+
+def _fleet_copy(world: WebWorld, root: Path) -> Path:
+    """``root`` as a dashboard of a copy of the world's fleet, with the world's operator."""
+    shutil.copytree(world.data / "fleet", root / "fleet")
+    (root / "dashboard.toml").write_text('[sources]\nfleet = "fleet"\n')
+    own = root / "dashboard"
+    own.mkdir(mode=0o700)
+    for name in ("operators.json", "session.key"):
+        shutil.copy2(world.data / "dashboard" / name, own / name)
+    return root / "fleet" / "fleet.db"
+
+
+@pytest.mark.parametrize("detail", ["not json", "[1, 2]", '"text"'])
+def test_a_fleet_event_whose_detail_is_not_an_object_is_a_503_page(
+    world: WebWorld, tmp_path: Path, detail: str
+) -> None:
+    # was: json.loads raised out of the registry (or a list reached the template's
+    # .items()): a 500 on the overview, the fleet, the node pages and the alerts
+    database = _fleet_copy(world, tmp_path)
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        seq = db.execute("SELECT MAX(seq) FROM events WHERE node = 'node-0005'").fetchone()[0]
+        db.execute("UPDATE events SET detail = ? WHERE seq = ?", (detail, seq))
+    dashboard = Dashboard.open(tmp_path, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as operator,
+    ):
+        assert log_in(operator).status_code == 303
+        for path in ("/", "/fleet", "/fleet/nodes/node-0005", "/alerts"):
+            page = operator.get(path)
+            assert page.status_code == 503, path
+            assert f"event #{seq} is damaged" in page.text
+
+
+def test_the_registry_refuses_a_damaged_event_with_a_storage_error(
+    world: WebWorld, tmp_path: Path
+) -> None:
+    database = _fleet_copy(world, tmp_path)
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        db.execute("UPDATE events SET kind = X'6b' WHERE seq = 1")
+    with pytest.raises(StorageError, match="event #1 is damaged"):
+        Fleet.open(tmp_path / "fleet").events(limit=1)
+
+
+def test_an_ear_kept_as_text_is_judged_not_a_500(world: WebWorld, tmp_path: Path) -> None:
+    # was: bytes(str) raised TypeError: a 500 on the node's page
+    database = _fleet_copy(world, tmp_path)
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        db.execute("UPDATE ears SET token = 'not.a.jwt'")
+    dashboard = Dashboard.open(tmp_path, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as operator,
+    ):
+        assert log_in(operator).status_code == 303
+        page = operator.get("/fleet/nodes/node-0001")
+        assert page.status_code == 200
+        assert 'id="link-ear" data-status="unknown"' in page.text
+        assert "malformed: not a compact JWS" in page.text

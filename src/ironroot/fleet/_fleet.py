@@ -545,7 +545,25 @@ class Fleet:
         args.append(limit)
         with self._file.read() as db:
             rows = db.execute(sql, args).fetchall()
-        return [FleetEvent(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+        return [self._event(r) for r in rows]
+
+    def _event(self, row: tuple[Any, ...]) -> FleetEvent:
+        """One row of ``events`` as an event (``StorageError`` when the row is damaged: a
+        detail that is not a JSON object, a time, node or kind that is not text)."""
+        seq, at, node, kind, detail = row
+        try:
+            parsed = json.loads(detail) if isinstance(detail, str) else None
+        except ValueError:
+            parsed = None
+        if (
+            not isinstance(parsed, dict)
+            or not isinstance(seq, int)
+            or not isinstance(at, str)
+            or not (node is None or isinstance(node, str))
+            or not isinstance(kind, str)
+        ):
+            raise StorageError(f"{self._file.what}: event #{seq!r} is damaged")
+        return FleetEvent(seq, at, node, kind, parsed)
 
     # --- nodes --------------------------------------------------------------------------------
 

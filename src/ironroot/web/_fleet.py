@@ -258,8 +258,14 @@ class FleetSource:
                     ).fetchone()
             except sqlite3.Error:
                 row = None
-            if row is not None and len(row[0]) <= _MAX_EAR:
-                return bytes(row[0])
+            if row is not None:
+                # a JWT kept as TEXT (or a row damaged to any other type) is still what the
+                # row holds, for decode_ear to judge: never a TypeError out of the page
+                token = row[0].encode() if isinstance(row[0], str) else row[0]
+                if not isinstance(token, bytes):
+                    token = b""
+                if len(token) <= _MAX_EAR:
+                    return token
         path = self._admission / "ears" / f"{node}.jwt"
         if not path.is_file():
             return None
