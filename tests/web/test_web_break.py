@@ -264,3 +264,16 @@ def test_an_ear_kept_as_text_is_judged_not_a_500(world: WebWorld, tmp_path: Path
         assert page.status_code == 200
         assert 'id="link-ear" data-status="unknown"' in page.text
         assert "malformed: not a compact JWS" in page.text
+
+
+def test_a_log_entry_stored_as_text_is_a_503_page(world: WebWorld, tmp_path: Path) -> None:
+    # was: bytes(str) in the log store raised TypeError: a 500 on the log's public pages
+    shutil.copytree(world.data / "ops-log", tmp_path / "ops-log")
+    with contextlib.closing(sqlite3.connect(tmp_path / "ops-log" / "log.sqlite3")) as db, db:
+        db.execute("UPDATE entries SET entry = 'text'")
+    dashboard = Dashboard.open(tmp_path, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as anon,
+    ):
+        _assert_unreadable_page(anon.get("/log/ops-log"), tmp_path)
