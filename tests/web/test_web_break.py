@@ -8,6 +8,7 @@ import contextlib
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -277,3 +278,29 @@ def test_a_log_entry_stored_as_text_is_a_503_page(world: WebWorld, tmp_path: Pat
         httpx.Client(base_url=server.url) as anon,
     ):
         _assert_unreadable_page(anon.get("/log/ops-log"), tmp_path)
+
+
+# --- very long strings ----------------------------------------------------------------------------
+
+
+def test_a_reason_without_a_space_does_not_widen_the_page(
+    world: WebWorld, tmp_path: Path, browser: Any
+) -> None:
+    # was: 3,000 letters without a break in a quarantine reason made the node's page
+    # about 20,000 pixels wide (the banner would not wrap)
+    _fleet_copy(world, tmp_path)
+    quarantine(Fleet.open(tmp_path / "fleet"), "node-0001", "A" * 3000, now=SEEN)
+    dashboard = Dashboard.open(tmp_path, clock=lambda: SEEN)
+    with ServerThread(create_dashboard_app(dashboard)) as server:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        try:
+            page.goto(f"{server.url}/login?next=/fleet/nodes/node-0001")
+            page.fill("#user", OPERATOR)
+            page.fill("#password", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/fleet/nodes/node-0001")
+            for path in ("/fleet/nodes/node-0001", "/fleet", "/alerts"):
+                page.goto(server.url + path, wait_until="load")
+                assert page.evaluate("document.documentElement.scrollWidth") <= 1280, path
+        finally:
+            page.close()
