@@ -19,7 +19,7 @@ from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import StorageError
 from ironroot.fleet import Fleet, quarantine
-from ironroot.http import ServerThread
+from ironroot.http import ServerLimits, ServerThread
 from ironroot.monitor import MonitorStore
 from ironroot.transparency import ServiceThread, TransparencyClient, TransparencyService
 from ironroot.web import Dashboard, LoginThrottle, create_dashboard_app
@@ -87,6 +87,7 @@ def test_an_operators_file_damaged_between_form_and_login_is_a_503_not_a_failure
 
 # --- text that lies to the eye ----------------------------------------------------------------
 
+WRONG = "not the password at all"
 SPOOF = "ok \u202egnissap\u202c node-0001\u200b \x1b[2J done"
 
 
@@ -304,3 +305,30 @@ def test_a_reason_without_a_space_does_not_widen_the_page(
                 assert page.evaluate("document.documentElement.scrollWidth") <= 1280, path
         finally:
             page.close()
+
+
+# --- brute force ---------------------------------------------------------------------------------
+
+
+def test_failed_logins_from_one_ipv6_64_are_counted_together(own_dir: Path) -> None:
+    # was: counted per address, and a host holds a whole /64: 2**64 addresses, each with
+    # max_failures guesses. Behind a trusted proxy, X-Forwarded-For names the client.
+    dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
+    dashboard.throttle = LoginThrottle(3, 60, clock=lambda: 0.0)
+    limits = ServerLimits(trusted_proxies=("127.0.0.1",))
+    with (
+        ServerThread(create_dashboard_app(dashboard), limits=limits) as server,
+        httpx.Client(base_url=server.url) as anon,
+    ):
+
+        def attempt(client: str, password: str = WRONG) -> int:
+            token = login_token(anon.get("/login").text)
+            return anon.post(
+                "/login",
+                data={"user": OPERATOR, "password": password, "csrf": token},
+                headers={"x-forwarded-for": client},
+            ).status_code
+
+        assert [attempt(f"2001:db8:0:7::{n}") for n in range(1, 5)] == [401, 401, 401, 429]
+        assert attempt("2001:db8:0:7:ffff::1", PASSWORD) == 429  # the same /64
+        assert attempt("2001:db8:0:8::1", PASSWORD) == 303  # another /64
