@@ -332,3 +332,17 @@ def test_failed_logins_from_one_ipv6_64_are_counted_together(own_dir: Path) -> N
         assert [attempt(f"2001:db8:0:7::{n}") for n in range(1, 5)] == [401, 401, 401, 429]
         assert attempt("2001:db8:0:7:ffff::1", PASSWORD) == 429  # the same /64
         assert attempt("2001:db8:0:8::1", PASSWORD) == 303  # another /64
+
+
+# --- what the server refuses before the dashboard sees it ----------------------------------------
+
+
+def test_a_request_head_too_large_is_refused_with_nosniff_and_no_framing(
+    anon: httpx.Client,
+) -> None:
+    # was: the server's own 431 (and 400, 413 …) had only content-type, length and close
+    answer = anon.get("/fleet", headers={"x-filler": "x" * 100_000})
+    assert answer.status_code == 431
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert answer.headers["cache-control"] == "no-store"
