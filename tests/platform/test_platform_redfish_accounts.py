@@ -352,3 +352,17 @@ def test_a_password_of_the_longest_bytes_takes_no_suffix(store: AccountStore) ->
     assert store.authenticate("keys", widest).id == account.id
     _raises(Unauthorized, "login", lambda: store.authenticate("keys", widest + "anything"))
     _raises(Unauthorized, "login", lambda: store.authenticate("keys", widest + "x" * 10_000))
+
+
+def test_the_right_password_of_a_locked_account_costs_the_write_a_wrong_one_costs(
+    store: AccountStore, clock: Clock, tmp_path: Path
+) -> None:
+    # While an account is locked, a wrong guess wrote the file (its failure counted) and the
+    # right one did not: the same refusal, milliseconds sooner for the password that works.
+    store.configure(lockout_threshold=2, lockout_duration=600, lockout_reset_after=600)
+    for _ in range(2):
+        _raises(Unauthorized, "login", lambda: store.authenticate("admin", "wrong password"))
+    path = tmp_path / ACCOUNTS_FILE
+    before = path.stat().st_ino
+    _raises(IdentityLocked, "locked", lambda: store.authenticate("admin", PASSWORD))
+    assert path.stat().st_ino != before  # written anew, as a wrong guess is

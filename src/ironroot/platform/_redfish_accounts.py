@@ -403,12 +403,16 @@ class AccountStore:
             if account is None:
                 raise Unauthorized("unknown user or wrong password", code="login")
             now = self._clock()
-            if right and account.locked(now):
-                raise IdentityLocked(f"the account {account.username} is locked", code="locked")
             if not right:
                 self._failed(account, now)
                 raise Unauthorized("unknown user or wrong password", code="login")
-            if not account.enabled:
+            if account.locked(now) or not account.enabled:
+                # The write a wrong password costs, here too: the right password of a locked
+                # or disabled account answering sooner would tell a guesser, through the
+                # lockout, that this guess was the one.
+                self._save()
+                if account.locked(now):
+                    raise IdentityLocked(f"the account {account.username} is locked", code="locked")
                 raise Unauthorized("unknown user or wrong password", code="login")
             if account.failures or account.locked_until is not None:
                 account = replace(account, failures=0, locked_until=None)
