@@ -346,3 +346,20 @@ def test_a_request_head_too_large_is_refused_with_nosniff_and_no_framing(
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert answer.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
     assert answer.headers["cache-control"] == "no-store"
+
+
+def test_a_damaged_verifier_key_is_the_server_s_503_not_the_reader_s_400(
+    world: WebWorld, tmp_path: Path
+) -> None:
+    # was: MalformedInput out of PublicKey.from_pem: "400 Bad Request" for a file of the fleet
+    _fleet_copy(world, tmp_path)
+    (tmp_path / "fleet" / "admission" / "verifier.pub.pem").write_text("not a key\n")
+    dashboard = Dashboard.open(tmp_path, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as operator,
+    ):
+        assert log_in(operator).status_code == 303
+        page = operator.get("/fleet/nodes/node-0001")
+        assert page.status_code == 503
+        assert "is not the verifier&#39;s public key" in page.text

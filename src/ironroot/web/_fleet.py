@@ -46,7 +46,7 @@ from ironroot._fileio import read_limited
 from ironroot.cose import TransparentStatement, verify_transparent_statement
 from ironroot.crypto import Algorithm, PublicKey, load_certificates
 from ironroot.ear import TrustTier, decode_ear
-from ironroot.errors import IronrootError, NotFound, PolicyRejected
+from ironroot.errors import IronrootError, NotFound, PolicyRejected, StorageError
 from ironroot.fleet import (
     ADMISSION_DIR,
     CredentialStore,
@@ -228,7 +228,10 @@ class FleetSource:
         path = self._admission / "verifier.pub.pem"
         if not path.is_file():
             return None
-        return PublicKey.from_pem(read_limited(path, 64 * 1024))
+        try:
+            return PublicKey.from_pem(read_limited(path, 64 * 1024))
+        except IronrootError as exc:  # the fleet's file, not the reader's request: a 503
+            raise StorageError(f"{path} is not the verifier's public key: {exc.detail}") from exc
 
     def vendor_roots(self) -> list[DiceCertificate]:
         path = self._admission / "vendor-roots.pem"
