@@ -363,3 +363,22 @@ def test_a_damaged_verifier_key_is_the_server_s_503_not_the_reader_s_400(
         page = operator.get("/fleet/nodes/node-0001")
         assert page.status_code == 503
         assert "is not the verifier&#39;s public key" in page.text
+
+
+def test_a_fleet_file_naming_a_class_by_a_path_is_a_503_page(
+    world: WebWorld, tmp_path: Path
+) -> None:
+    # was: fleet.json's class names were not checked to be names: "../../x" was looked up
+    # as fleet/class/../../x/class.json, outside the fleet, and its absence was a 404
+    _fleet_copy(world, tmp_path)
+    (tmp_path / "fleet" / "fleet.json").write_text('{"format": 1, "classes": ["../../x"]}')
+    dashboard = Dashboard.open(tmp_path, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as operator,
+    ):
+        assert log_in(operator).status_code == 303
+        for path in ("/fleet", "/reviews", "/fleet/nodes/node-0001"):
+            page = operator.get(path)
+            assert page.status_code == 503, path
+            assert "that is not a class name" in page.text

@@ -85,6 +85,11 @@ def _text(now: dt.datetime) -> str:
     return now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+def _is_class_name(name: str) -> bool:
+    """Letters, digits, ``-`` and ``_``: a node class's name, and its directory's."""
+    return bool(name) and name.replace("-", "").replace("_", "").isalnum()
+
+
 @dataclass(frozen=True, slots=True)
 class NodeClass:
     """What every node of one class is built from: the platform trust, the PFM and its
@@ -101,7 +106,7 @@ class NodeClass:
     slot_sizes: Mapping[str, int] | None = None
 
     def __post_init__(self) -> None:
-        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
+        if not _is_class_name(self.name):
             raise ConfigError("a node class name is letters, digits, - and _")
         if set(self.images) != set(COMPONENTS) or set(self.devices) != set(DEVICES):
             raise ConfigError(
@@ -352,6 +357,12 @@ class Fleet:
         names = doc.get("classes") if isinstance(doc, dict) else None
         if not isinstance(names, list) or not names or not all(isinstance(c, str) for c in names):
             raise StorageError(f"{path} names no node classes: the fleet's file is damaged")
+        for name in names:  # a name, never a path: "../../etc" would lead out of the fleet
+            if not _is_class_name(name):
+                raise StorageError(
+                    f"{path} names a node class {name!r} that is not a class name: "
+                    "the fleet's file is damaged"
+                )
         return names
 
     def add_nodes(
