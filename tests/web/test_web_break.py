@@ -382,3 +382,21 @@ def test_a_fleet_file_naming_a_class_by_a_path_is_a_503_page(
             page = operator.get(path)
             assert page.status_code == 503, path
             assert "that is not a class name" in page.text
+
+
+def test_a_registered_node_id_that_is_a_path_is_a_storage_error(
+    world: WebWorld, tmp_path: Path
+) -> None:
+    # was: a damaged registry's ".." opened fleet/nodes/.. (the fleet's own directory) as
+    # a node's platform
+    database = _fleet_copy(world, tmp_path)
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        db.execute(
+            "INSERT INTO nodes (id, class, status, since) VALUES ('..', 'node-7', 'admitted', "
+            "'2026-06-01T12:00:00Z')"
+        )
+    fleet = Fleet.open(tmp_path / "fleet")
+    with pytest.raises(StorageError, match="that is not a node id"):
+        fleet.node("..")
+    with pytest.raises(StorageError, match="that is not a node id"):
+        fleet.rot("..")

@@ -51,6 +51,7 @@ _FORMAT: Final = 1
 _MAX_FILE: Final = 512 * 1024 * 1024
 _ID_WIDTH: Final = 4
 _MAKERS: Final = 4
+_NODE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a name, never a path
 _IDENTITY: Final = re.compile(
     r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 )
@@ -578,15 +579,25 @@ class Fleet:
 
     # --- nodes --------------------------------------------------------------------------------
 
+    def _node_directory(self, node_id: str) -> Path:
+        """The directory of a registered node (``NotFound`` for another id; ``StorageError``
+        for a registered id that is not a name — ``..``, ``a/b`` in a damaged registry —
+        which would lead out of ``nodes/``)."""
+        self.record_of(node_id)
+        if not _NODE_ID.fullmatch(node_id):
+            raise StorageError(
+                f"{self._file.what} registers a node {node_id!r} that is not a node id: "
+                "it is damaged"
+            )
+        return self.directory / "nodes" / node_id
+
     def node(self, node_id: str) -> Platform:
         """The node's platform (opened now; nothing is kept)."""
-        self.record_of(node_id)
-        return Platform.open(self.directory / "nodes" / node_id)
+        return Platform.open(self._node_directory(node_id))
 
     def _rot_directory(self, node_id: str) -> Path:
         """The directory of a registered node's RoT device (``NotFound`` for another id)."""
-        self.record_of(node_id)
-        return self.directory / "nodes" / node_id / "rot"
+        return self._node_directory(node_id) / "rot"
 
     def rot(self, node_id: str) -> Device:
         """The node's RoT device."""
