@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from ironroot.errors import (
     StorageError,
     Unauthorized,
 )
+from ironroot.platform import _redfish_accounts
 from ironroot.platform._redfish_accounts import (
     ACCOUNTS_FILE,
     MAX_SESSIONS,
@@ -92,19 +94,42 @@ def test_a_wrong_password_and_an_unknown_user_are_the_same_refusal(store: Accoun
     assert store.authenticate("admin", PASSWORD).username == "admin"
 
 
+class _Writes:
+    """The durable writes of the account store (test side: the module's ``write_atomic``
+    observed), as ``(path name, size)``."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.seen: list[tuple[str, int]] = []
+        real = _redfish_accounts.write_atomic
+
+        def observed(path: Path, data: bytes, **options: Any) -> None:
+            self.seen.append((path.name, len(data)))
+            real(path, data, **options)
+
+        monkeypatch.setattr(_redfish_accounts, "write_atomic", observed)
+
+    def take(self) -> list[tuple[str, int]]:
+        seen, self.seen = self.seen, []
+        return seen
+
+
 def test_an_unknown_user_costs_the_write_a_wrong_password_costs(
-    store: AccountStore, tmp_path: Path
+    store: AccountStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A wrong password writes (and fsyncs) the file to count the failure. An unknown name
     # skipped that write: milliseconds shorter, over the network, which names exist.
     path = tmp_path / ACCOUNTS_FILE
-    before = path.stat().st_ino
+    writes = _Writes(monkeypatch)
     _raises(Unauthorized, "login", lambda: store.authenticate("admin", "wrong password"))
-    after_wrong = path.stat().st_ino
-    assert after_wrong != before  # replaced: written anew
+    [(name, size)] = writes.take()
+    assert name == path.name
+    inode, text = path.stat().st_ino, path.read_bytes()
     _raises(Unauthorized, "login", lambda: store.authenticate("nobody", "wrong password"))
-    assert path.stat().st_ino != after_wrong
-    assert [a.username for a in AccountStore(path, kdf=KDF).accounts()] == ["admin"]
+    [(scratch, same_size)] = writes.take()
+    assert (scratch.endswith(".timing"), same_size) == (True, size)
+    # the cost without the effect: the accounts file is not written back from this copy
+    assert (path.stat().st_ino, path.read_bytes()) == (inode, text)
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".timing")]
 
 
 def test_an_unknown_user_writes_nothing_where_there_is_no_account(tmp_path: Path) -> None:
@@ -355,14 +380,16 @@ def test_a_password_of_the_longest_bytes_takes_no_suffix(store: AccountStore) ->
 
 
 def test_the_right_password_of_a_locked_account_costs_the_write_a_wrong_one_costs(
-    store: AccountStore, clock: Clock, tmp_path: Path
+    store: AccountStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # While an account is locked, a wrong guess wrote the file (its failure counted) and the
     # right one did not: the same refusal, milliseconds sooner for the password that works.
     store.configure(lockout_threshold=2, lockout_duration=600, lockout_reset_after=600)
     for _ in range(2):
         _raises(Unauthorized, "login", lambda: store.authenticate("admin", "wrong password"))
-    path = tmp_path / ACCOUNTS_FILE
-    before = path.stat().st_ino
+    writes = _Writes(monkeypatch)
+    _raises(Unauthorized, "login", lambda: store.authenticate("admin", "wrong again"))
+    [(_, size)] = writes.take()
     _raises(IdentityLocked, "locked", lambda: store.authenticate("admin", PASSWORD))
-    assert path.stat().st_ino != before  # written anew, as a wrong guess is
+    [(_, same_size)] = writes.take()
+    assert same_size == size

@@ -335,14 +335,28 @@ class AccountStore:
         self._accounts = {a.id: a for a in accounts}
         self._next_id = next_id
 
-    def _save(self) -> None:
+    def _document(self) -> bytes:
         doc = {
             "format": 1,
             "settings": self.settings.to_json(),
             "next_id": self._next_id,
             "accounts": [a.to_json() for a in self._accounts.values()],
         }
-        write_atomic(self.path, json.dumps(doc, indent=1).encode(), mode=0o600)
+        return json.dumps(doc, indent=1).encode()
+
+    def _save(self) -> None:
+        write_atomic(self.path, self._document(), mode=0o600)
+
+    def _spend_a_save(self) -> None:
+        """What :meth:`_save` costs (the document written and synced, beside the file),
+        without its effect: a login that changes nothing takes as long as one that counts a
+        failure, and never writes the accounts back from this copy over a change another
+        process (``passwd``) made meanwhile."""
+        scratch = self.path.with_name(f".{self.path.name}.{secrets.token_hex(8)}.timing")
+        try:
+            write_atomic(scratch, self._document(), mode=0o600)
+        finally:
+            scratch.unlink(missing_ok=True)
 
     def on_change(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(account_id)`` when an account's sessions must end (removed,
@@ -394,7 +408,7 @@ class AccountStore:
             _hash(secret, _DUMMY_SALT, self._kdf)
             with self._lock:
                 if self._accounts:
-                    self._save()
+                    self._spend_a_save()
             raise Unauthorized("unknown user or wrong password", code="login")
         digest = _hash(secret, account.salt, account.kdf)
         right = hmac.compare_digest(digest, account.digest) and not too_long
@@ -410,7 +424,7 @@ class AccountStore:
                 # The write a wrong password costs, here too: the right password of a locked
                 # or disabled account answering sooner would tell a guesser, through the
                 # lockout, that this guess was the one.
-                self._save()
+                self._spend_a_save()
                 if account.locked(now):
                     raise IdentityLocked(f"the account {account.username} is locked", code="locked")
                 raise Unauthorized("unknown user or wrong password", code="login")
