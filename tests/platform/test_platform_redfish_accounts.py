@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from ironroot.errors import (
     StorageError,
     Unauthorized,
 )
+from ironroot.platform import _redfish_accounts
 from ironroot.platform._redfish_accounts import (
     ACCOUNTS_FILE,
     MAX_SESSIONS,
@@ -91,6 +93,50 @@ def test_a_wrong_password_and_an_unknown_user_are_the_same_refusal(store: Accoun
     _raises(Unauthorized, "login", lambda: store.authenticate("admin", "wrong password"))
     _raises(Unauthorized, "login", lambda: store.authenticate("nobody", PASSWORD))
     assert store.authenticate("admin", PASSWORD).username == "admin"
+
+
+class _Writes:
+    """The durable writes of the account store (test side: the module's ``write_atomic``
+    observed), as ``(path name, size)``."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.seen: list[tuple[str, int]] = []
+        real = _redfish_accounts.write_atomic
+
+        def observed(path: Path, data: bytes, **options: Any) -> None:
+            self.seen.append((path.name, len(data)))
+            real(path, data, **options)
+
+        monkeypatch.setattr(_redfish_accounts, "write_atomic", observed)
+
+    def take(self) -> list[tuple[str, int]]:
+        seen, self.seen = self.seen, []
+        return seen
+
+
+def test_an_unknown_user_costs_the_write_a_wrong_password_costs(
+    store: AccountStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A wrong password writes (and fsyncs) the file to count the failure. An unknown name
+    # skipped that write: milliseconds shorter, over the network, which names exist.
+    path = tmp_path / ACCOUNTS_FILE
+    writes = _Writes(monkeypatch)
+    _raises(Unauthorized, "login", lambda: store.authenticate("admin", "wrong password"))
+    [(name, size)] = writes.take()
+    assert name == path.name
+    inode, text = path.stat().st_ino, path.read_bytes()
+    _raises(Unauthorized, "login", lambda: store.authenticate("nobody", "wrong password"))
+    [(scratch, same_size)] = writes.take()
+    assert (scratch.endswith(".timing"), same_size) == (True, size)
+    # the cost without the effect: the accounts file is not written back from this copy
+    assert (path.stat().st_ino, path.read_bytes()) == (inode, text)
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".timing")]
+
+
+def test_an_unknown_user_writes_nothing_where_there_is_no_account(tmp_path: Path) -> None:
+    store = AccountStore(tmp_path / "none" / ACCOUNTS_FILE, kdf=KDF)
+    _raises(Unauthorized, "login", lambda: store.authenticate("nobody", "wrong password"))
+    assert not (tmp_path / "none").exists()
 
 
 def test_wrong_passwords_lock_an_account_for_the_lockout_duration(
@@ -390,3 +436,27 @@ def test_a_password_changed_while_the_old_one_is_checked_opens_no_session(
     store.update(admin.id, role="ReadOnly")
     _raises(Unauthorized, "session", lambda: sessions.create(admin))
     assert sessions.sessions() == []
+
+
+def test_the_right_password_of_a_locked_or_disabled_account_costs_what_a_wrong_one_costs(
+    store: AccountStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same refusal must not come sooner for the password that works: while an account is
+    # locked neither a wrong nor the right password writes anything; for a disabled account
+    # both write (the wrong one its failure, the right one the same bytes to a scratch file).
+    store.configure(lockout_threshold=2, lockout_duration=600, lockout_reset_after=600)
+    for _ in range(2):
+        _raises(Unauthorized, "login", lambda: store.authenticate("admin", "wrong password"))
+    writes = _Writes(monkeypatch)
+    _raises(Unauthorized, "login", lambda: store.authenticate("admin", "wrong again"))
+    assert writes.take() == []
+    _raises(IdentityLocked, "locked", lambda: store.authenticate("admin", PASSWORD))
+    assert writes.take() == []
+    account = store.add("off", "a disabled password", "ReadOnly", enabled=False)
+    writes.take()  # the account's own
+    _raises(Unauthorized, "login", lambda: store.authenticate("off", "a wrong password"))
+    [(_, size)] = writes.take()
+    _raises(Unauthorized, "login", lambda: store.authenticate("off", "a disabled password"))
+    [(_, same_size)] = writes.take()
+    assert same_size == size
+    assert store.get(account.id).failures == 1

@@ -51,6 +51,7 @@ _FORMAT: Final = 1
 _MAX_FILE: Final = 512 * 1024 * 1024
 _ID_WIDTH: Final = 4
 _MAKERS: Final = 4
+_NODE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a name, never a path
 _IDENTITY: Final = re.compile(
     r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 )
@@ -85,6 +86,11 @@ def _text(now: dt.datetime) -> str:
     return now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+def _is_class_name(name: str) -> bool:
+    """Letters, digits, ``-`` and ``_``: a node class's name, and its directory's."""
+    return bool(name) and name.replace("-", "").replace("_", "").isalnum()
+
+
 @dataclass(frozen=True, slots=True)
 class NodeClass:
     """What every node of one class is built from: the platform trust, the PFM and its
@@ -101,7 +107,7 @@ class NodeClass:
     slot_sizes: Mapping[str, int] | None = None
 
     def __post_init__(self) -> None:
-        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
+        if not _is_class_name(self.name):
             raise ConfigError("a node class name is letters, digits, - and _")
         if set(self.images) != set(COMPONENTS) or set(self.devices) != set(DEVICES):
             raise ConfigError(
@@ -352,6 +358,12 @@ class Fleet:
         names = doc.get("classes") if isinstance(doc, dict) else None
         if not isinstance(names, list) or not names or not all(isinstance(c, str) for c in names):
             raise StorageError(f"{path} names no node classes: the fleet's file is damaged")
+        for name in names:  # a name, never a path: "../../etc" would lead out of the fleet
+            if not _is_class_name(name):
+                raise StorageError(
+                    f"{path} names a node class {name!r} that is not a class name: "
+                    "the fleet's file is damaged"
+                )
         return names
 
     def add_nodes(
@@ -545,19 +557,47 @@ class Fleet:
         args.append(limit)
         with self._file.read() as db:
             rows = db.execute(sql, args).fetchall()
-        return [FleetEvent(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+        return [self._event(r) for r in rows]
+
+    def _event(self, row: tuple[Any, ...]) -> FleetEvent:
+        """One row of ``events`` as an event (``StorageError`` when the row is damaged: a
+        detail that is not a JSON object, a time, node or kind that is not text)."""
+        seq, at, node, kind, detail = row
+        try:
+            parsed = json.loads(detail) if isinstance(detail, str) else None
+        except ValueError:
+            parsed = None
+        if (
+            not isinstance(parsed, dict)
+            or not isinstance(seq, int)
+            or not isinstance(at, str)
+            or not (node is None or isinstance(node, str))
+            or not isinstance(kind, str)
+        ):
+            raise StorageError(f"{self._file.what}: event #{seq!r} is damaged")
+        return FleetEvent(seq, at, node, kind, parsed)
 
     # --- nodes --------------------------------------------------------------------------------
 
+    def _node_directory(self, node_id: str) -> Path:
+        """The directory of a registered node (``NotFound`` for another id; ``StorageError``
+        for a registered id that is not a name — ``..``, ``a/b`` in a damaged registry —
+        which would lead out of ``nodes/``)."""
+        self.record_of(node_id)
+        if not _NODE_ID.fullmatch(node_id):
+            raise StorageError(
+                f"{self._file.what} registers a node {node_id!r} that is not a node id: "
+                "it is damaged"
+            )
+        return self.directory / "nodes" / node_id
+
     def node(self, node_id: str) -> Platform:
         """The node's platform (opened now; nothing is kept)."""
-        self.record_of(node_id)
-        return Platform.open(self.directory / "nodes" / node_id)
+        return Platform.open(self._node_directory(node_id))
 
     def _rot_directory(self, node_id: str) -> Path:
         """The directory of a registered node's RoT device (``NotFound`` for another id)."""
-        self.record_of(node_id)
-        return self.directory / "nodes" / node_id / "rot"
+        return self._node_directory(node_id) / "rot"
 
     def rot(self, node_id: str) -> Device:
         """The node's RoT device."""

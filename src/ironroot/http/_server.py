@@ -185,6 +185,13 @@ class ServerLimits:
         return cls(**table)
 
 
+_REFUSAL_HEADERS: Final = (
+    b"x-content-type-options: nosniff\r\n"
+    b"content-security-policy: default-src 'none'; frame-ancestors 'none'\r\n"
+    b"cache-control: no-store\r\n"
+)
+
+
 def _refusal(status: int, detail: str, extra_headers: bytes = b"") -> bytes:
     title = _REASONS[status]
     body = json.dumps({"title": title, "status": status, "detail": detail}).encode()
@@ -194,6 +201,9 @@ def _refusal(status: int, detail: str, extra_headers: bytes = b"") -> bytes:
         + b"content-length: "
         + str(len(body)).encode()
         + b"\r\nconnection: close\r\n"
+        # what every service's own answers carry: a refusal is never sniffed into markup,
+        # framed, or kept by a cache (the dashboard's pages are HTML in the same origin)
+        + _REFUSAL_HEADERS
         + extra_headers
         + b"\r\n"
         + body

@@ -108,6 +108,19 @@ def _bound(args: tuple[Any, ...]) -> tuple[Any, ...]:
     )
 
 
+def _blob(value: object) -> bytes:
+    """A BLOB column's value as bytes; ``StorageError`` for anything else. A damaged row's
+    text or integer is never converted: ``bytes("…")`` raised ``TypeError`` out of every
+    reader, and ``bytes(10**10)`` is ten gigabytes of zeros, not an entry."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, memoryview):
+        return value.tobytes()
+    raise StorageError(
+        f"the log database holds a {type(value).__name__} where bytes belong: it is damaged"
+    )
+
+
 def index_window(indexed: int) -> int:
     """How many entries wait in the window before their keys are merged, once ``indexed``
     entries have theirs stored: a quarter of those, from 2^16 up to 2^22.
@@ -374,7 +387,7 @@ class SqliteLogStore:
             rows = self._all(
                 "SELECT entry_id, entry FROM pending ORDER BY seq LIMIT ?", (max(limit, 0),)
             )
-        return [(bytes(i), bytes(e)) for i, e in rows]
+        return [(_blob(i), _blob(e)) for i, e in rows]
 
     def count_pending(self) -> int:
         row = self._one("SELECT COUNT(*) FROM pending")
@@ -384,18 +397,18 @@ class SqliteLogStore:
         rows = self._all(
             "SELECT entry FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, stop)
         )
-        return [bytes(r[0]) for r in rows]
+        return [_blob(r[0]) for r in rows]
 
     def tile(self, level: int, index: int) -> bytes | None:
         row = self._one("SELECT data FROM tiles WHERE level = ? AND idx = ?", (level, index))
-        return None if row is None else bytes(row[0])
+        return None if row is None else _blob(row[0])
 
     def checkpoint(self, size: int | None = None) -> bytes | None:
         if size is None:
             row = self._one("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1")
         else:
             row = self._one("SELECT note FROM checkpoints WHERE size = ?", (size,))
-        return None if row is None else bytes(row[0])
+        return None if row is None else _blob(row[0])
 
     def batch_size_of(self, index: int) -> int | None:
         row = self._one("SELECT MIN(size) FROM checkpoints WHERE size > ?", (index,))
@@ -405,7 +418,7 @@ class SqliteLogStore:
         if self._one("SELECT 1 FROM checkpoints WHERE size = ?", (size,)) is None:
             return None
         rows = self._all("SELECT name, value FROM batch_data WHERE size = ?", (size,))
-        return {str(name): bytes(value) for name, value in rows}
+        return {str(name): _blob(value) for name, value in rows}
 
     def meta(self, key: str) -> str | None:
         row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
@@ -423,7 +436,7 @@ class SqliteLogStore:
             cursor = conn.execute("SELECT idx, entry FROM entries ORDER BY idx")
             while rows := cursor.fetchmany(4096):
                 for idx, entry in rows:
-                    yield int(idx), bytes(entry)
+                    yield int(idx), _blob(entry)
         except sqlite3.Error as exc:
             raise StorageError(f"log database read failed: {exc}") from exc
         finally:
@@ -765,7 +778,7 @@ def _migrate_from_1(conn: sqlite3.Connection) -> None:
     """Version 1 → 2 (inside the open transaction): whole ids become 8-byte keys."""
     cursor = conn.execute("SELECT entry_id, idx FROM entry_ids ORDER BY entry_id")
     while rows := cursor.fetchmany(_MIGRATE_CHUNK):
-        _index(conn, sorted((_key(bytes(entry_id)), int(idx)) for entry_id, idx in rows))
+        _index(conn, sorted((_key(_blob(entry_id)), int(idx)) for entry_id, idx in rows))
     conn.execute("DROP TABLE entry_ids")
     conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
 
@@ -835,7 +848,7 @@ def _stored(conn: sqlite3.Connection, entry_ids: Collection[bytes]) -> Iterator[
     if rest:
         query = "SELECT entry_id, idx FROM entry_key_clashes WHERE entry_id IN"
         for entry_id, idx in _select_in(conn, query, list(rest)):
-            yield bytes(entry_id), int(idx)
+            yield _blob(entry_id), int(idx)
 
 
 def _pending(conn: sqlite3.Connection, entry_ids: Collection[bytes]) -> Iterator[bytes]:
@@ -846,7 +859,7 @@ def _pending(conn: sqlite3.Connection, entry_ids: Collection[bytes]) -> Iterator
             chunk,
         )
         for (entry_id,) in rows:
-            yield bytes(entry_id)
+            yield _blob(entry_id)
 
 
 class _View:
@@ -875,7 +888,7 @@ class _View:
                 "SELECT data FROM tiles WHERE level = ? AND idx = ?", (level, index)
             ).fetchone()
             if row is not None:
-                found[(level, index)] = bytes(row[0])
+                found[(level, index)] = _blob(row[0])
         return found
 
     def has_checkpoint(self, size: int) -> bool:

@@ -336,14 +336,28 @@ class AccountStore:
         self._accounts = {a.id: a for a in accounts}
         self._next_id = next_id
 
-    def _save(self) -> None:
+    def _document(self) -> bytes:
         doc = {
             "format": 1,
             "settings": self.settings.to_json(),
             "next_id": self._next_id,
             "accounts": [a.to_json() for a in self._accounts.values()],
         }
-        write_atomic(self.path, json.dumps(doc, indent=1).encode(), mode=0o600)
+        return json.dumps(doc, indent=1).encode()
+
+    def _save(self) -> None:
+        write_atomic(self.path, self._document(), mode=0o600)
+
+    def _spend_a_save(self) -> None:
+        """What :meth:`_save` costs (the document written and synced, beside the file),
+        without its effect: a login that changes nothing takes as long as one that counts a
+        failure, and never writes the accounts back from this copy over a change another
+        process (``passwd``) made meanwhile."""
+        scratch = self.path.with_name(f".{self.path.name}.{secrets.token_hex(8)}.timing")
+        try:
+            write_atomic(scratch, self._document(), mode=0o600)
+        finally:
+            scratch.unlink(missing_ok=True)
 
     def on_change(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(account_id)`` when an account's sessions must end (removed,
@@ -389,7 +403,13 @@ class AccountStore:
         secret = secret[:_MAX_SECRET]
         account = self.by_name(username) if isinstance(username, str) else None
         if account is None:
+            # The same work as a wrong password: the KDF, and the write that counts a failure
+            # (an fsync: milliseconds an unknown name would otherwise save, telling who
+            # exists). With no account at all there is nobody to tell apart, and no file.
             _hash(secret, _DUMMY_SALT, self._kdf)
+            with self._lock:
+                if self._accounts:
+                    self._spend_a_save()
             raise Unauthorized("unknown user or wrong password", code="login")
         digest = _hash(secret, account.salt, account.kdf)
         right = hmac.compare_digest(digest, account.digest) and not too_long
@@ -401,17 +421,26 @@ class AccountStore:
                 # right a moment ago, must not open a session that outlives the change
                 raise Unauthorized("unknown user or wrong password", code="login")
             now = self._clock()
-            if right and account.locked(now):
-                raise IdentityLocked(f"the account {account.username} is locked", code="locked")
-            if right and account.enabled:
+            locked = account.locked(now)
+            if right and account.enabled and not locked:
                 if account.failures or account.locked_until is not None:
                     account = replace(account, failures=0, locked_until=None)
                     self._accounts[account.id] = account
                     self._save()
                 return account
-            # While locked, a guess changes nothing: counted, each rewrote the account file,
-            # so a flood of guesses at a locked name wore the BMC's flash for ever.
-            locked_now = not right and not account.locked(now) and self._failed(account, now)
+            if locked:
+                # While locked, a guess changes nothing and writes nothing, right or wrong
+                # (the same cost for both): counted, each rewrote the account file, so a flood
+                # of guesses at a locked name wore the BMC's flash for ever.
+                if right:
+                    raise IdentityLocked(f"the account {account.username} is locked", code="locked")
+                raise Unauthorized("unknown user or wrong password", code="login")
+            if right:
+                # A disabled account's right password: the write a wrong password costs, so
+                # that answering sooner does not tell a guesser this guess was the one.
+                self._spend_a_save()
+                raise Unauthorized("unknown user or wrong password", code="login")
+            locked_now = self._failed(account, now)
         if locked_now:  # its sessions end outside this lock (they take the session store's)
             self._ended(account.id)
         raise Unauthorized("unknown user or wrong password", code="login")

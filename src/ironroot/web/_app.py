@@ -41,6 +41,7 @@ The app serves at the root or mounted under a prefix (``fleet serve`` mounts it 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import secrets
@@ -50,6 +51,7 @@ from importlib import resources
 from typing import Any, Final
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -74,6 +76,7 @@ from ironroot.web._auth import (
     new_login_nonce,
 )
 from ironroot.web._dashboard import Dashboard
+from ironroot.web._text import visible
 
 __all__ = ["HSTS", "SECURITY_HEADERS", "create_dashboard_app"]
 
@@ -106,6 +109,7 @@ def _environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_finalize,
     )
     env.filters["segment"] = lambda value: urllib.parse.quote(str(value), safe="")
     env.filters["compact"] = _compact
@@ -113,6 +117,15 @@ def _environment() -> Environment:
         value if len(str(value)) <= n else f"{str(value)[:n]}…"
     )
     return env
+
+
+def _finalize(value: object) -> object:
+    """Every value a template prints: text from data with its hidden characters shown
+    (:func:`ironroot.web._text.visible`); markup (the SVG pictures, which do the same for
+    their texts) as it is."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible(value)
+    return value
 
 
 def _static(name: str) -> bytes:
@@ -137,6 +150,21 @@ def _safe_next(value: str | None) -> str:
     ):
         return "/"
     return value
+
+
+def _throttled_as(host: str) -> str:
+    """Whose failed logins ``host``'s count with: an IPv4 address its own, an IPv6 address
+    its /64 (one host is given a whole /64 and can answer from any address of it, so counting
+    per address would give it 2**64 times ``max_failures`` guesses)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def create_dashboard_app(dashboard: Dashboard) -> Starlette:
@@ -201,6 +229,43 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
             session=session,
         )
 
+    def failure_page(request: Request, exc: IronrootError, session: Session | None) -> Response:
+        """The page of a typed error: its status and title; for the server's trouble (5xx)
+        the detail names files and hosts of the machine, for the log and signed-in
+        operators, not for anyone else."""
+        detail = exc.detail
+        if exc.http_status >= 500:
+            _log.warning("%s %s: %s", request.method, request.url.path, exc)
+            if session is None:
+                detail = "a source of this page cannot be read now; try again shortly"
+        else:
+            _log.debug("%s %s: %s", request.method, request.url.path, exc)
+        response = error_page(request, exc.http_status, exc.title, detail, session)
+        if exc.http_status in (429, 503):  # every "not now" says when to come back
+            response.headers["retry-after"] = str(retry_after_seconds(exc))
+        return response
+
+    async def guarded(
+        request: Request, answer: Awaitable[Response], session: Session | None
+    ) -> Response:
+        """``answer``, or the page of what went wrong: a typed error's page, or a 500 page
+        with a correlation id the log repeats (a bug), never Starlette's bare 500 without
+        the security headers."""
+        try:
+            return await answer
+        except IronrootError as exc:
+            return failure_page(request, exc, session)
+        except Exception:
+            incident = secrets.token_hex(8)
+            _log.exception("unexpected error in %s [correlation id %s]", request.url.path, incident)
+            return error_page(
+                request,
+                500,
+                "Internal Server Error",
+                f"the dashboard failed unexpectedly; correlation id {incident}",
+                session,
+            )
+
     def page(
         handler: Callable[[Request, Session | None], Awaitable[Response]], *, public: bool
     ) -> Page:
@@ -212,34 +277,7 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
                     target += "?" + request.url.query
                 query = urllib.parse.urlencode({"next": target})
                 return RedirectResponse(f"{root(request)}/login?{query}", status_code=303)
-            try:
-                return await handler(request, session)
-            except IronrootError as exc:
-                detail = exc.detail
-                if exc.http_status >= 500:
-                    # the server's trouble: its detail names files and hosts of the machine,
-                    # for the log and signed-in operators, not for anyone on a public page
-                    _log.warning("%s %s: %s", request.method, request.url.path, exc)
-                    if session is None:
-                        detail = "a source of this page cannot be read now; try again shortly"
-                else:
-                    _log.debug("%s %s: %s", request.method, request.url.path, exc)
-                response = error_page(request, exc.http_status, exc.title, detail, session)
-                if exc.http_status in (429, 503):  # every "not now" says when to come back
-                    response.headers["retry-after"] = str(retry_after_seconds(exc))
-                return response
-            except Exception:  # a bug: a page that says so, with an id the log repeats
-                incident = secrets.token_hex(8)
-                _log.exception(
-                    "unexpected error in %s [correlation id %s]", request.url.path, incident
-                )
-                return error_page(
-                    request,
-                    500,
-                    "Internal Server Error",
-                    f"the dashboard failed unexpectedly; correlation id {incident}",
-                    session,
-                )
+            return await guarded(request, handler(request, session), session)
 
         return run
 
@@ -321,7 +359,7 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
             return RedirectResponse(
                 root(request) + _safe_next(request.query_params.get("next")), status_code=303
             )
-        return login_form(request)
+        return await guarded(request, run_in_threadpool(login_form, request), None)
 
     def same_origin(request: Request) -> bool:
         origin = request.headers.get("origin")
@@ -335,12 +373,16 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
         client's event, a debug line, as in every service (:func:`ironroot.http.guarded`),
         not a 500 and an error with a traceback: nobody is left to answer."""
 
-        async def run(request: Request) -> Response:
+        async def answer(request: Request) -> Response:
             try:
                 return await handler(request)
             except ClientDisconnect:
                 _log.debug("%s %s: the client disconnected", request.method, request.url.path)
                 return Response(status_code=400)
+
+        async def run(request: Request) -> Response:
+            # a damaged operators' file is the server's trouble, a page, not a bare 500
+            return await guarded(request, answer(request), None)
 
         return run
 
@@ -357,7 +399,7 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
     async def login(request: Request) -> Response:
         client = request.client.host if request.client is not None else "-"
         try:
-            attempt = dashboard.throttle.begin(client)
+            attempt = dashboard.throttle.begin(_throttled_as(client))
         except TooManyAttempts as exc:
             response = error_page(request, 429, exc.title, exc.detail, None)
             response.headers["retry-after"] = str(exc.retry_after)
@@ -382,7 +424,7 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
             name = await run_in_threadpool(
                 dashboard.operators.authenticate, user, fields.get("password", "")[:1024]
             )
-        except IronrootError as exc:
+        except Unauthorized as exc:  # a wrong password, an unknown user, a locked account
             attempt.failed = True
             _log.info("dashboard login refused for %r from %s: %s", user, client, exc.code)
             return login_form(

@@ -22,6 +22,7 @@ from ironroot.web._fleet import FleetSource, parse_time
 from ironroot.web._keys import HsmSource, keyrelease_names
 from ironroot.web._logs import EntryRow, LogSource, failure
 from ironroot.web._svg import ChainBox, bar_chart, bucket_times, chain_svg
+from ironroot.web._text import utc
 
 __all__ = ["Alert", "Dashboard"]
 
@@ -342,7 +343,7 @@ class Dashboard:
                 continue
             try:
                 for ident, origin, proof, at in store.forks():
-                    when = dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+                    when = utc(at)
                     try:
                         fork = ForkProof.parse(proof)
                         what = (
@@ -371,9 +372,7 @@ class Dashboard:
                 continue
             try:
                 for evidence in store.evidence():
-                    when = dt.datetime.fromtimestamp(evidence.at, dt.UTC).strftime(
-                        "%Y-%m-%d %H:%M:%S UTC"
-                    )
+                    when = utc(evidence.at)
                     kind = "split view" if evidence.kind == "fork" else "inconsistent checkpoint"
                     out.append(
                         Alert(

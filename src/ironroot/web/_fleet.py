@@ -46,7 +46,7 @@ from ironroot._fileio import read_limited
 from ironroot.cose import TransparentStatement, verify_transparent_statement
 from ironroot.crypto import Algorithm, PublicKey, load_certificates
 from ironroot.ear import TrustTier, decode_ear
-from ironroot.errors import IronrootError, NotFound, PolicyRejected
+from ironroot.errors import IronrootError, NotFound, PolicyRejected, StorageError
 from ironroot.fleet import (
     ADMISSION_DIR,
     CredentialStore,
@@ -59,6 +59,7 @@ from ironroot.fleet import (
 from ironroot.platform import COMPONENTS, PFM_CONTENT_TYPE, Pfm, verify_pfm, verify_update
 from ironroot.rot import DiceCertificate, Fuses, Lifecycle, parse_certificate, verify_chain
 from ironroot.web._logs import failure
+from ironroot.web._text import utc
 
 __all__ = ["FleetSource", "Link", "NodeChain", "NodeRow"]
 
@@ -227,7 +228,10 @@ class FleetSource:
         path = self._admission / "verifier.pub.pem"
         if not path.is_file():
             return None
-        return PublicKey.from_pem(read_limited(path, 64 * 1024))
+        try:
+            return PublicKey.from_pem(read_limited(path, 64 * 1024))
+        except IronrootError as exc:  # the fleet's file, not the reader's request: a 503
+            raise StorageError(f"{path} is not the verifier's public key: {exc.detail}") from exc
 
     def vendor_roots(self) -> list[DiceCertificate]:
         path = self._admission / "vendor-roots.pem"
@@ -257,8 +261,14 @@ class FleetSource:
                     ).fetchone()
             except sqlite3.Error:
                 row = None
-            if row is not None and len(row[0]) <= _MAX_EAR:
-                return bytes(row[0])
+            if row is not None:
+                # a JWT kept as TEXT (or a row damaged to any other type) is still what the
+                # row holds, for decode_ear to judge: never a TypeError out of the page
+                token = row[0].encode() if isinstance(row[0], str) else row[0]
+                if not isinstance(token, bytes):
+                    token = b""
+                if len(token) <= _MAX_EAR:
+                    return token
         path = self._admission / "ears" / f"{node}.jwt"
         if not path.is_file():
             return None
@@ -579,12 +589,7 @@ class _Checker:
         ear_id = self.record.ear_id or "—"
         details = (
             f"id {ear_id}",
-            f"issued {dt.datetime.fromtimestamp(result.iat, dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
-            + (
-                f", expires {dt.datetime.fromtimestamp(result.exp, dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
-                if result.exp
-                else ""
-            ),
+            f"issued {utc(result.iat)}" + (f", expires {utc(result.exp)}" if result.exp else ""),
             f"verifier {result.verifier_id.developer} {result.verifier_id.build}",
         )
         if result.exp is not None and int(self.now.timestamp()) >= result.exp:

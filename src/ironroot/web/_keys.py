@@ -23,7 +23,6 @@ sealing secret (``ironroot hsm audit verify --sealing-secret-file``); the page s
 from __future__ import annotations
 
 import collections
-import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -39,6 +38,7 @@ from ironroot.hsm import (
     verify_audit,
 )
 from ironroot.web._logs import failure
+from ironroot.web._text import utc
 
 __all__ = ["HsmSource", "HsmView", "KeyRow", "ReleaseRow"]
 
@@ -48,7 +48,7 @@ _CREATING: Final = frozenset({"generate", "unwrap", "derive"})
 
 
 def _utc(seconds: int) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return utc(seconds)
 
 
 @dataclass(frozen=True, slots=True)

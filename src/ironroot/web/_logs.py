@@ -21,7 +21,6 @@ keeps writing while the dashboard reads.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import re
 import threading
@@ -54,6 +53,7 @@ from ironroot.log import (
     parse_tile_path,
 )
 from ironroot.merkle import leaf_hash, root_from_inclusion_proof, verify_consistency
+from ironroot.web._text import utc
 from ironroot.witness import CosignatureVerifier
 
 __all__ = [
@@ -75,9 +75,7 @@ _ENTRY_ID: Final = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def _utc(seconds: int | None) -> str:
-    if seconds is None:
-        return "—"
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return utc(seconds)
 
 
 def failure(exc: IronrootError) -> str:

@@ -9,12 +9,13 @@ colours say (``ok``, ``failed: <check>``), so it reads without colour as well.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from markupsafe import Markup
+
+from ironroot.web._text import utc, visible
 
 __all__ = ["Bar", "bar_chart", "bucket_times", "chain_svg"]
 
@@ -31,6 +32,8 @@ _MAX_TEXT: Final = 58
 
 
 def _clip(text: str, size: int = _MAX_TEXT) -> str:
+    """``text`` as drawn: its hidden characters shown (:func:`visible`), cut to ``size``."""
+    text = visible(text)
     return text if len(text) <= size else text[: size - 1] + "…"
 
 
@@ -57,7 +60,7 @@ def chain_svg(links: Sequence[ChainBox], *, title: str) -> Markup:
             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="5" refY="5" markerWidth="6" '
             'markerHeight="6" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" '
             'fill="#57606a"/></marker></defs>'
-        ).format(w=width, h=height, t=title)
+        ).format(w=width, h=height, t=visible(title))
     ]
     for number, link in enumerate(links):
         fill, stroke, ink = COLOURS.get(link.status, COLOURS["unknown"])
@@ -85,7 +88,7 @@ def chain_svg(links: Sequence[ChainBox], *, title: str) -> Markup:
                 fill=fill,
                 stroke=stroke,
                 ink=ink,
-                name=link.name,
+                name=visible(link.name),
                 rx=_BOX_W - 6,
                 ty=y + 22,
                 sy=y + 43,
@@ -125,12 +128,18 @@ class Bar:
 
 def bucket_times(points: Sequence[tuple[int, str, int]], series: Sequence[str]) -> list[Bar]:
     """``(time, series, count)`` points summed into at most 48 buckets of a round width
-    (a minute up to 30 days), from the first point's bucket to the last's."""
+    (a minute up to 30 days; wider only when 48 bars of 30 days do not span the points),
+    from the first point's bucket to the last's."""
     if not points:
         return []
     first = min(p[0] for p in points)
     last = max(p[0] for p in points)
-    width = next((w for w in _BUCKETS if (last - first) // w + 1 <= _MAX_BARS), _BUCKETS[-1])
+    # past 48 months, as wide as 48 bars need: a time decades away (a clock gone wrong, a
+    # damaged row) would otherwise ask for a million buckets
+    width = next(
+        (w for w in _BUCKETS if (last - first) // w + 1 <= _MAX_BARS),
+        (last - first) // (_MAX_BARS - 1) + 1,
+    )
     start = first - first % width
     count = (last - start) // width + 1
     bars = [{name: 0 for name in series} for _ in range(count)]
@@ -141,8 +150,7 @@ def bucket_times(points: Sequence[tuple[int, str, int]], series: Sequence[str]) 
 
 
 def _label(seconds: int, span: int) -> str:
-    moment = dt.datetime.fromtimestamp(seconds, dt.UTC)
-    return moment.strftime("%Y-%m-%d" if span >= 2 * 86400 else "%m-%d %H:%M")
+    return utc(seconds, "%Y-%m-%d" if span >= 2 * 86400 else "%m-%d %H:%M")
 
 
 def bar_chart(

@@ -1,0 +1,46 @@
+"""Text from data made safe to look at, not only safe to parse.
+
+Escaping keeps a hostile string from becoming markup; it does not keep it from lying to the
+eye. A right-to-left override (U+202E) in an issuer, a subject or a quarantine reason
+reverses what follows it on the page (``https://evil.example/\u202eelpmaxe.rodnev//:sptth``
+reads as ending in a vendor's URL), an isolate or an embedding reorders a row, a zero-width
+space makes ``node-0001`` and ``node-0001\u200b`` two names that look the same, and control
+characters (an escape sequence copied into a terminal) hide in a payload. :func:`visible`
+shows each such character as its code point, ``[U+202E]``, so what the dashboard shows is
+what the data holds. Tabs and line breaks stay: payloads are laid out with them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Final
+
+__all__ = ["utc", "visible"]
+
+_HIDDEN: Final = re.compile(
+    "["
+    "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"  # C0 (but tab, line feed, carriage return), DEL, C1
+    "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"  # bidi marks, embeddings, overrides, isolates
+    "\u200b-\u200d\u2060-\u2064\ufeff"  # zero-width and invisible operators
+    "\u2028\u2029"  # line and paragraph separators
+    "]"
+)
+
+
+def visible(text: str) -> str:
+    """``text`` with every invisible, reordering or control character written as
+    ``[U+XXXX]`` (module docs)."""
+    return _HIDDEN.sub(lambda found: f"[U+{ord(found.group()):04X}]", text)
+
+
+def utc(seconds: object, pattern: str = "%Y-%m-%d %H:%M:%S UTC") -> str:
+    """POSIX ``seconds`` as a UTC time; ``—`` for ``None``. A time no calendar date holds
+    (an ``iat`` of 2**62 in a statement anyone may register, a negative one, one that is
+    not a number) is shown as the value it is, never an error that takes the page down."""
+    if seconds is None:
+        return "—"
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime(pattern)  # type: ignore[arg-type]
+    except (OverflowError, OSError, ValueError, TypeError):
+        return f"{seconds!r} (not a time)"

@@ -1,0 +1,59 @@
+"""A log database damaged row by row: a BLOB column holding text or an integer is a
+``StorageError`` from every read, never a ``TypeError`` nor bytes made up from the value
+(``bytes(n)`` is n zero bytes)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from log_testkit import ORIGIN, ed25519_key, entries, fill, signer
+
+from ironroot.errors import StorageError
+from ironroot.log import Log, SqliteLogStore
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    path = tmp_path / "log.sqlite3"
+    log = Log(SqliteLogStore(path), origin=ORIGIN, note_signers=[signer(ed25519_key())])
+    log.start()
+    try:
+        fill(log, entries(5))
+    finally:
+        log.close()
+    return path
+
+
+def _damage(path: Path, statement: str, value: object) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(statement, (value,))
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("value", ["an entry as text", 4096])
+def test_an_entry_that_is_not_a_blob_is_a_storage_error(path: Path, value: object) -> None:
+    _damage(path, "UPDATE entries SET entry = ? WHERE idx = 2", value)
+    store = SqliteLogStore(path, read_only=True)
+    try:
+        assert len(store.entries(0, 2)) == 2  # the rows before it still read
+        with pytest.raises(StorageError, match="where bytes belong"):
+            store.entries(0, 5)
+        with pytest.raises(StorageError, match="where bytes belong"):
+            list(store.iter_entries())
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("value", ["a note as text", 4096])
+def test_a_checkpoint_that_is_not_a_blob_is_a_storage_error(path: Path, value: object) -> None:
+    _damage(path, "UPDATE checkpoints SET note = ?", value)
+    store = SqliteLogStore(path, read_only=True)
+    try:
+        with pytest.raises(StorageError, match="where bytes belong"):
+            store.checkpoint()
+    finally:
+        store.close()

@@ -1,0 +1,402 @@
+"""The dashboard attacked by a hostile party with a foothold in what it reads: damaged files
+of its own and of its sources, hostile strings, odd requests. Each test failed before the
+defect it names was fixed."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.web.conftest import log_in, login_token
+from tests.web.web_world import OPERATOR, PASSWORD, SEEN, WebWorld
+
+from ironroot.cose import create_statement
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import StorageError
+from ironroot.fleet import Fleet, quarantine
+from ironroot.http import ServerLimits, ServerThread
+from ironroot.monitor import MonitorStore
+from ironroot.transparency import ServiceThread, TransparencyClient, TransparencyService
+from ironroot.web import Dashboard, LoginThrottle, create_dashboard_app
+from ironroot.web._svg import ChainBox, bar_chart, bucket_times, chain_svg
+
+pytestmark = pytest.mark.integration
+
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+@pytest.fixture
+def own_dir(world: WebWorld, tmp_path: Path) -> Path:
+    """A dashboard directory with the world's operator and nothing else to break."""
+    state = tmp_path / "dashboard"
+    state.mkdir(mode=0o700)
+    for name in ("operators.json", "session.key"):
+        shutil.copy2(world.data / "dashboard" / name, state / name)
+    return tmp_path
+
+
+def _assert_unreadable_page(answer: httpx.Response, hidden: Path) -> None:
+    assert answer.status_code == 503
+    assert answer.headers["content-type"].startswith("text/html")
+    assert answer.headers["content-security-policy"] == CSP
+    assert int(answer.headers["retry-after"]) >= 1
+    assert "cannot be read now" in answer.text
+    assert str(hidden) not in answer.text  # an anonymous visitor: no file names
+
+
+def test_a_damaged_operators_file_is_a_503_page_at_the_login(own_dir: Path) -> None:
+    # was: GET /login raised StorageError out of the handler, Starlette's bare "Internal
+    # Server Error" (500, text/plain, no security headers) and a traceback in the log
+    (own_dir / "dashboard" / "operators.json").write_bytes(b"{")
+    dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as anon,
+    ):
+        _assert_unreadable_page(anon.get("/login"), own_dir)
+
+
+def test_an_operators_file_damaged_between_form_and_login_is_a_503_not_a_failure(
+    own_dir: Path,
+) -> None:
+    # was: the StorageError of the damaged file counted as a wrong password (a throttle
+    # failure), then the form shown again raised it once more: a bare 500
+    dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
+    dashboard.throttle = LoginThrottle(1, 60, clock=lambda: 0.0)  # one failure is the limit
+    good = (own_dir / "dashboard" / "operators.json").read_bytes()
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as anon,
+    ):
+        token = login_token(anon.get("/login").text)
+        (own_dir / "dashboard" / "operators.json").write_bytes(b"[not json")
+        answer = anon.post("/login", data={"user": OPERATOR, "password": PASSWORD, "csrf": token})
+        _assert_unreadable_page(answer, own_dir)
+        assert "ironroot_session" not in answer.cookies
+        (own_dir / "dashboard" / "operators.json").write_bytes(good)
+        assert log_in(anon).status_code == 303  # not throttled: no guess was made
+
+
+# --- text that lies to the eye ----------------------------------------------------------------
+
+WRONG = "not the password at all"
+SPOOF = "ok \u202egnissap\u202c node-0001\u200b \x1b[2J done"
+
+
+def test_a_bidi_override_in_a_filter_value_is_shown_not_obeyed(client: httpx.Client) -> None:
+    # was: echoed as it was, reversing the rest of the field on the page
+    page = client.get("/fleet", params={"q": SPOOF}).text
+    assert "ok [U+202E]gnissap[U+202C] node-0001[U+200B] [U+001B][2J done" in page
+    for hidden in ("\u202e", "\u202c", "\u200b", "\x1b"):
+        assert hidden not in page
+
+
+def test_a_quarantine_reason_that_reorders_text_is_shown_as_it_is(
+    world: WebWorld, tmp_path: Path
+) -> None:
+    # was: the reason's override and control characters went into the fleet table, the
+    # node's banner and its chain of trust as they were
+    fleet_dir = tmp_path / "fleet"
+    shutil.copytree(world.data / "fleet", fleet_dir)
+    (tmp_path / "dashboard.toml").write_text('[sources]\nfleet = "fleet"\n')
+    own = tmp_path / "dashboard"
+    own.mkdir(mode=0o700)
+    for name in ("operators.json", "session.key"):
+        shutil.copy2(world.data / "dashboard" / name, own / name)
+    quarantine(Fleet.open(fleet_dir), "node-0001", SPOOF, now=SEEN)
+    dashboard = Dashboard.open(tmp_path, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as operator,
+    ):
+        assert log_in(operator).status_code == 303
+        for path in ("/fleet", "/fleet/nodes/node-0001", "/alerts"):
+            page = operator.get(path).text
+            assert "gnissap[U+202C] node-0001[U+200B] [U+001B][2J" in page, path
+            for hidden in ("\u202e", "\u202c", "\u200b", "\x1b"):
+                assert hidden not in page, (path, hidden)
+
+
+def test_the_chain_of_trust_draws_hidden_characters_as_code_points() -> None:
+    # was: drawn as they were, inside the SVG's <text> (and its <title>)
+    svg = chain_svg(
+        [ChainBox("fuses", "Fuses", "fail", SPOOF, "lifecycle\u202e")], title="node\u2066x"
+    )
+    assert "ok [U+202E]gnissap[U+202C] node-0001[U+200B] [U+001B][2J" in svg
+    assert "failed: lifecycle[U+202E]" in svg
+    assert "node[U+2066]x" in svg
+    for hidden in ("\u202e", "\u202c", "\u200b", "\x1b", "\u2066"):
+        assert hidden not in svg
+
+
+# --- times no calendar holds --------------------------------------------------------------------
+
+
+def test_a_statement_with_an_iat_no_calendar_holds_is_a_page_not_a_500(tmp_path: Path) -> None:
+    # was: anyone a log admits registers iat = 2**62 (or -2**62), and the public statement
+    # page failed on datetime.fromtimestamp: a 500 for every reader
+    log = tmp_path / "pub-log"
+    (log / "keys").mkdir(parents=True)
+    issuer = PrivateKey.generate(Algorithm.ES384)
+    (log / "issuer.pub.pem").write_bytes(issuer.public_key.to_pem())
+    (log / "ironroot.toml").write_text(
+        '[transparency]\nservice_issuer = "https://pub.example"\nbatch_linger = 0.0\n'
+        '[[transparency.issuers]]\niss = "https://anyone.example"\nkey = "issuer.pub.pem"\n'
+        '[log]\norigin = "pub.example/log"\n'
+    )
+    entries = []
+    with (
+        TransparencyService.open(log) as service,
+        ServiceThread(service) as running,
+        TransparencyClient(running.url) as writer,
+    ):
+        for iat in (2**62, -(2**62)):
+            statement = create_statement(
+                issuer, b"{}", iss="https://anyone.example", sub="x", iat=iat
+            )
+            entries.append((iat, writer.register(statement).entry_id))
+    dashboard = Dashboard.open(tmp_path, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as anon,
+    ):
+        assert anon.get("/log/pub-log").status_code == 200
+        for iat, entry in entries:
+            page = anon.get(f"/log/pub-log/entries/{entry}")
+            assert page.status_code == 200
+            assert f"{iat} (not a time)" in page.text
+
+
+def test_a_split_view_found_at_a_time_no_calendar_holds_is_still_an_alert(
+    own_dir: Path,
+) -> None:
+    # was: the monitor's fork row with at = 2**62 made /alerts and / a 500
+    store = MonitorStore(own_dir / "monitor.db")
+    try:
+        store.add_fork("far.example", b"not a proof", 2**62)
+    finally:
+        store.close()
+    dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as operator,
+    ):
+        assert log_in(operator).status_code == 303
+        for path in ("/alerts", "/"):
+            page = operator.get(path)
+            assert page.status_code == 200, path
+            assert "split view of far.example" in page.text
+        assert f"{2**62} (not a time)" in operator.get("/alerts").text
+
+
+def test_bars_over_a_span_of_centuries_stay_48_or_so() -> None:
+    # was: 30-day buckets whatever the span: 2**62 seconds asked for ~10**12 of them
+    bars = bucket_times([(0, "entries", 1), (2**62, "entries", 2)], ["entries"])
+    assert len(bars) <= 49
+    assert sum(bar.total for bar in bars) == 3
+    assert "(not a time)" in bar_chart(bars, {"entries": "#000"}, title="far")
+
+
+# --- a fleet registry damaged row by row ---------------------------------------------------------
+
+
+def _fleet_copy(world: WebWorld, root: Path) -> Path:
+    """``root`` as a dashboard of a copy of the world's fleet, with the world's operator."""
+    shutil.copytree(world.data / "fleet", root / "fleet")
+    (root / "dashboard.toml").write_text('[sources]\nfleet = "fleet"\n')
+    own = root / "dashboard"
+    own.mkdir(mode=0o700)
+    for name in ("operators.json", "session.key"):
+        shutil.copy2(world.data / "dashboard" / name, own / name)
+    return root / "fleet" / "fleet.db"
+
+
+@pytest.mark.parametrize("detail", ["not json", "[1, 2]", '"text"'])
+def test_a_fleet_event_whose_detail_is_not_an_object_is_a_503_page(
+    world: WebWorld, tmp_path: Path, detail: str
+) -> None:
+    # was: json.loads raised out of the registry (or a list reached the template's
+    # .items()): a 500 on the overview, the fleet, the node pages and the alerts
+    database = _fleet_copy(world, tmp_path)
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        seq = db.execute("SELECT MAX(seq) FROM events WHERE node = 'node-0005'").fetchone()[0]
+        db.execute("UPDATE events SET detail = ? WHERE seq = ?", (detail, seq))
+    dashboard = Dashboard.open(tmp_path, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as operator,
+    ):
+        assert log_in(operator).status_code == 303
+        for path in ("/", "/fleet", "/fleet/nodes/node-0005", "/alerts"):
+            page = operator.get(path)
+            assert page.status_code == 503, path
+            assert f"event #{seq} is damaged" in page.text
+
+
+def test_the_registry_refuses_a_damaged_event_with_a_storage_error(
+    world: WebWorld, tmp_path: Path
+) -> None:
+    database = _fleet_copy(world, tmp_path)
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        db.execute("UPDATE events SET kind = X'6b' WHERE seq = 1")
+    with pytest.raises(StorageError, match="event #1 is damaged"):
+        Fleet.open(tmp_path / "fleet").events(limit=1)
+
+
+def test_an_ear_kept_as_text_is_judged_not_a_500(world: WebWorld, tmp_path: Path) -> None:
+    # was: bytes(str) raised TypeError: a 500 on the node's page
+    database = _fleet_copy(world, tmp_path)
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        db.execute("UPDATE ears SET token = 'not.a.jwt'")
+    dashboard = Dashboard.open(tmp_path, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as operator,
+    ):
+        assert log_in(operator).status_code == 303
+        page = operator.get("/fleet/nodes/node-0001")
+        assert page.status_code == 200
+        assert 'id="link-ear" data-status="unknown"' in page.text
+        assert "malformed: not a compact JWS" in page.text
+
+
+def test_a_log_entry_stored_as_text_is_a_503_page(world: WebWorld, tmp_path: Path) -> None:
+    # was: bytes(str) in the log store raised TypeError: a 500 on the log's public pages
+    shutil.copytree(world.data / "ops-log", tmp_path / "ops-log")
+    with contextlib.closing(sqlite3.connect(tmp_path / "ops-log" / "log.sqlite3")) as db, db:
+        db.execute("UPDATE entries SET entry = 'text'")
+    dashboard = Dashboard.open(tmp_path, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as anon,
+    ):
+        _assert_unreadable_page(anon.get("/log/ops-log"), tmp_path)
+
+
+# --- very long strings ----------------------------------------------------------------------------
+
+
+def test_a_reason_without_a_space_does_not_widen_the_page(
+    world: WebWorld, tmp_path: Path, browser: Any
+) -> None:
+    # was: 3,000 letters without a break in a quarantine reason made the node's page
+    # about 20,000 pixels wide (the banner would not wrap)
+    _fleet_copy(world, tmp_path)
+    quarantine(Fleet.open(tmp_path / "fleet"), "node-0001", "A" * 3000, now=SEEN)
+    dashboard = Dashboard.open(tmp_path, clock=lambda: SEEN)
+    with ServerThread(create_dashboard_app(dashboard)) as server:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        try:
+            page.goto(f"{server.url}/login?next=/fleet/nodes/node-0001")
+            page.fill("#user", OPERATOR)
+            page.fill("#password", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/fleet/nodes/node-0001")
+            for path in ("/fleet/nodes/node-0001", "/fleet", "/alerts"):
+                page.goto(server.url + path, wait_until="load")
+                assert page.evaluate("document.documentElement.scrollWidth") <= 1280, path
+        finally:
+            page.close()
+
+
+# --- brute force ---------------------------------------------------------------------------------
+
+
+def test_failed_logins_from_one_ipv6_64_are_counted_together(own_dir: Path) -> None:
+    # was: counted per address, and a host holds a whole /64: 2**64 addresses, each with
+    # max_failures guesses. Behind a trusted proxy, X-Forwarded-For names the client.
+    dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
+    dashboard.throttle = LoginThrottle(3, 60, clock=lambda: 0.0)
+    limits = ServerLimits(trusted_proxies=("127.0.0.1",))
+    with (
+        ServerThread(create_dashboard_app(dashboard), limits=limits) as server,
+        httpx.Client(base_url=server.url) as anon,
+    ):
+
+        def attempt(client: str, password: str = WRONG) -> int:
+            token = login_token(anon.get("/login").text)
+            return anon.post(
+                "/login",
+                data={"user": OPERATOR, "password": password, "csrf": token},
+                headers={"x-forwarded-for": client},
+            ).status_code
+
+        assert [attempt(f"2001:db8:0:7::{n}") for n in range(1, 5)] == [401, 401, 401, 429]
+        assert attempt("2001:db8:0:7:ffff::1", PASSWORD) == 429  # the same /64
+        assert attempt("2001:db8:0:8::1", PASSWORD) == 303  # another /64
+
+
+# --- what the server refuses before the dashboard sees it ----------------------------------------
+
+
+def test_a_request_head_too_large_is_refused_with_nosniff_and_no_framing(
+    anon: httpx.Client,
+) -> None:
+    # was: the server's own 431 (and 400, 413 …) had only content-type, length and close
+    answer = anon.get("/fleet", headers={"x-filler": "x" * 100_000})
+    assert answer.status_code == 431
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert answer.headers["cache-control"] == "no-store"
+
+
+def test_a_damaged_verifier_key_is_the_server_s_503_not_the_reader_s_400(
+    world: WebWorld, tmp_path: Path
+) -> None:
+    # was: MalformedInput out of PublicKey.from_pem: "400 Bad Request" for a file of the fleet
+    _fleet_copy(world, tmp_path)
+    (tmp_path / "fleet" / "admission" / "verifier.pub.pem").write_text("not a key\n")
+    dashboard = Dashboard.open(tmp_path, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as operator,
+    ):
+        assert log_in(operator).status_code == 303
+        page = operator.get("/fleet/nodes/node-0001")
+        assert page.status_code == 503
+        assert "is not the verifier&#39;s public key" in page.text
+
+
+def test_a_fleet_file_naming_a_class_by_a_path_is_a_503_page(
+    world: WebWorld, tmp_path: Path
+) -> None:
+    # was: fleet.json's class names were not checked to be names: "../../x" was looked up
+    # as fleet/class/../../x/class.json, outside the fleet, and its absence was a 404
+    _fleet_copy(world, tmp_path)
+    (tmp_path / "fleet" / "fleet.json").write_text('{"format": 1, "classes": ["../../x"]}')
+    dashboard = Dashboard.open(tmp_path, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as operator,
+    ):
+        assert log_in(operator).status_code == 303
+        for path in ("/fleet", "/reviews", "/fleet/nodes/node-0001"):
+            page = operator.get(path)
+            assert page.status_code == 503, path
+            assert "that is not a class name" in page.text
+
+
+def test_a_registered_node_id_that_is_a_path_is_a_storage_error(
+    world: WebWorld, tmp_path: Path
+) -> None:
+    # was: a damaged registry's ".." opened fleet/nodes/.. (the fleet's own directory) as
+    # a node's platform
+    database = _fleet_copy(world, tmp_path)
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        db.execute(
+            "INSERT INTO nodes (id, class, status, since) VALUES ('..', 'node-7', 'admitted', "
+            "'2026-06-01T12:00:00Z')"
+        )
+    fleet = Fleet.open(tmp_path / "fleet")
+    with pytest.raises(StorageError, match="that is not a node id"):
+        fleet.node("..")
+    with pytest.raises(StorageError, match="that is not a node id"):
+        fleet.rot("..")
