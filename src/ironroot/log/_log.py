@@ -556,11 +556,11 @@ class Log(LogView):
         cohort: the writer then waited while the workers checked that cohort, and the workers
         waited while the writer committed it. Taking ``fill`` at a time keeps two cohorts,
         one committing while the other is checked: 64 clients of ``bench/registration.py``
-        went from ~0.22 to ~0.29 of a core's ES256 verifications per second (docs/
-        transparency.md, "Eighth round"). The rest is taken by the next cycle at once, since
-        its linger counts from the first entry queued, long past. A real backlog is taken
-        whole: there, one root and one signature for as many entries as possible is what
-        keeps up (128 and 256 clients lose nothing)."""
+        went from a median of 0.232 to 0.248 of a core's ES256 verifications per second (0.30
+        with the processes under ``chrt -r``; docs/transparency.md, "Eighth round"). The
+        rest is taken by the next cycle at once, since its linger counts from the first entry
+        queued, long past. A real backlog is taken whole: there, one root and one signature for
+        as many entries as possible is what keeps up (128 and 256 clients lose nothing)."""
         if queued > 2 * self._fill:
             return min(queued, self._max_batch)
         return min(queued, self._fill)
