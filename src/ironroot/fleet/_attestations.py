@@ -62,21 +62,26 @@ class StoredAttestation:
         return ear_id_of(self.ear)
 
 
-def _from_database(admission_dir: Path, node: str) -> StoredAttestation | None:
-    """``node``'s latest EAR in ``fleet.db`` with its evidence, when there is one."""
+def _ear_row(
+    admission_dir: Path, where: str, args: tuple[str, ...], *, need_evidence: bool
+) -> StoredAttestation | None:
+    """The EAR (and its evidence) of the first row of ``ears`` in ``fleet.db`` that ``where``
+    selects (newest first), when there is one; ``None`` also when the file, the table or,
+    with ``need_evidence``, its evidence column is missing, or the row is over the limits
+    (the evidence alone over them: ``None`` evidence)."""
     path = admission_dir.parent / FLEET_DB
     if not path.is_file():
         return None
     try:
         with SqliteFile(path, "the admission state").read() as db:
             columns = {str(row[1]) for row in db.execute("PRAGMA table_info(ears)")}
-            if not columns:
-                return None  # admission never stored an EAR here
+            if not columns or (need_evidence and "evidence" not in columns):
+                return None  # admission never stored an EAR here (or none with its evidence)
             evidence = "evidence" if "evidence" in columns else "NULL"
             row = db.execute(
-                f"SELECT token, {evidence} FROM ears WHERE node = ? "  # noqa: S608
+                f"SELECT token, {evidence} FROM ears WHERE {where} "  # noqa: S608
                 "ORDER BY rowid DESC LIMIT 1",
-                (node,),
+                args,
             ).fetchone()
     except IronrootError:
         return None
@@ -84,6 +89,11 @@ def _from_database(admission_dir: Path, node: str) -> StoredAttestation | None:
         return None
     stored = None if row[1] is None or len(row[1]) > _MAX_EVIDENCE else bytes(row[1])
     return StoredAttestation(bytes(row[0]), stored)
+
+
+def _from_database(admission_dir: Path, node: str) -> StoredAttestation | None:
+    """``node``'s latest EAR in ``fleet.db`` with its evidence, when there is one."""
+    return _ear_row(admission_dir, "node = ?", (node,), need_evidence=False)
 
 
 def latest_attestation(admission_dir: Path, node: str) -> StoredAttestation | None:
@@ -114,22 +124,7 @@ def stored_attestation(admission_dir: Path, node: str, ear_id: str) -> StoredAtt
     """``node``'s EAR ``ear_id`` in ``fleet.db`` with its evidence, while the admission keeps
     it (the node's latest, its registry row's, or one its newest credential of a plane was
     issued on); ``None`` otherwise, or when the stored token is not that EAR."""
-    path = admission_dir.parent / FLEET_DB
-    if not path.is_file():
+    found = _ear_row(admission_dir, "node = ? AND ear_id = ?", (node, ear_id), need_evidence=True)
+    if found is None:
         return None
-    try:
-        with SqliteFile(path, "the admission state").read() as db:
-            columns = {str(row[1]) for row in db.execute("PRAGMA table_info(ears)")}
-            if "evidence" not in columns:
-                return None  # no EAR stored here, or none with its evidence
-            row = db.execute(
-                "SELECT token, evidence FROM ears WHERE node = ? AND ear_id = ?",
-                (node, ear_id),
-            ).fetchone()
-    except IronrootError:
-        return None
-    if row is None or len(row[0]) > _MAX_EAR:
-        return None
-    stored = None if row[1] is None or len(row[1]) > _MAX_EVIDENCE else bytes(row[1])
-    found = StoredAttestation(bytes(row[0]), stored)
     return found if found.ear_id == ear_id else None
