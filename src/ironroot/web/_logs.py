@@ -83,6 +83,10 @@ def failure(exc: IronrootError) -> str:
     return f"{exc.code}: {exc.detail}"
 
 
+_SERIES_BATCHES: Final = 2048
+"""Batches the registrations chart reads (the latest): what one public page may cost."""
+
+
 @dataclass(frozen=True, slots=True)
 class EntryRow:
     """One log entry as the entries table shows it."""
@@ -651,13 +655,16 @@ class LogSource:
 
     # --- time series ------------------------------------------------------------------------
 
-    def registrations(self) -> list[tuple[int, int]]:
-        """``(time, entries)`` per integrated batch: when its receipts were signed (their
-        ``iat``) and how many entries it added."""
+    def registrations(self, limit: int = _SERIES_BATCHES) -> list[tuple[int, int]]:
+        """``(time, entries)`` per integrated batch of the latest ``limit``: when its receipts
+        were signed (their ``iat``) and how many entries it added. Bounded: each batch is a
+        read of its receipt data, and the page that draws them is public, so its cost must
+        not grow with the log (a log of 10^7 entries has some 300,000 batches)."""
         out: list[tuple[int, int]] = []
         with self.store() as store:
-            previous = 0
-            for size in store.checkpoint_sizes():
+            sizes = store.checkpoint_sizes()
+            previous = 0 if len(sizes) <= limit else sizes[-limit - 1]
+            for size in sizes[-limit:]:
                 added, previous = size - previous, size
                 if added <= 0:
                     continue
