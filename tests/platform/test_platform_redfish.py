@@ -994,6 +994,37 @@ def test_a_simple_update_keeps_no_query_of_its_uris_in_the_task(
     assert "SECRET0123" not in done.text
 
 
+def test_a_simple_update_fetches_directly_whatever_proxy_the_environment_names(
+    bmc: Bmc, files: tuple[str, dict[str, bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The BMC's fetch took HTTP(S)_PROXY (and ~/.netrc) from its environment: a proxy a
+    # variable names would see every image and the Basic credentials for it.
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    base, content = files
+    v2 = bmc.world.release("gpu", "2.0")
+    content["gpu.bin"] = v2.bundle
+    for n, statement in enumerate(v2.statements):
+        content[f"gpu.{n}.ts"] = statement
+    body = {
+        "ImageURI": f"{base}/gpu.bin",
+        "Targets": [f"{INVENTORY}/gpu-active"],
+        "Oem": {
+            "Ironroot": {"StatementURIs": [f"{base}/gpu.{n}.ts" for n in range(len(v2.statements))]}
+        },
+    }
+    with httpx.Client(  # the test's own client: not through that proxy either
+        base_url=bmc.url, auth=OPERATOR, timeout=30, verify=system_trust(), trust_env=False
+    ) as client:
+        response = client.post(SIMPLE, json=body)
+        assert response.status_code == 202, response.text
+        done = _wait(client, response.headers["location"])
+    assert done.status_code == 200, done.text
+    assert bmc.active("gpu") == "2.0"
+
+
 def test_simple_update_without_statements_is_refused_by_the_receipt_check(
     bmc: Bmc, files: tuple[str, dict[str, bytes]]
 ) -> None:

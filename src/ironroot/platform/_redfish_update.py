@@ -397,6 +397,9 @@ class SimpleUpdatePlan:
                 timeout=limits.fetch_timeout,
                 verify=client_verify(service.fetch_verify),
                 follow_redirects=False,
+                # Not from the environment: no proxy a variable names (which would see every
+                # image and the Basic credentials for it), no ~/.netrc credentials sent.
+                trust_env=False,
             ) as client,
         ):
 
