@@ -400,3 +400,20 @@ def test_a_registered_node_id_that_is_a_path_is_a_storage_error(
         fleet.node("..")
     with pytest.raises(StorageError, match="that is not a node id"):
         fleet.rot("..")
+
+
+def test_an_unreadable_list_of_ended_sessions_is_a_503_page_not_a_login_loop(
+    own_dir: Path,
+) -> None:
+    # was: every session was refused (rightly: which ones ended cannot be read), so each page
+    # sent the operator back to the login, which "succeeded" and sent them back again, with
+    # nothing on the page to say why
+    dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        assert log_in(client).status_code == 303
+        assert client.get("/alerts").status_code == 200
+        (own_dir / "dashboard" / "ended-sessions.json").write_text('["not", "a", "map"]')
+        _assert_unreadable_page(client.get("/alerts"), own_dir)

@@ -60,7 +60,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ironroot.errors import IronrootError, MalformedInput, TooManyAttempts, Unauthorized
+from ironroot.errors import (
+    IronrootError,
+    MalformedInput,
+    StorageError,
+    TooManyAttempts,
+    Unauthorized,
+)
 from ironroot.http import (
     Observed,
     ServiceInfo,
@@ -272,6 +278,11 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
         async def run(request: Request) -> Response:
             session = session_of(request)
             if session is None and not public:
+                try:  # which sessions ended cannot be read: no login would help, say so
+                    dashboard.ended_sessions.ended("")
+                except IronrootError as exc:
+                    unreadable = StorageError(f"the ended sessions cannot be read: {exc.detail}")
+                    return failure_page(request, unreadable, None)
                 target = request.url.path[len(root(request)) :] or "/"
                 if request.url.query:
                     target += "?" + request.url.query
