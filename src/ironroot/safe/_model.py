@@ -295,18 +295,47 @@ def _object(value: object, what: str, allowed: frozenset[str]) -> Mapping[str, o
     return value
 
 
-def _text(obj: Mapping[str, object], key: str, what: str, limits: SafeLimits) -> str:
+def _text(
+    obj: Mapping[str, object],
+    key: str,
+    what: str,
+    limits: SafeLimits,
+    *,
+    multiline: bool = False,
+) -> str:
     if key not in obj:
         raise MalformedReport(f"{what} lacks {key!r}")
-    return _text_value(obj[key], f"{what}.{key}", limits)
+    return _text_value(obj[key], f"{what}.{key}", limits, multiline=multiline)
 
 
-def _text_value(value: object, what: str, limits: SafeLimits) -> str:
+# Bidirectional embeddings, overrides and isolates (U+202A-202E, U+2066-2069) and the
+# implicit marks (U+200E, U+200F, U+061C): they reorder what a reviewer reads on screen, so
+# "ACME\u202eInc" or a title can show other text than the bytes the provider signed.
+_BIDI: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+_LINE_BREAKS: Final = frozenset("\t\n\r")
+
+
+def check_text(value: str, what: str, *, multiline: bool = False) -> str:
+    """``value`` if it is text a person can read as signed: no lone surrogate (it cannot be
+    encoded again, so printing or re-signing it fails), no control character (terminal
+    escapes; only tab and line breaks, and only in ``multiline`` text), no bidi control."""
+    for ch in value:
+        code = ord(ch)
+        if 0xD800 <= code <= 0xDFFF:
+            raise MalformedReport(f"{what} holds a lone surrogate (not Unicode text)")
+        if ch in _BIDI:
+            raise MalformedReport(f"{what} holds bidirectional control U+{code:04X}")
+        if (code < 0x20 or 0x7F <= code <= 0x9F) and not (multiline and ch in _LINE_BREAKS):
+            raise MalformedReport(f"{what} holds control character U+{code:04X}")
+    return value
+
+
+def _text_value(value: object, what: str, limits: SafeLimits, *, multiline: bool = False) -> str:
     if not isinstance(value, str):
         raise MalformedReport(f"{what} must be text")
     if len(value) > limits.max_text:
         raise LimitExceeded(f"{what} is longer than {limits.max_text} characters")
-    return value
+    return check_text(value, what, multiline=multiline)
 
 
 def _opt_text(obj: Mapping[str, object], key: str, what: str, limits: SafeLimits) -> str | None:
@@ -416,10 +445,10 @@ def _issue(item: object, i: int, cvss_version: str | None, limits: SafeLimits) -
         if key not in obj:
             raise MalformedReport(f"{what} lacks {key!r}")
     return Issue(
-        title=_text(obj, "title", what, limits),
+        title=_text(obj, "title", what, limits, multiline=True),
         cvss_score=parse_cvss_score(obj["cvss_score"], f"{what}.cvss_score"),
         cvss_vector=_text(obj, "cvss_vector", what, limits),
-        description=_text(obj, "description", what, limits),
+        description=_text(obj, "description", what, limits, multiline=True),
         cwe=_optional_id(obj["cwe"], f"{what}.cwe", limits),
         cve=_optional_id(obj.get("cve"), f"{what}.cve", limits),
         cvss_version=cvss_version,
