@@ -4,10 +4,14 @@ headers read two ways, text that lies on screen or cannot be re-encoded."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Mapping
+from typing import Any
 
+import cbor2
 import pytest
 from _safe_helpers import KID, provider, report, report_bytes
 
+from ironroot.cose import encode_cbor
 from ironroot.crypto import PrivateKey
 from ironroot.errors import MalformedReport
 from ironroot.safe import (
@@ -97,3 +101,62 @@ def test_a_corim_sfr_with_a_bidi_vendor_is_refused() -> None:
     spoofed = corim.replace(b"ACME Inc", "ACME\u202eInc".encode()[:8])
     with pytest.raises(MalformedReport, match="bidirectional control U\\+202E"):
         parse_sfr_corim(spoofed)
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def _corim_with(change: Callable[[dict[Any, Any]], None]) -> bytes:
+    issue = dict(report()["audit"]["issues"][0])
+    corim = cbor2.loads(build_sfr_corim(parse_report_json(report_bytes(audit__issues=[issue]))))
+    comid = _thaw(cbor2.loads(corim.value[1][0].value))
+    change(comid)
+    body = dict(corim.value)
+    body[1] = [cbor2.CBORTag(506, cbor2.dumps(comid, datetime_as_timestamp=True))]
+    return encode_cbor(cbor2.CBORTag(corim.tag, body))
+
+
+def _sfr(comid: dict[Any, Any]) -> dict[Any, Any]:
+    sfr: dict[Any, Any] = comid[4][10][0][1][0][1][0][1][-1]
+    return sfr
+
+
+def _other_firmware_reference(comid: dict[Any, Any]) -> None:
+    env = comid[4][10][0][0][0][0]
+    comid[4][0] = [[env, [{1: {2: [[-43, b"\x66" * 48]]}}]]]
+
+
+def _hidden_issue(comid: dict[Any, Any]) -> None:
+    _sfr(comid)[9] = [{0: "t", 1: "d", 2: {0: "9.8", 1: "AV:N"}}]
+
+
+def _issue_extra(comid: dict[Any, Any]) -> None:
+    _sfr(comid)[5][0][7] = "withdrawn"
+
+
+def _cvss_extra(comid: dict[Any, Any]) -> None:
+    _sfr(comid)[5][0][2]["score"] = "0.0"
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (_other_firmware_reference, "triples other than conditional endorsements"),
+        (_hidden_issue, "ocp-safe-sfr \\(-1\\) has unknown key"),
+        (_issue_extra, "SFR issue 0 has unknown key"),
+        (_cvss_extra, "assessment has unknown key"),
+    ],
+)
+def test_a_corim_sfr_with_content_this_parser_would_skip_is_refused(
+    change: Callable[[dict[Any, Any]], None], why: str
+) -> None:
+    # A general CoRIM verifier would apply a reference-value triple beside the SFR, and
+    # another SFR reader might see an issue filed under a key Ironroot skipped.
+    assert parse_sfr_corim(_corim_with(lambda comid: None)).max_cvss == 7.9
+    with pytest.raises(MalformedReport, match=why):
+        parse_sfr_corim(_corim_with(change))

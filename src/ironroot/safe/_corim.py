@@ -58,6 +58,9 @@ _DIGEST_SIZE: Final = {_SHA384: 48, _SHA512: 64}
 _ROLE_MANIFEST_CREATOR: Final = 1
 _COND_ENDORSEMENTS: Final = 10
 _SFR_EXTENSION: Final = -1
+_SFR_KEYS: Final = frozenset(range(7))
+_ISSUE_KEYS: Final = frozenset(range(5))
+_CVSS_KEYS: Final = frozenset(range(3))
 
 
 def _cbor_limits(limits: SafeLimits) -> Limits:
@@ -84,6 +87,17 @@ def _is_int(value: object) -> TypeGuard[int]:
 def _map(value: object, what: str) -> Mapping[object, object]:
     if not isinstance(value, Mapping):
         raise MalformedReport(f"{what} must be a map")
+    return value
+
+
+def _known_keys(
+    value: Mapping[object, object], known: frozenset[int], what: str
+) -> Mapping[object, object]:
+    # An issue under a key this parser skips would be a finding other readers may see and
+    # Ironroot would not: unknown keys are refused, as unknown JSON members are.
+    unknown = [key for key in value if not _is_int(key) or key not in known]
+    if unknown:
+        raise MalformedReport(f"{what} has unknown key(s) {', '.join(map(repr, unknown))}")
     return value
 
 
@@ -153,8 +167,8 @@ def _completion_date(value: object) -> dt.date:
 
 def _issue(item: object, i: int, limits: SafeLimits) -> Issue:
     what = f"SFR issue {i}"
-    obj = _map(item, what)
-    cvss = _map(obj.get(2), f"{what} assessment")
+    obj = _known_keys(_map(item, what), _ISSUE_KEYS, what)
+    cvss = _known_keys(_map(obj.get(2), f"{what} assessment"), _CVSS_KEYS, f"{what} assessment")
     return Issue(
         title=_text(obj.get(0), f"{what} title", limits, multiline=True),
         description=_text(obj.get(1), f"{what} description", limits, multiline=True),
@@ -210,6 +224,13 @@ def parse_sfr_corim(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> Sh
         raise MalformedReport("the SFR CoRIM tag must be a CoMID (506) byte string")
     comid = _map(_decode(tag.value, limits, "CoMID"), "CoMID")
     triples = _map(comid.get(4), "CoMID triples (4)")
+    if set(triples) != {_COND_ENDORSEMENTS}:
+        # A reference-value or endorsement triple beside the SFR would be applied by a
+        # general CoRIM verifier (to other firmware, say) and ignored here.
+        others = sorted(map(repr, set(triples) - {_COND_ENDORSEMENTS}))
+        raise MalformedReport(
+            f"the SFR CoMID holds triples other than conditional endorsements: {', '.join(others)}"
+        )
     record = _one(triples.get(_COND_ENDORSEMENTS), "conditional-endorsement-triples (10)")
     parts = _array(record, "conditional-endorsement record")
     if len(parts) != 2:
@@ -225,6 +246,7 @@ def parse_sfr_corim(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> Sh
     cond_digests = _digests(cond_mval.get(2), "condition digests") if 2 in cond_mval else {}
     mval = _map(_map(_one(endorsed[1], "endorsement"), "measurement").get(1), "mval")
     sfr = _map(mval.get(_SFR_EXTENSION), "ocp-safe-sfr (-1)")
+    _known_keys(sfr, _SFR_KEYS, "ocp-safe-sfr (-1)")
     scope = sfr.get(3)
     if not _is_int(scope):
         raise MalformedReport("SFR scope-number (3) must be an integer")
