@@ -147,15 +147,7 @@ def test_inspect_reads_without_a_key() -> None:
 
 @settings(max_examples=examples(20), deadline=None)
 @given(
-    # printable text: control and bidi characters are refused (test_safe_hostile.py)
-    vendor=st.text(
-        st.characters(
-            blacklist_categories=("Cs", "Cc"),
-            blacklist_characters="\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c",
-        ),
-        min_size=1,
-        max_size=20,
-    ),
+    vendor=st.text(min_size=1, max_size=20),
     scores=st.lists(st.integers(0, 100), max_size=4),
     fmt=st.sampled_from(["jws", "cose"]),
 )

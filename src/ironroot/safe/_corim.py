@@ -42,7 +42,6 @@ from ironroot.safe._model import (
     ManifestEntry,
     SafeLimits,
     ShortFormReport,
-    check_text,
     parse_cvss_score,
 )
 
@@ -114,12 +113,12 @@ def _one(value: object, what: str) -> object:
     return items[0]
 
 
-def _text(value: object, what: str, limits: SafeLimits, *, multiline: bool = False) -> str:
+def _text(value: object, what: str, limits: SafeLimits) -> str:
     if not isinstance(value, str):
         raise MalformedReport(f"{what} must be text")
     if len(value) > limits.max_text:
         raise LimitExceeded(f"{what} is longer than {limits.max_text} characters")
-    return check_text(value, what, multiline=multiline)
+    return value
 
 
 def _opt_text(obj: Mapping[object, object], key: int, what: str, limits: SafeLimits) -> str | None:
@@ -170,8 +169,8 @@ def _issue(item: object, i: int, limits: SafeLimits) -> Issue:
     obj = _known_keys(_map(item, what), _ISSUE_KEYS, what)
     cvss = _known_keys(_map(obj.get(2), f"{what} assessment"), _CVSS_KEYS, f"{what} assessment")
     return Issue(
-        title=_text(obj.get(0), f"{what} title", limits, multiline=True),
-        description=_text(obj.get(1), f"{what} description", limits, multiline=True),
+        title=_text(obj.get(0), f"{what} title", limits),
+        description=_text(obj.get(1), f"{what} description", limits),
         cvss_score=parse_cvss_score(cvss.get(0), f"{what} cvss-score"),
         cvss_vector=_text(cvss.get(1), f"{what} cvss-vector", limits),
         cvss_version=_opt_text(cvss, 2, f"{what} cvss-version", limits),

@@ -89,6 +89,7 @@ _DIGEST_SIZES: Final = (32, 48, 64)
 _HASH_SIZES: Final = {"sha384": 48, "sha512": 64}
 _DATE: Final = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 _SCORE: Final = re.compile(r"\d{1,2}(?:\.\d)?")
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _NO_VALUE: Final = frozenset(("", "none", "n/a"))
 _JWT_CLAIMS: Final = frozenset(("iat", "exp", "nbf", "iss", "sub", "aud", "jti"))
 _TOP: Final = frozenset(("review_framework_version", "device", "audit")) | _JWT_CLAIMS
@@ -295,47 +296,29 @@ def _object(value: object, what: str, allowed: frozenset[str]) -> Mapping[str, o
     return value
 
 
-def _text(
-    obj: Mapping[str, object],
-    key: str,
-    what: str,
-    limits: SafeLimits,
-    *,
-    multiline: bool = False,
-) -> str:
+def _text(obj: Mapping[str, object], key: str, what: str, limits: SafeLimits) -> str:
     if key not in obj:
         raise MalformedReport(f"{what} lacks {key!r}")
-    return _text_value(obj[key], f"{what}.{key}", limits, multiline=multiline)
+    return _text_value(obj[key], f"{what}.{key}", limits)
 
 
-# Bidirectional embeddings, overrides and isolates (U+202A-202E, U+2066-2069) and the
-# implicit marks (U+200E, U+200F, U+061C): they reorder what a reviewer reads on screen, so
-# "ACME\u202eInc" or a title can show other text than the bytes the provider signed.
-_BIDI: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
-_LINE_BREAKS: Final = frozenset("\t\n\r")
-
-
-def check_text(value: str, what: str, *, multiline: bool = False) -> str:
-    """``value`` if it is text a person can read as signed: no lone surrogate (it cannot be
-    encoded again, so printing or re-signing it fails), no control character (terminal
-    escapes; only tab and line breaks, and only in ``multiline`` text), no bidi control."""
-    for ch in value:
-        code = ord(ch)
-        if 0xD800 <= code <= 0xDFFF:
-            raise MalformedReport(f"{what} holds a lone surrogate (not Unicode text)")
-        if ch in _BIDI:
-            raise MalformedReport(f"{what} holds bidirectional control U+{code:04X}")
-        if (code < 0x20 or 0x7F <= code <= 0x9F) and not (multiline and ch in _LINE_BREAKS):
-            raise MalformedReport(f"{what} holds control character U+{code:04X}")
+def _check_text(value: str, what: str) -> str:
+    """``value`` if it is Unicode text: a lone surrogate (which a JSON escape such as
+    ``"\\ud800"`` can spell) cannot be encoded again, so a report holding one verified and
+    then failed, untyped, when it was re-signed, published or printed as UTF-8. Control and
+    bidirectional characters are kept as signed: every display escapes them
+    (:func:`ironroot._text.shown`)."""
+    if _SURROGATE.search(value):
+        raise MalformedReport(f"{what} holds a lone surrogate (not Unicode text)")
     return value
 
 
-def _text_value(value: object, what: str, limits: SafeLimits, *, multiline: bool = False) -> str:
+def _text_value(value: object, what: str, limits: SafeLimits) -> str:
     if not isinstance(value, str):
         raise MalformedReport(f"{what} must be text")
     if len(value) > limits.max_text:
         raise LimitExceeded(f"{what} is longer than {limits.max_text} characters")
-    return check_text(value, what, multiline=multiline)
+    return _check_text(value, what)
 
 
 def _opt_text(obj: Mapping[str, object], key: str, what: str, limits: SafeLimits) -> str | None:
@@ -445,10 +428,10 @@ def _issue(item: object, i: int, cvss_version: str | None, limits: SafeLimits) -
         if key not in obj:
             raise MalformedReport(f"{what} lacks {key!r}")
     return Issue(
-        title=_text(obj, "title", what, limits, multiline=True),
+        title=_text(obj, "title", what, limits),
         cvss_score=parse_cvss_score(obj["cvss_score"], f"{what}.cvss_score"),
         cvss_vector=_text(obj, "cvss_vector", what, limits),
-        description=_text(obj, "description", what, limits, multiline=True),
+        description=_text(obj, "description", what, limits),
         cwe=_optional_id(obj["cwe"], f"{what}.cwe", limits),
         cve=_optional_id(obj.get("cve"), f"{what}.cve", limits),
         cvss_version=cvss_version,
