@@ -129,9 +129,19 @@ def _cvss_extra(comid: dict[Any, Any]) -> None:
     _sfr(comid)[5][0][2]["score"] = "0.0"
 
 
+def _condition_on_another_class_id(comid: dict[Any, Any]) -> None:
+    comid[4][10][0][0][0][0][0][0] = b"\x01" * 16
+
+
+def _condition_on_one_instance(comid: dict[Any, Any]) -> None:
+    comid[4][10][0][0][0][0][1] = cbor2.CBORTag(37, b"\x02" * 16)
+
+
 @pytest.mark.parametrize(
     ("change", "why"),
     [
+        (_condition_on_another_class_id, "different environments"),
+        (_condition_on_one_instance, "different environments"),
         (_other_firmware_reference, "triples other than conditional endorsements"),
         (_hidden_issue, "ocp-safe-sfr \\(-1\\) has unknown key"),
         (_issue_extra, "SFR issue 0 has unknown key"),

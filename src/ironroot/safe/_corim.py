@@ -239,7 +239,10 @@ def parse_sfr_corim(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> Sh
     if len(condition) != 2 or len(endorsed) != 2:
         raise MalformedReport("environment records are [environment, measurements]")
     vendor, model, class_id = _class(endorsed[0], "endorsement", limits)
-    if _class(condition[0], "condition", limits)[:2] != (vendor, model):
+    _class(condition[0], "condition", limits)
+    if condition[0] != endorsed[0]:
+        # The whole environment, not only vendor and model: a condition on another class id,
+        # instance or group would have a CoRIM verifier apply the review to another device.
         raise MalformedReport("the condition and the endorsement name different environments")
     cond_mval = _map(_map(_one(condition[1], "condition claims"), "measurement").get(1), "mval")
     cond_digests = _digests(cond_mval.get(2), "condition digests") if 2 in cond_mval else {}
