@@ -4,6 +4,7 @@ headers read two ways, text that lies on screen or cannot be re-encoded."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -11,9 +12,10 @@ import cbor2
 import pytest
 from _safe_helpers import KID, provider, report, report_bytes
 
-from ironroot.cose import encode_cbor
+from ironroot.cose import CONTENT_TYPE, cose_sign, encode_cbor
+from ironroot.cose import KID as KID_LABEL
 from ironroot.crypto import PrivateKey
-from ironroot.errors import MalformedReport
+from ironroot.errors import MalformedReport, VerificationFailed
 from ironroot.safe import (
     ProviderKeys,
     build_sfr_corim,
@@ -156,3 +158,41 @@ def test_a_corim_sfr_with_content_this_parser_would_skip_is_refused(
     assert parse_sfr_corim(_corim_with(lambda comid: None)).max_cvss == 7.9
     with pytest.raises(MalformedReport, match=why):
         parse_sfr_corim(_corim_with(change))
+
+
+def _signed_corim_valid(key: PrivateKey, validity: dict[int, object] | None) -> bytes:
+    corim = cbor2.loads(build_sfr_corim(parse_report_json(report_bytes())))
+    body = dict(corim.value)
+    if validity is not None:
+        body[4] = {k: cbor2.CBORTag(1, v) if isinstance(v, int) else v for k, v in validity.items()}
+    payload = encode_cbor(cbor2.CBORTag(corim.tag, body))
+    message = cose_sign(
+        [key],
+        payload,
+        protected={CONTENT_TYPE: "application/rim+cbor"},
+        signer_headers=[({KID_LABEL: KID.encode()}, {})],
+    )
+    return message.encode()
+
+
+def test_an_expired_corim_sfr_is_refused_as_an_expired_jwt_is(
+    review_key: tuple[PrivateKey, ProviderKeys],
+) -> None:
+    # The CoRIM's rim-validity (4) was ignored: a report its provider let expire in 2024
+    # still counted as a review in 2026 (a JWT's exp was honoured).
+    key, providers = review_key
+    now = dt.datetime(2026, 12, 6, tzinfo=dt.UTC)
+    day = 86_400
+    t = int(now.timestamp())
+    assert verify_report(_signed_corim_valid(key, None), providers, now=now).format == "cose"
+    live = _signed_corim_valid(key, {0: t - day, 1: t + day})
+    assert verify_report(live, providers, now=now).report.expires_at == t + day
+    with pytest.raises(VerificationFailed) as info:
+        verify_report(_signed_corim_valid(key, {1: t - 700 * day}), providers, now=now)
+    assert info.value.code == "report-expired"
+    with pytest.raises(VerificationFailed) as info:
+        verify_report(_signed_corim_valid(key, {0: t + day, 1: t + 9 * day}), providers, now=now)
+    assert info.value.code == "report-not-yet-valid"
+    for bad in ({0: t}, {1: "2024-01-01"}, {1: t, 2: t}, {0: t + day, 1: t}):
+        with pytest.raises(MalformedReport, match="rim-validity"):
+            verify_report(_signed_corim_valid(key, bad), providers, now=now)

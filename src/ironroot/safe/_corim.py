@@ -164,6 +164,27 @@ def _completion_date(value: object) -> dt.date:
         raise MalformedReport("SFR completion-date is out of range") from exc
 
 
+def _epoch(value: object, what: str) -> int:
+    if not isinstance(value, cbor2.CBORTag) or value.tag != 1 or not _is_int(value.value):
+        raise MalformedReport(f"CoRIM rim-validity {what} must be integer epoch seconds (tag 1)")
+    return value.value
+
+
+def _validity(value: object) -> tuple[int | None, int | None]:
+    """``rim-validity`` (4) as ``(not-before, not-after)``: the CoRIM's own validity period,
+    which a CoRIM verifier honours, as ``verify_report`` honours a JWT's ``nbf``/``exp``."""
+    if value is None:
+        return None, None
+    validity = _known_keys(_map(value, "CoRIM rim-validity (4)"), frozenset((0, 1)), "rim-validity")
+    if 1 not in validity:
+        raise MalformedReport("CoRIM rim-validity (4) lacks not-after (1)")
+    not_after = _epoch(validity[1], "not-after")
+    not_before = _epoch(validity[0], "not-before") if 0 in validity else None
+    if not_before is not None and not_after < not_before:
+        raise MalformedReport("CoRIM rim-validity not-after is before not-before")
+    return not_before, not_after
+
+
 def _issue(item: object, i: int, limits: SafeLimits) -> Issue:
     what = f"SFR issue {i}"
     obj = _known_keys(_map(item, what), _ISSUE_KEYS, what)
@@ -205,6 +226,7 @@ def parse_sfr_corim(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> Sh
         raise MalformedReport("CoRIM profile (3) must be an OID (tag 111)")
     if profile.value != SFR_PROFILE_OID:
         raise MalformedReport("CoRIM profile is not the OCP SAFE SFR profile 1.3.6.1.4.1.42623.1.1")
+    not_before, not_after = _validity(body.get(4))
     srp = None
     for i, item in enumerate(_array(body.get(5), "CoRIM entities (5)")):
         entity = _map(item, f"CoRIM entity {i}")
@@ -291,6 +313,8 @@ def parse_sfr_corim(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> Sh
             solid_version=_opt_text(sfr, 6, "SFR solid-version", limits),
             issues=issues,
         ),
+        expires_at=not_after,
+        not_before=not_before,
     )
 
 
