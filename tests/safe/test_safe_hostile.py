@@ -196,3 +196,14 @@ def test_an_expired_corim_sfr_is_refused_as_an_expired_jwt_is(
     for bad in ({0: t}, {1: "2024-01-01"}, {1: t, 2: t}, {0: t + day, 1: t}):
         with pytest.raises(MalformedReport, match="rim-validity"):
             verify_report(_signed_corim_valid(key, bad), providers, now=now)
+
+
+@pytest.mark.parametrize("tail", [b"==", b"+/"])
+def test_a_signature_that_is_not_base64url_says_so(
+    review_key: tuple[PrivateKey, ProviderKeys], tail: bytes
+) -> None:
+    # The message was "not a compact JWS: " and nothing more.
+    key, providers = review_key
+    token = _jws(key, b'{"alg":"ES512","kid":"%s"}' % KID.encode(), report_bytes())
+    with pytest.raises(MalformedReport, match="not strict unpadded base64url"):
+        verify_report(token + tail, providers)

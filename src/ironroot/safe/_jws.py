@@ -107,7 +107,9 @@ def parse_compact_jws(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> 
             raise LimitExceeded(detail) from exc
         raise MalformedReport(detail) from exc
     except (ValueError, TypeError, KeyError, RecursionError) as exc:
-        raise MalformedReport(f"not a compact JWS: {exc}") from exc
+        # binascii.Error (padding, the standard alphabet) says nothing of itself
+        detail = str(exc) or "a segment is not strict unpadded base64url"
+        raise MalformedReport(f"not a compact JWS: {detail}") from exc
     alg, kid, typ = header.get("alg"), header.get("kid"), header.get("typ")
     if not isinstance(alg, str) or not alg:
         raise MalformedReport("JWS header alg must be text")
