@@ -207,3 +207,19 @@ def test_a_signature_that_is_not_base64url_says_so(
     token = _jws(key, b'{"alg":"ES512","kid":"%s"}' % KID.encode(), report_bytes())
     with pytest.raises(MalformedReport, match="not strict unpadded base64url"):
         verify_report(token + tail, providers)
+
+
+@pytest.mark.parametrize("score", ["\u0669.\u0668", "\uff19.\uff18", "\u0969.\u096e"])
+def test_a_score_in_other_digits_than_ascii_is_refused(score: str) -> None:
+    # float() reads Arabic-Indic or full-width "9.8" as 9.8; other SFR readers refuse it or
+    # read NaN, which compares false with every threshold: one text, two verdicts.
+    issue = dict(report()["audit"]["issues"][0], cvss_score=score)
+    with pytest.raises(MalformedReport, match="CVSS score as text"):
+        parse_report_json(report_bytes(audit__issues=[issue]))
+
+
+def test_a_date_in_other_digits_than_ascii_is_refused() -> None:
+    with pytest.raises(MalformedReport, match="not a YYYY-MM-DD date"):
+        parse_report_json(report_bytes(audit__completion_date="\uff12\uff10\uff12\uff13-06-25"))
+    odd_scope = parse_report_json(report_bytes(audit__scope_number="\u0663"))
+    assert odd_scope.audit.scope_number is None

@@ -87,8 +87,10 @@ DEFAULT_SAFE_LIMITS: Final = SafeLimits()
 
 _DIGEST_SIZES: Final = (32, 48, 64)
 _HASH_SIZES: Final = {"sha384": 48, "sha512": 64}
-_DATE: Final = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
-_SCORE: Final = re.compile(r"\d{1,2}(?:\.\d)?")
+# ASCII digits only: ``\d`` alone also matches "٩.٨" and "９.８", which float() reads as 9.8
+# but other SFR readers refuse or read as NaN (and NaN passes every threshold).
+_DATE: Final = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})", re.ASCII)
+_SCORE: Final = re.compile(r"\d{1,2}(?:\.\d)?", re.ASCII)
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _NO_VALUE: Final = frozenset(("", "none", "n/a"))
 _JWT_CLAIMS: Final = frozenset(("iat", "exp", "nbf", "iss", "sub", "aud", "jti"))
@@ -180,7 +182,7 @@ class Audit:
     @property
     def scope_number(self) -> int | None:
         """The OCP SAFE scope as an integer, when it is one."""
-        if self.scope is not None and self.scope.isdecimal():
+        if self.scope is not None and self.scope.isascii() and self.scope.isdecimal():
             return int(self.scope)
         return None
 
