@@ -160,9 +160,11 @@ def test_a_corim_sfr_with_content_this_parser_would_skip_is_refused(
         parse_sfr_corim(_corim_with(change))
 
 
-def _signed_corim_valid(key: PrivateKey, validity: dict[int, object] | None) -> bytes:
+def _signed_corim_valid(
+    key: PrivateKey, validity: dict[int, object] | None, extra: dict[int, object] | None = None
+) -> bytes:
     corim = cbor2.loads(build_sfr_corim(parse_report_json(report_bytes())))
-    body = dict(corim.value)
+    body = dict(corim.value) | (extra or {})
     if validity is not None:
         body[4] = {k: cbor2.CBORTag(1, v) if isinstance(v, int) else v for k, v in validity.items()}
     payload = encode_cbor(cbor2.CBORTag(corim.tag, body))
@@ -223,3 +225,33 @@ def test_a_date_in_other_digits_than_ascii_is_refused() -> None:
         parse_report_json(report_bytes(audit__completion_date="\uff12\uff10\uff12\uff13-06-25"))
     odd_scope = parse_report_json(report_bytes(audit__scope_number="\u0663"))
     assert odd_scope.audit.scope_number is None
+
+
+def _endorse_a_digest_too(comid: dict[Any, Any]) -> None:
+    comid[4][10][0][1][0][1][0][1][2] = [[-43, b"\x66" * 48]]
+
+
+def _comid_extension(comid: dict[Any, Any]) -> None:
+    comid[-7] = "x"
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (_endorse_a_digest_too, "endorsement mval has unknown key"),
+        (_comid_extension, "CoMID has unknown key"),
+    ],
+)
+def test_a_corim_sfr_endorsing_more_than_the_sfr_is_refused(
+    change: Callable[[dict[Any, Any]], None], why: str
+) -> None:
+    with pytest.raises(MalformedReport, match=why):
+        parse_sfr_corim(_corim_with(change))
+
+
+def test_a_corim_with_an_unknown_top_level_key_is_refused(
+    review_key: tuple[PrivateKey, ProviderKeys],
+) -> None:
+    key, providers = review_key
+    with pytest.raises(MalformedReport, match="CoRIM has unknown key"):
+        verify_report(_signed_corim_valid(key, None, extra={99: "x"}), providers)

@@ -60,6 +60,8 @@ _SFR_EXTENSION: Final = -1
 _SFR_KEYS: Final = frozenset(range(7))
 _ISSUE_KEYS: Final = frozenset(range(5))
 _CVSS_KEYS: Final = frozenset(range(3))
+_CORIM_KEYS: Final = frozenset(range(6))  # id, tags, dependent-rims, profile, validity, entities
+_COMID_KEYS: Final = frozenset(range(5))  # language, tag-identity, entities, linked-tags, triples
 
 
 def _cbor_limits(limits: SafeLimits) -> Limits:
@@ -220,7 +222,7 @@ def parse_sfr_corim(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> Sh
     corim = _decode(data, limits, "CoRIM")
     if not isinstance(corim, cbor2.CBORTag) or corim.tag != CORIM_TAG:
         raise MalformedReport("the SFR payload must be a tagged CoRIM (501)")
-    body = _map(corim.value, "CoRIM")
+    body = _known_keys(_map(corim.value, "CoRIM"), _CORIM_KEYS, "CoRIM")
     profile = body.get(3)
     if not isinstance(profile, cbor2.CBORTag) or profile.tag != OID_TAG:
         raise MalformedReport("CoRIM profile (3) must be an OID (tag 111)")
@@ -243,7 +245,7 @@ def parse_sfr_corim(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> Sh
         or not isinstance(tag.value, bytes)
     ):
         raise MalformedReport("the SFR CoRIM tag must be a CoMID (506) byte string")
-    comid = _map(_decode(tag.value, limits, "CoMID"), "CoMID")
+    comid = _known_keys(_map(_decode(tag.value, limits, "CoMID"), "CoMID"), _COMID_KEYS, "CoMID")
     triples = _map(comid.get(4), "CoMID triples (4)")
     if set(triples) != {_COND_ENDORSEMENTS}:
         # A reference-value or endorsement triple beside the SFR would be applied by a
@@ -268,7 +270,11 @@ def parse_sfr_corim(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> Sh
         raise MalformedReport("the condition and the endorsement name different environments")
     cond_mval = _map(_map(_one(condition[1], "condition claims"), "measurement").get(1), "mval")
     cond_digests = _digests(cond_mval.get(2), "condition digests") if 2 in cond_mval else {}
-    mval = _map(_map(_one(endorsed[1], "endorsement"), "measurement").get(1), "mval")
+    measurement = _map(_one(endorsed[1], "endorsement"), "endorsement measurement")
+    # only the SFR is endorsed: a digest or SVN beside it would be endorsed too, elsewhere
+    mval = _known_keys(
+        _map(measurement.get(1), "mval"), frozenset((_SFR_EXTENSION,)), "endorsement mval"
+    )
     sfr = _map(mval.get(_SFR_EXTENSION), "ocp-safe-sfr (-1)")
     _known_keys(sfr, _SFR_KEYS, "ocp-safe-sfr (-1)")
     scope = sfr.get(3)
