@@ -57,6 +57,11 @@ _DIGEST_SIZE: Final = {_SHA384: 48, _SHA512: 64}
 _ROLE_MANIFEST_CREATOR: Final = 1
 _COND_ENDORSEMENTS: Final = 10
 _SFR_EXTENSION: Final = -1
+_SFR_KEYS: Final = frozenset(range(7))
+_ISSUE_KEYS: Final = frozenset(range(5))
+_CVSS_KEYS: Final = frozenset(range(3))
+_CORIM_KEYS: Final = frozenset(range(6))  # id, tags, dependent-rims, profile, validity, entities
+_COMID_KEYS: Final = frozenset(range(5))  # language, tag-identity, entities, linked-tags, triples
 
 
 def _cbor_limits(limits: SafeLimits) -> Limits:
@@ -83,6 +88,17 @@ def _is_int(value: object) -> TypeGuard[int]:
 def _map(value: object, what: str) -> Mapping[object, object]:
     if not isinstance(value, Mapping):
         raise MalformedReport(f"{what} must be a map")
+    return value
+
+
+def _known_keys(
+    value: Mapping[object, object], known: frozenset[int], what: str
+) -> Mapping[object, object]:
+    # An issue under a key this parser skips would be a finding other readers may see and
+    # Ironroot would not: unknown keys are refused, as unknown JSON members are.
+    unknown = [key for key in value if not _is_int(key) or key not in known]
+    if unknown:
+        raise MalformedReport(f"{what} has unknown key(s) {', '.join(map(repr, unknown))}")
     return value
 
 
@@ -150,10 +166,31 @@ def _completion_date(value: object) -> dt.date:
         raise MalformedReport("SFR completion-date is out of range") from exc
 
 
+def _epoch(value: object, what: str) -> int:
+    if not isinstance(value, cbor2.CBORTag) or value.tag != 1 or not _is_int(value.value):
+        raise MalformedReport(f"CoRIM rim-validity {what} must be integer epoch seconds (tag 1)")
+    return value.value
+
+
+def _validity(value: object) -> tuple[int | None, int | None]:
+    """``rim-validity`` (4) as ``(not-before, not-after)``: the CoRIM's own validity period,
+    which a CoRIM verifier honours, as ``verify_report`` honours a JWT's ``nbf``/``exp``."""
+    if value is None:
+        return None, None
+    validity = _known_keys(_map(value, "CoRIM rim-validity (4)"), frozenset((0, 1)), "rim-validity")
+    if 1 not in validity:
+        raise MalformedReport("CoRIM rim-validity (4) lacks not-after (1)")
+    not_after = _epoch(validity[1], "not-after")
+    not_before = _epoch(validity[0], "not-before") if 0 in validity else None
+    if not_before is not None and not_after < not_before:
+        raise MalformedReport("CoRIM rim-validity not-after is before not-before")
+    return not_before, not_after
+
+
 def _issue(item: object, i: int, limits: SafeLimits) -> Issue:
     what = f"SFR issue {i}"
-    obj = _map(item, what)
-    cvss = _map(obj.get(2), f"{what} assessment")
+    obj = _known_keys(_map(item, what), _ISSUE_KEYS, what)
+    cvss = _known_keys(_map(obj.get(2), f"{what} assessment"), _CVSS_KEYS, f"{what} assessment")
     return Issue(
         title=_text(obj.get(0), f"{what} title", limits),
         description=_text(obj.get(1), f"{what} description", limits),
@@ -185,12 +222,13 @@ def parse_sfr_corim(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> Sh
     corim = _decode(data, limits, "CoRIM")
     if not isinstance(corim, cbor2.CBORTag) or corim.tag != CORIM_TAG:
         raise MalformedReport("the SFR payload must be a tagged CoRIM (501)")
-    body = _map(corim.value, "CoRIM")
+    body = _known_keys(_map(corim.value, "CoRIM"), _CORIM_KEYS, "CoRIM")
     profile = body.get(3)
     if not isinstance(profile, cbor2.CBORTag) or profile.tag != OID_TAG:
         raise MalformedReport("CoRIM profile (3) must be an OID (tag 111)")
     if profile.value != SFR_PROFILE_OID:
         raise MalformedReport("CoRIM profile is not the OCP SAFE SFR profile 1.3.6.1.4.1.42623.1.1")
+    not_before, not_after = _validity(body.get(4))
     srp = None
     for i, item in enumerate(_array(body.get(5), "CoRIM entities (5)")):
         entity = _map(item, f"CoRIM entity {i}")
@@ -207,8 +245,15 @@ def parse_sfr_corim(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> Sh
         or not isinstance(tag.value, bytes)
     ):
         raise MalformedReport("the SFR CoRIM tag must be a CoMID (506) byte string")
-    comid = _map(_decode(tag.value, limits, "CoMID"), "CoMID")
+    comid = _known_keys(_map(_decode(tag.value, limits, "CoMID"), "CoMID"), _COMID_KEYS, "CoMID")
     triples = _map(comid.get(4), "CoMID triples (4)")
+    if set(triples) != {_COND_ENDORSEMENTS}:
+        # A reference-value or endorsement triple beside the SFR would be applied by a
+        # general CoRIM verifier (to other firmware, say) and ignored here.
+        others = sorted(map(repr, set(triples) - {_COND_ENDORSEMENTS}))
+        raise MalformedReport(
+            f"the SFR CoMID holds triples other than conditional endorsements: {', '.join(others)}"
+        )
     record = _one(triples.get(_COND_ENDORSEMENTS), "conditional-endorsement-triples (10)")
     parts = _array(record, "conditional-endorsement record")
     if len(parts) != 2:
@@ -218,12 +263,20 @@ def parse_sfr_corim(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> Sh
     if len(condition) != 2 or len(endorsed) != 2:
         raise MalformedReport("environment records are [environment, measurements]")
     vendor, model, class_id = _class(endorsed[0], "endorsement", limits)
-    if _class(condition[0], "condition", limits)[:2] != (vendor, model):
+    _class(condition[0], "condition", limits)
+    if condition[0] != endorsed[0]:
+        # The whole environment, not only vendor and model: a condition on another class id,
+        # instance or group would have a CoRIM verifier apply the review to another device.
         raise MalformedReport("the condition and the endorsement name different environments")
     cond_mval = _map(_map(_one(condition[1], "condition claims"), "measurement").get(1), "mval")
     cond_digests = _digests(cond_mval.get(2), "condition digests") if 2 in cond_mval else {}
-    mval = _map(_map(_one(endorsed[1], "endorsement"), "measurement").get(1), "mval")
+    measurement = _map(_one(endorsed[1], "endorsement"), "endorsement measurement")
+    # only the SFR is endorsed: a digest or SVN beside it would be endorsed too, elsewhere
+    mval = _known_keys(
+        _map(measurement.get(1), "mval"), frozenset((_SFR_EXTENSION,)), "endorsement mval"
+    )
     sfr = _map(mval.get(_SFR_EXTENSION), "ocp-safe-sfr (-1)")
+    _known_keys(sfr, _SFR_KEYS, "ocp-safe-sfr (-1)")
     scope = sfr.get(3)
     if not _is_int(scope):
         raise MalformedReport("SFR scope-number (3) must be an integer")
@@ -266,6 +319,8 @@ def parse_sfr_corim(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> Sh
             solid_version=_opt_text(sfr, 6, "SFR solid-version", limits),
             issues=issues,
         ),
+        expires_at=not_after,
+        not_before=not_before,
     )
 
 

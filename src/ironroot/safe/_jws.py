@@ -30,7 +30,7 @@ from joserfc.util import urlsafe_b64decode, urlsafe_b64encode
 from ironroot.crypto import Algorithm, PublicKey, Signer
 from ironroot.errors import AlgorithmNotAccepted, LimitExceeded, MalformedReport
 from ironroot.safe._keys import ProviderKeys
-from ironroot.safe._model import DEFAULT_SAFE_LIMITS, SafeLimits
+from ironroot.safe._model import DEFAULT_SAFE_LIMITS, SafeLimits, load_json
 
 __all__ = ["ACCEPTED_JWS_ALGORITHMS", "CompactJws", "parse_compact_jws", "sign_compact_jws"]
 
@@ -91,6 +91,10 @@ def parse_compact_jws(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> 
     try:
         obj = extract_compact(token, registry=registry)
         header = obj.headers()
+        # joserfc decodes the header with a last-member-wins ``json.loads``: decode it again,
+        # strictly, so that a header such as ``{"alg":"none","alg":"ES512"}`` (which another
+        # verifier may read as its first member) is refused rather than read one way here.
+        load_json(urlsafe_b64decode(obj.segments["header"]), limits, "JWS header")
         if not isinstance(header, dict):
             raise MalformedReport("JWS header must be a JSON object")
         registry.check_header(header)
@@ -103,7 +107,9 @@ def parse_compact_jws(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> 
             raise LimitExceeded(detail) from exc
         raise MalformedReport(detail) from exc
     except (ValueError, TypeError, KeyError, RecursionError) as exc:
-        raise MalformedReport(f"not a compact JWS: {exc}") from exc
+        # binascii.Error (padding, the standard alphabet) says nothing of itself
+        detail = str(exc) or "a segment is not strict unpadded base64url"
+        raise MalformedReport(f"not a compact JWS: {detail}") from exc
     alg, kid, typ = header.get("alg"), header.get("kid"), header.get("typ")
     if not isinstance(alg, str) or not alg:
         raise MalformedReport("JWS header alg must be text")

@@ -87,8 +87,11 @@ DEFAULT_SAFE_LIMITS: Final = SafeLimits()
 
 _DIGEST_SIZES: Final = (32, 48, 64)
 _HASH_SIZES: Final = {"sha384": 48, "sha512": 64}
-_DATE: Final = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
-_SCORE: Final = re.compile(r"\d{1,2}(?:\.\d)?")
+# ASCII digits only: ``\d`` alone also matches "٩.٨" and "９.８", which float() reads as 9.8
+# but other SFR readers refuse or read as NaN (and NaN passes every threshold).
+_DATE: Final = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})", re.ASCII)
+_SCORE: Final = re.compile(r"\d{1,2}(?:\.\d)?", re.ASCII)
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _NO_VALUE: Final = frozenset(("", "none", "n/a"))
 _JWT_CLAIMS: Final = frozenset(("iat", "exp", "nbf", "iss", "sub", "aud", "jti"))
 _TOP: Final = frozenset(("review_framework_version", "device", "audit")) | _JWT_CLAIMS
@@ -179,7 +182,7 @@ class Audit:
     @property
     def scope_number(self) -> int | None:
         """The OCP SAFE scope as an integer, when it is one."""
-        if self.scope is not None and self.scope.isdecimal():
+        if self.scope is not None and self.scope.isascii() and self.scope.isdecimal():
             return int(self.scope)
         return None
 
@@ -301,12 +304,23 @@ def _text(obj: Mapping[str, object], key: str, what: str, limits: SafeLimits) ->
     return _text_value(obj[key], f"{what}.{key}", limits)
 
 
+def _check_text(value: str, what: str) -> str:
+    """``value`` if it is Unicode text: a lone surrogate (which a JSON escape such as
+    ``"\\ud800"`` can spell) cannot be encoded again, so a report holding one verified and
+    then failed, untyped, when it was re-signed, published or printed as UTF-8. Control and
+    bidirectional characters are kept as signed: every display escapes them
+    (:func:`ironroot._text.shown`)."""
+    if _SURROGATE.search(value):
+        raise MalformedReport(f"{what} holds a lone surrogate (not Unicode text)")
+    return value
+
+
 def _text_value(value: object, what: str, limits: SafeLimits) -> str:
     if not isinstance(value, str):
         raise MalformedReport(f"{what} must be text")
     if len(value) > limits.max_text:
         raise LimitExceeded(f"{what} is longer than {limits.max_text} characters")
-    return value
+    return _check_text(value, what)
 
 
 def _opt_text(obj: Mapping[str, object], key: str, what: str, limits: SafeLimits) -> str | None:

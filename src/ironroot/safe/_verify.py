@@ -114,10 +114,14 @@ def _check_times(report: ShortFormReport, now: dt.datetime | None) -> None:
         return
     t = now.timestamp()
     if report.expires_at is not None and t >= report.expires_at:
-        raise VerificationFailed("the report's JWT has expired (exp)", code="report-expired")
+        raise VerificationFailed(
+            "the report has expired (JWT exp, CoRIM rim-validity not-after)",
+            code="report-expired",
+        )
     if report.not_before is not None and t < report.not_before:
         raise VerificationFailed(
-            "the report's JWT is not yet valid (nbf)", code="report-not-yet-valid"
+            "the report is not yet valid (JWT nbf, CoRIM rim-validity not-before)",
+            code="report-not-yet-valid",
         )
 
 
@@ -159,7 +163,9 @@ def _cose_key(providers: ProviderKeys, kid: bytes) -> PublicKey:
     return key
 
 
-def _verify_cose(data: bytes, providers: ProviderKeys, limits: SafeLimits) -> VerifiedReport:
+def _verify_cose(
+    data: bytes, providers: ProviderKeys, now: dt.datetime | None, limits: SafeLimits
+) -> VerifiedReport:
     msg = _decode_cose(data, limits)
     verified: tuple[str, PublicKey] | None = None
     unknown: UnknownIssuer | None = None
@@ -192,6 +198,7 @@ def _verify_cose(data: bytes, providers: ProviderKeys, limits: SafeLimits) -> Ve
     payload = msg.payload
     assert payload is not None  # _decode_cose rejects detached payloads
     report = parse_sfr_corim(payload, limits)
+    _check_times(report, now)
     kid_text, key = verified
     return VerifiedReport(report, "cose", kid_text, key.algorithm, key)
 
@@ -207,14 +214,14 @@ def verify_report(
 
     Returns the verified report, or raises: ``MalformedReport`` (``LimitExceeded`` for sizes),
     ``AlgorithmNotAccepted``, ``UnknownIssuer``, ``BadSignature``, or ``VerificationFailed``
-    (``report-expired`` / ``report-not-yet-valid``) for a JWT outside ``exp``/``nbf`` at
-    ``now``.
+    (``report-expired`` / ``report-not-yet-valid``) for a JWT outside ``exp``/``nbf``, or a
+    CoRIM outside its ``rim-validity``, at ``now``.
     """
     if not isinstance(data, bytes | bytearray):
         raise MalformedReport("a signed report must be bytes")
     data = bytes(data)
     if report_format(data) == "cose":
-        return _verify_cose(data, providers, limits)
+        return _verify_cose(data, providers, now, limits)
     return _verify_jws(data, providers, now, limits)
 
 
