@@ -28,6 +28,7 @@ from ironroot.log import (
     Log,
     MemoryLogStore,
     NoteSigner,
+    StoreBatch,
     open_checkpoint,
     parse_entry_bundle,
     tiles_for_size,
@@ -536,6 +537,31 @@ def test_a_batch_takes_fill_entries_unless_a_backlog_is_queued(
             ticket.integrated.result(10)
         assert log.store.checkpoint_sizes() == sizes
         assert log.root() == MemoryTree(entries(submitted)).root()
+
+
+def test_an_entry_committed_before_the_writer_took_its_tree_up_is_still_pending() -> None:
+    # Between the store's commit and the writer's new head, the store said "integrated at
+    # size 1" while this log had no tree of size 1: a reader then got NotFound building its
+    # receipt (the CTS operation of a registration answered 404 under load).
+    committed, release = threading.Event(), threading.Event()
+
+    class Slow(MemoryLogStore):
+        def write(self, batch: StoreBatch) -> None:
+            super().write(batch)
+            if batch.state is not None and batch.state.size == 1:
+                committed.set()
+                release.wait(10)
+
+    log = Log(Slow(), origin=ORIGIN, note_signers=SIGNERS)
+    with log:
+        (ticket,) = log.submit_many(entries(1))
+        assert committed.wait(10)
+        assert log.store.lookup([ticket.entry_id]) == {ticket.entry_id: 0}
+        assert log.status(ticket.entry_id) is None  # not yet this log's tree
+        release.set()
+        assert ticket.integrated.result(10) == Integrated(0, 1)
+        assert log.status(ticket.entry_id) == Integrated(0, 1)
+        log.inclusion_proof(0, 1)
 
 
 def test_memory_store_can_be_reopened() -> None:

@@ -494,6 +494,16 @@ class Log(LogView):
         with self._cond:
             return entry_id in self._inflight
 
+    def status(self, entry_id: bytes) -> Integrated | None:
+        """Where ``entry_id`` landed; ``None`` while pending — also in the moment between the
+        commit that integrated it and the writer taking that tree up as its head, when no
+        proof of it can be made here yet (a reader asking then was told "no tree of that
+        size"); :class:`NotFound` if unknown."""
+        found = super().status(entry_id)
+        if found is not None and found.tree_size > self._head[0]:
+            return None
+        return found
+
     # --- the writer -----------------------------------------------------------------------
 
     def _run(self) -> None:
