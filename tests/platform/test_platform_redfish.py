@@ -932,27 +932,40 @@ def files() -> Iterator[tuple[str, dict[str, bytes]]]:
         yield server.url, content
 
 
-def test_simple_update_fetches_the_image_and_its_statements(
-    bmc: Bmc, files: tuple[str, dict[str, bytes]]
-) -> None:
+def _gpu_2_0(bmc: Bmc, files: tuple[str, dict[str, bytes]], query: str = "") -> dict[str, Any]:
+    """GPU 2.0 and its statements served by ``files``; the SimpleUpdate body that installs
+    it, each URI followed by ``query``."""
     base, content = files
     v2 = bmc.world.release("gpu", "2.0")
     content["gpu.bin"] = v2.bundle
     for n, statement in enumerate(v2.statements):
         content[f"gpu.{n}.ts"] = statement
-    body = {
-        "ImageURI": f"{base}/gpu.bin",
+    return {
+        "ImageURI": f"{base}/gpu.bin{query}",
         "TransferProtocol": "HTTP",
         "Targets": [f"{INVENTORY}/gpu-active"],
         "Oem": {
-            "Ironroot": {"StatementURIs": [f"{base}/gpu.{n}.ts" for n in range(len(v2.statements))]}
+            "Ironroot": {
+                "StatementURIs": [f"{base}/gpu.{n}.ts{query}" for n in range(len(v2.statements))]
+            }
         },
     }
+
+
+def _simple_update(client: httpx.Client, body: dict[str, Any]) -> tuple[httpx.Response, Any]:
+    """POST it; the task monitor's answer once the task ended, and the task."""
+    response = client.post(SIMPLE, json=body)
+    assert response.status_code == 202, response.text
+    done = _wait(client, response.headers["location"])
+    return done, client.get(response.json()["@odata.id"]).json()
+
+
+def test_simple_update_fetches_the_image_and_its_statements(
+    bmc: Bmc, files: tuple[str, dict[str, bytes]]
+) -> None:
+    body = _gpu_2_0(bmc, files)
     with bmc.client(OPERATOR) as client:
-        response = client.post(SIMPLE, json=body)
-        assert response.status_code == 202, response.text
-        done = _wait(client, response.headers["location"])
-        task = client.get(response.json()["@odata.id"]).json()
+        done, task = _simple_update(client, body)
     assert done.status_code == 200, done.text
     assert task["Payload"]["TargetUri"] == SIMPLE
     assert json.loads(task["Payload"]["JsonBody"])["ImageURI"] == body["ImageURI"]
@@ -964,27 +977,10 @@ def test_a_simple_update_keeps_no_query_of_its_uris_in_the_task(
 ) -> None:
     # A presigned URL carries its secret in the query: the task (its Payload and messages,
     # which every account may read) keeps each URI without it.
-    base, content = files
-    v2 = bmc.world.release("gpu", "2.0")
-    content["gpu.bin"] = v2.bundle
-    for n, statement in enumerate(v2.statements):
-        content[f"gpu.{n}.ts"] = statement
-    secret = "?X-Amz-Signature=SECRET0123#frag"
-    body = {
-        "ImageURI": f"{base}/gpu.bin{secret}",
-        "TransferProtocol": "HTTP",
-        "Targets": [f"{INVENTORY}/gpu-active"],
-        "Oem": {
-            "Ironroot": {
-                "StatementURIs": [f"{base}/gpu.{n}.ts{secret}" for n in range(len(v2.statements))]
-            }
-        },
-    }
+    base = files[0]
+    body = _gpu_2_0(bmc, files, "?X-Amz-Signature=SECRET0123#frag")
     with bmc.client(OPERATOR) as client:
-        response = client.post(SIMPLE, json=body)
-        assert response.status_code == 202, response.text
-        done = _wait(client, response.headers["location"])
-        task = client.get(response.json()["@odata.id"]).json()
+        done, task = _simple_update(client, body)
     assert done.status_code == 200, done.text
     assert bmc.active("gpu") == "2.0"  # fetched with the query
     kept = json.loads(task["Payload"]["JsonBody"])
@@ -1003,24 +999,11 @@ def test_a_simple_update_fetches_directly_whatever_proxy_the_environment_names(
         monkeypatch.delenv(name, raising=False)
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
         monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
-    base, content = files
-    v2 = bmc.world.release("gpu", "2.0")
-    content["gpu.bin"] = v2.bundle
-    for n, statement in enumerate(v2.statements):
-        content[f"gpu.{n}.ts"] = statement
-    body = {
-        "ImageURI": f"{base}/gpu.bin",
-        "Targets": [f"{INVENTORY}/gpu-active"],
-        "Oem": {
-            "Ironroot": {"StatementURIs": [f"{base}/gpu.{n}.ts" for n in range(len(v2.statements))]}
-        },
-    }
+    body = _gpu_2_0(bmc, files)
     with httpx.Client(  # the test's own client: not through that proxy either
         base_url=bmc.url, auth=OPERATOR, timeout=30, verify=system_trust(), trust_env=False
     ) as client:
-        response = client.post(SIMPLE, json=body)
-        assert response.status_code == 202, response.text
-        done = _wait(client, response.headers["location"])
+        done, _task = _simple_update(client, body)
     assert done.status_code == 200, done.text
     assert bmc.active("gpu") == "2.0"
 
