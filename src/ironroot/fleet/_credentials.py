@@ -124,6 +124,7 @@ from ironroot.crypto import (
     PrivateKey,
     PublicKey,
     load_certificate,
+    load_crl,
     load_csr,
     load_signer,
     save_signer,
@@ -393,10 +394,7 @@ def crl_revocations(crl: bytes, ca: bytes, *, at: dt.datetime) -> dict[str, dt.d
     (``CertificateExpired``); ``MalformedCertificate`` when it does not parse."""
     if len(crl) > _MAX_CRL:
         raise LimitExceeded(f"a CRL of the fleet CA is at most {_MAX_CRL} bytes")
-    try:
-        revocations = x509.load_der_x509_crl(crl)
-    except ValueError as exc:
-        raise MalformedCertificate("the CRL does not parse") from exc
+    revocations = load_crl(crl, what="the fleet CA's CRL")
     authority = load_certificate(ca, what="fleet CA certificate")
     public = authority.public_key()
     if revocations.issuer != authority.subject or not isinstance(public, ec.EllipticCurvePublicKey):
