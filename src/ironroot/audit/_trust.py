@@ -77,6 +77,15 @@ _MAX_FILE: Final = 1024 * 1024
 _PEM_SUFFIXES: Final = frozenset((".pem", ".crt", ".cer", ".pub"))
 
 
+def _check_roots(roots: tuple[bytes, ...], what: str) -> None:
+    """``ConfigError`` naming ``what`` for a root certificate that does not parse."""
+    for root in roots:
+        try:
+            parse_certificates(root)
+        except IronrootError as exc:
+            raise ConfigError(f"{what} does not parse: {exc.detail}") from exc
+
+
 @dataclass(frozen=True, slots=True)
 class AuditTrust:
     """The trust anchors an audit bundle is verified against (module docs).
@@ -110,20 +119,12 @@ class AuditTrust:
             raise ConfigError("an audit trust holds a PlatformTrust")
         if not self.vendor_roots or not all(isinstance(r, bytes) for r in self.vendor_roots):
             raise ConfigError("an audit trust names at least one vendor CA root (DER)")
-        for root in self.vendor_roots:
-            try:
-                parse_certificates(root)
-            except IronrootError as exc:
-                raise ConfigError(f"a vendor CA root does not parse: {exc.detail}") from exc
+        _check_roots(self.vendor_roots, "a vendor CA root")
         if not isinstance(self.hsm_roots, tuple) or not all(
             isinstance(r, bytes) for r in self.hsm_roots
         ):
             raise ConfigError("HSM vendor roots are a tuple of DER certificates")
-        for root in self.hsm_roots:
-            try:
-                parse_certificates(root)
-            except IronrootError as exc:
-                raise ConfigError(f"an HSM vendor root does not parse: {exc.detail}") from exc
+        _check_roots(self.hsm_roots, "an HSM vendor root")
         if self.fleet_ca is not None:
             if not isinstance(self.fleet_ca, bytes):
                 raise ConfigError("the fleet CA is a DER certificate")
