@@ -254,6 +254,28 @@ def test_a_pem_certificate_is_remembered_by_its_der_bytes_only() -> None:
         load_certificate(bytes(damaged), der_only=True)
 
 
+def test_a_bundle_reuses_certificates_read_before_and_remembers_its_own() -> None:
+    """A bundle (PEM, or DER back to back) whose certificates were read before gets the
+    objects read then (a class's shared CA certificates in every node's chain file are checked
+    once); a bundle's new certificates are remembered by their own DER bytes; one read only
+    with ``allow_unsupported`` is never handed to a strict read of a bundle."""
+    shared, own, other = _cert(serial=21), _cert(serial=22), _cert(serial=23)
+    shared_der, own_der, other_der = (c.public_bytes(Encoding.DER) for c in (shared, own, other))
+    first = load_certificate(shared_der, der_only=True)
+    pem = b"".join(c.public_bytes(Encoding.PEM) for c in (own, shared))
+    bundle = load_certificates(pem)
+    assert bundle[1] is first
+    assert load_certificate(own_der, der_only=True) is bundle[0]
+    der_bundle = load_certificates(other_der + shared_der, der_only=True)
+    assert der_bundle[1] is first
+    assert load_certificate(other_der, der_only=True) is der_bundle[0]
+    bad = DER.replace(_EC_OID, _EC_OID[:-1] + b"\x0b", 1)
+    assert load_certificate(bad, allow_unsupported=True).serial_number == 7
+    for data in (bad + shared_der, shared_der + bad):
+        with pytest.raises(MalformedCertificate, match="unsupported public key"):
+            load_certificates(data, der_only=True)
+
+
 def test_a_strict_parse_serves_a_permissive_one_never_the_reverse() -> None:
     """A certificate read without ``allow_unsupported`` is the same object read with it (as
     the DICE parser does after the SPDM and X.509 paths); one read only with it (an

@@ -250,8 +250,8 @@ def load_certificates(
     key = (data, allow_unsupported, path)
     certs = _load_certificates(data, what, max_count, allow_unsupported, der_only)
     remembered = {key: tuple(certs)}
-    if path == "pem":
-        # PEM: each certificate is also remembered by its own DER bytes (what a protocol
+    if path == "pem" or len(certs) > 1:
+        # A bundle: each certificate is also remembered by its own DER bytes (what a protocol
         # carries it as, e.g. SPDM's CERTIFICATE), read with the same checks and options.
         for cert in certs:
             remembered[(cert.public_bytes(Encoding.DER), allow_unsupported, "der")] = (cert,)
@@ -272,6 +272,14 @@ _LOADED_LOCK = threading.Lock()
 _LOADED_MAX = 1024
 
 
+def _known(der: bytes, allow_unsupported: bool) -> x509.Certificate | None:
+    """The certificate read before from exactly ``der``, with checks at least as strict."""
+    found = _LOADED.get((der, allow_unsupported, "der"))
+    if found is None and allow_unsupported:
+        found = _LOADED.get((der, False, "der"))
+    return found[0] if found is not None and len(found) == 1 else None
+
+
 def _load_certificates(
     data: bytes, what: str, max_count: int, allow_unsupported: bool, der_only: bool
 ) -> list[x509.Certificate]:
@@ -286,14 +294,21 @@ def _load_certificates(
                 certs = x509.load_pem_x509_certificates(data)
             if len(certs) != len(labels):
                 raise MalformedCertificate(f"{what} holds a damaged PEM block")
+            # A PEM bundle's certificates read before (a class's shared CA certificates, in
+            # every node's chain file) are the objects read then, their checks not run again.
+            known = [_known(c.public_bytes(Encoding.DER), allow_unsupported) for c in certs]
         else:
-            certs = []
+            certs, known = [], []
             for der in _der_elements(data, what, max_count):
+                known.append(_known(der, allow_unsupported))
                 with _parsing(what):
-                    certs.append(x509.load_der_x509_certificate(der))
+                    certs.append(known[-1] or x509.load_der_x509_certificate(der))
         if not certs:
             raise MalformedCertificate(f"{what} holds no certificate")
-        for cert in certs:
+        for i, cert in enumerate(certs):
+            if (checked := known[i]) is not None:
+                certs[i] = checked
+                continue
             with _parsing(what):
                 if len(cert.tbs_certificate_bytes) > MAX_CERTIFICATE_BYTES:
                     raise MalformedCertificate(f"{what} holds a certificate over the size limit")
