@@ -22,7 +22,7 @@ import http_calls
 from ironroot.cose import Problem
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError
-from ironroot.log import Log, NoteSigner
+from ironroot.log import Log, NoteSignature, NoteSigner
 from ironroot.witness import (
     AddCheckpoint,
     Cosigner,
@@ -170,6 +170,24 @@ def test_a_replayed_refusal_is_kept_once(
     (kept,) = witness.evidence()
     assert kept.kind == "inconsistent"
     assert AddCheckpoint.parse(kept.data).proof[-1] == bytes(32)  # the first is kept
+    assert _size(witness) == 5
+
+
+def test_a_refusal_varied_by_other_keys_signature_lines_is_kept_once(
+    served: str, witness: Witness, log: Log
+) -> None:
+    """Signature lines of unknown keys are ignored, so anyone can add one to a checkpoint the
+    log published: each variant is the same refusal, kept once, with the log's lines only."""
+    garbled = (bytes(32),) * len(log.consistency_proof(5, 11))
+    for n in range(4):
+        junk = NoteSignature("junk.example", bytes([n]) * 4, bytes(64))
+        response = _post(
+            served, AddCheckpoint(5, garbled, log.checkpoint() + junk.encode().encode()).encode()
+        )
+        assert _problem(response) == (422, "inconsistent-checkpoint")
+    (kept,) = witness.evidence()
+    assert kept.second == log.checkpoint()
+    assert AddCheckpoint.parse(kept.data).checkpoint == log.checkpoint()
     assert _size(witness) == 5
 
 

@@ -14,7 +14,8 @@ raises the error whose HTTP status the spec names, in the spec's order:
    consistency proof that does not verify, or a different root at the same size:
    :class:`InconsistentCheckpoint` (422); :class:`ForkDetected` (a subclass, also 422) when
    the request itself proves a fork (same size and another root; or a proof that leads to the
-   new root but not to the old one). Either is kept as evidence with both signed notes;
+   new root but not to the old one). Either is kept as evidence with both signed notes (the
+   request's with only the log's signature lines: anyone can add others to make a variant);
 6. otherwise the witness cosigns with each of its keys, stores the new checkpoint (the log's
    verified signatures and its own cosignatures) with a compare-and-set, and only then
    answers. A concurrent request that got there first turns this one into a 409.
@@ -178,10 +179,24 @@ class Witness:
             ) from exc
         return log, checkpoint, note
 
+    @staticmethod
+    def _signed(log: WitnessedLog, note: Note) -> Note:
+        """``note`` with only the log's signature lines, which verified (a repeated one
+        once): what the witness keeps, to serve or as evidence. The lines of other keys are
+        anyone's to add, so a note that kept them would be a new note with every variant."""
+        known = {(v.name, v.key_id) for v in log.verifiers}
+        first: dict[tuple[str, bytes], NoteSignature] = {}
+        for s in note.signatures:
+            if (s.name, s.key_id) in known:
+                first.setdefault((s.name, s.key_id), s)
+        return Note(body=note.body, signatures=tuple(first.values()))
+
     def add_checkpoint(self, body: bytes) -> tuple[NoteSignature, ...]:
         """Check and cosign one add-checkpoint request (see the module docs)."""
-        request = AddCheckpoint.parse(body)
-        log, checkpoint, note = self._open(request)
+        parsed = AddCheckpoint.parse(body)
+        log, checkpoint, note = self._open(parsed)
+        signed = self._signed(log, note)
+        request = AddCheckpoint(parsed.old_size, parsed.proof, signed.encode())
         if request.old_size > checkpoint.size:
             raise MalformedInput(
                 f"the old size {request.old_size} is larger than the checkpoint's {checkpoint.size}"
@@ -197,15 +212,8 @@ class Witness:
         self._check_consistent(log, current, checkpoint, request)
         now = self._clock()
         lines = tuple(c.cosign(note.body, now) for c in self._cosigners)
-        # What monitors are served: the log's signatures that verified (a repeated one
-        # once), then ours.
-        known = {(v.name, v.key_id) for v in log.verifiers}
-        first: dict[tuple[str, bytes], NoteSignature] = {}
-        for s in note.signatures:
-            if (s.name, s.key_id) in known:
-                first.setdefault((s.name, s.key_id), s)
-        kept = tuple(first.values())
-        served = Note(body=note.body, signatures=kept + lines).encode()
+        # What monitors are served: the log's signatures that verified, then ours.
+        served = Note(body=note.body, signatures=signed.signatures + lines).encode()
         self._store.advance(
             current, StoredCheckpoint(log.origin, checkpoint.size, checkpoint.root, served, now)
         )
