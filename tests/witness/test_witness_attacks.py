@@ -348,3 +348,18 @@ def test_a_log_key_with_the_name_and_key_id_of_a_witness_key_is_refused(
             Witness(WITNESS, [Cosigner(WITNESS, ed), Cosigner(WITNESS, ed)], [], store)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("long", ["origin", "name"])
+def test_an_ml_dsa_44_witness_refuses_a_name_or_origin_subtree_v1_cannot_carry(
+    log_key: PrivateKey, long: str
+) -> None:
+    """subtree/v1 spells the cosigner's name and the origin in at most 255 bytes: such a
+    witness could never cosign, and would answer every request of that log 400 as if the
+    request were malformed. Refused when the witness is set up."""
+    origin = "log.example/" + "o" * 250 if long == "origin" else ORIGIN
+    name = "witness.example/" + "n" * 250 if long == "name" else WITNESS
+    cosigner = Cosigner(name, PrivateKey.generate(Algorithm.ML_DSA_44))
+    log = WitnessedLog(origin, (NoteSigner(origin, log_key).verifier(),))
+    with pytest.raises(ConfigError, match="255 bytes"):
+        Witness(name, [cosigner], [log], MemoryWitnessStore())

@@ -47,7 +47,11 @@ from ironroot.errors import (
 )
 from ironroot.log import Checkpoint, Note, NoteSignature, NoteVerifier, open_note
 from ironroot.merkle import EMPTY_ROOT, verify_consistency
-from ironroot.witness._cosignature import CosignatureVerifier, Cosigner
+from ironroot.witness._cosignature import (
+    COSIGNATURE_TYPE_MLDSA44,
+    CosignatureVerifier,
+    Cosigner,
+)
 from ironroot.witness._fork import ForkProof, fork_roots
 from ironroot.witness._protocol import AddCheckpoint
 from ironroot.witness._store import Evidence, StoredCheckpoint, WitnessStore
@@ -57,6 +61,7 @@ __all__ = ["Witness", "WitnessedLog"]
 _log = logging.getLogger("ironroot.witness")
 _ECHOED: Final = 100
 """How much of an unknown origin a refusal names."""
+_SUBTREE_MAX: Final = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +104,24 @@ class Witness:
         own = {(c.name, c.verifier().key_id) for c in cosigners}
         if len(own) != len(cosigners):
             raise ConfigError("a witness's cosigning keys must be distinct")
+        # subtree/v1 (ML-DSA-44) spells the witness's name and the origin with a one-byte length
+        subtree = any(c.verifier().signature_type == COSIGNATURE_TYPE_MLDSA44 for c in cosigners)
+        if subtree and len(name.encode("utf-8")) > _SUBTREE_MAX:
+            raise ConfigError(
+                f"an ML-DSA-44 witness's name is at most {_SUBTREE_MAX} bytes (subtree/v1)"
+            )
         self.name = name
         self._cosigners = tuple(cosigners)
         self._logs: dict[str, WitnessedLog] = {}
         for log in logs:
             if log.origin in self._logs:
                 raise ConfigError(f"the log {log.origin!r} is configured twice")
+            if subtree and len(log.origin.encode("utf-8")) > _SUBTREE_MAX:
+                # every checkpoint of it would be refused as if the request were malformed
+                raise ConfigError(
+                    f"an ML-DSA-44 witness cosigns logs whose origin is at most {_SUBTREE_MAX} "
+                    f"bytes (subtree/v1), not {log.origin[:_ECHOED]!r}…"
+                )
             if any((v.name, v.key_id) in own for v in log.verifiers):
                 # Its signature line and ours would carry one name and key id: the note the
                 # witness keeps and serves could not be parsed again (signed-note allows one
