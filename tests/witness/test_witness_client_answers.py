@@ -3,6 +3,7 @@ largest answer it could use."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import httpx
@@ -88,3 +89,33 @@ def test_a_witness_repeating_its_cosignature_cannot_hold_up_publication() -> Non
         log.close()
     assert published is not None
     assert published.count(b"\xe2\x80\x94 witness.example/repeats ") == 1
+
+
+@pytest.mark.integration
+def test_a_witness_that_moved_on_to_a_smaller_size_is_no_fork(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A witness whose 409s name a size below the log's (another submitter got there first,
+    between the service's two tries) has seen nothing but this log's tree: a warning, never
+    the error that says it saw another tree."""
+    log = grown(PrivateKey.generate(Algorithm.ED25519), entries(3), entries(8, 3))
+    key = Cosigner(WITNESS, PrivateKey.generate(Algorithm.ED25519)).verifier()
+    sizes = iter([3, 5])
+
+    async def add_checkpoint(request: Request) -> Response:
+        size = next(sizes)
+        return Response(b"%d\n" % size, 409, headers={"Content-Type": "text/x.tlog.size"})
+
+    app = Starlette(routes=[Route("/add-checkpoint", add_checkpoint, methods=["POST"])])
+    try:
+        with ServerThread(app) as server:
+            witnessing = CheckpointWitnessing(log, [WitnessEndpoint(server.url, key)], 1)
+            try:
+                with caplog.at_level(logging.INFO, logger="ironroot.transparency"):
+                    assert not witnessing.witness_once()
+            finally:
+                witnessing.close()
+    finally:
+        log.close()
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "cosigned size 5 of log.example/witnessed meanwhile" in caplog.records[0].getMessage()
