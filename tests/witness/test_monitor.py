@@ -409,6 +409,53 @@ def test_a_checkpoint_for_another_origin_than_the_url_names_is_refused(
         other.close()
 
 
+class NamingKeysFetcher(LogFetcher):
+    """A log whose configuration names ORIGIN and ``keys`` (its own key among them)."""
+
+    def __init__(self, log: Log, keys: list[str]) -> None:
+        super().__init__(log)
+        self.keys = keys
+
+    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+        if path == CONFIG_PATH:
+            return json.dumps({"checkpoint_origin": ORIGIN, "checkpoint_keys": self.keys}).encode()
+        return super().fetch(path, accept=accept)
+
+
+def test_another_log_naming_the_origin_is_no_fork_of_it(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    """A URL whose keys were trusted on first use serves a log of its own under the origin
+    of a log already followed (its key names itself, or both keys): its checkpoints, at the
+    same size or extending the honest tree, are refused, never taken for that log's fork
+    nor stored as its state."""
+    honest = grown(log_key, entries(4))
+    evil_key = PrivateKey.generate(Algorithm.ED25519)
+    evil = grown(evil_key, entries(4, tag=b"evil"))
+    longer = grown(evil_key, entries(4), entries(3, 4, tag=b"evil"))
+    both = [v.vkey for v in (*honest.note_verifiers, *evil.note_verifiers)]
+    try:
+        monitor = Monitor(store)
+        monitor.check("https://log.example", ConfiguredFetcher(honest))
+        with pytest.raises(UnknownIssuer, match="none of the keys"):
+            monitor.check("https://evil.example", ConfiguredFetcher(evil))
+        with pytest.raises(UnknownIssuer, match="none of the keys"):
+            monitor.check("https://both.example", NamingKeysFetcher(evil, both))
+        with pytest.raises(UnknownIssuer, match="none of the keys"):
+            monitor.check("https://longer.example", ConfiguredFetcher(longer))
+        assert store.forks() == []
+        state = store.state(ORIGIN)
+        assert state is not None
+        assert state.note == honest.checkpoint()
+        fill(honest, entries(2, 4))
+        (event,) = monitor.check("https://log.example", ConfiguredFetcher(honest))
+        assert (event.kind, event.size) == ("checkpoint", 6)
+    finally:
+        honest.close()
+        evil.close()
+        longer.close()
+
+
 def test_new_entries_are_read_one_bundle_at_a_time(
     store: MonitorStore, log_key: PrivateKey
 ) -> None:

@@ -10,7 +10,8 @@ this order:
    :class:`~ironroot.witness.WitnessPolicy`, also requires its quorum of cosignatures;
 2. compares it with the last checkpoint verified for that origin (from any URL: two URLs
    that serve one origin are checked against one state, so a split view between mirrors is a
-   fork like any other):
+   fork like any other), if a key that signed that one signed this one too
+   (:class:`UnknownIssuer` otherwise: two logs naming one origin are no fork of either):
 
    * same size, same root: nothing new; same size, another root: a **fork**;
    * smaller: :class:`InconsistentCheckpoint` — the log went back, or the URL is a mirror
@@ -57,10 +58,12 @@ from typing import Any
 
 from ironroot.cose import SignedStatement
 from ironroot.errors import (
+    BadSignature,
     ConfigError,
     ForkDetected,
     InconsistentCheckpoint,
     IronrootError,
+    UnknownIssuer,
     VerificationFailed,
 )
 from ironroot.log import (
@@ -71,6 +74,7 @@ from ironroot.log import (
     TileTree,
     fetch_log_identity,
     open_checkpoint,
+    open_note,
 )
 from ironroot.merkle import EMPTY_ROOT, CompactRange, leaf_hash
 from ironroot.monitor._store import Behind, LogState, MonitorStore
@@ -148,6 +152,18 @@ def _wall_clock() -> int:
     return int(time.time())
 
 
+def _signers(note: bytes, verifiers: Sequence[NoteVerifier]) -> set[tuple[str, bytes]]:
+    """The (name, key id) of each of ``verifiers`` whose signature on ``note`` verifies."""
+    found = set()
+    for verifier in verifiers:
+        try:
+            open_note(note, (verifier,))
+        except (BadSignature, UnknownIssuer):
+            continue
+        found.add((verifier.name, verifier.key_id))
+    return found
+
+
 class Monitor:
     """Follows logs, keeping what it verified in ``store``."""
 
@@ -206,6 +222,14 @@ class Monitor:
         state = self.store.state(checkpoint.origin)
         if state is None:
             state = LogState(checkpoint.origin, 0, EMPTY_ROOT, b"", (), 0)
+        elif state.note and not _signers(state.note, verifiers) & _signers(note, verifiers):
+            # Two notes of one origin that no one key signed are no fork of a log: another
+            # log (a URL whose keys were trusted on first use) names this origin.
+            raise UnknownIssuer(
+                f"{url} serves {checkpoint.origin} signed by none of the keys that signed the "
+                f"checkpoint verified for it at size {state.size}: another log names this "
+                "origin, or its keys changed (give the keys with --key)"
+            )
         if checkpoint.size < state.size:
             self._behind(url, note, checkpoint, state)
         if checkpoint.size == state.size:
