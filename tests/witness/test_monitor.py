@@ -154,6 +154,27 @@ def test_same_size_another_root_is_a_fork(store: MonitorStore, log_key: PrivateK
         forked.close()
 
 
+def test_a_fork_found_at_every_round_is_kept_once(store: MonitorStore, log_key: PrivateKey) -> None:
+    """The state does not advance past a fork, so every round of ``follow`` finds it again:
+    each reports it, under the one proof kept (the file does not grow by a proof a round);
+    another forked checkpoint is another proof."""
+    honest = grown(log_key, entries(6))
+    forked = grown(log_key, entries(6, tag=b"evil"))
+    other = grown(log_key, entries(6, tag=b"other"))
+    try:
+        monitor = Monitor(store)
+        monitor.check("a", LogFetcher(honest), _keys(honest))
+        rounds = [monitor.check("b", LogFetcher(forked), _keys(forked)) for _ in range(3)]
+        assert [(e.kind, e.fork_id) for (e,) in rounds] == [("fork", 1)] * 3
+        (event,) = monitor.check("c", LogFetcher(other), _keys(other))
+        assert (event.kind, event.fork_id) == ("fork", 2)
+        assert [ident for ident, *_ in store.forks()] == [1, 2]
+    finally:
+        honest.close()
+        forked.close()
+        other.close()
+
+
 def test_a_log_that_goes_back_is_refused(store: MonitorStore, log_key: PrivateKey) -> None:
     log = grown(log_key, entries(3), entries(3, 3))
     try:
