@@ -363,3 +363,20 @@ def test_an_ml_dsa_44_witness_refuses_a_name_or_origin_subtree_v1_cannot_carry(
     log = WitnessedLog(origin, (NoteSigner(origin, log_key).verifier(),))
     with pytest.raises(ConfigError, match="255 bytes"):
         Witness(name, [cosigner], [log], MemoryWitnessStore())
+
+
+def test_metrics_answer_when_the_evidence_cannot_be_read(
+    tmp_path: Path, served: str, witness: Witness
+) -> None:
+    """An evidence row the store could not have written (a file damaged behind the witness's
+    back): the gauge is unknown (NaN), and /metrics answers, not a 500."""
+    with sqlite3.connect(tmp_path / "witness.sqlite3") as db:
+        db.execute(
+            "INSERT INTO evidence (origin, kind, detail, first, second, proof, at) "
+            "VALUES (?, 'fork', 'damaged', 'text, not a note', x'00', x'00', 1)",
+            (ORIGIN,),
+        )
+    db.close()
+    response = http_calls.get(f"{served}/metrics", timeout=10)
+    assert response.status_code == 200
+    assert "ironroot_witness_evidence NaN" in response.text
