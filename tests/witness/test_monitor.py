@@ -224,6 +224,42 @@ def test_a_mirror_behind_the_log_is_proven_consistent_at_the_next_round(
         log.close()
 
 
+def test_a_smaller_split_view_is_reported_by_a_round_that_verifies(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    """The round that would prove a kept smaller checkpoint a fork fails on the larger tree's
+    entries (they do not give its root): it settles nothing, and the next round that verifies
+    reports the fork (it was once kept and dropped in the failed round, reported nowhere)."""
+    honest = grown(log_key, entries(3), entries(5, 3))
+    forked = grown(log_key, entries(2), entries(3, 2, tag=b"evil"))
+    other = grown(log_key, entries(10, tag=b"other"))
+    try:
+        monitor = Monitor(store)
+        monitor.check("a", LogFetcher(honest), _keys(honest))
+        with pytest.raises(InconsistentCheckpoint):
+            monitor.check("b", LogFetcher(forked), _keys(forked))
+        fill(honest, entries(2, 8))
+
+        class LyingEntries(LogFetcher):
+            def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+                if path.startswith("tile/entries"):
+                    return LogFetcher(other).fetch(path, accept=accept)
+                return super().fetch(path, accept=accept)
+
+        with pytest.raises(VerificationFailed, match="entries"):
+            monitor.check("a", LyingEntries(honest), _keys(honest))
+        assert store.forks() == []
+        assert len(store.behind(ORIGIN)) == 1
+        events = monitor.check("a", LogFetcher(honest), _keys(honest))
+        assert [(e.kind, e.url) for e in events] == [("fork", "b"), ("checkpoint", "a")]
+        assert len(store.forks()) == 1
+        assert store.behind(ORIGIN) == []
+    finally:
+        honest.close()
+        forked.close()
+        other.close()
+
+
 @pytest.mark.parametrize("grows", [False, True], ids=["same-size", "grown"])
 def test_a_smaller_split_view_is_proven_a_fork_at_the_next_round(
     store: MonitorStore, log_key: PrivateKey, grows: bool

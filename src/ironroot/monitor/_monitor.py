@@ -18,7 +18,8 @@ this order:
      behind it, or it serves a split view. Which one needs the verified tree's nodes, which
      the monitor does not keep, so the signed checkpoint is kept (:class:`Behind`) and
      checked at the next round that reads the verified tree's tiles (from any URL of that
-     origin, the same size included): the explicit consistency proof from its size to that
+     origin, the same size included; a larger tree once its entries verified too): the
+     explicit consistency proof from its size to that
      tree either gives its root (a ``behind`` event: a mirror that lags, dropped) or another
      one (a **fork**, the two signed checkpoints and the proof kept, as below);
    * larger: the tree is read from the tiles, whose root must be the checkpoint's
@@ -248,8 +249,12 @@ class Monitor:
             if not hmac.compare_digest(old_root, state.root):
                 why = f"the tree at size {checkpoint.size} does not extend size {state.size}"
                 return [self._fork(url, state, note, checkpoint, tuple(proof), why)]
+        # The new tree first: a round that fails there (entries that do not give the root)
+        # settles nothing, so a fork of a smaller checkpoint is not found in a round that
+        # reports only that failure, and then dropped; the next round that verifies does it.
+        advanced = self._advance(url, tree, state, note, checkpoint)
         settled = self._settle(url, tree, note, checkpoint, self.store.behind(checkpoint.origin))
-        return [*settled, *self._advance(url, tree, state, note, checkpoint)]
+        return [*settled, *advanced]
 
     @staticmethod
     def _tree(url: str, fetcher: LogFetcher, checkpoint: Checkpoint) -> TileTree:
