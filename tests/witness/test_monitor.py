@@ -154,6 +154,27 @@ def test_same_size_another_root_is_a_fork(store: MonitorStore, log_key: PrivateK
         forked.close()
 
 
+def test_a_fork_found_at_every_round_is_kept_once(store: MonitorStore, log_key: PrivateKey) -> None:
+    """The state does not advance past a fork, so every round of ``follow`` finds it again:
+    each reports it, under the one proof kept (the file does not grow by a proof a round);
+    another forked checkpoint is another proof."""
+    honest = grown(log_key, entries(6))
+    forked = grown(log_key, entries(6, tag=b"evil"))
+    other = grown(log_key, entries(6, tag=b"other"))
+    try:
+        monitor = Monitor(store)
+        monitor.check("a", LogFetcher(honest), _keys(honest))
+        rounds = [monitor.check("b", LogFetcher(forked), _keys(forked)) for _ in range(3)]
+        assert [(e.kind, e.fork_id) for (e,) in rounds] == [("fork", 1)] * 3
+        (event,) = monitor.check("c", LogFetcher(other), _keys(other))
+        assert (event.kind, event.fork_id) == ("fork", 2)
+        assert [ident for ident, *_ in store.forks()] == [1, 2]
+    finally:
+        honest.close()
+        forked.close()
+        other.close()
+
+
 def test_a_log_that_goes_back_is_refused(store: MonitorStore, log_key: PrivateKey) -> None:
     log = grown(log_key, entries(3), entries(3, 3))
     try:
@@ -201,6 +222,42 @@ def test_a_mirror_behind_the_log_is_proven_consistent_at_the_next_round(
         assert store.forks() == []
     finally:
         log.close()
+
+
+def test_a_smaller_split_view_is_reported_by_a_round_that_verifies(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    """The round that would prove a kept smaller checkpoint a fork fails on the larger tree's
+    entries (they do not give its root): it settles nothing, and the next round that verifies
+    reports the fork (it was once kept and dropped in the failed round, reported nowhere)."""
+    honest = grown(log_key, entries(3), entries(5, 3))
+    forked = grown(log_key, entries(2), entries(3, 2, tag=b"evil"))
+    other = grown(log_key, entries(10, tag=b"other"))
+    try:
+        monitor = Monitor(store)
+        monitor.check("a", LogFetcher(honest), _keys(honest))
+        with pytest.raises(InconsistentCheckpoint):
+            monitor.check("b", LogFetcher(forked), _keys(forked))
+        fill(honest, entries(2, 8))
+
+        class LyingEntries(LogFetcher):
+            def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+                if path.startswith("tile/entries"):
+                    return LogFetcher(other).fetch(path, accept=accept)
+                return super().fetch(path, accept=accept)
+
+        with pytest.raises(VerificationFailed, match="entries"):
+            monitor.check("a", LyingEntries(honest), _keys(honest))
+        assert store.forks() == []
+        assert len(store.behind(ORIGIN)) == 1
+        events = monitor.check("a", LogFetcher(honest), _keys(honest))
+        assert [(e.kind, e.url) for e in events] == [("fork", "b"), ("checkpoint", "a")]
+        assert len(store.forks()) == 1
+        assert store.behind(ORIGIN) == []
+    finally:
+        honest.close()
+        forked.close()
+        other.close()
 
 
 @pytest.mark.parametrize("grows", [False, True], ids=["same-size", "grown"])
@@ -407,6 +464,53 @@ def test_a_checkpoint_for_another_origin_than_the_url_names_is_refused(
         assert (event.kind, event.origin, event.size) == ("checkpoint", "log.example/other", 3)
     finally:
         other.close()
+
+
+class NamingKeysFetcher(LogFetcher):
+    """A log whose configuration names ORIGIN and ``keys`` (its own key among them)."""
+
+    def __init__(self, log: Log, keys: list[str]) -> None:
+        super().__init__(log)
+        self.keys = keys
+
+    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+        if path == CONFIG_PATH:
+            return json.dumps({"checkpoint_origin": ORIGIN, "checkpoint_keys": self.keys}).encode()
+        return super().fetch(path, accept=accept)
+
+
+def test_another_log_naming_the_origin_is_no_fork_of_it(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    """A URL whose keys were trusted on first use serves a log of its own under the origin
+    of a log already followed (its key names itself, or both keys): its checkpoints, at the
+    same size or extending the honest tree, are refused, never taken for that log's fork
+    nor stored as its state."""
+    honest = grown(log_key, entries(4))
+    evil_key = PrivateKey.generate(Algorithm.ED25519)
+    evil = grown(evil_key, entries(4, tag=b"evil"))
+    longer = grown(evil_key, entries(4), entries(3, 4, tag=b"evil"))
+    both = [v.vkey for v in (*honest.note_verifiers, *evil.note_verifiers)]
+    try:
+        monitor = Monitor(store)
+        monitor.check("https://log.example", ConfiguredFetcher(honest))
+        with pytest.raises(UnknownIssuer, match="none of the keys"):
+            monitor.check("https://evil.example", ConfiguredFetcher(evil))
+        with pytest.raises(UnknownIssuer, match="none of the keys"):
+            monitor.check("https://both.example", NamingKeysFetcher(evil, both))
+        with pytest.raises(UnknownIssuer, match="none of the keys"):
+            monitor.check("https://longer.example", ConfiguredFetcher(longer))
+        assert store.forks() == []
+        state = store.state(ORIGIN)
+        assert state is not None
+        assert state.note == honest.checkpoint()
+        fill(honest, entries(2, 4))
+        (event,) = monitor.check("https://log.example", ConfiguredFetcher(honest))
+        assert (event.kind, event.size) == ("checkpoint", 6)
+    finally:
+        honest.close()
+        evil.close()
+        longer.close()
 
 
 def test_new_entries_are_read_one_bundle_at_a_time(

@@ -22,7 +22,7 @@ import http_calls
 from ironroot.cose import Problem
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError
-from ironroot.log import Log, NoteSigner
+from ironroot.log import Log, NoteSignature, NoteSigner
 from ironroot.witness import (
     AddCheckpoint,
     Cosigner,
@@ -170,6 +170,24 @@ def test_a_replayed_refusal_is_kept_once(
     (kept,) = witness.evidence()
     assert kept.kind == "inconsistent"
     assert AddCheckpoint.parse(kept.data).proof[-1] == bytes(32)  # the first is kept
+    assert _size(witness) == 5
+
+
+def test_a_refusal_varied_by_other_keys_signature_lines_is_kept_once(
+    served: str, witness: Witness, log: Log
+) -> None:
+    """Signature lines of unknown keys are ignored, so anyone can add one to a checkpoint the
+    log published: each variant is the same refusal, kept once, with the log's lines only."""
+    garbled = (bytes(32),) * len(log.consistency_proof(5, 11))
+    for n in range(4):
+        junk = NoteSignature("junk.example", bytes([n]) * 4, bytes(64))
+        response = _post(
+            served, AddCheckpoint(5, garbled, log.checkpoint() + junk.encode().encode()).encode()
+        )
+        assert _problem(response) == (422, "inconsistent-checkpoint")
+    (kept,) = witness.evidence()
+    assert kept.second == log.checkpoint()
+    assert AddCheckpoint.parse(kept.data).checkpoint == log.checkpoint()
     assert _size(witness) == 5
 
 
@@ -330,3 +348,35 @@ def test_a_log_key_with_the_name_and_key_id_of_a_witness_key_is_refused(
             Witness(WITNESS, [Cosigner(WITNESS, ed), Cosigner(WITNESS, ed)], [], store)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("long", ["origin", "name"])
+def test_an_ml_dsa_44_witness_refuses_a_name_or_origin_subtree_v1_cannot_carry(
+    log_key: PrivateKey, long: str
+) -> None:
+    """subtree/v1 spells the cosigner's name and the origin in at most 255 bytes: such a
+    witness could never cosign, and would answer every request of that log 400 as if the
+    request were malformed. Refused when the witness is set up."""
+    origin = "log.example/" + "o" * 250 if long == "origin" else ORIGIN
+    name = "witness.example/" + "n" * 250 if long == "name" else WITNESS
+    cosigner = Cosigner(name, PrivateKey.generate(Algorithm.ML_DSA_44))
+    log = WitnessedLog(origin, (NoteSigner(origin, log_key).verifier(),))
+    with pytest.raises(ConfigError, match="255 bytes"):
+        Witness(name, [cosigner], [log], MemoryWitnessStore())
+
+
+def test_metrics_answer_when_the_evidence_cannot_be_read(
+    tmp_path: Path, served: str, witness: Witness
+) -> None:
+    """An evidence row the store could not have written (a file damaged behind the witness's
+    back): the gauge is unknown (NaN), and /metrics answers, not a 500."""
+    with sqlite3.connect(tmp_path / "witness.sqlite3") as db:
+        db.execute(
+            "INSERT INTO evidence (origin, kind, detail, first, second, proof, at) "
+            "VALUES (?, 'fork', 'damaged', 'text, not a note', x'00', x'00', 1)",
+            (ORIGIN,),
+        )
+    db.close()
+    response = http_calls.get(f"{served}/metrics", timeout=10)
+    assert response.status_code == 200
+    assert "ironroot_witness_evidence NaN" in response.text

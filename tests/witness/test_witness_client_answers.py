@@ -3,15 +3,29 @@ largest answer it could use."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from witness_testkit import entries, grown
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from witness_testkit import NOW, ORIGIN, WITNESS, entries, grown
 
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import StorageError
-from ironroot.witness import WitnessClient
+from ironroot.http import ServerThread
+from ironroot.transparency import CheckpointWitnessing, WitnessEndpoint
+from ironroot.witness import (
+    Cosigner,
+    MemoryWitnessStore,
+    Witness,
+    WitnessClient,
+    WitnessedLog,
+    WitnessThread,
+)
 
 
 def test_an_endless_answer_is_cut_off_after_a_mebibyte() -> None:
@@ -36,3 +50,72 @@ def test_an_endless_answer_is_cut_off_after_a_mebibyte() -> None:
     finally:
         log.close()
     assert sent < 2 * (4 << 20)  # two requests, each stopped near the limit, not 64 MiB each
+
+
+@pytest.mark.integration
+def test_a_witness_repeating_its_cosignature_cannot_hold_up_publication() -> None:
+    """A witness whose answer repeats its valid cosignature line 99 times: the line counts
+    once, and the note the service publishes holds it once (99 copies and the others' lines
+    would pass the 100 signatures a note may have, and nothing would ever be published)."""
+    log = grown(PrivateKey.generate(Algorithm.ED25519), entries(3))
+
+    def witness(name: str) -> Witness:
+        cosigner = Cosigner(name, PrivateKey.generate(Algorithm.ED25519))
+        logs = [WitnessedLog(ORIGIN, log.note_verifiers)]
+        return Witness(name, [cosigner], logs, MemoryWitnessStore(), clock=lambda: NOW)
+
+    honest, repeating = witness(WITNESS), witness("witness.example/repeats")
+
+    async def add_checkpoint(request: Request) -> Response:
+        lines = repeating.add_checkpoint(await request.body())
+        return Response("".join(line.encode() for line in lines) * 99, media_type="text/plain")
+
+    app = Starlette(routes=[Route("/add-checkpoint", add_checkpoint, methods=["POST"])])
+    try:
+        with WitnessThread(honest) as one, ServerThread(app) as two:
+            endpoints = [
+                WitnessEndpoint(one.url, honest.verifiers[0]),
+                WitnessEndpoint(two.url, repeating.verifiers[0]),
+            ]
+            witnessing = CheckpointWitnessing(log, endpoints, 1, clock=lambda: NOW)
+            try:
+                assert witnessing.witness_once()
+                published = witnessing.published()
+            finally:
+                witnessing.close()
+            with WitnessClient(two.url, verifiers=repeating.verifiers) as client:
+                assert len(client.add_checkpoint(log.checkpoint(), 3)) == 1
+    finally:
+        log.close()
+    assert published is not None
+    assert published.count(b"\xe2\x80\x94 witness.example/repeats ") == 1
+
+
+@pytest.mark.integration
+def test_a_witness_that_moved_on_to_a_smaller_size_is_no_fork(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A witness whose 409s name a size below the log's (another submitter got there first,
+    between the service's two tries) has seen nothing but this log's tree: a warning, never
+    the error that says it saw another tree."""
+    log = grown(PrivateKey.generate(Algorithm.ED25519), entries(3), entries(8, 3))
+    key = Cosigner(WITNESS, PrivateKey.generate(Algorithm.ED25519)).verifier()
+    sizes = iter([3, 5])
+
+    async def add_checkpoint(request: Request) -> Response:
+        size = next(sizes)
+        return Response(b"%d\n" % size, 409, headers={"Content-Type": "text/x.tlog.size"})
+
+    app = Starlette(routes=[Route("/add-checkpoint", add_checkpoint, methods=["POST"])])
+    try:
+        with ServerThread(app) as server:
+            witnessing = CheckpointWitnessing(log, [WitnessEndpoint(server.url, key)], 1)
+            try:
+                with caplog.at_level(logging.INFO, logger="ironroot.transparency"):
+                    assert not witnessing.witness_once()
+            finally:
+                witnessing.close()
+    finally:
+        log.close()
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "cosigned size 5 of log.example/witnessed meanwhile" in caplog.records[0].getMessage()

@@ -10,14 +10,16 @@ this order:
    :class:`~ironroot.witness.WitnessPolicy`, also requires its quorum of cosignatures;
 2. compares it with the last checkpoint verified for that origin (from any URL: two URLs
    that serve one origin are checked against one state, so a split view between mirrors is a
-   fork like any other):
+   fork like any other), if a key that signed that one signed this one too
+   (:class:`UnknownIssuer` otherwise: two logs naming one origin are no fork of either):
 
    * same size, same root: nothing new; same size, another root: a **fork**;
    * smaller: :class:`InconsistentCheckpoint` — the log went back, or the URL is a mirror
      behind it, or it serves a split view. Which one needs the verified tree's nodes, which
      the monitor does not keep, so the signed checkpoint is kept (:class:`Behind`) and
      checked at the next round that reads the verified tree's tiles (from any URL of that
-     origin, the same size included): the explicit consistency proof from its size to that
+     origin, the same size included; a larger tree once its entries verified too): the
+     explicit consistency proof from its size to that
      tree either gives its root (a ``behind`` event: a mirror that lags, dropped) or another
      one (a **fork**, the two signed checkpoints and the proof kept, as below);
    * larger: the tree is read from the tiles, whose root must be the checkpoint's
@@ -57,10 +59,12 @@ from typing import Any
 
 from ironroot.cose import SignedStatement
 from ironroot.errors import (
+    BadSignature,
     ConfigError,
     ForkDetected,
     InconsistentCheckpoint,
     IronrootError,
+    UnknownIssuer,
     VerificationFailed,
 )
 from ironroot.log import (
@@ -71,6 +75,7 @@ from ironroot.log import (
     TileTree,
     fetch_log_identity,
     open_checkpoint,
+    open_note,
 )
 from ironroot.merkle import EMPTY_ROOT, CompactRange, leaf_hash
 from ironroot.monitor._store import Behind, LogState, MonitorStore
@@ -148,6 +153,18 @@ def _wall_clock() -> int:
     return int(time.time())
 
 
+def _signers(note: bytes, verifiers: Sequence[NoteVerifier]) -> set[tuple[str, bytes]]:
+    """The (name, key id) of each of ``verifiers`` whose signature on ``note`` verifies."""
+    found = set()
+    for verifier in verifiers:
+        try:
+            open_note(note, (verifier,))
+        except (BadSignature, UnknownIssuer):
+            continue
+        found.add((verifier.name, verifier.key_id))
+    return found
+
+
 class Monitor:
     """Follows logs, keeping what it verified in ``store``."""
 
@@ -206,6 +223,14 @@ class Monitor:
         state = self.store.state(checkpoint.origin)
         if state is None:
             state = LogState(checkpoint.origin, 0, EMPTY_ROOT, b"", (), 0)
+        elif state.note and not _signers(state.note, verifiers) & _signers(note, verifiers):
+            # Two notes of one origin that no one key signed are no fork of a log: another
+            # log (a URL whose keys were trusted on first use) names this origin.
+            raise UnknownIssuer(
+                f"{url} serves {checkpoint.origin} signed by none of the keys that signed the "
+                f"checkpoint verified for it at size {state.size}: another log names this "
+                "origin, or its keys changed (give the keys with --key)"
+            )
         if checkpoint.size < state.size:
             self._behind(url, note, checkpoint, state)
         if checkpoint.size == state.size:
@@ -224,8 +249,12 @@ class Monitor:
             if not hmac.compare_digest(old_root, state.root):
                 why = f"the tree at size {checkpoint.size} does not extend size {state.size}"
                 return [self._fork(url, state, note, checkpoint, tuple(proof), why)]
+        # The new tree first: a round that fails there (entries that do not give the root)
+        # settles nothing, so a fork of a smaller checkpoint is not found in a round that
+        # reports only that failure, and then dropped; the next round that verifies does it.
+        advanced = self._advance(url, tree, state, note, checkpoint)
         settled = self._settle(url, tree, note, checkpoint, self.store.behind(checkpoint.origin))
-        return [*settled, *self._advance(url, tree, state, note, checkpoint)]
+        return [*settled, *advanced]
 
     @staticmethod
     def _tree(url: str, fetcher: LogFetcher, checkpoint: Checkpoint) -> TileTree:

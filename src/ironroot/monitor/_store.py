@@ -10,10 +10,11 @@ Schema (version 1), one SQLite file (WAL, ``synchronous=FULL``)::
     behind(origin TEXT, size INTEGER, root BLOB, note BLOB, url TEXT, seen INTEGER,
            PRIMARY KEY (origin, size, root))   -- smaller checkpoints not yet checked
 
-A checkpoint smaller than the verified one (``behind``) is kept, signed note and all, until a
-later round reads the verified tree's tiles and proves it consistent (a mirror behind) or not
-(a fork, with its proof). The table was added to schema version 1 (``CREATE … IF NOT
-EXISTS`` on every open): an older file gains it as it is opened.
+A fork is kept once per pair of signed notes (the state is not advanced past it, so every
+round finds it again). A checkpoint smaller than the verified one (``behind``) is kept,
+signed note and all, until a later round reads the verified tree's tiles and proves it
+consistent (a mirror behind) or not (a fork, with its proof). The table was added to schema
+version 1 (``CREATE … IF NOT EXISTS`` on every open): an older file gains it as it is opened.
 
 Advancing a log's state is one compare-and-set transaction (``BEGIN IMMEDIATE``) after the
 new checkpoint, its consistency with the old one and its entries were verified: it writes only
@@ -107,6 +108,16 @@ def _check_note(note: bytes, origin: str, size: int, root: bytes, what: str) -> 
         raise StorageError(f"the monitor database holds {what} whose note is malformed") from exc
     if (checkpoint.origin, checkpoint.size, checkpoint.root) != (origin, size, root):
         raise StorageError(f"the monitor database holds {what} that is not its note's checkpoint")
+
+
+def _fork_notes(proof: bytes) -> tuple[object, object] | None:
+    """The two notes of a fork proof's JSON (``None`` if it is not one): what makes two
+    proofs one fork, whoever found it and when."""
+    try:
+        value = json.loads(proof)
+    except (ValueError, RecursionError):
+        return None
+    return (value.get("first"), value.get("second")) if isinstance(value, dict) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,8 +245,16 @@ class MonitorStore:
         self._query("INSERT OR REPLACE INTO pins VALUES (?, ?, ?)", (url, origin, json.dumps(keys)))
 
     def add_fork(self, origin: str, proof: bytes, at: int) -> int:
+        """Keep a fork proof (its JSON); the id of the one kept already for the same two
+        notes, if any: a fork found again at every round is kept once."""
+        notes = _fork_notes(proof)
         try:
-            with self._lock:
+            with self._lock, immediate(self._db):
+                for ident, kept in self._db.execute(
+                    "SELECT id, proof FROM forks WHERE origin = ? ORDER BY id", (origin,)
+                ):
+                    if notes is not None and isinstance(kept, bytes) and _fork_notes(kept) == notes:
+                        return int(ident)
                 cursor = self._db.execute(
                     "INSERT INTO forks (origin, proof, at) VALUES (?, ?, ?)", (origin, proof, at)
                 )

@@ -142,6 +142,14 @@ class CheckpointWitnessing:
             )
         except OldSizeMismatch as exc:
             self._known[index] = None
+            if exc.size <= size:  # it moved on meanwhile (another submitter): the next round
+                _log.warning(
+                    "the witness %s cosigned size %d of %s meanwhile; retrying at the next round",
+                    client.url,
+                    exc.size,
+                    self._log.origin,
+                )
+                return ()
             _log.error(
                 "the witness %s has cosigned size %d of %s, more than the log's %d: it has seen "
                 "another tree for this origin (a fork, or a log restored from an old backup)",

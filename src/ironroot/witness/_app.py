@@ -62,9 +62,16 @@ def create_witness_app(witness: Witness, *, max_request_bytes: int = 256 * 1024)
         ("status",),
         registry=info.registry,
     )
+
+    def evidence_kept() -> float:
+        try:
+            return len(witness.evidence())
+        except IronrootError:  # a store it cannot read: unknown, and /metrics still answers
+            return float("nan")
+
     Gauge(
         "ironroot_witness_evidence", "Refused checkpoints kept as evidence", registry=info.registry
-    ).set_function(lambda: len(witness.evidence()))
+    ).set_function(evidence_kept)
 
     async def add_checkpoint(request: Request) -> Response:
         try:

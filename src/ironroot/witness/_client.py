@@ -7,8 +7,9 @@ Each answer becomes a value or the typed error of its status: ``409`` is
 :class:`MalformedInput`; anything else, or a witness that cannot be reached, is
 :class:`StorageError` / :class:`Unreachable`. The cosignatures of a ``200`` are checked
 against the witness's keys when the client knows them: lines from other keys are ignored (the
-spec), a line from a known key that fails is :class:`BadSignature`, and an answer with no
-valid cosignature from a known key is :class:`InsufficientCosignatures`.
+spec), a line from a known key that fails is :class:`BadSignature`, a key's repeated line is
+returned once, and an answer with no valid cosignature from a known key is
+:class:`InsufficientCosignatures`.
 
 :meth:`WitnessClient.cosign` does the whole exchange a log does: it tries the size it
 believes the witness has (0 the first time), and on ``409`` retries once from the size the
@@ -162,18 +163,19 @@ class WitnessClient:
         self, checkpoint: bytes, lines: Sequence[NoteSignature]
     ) -> tuple[NoteSignature, ...]:
         body = Note.parse(checkpoint).body
-        good = []
+        good: dict[tuple[str, bytes], NoteSignature] = {}
         for line in lines:
             for verifier in self.verifiers:
                 if verifier.matches(line):
                     verifier.verify(body, line.signature)  # BadSignature if not
-                    good.append(line)
+                    # a key's first line: repeated, it would only crowd the published note
+                    good.setdefault((line.name, line.key_id), line)
                     break
         if not good:
             raise InsufficientCosignatures(
                 f"the witness {self.url} answered no cosignature from its configured keys"
             )
-        return tuple(good)
+        return tuple(good.values())
 
     def cosign(
         self,

@@ -14,7 +14,8 @@ raises the error whose HTTP status the spec names, in the spec's order:
    consistency proof that does not verify, or a different root at the same size:
    :class:`InconsistentCheckpoint` (422); :class:`ForkDetected` (a subclass, also 422) when
    the request itself proves a fork (same size and another root; or a proof that leads to the
-   new root but not to the old one). Either is kept as evidence with both signed notes;
+   new root but not to the old one). Either is kept as evidence with both signed notes (the
+   request's with only the log's signature lines: anyone can add others to make a variant);
 6. otherwise the witness cosigns with each of its keys, stores the new checkpoint (the log's
    verified signatures and its own cosignatures) with a compare-and-set, and only then
    answers. A concurrent request that got there first turns this one into a 409.
@@ -46,7 +47,11 @@ from ironroot.errors import (
 )
 from ironroot.log import Checkpoint, Note, NoteSignature, NoteVerifier, open_note
 from ironroot.merkle import EMPTY_ROOT, verify_consistency
-from ironroot.witness._cosignature import CosignatureVerifier, Cosigner
+from ironroot.witness._cosignature import (
+    COSIGNATURE_TYPE_MLDSA44,
+    CosignatureVerifier,
+    Cosigner,
+)
 from ironroot.witness._fork import ForkProof, fork_roots
 from ironroot.witness._protocol import AddCheckpoint
 from ironroot.witness._store import Evidence, StoredCheckpoint, WitnessStore
@@ -56,6 +61,7 @@ __all__ = ["Witness", "WitnessedLog"]
 _log = logging.getLogger("ironroot.witness")
 _ECHOED: Final = 100
 """How much of an unknown origin a refusal names."""
+_SUBTREE_MAX: Final = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +104,24 @@ class Witness:
         own = {(c.name, c.verifier().key_id) for c in cosigners}
         if len(own) != len(cosigners):
             raise ConfigError("a witness's cosigning keys must be distinct")
+        # subtree/v1 (ML-DSA-44) spells the witness's name and the origin with a one-byte length
+        subtree = any(c.verifier().signature_type == COSIGNATURE_TYPE_MLDSA44 for c in cosigners)
+        if subtree and len(name.encode("utf-8")) > _SUBTREE_MAX:
+            raise ConfigError(
+                f"an ML-DSA-44 witness's name is at most {_SUBTREE_MAX} bytes (subtree/v1)"
+            )
         self.name = name
         self._cosigners = tuple(cosigners)
         self._logs: dict[str, WitnessedLog] = {}
         for log in logs:
             if log.origin in self._logs:
                 raise ConfigError(f"the log {log.origin!r} is configured twice")
+            if subtree and len(log.origin.encode("utf-8")) > _SUBTREE_MAX:
+                # every checkpoint of it would be refused as if the request were malformed
+                raise ConfigError(
+                    f"an ML-DSA-44 witness cosigns logs whose origin is at most {_SUBTREE_MAX} "
+                    f"bytes (subtree/v1), not {log.origin[:_ECHOED]!r}…"
+                )
             if any((v.name, v.key_id) in own for v in log.verifiers):
                 # Its signature line and ours would carry one name and key id: the note the
                 # witness keeps and serves could not be parsed again (signed-note allows one
@@ -178,10 +196,24 @@ class Witness:
             ) from exc
         return log, checkpoint, note
 
+    @staticmethod
+    def _signed(log: WitnessedLog, note: Note) -> Note:
+        """``note`` with only the log's signature lines, which verified (a repeated one
+        once): what the witness keeps, to serve or as evidence. The lines of other keys are
+        anyone's to add, so a note that kept them would be a new note with every variant."""
+        known = {(v.name, v.key_id) for v in log.verifiers}
+        first: dict[tuple[str, bytes], NoteSignature] = {}
+        for s in note.signatures:
+            if (s.name, s.key_id) in known:
+                first.setdefault((s.name, s.key_id), s)
+        return Note(body=note.body, signatures=tuple(first.values()))
+
     def add_checkpoint(self, body: bytes) -> tuple[NoteSignature, ...]:
         """Check and cosign one add-checkpoint request (see the module docs)."""
-        request = AddCheckpoint.parse(body)
-        log, checkpoint, note = self._open(request)
+        parsed = AddCheckpoint.parse(body)
+        log, checkpoint, note = self._open(parsed)
+        signed = self._signed(log, note)
+        request = AddCheckpoint(parsed.old_size, parsed.proof, signed.encode())
         if request.old_size > checkpoint.size:
             raise MalformedInput(
                 f"the old size {request.old_size} is larger than the checkpoint's {checkpoint.size}"
@@ -197,15 +229,8 @@ class Witness:
         self._check_consistent(log, current, checkpoint, request)
         now = self._clock()
         lines = tuple(c.cosign(note.body, now) for c in self._cosigners)
-        # What monitors are served: the log's signatures that verified (a repeated one
-        # once), then ours.
-        known = {(v.name, v.key_id) for v in log.verifiers}
-        first: dict[tuple[str, bytes], NoteSignature] = {}
-        for s in note.signatures:
-            if (s.name, s.key_id) in known:
-                first.setdefault((s.name, s.key_id), s)
-        kept = tuple(first.values())
-        served = Note(body=note.body, signatures=kept + lines).encode()
+        # What monitors are served: the log's signatures that verified, then ours.
+        served = Note(body=note.body, signatures=signed.signatures + lines).encode()
         self._store.advance(
             current, StoredCheckpoint(log.origin, checkpoint.size, checkpoint.root, served, now)
         )
