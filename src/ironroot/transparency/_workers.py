@@ -60,7 +60,13 @@ from ironroot.errors import (
     StorageError,
     StoreUnavailable,
 )
-from ironroot.http import ServerTls, configure_logging, run_server, server_config
+from ironroot.http import (
+    ServerTls,
+    bind_listeners,
+    configure_logging,
+    run_server,
+    server_config,
+)
 from ironroot.log import Integrated, Ticket
 from ironroot.transparency._app import create_app
 from ironroot.transparency._registrar import DURABLE_TIMEOUT, Registration
@@ -541,8 +547,11 @@ class _Worker:
 
 
 async def _supervise(
-    service: TransparencyService, spec: _WorkerSpec, listener: socket.socket, count: int
+    service: TransparencyService, spec: _WorkerSpec, listeners: Sequence[socket.socket]
 ) -> None:
+    """Run a worker on each of ``listeners`` (one each, the same again when it is restarted:
+    the connections the kernel queued on its socket meanwhile wait for it)."""
+    count = len(listeners)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -552,7 +561,7 @@ async def _supervise(
     peers: list[_SequencerLink] = []
 
     def start(number: int) -> _Worker:
-        worker = _Worker(spec, listener, number)
+        worker = _Worker(spec, listeners[number], number)
         task = loop.create_task(_serve_link(service, worker.link, peers))
         links.add(task)
         task.add_done_callback(links.discard)
@@ -611,8 +620,7 @@ def serve_workers(
                 "--workers does not serve witnessed checkpoints: run one process with witnesses"
             )
         service.start()
-        probe = server_config(None, host, port, service.config.server, tls=tls)
-        listener = probe.bind_socket()
+        listeners = bind_listeners(host, port, workers)
         known = service.known_receipt_keys()
         spec = _WorkerSpec(
             data_dir=str(data_dir),
@@ -631,8 +639,9 @@ def serve_workers(
             workers,
         )
         try:
-            uvloop.run(_supervise(service, spec, listener, workers))
+            uvloop.run(_supervise(service, spec, listeners))
         finally:
-            listener.close()
+            for listener in set(listeners):
+                listener.close()
     finally:
         service.close()
