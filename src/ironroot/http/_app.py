@@ -200,9 +200,12 @@ def problem_app(
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing anything over ``limit`` bytes before and while reading."""
+    """The request body, refusing anything over ``limit`` bytes before and while reading.
+
+    A declared ``Content-Length`` is believed only in ASCII digits (RFC 9110 §8.6): ``str``
+    takes ``"²"`` for a digit that ``int`` does not read."""
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
+    if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
         raise PayloadTooLarge(f"the request is {length} bytes; the limit is {limit}")
     chunks: list[bytes] = []
     size = 0
