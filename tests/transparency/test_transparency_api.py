@@ -168,6 +168,32 @@ def test_problem_is_json_when_client_accepts_only_json(client: httpx.Client) -> 
 
 
 @pytest.mark.parametrize(
+    ("accept", "media"),
+    [
+        ("application/json, application/cbor;q=0", "application/problem+json"),
+        (
+            "application/problem+json, application/concise-problem-details+cbor; q=0.0",
+            "application/problem+json",
+        ),
+        ("application/json;q=0", "application/concise-problem-details+cbor"),
+        (
+            "application/json;q=0.5, application/cbor;q=0.1",
+            "application/concise-problem-details+cbor",
+        ),
+        ("application/json;q=oops, application/cbor", "application/concise-problem-details+cbor"),
+    ],
+)
+def test_a_problem_is_in_a_form_the_client_accepts(
+    client: httpx.Client, accept: str, media: str
+) -> None:
+    # q=0 says "not this one": it was read as accepting CBOR (or JSON) all the same
+    r = client.post("/entries", content=b"\xff", headers={"Content-Type": COSE, "Accept": accept})
+    assert (r.status_code, r.headers["content-type"]) == (400, media)
+    problem = Problem.from_json(r.content) if "json" in media else Problem.from_cbor(r.content)
+    assert problem.error(r.status_code).code == "malformed-statement"
+
+
+@pytest.mark.parametrize(
     "headers", [{"Content-Type": "text/plain"}, {}], ids=["another type", "no type"]
 )
 def test_wrong_media_type_is_415(
