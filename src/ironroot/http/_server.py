@@ -17,6 +17,7 @@ httptools protocol with them added:
 * ``body_timeout``: from the end of the head to the end of the body; over it → close (the app
   sees a client disconnect);
 * ``max_connections``: open connections; one more → 503 with ``Retry-After`` and close;
+  logged at warning once per ten seconds at most (:class:`_RefusalLog`), the rest at debug;
 * over TLS, the handshake is the connection's (:class:`TlsHandshake`), not the listener's
   as in uvicorn, where a client could hold any number of sockets for 60 s each, unseen by
   the limits, by connecting and sending nothing, half a ClientHello, or one a byte at a time:
@@ -110,6 +111,7 @@ _DRAIN_IDLE: Final = 1.0  # ... or until the client is this long without sending
 _DRAIN_BYTES: Final = 4 << 20  # ... or until it has sent this much: then it closes all the same
 # a head's bytes besides its method, target and header lines
 _REQUEST_LINE_FRAME: Final = len(b"  HTTP/1.1\r\n\r\n")
+_REFUSALS_WARNED_EVERY: Final = 10.0  # seconds between two warnings of refused connections
 
 
 def _tls_extension(transport: asyncio.BaseTransport) -> dict[object, object] | None:
@@ -332,6 +334,34 @@ class _LingeringTransport:
         return getattr(self._transport, name)
 
 
+class _RefusalLog:
+    """The log of one server's connections refused over ``max_connections``: a warning at
+    most every ``_REFUSALS_WARNED_EVERY`` seconds, the refusals in between at debug and
+    counted in the next warning. A client that opens connections past the cap must not
+    write a warning line for each (as the parser's refusals are not: see below)."""
+
+    def __init__(self) -> None:
+        self._next = float("-inf")  # the event loop's time of the next warning
+        self._quiet = 0  # refusals logged at debug since the last warning
+
+    def refused(self, open_connections: int, now: float) -> None:
+        """A connection was refused with ``open_connections`` open, at loop time ``now``."""
+        if now < self._next:
+            self._quiet += 1
+            _log.debug("connection refused: %d connections open", open_connections)
+            return
+        self._next = now + _REFUSALS_WARNED_EVERY
+        quiet, self._quiet = self._quiet, 0
+        if quiet:
+            _log.warning(
+                "connection refused: %d connections open (and %d more since the last warning)",
+                open_connections,
+                quiet,
+            )
+        else:
+            _log.warning("connection refused: %d connections open", open_connections)
+
+
 def _not_a_parser_refusal(record: logging.LogRecord) -> bool:
     """Drops uvicorn's warning about each request its parser refuses: the client's fault,
     answered with a 400 problem (:meth:`_GuardedProtocol.send_400_response` logs it at debug);
@@ -346,6 +376,7 @@ class _GuardedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the limits of :class:`ServerLimits` enforced."""
 
     limits: ServerLimits = ServerLimits()
+    refusals: _RefusalLog = _RefusalLog()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -370,7 +401,7 @@ class _GuardedProtocol(HttpToolsProtocol):
             transport = cast(asyncio.Transport, _LingeringTransport(transport, self.loop))
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
-            _log.warning("connection refused: %d connections open", len(self.connections) - 1)
+            self.refusals.refused(len(self.connections) - 1, self.loop.time())
             if isinstance(self.transport, _LingeringTransport):
                 self.transport.direct = True  # one over the cap holds no socket for long
             self._refuse(503, "too many open connections; retry later", b"retry-after: 1\r\n")
@@ -603,7 +634,8 @@ def server_config(
     HTTPS (mutual TLS with a client CA) when ``tls`` is given: with ``tls.context()``, the
     handshake done by the protocol (:class:`TlsHandshake`), not by uvicorn's listener."""
     limits = limits or ServerLimits()
-    protocol = type("IronrootHttpProtocol", (_GuardedProtocol,), {"limits": limits})
+    members = {"limits": limits, "refusals": _RefusalLog()}  # this server's
+    protocol = type("IronrootHttpProtocol", (_GuardedProtocol,), members)
     http: type[asyncio.Protocol] = protocol
     if tls is not None:
         handshake = {"http": protocol, "tls": tls, "context": tls.context()}
