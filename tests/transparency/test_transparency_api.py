@@ -23,7 +23,7 @@ from ironroot.cose import (
     verify_transparent_statement,
 )
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import BadSignature, InvalidProof
+from ironroot.errors import BadSignature, InvalidProof, NotFound
 from ironroot.log import parse_tile_path  # noqa: F401  (the app serves these paths)
 from ironroot.merkle import verify_consistency
 from ironroot.transparency import ServiceThread, TransparencyService
@@ -285,7 +285,13 @@ def test_configuration_keys_and_openapi(client: httpx.Client) -> None:
     one = client.get(f"/.well-known/scitt-keys/{kid.hex()}")
     assert one.status_code == 200
     assert cbor2.loads(one.content)[2] == kid
-    assert client.get("/.well-known/scitt-keys/00").status_code == 404
+    for other in ("00", kid.hex().upper(), f"%20{kid.hex()}", f"{kid.hex()[:2]}%20{kid.hex()[2:]}"):
+        # one name per key; and a typed client reads the 404 as NotFound (it had no code)
+        missing = client.get(f"/.well-known/scitt-keys/{other}")
+        assert missing.status_code == 404
+        problem = Problem.from_cbor(missing.content)
+        assert problem.title == "No such key"
+        assert isinstance(problem.error(missing.status_code), NotFound)
     spec = client.get("/openapi.json").json()
     assert "/entries" in spec["paths"]
     assert spec["openapi"].startswith("3.")
