@@ -125,6 +125,37 @@ def test_a_malformed_request_gets_a_400_problem(
     assert "a request the HTTP parser refuses" in caplog.text
 
 
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /ok HTTP/1.1\r\n\r\n",
+        b"GET /ok HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"GET /ok HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n",
+    ],
+    ids=["1.1 without Host", "two Hosts", "1.0 with two Hosts"],
+)
+def test_a_request_without_its_one_host_gets_a_400_problem(
+    server: ServerThread, request_bytes: bytes
+) -> None:
+    # RFC 9112 §3.2 (a MUST): it was served, under whichever Host a proxy did not route by
+    with connect(server) as sock:
+        sock.sendall(request_bytes)
+        status, problem = _problem(read_all(sock))
+    assert status == 400
+    assert problem["detail"] == "an HTTP/1.1 request has one Host field; any request at most one"
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [b"GET /ok HTTP/1.0\r\n\r\n", b"GET /ok HTTP/1.1\r\nHOST: x\r\n\r\n"],
+    ids=["1.0 without Host", "1.1 with one"],
+)
+def test_a_request_with_its_one_host_is_served(server: ServerThread, request_bytes: bytes) -> None:
+    with connect(server) as sock:
+        sock.sendall(request_bytes)
+        assert read_all(sock).startswith(b"HTTP/1.1 200 ")
+
+
 @pytest.mark.parametrize("path", ["/ok/", "/nowhere/"])
 def test_a_path_with_a_trailing_slash_is_a_404_problem_not_a_redirect(
     server: ServerThread, path: str

@@ -27,6 +27,7 @@ httptools protocol with them added:
 * ``shutdown_timeout``: how long a stopping server waits for the requests in flight and the
   responses still unread; then their tasks are cancelled and their connections cut;
 * request lines other than HTTP/1.0 and HTTP/1.1 (HTTP/0.9, HTTP/2.0 sent as text) → 505;
+  an HTTP/1.1 request without a ``Host`` field, or any request with two → 400 (RFC 9112 §3.2);
 * an ``Upgrade`` request is served as HTTP/1.1, then its connection closed (the parser
   parses nothing after it); with a body (which the parser skips) → 400;
 * a client that half-closes after its requests (it sends nothing more) still gets their
@@ -554,6 +555,11 @@ class _GuardedProtocol(HttpToolsProtocol):
         version = self.parser.get_http_version()
         if version not in _VERSIONS:
             self._refuse(505, f"HTTP/{version} is not served; use HTTP/1.1")
+            return
+        hosts = sum(1 for name, _ in self.headers if name == b"host")
+        if hosts > 1 or (hosts == 0 and version == "1.1"):
+            # RFC 9112 §3.2: a 400, as a proxy in front may have routed by another Host
+            self._refuse(400, "an HTTP/1.1 request has one Host field; any request at most one")
             return
         if self.parser.should_upgrade():
             # The parser skips an Upgrade request's body and parses nothing after it (it
