@@ -28,6 +28,8 @@ httptools protocol with them added:
   responses still unread; then their tasks are cancelled and their connections cut;
 * request lines other than HTTP/1.0 and HTTP/1.1 (HTTP/0.9, HTTP/2.0 sent as text) → 505;
   an HTTP/1.1 request without a ``Host`` field, or any request with two → 400 (RFC 9112 §3.2);
+* a transfer coding other than ``chunked`` (``gzip, chunked``: the parser leaves the body
+  coded) → 501 and close;
 * an ``Upgrade`` request is served as HTTP/1.1, then its connection closed (the parser
   parses nothing after it); with a body (which the parser skips) → 400;
 * a client that half-closes after its requests (it sends nothing more) still gets their
@@ -99,6 +101,7 @@ _REASONS: Final = {
     400: "Bad Request",
     408: "Request Timeout",
     431: "Request Header Fields Too Large",
+    501: "Not Implemented",
     503: "Service Unavailable",
     505: "HTTP Version Not Supported",
 }
@@ -560,6 +563,18 @@ class _GuardedProtocol(HttpToolsProtocol):
         if hosts > 1 or (hosts == 0 and version == "1.1"):
             # RFC 9112 §3.2: a 400, as a proxy in front may have routed by another Host
             self._refuse(400, "an HTTP/1.1 request has one Host field; any request at most one")
+            return
+        codings = [
+            coding.strip().lower()
+            for name, value in self.headers
+            if name == b"transfer-encoding"
+            for coding in value.split(b",")
+        ]
+        if any(coding != b"chunked" for coding in codings):
+            # The parser reads the chunks and leaves the body coded ("gzip, chunked"), or
+            # ignores a coding it does not know: the service would take other bytes than
+            # a proxy in front that decoded them. RFC 9112 §6.1: 501.
+            self._refuse(501, "a transfer coding other than chunked is not implemented")
             return
         if self.parser.should_upgrade():
             # The parser skips an Upgrade request's body and parses nothing after it (it
