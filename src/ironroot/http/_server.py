@@ -559,18 +559,17 @@ class _GuardedProtocol(HttpToolsProtocol):
         if version not in _VERSIONS:
             self._refuse(505, f"HTTP/{version} is not served; use HTTP/1.1")
             return
-        hosts = sum(1 for name, _ in self.headers if name == b"host")
+        hosts, coded = 0, False  # one pass over the fields (every request comes here)
+        for name, value in self.headers:
+            if name == b"host":
+                hosts += 1
+            elif name == b"transfer-encoding":
+                coded = coded or any(c.strip().lower() != b"chunked" for c in value.split(b","))
         if hosts > 1 or (hosts == 0 and version == "1.1"):
             # RFC 9112 §3.2: a 400, as a proxy in front may have routed by another Host
             self._refuse(400, "an HTTP/1.1 request has one Host field; any request at most one")
             return
-        codings = [
-            coding.strip().lower()
-            for name, value in self.headers
-            if name == b"transfer-encoding"
-            for coding in value.split(b",")
-        ]
-        if any(coding != b"chunked" for coding in codings):
+        if coded:
             # The parser reads the chunks and leaves the body coded ("gzip, chunked"), or
             # ignores a coding it does not know: the service would take other bytes than
             # a proxy in front that decoded them. RFC 9112 §6.1: 501.
