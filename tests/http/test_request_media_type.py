@@ -21,7 +21,9 @@ _log = logging.getLogger("test")
 _JSON = "application/json"
 
 
-def _post(headers: dict[str, str], *, untyped: str | None) -> httpx.Response:
+def _post(
+    headers: dict[str, str] | list[tuple[str, str]], *, untyped: str | None
+) -> httpx.Response:
     read: list[bytes] = []
 
     async def handler(request: Request) -> Response:
@@ -34,8 +36,9 @@ def _post(headers: dict[str, str], *, untyped: str | None) -> httpx.Response:
     async def run() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+            fields = list(headers.items()) if isinstance(headers, dict) else headers
             return await client.post(
-                "/x", content=b"{}", headers={"Accept": "application/json", **headers}
+                "/x", content=b"{}", headers=[("Accept", "application/json"), *fields]
             )
 
     response = asyncio.run(run())
@@ -79,3 +82,22 @@ def test_a_body_without_a_type_is_taken_as_untyped_or_refused(headers: dict[str,
     assert _post(headers, untyped=_JSON).text == _JSON
     refused = _post(headers, untyped=None)
     assert (refused.status_code, refused.json()["code"]) == (415, "unsupported-media-type")
+
+
+@pytest.mark.parametrize(
+    "types",
+    [
+        ("application/json", "text/plain"),
+        ("text/plain", "application/json"),
+        ("application/json", "application/json"),
+        ("application/json; charset=utf-8", ""),
+    ],
+)
+@pytest.mark.parametrize("untyped", [None, _JSON])
+def test_two_content_type_fields_are_a_415_problem(
+    types: tuple[str, str], untyped: str | None
+) -> None:
+    # the first was taken: a proxy that believed the second saw another type of body
+    response = _post([("Content-Type", types[0]), ("Content-Type", types[1])], untyped=untyped)
+    assert response.status_code == 415
+    assert response.json()["code"] == UnsupportedMediaType.code

@@ -32,6 +32,10 @@ async def _ok(request: Request) -> Response:
     return Response(b"ok")
 
 
+async def _body(request: Request) -> Response:
+    return Response(await request.body())
+
+
 async def _big(request: Request) -> Response:
     return Response(b"x" * (16 << 20))  # far more than two socket buffers
 
@@ -48,7 +52,8 @@ LIMITS = ServerLimits(max_head_bytes=4096, shutdown_timeout=0.2)
 
 
 def _app():  # type: ignore[no-untyped-def]
-    return problem_app([Route("/ok", _ok), Route("/big", _big), Route("/stream", _stream)])
+    routes = [Route("/ok", _ok), Route("/big", _big), Route("/stream", _stream)]
+    return problem_app([*routes, Route("/body", _body, methods=["POST"])])
 
 
 @pytest.fixture
@@ -123,6 +128,70 @@ def test_a_malformed_request_gets_a_400_problem(
     # the client's fault: a debug line, not a warning a flood of such requests would repeat
     assert [r.levelname for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert "a request the HTTP parser refuses" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /ok HTTP/1.1\r\n\r\n",
+        b"GET /ok HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"GET /ok HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n",
+    ],
+    ids=["1.1 without Host", "two Hosts", "1.0 with two Hosts"],
+)
+def test_a_request_without_its_one_host_gets_a_400_problem(
+    server: ServerThread, request_bytes: bytes
+) -> None:
+    # RFC 9112 §3.2 (a MUST): it was served, under whichever Host a proxy did not route by
+    with connect(server) as sock:
+        sock.sendall(request_bytes)
+        status, problem = _problem(read_all(sock))
+    assert status == 400
+    assert problem["detail"] == "an HTTP/1.1 request has one Host field; any request at most one"
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [b"GET /ok HTTP/1.0\r\n\r\n", b"GET /ok HTTP/1.1\r\nHOST: x\r\n\r\n"],
+    ids=["1.0 without Host", "1.1 with one"],
+)
+def test_a_request_with_its_one_host_is_served(server: ServerThread, request_bytes: bytes) -> None:
+    with connect(server) as sock:
+        sock.sendall(request_bytes)
+        assert read_all(sock).startswith(b"HTTP/1.1 200 ")
+
+
+@pytest.mark.parametrize(
+    "codings",
+    [[b"gzip, chunked"], [b"x", b"chunked"], [b"identity, chunked"], [b"deflate", b"Chunked"]],
+)
+def test_a_transfer_coding_other_than_chunked_gets_a_501_problem(
+    server: ServerThread, codings: list[bytes]
+) -> None:
+    # the chunks were read and the body taken as it was, still coded (or the coding ignored)
+    fields = b"".join(b"Transfer-Encoding: " + coding + b"\r\n" for coding in codings)
+    with connect(server) as sock:
+        sock.sendall(b"POST /body HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n2\r\nok\r\n0\r\n\r\n")
+        status, problem = _problem(read_all(sock))
+    assert status == 501
+    assert problem == {
+        "title": "Not Implemented",
+        "status": 501,
+        "detail": "a transfer coding other than chunked is not implemented",
+    }
+
+
+@pytest.mark.parametrize("coding", [b"chunked", b"CHUNKED", b" chunked "])
+def test_a_chunked_body_is_served(server: ServerThread, coding: bytes) -> None:
+    with connect(server) as sock:
+        sock.sendall(
+            b"POST /body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+            + coding
+            + b"\r\nConnection: close\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+        )
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert answer.endswith(b"\r\n\r\nok")
 
 
 @pytest.mark.parametrize("path", ["/ok/", "/nowhere/"])

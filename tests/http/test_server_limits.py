@@ -19,7 +19,7 @@ from starlette.routing import Route
 import http_calls
 from ironroot.errors import ConfigError, StorageError
 from ironroot.http import ServerLimits, ServerThread, guarded, problem_app, read_body
-from ironroot.http._server import _CoalescingTransport
+from ironroot.http._server import _CoalescingTransport, _RefusalLog
 from raw_http import connect, read_all
 
 pytestmark = pytest.mark.integration
@@ -317,3 +317,40 @@ def test_pipelined_requests_with_head_and_an_expect_100_are_all_answered(
         raw = read_all(sock)
     assert _status(raw) == 200
     assert raw.endswith(b"\r\n\r\nhello")
+
+
+def test_connections_refused_over_the_cap_are_not_a_warning_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # a client opening connection after connection past the cap wrote a warning line for each
+    caplog.set_level(logging.DEBUG, logger="ironroot.http")
+    limits = ServerLimits(keep_alive_timeout=30, header_timeout=30, max_connections=1)
+    with ServerThread(_app(), limits=limits) as server, connect(server) as held:
+        held.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _status(held.recv(65536)) == 200
+        for _ in range(5):
+            with connect(server) as extra:
+                assert _status(read_all(extra)) == 503
+    refusals = [
+        (r.levelno, r.getMessage())
+        for r in caplog.records
+        if r.name == "ironroot.http" and r.getMessage().startswith("connection refused")
+    ]
+    assert (
+        refusals
+        == [(logging.WARNING, "connection refused: 1 connections open")]
+        + [(logging.DEBUG, "connection refused: 1 connections open")] * 4
+    )
+
+
+def test_the_next_warning_says_how_many_refusals_were_logged_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = _RefusalLog()
+    for open_connections, now in ((3, 100.0), (3, 101.0), (3, 109.9), (4, 110.0), (4, 125.0)):
+        log.refused(open_connections, now)
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "connection refused: 3 connections open",
+        "connection refused: 4 connections open (and 2 more since the last warning)",
+        "connection refused: 4 connections open",
+    ]

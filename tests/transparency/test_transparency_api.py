@@ -23,7 +23,7 @@ from ironroot.cose import (
     verify_transparent_statement,
 )
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import BadSignature, InvalidProof
+from ironroot.errors import BadSignature, InvalidProof, NotFound
 from ironroot.log import parse_tile_path  # noqa: F401  (the app serves these paths)
 from ironroot.merkle import verify_consistency
 from ironroot.transparency import ServiceThread, TransparencyService
@@ -168,6 +168,32 @@ def test_problem_is_json_when_client_accepts_only_json(client: httpx.Client) -> 
 
 
 @pytest.mark.parametrize(
+    ("accept", "media"),
+    [
+        ("application/json, application/cbor;q=0", "application/problem+json"),
+        (
+            "application/problem+json, application/concise-problem-details+cbor; q=0.0",
+            "application/problem+json",
+        ),
+        ("application/json;q=0", "application/concise-problem-details+cbor"),
+        (
+            "application/json;q=0.5, application/cbor;q=0.1",
+            "application/concise-problem-details+cbor",
+        ),
+        ("application/json;q=oops, application/cbor", "application/concise-problem-details+cbor"),
+    ],
+)
+def test_a_problem_is_in_a_form_the_client_accepts(
+    client: httpx.Client, accept: str, media: str
+) -> None:
+    # q=0 says "not this one": it was read as accepting CBOR (or JSON) all the same
+    r = client.post("/entries", content=b"\xff", headers={"Content-Type": COSE, "Accept": accept})
+    assert (r.status_code, r.headers["content-type"]) == (400, media)
+    problem = Problem.from_json(r.content) if "json" in media else Problem.from_cbor(r.content)
+    assert problem.error(r.status_code).code == "malformed-statement"
+
+
+@pytest.mark.parametrize(
     "headers", [{"Content-Type": "text/plain"}, {}], ids=["another type", "no type"]
 )
 def test_wrong_media_type_is_415(
@@ -259,7 +285,13 @@ def test_configuration_keys_and_openapi(client: httpx.Client) -> None:
     one = client.get(f"/.well-known/scitt-keys/{kid.hex()}")
     assert one.status_code == 200
     assert cbor2.loads(one.content)[2] == kid
-    assert client.get("/.well-known/scitt-keys/00").status_code == 404
+    for other in ("00", kid.hex().upper(), f"%20{kid.hex()}", f"{kid.hex()[:2]}%20{kid.hex()[2:]}"):
+        # one name per key; and a typed client reads the 404 as NotFound (it had no code)
+        missing = client.get(f"/.well-known/scitt-keys/{other}")
+        assert missing.status_code == 404
+        problem = Problem.from_cbor(missing.content)
+        assert problem.title == "No such key"
+        assert isinstance(problem.error(missing.status_code), NotFound)
     spec = client.get("/openapi.json").json()
     assert "/entries" in spec["paths"]
     assert spec["openapi"].startswith("3.")

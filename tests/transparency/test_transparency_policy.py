@@ -361,3 +361,22 @@ def test_x5chain_with_url_issuer_is_unknown(tmp_path: Path) -> None:
     data = _stmt(key, x5chain=[der(leaf), der(root)], include_kid=False)
     with pytest.raises(UnknownIssuer):
         policy.check(data, NOW)
+
+
+def test_cel_kid_is_the_key_that_verified_not_an_x5chain_statement_s_header(
+    tmp_path: Path, vendor: PrivateKey
+) -> None:
+    # A policy pinning the vendor's key by kid admitted a statement signed by any leaf of a
+    # trusted root that put the vendor's kid in its header (unchecked on the x5chain path).
+    root, leaf, key = make_ca_chain()
+    pinned = f'kid == "{vendor.kid.hex()}"'
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], roots=[root], policy=pinned)
+    claims = {1: _did(der(root)), 2: "pkg:fw/forged"}
+    chain = [der(leaf), der(root)]
+    forged = sign1(key, b"payload", {KID: vendor.kid, CWT_CLAIMS: claims, 33: chain}).encode()
+    with pytest.raises(PolicyRejected):
+        policy.check(forged, NOW)
+    policy.check(_stmt(vendor), NOW)  # the vendor's own key still passes
+    leaf_pinned = f'kid == "{key.public_key.kid.hex()}"'
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], roots=[root], policy=leaf_pinned)
+    assert policy.check(forged, NOW).x5chain == tuple(chain)

@@ -48,10 +48,32 @@ PROBLEM_JSON: Final = "application/problem+json"
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+def _acceptable(accept: str) -> list[str]:
+    """The media ranges of an ``Accept`` header that the client takes: those of a quality
+    above 0 (RFC 9110 §12.5.1: ``q=0`` is "not acceptable"; an unreadable one counts as 0)."""
+    ranges = []
+    for item in accept.lower().split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality > 0:
+            ranges.append(media)
+    return ranges
+
+
 def wants_json(request: Request) -> bool:
     """True when the client accepts JSON and not CBOR."""
     accept = request.headers.get("accept", "")
-    return "json" in accept and "cbor" not in accept
+    if "json" not in accept:
+        return False
+    ranges = _acceptable(accept)
+    return any("json" in media for media in ranges) and not any("cbor" in m for m in ranges)
 
 
 def problem_response(
@@ -200,9 +222,12 @@ def problem_app(
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing anything over ``limit`` bytes before and while reading."""
+    """The request body, refusing anything over ``limit`` bytes before and while reading.
+
+    A declared ``Content-Length`` is believed only in ASCII digits (RFC 9110 §8.6): ``str``
+    takes ``"²"`` for a digit that ``int`` does not read."""
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
+    if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
         raise PayloadTooLarge(f"the request is {length} bytes; the limit is {limit}")
     chunks: list[bytes] = []
     size = 0

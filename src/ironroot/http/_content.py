@@ -82,10 +82,13 @@ def require_media_type(request: Request, *accepted: str, untyped: str | None = N
     """The media type of ``request``'s body — its ``Content-Type`` without parameters, in
     lower case — when it is one of ``accepted``. A request without one (or with an empty one)
     is taken as ``untyped``; with ``None``, refused: its body could be anything. Anything
-    else is ``UnsupportedMediaType`` (415), whose detail names what the endpoint takes."""
-    given = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    else is ``UnsupportedMediaType`` (415), whose detail names what the endpoint takes; so is
+    a request with two ``Content-Type`` fields (RFC 9110 §8.3 allows one: which one a proxy
+    in front believed, and which one this reads, could differ)."""
+    values = request.headers.getlist("content-type")
+    given = values[0].split(";", 1)[0].strip().lower() if values else ""
     media = given or untyped
-    if media is None or media not in accepted:
+    if media is None or media not in accepted or len(values) > 1:
         raise UnsupportedMediaType(f"the request body must be {' or '.join(accepted)}")
     return media
 

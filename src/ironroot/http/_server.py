@@ -17,6 +17,7 @@ httptools protocol with them added:
 * ``body_timeout``: from the end of the head to the end of the body; over it → close (the app
   sees a client disconnect);
 * ``max_connections``: open connections; one more → 503 with ``Retry-After`` and close;
+  logged at warning once per ten seconds at most (:class:`_RefusalLog`), the rest at debug;
 * over TLS, the handshake is the connection's (:class:`TlsHandshake`), not the listener's
   as in uvicorn, where a client could hold any number of sockets for 60 s each, unseen by
   the limits, by connecting and sending nothing, half a ClientHello, or one a byte at a time:
@@ -26,6 +27,9 @@ httptools protocol with them added:
 * ``shutdown_timeout``: how long a stopping server waits for the requests in flight and the
   responses still unread; then their tasks are cancelled and their connections cut;
 * request lines other than HTTP/1.0 and HTTP/1.1 (HTTP/0.9, HTTP/2.0 sent as text) → 505;
+  an HTTP/1.1 request without a ``Host`` field, or any request with two → 400 (RFC 9112 §3.2);
+* a transfer coding other than ``chunked`` (``gzip, chunked``: the parser leaves the body
+  coded) → 501 and close;
 * an ``Upgrade`` request is served as HTTP/1.1, then its connection closed (the parser
   parses nothing after it); with a body (which the parser skips) → 400;
 * a client that half-closes after its requests (it sends nothing more) still gets their
@@ -97,6 +101,7 @@ _REASONS: Final = {
     400: "Bad Request",
     408: "Request Timeout",
     431: "Request Header Fields Too Large",
+    501: "Not Implemented",
     503: "Service Unavailable",
     505: "HTTP Version Not Supported",
 }
@@ -110,6 +115,7 @@ _DRAIN_IDLE: Final = 1.0  # ... or until the client is this long without sending
 _DRAIN_BYTES: Final = 4 << 20  # ... or until it has sent this much: then it closes all the same
 # a head's bytes besides its method, target and header lines
 _REQUEST_LINE_FRAME: Final = len(b"  HTTP/1.1\r\n\r\n")
+_REFUSALS_WARNED_EVERY: Final = 10.0  # seconds between two warnings of refused connections
 
 
 def _tls_extension(transport: asyncio.BaseTransport) -> dict[object, object] | None:
@@ -332,6 +338,34 @@ class _LingeringTransport:
         return getattr(self._transport, name)
 
 
+class _RefusalLog:
+    """The log of one server's connections refused over ``max_connections``: a warning at
+    most every ``_REFUSALS_WARNED_EVERY`` seconds, the refusals in between at debug and
+    counted in the next warning. A client that opens connections past the cap must not
+    write a warning line for each (as the parser's refusals are not: see below)."""
+
+    def __init__(self) -> None:
+        self._next = float("-inf")  # the event loop's time of the next warning
+        self._quiet = 0  # refusals logged at debug since the last warning
+
+    def refused(self, open_connections: int, now: float) -> None:
+        """A connection was refused with ``open_connections`` open, at loop time ``now``."""
+        if now < self._next:
+            self._quiet += 1
+            _log.debug("connection refused: %d connections open", open_connections)
+            return
+        self._next = now + _REFUSALS_WARNED_EVERY
+        quiet, self._quiet = self._quiet, 0
+        if quiet:
+            _log.warning(
+                "connection refused: %d connections open (and %d more since the last warning)",
+                open_connections,
+                quiet,
+            )
+        else:
+            _log.warning("connection refused: %d connections open", open_connections)
+
+
 def _not_a_parser_refusal(record: logging.LogRecord) -> bool:
     """Drops uvicorn's warning about each request its parser refuses: the client's fault,
     answered with a 400 problem (:meth:`_GuardedProtocol.send_400_response` logs it at debug);
@@ -346,6 +380,7 @@ class _GuardedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the limits of :class:`ServerLimits` enforced."""
 
     limits: ServerLimits = ServerLimits()
+    refusals: _RefusalLog = _RefusalLog()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -370,7 +405,7 @@ class _GuardedProtocol(HttpToolsProtocol):
             transport = cast(asyncio.Transport, _LingeringTransport(transport, self.loop))
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
-            _log.warning("connection refused: %d connections open", len(self.connections) - 1)
+            self.refusals.refused(len(self.connections) - 1, self.loop.time())
             if isinstance(self.transport, _LingeringTransport):
                 self.transport.direct = True  # one over the cap holds no socket for long
             self._refuse(503, "too many open connections; retry later", b"retry-after: 1\r\n")
@@ -524,6 +559,22 @@ class _GuardedProtocol(HttpToolsProtocol):
         if version not in _VERSIONS:
             self._refuse(505, f"HTTP/{version} is not served; use HTTP/1.1")
             return
+        hosts, coded = 0, False  # one pass over the fields (every request comes here)
+        for name, value in self.headers:
+            if name == b"host":
+                hosts += 1
+            elif name == b"transfer-encoding":
+                coded = coded or any(c.strip().lower() != b"chunked" for c in value.split(b","))
+        if hosts > 1 or (hosts == 0 and version == "1.1"):
+            # RFC 9112 §3.2: a 400, as a proxy in front may have routed by another Host
+            self._refuse(400, "an HTTP/1.1 request has one Host field; any request at most one")
+            return
+        if coded:
+            # The parser reads the chunks and leaves the body coded ("gzip, chunked"), or
+            # ignores a coding it does not know: the service would take other bytes than
+            # a proxy in front that decoded them. RFC 9112 §6.1: 501.
+            self._refuse(501, "a transfer coding other than chunked is not implemented")
+            return
         if self.parser.should_upgrade():
             # The parser skips an Upgrade request's body and parses nothing after it (it
             # hands the rest of the connection over): the request is served as HTTP/1.1
@@ -603,7 +654,8 @@ def server_config(
     HTTPS (mutual TLS with a client CA) when ``tls`` is given: with ``tls.context()``, the
     handshake done by the protocol (:class:`TlsHandshake`), not by uvicorn's listener."""
     limits = limits or ServerLimits()
-    protocol = type("IronrootHttpProtocol", (_GuardedProtocol,), {"limits": limits})
+    members = {"limits": limits, "refusals": _RefusalLog()}  # this server's
+    protocol = type("IronrootHttpProtocol", (_GuardedProtocol,), members)
     http: type[asyncio.Protocol] = protocol
     if tls is not None:
         handshake = {"http": protocol, "tls": tls, "context": tls.context()}

@@ -56,7 +56,7 @@ class TlsHandshake(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         self._connections.add(self)
         if len(self._connections) > self._limits.max_connections:
-            _log.warning("connection refused: %d connections open", len(self._connections) - 1)
+            self._http.refusals.refused(len(self._connections) - 1, self._loop.time())
             self._connections.discard(self)
             transport.close()
             return

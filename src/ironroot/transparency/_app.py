@@ -21,6 +21,7 @@ from starlette.routing import Route
 from ironroot.cose import encode_cbor, encode_key_set
 from ironroot.errors import (
     InvalidLocator,
+    NotFound,
     StorageError,
     Unauthorized,
 )
@@ -47,6 +48,7 @@ _log = logging.getLogger("ironroot.transparency")
 COSE: Final = "application/cose"
 CBOR: Final = "application/cbor"
 _ENTRY_ID: Final = re.compile(r"[0-9a-f]{64}")
+_KID: Final = re.compile(r"(?:[0-9a-f]{2})+")  # as the configuration's keys[].kid spell it
 _IMMUTABLE: Final = {"Cache-Control": "public, max-age=31536000, immutable"}
 _NO_CACHE: Final = {"Cache-Control": "no-cache"}
 
@@ -184,14 +186,15 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
 
     async def scitt_key(request: Request) -> Response:
         text = request.path_params["kid"]
-        try:
-            kid = bytes.fromhex(text)
-        except ValueError:
-            kid = b""
-        key = keys_by_kid.get(kid)
+        # one name per key: bytes.fromhex also reads upper case and spaces (" 4C95 BC2F")
+        key = keys_by_kid.get(bytes.fromhex(text)) if _KID.fullmatch(text) else None
         if key is None:
             return problem_response(
-                request, 404, "No such key", "No key could be found for this kid value"
+                request,
+                404,
+                "No such key",
+                "No key could be found for this kid value",
+                NotFound.code,
             )
         return Response(encode_cbor(key.to_cose_key(include_kid=True)), 200, media_type=CBOR)
 

@@ -15,7 +15,9 @@ first and fail closed, each with its own typed error (and so its own RFC 9290 ti
 An empty trust configuration (no issuers, no roots) rejects everything.
 
 CEL variables (documented in docs/transparency.md): ``iss``, ``sub``, ``alg`` (name such as
-``"ES256"``), ``kid`` (lowercase hex, ``""`` if absent), ``content_type``, ``hash_envelope``
+``"ES256"``), ``kid`` (lowercase hex RFC 9679 thumbprint of the key that verified the signature:
+for an x5chain statement, its leaf's, whatever its ``kid`` header says, which nothing checks
+there), ``content_type``, ``hash_envelope``
 (bool), ``payload_hash_alg`` (int, 0 if absent), ``preimage_content_type``, ``payload_location``,
 ``iat`` (int, 0 if absent), ``x5chain_length`` (int), ``claims`` (map of the CWT claims with
 text names ``iss``, ``sub``, ``aud``, ``exp``, ``nbf``, ``iat``, ``cti`` and ``"<n>"`` for others;
@@ -113,7 +115,7 @@ class RegistrationPolicy:
         key = self._signing_key(statement, now)
         statement.sign1.verify(key)
         if self._program is not None:
-            self._evaluate(statement)
+            self._evaluate(statement, key)
         return statement
 
     def _signing_key(self, statement: SignedStatement, now: datetime) -> PublicKey:
@@ -138,7 +140,7 @@ class RegistrationPolicy:
             raise UnknownIssuer(f"no key with this kid is configured for issuer {iss!r}")
         return found  # Sign1.verify checks that the key's algorithm is the header's
 
-    def _evaluate(self, statement: SignedStatement) -> None:
+    def _evaluate(self, statement: SignedStatement, key: PublicKey) -> None:
         claims = statement.claims
         env = statement.hash_envelope
         raw_claims = statement.sign1.protected.get(15, {})
@@ -154,7 +156,7 @@ class RegistrationPolicy:
             "iss": claims.iss,
             "sub": claims.sub,
             "alg": statement.algorithm.label,
-            "kid": statement.kid.hex() if statement.kid else "",
+            "kid": key.kid.hex(),  # the key's own: an x5chain statement's header is unchecked
             "content_type": "" if statement.content_type is None else statement.content_type,
             "hash_envelope": env is not None,
             "payload_hash_alg": env.hash_alg if env else 0,
