@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Final
 
 from ironroot._fileio import load_each
 from ironroot.attestation.evidence import EvidenceClaims
-from ironroot.corim import CORIM_CONTENT_TYPE, Comid, Corim, SignedCorim, Validity
+from ironroot.corim import CORIM_CONTENT_TYPE, Comid, Corim, SignedCorim, Tagged, Validity
 from ironroot.cose import SignedStatement, verify_transparent_statement
 from ironroot.crypto import Verifier
 from ironroot.errors import (
@@ -87,6 +87,7 @@ __all__ = [
 ]
 
 _COSE_SIGN1: Final = 0xD2
+_TAG_UEID: Final = 550
 _log = logging.getLogger("ironroot.attestation")
 
 
@@ -104,6 +105,8 @@ class ReferenceValue:
     index: int | None = None
     issuer: str = ""
     subject: str = ""
+    instance: Tagged | None = None
+    group: Tagged | None = None
 
     @property
     def environment(self) -> tuple[object, ...]:
@@ -149,6 +152,20 @@ class ReferencePublisher:
             (evidence.format if name == "format" else evidence.identity.get(name)) == value
             for name, value in self.evidence
         )
+
+
+def _same_instance(instance: Tagged | None, evidence: EvidenceClaims) -> bool:
+    """Whether ``evidence`` is of ``instance`` (``None``: any evidence): a UEID the
+    evidence's ``ueid`` identity claim (hex) names."""
+    if instance is None:
+        return True
+    ueid = evidence.identity.get("ueid")
+    return (
+        instance.tag == _TAG_UEID
+        and isinstance(instance.value, bytes)
+        and isinstance(ueid, str)
+        and ueid == instance.value.hex()
+    )
 
 
 def _product(value: ReferenceValue) -> str:
@@ -203,6 +220,8 @@ def _values(corim: Corim, iss: str, sub: str) -> tuple[ReferenceValue, ...]:
                         index=cls.index if cls is not None else None,
                         issuer=iss,
                         subject=sub,
+                        instance=triple.environment.instance,
+                        group=triple.environment.group,
                     )
                 )
     return tuple(out)
@@ -460,7 +479,14 @@ class Endorsements:
         """Whether logged ``value`` may be compared with ``evidence``: one of the products
         that admitted it (:attr:`products`) selects the evidence; a product without a selector
         does so only while it is the only product with reference values here. Endorsements
-        made without products (a caller that chose the values for its device) apply all."""
+        made without products (a caller that chose the values for its device) apply all.
+
+        Whatever the products, a value whose environment names an instance applies only to
+        evidence of that instance: a UEID (tag 550) equal to the evidence's ``ueid`` identity
+        claim. Any other instance, and any group, names nothing evidence carries: such a value
+        applies to no evidence (it never widens to the whole class)."""
+        if value.group is not None or not _same_instance(value.instance, evidence):
+            return False
         if not self.products:
             return True
         return any(
