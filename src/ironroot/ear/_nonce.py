@@ -225,7 +225,9 @@ class NonceStore:
 
     def redeem(self, nonce: bytes, now: datetime) -> object:
         """Accept ``nonce`` once, before it expires, returning what it was issued bound to
-        (:meth:`issue`); raise ``StaleNonce`` otherwise."""
+        (:meth:`issue`); raise ``StaleNonce`` otherwise. The expiry is checked on the nonce
+        itself, not only by pruning: after the wall clock stepped back, a later nonce can
+        expire before an earlier one."""
         t = _seconds(now)
         if not isinstance(nonce, bytes) or len(nonce) != NONCE_SIZE:
             raise StaleNonce(
@@ -238,8 +240,12 @@ class NonceStore:
             if entry is not None:
                 expires, client, bound = entry
                 self._forget(nonce, client)
-                self._remember(nonce, "reused", expires + self._lifetime)
-                return bound
+                # pruning stops at the first unexpired nonce: one issued after the wall clock
+                # stepped back sits behind it, expired, and is refused here
+                expired = expires <= t
+                self._remember(nonce, "expired" if expired else "reused", expires + self._lifetime)
+                if not expired:
+                    return bound
             state = self._spent.get(nonce)
         if state is None:
             raise StaleNonce(f"this {self._service} did not issue that nonce", code="nonce-unknown")
