@@ -24,10 +24,12 @@ only when all of this holds (:func:`reference_values_from_statement`):
    policy bound to the statement's key; pin the keys too with ``vendor_keys``.
 
 Its reference-value triples become :class:`ReferenceValue` entries: environment (class vendor,
-model, layer, index), measurement key (``mkey``), digests and SVN. :class:`ReferenceValues`
-answers the appraisal's two questions: which logged values does this digest match, and what is
-the logged minimum SVN of that environment — the highest minimum any logged triple for the same
-environment and ``mkey`` states, so a vendor raises the floor by publishing a newer release.
+model, layer, index; instance and group), measurement key (``mkey``), digests and SVN, and the
+span they count in (steps 2 and 3: the appraisal checks it again, at its own ``now``).
+:class:`ReferenceValues` answers the appraisal's two questions: which logged values does this
+digest match, and what is the logged minimum SVN of that environment — the highest minimum any
+logged triple for the same environment and ``mkey`` states, so a vendor raises the floor by
+publishing a newer release.
 
 A GPU's reference values are NVIDIA's SWID-tag RIMs, taken the same way: a Transparent
 Statement of content type ``application/swid+xml`` among the reference statements is a RIM
@@ -107,6 +109,18 @@ class ReferenceValue:
     subject: str = ""
     instance: Tagged | None = None
     group: Tagged | None = None
+    not_before: int | None = None
+    not_after: int | None = None
+    """When the value counts (epoch seconds, both inclusive; ``None``: open): the CoRIM's
+    ``rim-validity`` and, when its signature was verified, its signature validity and CWT
+    ``nbf``/``exp``. Checked when the statement is read and again at each appraisal."""
+
+    def valid_at(self, now: dt.datetime) -> bool:
+        """Whether the value counts at ``now``."""
+        t = int(now.timestamp())
+        return (self.not_before is None or t >= self.not_before) and (
+            self.not_after is None or t <= self.not_after
+        )
 
     @property
     def environment(self) -> tuple[object, ...]:
@@ -196,7 +210,9 @@ def _mkey(value: object) -> str | None:
     return None
 
 
-def _values(corim: Corim, iss: str, sub: str) -> tuple[ReferenceValue, ...]:
+def _values(
+    corim: Corim, iss: str, sub: str, window: tuple[int | None, int | None] = (None, None)
+) -> tuple[ReferenceValue, ...]:
     out: list[ReferenceValue] = []
     for tag in corim.tags:
         if not isinstance(tag, Comid):
@@ -222,6 +238,8 @@ def _values(corim: Corim, iss: str, sub: str) -> tuple[ReferenceValue, ...]:
                         subject=sub,
                         instance=triple.environment.instance,
                         group=triple.environment.group,
+                        not_before=window[0],
+                        not_after=window[1],
                     )
                 )
     return tuple(out)
@@ -283,6 +301,21 @@ def _check_cwt_times(claims: Mapping[object, object], now: dt.datetime, sub: str
         )
 
 
+def _window(
+    validities: Sequence[Validity], cwt_claims: Mapping[object, object] | None
+) -> tuple[int | None, int | None]:
+    """The span (inclusive epoch seconds) inside every validity and the CWT ``nbf``/``exp``."""
+    starts = [v.not_before for v in validities if v.not_before is not None]
+    ends = [v.not_after for v in validities]
+    if cwt_claims is not None:
+        nbf, exp = cwt_claims.get(_CWT_NBF), cwt_claims.get(_CWT_EXP)
+        if isinstance(nbf, int) and not isinstance(nbf, bool):
+            starts.append(nbf)
+        if isinstance(exp, int) and not isinstance(exp, bool):
+            ends.append(exp - 1)  # valid before exp
+    return max(starts, default=None), min(ends, default=None)
+
+
 def reference_values_from_statement(
     data: bytes,
     *,
@@ -307,9 +340,14 @@ def reference_values_from_statement(
             raise UnknownIssuer(f"no vendor key is configured for issuer {iss!r}")
         _vendor_key(statement.kid, keys, statement)
     corim, signed = _corim_of(statement.payload)
+    validities: list[Validity] = []
+    cwt_claims: Mapping[object, object] | None = None
     if signed is not None and keys is not None:
         _vendor_key(signed.kid, keys, signed)
         window = signed.meta.signature_validity if signed.meta is not None else None
+        if window is not None:
+            validities.append(window)
+        cwt_claims = signed.cwt_claims
         if now is not None and window is not None and not _within(window, now):
             raise VerificationFailed(
                 f"the signature of the reference values of {sub!r} is outside its validity "
@@ -323,7 +361,9 @@ def reference_values_from_statement(
         raise VerificationFailed(
             f"the reference values of {sub!r} are outside their validity", code="rim-expired"
         )
-    values = _values(corim, iss, sub)
+    if validity is not None:
+        validities.append(validity)
+    values = _values(corim, iss, sub, _window(validities, cwt_claims))
     _check_publisher(values, iss, publishers)
     return values
 
