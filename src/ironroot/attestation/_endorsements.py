@@ -51,6 +51,7 @@ warning, instead of failing the whole set: one bad file never stops the verifier
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
 import logging
@@ -504,6 +505,9 @@ class Endorsements:
     products: tuple[ReferencePublisher, ...] = ()
     trusted_roots: frozenset[str] = field(default=frozenset(), init=False)
     _one_product: bool = field(default=True, init=False, repr=False, compare=False)
+    _changes: tuple[tuple[float, ...], tuple[float, ...]] = field(
+        default=((), ()), init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         ders = tuple(parse_certificate(root).der for root in self.vendor_roots)
@@ -514,6 +518,23 @@ class Endorsements:
         object.__setattr__(self, "products", tuple(self.products))
         kinds = {(v.vendor, v.model) for v in self.reference_values}
         object.__setattr__(self, "_one_product", len(kinds) <= 1)
+        # When a logged value or RIM starts or stops counting: from the instant itself
+        # (value starts, value ends, which count whole seconds, and RIM starts), or from
+        # just after it (a RIM's chain is valid up to its notAfter, inclusive)
+        values = tuple(self.reference_values)
+        at = {float(v.not_before) for v in values if v.not_before is not None}
+        at |= {float(v.not_after + 1) for v in values if v.not_after is not None}
+        at |= {r.rim.not_before.timestamp() for r in self.rims}
+        after = {r.rim.not_after.timestamp() for r in self.rims}
+        object.__setattr__(self, "_changes", (tuple(sorted(at)), tuple(sorted(after))))
+
+    def validity_epoch(self, now: dt.datetime) -> int:
+        """How many times, up to ``now``, a logged value or RIM started or stopped counting:
+        two appraisals at times of one epoch compare evidence with the same values (what a
+        cache of appraisals is keyed by, beside the endorsements themselves)."""
+        t = now.timestamp()
+        at, after = self._changes
+        return bisect.bisect_right(at, t) + bisect.bisect_left(after, t)
 
     def applies(self, value: ReferenceValue, evidence: EvidenceClaims) -> bool:
         """Whether logged ``value`` may be compared with ``evidence``: one of the products
