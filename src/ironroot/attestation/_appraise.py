@@ -177,7 +177,7 @@ def _context(
     svn = evidence.svns.get(svn_name, 0) if svn_name is not None else 0
     fw_name = policy.firmware_hash.get(fmt)
     fw = _firmware_hash(evidence.measurements.get(fw_name) if fw_name is not None else None)
-    reviews = endorsements.reviews_for(*fw) if fw is not None else ()
+    reviews = endorsements.reviews_for(*fw, now=now) if fw is not None else ()
     cvss = [float(r.max_open_cvss or 0.0) for r in reviews]
     review_values = [
         {

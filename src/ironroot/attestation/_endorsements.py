@@ -183,6 +183,14 @@ def _same_instance(instance: Tagged | None, evidence: EvidenceClaims) -> bool:
     )
 
 
+def _in_force(review: Review, now: dt.datetime) -> bool:
+    """Whether ``review`` counts at ``now``: its ``nbf`` reached, its ``exp`` not."""
+    t, report = now.timestamp(), review.report
+    return (report.not_before is None or t >= report.not_before) and (
+        report.expires_at is None or t < report.expires_at
+    )
+
+
 def _product(value: ReferenceValue) -> str:
     if value.vendor is None:
         return "an environment without a class vendor"
@@ -518,20 +526,22 @@ class Endorsements:
         object.__setattr__(self, "products", tuple(self.products))
         kinds = {(v.vendor, v.model) for v in self.reference_values}
         object.__setattr__(self, "_one_product", len(kinds) <= 1)
-        # When a logged value or RIM starts or stops counting: from the instant itself
-        # (value starts, value ends, which count whole seconds, and RIM starts), or from
-        # just after it (a RIM's chain is valid up to its notAfter, inclusive)
+        # When a logged value, RIM or review starts or stops counting: from the instant
+        # itself (value starts and ends, which count whole seconds, RIM starts, review nbf and
+        # exp), or from just after it (a RIM's chain is valid up to its notAfter, inclusive)
         values = tuple(self.reference_values)
         at = {float(v.not_before) for v in values if v.not_before is not None}
         at |= {float(v.not_after + 1) for v in values if v.not_after is not None}
         at |= {r.rim.not_before.timestamp() for r in self.rims}
+        at |= {float(r.report.not_before) for r in self.reviews if r.report.not_before is not None}
+        at |= {float(r.report.expires_at) for r in self.reviews if r.report.expires_at is not None}
         after = {r.rim.not_after.timestamp() for r in self.rims}
         object.__setattr__(self, "_changes", (tuple(sorted(at)), tuple(sorted(after))))
 
     def validity_epoch(self, now: dt.datetime) -> int:
-        """How many times, up to ``now``, a logged value or RIM started or stopped counting:
-        two appraisals at times of one epoch compare evidence with the same values (what a
-        cache of appraisals is keyed by, beside the endorsements themselves)."""
+        """How many times, up to ``now``, a logged value, RIM or review started or stopped
+        counting: two appraisals at times of one epoch compare evidence with the same values
+        (what a cache of appraisals is keyed by, beside the endorsements themselves)."""
         t = now.timestamp()
         at, after = self._changes
         return bisect.bisect_right(at, t) + bisect.bisect_left(after, t)
@@ -556,9 +566,17 @@ class Endorsements:
             if p.allows(value)
         )
 
-    def reviews_for(self, alg: str, digest: bytes) -> tuple[Review, ...]:
-        """The reviews whose SFR names ``digest`` as its ``alg`` firmware hash."""
-        return tuple(r for r in self.reviews if r.report.firmware_hashes().get(alg) == digest)
+    def reviews_for(
+        self, alg: str, digest: bytes, *, now: dt.datetime | None = None
+    ) -> tuple[Review, ...]:
+        """The reviews whose SFR names ``digest`` as its ``alg`` firmware hash; with ``now``,
+        only those in force then (``nbf`` reached, ``exp`` not: reviews are read once, when
+        the verifier starts, and expire)."""
+        return tuple(
+            r
+            for r in self.reviews
+            if r.report.firmware_hashes().get(alg) == digest and (now is None or _in_force(r, now))
+        )
 
     @classmethod
     def build(
