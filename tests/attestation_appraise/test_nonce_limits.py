@@ -102,6 +102,22 @@ def test_a_nonce_issued_after_the_clock_stepped_back_still_expires() -> None:
     assert again.value.code == "nonce-expired"
 
 
+def test_a_clock_that_steps_back_does_not_refuse_challenges() -> None:
+    # Before, the token bucket refilled by (now - last request) * rate, negative once the wall
+    # clock stepped back: every client that had asked before was refused (challenge-rate)
+    # for as long as the clock had stepped back, an hour here.
+    store = NonceStore(lifetime=60, limits=ChallengeLimits(rate=10, burst=32))
+    store.issue(NOW, "c")
+    nonce, _ = store.issue(_after(-3600), "c")
+    store.redeem(nonce, _after(-3599))
+    burst = NonceStore(lifetime=60, limits=ChallengeLimits(rate=1, burst=2))
+    for _ in range(2):
+        burst.issue(NOW, "d")
+    with pytest.raises(Overloaded) as refused:  # a step back refills nothing either
+        burst.issue(_after(-3600), "d")
+    assert (refused.value.code, refused.value.retry_after) == ("challenge-rate", 1)
+
+
 def test_a_redeemed_nonce_returns_what_it_was_issued_bound_to() -> None:
     store = NonceStore(lifetime=60)
     bound, _ = store.issue(NOW, "c", bound=("node-0001", 7))

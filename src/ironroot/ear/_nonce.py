@@ -171,7 +171,8 @@ class NonceStore:
 
     def _tokens(self, client: str, t: float) -> float:
         tokens, at = self._buckets.get(client, (float(self._limits.burst), t))
-        return min(float(self._limits.burst), tokens + (t - at) * self._limits.rate)
+        # a wall clock that stepped back refills nothing, and takes nothing either
+        return min(float(self._limits.burst), tokens + max(0.0, t - at) * self._limits.rate)
 
     def _refuse(self, code: str, why: str, wait: float) -> Overloaded:
         seconds = max(1, math.ceil(wait))
