@@ -11,10 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 from _ar_helpers import NOW, World, make_verifier_dir
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.attestation import (
     AR4SI,
+    EVIDENCE_FORMATS,
     AttestationService,
+    Endorsements,
     TrustTier,
     create_attestation_app,
     load_attestation_config,
@@ -23,6 +28,7 @@ from ironroot.attestation import (
 from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey, b64url_encode
 
+_KEY = PrivateKey.generate(Algorithm.ES384)
 CRIT_NULL = bytes.fromhex("d28446a201382202f6a04040")
 SNP_REPORT = Path("tee") / "snp" / "tests_certs_data_report_milan.hex"
 SNP_VCEK = Path("tee") / "snp" / "tests_certs_data_vcek_milan.der"
@@ -147,3 +153,66 @@ def test_cli_appraise_malformed_certificate(
 def test_endorsements_build_labels_rejected_items(world: World) -> None:
     built = world.endorsements(extra_references=(CRIT_NULL,))
     assert any("reference statement" in r and "crit (2)" in r for r in built.rejected)
+
+
+# --- any request body: a problem or an EAR, never a 5xx ------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return b64url_encode(data)
+
+
+_JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+    | st.binary(max_size=40).map(_b64)
+)
+_JSON = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@pytest.mark.vectors
+@settings(
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_http_verify_answers_any_body_with_a_problem_or_an_ear(
+    vectors: Path, data: st.DataObject
+) -> None:
+    """Members of the right and wrong types, real evidence of every format under any format
+    name, certificates and GPUs mixed in: 200 (an EAR), 400 or 413, never a 5xx."""
+    blobs = [
+        (vectors / SNP_REPORT).read_bytes(),
+        (vectors / SNP_VCEK).read_bytes(),
+        (vectors / "gpu" / "nvidia" / "hopperCertChain.txt").read_bytes(),
+        (vectors / "tee" / "tdx" / "deps_verifier_test_data_tdx_quote_4.dat").read_bytes(),
+        b"",
+    ]
+    blob = st.sampled_from(blobs) | st.binary(max_size=80)
+    formats = st.sampled_from(["auto", *EVIDENCE_FORMATS])
+    gpu = st.fixed_dictionaries(
+        {"evidence": blob.map(_b64)},
+        optional={"certificates": st.lists(blob.map(_b64), max_size=2)},
+    )
+    members = {
+        "evidence": blob.map(_b64) | _JSON,
+        "nonce": st.binary(max_size=40).map(_b64) | _JSON,
+        "runtime_data": st.binary(max_size=80).map(_b64) | _JSON,
+        "format": formats | _JSON,
+        "certificates": st.lists(blob.map(_b64), max_size=9) | _JSON,
+        "gpus": st.lists(gpu, max_size=2) | _JSON,
+    }
+    body = data.draw(st.fixed_dictionaries({}, optional=members))
+    service = AttestationService(endorsements=Endorsements(), signing_key=_KEY, clock=lambda: NOW)
+    response = _post(service, body)
+    assert response.status_code in (200, 400, 413), (response.status_code, response.content)

@@ -5,6 +5,7 @@ without a receipt is refused by the rim package (tests/rim/test_rim_log.py)."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 from pathlib import Path
@@ -12,10 +13,12 @@ from pathlib import Path
 import pytest
 from _ar_helpers import World
 from _gpu_helpers import DRIVER, NOW, GpuWorld
+from _rim_helpers import RimPki
 from cryptography.hazmat.primitives import serialization
 
 from ironroot.attestation import (
     AR4SI,
+    Appraisal,
     AttestationResult,
     AttestationService,
     Endorsements,
@@ -458,6 +461,41 @@ def test_rim_cache_is_per_rim_set(cvm: Device, endorsements: Endorsements, gpus:
     empty = dataclasses.replace(endorsements, rims=LoggedRims())
     assert run(empty).submods["gpu0"].trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
     assert len(cache) == 2
+
+
+def test_a_rim_that_expires_after_start_up_stops_approving(world: World, cvm: Device) -> None:
+    # RIMs are taken from the log once, when the verifier starts, and their signing chain's
+    # validity was checked only then: a verifier that kept running approved GPUs against RIMs
+    # that had expired (NVIDIA's do), and a cached GPU verdict outlived them too.
+    short = GpuWorld.generate()
+    short = dataclasses.replace(
+        short,
+        rim_pki=RimPki.generate(
+            not_before=NOW - dt.timedelta(days=30), not_after=NOW + dt.timedelta(hours=1)
+        ),
+    )
+    endorsements = dataclasses.replace(world.endorsements(), rims=short.logged_rims(world))
+    gpu = short.gpu()
+    cache = GpuRimCache()
+
+    def gpu0(at: dt.datetime) -> Appraisal:
+        nonce = os.urandom(32)
+        result = appraise_composite(
+            cvm.quote(composite_nonce(nonce, 1)),
+            [gpu.report(gpu_nonce(nonce, 0))],
+            endorsements,
+            nonce=nonce,
+            now=at,
+            gpu_root=short.root,
+            rim_cache=cache,
+        )
+        return result.submods["gpu0"]
+
+    assert gpu0(NOW + dt.timedelta(minutes=59)).status is TrustTier.AFFIRMING
+    assert len(cache) == 1
+    later = gpu0(NOW + dt.timedelta(hours=2))
+    assert later.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    assert any(line.startswith("rim: rim-expired: the driver RIM ") for line in later.reasons)
 
 
 def test_cached_gpu_appraisals_carry_each_reports_own_nonce(

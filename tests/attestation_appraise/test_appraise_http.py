@@ -376,6 +376,25 @@ def test_runtime_data_the_evidence_does_not_answer(
     assert result.nonce == b"\x01" * 64
 
 
+@pytest.mark.parametrize("size", [1, 7, 65])
+def test_runtime_data_an_ear_cannot_carry_is_a_400(
+    api: tuple[ApiClient, _Clock, AttestationService], good_device: Device, size: int
+) -> None:
+    # before, the evidence was appraised against it (one byte of freshness: SEV-SNP and TDX
+    # report data zero-padded) and the EAR left eat_nonce out (8..64 bytes): a result the
+    # relying party could not tie to its challenge
+    client, _, _ = api
+    body = {
+        "evidence": b64url_encode(good_device.quote(bytes(32))),
+        "runtime_data": b64url_encode(b"\x01" * size),
+    }
+    response = client.post("/attestation/verify", json=body)
+    assert response.status_code == 400, response.content
+    problem = Problem.from_cbor(response.content)
+    assert (problem.title, problem.extra["code"]) == ("Malformed Input", "malformed")
+    assert problem.detail == "runtime_data is 8 to 64 bytes, as the EAR's eat_nonce carries it"
+
+
 @pytest.mark.parametrize("members", [{"nonce", "runtime_data"}, set()])
 def test_exactly_one_of_nonce_and_runtime_data(
     api: tuple[ApiClient, _Clock, AttestationService], members: set[str]

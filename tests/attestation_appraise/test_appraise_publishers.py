@@ -3,6 +3,7 @@ an empty configuration accepts nothing, and a CoRIM from anyone else is ignored 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from _ar_helpers import NOW, PRODUCT, RUNTIME, SAFE_ISS, VENDOR_ISS, World, make
 
 from ironroot.attestation import (
     AR4SI,
+    Appraisal,
     AttestationResult,
     Endorsements,
     ReferencePublisher,
@@ -20,6 +22,7 @@ from ironroot.attestation import (
     publishers_of_release,
     reference_values_from_statement,
 )
+from ironroot.attestation.evidence import VerifyOptions, verify_evidence
 from ironroot.cli import main
 from ironroot.corim import (
     CORIM_CONTENT_TYPE,
@@ -31,13 +34,15 @@ from ironroot.corim import (
     Environment,
     Measurement,
     MeasurementValues,
+    Tagged,
     TagIdentity,
     Triple,
     Triples,
 )
 from ironroot.cose import create_statement
 from ironroot.errors import ConfigError, MalformedCorim, UnknownIssuer
-from ironroot.firmware import reference_statement
+from ironroot.firmware import reference_corim, reference_statement
+from ironroot.rot import Device
 
 VENDOR_ONLY = (ReferencePublisher(VENDOR_ISS, PRODUCT, frozenset((VENDOR_ISS,))),)
 
@@ -340,3 +345,82 @@ def test_a_products_evidence_selector_is_configured_in_its_table(tmp_path: Path)
     )
     config = load_attestation_config(tmp_path)
     assert config.products[0].evidence == (("format", "snp"), ("product", "Genoa"))
+
+
+# --- environments narrower than a class -------------------------------------------------------
+
+
+def _scoped_corim(world: World, name: str, **environment: Tagged) -> bytes:
+    """The vendor publishes release ``name``'s CoRIM with every environment narrowed by
+    ``environment`` (an instance or a group), and nothing for the class as a whole."""
+    corim = reference_corim(world.bundles[name], vendor=VENDOR_ISS, model=PRODUCT)
+    tags = []
+    for comid in corim.comids:
+        triples = tuple(
+            dataclasses.replace(t, environment=dataclasses.replace(t.environment, **environment))
+            for t in comid.triples.reference
+        )
+        tags.append(dataclasses.replace(comid, triples=Triples(reference=triples)))
+    payload = dataclasses.replace(corim, tags=tuple(tags)).encode()
+    statement = create_statement(
+        world.vendor_key, payload, iss=VENDOR_ISS, sub=PRODUCT, content_type=CORIM_CONTENT_TYPE
+    )
+    return world.client.register(statement).transparent_statement
+
+
+def _appraise_scoped(world: World, name: str, device: Device, scoped: bytes) -> Appraisal:
+    endorsements = Endorsements.build(
+        service_keys=world.service_keys,
+        reference_statements=[scoped],
+        review_statements=[world.reviews[name]],
+        providers=world.providers,
+        publishers=world.publishers,
+        vendor_roots=world.ca.trust_anchors,
+        now=NOW,
+    )
+    assert not endorsements.rejected
+    nonce = os.urandom(32)
+    result = appraise_evidence(device.quote(nonce), endorsements, nonce=nonce, now=NOW)
+    return result.submods["ironroot"]
+
+
+def _ueid(world: World, device: Device) -> bytes:
+    nonce = os.urandom(32)
+    options = VerifyOptions(now=NOW, nonce=nonce, roots=world.ca.trust_anchors)
+    return bytes.fromhex(verify_evidence(device.quote(nonce), options).identity["ueid"])
+
+
+def _unrecognized(appraisal: Appraisal) -> bool:
+    return appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME and any(
+        line.startswith("reference-values: no logged reference value for fmc")
+        for line in appraisal.reasons
+    )
+
+
+def test_reference_values_for_one_device_instance_do_not_match_another(
+    world: World, tmp_path: Path
+) -> None:
+    world.release("per-device", svn=3, runtime=RUNTIME + b"per-device", publish=False)
+    owner = world.device(tmp_path / "owner", "per-device")
+    other = world.device(tmp_path / "other", "per-device")
+    scoped = _scoped_corim(world, "per-device", instance=Tagged(550, _ueid(world, owner)))
+    assert _appraise_scoped(world, "per-device", owner, scoped).status is TrustTier.AFFIRMING
+    assert _unrecognized(_appraise_scoped(world, "per-device", other, scoped))
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        {"instance": Tagged(37, b"\x07" * 16)},  # a UUID instance: no evidence names one
+        {"group": Tagged(37, b"\x08" * 16)},  # nor a group
+    ],
+    ids=["uuid-instance", "group"],
+)
+def test_reference_values_for_an_instance_or_group_no_evidence_names_match_nothing(
+    world: World, tmp_path: Path, scope: dict[str, Tagged]
+) -> None:
+    name = f"scoped-{next(iter(scope))}"
+    world.release(name, svn=3, runtime=RUNTIME + name.encode(), publish=False)
+    device = world.device(tmp_path / "device", name)
+    scoped = _scoped_corim(world, name, **scope)
+    assert _unrecognized(_appraise_scoped(world, name, device, scoped))

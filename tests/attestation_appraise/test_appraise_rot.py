@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import random
 from pathlib import Path
 
 import pytest
-from _ar_helpers import NOW, PRODUCT, RUNTIME, VENDOR_ISS, World, flip
+from _ar_helpers import (
+    NOW,
+    PRODUCT,
+    PROVIDER,
+    RUNTIME,
+    SAFE_ISS,
+    VENDOR_ISS,
+    World,
+    flip,
+    sfr_json,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -18,6 +29,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ironroot.attestation import (
     AR4SI,
     DEFAULT_POLICY,
+    Appraisal,
     AppraisalPolicy,
     Endorsements,
     EvidenceCaches,
@@ -39,8 +51,9 @@ from ironroot.errors import (
     UnknownIssuer,
     VerificationFailed,
 )
-from ironroot.firmware import reference_corim
+from ironroot.firmware import FirmwareBundle, reference_corim
 from ironroot.rot import Device, VendorCA, create_quote, derive_layers
+from ironroot.safe import sfr_statement, sign_report
 
 _ALGS = (Algorithm.ES384, Algorithm.ML_DSA_87)
 
@@ -555,3 +568,97 @@ def test_signed_corim_outside_its_cwt_exp_and_nbf(
     with pytest.raises(IronrootError) as caught:
         values()
     assert caught.value.code == refused
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        {"rim_validity": 3600},  # the CoRIM's rim-validity
+        {"signature_validity": 3600},  # its corim-meta signature validity
+        {"exp": 3600},  # its CWT exp
+    ],
+    ids=["rim-validity", "signature-validity", "cwt-exp"],
+)
+def test_reference_values_that_expire_after_start_up_stop_matching(
+    world: World, tmp_path: Path, window: dict[str, int]
+) -> None:
+    # Endorsements are read once, when the verifier starts, and the validity of each CoRIM
+    # was checked only then: a verifier that kept running matched its reference values
+    # after they had expired.
+    name = f"expiring-{next(iter(window))}"
+    world.release(name, svn=3, runtime=RUNTIME + name.encode(), publish=False)
+    until = int(NOW.timestamp()) + next(iter(window.values()))
+    corim = reference_corim(world.bundles[name], vendor=VENDOR_ISS, model=PRODUCT)
+    if "rim_validity" in window:
+        corim = dataclasses.replace(corim, rim_validity=Validity(not_after=until))
+    meta = CorimMeta("vendor", None, Validity(not_after=until))
+    signed = sign_corim(
+        corim,
+        world.vendor_key,
+        meta=meta if "signature_validity" in window else None,
+        cwt_claims={1: VENDOR_ISS, 4: until} if "exp" in window else {1: VENDOR_ISS},
+    )
+    statement = create_statement(
+        world.vendor_key, signed, iss=VENDOR_ISS, sub=PRODUCT, content_type=CORIM_CONTENT_TYPE
+    )
+    endorsements = Endorsements.build(
+        service_keys=world.service_keys,
+        reference_statements=[world.client.register(statement).transparent_statement],
+        review_statements=[world.reviews[name]],
+        providers=world.providers,
+        publishers=world.publishers,
+        vendor_keys={VENDOR_ISS: [world.vendor_key.public_key]},
+        vendor_roots=world.ca.trust_anchors,
+        now=NOW,
+    )
+    assert not endorsements.rejected
+    device = world.device(tmp_path / "device", name)
+
+    def appraised(at: dt.datetime) -> Appraisal:
+        nonce = _nonce()
+        result = appraise_evidence(device.quote(nonce), endorsements, nonce=nonce, now=at)
+        return result.submods["ironroot"]
+
+    assert appraised(NOW + dt.timedelta(minutes=59)).status is TrustTier.AFFIRMING
+    later = appraised(NOW + dt.timedelta(hours=2))
+    assert later.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    assert any(
+        line.startswith("reference-values: no logged reference value for fmc ")
+        and line.endswith("(its logged values have expired)")
+        for line in later.reasons
+    )
+
+
+def test_a_safe_review_that_expires_after_start_up_stops_counting(
+    world: World, tmp_path: Path
+) -> None:
+    # SAFE reviews are read once too, and a review's exp was checked only then: a verifier
+    # that kept running counted a review after it had expired.
+    name = "review-expiring"
+    world.release(name, svn=3, runtime=RUNTIME + name.encode(), review=None)
+    digest = FirmwareBundle.parse(world.bundles[name]).manifest_digest()
+    report = json.loads(sfr_json(digest))
+    report["exp"] = int(NOW.timestamp()) + 3600
+    sfr = sign_report(json.dumps(report).encode(), world.provider_key, PROVIDER)
+    review = world.client.register(sfr_statement(sfr, world.safe_key, iss=SAFE_ISS))
+    endorsements = Endorsements.build(
+        service_keys=world.service_keys,
+        reference_statements=[world.references[name]],
+        review_statements=[review.transparent_statement],
+        providers=world.providers,
+        publishers=world.publishers,
+        vendor_roots=world.ca.trust_anchors,
+        now=NOW,
+    )
+    assert not endorsements.rejected
+    device = world.device(tmp_path / "device", name)
+
+    def appraised(at: dt.datetime) -> Appraisal:
+        nonce = _nonce()
+        result = appraise_evidence(device.quote(nonce), endorsements, nonce=nonce, now=at)
+        return result.submods["ironroot"]
+
+    assert appraised(NOW + dt.timedelta(minutes=59)).status is TrustTier.AFFIRMING
+    later = appraised(NOW + dt.timedelta(hours=2))
+    assert later.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    assert [line.split(":")[0] for line in later.reasons] == ["safe-review"]

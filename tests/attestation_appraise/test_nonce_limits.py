@@ -86,6 +86,38 @@ def test_expired_and_reused_nonces_are_refused() -> None:
     assert reused.value.code == "nonce-reused"
 
 
+def test_a_nonce_issued_after_the_clock_stepped_back_still_expires() -> None:
+    # The wall clock steps back 200 s between two challenges: the later one expires first,
+    # behind the earlier one in the store. Before, redeem only pruned up to the first
+    # unexpired entry, so the later nonce was accepted long after it had expired.
+    store = NonceStore(lifetime=60)
+    store.issue(NOW, "a")
+    stepped_back, expires = store.issue(_after(-200), "b")
+    assert expires == int(_after(-140).timestamp())
+    with pytest.raises(StaleNonce) as expired:
+        store.redeem(stepped_back, _after(-100))
+    assert expired.value.code == "nonce-expired"
+    with pytest.raises(StaleNonce) as again:  # and stays refused
+        store.redeem(stepped_back, _after(-99))
+    assert again.value.code == "nonce-expired"
+
+
+def test_a_clock_that_steps_back_does_not_refuse_challenges() -> None:
+    # Before, the token bucket refilled by (now - last request) * rate, negative once the wall
+    # clock stepped back: every client that had asked before was refused (challenge-rate)
+    # for as long as the clock had stepped back, an hour here.
+    store = NonceStore(lifetime=60, limits=ChallengeLimits(rate=10, burst=32))
+    store.issue(NOW, "c")
+    nonce, _ = store.issue(_after(-3600), "c")
+    store.redeem(nonce, _after(-3599))
+    burst = NonceStore(lifetime=60, limits=ChallengeLimits(rate=1, burst=2))
+    for _ in range(2):
+        burst.issue(NOW, "d")
+    with pytest.raises(Overloaded) as refused:  # a step back refills nothing either
+        burst.issue(_after(-3600), "d")
+    assert (refused.value.code, refused.value.retry_after) == ("challenge-rate", 1)
+
+
 def test_a_redeemed_nonce_returns_what_it_was_issued_bound_to() -> None:
     store = NonceStore(lifetime=60)
     bound, _ = store.issue(NOW, "c", bound=("node-0001", 7))

@@ -4,6 +4,7 @@ the real H100 report's blocks, and every block no RIM allows named."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 import pytest
 from _rim_helpers import (
@@ -79,6 +80,21 @@ def test_blocks_that_the_rims_allow_are_affirmed(rims: LoggedRims) -> None:
     assert result.matched == (*range(1, 14), *range(22, 42))
     assert result.not_covered == tuple(range(42, 65))
     assert result.skipped == ()
+
+
+def test_real_rims_past_their_chains_validity_are_not_selected(rims: LoggedRims) -> None:
+    # The vector RIMs were taken from the log at NOW, inside their chains' validity;
+    # appraised later, after NVIDIA's signing certificates expired, they no longer count.
+    blocks = golden_blocks(vector_rim(DRIVER_FILE), vector_rim(VBIOS_FILE))
+    rims.appraise(blocks, **LOGGED, now=NOW)
+    driver = rims.find(DRIVER_ID)[0].rim
+    with pytest.raises(NotFound) as caught:
+        rims.appraise(blocks, **LOGGED, now=driver.not_after + dt.timedelta(seconds=1))
+    assert caught.value.code == "rim-expired"
+    assert caught.value.detail.startswith(f"the driver RIM {DRIVER_ID} on the log is not valid")
+    with pytest.raises(NotFound) as early:
+        rims.appraise(blocks, **LOGGED, now=driver.not_before - dt.timedelta(seconds=1))
+    assert early.value.code == "rim-expired"
 
 
 def test_every_alternative_is_allowed(rims: LoggedRims) -> None:

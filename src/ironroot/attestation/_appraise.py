@@ -26,7 +26,8 @@ any other IronrootError                instance-identity    -1 verifier_malfunct
 CEL variables (see ``docs/attestation.md``): the claims (``format``, ``measurements`` and
 ``report_data`` as lower-case hex, ``svns``, ``identity``, ``debug``, ``signer``, ``raw``) and
 what appraisal derived: ``components`` (the measurements that must be on the log),
-``unmatched`` (those that are not, "name digest…"), ``svn`` (the format's SVN claim, 0 if
+``unmatched`` (those that are not, "name digest…": values that expired since the
+endorsements were read do not count), ``svn`` (the format's SVN claim, 0 if
 none), ``min_svn`` (the logged minimum, 0 if none), ``root`` and ``root_trusted``,
 ``nonce_ok`` (``report_data`` equals the nonce, or the nonce zero-padded to its length),
 ``firmware_hash`` (``sha384:<hex>``), ``reviews`` (``[{provider, issuer, max_cvss, issues}]``),
@@ -152,6 +153,8 @@ def _context(
     policy: AppraisalPolicy,
     nonce: bytes | None,
     annotated: dict[str, Any] | None = None,
+    *,
+    now: datetime,
 ) -> dict[str, Any]:
     fmt = evidence.format
     components = policy.components.get(fmt, ())
@@ -163,16 +166,18 @@ def _context(
         if digest is None:
             unmatched.append(f"{name} (not measured)")
             continue
-        refs = [r for r in store.matching(name, digest) if endorsements.applies(r, evidence)]
+        found = [r for r in store.matching(name, digest) if endorsements.applies(r, evidence)]
+        refs = [r for r in found if r.valid_at(now)]  # read at start-up, still valid now?
         if not refs:
-            unmatched.append(f"{name} {digest.hex()[:16]}…")
+            expired = " (its logged values have expired)" if found else ""
+            unmatched.append(f"{name} {digest.hex()[:16]}…{expired}")
             continue
         floors.extend(f for f in (store.minimum_svn(r) for r in refs) if f is not None)
     svn_name = policy.svn_claim.get(fmt)
     svn = evidence.svns.get(svn_name, 0) if svn_name is not None else 0
     fw_name = policy.firmware_hash.get(fmt)
     fw = _firmware_hash(evidence.measurements.get(fw_name) if fw_name is not None else None)
-    reviews = endorsements.reviews_for(*fw) if fw is not None else ()
+    reviews = endorsements.reviews_for(*fw, now=now) if fw is not None else ()
     cvss = [float(r.max_open_cvss or 0.0) for r in reviews]
     review_values = [
         {
@@ -268,7 +273,7 @@ def appraise(
     are reason lines added after the failed rules' (what the verification could not rely
     on)."""
     annotated = _annotated(evidence)  # once: the policy's variables and the EAR's evidence
-    context = _context(evidence, endorsements, policy, nonce, annotated)
+    context = _context(evidence, endorsements, policy, nonce, annotated, now=now)
     failures = policy.evaluate(context)
     vector: dict[str, int] = {}
     for failure in failures:

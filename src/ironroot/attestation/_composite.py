@@ -37,7 +37,9 @@ vector of :data:`VERIFICATION_FAILURES` in its own submodule; the others are sti
 trust vector, reasons and evidence claims that the policy and the RIM appraisal gave, keyed
 by the endorsements and the policy (the same objects, held) and the verified report's
 content (measurement blocks, opaque data, the slot and the blocks' value types — every raw
-claim but the nonces and the signature —, signer and root). A GPU repeats them until its
+claim but the nonces and the signature —, signer and root) and the endorsements' validity
+epoch (:meth:`Endorsements.validity_epoch`: a logged value or RIM that expires, or starts to
+count, ends every entry made before). A GPU repeats them until its
 firmware changes, and once its signature, chain and nonce are checked (every time) the
 appraisal depends on nothing else — unless the policy reads what differs between reports (a
 rule or reason naming ``report_data``, ``responder_nonce`` or ``signature``): such a policy
@@ -215,9 +217,9 @@ def _fresh(evidence: Mapping[str, Any], report_data: bytes) -> dict[str, Any]:
     return out
 
 
-def _rim_claim(evidence: GpuEvidence, endorsements: Endorsements) -> _Verdict:
+def _rim_claim(evidence: GpuEvidence, endorsements: Endorsements, now: datetime) -> _Verdict:
     try:
-        result = appraise_gpu_rims(evidence, endorsements.rims)
+        result = appraise_gpu_rims(evidence, endorsements.rims, now=now)
         result.check()
     except IronrootError as exc:
         code = next(c for cls, c in _RIM_FAILURES if isinstance(exc, cls))
@@ -273,6 +275,7 @@ def _appraise_gpu(
             claims.signer,
             tuple(claims.identity.items()),
             tuple(claims.measurements.items()),
+            endorsements.validity_epoch(now),  # no logged value expired or started since
         )
         cached = rim_cache.get(endorsements, policy, key)
         if cached is not None:
@@ -281,7 +284,7 @@ def _appraise_gpu(
             )
     base = appraise(claims, endorsements, policy, nonce=expected, now=now)
     (appraisal,) = base.submods.values()
-    code, reason, ids = _rim_claim(GpuEvidence.from_claims(claims), endorsements)
+    code, reason, ids = _rim_claim(GpuEvidence.from_claims(claims), endorsements, now)
     vector = dict(appraisal.trust_vector)
     vector["executables"] = code
     evidence = dict(appraisal.evidence or {})

@@ -24,10 +24,12 @@ only when all of this holds (:func:`reference_values_from_statement`):
    policy bound to the statement's key; pin the keys too with ``vendor_keys``.
 
 Its reference-value triples become :class:`ReferenceValue` entries: environment (class vendor,
-model, layer, index), measurement key (``mkey``), digests and SVN. :class:`ReferenceValues`
-answers the appraisal's two questions: which logged values does this digest match, and what is
-the logged minimum SVN of that environment — the highest minimum any logged triple for the same
-environment and ``mkey`` states, so a vendor raises the floor by publishing a newer release.
+model, layer, index; instance and group), measurement key (``mkey``), digests and SVN, and the
+span they count in (steps 2 and 3: the appraisal checks it again, at its own ``now``).
+:class:`ReferenceValues` answers the appraisal's two questions: which logged values does this
+digest match, and what is the logged minimum SVN of that environment — the highest minimum any
+logged triple for the same environment and ``mkey`` states, so a vendor raises the floor by
+publishing a newer release.
 
 A GPU's reference values are NVIDIA's SWID-tag RIMs, taken the same way: a Transparent
 Statement of content type ``application/swid+xml`` among the reference statements is a RIM
@@ -49,6 +51,7 @@ warning, instead of failing the whole set: one bad file never stops the verifier
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
 import logging
@@ -58,7 +61,7 @@ from typing import TYPE_CHECKING, Final
 
 from ironroot._fileio import load_each
 from ironroot.attestation.evidence import EvidenceClaims
-from ironroot.corim import CORIM_CONTENT_TYPE, Comid, Corim, SignedCorim, Validity
+from ironroot.corim import CORIM_CONTENT_TYPE, Comid, Corim, SignedCorim, Tagged, Validity
 from ironroot.cose import SignedStatement, verify_transparent_statement
 from ironroot.crypto import Verifier
 from ironroot.errors import (
@@ -87,6 +90,7 @@ __all__ = [
 ]
 
 _COSE_SIGN1: Final = 0xD2
+_TAG_UEID: Final = 550
 _log = logging.getLogger("ironroot.attestation")
 
 
@@ -104,6 +108,20 @@ class ReferenceValue:
     index: int | None = None
     issuer: str = ""
     subject: str = ""
+    instance: Tagged | None = None
+    group: Tagged | None = None
+    not_before: int | None = None
+    not_after: int | None = None
+    """When the value counts (epoch seconds, both inclusive; ``None``: open): the CoRIM's
+    ``rim-validity`` and, when its signature was verified, its signature validity and CWT
+    ``nbf``/``exp``. Checked when the statement is read and again at each appraisal."""
+
+    def valid_at(self, now: dt.datetime) -> bool:
+        """Whether the value counts at ``now``."""
+        t = int(now.timestamp())
+        return (self.not_before is None or t >= self.not_before) and (
+            self.not_after is None or t <= self.not_after
+        )
 
     @property
     def environment(self) -> tuple[object, ...]:
@@ -151,6 +169,28 @@ class ReferencePublisher:
         )
 
 
+def _same_instance(instance: Tagged | None, evidence: EvidenceClaims) -> bool:
+    """Whether ``evidence`` is of ``instance`` (``None``: any evidence): a UEID the
+    evidence's ``ueid`` identity claim (hex) names."""
+    if instance is None:
+        return True
+    ueid = evidence.identity.get("ueid")
+    return (
+        instance.tag == _TAG_UEID
+        and isinstance(instance.value, bytes)
+        and isinstance(ueid, str)
+        and ueid == instance.value.hex()
+    )
+
+
+def _in_force(review: Review, now: dt.datetime) -> bool:
+    """Whether ``review`` counts at ``now``: its ``nbf`` reached, its ``exp`` not."""
+    t, report = now.timestamp(), review.report
+    return (report.not_before is None or t >= report.not_before) and (
+        report.expires_at is None or t < report.expires_at
+    )
+
+
 def _product(value: ReferenceValue) -> str:
     if value.vendor is None:
         return "an environment without a class vendor"
@@ -179,7 +219,9 @@ def _mkey(value: object) -> str | None:
     return None
 
 
-def _values(corim: Corim, iss: str, sub: str) -> tuple[ReferenceValue, ...]:
+def _values(
+    corim: Corim, iss: str, sub: str, window: tuple[int | None, int | None] = (None, None)
+) -> tuple[ReferenceValue, ...]:
     out: list[ReferenceValue] = []
     for tag in corim.tags:
         if not isinstance(tag, Comid):
@@ -203,6 +245,10 @@ def _values(corim: Corim, iss: str, sub: str) -> tuple[ReferenceValue, ...]:
                         index=cls.index if cls is not None else None,
                         issuer=iss,
                         subject=sub,
+                        instance=triple.environment.instance,
+                        group=triple.environment.group,
+                        not_before=window[0],
+                        not_after=window[1],
                     )
                 )
     return tuple(out)
@@ -264,6 +310,21 @@ def _check_cwt_times(claims: Mapping[object, object], now: dt.datetime, sub: str
         )
 
 
+def _window(
+    validities: Sequence[Validity], cwt_claims: Mapping[object, object] | None
+) -> tuple[int | None, int | None]:
+    """The span (inclusive epoch seconds) inside every validity and the CWT ``nbf``/``exp``."""
+    starts = [v.not_before for v in validities if v.not_before is not None]
+    ends = [v.not_after for v in validities]
+    if cwt_claims is not None:
+        nbf, exp = cwt_claims.get(_CWT_NBF), cwt_claims.get(_CWT_EXP)
+        if isinstance(nbf, int) and not isinstance(nbf, bool):
+            starts.append(nbf)
+        if isinstance(exp, int) and not isinstance(exp, bool):
+            ends.append(exp - 1)  # valid before exp
+    return max(starts, default=None), min(ends, default=None)
+
+
 def reference_values_from_statement(
     data: bytes,
     *,
@@ -288,9 +349,14 @@ def reference_values_from_statement(
             raise UnknownIssuer(f"no vendor key is configured for issuer {iss!r}")
         _vendor_key(statement.kid, keys, statement)
     corim, signed = _corim_of(statement.payload)
+    validities: list[Validity] = []
+    cwt_claims: Mapping[object, object] | None = None
     if signed is not None and keys is not None:
         _vendor_key(signed.kid, keys, signed)
         window = signed.meta.signature_validity if signed.meta is not None else None
+        if window is not None:
+            validities.append(window)
+        cwt_claims = signed.cwt_claims
         if now is not None and window is not None and not _within(window, now):
             raise VerificationFailed(
                 f"the signature of the reference values of {sub!r} is outside its validity "
@@ -304,7 +370,9 @@ def reference_values_from_statement(
         raise VerificationFailed(
             f"the reference values of {sub!r} are outside their validity", code="rim-expired"
         )
-    values = _values(corim, iss, sub)
+    if validity is not None:
+        validities.append(validity)
+    values = _values(corim, iss, sub, _window(validities, cwt_claims))
     _check_publisher(values, iss, publishers)
     return values
 
@@ -445,6 +513,9 @@ class Endorsements:
     products: tuple[ReferencePublisher, ...] = ()
     trusted_roots: frozenset[str] = field(default=frozenset(), init=False)
     _one_product: bool = field(default=True, init=False, repr=False, compare=False)
+    _changes: tuple[tuple[float, ...], tuple[float, ...]] = field(
+        default=((), ()), init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         ders = tuple(parse_certificate(root).der for root in self.vendor_roots)
@@ -455,12 +526,38 @@ class Endorsements:
         object.__setattr__(self, "products", tuple(self.products))
         kinds = {(v.vendor, v.model) for v in self.reference_values}
         object.__setattr__(self, "_one_product", len(kinds) <= 1)
+        # When a logged value, RIM or review starts or stops counting: from the instant
+        # itself (value starts and ends, which count whole seconds, RIM starts, review nbf and
+        # exp), or from just after it (a RIM's chain is valid up to its notAfter, inclusive)
+        values = tuple(self.reference_values)
+        at = {float(v.not_before) for v in values if v.not_before is not None}
+        at |= {float(v.not_after + 1) for v in values if v.not_after is not None}
+        at |= {r.rim.not_before.timestamp() for r in self.rims}
+        at |= {float(r.report.not_before) for r in self.reviews if r.report.not_before is not None}
+        at |= {float(r.report.expires_at) for r in self.reviews if r.report.expires_at is not None}
+        after = {r.rim.not_after.timestamp() for r in self.rims}
+        object.__setattr__(self, "_changes", (tuple(sorted(at)), tuple(sorted(after))))
+
+    def validity_epoch(self, now: dt.datetime) -> int:
+        """How many times, up to ``now``, a logged value, RIM or review started or stopped
+        counting: two appraisals at times of one epoch compare evidence with the same values
+        (what a cache of appraisals is keyed by, beside the endorsements themselves)."""
+        t = now.timestamp()
+        at, after = self._changes
+        return bisect.bisect_right(at, t) + bisect.bisect_left(after, t)
 
     def applies(self, value: ReferenceValue, evidence: EvidenceClaims) -> bool:
         """Whether logged ``value`` may be compared with ``evidence``: one of the products
         that admitted it (:attr:`products`) selects the evidence; a product without a selector
         does so only while it is the only product with reference values here. Endorsements
-        made without products (a caller that chose the values for its device) apply all."""
+        made without products (a caller that chose the values for its device) apply all.
+
+        Whatever the products, a value whose environment names an instance applies only to
+        evidence of that instance: a UEID (tag 550) equal to the evidence's ``ueid`` identity
+        claim. Any other instance, and any group, names nothing evidence carries: such a value
+        applies to no evidence (it never widens to the whole class)."""
+        if value.group is not None or not _same_instance(value.instance, evidence):
+            return False
         if not self.products:
             return True
         return any(
@@ -469,9 +566,17 @@ class Endorsements:
             if p.allows(value)
         )
 
-    def reviews_for(self, alg: str, digest: bytes) -> tuple[Review, ...]:
-        """The reviews whose SFR names ``digest`` as its ``alg`` firmware hash."""
-        return tuple(r for r in self.reviews if r.report.firmware_hashes().get(alg) == digest)
+    def reviews_for(
+        self, alg: str, digest: bytes, *, now: dt.datetime | None = None
+    ) -> tuple[Review, ...]:
+        """The reviews whose SFR names ``digest`` as its ``alg`` firmware hash; with ``now``,
+        only those in force then (``nbf`` reached, ``exp`` not: reviews are read once, when
+        the verifier starts, and expire)."""
+        return tuple(
+            r
+            for r in self.reviews
+            if r.report.firmware_hashes().get(alg) == digest and (now is None or _in_force(r, now))
+        )
 
     @classmethod
     def build(

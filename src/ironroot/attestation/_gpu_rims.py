@@ -12,6 +12,7 @@ the selecting fields is ``MalformedEvidence``; the appraisal's own errors are
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Final
 
 from ironroot.attestation.evidence import GpuEvidence
@@ -25,10 +26,15 @@ _NVDEC0_DISABLED: Final = b"\x55"
 
 
 def appraise_gpu_rims(
-    evidence: GpuEvidence, rims: LoggedRims, *, product: str = "GH100"
+    evidence: GpuEvidence,
+    rims: LoggedRims,
+    *,
+    product: str = "GH100",
+    now: datetime | None = None,
 ) -> RimAppraisal:
     """The appraisal of ``evidence`` (verified) against the logged driver and VBIOS RIMs its
-    opaque data names (module docs), or the exact error."""
+    opaque data names (module docs), or the exact error; with ``now``, only RIMs valid then
+    count (``rim-expired``)."""
     values = {
         "project": evidence.project,
         "sku": evidence.sku,
@@ -51,4 +57,5 @@ def appraise_gpu_rims(
         driver_version=str(values["driver_version"]),
         product=product,
         nvdec0_disabled=nvdec0 is not None and nvdec0.data == _NVDEC0_DISABLED,
+        now=now,
     )

@@ -12,8 +12,9 @@
     that fails appraisal is still a 200 with an EAR that says why.
     Instead of ``nonce``, a relying party that runs its own challenge (a key release service,
     as in Trustee's KBS) sends ``runtime_data``: the exact bytes the evidence must answer
-    (its report data, e.g. the relying party's nonce ‖ a key hash). No verifier nonce is
-    redeemed; the EAR carries those bytes, and their freshness is the relying party's check.
+    (its report data, e.g. the relying party's nonce ‖ a key hash), 8 to 64 bytes. No verifier
+    nonce is redeemed; the EAR carries those bytes (``eat_nonce``), and their freshness is the
+    relying party's check.
     A **composite** (a CVM and its GPUs) adds ``"gpus": [{"evidence": b64url,
     "certificates": [b64url]}, …]`` (at most 16; each GPU's ``nvidia-gpu`` report and chain):
     the nonce (or ``runtime_data``) is then the challenge of the composite rule
@@ -91,6 +92,10 @@ COSE_KEY_SET: Final = "application/cose-key-set"
 MAX_REQUEST_BYTES: Final = 2 * 1024 * 1024
 _MAX_CERTIFICATES: Final = 8
 _MAX_HTTP_GPUS: Final = 16
+# runtime_data comes back as the EAR's eat_nonce (RFC 9711: 8 to 64 bytes); shorter bytes bind
+# next to no freshness (SEV-SNP and TDX report data is the nonce zero-padded)
+_MIN_RUNTIME_DATA: Final = 8
+_MAX_RUNTIME_DATA: Final = 64
 _BODY_LIMITS: Final = Limits(max_bytes=MAX_REQUEST_BYTES, max_depth=5, max_items=16)
 
 
@@ -159,6 +164,13 @@ class AttestationService:
         submodules ``cvm``, ``gpu0``…)."""
         if (nonce is None) == (runtime_data is None):
             raise MalformedInput("give exactly one of nonce and runtime_data")
+        if runtime_data is not None and not (
+            _MIN_RUNTIME_DATA <= len(runtime_data) <= _MAX_RUNTIME_DATA
+        ):
+            raise MalformedInput(
+                f"runtime_data is {_MIN_RUNTIME_DATA} to {_MAX_RUNTIME_DATA} bytes, as the "
+                "EAR's eat_nonce carries it"
+            )
         now = self.clock()
         if nonce is not None:
             self.nonces.redeem(nonce, now)

@@ -171,7 +171,8 @@ class NonceStore:
 
     def _tokens(self, client: str, t: float) -> float:
         tokens, at = self._buckets.get(client, (float(self._limits.burst), t))
-        return min(float(self._limits.burst), tokens + (t - at) * self._limits.rate)
+        # a wall clock that stepped back refills nothing, and takes nothing either
+        return min(float(self._limits.burst), tokens + max(0.0, t - at) * self._limits.rate)
 
     def _refuse(self, code: str, why: str, wait: float) -> Overloaded:
         seconds = max(1, math.ceil(wait))
@@ -225,7 +226,9 @@ class NonceStore:
 
     def redeem(self, nonce: bytes, now: datetime) -> object:
         """Accept ``nonce`` once, before it expires, returning what it was issued bound to
-        (:meth:`issue`); raise ``StaleNonce`` otherwise."""
+        (:meth:`issue`); raise ``StaleNonce`` otherwise. The expiry is checked on the nonce
+        itself, not only by pruning: after the wall clock stepped back, a later nonce can
+        expire before an earlier one."""
         t = _seconds(now)
         if not isinstance(nonce, bytes) or len(nonce) != NONCE_SIZE:
             raise StaleNonce(
@@ -238,8 +241,12 @@ class NonceStore:
             if entry is not None:
                 expires, client, bound = entry
                 self._forget(nonce, client)
-                self._remember(nonce, "reused", expires + self._lifetime)
-                return bound
+                # pruning stops at the first unexpired nonce: one issued after the wall clock
+                # stepped back sits behind it, expired, and is refused here
+                expired = expires <= t
+                self._remember(nonce, "expired" if expired else "reused", expires + self._lifetime)
+                if not expired:
+                    return bound
             state = self._spent.get(nonce)
         if state is None:
             raise StaleNonce(f"this {self._service} did not issue that nonce", code="nonce-unknown")

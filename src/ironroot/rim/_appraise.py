@@ -6,8 +6,9 @@ VBIOS version and driver version (the opaque-data claims), and:
 
 1. **selects** the logged driver RIM ``NV_GPU_DRIVER_<product>_<driver version>`` and the
    logged VBIOS RIM ``NV_GPU_VBIOS_<project>_<sku>_<chip>_<vbios version>``; either missing
-   is ``NotFound`` (code ``rim-not-found``). The RIM's own signed version was already checked
-   against its id when it was taken from the log;
+   is ``NotFound`` (code ``rim-not-found``), either logged but with a signing chain not
+   valid at the appraisal's ``now`` ``NotFound`` (code ``rim-expired``). The RIM's own
+   signed version was already checked against its id when it was taken from the log;
 2. **merges** their active measurements: a RIM index active in both is refused
    (``VerificationFailed`` code ``rim-index-conflict``), as NVIDIA's verifier does;
 3. **compares** every active golden measurement at RIM index ``i`` with block ``i + 1``: the
@@ -29,6 +30,7 @@ them. :func:`compare_measurements` is step 2 to 4 for one given pair.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -199,15 +201,26 @@ class LoggedRims:
         key = str(rim_id if isinstance(rim_id, RimId) else RimId.parse(rim_id))
         return tuple(self._by_id.get(key, ()))
 
-    def _select(self, rim_id: RimId) -> tuple[LoggedRim, ...]:
+    def _select(self, rim_id: RimId, now: dt.datetime | None) -> tuple[LoggedRim, ...]:
         found = self.find(rim_id)
+        what = "driver" if rim_id.kind is RimKind.DRIVER else "VBIOS"
         if not found:
-            what = "driver" if rim_id.kind is RimKind.DRIVER else "VBIOS"
             raise NotFound(
                 f"no {what} RIM {rim_id} is on the log: its reference values are unknown",
                 code="rim-not-found",
             )
-        return found
+        if now is None:
+            return found
+        valid = tuple(r for r in found if r.rim.not_before <= now <= r.rim.not_after)
+        if not valid:
+            ended = max(r.rim.not_after for r in found)
+            raise NotFound(
+                f"the {what} RIM {rim_id} on the log is not valid at {now.isoformat()} (its "
+                f"signing chain is valid until {ended.isoformat()}): its reference values no "
+                "longer count",
+                code="rim-expired",
+            )
+        return valid
 
     def appraise(
         self,
@@ -220,11 +233,14 @@ class LoggedRims:
         driver_version: str,
         product: str = "GH100",
         nvdec0_disabled: bool = False,
+        now: dt.datetime | None = None,
     ) -> RimAppraisal:
         """The module docs, steps 1 to 4: the appraisal when every active golden measurement
-        allows its block, else the exact error."""
-        drivers = self._select(RimId.driver(product, driver_version))
-        vbioses = self._select(RimId.vbios(project, sku, chip, vbios_version))
+        allows its block, else the exact error. With ``now``, only RIMs whose signing chain
+        is valid then are selected (``NotFound`` code ``rim-expired`` when none is): RIMs
+        are taken from the log once, and expire."""
+        drivers = self._select(RimId.driver(product, driver_version), now)
+        vbioses = self._select(RimId.vbios(project, sku, chip, vbios_version), now)
         best: RimAppraisal | None = None
         pairs = [(d, v) for d in drivers for v in vbioses][:_MAX_PAIRS]
         for driver, vbios in pairs:
