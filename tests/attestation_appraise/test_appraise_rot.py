@@ -570,6 +570,13 @@ def test_signed_corim_outside_its_cwt_exp_and_nbf(
     assert caught.value.code == refused
 
 
+def _appraised_at(device: Device, endorsements: Endorsements, at: dt.datetime) -> Appraisal:
+    """``device``'s quote for a fresh nonce, appraised at ``at``."""
+    nonce = _nonce()
+    result = appraise_evidence(device.quote(nonce), endorsements, nonce=nonce, now=at)
+    return result.submods["ironroot"]
+
+
 @pytest.mark.parametrize(
     "window",
     [
@@ -613,14 +620,10 @@ def test_reference_values_that_expire_after_start_up_stop_matching(
     )
     assert not endorsements.rejected
     device = world.device(tmp_path / "device", name)
-
-    def appraised(at: dt.datetime) -> Appraisal:
-        nonce = _nonce()
-        result = appraise_evidence(device.quote(nonce), endorsements, nonce=nonce, now=at)
-        return result.submods["ironroot"]
-
-    assert appraised(NOW + dt.timedelta(minutes=59)).status is TrustTier.AFFIRMING
-    later = appraised(NOW + dt.timedelta(hours=2))
+    assert _appraised_at(device, endorsements, NOW + dt.timedelta(minutes=59)).status is (
+        TrustTier.AFFIRMING
+    )
+    later = _appraised_at(device, endorsements, NOW + dt.timedelta(hours=2))
     assert later.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
     assert any(
         line.startswith("reference-values: no logged reference value for fmc ")
@@ -652,13 +655,9 @@ def test_a_safe_review_that_expires_after_start_up_stops_counting(
     )
     assert not endorsements.rejected
     device = world.device(tmp_path / "device", name)
-
-    def appraised(at: dt.datetime) -> Appraisal:
-        nonce = _nonce()
-        result = appraise_evidence(device.quote(nonce), endorsements, nonce=nonce, now=at)
-        return result.submods["ironroot"]
-
-    assert appraised(NOW + dt.timedelta(minutes=59)).status is TrustTier.AFFIRMING
-    later = appraised(NOW + dt.timedelta(hours=2))
+    assert _appraised_at(device, endorsements, NOW + dt.timedelta(minutes=59)).status is (
+        TrustTier.AFFIRMING
+    )
+    later = _appraised_at(device, endorsements, NOW + dt.timedelta(hours=2))
     assert later.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
     assert [line.split(":")[0] for line in later.reasons] == ["safe-review"]
