@@ -296,3 +296,34 @@ def test_a_real_export_of_a_re_attested_node_binds_the_new_ear(aw: AuditWorld) -
     assert verify_bundle(data, aw.trust()).step("attestation").status == "ok"
     members = AuditBundle.parse(data).members
     assert ear_id_of(members["attestation/ear.jwt"]) == aw.fleet.record_of(node).ear_id
+
+
+def test_a_refused_answer_sent_after_the_admission_does_not_unbind_the_export(
+    aw: AuditWorld,
+) -> None:
+    """Anyone may answer a node's challenge (the admission endpoint is unauthenticated): an
+    answer whose quote does not verify is refused and changes nothing of the node, yet its
+    EAR is kept as the node's latest. The export still carries the EAR the registry names,
+    with the evidence it was issued for, not the refusal's nor nothing."""
+    from ironroot.fleet import AdmissionRequest, attest_node, make_csr
+
+    (node,) = aw.fleet.add_nodes(1, vendor_ca=aw.ca, now=NOW)
+    attest_node(aw.fleet, node, now=NOW, authority=aw.authority)
+    admitted_on = aw.fleet.record_of(node).ear_id
+    nonce, _ = aw.authority.challenge(NOW, client="203.0.113.9", node=node)
+    keys = {p: PrivateKey.generate(Algorithm.ES384) for p in PLANES}
+    forged = AdmissionRequest(
+        node,
+        nonce,
+        NodeEvidence(node, b"not a quote", {}).encode(),
+        {p: make_csr(k, node=node, plane=p) for p, k in keys.items()},
+    )
+    with pytest.raises(IronrootError):
+        aw.authority.admit(forged, now=NOW)
+    assert aw.fleet.record_of(node).ear_id == admitted_on
+    assert ear_id_of(aw.authority.ear(node)) != admitted_on  # the refusal's EAR is the latest
+    data = aw.export(node, now=EXPORTED)
+    members = AuditBundle.parse(data).members
+    assert ear_id_of(members["attestation/ear.jwt"]) == admitted_on
+    assert NodeEvidence.decode(members["attestation/evidence.cbor"]).node == node
+    assert verify_bundle(data, aw.trust()).step("attestation").status == "ok"

@@ -323,6 +323,46 @@ def test_one_key_for_both_planes_is_refused(fleet3: tuple[Fleet, AdmissionAuthor
     assert fleet.record_of("node-0003") == before
 
 
+def test_a_key_certified_for_one_plane_is_refused_for_the_other_in_a_later_admission(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """One key for both planes is refused across admissions as within one: the data-plane key
+    of an earlier credential (valid, not revoked) asked for as the control-plane key would put
+    a control-plane credential in the hands of whoever holds the data-plane key."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    first = prepare(fleet, authority, "node-0001")
+    issued = authority.admit(first.request(), now=NOW).credentials
+    fresh = {p: PrivateKey.generate(Algorithm.ES384) for p in PLANES}
+    for plane, other in (("control", "data"), ("data", "control")):
+        keys = dict(fresh, **{plane: first.keys[other]})  # the other plane's key, reused
+        nonce, _ = authority.challenge(NOW, node="node-0001")
+        spkis = {p: k.public_key.to_der() for p, k in keys.items()}
+        evidence = collect_evidence(fleet, "node-0001", nonce=nonce, keys=spkis, now=NOW)
+        csrs = {p: make_csr(k, node="node-0001", plane=p) for p, k in keys.items()}
+        before = fleet.record_of("node-0001")
+        with pytest.raises(PolicyRejected) as caught:
+            authority.admit(AdmissionRequest("node-0001", nonce, evidence.encode(), csrs), now=NOW)
+        assert caught.value.code == "plane-key-shared"
+        assert caught.value.detail == (
+            f"a key requested was certified for another plane by credential "
+            f"{issued[other].serial}: each plane needs its own key, in every admission; "
+            "make new keys"
+        )
+        assert fleet.record_of("node-0001") == before
+        assert len(authority.credentials.of_node("node-0001")) == 2
+    # the same key for the same plane again is a renewal, not a crossing
+    again = prepare(fleet, authority, "node-0001")
+    same = dict(again.keys, control=first.keys["control"])
+    nonce, _ = authority.challenge(NOW, node="node-0001")
+    spkis = {p: k.public_key.to_der() for p, k in same.items()}
+    evidence = collect_evidence(fleet, "node-0001", nonce=nonce, keys=spkis, now=NOW)
+    csrs = {p: make_csr(k, node="node-0001", plane=p) for p, k in same.items()}
+    renewed = authority.admit(
+        AdmissionRequest("node-0001", nonce, evidence.encode(), csrs), now=NOW
+    )
+    assert renewed.status == "admitted"
+
+
 def test_a_key_of_a_revoked_credential_is_never_certified_again(
     aw: AdmissionWorld, tmp_path: Path
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,8 +10,9 @@ import pytest
 from tests.fleet.fleet_world import make_fleet, node_class
 from tests.platform.node_world import NOW, World, make_world
 
-from ironroot.errors import ConfigError, Conflict, NotFound
-from ironroot.fleet import Fleet
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import ConfigError, Conflict, NotFound, StorageError
+from ironroot.fleet import Fleet, FleetCA
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +58,42 @@ def test_registry_refusals(world: World, tmp_path: Path) -> None:
         Fleet.create(tmp_path / "fleet", node_class=node_class(world))
     with pytest.raises(NotFound):
         Fleet.open(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["-gpu", "_gpu", "x" * 65, "Größe", "node\u0663"],
+    ids=["dash", "underscore", "long", "umlaut", "arabic-digit"],
+)
+def test_a_class_name_no_credential_can_carry_is_refused_when_the_class_is_made(
+    world: World, tmp_path: Path, name: str
+) -> None:
+    """A class name is what every credential of its nodes names (``O=`` and the fleet
+    credential extension): one the credential profile cannot carry is refused with the class,
+    not found out at each node's admission (where the fleet CA refuses to issue, after the
+    appraisal, and the node is never admitted)."""
+    with pytest.raises(ConfigError, match="1-64 of A-Z a-z 0-9 - _"):
+        node_class(world, name=name)
+    fleet_file = tmp_path / "fleet" / "fleet.json"
+    Fleet.create(tmp_path / "fleet", node_class=node_class(world))
+    fleet_file.write_text(json.dumps({"format": 1, "classes": [name]}), encoding="utf-8")
+    with pytest.raises(StorageError, match="not a class name"):
+        Fleet.open(tmp_path / "fleet").classes()
+
+
+def test_every_class_name_the_fleet_takes_is_one_its_credentials_carry(
+    world: World, tmp_path: Path
+) -> None:
+    ca = FleetCA.create(tmp_path / "ca", now=NOW)
+    spki = PrivateKey.generate(Algorithm.ES384).public_key.to_der()
+    for name in ("node-7", "a" * 64, "GPU_v2", "7-x"):
+        klass = node_class(world, name=name)
+        credential = ca.issue(
+            spki,
+            node="node-0001",
+            node_class=klass.name,
+            plane="control",
+            ear_id="urn:ironroot:ear:sha256:" + "0" * 64,
+            now=NOW,
+        )
+        assert credential.node_class == name

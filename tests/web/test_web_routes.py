@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.platform.node_world import NOW
 from tests.web.conftest import log_in, login_token
 from tests.web.web_world import (
     ADMITTED,
@@ -36,7 +37,7 @@ from tests.web.web_world import (
 
 import http_calls
 from ironroot.crypto import PrivateKey
-from ironroot.errors import TooManyAttempts
+from ironroot.errors import IronrootError, TooManyAttempts
 from ironroot.http import ServerThread
 from ironroot.log import Checkpoint, NoteSigner, layout, sign_checkpoint
 from ironroot.web import Dashboard, LoginThrottle, LogSource, create_dashboard_app
@@ -544,6 +545,62 @@ def test_an_admitted_node_s_chain_of_trust_holds_link_by_link(client: httpx.Clie
             "fuses", "pfm", "firmware", "dice", "quote", "spdm", "ear", "credential", "keys",
         ]  # fmt: skip
         assert set(links.values()) == {"ok"}, (node, links)
+
+
+def test_a_refused_admission_answer_anyone_sends_does_not_turn_a_node_red(
+    world: WebWorld, tmp_path: Path
+) -> None:
+    """The admission endpoint is unauthenticated: a node's challenge answered with a quote that
+    does not verify is refused, changes nothing of the node, and its EAR is kept as the node's
+    latest. The chain of trust judges the EAR the registry names, so it stays green. (A fleet
+    of its own: the session's is read by other processes.)"""
+    from tests.fleet.admission_world import admission_world
+    from tests.web.web_world import CHEAP_SCRYPT
+
+    from ironroot.crypto import Algorithm
+    from ironroot.fleet import (
+        PLANES,
+        AdmissionRequest,
+        NodeEvidence,
+        attest_node,
+        ear_id_of,
+        make_csr,
+    )
+    from ironroot.platform import AccountStore
+
+    aw = admission_world(world.world)
+    fleet, authority = aw.fleet(
+        tmp_path / "fleet", 1, klass=aw.node_class(safe="medium", reviewed=(3.1,))
+    )
+    node = "node-0001"
+    attest_node(fleet, node, now=NOW + dt.timedelta(minutes=10), authority=authority)
+    admitted_on = fleet.record_of(node).ear_id
+    nonce, _ = authority.challenge(NOW, client="203.0.113.9", node=node)
+    keys = {p: PrivateKey.generate(Algorithm.ES384) for p in PLANES}
+    forged = AdmissionRequest(
+        node,
+        nonce,
+        NodeEvidence(node, b"not a quote", {}).encode(),
+        {p: make_csr(k, node=node, plane=p) for p, k in keys.items()},
+    )
+    with pytest.raises(IronrootError):
+        authority.admit(forged, now=NOW)
+    assert fleet.record_of(node).ear_id == admitted_on
+    assert ear_id_of(authority.ear(node)) != admitted_on  # the refusal's EAR is the latest
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "dashboard.toml").write_text(f'[sources]\nfleet = "{fleet.directory}"\n')
+    dashboard = Dashboard.open(data, clock=lambda: SEEN)
+    dashboard.config.state_dir.mkdir(mode=0o700, exist_ok=True)
+    accounts = AccountStore(dashboard.config.state_dir / "operators.json", kdf=CHEAP_SCRYPT)
+    accounts.add(OPERATOR, PASSWORD, "ReadOnly")
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        assert log_in(client).status_code == 303
+        text = client.get(f"/fleet/nodes/{node}").text
+    assert set(_links(text).values()) == {"ok"}, _links(text)
 
 
 def test_a_quarantined_node_shows_red_with_its_reason_and_the_failed_check(

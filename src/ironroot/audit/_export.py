@@ -15,8 +15,10 @@ of every receipt it signed. What the node does not have is recorded in the index
 ``absent`` map with the reason.
 :meth:`AuditExport.seal` has the node's RoT quote the index.
 
-Where an EAR is found, in order: the ``ear`` argument; the node's latest EAR the admission
-stored (``<fleet>/admission/ears/<node>.jwt``) when its id is the registry's ``ear_id``;
+Where an EAR is found, in order: the ``ear`` argument; the EAR the admission keeps under
+the registry's ``ear_id`` (``fleet.db``; not the node's latest, which a refused answer
+anyone may send replaces), or the node's latest EAR the admission stored
+(``<fleet>/admission/ears/<node>.jwt``) when its id is the registry's ``ear_id``;
 ``<fleet>/ears/<ear id>.jwt`` or ``.cwt``; the ``ear`` member (a compact JWT) of the node's
 latest ``admitted`` event. The evidence the EAR was issued for (``attestation/evidence.cbor``)
 is the ``evidence`` argument, or what the admission stored beside that EAR
@@ -56,6 +58,7 @@ from ironroot.fleet import (
     PLANES,
     AdmissionAuthority,
     Fleet,
+    StoredAttestation,
     ear_id_of,
     latest_attestation,
     parse_credential,
@@ -173,8 +176,8 @@ def _ear(
     or why there is no EAR."""
     if not ear_id:
         return "the registry holds no EAR for the node: it was never admitted"
-    stored = latest_attestation(fleet.directory / ADMISSION_DIR, node_id)
-    if stored is not None and stored.ear_id == ear_id:
+    stored = _stored(fleet, node_id, ear_id)
+    if stored is not None:
         return (stored.ear, JWT), stored.evidence
     if _EAR_ID.fullmatch(ear_id):
         for suffix, media in ((".jwt", JWT), (".cwt", CWT)):
@@ -191,9 +194,21 @@ def _ear(
     )
 
 
+def _stored(fleet: Fleet, node_id: str, ear_id: str) -> StoredAttestation | None:
+    """The EAR ``ear_id`` of the node and its evidence as the admission keeps them: by id in
+    ``fleet.db`` (the one its registry row names is kept, whatever EAR is its latest: a
+    refused answer's, which anyone can cause), else its latest when that is it (the
+    admission's files, before fleet.db kept EARs)."""
+    admission = fleet.directory / ADMISSION_DIR
+    stored = stored_attestation(admission, node_id, ear_id)
+    if stored is None:
+        stored = latest_attestation(admission, node_id)
+    return stored if stored is not None and stored.ear_id == ear_id else None
+
+
 def _evidence_of(fleet: Fleet, node_id: str, ear: bytes) -> bytes | None:
-    """The evidence the admission stored beside ``ear``, when ``ear`` is the node's latest."""
-    stored = latest_attestation(fleet.directory / ADMISSION_DIR, node_id)
+    """The evidence the admission stored beside ``ear``, when it keeps ``ear``."""
+    stored = _stored(fleet, node_id, ear_id_of(ear))
     return stored.evidence if stored is not None and stored.ear == ear else None
 
 

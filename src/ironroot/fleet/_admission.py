@@ -35,7 +35,9 @@ One admission (:meth:`AdmissionAuthority.admit`), in order:
    ``BadSignature``), its key ECDSA P-384 (``UnsupportedAlgorithm``) and no other plane's
    (``PolicyRejected`` ``plane-key-shared``: a control-plane credential must not hold the
    data-plane key, whose certificate is no secret), and no key of a credential that was
-   revoked (``PolicyRejected`` ``key-revoked``: a quarantine may have been for that key);
+   revoked (``PolicyRejected`` ``key-revoked``: a quarantine may have been for that key),
+   nor one a credential issued before certified for another plane (``plane-key-shared``;
+   checked again in the commit of step 7, against an admission of the node at once);
 3. the evidence parses and is for this node (``MalformedEvidence``);
 4. the verifier appraises it (:mod:`ironroot.fleet._verifier`) and signs an EAR, stored as the
    node's latest; when the RoT quote itself does not verify — another nonce (``StaleNonce``),
@@ -795,6 +797,18 @@ class AdmissionAuthority:
                 code="nonce-superseded",
             )
 
+    def _check_planes_apart(self, keys: Mapping[str, bytes]) -> None:
+        """Refuse a key (plane → SubjectPublicKeyInfo) that a credential issued before
+        certified for another plane: each plane its own key across admissions too, or the
+        holder of a data-plane key would hold a control-plane credential for it."""
+        crossed = self.credentials.certified_for_another_plane(keys)
+        if crossed is not None:
+            raise PolicyRejected(
+                f"a key requested was certified for another plane by credential {crossed}: "
+                "each plane needs its own key, in every admission; make new keys",
+                code="plane-key-shared",
+            )
+
     def ear(self, node_id: str) -> bytes:
         """The node's latest EAR (JWT bytes)."""
         self.fleet.record_of(node_id)
@@ -835,6 +849,7 @@ class AdmissionAuthority:
                 "a revoked credential's key is never certified again; make new keys",
                 code="key-revoked",
             )
+        self._check_planes_apart(keys)
         evidence = NodeEvidence.decode(request.evidence)
         if evidence.node != request.node:
             raise MalformedEvidence(
@@ -900,6 +915,7 @@ class AdmissionAuthority:
         # after it revokes the credentials issued here.
         with self.fleet.transaction(durable=False):
             self._check_current(request.node, quarantined)
+            self._check_planes_apart(keys)  # an admission committed since may have used one
             held = self.state.held(request.node)
             if held is not None:
                 self._refuse_held(appraisal, request.evidence, detail, held, now)

@@ -742,6 +742,22 @@ class CredentialStore:
                     return str(row[0])
         return None
 
+    def certified_for_another_plane(self, keys: Mapping[str, bytes]) -> str | None:
+        """The serial of a credential that certified one of these keys (plane →
+        SubjectPublicKeyInfo, DER) for another plane, if any (revoked or not, expired or
+        not): a key is certified for one plane only, across admissions as within one."""
+        with self._read() as db:
+            for plane, spki in sorted(keys.items()):
+                row = db.execute(
+                    "SELECT c.serial FROM credential_keys k JOIN credentials c "
+                    "ON c.serial = k.serial WHERE k.key_sha256 = ? AND c.plane != ? "
+                    "ORDER BY c.serial LIMIT 1",
+                    (key_digest(spki), plane),
+                ).fetchone()
+                if row is not None:
+                    return str(row[0])
+        return None
+
     def revoke_node(self, node: str, reason: str, *, now: dt.datetime) -> list[str]:
         """Revoke every unexpired, unrevoked credential of ``node``; their serials.
 

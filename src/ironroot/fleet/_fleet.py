@@ -52,6 +52,7 @@ _MAX_FILE: Final = 512 * 1024 * 1024
 _ID_WIDTH: Final = 4
 _MAKERS: Final = 4
 _NODE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a name, never a path
+_CLASS_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _IDENTITY: Final = re.compile(
     r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 )
@@ -87,8 +88,11 @@ def _text(now: dt.datetime) -> str:
 
 
 def _is_class_name(name: str) -> bool:
-    """Letters, digits, ``-`` and ``_``: a node class's name, and its directory's."""
-    return bool(name) and name.replace("-", "").replace("_", "").isalnum()
+    """1-64 ASCII letters, digits, ``-`` and ``_``, starting with a letter or digit: a node
+    class's name, its directory's, and what every credential of its nodes names
+    (``O=<node class>`` and the fleet credential extension, :mod:`ironroot.fleet._credentials`),
+    so a class the fleet holds is one whose nodes can be admitted."""
+    return isinstance(name, str) and _CLASS_NAME.fullmatch(name) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +112,9 @@ class NodeClass:
 
     def __post_init__(self) -> None:
         if not _is_class_name(self.name):
-            raise ConfigError("a node class name is letters, digits, - and _")
+            raise ConfigError(
+                f"node class {self.name!r}: 1-64 of A-Z a-z 0-9 - _, starting alphanumeric"
+            )
         if set(self.images) != set(COMPONENTS) or set(self.devices) != set(DEVICES):
             raise ConfigError(
                 f"a node class has an image per component ({', '.join(COMPONENTS)})"

@@ -19,8 +19,9 @@ dice           the RoT's DICE chains (both algorithms) to a vendor root admissio
                (:func:`ironroot.rot.verify_chain`)
 quote          the EAR's ``rot`` submodule: what the verifier found in the node's last quote
 spdm           the EAR's device submodules: each SPDM device's signed measurements
-ear            the node's latest EAR verified under the fleet verifier's key, unexpired, and
-               affirming (``ear-expired``, ``ear-not-affirming``)
+ear            the EAR the registry names (else the node's latest) verified under the fleet
+               verifier's key, unexpired, and affirming (``ear-expired``,
+               ``ear-not-affirming``)
 credential     the control-plane credential the registry names: issued, unrevoked, current
                (``credential-revoked``, ``credential-expired``, ``no-credential``)
 keys           whether key release may release keys to the node's VMs
@@ -242,9 +243,11 @@ class FleetSource:
         certificates = load_certificates(read_limited(path, _MAX_ROOTS), what="vendor root")
         return [parse_certificate(c.public_bytes(Encoding.DER)) for c in certificates]
 
-    def ear_token(self, node: str) -> bytes | None:
-        """The node's latest EAR: from ``fleet.db``'s ``ears`` table, where admission and the
-        scanner keep it (read through a read-only connection), else ``ears/<node>.jwt``."""
+    def ear_token(self, node: str, ear_id: str | None = None) -> bytes | None:
+        """The node's EAR ``ear_id`` (the one its registry row names), else its latest: from
+        ``fleet.db``'s ``ears`` table, where admission and the scanner keep them (read through
+        a read-only connection), else ``ears/<node>.jwt``. The latest alone is not the node's
+        state: a refused answer's EAR, which anyone may cause, is kept as the latest."""
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", node):
             return None
         database = self.fleet.database
@@ -255,10 +258,16 @@ class FleetSource:
                 with contextlib.closing(
                     sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=5)
                 ) as db:
-                    row = db.execute(
-                        "SELECT token FROM ears WHERE node = ? ORDER BY rowid DESC LIMIT 1",
-                        (node,),
-                    ).fetchone()
+                    row = None
+                    if ear_id is not None:
+                        row = db.execute(
+                            "SELECT token FROM ears WHERE node = ? AND ear_id = ?", (node, ear_id)
+                        ).fetchone()
+                    if row is None:
+                        row = db.execute(
+                            "SELECT token FROM ears WHERE node = ? ORDER BY rowid DESC LIMIT 1",
+                            (node,),
+                        ).fetchone()
             except sqlite3.Error:
                 row = None
             if row is not None:
@@ -522,7 +531,7 @@ class _Checker:
     # --- what the verifier said -------------------------------------------------------------
 
     def _load_ear(self) -> None:
-        token = self.source.ear_token(self.node)
+        token = self.source.ear_token(self.node, self.record.ear_id)
         key = self.source._verifier_key()
         if token is None or key is None:
             self._ear_error = "the node has not been attested"
