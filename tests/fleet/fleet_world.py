@@ -5,6 +5,12 @@ fleet test costs, and most tests want the same few nodes of the same class: :fun
 makes the nodes of a given class, count, vendor CA and time once per process, keeps a copy
 beside the world, and gives later fleets a copy of it (a copied fleet opens as itself:
 it holds no absolute path).
+
+The fleet's SQLite files are never opened as plain files here: closing any file descriptor of
+a database file drops every POSIX lock this process holds on it, so another process (the CLI,
+a server under test) would take the live database for unused and checkpoint or remove its
+write-ahead log under this one. They are copied with SQLite's backup API and left out of the
+inputs' digest (they hold nothing manufacturing reads).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import datetime as dt
 import hashlib
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 from tests.platform.node_world import NOW, VENDOR, World
@@ -41,6 +48,30 @@ def make_fleet(world: World, directory: Path, nodes: int) -> tuple[Fleet, Vendor
 
 
 _MADE: dict[str, tuple[Path, VendorCA]] = {}
+_SQLITE: tuple[str, ...] = (".db", ".sqlite3", ".db-wal", ".db-shm", ".db-journal")
+
+
+def _is_sqlite(path: Path) -> bool:
+    return path.name.endswith(_SQLITE) or path.name.endswith(("-wal", "-shm", "-journal"))
+
+
+def _copy(source: str, target: str) -> None:
+    """``shutil.copytree``'s copy: a database by the backup API (consistent, and no plain
+    descriptor of it opened and closed), its journal files not at all."""
+    if not _is_sqlite(Path(source)):
+        shutil.copy2(source, target)
+    elif source.endswith((".db", ".sqlite3")):
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        dst = sqlite3.connect(target)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+            src.close()
+
+
+def _copy_fleet(source: Path, target: Path) -> None:
+    shutil.copytree(source, target, copy_function=_copy)
 
 
 def _inputs(fleet: Fleet, count: int, now: dt.datetime, vendor_ca: VendorCA | None) -> str:
@@ -50,6 +81,8 @@ def _inputs(fleet: Fleet, count: int, now: dt.datetime, vendor_ca: VendorCA | No
     for root in vendor_ca.trust_anchors if vendor_ca is not None else ():
         digest.update(hashlib.sha256(root).digest())
     for path in sorted(p for p in fleet.directory.rglob("*") if p.is_file()):
+        if _is_sqlite(path):
+            continue
         digest.update(str(path.relative_to(fleet.directory)).encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
@@ -74,13 +107,13 @@ def manufacture(
         ca = vendor_ca or VendorCA.generate(now=NOW - dt.timedelta(days=2))
         fleet.add_nodes(count, vendor_ca=ca, now=now)
         template = templates / "fleet-templates" / key[:16]
-        shutil.copytree(fleet.directory, template)
+        _copy_fleet(fleet.directory, template)
         _MADE[key] = (template, ca)
         return fleet, ca
     template, ca = made
     directory = fleet.directory
     shutil.rmtree(directory)
-    shutil.copytree(template, directory)
+    _copy_fleet(template, directory)
     return Fleet.open(directory), ca
 
 
