@@ -10,13 +10,21 @@ from pathlib import Path
 
 import pytest
 from tests.fleet.admission_world import AdmissionWorld, admission_world
+from tests.keyrelease._kr_helpers import build_harness, evidence, make_ear
 from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.ear import Appraisal, AttestationResult, VerifierId, sign_ear_jwt
 from ironroot.errors import ReleaseDenied, ResultExpired, UnknownIssuer
-from ironroot.fleet import FleetReleaseGate, attest_node, quarantine, readmit
-from ironroot.keyrelease import ReleaseRequest, TeeKeyPair
+from ironroot.fleet import Fleet, FleetReleaseGate, attest_node, quarantine, readmit
+from ironroot.hsm import HsmRelease, KeyType
+from ironroot.keyrelease import (
+    HsmVault,
+    KeyReleaseService,
+    ReleaseRequest,
+    ReleaseStatements,
+    TeeKeyPair,
+)
 from ironroot.rot import parse_certificate
 
 VERIFIER = PrivateKey.generate(Algorithm.ES384)
@@ -118,3 +126,50 @@ def test_a_node_added_after_the_gate_was_made_is_found(aw: AdmissionWorld, tmp_p
     (added,) = fleet.add_nodes(1, vendor_ca=aw.vendor_ca, now=NOW)
     attest_node(fleet, added, now=NOW, authority=authority)
     gate("db-key", _request(_ueid(gate, added)))
+
+
+class _QuarantinedWhileTheHsmDecides:
+    """The key service's HSM vault, with a quarantine of ``node`` committing while the HSM
+    decides a release: what a concurrent scan or operator does between the gate's check and
+    the HSM's answer."""
+
+    def __init__(self, vault: HsmVault, fleet: Fleet, node: str) -> None:
+        self.vault, self.fleet, self.node = vault, fleet, node
+
+    def challenge(self, client: str | None = None) -> tuple[bytes, int]:
+        return self.vault.challenge(client)
+
+    def release(self, handle: str, *, ear: bytes, nonce: bytes, recipient: bytes) -> HsmRelease:
+        quarantine(self.fleet, self.node, "drift found by a scan", now=NOW)
+        return self.vault.release(handle, ear=ear, nonce=nonce, recipient=recipient)
+
+    def key_type(self, handle: str) -> KeyType:
+        return self.vault.key_type(handle)
+
+
+def test_a_quarantine_committed_while_the_hsm_decides_refuses_the_release(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """The gate is asked again once the HSM has released: a key is never handed out (nor its
+    statement kept) to a VM whose node was quarantined before the answer."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    harness = build_harness()
+    gate = FleetReleaseGate(fleet, [harness.verifier_key.public_key], clock=lambda: NOW)
+    ueid = _ueid(gate, "node-0001")
+    statements = ReleaseStatements(":memory:")
+    service = KeyReleaseService(
+        keys=harness.service.keys.values(),
+        vault=_QuarantinedWhileTheHsmDecides(
+            HsmVault(harness.hsm, harness.user), fleet, "node-0001"
+        ),
+        gate=gate,
+        statements=statements,
+    )
+    nonce = service.challenge()[0]
+    claims = evidence(harness.tee.report_data(nonce), identity__ueid=ueid)
+    ear = make_ear(harness.verifier_key, harness.tee.report_data(nonce), evidence_claims=claims)
+    with pytest.raises(ReleaseDenied) as denied:
+        service.release("cel-key", ReleaseRequest(ear, harness.tee.public, nonce))
+    assert denied.value.code == "node-not-admitted"
+    assert statements.statements() == ()

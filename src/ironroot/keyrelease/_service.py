@@ -13,7 +13,10 @@ A crypto user of the HSM has no way around the decision: there is no caller-supp
 A :class:`ReleaseGate` given to the service may refuse a request before the HSM sees it — the
 deployment's own conditions, which the HSM cannot know: a fleet refuses keys to the VMs of a
 node it quarantined (:class:`ironroot.fleet.FleetReleaseGate`). A gate can only refuse; the
-HSM still makes every check of the release.
+HSM still makes every check of the release. The gate is asked again once the HSM has released,
+before the key is handed out or its statement kept: a condition that changed while the HSM
+decided (a quarantine committed meanwhile) refuses the release too, and the wrapped key is
+dropped.
 
 Given a :class:`~ironroot.keyrelease.ReleaseStatements` store, the service keeps each release
 statement it hands out, durably, before it returns the key (``StorageError`` and no key when
@@ -71,9 +74,9 @@ class ReleaseRequest:
 
 
 class ReleaseGate(Protocol):
-    """A condition of the deployment on every release, checked before the HSM's decision:
-    returns to let the request go on to the HSM, raises (``ReleaseDenied``, or the EAR's own
-    error) to refuse it."""
+    """A condition of the deployment on every release, checked before the HSM's decision and
+    again before the key it released is handed out: returns to let the request go on, raises
+    (``ReleaseDenied``, or the EAR's own error) to refuse it."""
 
     def __call__(self, name: str, request: ReleaseRequest) -> None: ...
 
@@ -194,6 +197,8 @@ class KeyReleaseService:
             nonce=request.nonce,
             recipient=request.wrapping_key.spki,
         )
+        if self.gate is not None:  # again: the deployment may have changed its mind meanwhile
+            self.gate(name, request)
         if self.statements is not None:
             self.statements.keep(entry.name, released.statement)
         return ReleasedKey(
