@@ -269,3 +269,33 @@ def test_check_composite_binding_directly(harness: Harness) -> None:
         check_composite_binding(
             challenge, cvm, [gpus[1], gpus[0], gpus[2]], nonce=nonce, key=harness.tee.public
         )
+
+
+@pytest.mark.parametrize(
+    "labels", [("ironroot", "gpu0"), ("cvm", "gpu0", "gpu2")], ids=["plain-and-gpu", "gap"]
+)
+def test_gpus_of_an_ear_that_is_no_composite_are_not_the_policys(
+    harness: Harness, weights: str, labels: tuple[str, ...]
+) -> None:
+    """An EAR whose submodules are not exactly ``cvm``, ``gpu0`` … is bound as a plain one:
+    its GPU submodules answer no challenge of this release (here, another VM's session), so
+    the policy sees no GPU and a key that needs one is refused."""
+    nonce = harness.nonce()
+    report_data = harness.tee.report_data(nonce)
+    elsewhere = TeeKeyPair.generate().report_data(harness.nonce())
+    bound, *gpus = labels
+    submods = {
+        bound: Appraisal(
+            TrustTier.AFFIRMING, AFFIRMING, policy_id="t", evidence=evidence(report_data)
+        )
+    }
+    for index, label in enumerate(gpus):
+        submods[label] = Appraisal.from_vector(
+            AFFIRMING, policy_id="t", evidence=gpu_evidence(gpu_nonce(elsewhere, index))
+        )
+    t = int((NOW - dt.timedelta(minutes=1)).timestamp())
+    result = AttestationResult(
+        iat=t, exp=t + 600, verifier_id=VerifierId("Ironroot", "test"), submods=submods
+    )
+    ear = sign_ear_jwt(result, harness.verifier_key)
+    refused(harness, weights, ear, nonce, ReleaseDenied, "policy-claims")

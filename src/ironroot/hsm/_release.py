@@ -48,7 +48,7 @@ from ironroot.errors import (
     UnknownIssuer,
 )
 from ironroot.hsm._binding import WrappingKey, check_binding, check_composite_binding
-from ironroot.hsm._release_policy import ReleaseContext, release_claims
+from ironroot.hsm._release_policy import ReleaseContext, composite_gpu_count, release_claims
 
 __all__ = ["RELEASE_STATUSES", "TrustedVerifier", "authorize_release"]
 
@@ -128,16 +128,6 @@ def _binding_submod(
     )
 
 
-def _gpu_count(result: AttestationResult) -> int | None:
-    """``n`` when the EAR is a composite (submodules exactly ``cvm``, ``gpu0`` …
-    ``gpu{n-1}``), else ``None``."""
-    labels = set(result.submods)
-    if "cvm" not in labels:
-        return None
-    count = len(labels) - 1
-    return count if labels == {"cvm", *(f"gpu{i}" for i in range(count))} else None
-
-
 def _composite_binding(
     result: AttestationResult, count: int, *, nonce: bytes, wrapping_key: WrappingKey
 ) -> tuple[str, bytes]:
@@ -184,7 +174,7 @@ def authorize_release(
     signer = by_kid.get(kid) if kid is not None else None
     if signer is None:  # unreachable after a successful verify_ear; fail closed regardless
         raise UnknownIssuer("the EAR's signing key is not a trusted verifier's")
-    count = _gpu_count(result)
+    count = composite_gpu_count(result)
     if count is not None:
         label, report_data = _composite_binding(
             result, count, nonce=nonce, wrapping_key=wrapping_key

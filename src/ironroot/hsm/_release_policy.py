@@ -20,9 +20,11 @@ submodule whose evidence binds the release:
                       ``report_data`` as hex, ``svns``, ``identity``, ``debug``, ``signer``)
 ``verifier``          ``{"developer", "build"}`` of the verifier software
 ``authority``         the configured name of the verifier key that signed the EAR
-``gpus``              the GPU submodules (labelled ``gpu0``, ``gpu1``… by composite
-                      appraisal), in order: ``{"submod", "status", "trust_vector",
-                      "driver_version", "vbios_version", "driver"}``; ``driver`` is the
+``gpus``              the GPU submodules of a composite EAR (exactly ``cvm``,
+                      ``gpu0`` … ``gpu{n-1}``: :func:`composite_gpu_count`; none
+                      for any other EAR, whose GPUs nothing binds), in order:
+                      ``{"submod", "status", "trust_vector", "driver_version",
+                      "vbios_version", "driver"}``; ``driver`` is the
                       driver version as a number, major·10⁶ + minor·10³ + patch
                       (``550.90.07`` → ``550090007``; 0 when unknown)
 ``gpu_count``         how many GPU submodules the EAR has
@@ -83,6 +85,7 @@ __all__ = [
     "PolicyCache",
     "ReleaseContext",
     "ReleasePolicy",
+    "composite_gpu_count",
     "driver_number",
     "looks_like_key_id",
     "parse_release_policy",
@@ -125,7 +128,6 @@ CEL_VARIABLES: Final = frozenset(
         "min_gpu_driver",
     )
 )
-_GPU_LABEL: Final = re.compile(r"gpu[0-9]{1,3}")
 _KEY_ID: Final = re.compile(r"[A-Za-z0-9_-]{43}")
 _DRIVER_VERSION: Final = re.compile(r"([0-9]{1,3})(?:\.([0-9]{1,3}))?(?:\.([0-9]{1,3}))?")
 
@@ -210,11 +212,24 @@ def driver_number(version: object) -> int:
     return major * 1_000_000 + minor * 1_000 + patch
 
 
+def composite_gpu_count(result: AttestationResult) -> int | None:
+    """``n`` when ``result`` is a composite EAR (submodules exactly ``cvm``, ``gpu0`` …
+    ``gpu{n-1}``), else ``None``."""
+    labels = set(result.submods)
+    if "cvm" not in labels:
+        return None
+    count = len(labels) - 1
+    return count if labels == {"cvm", *(f"gpu{i}" for i in range(count))} else None
+
+
 def _gpus(result: AttestationResult) -> list[dict[str, Any]]:
+    """The GPUs of a composite EAR, in order; none of any other EAR (its GPU submodules,
+    whatever their labels, are bound to no release)."""
     out: list[dict[str, Any]] = []
-    for label, appraisal in result.submods.items():
-        if not _GPU_LABEL.fullmatch(label):
-            continue
+    count = composite_gpu_count(result)
+    for index in range(count or 0):
+        label = f"gpu{index}"
+        appraisal = result.submods[label]
         identity = (appraisal.evidence or {}).get("identity")
         identity = identity if isinstance(identity, Mapping) else {}
         version = identity.get("driver_version")
