@@ -213,6 +213,18 @@ def test_released_key_cbor_layout() -> None:
     assert ReleasedKey.parse(released.to_json().encode()) == released
 
 
+def test_a_released_key_in_json_with_a_member_twice_is_refused() -> None:
+    """Which of two ``kid`` members a reader takes is its parser's choice: the TEE checking
+    the name and a proxy logging it could read two keys from one answer."""
+    text = _released().to_json()
+    assert text.startswith("{")
+    twice = '{"kid": "other-key", ' + text[1:]
+    with pytest.raises(MalformedInput, match="appears twice"):
+        ReleasedKey.parse(twice)
+    with pytest.raises(MalformedInput, match="appears twice"):
+        MLKEM.unwrap(twice.encode(), nonce=NONCE, hsm_roots=ROOTS, kid="db-key")
+
+
 def test_tee_unwraps_and_checks_what_it_was_given() -> None:
     released = _released()
     key = MLKEM.unwrap(released.to_cbor(), nonce=NONCE, hsm_roots=ROOTS)

@@ -24,8 +24,9 @@ to a public key, only the HSM signs that it released one. Version 1 (without ``s
 is refused.
 
 The JSON form (``application/vnd.ironroot.released-key+json``) has the same members with the
-byte strings as unpadded base64url. ``wrapped`` is, for ``ML-KEM-*+A256KWP``, the HSM's ML-KEM
-format ``"IRKW" ‖ 0x01 ‖ kem ‖ key-type code ‖ 0x00 ‖ KEM ciphertext ‖ AES-KWP(KEK, key)``
+byte strings as unpadded base64url, each member once. ``wrapped`` is, for
+``ML-KEM-*+A256KWP``, the HSM's ML-KEM format
+``"IRKW" ‖ 0x01 ‖ kem ‖ key-type code ‖ 0x00 ‖ KEM ciphertext ‖ AES-KWP(KEK, key)``
 and, for ``RSA-OAEP-256+A256KWP`` (PKCS#11 CKM_RSA_AES_KEY_WRAP, Azure Key Vault's
 RSA-AES-KEY-WRAP-256), ``RSA-OAEP-SHA-256(K) ‖ AES-KWP(K, key)``; the key inside is the raw
 value of a secret key or the PKCS#8 DER of a private key. ``docs/keyrelease.md`` has the
@@ -81,6 +82,13 @@ _MAX_BYTES: Final = 32 * 1024  # the wrapped key
 _MAX_STATEMENT: Final = 64 * 1024  # the release statement, its certificate chain included
 _MAX_TOTAL: Final = _MAX_BYTES + _MAX_STATEMENT + 1024
 _LIMITS: Final = Limits(max_bytes=_MAX_TOTAL, max_depth=2, max_items=16)
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("a member name appears twice in one object")
+    return members
 
 
 def wrap_algorithm(kind: str) -> str:
@@ -182,8 +190,8 @@ class ReleasedKey:
     def from_json(cls, data: bytes | str) -> ReleasedKey:
         if len(data) > 2 * _MAX_TOTAL:
             raise MalformedInput(f"a released key is at most {2 * _MAX_TOTAL} bytes of JSON")
-        try:
-            value = json.loads(data)
+        try:  # one member name once: which of two a reader took would be its parser's choice
+            value = json.loads(data, object_pairs_hook=_unique_members)
         except (ValueError, RecursionError) as exc:
             raise MalformedInput(f"the released key is not JSON: {exc}") from exc
         return cls._from_map(value, cbor=False)
