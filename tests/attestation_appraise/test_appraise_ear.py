@@ -32,6 +32,7 @@ from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     AlgorithmNotAccepted,
     BadSignature,
+    LimitExceeded,
     MalformedInput,
     ResultExpired,
     UnknownIssuer,
@@ -495,6 +496,33 @@ def test_an_ear_before_its_nbf_is_refused(form: str) -> None:
     with pytest.raises(ResultExpired):  # a minute of clock skew, no more
         verify_ear(token, [KEY.public_key], now=NOW + timedelta(seconds=239))
     assert verify_ear(token, [KEY.public_key], now=NOW + timedelta(seconds=240)).nbf == start
+
+
+def _nested(levels: int) -> object:
+    value: object = 0
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def _token_with_evidence(form: str, evidence: dict[str, object]) -> bytes:
+    appraisal = Appraisal.from_vector({"instance-identity": 2}, evidence=evidence)
+    result = _result(submods={"ironroot": appraisal})
+    if form == "jwt":
+        return _signed_jwt(result.to_json_claims())
+    return sign1(KEY, encode_cbor(result.to_cbor_claims()), {KID: KEY.kid}).encode()
+
+
+@pytest.mark.parametrize("form", ["jwt", "cwt"])
+def test_a_jwt_nests_and_counts_within_the_limits_of_a_cwt(form: str) -> None:
+    """Claims, submods, an appraisal and its evidence are four levels: evidence nesting eight
+    more is the limit (12) in either form, and a container holds at most 4,096 entries. A
+    JWT read past them would hand the release policy claims its walk cannot take (Python's
+    recursion limit: an untyped error, no audit record, a 500)."""
+    assert verify_ear(_token_with_evidence(form, {"deep": _nested(8)}), [KEY.public_key], now=NOW)
+    for evidence in ({"deep": _nested(9)}, {"wide": [0] * 4097}):
+        with pytest.raises(LimitExceeded):
+            verify_ear(_token_with_evidence(form, evidence), [KEY.public_key], now=NOW)
 
 
 # --- attacks that hold: each must be able to fail --------------------------------------------

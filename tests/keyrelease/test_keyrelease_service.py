@@ -4,6 +4,7 @@ HTTP status, problem title and code from the API."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,14 @@ from _kr_helpers import (
 
 from ironroot.attestation import TrustTier
 from ironroot.cose import encode_cbor
-from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.crypto import Algorithm, PrivateKey, b64url_decode, b64url_encode
 from ironroot.errors import (
     BadSignature,
     InvalidReleasePolicy,
     IronrootError,
     KeyBindingMismatch,
     KeyNotExportable,
+    LimitExceeded,
     MalformedInput,
     NotFound,
     PayloadTooLarge,
@@ -306,6 +308,24 @@ def test_report_data_of_the_wrong_width(harness: Harness) -> None:
         return make_ear(h.verifier_key, rd)
 
     _refused(harness, "cel-key", ear, StaleNonce, "nonce-mismatch")
+
+
+def test_a_jwt_ear_nested_past_the_limits_is_refused_as_such(harness: Harness) -> None:
+    """Evidence claims nested 600 deep, signed by the verifier: once read, the policy's view of
+    them was built by a walk that Python's recursion limit stops (an untyped error, no audit
+    record, a 500). The JWT is held to a CWT's limits instead."""
+
+    def ear(h: Harness, n: bytes) -> bytes:
+        head, body, _signature = h.ear(n).split(b".")
+        claims = json.loads(b64url_decode(body.decode()))
+        deep: object = 0
+        for _ in range(600):
+            deep = {"a": deep}
+        claims["submods"]["ironroot"]["ear.ironroot.evidence"]["deep"] = deep
+        signing_input = head + b"." + b64url_encode(json.dumps(claims).encode()).encode()
+        return signing_input + b"." + b64url_encode(h.verifier_key.sign(signing_input)).encode()
+
+    _refused(harness, "cel-key", ear, LimitExceeded)
 
 
 # --- policies ------------------------------------------------------------------------------------

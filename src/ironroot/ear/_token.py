@@ -5,7 +5,8 @@ JWTs are built by hand (three base64url segments; the JSON is ours) and parsed w
 :mod:`ironroot.crypto` (JWS ECDSA signatures are the same fixed ``r ‖ s`` as COSE's).
 
 Which of the two a token is, is told by its first byte (``0xd2``: tag 18, a CWT). Size, key
-and time checks are here; the claims-sets are ``_claims``'s.
+and time checks are here, and one nesting and count limit for both forms (a JWT's JSON is held
+to the CWT's CBOR limits); the claims-sets are ``_claims``'s.
 """
 
 from __future__ import annotations
@@ -97,7 +98,29 @@ def _json(data: bytes, what: str) -> dict[str, Any]:
         raise MalformedInput(f"{what} is not JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise MalformedInput(f"{what} must be a JSON object")
+    _within_limits(value, what)
     return value
+
+
+def _within_limits(value: object, what: str) -> None:
+    """``LimitExceeded`` unless ``value`` nests and counts within :data:`_LIMITS`, as a CWT's
+    claims must (the CBOR decoder checks those): a JWT is no way around them. Walked without
+    recursion."""
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        children: Iterable[object]
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > _LIMITS.max_depth:
+            raise LimitExceeded(f"{what} nest deeper than {_LIMITS.max_depth}")
+        if len(node) > _LIMITS.max_items:
+            raise LimitExceeded(f"{what} hold a container of over {_LIMITS.max_items} entries")
+        pending.extend((child, depth + 1) for child in children)
 
 
 def _registry() -> JWSRegistry:
