@@ -525,6 +525,22 @@ def test_a_jwt_nests_and_counts_within_the_limits_of_a_cwt(form: str) -> None:
             verify_ear(_token_with_evidence(form, evidence), [KEY.public_key], now=NOW)
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_a_jwt_whose_claims_hold_a_number_json_has_not_is_refused(number: str) -> None:
+    """RFC 8259 has no NaN or Infinity (Python's reader takes them, and 1e400 for infinity):
+    a claim ``Infinity`` would pass every ``>=`` a release policy asks of it."""
+    claims = _token_with_evidence("jwt", {"svn": 7})
+    head, body, _signature = claims.split(b".")
+    text = base64.urlsafe_b64decode(body + b"=" * (-len(body) % 4)).replace(
+        b'"svn": 7', b'"svn": ' + number.encode()
+    )
+    assert number.encode() in text
+    signing_input = head + b"." + base64.urlsafe_b64encode(text).rstrip(b"=")
+    token = signing_input + b"." + base64.urlsafe_b64encode(KEY.sign(signing_input)).rstrip(b"=")
+    with pytest.raises(MalformedInput, match="not JSON"):
+        verify_ear(token, [KEY.public_key], now=NOW)
+
+
 # --- attacks that hold: each must be able to fail --------------------------------------------
 
 

@@ -12,6 +12,7 @@ to the CWT's CBOR limits); the claims-sets are ``_claims``'s.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -85,6 +86,17 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is past the range of a double")
+    return value
+
+
 def _json(data: bytes, what: str) -> dict[str, Any]:
     try:  # UTF-8 only (RFC 8259 §8.1, RFC 7519 §7.2): json.loads would guess UTF-16/32
         text = data.decode("utf-8")
@@ -92,8 +104,13 @@ def _json(data: bytes, what: str) -> dict[str, Any]:
         raise MalformedInput(f"{what} are not UTF-8") from exc
     if text.startswith("\ufeff"):
         raise MalformedInput(f"{what} are not UTF-8 JSON: a byte order mark leads them")
-    try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates)
+    try:  # no NaN or Infinity (not JSON), no number past a double's range (read as infinity)
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_float=_finite,
+        )
     except (ValueError, RecursionError) as exc:
         raise MalformedInput(f"{what} is not JSON: {exc}") from exc
     if not isinstance(value, dict):
