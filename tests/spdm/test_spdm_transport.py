@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -311,3 +312,56 @@ def test_client_errors_are_typed() -> None:
         client.close()
     with socket.socket() as unused, pytest.raises(MalformedSpdm):
         SpdmEmuClient(unused, SocketTransportType.TCP)
+
+
+def _trickle(sock: socket.socket, data: bytes) -> None:
+    """Send ``data`` a byte every 0.1 s (each byte well within the peer's timeout)."""
+    for byte in data:
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:
+            return  # the peer gave up on us
+        time.sleep(0.1)
+
+
+@pytest.mark.integration
+def test_server_drops_a_client_that_trickles_a_frame(device: Device) -> None:
+    responder = Responder(device.leaf_key, device.chain, BLOCKS)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=serve_spdm_emu,
+        args=(listener, responder, MCTP),
+        kwargs={"stop": stop, "idle_timeout": 0.5},
+        daemon=True,
+    )
+    thread.start()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            # 26 bytes over 2.6 s: every byte is in time, the frame is not.
+            _trickle(sock, SocketFrame(SocketCommand.TEST, MCTP, b"Client Hello!\x00").encode())
+            with pytest.raises((EOFError, ConnectionResetError)):
+                _read_answer(sock)
+        with SpdmEmuClient.connect("127.0.0.1", port, MCTP, timeout=10) as client:
+            assert client.hello() == b"Server Hello!\x00"  # the next client is served
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        listener.close()
+
+
+@pytest.mark.integration
+def test_client_gives_up_on_a_peer_that_trickles_its_answer() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        client = SpdmEmuClient.connect("127.0.0.1", port, MCTP, timeout=0.5)
+        peer, _ = listener.accept()
+        answer = SocketFrame(SocketCommand.TEST, MCTP, b"Server Hello!\x00").encode()
+        feeder = threading.Thread(target=_trickle, args=(peer, answer), daemon=True)
+        feeder.start()
+        with pytest.raises(SpdmTransportError, match="in time"):
+            client.hello()
+        client.close()
+        peer.close()
+        feeder.join(timeout=10)

@@ -274,11 +274,17 @@ def decode_transport_message(transport_type: int, payload: bytes) -> bytes:
 # --- sockets: requester side ----------------------------------------------------------------
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
+def _recv_exact(sock: socket.socket, n: int, deadline: float | None) -> bytes:
+    """``n`` bytes, all by ``deadline`` (monotonic; ``None``: the socket's own timeout)."""
     chunks: list[bytes] = []
     remaining = n
     while remaining:
         try:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                sock.settimeout(left)
             chunk = sock.recv(min(remaining, 65536))
         except TimeoutError as exc:
             raise SpdmTransportError("the SPDM peer did not answer in time") from exc
@@ -309,11 +315,20 @@ def _quick_ack(sock: socket.socket) -> None:
 
 
 def _read_frame(sock: socket.socket, max_payload: int) -> SocketFrame:
-    _quick_ack(sock)
-    header = _recv_exact(sock, _FRAME_HEADER)
-    _quick_ack(sock)
-    command, transport_type, size = SocketFrame.decode_header(header, max_payload=max_payload)
-    return SocketFrame(command, transport_type, _recv_exact(sock, size) if size else b"")
+    """One frame, read whole within the socket's timeout: a peer that trickles bytes (each
+    in time) cannot hold the connection, or the one-at-a-time server, past it."""
+    timeout = sock.gettimeout()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        _quick_ack(sock)
+        header = _recv_exact(sock, _FRAME_HEADER, deadline)
+        _quick_ack(sock)
+        command, transport_type, size = SocketFrame.decode_header(header, max_payload=max_payload)
+        payload = _recv_exact(sock, size, deadline) if size else b""
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(timeout)
+    return SocketFrame(command, transport_type, payload)
 
 
 class SpdmEmuClient:
@@ -321,7 +336,8 @@ class SpdmEmuClient:
 
     Calling it sends one SPDM message (a NORMAL frame) and returns the SPDM message that
     answers it, still padded for PCI DOE: give the :class:`~ironroot.spdm.Requester`
-    ``alignment=client.alignment``. Use it as a context manager, or call :meth:`close`;
+    ``alignment=client.alignment``. Each answer must arrive whole within ``timeout``
+    seconds. Use it as a context manager, or call :meth:`close`;
     :meth:`shutdown` also asks the peer to stop.
     """
 
@@ -511,7 +527,8 @@ def serve_spdm_emu(
 
     Returns after a SHUTDOWN frame, or once ``stop`` is set. A connection ends on CONTINUE,
     when the peer closes it, sends a frame that does not parse or of another transport, or
-    stays silent for ``idle_timeout`` seconds; the next one is then accepted. Over PCI DOE,
+    does not send a whole frame within ``idle_timeout`` seconds (silent, or trickling it a
+    byte at a time); the next one is then accepted. Over PCI DOE,
     DOE Discovery is answered (Discovery, then SPDM).
     """
     binding = _binding(transport_type)
