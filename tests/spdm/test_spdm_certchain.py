@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 from _spdm_helpers import NOW, Device, make_cert, make_requester, make_responder
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
@@ -337,3 +341,54 @@ def test_caliptra_spdm_chain(vectors: Path) -> None:
     other_root = (vectors / "caliptra" / "slot0_ecc_test_root_ca.der").read_bytes()
     with pytest.raises(ChainNotTrusted):
         verify_certificate_chain(chain, root=other_root, hash_algo=SHA384, now=when)
+
+
+def _leaf_without_digital_signature(device: Device, key: PrivateKey) -> bytes:
+    """A CA:FALSE leaf whose critical KeyUsage allows key agreement only."""
+    ca_key = device.ca_key.raw
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    public = key.public_key.raw
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "No Signing")])
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Ironroot Test Device CA")])
+    usage = x509.KeyUsage(False, False, False, False, True, False, False, False, False)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .sign(ca_key, hashes.SHA384())
+    )
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_a_ca_certificate_is_not_a_leaf(device: Device) -> None:
+    """The device CA's certificate sent as the leaf: its key is not an SPDM signing key."""
+    chain = CertificateChain.build([device.root, device.intermediate], SHA384)
+    with pytest.raises(ChainNotTrusted, match="CA:TRUE"):
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    responder = Responder(device.ca_key, [device.root, device.intermediate], ())
+    requester = make_requester(responder, device)
+    requester.init_connection()
+    requester.get_digests()
+    with pytest.raises(ChainNotTrusted, match="CA:TRUE"):
+        requester.get_certificate_chain()
+
+
+def test_a_leaf_whose_key_usage_forbids_signing_is_refused(device: Device) -> None:
+    key = PrivateKey.generate(Algorithm.ES384)
+    leaf = _leaf_without_digital_signature(device, key)
+    chain = CertificateChain.build([device.root, device.intermediate, leaf], SHA384)
+    with pytest.raises(ChainNotTrusted, match="digitalSignature"):
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    # without KeyUsage at all, a CA:FALSE leaf is accepted (KeyUsage is optional here)
+    bare = make_cert(
+        "Bare", key, "Ironroot Test Device CA", device.ca_key, ca=False, key_usage=False
+    )
+    chain = CertificateChain.build([device.root, device.intermediate, bare], SHA384)
+    verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)

@@ -224,7 +224,8 @@ def verify_certificate_chain(
     """Check ``chain`` against the trusted ``root`` (DER) at time ``now``; return the leaf.
 
     Raises :class:`ChainNotTrusted` (RootHash or any signature/issuer link wrong, chain out of
-    order), :class:`CertificateExpired` (a certificate outside its validity at ``now``), or
+    order, a leaf that is a CA or whose KeyUsage lacks digitalSignature),
+    :class:`CertificateExpired` (a certificate outside its validity at ``now``), or
     :class:`MalformedCertificate`. ``cache``: see the module docs (the same answer, cheaper).
     """
     if now.tzinfo is None:
@@ -272,4 +273,24 @@ def _verified_path(
         raise ChainNotTrusted(f"SPDM certificate chain does not verify: {exc}") from exc
     if list(reversed(verified.chain)) != path:
         raise ChainNotTrusted("SPDM certificate chain is not in root-to-leaf order")
+    _check_leaf(path[-1])
     return tuple(path)
+
+
+def _check_leaf(leaf: x509.Certificate) -> None:
+    """The leaf's key may sign SPDM messages: not a CA (BasicConstraints CA:TRUE) and, when it
+    has KeyUsage, digitalSignature in it (RFC 5280 4.2.1.3; libspdm refuses such a leaf too).
+    A CA certificate sent as the leaf would otherwise pass the path check."""
+    try:
+        constraints = leaf.extensions.get_extension_for_class(x509.BasicConstraints)
+    except x509.ExtensionNotFound:
+        pass
+    else:
+        if constraints.value.ca:
+            raise ChainNotTrusted("the SPDM leaf certificate is a CA (BasicConstraints CA:TRUE)")
+    try:
+        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage)
+    except x509.ExtensionNotFound:
+        return
+    if not usage.value.digital_signature:
+        raise ChainNotTrusted("the SPDM leaf certificate's KeyUsage lacks digitalSignature")
