@@ -480,3 +480,14 @@ def test_request_larger_than_responder_buffer(device: Device) -> None:
     requester.get_certificate_chain()  # many 34-byte portions
     with pytest.raises(SpdmProtocolError, match="DataTransferSize"):
         requester.get_measurements()  # 45 bytes: header, nonce, slot, RequesterContext
+
+
+def test_get_version_of_another_version_is_refused_in_1_0(device: Device) -> None:
+    """Once 1.3 is negotiated, a GET_VERSION that is not 1.0 is VersionMismatch in 1.0
+    (DSP0274; libspdm does the same), not in the negotiated version."""
+    responder = make_responder(device)
+    requester = make_requester(responder, device)
+    requester.init_connection()
+    error = responder(b"\x13\x84\x00\x00")
+    assert error[:4] == bytes([0x10, 0x7F, ErrorCode.VERSION_MISMATCH, 0])
+    requester.get_digests()  # and the connection is as it was

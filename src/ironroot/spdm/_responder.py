@@ -10,10 +10,11 @@ must do.
 Behaviour worth knowing:
 
 - A request out of order (before the VCA is complete, or a VCA step repeated) gets ERROR
-  UnexpectedRequest; a request whose SPDMVersion is not the negotiated one, VersionMismatch; a
-  malformed one, InvalidRequest; an unknown code, UnsupportedRequest. Errors change no state
-  but reset L1/L2, as does every request other than GET_MEASUREMENTS. A request whose exchange
-  would take the transcript past ``MAX_TRANSCRIPT_SIZE`` (repeated GET_CERTIFICATE or unsigned
+  UnexpectedRequest; a request whose SPDMVersion is not the negotiated one, VersionMismatch (in
+  SPDM 1.0 for a GET_VERSION that is not 1.0, as libspdm answers); a malformed one,
+  InvalidRequest; an unknown code, UnsupportedRequest. Errors change no state but reset L1/L2,
+  as does every request other than GET_MEASUREMENTS. A request whose exchange would take the
+  transcript past ``MAX_TRANSCRIPT_SIZE`` (repeated GET_CERTIFICATE or unsigned
   GET_MEASUREMENTS) gets ERROR Unspecified and is not recorded; GET_DIGESTS or a new VCA
   starts B again.
 - Raw measurements of code or configuration (ROM, firmware, hardware/firmware configuration,
@@ -135,12 +136,14 @@ _REQUEST_DECODERS: Final[dict[int, Callable[[bytes], object]]] = {
 
 
 class _Refusal(Exception):  # internal control flow: never escapes handle()
-    """Answer the current request with ERROR ``code`` (``data`` in Param2)."""
+    """Answer the current request with ERROR ``code`` (``data`` in Param2), in ``version``
+    when given (else the negotiated one)."""
 
-    def __init__(self, code: ErrorCode, data: int = 0) -> None:
+    def __init__(self, code: ErrorCode, data: int = 0, version: SpdmVersion | None = None) -> None:
         super().__init__(code.name)
         self.code = code
         self.data = data
+        self.version = version
 
 
 class Responder:
@@ -253,7 +256,7 @@ class Responder:
             return self._error(ErrorCode.INVALID_REQUEST)
         except _Refusal as refusal:
             self._transcript.reset_measurements()
-            return self._error(refusal.code, refusal.data)
+            return self._error(refusal.code, refusal.data, refusal.version)
         except SpdmProtocolError:  # the transcript is full: the message was not recorded
             self._transcript.reset_measurements()
             return self._error(ErrorCode.UNSPECIFIED)
@@ -270,8 +273,8 @@ class Responder:
         except MalformedSpdm:
             return request  # the handler refuses it as it stands
 
-    def _error(self, code: ErrorCode, data: int = 0) -> bytes:
-        return ErrorResponse(self._version or SpdmVersion.V1_0, code, data).encode()
+    def _error(self, code: ErrorCode, data: int = 0, version: SpdmVersion | None = None) -> bytes:
+        return ErrorResponse(version or self._version or SpdmVersion.V1_0, code, data).encode()
 
     def _expect(self, state: int, request: bytes) -> SpdmVersion:
         """The negotiated version, if the request comes in ``state`` and speaks it."""
@@ -286,7 +289,9 @@ class Responder:
 
     def _get_version(self, request: bytes) -> bytes:
         if request[0] != SpdmVersion.V1_0:
-            raise _Refusal(ErrorCode.VERSION_MISMATCH)
+            # In 1.0 whatever was negotiated, as libspdm answers: the requester that sent it
+            # may not know the negotiated version.
+            raise _Refusal(ErrorCode.VERSION_MISMATCH, version=SpdmVersion.V1_0)
         GetVersion.decode(request)
         self._state = _IDLE
         self._version = None
