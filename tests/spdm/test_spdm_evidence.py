@@ -17,7 +17,8 @@ from ironroot.errors import (
     SpdmProtocolError,
     StaleNonce,
 )
-from ironroot.spdm import SpdmEvidence, SpdmVersion, verify_spdm_evidence
+from ironroot.spdm import BaseHashAlgo, SpdmEvidence, SpdmVersion, verify_spdm_evidence
+from ironroot.spdm._signing import measurement_signing_message
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +207,22 @@ def test_spdm_nonce_through_the_format_table(device: Device) -> None:
     with pytest.raises(StaleNonce) as exc:
         verify_evidence(data, dataclasses.replace(options, nonce=None))
     assert exc.value.check == "nonce"
+
+
+@pytest.mark.parametrize(("operation", "what"), [(3, "index 3"), (0, "operation 0")])
+def test_measurements_must_answer_the_recorded_operation(
+    device: Device, operation: int, what: str
+) -> None:
+    """A device that signs all its blocks in answer to a request for one index (or for the
+    count alone) is refused offline as the requester refuses it live."""
+    nonce = os.urandom(32)
+    record = SpdmEvidence.decode(_evidence(device, nonce, (SpdmVersion.V1_2,)))
+    request = record.request[:3] + bytes([operation]) + record.request[4:]
+    unsigned = record.response[:-96]
+    transcript = b"".join(record.vca) + request + unsigned
+    message = measurement_signing_message(SpdmVersion.V1_2, BaseHashAlgo.SHA_384, transcript)
+    forged = SpdmEvidence(
+        record.vca, record.certificate_chain, request, unsigned + device.leaf_key.sign(message)
+    )
+    with pytest.raises(SpdmProtocolError, match=what):
+        verify_spdm_evidence(forged, nonce=nonce, root_certificate=device.root, now=NOW)

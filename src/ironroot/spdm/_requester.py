@@ -155,6 +155,21 @@ class AttestationResult:
         return self.measurements.blocks
 
 
+def check_measurement_operation(answer: Measurements, operation: int) -> None:
+    """That MEASUREMENTS answers GET_MEASUREMENTS ``operation``: the count alone for 0, the
+    one block asked for an index, any blocks for all (0xFF)."""
+    if operation == OPERATION_TOTAL_NUMBER:
+        if answer.blocks:
+            raise SpdmProtocolError("MEASUREMENTS for operation 0 carries blocks")
+        return
+    if answer.total_measurements:
+        raise SpdmProtocolError("MEASUREMENTS: Param1 is reserved for this operation")
+    if operation != OPERATION_ALL and (
+        len(answer.blocks) != 1 or answer.blocks[0].index != operation
+    ):
+        raise SpdmProtocolError(f"MEASUREMENTS does not answer index {operation}")
+
+
 def negotiated_connection(
     version: SpdmVersion,
     capabilities: Capabilities,
@@ -643,16 +658,7 @@ class Requester:
             answer.requester_context or b"", context
         ):
             raise SpdmProtocolError("MEASUREMENTS does not echo the RequesterContext")
-        if operation == OPERATION_TOTAL_NUMBER:
-            if answer.blocks:
-                raise SpdmProtocolError("MEASUREMENTS for operation 0 carries blocks")
-        else:
-            if answer.total_measurements:
-                raise SpdmProtocolError("MEASUREMENTS: Param1 is reserved for this operation")
-            if operation != OPERATION_ALL and (
-                len(answer.blocks) != 1 or answer.blocks[0].index != operation
-            ):
-                raise SpdmProtocolError(f"MEASUREMENTS does not answer index {operation}")
+        check_measurement_operation(answer, operation)
         if signed:
             if answer.slot_id != slot_id:
                 raise SpdmProtocolError(

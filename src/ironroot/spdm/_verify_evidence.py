@@ -4,7 +4,8 @@ record, the verifier's nonce, the trusted root certificate and ``now``.
 It repeats the requester's checks on the recorded bytes: the VCA messages decode and the
 selected algorithms are ones offered (the same :func:`negotiated_connection`); the
 certificate chain verifies to the root; the GET_MEASUREMENTS asks for a signature and carries
-the verifier's nonce; the MEASUREMENTS signature verifies over L1/L2 = VCA ‖ request ‖ response
+the verifier's nonce, and the MEASUREMENTS answers its operation (the count, the one index
+asked, or all blocks); the MEASUREMENTS signature verifies over L1/L2 = VCA ‖ request ‖ response
 (without its signature) with the 1.2+ signing-context prefix, under the leaf key.
 """
 
@@ -39,7 +40,11 @@ from ironroot.spdm._messages import (
     NegotiateAlgorithms,
     Version,
 )
-from ironroot.spdm._requester import Connection, negotiated_connection
+from ironroot.spdm._requester import (
+    Connection,
+    check_measurement_operation,
+    negotiated_connection,
+)
 from ironroot.spdm._signing import measurement_signing_message
 
 __all__ = ["VerifiedSpdm", "verify_spdm_evidence"]
@@ -111,6 +116,7 @@ def verify_spdm_evidence(
         raise SpdmProtocolError("the recorded MEASUREMENTS does not answer the request")
     if request.requester_context != answer.requester_context:
         raise SpdmProtocolError("the MEASUREMENTS requester context is not the request's")
+    check_measurement_operation(answer, request.operation)
     algorithm = SIGNING_SUITES[connection.base_asym_algo][0]
     leaf_key = leaf.public_key()
     if not isinstance(leaf_key, ec.EllipticCurvePublicKey):
