@@ -343,16 +343,25 @@ def test_caliptra_spdm_chain(vectors: Path) -> None:
         verify_certificate_chain(chain, root=other_root, hash_algo=SHA384, now=when)
 
 
-def _leaf_without_digital_signature(device: Device, key: PrivateKey) -> bytes:
-    """A CA:FALSE leaf whose critical KeyUsage allows key agreement only."""
+def _leaf(
+    device: Device,
+    key: PrivateKey,
+    *,
+    digital_signature: bool = True,
+    purposes: tuple[str, ...] = (),
+) -> bytes:
+    """A CA:FALSE leaf with a critical KeyUsage (digitalSignature or key agreement) and, when
+    ``purposes`` are given, an ExtendedKeyUsage of those OIDs."""
     ca_key = device.ca_key.raw
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     public = key.public_key.raw
     assert isinstance(public, ec.EllipticCurvePublicKey)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "No Signing")])
     issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Ironroot Test Device CA")])
-    usage = x509.KeyUsage(False, False, False, False, True, False, False, False, False)
-    cert = (
+    usage = x509.KeyUsage(
+        digital_signature, False, False, False, not digital_signature, False, False, False, False
+    )
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(issuer)
@@ -362,8 +371,11 @@ def _leaf_without_digital_signature(device: Device, key: PrivateKey) -> bytes:
         .not_valid_after(NOW + dt.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(usage, critical=True)
-        .sign(ca_key, hashes.SHA384())
     )
+    if purposes:
+        eku = x509.ExtendedKeyUsage([x509.ObjectIdentifier(p) for p in purposes])
+        builder = builder.add_extension(eku, critical=False)
+    cert = builder.sign(ca_key, hashes.SHA384())
     return cert.public_bytes(serialization.Encoding.DER)
 
 
@@ -382,7 +394,7 @@ def test_a_ca_certificate_is_not_a_leaf(device: Device) -> None:
 
 def test_a_leaf_whose_key_usage_forbids_signing_is_refused(device: Device) -> None:
     key = PrivateKey.generate(Algorithm.ES384)
-    leaf = _leaf_without_digital_signature(device, key)
+    leaf = _leaf(device, key, digital_signature=False)
     chain = CertificateChain.build([device.root, device.intermediate, leaf], SHA384)
     with pytest.raises(ChainNotTrusted, match="digitalSignature"):
         verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
@@ -392,3 +404,20 @@ def test_a_leaf_whose_key_usage_forbids_signing_is_refused(device: Device) -> No
     )
     chain = CertificateChain.build([device.root, device.intermediate, bare], SHA384)
     verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+
+
+RESPONDER_AUTH, REQUESTER_AUTH = "1.3.6.1.4.1.412.274.3", "1.3.6.1.4.1.412.274.4"
+
+
+def test_a_requester_only_leaf_is_not_a_responder_leaf(device: Device) -> None:
+    """A leaf whose ExtendedKeyUsage names SPDM requester authentication and not responder
+    authentication is refused (as libspdm does); with both, or with other purposes, it is not."""
+    key = PrivateKey.generate(Algorithm.ES384)
+    leaf = _leaf(device, key, purposes=(REQUESTER_AUTH,))
+    chain = CertificateChain.build([device.root, device.intermediate, leaf], SHA384)
+    with pytest.raises(ChainNotTrusted, match="requester authentication only"):
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    for purposes in ((REQUESTER_AUTH, RESPONDER_AUTH), (RESPONDER_AUTH,), ("1.3.6.1.5.5.7.3.2",)):
+        leaf = _leaf(device, key, purposes=purposes)
+        chain = CertificateChain.build([device.root, device.intermediate, leaf], SHA384)
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)

@@ -32,6 +32,7 @@ import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -52,6 +53,9 @@ from ironroot.spdm._constants import MAX_CERT_CHAIN_SIZE, BaseHashAlgo, base_has
 __all__ = ["CertificateChain", "SpdmChainCache", "load_certificates", "verify_certificate_chain"]
 
 _SEQUENCE = 0x30
+# DSP0274 id-DMTF-eku-responder-auth / id-DMTF-eku-requester-auth ({ id-DMTF-spdm 3 / 4 }).
+EKU_RESPONDER_AUTH: Final = x509.ObjectIdentifier("1.3.6.1.4.1.412.274.3")
+EKU_REQUESTER_AUTH: Final = x509.ObjectIdentifier("1.3.6.1.4.1.412.274.4")
 _HEADER = 4  # Length(2) + Reserved(2)
 
 
@@ -279,7 +283,8 @@ def _verified_path(
 
 def _check_leaf(leaf: x509.Certificate) -> None:
     """The leaf's key may sign SPDM messages: not a CA (BasicConstraints CA:TRUE) and, when it
-    has KeyUsage, digitalSignature in it (RFC 5280 4.2.1.3; libspdm refuses such a leaf too).
+    has KeyUsage, digitalSignature in it (RFC 5280 4.2.1.3), and not an ExtendedKeyUsage of
+    SPDM requester authentication without responder authentication (libspdm refuses all three).
     A CA certificate sent as the leaf would otherwise pass the path check."""
     try:
         constraints = leaf.extensions.get_extension_for_class(x509.BasicConstraints)
@@ -291,6 +296,13 @@ def _check_leaf(leaf: x509.Certificate) -> None:
     try:
         usage = leaf.extensions.get_extension_for_class(x509.KeyUsage)
     except x509.ExtensionNotFound:
+        pass
+    else:
+        if not usage.value.digital_signature:
+            raise ChainNotTrusted("the SPDM leaf certificate's KeyUsage lacks digitalSignature")
+    try:
+        purposes = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
         return
-    if not usage.value.digital_signature:
-        raise ChainNotTrusted("the SPDM leaf certificate's KeyUsage lacks digitalSignature")
+    if EKU_REQUESTER_AUTH in purposes and EKU_RESPONDER_AUTH not in purposes:
+        raise ChainNotTrusted("the SPDM leaf certificate is for requester authentication only")
