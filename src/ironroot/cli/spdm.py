@@ -95,7 +95,10 @@ def register(subparsers: Any) -> None:
     )
     serve.add_argument("--measurement-hash", choices=sorted(_MEASUREMENT_HASHES), default="sha384")
     serve.add_argument(
-        "--idle-timeout", type=float, default=60.0, help="drop a silent connection (seconds)"
+        "--idle-timeout",
+        type=float,
+        default=60.0,
+        help="drop a connection not sending a whole frame in this time (seconds)",
     )
     serve.set_defaults(func=_responder)
 
