@@ -27,6 +27,7 @@ import importlib
 import io
 import json
 import os
+import select
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
@@ -207,10 +208,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IronrootError as exc:
         error, code = (exc.code, exc.detail, exc.check), exc.exit_code
     except OSError as exc:
+        if isinstance(exc, BrokenPipeError) and _stdout_gone():
+            return _reader_went_away()
         typed = _os_error(exc)
         error, code = (typed.code, typed.detail, None), typed.exit_code
-    except BrokenPipeError:
-        return _reader_went_away()
     except KeyboardInterrupt:
         return 130
     except RecursionError:
@@ -228,6 +229,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _reader_went_away()
     return code
+
+
+def _stdout_gone() -> bool:
+    """Whether the reader of stdout has closed it (a pipe with no reader polls as an error),
+    rather than a peer of the verb's (a socket) having gone away."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _fd, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no file behind stdout (a StringIO)
+        return False
 
 
 def _reader_went_away() -> int:

@@ -1,0 +1,39 @@
+"""``ironroot`` when its standard streams are not what a terminal gives: a reader of stdout that
+went away (``| head``), stdout or stderr closed before it starts (``>&-``), Ctrl-C before the
+verb runs. Each is one quiet exit code or one line, never a traceback. Each test runs the
+command in a process of its own: the streams are the process's."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ironroot.cli import main
+
+
+def _big_key(tmp_path: Path) -> Path:
+    """A key whose ``key show`` prints more than a pipe's write buffer (ML-DSA-87: ~9 KB)."""
+    assert main(["key", "generate", "--alg", "ML-DSA-87", "--out", str(tmp_path / "k")]) == 0
+    return tmp_path / "k.pub.pem"
+
+
+def _ironroot(*argv: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(  # type: ignore[call-overload, no-any-return]
+        [sys.executable, "-m", "ironroot", *argv], timeout=120, check=False, **kwargs
+    )
+
+
+def test_a_reader_that_went_away_mid_output_is_a_quiet_exit_1_not_unreachable(
+    tmp_path: Path,
+) -> None:
+    key = _big_key(tmp_path)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the verb writes its first line
+    try:
+        run = _ironroot("key", "show", str(key), stdout=write_end, stderr=subprocess.PIPE)
+    finally:
+        os.close(write_end)
+    assert run.returncode == 1
+    assert run.stderr == b""  # not "ironroot: unreachable: cannot reach the peer"
