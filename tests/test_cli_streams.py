@@ -1,10 +1,11 @@
 """``ironroot`` when its standard streams are not what a terminal gives: a reader of stdout that
-went away (``| head``), stdout or stderr closed before it starts (``>&-``), Ctrl-C before the
-verb runs. Each is one quiet exit code or one line, never a traceback. Each test runs the
-command in a process of its own: the streams are the process's."""
+went away (``| head``), stdout or stderr closed before it starts (``>&-``). Each is one quiet
+exit code or one line, never a traceback. Each test runs the command in a process of its own:
+the streams are the process's."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -37,3 +38,25 @@ def test_a_reader_that_went_away_mid_output_is_a_quiet_exit_1_not_unreachable(
         os.close(write_end)
     assert run.returncode == 1
     assert run.stderr == b""  # not "ironroot: unreachable: cannot reach the peer"
+
+
+def test_stdout_closed_refuses_a_verb_that_prints_a_result(tmp_path: Path) -> None:
+    key = _big_key(tmp_path)
+    run = _ironroot("key", "show", str(key), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                    preexec_fn=lambda: os.close(1))  # fmt: skip
+    assert run.returncode == 2
+    assert run.stderr == (
+        b"ironroot: input-unavailable: stdout is closed: the result could not be printed\n"
+    )
+    out = tmp_path / "fresh"
+    run = _ironroot("key", "generate", "--alg", "ES256", "--out", str(out), stderr=subprocess.PIPE,
+                    preexec_fn=lambda: os.close(1))  # fmt: skip
+    assert run.returncode == 2
+    assert not list(tmp_path.glob("fresh*"))  # refused before it did anything
+
+
+def test_stderr_closed_keeps_the_failure_line_off_stdout(tmp_path: Path) -> None:
+    run = _ironroot("key", "show", str(tmp_path / "missing"), "--json", capture_output=True,
+                    preexec_fn=lambda: os.close(2))  # fmt: skip
+    assert run.returncode == 2
+    assert json.loads(run.stdout)["error"]["code"] == "input-unavailable"  # one object only

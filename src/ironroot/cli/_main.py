@@ -192,12 +192,20 @@ def _os_error(exc: OSError) -> IronrootError:
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     _Parser.json_errors = "--json" in words
+    if sys.stderr is None:  # closed (2>&-): a failure's line must not land on stdout instead
+        sys.stderr = _Discarded()
     parser = build_parser(words)
     args = parser.parse_args(words)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
         return 2
+    if sys.stdout is None:  # closed (>&-): refuse a verb whose result would be lost
+        if getattr(args, "json", None) is not None:
+            message = "stdout is closed: the result could not be printed"
+            print(f"ironroot: input-unavailable: {message}", file=sys.stderr)
+            return 2
+        sys.stdout = _Discarded()  # a service, which prints no result
     as_json = bool(getattr(args, "json", False))
     out = io.StringIO() if as_json else None
     error: tuple[str, str, str | None] | None = None
@@ -229,6 +237,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _reader_went_away()
     return code
+
+
+class _Discarded(io.TextIOBase):
+    """The stand-in for a standard stream that was closed before the command started."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return len(text)
 
 
 def _stdout_gone() -> bool:
