@@ -1,15 +1,19 @@
 """``ironroot`` when its standard streams are not what a terminal gives: a reader of stdout that
-went away (``| head``), stdout or stderr closed before it starts (``>&-``). Each is one quiet
-exit code or one line, never a traceback. Each test runs the command in a process of its own:
-the streams are the process's."""
+went away (``| head``), stdout or stderr closed before it starts (``>&-``), Ctrl-C before the
+verb runs. Each is one quiet exit code or one line, never a traceback. Each test runs the
+command in a process of its own: the streams are the process's."""
 
 from __future__ import annotations
 
 import json
 import os
+import runpy
 import subprocess
 import sys
+import types
 from pathlib import Path
+
+import pytest
 
 from ironroot.cli import main
 
@@ -60,3 +64,41 @@ def test_stderr_closed_keeps_the_failure_line_off_stdout(tmp_path: Path) -> None
                     preexec_fn=lambda: os.close(2))  # fmt: skip
     assert run.returncode == 2
     assert json.loads(run.stdout)["error"]["code"] == "input-unavailable"  # one object only
+
+
+def test_ctrl_c_while_the_command_loads_is_exit_130_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ironroot.cli import _main
+
+    def interrupted(argv: object = None) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_main, "build_parser", interrupted)
+    try:
+        code = main(["key", "show", "k"])
+    except KeyboardInterrupt:  # escaping, it would stop the test session too
+        pytest.fail("Ctrl-C escaped main() with a traceback")
+    assert code == 130
+    assert capsys.readouterr().err == ""
+
+
+def test_ctrl_c_while_python_imports_the_command_is_exit_130(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Importing(types.ModuleType):
+        def __getattr__(self, name: str) -> object:
+            if name == "main":  # `from ironroot.cli import main`, interrupted
+                raise KeyboardInterrupt
+            raise AttributeError(name)
+
+    monkeypatch.setitem(sys.modules, "ironroot.cli", Importing("ironroot.cli"))
+    monkeypatch.delitem(sys.modules, "ironroot.__main__", raising=False)
+    code: object = None
+    try:
+        runpy.run_module("ironroot", run_name="__main__")
+    except SystemExit as exit_:
+        code = exit_.code
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped python -m ironroot with a traceback")
+    assert code == 130

@@ -194,8 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _Parser.json_errors = "--json" in words
     if sys.stderr is None:  # closed (2>&-): a failure's line must not land on stdout instead
         sys.stderr = _Discarded()
-    parser = build_parser(words)
-    args = parser.parse_args(words)
+    try:
+        parser = build_parser(words)
+        args = parser.parse_args(words)
+    except KeyboardInterrupt:  # Ctrl-C while the verb's modules load
+        return 130
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
