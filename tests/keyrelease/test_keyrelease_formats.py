@@ -502,3 +502,18 @@ def test_a_key_file_that_fails_part_way_leaves_the_file_as_it_was(
     assert "file too large" in capsys.readouterr().err
     assert tee_file.read_bytes() == b"the TEE key kept from before\n"
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_tee_key_whose_public_file_cannot_be_written_writes_neither(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ironroot.cli import main
+
+    (tmp_path / "tee.key.pub.pem").mkdir()
+    assert main(["keyrelease", "tee-key", "--out", str(tmp_path / "tee.key")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"ironroot: input-unavailable: {tmp_path}/tee.key.pub.pem: is a directory, not a file\n"
+    )
+    assert not (tmp_path / "tee.key").exists()  # no private key without its public one

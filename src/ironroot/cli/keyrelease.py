@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from ironroot import keyrelease
 from ironroot.cli._input import read_input
-from ironroot.cli._output import write_output
+from ironroot.cli._output import check_output, write_output
 from ironroot.cli._serving import (
     add_client_options,
     add_server_options,
@@ -213,9 +213,11 @@ def _policy_check(args: argparse.Namespace) -> int:
 
 
 def _tee_key(args: argparse.Namespace) -> int:
+    public = args.out.with_name(args.out.name + ".pub.pem")
+    for path in (args.out, public):  # each checked before either is written
+        check_output(path)
     tee = keyrelease.TeeKeyPair.generate(args.type)
     _write(args.out, tee.to_pem())
-    public = args.out.with_name(args.out.name + ".pub.pem")
     _write(public, tee.public.to_pem().encode(), 0o644)
     print(f"{tee.kind} wrapping key: {args.out} (public: {public})")
     return 0
