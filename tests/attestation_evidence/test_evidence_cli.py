@@ -158,3 +158,23 @@ def test_registered_in_the_ironroot_command(
     assert main(["evidence", "verify", report, "--cert", vlek, "--at", "2026-01-01"]) == 1
     assert "certificate-expired" in capsys.readouterr().out
     assert main(["evidence", "verify", report, "--format", "tdx"]) == 2
+
+
+def test_a_failure_is_also_one_line_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As every verb's (docs/cli.md): the verdict on stdout, the code and message on stderr,
+    with or without ``--json``."""
+    from ironroot.cli import main
+
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x00\x01 not evidence")
+    line = (
+        "ironroot: malformed-evidence: evidence format not recognised "
+        "(known: ironroot, spdm, nvidia-gpu, azure-hcl, snp, tdx)\n"
+    )
+    for extra in ([], ["--json"]):
+        assert main(["evidence", "verify", str(junk), *extra]) == 2
+        captured = capsys.readouterr()
+        assert captured.err == line, extra
+        assert captured.out.count("\n") == 1, extra  # the verdict, or one JSON object

@@ -98,6 +98,33 @@ def test_generate_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFix
     assert (tmp_path / "k.key").read_bytes() == before
 
 
+@pytest.mark.parametrize("link_to", ["elsewhere", "/no/such/folder/x"])
+def test_generate_writes_nothing_when_one_of_its_files_cannot_be(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], link_to: str
+) -> None:
+    """A dangling link where PREFIX.cose goes is a conflict found before PREFIX.key is
+    written: no private key without its public files (a second run would refuse it)."""
+    (tmp_path / "vendor.cose").symlink_to(link_to)
+    code, _, err = _run(
+        capsys, "key", "generate", "--alg", "ES256", "--out", str(tmp_path / "vendor")
+    )
+    assert code == 1
+    assert err == f"ironroot: conflict: {tmp_path / 'vendor.cose'} already exists\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vendor.cose"]
+
+
+def test_generate_into_a_missing_folder_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prefix = tmp_path / "missing" / "vendor"
+    code, _, err = _run(capsys, "key", "generate", "--alg", "ES256", "--out", str(prefix))
+    assert code == 2
+    assert err == (
+        f"ironroot: input-unavailable: {prefix}.key: the folder {tmp_path / 'missing'} "
+        "does not exist\n"
+    )
+
+
 def test_generate_unknown_algorithm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "key", "generate", "--alg", "RS256", "--out", str(tmp_path / "k"))
     assert code == 2

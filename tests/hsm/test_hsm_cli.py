@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import resource
+import signal
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -336,3 +338,29 @@ def test_audit_show_text_names_a_release_binding_and_escapes_given_text() -> Non
     assert fields[6] == f"release statement={'01' * 32} recipient={'02' * 32} ear={'03' * 32}"
     plain = AuditRecord(7, 1_800_000_000, "co", "login", None, "ok", bytes(32))
     assert audit_line(plain).split("\t")[4:] == ["-", "ok"]
+
+
+def test_an_output_that_fails_part_way_leaves_the_file_as_it_was(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, files = cli
+    _run(cli, "co", "hsm", "identity", "add", "svc", "--role", "user",
+         "--new-credential-file", str(files["user"]))  # fmt: skip
+    capsys.readouterr()
+    _run(cli, "co", "hsm", "key", "generate", "--type", "AES-256", "--usage", "encrypt")
+    handle = capsys.readouterr().out.strip()
+    plain = tmp_path / "plain"
+    before = bytes(range(256)) * 8192  # 2 MiB: its ciphertext is larger than the limit
+    plain.write_bytes(before)
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit: EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, limit[1]))
+    try:  # encrypted in place: the output named the same as the input
+        code = _run(cli, "svc", "hsm", "encrypt", handle, "--in", str(plain), "--out", str(plain))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, previous)
+    assert code == 2
+    assert "file too large" in capsys.readouterr().err
+    assert plain.read_bytes() == before  # not truncated, not half-written
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import resource
+import signal
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -491,3 +493,39 @@ def test_an_endless_answer_is_refused_as_it_streams_in() -> None:
     ):
         client.challenge()
     assert pulled <= 512 * 1024
+
+
+def test_a_key_file_that_fails_part_way_leaves_the_file_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ironroot.cli import main
+
+    tee_file = tmp_path / "tee.key"
+    tee_file.write_bytes(b"the TEE key kept from before\n")
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit: EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64, limit[1]))  # less than a PEM key
+    try:
+        code = main(["keyrelease", "tee-key", "--out", str(tee_file)])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, previous)
+    assert code == 2
+    assert "file too large" in capsys.readouterr().err
+    assert tee_file.read_bytes() == b"the TEE key kept from before\n"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_tee_key_whose_public_file_cannot_be_written_writes_neither(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ironroot.cli import main
+
+    (tmp_path / "tee.key.pub.pem").mkdir()
+    assert main(["keyrelease", "tee-key", "--out", str(tmp_path / "tee.key")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"ironroot: input-unavailable: {tmp_path}/tee.key.pub.pem: is a directory, not a file\n"
+    )
+    assert not (tmp_path / "tee.key").exists()  # no private key without its public one

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,43 @@ def test_batch_fill_out_of_range_is_a_config_error(tmp_path: Path, value: str) -
     data = _batching(tmp_path, f"batch_fill = {value}")
     with pytest.raises(ConfigError, match=r"transparency\.batch_fill must be between 1 and 65536"):
         load_config(data)
+
+
+def _ironroot(*argv: str) -> subprocess.CompletedProcess[str]:
+    """In a process of its own: one that waits on a pipe is stopped, and fails the test."""
+    return subprocess.run(
+        [sys.executable, "-m", "ironroot", *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_a_configuration_that_is_a_pipe_is_refused_not_waited_on(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_config(data)
+    (data / "log.sqlite3").touch()  # what `log verify DIR` looks for before the origin
+    toml = data / "ironroot.toml"
+    toml.unlink()
+    os.mkfifo(toml)  # nobody writes to it
+    run = _ironroot("log", "verify", str(data))
+    assert (run.returncode, run.stderr) == (
+        2,
+        "ironroot: config: no [log] origin and no service issuer in the configuration\n",
+    )
+    run = _ironroot("serve", "--data", str(data), "--init-only")  # not read as empty: defaults
+    assert (run.returncode, run.stderr) == (2, f"ironroot: config: {toml} is not a regular file\n")
+
+
+def test_a_trust_anchor_that_is_a_pipe_is_skipped_not_waited_on(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_config(data)
+    os.mkfifo(data / "root.pem")
+    toml = data / "ironroot.toml"
+    toml.write_text(
+        toml.read_text().replace("[transparency]\n", '[transparency]\nx509_roots = ["root.pem"]\n')
+    )
+    run = _ironroot("serve", "--data", str(data), "--init-only")
+    assert run.returncode == 0, run.stderr
+    assert "root.pem left out" in run.stderr

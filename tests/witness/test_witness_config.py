@@ -41,3 +41,22 @@ def test_a_witness_name_past_u_ffff_is_written_and_read_back(tmp_path: Path) -> 
     name = "witness.example/\U0001f600"
     assert init_witness_dir(tmp_path, name=name).name == name
     assert load_witness_config(tmp_path).name == name
+
+
+def test_a_configuration_that_is_a_pipe_is_read_as_empty_not_waited_on(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    os.mkfifo(tmp_path / "witness.toml")  # nobody writes to it
+    run = subprocess.run(  # in a process of its own: one that waits is stopped, and fails
+        [sys.executable, "-m", "ironroot", "witness", "show", "--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (run.returncode, run.stderr) == (
+        2,
+        f"ironroot: config: {tmp_path}/witness.toml has no [witness] table\n",
+    )

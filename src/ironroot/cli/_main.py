@@ -27,6 +27,7 @@ import importlib
 import io
 import json
 import os
+import select
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
@@ -191,12 +192,23 @@ def _os_error(exc: OSError) -> IronrootError:
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     _Parser.json_errors = "--json" in words
-    parser = build_parser(words)
-    args = parser.parse_args(words)
+    if sys.stderr is None:  # closed (2>&-): a failure's line must not land on stdout instead
+        sys.stderr = _Discarded()
+    try:
+        parser = build_parser(words)
+        args = parser.parse_args(words)
+    except KeyboardInterrupt:  # Ctrl-C while the verb's modules load
+        return 130
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
         return 2
+    if sys.stdout is None:  # closed (>&-): refuse a verb whose result would be lost
+        if getattr(args, "json", None) is not None:
+            message = "stdout is closed: the result could not be printed"
+            print(f"ironroot: input-unavailable: {message}", file=sys.stderr)
+            return 2
+        sys.stdout = _Discarded()  # a service, which prints no result
     as_json = bool(getattr(args, "json", False))
     out = io.StringIO() if as_json else None
     error: tuple[str, str, str | None] | None = None
@@ -207,10 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IronrootError as exc:
         error, code = (exc.code, exc.detail, exc.check), exc.exit_code
     except OSError as exc:
+        if isinstance(exc, BrokenPipeError) and _stdout_gone():
+            return _reader_went_away()
         typed = _os_error(exc)
         error, code = (typed.code, typed.detail, None), typed.exit_code
-    except BrokenPipeError:
-        return _reader_went_away()
     except KeyboardInterrupt:
         return 130
     except RecursionError:
@@ -228,6 +240,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _reader_went_away()
     return code
+
+
+class _Discarded(io.TextIOBase):
+    """The stand-in for a standard stream that was closed before the command started."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+def _stdout_gone() -> bool:
+    """Whether the reader of stdout has closed it (a pipe with no reader polls as an error),
+    rather than a peer of the verb's (a socket) having gone away."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _fd, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no file behind stdout (a StringIO)
+        return False
 
 
 def _reader_went_away() -> int:

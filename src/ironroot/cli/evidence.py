@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from ironroot import attestation
+from ironroot._text import shown
 from ironroot.cli._hex import hex_bytes
 from ironroot.cli._input import read_input
 from ironroot.cli._main import error_object
@@ -216,6 +218,7 @@ def _verify(args: argparse.Namespace) -> int:
                 _print_checks(log)
             where = f" [{exc.check}]" if exc.check else ""
             print(f"verdict: FAILED{where} ({exc.code}): {exc.detail}")
+        print(f"ironroot: {exc.code}: {shown(exc.detail)}", file=sys.stderr)  # as every verb
         return exc.exit_code
     if args.json:
         body = claims.to_dict()

@@ -18,7 +18,6 @@ import datetime as dt
 import getpass
 import json
 import os
-import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,7 @@ from ironroot import hsm as hsmlib
 from ironroot._fileio import warn_if_exposed
 from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import read_input
+from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, client_tls, secret_env
 from ironroot.cli._text import shown
 from ironroot.crypto import (
@@ -58,14 +58,10 @@ def _read(path: Path, limit: int = _MAX_INPUT) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Write ``data`` owner-only: a file that is there already gets mode 0600 too before a
-    byte is written (``os.open``'s mode applies only to a new file; a decrypted plaintext must
-    not land in a world-readable one)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        if stat.S_ISREG(os.fstat(fd).st_mode):  # not /dev/stdout or a pipe
-            os.fchmod(fd, 0o600)
-        handle.write(data)
+    """Write ``data`` owner-only, whole or not at all (:func:`write_output`): a file that was
+    there already is replaced by one with mode 0600 (a decrypted plaintext must not land in a
+    world-readable one), and an output named the same as the input is never truncated."""
+    write_output(path, data, mode=0o600)
 
 
 def _secret(args: argparse.Namespace) -> bytes:

@@ -22,14 +22,13 @@ import argparse
 import base64
 import binascii
 import json
-import os
-import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Final
 
 from ironroot import keyrelease
 from ironroot.cli._input import read_input
+from ironroot.cli._output import check_output, write_output
 from ironroot.cli._serving import (
     add_client_options,
     add_server_options,
@@ -50,14 +49,10 @@ def _read(path: Path) -> bytes:
 
 
 def _write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` with permissions ``mode``: a file that is there already
-    gets them too before a byte is written (``os.open``'s mode applies only to a new file,
-    and an unwrapped key or a private key must not land in a world-readable one)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        if stat.S_ISREG(os.fstat(fd).st_mode):  # not /dev/stdout or a pipe
-            os.fchmod(fd, mode)
-        handle.write(data)
+    """Write ``data`` to ``path`` with permissions ``mode``, whole or not at all
+    (:func:`write_output`): a file that was there already is replaced by one with ``mode``
+    (an unwrapped key or a private key must not land in a world-readable one)."""
+    write_output(path, data, mode=mode)
 
 
 def _nonce(text: str) -> bytes:
@@ -218,9 +213,11 @@ def _policy_check(args: argparse.Namespace) -> int:
 
 
 def _tee_key(args: argparse.Namespace) -> int:
+    public = args.out.with_name(args.out.name + ".pub.pem")
+    for path in (args.out, public):  # each checked before either is written
+        check_output(path)
     tee = keyrelease.TeeKeyPair.generate(args.type)
     _write(args.out, tee.to_pem())
-    public = args.out.with_name(args.out.name + ".pub.pem")
     _write(public, tee.public.to_pem().encode(), 0o644)
     print(f"{tee.kind} wrapping key: {args.out} (public: {public})")
     return 0

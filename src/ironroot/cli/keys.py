@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import cbor2
 
 from ironroot.cli._input import read_input
+from ironroot.cli._output import check_output
 from ironroot.crypto import (
     DEFAULT_LMS_PARAMETER_SET,
     LMS_PARAMETER_SETS,
@@ -90,9 +92,11 @@ def _generate(args: argparse.Namespace) -> int:
     private_path = _with_suffix(prefix, ".key")
     pem_path = None if alg is Algorithm.HSS_LMS else _with_suffix(prefix, ".pub.pem")
     cose_path = _with_suffix(prefix, ".cose")
-    for path in (private_path, pem_path, cose_path):
-        if path is not None and path.exists():
+    for path in (private_path, pem_path, cose_path):  # each checked before any is written
+        if path is not None and os.path.lexists(path):  # a dangling link too: never followed
             raise Conflict(f"{path} already exists")
+        if path is not None:
+            check_output(path)
 
     public: PublicKey | LmsPublicKey
     if alg is Algorithm.HSS_LMS:

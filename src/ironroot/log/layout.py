@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ironroot._fileio import read_limited
 from ironroot.crypto import PrivateKey, PublicKey
-from ironroot.errors import ConfigError, MalformedInput
+from ironroot.errors import ConfigError, InputUnavailable, LimitExceeded, MalformedInput
 from ironroot.log._checkpoint import Checkpoint
 from ironroot.log._note import NoteSigner, NoteVerifier
 
@@ -83,16 +84,15 @@ def config_path(data_dir: Path) -> Path:
 
 
 def _read(path: Path, what: str) -> bytes:
+    """The file, within its limit; a named pipe reads as empty rather than being waited on."""
     try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_FILE + 1)
+        return read_limited(path, _MAX_FILE)
     except FileNotFoundError as exc:
         raise ConfigError(f"no {what} at {path}") from exc
-    except OSError as exc:
+    except LimitExceeded as exc:
+        raise ConfigError(f"the {what} at {path} is too large") from exc
+    except (OSError, InputUnavailable) as exc:
         raise ConfigError(f"cannot read the {what} at {path}") from exc
-    if len(data) > _MAX_FILE:
-        raise ConfigError(f"the {what} at {path} is too large")
-    return data
 
 
 def _host(issuer: str) -> str:

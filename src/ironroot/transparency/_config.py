@@ -21,9 +21,15 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
-from ironroot._fileio import load_each, warn_if_exposed, write_atomic
+from ironroot._fileio import load_each, read_limited, warn_if_exposed, write_atomic
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey, load_certificates
-from ironroot.errors import ConfigError, IronrootError, MalformedInput
+from ironroot.errors import (
+    ConfigError,
+    InputUnavailable,
+    IronrootError,
+    LimitExceeded,
+    MalformedInput,
+)
 from ironroot.http import ServerLimits
 from ironroot.log import STORE_KEYS, StoreConfig
 from ironroot.log.layout import CONFIG_FILE, checkpoint_key_path
@@ -60,6 +66,7 @@ _RECEIPT_ALGORITHMS: Final = (
 _CHECKPOINT_ALGORITHMS: Final = (Algorithm.EDDSA, Algorithm.ED25519, Algorithm.ML_DSA_44)
 _MAX_STATEMENT: Final = 65535  # C2SP tile entries carry a 16-bit length
 _MAX_TRUST_FILE: Final = 1024 * 1024
+_MAX_CONFIG: Final = 1024 * 1024  # ironroot.toml
 _BATCH_LINGER: Final = 0.01
 """Default ``batch_linger`` (s). Measured with ``bench/registration.py --workers 2`` (docs/
 transparency.md, "Worker processes"): at 10 ms batches hold ~30-40 entries instead of ~20
@@ -334,11 +341,10 @@ def _algorithms(names: list[str], where: str) -> tuple[Algorithm, ...]:
 
 
 def _read_trust_file(path: Path) -> bytes:
-    with path.open("rb") as handle:
-        data = handle.read(_MAX_TRUST_FILE + 1)
-    if len(data) > _MAX_TRUST_FILE:
-        raise ConfigError(f"{path} is larger than {_MAX_TRUST_FILE} bytes")
-    return data
+    try:  # a named pipe reads as empty rather than being waited on
+        return read_limited(path, _MAX_TRUST_FILE)
+    except LimitExceeded as exc:
+        raise ConfigError(f"{path} is larger than {_MAX_TRUST_FILE} bytes") from exc
 
 
 def _root_files(data_dir: Path, paths: list[str]) -> list[Path]:
@@ -400,10 +406,14 @@ def _load_issuers(data_dir: Path, tables: object, rejected: list[str]) -> tuple[
 def load_config(data_dir: Path) -> TransparencyConfig:
     """Read and check ``<data_dir>/ironroot.toml``."""
     path = data_dir / CONFIG_FILE
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    if path.exists() and not path.is_file():  # a pipe would read as empty: all defaults
+        raise ConfigError(f"{path} is not a regular file")
+    try:  # within a limit, and a named pipe is never waited on
+        raw = tomllib.loads(read_limited(path, _MAX_CONFIG).decode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except (InputUnavailable, LimitExceeded) as exc:
+        raise ConfigError(f"cannot read {exc.detail}") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     for section, value in raw.items():

@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import warn_if_exposed, write_atomic
+from ironroot._fileio import read_limited, warn_if_exposed, write_atomic
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ConfigError, IronrootError
+from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded
 from ironroot.http import ServerLimits
 from ironroot.witness._cosignature import CosignatureVerifier, Cosigner
 from ironroot.witness._protocol import MAX_REQUEST_BYTES
@@ -134,13 +134,14 @@ def _logs(value: object) -> tuple[WitnessedLog, ...]:
 def load_witness_config(data_dir: Path) -> WitnessConfig:
     """Read and check ``<data_dir>/witness.toml``."""
     path = Path(data_dir) / CONFIG_FILE
-    try:
-        with path.open("rb") as handle:
-            raw_bytes = handle.read(_MAX_FILE + 1)
+    try:  # a named pipe reads as empty rather than being waited on
+        raw_bytes = read_limited(path, _MAX_FILE)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if len(raw_bytes) > _MAX_FILE:
-        raise ConfigError(f"{path} is too large")
+    except LimitExceeded as exc:
+        raise ConfigError(f"{path} is too large") from exc
+    except InputUnavailable as exc:
+        raise ConfigError(f"cannot read {exc.detail}") from exc
     try:
         raw = tomllib.loads(raw_bytes.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
