@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -369,6 +370,38 @@ def test_an_interrupted_export_leaves_the_previous_one_whole(log: Log, tmp_path:
     assert not [p for p in out.rglob(".*") if p.is_file()]  # no temporary file is left
     export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
     _assert_served_exactly(out, log)
+
+
+def test_temporary_files_a_killed_export_left_are_deleted_by_the_next(
+    log: Log, tmp_path: Path
+) -> None:
+    """A ``kill -9`` between a temporary file's creation and its link leaves it behind; the
+    next export that writes its folder deletes it (the checkpoint's: every export)."""
+    out = tmp_path / "tiles"
+    fill(log, entries(300))
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    fill(log, entries(300, 300))
+    left = []
+    for folder, name in [
+        (out, "checkpoint"),
+        (out / "tile/0", "001"),
+        (out / "tile/entries", "001"),
+    ]:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+        os.write(fd, b"half a tile")
+        os.close(fd)
+        left.append(Path(tmp))
+    unrelated = out / "tile/0/.keep"
+    unrelated.write_bytes(b"")
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    assert [p for p in left if p.exists()] == []
+    assert unrelated.exists()  # only the export's own temporary files are deleted
+    _assert_served_exactly(out, log)
+    fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=out)
+    os.close(fd)
+    report = export_tiles(LogBackedFetcher(log), out, identity=_identity(log))  # nothing new
+    assert not report.checkpoint_written
+    assert not Path(tmp).exists()
 
 
 def test_files_are_world_readable(log: Log, tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ nothing is written (a lagging replica); a different root at a size already expor
 :class:`InconsistentCheckpoint`.
 
 Writes are atomic (a temporary file, fsync, then link or rename); every folder written to is
-fsynced once, before the checkpoint.
+fsynced once, before the checkpoint. A temporary file an export killed midway left behind is
+deleted by the next export that writes its folder (the directory's own folder: every export).
 A full tile or bundle is never rewritten: it is linked into place only if absent, and one
 already present with other bytes raises :class:`Conflict` (another log's files, or a fork).
 Partial tiles are written under their width (``.p/<W>``) beside the older ones, so a client
@@ -41,6 +42,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -84,6 +86,8 @@ __all__ = ["ExportReport", "export_tiles"]
 _log = logging.getLogger("ironroot.log")
 _FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
 _FILE_MODE = 0o644
+# The temporary files of ``write_atomic`` (``tempfile.mkstemp``: ``.<name>.<8 chars>.tmp``).
+_TEMPORARY = re.compile(r"\.[^/]+\.[a-z0-9_]{8}\.tmp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,11 +159,31 @@ class _Directory:
         self.tiles = 0
         self.bundles = 0
         self._unsynced: set[Path] = set()
+        self._tidied: set[Path] = set()
+
+    def tidy(self, folder: Path) -> None:
+        """Delete the temporary files an export killed midway left in ``folder`` (once per
+        export: it holds the directory's lock, so no other export is writing them)."""
+        if folder in self._tidied:
+            return
+        self._tidied.add(folder)
+        try:
+            with os.scandir(folder) as found:
+                stale = [
+                    e.path
+                    for e in found
+                    if _TEMPORARY.fullmatch(e.name) and e.is_file(follow_symlinks=False)
+                ]
+            for name in stale:
+                os.unlink(name)
+        except OSError as exc:
+            raise StorageError(f"cannot clean up {folder}: {exc.strerror}") from exc
 
     def put(self, path: str, data: bytes, *, bundle: bool) -> None:
         file = self.root / path
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
+            self.tidy(file.parent)
             # the file's bytes are synced now, its folder (and new folders' parents) once,
             # before the checkpoint is published
             write_atomic(file, data, mode=_FILE_MODE, exclusive=True, sync_dir=False)
@@ -266,6 +290,7 @@ def _export(
     """:func:`export_tiles` once ``root`` is locked."""
     local = DirectoryLogFetcher(root)
     out = _Directory(root)
+    out.tidy(root)
 
     old: Checkpoint | None = None
     old_note: bytes | None = None
