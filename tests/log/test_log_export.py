@@ -404,6 +404,60 @@ def test_temporary_files_a_killed_export_left_are_deleted_by_the_next(
     assert not Path(tmp).exists()
 
 
+class _Pinned(DirectoryLogFetcher):
+    """A mirror read by a client that fetched its checkpoint before the mirror grew."""
+
+    def __init__(self, directory: Path, note: bytes) -> None:
+        super().__init__(directory)
+        self.note = note
+
+    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+        return self.note if path == "checkpoint" else super().fetch(path, accept=accept)
+
+
+def test_a_mirror_that_grew_while_read_still_verifies(log: Log, tmp_path: Path) -> None:
+    """The export deletes the partial tiles and bundles whose full versions exist; a reader
+    still at the previous checkpoint reads their full versions' prefixes instead."""
+    out = tmp_path / "tiles"
+    fill(log, entries(300))
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    before = log.checkpoint()
+    fill(log, entries(300, 300))
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    assert not (out / "tile/0/001.p").exists()
+    assert not (out / "tile/entries/001.p").exists()
+    report = verify_remote_log(_Pinned(out, before), identity=_identity(log))
+    assert report.size == 300
+
+    # the full versions must still agree with what the previous checkpoint needs
+    tile = out / "tile/0/001"
+    tile.chmod(0o644)
+    tile.write_bytes(tile.read_bytes()[:-32])
+    with pytest.raises(VerificationFailed, match="tile/0/001 is not a full tile"):
+        verify_remote_log(_Pinned(out, before), identity=_identity(log))
+    tile.write_bytes(bytes(256 * 32))
+    with pytest.raises(VerificationFailed, match="differs"):
+        verify_remote_log(_Pinned(out, before), identity=_identity(log))
+    (out / "tile/0/001").unlink()
+    with pytest.raises(VerificationFailed, match="neither"):
+        verify_remote_log(_Pinned(out, before), identity=_identity(log))
+
+
+def test_a_full_bundle_read_for_a_deleted_partial_must_hold_every_entry(
+    log: Log, tmp_path: Path
+) -> None:
+    out = tmp_path / "tiles"
+    fill(log, entries(300))
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    before = log.checkpoint()
+    fill(log, entries(300, 300))
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    bundle = out / "tile/entries/001"
+    bundle.write_bytes(LogBackedFetcher(log).fetch("tile/entries/001.p/44"))  # 44 of 256
+    with pytest.raises(VerificationFailed, match="malformed"):
+        verify_remote_log(_Pinned(out, before), identity=_identity(log))
+
+
 def test_files_are_world_readable(log: Log, tmp_path: Path) -> None:
     out = tmp_path / "tiles"
     fill(log, entries(3))
