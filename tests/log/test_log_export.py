@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from log_testkit import ORIGIN, LogBackedFetcher, ed25519_key, entries, fill, signer
 
+from ironroot.cli import main
 from ironroot.crypto import PrivateKey
 from ironroot.errors import (
     ConfigError,
@@ -37,6 +38,7 @@ from ironroot.log import (
     MemoryLogStore,
     NoteSigner,
     StoreLogFetcher,
+    TileTree,
     cache_control,
     entry_bundles_for_size,
     export_tiles,
@@ -45,6 +47,7 @@ from ironroot.log import (
     tiles_for_size,
     verify_remote_log,
 )
+from ironroot.log._static import MAX_RESOURCE
 
 
 def _identity(log: Log) -> LogIdentity:
@@ -456,6 +459,29 @@ def test_a_full_bundle_read_for_a_deleted_partial_must_hold_every_entry(
     bundle.write_bytes(LogBackedFetcher(log).fetch("tile/entries/001.p/44"))  # 44 of 256
     with pytest.raises(VerificationFailed, match="malformed"):
         verify_remote_log(_Pinned(out, before), identity=_identity(log))
+
+
+@pytest.mark.parametrize("path", ["tile/0/000", "tile/0/001.p/44", "tile/entries/000"])
+def test_a_resource_larger_than_any_is_one_that_does_not_verify(
+    log: Log, tmp_path: Path, path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Served too large, a tile or bundle is served wrongly: ``verification-failed`` (exit 1)
+    from every reader, as one of the wrong length is, not a caller's malformed input."""
+    mirror = tmp_path / "mirror"
+    fill(log, entries(300))
+    export_tiles(LogBackedFetcher(log), mirror, identity=_identity(log))
+    with (mirror / path).open("r+b") as handle:
+        handle.truncate(MAX_RESOURCE + 1)
+    with pytest.raises(VerificationFailed, match="larger than any log resource"):
+        verify_remote_log(DirectoryLogFetcher(mirror), identity=_identity(log))
+    with pytest.raises(VerificationFailed, match="larger than any log resource"):
+        export_tiles(DirectoryLogFetcher(mirror), tmp_path / "copy", identity=_identity(log))
+    tree = TileTree(DirectoryLogFetcher(mirror), 300)
+    with pytest.raises(VerificationFailed, match="larger than any log resource"):
+        tree.entries(0, 300) if "entries" in path else tree.node(0, 0) + tree.node(0, 299)
+    vkey = log.note_verifiers[0].vkey
+    assert main(["log", "verify", str(mirror), "--origin", ORIGIN, "--key", vkey]) == 1
+    assert "verification-failed" in capsys.readouterr().err
 
 
 def test_files_are_world_readable(log: Log, tmp_path: Path) -> None:

@@ -77,7 +77,7 @@ from ironroot.log._tiles import (
     tile_path,
 )
 from ironroot.log._tiletree import TileTree
-from ironroot.log._verify import LogFetcher
+from ironroot.log._verify import LogFetcher, fetch_resource
 from ironroot.log.layout import LogIdentity
 from ironroot.merkle import leaf_hash
 
@@ -139,7 +139,7 @@ class _Recorder:
 
 def _served(source: LogFetcher, path: str) -> bytes:
     try:
-        return source.fetch(path)
+        return fetch_resource(source, path)
     except NotFound as exc:
         raise VerificationFailed(f"the source does not serve {path}") from exc
 
@@ -418,7 +418,7 @@ def _bundle(source: LogFetcher, index: int, width: int | None, hashes: list[byte
     count = TILE_WIDTH if width is None else width
     path = entry_bundle_path(index, width)
     try:
-        data = source.fetch(path)
+        data = fetch_resource(source, path)
         exact = True
     except NotFound as exc:
         if width is None:

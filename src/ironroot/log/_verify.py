@@ -46,6 +46,7 @@ from ironroot.errors import (
     IronrootError,
     MalformedInput,
     NotFound,
+    PayloadTooLarge,
     StorageError,
     UnknownIssuer,
     VerificationFailed,
@@ -72,6 +73,7 @@ __all__ = [
     "LogFetcher",
     "LogReport",
     "fetch_log_identity",
+    "fetch_resource",
     "verify_log",
     "verify_log_dir",
     "verify_remote_log",
@@ -407,9 +409,18 @@ def fetch_log_identity(fetcher: LogFetcher) -> layout.LogIdentity:
     return layout.LogIdentity(origin=origin, verifiers=verifiers)
 
 
-def _served(fetcher: LogFetcher, path: str) -> bytes:
+def fetch_resource(fetcher: LogFetcher, path: str) -> bytes:
+    """``fetcher.fetch(path)``, where a resource larger than any of the read API is one the
+    log serves wrongly (:class:`VerificationFailed`), like one of the wrong length."""
     try:
         return fetcher.fetch(path)
+    except PayloadTooLarge as exc:
+        raise VerificationFailed(f"{path} is larger than any log resource") from exc
+
+
+def _served(fetcher: LogFetcher, path: str) -> bytes:
+    try:
+        return fetch_resource(fetcher, path)
     except NotFound as exc:
         raise VerificationFailed(f"the log does not serve {path}") from exc
 
@@ -417,11 +428,11 @@ def _served(fetcher: LogFetcher, path: str) -> bytes:
 def _served_edge(fetcher: LogFetcher, path: str, full_path: str) -> tuple[bytes, bool]:
     """A partial resource, or its full version once the log deleted it (then ``False``)."""
     try:
-        return fetcher.fetch(path), True
+        return fetch_resource(fetcher, path), True
     except NotFound:
         pass
     try:
-        return fetcher.fetch(full_path), False
+        return fetch_resource(fetcher, full_path), False
     except NotFound as exc:
         raise VerificationFailed(f"the log serves neither {path} nor {full_path}") from exc
 
