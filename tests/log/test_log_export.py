@@ -6,14 +6,25 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from log_testkit import ORIGIN, LogBackedFetcher, ed25519_key, entries, fill, signer
+from log_testkit import (
+    ORIGIN,
+    LogBackedFetcher,
+    ed25519_key,
+    entries,
+    fill,
+    make_data_dir,
+    signer,
+)
 
+import ironroot
 from ironroot.cli import main
 from ironroot.crypto import PrivateKey
 from ironroot.errors import (
@@ -48,6 +59,7 @@ from ironroot.log import (
     verify_remote_log,
 )
 from ironroot.log._static import MAX_RESOURCE
+from kill_points import KILLER
 
 
 def _identity(log: Log) -> LogIdentity:
@@ -482,6 +494,40 @@ def test_a_resource_larger_than_any_is_one_that_does_not_verify(
     vkey = log.note_verifiers[0].vkey
     assert main(["log", "verify", str(mirror), "--origin", ORIGIN, "--key", vkey]) == 1
     assert "verification-failed" in capsys.readouterr().err
+
+
+def test_a_kill_right_after_the_checkpoint_lands_is_finished_by_the_next_export(
+    key: PrivateKey, tmp_path: Path
+) -> None:
+    """``kill -9`` once the new checkpoint is in place, before the partial tiles and bundles
+    whose full versions now exist are deleted: the next export deletes them, even when the
+    log has not grown since."""
+    data = make_data_dir(tmp_path / "data", key)
+    out = tmp_path / "tiles"
+    with Log.open(data, origin=ORIGIN, note_signers=[signer(key)]) as log:
+        fill(log, entries(300))
+        export_tiles(StoreLogFetcher(log.store), out, identity=_identity(log))
+        fill(log, entries(300, 300))
+    assert (out / "tile/0/001.p/44").exists()
+    (tmp_path / "killer.py").write_text(KILLER)
+    src = str(Path(ironroot.__file__).resolve().parent.parent)
+    argv = ["log", "export-tiles", str(out), "--data", str(data)]
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "killer.py"), *argv],
+        env={**os.environ, "PYTHONPATH": src, "IRONROOT_TEST_KILL_AFTER_REPLACING": "checkpoint"},
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == -9, done
+    assert (out / "tile/0/001.p/44").exists()  # killed before the deletion
+    with Log.open(data, origin=ORIGIN, note_signers=[signer(key)]) as log:
+        assert (out / "checkpoint").read_bytes() == log.checkpoint()
+        report = export_tiles(StoreLogFetcher(log.store), out, identity=_identity(log))
+        assert (report.size, report.checkpoint_written, report.removed) == (600, False, 2)
+        assert not [p for p in out.rglob(".*") if p.is_file()]
+        _assert_served_exactly(out, log)
+        assert not (out / "tile/0/001.p").exists()
+        assert not (out / "tile/entries/001.p").exists()
 
 
 def test_files_are_world_readable(log: Log, tmp_path: Path) -> None:

@@ -33,7 +33,9 @@ previous export intact. One export writes a directory at a time (an exclusive ``
 the directory itself, so no file is added; another export raises :class:`InUse`): two exports
 interleaved could otherwise publish an older checkpoint over a newer one. Once the new
 checkpoint is in place, the partial tiles and bundles whose full versions now exist are
-deleted (c2sp.org/tlog-tiles allows it; clients fall back to the full tile).
+deleted (c2sp.org/tlog-tiles allows it; clients fall back to the full tile). The size they
+are deleted from is recorded (``.removing-partials``) before the checkpoint is replaced, so
+the next export finishes a deletion a kill cut short.
 """
 
 from __future__ import annotations
@@ -88,6 +90,9 @@ _FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
 _FILE_MODE = 0o644
 # The temporary files of ``write_atomic`` (``tempfile.mkstemp``: ``.<name>.<8 chars>.tmp``).
 _TEMPORARY = re.compile(r"\.[^/]+\.[a-z0-9_]{8}\.tmp")
+# Where an export records, before it replaces the checkpoint, the tree size whose partial
+# tiles and bundles it then deletes up to the new size (removed once they are deleted).
+_REMOVING = ".removing-partials"
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +228,33 @@ class _Directory:
         except OSError as exc:
             raise StorageError(f"cannot write {file}: {exc.strerror}") from exc
 
+    def begin_removal(self, start: int) -> None:
+        """Record that the partials from the tree of ``start`` on are to be deleted (synced
+        with the checkpoint that follows: it is only a reminder to finish the job)."""
+        file = self.root / _REMOVING
+        try:
+            write_atomic(file, b"%d\n" % start, mode=_FILE_MODE, sync_dir=False)
+        except OSError as exc:
+            raise StorageError(f"cannot write {file}: {exc.strerror}") from exc
+
+    def pending_removal(self) -> int | None:
+        """The size recorded by an export whose deletion of partials did not finish."""
+        file = self.root / _REMOVING
+        try:
+            text = read_limited(file, 32).decode("ascii")
+            return int(text) if text.endswith("\n") and text[:-1].isdigit() else None
+        except (FileNotFoundError, LimitExceeded, InputUnavailable, UnicodeDecodeError):
+            return None
+        except OSError as exc:
+            raise StorageError(f"cannot read {file}: {exc.strerror}") from exc
+
+    def end_removal(self) -> None:
+        file = self.root / _REMOVING
+        try:
+            file.unlink(missing_ok=True)
+        except OSError as exc:  # the partials are deleted; the next export retries this
+            _log.warning("cannot delete %s: %s", file, exc.strerror)
+
     def remove_partials(self, full_path: str) -> int:
         """Delete ``<full_path>.p/`` (the partial versions of a now full resource)."""
         folder = self.root / f"{full_path}.p"
@@ -314,20 +346,25 @@ def _export(
             raise StorageError(
                 f"the tiles in {root} do not give its checkpoint's root: the export is damaged"
             )
-        if new.size <= old.size:
-            if old_tree.root(new.size) != new.root:
-                raise InconsistentCheckpoint(
-                    f"the source's checkpoint at size {new.size} has another root than the "
-                    f"tree exported in {root}: the log forked"
-                )
-            behind = new.size < old.size
-            rewrite = not behind and note != old_note  # e.g. more cosignatures
-            if rewrite:
-                out.publish(note)
-            return ExportReport(
-                origin, old.size, old.root, old.size, 0, 0, 0, rewrite, source_behind=behind
-            )
     old_size = 0 if old is None else old.size
+    repaired = 0
+    start = out.pending_removal()
+    if start is not None and start <= old_size:  # a kill cut the last deletion short
+        repaired = _remove_partials(out, start, old_size)
+    out.end_removal()
+    if old is not None and old_tree is not None and new.size <= old.size:
+        if old_tree.root(new.size) != new.root:
+            raise InconsistentCheckpoint(
+                f"the source's checkpoint at size {new.size} has another root than the "
+                f"tree exported in {root}: the log forked"
+            )
+        behind = new.size < old.size
+        rewrite = not behind and note != old_note  # e.g. more cosignatures
+        if rewrite:
+            out.publish(note)
+        return ExportReport(
+            origin, old.size, old.root, old.size, 0, 0, repaired, rewrite, source_behind=behind
+        )
 
     # 1. The new tree's edge: its partial tiles must give the checkpoint's root.
     recorder = _Recorder(source)
@@ -401,16 +438,30 @@ def _export(
         hashes = [edge[i : i + HASH_SIZE] for i in range(0, len(edge), HASH_SIZE)]
         out.put(entry_bundle_path(index, width), _bundle(source, index, width, hashes), bundle=True)
 
+    completes = old_size // TILE_WIDTH != new.size // TILE_WIDTH  # a tile becomes full
+    if completes:
+        out.begin_removal(old_size)
     out.publish(note)
-
-    removed = 0
-    for lvl in range(top + 1):
-        first = old_size >> (TILE_HEIGHT * (lvl + 1))
-        for index in range(first, new.size >> (TILE_HEIGHT * (lvl + 1))):
-            removed += out.remove_partials(tile_path(lvl, index))
-    for index in range(old_size // TILE_WIDTH, new.size // TILE_WIDTH):
-        removed += out.remove_partials(entry_bundle_path(index))
+    removed = repaired
+    if completes:
+        removed += _remove_partials(out, old_size, new.size)
+        out.end_removal()
     return ExportReport(origin, new.size, new.root, old_size, out.tiles, out.bundles, removed, True)
+
+
+def _remove_partials(out: _Directory, start: int, stop: int) -> int:
+    """Delete the partial tiles and bundles whose full versions the tree of ``stop`` has and
+    the tree of ``start`` had not."""
+    removed = 0
+    level = 0
+    while stop >> (TILE_HEIGHT * (level + 1)):
+        shift = TILE_HEIGHT * (level + 1)
+        for index in range(start >> shift, stop >> shift):
+            removed += out.remove_partials(tile_path(level, index))
+        level += 1
+    for index in range(start // TILE_WIDTH, stop // TILE_WIDTH):
+        removed += out.remove_partials(entry_bundle_path(index))
+    return removed
 
 
 def _bundle(source: LogFetcher, index: int, width: int | None, hashes: list[bytes]) -> bytes:
