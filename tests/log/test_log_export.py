@@ -6,13 +6,26 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from log_testkit import ORIGIN, LogBackedFetcher, ed25519_key, entries, fill, signer
+from log_testkit import (
+    ORIGIN,
+    LogBackedFetcher,
+    ed25519_key,
+    entries,
+    fill,
+    make_data_dir,
+    signer,
+)
 
+import ironroot
+from ironroot.cli import main
 from ironroot.crypto import PrivateKey
 from ironroot.errors import (
     ConfigError,
@@ -36,6 +49,7 @@ from ironroot.log import (
     MemoryLogStore,
     NoteSigner,
     StoreLogFetcher,
+    TileTree,
     cache_control,
     entry_bundles_for_size,
     export_tiles,
@@ -44,6 +58,8 @@ from ironroot.log import (
     tiles_for_size,
     verify_remote_log,
 )
+from ironroot.log._static import MAX_RESOURCE
+from kill_points import KILLER
 
 
 def _identity(log: Log) -> LogIdentity:
@@ -369,6 +385,149 @@ def test_an_interrupted_export_leaves_the_previous_one_whole(log: Log, tmp_path:
     assert not [p for p in out.rglob(".*") if p.is_file()]  # no temporary file is left
     export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
     _assert_served_exactly(out, log)
+
+
+def test_temporary_files_a_killed_export_left_are_deleted_by_the_next(
+    log: Log, tmp_path: Path
+) -> None:
+    """A ``kill -9`` between a temporary file's creation and its link leaves it behind; the
+    next export that writes its folder deletes it (the checkpoint's: every export)."""
+    out = tmp_path / "tiles"
+    fill(log, entries(300))
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    fill(log, entries(300, 300))
+    left = []
+    for folder, name in [
+        (out, "checkpoint"),
+        (out / "tile/0", "001"),
+        (out / "tile/entries", "001"),
+    ]:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+        os.write(fd, b"half a tile")
+        os.close(fd)
+        left.append(Path(tmp))
+    unrelated = out / "tile/0/.keep"
+    unrelated.write_bytes(b"")
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    assert [p for p in left if p.exists()] == []
+    assert unrelated.exists()  # only the export's own temporary files are deleted
+    _assert_served_exactly(out, log)
+    fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=out)
+    os.close(fd)
+    report = export_tiles(LogBackedFetcher(log), out, identity=_identity(log))  # nothing new
+    assert not report.checkpoint_written
+    assert not Path(tmp).exists()
+
+
+class _Pinned(DirectoryLogFetcher):
+    """A mirror read by a client that fetched its checkpoint before the mirror grew."""
+
+    def __init__(self, directory: Path, note: bytes) -> None:
+        super().__init__(directory)
+        self.note = note
+
+    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+        return self.note if path == "checkpoint" else super().fetch(path, accept=accept)
+
+
+def test_a_mirror_that_grew_while_read_still_verifies(log: Log, tmp_path: Path) -> None:
+    """The export deletes the partial tiles and bundles whose full versions exist; a reader
+    still at the previous checkpoint reads their full versions' prefixes instead."""
+    out = tmp_path / "tiles"
+    fill(log, entries(300))
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    before = log.checkpoint()
+    fill(log, entries(300, 300))
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    assert not (out / "tile/0/001.p").exists()
+    assert not (out / "tile/entries/001.p").exists()
+    report = verify_remote_log(_Pinned(out, before), identity=_identity(log))
+    assert report.size == 300
+
+    # the full versions must still agree with what the previous checkpoint needs
+    tile = out / "tile/0/001"
+    tile.chmod(0o644)
+    tile.write_bytes(tile.read_bytes()[:-32])
+    with pytest.raises(VerificationFailed, match="tile/0/001 is not a full tile"):
+        verify_remote_log(_Pinned(out, before), identity=_identity(log))
+    tile.write_bytes(bytes(256 * 32))
+    with pytest.raises(VerificationFailed, match="differs"):
+        verify_remote_log(_Pinned(out, before), identity=_identity(log))
+    (out / "tile/0/001").unlink()
+    with pytest.raises(VerificationFailed, match="neither"):
+        verify_remote_log(_Pinned(out, before), identity=_identity(log))
+
+
+def test_a_full_bundle_read_for_a_deleted_partial_must_hold_every_entry(
+    log: Log, tmp_path: Path
+) -> None:
+    out = tmp_path / "tiles"
+    fill(log, entries(300))
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    before = log.checkpoint()
+    fill(log, entries(300, 300))
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    bundle = out / "tile/entries/001"
+    bundle.write_bytes(LogBackedFetcher(log).fetch("tile/entries/001.p/44"))  # 44 of 256
+    with pytest.raises(VerificationFailed, match="malformed"):
+        verify_remote_log(_Pinned(out, before), identity=_identity(log))
+
+
+@pytest.mark.parametrize("path", ["tile/0/000", "tile/0/001.p/44", "tile/entries/000"])
+def test_a_resource_larger_than_any_is_one_that_does_not_verify(
+    log: Log, tmp_path: Path, path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Served too large, a tile or bundle is served wrongly: ``verification-failed`` (exit 1)
+    from every reader, as one of the wrong length is, not a caller's malformed input."""
+    mirror = tmp_path / "mirror"
+    fill(log, entries(300))
+    export_tiles(LogBackedFetcher(log), mirror, identity=_identity(log))
+    with (mirror / path).open("r+b") as handle:
+        handle.truncate(MAX_RESOURCE + 1)
+    with pytest.raises(VerificationFailed, match="larger than any log resource"):
+        verify_remote_log(DirectoryLogFetcher(mirror), identity=_identity(log))
+    with pytest.raises(VerificationFailed, match="larger than any log resource"):
+        export_tiles(DirectoryLogFetcher(mirror), tmp_path / "copy", identity=_identity(log))
+    tree = TileTree(DirectoryLogFetcher(mirror), 300)
+    with pytest.raises(VerificationFailed, match="larger than any log resource"):
+        tree.entries(0, 300) if "entries" in path else tree.node(0, 0) + tree.node(0, 299)
+    vkey = log.note_verifiers[0].vkey
+    assert main(["log", "verify", str(mirror), "--origin", ORIGIN, "--key", vkey]) == 1
+    assert "verification-failed" in capsys.readouterr().err
+
+
+def test_a_kill_right_after_the_checkpoint_lands_is_finished_by_the_next_export(
+    key: PrivateKey, tmp_path: Path
+) -> None:
+    """``kill -9`` once the new checkpoint is in place, before the partial tiles and bundles
+    whose full versions now exist are deleted: the next export deletes them, even when the
+    log has not grown since."""
+    data = make_data_dir(tmp_path / "data", key)
+    out = tmp_path / "tiles"
+    with Log.open(data, origin=ORIGIN, note_signers=[signer(key)]) as log:
+        fill(log, entries(300))
+        export_tiles(StoreLogFetcher(log.store), out, identity=_identity(log))
+        fill(log, entries(300, 300))
+    assert (out / "tile/0/001.p/44").exists()
+    (tmp_path / "killer.py").write_text(KILLER)
+    src = str(Path(ironroot.__file__).resolve().parent.parent)
+    argv = ["log", "export-tiles", str(out), "--data", str(data)]
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "killer.py"), *argv],
+        env={**os.environ, "PYTHONPATH": src, "IRONROOT_TEST_KILL_AFTER_REPLACING": "checkpoint"},
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == -9, done
+    assert (out / "tile/0/001.p/44").exists()  # killed before the deletion
+    with Log.open(data, origin=ORIGIN, note_signers=[signer(key)]) as log:
+        assert (out / "checkpoint").read_bytes() == log.checkpoint()
+        report = export_tiles(StoreLogFetcher(log.store), out, identity=_identity(log))
+        assert (report.size, report.checkpoint_written, report.removed) == (600, False, 2)
+        assert not [p for p in out.rglob(".*") if p.is_file()]
+        _assert_served_exactly(out, log)
+        assert not (out / "tile/0/001.p").exists()
+        assert not (out / "tile/entries/001.p").exists()
 
 
 def test_files_are_world_readable(log: Log, tmp_path: Path) -> None:

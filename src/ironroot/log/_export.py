@@ -22,7 +22,8 @@ nothing is written (a lagging replica); a different root at a size already expor
 :class:`InconsistentCheckpoint`.
 
 Writes are atomic (a temporary file, fsync, then link or rename); every folder written to is
-fsynced once, before the checkpoint.
+fsynced once, before the checkpoint. A temporary file an export killed midway left behind is
+deleted by the next export that writes its folder (the directory's own folder: every export).
 A full tile or bundle is never rewritten: it is linked into place only if absent, and one
 already present with other bytes raises :class:`Conflict` (another log's files, or a fork).
 Partial tiles are written under their width (``.p/<W>``) beside the older ones, so a client
@@ -32,7 +33,9 @@ previous export intact. One export writes a directory at a time (an exclusive ``
 the directory itself, so no file is added; another export raises :class:`InUse`): two exports
 interleaved could otherwise publish an older checkpoint over a newer one. Once the new
 checkpoint is in place, the partial tiles and bundles whose full versions now exist are
-deleted (c2sp.org/tlog-tiles allows it; clients fall back to the full tile).
+deleted (c2sp.org/tlog-tiles allows it; clients fall back to the full tile). The size they
+are deleted from is recorded (``.removing-partials``) before the checkpoint is replaced, so
+the next export finishes a deletion a kill cut short.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -75,7 +79,7 @@ from ironroot.log._tiles import (
     tile_path,
 )
 from ironroot.log._tiletree import TileTree
-from ironroot.log._verify import LogFetcher
+from ironroot.log._verify import LogFetcher, fetch_resource
 from ironroot.log.layout import LogIdentity
 from ironroot.merkle import leaf_hash
 
@@ -84,6 +88,11 @@ __all__ = ["ExportReport", "export_tiles"]
 _log = logging.getLogger("ironroot.log")
 _FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
 _FILE_MODE = 0o644
+# The temporary files of ``write_atomic`` (``tempfile.mkstemp``: ``.<name>.<8 chars>.tmp``).
+_TEMPORARY = re.compile(r"\.[^/]+\.[a-z0-9_]{8}\.tmp")
+# Where an export records, before it replaces the checkpoint, the tree size whose partial
+# tiles and bundles it then deletes up to the new size (removed once they are deleted).
+_REMOVING = ".removing-partials"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +144,7 @@ class _Recorder:
 
 def _served(source: LogFetcher, path: str) -> bytes:
     try:
-        return source.fetch(path)
+        return fetch_resource(source, path)
     except NotFound as exc:
         raise VerificationFailed(f"the source does not serve {path}") from exc
 
@@ -155,11 +164,31 @@ class _Directory:
         self.tiles = 0
         self.bundles = 0
         self._unsynced: set[Path] = set()
+        self._tidied: set[Path] = set()
+
+    def tidy(self, folder: Path) -> None:
+        """Delete the temporary files an export killed midway left in ``folder`` (once per
+        export: it holds the directory's lock, so no other export is writing them)."""
+        if folder in self._tidied:
+            return
+        self._tidied.add(folder)
+        try:
+            with os.scandir(folder) as found:
+                stale = [
+                    e.path
+                    for e in found
+                    if _TEMPORARY.fullmatch(e.name) and e.is_file(follow_symlinks=False)
+                ]
+            for name in stale:
+                os.unlink(name)
+        except OSError as exc:
+            raise StorageError(f"cannot clean up {folder}: {exc.strerror}") from exc
 
     def put(self, path: str, data: bytes, *, bundle: bool) -> None:
         file = self.root / path
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
+            self.tidy(file.parent)
             # the file's bytes are synced now, its folder (and new folders' parents) once,
             # before the checkpoint is published
             write_atomic(file, data, mode=_FILE_MODE, exclusive=True, sync_dir=False)
@@ -198,6 +227,33 @@ class _Directory:
             write_atomic(file, note, mode=_FILE_MODE)  # syncs the root folder too
         except OSError as exc:
             raise StorageError(f"cannot write {file}: {exc.strerror}") from exc
+
+    def begin_removal(self, start: int) -> None:
+        """Record that the partials from the tree of ``start`` on are to be deleted (synced
+        with the checkpoint that follows: it is only a reminder to finish the job)."""
+        file = self.root / _REMOVING
+        try:
+            write_atomic(file, b"%d\n" % start, mode=_FILE_MODE, sync_dir=False)
+        except OSError as exc:
+            raise StorageError(f"cannot write {file}: {exc.strerror}") from exc
+
+    def pending_removal(self) -> int | None:
+        """The size recorded by an export whose deletion of partials did not finish."""
+        file = self.root / _REMOVING
+        try:
+            text = read_limited(file, 32).decode("ascii")
+            return int(text) if text.endswith("\n") and text[:-1].isdigit() else None
+        except (FileNotFoundError, LimitExceeded, InputUnavailable, UnicodeDecodeError):
+            return None
+        except OSError as exc:
+            raise StorageError(f"cannot read {file}: {exc.strerror}") from exc
+
+    def end_removal(self) -> None:
+        file = self.root / _REMOVING
+        try:
+            file.unlink(missing_ok=True)
+        except OSError as exc:  # the partials are deleted; the next export retries this
+            _log.warning("cannot delete %s: %s", file, exc.strerror)
 
     def remove_partials(self, full_path: str) -> int:
         """Delete ``<full_path>.p/`` (the partial versions of a now full resource)."""
@@ -266,6 +322,7 @@ def _export(
     """:func:`export_tiles` once ``root`` is locked."""
     local = DirectoryLogFetcher(root)
     out = _Directory(root)
+    out.tidy(root)
 
     old: Checkpoint | None = None
     old_note: bytes | None = None
@@ -289,20 +346,25 @@ def _export(
             raise StorageError(
                 f"the tiles in {root} do not give its checkpoint's root: the export is damaged"
             )
-        if new.size <= old.size:
-            if old_tree.root(new.size) != new.root:
-                raise InconsistentCheckpoint(
-                    f"the source's checkpoint at size {new.size} has another root than the "
-                    f"tree exported in {root}: the log forked"
-                )
-            behind = new.size < old.size
-            rewrite = not behind and note != old_note  # e.g. more cosignatures
-            if rewrite:
-                out.publish(note)
-            return ExportReport(
-                origin, old.size, old.root, old.size, 0, 0, 0, rewrite, source_behind=behind
-            )
     old_size = 0 if old is None else old.size
+    repaired = 0
+    start = out.pending_removal()
+    if start is not None and start <= old_size:  # a kill cut the last deletion short
+        repaired = _remove_partials(out, start, old_size)
+    out.end_removal()
+    if old is not None and old_tree is not None and new.size <= old.size:
+        if old_tree.root(new.size) != new.root:
+            raise InconsistentCheckpoint(
+                f"the source's checkpoint at size {new.size} has another root than the "
+                f"tree exported in {root}: the log forked"
+            )
+        behind = new.size < old.size
+        rewrite = not behind and note != old_note  # e.g. more cosignatures
+        if rewrite:
+            out.publish(note)
+        return ExportReport(
+            origin, old.size, old.root, old.size, 0, 0, repaired, rewrite, source_behind=behind
+        )
 
     # 1. The new tree's edge: its partial tiles must give the checkpoint's root.
     recorder = _Recorder(source)
@@ -376,16 +438,30 @@ def _export(
         hashes = [edge[i : i + HASH_SIZE] for i in range(0, len(edge), HASH_SIZE)]
         out.put(entry_bundle_path(index, width), _bundle(source, index, width, hashes), bundle=True)
 
+    completes = old_size // TILE_WIDTH != new.size // TILE_WIDTH  # a tile becomes full
+    if completes:
+        out.begin_removal(old_size)
     out.publish(note)
-
-    removed = 0
-    for lvl in range(top + 1):
-        first = old_size >> (TILE_HEIGHT * (lvl + 1))
-        for index in range(first, new.size >> (TILE_HEIGHT * (lvl + 1))):
-            removed += out.remove_partials(tile_path(lvl, index))
-    for index in range(old_size // TILE_WIDTH, new.size // TILE_WIDTH):
-        removed += out.remove_partials(entry_bundle_path(index))
+    removed = repaired
+    if completes:
+        removed += _remove_partials(out, old_size, new.size)
+        out.end_removal()
     return ExportReport(origin, new.size, new.root, old_size, out.tiles, out.bundles, removed, True)
+
+
+def _remove_partials(out: _Directory, start: int, stop: int) -> int:
+    """Delete the partial tiles and bundles whose full versions the tree of ``stop`` has and
+    the tree of ``start`` had not."""
+    removed = 0
+    level = 0
+    while stop >> (TILE_HEIGHT * (level + 1)):
+        shift = TILE_HEIGHT * (level + 1)
+        for index in range(start >> shift, stop >> shift):
+            removed += out.remove_partials(tile_path(level, index))
+        level += 1
+    for index in range(start // TILE_WIDTH, stop // TILE_WIDTH):
+        removed += out.remove_partials(entry_bundle_path(index))
+    return removed
 
 
 def _bundle(source: LogFetcher, index: int, width: int | None, hashes: list[bytes]) -> bytes:
@@ -393,7 +469,7 @@ def _bundle(source: LogFetcher, index: int, width: int | None, hashes: list[byte
     count = TILE_WIDTH if width is None else width
     path = entry_bundle_path(index, width)
     try:
-        data = source.fetch(path)
+        data = fetch_resource(source, path)
         exact = True
     except NotFound as exc:
         if width is None:

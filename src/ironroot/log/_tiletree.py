@@ -27,7 +27,7 @@ from ironroot.log._tiles import (
     tile_hash_range,
     tile_path,
 )
-from ironroot.log._verify import LogFetcher
+from ironroot.log._verify import LogFetcher, fetch_resource
 from ironroot.merkle import consistency_proof, inclusion_proof, root_from_nodes
 
 __all__ = ["TileTree"]
@@ -45,7 +45,7 @@ class TileTree:
     """The tree of ``size`` leaves of the log behind ``fetcher``, computed from its tiles.
 
     Raises :class:`VerificationFailed` when the log does not serve a tile or entry bundle the
-    tree needs, or serves one of the wrong length.
+    tree needs, or serves one of the wrong length (or larger than any log resource).
     """
 
     def __init__(self, fetcher: LogFetcher, size: int) -> None:
@@ -63,12 +63,12 @@ class TileTree:
         path = partial_path or full_path
         try:
             self.fetched += 1
-            return self._fetcher.fetch(path)
+            return fetch_resource(self._fetcher, path)
         except NotFound as exc:
             if partial_path is None:
                 raise VerificationFailed(f"the log does not serve {path}") from exc
         try:  # a partial tile the log replaced by its full tile: read the prefix
-            return self._fetcher.fetch(full_path)
+            return fetch_resource(self._fetcher, full_path)
         except NotFound as exc:
             raise VerificationFailed(f"the log serves neither {path} nor {full_path}") from exc
 

@@ -20,10 +20,12 @@ of the stored tree, else :class:`InconsistentCheckpoint`.
 :func:`verify_remote_log` reads a log through the C2SP read API behind a :class:`LogFetcher`
 (``checkpoint``, ``tile/<L>/<N>[.p/<W>]``, ``tile/entries/<N>[.p/<W>]`` and
 ``.well-known/transparency-configuration``): it verifies the checkpoint, fetches every entry
-bundle and every tile the checkpoint's size needs, recomputes, and compares. A served
-resource that is missing, malformed or different raises :class:`VerificationFailed`; the
-checkpoint's own signature errors propagate as they are; an inconsistent earlier checkpoint
-raises :class:`InconsistentCheckpoint`.
+bundle and every tile the checkpoint's size needs, recomputes, and compares. A partial tile or
+bundle the log no longer serves (it deletes them once their full versions exist: a mirror
+that grew while it was read) is read as its full version's prefix, as c2sp.org/tlog-tiles
+allows. A served resource that is missing, malformed or different raises
+:class:`VerificationFailed`; the checkpoint's own signature errors propagate as they are; an
+inconsistent earlier checkpoint raises :class:`InconsistentCheckpoint`.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from ironroot.errors import (
     IronrootError,
     MalformedInput,
     NotFound,
+    PayloadTooLarge,
     StorageError,
     UnknownIssuer,
     VerificationFailed,
@@ -57,6 +60,7 @@ from ironroot.log._tiles import (
     HASH_SIZE,
     TILE_HEIGHT,
     TILE_WIDTH,
+    entry_bundle_path,
     entry_bundles_for_size,
     parse_entry_bundle,
     tile_path,
@@ -69,6 +73,7 @@ __all__ = [
     "LogFetcher",
     "LogReport",
     "fetch_log_identity",
+    "fetch_resource",
     "verify_log",
     "verify_log_dir",
     "verify_remote_log",
@@ -404,11 +409,32 @@ def fetch_log_identity(fetcher: LogFetcher) -> layout.LogIdentity:
     return layout.LogIdentity(origin=origin, verifiers=verifiers)
 
 
-def _served(fetcher: LogFetcher, path: str) -> bytes:
+def fetch_resource(fetcher: LogFetcher, path: str) -> bytes:
+    """``fetcher.fetch(path)``, where a resource larger than any of the read API is one the
+    log serves wrongly (:class:`VerificationFailed`), like one of the wrong length."""
     try:
         return fetcher.fetch(path)
+    except PayloadTooLarge as exc:
+        raise VerificationFailed(f"{path} is larger than any log resource") from exc
+
+
+def _served(fetcher: LogFetcher, path: str) -> bytes:
+    try:
+        return fetch_resource(fetcher, path)
     except NotFound as exc:
         raise VerificationFailed(f"the log does not serve {path}") from exc
+
+
+def _served_edge(fetcher: LogFetcher, path: str, full_path: str) -> tuple[bytes, bool]:
+    """A partial resource, or its full version once the log deleted it (then ``False``)."""
+    try:
+        return fetch_resource(fetcher, path), True
+    except NotFound:
+        pass
+    try:
+        return fetch_resource(fetcher, full_path), False
+    except NotFound as exc:
+        raise VerificationFailed(f"the log serves neither {path} nor {full_path}") from exc
 
 
 def verify_remote_log(
@@ -437,7 +463,15 @@ def verify_remote_log(
 
     def check_tile(level: int, index: int, width: int | None, data: bytes) -> None:
         path = tile_path(level, index, width)
-        if _served(fetcher, path) != data:
+        if width is None:
+            served = _served(fetcher, path)
+        else:
+            served, exact = _served_edge(fetcher, path, tile_path(level, index))
+            if not exact:
+                if len(served) != _FULL_TILE_BYTES:
+                    raise VerificationFailed(f"{tile_path(level, index)} is not a full tile")
+                served = served[: len(data)]
+        if served != data:
             raise VerificationFailed(
                 f"tile {path} differs from the tile recomputed from the entries"
             )
@@ -446,7 +480,13 @@ def verify_remote_log(
     bundles = 0
     for address in entry_bundles_for_size(checkpoint.size):
         try:
-            entries = parse_entry_bundle(_served(fetcher, address.path), address.count)
+            if address.width is None:
+                entries = parse_entry_bundle(_served(fetcher, address.path), address.count)
+            else:
+                full_path = entry_bundle_path(address.index)
+                raw, exact = _served_edge(fetcher, address.path, full_path)
+                count = address.count if exact else TILE_WIDTH
+                entries = parse_entry_bundle(raw, count)[: address.count]
         except MalformedInput as exc:
             raise VerificationFailed(f"{address.path} is malformed: {exc.detail}") from exc
         for entry in entries:
