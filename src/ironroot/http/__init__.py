@@ -11,8 +11,6 @@
   ``Allow``);
 * :class:`ServerLimits` and :func:`server_config`: the connection limits every service runs
   with (head size, header/body/idle timeouts, connection cap, HTTP version);
-  :func:`bind_listeners`: one listening socket per worker process, the kernel spreading
-  connections among them (``SO_REUSEPORT``);
 * :func:`read_body`: a request body read against a limit (``PayloadTooLarge``);
   :func:`decode_request_map`: a JSON or CBOR request map; :func:`require_media_type`: a
   body's ``Content-Type`` among those an endpoint takes (else a 415 problem);
@@ -60,13 +58,7 @@ if TYPE_CHECKING:
         operational_routes,
         retry_after_seconds,
     )
-    from ironroot.http._server import (
-        ServerLimits,
-        bind_listeners,
-        check_listen,
-        run_server,
-        server_config,
-    )
+    from ironroot.http._server import ServerLimits, check_listen, run_server, server_config
     from ironroot.http._signals import stop_on_signals
     from ironroot.http._tls import ServerTls, client_context
 
@@ -81,7 +73,6 @@ __all__ = [
     "ServerThread",
     "ServerTls",
     "ServiceInfo",
-    "bind_listeners",
     "challenge_handler",
     "check_listen",
     "client_context",

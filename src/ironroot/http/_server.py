@@ -699,35 +699,6 @@ def check_listen(host: str, port: int) -> None:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
-def bind_listeners(host: str, port: int, count: int) -> list[socket.socket]:
-    """Listening sockets on ``host:port`` for ``count`` worker processes, one each, all bound
-    with ``SO_REUSEPORT``: the kernel spreads new connections among them by their addresses.
-
-    One socket shared by the workers is accepted by whichever process wakes first, and an
-    event loop accepts every pending connection at once: 64 keep-alive connections opened
-    together went 58 to one worker and 6 to the other, which then served nothing while the
-    first took every request on one core. Where ``SO_REUSEPORT`` is missing, the one socket
-    is shared as before. ``ConfigError`` (one line) if the address cannot be bound; the
-    sockets are bound, inheritable, not yet listening (each worker's server listens)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn binds
-    spread = hasattr(socket, "SO_REUSEPORT") and count > 1
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count if spread else 1):
-            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if spread:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((host, port))
-            sock.set_inheritable(True)
-    except OSError as exc:
-        for sock in sockets:
-            sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    return sockets if spread else sockets * count
-
-
 class _Stopped(Exception):
     """Raised by our handler when uvicorn re-raises the SIGINT/SIGTERM it shut down on."""
 

@@ -60,13 +60,7 @@ from ironroot.errors import (
     StorageError,
     StoreUnavailable,
 )
-from ironroot.http import (
-    ServerTls,
-    bind_listeners,
-    configure_logging,
-    run_server,
-    server_config,
-)
+from ironroot.http import ServerTls, configure_logging, run_server, server_config
 from ironroot.log import Integrated, Ticket
 from ironroot.transparency._app import create_app
 from ironroot.transparency._registrar import DURABLE_TIMEOUT, Registration
@@ -547,11 +541,8 @@ class _Worker:
 
 
 async def _supervise(
-    service: TransparencyService, spec: _WorkerSpec, listeners: Sequence[socket.socket]
+    service: TransparencyService, spec: _WorkerSpec, listener: socket.socket, count: int
 ) -> None:
-    """Run a worker on each of ``listeners`` (one each, the same again when it is restarted:
-    the connections the kernel queued on its socket meanwhile wait for it)."""
-    count = len(listeners)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -561,7 +552,7 @@ async def _supervise(
     peers: list[_SequencerLink] = []
 
     def start(number: int) -> _Worker:
-        worker = _Worker(spec, listeners[number], number)
+        worker = _Worker(spec, listener, number)
         task = loop.create_task(_serve_link(service, worker.link, peers))
         links.add(task)
         task.add_done_callback(links.discard)
@@ -620,7 +611,8 @@ def serve_workers(
                 "--workers does not serve witnessed checkpoints: run one process with witnesses"
             )
         service.start()
-        listeners = bind_listeners(host, port, workers)
+        probe = server_config(None, host, port, service.config.server, tls=tls)
+        listener = probe.bind_socket()
         known = service.known_receipt_keys()
         spec = _WorkerSpec(
             data_dir=str(data_dir),
@@ -639,9 +631,8 @@ def serve_workers(
             workers,
         )
         try:
-            uvloop.run(_supervise(service, spec, listeners))
+            uvloop.run(_supervise(service, spec, listener, workers))
         finally:
-            for listener in set(listeners):
-                listener.close()
+            listener.close()
     finally:
         service.close()
