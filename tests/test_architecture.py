@@ -17,6 +17,7 @@ SRC = Path(ironroot.__file__).parent
 LAYERS = [
     "errors",
     "_text",
+    "_json",
     "_lazy",
     "_fileio",
     "_statedb",

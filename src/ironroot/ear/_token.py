@@ -12,7 +12,6 @@ to the CWT's CBOR limits); the claims-sets are ``_claims``'s.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -20,6 +19,7 @@ from typing import Any, Final
 from joserfc.errors import JoseError
 from joserfc.jws import JWSRegistry, extract_compact
 
+from ironroot._json import DECODER
 from ironroot.cose import CRIT, KID, Limits, Sign1, decode_cbor, encode_cbor, sign1
 from ironroot.crypto import Algorithm, PublicKey, Signer, Verifier, b64url_decode, b64url_encode
 from ironroot.ear._claims import cbor_claims, json_claims, result_from_cbor, result_from_json
@@ -77,26 +77,6 @@ def key_map(keys: Mapping[bytes, Verifier] | Iterable[PublicKey]) -> dict[bytes,
     return {key.kid: key for key in keys}
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise MalformedInput(f"JSON member {key!r} appears twice")
-        out[key] = value
-    return out
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text[:20]} is past the range of a double")
-    return value
-
-
 def _json(data: bytes, what: str) -> dict[str, Any]:
     try:  # UTF-8 only (RFC 8259 §8.1, RFC 7519 §7.2): json.loads would guess UTF-16/32
         text = data.decode("utf-8")
@@ -105,12 +85,7 @@ def _json(data: bytes, what: str) -> dict[str, Any]:
     if text.startswith("\ufeff"):
         raise MalformedInput(f"{what} are not UTF-8 JSON: a byte order mark leads them")
     try:  # no NaN or Infinity (not JSON), no number past a double's range (read as infinity)
-        value = json.loads(
-            text,
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_no_constant,
-            parse_float=_finite,
-        )
+        value = DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         raise MalformedInput(f"{what} is not JSON: {exc}") from exc
     if not isinstance(value, dict):

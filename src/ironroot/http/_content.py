@@ -17,13 +17,13 @@ duplicate keys and invalid text are.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ironroot._json import DECODER
 from ironroot.cose import DEFAULT_LIMITS, Limits, decode_cbor, encode_cbor
 from ironroot.crypto import b64url_encode
 from ironroot.errors import MalformedInput, UnsupportedMediaType
@@ -34,32 +34,9 @@ __all__ = ["CBOR", "challenge_handler", "decode_request_map", "require_media_typ
 CBOR: Final = "application/cbor"
 
 
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        raise ValueError("a member name appears twice in one object")
-    return members
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text[:20]} is past the range of a double")
-    return value
-
-
-_DECODER: Final = json.JSONDecoder(
-    object_pairs_hook=_unique_members, parse_constant=_no_constant, parse_float=_finite
-)
-
-
 def _decode_json(body: bytes) -> object:
     try:
-        value = _DECODER.decode(body.decode("utf-8"))
+        value = DECODER.decode(body.decode("utf-8"))
         # the one way to a lone surrogate is its escape; encoding the value back finds it
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError) as exc:  # UnicodeError is a ValueError
