@@ -79,7 +79,7 @@ from ironroot.log._tiles import (
     tile_path,
 )
 from ironroot.log._tiletree import TileTree
-from ironroot.log._verify import LogFetcher, fetch_resource
+from ironroot.log._verify import LogFetcher, _served, fetch_resource
 from ironroot.log.layout import LogIdentity
 from ironroot.merkle import leaf_hash
 
@@ -140,13 +140,6 @@ class _Recorder:
         data = self._source.fetch(path, accept=accept)
         self.fetched[path] = data
         return data
-
-
-def _served(source: LogFetcher, path: str) -> bytes:
-    try:
-        return fetch_resource(source, path)
-    except NotFound as exc:
-        raise VerificationFailed(f"the source does not serve {path}") from exc
 
 
 def _open(note: bytes, verifiers: tuple[NoteVerifier, ...], origin: str) -> Checkpoint:

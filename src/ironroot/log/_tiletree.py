@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ironroot.errors import IronrootError, MalformedInput, NotFound, VerificationFailed
+from ironroot.errors import IronrootError, MalformedInput, VerificationFailed
 from ironroot.log._tiles import (
     HASH_SIZE,
     TILE_HEIGHT,
@@ -27,7 +27,7 @@ from ironroot.log._tiles import (
     tile_hash_range,
     tile_path,
 )
-from ironroot.log._verify import LogFetcher, fetch_resource
+from ironroot.log._verify import LogFetcher, _served, _served_edge
 from ironroot.merkle import consistency_proof, inclusion_proof, root_from_nodes
 
 __all__ = ["TileTree"]
@@ -60,17 +60,11 @@ class TileTree:
         return self._size
 
     def _read(self, full_path: str, partial_path: str | None) -> bytes:
-        path = partial_path or full_path
-        try:
-            self.fetched += 1
-            return fetch_resource(self._fetcher, path)
-        except NotFound as exc:
-            if partial_path is None:
-                raise VerificationFailed(f"the log does not serve {path}") from exc
-        try:  # a partial tile the log replaced by its full tile: read the prefix
-            return fetch_resource(self._fetcher, full_path)
-        except NotFound as exc:
-            raise VerificationFailed(f"the log serves neither {path} nor {full_path}") from exc
+        self.fetched += 1
+        if partial_path is None:
+            return _served(self._fetcher, full_path)
+        # a partial tile the log replaced by its full tile: its prefix is read
+        return _served_edge(self._fetcher, partial_path, full_path)[0]
 
     def _tile(self, level: int, index: int) -> tuple[bytes, ...]:
         key = (level, index)
