@@ -45,6 +45,7 @@ from ironroot.log import (
     Checkpoint,
     DirectoryLogFetcher,
     Log,
+    LogFetcher,
     LogIdentity,
     MemoryLogStore,
     NoteSigner,
@@ -419,15 +420,16 @@ def test_temporary_files_a_killed_export_left_are_deleted_by_the_next(
     assert not Path(tmp).exists()
 
 
-class _Pinned(DirectoryLogFetcher):
-    """A mirror read by a client that fetched its checkpoint before the mirror grew."""
+class _WithCheckpoint:
+    """``inner`` serving ``note`` as its checkpoint: a mirror read by a client that fetched
+    its checkpoint before the mirror grew, or the same tree with one more signature line."""
 
-    def __init__(self, directory: Path, note: bytes) -> None:
-        super().__init__(directory)
+    def __init__(self, inner: LogFetcher, note: bytes) -> None:
+        self.inner = inner
         self.note = note
 
     def fetch(self, path: str, *, accept: str | None = None) -> bytes:
-        return self.note if path == "checkpoint" else super().fetch(path, accept=accept)
+        return self.note if path == "checkpoint" else self.inner.fetch(path, accept=accept)
 
 
 def test_a_mirror_that_grew_while_read_still_verifies(log: Log, tmp_path: Path) -> None:
@@ -441,7 +443,8 @@ def test_a_mirror_that_grew_while_read_still_verifies(log: Log, tmp_path: Path) 
     export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
     assert not (out / "tile/0/001.p").exists()
     assert not (out / "tile/entries/001.p").exists()
-    report = verify_remote_log(_Pinned(out, before), identity=_identity(log))
+    reader = _WithCheckpoint(DirectoryLogFetcher(out), before)
+    report = verify_remote_log(reader, identity=_identity(log))
     assert report.size == 300
 
     # the full versions must still agree with what the previous checkpoint needs
@@ -449,13 +452,13 @@ def test_a_mirror_that_grew_while_read_still_verifies(log: Log, tmp_path: Path) 
     tile.chmod(0o644)
     tile.write_bytes(tile.read_bytes()[:-32])
     with pytest.raises(VerificationFailed, match="tile/0/001 is not a full tile"):
-        verify_remote_log(_Pinned(out, before), identity=_identity(log))
+        verify_remote_log(reader, identity=_identity(log))
     tile.write_bytes(bytes(256 * 32))
     with pytest.raises(VerificationFailed, match="differs"):
-        verify_remote_log(_Pinned(out, before), identity=_identity(log))
+        verify_remote_log(reader, identity=_identity(log))
     (out / "tile/0/001").unlink()
     with pytest.raises(VerificationFailed, match="neither"):
-        verify_remote_log(_Pinned(out, before), identity=_identity(log))
+        verify_remote_log(reader, identity=_identity(log))
 
 
 def test_a_full_bundle_read_for_a_deleted_partial_must_hold_every_entry(
@@ -467,10 +470,11 @@ def test_a_full_bundle_read_for_a_deleted_partial_must_hold_every_entry(
     before = log.checkpoint()
     fill(log, entries(300, 300))
     export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    reader = _WithCheckpoint(DirectoryLogFetcher(out), before)
     bundle = out / "tile/entries/001"
     bundle.write_bytes(LogBackedFetcher(log).fetch("tile/entries/001.p/44"))  # 44 of 256
     with pytest.raises(VerificationFailed, match="malformed"):
-        verify_remote_log(_Pinned(out, before), identity=_identity(log))
+        verify_remote_log(reader, identity=_identity(log))
 
 
 @pytest.mark.parametrize("path", ["tile/0/000", "tile/0/001.p/44", "tile/entries/000"])
@@ -575,17 +579,6 @@ def test_partial_resources_a_source_deleted_are_cut_from_the_full_ones(
     assert (tmp_path / "t" / "checkpoint").read_bytes() == note
 
 
-class Resigned(LogBackedFetcher):
-    """The same checkpoint with one more signature line (a cosignature, say)."""
-
-    def __init__(self, log: Log, note: bytes) -> None:
-        super().__init__(log)
-        self.note = note
-
-    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
-        return self.note if path == "checkpoint" else super().fetch(path, accept=accept)
-
-
 def test_the_same_tree_with_more_signatures_replaces_only_the_checkpoint(
     key: PrivateKey, log: Log, tmp_path: Path
 ) -> None:
@@ -597,7 +590,8 @@ def test_the_same_tree_with_more_signatures_replaces_only_the_checkpoint(
     extra = NoteSigner("witness.example/w", ed25519_key())
     note = sign_checkpoint(Checkpoint.parse(body), [signer(key), extra])
     assert note != log.checkpoint()
-    report = export_tiles(Resigned(log, note), out, identity=_identity(log))
+    resigned = _WithCheckpoint(LogBackedFetcher(log), note)
+    report = export_tiles(resigned, out, identity=_identity(log))
     assert report.checkpoint_written
     assert (report.tiles, report.entry_bundles) == (0, 0)
     after = _files(out)
