@@ -248,13 +248,13 @@ def load_certificates(
         return list(found)
     data = _check_bytes(data, what, limit)
     key = (data, allow_unsupported, path)
-    certs = _load_certificates(data, what, max_count, allow_unsupported, der_only)
+    certs, ders = _load_certificates(data, what, max_count, allow_unsupported, der_only)
     remembered = {key: tuple(certs)}
     if path == "pem" or len(certs) > 1:
         # A bundle: each certificate is also remembered by its own DER bytes (what a protocol
         # carries it as, e.g. SPDM's CERTIFICATE), read with the same checks and options.
-        for cert in certs:
-            remembered[(cert.public_bytes(Encoding.DER), allow_unsupported, "der")] = (cert,)
+        for cert, der in zip(certs, ders, strict=True):
+            remembered[(der, allow_unsupported, "der")] = (cert,)
     with _LOADED_LOCK:
         _LOADED.update(remembered)
         while len(_LOADED) > _LOADED_MAX:
@@ -282,7 +282,8 @@ def _known(der: bytes, allow_unsupported: bool) -> x509.Certificate | None:
 
 def _load_certificates(
     data: bytes, what: str, max_count: int, allow_unsupported: bool, der_only: bool
-) -> list[x509.Certificate]:
+) -> tuple[list[x509.Certificate], list[bytes]]:
+    """The certificates in ``data``, each with its DER bytes."""
     with _warnings_policy():
         if not _is_der(data) and not der_only:
             labels = _pem_labels(data)
@@ -296,10 +297,12 @@ def _load_certificates(
                 raise MalformedCertificate(f"{what} holds a damaged PEM block")
             # A PEM bundle's certificates read before (a class's shared CA certificates, in
             # every node's chain file) are the objects read then, their checks not run again.
-            known = [_known(c.public_bytes(Encoding.DER), allow_unsupported) for c in certs]
+            ders = [c.public_bytes(Encoding.DER) for c in certs]
+            known = [_known(der, allow_unsupported) for der in ders]
         else:
             certs, known = [], []
-            for der in _der_elements(data, what, max_count):
+            ders = _der_elements(data, what, max_count)
+            for der in ders:
                 known.append(_known(der, allow_unsupported))
                 with _parsing(what):
                     certs.append(known[-1] or x509.load_der_x509_certificate(der))
@@ -313,7 +316,7 @@ def _load_certificates(
                 if len(cert.tbs_certificate_bytes) > MAX_CERTIFICATE_BYTES:
                     raise MalformedCertificate(f"{what} holds a certificate over the size limit")
                 _force_certificate(cert, what, allow_unsupported)
-    return certs
+    return certs, ders
 
 
 def load_certificate(
