@@ -694,6 +694,17 @@ class CredentialStatus:
         return self.revoked_at is not None
 
 
+# A credential that certified a key (its SHA-256, the first parameter): the lowest serial.
+_REVOKED_WITH_KEY: Final = (
+    "SELECT c.serial FROM credential_keys k JOIN credentials c ON c.serial = k.serial "
+    "WHERE k.key_sha256 = ? AND c.revoked_at IS NOT NULL ORDER BY c.serial LIMIT 1"
+)
+_OTHER_PLANE_WITH_KEY: Final = (
+    "SELECT c.serial FROM credential_keys k JOIN credentials c ON c.serial = k.serial "
+    "WHERE k.key_sha256 = ? AND c.plane != ? ORDER BY c.serial LIMIT 1"
+)
+
+
 class CredentialStore:
     """Every credential issued and its revocation (SQLite, WAL, one connection per thread)."""
 
@@ -730,30 +741,25 @@ class CredentialStore:
         """The serial of a revoked credential that certified one of these keys
         (SubjectPublicKeyInfo, DER), if any: a key whose credential was revoked is never
         certified again (credentials issued before keys were recorded have none)."""
-        with self._read() as db:
-            for digest in sorted({key_digest(s) for s in spkis}):
-                row = db.execute(
-                    "SELECT c.serial FROM credential_keys k JOIN credentials c "
-                    "ON c.serial = k.serial WHERE k.key_sha256 = ? AND c.revoked_at IS NOT NULL "
-                    "ORDER BY c.serial LIMIT 1",
-                    (digest,),
-                ).fetchone()
-                if row is not None:
-                    return str(row[0])
-        return None
+        return self._certifying(
+            _REVOKED_WITH_KEY, [(d,) for d in sorted({key_digest(s) for s in spkis})]
+        )
 
     def certified_for_another_plane(self, keys: Mapping[str, bytes]) -> str | None:
         """The serial of a credential that certified one of these keys (plane →
         SubjectPublicKeyInfo, DER) for another plane, if any (revoked or not, expired or
         not): a key is certified for one plane only, across admissions as within one."""
+        return self._certifying(
+            _OTHER_PLANE_WITH_KEY,
+            [(key_digest(spki), plane) for plane, spki in sorted(keys.items())],
+        )
+
+    def _certifying(self, query: str, rows: list[tuple[object, ...]]) -> str | None:
+        """The serial ``query`` (one of the ``_*_WITH_KEY`` queries) finds for the first of
+        ``rows`` (its parameters: a key's SHA-256, then the query's own) that has one."""
         with self._read() as db:
-            for plane, spki in sorted(keys.items()):
-                row = db.execute(
-                    "SELECT c.serial FROM credential_keys k JOIN credentials c "
-                    "ON c.serial = k.serial WHERE k.key_sha256 = ? AND c.plane != ? "
-                    "ORDER BY c.serial LIMIT 1",
-                    (key_digest(spki), plane),
-                ).fetchone()
+            for params in rows:
+                row = db.execute(query, params).fetchone()
                 if row is not None:
                     return str(row[0])
         return None
