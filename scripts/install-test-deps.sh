@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the test suite needs beyond the Python packages, when it is missing:
-# - Debian packages: SoftHSM2 (the PKCS#11 token the HSM backend tests run against) and
-#   chromium (the browser the dashboard's tests drive through Playwright, tests/web);
+# - Debian packages: SoftHSM2 (the PKCS#11 token the HSM backend tests run against),
+#   chromium (the browser the dashboard's tests drive through Playwright, tests/web), and Go
+#   with golang.org/x/mod (Go's transparent-log code, the judge of tests/log/test_log_go_tlog.py);
 # - a separate venv holding Microsoft's CTS client pyscitt (it pins cryptography 44 and
 #   cbor2 5.4, so it never goes into .venv): tests/transparency/pyscitt_venv.py.
 # Called by `make test`; safe to run again (it installs nothing that is present).
@@ -20,16 +21,26 @@ chromium_present() {
     [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1
 }
 
+go_present() {
+    command -v go >/dev/null 2>&1
+}
+
+go_x_mod_present() {
+    [ -d /usr/share/gocode/src/golang.org/x/mod/sumdb/tlog ]
+}
+
 install_debian_packages() {
     local missing=()
     softhsm_present || missing+=(softhsm2)
     chromium_present || missing+=(chromium)
+    go_present || missing+=(golang-go)
+    go_x_mod_present || missing+=(golang-golang-x-mod-dev)
     if [ "${#missing[@]}" -eq 0 ]; then
         return 0
     fi
     if ! command -v apt-get >/dev/null 2>&1; then
         echo "install-test-deps: ${missing[*]} missing and apt-get is not available;" \
-            "install them by hand (the PKCS#11 and browser tests will be skipped)" >&2
+            "install them by hand (the PKCS#11, browser and Go tests will be skipped)" >&2
         return 0
     fi
     local sudo=""
