@@ -23,6 +23,7 @@ LAYERS = [
     "_statedb",
     "_trust",
     "_httpclient",
+    "_cel",
     "crypto",
     "merkle",
     "cose",

@@ -661,3 +661,15 @@ def test_a_safe_review_that_expires_after_start_up_stops_counting(
     later = _appraised_at(device, endorsements, NOW + dt.timedelta(hours=2))
     assert later.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
     assert [line.split(":")[0] for line in later.reasons] == ["safe-review"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "kind"), [('"yes"', "a string"), ("1", "an int"), ("[true]", "a list")]
+)
+def test_a_rule_that_is_a_constant_non_boolean_is_refused(expression: str, kind: str) -> None:
+    # Accepted before, the rule failed for every piece of evidence ("not true").
+    rule = {"name": "shape", "expression": expression, "category": "hardware", "code": 32}
+    with pytest.raises(ConfigError) as caught:
+        AppraisalPolicy.from_mapping({"name": "lab", "rules": [{**rule, "reason": "r"}]})
+    assert type(caught.value) is ConfigError
+    assert caught.value.detail == f"rule shape always evaluates to {kind}, not a boolean"

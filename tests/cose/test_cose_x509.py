@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 
 import pytest
-from _cose_helpers import CODE_SIGNING, NOW, Chain, make_chain, name
+from _cose_helpers import CODE_SIGNING, NOW, Chain, certificate, make_chain, name
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ironroot.cose import SignedStatement, create_statement, verify_did_x509, verify_x5chain
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import CertificateExpired, ChainNotTrusted, MalformedInput
+from x509_extensions import UNKNOWN_OID, with_extension
 
 
 def fingerprint(cert: x509.Certificate, alg: str = "sha256") -> str:
@@ -295,3 +296,29 @@ def test_malformed_did_head(fulcio_chain: Chain, did: str) -> None:
     chain = fulcio_chain
     with pytest.raises(MalformedInput):
         verify_did_x509(did.format(fp=fingerprint(chain.intermediate)), chain.certs)
+
+
+@pytest.mark.parametrize("where", ["leaf", "intermediate"])
+@pytest.mark.parametrize("critical", [True, False])
+def test_a_certificate_with_an_unknown_critical_extension_is_refused(
+    where: str, critical: bool
+) -> None:
+    # RFC 5280 §4.2, done by cryptography's path validation (an extension its policy does not
+    # account for): pinned here, since no Ironroot code adds it on this path.
+    root_key, inter_key, leaf_key = (ec.generate_private_key(ec.SECP384R1()) for _ in range(3))
+    root_name, inter_name = name(CN="Test Root"), name(CN="Test CA")
+    root = certificate(root_name, root_name, root_key.public_key(), root_key, ca=True)
+    inter = certificate(inter_name, root_name, inter_key.public_key(), root_key, ca=True)
+    leaf = certificate(name(CN="Signer"), inter_name, leaf_key.public_key(), inter_key, ca=False)
+    if where == "leaf":
+        leaf = with_extension(leaf, inter_key, critical=critical)
+    else:
+        inter = with_extension(inter, root_key, critical=critical)
+    chain = [_der(leaf), _der(inter)]
+    if not critical:
+        assert verify_x5chain(chain, [root], NOW).raw == leaf_key.public_key()
+        return
+    pattern = f"^x5chain does not validate to a trusted root: .*invalid extension: {UNKNOWN_OID}: "
+    with pytest.raises(ChainNotTrusted, match=pattern) as caught:
+        verify_x5chain(chain, [root], NOW)
+    assert type(caught.value) is ChainNotTrusted

@@ -13,7 +13,9 @@ def test_all() -> None:
         [
             "DEFAULT_LMS_PARAMETER_SET",
             "LMS_PARAMETER_SETS",
+            "STANDARD_EXTENSIONS",
             "Algorithm",
+            "ExtensionProfile",
             "HybridSigner",
             "HybridVerifier",
             "LmsParameterSet",

@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,6 +20,7 @@ from ironroot.cose import encode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
+    ChainNotTrusted,
     ConfigError,
     Conflict,
     CredentialRejected,
@@ -40,8 +41,10 @@ from ironroot.fleet import (
     make_csr,
     parse_credential,
     report_data,
+    verify_credential,
 )
 from ironroot.fleet._credentials import check_lifetime
+from x509_extensions import UNKNOWN_OID, refusal, with_extension
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 EAR_ID = "urn:ironroot:ear:sha256:" + "ab" * 32
@@ -256,3 +259,34 @@ def test_node_evidence_and_requests_parse_strictly() -> None:
     ):
         with pytest.raises(MalformedInput):
             AdmissionRequest.decode(bad)
+
+
+@pytest.mark.parametrize("critical", [True, False])
+def test_a_credential_with_an_unknown_critical_extension_is_refused(
+    key: PrivateKey, tmp_path: Path, critical: bool
+) -> None:
+    # RFC 5280 §4.2: a relying party processes the standard extensions and the fleet's own; a
+    # credential carrying another one critical is refused by the offline check and the planes.
+    ca = FleetCA.create(tmp_path / "ca", now=NOW)
+    ca_key = load_pem_private_key((tmp_path / "ca" / "ca.key.pem").read_bytes(), None)
+    issued = x509.load_der_x509_certificate(_issue(ca, key))
+    cert = with_extension(issued, ca_key, critical=critical)
+    der = cert.public_bytes(Encoding.DER)
+    ca_der = ca.certificate.public_bytes(Encoding.DER)
+    store = CredentialStore(tmp_path / "credentials.db")
+    fleet = Fleet(tmp_path / "no-fleet")  # never reached
+    with pytest.raises(CredentialRejected) as caught:
+        check_credential(der, plane="control", ca=ca, store=store, fleet=fleet, now=NOW)
+    if not critical:
+        assert verify_credential(der, ca_der, at=NOW).serial == format(cert.serial_number, "x")
+        assert caught.value.code == "credential-unknown"  # past the profile: never recorded
+        return
+    assert caught.value.code == "credential-malformed"
+    subject = cert.subject.rfc4514_string()
+    assert caught.value.detail == (
+        "the client certificate is not a fleet credential: certificate "
+        f"{subject!r}: unknown critical extension {UNKNOWN_OID}"
+    )
+    with pytest.raises(ChainNotTrusted, match=refusal(cert)) as refused:
+        verify_credential(der, ca_der, at=NOW)
+    assert refused.value.code == "credential-untrusted"

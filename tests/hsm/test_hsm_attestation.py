@@ -26,6 +26,7 @@ from ironroot.hsm import (
     KeyType,
     verify_key_attestation,
 )
+from x509_extensions import UNKNOWN, UNKNOWN_OID, refusal, with_extension
 
 
 def test_attestation_of_a_generated_key(device: object) -> None:
@@ -162,3 +163,42 @@ def test_a_device_chain_out_of_order_is_refused_at_initialize() -> None:
     with pytest.raises(ConfigError, match="device chain is not in order"):
         new_hsm(misordered)
     new_hsm(ordered.identity)  # the same leaf followed by its own issuer
+
+
+@pytest.mark.parametrize("where", ["attestation", "device"])
+@pytest.mark.parametrize("critical", [True, False])
+def test_a_certificate_with_an_unknown_critical_extension_is_refused(
+    device: object, where: str, critical: bool
+) -> None:
+    # RFC 5280 §4.2. The attestation certificate is checked link by link (standard extensions
+    # only); the device chain by the library's path validation, which refuses it as well.
+    hsm = new_hsm(device.identity)  # type: ignore[attr-defined]
+    officer, user, _ = sessions(hsm)
+    statement = Sign1.decode(hsm.attest(user, hsm.generate(officer, KeyType.EC_P256)))
+    attestation_key = PrivateKey.generate(Algorithm.ES384)
+    device_key = device.identity.signer.raw  # type: ignore[attr-defined]
+    device_der, root_der = device.identity.chain  # type: ignore[attr-defined]
+    device_cert = x509.load_der_x509_certificate(device_der)
+    attestation = with_extension(
+        x509.load_der_x509_certificate(hsm.attestation_chain[0]),
+        device_key,
+        critical=critical,
+        extension=UNKNOWN if where == "attestation" else None,
+        public_key=attestation_key.public_key.raw,
+    )
+    if where == "device":
+        device_cert = with_extension(device_cert, device.root_key.raw, critical=critical)  # type: ignore[attr-defined]
+    chain = [c.public_bytes(Encoding.DER) for c in (attestation, device_cert)] + [root_der]
+    protected = {CONTENT_TYPE: ATTESTATION_CONTENT_TYPE, X5CHAIN: chain}
+    resigned = sign1(attestation_key, statement.payload or b"", protected).encode()
+    roots = [device.root]  # type: ignore[attr-defined]
+    if not critical:
+        assert verify_key_attestation(resigned, roots=roots, now=NOW).hsm_id == hsm.hsm_id
+        return
+    if where == "attestation":
+        pattern = refusal(attestation)
+    else:  # the library's words, naming the extension
+        pattern = f"x5chain does not validate to a trusted root: .*invalid extension: {UNKNOWN_OID}"
+    with pytest.raises(ChainNotTrusted, match=pattern) as caught:
+        verify_key_attestation(resigned, roots=roots, now=NOW)
+    assert type(caught.value) is ChainNotTrusted

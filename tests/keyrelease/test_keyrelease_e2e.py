@@ -370,6 +370,22 @@ def test_cli_policy_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "invalid-release-policy" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("text", "kind"), [('"yes"', "a string"), ("1", "an int"), ("([true])", "a list")]
+)
+def test_cli_policy_check_refuses_a_constant_that_is_not_a_boolean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, kind: str
+) -> None:
+    # 'policy check' said "valid cel release policy" (exit 0); every release then failed.
+    path = tmp_path / "constant.cel"
+    path.write_text(text)
+    assert main(["keyrelease", "policy", "check", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"the release policy always evaluates to {kind}, not a boolean" in captured.err
+    assert "Traceback" not in captured.err
+
+
 def test_cli_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["keyrelease", "demo", "--workdir", str(tmp_path)]) == 0
     assert "key released to VM A, refused to VM B" in capsys.readouterr().out

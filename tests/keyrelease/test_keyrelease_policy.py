@@ -242,3 +242,34 @@ def test_a_cel_syntax_error_is_one_line() -> None:
         parse_release_policy("status == \n\n")
     assert "\n" not in info.value.detail
     assert "Syntax error" in info.value.detail
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ('"yes"', "a string"),
+        ("1", "an int"),
+        ("([true])", "a list"),  # "[true]" is read as the Azure grammar, and refused there
+        ("1.5", "a double"),
+        ('b"x"', "bytes"),
+        ("null", "null"),
+        ('({"allow": true})', "a map"),
+        ('"a" + "b"', "a string"),
+        ("true ? 1 : 2", "an int"),
+    ],
+)
+def test_cel_that_is_a_constant_non_boolean_is_refused_at_load(text: str, kind: str) -> None:
+    # Accepted before (and reported valid by 'policy check'); every release then failed.
+    with pytest.raises(InvalidReleasePolicy) as info:
+        parse_release_policy(text)
+    assert info.type is InvalidReleasePolicy
+    assert info.value.detail == f"the release policy always evaluates to {kind}, not a boolean"
+
+
+@pytest.mark.parametrize(
+    "text", ["true", "false", "1 == 1", '({"allow": true}).allow', "([true])[0]", "1 / 0 == 1"]
+)
+def test_cel_constants_that_are_booleans_or_fail_at_evaluation_parse(text: str) -> None:
+    # A boolean constant is a (trivial) policy; a constant that fails to evaluate fails
+    # closed at each release, like any evaluation error; neither is known non-boolean.
+    assert parse_release_policy(text).kind == "cel"

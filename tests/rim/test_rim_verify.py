@@ -20,8 +20,10 @@ from _rim_helpers import (
     vector_rim,
     vector_rims,
 )
+from _rim_helpers import _cert as rim_cert
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
 
@@ -32,6 +34,7 @@ from ironroot.errors import (
     ChainNotTrusted,
 )
 from ironroot.rim import NVIDIA_RIM_ROOT_FINGERPRINT, builtin_rim_roots, verify_rim
+from x509_extensions import refusal, with_extension
 
 
 def test_the_builtin_root_is_the_vector_root_and_pinned() -> None:
@@ -203,3 +206,27 @@ def test_a_test_signed_rim_verifies_under_its_root(pki: RimPki) -> None:
     assert rim.colloquial_version == "96.00.5E.00.01"
     assert rim.signer == "Test RIM Signer"
     assert [m.index for m in rim.active] == [0, 1]
+
+
+@pytest.mark.parametrize("where", ["leaf", "intermediate"])
+@pytest.mark.parametrize("critical", [True, False])
+def test_a_chain_certificate_with_an_unknown_critical_extension_is_refused(
+    where: str, critical: bool
+) -> None:
+    # RFC 5280 §4.2: the chain walk processes only the standard extensions; below the pinned
+    # root, a certificate carrying another one critical is refused, non-critical ignored.
+    root_key, ca_key, leaf_key = (ec.generate_private_key(ec.SECP384R1()) for _ in range(3))
+    window = {"not_before": NOW - dt.timedelta(days=365), "not_after": NOW + dt.timedelta(days=365)}
+    root = rim_cert("Test RIM Root CA", root_key, "Test RIM Root CA", root_key, ca=True, **window)
+    ca = rim_cert("Test RIM CA", ca_key, "Test RIM Root CA", root_key, ca=True, **window)
+    leaf = rim_cert("Test RIM Signer", leaf_key, "Test RIM CA", ca_key, ca=False, **window)
+    if where == "leaf":
+        leaf = marked = with_extension(leaf, ca_key, critical=critical)
+    else:
+        ca = marked = with_extension(ca, root_key, critical=critical)
+    data = RimPki(root, ca, leaf, leaf_key).sign(swid())
+    if not critical:
+        verify_rim(data, now=NOW, roots=[root])
+        return
+    with pytest.raises(ChainNotTrusted, match=refusal(marked)):
+        verify_rim(data, now=NOW, roots=[root])

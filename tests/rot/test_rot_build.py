@@ -294,8 +294,23 @@ def test_a_critical_extension_the_verifier_does_not_process_is_refused(
         if not critical:
             verify_chain(chain)
             continue
-        with pytest.raises(ChainNotTrusted, match="critical extension"):
+        subject = chain[0 if where == "root" else 1].subject
+        oid = extension.oid.dotted_string
+        with pytest.raises(ChainNotTrusted) as caught:
             verify_chain(chain)
+        assert caught.value.detail == f"certificate {subject!r}: unknown critical extension {oid}"
+
+
+def test_the_dice_extensions_may_be_critical() -> None:
+    # What the DICE verifier processes passes critical (Cerberus marks TcbInfo critical,
+    # Open DICE its own extension): no real chain is refused for it.
+    root, alias = PrivateKey.generate(Algorithm.ES384), PrivateKey.generate(Algorithm.ES384)
+    ueid = build_ueid_extension(b"\x03" * 17)
+    root_der = _cert("IDevID", "IDevID", root, root, [(ueid, True)], ca=True)
+    alias_der = _cert("Alias", "IDevID", alias, root, [], ca=False)
+    chain = [parse_certificate(root_der), parse_certificate(alias_der)]
+    assert chain[0].dice.critical == frozenset({"2.23.133.5.4.4"})
+    verify_chain(chain)
 
 
 def _ca_cert(

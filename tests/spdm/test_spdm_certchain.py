@@ -31,6 +31,7 @@ from ironroot.spdm import (
     SpdmChainCache,
     verify_certificate_chain,
 )
+from x509_extensions import UNKNOWN_OID, with_extension
 
 SHA384 = BaseHashAlgo.SHA_384
 
@@ -421,3 +422,28 @@ def test_a_requester_only_leaf_is_not_a_responder_leaf(device: Device) -> None:
         leaf = _leaf(device, key, purposes=purposes)
         chain = CertificateChain.build([device.root, device.intermediate, leaf], SHA384)
         verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+
+
+@pytest.mark.parametrize("where", ["leaf", "intermediate"])
+@pytest.mark.parametrize("critical", [True, False])
+def test_a_certificate_with_an_unknown_critical_extension_is_refused(
+    where: str, critical: bool
+) -> None:
+    # RFC 5280 §4.2, done by cryptography's path validation (an extension its policy does not
+    # account for): pinned here, since no Ironroot code adds it on this path.
+    device = Device()
+    leaf = x509.load_der_x509_certificate(device.leaf)
+    inter = x509.load_der_x509_certificate(device.intermediate)
+    if where == "leaf":
+        leaf = with_extension(leaf, device.ca_key.raw, critical=critical)
+    else:
+        inter = with_extension(inter, device.root_key.raw, critical=critical)
+    der = [c.public_bytes(serialization.Encoding.DER) for c in (inter, leaf)]
+    chain = CertificateChain.build([device.root, *der], SHA384)
+    if not critical:
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+        return
+    pattern = f"^SPDM certificate chain does not verify: .*invalid extension: {UNKNOWN_OID}: "
+    with pytest.raises(ChainNotTrusted, match=pattern) as caught:
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    assert type(caught.value) is ChainNotTrusted

@@ -380,3 +380,24 @@ def test_cel_kid_is_the_key_that_verified_not_an_x5chain_statement_s_header(
     leaf_pinned = f'kid == "{key.public_key.kid.hex()}"'
     policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], roots=[root], policy=leaf_pinned)
     assert policy.check(forged, NOW).x5chain == tuple(chain)
+
+
+@pytest.mark.parametrize(
+    ("expression", "kind"),
+    [('"yes"', "a string"), ("1", "an int"), ("[true]", "a list"), ('{"ok": true}', "a map")],
+)
+def test_cel_policy_that_is_a_constant_non_boolean_is_refused_at_start(
+    tmp_path: Path, vendor: PrivateKey, expression: str, kind: str
+) -> None:
+    # Accepted before, it rejected every statement at registration ("not accepted").
+    with pytest.raises(ConfigError) as caught:
+        _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy=expression)
+    assert type(caught.value) is ConfigError
+    assert caught.value.detail == f"transparency.policy always evaluates to {kind}, not a boolean"
+
+
+@pytest.mark.parametrize("expression", ["true", "1 == 1", '"a" + "b" == "ab"', 'sub == "x"'])
+def test_cel_policy_that_can_be_a_boolean_is_accepted(
+    tmp_path: Path, vendor: PrivateKey, expression: str
+) -> None:
+    _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy=expression)

@@ -4,7 +4,9 @@ A policy is data: a list of rules and a few per-format settings, written in TOML
 a mapping) and compiled once. Each :class:`PolicyRule` has a CEL ``expression`` that must be
 ``true`` for the evidence to pass, the trust-vector ``category`` and AR4SI ``code`` it sets when
 it is not (false, not a boolean, or an evaluation error: failing closed), and a ``reason``
-line, where ``{name}`` is replaced by the context variable ``name``. A ``gate`` rule (the
+line, where ``{name}`` is replaced by the context variable ``name``. A rule that reads no
+variable and is not a boolean (``"yes"``) is refused when the policy is compiled
+(``ConfigError``, :mod:`ironroot._cel`). A ``gate`` rule (the
 evidence chains to a trusted root; it is fresh) must pass before any category is affirmed.
 
 The variables every rule can read are built by :mod:`ironroot.attestation._appraise` and listed
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
+from ironroot._cel import refuse_non_boolean
 from ironroot.attestation.evidence import EVIDENCE_FORMATS
 from ironroot.ear import AR4SI, TRUST_CATEGORIES, TrustTier, tier_of
 from ironroot.errors import ConfigError
@@ -211,6 +214,7 @@ class AppraisalPolicy:
                 raise ConfigError(
                     f"rule {rule.name}: not valid CEL: {' '.join(str(exc).split())}"
                 ) from exc
+            refuse_non_boolean(programs[rule.name], f"rule {rule.name}", ConfigError)
         # One rule per line, each closed on a line of its own: a rule's // comment ends at its
         # line, and no syntax error lies past column 65,534 (the CEL parser panics there, a
         # BaseException past any except clause; 64 rules of 4,096 characters reach it).

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     )
     from ironroot.crypto._messages import library_error_text
     from ironroot.crypto._x509 import (
+        STANDARD_EXTENSIONS,
+        ExtensionProfile,
         load_certificate,
         load_certificates,
         load_crl,
@@ -48,7 +50,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_LMS_PARAMETER_SET",
     "LMS_PARAMETER_SETS",
+    "STANDARD_EXTENSIONS",
     "Algorithm",
+    "ExtensionProfile",
     "HybridSigner",
     "HybridVerifier",
     "LmsParameterSet",

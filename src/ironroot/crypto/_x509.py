@@ -19,6 +19,17 @@ element's definite DER length header, nothing else.
 AMD issues VCEK and VLEK certificates with serial number 0, which RFC 5280 forbids and which
 ``cryptography`` accepts with a deprecation warning; the warning is silenced while loading,
 for exactly that case, because those certificates are the vendor's real, and only, endorsements.
+
+Critical extensions (RFC 5280 §4.2: a relying party MUST reject a certificate carrying a
+critical extension it does not recognize or process). Every verifier that checks issuer links
+itself (``verify_directly_issued_by``) says which extensions it processes with one
+:class:`ExtensionProfile` (:data:`STANDARD_EXTENSIONS` plus the ones it reads, e.g. the DICE
+TcbInfo, AMD's VCEK TCB extensions, Intel's SGX extension) and checks every certificate of the
+path below its trust anchor with :meth:`ExtensionProfile.check` (``ChainNotTrusted``: "certificate
+'CN=…': unknown critical extension 1.2.3.4"). A non-critical extension it does not know is
+ignored, as the RFC says. ``cryptography``'s own path validation
+(``x509.verification``, used for COSE ``x5chain`` and SPDM chains) already refuses every critical
+extension its policy does not account for, so those paths need no profile.
 """
 
 from __future__ import annotations
@@ -27,8 +38,9 @@ import operator
 import re
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Final
 
 from cryptography import x509
@@ -37,13 +49,15 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
 
 from ironroot.crypto._messages import library_error_text
-from ironroot.errors import MalformedCertificate
+from ironroot.errors import ChainNotTrusted, MalformedCertificate
 
 __all__ = [
     "MAX_CERTIFICATES",
     "MAX_CERTIFICATE_BYTES",
     "MAX_CRL_BYTES",
+    "STANDARD_EXTENSIONS",
     "X509_PARSE_ERRORS",
+    "ExtensionProfile",
     "load_certificate",
     "load_certificates",
     "load_crl",
@@ -382,3 +396,69 @@ def load_crl(data: bytes, *, what: str = "CRL") -> x509.CertificateRevocationLis
     if len(crls) != 1:
         raise MalformedCertificate(f"{what}: expected one CRL, found {len(crls)}")
     return crls[0]
+
+
+# --- critical extensions (RFC 5280 §4.2) -------------------------------------------------------
+
+STANDARD_EXTENSIONS: Final = frozenset(
+    oid.dotted_string
+    for oid in (
+        x509.oid.ExtensionOID.BASIC_CONSTRAINTS,
+        x509.oid.ExtensionOID.KEY_USAGE,
+        x509.oid.ExtensionOID.EXTENDED_KEY_USAGE,
+        x509.oid.ExtensionOID.SUBJECT_KEY_IDENTIFIER,
+        x509.oid.ExtensionOID.AUTHORITY_KEY_IDENTIFIER,
+    )
+)
+"""The extensions every Ironroot chain verifier processes: basic constraints, key usage,
+extended key usage, subject and authority key identifiers. Anything else critical (a name or
+policy constraint, a certificate policy, a private extension) must be in a profile to pass."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionProfile:
+    """The X.509 extensions one verifier processes, by dotted OID (module docs).
+
+    Build one with :meth:`of` (the standard extensions plus the profile's own); check a
+    certificate of a path with :meth:`check`.
+    """
+
+    name: str
+    understood: frozenset[str]
+
+    @classmethod
+    def of(cls, name: str, *oids: str | x509.ObjectIdentifier) -> ExtensionProfile:
+        """:data:`STANDARD_EXTENSIONS` and ``oids``."""
+        own = (o.dotted_string if isinstance(o, x509.ObjectIdentifier) else o for o in oids)
+        return cls(name, STANDARD_EXTENSIONS | frozenset(own))
+
+    def unknown_critical(
+        self, extensions: Iterable[x509.Extension[x509.ExtensionType]]
+    ) -> tuple[str, ...]:
+        """The dotted OIDs, sorted, of the critical ``extensions`` this profile does not know."""
+        return tuple(
+            sorted(
+                {
+                    e.oid.dotted_string
+                    for e in extensions
+                    if e.critical and e.oid.dotted_string not in self.understood
+                }
+            )
+        )
+
+    def check(self, cert: x509.Certificate, *, code: str | None = None) -> None:
+        """Raise ``ChainNotTrusted`` (with ``code`` when given) when ``cert`` carries a
+        critical extension this profile does not know; a non-critical one passes."""
+        unknown = self.unknown_critical(cert.extensions)
+        if unknown:
+            raise self.refusal(cert.subject.rfc4514_string(), unknown, code=code)
+
+    @staticmethod
+    def refusal(subject: str, oids: Iterable[str], *, code: str | None = None) -> ChainNotTrusted:
+        """The error for a certificate named ``subject`` carrying the critical ``oids``."""
+        found = sorted(oids)
+        plural = "s" if len(found) > 1 else ""
+        return ChainNotTrusted(
+            f"certificate {subject!r}: unknown critical extension{plural} {', '.join(found)}",
+            code=code,
+        )

@@ -51,7 +51,8 @@ credential issued and its revocation (time, reason). :func:`check_credential` is
 control and data planes run on every request, in this order, each refusal a typed error:
 
 1. the client presented a certificate (``CredentialRejected`` ``credential-missing``) that
-   parses under the profile (``credential-malformed``) and that the fleet CA signed, the CA
+   parses under the profile, with no critical extension but the profile's
+   (``credential-malformed``), and that the fleet CA signed, the CA
    being inside its own validity (``credential-unknown-issuer``; the handshake leaves all
    validity windows to this check);
 2. it is for this plane (``RoleNotPermitted`` ``wrong-plane``, 403);
@@ -121,6 +122,7 @@ from pyasn1.type import char, constraint, namedtype, namedval, univ
 from ironroot._fileio import read_limited, write_atomic
 from ironroot.crypto import (
     Algorithm,
+    ExtensionProfile,
     PrivateKey,
     PublicKey,
     load_certificate,
@@ -179,6 +181,9 @@ DEFAULT_LIFETIME: Final = 3600
 MIN_LIFETIME: Final = 60
 MAX_LIFETIME: Final = 7 * 86400
 _OID: Final = x509.ObjectIdentifier(FLEET_CREDENTIAL_OID)
+# What a relying party on a credential processes (RFC 5280 §4.2): the standard extensions and
+# the fleet credential extension; a credential carrying any other critical one is refused.
+_CREDENTIAL_EXTENSIONS: Final = ExtensionProfile.of("fleet credential", _OID)
 _EAR_ID: Final = re.compile(r"urn:ironroot:ear:sha256:[0-9a-f]{64}")
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _CA_YEARS: Final = 10
@@ -374,6 +379,7 @@ def verify_credential(data: bytes, ca: bytes, *, at: dt.datetime) -> Credential:
             f"credential {credential.serial} was not issued by the trusted fleet CA",
             code="credential-untrusted",
         ) from exc
+    _CREDENTIAL_EXTENSIONS.check(cert, code="credential-untrusted")
     when = _utc(at)
     for what, start, end in (
         ("the fleet CA", authority.not_valid_before_utc, authority.not_valid_after_utc),
@@ -842,7 +848,8 @@ def check_credential(
     try:
         cert = load_certificate(presented, what="client certificate")
         credential = _credential_of(cert)
-    except MalformedCertificate as exc:
+        _CREDENTIAL_EXTENSIONS.check(cert)
+    except (MalformedCertificate, ChainNotTrusted) as exc:
         raise CredentialRejected(
             f"the client certificate is not a fleet credential: {exc.detail}",
             code="credential-malformed",

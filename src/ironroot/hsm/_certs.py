@@ -15,7 +15,8 @@ the library's.
 The issuer's certificate need not be a CA certificate (a DPE leaf is not), so the link from
 the attestation certificate to the device certificate is checked directly
 (``verify_directly_issued_by`` and validity at ``now``), and the device chain is then validated
-to a trust anchor with :func:`ironroot.cose.verify_x5chain`.
+to a trust anchor with :func:`ironroot.cose.verify_x5chain`. The attestation certificate may
+carry no critical extension but the standard ones (RFC 5280 §4.2; ``ChainNotTrusted``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
-from ironroot.crypto import Algorithm, PrivateKey, PublicKey, Signer
+from ironroot.crypto import Algorithm, ExtensionProfile, PrivateKey, PublicKey, Signer
 from ironroot.crypto import load_certificate as crypto_load_certificate
 from ironroot.errors import (
     BadSignature,
@@ -54,6 +55,8 @@ _HASHES: Final[dict[Algorithm, hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] =
     Algorithm.ES512: hashes.SHA512(),
 }
 _EC_SIZES: Final = {Algorithm.ES256: 32, Algorithm.ES384: 48, Algorithm.ES512: 66}
+# What a verifier of the attestation certificate processes (RFC 5280 §4.2): the standard ones.
+_ATTESTATION_EXTENSIONS: Final = ExtensionProfile.of("HSM attestation")
 
 
 def load_certificate(der: bytes) -> x509.Certificate:
@@ -191,8 +194,9 @@ def issue_attestation_certificate(
 
 
 def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate, now: dt.datetime) -> None:
-    """``cert`` is signed by ``issuer``'s key, names it as issuer, and both are valid at
-    ``now``; else ``ChainNotTrusted`` / ``CertificateExpired``."""
+    """``cert`` is signed by ``issuer``'s key, names it as issuer, carries no critical
+    extension but the standard ones, and both are valid at ``now``; else ``ChainNotTrusted`` /
+    ``CertificateExpired``."""
     at = now if now.tzinfo else now.replace(tzinfo=dt.UTC)
     for one in (cert, issuer):
         if not one.not_valid_before_utc <= at <= one.not_valid_after_utc:
@@ -201,3 +205,4 @@ def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate, now: dt.da
         cert.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature) as exc:
         raise ChainNotTrusted("the attestation certificate is not issued by the device") from exc
+    _ATTESTATION_EXTENSIONS.check(cert)

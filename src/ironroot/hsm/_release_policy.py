@@ -37,7 +37,9 @@ submodule whose evidence binds the release:
 ``gpu_count``, ``gpus_affirming`` and ``min_gpu_driver``. An expression
 naming any other variable is malformed (a typo must not silently reject everything at run
 time). It must evaluate to ``true``: ``false`` or an evaluation error (a missing claim) denies;
-a value that is not a boolean means a malformed policy.
+a value that is not a boolean means a malformed policy, refused when it is parsed if the
+expression reads no variable (``"yes"``, ``1``, ``[true]``: :mod:`ironroot._cel`), else when
+it is evaluated.
 
 **The Azure grammar** (Azure Key Vault secure key release policy, version 1.0.0)::
 
@@ -74,6 +76,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ironroot._cel import refuse_non_boolean
 from ironroot.ear import Appraisal, AttestationResult
 from ironroot.errors import InvalidReleasePolicy, ReleaseDenied
 
@@ -288,6 +291,7 @@ class CelReleasePolicy:
                 f"the release policy names unknown variables: {', '.join(sorted(unknown))} "
                 f"(known: {', '.join(sorted(CEL_VARIABLES))})"
             )
+        refuse_non_boolean(program, "the release policy", InvalidReleasePolicy)
         return cls(text, program)
 
     @property

@@ -16,8 +16,9 @@ until every step passed):
    among the embedded certificates, until one is issued by a trusted root (the built-in NVIDIA
    RIM root unless ``roots`` says otherwise); every issuer a CA within its path length, with
    ``keyCertSign`` when it states a key usage; the leaf not a CA and allowed
-   ``digitalSignature``. Anything else is ``ChainNotTrusted``. An embedded copy of the root is
-   never trusted for its own sake: only the pinned certificate closes the chain;
+   ``digitalSignature``; no certificate below the root carrying a critical extension but the
+   standard ones (RFC 5280 §4.2). Anything else is ``ChainNotTrusted``. An embedded copy of
+   the root is never trusted for its own sake: only the pinned certificate closes the chain;
 4. **the signature**, by ``signxml`` (enveloped-signature transform, Canonical XML 1.1, digest,
    ECDSA) under the leaf's key: ``BadSignature`` for a changed byte anywhere in the signed tag;
 5. **validity**: every certificate of the chain, root included, valid at ``now``
@@ -47,7 +48,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree  # type: ignore[import-untyped]  # lxml ships no stubs
 
-from ironroot.crypto import load_certificate
+from ironroot.crypto import ExtensionProfile, load_certificate
 from ironroot.errors import (
     AlgorithmNotAccepted,
     BadSignature,
@@ -73,6 +74,8 @@ _SHA384: Final = "http://www.w3.org/2001/04/xmldsig-more#sha384"
 _C14N11: Final = "http://www.w3.org/2006/12/xml-c14n11"
 _ENVELOPED: Final = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 _DS: Final = {"ds": DSIG_NS}
+# What the chain walk processes (RFC 5280 §4.2): the standard extensions only.
+_RIM_EXTENSIONS: Final = ExtensionProfile.of("NVIDIA RIM signing")
 
 
 def _aware(now: dt.datetime) -> dt.datetime:
@@ -183,6 +186,8 @@ def _chain(
         if root is not None:
             chain.append(root)
             _check_roles(chain)
+            for cert in chain[:-1]:  # below the pinned root (RFC 5280 §4.2)
+                _RIM_EXTENSIONS.check(cert)
             return chain
         issuer = next((c for c in pool if c is not current and _issued_by(current, c)), None)
         if issuer is None or issuer.public_bytes(Encoding.DER) == current.public_bytes(

@@ -59,7 +59,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from pyasn1.error import PyAsn1Error
 
-from ironroot.crypto import Algorithm, PublicKey, load_certificate, load_csr
+from ironroot.crypto import (
+    Algorithm,
+    ExtensionProfile,
+    PublicKey,
+    load_certificate,
+    load_csr,
+)
 from ironroot.errors import (
     BadSignature,
     CertificateExpired,
@@ -439,18 +445,10 @@ def _key_usage(ku: x509.KeyUsage) -> tuple[str, ...]:
     return tuple(names)
 
 
-_PROCESSED: Final = frozenset(
-    (
-        x509.oid.ExtensionOID.BASIC_CONSTRAINTS,
-        x509.oid.ExtensionOID.KEY_USAGE,
-        x509.oid.ExtensionOID.EXTENDED_KEY_USAGE,
-        x509.oid.ExtensionOID.SUBJECT_KEY_IDENTIFIER,
-        x509.oid.ExtensionOID.AUTHORITY_KEY_IDENTIFIER,
-        TCB_INFO_OID,
-        MULTI_TCB_INFO_OID,
-        UEID_OID,
-        OPEN_DICE_OID,
-    )
+# What verify_chain processes (RFC 5280 §4.2): the standard extensions and the DICE ones. The
+# Open DICE extension is critical in Open DICE chains, and Cerberus marks TcbInfo critical.
+_DICE_EXTENSIONS: Final = ExtensionProfile.of(
+    "DICE", TCB_INFO_OID, MULTI_TCB_INFO_OID, UEID_OID, OPEN_DICE_OID
 )
 
 
@@ -565,7 +563,7 @@ def _fields(
         "quirks": tuple(quirks),
         "unprocessed_critical": tuple(
             sorted(
-                {e.oid.dotted_string for e in extensions if e.critical and e.oid not in _PROCESSED}
+                {*_DICE_EXTENSIONS.unknown_critical(extensions)}
                 | {i.oid for i in dice.invalid if i.critical}
             )
         ),
@@ -720,10 +718,7 @@ def verify_chain(chain: Sequence[DiceCertificate]) -> None:
         if cert.kind != "certificate":
             raise ChainNotTrusted(f"chain element {position} is a CSR")
         if cert.unprocessed_critical:
-            raise ChainNotTrusted(
-                f"chain element {position} has a critical extension this verifier does not "
-                f"process: {', '.join(cert.unprocessed_critical)}"
-            )
+            raise ExtensionProfile.refusal(cert.subject, cert.unprocessed_critical)
         issuer = previous or cert
         if cert.issuer_der != issuer.subject_der:
             raise ChainNotTrusted(

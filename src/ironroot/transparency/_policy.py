@@ -10,7 +10,8 @@ first and fail closed, each with its own typed error (and so its own RFC 9290 ti
    otherwise ``iss`` + ``kid`` name a configured issuer key (``UnknownIssuer``);
 4. the signature verifies with a key of the header's algorithm (``BadSignature``,
    ``AlgorithmNotAccepted``);
-5. the optional CEL expression over the protected header is true (``PolicyRejected``).
+5. the optional CEL expression over the protected header is true (``PolicyRejected``); one
+   that reads no variable and is not a boolean (``"yes"``) is a ``ConfigError`` at start-up.
 
 An empty trust configuration (no issuers, no roots) rejects everything.
 
@@ -32,6 +33,7 @@ from typing import Any, Final
 
 import cbor2
 
+from ironroot._cel import refuse_non_boolean
 from ironroot.cose import Limits as CoseLimits
 from ironroot.cose import (
     SignedStatement,
@@ -94,6 +96,7 @@ class RegistrationPolicy:
                 raise ConfigError(
                     f"transparency.policy is not valid CEL: {' '.join(str(exc).split())}"
                 ) from exc
+            refuse_non_boolean(self._program, "transparency.policy", ConfigError)
 
     def check(self, data: bytes, now: datetime) -> SignedStatement:
         """Return the parsed statement if the service may register it; raise otherwise."""

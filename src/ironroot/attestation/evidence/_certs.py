@@ -9,6 +9,11 @@ Ironroot's typed errors is written here.
 Certificates are read by :func:`ironroot.crypto.load_certificates`, which reads every field
 once and raises only ``MalformedCertificate`` (it also accepts AMD's VCEK and VLEK certificates
 with serial number 0, which RFC 5280 forbids).
+
+Each issuer link names the :class:`~ironroot.crypto.ExtensionProfile` of its verifier (the
+extensions it processes: AMD's VCEK extensions, Intel's SGX extension, the GPU's RIoT device id);
+a certificate below the trust anchor carrying any other critical extension is refused
+(RFC 5280 §4.2, ``ChainNotTrusted``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 
+from ironroot.crypto import ExtensionProfile
 from ironroot.crypto import load_certificates as crypto_load_certificates
 from ironroot.errors import (
     CertificateExpired,
@@ -96,8 +102,12 @@ def check_validity(certs: Iterable[x509.Certificate], now: datetime) -> None:
             )
 
 
-def verify_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> None:
-    """Check that ``issuer`` signed ``cert`` (names match and the signature verifies).
+def verify_issued_by(
+    cert: x509.Certificate, issuer: x509.Certificate, *, profile: ExtensionProfile | None
+) -> None:
+    """Check that ``issuer`` signed ``cert`` (names match and the signature verifies) and that
+    ``cert`` carries no critical extension ``profile`` does not process (``None`` only for a
+    trust anchor's own check, whose extensions are not path input: RFC 5280 §6.1.1 (d)).
 
     Raises ``ChainNotTrusted`` otherwise.
     """
@@ -107,3 +117,5 @@ def verify_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> None:
         raise ChainNotTrusted(
             f"certificate {_common_name(cert)!r} is not signed by {_common_name(issuer)!r}"
         ) from exc
+    if profile is not None:
+        profile.check(cert)

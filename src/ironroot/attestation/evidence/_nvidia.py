@@ -78,7 +78,7 @@ from ironroot.attestation.evidence._certs import (
 )
 from ironroot.attestation.evidence._claims import CheckLog, EvidenceClaims, JsonReady
 from ironroot.attestation.evidence._roots import builtin_nvidia_root
-from ironroot.crypto import Algorithm, PublicKey
+from ironroot.crypto import Algorithm, ExtensionProfile, PublicKey
 from ironroot.errors import (
     CertificateExpired,
     ChainNotTrusted,
@@ -152,6 +152,9 @@ _MAX_CHAIN: Final = 8
 _SHA384_OID: Final = "2.16.840.1.101.3.4.2.2"
 _SHA384_SIZE: Final = 48
 _DEVICE_ID_OID: Final = x509.ObjectIdentifier("2.23.133.5.4.1")
+# What the chain check processes (RFC 5280 §4.2): the standard extensions and the leaf's RIoT
+# device id (check 3); any other critical extension below the pinned root is refused.
+_GPU_EXTENSIONS: Final = ExtensionProfile.of("NVIDIA GPU", _DEVICE_ID_OID)
 _DEVICE_ID_FIELDS: Final = 3  # version, device key, FWID
 _IDENTITY_TYPES: Final = (3, 6, 15, 16, 17, 18, 19)  # driver, VBIOS, chip, project, SKUs
 
@@ -569,7 +572,7 @@ def verify_gpu_chain(
             raise ChainNotTrusted("the GPU chain holds only the root")
     path = [*certs, anchor]
     for depth, (cert, issuer) in enumerate(itertools.pairwise(path)):
-        verify_issued_by(cert, issuer)
+        verify_issued_by(cert, issuer, profile=_GPU_EXTENSIONS)
         _check_issuer(issuer, below=depth)
     check_validity(path, now)
     leaf = certs[0]

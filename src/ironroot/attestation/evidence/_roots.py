@@ -85,9 +85,10 @@ def builtin_snp_anchors() -> tuple[SnpTrustAnchor, ...]:
         ark = _load_pinned(f"{stem}_ark.pem", ark_pin)
         ask = _load_pinned(f"{stem}_ask.pem", ask_pin)
         asvk = _load_pinned(f"{stem}_asvk.pem", asvk_pin)
-        verify_issued_by(ark, ark)
-        verify_issued_by(ask, ark)
-        verify_issued_by(asvk, ark)
+        # Pinned anchors, checked for integrity only: their extensions are not path input.
+        verify_issued_by(ark, ark, profile=None)
+        verify_issued_by(ask, ark, profile=None)
+        verify_issued_by(asvk, ark, profile=None)
         anchors.append(SnpTrustAnchor(product, ark, ask, asvk))
     return tuple(anchors)
 
@@ -96,7 +97,7 @@ def builtin_snp_anchors() -> tuple[SnpTrustAnchor, ...]:
 def builtin_intel_root() -> x509.Certificate:
     """The Intel SGX Root CA, checked against its pin and self-signed."""
     root = _load_pinned("intel_sgx_root_ca.pem", INTEL_SGX_ROOT_FINGERPRINT)
-    verify_issued_by(root, root)
+    verify_issued_by(root, root, profile=None)  # a pinned anchor (see above)
     return root
 
 
@@ -105,5 +106,5 @@ def builtin_nvidia_root() -> x509.Certificate:
     """NVIDIA's Device Identity CA (the root of every GPU's attestation chain), checked against
     its pin and self-signed."""
     root = _load_pinned("nvidia_device_identity_ca.pem", NVIDIA_DEVICE_ROOT_FINGERPRINT)
-    verify_issued_by(root, root)
+    verify_issued_by(root, root, profile=None)  # a pinned anchor (see above)
     return root

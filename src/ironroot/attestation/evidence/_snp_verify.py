@@ -77,7 +77,7 @@ from ironroot.attestation.evidence._snp import (
     TcbVersion,
     parse_snp_report,
 )
-from ironroot.crypto import Algorithm, PublicKey
+from ironroot.crypto import Algorithm, ExtensionProfile, PublicKey
 from ironroot.errors import (
     BadSignature,
     ChainNotTrusted,
@@ -110,6 +110,11 @@ _TCB_OIDS: Final = {
     "microcode": x509.ObjectIdentifier(f"{_AMD}.3.8"),
     "fmc": x509.ObjectIdentifier(f"{_AMD}.3.9"),
 }
+# What the chain check processes (RFC 5280 §4.2): the standard extensions and the VCEK/VLEK
+# extensions step 5 reads; any other critical extension below the ARK is refused.
+_SNP_EXTENSIONS: Final = ExtensionProfile.of(
+    "AMD SEV-SNP", _OID_PRODUCT, _OID_HWID, _OID_CSP_ID, *_TCB_OIDS.values()
+)
 _LEAF_NAMES: Final = {"SEV-VCEK": SnpSigningKey.VCEK, "SEV-VLEK": SnpSigningKey.VLEK}
 _SIG_COMPONENT: Final = 72
 _P384: Final = 48
@@ -232,10 +237,12 @@ def _snp_chain(
             if cache is None or cache.get(key) is None:
                 try:
                     if inter is not builtin:
-                        verify_issued_by(inter, anchor.ark)
-                    verify_issued_by(leaf, inter)
+                        verify_issued_by(inter, anchor.ark, profile=_SNP_EXTENSIONS)
+                    verify_issued_by(leaf, inter, profile=_SNP_EXTENSIONS)
                 except ChainNotTrusted as exc:
-                    failure = failure or exc
+                    # The last candidate's: a supplied ASK/ASVK that the ARK signed and that
+                    # signed the leaf fails on its own defect, not on the built-in one's key.
+                    failure = exc
                     continue
                 if cache is not None:
                     cache.put(key, anchor.product)

@@ -79,7 +79,7 @@ from ironroot.attestation.evidence._revocation import (
     refuse_stale,
 )
 from ironroot.attestation.evidence._tdx import SgxReportBody, TdxQuote
-from ironroot.crypto import Algorithm, PublicKey
+from ironroot.crypto import Algorithm, ExtensionProfile, PublicKey
 from ironroot.errors import (
     BadSignature,
     ChainNotTrusted,
@@ -138,6 +138,9 @@ _CONFIG_NEEDED: Final = frozenset(
     (CONFIGURATION, OUT_OF_DATE_CONFIGURATION, CONFIGURATION_AND_SW, RELAUNCH_CONFIGURATION)
 )
 _TCB_SIGNING_CN: Final = "Intel SGX TCB Signing"
+# The TCB signing certificate's extensions this verifier processes (RFC 5280 §4.2): only the
+# standard ones; any other critical extension is refused.
+_TCB_SIGNING_EXTENSIONS: Final = ExtensionProfile.of("Intel TCB signing")
 _MAX_DOCUMENT: Final = 1024 * 1024
 _MAX_LEVELS: Final = 256
 _MAX_IDENTITIES: Final = 32
@@ -626,7 +629,7 @@ def _signers(
     if not signers:
         raise ChainNotTrusted(f"the TCB signing chain holds no {_TCB_SIGNING_CN!r} certificate")
     for cert in signers:
-        verify_issued_by(cert, root)
+        verify_issued_by(cert, root, profile=_TCB_SIGNING_EXTENSIONS)
     check_validity((*signers, root), now)
     return signers
 

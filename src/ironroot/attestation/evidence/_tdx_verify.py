@@ -74,7 +74,7 @@ from ironroot.attestation.evidence._tdx_collateral import (
     parse_tcb_info,
     verify_collateral,
 )
-from ironroot.crypto import Algorithm, PublicKey
+from ironroot.crypto import Algorithm, ExtensionProfile, PublicKey
 from ironroot.crypto import load_crls as crypto_load_crls
 from ironroot.errors import (
     BadSignature,
@@ -97,6 +97,9 @@ __all__ = [
 ]
 
 _SGX_EXT: Final = "1.2.840.113741.1.13.1"
+# What the PCK chain check processes (RFC 5280 §4.2): the standard extensions and the SGX
+# extension; any other critical extension on the PCK or its CA is refused.
+_PCK_EXTENSIONS: Final = ExtensionProfile.of("Intel PCK", _SGX_EXT)
 _OID_SGX: Final = x509.ObjectIdentifier(_SGX_EXT)
 _MAX_CRL_BYTES: Final = 1024 * 1024
 _P256_COORD: Final = 32
@@ -257,8 +260,8 @@ def _chain(
     inter = inters[0]
     key = (fingerprint(leaf), fingerprint(inter), root_print)
     if cache is None or key not in cache:
-        verify_issued_by(leaf, inter)
-        verify_issued_by(inter, root)
+        verify_issued_by(leaf, inter, profile=_PCK_EXTENSIONS)
+        verify_issued_by(inter, root, profile=_PCK_EXTENSIONS)
         if cache is not None:
             cache.add(key)
     check_validity((leaf, inter, root), now)
