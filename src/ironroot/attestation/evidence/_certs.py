@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -105,9 +105,12 @@ def check_validity(certs: Iterable[x509.Certificate], now: datetime) -> None:
 def verify_issued_by(
     cert: x509.Certificate, issuer: x509.Certificate, *, profile: ExtensionProfile | None
 ) -> None:
-    """Check that ``issuer`` signed ``cert`` (names match and the signature verifies) and that
-    ``cert`` carries no critical extension ``profile`` does not process (``None`` only for a
-    trust anchor's own check, whose extensions are not path input: RFC 5280 §6.1.1 (d)).
+    """Check that ``issuer`` signed ``cert`` (names match and the signature verifies), that
+    ``issuer`` is a CA allowed to sign certificates (basic constraints CA:TRUE and, when it has
+    a key usage, keyCertSign: RFC 5280 §6.1.4 (k), (n)) unless it is ``cert`` itself (a
+    self-signed anchor's own check), and that ``cert`` carries no critical extension
+    ``profile`` does not process (``None`` only for a trust anchor's own check, whose
+    extensions are not path input: RFC 5280 §6.1.1 (d)).
 
     Raises ``ChainNotTrusted`` otherwise.
     """
@@ -117,5 +120,39 @@ def verify_issued_by(
         raise ChainNotTrusted(
             f"certificate {_common_name(cert)!r} is not signed by {_common_name(issuer)!r}"
         ) from exc
+    if issuer is not cert and issuer != cert:
+        _check_ca(issuer, cert)
     if profile is not None:
         profile.check(cert)
+
+
+_E = TypeVar("_E", bound=x509.ExtensionType)
+
+
+def _optional(extensions: x509.Extensions, kind: type[_E]) -> _E | None:
+    try:
+        return extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _check_ca(issuer: x509.Certificate, cert: x509.Certificate) -> None:
+    """``ChainNotTrusted`` unless ``issuer`` may sign certificates (:func:`verify_issued_by`)."""
+    try:
+        extensions = issuer.extensions
+        basic = _optional(extensions, x509.BasicConstraints)
+        usage = _optional(extensions, x509.KeyUsage)
+    except ValueError as exc:  # a malformed or duplicated extension
+        raise ChainNotTrusted(
+            f"certificate {_common_name(issuer)!r} has extensions that do not parse: {exc}"
+        ) from exc
+    if basic is None or not basic.ca:
+        raise ChainNotTrusted(
+            f"certificate {_common_name(issuer)!r} is not a CA (basic constraints), so it "
+            f"cannot issue {_common_name(cert)!r}"
+        )
+    if usage is not None and not usage.key_cert_sign:
+        raise ChainNotTrusted(
+            f"certificate {_common_name(issuer)!r} may not sign certificates (key usage "
+            f"without keyCertSign), so it cannot issue {_common_name(cert)!r}"
+        )
