@@ -5,6 +5,7 @@ same extension when it is not critical."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from cryptography import x509
@@ -31,7 +32,22 @@ def with_extension(
     """``cert`` with ``extension`` added (none when ``None``; and ``public_key`` in place of its
     own, when given), signed again by ``issuer_key`` (a ``cryptography`` private key) the way
     it was signed."""
-    added = [] if extension is None else [x509.Extension(extension.oid, critical, extension)]
+    added = [] if extension is None else [(extension, critical)]
+    return resigned(cert, issuer_key, add=added, public_key=public_key)
+
+
+def resigned(
+    cert: x509.Certificate,
+    issuer_key: Any,
+    *,
+    drop: tuple[type[x509.ExtensionType], ...] = (),
+    add: Sequence[tuple[x509.ExtensionType, bool]] = (),
+    public_key: Any = None,
+) -> x509.Certificate:
+    """``cert`` without its extensions of the types ``drop``, with the ``add`` ones
+    (extension, critical), and ``public_key`` in place of its own when given, signed again by
+    ``issuer_key`` the way it was signed."""
+    kept = [e for e in cert.extensions if not isinstance(e.value, drop)]
     builder = x509.CertificateBuilder(
         issuer_name=cert.issuer,
         subject_name=cert.subject,
@@ -39,7 +55,7 @@ def with_extension(
         serial_number=cert.serial_number,
         not_valid_before=cert.not_valid_before_utc,
         not_valid_after=cert.not_valid_after_utc,
-        extensions=[*cert.extensions, *added],
+        extensions=[*kept, *(x509.Extension(e.oid, c, e) for e, c in add)],
     )
     if isinstance(issuer_key, rsa.RSAPrivateKey):
         return builder.sign(

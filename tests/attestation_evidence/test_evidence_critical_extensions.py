@@ -5,14 +5,11 @@ is ``ChainNotTrusted`` naming it; the same extension non-critical is accepted.""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from evidence_fakes import AMD, NOW, make_cert, make_fake_amd
+from evidence_fakes import AMD, NOW, gpu_cert, make_cert, make_fake_amd
 
 from ironroot.attestation.evidence import (
     SnpProduct,
@@ -114,29 +111,13 @@ def test_tdx_tcb_signing_certificate_with_an_unknown_extension(critical: bool) -
 # --- NVIDIA GPU: the leaf and an intermediate ------------------------------------------------
 
 
-def _gpu_cert(
-    cn: str, key: ec.EllipticCurvePrivateKey, issuer: str, issuer_key: ec.EllipticCurvePrivateKey
-) -> x509.Certificate:
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - dt.timedelta(days=30))
-        .not_valid_after(NOW + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=cn != "Leaf", path_length=None), critical=True)
-        .sign(issuer_key, hashes.SHA384())
-    )
-
-
 @pytest.mark.parametrize("where", ["leaf", "intermediate"])
 @pytest.mark.parametrize("critical", [True, False])
 def test_gpu_chain_with_an_unknown_extension(where: str, critical: bool) -> None:
     root_key, ica_key, leaf_key = (ec.generate_private_key(ec.SECP384R1()) for _ in range(3))
-    root = _gpu_cert("Root", root_key, "Root", root_key)
-    ica = _gpu_cert("ICA", ica_key, "Root", root_key)
-    leaf = _gpu_cert("Leaf", leaf_key, "ICA", ica_key)
+    root = gpu_cert("Root", root_key, "Root", root_key, ca=True)
+    ica = gpu_cert("ICA", ica_key, "Root", root_key, ca=True)
+    leaf = gpu_cert("Leaf", leaf_key, "ICA", ica_key, ca=False)
     if where == "leaf":
         leaf = marked = with_extension(leaf, ica_key, critical=critical)
     else:

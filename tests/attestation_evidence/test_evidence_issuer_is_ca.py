@@ -7,16 +7,13 @@ a PCK or a VCEK that verified."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import re
 from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
-from evidence_fakes import NOW, make_cert, make_fake_amd
+from cryptography.hazmat.primitives.asymmetric import ec
+from evidence_fakes import NOW, gpu_cert, make_cert, make_fake_amd
 
 from ironroot.attestation.evidence import (
     SnpProduct,
@@ -26,6 +23,7 @@ from ironroot.attestation.evidence import (
 )
 from ironroot.errors import ChainNotTrusted
 from tee_fakes import TDX_NOW, FakeIntel
+from x509_extensions import resigned
 
 TCB = {"bootloader": 9, "tee": 1, "snp": 22, "microcode": 0xD5}
 ONLY_SIGNS = x509.KeyUsage(
@@ -48,33 +46,9 @@ def _resigned(
     basic: x509.BasicConstraints | None,
     usage: x509.KeyUsage | None = None,
 ) -> x509.Certificate:
-    """``cert`` with its basic constraints and key usage replaced (left out when ``None``),
-    signed again by ``issuer_key`` the way it was signed."""
-    kept = [
-        e
-        for e in cert.extensions
-        if not isinstance(e.value, (x509.BasicConstraints, x509.KeyUsage))
-    ]
-    builder = x509.CertificateBuilder(
-        issuer_name=cert.issuer,
-        subject_name=cert.subject,
-        public_key=cert.public_key(),
-        serial_number=cert.serial_number,
-        not_valid_before=cert.not_valid_before_utc,
-        not_valid_after=cert.not_valid_after_utc,
-        extensions=kept,
-    )
-    if basic is not None:
-        builder = builder.add_extension(basic, critical=True)
-    if usage is not None:
-        builder = builder.add_extension(usage, critical=True)
-    if isinstance(issuer_key, rsa.RSAPrivateKey):
-        return builder.sign(
-            issuer_key,
-            cert.signature_hash_algorithm,  # type: ignore[arg-type]
-            rsa_padding=cert.signature_algorithm_parameters,  # type: ignore[arg-type]
-        )
-    return builder.sign(issuer_key, cert.signature_hash_algorithm)  # type: ignore[arg-type]
+    """``cert`` with its basic constraints and key usage replaced (left out when ``None``)."""
+    added = [(e, True) for e in (basic, usage) if e is not None]
+    return resigned(cert, issuer_key, drop=(x509.BasicConstraints, x509.KeyUsage), add=added)
 
 
 def _not_a_ca(issuer: str, cert: str) -> str:
@@ -148,33 +122,12 @@ def test_snp_supplied_ask_that_is_not_a_ca() -> None:
 # --- NVIDIA GPU: an intermediate -------------------------------------------------------------
 
 
-def _gpu_cert(
-    cn: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: str,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool,
-) -> x509.Certificate:
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - dt.timedelta(days=30))
-        .not_valid_after(NOW + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .sign(issuer_key, hashes.SHA384())
-    )
-
-
 @pytest.mark.parametrize("ica_is_ca", [True, False])
 def test_gpu_intermediate_that_is_not_a_ca(ica_is_ca: bool) -> None:
     root_key, ica_key, leaf_key = (ec.generate_private_key(ec.SECP384R1()) for _ in range(3))
-    root = _gpu_cert("Root", root_key, "Root", root_key, ca=True)
-    ica = _gpu_cert("ICA", ica_key, "Root", root_key, ca=ica_is_ca)
-    leaf = _gpu_cert("Leaf", leaf_key, "ICA", ica_key, ca=False)
+    root = gpu_cert("Root", root_key, "Root", root_key, ca=True)
+    ica = gpu_cert("ICA", ica_key, "Root", root_key, ca=ica_is_ca)
+    leaf = gpu_cert("Leaf", leaf_key, "ICA", ica_key, ca=False)
     if ica_is_ca:
         assert verify_gpu_chain([leaf, ica], now=NOW, root=root).subject == "CN=Leaf"
         return
