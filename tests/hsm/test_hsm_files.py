@@ -1,16 +1,21 @@
-"""The HSM directory attacked through its file names: a symbolic link planted where the HSM
-writes (the store's temporary file, the store itself before a zeroization, the audit log, the
-lock file) is never followed, so the HSM never overwrites, fills or empties a file outside its
-directory (which it may be privileged to write)."""
+"""The HSM directory attacked through its file names. A named pipe, a device or a directory
+in place of one of its files is refused at power-up, never waited on. A symbolic link planted
+where the HSM writes (the store's temporary file, the store itself before a zeroization, the
+audit log, the lock file) is never followed, so the HSM never overwrites, fills or empties a
+file outside its directory (which it may be privileged to write)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from _hsm_helpers import FAST, OFFICER, OFFICER_PASS, SECRET, new_hsm, sessions
 
-from ironroot.errors import HsmErrorState, HsmZeroized, StorageError
+from ironroot.errors import HsmErrorState, HsmZeroized, SealedStoreError, StorageError
 from ironroot.hsm import DirectoryStorage, Hsm, KeyType
 from ironroot.rot import MemoryCounter
 
@@ -93,3 +98,46 @@ def test_a_link_in_place_of_the_lock_file_is_not_emptied(tmp_path: Path) -> None
     with pytest.raises(StorageError, match="cannot create or lock the HSM directory"):
         DirectoryStorage(tmp_path / "hsm", counter=MemoryCounter())
     assert victim.read_bytes() == PRECIOUS
+
+
+@contextlib.contextmanager
+def _writers_come_and_go(fifo: Path) -> Iterator[None]:
+    """Open and close ``fifo`` for writing, again and again, while the block runs: a reader
+    that waits for a writer (as power-up once did) gets one and reads an empty file, instead
+    of hanging the test. Each open waits for a reader; the last is released at the end."""
+    done = threading.Event()
+
+    def feed() -> None:
+        while not done.is_set():
+            os.close(os.open(fifo, os.O_WRONLY))
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        yield
+    finally:
+        done.set()
+        while feeder.is_alive():  # release the open waiting for a reader
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+            feeder.join(0.05)
+
+
+@pytest.mark.parametrize("name", ["keystore.sealed", "anchor.sealed", "audit.jsonl"])
+def test_a_named_pipe_in_place_of_a_file_is_refused_at_power_up(
+    device: object, tmp_path: Path, name: str
+) -> None:
+    """Was: power-up opened each file with a blocking ``open``: a named pipe put in place of
+    the store, the anchor or the log blocked it until some process wrote to the pipe (for
+    ever, if none did). Now only a regular file is read."""
+    counter = MemoryCounter()
+    with DirectoryStorage(tmp_path / "hsm", counter=counter) as storage:
+        new_hsm(device.identity, storage).close()  # type: ignore[attr-defined]
+    path = tmp_path / "hsm" / name
+    path.unlink()
+    os.mkfifo(path)
+    with (
+        DirectoryStorage(tmp_path / "hsm", counter=counter) as storage,
+        _writers_come_and_go(path),
+        pytest.raises(SealedStoreError, match=f"{name} is not a regular file"),
+    ):
+        Hsm.open(storage, SECRET, config=FAST)

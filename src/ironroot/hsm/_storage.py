@@ -222,16 +222,29 @@ class DirectoryStorage:
     def _fail(self, what: str, exc: OSError) -> StorageError:
         return StorageError(f"cannot {what} in {self._dir}: {exc.strerror or exc}")
 
-    def _read(self, name: str, limit: int, what: str) -> bytes | None:
-        """A file of the directory, ``None`` when absent; over ``limit``, ``SealedStoreError``."""
+    def _read(self, name: str, limit: int | None, what: str) -> bytes | None:
+        """A file of the directory, ``None`` when absent; over ``limit``, ``SealedStoreError``.
+
+        Only a regular file is read: it is opened without waiting for a writer and checked
+        before any read, so a named pipe (which blocked power-up for ever), a device that
+        never ends or a directory in its place is refused at once."""
         try:
-            with (self._dir / name).open("rb") as handle:
-                data = handle.read(limit + 1)
+            fd = os.open(self._dir / name, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise self._fail(f"read the {what}", exc) from exc
-        if len(data) > limit:
+        with os.fdopen(fd, "rb") as handle:
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise SealedStoreError(
+                        f"{name} is not a regular file: the HSM never writes anything else there"
+                    )
+                os.set_blocking(fd, True)
+                data = handle.read() if limit is None else handle.read(limit + 1)
+            except OSError as exc:
+                raise self._fail(f"read the {what}", exc) from exc
+        if limit is not None and len(data) > limit:
             raise SealedStoreError(f"the sealed {what} is larger than the limit")
         return data
 
@@ -310,9 +323,4 @@ class DirectoryStorage:
             raise self._fail("append to the audit log", exc) from exc
 
     def read_audit(self) -> bytes:
-        try:
-            return (self._dir / AUDIT_FILE).read_bytes()
-        except FileNotFoundError:
-            return b""
-        except OSError as exc:
-            raise self._fail("read the audit log", exc) from exc
+        return self._read(AUDIT_FILE, None, "audit log") or b""
