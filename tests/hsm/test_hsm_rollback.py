@@ -550,3 +550,36 @@ def test_another_hsms_whole_files_do_not_open_on_this_hsms_counter(
             counter=rot.counter("hsm").value(),
             rot_counter="hsm",
         )
+
+
+def test_an_anchor_committed_between_two_counter_readings_is_the_hsms(
+    device: DeviceChain,
+) -> None:
+    """Read while the HSM runs (``audit verify``), the counter is read before and after the
+    files: an anchor from the first reading to one past the second was committed meanwhile
+    and is accepted; one behind the first is still an older copy, one beyond the second
+    plus one still another counter's."""
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)  # type: ignore[arg-type]
+    officer = hsm.login(OFFICER, OFFICER_PASS)
+    older = storage.read_anchor()
+    first = storage.counter.value()
+    for _ in range(3):
+        hsm.self_test(officer)
+    anchored = storage.counter.value()
+    files = {
+        "audit": storage.read_audit(),
+        "store": storage.read_store(),
+        "anchor": storage.read_anchor(),
+        "sealing_secret": SECRET,
+    }
+    report = check_sealed_audit(**files, counter=first, counter_after=anchored + 2)  # type: ignore[arg-type]
+    assert report.counter == anchored  # type: ignore[attr-defined]
+    check_sealed_audit(**files, counter=first, counter_after=anchored - 1)  # type: ignore[arg-type]
+    with pytest.raises(StoreRolledBack, match="ahead of the root of trust's counter"):
+        check_sealed_audit(**files, counter=first, counter_after=anchored - 2)  # type: ignore[arg-type]
+    with pytest.raises(StoreRolledBack, match="older than the root of trust's counter"):
+        check_sealed_audit(**files, counter=anchored + 1, counter_after=anchored + 5)  # type: ignore[arg-type]
+    files["anchor"] = older  # an older anchor put back stays a rollback, whatever the range
+    with pytest.raises(StoreRolledBack):
+        check_sealed_audit(**files, counter=first + 1, counter_after=anchored)  # type: ignore[arg-type]
