@@ -367,6 +367,9 @@ def test_a_key_not_generated_on_the_token_is_refused(token: str, backend: Pkcs11
         assert info.value.code == "key-not-local"
     with pytest.raises(PolicyRejected, match="was not generated on the token"):
         backend.public_key(imported_ec.hex())
+    backend.delete(imported_ec.hex())  # a key refused for use can still be removed
+    with pytest.raises(NotFound):
+        backend.sign(imported_ec.hex(), b"m")
 
 
 def test_a_public_key_put_in_place_of_the_pairs_is_refused(

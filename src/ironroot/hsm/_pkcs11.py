@@ -168,10 +168,12 @@ class Pkcs11Backend:
         self._objects[(handle, object_class)] = obj
         return obj
 
-    def _key_type(self, handle: str) -> KeyType:
+    def _key_type(self, handle: str, *, to_use: bool = True) -> KeyType:
         """The type of the key under ``handle``, read from the token once. Under the lock, as
         every use of the session: PKCS#11 sessions are not for two threads at once, and a
-        look-up racing a :meth:`delete` must not cache the type of a key that is gone."""
+        look-up racing a :meth:`delete` must not cache the type of a key that is gone.
+        ``to_use``: the key must also have been made on the token (``_check_made_on_token``);
+        :meth:`delete` looks up without it, so a key refused for use can still be removed."""
         with self._lock:
             known = self._types.get(handle)
             if known is not None:
@@ -183,6 +185,8 @@ class Pkcs11Backend:
                 found = self._secret_type(handle, obj)
             else:
                 found = self._private_type(handle, obj)
+            if not to_use:
+                return found
             self._check_made_on_token(handle, obj)
             self._types[handle] = found
             return found
@@ -441,8 +445,8 @@ class Pkcs11Backend:
                 raise MalformedInput(f"the token's {attribute.name} does not decode") from exc
 
     def delete(self, handle: str) -> None:
-        """Destroy every object of the key on the token."""
-        key_type = self._key_type(handle)
+        """Destroy every object of the key on the token (one refused for use too)."""
+        key_type = self._key_type(handle, to_use=False)
         classes = (
             (ObjectClass.SECRET_KEY,)
             if key_type.is_secret
