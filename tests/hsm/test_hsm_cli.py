@@ -339,6 +339,22 @@ def test_audit_verify_while_the_hsm_commits_is_not_a_rollback(
     assert json.loads(capsys.readouterr().out)["sealed"] is True
 
 
+def test_a_new_identitys_credential_file_readable_by_others_is_warned_about(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every credential file the CLI reads warns when others may read it, except, before, the
+    one ``identity add`` read the new identity's credential from."""
+    exposed = tmp_path / "svc.cred"
+    exposed.write_bytes(USER_PASS)
+    exposed.chmod(0o644)
+    files = cli[1]
+    files["officer"].chmod(0o600)
+    caplog.clear()
+    assert _run(cli, "co", "hsm", "identity", "add", "svc", "--role", "user",
+                "--new-credential-file", str(exposed)) == 0  # fmt: skip
+    assert f"{exposed} holds an HSM credential but is readable beyond its owner" in caplog.text
+
+
 def test_the_hsm_needs_its_root_of_trust(
     cli: tuple[Path, dict[str, Path]],
     monkeypatch: pytest.MonkeyPatch,

@@ -471,6 +471,7 @@ def _identity_add(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Names
             raise ConfigError("give --new-credential-file")
         new = getpass.getpass(f"credential for {args.name}: ").encode()
     else:
+        warn_if_exposed(path, "an HSM credential")  # as every other credential file
         new = _read(path, _MAX_SMALL).rstrip(b"\r\n")
     hsm.add_identity(session, args.name, hsmlib.Role.parse(args.role), new)
     _print(args, {"identity": args.name, "role": args.role}, args.name)
