@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import resource
+import shutil
 import signal
 import stat
 from collections.abc import Iterator
@@ -280,13 +281,16 @@ def test_audit_verify_with_the_sealing_secret_reports_a_cut_tail(
 
 
 def test_audit_verify_without_the_rot_device_checks_the_sealed_head(
-    cli: tuple[Path, dict[str, Path]], capsys: pytest.CaptureFixture[str]
+    cli: tuple[Path, dict[str, Path]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Was: without ``--rot-device`` every HSM on a root of trust's counter (all of them: the
     commands require one) was refused as "another HSM's files": the anchor names its counter,
     and the check compared that name with none. Now the check runs, and finds a cut tail."""
     directory, files = cli
     assert _run(cli, "co", "hsm", "self-test") == 0
+    monkeypatch.delenv("IRONROOT_HSM_ROT_DEVICE")
     sealed = ["audit", "verify", "--dir", str(directory),
               "--sealing-secret-file", str(files["secret"]), "--json"]  # fmt: skip
     capsys.readouterr()
@@ -296,6 +300,27 @@ def test_audit_verify_without_the_rot_device_checks_the_sealed_head(
     log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:-1]))
     assert _main.main(_hsm(*sealed)) == 1
     assert "its last 1 were cut" in capsys.readouterr().err
+
+
+def test_audit_verify_takes_the_rot_device_from_the_environment(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: ``audit verify`` ignored ``IRONROOT_HSM_ROT_DEVICE`` (every other hsm command
+    takes it, and it took the sealing secret's variable): with both set, it checked every MAC
+    but not the counter, so a copy of the whole HSM directory put back after later commits
+    (a deleted key back, audit records gone) passed as "MACs and sealed head checked"."""
+    directory, files = cli
+    copy = tmp_path / "copy"
+    shutil.copytree(directory, copy)
+    assert _run(cli, "co", "hsm", "self-test") == 0  # later commits
+    shutil.rmtree(directory)
+    shutil.copytree(copy, directory)
+    capsys.readouterr()
+    assert _main.main(_hsm("audit", "verify", "--dir", str(directory),
+                           "--sealing-secret-file", str(files["secret"]))) == 1  # fmt: skip
+    assert "store-rolled-back: the anchor is older than the root of trust's counter" in (
+        capsys.readouterr().err
+    )
 
 
 def test_audit_verify_while_the_hsm_commits_is_not_a_rollback(

@@ -395,7 +395,9 @@ def register(sub: Any) -> None:
         help=f"check MACs and the sealed head too (or ${_ENV_SECRET})",
     )
     averify.add_argument(
-        "--rot-device", type=Path, help="also check the anchor against the RoT's counter"
+        "--rot-device",
+        type=Path,
+        help=f"also check the anchor against the RoT's counter (or ${_ENV_ROT})",
     )
     averify.add_argument("--counter", default="hsm", help="that counter's name (default: hsm)")
     averify.add_argument("--json", action="store_true")
@@ -679,11 +681,14 @@ _AUDIT_READS: Final = 5
 
 def _audit_verify(args: argparse.Namespace) -> int:
     secret_path = args.sealing_secret_file or os.environ.get(_ENV_SECRET)
+    # The RoT device as every hsm command takes it: --rot-device or its environment variable
+    # (ignored here before, so a whole HSM directory restored from a copy passed the check).
+    rot = args.rot_device or os.environ.get(_ENV_ROT)
     counter: Callable[[], int] | None = None
-    if secret_path and args.rot_device:
+    if secret_path and rot:
         from ironroot.rot import Device
 
-        counter = Device(args.rot_device).counter(args.counter).value
+        counter = Device(Path(rot)).counter(args.counter).value
     sealing_secret = _read(Path(secret_path), _MAX_SMALL) if secret_path else b""
     # The HSM may be running: read in commit order (anchor, store, log: a log is never
     # shorter than its anchor) between two readings of the counter. A check that fails while
