@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 import pytest
 
-from ironroot._fileio import read_limited
+from ironroot._fileio import DirectoryLock, read_limited
 from ironroot.errors import InputUnavailable, LimitExceeded
 
 
@@ -32,3 +33,18 @@ def test_a_directory_is_input_unavailable_naming_its_path(tmp_path: Path) -> Non
     assert str(tmp_path) in info.value.detail
     if before is not None:
         assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_directory_lock_is_never_taken_through_a_link(tmp_path: Path) -> None:
+    """The lock file is truncated to record its holder's pid: opened through a link planted
+    in the data directory, it emptied the file the link named (anywhere the process may
+    write). It is opened without following links: ``OSError`` ELOOP, the file untouched."""
+    victim = tmp_path / "precious"
+    victim.write_bytes(b"keep me\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / ".lock").symlink_to(victim)
+    with pytest.raises(OSError, match="Too many levels of symbolic links") as info:
+        DirectoryLock(data)
+    assert info.value.errno == errno.ELOOP
+    assert victim.read_bytes() == b"keep me\n"

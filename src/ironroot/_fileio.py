@@ -205,7 +205,9 @@ class DirectoryLock:
         error: type[Conflict] = InUse,
     ) -> None:
         self.path = Path(directory) / name
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        # Never through a link (``OSError`` ELOOP): the holder's pid is written over the file
+        # after it is truncated, and a lock file linked elsewhere would have emptied that file.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import resource
+import shutil
 import signal
 import stat
 from collections.abc import Iterator
@@ -277,6 +278,106 @@ def test_audit_verify_with_the_sealing_secret_reports_a_cut_tail(
     # ... the check with the sealing secret does, and says how much is missing
     assert _main.main(_hsm(*sealed)) == 1
     assert "its last 2 were cut" in capsys.readouterr().err
+
+
+def test_audit_verify_without_the_rot_device_checks_the_sealed_head(
+    cli: tuple[Path, dict[str, Path]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Was: without ``--rot-device`` every HSM on a root of trust's counter (all of them: the
+    commands require one) was refused as "another HSM's files": the anchor names its counter,
+    and the check compared that name with none. Now the check runs, and finds a cut tail."""
+    directory, files = cli
+    assert _run(cli, "co", "hsm", "self-test") == 0
+    monkeypatch.delenv("IRONROOT_HSM_ROT_DEVICE")
+    sealed = ["audit", "verify", "--dir", str(directory),
+              "--sealing-secret-file", str(files["secret"]), "--json"]  # fmt: skip
+    capsys.readouterr()
+    assert _main.main(_hsm(*sealed)) == 0
+    assert json.loads(capsys.readouterr().out)["sealed"] is True
+    log = directory / "audit.jsonl"
+    log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:-1]))
+    assert _main.main(_hsm(*sealed)) == 1
+    assert "its last 1 were cut" in capsys.readouterr().err
+
+
+def test_audit_verify_takes_the_rot_device_from_the_environment(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: ``audit verify`` ignored ``IRONROOT_HSM_ROT_DEVICE`` (every other hsm command
+    takes it, and it took the sealing secret's variable): with both set, it checked every MAC
+    but not the counter, so a copy of the whole HSM directory put back after later commits
+    (a deleted key back, audit records gone) passed as "MACs and sealed head checked"."""
+    directory, files = cli
+    copy = tmp_path / "copy"
+    shutil.copytree(directory, copy)
+    assert _run(cli, "co", "hsm", "self-test") == 0  # later commits
+    shutil.rmtree(directory)
+    shutil.copytree(copy, directory)
+    capsys.readouterr()
+    assert _main.main(_hsm("audit", "verify", "--dir", str(directory),
+                           "--sealing-secret-file", str(files["secret"]))) == 1  # fmt: skip
+    assert "store-rolled-back: the anchor is older than the root of trust's counter" in (
+        capsys.readouterr().err
+    )
+
+
+def test_audit_verify_while_the_hsm_commits_is_not_a_rollback(
+    cli: tuple[Path, dict[str, Path]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Was: ``audit verify --rot-device`` read the counter after the files, so a commit of the
+    running HSM in between (every security event is one) showed the anchor behind the
+    counter: "an earlier copy of the HSM's files was restored", exit 1, on a live HSM almost
+    every time. Now the counter is read before and after, and an anchor committed meanwhile
+    is one the HSM wrote."""
+    from ironroot.cli import hsm as hsm_cli
+    from ironroot.hsm import DirectoryStorage, Hsm
+
+    directory, files = cli
+    storage = DirectoryStorage.on_device(directory, tmp_path / "rot")
+    running = Hsm.open(storage, files["secret"].read_bytes())
+    officer = running.login("co", OFFICER_PASS.rstrip(b"\n"))
+    read_optional = hsm_cli._read_optional
+    commits = []
+
+    def read_then_commit(path: Path) -> bytes | None:
+        data = read_optional(path)
+        if path.name == "anchor.sealed" and len(commits) < 2:
+            running.self_test(officer)  # a security event: the HSM commits, the counter moves
+            commits.append(path)
+        return data
+
+    monkeypatch.setattr(hsm_cli, "_read_optional", read_then_commit)
+    capsys.readouterr()
+    try:
+        assert _main.main(_hsm("audit", "verify", "--dir", str(directory),
+                               "--sealing-secret-file", str(files["secret"]),
+                               "--rot-device", str(tmp_path / "rot"), "--json")) == 0  # fmt: skip
+    finally:
+        running.close()
+        storage.close()
+    assert commits
+    assert json.loads(capsys.readouterr().out)["sealed"] is True
+
+
+def test_a_new_identitys_credential_file_readable_by_others_is_warned_about(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every credential file the CLI reads warns when others may read it, except, before, the
+    one ``identity add`` read the new identity's credential from."""
+    exposed = tmp_path / "svc.cred"
+    exposed.write_bytes(USER_PASS)
+    exposed.chmod(0o644)
+    files = cli[1]
+    files["officer"].chmod(0o600)
+    caplog.clear()
+    assert _run(cli, "co", "hsm", "identity", "add", "svc", "--role", "user",
+                "--new-credential-file", str(exposed)) == 0  # fmt: skip
+    assert f"{exposed} holds an HSM credential but is readable beyond its owner" in caplog.text
 
 
 def test_the_hsm_needs_its_root_of_trust(

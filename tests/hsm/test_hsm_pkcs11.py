@@ -10,17 +10,20 @@ from collections.abc import Iterator
 import pkcs11
 import pytest
 from _hsm_helpers import new_hsm, sessions
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pkcs11 import Attribute, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from ironroot.cose import SignedStatement, create_statement
-from ironroot.crypto import Algorithm, Signer
+from ironroot.crypto import Algorithm, PrivateKey, Signer
 from ironroot.errors import (
     BadSignature,
     KeyNotExportable,
     KeyUsageNotPermitted,
     MalformedInput,
     NotFound,
+    PolicyRejected,
     StorageError,
     Unauthorized,
     UnsupportedAlgorithm,
@@ -242,3 +245,166 @@ def test_hsm_signer_over_both_backends(backend: Pkcs11Backend, device: object) -
         parsed = SignedStatement.parse(_statement(signer))
         assert parsed.kid == signer.kid
         parsed.sign1.verify(signer.verifier())
+
+
+def _session(token: str) -> pkcs11.Session:
+    """A second session on the shared token: what anyone holding the user PIN can do."""
+    return pkcs11.lib(token).get_token(token_label=LABEL).open(rw=True)
+
+
+def test_an_exportable_key_is_wrapped_only_under_a_trusted_key(
+    token: str, backend: Pkcs11Backend
+) -> None:
+    """Was: an exportable key was extractable under *any* wrapping key, so anyone with the
+    PIN made an AES key of a value they chose (C_CreateObject) and wrapped the key under it:
+    the key in plaintext. Now it is CKA_WRAP_WITH_TRUSTED, and the token refuses to wrap it
+    under a key the security officer did not mark CKA_TRUSTED."""
+    handle = backend.generate(
+        KeyType.AES_256, KeyAttributes.of(["encrypt", "decrypt"], exportable=True)
+    )
+    assert backend.attribute(handle, Attribute.EXTRACTABLE) is True
+    assert backend.attribute(handle, Attribute.WRAP_WITH_TRUSTED) is True
+    session = _session(token)
+    try:
+        known = session.create_object(
+            {
+                Attribute.CLASS: ObjectClass.SECRET_KEY,
+                Attribute.KEY_TYPE: pkcs11.KeyType.AES,
+                Attribute.VALUE: bytes(32),
+                Attribute.WRAP: True,
+                Attribute.TOKEN: False,
+            }
+        )
+        target = session.get_key(object_class=ObjectClass.SECRET_KEY, id=bytes.fromhex(handle))
+        with pytest.raises(pkcs11.KeyNotWrappable):
+            known.wrap_key(target, mechanism=pkcs11.Mechanism.AES_KEY_WRAP)
+        with pytest.raises(pkcs11.AttributeReadOnly):  # and it stays so
+            target[Attribute.WRAP_WITH_TRUSTED] = False
+    finally:
+        session.close()
+
+
+def _known_p384(
+    session: pkcs11.Session, key_id: bytes, **private: object
+) -> ec.EllipticCurvePrivateKey:
+    known = ec.generate_private_key(ec.SECP384R1())
+    point = known.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    params = encode_named_curve_parameters("secp384r1")
+    template = {
+        Attribute.CLASS: ObjectClass.PRIVATE_KEY,
+        Attribute.KEY_TYPE: pkcs11.KeyType.EC,
+        Attribute.EC_PARAMS: params,
+        Attribute.VALUE: known.private_numbers().private_value.to_bytes(48, "big"),
+        Attribute.SIGN: True,
+        Attribute.TOKEN: True,
+        Attribute.PRIVATE: True,
+        Attribute.SENSITIVE: True,
+        Attribute.ID: key_id,
+    }
+    template.update(private)  # type: ignore[arg-type]
+    session.create_object(template)
+    session.create_object(
+        {
+            Attribute.CLASS: ObjectClass.PUBLIC_KEY,
+            Attribute.KEY_TYPE: pkcs11.KeyType.EC,
+            Attribute.EC_PARAMS: params,
+            Attribute.EC_POINT: bytes([0x04, len(point)]) + point,
+            Attribute.VERIFY: True,
+            Attribute.TOKEN: True,
+            Attribute.ID: key_id,
+        }
+    )
+    return known
+
+
+def test_a_key_not_generated_on_the_token_is_refused(token: str, backend: Pkcs11Backend) -> None:
+    """Was: any key of a supported type under a handle was used, so a key whose value someone
+    knew (put there with C_CreateObject, or generated readable) signed as the service's.
+    Now a key is used only if it was generated on the token (CKA_LOCAL), sensitive ever
+    since (CKA_ALWAYS_SENSITIVE) and, if extractable, only under a trusted key."""
+    imported_ec, imported_aes, readable, open_wrap = (os.urandom(16) for _ in range(4))
+    session = _session(token)
+    try:
+        _known_p384(session, imported_ec)
+        session.create_object(
+            {
+                Attribute.CLASS: ObjectClass.SECRET_KEY,
+                Attribute.KEY_TYPE: pkcs11.KeyType.AES,
+                Attribute.VALUE: bytes(32),
+                Attribute.ENCRYPT: True,
+                Attribute.TOKEN: True,
+                Attribute.SENSITIVE: True,
+                Attribute.ID: imported_aes,
+            }
+        )
+        session.create_domain_parameters(
+            pkcs11.KeyType.EC,
+            {Attribute.EC_PARAMS: encode_named_curve_parameters("secp384r1")},
+            local=True,
+        ).generate_keypair(
+            id=readable,
+            store=True,
+            mechanism=pkcs11.Mechanism.EC_KEY_PAIR_GEN,
+            private_template={Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True},
+        )
+        session.generate_key(
+            pkcs11.KeyType.AES,
+            256,
+            id=open_wrap,
+            store=True,
+            template={Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: True},
+        )
+    finally:
+        session.close()
+    for key_id, why in (
+        (imported_ec, "was not generated on the token"),
+        (imported_aes, "was not generated on the token"),
+        (readable, "was not generated on the token"),
+        (open_wrap, "is extractable under any wrapping key"),
+    ):
+        with pytest.raises(PolicyRejected, match=why) as info:
+            backend.sign(key_id.hex(), b"m")
+        assert info.value.code == "key-not-local"
+    with pytest.raises(PolicyRejected, match="was not generated on the token"):
+        backend.public_key(imported_ec.hex())
+    backend.delete(imported_ec.hex())  # a key refused for use can still be removed
+    with pytest.raises(NotFound):
+        backend.sign(imported_ec.hex(), b"m")
+
+
+def test_a_public_key_put_in_place_of_the_pairs_is_refused(
+    token: str, backend: Pkcs11Backend
+) -> None:
+    """Was: ``public_key`` returned whatever public object sat under the handle, so one put in
+    place of the pair's was published as the service's key, and signatures made with its
+    private key (which whoever put it there holds) verified as the service's. Now the first
+    use checks the pair (sign and verify a fresh challenge)."""
+    handle = backend.generate(KeyType.EC_P384, KeyAttributes.of(["sign", "verify"]))
+    real = backend.public_key(handle)
+    session = _session(token)
+    try:
+        session.get_key(object_class=ObjectClass.PUBLIC_KEY, id=bytes.fromhex(handle)).destroy()
+        known = _known_p384(session, os.urandom(16))
+        point = known.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+        session.create_object(
+            {
+                Attribute.CLASS: ObjectClass.PUBLIC_KEY,
+                Attribute.KEY_TYPE: pkcs11.KeyType.EC,
+                Attribute.EC_PARAMS: encode_named_curve_parameters("secp384r1"),
+                Attribute.EC_POINT: bytes([0x04, len(point)]) + point,
+                Attribute.VERIFY: True,
+                Attribute.TOKEN: True,
+                Attribute.ID: bytes.fromhex(handle),
+            }
+        )
+    finally:
+        session.close()
+    with Pkcs11Backend(token, token_label=LABEL, pin=PIN) as fresh:
+        with pytest.raises(PolicyRejected, match="is not the private key's") as info:
+            fresh.public_key(handle)
+        assert info.value.code == "key-pair-mismatch"
+        forged = PrivateKey(known, Algorithm.ES384).sign(b"receipt")
+        with pytest.raises(PolicyRejected, match="is not the private key's"):
+            fresh.verify(handle, forged, b"receipt")
+        with pytest.raises(BadSignature):  # what the published key would have accepted
+            real.verify(forged, b"receipt")

@@ -494,7 +494,14 @@ def test_another_hsms_anchor_does_not_vouch_for_an_older_store(device: DeviceCha
     probe = MemoryStorage()
     new_hsm(device.identity, probe).close()
     first = decode_store(unseal(SECRET, probe.read_store() or b"")).generation  # from 0
-    other = MemoryStorage(counter=MemoryCounter(older_generation - first))
+    # The second HSM's counter is the one a zeroized predecessor left at the value that
+    # makes the second's first store take the older store's generation.
+    other = MemoryStorage()
+    predecessor = new_hsm(device.identity, other)
+    while other.counter.value() < older_generation - first - 1:
+        predecessor.login(OFFICER, OFFICER_PASS)
+    predecessor.tamper()
+    assert other.counter.value() == older_generation - first
     second = new_hsm(device.identity, other)
     while other.counter.value() < storage.counter.value():
         second.login(OFFICER, OFFICER_PASS)  # a security event: an anchor, no store write
@@ -550,3 +557,62 @@ def test_another_hsms_whole_files_do_not_open_on_this_hsms_counter(
             counter=rot.counter("hsm").value(),
             rot_counter="hsm",
         )
+
+
+def test_an_anchor_committed_between_two_counter_readings_is_the_hsms(
+    device: DeviceChain,
+) -> None:
+    """Read while the HSM runs (``audit verify``), the counter is read before and after the
+    files: an anchor from the first reading to one past the second was committed meanwhile
+    and is accepted; one behind the first is still an older copy, one beyond the second
+    plus one still another counter's."""
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)  # type: ignore[arg-type]
+    officer = hsm.login(OFFICER, OFFICER_PASS)
+    older = storage.read_anchor()
+    first = storage.counter.value()
+    for _ in range(3):
+        hsm.self_test(officer)
+    anchored = storage.counter.value()
+    files = {
+        "audit": storage.read_audit(),
+        "store": storage.read_store(),
+        "anchor": storage.read_anchor(),
+        "sealing_secret": SECRET,
+    }
+    report = check_sealed_audit(**files, counter=first, counter_after=anchored + 2)  # type: ignore[arg-type]
+    assert report.counter == anchored  # type: ignore[attr-defined]
+    check_sealed_audit(**files, counter=first, counter_after=anchored - 1)  # type: ignore[arg-type]
+    with pytest.raises(StoreRolledBack, match="ahead of the root of trust's counter"):
+        check_sealed_audit(**files, counter=first, counter_after=anchored - 2)  # type: ignore[arg-type]
+    with pytest.raises(StoreRolledBack, match="older than the root of trust's counter"):
+        check_sealed_audit(**files, counter=anchored + 1, counter_after=anchored + 5)  # type: ignore[arg-type]
+    files["anchor"] = older  # an older anchor put back stays a rollback, whatever the range
+    with pytest.raises(StoreRolledBack):
+        check_sealed_audit(**files, counter=first + 1, counter_after=anchored)  # type: ignore[arg-type]
+
+
+def test_a_second_hsm_on_a_counter_in_use_is_refused_at_initialize(
+    device: DeviceChain, tmp_path: Path
+) -> None:
+    """Was: two HSM directories on one root-of-trust counter (the default name ``hsm`` for
+    both) initialized fine; then each commit of one moved the counter under the other, which
+    entered its error state and never powered up again: its anchor behind the counter is a
+    rollback for all it can tell, and every key in it was lost. Now the second is refused
+    before it writes anything; a counter of its own works."""
+    rot = provisioned_device(tmp_path / "rot")
+    with DirectoryStorage(tmp_path / "first", counter=rot.counter("hsm")) as storage:
+        first = new_hsm(device.identity, storage)  # type: ignore[arg-type]
+        officer = first.login(OFFICER, OFFICER_PASS)
+        handle = first.generate(officer, KeyType.AES_256)
+        with DirectoryStorage(tmp_path / "second", counter=rot.counter("hsm")) as other:
+            with pytest.raises(Conflict, match="the root of trust's counter hsm is at"):
+                new_hsm(device.identity, other)  # type: ignore[arg-type]
+            assert other.read_store() is None
+            assert other.read_anchor() is None
+        with DirectoryStorage(tmp_path / "second", counter=rot.counter("hsm-2")) as other:
+            new_hsm(device.identity, other).close()  # type: ignore[arg-type]
+        first.self_test(officer)  # the first goes on committing
+        first.close()
+        again = _open(storage)
+        assert handle in {k.handle for k in again.keys(again.login(OFFICER, OFFICER_PASS))}

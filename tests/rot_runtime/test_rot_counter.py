@@ -14,7 +14,13 @@ from _rot_helpers import NOW, Product
 import ironroot.rot._device
 import ironroot.rot._nvstate
 from ironroot.cli import main
-from ironroot.errors import ConfigError, Conflict, DeviceStateTampered, LimitExceeded
+from ironroot.errors import (
+    ConfigError,
+    Conflict,
+    DeviceStateTampered,
+    LimitExceeded,
+    StorageError,
+)
 from ironroot.rot import Device, DeviceCounter, MemoryCounter, MonotonicCounter
 from scratch import in_memory
 
@@ -186,7 +192,9 @@ def test_a_crash_during_an_increment_leaves_the_old_or_the_new_value(
     device: Device, monkeypatch: pytest.MonkeyPatch, crash_after: int
 ) -> None:
     """The three durable writes of an increment (root naming both copies, the counter file, the
-    root naming the new copy): a crash after any of them leaves a device that opens."""
+    root naming the new copy): a crash after any of them leaves a device that opens. A write
+    that fails without a crash (a full disk) is ``StorageError`` naming the file (it was a
+    bare ``OSError``, outside the errors a ``MonotonicCounter`` raises)."""
     counter = device.counter("hsm")
     counter.increment()
     real = ironroot.rot._nvstate.write_atomic
@@ -199,7 +207,8 @@ def test_a_crash_during_an_increment_leaves_the_old_or_the_new_value(
         real(path, data, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ironroot.rot._nvstate, "write_atomic", crashing)
-    with pytest.raises(OSError, match="power cut"):
+    written = ("state-root.json", "counter-hsm.json", "state-root.json")[crash_after]
+    with pytest.raises(StorageError, match=f"cannot write {written} in .*: power cut"):
         counter.increment()
     monkeypatch.setattr(ironroot.rot._nvstate, "write_atomic", real)
     value = Device(device.directory).counter("hsm").value()

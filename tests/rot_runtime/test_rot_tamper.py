@@ -268,6 +268,24 @@ def test_a_state_file_replaced_by_another_kind_of_file_is_refused(
     _assert_refused(booted, product, match=f"{file} {match}")
 
 
+def test_a_lock_file_replaced_by_a_link_or_a_directory_is_refused(
+    booted: Device, product: Product, tmp_path: Path
+) -> None:
+    """The device's ``.lock`` was opened with ``O_CREAT`` through whatever stood there: a link
+    made every operation create the file it named, anywhere the process may write, and a
+    directory escaped as a bare ``IsADirectoryError``. Both are an edited device directory."""
+    lock = booted.directory / ".lock"
+    elsewhere = tmp_path / "elsewhere" / "made-by-the-rot"
+    elsewhere.parent.mkdir()
+    lock.unlink(missing_ok=True)
+    lock.symlink_to(elsewhere)
+    _assert_refused(booted, product, match=".lock is not the lock file the device makes")
+    assert not elsewhere.exists()
+    lock.unlink()
+    lock.mkdir()
+    _assert_refused(booted, product, match=".lock is not the lock file the device makes")
+
+
 def test_a_replaced_idevid_certificate_is_refused(
     booted: Device, product: Product, vendor_ca: VendorCA, tmp_path: Path
 ) -> None:

@@ -38,7 +38,13 @@ from ironroot.crypto import (
     load_signer,
     load_verifier,
 )
-from ironroot.errors import ConfigError, HsmErrorState, MalformedInput
+from ironroot.errors import (
+    AuditChainBroken,
+    ConfigError,
+    HsmErrorState,
+    MalformedInput,
+    StoreRolledBack,
+)
 
 __all__ = ["register"]
 
@@ -389,7 +395,9 @@ def register(sub: Any) -> None:
         help=f"check MACs and the sealed head too (or ${_ENV_SECRET})",
     )
     averify.add_argument(
-        "--rot-device", type=Path, help="also check the anchor against the RoT's counter"
+        "--rot-device",
+        type=Path,
+        help=f"also check the anchor against the RoT's counter (or ${_ENV_ROT})",
     )
     averify.add_argument("--counter", default="hsm", help="that counter's name (default: hsm)")
     averify.add_argument("--json", action="store_true")
@@ -465,6 +473,7 @@ def _identity_add(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Names
             raise ConfigError("give --new-credential-file")
         new = getpass.getpass(f"credential for {args.name}: ").encode()
     else:
+        warn_if_exposed(path, "an HSM credential")  # as every other credential file
         new = _read(path, _MAX_SMALL).rstrip(b"\r\n")
     hsm.add_identity(session, args.name, hsmlib.Role.parse(args.role), new)
     _print(args, {"identity": args.name, "role": args.role}, args.name)
@@ -667,12 +676,63 @@ def _read_optional(path: Path) -> bytes | None:
     return _read(path) if path.exists() else None
 
 
+_AUDIT_READS: Final = 5
+
+
 def _audit_verify(args: argparse.Namespace) -> int:
-    # Read in commit order (anchor, store, log): a log is never shorter than its anchor.
     secret_path = args.sealing_secret_file or os.environ.get(_ENV_SECRET)
-    anchor = _read_optional(args.dir / "anchor.sealed") if secret_path else None
-    store = _read_optional(args.dir / "keystore.sealed") if secret_path else None
-    audit = _read(args.dir / "audit.jsonl")
+    # The RoT device as every hsm command takes it: --rot-device or its environment variable
+    # (ignored here before, so a whole HSM directory restored from a copy passed the check).
+    rot = args.rot_device or os.environ.get(_ENV_ROT)
+    counter: Callable[[], int] | None = None
+    if secret_path and rot:
+        from ironroot.rot import Device
+
+        counter = Device(Path(rot)).counter(args.counter).value
+    sealing_secret = _read(Path(secret_path), _MAX_SMALL) if secret_path else b""
+    # The HSM may be running: read in commit order (anchor, store, log: a log is never
+    # shorter than its anchor) between two readings of the counter. A check that fails while
+    # the counter moved is read again: the HSM committed meanwhile (twice or more between the
+    # anchor and the store); a rollback or a cut log fails every time.
+    for attempt in range(1, _AUDIT_READS + 1):
+        before = counter() if counter is not None else None
+        anchor = _read_optional(args.dir / "anchor.sealed") if secret_path else None
+        store = _read_optional(args.dir / "keystore.sealed") if secret_path else None
+        audit = _read(args.dir / "audit.jsonl")
+        after = counter() if counter is not None else None
+        try:
+            value = _audit_report(args, audit, store, anchor, sealing_secret, before, after)
+        except (StoreRolledBack, AuditChainBroken):
+            moved = before != after or (
+                bool(secret_path) and _read_optional(args.dir / "anchor.sealed") != anchor
+            )
+            if not moved or attempt == _AUDIT_READS:
+                raise
+            continue
+        break
+    scope = (
+        f"MACs and sealed head checked ({value['anchored']} records anchored)"
+        if value["sealed"]
+        else "chain checked (public); a cut tail shows only against a checkpoint or with "
+        "--sealing-secret-file"
+    )
+    _print(
+        args,
+        value,
+        f"audit log verifies: {value['records']} records, head {value['head']}; {scope}",
+    )
+    return 0
+
+
+def _audit_report(
+    args: argparse.Namespace,
+    audit: bytes,
+    store: bytes | None,
+    anchor: bytes | None,
+    sealing_secret: bytes,
+    before: int | None,
+    after: int | None,
+) -> dict[str, object]:
     records = hsmlib.parse_audit_log(audit)
     checkpoint = None
     if args.checkpoint:
@@ -687,19 +747,15 @@ def _audit_verify(args: argparse.Namespace) -> int:
         "checkpoint": bool(checkpoint),
         "sealed": False,
     }
-    if secret_path:
-        counter = None
-        if args.rot_device:
-            from ironroot.rot import Device
-
-            counter = Device(args.rot_device).counter(args.counter).value()
+    if sealing_secret:
         report = hsmlib.check_sealed_audit(
             audit=audit,
             store=store,
             anchor=anchor,
-            sealing_secret=_read(Path(secret_path), _MAX_SMALL),
-            counter=counter,
-            rot_counter=args.counter if args.rot_device else "",
+            sealing_secret=sealing_secret,
+            counter=before,
+            rot_counter=args.counter if before is not None else "",
+            counter_after=after,
         )
         value.update(
             sealed=True,
@@ -707,18 +763,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
             keyed_from=report.keyed_from,
             counter=report.counter,
         )
-    scope = (
-        f"MACs and sealed head checked ({value['anchored']} records anchored)"
-        if value["sealed"]
-        else "chain checked (public); a cut tail shows only against a checkpoint or with "
-        "--sealing-secret-file"
-    )
-    _print(
-        args,
-        value,
-        f"audit log verifies: {len(records)} records, head {value['head']}; {scope}",
-    )
-    return 0
+    return value
 
 
 def _audit_checkpoint(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:

@@ -80,6 +80,7 @@ def check_sealed_audit(
     sealing_secret: bytes,
     counter: int | None = None,
     rot_counter: str = "",
+    counter_after: int | None = None,
 ) -> AuditReport:
     """Check an audit log (``audit``: its bytes) against the sealed ``store`` and ``anchor``.
 
@@ -89,6 +90,15 @@ def check_sealed_audit(
     anchor is missing, or (without ``counter``) when the store is not the one it names;
     ``AuditChainBroken`` when a record was altered, rewritten outside the HSM (MAC), removed,
     or cut from the end (the message says how many are missing).
+
+    The files may be read while the HSM runs (``ironroot hsm audit verify``): read the counter
+    (``counter``), then the anchor, the store and the log, then the counter again
+    (``counter_after``). Commits made meanwhile move the anchor ahead of the first reading;
+    an anchor from ``counter`` to ``counter_after + 1`` is one the HSM wrote in that time
+    (an anchor is written before its increment), so it is checked against the reading that
+    fits it. An anchor behind ``counter`` is still an older copy, and one beyond
+    ``counter_after + 1`` still belongs to another counter. Without ``counter`` the anchor's
+    own counter name is taken as it is: nothing read here can check it.
     """
     secret = check_secret(sealing_secret)
     if store is None:
@@ -100,6 +110,12 @@ def check_sealed_audit(
     try:
         sealed_anchor = None if anchor is None else open_anchor(secret, anchor)
         if counter is not None:
+            if (
+                counter_after is not None
+                and sealed_anchor is not None
+                and counter <= sealed_anchor.counter <= counter_after + 1
+            ):
+                counter = min(sealed_anchor.counter, counter_after)  # committed meanwhile
             check_anchor(
                 sealed_anchor,
                 counter=counter,
@@ -118,6 +134,7 @@ def check_sealed_audit(
                 counter=sealed_anchor.counter,
                 store=doc.generation,
                 hsm=doc.hsm_id,
+                rot_counter=sealed_anchor.rot_counter,  # no counter read: no name to check
             )
         records = parse_audit_log(audit)
         size = verify_to_sealed_head(records, doc, sealed_anchor)

@@ -133,6 +133,7 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
             return hsm
         if storage.read_store() is not None:
             raise Conflict("this storage already holds an HSM key store")
+        hsm._check_counter_is_free(storage)
         check_name(officer)
         # A log left by a zeroized predecessor is continued (its chain verified): this HSM's
         # records are keyed from the next index on.
@@ -172,6 +173,28 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
             hsm._pending.append(PendingRecord(now, officer, "initialize", None, "ok"))
             hsm._persist()  # the first commit: store, anchor and the record together
         return hsm
+
+    def _check_counter_is_free(self, storage: HsmStorage) -> None:
+        """``Conflict`` unless the counter is new (0), or was last moved by the zeroized HSM
+        whose files are here (its zeroized anchor at the counter's value). Otherwise another
+        HSM commits to it: two HSMs on one counter each see it move under them, and the first
+        to commit enters its error state and never powers up again (its anchor is then behind
+        the counter: a rollback, for all it can tell)."""
+        in_use = storage.counter.value()
+        if not in_use:
+            return
+        sealed = storage.read_anchor()
+        try:
+            anchor = None if sealed is None else open_anchor(bytes(self._secret), sealed)
+        except SealedStoreError:
+            anchor = None
+        if anchor is not None and anchor.zeroized and anchor.counter == in_use:
+            return
+        raise Conflict(
+            f"the root of trust's counter {counter_name(storage.counter) or '(unnamed)'} is at "
+            f"{in_use} and no zeroized HSM's anchor here accounts for it: another HSM commits "
+            "to it; give each HSM a counter of its own (--counter NAME)"
+        )
 
     @classmethod
     def open(

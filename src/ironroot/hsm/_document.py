@@ -169,11 +169,11 @@ def _load_identity(entry: Mapping[str, Any]) -> IdentityRecord:
         Role.parse(entry["role"]),
         as_bytes(entry["salt"]),
         bytearray(as_bytes(entry["hash"])),
-        entry["n"],
-        entry["r"],
-        entry["p"],
+        _uint(entry["n"]),
+        _uint(entry["r"]),
+        _uint(entry["p"]),
     )
-    ident.failures = int(entry["failures"])
+    ident.failures = _uint(entry["failures"])
     ident.locked = bool(entry["locked"])
     return ident
 
@@ -260,5 +260,5 @@ def decode_store(plaintext: bytes) -> StoreDocument:
             generation=_uint(doc["generation"]),
             verifiers=tuple(_load_verifier(v) for v in doc["verifiers"]),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # int(inf): OverflowError
         raise MalformedInput("the key store document is not well formed") from exc

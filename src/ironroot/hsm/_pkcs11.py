@@ -7,7 +7,10 @@ token returns ``r ‖ s`` as fixed-width octets, which is already the COSE encod
 
 Every private and secret key is created on the token (``CKA_TOKEN``) with ``CKA_SENSITIVE``
 true and ``CKA_EXTRACTABLE`` false unless its attributes say exportable (then extractable, but
-still sensitive: it can leave only wrapped). Usages map to ``CKA_SIGN``, ``CKA_VERIFY``,
+still sensitive and ``CKA_WRAP_WITH_TRUSTED``: it can leave only wrapped under a trusted key).
+A key found under a handle is used only if it was made so (``_check_made_on_token``), and a
+key pair's public object is checked against its private key before it is first returned.
+Usages map to ``CKA_SIGN``, ``CKA_VERIFY``,
 ``CKA_ENCRYPT``, ``CKA_DECRYPT``, ``CKA_WRAP``, ``CKA_UNWRAP``, ``CKA_DERIVE``. A handle is the
 hex of the key's random 16-byte ``CKA_ID``. Reading a sensitive attribute (``CKA_VALUE``) is
 refused by the token and reported as ``KeyNotExportable``.
@@ -37,6 +40,7 @@ from ironroot.errors import (
     KeyUsageNotPermitted,
     MalformedInput,
     NotFound,
+    PolicyRejected,
     StorageError,
     Unauthorized,
     UnsupportedAlgorithm,
@@ -122,11 +126,13 @@ class Pkcs11Backend:
         self._closed = False
         self._objects: dict[tuple[str, ObjectClass], Any] = {}
         self._types: dict[str, KeyType] = {}
+        self._publics: dict[str, PublicKey] = {}
 
     def close(self) -> None:
         """Close the session; a second close does nothing."""
         with self._lock:
             self._objects.clear()
+            self._publics.clear()
             if self._closed:
                 return
             self._closed = True
@@ -162,23 +168,56 @@ class Pkcs11Backend:
         self._objects[(handle, object_class)] = obj
         return obj
 
-    def _key_type(self, handle: str) -> KeyType:
+    def _key_type(self, handle: str, *, to_use: bool = True) -> KeyType:
         """The type of the key under ``handle``, read from the token once. Under the lock, as
         every use of the session: PKCS#11 sessions are not for two threads at once, and a
-        look-up racing a :meth:`delete` must not cache the type of a key that is gone."""
+        look-up racing a :meth:`delete` must not cache the type of a key that is gone.
+        ``to_use``: the key must also have been made on the token (``_check_made_on_token``);
+        :meth:`delete` looks up without it, so a key refused for use can still be removed."""
         with self._lock:
             known = self._types.get(handle)
             if known is not None:
                 return known
             try:
-                key = self._object(handle, ObjectClass.PRIVATE_KEY)
+                obj = self._object(handle, ObjectClass.PRIVATE_KEY)
             except NotFound:
-                secret = self._object(handle, ObjectClass.SECRET_KEY)
-                found = self._secret_type(handle, secret)
+                obj = self._object(handle, ObjectClass.SECRET_KEY)
+                found = self._secret_type(handle, obj)
             else:
-                found = self._private_type(handle, key)
+                found = self._private_type(handle, obj)
+            if not to_use:
+                return found
+            self._check_made_on_token(handle, obj)
             self._types[handle] = found
             return found
+
+    @staticmethod
+    def _check_made_on_token(handle: str, key: Any) -> None:
+        """Refuse a key under ``handle`` that was not made on the token the way
+        :meth:`generate` makes keys: generated there (``CKA_LOCAL``), sensitive since
+        (``CKA_SENSITIVE``, ``CKA_ALWAYS_SENSITIVE``), and, if extractable, only under a
+        trusted wrapping key (``CKA_WRAP_WITH_TRUSTED``). Anyone holding the user PIN can put
+        a key whose value they know on the token under a handle (``C_CreateObject``); a
+        service would then sign with a key that was never inside any boundary."""
+        try:
+            local = key[Attribute.LOCAL]
+            sensitive = key[Attribute.SENSITIVE] and key[Attribute.ALWAYS_SENSITIVE]
+            extractable = key[Attribute.EXTRACTABLE]
+            trusted_only = key[Attribute.WRAP_WITH_TRUSTED]
+        except pkcs11.PKCS11Error as exc:
+            raise StorageError(f"the token failed: {exc!r}") from exc
+        if local is not True or sensitive is not True:
+            raise PolicyRejected(
+                f"key {handle} was not generated on the token and kept sensitive since "
+                "(CKA_LOCAL, CKA_ALWAYS_SENSITIVE): its value may be known outside it",
+                code="key-not-local",
+            )
+        if extractable is not False and trusted_only is not True:
+            raise PolicyRejected(
+                f"key {handle} is extractable under any wrapping key (CKA_WRAP_WITH_TRUSTED "
+                "is false): anyone with the PIN can wrap it under a key they know",
+                code="key-not-local",
+            )
 
     @staticmethod
     def _private_type(handle: str, key: Any) -> KeyType:
@@ -223,6 +262,10 @@ class Pkcs11Backend:
         private: dict[Attribute, Any] = {
             Attribute.SENSITIVE: True,
             Attribute.EXTRACTABLE: attributes.exportable,
+            # Only a wrapping key the security officer marked CKA_TRUSTED may wrap it: without
+            # this, an exportable key left under any key someone with the PIN made, whose
+            # value they chose (C_CreateObject), so in plaintext to them.
+            Attribute.WRAP_WITH_TRUSTED: True,
             Attribute.TOKEN: True,
             Attribute.PRIVATE: True,
         }
@@ -292,9 +335,39 @@ class Pkcs11Backend:
         return handle
 
     def public_key(self, handle: str) -> PublicKey:
+        """The public key under ``handle``, checked once to belong to the private key under
+        it (a pairwise-consistency test, when the private key may sign): the public object
+        is a separate object on the token, and one put there in place of the key pair's
+        (``C_CreateObject``, or a pair generated with a private key left readable) would be
+        published as the service's key while the service signs with its own; signatures made
+        with the other private key would then verify as the service's."""
         key_type = self._key_type(handle)
         if key_type.is_secret:
             raise UnsupportedAlgorithm(f"key {handle} is a secret key")
+        with self._lock:
+            known = self._publics.get(handle)
+        if known is not None:
+            return known
+        public = self._public_object(handle, key_type)
+        with self._lock:
+            private = self._object(handle, ObjectClass.PRIVATE_KEY)
+            can_sign = isinstance(private, pkcs11.SignMixin)
+        if can_sign:
+            challenge = b"ironroot/pkcs11/pairwise\0" + secrets.token_bytes(32)
+            try:
+                public.verify(self.sign(handle, challenge), challenge)
+            except BadSignature:
+                raise PolicyRejected(
+                    f"key {handle}: the public key on the token is not the private key's "
+                    "(its pairwise-consistency test failed): another public key was put "
+                    "under the handle",
+                    code="key-pair-mismatch",
+                ) from None
+        with self._lock:
+            self._publics[handle] = public
+        return public
+
+    def _public_object(self, handle: str, key_type: KeyType) -> PublicKey:
         with self._lock:
             public = self._object(handle, ObjectClass.PUBLIC_KEY)
             try:
@@ -372,8 +445,8 @@ class Pkcs11Backend:
                 raise MalformedInput(f"the token's {attribute.name} does not decode") from exc
 
     def delete(self, handle: str) -> None:
-        """Destroy every object of the key on the token."""
-        key_type = self._key_type(handle)
+        """Destroy every object of the key on the token (one refused for use too)."""
+        key_type = self._key_type(handle, to_use=False)
         classes = (
             (ObjectClass.SECRET_KEY,)
             if key_type.is_secret
@@ -388,3 +461,4 @@ class Pkcs11Backend:
                     raise StorageError(f"the token could not delete the key: {exc!r}") from exc
                 self._objects.pop((handle, object_class), None)
             self._types.pop(handle, None)
+            self._publics.pop(handle, None)

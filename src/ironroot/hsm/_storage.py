@@ -26,8 +26,10 @@ memory for tests and for higher layers' tests.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import Final, Protocol, runtime_checkable
 
@@ -184,7 +186,7 @@ class DirectoryStorage:
                 self._dir, LOCK_FILE, what="HSM directory", error=Conflict
             )
         except OSError as exc:
-            raise self._fail("create the HSM directory", exc) from exc
+            raise self._fail("create or lock the HSM directory", exc) from exc
 
     @classmethod
     def on_device(
@@ -220,16 +222,29 @@ class DirectoryStorage:
     def _fail(self, what: str, exc: OSError) -> StorageError:
         return StorageError(f"cannot {what} in {self._dir}: {exc.strerror or exc}")
 
-    def _read(self, name: str, limit: int, what: str) -> bytes | None:
-        """A file of the directory, ``None`` when absent; over ``limit``, ``SealedStoreError``."""
+    def _read(self, name: str, limit: int | None, what: str) -> bytes | None:
+        """A file of the directory, ``None`` when absent; over ``limit``, ``SealedStoreError``.
+
+        Only a regular file is read: it is opened without waiting for a writer and checked
+        before any read, so a named pipe (which blocked power-up for ever), a device that
+        never ends or a directory in its place is refused at once."""
         try:
-            with (self._dir / name).open("rb") as handle:
-                data = handle.read(limit + 1)
+            fd = os.open(self._dir / name, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise self._fail(f"read the {what}", exc) from exc
-        if len(data) > limit:
+        with os.fdopen(fd, "rb") as handle:
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise SealedStoreError(
+                        f"{name} is not a regular file: the HSM never writes anything else there"
+                    )
+                os.set_blocking(fd, True)
+                data = handle.read() if limit is None else handle.read(limit + 1)
+            except OSError as exc:
+                raise self._fail(f"read the {what}", exc) from exc
+        if limit is not None and len(data) > limit:
             raise SealedStoreError(f"the sealed {what} is larger than the limit")
         return data
 
@@ -244,27 +259,39 @@ class DirectoryStorage:
             os.close(fd)
 
     def write_store(self, data: bytes) -> None:
+        # A fresh temporary file (O_EXCL), never a fixed name: a ``keystore.sealed.tmp`` link
+        # planted in the directory once made this write truncate and fill the file it named,
+        # anywhere, and left ``keystore.sealed`` a link to it.
         try:
             self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            tmp = self._dir / (STORE_FILE + ".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self._dir / STORE_FILE)
-            self._sync_dir()
+            write_atomic(self._dir / STORE_FILE, data)
         except OSError as exc:
             raise self._fail("write the key store", exc) from exc
 
     def destroy_store(self) -> None:
+        """Overwrite and remove ``keystore.sealed``. A symbolic link in its place is removed,
+        never followed: the HSM only ever writes a regular file there, so what a link names is
+        not its store, and zeroization must not overwrite it."""
         path = self._dir / STORE_FILE
         try:
-            size = path.stat().st_size
-            with path.open("r+b") as handle:
-                handle.write(secrets.token_bytes(size))
-                handle.flush()
-                os.fsync(handle.fileno())
+            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise self._fail("destroy the key store", exc) from exc
+            fd = -1
+        try:
+            if fd >= 0 and stat.S_ISREG(os.fstat(fd).st_mode):
+                size = os.fstat(fd).st_size
+                os.pwrite(fd, secrets.token_bytes(size), 0)
+                os.fsync(fd)
+        except OSError as exc:
+            raise self._fail("destroy the key store", exc) from exc
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        try:
             path.unlink()
             self._sync_dir()
         except FileNotFoundError:
@@ -284,7 +311,10 @@ class DirectoryStorage:
     def append_audit(self, data: bytes) -> None:
         try:
             self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self._dir / AUDIT_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            # Never through a link: the log is appended where the HSM wrote it, not to a file
+            # a link planted in the directory names.
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+            fd = os.open(self._dir / AUDIT_FILE, flags, 0o600)
             with os.fdopen(fd, "ab") as handle:
                 handle.write(data)
                 handle.flush()
@@ -293,9 +323,4 @@ class DirectoryStorage:
             raise self._fail("append to the audit log", exc) from exc
 
     def read_audit(self) -> bytes:
-        try:
-            return (self._dir / AUDIT_FILE).read_bytes()
-        except FileNotFoundError:
-            return b""
-        except OSError as exc:
-            raise self._fail("read the audit log", exc) from exc
+        return self._read(AUDIT_FILE, None, "audit log") or b""

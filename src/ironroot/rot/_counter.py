@@ -33,7 +33,8 @@ class MonotonicCounter(Protocol):
       leaves the old or the new value. It raises ``Conflict`` at 2^64 − 1.
 
     Either call raises :class:`~ironroot.errors.DeviceStateTampered` when the counter's storage
-    was edited or rolled back.
+    was edited or rolled back, and :class:`~ironroot.errors.StorageError` when it cannot be
+    written.
     """
 
     def value(self) -> int: ...

@@ -49,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import hmac
@@ -230,7 +231,7 @@ class Device:
                     if exclusive:
                         self._held = None
                 return
-            fd = os.open(self.directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = self._open_lock()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
                 self._lock_fd = fd
@@ -241,6 +242,20 @@ class Device:
                 self._lock_exclusive = False
                 self._held = None
                 os.close(fd)
+
+    def _open_lock(self) -> int:
+        """The lock file, never through a link (a link planted in the device directory made
+        every operation create the file it named, anywhere the process may write)."""
+        path = self.directory / _LOCK
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.EISDIR):
+                raise DeviceStateTampered(
+                    f"{_LOCK} is not the lock file the device makes (a link or a directory): "
+                    "the device directory was edited"
+                ) from exc
+            raise StorageError(f"cannot open {path}: {exc.strerror or exc}") from exc
 
     @contextlib.contextmanager
     def held(self) -> Iterator[Device]:

@@ -289,7 +289,7 @@ class NvStore:
         """Write a new device's state: the root naming ``fuses.json``, then ``fuses.json``."""
         data, tag = self._seal_fuses(fuses)
         self._write_root({FUSES: [tag]})
-        write_atomic(self.directory / FUSES, data)
+        self._write(FUSES, data)
 
     def commit(
         self,
@@ -329,7 +329,7 @@ class NvStore:
             pending[name] = [old.tags.get(name), tags[name]]
         self._write_root(pending)
         for name, data in files.items():
-            write_atomic(self.directory / name, data)
+            self._write(name, data)
         self._write_root({name: [tag] for name, tag in tags.items()})
         return NvSnapshot(
             fuses=fuses if fuses is not None else old.fuses,
@@ -358,7 +358,17 @@ class NvStore:
             }
         }
         data, _ = _seal(_root_key(self._key), ROOT, body)
-        write_atomic(self.directory / ROOT, data)
+        self._write(ROOT, data)
+
+    def _write(self, name: str, data: bytes) -> None:
+        """One durable step of a write; a failure (a full disk, a read-only file system) is
+        ``StorageError``, and leaves the state the module docs describe for a crash there."""
+        try:
+            write_atomic(self.directory / name, data)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write {name} in {self.directory}: {exc.strerror or exc}"
+            ) from exc
 
     # --- reading ---------------------------------------------------------------------------
 
