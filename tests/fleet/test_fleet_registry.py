@@ -172,3 +172,18 @@ def test_refusals_for_other_reasons_stay_apart_and_a_node_keeps_the_latest(
     assert [e.detail["ear_id"] for e in refused] == [f"ear-{i}" for i in range(995, 1000)]
     assert [e.kind for e in fleet.events(kind="quarantined")] == ["quarantined"]  # others stay
     assert _rows(fleet) == 6
+
+
+@pytest.mark.parametrize(("window", "keep"), [(0, 100), (-1, 100), (3600, 0), (3600, True)])
+def test_repeated_events_need_a_window_and_something_kept(
+    tmp_path: Path, window: float, keep: int
+) -> None:
+    fleet = Fleet(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        fleet.record_repeated(
+            "node-0001", "admission-refused", {}, same="error", now=NOW, window=window, keep=keep
+        )
+    assert caught.value.detail == (
+        "repeated events fold within a positive window, keeping 1 or more"
+    )
+    assert fleet.events() == []

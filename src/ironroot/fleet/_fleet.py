@@ -564,6 +564,8 @@ class Fleet:
         ``first_at`` kept; otherwise a new one starts (``count`` 1, ``first_at`` its own
         time). And only the ``keep`` latest events of ``kind`` are kept for the node (the
         oldest are deleted). Inside the caller's transaction, if any."""
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1 or not window > 0:
+            raise ConfigError("repeated events fold within a positive window, keeping 1 or more")
         stamp = _text(now)
         count, first = 1, stamp
         with self._db() as db:
