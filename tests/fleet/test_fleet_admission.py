@@ -5,6 +5,7 @@ readmission, the key-release check and the scanner hook."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from tests.fleet.admission_world import (
     AdmissionWorld,
@@ -27,6 +29,7 @@ from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.attestation import AR4SI, TrustTier, verify_ear
 from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.ear import ChallengeLimits
 from ironroot.errors import (
     AdmissionDenied,
     ChainNotTrusted,
@@ -51,6 +54,7 @@ from ironroot.fleet import (
     AdmissionRequest,
     Fleet,
     Scanner,
+    admission_app,
     attest_node,
     collect_evidence,
     make_csr,
@@ -350,6 +354,38 @@ def test_refusals_anyone_can_cause_leave_one_event_with_their_count(
             authority.admit(answer.request(node=f"node-x{i}", nonce=os.urandom(32)), now=NOW)
         assert unknown.value.code == "nonce-unknown"
     assert _event_rows(fleet) == rows
+
+
+def test_admission_challenges_count_an_ipv6_64_as_one_client(
+    fleet3: tuple[Fleet, AdmissionAuthority],
+) -> None:
+    """A client rotating through the addresses of its /64 has one quota of challenges (the
+    default burst of 32), not one per address; another /64, or an IPv4 client, its own."""
+    _, authority = fleet3
+    at = NOW + dt.timedelta(hours=3)
+    app = admission_app(authority, clock=lambda: at)
+
+    async def ask(addresses: list[str]) -> list[httpx.Response]:
+        answers = []
+        for address in addresses:
+            transport = httpx.ASGITransport(app=app, client=(address, 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="https://fleet") as c:
+                answers.append(
+                    await c.post(
+                        "/fleet/admission/challenge",
+                        json={"node": "node-0001"},
+                        headers={"accept": "application/json"},
+                    )
+                )
+        return answers
+
+    burst = ChallengeLimits().burst
+    rotating = [f"2001:db8:7:7:{n:x}::1" for n in range(burst + 1)]
+    answers = asyncio.run(ask([*rotating, "2001:db8:7:8::1", "::ffff:198.51.100.9"]))
+    assert [a.status_code for a in answers[:burst]] == [200] * burst
+    assert answers[burst].status_code == 503
+    assert answers[burst].json()["code"] == "challenge-rate"
+    assert [a.status_code for a in answers[burst + 1 :]] == [200, 200]
 
 
 def test_one_key_for_both_planes_is_refused(fleet3: tuple[Fleet, AdmissionAuthority]) -> None:
