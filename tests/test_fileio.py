@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 import pytest
 
-from ironroot._fileio import read_limited
+from ironroot._fileio import read_beneath, read_limited
 from ironroot.errors import InputUnavailable, LimitExceeded
 
 
@@ -32,3 +33,26 @@ def test_a_directory_is_input_unavailable_naming_its_path(tmp_path: Path) -> Non
     assert str(tmp_path) in info.value.detail
     if before is not None:
         assert len(os.listdir("/proc/self/fd")) == before
+
+
+# --- read_beneath: nothing outside the folder, never through a link --------------------------
+
+
+def test_read_beneath_follows_no_link_and_names_nothing_outside(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "f").write_bytes(b"inside")
+    (tmp_path / "secret").write_bytes(b"secret")
+    os.symlink(tmp_path / "secret", root / "a" / "link")
+    os.symlink(tmp_path, root / "up")
+    assert read_beneath(root, "a/f", 100) == b"inside"
+    with pytest.raises(OSError, match="symbolic links") as to_file:
+        read_beneath(root, "a/link", 100)
+    assert to_file.value.errno == errno.ELOOP
+    with pytest.raises(NotADirectoryError):
+        read_beneath(root, "up/secret", 100)
+    for name in ("../secret", "a/../../secret", "", "a//f", "./a/f", "a/f\0", "a\\..\\f"):
+        with pytest.raises(FileNotFoundError):
+            read_beneath(root, name, 100)
+    os.symlink(root, tmp_path / "current")
+    assert read_beneath(tmp_path / "current", "a/f", 100) == b"inside"
