@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ironroot._fileio import DirectoryLock, read_limited
+from ironroot._fileio import DirectoryLock, read_beneath, read_limited
 from ironroot.errors import InputUnavailable, LimitExceeded
 
 
@@ -48,3 +48,26 @@ def test_a_directory_lock_is_never_taken_through_a_link(tmp_path: Path) -> None:
         DirectoryLock(data)
     assert info.value.errno == errno.ELOOP
     assert victim.read_bytes() == b"keep me\n"
+
+
+# --- read_beneath: nothing outside the folder, never through a link --------------------------
+
+
+def test_read_beneath_follows_no_link_and_names_nothing_outside(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "f").write_bytes(b"inside")
+    (tmp_path / "secret").write_bytes(b"secret")
+    os.symlink(tmp_path / "secret", root / "a" / "link")
+    os.symlink(tmp_path, root / "up")
+    assert read_beneath(root, "a/f", 100) == b"inside"
+    with pytest.raises(OSError, match="symbolic links") as to_file:
+        read_beneath(root, "a/link", 100)
+    assert to_file.value.errno == errno.ELOOP
+    with pytest.raises(NotADirectoryError):
+        read_beneath(root, "up/secret", 100)
+    for name in ("../secret", "a/../../secret", "", "a//f", "./a/f", "a/f\0", "a\\..\\f"):
+        with pytest.raises(FileNotFoundError):
+            read_beneath(root, name, 100)
+    os.symlink(root, tmp_path / "current")
+    assert read_beneath(tmp_path / "current", "a/f", 100) == b"inside"

@@ -16,6 +16,7 @@ its group or others may read it logs a warning naming the file, its mode and the
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -32,6 +33,7 @@ __all__ = [
     "failure_reason",
     "fsync_dir",
     "load_each",
+    "read_beneath",
     "read_limited",
     "warn_if_exposed",
     "write_atomic",
@@ -109,7 +111,35 @@ def read_limited(path: Path, limit: int) -> bytes:
     waiting for a writer (it is opened without blocking), and a directory is
     ``InputUnavailable``.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    return _read_opened(os.open(path, os.O_RDONLY | os.O_NONBLOCK), path, limit)
+
+
+def read_beneath(root: Path, relative: str, limit: int) -> bytes:
+    """:func:`read_limited` of ``root/relative``, never through a symbolic link beneath
+    ``root``: each name of ``relative`` (``/``-separated) is opened in the folder opened
+    before it, with ``O_NOFOLLOW``, so no link there — to ``/etc/passwd``, to a folder
+    elsewhere, even to a file inside — is followed, and a link swapped in meanwhile is not
+    either. ``root`` itself may be a link (the operator's choice of where it lives). A link
+    is an ``OSError`` ``ELOOP`` (or ``ENOTDIR`` where a folder is expected); a name that is
+    empty, ``.`` or ``..``, or holds a NUL byte or a backslash, is ``FileNotFoundError``:
+    nothing outside ``root`` is ever named."""
+    names = relative.split("/")
+    if any(n in ("", ".", "..") or "\0" in n or "\\" in n for n in names):
+        raise FileNotFoundError(errno.ENOENT, "not a name beneath the folder", relative)
+    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in names[:-1]:
+            inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        fd = os.open(names[-1], os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW, dir_fd=folder)
+    finally:
+        os.close(folder)
+    return _read_opened(fd, root / relative, limit)
+
+
+def _read_opened(fd: int, path: Path, limit: int) -> bytes:
+    """The rest of :func:`read_limited`, on the file it opened (``fd``, closed here)."""
     try:  # before open(): it refuses a directory's descriptor with an IsADirectoryError
         directory = stat.S_ISDIR(os.fstat(fd).st_mode)
     except BaseException:

@@ -3,6 +3,7 @@ when to come back and which service refused."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import httpx
@@ -174,3 +175,74 @@ def test_http_refusal_is_503_with_retry_after_and_the_service_name() -> None:
     problem = refused.json()
     assert problem["code"] == "challenge-client-limit"
     assert "attestation verifier" in problem["detail"]
+
+
+# --- IPv6: one host holds a /64 ----------------------------------------------------------------
+
+
+def test_addresses_of_one_ipv6_64_share_one_quota_and_other_64s_do_not() -> None:
+    # was: keyed by the address, so a host rotating through its /64 had a quota per address
+    store = NonceStore(lifetime=60, limits=ChallengeLimits(per_client=3, rate=100, burst=100))
+    for n in range(1, 4):
+        store.issue(NOW, f"2001:db8:0:7::{n}")
+    with pytest.raises(Overloaded) as caught:
+        store.issue(NOW, "2001:db8:0:7:ffff::1")  # another address of the same /64
+    assert caught.value.code == "challenge-client-limit"
+    store.issue(NOW, "2001:db8:0:8::1")  # another /64: a quota of its own
+    for n in range(1, 4):
+        store.issue(NOW, f"::{n}")  # ::1-style addresses: one /64 too
+    with pytest.raises(Overloaded) as loopback:
+        store.issue(NOW, "::ffff")
+    assert loopback.value.code == "challenge-client-limit"
+
+
+def test_a_rotating_ipv6_client_is_held_to_one_rate() -> None:
+    store = NonceStore(lifetime=60, limits=ChallengeLimits(per_client=1000, rate=1, burst=5))
+    issued = 0
+    codes: set[str] = set()
+    for n in range(1, 1001):
+        try:
+            store.issue(NOW, f"2001:db8:0:7:{n:x}::{n:x}")
+            issued += 1
+        except Overloaded as exc:
+            codes.add(exc.code)
+    assert issued == 5
+    assert codes == {"challenge-rate"}
+    store.issue(NOW, "2001:db8:0:9::1")  # another /64's bucket is full
+
+
+def test_an_ipv4_client_through_a_dual_stack_socket_is_that_ipv4_client() -> None:
+    store = NonceStore(lifetime=60, limits=ChallengeLimits(per_client=2, rate=100, burst=100))
+    store.issue(NOW, "192.0.2.7")
+    store.issue(NOW, "::ffff:192.0.2.7")
+    with pytest.raises(Overloaded) as caught:
+        store.issue(NOW, "192.0.2.7")
+    assert caught.value.code == "challenge-client-limit"
+    store.issue(NOW, "192.0.2.8")
+
+
+def test_the_verifier_s_challenge_endpoint_counts_an_ipv6_64_as_one_client() -> None:
+    from ironroot.attestation import AttestationService, Endorsements, create_attestation_app
+    from ironroot.crypto import Algorithm, PrivateKey
+
+    service = AttestationService(
+        endorsements=Endorsements(),
+        signing_key=PrivateKey.generate(Algorithm.ES384),
+        nonces=NonceStore(lifetime=60, limits=ChallengeLimits(per_client=2)),
+    )
+    app = create_attestation_app(service)
+    accept = {"accept": "application/json"}
+
+    def ask(address: str) -> httpx.Response:
+        async def post() -> httpx.Response:
+            transport = httpx.ASGITransport(app=app, client=(address, 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+                return await client.post("/attestation/challenge", headers=accept)
+
+        return asyncio.run(post())
+
+    assert [ask(f"2001:db8:0:7::{n}").status_code for n in (1, 2)] == [201, 201]
+    refused = ask("2001:db8:0:7::3")
+    assert refused.status_code == 503
+    assert refused.json()["code"] == "challenge-client-limit"
+    assert ask("2001:db8:0:8::1").status_code == 201

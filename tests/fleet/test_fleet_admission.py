@@ -5,14 +5,18 @@ readmission, the key-release check and the scanner hook."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from tests.fleet.admission_world import (
     AdmissionWorld,
@@ -25,6 +29,7 @@ from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.attestation import AR4SI, TrustTier, verify_ear
 from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.ear import ChallengeLimits
 from ironroot.errors import (
     AdmissionDenied,
     ChainNotTrusted,
@@ -49,6 +54,7 @@ from ironroot.fleet import (
     AdmissionRequest,
     Fleet,
     Scanner,
+    admission_app,
     attest_node,
     collect_evidence,
     make_csr,
@@ -307,6 +313,79 @@ def test_a_csr_key_not_bound_in_the_evidence_is_refused(
     with pytest.raises(StaleNonce) as answered:
         authority.admit(stale.request(evidence=other.evidence.encode()), now=NOW)
     assert answered.value.code == "nonce-mismatch"
+
+
+def _event_rows(fleet: Fleet) -> int:
+    with contextlib.closing(sqlite3.connect(fleet.database)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+
+def test_refusals_anyone_can_cause_leave_one_event_with_their_count(
+    fleet3: tuple[Fleet, AdmissionAuthority],
+) -> None:
+    """Evidence answering another challenge, sent again and again (anyone can): each is
+    refused (nonce-mismatch), and the node's event log grows by one event that counts them
+    and keeps the latest refusal's EAR; a node name the fleet does not hold adds nothing."""
+    fleet, authority = fleet3
+    node = "node-0002"
+    start = NOW + dt.timedelta(hours=2)  # after the other tests' refusals of this node
+    answer = prepare(fleet, authority, node, start)  # the evidence a hostile client replays
+    before = {e.seq for e in fleet.events(node=node)}
+    for i in range(20):
+        at = start + dt.timedelta(seconds=i)
+        nonce, _ = authority.challenge(at, client=f"192.0.2.{i}", node=node)
+        with pytest.raises(StaleNonce) as caught:
+            authority.admit(answer.request(nonce=nonce), now=at)
+        assert caught.value.code == "nonce-mismatch"
+    added = [e for e in fleet.events(node=node) if e.seq not in before]
+    assert [e.kind for e in added] == ["admission-refused"]
+    assert added[0].detail["count"] == 20
+    assert added[0].detail["error"] == "nonce-mismatch"
+    # the latest refusal's detail: the EAR it names is the node's latest
+    assert authority.ear_by_id(added[0].detail["ear_id"]) == authority.ear(node)
+    assert added[0].detail["first_at"] == "2026-06-01T14:00:00Z"
+    assert added[0].at == "2026-06-01T14:00:19Z"
+    # names of nodes the fleet does not hold: refused before anything is recorded
+    rows = _event_rows(fleet)
+    for i in range(50):
+        with pytest.raises(NotFound):
+            authority.challenge(NOW, client="192.0.2.200", node=f"node-x{i}")
+        with pytest.raises(StaleNonce) as unknown:
+            authority.admit(answer.request(node=f"node-x{i}", nonce=os.urandom(32)), now=NOW)
+        assert unknown.value.code == "nonce-unknown"
+    assert _event_rows(fleet) == rows
+
+
+def test_admission_challenges_count_an_ipv6_64_as_one_client(
+    fleet3: tuple[Fleet, AdmissionAuthority],
+) -> None:
+    """A client rotating through the addresses of its /64 has one quota of challenges (the
+    default burst of 32), not one per address; another /64, or an IPv4 client, its own."""
+    _, authority = fleet3
+    at = NOW + dt.timedelta(hours=3)
+    app = admission_app(authority, clock=lambda: at)
+
+    async def ask(addresses: list[str]) -> list[httpx.Response]:
+        answers = []
+        for address in addresses:
+            transport = httpx.ASGITransport(app=app, client=(address, 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="https://fleet") as c:
+                answers.append(
+                    await c.post(
+                        "/fleet/admission/challenge",
+                        json={"node": "node-0001"},
+                        headers={"accept": "application/json"},
+                    )
+                )
+        return answers
+
+    burst = ChallengeLimits().burst
+    rotating = [f"2001:db8:7:7:{n:x}::1" for n in range(burst + 1)]
+    answers = asyncio.run(ask([*rotating, "2001:db8:7:8::1", "::ffff:198.51.100.9"]))
+    assert [a.status_code for a in answers[:burst]] == [200] * burst
+    assert answers[burst].status_code == 503
+    assert answers[burst].json()["code"] == "challenge-rate"
+    assert [a.status_code for a in answers[burst + 1 :]] == [200, 200]
 
 
 def test_one_key_for_both_planes_is_refused(fleet3: tuple[Fleet, AdmissionAuthority]) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,3 +100,90 @@ def test_every_class_name_the_fleet_takes_is_one_its_credentials_carry(
             now=NOW,
         )
         assert credential.node_class == name
+
+
+# --- events anyone may cause again and again: folded, and a few kept ----------------------
+
+
+def _refusal(fleet: Fleet, code: str, ear_id: str, at: dt.datetime, **bounds: float) -> None:
+    fleet.record_repeated(
+        "node-0001",
+        "admission-refused",
+        {"ear_id": ear_id, "error": code},
+        same="error",
+        now=at,
+        window=bounds.get("window", 3600),
+        keep=int(bounds.get("keep", 100)),
+    )
+
+
+def _rows(fleet: Fleet) -> int:
+    with contextlib.closing(sqlite3.connect(fleet.database)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+
+def test_thousands_of_identical_refusals_are_one_event_with_their_count(tmp_path: Path) -> None:
+    fleet = Fleet(tmp_path)
+    with fleet.transaction():  # one commit, to keep the test fast; each is one in admission
+        for i in range(3000):
+            _refusal(fleet, "key-binding-mismatch", f"ear-{i}", NOW + dt.timedelta(seconds=i))
+    assert _rows(fleet) == 1
+    (event,) = fleet.events(node="node-0001")
+    assert event.kind == "admission-refused"
+    assert event.detail == {
+        "ear_id": "ear-2999",  # the latest refusal's detail
+        "error": "key-binding-mismatch",
+        "count": 3000,
+        "first_at": "2026-06-01T12:00:00Z",
+    }
+    assert event.at == "2026-06-01T12:49:59Z"  # when it was last seen
+    # an hour after the run began, a new one starts
+    _refusal(fleet, "key-binding-mismatch", "ear-late", NOW + dt.timedelta(seconds=3600))
+    latest = fleet.events(node="node-0001")
+    assert [e.detail["count"] for e in latest] == [3000, 1]
+    assert latest[-1].detail["first_at"] == latest[-1].at
+
+
+def test_refusals_for_other_reasons_stay_apart_and_a_node_keeps_the_latest(
+    tmp_path: Path,
+) -> None:
+    fleet = Fleet(tmp_path)
+    with fleet.transaction():
+        for i in range(2000):  # two reasons, interleaved: one event each
+            code = ("nonce-mismatch", "bad-signature")[i % 2]
+            _refusal(fleet, code, f"ear-{i}", NOW + dt.timedelta(seconds=i))
+    events = fleet.events(node="node-0001")
+    assert [(e.detail["error"], e.detail["count"], e.detail["ear_id"]) for e in events] == [
+        ("nonce-mismatch", 1000, "ear-1998"),
+        ("bad-signature", 1000, "ear-1999"),
+    ]
+    fleet.record("node-0001", "quarantined", {"reason": "kept"}, now=NOW)
+    with fleet.transaction():
+        for i in range(1000):  # a new run every time (a 1 s window): only the latest 5 kept
+            _refusal(
+                fleet,
+                "bad-signature",
+                f"ear-{i}",
+                NOW + dt.timedelta(hours=2, seconds=i),
+                window=1,
+                keep=5,
+            )
+    refused = fleet.events(node="node-0001", kind="admission-refused")
+    assert [e.detail["ear_id"] for e in refused] == [f"ear-{i}" for i in range(995, 1000)]
+    assert [e.kind for e in fleet.events(kind="quarantined")] == ["quarantined"]  # others stay
+    assert _rows(fleet) == 6
+
+
+@pytest.mark.parametrize(("window", "keep"), [(0, 100), (-1, 100), (3600, 0), (3600, True)])
+def test_repeated_events_need_a_window_and_something_kept(
+    tmp_path: Path, window: float, keep: int
+) -> None:
+    fleet = Fleet(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        fleet.record_repeated(
+            "node-0001", "admission-refused", {}, same="error", now=NOW, window=window, keep=keep
+        )
+    assert caught.value.detail == (
+        "repeated events fold within a positive window, keeping 1 or more"
+    )
+    assert fleet.events() == []

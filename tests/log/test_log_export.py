@@ -212,6 +212,53 @@ def test_the_directory_reader_reads_only_resources(tmp_path: Path) -> None:
         DirectoryLogFetcher(tmp_path / "secret")
 
 
+def test_the_directory_reader_follows_no_symbolic_link(tmp_path: Path) -> None:
+    # was: a link in the directory was read through, to wherever it led
+    root = tmp_path / "tiles"
+    (root / "tile" / "0").mkdir(parents=True)
+    (root / "tile" / "0" / "000").write_bytes(b"\1" * 8192)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "0").mkdir(parents=True)
+    (elsewhere / "secret").write_bytes(b"secret")
+    (elsewhere / "0" / "000").write_bytes(b"\2" * 8192)
+    os.symlink(elsewhere / "secret", root / "checkpoint")
+    os.symlink(elsewhere / "0", root / "tile" / "1")
+    os.symlink("000", root / "tile" / "0" / "001")
+    reader = DirectoryLogFetcher(root)
+    for path, name in (("checkpoint", "checkpoint"), ("tile/0/001", "tile/0/001")):
+        with pytest.raises(NotFound) as caught:
+            reader.fetch(path)
+        assert caught.value.detail == f"{root / name} is a symbolic link, which is never followed"
+    with pytest.raises(NotFound) as folder:
+        reader.fetch("tile/1/000")
+    assert folder.value.detail == f"{root / 'tile/1/000'} does not exist"
+    assert reader.fetch("tile/0/000") == b"\1" * 8192
+    linked = tmp_path / "linked"
+    os.symlink(root, linked)  # the directory itself may be a link
+    assert DirectoryLogFetcher(linked).fetch("tile/0/000") == b"\1" * 8192
+
+
+def test_an_export_never_writes_through_a_symbolic_link(log: Log, tmp_path: Path) -> None:
+    # was: a link where a folder of the export goes took its files elsewhere
+    out = tmp_path / "tiles"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / "tile").mkdir(parents=True)
+    os.symlink(elsewhere, out / "tile" / "0")
+    fill(log, entries(300))
+    with pytest.raises(StorageError) as caught:
+        export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    assert caught.value.detail == (
+        f"{out / 'tile/0'} is a symbolic link: an export writes only files inside its "
+        "directory, never through a link; remove it"
+    )
+    assert list(elsewhere.iterdir()) == []
+    assert not (out / "checkpoint").exists()
+    (out / "tile" / "0").unlink()
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    _assert_served_exactly(out, log)
+
+
 # --- refusals: nothing unauthenticated is written -----------------------------------------
 
 

@@ -5,6 +5,7 @@ defect it names was fixed."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import shutil
 import sqlite3
 from pathlib import Path
@@ -217,6 +218,40 @@ def _fleet_copy(world: WebWorld, root: Path) -> Path:
     for name in ("operators.json", "session.key"):
         shutil.copy2(world.data / "dashboard" / name, own / name)
     return root / "fleet" / "fleet.db"
+
+
+def test_a_run_of_refused_admissions_is_shown_once_with_its_count(
+    world: WebWorld, tmp_path: Path
+) -> None:
+    # was: each refusal an event of its own (a hostile client's thousands filled the log);
+    # now one event with a count, which the alerts, the node page and the chart show
+    _fleet_copy(world, tmp_path)
+    fleet = Fleet.open(tmp_path / "fleet")
+    with fleet.transaction():
+        for i in range(1500):
+            fleet.record_repeated(
+                "node-0001",
+                "admission-refused",
+                {"ear_id": f"ear-{i}", "status": "contraindicated", "error": "nonce-mismatch"},
+                same="error",
+                now=SEEN + dt.timedelta(seconds=i),
+                window=3600,
+                keep=100,
+            )
+    dashboard = Dashboard.open(tmp_path, clock=lambda: SEEN + dt.timedelta(hours=1))
+    refused = [(at, n) for at, ok, n in dashboard.fleet.attestations() if not ok]
+    assert (fleet.events(node="node-0001")[-1].at, 1500) in refused
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as operator,
+    ):
+        assert log_in(operator).status_code == 303
+        alerts = operator.get("/alerts").text
+        assert alerts.count("evidence refused (nonce-mismatch), 1500 times since") == 1
+        node = operator.get("/fleet/nodes/node-0001").text
+        assert node.count("ear-1499") == 1
+        assert "ear-1498" not in node
+        assert operator.get("/fleet").status_code == 200
 
 
 @pytest.mark.parametrize("detail", ["not json", "[1, 2]", '"text"'])

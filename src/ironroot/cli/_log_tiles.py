@@ -14,7 +14,9 @@ keeps the directory current, polling every ``--interval`` seconds until SIGINT/S
 source that is down is retried, anything that does not verify stops it with exit 1.
 
 ``ironroot log serve-tiles DIR [--host H] [--port P]`` serves such a directory over HTTP with
-the service's content types and cache headers (``ironroot.transparency.create_tiles_app``).
+the service's content types and cache headers (``ironroot.transparency.create_tiles_app``),
+and nothing outside it: no symbolic link inside ``DIR`` is followed (a 404, as for a missing
+file).
 """
 
 from __future__ import annotations
@@ -256,7 +258,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     if not args.directory.is_dir():
         raise ConfigError(f"{args.directory} is not a directory")
-    if not (args.directory / "checkpoint").is_file():
+    checkpoint = args.directory / "checkpoint"
+    if checkpoint.is_symlink() or not checkpoint.is_file():  # a link is never served
         raise ConfigError(
             f"{args.directory} holds no checkpoint: run ironroot log export-tiles into it first"
         )

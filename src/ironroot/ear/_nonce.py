@@ -17,7 +17,10 @@ would lift) naming the service:
 * ``challenge-client-limit``: the client already holds ``per_client`` unexpired nonces;
 * ``challenges-full``: ``max_outstanding`` nonces are unexpired in all.
 
-A client is whatever the caller names (the HTTP layer passes the peer address). Redeemed and
+A client is whatever the caller names (the HTTP layer passes the peer address), counted
+under :func:`ironroot._netaddr.client_key`: an IPv6 address as its /64, which one host holds
+whole and could otherwise rotate through for a fresh quota per address; an IPv4-mapped one as
+its IPv4 address. Redeemed and
 expired nonces are remembered (bounded) until they would have expired, so that a replay is
 named as such; forgetting one early only changes the error code to ``nonce-unknown``.
 
@@ -35,6 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from ironroot._netaddr import client_key
 from ironroot.errors import ConfigError, MalformedInput, Overloaded, StaleNonce
 
 __all__ = ["NONCE_SIZE", "ChallengeLimits", "NonceStore"]
@@ -192,7 +196,7 @@ class NonceStore:
         ``challenges-full``) when issuing would exceed a limit; nothing is evicted.
         """
         t = _seconds(now)
-        who = client or _ANONYMOUS
+        who = client_key(client) if client else _ANONYMOUS
         limits = self._limits
         with self._lock:
             self._prune(t)

@@ -44,7 +44,10 @@ One admission (:meth:`AdmissionAuthority.admit`), in order:
    keys other than the CSRs' (``KeyBindingMismatch``), another device, a bad signature — the
    request is refused with that error and the node's status does not change: evidence that is
    not the node's answer to this challenge says nothing about the node (and anyone can send
-   it);
+   it). An ``admission-refused`` event records it in bounded space: refusals of the node for
+   one reason (the error's code) within an hour (:data:`REFUSED_WINDOW`) are one event, with
+   their ``count``, ``first_at`` and the latest refusal's detail and time, and a node keeps
+   its latest :data:`REFUSED_KEPT` such events (:meth:`ironroot.fleet.Fleet.record_repeated`);
 5. an EAR that is not affirming **quarantines** the node (below) with its reasons, and the
    request fails with ``AdmissionDenied`` ``admission-denied``;
 6. a node an operator holds in quarantine stays there (``AdmissionDenied`` ``node-held``)
@@ -160,6 +163,10 @@ _REQUEST_LIMITS: Final = Limits(max_bytes=_MAX_REQUEST, max_depth=4, max_items=1
 _VM: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _QUARANTINED: Final = "quarantined"  # the event a quarantine records (Fleet.set_status)
 _MAX_REASON: Final = 2000
+REFUSED_WINDOW: Final = 3600
+"""Seconds during which refused admissions of a node for one reason fold into one event."""
+REFUSED_KEPT: Final = 100
+"""The ``admission-refused`` events a node keeps (the latest)."""
 
 
 def _text(now: dt.datetime) -> str:
@@ -862,7 +869,17 @@ class AdmissionAuthority:
         if appraisal.error is not None:
             with self.fleet.transaction():
                 self._store_ear(appraisal, request.evidence, now)
-                self.fleet.record(request.node, "admission-refused", detail, now=now)
+                # anyone can send such evidence, again and again: a run of refusals for one
+                # reason is one event with a count, and a node keeps the latest few
+                self.fleet.record_repeated(
+                    request.node,
+                    "admission-refused",
+                    detail,
+                    same="error",
+                    now=now,
+                    window=REFUSED_WINDOW,
+                    keep=REFUSED_KEPT,
+                )
             raise appraisal.error
         stamp = _text(now)
         if not appraisal.affirming:

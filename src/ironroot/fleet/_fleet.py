@@ -87,6 +87,17 @@ def _text(now: dt.datetime) -> str:
     return now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+def _parse_time(text: object) -> dt.datetime | None:
+    """A time as :func:`_text` writes it (``None`` for anything else)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        found = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return found if found.tzinfo is not None else None
+
+
 def _is_class_name(name: str) -> bool:
     """1-64 ASCII letters, digits, ``-`` and ``_``, starting with a letter or digit: a node
     class's name, its directory's, and what every credential of its nodes names
@@ -530,6 +541,67 @@ class Fleet:
             db.execute(
                 "INSERT INTO events (at, node, kind, detail) VALUES (?, ?, ?, ?)",
                 (_text(now), node_id, kind, json.dumps(dict(detail))),
+            )
+
+    def record_repeated(
+        self,
+        node_id: str,
+        kind: str,
+        detail: Mapping[str, Any],
+        *,
+        same: str,
+        now: dt.datetime,
+        window: float,
+        keep: int,
+    ) -> None:
+        """Append an event that anyone may cause again and again (an admission refused for
+        evidence that is not the node's answer), in bounded space.
+
+        A repeat folds into one event: when ``node_id``'s latest event of ``kind`` with the
+        same ``detail[same]`` (the reason code) began less than ``window`` seconds before
+        ``now``, it is replaced by one at the end of the log (a new ``seq``, ``at`` the
+        latest time) holding the latest ``detail`` with ``count`` one more and its
+        ``first_at`` kept; otherwise a new one starts (``count`` 1, ``first_at`` its own
+        time). And only the ``keep`` latest events of ``kind`` are kept for the node (the
+        oldest are deleted). Inside the caller's transaction, if any."""
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1 or not window > 0:
+            raise ConfigError("repeated events fold within a positive window, keeping 1 or more")
+        stamp = _text(now)
+        count, first = 1, stamp
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT seq, at, detail FROM events WHERE node = ? AND kind = ? "
+                "ORDER BY seq DESC LIMIT ?",
+                (node_id, kind, keep),
+            ).fetchall()
+            for seq, at, text in rows:
+                try:
+                    earlier = json.loads(text) if isinstance(text, str) else None
+                except ValueError:
+                    earlier = None
+                if not isinstance(earlier, dict) or earlier.get(same) != detail.get(same):
+                    continue
+                began = earlier.get("first_at", at)
+                counted = earlier.get("count", 1)
+                start = _parse_time(began)
+                if (
+                    start is not None
+                    and isinstance(counted, int)
+                    and not isinstance(counted, bool)
+                    and counted >= 1
+                    and dt.timedelta(0) <= now - start < dt.timedelta(seconds=window)
+                ):
+                    count, first = counted + 1, str(began)
+                    db.execute("DELETE FROM events WHERE seq = ?", (seq,))
+                break  # only the latest event of this reason: a run is one event
+            db.execute(
+                "INSERT INTO events (at, node, kind, detail) VALUES (?, ?, ?, ?)",
+                (stamp, node_id, kind, json.dumps({**detail, "count": count, "first_at": first})),
+            )
+            db.execute(
+                "DELETE FROM events WHERE node = ? AND kind = ? AND seq <= (SELECT seq FROM "
+                "events WHERE node = ? AND kind = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                (node_id, kind, node_id, kind, keep),
             )
 
     def last_event(self, node_id: str, kind: str) -> int:

@@ -26,6 +26,9 @@ fsynced once, before the checkpoint. A temporary file an export killed midway le
 deleted by the next export that writes its folder (the directory's own folder: every export).
 A full tile or bundle is never rewritten: it is linked into place only if absent, and one
 already present with other bytes raises :class:`Conflict` (another log's files, or a fork).
+Nothing is written outside the directory: a symbolic link where a file or folder of the
+export goes raises :class:`StorageError` (the export is served as regular files only:
+:class:`DirectoryLogFetcher` follows no link).
 Partial tiles are written under their width (``.p/<W>``) beside the older ones, so a client
 still reading the previous checkpoint finds what it needs. The checkpoint is written last, so
 a reader never sees a checkpoint whose tiles are missing, and a crash at any point leaves the
@@ -46,11 +49,12 @@ import logging
 import os
 import re
 import shutil
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ironroot._fileio import fsync_dir, read_limited, write_atomic
+from ironroot._fileio import fsync_dir, read_beneath, write_atomic
 from ironroot.errors import (
     ConfigError,
     Conflict,
@@ -149,6 +153,26 @@ def _open(note: bytes, verifiers: tuple[NoteVerifier, ...], origin: str) -> Chec
         raise VerificationFailed(f"the source's checkpoint is malformed: {exc.detail}") from exc
 
 
+def _refuse_links(root: Path, path: str) -> None:
+    """``StorageError`` when a name of ``path`` beneath ``root`` is a symbolic link: an
+    export writes only inside its directory, never through a link to elsewhere (and what it
+    writes is served only as regular files, :class:`DirectoryLogFetcher`)."""
+    at = root
+    for name in path.split("/"):
+        at = at / name
+        try:
+            mode = os.lstat(at).st_mode
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StorageError(f"cannot read {at}: {exc.strerror}") from exc
+        if stat.S_ISLNK(mode):
+            raise StorageError(
+                f"{at} is a symbolic link: an export writes only files inside its directory, "
+                "never through a link; remove it"
+            )
+
+
 class _Directory:
     """The export directory: atomic, never-rewriting writes and partial clean-up."""
 
@@ -179,6 +203,7 @@ class _Directory:
 
     def put(self, path: str, data: bytes, *, bundle: bool) -> None:
         file = self.root / path
+        _refuse_links(self.root, path)
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
             self.tidy(file.parent)
@@ -187,7 +212,7 @@ class _Directory:
             write_atomic(file, data, mode=_FILE_MODE, exclusive=True, sync_dir=False)
         except Conflict:
             try:  # whatever is there (a named pipe too) is read without waiting
-                present = read_limited(file, len(data))
+                present = read_beneath(self.root, path, len(data))
             except LimitExceeded:
                 present = None
             except InputUnavailable as exc:  # a directory
@@ -234,7 +259,7 @@ class _Directory:
         """The size recorded by an export whose deletion of partials did not finish."""
         file = self.root / _REMOVING
         try:
-            text = read_limited(file, 32).decode("ascii")
+            text = read_beneath(self.root, _REMOVING, 32).decode("ascii")
             return int(text) if text.endswith("\n") and text[:-1].isdigit() else None
         except (FileNotFoundError, LimitExceeded, InputUnavailable, UnicodeDecodeError):
             return None
@@ -251,7 +276,7 @@ class _Directory:
     def remove_partials(self, full_path: str) -> int:
         """Delete ``<full_path>.p/`` (the partial versions of a now full resource)."""
         folder = self.root / f"{full_path}.p"
-        if not folder.is_dir():
+        if folder.is_symlink() or not folder.is_dir():  # never deleted through a link
             return 0
         count = sum(1 for p in folder.iterdir() if p.is_file())
         try:

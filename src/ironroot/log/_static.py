@@ -14,18 +14,23 @@ a CDN) and is said once here, by :func:`cache_control`:
 :class:`DirectoryLogFetcher` reads such files from a directory (an export, a mounted bucket,
 an unpacked archive), so ``verify_remote_log`` and :class:`~ironroot.log.TileTree` work offline
 on it; whatever a name is there (a named pipe, a device, a directory), it is read without
-waiting and within the largest resource's size (:func:`ironroot._fileio.read_limited`).
+waiting and within the largest resource's size (:func:`ironroot._fileio.read_limited`). It
+reads nothing outside the directory: only canonical resource names, and never through a
+symbolic link inside it (:func:`ironroot._fileio.read_beneath`: a link, to ``/etc/passwd``,
+to a folder elsewhere or even to a file inside, is as absent, :class:`NotFound`); the
+directory itself may be a link.
 :class:`StoreLogFetcher` reads a log store as the service serves it, byte for byte: the
 exporter's source when it runs beside the store instead of against the service.
 """
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from ironroot._fileio import read_limited
+from ironroot._fileio import read_beneath
 from ironroot.errors import (
     ConfigError,
     InputUnavailable,
@@ -99,15 +104,18 @@ class DirectoryLogFetcher:
 
     def fetch(self, path: str, *, accept: str | None = None) -> bytes:
         check_resource_path(path)
-        file = self._root / path.lstrip("/")
+        name = path.lstrip("/")
+        file = self._root / name
         try:
-            return read_limited(file, MAX_RESOURCE)
+            return read_beneath(self._root, name, MAX_RESOURCE)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError, InputUnavailable) as exc:
             raise NotFound(f"{file} does not exist") from exc
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a symbolic link: never followed, as if absent
+                raise NotFound(f"{file} is a symbolic link, which is never followed") from exc
+            raise StorageError(f"cannot read {file}: {exc.strerror}") from exc
         except LimitExceeded as exc:
             raise PayloadTooLarge(f"{file} is larger than any log resource") from exc
-        except OSError as exc:
-            raise StorageError(f"cannot read {file}: {exc.strerror}") from exc
 
 
 class StoreLogFetcher:

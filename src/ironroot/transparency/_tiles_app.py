@@ -6,11 +6,20 @@ It is what a mirror runs when no web server is at hand, and the reference for co
 (nginx and CDN settings are in ``docs/transparency.md``). Only canonical resource names are
 served; anything else is a 404 problem, a malformed tile path a 400 one, as the service says.
 A problem names the resource as requested, never where the mirror keeps it on disk.
+
+Nothing outside the directory is served: a request names a canonical resource or is refused
+(``..``, ``%2e%2e``, an encoded ``/``, a backslash or a NUL byte in a path is a malformed
+tile path, 400, or no route, 404), and no symbolic link inside the directory is followed —
+to ``/etc/passwd``, to a folder elsewhere, or even to a file inside: it is a 404 problem as
+for a missing file (:class:`ironroot.log.DirectoryLogFetcher`). ``ironroot log export-tiles``
+writes regular files only; the directory itself may be a link.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from pathlib import Path
 from typing import Final
 
@@ -36,7 +45,11 @@ def create_tiles_app(directory: Path) -> Starlette:
     fetcher = DirectoryLogFetcher(directory)
 
     def ready() -> None:
-        if not (Path(directory) / "checkpoint").is_file():
+        try:  # what /checkpoint serves: a file, not a link
+            regular = stat.S_ISREG(os.lstat(Path(directory) / "checkpoint").st_mode)
+        except OSError:
+            regular = False
+        if not regular:
             raise StorageError(f"{directory} holds no checkpoint yet")
 
     info = ServiceInfo(

@@ -41,7 +41,6 @@ The app serves at the root or mounted under a prefix (``fleet serve`` mounts it 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import logging
 import secrets
@@ -156,21 +155,6 @@ def _safe_next(value: str | None) -> str:
     ):
         return "/"
     return value
-
-
-def _throttled_as(host: str) -> str:
-    """Whose failed logins ``host``'s count with: an IPv4 address its own, an IPv6 address
-    its /64 (one host is given a whole /64 and can answer from any address of it, so counting
-    per address would give it 2**64 times ``max_failures`` guesses)."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
 
 
 def create_dashboard_app(dashboard: Dashboard) -> Starlette:
@@ -410,7 +394,7 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
     async def login(request: Request) -> Response:
         client = request.client.host if request.client is not None else "-"
         try:
-            attempt = dashboard.throttle.begin(_throttled_as(client))
+            attempt = dashboard.throttle.begin(client)
         except TooManyAttempts as exc:
             response = error_page(request, 429, exc.title, exc.detail, None)
             response.headers["retry-after"] = str(exc.retry_after)

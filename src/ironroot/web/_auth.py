@@ -26,7 +26,9 @@ session. The dashboard has no other form and changes nothing.
 
 **Throttling.** ``max_failures`` failed logins from one client address within ``window``
 seconds answer ``TooManyAttempts`` (429, ``Retry-After``) to every login from that address
-until the oldest failure leaves the window — on top of the per-account lockout above. A
+until the oldest failure leaves the window (an address counted as every per-client limit
+counts it, :func:`ironroot._netaddr.client_key`: an IPv6 one as its /64, which one host holds
+whole) — on top of the per-account lockout above. A
 login still being checked counts as a failure until it is over, so logins sent at once cannot
 make more guesses than ``max_failures``.
 
@@ -55,6 +57,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from ironroot._fileio import read_limited, write_atomic
+from ironroot._netaddr import client_key
 from ironroot.errors import (
     ConfigError,
     InputUnavailable,
@@ -415,12 +418,14 @@ class LoginThrottle:
     def check(self, client: str) -> None:
         """``TooManyAttempts`` while ``client`` has ``max_failures`` recent failures (logins
         in flight counted as failures)."""
+        client = client_key(client)
         with self._lock:
             self._refuse_if_full(client)
 
     def begin(self, client: str) -> LoginAttempt:
         """A login from ``client``, counted until :meth:`end`; ``TooManyAttempts`` as
         :meth:`check`."""
+        client = client_key(client)
         with self._lock:
             self._refuse_if_full(client)
             self._in_flight[client] += 1
@@ -436,6 +441,7 @@ class LoginThrottle:
                 self._failed(attempt.client)
 
     def failed(self, client: str) -> None:
+        client = client_key(client)
         with self._lock:
             self._failed(client)
 

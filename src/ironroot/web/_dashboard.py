@@ -18,7 +18,7 @@ from urllib.parse import quote
 from ironroot.errors import IronrootError, NotFound
 from ironroot.web._auth import EndedSessions, LoginThrottle, Operators, SessionKeys
 from ironroot.web._config import DashboardConfig, load_dashboard_config
-from ironroot.web._fleet import FleetSource, parse_time
+from ironroot.web._fleet import FleetSource, parse_time, repeats
 from ironroot.web._keys import HsmSource, keyrelease_names
 from ironroot.web._logs import EntryRow, LogSource, failure
 from ironroot.web._svg import ChainBox, bar_chart, bucket_times, chain_svg
@@ -200,11 +200,11 @@ class Dashboard:
     ) -> dict[str, Any]:
         fleet = self._fleet()
         points = []
-        for at, affirmed in fleet.attestations():
+        for at, affirmed, count in fleet.attestations():
             moment = parse_time(at)
             if moment is not None:
                 points.append(
-                    (int(moment.timestamp()), "affirmed" if affirmed else "not affirmed", 1)
+                    (int(moment.timestamp()), "affirmed" if affirmed else "not affirmed", count)
                 )
         plot = bar_chart(
             bucket_times(points, list(_STATUS_COLOURS)),
@@ -496,6 +496,9 @@ class Dashboard:
             what = str(detail.get("reason") or detail.get("detail") or detail.get("error") or "")
             if event.kind == "admission-refused":
                 what = f"evidence refused ({detail.get('error') or 'error'})"
+                count = repeats(detail)
+                if count > 1:  # a run of refusals folded into one event (Fleet.record_repeated)
+                    what += f", {count} times since {detail.get('first_at')}"
             href = f"/fleet/nodes/{quote(event.node, safe='')}" if event.node else None
             out.append(
                 Alert(

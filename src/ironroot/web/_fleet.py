@@ -75,6 +75,14 @@ _ATTESTED_BAD: Final = frozenset({"quarantined", "admission-refused", "admission
 _DICE_LAYERS: Final = ("IDevID", "LDevID", "FMC alias", "RT alias")
 
 
+def repeats(detail: Mapping[str, Any]) -> int:
+    """How many occurrences an event stands for: its ``count`` (a run of refused admissions
+    folded into one event, :meth:`ironroot.fleet.Fleet.record_repeated`); 1 when it has
+    none, or a damaged one."""
+    count = detail.get("count", 1)
+    return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1
+
+
 def parse_time(text: str | None) -> dt.datetime | None:
     if not text:
         return None
@@ -211,16 +219,18 @@ class FleetSource:
             found = found[-limit:]
         return list(reversed(found[-limit:]))
 
-    def attestations(self) -> list[tuple[str, bool]]:
-        """``(time, affirmed)`` of every attestation outcome the events record."""
+    def attestations(self) -> list[tuple[str, bool, int]]:
+        """``(time, affirmed, count)`` of every attestation outcome the events record;
+        ``count`` is how many outcomes one event stands for (a run of refused admissions
+        folded into one event counts its ``count``, at its latest time)."""
         out = []
         for event in reversed(self.events(limit=100_000)):
             if event.kind in _ATTESTED_OK:
-                out.append((event.at, True))
+                out.append((event.at, True, 1))
             elif event.kind in _ATTESTED_BAD and (
                 event.kind != "quarantined" or "ear_id" in event.detail
             ):
-                out.append((event.at, False))
+                out.append((event.at, False, repeats(event.detail)))
         return out
 
     # --- what admission keeps (public material only) ----------------------------------------
