@@ -77,7 +77,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http
 import ipaddress
 import json
 import logging
@@ -90,6 +89,7 @@ import threading
 import urllib.parse
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from types import FrameType
 from typing import Any, Final, cast
 
@@ -222,7 +222,7 @@ _REFUSAL_HEADERS: Final = (
 def _app_refusal(status: int, headers: Mapping[str, str], body: bytes) -> bytes:
     """An app's own refusal, sent by the protocol (and the connection closed)."""
     given = {name.lower() for name in headers}
-    lines = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n".encode()]
+    lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()]
     lines += [
         f"{name}: {value}\r\n".encode("latin-1")
         for name, value in headers.items()
@@ -521,12 +521,16 @@ class _GuardedProtocol(HttpToolsProtocol):
             target = None
             if self._begun == 1 and self._head_bytes == len(self._read):  # it began the read
                 target = _request_target(self._read.split(b"\n", 1)[0].rstrip(b"\r"))
-            status, headers, body = answer(target)
-            self._cancel_timers()
-            if not self.transport.is_closing():
-                self.transport.write(_app_refusal(status, headers, body))
-                self.transport.close()
-            return
+            try:
+                refusal = _app_refusal(*answer(target))
+            except Exception:  # the app's bug: logged, and the usual answer
+                _log.exception("the app's answer to an unknown method failed")
+            else:
+                self._cancel_timers()
+                if not self.transport.is_closing():
+                    self.transport.write(refusal)
+                    self.transport.close()
+                return
         self._refuse(400, "the request is not valid HTTP/1.1")
 
     def on_message_begin(self) -> None:
