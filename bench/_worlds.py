@@ -118,7 +118,7 @@ class World:
                 "fw_hash_sha2_384": digest.hex(),
             },
             "audit": {
-                "srp": "Example Labs",
+                "srp": PROVIDER,
                 "methodology": "whitebox",
                 "completion_date": "2026-05-01",
                 "report_version": "1.0",

@@ -157,18 +157,24 @@ def test_safe_verify_shows_the_report_s_text_as_written(
     (tmp_path / "key.pem").write_bytes(key.to_pem())
     (tmp_path / "provider.pub.pem").write_bytes(key.public_key.to_pem())
     (tmp_path / "report.json").write_bytes(
-        report_bytes(device__vendor=f"v{text}", audit__srp=f"srp{text}")
+        report_bytes(device__vendor=f"v{text}", audit__srp=f"{KID} {text}")
     )
     signed = tmp_path / "report.jws"
     argv = ["safe", "sign", str(tmp_path / "report.json"), "--key", str(tmp_path / "key.pem")]
     assert main([*argv, "--kid", KID, "--out", str(signed)]) == 0
     capsys.readouterr()
     provider = f"{KID}={tmp_path / 'provider.pub.pem'}"
-    assert main(["safe", "verify", str(signed), "--provider-key", provider]) == 0
+    code = main(["safe", "verify", str(signed), "--provider-key", provider])
     out, err = capsys.readouterr()
+    if not text.isprintable():  # an srp with a control character names no provider
+        assert code == 1
+        assert "srp-mismatch" in out + err
+        assert "\x1b" not in out + err
+        return
+    assert code == 0
     assert err == ""
     _check(out, f"  v{text} / Roadrunner Trap 1.2.3;")
-    _check(out, f"reviewed by srp{text} on")
+    _check(out, f"reviewed by {KID} {text} on")
 
 
 @pytest.mark.integration

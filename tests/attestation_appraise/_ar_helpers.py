@@ -72,7 +72,7 @@ def sfr_json(manifest_digest: bytes, cvss: tuple[float, ...] = (4.2,)) -> bytes:
             "fw_hash_sha2_384": manifest_digest.hex(),
         },
         "audit": {
-            "srp": "My Pentest Corporation",
+            "srp": PROVIDER,
             "methodology": "whitebox",
             "completion_date": "2026-05-01",
             "report_version": "1.0",

@@ -178,6 +178,44 @@ def test_huge_declared_lengths_fail_fast() -> None:
             decode_cbor(bytes.fromhex(head + "01"))
 
 
+def _items(value: object) -> int:
+    """The data items a decoded value holds (shared references counted at each use)."""
+    if isinstance(value, list | tuple):
+        return 1 + sum(_items(v) for v in value)
+    if isinstance(value, dict):
+        return 1 + sum(_items(k) + _items(v) for k, v in value.items())
+    if isinstance(value, cbor2.CBORTag):
+        return 1 + _items(value.value)
+    return 1
+
+
+# Many tiny items: empty arrays and maps, one-byte tags (0xc0..0xd7), small integers.
+_dense = st.recursive(
+    st.just([]) | st.just({}) | st.integers(0, 23),
+    lambda children: (
+        st.lists(children, max_size=30)
+        | st.dictionaries(st.integers(0, 23), children, max_size=10)
+        | st.builds(cbor2.CBORTag, st.integers(0, 23), children)
+    ),
+    max_leaves=200,
+)
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(st.one_of(_dense.map(encode_cbor), st.binary(min_size=1, max_size=300)))
+def test_decoding_builds_at_most_one_item_per_input_byte(data: bytes) -> None:
+    """Why ``decode_cbor`` needs no total-items budget: every data item takes at least its one
+    head byte, indefinite lengths are refused, a declared length allocates nothing before its
+    items arrive, and value sharing (tags 28/29) stays raw, so nothing decodes into more
+    items (Python objects) than the input has bytes. ``max_bytes`` bounds the work."""
+    limits = Limits(max_depth=64, max_items=1_000_000)
+    try:
+        value = decode_cbor(data, limits)
+    except MalformedInput:
+        return
+    assert _items(value) <= len(data)
+
+
 def test_builtin_tags_stay_raw() -> None:
     # Value sharing (28/29) must not build shared references; dates and sets stay tags.
     shared = decode_cbor(bytes.fromhex("82d81c8101d81d00"))

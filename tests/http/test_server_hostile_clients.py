@@ -130,6 +130,44 @@ def test_a_malformed_request_gets_a_400_problem(
     assert "a request the HTTP parser refuses" in caplog.text
 
 
+def test_an_app_may_answer_a_method_the_parser_does_not_know(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``app.state.unknown_method`` is handed the target read back from the request line (the
+    Redfish service answers its own 405 there); ``None`` when the refused request did not
+    begin its read; an answer that fails is logged and the client gets the usual 400."""
+    seen: list[str | None] = []
+
+    def answer(target: str | None) -> tuple[int, dict[str, str], bytes]:
+        seen.append(target)
+        if target == "/fails":
+            raise RuntimeError("a bug in the app's answer")
+        return 405, {"Content-Type": "text/plain", "Allow": "GET"}, b"not here"
+
+    app = _app()
+    app.state.unknown_method = answer
+    with ServerThread(app, limits=LIMITS, name="unknown-method") as server:
+        with connect(server) as sock:
+            sock.sendall(b"FAKEMETHODFORTEST /a%20b/c?q=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            raw = read_all(sock)
+        with connect(server) as sock:  # behind a whole request in the same read
+            sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\nFOO /ok HTTP/1.1\r\n\r\n")
+            read_all(sock)
+        with caplog.at_level(logging.ERROR, logger="ironroot.http"), connect(server) as sock:
+            sock.sendall(b"FOO /fails HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, problem = _problem(read_all(sock))
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
+    assert b"\r\nAllow: GET\r\n" in head
+    assert head.endswith(b"\r\nconnection: close")
+    assert b"x-content-type-options: nosniff" in head
+    assert body == b"not here"
+    assert seen == ["/a b/c", None, "/fails"]
+    assert status == 400
+    assert problem["detail"] == "the request is not valid HTTP/1.1"
+    assert "a bug in the app's answer" in caplog.text
+
+
 @pytest.mark.parametrize(
     "request_bytes",
     [

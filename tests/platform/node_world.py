@@ -87,7 +87,7 @@ def sfr_report(
                 "fw_hash_sha2_384": manifest_digest.hex(),
             },
             "audit": {
-                "srp": "My Pentest Corporation",
+                "srp": "Example Review Provider",
                 "methodology": "whitebox",
                 "completion_date": "2026-05-01",
                 "report_version": "1.0",

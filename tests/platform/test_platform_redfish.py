@@ -229,6 +229,39 @@ def test_unknown_resources_are_404_and_other_methods_405(bmc: Bmc) -> None:
         assert response.request.method not in response.headers["allow"]
 
 
+def test_a_method_no_http_parser_knows_gets_a_redfish_error_too(bmc: Bmc) -> None:
+    """The HTTP parser refuses a method it does not know before any route sees it: the server
+    hands it back to the Redfish app, which answers as for any method a resource does not
+    take (it was a 400 problem document, no Redfish body)."""
+    with bmc.client(ADMIN) as client:
+        root = client.request("FAKEMETHODFORTEST", f"{ROOT}/")
+        inventory = client.request("FAKEMETHODFORTEST", f"{INVENTORY}?x=1")
+        known = client.request("TRACE", f"{ROOT}/AccountService")
+        missing = client.request("FAKEMETHODFORTEST", f"{ROOT}/Nothing%20Here")
+        allows = [
+            client.get(p).headers["allow"] for p in (ROOT, INVENTORY, f"{ROOT}/AccountService")
+        ]
+    for response, allow in zip((root, inventory, known), allows, strict=True):
+        _error(response, 405, "OperationNotAllowed")
+        assert set(response.headers["allow"].split(", ")) == set(allow.split(", "))
+    assert root.headers["connection"] == "close"
+    error = _error(missing, 404, "ResourceMissingAtURI")
+    assert error["@Message.ExtendedInfo"][0]["MessageArgs"] == [f"{ROOT}/Nothing Here"]
+    # no target to read back: 501, still a Redfish error
+    host, port = bmc.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"XYZZY\r\n\r\n")
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 501 Not Implemented\r\n")
+    assert b"odata-version: 4.0" in head.lower()
+    assert json.loads(body)["error"]["@Message.ExtendedInfo"][0]["MessageId"].endswith(
+        ".GeneralError"
+    )
+
+
 # --- sessions and credentials ---------------------------------------------------------------
 
 
@@ -416,6 +449,43 @@ def test_a_token_dies_with_its_accounts_password_role_or_removal(bmc: Bmc) -> No
         )
         assert recreated.status_code == 201
         _error(client.get(INVENTORY, headers={"X-Auth-Token": viewer}), 401, "NoValidSession")
+
+
+def test_guesses_lock_the_administrator_out_for_the_lockout_duration_only(
+    world: World, tmp_path: Path
+) -> None:
+    """Five wrong guesses lock even the Administrator (brute force stops), but not for ever
+    (that would be a denial of service anyone could cause): the lockout ends after
+    AccountLockoutDuration, and failures older than AccountLockoutCounterResetAfter are
+    forgotten. The clock is injected: nothing sleeps."""
+    now = [1_800_000_000.0]
+    platform = world.node(tmp_path)
+    accounts = AccountStore.create_with(platform.directory, *ADMIN, kdf=KDF, clock=lambda: now[0])
+    service = RedfishService(platform, accounts, clock=lambda: NOW, basic_over_http=True)
+    sessions = f"{ROOT}/SessionService/Sessions"
+    wrong = {"UserName": ADMIN[0], "Password": "a wrong guess"}
+    right = {"UserName": ADMIN[0], "Password": ADMIN[1]}
+    with (
+        ServerThread(create_redfish_app(service)) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
+        shown = client.get(f"{ROOT}/AccountService", auth=ADMIN).json()
+        assert shown["AccountLockoutThreshold"] == 5
+        assert shown["AccountLockoutDuration"] == 300
+        assert shown["AccountLockoutCounterResetAfter"] == 300
+        # four guesses, a quiet period longer than the reset time, four more: no lockout
+        for _ in range(4):
+            _error(client.post(sessions, json=wrong), 401, "NoValidSession")
+        now[0] += 301
+        for _ in range(4):
+            _error(client.post(sessions, json=wrong), 401, "NoValidSession")
+        assert client.post(sessions, json=right).status_code == 201  # and the count is reset
+        for _ in range(5):
+            _error(client.post(sessions, json=wrong), 401, "NoValidSession")
+        now[0] += 299
+        _error(client.post(sessions, json=right), 401, "NoValidSession")  # locked: right too
+        now[0] += 2
+        assert client.post(sessions, json=right).status_code == 201  # the lockout is over
 
 
 def test_a_locked_account_answers_its_right_password_as_a_wrong_one(bmc: Bmc) -> None:

@@ -28,7 +28,7 @@ REPORT: dict[str, Any] = {
         "fw_hash_sha2_512": SHA512,
     },
     "audit": {
-        "srp": "My Pentest Corporation",
+        "srp": KID,
         "methodology": "whitebox",
         "completion_date": "2023-06-25",
         "report_version": "1.2",

@@ -29,7 +29,7 @@ def test_parses_every_field() -> None:
     assert r.device.fw_hash_sha2_512 == bytes.fromhex(SHA512)
     assert r.device.manifest == ()
     assert r.device.manifest_matches is None
-    assert r.audit.srp == "My Pentest Corporation"
+    assert r.audit.srp == "Example Review Provider"
     assert r.audit.methodology == "whitebox"
     assert r.audit.completion_date == dt.date(2023, 6, 25)
     assert r.audit.report_version == "1.2"

@@ -17,7 +17,7 @@ _ALLOWED = frozenset(("_lazy", "crypto", "cose", "errors", "safe", "transparency
 def test_public_surface() -> None:
     assert sorted(ironroot.safe.__all__) == sorted(
         [
-            "ACCEPTED_JWS_ALGORITHMS", "DEFAULT_SAFE_LIMITS", "SFR_COSE_CONTENT_TYPE",
+            "ACCEPTED_JWS_ALGORITHMS", "CLOCK_SKEW", "DEFAULT_SAFE_LIMITS", "SFR_COSE_CONTENT_TYPE",
             "SFR_JWS_CONTENT_TYPE", "SFR_PROFILE_OID", "Audit", "CompactJws", "Device", "Issue",
             "ManifestEntry", "ProviderKey", "ProviderKeys", "ReportFormat", "Review", "SafeLimits",
             "ShortFormReport", "UnverifiedReport", "VerifiedReport", "build_sfr_corim",

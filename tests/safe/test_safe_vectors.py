@@ -61,10 +61,24 @@ def folder() -> Path:
     return found
 
 
+# The OCP samples are signed with test keys (kids "some_key_id", "Wile E Coyote") in the name
+# of the review provider "My Pentest Corporation": the operator says whose keys they are.
+_SAMPLE_PROVIDER = "My Pentest Corporation"
+
+
+def _sample_keys(folder: Path, identities: frozenset[str]) -> list[ProviderKey]:
+    return [
+        ProviderKey(
+            ProviderKeys.read_key_file(folder / rel).key, frozenset((kid,)), rel, identities
+        )
+        for kid, rel in _SAMPLE_ALIASES.items()
+    ]
+
+
 @pytest.fixture(scope="module")
 def providers(folder: Path) -> ProviderKeys:
-    aliases = {kid: folder / rel for kid, rel in _SAMPLE_ALIASES.items()}
-    return ProviderKeys.load([folder / "SRP_certificates" / "Active"], aliases)
+    active = ProviderKeys.load([folder / "SRP_certificates" / "Active"])
+    return ProviderKeys([*active, *_sample_keys(folder, frozenset((_SAMPLE_PROVIDER,)))])
 
 
 def _verify(path: Path, providers: ProviderKeys) -> VerifiedReport:

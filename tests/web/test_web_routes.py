@@ -661,6 +661,26 @@ def test_checkpoints_are_consistent_and_the_witness_cosignature_verifies(
     assert ">verified</span>" in ops
 
 
+def test_a_review_dated_after_the_dashboard_s_now_is_not_verified(world: WebWorld) -> None:
+    """The reviews page judges each review at the dashboard's clock, as every verifier does:
+    one completed after now (plus the clock skew) is refused, not shown as verified."""
+
+    def judged(dashboard: Dashboard) -> dict[tuple[str, int], dict[str, object]]:
+        try:
+            groups = dashboard.reviews()["groups"]
+        finally:
+            dashboard.close()
+        return {(i["log"], i["row"].index): i for _digest, group in groups for i in group}
+
+    now = judged(world.dashboard())
+    early = judged(Dashboard.open(world.data, clock=lambda: dt.datetime(2026, 4, 1, tzinfo=dt.UTC)))
+    verified = [key for key, item in now.items() if item["verified"]]
+    assert verified
+    for key in verified:
+        assert not early[key]["verified"]
+        assert str(early[key]["error"]).startswith("report-future-dated: "), early[key]
+
+
 def test_reviews_keys_and_alerts(client: httpx.Client) -> None:
     reviews = client.get("/reviews").text
     assert "Example Review Provider" in reviews

@@ -51,6 +51,12 @@ httptools protocol with them added:
   ``Content-Length``, a malformed chunk) → 400.
 
 The refusals are RFC 9457 problem documents (JSON: no client has negotiated anything yet).
+One may be the app's own: the parser knows a fixed set of methods and refuses any other
+before the app sees the request, so an app whose ``state.unknown_method`` is set (a
+:data:`UnknownMethodAnswer`: the Redfish service, whose every error is a Redfish error) is
+handed the request's target and answers an unknown method itself. The target is read back
+from the request line when the refused request began the read it came in (every client
+that sends one request at a time); otherwise it is ``None``.
 
 Over TLS, every request's scope carries the ASGI TLS extension (``scope["extensions"]["tls"]``,
 asgi.readthedocs.io/en/latest/specs/tls.html), which uvicorn does not fill: ``tls_version``,
@@ -78,12 +84,16 @@ import signal
 import socket
 import ssl
 import struct
+import sys
 import threading
-from collections.abc import Awaitable, Callable, Collection, Sequence
+import urllib.parse
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from types import FrameType
 from typing import Any, Final, cast
 
+import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -91,7 +101,18 @@ from ironroot.errors import ConfigError
 from ironroot.http._tls import ServerTls
 from ironroot.http._tls_handshake import TlsHandshake
 
-__all__ = ["PromptServer", "ServerLimits", "check_listen", "run_server", "server_config"]
+__all__ = [
+    "PromptServer",
+    "ServerLimits",
+    "UnknownMethodAnswer",
+    "check_listen",
+    "run_server",
+    "server_config",
+]
+
+UnknownMethodAnswer = Callable[[str | None], tuple[int, Mapping[str, str], bytes]]
+"""An app's answer to a method the HTTP parser does not know, given the request's target
+(its path, percent-decoded, without the query) when it can be read: status, headers, body."""
 
 _log = logging.getLogger("ironroot.http")
 _uvicorn_log = logging.getLogger("uvicorn.error")  # where uvicorn's own server logs
@@ -196,6 +217,33 @@ _REFUSAL_HEADERS: Final = (
     b"content-security-policy: default-src 'none'; frame-ancestors 'none'\r\n"
     b"cache-control: no-store\r\n"
 )
+
+
+def _app_refusal(status: int, headers: Mapping[str, str], body: bytes) -> bytes:
+    """An app's own refusal, sent by the protocol (and the connection closed)."""
+    given = {name.lower() for name in headers}
+    lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()]
+    lines += [
+        f"{name}: {value}\r\n".encode("latin-1")
+        for name, value in headers.items()
+        if name.lower() not in ("content-length", "connection")
+    ]
+    lines += [
+        line + b"\r\n"
+        for line in _REFUSAL_HEADERS.split(b"\r\n")
+        if line and line.split(b":", 1)[0].decode() not in given
+    ]
+    lines.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
+    return b"".join(lines) + body
+
+
+def _request_target(line: bytes) -> str | None:
+    """The path of a request line's target (``None`` when it has none to read)."""
+    parts = line.split(b" ")
+    if len(parts) != 3 or not parts[1].startswith(b"/"):
+        return None
+    path = parts[1].split(b"?", 1)[0].split(b"#", 1)[0]
+    return urllib.parse.unquote(path.decode("latin-1"))
 
 
 def _refusal(status: int, detail: str, extra_headers: bytes = b"") -> bytes:
@@ -381,6 +429,7 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     limits: ServerLimits = ServerLimits()
     refusals: _RefusalLog = _RefusalLog()
+    unknown_method: UnknownMethodAnswer | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -395,6 +444,8 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._tail_read = False  # the read being parsed holds trailer bytes only (so far)
         self._trailer_bytes = 0  # bytes of the reads that held trailer bytes only
         self._trailer_size = 0  # the parsed trailer fields' bytes
+        self._read = b""  # the read being parsed
+        self._begun = 0  # the requests begun in it
 
     # --- connection ----------------------------------------------------------------------
 
@@ -461,11 +512,29 @@ class _GuardedProtocol(HttpToolsProtocol):
     # --- head ----------------------------------------------------------------------------
 
     def send_400_response(self, msg: str) -> None:
-        # uvicorn's answer to what its parser refuses is plain text; ours is a problem
-        _log.debug("a request the HTTP parser refuses: %s", msg)
+        # uvicorn's answer to what its parser refuses is plain text; ours is a problem.
+        # uvicorn calls this while it handles the parser's error, so that error is at hand.
+        error = sys.exc_info()[1]
+        _log.debug("a request the HTTP parser refuses: %s (%s)", msg, error)
+        answer = self.unknown_method
+        if isinstance(error, httptools.HttpParserInvalidMethodError) and answer is not None:
+            target = None
+            if self._begun == 1 and self._head_bytes == len(self._read):  # it began the read
+                target = _request_target(self._read.split(b"\n", 1)[0].rstrip(b"\r"))
+            try:
+                refusal = _app_refusal(*answer(target))
+            except Exception:  # the app's bug: logged, and the usual answer
+                _log.exception("the app's answer to an unknown method failed")
+            else:
+                self._cancel_timers()
+                if not self.transport.is_closing():
+                    self.transport.write(refusal)
+                    self.transport.close()
+                return
         self._refuse(400, "the request is not valid HTTP/1.1")
 
     def on_message_begin(self) -> None:
+        self._begun += 1
         super().on_message_begin()
         self._head_size = 0
         self._chunk_open = self._tail_read = False
@@ -486,6 +555,7 @@ class _GuardedProtocol(HttpToolsProtocol):
         # chunk's end and no message's end (only trailer fields, or the start of one it
         # holds until the line ends) was all trailers. Counted like an unfinished head.
         self._tail_read = self._chunk_open and not self._awaiting_head
+        self._read, self._begun = data, 0
         super().data_received(data)
         if self.transport.is_closing():
             return
@@ -654,7 +724,13 @@ def server_config(
     HTTPS (mutual TLS with a client CA) when ``tls`` is given: with ``tls.context()``, the
     handshake done by the protocol (:class:`TlsHandshake`), not by uvicorn's listener."""
     limits = limits or ServerLimits()
-    members = {"limits": limits, "refusals": _RefusalLog()}  # this server's
+    members = {  # this server's
+        "limits": limits,
+        "refusals": _RefusalLog(),
+    }
+    answer = getattr(getattr(app, "state", None), "unknown_method", None)
+    if answer is not None:  # a plain function as a class member would be bound to the protocol
+        members["unknown_method"] = staticmethod(answer)
     protocol = type("IronrootHttpProtocol", (_GuardedProtocol,), members)
     http: type[asyncio.Protocol] = protocol
     if tls is not None:

@@ -63,7 +63,9 @@ and ``Allow``; ``PATCH`` and ``DELETE`` honour ``If-Match`` (``412``
 (``{"error": {"code", "message", "@Message.ExtendedInfo": [...]}}``, messages of the Base,
 Update and TaskEvent registries): ``400`` (``MalformedJSON``, ``PropertyValueFormatError``,
 ``PropertyUnknown``, ``ActionParameterMissing``, …), ``401``, ``403``, ``404``
-(``ResourceMissingAtURI``), ``405`` (``OperationNotAllowed``, with ``Allow``), ``409``, ``412``,
+(``ResourceMissingAtURI``), ``405`` (``OperationNotAllowed``, with ``Allow``; also for a
+method no HTTP parser knows, such as ``FAKEMETHODFORTEST``, which ``ironroot.http`` hands
+back to the app), ``409``, ``412``,
 ``413`` (``PayloadTooLarge``), ``415``, ``501`` (``$``-query parameters are not supported) and
 ``503``. An unexpected failure is a ``500`` ``Base.1.22.InternalError`` whose message carries a
 correlation id that the log line (with the traceback) repeats. Besides Redfish, the app serves
@@ -92,7 +94,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
 from ironroot.errors import (
@@ -475,6 +477,36 @@ def create_redfish_app(service: RedfishService) -> Starlette:
         middleware=[Middleware(Observed, info=info), Middleware(_Slashes)],
         exception_handlers={HTTPException: http_error},
     )
+
+    def unknown_method(target: str | None) -> tuple[int, Mapping[str, str], bytes]:
+        """A method the HTTP parser does not know (``ironroot.http`` answers it before the app
+        sees it): 405 ``OperationNotAllowed`` with the resource's ``Allow``, as for a known
+        method the resource does not take; 404 for no resource; 501 when the target could
+        not be read back."""
+        if target is None:
+            refusal = Refusal(
+                501, message("GeneralError"), text="this service implements no such HTTP method"
+            )
+        else:
+            path = target.rstrip("/") or "/"  # as _Slashes reads it
+            scope = {"type": "http", "path": path, "root_path": "", "method": "GET"}
+            allow = next(
+                (
+                    ", ".join(sorted(route.methods or ()))
+                    for route in app.routes
+                    if isinstance(route, Route) and route.matches(scope)[0] != Match.NONE
+                ),
+                None,
+            )
+            if allow is None:
+                refusal = Refusal(404, message("ResourceMissingAtURI", path))
+            else:
+                refusal = Refusal(405, message("OperationNotAllowed"), headers={"Allow": allow})
+        response = error_response(refusal)
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in response.raw_headers}
+        return refusal.status, headers, bytes(response.body)
+
+    app.state.unknown_method = unknown_method
     return app
 
 

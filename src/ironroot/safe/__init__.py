@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         sfr_statement,
     )
     from ironroot.safe._verify import (
+        CLOCK_SKEW,
         SFR_COSE_CONTENT_TYPE,
         SFR_JWS_CONTENT_TYPE,
         ReportFormat,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACCEPTED_JWS_ALGORITHMS",
+    "CLOCK_SKEW",
     "DEFAULT_SAFE_LIMITS",
     "SFR_COSE_CONTENT_TYPE",
     "SFR_JWS_CONTENT_TYPE",

@@ -18,11 +18,30 @@ A derived name that two different keys would answer to is ambiguous and dropped 
 it is an unknown issuer); an explicit alias that clashes is a configuration error. Byte ``kid``
 values (COSE) are looked up as UTF-8 names and as RFC 9679 key thumbprints. An empty store
 rejects everything.
+
+**Who a key is.** A ``kid`` only says which key to verify with; the report itself names its
+Security Review Provider in ``audit.srp``, and a key may sign only for its own provider
+(:meth:`ProviderKeys.check_srp`), or provider X could publish a review in provider Y's name.
+A key's *provider identities* are the names the operator gave the provider, not those taken
+from a file name a provider chose: for a key in a provider folder below a folder
+:meth:`ProviderKeys.load` reads (``Active/NCC_Group/x.pub``), the provider folder's name (both
+spellings) and a certificate's subject common name; and explicit aliases. A
+:class:`ProviderKey` built in code names its provider with ``identities``; one without (a key
+file given by itself or directly in the folder read, or built with ``names`` only) signs for
+any of its ``names``. ``srp`` matches an identity when,
+both compared as words (Unicode NFKC, case-folded, split at anything but letters and digits),
+the identity's words begin the ``srp``'s: folder ``IOActive`` signs for ``"IOActive,
+Incorporated"``, ``Keysight`` for ``"Keysight Technologies Riscure, Inc."``,
+``Tetrel_Security`` for ``"Tetrel Security Inc."``, but ``NCC_Group`` not for ``"IOActive"``
+nor ``"NCCGroup Labs"``. An ``srp`` holding a control or format character (bidirectional
+overrides, zero-width characters) matches nothing: it could display as another name.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +58,7 @@ from ironroot.errors import (
     MalformedCertificate,
     MalformedInput,
     UnknownIssuer,
+    VerificationFailed,
 )
 
 __all__ = ["ProviderKey", "ProviderKeys", "provider_names"]
@@ -46,6 +66,7 @@ __all__ = ["ProviderKey", "ProviderKeys", "provider_names"]
 _MAX_KEY_FILE: Final = 1024 * 1024
 _KEY_SUFFIXES: Final = frozenset((".pem", ".pub", ".crt", ".cer", ".der", ".key"))
 _NAME_SUFFIXES: Final = ("_public", "-public", "_pub", "-pub")
+_WORD: Final = re.compile(r"[^\W_]+")
 _CURVES: Final = {
     Algorithm.ES256: "secp256r1",
     Algorithm.ES384: "secp384r1",
@@ -55,11 +76,45 @@ _CURVES: Final = {
 
 @dataclass(frozen=True, slots=True)
 class ProviderKey:
-    """One review provider's public key and the ``kid`` names it answers to."""
+    """One review provider's public key, the ``kid`` names it answers to, and the provider
+    names (an SFR's ``srp``) it signs for: ``identities``, or its ``names`` when empty."""
 
     key: PublicKey
     names: frozenset[str]
     source: str = ""
+    identities: frozenset[str] = frozenset()
+
+    @property
+    def provider_names(self) -> frozenset[str]:
+        """The provider names this key signs for."""
+        return self.identities or self.names
+
+
+def _words(text: str) -> tuple[str, ...] | None:
+    """``text`` as case-folded words; ``None`` when it holds a control or format character."""
+    normal = unicodedata.normalize("NFKC", text).casefold()
+    if any(unicodedata.category(c).startswith("C") for c in normal):
+        return None
+    return tuple(_WORD.findall(normal))
+
+
+def srp_matches(srp: str, identity: str) -> bool:
+    """Whether a report's ``srp`` names the provider ``identity`` (see the module docstring):
+    the identity's words begin the ``srp``'s words."""
+    claimed, own = _words(srp), _words(identity)
+    if not claimed or not own:
+        return False
+    return claimed[: len(own)] == own
+
+
+def provider_identities(path: Path, common_name: str | None = None) -> frozenset[str]:
+    """The provider a key file at ``path`` belongs to: its folder's name, both spellings, and
+    a certificate's subject common name (never the file name, which the provider chose)."""
+    provider = path.parent.name
+    names = {provider, provider.replace("_", " ")} if provider else set()
+    if common_name:
+        names.add(common_name)
+    return frozenset(n for n in names if n.strip())
 
 
 def provider_names(path: Path, key: PublicKey, common_name: str | None = None) -> frozenset[str]:
@@ -105,7 +160,7 @@ def _load_key(data: bytes) -> tuple[PublicKey, str | None]:
 class ProviderKeys:
     """``kid`` → provider key. Immutable; build with the constructor or the loaders."""
 
-    __slots__ = ("_by_name", "_by_thumbprint", "_keys")
+    __slots__ = ("_by_name", "_by_thumbprint", "_identities", "_keys")
 
     def __init__(
         self, keys: Iterable[ProviderKey] = (), aliases: Mapping[str, PublicKey] | None = None
@@ -116,16 +171,23 @@ class ProviderKeys:
             for name in entry.names:
                 claims.setdefault(name, set()).add(entry.key)
         by_name = {name: next(iter(ks)) for name, ks in claims.items() if len(ks) == 1}
+        identities: dict[PublicKey, set[str]] = {}
+        for entry in self._keys:
+            identities.setdefault(entry.key, set()).update(entry.provider_names)
         for name, key in (aliases or {}).items():
             if not name:
                 raise ConfigError("a provider key alias must be a non-empty name")
             if name in by_name and by_name[name] != key:
                 raise ConfigError(f"kid {name!r} already names another provider key")
             by_name[name] = key
+            identities.setdefault(key, set()).add(name)
             if not any(e.key == key for e in self._keys):
                 self._keys += (ProviderKey(key, frozenset((name,))),)
         self._by_name: dict[str, PublicKey] = by_name
         self._by_thumbprint: dict[bytes, PublicKey] = {e.key.kid: e.key for e in self._keys}
+        self._identities: dict[PublicKey, frozenset[str]] = {
+            key: frozenset(names) for key, names in identities.items()
+        }
 
     def lookup(self, kid: str | bytes) -> PublicKey:
         """The key for ``kid``; ``UnknownIssuer`` when no key answers to it."""
@@ -145,6 +207,22 @@ class ProviderKeys:
             raise UnknownIssuer(f"no review provider key answers to kid {name!r}")
         return found
 
+    def identities(self, key: PublicKey) -> frozenset[str]:
+        """The provider names ``key`` signs for (empty for a key not in the store)."""
+        return self._identities.get(key, frozenset())
+
+    def check_srp(self, key: PublicKey, srp: str) -> None:
+        """Refuse a report whose ``srp`` names another provider than the one ``key`` is
+        (``VerificationFailed``, code ``srp-mismatch``, naming both)."""
+        own = self.identities(key)
+        if any(srp_matches(srp, identity) for identity in own):
+            return
+        shown = ", ".join(repr(n) for n in sorted(own)) or "no provider name"
+        raise VerificationFailed(
+            f"the report claims review provider {srp!r}, but it is signed by the key of {shown}",
+            code="srp-mismatch",
+        )
+
     def names(self) -> list[str]:
         """Every ``kid`` name this store answers to, sorted."""
         return sorted(self._by_name)
@@ -161,8 +239,13 @@ class ProviderKeys:
     # --- loading (I/O) -------------------------------------------------------------------
 
     @staticmethod
-    def read_key_file(path: str | os.PathLike[str]) -> ProviderKey:
-        """One key file (PEM/DER public key or certificate) and the names it answers to."""
+    def read_key_file(
+        path: str | os.PathLike[str], *, provider_folder: bool = False
+    ) -> ProviderKey:
+        """One key file (PEM/DER public key or certificate) and the names it answers to.
+
+        With ``provider_folder`` the folder it sits in names its provider (with a
+        certificate's subject CN); without, the key signs for any of its names."""
         file = Path(path)
         size = file.stat().st_size
         if size > _MAX_KEY_FILE:
@@ -171,7 +254,8 @@ class ProviderKeys:
             key, cn = _load_key(file.read_bytes())
         except MalformedInput as exc:
             raise ConfigError(f"{file}: {exc.detail}") from exc
-        return ProviderKey(key, provider_names(file, key, cn), str(file))
+        identities = provider_identities(file, cn) if provider_folder else frozenset()
+        return ProviderKey(key, provider_names(file, key, cn), str(file), identities)
 
     @classmethod
     def load(
@@ -188,7 +272,9 @@ class ProviderKeys:
                 files = sorted(
                     p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in _KEY_SUFFIXES
                 )
-                found += [cls.read_key_file(p) for p in files]
+                # <source>/<Provider>/<key>: the folder names the provider (a key directly
+                # in the source folder is the provider its names say)
+                found += [cls.read_key_file(p, provider_folder=p.parent != path) for p in files]
             else:
                 found.append(cls.read_key_file(path))
         alias_keys = {name: cls.read_key_file(p).key for name, p in (aliases or {}).items()}

@@ -8,7 +8,11 @@
   one must be known.
 
 The signature is always checked before the report itself is parsed, so a tampered report is a
-``BadSignature`` whatever the tampering did to its content.
+``BadSignature`` whatever the tampering did to its content. Then the report's ``audit.srp``
+must name the provider whose key signed it (:meth:`ProviderKeys.check_srp`, ``srp-mismatch``),
+and, given ``now``, it must not come from the future: a JWT ``iat`` later than ``now`` plus
+:data:`CLOCK_SKEW` (5 minutes), or a completion date that has not yet begun anywhere on Earth
+(UTC+14) at that time, is ``report-future-dated``.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from ironroot.safe._model import (
 )
 
 __all__ = [
+    "CLOCK_SKEW",
     "CORIM_CONTENT_TYPE",
     "SFR_COSE_CONTENT_TYPE",
     "SFR_JWS_CONTENT_TYPE",
@@ -68,6 +73,9 @@ SFR_COSE_CONTENT_TYPE: Final = "application/vnd.ocp.sfr+cose"
 CORIM_CONTENT_TYPE: Final = "application/rim+cbor"
 _CONTENT_TYPES: Final[dict[str, str]] = {"jws": SFR_JWS_CONTENT_TYPE, "cose": SFR_COSE_CONTENT_TYPE}
 _ACCEPTED_COSE: Final = frozenset((Algorithm.ES384, Algorithm.ES512))
+CLOCK_SKEW: Final = dt.timedelta(minutes=5)
+"""How far a report's issue time may be ahead of ``now`` (the signer's clock may run fast)."""
+_EARLIEST_ZONE: Final = 14 * 3600  # seconds: at UTC+14 a calendar date begins first
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +121,23 @@ def _check_times(report: ShortFormReport, now: dt.datetime | None) -> None:
     if now is None:
         return
     t = now.timestamp()
+    latest = t + CLOCK_SKEW.total_seconds()
+    if report.issued_at is not None and report.issued_at > latest:
+        raise VerificationFailed(
+            f"the report was issued in the future (JWT iat {report.issued_at}, now "
+            f"{int(t)}, allowed clock skew {int(CLOCK_SKEW.total_seconds())} s)",
+            code="report-future-dated",
+        )
+    completed = report.audit.completion_date
+    # A date without a time zone: refused only once it has begun nowhere yet, so that a
+    # review finished this morning east of UTC is not refused while UTC is still yesterday.
+    if completed is not None:
+        begins = dt.datetime.combine(completed, dt.time(), dt.UTC).timestamp() - _EARLIEST_ZONE
+        if begins > latest:
+            raise VerificationFailed(
+                f"the review's completion date {completed.isoformat()} is in the future",
+                code="report-future-dated",
+            )
     if report.expires_at is not None and t >= report.expires_at:
         raise VerificationFailed(
             "the report has expired (JWT exp, CoRIM rim-validity not-after)",
@@ -131,6 +156,7 @@ def _verify_jws(
     jws = parse_compact_jws(data, limits)
     key = jws.verify(providers)
     report = parse_report_object(load_json(jws.payload, limits, "JWS payload"), limits)
+    providers.check_srp(key, report.audit.srp)
     _check_times(report, now)
     return VerifiedReport(report, "jws", jws.kid, key.algorithm, key)
 
@@ -167,7 +193,7 @@ def _verify_cose(
     data: bytes, providers: ProviderKeys, now: dt.datetime | None, limits: SafeLimits
 ) -> VerifiedReport:
     msg = _decode_cose(data, limits)
-    verified: tuple[str, PublicKey] | None = None
+    verified: list[tuple[str, PublicKey]] = []
     unknown: UnknownIssuer | None = None
     try:
         if isinstance(msg, Sign1):
@@ -176,7 +202,7 @@ def _verify_cose(
                 raise MalformedReport("the COSE_Sign1 SFR has no byte-string kid (4)")
             key = _cose_key(providers, kid)
             msg.verify(key)
-            verified = (_kid_text(kid), key)
+            verified.append((_kid_text(kid), key))
         else:
             for signature in msg.signatures:
                 sig_kid = signature.kid
@@ -188,18 +214,32 @@ def _verify_cose(
                     unknown = unknown or exc
                     continue
                 msg.verify_signature(signature, key)
-                verified = verified or (_kid_text(sig_kid), key)
+                verified.append((_kid_text(sig_kid), key))
     except MalformedInput as exc:
         if isinstance(exc, MalformedReport | LimitExceeded | UnsupportedAlgorithm):
             raise
         raise MalformedReport(exc.detail) from exc
-    if verified is None:
+    if not verified:
         raise unknown or UnknownIssuer("no signer of the COSE SFR names a kid")
     payload = msg.payload
     assert payload is not None  # _decode_cose rejects detached payloads
     report = parse_sfr_corim(payload, limits)
+    # The provider is a signer whose key is the provider's own (others may countersign).
+    refusal: VerificationFailed | None = None
+    chosen: tuple[str, PublicKey] | None = None
+    for candidate in verified:
+        try:
+            providers.check_srp(candidate[1], report.audit.srp)
+        except VerificationFailed as exc:
+            refusal = refusal or exc
+        else:
+            chosen = candidate
+            break
+    if chosen is None:
+        assert refusal is not None
+        raise refusal
+    kid_text, key = chosen
     _check_times(report, now)
-    kid_text, key = verified
     return VerifiedReport(report, "cose", kid_text, key.algorithm, key)
 
 
@@ -213,9 +253,11 @@ def verify_report(
     """Verify a signed SFR (compact JWS/JWT or COSE) against the review-provider keys.
 
     Returns the verified report, or raises: ``MalformedReport`` (``LimitExceeded`` for sizes),
-    ``AlgorithmNotAccepted``, ``UnknownIssuer``, ``BadSignature``, or ``VerificationFailed``
-    (``report-expired`` / ``report-not-yet-valid``) for a JWT outside ``exp``/``nbf``, or a
-    CoRIM outside its ``rim-validity``, at ``now``.
+    ``AlgorithmNotAccepted``, ``UnknownIssuer``, ``BadSignature``, or ``VerificationFailed``:
+    ``srp-mismatch`` when the report's ``srp`` is not the provider whose key signed it;
+    ``report-expired`` / ``report-not-yet-valid`` for a JWT outside ``exp``/``nbf``, or a
+    CoRIM outside its ``rim-validity``, at ``now``; ``report-future-dated`` for a report
+    issued after ``now`` plus :data:`CLOCK_SKEW`.
     """
     if not isinstance(data, bytes | bytearray):
         raise MalformedReport("a signed report must be bytes")

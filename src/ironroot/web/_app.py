@@ -18,10 +18,15 @@ page                                    who        shows
 ``/alerts``                             operator   monitor and witness alarms, quarantines
 ``/login`` (GET, POST), ``/logout``     anyone     the login form; logging out (POST)
 ``/static/dashboard.css``               anyone     the one stylesheet
-``/health``, ``/ready``, ``/metrics``   anyone     as every Ironroot service
+``/health``, ``/ready``               anyone     as every Ironroot service
+``/metrics``                            operator   Prometheus text, as every Ironroot service;
+                                        or token   also to ``Authorization: Bearer`` with the
+                                                   ``[metrics]`` token (a scraper)
 =====================================  =========  ===========================================
 
-An operator page asked for without a session redirects (303) to ``/login?next=<page>``. Every
+An operator page asked for without a session redirects (303) to ``/login?next=<page>``;
+``/metrics`` without a session or the token is a 401 problem (RFC 9290, ``WWW-Authenticate:
+Bearer``), as a scraper expects, not a redirect to a form. Every
 response carries ``Content-Security-Policy: default-src 'none'; style-src 'self'; img-src
 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`` (no script runs, no
 inline style, nothing from elsewhere), ``X-Content-Type-Options: nosniff``,
@@ -41,6 +46,8 @@ The app serves at the root or mounted under a prefix (``fleet serve`` mounts it 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -69,6 +76,7 @@ from ironroot.errors import (
 from ironroot.http import (
     Observed,
     ServiceInfo,
+    error_response,
     operational_routes,
     read_body,
     retry_after_seconds,
@@ -499,7 +507,35 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
         Route("/static/dashboard.css", stylesheet, methods=["GET"]),
         Route("/static/favicon.svg", favicon, methods=["GET"]),
     ]
-    routes += [r for r in operational_routes(info, routes) if getattr(r, "path", "") != "/"]
+    operational = {getattr(r, "path", ""): r for r in operational_routes(info, routes)}
+    scrape = operational.pop("/metrics")
+    assert isinstance(scrape, Route)
+
+    def scraper(request: Request) -> bool:
+        expected = dashboard.config.metrics_token_sha256
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if expected is None or scheme.lower() != "bearer" or not token.strip():
+            return False
+        given = hashlib.sha256(token.strip().encode("utf-8", "surrogatepass")).digest()
+        return hmac.compare_digest(given, expected)
+
+    async def metrics(request: Request) -> Response:
+        """The service's metrics, for a signed-in operator or the configured scraper: they
+        tell who logs in and when, which pages fail, how large the fleet is."""
+        if not scraper(request) and session_of(request) is None:
+            return error_response(
+                request,
+                Unauthorized(
+                    "the metrics are for operators: sign in, or present the [metrics] bearer token",
+                    code="metrics",
+                ),
+            )
+        response = await scrape.endpoint(request)
+        assert isinstance(response, Response)
+        return response
+
+    routes += [r for path, r in operational.items() if path != "/"]
+    routes.append(Route("/metrics", metrics, methods=["GET"]))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

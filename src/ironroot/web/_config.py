@@ -21,6 +21,12 @@
     [login]
     max_failures = 5           # failed logins per client address ...
     window = 300               # ... within this many seconds, then 429 until the window passes
+    [metrics]
+    token_file = "metrics.token"   # a bearer token (32+ characters) for scrapers of /metrics
+
+``/metrics`` answers a signed-in operator, and a client presenting ``Authorization: Bearer``
+with the token in ``[metrics] token_file`` (for a Prometheus scraper, which cannot log in);
+anyone else gets a 401 problem. Without a ``token_file``, only operators may read it.
 
 Without ``[sources]`` the sources are found in the data directory: the directory itself and
 each of its immediate subdirectories is a transparency log when it holds ``log.sqlite3`` and
@@ -32,13 +38,14 @@ fleet is a monitor database. Reading the sources never writes them.
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import read_limited
+from ironroot._fileio import read_limited, warn_if_exposed
 from ironroot.errors import ConfigError, InputUnavailable, IronrootError
 
 __all__ = ["CONFIG_FILE", "STATE_DIR", "DashboardConfig", "load_dashboard_config"]
@@ -46,11 +53,13 @@ __all__ = ["CONFIG_FILE", "STATE_DIR", "DashboardConfig", "load_dashboard_config
 CONFIG_FILE: Final = "dashboard.toml"
 STATE_DIR: Final = "dashboard"
 _MAX_CONFIG: Final = 256 * 1024
-_TOP: Final = frozenset({"title", "sources", "session", "login"})
+_TOP: Final = frozenset({"title", "sources", "session", "login", "metrics"})
 _SOURCES: Final = frozenset({"logs", "fleet", "hsm", "keyrelease", "monitor", "witness"})
 _LIFETIME: Final = (300, 7 * 86400)
 _FAILURES: Final = (1, 1000)
 _WINDOW: Final = (10, 86400)
+_MIN_TOKEN: Final = 32  # characters of a metrics bearer token
+_MAX_TOKEN_FILE: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +77,8 @@ class DashboardConfig:
     session_lifetime: int = 8 * 3600
     max_failures: int = 5
     failure_window: int = 300
+    metrics_token_sha256: bytes | None = field(default=None, repr=False)
+    """SHA-256 of the bearer token that may read ``/metrics`` (``None``: operators only)."""
 
     @property
     def state_dir(self) -> Path:
@@ -134,6 +145,34 @@ def _discover(base: Path) -> dict[str, Any]:
     if (base / "monitor.db").is_file():
         found["monitor"].append(base / "monitor.db")
     return found
+
+
+def _metrics_token(base: Path, table: object) -> bytes | None:
+    """SHA-256 of the token in ``[metrics] token_file`` (the token itself is kept nowhere)."""
+    if not isinstance(table, dict) or set(table) - {"token_file"}:
+        raise ConfigError("[metrics] takes token_file")
+    value = table.get("token_file")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError("[metrics] token_file is a path")
+    path = base / value
+    try:
+        raw = read_limited(path, _MAX_TOKEN_FILE)
+    except OSError as exc:
+        raise ConfigError(f"{path}: the metrics token cannot be read: {exc.strerror}") from exc
+    except IronrootError as exc:
+        raise ConfigError(f"{path}: {exc.detail}") from exc
+    try:
+        token = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        token = ""
+    if len(token) < _MIN_TOKEN or not token.isprintable() or " " in token:
+        raise ConfigError(
+            f"{path}: a metrics token is {_MIN_TOKEN} or more printable ASCII characters"
+        )
+    warn_if_exposed(path, "the dashboard's metrics token")
+    return hashlib.sha256(token.encode("ascii")).digest()
 
 
 def _keyrelease_hsm(directory: Path) -> Path | None:
@@ -211,4 +250,5 @@ def load_dashboard_config(data_dir: Path | str) -> DashboardConfig:
         session_lifetime=_int(session, "lifetime", 8 * 3600, _LIFETIME, "session"),
         max_failures=_int(login, "max_failures", 5, _FAILURES, "login"),
         failure_window=_int(login, "window", 300, _WINDOW, "login"),
+        metrics_token_sha256=_metrics_token(base, doc.get("metrics", {})),
     )

@@ -270,8 +270,8 @@ class Dashboard:
                 item: dict[str, Any] = {"log": source.name, "row": row, "error": None}
                 try:
                     statement = source.transparent_statement(row.entry_id)
-                    review = review_from_statement(
-                        statement, keys, service_keys=source.receipt_keys
+                    review = review_from_statement(  # at now: expired or future-dated is red
+                        statement, keys, service_keys=source.receipt_keys, now=self.now()
                     )
                     item.update(report=review.report, provider=review.provider_kid, verified=True)
                 except IronrootError as exc:
