@@ -116,6 +116,45 @@ def test_an_operators_hold(
     assert "node-0001" in shown
 
 
+def test_quarantine_and_events_read_the_latest_of_a_long_log(
+    aw: AdmissionWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A node with more events than one page (1,000): `fleet quarantine` reports the effects
+    of the quarantine it made (it read the 1,000th oldest event of the node), and `fleet
+    events` shows the latest events, or pages from `--since`."""
+    fleet_dir, roots = _fleet(aw, tmp_path, 1)
+    f = ("--fleet", str(fleet_dir))
+    assert _run(capsys, "fleet", "attest", *f, "--vendor-root", str(roots), "--at", AT)[0] == 0
+    fleet = Fleet.open(fleet_dir)
+    for n in range(1_200):
+        fleet.record("node-0001", "placed", {"vm": f"vm-{n}"}, now=NOW)
+    code, out = _run(
+        capsys, "fleet", "quarantine", "node-0001", *f, "--reason", "BMC swapped", "--at", AT
+    )
+    assert code == 0, out
+    assert out["effects"] == {  # type: ignore[index]
+        "revoked": out["effects"]["revoked"],  # type: ignore[index]
+        "placements_stopped": [],
+        "held": True,
+    }
+    assert len(out["effects"]["revoked"]) == 2  # type: ignore[index]
+    code, out = _run(capsys, "fleet", "events", *f, "--node", "node-0001", "--limit", "3")
+    kinds = [e["kind"] for e in out["events"]]  # type: ignore[union-attr]
+    assert (code, kinds) == (0, ["placed", "quarantined", "quarantine-effects"])
+    seqs = [e["seq"] for e in out["events"]]  # type: ignore[union-attr]
+    assert seqs == sorted(seqs)
+    code, out = _run(capsys, "fleet", "events", *f, "--since", "0", "--limit", "2")
+    first = [e["seq"] for e in out["events"]]  # type: ignore[union-attr]
+    assert (code, first) == (0, [1, 2])
+    code, out = _run(capsys, "fleet", "events", *f, "--since", "2", "--limit", "1")
+    assert [e["seq"] for e in out["events"]] == [3]  # type: ignore[union-attr]
+    code, out = _run(capsys, "fleet", "events", *f, "--kind", "quarantined")
+    assert [e["kind"] for e in out["events"]] == ["quarantined"]  # type: ignore[union-attr]
+    for bad in (("--limit", "0"), ("--since", "-1")):
+        code, out = _run(capsys, "fleet", "events", *f, *bad)
+        assert (code, out["error"]["code"]) == (2, "config")  # type: ignore[index]
+
+
 def _free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     try:

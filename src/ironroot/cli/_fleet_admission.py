@@ -296,7 +296,9 @@ def _quarantine(args: argparse.Namespace) -> int:
 
     fleet = _fleet(args)
     record = quarantine(fleet, args.node, args.reason, now=now_or(args.at))
-    effects = fleet.events(node=args.node)[-1].detail
+    effects = fleet.events(node=args.node, kind="quarantine-effects", latest=True, limit=1)[
+        0
+    ].detail
     if args.json:
         print(json.dumps({"node": record.to_json(), "effects": dict(effects)}))
     else:

@@ -93,10 +93,22 @@ def register(sub: Any) -> None:
     events = verbs.add_parser(
         "events",
         help="the fleet's event log",
-        epilog="example: ironroot fleet events --fleet fleet --node node-0001",
+        epilog="example: ironroot fleet events --fleet fleet --node node-0001 (its latest "
+        "1000 events; --since 0 --limit 500 pages from the first, --kind quarantined filters)",
     )
     _fleet_option(events)
     events.add_argument("--node", help="one node's events")
+    events.add_argument("--kind", help="events of one kind (e.g. quarantined, admission-refused)")
+    events.add_argument(
+        "--since",
+        type=int,
+        metavar="SEQ",
+        help="the events after this number, oldest first (to page through the whole log); "
+        "without it, the latest ones",
+    )
+    events.add_argument(
+        "--limit", type=int, default=1000, metavar="N", help="at most N events (default 1000)"
+    )
     events.set_defaults(func=_events)
     register_admission(verbs)
     register_desired(verbs)
@@ -185,7 +197,15 @@ def _status(args: argparse.Namespace) -> int:
 def _events(args: argparse.Namespace) -> int:
     from ironroot.fleet import Fleet
 
-    events = Fleet.open(fleet_dir(args)).events(node=args.node)
+    if args.limit < 1 or (args.since is not None and args.since < 0):
+        raise ConfigError("--limit is at least 1 and --since is not negative")
+    events = Fleet.open(fleet_dir(args)).events(
+        node=args.node,
+        kind=args.kind,
+        since=args.since or 0,
+        limit=args.limit,
+        latest=args.since is None,
+    )
     if args.json:
         print(json.dumps({"events": [e.to_json() for e in events]}))
     else:

@@ -620,9 +620,11 @@ class Fleet:
         since: int = 0,
         limit: int = 1000,
         kind: str | None = None,
+        latest: bool = False,
     ) -> list[FleetEvent]:
         """The events after ``since``, oldest first: at most ``limit``, of ``node`` and of
-        ``kind`` when given."""
+        ``kind`` when given — the first ``limit`` of them, or with ``latest`` the last
+        ``limit`` (still oldest first)."""
         sql = "SELECT seq, at, node, kind, detail FROM events WHERE seq > ?"
         args: list[object] = [since]
         if node is not None:
@@ -631,10 +633,12 @@ class Fleet:
         if kind is not None:
             sql += " AND kind = ?"
             args.append(kind)
-        sql += " ORDER BY seq LIMIT ?"
+        sql += f" ORDER BY seq {'DESC' if latest else ''} LIMIT ?"
         args.append(limit)
         with self._file.read() as db:
             rows = db.execute(sql, args).fetchall()
+        if latest:
+            rows.reverse()
         return [self._event(r) for r in rows]
 
     def _event(self, row: tuple[Any, ...]) -> FleetEvent:

@@ -208,16 +208,7 @@ class FleetSource:
 
     def events(self, *, node: str | None = None, limit: int = 200) -> list[FleetEvent]:
         """The latest ``limit`` events (newest first), of one node or the whole fleet."""
-        found: list[FleetEvent] = []
-        since = 0
-        while True:
-            page = self.fleet.events(node=node, since=since, limit=1000)
-            found.extend(page)
-            if len(page) < 1000:
-                break
-            since = page[-1].seq
-            found = found[-limit:]
-        return list(reversed(found[-limit:]))
+        return list(reversed(self.fleet.events(node=node, limit=limit, latest=True)))
 
     def attestations(self) -> list[tuple[str, bool, int]]:
         """``(time, affirmed, count)`` of every attestation outcome the events record;
