@@ -168,6 +168,18 @@ def test_encrypt_wrap_attest(
         tee.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
     )
     wrapped = tmp_path / "wrapped"
+    # a recipient no officer approved: the key stays inside (exit 1, the code on stderr)
+    capsys.readouterr()
+    assert _run(cli, "svc", "hsm", "wrap", handle, "--recipient", str(recipient),
+                "--out", str(wrapped)) == 1  # fmt: skip
+    assert "recipient-not-approved" in capsys.readouterr().err
+    assert not wrapped.exists()
+    assert _run(cli, "svc", "hsm", "recipient", "add", "tee", str(recipient)) == 1  # a user
+    assert _run(cli, "co", "hsm", "recipient", "add", "tee", str(recipient)) == 0
+    capsys.readouterr()
+    assert _run(cli, "svc", "hsm", "recipient", "list", "--json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in listed["result"]] == ["tee"]
     assert _run(cli, "svc", "hsm", "wrap", handle, "--recipient", str(recipient),
                 "--out", str(wrapped)) == 0  # fmt: skip
     key_type, _raw = unwrap_key_kem(tee, wrapped.read_bytes())

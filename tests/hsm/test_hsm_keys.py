@@ -107,6 +107,7 @@ def test_aes_gcm_layout_is_nonce_then_standard_gcm(hsm: Hsm, roles: tuple[Sessio
     spki = outside.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+    hsm.add_wrap_recipient(officer, "escrow", spki)
     raw_key = bytes(unwrap_key_rsa_aes(outside, hsm.wrap(user, known, recipient=spki)))
     sealed = hsm.encrypt(user, known, b"plain", aad=b"aad")
     assert AESGCM(raw_key).decrypt(sealed[:12], sealed[12:], b"aad") == b"plain"

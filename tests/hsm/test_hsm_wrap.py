@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 
+import cbor2
 import pytest
+from _hsm_helpers import FAST, NOW, SECRET, DeviceChain, new_hsm, sessions
 from cryptography.hazmat.primitives import hashes, keywrap, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mlkem, padding, rsa
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -15,8 +17,11 @@ from hypothesis import strategies as st
 from hypothesis_budget import examples
 from ironroot.crypto import PrivateKey
 from ironroot.errors import (
+    Conflict,
     KeyNotExportable,
     MalformedInput,
+    NotFound,
+    RoleNotPermitted,
     UnknownIssuer,
     UnsupportedAlgorithm,
     VerificationFailed,
@@ -25,12 +30,14 @@ from ironroot.hsm import (
     Hsm,
     KeyAttributes,
     KeyType,
+    MemoryStorage,
     Session,
     unwrap_key_kem,
     unwrap_key_rsa_aes,
     wrap_key_kem,
     wrap_key_rsa_aes,
 )
+from ironroot.hsm._document import decode_store, encode_store
 
 
 def _spki(public: object) -> bytes:
@@ -166,6 +173,7 @@ def test_wrap_to_an_outside_kem_key_is_the_documented_format(
     officer, user, _ = roles
     target = _exportable(hsm, officer, KeyType.EC_P256)
     outside = mlkem.MLKEM768PrivateKey.generate()
+    hsm.add_wrap_recipient(officer, "escrow", _spki(outside.public_key()))
     wrapped = hsm.wrap(user, target, recipient=_spki(outside.public_key()))
     key_type, pkcs8 = unwrap_key_kem(outside, wrapped)
     assert key_type is KeyType.EC_P256
@@ -263,6 +271,7 @@ def test_derive_is_hkdf_sha384(hsm: Hsm, roles: tuple[Session, ...]) -> None:
     )
     outside = rsa.generate_private_key(65537, 2048)
     spki = _spki(outside.public_key())
+    hsm.add_wrap_recipient(officer, "escrow", spki)
     parent_raw = bytes(unwrap_key_rsa_aes(outside, hsm.wrap(user, parent, recipient=spki)))
     child_raw = bytes(unwrap_key_rsa_aes(outside, hsm.wrap(user, child, recipient=spki)))
     assert child_raw == HKDF(hashes.SHA384(), 32, b"salt", b"context").derive(parent_raw)
@@ -329,3 +338,105 @@ def test_wrap_arguments(hsm: Hsm, roles: tuple[Session, ...]) -> None:
         hsm.wrap(user, target, recipient=spki)
     with pytest.raises(MalformedInput):
         hsm.wrap(user, target, recipient=b"not a key")
+
+
+# --- who an exportable key may be wrapped to ------------------------------------------------
+
+
+def test_an_exportable_key_is_wrapped_only_to_a_recipient_an_officer_approved(
+    hsm: Hsm, roles: tuple[Session, ...]
+) -> None:
+    """A crypto user who wraps an exportable key to a key pair of their own reads it in
+    plaintext: an outside recipient must be one a crypto officer approved."""
+    officer, user, auditor = roles
+    target = _exportable(hsm, officer, KeyType.AES_256)
+    mine = mlkem.MLKEM768PrivateKey.generate()
+    with pytest.raises(KeyNotExportable) as refused:
+        hsm.wrap(user, target, recipient=_spki(mine.public_key()))
+    assert refused.value.code == "recipient-not-approved"
+    assert refused.value.detail == (
+        "the recipient key is not one a crypto officer approved for wrapped keys "
+        f"(`ironroot hsm recipient add`): key {target} stays inside"
+    )
+    for session in (user, auditor):  # only an officer approves
+        with pytest.raises(RoleNotPermitted):
+            hsm.add_wrap_recipient(session, "mine", _spki(mine.public_key()))
+    digest = hsm.add_wrap_recipient(officer, "escrow", _spki(mine.public_key()))
+    assert digest == hashlib.sha256(_spki(mine.public_key())).hexdigest()
+    assert hsm.wrap_recipients(user) == (("escrow", digest),)
+    assert unwrap_key_kem(mine, hsm.wrap(user, target, recipient=_spki(mine.public_key())))
+    # PEM of the same key is the same recipient; withdrawn, it is refused again
+    pem = mine.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert hsm.wrap(user, target, recipient=pem)
+    hsm.remove_wrap_recipient(officer, "escrow")
+    with pytest.raises(KeyNotExportable, match="not one a crypto officer approved"):
+        hsm.wrap(user, target, recipient=pem)
+
+
+def test_wrap_recipient_approvals_are_checked(hsm: Hsm, roles: tuple[Session, ...]) -> None:
+    officer, _user, _ = roles
+    key = _spki(mlkem.MLKEM768PrivateKey.generate().public_key())
+    hsm.add_wrap_recipient(officer, "escrow", key)
+    with pytest.raises(Conflict, match="approved already"):
+        hsm.add_wrap_recipient(officer, "escrow", _spki(rsa.generate_private_key(65537, 2048)
+                                                        .public_key()))  # fmt: skip
+    with pytest.raises(Conflict, match="approved already as 'escrow'"):
+        hsm.add_wrap_recipient(officer, "again", key)
+    with pytest.raises(UnsupportedAlgorithm):  # a signature key wraps nothing
+        hsm.add_wrap_recipient(officer, "ec", _spki(ec.generate_private_key(ec.SECP384R1())
+                                                    .public_key()))  # fmt: skip
+    with pytest.raises(MalformedInput):
+        hsm.add_wrap_recipient(officer, " ", key)
+    with pytest.raises(NotFound):
+        hsm.remove_wrap_recipient(officer, "never")
+
+
+def test_approved_recipients_are_sealed_with_the_store(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)
+    officer, _user, _auditor = sessions(hsm)
+    key = _spki(mlkem.MLKEM768PrivateKey.generate().public_key())
+    digest = hsm.add_wrap_recipient(officer, "escrow", key)
+    hsm.close()
+    reopened = Hsm.open(storage, SECRET, config=FAST, clock=lambda: NOW.timestamp())
+    officer = reopened.login("officer", b"officer-credential")
+    assert reopened.wrap_recipients(officer) == (("escrow", digest),)
+
+
+def test_a_store_written_before_wrap_recipients_opens_with_none(
+    hsm: Hsm, roles: tuple[Session, ...]
+) -> None:
+    officer, _user, _ = roles
+    hsm.add_wrap_recipient(officer, "escrow", _spki(mlkem.MLKEM768PrivateKey.generate()
+                                                    .public_key()))  # fmt: skip
+    plaintext = encode_store(hsm._document(1))
+    assert [name for name, _ in decode_store(plaintext).recipients] == ["escrow"]
+    older = cbor2.loads(plaintext)
+    del older["recipients"]  # a version 2 store of before
+    assert decode_store(cbor2.dumps(older)).recipients == ()
+
+
+def test_an_imported_key_wraps_no_exportable_key(hsm: Hsm, roles: tuple[Session, ...]) -> None:
+    """A wrapping key whose value came from outside (unwrap) may be known to whoever wrapped
+    it in: an exportable key wrapped under it would be theirs."""
+    officer, user, _ = roles
+    target = _exportable(hsm, officer, KeyType.EC_P384)
+    inside = hsm.generate(officer, KeyType.ML_KEM_768, KeyAttributes.of(["unwrap"]))
+    known = bytes(32)  # an AES key its importer knows
+    public = serialization.load_der_public_key(hsm.key_info(user, inside).public_der or b"")
+    assert isinstance(public, mlkem.MLKEM768PublicKey)
+    wrapped = wrap_key_kem(public, KeyType.AES_256, known)
+    imported = hsm.unwrap(
+        user, wrapped, unwrapping_key=inside, attributes=KeyAttributes.of(["wrap", "unwrap"])
+    )
+    with pytest.raises(KeyNotExportable) as refused:
+        hsm.wrap(user, target, wrapping_key=imported)
+    assert refused.value.code == "wrapping-key-not-trusted"
+    assert refused.value.detail == (
+        f"key {imported} was imported, so its value may be known outside the HSM: it wraps "
+        f"no exportable key (key {target} stays inside)"
+    )
+    made_inside = hsm.generate(officer, KeyType.AES_256, KeyAttributes.of(["wrap", "unwrap"]))
+    assert hsm.wrap(user, target, wrapping_key=made_inside)

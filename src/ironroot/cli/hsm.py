@@ -299,6 +299,23 @@ def register(sub: Any) -> None:
     _common(vlist)
     vlist.set_defaults(func=_session_command(_verifier_list))
 
+    recipient = verbs.add_parser(
+        "recipient", help="outside keys approved to receive wrapped exportable keys"
+    )
+    rverbs = recipient.add_subparsers(dest="recipient_verb", metavar="<verb>", required=True)
+    radd = rverbs.add_parser("add", help="approve a wrap recipient's public key (crypto officer)")
+    _common(radd)
+    radd.add_argument("name", help="a name for the recipient (an escrow, another HSM)")
+    radd.add_argument("key", type=Path, help="its ML-KEM or RSA public key (PEM or DER SPKI)")
+    radd.set_defaults(func=_session_command(_recipient_add))
+    rremove = rverbs.add_parser("remove", help="withdraw an approval (crypto officer)")
+    _common(rremove)
+    rremove.add_argument("name")
+    rremove.set_defaults(func=_session_command(_recipient_remove))
+    rlist = rverbs.add_parser("list", help="list the approved recipients")
+    _common(rlist)
+    rlist.set_defaults(func=_session_command(_recipient_list))
+
     sign = verbs.add_parser("sign", help="sign a file")
     _common(sign)
     sign.add_argument("handle")
@@ -518,6 +535,28 @@ def _verifier_list(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Name
         args,
         [{"name": n, "kid": kid} for n, kid in rows],
         "\n".join(f"{n}\t{kid}" for n, kid in rows),
+    )
+    return 0
+
+
+def _recipient_add(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
+    digest = hsm.add_wrap_recipient(session, args.name, _read(args.key, _MAX_SMALL))
+    _print(args, {"name": args.name, "sha256": digest}, digest)
+    return 0
+
+
+def _recipient_remove(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
+    hsm.remove_wrap_recipient(session, args.name)
+    _print(args, {"name": args.name, "removed": True}, f"removed {args.name}")
+    return 0
+
+
+def _recipient_list(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
+    rows = hsm.wrap_recipients(session)
+    _print(
+        args,
+        [{"name": n, "sha256": d} for n, d in rows],
+        "\n".join(f"{n}\t{d}" for n, d in rows),
     )
     return 0
 

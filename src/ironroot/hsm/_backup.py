@@ -73,5 +73,6 @@ class MigrationAndBackup(Permissions):
                     name: (TrustedVerifier(name, PublicKey.from_der(der)), der)
                     for name, der in doc.verifiers
                 }
+                self._recipients = dict(doc.recipients)
             self._sessions.clear()
             self._persist()

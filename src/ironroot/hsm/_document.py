@@ -6,15 +6,17 @@ deterministic CBOR map::
     {"version": 2, "hsm": bstr, "generation": uint, "identities": [identity], "keys": [key],
      "attestation": key, "chain": [bstr DER],
      "audit": {"size": uint, "head": bstr, "key": bstr (32), "from": uint},
-     "verifiers": [verifier]}
+     "verifiers": [verifier], "recipients": [recipient]}
     identity = {"name", "role", "salt", "hash", "n", "r", "p", "failures", "locked"}
     key      = {"handle", "type", "attributes", "local", "created", "material"}
     verifier = {"name": tstr, "key": bstr}     ; an EAR verifier's SubjectPublicKeyInfo DER
+    recipient = {"name": tstr, "key": bstr}    ; an approved wrap recipient's SPKI DER
 
 ``generation`` is the root-of-trust counter value this write took (``_anchor``); ``audit.key``
 is the audit MAC key (it never leaves the boundary) and ``audit.from`` the first record of the
 log that this HSM wrote (records before it belong to a zeroized predecessor). A version 1 store
-(before verifiers, generations and keyed audit records) is refused with a clear error.
+(before verifiers, generations and keyed audit records) is refused with a clear error; a
+version 2 store written before wrap recipients existed has no ``recipients`` and holds none.
 
 Secrets the records hold (credential hashes, key material) live in ``bytearray`` so that
 zeroization can overwrite them in place.
@@ -134,6 +136,9 @@ class StoreDocument:
     generation: int
     verifiers: tuple[tuple[str, bytes], ...] = ()
     """``(name, SubjectPublicKeyInfo DER)`` of each installed EAR verifier key."""
+    recipients: tuple[tuple[str, bytes], ...] = ()
+    """``(name, SubjectPublicKeyInfo DER)`` of each outside key an officer approved as a
+    recipient of wrapped exportable keys."""
 
 
 def _key_entry(key: KeyRecord) -> dict[str, object]:
@@ -231,6 +236,7 @@ def encode_store(document: StoreDocument) -> bytes:
                 "from": document.audit_from,
             },
             "verifiers": [{"name": n, "key": k} for n, k in document.verifiers],
+            "recipients": [{"name": n, "key": k} for n, k in document.recipients],
         }
     )
 
@@ -259,6 +265,7 @@ def decode_store(plaintext: bytes) -> StoreDocument:
             audit_from=_uint(audit["from"]),
             generation=_uint(doc["generation"]),
             verifiers=tuple(_load_verifier(v) for v in doc["verifiers"]),
+            recipients=tuple(_load_verifier(v) for v in doc.get("recipients", [])),
         )
     except (KeyError, TypeError, ValueError, OverflowError) as exc:  # int(inf): OverflowError
         raise MalformedInput("the key store document is not well formed") from exc

@@ -86,6 +86,7 @@ class Persistence(HsmState):
             audit_from=self._audit_from,
             generation=generation,
             verifiers=tuple((name, der) for name, (_v, der) in sorted(self._verifiers.items())),
+            recipients=tuple(sorted(self._recipients.items())),
         )
 
     def _load_document(self, doc: StoreDocument) -> None:
@@ -101,3 +102,4 @@ class Persistence(HsmState):
             name: (TrustedVerifier(name, PublicKey.from_der(der)), der)
             for name, der in doc.verifiers
         }
+        self._recipients = dict(doc.recipients)

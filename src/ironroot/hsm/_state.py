@@ -86,6 +86,7 @@ class HsmState:
         self._generation = 0  # the root-of-trust counter value of the last commit
         self._store_generation = 0
         self._verifiers: dict[str, tuple[TrustedVerifier, bytes]] = {}  # name -> (it, SPKI)
+        self._recipients: dict[str, bytes] = {}  # approved wrap recipients: name -> SPKI DER
         self._nonces = NonceStore(
             lifetime=config.release_nonce_lifetime,
             limits=config.release_challenges,

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 
 from cryptography.hazmat.primitives.asymmetric import mlkem, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ironroot.crypto import PrivateKey, PublicKey, load_verifier
 from ironroot.ear import TrustTier
@@ -26,7 +28,12 @@ from ironroot.errors import (
 from ironroot.hsm._binding import WrappingKey
 from ironroot.hsm._document import KeyRecord, zero
 from ironroot.hsm._key_operations import KeyOperations
-from ironroot.hsm._material import load_material, material_from_wrapped, wrapped_form
+from ironroot.hsm._material import (
+    KemPublic,
+    load_material,
+    material_from_wrapped,
+    wrapped_form,
+)
 from ironroot.hsm._model import KeyAttributes, KeyType, Session, Usage
 from ironroot.hsm._release import TrustedVerifier, authorize_release
 from ironroot.hsm._release_policy import looks_like_key_id
@@ -81,17 +88,74 @@ class WrapAndRelease(KeyOperations):
         recipient: bytes | None = None,
     ) -> bytes:
         """Wrap an exportable key, under a wrapping key inside the HSM (``wrapping_key``: an
-        ML-KEM, RSA-3072 or AES-256 key with usage ``wrap``) or to an outside public key
-        (``recipient``: ML-KEM or RSA SubjectPublicKeyInfo). The format follows the wrapping
-        key (``_wrap``). ``KeyNotExportable`` for a non-exportable key or one with a release
-        policy."""
+        ML-KEM, RSA-3072 or AES-256 key with usage ``wrap``, generated inside) or to an
+        outside public key a crypto officer approved (``recipient``: ML-KEM or RSA
+        SubjectPublicKeyInfo, :meth:`add_wrap_recipient`). The format follows the wrapping key
+        (``_wrap``). ``KeyNotExportable`` for a non-exportable key or one with a release
+        policy, an imported wrapping key (``wrapping-key-not-trusted``) or a recipient no
+        officer approved (``recipient-not-approved``)."""
         with self._lock, self._operation(session, "wrap", target):  # not while a delete wipes
             if (wrapping_key is None) == (recipient is None):
                 raise MalformedInput("give exactly one of wrapping_key and recipient")
             key = self._key(target)
             self._exportable(key, release=False)
             wrapper = None if wrapping_key is None else self._key(wrapping_key, Usage.WRAP)
+            if wrapper is not None and not wrapper.local:
+                raise KeyNotExportable(
+                    f"key {wrapper.handle} was imported, so its value may be known outside the "
+                    f"HSM: it wraps no exportable key (key {key.handle} stays inside)",
+                    code="wrapping-key-not-trusted",
+                )
+            if recipient is not None:
+                self._approved(key, load_recipient(recipient))
             return self._wrap_to(key, wrapper, recipient)
+
+    def _approved(self, target: KeyRecord, recipient: KemPublic | rsa.RSAPublicKey) -> None:
+        """``KeyNotExportable`` unless a crypto officer approved ``recipient``: a crypto user
+        who could wrap a key to a key of their own would read it in plaintext."""
+        der = recipient.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        if not any(hmac.compare_digest(der, known) for known in self._recipients.values()):
+            raise KeyNotExportable(
+                f"the recipient key is not one a crypto officer approved for wrapped keys "
+                f"(`ironroot hsm recipient add`): key {target.handle} stays inside",
+                code="recipient-not-approved",
+            )
+
+    def add_wrap_recipient(self, session: Session, name: str, public_key: bytes) -> str:
+        """Approve an outside key (ML-KEM or RSA SubjectPublicKeyInfo, PEM or DER) as a
+        recipient of wrapped exportable keys (crypto officer); returns the SHA-256 of its
+        canonical DER (hex). ``Conflict`` when the name or the key is approved already."""
+        with self._lock:
+            with self._operation(session, "recipient-add"):
+                if not isinstance(name, str) or not name.strip() or len(name) > 256:
+                    raise MalformedInput("a recipient name is 1..256 characters of text")
+                key = load_recipient(self._check_data(public_key, "public key"))
+                der = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+                if name in self._recipients:
+                    raise Conflict(f"a recipient named {name!r} is approved already")
+                for other, known in self._recipients.items():
+                    if known == der:
+                        raise Conflict(f"that key is approved already as {other!r}")
+                self._recipients[name] = der
+            self._persist()
+            return hashlib.sha256(der).hexdigest()
+
+    def remove_wrap_recipient(self, session: Session, name: str) -> None:
+        """Withdraw an approval (crypto officer): nothing is wrapped to that key from now on."""
+        with self._lock:
+            with self._operation(session, "recipient-remove"):
+                if not isinstance(name, str) or name not in self._recipients:
+                    raise NotFound(f"no recipient {name!r} is approved")
+                del self._recipients[name]
+            self._persist()
+
+    def wrap_recipients(self, session: Session) -> tuple[tuple[str, str], ...]:
+        """``(name, SHA-256 of the SPKI, hex)`` of every approved recipient, by name."""
+        with self._lock, self._operation(session, "recipient-list"):
+            return tuple(
+                (name, hashlib.sha256(der).hexdigest())
+                for name, der in sorted(self._recipients.items())
+            )
 
     def unwrap(
         self,
