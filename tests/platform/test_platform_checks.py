@@ -449,6 +449,45 @@ def test_a_new_pfm_that_drops_another_components_active_image_is_refused(world: 
     )
 
 
+def test_a_new_pfm_that_drops_a_recovery_image_is_refused(world: World) -> None:
+    """The BMC recovers to bmc-1 until bmc-2 has booted healthy; a PFM without bmc-1 would
+    leave it nothing to recover to (the old checks accepted it)."""
+    new = world.pfm(2, {"bmc": [("2.0", 2, "bmc-2")], "host": [("1.0", 1, "host-1")]})
+    signed, logged = world.logged_pfm(new)
+    recovery = {
+        "bmc": hashlib.sha384(world.bundles["bmc-1"]).digest(),
+        "host": hashlib.sha384(world.bundles["host-1"]).digest(),
+    }
+    carried = {"pfm": signed, "pfm_statement": logged, "recovery_images": recovery}
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        [world.logged["bmc-2"]],
+        PolicyRejected,
+        "pfm-drops-recovery-image",
+        "pfm",
+        **carried,
+    )
+    with pytest.raises(PolicyRejected) as info:  # naming another component accepts nothing
+        verify_update(
+            "bmc",
+            world.bundles["bmc-2"],
+            [world.logged["bmc-2"]],
+            **_args(world, **carried, allow_recovery_removal=["host"]),
+        )
+    assert info.value.detail == (
+        "the new PFM no longer allows the bmc recovery image: bmc could not be recovered "
+        "(allow_recovery_removal must name it to accept that)"
+    )
+    verified = verify_update(
+        "bmc",
+        world.bundles["bmc-2"],
+        [world.logged["bmc-2"]],
+        **_args(world, **carried, allow_recovery_removal=["bmc"]),
+    )
+    assert verified.pfm == new
+
+
 def test_an_unlogged_pfm_is_refused(world: World) -> None:
     signed = sign_pfm(_active_pfm(world, svn=2), world.ecc[0], world.pqc[0])
     _refused(

@@ -13,6 +13,7 @@ from _rot_helpers import FMC, NOW, RUNTIME, Product, snapshot
 
 from ironroot.errors import (
     BadSignature,
+    ConfigError,
     Conflict,
     DigestMismatch,
     IronrootError,
@@ -134,6 +135,70 @@ def test_a_refused_boot_raises_and_changes_nothing(
     with pytest.raises(error):
         booted.boot(bundle, now=when)
     assert snapshot(booted.directory) == before
+
+
+@pytest.mark.parametrize(
+    ("case", "error"),
+    [
+        ("wrong-vendor", KeyDescriptorMismatch),
+        ("revoked-key", KeyRevoked),
+        ("svn-below-fuse", SvnRollback),
+        ("component-mismatch", DigestMismatch),
+        ("bad-signature", BadSignature),
+    ],
+)
+def test_expired_manifest_report_still_refuses_everything_but_the_dates(
+    booted: Device, product: Product, case: str, error: type[IronrootError]
+) -> None:
+    """``expired_manifest="report"`` lets the dates pass, nothing else: an expired manifest
+    that is also unsigned, revoked, rolled back or altered is refused as before."""
+    booted.boot(product.bundle(svn=5), now=NOW)
+    later = NOW + dt.timedelta(days=400)
+    if case == "wrong-vendor":
+        bundle = Product.generate().bundle(svn=5)
+    elif case == "revoked-key":
+        booted.program(lambda f: f.revoke_ecc_key(0, key_count=2))
+        bundle = product.bundle(svn=5)
+    elif case == "svn-below-fuse":
+        bundle = product.bundle(svn=4)
+    elif case == "component-mismatch":
+        bundle = _flip_component(product.bundle(svn=5))
+    else:
+        bundle = _flip_signature(product.bundle(svn=5))
+    before = snapshot(booted.directory)
+    with pytest.raises(error):
+        booted.boot(bundle, now=later, expired_manifest="report")
+    assert snapshot(booted.directory) == before
+
+
+@pytest.mark.parametrize(
+    ("days", "finding"),
+    [
+        (400, "the manifest expired at "),
+        (-60, "the manifest is not valid before "),
+    ],
+)
+def test_expired_manifest_report_boots_and_records_the_finding(
+    booted: Device, product: Product, days: int, finding: str
+) -> None:
+    bundle = product.bundle(svn=5)
+    when = NOW + dt.timedelta(days=days)
+    state = booted.boot(bundle, now=when, expired_manifest="report")
+    assert state.manifest_validity is not None
+    assert state.manifest_validity.startswith(finding)
+    assert state.manifest_validity.endswith(" (vendor)")
+    # the same keys as a boot within the dates: a date changes no measurement
+    assert state.pcrs == booted.boot(bundle, now=NOW).pcrs
+    assert booted.boot_state is not None
+    assert booted.boot_state.manifest_validity is None
+    again = BootState.from_record(state.to_record())
+    assert again.manifest_validity == state.manifest_validity
+
+
+def test_expired_manifest_takes_refuse_or_report_only(booted: Device, product: Product) -> None:
+    with pytest.raises(ConfigError) as info:
+        booted.boot(product.bundle(svn=5), now=NOW, expired_manifest="ignore")
+    assert info.value.detail == 'expired_manifest is "refuse" or "report"'
 
 
 def test_a_revoked_key_leaves_the_other_key_usable(booted: Device, product: Product) -> None:

@@ -168,6 +168,14 @@ def register_node_verbs(verbs: Any) -> None:
     )
     update.add_argument("--pfm", type=Path, help="a new signed PFM to activate with it")
     update.add_argument("--pfm-statement", type=Path, help="the new PFM's transparent statement")
+    update.add_argument(
+        "--allow-recovery-removal",
+        action="append",
+        default=[],
+        metavar="COMPONENT",
+        help="accept that the new PFM no longer lists COMPONENT's recovery image, leaving it "
+        "nothing to recover to until an update replaces it (repeat)",
+    )
     _node_option(update)
     _at_option(update)
     _inject_option(update)
@@ -358,6 +366,7 @@ def _update(args: argparse.Namespace) -> int:
             pfm_statement=_read(args.pfm_statement) if args.pfm_statement else None,
             faults=faults,
             progress=progress,
+            allow_recovery_removal=args.allow_recovery_removal,
         )
     if args.json:
         print(json.dumps(result.to_json()))

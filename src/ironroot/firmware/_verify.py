@@ -21,7 +21,11 @@ stopping at the first failure:
    (bounds and contiguity are parse checks: ``MalformedFirmware``);
 8. ``svn``: SVN ≥ ``min_svn`` unless anti-rollback is disabled — ``SvnRollback``;
 9. ``validity``: ``now`` is within the vendor (and, when set, owner) validity dates —
-   ``ManifestExpired``.
+   ``ManifestExpired``. With ``BundlePolicy(expired_manifest="report")`` (the boot of an image
+   already installed: docs/firmware.md "Validity dates: install versus boot") a manifest
+   outside its dates passes this check and the finding is kept in
+   :attr:`VerifiedManifest.validity_problem` for the caller to record and report; signatures,
+   revocation, digests and the SVN are decided exactly as before.
 
 :func:`check_bundle` runs every check that can run and reports each result, for
 ``ironroot firmware verify --json``; it never raises for a bad bundle.
@@ -80,6 +84,8 @@ __all__ = [
 ]
 
 _NO_OWNER: Final = b"\0" * HASH_SIZE
+EXPIRED_MANIFEST_MODES: Final = ("refuse", "report")
+"""The values of :attr:`BundlePolicy.expired_manifest`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +122,9 @@ class VerifiedManifest:
     header_digest: bytes
     manifest_digest: bytes
     svn: int
+    validity_problem: str | None = None
+    """Why the manifest is outside its validity dates at ``now`` (the ``ManifestExpired``
+    detail), when the policy reported it instead of refusing; ``None`` when within them."""
 
     @property
     def pqc_key_type(self) -> PqcKeyType:
@@ -221,6 +230,10 @@ class BundlePolicy:
     anti_rollback_disabled: bool = False
     owner_key_hash: bytes | None = None
     limits: FirmwareLimits = DEFAULT_LIMITS
+    expired_manifest: str = "refuse"
+    """``"refuse"``: a manifest outside its validity dates raises ``ManifestExpired`` (an
+    install, an update, a publication). ``"report"``: it passes, with the finding in
+    :attr:`VerifiedManifest.validity_problem` (the boot of an installed image)."""
     descriptor_hashes: frozenset[bytes] = field(init=False, repr=False, compare=False)
     """The accepted vendor key descriptor hashes, however they were given."""
 
@@ -252,6 +265,8 @@ class BundlePolicy:
             raise ConfigError("now must be a timezone-aware datetime")
         if self.owner_key_hash is not None:
             _hash_arg(self.owner_key_hash, "the owner key hash")
+        if self.expired_manifest not in EXPIRED_MANIFEST_MODES:
+            raise ConfigError('expired_manifest is "refuse" or "report"')
         object.__setattr__(self, "anti_rollback_disabled", bool(self.anti_rollback_disabled))
         object.__setattr__(self, "descriptor_hashes", hashes)
 
@@ -273,6 +288,7 @@ class _Run:
         self.ecc_key_hash = key_hash(pre.vendor_ecc_key)
         self.pqc_key_hash = key_hash(pre.vendor_pqc_key)
         self.owner_key_hash = key_hash(pre.owner_keys_bytes()) if pre.has_owner else None
+        self.validity_problem: str | None = None
 
     def checks(self) -> list[tuple[str, Callable[[], str]]]:
         out: list[tuple[str, Callable[[], str]]] = [
@@ -440,6 +456,15 @@ class _Run:
         return f"SVN {svn} ≥ {minimum}"
 
     def validity(self) -> str:
+        try:
+            return self._validity()
+        except ManifestExpired as exc:
+            if self.policy.expired_manifest != "report":
+                raise
+            self.validity_problem = exc.detail
+            return f"{exc.detail}: reported, not refused (expired_manifest = report)"
+
+    def _validity(self) -> str:
         header, now = self.manifest.header, self.policy.now
         windows = [("vendor", header.not_before, header.not_after)]
         if header.owner_not_before is not None and header.owner_not_after is not None:
@@ -479,6 +504,7 @@ class _Run:
             header_digest=self.header_digest,
             manifest_digest=hashlib.sha384(self.data[: manifest.size]).digest(),
             svn=manifest.header.svn,
+            validity_problem=self.validity_problem,
         )
 
 

@@ -127,7 +127,18 @@ def _run_component(
             floor = rot.state.component(name).min_svn
             if floor > rot.device.fuses.svn:
                 rot.device.program(functools.partial(Fuses.advance_svn, svn=floor))
-            rot.device.boot(data, now=now, advance_svn=False)
+            expired = rot.platform.config.trust.expired_manifest
+            booted = rot.device.boot(data, now=now, advance_svn=False, expired_manifest=expired)
+            if booted.manifest_validity is not None:
+                # A date does not hold an installed, signed, unrevoked image in reset: it
+                # boots, and the finding is reported for an appraisal policy to act on.
+                rot.event(
+                    "Warning",
+                    "ManifestOutsideValidity",
+                    f"{name}: {booted.manifest_validity}; booted (expired_manifest = report)",
+                    name,
+                    now=now,
+                )
             alias = rot.device.chain(Algorithm.ES384)[-1]
             return True, None, "", hashlib.sha256(alias).hexdigest()
         if not bmc_running:

@@ -27,7 +27,12 @@ bundle, statement or PFM. The checks, in order:
    ``untrusted-service``, ``InvalidProof`` ``receipt-not-for-statement``, ``UnknownIssuer``
    ``issuer-not-allowed`` for an issuer not allowed for component ``pfm``, ``DigestMismatch``
    ``logged-pfm-mismatch`` when the logged PFM is not the one carried); and it still allows
-   every other component's active image (``PolicyRejected`` ``pfm-drops-active-image``).
+   every other component's active image (``PolicyRejected`` ``pfm-drops-active-image``) and
+   every component's recovery image, the updated one's included (``PolicyRejected``
+   ``pfm-drops-recovery-image``, naming the component: a PFM that no longer lists a recovery
+   image leaves that component with nothing to recover to, since boot restores only images
+   the PFM in force allows), unless ``allow_recovery_removal`` names the component — the
+   operator's explicit acceptance, for instance of a vendor withdrawing a vulnerable release.
    With no PFM in force (``active_pfm`` ``None``, at creation) the update must carry one
    (``PolicyRejected`` ``no-pfm``). Then the PFM in force (the new one, else the active one)
    allows the bundle: its SHA-384 is listed for the component (``FirmwareRejected``
@@ -67,7 +72,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -245,6 +250,8 @@ class _Inputs:
     active_images: Mapping[str, bytes]
     pfm: bytes | None
     pfm_statement: bytes | None
+    recovery_images: Mapping[str, bytes]
+    allow_recovery_removal: frozenset[str]
 
 
 class _Update:
@@ -266,6 +273,8 @@ class _Update:
         self.trust = trust
         self.active_pfm = active_pfm
         self.active_images = update.active_images
+        self.recovery_images = update.recovery_images
+        self.allow_recovery_removal = update.allow_recovery_removal
         self.now = now
         self.new_pfm_bytes = update.pfm
         self.pfm_statement = update.pfm_statement
@@ -349,6 +358,15 @@ class _Update:
                 raise PolicyRejected(
                     f"the new PFM no longer allows the active {name} image",
                     code="pfm-drops-active-image",
+                )
+        for name, digest in sorted(self.recovery_images.items()):
+            if name in self.allow_recovery_removal:
+                continue
+            if not _lists(new, name, digest):
+                raise PolicyRejected(
+                    f"the new PFM no longer allows the {name} recovery image: {name} could not "
+                    "be recovered (allow_recovery_removal must name it to accept that)",
+                    code="pfm-drops-recovery-image",
                 )
         return new
 
@@ -450,6 +468,14 @@ class _Update:
         )
 
 
+def _lists(pfm: Pfm, name: str, digest: bytes) -> bool:
+    try:
+        listed = pfm.component(name).versions
+    except FirmwareRejected:
+        return False
+    return any(hmac.compare_digest(v.sha384, digest) for v in listed)
+
+
 def _firmware_policy(fuses: Fuses, min_svn: int, now: dt.datetime) -> BundlePolicy:
     if not isinstance(fuses, Fuses):
         raise ConfigError("fuses is the RoT's Fuses")
@@ -481,6 +507,8 @@ def _inputs(
     active_images: Mapping[str, bytes],
     pfm: bytes | None,
     pfm_statement: bytes | None,
+    recovery_images: Mapping[str, bytes] | None,
+    allow_recovery_removal: Collection[str],
 ) -> _Inputs:
     if not isinstance(component, str) or not component:
         raise ConfigError("the component is a non-empty name")
@@ -495,6 +523,15 @@ def _inputs(
     for name, digest in active_images.items():
         if not isinstance(name, str) or not isinstance(digest, bytes) or len(digest) != 48:
             raise ConfigError("active_images maps component names to SHA-384 digests")
+    recovery = {} if recovery_images is None else recovery_images
+    if not isinstance(recovery, Mapping) or not all(
+        isinstance(n, str) and isinstance(d, bytes) and len(d) == 48 for n, d in recovery.items()
+    ):
+        raise ConfigError("recovery_images maps component names to SHA-384 digests")
+    if isinstance(allow_recovery_removal, str | bytes) or not all(
+        isinstance(n, str) and n for n in allow_recovery_removal
+    ):
+        raise ConfigError("allow_recovery_removal is a collection of component names")
     return _Inputs(
         component=component,
         bundle=_bytes(bundle, "the bundle"),
@@ -502,6 +539,8 @@ def _inputs(
         active_images=dict(active_images),
         pfm=None if pfm is None else _bytes(pfm, "the PFM"),
         pfm_statement=None if pfm_statement is None else _bytes(pfm_statement, "the PFM statement"),
+        recovery_images=dict(recovery),
+        allow_recovery_removal=frozenset(allow_recovery_removal),
     )
 
 
@@ -518,6 +557,8 @@ def check_update(
     now: dt.datetime,
     pfm: bytes | None = None,
     pfm_statement: bytes | None = None,
+    recovery_images: Mapping[str, bytes] | None = None,
+    allow_recovery_removal: Collection[str] = (),
 ) -> UpdateReport:
     """Run every check of the module docs and report each; never raises for the update.
 
@@ -527,10 +568,21 @@ def check_update(
     (the update must then carry one, else ``PolicyRejected`` ``no-pfm``). ``active_images``:
     component → SHA-384 of its active image (a new PFM must still allow them). ``pfm`` /
     ``pfm_statement``: a new signed PFM carried with the update and its Transparent Statement
-    (whose payload is the signed PFM, so it may come alone).
+    (whose payload is the signed PFM, so it may come alone). ``recovery_images``: component →
+    SHA-384 of its recovery image (a new PFM must still allow them, but for the components
+    ``allow_recovery_removal`` names).
     """
     update = _inputs(
-        component, bundle, statements, trust, active_pfm, active_images, pfm, pfm_statement
+        component,
+        bundle,
+        statements,
+        trust,
+        active_pfm,
+        active_images,
+        pfm,
+        pfm_statement,
+        recovery_images,
+        allow_recovery_removal,
     )
     firmware = check_bundle(update.bundle, _firmware_policy(fuses, min_svn, now))
     run = _Update(
@@ -562,11 +614,22 @@ def verify_update(
     now: dt.datetime,
     pfm: bytes | None = None,
     pfm_statement: bytes | None = None,
+    recovery_images: Mapping[str, bytes] | None = None,
+    allow_recovery_removal: Collection[str] = (),
 ) -> VerifiedUpdate:
     """The update once every check of the module docs passed; else the first refusal, raised
     with ``exc.check`` set to the failing check's name. Arguments as :func:`check_update`."""
     update = _inputs(
-        component, bundle, statements, trust, active_pfm, active_images, pfm, pfm_statement
+        component,
+        bundle,
+        statements,
+        trust,
+        active_pfm,
+        active_images,
+        pfm,
+        pfm_statement,
+        recovery_images,
+        allow_recovery_removal,
     )
     policy = _firmware_policy(fuses, min_svn, now)
     try:

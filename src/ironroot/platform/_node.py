@@ -638,9 +638,13 @@ class Platform:
         pfm_statement: bytes | None = None,
         faults: Faults | None = None,
         progress: Callable[[str, int], None] | None = None,
+        allow_recovery_removal: Sequence[str] = (),
     ) -> UpdateResult:
         """Update ``component`` through every step of the state machine
-        (:mod:`ironroot.platform._update`); a refusal raises the failing check's error."""
+        (:mod:`ironroot.platform._update`); a refusal raises the failing check's error.
+
+        ``allow_recovery_removal``: the components whose recovery image the update's new PFM
+        may stop listing (else ``PolicyRejected`` ``pfm-drops-recovery-image``)."""
         from ironroot.platform._update import run_update
 
         with self.rot(faults) as rot:
@@ -653,6 +657,7 @@ class Platform:
                 pfm=pfm,
                 pfm_statement=pfm_statement,
                 progress=progress,
+                allow_recovery_removal=allow_recovery_removal,
             )
 
     def preflight(self, *, now: dt.datetime) -> UpdatePreflight:

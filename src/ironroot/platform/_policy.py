@@ -17,7 +17,12 @@ The RoT holds the values the update checks (:mod:`ironroot.platform._checks`) de
   on the log, signed by one of its review providers, and no such review may leave an open
   finding above its ``max_severity`` (one clean review does not hide another's finding);
 * ``healthy_boots`` — how many healthy boots of new firmware before it replaces the
-  recovery image (≥ 1).
+  recovery image (≥ 1);
+* ``expired_manifest`` — what the RoT does at boot with an installed BMC image whose manifest
+  is outside its validity dates: ``"report"`` (the default) boots it and reports it (a
+  ``ManifestOutsideValidity`` event, the boot state's ``manifest_validity``), ``"refuse"``
+  holds the BMC in reset (``ManifestExpired``). An update to such a manifest is refused
+  either way (docs/platform.md "Manifest validity").
 
 Severity follows the CVSS v3.1/v4.0 qualitative rating scale, the scores SAFE reports carry:
 ``none`` 0.0, ``low`` 0.1–3.9, ``medium`` 4.0–6.9, ``high`` 7.0–8.9, ``critical`` 9.0–10.0.
@@ -32,6 +37,7 @@ keys are given by file path, relative to the file::
 
     platform = "pkg:platform/acme/node-1"   # the PFM's platform id
     healthy_boots = 3
+    expired_manifest = "report"             # or "refuse" (module docs)
 
     [vendor]
     ecc = ["vendor-ecc-0.pub.pem"]          # ECDSA P-384 public keys, descriptor order
@@ -76,6 +82,8 @@ __all__ = ["SEVERITIES", "PlatformTrust", "SafeRequirement"]
 
 SEVERITIES: Final = ("none", "low", "medium", "high", "critical")
 """The CVSS qualitative ratings, lowest first."""
+_EXPIRED_MANIFEST: Final = ("report", "refuse")
+"""The values of ``PlatformTrust.expired_manifest`` (module docs)."""
 
 # An open finding at or above this CVSS score is above the named severity.
 _ABOVE: Final[Mapping[str, float | None]] = MappingProxyType(
@@ -235,6 +243,7 @@ class PlatformTrust:
     issuers: Mapping[str, frozenset[str]]
     safe: Mapping[str, SafeRequirement] = field(default_factory=dict)
     healthy_boots: int = 3
+    expired_manifest: str = "report"
     _ecc: tuple[PublicKey, ...] = field(init=False, repr=False, compare=False)
     _pqc: tuple[PublicKey, ...] = field(init=False, repr=False, compare=False)
 
@@ -270,6 +279,8 @@ class PlatformTrust:
             raise ConfigError("healthy_boots is an integer")
         if not 1 <= boots <= _MAX_HEALTHY_BOOTS:
             raise ConfigError(f"healthy_boots is 1 to {_MAX_HEALTHY_BOOTS}")
+        if self.expired_manifest not in _EXPIRED_MANIFEST:
+            raise ConfigError('expired_manifest is "report" or "refuse"')
 
     # --- what the checks use ----------------------------------------------------------------
 
@@ -308,13 +319,16 @@ class PlatformTrust:
             "issuers": {c: sorted(v) for c, v in sorted(self.issuers.items())},
             "safe": {c: r.to_json() for c, r in sorted(self.safe.items())},
             "healthy_boots": self.healthy_boots,
+            "expired_manifest": self.expired_manifest,
         }
 
     @classmethod
     def from_json(cls, doc: object) -> PlatformTrust:
         """The trust :meth:`to_json` wrote; ``ConfigError`` for anything else."""
         keys = {"format", "platform", "vendor_ecc", "vendor_pqc", "service_keys", "issuers"}
-        value = _members(doc, keys | {"safe", "healthy_boots"}, set(), "the platform trust")
+        value = _members(
+            doc, keys | {"safe", "healthy_boots"}, {"expired_manifest"}, "the platform trust"
+        )
         if value["format"] != _FORMAT:
             raise ConfigError(f"unknown platform trust format {value['format']!r}")
         lists = {}
@@ -344,6 +358,7 @@ class PlatformTrust:
             issuers={c: _names(v, f"the issuers of {c}") for c, v in issuers.items()},
             safe={c: SafeRequirement.from_json(r) for c, r in safe.items()},
             healthy_boots=value["healthy_boots"],
+            expired_manifest=value.get("expired_manifest", "report"),
         )
 
     # --- the operator's file ----------------------------------------------------------------
@@ -366,7 +381,7 @@ class PlatformTrust:
         top = _members(
             dict(document),
             {"platform", "vendor", "transparency", "issuers"},
-            {"healthy_boots", "safe"},
+            {"healthy_boots", "safe", "expired_manifest"},
             where,
         )
         vendor = _members(top["vendor"], {"ecc", "pqc"}, set(), "[vendor]")
@@ -409,6 +424,7 @@ class PlatformTrust:
             issuers={c: _names(v, f"[issuers] {c}") for c, v in issuers.items()},
             safe=safe,
             healthy_boots=top.get("healthy_boots", 3),
+            expired_manifest=top.get("expired_manifest", "report"),
         )
 
 

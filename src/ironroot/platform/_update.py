@@ -105,6 +105,10 @@ def _active_images(state: NodeState) -> dict[str, bytes]:
     return {n: cs.image.sha384 for n, cs in state.components.items() if cs.image is not None}
 
 
+def _recovery_images(state: NodeState) -> dict[str, bytes]:
+    return {n: cs.recovery.sha384 for n, cs in state.components.items() if cs.recovery is not None}
+
+
 def _statements(statements: Sequence[bytes]) -> tuple[bytes, ...]:
     if not isinstance(statements, Sequence) or isinstance(statements, bytes | bytearray | str):
         raise ConfigError("statements is a sequence of statements (bytes)")
@@ -142,10 +146,14 @@ def _check_inputs(
     now: dt.datetime,
     pfm: bytes | None,
     pfm_statement: bytes | None,
+    recovery_images: Mapping[str, bytes],
+    allow_recovery_removal: Sequence[str],
 ) -> dict[str, Any]:
     """The arguments of :func:`~ironroot.platform.verify_update` on this node, but the
     component, bundle and statements."""
     return {
+        "recovery_images": dict(recovery_images),
+        "allow_recovery_removal": tuple(allow_recovery_removal),
         "trust": rot.platform.config.trust,
         "fuses": rot.device.fuses,
         "min_svn": min_svn,
@@ -206,6 +214,7 @@ class UpdatePreflight:
         *,
         pfm: bytes | None = None,
         pfm_statement: bytes | None = None,
+        allow_recovery_removal: Sequence[str] = (),
     ) -> VerifiedUpdate:
         """Check the next update (class docs); nothing on the node changes."""
         if component in self._checked:
@@ -220,7 +229,17 @@ class UpdatePreflight:
             len(self._checked),
             rot.platform.config.trust.healthy_boots,
         )
-        inputs = _check_inputs(rot, floor, self._pfm, self._images, self._now, pfm, pfm_statement)
+        inputs = _check_inputs(
+            rot,
+            floor,
+            self._pfm,
+            self._images,
+            self._now,
+            pfm,
+            pfm_statement,
+            _recovery_images(state),
+            allow_recovery_removal,
+        )
         verified = verify_update(component, bundle, checked, **inputs)
         self._checked.append(component)
         self._pfm = verified.pfm
@@ -238,6 +257,7 @@ def run_update(
     pfm: bytes | None = None,
     pfm_statement: bytes | None = None,
     progress: Progress | None = None,
+    allow_recovery_removal: Sequence[str] = (),
 ) -> UpdateResult:
     """The whole update of ``component`` (see the module docstring)."""
     assert rot.state is not None
@@ -270,7 +290,15 @@ def run_update(
         assert rot.state is not None
         state = rot.state
         inputs = _check_inputs(
-            rot, cs.min_svn, active_pfm, _active_images(state), now, pfm, pfm_statement
+            rot,
+            cs.min_svn,
+            active_pfm,
+            _active_images(state),
+            now,
+            pfm,
+            pfm_statement,
+            _recovery_images(state),
+            allow_recovery_removal,
         )
         checked = check_update(component, read[0], statements, **inputs)
         if checked.verified is None:

@@ -151,6 +151,8 @@ class BootState:
     it derived, so that a quote checks the certificate files against these MAC'd digests
     instead of deriving the IDevID keys again (:meth:`ironroot.rot.Device.quote`); empty when
     the boot did not find them (a boot state written before it was recorded is read so too).
+    ``manifest_validity`` is ``None``, or why the booted manifest was outside its validity
+    dates when a boot with ``expired_manifest="report"`` ran it anyway.
     """
 
     booted_at: dt.datetime
@@ -164,8 +166,14 @@ class BootState:
     ecc_chain: tuple[bytes, ...]
     mldsa_chain: tuple[bytes, ...]
     idevid_checked: tuple[bytes, ...] = ()
+    manifest_validity: str | None = None
 
     def __post_init__(self) -> None:
+        if self.manifest_validity is not None and (
+            not isinstance(self.manifest_validity, str)
+            or not 0 < len(self.manifest_validity) <= MAX_EVENT_DATA
+        ):
+            raise StorageError(f"the manifest validity finding is 1 to {MAX_EVENT_DATA} characters")
         if len(self.log) > MAX_LOG_EVENTS:
             raise StorageError(f"the PCR log is over {MAX_LOG_EVENTS} events")
         if len(self.idevid_checked) not in (0, 2) or any(
@@ -196,6 +204,7 @@ class BootState:
             ecc_chain=self.ecc_chain,
             mldsa_chain=self.mldsa_chain,
             idevid_checked=self.idevid_checked,
+            manifest_validity=self.manifest_validity,
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -215,6 +224,8 @@ class BootState:
         }
         if self.idevid_checked:  # absent from a boot state that records none (as before it)
             record["idevid_checked"] = [d.hex() for d in self.idevid_checked]
+        if self.manifest_validity is not None:  # absent while the manifest is within its dates
+            record["manifest_validity"] = self.manifest_validity
         return record
 
     @classmethod
@@ -244,6 +255,9 @@ class BootState:
                     bytes.fromhex(d)
                     for d in (_list(doc, "idevid_checked", str) if "idevid_checked" in doc else ())
                 ),
+                manifest_validity=(
+                    _get(doc, "manifest_validity", str) if "manifest_validity" in doc else None
+                ),
             )
         except (ValueError, KeyError, TypeError, UnicodeDecodeError, MalformedInput) as exc:
             raise StorageError("the boot state file does not parse") from exc
@@ -260,6 +274,7 @@ class BootState:
             },
             "pcrs": {str(i): p.hex() for i, p in enumerate(self.pcrs)},
             "log": [{"pcr": e.pcr, "name": e.name, "data": e.data.hex()} for e in self.log],
+            "manifest_validity": self.manifest_validity,
         }
 
 
@@ -327,11 +342,21 @@ def _device_status(
 
 
 def cold_boot(
-    fuses: Fuses, bundle: bytes, *, now: dt.datetime, advance_svn: bool = True
+    fuses: Fuses,
+    bundle: bytes,
+    *,
+    now: dt.datetime,
+    advance_svn: bool = True,
+    expired_manifest: str = "refuse",
 ) -> BootResult:
     """Verify ``bundle`` against ``fuses``, measure, derive and certify; nothing is written.
 
     ``advance_svn=False`` leaves the SVN fuse where it is (module docs).
+    ``expired_manifest="report"`` boots a manifest outside its validity dates (the boot of an
+    image already installed, which a date must not brick) and records why in
+    :attr:`BootState.manifest_validity`; the default ``"refuse"`` raises ``ManifestExpired``
+    (this function also serves a bundle the caller has just been handed). Nothing else
+    changes: signatures, revocation, digests and the SVN are checked as always.
 
     Raises what :func:`ironroot.firmware.verify_bundle` raises for a bundle that must not run
     (``KeyDescriptorMismatch``, ``KeyRevoked``, ``SvnRollback``, ``DigestMismatch``,
@@ -352,6 +377,7 @@ def cold_boot(
             min_svn=fuses.svn,
             anti_rollback_disabled=fuses.anti_rollback_disabled,
             owner_key_hash=fuses.owner_key_hash or None,
+            expired_manifest=expired_manifest,
         ),
     )
     if advance_svn and not fuses.anti_rollback_disabled:
@@ -429,5 +455,6 @@ def cold_boot(
         header_digest=verified.header_digest,
         ecc_chain=chains[Algorithm.ES384],
         mldsa_chain=chains[Algorithm.ML_DSA_87],
+        manifest_validity=verified.validity_problem,
     )
     return BootResult(fuses, state, layers)

@@ -384,16 +384,30 @@ class Device:
 
     # --- boot, quote, DPE -----------------------------------------------------------------
 
-    def boot(self, bundle: bytes, *, now: dt.datetime, advance_svn: bool = True) -> BootState:
+    def boot(
+        self,
+        bundle: bytes,
+        *,
+        now: dt.datetime,
+        advance_svn: bool = True,
+        expired_manifest: str = "refuse",
+    ) -> BootState:
         """Cold boot ``bundle``. A refused boot raises and leaves every file as it was.
 
         ``advance_svn=False``: leave the SVN fuse for the caller to advance once the firmware
-        is committed (see :func:`ironroot.rot.cold_boot`)."""
+        is committed; ``expired_manifest="report"``: boot a manifest outside its validity
+        dates and record it in the boot state (see :func:`ironroot.rot.cold_boot`)."""
         if len(bundle) > _MAX_BUNDLE:
             raise LimitExceeded(f"a bundle is at most {_MAX_BUNDLE} bytes")
         with self._locked():
             old = self._store.load()
-            result = cold_boot(old.fuses, bundle, now=now, advance_svn=advance_svn)
+            result = cold_boot(
+                old.fuses,
+                bundle,
+                now=now,
+                advance_svn=advance_svn,
+                expired_manifest=expired_manifest,
+            )
             if not result.fuses.only_sets_bits_of(old.fuses):
                 raise FuseError("the new fuse bank would clear a programmed bit")
             state = dataclasses.replace(
