@@ -15,6 +15,10 @@ round finds it again). A checkpoint smaller than the verified one (``behind``) i
 signed note and all, until a later round reads the verified tree's tiles and proves it
 consistent (a mirror behind) or not (a fork, with its proof). The table was added to schema
 version 1 (``CREATE … IF NOT EXISTS`` on every open): an older file gains it as it is opened.
+So was ``watched(origin, what, value)``: what the entries of the row's tree were read for
+(``("sub", subject)``, ``("iss", issuer)``, and ``("", "")`` once known: a row without it was
+written before the table, and was read for nothing known); a watch that grows reads the tree
+again for what is new.
 
 Advancing a log's state is one compare-and-set transaction (``BEGIN IMMEDIATE``) after the
 new checkpoint, its consistency with the old one and its entries were verified: it writes only
@@ -101,6 +105,12 @@ CREATE TABLE IF NOT EXISTS behind (
     url TEXT NOT NULL,
     seen INTEGER NOT NULL,
     PRIMARY KEY (origin, size, root)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS watched (
+    origin TEXT NOT NULL,
+    what TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (origin, what, value)
 ) WITHOUT ROWID;
 """
 _MAX_BEHIND: Final = 64
@@ -400,11 +410,61 @@ class MonitorStore:
             self._check_mark(origin, found.get(origin), marks)
         return states
 
-    def advance(self, state: LogState, *, expected: LogState | None) -> None:
+    def watched(self, origin: str) -> frozenset[tuple[str, str]]:
+        """What the entries of the stored tree of ``origin`` were read for (module docs;
+        empty for a row written before it was kept)."""
+        out = set()
+        for what, value in self._query(
+            "SELECT what, value FROM watched WHERE origin = ?", (origin,)
+        ):
+            if not (isinstance(what, str) and isinstance(value, str)):
+                raise StorageError("the monitor database holds a malformed watched row")
+            out.add((what, value))
+        return frozenset(out) if ("", "") in out else frozenset()
+
+    def _set_watched(self, origin: str, watched: frozenset[tuple[str, str]]) -> None:
+        self._db.execute("DELETE FROM watched WHERE origin = ?", (origin,))
+        self._db.executemany(
+            "INSERT INTO watched VALUES (?, ?, ?)",
+            [(origin, what, value) for what, value in sorted(watched | {("", "")})],
+        )
+
+    def add_watched(self, state: LogState, watched: frozenset[tuple[str, str]]) -> None:
+        """Record that the entries of ``state`` (the stored one: :class:`Conflict` if another
+        monitor advanced it meanwhile) were read for ``watched`` too."""
+        try:
+            with self._lock, immediate(self._db):
+                rows = self._db.execute(
+                    "SELECT size, root FROM logs WHERE origin = ?", (state.origin,)
+                ).fetchall()
+                if not rows or (rows[0][0], rows[0][1]) != (state.size, state.root):
+                    raise Conflict(
+                        f"another monitor stored {state.origin} meanwhile; the next round "
+                        "checks against it"
+                    )
+                known = {
+                    (str(w), str(v))
+                    for w, v in self._db.execute(
+                        "SELECT what, value FROM watched WHERE origin = ?", (state.origin,)
+                    )
+                }
+                had = known if ("", "") in known else set()
+                self._set_watched(state.origin, frozenset(had) | watched)
+        except sqlite3.Error as exc:
+            raise StorageError(f"the monitor database {self._path} failed: {exc}") from exc
+
+    def advance(
+        self,
+        state: LogState,
+        *,
+        expected: LogState | None,
+        watched: frozenset[tuple[str, str]] = frozenset(),
+    ) -> None:
         """Store ``state`` if the stored one is still ``expected`` (its size and root; ``None``
         or size 0: no row yet); :class:`Conflict` if another monitor advanced it meanwhile,
         :class:`StorageError` if the stored one is behind its high-water mark. The mark is
-        raised once the new state is committed."""
+        raised once the new state is committed. ``watched``: what every entry of the new
+        tree was read for (the previous ones included)."""
         marks = self._marks()
         try:
             with self._lock, immediate(self._db):
@@ -436,6 +496,7 @@ class MonitorStore:
                         state.updated,
                     ),
                 )
+                self._set_watched(state.origin, watched)
         except sqlite3.Error as exc:
             raise StorageError(f"the monitor database {self._path} failed: {exc}") from exc
         self._raise_high_water(state)
