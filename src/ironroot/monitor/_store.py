@@ -41,7 +41,8 @@ What can is the **high-water file** beside it, ``<state>.verified`` (JSON, repla
 atomically, never by SQLite): the random ``instance`` the database was created with (its
 ``meta('instance')``) and, per origin, the largest checkpoint verified (size, root, signed
 note). It is written after each advance commits (so it is never ahead of the database but
-for a rollback), and every read of a log's state checks it first: a state smaller than the
+for a rollback; a monitor killed in between leaves it behind, and the next open raises it),
+and every read of a log's state checks it first: a state smaller than the
 high-water mark of its origin, another root at its size, an origin it holds that the
 database lacks, another instance's file, or a database that has an instance but no
 high-water file beside it is :class:`StorageError` (the monitor stops; ``monitor status``
@@ -207,12 +208,7 @@ class MonitorStore:
                 self._query("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (instance,))
                 rows = self._query("SELECT value FROM meta WHERE key = 'instance'")
                 self._instance = str(rows[0][0])  # another monitor's, if it got there first
-                rows = self._query(
-                    "SELECT origin, size, root, note, compact, updated FROM logs ORDER BY origin"
-                )
-                states = [self._state(r) for r in rows]  # a file older than high-water files
-                first = {s.origin: (s.size, s.root, s.note) for s in states}
-                self._write_high_water(self._instance, first)
+                self._write_high_water(self._instance, self._caught_up({}))
                 return
             if marks is None:
                 raise StorageError(
@@ -227,6 +223,26 @@ class MonitorStore:
                     "its state cannot be trusted"
                 )
             self._instance = instance
+            caught_up = self._caught_up(marks[1])
+            if caught_up != marks[1]:  # a monitor killed between its commit and the mark
+                self._write_high_water(instance, caught_up)
+
+    def _caught_up(
+        self, marks: dict[str, tuple[int, bytes, bytes]]
+    ) -> dict[str, tuple[int, bytes, bytes]]:
+        """``marks`` raised to each stored state ahead of its mark (a row that is not one the
+        monitor could have written is left to be refused as it is read)."""
+        out = dict(marks)
+        rows = self._query("SELECT origin, size, root, note, compact, updated FROM logs")
+        for row in rows:
+            try:
+                state = self._state(row)
+            except StorageError:
+                continue
+            kept = out.get(state.origin)
+            if kept is None or kept[0] < state.size:
+                out[state.origin] = (state.size, state.root, state.note)
+        return out
 
     @contextlib.contextmanager
     def _high_water_lock(self) -> Iterator[None]:
