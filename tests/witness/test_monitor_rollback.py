@@ -220,3 +220,28 @@ def test_a_memory_store_has_no_high_water_file(tmp_path: Path, log_key: PrivateK
     finally:
         store.close()
         log.close()
+
+
+def test_a_state_file_is_bound_to_the_path_it_is_opened_by(
+    tmp_path: Path, log_key: PrivateKey
+) -> None:
+    """The documented limit: the high-water file sits beside the path given, so a second
+    path to the same file (a link) has none and is refused; so is a link swapped to another
+    monitor's file, whose high-water file is elsewhere."""
+    log = grown(log_key, entries(3))
+    try:
+        _check(tmp_path / "real.sqlite3", log, 3)
+        (tmp_path / "link.sqlite3").symlink_to(tmp_path / "real.sqlite3")
+        with pytest.raises(StorageError, match=r"link.sqlite3.verified of .* is missing"):
+            MonitorStore(tmp_path / "link.sqlite3")
+        (tmp_path / "mine").mkdir()
+        (tmp_path / "mine" / "m.sqlite3").symlink_to(tmp_path / "real.sqlite3")
+        shutil.copy(tmp_path / "real.sqlite3.verified", tmp_path / "mine" / "m.sqlite3.verified")
+        assert _check(tmp_path / "mine" / "m.sqlite3", log, 3) == []
+        _check(tmp_path / "other.sqlite3", log, 3)
+        (tmp_path / "mine" / "m.sqlite3").unlink()
+        (tmp_path / "mine" / "m.sqlite3").symlink_to(tmp_path / "other.sqlite3")
+        with pytest.raises(StorageError, match="is not the one its high-water file"):
+            MonitorStore(tmp_path / "mine" / "m.sqlite3")
+    finally:
+        log.close()
