@@ -823,7 +823,7 @@ def _state_file(data: bytes, stem: str) -> Iterator[Path]:
     try:
         yield path
     finally:
-        for suffix in ("", "-wal", "-shm", "-journal"):
+        for suffix in ("", "-wal", "-shm", "-journal", ".verified", ".verified.lock"):
             with contextlib.suppress(FileNotFoundError):
                 Path(f"{path}{suffix}").unlink()
 

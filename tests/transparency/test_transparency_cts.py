@@ -317,3 +317,35 @@ def test_a_deeper_prefix(tmp_path: Path, vendor: PrivateKey) -> None:
             "/compat/cts-v1/entries", content=_stmt(vendor), headers={"Content-Type": COSE}
         )
         assert r.status_code == 202
+
+
+def test_a_store_that_fails_for_now_is_retry_later_for_entries(
+    tmp_path: Path, vendor: PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database away or a receipt signer offline while pyscitt fetches the entry: it
+    retries only the 503 whose title is TransactionNotCached, so any other title (the old
+    "Service Unavailable") ended submit_signed_statement_and_wait with an error at once."""
+    from ironroot.errors import StoreUnavailable
+
+    data = _config(tmp_path / "data", vendor)
+    service = TransparencyService.open(data)
+    with _client(service) as client:
+        statement = _stmt(vendor)
+        entry_id = _entry_id(statement)
+        assert _post(client, statement).status_code == 202
+
+        def away(*args: object) -> None:
+            raise StoreUnavailable("the database is away", retry_after=3)
+
+        monkeypatch.setattr(service, "receipts", away)
+        for path in (f"/cts/entries/{entry_id}", f"/cts/entries/{entry_id}/statement"):
+            r = client.get(path)
+            assert (r.status_code, r.headers["retry-after"]) == (503, "3")
+            problem = _problem(r)
+            assert (problem.title, problem.detail) == (
+                "TransactionNotCached",
+                "the database is away",
+            )
+            assert problem.extra["code"] == "store-unavailable"
+        monkeypatch.undo()
+        assert client.get(f"/cts/entries/{entry_id}/statement").status_code == 200

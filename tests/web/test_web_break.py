@@ -198,6 +198,42 @@ def test_a_split_view_found_at_a_time_no_calendar_holds_is_still_an_alert(
         assert f"{2**62} (not a time)" in operator.get("/alerts").text
 
 
+def test_a_monitor_state_rolled_back_is_an_alert(own_dir: Path) -> None:
+    # was: a monitor.db restored from an older copy showed no alert (nor any fork it lost)
+    from ironroot.log import Checkpoint, NoteSigner, sign_checkpoint
+    from ironroot.merkle import CompactRange, leaf_hash
+    from ironroot.monitor import LogState
+
+    signer = NoteSigner("log.example/m", PrivateKey.generate(Algorithm.ED25519))
+    compact = CompactRange()
+    path = own_dir / "monitor.db"
+    store = MonitorStore(path)
+    try:
+        state = None
+        for size, entry in enumerate((b"a", b"b"), start=1):
+            compact.append(leaf_hash(entry))
+            note = sign_checkpoint(Checkpoint("log.example/m", size, compact.root()), [signer])
+            new = LogState("log.example/m", size, compact.root(), note, compact.hashes, 1)
+            store.advance(new, expected=state)
+            state = new
+            if size == 1:
+                store.close()
+                shutil.copy(path, own_dir / "backup.db")
+                store = MonitorStore(path)
+    finally:
+        store.close()
+    shutil.copy(own_dir / "backup.db", path)
+    dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as operator,
+    ):
+        assert log_in(operator).status_code == 303
+        page = operator.get("/alerts")
+        assert page.status_code == 200
+        assert "at size 1, but size 2 was verified" in page.text
+
+
 def test_bars_over_a_span_of_centuries_stay_48_or_so() -> None:
     # was: 30-day buckets whatever the span: 2**62 seconds asked for ~10**12 of them
     bars = bucket_times([(0, "entries", 1), (2**62, "entries", 2)], ["entries"])

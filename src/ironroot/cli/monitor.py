@@ -14,7 +14,9 @@ Each round checks every ``--url`` (the C2SP read API prefix of a transparency se
 tlog-tiles log) with :class:`ironroot.monitor.Monitor`: the new checkpoint must be consistent
 with the last one verified for its origin (kept in ``--state``, SQLite), the new entries must
 give its root, and statements whose ``iss``/``sub`` is watched are reported. Without ``--key``
-the log's keys are read from its configuration the first time and pinned in the state.
+the log's keys are read from its configuration the first time and pinned in the state. Beside
+``--state`` is its high-water file ``<state>.verified``: a state rolled back or swapped (a
+backup restored, another monitor's file) is refused with exit 1 (docs/witness.md).
 
 Exit codes (``once``, and ``follow`` when it stops): 0 nothing to report; 1 a fork, a log that
 went back, or anything that did not verify (a fork's proof is kept: ``monitor forks``); 3 at
@@ -47,10 +49,13 @@ EXIT_WATCHED: Final = 3
 _MAX_PROOF_FILE: Final = 4 * 1024 * 1024
 _MAX_INTERVAL: Final = 86400  # a day: time.sleep overflows far above it
 _log = logging.getLogger("ironroot.monitor")
+_STATE_HELP: Final = (
+    "the monitor's SQLite file; its high-water file FILE.verified beside it (keep them together)"
+)
 
 
 def _follow_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--state", type=Path, required=True, help="the monitor's SQLite file")
+    parser.add_argument("--state", type=Path, required=True, help=_STATE_HELP)
     parser.add_argument(
         "--url",
         action="append",
@@ -120,7 +125,7 @@ def register(sub: Any) -> None:
         help="the last checkpoint verified for each origin",
         epilog="example: ironroot monitor status --state monitor.sqlite3 --json",
     )
-    status.add_argument("--state", type=Path, required=True, help="the monitor's SQLite file")
+    status.add_argument("--state", type=Path, required=True, help=_STATE_HELP)
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=_status)
 
@@ -129,7 +134,7 @@ def register(sub: Any) -> None:
         help="the forks found, and their proofs",
         epilog="example: ironroot monitor forks --state monitor.sqlite3 --out-dir forks",
     )
-    forks.add_argument("--state", type=Path, required=True, help="the monitor's SQLite file")
+    forks.add_argument("--state", type=Path, required=True, help=_STATE_HELP)
     forks.add_argument("--out-dir", type=Path, help="write each proof there as fork-<id>.json")
     forks.add_argument("--json", action="store_true")
     forks.set_defaults(func=_forks)

@@ -33,7 +33,11 @@ this order:
    bounded by a bundle, however far behind it is), appends their leaf hashes to the stored
    compact range, and requires the checkpoint's root (:class:`VerificationFailed` if not);
 4. parses each entry as a SCITT Signed Statement and reports those whose ``iss`` or ``sub``
-   is watched (``statement`` events);
+   is watched (``statement`` events); a subject or issuer watched now that the entries
+   verified before were not read for (the watch grew, or the state predates the record of
+   what it was read for) makes it read those entries again from the verified tree (they must
+   give the verified root: :class:`VerificationFailed` if not) and report them too (detail
+   ``verified before it was watched``), once: what each state was read for is stored with it;
 5. stores the new state (size, root, note, compact range) in one write, if the stored state
    is still the one it checked against (:class:`~ironroot.errors.Conflict` otherwise: another
    monitor sharing the store got there first, and the state never goes back).
@@ -93,6 +97,18 @@ class Watch:
 
     subjects: frozenset[str] = frozenset()
     issuers: frozenset[str] = frozenset()
+
+    @property
+    def items(self) -> frozenset[tuple[str, str]]:
+        """``("sub", subject)`` and ``("iss", issuer)`` for each (what the store records)."""
+        return frozenset({("sub", s) for s in self.subjects} | {("iss", i) for i in self.issuers})
+
+    @classmethod
+    def of(cls, items: frozenset[tuple[str, str]]) -> Watch:
+        return cls(
+            frozenset(v for w, v in items if w == "sub"),
+            frozenset(v for w, v in items if w == "iss"),
+        )
 
     def matches(self, iss: str, sub: str) -> list[str]:
         """Why a statement is watched: ``["sub", "iss"]``, either or neither."""
@@ -239,22 +255,103 @@ class Monitor:
                     raise VerificationFailed(f"{url} serves an empty tree with another root")
                 return [self._fork(url, state, note, checkpoint, (), "another root at one size")]
             behind = self.store.behind(checkpoint.origin)
-            if not behind:
+            unread = self._unread(state)
+            if not behind and not unread:
                 return []
             tree = self._tree(url, fetcher, checkpoint)
-            return self._settle(url, tree, note, checkpoint, behind)
+            again = self._read_again(url, tree, state, checkpoint, unread)
+            settled = self._settle(url, tree, note, checkpoint, behind)
+            if unread:  # last: a round that fails before reads them again at the next
+                self.store.add_watched(state, unread)
+            return [*again, *settled]
         tree = self._tree(url, fetcher, checkpoint)
+        again = []
         if state.size:
             old_root, proof = self._root_at(url, tree, checkpoint, state.size)
             if not hmac.compare_digest(old_root, state.root):
                 why = f"the tree at size {checkpoint.size} does not extend size {state.size}"
                 return [self._fork(url, state, note, checkpoint, tuple(proof), why)]
+            again = self._read_again(url, tree, state, checkpoint, self._unread(state))
         # The new tree first: a round that fails there (entries that do not give the root)
         # settles nothing, so a fork of a smaller checkpoint is not found in a round that
         # reports only that failure, and then dropped; the next round that verifies does it.
         advanced = self._advance(url, tree, state, note, checkpoint)
         settled = self._settle(url, tree, note, checkpoint, self.store.behind(checkpoint.origin))
-        return [*settled, *advanced]
+        return [*again, *settled, *advanced]
+
+    def _unread(self, state: LogState) -> frozenset[tuple[str, str]]:
+        """What is watched now that the entries of the verified tree were not read for (a
+        subject or issuer watched since; everything watched, for a state kept before this
+        was recorded)."""
+        if not state.size:
+            return frozenset()
+        return self.watch.items - self.store.watched(state.origin)
+
+    def _read_again(
+        self,
+        url: str,
+        tree: TileTree,
+        state: LogState,
+        checkpoint: Checkpoint,
+        unread: frozenset[tuple[str, str]],
+    ) -> list[MonitorEvent]:
+        """The statements among the verified tree's entries (``state``; ``tree`` extends it)
+        that ``unread`` watches: read again from ``tree``, whose entries must give the
+        verified root (:class:`VerificationFailed` if not). The caller records them as read
+        once the round succeeded (a round that fails reads them again at the next: reported
+        twice rather than never)."""
+        if not unread:
+            return []
+        watch = Watch.of(unread)
+        compact = CompactRange()
+        events = self._read(url, tree, checkpoint, compact, state.size, watch)
+        if not hmac.compare_digest(compact.root(), state.root):
+            raise VerificationFailed(
+                f"the entries {url} serves do not give the root verified at size {state.size}"
+            )
+        _log.info(
+            "%s: %d entries read again for %d newly watched subjects or issuers",
+            state.origin,
+            state.size,
+            len(unread),
+        )
+        return [
+            MonitorEvent(
+                e.kind,
+                e.origin,
+                e.url,
+                e.size,
+                "verified before it was watched",
+                index=e.index,
+                entry_id=e.entry_id,
+                iss=e.iss,
+                sub=e.sub,
+                watched=e.watched,
+            )
+            for e in events
+        ]
+
+    def _read(
+        self,
+        url: str,
+        tree: TileTree,
+        checkpoint: Checkpoint,
+        compact: CompactRange,
+        stop: int,
+        watch: Watch,
+    ) -> list[MonitorEvent]:
+        """Append the entries from ``compact``'s size to ``stop`` to it, one entry bundle at
+        a time (a first look at a large log holds one bundle, not every entry, before the
+        root is known to match); the statements ``watch`` names among them."""
+        events: list[MonitorEvent] = []
+        index = compact.size
+        while index < stop:
+            end = min(stop, (index // TILE_WIDTH + 1) * TILE_WIDTH)
+            for offset, entry in enumerate(tree.entries(index, end)):
+                compact.append(leaf_hash(entry))
+                events.extend(self._watched(url, checkpoint, index + offset, entry, watch))
+            index = end
+        return events
 
     @staticmethod
     def _tree(url: str, fetcher: LogFetcher, checkpoint: Checkpoint) -> TileTree:
@@ -353,16 +450,7 @@ class Monitor:
         checkpoint: Checkpoint,
     ) -> list[MonitorEvent]:
         compact = CompactRange(state.size, state.compact)
-        events: list[MonitorEvent] = []
-        # One entry bundle at a time: a first look at a large log holds one bundle, not
-        # every entry, before the root is known to match.
-        index = state.size
-        while index < checkpoint.size:
-            stop = min(checkpoint.size, (index // TILE_WIDTH + 1) * TILE_WIDTH)
-            for offset, entry in enumerate(tree.entries(index, stop)):
-                compact.append(leaf_hash(entry))
-                events.extend(self._watched(url, checkpoint, index + offset, entry))
-            index = stop
+        events = self._read(url, tree, checkpoint, compact, checkpoint.size, self.watch)
         if not hmac.compare_digest(compact.root(), checkpoint.root):
             raise VerificationFailed(
                 f"the entries {url} serves do not give the root of its checkpoint at size "
@@ -378,6 +466,7 @@ class Monitor:
                 self._clock(),
             ),
             expected=state,
+            watched=self.watch.items,  # the earlier entries too: _read_again read them
         )
         first = MonitorEvent(
             "checkpoint",
@@ -394,16 +483,16 @@ class Monitor:
         return [first, *events]
 
     def _watched(
-        self, url: str, checkpoint: Checkpoint, index: int, entry: bytes
+        self, url: str, checkpoint: Checkpoint, index: int, entry: bytes, watch: Watch
     ) -> list[MonitorEvent]:
-        if not (self.watch.subjects or self.watch.issuers):
+        if not (watch.subjects or watch.issuers):
             return []
         try:
             statement = SignedStatement.parse(entry)
         except IronrootError:
             return []  # not a Signed Statement: nothing to watch in it
         iss, sub = statement.claims.iss, statement.claims.sub
-        why = self.watch.matches(iss, sub)
+        why = watch.matches(iss, sub)
         if not why:
             return []
         return [

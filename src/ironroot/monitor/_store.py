@@ -15,6 +15,10 @@ round finds it again). A checkpoint smaller than the verified one (``behind``) i
 signed note and all, until a later round reads the verified tree's tiles and proves it
 consistent (a mirror behind) or not (a fork, with its proof). The table was added to schema
 version 1 (``CREATE … IF NOT EXISTS`` on every open): an older file gains it as it is opened.
+So was ``watched(origin, what, value)``: what the entries of the row's tree were read for
+(``("sub", subject)``, ``("iss", issuer)``, and ``("", "")`` once known: a row without it was
+written before the table, and was read for nothing known); a watch that grows reads the tree
+again for what is new.
 
 Advancing a log's state is one compare-and-set transaction (``BEGIN IMMEDIATE``) after the
 new checkpoint, its consistency with the old one and its entries were verified: it writes only
@@ -30,13 +34,37 @@ origin, size and root, a compact range that does not give the root, a pin whose 
 a list of text, text that is not UTF-8): ``StorageError`` as it is read. Such a row is never
 taken for what the monitor verified: a root edited or restored apart from its note would
 otherwise be reported as the log's fork, with a proof that proves nothing.
+
+A file rolled back as a whole (a backup or a snapshot restored, another monitor's file copied
+in its place) holds only rows that could have been written here, so nothing in it can tell.
+What can is the **high-water file** beside it, ``<state>.verified`` (JSON, replaced
+atomically, never by SQLite): the random ``instance`` the database was created with (its
+``meta('instance')``) and, per origin, the largest checkpoint verified (size, root, signed
+note). It is written after each advance commits (so it is never ahead of the database but
+for a rollback; a monitor killed in between leaves it behind, and the next open raises it),
+and every read of a log's state checks it first: a state smaller than the
+high-water mark of its origin, another root at its size, an origin it holds that the
+database lacks, another instance's file, or a database that has an instance but no
+high-water file beside it is :class:`StorageError` (the monitor stops; ``monitor status``
+fails too): a rolled-back state would otherwise accept a checkpoint that extends an older
+one but not the one verified last (a fork), and read again what it read before. Its limits: a
+state file is bound to the path it is opened by (another path, a hard or symbolic link, has
+no high-water file beside it), and restoring both files together is not seen (only a record
+kept off the host, a witness or a second monitor, sees that).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
+import fcntl
 import json
+import os
+import secrets
 import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -79,11 +107,19 @@ CREATE TABLE IF NOT EXISTS behind (
     seen INTEGER NOT NULL,
     PRIMARY KEY (origin, size, root)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS watched (
+    origin TEXT NOT NULL,
+    what TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (origin, what, value)
+) WITHOUT ROWID;
 """
 _MAX_BEHIND: Final = 64
 """Smaller checkpoints kept per origin until checked (each is signed by the log's key, so
 only the log's key holder can make more; the oldest go first beyond this)."""
 _HASH: Final = 32
+_HIGH_WATER: Final = ".verified"
+_MAX_HIGH_WATER_BYTES: Final = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +177,196 @@ class MonitorStore:
         self._path = str(path)
         self._lock = threading.Lock()
         self._db = open_state_db(path, "monitor", _SCHEMA, _SCHEMA_VERSION, create=create)
+        self._high_water: Path | None = None
+        self._instance = ""
+        if self._path not in ("", ":memory:"):
+            self._high_water = Path(self._path + _HIGH_WATER)
+            try:
+                self._bind()
+            except BaseException:
+                self._db.close()
+                raise
+
+    # --- the high-water file (module docs) ------------------------------------------------
+
+    def _bind(self) -> None:
+        """Check that the database and its high-water file belong together; a database
+        that has neither instance nor high-water file (new, or older than them) gets both."""
+        assert self._high_water is not None
+        with self._high_water_lock():
+            rows = self._query("SELECT value FROM meta WHERE key = 'instance'")
+            marks = self._read_high_water()
+            instance = str(rows[0][0]) if rows else ""
+            if not instance:
+                if marks is not None:
+                    raise StorageError(
+                        f"the monitor database {self._path} has no instance but a high-water "
+                        f"file {self._high_water} is beside it: it is not the file the monitor "
+                        "wrote (restored or swapped); its state cannot be trusted"
+                    )
+                instance = secrets.token_hex(16)
+                self._query("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (instance,))
+                rows = self._query("SELECT value FROM meta WHERE key = 'instance'")
+                self._instance = str(rows[0][0])  # another monitor's, if it got there first
+                self._write_high_water(self._instance, self._caught_up({}))
+                return
+            if marks is None:
+                raise StorageError(
+                    f"the high-water file {self._high_water} of the monitor database "
+                    f"{self._path} is missing: the state may have been rolled back or swapped "
+                    "and cannot be trusted"
+                )
+            if marks[0] != instance:
+                raise StorageError(
+                    f"the monitor database {self._path} is not the one its high-water file "
+                    f"{self._high_water} was written for (another monitor's file, or swapped): "
+                    "its state cannot be trusted"
+                )
+            self._instance = instance
+            caught_up = self._caught_up(marks[1])
+            if caught_up != marks[1]:  # a monitor killed between its commit and the mark
+                self._write_high_water(instance, caught_up)
+
+    def _caught_up(
+        self, marks: dict[str, tuple[int, bytes, bytes]]
+    ) -> dict[str, tuple[int, bytes, bytes]]:
+        """``marks`` raised to each stored state ahead of its mark (a row that is not one the
+        monitor could have written is left to be refused as it is read)."""
+        out = dict(marks)
+        rows = self._query("SELECT origin, size, root, note, compact, updated FROM logs")
+        for row in rows:
+            try:
+                state = self._state(row)
+            except StorageError:
+                continue
+            kept = out.get(state.origin)
+            if kept is None or kept[0] < state.size:
+                out[state.origin] = (state.size, state.root, state.note)
+        return out
+
+    @contextlib.contextmanager
+    def _high_water_lock(self) -> Iterator[None]:
+        """One writer of the high-water file at a time (every monitor on this state file)."""
+        assert self._high_water is not None
+        try:
+            fd = os.open(f"{self._high_water}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot lock the high-water file {self._high_water}: {exc}"
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _read_high_water(self) -> tuple[str, dict[str, tuple[int, bytes, bytes]]] | None:
+        """(instance, {origin: (size, root, note)}) of the high-water file; ``None`` if there
+        is none; :class:`StorageError` if it is not one the monitor wrote."""
+        assert self._high_water is not None
+        where = self._high_water
+        try:
+            with open(where, "rb") as file:
+                data = file.read(_MAX_HIGH_WATER_BYTES + 1)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"cannot read the high-water file {where}: {exc}") from exc
+        if len(data) > _MAX_HIGH_WATER_BYTES:
+            raise StorageError(f"the high-water file {where} is too large")
+        try:
+            value = json.loads(data)
+            instance = value["instance"]
+            logs = value["logs"]
+            if not (isinstance(instance, str) and instance and isinstance(logs, dict)):
+                raise TypeError("not a high-water file")
+            marks: dict[str, tuple[int, bytes, bytes]] = {}
+            for origin, mark in logs.items():
+                size = mark["size"]
+                if not (isinstance(size, int) and not isinstance(size, bool) and size >= 0):
+                    raise TypeError("not a size")
+                root = base64.b64decode(mark["root"], validate=True)
+                note = base64.b64decode(mark["note"], validate=True)
+                if len(root) != _HASH:
+                    raise TypeError("not a root")
+                marks[origin] = (size, root, note)
+        except (ValueError, KeyError, TypeError, RecursionError, binascii.Error) as exc:
+            raise StorageError(f"the high-water file {where} is malformed") from exc
+        for origin, (size, root, note) in marks.items():
+            _check_note(note, origin, size, root, f"a high-water mark for {origin}")
+        return instance, marks
+
+    def _write_high_water(self, instance: str, marks: dict[str, tuple[int, bytes, bytes]]) -> None:
+        assert self._high_water is not None
+        where = self._high_water
+        logs = {
+            origin: {
+                "size": size,
+                "root": base64.b64encode(root).decode("ascii"),
+                "note": base64.b64encode(note).decode("ascii"),
+            }
+            for origin, (size, root, note) in sorted(marks.items())
+        }
+        data = json.dumps({"instance": instance, "logs": logs}, indent=1).encode()
+        temp = where.with_name(f"{where.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, where)
+            folder = os.open(where.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise StorageError(f"cannot write the high-water file {where}: {exc}") from exc
+
+    def _raise_high_water(self, state: LogState) -> None:
+        """Record ``state`` (just committed) as its origin's high-water mark if larger."""
+        if self._high_water is None:
+            return
+        with self._high_water_lock():
+            found = self._read_high_water()
+            marks = {} if found is None else found[1]
+            kept = marks.get(state.origin)
+            if kept is None or kept[0] < state.size:
+                marks[state.origin] = (state.size, state.root, state.note)
+                self._write_high_water(self._instance, marks)
+
+    def _marks(self) -> dict[str, tuple[int, bytes, bytes]]:
+        """The high-water marks, read before the database (they are written after it)."""
+        if self._high_water is None:
+            return {}
+        found = self._read_high_water()
+        if found is None or found[0] != self._instance:
+            raise StorageError(
+                f"the high-water file {self._high_water} of the monitor database {self._path} "
+                "went missing or was replaced: the state cannot be trusted"
+            )
+        return found[1]
+
+    def _check_mark(
+        self, origin: str, state: LogState | None, marks: dict[str, tuple[int, bytes, bytes]]
+    ) -> None:
+        """:class:`StorageError` if ``state`` (``None``: no row) is behind what was verified."""
+        mark = marks.get(origin)
+        if mark is None:
+            return
+        size, root, _ = mark
+        have = 0 if state is None else state.size
+        if have < size or (have == size and state is not None and state.root != root):
+            raise StorageError(
+                f"the monitor database {self._path} holds {origin} at size {have}, but size "
+                f"{size} was verified (its high-water file {self._high_water}): the state was "
+                "rolled back or swapped and cannot be trusted; a rolled-back state would accept "
+                "a fork of what was verified"
+            )
 
     def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         try:
@@ -180,21 +406,82 @@ class MonitorStore:
         return LogState(origin, size, root, note, hashes, updated)
 
     def state(self, origin: str) -> LogState | None:
+        marks = self._marks()
         rows = self._query(
             "SELECT origin, size, root, note, compact, updated FROM logs WHERE origin = ?",
             (origin,),
         )
-        return self._state(rows[0]) if rows else None
+        state = self._state(rows[0]) if rows else None
+        self._check_mark(origin, state, marks)
+        return state
 
     def states(self) -> list[LogState]:
+        marks = self._marks()
         rows = self._query(
             "SELECT origin, size, root, note, compact, updated FROM logs ORDER BY origin"
         )
-        return [self._state(r) for r in rows]
+        states = [self._state(r) for r in rows]
+        found = {s.origin: s for s in states}
+        for origin in marks:
+            self._check_mark(origin, found.get(origin), marks)
+        return states
 
-    def advance(self, state: LogState, *, expected: LogState | None) -> None:
+    def watched(self, origin: str) -> frozenset[tuple[str, str]]:
+        """What the entries of the stored tree of ``origin`` were read for (module docs;
+        empty for a row written before it was kept)."""
+        out = set()
+        for what, value in self._query(
+            "SELECT what, value FROM watched WHERE origin = ?", (origin,)
+        ):
+            if not (isinstance(what, str) and isinstance(value, str)):
+                raise StorageError("the monitor database holds a malformed watched row")
+            out.add((what, value))
+        return frozenset(out) if ("", "") in out else frozenset()
+
+    def _set_watched(self, origin: str, watched: frozenset[tuple[str, str]]) -> None:
+        self._db.execute("DELETE FROM watched WHERE origin = ?", (origin,))
+        self._db.executemany(
+            "INSERT INTO watched VALUES (?, ?, ?)",
+            [(origin, what, value) for what, value in sorted(watched | {("", "")})],
+        )
+
+    def add_watched(self, state: LogState, watched: frozenset[tuple[str, str]]) -> None:
+        """Record that the entries of ``state`` (the stored one: :class:`Conflict` if another
+        monitor advanced it meanwhile) were read for ``watched`` too."""
+        try:
+            with self._lock, immediate(self._db):
+                rows = self._db.execute(
+                    "SELECT size, root FROM logs WHERE origin = ?", (state.origin,)
+                ).fetchall()
+                if not rows or (rows[0][0], rows[0][1]) != (state.size, state.root):
+                    raise Conflict(
+                        f"another monitor stored {state.origin} meanwhile; the next round "
+                        "checks against it"
+                    )
+                known = {
+                    (str(w), str(v))
+                    for w, v in self._db.execute(
+                        "SELECT what, value FROM watched WHERE origin = ?", (state.origin,)
+                    )
+                }
+                had = known if ("", "") in known else set()
+                self._set_watched(state.origin, frozenset(had) | watched)
+        except sqlite3.Error as exc:
+            raise StorageError(f"the monitor database {self._path} failed: {exc}") from exc
+
+    def advance(
+        self,
+        state: LogState,
+        *,
+        expected: LogState | None,
+        watched: frozenset[tuple[str, str]] = frozenset(),
+    ) -> None:
         """Store ``state`` if the stored one is still ``expected`` (its size and root; ``None``
-        or size 0: no row yet); :class:`Conflict` if another monitor advanced it meanwhile."""
+        or size 0: no row yet); :class:`Conflict` if another monitor advanced it meanwhile,
+        :class:`StorageError` if the stored one is behind its high-water mark. The mark is
+        raised once the new state is committed. ``watched``: what every entry of the new
+        tree was read for (the previous ones included)."""
+        marks = self._marks()
         try:
             with self._lock, immediate(self._db):
                 rows = self._db.execute(
@@ -202,6 +489,7 @@ class MonitorStore:
                     (state.origin,),
                 ).fetchall()
                 current = self._state(rows[0]) if rows else None
+                self._check_mark(state.origin, current, marks)
                 was = None if expected is None or not expected.note else expected
                 if (current is None) != (was is None) or (
                     current is not None
@@ -224,8 +512,10 @@ class MonitorStore:
                         state.updated,
                     ),
                 )
+                self._set_watched(state.origin, watched)
         except sqlite3.Error as exc:
             raise StorageError(f"the monitor database {self._path} failed: {exc}") from exc
+        self._raise_high_water(state)
 
     def pin(self, url: str) -> tuple[str, tuple[str, ...]] | None:
         """(origin, vkeys) first seen at ``url``, if any."""

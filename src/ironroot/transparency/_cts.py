@@ -14,8 +14,10 @@ format, as CTS defines it (its ``operations_endpoints.h``, ``call_types.h``, ``c
   ``EntryId`` once its receipt can be served;
 * ``GET <prefix>/entries/<id>``: the receipt (``application/cose``);
   ``GET <prefix>/entries/<id>/statement``: the transparent statement (receipts in header 394);
-  while the entry waits: ``503`` with the title ``TransactionNotCached`` and ``Retry-After``,
-  which pyscitt retries as it does against CTS;
+  while the entry waits, or while the store or a receipt signer fails for now
+  (:class:`StorageError`, our code kept in ``code``): ``503`` with the title
+  ``TransactionNotCached`` and ``Retry-After``, which pyscitt retries as it does against
+  CTS (any other 503 title there ends its wait with an error);
 * errors are concise problem details (``application/concise-problem-details+cbor``,
   ``{-1: title, -2: detail}``) whose title is the CTS error code: ``InvalidInput`` (a
   malformed statement, a bad signature, an unknown issuer, an untrusted chain),
@@ -211,26 +213,39 @@ def cts_routes(
             raise MalformedInput(f"Invalid Entry ID: {text[:80]}")
         return bytes.fromhex(text)
 
-    def not_yet() -> Response:
-        return _problem(
-            503,
-            "TransactionNotCached",
-            "the entry is not integrated yet; retry",
-            "pending",
-            **{"Retry-After": _RETRY_AFTER},
-        )
+    def not_yet(
+        detail: str = "the entry is not integrated yet; retry",
+        code: str = "pending",
+        retry_after: str = _RETRY_AFTER,
+    ) -> Response:
+        return _problem(503, "TransactionNotCached", detail, code, **{"Retry-After": retry_after})
+
+    def unavailable(exc: StorageError) -> Response:
+        """A store or receipt signer that fails for now: CTS's "retry later" for an entry,
+        the one 503 pyscitt retries on ``/entries`` (any other title ends its wait at once)."""
+        retry_after = getattr(exc, "retry_after", None)
+        wait = str(retry_after) if isinstance(retry_after, int) and retry_after > 0 else None
+        return not_yet(exc.detail, exc.code, wait or _RETRY_AFTER)
 
     async def get_entry(request: Request) -> Response:
-        receipts = service.receipts(entry_id_of(request))
+        entry_id = entry_id_of(request)
+        try:
+            receipts = service.receipts(entry_id)
+        except StorageError as exc:
+            return unavailable(exc)
         if receipts is None:
             return not_yet()
         return Response(receipts[0], 200, media_type=_COSE)
 
     async def get_statement(request: Request) -> Response:
         entry_id = entry_id_of(request)
-        if service.receipts(entry_id) is None:
-            return not_yet()
-        return Response(service.transparent_statement(entry_id), 200, media_type=_COSE)
+        try:
+            if service.receipts(entry_id) is None:
+                return not_yet()
+            statement = service.transparent_statement(entry_id)
+        except StorageError as exc:
+            return unavailable(exc)
+        return Response(statement, 200, media_type=_COSE)
 
     def route(path: str, handler: Handler, method: str) -> Route:
         return Route(prefix + path, guard(_cts_errors(handler)), methods=[method])

@@ -342,6 +342,10 @@ class Dashboard:
                 out.append(Alert("warning", "monitor", path.name, failure(exc)))
                 continue
             try:
+                store.states()  # a state rolled back or swapped (its high-water file) warns
+            except IronrootError as exc:
+                out.append(Alert("warning", "monitor", path.name, failure(exc)))
+            try:
                 for ident, origin, proof, at in store.forks():
                     when = utc(at)
                     try:
