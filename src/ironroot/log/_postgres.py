@@ -239,8 +239,11 @@ def _check_values(given: Mapping[str, Any]) -> None:
             )
 
 
-def _session_settings(timeout: float, schema: str | None, *, snapshot: bool) -> sql.Composed:
-    """One statement setting every session parameter the store relies on."""
+def _session_settings(
+    timeout: float, schema: str | None, *, snapshot: bool, server_version: int = 0
+) -> sql.Composed:
+    """One statement setting every session parameter the store relies on
+    (``server_version``: the server's, as ``conn.info.server_version`` gives it)."""
     millis = int(timeout * 1000)
     settings: list[tuple[str, str]] = [
         ("synchronous_commit", "on"),
@@ -252,6 +255,11 @@ def _session_settings(timeout: float, schema: str | None, *, snapshot: bool) -> 
         # The snapshot holds no row lock and lives as long as its reader.
         ("idle_in_transaction_session_timeout", "0" if snapshot else str(millis)),
     ]
+    if server_version >= 140000:
+        # An idle_session_timeout set on the role or the database would end the sessions the
+        # store and the election keep open between uses: above all the lease's, whose advisory
+        # lock is the sequencer's, so the sequencer would lose its lease at every renewal.
+        settings.append(("idle_session_timeout", "0"))
     if schema is not None:
         settings.append(("search_path", sql.Identifier(schema).as_string()))
     return sql.SQL("SELECT {}").format(
@@ -312,10 +320,10 @@ class PostgresLogStore:
         kwargs = _connect_kwargs(dsn, timeout)
         if application_name is not None:
             kwargs["application_name"] = application_name
-        settings = _session_settings(timeout, self._schema, snapshot=read_only)
+        schema_name = self._schema
         try:
             if read_only:
-                self._snapshot = self._open_snapshot(dsn, kwargs, settings)
+                self._snapshot = self._open_snapshot(dsn, kwargs, timeout, schema_name)
                 if check_schema:
                     self._check_version(self._snapshot, create=False, migrate=False)
             else:
@@ -325,7 +333,7 @@ class PostgresLogStore:
                     min_size=1,
                     max_size=pool_size,
                     open=False,
-                    configure=lambda conn: _configure(conn, settings),
+                    configure=lambda conn: _configure(conn, timeout, schema_name),
                     timeout=timeout,
                     reconnect_timeout=max(timeout, 2.0),
                     name="ironroot-log",
@@ -354,11 +362,11 @@ class PostgresLogStore:
     # --- connections ------------------------------------------------------------------------
 
     def _open_snapshot(
-        self, dsn: str, kwargs: dict[str, Any], settings: sql.Composed
+        self, dsn: str, kwargs: dict[str, Any], timeout: float, schema: str | None
     ) -> psycopg.Connection[Any]:
         conn = psycopg.Connection.connect(dsn, **kwargs)
         try:
-            conn.execute(settings)
+            _configure(conn, timeout, schema, snapshot=True)
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         except BaseException:
             conn.close()
@@ -682,8 +690,12 @@ def _check_lease(conn: psycopg.Connection[Any], epoch: int) -> None:
         )
 
 
-def _configure(conn: psycopg.Connection[Any], settings: sql.Composed) -> None:
-    conn.execute(settings)
+def _configure(
+    conn: psycopg.Connection[Any], timeout: float, schema: str | None, *, snapshot: bool = False
+) -> None:
+    """Set the session parameters the store relies on, on a new connection."""
+    version = conn.info.server_version
+    conn.execute(_session_settings(timeout, schema, snapshot=snapshot, server_version=version))
 
 
 def _reason(exc: psycopg.Error) -> str:

@@ -19,9 +19,9 @@ from ironroot.errors import ConfigError, StorageError, StoreUnavailable
 from ironroot.log._open import check_schema_name
 from ironroot.log._postgres import (
     MIGRATE_LOCK_CLASS,
+    _configure,
     _connect_kwargs,
     _reason,
-    _session_settings,
     describe_dsn,
 )
 
@@ -83,7 +83,7 @@ class SequencerLease:
             kwargs["application_name"] = self.holder
             conn = psycopg.Connection.connect(self._dsn, **kwargs)
             try:
-                conn.execute(_session_settings(self._timeout, self._schema, snapshot=False))
+                _configure(conn, self._timeout, self._schema)
             except BaseException:
                 conn.close()
                 raise

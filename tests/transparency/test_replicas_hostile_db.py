@@ -1,0 +1,64 @@
+"""Replicas against a database that works against them: settings on the role or the database
+that end sessions, the server ending the sequencer's sessions, rows edited by hand.
+
+Each condition must leave the promises of ``test_replicas.py`` standing (no acknowledged
+entry lost, no fork, 503 with ``Retry-After`` while the database cannot serve) and must not
+cost a live sequencer its lease when nothing is wrong with it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.log import Log, NoteSigner, PostgresLogStore, SequencerLease
+from ironroot_pg import fresh_schema, test_dsn
+
+pytestmark = pytest.mark.integration
+STORE_INDEPENDENT = True  # PostgreSQL only: each test makes its own schema
+
+ORIGIN = "example.com/hostile-db"
+_SIGNER = NoteSigner(ORIGIN, PrivateKey.generate(Algorithm.EDDSA))
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    with fresh_schema() as name:
+        PostgresLogStore(test_dsn(), schema=name).close()  # the log's tables
+        yield name
+
+
+def _dsn(**settings: str) -> str:
+    """The test DSN with server settings applied at connection (as a role's or a database's
+    ``ALTER ... SET`` would apply them)."""
+    options = " ".join(f"-c {k}={v}" for k, v in settings.items())
+    return make_conninfo(test_dsn(), options=options)
+
+
+def test_an_idle_session_timeout_does_not_cost_the_sequencer_its_lease(schema: str) -> None:
+    """``idle_session_timeout`` (a common setting on a role or a database) ended the lease's
+    own session between two renewals, and its advisory lock with it: the live sequencer lost
+    its lease at every renewal. Ironroot's sessions now turn it off for themselves."""
+    dsn = _dsn(idle_session_timeout="200")
+    lease = SequencerLease(dsn, holder="ironroot-seq-idle", schema=schema, lease=1.5, timeout=2.0)
+    epoch = lease.try_acquire()
+    assert epoch is not None
+    store = PostgresLogStore(dsn, schema=schema, application_name=lease.holder, pool_size=1)
+    store.fence_with_lease(epoch)
+    log = Log(store, origin=ORIGIN, note_signers=[_SIGNER])
+    log.start()
+    try:
+        assert log.submit(b"before the idle time").integrated.result(timeout=30).index == 0
+        time.sleep(0.6)  # idle past the setting (a wait, not a timing assertion)
+        assert lease.renew()
+        assert lease.epoch == epoch
+        assert log.submit(b"after the idle time").integrated.result(timeout=30).index == 1
+        time.sleep(0.6)
+        assert lease.renew()
+    finally:
+        log.close()
+        lease.release()
