@@ -12,11 +12,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import StorageError
 from ironroot.log import Log, NoteSigner, PostgresLogStore, SequencerLease
-from ironroot_pg import fresh_schema, test_dsn
+from ironroot_pg import admin, fresh_schema, test_dsn
 
 pytestmark = pytest.mark.integration
 STORE_INDEPENDENT = True  # PostgreSQL only: each test makes its own schema
@@ -62,3 +64,34 @@ def test_an_idle_session_timeout_does_not_cost_the_sequencer_its_lease(schema: s
     finally:
         log.close()
         lease.release()
+
+
+@pytest.mark.parametrize(
+    ("edit", "stored"),
+    [
+        ("INSERT INTO {} (version, description) VALUES (2, 'a newer Ironroot')", 2),
+        ("DELETE FROM {}", 0),
+    ],
+    ids=["migrated-by-a-newer-ironroot", "version-rows-deleted"],
+)
+def test_a_running_sequencer_refuses_to_write_once_the_schema_version_changed(
+    schema: str, edit: str, stored: int
+) -> None:
+    """The version was checked only when the store opened: a sequencer that runs for months
+    went on writing the old layout into a schema a newer Ironroot had migrated (or whose
+    version rows were damaged). Every write now checks it in its own transaction."""
+    store = PostgresLogStore(test_dsn(), schema=schema, pool_size=1)
+    log = Log(store, origin=ORIGIN, note_signers=[_SIGNER])
+    log.start()
+    try:
+        assert log.submit(b"before the migration").integrated.result(timeout=30).index == 0
+        with admin() as conn:
+            conn.execute(sql.SQL(edit).format(sql.Identifier(schema, "schema_version")))
+        with pytest.raises(StorageError) as refused:
+            log.submit(b"after the migration").durable.result(timeout=30)
+        assert refused.value.code == "store-schema"
+        assert f"is now at version {stored}, not 1" in refused.value.detail
+        assert store.state().size == 1
+        assert store.pending(10) == []
+    finally:
+        log.close()

@@ -31,7 +31,10 @@ longer.
 Migrations: the schema version is the highest row of ``schema_version``. Opening a store on
 an empty schema creates it (it holds nothing to protect). A schema older than this code is
 refused unless the caller asks to migrate (``ironroot log migrate``); a newer one is always
-refused (:class:`StorageError` with code ``store-schema``). Migrations run in one
+refused (:class:`StorageError` with code ``store-schema``). A store that is open keeps checking:
+every write reads the version in its own transaction and is refused the same way once it
+changed (another Ironroot migrated the schema under a long-running writer, or its rows were
+edited). Migrations run in one
 transaction under a transaction-scoped advisory lock (class id :data:`MIGRATE_LOCK_CLASS`,
 object id the schema name's hash), so two processes migrating at once apply each step once.
 
@@ -311,6 +314,10 @@ class PostgresLogStore:
         self._read_only = read_only
         self._timeout = timeout
         self._migrations = tuple(migrations)
+        # Every write checks, in its transaction, that the schema is still at this version: a
+        # long-running writer (a replica's sequencer) must not write into a schema that a
+        # newer Ironroot migrated meanwhile, nor into one whose version rows are damaged.
+        self._writes_version = self._migrations[-1].version if check_schema else None
         self._closed = False
         self._down_until = 0.0
         self._lease_epoch: int | None = None
@@ -648,6 +655,7 @@ class PostgresLogStore:
             raise StorageError("the log store is read-only")
         committing = False
         epoch = self._lease_epoch
+        expected = self._writes_version
 
         def work(conn: psycopg.Connection[Any]) -> None:
             nonlocal committing
@@ -657,7 +665,15 @@ class PostgresLogStore:
             with conn.pipeline(), conn.transaction():
                 if epoch is not None:
                     _check_lease(conn, epoch)
-                check_batch(batch, _View.read(conn, batch))
+                view = _View.read(conn, batch)
+                if expected is not None and view.schema_version != expected:
+                    raise StorageError(
+                        f"the log schema at {self._where} is now at version "
+                        f"{view.schema_version}, not {expected} as when this store opened it "
+                        "(migrated by another Ironroot, or edited): refusing to write",
+                        code="store-schema",
+                    )
+                check_batch(batch, view)
                 with conn.cursor(binary=True) as cur:
                     _apply(cur, batch)
                 committing = True  # what fails from here on is the writes' or COMMIT's reply
@@ -781,7 +797,9 @@ class _View:
         tiles: dict[tuple[int, int], bytes],
         checkpoint_sizes: set[int],
         meta: dict[str, str],
+        schema_version: int,
     ) -> None:
+        self.schema_version = schema_version
         self._size = size
         self._integrated = integrated
         self._pending = pending
@@ -810,6 +828,7 @@ class _View:
             ),
             ("SELECT size FROM checkpoints WHERE size = %b", (size,)),
             ("SELECT key, value FROM meta WHERE key = ANY(%s)", (list(batch.meta),)),
+            ("SELECT coalesce(max(version), 0) FROM schema_version", ()),
         ]
         cursors = [conn.cursor(binary=True) for _ in queries]
         try:
@@ -819,7 +838,7 @@ class _View:
         finally:
             for cur in cursors:
                 cur.close()
-        state, integrated, pending, tiles, checkpoints, meta = rows
+        state, integrated, pending, tiles, checkpoints, meta, version = rows
         if not state:
             raise StorageError("the log schema has no state row")
         return cls(
@@ -829,6 +848,7 @@ class _View:
             {(int(level), int(idx)): bytes(data) for level, idx, data in tiles},
             {int(r[0]) for r in checkpoints},
             {str(k): str(v) for k, v in meta},
+            int(version[0][0]),
         )
 
     def stored_size(self) -> int:
