@@ -8,16 +8,22 @@ cost a live sequencer its lease when nothing is wrong with it.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from replica_cluster import Cluster
 
+from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import StorageError
 from ironroot.log import Log, NoteSigner, PostgresLogStore, SequencerLease
+from ironroot.log.layout import load_checkpoint_signer
+from ironroot.transparency._config import load_config
 from ironroot_pg import admin, fresh_schema, test_dsn
 
 pytestmark = pytest.mark.integration
@@ -95,3 +101,42 @@ def test_a_running_sequencer_refuses_to_write_once_the_schema_version_changed(
         assert store.pending(10) == []
     finally:
         log.close()
+
+
+@pytest.mark.parametrize("other", ["key", "origin"])
+def test_a_replica_refuses_a_schema_that_holds_another_service_s_log(
+    tmp_path: Path, schema: str, other: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second replica group pointed at the same schema, with other keys (or another
+    origin), served the first group's checkpoints and added the statements its own policy
+    accepted to that log as pending rows, which the first group's sequencer then integrated
+    unchecked by its policy. It now refuses to start (exit 2), adding nothing."""
+    data = Cluster(tmp_path, test_dsn(), schema, count=1).replicas[0].data
+    origin = load_config(data).origin
+    if other == "key":
+        signer = NoteSigner(origin, PrivateKey.generate(Algorithm.EDDSA))
+    else:
+        signer = load_checkpoint_signer(data, origin="other.example/log")
+    log = Log(
+        PostgresLogStore(test_dsn(), schema=schema), origin=signer.name, note_signers=[signer]
+    )
+    log.start()
+    try:
+        log.submit(b"the other service's entry").integrated.result(timeout=30)
+    finally:
+        log.close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    capsys.readouterr()
+    args = ["serve", "--data", str(data), "--port", port, "--replica", "--lease", "0.6"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "the log in this store is not this service's" in err
+    assert "Traceback" not in err
+    store = PostgresLogStore(test_dsn(), schema=schema, pool_size=1)
+    try:
+        assert store.state().size == 1
+        assert store.pending(10) == []
+    finally:
+        store.close()
