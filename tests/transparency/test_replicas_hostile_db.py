@@ -8,6 +8,7 @@ cost a live sequencer its lease when nothing is wrong with it.
 
 from __future__ import annotations
 
+import secrets
 import socket
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from ironroot.errors import StorageError
 from ironroot.log import Log, NoteSigner, PostgresLogStore, SequencerLease
 from ironroot.log.layout import load_checkpoint_signer
 from ironroot.transparency._config import load_config
-from ironroot_pg import admin, fresh_schema, test_dsn
+from ironroot_pg import admin, drop_schema, fresh_schema, test_dsn
 
 pytestmark = pytest.mark.integration
 STORE_INDEPENDENT = True  # PostgreSQL only: each test makes its own schema
@@ -140,3 +141,49 @@ def test_a_replica_refuses_a_schema_that_holds_another_service_s_log(
         assert store.pending(10) == []
     finally:
         store.close()
+
+
+@pytest.fixture
+def own_role() -> Iterator[tuple[str, str]]:
+    """A login role of this test's own (at most 20 sessions) and a schema created for it
+    beforehand and owned by it, as docs/transparency.md tells a deployment without CREATE on
+    the database to do; both dropped afterwards."""
+    with fresh_schema() as schema:
+        role = "ironroot_t_" + secrets.token_hex(6)
+        with admin() as conn:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN CONNECTION LIMIT 20").format(sql.Identifier(role))
+            )
+            conn.execute(
+                sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                    sql.Identifier(schema), sql.Identifier(role)
+                )
+            )
+        try:
+            yield role, schema
+        finally:
+            drop_schema(schema)
+            with admin() as conn:
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_a_role_that_owns_a_schema_made_for_it_opens_the_log_and_stands_for_election(
+    own_role: tuple[str, str],
+) -> None:
+    """``CREATE SCHEMA IF NOT EXISTS`` needs CREATE on the database even when the schema
+    exists: a role given only its own schema could neither create the log's tables nor stand
+    for election ("permission denied for database")."""
+    role, schema = own_role
+    dsn = make_conninfo(test_dsn(), user=role)
+    lease = SequencerLease(dsn, holder="ironroot-seq-own", schema=schema, lease=1.5, timeout=2.0)
+    epoch = lease.try_acquire()
+    assert epoch == 1
+    store = PostgresLogStore(dsn, schema=schema, application_name=lease.holder, pool_size=1)
+    store.fence_with_lease(epoch)
+    log = Log(store, origin=ORIGIN, note_signers=[_SIGNER])
+    log.start()
+    try:
+        assert log.submit(b"under its own role").integrated.result(timeout=30).index == 0
+    finally:
+        log.close()
+        lease.release()

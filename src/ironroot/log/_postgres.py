@@ -748,6 +748,17 @@ def _stored_version(conn: psycopg.Connection[Any]) -> int:
     return 0 if value is None or value[0] is None else int(value[0])
 
 
+def _create_schema(conn: psycopg.Connection[Any], schema: str | None) -> None:
+    """Create ``schema`` unless it exists. Not ``CREATE SCHEMA IF NOT EXISTS`` alone: that
+    needs ``CREATE`` on the database even when the schema exists, and a role given only a
+    schema created for it beforehand (and owning it) would be refused."""
+    if schema is None:
+        return
+    row = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    if row is None:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+
 def _apply_migrations(
     conn: psycopg.Connection[Any], schema: str | None, migrations: Sequence[Migration]
 ) -> None:
@@ -759,8 +770,7 @@ def _apply_migrations(
             "SELECT pg_advisory_xact_lock(%s, hashtext(coalesce(%s, current_schema(), '')))",
             (MIGRATE_LOCK_CLASS, schema),
         )
-        if schema is not None:
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        _create_schema(conn, schema)
         if conn.execute("SELECT current_schema()").fetchone() in (None, (None,)):
             raise StorageError(
                 "PostgreSQL has no schema to create the log in (search_path)", code="store-schema"

@@ -21,6 +21,7 @@ from ironroot.log._postgres import (
     MIGRATE_LOCK_CLASS,
     _configure,
     _connect_kwargs,
+    _create_schema,
     _reason,
     describe_dsn,
 )
@@ -115,12 +116,7 @@ class SequencerLease:
                             sql.Literal(MIGRATE_LOCK_CLASS), self._key()
                         )
                     )
-                    if self._schema is not None:
-                        conn.execute(
-                            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                                sql.Identifier(self._schema)
-                            )
-                        )
+                    _create_schema(conn, self._schema)
                     conn.execute(_LEASE_TABLE)
                     conn.execute(
                         "INSERT INTO sequencer_lease VALUES (1, 0, '', '-infinity') "
