@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
-from replica_cluster import Cluster
+from replica_cluster import Cluster, Load, audit
 
 from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey
@@ -187,3 +187,55 @@ def test_a_role_that_owns_a_schema_made_for_it_opens_the_log_and_stands_for_elec
     finally:
         log.close()
         lease.release()
+
+
+def _terminate(cluster: Cluster, *, lock_session_only: bool) -> int:
+    """End the current lease holder's sessions on the server (``pg_terminate_backend``), or
+    only the one holding its advisory lock; the number ended."""
+    with admin() as conn:
+        holder = conn.execute(
+            sql.SQL("SELECT holder FROM {} WHERE id = 1").format(
+                sql.Identifier(cluster.schema, "sequencer_lease")
+            )
+        ).fetchone()
+        assert holder is not None
+        if lock_session_only:
+            query = (
+                "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN pg_locks l "
+                "ON l.pid = a.pid WHERE l.locktype = 'advisory' AND l.classid = %s "
+                "AND a.application_name = %s"
+            )
+            rows = conn.execute(query, (0x4953, holder[0])).fetchall()
+        else:
+            query = (
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s"
+            )
+            rows = conn.execute(query, (holder[0],)).fetchall()
+    return len(rows)
+
+
+def test_the_server_ending_the_sequencer_s_sessions_loses_nothing_and_never_forks(
+    tmp_path: Path,
+) -> None:
+    """``pg_terminate_backend`` on every session of the sequencer (mid-batch or at its
+    COMMIT, whichever the moment is), then on its election session alone, again and again:
+    a new election each time, no acknowledged entry lost, no fork, never a 500."""
+    with fresh_schema() as schema:
+        cluster = Cluster(tmp_path, test_dsn(), schema, count=2, lease=1.5)
+        try:
+            cluster.start_all()
+            with Load(cluster) as load:
+                for round_ in range(6):
+                    size = cluster.wait_growth(cluster.tree_size())
+                    _, epoch = cluster.leader()
+                    assert _terminate(cluster, lock_session_only=round_ % 2 == 1) >= 1
+                    cluster.leader(epoch)  # elected again (either replica)
+                    cluster.wait_growth(size)
+            result = audit(cluster, load)
+        finally:
+            cluster.stop_all()
+    assert result.acknowledged > 0
+    assert result.lost == 0
+    assert result.forks == 0
+    assert result.tree_size >= result.acknowledged
+    assert load.statuses.get(500, 0) == 0
