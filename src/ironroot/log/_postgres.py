@@ -31,7 +31,10 @@ longer.
 Migrations: the schema version is the highest row of ``schema_version``. Opening a store on
 an empty schema creates it (it holds nothing to protect). A schema older than this code is
 refused unless the caller asks to migrate (``ironroot log migrate``); a newer one is always
-refused (:class:`StorageError` with code ``store-schema``). Migrations run in one
+refused (:class:`StorageError` with code ``store-schema``). A store that is open keeps checking:
+every write reads the version in its own transaction and is refused the same way once it
+changed (another Ironroot migrated the schema under a long-running writer, or its rows were
+edited). Migrations run in one
 transaction under a transaction-scoped advisory lock (class id :data:`MIGRATE_LOCK_CLASS`,
 object id the schema name's hash), so two processes migrating at once apply each step once.
 
@@ -239,8 +242,11 @@ def _check_values(given: Mapping[str, Any]) -> None:
             )
 
 
-def _session_settings(timeout: float, schema: str | None, *, snapshot: bool) -> sql.Composed:
-    """One statement setting every session parameter the store relies on."""
+def _session_settings(
+    timeout: float, schema: str | None, *, snapshot: bool, server_version: int = 0
+) -> sql.Composed:
+    """One statement setting every session parameter the store relies on
+    (``server_version``: the server's, as ``conn.info.server_version`` gives it)."""
     millis = int(timeout * 1000)
     settings: list[tuple[str, str]] = [
         ("synchronous_commit", "on"),
@@ -252,6 +258,11 @@ def _session_settings(timeout: float, schema: str | None, *, snapshot: bool) -> 
         # The snapshot holds no row lock and lives as long as its reader.
         ("idle_in_transaction_session_timeout", "0" if snapshot else str(millis)),
     ]
+    if server_version >= 140000:
+        # An idle_session_timeout set on the role or the database would end the sessions the
+        # store and the election keep open between uses: above all the lease's, whose advisory
+        # lock is the sequencer's, so the sequencer would lose its lease at every renewal.
+        settings.append(("idle_session_timeout", "0"))
     if schema is not None:
         settings.append(("search_path", sql.Identifier(schema).as_string()))
     return sql.SQL("SELECT {}").format(
@@ -303,6 +314,10 @@ class PostgresLogStore:
         self._read_only = read_only
         self._timeout = timeout
         self._migrations = tuple(migrations)
+        # Every write checks, in its transaction, that the schema is still at this version: a
+        # long-running writer (a replica's sequencer) must not write into a schema that a
+        # newer Ironroot migrated meanwhile, nor into one whose version rows are damaged.
+        self._writes_version = self._migrations[-1].version if check_schema else None
         self._closed = False
         self._down_until = 0.0
         self._lease_epoch: int | None = None
@@ -312,10 +327,10 @@ class PostgresLogStore:
         kwargs = _connect_kwargs(dsn, timeout)
         if application_name is not None:
             kwargs["application_name"] = application_name
-        settings = _session_settings(timeout, self._schema, snapshot=read_only)
+        schema_name = self._schema
         try:
             if read_only:
-                self._snapshot = self._open_snapshot(dsn, kwargs, settings)
+                self._snapshot = self._open_snapshot(dsn, kwargs, timeout, schema_name)
                 if check_schema:
                     self._check_version(self._snapshot, create=False, migrate=False)
             else:
@@ -325,7 +340,7 @@ class PostgresLogStore:
                     min_size=1,
                     max_size=pool_size,
                     open=False,
-                    configure=lambda conn: _configure(conn, settings),
+                    configure=lambda conn: _configure(conn, timeout, schema_name),
                     timeout=timeout,
                     reconnect_timeout=max(timeout, 2.0),
                     name="ironroot-log",
@@ -354,11 +369,11 @@ class PostgresLogStore:
     # --- connections ------------------------------------------------------------------------
 
     def _open_snapshot(
-        self, dsn: str, kwargs: dict[str, Any], settings: sql.Composed
+        self, dsn: str, kwargs: dict[str, Any], timeout: float, schema: str | None
     ) -> psycopg.Connection[Any]:
         conn = psycopg.Connection.connect(dsn, **kwargs)
         try:
-            conn.execute(settings)
+            _configure(conn, timeout, schema, snapshot=True)
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         except BaseException:
             conn.close()
@@ -640,6 +655,7 @@ class PostgresLogStore:
             raise StorageError("the log store is read-only")
         committing = False
         epoch = self._lease_epoch
+        expected = self._writes_version
 
         def work(conn: psycopg.Connection[Any]) -> None:
             nonlocal committing
@@ -649,7 +665,15 @@ class PostgresLogStore:
             with conn.pipeline(), conn.transaction():
                 if epoch is not None:
                     _check_lease(conn, epoch)
-                check_batch(batch, _View.read(conn, batch))
+                view = _View.read(conn, batch)
+                if expected is not None and view.schema_version != expected:
+                    raise StorageError(
+                        f"the log schema at {self._where} is now at version "
+                        f"{view.schema_version}, not {expected} as when this store opened it "
+                        "(migrated by another Ironroot, or edited): refusing to write",
+                        code="store-schema",
+                    )
+                check_batch(batch, view)
                 with conn.cursor(binary=True) as cur:
                     _apply(cur, batch)
                 committing = True  # what fails from here on is the writes' or COMMIT's reply
@@ -682,8 +706,12 @@ def _check_lease(conn: psycopg.Connection[Any], epoch: int) -> None:
         )
 
 
-def _configure(conn: psycopg.Connection[Any], settings: sql.Composed) -> None:
-    conn.execute(settings)
+def _configure(
+    conn: psycopg.Connection[Any], timeout: float, schema: str | None, *, snapshot: bool = False
+) -> None:
+    """Set the session parameters the store relies on, on a new connection."""
+    version = conn.info.server_version
+    conn.execute(_session_settings(timeout, schema, snapshot=snapshot, server_version=version))
 
 
 def _reason(exc: psycopg.Error) -> str:
@@ -720,6 +748,17 @@ def _stored_version(conn: psycopg.Connection[Any]) -> int:
     return 0 if value is None or value[0] is None else int(value[0])
 
 
+def _create_schema(conn: psycopg.Connection[Any], schema: str | None) -> None:
+    """Create ``schema`` unless it exists. Not ``CREATE SCHEMA IF NOT EXISTS`` alone: that
+    needs ``CREATE`` on the database even when the schema exists, and a role given only a
+    schema created for it beforehand (and owning it) would be refused."""
+    if schema is None:
+        return
+    row = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    if row is None:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+
 def _apply_migrations(
     conn: psycopg.Connection[Any], schema: str | None, migrations: Sequence[Migration]
 ) -> None:
@@ -731,8 +770,7 @@ def _apply_migrations(
             "SELECT pg_advisory_xact_lock(%s, hashtext(coalesce(%s, current_schema(), '')))",
             (MIGRATE_LOCK_CLASS, schema),
         )
-        if schema is not None:
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        _create_schema(conn, schema)
         if conn.execute("SELECT current_schema()").fetchone() in (None, (None,)):
             raise StorageError(
                 "PostgreSQL has no schema to create the log in (search_path)", code="store-schema"
@@ -769,7 +807,9 @@ class _View:
         tiles: dict[tuple[int, int], bytes],
         checkpoint_sizes: set[int],
         meta: dict[str, str],
+        schema_version: int,
     ) -> None:
+        self.schema_version = schema_version
         self._size = size
         self._integrated = integrated
         self._pending = pending
@@ -798,6 +838,7 @@ class _View:
             ),
             ("SELECT size FROM checkpoints WHERE size = %b", (size,)),
             ("SELECT key, value FROM meta WHERE key = ANY(%s)", (list(batch.meta),)),
+            ("SELECT coalesce(max(version), 0) FROM schema_version", ()),
         ]
         cursors = [conn.cursor(binary=True) for _ in queries]
         try:
@@ -807,7 +848,7 @@ class _View:
         finally:
             for cur in cursors:
                 cur.close()
-        state, integrated, pending, tiles, checkpoints, meta = rows
+        state, integrated, pending, tiles, checkpoints, meta, version = rows
         if not state:
             raise StorageError("the log schema has no state row")
         return cls(
@@ -817,6 +858,7 @@ class _View:
             {(int(level), int(idx)): bytes(data) for level, idx, data in tiles},
             {int(r[0]) for r in checkpoints},
             {str(k): str(v) for k, v in meta},
+            int(version[0][0]),
         )
 
     def stored_size(self) -> int:

@@ -19,9 +19,10 @@ from ironroot.errors import ConfigError, StorageError, StoreUnavailable
 from ironroot.log._open import check_schema_name
 from ironroot.log._postgres import (
     MIGRATE_LOCK_CLASS,
+    _configure,
     _connect_kwargs,
+    _create_schema,
     _reason,
-    _session_settings,
     describe_dsn,
 )
 
@@ -83,7 +84,7 @@ class SequencerLease:
             kwargs["application_name"] = self.holder
             conn = psycopg.Connection.connect(self._dsn, **kwargs)
             try:
-                conn.execute(_session_settings(self._timeout, self._schema, snapshot=False))
+                _configure(conn, self._timeout, self._schema)
             except BaseException:
                 conn.close()
                 raise
@@ -115,12 +116,7 @@ class SequencerLease:
                             sql.Literal(MIGRATE_LOCK_CLASS), self._key()
                         )
                     )
-                    if self._schema is not None:
-                        conn.execute(
-                            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                                sql.Identifier(self._schema)
-                            )
-                        )
+                    _create_schema(conn, self._schema)
                     conn.execute(_LEASE_TABLE)
                     conn.execute(
                         "INSERT INTO sequencer_lease VALUES (1, 0, '', '-infinity') "

@@ -57,7 +57,15 @@ from ironroot.errors import (
     StoreUnavailable,
 )
 from ironroot.http import ServerTls, run_server, server_config
-from ironroot.log import Integrated, LogReader, NoteSigner, PostgresLogStore, SequencerLease
+from ironroot.log import (
+    Integrated,
+    LogReader,
+    NoteSigner,
+    NoteVerifier,
+    PostgresLogStore,
+    SequencerLease,
+    open_checkpoint,
+)
 from ironroot.log.layout import load_checkpoint_signer
 from ironroot.transparency._app import create_app
 from ironroot.transparency._config import (
@@ -331,6 +339,23 @@ def _wait_for_log(store: LogReader, stop_after: float) -> None:
         time.sleep(0.1)
 
 
+def _check_log_is_ours(store: LogReader, origin: str, vkeys: Sequence[str]) -> None:
+    """The stored log's latest checkpoint is of ``origin`` and signed by one of ``vkeys``
+    (:class:`ConfigError` otherwise): a replica pointed at another service's log (a second
+    replica group on the same schema, with other keys or another origin) must not serve it,
+    nor add the statements its own policy accepts to it as pending rows."""
+    note = store.checkpoint()
+    if note is None:  # pragma: no cover - waited for above
+        raise StoreUnavailable("no replica has initialized the log yet; retry")
+    try:
+        open_checkpoint(note, [NoteVerifier.from_vkey(v) for v in vkeys], origin=origin)
+    except IronrootError as exc:
+        raise ConfigError(
+            f"the log in this store is not this service's ({exc.detail}): it holds another "
+            "log (every replica needs the same origin and checkpoint keys)"
+        ) from exc
+
+
 def serve_replica(
     data_dir: Path,
     host: str,
@@ -366,6 +391,7 @@ def serve_replica(
             probe = config.store.open(data_dir)
             try:
                 _wait_for_log(probe, _OPEN_TIMEOUT)
+                _check_log_is_ours(probe, config.origin, vkeys)
             finally:
                 probe.close()
             service = TransparencyService.open_follower(data_dir, publics, vkeys, dict(known))

@@ -1,0 +1,241 @@
+"""Replicas against a database that works against them: settings on the role or the database
+that end sessions, the server ending the sequencer's sessions, rows edited by hand.
+
+Each condition must leave the promises of ``test_replicas.py`` standing (no acknowledged
+entry lost, no fork, 503 with ``Retry-After`` while the database cannot serve) and must not
+cost a live sequencer its lease when nothing is wrong with it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from replica_cluster import Cluster, Load, audit
+
+from ironroot.cli import main
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import StorageError
+from ironroot.log import Log, NoteSigner, PostgresLogStore, SequencerLease
+from ironroot.log.layout import load_checkpoint_signer
+from ironroot.transparency._config import load_config
+from ironroot_pg import admin, drop_schema, fresh_schema, test_dsn
+
+pytestmark = pytest.mark.integration
+STORE_INDEPENDENT = True  # PostgreSQL only: each test makes its own schema
+
+ORIGIN = "example.com/hostile-db"
+_SIGNER = NoteSigner(ORIGIN, PrivateKey.generate(Algorithm.EDDSA))
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    with fresh_schema() as name:
+        PostgresLogStore(test_dsn(), schema=name).close()  # the log's tables
+        yield name
+
+
+def _dsn(**settings: str) -> str:
+    """The test DSN with server settings applied at connection (as a role's or a database's
+    ``ALTER ... SET`` would apply them)."""
+    options = " ".join(f"-c {k}={v}" for k, v in settings.items())
+    return make_conninfo(test_dsn(), options=options)
+
+
+def test_an_idle_session_timeout_does_not_cost_the_sequencer_its_lease(schema: str) -> None:
+    """``idle_session_timeout`` (a common setting on a role or a database) ended the lease's
+    own session between two renewals, and its advisory lock with it: the live sequencer lost
+    its lease at every renewal. Ironroot's sessions now turn it off for themselves."""
+    dsn = _dsn(idle_session_timeout="200")
+    lease = SequencerLease(dsn, holder="ironroot-seq-idle", schema=schema, lease=1.5, timeout=2.0)
+    epoch = lease.try_acquire()
+    assert epoch is not None
+    store = PostgresLogStore(dsn, schema=schema, application_name=lease.holder, pool_size=1)
+    store.fence_with_lease(epoch)
+    log = Log(store, origin=ORIGIN, note_signers=[_SIGNER])
+    log.start()
+    try:
+        assert log.submit(b"before the idle time").integrated.result(timeout=30).index == 0
+        time.sleep(0.6)  # idle past the setting (a wait, not a timing assertion)
+        assert lease.renew()
+        assert lease.epoch == epoch
+        assert log.submit(b"after the idle time").integrated.result(timeout=30).index == 1
+        time.sleep(0.6)
+        assert lease.renew()
+    finally:
+        log.close()
+        lease.release()
+
+
+@pytest.mark.parametrize(
+    ("edit", "stored"),
+    [
+        ("INSERT INTO {} (version, description) VALUES (2, 'a newer Ironroot')", 2),
+        ("DELETE FROM {}", 0),
+    ],
+    ids=["migrated-by-a-newer-ironroot", "version-rows-deleted"],
+)
+def test_a_running_sequencer_refuses_to_write_once_the_schema_version_changed(
+    schema: str, edit: str, stored: int
+) -> None:
+    """The version was checked only when the store opened: a sequencer that runs for months
+    went on writing the old layout into a schema a newer Ironroot had migrated (or whose
+    version rows were damaged). Every write now checks it in its own transaction."""
+    store = PostgresLogStore(test_dsn(), schema=schema, pool_size=1)
+    log = Log(store, origin=ORIGIN, note_signers=[_SIGNER])
+    log.start()
+    try:
+        assert log.submit(b"before the migration").integrated.result(timeout=30).index == 0
+        with admin() as conn:
+            conn.execute(sql.SQL(edit).format(sql.Identifier(schema, "schema_version")))
+        with pytest.raises(StorageError) as refused:
+            log.submit(b"after the migration").durable.result(timeout=30)
+        assert refused.value.code == "store-schema"
+        assert f"is now at version {stored}, not 1" in refused.value.detail
+        assert store.state().size == 1
+        assert store.pending(10) == []
+    finally:
+        log.close()
+
+
+@pytest.mark.parametrize("other", ["key", "origin"])
+def test_a_replica_refuses_a_schema_that_holds_another_service_s_log(
+    tmp_path: Path, schema: str, other: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second replica group pointed at the same schema, with other keys (or another
+    origin), served the first group's checkpoints and added the statements its own policy
+    accepted to that log as pending rows, which the first group's sequencer then integrated
+    unchecked by its policy. It now refuses to start (exit 2), adding nothing."""
+    data = Cluster(tmp_path, test_dsn(), schema, count=1).replicas[0].data
+    origin = load_config(data).origin
+    if other == "key":
+        signer = NoteSigner(origin, PrivateKey.generate(Algorithm.EDDSA))
+    else:
+        signer = load_checkpoint_signer(data, origin="other.example/log")
+    log = Log(
+        PostgresLogStore(test_dsn(), schema=schema), origin=signer.name, note_signers=[signer]
+    )
+    log.start()
+    try:
+        log.submit(b"the other service's entry").integrated.result(timeout=30)
+    finally:
+        log.close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    capsys.readouterr()
+    args = ["serve", "--data", str(data), "--port", port, "--replica", "--lease", "0.6"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "the log in this store is not this service's" in err
+    assert "Traceback" not in err
+    store = PostgresLogStore(test_dsn(), schema=schema, pool_size=1)
+    try:
+        assert store.state().size == 1
+        assert store.pending(10) == []
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def own_role() -> Iterator[tuple[str, str]]:
+    """A login role of this test's own (at most 20 sessions) and a schema created for it
+    beforehand and owned by it, as docs/transparency.md tells a deployment without CREATE on
+    the database to do; both dropped afterwards."""
+    with fresh_schema() as schema:
+        role = "ironroot_t_" + secrets.token_hex(6)
+        with admin() as conn:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN CONNECTION LIMIT 20").format(sql.Identifier(role))
+            )
+            conn.execute(
+                sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                    sql.Identifier(schema), sql.Identifier(role)
+                )
+            )
+        try:
+            yield role, schema
+        finally:
+            drop_schema(schema)
+            with admin() as conn:
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_a_role_that_owns_a_schema_made_for_it_opens_the_log_and_stands_for_election(
+    own_role: tuple[str, str],
+) -> None:
+    """``CREATE SCHEMA IF NOT EXISTS`` needs CREATE on the database even when the schema
+    exists: a role given only its own schema could neither create the log's tables nor stand
+    for election ("permission denied for database")."""
+    role, schema = own_role
+    dsn = make_conninfo(test_dsn(), user=role)
+    lease = SequencerLease(dsn, holder="ironroot-seq-own", schema=schema, lease=1.5, timeout=2.0)
+    epoch = lease.try_acquire()
+    assert epoch == 1
+    store = PostgresLogStore(dsn, schema=schema, application_name=lease.holder, pool_size=1)
+    store.fence_with_lease(epoch)
+    log = Log(store, origin=ORIGIN, note_signers=[_SIGNER])
+    log.start()
+    try:
+        assert log.submit(b"under its own role").integrated.result(timeout=30).index == 0
+    finally:
+        log.close()
+        lease.release()
+
+
+def _terminate(cluster: Cluster, *, lock_session_only: bool) -> int:
+    """End the current lease holder's sessions on the server (``pg_terminate_backend``), or
+    only the one holding its advisory lock; the number ended."""
+    with admin() as conn:
+        holder = conn.execute(
+            sql.SQL("SELECT holder FROM {} WHERE id = 1").format(
+                sql.Identifier(cluster.schema, "sequencer_lease")
+            )
+        ).fetchone()
+        assert holder is not None
+        if lock_session_only:
+            query = (
+                "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN pg_locks l "
+                "ON l.pid = a.pid WHERE l.locktype = 'advisory' AND l.classid = %s "
+                "AND a.application_name = %s"
+            )
+            rows = conn.execute(query, (0x4953, holder[0])).fetchall()
+        else:
+            query = (
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s"
+            )
+            rows = conn.execute(query, (holder[0],)).fetchall()
+    return len(rows)
+
+
+def test_the_server_ending_the_sequencer_s_sessions_loses_nothing_and_never_forks(
+    tmp_path: Path,
+) -> None:
+    """``pg_terminate_backend`` on every session of the sequencer (mid-batch or at its
+    COMMIT, whichever the moment is), then on its election session alone, again and again:
+    a new election each time, no acknowledged entry lost, no fork, never a 500."""
+    with fresh_schema() as schema:
+        cluster = Cluster(tmp_path, test_dsn(), schema, count=2, lease=1.5)
+        try:
+            cluster.start_all()
+            with Load(cluster) as load:
+                for round_ in range(6):
+                    size = cluster.wait_growth(cluster.tree_size())
+                    _, epoch = cluster.leader()
+                    assert _terminate(cluster, lock_session_only=round_ % 2 == 1) >= 1
+                    cluster.leader(epoch)  # elected again (either replica)
+                    cluster.wait_growth(size)
+            result = audit(cluster, load)
+        finally:
+            cluster.stop_all()
+    assert result.acknowledged > 0
+    assert result.lost == 0
+    assert result.forks == 0
+    assert result.tree_size >= result.acknowledged
+    assert load.statuses.get(500, 0) == 0
