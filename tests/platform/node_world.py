@@ -20,7 +20,10 @@ import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import pytest
+
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey
+from ironroot.errors import IronrootError
 from ironroot.firmware import (
     Component,
     build_bundle,
@@ -56,6 +59,15 @@ OTHER = "https://someone-else.example"
 PLATFORM = "pkg:platform/acme/node-7"
 SLOT = 64 * 1024
 SLOT_SIZES = dict.fromkeys(COMPONENTS, SLOT)
+
+
+def raises_exactly(error: type[IronrootError], code: str, call: object) -> IronrootError:
+    """Call ``call``; what it raised must be exactly ``error`` (not a subclass), with ``code``."""
+    with pytest.raises(error) as info:
+        call()  # type: ignore[operator]
+    assert type(info.value) is error, repr(info.value)
+    assert info.value.code == code, (info.value.code, info.value.detail)
+    return info.value
 
 
 def sfr_report(

@@ -29,6 +29,7 @@ from tests.platform.node_world import (
     Release,
     World,
     make_world,
+    raises_exactly,
     rw_region,
 )
 
@@ -91,14 +92,6 @@ def tmp_path() -> Iterator[Path]:
 @pytest.fixture
 def node(world: World, tmp_path: Path) -> Platform:
     return world.node(tmp_path)
-
-
-def _raises(error: type[IronrootError], code: str, call: object) -> IronrootError:
-    with pytest.raises(error) as info:
-        call()  # type: ignore[operator]
-    assert type(info.value) is error, repr(info.value)
-    assert info.value.code == code, (info.value.code, info.value.detail)
-    return info.value
 
 
 def _region(chip: str, name: str) -> Region:
@@ -192,7 +185,9 @@ def test_a_rot_chip_whose_header_claims_a_huge_sparse_journal_is_refused(node: P
     with _chip(node, "rot").open("r+b") as handle:
         handle.write(_forged_header("rot", forged))
         handle.truncate(forged[-1].end)
-    _raises(DeviceStateTampered, "flash-header", lambda: Platform.open(node.directory).state())
+    raises_exactly(
+        DeviceStateTampered, "flash-header", lambda: Platform.open(node.directory).state()
+    )
 
 
 @pytest.mark.parametrize("forgery", ["slots-swapped", "rw-over-slot0", "other-chip", "renamed"])
@@ -251,7 +246,7 @@ def test_a_resized_or_missing_chip_holds_only_its_component(
     assert not report.component("gpu").running
     assert report.component("gpu").code == code
     assert all(c.running for c in report.components if c.name != "gpu")
-    _raises(error, code, lambda: node.recover("gpu", now=NOW))
+    raises_exactly(error, code, lambda: node.recover("gpu", now=NOW))
     measured = {m.name: m for m in node.measure(now=NOW)}
     assert measured["gpu"].code == code
 
@@ -270,7 +265,9 @@ def test_a_symlinked_chip_is_refused(node: Platform, tmp_path: Path) -> None:
     shutil.copyfile(rot, tmp_path / "rot.bin")
     rot.unlink()
     rot.symlink_to(tmp_path / "rot.bin")
-    _raises(DeviceStateTampered, "flash-symlink", lambda: Platform.open(node.directory).state())
+    raises_exactly(
+        DeviceStateTampered, "flash-symlink", lambda: Platform.open(node.directory).state()
+    )
 
 
 # --- the RoT chip: fuzzed -------------------------------------------------------------------
@@ -384,7 +381,7 @@ def test_an_allowed_image_below_the_floor_is_never_run(node: Platform, world: Wo
     assert report.component("nic").code == "flash-check"
     assert all(c.running for c in report.components if c.name != "nic")
     _running_is_allowed(node, world)
-    _raises(DeviceStateTampered, "recovery-damaged", lambda: node.recover("nic", now=NOW))
+    raises_exactly(DeviceStateTampered, "recovery-damaged", lambda: node.recover("nic", now=NOW))
 
 
 def test_swapped_device_identities_hold_both_devices(node: Platform, world: World) -> None:
@@ -409,7 +406,9 @@ def test_a_deeply_nested_device_description_holds_only_that_device(node: Platfor
     from ironroot.platform import PlatformDevice
 
     (node.directory / "devices" / "gpu.device.json").write_text("[" * 100_000 + "]" * 100_000)
-    _raises(ConfigError, "config", lambda: PlatformDevice.open(node.directory / "devices", "gpu"))
+    raises_exactly(
+        ConfigError, "config", lambda: PlatformDevice.open(node.directory / "devices", "gpu")
+    )
     report = node.boot(now=NOW)
     assert report.component("gpu").code == "config"
     assert [c.name for c in report.components if not c.running] == ["gpu"]
@@ -450,7 +449,7 @@ def test_evidence_that_cannot_be_read_or_removed_stops_no_boot(
     shutil.rmtree(node.directory / "evidence")
     (node.directory / "evidence").write_bytes(b"not a folder")
     before = node.state()
-    _raises(StorageError, "evidence", lambda: _update(node, world.release("gpu", "2.0")))
+    raises_exactly(StorageError, "evidence", lambda: _update(node, world.release("gpu", "2.0")))
     assert node.state() == before
 
 
@@ -481,7 +480,7 @@ def test_evidence_planted_ahead_of_an_update_is_replaced_by_the_delivered_one(
     if planted is None:
         (path / "inside").mkdir(parents=True)
         before = node.state()
-        _raises(StorageError, "evidence", lambda: _update(node, v2))
+        raises_exactly(StorageError, "evidence", lambda: _update(node, v2))
         assert node.state() == before
         return
     path.write_bytes(planted)
@@ -510,8 +509,8 @@ def test_an_older_copy_of_the_node_directory_is_refused(
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     shutil.copytree(saved, node.directory, dirs_exist_ok=True)
     again = Platform.open(node.directory)
-    _raises(StoreRolledBack, "journal-rolled-back", lambda: again.boot(now=NOW))
-    _raises(StoreRolledBack, "journal-rolled-back", again.show)
+    raises_exactly(StoreRolledBack, "journal-rolled-back", lambda: again.boot(now=NOW))
+    raises_exactly(StoreRolledBack, "journal-rolled-back", again.show)
 
 
 def test_a_node_whose_creation_was_cut_short_says_so(world: World, tmp_path: Path) -> None:
@@ -529,7 +528,7 @@ def test_a_node_whose_creation_was_cut_short_says_so(world: World, tmp_path: Pat
     config = json.loads((made.directory / "platform.json").read_text())
     config["rot"] = str(rot)
     (half / "platform.json").write_text(json.dumps(config))
-    error = _raises(StorageError, "never-created", lambda: Platform.open(half).show())
+    error = raises_exactly(StorageError, "never-created", lambda: Platform.open(half).show())
     assert "remove the node's directory and create it again" in error.detail
     (rot / "platform-journal.key").write_bytes(
         (made.config.rot / "platform-journal.key").read_bytes()
@@ -537,19 +536,19 @@ def test_a_node_whose_creation_was_cut_short_says_so(world: World, tmp_path: Pat
     for chip in ("rot", *COMPONENTS):  # erased flash: the journal holds no record
         (half / "flash" / f"{chip}.bin").unlink()
     Flash.format(half / "flash", {"rot": 0, **{c: SLOT for c in COMPONENTS}})
-    _raises(StorageError, "never-created", lambda: Platform.open(half).show())
+    raises_exactly(StorageError, "never-created", lambda: Platform.open(half).show())
     (made.config.rot / "platform-journal.key").unlink()
-    _raises(DeviceStateTampered, "journal-key", lambda: Platform.open(made.directory).show())
+    raises_exactly(DeviceStateTampered, "journal-key", lambda: Platform.open(made.directory).show())
 
 
 def test_a_missing_journal_key_is_a_typed_error(node: Platform) -> None:
     (node.directory / "rot" / "platform-journal.key").unlink()
-    _raises(DeviceStateTampered, "journal-key", lambda: Platform.open(node.directory).show())
+    raises_exactly(DeviceStateTampered, "journal-key", lambda: Platform.open(node.directory).show())
 
 
 def test_a_deeply_nested_configuration_is_a_typed_error(node: Platform) -> None:
     (node.directory / "platform.json").write_text("[" * 200_000 + "]" * 200_000)
-    _raises(ConfigError, "config", lambda: Platform.open(node.directory))
+    raises_exactly(ConfigError, "config", lambda: Platform.open(node.directory))
 
 
 @pytest.mark.parametrize("size", ["Infinity", "-Infinity", "1e400"])
@@ -563,7 +562,7 @@ def test_a_configuration_with_an_infinite_slot_size_is_a_typed_error(
     slot = json.loads(text)["slot_sizes"]["bmc"]
     path.write_text(text.replace(f'"bmc": {slot}', f'"bmc": {size}', 1))
     assert size in path.read_text()
-    _raises(ConfigError, "config", lambda: Platform.open(node.directory))
+    raises_exactly(ConfigError, "config", lambda: Platform.open(node.directory))
 
 
 @pytest.mark.parametrize(
@@ -592,7 +591,7 @@ def test_a_configuration_field_of_the_wrong_type_is_named(
     doc = json.loads(path.read_text())
     doc[field] = value
     path.write_text(json.dumps(doc))
-    error = _raises(ConfigError, "config", lambda: Platform.open(node.directory))
+    error = raises_exactly(ConfigError, "config", lambda: Platform.open(node.directory))
     assert detail in error.detail
     assert error.detail.startswith("platform.json is malformed: ")
 
@@ -633,7 +632,7 @@ def test_the_bmc_write_port_refuses_every_range_outside_rw(node: Platform) -> No
     ]
     before = _chip_digests(node)
     for chip, at, length in attempts:
-        _raises(
+        raises_exactly(
             FlashProtected,
             "flash-protected",
             lambda c=chip, o=at, n=length: node.bmc_write(c, o, b"\xa5" * n, now=NOW),
@@ -643,7 +642,7 @@ def test_the_bmc_write_port_refuses_every_range_outside_rw(node: Platform) -> No
     assert len(blocked) == COALESCE_AFTER  # every attempt logged, a flood folded into the last
     assert blocked[-1].args[-1] == f"repeats={len(attempts) - COALESCE_AFTER}"
     for data in ("text", None, 7, [1, 2]):
-        _raises(
+        raises_exactly(
             ConfigError,
             "config",
             lambda d=data: node.bmc_write("host", offset, d, now=NOW),  # type: ignore[arg-type]
@@ -710,7 +709,7 @@ def test_a_bmc_write_changes_only_rw_bytes_or_nothing(
         assert after[:start] == before[:start]
         assert after[start + length :] == before[start + length :]
     else:
-        _raises(
+        raises_exactly(
             FlashProtected,
             "flash-protected",
             lambda: node.bmc_write("bmc", start, data, now=NOW),
@@ -724,12 +723,12 @@ def test_a_bmc_write_changes_only_rw_bytes_or_nothing(
 def test_odd_statement_arguments_are_typed_errors(node: Platform, world: World) -> None:
     v2 = world.release("bmc", "2.0")
     for statements in (None, (s for s in v2.statements), v2.statements[0], "text"):
-        _raises(
+        raises_exactly(
             ConfigError,
             "config",
             lambda s=statements: node.update("bmc", v2.bundle, s, now=NOW),  # type: ignore[arg-type]
         )
-    _raises(
+    raises_exactly(
         LimitExceeded,
         "limit-exceeded",
         lambda: node.update("bmc", v2.bundle, list(v2.statements) * 17, now=NOW),
@@ -740,7 +739,7 @@ def test_odd_statement_arguments_are_typed_errors(node: Platform, world: World) 
 def test_statements_for_another_component_are_refused(node: Platform, world: World) -> None:
     v2 = world.release("bmc", "2.0")
     host = world.release("host", "2.0")
-    error = _raises(
+    error = raises_exactly(
         DigestMismatch,
         "logged-digest-mismatch",
         lambda: node.update("bmc", v2.bundle, host.statements, now=NOW),
@@ -763,7 +762,7 @@ def test_a_signed_logged_bundle_larger_than_the_slot_is_refused_before_staging(
     bundle = sign_bundle(unsigned, world.ecc, world.pqc)
     statements = world.publish("host", bundle)
     staged_before = _region_bytes(node, "host", "staging")
-    _raises(
+    raises_exactly(
         LimitExceeded, "limit-exceeded", lambda: node.update("host", bundle, statements, now=NOW)
     )
     assert _region_bytes(node, "host", "staging") == staged_before
@@ -774,7 +773,7 @@ def test_a_pfm_that_drops_an_active_image_is_refused(node: Platform, world: Worl
     versions = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
     versions["gpu"] = [world.release("gpu", "2.0")]  # gpu runs 1.0
     pfm = world.make_pfm(2, versions)
-    error = _raises(
+    error = raises_exactly(
         PolicyRejected,
         "pfm-drops-active-image",
         lambda: _update(
@@ -804,7 +803,7 @@ def test_the_factory_image_svn_is_the_floor(world: World, tmp_path: Path) -> Non
     pfm = world.make_pfm(1, versions)
     node = world.create(tmp_path, pfm=pfm, pfm_statement=world.log_pfm(pfm))
     assert node.state().component("bmc").min_svn == 3
-    error = _raises(SvnRollback, "svn-rollback", lambda: _update(node, old))
+    error = raises_exactly(SvnRollback, "svn-rollback", lambda: _update(node, old))
     assert error.check == "svn"
 
 
@@ -921,7 +920,7 @@ def test_after_a_bmc_rollback_every_component_boots(node: Platform, world: World
 def test_recover_waits_for_a_pending_update(node: Platform, world: World) -> None:
     with pytest.raises(PowerLost):
         _update(node, world.release("host", "2.0"), faults=Faults("reboot"))
-    _raises(Conflict, "update-in-progress", lambda: node.recover("host", now=NOW))
+    raises_exactly(Conflict, "update-in-progress", lambda: node.recover("host", now=NOW))
     assert node.boot(now=NOW).update == "committed"
     assert node.recover("host", now=NOW).version == "1.0"
 
@@ -1095,7 +1094,9 @@ def test_a_refused_update_changes_no_slot_recovery_image_or_pfm(
     }
     assert len(kept) == 3 + 3 * len(COMPONENTS)
     before = node.show()
-    refused = _raises(error, code, lambda: node.update(component, bundle, statements, now=NOW))
+    refused = raises_exactly(
+        error, code, lambda: node.update(component, bundle, statements, now=NOW)
+    )
     assert refused.check == check
     after = node.show()
     assert after["components"] == before["components"]
@@ -1120,19 +1121,19 @@ def test_refused_updates_leave_no_evidence_behind(node: Platform, world: World) 
     v1, v2 = world.release("bmc", "1.0"), world.release("bmc", "2.0")
     for _ in range(3):
         junk = tuple(os.urandom(100_000) for _ in range(4))
-        _raises(
+        raises_exactly(
             PolicyRejected,
             "no-receipt",
             lambda junk=junk: node.update("bmc", v2.bundle, junk, now=NOW),
         )
     untrusted = world.publish("bmc", v2.bundle, client=world.untrusted)
-    _raises(
+    raises_exactly(
         UnknownIssuer,
         "untrusted-service",
         lambda: node.update("bmc", v2.bundle, untrusted, now=NOW),
     )
     # the active image's own statements with another bundle: refused, its evidence kept
-    _raises(
+    raises_exactly(
         DigestMismatch,
         "logged-digest-mismatch",
         lambda: node.update("bmc", v2.bundle, v1.statements, now=NOW),

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.platform.node_world import NOW, SLOT, World, make_world, rw_region
+from tests.platform.node_world import NOW, SLOT, World, make_world, raises_exactly, rw_region
 
 from ironroot.errors import (
     Conflict,
@@ -66,14 +66,6 @@ def _fuse_svn(node: Platform) -> int:
     from ironroot.rot import Device
 
     return Device(node.config.rot).fuses.svn
-
-
-def _raises(error: type[IronrootError], code: str, call: object) -> IronrootError:
-    with pytest.raises(error) as info:
-        call()  # type: ignore[operator]
-    assert type(info.value) is error, repr(info.value)
-    assert info.value.code == code, info.value.code
-    return info.value
 
 
 # --- creation and boot ----------------------------------------------------------------------
@@ -128,7 +120,7 @@ def test_recovery_is_replaced_after_n_healthy_boots(node: Platform, world: World
 def test_an_unlogged_update_is_refused_and_nothing_changes(node: Platform, world: World) -> None:
     v2 = world.release("bmc", "2.0")
     before = node.show()
-    error = _raises(
+    error = raises_exactly(
         PolicyRejected, "no-receipt", lambda: node.update("bmc", v2.bundle, (), now=NOW)
     )
     assert error.check == "receipt"
@@ -143,7 +135,7 @@ def test_an_unlogged_update_is_refused_and_nothing_changes(node: Platform, world
 def test_a_statement_from_a_disallowed_issuer_is_refused(node: Platform, world: World) -> None:
     bundle = world.release("bmc", "2.0").bundle
     statements = world.publish("bmc", bundle, iss="https://someone-else.example")
-    error = _raises(
+    error = raises_exactly(
         UnknownIssuer, "issuer-not-allowed", lambda: node.update("bmc", bundle, statements, now=NOW)
     )
     assert error.check == "issuer"
@@ -154,7 +146,7 @@ def test_a_second_update_waits_for_the_first(node: Platform, world: World) -> No
     with pytest.raises(PowerLost):
         node.update("nic", v2.bundle, v2.statements, now=NOW, faults=Faults("reboot"))
     nvme = world.release("nvme", "2.0")
-    _raises(
+    raises_exactly(
         Conflict,
         "update-in-progress",
         lambda: node.update("nvme", nvme.bundle, nvme.statements, now=NOW),
@@ -175,7 +167,7 @@ def test_the_bmc_cannot_write_protected_flash(node: Platform) -> None:
         ("rot", 4096),
         ("bmc", rw_region("bmc")[0] - 1),
     ):
-        _raises(
+        raises_exactly(
             FlashProtected,
             "flash-protected",
             lambda c=chip, o=offset: node.bmc_write(c, o, b"\xff" * 16, now=NOW),
@@ -235,13 +227,13 @@ def test_a_put_back_copy_of_the_rot_flash_is_refused(node: Platform, world: Worl
     v2 = world.release("host", "2.0")
     node.update("host", v2.bundle, v2.statements, now=NOW)
     rot_bin.write_bytes(old)
-    _raises(StoreRolledBack, "journal-rolled-back", lambda: node.boot(now=NOW))
+    raises_exactly(StoreRolledBack, "journal-rolled-back", lambda: node.boot(now=NOW))
 
 
 def test_a_changed_configuration_is_refused(node: Platform) -> None:
     path = node.directory / "platform.json"
     path.write_text(path.read_text().replace('"healthy_boots": 2', '"healthy_boots": 5'))
-    _raises(
+    raises_exactly(
         DeviceStateTampered, "config-changed", lambda: Platform.open(node.directory).boot(now=NOW)
     )
 

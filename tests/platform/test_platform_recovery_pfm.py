@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.platform.node_world import NOW, World, make_world
+from tests.platform.node_world import NOW, World, make_world, raises_exactly
 
 from ironroot.cli import main
-from ironroot.errors import IronrootError, PolicyRejected
+from ironroot.errors import PolicyRejected
 from ironroot.platform import COMPONENTS, Platform
 from scratch import in_memory
 
@@ -34,14 +34,6 @@ def node(world: World, tmp_path: Path) -> Platform:
     return world.node(tmp_path)
 
 
-def _raises(error: type[IronrootError], code: str, call: object) -> IronrootError:
-    with pytest.raises(error) as info:
-        call()  # type: ignore[operator]
-    assert type(info.value) is error, repr(info.value)
-    assert info.value.code == code, (info.value.code, info.value.detail)
-    return info.value
-
-
 def _pfm_without(world: World, component: str, version: str) -> bytes:
     versions = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
     versions[component] = [r for r in versions[component] if r.version != version]
@@ -61,7 +53,7 @@ def test_a_pfm_that_drops_another_components_recovery_image_is_refused(
     assert _update(node, world, "host").outcome == "committed"  # type: ignore[attr-defined]
     assert node.state().component("host").recovery.version == "1.0"  # type: ignore[union-attr]
     pfm = _pfm_without(world, "host", "1.0")
-    error = _raises(
+    error = raises_exactly(
         PolicyRejected,
         "pfm-drops-recovery-image",
         lambda: _update(node, world, "gpu", pfm=pfm, pfm_statement=world.log_pfm(pfm)),
@@ -85,7 +77,7 @@ def test_a_pfm_that_drops_the_updated_components_recovery_image_is_refused(
     """The component being updated recovers to its old image until the new one has booted
     healthy: a PFM without it would leave the update on trial with nothing to fall back to."""
     pfm = _pfm_without(world, "host", "1.0")
-    _raises(
+    raises_exactly(
         PolicyRejected,
         "pfm-drops-recovery-image",
         lambda: _update(node, world, "host", pfm=pfm, pfm_statement=world.log_pfm(pfm)),
@@ -96,7 +88,7 @@ def test_a_pfm_that_drops_the_updated_components_recovery_image_is_refused(
 def test_the_operator_may_accept_dropping_a_recovery_image(node: Platform, world: World) -> None:
     pfm = _pfm_without(world, "host", "1.0")
     statement = world.log_pfm(pfm)
-    _raises(  # naming another component accepts nothing for host
+    raises_exactly(  # naming another component accepts nothing for host
         PolicyRejected,
         "pfm-drops-recovery-image",
         lambda: _update(
@@ -115,7 +107,7 @@ def test_a_pfm_that_drops_an_active_image_is_still_refused_first(
 ) -> None:
     """The override is for recovery images only: an active image the PFM drops is refused."""
     pfm = _pfm_without(world, "gpu", "1.0")
-    _raises(
+    raises_exactly(
         PolicyRejected,
         "pfm-drops-active-image",
         lambda: _update(

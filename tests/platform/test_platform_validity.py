@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.platform.node_world import NOW, World, make_world
+from tests.platform.node_world import NOW, World, make_world, raises_exactly
 
-from ironroot.errors import ConfigError, IronrootError, ManifestExpired
+from ironroot.errors import ConfigError, ManifestExpired
 from ironroot.platform import Platform, PlatformTrust
 from scratch import in_memory
 
@@ -32,14 +32,6 @@ def tmp_path() -> Iterator[Path]:
 @pytest.fixture
 def node(world: World, tmp_path: Path) -> Platform:
     return world.node(tmp_path)
-
-
-def _raises(error: type[IronrootError], code: str, call: object) -> IronrootError:
-    with pytest.raises(error) as info:
-        call()  # type: ignore[operator]
-    assert type(info.value) is error, repr(info.value)
-    assert info.value.code == code, (info.value.code, info.value.detail)
-    return info.value
 
 
 def _bmc(node: Platform, now: dt.datetime) -> tuple[bool, str | None, str]:
@@ -88,7 +80,7 @@ def test_an_update_to_an_expired_manifest_is_refused(node: Platform, world: Worl
     """Installing is where the dates decide, whatever ``expired_manifest`` says."""
     bundle = world.bundle("host", svn=4, tag="stale", not_after=NOW - dt.timedelta(days=1))
     statements = world.publish("host", bundle)
-    error = _raises(
+    error = raises_exactly(
         ManifestExpired,
         "manifest-expired",
         lambda: node.update("host", bundle, statements, now=NOW),
@@ -104,5 +96,5 @@ def test_expired_manifest_is_report_or_refuse_and_persists(world: World) -> None
     assert PlatformTrust.from_json(refuse.to_json()).expired_manifest == "refuse"
     older = {k: v for k, v in refuse.to_json().items() if k != "expired_manifest"}
     assert PlatformTrust.from_json(older).expired_manifest == "report"  # written before it
-    error = _raises(ConfigError, "config", lambda: world.trust(expired_manifest="ignore"))
+    error = raises_exactly(ConfigError, "config", lambda: world.trust(expired_manifest="ignore"))
     assert error.detail == 'expired_manifest is "report" or "refuse"'
