@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import signal
 import socket
@@ -18,15 +19,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from psycopg import sql
+from replica_cluster import Cluster, make_statements
 
 from ironroot.cli import main
+from ironroot.cose import Receipt
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError, StaleBatch, StorageError, StoreUnavailable
 from ironroot.log import Log, NoteSigner, PostgresLogStore, SequencerLease, StoreBatch
+from ironroot.transparency import TransparencyService
 from ironroot_pg import admin, fresh_schema, test_dsn
 
 pytestmark = pytest.mark.integration
@@ -338,3 +343,46 @@ def test_serve_replica_refuses_workers(tmp_path: Path, capsys: pytest.CaptureFix
     args = ["serve", "--data", str(data), "--port", _free_port(), "--replica", "--workers", "2"]
     assert main(args) == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_after_a_failover_to_a_replica_whose_clock_is_behind_receipt_times_do_not_go_back(
+    tmp_path: Path, schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two elected sequencers in turn, as replicas open them (fenced store, then
+    :meth:`TransparencyService.open_on_store`); the second's clock is 100 s behind the
+    first's. Its receipts carried an ``iat`` 100 s before the receipts already issued; they now
+    carry the stored latest one, and it says by how much its clock is behind."""
+    cluster = Cluster(tmp_path, test_dsn(), schema, count=1)
+    data = cluster.replicas[0].data
+    t0 = datetime(2026, 6, 1, tzinfo=UTC)
+
+    def sequence(holder: str, now: datetime, tag: str) -> list[int]:
+        lease = _lease(schema, holder, 5.0)
+        epoch = lease.try_acquire()
+        assert epoch is not None
+        store = PostgresLogStore(test_dsn(), schema=schema, application_name=holder)
+        store.fence_with_lease(epoch)
+        service = TransparencyService.open_on_store(data, store, clock=lambda: now)
+        iats = []
+        try:
+            service.start()
+            for statement in make_statements(cluster.vendor, 2, tag):
+                ticket = service.submit(statement)
+                ticket.integrated.result(30)
+                receipts = service.receipts(ticket.entry_id)
+                assert receipts is not None
+                iats.append(Receipt.parse(receipts[0]).iat)
+        finally:
+            service.close()
+            lease.release()
+        return iats
+
+    ahead = int(t0.timestamp()) + 100
+    assert sequence("ironroot-seq-a", t0 + timedelta(seconds=100), "a") == [ahead, ahead]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ironroot.transparency"):
+        assert sequence("ironroot-seq-b", t0, "b") == [ahead, ahead]
+    assert [r.getMessage() for r in caplog.records if r.name == "ironroot.transparency"] == [
+        f"this sequencer's clock is 100.0 s behind the latest receipt time stored for the log "
+        f"(iat {ahead}): receipts carry iat {ahead} until the clock catches up"
+    ]

@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from psycopg import sql
@@ -239,3 +240,76 @@ def test_the_server_ending_the_sequencer_s_sessions_loses_nothing_and_never_fork
     assert result.forks == 0
     assert result.tree_size >= result.acknowledged
     assert load.statuses.get(500, 0) == 0
+
+
+@pytest.fixture
+def read_only_role() -> Iterator[tuple[str, str]]:
+    """A login role of this test's own and a fresh schema (created by the superuser) where
+    the role is granted only what a reader needs, once the log is there; both dropped
+    afterwards."""
+    with fresh_schema() as schema:
+        role = "ironroot_t_" + secrets.token_hex(6)
+        with admin() as conn:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN CONNECTION LIMIT 20").format(sql.Identifier(role))
+            )
+        try:
+            yield role, schema
+        finally:
+            drop_schema(schema)
+            with admin() as conn:
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def _as_role(url: str, role: str) -> str:
+    """The postgresql:// URL ``url`` with ``role`` as its user (what ``[log] dsn`` takes)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, f"{role}@{host}", parts.path, parts.query, parts.fragment))
+
+
+def test_a_role_without_the_election_s_privileges_stops_the_replica_with_exit_2(
+    tmp_path: Path, read_only_role: tuple[str, str]
+) -> None:
+    """A replica whose role may read the log but not take part in the election (no CREATE on
+    the schema, no UPDATE on the lease) reported "permission denied" as the database being
+    unavailable and stood again for ever, serving reads and never sequencing. The election
+    now tells a refusal by privilege (SQLSTATE 42501) from an outage: the replica stops and
+    ``ironroot serve`` exits 2, naming the privilege problem."""
+    role, schema = read_only_role
+    cluster = Cluster(
+        tmp_path,
+        test_dsn(),
+        schema,
+        count=1,
+        replica_dsn=_as_role(test_dsn(), role),
+    )
+    replica = cluster.replicas[0]
+    origin = load_config(replica.data).origin
+    # The log and the lease table, made by the superuser; the role may only read them.
+    Log(
+        PostgresLogStore(test_dsn(), schema=schema, pool_size=1),
+        origin=origin,
+        note_signers=[load_checkpoint_signer(replica.data, origin)],
+    ).close()
+    lease = SequencerLease(test_dsn(), holder="ironroot-seq-admin", schema=schema, lease=1.5)
+    assert lease.try_acquire() == 1
+    lease.release()
+    with admin() as conn:
+        for grant in (
+            "GRANT USAGE ON SCHEMA {} TO {}",
+            "GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}",
+        ):
+            conn.execute(sql.SQL(grant).format(sql.Identifier(schema), sql.Identifier(role)))
+    cluster.start(replica)
+    try:
+        assert replica.proc is not None
+        code = replica.proc.wait(timeout=60)
+    finally:
+        cluster.stop_all()
+    out = replica.log_text()
+    assert code == 2, out
+    assert f"permission denied for schema {schema} (SQLSTATE 42501)" in out
+    assert "the database role lacks a privilege (or the schema) the election needs" in out
+    assert "this replica stops" in out
+    assert "Traceback" not in out

@@ -714,6 +714,21 @@ def _configure(
     conn.execute(_session_settings(timeout, schema, snapshot=snapshot, server_version=version))
 
 
+_MISCONFIGURED: Final = ("42501", "3F000")
+"""SQLSTATEs that retrying cannot cure: insufficient_privilege, invalid_schema_name (and any of
+class 28, invalid_authorization_specification, see :func:`_misconfigured`)."""
+
+
+def _misconfigured(exc: psycopg.Error) -> bool:
+    """Whether the server refused for a reason that only a change of configuration cures (a
+    privilege the role lacks, a schema that is not there, an authorization refused), as
+    opposed to a failure that passes (a connection refused or lost, a session ended, a
+    timeout). psycopg gives no SQLSTATE for a refused connection attempt, so an authentication
+    failure at connection is told apart only once the server reports it with one."""
+    state = exc.sqlstate or ""
+    return state in _MISCONFIGURED or state.startswith("28")
+
+
 def _reason(exc: psycopg.Error) -> str:
     """The server's or libpq's message, first line only (never the DSN)."""
     diag = getattr(exc, "diag", None)

@@ -22,6 +22,7 @@ from ironroot.log._postgres import (
     _configure,
     _connect_kwargs,
     _create_schema,
+    _misconfigured,
     _reason,
     describe_dsn,
 )
@@ -49,8 +50,11 @@ class SequencerLease:
     session whose lease has expired (a process paused, or cut off with its session still
     open), it ends every session named as that holder first. After acquiring, it also ends
     the previous holder's remaining sessions (its store's pool), so none is left inside a
-    write. Database errors: :class:`StoreUnavailable` from :meth:`try_acquire`; ``False``
-    from :meth:`renew` (the caller stops sequencing).
+    write. Database errors from :meth:`try_acquire`: :class:`ConfigError` (code
+    ``store-privilege``) for what only a change of configuration cures (SQLSTATE 42501
+    insufficient_privilege, 3F000 invalid_schema_name, class 28 authorization), else
+    :class:`StoreUnavailable` (retry); from :meth:`renew`: ``False`` (the caller stops
+    sequencing).
     """
 
     def __init__(
@@ -151,6 +155,13 @@ class SequencerLease:
                 ).fetchone()
         except psycopg.Error as exc:
             self._drop()
+            if _misconfigured(exc):
+                raise ConfigError(
+                    f"cannot run the sequencer election at {self._where}: {_reason(exc)} "
+                    f"(SQLSTATE {exc.sqlstate}): the database role lacks a privilege (or the "
+                    "schema) the election needs, which retrying cannot cure",
+                    code="store-privilege",
+                ) from exc
             raise StoreUnavailable(
                 f"cannot run the sequencer election at {self._where}: {_reason(exc)}"
             ) from exc

@@ -27,7 +27,10 @@ Failure contract: an entry acknowledged by any replica is committed in the share
 it survives the crash of that replica and of the sequencer; the fence (epoch and stored tree
 size) means no two sequencers ever both extend the same tree, so there is no fork. While the
 database is unreachable, registration and reads answer 503 with ``Retry-After``
-(:class:`~ironroot.errors.StoreUnavailable`), and everything resumes when it returns.
+(:class:`~ironroot.errors.StoreUnavailable`), and everything resumes when it returns. A
+database that refuses the election for good (the role lacks a privilege, the schema is not
+there: :class:`~ironroot.errors.ConfigError` with code ``store-privilege``) stops the replica,
+which ``ironroot serve`` reports and exits 2 on, rather than stand again for ever.
 
 All replicas of one service need the same configuration (origin, policy, receipt algorithms)
 and the same service keys, each in its own data directory (or the same HSM keys).
@@ -41,6 +44,7 @@ import hashlib
 import logging
 import os
 import secrets
+import signal
 import socket
 import threading
 import time
@@ -214,6 +218,10 @@ class Replica:
         self._thread = threading.Thread(target=self._run, name="ironroot-replica-elector")
         self._thread.daemon = True
         self.epoch: int | None = None
+        self.failure: ConfigError | None = None
+        """Why the election stopped for good (a privilege the role lacks), once it did."""
+        self.failed = threading.Event()
+        """Set when :attr:`failure` is: the replica must stop (``ironroot serve`` exits 2)."""
 
     def start(self) -> None:
         self._thread.start()
@@ -229,7 +237,12 @@ class Replica:
         while not self._stop.is_set():
             try:
                 epoch = self._lease.try_acquire()
-            except IronrootError as exc:
+            except ConfigError as exc:  # a misconfiguration: standing again cannot cure it
+                _log.error("sequencer election: %s: this replica stops", exc.detail)
+                self.failure = exc
+                self.failed.set()
+                break
+            except IronrootError as exc:  # transient (StoreUnavailable): stand again
                 _log.warning("sequencer election: %s", exc.detail)
                 epoch = None
             if epoch is not None:
@@ -325,10 +338,13 @@ def _public(verifier: object) -> PublicKey:
     return verifier
 
 
-def _wait_for_log(store: LogReader, stop_after: float) -> None:
-    """Until the log's first checkpoint is stored (whichever replica is elected first)."""
+def _wait_for_log(store: LogReader, stop_after: float, replica: Replica) -> None:
+    """Until the log's first checkpoint is stored (whichever replica is elected first); the
+    election's failure if it stops for good meanwhile."""
     deadline = time.monotonic() + stop_after
     while True:
+        if replica.failure is not None:
+            raise replica.failure
         try:
             if store.checkpoint() is not None:
                 return
@@ -354,6 +370,23 @@ def _check_log_is_ours(store: LogReader, origin: str, vkeys: Sequence[str]) -> N
             f"the log in this store is not this service's ({exc.detail}): it holds another "
             "log (every replica needs the same origin and checkpoint keys)"
         ) from exc
+
+
+async def _stop_on_failure(replica: Replica) -> None:
+    """Run on the server's loop once its signal handlers are in place: a watcher that stops the
+    server (SIGTERM to this process, its graceful shutdown) when the election fails for good;
+    :func:`serve_replica` then raises the failure."""
+
+    async def watch() -> None:
+        while not replica.failed.is_set():
+            await asyncio.sleep(POLL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    _watchers.add(task := asyncio.get_running_loop().create_task(watch()))
+    task.add_done_callback(_watchers.discard)
+
+
+_watchers: set[asyncio.Task[None]] = set()  # strong references to the running watchers
 
 
 def serve_replica(
@@ -390,7 +423,7 @@ def serve_replica(
         try:
             probe = config.store.open(data_dir)
             try:
-                _wait_for_log(probe, _OPEN_TIMEOUT)
+                _wait_for_log(probe, _OPEN_TIMEOUT, replica)
                 _check_log_is_ours(probe, config.origin, vkeys)
             finally:
                 probe.close()
@@ -413,11 +446,16 @@ def serve_replica(
                     lease,
                 )
                 app = create_app(service, ReplicaRegistrar(service, store, waits))
-                run_server(server_config(app, host, port, config.server, tls=tls))
+                run_server(
+                    server_config(app, host, port, config.server, tls=tls),
+                    before=lambda: _stop_on_failure(replica),
+                )
             finally:
                 waits.close()
                 service.close()
         finally:
             replica.close()
+        if replica.failure is not None:
+            raise replica.failure
     finally:
         lock.close()

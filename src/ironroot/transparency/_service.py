@@ -29,8 +29,10 @@ from typing import Final
 
 from ironroot._fileio import DirectoryLock, write_atomic
 from ironroot.cose import (
+    CWT_CLAIMS,
     InclusionProof,
     build_receipt,
+    decode_cbor,
     encode_cbor,
     make_transparent,
     receipt_protected_header,
@@ -60,12 +62,18 @@ __all__ = ["TransparencyService"]
 
 _CACHE_SIZE: Final = 65536
 _BATCH_CACHE_SIZE: Final = 4096
+_CWT_IAT: Final = 6  # the iat claim's label in a receipt's CWT claims (15)
 
 _log = logging.getLogger("ironroot.transparency")
 
 
 class _ReceiptBatchSigner:
-    """Signs one receipt root per batch and per algorithm (called by the log's writer)."""
+    """Signs one receipt root per batch and per algorithm (called by the log's writer).
+
+    The receipts' ``iat`` never goes back: it is the clock's time, or :attr:`floor` (the
+    latest ``iat`` stored for the log, then the latest signed here) when the clock is behind
+    it, as after a failover to a replica whose clock is late (a warning names the skew once it
+    exceeds a second)."""
 
     def __init__(
         self, signers: Sequence[Signer], issuer: str, clock: Callable[[], datetime]
@@ -75,13 +83,37 @@ class _ReceiptBatchSigner:
         self._clock = clock
         self.last_size: int | None = None
         self.listeners: list[Callable[[int], None]] = []
+        self.floor: int | None = None
+        """The latest ``iat`` stored for the log (set at open) or signed since."""
+        self._behind = False
+
+    def _iat(self) -> int:
+        now = self._clock().timestamp()
+        floor = self.floor
+        if floor is None or now >= floor:
+            self._behind = False
+            iat = int(now)
+            iat = iat if floor is None else max(iat, floor)
+        else:
+            if now < floor - 1 and not self._behind:
+                _log.warning(
+                    "this sequencer's clock is %.1f s behind the latest receipt time stored "
+                    "for the log (iat %d): receipts carry iat %d until the clock catches up",
+                    floor - now,
+                    floor,
+                    floor,
+                )
+            self._behind = now < floor - 1
+            iat = floor
+        self.floor = iat
+        return iat
 
     def sign_batch(self, tree_size: int, root: bytes) -> Mapping[str, bytes]:
         if self.last_size is not None and tree_size > self.last_size:
             for listener in self.listeners:
                 listener(tree_size - self.last_size)
         self.last_size = tree_size
-        iat = int(self._clock().timestamp())
+        iat = self._iat()
         out: dict[str, bytes] = {}
         for signer in self._signers:
             protected = receipt_protected_header(signer.algorithm, signer.kid, self._issuer, iat)
@@ -208,15 +240,16 @@ class TransparencyService:
         *,
         receipt_signers: Sequence[Signer] | None = None,
         checkpoint_signers: Sequence[Signer] | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> TransparencyService:
         """The sequencing service of ``data_dir``'s configuration over ``store``, which the
         caller opened (an elected replica's fenced PostgreSQL store, ADR 0009); it takes no
         data directory lock (the caller holds it) and closes ``store`` when it fails to open
-        and on :meth:`close`."""
+        and on :meth:`close`. ``clock`` as for :meth:`open`."""
         try:
             return cls._open_locked(
                 data_dir,
-                clock=None,
+                clock=clock,
                 receipt_signers=receipt_signers,
                 checkpoint_signers=checkpoint_signers,
                 store=store,
@@ -267,7 +300,7 @@ class TransparencyService:
             store.close()
             raise
         vkeys = [n.verifier().vkey for n in note_signers]
-        return cls(
+        service = cls(
             config,
             log,
             [_public(s.verifier()) for s in receipt_signers],
@@ -276,6 +309,12 @@ class TransparencyService:
             known_receipt_keys=known,
             batch_signer=batch_signer,
         )
+        try:
+            batch_signer.floor = service._latest_receipt_time()
+        except BaseException:
+            log.close()
+            raise
+        return service
 
     @classmethod
     def open_follower(
@@ -486,6 +525,26 @@ class TransparencyService:
                     "verify"
                 ) from exc
         return tuple(pairs)
+
+    def _latest_receipt_time(self) -> int | None:
+        """The latest ``iat`` of the stored log's receipts (those of its latest batch, checked
+        against its root first): ``None`` for an empty log, or one whose latest batch holds
+        no receipt signature that verifies (logged by the check)."""
+        size = self.log.tree_size
+        if size == 0:
+            return None
+        try:
+            pairs = self._batch_signatures(size)
+        except StorageError:
+            return None
+        times = []
+        for protected, _ in pairs:
+            header = decode_cbor(protected)
+            claims = header.get(CWT_CLAIMS) if isinstance(header, dict) else None
+            iat = claims.get(_CWT_IAT) if isinstance(claims, dict) else None
+            if isinstance(iat, int) and not isinstance(iat, bool) and iat >= 0:
+                times.append(iat)
+        return max(times, default=None)
 
     def _build_receipts(self, integrated: Integrated) -> tuple[bytes, ...]:
         pairs = self._batch_signatures(integrated.tree_size)
