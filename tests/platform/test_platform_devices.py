@@ -56,6 +56,7 @@ from ironroot.platform import (
     measure_responder,
     verify_device,
 )
+from ironroot.platform._devices import _outside_validity
 from ironroot.spdm import (
     DeviceMode,
     MeasurementBlock,
@@ -551,6 +552,88 @@ def test_an_expired_corim_is_refused(world: World, v1: Release) -> None:
             now=later,
         ),
     )
+
+
+def _report_references(world: World, *statements: bytes, at: dt.datetime) -> ReferenceValues:
+    """The references as the platform's boot takes them with ``expired_manifest = report``."""
+    return device_references(
+        statements,
+        trust_service_keys=world.service_keys,
+        issuers=ISSUERS,
+        vendor=VENDOR_ISS,
+        model=NIC_MODEL,
+        now=at,
+        outside_validity="report",
+    )
+
+
+_LATER = NOW + dt.timedelta(days=400)
+_EXPIRED = f"the reference values of {NIC_MODEL!r} expired at 2027-06-01T12:00:00+00:00"
+
+
+def test_report_mode_takes_expired_reference_values_and_names_the_finding(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release
+) -> None:
+    """Old behaviour: ``rim-expired`` whatever the caller; the platform held the device."""
+    for _ in range(2):  # read afresh, then from the remembered entry
+        references = _report_references(world, v1.statement, at=_LATER)
+        assert len(references) > 0
+        assert _outside_validity(references, _LATER) == _EXPIRED
+        assert _outside_validity(references, NOW) is None
+        result = measure_device(nic, v1.bundle, root=pinned, references=references, now=_LATER)
+        assert result.ok, result
+    early = NOW - dt.timedelta(days=31)  # before the manifest's not-before (NOW - 30 days)
+    assert _outside_validity(_report_references(world, v1.statement, at=early), early) == (
+        f"the reference values of {NIC_MODEL!r} are not valid before 2026-05-02T12:00:00+00:00"
+    )
+
+
+def test_report_mode_still_refuses_a_tampered_image_against_expired_references(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release
+) -> None:
+    parsed = FirmwareBundle.parse(v1.bundle)
+    tampered = bytearray(v1.bundle)
+    tampered[parsed.manifest.toc[1].offset + 10] ^= 0x01
+    references = _report_references(world, v1.statement, at=_LATER)
+    result = measure_device(nic, bytes(tampered), root=pinned, references=references, now=_LATER)
+    error = _expect(result, EndorsementMismatch, "measurement-mismatch")
+    assert "measurement 2 (runtime)" in error.detail
+
+
+def test_report_mode_still_refuses_an_svn_rollback_against_expired_references(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release, v2: Release
+) -> None:
+    references = _report_references(world, v1.statement, v2.statement, at=_LATER)
+    result = measure_device(nic, v1.bundle, root=pinned, references=references, now=_LATER)
+    error = _expect(result, SvnRollback, "svn-rollback")
+    assert error.detail == f"the device runs SVN 3, below the logged minimum SVN 5 of {NIC_MODEL!r}"
+
+
+def test_report_mode_passes_over_the_dates_alone(world: World, v1: Release) -> None:
+    """An expired CoRIM from a service not trusted, or from an issuer not allowed, is refused
+    for that, not taken because report mode passes over its dates."""
+    untrusted = world.publish(v1.bundle, service=world.untrusted)
+    _raises(
+        UnknownIssuer, "unknown-issuer", lambda: _report_references(world, untrusted, at=_LATER)
+    )
+    other = world.publish(v1.bundle, iss=OTHER_ISS)
+    _raises(
+        UnknownIssuer, "publisher-not-allowed", lambda: _report_references(world, other, at=_LATER)
+    )
+    error = _raises(
+        ConfigError,
+        "config",
+        lambda: device_references(
+            [v1.statement],
+            trust_service_keys=world.service_keys,
+            issuers=ISSUERS,
+            vendor=VENDOR_ISS,
+            model=NIC_MODEL,
+            now=NOW,
+            outside_validity="ignore",
+        ),
+    )
+    assert error.detail == 'outside_validity is "refuse" or "report"'
 
 
 def test_no_trusted_service_trusts_nothing(world: World, v1: Release) -> None:

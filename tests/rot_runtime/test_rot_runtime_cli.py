@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -129,6 +130,31 @@ def test_a_refused_boot_exits_1_and_keeps_the_state(
     assert "key-descriptor-mismatch" in capsys.readouterr().err
     assert snapshot(dev) == before
     assert main([*boot, str(bundle), "--at", "2026-06-01T12:00:00"]) == 2  # no UTC offset
+
+
+def test_boot_takes_expired_manifest_report_or_refuse(
+    setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Old behaviour: ``rot boot`` had no way to pass ``expired_manifest`` and refused every
+    manifest outside its dates (``--expired-manifest`` was a usage error)."""
+    _ca, dev, bundle = setup
+    later = (NOW + dt.timedelta(days=400)).isoformat()
+    boot = ["rot", "boot", "--device", str(dev), "--bundle", str(bundle), "--at", later]
+    capsys.readouterr()
+    for refuse in ([], ["--expired-manifest", "refuse"]):
+        before = snapshot(dev)
+        assert main([*boot, *refuse]) == 1
+        assert capsys.readouterr().err == (
+            "ironroot: manifest-expired: the manifest expired at 2027-06-01T12:00:00+00:00"
+            " (vendor)\n"
+        )
+        assert snapshot(dev) == before
+    assert main([*boot, "--expired-manifest", "report", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["manifest_validity"] == "the manifest expired at 2027-06-01T12:00:00+00:00 (vendor)"
+    with pytest.raises(SystemExit) as usage:
+        main([*boot, "--expired-manifest", "ignore"])
+    assert usage.value.code == 2
 
 
 def test_derive_child_and_inspect_cert(

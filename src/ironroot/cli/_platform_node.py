@@ -322,6 +322,8 @@ def _print_boot(report: Any) -> None:
         state = "running" if c.running else "HELD IN RESET"
         extra = " (restored from recovery)" if c.recovered else ""
         why = f": {c.code}: {c.detail}" if not c.running else ""
+        if c.running and c.validity:
+            why = f" (reported: {c.validity})"
         version = c.image.version if c.image else "-"
         print(f"  {c.name:5} {version:8} {state}{extra}{why}")
     if report.update:

@@ -218,6 +218,13 @@ def _register_device_verbs(verbs: Any) -> None:
     _key_option(boot)
     boot.add_argument("--bundle", type=Path, required=True)
     boot.add_argument("--at", help="time, ISO 8601 with offset (default: now)")
+    boot.add_argument(
+        "--expired-manifest",
+        choices=("refuse", "report"),
+        default="refuse",
+        help="a manifest outside its validity dates: refuse it (default, manifest-expired) or"
+        " boot it and record why in the boot state's manifest_validity",
+    )
     boot.add_argument("--json", action="store_true", help="print JSON")
     boot.set_defaults(func=_boot)
 
@@ -376,7 +383,9 @@ def _provision(args: argparse.Namespace) -> int:
 
 def _boot(args: argparse.Namespace) -> int:
     device = _device(args)
-    state = device.boot(read_input(args.bundle), now=now_or(args.at))
+    state = device.boot(
+        read_input(args.bundle), now=now_or(args.at), expired_manifest=args.expired_manifest
+    )
     _print(state.public_json(), args.json, "booted")
     return 0
 

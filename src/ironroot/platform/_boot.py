@@ -19,6 +19,7 @@ from ironroot.platform._devices import (
     DeviceMeasurement,
     PlatformDevice,
     _measure_read,
+    _outside_validity,
     device_references,
     measure_device,
 )
@@ -115,9 +116,10 @@ def _flash_check(
 
 def _run_component(
     rot: Rot, name: str, data: bytes, image: Image, now: dt.datetime, bmc_running: bool
-) -> tuple[bool, str | None, str, str | None]:
-    """Measured boot of one component: (running, code, detail, identity)."""
+) -> tuple[bool, str | None, str, str | None, str | None]:
+    """Measured boot of one component: (running, code, detail, identity, validity finding)."""
     try:
+        expired = rot.platform.config.trust.expired_manifest
         if name == "bmc":
             # The RoT's SVN fuse follows the BMC's floor (the SVN of its recovery image, raised
             # by ``_count_healthy`` once an update has booted healthy), never the SVN of an
@@ -127,7 +129,6 @@ def _run_component(
             floor = rot.state.component(name).min_svn
             if floor > rot.device.fuses.svn:
                 rot.device.program(functools.partial(Fuses.advance_svn, svn=floor))
-            expired = rot.platform.config.trust.expired_manifest
             booted = rot.device.boot(data, now=now, advance_svn=False, expired_manifest=expired)
             if booted.manifest_validity is not None:
                 # A date does not hold an installed, signed, unrevoked image in reset: it
@@ -140,11 +141,12 @@ def _run_component(
                     now=now,
                 )
             alias = rot.device.chain(Algorithm.ES384)[-1]
-            return True, None, "", hashlib.sha256(alias).hexdigest()
+            return True, None, "", hashlib.sha256(alias).hexdigest(), booted.manifest_validity
         if not bmc_running:
-            return False, "bmc-not-running", "the BMC is held in reset", None
+            return False, "bmc-not-running", "the BMC is held in reset", None, None
         child = rot.device.derive_child(image.sha384, label=name)
         identity = child.ecc_certificate
+        validity: str | None = None
         if name in DEVICES:
             info = rot.platform.config.devices[name]
             statements, _ = rot.platform.evidence(image.evidence)
@@ -155,14 +157,26 @@ def _run_component(
                 vendor=info.vendor,
                 model=info.model,
                 now=now,
+                outside_validity=expired,
             )
             device = PlatformDevice.open(rot.platform.directory / "devices", name)
             result = measure_device(device, data, root=info.root, references=references, now=now)
             if not result.ok:
-                return False, result.code, result.detail, None
-        return True, None, "", hashlib.sha256(identity).hexdigest()
+                return False, result.code, result.detail, None, None
+            validity = _outside_validity(references, now)
+            if validity is not None:
+                # As for the BMC's manifest: the device's signed measurements matched the
+                # logged digests and SVN; the dates of those values are reported, not a hold.
+                rot.event(
+                    "Warning",
+                    "ReferenceValuesOutsideValidity",
+                    f"{name}: {validity}; booted (expired_manifest = report)",
+                    name,
+                    now=now,
+                )
+        return True, None, "", hashlib.sha256(identity).hexdigest(), validity
     except IronrootError as exc:
-        return False, exc.code, exc.detail, None
+        return False, exc.code, exc.detail, None, None
 
 
 def boot(rot: Rot, now: dt.datetime) -> BootReport:
@@ -320,12 +334,14 @@ def _boot_one(
     image = cs.image
     if data is None or image is None:
         return ComponentBoot(name, False, image, False, "flash-check", problem)
-    running, code, detail, identity = _run_component(rot, name, data, image, now, bmc_running)
+    running, code, detail, identity, validity = _run_component(
+        rot, name, data, image, now, bmc_running
+    )
     if not running:
         rot.event(
             "Critical", "ComponentHeldInReset", f"{name}: {detail}", name, code or "", now=now
         )
-    return ComponentBoot(name, running, image, recovered, code, detail, identity)
+    return ComponentBoot(name, running, image, recovered, code, detail, identity, validity)
 
 
 def svn_floor_after_boots(cs: ComponentState, boots: int, needed: int) -> int:

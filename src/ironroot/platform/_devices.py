@@ -35,7 +35,10 @@ statements given with them, such as the manifest statement, are passed over) int
 :func:`ironroot.attestation.reference_values_from_statement`: every statement must carry a
 receipt (``VerificationFailed`` code ``no-receipt``), every receipt must verify under the
 trusted services' keys (``UnknownIssuer``, ``InvalidProof``, ``BadSignature``), the CoRIM must
-be valid at ``now`` (``VerificationFailed`` code ``rim-expired``) and name only this device's
+be valid at ``now`` (``VerificationFailed`` code ``rim-expired``; with
+``outside_validity="report"``, the platform's boot under ``expired_manifest = "report"``, a
+statement refused for its dates alone is taken, its values keeping their span) and name only
+this device's
 ``vendor`` and ``model``, published by one of ``issuers`` (``UnknownIssuer`` code
 ``publisher-not-allowed``).
 
@@ -75,7 +78,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
@@ -426,14 +429,21 @@ def device_references(
     model: str,
     now: datetime,
     vendor_keys: Mapping[str, Sequence[Verifier]] | None = None,
+    outside_validity: str = "refuse",
 ) -> ReferenceValues:
     """The reference values of a device's product (CoRIM class ``vendor`` and ``model``) from
     its vendor's CoRIM Transparent Statements; the first statement refused raises its error
     (see the module doc). Statements of another content type (the manifest statement an
     update ships with, a SAFE review) are passed over. ``vendor_keys`` also pins the statement
-    keys of each issuer."""
+    keys of each issuer. ``outside_validity="report"`` (the platform's boot of installed
+    devices with ``expired_manifest = "report"``) takes a statement refused only for its dates
+    (``rim-expired``) anyway, every other check made as before; its values keep their span,
+    so :func:`_outside_validity` names the finding and an appraisal refuses them."""
     if now.tzinfo is None:
         raise ConfigError("now must be a timezone-aware datetime")
+    if outside_validity not in ("refuse", "report"):
+        raise ConfigError('outside_validity is "refuse" or "report"')
+    report = outside_validity == "report"
     if isinstance(issuers, str) or not all(isinstance(i, str) for i in issuers):
         raise ConfigError("issuers is a set of statement issuers (iss), each a string")
     publisher = ReferencePublisher(
@@ -450,23 +460,54 @@ def device_references(
             _references_key(digest, trust_service_keys, publisher) if vendor_keys is None else None
         )
         found = _REFERENCES.get(key) if key is not None else None
-        if found is not None and _within(found[1], now):
+        if found is not None and (report or _within(found[1], now)):
             values.extend(found[0])
             continue
         if not _is_logged_corim(data, number):
             _remember(_NOT_CORIM, digest, None)
             continue
-        fresh = reference_values_from_statement(
-            data,
-            service_keys=trust_service_keys,
-            vendor_keys=vendor_keys,
-            publishers=(publisher,),
-            now=now,
-        )
+        try:
+            fresh = reference_values_from_statement(
+                data,
+                service_keys=trust_service_keys,
+                vendor_keys=vendor_keys,
+                publishers=(publisher,),
+                now=now,
+            )
+        except VerificationFailed as exc:
+            if not report or exc.code != "rim-expired":
+                raise
+            # Refused for its dates alone: read again without them (receipts, signatures,
+            # publisher all checked again); the values carry their span.
+            fresh = reference_values_from_statement(
+                data,
+                service_keys=trust_service_keys,
+                vendor_keys=vendor_keys,
+                publishers=(publisher,),
+                now=None,
+            )
         if key is not None:
             _remember(_REFERENCES, key, (fresh, _validity(data)))
         values.extend(fresh)
     return ReferenceValues(values)
+
+
+def _outside_validity(references: ReferenceValues, now: datetime) -> str | None:
+    """``None`` when every value of ``references`` counts at ``now``; else the finding, one
+    clause per CoRIM subject, e.g. ``the reference values of 'pkg:firmware/acme/nic' expired
+    at 2027-06-01T12:00:00+00:00`` (or ``are not valid before …``)."""
+    t = int(now.timestamp())
+    found: dict[str, None] = {}
+    for value in references:
+        if value.valid_at(now):
+            continue
+        if value.not_before is not None and t < value.not_before:
+            at = datetime.fromtimestamp(value.not_before, UTC).isoformat()
+            found[f"the reference values of {value.subject!r} are not valid before {at}"] = None
+        elif value.not_after is not None:
+            at = datetime.fromtimestamp(value.not_after, UTC).isoformat()
+            found[f"the reference values of {value.subject!r} expired at {at}"] = None
+    return "; ".join(found) or None
 
 
 # --- measuring a device -----------------------------------------------------------------------

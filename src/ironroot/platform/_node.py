@@ -147,6 +147,9 @@ class ComponentBoot:
     code: str | None = None
     detail: str = ""
     identity: str | None = None
+    validity: str | None = None
+    """Why the component's BMC manifest or device reference values were outside their
+    validity dates when it booted anyway (``expired_manifest = "report"``); else ``None``."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -159,6 +162,7 @@ class ComponentBoot:
             "code": self.code,
             "detail": self.detail,
             "identity": self.identity,
+            "validity": self.validity,
         }
 
 

@@ -22,7 +22,10 @@ The RoT holds the values the update checks (:mod:`ironroot.platform._checks`) de
   is outside its validity dates: ``"report"`` (the default) boots it and reports it (a
   ``ManifestOutsideValidity`` event, the boot state's ``manifest_validity``), ``"refuse"``
   holds the BMC in reset (``ManifestExpired``). An update to such a manifest is refused
-  either way (docs/platform.md "Manifest validity").
+  either way (docs/platform.md "Manifest validity"). The same setting decides for an
+  installed SPDM device whose logged reference values are outside their validity: still
+  compared with them, then booted and reported (``ReferenceValuesOutsideValidity``) or held
+  (``rim-expired``).
 
 Severity follows the CVSS v3.1/v4.0 qualitative rating scale, the scores SAFE reports carry:
 ``none`` 0.0, ``low`` 0.1–3.9, ``medium`` 4.0–6.9, ``high`` 7.0–8.9, ``critical`` 9.0–10.0.
