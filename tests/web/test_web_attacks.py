@@ -111,6 +111,14 @@ def test_logging_out_from_another_site_or_by_get_is_refused(client: httpx.Client
     assert client.get("/fleet").status_code == 200  # still signed in
 
 
+def test_a_405_names_the_allowed_methods_sorted(client: httpx.Client) -> None:
+    for method in ("TRACE", "PATCH", "DELETE"):
+        answer = client.request(method, "/fleet")
+        assert answer.status_code == 405
+        assert answer.headers["allow"] == "GET, HEAD"  # Starlette's order is a set's
+        assert answer.headers["x-content-type-options"] == "nosniff"
+
+
 def test_hostile_login_fields_are_escaped_in_the_form_that_echoes_them(
     anon: httpx.Client,
 ) -> None:

@@ -27,7 +27,7 @@ from ironroot.errors import (
     Unauthorized,
 )
 from ironroot.http._ops import Observed, ServiceInfo, operational_routes, retry_after_seconds
-from ironroot.http._server import PromptServer, ServerLimits, server_config
+from ironroot.http._server import REFUSAL_HEADERS, PromptServer, ServerLimits, server_config
 from ironroot.http._tls import ServerTls
 
 __all__ = [
@@ -176,6 +176,12 @@ class _HotRoutesApp(Starlette):
                 self._observed.record(scope, status, size, time.perf_counter() - start)
 
 
+def _sorted_allow(allow: str) -> str:
+    """An ``Allow`` value with its methods sorted (RFC 9110 §10.2.1 gives no order; a stable
+    one is what clients, caches and tests can compare)."""
+    return ", ".join(sorted({m.strip() for m in allow.split(",") if m.strip()}))
+
+
 def problem_app(
     routes: Sequence[BaseRoute], info: ServiceInfo | None = None, *, hot: Sequence[Route] = ()
 ) -> Starlette:
@@ -195,6 +201,10 @@ def problem_app(
         response = problem_response(request, exc.status_code, title, str(exc.detail), "http")
         for name, value in (exc.headers or {}).items():  # 405 carries Allow
             response.headers[name] = value
+        if "allow" in response.headers:  # Starlette's order is a set's: one order, sorted
+            response.headers["allow"] = _sorted_allow(response.headers["allow"])
+        # as the protocol's own refusals (an unknown method's 400 among them)
+        response.headers.update(REFUSAL_HEADERS)
         return response
 
     async def not_found(request: Request, exc: Exception) -> Response:

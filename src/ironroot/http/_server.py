@@ -102,6 +102,7 @@ from ironroot.http._tls import ServerTls
 from ironroot.http._tls_handshake import TlsHandshake
 
 __all__ = [
+    "REFUSAL_HEADERS",
     "PromptServer",
     "ServerLimits",
     "UnknownMethodAnswer",
@@ -212,10 +213,14 @@ class ServerLimits:
         return cls(**table)
 
 
-_REFUSAL_HEADERS: Final = (
-    b"x-content-type-options: nosniff\r\n"
-    b"content-security-policy: default-src 'none'; frame-ancestors 'none'\r\n"
-    b"cache-control: no-store\r\n"
+REFUSAL_HEADERS: Final[Mapping[str, str]] = {
+    "x-content-type-options": "nosniff",
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+    "cache-control": "no-store",
+}
+"""What every refusal of the protocol and of :func:`ironroot.http.problem_app` (405) carries."""
+_REFUSAL_HEADERS: Final = b"".join(
+    f"{name}: {value}\r\n".encode("latin-1") for name, value in REFUSAL_HEADERS.items()
 )
 
 

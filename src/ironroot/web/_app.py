@@ -549,6 +549,9 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
         )
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
+        if "allow" in response.headers:  # Starlette's order is a set's: sorted, one order
+            methods = {m.strip() for m in response.headers["allow"].split(",")}
+            response.headers["allow"] = ", ".join(sorted(methods - {""}))
         return response
 
     @contextlib.asynccontextmanager
