@@ -294,6 +294,26 @@ def test_size_limits() -> None:
         verify_report(cose, keys, limits=SafeLimits(max_report_bytes=200))
 
 
+def test_a_cose_report_is_at_most_one_mib() -> None:
+    """16 MiB of one-byte CBOR items decode to over a GB of objects: a COSE report (a local
+    file's) is refused whole above 1 MiB, before decoding; the published ones are <= 32 KB."""
+    key, keys = provider()
+    assert SafeLimits().max_cose_bytes == 1024 * 1024
+    hostile = bytes((0xD2, 0x84)) + b"\x80" * (1024 * 1024)
+    with pytest.raises(LimitExceeded, match=r"^COSE report of 1048578 bytes exceeds 1048576$"):
+        verify_report(hostile, keys)
+    with pytest.raises(LimitExceeded, match=r"^COSE report of 1048578 bytes exceeds 1048576$"):
+        inspect_report(hostile)
+    manifest = [{"file_name": f"f{i}", "file_hash": "cd" * 64} for i in range(14_000)]
+    big = report_bytes(device__manifest=manifest)
+    cose = sign_report(big, key, KID, format="cose")
+    assert len(cose) > 1024 * 1024
+    with pytest.raises(LimitExceeded, match=rf"^COSE report of {len(cose)} bytes exceeds 1048576$"):
+        verify_report(cose, keys)
+    # the JSON form of the same report is not a COSE report: JSON and JWS keep 16 MiB
+    assert verify_report(sign_report(big, key, KID), keys).report.device.manifest
+
+
 # --- COSE must reject --------------------------------------------------------------------------
 
 

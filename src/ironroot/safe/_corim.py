@@ -66,13 +66,16 @@ _COMID_KEYS: Final = frozenset(range(5))  # language, tag-identity, entities, li
 
 def _cbor_limits(limits: SafeLimits) -> Limits:
     return Limits(
-        max_bytes=limits.max_report_bytes,
+        max_bytes=min(limits.max_report_bytes, limits.max_cose_bytes),
         max_depth=limits.max_depth,
         max_items=max(limits.max_manifest, limits.max_issues, 1024),
     )
 
 
 def _decode(data: bytes, limits: SafeLimits, what: str) -> object:
+    cap = min(limits.max_report_bytes, limits.max_cose_bytes)
+    if len(data) > cap:  # refused whole, before a byte of it becomes an object
+        raise LimitExceeded(f"{what} of {len(data)} bytes exceeds {cap}")
     try:
         return decode_cbor(data, _cbor_limits(limits))
     except LimitExceeded:

@@ -65,12 +65,15 @@ class SafeLimits:
     """Hard limits for SFR input, held in one place.
 
     ``max_report_bytes`` bounds a JSON report, a compact JWS or a COSE message (the largest
-    published reports, with source manifests, run to megabytes); ``max_manifest`` the files
-    of a source manifest; ``max_issues`` the issues; ``max_text`` any one text member;
-    ``max_depth`` CBOR nesting in the CoRIM form.
+    published reports, with source manifests, run to megabytes); ``max_cose_bytes`` a COSE
+    report and its CoRIM payload further (the published reports are at most 32 KB; a CBOR
+    item can be one byte, so 16 MiB of them decode to over a GB of Python objects, 1 MiB to
+    about 75 MB); ``max_manifest`` the files of a source manifest; ``max_issues`` the issues;
+    ``max_text`` any one text member; ``max_depth`` CBOR nesting in the CoRIM form.
     """
 
     max_report_bytes: int = 16 * 1024 * 1024
+    max_cose_bytes: int = 1024 * 1024
     max_manifest: int = 200_000
     max_issues: int = 4096
     max_text: int = 64 * 1024

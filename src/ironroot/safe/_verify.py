@@ -162,10 +162,14 @@ def _verify_jws(
 
 
 def _cose_limits(limits: SafeLimits) -> Limits:
-    return Limits(max_bytes=limits.max_report_bytes, max_depth=limits.max_depth, max_items=1024)
+    cap = min(limits.max_report_bytes, limits.max_cose_bytes)
+    return Limits(max_bytes=cap, max_depth=limits.max_depth, max_items=1024)
 
 
 def _decode_cose(data: bytes, limits: SafeLimits) -> CoseSign | Sign1:
+    cap = min(limits.max_report_bytes, limits.max_cose_bytes)
+    if len(data) > cap:  # refused whole, before a byte of it becomes an object
+        raise LimitExceeded(f"COSE report of {len(data)} bytes exceeds {cap}")
     try:
         if report_format(data) != "cose":
             raise MalformedReport("a COSE SFR must be a tagged COSE_Sign (98) or COSE_Sign1 (18)")
