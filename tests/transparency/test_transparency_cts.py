@@ -5,6 +5,7 @@ refusal, and the SCRAPI API beside it unchanged. (pyscitt itself: test_transpare
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -213,6 +214,26 @@ def test_operation_ids_and_entries_that_do_not_exist(client: httpx.Client) -> No
     assert _problem(r).title == "InvalidInput"
 
 
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("%00", "\\x00"),  # NUL
+        ("%1B%5B2J", "\\x1b[2J"),  # ESC: a terminal's clear-screen
+        ("ab%E2%80%AEcd", "ab\\u202ecd"),  # RIGHT-TO-LEFT OVERRIDE
+        ("a%5Cx00", "a\\\\x00"),  # a backslash is escaped too: never read as an escape
+        ("%00" * 100, "\\x00" * 80),  # still the first 80 characters
+    ],
+)
+def test_a_malformed_id_is_shown_escaped(client: httpx.Client, raw: str, shown: str) -> None:
+    """The detail echoes the id with its controls and bidi overrides escaped, as repr does."""
+    for path, what in ((f"/cts/operations/{raw}", "Operation"), (f"/cts/entries/{raw}", "Entry")):
+        r = client.get(path)
+        assert r.status_code == 400
+        problem = _problem(r)
+        assert (problem.title, problem.detail) == ("InvalidInput", f"Invalid {what} ID: {shown}")
+        assert problem.detail.isprintable()
+
+
 class GatedSigner:
     """A receipt signer that refuses until opened: integration waits, entries stay pending."""
 
@@ -274,6 +295,43 @@ def test_running_until_integrated(tmp_path: Path, vendor: PrivateKey) -> None:
         done = cbor2.loads(client.get(f"/cts/operations/{entry_id}").content)
         assert (done["Status"], done["EntryId"]) == ("succeeded", entry_id)
         assert client.get(f"/cts/entries/{entry_id}").status_code == 200
+
+
+def _registrations(client: httpx.Client) -> dict[str, float]:
+    found = re.findall(
+        r'^ironroot_registrations_total\{outcome="(\w+)"\} (\S+)$',
+        client.get("/metrics").text,
+        re.MULTILINE,
+    )
+    return {outcome: float(value) for outcome, value in found}
+
+
+def test_cts_registrations_are_counted_by_outcome(tmp_path: Path, vendor: PrivateKey) -> None:
+    """``POST <prefix>/entries`` counts in ``ironroot_registrations_total`` as SCRAPI's does:
+    a 202 running is ``pending`` (SCRAPI's 303), a 202 succeeded ``integrated`` (its 201)."""
+    data = _config(tmp_path / "data", vendor, registration_wait=0.0, policy='sub != "pkg:no"')
+    signer = GatedSigner(PrivateKey.generate(Algorithm.ES384))
+    service = TransparencyService.open(data, receipt_signers=[signer])
+    with _client(service) as client:
+        statement = _stmt(vendor)
+        entry_id = _entry_id(statement)
+        assert cbor2.loads(_post(client, statement).content)["Status"] == "running"
+        assert _registrations(client) == {"integrated": 0.0, "pending": 1.0}
+        refused = _post(client, _stmt(vendor, 1, sub="pkg:no"))  # a refusal is not counted
+        assert refused.status_code == 400
+        signer.gate.set()
+        deadline = time.monotonic() + 60
+        while client.get(f"/cts/operations/{entry_id}").status_code == 202:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert cbor2.loads(_post(client, statement).content)["Status"] == "succeeded"
+        assert _registrations(client) == {"integrated": 1.0, "pending": 1.0}
+        scrapi = client.post("/entries", content=_stmt(vendor, 2), headers={"Content-Type": COSE})
+        assert scrapi.status_code in (201, 303)  # the same counter, the same outcome names
+        scrapi_outcome = "integrated" if scrapi.status_code == 201 else "pending"
+        expected = {"integrated": 1.0, "pending": 1.0}
+        expected[scrapi_outcome] += 1
+        assert _registrations(client) == expected
 
 
 def test_the_write_token_guards_cts_registration(tmp_path: Path, vendor: PrivateKey) -> None:

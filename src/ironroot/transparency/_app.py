@@ -122,7 +122,8 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
     info = _service_info(service)
     registrations = Counter(
         "ironroot_registrations",
-        "POST /entries answered, by outcome (integrated: 201 with a receipt; pending: 303)",
+        "POST /entries (SCRAPI, and the CTS API's) answered, by outcome (integrated: 201 with a"
+        " receipt, or CTS's 202 succeeded; pending: 303, or CTS's 202 running)",
         ("outcome",),
         registry=info.registry,
     )
@@ -263,5 +264,7 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
         Route("/openapi.json", _guard(openapi), methods=["GET"]),
     ]
     if config.cts_prefix:  # the Microsoft CTS API, for pyscitt and other CTS clients
-        routes += cts_routes(service, config.cts_prefix, check_token, _guard, registrar)
+        routes += cts_routes(
+            service, config.cts_prefix, check_token, _guard, registrar, registrations
+        )
     return problem_app(routes, info, hot=hot)

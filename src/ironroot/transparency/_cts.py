@@ -62,6 +62,8 @@ from ironroot.errors import (
 from ironroot.http import PROBLEM_CBOR, Handler, read_body, require_media_type
 
 if TYPE_CHECKING:
+    from prometheus_client import Counter
+
     from ironroot.transparency._registrar import Registrar
     from ironroot.transparency._service import TransparencyService
 
@@ -154,9 +156,17 @@ def _encode(operation: dict[str, str]) -> bytes:
     return cbor2.dumps(operation)
 
 
+def _shown(text: str, limit: int = 80) -> str:
+    """A client's id as an error detail shows it: its first ``limit`` characters, those that
+    are not printable (controls such as NUL and ESC, bidi overrides, …) and backslashes
+    escaped as ``repr`` escapes them (``\\x00``, ``\\x1b``, ``\\u202e``, ``\\\\``); a CCF
+    transaction id (``2.15``) shows as it is."""
+    return "".join(c if c.isprintable() and c != "\\" else repr(c)[1:-1] for c in text[:limit])
+
+
 def _operation_id(text: str) -> bytes:
     if not _ID.fullmatch(text):
-        raise MalformedInput(f"Invalid Operation ID: {text[:80]}")
+        raise MalformedInput(f"Invalid Operation ID: {_shown(text)}")
     return bytes.fromhex(text)
 
 
@@ -166,9 +176,12 @@ def cts_routes(
     check_token: Callable[[Request], None],
     guard: Callable[[Handler], Handler],
     registrar: Registrar | None = None,
+    registrations: Counter | None = None,
 ) -> list[Route]:
     """The CTS routes under ``prefix``: ``guard`` (the app's) around CTS error answers;
-    ``registrar`` registers (the app's: this process's log, or an HTTP worker's sequencer)."""
+    ``registrar`` registers (the app's: this process's log, or an HTTP worker's sequencer);
+    ``registrations`` (the app's, by outcome) counts each ``202``: ``integrated`` when the
+    operation already succeeded, ``pending`` while it runs, as SCRAPI's 201 and 303."""
     # imported here: _config imports this module, and _registrar imports _service (_config)
     from ironroot.transparency._registrar import LocalRegistrar
 
@@ -196,6 +209,9 @@ def cts_routes(
             _, answer, _ = operation(entry_id)
         except StorageError:  # stored, but its receipt is not servable yet: still running
             answer = {"OperationId": entry_id.hex(), "Status": OPERATION_RUNNING}
+        if registrations is not None:
+            succeeded = answer["Status"] == OPERATION_SUCCEEDED
+            registrations.labels("integrated" if succeeded else "pending").inc()
         headers = {"Location": f"{prefix}/operations/{entry_id.hex()}"}
         return Response(_encode(answer), 202, media_type=_CBOR, headers=headers)
 
@@ -210,7 +226,7 @@ def cts_routes(
     def entry_id_of(request: Request) -> bytes:
         text = request.path_params["entry_id"]
         if not _ID.fullmatch(text):
-            raise MalformedInput(f"Invalid Entry ID: {text[:80]}")
+            raise MalformedInput(f"Invalid Entry ID: {_shown(text)}")
         return bytes.fromhex(text)
 
     def not_yet(
