@@ -195,20 +195,25 @@ def load_each(
     return loaded, rejected
 
 
-def warn_if_exposed(path: Path, what: str) -> bool:
+def warn_if_exposed(path: Path, what: str, *, writable: bool = False, fix: int = 0o600) -> bool:
     """Log a warning when ``path`` (holding ``what``, a secret) is readable by its group or by
-    others; return whether it was. A file that cannot be inspected is left to its reader."""
+    others; return whether it was. With ``writable`` the test is whether its group or others
+    may write it (a directory of secrets: whoever may write it may swap what it holds), and
+    ``fix`` is the mode the warning advises. A file that cannot be inspected is left to its
+    reader."""
     try:
         mode = os.stat(path).st_mode & 0o777
     except OSError:
         return False
-    if not mode & 0o077:
+    if not mode & (0o022 if writable else 0o077):
         return False
     _log.warning(
-        "%s holds %s but is readable beyond its owner (mode %04o): chmod 600 %s",
+        "%s holds %s but is %s beyond its owner (mode %04o): chmod %o %s",
         path,
         what,
+        "writable" if writable else "readable",
         mode,
+        fix,
         path,
     )
     return True

@@ -7,6 +7,7 @@ file outside its directory (which it may be privileged to write)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -141,3 +142,38 @@ def test_a_named_pipe_in_place_of_a_file_is_refused_at_power_up(
         pytest.raises(SealedStoreError, match=f"{name} is not a regular file"),
     ):
         Hsm.open(storage, SECRET, config=FAST)
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o707, 0o777])
+def test_a_directory_others_may_write_is_opened_with_a_warning(
+    tmp_path: Path, mode: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: accepted silently, though whoever may write the directory may replace or remove
+    the HSM's files (a store put back, the audit log removed)."""
+    directory = tmp_path / "hsm"
+    directory.mkdir(mode=0o700)
+    directory.chmod(mode)
+    with caplog.at_level(logging.WARNING), DirectoryStorage(directory, counter=MemoryCounter()):
+        pass
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert caplog.records[0].getMessage() == (
+        f"{directory} holds an HSM's sealed store and audit log but is writable beyond its "
+        f"owner (mode {mode:04o}): chmod 700 {directory}"
+    )
+
+
+@pytest.mark.parametrize("mode", [0o700, 0o750, 0o755])
+def test_a_directory_only_its_owner_may_write_is_opened_quietly(
+    tmp_path: Path, mode: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "hsm"
+    directory.mkdir(mode=0o700)
+    directory.chmod(mode)
+    with caplog.at_level(logging.WARNING), DirectoryStorage(directory, counter=MemoryCounter()):
+        pass
+    with (
+        caplog.at_level(logging.WARNING),
+        DirectoryStorage(tmp_path / "new", counter=MemoryCounter()),
+    ):
+        pass
+    assert caplog.records == []

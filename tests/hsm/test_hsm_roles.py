@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 
+import cbor2
 import pytest
-from _hsm_helpers import AUDITOR, FAST, OFFICER, OFFICER_PASS, SECRET, USER, USER_PASS, new_hsm
+from _hsm_helpers import (
+    AUDITOR,
+    FAST,
+    NOW_TS,
+    OFFICER,
+    OFFICER_PASS,
+    SECRET,
+    USER,
+    USER_PASS,
+    new_hsm,
+    sessions,
+)
 
 from ironroot.errors import (
     Conflict,
@@ -16,6 +28,8 @@ from ironroot.errors import (
     Unauthorized,
 )
 from ironroot.hsm import Hsm, HsmConfig, KeyAttributes, KeyType, MemoryStorage, Role, Session
+from ironroot.hsm._document import decode_store
+from ironroot.hsm._storage import unseal
 
 
 def test_login_gives_a_session_of_the_identity_role(hsm: Hsm) -> None:
@@ -128,7 +142,7 @@ def test_lockout_after_n_wrong_credentials(hsm: Hsm, roles: tuple[Session, ...])
     for _ in range(FAST.max_failed_logins):
         with pytest.raises(Unauthorized):
             hsm.login(USER, b"wrong-credential")
-    with pytest.raises(IdentityLocked):
+    with pytest.raises(Unauthorized, match=r"^unknown identity or wrong credential$"):
         hsm.login(USER, USER_PASS)  # the right credential no longer helps
     hsm.unlock_identity(officer, USER)
     assert hsm.login(USER, USER_PASS).identity == USER
@@ -141,8 +155,9 @@ def test_lockout_threshold_is_configurable_and_persists(device: object) -> None:
     for _ in range(2):
         with pytest.raises(Unauthorized):
             hsm.login(OFFICER, b"wrong-credential")
-    reopened = Hsm.open(storage, SECRET, config=config)
-    with pytest.raises(IdentityLocked):
+    hsm.close()
+    reopened = Hsm.open(storage, SECRET, config=config, clock=lambda: NOW_TS)
+    with pytest.raises(Unauthorized, match=r"^unknown identity or wrong credential$"):
         reopened.login(OFFICER, OFFICER_PASS)
 
 
@@ -197,3 +212,131 @@ def test_config_is_validated() -> None:
         HsmConfig(scrypt_n=1000)
     with pytest.raises(ConfigError):
         HsmConfig(max_failed_logins=0)
+
+
+# --- lockouts from failed logins end (the last officer could be locked out for good) ----------
+
+_WRONG = r"^unknown identity or wrong credential$"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = NOW_TS
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _lock_out(hsm: Hsm, identity: str, config: HsmConfig = FAST) -> None:
+    for _ in range(config.max_failed_logins):
+        with pytest.raises(Unauthorized, match=_WRONG):
+            hsm.login(identity, b"wrong-credential")
+
+
+def test_the_last_officers_lockout_ends_after_its_duration(device: object) -> None:
+    """The break: five wrong logins locked the only crypto officer, and no one was left to
+    unlock it. The lockout now lasts ``lockout_duration`` by the HSM's clock; during it the
+    right credential gets a wrong one's answer, after it the right credential works."""
+    clock = _Clock()
+    hsm = new_hsm(device.identity, clock=clock)  # type: ignore[attr-defined]
+    _lock_out(hsm, OFFICER)
+    with pytest.raises(Unauthorized, match=_WRONG):
+        hsm.login(OFFICER, OFFICER_PASS)
+    clock.now += FAST.lockout_duration - 1
+    with pytest.raises(Unauthorized, match=_WRONG):
+        hsm.login(OFFICER, OFFICER_PASS)
+    clock.now += 1
+    assert hsm.login(OFFICER, OFFICER_PASS).role is Role.OFFICER
+
+
+def test_wrong_credentials_during_a_lockout_neither_count_nor_extend_it(device: object) -> None:
+    clock = _Clock()
+    hsm = new_hsm(device.identity, clock=clock)  # type: ignore[attr-defined]
+    sessions(hsm)
+    _lock_out(hsm, USER)
+    for _ in range(3 * FAST.max_failed_logins):
+        with pytest.raises(Unauthorized, match=_WRONG):
+            hsm.login(USER, b"wrong-credential")
+    clock.now += FAST.lockout_duration
+    assert hsm.login(USER, USER_PASS).identity == USER
+
+
+def test_repeated_lockouts_double_up_to_the_cap(device: object) -> None:
+    config = dataclasses.replace(FAST, lockout_duration=10, max_lockout_duration=25)
+    clock = _Clock()
+    hsm = new_hsm(device.identity, config=config, clock=clock)  # type: ignore[attr-defined]
+    sessions(hsm)
+    for duration in (10, 20, 25, 25):
+        _lock_out(hsm, USER, config)
+        clock.now += duration - 1
+        with pytest.raises(Unauthorized, match=_WRONG):
+            hsm.login(USER, USER_PASS)
+        clock.now += 1
+    assert hsm.login(USER, USER_PASS).identity == USER  # a success resets the doubling
+    _lock_out(hsm, USER, config)
+    clock.now += 10
+    assert hsm.login(USER, USER_PASS).identity == USER
+
+
+def test_an_officer_ends_a_lockout_at_once(device: object) -> None:
+    hsm = new_hsm(device.identity, clock=_Clock())  # type: ignore[attr-defined]
+    officer, _user, _auditor = sessions(hsm)
+    _lock_out(hsm, USER)
+    hsm.unlock_identity(officer, USER)
+    assert hsm.login(USER, USER_PASS).identity == USER
+
+
+def test_an_officers_lock_is_not_ended_by_time(device: object) -> None:
+    clock = _Clock()
+    hsm = new_hsm(device.identity, clock=clock)  # type: ignore[attr-defined]
+    officer, _user, _auditor = sessions(hsm)
+    hsm.lock_identity(officer, USER)
+    clock.now += 10 * FAST.max_lockout_duration
+    with pytest.raises(IdentityLocked, match="a crypto officer must unlock it"):
+        hsm.login(USER, USER_PASS)
+
+
+def test_a_lockout_and_its_end_survive_a_restart(device: object) -> None:
+    clock = _Clock()
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage, clock=clock)  # type: ignore[attr-defined]
+    _lock_out(hsm, OFFICER)
+    hsm.close()
+    reopened = Hsm.open(storage, SECRET, config=FAST, clock=clock)
+    with pytest.raises(Unauthorized, match=_WRONG):
+        reopened.login(OFFICER, OFFICER_PASS)
+    clock.now += FAST.lockout_duration
+    assert reopened.login(OFFICER, OFFICER_PASS).role is Role.OFFICER
+
+
+def test_a_store_written_before_timed_lockouts_reads_as_not_locked_out(device: object) -> None:
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)  # type: ignore[attr-defined]
+    hsm.flush()
+    sealed = storage.read_store()
+    assert sealed is not None
+    document = cbor2.loads(unseal(SECRET, sealed))
+    for entry in document["identities"]:
+        assert (entry.pop("locked_until"), entry.pop("lockouts")) == (0, 0)
+    (officer,) = decode_store(cbor2.dumps(document)).identities
+    assert (officer.locked, officer.failures, officer.locked_until, officer.lockouts) == (
+        False,
+        0,
+        0,
+        0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"lockout_duration": 0}, "lockout_duration must be a positive integer"),
+        ({"max_lockout_duration": 0}, "max_lockout_duration must be a positive integer"),
+        ({"lockout_duration": 600, "max_lockout_duration": 300}, "at least lockout_duration"),
+    ],
+)
+def test_lockout_durations_are_validated(settings: dict[str, int], message: str) -> None:
+    from ironroot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        HsmConfig(**settings)  # type: ignore[arg-type]

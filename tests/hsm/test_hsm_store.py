@@ -80,6 +80,7 @@ def test_officer_migrates_explicitly(device: object) -> None:
     officer = hsm.login(OFFICER, OFFICER_PASS)
     handle = hsm.generate(officer, KeyType.EC_P256)
     hsm.migrate(officer, OTHER_SECRET)
+    hsm.close()
     with pytest.raises(SealedStoreError):
         Hsm.open(storage, SECRET, config=FAST)
     moved = Hsm.open(storage, OTHER_SECRET, config=FAST)
@@ -166,3 +167,34 @@ def test_officer_zeroize(device: object) -> None:
     lines = storage.read_audit().decode().splitlines()
     assert '"operation":"zeroize"' in lines[-1]
     assert f'"identity":"{OFFICER}"' in lines[-1]
+
+
+def test_a_second_open_of_an_open_storage_is_a_conflict(device: object) -> None:
+    """Was: a second ``Hsm`` opened on a storage object another one had open; the two raced
+    the root of trust's counter, and the first to commit after the other entered its error
+    state, never to power up again. Now the second open is refused until the first closes,
+    and a closed object that writes after another opened the storage writes nothing."""
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)  # type: ignore[attr-defined]
+    officer = hsm.login(OFFICER, OFFICER_PASS)
+    with pytest.raises(Conflict, match="this storage is open in another HSM object") as exc:
+        Hsm.open(storage, SECRET, config=FAST, clock=lambda: NOW_TS)
+    assert exc.value.code == Conflict.code
+    handle = hsm.generate(officer, KeyType.AES_256)  # the first is untouched
+    hsm.close()
+    again = Hsm.open(storage, SECRET, config=FAST, clock=lambda: NOW_TS)
+    with pytest.raises(Conflict, match="this storage is open in another HSM object"):
+        hsm.login(OFFICER, OFFICER_PASS)  # the closed one writes nothing (its audit record)
+    assert hsm.state == "error"
+    again_officer = again.login(OFFICER, OFFICER_PASS)
+    assert [k.handle for k in again.keys(again_officer)] == [handle]
+    again.close()
+    assert Hsm.open(storage, SECRET, config=FAST, clock=lambda: NOW_TS).state == "operational"
+
+
+def test_a_failed_open_does_not_hold_the_storage(device: object) -> None:
+    storage = MemoryStorage()
+    new_hsm(device.identity, storage).close()  # type: ignore[attr-defined]
+    with pytest.raises(SealedStoreError):
+        Hsm.open(storage, OTHER_SECRET, config=FAST)
+    assert Hsm.open(storage, SECRET, config=FAST).state == "operational"

@@ -142,11 +142,15 @@ class AuditBuffer(Persistence):
                 self._sync()
 
     def close(self) -> None:
-        """Flush the audit log and end every session (the HSM object stays usable)."""
+        """Flush the audit log, end every session and let another HSM object of this process
+        open the storage (this one stays usable until another does: ``_claim_storage``)."""
         with self._lock:
-            if self._pending:
-                self._sync()
-            self._sessions.clear()
+            try:
+                if self._pending:
+                    self._sync()
+            finally:
+                self._sessions.clear()
+                self._release_storage()
 
     def _fail(self, reason: str, *, record: tuple[str, str] | None = None) -> None:
         """Enter the error state: nothing more is done until a restart. ``record`` is

@@ -127,10 +127,23 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
         clock: Callable[[], float] = time.time,
     ) -> Hsm:
         """A new HSM in ``storage``: its id, its attestation key (certified by ``device``) and
-        its first crypto officer. ``Conflict`` if ``storage`` already holds a key store."""
+        its first crypto officer. ``Conflict`` if ``storage`` already holds a key store, or
+        another HSM object of this process has it open."""
         hsm = cls(storage, sealing_secret, config=config, kats=kats, pairwise=pairwise, clock=clock)
         if hsm._state != "operational":
             return hsm
+        hsm._claim_storage()
+        try:
+            hsm._initialize(storage, officer, credential, device)
+        except BaseException:
+            hsm._release_storage()
+            raise
+        return hsm
+
+    def _initialize(
+        self, storage: HsmStorage, officer: str, credential: bytes, device: DeviceIdentity
+    ) -> None:
+        hsm, config = self, self._config
         if storage.read_store() is not None:
             raise Conflict("this storage already holds an HSM key store")
         hsm._check_counter_is_free(storage)
@@ -172,7 +185,6 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
             hsm._identities[officer] = hsm._new_identity(officer, Role.OFFICER, credential)
             hsm._pending.append(PendingRecord(now, officer, "initialize", None, "ok"))
             hsm._persist()  # the first commit: store, anchor and the record together
-        return hsm
 
     def _check_counter_is_free(self, storage: HsmStorage) -> None:
         """``Conflict`` unless the counter is new (0), or was last moved by the zeroized HSM
@@ -214,11 +226,22 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
         trust's counter vouches for (``_anchor``; the refusal is audited), ``HsmZeroized`` if
         the HSM was zeroized, ``AuditChainBroken`` if the audit log does not verify (chain and
         MACs) or does not reach the head sealed in the anchor. When a KAT fails, the returned
-        object is in its error state (and the store was not opened).
+        object is in its error state (and the store was not opened). ``Conflict`` if another
+        HSM object of this process has ``storage`` open (:meth:`close` it first).
         """
         hsm = cls(storage, sealing_secret, config=config, kats=kats, pairwise=pairwise, clock=clock)
         if hsm._state != "operational":
             return hsm
+        hsm._claim_storage()
+        try:
+            hsm._power_up(storage)
+        except BaseException:
+            hsm._release_storage()
+            raise
+        return hsm
+
+    def _power_up(self, storage: HsmStorage) -> None:
+        hsm = self
         secret = bytes(hsm._secret)
         counter = storage.counter.value()
         sealed_anchor = storage.read_anchor()
@@ -251,7 +274,6 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
             if pending and anchor is not None and anchor.counter == counter + 1:
                 hsm._advance_counter()  # the last commit wrote its anchor, not its increment
             hsm._record(NO_IDENTITY, "power-up", None, "ok")
-        return hsm
 
     def self_test(self, session: Session) -> None:
         """Run the KATs again; a failure puts the HSM into its error state."""

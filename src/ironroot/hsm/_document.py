@@ -7,7 +7,8 @@ deterministic CBOR map::
      "attestation": key, "chain": [bstr DER],
      "audit": {"size": uint, "head": bstr, "key": bstr (32), "from": uint},
      "verifiers": [verifier], "recipients": [recipient]}
-    identity = {"name", "role", "salt", "hash", "n", "r", "p", "failures", "locked"}
+    identity = {"name", "role", "salt", "hash", "n", "r", "p", "failures", "locked",
+                ? "locked_until": uint, ? "lockouts": uint}
     key      = {"handle", "type", "attributes", "local", "created", "material"}
     verifier = {"name": tstr, "key": bstr}     ; an EAR verifier's SubjectPublicKeyInfo DER
     recipient = {"name": tstr, "key": bstr}    ; an approved wrap recipient's SPKI DER
@@ -16,7 +17,9 @@ deterministic CBOR map::
 is the audit MAC key (it never leaves the boundary) and ``audit.from`` the first record of the
 log that this HSM wrote (records before it belong to a zeroized predecessor). A version 1 store
 (before verifiers, generations and keyed audit records) is refused with a clear error; a
-version 2 store written before wrap recipients existed has no ``recipients`` and holds none.
+version 2 store written before wrap recipients existed has no ``recipients`` and holds none;
+an identity written before timed lockouts has no ``locked_until`` / ``lockouts`` and is not
+locked out (``locked`` is the officer's lock, which no time ends).
 
 Secrets the records hold (credential hashes, key material) live in ``bytearray`` so that
 zeroization can overwrite them in place.
@@ -60,9 +63,24 @@ def as_bytes(value: object) -> bytes:
 
 
 class IdentityRecord:
-    """A named identity: its role, credential hash (scrypt parameters) and lockout state."""
+    """A named identity: its role, credential hash (scrypt parameters) and lockout state:
+    ``failures`` in a row, ``locked`` (by an officer, until an officer unlocks it),
+    ``locked_until`` (POSIX seconds a lockout from failed logins lasts until; 0 for none) and
+    ``lockouts`` (how many such lockouts followed one another without a successful login)."""
 
-    __slots__ = ("failures", "hash", "locked", "n", "name", "p", "r", "role", "salt")
+    __slots__ = (
+        "failures",
+        "hash",
+        "locked",
+        "locked_until",
+        "lockouts",
+        "n",
+        "name",
+        "p",
+        "r",
+        "role",
+        "salt",
+    )
 
     def __init__(
         self, name: str, role: Role, salt: bytes, hash_: bytearray, n: int, r: int, p: int
@@ -71,6 +89,8 @@ class IdentityRecord:
         self.n, self.r, self.p = n, r, p
         self.failures = 0
         self.locked = False
+        self.locked_until = 0
+        self.lockouts = 0
 
 
 class KeyRecord:
@@ -180,6 +200,8 @@ def _load_identity(entry: Mapping[str, Any]) -> IdentityRecord:
     )
     ident.failures = _uint(entry["failures"])
     ident.locked = bool(entry["locked"])
+    ident.locked_until = _uint(entry.get("locked_until", 0))
+    ident.lockouts = _uint(entry.get("lockouts", 0))
     return ident
 
 
@@ -223,6 +245,8 @@ def encode_store(document: StoreDocument) -> bytes:
                     "p": i.p,
                     "failures": i.failures,
                     "locked": i.locked,
+                    "locked_until": i.locked_until,
+                    "lockouts": i.lockouts,
                 }
                 for i in document.identities
             ],

@@ -1,5 +1,11 @@
 """Identities and lockout: scrypt credentials compared in constant time, sessions, the
-failed-login count that locks an identity, and the officer's identity management.
+failed-login count that locks an identity out for a while (``HsmConfig.lockout_duration``,
+doubling up to ``max_lockout_duration``; by the HSM's clock), and the officer's identity
+management (including the lock only an officer lifts).
+
+A lockout from failed logins is temporary so that whoever can try logins cannot lock out the
+last crypto officer for good (no one would be left to unlock it); while it lasts even the
+right credential gets ``Unauthorized``, the answer a wrong one gets, so guessing stays stopped.
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ class Identities(Permissions):
     def login(self, identity: str, credential: bytes) -> Session:
         """Authenticate ``identity``; ``Unauthorized`` for a wrong credential or an unknown
         identity — locked or not, so the answer says nothing about an identity to someone who
-        does not hold its credential — and ``IdentityLocked`` for a locked identity presented
+        does not hold its credential — and for any credential while the identity is locked out
+        after failed logins; ``IdentityLocked`` for an identity an officer locked presented
         with its right credential. Every attempt is audited durably."""
         self._check_state()
         if not isinstance(credential, bytes | bytearray) or len(credential) > MAX_CREDENTIAL:
@@ -57,30 +64,34 @@ class Identities(Permissions):
                 self._hash_credential(bytes(credential), _DUMMY_SALT, c.scrypt_n, c.scrypt_r, 1)
                 self._record(NO_IDENTITY, "login", None, Unauthorized.code)
                 raise Unauthorized("unknown identity or wrong credential")
+            now = self._now()
+            locked_out = now < ident.locked_until
             try:
                 Scrypt(salt=ident.salt, length=32, n=ident.n, r=ident.r, p=ident.p).verify(
                     bytes(credential), bytes(ident.hash)
                 )
             except InvalidKey:
-                if ident.locked:
+                if ident.locked or locked_out:
                     self._record(ident.name, "login", None, Unauthorized.code)
                     raise Unauthorized("unknown identity or wrong credential") from None
                 ident.failures += 1
                 if ident.failures >= self._config.max_failed_logins:
-                    ident.locked = True
-                    self._end_sessions(ident.name)
+                    self._lock_out(ident, now)
                 self._pending.append(
-                    PendingRecord(self._now(), ident.name, "login", None, Unauthorized.code)
+                    PendingRecord(now, ident.name, "login", None, Unauthorized.code)
                 )
                 self._persist()
                 raise Unauthorized("unknown identity or wrong credential") from None
+            if locked_out:  # the auditor learns it; the caller gets a wrong credential's answer
+                self._record(ident.name, "login", None, IdentityLocked.code)
+                raise Unauthorized("unknown identity or wrong credential")
             if ident.locked:
                 self._record(ident.name, "login", None, IdentityLocked.code)
                 raise IdentityLocked(
                     f"identity {ident.name!r} is locked: a crypto officer must unlock it"
                 )
-            if ident.failures:
-                ident.failures = 0
+            if ident.failures or ident.locked_until or ident.lockouts:
+                ident.failures = ident.locked_until = ident.lockouts = 0
                 self._pending.append(PendingRecord(self._now(), ident.name, "login", None, "ok"))
                 self._persist()
             else:
@@ -88,6 +99,15 @@ class Identities(Permissions):
             token = secrets.token_bytes(32)
             self._sessions[token] = (ident.name, ident.role)
             return Session(ident.name, ident.role, token)
+
+    def _lock_out(self, ident: IdentityRecord, now: int) -> None:
+        """Lock ``ident`` out from ``now`` (its failures start again from 0 when it ends)."""
+        c = self._config
+        ident.lockouts += 1
+        duration = min(c.lockout_duration << min(ident.lockouts - 1, 32), c.max_lockout_duration)
+        ident.locked_until = now + duration
+        ident.failures = 0
+        self._end_sessions(ident.name)
 
     def logout(self, session: Session) -> None:
         with self._lock, self._operation(session, "logout"):
@@ -126,11 +146,12 @@ class Identities(Permissions):
         self._persist_locked()
 
     def unlock_identity(self, session: Session, name: str) -> None:
-        """Unlock an identity and reset its failure count (crypto officer)."""
+        """Unlock an identity, end a lockout from failed logins and reset its failure count
+        (crypto officer)."""
         with self._lock, self._operation(session, "identity-unlock"):
             ident = self._identity(name)
             ident.locked = False
-            ident.failures = 0
+            ident.failures = ident.locked_until = ident.lockouts = 0
         self._persist_locked()
 
     def remove_identity(self, session: Session, name: str) -> None:

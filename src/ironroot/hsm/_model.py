@@ -306,16 +306,21 @@ class DeviceIdentity:
 class HsmConfig:
     """Tunable settings of one HSM.
 
-    ``max_failed_logins`` wrong credentials lock an identity; ``scrypt_n`` / ``scrypt_r`` /
-    ``scrypt_p`` are the credential hash cost (RFC 7914); ``audit_group_commit`` is how many
-    key-use records may wait in memory before the audit log is written and synced (1 makes
-    every record durable before its operation returns); ``attestation_algorithm`` is the
-    algorithm of the HSM's attestation key; ``max_data`` bounds any one input buffer;
-    ``release_nonce_lifetime`` (seconds) and ``release_challenges`` bound the single-use
-    nonces :meth:`Hsm.release_challenge` issues.
+    ``max_failed_logins`` wrong credentials in a row lock an identity out for
+    ``lockout_duration`` seconds (by the HSM's clock), doubling with each lockout that follows
+    without a successful login in between, up to ``max_lockout_duration`` (an officer ends one
+    at once; an officer's own lock has no end); ``scrypt_n`` / ``scrypt_r`` / ``scrypt_p`` are
+    the credential hash cost (RFC 7914); ``audit_group_commit`` is how many key-use records may
+    wait in memory before the audit log is written and synced (1 makes every record durable
+    before its operation returns); ``attestation_algorithm`` is the algorithm of the HSM's
+    attestation key; ``max_data`` bounds any one input buffer; ``release_nonce_lifetime``
+    (seconds) and ``release_challenges`` bound the single-use nonces
+    :meth:`Hsm.release_challenge` issues.
     """
 
     max_failed_logins: int = 5
+    lockout_duration: int = 300
+    max_lockout_duration: int = 3600
     scrypt_n: int = 2**15
     scrypt_r: int = 8
     scrypt_p: int = 1
@@ -326,10 +331,19 @@ class HsmConfig:
     release_challenges: ChallengeLimits = field(default_factory=ChallengeLimits)
 
     def __post_init__(self) -> None:
-        for name in ("max_failed_logins", "scrypt_r", "scrypt_p", "audit_group_commit"):
+        for name in (
+            "max_failed_logins",
+            "lockout_duration",
+            "max_lockout_duration",
+            "scrypt_r",
+            "scrypt_p",
+            "audit_group_commit",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer")
+        if self.max_lockout_duration < self.lockout_duration:
+            raise ConfigError("max_lockout_duration must be at least lockout_duration")
         n = self.scrypt_n
         if isinstance(n, bool) or not isinstance(n, int) or n < 2**10 or n & (n - 1):
             raise ConfigError("scrypt_n must be a power of two of at least 1024")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ironroot.crypto import PublicKey
-from ironroot.errors import HsmErrorState, StoreRolledBack
+from ironroot.errors import Conflict, HsmErrorState, StoreRolledBack
 from ironroot.hsm._anchor import Anchor, counter_name, seal_anchor
 from ironroot.hsm._document import StoreDocument, encode_store
 from ironroot.hsm._release import TrustedVerifier
@@ -48,7 +48,14 @@ class Persistence(HsmState):
         """Run one write of a commit; if it fails, the HSM enters its error state. A commit
         cut short is a power cut: only power-up may finish it (``check_anchor``). Going on
         would write another store of the same generation as the one already on disk, and
-        that copy, put back later, would open (a deleted key back, a lockout cleared)."""
+        that copy, put back later, would open (a deleted key back, a lockout cleared). An
+        object that no longer holds its storage (``_claim_storage``) writes nothing: it enters
+        its error state and raises ``Conflict``."""
+        try:
+            self._claim_storage()
+        except Conflict:
+            self._enter_error("another HSM object of this process opened this storage")
+            raise
         try:
             write()
         except BaseException as exc:

@@ -5,6 +5,13 @@ re-entrant lock, identities, keys, sessions, the audit buffer's counters and the
 verifiers, then runs the KATs. The rooms (``_persistence``, ``_audit_buffer``, ``_permissions``,
 ``_identities``, ``_key_operations``, ``_wrap_release``, ``_backup``, ``_zeroization``) are
 mixins over it that :class:`~ironroot.hsm.Hsm` composes; each names its job.
+
+One storage object, one open ``Hsm`` in a process: two objects committing to one storage race
+the root of trust's counter, and the first to see it move enters its error state for good
+(the directory lock only stops a second *process*). :meth:`HsmState._claim_storage` records
+which object holds a storage object; another operational object holding it is ``Conflict``,
+and so is a write by an object that :meth:`~ironroot.hsm.Hsm.close` released while another
+object opened the storage since (that object enters its error state, before writing).
 """
 
 from __future__ import annotations
@@ -12,12 +19,13 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ironroot.crypto import PublicKey
 from ironroot.ear import NonceStore
-from ironroot.errors import HsmErrorState, HsmZeroized, LimitExceeded, MalformedInput
+from ironroot.errors import Conflict, HsmErrorState, HsmZeroized, LimitExceeded, MalformedInput
 from ironroot.hsm._audit import ZERO_HASH, ReleaseBinding
 from ironroot.hsm._document import IdentityRecord, KeyRecord
 from ironroot.hsm._material import KeyObject
@@ -34,6 +42,11 @@ from ironroot.hsm._selftest import (
 from ironroot.hsm._storage import HsmStorage, check_secret
 
 __all__ = ["HsmState", "PendingRecord"]
+
+# id(storage) -> the HSM object that holds it (a holder keeps its storage alive, so the id is
+# not reused while the holder lives).
+_HOLDERS: dict[int, weakref.ref[HsmState]] = {}
+_HOLDERS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +111,35 @@ class HsmState:
             run_kats(self._kats)
         except SelfTestFailure as exc:
             self._enter_error(str(exc))
+
+    def _claim_storage(self) -> None:
+        """Hold this object's storage; ``Conflict`` if another operational HSM object of this
+        process holds it (an HSM object in its error state or zeroized commits nothing more,
+        so a restart or a new HSM may take its storage)."""
+        key = id(self._storage)
+        with _HOLDERS_LOCK:
+            held = _HOLDERS.get(key)
+            holder = held() if held is not None else None
+            if holder is self:
+                return
+            if (
+                holder is not None
+                and holder._storage is self._storage
+                and holder._state == "operational"
+            ):
+                raise Conflict(
+                    "this storage is open in another HSM object of this process: two would "
+                    "race the root of trust's counter; close the other one first (Hsm.close)"
+                )
+            _HOLDERS[key] = weakref.ref(self)
+
+    def _release_storage(self) -> None:
+        """Let another HSM object of this process open this storage."""
+        key = id(self._storage)
+        with _HOLDERS_LOCK:
+            held = _HOLDERS.get(key)
+            if held is not None and held() is self:
+                del _HOLDERS[key]
 
     @property
     def state(self) -> str:

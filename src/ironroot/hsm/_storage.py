@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ironroot._fileio import DirectoryLock, write_atomic
+from ironroot._fileio import DirectoryLock, warn_if_exposed, write_atomic
 from ironroot.errors import ConfigError, Conflict, SealedStoreError, StorageError
 from ironroot.rot import MemoryCounter, MonotonicCounter
 
@@ -168,6 +168,9 @@ class DirectoryStorage:
     """``keystore.sealed``, ``anchor.sealed`` and ``audit.jsonl`` in one directory (created
     mode 0700), and ``counter``: the root of trust's monotonic counter for this HSM.
 
+    A directory its group or others may write is opened with a warning (logged, like a
+    secret file others may read): whoever may write it may replace or remove the HSM's files.
+
     One HSM at a time: the constructor takes an exclusive ``flock`` on ``lock`` in the
     directory (``Conflict`` if another holder has it), released by :meth:`close`; two HSM
     objects appending to one audit log would fork its chain.
@@ -187,6 +190,7 @@ class DirectoryStorage:
             )
         except OSError as exc:
             raise self._fail("create or lock the HSM directory", exc) from exc
+        warn_if_exposed(self._dir, "an HSM's sealed store and audit log", writable=True, fix=0o700)
 
     @classmethod
     def on_device(
