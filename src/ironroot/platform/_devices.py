@@ -71,6 +71,7 @@ without notice (the logged reference values carry no release identity to group t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -466,26 +467,21 @@ def device_references(
         if not _is_logged_corim(data, number):
             _remember(_NOT_CORIM, digest, None)
             continue
+        read = functools.partial(
+            reference_values_from_statement,
+            data,
+            service_keys=trust_service_keys,
+            vendor_keys=vendor_keys,
+            publishers=(publisher,),
+        )
         try:
-            fresh = reference_values_from_statement(
-                data,
-                service_keys=trust_service_keys,
-                vendor_keys=vendor_keys,
-                publishers=(publisher,),
-                now=now,
-            )
+            fresh = read(now=now)
         except VerificationFailed as exc:
             if not report or exc.code != "rim-expired":
                 raise
             # Refused for its dates alone: read again without them (receipts, signatures,
             # publisher all checked again); the values carry their span.
-            fresh = reference_values_from_statement(
-                data,
-                service_keys=trust_service_keys,
-                vendor_keys=vendor_keys,
-                publishers=(publisher,),
-                now=None,
-            )
+            fresh = read(now=None)
         if key is not None:
             _remember(_REFERENCES, key, (fresh, _validity(data)))
         values.extend(fresh)
