@@ -212,6 +212,13 @@ def test_lockout_and_offline_checkpoint(
     capsys.readouterr()
     assert _run(cli, "aud", "hsm", "audit", "show") == 1  # locked out: a wrong credential's
     assert "unauthorized" in capsys.readouterr().err  # answer, even to the right one
+    assert _run(cli, "co", "hsm", "identity", "list", "--json") == 0
+    listed = {r["name"]: r for r in json.loads(capsys.readouterr().out)["result"]}
+    assert listed["aud"]["locked"] is False  # not an officer's lock: a timed lockout
+    assert listed["aud"]["locked_out_until"].endswith("Z")
+    assert listed["co"]["locked_out_until"] is None
+    assert _run(cli, "co", "hsm", "identity", "list") == 0
+    assert "locked out until " in capsys.readouterr().out
     assert _run(cli, "co", "hsm", "identity", "unlock", "aud") == 0
     assert _run(cli, "aud", "hsm", "audit", "show", "--json") == 0
 
@@ -244,7 +251,7 @@ def test_credentials_come_from_the_environment(
     capsys.readouterr()
     assert _main.main(_hsm("identity", "list", "--dir", str(directory), "--json")) == 0
     assert json.loads(capsys.readouterr().out)["result"] == [
-        {"name": "co", "role": "officer", "locked": False}
+        {"name": "co", "role": "officer", "locked": False, "locked_out_until": None}
     ]
     with pytest.raises(SystemExit):  # no option takes a credential itself
         _main.main(_hsm("identity", "list", "--dir", str(directory), "--password", "x"))

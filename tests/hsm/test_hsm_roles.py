@@ -249,6 +249,18 @@ def test_the_last_officers_lockout_ends_after_its_duration(device: object) -> No
     assert hsm.login(OFFICER, OFFICER_PASS).role is Role.OFFICER
 
 
+def test_an_officer_sees_who_is_locked_out_until_when(device: object) -> None:
+    clock = _Clock()
+    hsm = new_hsm(device.identity, clock=clock)  # type: ignore[attr-defined]
+    officer, _user, _auditor = sessions(hsm)
+    start = clock.now
+    _lock_out(hsm, USER)
+    assert hsm.lockouts(officer) == {USER: int(start) + FAST.lockout_duration}
+    assert (USER, Role.USER, False) in hsm.identities(officer)  # not an officer's lock
+    clock.now += FAST.lockout_duration
+    assert hsm.lockouts(officer) == {}
+
+
 def test_wrong_credentials_during_a_lockout_neither_count_nor_extend_it(device: object) -> None:
     clock = _Clock()
     hsm = new_hsm(device.identity, clock=clock)  # type: ignore[attr-defined]

@@ -509,12 +509,26 @@ def _identity_unlock(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Na
 
 def _identity_list(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     rows = hsm.identities(session)
+    until = {n: _iso_time(t) for n, t in hsm.lockouts(session).items()}
+
+    def state(name: str, locked: bool) -> str:
+        if locked:
+            return "locked"
+        return f"locked out until {until[name]}" if name in until else ""
+
     _print(
         args,
-        [{"name": n, "role": r.value, "locked": locked} for n, r, locked in rows],
-        "\n".join("\t".join((n, r.value, "locked" if locked else "")) for n, r, locked in rows),
+        [
+            {"name": n, "role": r.value, "locked": locked, "locked_out_until": until.get(n)}
+            for n, r, locked in rows
+        ],
+        "\n".join("\t".join((n, r.value, state(n, locked))) for n, r, locked in rows),
     )
     return 0
+
+
+def _iso_time(posix: int) -> str:
+    return dt.datetime.fromtimestamp(posix, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _verifier_add(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:

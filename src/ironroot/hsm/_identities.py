@@ -169,9 +169,19 @@ class Identities(Permissions):
         self._persist_locked()
 
     def identities(self, session: Session) -> tuple[tuple[str, Role, bool], ...]:
-        """``(name, role, locked)`` of every identity (crypto officer)."""
+        """``(name, role, locked)`` of every identity (crypto officer); ``locked`` is an
+        officer's lock (:meth:`lockouts` lists the timed lockouts of failed logins)."""
         with self._lock, self._operation(session, "identity-list"):
             return tuple(
                 (i.name, i.role, i.locked)
                 for i in sorted(self._identities.values(), key=lambda i: i.name)
             )
+
+    def lockouts(self, session: Session) -> dict[str, int]:
+        """The identities locked out now after failed logins, with when each lockout ends
+        (POSIX seconds, the HSM's clock) (crypto officer)."""
+        with self._lock, self._operation(session, "identity-list"):
+            now = self._now()
+            return {
+                i.name: i.locked_until for i in self._identities.values() if now < i.locked_until
+            }
