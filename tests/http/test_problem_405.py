@@ -64,3 +64,25 @@ def test_the_witness_405_is_sorted_and_carries_the_security_headers() -> None:
     app = create_witness_app(witness)
     _assert_405(_request(app, "TRACE", "/add-checkpoint"), "POST")
     _assert_405(_request(app, "PATCH", "/witness"), "GET, HEAD")
+
+
+def test_every_problem_carries_the_security_headers() -> None:
+    """Not only the 405: a route's typed refusal, an unknown path's 404 and a 500 problem
+    carry the refusal headers too (a problem is never sniffed, framed or cached)."""
+    from ironroot.errors import NotFound
+
+    async def refuses(request: Request) -> Response:
+        raise NotFound("no such thing")
+
+    async def breaks(request: Request) -> Response:
+        raise RuntimeError("a bug")
+
+    app = problem_app(
+        [Route("/gone", guarded(refuses, _log)), Route("/bug", guarded(breaks, _log))]
+    )
+    for path, status in (("/gone", 404), ("/nowhere", 404), ("/bug", 500)):
+        answer = _request(app, "GET", path)
+        assert answer.status_code == status
+        assert answer.headers["content-type"] == PROBLEM_JSON
+        for name, value in _SECURITY.items():
+            assert answer.headers[name] == value, (path, name)

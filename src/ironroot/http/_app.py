@@ -84,14 +84,16 @@ def problem_response(
     code: str | None = None,
     extra: dict[str, object] | None = None,
 ) -> Response:
-    """A problem-details response, CBOR or JSON as the client accepts."""
+    """A problem-details response, CBOR or JSON as the client accepts, with the refusal
+    security headers every Ironroot problem carries (``REFUSAL_HEADERS``: nosniff, a CSP that
+    allows nothing, no-store)."""
     members = dict(extra or {})
     if code:
         members["code"] = code
     problem = Problem(title=title, detail=detail, status=status, extra=members)
     if wants_json(request):
-        return Response(problem.to_json(), status, media_type=PROBLEM_JSON)
-    return Response(problem.to_cbor(), status, media_type=PROBLEM_CBOR)
+        return Response(problem.to_json(), status, REFUSAL_HEADERS, media_type=PROBLEM_JSON)
+    return Response(problem.to_cbor(), status, REFUSAL_HEADERS, media_type=PROBLEM_CBOR)
 
 
 def error_response(request: Request, exc: IronrootError) -> Response:
