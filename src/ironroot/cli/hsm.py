@@ -284,37 +284,42 @@ def register(sub: Any) -> None:
         parser.add_argument("handle")
         parser.set_defaults(func=_session_command(action))
 
-    verifier = verbs.add_parser("verifier", help="EAR verifiers trusted for key release")
-    vverbs = verifier.add_subparsers(dest="verifier_verb", metavar="<verb>", required=True)
-    vadd = vverbs.add_parser("add", help="install a verifier's EAR public key (crypto officer)")
-    _common(vadd)
-    vadd.add_argument("name", help="what an Azure-grammar policy's authority names")
-    vadd.add_argument("key", type=Path, help="the verifier's public key (PEM or DER SPKI)")
-    vadd.set_defaults(func=_session_command(_verifier_add))
-    vremove = vverbs.add_parser("remove", help="uninstall a verifier (crypto officer)")
-    _common(vremove)
-    vremove.add_argument("name")
-    vremove.set_defaults(func=_session_command(_verifier_remove))
-    vlist = vverbs.add_parser("list", help="list the installed verifiers")
-    _common(vlist)
-    vlist.set_defaults(func=_session_command(_verifier_list))
-
-    recipient = verbs.add_parser(
-        "recipient", help="outside keys approved to receive wrapped exportable keys"
+    _register_named_keys(
+        verbs,
+        "verifier",
+        "EAR verifiers trusted for key release",
+        add=(
+            "install a verifier's EAR public key (crypto officer)",
+            "what an Azure-grammar policy's authority names",
+            "the verifier's public key (PEM or DER SPKI)",
+        ),
+        remove="uninstall a verifier (crypto officer)",
+        listing="list the installed verifiers",
+        field="kid",
+        calls=(
+            hsmlib.Hsm.add_release_verifier,
+            hsmlib.Hsm.remove_release_verifier,
+            hsmlib.Hsm.release_verifiers,
+        ),
     )
-    rverbs = recipient.add_subparsers(dest="recipient_verb", metavar="<verb>", required=True)
-    radd = rverbs.add_parser("add", help="approve a wrap recipient's public key (crypto officer)")
-    _common(radd)
-    radd.add_argument("name", help="a name for the recipient (an escrow, another HSM)")
-    radd.add_argument("key", type=Path, help="its ML-KEM or RSA public key (PEM or DER SPKI)")
-    radd.set_defaults(func=_session_command(_recipient_add))
-    rremove = rverbs.add_parser("remove", help="withdraw an approval (crypto officer)")
-    _common(rremove)
-    rremove.add_argument("name")
-    rremove.set_defaults(func=_session_command(_recipient_remove))
-    rlist = rverbs.add_parser("list", help="list the approved recipients")
-    _common(rlist)
-    rlist.set_defaults(func=_session_command(_recipient_list))
+    _register_named_keys(
+        verbs,
+        "recipient",
+        "outside keys approved to receive wrapped exportable keys",
+        add=(
+            "approve a wrap recipient's public key (crypto officer)",
+            "a name for the recipient (an escrow, another HSM)",
+            "its ML-KEM or RSA public key (PEM or DER SPKI)",
+        ),
+        remove="withdraw an approval (crypto officer)",
+        listing="list the approved recipients",
+        field="sha256",
+        calls=(
+            hsmlib.Hsm.add_wrap_recipient,
+            hsmlib.Hsm.remove_wrap_recipient,
+            hsmlib.Hsm.wrap_recipients,
+        ),
+    )
 
     sign = verbs.add_parser("sign", help="sign a file")
     _common(sign)
@@ -531,48 +536,59 @@ def _iso_time(posix: int) -> str:
     return dt.datetime.fromtimestamp(posix, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def _verifier_add(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
-    kid = hsm.add_release_verifier(session, args.name, _read(args.key, _MAX_SMALL))
-    _print(args, {"name": args.name, "kid": kid}, kid)
-    return 0
+_AddKey = Callable[[hsmlib.Hsm, hsmlib.Session, str, bytes], str]
+_RemoveKey = Callable[[hsmlib.Hsm, hsmlib.Session, str], None]
+_ListKeys = Callable[[hsmlib.Hsm, hsmlib.Session], tuple[tuple[str, str], ...]]
 
 
-def _verifier_remove(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
-    hsm.remove_release_verifier(session, args.name)
-    _print(args, {"name": args.name, "removed": True}, f"removed {args.name}")
-    return 0
+def _register_named_keys(
+    verbs: Any,
+    noun: str,
+    help_text: str,
+    *,
+    add: tuple[str, str, str],
+    remove: str,
+    listing: str,
+    field: str,
+    calls: tuple[_AddKey, _RemoveKey, _ListKeys],
+) -> None:
+    """``ironroot hsm NOUN add NAME KEY | remove NAME | list``: public keys an officer installs
+    by name (EAR verifiers, wrap recipients); ``field`` names what identifies each key."""
+    add_key, remove_key, list_keys = calls
+    group = verbs.add_parser(noun, help=help_text)
+    nouns = group.add_subparsers(dest=f"{noun}_verb", metavar="<verb>", required=True)
+    adding = nouns.add_parser("add", help=add[0])
+    _common(adding)
+    adding.add_argument("name", help=add[1])
+    adding.add_argument("key", type=Path, help=add[2])
 
+    def do_add(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
+        value = add_key(hsm, session, args.name, _read(args.key, _MAX_SMALL))
+        _print(args, {"name": args.name, field: value}, value)
+        return 0
 
-def _verifier_list(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
-    rows = hsm.release_verifiers(session)
-    _print(
-        args,
-        [{"name": n, "kid": kid} for n, kid in rows],
-        "\n".join(f"{n}\t{kid}" for n, kid in rows),
-    )
-    return 0
+    def do_remove(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
+        remove_key(hsm, session, args.name)
+        _print(args, {"name": args.name, "removed": True}, f"removed {args.name}")
+        return 0
 
+    def do_list(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
+        rows = list_keys(hsm, session)
+        _print(
+            args,
+            [{"name": n, field: v} for n, v in rows],
+            "\n".join(f"{n}\t{v}" for n, v in rows),
+        )
+        return 0
 
-def _recipient_add(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
-    digest = hsm.add_wrap_recipient(session, args.name, _read(args.key, _MAX_SMALL))
-    _print(args, {"name": args.name, "sha256": digest}, digest)
-    return 0
-
-
-def _recipient_remove(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
-    hsm.remove_wrap_recipient(session, args.name)
-    _print(args, {"name": args.name, "removed": True}, f"removed {args.name}")
-    return 0
-
-
-def _recipient_list(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
-    rows = hsm.wrap_recipients(session)
-    _print(
-        args,
-        [{"name": n, "sha256": d} for n, d in rows],
-        "\n".join(f"{n}\t{d}" for n, d in rows),
-    )
-    return 0
+    adding.set_defaults(func=_session_command(do_add))
+    removing = nouns.add_parser("remove", help=remove)
+    _common(removing)
+    removing.add_argument("name")
+    removing.set_defaults(func=_session_command(do_remove))
+    listed = nouns.add_parser("list", help=listing)
+    _common(listed)
+    listed.set_defaults(func=_session_command(do_list))
 
 
 def _key_generate(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
