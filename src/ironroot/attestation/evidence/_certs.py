@@ -40,6 +40,7 @@ __all__ = [
     "check_validity",
     "fingerprint",
     "load_certificates",
+    "optional_extension",
     "subject_text",
     "verify_issued_by",
 ]
@@ -129,7 +130,8 @@ def verify_issued_by(
 _E = TypeVar("_E", bound=x509.ExtensionType)
 
 
-def _optional(extensions: x509.Extensions, kind: type[_E]) -> _E | None:
+def optional_extension(extensions: x509.Extensions, kind: type[_E]) -> _E | None:
+    """The value of the extension of type ``kind`` among ``extensions``, ``None`` without one."""
     try:
         return extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
@@ -140,8 +142,8 @@ def _check_ca(issuer: x509.Certificate, cert: x509.Certificate) -> None:
     """``ChainNotTrusted`` unless ``issuer`` may sign certificates (:func:`verify_issued_by`)."""
     try:
         extensions = issuer.extensions
-        basic = _optional(extensions, x509.BasicConstraints)
-        usage = _optional(extensions, x509.KeyUsage)
+        basic = optional_extension(extensions, x509.BasicConstraints)
+        usage = optional_extension(extensions, x509.KeyUsage)
     except ValueError as exc:  # a malformed or duplicated extension
         raise ChainNotTrusted(
             f"certificate {_common_name(issuer)!r} has extensions that do not parse: {exc}"

@@ -73,6 +73,7 @@ from ironroot.attestation.evidence._certs import (
     check_validity,
     fingerprint,
     load_certificates,
+    optional_extension,
     subject_text,
     verify_issued_by,
 )
@@ -479,23 +480,13 @@ def _name(cert: x509.Certificate) -> str:
     return value if isinstance(value, str) else value.decode("utf-8", "replace")
 
 
-def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> Any:
-    try:
-        return cert.extensions.get_extension_for_class(kind).value
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _check_issuer(issuer: x509.Certificate, below: int) -> None:
-    """``issuer`` may issue certificates, with ``below`` CA certificates under it."""
-    constraints = _extension(issuer, x509.BasicConstraints)
-    if constraints is None or not constraints.ca:
-        raise ChainNotTrusted(f"{_name(issuer)!r} issues certificates but is not a CA")
-    if constraints.path_length is not None and below > constraints.path_length:
-        raise ChainNotTrusted(f"{_name(issuer)!r} path length {constraints.path_length} exceeded")
-    usage = _extension(issuer, x509.KeyUsage)
-    if usage is not None and not usage.key_cert_sign:
-        raise ChainNotTrusted(f"{_name(issuer)!r} key may not sign certificates")
+def _check_path_length(issuer: x509.Certificate, below: int) -> None:
+    """``issuer`` (a CA: :func:`verify_issued_by` checked it) allows ``below`` CA
+    certificates under it."""
+    constraints = optional_extension(issuer.extensions, x509.BasicConstraints)
+    limit = constraints.path_length if constraints is not None else None
+    if limit is not None and below > limit:
+        raise ChainNotTrusted(f"{_name(issuer)!r} path length {limit} exceeded")
 
 
 def _der(tag: int, content: bytes) -> bytes:
@@ -573,10 +564,10 @@ def verify_gpu_chain(
     path = [*certs, anchor]
     for depth, (cert, issuer) in enumerate(itertools.pairwise(path)):
         verify_issued_by(cert, issuer, profile=_GPU_EXTENSIONS)
-        _check_issuer(issuer, below=depth)
+        _check_path_length(issuer, below=depth)
     check_validity(path, now)
     leaf = certs[0]
-    usage = _extension(leaf, x509.KeyUsage)
+    usage = optional_extension(leaf.extensions, x509.KeyUsage)
     if usage is not None and not usage.digital_signature:
         raise ChainNotTrusted(f"{_name(leaf)!r} key may not sign")
     leaf_key = leaf.public_key()
