@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         problem_app,
         problem_response,
         read_body,
+        sorted_allow,
         wants_json,
     )
     from ironroot.http._content import (
@@ -88,6 +89,7 @@ __all__ = [
     "retry_after_seconds",
     "run_server",
     "server_config",
+    "sorted_allow",
     "stop_on_signals",
     "wants_json",
 ]

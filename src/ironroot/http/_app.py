@@ -178,7 +178,7 @@ class _HotRoutesApp(Starlette):
                 self._observed.record(scope, status, size, time.perf_counter() - start)
 
 
-def _sorted_allow(allow: str) -> str:
+def sorted_allow(allow: str) -> str:
     """An ``Allow`` value with its methods sorted (RFC 9110 §10.2.1 gives no order; a stable
     one is what clients, caches and tests can compare)."""
     return ", ".join(sorted({m.strip() for m in allow.split(",") if m.strip()}))
@@ -204,9 +204,7 @@ def problem_app(
         for name, value in (exc.headers or {}).items():  # 405 carries Allow
             response.headers[name] = value
         if "allow" in response.headers:  # Starlette's order is a set's: one order, sorted
-            response.headers["allow"] = _sorted_allow(response.headers["allow"])
-        # as the protocol's own refusals (an unknown method's 400 among them)
-        response.headers.update(REFUSAL_HEADERS)
+            response.headers["allow"] = sorted_allow(response.headers["allow"])
         return response
 
     async def not_found(request: Request, exc: Exception) -> Response:

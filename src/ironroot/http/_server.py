@@ -234,9 +234,9 @@ def _app_refusal(status: int, headers: Mapping[str, str], body: bytes) -> bytes:
         if name.lower() not in ("content-length", "connection")
     ]
     lines += [
-        line + b"\r\n"
-        for line in _REFUSAL_HEADERS.split(b"\r\n")
-        if line and line.split(b":", 1)[0].decode() not in given
+        f"{name}: {value}\r\n".encode("latin-1")
+        for name, value in REFUSAL_HEADERS.items()
+        if name not in given
     ]
     lines.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
     return b"".join(lines) + body

@@ -80,6 +80,7 @@ from ironroot.http import (
     operational_routes,
     read_body,
     retry_after_seconds,
+    sorted_allow,
 )
 from ironroot.web._auth import (
     LOGIN_COOKIE,
@@ -550,8 +551,7 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
         if "allow" in response.headers:  # Starlette's order is a set's: sorted, one order
-            methods = {m.strip() for m in response.headers["allow"].split(",")}
-            response.headers["allow"] = ", ".join(sorted(methods - {""}))
+            response.headers["allow"] = sorted_allow(response.headers["allow"])
         return response
 
     @contextlib.asynccontextmanager
