@@ -13,10 +13,11 @@ import json
 import math
 from typing import Any, Final
 
-__all__ = ["DECODER"]
+__all__ = ["DECODER", "unique_members"]
 
 
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object from its members, refusing a name given twice (``ValueError``)."""
     members = dict(pairs)
     if len(members) != len(pairs):
         raise ValueError("a member name appears twice in one object")
@@ -35,5 +36,5 @@ def _finite(text: str) -> float:
 
 
 DECODER: Final = json.JSONDecoder(
-    object_pairs_hook=_unique_members, parse_constant=_no_constant, parse_float=_finite
+    object_pairs_hook=unique_members, parse_constant=_no_constant, parse_float=_finite
 )

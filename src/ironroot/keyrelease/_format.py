@@ -40,6 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ironroot._json import unique_members
 from ironroot.cose import Limits, decode_cbor, encode_cbor
 from ironroot.crypto import b64url_decode, b64url_encode
 from ironroot.errors import MalformedInput
@@ -82,13 +83,6 @@ _MAX_BYTES: Final = 32 * 1024  # the wrapped key
 _MAX_STATEMENT: Final = 64 * 1024  # the release statement, its certificate chain included
 _MAX_TOTAL: Final = _MAX_BYTES + _MAX_STATEMENT + 1024
 _LIMITS: Final = Limits(max_bytes=_MAX_TOTAL, max_depth=2, max_items=16)
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        raise ValueError("a member name appears twice in one object")
-    return members
 
 
 def wrap_algorithm(kind: str) -> str:
@@ -191,7 +185,7 @@ class ReleasedKey:
         if len(data) > 2 * _MAX_TOTAL:
             raise MalformedInput(f"a released key is at most {2 * _MAX_TOTAL} bytes of JSON")
         try:  # one member name once: which of two a reader took would be its parser's choice
-            value = json.loads(data, object_pairs_hook=_unique_members)
+            value = json.loads(data, object_pairs_hook=unique_members)
         except (ValueError, RecursionError) as exc:
             raise MalformedInput(f"the released key is not JSON: {exc}") from exc
         return cls._from_map(value, cbor=False)
