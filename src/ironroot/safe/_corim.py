@@ -66,14 +66,14 @@ _COMID_KEYS: Final = frozenset(range(5))  # language, tag-identity, entities, li
 
 def _cbor_limits(limits: SafeLimits) -> Limits:
     return Limits(
-        max_bytes=min(limits.max_report_bytes, limits.max_cose_bytes),
+        max_bytes=limits.cose_cap,
         max_depth=limits.max_depth,
         max_items=max(limits.max_manifest, limits.max_issues, 1024),
     )
 
 
 def _decode(data: bytes, limits: SafeLimits, what: str) -> object:
-    cap = min(limits.max_report_bytes, limits.max_cose_bytes)
+    cap = limits.cose_cap
     if len(data) > cap:  # refused whole, before a byte of it becomes an object
         raise LimitExceeded(f"{what} of {len(data)} bytes exceeds {cap}")
     try:

@@ -79,6 +79,11 @@ class SafeLimits:
     max_text: int = 64 * 1024
     max_depth: int = 32
 
+    @property
+    def cose_cap(self) -> int:
+        """The largest COSE report or CoRIM payload taken: both byte limits apply."""
+        return min(self.max_report_bytes, self.max_cose_bytes)
+
     def __post_init__(self) -> None:
         for name in self.__slots__:
             value = getattr(self, name)

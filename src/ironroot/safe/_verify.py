@@ -162,12 +162,12 @@ def _verify_jws(
 
 
 def _cose_limits(limits: SafeLimits) -> Limits:
-    cap = min(limits.max_report_bytes, limits.max_cose_bytes)
+    cap = limits.cose_cap
     return Limits(max_bytes=cap, max_depth=limits.max_depth, max_items=1024)
 
 
 def _decode_cose(data: bytes, limits: SafeLimits) -> CoseSign | Sign1:
-    cap = min(limits.max_report_bytes, limits.max_cose_bytes)
+    cap = limits.cose_cap
     if len(data) > cap:  # refused whole, before a byte of it becomes an object
         raise LimitExceeded(f"COSE report of {len(data)} bytes exceeds {cap}")
     try:

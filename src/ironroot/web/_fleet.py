@@ -215,7 +215,7 @@ class FleetSource:
         ``count`` is how many outcomes one event stands for (a run of refused admissions
         folded into one event counts its ``count``, at its latest time)."""
         out = []
-        for event in reversed(self.events(limit=100_000)):
+        for event in self.fleet.events(limit=100_000, latest=True):
             if event.kind in _ATTESTED_OK:
                 out.append((event.at, True, 1))
             elif event.kind in _ATTESTED_BAD and (
