@@ -59,7 +59,13 @@ from ironroot.errors import (
     UnsupportedMediaType,
     VerificationFailed,
 )
-from ironroot.http import PROBLEM_CBOR, Handler, read_body, require_media_type
+from ironroot.http import (
+    PROBLEM_CBOR,
+    Handler,
+    read_body,
+    require_media_type,
+    retry_after_seconds,
+)
 
 if TYPE_CHECKING:
     from prometheus_client import Counter
@@ -239,9 +245,7 @@ def cts_routes(
     def unavailable(exc: StorageError) -> Response:
         """A store or receipt signer that fails for now: CTS's "retry later" for an entry,
         the one 503 pyscitt retries on ``/entries`` (any other title ends its wait at once)."""
-        retry_after = getattr(exc, "retry_after", None)
-        wait = str(retry_after) if isinstance(retry_after, int) and retry_after > 0 else None
-        return not_yet(exc.detail, exc.code, wait or _RETRY_AFTER)
+        return not_yet(exc.detail, exc.code, str(retry_after_seconds(exc)))
 
     async def get_entry(request: Request) -> Response:
         entry_id = entry_id_of(request)

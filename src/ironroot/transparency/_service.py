@@ -61,8 +61,8 @@ from ironroot.transparency._witnessing import CheckpointWitnessing
 __all__ = ["TransparencyService"]
 
 _CACHE_SIZE: Final = 65536
-_BATCH_CACHE_SIZE: Final = 4096
 _CWT_IAT: Final = 6  # the iat claim's label in a receipt's CWT claims (15)
+_BATCH_CACHE_SIZE: Final = 4096
 
 _log = logging.getLogger("ironroot.transparency")
 
@@ -90,22 +90,17 @@ class _ReceiptBatchSigner:
     def _iat(self) -> int:
         now = self._clock().timestamp()
         floor = self.floor
-        if floor is None or now >= floor:
-            self._behind = False
-            iat = int(now)
-            iat = iat if floor is None else max(iat, floor)
-        else:
-            if now < floor - 1 and not self._behind:
-                _log.warning(
-                    "this sequencer's clock is %.1f s behind the latest receipt time stored "
-                    "for the log (iat %d): receipts carry iat %d until the clock catches up",
-                    floor - now,
-                    floor,
-                    floor,
-                )
-            self._behind = now < floor - 1
-            iat = floor
-        self.floor = iat
+        behind = floor is not None and now < floor - 1
+        if behind and not self._behind and floor is not None:
+            _log.warning(
+                "this sequencer's clock is %.1f s behind the latest receipt time stored "
+                "for the log (iat %d): receipts carry iat %d until the clock catches up",
+                floor - now,
+                floor,
+                floor,
+            )
+        self._behind = behind
+        self.floor = iat = int(now) if floor is None else max(int(now), floor)
         return iat
 
     def sign_batch(self, tree_size: int, root: bytes) -> Mapping[str, bytes]:
