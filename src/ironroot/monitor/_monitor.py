@@ -53,6 +53,7 @@ Pure but for the fetcher, the store and the clock, which are passed in.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -315,21 +316,7 @@ class Monitor:
             state.size,
             len(unread),
         )
-        return [
-            MonitorEvent(
-                e.kind,
-                e.origin,
-                e.url,
-                e.size,
-                "verified before it was watched",
-                index=e.index,
-                entry_id=e.entry_id,
-                iss=e.iss,
-                sub=e.sub,
-                watched=e.watched,
-            )
-            for e in events
-        ]
+        return [dataclasses.replace(e, detail="verified before it was watched") for e in events]
 
     def _read(
         self,

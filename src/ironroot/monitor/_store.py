@@ -69,6 +69,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from ironroot._fileio import write_atomic
 from ironroot._statedb import immediate, open_state_db
 from ironroot.errors import Conflict, IronrootError, StorageError
 from ironroot.log import Checkpoint, Note
@@ -308,23 +309,9 @@ class MonitorStore:
             for origin, (size, root, note) in sorted(marks.items())
         }
         data = json.dumps({"instance": instance, "logs": logs}, indent=1).encode()
-        temp = where.with_name(f"{where.name}.{secrets.token_hex(4)}.tmp")
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temp, where)
-            folder = os.open(where.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(folder)
-            finally:
-                os.close(folder)
+            write_atomic(where, data)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                temp.unlink()
             raise StorageError(f"cannot write the high-water file {where}: {exc}") from exc
 
     def _raise_high_water(self, state: LogState) -> None:
