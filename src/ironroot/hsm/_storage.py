@@ -286,9 +286,9 @@ class DirectoryStorage:
                 raise self._fail("destroy the key store", exc) from exc
             fd = -1
         try:
-            if fd >= 0 and stat.S_ISREG(os.fstat(fd).st_mode):
-                size = os.fstat(fd).st_size
-                os.pwrite(fd, secrets.token_bytes(size), 0)
+            found = os.fstat(fd) if fd >= 0 else None
+            if found is not None and stat.S_ISREG(found.st_mode):
+                os.pwrite(fd, secrets.token_bytes(found.st_size), 0)
                 os.fsync(fd)
         except OSError as exc:
             raise self._fail("destroy the key store", exc) from exc

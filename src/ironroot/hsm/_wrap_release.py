@@ -55,7 +55,10 @@ class WrapAndRelease(KeyOperations):
     """Keys in and out of the boundary, and the verifiers that release them."""
 
     def _wrap_to(
-        self, target: KeyRecord, wrapping: KeyRecord | None, recipient_der: bytes | None
+        self,
+        target: KeyRecord,
+        wrapping: KeyRecord | None,
+        recipient: KemPublic | rsa.RSAPublicKey | None,
     ) -> bytes:
         form = wrapped_form(target.key_type, target.stored, target.obj)
         try:
@@ -70,9 +73,8 @@ class WrapAndRelease(KeyOperations):
                 if wrapping.key_type is KeyType.AES_256:
                     return aes_kwp_wrap(wrapping.stored, form)
                 raise KeyUsageNotPermitted(f"key {wrapping.handle} cannot wrap")
-            if recipient_der is None:
+            if recipient is None:
                 raise MalformedInput("wrap needs a wrapping key handle or a recipient key")
-            recipient = load_recipient(recipient_der)
             if isinstance(recipient, rsa.RSAPublicKey):
                 return wrap_key_rsa_aes(recipient, form)
             return wrap_key_kem(recipient, target.key_type, form)
@@ -106,9 +108,10 @@ class WrapAndRelease(KeyOperations):
                     f"HSM: it wraps no exportable key (key {key.handle} stays inside)",
                     code="wrapping-key-not-trusted",
                 )
-            if recipient is not None:
-                self._approved(key, load_recipient(recipient))
-            return self._wrap_to(key, wrapper, recipient)
+            outside = None if recipient is None else load_recipient(recipient)
+            if outside is not None:
+                self._approved(key, outside)
+            return self._wrap_to(key, wrapper, outside)
 
     def _approved(self, target: KeyRecord, recipient: KemPublic | rsa.RSAPublicKey) -> None:
         """``KeyNotExportable`` unless a crypto officer approved ``recipient``: a crypto user
@@ -265,7 +268,7 @@ class WrapAndRelease(KeyOperations):
             self._policies.get(policy).evaluate(context)
             if self._attestation is None or not isinstance(self._attestation.obj, PrivateKey):
                 raise HsmErrorState("the HSM has no attestation key to sign the release with")
-            wrapped = self._wrap_to(key, None, wrapping_key.spki)
+            wrapped = self._wrap_to(key, None, load_recipient(wrapping_key.spki))
             statement = sign_release_statement(
                 self._attestation.obj,
                 self._chain,
