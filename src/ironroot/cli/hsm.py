@@ -296,11 +296,7 @@ def register(sub: Any) -> None:
         remove="uninstall a verifier (crypto officer)",
         listing="list the installed verifiers",
         field="kid",
-        calls=(
-            hsmlib.Hsm.add_release_verifier,
-            hsmlib.Hsm.remove_release_verifier,
-            hsmlib.Hsm.release_verifiers,
-        ),
+        calls=("add_release_verifier", "remove_release_verifier", "release_verifiers"),
     )
     _register_named_keys(
         verbs,
@@ -314,11 +310,7 @@ def register(sub: Any) -> None:
         remove="withdraw an approval (crypto officer)",
         listing="list the approved recipients",
         field="sha256",
-        calls=(
-            hsmlib.Hsm.add_wrap_recipient,
-            hsmlib.Hsm.remove_wrap_recipient,
-            hsmlib.Hsm.wrap_recipients,
-        ),
+        calls=("add_wrap_recipient", "remove_wrap_recipient", "wrap_recipients"),
     )
 
     sign = verbs.add_parser("sign", help="sign a file")
@@ -536,11 +528,6 @@ def _iso_time(posix: int) -> str:
     return dt.datetime.fromtimestamp(posix, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-_AddKey = Callable[[hsmlib.Hsm, hsmlib.Session, str, bytes], str]
-_RemoveKey = Callable[[hsmlib.Hsm, hsmlib.Session, str], None]
-_ListKeys = Callable[[hsmlib.Hsm, hsmlib.Session], tuple[tuple[str, str], ...]]
-
-
 def _register_named_keys(
     verbs: Any,
     noun: str,
@@ -550,10 +537,12 @@ def _register_named_keys(
     remove: str,
     listing: str,
     field: str,
-    calls: tuple[_AddKey, _RemoveKey, _ListKeys],
+    calls: tuple[str, str, str],
 ) -> None:
     """``ironroot hsm NOUN add NAME KEY | remove NAME | list``: public keys an officer installs
-    by name (EAR verifiers, wrap recipients); ``field`` names what identifies each key."""
+    by name (EAR verifiers, wrap recipients); ``field`` names what identifies each key,
+    ``calls`` the :class:`~ironroot.hsm.Hsm` methods that add, remove and list them (by name:
+    the HSM is imported only when a command runs)."""
     add_key, remove_key, list_keys = calls
     group = verbs.add_parser(noun, help=help_text)
     nouns = group.add_subparsers(dest=f"{noun}_verb", metavar="<verb>", required=True)
@@ -563,17 +552,17 @@ def _register_named_keys(
     adding.add_argument("key", type=Path, help=add[2])
 
     def do_add(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
-        value = add_key(hsm, session, args.name, _read(args.key, _MAX_SMALL))
+        value = str(getattr(hsm, add_key)(session, args.name, _read(args.key, _MAX_SMALL)))
         _print(args, {"name": args.name, field: value}, value)
         return 0
 
     def do_remove(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
-        remove_key(hsm, session, args.name)
+        getattr(hsm, remove_key)(session, args.name)
         _print(args, {"name": args.name, "removed": True}, f"removed {args.name}")
         return 0
 
     def do_list(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
-        rows = list_keys(hsm, session)
+        rows: tuple[tuple[str, str], ...] = getattr(hsm, list_keys)(session)
         _print(
             args,
             [{"name": n, field: v} for n, v in rows],
