@@ -313,3 +313,67 @@ def test_a_role_without_the_election_s_privileges_stops_the_replica_with_exit_2(
     assert "the database role lacks a privilege (or the schema) the election needs" in out
     assert "this replica stops" in out
     assert "Traceback" not in out
+
+
+def _refusing_dsn(role: str) -> str:
+    """The test DSN as ``role`` (which the server does not have) with a password."""
+    parts = urlsplit(test_dsn())
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(
+        (parts.scheme, f"{role}:{_PASSWORD}@{host}", parts.path, parts.query, parts.fragment)
+    )
+
+
+_PASSWORD = "s3cret-" + secrets.token_hex(4)
+
+
+def test_a_replica_whose_role_the_server_refuses_exits_2_at_once(tmp_path: Path) -> None:
+    """A replica pointed at a role the server does not have took the refused connection for an
+    outage: it stood for election again every third of a lease, for ever, and waited for a
+    first checkpoint no replica could write. psycopg gives no SQLSTATE for a refused
+    connection; the server's reason now tells it from an outage: the replica exits 2, naming
+    the reason and never the password."""
+    role = "ironroot_t_missing_" + secrets.token_hex(4)
+    with fresh_schema() as schema:
+        cluster = Cluster(tmp_path, test_dsn(), schema, count=1, replica_dsn=_refusing_dsn(role))
+        replica = cluster.replicas[0]
+        cluster.start(replica)
+        try:
+            assert replica.proc is not None
+            code = replica.proc.wait(timeout=60)
+        finally:
+            cluster.stop_all()
+    out = replica.log_text()
+    assert code == 2, out
+    assert f'refused the connection: role "{role}" does not exist' in out
+    assert "store-refused" in out
+    assert _PASSWORD not in out
+    assert "Traceback" not in out
+
+
+@pytest.mark.parametrize("command", ["serve", "migrate"])
+def test_serve_and_migrate_exit_2_on_a_refused_connection(
+    tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ironroot serve`` (one process) and ``ironroot log migrate`` on a DSN whose role or
+    database the server refuses: exit 2 (configuration) with the server's reason, not 1
+    (``store-unavailable``, as for a server that is down)."""
+    role = "ironroot_t_missing_" + secrets.token_hex(4)
+    with fresh_schema() as schema:
+        cluster = Cluster(tmp_path, test_dsn(), schema, count=1, replica_dsn=_refusing_dsn(role))
+        data = cluster.replicas[0].data
+        if command == "serve":
+            args = ["serve", "--data", str(data), "--port", str(_free_port())]
+        else:
+            args = ["log", "migrate", str(data)]
+        assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"store-refused: PostgreSQL at {urlsplit(test_dsn()).hostname}" in err
+    assert f'refused the connection: role "{role}" does not exist' in err
+    assert _PASSWORD not in err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

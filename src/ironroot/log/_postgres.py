@@ -102,6 +102,7 @@ __all__ = [
     "Migration",
     "PostgresLogStore",
     "describe_dsn",
+    "refused_connection",
 ]
 
 _T = TypeVar("_T")
@@ -334,6 +335,9 @@ class PostgresLogStore:
                 if check_schema:
                     self._check_version(self._snapshot, create=False, migrate=False)
             else:
+                # One connection of our own first: the pool would retry a refused one until
+                # its timeout and then report only the timeout, as if the server were down.
+                psycopg.Connection.connect(dsn, **kwargs).close()
                 self._pool = psycopg_pool.ConnectionPool(
                     dsn,
                     kwargs=kwargs,
@@ -354,6 +358,9 @@ class PostgresLogStore:
             raise StoreUnavailable(f"cannot connect to PostgreSQL at {self._where}") from exc
         except psycopg.OperationalError as exc:
             self.close()
+            refused = refused_connection(exc, self._where)
+            if refused is not None:
+                raise refused from exc
             raise StoreUnavailable(
                 f"cannot connect to PostgreSQL at {self._where}: {_reason(exc)}"
             ) from exc
@@ -727,6 +734,45 @@ def _misconfigured(exc: psycopg.Error) -> bool:
     failure at connection is told apart only once the server reports it with one."""
     state = exc.sqlstate or ""
     return state in _MISCONFIGURED or state.startswith("28")
+
+
+_REFUSED: Final = re.compile(
+    r"authentication failed for user"  # password, SCRAM/MD5, peer, ident, cert, LDAP, GSSAPI...
+    r"|no pg_hba\.conf entry for"
+    r"|pg_hba\.conf rejects connection"
+    r"|role \"[^\"]*\" does not exist"
+    r"|database \"[^\"]*\" does not exist"
+    r"|role \"[^\"]*\" is not permitted to log in"
+    r"|permission denied for database"
+    r"|no password supplied"
+)
+
+
+def refused_connection(exc: psycopg.Error, where: str) -> ConfigError | None:
+    """The :class:`ConfigError` (code ``store-refused``) for a connection attempt the server
+    refused for what only a change of configuration cures, else ``None`` (an outage).
+
+    Why from the message text: psycopg 3 gives no SQLSTATE for a failed connection attempt
+    (``exc.sqlstate`` is ``None``: libpq returns no result, only its error text), yet a
+    server that refuses the role, the password, the database or the client's address
+    (``pg_hba.conf``) says so in that text, and retrying it can only fail the same way. A
+    server that is down, unreachable, starting up or out of connections says otherwise and
+    stays an outage (:class:`~ironroot.errors.StoreUnavailable`, retried). The patterns are
+    the server's English messages: a server whose ``lc_messages`` translates them is taken
+    for an outage, as before. ``where`` names the server (:func:`describe_dsn`); the
+    server's reason is quoted (libpq never puts the password in it)."""
+    if not isinstance(exc, psycopg.OperationalError) or exc.sqlstate is not None:
+        return None
+    for line in str(exc).splitlines():
+        if _REFUSED.search(line):
+            cause = line.split("FATAL:", 1)[-1].strip()
+            return ConfigError(
+                f"PostgreSQL at {where} refused the connection: {cause}: check the DSN's "
+                "user, password and database and the server's pg_hba.conf (retrying cannot "
+                "cure this)",
+                code="store-refused",
+            )
+    return None
 
 
 def _reason(exc: psycopg.Error) -> str:

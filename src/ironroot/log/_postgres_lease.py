@@ -25,6 +25,7 @@ from ironroot.log._postgres import (
     _misconfigured,
     _reason,
     describe_dsn,
+    refused_connection,
 )
 
 __all__ = ["SEQUENCER_LOCK_CLASS", "SequencerLease"]
@@ -52,7 +53,9 @@ class SequencerLease:
     the previous holder's remaining sessions (its store's pool), so none is left inside a
     write. Database errors from :meth:`try_acquire`: :class:`ConfigError` (code
     ``store-privilege``) for what only a change of configuration cures (SQLSTATE 42501
-    insufficient_privilege, 3F000 invalid_schema_name, class 28 authorization), else
+    insufficient_privilege, 3F000 invalid_schema_name, class 28 authorization), or with code
+    ``store-refused`` for a connection the server refused (an unknown role or database, a
+    wrong password, ``pg_hba.conf``: :func:`~ironroot.log._postgres.refused_connection`), else
     :class:`StoreUnavailable` (retry); from :meth:`renew`: ``False`` (the caller stops
     sequencing).
     """
@@ -155,6 +158,9 @@ class SequencerLease:
                 ).fetchone()
         except psycopg.Error as exc:
             self._drop()
+            refused = refused_connection(exc, self._where)
+            if refused is not None:
+                raise refused from exc
             if _misconfigured(exc):
                 raise ConfigError(
                     f"cannot run the sequencer election at {self._where}: {_reason(exc)} "
