@@ -50,7 +50,9 @@ a second rather than each wait for the timeout. A read that meets a connection t
 dropped (a restart, ``pg_terminate_backend``) is retried once on a fresh connection; so is a
 write that failed before its ``COMMIT`` was sent. A write whose ``COMMIT`` got no answer may or
 may not have committed: it raises, and the log reads the stored state back before its next
-write.
+write. A connection the server refuses for good (an unknown role or database, a wrong
+password, ``pg_hba.conf``) is no outage: opening the store raises :class:`ConfigError` (code
+``store-refused``, :func:`refused_connection`).
 
 The DSN may hold a password: it is never logged and never put in an error message
 (:func:`describe_dsn` gives the host, port, database and user only).

@@ -29,7 +29,8 @@ size) means no two sequencers ever both extend the same tree, so there is no for
 database is unreachable, registration and reads answer 503 with ``Retry-After``
 (:class:`~ironroot.errors.StoreUnavailable`), and everything resumes when it returns. A
 database that refuses the election for good (the role lacks a privilege, the schema is not
-there: :class:`~ironroot.errors.ConfigError` with code ``store-privilege``) stops the replica,
+there: :class:`~ironroot.errors.ConfigError` with code ``store-privilege``; a connection it
+refuses, code ``store-refused``: an unknown role or database, a wrong password) stops the replica,
 which ``ironroot serve`` reports and exits 2 on, rather than stand again for ever.
 
 All replicas of one service need the same configuration (origin, policy, receipt algorithms)
