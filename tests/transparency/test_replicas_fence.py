@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from psycopg import sql
 from replica_cluster import Cluster, make_statements
@@ -31,6 +32,7 @@ from ironroot.cose import Receipt
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError, StaleBatch, StorageError, StoreUnavailable
 from ironroot.log import Log, NoteSigner, PostgresLogStore, SequencerLease, StoreBatch
+from ironroot.log._postgres_lease import SEQUENCER_LOCK_CLASS, sequencer_lock_key
 from ironroot.transparency import TransparencyService
 from ironroot_pg import admin, fresh_schema, test_dsn
 
@@ -386,3 +388,108 @@ def test_after_a_failover_to_a_replica_whose_clock_is_behind_receipt_times_do_no
         f"this sequencer's clock is 100.0 s behind the latest receipt time stored for the log "
         f"(iat {ahead}): receipts carry iat {ahead} until the clock catches up"
     ]
+
+
+def test_the_election_lock_key_is_64_bits_of_sha256_over_the_schema_name() -> None:
+    """The election's lock was ``(0x4953, hashtext(schema))``: 32 bits, which two schemas of
+    one database share easily. It is now a signed 64-bit key from SHA-256."""
+    for name in ("", "transparency", "t_2217", "t_2430"):
+        digest = hashlib.sha256(b"ironroot sequencer lock\x00" + name.encode()).digest()
+        key = sequencer_lock_key(name)
+        assert key == int.from_bytes(digest[:8], "big", signed=True)
+        assert -(2**63) <= key < 2**63
+    assert sequencer_lock_key("transparency") != sequencer_lock_key("transparency2")
+
+
+@pytest.fixture
+def colliding_schemas() -> Iterator[tuple[str, str]]:
+    """Two new schema names of equal ``hashtext``, found by a search on the server (among
+    300,000 names about ten pairs collide), both dropped afterwards."""
+    with fresh_schema() as prefix, admin() as conn:
+        row = conn.execute(
+            "SELECT %s || '_' || min(n), %s || '_' || max(n) FROM generate_series(1, 300000) n "
+            "GROUP BY hashtext(%s || '_' || n) HAVING count(*) = 2 ORDER BY max(n) LIMIT 1",
+            (prefix, prefix, prefix),
+        ).fetchone()
+        assert row is not None, "no hashtext collision among 300,000 names"
+        names = (str(row[0]), str(row[1]))
+        try:
+            for name in names:
+                PostgresLogStore(test_dsn(), schema=name, pool_size=1).close()
+            yield names
+        finally:
+            for name in names:
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name))
+                )
+
+
+def test_two_logs_whose_schema_names_collide_in_hashtext_elect_their_own_sequencers(
+    colliding_schemas: tuple[str, str],
+) -> None:
+    """Two services in one database, on schemas whose 32-bit ``hashtext`` is equal, took one
+    and the same advisory lock: while one service sequenced, the other's candidates never won
+    it, and its log integrated nothing. Each now holds its own 64-bit lock."""
+    first, second = colliding_schemas
+    with admin() as conn:
+        row = conn.execute("SELECT hashtext(%s) = hashtext(%s)", (first, second)).fetchone()
+    assert row == (True,)
+    assert sequencer_lock_key(first) != sequencer_lock_key(second)
+    one, two = _lease(first, "ironroot-seq-a", 5.0), _lease(second, "ironroot-seq-b", 5.0)
+    try:
+        assert one.try_acquire() == 1
+        assert two.try_acquire() == 1
+        assert one.renew()
+        assert two.renew()
+    finally:
+        one.release()
+        two.release()
+
+
+def test_a_rolling_upgrade_defers_to_a_live_sequencer_holding_the_older_32_bit_lock(
+    schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An Ironroot from before the 64-bit key holds ``(0x4953, hashtext(schema))``, which the
+    new key does not exclude: during a rolling upgrade a new replica would win its own lock,
+    end the older sequencer's sessions, and the two would take the lease from each other in
+    turn (the fence kept the log whole). A new candidate now leaves a live older holder be, and
+    takes over once that holder's lease expired, as from any stale holder."""
+    setup_lease = _lease(schema, "ironroot-seq-setup", 5.0)
+    assert setup_lease.try_acquire() == 1  # the lease table, and epoch 1
+    setup_lease.release()
+    old_holder = "ironroot-seq-older"
+    with admin() as setup:
+        setup.execute(
+            sql.SQL(
+                "UPDATE {} SET epoch = epoch + 1, holder = %s, "
+                "expires_at = now() + interval '60 seconds' WHERE id = 1"
+            ).format(sql.Identifier(schema, "sequencer_lease")),
+            (old_holder,),
+        )
+    older = psycopg.connect(test_dsn(), autocommit=True, application_name=old_holder)
+    try:
+        older.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (SEQUENCER_LOCK_CLASS, schema))
+        new = _lease(schema, "ironroot-seq-new", 5.0)
+        try:
+            with caplog.at_level(logging.WARNING, logger="ironroot.log"):
+                assert new.try_acquire() is None
+                assert new.try_acquire() is None
+            warnings = [r.getMessage() for r in caplog.records if r.name == "ironroot.log"]
+            assert len(warnings) == 1
+            assert (
+                f"is held by {old_holder}, an older Ironroot (32-bit election lock)"
+                in (warnings[0])
+            )
+            with admin() as setup:
+                setup.execute(
+                    sql.SQL("UPDATE {} SET expires_at = now() - interval '1 second'").format(
+                        sql.Identifier(schema, "sequencer_lease")
+                    )
+                )
+            assert new.try_acquire() == 3  # the older one's epoch was 2
+            with pytest.raises(psycopg.OperationalError):  # its session was ended
+                older.execute("SELECT 1")
+        finally:
+            new.release()
+    finally:
+        older.close()

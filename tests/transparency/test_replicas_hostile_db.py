@@ -24,6 +24,7 @@ from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import StorageError
 from ironroot.log import Log, NoteSigner, PostgresLogStore, SequencerLease
+from ironroot.log._postgres_lease import sequencer_lock_key
 from ironroot.log.layout import load_checkpoint_signer
 from ironroot.transparency._config import load_config
 from ironroot_pg import admin, drop_schema, fresh_schema, test_dsn
@@ -201,12 +202,15 @@ def _terminate(cluster: Cluster, *, lock_session_only: bool) -> int:
         ).fetchone()
         assert holder is not None
         if lock_session_only:
+            # The election's lock, a 64-bit key: pg_locks shows it as classid (high 32 bits),
+            # objid (low 32 bits), objsubid 1.
+            key = sequencer_lock_key(cluster.schema) & (2**64 - 1)
             query = (
                 "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN pg_locks l "
                 "ON l.pid = a.pid WHERE l.locktype = 'advisory' AND l.classid = %s "
-                "AND a.application_name = %s"
+                "AND l.objid = %s AND l.objsubid = 1 AND a.application_name = %s"
             )
-            rows = conn.execute(query, (0x4953, holder[0])).fetchall()
+            rows = conn.execute(query, (key >> 32, key & 0xFFFFFFFF, holder[0])).fetchall()
         else:
             query = (
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s"

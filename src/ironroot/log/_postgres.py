@@ -61,7 +61,7 @@ Replicas (``ironroot serve --replica``, ADR 0009): any process may make entries 
 :meth:`PostgresLogStore.add_pending`, which takes the state row ``FOR SHARE`` so that it never
 adds a pending row beside an entry the sequencer is integrating at that moment. One sequencer
 is elected by ``SequencerLease`` (``log/_postgres_lease.py``): a session-scoped advisory
-lock (class id ``SEQUENCER_LOCK_CLASS``, object id the schema name's hash) plus a lease row in
+lock (a 64-bit key from SHA-256 of the schema name, ``sequencer_lock_key``) plus a lease row in
 ``sequencer_lease`` (id, epoch, holder, expires_at) that the holder renews. The lease table is
 coordination, not log data: it is created on first use (``CREATE TABLE IF NOT EXISTS``, under
 the migration lock) and is outside the schema versions. A candidate that finds the lease

@@ -10,6 +10,8 @@ side of it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 from typing import Any, Final
 
 import psycopg
@@ -28,9 +30,28 @@ from ironroot.log._postgres import (
     refused_connection,
 )
 
-__all__ = ["SEQUENCER_LOCK_CLASS", "SequencerLease"]
+__all__ = ["SEQUENCER_LOCK_CLASS", "SequencerLease", "sequencer_lock_key"]
 
-SEQUENCER_LOCK_CLASS: Final = 0x4953  # "IS": pg_try_advisory_lock(class, hashtext(schema name))
+SEQUENCER_LOCK_CLASS: Final = 0x4953
+"""The class of the election's lock before Ironroot took 64-bit keys: ``(0x4953, hashtext(schema
+name))``, whose 32-bit hash let two schemas share one lock. No longer taken; looked for (held by
+a live lease holder of an older Ironroot) so that a rolling upgrade defers to it."""
+_KEY_DOMAIN: Final = b"ironroot sequencer lock\x00"
+
+_log = logging.getLogger("ironroot.log")
+
+
+def sequencer_lock_key(schema: str) -> int:
+    """The advisory lock key (a signed 64-bit integer, ``pg_try_advisory_lock(bigint)``) of the
+    sequencer of the log in ``schema`` (the schema's name, ``''`` for none): the first 8 bytes
+    of SHA-256 over a domain tag and the name. Advisory locks are per database, so the key
+    needs only tell the database's schemas apart; with 64 bits two of them share a lock (and
+    exclude each other's sequencers) with odds of about n²/2⁶⁵, where ``hashtext``'s 32 bits
+    made it likely for a few ten thousand schemas (and easy to make on purpose)."""
+    digest = hashlib.sha256(_KEY_DOMAIN + schema.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 _LEASE_TABLE: Final = """CREATE TABLE IF NOT EXISTS sequencer_lease (
     id integer PRIMARY KEY CHECK (id = 1),
     epoch bigint NOT NULL,
@@ -80,7 +101,9 @@ class SequencerLease:
         self.lease = lease
         self._timeout = timeout
         self._conn: psycopg.Connection[Any] | None = None
+        self._lock_key = 0  # sequencer_lock_key of the session's schema (set with the session)
         self._table_ready = False
+        self._deferred_to: str | None = None
         self.epoch: int | None = None
         """The epoch this session holds, ``None`` when it holds none."""
 
@@ -92,9 +115,14 @@ class SequencerLease:
             conn = psycopg.Connection.connect(self._dsn, **kwargs)
             try:
                 _configure(conn, self._timeout, self._schema)
+                name = self._schema
+                if name is None:
+                    row = conn.execute("SELECT coalesce(current_schema(), '')").fetchone()
+                    name = "" if row is None else str(row[0])
             except BaseException:
                 conn.close()
                 raise
+            self._lock_key = sequencer_lock_key(name)
             self._conn = conn
         return self._conn
 
@@ -105,10 +133,28 @@ class SequencerLease:
                 self._conn.close()
             self._conn = None
 
-    def _key(self) -> sql.Composable:
+    def _hashtext(self) -> sql.Composable:
+        """The schema's 32-bit key, as the migrations' lock (and older sequencers') take it."""
         return sql.SQL("hashtext(coalesce({}, current_schema(), ''))").format(
             sql.Literal(self._schema)
         )
+
+    def _older_sequencer(self, conn: psycopg.Connection[Any]) -> str | None:
+        """The holder of the lease when it is live and its session holds the election lock of
+        an older Ironroot (``(SEQUENCER_LOCK_CLASS, hashtext(schema))``): a sequencer not yet
+        upgraded, which this one's 64-bit lock does not exclude."""
+        row = conn.execute(
+            sql.SQL(
+                "SELECT s.holder FROM sequencer_lease s "
+                "JOIN pg_stat_activity a ON a.application_name = s.holder "
+                "JOIN pg_locks l ON l.pid = a.pid "
+                "WHERE s.id = 1 AND s.expires_at >= now() AND s.holder <> {} "
+                "AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND l.classid = {}::oid AND l.objid = ({})::oid LIMIT 1"
+            ).format(sql.Literal(self.holder), sql.Literal(SEQUENCER_LOCK_CLASS), self._hashtext())
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def try_acquire(self) -> int | None:
         """Become the sequencer if no live holder is: the new epoch, or ``None``."""
@@ -120,7 +166,7 @@ class SequencerLease:
                 with conn.transaction():
                     conn.execute(
                         sql.SQL("SELECT pg_advisory_xact_lock({}, {})").format(
-                            sql.Literal(MIGRATE_LOCK_CLASS), self._key()
+                            sql.Literal(MIGRATE_LOCK_CLASS), self._hashtext()
                         )
                     )
                     _create_schema(conn, self._schema)
@@ -130,8 +176,8 @@ class SequencerLease:
                         "ON CONFLICT (id) DO NOTHING"
                     )
                 self._table_ready = True
-            lock = sql.SQL("SELECT pg_try_advisory_lock({}, {})").format(
-                sql.Literal(SEQUENCER_LOCK_CLASS), self._key()
+            lock = sql.SQL("SELECT pg_try_advisory_lock({}::bigint)").format(
+                sql.Literal(self._lock_key)
             )
             row = conn.execute(lock).fetchone()
             if not (row and row[0]):
@@ -144,6 +190,19 @@ class SequencerLease:
                 row = conn.execute(lock).fetchone()
                 if not (row and row[0]):
                     return None
+            older = self._older_sequencer(conn)
+            if older is not None:  # a rolling upgrade: wait for the older sequencer to stop
+                conn.execute("SELECT pg_advisory_unlock(%s::bigint)", (self._lock_key,))
+                if older != self._deferred_to:  # said once per older holder
+                    self._deferred_to = older
+                    _log.warning(
+                        "the sequencer lease at %s is held by %s, an older Ironroot (32-bit "
+                        "election lock): not taking over until it stops or its lease expires",
+                        self._where,
+                        older,
+                    )
+                return None
+            self._deferred_to = None
             previous = conn.execute("SELECT holder FROM sequencer_lease WHERE id = 1").fetchone()
             if previous is not None and previous[0] and previous[0] != self.holder:
                 self._end_sessions(conn, str(previous[0]))
