@@ -23,6 +23,7 @@ __all__ = [
     "CertificateExpired",
     "CertificateRevoked",
     "ChainNotTrusted",
+    "ClockSkew",
     "CollateralExpired",
     "ConfigError",
     "Conflict",
@@ -845,6 +846,28 @@ class Overloaded(IronrootError):
         code: str | None = None,
         check: str | None = None,
         retry_after: int = 1,
+    ) -> None:
+        super().__init__(detail, code=code, check=check)
+        self.retry_after = max(1, retry_after)
+
+
+class ClockSkew(IronrootError):
+    """This process's clock is too far behind a time the service already signed (a receipt
+    time stored for the log): it refuses to sign more until the clocks agree, rather than
+    sign a time that goes back or hold one far ahead; retry after ``retry_after`` seconds."""
+
+    code = "clock-skew"
+    title = "Service Unavailable"
+    http_status = 503
+    exit_code = 1
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        code: str | None = None,
+        check: str | None = None,
+        retry_after: int = 30,
     ) -> None:
         super().__init__(detail, code=code, check=check)
         self.retry_after = max(1, retry_after)

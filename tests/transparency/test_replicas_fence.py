@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,6 +34,8 @@ from ironroot.errors import ConfigError, StaleBatch, StorageError, StoreUnavaila
 from ironroot.log import Log, NoteSigner, PostgresLogStore, SequencerLease, StoreBatch
 from ironroot.log._postgres_lease import SEQUENCER_LOCK_CLASS, sequencer_lock_key
 from ironroot.transparency import TransparencyService
+from ironroot.transparency._config import load_config, load_receipt_signers
+from ironroot.transparency._replica import Replica
 from ironroot_pg import admin, fresh_schema, test_dsn
 
 pytestmark = pytest.mark.integration
@@ -493,3 +495,75 @@ def test_a_rolling_upgrade_defers_to_a_live_sequencer_holding_the_older_32_bit_l
             new.release()
     finally:
         older.close()
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for ``condition`` (a deadline against a hang, not a timing assertion)."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never: {what}")
+        time.sleep(0.05)
+
+
+def test_a_replica_whose_clock_is_far_from_the_database_s_does_not_sequence(
+    tmp_path: Path, schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A replica whose clock ran 1000 s ahead was elected like any other and signed receipts
+    1000 s in the future; as receipt times never go back, every later sequencer then signed
+    that time too. A replica now compares its clock with the database server's (the clock
+    every replica shares) before it stands, and while sequencing: beyond ``max_clock_skew``
+    it stays out of the election, says so once, and stands again once the clocks agree."""
+    cluster = Cluster(tmp_path, test_dsn(), schema, count=1)
+    data = cluster.replicas[0].data
+    config = load_config(data)
+    offset = [timedelta(seconds=1000)]
+    replica = Replica(
+        data,
+        config,
+        receipt_signers=load_receipt_signers(config),
+        checkpoint_signers=None,
+        lease=1.5,
+        clock=lambda: datetime.now(UTC) + offset[0],
+    )
+    name = "ironroot.transparency.replica"
+    with caplog.at_level(logging.INFO, logger=name):
+        replica.start()
+        try:
+            _until(
+                lambda: any(r.levelno == logging.ERROR for r in caplog.records if r.name == name),
+                "the clock's error",
+            )
+            errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+            assert len(errors) == 1
+            assert errors[0].startswith("this replica's clock is 10")  # 1000 s, give or take
+            assert errors[0].endswith(
+                " s ahead of the database server's, more than max_clock_skew (300 s): it does "
+                "not sequence until they agree"
+            )
+            assert replica.epoch is None
+            with admin() as conn:
+                row = conn.execute(
+                    "SELECT to_regclass(%s)", (f"{schema}.sequencer_lease",)
+                ).fetchone()
+            assert row == (None,)  # it never stood: no lease table, no epoch taken
+            offset[0] = timedelta(0)
+            _until(lambda: replica.epoch is not None, "elected once the clocks agree")
+            messages = [r.getMessage() for r in caplog.records if r.name == name]
+            assert "this replica's clock agrees with the database's again: it sequences" in (
+                messages
+            )
+            # While it sequences, a clock that leaps far off makes it step down.
+            offset[0] = timedelta(seconds=-1000)
+            _until(lambda: replica.epoch is None, "stepped down")
+        finally:
+            replica.close()
+    messages = [r.getMessage() for r in caplog.records if r.name == name]
+    assert any(m.startswith("stepping down (epoch 1): this clock is off") for m in messages)
+    assert any(
+        m.endswith(
+            " s behind the database server's, more than max_clock_skew (300 s): it does not "
+            "sequence until they agree"
+        )
+        for m in messages
+    )

@@ -8,6 +8,7 @@ timestamp 0), so the receipts are what there is to keep in order."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,9 @@ from _tx_helpers import VENDOR_ISS, write_config
 
 from ironroot.cose import Receipt, create_statement
 from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import ConfigError
 from ironroot.transparency import TransparencyService
+from ironroot.transparency._config import load_config
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 _LOGGER = "ironroot.transparency"
@@ -91,3 +94,98 @@ def test_a_clock_that_steps_back_while_sequencing_does_not_move_receipt_times_ba
         f"this sequencer's clock is 1.5 s behind the latest receipt time stored for the log "
         f"(iat {start + 11}): receipts carry iat {start + 11} until the clock catches up"
     ]
+
+
+def _set_max_clock_skew(data: Path, seconds: object) -> None:
+    path = data / "ironroot.toml"
+    text = path.read_text()
+    path.write_text(
+        text.replace("[transparency]\n", f"[transparency]\nmax_clock_skew = {seconds}\n")
+    )
+
+
+def _wait_for(caplog: pytest.LogCaptureFixture, level: int, fragment: str) -> str:
+    """The first record at ``level`` holding ``fragment``, waiting for the log's writer
+    thread (a deadline against a hang, not a timing assertion)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for record in list(caplog.records):
+            if record.levelno == level and fragment in record.getMessage():
+                return record.getMessage()
+        time.sleep(0.02)
+    raise AssertionError(f"no log line with {fragment!r}")
+
+
+def test_a_sequencer_whose_clock_is_far_behind_the_stored_receipt_time_stops_integrating(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A predecessor whose clock ran 1000 s ahead left receipts with that time; its successor,
+    with a correct clock, signed that same time on every receipt until its clock caught up, a
+    time 1000 s in the future, without saying more than a warning. Beyond ``max_clock_skew``
+    (default 300 s) it now signs nothing: the entry is durable (pending), an error names the
+    skew once, and integration resumes, with a time that has not gone back, once the clock is
+    within the bound."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    ahead = int((T0 + timedelta(seconds=1000)).timestamp())
+    assert _iats(data, vendor, [T0 + timedelta(seconds=1000)], "a") == [ahead]
+    now = [T0]
+    statement = create_statement(vendor, b'{"n": 1}', iss=VENDOR_ISS, sub="pkg:b/1")
+    with (
+        caplog.at_level(logging.WARNING, logger="ironroot"),
+        TransparencyService.open(data, clock=lambda: now[0]) as service,
+    ):
+        ticket = service.submit(statement)
+        ticket.durable.result(30)  # acknowledged: pending, durable
+        error = _wait_for(caplog, logging.ERROR, "max_clock_skew")
+        assert error == (
+            f"the latest receipt time of the log (iat {ahead}) is 1000.0 s ahead of this "
+            "sequencer's clock, more than max_clock_skew (300 s): no receipt is signed "
+            "(entries stay pending) until the clocks agree"
+        )
+        assert not ticket.integrated.done()
+        assert service.receipts(ticket.entry_id) is None
+        now[0] = T0 + timedelta(seconds=800)  # within 300 s of the stored time
+        ticket.integrated.result(60)
+        receipts = service.receipts(ticket.entry_id)
+        assert receipts is not None
+        assert Receipt.parse(receipts[0]).iat == ahead
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR and r.name == _LOGGER]
+    assert len(errors) == 1  # said once, however often the writer retried
+    _wait_for(caplog, logging.WARNING, f"again (iat {ahead}): integration resumes")
+
+
+def test_max_clock_skew_lets_an_operator_accept_the_stored_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The way on when the stored time is far ahead and waiting is not an option: raise
+    ``max_clock_skew`` past the skew; receipts then carry the stored time (never an earlier
+    one) until the clock catches up, with the warning of a clock behind."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    ahead = int((T0 + timedelta(seconds=1000)).timestamp())
+    assert _iats(data, vendor, [T0 + timedelta(seconds=1000)], "a") == [ahead]
+    _set_max_clock_skew(data, 2000)
+    with caplog.at_level(logging.WARNING, logger=_LOGGER):
+        assert _iats(data, vendor, [T0], "b") == [ahead]
+    assert [r.getMessage() for r in caplog.records if r.name == _LOGGER] == [
+        f"this sequencer's clock is 1000.0 s behind the latest receipt time stored for the log "
+        f"(iat {ahead}): receipts carry iat {ahead} until the clock catches up"
+    ]
+
+
+_RANGE = "transparency.max_clock_skew must be between 1 and 31622400 seconds"
+_TYPE = "transparency.max_clock_skew must be a float"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("0.5", _RANGE), ("31622401", _RANGE), ('"300"', _TYPE), ("true", _TYPE)],
+)
+def test_max_clock_skew_out_of_range_is_refused(tmp_path: Path, value: str, message: str) -> None:
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    _set_max_clock_skew(data, value)
+    with pytest.raises(ConfigError) as info:
+        load_config(data)
+    assert info.value.detail == message

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import time
+from collections.abc import Callable
 from typing import Any, Final
 
 import psycopg
@@ -235,6 +237,28 @@ class SequencerLease:
             raise StorageError("the sequencer lease row is missing")
         self.epoch = int(epoch_row[0])
         return self.epoch
+
+    def clock_offset(self, clock: Callable[[], float] = time.time) -> float:
+        """This host's clock (``clock``: seconds since the epoch) minus the database server's,
+        in seconds, read on the election's session (to within half a round trip): a sequencer
+        checks it before standing for election. :class:`StoreUnavailable` when it cannot be
+        read, :class:`ConfigError` (``store-refused``) when the server refuses the session."""
+        try:
+            conn = self._session()
+            before = clock()
+            row = conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
+            after = clock()
+        except psycopg.Error as exc:
+            self._drop()
+            refused = refused_connection(exc, self._where)
+            if refused is not None:
+                raise refused from exc
+            raise StoreUnavailable(
+                f"cannot read the database's clock at {self._where}: {_reason(exc)}"
+            ) from exc
+        if row is None:  # pragma: no cover - a SELECT of one value
+            raise StorageError("the database gave no time")
+        return (before + after) / 2 - float(row[0])
 
     @staticmethod
     def _end_sessions(conn: psycopg.Connection[Any], holder: str) -> None:

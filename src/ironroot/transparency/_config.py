@@ -82,6 +82,10 @@ while the workers check the other): 0.28 of one-core ES256 verifications/s inste
 with the linger alone (docs/transparency.md, "Third round"). It is also the most a batch takes
 unless more than twice as many are queued (``Log._take``): a batch that took every queued
 entry merged the two cohorts back into one ("Eighth round")."""
+_MAX_CLOCK_SKEW: Final = 300.0
+"""Default ``max_clock_skew`` (s): how far the latest receipt time stored for the log may be
+ahead of a sequencer's clock before it refuses to sign (docs/transparency.md, "Receipt times
+never go back")."""
 _CERT_SUFFIXES: Final = frozenset((".pem", ".crt", ".cer", ".der"))
 _log = logging.getLogger("ironroot.transparency")
 
@@ -133,6 +137,9 @@ class TransparencyConfig:
     """How many of them must cosign before a checkpoint is published (0: no witnessing)."""
     witness_timeout: float = 10.0
     witness_ca: Path | None = None
+    max_clock_skew: float = _MAX_CLOCK_SKEW
+    """Seconds the latest stored receipt time may be ahead of the sequencer's clock: within
+    it, receipts carry that time until the clock catches up; beyond it, integration stops."""
     cts_prefix: str = ""
     """``[transparency] cts_prefix``: where the Microsoft CTS API is served ("": nowhere)."""
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -182,6 +189,8 @@ batch_linger = 0.01       # seconds the sequencer waits for more entries to shar
 batch_fill = 32           # queued entries that end that wait at once (and a batch's size, but
                           # for a backlog of more than twice as many, taken up to max_batch)
 max_pending = 65536       # entries waiting for integration before POST /entries answers 503
+max_clock_skew = 300.0    # seconds the latest receipt time may be ahead of the sequencer's
+                          # clock; beyond it integration stops until the clocks agree
 # cts_prefix = "/cts"     # also serve the Microsoft CTS API (pyscitt) under this path
 
 # [[transparency.issuers]]
@@ -282,6 +291,7 @@ _SECTIONS: Final = {
         "batch_linger",
         "batch_fill",
         "max_pending",
+        "max_clock_skew",
         "cts_prefix",
     },
     "log": {
@@ -460,6 +470,9 @@ def load_config(data_dir: Path) -> TransparencyConfig:
     max_pending = _get(tr, "max_pending", int, 65536, "transparency")
     if not 1 <= max_pending <= 10_000_000:
         raise ConfigError("transparency.max_pending must be between 1 and 10000000")
+    max_skew = _get(tr, "max_clock_skew", float, _MAX_CLOCK_SKEW, "transparency")
+    if not 1.0 <= max_skew <= 31_622_400.0:
+        raise ConfigError("transparency.max_clock_skew must be between 1 and 31622400 seconds")
     policy = _get(tr, "policy", str, "", "transparency").strip()
     cts_prefix = _get(tr, "cts_prefix", str, "", "transparency")
     try:
@@ -521,6 +534,7 @@ def load_config(data_dir: Path) -> TransparencyConfig:
         batch_linger=linger,
         batch_fill=fill,
         max_pending=max_pending,
+        max_clock_skew=max_skew,
         keys=dict(raw.get("keys", {})),
         server=ServerLimits.from_table(raw.get("server"), "[server]"),
         _issuer_index={(ik.iss, ik.key.kid): ik.key for ik in issuers},

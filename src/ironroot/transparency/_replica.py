@@ -49,7 +49,8 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
@@ -201,6 +202,7 @@ class Replica:
         receipt_signers: Sequence[Signer],
         checkpoint_signers: Sequence[Signer] | None,
         lease: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         store = config.store
         if store.kind != "postgresql" or store.dsn is None:
@@ -214,6 +216,8 @@ class Replica:
         self._lease = SequencerLease(
             self._dsn, holder=self.holder, schema=store.schema, lease=lease, timeout=lease / 3
         )
+        self._clock = clock
+        self._skewed = False  # the last election found this clock too far from the database's
         self._service: TransparencyService | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ironroot-replica-elector")
@@ -237,7 +241,8 @@ class Replica:
         period = self._lease.lease / 3
         while not self._stop.is_set():
             try:
-                epoch = self._lease.try_acquire()
+                # A clock far from the database's stays out of the election (said once).
+                epoch = self._lease.try_acquire() if self._clock_agrees() else None
             except ConfigError as exc:  # a misconfiguration: standing again cannot cure it
                 _log.error("sequencer election: %s: this replica stops", exc.detail)
                 self.failure = exc
@@ -273,6 +278,7 @@ class Replica:
                 store,
                 receipt_signers=self._receipt_signers,
                 checkpoint_signers=self._checkpoint_signers,
+                clock=self._clock,
             )
         except IronrootError as exc:
             _log.warning("elected (epoch %d) but cannot open the log: %s", epoch, exc.detail)
@@ -296,6 +302,13 @@ class Replica:
                         _log.warning("lost the sequencer lease (epoch %d): stepping down", epoch)
                         return
                     renewed_at = started
+                    try:
+                        agrees = self._clock_agrees()
+                    except IronrootError:  # the database is away: the renewals will say so
+                        agrees = True
+                    if not agrees:
+                        _log.warning("stepping down (epoch %d): this clock is off", epoch)
+                        return
                 try:
                     rows = store.pending(self._config.max_batch)
                 except IronrootError as exc:
@@ -314,6 +327,30 @@ class Replica:
             self._lease.release()
             service.close()
             _log.info("this replica no longer sequences (epoch %d)", epoch)
+
+    def _clock_agrees(self) -> bool:
+        """Whether this host's clock is within ``max_clock_skew`` of the database server's (the
+        one clock every replica shares): a sequencer whose clock is far off would sign receipt
+        times far from now, and one far ahead would hold every later receipt's time up to its
+        own (they never go back). Said once while it lasts, at error level. The lease's
+        errors (:meth:`SequencerLease.clock_offset`) pass through."""
+        bound = self._config.max_clock_skew
+        offset = self._lease.clock_offset(lambda: self._clock().timestamp())
+        if abs(offset) <= bound:
+            if self._skewed:
+                _log.warning("this replica's clock agrees with the database's again: it sequences")
+            self._skewed = False
+            return True
+        if not self._skewed:
+            _log.error(
+                "this replica's clock is %.1f s %s the database server's, more than "
+                "max_clock_skew (%g s): it does not sequence until they agree",
+                abs(offset),
+                "ahead of" if offset > 0 else "behind",
+                bound,
+            )
+        self._skewed = True
+        return False
 
 
 def _vkeys(

@@ -39,7 +39,7 @@ from ironroot.cose import (
     receipt_to_be_signed,
 )
 from ironroot.crypto import PublicKey, Signer, Verifier
-from ironroot.errors import ConfigError, IronrootError, NotFound, StorageError
+from ironroot.errors import ClockSkew, ConfigError, IronrootError, NotFound, StorageError
 from ironroot.http import client_context
 from ironroot.log import Integrated, Log, LogStore, LogView, NoteSigner, Ticket
 from ironroot.log.layout import checkpoint_public_key_path, load_checkpoint_signer
@@ -73,14 +73,25 @@ class _ReceiptBatchSigner:
     The receipts' ``iat`` never goes back: it is the clock's time, or :attr:`floor` (the
     latest ``iat`` stored for the log, then the latest signed here) when the clock is behind
     it, as after a failover to a replica whose clock is late (a warning names the skew once it
-    exceeds a second)."""
+    exceeds a second). When the floor is more than ``max_skew`` seconds ahead of the clock (a
+    predecessor's clock ran far ahead, or this clock was stepped far back), signing the floor
+    would hold every receipt's time at one far from now: it raises :class:`ClockSkew`
+    instead, so the log integrates nothing (its entries stay pending, durable) until the clock
+    catches up (an error names the skew once, and the resumption is logged)."""
 
     def __init__(
-        self, signers: Sequence[Signer], issuer: str, clock: Callable[[], datetime]
+        self,
+        signers: Sequence[Signer],
+        issuer: str,
+        clock: Callable[[], datetime],
+        max_skew: float,
     ) -> None:
         self._signers = tuple(signers)
         self._issuer = issuer
         self._clock = clock
+        self._max_skew = max_skew
+        self.refusal: ClockSkew | None = None
+        """Why this signer refuses to sign now (its clock too far behind the floor), if it does."""
         self.last_size: int | None = None
         self.listeners: list[Callable[[int], None]] = []
         self.floor: int | None = None
@@ -90,6 +101,23 @@ class _ReceiptBatchSigner:
     def _iat(self) -> int:
         now = self._clock().timestamp()
         floor = self.floor
+        if floor is not None and floor - now > self._max_skew:
+            refusal = ClockSkew(
+                f"the latest receipt time of the log (iat {floor}) is {floor - now:.1f} s ahead "
+                f"of this sequencer's clock, more than max_clock_skew ({self._max_skew:g} s): "
+                "no receipt is signed (entries stay pending) until the clocks agree"
+            )
+            if self.refusal is None:
+                _log.error("%s", refusal.detail)
+            self.refusal = refusal
+            raise refusal
+        if self.refusal is not None:
+            self.refusal = None
+            _log.warning(
+                "this sequencer's clock is within max_clock_skew of the latest receipt time "
+                "again (iat %d): integration resumes",
+                floor,
+            )
         behind = floor is not None and now < floor - 1
         if behind and not self._behind and floor is not None:
             _log.warning(
@@ -278,7 +306,9 @@ class TransparencyService:
             note_signers = [NoteSigner(config.origin, s) for s in checkpoint_signers]
         _publish_checkpoint_key(data_dir, note_signers[0])
         known = publish_receipt_keys(data_dir, [_public(s.verifier()) for s in receipt_signers])
-        batch_signer = _ReceiptBatchSigner(receipt_signers, config.service_issuer, now)
+        batch_signer = _ReceiptBatchSigner(
+            receipt_signers, config.service_issuer, now, config.max_clock_skew
+        )
         if store is None:
             store = config.store.open(data_dir)  # SQLite in data_dir, or [log] store's database
         try:
