@@ -33,6 +33,12 @@ there: :class:`~ironroot.errors.ConfigError` with code ``store-privilege``; a co
 refuses, code ``store-refused``: an unknown role or database, a wrong password) stops the replica,
 which ``ironroot serve`` reports and exits 2 on, rather than stand again for ever.
 
+A replica whose clock is more than ``max_clock_skew`` from the database server's (the one
+clock the replicas share) does not stand for election, and a sequencer whose clock leaves that
+bound steps down: a sequencer's clock far ahead would hold every later receipt's ``iat`` at
+its time (receipt times never go back), one far behind would stop integration
+(:class:`~ironroot.errors.ClockSkew`).
+
 All replicas of one service need the same configuration (origin, policy, receipt algorithms)
 and the same service keys, each in its own data directory (or the same HSM keys).
 """
