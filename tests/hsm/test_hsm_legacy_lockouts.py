@@ -76,7 +76,7 @@ def _before_timed_lockouts(sealed: bytes | None, locks: dict[str, int]) -> bytes
     return seal(SECRET, encode_cbor(document))
 
 
-def _old_store(device: DeviceChain, clock: _Clock, locks: dict[str, int]) -> MemoryStorage:
+def _old_store(device: DeviceChain, clock: _Clock, locks: dict[str, int]) -> CrashingStorage:
     """An HSM with an officer, a user and an auditor, its store then as the version before
     timed lockouts left it with ``locks`` (the anchor names its generation: it opens)."""
     storage = CrashingStorage()
@@ -192,7 +192,7 @@ def test_a_crash_while_an_old_lock_is_timed_leaves_it_timed_once(
     clock = _Clock()
     storage = _old_store(device, clock, {OFFICER: _FAILED_LOGINS})
     first = int(clock.now)
-    storage.crash_at = step  # type: ignore[attr-defined]
+    storage.crash_at = step
     with pytest.raises(StorageError, match=f"^power cut at {step}$"):
         _open(storage, clock)
     clock.now += 100
