@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from pathlib import Path
 
 import pytest
 
-from ironroot._fileio import DirectoryLock, read_beneath, read_limited
+from ironroot._fileio import DirectoryLock, read_beneath, read_limited, read_limited_fd
 from ironroot.errors import InputUnavailable, LimitExceeded
 
 
@@ -71,3 +72,20 @@ def test_read_beneath_follows_no_link_and_names_nothing_outside(tmp_path: Path) 
             read_beneath(root, name, 100)
     os.symlink(root, tmp_path / "current")
     assert read_beneath(tmp_path / "current", "a/f", 100) == b"inside"
+
+
+def test_a_sparse_file_over_the_limit_is_refused_from_its_size(tmp_path: Path) -> None:
+    """A regular file says how large it is: one over the limit is refused without a read (a
+    sparse terabyte costs nothing); the descriptor form reads what the caller opened."""
+    path = tmp_path / "huge"
+    path.touch()
+    os.truncate(path, 1 << 40)
+    with pytest.raises(LimitExceeded, match=rf"^{re.escape(str(path))} is larger than 4096 bytes$"):
+        read_limited(path, 4096)
+    fd = os.open(path, os.O_RDONLY)
+    with pytest.raises(LimitExceeded, match=rf"^{re.escape(str(path))} is larger than 4096 bytes$"):
+        read_limited_fd(fd, path, 4096)
+    with pytest.raises(OSError, match="Bad file descriptor"):  # closed on the way out
+        os.fstat(fd)
+    path.write_bytes(b"y" * 4096)
+    assert read_limited_fd(os.open(path, os.O_RDONLY), path, 4096) == b"y" * 4096

@@ -35,6 +35,7 @@ __all__ = [
     "load_each",
     "read_beneath",
     "read_limited",
+    "read_limited_fd",
     "warn_if_exposed",
     "write_atomic",
 ]
@@ -138,6 +139,14 @@ def read_beneath(root: Path, relative: str, limit: int) -> bytes:
     return _read_opened(fd, root / relative, limit)
 
 
+def read_limited_fd(fd: int, path: Path, limit: int) -> bytes:
+    """:func:`read_limited` of a file the caller opened (``fd``, closed here; ``path`` names
+    it in errors): for a caller that checks what it opened first, on the descriptor it reads
+    (the HSM reads only regular files from its directory), so no other file can be swapped in
+    between the check and the read."""
+    return _read_opened(fd, path, limit)
+
+
 def _read_opened(fd: int, path: Path, limit: int) -> bytes:
     """The rest of :func:`read_limited`, on the file it opened (``fd``, closed here)."""
     try:  # before open(): it refuses a directory's descriptor with an IsADirectoryError
@@ -153,6 +162,8 @@ def _read_opened(fd: int, path: Path, limit: int) -> bytes:
         # Ask for what the file holds (not a buffer of ``limit`` bytes); a file that grows
         # meanwhile is read on to the limit.
         size = os.fstat(handle.fileno()).st_size
+        if size > limit:  # a regular file says so without a read (a sparse one costs nothing)
+            raise LimitExceeded(f"{path} is larger than {limit} bytes")
         data = handle.read(min(size, limit) + 1)
         if len(data) > size:
             data += handle.read(limit + 1 - len(data))

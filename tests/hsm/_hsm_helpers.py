@@ -12,7 +12,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import StorageError
 from ironroot.hsm import DeviceIdentity, Hsm, HsmConfig, MemoryStorage, Role, Session
+from ironroot.rot import MemoryCounter
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
 NOW_TS = NOW.timestamp()
@@ -114,3 +116,30 @@ def sessions(hsm: Hsm) -> tuple[Session, Session, Session]:
     hsm.add_identity(officer, USER, Role.USER, USER_PASS)
     hsm.add_identity(officer, AUDITOR, Role.AUDITOR, AUDITOR_PASS)
     return officer, hsm.login(USER, USER_PASS), hsm.login(AUDITOR, AUDITOR_PASS)
+
+
+class CrashingStorage(MemoryStorage):
+    """Raises once at the named step of the next commit, like a power cut there."""
+
+    __slots__ = ("crash_at",)
+
+    def __init__(self, counter: MemoryCounter | None = None) -> None:
+        super().__init__(counter)
+        self.crash_at = ""
+
+    def _maybe(self, step: str) -> None:
+        if self.crash_at == step:
+            self.crash_at = ""
+            raise StorageError(f"power cut at {step}")
+
+    def write_store(self, data: bytes) -> None:
+        super().write_store(data)
+        self._maybe("after-store")
+
+    def write_anchor(self, data: bytes) -> None:
+        super().write_anchor(data)
+        self._maybe("after-anchor")
+
+    def append_audit(self, data: bytes) -> None:
+        super().append_audit(data)
+        self._maybe("after-append")

@@ -18,6 +18,7 @@ from _hsm_helpers import FAST, OFFICER, OFFICER_PASS, SECRET, new_hsm, sessions
 
 from ironroot.errors import HsmErrorState, HsmZeroized, SealedStoreError, StorageError
 from ironroot.hsm import DirectoryStorage, Hsm, KeyType
+from ironroot.hsm._storage import MAX_ANCHOR, MAX_AUDIT, MAX_STORE
 from ironroot.rot import MemoryCounter
 
 PRECIOUS = b"root:x:0:0:root:/root:/bin/sh\n"
@@ -177,3 +178,38 @@ def test_a_directory_only_its_owner_may_write_is_opened_quietly(
     ):
         pass
     assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    ("name", "limit", "what"),
+    [
+        ("keystore.sealed", MAX_STORE, "key store"),
+        ("anchor.sealed", MAX_ANCHOR, "store anchor"),
+        ("audit.jsonl", MAX_AUDIT, "audit log"),
+    ],
+)
+def test_a_huge_file_in_place_of_a_file_is_refused_unread(
+    device: object, tmp_path: Path, name: str, limit: int, what: str
+) -> None:
+    """Was: power-up read the audit log whole, however large (a sparse terabyte planted in
+    its place read until memory ran out), and the store and the anchor to their limit. Now
+    every file of the directory is read within its cap (``read_limited_fd``), and one over it
+    is refused from its size, before a byte is read."""
+    counter = MemoryCounter()
+    with DirectoryStorage(tmp_path / "hsm", counter=counter) as storage:
+        new_hsm(device.identity, storage).close()  # type: ignore[attr-defined]
+    os.truncate(tmp_path / "hsm" / name, limit + 1)  # sparse: nothing is written
+    with (
+        DirectoryStorage(tmp_path / "hsm", counter=counter) as storage,
+        pytest.raises(
+            SealedStoreError,
+            match=rf"^{name} is larger than {limit} bytes, the most the HSM reads of its {what}$",
+        ),
+    ):
+        Hsm.open(storage, SECRET, config=FAST)
+    os.truncate(tmp_path / "hsm" / name, 1 << 40)
+    with (
+        DirectoryStorage(tmp_path / "hsm", counter=counter) as storage,
+        pytest.raises(SealedStoreError, match=rf"^{name} is larger than {limit} bytes"),
+    ):
+        Hsm.open(storage, SECRET, config=FAST)

@@ -21,6 +21,7 @@ from _hsm_helpers import (
     SECRET,
     USER,
     USER_PASS,
+    CrashingStorage,
     DeviceChain,
     new_hsm,
     sessions,
@@ -190,36 +191,9 @@ def test_a_directory_copy_restored_is_refused_against_the_rot_counter(
 # --- crashes in the middle of a commit ----------------------------------------------------------
 
 
-class _CrashingStorage(MemoryStorage):
-    """Raises once at the named step of the next commit, like a power cut there."""
-
-    __slots__ = ("crash_at",)
-
-    def __init__(self, counter: MemoryCounter | None = None) -> None:
-        super().__init__(counter)
-        self.crash_at = ""
-
-    def _maybe(self, step: str) -> None:
-        if self.crash_at == step:
-            self.crash_at = ""
-            raise StorageError(f"power cut at {step}")
-
-    def write_store(self, data: bytes) -> None:
-        super().write_store(data)
-        self._maybe("after-store")
-
-    def write_anchor(self, data: bytes) -> None:
-        super().write_anchor(data)
-        self._maybe("after-anchor")
-
-    def append_audit(self, data: bytes) -> None:
-        super().append_audit(data)
-        self._maybe("after-append")
-
-
 @pytest.mark.parametrize("step", ["after-store", "after-anchor"])
 def test_a_commit_cut_short_powers_up(device: DeviceChain, step: str) -> None:
-    storage = _CrashingStorage()
+    storage = CrashingStorage()
     hsm = new_hsm(device.identity, storage)
     officer, _user, _auditor = sessions(hsm)
     before = storage.counter.value()
@@ -315,7 +289,7 @@ def test_a_rechained_log_is_refused(device: DeviceChain) -> None:
 def test_a_record_rewritten_after_the_anchor_is_caught_by_its_mac(device: DeviceChain) -> None:
     """Records on disk after the last anchor (the process died between the log's fsync and
     the anchor) can be rewritten without touching the anchor's head: the MAC catches them."""
-    storage = _CrashingStorage()
+    storage = CrashingStorage()
     hsm = new_hsm(device.identity, storage)
     officer, user, _auditor = sessions(hsm)
     handle = hsm.generate(officer, KeyType.EC_P256)
@@ -425,7 +399,7 @@ def test_a_failed_write_stops_the_hsm_so_no_two_stores_share_a_generation(
     """A write that fails without a power cut (a full disk, an anchor file made unwritable)
     once left the HSM running: its next commit wrote another store of the generation already
     on disk, and that earlier copy, put back, opened and brought a deleted key back."""
-    storage = _CrashingStorage()
+    storage = CrashingStorage()
     hsm = new_hsm(device.identity, storage)
     officer, _user, _auditor = sessions(hsm)
     handle = hsm.generate(officer, KeyType.AES_256)

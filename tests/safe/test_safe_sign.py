@@ -42,6 +42,7 @@ from ironroot.safe import (
     sign_report,
     verify_report,
 )
+from ironroot.safe._jws import sign_compact_jws
 
 
 def _b64(data: bytes) -> bytes:
@@ -306,12 +307,39 @@ def test_a_cose_report_is_at_most_one_mib() -> None:
         inspect_report(hostile)
     manifest = [{"file_name": f"f{i}", "file_hash": "cd" * 64} for i in range(14_000)]
     big = report_bytes(device__manifest=manifest)
-    cose = sign_report(big, key, KID, format="cose")
+    signing = SafeLimits(max_report_bytes=16 * 1024 * 1024)  # what the cap was for JSON
+    cose = sign_report(big, key, KID, format="cose", limits=signing)
     assert len(cose) > 1024 * 1024
     with pytest.raises(LimitExceeded, match=rf"^COSE report of {len(cose)} bytes exceeds 1048576$"):
         verify_report(cose, keys)
-    # the JSON form of the same report is not a COSE report: JSON and JWS keep 16 MiB
-    assert verify_report(sign_report(big, key, KID), keys).report.device.manifest
+    # the JSON form of the same report is refused at the same cap (it was taken to 16 MiB)
+    jws = sign_report(big, key, KID, limits=signing)
+    with pytest.raises(LimitExceeded, match=r"^JWS of \d+ bytes exceeds the report size limit$"):
+        verify_report(jws, keys)
+
+
+def test_a_json_report_is_at_most_one_mib() -> None:
+    """Was: a JSON report (bare or signed as a JWS) was taken up to 16 MiB, where a COSE report
+    stopped at 1 MiB; 16 MiB of ``[{},{},…]`` parse to some 400 MB of objects. Every form now
+    stops at ``max_report_bytes``, 1 MiB: the published reports are at most 32 KB."""
+    limits = SafeLimits()
+    assert limits.max_report_bytes == limits.cose_cap == 1024 * 1024
+    document = report_bytes()
+    at_cap = document[:-1] + b" " * (limits.max_report_bytes - len(document)) + b"}"
+    assert len(at_cap) == limits.max_report_bytes
+    assert parse_report_json(at_cap).device.vendor  # whitespace: the cap itself is taken
+    over = at_cap[:-1] + b" }"
+    with pytest.raises(LimitExceeded, match=r"^report of 1048577 bytes exceeds 1048576$"):
+        parse_report_json(over)
+    key, keys = provider()
+    with pytest.raises(LimitExceeded, match=r"^report of 1048577 bytes exceeds 1048576$"):
+        sign_report(over, key, KID)
+    signed = sign_compact_jws(over, key, KID)  # the payload as it is, whitespace and all
+    with pytest.raises(LimitExceeded, match=r"^JWS payload of 1048577 bytes exceeds 1048576$"):
+        verify_report(signed, keys)
+    with pytest.raises(LimitExceeded, match=r"^JWS payload of 1048577 bytes exceeds 1048576$"):
+        inspect_report(signed)
+    assert verify_report(sign_compact_jws(at_cap, key, KID), keys).report.device.vendor
 
 
 # --- COSE must reject --------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from ironroot.errors import BadSignature, UnknownIssuer
 from ironroot.safe import (
     ProviderKey,
     ProviderKeys,
+    SafeLimits,
     VerifiedReport,
     parse_report_json,
     parse_sfr_corim,
@@ -318,3 +319,22 @@ def test_cose_report_parsed_directly_equals_verified(folder: Path, providers: Pr
     payload = cbor2.loads(path.read_bytes()).value[2]
     assert parse_sfr_corim(payload) == _verify(path, providers).report
     assert dataclasses.asdict(parse_sfr_corim(payload))["audit"]["methodology"] is None
+
+
+def test_every_real_report_is_well_within_the_report_cap(
+    folder: Path, providers: ProviderKeys
+) -> None:
+    """The 1 MiB cap (``SafeLimits``, every form) leaves every published report room: each
+    JSON body parses and each signed report verifies with the default limits, and the
+    largest of them (32,016 bytes) is under a thirtieth of the cap."""
+    limits = SafeLimits()
+    bodies = sorted(p for p in folder.rglob("*.json") if p.is_file())
+    signed = _signed(folder)
+    assert len(bodies) > 100
+    assert len(signed) > 100
+    for path in bodies:
+        assert parse_report_json(path.read_bytes()).device.product, path
+    for path in signed:
+        assert _verify(path, providers).report.device.vendor, path
+    largest = max(p.stat().st_size for p in (*bodies, *signed))
+    assert largest * 30 < limits.max_report_bytes == limits.cose_cap

@@ -9,9 +9,11 @@ import hmac
 from ironroot.crypto import PublicKey
 from ironroot.errors import Conflict, MalformedInput, SealedStoreError
 from ironroot.hsm._document import decode_store, zero
+from ironroot.hsm._identities import LOCKOUT_TIMED, time_untimed_lockouts
 from ironroot.hsm._model import Session
 from ironroot.hsm._permissions import Permissions
 from ironroot.hsm._release import TrustedVerifier
+from ironroot.hsm._state import PendingRecord
 from ironroot.hsm._storage import check_secret, unseal
 
 __all__ = ["MigrationAndBackup"]
@@ -50,7 +52,8 @@ class MigrationAndBackup(Permissions):
         audit log, its key and the root of trust's counter go on (``restore`` is audited, and
         nothing of the log is rolled back). ``SealedStoreError`` for a backup that does not
         open with this device's sealing secret, ``Conflict`` for another HSM's. Every session
-        ends, the caller's included."""
+        ends, the caller's included. A backup written before timed lockouts has each lock that
+        failed logins set made a timed lockout from now (``_identities``), audited."""
         with self._lock:
             with self._operation(session, "restore"):
                 data = self._check_data(backup, "backup")
@@ -74,5 +77,8 @@ class MigrationAndBackup(Permissions):
                     for name, der in doc.verifiers
                 }
                 self._recipients = dict(doc.recipients)
+            now = self._now()
+            for name in time_untimed_lockouts(self._identities, doc.untimed, self._config, now):
+                self._pending.append(PendingRecord(now, name, LOCKOUT_TIMED, None, "ok"))
             self._sessions.clear()
             self._persist()

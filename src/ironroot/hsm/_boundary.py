@@ -6,8 +6,8 @@ Modelled on an integrated FIPS 140-3 Level 3 module (Azure Integrated HSM):
   (scrypt, RFC 7914, compared in constant time by ``cryptography``) and returns a
   :class:`Session`; every operation takes one, checks the identity's role, and writes an audit
   record whatever the outcome. ``max_failed_logins`` wrong credentials in a row lock the
-  identity; only a crypto officer unlocks it. An unknown identity costs the same scrypt work as
-  a wrong credential.
+  identity out for a while (``_identities``); a crypto officer's lock lasts until an officer
+  unlocks it. An unknown identity costs the same scrypt work as a wrong credential.
 * **Keys generated inside**, reached only through handles. Private and secret material never
   leaves in plaintext: an exportable key leaves wrapped (:meth:`wrap`, or :meth:`release` for a
   key with a release policy), a non-exportable one never; a key derived from a non-exportable
@@ -273,6 +273,7 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
             hsm._generation = counter
             if pending and anchor is not None and anchor.counter == counter + 1:
                 hsm._advance_counter()  # the last commit wrote its anchor, not its increment
+            hsm._time_untimed_lockouts(doc.untimed)  # a store older than timed lockouts
             hsm._record(NO_IDENTITY, "power-up", None, "ok")
 
     def self_test(self, session: Session) -> None:

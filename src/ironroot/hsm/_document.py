@@ -17,9 +17,13 @@ deterministic CBOR map::
 is the audit MAC key (it never leaves the boundary) and ``audit.from`` the first record of the
 log that this HSM wrote (records before it belong to a zeroized predecessor). A version 1 store
 (before verifiers, generations and keyed audit records) is refused with a clear error; a
-version 2 store written before wrap recipients existed has no ``recipients`` and holds none;
-an identity written before timed lockouts has no ``locked_until`` / ``lockouts`` and is not
-locked out (``locked`` is the officer's lock, which no time ends).
+version 2 store written before wrap recipients existed has no ``recipients`` and holds none.
+An identity written before timed lockouts has neither ``locked_until`` nor ``lockouts`` (one
+without the other is refused: no version wrote that), and its ``locked`` is both locks of that
+version: an officer's, and the permanent one that ``max_failed_logins`` wrong credentials set
+(leaving ``failures`` at that count). :attr:`StoreDocument.untimed` names such identities, so
+that the HSM can make a failure-set lock a timed lockout (``_identities``); ``locked`` is
+otherwise the officer's lock, which no time ends.
 
 Secrets the records hold (credential hashes, key material) live in ``bytearray`` so that
 zeroization can overwrite them in place.
@@ -159,6 +163,9 @@ class StoreDocument:
     recipients: tuple[tuple[str, bytes], ...] = ()
     """``(name, SubjectPublicKeyInfo DER)`` of each outside key an officer approved as a
     recipient of wrapped exportable keys."""
+    untimed: frozenset[str] = frozenset()
+    """The identities written before timed lockouts (no ``locked_until``/``lockouts``): not
+    stored, read from the entries' members."""
 
 
 def _key_entry(key: KeyRecord) -> dict[str, object]:
@@ -203,6 +210,16 @@ def _load_identity(entry: Mapping[str, Any]) -> IdentityRecord:
     ident.locked_until = _uint(entry.get("locked_until", 0))
     ident.lockouts = _uint(entry.get("lockouts", 0))
     return ident
+
+
+def _untimed(entry: Mapping[str, Any]) -> bool:
+    """Whether an identity entry was written before timed lockouts (module docs)."""
+    timed = [name in entry for name in ("locked_until", "lockouts")]
+    if timed[0] != timed[1]:
+        raise MalformedInput(
+            "a stored identity has one of locked_until and lockouts without the other"
+        )
+    return not timed[0]
 
 
 def _audit_key(value: object) -> bytearray:
@@ -290,6 +307,7 @@ def decode_store(plaintext: bytes) -> StoreDocument:
             generation=_uint(doc["generation"]),
             verifiers=tuple(_load_verifier(v) for v in doc["verifiers"]),
             recipients=tuple(_load_verifier(v) for v in doc.get("recipients", [])),
+            untimed=frozenset(e["name"] for e in doc["identities"] if _untimed(e)),
         )
     except (KeyError, TypeError, ValueError, OverflowError) as exc:  # int(inf): OverflowError
         raise MalformedInput("the key store document is not well formed") from exc

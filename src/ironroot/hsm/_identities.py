@@ -6,6 +6,16 @@ management (including the lock only an officer lifts).
 A lockout from failed logins is temporary so that whoever can try logins cannot lock out the
 last crypto officer for good (no one would be left to unlock it); while it lasts even the
 right credential gets ``Unauthorized``, the answer a wrong one gets, so guessing stays stopped.
+
+Stores written before timed lockouts kept one flag, ``locked``, for both locks: an officer's,
+and the one ``max_failed_logins`` wrong credentials set for good (leaving ``failures`` at
+that count, since no failure counts while locked; an officer's lock leaves it below, as an
+officer's unlock set it to 0). :func:`time_untimed_lockouts` makes the second a timed lockout
+when such a store is loaded (power-up, or ``restore`` of such a backup): else an identity, the
+last officer too, stayed locked out for good. The HSM audits each one
+(``LOCKOUT_TIMED``) and commits the store at once, through the same commit as every other
+change (a crash before the store is written leaves the old store, which the next power-up
+converts again; one after, a store that power-up rolls forward).
 """
 
 from __future__ import annotations
@@ -19,15 +29,47 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from ironroot.errors import Conflict, IdentityLocked, MalformedInput, NotFound, Unauthorized
 from ironroot.hsm._audit_buffer import NO_IDENTITY
 from ironroot.hsm._document import IdentityRecord, zero
-from ironroot.hsm._model import Role, Session, check_name
+from ironroot.hsm._model import HsmConfig, Role, Session, check_name
 from ironroot.hsm._permissions import Permissions
 from ironroot.hsm._state import PendingRecord
 
-__all__ = ["Identities"]
+__all__ = ["LOCKOUT_TIMED", "Identities", "time_untimed_lockouts"]
 
 MIN_CREDENTIAL: Final = 8
 MAX_CREDENTIAL: Final = 1024
 _DUMMY_SALT: Final = bytes(16)
+LOCKOUT_TIMED: Final = "lockout-timed"
+"""The audit operation of a lock from failed logins, in a store written before timed
+lockouts, made a timed lockout on load (the record's identity is the one locked out)."""
+
+
+def lockout_end(config: HsmConfig, lockouts: int, now: int) -> int:
+    """When the ``lockouts``-th lockout in a row (from 1), starting at ``now``, ends:
+    ``lockout_duration`` doubled for each one before, at most ``max_lockout_duration``."""
+    doubled = config.lockout_duration << min(lockouts - 1, 32)
+    return now + min(doubled, config.max_lockout_duration)
+
+
+def time_untimed_lockouts(
+    identities: dict[str, IdentityRecord], untimed: frozenset[str], config: HsmConfig, now: int
+) -> tuple[str, ...]:
+    """Make each lock that failed logins set in a store written before timed lockouts
+    (``untimed``: those identities) a timed lockout from ``now``, the first of the schedule;
+    returns their names, sorted. Such a lock is ``locked`` with ``failures`` at
+    ``max_failed_logins`` or more; a lock with fewer failures is an officer's and stays.
+    (Under that version an officer's lock of an identity already locked out after failed
+    logins changed nothing, so it reads as the failure-set lock it was.)"""
+    timed = []
+    for name in sorted(untimed):
+        ident = identities.get(name)
+        if ident is None or not ident.locked or ident.failures < config.max_failed_logins:
+            continue
+        ident.locked = False
+        ident.failures = 0
+        ident.lockouts = 1
+        ident.locked_until = lockout_end(config, 1, now)
+        timed.append(name)
+    return tuple(timed)
 
 
 class Identities(Permissions):
@@ -102,12 +144,21 @@ class Identities(Permissions):
 
     def _lock_out(self, ident: IdentityRecord, now: int) -> None:
         """Lock ``ident`` out from ``now`` (its failures start again from 0 when it ends)."""
-        c = self._config
         ident.lockouts += 1
-        duration = min(c.lockout_duration << min(ident.lockouts - 1, 32), c.max_lockout_duration)
-        ident.locked_until = now + duration
+        ident.locked_until = lockout_end(self._config, ident.lockouts, now)
         ident.failures = 0
         self._end_sessions(ident.name)
+
+    def _time_untimed_lockouts(self, untimed: frozenset[str]) -> None:
+        """:func:`time_untimed_lockouts` on the loaded identities; each one audited and the
+        store committed (with the records) before this returns."""
+        now = self._now()
+        timed = time_untimed_lockouts(self._identities, untimed, self._config, now)
+        for name in timed:
+            self._end_sessions(name)
+            self._pending.append(PendingRecord(now, name, LOCKOUT_TIMED, None, "ok"))
+        if timed:
+            self._persist()
 
     def logout(self, session: Session) -> None:
         with self._lock, self._operation(session, "logout"):

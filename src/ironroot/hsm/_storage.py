@@ -38,8 +38,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ironroot._fileio import DirectoryLock, warn_if_exposed, write_atomic
-from ironroot.errors import ConfigError, Conflict, SealedStoreError, StorageError
+from ironroot._fileio import DirectoryLock, read_limited_fd, warn_if_exposed, write_atomic
+from ironroot.errors import ConfigError, Conflict, LimitExceeded, SealedStoreError, StorageError
 from ironroot.rot import MemoryCounter, MonotonicCounter
 
 __all__ = ["DirectoryStorage", "HsmStorage", "MemoryStorage", "seal", "unseal"]
@@ -55,6 +55,10 @@ STORE_FILE: Final = "keystore.sealed"
 AUDIT_FILE: Final = "audit.jsonl"
 ANCHOR_FILE: Final = "anchor.sealed"
 MAX_ANCHOR: Final = 4096
+MAX_AUDIT: Final = 1024 * 1024 * 1024
+"""The largest audit log read (1 GiB, some 3 to 4 million records; what an audit bundle takes
+of it too): it is read whole at power-up, and a larger file there once read until memory ran
+out."""
 LOCK_FILE: Final = "lock"
 
 
@@ -226,31 +230,38 @@ class DirectoryStorage:
     def _fail(self, what: str, exc: OSError) -> StorageError:
         return StorageError(f"cannot {what} in {self._dir}: {exc.strerror or exc}")
 
-    def _read(self, name: str, limit: int | None, what: str) -> bytes | None:
-        """A file of the directory, ``None`` when absent; over ``limit``, ``SealedStoreError``.
+    def _read(self, name: str, limit: int, what: str) -> bytes | None:
+        """A file of the directory, ``None`` when absent; over ``limit`` bytes,
+        ``SealedStoreError`` before it is read (``read_limited_fd``).
 
         Only a regular file is read: it is opened without waiting for a writer and checked
         before any read, so a named pipe (which blocked power-up for ever), a device that
         never ends or a directory in its place is refused at once."""
+        path = self._dir / name
         try:
-            fd = os.open(self._dir / name, os.O_RDONLY | os.O_NONBLOCK)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise self._fail(f"read the {what}", exc) from exc
-        with os.fdopen(fd, "rb") as handle:
-            try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    raise SealedStoreError(
-                        f"{name} is not a regular file: the HSM never writes anything else there"
-                    )
-                os.set_blocking(fd, True)
-                data = handle.read() if limit is None else handle.read(limit + 1)
-            except OSError as exc:
-                raise self._fail(f"read the {what}", exc) from exc
-        if limit is not None and len(data) > limit:
-            raise SealedStoreError(f"the sealed {what} is larger than the limit")
-        return data
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError as exc:
+            os.close(fd)
+            raise self._fail(f"read the {what}", exc) from exc
+        if not regular:
+            os.close(fd)
+            raise SealedStoreError(
+                f"{name} is not a regular file: the HSM never writes anything else there"
+            )
+        try:
+            return read_limited_fd(fd, path, limit)
+        except LimitExceeded as exc:
+            raise SealedStoreError(
+                f"{name} is larger than {limit} bytes, the most the HSM reads of its {what}"
+            ) from exc
+        except OSError as exc:
+            raise self._fail(f"read the {what}", exc) from exc
 
     def read_store(self) -> bytes | None:
         return self._read(STORE_FILE, MAX_STORE, "key store")
@@ -327,4 +338,4 @@ class DirectoryStorage:
             raise self._fail("append to the audit log", exc) from exc
 
     def read_audit(self) -> bytes:
-        return self._read(AUDIT_FILE, None, "audit log") or b""
+        return self._read(AUDIT_FILE, MAX_AUDIT, "audit log") or b""

@@ -64,15 +64,19 @@ __all__ = [
 class SafeLimits:
     """Hard limits for SFR input, held in one place.
 
-    ``max_report_bytes`` bounds a JSON report, a compact JWS or a COSE message (the largest
-    published reports, with source manifests, run to megabytes); ``max_cose_bytes`` a COSE
-    report and its CoRIM payload further (the published reports are at most 32 KB; a CBOR
-    item can be one byte, so 16 MiB of them decode to over a GB of Python objects, 1 MiB to
-    about 75 MB); ``max_manifest`` the files of a source manifest; ``max_issues`` the issues;
-    ``max_text`` any one text member; ``max_depth`` CBOR nesting in the CoRIM form.
+    ``max_report_bytes`` bounds every form of a report: a JSON report (bare, or the payload
+    of a compact JWS, which may be a third larger for its base64url), and with
+    ``max_cose_bytes`` a COSE message and its CoRIM payload (:attr:`cose_cap`). Both are
+    1 MiB: every report OCP publishes, JSON, JWS or COSE, is at most 32 KB (the largest,
+    AMI's Aptio CE review, with 134 files in its source manifest, 31,852 bytes as JSON and
+    32,016 as JWS), and parsed input costs many times its size in Python objects (a CBOR item
+    can be one byte, so 16 MiB of them decode to over a GB; ``[{},{},…]`` JSON some 25
+    times its size). ``max_manifest`` bounds the files of a source manifest; ``max_issues``
+    the issues; ``max_text`` any one text member; ``max_depth`` CBOR nesting in the CoRIM
+    form.
     """
 
-    max_report_bytes: int = 16 * 1024 * 1024
+    max_report_bytes: int = 1024 * 1024
     max_cose_bytes: int = 1024 * 1024
     max_manifest: int = 200_000
     max_issues: int = 4096
