@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import os
 import random
@@ -48,6 +49,7 @@ from ironroot.errors import (
     CertificateExpired,
     ConfigError,
     IronrootError,
+    MalformedCorim,
     UnknownIssuer,
     VerificationFailed,
 )
@@ -568,6 +570,52 @@ def test_signed_corim_outside_its_cwt_exp_and_nbf(
     with pytest.raises(IronrootError) as caught:
         values()
     assert caught.value.code == refused
+    # outside_validity="report" takes a statement refused for its dates alone, its values
+    # carrying the span (exp is exclusive), and still refuses anything else
+    report = functools.partial(
+        reference_values_from_statement,
+        data,
+        service_keys=world.service_keys,
+        vendor_keys={VENDOR_ISS: [world.vendor_key.public_key]},
+        publishers=world.publishers,
+        now=NOW,
+        outside_validity="report",
+    )
+    if refused == "rim-expired":
+        taken = report()
+        assert taken
+        assert not any(v.valid_at(NOW) for v in taken)
+        if 4 in timed:
+            assert all(v.not_after == timed[4] - 1 for v in taken)
+        if 5 in timed:
+            assert all(v.not_before == timed[5] for v in taken)
+    else:
+        with pytest.raises(MalformedCorim) as malformed:
+            report()
+        assert type(malformed.value) is MalformedCorim
+        assert "CWT claim 4 is not an integer" in malformed.value.detail
+
+
+def test_outside_validity_is_report_or_refuse(world: World) -> None:
+    corim = reference_corim(world.bundle(svn=5), vendor=VENDOR_ISS, model=PRODUCT)
+    statement = create_statement(
+        world.vendor_key,
+        corim.encode(),
+        iss=VENDOR_ISS,
+        sub=PRODUCT,
+        content_type=CORIM_CONTENT_TYPE,
+    )
+    data = world.client.register(statement).transparent_statement
+    with pytest.raises(ConfigError) as caught:
+        reference_values_from_statement(
+            data,
+            service_keys=world.service_keys,
+            publishers=world.publishers,
+            now=NOW,
+            outside_validity="ignore",
+        )
+    assert type(caught.value) is ConfigError
+    assert caught.value.detail == 'outside_validity is "refuse" or "report"'
 
 
 def _appraised_at(device: Device, endorsements: Endorsements, at: dt.datetime) -> Appraisal:

@@ -633,3 +633,48 @@ def test_text_a_node_sealed_is_shown_safely(aw: AuditWorld, collected: AuditExpo
     terminal = io.StringIO()
     render_console(report, Console(file=terminal, force_terminal=False))
     assert "\x1b" not in terminal.getvalue()
+
+
+def test_a_node_whose_pfm_dropped_a_recovery_image_is_reported(aw: AuditWorld) -> None:
+    """The update path refuses a PFM that no longer lists a component's recovery image unless
+    the operator names the component; the audit re-verified each active image without the
+    recovery images and passed such a node at every step, though boot could no longer
+    restore that component. Now the component's firmware step fails for it, the others
+    hold."""
+    from ironroot.errors import PolicyRejected
+    from ironroot.platform import COMPONENTS
+
+    world = aw.world
+    (node,) = aw.fleet.add_nodes(1, vendor_ca=aw.ca, now=EXPORTED)
+    listed = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+    listed["host"] = [world.release("host", "2.0")]
+    pfm = world.make_pfm(2, listed)
+    host = world.release("host", "2.0")
+    result = aw.fleet.node(node).update(
+        "host",
+        host.bundle,
+        host.statements,
+        now=EXPORTED,
+        pfm=pfm,
+        pfm_statement=world.log_pfm(pfm),
+        allow_recovery_removal=["host"],
+    )
+    assert result.outcome == "committed"
+    report = check_bundle(aw.export(node), aw.trust())
+    statuses = {s.name: s.status for s in report.steps}
+    assert statuses["pfm"] == "ok"
+    assert {c: statuses[f"firmware:{c}"] for c in COMPONENTS} == {
+        **dict.fromkeys(COMPONENTS, "ok"),
+        "host": "failed",
+    }
+    error = report.step("firmware:host").error
+    assert type(error) is PolicyRejected
+    assert (error.code, error.check) == ("pfm-drops-recovery-image", "firmware:host:pfm")
+    assert error.detail == (
+        "the active PFM no longer allows the host recovery image: host could not be recovered "
+        "(allow_recovery_removal must name it to accept that)"
+    )
+    assert any(
+        "recovery image SHA-384" in line and "still allowed by the PFM" in line
+        for line in report.step("firmware:nic").lines
+    )

@@ -677,3 +677,40 @@ def test_the_scanner_quarantines_on_drift_and_readmits_on_recovery(
     kinds = [e.kind for e in fleet.events(node="node-0002")]
     assert kinds.count("quarantined") == 1
     assert kinds[-1] == "admitted"
+
+
+def test_a_node_whose_device_reference_values_expired_sends_its_evidence_and_is_refused_for_it(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """Under ``expired_manifest = "report"`` (the default) a node's devices are measured
+    against logged reference values that have expired, as its boot runs them: the evidence
+    carries their signed measurements (it used to carry none: ``Platform.measure`` refused
+    ``rim-expired`` first, and the verifier saw only ``device-evidence-missing``). The
+    verifier judges the dates itself, from the logged values, and refuses each device for
+    that reason."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    expired = NOW + dt.timedelta(days=400)  # every 1.0 CoRIM ended at NOW + 365 days
+    nonce, _ = authority.challenge(NOW, client="node-0001", node="node-0001")
+    spkis = {p: PrivateKey.generate(Algorithm.ES384).public_key.to_der() for p in PLANES}
+    evidence = collect_evidence(fleet, "node-0001", nonce=nonce, keys=spkis, now=expired)
+    assert sorted(evidence.devices) == ["gpu", "nic", "nvme"]
+    for m in fleet.node("node-0001").measure(now=expired):
+        assert m.ok
+        assert m.validity is not None
+        assert m.validity.endswith("expired at 2027-06-01T12:00:00+00:00")
+    appraisal = authority.verifier.appraise(
+        "node-0001", evidence, nonce=nonce, keys=spkis, now=expired
+    )
+    assert not appraisal.affirming
+    for device in ("gpu", "nic", "nvme"):
+        assert appraisal.result.submods[device].status is not TrustTier.AFFIRMING
+        executables = appraisal.result.submods[device].trust_vector["executables"]
+        assert executables == AR4SI.UNRECOGNIZED_RUNTIME
+        reasons = [r for r in appraisal.reasons if r.startswith(f"{device}: ")]
+        assert any("(its logged values have expired)" in r for r in reasons), reasons
+    # within the dates the same node's devices affirm
+    nonce, _ = authority.challenge(NOW, client="node-0001", node="node-0001")
+    fresh = collect_evidence(fleet, "node-0001", nonce=nonce, keys=spkis, now=NOW)
+    ok = authority.verifier.appraise("node-0001", fresh, nonce=nonce, keys=spkis, now=NOW)
+    for device in ("gpu", "nic", "nvme"):
+        assert ok.result.submods[device].status is TrustTier.AFFIRMING

@@ -55,7 +55,10 @@ def _hosts(site: Site) -> list[str]:
     return versions
 
 
-_MALFORMED = 'a rollout is {"class": name, "wave_size": int, "nodes": [id], "dry_run": bool}'
+_MALFORMED = (
+    'a rollout is {"class": name, "wave_size": int, "nodes": [id], "dry_run": bool, '
+    '"allow_recovery_removal": [component]}'
+)
 
 # body -> (status, code, detail); each would otherwise be a dry run of class node-7
 _REFUSED: dict[str, tuple[dict[str, Any], tuple[int, str, str]]] = {
@@ -69,6 +72,19 @@ _REFUSED: dict[str, tuple[dict[str, Any], tuple[int, str, str]]] = {
     "a node as a number": ({"nodes": ["node-0001", 2]}, (400, "malformed", _MALFORMED)),
     "dry run as text": ({"dry_run": "yes"}, (400, "malformed", _MALFORMED)),
     "class as a list": ({"class": ["node-7"]}, (400, "malformed", _MALFORMED)),
+    "allow_recovery_removal as text": (
+        {"allow_recovery_removal": "host"},
+        (400, "malformed", _MALFORMED),
+    ),
+    "allow_recovery_removal of no component": (
+        {"allow_recovery_removal": ["host", "bios"]},
+        (
+            400,
+            "config",
+            "allow_recovery_removal names a component: 'bios' is not one of "
+            "bmc, host, nic, gpu, nvme",
+        ),
+    ),
     "wave size 0": ({"wave_size": 0}, (400, "config", "the wave size is 1 or more")),
     "unknown class": ({"class": "node-9"}, (404, "not-found", "no node class 'node-9'")),
     # an empty name is no class, not the fleet's first one

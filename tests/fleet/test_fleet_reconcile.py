@@ -191,3 +191,29 @@ def test_a_node_given_twice_is_refused_as_for_a_rollout(
     with pytest.raises(ConfigError, match="node-0001 is given more than once"):
         reconcile(fleet, now=NOW, nodes=["node-0001", "node-0002", "node-0001"])
     assert [n.node for n in reconcile(fleet, now=NOW, nodes=["node-0002"]).nodes] == ["node-0002"]
+
+
+def test_a_device_matching_expired_reference_values_is_in_sync_with_the_finding_reported(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    """Under ``expired_manifest = "report"`` (the default) a device measured against logged
+    reference values whose dates ended matches them, as its boot runs it: not drift (it runs
+    the desired firmware), the finding beside it (it was ``failed: rim-expired`` before,
+    while the node's boot ran the same device)."""
+    import datetime as dt
+
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    publish(world, ops, fleet)
+    later = NOW + dt.timedelta(days=400)  # every 1.0 CoRIM ended at NOW + 365 days
+    node = reconcile(fleet, now=later, measure=True).node("node-0001")
+    for device in ("nic", "gpu", "nvme"):
+        item = node.item(f"measured:{device}")
+        assert (item.ok, item.code) == (True, None)
+        assert item.detail == (
+            f"reported: the reference values of 'pkg:firmware/acme/{device}' expired at "
+            "2027-06-01T12:00:00+00:00"
+        )
+    assert node.item("measured:nic").to_json()["detail"].startswith("reported: ")
+    assert (
+        reconcile(fleet, now=NOW, measure=True).node("node-0001").item("measured:nic").detail == ""
+    )

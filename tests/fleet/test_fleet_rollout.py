@@ -566,3 +566,104 @@ def test_an_install_that_fails_after_an_earlier_one_committed_reports_the_node_m
     evidence.with_name("evidence.kept").rename(evidence)
     drift = reconcile(fleet, now=NOW).node("node-0001")
     assert [i.item for i in drift.drift] == ["firmware:host"]
+
+
+def _pfm_without_host_1(world: World) -> bytes:
+    """A PFM that lists every 1.0 and 2.0 release but host 1.0: what a node whose host recovers
+    to 1.0 would be left unable to recover to."""
+    listed = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+    listed["host"] = [world.release("host", "2.0")]
+    return world.make_pfm(2, listed)
+
+
+def _recovery_dropping_rollout(
+    world: World, ops: Ops, tmp_path: Path
+) -> tuple[Fleet, ReleaseSet, bytes, bytes]:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    pfm = _pfm_without_host_1(world)
+    pfm_ts = world.log_pfm(pfm)
+    publish(world, ops, fleet, {"host": "2.0"}, pfm=pfm)
+    available = releases(world, fleet)
+    available.add_pfm(pfm, pfm_ts)
+    return fleet, available, pfm, pfm_ts
+
+
+@pytest.mark.parametrize("allowed", [[], ["gpu"]], ids=["none", "another-component"])
+def test_a_rollout_whose_pfm_drops_a_recovery_image_is_refused_unless_the_operator_names_it(
+    world: World, ops: Ops, tmp_path: Path, allowed: list[str]
+) -> None:
+    # The platform's update refused such a PFM unless allow_recovery_removal named the
+    # component, but a rollout passed none: its update was always refused, with no way for
+    # the operator to accept it. Without the opt-in (or naming another component) it stays
+    # refused, before anything is installed.
+    fleet, available, _, _ = _recovery_dropping_rollout(world, ops, tmp_path)
+    report = rollout(fleet, available, now=NOW, allow_recovery_removal=allowed)
+    assert report.stopped_at == "node-0001"
+    (host,) = report.node("node-0001").updates
+    assert (host.component, host.outcome, host.error, host.code, host.check) == (
+        "host",
+        "refused",
+        "PolicyRejected",
+        "pfm-drops-recovery-image",
+        "pfm",
+    )
+    assert host.detail == (
+        "the new PFM no longer allows the host recovery image: host could not be recovered "
+        "(allow_recovery_removal must name it to accept that)"
+    )
+    assert active(fleet, "node-0001", "host") == "1.0"
+
+
+def test_a_rollout_naming_the_component_installs_the_pfm_that_drops_its_recovery_image(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    fleet, available, _, _ = _recovery_dropping_rollout(world, ops, tmp_path)
+    report = rollout(fleet, available, now=NOW, allow_recovery_removal=["host"])
+    assert report.ok, report.to_json()
+    (host,) = report.node("node-0001").updates
+    assert (host.component, host.outcome, host.with_pfm) == ("host", "committed", True)
+    assert active(fleet, "node-0001", "host") == "2.0"
+    pfm = fleet.node("node-0001").state().pfm.image
+    assert pfm is not None
+    assert pfm.svn == 2
+    (event,) = [e for e in fleet.events(limit=1000) if e.kind == "rollout"]
+    assert event.detail["allow_recovery_removal"] == ["host"]
+
+
+def test_a_rollout_refuses_an_allow_recovery_removal_that_names_no_component(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    fleet, available, _, _ = _recovery_dropping_rollout(world, ops, tmp_path)
+    with pytest.raises(ConfigError) as info:
+        rollout(fleet, available, now=NOW, allow_recovery_removal=["hosts"])
+    assert type(info.value) is ConfigError
+    assert "allow_recovery_removal names a component: 'hosts' is not one of" in info.value.detail
+    with pytest.raises(ConfigError, match="a list of component names"):
+        rollout(fleet, available, now=NOW, allow_recovery_removal="host")
+    assert active(fleet, "node-0001", "host") == "1.0"
+
+
+def test_the_rollout_cli_takes_allow_recovery_removal(
+    world: World, ops: Ops, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from ironroot.cli import main
+
+    fleet, _, pfm, pfm_ts = _recovery_dropping_rollout(world, ops, tmp_path)
+    found = tmp_path / "releases"
+    found.mkdir()
+    host = world.release("host", "2.0")
+    (found / "host-2.0.bin").write_bytes(host.bundle)
+    (found / "host-2.0.ts").write_bytes(host.statements[0])
+    (found / "node.pfm").write_bytes(pfm)
+    (found / "node.pfm.ts").write_bytes(pfm_ts)
+    argv = ["fleet", "rollout", "--fleet", str(fleet.directory), "--releases", str(found)]
+    argv += ["--at", NOW.isoformat(), "--json"]
+    assert main([*argv, "--allow-recovery-removal", "gpu"]) == 1
+    out = capsys.readouterr().out
+    (node,) = json.loads(out)["nodes"]
+    assert node["updates"][0]["code"] == "pfm-drops-recovery-image"
+    assert main([*argv, "--allow-recovery-removal", "gpu", "--allow-recovery-removal", "host"]) == 0
+    (node,) = json.loads(capsys.readouterr().out)["nodes"]
+    assert (node["outcome"], node["updates"][0]["outcome"]) == ("updated", "committed")

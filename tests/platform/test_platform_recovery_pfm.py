@@ -158,3 +158,31 @@ def test_the_cli_refuses_then_takes_allow_recovery_removal(
     assert refused["error"]["check"] == "pfm"
     assert main([*update, "--allow-recovery-removal", "host"]) == 0
     assert json.loads(capsys.readouterr().out)["outcome"] == "committed"
+
+
+def test_check_recovery_images_is_the_update_paths_check_on_any_pfm(world: World) -> None:
+    """The audit and the dashboard run the update's recovery check on the PFM in force."""
+    from ironroot.platform import check_recovery_images, verify_pfm
+
+    signed = _pfm_without(world, "host", "1.0")
+    trust = world.trust()
+    pfm = verify_pfm(
+        signed,
+        ecc_keys=trust.ecc_keys,
+        pqc_keys=trust.pqc_keys,
+        vendor_key_hash=world.descriptor_hash,
+    )
+    host_1 = {"host": world.release("host", "1.0").sha384}
+    error = raises_exactly(
+        PolicyRejected,
+        "pfm-drops-recovery-image",
+        lambda: check_recovery_images(pfm, host_1, what="the active PFM"),
+    )
+    assert error.detail.startswith("the active PFM no longer allows the host recovery image")
+    check_recovery_images(pfm, host_1, allow_recovery_removal=["host"])
+    raises_exactly(
+        PolicyRejected,
+        "pfm-drops-recovery-image",
+        lambda: check_recovery_images(pfm, host_1, allow_recovery_removal=["gpu"]),
+    )
+    check_recovery_images(pfm, {"host": world.release("host", "2.0").sha384})

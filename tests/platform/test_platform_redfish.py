@@ -1530,3 +1530,143 @@ def test_many_threads_read_while_an_update_runs(bmc: Bmc) -> None:
         assert _wait(client, response.headers["location"]).status_code == 200
     assert failures == []
     assert bmc.active("nvme") == "2.0"
+
+
+# --- a PFM that drops a recovery image: the operator's per-update opt-in -----------------------
+
+_DROPS_HOST_RECOVERY = (
+    "the new PFM no longer allows the host recovery image: host could not be recovered "
+    "(allow_recovery_removal must name it to accept that)"
+)
+
+
+def _pfm_without_host_1(world: World) -> tuple[bytes, bytes]:
+    """A PFM listing every 1.0 and 2.0 release but host 1.0 (the host's recovery image on a
+    new node), and its logged statement."""
+    from ironroot.platform import COMPONENTS
+
+    listed = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+    listed["host"] = [world.release("host", "2.0")]
+    pfm = world.make_pfm(2, listed)
+    return pfm, world.log_pfm(pfm)
+
+
+def _host_push(
+    bmc: Bmc, pfm: bytes, pfm_ts: bytes, oem: dict[str, Any] | None
+) -> list[tuple[str, tuple[str | None, bytes | str, str]]]:
+    v2 = bmc.world.release("host", "2.0")
+    extra = {} if oem is None else {"Oem": oem}
+    parts = _parts(v2.bundle, v2.statements, targets=[f"{INVENTORY}/host-active"], extra=extra)
+    parts.append(("OemIronrootPfm", ("node.pfm", pfm, "application/cose")))
+    parts.append(("OemIronrootPfmStatement", ("node.pfm.ts", pfm_ts, "application/cose")))
+    return parts
+
+
+def _drops_recovery(response: httpx.Response) -> None:
+    error = _error(response, 400, "VerificationFailed")
+    ours = dict(error["@Message.ExtendedInfo"][0]["Oem"]["Ironroot"])
+    ours.pop("@odata.type")
+    assert ours == {
+        "Check": "pfm",
+        "Code": "pfm-drops-recovery-image",
+        "Detail": _DROPS_HOST_RECOVERY,
+    }
+
+
+@pytest.mark.parametrize(
+    "oem",
+    [None, {"Ironroot": {}}, {"Ironroot": {"AllowRecoveryRemoval": ["gpu"]}}],
+    ids=["no-oem", "no-opt-in", "another-component"],
+)
+def test_a_push_whose_pfm_drops_a_recovery_image_is_refused_without_naming_it(
+    bmc: Bmc, oem: dict[str, Any] | None
+) -> None:
+    pfm, pfm_ts = _pfm_without_host_1(bmc.world)
+    with bmc.client(OPERATOR) as client:
+        _drops_recovery(client.post(PUSH, files=_host_push(bmc, pfm, pfm_ts, oem)))
+    assert bmc.active("host") == "1.0"
+    assert bmc.platform.state().pfm.image.svn == 1  # type: ignore[union-attr]
+
+
+def test_a_push_naming_the_component_installs_a_pfm_that_drops_its_recovery_image(
+    bmc: Bmc,
+) -> None:
+    pfm, pfm_ts = _pfm_without_host_1(bmc.world)
+    oem = {"Ironroot": {"AllowRecoveryRemoval": ["host"]}}
+    with bmc.client(OPERATOR) as client:
+        response = client.post(PUSH, files=_host_push(bmc, pfm, pfm_ts, oem))
+        assert response.status_code == 202, response.text
+        done = _wait(client, response.headers["location"])
+        task = client.get(response.json()["@odata.id"]).json()
+    assert done.status_code == 200, done.text
+    # the opt-in is kept in the task (every account reads it): who accepted what is on record
+    assert json.loads(task["Payload"]["JsonBody"])["Oem"] == oem
+    assert bmc.active("host") == "2.0"
+    assert bmc.platform.state().pfm.image.svn == 2  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("oem", "message_id"),
+    [
+        ({"Ironroot": {"AllowRecoveryRemoval": "host"}}, "PropertyValueTypeError"),
+        ({"Ironroot": {"AllowRecoveryRemoval": ["host", "bios"]}}, "PropertyValueNotInList"),
+        ({"Ironroot": {"AllowRecoveryRemovals": ["host"]}}, "PropertyUnknown"),
+        ({"Acme": {}}, "PropertyUnknown"),
+        ({"Ironroot": ["host"]}, "PropertyValueTypeError"),
+        (["host"], "PropertyValueTypeError"),
+    ],
+)
+def test_a_push_with_a_bad_allow_recovery_removal_is_400(
+    bmc: Bmc, oem: Any, message_id: str
+) -> None:
+    pfm, pfm_ts = _pfm_without_host_1(bmc.world)
+    with bmc.client(OPERATOR) as client:
+        _error(client.post(PUSH, files=_host_push(bmc, pfm, pfm_ts, oem)), 400, message_id)
+    assert bmc.service.tasks.tasks() == []
+    assert bmc.active("host") == "1.0"
+
+
+def _host_simple(
+    bmc: Bmc, files: tuple[str, dict[str, bytes]], allowed: object | None
+) -> dict[str, Any]:
+    base, content = files
+    v2 = bmc.world.release("host", "2.0")
+    pfm, pfm_ts = _pfm_without_host_1(bmc.world)
+    content["host.bin"] = v2.bundle
+    content["host.ts"] = v2.statements[0]
+    content["node.pfm"] = pfm
+    content["node.pfm.ts"] = pfm_ts
+    ours: dict[str, Any] = {
+        "StatementURIs": [f"{base}/host.ts"],
+        "PfmURI": f"{base}/node.pfm",
+        "PfmStatementURI": f"{base}/node.pfm.ts",
+    }
+    if allowed is not None:
+        ours["AllowRecoveryRemoval"] = allowed
+    return {
+        "ImageURI": f"{base}/host.bin",
+        "Targets": [f"{INVENTORY}/host-active"],
+        "Oem": {"Ironroot": ours},
+    }
+
+
+def test_simple_update_takes_allow_recovery_removal_for_the_component_it_names(
+    bmc: Bmc, files: tuple[str, dict[str, bytes]]
+) -> None:
+    with bmc.client(OPERATOR) as client:
+        for allowed in (None, [], ["gpu", "nvme"]):
+            _drops_recovery(client.post(SIMPLE, json=_host_simple(bmc, files, allowed)))
+        assert bmc.active("host") == "1.0"
+        for allowed, message_id in (
+            ("host", "ActionParameterValueTypeError"),
+            (["host", 7], "ActionParameterValueTypeError"),
+            (["Host"], "ActionParameterValueNotInList"),
+        ):
+            _error(client.post(SIMPLE, json=_host_simple(bmc, files, allowed)), 400, message_id)
+        done, task = _simple_update(client, _host_simple(bmc, files, ["host"]))
+    assert done.status_code == 200, done.text
+    assert json.loads(task["Payload"]["JsonBody"])["Oem"]["Ironroot"]["AllowRecoveryRemoval"] == [
+        "host"
+    ]
+    assert bmc.active("host") == "2.0"
+    assert bmc.platform.state().pfm.image.svn == 2  # type: ignore[union-attr]

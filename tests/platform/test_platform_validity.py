@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tests.platform.node_world import NOW, Release, World, make_world, raises_exactly
 
-from ironroot.errors import ConfigError, ManifestExpired
+from ironroot.errors import ConfigError, EndorsementMismatch, ManifestExpired, VerificationFailed
 from ironroot.platform import COMPONENTS, DEVICES, Platform, PlatformTrust
 from scratch import in_memory
 
@@ -225,3 +225,62 @@ def test_expired_reference_values_still_refuse_an_svn_rollback(
     rollback = "the device runs SVN 3, below the logged minimum SVN 4 of 'pkg:firmware/acme/nic'"
     for at in (NOW, LATER):
         assert _devices_report(node, at)["nic"] == (False, "svn-rollback", rollback)
+
+
+# --- 3. the evidence path (Platform.measure) judges the dates as boot does -----------------
+
+
+def test_measure_takes_devices_whose_reference_values_expired_as_boot_does(
+    node: Platform,
+) -> None:
+    """Old behaviour: boot ran the devices and reported the expiry, but ``Platform.measure``
+    (the node's evidence for admission) refused them ``rim-expired`` before any SPDM session,
+    so the node sent no device evidence at all. Now both take them under ``"report"``: the
+    session runs, its signed evidence is there for a verifier, and the finding is reported."""
+    assert node.boot(now=LATER).ok
+    measured = {m.name: m for m in node.measure(now=LATER)}
+    assert sorted(measured) == sorted(DEVICES)
+    for device in DEVICES:
+        m = measured[device]
+        assert (m.ok, m.code, m.detail) == (True, None, "")
+        assert m.evidence
+        assert m.validity == _corim_expired(device)
+        assert m.to_json()["validity"] == _corim_expired(device)
+    assert all(m.validity is None for m in node.measure(now=NOW))
+
+
+def test_measure_with_expired_manifest_refuse_fails_as_boot_holds(
+    world: World, tmp_path: Path, lasting_bmc: tuple[Release, bytes, bytes]
+) -> None:
+    node = _lasting_node(world, tmp_path, lasting_bmc, trust=world.trust(expired_manifest="refuse"))
+    assert node.boot(now=NOW).ok
+    measured = {m.name: m for m in node.measure(now=LATER)}
+    booted = node.boot(now=LATER)
+    for device in DEVICES:
+        m = measured[device]
+        detail = f"the reference values of 'pkg:firmware/acme/{device}' are outside their validity"
+        assert (m.ok, m.code, m.detail, m.validity, m.evidence) == (
+            False,
+            "rim-expired",
+            detail,
+            None,
+            None,
+        )
+        assert type(m.error) is VerificationFailed
+        held = booted.component(device)
+        assert (held.running, held.code, held.detail) == (False, m.code, m.detail)
+
+
+def test_measure_against_expired_reference_values_still_refuses_a_digest_mismatch(
+    world: World, tmp_path: Path
+) -> None:
+    statements = {c: world.release(c, "1.0").statements for c in COMPONENTS}
+    statements["nic"] = (
+        world.release("nic", "1.0").statements[0],
+        world.release("nic", "2.0").statements[1],
+    )
+    node = world.create(tmp_path, statements=statements)
+    nic = next(m for m in node.measure(now=LATER) if m.name == "nic")
+    assert (nic.ok, nic.code, nic.validity) == (False, "measurement-mismatch", None)
+    assert type(nic.error) is EndorsementMismatch
+    assert nic.detail.endswith(" matches no logged reference value of 'pkg:firmware/acme/nic'")

@@ -293,16 +293,19 @@ _CWT_EXP: Final = 4
 _CWT_NBF: Final = 5
 
 
-def _check_cwt_times(claims: Mapping[object, object], now: dt.datetime, sub: str | None) -> None:
+def _check_cwt_times(
+    claims: Mapping[object, object], now: dt.datetime, sub: str | None, *, refuse: bool = True
+) -> None:
     """A signed CoRIM's CWT claims ``exp`` and ``nbf`` (RFC 8392), when present: integers, and
-    ``now`` at or after ``nbf`` and before ``exp`` (``VerificationFailed`` ``rim-expired``)."""
+    (``refuse``) ``now`` at or after ``nbf`` and before ``exp`` (``VerificationFailed``
+    ``rim-expired``)."""
     at = int(now.timestamp())
     for label in (_CWT_EXP, _CWT_NBF):
         value = claims.get(label)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise MalformedCorim(f"the signed CoRIM's CWT claim {label} is not an integer")
     exp, nbf = claims.get(_CWT_EXP), claims.get(_CWT_NBF)
-    if (isinstance(exp, int) and at >= exp) or (isinstance(nbf, int) and at < nbf):
+    if refuse and ((isinstance(exp, int) and at >= exp) or (isinstance(nbf, int) and at < nbf)):
         raise VerificationFailed(
             f"the signature of the reference values of {sub!r} is outside its validity "
             "(CWT exp/nbf)",
@@ -332,11 +335,21 @@ def reference_values_from_statement(
     vendor_keys: Mapping[str, Sequence[Verifier]] | None = None,
     publishers: Sequence[ReferencePublisher] = (),
     now: dt.datetime | None = None,
+    outside_validity: str = "refuse",
 ) -> tuple[ReferenceValue, ...]:
     """The reference values of one Transparent Statement, or the error that refuses it.
 
     ``publishers`` say which issuers may publish for which products (see the module doc):
-    none given, every statement carrying reference values is refused."""
+    none given, every statement carrying reference values is refused. ``now`` with
+    ``outside_validity="refuse"`` (the default) refuses a statement outside its dates
+    (``VerificationFailed`` ``rim-expired``); ``outside_validity="report"`` takes it, every
+    other check made as before, its values carrying their span (``not_before``/``not_after``),
+    so :meth:`ReferenceValue.valid_at` says at ``now`` what was not refused — the platform's
+    boot and measurement under ``expired_manifest = "report"``, and a verifier that names the
+    expiry in its appraisal instead of dropping the values unseen."""
+    if outside_validity not in ("refuse", "report"):
+        raise ConfigError('outside_validity is "refuse" or "report"')
+    dated = now if outside_validity == "refuse" else None  # "report": the values carry them
     if not service_keys:
         raise UnknownIssuer("no transparency service keys are configured: nothing is logged")
     statement = verify_transparent_statement(data, service_keys).statement
@@ -357,16 +370,16 @@ def reference_values_from_statement(
         if window is not None:
             validities.append(window)
         cwt_claims = signed.cwt_claims
-        if now is not None and window is not None and not _within(window, now):
+        if dated is not None and window is not None and not _within(window, dated):
             raise VerificationFailed(
                 f"the signature of the reference values of {sub!r} is outside its validity "
                 "(corim-meta signature-validity)",
                 code="rim-expired",
             )
         if now is not None and signed.cwt_claims is not None:
-            _check_cwt_times(signed.cwt_claims, now, sub)
+            _check_cwt_times(signed.cwt_claims, now, sub, refuse=dated is not None)
     validity = corim.rim_validity
-    if now is not None and validity is not None and not _within(validity, now):
+    if dated is not None and validity is not None and not _within(validity, dated):
         raise VerificationFailed(
             f"the reference values of {sub!r} are outside their validity", code="rim-expired"
         )
@@ -591,6 +604,7 @@ class Endorsements:
         vendor_roots: Iterable[Labelled] = (),
         now: dt.datetime | None = None,
         rim_roots: Sequence[x509.Certificate] | None = None,
+        outside_validity: str = "refuse",
     ) -> Endorsements:
         """Collect endorsements from statement bytes; a statement or vendor root that does not
         load or verify, whatever the error, is left out, logged as a warning and listed in
@@ -600,6 +614,10 @@ class Endorsements:
         ``publishers`` who may publish reference values for which product (none: no one).
         Reference statements that carry a RIM become ``rims`` (:func:`rim_from_statement`,
         under ``rim_roots``, by default NVIDIA's pinned RIM root; they need ``now``).
+        ``outside_validity="report"`` keeps CoRIM reference values outside their dates at
+        ``now`` (:func:`reference_values_from_statement`) instead of leaving them out: the
+        appraisal judges each value's span at its own ``now`` and names the expiry
+        (``… (its logged values have expired)``) where the values would otherwise be unseen.
         """
 
         def values_of(item: _Item) -> tuple[ReferenceValue, ...] | LoggedRim:
@@ -619,6 +637,7 @@ class Endorsements:
                 vendor_keys=vendor_keys,
                 publishers=publishers,
                 now=now,
+                outside_validity=outside_validity,
             )
 
         found, rejected = load_each(

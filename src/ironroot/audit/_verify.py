@@ -35,7 +35,13 @@ export time unless ``at`` is given:
    (``not-active-image``) and passes every update check of
    :func:`ironroot.platform.verify_update` again, under the auditor's trust: signatures,
    revocation, SVN floor, validity, PFM, receipt by a trusted service, issuer, logged digest,
-   SAFE review when required (the error of the failing check, ``check`` naming it).
+   SAFE review when required (the error of the failing check, ``check`` naming it) — with the
+   component's recovery image, as the update path passes it; and the PFM in force still allows
+   that recovery image (:func:`ironroot.platform.check_recovery_images`: ``PolicyRejected``
+   ``pfm-drops-recovery-image``, check ``pfm``): boot restores a slot only from a recovery
+   image the PFM allows, and an update refuses to leave a component without one unless the
+   operator named it (``allow_recovery_removal``), so the audit reports a node left so,
+   whoever accepted it.
 9. ``measured-boot``: the seal's FWIDs, manifest digest and SVN are the BMC image's, and the
    last DPE measurement of the host and each device is its active image
    (``VerificationFailed`` ``not-measured``).
@@ -169,6 +175,7 @@ from ironroot.platform import (
     PFM_CONTENT_TYPE,
     Pfm,
     VerifiedUpdate,
+    check_recovery_images,
     device_measurement_blocks,
     device_references,
     verify_pfm,
@@ -408,6 +415,17 @@ def _active_digest(state: Mapping[str, Any], component: str) -> tuple[bytes, int
     return digest, floor
 
 
+def _recovery_digest(state: Mapping[str, Any], component: str) -> bytes | None:
+    """The SHA-384 the journal names for ``component``'s recovery image; ``None`` if none."""
+    try:
+        entry = state["components"][component]["recovery"]
+        if entry is None:
+            return None
+        return _hex(entry["sha384"], f"the journaled {component} recovery digest", 48)
+    except (KeyError, TypeError) as exc:
+        raise MalformedInput(f"platform/state.json has no {component} recovery entry") from exc
+
+
 def _is_active(ctx: _Context, component: str, data: bytes) -> bytes:
     digest, _floor = _active_digest(ctx.state(), component)
     actual = hashlib.sha384(data).digest()
@@ -628,6 +646,8 @@ def _firmware(ctx: _Context, component: str) -> list[str]:
             active[name] = _active_digest(state, name)[0]
         except MalformedInput:
             continue
+    recovery = _recovery_digest(state, component)
+    recovery_images = {component: recovery} if recovery is not None else {}
     verified = verify_update(
         component,
         image,
@@ -638,8 +658,14 @@ def _firmware(ctx: _Context, component: str) -> list[str]:
         active_pfm=ctx.pfm,
         active_images=active,
         now=ctx.at,
+        recovery_images=recovery_images,
     )
     ctx.verified[component] = verified
+    try:
+        check_recovery_images(ctx.pfm, recovery_images, what="the active PFM")
+    except IronrootError as exc:
+        exc.check = "pfm"
+        raise
     lines = [
         f"{component} {verified.version.version} (SVN {verified.svn}, floor {floor}): signed "
         "by the vendor keys the fuses name, not revoked, within its validity",
@@ -650,6 +676,8 @@ def _firmware(ctx: _Context, component: str) -> list[str]:
     ]
     if verified.reviews:
         lines.append(f"{len(verified.reviews)} SAFE review(s) as required")
+    if recovery is not None:
+        lines.append(f"recovery image SHA-384 {recovery.hex()[:32]}… is still allowed by the PFM")
     return lines
 
 

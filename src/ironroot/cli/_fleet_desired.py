@@ -176,6 +176,14 @@ def register_desired(verbs: Any) -> None:
     roll.add_argument("--node", action="append", help="only this node (repeatable)")
     roll.add_argument("--dry-run", action="store_true", help="plan and report, update nothing")
     roll.add_argument(
+        "--allow-recovery-removal",
+        action="append",
+        default=[],
+        metavar="COMPONENT",
+        help="accept that the desired PFM no longer lists COMPONENT's recovery image, leaving "
+        "it nothing to recover to until an update replaces it (repeat; default: refused)",
+    )
+    roll.add_argument(
         "--inject",
         action="append",
         metavar="NODE=FAULT",
@@ -440,6 +448,7 @@ def _rollout(args: argparse.Namespace) -> int:
         "nodes": args.node,
         "dry_run": args.dry_run,
         "inject": inject,
+        "allow_recovery_removal": args.allow_recovery_removal,
     }
     total = len(args.node) if args.node else len(fleet.node_ids())
     bar = None if args.dry_run else _bar(args, total, "rolling out")

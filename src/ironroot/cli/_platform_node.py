@@ -392,6 +392,7 @@ def _measure(args: argparse.Namespace) -> int:
                 f"  {r.name:5} "
                 + (
                     "matches its logged reference values"
+                    + (f" (reported: {r.validity})" if r.validity else "")
                     if r.ok
                     else f"MISMATCH: {r.code}: {r.detail}"
                 )

@@ -296,22 +296,24 @@ def desired_rollout(fleet: Fleet, releases: Sequence[Path] = ()) -> RolloutTrigg
     """The rollout ``POST /v1/rollouts`` runs: :func:`ironroot.fleet.rollout` of a class (the
     body's ``class``, default the fleet's first) to its desired state in force, with the
     class's own releases and those in the ``releases`` directories
-    (:meth:`ironroot.fleet.ReleaseSet.load`); ``wave_size`` (default 1), ``nodes`` and
-    ``dry_run`` from the body. The trigger's check (:data:`RolloutTrigger`) refuses a body
+    (:meth:`ironroot.fleet.ReleaseSet.load`); ``wave_size`` (default 1), ``nodes``,
+    ``dry_run`` and ``allow_recovery_removal`` (component names, default none) from the body.
+    The trigger's check (:data:`RolloutTrigger`) refuses a body
     with other members or of other types (``MalformedInput``), and whatever
     :func:`~ironroot.fleet.rollout` refuses in its arguments: an unknown class or node
-    (``NotFound``), a wave size under 1, a node given twice or of another class
-    (``ConfigError``)."""
+    (``NotFound``), a wave size under 1, a node given twice or of another class, an
+    ``allow_recovery_removal`` name that is not a component (``ConfigError``)."""
     from ironroot.fleet._rollout import ReleaseSet, rollout, rollout_selection
 
     def trigger(body: Mapping[str, Any]) -> Callable[[dt.datetime], Mapping[str, Any]]:
-        unknown = set(body) - {"class", "wave_size", "nodes", "dry_run"}
+        unknown = set(body) - {"class", "wave_size", "nodes", "dry_run", "allow_recovery_removal"}
         if unknown:
             raise MalformedInput(f"unknown rollout settings: {', '.join(sorted(unknown))}")
         name = body["class"] if "class" in body else fleet.classes()[0]
         wave_size = body.get("wave_size", 1)
         nodes = body.get("nodes")
         dry_run = body.get("dry_run", False)
+        allowed = body.get("allow_recovery_removal", [])
         if (
             not isinstance(name, str)
             or isinstance(wave_size, bool)
@@ -321,11 +323,19 @@ def desired_rollout(fleet: Fleet, releases: Sequence[Path] = ()) -> RolloutTrigg
                 nodes is not None
                 and not (isinstance(nodes, list) and all(isinstance(n, str) for n in nodes))
             )
+            or not (isinstance(allowed, list) and all(isinstance(n, str) for n in allowed))
         ):
             raise MalformedInput(
-                'a rollout is {"class": name, "wave_size": int, "nodes": [id], "dry_run": bool}'
+                'a rollout is {"class": name, "wave_size": int, "nodes": [id], "dry_run": bool, '
+                '"allow_recovery_removal": [component]}'
             )
-        rollout_selection(fleet, node_class=name, wave_size=wave_size, nodes=nodes)
+        rollout_selection(
+            fleet,
+            node_class=name,
+            wave_size=wave_size,
+            nodes=nodes,
+            allow_recovery_removal=allowed,
+        )
 
         def start(now: dt.datetime) -> Mapping[str, Any]:
             found = ReleaseSet.of_class(fleet.node_class(name))
@@ -339,6 +349,7 @@ def desired_rollout(fleet: Fleet, releases: Sequence[Path] = ()) -> RolloutTrigg
                 wave_size=wave_size,
                 nodes=nodes,
                 dry_run=dry_run,
+                allow_recovery_removal=allowed,
             )
             return report.to_json()
 

@@ -89,7 +89,9 @@ class MeasuredImage:
 @dataclass(frozen=True, slots=True)
 class DeviceReading:
     """A fresh SPDM measurement of one device: ``ok`` (else its failure ``code`` and
-    ``detail``), and the FMC and runtime digests it signed."""
+    ``detail``), and the FMC and runtime digests it signed; ``validity``: the finding when it
+    matched reference values outside their dates (``expired_manifest = "report"``,
+    :attr:`ironroot.platform.DeviceMeasurement.validity`)."""
 
     ok: bool
     fmc: bytes | None = None
@@ -97,6 +99,7 @@ class DeviceReading:
     svn: int | None = None
     code: str | None = None
     detail: str = ""
+    validity: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +118,9 @@ class MeasuredState:
 @dataclass(frozen=True, slots=True)
 class DriftItem:
     """One item of one node: what is desired, what was measured and where, whether they
-    agree; a drifted item carries a short ``code`` and a human ``detail``."""
+    agree; a drifted item carries a short ``code`` and a human ``detail``. An item in sync
+    may carry a ``detail`` too: a finding reported beside it (a device matching reference
+    values outside their dates: ``reported: …``)."""
 
     item: str
     source: str
@@ -392,6 +397,7 @@ def compare(desired: DesiredState, measured: MeasuredState) -> tuple[DriftItem, 
                     _digests(reading.fmc, reading.runtime),
                     ok,
                     None if ok else "measurement",
+                    f"reported: {reading.validity}" if reading.validity else "",
                 )
             )
     return tuple(items)
@@ -461,6 +467,7 @@ def measure_node(fleet: Fleet, node_id: str, *, now: dt.datetime, measure: bool)
                 m.svn,
                 m.code,
                 m.detail,
+                m.validity,
             )
     return MeasuredState(
         images=MappingProxyType(images),

@@ -48,6 +48,15 @@ is a bundle whose transparent statements are ``NAME.ts`` and ``NAME.<anything>.t
 ``NAME.pfm`` a signed PFM with its transparent statement ``NAME.pfm.ts``; a statement file
 belongs to the longest bundle name it extends), or added one by one.
 
+``allow_recovery_removal`` names the components whose recovery image the desired PFM may stop
+listing: the operator's explicit acceptance, per component, passed to every preflight check
+and update of the rollout (``allow_recovery_removal`` of
+:meth:`ironroot.platform.Platform.update`). Without it a desired PFM that drops a recovery image
+a node still holds is refused at that node's preflight (``PolicyRejected``
+``pfm-drops-recovery-image``, check ``pfm``), as the platform's own update refuses it; naming
+another component accepts nothing for this one. A name that is not a component is a
+``ConfigError`` before anything is planned. The names are recorded in the ``rollout`` event.
+
 ``inject`` (node -> a fault of :class:`ironroot.platform.Faults`, e.g. ``fail-health``) is
 for drills: that node's updates run with the fault, so a rollout's stop can be rehearsed.
 """
@@ -312,6 +321,19 @@ def _named(ids: Sequence[str]) -> str:
     return shown if len(ids) <= 5 else f"{shown} and {len(ids) - 5} more"
 
 
+def _recovery_removal(names: Sequence[str]) -> tuple[str, ...]:
+    """The components ``allow_recovery_removal`` names, checked (module docs)."""
+    if isinstance(names, str | bytes) or not all(isinstance(n, str) for n in names):
+        raise ConfigError("allow_recovery_removal is a list of component names")
+    unknown = [n for n in names if n not in COMPONENTS]
+    if unknown:
+        raise ConfigError(
+            f"allow_recovery_removal names a component: {unknown[0][:32]!r} is not one of "
+            + ", ".join(COMPONENTS)
+        )
+    return tuple(dict.fromkeys(names))
+
+
 def rollout_selection(
     fleet: Fleet,
     *,
@@ -319,15 +341,18 @@ def rollout_selection(
     wave_size: int = 1,
     nodes: Sequence[str] | None = None,
     inject: Mapping[str, str] | None = None,
+    allow_recovery_removal: Sequence[str] = (),
 ) -> tuple[str, list[NodeRecord]]:
     """The class a rollout with these arguments rolls out and the records of the nodes it
     covers (registry order without ``nodes``, else as given), every argument checked and
     nothing changed: ``ConfigError`` for a wave size under 1, an unknown fault, a node given
-    twice or a node of another class, a fault injected in a node the rollout does not cover;
+    twice or a node of another class, a fault injected in a node the rollout does not cover,
+    an ``allow_recovery_removal`` name that is not a component;
     ``NotFound`` for an unknown class or node. Only ``None`` means the fleet's first class:
     an empty name is a class the fleet does not have, not a default."""
     if isinstance(wave_size, bool) or not isinstance(wave_size, int) or wave_size < 1:
         raise ConfigError("the wave size is 1 or more")
+    _recovery_removal(allow_recovery_removal)
     name = fleet.classes()[0] if node_class is None else node_class
     fleet.node_class(name)  # NotFound for a class the fleet does not have
     for node_id, step in (inject or {}).items():
@@ -364,19 +389,28 @@ def rollout(
     dry_run: bool = False,
     inject: Mapping[str, str] | None = None,
     progress: Callable[[str, str, str | None], None] | None = None,
+    allow_recovery_removal: Sequence[str] = (),
 ) -> RolloutReport:
     """Roll ``node_class`` (default: the fleet's first class) out to its desired state in
     force, in waves of ``wave_size`` (module docs). ``nodes`` limits it to those nodes;
     ``dry_run`` plans and reports without updating; ``progress(event, node, component)`` is
-    called with ``update`` before each update and ``done`` after each node.
+    called with ``update`` before each update and ``done`` after each node;
+    ``allow_recovery_removal`` the components whose recovery image the desired PFM may stop
+    listing (module docs).
 
     Each node in ``nodes`` is given once and is of the class (``ConfigError`` otherwise, an
     unknown one ``NotFound``), checked before anything is planned or updated: a list that
     repeats a node or names one of another class is a mistake of its caller's, refused
     rather than guessed at."""
     name, records = rollout_selection(
-        fleet, node_class=node_class, wave_size=wave_size, nodes=nodes, inject=inject
+        fleet,
+        node_class=node_class,
+        wave_size=wave_size,
+        nodes=nodes,
+        inject=inject,
+        allow_recovery_removal=allow_recovery_removal,
     )
+    allowed = _recovery_removal(allow_recovery_removal)
     store = DesiredStore(fleet)
     desired = store.current(name).state
     faults = dict(inject or {})
@@ -421,7 +455,7 @@ def rollout(
                 outcome[plan.node] = NodeRollout(plan.node, wave, state, updates)
                 continue
             result = _update_node(
-                fleet, releases, plan, desired, wave, now, faults.get(plan.node), progress
+                fleet, releases, plan, desired, wave, now, faults.get(plan.node), progress, allowed
             )
             outcome[plan.node] = result
             if result.outcome == "failed":
@@ -453,6 +487,7 @@ def rollout(
                 "mixed": list(report.mixed),
                 "superseded_by": superseded,
                 "not_reached": list(report.with_outcome("not-reached")),
+                "allow_recovery_removal": list(allowed),
             },
             now=now,
         )
@@ -468,6 +503,7 @@ def _update_node(
     now: dt.datetime,
     fault: str | None,
     progress: Callable[[str, str, str | None], None] | None,
+    allowed: tuple[str, ...],
 ) -> NodeRollout:
     platform = fleet.node(plan.node)
     steps: list[_Step] = []
@@ -479,7 +515,7 @@ def _update_node(
         steps.append(
             _Step(component, version, target.version, bundle, statements, pfm, pfm_statement)
         )
-    refused = _preflight(platform, steps, now)
+    refused = _preflight(platform, steps, now, allowed)
     if refused is not None:
         return _refused_whole(fleet, plan.node, wave, steps, refused, now)
     done: list[ComponentUpdate] = []
@@ -495,6 +531,7 @@ def _update_node(
                 pfm=step.pfm,
                 pfm_statement=step.pfm_statement,
                 faults=Faults(fault) if fault is not None else None,
+                allow_recovery_removal=allowed,
             )
         except IronrootError as exc:
             update = step.outcome("refused", exc)
@@ -553,7 +590,7 @@ class _Step:
 
 
 def _preflight(
-    platform: Platform, steps: Sequence[_Step], now: dt.datetime
+    platform: Platform, steps: Sequence[_Step], now: dt.datetime, allowed: tuple[str, ...]
 ) -> tuple[int, IronrootError] | None:
     """The first of ``steps`` the platform's checks refuse, checked one after another as the
     node would install them and changing nothing (:meth:`Platform.preflight`), with its
@@ -570,6 +607,7 @@ def _preflight(
                 step.statements,
                 pfm=step.pfm,
                 pfm_statement=step.pfm_statement,
+                allow_recovery_removal=allowed,
             )
         except IronrootError as exc:
             return i, exc

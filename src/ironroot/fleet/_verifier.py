@@ -18,6 +18,15 @@ class trust's transparency-service keys, and a publisher allowed for the product
 Reviews count only from the review providers of the class trust's SAFE requirement for the
 BMC (``PlatformTrust.safe["bmc"]``).
 
+Reference values outside their validity dates are kept, with their span
+(``Endorsements.build(..., outside_validity="report")``), not left out: the appraisal judges
+each value at the attestation's time and a component that matches only expired values is
+refused for that reason, ``fmc <digest>… (its logged values have expired)``. This is how the
+verifier sees the finding a node reports when it measures its devices under
+``expired_manifest = "report"`` (the node's evidence then carries the devices' signed
+measurements, :meth:`ironroot.platform.Platform.measure`): from the logged values themselves,
+never from the node's word.
+
 Policies. The RoT quote is appraised with :data:`ironroot.attestation.DEFAULT_POLICY` (trusted
 vendor root and fresh nonce as gates; debug locked; anti-rollback on; the FMC and runtime
 digests on the log; the SVN at least the logged minimum), named ``fleet-node``, where the SAFE
@@ -243,6 +252,11 @@ def class_endorsements(
         publishers=[*bmc_publishers, *device_publishers.values()],
         vendor_roots=[(f"vendor root {n}", r) for n, r in enumerate(vendor_roots)],
         now=now,
+        # Values outside their dates are kept with their span: each appraisal judges them at
+        # its own time and names the expiry, where they would otherwise be dropped unseen (a
+        # node measuring under expired_manifest = "report" sends its evidence; this refuses it
+        # for its reason).
+        outside_validity="report",
     )
     values = list(built.reference_values)
     rot_values = ReferenceValues(

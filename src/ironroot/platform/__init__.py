@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         UPDATE_CHECKS,
         UpdateReport,
         VerifiedUpdate,
+        check_recovery_images,
         check_update,
         verify_update,
     )
@@ -92,6 +93,7 @@ __all__ += [
     "SafeRequirement",
     "UpdateReport",
     "VerifiedUpdate",
+    "check_recovery_images",
     "check_update",
     "pfm_statement",
     "sign_pfm",

@@ -450,7 +450,12 @@ def measure_devices(
 ) -> list[DeviceMeasurement]:
     """Measure every SPDM device over SPDM, as boot does, without booting: what each active
     image reports against the reference values logged for it (signed measurements answering
-    ``nonce`` when given)."""
+    ``nonce`` when given). Reference values outside their dates are judged as boot judges
+    them, under the trust's ``expired_manifest``: ``"report"`` measures the device against
+    them and, when it matches, reports the finding in :attr:`DeviceMeasurement.validity`
+    (its evidence is there for a verifier, which judges the dates itself); ``"refuse"``
+    reports the device failed, ``rim-expired``, as boot holds it in reset."""
+    expired = rot.platform.config.trust.expired_manifest
     assert rot.state is not None
     results: list[DeviceMeasurement] = []
     for name in DEVICES:
@@ -477,13 +482,14 @@ def measure_devices(
                 vendor=info.vendor,
                 model=info.model,
                 now=now,
+                outside_validity=expired,
             )
             device = PlatformDevice.open(rot.platform.directory / "devices", name)
-            results.append(
-                _measure_read(
-                    device, read, root=info.root, references=references, now=now, nonce=nonce
-                )
+            result = _measure_read(
+                device, read, root=info.root, references=references, now=now, nonce=nonce
             )
+            validity = _outside_validity(references, now) if result.ok else None
+            results.append(dataclasses.replace(result, validity=validity) if validity else result)
         except IronrootError as exc:
             results.append(DeviceMeasurement(name, False, exc.code, exc.detail, error=exc))
     return results

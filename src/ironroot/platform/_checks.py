@@ -107,7 +107,14 @@ from ironroot.platform._policy import PlatformTrust
 from ironroot.rot import Fuses
 from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE, Review, reviews_for
 
-__all__ = ["UPDATE_CHECKS", "UpdateReport", "VerifiedUpdate", "check_update", "verify_update"]
+__all__ = [
+    "UPDATE_CHECKS",
+    "UpdateReport",
+    "VerifiedUpdate",
+    "check_recovery_images",
+    "check_update",
+    "verify_update",
+]
 
 UPDATE_CHECKS: Final = ("pfm", "receipt", "issuer", "logged-digest", "safe-review")
 """The names of the platform's checks, in order, after the firmware checks."""
@@ -359,15 +366,9 @@ class _Update:
                     f"the new PFM no longer allows the active {name} image",
                     code="pfm-drops-active-image",
                 )
-        for name, digest in sorted(self.recovery_images.items()):
-            if name in self.allow_recovery_removal:
-                continue
-            if not _lists(new, name, digest):
-                raise PolicyRejected(
-                    f"the new PFM no longer allows the {name} recovery image: {name} could not "
-                    "be recovered (allow_recovery_removal must name it to accept that)",
-                    code="pfm-drops-recovery-image",
-                )
+        check_recovery_images(
+            new, self.recovery_images, allow_recovery_removal=self.allow_recovery_removal
+        )
         return new
 
     def pfm(self) -> str:
@@ -466,6 +467,30 @@ class _Update:
             reviews=self.reviews,
             firmware=firmware,
         )
+
+
+def check_recovery_images(
+    pfm: Pfm,
+    recovery_images: Mapping[str, bytes],
+    *,
+    allow_recovery_removal: Collection[str] = (),
+    what: str = "the new PFM",
+) -> None:
+    """``pfm`` still allows every component's recovery image (``recovery_images``: component
+    → SHA-384), but for the components ``allow_recovery_removal`` names; else
+    ``PolicyRejected`` ``pfm-drops-recovery-image`` naming the component (boot restores a
+    slot only from a recovery image the PFM in force allows). The ``pfm`` check of an update
+    carrying a PFM runs it on the new PFM; an audit of a node runs it on the PFM in force
+    (``what="the active PFM"``), the state such an update leaves."""
+    for name, digest in sorted(recovery_images.items()):
+        if name in allow_recovery_removal:
+            continue
+        if not _lists(pfm, name, digest):
+            raise PolicyRejected(
+                f"{what} no longer allows the {name} recovery image: {name} could not "
+                "be recovered (allow_recovery_removal must name it to accept that)",
+                code="pfm-drops-recovery-image",
+            )
 
 
 def _lists(pfm: Pfm, name: str, digest: bytes) -> bool:

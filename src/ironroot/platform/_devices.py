@@ -71,7 +71,6 @@ without notice (the logged reference values carry no release identity to group t
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import json
@@ -467,21 +466,14 @@ def device_references(
         if not _is_logged_corim(data, number):
             _remember(_NOT_CORIM, digest, None)
             continue
-        read = functools.partial(
-            reference_values_from_statement,
+        fresh = reference_values_from_statement(
             data,
             service_keys=trust_service_keys,
             vendor_keys=vendor_keys,
             publishers=(publisher,),
+            now=now,
+            outside_validity=outside_validity,
         )
-        try:
-            fresh = read(now=now)
-        except VerificationFailed as exc:
-            if not report or exc.code != "rim-expired":
-                raise
-            # Refused for its dates alone: read again without them (receipts, signatures,
-            # publisher all checked again); the values carry their span.
-            fresh = read(now=None)
         if key is not None:
             _remember(_REFERENCES, key, (fresh, _validity(data)))
         values.extend(fresh)
@@ -516,7 +508,10 @@ class DeviceMeasurement:
     index -> lower-case hex), its ``svn``, the SPDM RootHash of its verified chain
     (``root_hash``: SHA-384 of the root certificate, hex) and the session as SPDM evidence
     (:class:`ironroot.spdm.SpdmEvidence` bytes) for a verifier. What the session did not
-    reach is empty or ``None``."""
+    reach is empty or ``None``. ``validity`` is ``None``, or the finding when the device
+    matched reference values outside their validity dates (taken under
+    ``expired_manifest = "report"``: :meth:`ironroot.platform.Platform.measure`), as boot
+    reports it in its ``ComponentBoot.validity``."""
 
     name: str
     ok: bool
@@ -527,6 +522,7 @@ class DeviceMeasurement:
     root_hash: str | None = None
     evidence: bytes | None = field(default=None, repr=False)
     error: IronrootError | None = field(default=None, repr=False, compare=False)
+    validity: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -537,6 +533,7 @@ class DeviceMeasurement:
             "measurements": {str(index): value for index, value in self.measurements.items()},
             "svn": self.svn,
             "root_hash": self.root_hash,
+            "validity": self.validity,
         }
 
 

@@ -32,7 +32,8 @@ privilege the operation needs (Redfish's privilege registry: reads need ``Login`
 * ``UpdateParameters`` (JSON, required): ``{"Targets": [URI]}`` with exactly one target, a
   ``FirmwareInventory`` member of the component (``…/FirmwareInventory/bmc-active``) or
   ``/redfish/v1/Managers/bmc``; optionally ``"@Redfish.OperationApplyTime": "Immediate"`` and
-  ``"ForceUpdate": false`` (the checks are never bypassed);
+  ``"ForceUpdate": false`` (the checks are never bypassed), and
+  ``"Oem": {"Ironroot": {"AllowRecoveryRemoval": [component, …]}}`` (below);
 * ``UpdateFile`` (required): the firmware bundle;
 * ``OemIronrootStatement`` (repeat, up to 16): the bundle's transparent statements (the
   manifest statement with its receipt; for a device its CoRIM; SAFE reviews when required);
@@ -42,9 +43,19 @@ privilege the operation needs (Redfish's privilege registry: reads need ``Login`
 ``POST /redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate`` takes JSON
 ``{"ImageURI": "https://…/bmc-2.0.bin", "Targets": [URI], "TransferProtocol": "HTTPS",
 "Username": …, "Password": …, "Oem": {"Ironroot": {"StatementURIs": [URI, …], "PfmURI": URI,
-"PfmStatementURI": URI}}}``: the service fetches the image and each statement over HTTP(S)
-(``httpx``; the same limits as a push; ``Username``/``Password``, sent as HTTP Basic, only
-to an ``https://`` image), then updates as above.
+"PfmStatementURI": URI, "AllowRecoveryRemoval": [component, …]}}}``: the service fetches the
+image and each statement over HTTP(S) (``httpx``; the same limits as a push;
+``Username``/``Password``, sent as HTTP Basic, only to an ``https://`` image), then updates as
+above.
+
+``AllowRecoveryRemoval`` (either way; default none) names the components whose recovery image
+the update's new PFM may stop listing: the operator's explicit acceptance for this one update,
+as ``platform update --allow-recovery-removal``. Without it such a PFM is refused
+(``VerificationFailed``, ``Check`` ``pfm``, ``Code`` ``pfm-drops-recovery-image``); naming
+another component accepts nothing for this one. It is a request parameter, not a standing
+setting of the node, so each such PFM is accepted by someone with ``ConfigureComponents``, for
+that update, and the acceptance is kept in the task's ``Payload``. A value that is not a list
+of component names is ``400`` (``…ValueTypeError``, ``…ValueNotInList``).
 
 Either way the update runs in a worker thread (never on the event loop) as a task; the request
 is answered once the RoT has verified the image: ``202 Accepted`` with ``Location`` (the task

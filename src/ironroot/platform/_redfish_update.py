@@ -97,6 +97,7 @@ class UpdateRequest:
     statements: tuple[bytes, ...]
     pfm: bytes | None
     pfm_statement: bytes | None
+    allow_recovery_removal: tuple[str, ...] = ()
 
 
 # --- the update path ------------------------------------------------------------------------
@@ -145,6 +146,60 @@ def _target_component(targets: object, where: str, action: str | None) -> str:
             )
         raise refuse("PropertyValueNotInList", target[:200], "Targets", related=f"{where}/Targets")
     return component
+
+
+def _recovery_removal(value: object, where: str, action: str | None) -> tuple[str, ...]:
+    """``Oem/Ironroot/AllowRecoveryRemoval``: the components (names, as in the
+    FirmwareInventory members ``<component>-<role>``) whose recovery image the update's new PFM
+    may stop listing — the operator's explicit acceptance for this update only, as
+    ``platform update --allow-recovery-removal``. Anything but a list of component names is
+    refused (``ActionParameterValueTypeError``/``PropertyValueTypeError`` for the type,
+    ``…ValueNotInList`` for a name that is no component)."""
+    name = "Oem/Ironroot/AllowRecoveryRemoval"
+    related = f"{where}/{name}"
+    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+        shown = json.dumps(value)[:100]
+        if action:
+            raise refuse("ActionParameterValueTypeError", shown, name, action, related=related)
+        raise refuse("PropertyValueTypeError", shown, name, related=related)
+    for component in value:
+        if component not in COMPONENTS:
+            if action:
+                raise refuse(
+                    "ActionParameterValueNotInList", component[:64], name, action, related=related
+                )
+            raise refuse("PropertyValueNotInList", component[:64], name, related=related)
+    return tuple(dict.fromkeys(value))
+
+
+def _multipart_oem(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """``UpdateParameters``' ``Oem``: only ``Oem.Ironroot.AllowRecoveryRemoval``."""
+    if "Oem" not in params:
+        return ()
+    oem = prop(params, "Oem", dict)
+    for vendor in oem:
+        if vendor != "Ironroot":
+            raise refuse(
+                "PropertyUnknown",
+                f"Oem/{vendor[:64]}",
+                related=f"/UpdateParameters/Oem/{vendor[:64]}",
+            )
+    ours = oem.get("Ironroot", {})
+    if not isinstance(ours, dict):
+        raise refuse(
+            "PropertyValueTypeError",
+            json.dumps(ours)[:100],
+            "Oem/Ironroot",
+            related="/UpdateParameters/Oem/Ironroot",
+        )
+    for name in ours:
+        if name != "AllowRecoveryRemoval":
+            raise refuse(
+                "PropertyUnknown",
+                f"Oem/Ironroot/{name[:64]}",
+                related=f"/UpdateParameters/Oem/Ironroot/{name[:64]}",
+            )
+    return _recovery_removal(ours.get("AllowRecoveryRemoval", []), "/UpdateParameters", None)
 
 
 def _closed(body: bytes, content_type: str) -> bool:
@@ -262,7 +317,7 @@ async def multipart_update(
         raise refuse("MalformedJSON") from None
     if not isinstance(params, dict):
         raise refuse("UnrecognizedRequestBody")
-    only(params, ("Targets", "@Redfish.OperationApplyTime", "ForceUpdate"))
+    only(params, ("Targets", "@Redfish.OperationApplyTime", "ForceUpdate", "Oem"))
     apply_time = params.get("@Redfish.OperationApplyTime", "Immediate")
     if apply_time != "Immediate":
         raise refuse(
@@ -281,6 +336,7 @@ async def multipart_update(
     if "Targets" not in params:
         raise refuse("PropertyMissing", "Targets", related="/UpdateParameters/Targets")
     component = _target_component(params["Targets"], "/UpdateParameters", None)
+    allowed = _multipart_oem(params)
     bundle = parts["UpdateFile"][0]
     if not bundle:
         raise Refusal(400, message("MissingOrMalformedPart"), text="the UpdateFile is empty")
@@ -293,6 +349,7 @@ async def multipart_update(
         tuple(statements),
         parts[PFM_PART][0] if PFM_PART in parts else None,
         parts[PFM_STATEMENT_PART][0] if PFM_STATEMENT_PART in parts else None,
+        allowed,
     )
     payload = {
         "HttpOperation": "POST",
@@ -371,6 +428,7 @@ class SimpleUpdatePlan:
     pfm_uri: str | None
     pfm_statement_uri: str | None
     auth: tuple[str, str] | None
+    allow_recovery_removal: tuple[str, ...] = ()
 
     def fetch(self, service: RedfishService) -> UpdateRequest:
         """Fetch the image and the statements (in the worker thread), all within
@@ -461,7 +519,15 @@ class SimpleUpdatePlan:
                 message("ResourceAtUriInUnknownFormat", self.image_uri),
                 text="the image is empty",
             )
-        return UpdateRequest(self.component, self.image_uri, bundle, statements, pfm, pfm_statement)
+        return UpdateRequest(
+            self.component,
+            self.image_uri,
+            bundle,
+            statements,
+            pfm,
+            pfm_statement,
+            self.allow_recovery_removal,
+        )
 
 
 def simple_update_plan(doc: Mapping[str, Any], service: RedfishService) -> SimpleUpdatePlan:
@@ -535,6 +601,7 @@ def simple_update_plan(doc: Mapping[str, Any], service: RedfishService) -> Simpl
             )
     statements: tuple[str, ...] = ()
     pfm_uri = pfm_statement_uri = None
+    allowed: tuple[str, ...] = ()
     if "Oem" in doc:
         oem = prop(doc, "Oem", dict, action=action)
         for vendor in oem:
@@ -555,7 +622,7 @@ def simple_update_plan(doc: Mapping[str, Any], service: RedfishService) -> Simpl
                 related="/Oem/Ironroot",
             )
         for name in ours:
-            if name not in ("StatementURIs", "PfmURI", "PfmStatementURI"):
+            if name not in ("StatementURIs", "PfmURI", "PfmStatementURI", "AllowRecoveryRemoval"):
                 raise refuse(
                     "ActionParameterUnknown",
                     action,
@@ -587,7 +654,11 @@ def simple_update_plan(doc: Mapping[str, Any], service: RedfishService) -> Simpl
             pfm_statement_uri = _fetch_uri(
                 ours["PfmStatementURI"], "Oem/Ironroot/PfmStatementURI", action, service
             )
-    return SimpleUpdatePlan(component, image_uri, statements, pfm_uri, pfm_statement_uri, auth)
+        if "AllowRecoveryRemoval" in ours:
+            allowed = _recovery_removal(ours["AllowRecoveryRemoval"], "", action)
+    return SimpleUpdatePlan(
+        component, image_uri, statements, pfm_uri, pfm_statement_uri, auth, allowed
+    )
 
 
 def _basic_credential(doc: Mapping[str, Any], name: str, action: str) -> str:
@@ -789,6 +860,7 @@ def _run_update(
                 pfm=update.pfm,
                 pfm_statement=update.pfm_statement,
                 progress=progress,
+                allow_recovery_removal=update.allow_recovery_removal,
             )
         except IronrootError as exc:
             refusal = _update_refusal(exc, image, component)

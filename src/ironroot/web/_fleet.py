@@ -14,7 +14,10 @@ pfm            the active PFM verified (:func:`ironroot.platform.verify_pfm`) un
                by a trusted transparency service (``no-receipt``, the receipt's error)
 firmware       every component's active image through every update check again
                (:func:`ironroot.platform.verify_update`: signatures, revocation, SVN floor,
-               PFM, receipt, issuer, SAFE review; ``check`` names the failing one)
+               PFM, receipt, issuer, SAFE review; ``check`` names the failing one), with its
+               recovery image, which the PFM in force must still allow
+               (:func:`ironroot.platform.check_recovery_images`,
+               ``pfm: pfm-drops-recovery-image``)
 dice           the RoT's DICE chains (both algorithms) to a vendor root admission trusts
                (:func:`ironroot.rot.verify_chain`)
 quote          the EAR's ``rot`` submodule: what the verifier found in the node's last quote
@@ -57,7 +60,14 @@ from ironroot.fleet import (
     NodeRecord,
     node_may_receive_keys,
 )
-from ironroot.platform import COMPONENTS, PFM_CONTENT_TYPE, Pfm, verify_pfm, verify_update
+from ironroot.platform import (
+    COMPONENTS,
+    PFM_CONTENT_TYPE,
+    Pfm,
+    check_recovery_images,
+    verify_pfm,
+    verify_update,
+)
 from ironroot.rot import DiceCertificate, Fuses, Lifecycle, parse_certificate, verify_chain
 from ironroot.web._logs import failure
 from ironroot.web._text import utc
@@ -457,6 +467,7 @@ class _Checker:
                 continue
             floor = max(cs.min_svn, self.fuses.svn) if name == "bmc" else cs.min_svn
             statements, _pfm = platform.evidence(image.evidence)
+            recovery = {name: cs.recovery.sha384} if cs.recovery is not None else {}
             try:
                 verified = verify_update(
                     name,
@@ -468,7 +479,13 @@ class _Checker:
                     active_pfm=self.pfm,
                     active_images=active,
                     now=self.now,
+                    recovery_images=recovery,
                 )
+                try:
+                    check_recovery_images(self.pfm, recovery, what="the active PFM")
+                except IronrootError as exc:
+                    exc.check = "pfm"
+                    raise
             except IronrootError as exc:
                 failed = failed or (name, _check_of(exc), exc.detail)
                 details.append(f"{name} {image.version}: {_check_of(exc)}: {exc.detail}")

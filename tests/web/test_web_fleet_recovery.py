@@ -1,0 +1,58 @@
+"""The dashboard's firmware link re-verifies each active image as the update path would, with
+the component's recovery image: a node whose PFM in force no longer allows a recovery image
+(an update the operator let drop it) is shown broken, naming the component."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.fleet.fleet_world import make_fleet
+from tests.platform.node_world import NOW, World, make_world
+
+from ironroot.platform import COMPONENTS
+from ironroot.web._fleet import FleetSource
+
+_DROPPED = (
+    "the active PFM no longer allows the host recovery image: host could not be recovered "
+    "(allow_recovery_removal must name it to accept that)"
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("web-recovery-world")) as w:
+        yield w
+
+
+def test_a_pfm_that_no_longer_allows_a_recovery_image_breaks_the_firmware_link(
+    world: World, tmp_path: Path
+) -> None:
+    # Old behaviour: each active image was verified without its recovery image against the
+    # PFM in force, so the link was green although boot could no longer restore the host.
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    listed = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+    listed["host"] = [world.release("host", "2.0")]
+    pfm = world.make_pfm(2, listed)
+    host = world.release("host", "2.0")
+    result = fleet.node("node-0001").update(
+        "host",
+        host.bundle,
+        host.statements,
+        now=NOW,
+        pfm=pfm,
+        pfm_statement=world.log_pfm(pfm),
+        allow_recovery_removal=["host"],
+    )
+    assert result.outcome == "committed"
+    source = FleetSource(fleet.directory)
+    links = {link.key: link for link in source.chain("node-0001", now=NOW).links}
+    firmware = links["firmware"]
+    assert (firmware.status, firmware.check) == ("fail", "host: pfm")
+    assert firmware.summary == f"host: {_DROPPED}"
+    assert f"host 2.0: pfm: {_DROPPED}" in firmware.details
+    assert links["pfm"].status == "ok"
+    # the other node, whose PFM still allows every recovery image, stays green
+    other = {link.key: link for link in source.chain("node-0002", now=NOW).links}
+    assert other["firmware"].status == "ok"
