@@ -89,3 +89,11 @@ def test_standard_extensions_a_profile_does_not_process_are_refused() -> None:
 def test_unknown_non_critical_extensions_pass() -> None:
     ExtensionProfile.of("test").check(_cert((_opaque("1.2.3.4"), False)))
     ExtensionProfile.of("test").check(_cert())
+
+
+def test_the_dice_profile_is_the_dice_verifiers() -> None:
+    from ironroot.crypto import DICE_EXTENSIONS
+    from ironroot.rot import dice
+
+    oids = (dice.TCB_INFO_OID, dice.MULTI_TCB_INFO_OID, dice.UEID_OID, dice.OPEN_DICE_OID)
+    assert DICE_EXTENSIONS.understood == STANDARD_EXTENSIONS | {o.dotted_string for o in oids}
