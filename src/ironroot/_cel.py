@@ -174,7 +174,7 @@ def _read_names(text: str) -> tuple[set[str], set[str], set[str]]:
             commas[stack[-1]] += 1
     if stack:
         raise _Unread("unbalanced brackets")
-    scopes: list[tuple[int, int, str]] = []  # (first, last) token indexes where a name is bound
+    scopes: dict[int, list[tuple[int, str]]] = {}  # first token index: (last, name) bound there
     binders: set[int] = set()
     for index in range(1, len(tokens) - 4):
         dot, macro, paren, variable, comma = tokens[index : index + 5]
@@ -187,11 +187,15 @@ def _read_names(text: str) -> tuple[set[str], set[str], set[str]]:
             and variable[0] == "name"
             and comma == ("punct", ",")
         ):
-            scopes.append((index + 5, closing[index + 2], variable[1]))
+            scopes.setdefault(index + 5, []).append((closing[index + 2], variable[1]))
             binders.add(index + 3)
     free: set[str] = set()
     bound: set[str] = set()
+    active: list[tuple[int, str]] = []  # the scopes around this token; nested, so a stack
     for index, (kind, value) in enumerate(tokens):
+        while active and active[-1][0] < index:
+            active.pop()
+        active.extend(scopes.get(index, ()))
         if kind != "name" or value in _KEYWORDS or index in binders:
             continue
         after = tokens[index + 1] if index + 1 < len(tokens) else ("", "")
@@ -204,7 +208,7 @@ def _read_names(text: str) -> tuple[set[str], set[str], set[str]]:
             if index >= 2 and _ends_operand(tokens[index - 2]):
                 continue  # a field or a method
             free.add("." + value)  # a leading dot names the context's variable
-        elif any(first <= index <= last and name == value for first, last, name in scopes):
+        elif any(name == value for _, name in active):
             bound.add(value)
         else:
             free.add(value)
