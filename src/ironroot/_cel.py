@@ -1,4 +1,5 @@
-"""What every CEL decision checks of its compiled program: a result that can be a boolean.
+"""What every CEL decision checks of its compiled program: the variables it reads, and a result
+that can be a boolean.
 
 Ironroot's CEL policies (the registration policy, appraisal rules, key release policies) decide
 by their result being ``true``; anything else fails closed when evaluated. A program whose
@@ -6,21 +7,37 @@ result can be known when it is compiled not to be a boolean (``"yes"``, ``1``, `
 would fail every evaluation: it is refused where it is compiled, with the error of the layer
 that compiles it (ADR 0005: policies are compiled once).
 
-What is known then: a program that reads no variable is a constant (the CEL bindings list the
-variables a program reads), and is evaluated once, with no context, to learn its result's type.
+What is known then: a program that reads no variable is a constant, and is evaluated once, with
+no context, to learn its result's type.
 A program that reads variables is not evaluated here (no claims are at hand): its result's
 type is checked at each evaluation, as before. A constant that fails to evaluate (``1/0``) is
 left to the evaluation too, where it fails closed like any error.
+
+**The variables a program reads** (:func:`free_variables`). The CEL bindings list every name
+an expression references (``Program.variables()``), including the iteration variable of a
+comprehension macro: ``x`` in ``[1].all(x, x > 0)``, which the macro binds and the context
+never supplies. CEL's macros are ``all``, ``exists``, ``exists_one`` (``existsOne``) and
+``filter`` with two arguments and ``map`` with two or three, called on a receiver; the first
+argument is a plain name, bound in the other arguments and nowhere else (a nested macro of the
+same name shadows it; ``.name`` always names the context's variable). The bindings give no
+syntax tree, so :func:`free_variables` reads the (already compiled) text: its tokens, the
+brackets of each macro call and the names in them. It answers with the library's list less
+the names that are only ever read inside a macro that binds them, and only when its reading
+agrees with the library's list (every name the library lists was found, every name found free
+is listed); otherwise (syntax it does not read, such as a message literal ``T{f: 1}``) it
+answers with the library's list unchanged, which refuses a policy that needs the macro
+variables rather than admitting one it misread.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, Final
 
 from ironroot.errors import IronrootError
 
-__all__ = ["refuse_non_boolean"]
+__all__ = ["free_variables", "refuse_non_boolean"]
 
 # CEL's names for the types the bindings return, with the article a sentence needs.
 _CEL_TYPES: Final[tuple[tuple[type, str], ...]] = (
@@ -45,8 +62,9 @@ def _cel_type(value: object) -> str:
 
 def refuse_non_boolean(program: Any, what: str, error: type[IronrootError]) -> None:
     """Raise ``error("<what> always evaluates to <a CEL type>, not a boolean")`` when the
-    compiled ``program`` reads no variable and evaluates to anything but a boolean."""
-    if list(program.variables()):
+    compiled ``program`` reads no variable (:func:`free_variables`) and evaluates to anything
+    but a boolean."""
+    if free_variables(program):
         return
     try:
         result = program.execute({})
@@ -54,3 +72,159 @@ def refuse_non_boolean(program: Any, what: str, error: type[IronrootError]) -> N
         return
     if not isinstance(result, bool):
         raise error(f"{what} always evaluates to {_cel_type(result)}, not a boolean")
+
+
+# --- the variables a program reads ------------------------------------------------------------
+
+# The comprehension macros and the argument counts for which each is a macro (any other count
+# is an ordinary function call, whose first argument is an expression).
+_MACROS: Final = {
+    "all": (2,),
+    "exists": (2,),
+    "exists_one": (2,),
+    "existsOne": (2,),
+    "filter": (2,),
+    "map": (2, 3),
+}
+_KEYWORDS: Final = frozenset(("true", "false", "null", "in"))
+_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NUMBER: Final = re.compile(
+    r"0[xX][0-9a-fA-F]+[uU]?|(?:[0-9]+\.[0-9]+|[0-9]+|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[uU]?"
+)
+_STRING_PREFIXES: Final = frozenset(("r", "b", "rb", "br"))
+_OPEN: Final = {"(": ")", "[": "]", "{": "}"}
+
+
+class _Unread(Exception):
+    """The text holds syntax this reading does not follow."""
+
+
+def _skip_string(text: str, start: int, *, raw: bool) -> int:
+    """The index past the string literal whose opening quote is at ``start``."""
+    quote = text[start]
+    delimiter = quote * 3 if text.startswith(quote * 3, start) else quote
+    at = start + len(delimiter)
+    while at < len(text):
+        if not raw and text[at] == "\\":
+            at += 2
+        elif text.startswith(delimiter, at):
+            return at + len(delimiter)
+        else:
+            at += 1
+    raise _Unread("an unterminated string")
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    """``(kind, text)`` of each token: ``name``, ``literal`` (number, string, bytes) or
+    ``punct`` (one character: only brackets, ``.`` and ``,`` matter here)."""
+    out: list[tuple[str, str]] = []
+    at = 0
+    while at < len(text):
+        char = text[at]
+        if char.isspace():
+            at += 1
+        elif text.startswith("//", at):
+            end = text.find("\n", at)
+            at = len(text) if end < 0 else end
+        elif name := _NAME.match(text, at):
+            end = name.end()
+            if end < len(text) and text[end] in "\"'" and name.group().lower() in _STRING_PREFIXES:
+                at = _skip_string(text, end, raw="r" in name.group().lower())
+                out.append(("literal", ""))
+            else:
+                out.append(("name", name.group()))
+                at = end
+        elif char in "\"'":
+            at = _skip_string(text, at, raw=False)
+            out.append(("literal", ""))
+        elif number := _NUMBER.match(text, at):
+            out.append(("literal", number.group()))
+            at = number.end()
+        elif char == "`":
+            raise _Unread("a quoted field name")
+        else:
+            out.append(("punct", char))
+            at += 1
+    return out
+
+
+def _ends_operand(token: tuple[str, str]) -> bool:
+    kind, value = token
+    return (kind == "name" and value != "in") or kind == "literal" or value in (")", "]", "}")
+
+
+def _read_names(text: str) -> tuple[set[str], set[str], set[str]]:
+    """The names ``text`` reads outside any macro binding them, those it reads only inside
+    one, and the macros' iteration variables."""
+    tokens = _tokens(text)
+    closing: dict[int, int] = {}  # the index of each bracket's match
+    commas: dict[int, int] = {}  # the top-level commas inside each "("
+    stack: list[int] = []
+    for index, (kind, value) in enumerate(tokens):
+        if kind != "punct":
+            continue
+        if value in _OPEN:
+            stack.append(index)
+            commas[index] = 0
+        elif value in (")", "]", "}"):
+            if not stack or _OPEN[tokens[stack[-1]][1]] != value:
+                raise _Unread("unbalanced brackets")
+            closing[stack.pop()] = index
+        elif value == "," and stack:
+            commas[stack[-1]] += 1
+    if stack:
+        raise _Unread("unbalanced brackets")
+    scopes: dict[int, list[tuple[int, str]]] = {}  # first token index: (last, name) bound there
+    binders: set[int] = set()
+    for index in range(1, len(tokens) - 4):
+        dot, macro, paren, variable, comma = tokens[index : index + 5]
+        if (
+            dot == ("punct", ".")
+            and _ends_operand(tokens[index - 1])
+            and macro[0] == "name"
+            and commas.get(index + 2, -1) + 1 in _MACROS.get(macro[1], ())
+            and paren == ("punct", "(")
+            and variable[0] == "name"
+            and comma == ("punct", ",")
+        ):
+            scopes.setdefault(index + 5, []).append((closing[index + 2], variable[1]))
+            binders.add(index + 3)
+    free: set[str] = set()
+    bound: set[str] = set()
+    active: list[tuple[int, str]] = []  # the scopes around this token; nested, so a stack
+    for index, (kind, value) in enumerate(tokens):
+        while active and active[-1][0] < index:
+            active.pop()
+        active.extend(scopes.get(index, ()))
+        if kind != "name" or value in _KEYWORDS or index in binders:
+            continue
+        after = tokens[index + 1] if index + 1 < len(tokens) else ("", "")
+        if after == ("punct", "{"):
+            raise _Unread("a message literal")
+        if after == ("punct", "("):
+            continue  # a function or a method
+        before = tokens[index - 1] if index else ("", "")
+        if before == ("punct", "."):
+            if index >= 2 and _ends_operand(tokens[index - 2]):
+                continue  # a field or a method
+            free.add("." + value)  # a leading dot names the context's variable
+        elif any(name == value for _, name in active):
+            bound.add(value)
+        else:
+            free.add(value)
+    return free, bound - free, {tokens[i][1] for i in binders}
+
+
+def free_variables(program: Any) -> frozenset[str]:
+    """The variables the compiled ``program`` reads from its context: the names its CEL
+    bindings list (``program.variables()``) less those a comprehension macro binds wherever
+    they are read (module docs). When the text's reading disagrees with the bindings' list,
+    that list unchanged."""
+    listed = frozenset(program.variables())
+    try:
+        free, bound, binders = _read_names(program.source)
+    except _Unread:
+        return listed
+    if not free <= listed or not listed <= free | bound | binders:
+        return listed
+    return frozenset(free)

@@ -721,3 +721,21 @@ def test_a_rule_that_is_a_constant_non_boolean_is_refused(expression: str, kind:
         AppraisalPolicy.from_mapping({"name": "lab", "rules": [{**rule, "reason": "r"}]})
     assert type(caught.value) is ConfigError
     assert caught.value.detail == f"rule shape always evaluates to {kind}, not a boolean"
+
+
+def test_a_rule_with_a_macro_reads_only_its_free_variables() -> None:
+    rule = {"category": "hardware", "code": 32, "reason": "r"}
+    rules = [
+        {**rule, "name": "all-positive", "expression": "[1, 2].all(svn, svn > 0) && min_svn >= 0"},
+        {**rule, "name": "constant", "expression": "[1].all(x, x > 0)"},
+    ]
+    policy = AppraisalPolicy.from_mapping({"name": "lab", "rules": rules})
+    # svn is the macro's variable, not the context's (which is passed only when read).
+    assert policy.variables == frozenset({"min_svn"})
+    assert policy.evaluate({"min_svn": 1, "svn": {}}) == ()
+    with pytest.raises(ConfigError) as caught:
+        AppraisalPolicy.from_mapping(
+            {"name": "lab", "rules": [{**rule, "name": "m", "expression": "[1].map(x, x)"}]}
+        )
+    assert type(caught.value) is ConfigError
+    assert caught.value.detail == "rule m always evaluates to a list, not a boolean"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+from pathlib import Path
 
 import pytest
 from _cose_helpers import CODE_SIGNING, NOW, Chain, certificate, make_chain, name
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ironroot.cose import SignedStatement, create_statement, verify_did_x509, verify_x5chain
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import CertificateExpired, ChainNotTrusted, MalformedInput
-from x509_extensions import UNKNOWN_OID, with_extension
+from x509_extensions import UNKNOWN, UNKNOWN_OID, resigned, with_extension
 
 
 def fingerprint(cert: x509.Certificate, alg: str = "sha256") -> str:
@@ -322,3 +323,43 @@ def test_a_certificate_with_an_unknown_critical_extension_is_refused(
     with pytest.raises(ChainNotTrusted, match=pattern) as caught:
         verify_x5chain(chain, [root], NOW)
     assert type(caught.value) is ChainNotTrusted
+
+
+_TCB_INFO = x509.UnrecognizedExtension(
+    x509.ObjectIdentifier("2.23.133.5.4.1"), bytes.fromhex("3008800649726f6e726f")
+)  # DiceTcbInfo {vendor "Ironro"}: only the OID matters on this path
+
+
+@pytest.mark.parametrize("where", ["leaf", "intermediate", "both"])
+def test_a_dice_chain_with_a_critical_tcb_info_validates(where: str) -> None:
+    # Refused before: "invalid extension: 2.23.133.5.4.1: certificate contains
+    # unaccounted-for critical extensions" (cryptography knows no DICE extension).
+    root_key, inter_key, leaf_key = (ec.generate_private_key(ec.SECP384R1()) for _ in range(3))
+    root_name, inter_name = name(CN="Test Root"), name(CN="Test DICE CA")
+    root = certificate(root_name, root_name, root_key.public_key(), root_key, ca=True)
+    inter = certificate(inter_name, root_name, inter_key.public_key(), root_key, ca=True)
+    leaf = certificate(name(CN="Alias"), inter_name, leaf_key.public_key(), inter_key, ca=False)
+    if where in ("leaf", "both"):
+        leaf = with_extension(leaf, inter_key, critical=True, extension=_TCB_INFO)
+    if where in ("intermediate", "both"):
+        inter = with_extension(inter, root_key, critical=True, extension=_TCB_INFO)
+    chain = [_der(leaf), _der(inter)]
+    assert verify_x5chain(chain, [root], NOW).raw == leaf_key.public_key()
+    # an unknown critical extension beside it is still refused
+    leaf = resigned(leaf, inter_key, add=[(UNKNOWN, True)])
+    pattern = f"^x5chain does not validate to a trusted root: .*invalid extension: {UNKNOWN_OID}: "
+    with pytest.raises(ChainNotTrusted, match=pattern) as caught:
+        verify_x5chain([_der(leaf), _der(inter)], [root], NOW)
+    assert type(caught.value) is ChainNotTrusted
+
+
+@pytest.mark.vectors
+def test_cerberus_dice_certificates_with_a_critical_tcb_info_validate(vectors: Path) -> None:
+    # Project Cerberus' RIoT certificate and its self-signed root, both with a critical
+    # tcg-dice-TcbInfo: refused before ("unaccounted-for critical extensions").
+    root, riot = (
+        x509.load_pem_x509_certificate((vectors / "cerberus" / f).read_bytes())
+        for f in ("cass-tcbinfo-crit.crt", "ca-tcbinfo-crit.crt")
+    )
+    when = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    assert verify_x5chain([_der(riot)], [root], when).raw == riot.public_key()

@@ -13,6 +13,7 @@ def test_all() -> None:
         [
             "DEFAULT_LMS_PARAMETER_SET",
             "LMS_PARAMETER_SETS",
+            "DICE_EXTENSIONS",
             "STANDARD_EXTENSIONS",
             "Algorithm",
             "ExtensionProfile",

@@ -273,3 +273,102 @@ def test_cel_constants_that_are_booleans_or_fail_at_evaluation_parse(text: str) 
     # A boolean constant is a (trivial) policy; a constant that fails to evaluate fails
     # closed at each release, like any evaluation error; neither is known non-boolean.
     assert parse_release_policy(text).kind == "cel"
+
+
+# --- comprehension macros ---------------------------------------------------------------------
+
+_DEVICES = {"devices": [{"status": "affirming", "svn": 3}, {"status": "affirming", "svn": 5}]}
+_ONE_WARNING = {"devices": [{"status": "affirming", "svn": 3}, {"status": "warning", "svn": 5}]}
+
+
+def _with(extra: dict[str, Any]) -> ReleaseContext:
+    return ReleaseContext(claims={**CLAIMS, **extra}, authorities=frozenset((AUTH,)))
+
+
+@pytest.mark.parametrize(
+    ("text", "holds", "fails"),
+    [
+        ("([1].all(x, x > 0))", {}, None),  # "[" starts the Azure grammar
+        ('claims.devices.all(d, d.status == "affirming")', _DEVICES, _ONE_WARNING),
+        ('claims.devices.exists(d, d.status == "warning")', _ONE_WARNING, _DEVICES),
+        ('claims.devices.exists_one(d, d.status == "warning")', _ONE_WARNING, _DEVICES),
+        ('claims.devices.filter(d, d.status == "affirming").size() == 2', _DEVICES, _ONE_WARNING),
+        ("claims.devices.map(d, d.svn) == [3, 5]", _DEVICES, {"devices": [{"svn": 4}]}),
+        (
+            'claims.devices.map(d, d.status == "affirming", d.svn).all(s, s >= 3)',
+            _DEVICES,
+            {"devices": [{"status": "affirming", "svn": 2}]},
+        ),
+        # nested macros, the inner one reading the outer one's variable
+        (
+            "claims.groups.all(g, g.svns.exists(s, s >= g.floor))",
+            {"groups": [{"floor": 2, "svns": [1, 2]}, {"floor": 0, "svns": [0]}]},
+            {"groups": [{"floor": 2, "svns": [1, 2]}, {"floor": 3, "svns": [0]}]},
+        ),
+        # a macro variable named as a top-level variable shadows it inside the macro
+        ("claims.devices.all(status, status.svn > 2) && status == 'affirming'", _DEVICES, None),
+        ("claims.devices.all(claims, claims.svn > 2)", _DEVICES, _ONE_WARNING | {"devices": [{}]}),
+        # two macros binding the same name, one after the other
+        ("([1].all(x, x == 1) && [2].exists(x, x == 2))", {}, None),
+    ],
+)
+def test_cel_comprehension_macros_compile_and_decide(
+    text: str, holds: dict[str, Any], fails: dict[str, Any] | None
+) -> None:
+    # Refused before: their iteration variable counted as an unknown variable.
+    policy = parse_release_policy(text)
+    assert isinstance(policy, CelReleasePolicy)
+    assert passes(text, _with(holds))
+    if fails is not None:
+        assert not passes(text, _with(fails))
+
+
+def test_a_false_macro_policy_denies_with_policy_claims() -> None:
+    policy = parse_release_policy("([1, -1].all(x, x > 0))")
+    with pytest.raises(ReleaseDenied) as info:
+        policy.evaluate(CONTEXT)
+    assert info.type is ReleaseDenied
+    assert info.value.code == "policy-claims"
+    assert "does not satisfy the key's release policy" in info.value.detail
+
+
+@pytest.mark.parametrize(
+    ("text", "unknown"),
+    [
+        ("claim.x == 1", "claim"),  # a typo outside any macro, as before
+        ('claims.devices.all(d, d.status == "affirming" && clams.x)', "clams"),  # inside
+        ("claims.devices.all(d, e.svn > 2)", "e"),  # a name no macro binds
+        ('claims.devices.all(d, d.svn > 2) && d.status == "affirming"', "d"),  # out of scope
+        ("claims.devices.map(d, d.svn).all(s, s > d)", "d"),  # the next macro's, not its own
+        ("claims.devices.all(d, d.x.all(e, e)) && e", "e"),
+        ("claims.devices.all(claims, .claim)", ".claim"),  # a leading dot never names it
+        ("claims.devices.all(d, true, d)", "d"),  # three arguments: a function, not the macro
+    ],
+)
+def test_cel_names_that_no_macro_binds_where_they_are_read_are_refused(
+    text: str, unknown: str
+) -> None:
+    with pytest.raises(InvalidReleasePolicy) as info:
+        parse_release_policy(text)
+    assert info.type is InvalidReleasePolicy
+    assert info.value.detail.startswith(
+        f"the release policy names unknown variables: {unknown} (known: authority, claims,"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("([1, 2].map(x, x * 2))", "a list"),
+        ("([1, 2].filter(x, x > 1))", "a list"),
+        ("([1].all(x, x > 0) ? 'yes' : 'no')", "a string"),
+    ],
+)
+def test_cel_macro_constants_that_are_not_booleans_are_refused_at_load(
+    text: str, kind: str
+) -> None:
+    # Before, the macro's variable made them look as if they read claims.
+    with pytest.raises(InvalidReleasePolicy) as info:
+        parse_release_policy(text)
+    assert info.type is InvalidReleasePolicy
+    assert info.value.detail == f"the release policy always evaluates to {kind}, not a boolean"

@@ -24,6 +24,15 @@ from ironroot.errors import (
     SpdmProtocolError,
     UnsupportedAlgorithm,
 )
+from ironroot.rot.dice import (
+    MULTI_TCB_INFO_OID,
+    OPEN_DICE_OID,
+    TCB_INFO_OID,
+    TcbInfo,
+    build_multi_tcb_info_extension,
+    build_tcb_info_extension,
+    build_ueid_extension,
+)
 from ironroot.spdm import (
     BaseHashAlgo,
     CertificateChain,
@@ -31,7 +40,7 @@ from ironroot.spdm import (
     SpdmChainCache,
     verify_certificate_chain,
 )
-from x509_extensions import UNKNOWN_OID, with_extension
+from x509_extensions import UNKNOWN, UNKNOWN_OID, resigned, with_extension
 
 SHA384 = BaseHashAlgo.SHA_384
 
@@ -447,3 +456,117 @@ def test_a_certificate_with_an_unknown_critical_extension_is_refused(
     with pytest.raises(ChainNotTrusted, match=pattern) as caught:
         verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
     assert type(caught.value) is ChainNotTrusted
+
+
+# --- DICE chains: the TCG DICE extensions, which DICE marks critical --------------------------
+
+_TCB = TcbInfo(vendor="Ironroot", model="fmc", svn_raw=3, layer=1)
+_DICE_EXTENSIONS = {
+    "TcbInfo": build_tcb_info_extension(_TCB),
+    "MultiTcbInfo": build_multi_tcb_info_extension([_TCB, _TCB]),
+    "Ueid": build_ueid_extension(b"\x02" + b"\x11" * 16),
+}
+
+
+def _dice_chain(
+    device: Device, *extensions: tuple[x509.ExtensionType, bool], where: str = "both"
+) -> CertificateChain:
+    """The device's chain with ``extensions`` (extension, critical) added to its intermediate
+    and leaf (or only the one ``where`` names), each signed again by its issuer."""
+    leaf = x509.load_der_x509_certificate(device.leaf)
+    inter = x509.load_der_x509_certificate(device.intermediate)
+    if where in ("both", "leaf"):
+        leaf = resigned(leaf, device.ca_key.raw, add=extensions)
+    if where in ("both", "intermediate"):
+        inter = resigned(inter, device.root_key.raw, add=extensions)
+    der = [c.public_bytes(serialization.Encoding.DER) for c in (inter, leaf)]
+    return CertificateChain.build([device.root, *der], SHA384)
+
+
+@pytest.mark.parametrize("where", ["leaf", "intermediate", "both"])
+@pytest.mark.parametrize("kind", ["TcbInfo", "MultiTcbInfo", "Ueid"])
+def test_a_dice_chain_with_critical_dice_extensions_verifies(
+    device: Device, kind: str, where: str
+) -> None:
+    # Refused before: "invalid extension: 2.23.133.5.4.1: certificate contains
+    # unaccounted-for critical extensions" (cryptography knows no DICE extension).
+    chain = _dice_chain(device, (_DICE_EXTENSIONS[kind], True), where=where)
+    leaf = verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    assert leaf.public_bytes(serialization.Encoding.DER) == chain.certificates[-1]
+
+
+def test_a_dice_chain_with_every_dice_extension_critical_verifies(device: Device) -> None:
+    chain = _dice_chain(
+        device,
+        (_DICE_EXTENSIONS["MultiTcbInfo"], True),
+        (_DICE_EXTENSIONS["Ueid"], True),
+    )
+    verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    # and over the protocol, the chain served by a responder and checked by a requester
+    responder = Responder(device.leaf_key, chain.certificates, ())
+    requester = make_requester(responder, device)
+    requester.init_connection()
+    requester.get_digests()
+    requester.get_certificate_chain()
+
+
+def test_an_unknown_critical_extension_beside_dice_ones_is_still_refused(device: Device) -> None:
+    chain = _dice_chain(device, (_DICE_EXTENSIONS["TcbInfo"], True), (UNKNOWN, True))
+    pattern = f"^SPDM certificate chain does not verify: .*invalid extension: {UNKNOWN_OID}: "
+    with pytest.raises(ChainNotTrusted, match=pattern) as caught:
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    assert type(caught.value) is ChainNotTrusted
+
+
+@pytest.mark.parametrize("where", ["leaf", "intermediate"])
+def test_a_critical_dice_extension_that_does_not_decode_is_refused(
+    device: Device, where: str
+) -> None:
+    # Not processed, so not accounted for (as the DICE chain verifier, rot.dice, decides).
+    garbage = x509.UnrecognizedExtension(TCB_INFO_OID, b"\x05\x00")
+    chain = _dice_chain(device, (garbage, True), where=where)
+    pattern = "critical DICE extension 2.23.133.5.4.1 does not decode: "
+    with pytest.raises(ChainNotTrusted, match=pattern) as caught:
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    assert type(caught.value) is ChainNotTrusted
+    assert caught.value.detail.startswith("SPDM certificate chain does not verify: ")
+    # not critical, it is ignored (RFC 5280 §4.2), as before
+    chain = _dice_chain(device, (garbage, False), where=where)
+    verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+
+
+@pytest.mark.vectors
+def test_cerberus_chain_with_a_critical_tcb_info_passes_the_extension_check(vectors: Path) -> None:
+    # Project Cerberus' RIoT certificate (a CA) under its self-signed root, both with a critical
+    # tcg-dice-TcbInfo. Before, the path failed on the extension; now it verifies, and only
+    # the SPDM leaf rule (a CA is not a signing leaf) refuses it.
+    certs = [
+        x509.load_pem_x509_certificate((vectors / "cerberus" / name).read_bytes())
+        for name in ("cass-tcbinfo-crit.crt", "ca-tcbinfo-crit.crt")
+    ]
+    assert all(c.extensions.get_extension_for_oid(TCB_INFO_OID).critical for c in certs)
+    der = [c.public_bytes(serialization.Encoding.DER) for c in certs]
+    chain = CertificateChain.build(der, SHA384)
+    when = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    with pytest.raises(ChainNotTrusted) as caught:
+        verify_certificate_chain(chain, root=der[0], hash_algo=SHA384, now=when)
+    assert caught.value.detail == "the SPDM leaf certificate is a CA (BasicConstraints CA:TRUE)"
+
+
+@pytest.mark.vectors
+def test_real_dice_extension_values_made_critical_verify(vectors: Path, device: Device) -> None:
+    # The Open DICE extension of a real Open DICE chain (Ed25519 keys, which cryptography's
+    # path validation refuses for CAs: not usable as is) and Caliptra's MultiTcbInfo, both
+    # critical in the device's chain.
+    def value(path: Path, oid: x509.ObjectIdentifier) -> x509.UnrecognizedExtension:
+        cert = x509.load_der_x509_certificate(path.read_bytes())
+        found = cert.extensions.get_extension_for_oid(oid).value
+        assert isinstance(found, x509.UnrecognizedExtension)
+        return found
+
+    open_dice = value(
+        vectors / "dice-open" / "_X509_Ed25519_cert_full_cert_chain_0.cert", OPEN_DICE_OID
+    )
+    multi = value(vectors / "caliptra" / "fmc_alias_cert_ecc.der", MULTI_TCB_INFO_OID)
+    chain = _dice_chain(device, (open_dice, True), (multi, True))
+    verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)

@@ -401,3 +401,34 @@ def test_cel_policy_that_can_be_a_boolean_is_accepted(
     tmp_path: Path, vendor: PrivateKey, expression: str
 ) -> None:
     _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy=expression)
+
+
+@pytest.mark.parametrize(
+    ("value", "holds"),
+    [([1, 2, 3], True), ([1, -2, 3], False), ([], True)],
+)
+def test_cel_policy_with_a_comprehension_macro(
+    tmp_path: Path, vendor: PrivateKey, value: list[int], holds: bool
+) -> None:
+    claims = {1: VENDOR_ISS, 2: "pkg:firmware/bmc@1.2.3", -70001: value}
+    data = sign1(vendor, b"payload", {KID: vendor.kid, CWT_CLAIMS: claims}).encode()
+    expression = 'claims["-70001"].all(x, x > 0 && [x].exists(y, y == x))'
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy=expression)
+    if holds:
+        policy.check(data, NOW)
+    else:
+        with pytest.raises(PolicyRejected):
+            policy.check(data, NOW)
+
+
+@pytest.mark.parametrize(
+    ("expression", "kind"), [("[1, 2].map(x, x * 2)", "a list"), ("[1].filter(x, true)", "a list")]
+)
+def test_cel_policy_that_is_a_macro_constant_non_boolean_is_refused_at_start(
+    tmp_path: Path, vendor: PrivateKey, expression: str, kind: str
+) -> None:
+    # The macro's variable made it look as if it read the statement: every one was rejected.
+    with pytest.raises(ConfigError) as caught:
+        _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy=expression)
+    assert type(caught.value) is ConfigError
+    assert caught.value.detail == f"transparency.policy always evaluates to {kind}, not a boolean"

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-from ironroot._cel import refuse_non_boolean
+from ironroot._cel import free_variables, refuse_non_boolean
 from ironroot.attestation.evidence import EVIDENCE_FORMATS
 from ironroot.ear import AR4SI, TRUST_CATEGORIES, TrustTier, tier_of
 from ironroot.errors import ConfigError
@@ -224,7 +224,7 @@ class AppraisalPolicy:
         except (ValueError, RuntimeError) as exc:
             raise ConfigError(f"the policy's rules do not combine: {exc}") from exc
         set_(self, "_programs", MappingProxyType(programs))
-        set_(self, "variables", frozenset(self._program.variables()))
+        set_(self, "variables", free_variables(self._program))
         digest = hashlib.sha256(json.dumps(self.to_mapping(), sort_keys=True).encode()).hexdigest()
         set_(self, "policy_id", f"urn:ironroot:appraisal-policy:{self.name}:{digest[:16]}")
 

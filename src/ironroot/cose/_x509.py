@@ -6,8 +6,13 @@ time, and an end-entity extension policy that permits any extended key usage (st
 use codeSigning, document-signing or private EKUs, not TLS ones). CA certificates keep the
 library's default CA policy (basicConstraints CA, path length, keyUsage keyCertSign). That profile
 refuses CA certificates whose keys are Ed25519; an Ed25519 leaf under an ECDSA, RSA or ML-DSA CA
-verifies. Validity at ``now`` is checked first on every supplied certificate so an expired or
-not-yet-valid one is reported as ``CertificateExpired`` rather than a generic path failure.
+verifies. It refuses a critical extension it does not know (RFC 5280 §4.2); the DICE
+extensions (TcbInfo, MultiTcbInfo, UEID, Open DICE: :data:`ironroot.crypto.DICE_EXTENSIONS`),
+which DICE certificates mark critical, are declared to it, by OID, as extensions that may be
+present in any certificate of the path (their content is the DICE verifier's to read, not this
+one's: no statement signature depends on it). Validity at ``now`` is checked first on every
+supplied certificate so an expired or not-yet-valid one is reported as ``CertificateExpired``
+rather than a generic path failure.
 The supplied chain must be the validated path itself, in order (the root may be left out;
 past a trust anchor that is an intermediate only that anchor's issuers, each checked to have
 signed the one before): the library takes the certificates after the leaf as an unordered pool
@@ -48,7 +53,7 @@ from cryptography.x509.verification import (
 )
 
 from ironroot.cose._cbor import DEFAULT_LIMITS, Limits
-from ironroot.crypto import PublicKey, b64url_encode, load_certificate
+from ironroot.crypto import DICE_EXTENSIONS, PublicKey, b64url_encode, load_certificate
 from ironroot.errors import CertificateExpired, ChainNotTrusted, MalformedInput
 
 __all__ = ["verify_did_x509", "verify_x5chain"]
@@ -62,6 +67,16 @@ def _load(der: bytes) -> x509.Certificate:
 
 def _aware(now: datetime) -> datetime:
     return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+
+# CA certificates: the Web PKI profile, except that an EKU on a CA is not checked against a TLS
+# usage (DICE CAs carry tcg-dice key purposes there); in any certificate, the DICE extensions.
+_CA_POLICY: Final = DICE_EXTENSIONS.extension_policy(
+    ExtensionPolicy.webpki_defaults_ca().may_be_present(
+        x509.ExtendedKeyUsage, Criticality.AGNOSTIC, None
+    )
+)
+_EE_POLICY: Final = DICE_EXTENSIONS.extension_policy(ExtensionPolicy.permit_all())
 
 
 def verify_x5chain(
@@ -98,12 +113,8 @@ def verify_x5chain(
         .time(at)
         .max_chain_depth(limits.max_x5chain)
         .extension_policies(
-            # CA certificates: the Web PKI profile, except that an EKU on a CA is not checked
-            # against a TLS usage (DICE CAs carry tcg-dice key purposes there).
-            ca_policy=ExtensionPolicy.webpki_defaults_ca().may_be_present(
-                x509.ExtendedKeyUsage, Criticality.AGNOSTIC, None
-            ),
-            ee_policy=ExtensionPolicy.permit_all(),
+            ca_policy=_CA_POLICY,
+            ee_policy=_EE_POLICY,
         )
         .build_client_verifier()
     )

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     )
     from ironroot.crypto._messages import library_error_text
     from ironroot.crypto._x509 import (
+        DICE_EXTENSIONS,
         STANDARD_EXTENSIONS,
         ExtensionProfile,
         load_certificate,
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_LMS_PARAMETER_SET",
+    "DICE_EXTENSIONS",
     "LMS_PARAMETER_SETS",
     "STANDARD_EXTENSIONS",
     "Algorithm",

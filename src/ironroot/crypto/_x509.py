@@ -28,8 +28,13 @@ TcbInfo, AMD's VCEK TCB extensions, Intel's SGX extension) and checks every cert
 path below its trust anchor with :meth:`ExtensionProfile.check` (``ChainNotTrusted``: "certificate
 'CN=…': unknown critical extension 1.2.3.4"). A non-critical extension it does not know is
 ignored, as the RFC says. ``cryptography``'s own path validation
-(``x509.verification``, used for COSE ``x5chain`` and SPDM chains) already refuses every critical
-extension its policy does not account for, so those paths need no profile.
+(``x509.verification``, used for COSE ``x5chain`` and SPDM chains) refuses every critical
+extension its policy does not account for, and accounts only for the extensions it has a type
+for: :meth:`ExtensionProfile.extension_policy` declares a profile's own extensions in such a
+policy (by OID; may be present, critical or not), so that a DICE chain (:data:`DICE_EXTENSIONS`:
+TcbInfo, MultiTcbInfo and UEID, which the TCG DICE specifications make critical, and Open
+DICE's extension, critical in Open DICE chains) verifies there too; every other critical
+extension it does not know is still refused, by ``cryptography``.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import operator
 import re
 import threading
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
@@ -47,6 +52,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm as _CryptoUnsupported
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.x509 import verification
 
 from ironroot.crypto._messages import library_error_text
 from ironroot.errors import ChainNotTrusted, MalformedCertificate
@@ -453,6 +459,26 @@ class ExtensionProfile:
         if unknown:
             raise self.refusal(cert.subject.rfc4514_string(), unknown, code=code)
 
+    def extension_policy(
+        self,
+        base: verification.ExtensionPolicy,
+        *,
+        check: Callable[[str, bytes], None] | None = None,
+    ) -> verification.ExtensionPolicy:
+        """``base``, a ``cryptography`` path validation policy, with each of this profile's own
+        extensions (beyond :data:`STANDARD_EXTENSIONS`, which ``cryptography`` knows) declared:
+        it may be present, critical or not. ``check(oid, value)``, when given, is called with
+        the DER value of each such extension present and *critical*, and raises ``ValueError``
+        when the verifier cannot process it (the path then fails to validate)."""
+        policy = base
+        for oid in sorted(self.understood - STANDARD_EXTENSIONS):
+            policy = policy.may_be_present(
+                _declared_extension(oid),
+                verification.Criticality.AGNOSTIC,
+                None if check is None else _critical_check(oid, check),
+            )
+        return policy
+
     @staticmethod
     def refusal(subject: str, oids: Iterable[str], *, code: str | None = None) -> ChainNotTrusted:
         """The error for a certificate named ``subject`` carrying the critical ``oids``."""
@@ -462,3 +488,52 @@ class ExtensionProfile:
             f"certificate {subject!r}: unknown critical extension{plural} {', '.join(found)}",
             code=code,
         )
+
+
+_DECLARED: dict[str, type[x509.UnrecognizedExtension]] = {}
+_DECLARED_LOCK = threading.Lock()
+
+
+def _declared_extension(oid: str) -> type[x509.UnrecognizedExtension]:
+    """An extension type for ``oid``: ``cryptography``'s policies name extensions by type, and
+    read the OID a type stands for from its ``oid`` attribute; an extension it has no class
+    for reaches a validator as an ``UnrecognizedExtension``."""
+    with _DECLARED_LOCK:
+        declared = _DECLARED.get(oid)
+        if declared is None:
+            declared = type(
+                f"Extension_{oid.replace('.', '_')}",
+                (x509.UnrecognizedExtension,),
+                {"oid": x509.ObjectIdentifier(oid)},
+            )
+            _DECLARED[oid] = declared
+        return declared
+
+
+def _critical_check(
+    oid: str, check: Callable[[str, bytes], None]
+) -> Callable[[verification.Policy, x509.Certificate, x509.ExtensionType | None], None]:
+    identifier = x509.ObjectIdentifier(oid)
+
+    def validate(
+        _policy: verification.Policy, cert: x509.Certificate, value: x509.ExtensionType | None
+    ) -> None:
+        if value is None or not cert.extensions.get_extension_for_oid(identifier).critical:
+            return
+        if not isinstance(value, x509.UnrecognizedExtension):
+            raise ValueError(f"extension {oid} is not the one declared")
+        check(oid, value.value)
+
+    return validate
+
+
+DICE_EXTENSIONS: Final = ExtensionProfile.of(
+    "DICE",
+    "2.23.133.5.4.1",  # tcg-dice-TcbInfo
+    "2.23.133.5.4.5",  # tcg-dice-MultiTcbInfo
+    "2.23.133.5.4.4",  # tcg-dice-Ueid
+    "1.3.6.1.4.1.11129.2.1.24",  # Open DICE
+)
+"""The extensions of DICE certificates (TCG DICE Certificate Profiles; Open DICE): what the
+DICE chain verifier (:mod:`ironroot.rot.dice`) processes, and what SPDM and COSE ``x5chain``
+path validation accepts beside the standard ones."""

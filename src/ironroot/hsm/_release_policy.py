@@ -34,12 +34,14 @@ submodule whose evidence binds the release:
 
 **CEL** sees the variables ``claims`` (everything above), ``status``, ``submod``,
 ``trust_vector``, ``evidence``, ``verifier``, ``authority``, ``iat``, ``exp``, ``gpus``,
-``gpu_count``, ``gpus_affirming`` and ``min_gpu_driver``. An expression
+``gpu_count``, ``gpus_affirming`` and ``min_gpu_driver``, and the iteration variable of a
+comprehension macro inside it (``gpus.all(g, g.status == "affirming")``). An expression
 naming any other variable is malformed (a typo must not silently reject everything at run
-time). It must evaluate to ``true``: ``false`` or an evaluation error (a missing claim) denies;
-a value that is not a boolean means a malformed policy, refused when it is parsed if the
-expression reads no variable (``"yes"``, ``1``, ``[true]``: :mod:`ironroot._cel`), else when
-it is evaluated.
+time), and so is a macro's variable read outside that macro
+(:func:`ironroot._cel.free_variables`). It must evaluate to ``true``: ``false`` or an
+evaluation error (a missing claim) denies; a value that is not a boolean means a malformed
+policy, refused when it is parsed if the expression reads no variable (``"yes"``, ``1``,
+``[true]``: :mod:`ironroot._cel`), else when it is evaluated.
 
 **The Azure grammar** (Azure Key Vault secure key release policy, version 1.0.0)::
 
@@ -76,7 +78,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ironroot._cel import refuse_non_boolean
+from ironroot._cel import free_variables, refuse_non_boolean
 from ironroot.ear import Appraisal, AttestationResult
 from ironroot.errors import InvalidReleasePolicy, ReleaseDenied
 
@@ -280,7 +282,7 @@ class CelReleasePolicy:
             import cel  # here: the package loads a REPL stack when imported
 
             program = cel.compile(text)
-            variables = set(program.variables())
+            variables = free_variables(program)
         except (ValueError, RuntimeError) as exc:
             raise InvalidReleasePolicy(
                 f"the release policy is not valid CEL: {' '.join(str(exc).split())}"

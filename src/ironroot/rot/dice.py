@@ -60,6 +60,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from pyasn1.error import PyAsn1Error
 
 from ironroot.crypto import (
+    DICE_EXTENSIONS,
     Algorithm,
     ExtensionProfile,
     PublicKey,
@@ -447,9 +448,7 @@ def _key_usage(ku: x509.KeyUsage) -> tuple[str, ...]:
 
 # What verify_chain processes (RFC 5280 §4.2): the standard extensions and the DICE ones. The
 # Open DICE extension is critical in Open DICE chains, and Cerberus marks TcbInfo critical.
-_DICE_EXTENSIONS: Final = ExtensionProfile.of(
-    "DICE", TCB_INFO_OID, MULTI_TCB_INFO_OID, UEID_OID, OPEN_DICE_OID
-)
+_DICE_EXTENSIONS: Final = DICE_EXTENSIONS
 
 
 def _dice_extensions(

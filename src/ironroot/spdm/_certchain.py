@@ -13,8 +13,13 @@ hash of this whole structure.
 Splitting the concatenation needs only each certificate's outer DER header, read here; every
 certificate is then parsed, and the path checked, by pyca/cryptography's X.509 verifier
 (signatures, issuer/subject chaining, basic constraints), with a permissive extension policy
-because device certificates (DICE, SPDM) are not web PKI certificates. The SPDM ordering rule
-is checked on top: the verified path must be exactly the chain as sent.
+because device certificates (DICE, SPDM) are not web PKI certificates. It refuses a critical
+extension it does not know (RFC 5280 §4.2) and knows the DICE extensions (TcbInfo,
+MultiTcbInfo, UEID, Open DICE: :data:`ironroot.crypto.DICE_EXTENSIONS`) only as declared here,
+so a DICE chain whose certificates mark them critical verifies; a critical one must decode
+(the DICE parsers of :mod:`ironroot.rot.dice`), else the path fails ("critical DICE extension
+2.23.133.5.4.1 does not decode"). The SPDM ordering rule is checked on top: the verified path
+must be exactly the chain as sent.
 
 A verifier that sees the same devices again (a fleet re-attesting its nodes) may pass a
 :class:`SpdmChainCache`: a chain whose path verified once is remembered by its exact bytes
@@ -29,7 +34,7 @@ never remembered. Revocation is not this function's: callers check it on every u
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -38,12 +43,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification
 
-from ironroot.crypto import load_certificate
+from ironroot.crypto import DICE_EXTENSIONS, load_certificate
 from ironroot.crypto import load_certificates as crypto_load_certificates
 from ironroot.errors import (
     CertificateExpired,
     ChainNotTrusted,
     ConfigError,
+    IronrootError,
     MalformedCertificate,
     MalformedSpdm,
 )
@@ -259,16 +265,11 @@ def _verified_path(
     _check_validity(((c.not_valid_before_utc, c.not_valid_after_utc, c.subject) for c in path), now)
     if len(path) == 1:
         return (anchor,)  # the chain is the trusted root itself
-    ca_policy = verification.ExtensionPolicy.permit_all().require_present(
-        x509.BasicConstraints, verification.Criticality.AGNOSTIC, None
-    )
     verifier = (
         verification.PolicyBuilder()
         .store(verification.Store([anchor]))
         .time(now)
-        .extension_policies(
-            ca_policy=ca_policy, ee_policy=verification.ExtensionPolicy.permit_all()
-        )
+        .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
         .build_client_verifier()
     )
     try:
@@ -279,6 +280,37 @@ def _verified_path(
         raise ChainNotTrusted("SPDM certificate chain is not in root-to-leaf order")
     _check_leaf(path[-1])
     return tuple(path)
+
+
+def _check_dice_extension(oid: str, value: bytes) -> None:
+    """A critical DICE extension is processed only if it decodes (as :mod:`ironroot.rot.dice`
+    requires of its chains)."""
+    from ironroot.rot import dice  # here: the DICE parsers load pyasn1's schemas
+
+    parsers: dict[str, Callable[[bytes], object]] = {
+        dice.TCB_INFO_OID.dotted_string: dice.parse_tcb_info,
+        dice.MULTI_TCB_INFO_OID.dotted_string: dice.parse_multi_tcb_info,
+        dice.UEID_OID.dotted_string: dice.parse_ueid,
+        dice.OPEN_DICE_OID.dotted_string: dice.parse_open_dice_input,
+    }
+    try:
+        parsers[oid](value)
+    except IronrootError as exc:
+        raise ValueError(f"critical DICE extension {oid} does not decode: {exc.detail}") from exc
+
+
+# The device's certificates: cryptography's checks (every CA asserts BasicConstraints), with
+# the DICE extensions declared (a DICE chain marks them critical), every other unknown critical
+# extension refused (RFC 5280 4.2).
+_CA_POLICY: Final = DICE_EXTENSIONS.extension_policy(
+    verification.ExtensionPolicy.permit_all().require_present(
+        x509.BasicConstraints, verification.Criticality.AGNOSTIC, None
+    ),
+    check=_check_dice_extension,
+)
+_EE_POLICY: Final = DICE_EXTENSIONS.extension_policy(
+    verification.ExtensionPolicy.permit_all(), check=_check_dice_extension
+)
 
 
 def _check_leaf(leaf: x509.Certificate) -> None:
