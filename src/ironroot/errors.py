@@ -76,6 +76,7 @@ __all__ = [
     "PolicyRejected",
     "ReleaseDenied",
     "ResultExpired",
+    "RetryLater",
     "RoleNotPermitted",
     "SealedStoreError",
     "SpdmErrorResponse",
@@ -124,6 +125,25 @@ class IronrootError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, detail={self.detail!r})"
+
+
+class RetryLater(IronrootError):
+    """A refusal that says when to ask again: ``retry_after`` seconds (at least 1; the class's
+    ``default_retry_after`` unless given), sent as HTTP ``Retry-After``."""
+
+    default_retry_after: int = 1
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        code: str | None = None,
+        check: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(detail, code=code, check=check)
+        wait = self.default_retry_after if retry_after is None else retry_after
+        self.retry_after = max(1, wait)
 
 
 # --- input that cannot be parsed ---------------------------------------------------------
@@ -381,23 +401,12 @@ class StorageError(IronrootError):
     exit_code = 1
 
 
-class StoreUnavailable(StorageError):
+class StoreUnavailable(RetryLater, StorageError):
     """The store cannot be reached right now (a database that is down, a connection lost, a
     timeout): nothing was written by the failed call; retry after ``retry_after`` seconds."""
 
     code = "store-unavailable"
     title = "Service Unavailable"
-
-    def __init__(
-        self,
-        detail: str = "",
-        *,
-        code: str | None = None,
-        check: str | None = None,
-        retry_after: int = 1,
-    ) -> None:
-        super().__init__(detail, code=code, check=check)
-        self.retry_after = max(1, retry_after)
 
 
 class StaleBatch(StorageError):
@@ -831,7 +840,7 @@ class KeyBindingMismatch(VerificationFailed):
     http_status = 403
 
 
-class Overloaded(IronrootError):
+class Overloaded(RetryLater):
     """More work is waiting than the service accepts: retry after ``retry_after`` seconds."""
 
     code = "overloaded"
@@ -839,19 +848,8 @@ class Overloaded(IronrootError):
     http_status = 503
     exit_code = 1
 
-    def __init__(
-        self,
-        detail: str = "",
-        *,
-        code: str | None = None,
-        check: str | None = None,
-        retry_after: int = 1,
-    ) -> None:
-        super().__init__(detail, code=code, check=check)
-        self.retry_after = max(1, retry_after)
 
-
-class ClockSkew(IronrootError):
+class ClockSkew(RetryLater):
     """This process's clock is too far behind a time the service already signed (a receipt
     time stored for the log): it refuses to sign more until the clocks agree, rather than
     sign a time that goes back or hold one far ahead; retry after ``retry_after`` seconds."""
@@ -860,17 +858,7 @@ class ClockSkew(IronrootError):
     title = "Service Unavailable"
     http_status = 503
     exit_code = 1
-
-    def __init__(
-        self,
-        detail: str = "",
-        *,
-        code: str | None = None,
-        check: str | None = None,
-        retry_after: int = 30,
-    ) -> None:
-        super().__init__(detail, code=code, check=check)
-        self.retry_after = max(1, retry_after)
+    default_retry_after = 30
 
 
 # --- platform ------------------------------------------------------------------------------
@@ -922,24 +910,13 @@ class AuditBundleRejected(VerificationFailed):
 # --- the dashboard -------------------------------------------------------------------------
 
 
-class TooManyAttempts(Unauthorized):
+class TooManyAttempts(RetryLater, Unauthorized):
     """Too many failed logins from one client in a short time: refused until ``retry_after``
     seconds have passed, whatever the credentials (the dashboard's login)."""
 
     code = "too-many-attempts"
     title = "Too Many Requests"
     http_status = 429
-
-    def __init__(
-        self,
-        detail: str = "",
-        *,
-        code: str | None = None,
-        check: str | None = None,
-        retry_after: int = 1,
-    ) -> None:
-        super().__init__(detail, code=code, check=check)
-        self.retry_after = max(1, retry_after)
 
 
 # --- GPU reference integrity manifests (SWID-tag RIMs) -------------------------------------

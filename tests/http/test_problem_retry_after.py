@@ -117,3 +117,29 @@ def test_ready_without_a_failing_check_has_no_retry_after() -> None:
     response = _ready()
     assert response.status_code == 200
     assert "Retry-After" not in response.headers
+
+
+def test_every_retry_later_error_says_when_at_least_one_second_ahead() -> None:
+    """The refusals that say when to come back share one rule: the class's default unless
+    given, never below one second (a 0 or negative wait would ask for an immediate retry)."""
+    import ironroot.errors as errors
+
+    kinds = [
+        value
+        for value in vars(errors).values()
+        if isinstance(value, type) and issubclass(value, errors.RetryLater)
+    ]
+    assert {k.__name__ for k in kinds} >= {
+        "RetryLater",
+        "StoreUnavailable",
+        "Overloaded",
+        "ClockSkew",
+        "TooManyAttempts",
+    }
+    for kind in kinds:
+        assert kind("x").retry_after == kind.default_retry_after >= 1
+        assert kind("x", retry_after=7).retry_after == 7
+        assert kind("x", retry_after=0).retry_after == 1
+        assert kind("x", retry_after=-5).retry_after == 1
+    assert errors.ClockSkew("x").retry_after == 30
+    assert errors.StoreUnavailable("x").retry_after == 1
