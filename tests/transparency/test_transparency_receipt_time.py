@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from _tx_helpers import VENDOR_ISS, write_config
 
 from ironroot.cose import Receipt, create_statement
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError
-from ironroot.transparency import TransparencyService
+from ironroot.transparency import ServiceThread, TransparencyService
 from ironroot.transparency._config import load_config
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
@@ -155,6 +156,41 @@ def test_a_sequencer_whose_clock_is_far_behind_the_stored_receipt_time_stops_int
     _wait_for(caplog, logging.WARNING, f"again (iat {ahead}): integration resumes")
 
 
+def test_ready_says_when_the_sequencer_refuses_for_its_clock(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sequencer that refuses to sign for its clock (``ClockSkew``) integrates nothing, yet
+    ``/ready`` answered 200 ``ready`` and no metric moved: only the log line told. ``/ready``
+    now fails its ``clock`` check with the refusal (503, ``Retry-After``) while it lasts, and
+    is ready again once integration resumes."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    ahead = int((T0 + timedelta(seconds=1000)).timestamp())
+    assert _iats(data, vendor, [T0 + timedelta(seconds=1000)], "a") == [ahead]
+    now = [T0]
+    statement = create_statement(vendor, b'{"n": 1}', iss=VENDOR_ISS, sub="pkg:b/1")
+    with (
+        caplog.at_level(logging.WARNING, logger="ironroot"),
+        TransparencyService.open(data, clock=lambda: now[0]) as service,
+        ServiceThread(service) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        assert client.get("/ready").json()["status"] == "ready"
+        ticket = service.submit(statement)
+        ticket.durable.result(30)
+        _wait_for(caplog, logging.ERROR, "max_clock_skew")
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert int(ready.headers["retry-after"]) >= 1
+        check = ready.json()["checks"]["clock"]
+        assert check.startswith(f"clock-skew: the latest receipt time of the log (iat {ahead})")
+        now[0] = T0 + timedelta(seconds=800)
+        ticket.integrated.result(60)
+        ready = client.get("/ready")
+        assert ready.status_code == 200
+        assert ready.json()["checks"]["clock"] == "ok"
+
+
 def test_max_clock_skew_lets_an_operator_accept_the_stored_time(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -180,7 +216,15 @@ _TYPE = "transparency.max_clock_skew must be a float"
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("0.5", _RANGE), ("31622401", _RANGE), ('"300"', _TYPE), ("true", _TYPE)],
+    [
+        ("0.5", _RANGE),
+        ("31622401", _RANGE),
+        ("nan", _RANGE),
+        ("inf", _RANGE),
+        ("-inf", _RANGE),
+        ('"300"', _TYPE),
+        ("true", _TYPE),
+    ],
 )
 def test_max_clock_skew_out_of_range_is_refused(tmp_path: Path, value: str, message: str) -> None:
     vendor = PrivateKey.generate(Algorithm.ES256)

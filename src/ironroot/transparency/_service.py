@@ -390,6 +390,13 @@ class TransparencyService:
         return self._writer
 
     @property
+    def clock_refusal(self) -> ClockSkew | None:
+        """Why this sequencer signs nothing now (its clock more than ``max_clock_skew`` behind
+        the latest stored receipt time), ``None`` while it signs (and in a follower): until
+        its next batch is signed, which clears it."""
+        return None if self._batch_signer is None else self._batch_signer.refusal
+
+    @property
     def in_flight(self) -> int:
         """Entries submitted here and not yet integrated (none in a follower)."""
         return 0 if self._writer is None else self._writer.in_flight
