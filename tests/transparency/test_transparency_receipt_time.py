@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +19,8 @@ from _tx_helpers import VENDOR_ISS, write_config
 
 from ironroot.cose import Receipt, create_statement
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ConfigError
+from ironroot.errors import ConfigError, StoreUnavailable
+from ironroot.log import LogView
 from ironroot.transparency import ServiceThread, TransparencyService
 from ironroot.transparency._config import load_config
 
@@ -189,6 +190,35 @@ def test_ready_says_when_the_sequencer_refuses_for_its_clock(
         ready = client.get("/ready")
         assert ready.status_code == 200
         assert ready.json()["checks"]["clock"] == "ok"
+
+
+def test_a_store_outage_while_the_stored_receipt_time_is_read_does_not_drop_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stored receipt time was read once, when the sequencer opened the log, and a store
+    error then (a database blip while a replica took over) was taken for "no receipt": no
+    floor, so a sequencer with a clock 100 s behind signed a time 100 s before receipts
+    already issued, and no ``max_clock_skew`` check either. The outage now fails the opening
+    (``StoreUnavailable``, retried as any), and the next one signs the stored time."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    ahead = int((T0 + timedelta(seconds=100)).timestamp())
+    assert _iats(data, vendor, [T0 + timedelta(seconds=100)], "a") == [ahead]
+    real = LogView.batch_data
+    blips = [1]
+
+    def blip(self: LogView, tree_size: int) -> Mapping[str, bytes]:
+        if blips:
+            blips.pop()
+            raise StoreUnavailable("cannot read from the log store: connection lost")
+        return real(self, tree_size)
+
+    monkeypatch.setattr(LogView, "batch_data", blip)
+    with pytest.raises(StoreUnavailable) as caught:
+        _iats(data, vendor, [T0], "b")
+    assert type(caught.value) is StoreUnavailable
+    assert "connection lost" in caught.value.detail
+    assert _iats(data, vendor, [T0], "c") == [ahead]
 
 
 def test_max_clock_skew_lets_an_operator_accept_the_stored_time(

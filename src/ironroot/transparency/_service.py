@@ -39,7 +39,14 @@ from ironroot.cose import (
     receipt_to_be_signed,
 )
 from ironroot.crypto import PublicKey, Signer, Verifier
-from ironroot.errors import ClockSkew, ConfigError, IronrootError, NotFound, StorageError
+from ironroot.errors import (
+    ClockSkew,
+    ConfigError,
+    IronrootError,
+    NotFound,
+    StorageError,
+    StoreUnavailable,
+)
 from ironroot.http import client_context
 from ironroot.log import Integrated, Log, LogStore, LogView, NoteSigner, Ticket
 from ironroot.log.layout import checkpoint_public_key_path, load_checkpoint_signer
@@ -561,12 +568,16 @@ class TransparencyService:
     def _latest_receipt_time(self) -> int | None:
         """The latest ``iat`` of the stored log's receipts (those of its latest batch, checked
         against its root first): ``None`` for an empty log, or one whose latest batch holds
-        no receipt signature that verifies (logged by the check)."""
+        no receipt signature that verifies (logged by the check). A store that cannot be read
+        raises (:class:`StoreUnavailable`): taken for "no receipt", it left the sequencer with
+        no floor, free to sign a time before receipts already issued."""
         size = self.log.tree_size
         if size == 0:
             return None
         try:
             pairs = self._batch_signatures(size)
+        except StoreUnavailable:
+            raise
         except StorageError:
             return None
         times = []
