@@ -221,6 +221,52 @@ def test_a_store_outage_while_the_stored_receipt_time_is_read_does_not_drop_it(
     assert _iats(data, vendor, [T0], "c") == [ahead]
 
 
+def test_a_clock_that_leaps_ahead_between_two_checks_signs_no_time_far_off(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A replica checks its clock against the database server's before it stands and at each
+    renewal; a wall clock that leapt 1000 s ahead between two checks signed receipts 1000 s in
+    the future meanwhile, and as receipt times never go back every later sequencer had to
+    refuse (``ClockSkew``) or carry that time. The service now holds each batch to the
+    replica's reference (the database's time at the last check, carried forward by the
+    monotonic clock): beyond ``max_clock_skew`` of it nothing is signed, the entry stays
+    pending, and it is integrated at a sane time once the clock is back."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    start = T0.timestamp()
+    now, reference = [T0], [start]
+    TransparencyService.open(data, clock=lambda: T0).close()  # its keys made
+    store = load_config(data).store.open(data)
+    statements = [
+        create_statement(vendor, b'{"n": %d}' % n, iss=VENDOR_ISS, sub=f"pkg:leap/{n}")
+        for n in range(2)
+    ]
+    with (
+        caplog.at_level(logging.WARNING, logger=_LOGGER),
+        TransparencyService.open_on_store(
+            data, store, clock=lambda: now[0], clock_reference=lambda: reference[0]
+        ) as service,
+    ):
+        first = service.submit(statements[0])
+        first.integrated.result(30)
+        now[0] = T0 + timedelta(seconds=1000)  # the wall clock leaps; the reference does not
+        second = service.submit(statements[1])
+        second.durable.result(30)
+        error = _wait_for(caplog, logging.ERROR, "database server's")
+        assert error == (
+            "this sequencer's clock is 1000.0 s ahead of the database server's (as last read, "
+            "carried forward by the monotonic clock), more than max_clock_skew (300 s): no "
+            "receipt is signed (entries stay pending) until the clocks agree"
+        )
+        assert service.receipts(second.entry_id) is None
+        now[0] = T0 + timedelta(seconds=10)
+        reference[0] = start + 10
+        second.integrated.result(60)
+        receipts = service.receipts(second.entry_id)
+        assert receipts is not None
+        assert Receipt.parse(receipts[0]).iat == int(start) + 10
+
+
 def test_max_clock_skew_lets_an_operator_accept_the_stored_time(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
