@@ -618,6 +618,32 @@ def test_outside_validity_is_report_or_refuse(world: World) -> None:
     assert caught.value.detail == 'outside_validity is "refuse" or "report"'
 
 
+def test_endorsements_build_refuses_a_misspelt_outside_validity(world: World) -> None:
+    """A misspelt ``outside_validity`` is the caller's mistake, raised at once: it was passed
+    to each statement's read, whose ``ConfigError`` ``load_each`` took for that statement's
+    fault, so the verifier started with every statement "rejected" (or, with none, not a word)."""
+    corim = reference_corim(world.bundle(svn=5), vendor=VENDOR_ISS, model=PRODUCT)
+    statement = create_statement(
+        world.vendor_key,
+        corim.encode(),
+        iss=VENDOR_ISS,
+        sub=PRODUCT,
+        content_type=CORIM_CONTENT_TYPE,
+    )
+    data = world.client.register(statement).transparent_statement
+    for statements in ([("rv", data)], []):
+        with pytest.raises(ConfigError) as caught:
+            Endorsements.build(
+                service_keys=world.service_keys,
+                reference_statements=statements,
+                publishers=world.publishers,
+                now=NOW,
+                outside_validity="Report",
+            )
+        assert type(caught.value) is ConfigError
+        assert caught.value.detail == 'outside_validity is "refuse" or "report"'
+
+
 def _appraised_at(device: Device, endorsements: Endorsements, at: dt.datetime) -> Appraisal:
     """``device``'s quote for a fresh nonce, appraised at ``at``."""
     nonce = _nonce()

@@ -139,6 +139,16 @@ def test_a_closed_port_stays_an_outage(schema: str) -> None:
             'pg_hba.conf rejects connection for host "10.0.0.7", user "ironroot", database "log"',
         ),
         (
+            'connection to server at "db", port 5432 failed: FATAL:  Peer authentication '
+            'failed for user "ironroot"',
+            'Peer authentication failed for user "ironroot"',
+        ),
+        (
+            'connection to server at "db", port 5432 failed: FATAL:  certificate authentication '
+            'failed for user "ironroot"',
+            'certificate authentication failed for user "ironroot"',
+        ),
+        (
             'connection to server at "db", port 5432 failed: fe_sendauth: no password supplied',
             'connection to server at "db", port 5432 failed: fe_sendauth: no password supplied',
         ),
@@ -170,6 +180,19 @@ def test_refusals_this_server_cannot_produce_are_told_by_their_message(
     ],
 )
 def test_outages_are_not_taken_for_refusals(text: str) -> None:
+    assert refused_connection(psycopg.OperationalError(text), "db") is None
+
+
+@pytest.mark.parametrize("method", ["LDAP", "RADIUS", "PAM", "BSD", "GSSAPI", "SSPI", "Ident"])
+def test_a_failed_login_checked_by_another_server_stays_an_outage(method: str) -> None:
+    """These methods ask another server (an LDAP or RADIUS server, a KDC, identd, a PAM
+    module's backend) and the PostgreSQL server answers its client with the same message
+    whether that server said no or was unreachable: taken for a refusal, one blip of it would
+    stop every replica for good (exit 2). It stays an outage, retried."""
+    text = (
+        f'connection to server at "db", port 5432 failed: FATAL:  {method} authentication '
+        'failed for user "ironroot"'
+    )
     assert refused_connection(psycopg.OperationalError(text), "db") is None
 
 

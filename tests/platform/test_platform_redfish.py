@@ -1670,3 +1670,36 @@ def test_simple_update_takes_allow_recovery_removal_for_the_component_it_names(
     ]
     assert bmc.active("host") == "2.0"
     assert bmc.platform.state().pfm.image.svn == 2  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "allowed",
+    [["\u04bbost"], ["ho\u0455t"], ["host\u200b"], ["HOST"], [["host"]], [None], {"host": True}],
+    ids=["cyrillic-h", "cyrillic-s", "zero-width", "upper", "nested", "null", "object"],
+)
+def test_a_push_naming_a_look_alike_of_a_component_is_400(bmc: Bmc, allowed: object) -> None:
+    """A name that only looks like a component's (another script's letter, a zero-width
+    space, another case) or a value of another type accepts nothing: 400, nothing runs."""
+    pfm, pfm_ts = _pfm_without_host_1(bmc.world)
+    oem = {"Ironroot": {"AllowRecoveryRemoval": allowed}}
+    expected = (
+        "PropertyValueNotInList"
+        if isinstance(allowed, list) and all(isinstance(n, str) for n in allowed)
+        else "PropertyValueTypeError"
+    )
+    with bmc.client(OPERATOR) as client:
+        _error(client.post(PUSH, files=_host_push(bmc, pfm, pfm_ts, oem)), 400, expected)
+    assert bmc.service.tasks.tasks() == []
+    assert bmc.active("host") == "1.0"
+
+
+def test_a_viewer_naming_a_component_cannot_push(bmc: Bmc) -> None:
+    """``AllowRecoveryRemoval`` grants nothing of itself: an account without
+    ``ConfigureComponents`` is refused the update however it is phrased."""
+    pfm, pfm_ts = _pfm_without_host_1(bmc.world)
+    oem = {"Ironroot": {"AllowRecoveryRemoval": ["host"]}}
+    with bmc.client(VIEWER) as client:
+        response = client.post(PUSH, files=_host_push(bmc, pfm, pfm_ts, oem))
+    assert response.status_code == 403, response.text
+    assert bmc.service.tasks.tasks() == []
+    assert bmc.active("host") == "1.0"

@@ -35,7 +35,7 @@ def test_operational_endpoints(tmp_path: Path, caplog: pytest.LogCaptureFixture)
         }
         ready = client.get("/ready")
         assert ready.status_code == 200
-        assert ready.json()["checks"] == {"store": "ok", "keys": "ok"}
+        assert ready.json()["checks"] == {"store": "ok", "keys": "ok", "clock": "ok"}
         posted = client.post(
             "/entries", content=statement, headers={"Content-Type": "application/cose"}
         )

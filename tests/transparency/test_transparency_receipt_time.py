@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from _tx_helpers import VENDOR_ISS, write_config
 
 from ironroot.cose import Receipt, create_statement
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ConfigError
-from ironroot.transparency import TransparencyService
+from ironroot.errors import ConfigError, StoreUnavailable
+from ironroot.log import LogView
+from ironroot.transparency import ServiceThread, TransparencyService
 from ironroot.transparency._config import load_config
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
@@ -155,6 +157,116 @@ def test_a_sequencer_whose_clock_is_far_behind_the_stored_receipt_time_stops_int
     _wait_for(caplog, logging.WARNING, f"again (iat {ahead}): integration resumes")
 
 
+def test_ready_says_when_the_sequencer_refuses_for_its_clock(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sequencer that refuses to sign for its clock (``ClockSkew``) integrates nothing, yet
+    ``/ready`` answered 200 ``ready`` and no metric moved: only the log line told. ``/ready``
+    now fails its ``clock`` check with the refusal (503, ``Retry-After``) while it lasts, and
+    is ready again once integration resumes."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    ahead = int((T0 + timedelta(seconds=1000)).timestamp())
+    assert _iats(data, vendor, [T0 + timedelta(seconds=1000)], "a") == [ahead]
+    now = [T0]
+    statement = create_statement(vendor, b'{"n": 1}', iss=VENDOR_ISS, sub="pkg:b/1")
+    with (
+        caplog.at_level(logging.WARNING, logger="ironroot"),
+        TransparencyService.open(data, clock=lambda: now[0]) as service,
+        ServiceThread(service) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        assert client.get("/ready").json()["status"] == "ready"
+        ticket = service.submit(statement)
+        ticket.durable.result(30)
+        _wait_for(caplog, logging.ERROR, "max_clock_skew")
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert int(ready.headers["retry-after"]) >= 1
+        check = ready.json()["checks"]["clock"]
+        assert check.startswith(f"clock-skew: the latest receipt time of the log (iat {ahead})")
+        now[0] = T0 + timedelta(seconds=800)
+        ticket.integrated.result(60)
+        ready = client.get("/ready")
+        assert ready.status_code == 200
+        assert ready.json()["checks"]["clock"] == "ok"
+
+
+def test_a_store_outage_while_the_stored_receipt_time_is_read_does_not_drop_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stored receipt time was read once, when the sequencer opened the log, and a store
+    error then (a database blip while a replica took over) was taken for "no receipt": no
+    floor, so a sequencer with a clock 100 s behind signed a time 100 s before receipts
+    already issued, and no ``max_clock_skew`` check either. The outage now fails the opening
+    (``StoreUnavailable``, retried as any), and the next one signs the stored time."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    ahead = int((T0 + timedelta(seconds=100)).timestamp())
+    assert _iats(data, vendor, [T0 + timedelta(seconds=100)], "a") == [ahead]
+    real = LogView.batch_data
+    blips = [1]
+
+    def blip(self: LogView, tree_size: int) -> Mapping[str, bytes]:
+        if blips:
+            blips.pop()
+            raise StoreUnavailable("cannot read from the log store: connection lost")
+        return real(self, tree_size)
+
+    monkeypatch.setattr(LogView, "batch_data", blip)
+    with pytest.raises(StoreUnavailable) as caught:
+        _iats(data, vendor, [T0], "b")
+    assert type(caught.value) is StoreUnavailable
+    assert "connection lost" in caught.value.detail
+    assert _iats(data, vendor, [T0], "c") == [ahead]
+
+
+def test_a_clock_that_leaps_ahead_between_two_checks_signs_no_time_far_off(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A replica checks its clock against the database server's before it stands and at each
+    renewal; a wall clock that leapt 1000 s ahead between two checks signed receipts 1000 s in
+    the future meanwhile, and as receipt times never go back every later sequencer had to
+    refuse (``ClockSkew``) or carry that time. The service now holds each batch to the
+    replica's reference (the database's time at the last check, carried forward by the
+    monotonic clock): beyond ``max_clock_skew`` of it nothing is signed, the entry stays
+    pending, and it is integrated at a sane time once the clock is back."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    start = T0.timestamp()
+    now, reference = [T0], [start]
+    TransparencyService.open(data, clock=lambda: T0).close()  # its keys made
+    store = load_config(data).store.open(data)
+    statements = [
+        create_statement(vendor, b'{"n": %d}' % n, iss=VENDOR_ISS, sub=f"pkg:leap/{n}")
+        for n in range(2)
+    ]
+    with (
+        caplog.at_level(logging.WARNING, logger=_LOGGER),
+        TransparencyService.open_on_store(
+            data, store, clock=lambda: now[0], clock_reference=lambda: reference[0]
+        ) as service,
+    ):
+        first = service.submit(statements[0])
+        first.integrated.result(30)
+        now[0] = T0 + timedelta(seconds=1000)  # the wall clock leaps; the reference does not
+        second = service.submit(statements[1])
+        second.durable.result(30)
+        error = _wait_for(caplog, logging.ERROR, "database server's")
+        assert error == (
+            "this sequencer's clock is 1000.0 s ahead of the database server's (as last read, "
+            "carried forward by the monotonic clock), more than max_clock_skew (300 s): no "
+            "receipt is signed (entries stay pending) until the clocks agree"
+        )
+        assert service.receipts(second.entry_id) is None
+        now[0] = T0 + timedelta(seconds=10)
+        reference[0] = start + 10
+        second.integrated.result(60)
+        receipts = service.receipts(second.entry_id)
+        assert receipts is not None
+        assert Receipt.parse(receipts[0]).iat == int(start) + 10
+
+
 def test_max_clock_skew_lets_an_operator_accept_the_stored_time(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -180,7 +292,15 @@ _TYPE = "transparency.max_clock_skew must be a float"
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("0.5", _RANGE), ("31622401", _RANGE), ('"300"', _TYPE), ("true", _TYPE)],
+    [
+        ("0.5", _RANGE),
+        ("31622401", _RANGE),
+        ("nan", _RANGE),
+        ("inf", _RANGE),
+        ("-inf", _RANGE),
+        ('"300"', _TYPE),
+        ("true", _TYPE),
+    ],
 )
 def test_max_clock_skew_out_of_range_is_refused(tmp_path: Path, value: str, message: str) -> None:
     vendor = PrivateKey.generate(Algorithm.ES256)

@@ -618,7 +618,10 @@ class Endorsements:
         ``now`` (:func:`reference_values_from_statement`) instead of leaving them out: the
         appraisal judges each value's span at its own ``now`` and names the expiry
         (``… (its logged values have expired)``) where the values would otherwise be unseen.
+        Any other value is ``ConfigError``, raised here (not one statement's fault).
         """
+        if outside_validity not in ("refuse", "report"):
+            raise ConfigError('outside_validity is "refuse" or "report"')
 
         def values_of(item: _Item) -> tuple[ReferenceValue, ...] | LoggedRim:
             if carries_rim(item.data):

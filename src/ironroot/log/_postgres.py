@@ -739,7 +739,7 @@ def _misconfigured(exc: psycopg.Error) -> bool:
 
 
 _REFUSED: Final = re.compile(
-    r"authentication failed for user"  # password, SCRAM/MD5, peer, ident, cert, LDAP, GSSAPI...
+    r"authentication failed for user"  # password, SCRAM/MD5, peer, cert (not _ASKS_ANOTHER)
     r"|no pg_hba\.conf entry for"
     r"|pg_hba\.conf rejects connection"
     r"|role \"[^\"]*\" does not exist"
@@ -748,6 +748,12 @@ _REFUSED: Final = re.compile(
     r"|permission denied for database"
     r"|no password supplied"
 )
+_ASKS_ANOTHER: Final = re.compile(
+    r"\b(?:LDAP|RADIUS|PAM|BSD|GSSAPI|SSPI|Ident) authentication failed for user"
+)
+"""Methods whose verdict comes from another server (LDAP, RADIUS, a KDC, identd, a PAM or BSD
+auth backend): the PostgreSQL server gives its client this one message whether that server
+said no or could not be reached, so it may be an outage and is never taken for a refusal."""
 
 
 def refused_connection(exc: psycopg.Error, where: str) -> ConfigError | None:
@@ -761,12 +767,15 @@ def refused_connection(exc: psycopg.Error, where: str) -> ConfigError | None:
     server that is down, unreachable, starting up or out of connections says otherwise and
     stays an outage (:class:`~ironroot.errors.StoreUnavailable`, retried). The patterns are
     the server's English messages: a server whose ``lc_messages`` translates them is taken
-    for an outage, as before. ``where`` names the server (:func:`describe_dsn`); the
-    server's reason is quoted (libpq never puts the password in it)."""
+    for an outage, as before. So is a failed login of a method that asks another server
+    (LDAP, RADIUS, PAM, BSD, GSSAPI, SSPI, ident): the server's message is the same whether
+    that server said no or was down, and one blip of it must not stop every replica.
+    ``where`` names the server (:func:`describe_dsn`); the server's reason is quoted (libpq
+    never puts the password in it)."""
     if not isinstance(exc, psycopg.OperationalError) or exc.sqlstate is not None:
         return None
     for line in str(exc).splitlines():
-        if _REFUSED.search(line):
+        if _REFUSED.search(line) and not _ASKS_ANOTHER.search(line):
             cause = line.split("FATAL:", 1)[-1].strip()
             return ConfigError(
                 f"PostgreSQL at {where} refused the connection: {cause}: check the DSN's "

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from ironroot.cose import encode_cbor, encode_key_set
 from ironroot.errors import (
+    ClockSkew,
     InvalidLocator,
     NotFound,
     StorageError,
@@ -70,10 +71,16 @@ def _service_info(service: TransparencyService) -> ServiceInfo:
         if not service.receipt_keys or not service.checkpoint_vkeys:
             raise StorageError("the receipt or checkpoint keys are not loaded")
 
+    def clock() -> None:
+        # The sequencer's clock too far behind the stored receipt time: nothing is integrated
+        refusal = service.clock_refusal
+        if refusal is not None:
+            raise ClockSkew(refusal.detail, retry_after=refusal.retry_after)
+
     info = ServiceInfo(
         name="transparency",
         description="Ironroot Code Transparency Service (SCITT, RFC 9943; C2SP tlog-tiles)",
-        checks={"store": store, "keys": keys},
+        checks={"store": store, "keys": keys, "clock": clock},
         links={
             "openapi": "/openapi.json",
             "checkpoint": "/checkpoint",

@@ -37,7 +37,9 @@ A replica whose clock is more than ``max_clock_skew`` from the database server's
 clock the replicas share) does not stand for election, and a sequencer whose clock leaves that
 bound steps down: a sequencer's clock far ahead would hold every later receipt's ``iat`` at
 its time (receipt times never go back), one far behind would stop integration
-(:class:`~ironroot.errors.ClockSkew`).
+(:class:`~ironroot.errors.ClockSkew`). Between two checks, each batch the sequencer signs is
+held to the database's time as last read, carried forward by the monotonic clock, so a wall
+clock that leaps in between signs nothing far off (``ClockSkew``, entries stay pending).
 
 All replicas of one service need the same configuration (origin, policy, receipt algorithms)
 and the same service keys, each in its own data directory (or the same HSM keys).
@@ -224,6 +226,9 @@ class Replica:
         )
         self._clock = clock
         self._skewed = False  # the last election found this clock too far from the database's
+        # (time.monotonic(), the database server's time then) at the last clock check: what
+        # the sequencing service's receipt times are held to between two checks
+        self._database_clock: tuple[float, float] | None = None
         self._service: TransparencyService | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ironroot-replica-elector")
@@ -285,6 +290,7 @@ class Replica:
                 receipt_signers=self._receipt_signers,
                 checkpoint_signers=self._checkpoint_signers,
                 clock=self._clock,
+                clock_reference=self._database_time,
             )
         except IronrootError as exc:
             _log.warning("elected (epoch %d) but cannot open the log: %s", epoch, exc.detail)
@@ -334,6 +340,14 @@ class Replica:
             service.close()
             _log.info("this replica no longer sequences (epoch %d)", epoch)
 
+    def _database_time(self) -> float | None:
+        """The database server's time now as the last clock check read it, carried forward
+        by this host's monotonic clock (which no step of the wall clock moves); ``None``
+        before any check. A sequencer signs only within ``max_clock_skew`` of it, so a wall
+        clock that leaps between two checks (a renewal's) signs no time far off."""
+        read = self._database_clock
+        return None if read is None else read[1] + (time.monotonic() - read[0])
+
     def _clock_agrees(self) -> bool:
         """Whether this host's clock is within ``max_clock_skew`` of the database server's (the
         one clock every replica shares): a sequencer whose clock is far off would sign receipt
@@ -342,6 +356,7 @@ class Replica:
         errors (:meth:`SequencerLease.clock_offset`) pass through."""
         bound = self._config.max_clock_skew
         offset = self._lease.clock_offset(lambda: self._clock().timestamp())
+        self._database_clock = (time.monotonic(), self._clock().timestamp() - offset)
         if abs(offset) <= bound:
             if self._skewed:
                 _log.warning("this replica's clock agrees with the database's again: it sequences")

@@ -39,7 +39,14 @@ from ironroot.cose import (
     receipt_to_be_signed,
 )
 from ironroot.crypto import PublicKey, Signer, Verifier
-from ironroot.errors import ClockSkew, ConfigError, IronrootError, NotFound, StorageError
+from ironroot.errors import (
+    ClockSkew,
+    ConfigError,
+    IronrootError,
+    NotFound,
+    StorageError,
+    StoreUnavailable,
+)
 from ironroot.http import client_context
 from ironroot.log import Integrated, Log, LogStore, LogView, NoteSigner, Ticket
 from ironroot.log.layout import checkpoint_public_key_path, load_checkpoint_signer
@@ -85,11 +92,13 @@ class _ReceiptBatchSigner:
         issuer: str,
         clock: Callable[[], datetime],
         max_skew: float,
+        reference: Callable[[], float | None] | None = None,
     ) -> None:
         self._signers = tuple(signers)
         self._issuer = issuer
         self._clock = clock
         self._max_skew = max_skew
+        self._reference = reference
         self.refusal: ClockSkew | None = None
         """Why this signer refuses to sign now (its clock too far behind the floor), if it does."""
         self.last_size: int | None = None
@@ -98,26 +107,44 @@ class _ReceiptBatchSigner:
         """The latest ``iat`` stored for the log (set at open) or signed since."""
         self._behind = False
 
+    def _refuse(self, detail: str) -> ClockSkew:
+        refusal = ClockSkew(detail)
+        if self.refusal is None:
+            _log.error("%s", refusal.detail)
+        self.refusal = refusal
+        return refusal
+
     def _iat(self) -> int:
         now = self._clock().timestamp()
         floor = self.floor
+        expected = self._reference() if self._reference is not None else None
+        if expected is not None and abs(now - expected) > self._max_skew:
+            raise self._refuse(
+                f"this sequencer's clock is {abs(now - expected):.1f} s "
+                f"{'ahead of' if now > expected else 'behind'} the database server's (as last "
+                f"read, carried forward by the monotonic clock), more than max_clock_skew "
+                f"({self._max_skew:g} s): no receipt is signed (entries stay pending) until "
+                "the clocks agree"
+            )
         if floor is not None and floor - now > self._max_skew:
-            refusal = ClockSkew(
+            raise self._refuse(
                 f"the latest receipt time of the log (iat {floor}) is {floor - now:.1f} s ahead "
                 f"of this sequencer's clock, more than max_clock_skew ({self._max_skew:g} s): "
                 "no receipt is signed (entries stay pending) until the clocks agree"
             )
-            if self.refusal is None:
-                _log.error("%s", refusal.detail)
-            self.refusal = refusal
-            raise refusal
         if self.refusal is not None:
             self.refusal = None
-            _log.warning(
-                "this sequencer's clock is within max_clock_skew of the latest receipt time "
-                "again (iat %d): integration resumes",
-                floor,
-            )
+            if floor is None:
+                _log.warning(
+                    "this sequencer's clock is within max_clock_skew of the database server's "
+                    "again: integration resumes"
+                )
+            else:
+                _log.warning(
+                    "this sequencer's clock is within max_clock_skew of the latest receipt "
+                    "time again (iat %d): integration resumes",
+                    floor,
+                )
         behind = floor is not None and now < floor - 1
         if behind and not self._behind and floor is not None:
             _log.warning(
@@ -264,11 +291,16 @@ class TransparencyService:
         receipt_signers: Sequence[Signer] | None = None,
         checkpoint_signers: Sequence[Signer] | None = None,
         clock: Callable[[], datetime] | None = None,
+        clock_reference: Callable[[], float | None] | None = None,
     ) -> TransparencyService:
         """The sequencing service of ``data_dir``'s configuration over ``store``, which the
         caller opened (an elected replica's fenced PostgreSQL store, ADR 0009); it takes no
         data directory lock (the caller holds it) and closes ``store`` when it fails to open
-        and on :meth:`close`. ``clock`` as for :meth:`open`."""
+        and on :meth:`close`. ``clock`` as for :meth:`open`. ``clock_reference`` gives the
+        time ``clock`` should read now (seconds since the epoch; the database server's, as a
+        replica last read it, carried forward), or ``None`` when unknown: a batch is signed
+        only while ``clock`` is within ``max_clock_skew`` of it (:class:`ClockSkew`), so a
+        clock that leaps between two of the replica's checks signs no time far off."""
         try:
             return cls._open_locked(
                 data_dir,
@@ -276,6 +308,7 @@ class TransparencyService:
                 receipt_signers=receipt_signers,
                 checkpoint_signers=checkpoint_signers,
                 store=store,
+                clock_reference=clock_reference,
             )
         except BaseException:
             store.close()  # closing twice is harmless
@@ -290,6 +323,7 @@ class TransparencyService:
         receipt_signers: Sequence[Signer] | None,
         checkpoint_signers: Sequence[Signer] | None,
         store: LogStore | None = None,
+        clock_reference: Callable[[], float | None] | None = None,
     ) -> TransparencyService:
         config = load_config(data_dir)
         now = clock or (lambda: datetime.now(UTC))
@@ -307,7 +341,7 @@ class TransparencyService:
         _publish_checkpoint_key(data_dir, note_signers[0])
         known = publish_receipt_keys(data_dir, [_public(s.verifier()) for s in receipt_signers])
         batch_signer = _ReceiptBatchSigner(
-            receipt_signers, config.service_issuer, now, config.max_clock_skew
+            receipt_signers, config.service_issuer, now, config.max_clock_skew, clock_reference
         )
         if store is None:
             store = config.store.open(data_dir)  # SQLite in data_dir, or [log] store's database
@@ -388,6 +422,13 @@ class TransparencyService:
         if self._writer is None:
             raise StorageError("this process reads the log; another process writes it")
         return self._writer
+
+    @property
+    def clock_refusal(self) -> ClockSkew | None:
+        """Why this sequencer signs nothing now (its clock more than ``max_clock_skew`` behind
+        the latest stored receipt time), ``None`` while it signs (and in a follower): until
+        its next batch is signed, which clears it."""
+        return None if self._batch_signer is None else self._batch_signer.refusal
 
     @property
     def in_flight(self) -> int:
@@ -554,12 +595,16 @@ class TransparencyService:
     def _latest_receipt_time(self) -> int | None:
         """The latest ``iat`` of the stored log's receipts (those of its latest batch, checked
         against its root first): ``None`` for an empty log, or one whose latest batch holds
-        no receipt signature that verifies (logged by the check)."""
+        no receipt signature that verifies (logged by the check). A store that cannot be read
+        raises (:class:`StoreUnavailable`): taken for "no receipt", it left the sequencer with
+        no floor, free to sign a time before receipts already issued."""
         size = self.log.tree_size
         if size == 0:
             return None
         try:
             pairs = self._batch_signatures(size)
+        except StoreUnavailable:
+            raise
         except StorageError:
             return None
         times = []
