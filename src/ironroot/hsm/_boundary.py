@@ -76,6 +76,8 @@ from ironroot.hsm._audit import (
     AuditRecord,
     checkpoint_statement,
     parse_audit_log,
+    parse_segment_name,
+    segment_name,
     verify_audit,
 )
 from ironroot.hsm._audit_buffer import NO_IDENTITY
@@ -107,6 +109,24 @@ from ironroot.hsm._wrap_release import WrapAndRelease
 from ironroot.hsm._zeroization import Zeroization
 
 __all__ = ["Hsm"]
+
+
+def _predecessor_log(storage: HsmStorage) -> tuple[int, bytes, tuple[AuditRecord, ...]]:
+    """Where a log a zeroized predecessor left goes on: ``(seq, prev)`` of the live log's
+    first record (of the record after the last archived one when the live log is empty;
+    ``(0, zero hash)`` when there is no log) and the live records, their chain verified."""
+    records = parse_audit_log(storage.read_audit())
+    if records:
+        start, prev = records[0].seq, records[0].prev
+    else:
+        start, prev = 0, ZERO_HASH
+        spans = [s for n in storage.audit_segments() if (s := parse_segment_name(n))]
+        if spans:
+            archived = parse_audit_log(storage.read_audit_segment(segment_name(*max(spans))))
+            if archived:
+                start, prev = archived[-1].seq + 1, archived[-1].digest()
+    verify_audit(records, start=start, prev=prev)
+    return start, prev, records
 
 
 class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
@@ -150,11 +170,11 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
         check_name(officer)
         # A log left by a zeroized predecessor is continued (its chain verified): this HSM's
         # records are keyed from the next index on.
-        records = parse_audit_log(storage.read_audit())
-        verify_audit(records)
+        start, prev, records = _predecessor_log(storage)
         with hsm._lock:
-            hsm._audit_size = hsm._audit_from = len(records)
-            hsm._audit_head = records[-1].digest() if records else ZERO_HASH
+            hsm._audit_base, hsm._audit_base_head = start, prev
+            hsm._audit_size = hsm._audit_from = start + len(records)
+            hsm._audit_head = records[-1].digest() if records else prev
             hsm._audit_key = bytearray(secrets.token_bytes(32))
             hsm._generation = storage.counter.value()
             hsm._hsm_id = secrets.token_bytes(16)
@@ -288,7 +308,8 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
                 ) from exc
 
     def audit_records(self, session: Session) -> tuple[AuditRecord, ...]:
-        """Every audit record, after writing those waiting in memory (auditor)."""
+        """The records of the live audit log (those since the last rotation; the archived
+        segments are files beside it), after writing those waiting in memory (auditor)."""
         with self._lock, self._operation(session, "audit-read"):
             self._sync()
             return parse_audit_log(self._storage.read_audit())
