@@ -4,6 +4,7 @@ that reads the live log only, verification of every segment, and crash safety of
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -482,3 +483,76 @@ def test_rotation_on_a_directory_links_the_segment(device: DeviceChain, tmp_path
     assert storage.audit_segments() == ("audit-0-10.jsonl",)
     assert _verify(storage) == parse_audit_log(storage.read_audit())[-1].seq + 1
     storage.close()
+
+
+# --- ironroot hsm audit verify --------------------------------------------------------------
+
+
+@pytest.fixture
+def rotated_dir(device: DeviceChain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("IRONROOT_HSM_ROT_DEVICE", raising=False)
+    monkeypatch.delenv("IRONROOT_HSM_SEALING_SECRET_FILE", raising=False)
+    directory = tmp_path / "hsm"
+    storage = DirectoryStorage(directory, counter=MemoryCounter())
+    hsm, _handle = _busy(device, storage, 30)
+    hsm.close()
+    storage.close()
+    (tmp_path / "sealing.secret").write_bytes(SECRET)
+    return directory
+
+
+def _cli_verify(directory: Path, *extra: str) -> int:
+    from ironroot.cli import _main
+
+    return _main.main(["hsm", "audit", "verify", "--dir", str(directory), *extra])
+
+
+def test_cli_verify_checks_every_segment(
+    rotated_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = str(rotated_dir.parent / "sealing.secret")
+    assert _cli_verify(rotated_dir, "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    live = parse_audit_log((rotated_dir / "audit.jsonl").read_bytes())
+    assert (report["records"], report["segments"]) == (live[-1].seq + 1, 3)
+    assert report["head"] == live[-1].digest().hex()
+    assert _cli_verify(rotated_dir, "--sealing-secret-file", secret, "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["sealed"] is True
+    assert report["anchored"] == report["records"]
+    assert _cli_verify(rotated_dir) == 0
+    assert "in 3 archived segment(s) and the live log" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        ("remove", "records 11 to 21 are missing (a segment was removed)"),
+        ("truncate", "segment audit-11-21.jsonl holds records 11 to 20, its name says 11 to 21"),
+        ("alter", "segment audit-11-21.jsonl: record 13 does not chain"),  # 12 altered
+        ("swap", "segment audit-0-10.jsonl holds records 11 to 21, its name says 0 to 10"),
+        ("stray", "'audit-old.jsonl' is not an audit segment's name"),
+    ],
+)
+def test_cli_verify_names_a_tampered_segment(
+    rotated_dir: Path, capsys: pytest.CaptureFixture[str], tamper: str, message: str
+) -> None:
+    segment = rotated_dir / "audit-11-21.jsonl"
+    data = segment.read_bytes()
+    if tamper == "remove":
+        segment.unlink()
+    elif tamper == "truncate":
+        segment.write_bytes(b"".join(data.splitlines(keepends=True)[:-1]))
+    elif tamper == "alter":
+        lines = data.splitlines(keepends=True)
+        lines[1] = lines[1].replace(b'"time":', b'"time":1', 1)
+        segment.write_bytes(b"".join(lines))
+    elif tamper == "swap":
+        first = rotated_dir / "audit-0-10.jsonl"
+        segment.write_bytes(first.read_bytes())
+        first.write_bytes(data)
+    else:
+        (rotated_dir / "audit-old.jsonl").write_bytes(b"")
+    capsys.readouterr()
+    assert _cli_verify(rotated_dir) == (2 if tamper == "stray" else 1)  # input / verification
+    assert message in capsys.readouterr().err
