@@ -153,3 +153,7 @@ class CrashingStorage(MemoryStorage):
     def reset_audit(self) -> None:
         self._maybe("before-reset")
         super().reset_audit()
+
+    def remove_audit_segment(self, name: str) -> None:
+        self._maybe("before-remove")
+        super().remove_audit_segment(name)

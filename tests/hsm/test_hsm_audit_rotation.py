@@ -556,3 +556,155 @@ def test_cli_verify_names_a_tampered_segment(
     capsys.readouterr()
     assert _cli_verify(rotated_dir) == (2 if tamper == "stray" else 1)  # input / verification
     assert message in capsys.readouterr().err
+
+
+# --- pruning: an officer's retention policy, in the chain -----------------------------------
+
+ORIGINAL = ("audit-0-10.jsonl", "audit-11-21.jsonl", "audit-22-32.jsonl")
+
+
+def _records(storage: MemoryStorage) -> list[AuditRecord]:
+    names = storage.audit_segments()
+    data = [*(storage.read_audit_segment(n) for n in names), storage.read_audit()]
+    return [r for chunk in data for r in parse_audit_log(chunk)]
+
+
+def test_an_officer_prunes_whole_segments_and_the_chain_says_so(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    hsm, _handle = _busy(device, storage, 30)  # segments 0-10, 11-21, 22-32; live from 33
+    officer = hsm.login(OFFICER, OFFICER_PASS)
+    assert hsm.prune_audit(officer, 22) == ("audit-0-10.jsonl", "audit-11-21.jsonl")
+    assert storage.audit_segments() == ("audit-22-32.jsonl",)
+    span = verify_audit_segments(
+        storage.audit_segments(), storage.read_audit_segment, storage.read_audit()
+    )
+    assert span.first == 22
+    prune = [r for r in parse_audit_log(storage.read_audit()) if r.operation == "audit-prune"]
+    assert [(r.identity, r.key, r.result, r.prunes) for r in prune] == [
+        (OFFICER, "before-22", "ok", 22)
+    ]
+    hsm.close()
+    reopened = _open(storage)  # power-up never needed them
+    reopened.close()
+    report = check_sealed_audit(
+        audit=storage.read_audit(),
+        store=storage.read_store(),
+        anchor=storage.read_anchor(),
+        sealing_secret=SECRET,
+        segments=list(storage.audit_segments()),
+        read_segment=storage.read_audit_segment,
+    )
+    assert report.archived == len(storage.audit_segments())
+    # a segment removed beyond what was pruned is still a break
+    storage.remove_audit_segment("audit-22-32.jsonl")
+    with pytest.raises(
+        AuditChainBroken,
+        match=r"the chain starts at record 33: records 0 to 32 are missing, and no "
+        r"audit-prune record covers them",
+    ):
+        _verify(storage)
+
+
+def test_pruning_up_to_the_live_log_leaves_a_verifiable_chain(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    hsm, _handle = _busy(device, storage, 27)  # live from 33, not empty
+    officer = hsm.login(OFFICER, OFFICER_PASS)
+    assert len(hsm.prune_audit(officer, 33)) == 3
+    hsm.close()
+    assert storage.audit_segments() == ()
+    assert verify_audit_segments((), storage.read_audit_segment, storage.read_audit()).first == 33
+
+
+@pytest.mark.parametrize(
+    ("before", "message"),
+    [
+        (15, "record 15 does not start an archived segment or the live log"),
+        (34, "records from 33 on are in the live log, which is never pruned"),
+        (0, "the first record kept is a positive record number"),
+        (True, "the first record kept is a positive record number"),
+    ],
+)
+def test_a_prune_that_is_not_at_a_segment_boundary_is_refused(
+    rotated: MemoryStorage, before: int, message: str
+) -> None:
+    hsm = _open(rotated)
+    officer = hsm.login(OFFICER, OFFICER_PASS)
+    with pytest.raises(MalformedInput, match=message):
+        hsm.prune_audit(officer, before)
+    assert set(ORIGINAL) <= set(rotated.audit_segments())  # none removed
+    hsm.close()
+
+
+def test_only_an_officer_prunes(rotated: MemoryStorage) -> None:
+    from ironroot.errors import RoleNotPermitted
+
+    hsm = _open(rotated)
+    user = hsm.login("service", b"user-credential")
+    with pytest.raises(RoleNotPermitted, match="may not audit-prune"):
+        hsm.prune_audit(user, 11)
+    hsm.close()
+    assert set(ORIGINAL) <= set(rotated.audit_segments())
+    refused = [r for r in _records(rotated) if r.operation == "audit-prune"]
+    assert [(r.identity, r.result, r.prunes) for r in refused] == [
+        ("service", "role-not-permitted", 0)
+    ]
+
+
+def test_a_prune_cut_short_leaves_the_segments_verifiable(device: DeviceChain) -> None:
+    storage = CrashingStorage()
+    hsm, _handle = _busy(device, storage, 30)
+    officer = hsm.login(OFFICER, OFFICER_PASS)
+    storage.crash_at = "before-remove"
+    with pytest.raises(StorageError, match="power cut at before-remove"):
+        hsm.prune_audit(officer, 22)
+    assert set(ORIGINAL) <= set(storage.audit_segments())
+    assert _verify(storage) == len(_everything(storage))  # whole, the prune record in it
+    reopened = _open(storage)
+    assert reopened.prune_audit(reopened.login(OFFICER, OFFICER_PASS), 22) == (
+        "audit-0-10.jsonl",
+        "audit-11-21.jsonl",
+    )
+    reopened.close()
+
+
+def test_cli_verify_states_a_pruned_start(
+    device: DeviceChain, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = DirectoryStorage(tmp_path, counter=MemoryCounter())
+    hsm, _handle = _busy(device, storage, 30)
+    hsm.prune_audit(hsm.login(OFFICER, OFFICER_PASS), 11)
+    hsm.close()
+    storage.close()
+    capsys.readouterr()
+    assert _cli_verify(tmp_path) == 0
+    assert "records from record 11 (those before it pruned)" in capsys.readouterr().out
+
+
+def test_every_segment_removed_behind_an_empty_live_log_shows_with_the_sealing_secret(
+    device: DeviceChain,
+) -> None:
+    storage = MemoryStorage()
+    hsm, handle = _busy(device, storage, 1)
+    user = hsm.login("service", b"user-credential")
+    while storage.read_audit():  # until a rotation leaves the live log empty
+        hsm.sign(user, handle, b"m")
+    hsm.close()  # nothing waits: the live log stays empty
+    assert storage.read_audit() == b""
+    base = parse_segment_name(storage.audit_segments()[-1])
+    assert base is not None
+    for name in storage.audit_segments():
+        storage.remove_audit_segment(name)
+    assert _verify(storage) == 0  # the public check sees an empty log
+    with pytest.raises(
+        AuditChainBroken,
+        match=rf"the HSM sealed that the live log starts at record {base[1] + 1}: "
+        rf"records 0 to {base[1]} are missing",
+    ):
+        check_sealed_audit(
+            audit=storage.read_audit(),
+            store=storage.read_store(),
+            anchor=storage.read_anchor(),
+            sealing_secret=SECRET,
+            segments=[],
+            read_segment=storage.read_audit_segment,
+        )

@@ -76,6 +76,7 @@ MAX_RECORDS: Final = 10_000_000
 _FIELDS: Final = frozenset({"seq", "time", "identity", "operation", "key", "result", "prev", "mac"})
 _BOUND_FIELDS: Final = _FIELDS | {"release"}
 _BINDING: Final = ("statement", "recipient", "ear")
+PRUNE: Final = "audit-prune"
 SEGMENT_PREFIX: Final = "audit-"
 SEGMENT_SUFFIX: Final = ".jsonl"
 _DECIMAL: Final = re.compile(r"0|[1-9][0-9]{0,18}")
@@ -174,6 +175,16 @@ class AuditRecord:
                 else f"record {self.seq} is a granted release that binds no statement"
             )
         return None
+
+    @property
+    def prunes(self) -> int:
+        """For a granted ``audit-prune`` record (key ``before-<N>``): ``N``, the first record
+        an officer kept when archived segments holding the records before it were removed
+        (``Hsm.prune_audit``); 0 for any other record."""
+        if self.operation != PRUNE or self.result != "ok" or self.key is None:
+            return 0
+        number = self.key.removeprefix("before-")
+        return int(number) if number != self.key and _DECIMAL.fullmatch(number) else 0
 
     def digest(self) -> bytes:
         """The record hash that the next record's ``prev`` must equal (seven items, and the
@@ -390,6 +401,20 @@ def verify_audit_segments(
     altered (the chain breaks at it), and when the live log does not start where the last
     segment ends; ``MalformedInput`` for a name that is not a segment's. ``checkpoint``,
     ``key`` and ``mac_from`` as for :func:`verify_audit`, over the whole chain.
+
+    A chain that starts after record 0 because an officer pruned the archived segments before
+    it (``Hsm.prune_audit``) verifies when an ``audit-prune`` record in it covers the records
+    missing (:attr:`AuditRecord.prunes`); :attr:`AuditSpan.first` states where it starts.
+    Otherwise the records missing are named (``AuditChainBroken``). With no segment and an
+    empty live log nothing can show records cut: the sealed check (``check_sealed_audit``)
+    compares the end with the base the HSM sealed.
+
+    With ``complete=False`` the chain may start later than record 0 without that record: at
+    the first record of the earliest segment given (or of the live log when none is), whose
+    ``prev`` is taken as it is; :attr:`AuditSpan.first` states where (the records before it
+    were left out, as an audit bundle of a long log does: they are not verified). A
+    checkpoint of fewer records than that start cannot be checked and raises
+    ``AuditChainBroken``.
     """
     spans: list[tuple[int, int, str]] = []
     for name in segments:
@@ -399,9 +424,11 @@ def verify_audit_segments(
         spans.append((span[0], span[1], name))
     spans.sort()
     start, prev, given = 0, ZERO_HASH, True
-    if not complete:
+    if not complete or not spans or spans[0][0] > 0:
+        # a chain that may start later: left out (``complete=False``), or pruned (it must
+        # then hold an ``audit-prune`` record covering what is missing)
         start, given = spans[0][0] if spans else -1, False
-    origin = start
+    origin, pruned = start, 0
     for first, last, name in spans:
         if first != start:
             raise AuditChainBroken(
@@ -422,6 +449,7 @@ def verify_audit_segments(
                 f"segment {name} holds records {held}, its name says {first} to {last}: "
                 "it was truncated, extended or swapped with another segment"
             )
+        pruned = max([pruned, *(r.prunes for r in records)])
         try:
             verify_audit(
                 records,
@@ -458,6 +486,12 @@ def verify_audit_segments(
             )
         )
     verify_audit(records, start=start, prev=prev, checkpoint=checkpoint, key=key, mac_from=mac_from)
+    pruned = max([pruned, *(r.prunes for r in records)])
+    if complete and origin > 0 and pruned < origin:
+        raise AuditChainBroken(
+            f"the chain starts at record {origin}: records 0 to {origin - 1} are missing, and "
+            "no audit-prune record covers them (archived segments were removed, not pruned)"
+        )
     end = start + len(records)
     return AuditSpan(origin, end - origin, records[-1].digest() if records else prev)
 

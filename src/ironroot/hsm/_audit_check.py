@@ -155,9 +155,16 @@ def check_sealed_audit(
         if segments is not None:
             if read_segment is None:
                 raise MalformedInput("checking archived segments needs a way to read them")
-            verify_audit_segments(
+            span = verify_audit_segments(
                 segments, read_segment, audit, key=doc.audit_key, mac_from=doc.audit_from
             )
+            if span.first + span.records != doc.audit_base + len(records):  # an empty live log
+                end = span.first + span.records
+                raise AuditChainBroken(
+                    f"the archived segments end at record {end - 1}; the HSM sealed that the "
+                    f"live log starts at record {doc.audit_base}: records {end} to "
+                    f"{doc.audit_base - 1} are missing"
+                )
         return AuditReport(
             records=doc.audit_base + len(records),
             anchored=size,

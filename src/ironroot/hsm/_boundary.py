@@ -54,6 +54,7 @@ read-out.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 import time
 from collections.abc import Callable
@@ -313,6 +314,44 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
         with self._lock, self._operation(session, "audit-read"):
             self._sync()
             return parse_audit_log(self._storage.read_audit())
+
+    def prune_audit(self, session: Session, before: int) -> tuple[str, ...]:
+        """Remove the archived audit segments holding the records before ``before`` (crypto
+        officer: an operator's retention policy); return their names.
+
+        ``before`` must start an archived segment or the live log (segments are removed
+        whole; the live log never is): ``MalformedInput`` otherwise. The ``audit-prune``
+        record (key ``before-<N>``) is written, synced and anchored first, so the chain then
+        states what was removed, and by whom: :func:`verify_audit_segments` accepts a chain
+        starting at ``before`` only with it. A crash before the files are gone leaves them
+        in place, still verifiable (prune again)."""
+        if isinstance(before, bool) or not isinstance(before, int) or before < 1:
+            raise MalformedInput("the first record kept is a positive record number")
+        with self._lock:
+            with self._operation(session, "audit-prune", f"before-{before}"):
+                spans = {
+                    span: name
+                    for name in self._storage.audit_segments()
+                    if (span := parse_segment_name(name)) is not None
+                }
+                if before > self._audit_base:
+                    raise MalformedInput(
+                        f"records from {self._audit_base} on are in the live log, which is "
+                        f"never pruned: the first record kept is at most {self._audit_base}"
+                    )
+                starts = sorted({first for first, _last in spans} | {self._audit_base})
+                if before not in starts:
+                    raise MalformedInput(
+                        f"record {before} does not start an archived segment or the live log "
+                        f"(segments are pruned whole; they start at {', '.join(map(str, starts))})"
+                    )
+                doomed = tuple(
+                    name for (_first, last), name in sorted(spans.items()) if last < before
+                )
+            self._sync()  # the record is durable and anchored before any file goes
+            for name in doomed:
+                self._written(functools.partial(self._storage.remove_audit_segment, name))
+            return doomed
 
     def audit_checkpoint(self, session: Session) -> bytes:
         """A Signed Statement of the audit log's ``(size, head)`` (auditor), signed by the

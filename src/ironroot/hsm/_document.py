@@ -311,7 +311,7 @@ def decode_store(plaintext: bytes) -> StoreDocument:
         raise MalformedInput("unknown key store version")
     try:
         audit = doc["audit"]
-        base = audit.get("base", {"size": 0, "head": bytes(32)})
+        base = audit["base"] if "base" in audit else {"size": 0, "head": bytes(32)}
         return StoreDocument(
             hsm_id=as_bytes(doc["hsm"]),
             identities=tuple(_load_identity(e) for e in doc["identities"]),
