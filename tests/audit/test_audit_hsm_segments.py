@@ -82,7 +82,7 @@ def test_older_segments_left_out_must_be_stated(aw: AuditWorld, hsm_key: PublicK
     with pytest.raises(IronrootError) as info:
         verify_bundle(cut.seal(aw.fleet.rot(NODE)), aw.trust(hsm_attestation_keys=(hsm_key,)))
     assert (type(info.value), info.value.check) == (AuditChainBroken, "hsm")
-    assert "does not state why the records before it are absent" in info.value.detail
+    assert "states why the records before it are absent" in info.value.detail
     stated = cut.replace(absent={ARCHIVED: "left out for the test"}).seal(aw.fleet.rot(NODE))
     step = verify_bundle(stated, aw.trust(hsm_attestation_keys=(hsm_key,))).step("hsm")
     assert step.status == "ok"
@@ -108,3 +108,33 @@ def test_the_export_keeps_the_newest_segments_within_its_budget(
     ).step("hsm")
     assert step.status == "ok"
     assert step.lines[1].startswith("records 0 to ")
+
+
+def test_a_chain_pruned_by_an_officer_verifies_from_where_it_starts(
+    aw: AuditWorld, hsm_key: PublicKey
+) -> None:
+    """Last in the module: it removes the node's oldest segment (by an officer, recorded)."""
+    node = aw.fleet.directory / "nodes" / NODE
+    storage = DirectoryStorage.on_device(node / "hsm", node / "rot")
+    config = HsmConfig(scrypt_n=2**10, audit_group_commit=1, audit_segment_records=10)
+    hsm = Hsm.open(
+        storage,
+        aw.fleet.rot(NODE).sealing_secret("hsm"),
+        config=config,
+        clock=lambda: NOW.timestamp(),
+    )
+    try:
+        assert hsm.prune_audit(hsm.login("officer", b"officer-credential"), 11) == (
+            "audit-0-10.jsonl",
+        )
+    finally:
+        hsm.close()
+        storage.close()
+    export = aw.collect()
+    assert ARCHIVED not in export.absent
+    step = verify_bundle(
+        export.seal(aw.fleet.rot(NODE)), aw.trust(hsm_attestation_keys=(hsm_key,))
+    ).step("hsm")
+    assert step.status == "ok"
+    assert "intact from record 11" in step.lines[0]
+    assert step.lines[1] == "records 0 to 10 pruned by an officer (audit-prune record)"

@@ -12,7 +12,7 @@ from ironroot.rot import MemoryCounter
 from ironroot.web._keys import HsmSource
 
 
-def _rotated(directory: Path, signs: int = 27) -> None:
+def _rotated(directory: Path, signs: int = 27, *, prune: bool = False) -> None:
     storage = DirectoryStorage(directory, counter=MemoryCounter())
     config = HsmConfig(scrypt_n=2**10, audit_group_commit=1, audit_segment_records=10)
     hsm = Hsm.initialize(
@@ -29,6 +29,8 @@ def _rotated(directory: Path, signs: int = 27) -> None:
     user = hsm.login("service", b"service-credential")
     for _ in range(signs):
         hsm.sign(user, handle, b"m")
+    if prune:  # every archived segment, by an officer
+        hsm.prune_audit(officer, hsm_base(directory))
     hsm.close()
     storage.close()
 
@@ -55,3 +57,18 @@ def test_a_live_log_without_its_archived_predecessor_is_broken(tmp_path: Path) -
     assert not view.intact
     assert view.error is not None
     assert "no archived segment ends at record 32" in view.error
+
+
+def test_a_live_log_after_an_officers_prune_is_intact(tmp_path: Path) -> None:
+    _rotated(tmp_path, prune=True)
+    assert not list(tmp_path.glob("audit-*.jsonl"))
+    view = HsmSource(tmp_path).view([])
+    assert view.intact, view.error
+    assert view.first > 0
+
+
+def hsm_base(directory: Path) -> int:
+    """The first record of the live log (the live log is not empty here)."""
+    import json
+
+    return int(json.loads((directory / "audit.jsonl").read_text().splitlines()[0])["seq"])

@@ -1188,22 +1188,26 @@ def _hsm(ctx: _Context) -> list[str]:
         segments, lambda name: ctx.member(f"hsm/{name}"), live, complete=False
     )
     first = span.first
-    if first and HSM_ARCHIVED not in ctx.index.absent:
-        raise AuditChainBroken(
-            f"the HSM audit chain in the bundle starts at record {first}, and the bundle does "
-            "not state why the records before it are absent"
-        )
     records = [
         record
         for name in sorted(segments, key=lambda n: parse_segment_name(n) or (0, 0))
         for record in parse_audit_log(ctx.member(f"hsm/{name}"))
     ]
     records.extend(parse_audit_log(live))
+    pruned = max((r.prunes for r in records), default=0)
+    if first and pruned < first and HSM_ARCHIVED not in ctx.index.absent:
+        raise AuditChainBroken(
+            f"the HSM audit chain in the bundle starts at record {first}, and neither the "
+            "bundle nor an audit-prune record in the chain states why the records before it "
+            "are absent"
+        )
     lines = [
         f"audit chain of {len(records)} record(s) is intact from record {first}"
         + (f" ({len(segments)} archived segment(s) and the live log)" if segments else "")
     ]
-    if first:
+    if first and pruned >= first:
+        lines.append(f"records 0 to {first - 1} pruned by an officer (audit-prune record)")
+    elif first:
         lines.append(f"records 0 to {first - 1} absent: {ctx.index.absent[HSM_ARCHIVED]}")
     checkpoints = sorted(n for n in ctx.bundle.members if n.startswith("hsm/checkpoint-"))
     for name in checkpoints:

@@ -418,6 +418,20 @@ def register(sub: Any) -> None:
     averify.add_argument("--counter", default="hsm", help="that counter's name (default: hsm)")
     averify.add_argument("--json", action="store_true")
     averify.set_defaults(func=_audit_verify)
+    prune = averbs.add_parser(
+        "prune",
+        help="remove the archived audit segments before a record (crypto officer; recorded "
+        "in the chain, which then verifies from that record)",
+    )
+    _common(prune)
+    prune.add_argument(
+        "--before",
+        required=True,
+        type=int,
+        metavar="SEQ",
+        help="the first record kept: the first record of an archived segment or of the live log",
+    )
+    prune.set_defaults(func=_session_command(_audit_prune))
     checkpoint = averbs.add_parser("checkpoint", help="sign the log head (auditor)")
     _common(checkpoint)
     checkpoint.add_argument("--out", required=True, type=Path)
@@ -752,8 +766,9 @@ def _audit_verify(args: argparse.Namespace) -> int:
     sealing_secret = _read(Path(secret_path), _MAX_SMALL) if secret_path else b""
     # The HSM may be running: read in commit order (anchor, store, log: a log is never
     # shorter than its anchor) between two readings of the counter. A check that fails while
-    # the counter moved is read again: the HSM committed meanwhile (twice or more between the
-    # anchor and the store); a rollback or a cut log fails every time.
+    # the counter moved, or the archived segments changed, is read again: the HSM committed,
+    # rotated or pruned meanwhile (twice or more between the anchor and the store); a
+    # rollback, a cut log or a removed segment fails every time.
     for attempt in range(1, _AUDIT_READS + 1):
         before = counter() if counter is not None else None
         anchor = _read_optional(args.dir / "anchor.sealed") if secret_path else None
@@ -766,8 +781,10 @@ def _audit_verify(args: argparse.Namespace) -> int:
                 args, audit, segments, store, anchor, sealing_secret, before, after
             )
         except (StoreRolledBack, AuditChainBroken):
-            moved = before != after or (
-                bool(secret_path) and _read_optional(args.dir / "anchor.sealed") != anchor
+            moved = (
+                before != after
+                or (bool(secret_path) and _read_optional(args.dir / "anchor.sealed") != anchor)
+                or _segment_names(args.dir) != segments  # the HSM rotated (or pruned) meanwhile
             )
             if not moved or attempt == _AUDIT_READS:
                 raise
@@ -782,8 +799,10 @@ def _audit_verify(args: argparse.Namespace) -> int:
     _print(
         args,
         value,
-        f"audit log verifies: {value['records']} records in {value['segments']} archived "
-        f"segment(s) and the live log, head {value['head']}; {scope}",
+        f"audit log verifies: {value['records']} records"
+        + (f" from record {value['first']} (those before it pruned)" if value["first"] else "")
+        + f" in {value['segments']} archived segment(s) and the live log, head "
+        f"{value['head']}; {scope}",
     )
     return 0
 
@@ -817,6 +836,7 @@ def _audit_report(
     span = hsmlib.verify_audit_segments(segments, read_segment, audit, checkpoint=checkpoint)
     value: dict[str, object] = {
         "records": span.records,
+        "first": span.first,
         "segments": len(segments),
         "head": span.head.hex() if span.records else "",
         "checkpoint": bool(checkpoint),
@@ -841,6 +861,16 @@ def _audit_report(
             counter=report.counter,
         )
     return value
+
+
+def _audit_prune(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
+    removed = hsm.prune_audit(session, args.before)
+    _print(
+        args,
+        {"removed": list(removed), "first_kept": args.before},
+        f"removed {len(removed)} archived segment(s); the chain now starts at record {args.before}",
+    )
+    return 0
 
 
 def _audit_checkpoint(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:

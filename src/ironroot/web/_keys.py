@@ -140,7 +140,7 @@ class HsmSource:
         error = None
         first = records[0].seq if records else self._archived_end()
         try:
-            self._archived_before(first)
+            self._archived_before(first, max((r.prunes for r in records), default=0))
             verify_audit(records, start=first, prev=records[0].prev if records else _ZERO)
         except IronrootError as exc:
             error = failure(exc)
@@ -169,13 +169,18 @@ class HsmSource:
         spans = [parse_segment_name(p.name) for p in self.directory.glob("audit-*.jsonl")]
         return max((span[1] + 1 for span in spans if span is not None), default=0)
 
-    def _archived_before(self, first: int) -> None:
+    def _archived_before(self, first: int, pruned: int) -> None:
         """A live log that starts after record 0 continues an archived segment ending just
         before it (its name is checked, its records are not read: ``ironroot hsm audit
-        verify`` checks the whole chain); ``AuditChainBroken`` when there is none."""
-        if first and not any(
-            parse_segment_name(p.name) is not None
-            for p in self.directory.glob(f"audit-*-{first - 1}.jsonl")
+        verify`` checks the whole chain), or holds an ``audit-prune`` record covering the
+        records before it (``pruned``); ``AuditChainBroken`` when neither."""
+        if (
+            first
+            and pruned < first
+            and not any(
+                parse_segment_name(p.name) is not None
+                for p in self.directory.glob(f"audit-*-{first - 1}.jsonl")
+            )
         ):
             raise AuditChainBroken(
                 f"the live audit log starts at record {first} and no archived segment ends at "
