@@ -708,3 +708,23 @@ def test_every_segment_removed_behind_an_empty_live_log_shows_with_the_sealing_s
             segments=[],
             read_segment=storage.read_audit_segment,
         )
+
+
+def test_a_successor_removes_the_segment_of_a_rotation_cut_short(device: DeviceChain) -> None:
+    storage = CrashingStorage()
+    hsm = new_hsm(device.identity, storage, config=SEG)
+    officer, user, _auditor = sessions(hsm)
+    handle = hsm.generate(officer, KeyType.EC_P256)
+    while len(parse_audit_log(storage.read_audit())) + 1 < SEGMENT:
+        hsm.sign(user, handle, b"m")
+    storage.crash_at = "after-archive"
+    with pytest.raises(StorageError):
+        hsm.sign(user, handle, b"m")
+    assert storage.audit_segments() == (f"audit-0-{SEGMENT}.jsonl",)
+    # the log as it was left (no store, nobody powered it up again), given to a new HSM
+    left = MemoryStorage()
+    left.append_audit(storage.read_audit())
+    left.archive_audit(f"audit-0-{SEGMENT}.jsonl")
+    successor = new_hsm(device.identity, left, config=SEG)
+    successor.close()
+    assert _verify(left) == len(_everything(left))

@@ -115,10 +115,16 @@ __all__ = ["Hsm"]
 def _predecessor_log(storage: HsmStorage) -> tuple[int, bytes, tuple[AuditRecord, ...]]:
     """Where a log a zeroized predecessor left goes on: ``(seq, prev)`` of the live log's
     first record (of the record after the last archived one when the live log is empty;
-    ``(0, zero hash)`` when there is no log) and the live records, their chain verified."""
+    ``(0, zero hash)`` when there is no log) and the live records, their chain verified. A
+    segment of records the live log still holds (a rotation the predecessor's crash cut short
+    before its commit, then a tamper response) is removed, as power-up would have."""
     records = parse_audit_log(storage.read_audit())
     if records:
         start, prev = records[0].seq, records[0].prev
+        for name in storage.audit_segments():  # a rotation cut short after its step 2
+            span = parse_segment_name(name)
+            if span is not None and span[0] >= start:
+                storage.remove_audit_segment(name)
     else:
         start, prev = 0, ZERO_HASH
         spans = [s for n in storage.audit_segments() if (s := parse_segment_name(n))]
