@@ -186,7 +186,9 @@ def test_a_live_log_replaced_by_an_older_segment_is_refused(device: DeviceChain)
     hsm.close()
     storage.reset_audit()
     storage.append_audit(storage.read_audit_segment("audit-11-21.jsonl"))
-    with pytest.raises(AuditChainBroken, match="the HSM sealed that it starts at record 33"):
+    with pytest.raises(
+        AuditChainBroken, match=r"records 11 to 21, all archived; the HSM sealed a head covering"
+    ):
         _open(storage)
 
 
@@ -728,3 +730,18 @@ def test_a_successor_removes_the_segment_of_a_rotation_cut_short(device: DeviceC
     successor = new_hsm(device.identity, left, config=SEG)
     successor.close()
     assert _verify(left) == len(_everything(left))
+
+
+def test_a_live_log_replaced_by_the_last_segment_is_a_cut_tail(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    hsm, _handle = _busy(device, storage, 30)  # live from 33, its records anchored
+    hsm.close()
+    live = storage.read_audit()
+    storage.reset_audit()
+    storage.append_audit(storage.read_audit_segment("audit-22-32.jsonl"))
+    with pytest.raises(AuditChainBroken, match=r"records 22 to 32, all archived; .* were cut"):
+        _open(storage)
+    assert storage.read_audit() == storage.read_audit_segment("audit-22-32.jsonl")  # kept
+    storage.reset_audit()
+    storage.append_audit(live)
+    _open(storage).close()

@@ -212,7 +212,7 @@ class AuditBuffer(Persistence):
         docs). Archived segments are listed, never read."""
         records = parse_audit_log(self._storage.read_audit())
         if records and records[0].seq < doc.audit_base:
-            self._finish_rotation(records, doc)
+            self._finish_rotation(records, doc, anchor)
             records = ()
         for name in self._storage.audit_segments():
             span = parse_segment_name(name)
@@ -222,11 +222,20 @@ class AuditBuffer(Persistence):
         self._audit_size = doc.audit_base + len(records)
         self._audit_head = records[-1].digest() if records else doc.audit_base_head
 
-    def _finish_rotation(self, records: tuple[AuditRecord, ...], doc: StoreDocument) -> None:
+    def _finish_rotation(
+        self, records: tuple[AuditRecord, ...], doc: StoreDocument, anchor: Anchor | None
+    ) -> None:
         """Step 4 of a committed rotation: the live log holds the records just archived,
-        which must be this HSM's (MACs) and end at the sealed base; their segment must be
-        there. ``AuditChainBroken`` otherwise: nothing is reset."""
+        which must be this HSM's (MACs) and end at the sealed base; the head sealed last must
+        be that base (no record after it was anchored); their segment must be there.
+        ``AuditChainBroken`` otherwise: nothing is reset."""
         first, last = records[0].seq, records[-1].seq
+        sealed = max(doc.audit_size, anchor.audit_size if anchor is not None else 0)
+        if sealed > doc.audit_base:  # a later live log was replaced by an archived one
+            raise AuditChainBroken(
+                f"the live log holds records {first} to {last}, all archived; the HSM sealed a "
+                f"head covering {sealed}: its last {sealed - doc.audit_base} were cut"
+            )
         verify_audit(
             records, key=doc.audit_key, mac_from=doc.audit_from, start=first, prev=records[0].prev
         )
