@@ -143,3 +143,17 @@ class CrashingStorage(MemoryStorage):
     def append_audit(self, data: bytes) -> None:
         super().append_audit(data)
         self._maybe("after-append")
+        if b'"operation":"audit-rotate"' in data:
+            self._maybe("after-rotation-record")
+
+    def archive_audit(self, name: str) -> None:
+        super().archive_audit(name)
+        self._maybe("after-archive")
+
+    def reset_audit(self) -> None:
+        self._maybe("before-reset")
+        super().reset_audit()
+
+    def remove_audit_segment(self, name: str) -> None:
+        self._maybe("before-remove")
+        super().remove_audit_segment(name)

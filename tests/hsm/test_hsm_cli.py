@@ -484,3 +484,17 @@ def test_an_output_that_fails_part_way_leaves_the_file_as_it_was(
     assert "file too large" in capsys.readouterr().err
     assert plain.read_bytes() == before  # not truncated, not half-written
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_audit_prune_is_an_officers_and_refuses_the_live_log(
+    cli: tuple[Path, dict[str, Path]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, _files = cli
+    capsys.readouterr()
+    # nothing archived yet: the live log starts at record 0 and is never pruned
+    assert _run(cli, "co", "hsm", "audit", "prune", "--before", "5") == 2
+    assert "records from 0 on are in the live log, which is never pruned" in (
+        capsys.readouterr().err
+    )
+    log = (directory / "audit.jsonl").read_text()
+    assert '"operation":"audit-prune","key":"before-5","result":"malformed"' in log

@@ -24,7 +24,11 @@ latest ``admitted`` event. The evidence the EAR was issued for (``attestation/ev
 is the ``evidence`` argument, or what the admission stored beside that EAR
 (``<node>.evidence.cbor``, :mod:`ironroot.fleet._attestations`); without it the bundle records
 it absent, and verify refuses the EAR as bound to nothing. An HSM belongs to a node when
-``<node>/hsm/audit.jsonl`` exists (an ``ironroot.hsm`` directory); its signed audit
+``<node>/hsm/audit.jsonl`` exists (an ``ironroot.hsm`` directory); its live audit log goes in
+``hsm/audit.jsonl`` and its archived segments (``audit-<first>-<last>.jsonl``) in
+``hsm/audit-<first>-<last>.jsonl``, the newest first while the HSM's part stays within
+``HSM_AUDIT_BUDGET`` (512 MiB) and 256 segments, the older ones stated absent as
+``hsm/audit-archived`` (the records they hold, and why); its signed audit
 checkpoints are the ``*.cose`` files of ``<node>/hsm/checkpoints/`` (``ironroot hsm audit
 checkpoint --out``). The release statements the HSM signed are those its key service kept
 (``ironroot.keyrelease``, ADR 0015): the ``releases`` argument (a key service's
@@ -64,6 +68,7 @@ from ironroot.fleet import (
     parse_credential,
     stored_attestation,
 )
+from ironroot.hsm import parse_segment_name
 from ironroot.keyrelease import RELEASES_DB, ReleaseStatements
 from ironroot.log import LogFetcher
 from ironroot.platform import (
@@ -101,6 +106,11 @@ _EAR_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _SPDM_DOMAIN: Final = b"ironroot-audit-bundle/1 spdm\x00"
 RELEASES_MEMBER: Final = "hsm/releases.cbor"
 MAX_RELEASES: Final = 10_000
+HSM_AUDIT_BUDGET: Final = 512 * 1024 * 1024
+"""The most of an HSM's audit log a bundle holds: the live log, then its newest archived
+segments while they fit (the records before them are stated absent: ``HSM_ARCHIVED``)."""
+HSM_AUDIT_SEGMENTS: Final = 256
+HSM_ARCHIVED: Final = "hsm/audit-archived"
 
 
 def spdm_nonce(export_nonce: bytes, device: str) -> bytes:
@@ -293,17 +303,37 @@ def _credential_ears(
     return members, absent
 
 
-def _hsm(node_dir: Path) -> dict[str, tuple[bytes, str]] | str:
+def _hsm(node_dir: Path) -> tuple[dict[str, tuple[bytes, str]], dict[str, str]] | str:
     directory = node_dir / "hsm"
     audit = directory / "audit.jsonl"
     if not audit.is_file():
         return f"the node has no HSM ({audit.relative_to(node_dir.parent.parent)} does not exist)"
-    members = {"hsm/audit.jsonl": (read_limited(audit, 1024 * 1024 * 1024), JSONL)}
+    live = read_limited(audit, 1024 * 1024 * 1024)
+    members = {"hsm/audit.jsonl": (live, JSONL)}
+    absent: dict[str, str] = {}
+    spans = sorted(
+        (span, path)
+        for path in directory.glob("audit-*.jsonl")
+        if (span := parse_segment_name(path.name)) is not None
+    )
+    budget, kept = HSM_AUDIT_BUDGET - len(live), 0
+    for (_first, last), path in reversed(spans):  # the newest segments, while they fit
+        size = path.stat().st_size
+        if size > budget or kept == HSM_AUDIT_SEGMENTS:
+            absent[HSM_ARCHIVED] = (
+                f"records 0 to {last} of the HSM's audit chain are in "
+                f"archived segments left out of the bundle (it holds at most "
+                f"{HSM_AUDIT_BUDGET // (1024 * 1024)} MiB of the audit log, in at most "
+                f"{HSM_AUDIT_SEGMENTS} segments): ironroot hsm audit verify --dir checks them"
+            )
+            break
+        members[f"hsm/{path.name}"] = (read_limited(path, size), JSONL)
+        budget, kept = budget - size, kept + 1
     checkpoints = directory / "checkpoints"
     if checkpoints.is_dir():
         for number, path in enumerate(sorted(checkpoints.glob("*.cose"))):
             members[f"hsm/checkpoint-{number}.cose"] = (read_limited(path, 1024 * 1024), COSE)
-    return members
+    return members, absent
 
 
 def _releases(path: Path) -> tuple[bytes, str] | str:
@@ -479,11 +509,13 @@ def collect_export(
     issued_on, issued_absent = _credential_ears(fleet, node_id, credentials, latest)
     members.update(issued_on)
     absent.update(issued_absent)
-    hsm = _hsm(platform.directory)
-    if isinstance(hsm, str):
-        absent["hsm"] = hsm
+    hsm_found = _hsm(platform.directory)
+    if isinstance(hsm_found, str):
+        absent["hsm"] = hsm_found
     else:
+        hsm, hsm_absent = hsm_found
         members.update(hsm)
+        absent.update(hsm_absent)
         logged.update({n: d for n, (d, _t) in hsm.items() if n.startswith("hsm/checkpoint-")})
         kept = _releases(releases or platform.directory / RELEASES_DB)
         if isinstance(kept, str):

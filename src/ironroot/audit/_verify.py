@@ -114,7 +114,12 @@ from typing import Any, Final
 
 from ironroot.attestation import ReferenceValues
 from ironroot.audit._bundle import AuditBundle, AuditIndex, items_within, seal_nonce
-from ironroot.audit._export import CREDENTIAL_ABSENT, credential_ear_members, spdm_nonce
+from ironroot.audit._export import (
+    CREDENTIAL_ABSENT,
+    HSM_ARCHIVED,
+    credential_ear_members,
+    spdm_nonce,
+)
 from ironroot.audit._proofs import verify_log_proofs
 from ironroot.audit._report import AuditReport, AuditStep
 from ironroot.audit._trust import AuditTrust
@@ -164,9 +169,11 @@ from ironroot.hsm import (
     AuditRecord,
     open_release_statement,
     parse_audit_log,
+    parse_segment_name,
     release_records,
     verify_audit,
     verify_audit_checkpoint,
+    verify_audit_segments,
 )
 from ironroot.platform import (
     COMPONENTS,
@@ -1199,9 +1206,37 @@ def _device_binding(
 def _hsm(ctx: _Context) -> list[str]:
     if "hsm/audit.jsonl" not in ctx.bundle.members:
         raise _Skipped(ctx.index.absent.get("hsm", "the bundle holds no HSM audit chain"))
-    records = parse_audit_log(ctx.member("hsm/audit.jsonl"))
-    verify_audit(records)
-    lines = [f"audit chain of {len(records)} record(s) is intact from record 0"]
+    segments = [
+        n.removeprefix("hsm/")
+        for n in ctx.bundle.members
+        if n.startswith("hsm/audit-") and parse_segment_name(n.removeprefix("hsm/"))
+    ]
+    live = ctx.member("hsm/audit.jsonl")
+    span = verify_audit_segments(
+        segments, lambda name: ctx.member(f"hsm/{name}"), live, complete=False
+    )
+    first = span.first
+    records = [
+        record
+        for name in sorted(segments, key=lambda n: parse_segment_name(n) or (0, 0))
+        for record in parse_audit_log(ctx.member(f"hsm/{name}"))
+    ]
+    records.extend(parse_audit_log(live))
+    pruned = max((r.prunes for r in records), default=0)
+    if first and pruned < first and HSM_ARCHIVED not in ctx.index.absent:
+        raise AuditChainBroken(
+            f"the HSM audit chain in the bundle starts at record {first}, and neither the "
+            "bundle nor an audit-prune record in the chain states why the records before it "
+            "are absent"
+        )
+    lines = [
+        f"audit chain of {len(records)} record(s) is intact from record {first}"
+        + (f" ({len(segments)} archived segment(s) and the live log)" if segments else "")
+    ]
+    if first and pruned >= first:
+        lines.append(f"records 0 to {first - 1} pruned by an officer (audit-prune record)")
+    elif first:
+        lines.append(f"records 0 to {first - 1} absent: {ctx.index.absent[HSM_ARCHIVED]}")
     checkpoints = sorted(n for n in ctx.bundle.members if n.startswith("hsm/checkpoint-"))
     for name in checkpoints:
         data = ctx.member(name)
@@ -1218,8 +1253,14 @@ def _hsm(ctx: _Context) -> list[str]:
                 continue
         if checkpoint is None:
             raise UnknownIssuer(f"no trusted HSM attestation key signed {name}")
-        _reaches(records, checkpoint)
         ctx.hsm_ids.add(checkpoint.hsm)
+        if 0 < checkpoint.size <= first:
+            lines.append(
+                f"{name} covers {checkpoint.size} record(s), all before record {first}: "
+                "archived and not in the bundle, not checked"
+            )
+            continue
+        _reaches(records, checkpoint, first)
         lines.append(f"reaches {name}: {checkpoint.size} record(s) the HSM signed")
     if not checkpoints:
         lines.append("no signed audit checkpoint: records cut from the end would not show")
@@ -1240,17 +1281,25 @@ def _hsm(ctx: _Context) -> list[str]:
     return lines
 
 
-def _reaches(records: Sequence[AuditRecord], checkpoint: AuditCheckpoint) -> None:
-    """What ``verify_audit(records, checkpoint=…)`` adds once the chain verified, without
-    walking it again: its record ``size - 1`` hashes to the checkpoint's head. (Walked once
-    per checkpoint, a chain of millions of records after one genuine checkpoint, and a
-    thousand copies of it, cost billions of hashes.)"""
+def _reaches(records: Sequence[AuditRecord], checkpoint: AuditCheckpoint, first: int) -> None:
+    """What ``verify_audit(records, checkpoint=…)`` adds once the chain (from record
+    ``first``) verified, without walking it again: its record ``size - 1`` hashes to the
+    checkpoint's head. (Walked once per checkpoint, a chain of millions of records after one
+    genuine checkpoint, and a thousand copies of it, cost billions of hashes.)"""
     size = checkpoint.size
-    if 0 < size <= len(records) and hmac.compare_digest(
-        records[size - 1].digest(), checkpoint.head
+    if 0 < size - first <= len(records) and hmac.compare_digest(
+        records[size - 1 - first].digest(), checkpoint.head
     ):
         return
-    verify_audit(records if size else (), checkpoint=checkpoint)  # names the break
+    if size:  # names the break
+        verify_audit(
+            records,
+            checkpoint=checkpoint,
+            start=first,
+            prev=records[0].prev if records else bytes(32),
+        )
+    else:
+        verify_audit((), checkpoint=checkpoint)
     raise AuditChainBroken(f"the audit chain does not reach its checkpoint at {size}")
 
 

@@ -104,6 +104,7 @@ EXAMPLES: Final[dict[str, str]] = {
     "hsm audit show": f"ironroot hsm audit show {_HSM} --json",
     "hsm audit verify": "ironroot hsm audit verify --dir hsm --sealing-secret-file "
     "sealing.secret --rot-device rot",
+    "hsm audit prune": f"ironroot hsm audit prune --before 200002 {_HSM}",
     "hsm audit checkpoint": f"ironroot hsm audit checkpoint --out audit.cp --register "
     f"http://127.0.0.1:8000 {_HSM}",
     "hsm tamper": "ironroot hsm tamper --dir hsm --rot-device rot --sealing-secret-file "

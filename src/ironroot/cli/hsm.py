@@ -49,6 +49,7 @@ from ironroot.errors import (
 __all__ = ["register"]
 
 _MAX_INPUT: Final = 64 * 1024 * 1024
+_MAX_AUDIT: Final = 1024 * 1024 * 1024  # the live log and each segment, as the HSM reads it
 _MAX_SMALL: Final = 1024 * 1024
 _ENV_SECRET: Final = "IRONROOT_HSM_SEALING_SECRET_FILE"  # noqa: S105  (a variable's name)
 _ENV_IDENTITY: Final = "IRONROOT_HSM_IDENTITY"
@@ -397,8 +398,9 @@ def register(sub: Any) -> None:
     show.set_defaults(func=_session_command(_audit_show))
     averify = averbs.add_parser(
         "verify",
-        help="verify the audit log: the chain (public), a checkpoint, and with the sealing "
-        "secret every MAC and the sealed head (a cut tail is reported)",
+        help="verify the audit log, its archived segments and the live log as one chain: the "
+        "chain (public), a checkpoint, and with the sealing secret every MAC and the sealed "
+        "head (a cut tail, a missing, altered or truncated segment is reported)",
     )
     averify.add_argument("--dir", required=True, type=Path)
     averify.add_argument("--checkpoint", type=Path, help="a checkpoint statement to check")
@@ -416,6 +418,20 @@ def register(sub: Any) -> None:
     averify.add_argument("--counter", default="hsm", help="that counter's name (default: hsm)")
     averify.add_argument("--json", action="store_true")
     averify.set_defaults(func=_audit_verify)
+    prune = averbs.add_parser(
+        "prune",
+        help="remove the archived audit segments before a record (crypto officer; recorded "
+        "in the chain, which then verifies from that record)",
+    )
+    _common(prune)
+    prune.add_argument(
+        "--before",
+        required=True,
+        type=int,
+        metavar="SEQ",
+        help="the first record kept: the first record of an archived segment or of the live log",
+    )
+    prune.set_defaults(func=_session_command(_audit_prune))
     checkpoint = averbs.add_parser("checkpoint", help="sign the log head (auditor)")
     _common(checkpoint)
     checkpoint.add_argument("--out", required=True, type=Path)
@@ -750,19 +766,25 @@ def _audit_verify(args: argparse.Namespace) -> int:
     sealing_secret = _read(Path(secret_path), _MAX_SMALL) if secret_path else b""
     # The HSM may be running: read in commit order (anchor, store, log: a log is never
     # shorter than its anchor) between two readings of the counter. A check that fails while
-    # the counter moved is read again: the HSM committed meanwhile (twice or more between the
-    # anchor and the store); a rollback or a cut log fails every time.
+    # the counter moved, or the archived segments changed, is read again: the HSM committed,
+    # rotated or pruned meanwhile (twice or more between the anchor and the store); a
+    # rollback, a cut log or a removed segment fails every time.
     for attempt in range(1, _AUDIT_READS + 1):
         before = counter() if counter is not None else None
         anchor = _read_optional(args.dir / "anchor.sealed") if secret_path else None
         store = _read_optional(args.dir / "keystore.sealed") if secret_path else None
-        audit = _read(args.dir / "audit.jsonl")
+        audit = _read(args.dir / "audit.jsonl", _MAX_AUDIT)
+        segments = _segment_names(args.dir)
         after = counter() if counter is not None else None
         try:
-            value = _audit_report(args, audit, store, anchor, sealing_secret, before, after)
+            value = _audit_report(
+                args, audit, segments, store, anchor, sealing_secret, before, after
+            )
         except (StoreRolledBack, AuditChainBroken):
-            moved = before != after or (
-                bool(secret_path) and _read_optional(args.dir / "anchor.sealed") != anchor
+            moved = (
+                before != after
+                or (bool(secret_path) and _read_optional(args.dir / "anchor.sealed") != anchor)
+                or _segment_names(args.dir) != segments  # the HSM rotated (or pruned) meanwhile
             )
             if not moved or attempt == _AUDIT_READS:
                 raise
@@ -777,31 +799,46 @@ def _audit_verify(args: argparse.Namespace) -> int:
     _print(
         args,
         value,
-        f"audit log verifies: {value['records']} records, head {value['head']}; {scope}",
+        f"audit log verifies: {value['records']} records"
+        + (f" from record {value['first']} (those before it pruned)" if value["first"] else "")
+        + f" in {value['segments']} archived segment(s) and the live log, head "
+        f"{value['head']}; {scope}",
     )
     return 0
+
+
+def _segment_names(directory: Path) -> list[str]:
+    """The archived segments' names in ``directory`` (``audit-*.jsonl``: one that is not a
+    segment's name is refused by the verification, not skipped)."""
+    return sorted(p.name for p in directory.glob("audit-*.jsonl"))
 
 
 def _audit_report(
     args: argparse.Namespace,
     audit: bytes,
+    segments: list[str],
     store: bytes | None,
     anchor: bytes | None,
     sealing_secret: bytes,
     before: int | None,
     after: int | None,
 ) -> dict[str, object]:
-    records = hsmlib.parse_audit_log(audit)
     checkpoint = None
     if args.checkpoint:
         if not args.key:
             raise ConfigError("checking a checkpoint needs the attestation key (--key)")
         verifier = load_verifier(args.key)
         checkpoint = hsmlib.verify_audit_checkpoint(_read(args.checkpoint, _MAX_SMALL), verifier)
-    hsmlib.verify_audit(records, checkpoint=checkpoint)
+
+    def read_segment(name: str) -> bytes:
+        return _read(args.dir / name, _MAX_AUDIT)
+
+    span = hsmlib.verify_audit_segments(segments, read_segment, audit, checkpoint=checkpoint)
     value: dict[str, object] = {
-        "records": len(records),
-        "head": records[-1].digest().hex() if records else "",
+        "records": span.records,
+        "first": span.first,
+        "segments": len(segments),
+        "head": span.head.hex() if span.records else "",
         "checkpoint": bool(checkpoint),
         "sealed": False,
     }
@@ -814,6 +851,8 @@ def _audit_report(
             counter=before,
             rot_counter=args.counter if before is not None else "",
             counter_after=after,
+            segments=segments,
+            read_segment=read_segment,
         )
         value.update(
             sealed=True,
@@ -822,6 +861,16 @@ def _audit_report(
             counter=report.counter,
         )
     return value
+
+
+def _audit_prune(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
+    removed = hsm.prune_audit(session, args.before)
+    _print(
+        args,
+        {"removed": list(removed), "first_kept": args.before},
+        f"removed {len(removed)} archived segment(s); the chain now starts at record {args.before}",
+    )
+    return 0
 
 
 def _audit_checkpoint(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:

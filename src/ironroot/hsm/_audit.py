@@ -40,7 +40,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -53,14 +54,18 @@ __all__ = [
     "ZERO_HASH",
     "AuditCheckpoint",
     "AuditRecord",
+    "AuditSpan",
     "ReleaseBinding",
     "audit_mac",
     "checkpoint_statement",
     "format_audit_log",
     "parse_audit_log",
+    "parse_segment_name",
     "release_records",
+    "segment_name",
     "verify_audit",
     "verify_audit_checkpoint",
+    "verify_audit_segments",
 ]
 
 ZERO_HASH: Final = bytes(32)
@@ -71,6 +76,10 @@ MAX_RECORDS: Final = 10_000_000
 _FIELDS: Final = frozenset({"seq", "time", "identity", "operation", "key", "result", "prev", "mac"})
 _BOUND_FIELDS: Final = _FIELDS | {"release"}
 _BINDING: Final = ("statement", "recipient", "ear")
+PRUNE: Final = "audit-prune"
+SEGMENT_PREFIX: Final = "audit-"
+SEGMENT_SUFFIX: Final = ".jsonl"
+_DECIMAL: Final = re.compile(r"0|[1-9][0-9]{0,18}")
 MAC_LABEL: Final = b"ironroot/hsm/audit/v1"
 
 
@@ -166,6 +175,16 @@ class AuditRecord:
                 else f"record {self.seq} is a granted release that binds no statement"
             )
         return None
+
+    @property
+    def prunes(self) -> int:
+        """For a granted ``audit-prune`` record (key ``before-<N>``): ``N``, the first record
+        an officer kept when archived segments holding the records before it were removed
+        (``Hsm.prune_audit``); 0 for any other record."""
+        if self.operation != PRUNE or self.result != "ok" or self.key is None:
+            return 0
+        number = self.key.removeprefix("before-")
+        return int(number) if number != self.key and _DECIMAL.fullmatch(number) else 0
 
     def digest(self) -> bytes:
         """The record hash that the next record's ``prev`` must equal (seven items, and the
@@ -284,19 +303,22 @@ def verify_audit(
     checkpoint: AuditCheckpoint | None = None,
     key: bytes | bytearray | None = None,
     mac_from: int = 0,
+    start: int = 0,
+    prev: bytes = ZERO_HASH,
 ) -> AuditCheckpoint | None:
-    """Check the chain from record 0; return ``None`` or raise ``AuditChainBroken``.
+    """Check the chain from record ``start`` (whose ``prev`` must be ``prev``: record 0 and
+    the zero hash unless ``records`` is a later segment, see :func:`verify_audit_segments`);
+    return ``None`` or raise ``AuditChainBroken``.
 
     With ``checkpoint``, the log must also hold its first ``size`` records unchanged (its
     record ``size - 1`` hashes to ``head``): a log cut short, rewritten or forked is refused.
-    With ``key`` (the audit key, inside the HSM only), the MAC of every record from index
+    With ``key`` (the audit key, inside the HSM only), the MAC of every record from ``seq``
     ``mac_from`` on (the first record this HSM wrote; earlier ones belong to a zeroized
     predecessor) must verify too: a chain rewritten and rehashed outside the boundary is
     refused. Returns nothing on success
     (``None``), like every ``verify`` in Ironroot.
     """
-    prev = ZERO_HASH
-    for index, record in enumerate(records):
+    for index, record in enumerate(records, start=start):
         if record.seq != index:
             raise AuditChainBroken(
                 f"record {index} has seq {record.seq}: a record is missing or out of order"
@@ -321,14 +343,157 @@ def verify_audit(
         if at_checkpoint and checkpoint and not hmac.compare_digest(prev, checkpoint.head):
             raise AuditChainBroken(f"record {index} does not match the checkpoint's head")
     if checkpoint is not None:
-        if len(records) < checkpoint.size:
+        end = start + len(records)
+        if end < checkpoint.size:
             raise AuditChainBroken(
-                f"the log has {len(records)} records, the checkpoint covers {checkpoint.size}: "
-                f"its last {checkpoint.size - len(records)} were cut"
+                f"the log has {end} records, the checkpoint covers {checkpoint.size}: "
+                f"its last {checkpoint.size - end} were cut"
             )
         if checkpoint.size == 0 and checkpoint.head != ZERO_HASH:
             raise AuditChainBroken("an empty checkpoint must have the zero head")
     return None
+
+
+def segment_name(first: int, last: int) -> str:
+    """The file name of the archived segment holding records ``first`` to ``last``."""
+    return f"{SEGMENT_PREFIX}{first}-{last}{SEGMENT_SUFFIX}"
+
+
+def parse_segment_name(name: str) -> tuple[int, int] | None:
+    """``(first, last)`` of an archived segment's file name, or ``None`` when ``name`` is not
+    one (only the form :func:`segment_name` writes: decimal, no leading zeros)."""
+    if not (name.startswith(SEGMENT_PREFIX) and name.endswith(SEGMENT_SUFFIX)):
+        return None
+    first, sep, last = name[len(SEGMENT_PREFIX) : -len(SEGMENT_SUFFIX)].partition("-")
+    if not sep or not _DECIMAL.fullmatch(first) or not _DECIMAL.fullmatch(last):
+        return None
+    span = int(first), int(last)
+    return span if span[0] <= span[1] else None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSpan:
+    """What :func:`verify_audit_segments` verified: ``records`` records from seq ``first``
+    (0 for a whole log), the last of which hashes to ``head`` (the zero hash when empty)."""
+
+    first: int
+    records: int
+    head: bytes
+
+
+def verify_audit_segments(
+    segments: Iterable[str],
+    read: Callable[[str], bytes],
+    live: bytes,
+    *,
+    checkpoint: AuditCheckpoint | None = None,
+    key: bytes | bytearray | None = None,
+    mac_from: int = 0,
+    complete: bool = True,
+) -> AuditSpan:
+    """Verify a whole audit log: its archived segments (their file names, in any order: the
+    names order them; ``read(name)`` returns one's bytes, read one at a time) and then the
+    live log, as one chain from record 0.
+
+    ``AuditChainBroken`` naming the file when a segment is missing (a gap in the ranges the
+    names state), when a segment's records are not the range its name states (truncated,
+    extended, or swapped with another), when two segments overlap, when a record in one was
+    altered (the chain breaks at it), and when the live log does not start where the last
+    segment ends; ``MalformedInput`` for a name that is not a segment's. ``checkpoint``,
+    ``key`` and ``mac_from`` as for :func:`verify_audit`, over the whole chain.
+
+    A chain that starts after record 0 because an officer pruned the archived segments before
+    it (``Hsm.prune_audit``) verifies when an ``audit-prune`` record in it covers the records
+    missing (:attr:`AuditRecord.prunes`); :attr:`AuditSpan.first` states where it starts.
+    Otherwise the records missing are named (``AuditChainBroken``). With no segment and an
+    empty live log nothing can show records cut: the sealed check (``check_sealed_audit``)
+    compares the end with the base the HSM sealed.
+
+    With ``complete=False`` the chain may start later than record 0 without that record: at
+    the first record of the earliest segment given (or of the live log when none is), whose
+    ``prev`` is taken as it is; :attr:`AuditSpan.first` states where (the records before it
+    were left out, as an audit bundle of a long log does: they are not verified). A
+    checkpoint of fewer records than that start cannot be checked and raises
+    ``AuditChainBroken``.
+    """
+    spans: list[tuple[int, int, str]] = []
+    for name in segments:
+        span = parse_segment_name(name)
+        if span is None:
+            raise MalformedInput(f"{name!r} is not an audit segment's name")
+        spans.append((span[0], span[1], name))
+    spans.sort()
+    start, prev, given = 0, ZERO_HASH, True
+    if not complete or not spans or spans[0][0] > 0:
+        # a chain that may start later: left out (``complete=False``), or pruned (it must
+        # then hold an ``audit-prune`` record covering what is missing)
+        start, given = spans[0][0] if spans else -1, False
+    origin, pruned = start, 0
+    for first, last, name in spans:
+        if first != start:
+            raise AuditChainBroken(
+                f"segment {name} starts at record {first}, the chain before it ends at "
+                f"record {start - 1}: "
+                + (
+                    f"records {start} to {first - 1} are missing (a segment was removed)"
+                    if first > start
+                    else "it overlaps the segment before it"
+                )
+            )
+        records = parse_audit_log(read(name))
+        if not given and records:
+            prev, given = records[0].prev, True
+        if len(records) != last - first + 1 or records[0].seq != first:
+            held = f"{records[0].seq} to {records[-1].seq}" if records else "no records"
+            raise AuditChainBroken(
+                f"segment {name} holds records {held}, its name says {first} to {last}: "
+                "it was truncated, extended or swapped with another segment"
+            )
+        pruned = max([pruned, *(r.prunes for r in records)])
+        try:
+            verify_audit(
+                records,
+                start=start,
+                prev=prev,
+                # the checkpoint for the one segment holding its last record (the cut check
+                # is the live log's)
+                checkpoint=checkpoint
+                if checkpoint is not None and first < checkpoint.size <= last + 1
+                else None,
+                key=key,
+                mac_from=mac_from,
+            )
+        except AuditChainBroken as exc:
+            raise AuditChainBroken(f"segment {name}: {exc.detail}") from exc
+        start, prev = last + 1, records[-1].digest()
+    records = parse_audit_log(live)
+    if not given:  # no segment: the live log is the chain
+        start, prev = (records[0].seq, records[0].prev) if records else (0, ZERO_HASH)
+        origin = start
+    if checkpoint is not None and 0 < checkpoint.size <= origin:
+        raise AuditChainBroken(
+            f"the checkpoint covers {checkpoint.size} records, all before record {origin}, "
+            "where the records given start"
+        )
+    if records and records[0].seq != start:
+        raise AuditChainBroken(
+            f"the live log starts at record {records[0].seq}, the archived segments end at "
+            f"record {start - 1}: "
+            + (
+                f"records {start} to {records[0].seq - 1} are missing (a segment was removed)"
+                if records[0].seq > start
+                else "a segment overlaps the live log"
+            )
+        )
+    verify_audit(records, start=start, prev=prev, checkpoint=checkpoint, key=key, mac_from=mac_from)
+    pruned = max([pruned, *(r.prunes for r in records)])
+    if complete and origin > 0 and pruned < origin:
+        raise AuditChainBroken(
+            f"the chain starts at record {origin}: records 0 to {origin - 1} are missing, and "
+            "no audit-prune record covers them (archived segments were removed, not pruned)"
+        )
+    end = start + len(records)
+    return AuditSpan(origin, end - origin, records[-1].digest() if records else prev)
 
 
 def release_records(records: Sequence[AuditRecord]) -> dict[bytes, AuditRecord]:

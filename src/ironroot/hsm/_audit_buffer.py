@@ -3,25 +3,49 @@ and refusals are written, synced and anchored before the call returns.
 
 A failure that puts the HSM in its error state is audited here first (``_fail``). The
 record format and its chain are ``_audit``'s; verification at power-up is ``_audit_check``'s.
+
+**Rotation.** The live log (``audit.jsonl``) is bounded: at the first audit write that finds it
+holding ``audit_segment_records`` records or more, the HSM closes it as an archived segment
+and starts a new one that continues the same chain (same ``seq`` numbering, the first record's
+``prev`` the hash of the last archived one). In order:
+
+1. append an ``audit-rotate`` record (identity ``-``, key: the segment's file name
+   ``audit-<first>-<last>.jsonl``, ``last`` being this record's seq) and fsync;
+2. ``archive_audit``: the live file is hard-linked under the segment's name (directory fsync);
+3. commit the store (``_anchor``) with the live log's new **base**: the seq of its next
+   record and the hash of the rotation record (``StoreDocument.audit_base``);
+4. ``reset_audit``: an empty live file replaces the old one atomically.
+
+Power-up reads only the live log and verifies it from the sealed base, so archived segments
+(deleted, altered or swapped) never affect it. A crash at any step leaves a state power-up
+accepts and completes, without losing or duplicating a record: before 3 the sealed base is
+the old one, the live log still holds every record, and a segment named from that base on is
+a leftover of step 2 that power-up removes (the next rotation archives those records again);
+after 3 the live log still holds the records now archived, every one before the sealed base,
+and power-up verifies them (chain, MACs, ending at the sealed base head) and, the segment of
+that name being there, finishes step 4.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import hmac
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Final
 
-from ironroot.errors import HsmErrorState, IronrootError
+from ironroot.errors import AuditChainBroken, HsmErrorState, IronrootError
 from ironroot.hsm._anchor import Anchor
 from ironroot.hsm._audit import (
-    ZERO_HASH,
     AuditRecord,
     ReleaseBinding,
     audit_mac,
     format_audit_log,
     parse_audit_log,
+    parse_segment_name,
+    segment_name,
     verify_audit,
 )
 from ironroot.hsm._audit_check import verify_to_sealed_head
@@ -122,7 +146,24 @@ class AuditBuffer(Persistence):
         if self._state != "operational":
             return
         self._flush_audit()
-        self._commit(store=False)
+        if self._rotation_due():
+            self._rotate()
+        else:
+            self._commit(store=False)
+
+    def _rotation_due(self) -> bool:
+        return self._audit_size - self._audit_base >= self._config.audit_segment_records
+
+    def _rotate(self) -> None:
+        """Close the live log as an archived segment and start a new one continuing the chain;
+        this commits the store (module docs: the steps, and what a crash at each leaves)."""
+        name = segment_name(self._audit_base, self._audit_size)
+        self._pending.append(PendingRecord(self._now(), NO_IDENTITY, "audit-rotate", name, "ok"))
+        self._flush_audit()
+        self._written(lambda: self._storage.archive_audit(name))
+        self._audit_base, self._audit_base_head = self._audit_size, self._audit_head
+        self._commit(store=True)
+        self._written(self._storage.reset_audit)
 
     def _persist_locked(self) -> None:
         with self._lock:
@@ -133,7 +174,10 @@ class AuditBuffer(Persistence):
         if self._state != "operational":
             return
         self._flush_audit()
-        self._commit(store=True)
+        if self._rotation_due():
+            self._rotate()  # commits the store too
+        else:
+            self._commit(store=True)
 
     def flush(self) -> None:
         """Write, sync and anchor the audit records waiting in memory."""
@@ -163,11 +207,52 @@ class AuditBuffer(Persistence):
         self._enter_error(reason)
 
     def _resume_audit(self, anchor: Anchor | None, doc: StoreDocument) -> None:
-        """Verify the log to the head sealed in the anchor or the store (``_audit_check``)."""
+        """Verify the live log from the sealed base to the head sealed in the anchor or the
+        store (``_audit_check``), after completing a rotation a crash cut short (module
+        docs). Archived segments are listed, never read."""
         records = parse_audit_log(self._storage.read_audit())
+        if records and records[0].seq < doc.audit_base:
+            self._finish_rotation(records, doc, anchor)
+            records = ()
+        for name in self._storage.audit_segments():
+            span = parse_segment_name(name)
+            if span is not None and span[0] >= doc.audit_base:  # step 2 of an uncommitted one
+                self._written(functools.partial(self._storage.remove_audit_segment, name))
         verify_to_sealed_head(records, doc, anchor)
-        self._audit_size = len(records)
-        self._audit_head = records[-1].digest() if records else ZERO_HASH
+        self._audit_size = doc.audit_base + len(records)
+        self._audit_head = records[-1].digest() if records else doc.audit_base_head
+
+    def _finish_rotation(
+        self, records: tuple[AuditRecord, ...], doc: StoreDocument, anchor: Anchor | None
+    ) -> None:
+        """Step 4 of a committed rotation: the live log holds the records just archived,
+        which must be this HSM's (MACs) and end at the sealed base; the head sealed last must
+        be that base (no record after it was anchored); their segment must be there.
+        ``AuditChainBroken`` otherwise: nothing is reset."""
+        first, last = records[0].seq, records[-1].seq
+        sealed = max(doc.audit_size, anchor.audit_size if anchor is not None else 0)
+        if sealed > doc.audit_base:  # a later live log was replaced by an archived one
+            raise AuditChainBroken(
+                f"the live log holds records {first} to {last}, all archived; the HSM sealed a "
+                f"head covering {sealed}: its last {sealed - doc.audit_base} were cut"
+            )
+        verify_audit(
+            records, key=doc.audit_key, mac_from=doc.audit_from, start=first, prev=records[0].prev
+        )
+        if last + 1 != doc.audit_base or not hmac.compare_digest(
+            records[-1].digest(), doc.audit_base_head
+        ):
+            raise AuditChainBroken(
+                f"the live log holds records {first} to {last}; the HSM sealed that it starts "
+                f"at record {doc.audit_base}"
+            )
+        name = segment_name(first, last)
+        if name not in self._storage.audit_segments():
+            raise AuditChainBroken(
+                f"the live log holds records {first} to {last}, which the HSM archived as "
+                f"{name}, and that segment is missing: the live log is kept"
+            )
+        self._written(self._storage.reset_audit)
 
     def _audit_refused_power_up(self, doc: StoreDocument, code: str) -> None:
         """Append a keyed record of a refused power-up to the log, when the log verifies with
@@ -175,10 +260,13 @@ class AuditBuffer(Persistence):
         whatever happens here)."""
         try:
             records = parse_audit_log(self._storage.read_audit())
-            verify_audit(records, key=doc.audit_key, mac_from=doc.audit_from)
-            head = records[-1].digest() if records else ZERO_HASH
+            start, prev = doc.audit_base, doc.audit_base_head
+            verify_audit(
+                records, key=doc.audit_key, mac_from=doc.audit_from, start=start, prev=prev
+            )
+            head = records[-1].digest() if records else prev
             unkeyed = AuditRecord(
-                len(records), self._now(), NO_IDENTITY, "power-up", None, code, head
+                start + len(records), self._now(), NO_IDENTITY, "power-up", None, code, head
             )
             keyed = replace(unkeyed, mac=audit_mac(doc.audit_key, unkeyed.digest()))
             self._storage.append_audit(format_audit_log([keyed]))

@@ -11,7 +11,7 @@ A cut tail is reported with how many records are missing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ironroot.errors import (
@@ -22,11 +22,11 @@ from ironroot.errors import (
 )
 from ironroot.hsm._anchor import Anchor, check_anchor, open_anchor
 from ironroot.hsm._audit import (
-    ZERO_HASH,
     AuditCheckpoint,
     AuditRecord,
     parse_audit_log,
     verify_audit,
+    verify_audit_segments,
 )
 from ironroot.hsm._document import StoreDocument, decode_store, zero
 from ironroot.hsm._storage import check_secret, unseal
@@ -36,7 +36,8 @@ __all__ = ["AuditReport", "check_sealed_audit", "verify_to_sealed_head"]
 
 @dataclass(frozen=True, slots=True)
 class AuditReport:
-    """What a full audit check found: ``records`` in the log, of which the first ``anchored``
+    """What a full audit check found: ``records`` in the log (its seqs: archived segments and
+    the live log together), of which the first ``anchored``
     are covered by the sealed head and those from ``keyed_from`` on carry this HSM's MACs;
     ``head`` is the hash of the last record; ``counter`` the root of trust's counter when it
     was checked (``None`` when it was not)."""
@@ -46,6 +47,11 @@ class AuditReport:
     keyed_from: int
     head: bytes
     counter: int | None
+    base: int = 0
+    """The seq of the live log's first record (the records before it are archived)."""
+    archived: int | None = None
+    """How many archived segments were verified with it (``None``: they were not given, and
+    only the live log, from ``base``, was checked)."""
 
 
 def verify_to_sealed_head(
@@ -57,18 +63,18 @@ def verify_to_sealed_head(
     size, head = doc.audit_size, doc.audit_head
     if anchor is not None and anchor.audit_size > size:
         size, head = anchor.audit_size, anchor.audit_head
-    if len(records) < size:
-        verify_audit(records, key=doc.audit_key, mac_from=doc.audit_from)
+    key, mac_from, start, prev = doc.audit_key, doc.audit_from, doc.audit_base, doc.audit_base_head
+    end = doc.audit_base + len(records)
+    if end < size:
+        verify_audit(records, key=key, mac_from=mac_from, start=start, prev=prev)
         raise AuditChainBroken(
-            f"the log has {len(records)} records, the HSM sealed a head covering {size}: "
-            f"its last {size - len(records)} were cut"
+            f"the log has {end} records, the HSM sealed a head covering {size}: "
+            f"its last {size - end} were cut"
         )
-    verify_audit(
-        records,
-        checkpoint=AuditCheckpoint(doc.hsm_id, size, head, 0),
-        key=doc.audit_key,
-        mac_from=doc.audit_from,
-    )
+    if size == doc.audit_base and head != doc.audit_base_head:
+        raise AuditChainBroken("the sealed head is not the last archived record's")
+    checkpoint = AuditCheckpoint(doc.hsm_id, size, head, 0)
+    verify_audit(records, checkpoint=checkpoint, key=key, mac_from=mac_from, start=start, prev=prev)
     return size
 
 
@@ -81,6 +87,8 @@ def check_sealed_audit(
     counter: int | None = None,
     rot_counter: str = "",
     counter_after: int | None = None,
+    segments: Sequence[str] | None = None,
+    read_segment: Callable[[str], bytes] | None = None,
 ) -> AuditReport:
     """Check an audit log (``audit``: its bytes) against the sealed ``store`` and ``anchor``.
 
@@ -99,6 +107,12 @@ def check_sealed_audit(
     fits it. An anchor behind ``counter`` is still an older copy, and one beyond
     ``counter_after + 1`` still belongs to another counter. Without ``counter`` the anchor's
     own counter name is taken as it is: nothing read here can check it.
+
+    ``audit`` is the live log, checked from the base the store seals (where it starts after
+    the last rotation). With ``segments`` (the archived segments' names) and ``read_segment``
+    (their bytes by name), they are checked too, chain and MACs, as one chain from record 0
+    ending where the live log starts (:func:`~ironroot.hsm.verify_audit_segments`, whose
+    errors name the segment missing, truncated, swapped or altered).
     """
     secret = check_secret(sealing_secret)
     if store is None:
@@ -138,12 +152,27 @@ def check_sealed_audit(
             )
         records = parse_audit_log(audit)
         size = verify_to_sealed_head(records, doc, sealed_anchor)
+        if segments is not None:
+            if read_segment is None:
+                raise MalformedInput("checking archived segments needs a way to read them")
+            span = verify_audit_segments(
+                segments, read_segment, audit, key=doc.audit_key, mac_from=doc.audit_from
+            )
+            if span.first + span.records != doc.audit_base + len(records):  # an empty live log
+                end = span.first + span.records
+                raise AuditChainBroken(
+                    f"the archived segments end at record {end - 1}; the HSM sealed that the "
+                    f"live log starts at record {doc.audit_base}: records {end} to "
+                    f"{doc.audit_base - 1} are missing"
+                )
         return AuditReport(
-            records=len(records),
+            records=doc.audit_base + len(records),
             anchored=size,
             keyed_from=doc.audit_from,
-            head=records[-1].digest() if records else ZERO_HASH,
+            head=records[-1].digest() if records else doc.audit_base_head,
             counter=counter,
+            base=doc.audit_base,
+            archived=None if segments is None else len(segments),
         )
     finally:
         zero(doc.audit_key)

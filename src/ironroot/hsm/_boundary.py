@@ -54,6 +54,7 @@ read-out.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 import time
 from collections.abc import Callable
@@ -76,6 +77,8 @@ from ironroot.hsm._audit import (
     AuditRecord,
     checkpoint_statement,
     parse_audit_log,
+    parse_segment_name,
+    segment_name,
     verify_audit,
 )
 from ironroot.hsm._audit_buffer import NO_IDENTITY
@@ -107,6 +110,30 @@ from ironroot.hsm._wrap_release import WrapAndRelease
 from ironroot.hsm._zeroization import Zeroization
 
 __all__ = ["Hsm"]
+
+
+def _predecessor_log(storage: HsmStorage) -> tuple[int, bytes, tuple[AuditRecord, ...]]:
+    """Where a log a zeroized predecessor left goes on: ``(seq, prev)`` of the live log's
+    first record (of the record after the last archived one when the live log is empty;
+    ``(0, zero hash)`` when there is no log) and the live records, their chain verified. A
+    segment of records the live log still holds (a rotation the predecessor's crash cut short
+    before its commit, then a tamper response) is removed, as power-up would have."""
+    records = parse_audit_log(storage.read_audit())
+    if records:
+        start, prev = records[0].seq, records[0].prev
+        for name in storage.audit_segments():  # a rotation cut short after its step 2
+            span = parse_segment_name(name)
+            if span is not None and span[0] >= start:
+                storage.remove_audit_segment(name)
+    else:
+        start, prev = 0, ZERO_HASH
+        spans = [s for n in storage.audit_segments() if (s := parse_segment_name(n))]
+        if spans:
+            archived = parse_audit_log(storage.read_audit_segment(segment_name(*max(spans))))
+            if archived:
+                start, prev = archived[-1].seq + 1, archived[-1].digest()
+    verify_audit(records, start=start, prev=prev)
+    return start, prev, records
 
 
 class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
@@ -150,11 +177,11 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
         check_name(officer)
         # A log left by a zeroized predecessor is continued (its chain verified): this HSM's
         # records are keyed from the next index on.
-        records = parse_audit_log(storage.read_audit())
-        verify_audit(records)
+        start, prev, records = _predecessor_log(storage)
         with hsm._lock:
-            hsm._audit_size = hsm._audit_from = len(records)
-            hsm._audit_head = records[-1].digest() if records else ZERO_HASH
+            hsm._audit_base, hsm._audit_base_head = start, prev
+            hsm._audit_size = hsm._audit_from = start + len(records)
+            hsm._audit_head = records[-1].digest() if records else prev
             hsm._audit_key = bytearray(secrets.token_bytes(32))
             hsm._generation = storage.counter.value()
             hsm._hsm_id = secrets.token_bytes(16)
@@ -288,10 +315,49 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
                 ) from exc
 
     def audit_records(self, session: Session) -> tuple[AuditRecord, ...]:
-        """Every audit record, after writing those waiting in memory (auditor)."""
+        """The records of the live audit log (those since the last rotation; the archived
+        segments are files beside it), after writing those waiting in memory (auditor)."""
         with self._lock, self._operation(session, "audit-read"):
             self._sync()
             return parse_audit_log(self._storage.read_audit())
+
+    def prune_audit(self, session: Session, before: int) -> tuple[str, ...]:
+        """Remove the archived audit segments holding the records before ``before`` (crypto
+        officer: an operator's retention policy); return their names.
+
+        ``before`` must start an archived segment or the live log (segments are removed
+        whole; the live log never is): ``MalformedInput`` otherwise. The ``audit-prune``
+        record (key ``before-<N>``) is written, synced and anchored first, so the chain then
+        states what was removed, and by whom: :func:`verify_audit_segments` accepts a chain
+        starting at ``before`` only with it. A crash before the files are gone leaves them
+        in place, still verifiable (prune again)."""
+        if isinstance(before, bool) or not isinstance(before, int) or before < 1:
+            raise MalformedInput("the first record kept is a positive record number")
+        with self._lock:
+            with self._operation(session, "audit-prune", f"before-{before}"):
+                spans = {
+                    span: name
+                    for name in self._storage.audit_segments()
+                    if (span := parse_segment_name(name)) is not None
+                }
+                if before > self._audit_base:
+                    raise MalformedInput(
+                        f"records from {self._audit_base} on are in the live log, which is "
+                        f"never pruned: the first record kept is at most {self._audit_base}"
+                    )
+                starts = sorted({first for first, _last in spans} | {self._audit_base})
+                if before not in starts:
+                    raise MalformedInput(
+                        f"record {before} does not start an archived segment or the live log "
+                        f"(segments are pruned whole; they start at {', '.join(map(str, starts))})"
+                    )
+                doomed = tuple(
+                    name for (_first, last), name in sorted(spans.items()) if last < before
+                )
+            self._sync()  # the record is durable and anchored before any file goes
+            for name in doomed:
+                self._written(functools.partial(self._storage.remove_audit_segment, name))
+            return doomed
 
     def audit_checkpoint(self, session: Session) -> bytes:
         """A Signed Statement of the audit log's ``(size, head)`` (auditor), signed by the

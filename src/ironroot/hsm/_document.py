@@ -5,7 +5,8 @@ deterministic CBOR map::
 
     {"version": 2, "hsm": bstr, "generation": uint, "identities": [identity], "keys": [key],
      "attestation": key, "chain": [bstr DER],
-     "audit": {"size": uint, "head": bstr, "key": bstr (32), "from": uint},
+     "audit": {"size": uint, "head": bstr, "key": bstr (32), "from": uint,
+               ? "base": {"size": uint, "head": bstr}},
      "verifiers": [verifier], "recipients": [recipient]}
     identity = {"name", "role", "salt", "hash", "n", "r", "p", "failures", "locked",
                 ? "locked_until": uint, ? "lockouts": uint}
@@ -15,7 +16,10 @@ deterministic CBOR map::
 
 ``generation`` is the root-of-trust counter value this write took (``_anchor``); ``audit.key``
 is the audit MAC key (it never leaves the boundary) and ``audit.from`` the first record of the
-log that this HSM wrote (records before it belong to a zeroized predecessor). A version 1 store
+log that this HSM wrote (records before it belong to a zeroized predecessor); ``audit.base``
+is where the live log starts, the seq of its first record and the hash of the last archived
+record before it (absent in a store written before audit rotation: the live log starts at
+record 0). A version 1 store
 (before verifiers, generations and keyed audit records) is refused with a clear error; a
 version 2 store written before wrap recipients existed has no ``recipients`` and holds none.
 An identity written before timed lockouts has neither ``locked_until`` nor ``lockouts`` (one
@@ -163,6 +167,12 @@ class StoreDocument:
     recipients: tuple[tuple[str, bytes], ...] = ()
     """``(name, SubjectPublicKeyInfo DER)`` of each outside key an officer approved as a
     recipient of wrapped exportable keys."""
+    audit_base: int = 0
+    """The seq of the live log's first record: the records before it are in archived
+    segments (``_audit_buffer``: rotation); 0 before the first rotation."""
+    audit_base_head: bytes = bytes(32)
+    """The hash of record ``audit_base - 1`` (the last archived), which the live log's first
+    record names as its ``prev``; the zero hash when ``audit_base`` is 0."""
     untimed: frozenset[str] = frozenset()
     """The identities written before timed lockouts (no ``locked_until``/``lockouts``): not
     stored, read from the entries' members."""
@@ -222,6 +232,12 @@ def _untimed(entry: Mapping[str, Any]) -> bool:
     return not timed[0]
 
 
+def _hash(value: object) -> bytes:
+    if not isinstance(value, bytes) or len(value) != 32:
+        raise MalformedInput("an audit hash is 32 bytes")
+    return value
+
+
 def _audit_key(value: object) -> bytearray:
     key = as_bytes(value)
     if len(key) != 32:
@@ -275,6 +291,7 @@ def encode_store(document: StoreDocument) -> bytes:
                 "head": document.audit_head,
                 "key": bytes(document.audit_key),
                 "from": document.audit_from,
+                "base": {"size": document.audit_base, "head": document.audit_base_head},
             },
             "verifiers": [{"name": n, "key": k} for n, k in document.verifiers],
             "recipients": [{"name": n, "key": k} for n, k in document.recipients],
@@ -294,6 +311,7 @@ def decode_store(plaintext: bytes) -> StoreDocument:
         raise MalformedInput("unknown key store version")
     try:
         audit = doc["audit"]
+        base = audit["base"] if "base" in audit else {"size": 0, "head": bytes(32)}
         return StoreDocument(
             hsm_id=as_bytes(doc["hsm"]),
             identities=tuple(_load_identity(e) for e in doc["identities"]),
@@ -304,6 +322,8 @@ def decode_store(plaintext: bytes) -> StoreDocument:
             audit_head=as_bytes(audit["head"]),
             audit_key=_audit_key(audit["key"]),
             audit_from=_uint(audit["from"]),
+            audit_base=_uint(base["size"]),
+            audit_base_head=_hash(base["head"]),
             generation=_uint(doc["generation"]),
             verifiers=tuple(_load_verifier(v) for v in doc["verifiers"]),
             recipients=tuple(_load_verifier(v) for v in doc.get("recipients", [])),

@@ -302,6 +302,11 @@ class DeviceIdentity:
             raise ConfigError("a device identity needs its certificate chain (DER, leaf first)")
 
 
+MAX_AUDIT_SEGMENT: Final = 250_000
+"""The largest ``HsmConfig.audit_segment_records``: 250,000 lines of at most 4 KiB stay under
+the 1 GiB cap on the live audit log read at power-up."""
+
+
 @dataclass(frozen=True, slots=True)
 class HsmConfig:
     """Tunable settings of one HSM.
@@ -315,7 +320,11 @@ class HsmConfig:
     before its operation returns); ``attestation_algorithm`` is the algorithm of the HSM's
     attestation key; ``max_data`` bounds any one input buffer; ``release_nonce_lifetime``
     (seconds) and ``release_challenges`` bound the single-use nonces
-    :meth:`Hsm.release_challenge` issues.
+    :meth:`Hsm.release_challenge` issues. ``audit_segment_records`` is how many records the
+    live audit log holds before the HSM closes it as an archived segment and starts a new one
+    continuing the chain (at the first audit write at or after that size; power-up reads and
+    verifies the live log only): at most ``MAX_AUDIT_SEGMENT``, so that a live log of records
+    of up to 4 KiB stays under the 1 GiB the HSM reads.
     """
 
     max_failed_logins: int = 5
@@ -329,8 +338,18 @@ class HsmConfig:
     max_data: int = 64 * 1024 * 1024
     release_nonce_lifetime: int = 300
     release_challenges: ChallengeLimits = field(default_factory=ChallengeLimits)
+    audit_segment_records: int = 100_000
 
     def __post_init__(self) -> None:
+        segment = self.audit_segment_records
+        if (
+            isinstance(segment, bool)
+            or not isinstance(segment, int)
+            or not 2 <= segment <= MAX_AUDIT_SEGMENT
+        ):
+            raise ConfigError(
+                f"audit_segment_records must be an integer from 2 to {MAX_AUDIT_SEGMENT}"
+            )
         for name in (
             "max_failed_logins",
             "lockout_duration",

@@ -52,6 +52,7 @@ _PERMISSIONS: Final[dict[str, frozenset[Role]]] = {
     "recipient-list": _KEY_READERS,
     "audit-read": _AUDITOR,
     "audit-checkpoint": _AUDITOR,
+    "audit-prune": _OFFICER,
     "self-test": _ANY,
     "logout": _ANY,
 }

@@ -91,6 +91,8 @@ class Persistence(HsmState):
             audit_head=self._audit_head,
             audit_key=self._audit_key,
             audit_from=self._audit_from,
+            audit_base=self._audit_base,
+            audit_base_head=self._audit_base_head,
             generation=generation,
             verifiers=tuple((name, der) for name, (_v, der) in sorted(self._verifiers.items())),
             recipients=tuple(sorted(self._recipients.items())),
@@ -104,6 +106,8 @@ class Persistence(HsmState):
         self._chain = doc.chain
         self._audit_key = doc.audit_key
         self._audit_from = doc.audit_from
+        self._audit_base = doc.audit_base
+        self._audit_base_head = doc.audit_base_head
         self._store_generation = doc.generation
         self._verifiers = {
             name: (TrustedVerifier(name, PublicKey.from_der(der)), der)

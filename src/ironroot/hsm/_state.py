@@ -96,6 +96,8 @@ class HsmState:
         self._audit_head = ZERO_HASH
         self._audit_key = bytearray()
         self._audit_from = 0
+        self._audit_base = 0  # the seq of the live log's first record (rotation)
+        self._audit_base_head = ZERO_HASH  # its prev: the hash of the last archived record
         self._generation = 0  # the root-of-trust counter value of the last commit
         self._store_generation = 0
         self._verifiers: dict[str, tuple[TrustedVerifier, bytes]] = {}  # name -> (it, SPKI)

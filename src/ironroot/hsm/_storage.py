@@ -20,8 +20,9 @@ restores every file, never the counter. :class:`DirectoryStorage` takes it from 
 (``Device(dir).counter("hsm")``, a :class:`~ironroot.rot.MonotonicCounter` whose state is
 protected like fuses), writes ``keystore.sealed`` and ``anchor.sealed`` atomically (temporary
 file, fsync, rename, fsync of the directory) and appends ``audit.jsonl`` with an fsync per
-append; :class:`MemoryStorage` keeps all three and a :class:`~ironroot.rot.MemoryCounter` in
-memory for tests and for higher layers' tests.
+append; archived audit segments (``audit-<first>-<last>.jsonl``) are hard links made when the
+live log is rotated (``_audit_buffer``); :class:`MemoryStorage` keeps them all and a
+:class:`~ironroot.rot.MemoryCounter` in memory for tests and for higher layers' tests.
 """
 
 from __future__ import annotations
@@ -39,7 +40,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ironroot._fileio import DirectoryLock, read_limited_fd, warn_if_exposed, write_atomic
-from ironroot.errors import ConfigError, Conflict, LimitExceeded, SealedStoreError, StorageError
+from ironroot.errors import (
+    ConfigError,
+    Conflict,
+    LimitExceeded,
+    MalformedInput,
+    NotFound,
+    SealedStoreError,
+    StorageError,
+)
+from ironroot.hsm._audit import parse_segment_name
 from ironroot.rot import MemoryCounter, MonotonicCounter
 
 __all__ = ["DirectoryStorage", "HsmStorage", "MemoryStorage", "seal", "unseal"]
@@ -129,19 +139,42 @@ class HsmStorage(Protocol):
         ...
 
     def read_audit(self) -> bytes:
-        """All audit lines written so far."""
+        """The live audit log: every line written since the last rotation."""
+        ...
+
+    def archive_audit(self, name: str) -> None:
+        """Keep the live log's lines, as they are, durably as the archived segment ``name``
+        too (``_audit_buffer``: rotation); the live log is left as it is."""
+        ...
+
+    def reset_audit(self) -> None:
+        """Replace the live log with an empty one, atomically and durably."""
+        ...
+
+    def audit_segments(self) -> tuple[str, ...]:
+        """The names of the archived segments (``_audit.segment_name``), without reading them."""
+        ...
+
+    def read_audit_segment(self, name: str) -> bytes:
+        """One archived segment (``NotFound`` when there is none of that name)."""
+        ...
+
+    def remove_audit_segment(self, name: str) -> None:
+        """Remove an archived segment durably (one a crash left before its rotation was
+        committed)."""
         ...
 
 
 class MemoryStorage:
     """Keeps the sealed store, the anchor, the audit log and a counter in memory (tests)."""
 
-    __slots__ = ("_anchor", "_audit", "_store", "counter")
+    __slots__ = ("_anchor", "_audit", "_segments", "_store", "counter")
 
     def __init__(self, counter: MonotonicCounter | None = None) -> None:
         self._store: bytearray | None = None
         self._anchor: bytes | None = None
         self._audit = bytearray()
+        self._segments: dict[str, bytes] = {}
         self.counter: MonotonicCounter = counter if counter is not None else MemoryCounter()
 
     def read_anchor(self) -> bytes | None:
@@ -166,6 +199,26 @@ class MemoryStorage:
 
     def read_audit(self) -> bytes:
         return bytes(self._audit)
+
+    def archive_audit(self, name: str) -> None:
+        _check_segment(name)
+        if name in self._segments:
+            raise StorageError(f"the audit segment {name} exists already")
+        self._segments[name] = bytes(self._audit)
+
+    def reset_audit(self) -> None:
+        self._audit = bytearray()
+
+    def audit_segments(self) -> tuple[str, ...]:
+        return tuple(sorted(self._segments))
+
+    def read_audit_segment(self, name: str) -> bytes:
+        if name not in self._segments:
+            raise NotFound(f"there is no audit segment {name}")
+        return self._segments[name]
+
+    def remove_audit_segment(self, name: str) -> None:
+        self._segments.pop(name, None)
 
 
 class DirectoryStorage:
@@ -339,3 +392,46 @@ class DirectoryStorage:
 
     def read_audit(self) -> bytes:
         return self._read(AUDIT_FILE, MAX_AUDIT, "audit log") or b""
+
+    def archive_audit(self, name: str) -> None:
+        # A hard link: the segment is the live file's inode, whole and synced, at no copy;
+        # ``reset_audit`` then puts a new inode in the live name, so the segment is never
+        # appended to again. The link itself is never followed.
+        _check_segment(name)
+        try:
+            os.link(self._dir / AUDIT_FILE, self._dir / name, follow_symlinks=False)
+            self._sync_dir()
+        except OSError as exc:
+            raise self._fail(f"archive the audit log as {name}", exc) from exc
+
+    def reset_audit(self) -> None:
+        try:
+            write_atomic(self._dir / AUDIT_FILE, b"")
+        except OSError as exc:
+            raise self._fail("start a new audit log", exc) from exc
+
+    def audit_segments(self) -> tuple[str, ...]:
+        try:
+            names = os.listdir(self._dir)
+        except OSError as exc:
+            raise self._fail("list the audit segments", exc) from exc
+        return tuple(sorted(n for n in names if parse_segment_name(n) is not None))
+
+    def read_audit_segment(self, name: str) -> bytes:
+        data = self._read(_check_segment(name), MAX_AUDIT, "audit segment")
+        if data is None:
+            raise NotFound(f"there is no audit segment {name} in {self._dir}")
+        return data
+
+    def remove_audit_segment(self, name: str) -> None:
+        try:
+            (self._dir / _check_segment(name)).unlink(missing_ok=True)
+            self._sync_dir()
+        except OSError as exc:
+            raise self._fail(f"remove the audit segment {name}", exc) from exc
+
+
+def _check_segment(name: str) -> str:
+    if parse_segment_name(name) is None:
+        raise MalformedInput(f"{name!r} is not an audit segment's name")
+    return name

@@ -5,7 +5,9 @@ credential): it reads the HSM's **audit log** (``audit.jsonl``, public by design
 its hash chain with :func:`ironroot.hsm.verify_audit`, and reads the key release service's
 ``keyrelease.toml`` for the names its keys are offered under. From those it shows:
 
-* the **audit chain**: how many records, the head hash, intact or where it breaks; and each
+* the **audit chain** of the live log: how many records, the head hash, intact or where it
+  breaks (a live log that starts after record 0, the HSM having archived the records before
+  it, must follow an archived segment of that name; the segments are not read here); and each
   HSM audit checkpoint registered on a shown log (``iss`` ``urn:ironroot:hsm:<id>``) or kept
   in ``<hsm>/checkpoints/*.cose``, checked against the chain (the log holds the records the
   checkpoint covers, unchanged);
@@ -29,12 +31,13 @@ from typing import Final
 
 from ironroot._fileio import read_limited
 from ironroot.cose import SignedStatement
-from ironroot.errors import IronrootError
+from ironroot.errors import AuditChainBroken, IronrootError
 from ironroot.hsm import (
     CHECKPOINT_CONTENT_TYPE,
     AuditCheckpoint,
     AuditRecord,
     parse_audit_log,
+    parse_segment_name,
     verify_audit,
 )
 from ironroot.web._logs import failure
@@ -44,6 +47,7 @@ __all__ = ["HsmSource", "HsmView", "KeyRow", "ReleaseRow"]
 
 _MAX_AUDIT: Final = 256 * 1024 * 1024
 _MAX_CHECKPOINT: Final = 64 * 1024
+_ZERO: Final = bytes(32)
 _CREATING: Final = frozenset({"generate", "unwrap", "derive"})
 
 
@@ -106,6 +110,9 @@ class HsmView:
     releases: tuple[ReleaseRow, ...]
     checkpoints: tuple[CheckpointCheck, ...] = field(default=())
     refusals: int = 0
+    first: int = 0
+    """The seq of the live log's first record: the records before it are in archived
+    segments (``audit-<first>-<last>.jsonl``), which the page does not read."""
 
 
 class HsmSource:
@@ -131,13 +138,16 @@ class HsmSource:
             reason = failure(exc) if isinstance(exc, IronrootError) else str(exc)
             return HsmView(self.name, 0, "", False, reason, None, (), ())
         error = None
+        first = records[0].seq if records else self._archived_end()
         try:
-            verify_audit(records)
+            self._archived_before(first, max((r.prunes for r in records), default=0))
+            verify_audit(records, start=first, prev=records[0].prev if records else _ZERO)
         except IronrootError as exc:
             error = failure(exc)
         head = records[-1].digest().hex() if records else "0" * 64
         checkpoints, hsm_id = self._checkpoints(records, logged)
         return HsmView(
+            first=first,
             name=self.name,
             records=len(records),
             head=head,
@@ -153,6 +163,29 @@ class HsmSource:
             checkpoints=tuple(checkpoints),
             refusals=sum(1 for r in records if r.result != "ok"),
         )
+
+    def _archived_end(self) -> int:
+        """The seq after the last archived segment's (names only), 0 when there is none."""
+        spans = [parse_segment_name(p.name) for p in self.directory.glob("audit-*.jsonl")]
+        return max((span[1] + 1 for span in spans if span is not None), default=0)
+
+    def _archived_before(self, first: int, pruned: int) -> None:
+        """A live log that starts after record 0 continues an archived segment ending just
+        before it (its name is checked, its records are not read: ``ironroot hsm audit
+        verify`` checks the whole chain), or holds an ``audit-prune`` record covering the
+        records before it (``pruned``); ``AuditChainBroken`` when neither."""
+        if (
+            first
+            and pruned < first
+            and not any(
+                parse_segment_name(p.name) is not None
+                for p in self.directory.glob(f"audit-*-{first - 1}.jsonl")
+            )
+        ):
+            raise AuditChainBroken(
+                f"the live audit log starts at record {first} and no archived segment ends at "
+                f"record {first - 1}: records before it were removed"
+            )
 
     def _keys(self, records: tuple[AuditRecord, ...]) -> list[KeyRow]:
         created: dict[str, AuditRecord] = {}
@@ -219,8 +252,19 @@ class HsmSource:
             if parsed.claims.iss != f"urn:ironroot:hsm:{checkpoint.hsm.hex()}":
                 continue
             hsm_id = hsm_id or checkpoint.hsm.hex()
+            first = records[0].seq if records else 0
             try:
-                verify_audit(records, checkpoint=checkpoint)
+                if 0 < checkpoint.size <= first:
+                    raise AuditChainBroken(
+                        f"it covers archived records only (before record {first}): check it "
+                        "with ironroot hsm audit verify --checkpoint"
+                    )
+                verify_audit(
+                    records,
+                    checkpoint=checkpoint,
+                    start=first,
+                    prev=records[0].prev if records else _ZERO,
+                )
                 out.append(CheckpointCheck(where, checkpoint.size, checkpoint.time, True))
             except IronrootError as exc:
                 out.append(
