@@ -112,3 +112,20 @@ def test_the_known_sections_and_settings_load(tmp_path: Path) -> None:
     config = load_keyrelease_config(tmp_path)
     assert (config.port, config.nonce_lifetime, config.counter) == (8201, 60, "kr")
     assert config.server.max_connections == 8
+
+
+def test_the_hsm_audit_segment_size_is_the_hsms_default_unless_set(tmp_path: Path) -> None:
+    _write(tmp_path, ["[keyrelease]", *_HSM])
+    assert load_keyrelease_config(tmp_path).audit_segment_records == 100_000
+    _write(tmp_path, ["[keyrelease]", *_HSM, "audit_segment_records = 500"])
+    assert load_keyrelease_config(tmp_path).audit_segment_records == 500
+
+
+@pytest.mark.parametrize("value", ["1", "250001", "0", "-5", '"500"', "true", "5.0"])
+def test_an_hsm_audit_segment_size_out_of_range_is_refused(tmp_path: Path, value: str) -> None:
+    _write(tmp_path, ["[keyrelease]", *_HSM, f"audit_segment_records = {value}"])
+    with pytest.raises(
+        ConfigError,
+        match=r"^keyrelease\.hsm\.audit_segment_records must be an integer from 2 to 250000$",
+    ):
+        load_keyrelease_config(tmp_path)

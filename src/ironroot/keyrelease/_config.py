@@ -16,6 +16,7 @@
     sealing_secret_file = "hsm.sealing-secret"
     identity = "keyrelease"                  # a crypto-user identity of that HSM
     credential_file = "keyrelease.credential"
+    audit_segment_records = 100000           # audit records per archived segment (2-250000)
 
     [keyrelease.keys.db-key]                 # one table per releasable key, by name
     handle = "…"                             # its HSM handle (ironroot hsm key generate …
@@ -75,11 +76,20 @@ _MAX_FILE: Final = 1024 * 1024
 _MAX_SECRET: Final = 64 * 1024
 _log = logging.getLogger("ironroot.keyrelease")
 _SECTIONS: Final = frozenset(("keyrelease", "server", "challenges"))
+_DEFAULT_SEGMENT: Final = HsmConfig().audit_segment_records
 _SETTINGS: Final = frozenset(
     ("host", "port", "nonce_lifetime", "admin", "hsm", "keys", "keep_statements")
 )
 _HSM_SETTINGS: Final = frozenset(
-    ("dir", "rot_device", "counter", "sealing_secret_file", "identity", "credential_file")
+    (
+        "dir",
+        "rot_device",
+        "counter",
+        "sealing_secret_file",
+        "identity",
+        "credential_file",
+        "audit_segment_records",
+    )
 )
 
 
@@ -120,6 +130,9 @@ class KeyReleaseConfig:
     server: ServerLimits = field(default_factory=ServerLimits)
     challenges: ChallengeLimits = field(default_factory=ChallengeLimits)
     keep_statements: int = DEFAULT_KEEP
+    audit_segment_records: int = _DEFAULT_SEGMENT
+    """``[keyrelease.hsm] audit_segment_records``: how many records the HSM's live audit log
+    holds before it is archived as a segment (:class:`~ironroot.hsm.HsmConfig`)."""
 
     @contextlib.contextmanager
     def open(self, gate: ReleaseGate | None = None) -> Iterator[KeyReleaseService]:
@@ -134,6 +147,7 @@ class KeyReleaseConfig:
                 config=HsmConfig(
                     release_nonce_lifetime=self.nonce_lifetime,
                     release_challenges=self.challenges,
+                    audit_segment_records=self.audit_segment_records,
                 ),
             )
             try:
@@ -226,6 +240,11 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
     keep = table.get("keep_statements", DEFAULT_KEEP)
     if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= MAX_KEEP:
         raise ConfigError(f"keyrelease.keep_statements is a number from 1 to {MAX_KEEP}")
+    segment = hsm.get("audit_segment_records", _DEFAULT_SEGMENT)
+    try:  # HsmConfig checks the range; the error names the setting as the file spells it
+        HsmConfig(audit_segment_records=segment)
+    except ConfigError as exc:
+        raise ConfigError(f"keyrelease.hsm.{exc.detail}") from exc
     admin = table.get("admin", "loopback")
     if admin not in ADMIN_REACH:
         raise ConfigError(f"keyrelease.admin is one of {', '.join(ADMIN_REACH)}")
@@ -245,6 +264,7 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
         server=ServerLimits.from_table(document.get("server"), "[server]"),
         challenges=ChallengeLimits.from_table(document.get("challenges")),
         keep_statements=keep,
+        audit_segment_records=segment,
     )
 
 
