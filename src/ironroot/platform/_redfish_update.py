@@ -20,7 +20,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -172,33 +172,42 @@ def _recovery_removal(value: object, where: str, action: str | None) -> tuple[st
     return tuple(dict.fromkeys(value))
 
 
-def _multipart_oem(params: Mapping[str, Any]) -> tuple[str, ...]:
-    """``UpdateParameters``' ``Oem``: only ``Oem.Ironroot.AllowRecoveryRemoval``."""
-    if "Oem" not in params:
-        return ()
-    oem = prop(params, "Oem", dict)
+def _ironroot_oem(
+    doc: Mapping[str, Any], known: Collection[str], where: str, action: str | None
+) -> dict[str, Any]:
+    """``doc``'s ``Oem`` object (an update's ``UpdateParameters``, or an action's body, named
+    by ``action``): only ``Oem.Ironroot``, a JSON object whose members are among ``known``;
+    ``{}`` when absent. Anything else is refused as ``…Unknown`` or ``…ValueTypeError``, the
+    action's messages (``ActionParameter…``) or a property's (``Property…``)."""
+    if "Oem" not in doc:
+        return {}
+    oem = prop(doc, "Oem", dict, action=action)
+
+    def unknown(name: str) -> Refusal:
+        if action:
+            return refuse("ActionParameterUnknown", action, name, related=f"{where}/{name}")
+        return refuse("PropertyUnknown", name, related=f"{where}/{name}")
+
     for vendor in oem:
         if vendor != "Ironroot":
-            raise refuse(
-                "PropertyUnknown",
-                f"Oem/{vendor[:64]}",
-                related=f"/UpdateParameters/Oem/{vendor[:64]}",
-            )
+            raise unknown(f"Oem/{vendor[:64]}")
     ours = oem.get("Ironroot", {})
     if not isinstance(ours, dict):
-        raise refuse(
-            "PropertyValueTypeError",
-            json.dumps(ours)[:100],
-            "Oem/Ironroot",
-            related="/UpdateParameters/Oem/Ironroot",
-        )
-    for name in ours:
-        if name != "AllowRecoveryRemoval":
+        shown, name = json.dumps(ours)[:100], "Oem/Ironroot"
+        if action:
             raise refuse(
-                "PropertyUnknown",
-                f"Oem/Ironroot/{name[:64]}",
-                related=f"/UpdateParameters/Oem/Ironroot/{name[:64]}",
+                "ActionParameterValueTypeError", shown, name, action, related=f"{where}/{name}"
             )
+        raise refuse("PropertyValueTypeError", shown, name, related=f"{where}/{name}")
+    for member in ours:
+        if member not in known:
+            raise unknown(f"Oem/Ironroot/{member[:64]}")
+    return ours
+
+
+def _multipart_oem(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """``UpdateParameters``' ``Oem``: only ``Oem.Ironroot.AllowRecoveryRemoval``."""
+    ours = _ironroot_oem(params, ("AllowRecoveryRemoval",), "/UpdateParameters", None)
     return _recovery_removal(ours.get("AllowRecoveryRemoval", []), "/UpdateParameters", None)
 
 
@@ -602,33 +611,10 @@ def simple_update_plan(doc: Mapping[str, Any], service: RedfishService) -> Simpl
     statements: tuple[str, ...] = ()
     pfm_uri = pfm_statement_uri = None
     allowed: tuple[str, ...] = ()
-    if "Oem" in doc:
-        oem = prop(doc, "Oem", dict, action=action)
-        for vendor in oem:
-            if vendor != "Ironroot":
-                raise refuse(
-                    "ActionParameterUnknown",
-                    action,
-                    f"Oem/{vendor[:64]}",
-                    related=f"/Oem/{vendor[:64]}",
-                )
-        ours = oem.get("Ironroot", {})
-        if not isinstance(ours, dict):
-            raise refuse(
-                "ActionParameterValueTypeError",
-                json.dumps(ours)[:100],
-                "Oem/Ironroot",
-                action,
-                related="/Oem/Ironroot",
-            )
-        for name in ours:
-            if name not in ("StatementURIs", "PfmURI", "PfmStatementURI", "AllowRecoveryRemoval"):
-                raise refuse(
-                    "ActionParameterUnknown",
-                    action,
-                    f"Oem/Ironroot/{name[:64]}",
-                    related=f"/Oem/Ironroot/{name[:64]}",
-                )
+    ours = _ironroot_oem(
+        doc, ("StatementURIs", "PfmURI", "PfmStatementURI", "AllowRecoveryRemoval"), "", action
+    )
+    if ours:
         uris = ours.get("StatementURIs", [])
         if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
             raise refuse(
