@@ -63,6 +63,7 @@ __all__ = [
     "parse_segment_name",
     "release_records",
     "segment_name",
+    "segments_from",
     "verify_audit",
     "verify_audit_checkpoint",
     "verify_audit_segments",
@@ -369,6 +370,13 @@ def parse_segment_name(name: str) -> tuple[int, int] | None:
         return None
     span = int(first), int(last)
     return span if span[0] <= span[1] else None
+
+
+def segments_from(names: Iterable[str], start: int) -> list[str]:
+    """Of the file names ``names``, the archived segments whose first record is at ``start``
+    or after: those a rotation cut short before its commit left (the live log, or the sealed
+    base, still holds their records), which power-up removes."""
+    return [n for n in names if (span := parse_segment_name(n)) is not None and span[0] >= start]
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,8 +44,8 @@ from ironroot.hsm._audit import (
     audit_mac,
     format_audit_log,
     parse_audit_log,
-    parse_segment_name,
     segment_name,
+    segments_from,
     verify_audit,
 )
 from ironroot.hsm._audit_check import verify_to_sealed_head
@@ -143,13 +143,18 @@ class AuditBuffer(Persistence):
 
     def _sync(self) -> None:
         """Flush the audit records and commit an anchor naming the new head."""
+        self._flush_and_commit(store=False)
+
+    def _flush_and_commit(self, *, store: bool) -> None:
+        """Flush the audit records, then commit the anchor (and the store with ``store``); a
+        live log at its segment size rotates instead, which commits both."""
         if self._state != "operational":
             return
         self._flush_audit()
         if self._rotation_due():
             self._rotate()
         else:
-            self._commit(store=False)
+            self._commit(store=store)
 
     def _rotation_due(self) -> bool:
         return self._audit_size - self._audit_base >= self._config.audit_segment_records
@@ -171,13 +176,7 @@ class AuditBuffer(Persistence):
 
     def _persist(self) -> None:
         """Flush the audit log, then commit the store and its anchor (``_anchor``)."""
-        if self._state != "operational":
-            return
-        self._flush_audit()
-        if self._rotation_due():
-            self._rotate()  # commits the store too
-        else:
-            self._commit(store=True)
+        self._flush_and_commit(store=True)
 
     def flush(self) -> None:
         """Write, sync and anchor the audit records waiting in memory."""
@@ -214,10 +213,9 @@ class AuditBuffer(Persistence):
         if records and records[0].seq < doc.audit_base:
             self._finish_rotation(records, doc, anchor)
             records = ()
-        for name in self._storage.audit_segments():
-            span = parse_segment_name(name)
-            if span is not None and span[0] >= doc.audit_base:  # step 2 of an uncommitted one
-                self._written(functools.partial(self._storage.remove_audit_segment, name))
+        for name in segments_from(self._storage.audit_segments(), doc.audit_base):
+            # step 2 of a rotation that did not commit
+            self._written(functools.partial(self._storage.remove_audit_segment, name))
         verify_to_sealed_head(records, doc, anchor)
         self._audit_size = doc.audit_base + len(records)
         self._audit_head = records[-1].digest() if records else doc.audit_base_head

@@ -79,6 +79,7 @@ from ironroot.hsm._audit import (
     parse_audit_log,
     parse_segment_name,
     segment_name,
+    segments_from,
     verify_audit,
 )
 from ironroot.hsm._audit_buffer import NO_IDENTITY
@@ -121,10 +122,8 @@ def _predecessor_log(storage: HsmStorage) -> tuple[int, bytes, tuple[AuditRecord
     records = parse_audit_log(storage.read_audit())
     if records:
         start, prev = records[0].seq, records[0].prev
-        for name in storage.audit_segments():  # a rotation cut short after its step 2
-            span = parse_segment_name(name)
-            if span is not None and span[0] >= start:
-                storage.remove_audit_segment(name)
+        for name in segments_from(storage.audit_segments(), start):  # a rotation cut short
+            storage.remove_audit_segment(name)  # after its step 2
     else:
         start, prev = 0, ZERO_HASH
         spans = [s for n in storage.audit_segments() if (s := parse_segment_name(n))]
