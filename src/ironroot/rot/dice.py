@@ -446,11 +446,6 @@ def _key_usage(ku: x509.KeyUsage) -> tuple[str, ...]:
     return tuple(names)
 
 
-# What verify_chain processes (RFC 5280 §4.2): the standard extensions and the DICE ones. The
-# Open DICE extension is critical in Open DICE chains, and Cerberus marks TcbInfo critical.
-_DICE_EXTENSIONS: Final = DICE_EXTENSIONS
-
-
 def _dice_extensions(
     extensions: x509.Extensions, *, strict: bool, svn_encoding: SvnEncoding
 ) -> tuple[DiceExtensions, dict[str, object]]:
@@ -562,7 +557,7 @@ def _fields(
         "quirks": tuple(quirks),
         "unprocessed_critical": tuple(
             sorted(
-                {*_DICE_EXTENSIONS.unknown_critical(extensions)}
+                {*DICE_EXTENSIONS.unknown_critical(extensions)}
                 | {i.oid for i in dice.invalid if i.critical}
             )
         ),

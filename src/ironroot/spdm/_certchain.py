@@ -33,6 +33,7 @@ never remembered. Revocation is not this function's: callers check it on every u
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -282,17 +283,24 @@ def _verified_path(
     return tuple(path)
 
 
-def _check_dice_extension(oid: str, value: bytes) -> None:
-    """A critical DICE extension is processed only if it decodes (as :mod:`ironroot.rot.dice`
-    requires of its chains)."""
-    from ironroot.rot import dice  # here: the DICE parsers load pyasn1's schemas
+@functools.cache
+def _dice_parsers() -> dict[str, Callable[[bytes], object]]:
+    """The DICE extensions' parsers by OID, built at the first critical DICE extension met
+    (the parsers load pyasn1's schemas, which most SPDM chains never need)."""
+    from ironroot.rot import dice
 
-    parsers: dict[str, Callable[[bytes], object]] = {
+    return {
         dice.TCB_INFO_OID.dotted_string: dice.parse_tcb_info,
         dice.MULTI_TCB_INFO_OID.dotted_string: dice.parse_multi_tcb_info,
         dice.UEID_OID.dotted_string: dice.parse_ueid,
         dice.OPEN_DICE_OID.dotted_string: dice.parse_open_dice_input,
     }
+
+
+def _check_dice_extension(oid: str, value: bytes) -> None:
+    """A critical DICE extension is processed only if it decodes (as :mod:`ironroot.rot.dice`
+    requires of its chains)."""
+    parsers = _dice_parsers()
     try:
         parsers[oid](value)
     except IronrootError as exc:
