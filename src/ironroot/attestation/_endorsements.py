@@ -328,6 +328,12 @@ def _window(
     return max(starts, default=None), min(ends, default=None)
 
 
+def _check_outside_validity(mode: str) -> None:
+    """``outside_validity`` is ``"refuse"`` or ``"report"`` (a misspelt mode is no mode)."""
+    if mode not in ("refuse", "report"):
+        raise ConfigError('outside_validity is "refuse" or "report"')
+
+
 def reference_values_from_statement(
     data: bytes,
     *,
@@ -347,8 +353,7 @@ def reference_values_from_statement(
     so :meth:`ReferenceValue.valid_at` says at ``now`` what was not refused — the platform's
     boot and measurement under ``expired_manifest = "report"``, and a verifier that names the
     expiry in its appraisal instead of dropping the values unseen."""
-    if outside_validity not in ("refuse", "report"):
-        raise ConfigError('outside_validity is "refuse" or "report"')
+    _check_outside_validity(outside_validity)
     dated = now if outside_validity == "refuse" else None  # "report": the values carry them
     if not service_keys:
         raise UnknownIssuer("no transparency service keys are configured: nothing is logged")
@@ -620,8 +625,7 @@ class Endorsements:
         (``… (its logged values have expired)``) where the values would otherwise be unseen.
         Any other value is ``ConfigError``, raised here (not one statement's fault).
         """
-        if outside_validity not in ("refuse", "report"):
-            raise ConfigError('outside_validity is "refuse" or "report"')
+        _check_outside_validity(outside_validity)
 
         def values_of(item: _Item) -> tuple[ReferenceValue, ...] | LoggedRim:
             if carries_rim(item.data):
