@@ -805,7 +805,8 @@ class MalformedReport(MalformedInput):
 
 
 class ResultExpired(VerificationFailed):
-    """An attestation result (EAR) used after its ``exp``, or before its ``iat``."""
+    """An attestation result (EAR) used after its ``exp``, or before its ``iat``; or, for key
+    release, issued before the nonce it answers (``result-predates-nonce``)."""
 
     code = "result-expired"
     title = "Attestation Result Expired"

@@ -13,6 +13,7 @@ import pytest
 from _kr_helpers import (
     APPROVED,
     DELETE,
+    NOW,
     Harness,
     assert_problem,
     evidence,
@@ -169,6 +170,35 @@ def test_expired_ear(harness: Harness) -> None:
 def test_ear_issued_in_the_future(harness: Harness) -> None:
     later = dt.datetime(2026, 6, 1, 13, 0, tzinfo=dt.UTC)
     _refused(harness, "cel-key", lambda h, n: h.ear(n, iat=later), ResultExpired)
+
+
+@pytest.mark.parametrize(
+    ("before", "lifetime"),
+    [(dt.timedelta(seconds=61), 600), (dt.timedelta(days=300), 400 * 86400)],
+    ids=["a-minute-and-a-second", "300-days-with-a-long-life"],
+)
+def test_ear_issued_before_the_nonce_it_answers(
+    harness: Harness, before: dt.timedelta, lifetime: int
+) -> None:
+    """An EAR whose ``iat`` is earlier than the HSM issued the nonce its evidence binds
+    contradicts itself (the evidence quoted a nonce that did not exist yet): a back-dated or
+    made-up result, refused however long it claims to live. The nonce is issued at ``NOW``."""
+    _refused(
+        harness,
+        "cel-key",
+        lambda h, n: h.ear(n, iat=NOW - before, lifetime=lifetime),
+        ResultExpired,
+        "result-predates-nonce",
+    )
+
+
+def test_an_ear_issued_a_minute_before_the_nonce_is_within_the_clock_skew(
+    harness: Harness,
+) -> None:
+    nonce = harness.nonce()
+    ear = harness.ear(nonce, iat=NOW - dt.timedelta(seconds=60))
+    released = harness.service.release("cel-key", harness.request(ear, nonce))
+    assert harness.holds("cel-key", harness.unwrap(released, nonce))
 
 
 def test_ear_without_expiry(harness: Harness) -> None:

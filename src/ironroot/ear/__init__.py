@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     )
     from ironroot.ear._nonce import NONCE_SIZE, ChallengeLimits, NonceStore
     from ironroot.ear._token import (
+        CLOCK_SKEW,
         CWT_MEDIA_TYPE,
         JWT_MEDIA_TYPE,
         decode_ear,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AR4SI",
+    "CLOCK_SKEW",
     "COMPOSITE_NONCE_CONTEXT",
     "CWT_MEDIA_TYPE",
     "EAR_PROFILE",

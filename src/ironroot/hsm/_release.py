@@ -6,7 +6,10 @@ in this order:
 
 1. the EAR is signed by an installed verifier key (``UnknownIssuer``, ``BadSignature``,
    ``AlgorithmNotAccepted``), parses (``MalformedInput``), has an ``exp`` and is used before it
-   and not before its ``iat`` (``ResultExpired``);
+   and not before its ``iat`` (``ResultExpired``), and, given when the nonce was issued, was
+   not issued before it (``ResultExpired`` code ``result-predates-nonce``: its evidence would
+   have quoted a nonce that did not exist yet, so its time is back-dated or made up; both
+   clocks get :data:`~ironroot.ear.CLOCK_SKEW` of slack);
 2. some submodule's evidence carries report data ``nonce ‖ SHA-256(wrapping key SPKI)``
    (``StaleNonce`` code ``nonce-mismatch`` for another nonce, ``KeyBindingMismatch`` for
    another key), and the EAR's ``eat_nonce``, when present, is that same report data; or,
@@ -36,7 +39,7 @@ from typing import Any, Final
 
 from ironroot.cose import KID, Limits, Sign1
 from ironroot.crypto import Verifier, b64url_encode
-from ironroot.ear import AttestationResult, TrustTier, verify_ear
+from ironroot.ear import CLOCK_SKEW, AttestationResult, TrustTier, verify_ear
 from ironroot.errors import (
     ConfigError,
     IronrootError,
@@ -154,8 +157,11 @@ def authorize_release(
     verifiers: Sequence[TrustedVerifier],
     now: datetime,
     minimum_status: TrustTier = TrustTier.AFFIRMING,
+    nonce_issued: float | None = None,
 ) -> ReleaseContext:
-    """Steps 1–3 of the module documentation; the claims for the key's policy, or raise."""
+    """Steps 1–3 of the module documentation; the claims for the key's policy, or raise.
+    ``nonce_issued`` is when ``nonce`` was issued (POSIX seconds; :meth:`Hsm.release` always
+    gives it)."""
     if not verifiers:
         raise UnknownIssuer("no trusted verifier is installed: an empty trust store trusts nothing")
     if minimum_status not in RELEASE_STATUSES:
@@ -169,6 +175,12 @@ def authorize_release(
         raise ResultExpired(
             "the EAR has no exp: keys are released only on results that expire",
             code="result-no-expiry",
+        )
+    if nonce_issued is not None and result.iat + CLOCK_SKEW < nonce_issued:
+        raise ResultExpired(
+            f"the EAR was issued at {result.iat}, before the nonce it answers "
+            f"({int(nonce_issued)}): its evidence cannot have quoted that nonce",
+            code="result-predates-nonce",
         )
     kid = _token_kid(token)
     signer = by_kid.get(kid) if kid is not None else None

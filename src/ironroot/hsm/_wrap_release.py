@@ -215,7 +215,8 @@ class WrapAndRelease(KeyOperations):
         and remembered inside the HSM: :meth:`release` redeems it (crypto user). ``client``
         names who asked, for the per-client limits of ``HsmConfig.release_challenges``."""
         with self._operation(session, "release-challenge"):
-            return self._nonces.issue(self._datetime(), client)
+            now = self._datetime()  # kept with the nonce: no EAR for it is older than this
+            return self._nonces.issue(now, client, bound=now.timestamp())
 
     def release(
         self, session: Session, handle: str, *, ear: bytes, nonce: bytes, recipient: bytes
@@ -230,6 +231,7 @@ class WrapAndRelease(KeyOperations):
         ``KeyNotExportable``); ``nonce`` is one :meth:`release_challenge` issued, unexpired
         and not used before (``StaleNonce``: redeemed now, whatever follows); the EAR is signed
         by a verifier a crypto officer installed (:meth:`add_release_verifier`), unexpired,
+        issued no earlier than ``nonce`` was (``ResultExpired`` ``result-predates-nonce``),
         binds ``nonce`` and ``recipient`` and is affirming (or warning, where the key allows:
         ``ironroot.hsm._release``); the key's own release policy holds on its claims
         (``InvalidReleasePolicy``, ``ReleaseDenied``). Every refusal is audited with its code
@@ -253,11 +255,14 @@ class WrapAndRelease(KeyOperations):
             if policy is None:
                 raise KeyNotExportable(f"key {handle} has no release policy: use wrap")
             now = self._datetime()
-            self._nonces.redeem(nonce, now)
+            issued = self._nonces.redeem(nonce, now)
+            if not isinstance(issued, float):  # every release nonce carries its issue time
+                raise HsmErrorState("the release nonce carries no issue time")
             wrapping_key = WrappingKey.parse(self._check_data(recipient, "recipient"))
             context = authorize_release(
                 self._check_data(ear, "ear"),
                 nonce=nonce,
+                nonce_issued=issued,
                 wrapping_key=wrapping_key,
                 verifiers=tuple(v for v, _der in self._verifiers.values()),
                 now=now,
