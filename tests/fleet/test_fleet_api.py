@@ -6,6 +6,10 @@ placements, the CRL."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import socket
+import ssl
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +28,7 @@ from tests.fleet.fleet_site import (
     running_site,
 )
 from tests.platform.node_world import NOW, World, make_world
+from tests.raw_http import read_all
 from tests.tls_pki import make_pki
 
 from ironroot.crypto import Algorithm, PrivateKey
@@ -38,7 +43,7 @@ from ironroot.fleet import (
     quarantine,
     readmit,
 )
-from ironroot.http import PROBLEM_JSON, client_context
+from ironroot.http import PROBLEM_JSON, ServerTls, client_context
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +153,106 @@ def test_no_credential_or_another_cas_certificate_is_refused_at_the_handshake(
     context = client_context(site.servers.ca_file, pki.client_cert, pki.client_key)
     with httpx.Client(verify=context) as client, pytest.raises(REFUSED_AT_HANDSHAKE):
         client.get(f"{site.servers.data_url}/v1/whoami")
+
+
+def _whoami_on(sock: ssl.SSLSocket) -> tuple[int, dict[str, object]]:
+    """One ``GET /v1/whoami`` on a TLS socket (JSON answers), the connection then closed."""
+    sock.sendall(
+        b"GET /v1/whoami HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    head, _, body = read_all(sock).partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(body)
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_a_tls_session_resumed_after_the_quarantine_does_not_carry_the_credential_past_it(
+    site: Site, version: ssl.TLSVersion
+) -> None:
+    """A resumed TLS session (a session id or a ticket from before the quarantine) skips the
+    certificate exchange; the credential it was made with is still checked, and refused, at
+    the first request on it."""
+    parsed = urllib.parse.urlsplit(site.servers.control_url)
+    address = (str(parsed.hostname), int(parsed.port or 0))
+    folder = site.files / "node-0002"
+    context = client_context(
+        site.servers.ca_file, folder / "control.cert.pem", folder / "control.key.pem"
+    )
+    context.maximum_version = version
+    with (
+        socket.create_connection(address, timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=address[0]) as first,
+    ):
+        assert _whoami_on(first)[0] == 200
+        session = first.session
+    assert session is not None
+    quarantine(site.fleet, "node-0002", "resumption", now=NOW)
+    try:
+        with (
+            socket.create_connection(address, timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname=address[0], session=session) as resumed,
+        ):
+            assert resumed.session_reused  # no certificate was sent on this connection
+            status, body = _whoami_on(resumed)
+        assert (status, body["code"]) == (401, "credential-revoked")
+    finally:
+        readmit(site.fleet, "node-0002", now=NOW, authority=site.authority)
+        assert site.admit("node-0002").status_code == 200
+
+
+def test_the_planes_refuse_tls_renegotiation(site: Site) -> None:
+    """A renegotiation would let a client change the certificate of a connection whose first
+    one the server already holds as the client's; the planes' TLS refuses it."""
+    folder = site.authority.directory / "tls"  # what the running planes serve
+    tls = ServerTls(
+        folder / "server.cert.pem",
+        folder / "server.key.pem",
+        client_ca=site.servers.ca_file,
+        check_client_time=False,
+    )
+    assert tls.context().options & ssl.OP_NO_RENEGOTIATION
+
+
+def test_a_nodes_credential_cannot_issue_a_credential_for_another_node(
+    site: Site, tmp_path: Path
+) -> None:
+    """A node holds its credential's key; a certificate it signs with it — another node's
+    data-plane credential for the node's own key, sent with the node's credential as its
+    intermediate — is refused at the handshake (a credential is no CA)."""
+    own = site.files / "node-0001"
+    issuer = x509.load_pem_x509_certificate((own / "control.cert.pem").read_bytes())
+    issuer_key = serialization.load_pem_private_key((own / "control.key.pem").read_bytes(), None)
+    assert isinstance(issuer_key, ec.EllipticCurvePrivateKey)
+    victim = x509.load_pem_x509_certificate(
+        (site.files / "node-0003" / "data.cert.pem").read_bytes()
+    )
+    key = ec.generate_private_key(ec.SECP384R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(victim.subject)
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(victim.serial_number)
+        .not_valid_before(victim.not_valid_before_utc)
+        .not_valid_after(victim.not_valid_after_utc)
+    )
+    for extension in victim.extensions:
+        value = extension.value
+        if isinstance(value, x509.AuthorityKeyIdentifier):
+            continue
+        if isinstance(value, x509.SubjectKeyIdentifier):
+            value = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+        builder = builder.add_extension(value, extension.critical)
+    forged = builder.sign(issuer_key, hashes.SHA384())
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(
+        forged.public_bytes(serialization.Encoding.PEM)
+        + issuer.public_bytes(serialization.Encoding.PEM)
+    )
+    context = client_context(site.servers.ca_file, chain, _write_key(tmp_path / "k.pem", key))
+    for url in (site.servers.control_url, site.servers.data_url):
+        with httpx.Client(verify=context) as client, pytest.raises(REFUSED_AT_HANDSHAKE):
+            client.get(f"{url}/v1/whoami")
 
 
 def test_a_credential_is_current_from_not_before_to_just_before_not_after(

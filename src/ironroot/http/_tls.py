@@ -14,6 +14,8 @@ and data planes: credential status, plane, validity at the service's clock) sets
 ``client_ca``, but leaves the validity window to the application (OpenSSL's
 ``X509_V_FLAG_NO_CHECK_TIME``), which then answers an expired certificate with a problem
 document rather than a handshake alert, and refuses it on a kept-alive connection too.
+A server never renegotiates (``OP_NO_RENEGOTIATION``, not left to the OpenSSL build's
+default): a connection's client certificate is the one of its handshake.
 :func:`ironroot.http.server_config` hands the peer certificate to the application in the ASGI
 TLS extension (``scope["extensions"]["tls"]``).
 """
@@ -61,6 +63,10 @@ class ServerTls:
         """The server-side context these files make (``ConfigError`` when they do not)."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
+        # No TLS 1.2 renegotiation, whatever the OpenSSL build's default (1.1.1 accepts a
+        # client's): the client certificate the app authorizes is the handshake's, taken once
+        # per connection, and a renegotiation could change it under a kept-alive connection.
+        context.options |= ssl.OP_NO_RENEGOTIATION
         try:
             context.load_cert_chain(self.cert, self.key)
         except (ssl.SSLError, OSError) as exc:
