@@ -3,12 +3,15 @@ HTTP status, problem title and code from the API."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from _kr_helpers import (
     APPROVED,
@@ -276,6 +279,34 @@ def test_nonce_used_twice(harness: Harness) -> None:
         harness.service.release("cel-key", harness.request(ear, nonce))
     assert info.value.code == "nonce-reused"
     assert_problem(harness.post("cel-key", ear, nonce), StaleNonce, "nonce-reused")
+
+
+def test_one_nonce_sent_by_many_clients_at_once_releases_once(harness: Harness) -> None:
+    """Eight connections race one nonce and one EAR: the HSM redeems it once; the others are
+    told it was used."""
+    nonce = harness.nonce()
+    body = encode_cbor(
+        {"ear": harness.ear(nonce), "wrapping_key": harness.tee.public_spki, "nonce": nonce}
+    )
+    start = threading.Barrier(8)
+
+    def send() -> httpx.Response:
+        with httpx.Client(timeout=30) as client:
+            start.wait()
+            return client.post(
+                f"{harness.url}/keys/cel-key/release",
+                content=body,
+                headers={"Content-Type": "application/cbor"},
+            )
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: send(), range(8)))
+    released = [a for a in answers if a.status_code == 200]
+    assert len(released) == 1
+    assert harness.holds("cel-key", harness.unwrap(released[0].content, nonce))
+    for answer in answers:
+        if answer is not released[0]:
+            assert_problem(answer, StaleNonce, "nonce-reused")
 
 
 def test_nonce_expired(harness: Harness) -> None:
