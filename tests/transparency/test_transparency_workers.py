@@ -10,11 +10,13 @@ import concurrent.futures
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -32,6 +34,7 @@ from ironroot.cose import (
 )
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
+    ClockSkew,
     ConfigError,
     MalformedInput,
     NotFound,
@@ -49,7 +52,12 @@ from ironroot.log import (
     open_store,
 )
 from ironroot.transparency import TransparencyService
-from ironroot.transparency._workers import _decode_error, _encode_error
+from ironroot.transparency._workers import (
+    SequencerLink,
+    _clock_frame,
+    _decode_error,
+    _encode_error,
+)
 from processes import process_running
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -59,8 +67,6 @@ for _name in [n for n in ENV if n.startswith("IRONROOT_") and n != "IRONROOT_VEC
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -99,6 +105,14 @@ class Running:
 def running(tmp_path: Path) -> Iterator[Running]:
     vendor = PrivateKey.generate(Algorithm.ES256)
     data = write_config(tmp_path / "ts", issuers=[(VENDOR_ISS, vendor)])
+    with _serve(data, vendor) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def _serve(data: Path, vendor: PrivateKey) -> Iterator[Running]:
+    """``ironroot serve --workers 2`` over ``data`` (stderr beside it), killed at the end."""
+    tmp_path = data.parent
     port = _free_port()
     argv = [sys.executable, "-m", "ironroot", "serve", "--data", str(data)]
     argv += ["--port", str(port), "--workers", "2", "--log-level", "info"]
@@ -324,3 +338,64 @@ def test_a_follower_service_serves_reads_and_refuses_writes(tmp_path: Path) -> N
             assert follower.log.checkpoint() == service.log.checkpoint()
         finally:
             follower.close()
+
+
+def test_the_workers_ready_says_when_the_sequencer_refuses_for_its_clock(tmp_path: Path) -> None:
+    """``/ready``'s ``clock`` check ran only in the process that sequences: under
+    ``--workers`` every request is answered by a worker, which said ``ready`` while the
+    sequencer signed nothing (its clock more than ``max_clock_skew`` behind the stored
+    receipt time), so a load balancer kept routing registrations that only went pending. The
+    sequencer now tells its workers, whose ``/ready`` fails with its refusal (503,
+    ``Retry-After``)."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "ts", issuers=[(VENDOR_ISS, vendor)])
+    ahead = datetime.now(UTC) + timedelta(seconds=1000)  # a predecessor's clock ran ahead
+    with TransparencyService.open(data, clock=lambda: ahead) as seeded:
+        seeded.submit(_statement(vendor, 0)).integrated.result(30)
+    iat = int(ahead.timestamp())
+    with _serve(data, vendor) as running:
+        ready = http_calls.get(f"{running.url}/ready", verify=system_trust())
+        assert ready.status_code == 200
+        pending = _register(running.url, _statement(vendor, 1))
+        assert pending.status_code == 303  # acknowledged, durable, not integrated
+        deadline = time.monotonic() + 60
+        answers: list[httpx.Response] = []
+        while len(answers) < 20:  # every worker: 20 fresh connections in a row
+            assert time.monotonic() < deadline, [a.json() for a in answers[-1:]]
+            ready = http_calls.get(f"{running.url}/ready", verify=system_trust())
+            answers = [*answers, ready] if ready.status_code == 503 else []
+            time.sleep(0.05)
+        for ready in answers:
+            assert int(ready.headers["retry-after"]) >= 1
+            body = ready.json()
+            assert body["status"] == "not ready"
+            assert body["checks"]["store"] == "ok"
+            assert body["checks"]["clock"].startswith(
+                f"clock-skew: the latest receipt time of the log (iat {iat}) is "
+            )
+        again = http_calls.get(f"{running.url}{pending.headers['location']}", verify=system_trust())
+        assert again.status_code == 302  # still pending: reads are served meanwhile
+
+
+def test_a_worker_takes_the_clock_notices_of_its_sequencer(tmp_path: Path) -> None:
+    """A worker keeps the sequencer's last clock notice: a refusal, then signing again."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "ts", issuers=[(VENDOR_ISS, vendor)])
+    with TransparencyService.open(data) as sequencer:
+        keys, vkeys = sequencer.receipt_keys, sequencer.checkpoint_vkeys
+    follower = TransparencyService.open_follower(data, keys, vkeys, {})
+    left, right = socket.socketpair()
+    try:
+        link = SequencerLink(follower, left)
+        follower.sequencer_clock = lambda: link.clock_refusal
+        refusal = ClockSkew("the latest receipt time of the log (iat 9) is …", retry_after=7)
+        link.data_received(_clock_frame(refusal))
+        told = follower.clock_refusal
+        assert type(told) is ClockSkew
+        assert (told.detail, told.code, told.retry_after) == (refusal.detail, "clock-skew", 7)
+        link.data_received(_clock_frame(None))
+        assert follower.clock_refusal is None
+    finally:
+        follower.close()
+        left.close()
+        right.close()

@@ -231,6 +231,10 @@ class TransparencyService:
             self._writer.add_commit_listener(self._batch_committed)
         self.witnessing: CheckpointWitnessing | None = None
         """With witnesses configured, what gets checkpoints cosigned before publication."""
+        self.sequencer_clock: Callable[[], ClockSkew | None] | None = None
+        """In a follower, what says why the log's sequencer signs nothing now (an HTTP
+        worker: its sequencer's notices; a replica: its clock checks), for
+        :attr:`clock_refusal`."""
         if config.witness_quorum:
             verify: ssl.SSLContext | bool = True
             if config.witness_ca is not None:
@@ -369,7 +373,7 @@ class TransparencyService:
             batch_signer=batch_signer,
         )
         try:
-            batch_signer.floor = service._latest_receipt_time()
+            batch_signer.floor = service.latest_receipt_time()
         except BaseException:
             log.close()
             raise
@@ -426,9 +430,12 @@ class TransparencyService:
     @property
     def clock_refusal(self) -> ClockSkew | None:
         """Why this sequencer signs nothing now (its clock more than ``max_clock_skew`` behind
-        the latest stored receipt time), ``None`` while it signs (and in a follower): until
-        its next batch is signed, which clears it."""
-        return None if self._batch_signer is None else self._batch_signer.refusal
+        the latest stored receipt time), ``None`` while it signs: until its next batch is
+        signed, which clears it. In a follower, what :attr:`sequencer_clock` says (``None``
+        without one)."""
+        if self._batch_signer is not None:
+            return self._batch_signer.refusal
+        return None if self.sequencer_clock is None else self.sequencer_clock()
 
     @property
     def in_flight(self) -> int:
@@ -592,7 +599,7 @@ class TransparencyService:
                 ) from exc
         return tuple(pairs)
 
-    def _latest_receipt_time(self) -> int | None:
+    def latest_receipt_time(self) -> int | None:
         """The latest ``iat`` of the stored log's receipts (those of its latest batch, checked
         against its root first): ``None`` for an empty log, or one whose latest batch holds
         no receipt signature that verifies (logged by the check). A store that cannot be read
