@@ -22,20 +22,23 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from psycopg import sql
 from replica_cluster import Cluster, make_statements
 
+import http_calls
 from ironroot.cli import main
-from ironroot.cose import Receipt
+from ironroot.cose import Problem, Receipt
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ConfigError, StaleBatch, StorageError, StoreUnavailable
+from ironroot.errors import ClockSkew, ConfigError, StaleBatch, StorageError, StoreUnavailable
+from ironroot.http import ServerThread
 from ironroot.log import Log, NoteSigner, PostgresLogStore, SequencerLease, StoreBatch
 from ironroot.log._postgres_lease import SEQUENCER_LOCK_CLASS, sequencer_lock_key
 from ironroot.transparency import TransparencyService
 from ironroot.transparency._config import load_config, load_receipt_signers
-from ironroot.transparency._replica import Replica
+from ironroot.transparency._replica import Replica, _replica_app, _Waits
 from ironroot_pg import admin, fresh_schema, test_dsn
 
 pytestmark = pytest.mark.integration
@@ -567,3 +570,110 @@ def test_a_replica_whose_clock_is_far_from_the_database_s_does_not_sequence(
         )
         for m in messages
     )
+
+
+def test_a_replica_whose_clock_is_off_is_not_ready_and_accepts_no_registration(
+    tmp_path: Path, schema: str
+) -> None:
+    """A replica whose clock was 1000 s off the database's stayed out of the election, yet
+    answered ``/ready`` 200 (its clock check ran only in a sequencing process) and accepted
+    registrations, checking each statement's certificates at its wrong time. Its ``/ready``
+    now fails the ``clock`` check and ``POST /entries`` answers 503 ``clock-skew`` (with
+    ``Retry-After``) until the clocks agree; reads are served meanwhile."""
+    cluster = Cluster(tmp_path, test_dsn(), schema, count=1)
+    data = cluster.replicas[0].data
+    with TransparencyService.open(data) as seeded:  # the log's first checkpoint
+        keys, vkeys = seeded.receipt_keys, seeded.checkpoint_vkeys
+        seeded.submit(make_statements(cluster.vendor, 1, "seed")[0]).integrated.result(30)
+    config = load_config(data)
+    offset = [timedelta(seconds=1000)]
+    replica = Replica(
+        data,
+        config,
+        receipt_signers=load_receipt_signers(config),
+        checkpoint_signers=None,
+        lease=1.5,
+        clock=lambda: datetime.now(UTC) + offset[0],
+    )
+    service = TransparencyService.open_follower(data, keys, vkeys, {})
+    store = service.log.store
+    assert isinstance(store, PostgresLogStore)
+    waits = _Waits(store, config.max_pending)
+    statement = make_statements(cluster.vendor, 1, "off")[0]
+    replica.start()
+    waits.start()
+    try:
+        with (
+            ServerThread(_replica_app(service, store, waits, replica)) as server,
+            httpx.Client(base_url=server.url) as client,
+        ):
+            _until(lambda: client.get("/ready").status_code == 503, "not ready")
+            ready = client.get("/ready")
+            assert int(ready.headers["retry-after"]) >= 1
+            check = ready.json()["checks"]["clock"]
+            assert check.startswith("clock-skew: this replica's clock is 10")  # 1000 s, or so
+            assert check.endswith(
+                " s ahead of the database server's, more than max_clock_skew (300 s): it does "
+                "not sequence and accepts no registration until they agree"
+            )
+            refused = client.post(
+                "/entries", content=statement, headers={"content-type": "application/cose"}
+            )
+            assert refused.status_code == ClockSkew.http_status
+            assert int(refused.headers["retry-after"]) >= 1
+            problem = Problem.from_cbor(refused.content)
+            assert problem.extra["code"] == ClockSkew.code
+            assert problem.detail is not None
+            assert problem.detail.startswith("this replica's clock is 10")
+            assert client.get("/checkpoint").status_code == 200  # reads go on
+            offset[0] = timedelta(0)
+            _until(lambda: client.get("/ready").status_code == 200, "ready again")
+            assert client.get("/ready").json()["checks"]["clock"] == "ok"
+            accepted = client.post(
+                "/entries", content=statement, headers={"content-type": "application/cose"}
+            )
+            assert accepted.status_code in (201, 303)
+    finally:
+        waits.close()
+        service.close()
+        replica.close()
+
+
+def test_every_replica_is_not_ready_while_the_stored_receipt_time_is_far_ahead(
+    tmp_path: Path, schema: str
+) -> None:
+    """A predecessor's clock ran 1000 s ahead: the elected replica signs nothing (its clock
+    agrees with the database's, the stored receipt time does not), yet every replica answered
+    ``/ready`` 200, the sequencer too (its service is not the one that answers HTTP). Each
+    replica now compares the latest stored receipt time with the database server's clock:
+    ``/ready`` fails its ``clock`` check, registrations are still acknowledged (pending)."""
+    cluster = Cluster(tmp_path, test_dsn(), schema, count=2)
+    ahead = datetime.now(UTC) + timedelta(seconds=1000)
+    statements = make_statements(cluster.vendor, 2, "ahead")
+    with TransparencyService.open(cluster.replicas[0].data, clock=lambda: ahead) as seeded:
+        seeded.submit(statements[0]).integrated.result(30)
+    iat = int(ahead.timestamp())
+    try:
+        cluster.start_all()
+        for replica in cluster.replicas:
+            url = replica.url
+            _until(lambda u=url: http_calls.get(f"{u}/ready").status_code == 503, "not ready")
+            ready = http_calls.get(f"{url}/ready")
+            assert int(ready.headers["retry-after"]) >= 1
+            check = ready.json()["checks"]["clock"]
+            assert check.startswith(
+                f"clock-skew: the latest receipt time of the log (iat {iat}) is"
+            )
+            assert check.endswith(
+                " s ahead of the database server's clock, more than max_clock_skew (300 s): no "
+                "replica signs a receipt (entries stay pending) until the clocks agree"
+            )
+        pending = http_calls.post(
+            f"{cluster.replicas[1].url}/entries",
+            content=statements[1],
+            headers={"content-type": "application/cose"},
+            timeout=30,
+        )
+        assert pending.status_code == 303
+    finally:
+        cluster.stop_all()
