@@ -19,7 +19,7 @@ from _tx_helpers import VENDOR_ISS, write_config
 
 from ironroot.cose import Receipt, create_statement
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ConfigError, StoreUnavailable
+from ironroot.errors import ClockSkew, ConfigError, StoreUnavailable
 from ironroot.log import LogView
 from ironroot.transparency import ServiceThread, TransparencyService
 from ironroot.transparency._config import load_config
@@ -306,6 +306,113 @@ def test_max_clock_skew_out_of_range_is_refused(tmp_path: Path, value: str, mess
     vendor = PrivateKey.generate(Algorithm.ES256)
     data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
     _set_max_clock_skew(data, value)
+    with pytest.raises(ConfigError) as info:
+        load_config(data)
+    assert info.value.detail == message
+
+
+def _set_reset(data: Path, value: object) -> None:
+    path = data / "ironroot.toml"
+    text = path.read_text()
+    path.write_text(
+        text.replace("[transparency]\n", f"[transparency]\nreset_receipt_time_from = {value}\n")
+    )
+
+
+def _refused_for_the_clock(data: Path, vendor: PrivateKey, at: datetime, tag: str) -> None:
+    """A sequencer at ``at`` takes one registration durable and signs nothing for its clock."""
+    statement = create_statement(vendor, b"{}", iss=VENDOR_ISS, sub=f"pkg:{tag}/0")
+    with TransparencyService.open(data, clock=lambda: at) as service:
+        ticket = service.submit(statement)
+        ticket.durable.result(30)
+        deadline = time.monotonic() + 60
+        while service.clock_refusal is None:
+            assert time.monotonic() < deadline, "no clock refusal"
+            time.sleep(0.02)
+        assert type(service.clock_refusal) is ClockSkew
+        assert not ticket.integrated.done()
+
+
+def test_a_receipt_time_beyond_any_max_clock_skew_is_reset_only_by_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A clock that once jumped 400 days ahead left that receipt time in the log. Raising
+    ``max_clock_skew`` past the skew was the only way on, and it stops at 366 days: the log
+    integrated nothing until real time caught up, with no way out. ``reset_receipt_time_from``
+    naming that stored time lets one sequencer sign its own clock's time, earlier (said at
+    error level); once a batch carries a sane time, the setting does nothing (it names a time
+    that is no longer the latest: a warning says to remove it)."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    jumped = int((T0 + timedelta(days=400)).timestamp())
+    assert _iats(data, vendor, [T0 + timedelta(days=400)], "a") == [jumped]
+    _set_max_clock_skew(data, 31622400)  # the most any setting accepts: 366 days
+    _refused_for_the_clock(data, vendor, T0, "b")
+    path = data / "ironroot.toml"
+    bounded = path.read_text()
+    _set_reset(data, jumped + 1)  # not the stored time: no effect
+    with caplog.at_level(logging.WARNING, logger=_LOGGER):
+        _refused_for_the_clock(data, vendor, T0, "c")
+    assert (
+        f"transparency.reset_receipt_time_from ({jumped + 1}) is not the latest receipt time "
+        f"of the log (iat {jumped}): it has no effect; remove it"
+    ) in [r.getMessage() for r in caplog.records]
+    path.write_text(bounded)
+    _set_reset(data, jumped)
+    caplog.clear()
+    later = T0 + timedelta(seconds=5)
+    with caplog.at_level(logging.WARNING, logger=_LOGGER):
+        assert _iats(data, vendor, [later, later + timedelta(seconds=1)], "d") == [
+            int(later.timestamp()),
+            int(later.timestamp()) + 1,
+        ]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
+        f"receipt times go back: the latest receipt time of the log (iat {jumped}) is "
+        f"{jumped - later.timestamp():.1f} s ahead of this sequencer's clock, and "
+        f"transparency.reset_receipt_time_from names it as wrong: receipts are signed with "
+        f"this clock's time from iat {int(later.timestamp())} on; remove the setting"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=_LOGGER):
+        assert _iats(data, vendor, [later + timedelta(seconds=2)], "e") == [
+            int(later.timestamp()) + 2
+        ]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"transparency.reset_receipt_time_from ({jumped}) is not the latest receipt time of "
+        f"the log (iat {int(later.timestamp()) + 1}): it has no effect; remove it"
+    ]
+
+
+def test_reset_receipt_time_from_does_nothing_within_max_clock_skew(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Naming the stored time moves receipt times back only where they would otherwise stop:
+    within ``max_clock_skew`` the stored time is carried, as without the setting."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    ahead = int((T0 + timedelta(seconds=100)).timestamp())
+    assert _iats(data, vendor, [T0 + timedelta(seconds=100)], "a") == [ahead]
+    _set_reset(data, ahead)
+    with caplog.at_level(logging.ERROR, logger=_LOGGER):
+        assert _iats(data, vendor, [T0], "b") == [ahead]
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("-1", "transparency.reset_receipt_time_from must be a receipt time (0 or more)"),
+        ("1.5", "transparency.reset_receipt_time_from must be a int"),
+        ('"1780000000"', "transparency.reset_receipt_time_from must be a int"),
+        ("true", "transparency.reset_receipt_time_from must be a int"),
+    ],
+)
+def test_reset_receipt_time_from_out_of_range_is_refused(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    _set_reset(data, value)
     with pytest.raises(ConfigError) as info:
         load_config(data)
     assert info.value.detail == message

@@ -424,7 +424,7 @@ class Replica:
         if reference is None or floor is None:
             return None
         bound = self._config.max_clock_skew
-        if floor - reference <= bound:
+        if floor - reference <= bound or floor == self._config.reset_receipt_time_from:
             return None
         return ClockSkew(
             f"the latest receipt time of the log (iat {floor}) is {floor - reference:.1f} s "

@@ -84,7 +84,10 @@ class _ReceiptBatchSigner:
     predecessor's clock ran far ahead, or this clock was stepped far back), signing the floor
     would hold every receipt's time at one far from now: it raises :class:`ClockSkew`
     instead, so the log integrates nothing (its entries stay pending, durable) until the clock
-    catches up (an error names the skew once, and the resumption is logged)."""
+    catches up (an error names the skew once, and the resumption is logged). Unless the
+    floor is ``reset_from``, the time the operator named as wrong
+    (``reset_receipt_time_from``): then the clock's time is signed, going back (said at
+    error level), and becomes the floor."""
 
     def __init__(
         self,
@@ -93,12 +96,14 @@ class _ReceiptBatchSigner:
         clock: Callable[[], datetime],
         max_skew: float,
         reference: Callable[[], float | None] | None = None,
+        reset_from: int | None = None,
     ) -> None:
         self._signers = tuple(signers)
         self._issuer = issuer
         self._clock = clock
         self._max_skew = max_skew
         self._reference = reference
+        self._reset_from = reset_from
         self.refusal: ClockSkew | None = None
         """Why this signer refuses to sign now (its clock too far behind the floor), if it does."""
         self.last_size: int | None = None
@@ -126,6 +131,17 @@ class _ReceiptBatchSigner:
                 f"({self._max_skew:g} s): no receipt is signed (entries stay pending) until "
                 "the clocks agree"
             )
+        if floor is not None and floor - now > self._max_skew and floor == self._reset_from:
+            _log.error(
+                "receipt times go back: the latest receipt time of the log (iat %d) is %.1f s "
+                "ahead of this sequencer's clock, and transparency.reset_receipt_time_from "
+                "names it as wrong: receipts are signed with this clock's time from iat %d on; "
+                "remove the setting",
+                floor,
+                floor - now,
+                int(now),
+            )
+            floor = None
         if floor is not None and floor - now > self._max_skew:
             raise self._refuse(
                 f"the latest receipt time of the log (iat {floor}) is {floor - now:.1f} s ahead "
@@ -345,7 +361,12 @@ class TransparencyService:
         _publish_checkpoint_key(data_dir, note_signers[0])
         known = publish_receipt_keys(data_dir, [_public(s.verifier()) for s in receipt_signers])
         batch_signer = _ReceiptBatchSigner(
-            receipt_signers, config.service_issuer, now, config.max_clock_skew, clock_reference
+            receipt_signers,
+            config.service_issuer,
+            now,
+            config.max_clock_skew,
+            clock_reference,
+            config.reset_receipt_time_from,
         )
         if store is None:
             store = config.store.open(data_dir)  # SQLite in data_dir, or [log] store's database
@@ -373,10 +394,18 @@ class TransparencyService:
             batch_signer=batch_signer,
         )
         try:
-            batch_signer.floor = service.latest_receipt_time()
+            batch_signer.floor = floor = service.latest_receipt_time()
         except BaseException:
             log.close()
             raise
+        reset = config.reset_receipt_time_from
+        if reset is not None and reset != floor:
+            _log.warning(
+                "transparency.reset_receipt_time_from (%d) is not the latest receipt time of "
+                "the log (%s): it has no effect; remove it",
+                reset,
+                "none yet" if floor is None else f"iat {floor}",
+            )
         return service
 
     @classmethod
