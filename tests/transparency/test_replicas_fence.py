@@ -30,7 +30,7 @@ from replica_cluster import Cluster, make_statements
 
 import http_calls
 from ironroot.cli import main
-from ironroot.cose import Problem, Receipt
+from ironroot.cose import Problem, Receipt, SignedStatement, decode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ClockSkew, ConfigError, StaleBatch, StorageError, StoreUnavailable
 from ironroot.http import ServerThread
@@ -677,3 +677,65 @@ def test_every_replica_is_not_ready_while_the_stored_receipt_time_is_far_ahead(
         assert pending.status_code == 303
     finally:
         cluster.stop_all()
+
+
+def test_a_clock_that_leaps_right_after_the_clock_check_signs_no_time_far_off(
+    tmp_path: Path, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica's clock check read the wall clock again after the database's time to work
+    out what the database's time was: a clock that leapt 1000 s ahead between the two reads
+    passed the check (its offset was measured before the leap) and left the database's
+    time 1000 s ahead too, so the elected replica's reference agreed with its leapt clock and
+    it signed receipt times 1000 s in the future (which every later sequencer must then refuse
+    or carry). The database's time is now taken from the check's own readings: the leapt
+    clock signs nothing."""
+    cluster = Cluster(tmp_path, test_dsn(), schema, count=1)
+    data = cluster.replicas[0].data
+    statements = make_statements(cluster.vendor, 2, "leap")
+    with TransparencyService.open(data) as seeded:  # the log's first checkpoint
+        seeded.submit(statements[0]).integrated.result(30)
+    config = load_config(data)
+    offset = [timedelta(0)]
+    real = SequencerLease.clock_offset
+
+    def leaps(self: SequencerLease, clock: Callable[[], float]) -> float:
+        measured = real(self, clock)
+        offset[0] = timedelta(seconds=1000)  # right after the database's time was read
+        return measured
+
+    monkeypatch.setattr(SequencerLease, "clock_offset", leaps)
+    replica = Replica(
+        data,
+        config,
+        receipt_signers=load_receipt_signers(config),
+        checkpoint_signers=None,
+        lease=30.0,  # no renewal (and its clock check) before the batch
+        clock=lambda: datetime.now(UTC) + offset[0],
+    )
+    entry = SignedStatement.parse(statements[1]).log_entry()
+    entry_id = hashlib.sha256(entry).digest()
+    store = PostgresLogStore(test_dsn(), schema=schema)
+    replica.start()
+    try:
+        _until(lambda: replica.epoch is not None, "elected")
+        store.add_pending([(entry_id, entry)])
+        _until(
+            lambda: (
+                store.lookup([entry_id]).get(entry_id) is not None
+                or replica.clock_refusal(lambda: None) is not None
+            ),
+            "integrated or refused",
+        )
+        index = store.lookup([entry_id]).get(entry_id)
+        if index is not None:
+            batch = store.batch_data(index + 1)
+            assert batch is not None
+            iats = [decode_cbor(decode_cbor(v)[0])[15][6] for v in batch.values()]
+            raise AssertionError(f"signed iat {iats} at {datetime.now(UTC).timestamp():.0f}")
+        refusal = replica.clock_refusal(lambda: None)
+        assert type(refusal) is ClockSkew
+        assert refusal.detail.startswith("this sequencer's clock is 10")  # 1000 s, or so
+        assert " s ahead of the database server's (as last read, carried" in refusal.detail
+    finally:
+        replica.close()
+        store.close()

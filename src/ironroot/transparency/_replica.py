@@ -376,8 +376,18 @@ class Replica:
         own (they never go back). Said once while it lasts, at error level. The lease's
         errors (:meth:`SequencerLease.clock_offset`) pass through."""
         bound = self._config.max_clock_skew
-        offset = self._lease.clock_offset(lambda: self._clock().timestamp())
-        self._database_clock = (time.monotonic(), self._clock().timestamp() - offset)
+        readings: list[tuple[float, float]] = []  # (monotonic, wall) around the database's
+
+        def wall() -> float:
+            now = self._clock().timestamp()
+            readings.append((time.monotonic(), now))
+            return now
+
+        offset = self._lease.clock_offset(wall)
+        # The database's time from the readings the offset was measured with, never from a
+        # later read of the wall clock, which may have leapt since.
+        (mono_before, before), (mono_after, after) = readings[0], readings[-1]
+        self._database_clock = ((mono_before + mono_after) / 2, (before + after) / 2 - offset)
         if abs(offset) <= bound:
             if self._clock_off is not None:
                 _log.warning("this replica's clock agrees with the database's again: it sequences")
