@@ -416,3 +416,36 @@ def test_reset_receipt_time_from_out_of_range_is_refused(
     with pytest.raises(ConfigError) as info:
         load_config(data)
     assert info.value.detail == message
+
+
+def test_a_batch_refused_for_the_clock_is_not_counted_as_integrated(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The batch-size listeners (``ironroot_log_batch_size``) were told of a batch before its
+    receipt time was checked: a batch refused for the clock counted as integrated, and the
+    batch integrated later was counted short by the entries of the refused one (two batches
+    of one entry where one of two was integrated). A refused batch is now not counted."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    ahead = T0 + timedelta(seconds=1000)
+    assert _iats(data, vendor, [ahead], "a") == [int(ahead.timestamp())]
+    now = [T0]
+    statements = [
+        create_statement(vendor, b'{"n": %d}' % n, iss=VENDOR_ISS, sub=f"pkg:b/{n}")
+        for n in range(2)
+    ]
+    sizes: list[int] = []
+    with (
+        caplog.at_level(logging.WARNING, logger="ironroot"),
+        TransparencyService.open(data, clock=lambda: now[0]) as service,
+    ):
+        service.add_batch_listener(sizes.append)
+        first = service.submit(statements[0])
+        first.durable.result(30)
+        _wait_for(caplog, logging.ERROR, "max_clock_skew")
+        second = service.submit(statements[1])
+        second.durable.result(30)
+        now[0] = ahead
+        first.integrated.result(60)
+        second.integrated.result(60)
+    assert sizes == [2]

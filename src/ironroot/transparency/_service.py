@@ -175,11 +175,11 @@ class _ReceiptBatchSigner:
         return iat
 
     def sign_batch(self, tree_size: int, root: bytes) -> Mapping[str, bytes]:
+        iat = self._iat()  # first: a batch refused for the clock is not counted
         if self.last_size is not None and tree_size > self.last_size:
             for listener in self.listeners:
                 listener(tree_size - self.last_size)
         self.last_size = tree_size
-        iat = self._iat()
         out: dict[str, bytes] = {}
         for signer in self._signers:
             protected = receipt_protected_header(signer.algorithm, signer.kid, self._issuer, iat)
