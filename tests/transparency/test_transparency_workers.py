@@ -27,6 +27,7 @@ import http_calls
 from ironroot._trust import system_trust
 from ironroot.cose import (
     Problem,
+    Receipt,
     SignedStatement,
     create_statement,
     decode_key_set,
@@ -399,3 +400,58 @@ def test_a_worker_takes_the_clock_notices_of_its_sequencer(tmp_path: Path) -> No
         follower.close()
         left.close()
         right.close()
+
+
+def test_after_kill_9_a_sequencer_whose_clock_is_behind_signs_no_earlier_receipt_time(
+    tmp_path: Path,
+) -> None:
+    """``kill -9`` of the serving process tree while registrations are in flight, then a
+    sequencer with its clock 100 s behind opens the log: the floor it reads back from the
+    store is at least every receipt time a client was handed before the kill (a receipt is
+    handed out only once its batch is committed), so its receipts never go back; 1000 s
+    behind, it signs nothing."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "ts", issuers=[(VENDOR_ISS, vendor)])
+    handed: list[int] = []
+    with _serve(data, vendor) as running, concurrent.futures.ThreadPoolExecutor(8) as pool:
+        workers = _workers(running.process.pid)
+
+        def register(n: int) -> None:
+            with contextlib.suppress(httpx.HTTPError):
+                answer = _register(running.url, _statement(vendor, n))
+                if answer.status_code == 201:
+                    iat = Receipt.parse(answer.content).iat
+                    assert iat is not None
+                    handed.append(iat)
+
+        futures = [pool.submit(register, n) for n in range(64)]
+        deadline = time.monotonic() + 60
+        while len(handed) < 8:
+            assert time.monotonic() < deadline, "no receipts"
+            time.sleep(0.01)
+        os.kill(running.process.pid, signal.SIGKILL)  # mid-flight: more are on their way
+        running.process.wait(timeout=30)
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        concurrent.futures.wait(futures, timeout=120)
+    latest = max(handed)
+    behind = datetime.fromtimestamp(latest, UTC) - timedelta(seconds=100)
+    with TransparencyService.open(data, clock=lambda: behind) as service:
+        ticket = service.submit(_statement(vendor, 1000))
+        ticket.integrated.result(60)
+        receipts = service.receipts(ticket.entry_id)
+        assert receipts is not None
+        iat = Receipt.parse(receipts[0]).iat
+        assert iat is not None
+        assert iat >= latest
+    far = datetime.fromtimestamp(latest, UTC) - timedelta(seconds=1000)
+    with TransparencyService.open(data, clock=lambda: far) as service:
+        ticket = service.submit(_statement(vendor, 1001))
+        ticket.durable.result(30)
+        deadline = time.monotonic() + 60
+        while service.clock_refusal is None:
+            assert time.monotonic() < deadline, "signed 1000 s behind"
+            time.sleep(0.02)
+        assert type(service.clock_refusal) is ClockSkew
+        assert service.status(ticket.entry_id) is None
