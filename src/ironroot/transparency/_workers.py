@@ -21,13 +21,13 @@ when it changes and to a worker when its link opens: empty while the sequencer s
 why it signs nothing (:class:`~ironroot.errors.ClockSkew`, as an error): a worker's ``GET
 /ready`` fails its ``clock`` check with it, as the sequencer's own would. ``receipts`` are
 the entry's receipts, one per receipt algorithm, primary first, each length-prefixed (4
-bytes). A worker keeps the receipts it
-receives in the service's receipt cache, so ``GET /entries/{id}`` right after a registration,
-on whichever worker the client's connection landed, is answered from memory; the sequencer
-built them from a batch whose signature it checked against its own tree, as it does for the
-answer itself. The channel is private to the processes of one service (a socket pair made
-before the spawn), so it needs no authentication; hand-written because it is a few lines and
-the standard library's ``multiprocessing.Connection`` would block the event loop.
+bytes). A worker keeps the receipts it receives in the service's receipt cache, so ``GET
+/entries/{id}`` right after a registration, on whichever worker the client's connection
+landed, is answered from memory; the sequencer built them from a batch whose signature it
+checked against its own tree, as it does for the answer itself. The channel is private to the
+processes of one service (a socket pair made before the spawn), so it needs no
+authentication; hand-written because it is a few lines and the standard library's
+``multiprocessing.Connection`` would block the event loop.
 
 If the sequencer dies, its workers' links close: every waiting request answers 503 with
 ``Retry-After`` and the worker stops. A worker that dies is started again by the sequencer.
