@@ -739,3 +739,42 @@ def test_a_clock_that_leaps_right_after_the_clock_check_signs_no_time_far_off(
     finally:
         replica.close()
         store.close()
+
+
+def test_replicas_told_the_stored_receipt_time_is_wrong_are_ready_and_sign_the_clock_s(
+    tmp_path: Path, schema: str
+) -> None:
+    """With ``reset_receipt_time_from`` naming the stored time 1000 s ahead, the replicas do
+    not fail ``/ready`` for it (a sequencer would sign), and the elected one signs its own
+    clock's time, going back from the named one."""
+    cluster = Cluster(tmp_path, test_dsn(), schema, count=1)
+    replica = cluster.replicas[0]
+    ahead = datetime.now(UTC) + timedelta(seconds=1000)
+    statements = make_statements(cluster.vendor, 2, "reset")
+    with TransparencyService.open(replica.data, clock=lambda: ahead) as seeded:
+        seeded.submit(statements[0]).integrated.result(30)
+    jumped = int(ahead.timestamp())
+    toml = replica.data / "ironroot.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            "[transparency]\n", f"[transparency]\nreset_receipt_time_from = {jumped}\n"
+        )
+    )
+    try:
+        cluster.start_all()
+        _until(lambda: bool(replica.epochs()), "elected")  # its clock checked: it stood
+        ready = http_calls.get(f"{replica.url}/ready")
+        assert ready.status_code == 200, ready.text
+        answer = http_calls.post(
+            f"{replica.url}/entries",
+            content=statements[1],
+            headers={"content-type": "application/cose"},
+            timeout=30,
+        )
+        assert answer.status_code == 201
+        iat = Receipt.parse(answer.content).iat
+        assert iat is not None
+        assert iat < jumped - 900
+        assert "receipt times go back: the latest receipt time of the log" in replica.events()
+    finally:
+        cluster.stop_all()
