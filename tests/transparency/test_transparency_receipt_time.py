@@ -449,3 +449,24 @@ def test_a_batch_refused_for_the_clock_is_not_counted_as_integrated(
         first.integrated.result(60)
         second.integrated.result(60)
     assert sizes == [2]
+
+
+def test_a_latest_batch_whose_signature_no_longer_verifies_still_holds_the_floor(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The stored receipt time was taken only from a batch signature that verifies: once the
+    latest batch's did not (its receipt key replaced and ``keys/receipt-keys.cbor`` lost, or a
+    damaged row), the sequencer had no floor at all, and one with its clock 100 s behind
+    signed a time 100 s before receipts already handed out (and a clock any distance off was
+    signed unchecked). The times the stored batch carries now hold the floor all the same:
+    they may be in receipts already issued."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    ahead = int((T0 + timedelta(seconds=100)).timestamp())
+    assert _iats(data, vendor, [T0 + timedelta(seconds=100)], "a") == [ahead]
+    for key in (data / "keys").glob("receipt*"):  # a new receipt key; the old one unknown
+        key.unlink()
+    with caplog.at_level(logging.ERROR, logger=_LOGGER):
+        assert _iats(data, vendor, [T0], "b") == [ahead]
+    far = T0 - timedelta(seconds=1000)
+    _refused_for_the_clock(data, vendor, far, "c")

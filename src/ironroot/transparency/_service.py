@@ -631,26 +631,45 @@ class TransparencyService:
     def latest_receipt_time(self) -> int | None:
         """The latest ``iat`` of the stored log's receipts (those of its latest batch, checked
         against its root first): ``None`` for an empty log, or one whose latest batch holds
-        no receipt signature that verifies (logged by the check). A store that cannot be read
-        raises (:class:`StoreUnavailable`): taken for "no receipt", it left the sequencer with
-        no floor, free to sign a time before receipts already issued."""
+        no receipt time. A batch whose signatures do not verify now (logged by the check: its
+        key lost, a damaged row) still gives its stored times: receipts may have been handed
+        out with them while it verified, and taken for "no receipt" it left the sequencer with
+        no floor. A store that cannot be read raises (:class:`StoreUnavailable`), for the
+        same reason."""
         size = self.log.tree_size
         if size == 0:
             return None
         try:
-            pairs = self._batch_signatures(size)
+            headers = [protected for protected, _ in self._batch_signatures(size)]
         except StoreUnavailable:
             raise
         except StorageError:
-            return None
+            headers = self._stored_headers(size)
         times = []
-        for protected, _ in pairs:
-            header = decode_cbor(protected)
+        for protected in headers:
+            try:
+                header = decode_cbor(protected)
+            except IronrootError:
+                continue
             claims = header.get(CWT_CLAIMS) if isinstance(header, dict) else None
             iat = claims.get(_CWT_IAT) if isinstance(claims, dict) else None
             if isinstance(iat, int) and not isinstance(iat, bool) and iat >= 0:
                 times.append(iat)
         return max(times, default=None)
+
+    def _stored_headers(self, tree_size: int) -> list[bytes]:
+        """The protected headers of the batch's stored receipt signatures, unchecked."""
+        headers = []
+        for label, value in self.log.batch_data(tree_size).items():
+            if not label.startswith(RECEIPT_PREFIX):
+                continue
+            try:
+                item = decode_cbor(value)
+            except IronrootError:
+                continue
+            if isinstance(item, list) and len(item) == 2 and isinstance(item[0], bytes):
+                headers.append(item[0])
+        return headers
 
     def _build_receipts(self, integrated: Integrated) -> tuple[bytes, ...]:
         pairs = self._batch_signatures(integrated.tree_size)
