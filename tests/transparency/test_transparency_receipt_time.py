@@ -470,3 +470,35 @@ def test_a_latest_batch_whose_signature_no_longer_verifies_still_holds_the_floor
         assert _iats(data, vendor, [T0], "b") == [ahead]
     far = T0 - timedelta(seconds=1000)
     _refused_for_the_clock(data, vendor, far, "c")
+
+
+def test_reset_receipt_time_from_signs_nothing_with_a_clock_off_the_database_s(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Naming the stored time as wrong moves receipt times back only to a clock that agrees
+    with the database's (a replica's reference): a clock 1000 s off it still signs nothing."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    jumped = int((T0 + timedelta(days=400)).timestamp())
+    assert _iats(data, vendor, [T0 + timedelta(days=400)], "a") == [jumped]
+    _set_reset(data, jumped)
+    start = T0.timestamp()
+    reference = [start - 1000]  # this clock is 1000 s ahead of the database's
+    store = load_config(data).store.open(data)
+    statement = create_statement(vendor, b"{}", iss=VENDOR_ISS, sub="pkg:off/0")
+    with (
+        caplog.at_level(logging.WARNING, logger=_LOGGER),
+        TransparencyService.open_on_store(
+            data, store, clock=lambda: T0, clock_reference=lambda: reference[0]
+        ) as service,
+    ):
+        ticket = service.submit(statement)
+        ticket.durable.result(30)
+        _wait_for(caplog, logging.ERROR, "database server's")
+        assert service.receipts(ticket.entry_id) is None
+        assert not [r for r in caplog.records if "go back" in r.getMessage()]
+        reference[0] = start
+        ticket.integrated.result(60)
+        receipts = service.receipts(ticket.entry_id)
+        assert receipts is not None
+        assert Receipt.parse(receipts[0]).iat == int(start)
