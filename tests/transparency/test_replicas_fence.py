@@ -22,20 +22,23 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from psycopg import sql
 from replica_cluster import Cluster, make_statements
 
+import http_calls
 from ironroot.cli import main
-from ironroot.cose import Receipt
+from ironroot.cose import Problem, Receipt, SignedStatement, decode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ConfigError, StaleBatch, StorageError, StoreUnavailable
+from ironroot.errors import ClockSkew, ConfigError, StaleBatch, StorageError, StoreUnavailable
+from ironroot.http import ServerThread
 from ironroot.log import Log, NoteSigner, PostgresLogStore, SequencerLease, StoreBatch
 from ironroot.log._postgres_lease import SEQUENCER_LOCK_CLASS, sequencer_lock_key
 from ironroot.transparency import TransparencyService
 from ironroot.transparency._config import load_config, load_receipt_signers
-from ironroot.transparency._replica import Replica
+from ironroot.transparency._replica import Replica, _replica_app, _Waits
 from ironroot_pg import admin, fresh_schema, test_dsn
 
 pytestmark = pytest.mark.integration
@@ -567,3 +570,211 @@ def test_a_replica_whose_clock_is_far_from_the_database_s_does_not_sequence(
         )
         for m in messages
     )
+
+
+def test_a_replica_whose_clock_is_off_is_not_ready_and_accepts_no_registration(
+    tmp_path: Path, schema: str
+) -> None:
+    """A replica whose clock was 1000 s off the database's stayed out of the election, yet
+    answered ``/ready`` 200 (its clock check ran only in a sequencing process) and accepted
+    registrations, checking each statement's certificates at its wrong time. Its ``/ready``
+    now fails the ``clock`` check and ``POST /entries`` answers 503 ``clock-skew`` (with
+    ``Retry-After``) until the clocks agree; reads are served meanwhile."""
+    cluster = Cluster(tmp_path, test_dsn(), schema, count=1)
+    data = cluster.replicas[0].data
+    with TransparencyService.open(data) as seeded:  # the log's first checkpoint
+        keys, vkeys = seeded.receipt_keys, seeded.checkpoint_vkeys
+        seeded.submit(make_statements(cluster.vendor, 1, "seed")[0]).integrated.result(30)
+    config = load_config(data)
+    offset = [timedelta(seconds=1000)]
+    replica = Replica(
+        data,
+        config,
+        receipt_signers=load_receipt_signers(config),
+        checkpoint_signers=None,
+        lease=1.5,
+        clock=lambda: datetime.now(UTC) + offset[0],
+    )
+    service = TransparencyService.open_follower(data, keys, vkeys, {})
+    store = service.log.store
+    assert isinstance(store, PostgresLogStore)
+    waits = _Waits(store, config.max_pending)
+    statement = make_statements(cluster.vendor, 1, "off")[0]
+    replica.start()
+    waits.start()
+    try:
+        with (
+            ServerThread(_replica_app(service, store, waits, replica)) as server,
+            httpx.Client(base_url=server.url) as client,
+        ):
+            _until(lambda: client.get("/ready").status_code == 503, "not ready")
+            ready = client.get("/ready")
+            assert int(ready.headers["retry-after"]) >= 1
+            check = ready.json()["checks"]["clock"]
+            assert check.startswith("clock-skew: this replica's clock is 10")  # 1000 s, or so
+            assert check.endswith(
+                " s ahead of the database server's, more than max_clock_skew (300 s): it does "
+                "not sequence and accepts no registration until they agree"
+            )
+            refused = client.post(
+                "/entries", content=statement, headers={"content-type": "application/cose"}
+            )
+            assert refused.status_code == ClockSkew.http_status
+            assert int(refused.headers["retry-after"]) >= 1
+            problem = Problem.from_cbor(refused.content)
+            assert problem.extra["code"] == ClockSkew.code
+            assert problem.detail is not None
+            assert problem.detail.startswith("this replica's clock is 10")
+            assert client.get("/checkpoint").status_code == 200  # reads go on
+            offset[0] = timedelta(0)
+            _until(lambda: client.get("/ready").status_code == 200, "ready again")
+            assert client.get("/ready").json()["checks"]["clock"] == "ok"
+            accepted = client.post(
+                "/entries", content=statement, headers={"content-type": "application/cose"}
+            )
+            assert accepted.status_code in (201, 303)
+    finally:
+        waits.close()
+        service.close()
+        replica.close()
+
+
+def test_every_replica_is_not_ready_while_the_stored_receipt_time_is_far_ahead(
+    tmp_path: Path, schema: str
+) -> None:
+    """A predecessor's clock ran 1000 s ahead: the elected replica signs nothing (its clock
+    agrees with the database's, the stored receipt time does not), yet every replica answered
+    ``/ready`` 200, the sequencer too (its service is not the one that answers HTTP). Each
+    replica now compares the latest stored receipt time with the database server's clock:
+    ``/ready`` fails its ``clock`` check, registrations are still acknowledged (pending)."""
+    cluster = Cluster(tmp_path, test_dsn(), schema, count=2)
+    ahead = datetime.now(UTC) + timedelta(seconds=1000)
+    statements = make_statements(cluster.vendor, 2, "ahead")
+    with TransparencyService.open(cluster.replicas[0].data, clock=lambda: ahead) as seeded:
+        seeded.submit(statements[0]).integrated.result(30)
+    iat = int(ahead.timestamp())
+    try:
+        cluster.start_all()
+        for replica in cluster.replicas:
+            url = replica.url
+            _until(lambda u=url: http_calls.get(f"{u}/ready").status_code == 503, "not ready")
+            ready = http_calls.get(f"{url}/ready")
+            assert int(ready.headers["retry-after"]) >= 1
+            check = ready.json()["checks"]["clock"]
+            assert check.startswith(
+                f"clock-skew: the latest receipt time of the log (iat {iat}) is"
+            )
+            assert check.endswith(
+                " s ahead of the database server's clock, more than max_clock_skew (300 s): no "
+                "replica signs a receipt (entries stay pending) until the clocks agree"
+            )
+        pending = http_calls.post(
+            f"{cluster.replicas[1].url}/entries",
+            content=statements[1],
+            headers={"content-type": "application/cose"},
+            timeout=30,
+        )
+        assert pending.status_code == 303
+    finally:
+        cluster.stop_all()
+
+
+def test_a_clock_that_leaps_right_after_the_clock_check_signs_no_time_far_off(
+    tmp_path: Path, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica's clock check read the wall clock again after the database's time to work
+    out what the database's time was: a clock that leapt 1000 s ahead between the two reads
+    passed the check (its offset was measured before the leap) and left the database's
+    time 1000 s ahead too, so the elected replica's reference agreed with its leapt clock and
+    it signed receipt times 1000 s in the future (which every later sequencer must then refuse
+    or carry). The database's time is now taken from the check's own readings: the leapt
+    clock signs nothing."""
+    cluster = Cluster(tmp_path, test_dsn(), schema, count=1)
+    data = cluster.replicas[0].data
+    statements = make_statements(cluster.vendor, 2, "leap")
+    with TransparencyService.open(data) as seeded:  # the log's first checkpoint
+        seeded.submit(statements[0]).integrated.result(30)
+    config = load_config(data)
+    offset = [timedelta(0)]
+    real = SequencerLease.clock_offset
+
+    def leaps(self: SequencerLease, clock: Callable[[], float]) -> float:
+        measured = real(self, clock)
+        offset[0] = timedelta(seconds=1000)  # right after the database's time was read
+        return measured
+
+    monkeypatch.setattr(SequencerLease, "clock_offset", leaps)
+    replica = Replica(
+        data,
+        config,
+        receipt_signers=load_receipt_signers(config),
+        checkpoint_signers=None,
+        lease=30.0,  # no renewal (and its clock check) before the batch
+        clock=lambda: datetime.now(UTC) + offset[0],
+    )
+    entry = SignedStatement.parse(statements[1]).log_entry()
+    entry_id = hashlib.sha256(entry).digest()
+    store = PostgresLogStore(test_dsn(), schema=schema)
+    replica.start()
+    try:
+        _until(lambda: replica.epoch is not None, "elected")
+        store.add_pending([(entry_id, entry)])
+        _until(
+            lambda: (
+                store.lookup([entry_id]).get(entry_id) is not None
+                or replica.clock_refusal(lambda: None) is not None
+            ),
+            "integrated or refused",
+        )
+        index = store.lookup([entry_id]).get(entry_id)
+        if index is not None:
+            batch = store.batch_data(index + 1)
+            assert batch is not None
+            iats = [decode_cbor(decode_cbor(v)[0])[15][6] for v in batch.values()]
+            raise AssertionError(f"signed iat {iats} at {datetime.now(UTC).timestamp():.0f}")
+        refusal = replica.clock_refusal(lambda: None)
+        assert type(refusal) is ClockSkew
+        assert refusal.detail.startswith("this sequencer's clock is 10")  # 1000 s, or so
+        assert " s ahead of the database server's (as last read, carried" in refusal.detail
+    finally:
+        replica.close()
+        store.close()
+
+
+def test_replicas_told_the_stored_receipt_time_is_wrong_are_ready_and_sign_the_clock_s(
+    tmp_path: Path, schema: str
+) -> None:
+    """With ``reset_receipt_time_from`` naming the stored time 1000 s ahead, the replicas do
+    not fail ``/ready`` for it (a sequencer would sign), and the elected one signs its own
+    clock's time, going back from the named one."""
+    cluster = Cluster(tmp_path, test_dsn(), schema, count=1)
+    replica = cluster.replicas[0]
+    ahead = datetime.now(UTC) + timedelta(seconds=1000)
+    statements = make_statements(cluster.vendor, 2, "reset")
+    with TransparencyService.open(replica.data, clock=lambda: ahead) as seeded:
+        seeded.submit(statements[0]).integrated.result(30)
+    jumped = int(ahead.timestamp())
+    toml = replica.data / "ironroot.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            "[transparency]\n", f"[transparency]\nreset_receipt_time_from = {jumped}\n"
+        )
+    )
+    try:
+        cluster.start_all()
+        _until(lambda: bool(replica.epochs()), "elected")  # its clock checked: it stood
+        ready = http_calls.get(f"{replica.url}/ready")
+        assert ready.status_code == 200, ready.text
+        answer = http_calls.post(
+            f"{replica.url}/entries",
+            content=statements[1],
+            headers={"content-type": "application/cose"},
+            timeout=30,
+        )
+        assert answer.status_code == 201
+        iat = Receipt.parse(answer.content).iat
+        assert iat is not None
+        assert iat < jumped - 900
+        assert "receipt times go back: the latest receipt time of the log" in replica.events()
+    finally:
+        cluster.stop_all()

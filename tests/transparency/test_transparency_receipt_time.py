@@ -19,7 +19,7 @@ from _tx_helpers import VENDOR_ISS, write_config
 
 from ironroot.cose import Receipt, create_statement
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ConfigError, StoreUnavailable
+from ironroot.errors import ClockSkew, ConfigError, StoreUnavailable
 from ironroot.log import LogView
 from ironroot.transparency import ServiceThread, TransparencyService
 from ironroot.transparency._config import load_config
@@ -309,3 +309,196 @@ def test_max_clock_skew_out_of_range_is_refused(tmp_path: Path, value: str, mess
     with pytest.raises(ConfigError) as info:
         load_config(data)
     assert info.value.detail == message
+
+
+def _set_reset(data: Path, value: object) -> None:
+    path = data / "ironroot.toml"
+    text = path.read_text()
+    path.write_text(
+        text.replace("[transparency]\n", f"[transparency]\nreset_receipt_time_from = {value}\n")
+    )
+
+
+def _refused_for_the_clock(data: Path, vendor: PrivateKey, at: datetime, tag: str) -> None:
+    """A sequencer at ``at`` takes one registration durable and signs nothing for its clock."""
+    statement = create_statement(vendor, b"{}", iss=VENDOR_ISS, sub=f"pkg:{tag}/0")
+    with TransparencyService.open(data, clock=lambda: at) as service:
+        ticket = service.submit(statement)
+        ticket.durable.result(30)
+        deadline = time.monotonic() + 60
+        while service.clock_refusal is None:
+            assert time.monotonic() < deadline, "no clock refusal"
+            time.sleep(0.02)
+        assert type(service.clock_refusal) is ClockSkew
+        assert not ticket.integrated.done()
+
+
+def test_a_receipt_time_beyond_any_max_clock_skew_is_reset_only_by_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A clock that once jumped 400 days ahead left that receipt time in the log. Raising
+    ``max_clock_skew`` past the skew was the only way on, and it stops at 366 days: the log
+    integrated nothing until real time caught up, with no way out. ``reset_receipt_time_from``
+    naming that stored time lets one sequencer sign its own clock's time, earlier (said at
+    error level); once a batch carries a sane time, the setting does nothing (it names a time
+    that is no longer the latest: a warning says to remove it)."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    jumped = int((T0 + timedelta(days=400)).timestamp())
+    assert _iats(data, vendor, [T0 + timedelta(days=400)], "a") == [jumped]
+    _set_max_clock_skew(data, 31622400)  # the most any setting accepts: 366 days
+    _refused_for_the_clock(data, vendor, T0, "b")
+    path = data / "ironroot.toml"
+    bounded = path.read_text()
+    _set_reset(data, jumped + 1)  # not the stored time: no effect
+    with caplog.at_level(logging.WARNING, logger=_LOGGER):
+        _refused_for_the_clock(data, vendor, T0, "c")
+    assert (
+        f"transparency.reset_receipt_time_from ({jumped + 1}) is not the latest receipt time "
+        f"of the log (iat {jumped}): it has no effect; remove it"
+    ) in [r.getMessage() for r in caplog.records]
+    path.write_text(bounded)
+    _set_reset(data, jumped)
+    caplog.clear()
+    later = T0 + timedelta(seconds=5)
+    with caplog.at_level(logging.WARNING, logger=_LOGGER):
+        assert _iats(data, vendor, [later, later + timedelta(seconds=1)], "d") == [
+            int(later.timestamp()),
+            int(later.timestamp()) + 1,
+        ]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
+        f"receipt times go back: the latest receipt time of the log (iat {jumped}) is "
+        f"{jumped - later.timestamp():.1f} s ahead of this sequencer's clock, and "
+        f"transparency.reset_receipt_time_from names it as wrong: receipts are signed with "
+        f"this clock's time from iat {int(later.timestamp())} on; remove the setting"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=_LOGGER):
+        assert _iats(data, vendor, [later + timedelta(seconds=2)], "e") == [
+            int(later.timestamp()) + 2
+        ]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"transparency.reset_receipt_time_from ({jumped}) is not the latest receipt time of "
+        f"the log (iat {int(later.timestamp()) + 1}): it has no effect; remove it"
+    ]
+
+
+def test_reset_receipt_time_from_does_nothing_within_max_clock_skew(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Naming the stored time moves receipt times back only where they would otherwise stop:
+    within ``max_clock_skew`` the stored time is carried, as without the setting."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    ahead = int((T0 + timedelta(seconds=100)).timestamp())
+    assert _iats(data, vendor, [T0 + timedelta(seconds=100)], "a") == [ahead]
+    _set_reset(data, ahead)
+    with caplog.at_level(logging.ERROR, logger=_LOGGER):
+        assert _iats(data, vendor, [T0], "b") == [ahead]
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("-1", "transparency.reset_receipt_time_from must be a receipt time (0 or more)"),
+        ("1.5", "transparency.reset_receipt_time_from must be a int"),
+        ('"1780000000"', "transparency.reset_receipt_time_from must be a int"),
+        ("true", "transparency.reset_receipt_time_from must be a int"),
+    ],
+)
+def test_reset_receipt_time_from_out_of_range_is_refused(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    _set_reset(data, value)
+    with pytest.raises(ConfigError) as info:
+        load_config(data)
+    assert info.value.detail == message
+
+
+def test_a_batch_refused_for_the_clock_is_not_counted_as_integrated(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The batch-size listeners (``ironroot_log_batch_size``) were told of a batch before its
+    receipt time was checked: a batch refused for the clock counted as integrated, and the
+    batch integrated later was counted short by the entries of the refused one (two batches
+    of one entry where one of two was integrated). A refused batch is now not counted."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    ahead = T0 + timedelta(seconds=1000)
+    assert _iats(data, vendor, [ahead], "a") == [int(ahead.timestamp())]
+    now = [T0]
+    statements = [
+        create_statement(vendor, b'{"n": %d}' % n, iss=VENDOR_ISS, sub=f"pkg:b/{n}")
+        for n in range(2)
+    ]
+    sizes: list[int] = []
+    with (
+        caplog.at_level(logging.WARNING, logger="ironroot"),
+        TransparencyService.open(data, clock=lambda: now[0]) as service,
+    ):
+        service.add_batch_listener(sizes.append)
+        first = service.submit(statements[0])
+        first.durable.result(30)
+        _wait_for(caplog, logging.ERROR, "max_clock_skew")
+        second = service.submit(statements[1])
+        second.durable.result(30)
+        now[0] = ahead
+        first.integrated.result(60)
+        second.integrated.result(60)
+    assert sizes == [2]
+
+
+def test_a_latest_batch_whose_signature_no_longer_verifies_still_holds_the_floor(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The stored receipt time was taken only from a batch signature that verifies: once the
+    latest batch's did not (its receipt key replaced and ``keys/receipt-keys.cbor`` lost, or a
+    damaged row), the sequencer had no floor at all, and one with its clock 100 s behind
+    signed a time 100 s before receipts already handed out (and a clock any distance off was
+    signed unchecked). The times the stored batch carries now hold the floor all the same:
+    they may be in receipts already issued."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    ahead = int((T0 + timedelta(seconds=100)).timestamp())
+    assert _iats(data, vendor, [T0 + timedelta(seconds=100)], "a") == [ahead]
+    for key in (data / "keys").glob("receipt*"):  # a new receipt key; the old one unknown
+        key.unlink()
+    with caplog.at_level(logging.ERROR, logger=_LOGGER):
+        assert _iats(data, vendor, [T0], "b") == [ahead]
+    far = T0 - timedelta(seconds=1000)
+    _refused_for_the_clock(data, vendor, far, "c")
+
+
+def test_reset_receipt_time_from_signs_nothing_with_a_clock_off_the_database_s(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Naming the stored time as wrong moves receipt times back only to a clock that agrees
+    with the database's (a replica's reference): a clock 1000 s off it still signs nothing."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    jumped = int((T0 + timedelta(days=400)).timestamp())
+    assert _iats(data, vendor, [T0 + timedelta(days=400)], "a") == [jumped]
+    _set_reset(data, jumped)
+    start = T0.timestamp()
+    reference = [start - 1000]  # this clock is 1000 s ahead of the database's
+    store = load_config(data).store.open(data)
+    statement = create_statement(vendor, b"{}", iss=VENDOR_ISS, sub="pkg:off/0")
+    with (
+        caplog.at_level(logging.WARNING, logger=_LOGGER),
+        TransparencyService.open_on_store(
+            data, store, clock=lambda: T0, clock_reference=lambda: reference[0]
+        ) as service,
+    ):
+        ticket = service.submit(statement)
+        ticket.durable.result(30)
+        _wait_for(caplog, logging.ERROR, "database server's")
+        assert service.receipts(ticket.entry_id) is None
+        assert not [r for r in caplog.records if "go back" in r.getMessage()]
+        reference[0] = start
+        ticket.integrated.result(60)
+        receipts = service.receipts(ticket.entry_id)
+        assert receipts is not None
+        assert Receipt.parse(receipts[0]).iat == int(start)

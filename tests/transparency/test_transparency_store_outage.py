@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,7 +21,7 @@ from _tx_helpers import VENDOR_ISS, write_config
 from psycopg import sql
 
 from ironroot.cli import main
-from ironroot.cose import create_statement
+from ironroot.cose import Receipt, create_statement
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import StoreUnavailable
 from ironroot.log import layout, verify_log_dir
@@ -205,3 +206,36 @@ def test_a_stuck_database_answers_503_within_its_timeouts(
                 holder.close()
             assert _register_retrying(client, _stmt(vendor, 1)).status_code == 201
         assert verify_log_dir(data).size == 2
+
+
+def test_the_database_going_away_while_the_floor_is_read_fails_the_opening(
+    tmp_path: Path, vendor: PrivateKey, proxy: TcpProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away (every connection cut, new ones refused) just as a sequencer
+    reads the latest stored receipt time: the opening fails with ``StoreUnavailable`` rather
+    than leave no floor, and once the database is back a sequencer whose clock is 100 s
+    behind signs the stored time, never an earlier one."""
+    with fresh_schema() as schema:
+        data = _data(tmp_path, vendor, schema, proxy.dsn(test_dsn()))
+        ahead = datetime.now(UTC) + timedelta(seconds=100)
+        with TransparencyService.open(data, clock=lambda: ahead) as first:
+            first.submit(_stmt(vendor, 0)).integrated.result(30)
+        real = TransparencyService.latest_receipt_time
+
+        def away(self: TransparencyService) -> int | None:
+            proxy.down()
+            return real(self)
+
+        monkeypatch.setattr(TransparencyService, "latest_receipt_time", away)
+        with pytest.raises(StoreUnavailable) as caught:
+            TransparencyService.open(data)
+        assert type(caught.value) is StoreUnavailable
+        monkeypatch.setattr(TransparencyService, "latest_receipt_time", real)
+        proxy.up()
+        behind = datetime.now(UTC)
+        with TransparencyService.open(data, clock=lambda: behind) as second:
+            ticket = second.submit(_stmt(vendor, 1))
+            ticket.integrated.result(30)
+            receipts = second.receipts(ticket.entry_id)
+            assert receipts is not None
+            assert Receipt.parse(receipts[0]).iat == int(ahead.timestamp())

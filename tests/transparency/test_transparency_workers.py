@@ -10,11 +10,13 @@ import concurrent.futures
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -25,6 +27,7 @@ import http_calls
 from ironroot._trust import system_trust
 from ironroot.cose import (
     Problem,
+    Receipt,
     SignedStatement,
     create_statement,
     decode_key_set,
@@ -32,6 +35,7 @@ from ironroot.cose import (
 )
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
+    ClockSkew,
     ConfigError,
     MalformedInput,
     NotFound,
@@ -49,7 +53,12 @@ from ironroot.log import (
     open_store,
 )
 from ironroot.transparency import TransparencyService
-from ironroot.transparency._workers import _decode_error, _encode_error
+from ironroot.transparency._workers import (
+    SequencerLink,
+    _clock_frame,
+    _decode_error,
+    _encode_error,
+)
 from processes import process_running
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -59,8 +68,6 @@ for _name in [n for n in ENV if n.startswith("IRONROOT_") and n != "IRONROOT_VEC
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -99,6 +106,14 @@ class Running:
 def running(tmp_path: Path) -> Iterator[Running]:
     vendor = PrivateKey.generate(Algorithm.ES256)
     data = write_config(tmp_path / "ts", issuers=[(VENDOR_ISS, vendor)])
+    with _serve(data, vendor) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def _serve(data: Path, vendor: PrivateKey) -> Iterator[Running]:
+    """``ironroot serve --workers 2`` over ``data`` (stderr beside it), killed at the end."""
+    tmp_path = data.parent
     port = _free_port()
     argv = [sys.executable, "-m", "ironroot", "serve", "--data", str(data)]
     argv += ["--port", str(port), "--workers", "2", "--log-level", "info"]
@@ -324,3 +339,119 @@ def test_a_follower_service_serves_reads_and_refuses_writes(tmp_path: Path) -> N
             assert follower.log.checkpoint() == service.log.checkpoint()
         finally:
             follower.close()
+
+
+def test_the_workers_ready_says_when_the_sequencer_refuses_for_its_clock(tmp_path: Path) -> None:
+    """``/ready``'s ``clock`` check ran only in the process that sequences: under
+    ``--workers`` every request is answered by a worker, which said ``ready`` while the
+    sequencer signed nothing (its clock more than ``max_clock_skew`` behind the stored
+    receipt time), so a load balancer kept routing registrations that only went pending. The
+    sequencer now tells its workers, whose ``/ready`` fails with its refusal (503,
+    ``Retry-After``)."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "ts", issuers=[(VENDOR_ISS, vendor)])
+    ahead = datetime.now(UTC) + timedelta(seconds=1000)  # a predecessor's clock ran ahead
+    with TransparencyService.open(data, clock=lambda: ahead) as seeded:
+        seeded.submit(_statement(vendor, 0)).integrated.result(30)
+    iat = int(ahead.timestamp())
+    with _serve(data, vendor) as running:
+        ready = http_calls.get(f"{running.url}/ready", verify=system_trust())
+        assert ready.status_code == 200
+        pending = _register(running.url, _statement(vendor, 1))
+        assert pending.status_code == 303  # acknowledged, durable, not integrated
+        deadline = time.monotonic() + 60
+        answers: list[httpx.Response] = []
+        while len(answers) < 20:  # every worker: 20 fresh connections in a row
+            assert time.monotonic() < deadline, [a.json() for a in answers[-1:]]
+            ready = http_calls.get(f"{running.url}/ready", verify=system_trust())
+            answers = [*answers, ready] if ready.status_code == 503 else []
+            time.sleep(0.05)
+        for ready in answers:
+            assert int(ready.headers["retry-after"]) >= 1
+            body = ready.json()
+            assert body["status"] == "not ready"
+            assert body["checks"]["store"] == "ok"
+            assert body["checks"]["clock"].startswith(
+                f"clock-skew: the latest receipt time of the log (iat {iat}) is "
+            )
+        again = http_calls.get(f"{running.url}{pending.headers['location']}", verify=system_trust())
+        assert again.status_code == 302  # still pending: reads are served meanwhile
+
+
+def test_a_worker_takes_the_clock_notices_of_its_sequencer(tmp_path: Path) -> None:
+    """A worker keeps the sequencer's last clock notice: a refusal, then signing again."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "ts", issuers=[(VENDOR_ISS, vendor)])
+    with TransparencyService.open(data) as sequencer:
+        keys, vkeys = sequencer.receipt_keys, sequencer.checkpoint_vkeys
+    follower = TransparencyService.open_follower(data, keys, vkeys, {})
+    left, right = socket.socketpair()
+    try:
+        link = SequencerLink(follower, left)
+        follower.sequencer_clock = lambda: link.clock_refusal
+        refusal = ClockSkew("the latest receipt time of the log (iat 9) is …", retry_after=7)
+        link.data_received(_clock_frame(refusal))
+        told = follower.clock_refusal
+        assert type(told) is ClockSkew
+        assert (told.detail, told.code, told.retry_after) == (refusal.detail, "clock-skew", 7)
+        link.data_received(_clock_frame(None))
+        assert follower.clock_refusal is None
+    finally:
+        follower.close()
+        left.close()
+        right.close()
+
+
+def test_after_kill_9_a_sequencer_whose_clock_is_behind_signs_no_earlier_receipt_time(
+    tmp_path: Path,
+) -> None:
+    """``kill -9`` of the serving process tree while registrations are in flight, then a
+    sequencer with its clock 100 s behind opens the log: the floor it reads back from the
+    store is at least every receipt time a client was handed before the kill (a receipt is
+    handed out only once its batch is committed), so its receipts never go back; 1000 s
+    behind, it signs nothing."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "ts", issuers=[(VENDOR_ISS, vendor)])
+    handed: list[int] = []
+    with _serve(data, vendor) as running, concurrent.futures.ThreadPoolExecutor(8) as pool:
+        workers = _workers(running.process.pid)
+
+        def register(n: int) -> None:
+            with contextlib.suppress(httpx.HTTPError):
+                answer = _register(running.url, _statement(vendor, n))
+                if answer.status_code == 201:
+                    iat = Receipt.parse(answer.content).iat
+                    assert iat is not None
+                    handed.append(iat)
+
+        futures = [pool.submit(register, n) for n in range(64)]
+        deadline = time.monotonic() + 60
+        while len(handed) < 8:
+            assert time.monotonic() < deadline, "no receipts"
+            time.sleep(0.01)
+        os.kill(running.process.pid, signal.SIGKILL)  # mid-flight: more are on their way
+        running.process.wait(timeout=30)
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        concurrent.futures.wait(futures, timeout=120)
+    latest = max(handed)
+    behind = datetime.fromtimestamp(latest, UTC) - timedelta(seconds=100)
+    with TransparencyService.open(data, clock=lambda: behind) as service:
+        ticket = service.submit(_statement(vendor, 1000))
+        ticket.integrated.result(60)
+        receipts = service.receipts(ticket.entry_id)
+        assert receipts is not None
+        iat = Receipt.parse(receipts[0]).iat
+        assert iat is not None
+        assert iat >= latest
+    far = datetime.fromtimestamp(latest, UTC) - timedelta(seconds=1000)
+    with TransparencyService.open(data, clock=lambda: far) as service:
+        ticket = service.submit(_statement(vendor, 1001))
+        ticket.durable.result(30)
+        deadline = time.monotonic() + 60
+        while service.clock_refusal is None:
+            assert time.monotonic() < deadline, "signed 1000 s behind"
+            time.sleep(0.02)
+        assert type(service.clock_refusal) is ClockSkew
+        assert service.status(ticket.entry_id) is None

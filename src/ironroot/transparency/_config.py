@@ -140,6 +140,11 @@ class TransparencyConfig:
     max_clock_skew: float = _MAX_CLOCK_SKEW
     """Seconds the latest stored receipt time may be ahead of the sequencer's clock: within
     it, receipts carry that time until the clock catches up; beyond it, integration stops."""
+    reset_receipt_time_from: int | None = None
+    """A latest stored receipt time (``iat``) the operator names as wrong (a clock that jumped
+    far ahead): while it is the log's latest and more than ``max_clock_skew`` ahead of the
+    sequencer's clock, receipts go back to the clock's time instead of stopping; no effect
+    otherwise."""
     cts_prefix: str = ""
     """``[transparency] cts_prefix``: where the Microsoft CTS API is served ("": nowhere)."""
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -191,6 +196,8 @@ batch_fill = 32           # queued entries that end that wait at once (and a bat
 max_pending = 65536       # entries waiting for integration before POST /entries answers 503
 max_clock_skew = 300.0    # seconds the latest receipt time may be ahead of the sequencer's
                           # clock; beyond it integration stops until the clocks agree
+# reset_receipt_time_from = 1812345678  # the log's latest receipt time, named as wrong:
+                          # receipts go back to the clock's time (docs/transparency.md)
 # cts_prefix = "/cts"     # also serve the Microsoft CTS API (pyscitt) under this path
 
 # [[transparency.issuers]]
@@ -292,6 +299,7 @@ _SECTIONS: Final = {
         "batch_fill",
         "max_pending",
         "max_clock_skew",
+        "reset_receipt_time_from",
         "cts_prefix",
     },
     "log": {
@@ -473,6 +481,13 @@ def load_config(data_dir: Path) -> TransparencyConfig:
     max_skew = _get(tr, "max_clock_skew", float, _MAX_CLOCK_SKEW, "transparency")
     if not 1.0 <= max_skew <= 31_622_400.0:
         raise ConfigError("transparency.max_clock_skew must be between 1 and 31622400 seconds")
+    reset_from = tr.get("reset_receipt_time_from")
+    if reset_from is not None:
+        reset_from = _get(tr, "reset_receipt_time_from", int, None, "transparency")
+        if reset_from < 0:
+            raise ConfigError(
+                "transparency.reset_receipt_time_from must be a receipt time (0 or more)"
+            )
     policy = _get(tr, "policy", str, "", "transparency").strip()
     cts_prefix = _get(tr, "cts_prefix", str, "", "transparency")
     try:
@@ -535,6 +550,7 @@ def load_config(data_dir: Path) -> TransparencyConfig:
         batch_fill=fill,
         max_pending=max_pending,
         max_clock_skew=max_skew,
+        reset_receipt_time_from=reset_from,
         keys=dict(raw.get("keys", {})),
         server=ServerLimits.from_table(raw.get("server"), "[server]"),
         _issuer_index={(ik.iss, ik.key.kid): ik.key for ik in issuers},

@@ -40,6 +40,11 @@ its time (receipt times never go back), one far behind would stop integration
 (:class:`~ironroot.errors.ClockSkew`). Between two checks, each batch the sequencer signs is
 held to the database's time as last read, carried forward by the monotonic clock, so a wall
 clock that leaps in between signs nothing far off (``ClockSkew``, entries stay pending).
+A replica whose clock is that far off also accepts no registration (``ClockSkew``: the
+statement's certificates would be checked at a wrong time) and its ``GET /ready`` fails its
+``clock`` check; so does every replica's while the latest receipt time stored for the log is
+more than ``max_clock_skew`` ahead of the database server's time (no replica whose clock
+agrees with the database's signs anything then) or while its own sequencing service refuses.
 
 All replicas of one service need the same configuration (origin, policy, receipt algorithms)
 and the same service keys, each in its own data directory (or the same HSM keys).
@@ -62,9 +67,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from starlette.applications import Starlette
+
 from ironroot._fileio import DirectoryLock
 from ironroot.crypto import PublicKey, Signer
 from ironroot.errors import (
+    ClockSkew,
     ConfigError,
     IronrootError,
     Overloaded,
@@ -164,14 +172,26 @@ class _Waits:
 
 class ReplicaRegistrar:
     """Registration on a replica: check here, make the entry durable as a pending row of the
-    shared store, wait (up to ``wait``) for whichever replica sequences to integrate it."""
+    shared store, wait (up to ``wait``) for whichever replica sequences to integrate it.
+    Refused (:class:`ClockSkew`) while ``clock_off()`` says this host's clock is off: the
+    policy would check the statement's certificates at a wrong time."""
 
-    def __init__(self, service: TransparencyService, store: PostgresLogStore, waits: _Waits):
+    def __init__(
+        self,
+        service: TransparencyService,
+        store: PostgresLogStore,
+        waits: _Waits,
+        clock_off: Callable[[], ClockSkew | None] = lambda: None,
+    ):
         self._service = service
         self._store = store
         self._waits = waits
+        self._clock_off = clock_off
 
     async def register(self, statement: bytes, wait: float) -> Registration:
+        off = self._clock_off()
+        if off is not None:
+            raise ClockSkew(off.detail, retry_after=off.retry_after)
         entry = self._service.check(statement)
         entry_id = hashlib.sha256(entry).digest()
         known = await asyncio.to_thread(self._store.lookup, [entry_id])
@@ -225,7 +245,8 @@ class Replica:
             self._dsn, holder=self.holder, schema=store.schema, lease=lease, timeout=lease / 3
         )
         self._clock = clock
-        self._skewed = False  # the last election found this clock too far from the database's
+        # why the last clock check found this clock too far from the database's, if it did
+        self._clock_off: ClockSkew | None = None
         # (time.monotonic(), the database server's time then) at the last clock check: what
         # the sequencing service's receipt times are held to between two checks
         self._database_clock: tuple[float, float] | None = None
@@ -355,23 +376,80 @@ class Replica:
         own (they never go back). Said once while it lasts, at error level. The lease's
         errors (:meth:`SequencerLease.clock_offset`) pass through."""
         bound = self._config.max_clock_skew
-        offset = self._lease.clock_offset(lambda: self._clock().timestamp())
-        self._database_clock = (time.monotonic(), self._clock().timestamp() - offset)
+        readings: list[tuple[float, float]] = []  # (monotonic, wall) around the database's
+
+        def wall() -> float:
+            now = self._clock().timestamp()
+            readings.append((time.monotonic(), now))
+            return now
+
+        offset = self._lease.clock_offset(wall)
+        # The database's time from the readings the offset was measured with, never from a
+        # later read of the wall clock, which may have leapt since.
+        (mono_before, before), (mono_after, after) = readings[0], readings[-1]
+        self._database_clock = ((mono_before + mono_after) / 2, (before + after) / 2 - offset)
         if abs(offset) <= bound:
-            if self._skewed:
+            if self._clock_off is not None:
                 _log.warning("this replica's clock agrees with the database's again: it sequences")
-            self._skewed = False
+            self._clock_off = None
             return True
-        if not self._skewed:
+        side = "ahead of" if offset > 0 else "behind"
+        off = ClockSkew(
+            f"this replica's clock is {abs(offset):.1f} s {side} the database server's, more "
+            f"than max_clock_skew ({bound:g} s): it does not sequence and accepts no "
+            "registration until they agree"
+        )
+        if self._clock_off is None:
             _log.error(
                 "this replica's clock is %.1f s %s the database server's, more than "
                 "max_clock_skew (%g s): it does not sequence until they agree",
                 abs(offset),
-                "ahead of" if offset > 0 else "behind",
+                side,
                 bound,
             )
-        self._skewed = True
+        self._clock_off = off
         return False
+
+    @property
+    def clock_off(self) -> ClockSkew | None:
+        """Why this host's clock is off (more than ``max_clock_skew`` from the database
+        server's at the last check, before an election or at a renewal), ``None`` while it
+        agrees: it then neither sequences nor accepts registrations."""
+        return self._clock_off
+
+    def clock_refusal(self, latest_receipt_time: Callable[[], int | None]) -> ClockSkew | None:
+        """What this replica's ``GET /ready`` ``clock`` check fails with, ``None`` when it
+        passes: :attr:`clock_off`; the refusal of the service it sequences with, if it does;
+        or the latest receipt time stored for the log (``latest_receipt_time()``) more than
+        ``max_clock_skew`` ahead of the database server's time (as last read, carried
+        forward), which no sequencer whose clock agrees with the database's signs past."""
+        if self._clock_off is not None:
+            return self._clock_off
+        service = self._service
+        refusal = None if service is None else service.clock_refusal
+        if refusal is not None:
+            return refusal
+        reference = self._database_time()
+        floor = None if reference is None else latest_receipt_time()
+        if reference is None or floor is None:
+            return None
+        bound = self._config.max_clock_skew
+        if floor - reference <= bound or floor == self._config.reset_receipt_time_from:
+            return None
+        return ClockSkew(
+            f"the latest receipt time of the log (iat {floor}) is {floor - reference:.1f} s "
+            f"ahead of the database server's clock, more than max_clock_skew ({bound:g} s): "
+            "no replica signs a receipt (entries stay pending) until the clocks agree"
+        )
+
+
+def _replica_app(
+    service: TransparencyService, store: PostgresLogStore, waits: _Waits, replica: Replica
+) -> Starlette:
+    """The HTTP app of a replica serving ``service`` (its follower): its registrations go to
+    ``store`` as pending rows, and its clock check is the replica's."""
+    service.sequencer_clock = lambda: replica.clock_refusal(service.latest_receipt_time)
+    return create_app(service, ReplicaRegistrar(service, store, waits, lambda: replica.clock_off))
 
 
 def _vkeys(
@@ -504,7 +582,7 @@ def serve_replica(
                     service.log.tree_size,
                     lease,
                 )
-                app = create_app(service, ReplicaRegistrar(service, store, waits))
+                app = _replica_app(service, store, waits, replica)
                 run_server(
                     server_config(app, host, port, config.server, tls=tls),
                     before=lambda: _stop_on_failure(replica),

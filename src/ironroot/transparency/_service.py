@@ -84,7 +84,10 @@ class _ReceiptBatchSigner:
     predecessor's clock ran far ahead, or this clock was stepped far back), signing the floor
     would hold every receipt's time at one far from now: it raises :class:`ClockSkew`
     instead, so the log integrates nothing (its entries stay pending, durable) until the clock
-    catches up (an error names the skew once, and the resumption is logged)."""
+    catches up (an error names the skew once, and the resumption is logged). Unless the
+    floor is ``reset_from``, the time the operator named as wrong
+    (``reset_receipt_time_from``): then the clock's time is signed, going back (said at
+    error level), and becomes the floor."""
 
     def __init__(
         self,
@@ -93,12 +96,14 @@ class _ReceiptBatchSigner:
         clock: Callable[[], datetime],
         max_skew: float,
         reference: Callable[[], float | None] | None = None,
+        reset_from: int | None = None,
     ) -> None:
         self._signers = tuple(signers)
         self._issuer = issuer
         self._clock = clock
         self._max_skew = max_skew
         self._reference = reference
+        self._reset_from = reset_from
         self.refusal: ClockSkew | None = None
         """Why this signer refuses to sign now (its clock too far behind the floor), if it does."""
         self.last_size: int | None = None
@@ -126,6 +131,17 @@ class _ReceiptBatchSigner:
                 f"({self._max_skew:g} s): no receipt is signed (entries stay pending) until "
                 "the clocks agree"
             )
+        if floor is not None and floor - now > self._max_skew and floor == self._reset_from:
+            _log.error(
+                "receipt times go back: the latest receipt time of the log (iat %d) is %.1f s "
+                "ahead of this sequencer's clock, and transparency.reset_receipt_time_from "
+                "names it as wrong: receipts are signed with this clock's time from iat %d on; "
+                "remove the setting",
+                floor,
+                floor - now,
+                int(now),
+            )
+            floor = None
         if floor is not None and floor - now > self._max_skew:
             raise self._refuse(
                 f"the latest receipt time of the log (iat {floor}) is {floor - now:.1f} s ahead "
@@ -159,11 +175,11 @@ class _ReceiptBatchSigner:
         return iat
 
     def sign_batch(self, tree_size: int, root: bytes) -> Mapping[str, bytes]:
+        iat = self._iat()  # first: a batch refused for the clock is not counted
         if self.last_size is not None and tree_size > self.last_size:
             for listener in self.listeners:
                 listener(tree_size - self.last_size)
         self.last_size = tree_size
-        iat = self._iat()
         out: dict[str, bytes] = {}
         for signer in self._signers:
             protected = receipt_protected_header(signer.algorithm, signer.kid, self._issuer, iat)
@@ -231,6 +247,10 @@ class TransparencyService:
             self._writer.add_commit_listener(self._batch_committed)
         self.witnessing: CheckpointWitnessing | None = None
         """With witnesses configured, what gets checkpoints cosigned before publication."""
+        self.sequencer_clock: Callable[[], ClockSkew | None] | None = None
+        """In a follower, what says why the log's sequencer signs nothing now (an HTTP
+        worker: its sequencer's notices; a replica: its clock checks), for
+        :attr:`clock_refusal`."""
         if config.witness_quorum:
             verify: ssl.SSLContext | bool = True
             if config.witness_ca is not None:
@@ -341,7 +361,12 @@ class TransparencyService:
         _publish_checkpoint_key(data_dir, note_signers[0])
         known = publish_receipt_keys(data_dir, [_public(s.verifier()) for s in receipt_signers])
         batch_signer = _ReceiptBatchSigner(
-            receipt_signers, config.service_issuer, now, config.max_clock_skew, clock_reference
+            receipt_signers,
+            config.service_issuer,
+            now,
+            config.max_clock_skew,
+            clock_reference,
+            config.reset_receipt_time_from,
         )
         if store is None:
             store = config.store.open(data_dir)  # SQLite in data_dir, or [log] store's database
@@ -369,10 +394,18 @@ class TransparencyService:
             batch_signer=batch_signer,
         )
         try:
-            batch_signer.floor = service._latest_receipt_time()
+            batch_signer.floor = floor = service.latest_receipt_time()
         except BaseException:
             log.close()
             raise
+        reset = config.reset_receipt_time_from
+        if reset is not None and reset != floor:
+            _log.warning(
+                "transparency.reset_receipt_time_from (%d) is not the latest receipt time of "
+                "the log (%s): it has no effect; remove it",
+                reset,
+                "none yet" if floor is None else f"iat {floor}",
+            )
         return service
 
     @classmethod
@@ -426,9 +459,12 @@ class TransparencyService:
     @property
     def clock_refusal(self) -> ClockSkew | None:
         """Why this sequencer signs nothing now (its clock more than ``max_clock_skew`` behind
-        the latest stored receipt time), ``None`` while it signs (and in a follower): until
-        its next batch is signed, which clears it."""
-        return None if self._batch_signer is None else self._batch_signer.refusal
+        the latest stored receipt time), ``None`` while it signs: until its next batch is
+        signed, which clears it. In a follower, what :attr:`sequencer_clock` says (``None``
+        without one)."""
+        if self._batch_signer is not None:
+            return self._batch_signer.refusal
+        return None if self.sequencer_clock is None else self.sequencer_clock()
 
     @property
     def in_flight(self) -> int:
@@ -592,29 +628,48 @@ class TransparencyService:
                 ) from exc
         return tuple(pairs)
 
-    def _latest_receipt_time(self) -> int | None:
+    def latest_receipt_time(self) -> int | None:
         """The latest ``iat`` of the stored log's receipts (those of its latest batch, checked
         against its root first): ``None`` for an empty log, or one whose latest batch holds
-        no receipt signature that verifies (logged by the check). A store that cannot be read
-        raises (:class:`StoreUnavailable`): taken for "no receipt", it left the sequencer with
-        no floor, free to sign a time before receipts already issued."""
+        no receipt time. A batch whose signatures do not verify now (logged by the check: its
+        key lost, a damaged row) still gives its stored times: receipts may have been handed
+        out with them while it verified, and taken for "no receipt" it left the sequencer with
+        no floor. A store that cannot be read raises (:class:`StoreUnavailable`), for the
+        same reason."""
         size = self.log.tree_size
         if size == 0:
             return None
         try:
-            pairs = self._batch_signatures(size)
+            headers = [protected for protected, _ in self._batch_signatures(size)]
         except StoreUnavailable:
             raise
         except StorageError:
-            return None
+            headers = self._stored_headers(size)
         times = []
-        for protected, _ in pairs:
-            header = decode_cbor(protected)
+        for protected in headers:
+            try:
+                header = decode_cbor(protected)
+            except IronrootError:
+                continue
             claims = header.get(CWT_CLAIMS) if isinstance(header, dict) else None
             iat = claims.get(_CWT_IAT) if isinstance(claims, dict) else None
             if isinstance(iat, int) and not isinstance(iat, bool) and iat >= 0:
                 times.append(iat)
         return max(times, default=None)
+
+    def _stored_headers(self, tree_size: int) -> list[bytes]:
+        """The protected headers of the batch's stored receipt signatures, unchecked."""
+        headers = []
+        for label, value in self.log.batch_data(tree_size).items():
+            if not label.startswith(RECEIPT_PREFIX):
+                continue
+            try:
+                item = decode_cbor(value)
+            except IronrootError:
+                continue
+            if isinstance(item, list) and len(item) == 2 and isinstance(item[0], bytes):
+                headers.append(item[0])
+        return headers
 
     def _build_receipts(self, integrated: Integrated) -> tuple[bytes, ...]:
         pairs = self._batch_signatures(integrated.tree_size)

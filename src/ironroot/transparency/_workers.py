@@ -16,14 +16,18 @@ Frames on a link are length-prefixed (4 bytes, big-endian). A request is ``id (4
 integrated (``index (8) | tree size (8) | receipts``), 1 = durable and waiting, 2 = error
 (JSON: the error class's name in :mod:`ironroot.errors`, detail, code, retry_after), and
 kind 3 (id 0), a notice sent to every *other* worker when an entry is answered integrated:
-``entry id (32) | receipts``. ``receipts`` are the entry's receipts, one per receipt
-algorithm, primary first, each length-prefixed (4 bytes). A worker keeps the receipts it
-receives in the service's receipt cache, so ``GET /entries/{id}`` right after a registration,
-on whichever worker the client's connection landed, is answered from memory; the sequencer
-built them from a batch whose signature it checked against its own tree, as it does for the
-answer itself. The channel is private to the processes of one service (a socket pair made
-before the spawn), so it needs no authentication; hand-written because it is a few lines and
-the standard library's ``multiprocessing.Connection`` would block the event loop.
+``entry id (32) | receipts``, and kind 4 (id 0), the sequencer's clock, sent to every worker
+when it changes and to a worker when its link opens: empty while the sequencer signs, else
+why it signs nothing (:class:`~ironroot.errors.ClockSkew`, as an error): a worker's ``GET
+/ready`` fails its ``clock`` check with it, as the sequencer's own would. ``receipts`` are
+the entry's receipts, one per receipt algorithm, primary first, each length-prefixed (4
+bytes). A worker keeps the receipts it receives in the service's receipt cache, so ``GET
+/entries/{id}`` right after a registration, on whichever worker the client's connection
+landed, is answered from memory; the sequencer built them from a batch whose signature it
+checked against its own tree, as it does for the answer itself. The channel is private to the
+processes of one service (a socket pair made before the spawn), so it needs no
+authentication; hand-written because it is a few lines and the standard library's
+``multiprocessing.Connection`` would block the event loop.
 
 If the sequencer dies, its workers' links close: every waiting request answers 503 with
 ``Retry-After`` and the worker stops. A worker that dies is started again by the sequencer.
@@ -54,6 +58,7 @@ from ironroot import errors
 from ironroot.cose import decode_key_set, encode_key_set
 from ironroot.crypto import Signer
 from ironroot.errors import (
+    ClockSkew,
     ConfigError,
     IronrootError,
     Overloaded,
@@ -74,7 +79,7 @@ _LEN: Final = struct.Struct(">I")
 _REQUEST: Final = struct.Struct(">Id")
 _ANSWER: Final = struct.Struct(">IB")
 _WHERE: Final = struct.Struct(">QQ")
-_INTEGRATED, _WAITING, _ERROR, _KNOWN = 0, 1, 2, 3
+_INTEGRATED, _WAITING, _ERROR, _KNOWN, _CLOCK = 0, 1, 2, 3, 4
 _ENTRY_ID: Final = 32
 _MAX_FRAME: Final = 1 << 24
 _RESTART_DELAY: Final = 0.5
@@ -160,6 +165,20 @@ def _decode_error(data: bytes) -> IronrootError:
     return exc
 
 
+def _clock_frame(refusal: ClockSkew | None) -> bytes:
+    """The notice of the sequencer's clock: why it signs nothing, or empty while it signs."""
+    return _frame(_ANSWER.pack(0, _CLOCK), b"" if refusal is None else _encode_error(refusal))
+
+
+def _decode_clock(payload: bytes) -> ClockSkew | None:
+    if not payload:
+        return None
+    refusal = _decode_error(payload)
+    if isinstance(refusal, ClockSkew):
+        return refusal
+    return ClockSkew(refusal.detail)
+
+
 # --- the sequencer's side -----------------------------------------------------------------
 
 
@@ -194,6 +213,9 @@ class _SequencerLink(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self._peers.append(self)
+        refusal = self._service.clock_refusal
+        if refusal is not None:  # a worker started while the sequencer refuses: say so now
+            self._transport.write(_clock_frame(refusal))
 
     def connection_lost(self, exc: Exception | None) -> None:
         with contextlib.suppress(ValueError):
@@ -374,6 +396,8 @@ class SequencerLink(asyncio.Protocol):
         self._sweeper: asyncio.TimerHandle | None = None
         self._next = 0
         self._gone = False
+        self.clock_refusal: ClockSkew | None = None
+        """Why the sequencer signs nothing now (its last clock notice), ``None`` while it signs."""
 
     # --- the protocol ---------------------------------------------------------------------
 
@@ -388,6 +412,9 @@ class SequencerLink(asyncio.Protocol):
             payload = frame[_ANSWER.size :]
             if kind == _KNOWN:
                 self._known(payload)
+                continue
+            if kind == _CLOCK:
+                self.clock_refusal = _decode_clock(payload)
                 continue
             waiting = self._waiting.pop(req_id, None)
             if waiting is not None and not waiting[0].done():
@@ -515,6 +542,7 @@ def _worker_main(spec: _WorkerSpec, listener: socket.socket, link: socket.socket
     )
     try:
         registrar = SequencerLink(service, link)
+        service.sequencer_clock = lambda: registrar.clock_refusal
         app = create_app(service, registrar)
         config = server_config(app, spec.host, spec.port, service.config.server, tls=spec.tls)
         run_server(config, sockets=[listener], before=registrar.open)
@@ -560,9 +588,17 @@ async def _supervise(
 
     workers = [start(n) for n in range(count)]
     _log.info("%d HTTP workers started: pids %s", count, [w.process.pid for w in workers])
+    told: str | None = None  # the clock refusal the workers were last told of
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), _RESTART_DELAY)
+        refusal = service.clock_refusal
+        if (None if refusal is None else refusal.detail) != told:
+            told = None if refusal is None else refusal.detail
+            notice = _clock_frame(refusal)
+            for peer in peers:
+                peer._out.append(notice)
+                peer._flush_own()
         for i, worker in enumerate(workers):
             if not stop.is_set() and not worker.process.is_alive():
                 _log.error(
