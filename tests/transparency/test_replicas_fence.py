@@ -56,7 +56,12 @@ def schema() -> Iterator[str]:
 
 
 def _lease(schema: str, holder: str, lease: float = 0.5) -> SequencerLease:
-    return SequencerLease(test_dsn(), holder=holder, schema=schema, lease=lease, timeout=2.0)
+    """A lease named ``holder`` in this test's ``schema`` only: a takeover ends every server
+    session of the stale holder's name, so a name two tests share (under xdist) would end the
+    other test's sessions."""
+    return SequencerLease(
+        test_dsn(), holder=f"{holder}-{schema}", schema=schema, lease=lease, timeout=2.0
+    )
 
 
 def _sequencer(schema: str, lease: SequencerLease) -> Log:
@@ -235,7 +240,8 @@ def _wait_for_lock_wait(schema: str) -> None:
         while time.monotonic() < deadline:
             row = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity "
-                "WHERE application_name = 'ironroot-seq-a' AND wait_event_type = 'Lock'"
+                "WHERE application_name = %s AND wait_event_type = 'Lock'",
+                (f"ironroot-seq-a-{schema}",),
             ).fetchone()
             if row is not None and row[0] > 0:
                 return
@@ -367,7 +373,7 @@ def test_after_a_failover_to_a_replica_whose_clock_is_behind_receipt_times_do_no
         lease = _lease(schema, holder, 5.0)
         epoch = lease.try_acquire()
         assert epoch is not None
-        store = PostgresLogStore(test_dsn(), schema=schema, application_name=holder)
+        store = PostgresLogStore(test_dsn(), schema=schema, application_name=lease.holder)
         store.fence_with_lease(epoch)
         service = TransparencyService.open_on_store(data, store, clock=lambda: now)
         iats = []
@@ -462,7 +468,7 @@ def test_a_rolling_upgrade_defers_to_a_live_sequencer_holding_the_older_32_bit_l
     setup_lease = _lease(schema, "ironroot-seq-setup", 5.0)
     assert setup_lease.try_acquire() == 1  # the lease table, and epoch 1
     setup_lease.release()
-    old_holder = "ironroot-seq-older"
+    old_holder = f"ironroot-seq-older-{schema}"
     with admin() as setup:
         setup.execute(
             sql.SQL(

@@ -55,7 +55,9 @@ def test_an_idle_session_timeout_does_not_cost_the_sequencer_its_lease(schema: s
     own session between two renewals, and its advisory lock with it: the live sequencer lost
     its lease at every renewal. Ironroot's sessions now turn it off for themselves."""
     dsn = _dsn(idle_session_timeout="200")
-    lease = SequencerLease(dsn, holder="ironroot-seq-idle", schema=schema, lease=1.5, timeout=2.0)
+    lease = SequencerLease(
+        dsn, holder=f"ironroot-seq-idle-{schema}", schema=schema, lease=1.5, timeout=2.0
+    )
     epoch = lease.try_acquire()
     assert epoch is not None
     store = PostgresLogStore(dsn, schema=schema, application_name=lease.holder, pool_size=1)
@@ -177,7 +179,9 @@ def test_a_role_that_owns_a_schema_made_for_it_opens_the_log_and_stands_for_elec
     for election ("permission denied for database")."""
     role, schema = own_role
     dsn = make_conninfo(test_dsn(), user=role)
-    lease = SequencerLease(dsn, holder="ironroot-seq-own", schema=schema, lease=1.5, timeout=2.0)
+    lease = SequencerLease(
+        dsn, holder=f"ironroot-seq-own-{schema}", schema=schema, lease=1.5, timeout=2.0
+    )
     epoch = lease.try_acquire()
     assert epoch == 1
     store = PostgresLogStore(dsn, schema=schema, application_name=lease.holder, pool_size=1)
@@ -296,7 +300,9 @@ def test_a_role_without_the_election_s_privileges_stops_the_replica_with_exit_2(
         origin=origin,
         note_signers=[load_checkpoint_signer(replica.data, origin)],
     ).close()
-    lease = SequencerLease(test_dsn(), holder="ironroot-seq-admin", schema=schema, lease=1.5)
+    lease = SequencerLease(
+        test_dsn(), holder=f"ironroot-seq-admin-{schema}", schema=schema, lease=1.5
+    )
     assert lease.try_acquire() == 1
     lease.release()
     with admin() as conn:
