@@ -34,6 +34,7 @@ from ironroot.attestation import (
     AppraisalPolicy,
     Endorsements,
     EvidenceCaches,
+    ReferenceValue,
     RotChainCache,
     TrustTier,
     appraise,
@@ -496,11 +497,14 @@ def test_rules_with_comments_and_long_rules_combine(world: World, good_device: D
     assert result.submods["ironroot"].trust_vector["hardware"] == 32
 
 
+@pytest.mark.parametrize("keyed", [True, False], ids=["vendor-keys", "no-vendor-keys"])
 @pytest.mark.parametrize("days", [-1, 1], ids=["expired", "not-yet-valid"])
-def test_signed_corim_outside_its_signature_validity(world: World, days: int) -> None:
+def test_signed_corim_outside_its_signature_validity(world: World, days: int, keyed: bool) -> None:
     # A vendor-signed CoRIM states in corim-meta when its signature counts; with the vendor's
     # key configured the signature was verified but that window was never read, so a CoRIM
-    # whose signature had expired still gave reference values.
+    # whose signature had expired still gave reference values. Without vendor keys the inner
+    # signature is not verified, but the logged statement vouches for these bytes, dates
+    # included: they were not read at all, so the same expired CoRIM was taken.
     def logged(window: Validity) -> bytes:
         corim = reference_corim(world.bundle(svn=5), vendor=VENDOR_ISS, model=PRODUCT)
         signed = sign_corim(corim, world.vendor_key, meta=CorimMeta("vendor", None, window))
@@ -509,13 +513,14 @@ def test_signed_corim_outside_its_signature_validity(world: World, days: int) ->
         )
         return world.client.register(statement).transparent_statement
 
-    def values(data: bytes) -> object:
+    def values(data: bytes, mode: str = "refuse") -> tuple[ReferenceValue, ...]:
         return reference_values_from_statement(
             data,
             service_keys=world.service_keys,
-            vendor_keys={VENDOR_ISS: [world.vendor_key.public_key]},
+            vendor_keys={VENDOR_ISS: [world.vendor_key.public_key]} if keyed else None,
             publishers=world.publishers,
             now=NOW,
+            outside_validity=mode,
         )
 
     at = int(NOW.timestamp())
@@ -526,9 +531,18 @@ def test_signed_corim_outside_its_signature_validity(world: World, days: int) ->
         if days < 0
         else Validity(not_after=at + 2 * day, not_before=at + day)
     )
+    data = logged(outside)
     with pytest.raises(VerificationFailed) as caught:
-        values(logged(outside))
+        values(data)
+    assert type(caught.value) is VerificationFailed
     assert caught.value.code == "rim-expired"
+    assert "(corim-meta signature-validity)" in caught.value.detail
+    # outside_validity="report" takes it, its values carrying the signature's window
+    taken = values(data, "report")
+    assert taken
+    assert not any(v.valid_at(NOW) for v in taken)
+    assert all(v.not_after == outside.not_after for v in taken)
+    assert all(v.not_before == outside.not_before for v in taken)
 
 
 @pytest.mark.parametrize(
@@ -541,11 +555,12 @@ def test_signed_corim_outside_its_signature_validity(world: World, days: int) ->
     ],
     ids=["in-force", "expired", "not-yet-valid", "not-an-integer"],
 )
+@pytest.mark.parametrize("keyed", [True, False], ids=["vendor-keys", "no-vendor-keys"])
 def test_signed_corim_outside_its_cwt_exp_and_nbf(
-    world: World, claims: dict[int, object], refused: str | None
+    world: World, claims: dict[int, object], refused: str | None, keyed: bool
 ) -> None:
     # A vendor-signed CoRIM may state its validity as CWT claims exp (4) and nbf (5) instead
-    # of corim-meta: those were never read either.
+    # of corim-meta: those were never read either (and, without vendor keys, still were not).
     at, day = int(NOW.timestamp()), 86_400
     timed = {k: at + v * day if isinstance(v, int) else v for k, v in claims.items()}
     corim = reference_corim(world.bundle(svn=5), vendor=VENDOR_ISS, model=PRODUCT)
@@ -554,12 +569,13 @@ def test_signed_corim_outside_its_cwt_exp_and_nbf(
         world.vendor_key, signed, iss=VENDOR_ISS, sub=PRODUCT, content_type=CORIM_CONTENT_TYPE
     )
     data = world.client.register(statement).transparent_statement
+    vendor_keys = {VENDOR_ISS: [world.vendor_key.public_key]} if keyed else None
 
     def values() -> object:
         return reference_values_from_statement(
             data,
             service_keys=world.service_keys,
-            vendor_keys={VENDOR_ISS: [world.vendor_key.public_key]},
+            vendor_keys=vendor_keys,
             publishers=world.publishers,
             now=NOW,
         )
@@ -569,6 +585,9 @@ def test_signed_corim_outside_its_cwt_exp_and_nbf(
         return
     with pytest.raises(IronrootError) as caught:
         values()
+    assert type(caught.value) is (
+        VerificationFailed if refused == "rim-expired" else MalformedCorim
+    )
     assert caught.value.code == refused
     # outside_validity="report" takes a statement refused for its dates alone, its values
     # carrying the span (exp is exclusive), and still refuses anything else
@@ -576,7 +595,7 @@ def test_signed_corim_outside_its_cwt_exp_and_nbf(
         reference_values_from_statement,
         data,
         service_keys=world.service_keys,
-        vendor_keys={VENDOR_ISS: [world.vendor_key.public_key]},
+        vendor_keys=vendor_keys,
         publishers=world.publishers,
         now=NOW,
         outside_validity="report",

@@ -23,6 +23,8 @@ import pytest
 from tests.platform.node_world import transparency_service
 
 from ironroot.attestation import ReferenceValues
+from ironroot.corim import CORIM_CONTENT_TYPE, sign_corim
+from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey
 from ironroot.errors import (
     BadSignature,
@@ -43,6 +45,7 @@ from ironroot.firmware import (
     field_offsets,
     manifest_statement,
     publish_bundle,
+    reference_corim,
     reference_statement,
     sign_bundle,
 )
@@ -701,6 +704,43 @@ def test_remembered_reference_values_serve_exactly_the_same_inputs(
             now=NOW,
         )
     assert len(verified) == 5
+
+
+def test_a_remembered_signed_corim_is_refused_once_its_signature_expired(
+    world: World, v1: Release
+) -> None:
+    """A signed CoRIM's CWT ``exp`` ends its values before its ``rim-validity`` does: read at
+    ``NOW`` they are taken (and remembered), read after ``exp`` they are refused. The
+    remembered entry held only the ``rim-validity``, so it served them after ``exp``."""
+    exp = int(NOW.timestamp()) + 3600
+    corim = reference_corim(v1.bundle, vendor=VENDOR_ISS, model=NIC_MODEL)
+    signed = sign_corim(corim, world.vendor_key, cwt_claims={1: VENDOR_ISS, 4: exp})
+    statement = create_statement(
+        world.vendor_key, signed, iss=VENDOR_ISS, sub=NIC_MODEL, content_type=CORIM_CONTENT_TYPE
+    )
+    data = world.trusted.register(statement).transparent_statement
+
+    def refs(at: dt.datetime, mode: str = "refuse") -> ReferenceValues:
+        return device_references(
+            [data],
+            trust_service_keys=world.service_keys,
+            issuers=ISSUERS,
+            vendor=VENDOR_ISS,
+            model=NIC_MODEL,
+            now=at,
+            outside_validity=mode,
+        )
+
+    assert len(refs(NOW)) > 0
+    later = NOW + dt.timedelta(hours=2)
+    for _ in range(2):  # whether or not the first read was remembered
+        error = _raises(VerificationFailed, "rim-expired", lambda: refs(later))
+        assert "(CWT exp/nbf)" in error.detail
+    taken = refs(later, "report")
+    assert len(taken) > 0
+    assert _outside_validity(taken, later) == (
+        f"the reference values of {NIC_MODEL!r} expired at 2026-06-01T12:59:59+00:00"
+    )
 
 
 def test_bad_arguments_are_config_errors(

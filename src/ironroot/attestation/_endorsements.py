@@ -9,9 +9,11 @@ only when all of this holds (:func:`reference_values_from_statement`):
    ``MalformedReceipt``); an empty key set trusts nothing (``UnknownIssuer``);
 2. where vendor keys are configured for the statement's ``iss``, the statement's signature
    verifies under one of them (``UnknownIssuer`` when none is configured for that issuer,
-   ``BadSignature``), and a payload that is itself a signed CoRIM (COSE_Sign1) verifies too,
-   inside the signature validity its corim-meta states and its CWT claims ``exp``/``nbf``,
-   given ``now`` (``VerificationFailed``, code ``rim-expired``);
+   ``BadSignature``), and a payload that is itself a signed CoRIM (COSE_Sign1) verifies too;
+   with or without vendor keys (the logged statement vouches for the signed CoRIM's bytes,
+   its dates included), given ``now``, it is inside the signature validity its corim-meta
+   states and its CWT claims ``exp``/``nbf``, integers (``MalformedCorim``)
+   (``VerificationFailed``, code ``rim-expired``);
 3. the CoRIM parses (``MalformedCorim``) and, given ``now``, is inside its ``rim-validity``
    (``VerificationFailed``, code ``rim-expired``);
 4. the statement's issuer may publish reference values for the product of every triple it
@@ -113,8 +115,8 @@ class ReferenceValue:
     not_before: int | None = None
     not_after: int | None = None
     """When the value counts (epoch seconds, both inclusive; ``None``: open): the CoRIM's
-    ``rim-validity`` and, when its signature was verified, its signature validity and CWT
-    ``nbf``/``exp``. Checked when the statement is read and again at each appraisal."""
+    ``rim-validity`` and, for a signed CoRIM, its signature validity and CWT ``nbf``/``exp``.
+    Checked when the statement is read and again at each appraisal."""
 
     def valid_at(self, now: dt.datetime) -> bool:
         """Whether the value counts at ``now``."""
@@ -294,18 +296,20 @@ _CWT_NBF: Final = 5
 
 
 def _check_cwt_times(
-    claims: Mapping[object, object], now: dt.datetime, sub: str | None, *, refuse: bool = True
+    claims: Mapping[object, object], now: dt.datetime | None, sub: str | None
 ) -> None:
-    """A signed CoRIM's CWT claims ``exp`` and ``nbf`` (RFC 8392), when present: integers, and
-    (``refuse``) ``now`` at or after ``nbf`` and before ``exp`` (``VerificationFailed``
-    ``rim-expired``)."""
-    at = int(now.timestamp())
+    """A signed CoRIM's CWT claims ``exp`` and ``nbf`` (RFC 8392), when present: integers
+    (``MalformedCorim``, whatever ``now``), and, given ``now``, ``now`` at or after ``nbf`` and
+    before ``exp`` (``VerificationFailed`` ``rim-expired``)."""
     for label in (_CWT_EXP, _CWT_NBF):
         value = claims.get(label)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise MalformedCorim(f"the signed CoRIM's CWT claim {label} is not an integer")
+    if now is None:
+        return
+    at = int(now.timestamp())
     exp, nbf = claims.get(_CWT_EXP), claims.get(_CWT_NBF)
-    if refuse and ((isinstance(exp, int) and at >= exp) or (isinstance(nbf, int) and at < nbf)):
+    if (isinstance(exp, int) and at >= exp) or (isinstance(nbf, int) and at < nbf):
         raise VerificationFailed(
             f"the signature of the reference values of {sub!r} is outside its validity "
             "(CWT exp/nbf)",
@@ -369,8 +373,11 @@ def reference_values_from_statement(
     corim, signed = _corim_of(statement.payload)
     validities: list[Validity] = []
     cwt_claims: Mapping[object, object] | None = None
-    if signed is not None and keys is not None:
-        _vendor_key(signed.kid, keys, signed)
+    if signed is not None:
+        # Its signature is verified only under vendor keys; its dates count either way: the
+        # logged statement vouches for these bytes, the dates in them included.
+        if keys is not None:
+            _vendor_key(signed.kid, keys, signed)
         window = signed.meta.signature_validity if signed.meta is not None else None
         if window is not None:
             validities.append(window)
@@ -381,8 +388,8 @@ def reference_values_from_statement(
                 "(corim-meta signature-validity)",
                 code="rim-expired",
             )
-        if now is not None and signed.cwt_claims is not None:
-            _check_cwt_times(signed.cwt_claims, now, sub, refuse=dated is not None)
+        if cwt_claims is not None:
+            _check_cwt_times(cwt_claims, dated, sub)
     validity = corim.rim_validity
     if dated is not None and validity is not None and not _within(validity, dated):
         raise VerificationFailed(
