@@ -637,6 +637,37 @@ def test_outside_validity_is_report_or_refuse(world: World) -> None:
     assert caught.value.detail == 'outside_validity is "refuse" or "report"'
 
 
+def test_a_naive_now_is_refused(world: World) -> None:
+    """A ``now`` without a timezone was read as the machine's local time (``timestamp()``):
+    where that is ahead of UTC, a CoRIM that had expired hours ago was still in force."""
+    corim = reference_corim(world.bundle(svn=5), vendor=VENDOR_ISS, model=PRODUCT)
+    statement = create_statement(
+        world.vendor_key,
+        corim.encode(),
+        iss=VENDOR_ISS,
+        sub=PRODUCT,
+        content_type=CORIM_CONTENT_TYPE,
+    )
+    data = world.client.register(statement).transparent_statement
+    naive = NOW.replace(tzinfo=None)
+    with pytest.raises(ConfigError) as caught:
+        reference_values_from_statement(
+            data, service_keys=world.service_keys, publishers=world.publishers, now=naive
+        )
+    assert type(caught.value) is ConfigError
+    assert caught.value.detail == "now must be a timezone-aware datetime"
+    for statements in ([("rv", data)], []):  # the caller's mistake, not each statement's
+        with pytest.raises(ConfigError) as built:
+            Endorsements.build(
+                service_keys=world.service_keys,
+                reference_statements=statements,
+                publishers=world.publishers,
+                now=naive,
+            )
+        assert type(built.value) is ConfigError
+        assert built.value.detail == "now must be a timezone-aware datetime"
+
+
 def test_endorsements_build_refuses_a_misspelt_outside_validity(world: World) -> None:
     """A misspelt ``outside_validity`` is the caller's mistake, raised at once: it was passed
     to each statement's read, whose ``ConfigError`` ``load_each`` took for that statement's

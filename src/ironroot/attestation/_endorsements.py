@@ -332,10 +332,13 @@ def _window(
     return max(starts, default=None), min(ends, default=None)
 
 
-def _check_outside_validity(mode: str) -> None:
-    """``outside_validity`` is ``"refuse"`` or ``"report"`` (a misspelt mode is no mode)."""
+def _check_dating(mode: str, now: dt.datetime | None) -> None:
+    """``outside_validity`` is ``"refuse"`` or ``"report"`` (a misspelt mode is no mode), and
+    ``now`` is timezone-aware (a naive one would be read as the machine's local time)."""
     if mode not in ("refuse", "report"):
         raise ConfigError('outside_validity is "refuse" or "report"')
+    if now is not None and now.tzinfo is None:
+        raise ConfigError("now must be a timezone-aware datetime")
 
 
 def reference_values_from_statement(
@@ -356,8 +359,9 @@ def reference_values_from_statement(
     other check made as before, its values carrying their span (``not_before``/``not_after``),
     so :meth:`ReferenceValue.valid_at` says at ``now`` what was not refused — the platform's
     boot and measurement under ``expired_manifest = "report"``, and a verifier that names the
-    expiry in its appraisal instead of dropping the values unseen."""
-    _check_outside_validity(outside_validity)
+    expiry in its appraisal instead of dropping the values unseen. A ``now`` without a
+    timezone is ``ConfigError``."""
+    _check_dating(outside_validity, now)
     dated = now if outside_validity == "refuse" else None  # "report": the values carry them
     if not service_keys:
         raise UnknownIssuer("no transparency service keys are configured: nothing is logged")
@@ -630,9 +634,10 @@ class Endorsements:
         ``now`` (:func:`reference_values_from_statement`) instead of leaving them out: the
         appraisal judges each value's span at its own ``now`` and names the expiry
         (``… (its logged values have expired)``) where the values would otherwise be unseen.
-        Any other value is ``ConfigError``, raised here (not one statement's fault).
+        Any other value is ``ConfigError``, raised here (not one statement's fault), and so
+        is a ``now`` without a timezone.
         """
-        _check_outside_validity(outside_validity)
+        _check_dating(outside_validity, now)
 
         def values_of(item: _Item) -> tuple[ReferenceValue, ...] | LoggedRim:
             if carries_rim(item.data):
