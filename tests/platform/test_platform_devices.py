@@ -23,7 +23,7 @@ import pytest
 from tests.platform.node_world import transparency_service
 
 from ironroot.attestation import ReferenceValues
-from ironroot.corim import CORIM_CONTENT_TYPE, sign_corim
+from ironroot.corim import CORIM_CONTENT_TYPE, Validity, sign_corim
 from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey
 from ironroot.errors import (
@@ -740,6 +740,41 @@ def test_a_remembered_signed_corim_is_refused_once_its_signature_expired(
     assert len(taken) > 0
     assert _outside_validity(taken, later) == (
         f"the reference values of {NIC_MODEL!r} expired at 2026-06-01T12:59:59+00:00"
+    )
+
+
+@pytest.mark.parametrize(
+    ("validity", "finding"),
+    [
+        (Validity(not_after=2**64 - 1, not_before=2**63), "are not valid before"),
+        (Validity(not_after=-(2**63)), "expired at"),
+        (Validity(not_after=2**64 - 1, not_before=253_402_300_800), "are not valid before"),
+    ],
+    ids=["not-before-past-time_t", "not-after-before-time_t", "not-before-year-10000"],
+)
+def test_report_mode_names_dates_no_calendar_holds(
+    world: World, v1: Release, validity: Validity, finding: str
+) -> None:
+    """A CoRIM's dates are any CBOR integers; one outside the years 1-9999 made naming the
+    finding raise ``OverflowError``/``ValueError`` (no ``IronrootError``): boot and measure,
+    which catch only those, stopped on a statement its publisher could log."""
+    corim = dataclasses.replace(
+        reference_corim(v1.bundle, vendor=VENDOR_ISS, model=NIC_MODEL), rim_validity=validity
+    )
+    statement = create_statement(
+        world.vendor_key,
+        corim.encode(),
+        iss=VENDOR_ISS,
+        sub=NIC_MODEL,
+        content_type=CORIM_CONTENT_TYPE,
+    )
+    data = world.trusted.register(statement).transparent_statement
+    _raises(VerificationFailed, "rim-expired", lambda: world.references(data))
+    references = _report_references(world, data, at=NOW)
+    assert len(references) > 0
+    bound = validity.not_after if validity.not_before is None else validity.not_before
+    assert _outside_validity(references, NOW) == (
+        f"the reference values of {NIC_MODEL!r} {finding} {bound} seconds since the epoch"
     )
 
 

@@ -479,12 +479,21 @@ def _outside_validity(references: ReferenceValues, now: datetime) -> str | None:
         if value.valid_at(now):
             continue
         if value.not_before is not None and t < value.not_before:
-            at = datetime.fromtimestamp(value.not_before, UTC).isoformat()
+            at = _instant(value.not_before)
             found[f"the reference values of {value.subject!r} are not valid before {at}"] = None
         elif value.not_after is not None:
-            at = datetime.fromtimestamp(value.not_after, UTC).isoformat()
+            at = _instant(value.not_after)
             found[f"the reference values of {value.subject!r} expired at {at}"] = None
     return "; ".join(found) or None
+
+
+def _instant(seconds: int) -> str:
+    """``seconds`` (a CoRIM's date: any CBOR integer) in ISO 8601, or, where no calendar date
+    holds it (before year 1, after 9999, past the platform's ``time_t``), as the number."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds} seconds since the epoch"
 
 
 # --- measuring a device -----------------------------------------------------------------------
