@@ -11,6 +11,7 @@ import os
 import random
 from pathlib import Path
 
+import cbor2
 import pytest
 from _ar_helpers import (
     NOW,
@@ -548,12 +549,31 @@ def test_signed_corim_outside_its_signature_validity(world: World, days: int, ke
 @pytest.mark.parametrize(
     ("claims", "refused"),
     [
-        ({4: 1, 5: -1}, None),  # in force (offsets in days, below)
-        ({4: -1}, "rim-expired"),  # exp passed
-        ({5: 1}, "rim-expired"),  # nbf not reached
+        ({4: 86_400, 5: -86_400}, None),  # in force (offsets in seconds from NOW, below)
+        ({5: 0}, None),  # nbf is now: reached
+        ({4: 1}, None),  # exp a second after now
+        ({4: -86_400}, "rim-expired"),  # exp passed
+        ({4: 0}, "rim-expired"),  # exp is now: valid before it, not at it
+        ({5: 86_400}, "rim-expired"),  # nbf not reached
+        ({5: 1}, "rim-expired"),  # nbf a second after now
         ({4: "tomorrow"}, "malformed-corim"),
+        ({4: 1.5}, "malformed-corim"),  # a NumericDate with a fraction: not taken
+        ({5: True}, "malformed-corim"),
+        ({4: cbor2.CBORTag(1, 0)}, "malformed-corim"),
     ],
-    ids=["in-force", "expired", "not-yet-valid", "not-an-integer"],
+    ids=[
+        "in-force",
+        "nbf-is-now",
+        "exp-in-a-second",
+        "expired",
+        "exp-is-now",
+        "not-yet-valid",
+        "nbf-in-a-second",
+        "text",
+        "float",
+        "bool",
+        "tagged",
+    ],
 )
 @pytest.mark.parametrize("keyed", [True, False], ids=["vendor-keys", "no-vendor-keys"])
 def test_signed_corim_outside_its_cwt_exp_and_nbf(
@@ -561,8 +581,8 @@ def test_signed_corim_outside_its_cwt_exp_and_nbf(
 ) -> None:
     # A vendor-signed CoRIM may state its validity as CWT claims exp (4) and nbf (5) instead
     # of corim-meta: those were never read either (and, without vendor keys, still were not).
-    at, day = int(NOW.timestamp()), 86_400
-    timed = {k: at + v * day if isinstance(v, int) else v for k, v in claims.items()}
+    at = int(NOW.timestamp())
+    timed = {k: at + v if type(v) is int else v for k, v in claims.items()}
     corim = reference_corim(world.bundle(svn=5), vendor=VENDOR_ISS, model=PRODUCT)
     signed = sign_corim(corim, world.vendor_key, cwt_claims={1: VENDOR_ISS, **timed})
     statement = create_statement(
@@ -612,7 +632,63 @@ def test_signed_corim_outside_its_cwt_exp_and_nbf(
         with pytest.raises(MalformedCorim) as malformed:
             report()
         assert type(malformed.value) is MalformedCorim
-        assert "CWT claim 4 is not an integer" in malformed.value.detail
+        assert f"CWT claim {next(iter(claims))} is not an integer" in malformed.value.detail
+
+
+@pytest.mark.parametrize(
+    ("not_before", "not_after", "in_force"),
+    [
+        (0, 86_400, True),  # not-before is now: reached
+        (-86_400, 0, True),  # not-after is now: both ends count
+        (1, 86_400, False),  # not-before a second after now
+        (-86_400, -1, False),  # not-after a second before now
+        (-(2**63), 2**64 - 1, True),  # the widest span CBOR integers state
+    ],
+    ids=[
+        "not-before-is-now",
+        "not-after-is-now",
+        "nbf-in-a-second",
+        "expired-a-second-ago",
+        "wide",
+    ],
+)
+def test_rim_validity_at_its_edges(
+    world: World, not_before: int, not_after: int, in_force: bool
+) -> None:
+    at = int(NOW.timestamp())
+    window = Validity(not_after=at + not_after, not_before=at + not_before)
+    if not_before < -at:
+        window = Validity(not_after=not_after, not_before=not_before)  # absolute, not offsets
+    corim = dataclasses.replace(
+        reference_corim(world.bundle(svn=5), vendor=VENDOR_ISS, model=PRODUCT),
+        rim_validity=window,
+    )
+    statement = create_statement(
+        world.vendor_key,
+        corim.encode(),
+        iss=VENDOR_ISS,
+        sub=PRODUCT,
+        content_type=CORIM_CONTENT_TYPE,
+    )
+    data = world.client.register(statement).transparent_statement
+    read = functools.partial(
+        reference_values_from_statement,
+        data,
+        service_keys=world.service_keys,
+        publishers=world.publishers,
+        now=NOW,
+    )
+    taken = read(outside_validity="report")
+    assert taken
+    assert all(v.valid_at(NOW) is in_force for v in taken)
+    assert all((v.not_before, v.not_after) == (window.not_before, window.not_after) for v in taken)
+    if in_force:
+        assert read() == taken
+    else:
+        with pytest.raises(VerificationFailed) as caught:
+            read()
+        assert type(caught.value) is VerificationFailed
+        assert caught.value.code == "rim-expired"
 
 
 def test_outside_validity_is_report_or_refuse(world: World) -> None:
