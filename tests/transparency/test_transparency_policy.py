@@ -472,3 +472,29 @@ def test_cel_policy_may_read_every_variable_it_is_given(tmp_path: Path, vendor: 
     )
     policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy=expression)
     policy.check(_stmt(vendor), NOW)
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [
+        ({1: "x", "1": "y"}, "1"),
+        ([{"a": 1}, {-2: "x", "-2": "y"}], "-2"),
+        ({"outer": {True: 1, "True": 2}}, "True"),
+    ],
+)
+def test_cel_policy_refuses_a_claim_map_whose_keys_share_a_name(
+    tmp_path: Path, vendor: PrivateKey, value: object, name: str
+) -> None:
+    # The keys of a map inside a claim reach CEL as text: 1 and "1" were one key there, the
+    # one encoded last winning, so the signer chose which value a policy on it saw (as for
+    # two claims of one name, refused before).
+    claims = {1: VENDOR_ISS, 2: "pkg:firmware/bmc@1.2.3", -70001: value}
+    data = sign1(vendor, b"payload", {KID: vendor.kid, CWT_CLAIMS: claims}).encode()
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy="true")
+    with pytest.raises(PolicyRejected) as caught:
+        policy.check(data, NOW)
+    assert type(caught.value) is PolicyRejected
+    assert caught.value.detail == (
+        f"two keys of a map in the CWT claims go by the name {name!r}: the policy cannot tell "
+        "them apart"
+    )

@@ -24,7 +24,8 @@ there), ``content_type``, ``hash_envelope``
 ``iat`` (int, 0 if absent), ``x5chain_length`` (int), ``claims`` (map of the CWT claims with
 text names ``iss``, ``sub``, ``aud``, ``exp``, ``nbf``, ``iat``, ``cti`` and ``"<n>"`` for others;
 byte strings as hex, a tagged value as its content, simple values as null; two claims of one
-name there, such as the text claim ``"iss"`` beside claim 1, are ``PolicyRejected``).
+name there, such as the text claim ``"iss"`` beside claim 1, or two keys of one name in a map
+inside a claim, are ``PolicyRejected``).
 """
 
 from __future__ import annotations
@@ -80,11 +81,22 @@ MAX_POLICY_CHARS: Final = 16384
 def _cel_value(value: object) -> Any:
     """CEL-friendly copy: bytes as lowercase hex text, maps with text keys, a tagged value as
     its content and simple values as null (the RFC 8949 §6.1 conversion to JSON); CEL has no
-    value for the last two, and one such claim made every policy fail, ``true`` included."""
+    value for the last two, and one such claim made every policy fail, ``true`` included.
+    Two keys of one map that become one text key (``1`` and ``"1"``) are ``PolicyRejected``:
+    the signer would choose which value the policy sees."""
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, dict):
-        return {str(k): _cel_value(v) for k, v in value.items()}
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            name = str(k)
+            if name in out:
+                raise PolicyRejected(
+                    f"two keys of a map in the CWT claims go by the name {name!r}: the policy "
+                    "cannot tell them apart"
+                )
+            out[name] = _cel_value(v)
+        return out
     if isinstance(value, (list, tuple)):
         return [_cel_value(v) for v in value]
     if isinstance(value, cbor2.CBORTag):
