@@ -891,3 +891,55 @@ def test_a_rule_with_a_macro_reads_only_its_free_variables() -> None:
         )
     assert type(caught.value) is ConfigError
     assert caught.value.detail == "rule m always evaluates to a list, not a boolean"
+
+
+_APPRAISAL_VARIABLES = (
+    "anti_rollback_disabled, checks, components, cvss_threshold, debug, firmware_hash, "
+    "format, identity, measurements, min_svn, nonce_ok, not_checked, raw, report_data, "
+    "reviews, root, root_trusted, signer, snp_vmpls, svn, svns, tcb_status, unmatched, "
+    "vmpl, worst_cvss"
+)
+
+
+@pytest.mark.parametrize(
+    ("expression", "unknown"),
+    [
+        ("min_snv <= svn", "min_snv"),  # for min_svn
+        ("debug == false && Root_trusted", "Root_trusted"),
+        ("[1].all(x, x > 0) && x == 1", "x"),  # x is bound only inside the macro
+        ('.format == "rot"', ".format"),
+    ],
+)
+def test_a_rule_naming_an_unknown_variable_is_refused(expression: str, unknown: str) -> None:
+    # Accepted before: the name was unbound at every evaluation, so the rule failed for every
+    # piece of evidence (its code, whatever the evidence said), from the first appraisal on.
+    rule = {"name": "typo", "expression": expression, "category": "hardware", "code": 32}
+    with pytest.raises(ConfigError) as caught:
+        AppraisalPolicy.from_mapping({"name": "lab", "rules": [{**rule, "reason": "r"}]})
+    assert type(caught.value) is ConfigError
+    assert caught.value.code == "config"
+    assert caught.value.detail == (
+        f"rule typo names unknown variables: {unknown} (known: {_APPRAISAL_VARIABLES})"
+    )
+
+
+def test_a_rule_may_read_every_variable_the_appraisal_gives(
+    world: World, good_device: Device
+) -> None:
+    expression = " && ".join(f"({n} == {n})" for n in _APPRAISAL_VARIABLES.split(", "))
+    rules = [
+        *DEFAULT_POLICY.to_mapping()["rules"],
+        {
+            "name": "every-variable",
+            "expression": expression,
+            "category": "hardware",
+            "code": 32,
+            "reason": "unbound",
+        },
+    ]
+    policy = AppraisalPolicy.from_mapping({"name": "lab", "rules": rules})
+    nonce = _nonce()
+    result = appraise_evidence(
+        good_device.quote(nonce), world.endorsements(), policy=policy, nonce=nonce, now=NOW
+    )
+    assert result.submods["ironroot"].status is TrustTier.AFFIRMING
