@@ -304,8 +304,10 @@ def test_rule_that_cannot_be_evaluated_fails_closed(world: World) -> None:
             "name": "broken",
             "rules": [
                 {
-                    "name": "typo",
-                    "expression": "no_such_variable > 1",
+                    "name": "missing",
+                    # a claim the evidence does not carry (a name no rule may read is refused
+                    # when the policy is compiled: test_a_rule_naming_an_unknown_variable_...)
+                    "expression": "identity.no_such_claim > 1",
                     "category": "configuration",
                     "code": 32,
                     "reason": "never true",

@@ -11,6 +11,7 @@ import os
 import random
 from pathlib import Path
 
+import cbor2
 import pytest
 from _ar_helpers import (
     NOW,
@@ -34,6 +35,7 @@ from ironroot.attestation import (
     AppraisalPolicy,
     Endorsements,
     EvidenceCaches,
+    ReferenceValue,
     RotChainCache,
     TrustTier,
     appraise,
@@ -496,11 +498,14 @@ def test_rules_with_comments_and_long_rules_combine(world: World, good_device: D
     assert result.submods["ironroot"].trust_vector["hardware"] == 32
 
 
+@pytest.mark.parametrize("keyed", [True, False], ids=["vendor-keys", "no-vendor-keys"])
 @pytest.mark.parametrize("days", [-1, 1], ids=["expired", "not-yet-valid"])
-def test_signed_corim_outside_its_signature_validity(world: World, days: int) -> None:
+def test_signed_corim_outside_its_signature_validity(world: World, days: int, keyed: bool) -> None:
     # A vendor-signed CoRIM states in corim-meta when its signature counts; with the vendor's
     # key configured the signature was verified but that window was never read, so a CoRIM
-    # whose signature had expired still gave reference values.
+    # whose signature had expired still gave reference values. Without vendor keys the inner
+    # signature is not verified, but the logged statement vouches for these bytes, dates
+    # included: they were not read at all, so the same expired CoRIM was taken.
     def logged(window: Validity) -> bytes:
         corim = reference_corim(world.bundle(svn=5), vendor=VENDOR_ISS, model=PRODUCT)
         signed = sign_corim(corim, world.vendor_key, meta=CorimMeta("vendor", None, window))
@@ -509,13 +514,14 @@ def test_signed_corim_outside_its_signature_validity(world: World, days: int) ->
         )
         return world.client.register(statement).transparent_statement
 
-    def values(data: bytes) -> object:
+    def values(data: bytes, mode: str = "refuse") -> tuple[ReferenceValue, ...]:
         return reference_values_from_statement(
             data,
             service_keys=world.service_keys,
-            vendor_keys={VENDOR_ISS: [world.vendor_key.public_key]},
+            vendor_keys={VENDOR_ISS: [world.vendor_key.public_key]} if keyed else None,
             publishers=world.publishers,
             now=NOW,
+            outside_validity=mode,
         )
 
     at = int(NOW.timestamp())
@@ -526,40 +532,70 @@ def test_signed_corim_outside_its_signature_validity(world: World, days: int) ->
         if days < 0
         else Validity(not_after=at + 2 * day, not_before=at + day)
     )
+    data = logged(outside)
     with pytest.raises(VerificationFailed) as caught:
-        values(logged(outside))
+        values(data)
+    assert type(caught.value) is VerificationFailed
     assert caught.value.code == "rim-expired"
+    assert "(corim-meta signature-validity)" in caught.value.detail
+    # outside_validity="report" takes it, its values carrying the signature's window
+    taken = values(data, "report")
+    assert taken
+    assert not any(v.valid_at(NOW) for v in taken)
+    assert all(v.not_after == outside.not_after for v in taken)
+    assert all(v.not_before == outside.not_before for v in taken)
 
 
 @pytest.mark.parametrize(
     ("claims", "refused"),
     [
-        ({4: 1, 5: -1}, None),  # in force (offsets in days, below)
-        ({4: -1}, "rim-expired"),  # exp passed
-        ({5: 1}, "rim-expired"),  # nbf not reached
+        ({4: 86_400, 5: -86_400}, None),  # in force (offsets in seconds from NOW, below)
+        ({5: 0}, None),  # nbf is now: reached
+        ({4: 1}, None),  # exp a second after now
+        ({4: -86_400}, "rim-expired"),  # exp passed
+        ({4: 0}, "rim-expired"),  # exp is now: valid before it, not at it
+        ({5: 86_400}, "rim-expired"),  # nbf not reached
+        ({5: 1}, "rim-expired"),  # nbf a second after now
         ({4: "tomorrow"}, "malformed-corim"),
+        ({4: 1.5}, "malformed-corim"),  # a NumericDate with a fraction: not taken
+        ({5: True}, "malformed-corim"),
+        ({4: cbor2.CBORTag(1, 0)}, "malformed-corim"),
     ],
-    ids=["in-force", "expired", "not-yet-valid", "not-an-integer"],
+    ids=[
+        "in-force",
+        "nbf-is-now",
+        "exp-in-a-second",
+        "expired",
+        "exp-is-now",
+        "not-yet-valid",
+        "nbf-in-a-second",
+        "text",
+        "float",
+        "bool",
+        "tagged",
+    ],
 )
+@pytest.mark.parametrize("keyed", [True, False], ids=["vendor-keys", "no-vendor-keys"])
 def test_signed_corim_outside_its_cwt_exp_and_nbf(
-    world: World, claims: dict[int, object], refused: str | None
+    world: World, claims: dict[int, object], refused: str | None, keyed: bool
 ) -> None:
     # A vendor-signed CoRIM may state its validity as CWT claims exp (4) and nbf (5) instead
-    # of corim-meta: those were never read either.
-    at, day = int(NOW.timestamp()), 86_400
-    timed = {k: at + v * day if isinstance(v, int) else v for k, v in claims.items()}
+    # of corim-meta: those were never read either (and, without vendor keys, still were not).
+    at = int(NOW.timestamp())
+    timed = {k: at + v if type(v) is int else v for k, v in claims.items()}
     corim = reference_corim(world.bundle(svn=5), vendor=VENDOR_ISS, model=PRODUCT)
     signed = sign_corim(corim, world.vendor_key, cwt_claims={1: VENDOR_ISS, **timed})
     statement = create_statement(
         world.vendor_key, signed, iss=VENDOR_ISS, sub=PRODUCT, content_type=CORIM_CONTENT_TYPE
     )
     data = world.client.register(statement).transparent_statement
+    vendor_keys = {VENDOR_ISS: [world.vendor_key.public_key]} if keyed else None
 
     def values() -> object:
         return reference_values_from_statement(
             data,
             service_keys=world.service_keys,
-            vendor_keys={VENDOR_ISS: [world.vendor_key.public_key]},
+            vendor_keys=vendor_keys,
             publishers=world.publishers,
             now=NOW,
         )
@@ -569,6 +605,9 @@ def test_signed_corim_outside_its_cwt_exp_and_nbf(
         return
     with pytest.raises(IronrootError) as caught:
         values()
+    assert type(caught.value) is (
+        VerificationFailed if refused == "rim-expired" else MalformedCorim
+    )
     assert caught.value.code == refused
     # outside_validity="report" takes a statement refused for its dates alone, its values
     # carrying the span (exp is exclusive), and still refuses anything else
@@ -576,7 +615,7 @@ def test_signed_corim_outside_its_cwt_exp_and_nbf(
         reference_values_from_statement,
         data,
         service_keys=world.service_keys,
-        vendor_keys={VENDOR_ISS: [world.vendor_key.public_key]},
+        vendor_keys=vendor_keys,
         publishers=world.publishers,
         now=NOW,
         outside_validity="report",
@@ -593,7 +632,63 @@ def test_signed_corim_outside_its_cwt_exp_and_nbf(
         with pytest.raises(MalformedCorim) as malformed:
             report()
         assert type(malformed.value) is MalformedCorim
-        assert "CWT claim 4 is not an integer" in malformed.value.detail
+        assert f"CWT claim {next(iter(claims))} is not an integer" in malformed.value.detail
+
+
+@pytest.mark.parametrize(
+    ("not_before", "not_after", "in_force"),
+    [
+        (0, 86_400, True),  # not-before is now: reached
+        (-86_400, 0, True),  # not-after is now: both ends count
+        (1, 86_400, False),  # not-before a second after now
+        (-86_400, -1, False),  # not-after a second before now
+        (-(2**63), 2**64 - 1, True),  # the widest span CBOR integers state
+    ],
+    ids=[
+        "not-before-is-now",
+        "not-after-is-now",
+        "nbf-in-a-second",
+        "expired-a-second-ago",
+        "wide",
+    ],
+)
+def test_rim_validity_at_its_edges(
+    world: World, not_before: int, not_after: int, in_force: bool
+) -> None:
+    at = int(NOW.timestamp())
+    window = Validity(not_after=at + not_after, not_before=at + not_before)
+    if not_before < -at:
+        window = Validity(not_after=not_after, not_before=not_before)  # absolute, not offsets
+    corim = dataclasses.replace(
+        reference_corim(world.bundle(svn=5), vendor=VENDOR_ISS, model=PRODUCT),
+        rim_validity=window,
+    )
+    statement = create_statement(
+        world.vendor_key,
+        corim.encode(),
+        iss=VENDOR_ISS,
+        sub=PRODUCT,
+        content_type=CORIM_CONTENT_TYPE,
+    )
+    data = world.client.register(statement).transparent_statement
+    read = functools.partial(
+        reference_values_from_statement,
+        data,
+        service_keys=world.service_keys,
+        publishers=world.publishers,
+        now=NOW,
+    )
+    taken = read(outside_validity="report")
+    assert taken
+    assert all(v.valid_at(NOW) is in_force for v in taken)
+    assert all((v.not_before, v.not_after) == (window.not_before, window.not_after) for v in taken)
+    if in_force:
+        assert read() == taken
+    else:
+        with pytest.raises(VerificationFailed) as caught:
+            read()
+        assert type(caught.value) is VerificationFailed
+        assert caught.value.code == "rim-expired"
 
 
 def test_outside_validity_is_report_or_refuse(world: World) -> None:
@@ -616,6 +711,37 @@ def test_outside_validity_is_report_or_refuse(world: World) -> None:
         )
     assert type(caught.value) is ConfigError
     assert caught.value.detail == 'outside_validity is "refuse" or "report"'
+
+
+def test_a_naive_now_is_refused(world: World) -> None:
+    """A ``now`` without a timezone was read as the machine's local time (``timestamp()``):
+    where that is ahead of UTC, a CoRIM that had expired hours ago was still in force."""
+    corim = reference_corim(world.bundle(svn=5), vendor=VENDOR_ISS, model=PRODUCT)
+    statement = create_statement(
+        world.vendor_key,
+        corim.encode(),
+        iss=VENDOR_ISS,
+        sub=PRODUCT,
+        content_type=CORIM_CONTENT_TYPE,
+    )
+    data = world.client.register(statement).transparent_statement
+    naive = NOW.replace(tzinfo=None)
+    with pytest.raises(ConfigError) as caught:
+        reference_values_from_statement(
+            data, service_keys=world.service_keys, publishers=world.publishers, now=naive
+        )
+    assert type(caught.value) is ConfigError
+    assert caught.value.detail == "now must be a timezone-aware datetime"
+    for statements in ([("rv", data)], []):  # the caller's mistake, not each statement's
+        with pytest.raises(ConfigError) as built:
+            Endorsements.build(
+                service_keys=world.service_keys,
+                reference_statements=statements,
+                publishers=world.publishers,
+                now=naive,
+            )
+        assert type(built.value) is ConfigError
+        assert built.value.detail == "now must be a timezone-aware datetime"
 
 
 def test_endorsements_build_refuses_a_misspelt_outside_validity(world: World) -> None:
@@ -765,3 +891,55 @@ def test_a_rule_with_a_macro_reads_only_its_free_variables() -> None:
         )
     assert type(caught.value) is ConfigError
     assert caught.value.detail == "rule m always evaluates to a list, not a boolean"
+
+
+_APPRAISAL_VARIABLES = (
+    "anti_rollback_disabled, checks, components, cvss_threshold, debug, firmware_hash, "
+    "format, identity, measurements, min_svn, nonce_ok, not_checked, raw, report_data, "
+    "reviews, root, root_trusted, signer, snp_vmpls, svn, svns, tcb_status, unmatched, "
+    "vmpl, worst_cvss"
+)
+
+
+@pytest.mark.parametrize(
+    ("expression", "unknown"),
+    [
+        ("min_snv <= svn", "min_snv"),  # for min_svn
+        ("debug == false && Root_trusted", "Root_trusted"),
+        ("[1].all(x, x > 0) && x == 1", "x"),  # x is bound only inside the macro
+        ('.format == "rot"', ".format"),
+    ],
+)
+def test_a_rule_naming_an_unknown_variable_is_refused(expression: str, unknown: str) -> None:
+    # Accepted before: the name was unbound at every evaluation, so the rule failed for every
+    # piece of evidence (its code, whatever the evidence said), from the first appraisal on.
+    rule = {"name": "typo", "expression": expression, "category": "hardware", "code": 32}
+    with pytest.raises(ConfigError) as caught:
+        AppraisalPolicy.from_mapping({"name": "lab", "rules": [{**rule, "reason": "r"}]})
+    assert type(caught.value) is ConfigError
+    assert caught.value.code == "config"
+    assert caught.value.detail == (
+        f"rule typo names unknown variables: {unknown} (known: {_APPRAISAL_VARIABLES})"
+    )
+
+
+def test_a_rule_may_read_every_variable_the_appraisal_gives(
+    world: World, good_device: Device
+) -> None:
+    expression = " && ".join(f"({n} == {n})" for n in _APPRAISAL_VARIABLES.split(", "))
+    rules = [
+        *DEFAULT_POLICY.to_mapping()["rules"],
+        {
+            "name": "every-variable",
+            "expression": expression,
+            "category": "hardware",
+            "code": 32,
+            "reason": "unbound",
+        },
+    ]
+    policy = AppraisalPolicy.from_mapping({"name": "lab", "rules": rules})
+    nonce = _nonce()
+    result = appraise_evidence(
+        good_device.quote(nonce), world.endorsements(), policy=policy, nonce=nonce, now=NOW
+    )
+    assert result.submods["ironroot"].status is TrustTier.AFFIRMING

@@ -23,6 +23,8 @@ import pytest
 from tests.platform.node_world import transparency_service
 
 from ironroot.attestation import ReferenceValues
+from ironroot.corim import CORIM_CONTENT_TYPE, Validity, sign_corim
+from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey
 from ironroot.errors import (
     BadSignature,
@@ -43,6 +45,7 @@ from ironroot.firmware import (
     field_offsets,
     manifest_statement,
     publish_bundle,
+    reference_corim,
     reference_statement,
     sign_bundle,
 )
@@ -701,6 +704,78 @@ def test_remembered_reference_values_serve_exactly_the_same_inputs(
             now=NOW,
         )
     assert len(verified) == 5
+
+
+def test_a_remembered_signed_corim_is_refused_once_its_signature_expired(
+    world: World, v1: Release
+) -> None:
+    """A signed CoRIM's CWT ``exp`` ends its values before its ``rim-validity`` does: read at
+    ``NOW`` they are taken (and remembered), read after ``exp`` they are refused. The
+    remembered entry held only the ``rim-validity``, so it served them after ``exp``."""
+    exp = int(NOW.timestamp()) + 3600
+    corim = reference_corim(v1.bundle, vendor=VENDOR_ISS, model=NIC_MODEL)
+    signed = sign_corim(corim, world.vendor_key, cwt_claims={1: VENDOR_ISS, 4: exp})
+    statement = create_statement(
+        world.vendor_key, signed, iss=VENDOR_ISS, sub=NIC_MODEL, content_type=CORIM_CONTENT_TYPE
+    )
+    data = world.trusted.register(statement).transparent_statement
+
+    def refs(at: dt.datetime, mode: str = "refuse") -> ReferenceValues:
+        return device_references(
+            [data],
+            trust_service_keys=world.service_keys,
+            issuers=ISSUERS,
+            vendor=VENDOR_ISS,
+            model=NIC_MODEL,
+            now=at,
+            outside_validity=mode,
+        )
+
+    assert len(refs(NOW)) > 0
+    later = NOW + dt.timedelta(hours=2)
+    for _ in range(2):  # whether or not the first read was remembered
+        error = _raises(VerificationFailed, "rim-expired", lambda: refs(later))
+        assert "(CWT exp/nbf)" in error.detail
+    taken = refs(later, "report")
+    assert len(taken) > 0
+    assert _outside_validity(taken, later) == (
+        f"the reference values of {NIC_MODEL!r} expired at 2026-06-01T12:59:59+00:00"
+    )
+
+
+@pytest.mark.parametrize(
+    ("validity", "finding"),
+    [
+        (Validity(not_after=2**64 - 1, not_before=2**63), "are not valid before"),
+        (Validity(not_after=-(2**63)), "expired at"),
+        (Validity(not_after=2**64 - 1, not_before=253_402_300_800), "are not valid before"),
+    ],
+    ids=["not-before-past-time_t", "not-after-before-time_t", "not-before-year-10000"],
+)
+def test_report_mode_names_dates_no_calendar_holds(
+    world: World, v1: Release, validity: Validity, finding: str
+) -> None:
+    """A CoRIM's dates are any CBOR integers; one outside the years 1-9999 made naming the
+    finding raise ``OverflowError``/``ValueError`` (no ``IronrootError``): boot and measure,
+    which catch only those, stopped on a statement its publisher could log."""
+    corim = dataclasses.replace(
+        reference_corim(v1.bundle, vendor=VENDOR_ISS, model=NIC_MODEL), rim_validity=validity
+    )
+    statement = create_statement(
+        world.vendor_key,
+        corim.encode(),
+        iss=VENDOR_ISS,
+        sub=NIC_MODEL,
+        content_type=CORIM_CONTENT_TYPE,
+    )
+    data = world.trusted.register(statement).transparent_statement
+    _raises(VerificationFailed, "rim-expired", lambda: world.references(data))
+    references = _report_references(world, data, at=NOW)
+    assert len(references) > 0
+    bound = validity.not_after if validity.not_before is None else validity.not_before
+    assert _outside_validity(references, NOW) == (
+        f"the reference values of {NIC_MODEL!r} {finding} {bound} seconds since the epoch"
+    )
 
 
 def test_bad_arguments_are_config_errors(

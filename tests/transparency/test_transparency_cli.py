@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +42,29 @@ def test_serve_init_only_creates_config_and_keys(tmp_path: Path) -> None:
     assert (data / "ironroot.toml").exists()
     assert (data / "keys" / "receipt-es384.key").stat().st_mode & 0o777 == 0o600
     assert (data / "keys" / "checkpoint.key").exists()
+
+
+def test_serve_refuses_a_policy_naming_an_unknown_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A typo (claim.iss for claims.iss) started the service, which then rejected every
+    # statement; it is a configuration error at start-up, exit 2, before any port is bound.
+    data = tmp_path / "d"
+    assert _run("serve", "--data", data, "--init-only") == 0
+    config = data / "ironroot.toml"
+    text = config.read_text()
+    assert '\npolicy = ""\n' in text
+    config.write_text(text.replace('\npolicy = ""\n', "\npolicy = 'claim.iss == \"x\"'\n"))
+    capsys.readouterr()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    assert _run("serve", "--data", data, "--port", port) == 2
+    assert capsys.readouterr().err == (
+        "ironroot: config: transparency.policy names unknown variables: claim (known: alg, "
+        "claims, content_type, hash_envelope, iat, iss, kid, payload_hash_alg, "
+        "payload_location, preimage_content_type, sub, x5chain_length)\n"
+    )
 
 
 def test_sign_register_verify(service: tuple[str, Path]) -> None:

@@ -432,3 +432,69 @@ def test_cel_policy_that_is_a_macro_constant_non_boolean_is_refused_at_start(
         _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy=expression)
     assert type(caught.value) is ConfigError
     assert caught.value.detail == f"transparency.policy always evaluates to {kind}, not a boolean"
+
+
+_KNOWN = (
+    "alg, claims, content_type, hash_envelope, iat, iss, kid, payload_hash_alg, "
+    "payload_location, preimage_content_type, sub, x5chain_length"
+)
+
+
+@pytest.mark.parametrize(
+    ("expression", "unknown"),
+    [
+        ('claim.iss == "https://vendor.example"', "claim"),  # for claims.iss
+        ('Sub.startsWith("pkg:") && alg == "ES256"', "Sub"),
+        ('.sub == "x"', ".sub"),  # the CEL bindings bind no leading-dot name
+        ("[1].all(x, x > 0) && y == 1 && [2].exists(y, y == 2)", "y"),  # y is bound only there
+        ('issuer == "a" || kid_hex == "b"', "issuer, kid_hex"),
+    ],
+)
+def test_cel_policy_naming_an_unknown_variable_is_refused_at_start(
+    tmp_path: Path, vendor: PrivateKey, expression: str, unknown: str
+) -> None:
+    # Accepted before: the name was unbound at each evaluation, so every statement was
+    # rejected ("not accepted by the current Registration Policy"), from the first one on.
+    with pytest.raises(ConfigError) as caught:
+        _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy=expression)
+    assert type(caught.value) is ConfigError
+    assert caught.value.code == "config"
+    assert caught.value.detail == (
+        f"transparency.policy names unknown variables: {unknown} (known: {_KNOWN})"
+    )
+
+
+def test_cel_policy_may_read_every_variable_it_is_given(tmp_path: Path, vendor: PrivateKey) -> None:
+    # Each known variable is bound at evaluation: a policy reading them all accepts.
+    expression = (
+        " && ".join(f"({name} == {name})" for name in _KNOWN.split(", "))
+        + " && claims.iss == iss && [1].all(x, x > 0)"
+    )
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy=expression)
+    policy.check(_stmt(vendor), NOW)
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [
+        ({1: "x", "1": "y"}, "1"),
+        ([{"a": 1}, {-2: "x", "-2": "y"}], "-2"),
+        ({"outer": {True: 1, "True": 2}}, "True"),
+    ],
+)
+def test_cel_policy_refuses_a_claim_map_whose_keys_share_a_name(
+    tmp_path: Path, vendor: PrivateKey, value: object, name: str
+) -> None:
+    # The keys of a map inside a claim reach CEL as text: 1 and "1" were one key there, the
+    # one encoded last winning, so the signer chose which value a policy on it saw (as for
+    # two claims of one name, refused before).
+    claims = {1: VENDOR_ISS, 2: "pkg:firmware/bmc@1.2.3", -70001: value}
+    data = sign1(vendor, b"payload", {KID: vendor.kid, CWT_CLAIMS: claims}).encode()
+    policy = _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy="true")
+    with pytest.raises(PolicyRejected) as caught:
+        policy.check(data, NOW)
+    assert type(caught.value) is PolicyRejected
+    assert caught.value.detail == (
+        f"two keys of a map in the CWT claims go by the name {name!r}: the policy cannot tell "
+        "them apart"
+    )

@@ -9,9 +9,11 @@ only when all of this holds (:func:`reference_values_from_statement`):
    ``MalformedReceipt``); an empty key set trusts nothing (``UnknownIssuer``);
 2. where vendor keys are configured for the statement's ``iss``, the statement's signature
    verifies under one of them (``UnknownIssuer`` when none is configured for that issuer,
-   ``BadSignature``), and a payload that is itself a signed CoRIM (COSE_Sign1) verifies too,
-   inside the signature validity its corim-meta states and its CWT claims ``exp``/``nbf``,
-   given ``now`` (``VerificationFailed``, code ``rim-expired``);
+   ``BadSignature``), and a payload that is itself a signed CoRIM (COSE_Sign1) verifies too;
+   with or without vendor keys (the logged statement vouches for the signed CoRIM's bytes,
+   its dates included), given ``now``, it is inside the signature validity its corim-meta
+   states and its CWT claims ``exp``/``nbf``, integers (``MalformedCorim``)
+   (``VerificationFailed``, code ``rim-expired``);
 3. the CoRIM parses (``MalformedCorim``) and, given ``now``, is inside its ``rim-validity``
    (``VerificationFailed``, code ``rim-expired``);
 4. the statement's issuer may publish reference values for the product of every triple it
@@ -113,8 +115,8 @@ class ReferenceValue:
     not_before: int | None = None
     not_after: int | None = None
     """When the value counts (epoch seconds, both inclusive; ``None``: open): the CoRIM's
-    ``rim-validity`` and, when its signature was verified, its signature validity and CWT
-    ``nbf``/``exp``. Checked when the statement is read and again at each appraisal."""
+    ``rim-validity`` and, for a signed CoRIM, its signature validity and CWT ``nbf``/``exp``.
+    Checked when the statement is read and again at each appraisal."""
 
     def valid_at(self, now: dt.datetime) -> bool:
         """Whether the value counts at ``now``."""
@@ -294,18 +296,20 @@ _CWT_NBF: Final = 5
 
 
 def _check_cwt_times(
-    claims: Mapping[object, object], now: dt.datetime, sub: str | None, *, refuse: bool = True
+    claims: Mapping[object, object], now: dt.datetime | None, sub: str | None
 ) -> None:
-    """A signed CoRIM's CWT claims ``exp`` and ``nbf`` (RFC 8392), when present: integers, and
-    (``refuse``) ``now`` at or after ``nbf`` and before ``exp`` (``VerificationFailed``
-    ``rim-expired``)."""
-    at = int(now.timestamp())
+    """A signed CoRIM's CWT claims ``exp`` and ``nbf`` (RFC 8392), when present: integers
+    (``MalformedCorim``, whatever ``now``), and, given ``now``, ``now`` at or after ``nbf`` and
+    before ``exp`` (``VerificationFailed`` ``rim-expired``)."""
     for label in (_CWT_EXP, _CWT_NBF):
         value = claims.get(label)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise MalformedCorim(f"the signed CoRIM's CWT claim {label} is not an integer")
+    if now is None:
+        return
+    at = int(now.timestamp())
     exp, nbf = claims.get(_CWT_EXP), claims.get(_CWT_NBF)
-    if refuse and ((isinstance(exp, int) and at >= exp) or (isinstance(nbf, int) and at < nbf)):
+    if (isinstance(exp, int) and at >= exp) or (isinstance(nbf, int) and at < nbf):
         raise VerificationFailed(
             f"the signature of the reference values of {sub!r} is outside its validity "
             "(CWT exp/nbf)",
@@ -328,10 +332,13 @@ def _window(
     return max(starts, default=None), min(ends, default=None)
 
 
-def _check_outside_validity(mode: str) -> None:
-    """``outside_validity`` is ``"refuse"`` or ``"report"`` (a misspelt mode is no mode)."""
+def _check_dating(mode: str, now: dt.datetime | None) -> None:
+    """``outside_validity`` is ``"refuse"`` or ``"report"`` (a misspelt mode is no mode), and
+    ``now`` is timezone-aware (a naive one would be read as the machine's local time)."""
     if mode not in ("refuse", "report"):
         raise ConfigError('outside_validity is "refuse" or "report"')
+    if now is not None and now.tzinfo is None:
+        raise ConfigError("now must be a timezone-aware datetime")
 
 
 def reference_values_from_statement(
@@ -352,8 +359,9 @@ def reference_values_from_statement(
     other check made as before, its values carrying their span (``not_before``/``not_after``),
     so :meth:`ReferenceValue.valid_at` says at ``now`` what was not refused — the platform's
     boot and measurement under ``expired_manifest = "report"``, and a verifier that names the
-    expiry in its appraisal instead of dropping the values unseen."""
-    _check_outside_validity(outside_validity)
+    expiry in its appraisal instead of dropping the values unseen. A ``now`` without a
+    timezone is ``ConfigError``."""
+    _check_dating(outside_validity, now)
     dated = now if outside_validity == "refuse" else None  # "report": the values carry them
     if not service_keys:
         raise UnknownIssuer("no transparency service keys are configured: nothing is logged")
@@ -369,8 +377,11 @@ def reference_values_from_statement(
     corim, signed = _corim_of(statement.payload)
     validities: list[Validity] = []
     cwt_claims: Mapping[object, object] | None = None
-    if signed is not None and keys is not None:
-        _vendor_key(signed.kid, keys, signed)
+    if signed is not None:
+        # Its signature is verified only under vendor keys; its dates count either way: the
+        # logged statement vouches for these bytes, the dates in them included.
+        if keys is not None:
+            _vendor_key(signed.kid, keys, signed)
         window = signed.meta.signature_validity if signed.meta is not None else None
         if window is not None:
             validities.append(window)
@@ -381,8 +392,8 @@ def reference_values_from_statement(
                 "(corim-meta signature-validity)",
                 code="rim-expired",
             )
-        if now is not None and signed.cwt_claims is not None:
-            _check_cwt_times(signed.cwt_claims, now, sub, refuse=dated is not None)
+        if cwt_claims is not None:
+            _check_cwt_times(cwt_claims, dated, sub)
     validity = corim.rim_validity
     if dated is not None and validity is not None and not _within(validity, dated):
         raise VerificationFailed(
@@ -623,9 +634,10 @@ class Endorsements:
         ``now`` (:func:`reference_values_from_statement`) instead of leaving them out: the
         appraisal judges each value's span at its own ``now`` and names the expiry
         (``… (its logged values have expired)``) where the values would otherwise be unseen.
-        Any other value is ``ConfigError``, raised here (not one statement's fault).
+        Any other value is ``ConfigError``, raised here (not one statement's fault), and so
+        is a ``now`` without a timezone.
         """
-        _check_outside_validity(outside_validity)
+        _check_dating(outside_validity, now)
 
         def values_of(item: _Item) -> tuple[ReferenceValue, ...] | LoggedRim:
             if carries_rim(item.data):

@@ -5,15 +5,17 @@ a mapping) and compiled once. Each :class:`PolicyRule` has a CEL ``expression`` 
 ``true`` for the evidence to pass, the trust-vector ``category`` and AR4SI ``code`` it sets when
 it is not (false, not a boolean, or an evaluation error: failing closed), and a ``reason``
 line, where ``{name}`` is replaced by the context variable ``name``. A rule that reads no
-variable and is not a boolean (``"yes"``) is refused when the policy is compiled
-(``ConfigError``, :mod:`ironroot._cel`). A ``gate`` rule (the
-evidence chains to a trusted root; it is fresh) must pass before any category is affirmed.
+variable and is not a boolean (``"yes"``), or that names a variable not listed below (a typo:
+``min_snv``), is refused when the policy is compiled (``ConfigError``, :mod:`ironroot._cel`).
+A ``gate`` rule (the evidence chains to a trusted root; it is fresh) must pass before any
+category is affirmed.
 
 The variables every rule can read are built by :mod:`ironroot.attestation._appraise` and listed
 in ``docs/attestation.md``: ``format``, ``measurements``, ``svns``, ``identity``, ``debug``,
 ``report_data``, ``signer``, ``raw``, ``components``, ``unmatched``, ``svn``, ``min_svn``,
 ``root``, ``root_trusted``, ``nonce_ok``, ``firmware_hash``, ``reviews``, ``worst_cvss``,
-``cvss_threshold``, ``tcb_status``, ``anti_rollback_disabled``, ``vmpl``, ``snp_vmpls``.
+``cvss_threshold``, ``tcb_status``, ``anti_rollback_disabled``, ``vmpl``, ``snp_vmpls``, and
+``checks`` and ``not_checked`` (what the evidence's verification checked and did not).
 
 All rules are compiled into one CEL program returning a map of booleans, so a whole policy is
 one evaluation; only when that raises are the rules evaluated one by one to find which failed.
@@ -42,6 +44,37 @@ _NAME: Final = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 _PLACEHOLDER: Final = re.compile(r"\{([a-z_]+)\}")
 _MAX_RULES: Final = 64
 _MAX_EXPRESSION: Final = 4096
+# The variables ``_appraise._context`` gives every rule (module docs); a rule naming any other
+# is refused when the policy is compiled.
+_CEL_VARIABLES: Final = frozenset(
+    (
+        "format",
+        "measurements",
+        "svns",
+        "identity",
+        "debug",
+        "report_data",
+        "signer",
+        "checks",
+        "not_checked",
+        "raw",
+        "components",
+        "unmatched",
+        "svn",
+        "min_svn",
+        "root",
+        "root_trusted",
+        "nonce_ok",
+        "firmware_hash",
+        "reviews",
+        "worst_cvss",
+        "cvss_threshold",
+        "tcb_status",
+        "anti_rollback_disabled",
+        "vmpl",
+        "snp_vmpls",
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,10 +243,16 @@ class AppraisalPolicy:
                 import cel  # here: the package loads a REPL stack when imported
 
                 programs[rule.name] = cel.compile(rule.expression)
+                unknown = free_variables(programs[rule.name]) - _CEL_VARIABLES
             except (ValueError, RuntimeError) as exc:
                 raise ConfigError(
                     f"rule {rule.name}: not valid CEL: {' '.join(str(exc).split())}"
                 ) from exc
+            if unknown:
+                raise ConfigError(
+                    f"rule {rule.name} names unknown variables: {', '.join(sorted(unknown))} "
+                    f"(known: {', '.join(sorted(_CEL_VARIABLES))})"
+                )
             refuse_non_boolean(programs[rule.name], f"rule {rule.name}", ConfigError)
         # One rule per line, each closed on a line of its own: a rule's // comment ends at its
         # line, and no syntax error lies past column 65,534 (the CEL parser panics there, a

@@ -92,7 +92,7 @@ from ironroot.attestation import (
     ReferenceValues,
     reference_values_from_statement,
 )
-from ironroot.corim import CORIM_CONTENT_TYPE, HASH_ALG_SHA384, Corim, SignedCorim, Validity
+from ironroot.corim import CORIM_CONTENT_TYPE, HASH_ALG_SHA384
 from ironroot.cose import RECEIPTS, SignedStatement, TransparentStatement, encode_cbor
 from ironroot.crypto import (
     Algorithm,
@@ -368,11 +368,11 @@ def _is_logged_corim(data: bytes, number: int) -> bool:
 # statement's bytes, the trusted services' keys (each a PublicKey, named by its RFC 9679
 # thumbprint) and the publisher (vendor, model, issuers). Every node of a class measures its
 # devices against the same statements: their receipts and vendor signatures are verified and
-# their CoRIMs parsed once, not once per node and measurement. The CoRIM's validity is judged
-# at each use (the entry keeps it); a failure is never remembered, and what a use cannot
-# answer from an entry (another key, another statement, outside the validity) is verified
-# afresh. Statements of another content type are remembered as such by their bytes.
-_REFERENCES: dict[bytes, tuple[tuple[ReferenceValue, ...], Validity | None]] = {}
+# their CoRIMs parsed once, not once per node and measurement. The statement's dates are judged
+# at each use (every value keeps the span of all of them); a failure is never remembered, and
+# what a use cannot answer from an entry (another key, another statement, outside the dates)
+# is verified afresh. Statements of another content type are remembered as such by their bytes.
+_REFERENCES: dict[bytes, tuple[ReferenceValue, ...]] = {}
 _NOT_CORIM: dict[bytes, None] = {}
 _REFERENCES_LOCK = threading.Lock()
 _REFERENCES_MAX = 256
@@ -404,20 +404,6 @@ def _references_key(
         ]
     )
     return hashlib.sha256(framed).digest()
-
-
-def _within(validity: Validity | None, now: datetime) -> bool:
-    if validity is None:
-        return True
-    t = int(now.timestamp())
-    return t <= validity.not_after and (validity.not_before is None or t >= validity.not_before)
-
-
-def _validity(data: bytes) -> Validity | None:
-    """The validity of the CoRIM a (verified) CoRIM Transparent Statement carries."""
-    payload = TransparentStatement.parse(data).statement.payload
-    corim = SignedCorim.parse(payload).corim if payload[:1] == b"\xd2" else Corim.parse(payload)
-    return corim.rim_validity
 
 
 def device_references(
@@ -460,8 +446,8 @@ def device_references(
             _references_key(digest, trust_service_keys, publisher) if vendor_keys is None else None
         )
         found = _REFERENCES.get(key) if key is not None else None
-        if found is not None and (report or _within(found[1], now)):
-            values.extend(found[0])
+        if found is not None and (report or all(v.valid_at(now) for v in found)):
+            values.extend(found)
             continue
         if not _is_logged_corim(data, number):
             _remember(_NOT_CORIM, digest, None)
@@ -474,8 +460,11 @@ def device_references(
             now=now,
             outside_validity=outside_validity,
         )
-        if key is not None:
-            _remember(_REFERENCES, key, (fresh, _validity(data)))
+        if key is not None and fresh:
+            # Each value carries every date of its statement (rim-validity, signature
+            # validity, CWT nbf/exp): a remembered entry is served while they all hold. A
+            # statement without values has none to carry its dates: read afresh each time.
+            _remember(_REFERENCES, key, fresh)
         values.extend(fresh)
     return ReferenceValues(values)
 
@@ -490,12 +479,21 @@ def _outside_validity(references: ReferenceValues, now: datetime) -> str | None:
         if value.valid_at(now):
             continue
         if value.not_before is not None and t < value.not_before:
-            at = datetime.fromtimestamp(value.not_before, UTC).isoformat()
+            at = _instant(value.not_before)
             found[f"the reference values of {value.subject!r} are not valid before {at}"] = None
         elif value.not_after is not None:
-            at = datetime.fromtimestamp(value.not_after, UTC).isoformat()
+            at = _instant(value.not_after)
             found[f"the reference values of {value.subject!r} expired at {at}"] = None
     return "; ".join(found) or None
+
+
+def _instant(seconds: int) -> str:
+    """``seconds`` (a CoRIM's date: any CBOR integer) in ISO 8601, or, where no calendar date
+    holds it (before year 1, after 9999, past the platform's ``time_t``), as the number."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds} seconds since the epoch"
 
 
 # --- measuring a device -----------------------------------------------------------------------

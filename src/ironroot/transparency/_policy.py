@@ -11,7 +11,8 @@ first and fail closed, each with its own typed error (and so its own RFC 9290 ti
 4. the signature verifies with a key of the header's algorithm (``BadSignature``,
    ``AlgorithmNotAccepted``);
 5. the optional CEL expression over the protected header is true (``PolicyRejected``); one
-   that reads no variable and is not a boolean (``"yes"``) is a ``ConfigError`` at start-up.
+   that reads no variable and is not a boolean (``"yes"``), or names a variable not listed
+   below (``claim.iss`` for ``claims.iss``), is a ``ConfigError`` at start-up.
 
 An empty trust configuration (no issuers, no roots) rejects everything.
 
@@ -23,7 +24,8 @@ there), ``content_type``, ``hash_envelope``
 ``iat`` (int, 0 if absent), ``x5chain_length`` (int), ``claims`` (map of the CWT claims with
 text names ``iss``, ``sub``, ``aud``, ``exp``, ``nbf``, ``iat``, ``cti`` and ``"<n>"`` for others;
 byte strings as hex, a tagged value as its content, simple values as null; two claims of one
-name there, such as the text claim ``"iss"`` beside claim 1, are ``PolicyRejected``).
+name there, such as the text claim ``"iss"`` beside claim 1, or two keys of one name in a map
+inside a claim, are ``PolicyRejected``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any, Final
 
 import cbor2
 
-from ironroot._cel import refuse_non_boolean
+from ironroot._cel import free_variables, refuse_non_boolean
 from ironroot.cose import Limits as CoseLimits
 from ironroot.cose import (
     SignedStatement,
@@ -54,6 +56,23 @@ from ironroot.transparency._config import TransparencyConfig
 __all__ = ["RegistrationPolicy"]
 
 _CLAIM_NAMES: Final = {1: "iss", 2: "sub", 3: "aud", 4: "exp", 5: "nbf", 6: "iat", 7: "cti"}
+# The variables ``_evaluate`` binds (module docs); a policy naming any other is refused.
+_CEL_VARIABLES: Final = frozenset(
+    (
+        "iss",
+        "sub",
+        "alg",
+        "kid",
+        "content_type",
+        "hash_envelope",
+        "payload_hash_alg",
+        "preimage_content_type",
+        "payload_location",
+        "iat",
+        "x5chain_length",
+        "claims",
+    )
+)
 # The CEL parser panics (a BaseException, past any ``except Exception``) when it reports a
 # syntax error at a column past 65,534; a policy is one expression, far shorter than this.
 MAX_POLICY_CHARS: Final = 16384
@@ -62,11 +81,22 @@ MAX_POLICY_CHARS: Final = 16384
 def _cel_value(value: object) -> Any:
     """CEL-friendly copy: bytes as lowercase hex text, maps with text keys, a tagged value as
     its content and simple values as null (the RFC 8949 §6.1 conversion to JSON); CEL has no
-    value for the last two, and one such claim made every policy fail, ``true`` included."""
+    value for the last two, and one such claim made every policy fail, ``true`` included.
+    Two keys of one map that become one text key (``1`` and ``"1"``) are ``PolicyRejected``:
+    the signer would choose which value the policy sees."""
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, dict):
-        return {str(k): _cel_value(v) for k, v in value.items()}
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            name = str(k)
+            if name in out:
+                raise PolicyRejected(
+                    f"two keys of a map in the CWT claims go by the name {name!r}: the policy "
+                    "cannot tell them apart"
+                )
+            out[name] = _cel_value(v)
+        return out
     if isinstance(value, (list, tuple)):
         return [_cel_value(v) for v in value]
     if isinstance(value, cbor2.CBORTag):
@@ -92,10 +122,17 @@ class RegistrationPolicy:
                 import cel  # here: the package loads a REPL stack when imported
 
                 self._program = cel.compile(config.policy)
+                variables = free_variables(self._program)
             except (ValueError, RuntimeError) as exc:
                 raise ConfigError(
                     f"transparency.policy is not valid CEL: {' '.join(str(exc).split())}"
                 ) from exc
+            unknown = variables - _CEL_VARIABLES
+            if unknown:
+                raise ConfigError(
+                    f"transparency.policy names unknown variables: {', '.join(sorted(unknown))} "
+                    f"(known: {', '.join(sorted(_CEL_VARIABLES))})"
+                )
             refuse_non_boolean(self._program, "transparency.policy", ConfigError)
 
     def check(self, data: bytes, now: datetime) -> SignedStatement:
