@@ -49,7 +49,6 @@ from ironroot.errors import (
 __all__ = ["register"]
 
 _MAX_INPUT: Final = 64 * 1024 * 1024
-_MAX_AUDIT: Final = 1024 * 1024 * 1024  # the live log and each segment, as the HSM reads it
 _MAX_SMALL: Final = 1024 * 1024
 _ENV_SECRET: Final = "IRONROOT_HSM_SEALING_SECRET_FILE"  # noqa: S105  (a variable's name)
 _ENV_IDENTITY: Final = "IRONROOT_HSM_IDENTITY"
@@ -773,7 +772,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
         before = counter() if counter is not None else None
         anchor = _read_optional(args.dir / "anchor.sealed") if secret_path else None
         store = _read_optional(args.dir / "keystore.sealed") if secret_path else None
-        audit = _read(args.dir / "audit.jsonl", _MAX_AUDIT)
+        audit = _read(args.dir / "audit.jsonl", hsmlib.MAX_AUDIT_FILE)
         segments = _segment_names(args.dir)
         after = counter() if counter is not None else None
         try:
@@ -831,7 +830,7 @@ def _audit_report(
         checkpoint = hsmlib.verify_audit_checkpoint(_read(args.checkpoint, _MAX_SMALL), verifier)
 
     def read_segment(name: str) -> bytes:
-        return _read(args.dir / name, _MAX_AUDIT)
+        return _read(args.dir / name, hsmlib.MAX_AUDIT_FILE)
 
     span = hsmlib.verify_audit_segments(segments, read_segment, audit, checkpoint=checkpoint)
     value: dict[str, object] = {

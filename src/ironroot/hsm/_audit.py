@@ -51,6 +51,7 @@ from ironroot.errors import AuditChainBroken, LimitExceeded, MalformedInput
 
 __all__ = [
     "CHECKPOINT_CONTENT_TYPE",
+    "MAX_AUDIT_FILE",
     "ZERO_HASH",
     "AuditCheckpoint",
     "AuditRecord",
@@ -74,6 +75,10 @@ CHECKPOINT_CONTENT_TYPE: Final = "application/vnd.ironroot.hsm-audit-checkpoint+
 CHECKPOINT_SUBJECT: Final = "hsm-audit-log"
 MAX_LINE: Final = 4096
 MAX_RECORDS: Final = 10_000_000
+MAX_AUDIT_FILE: Final = 1024 * 1024 * 1024
+"""The most read of one audit log file, the live log or an archived segment (1 GiB, some 3
+to 4 million records): the HSM at power-up, ``ironroot hsm audit verify`` and an audit bundle
+all read within it (a larger file once read until memory ran out)."""
 _FIELDS: Final = frozenset({"seq", "time", "identity", "operation", "key", "result", "prev", "mac"})
 _BOUND_FIELDS: Final = _FIELDS | {"release"}
 _BINDING: Final = ("statement", "recipient", "ear")

@@ -304,7 +304,7 @@ class DeviceIdentity:
 
 MAX_AUDIT_SEGMENT: Final = 250_000
 """The largest ``HsmConfig.audit_segment_records``: 250,000 lines of at most 4 KiB stay under
-the 1 GiB cap on the live audit log read at power-up."""
+the 1 GiB cap on the live audit log read at power-up (``_audit.MAX_AUDIT_FILE``)."""
 
 
 @dataclass(frozen=True, slots=True)
