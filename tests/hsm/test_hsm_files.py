@@ -17,8 +17,7 @@ import pytest
 from _hsm_helpers import FAST, OFFICER, OFFICER_PASS, SECRET, new_hsm, sessions
 
 from ironroot.errors import HsmErrorState, HsmZeroized, SealedStoreError, StorageError
-from ironroot.hsm import DirectoryStorage, Hsm, KeyType
-from ironroot.hsm import MAX_AUDIT_FILE
+from ironroot.hsm import MAX_AUDIT_FILE, DirectoryStorage, Hsm, KeyType
 from ironroot.hsm._storage import MAX_ANCHOR, MAX_STORE
 from ironroot.rot import MemoryCounter
 
