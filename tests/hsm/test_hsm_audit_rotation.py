@@ -23,7 +23,9 @@ from _hsm_helpers import (
 from ironroot.cose import decode_cbor, encode_cbor
 from ironroot.errors import AuditChainBroken, ConfigError, MalformedInput, StorageError
 from ironroot.hsm import (
+    AuditCheckpoint,
     AuditRecord,
+    AuditReport,
     DirectoryStorage,
     Hsm,
     HsmConfig,
@@ -33,6 +35,7 @@ from ironroot.hsm import (
     format_audit_log,
     parse_audit_log,
     parse_segment_name,
+    verify_audit_checkpoint,
     verify_audit_segments,
 )
 from ironroot.hsm._audit import audit_mac
@@ -745,3 +748,76 @@ def test_a_live_log_replaced_by_the_last_segment_is_a_cut_tail(device: DeviceCha
     storage.reset_audit()
     storage.append_audit(live)
     _open(storage).close()
+
+
+# --- one pass: each file read and verified once ----------------------------------------------
+
+
+def test_cli_verify_with_the_sealing_secret_reads_each_file_once(
+    rotated_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: the public chain, then the sealed check, each read and parsed every segment (and
+    the live log three times). Now one pass checks the chain, every MAC and the sealed head."""
+    from ironroot.cli import hsm as cli_hsm
+
+    read: list[str] = []
+    real_read = cli_hsm._read
+
+    def spy(path: Path, *limit: int) -> bytes:
+        read.append(path.name)
+        return real_read(path, *limit)
+
+    monkeypatch.setattr(cli_hsm, "_read", spy)
+    secret = str(rotated_dir.parent / "sealing.secret")
+    assert _cli_verify(rotated_dir, "--sealing-secret-file", secret, "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["sealed"], report["segments"], report["first"]) == (True, 3, 0)
+    live = parse_audit_log((rotated_dir / "audit.jsonl").read_bytes())
+    assert (report["records"], report["head"]) == (live[-1].seq + 1, live[-1].digest().hex())
+    logs = [n for n in read if n.startswith("audit")]
+    assert sorted(logs) == sorted([*ORIGINAL, "audit.jsonl"])  # each once
+
+
+def test_the_sealed_check_checks_a_checkpoint_in_the_same_pass(
+    device: DeviceChain,
+) -> None:
+    storage = MemoryStorage()
+    hsm, _handle = _busy(device, storage, 30)
+    auditor = hsm.login("auditor", b"auditor-credential")
+    checkpoint = verify_audit_checkpoint(hsm.audit_checkpoint(auditor), hsm.attestation_public_key)
+    hsm.close()
+
+    def check(point: AuditCheckpoint | None, segments: list[str] | None) -> AuditReport:
+        return check_sealed_audit(
+            audit=storage.read_audit(),
+            store=storage.read_store(),
+            anchor=storage.read_anchor(),
+            sealing_secret=SECRET,
+            segments=segments,
+            read_segment=storage.read_audit_segment,
+            checkpoint=point,
+        )
+
+    names = list(storage.audit_segments())
+    report = check(checkpoint, names)
+    assert (report.first, report.records) == (0, _verify(storage))
+    forked = dataclasses.replace(checkpoint, head=bytes(32))
+    with pytest.raises(AuditChainBroken, match="does not match the checkpoint's head"):
+        check(forked, names)
+    beyond = dataclasses.replace(checkpoint, size=checkpoint.size + 5)
+    with pytest.raises(AuditChainBroken, match=r"the checkpoint covers \d+: its last 5 were cut"):
+        check(beyond, names)
+    with pytest.raises(MalformedInput, match="checking a checkpoint needs the archived segments"):
+        check(checkpoint, None)
+
+
+def test_a_span_holds_the_records_it_verified(rotated: MemoryStorage) -> None:
+    names = rotated.audit_segments()
+    span = verify_audit_segments(names, rotated.read_audit_segment, rotated.read_audit())
+    assert span.live == parse_audit_log(rotated.read_audit())
+    assert span.archived == ()  # not kept unless asked for
+    kept = verify_audit_segments(
+        names, rotated.read_audit_segment, rotated.read_audit(), keep_archived=True
+    )
+    assert [*kept.archived, *kept.live] == _records(rotated)
+    assert "AuditRecord" not in repr(kept)

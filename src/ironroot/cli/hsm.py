@@ -832,16 +832,15 @@ def _audit_report(
     def read_segment(name: str) -> bytes:
         return _read(args.dir / name, hsmlib.MAX_AUDIT_FILE)
 
-    span = hsmlib.verify_audit_segments(segments, read_segment, audit, checkpoint=checkpoint)
     value: dict[str, object] = {
-        "records": span.records,
-        "first": span.first,
         "segments": len(segments),
-        "head": span.head.hex() if span.records else "",
         "checkpoint": bool(checkpoint),
-        "sealed": False,
+        "sealed": bool(sealing_secret),
     }
-    if sealing_secret:
+    if not sealing_secret:
+        span = hsmlib.verify_audit_segments(segments, read_segment, audit, checkpoint=checkpoint)
+        first, records, head = span.first, span.records, span.head
+    else:  # the public chain, the checkpoint and every MAC in one pass over the files
         report = hsmlib.check_sealed_audit(
             audit=audit,
             store=store,
@@ -852,13 +851,11 @@ def _audit_report(
             counter_after=after,
             segments=segments,
             read_segment=read_segment,
+            checkpoint=checkpoint,
         )
-        value.update(
-            sealed=True,
-            anchored=report.anchored,
-            keyed_from=report.keyed_from,
-            counter=report.counter,
-        )
+        first, records, head = report.first, report.records - report.first, report.head
+        value.update(anchored=report.anchored, keyed_from=report.keyed_from, counter=report.counter)
+    value.update(records=records, first=first, head=head.hex() if records else "")
     return value
 
 

@@ -42,7 +42,7 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from ironroot.cose import SignedStatement, create_statement, decode_cbor, encode_cbor
@@ -387,11 +387,18 @@ def segments_from(names: Iterable[str], start: int) -> list[str]:
 @dataclass(frozen=True, slots=True)
 class AuditSpan:
     """What :func:`verify_audit_segments` verified: ``records`` records from seq ``first``
-    (0 for a whole log), the last of which hashes to ``head`` (the zero hash when empty)."""
+    (0 for a whole log), the last of which hashes to ``head`` (the zero hash when empty).
+
+    ``live`` holds the live log's records as parsed, and ``archived`` (only when asked for:
+    ``keep_archived``) the archived segments' in chain order, so that a check that goes on
+    with them (``check_sealed_audit``, an audit bundle's) does not read and parse them again.
+    """
 
     first: int
     records: int
     head: bytes
+    live: tuple[AuditRecord, ...] = field(default=(), repr=False)
+    archived: tuple[AuditRecord, ...] = field(default=(), repr=False)
 
 
 def verify_audit_segments(
@@ -403,6 +410,7 @@ def verify_audit_segments(
     key: bytes | bytearray | None = None,
     mac_from: int = 0,
     complete: bool = True,
+    keep_archived: bool = False,
 ) -> AuditSpan:
     """Verify a whole audit log: its archived segments (their file names, in any order: the
     names order them; ``read(name)`` returns one's bytes, read one at a time) and then the
@@ -428,6 +436,9 @@ def verify_audit_segments(
     were left out, as an audit bundle of a long log does: they are not verified). A
     checkpoint of fewer records than that start cannot be checked and raises
     ``AuditChainBroken``.
+
+    Each segment and the live log is read and parsed once: the span returned holds the live
+    log's records, and with ``keep_archived`` every segment's too (:class:`AuditSpan`).
     """
     spans: list[tuple[int, int, str]] = []
     for name in segments:
@@ -442,6 +453,7 @@ def verify_audit_segments(
         # then hold an ``audit-prune`` record covering what is missing)
         start, given = spans[0][0] if spans else -1, False
     origin, pruned = start, 0
+    archived: list[AuditRecord] = []
     for first, last, name in spans:
         if first != start:
             raise AuditChainBroken(
@@ -479,6 +491,8 @@ def verify_audit_segments(
         except AuditChainBroken as exc:
             raise AuditChainBroken(f"segment {name}: {exc.detail}") from exc
         start, prev = last + 1, records[-1].digest()
+        if keep_archived:
+            archived.extend(records)
     records = parse_audit_log(live)
     if not given:  # no segment: the live log is the chain
         start, prev = (records[0].seq, records[0].prev) if records else (0, ZERO_HASH)
@@ -506,7 +520,8 @@ def verify_audit_segments(
             "no audit-prune record covers them (archived segments were removed, not pruned)"
         )
     end = start + len(records)
-    return AuditSpan(origin, end - origin, records[-1].digest() if records else prev)
+    head = records[-1].digest() if records else prev
+    return AuditSpan(origin, end - origin, head, records, tuple(archived))
 
 
 def release_records(records: Sequence[AuditRecord]) -> dict[bytes, AuditRecord]:
