@@ -90,8 +90,98 @@ def test_the_segment_size_is_validated(value: object) -> None:
         HsmConfig(audit_segment_records=value)  # type: ignore[arg-type]
 
 
-def test_the_default_segment_is_bounded() -> None:
-    assert HsmConfig().audit_segment_records == 100_000
+def test_the_default_segment_is_bounded(device: DeviceChain) -> None:
+    assert HsmConfig().audit_segment_records is None  # the HSM's own, sealed in its store
+    hsm = new_hsm(device.identity, MemoryStorage())  # a new HSM with none named: 100,000
+    assert hsm.audit_segment_records == 100_000
+    hsm.close()
+
+
+def _sealed_segment(storage: MemoryStorage) -> object:
+    sealed = storage.read_store()
+    assert sealed is not None
+    doc = decode_cbor(unseal(SECRET, sealed))
+    assert isinstance(doc, dict)
+    return doc["audit"].get("segment")
+
+
+def _segment_records(storage: MemoryStorage) -> list[str | None]:
+    return [r.key for r in _records(storage) if r.operation == "audit-segment"]
+
+
+UNNAMED = HsmConfig(scrypt_n=2**10, audit_group_commit=1)  # as the CLI opens: no segment size
+
+
+def test_the_segment_size_is_sealed_and_an_opener_naming_none_rotates_at_it(
+    device: DeviceChain,
+) -> None:
+    """Was: the size lived only in each opener's ``HsmConfig``, so the CLI (default
+    100,000) and a service configured with another rotated one directory at two sizes."""
+    storage = MemoryStorage()
+    hsm, handle = _busy(device, storage, 0)  # initialized with 10
+    hsm.close()
+    assert _sealed_segment(storage) == SEGMENT
+    reopened = _open(storage, UNNAMED)
+    assert reopened.audit_segment_records == SEGMENT
+    user = reopened.login("service", b"user-credential")
+    for _ in range(3 * SEGMENT):
+        reopened.sign(user, handle, b"m")
+    reopened.close()
+    names = storage.audit_segments()
+    assert len(names) >= 3
+    for first, last in map(parse_segment_name, names):  # type: ignore[misc]
+        assert last - first == SEGMENT  # the threshold, then the rotation record
+    assert _segment_records(storage) == []  # nothing changed: no record
+
+
+def test_a_size_an_opener_names_is_sealed_and_audited(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    hsm, _handle = _busy(device, storage, 0)
+    hsm.close()
+    wider = dataclasses.replace(SEG, audit_segment_records=20)
+    _open(storage, wider).close()
+    assert _sealed_segment(storage) == 20
+    assert _segment_records(storage) == ["records-20"]
+    again = _open(storage, UNNAMED)  # named by nobody now: the sealed one
+    assert again.audit_segment_records == 20
+    again.close()
+    _open(storage, wider).close()  # named again, unchanged: no new record
+    assert _segment_records(storage) == ["records-20"]
+    assert _verify(storage) == len(_records(storage))
+
+
+def test_a_store_before_the_sealed_size_gets_it_at_power_up(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    hsm, _handle = _busy(device, storage, 0)
+    hsm.close()
+    sealed = storage.read_store()
+    assert sealed is not None
+    doc = decode_cbor(unseal(SECRET, sealed))
+    assert isinstance(doc, dict)
+    del doc["audit"]["segment"]  # as the version before the setting was sealed wrote it
+    storage.write_store(seal(SECRET, encode_cbor(doc)))
+    reopened = _open(storage, UNNAMED)
+    assert reopened.audit_segment_records == 100_000
+    reopened.close()
+    assert _sealed_segment(storage) == 100_000
+    assert _segment_records(storage) == ["records-100000"]
+
+
+@pytest.mark.parametrize("value", [1, 250_001, -1, "10"])
+def test_a_sealed_size_out_of_range_is_refused(device: DeviceChain, value: object) -> None:
+    from ironroot.errors import SealedStoreError
+
+    storage = MemoryStorage()
+    hsm, _handle = _busy(device, storage, 0)
+    hsm.close()
+    sealed = storage.read_store()
+    assert sealed is not None
+    doc = decode_cbor(unseal(SECRET, sealed))
+    assert isinstance(doc, dict)
+    doc["audit"]["segment"] = value
+    storage.write_store(seal(SECRET, encode_cbor(doc)))
+    with pytest.raises(SealedStoreError, match="opened but does not parse"):
+        _open(storage, UNNAMED)
 
 
 # --- rotation -------------------------------------------------------------------------------
@@ -217,7 +307,9 @@ def test_the_old_single_file_store_opens_and_rotates(device: DeviceChain) -> Non
     before = len(parse_audit_log(storage.read_audit()))
     reopened = _open(storage)  # the 10-record threshold is long passed: rotates at once
     assert storage.audit_segments() == (f"audit-0-{before + 1}.jsonl",)
-    assert _verify(storage) == before + 2  # the power-up record, then the rotation's
+    # the power-up record, the rotation's, then the record of the size sealed
+    assert _verify(storage) == before + 3
+    assert _segment_records(storage) == [f"records-{SEGMENT}"]
     session = reopened.login(OFFICER, OFFICER_PASS)
     assert reopened.keys(session)
     reopened.close()

@@ -243,6 +243,13 @@ def register(sub: Any) -> None:
     init.add_argument(
         "--device-chain", required=True, type=Path, help="device certificate chain (PEM)"
     )
+    init.add_argument(
+        "--audit-segment-records",
+        type=int,
+        metavar="N",
+        help="audit records per archived segment, sealed in the HSM (2-250000; default "
+        "100000; a service naming another seals that one when it opens the HSM)",
+    )
     init.set_defaults(func=_init)
 
     info = verbs.add_parser("info", help="HSM id, attestation key and chain")
@@ -459,7 +466,12 @@ def _init(args: argparse.Namespace) -> int:
     credential = _credential(args.credential_file, f"credential for {args.officer}: ")
     with _storage(args) as storage:
         hsm = hsmlib.Hsm.initialize(
-            storage, _secret(args), officer=args.officer, credential=credential, device=device
+            storage,
+            _secret(args),
+            officer=args.officer,
+            credential=credential,
+            device=device,
+            config=hsmlib.HsmConfig(audit_segment_records=args.audit_segment_records),
         )
         if hsm.state != "operational":
             raise HsmErrorState(f"self-tests failed: {hsm.error}")
@@ -487,6 +499,7 @@ def _info(args: argparse.Namespace) -> int:
             "attestation_kid": hsm.attestation_public_key.kid.hex(),
             "attestation_alg": hsm.attestation_public_key.algorithm.label,
             "chain": [c.subject.rfc4514_string() for c in chain],
+            "audit_segment_records": hsm.audit_segment_records,
         }
         _print(args, value, "\n".join(f"{k}: {v}" for k, v in value.items()))
     finally:

@@ -157,7 +157,7 @@ class AuditBuffer(Persistence):
             self._commit(store=store)
 
     def _rotation_due(self) -> bool:
-        return self._audit_size - self._audit_base >= self._config.audit_segment_records
+        return self._audit_size - self._audit_base >= self._audit_segment
 
     def _rotate(self) -> None:
         """Close the live log as an archived segment and start a new one continuing the chain;
