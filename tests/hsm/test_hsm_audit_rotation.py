@@ -913,3 +913,73 @@ def test_a_span_holds_the_records_it_verified(rotated: MemoryStorage) -> None:
     )
     assert [*kept.archived, *kept.live] == _records(rotated)
     assert "AuditRecord" not in repr(kept)
+
+
+# --- a write cut short: a trailing partial line -----------------------------------------------
+
+
+def test_a_partial_last_line_of_the_live_log_is_dropped_at_power_up(
+    device: DeviceChain, tmp_path: Path
+) -> None:
+    """Was: an append a crash cut short (a power cut, or a kill -9 between two pages of a
+    group's write) left a partial last line, and power-up refused for ever: "audit line N is
+    not JSON". Those bytes were never a record the HSM anchored: power-up drops them, says so
+    in the chain, and goes on."""
+    counter = MemoryCounter()
+    storage = DirectoryStorage(tmp_path, counter=counter)
+    hsm, _handle = _busy(device, storage, 12)
+    hsm.close()
+    storage.close()
+    live = tmp_path / "audit.jsonl"
+    whole = live.read_bytes()
+    torn = b'{"seq":99,"time":17486'  # what a write cut short leaves
+    live.write_bytes(whole + torn)
+    storage = DirectoryStorage(tmp_path, counter=counter)
+    reopened = _open(storage)
+    reopened.close()
+    data = live.read_bytes()
+    assert torn not in data
+    records = [
+        r
+        for chunk in [*map(storage.read_audit_segment, storage.audit_segments()), data]
+        for r in parse_audit_log(chunk)
+    ]
+    assert set(parse_audit_log(whole)) <= set(records)  # every complete record kept
+    cut = [r for r in records if r.operation == "audit-torn-write"]
+    assert [(r.identity, r.key, r.result) for r in cut] == [("-", f"bytes-{len(torn)}", "ok")]
+    assert _verify(storage) == records[-1].seq + 1
+    check_sealed_audit(
+        audit=data,
+        store=storage.read_store(),
+        anchor=storage.read_anchor(),
+        sealing_secret=SECRET,
+        segments=list(storage.audit_segments()),
+        read_segment=storage.read_audit_segment,
+    )
+    storage.close()
+
+
+def test_a_partial_last_line_does_not_hide_a_cut_tail(device: DeviceChain) -> None:
+    """Dropping a partial line never drops a record the HSM anchored: a log cut into the
+    anchored records, then given a partial line, is still a cut tail."""
+    storage = MemoryStorage()
+    hsm, _handle = _busy(device, storage, 12)
+    hsm.close()
+    lines = storage.read_audit().splitlines(keepends=True)
+    storage.reset_audit()
+    storage.append_audit(b"".join(lines[:-1]) + lines[-1][:40])
+    with pytest.raises(AuditChainBroken, match="its last 1 were cut"):
+        _open(storage)
+
+
+def test_a_live_log_of_only_a_partial_line_is_dropped(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    hsm, handle = _busy(device, storage, 1)
+    user = hsm.login("service", b"user-credential")
+    while storage.read_audit():  # until a rotation leaves the live log empty
+        hsm.sign(user, handle, b"m")
+    hsm.close()
+    storage.append_audit(b'{"seq":')  # the first append after it, cut short
+    _open(storage).close()
+    assert [r.key for r in _records(storage) if r.operation == "audit-torn-write"] == ["bytes-7"]
+    assert _verify(storage) == len(_records(storage))

@@ -143,8 +143,9 @@ class HsmStorage(Protocol):
         too (``_audit_buffer``: rotation); the live log is left as it is."""
         ...
 
-    def reset_audit(self) -> None:
-        """Replace the live log with an empty one, atomically and durably."""
+    def reset_audit(self, data: bytes = b"") -> None:
+        """Replace the live log with ``data`` (an empty one by default), atomically and
+        durably."""
         ...
 
     def audit_segments(self) -> tuple[str, ...]:
@@ -202,8 +203,8 @@ class MemoryStorage:
             raise StorageError(f"the audit segment {name} exists already")
         self._segments[name] = bytes(self._audit)
 
-    def reset_audit(self) -> None:
-        self._audit = bytearray()
+    def reset_audit(self, data: bytes = b"") -> None:
+        self._audit = bytearray(data)
 
     def audit_segments(self) -> tuple[str, ...]:
         return tuple(sorted(self._segments))
@@ -400,9 +401,9 @@ class DirectoryStorage:
         except OSError as exc:
             raise self._fail(f"archive the audit log as {name}", exc) from exc
 
-    def reset_audit(self) -> None:
+    def reset_audit(self, data: bytes = b"") -> None:
         try:
-            write_atomic(self._dir / AUDIT_FILE, b"")
+            write_atomic(self._dir / AUDIT_FILE, data)
         except OSError as exc:
             raise self._fail("start a new audit log", exc) from exc
 
