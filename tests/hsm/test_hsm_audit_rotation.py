@@ -983,3 +983,80 @@ def test_a_live_log_of_only_a_partial_line_is_dropped(device: DeviceChain) -> No
     _open(storage).close()
     assert [r.key for r in _records(storage) if r.operation == "audit-torn-write"] == ["bytes-7"]
     assert _verify(storage) == len(_records(storage))
+
+
+def test_a_segment_that_does_not_parse_is_named(rotated: MemoryStorage) -> None:
+    """Was: "audit line 12 is not JSON", without saying which of the files."""
+    data = rotated.read_audit_segment("audit-11-21.jsonl")
+    _replace(rotated, "audit-11-21.jsonl", data + b'{"seq":22,"ti')
+    with pytest.raises(
+        MalformedInput, match=r"^segment audit-11-21\.jsonl: audit line 12 is not JSON$"
+    ):
+        _verify(rotated)
+
+
+# --- hsm audit verify while the HSM runs: an append, a rotation or a prune meanwhile -----------
+
+
+def test_cli_verify_reads_again_when_a_prune_removed_a_segment_meanwhile(
+    device: DeviceChain,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Was: a segment an officer pruned between the listing and its read failed the check
+    ("cannot read …", exit 2) instead of reading again, as a rotation meanwhile does."""
+    from ironroot.cli import hsm as cli_hsm
+
+    storage = DirectoryStorage(tmp_path, counter=MemoryCounter())
+    hsm, _handle = _busy(device, storage, 30)  # running: segments 0-10, 11-21, 22-32
+    officer = hsm.login(OFFICER, OFFICER_PASS)
+    real_names = cli_hsm._segment_names
+    pruned: list[str] = []
+
+    def names(directory: Path) -> list[str]:
+        listed = real_names(directory)
+        if not pruned:
+            pruned.extend(hsm.prune_audit(officer, 22))  # just after the listing
+        return listed
+
+    monkeypatch.setattr(cli_hsm, "_segment_names", names)
+    capsys.readouterr()
+    assert _cli_verify(tmp_path, "--json") == 0, capsys.readouterr().err
+    assert pruned == ["audit-0-10.jsonl", "audit-11-21.jsonl"]
+    assert json.loads(capsys.readouterr().out)["first"] == 22
+    hsm.close()
+    storage.close()
+
+
+def test_cli_verify_reads_again_when_it_read_an_append_half_done(
+    rotated_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: a group of records read while the HSM appended it (a partial last line) failed
+    the check ("audit line N is not JSON", exit 2) instead of reading again."""
+    from ironroot.cli import hsm as cli_hsm
+
+    real_read = cli_hsm._read
+    halves: list[bytes] = []
+
+    def read(path: Path, *limit: int) -> bytes:
+        data = real_read(path, *limit)
+        if path.name == "audit.jsonl" and not halves:
+            halves.append(b'{"seq":40,"ti')
+            return data + halves[0]  # the append finishes after this read
+        return data
+
+    monkeypatch.setattr(cli_hsm, "_read", read)
+    capsys.readouterr()
+    assert _cli_verify(rotated_dir) == 0, capsys.readouterr().err
+    assert halves
+
+
+def test_cli_verify_still_refuses_a_partial_line_that_stays(
+    rotated_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live = rotated_dir / "audit.jsonl"
+    live.write_bytes(live.read_bytes() + b'{"seq":40,"ti')  # a crash's, not yet powered up
+    capsys.readouterr()
+    assert _cli_verify(rotated_dir) == 2
+    assert "audit line" in capsys.readouterr().err

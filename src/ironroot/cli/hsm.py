@@ -778,9 +778,10 @@ def _audit_verify(args: argparse.Namespace) -> int:
     sealing_secret = _read(Path(secret_path), _MAX_SMALL) if secret_path else b""
     # The HSM may be running: read in commit order (anchor, store, log: a log is never
     # shorter than its anchor) between two readings of the counter. A check that fails while
-    # the counter moved, or the archived segments changed, is read again: the HSM committed,
-    # rotated or pruned meanwhile (twice or more between the anchor and the store); a
-    # rollback, a cut log or a removed segment fails every time.
+    # the counter moved, the archived segments changed or the live log grew is read again:
+    # the HSM committed, rotated, pruned (a segment listed is gone) or appended (a group read
+    # half-written) meanwhile (twice or more between the anchor and the store); a rollback, a
+    # cut log, a removed segment or a line that stays partial fails every time.
     for attempt in range(1, _AUDIT_READS + 1):
         before = counter() if counter is not None else None
         anchor = _read_optional(args.dir / "anchor.sealed") if secret_path else None
@@ -792,11 +793,12 @@ def _audit_verify(args: argparse.Namespace) -> int:
             value = _audit_report(
                 args, audit, segments, store, anchor, sealing_secret, before, after
             )
-        except (StoreRolledBack, AuditChainBroken):
+        except (StoreRolledBack, AuditChainBroken, MalformedInput, FileNotFoundError):
             moved = (
                 before != after
                 or (bool(secret_path) and _read_optional(args.dir / "anchor.sealed") != anchor)
                 or _segment_names(args.dir) != segments  # the HSM rotated (or pruned) meanwhile
+                or _read(args.dir / "audit.jsonl", hsmlib.MAX_AUDIT_FILE) != audit  # appended
             )
             if not moved or attempt == _AUDIT_READS:
                 raise
