@@ -853,13 +853,13 @@ def test_cli_verify_with_the_sealing_secret_reads_each_file_once(
     from ironroot.cli import hsm as cli_hsm
 
     read: list[str] = []
-    real_read = cli_hsm._read
+    real_read = cli_hsm._read_log
 
-    def spy(path: Path, *limit: int) -> bytes:
+    def spy(path: Path) -> bytes:
         read.append(path.name)
-        return real_read(path, *limit)
+        return real_read(path)
 
-    monkeypatch.setattr(cli_hsm, "_read", spy)
+    monkeypatch.setattr(cli_hsm, "_read_log", spy)
     secret = str(rotated_dir.parent / "sealing.secret")
     assert _cli_verify(rotated_dir, "--sealing-secret-file", secret, "--json") == 0
     report = json.loads(capsys.readouterr().out)
@@ -1036,17 +1036,17 @@ def test_cli_verify_reads_again_when_it_read_an_append_half_done(
     the check ("audit line N is not JSON", exit 2) instead of reading again."""
     from ironroot.cli import hsm as cli_hsm
 
-    real_read = cli_hsm._read
+    real_read = cli_hsm._read_log
     halves: list[bytes] = []
 
-    def read(path: Path, *limit: int) -> bytes:
-        data = real_read(path, *limit)
+    def read(path: Path) -> bytes:
+        data = real_read(path)
         if path.name == "audit.jsonl" and not halves:
             halves.append(b'{"seq":40,"ti')
             return data + halves[0]  # the append finishes after this read
         return data
 
-    monkeypatch.setattr(cli_hsm, "_read", read)
+    monkeypatch.setattr(cli_hsm, "_read_log", read)
     capsys.readouterr()
     assert _cli_verify(rotated_dir) == 0, capsys.readouterr().err
     assert halves
@@ -1060,3 +1060,46 @@ def test_cli_verify_still_refuses_a_partial_line_that_stays(
     capsys.readouterr()
     assert _cli_verify(rotated_dir) == 2
     assert "audit line" in capsys.readouterr().err
+
+
+# --- a segment replaced by something else than a file ------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link-to-dev-zero", "directory"])
+def test_cli_verify_refuses_a_segment_that_is_no_regular_file_unread(
+    rotated_dir: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """Was: a link to ``/dev/zero`` in place of a segment was read to the 1 GiB cap (2 GiB
+    of memory) before the refusal, a pipe read as an empty segment, a directory was an input
+    error. The HSM writes only regular files there; anything else is refused before a read."""
+    segment = rotated_dir / "audit-11-21.jsonl"
+    segment.unlink()
+    if kind == "fifo":
+        os.mkfifo(segment)
+    elif kind == "directory":
+        segment.mkdir()
+    else:
+        segment.symlink_to("/dev/zero")
+    capsys.readouterr()
+    assert _cli_verify(rotated_dir) == 1
+    assert (
+        "audit-chain-broken: audit-11-21.jsonl is not a regular file: the HSM writes only "
+        "regular files there" in capsys.readouterr().err
+    )
+
+
+def test_cli_verify_follows_a_link_to_a_segment_moved_elsewhere(
+    rotated_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An operator may move archived segments to other storage and leave links: the bytes
+    are checked as any segment's."""
+    segment = rotated_dir / "audit-11-21.jsonl"
+    moved = rotated_dir.parent / "cold" / segment.name
+    moved.parent.mkdir()
+    segment.rename(moved)
+    segment.symlink_to(moved)
+    assert _cli_verify(rotated_dir) == 0
+    moved.write_bytes(b"".join(moved.read_bytes().splitlines(keepends=True)[:-1]))
+    capsys.readouterr()
+    assert _cli_verify(rotated_dir) == 1
+    assert "holds records 11 to 20, its name says 11 to 21" in capsys.readouterr().err

@@ -18,6 +18,7 @@ import datetime as dt
 import getpass
 import json
 import os
+import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any, Final
 
 from ironroot import crypto  # a lazy namespace: X.509 loads when used
 from ironroot import hsm as hsmlib
-from ironroot._fileio import warn_if_exposed
+from ironroot._fileio import read_limited_fd, warn_if_exposed
 from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import read_input
 from ironroot.cli._output import write_output
@@ -758,6 +759,25 @@ def audit_line(record: hsmlib.AuditRecord) -> str:
     return line
 
 
+def _read_log(path: Path) -> bytes:
+    """An audit log file, the live log or a segment, read as the HSM reads its own: a regular
+    file (a link to one is followed: segments moved to other storage) within
+    ``MAX_AUDIT_FILE``. Anything else in its place — a pipe, a device, a directory — is
+    ``AuditChainBroken`` before a byte is read (a link to ``/dev/zero`` was read to the cap)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not regular:
+        os.close(fd)
+        raise AuditChainBroken(
+            f"{path.name} is not a regular file: the HSM writes only regular files there"
+        )
+    return read_limited_fd(fd, path, hsmlib.MAX_AUDIT_FILE)
+
+
 def _read_optional(path: Path) -> bytes | None:
     return _read(path) if path.exists() else None
 
@@ -786,7 +806,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
         before = counter() if counter is not None else None
         anchor = _read_optional(args.dir / "anchor.sealed") if secret_path else None
         store = _read_optional(args.dir / "keystore.sealed") if secret_path else None
-        audit = _read(args.dir / "audit.jsonl", hsmlib.MAX_AUDIT_FILE)
+        audit = _read_log(args.dir / "audit.jsonl")
         segments = _segment_names(args.dir)
         after = counter() if counter is not None else None
         try:
@@ -798,7 +818,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
                 before != after
                 or (bool(secret_path) and _read_optional(args.dir / "anchor.sealed") != anchor)
                 or _segment_names(args.dir) != segments  # the HSM rotated (or pruned) meanwhile
-                or _read(args.dir / "audit.jsonl", hsmlib.MAX_AUDIT_FILE) != audit  # appended
+                or _read_log(args.dir / "audit.jsonl") != audit  # appended
             )
             if not moved or attempt == _AUDIT_READS:
                 raise
@@ -845,7 +865,7 @@ def _audit_report(
         checkpoint = hsmlib.verify_audit_checkpoint(_read(args.checkpoint, _MAX_SMALL), verifier)
 
     def read_segment(name: str) -> bytes:
-        return _read(args.dir / name, hsmlib.MAX_AUDIT_FILE)
+        return _read_log(args.dir / name)
 
     value: dict[str, object] = {
         "segments": len(segments),

@@ -472,9 +472,9 @@ def verify_audit_segments(
         if not given and records:
             prev, given = records[0].prev, True
         if len(records) != last - first + 1 or records[0].seq != first:
-            held = f"{records[0].seq} to {records[-1].seq}" if records else "no records"
+            held = f"records {records[0].seq} to {records[-1].seq}" if records else "no records"
             raise AuditChainBroken(
-                f"segment {name} holds records {held}, its name says {first} to {last}: "
+                f"segment {name} holds {held}, its name says {first} to {last}: "
                 "it was truncated, extended or swapped with another segment"
             )
         pruned = max([pruned, *(r.prunes for r in records)])
