@@ -1103,3 +1103,23 @@ def test_cli_verify_follows_a_link_to_a_segment_moved_elsewhere(
     capsys.readouterr()
     assert _cli_verify(rotated_dir) == 1
     assert "holds records 11 to 20, its name says 11 to 21" in capsys.readouterr().err
+
+
+def test_cli_verify_waits_out_a_rotation_and_still_names_a_crashs_leftover(
+    rotated_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read between a rotation's link and its commit, a segment overlaps the live log while
+    nothing else has moved yet: verify waits and reads again (it failed at once, now and then,
+    beside a busy HSM: ``test_hsm_audit_crash.py::test_audit_verify_while_a_process_rotates``).
+    The same state left by a crash, with nothing running, still fails once the waits are up."""
+    from ironroot.cli import hsm as cli_hsm
+
+    live = parse_audit_log((rotated_dir / "audit.jsonl").read_bytes())
+    name = f"audit-{live[0].seq}-{live[-1].seq}.jsonl"
+    os.link(rotated_dir / "audit.jsonl", rotated_dir / name)  # step 2, then a crash
+    waits: list[float] = []
+    monkeypatch.setattr(cli_hsm.time, "sleep", waits.append)
+    capsys.readouterr()
+    assert _cli_verify(rotated_dir) == 1
+    assert "a segment overlaps the live log" in capsys.readouterr().err
+    assert len(waits) == cli_hsm._ROTATION_WAITS
