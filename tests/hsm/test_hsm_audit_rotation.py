@@ -1123,3 +1123,60 @@ def test_cli_verify_waits_out_a_rotation_and_still_names_a_crashs_leftover(
     assert _cli_verify(rotated_dir) == 1
     assert "a segment overlaps the live log" in capsys.readouterr().err
     assert len(waits) == cli_hsm._ROTATION_WAITS
+
+
+def test_prunes_racing_rotations_on_two_threads_keep_one_chain(device: DeviceChain) -> None:
+    """An officer prunes to the newest segment again and again while a user's signing
+    rotates every four records: every prune is at a boundary it saw, and the chain, the
+    sealed check and power-up all hold after."""
+    import threading
+
+    config = dataclasses.replace(SEG, audit_group_commit=2, audit_segment_records=3)
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage, config=config)
+    officer, user, _auditor = sessions(hsm)
+    handle = hsm.generate(officer, KeyType.EC_P256)
+    failures: list[BaseException] = []
+    pruned: list[int] = []
+
+    def sign() -> None:
+        try:
+            for _ in range(400):
+                hsm.sign(user, handle, b"m")
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    signer = threading.Thread(target=sign)
+    signer.start()
+    while signer.is_alive():
+        starts = sorted(s[0] for n in storage.audit_segments() if (s := parse_segment_name(n)))
+        if starts[1:]:
+            hsm.prune_audit(officer, starts[-1])
+            pruned.append(starts[-1])
+    signer.join()
+    hsm.close()
+    assert not failures
+    assert pruned
+    names = storage.audit_segments()
+    span = verify_audit_segments(names, storage.read_audit_segment, storage.read_audit())
+    assert span.first >= pruned[-1]
+    check_sealed_audit(
+        audit=storage.read_audit(),
+        store=storage.read_store(),
+        anchor=storage.read_anchor(),
+        sealing_secret=SECRET,
+        segments=list(names),
+        read_segment=storage.read_audit_segment,
+    )
+    _open(storage, config).close()
+
+
+def test_a_segment_replaced_by_a_hard_link_to_the_live_log_is_named(
+    rotated_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    segment = rotated_dir / "audit-22-32.jsonl"
+    segment.unlink()
+    os.link(rotated_dir / "audit.jsonl", segment)
+    capsys.readouterr()
+    assert _cli_verify(rotated_dir) == 1
+    assert "segment audit-22-32.jsonl holds records 33 to" in capsys.readouterr().err
