@@ -150,9 +150,9 @@ class CrashingStorage(MemoryStorage):
         super().archive_audit(name)
         self._maybe("after-archive")
 
-    def reset_audit(self) -> None:
+    def reset_audit(self, data: bytes = b"") -> None:
         self._maybe("before-reset")
-        super().reset_audit()
+        super().reset_audit(data)
 
     def remove_audit_segment(self, name: str) -> None:
         self._maybe("before-remove")

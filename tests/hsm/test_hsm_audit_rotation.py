@@ -23,7 +23,9 @@ from _hsm_helpers import (
 from ironroot.cose import decode_cbor, encode_cbor
 from ironroot.errors import AuditChainBroken, ConfigError, MalformedInput, StorageError
 from ironroot.hsm import (
+    AuditCheckpoint,
     AuditRecord,
+    AuditReport,
     DirectoryStorage,
     Hsm,
     HsmConfig,
@@ -33,6 +35,7 @@ from ironroot.hsm import (
     format_audit_log,
     parse_audit_log,
     parse_segment_name,
+    verify_audit_checkpoint,
     verify_audit_segments,
 )
 from ironroot.hsm._audit import audit_mac
@@ -87,8 +90,98 @@ def test_the_segment_size_is_validated(value: object) -> None:
         HsmConfig(audit_segment_records=value)  # type: ignore[arg-type]
 
 
-def test_the_default_segment_is_bounded() -> None:
-    assert HsmConfig().audit_segment_records == 100_000
+def test_the_default_segment_is_bounded(device: DeviceChain) -> None:
+    assert HsmConfig().audit_segment_records is None  # the HSM's own, sealed in its store
+    hsm = new_hsm(device.identity, MemoryStorage())  # a new HSM with none named: 100,000
+    assert hsm.audit_segment_records == 100_000
+    hsm.close()
+
+
+def _sealed_segment(storage: MemoryStorage) -> object:
+    sealed = storage.read_store()
+    assert sealed is not None
+    doc = decode_cbor(unseal(SECRET, sealed))
+    assert isinstance(doc, dict)
+    return doc["audit"].get("segment")
+
+
+def _segment_records(storage: MemoryStorage) -> list[str | None]:
+    return [r.key for r in _records(storage) if r.operation == "audit-segment"]
+
+
+UNNAMED = HsmConfig(scrypt_n=2**10, audit_group_commit=1)  # as the CLI opens: no segment size
+
+
+def test_the_segment_size_is_sealed_and_an_opener_naming_none_rotates_at_it(
+    device: DeviceChain,
+) -> None:
+    """Was: the size lived only in each opener's ``HsmConfig``, so the CLI (default
+    100,000) and a service configured with another rotated one directory at two sizes."""
+    storage = MemoryStorage()
+    hsm, handle = _busy(device, storage, 0)  # initialized with 10
+    hsm.close()
+    assert _sealed_segment(storage) == SEGMENT
+    reopened = _open(storage, UNNAMED)
+    assert reopened.audit_segment_records == SEGMENT
+    user = reopened.login("service", b"user-credential")
+    for _ in range(3 * SEGMENT):
+        reopened.sign(user, handle, b"m")
+    reopened.close()
+    names = storage.audit_segments()
+    assert len(names) >= 3
+    for first, last in map(parse_segment_name, names):  # type: ignore[misc]
+        assert last - first == SEGMENT  # the threshold, then the rotation record
+    assert _segment_records(storage) == []  # nothing changed: no record
+
+
+def test_a_size_an_opener_names_is_sealed_and_audited(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    hsm, _handle = _busy(device, storage, 0)
+    hsm.close()
+    wider = dataclasses.replace(SEG, audit_segment_records=20)
+    _open(storage, wider).close()
+    assert _sealed_segment(storage) == 20
+    assert _segment_records(storage) == ["records-20"]
+    again = _open(storage, UNNAMED)  # named by nobody now: the sealed one
+    assert again.audit_segment_records == 20
+    again.close()
+    _open(storage, wider).close()  # named again, unchanged: no new record
+    assert _segment_records(storage) == ["records-20"]
+    assert _verify(storage) == len(_records(storage))
+
+
+def test_a_store_before_the_sealed_size_gets_it_at_power_up(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    hsm, _handle = _busy(device, storage, 0)
+    hsm.close()
+    sealed = storage.read_store()
+    assert sealed is not None
+    doc = decode_cbor(unseal(SECRET, sealed))
+    assert isinstance(doc, dict)
+    del doc["audit"]["segment"]  # as the version before the setting was sealed wrote it
+    storage.write_store(seal(SECRET, encode_cbor(doc)))
+    reopened = _open(storage, UNNAMED)
+    assert reopened.audit_segment_records == 100_000
+    reopened.close()
+    assert _sealed_segment(storage) == 100_000
+    assert _segment_records(storage) == ["records-100000"]
+
+
+@pytest.mark.parametrize("value", [1, 250_001, -1, "10"])
+def test_a_sealed_size_out_of_range_is_refused(device: DeviceChain, value: object) -> None:
+    from ironroot.errors import SealedStoreError
+
+    storage = MemoryStorage()
+    hsm, _handle = _busy(device, storage, 0)
+    hsm.close()
+    sealed = storage.read_store()
+    assert sealed is not None
+    doc = decode_cbor(unseal(SECRET, sealed))
+    assert isinstance(doc, dict)
+    doc["audit"]["segment"] = value
+    storage.write_store(seal(SECRET, encode_cbor(doc)))
+    with pytest.raises(SealedStoreError, match="opened but does not parse"):
+        _open(storage, UNNAMED)
 
 
 # --- rotation -------------------------------------------------------------------------------
@@ -214,7 +307,9 @@ def test_the_old_single_file_store_opens_and_rotates(device: DeviceChain) -> Non
     before = len(parse_audit_log(storage.read_audit()))
     reopened = _open(storage)  # the 10-record threshold is long passed: rotates at once
     assert storage.audit_segments() == (f"audit-0-{before + 1}.jsonl",)
-    assert _verify(storage) == before + 2  # the power-up record, then the rotation's
+    # the power-up record, the rotation's, then the record of the size sealed
+    assert _verify(storage) == before + 3
+    assert _segment_records(storage) == [f"records-{SEGMENT}"]
     session = reopened.login(OFFICER, OFFICER_PASS)
     assert reopened.keys(session)
     reopened.close()
@@ -745,3 +840,343 @@ def test_a_live_log_replaced_by_the_last_segment_is_a_cut_tail(device: DeviceCha
     storage.reset_audit()
     storage.append_audit(live)
     _open(storage).close()
+
+
+# --- one pass: each file read and verified once ----------------------------------------------
+
+
+def test_cli_verify_with_the_sealing_secret_reads_each_file_once(
+    rotated_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: the public chain, then the sealed check, each read and parsed every segment (and
+    the live log three times). Now one pass checks the chain, every MAC and the sealed head."""
+    from ironroot.cli import hsm as cli_hsm
+
+    read: list[str] = []
+    real_read = cli_hsm._read_log
+
+    def spy(path: Path) -> bytes:
+        read.append(path.name)
+        return real_read(path)
+
+    monkeypatch.setattr(cli_hsm, "_read_log", spy)
+    secret = str(rotated_dir.parent / "sealing.secret")
+    assert _cli_verify(rotated_dir, "--sealing-secret-file", secret, "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["sealed"], report["segments"], report["first"]) == (True, 3, 0)
+    live = parse_audit_log((rotated_dir / "audit.jsonl").read_bytes())
+    assert (report["records"], report["head"]) == (live[-1].seq + 1, live[-1].digest().hex())
+    logs = [n for n in read if n.startswith("audit")]
+    assert sorted(logs) == sorted([*ORIGINAL, "audit.jsonl"])  # each once
+
+
+def test_the_sealed_check_checks_a_checkpoint_in_the_same_pass(
+    device: DeviceChain,
+) -> None:
+    storage = MemoryStorage()
+    hsm, _handle = _busy(device, storage, 30)
+    auditor = hsm.login("auditor", b"auditor-credential")
+    checkpoint = verify_audit_checkpoint(hsm.audit_checkpoint(auditor), hsm.attestation_public_key)
+    hsm.close()
+
+    def check(point: AuditCheckpoint | None, segments: list[str] | None) -> AuditReport:
+        return check_sealed_audit(
+            audit=storage.read_audit(),
+            store=storage.read_store(),
+            anchor=storage.read_anchor(),
+            sealing_secret=SECRET,
+            segments=segments,
+            read_segment=storage.read_audit_segment,
+            checkpoint=point,
+        )
+
+    names = list(storage.audit_segments())
+    report = check(checkpoint, names)
+    assert (report.first, report.records) == (0, _verify(storage))
+    forked = dataclasses.replace(checkpoint, head=bytes(32))
+    with pytest.raises(AuditChainBroken, match="does not match the checkpoint's head"):
+        check(forked, names)
+    beyond = dataclasses.replace(checkpoint, size=checkpoint.size + 5)
+    with pytest.raises(AuditChainBroken, match=r"the checkpoint covers \d+: its last 5 were cut"):
+        check(beyond, names)
+    with pytest.raises(MalformedInput, match="checking a checkpoint needs the archived segments"):
+        check(checkpoint, None)
+
+
+def test_a_span_holds_the_records_it_verified(rotated: MemoryStorage) -> None:
+    names = rotated.audit_segments()
+    span = verify_audit_segments(names, rotated.read_audit_segment, rotated.read_audit())
+    assert span.live == parse_audit_log(rotated.read_audit())
+    assert span.archived == ()  # not kept unless asked for
+    kept = verify_audit_segments(
+        names, rotated.read_audit_segment, rotated.read_audit(), keep_archived=True
+    )
+    assert [*kept.archived, *kept.live] == _records(rotated)
+    assert "AuditRecord" not in repr(kept)
+
+
+# --- a write cut short: a trailing partial line -----------------------------------------------
+
+
+def test_a_partial_last_line_of_the_live_log_is_dropped_at_power_up(
+    device: DeviceChain, tmp_path: Path
+) -> None:
+    """Was: an append a crash cut short (a power cut, or a kill -9 between two pages of a
+    group's write) left a partial last line, and power-up refused for ever: "audit line N is
+    not JSON". Those bytes were never a record the HSM anchored: power-up drops them, says so
+    in the chain, and goes on."""
+    counter = MemoryCounter()
+    storage = DirectoryStorage(tmp_path, counter=counter)
+    hsm, _handle = _busy(device, storage, 12)
+    hsm.close()
+    storage.close()
+    live = tmp_path / "audit.jsonl"
+    whole = live.read_bytes()
+    torn = b'{"seq":99,"time":17486'  # what a write cut short leaves
+    live.write_bytes(whole + torn)
+    storage = DirectoryStorage(tmp_path, counter=counter)
+    reopened = _open(storage)
+    reopened.close()
+    data = live.read_bytes()
+    assert torn not in data
+    records = [
+        r
+        for chunk in [*map(storage.read_audit_segment, storage.audit_segments()), data]
+        for r in parse_audit_log(chunk)
+    ]
+    assert set(parse_audit_log(whole)) <= set(records)  # every complete record kept
+    cut = [r for r in records if r.operation == "audit-torn-write"]
+    assert [(r.identity, r.key, r.result) for r in cut] == [("-", f"bytes-{len(torn)}", "ok")]
+    assert _verify(storage) == records[-1].seq + 1
+    check_sealed_audit(
+        audit=data,
+        store=storage.read_store(),
+        anchor=storage.read_anchor(),
+        sealing_secret=SECRET,
+        segments=list(storage.audit_segments()),
+        read_segment=storage.read_audit_segment,
+    )
+    storage.close()
+
+
+def test_a_partial_last_line_does_not_hide_a_cut_tail(device: DeviceChain) -> None:
+    """Dropping a partial line never drops a record the HSM anchored: a log cut into the
+    anchored records, then given a partial line, is still a cut tail."""
+    storage = MemoryStorage()
+    hsm, _handle = _busy(device, storage, 12)
+    hsm.close()
+    lines = storage.read_audit().splitlines(keepends=True)
+    storage.reset_audit()
+    storage.append_audit(b"".join(lines[:-1]) + lines[-1][:40])
+    with pytest.raises(AuditChainBroken, match="its last 1 were cut"):
+        _open(storage)
+
+
+def test_a_live_log_of_only_a_partial_line_is_dropped(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    hsm, handle = _busy(device, storage, 1)
+    user = hsm.login("service", b"user-credential")
+    while storage.read_audit():  # until a rotation leaves the live log empty
+        hsm.sign(user, handle, b"m")
+    hsm.close()
+    storage.append_audit(b'{"seq":')  # the first append after it, cut short
+    _open(storage).close()
+    assert [r.key for r in _records(storage) if r.operation == "audit-torn-write"] == ["bytes-7"]
+    assert _verify(storage) == len(_records(storage))
+
+
+def test_a_segment_that_does_not_parse_is_named(rotated: MemoryStorage) -> None:
+    """Was: "audit line 12 is not JSON", without saying which of the files."""
+    data = rotated.read_audit_segment("audit-11-21.jsonl")
+    _replace(rotated, "audit-11-21.jsonl", data + b'{"seq":22,"ti')
+    with pytest.raises(
+        MalformedInput, match=r"^segment audit-11-21\.jsonl: audit line 12 is not JSON$"
+    ):
+        _verify(rotated)
+
+
+# --- hsm audit verify while the HSM runs: an append, a rotation or a prune meanwhile -----------
+
+
+def test_cli_verify_reads_again_when_a_prune_removed_a_segment_meanwhile(
+    device: DeviceChain,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Was: a segment an officer pruned between the listing and its read failed the check
+    ("cannot read …", exit 2) instead of reading again, as a rotation meanwhile does."""
+    from ironroot.cli import hsm as cli_hsm
+
+    storage = DirectoryStorage(tmp_path, counter=MemoryCounter())
+    hsm, _handle = _busy(device, storage, 30)  # running: segments 0-10, 11-21, 22-32
+    officer = hsm.login(OFFICER, OFFICER_PASS)
+    real_names = cli_hsm._segment_names
+    pruned: list[str] = []
+
+    def names(directory: Path) -> list[str]:
+        listed = real_names(directory)
+        if not pruned:
+            pruned.extend(hsm.prune_audit(officer, 22))  # just after the listing
+        return listed
+
+    monkeypatch.setattr(cli_hsm, "_segment_names", names)
+    capsys.readouterr()
+    assert _cli_verify(tmp_path, "--json") == 0, capsys.readouterr().err
+    assert pruned == ["audit-0-10.jsonl", "audit-11-21.jsonl"]
+    assert json.loads(capsys.readouterr().out)["first"] == 22
+    hsm.close()
+    storage.close()
+
+
+def test_cli_verify_reads_again_when_it_read_an_append_half_done(
+    rotated_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: a group of records read while the HSM appended it (a partial last line) failed
+    the check ("audit line N is not JSON", exit 2) instead of reading again."""
+    from ironroot.cli import hsm as cli_hsm
+
+    real_read = cli_hsm._read_log
+    halves: list[bytes] = []
+
+    def read(path: Path) -> bytes:
+        data = real_read(path)
+        if path.name == "audit.jsonl" and not halves:
+            halves.append(b'{"seq":40,"ti')
+            return data + halves[0]  # the append finishes after this read
+        return data
+
+    monkeypatch.setattr(cli_hsm, "_read_log", read)
+    capsys.readouterr()
+    assert _cli_verify(rotated_dir) == 0, capsys.readouterr().err
+    assert halves
+
+
+def test_cli_verify_still_refuses_a_partial_line_that_stays(
+    rotated_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live = rotated_dir / "audit.jsonl"
+    live.write_bytes(live.read_bytes() + b'{"seq":40,"ti')  # a crash's, not yet powered up
+    capsys.readouterr()
+    assert _cli_verify(rotated_dir) == 2
+    assert "audit line" in capsys.readouterr().err
+
+
+# --- a segment replaced by something else than a file ------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link-to-dev-zero", "directory"])
+def test_cli_verify_refuses_a_segment_that_is_no_regular_file_unread(
+    rotated_dir: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """Was: a link to ``/dev/zero`` in place of a segment was read to the 1 GiB cap (2 GiB
+    of memory) before the refusal, a pipe read as an empty segment, a directory was an input
+    error. The HSM writes only regular files there; anything else is refused before a read."""
+    segment = rotated_dir / "audit-11-21.jsonl"
+    segment.unlink()
+    if kind == "fifo":
+        os.mkfifo(segment)
+    elif kind == "directory":
+        segment.mkdir()
+    else:
+        segment.symlink_to("/dev/zero")
+    capsys.readouterr()
+    assert _cli_verify(rotated_dir) == 1
+    assert (
+        "audit-chain-broken: audit-11-21.jsonl is not a regular file: the HSM writes only "
+        "regular files there" in capsys.readouterr().err
+    )
+
+
+def test_cli_verify_follows_a_link_to_a_segment_moved_elsewhere(
+    rotated_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An operator may move archived segments to other storage and leave links: the bytes
+    are checked as any segment's."""
+    segment = rotated_dir / "audit-11-21.jsonl"
+    moved = rotated_dir.parent / "cold" / segment.name
+    moved.parent.mkdir()
+    segment.rename(moved)
+    segment.symlink_to(moved)
+    assert _cli_verify(rotated_dir) == 0
+    moved.write_bytes(b"".join(moved.read_bytes().splitlines(keepends=True)[:-1]))
+    capsys.readouterr()
+    assert _cli_verify(rotated_dir) == 1
+    assert "holds records 11 to 20, its name says 11 to 21" in capsys.readouterr().err
+
+
+def test_cli_verify_waits_out_a_rotation_and_still_names_a_crashs_leftover(
+    rotated_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read between a rotation's link and its commit, a segment overlaps the live log while
+    nothing else has moved yet: verify waits and reads again (it failed at once, now and then,
+    beside a busy HSM: ``test_hsm_audit_crash.py::test_audit_verify_while_a_process_rotates``).
+    The same state left by a crash, with nothing running, still fails once the waits are up."""
+    from ironroot.cli import hsm as cli_hsm
+
+    live = parse_audit_log((rotated_dir / "audit.jsonl").read_bytes())
+    name = f"audit-{live[0].seq}-{live[-1].seq}.jsonl"
+    os.link(rotated_dir / "audit.jsonl", rotated_dir / name)  # step 2, then a crash
+    waits: list[float] = []
+    monkeypatch.setattr(cli_hsm.time, "sleep", waits.append)
+    capsys.readouterr()
+    assert _cli_verify(rotated_dir) == 1
+    assert "a segment overlaps the live log" in capsys.readouterr().err
+    assert len(waits) == cli_hsm._ROTATION_WAITS
+
+
+def test_prunes_racing_rotations_on_two_threads_keep_one_chain(device: DeviceChain) -> None:
+    """An officer prunes to the newest segment again and again while a user's signing
+    rotates every four records: every prune is at a boundary it saw, and the chain, the
+    sealed check and power-up all hold after."""
+    import threading
+
+    config = dataclasses.replace(SEG, audit_group_commit=2, audit_segment_records=3)
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage, config=config)
+    officer, user, _auditor = sessions(hsm)
+    handle = hsm.generate(officer, KeyType.EC_P256)
+    failures: list[BaseException] = []
+    pruned: list[int] = []
+
+    def sign() -> None:
+        try:
+            for _ in range(400):
+                hsm.sign(user, handle, b"m")
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    signer = threading.Thread(target=sign)
+    signer.start()
+    while signer.is_alive():
+        starts = sorted(s[0] for n in storage.audit_segments() if (s := parse_segment_name(n)))
+        if starts[1:]:
+            hsm.prune_audit(officer, starts[-1])
+            pruned.append(starts[-1])
+    signer.join()
+    hsm.close()
+    assert not failures
+    assert pruned
+    names = storage.audit_segments()
+    span = verify_audit_segments(names, storage.read_audit_segment, storage.read_audit())
+    assert span.first >= pruned[-1]
+    check_sealed_audit(
+        audit=storage.read_audit(),
+        store=storage.read_store(),
+        anchor=storage.read_anchor(),
+        sealing_secret=SECRET,
+        segments=list(names),
+        read_segment=storage.read_audit_segment,
+    )
+    _open(storage, config).close()
+
+
+def test_a_segment_replaced_by_a_hard_link_to_the_live_log_is_named(
+    rotated_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    segment = rotated_dir / "audit-22-32.jsonl"
+    segment.unlink()
+    os.link(rotated_dir / "audit.jsonl", segment)
+    capsys.readouterr()
+    assert _cli_verify(rotated_dir) == 1
+    assert "segment audit-22-32.jsonl holds records 33 to" in capsys.readouterr().err

@@ -223,6 +223,60 @@ def test_lockout_and_offline_checkpoint(
     assert _run(cli, "aud", "hsm", "audit", "show", "--json") == 0
 
 
+def _info(cli: tuple[Path, dict[str, Path]], capsys: pytest.CaptureFixture[str]) -> object:
+    directory, files = cli
+    capsys.readouterr()
+    common = ["--dir", str(directory), "--sealing-secret-file", str(files["secret"])]
+    assert _main.main(_hsm("info", *common, "--json")) == 0
+    return json.loads(capsys.readouterr().out)["audit_segment_records"]
+
+
+def test_the_cli_rotates_at_the_size_the_service_sealed(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: every CLI verb opened the HSM with a default ``HsmConfig`` and rotated at
+    100,000 records, whatever ``[keyrelease.hsm] audit_segment_records`` the key service ran
+    the same directory with. The size is sealed in the HSM's store, so every opener agrees."""
+    directory, files = cli
+    assert _info(cli, capsys) == 100_000  # init named none
+    from ironroot.hsm import DirectoryStorage, Hsm, HsmConfig
+
+    # the key service opens it with its configured size (KeyReleaseConfig.open does this)
+    with DirectoryStorage.on_device(directory, tmp_path / "rot") as storage:
+        hsm = Hsm.open(
+            storage, files["secret"].read_bytes(), config=HsmConfig(audit_segment_records=5)
+        )
+        hsm.close()
+    assert _info(cli, capsys) == 5
+    for _ in range(4):
+        assert _run(cli, "co", "hsm", "key", "list") == 0
+    segments = sorted(directory.glob("audit-*.jsonl"))
+    assert segments  # the CLI rotated at 5 records, not at 100,000
+    capsys.readouterr()
+    assert _main.main(_hsm("audit", "verify", "--dir", str(directory),
+                           "--sealing-secret-file", str(files["secret"]))) == 0  # fmt: skip
+
+
+def test_init_seals_the_segment_size_it_is_given(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _directory, files = cli
+    other = tmp_path / "other-hsm"
+    provisioned_device(tmp_path / "rot2")
+    common = ["--dir", str(other), "--sealing-secret-file", str(files["secret"]),
+              "--rot-device", str(tmp_path / "rot2")]  # fmt: skip
+    init = ["init", *common, "--officer", "co", "--credential-file", str(files["officer"]),
+            "--device-key", str(files["device_key"]),
+            "--device-chain", str(files["device_chain"])]  # fmt: skip
+    capsys.readouterr()
+    assert _main.main(_hsm(*init, "--audit-segment-records", "1")) == 2
+    assert "audit_segment_records must be an integer from 2 to 250000" in capsys.readouterr().err
+    assert _main.main(_hsm(*init, "--audit-segment-records", "500")) == 0
+    capsys.readouterr()
+    assert _main.main(_hsm("info", *common, "--json")) == 0
+    assert json.loads(capsys.readouterr().out)["audit_segment_records"] == 500
+
+
 def test_another_device_and_tamper(
     cli: tuple[Path, dict[str, Path]], capsys: pytest.CaptureFixture[str]
 ) -> None:

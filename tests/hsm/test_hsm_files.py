@@ -17,8 +17,8 @@ import pytest
 from _hsm_helpers import FAST, OFFICER, OFFICER_PASS, SECRET, new_hsm, sessions
 
 from ironroot.errors import HsmErrorState, HsmZeroized, SealedStoreError, StorageError
-from ironroot.hsm import DirectoryStorage, Hsm, KeyType
-from ironroot.hsm._storage import MAX_ANCHOR, MAX_AUDIT, MAX_STORE
+from ironroot.hsm import MAX_AUDIT_FILE, DirectoryStorage, Hsm, KeyType
+from ironroot.hsm._storage import MAX_ANCHOR, MAX_STORE
 from ironroot.rot import MemoryCounter
 
 PRECIOUS = b"root:x:0:0:root:/root:/bin/sh\n"
@@ -185,7 +185,7 @@ def test_a_directory_only_its_owner_may_write_is_opened_quietly(
     [
         ("keystore.sealed", MAX_STORE, "key store"),
         ("anchor.sealed", MAX_ANCHOR, "store anchor"),
-        ("audit.jsonl", MAX_AUDIT, "audit log"),
+        ("audit.jsonl", MAX_AUDIT_FILE, "audit log"),
     ],
 )
 def test_a_huge_file_in_place_of_a_file_is_refused_unread(

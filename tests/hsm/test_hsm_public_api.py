@@ -11,6 +11,7 @@ EXPECTED = [
     "ATTESTATION_CONTENT_TYPE",
     "CHECKPOINT_CONTENT_TYPE",
     "DEFAULT_KATS",
+    "MAX_AUDIT_FILE",  # the most any reader takes of one audit log file (live or segment)
     "AuditCheckpoint",
     "AuditRecord",
     "AuditReport",

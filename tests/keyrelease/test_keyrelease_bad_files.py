@@ -116,7 +116,7 @@ def test_the_known_sections_and_settings_load(tmp_path: Path) -> None:
 
 def test_the_hsm_audit_segment_size_is_the_hsms_default_unless_set(tmp_path: Path) -> None:
     _write(tmp_path, ["[keyrelease]", *_HSM])
-    assert load_keyrelease_config(tmp_path).audit_segment_records == 100_000
+    assert load_keyrelease_config(tmp_path).audit_segment_records is None  # sealed in it
     _write(tmp_path, ["[keyrelease]", *_HSM, "audit_segment_records = 500"])
     assert load_keyrelease_config(tmp_path).audit_segment_records == 500
 

@@ -68,7 +68,7 @@ from ironroot.fleet import (
     parse_credential,
     stored_attestation,
 )
-from ironroot.hsm import parse_segment_name
+from ironroot.hsm import MAX_AUDIT_FILE, parse_segment_name
 from ironroot.keyrelease import RELEASES_DB, ReleaseStatements
 from ironroot.log import LogFetcher
 from ironroot.platform import (
@@ -308,7 +308,7 @@ def _hsm(node_dir: Path) -> tuple[dict[str, tuple[bytes, str]], dict[str, str]] 
     audit = directory / "audit.jsonl"
     if not audit.is_file():
         return f"the node has no HSM ({audit.relative_to(node_dir.parent.parent)} does not exist)"
-    live = read_limited(audit, 1024 * 1024 * 1024)
+    live = read_limited(audit, MAX_AUDIT_FILE)
     members = {"hsm/audit.jsonl": (live, JSONL)}
     absent: dict[str, str] = {}
     spans = sorted(

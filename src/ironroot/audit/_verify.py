@@ -168,7 +168,6 @@ from ironroot.hsm import (
     AuditCheckpoint,
     AuditRecord,
     open_release_statement,
-    parse_audit_log,
     parse_segment_name,
     release_records,
     verify_audit,
@@ -1213,15 +1212,10 @@ def _hsm(ctx: _Context) -> list[str]:
     ]
     live = ctx.member("hsm/audit.jsonl")
     span = verify_audit_segments(
-        segments, lambda name: ctx.member(f"hsm/{name}"), live, complete=False
+        segments, lambda name: ctx.member(f"hsm/{name}"), live, complete=False, keep_archived=True
     )
     first = span.first
-    records = [
-        record
-        for name in sorted(segments, key=lambda n: parse_segment_name(n) or (0, 0))
-        for record in parse_audit_log(ctx.member(f"hsm/{name}"))
-    ]
-    records.extend(parse_audit_log(live))
+    records = [*span.archived, *span.live]  # as verified: each member parsed once
     pruned = max((r.prunes for r in records), default=0)
     if first and pruned < first and HSM_ARCHIVED not in ctx.index.absent:
         raise AuditChainBroken(

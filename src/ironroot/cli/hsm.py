@@ -18,14 +18,16 @@ import datetime as dt
 import getpass
 import json
 import os
+import stat
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
 from ironroot import crypto  # a lazy namespace: X.509 loads when used
 from ironroot import hsm as hsmlib
-from ironroot._fileio import warn_if_exposed
+from ironroot._fileio import read_limited_fd, warn_if_exposed
 from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import read_input
 from ironroot.cli._output import write_output
@@ -49,7 +51,6 @@ from ironroot.errors import (
 __all__ = ["register"]
 
 _MAX_INPUT: Final = 64 * 1024 * 1024
-_MAX_AUDIT: Final = 1024 * 1024 * 1024  # the live log and each segment, as the HSM reads it
 _MAX_SMALL: Final = 1024 * 1024
 _ENV_SECRET: Final = "IRONROOT_HSM_SEALING_SECRET_FILE"  # noqa: S105  (a variable's name)
 _ENV_IDENTITY: Final = "IRONROOT_HSM_IDENTITY"
@@ -243,6 +244,13 @@ def register(sub: Any) -> None:
     init.add_argument("--device-key", required=True, type=Path, help="device identity key")
     init.add_argument(
         "--device-chain", required=True, type=Path, help="device certificate chain (PEM)"
+    )
+    init.add_argument(
+        "--audit-segment-records",
+        type=int,
+        metavar="N",
+        help="audit records per archived segment, sealed in the HSM (2-250000; default "
+        "100000; a service naming another seals that one when it opens the HSM)",
     )
     init.set_defaults(func=_init)
 
@@ -460,7 +468,12 @@ def _init(args: argparse.Namespace) -> int:
     credential = _credential(args.credential_file, f"credential for {args.officer}: ")
     with _storage(args) as storage:
         hsm = hsmlib.Hsm.initialize(
-            storage, _secret(args), officer=args.officer, credential=credential, device=device
+            storage,
+            _secret(args),
+            officer=args.officer,
+            credential=credential,
+            device=device,
+            config=hsmlib.HsmConfig(audit_segment_records=args.audit_segment_records),
         )
         if hsm.state != "operational":
             raise HsmErrorState(f"self-tests failed: {hsm.error}")
@@ -488,6 +501,7 @@ def _info(args: argparse.Namespace) -> int:
             "attestation_kid": hsm.attestation_public_key.kid.hex(),
             "attestation_alg": hsm.attestation_public_key.algorithm.label,
             "chain": [c.subject.rfc4514_string() for c in chain],
+            "audit_segment_records": hsm.audit_segment_records,
         }
         _print(args, value, "\n".join(f"{k}: {v}" for k, v in value.items()))
     finally:
@@ -746,11 +760,46 @@ def audit_line(record: hsmlib.AuditRecord) -> str:
     return line
 
 
+def _read_log(path: Path) -> bytes:
+    """An audit log file, the live log or a segment, read as the HSM reads its own: a regular
+    file (a link to one is followed: segments moved to other storage) within
+    ``MAX_AUDIT_FILE``. Anything else in its place — a pipe, a device, a directory — is
+    ``AuditChainBroken`` before a byte is read (a link to ``/dev/zero`` was read to the cap)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not regular:
+        os.close(fd)
+        raise AuditChainBroken(
+            f"{path.name} is not a regular file: the HSM writes only regular files there"
+        )
+    return read_limited_fd(fd, path, hsmlib.MAX_AUDIT_FILE)
+
+
 def _read_optional(path: Path) -> bytes | None:
     return _read(path) if path.exists() else None
 
 
 _AUDIT_READS: Final = 5
+_ROTATION_WAITS: Final = 10
+_ROTATION_WAIT: Final = 0.05  # seconds, times the wait: a rotation's commit is a few fsyncs
+
+
+def _rotating(audit: bytes, segments: list[str]) -> bool:
+    """Whether a segment starts where the live log does: the HSM is between the link and the
+    reset of a rotation (``_audit_buffer``: the segment's records are still the live log's),
+    or a crash cut a rotation short there (power-up removes or finishes it)."""
+    try:
+        head = hsmlib.parse_audit_log(audit.partition(b"\n")[0])
+    except MalformedInput:
+        return False
+    return bool(head) and any(
+        (span := hsmlib.parse_segment_name(n)) is not None and span[0] == head[0].seq
+        for n in segments
+    )
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
@@ -766,27 +815,38 @@ def _audit_verify(args: argparse.Namespace) -> int:
     sealing_secret = _read(Path(secret_path), _MAX_SMALL) if secret_path else b""
     # The HSM may be running: read in commit order (anchor, store, log: a log is never
     # shorter than its anchor) between two readings of the counter. A check that fails while
-    # the counter moved, or the archived segments changed, is read again: the HSM committed,
-    # rotated or pruned meanwhile (twice or more between the anchor and the store); a
-    # rollback, a cut log or a removed segment fails every time.
-    for attempt in range(1, _AUDIT_READS + 1):
+    # the counter moved, the archived segments changed or the live log grew is read again:
+    # the HSM committed, rotated, pruned (a segment listed is gone) or appended (a group read
+    # half-written) meanwhile (twice or more between the anchor and the store); a rollback, a
+    # cut log, a removed segment or a line that stays partial fails every time. Read between
+    # a rotation's link and its commit, nothing has moved yet but a segment overlaps the live
+    # log: the check waits a little and reads again (a crash's leftover fails after some 3 s),
+    # without counting it as a read (on a busy HSM with small segments, a few in a row).
+    reads = waits = 0
+    while True:
         before = counter() if counter is not None else None
         anchor = _read_optional(args.dir / "anchor.sealed") if secret_path else None
         store = _read_optional(args.dir / "keystore.sealed") if secret_path else None
-        audit = _read(args.dir / "audit.jsonl", _MAX_AUDIT)
+        audit = _read_log(args.dir / "audit.jsonl")
         segments = _segment_names(args.dir)
         after = counter() if counter is not None else None
         try:
             value = _audit_report(
                 args, audit, segments, store, anchor, sealing_secret, before, after
             )
-        except (StoreRolledBack, AuditChainBroken):
+        except (StoreRolledBack, AuditChainBroken, MalformedInput, FileNotFoundError):
+            if waits < _ROTATION_WAITS and _rotating(audit, segments):
+                waits += 1
+                time.sleep(_ROTATION_WAIT * waits)  # let it commit, then read again
+                continue
+            reads += 1
             moved = (
                 before != after
                 or (bool(secret_path) and _read_optional(args.dir / "anchor.sealed") != anchor)
                 or _segment_names(args.dir) != segments  # the HSM rotated (or pruned) meanwhile
+                or _read_log(args.dir / "audit.jsonl") != audit  # appended
             )
-            if not moved or attempt == _AUDIT_READS:
+            if not moved or reads == _AUDIT_READS:
                 raise
             continue
         break
@@ -831,18 +891,17 @@ def _audit_report(
         checkpoint = hsmlib.verify_audit_checkpoint(_read(args.checkpoint, _MAX_SMALL), verifier)
 
     def read_segment(name: str) -> bytes:
-        return _read(args.dir / name, _MAX_AUDIT)
+        return _read_log(args.dir / name)
 
-    span = hsmlib.verify_audit_segments(segments, read_segment, audit, checkpoint=checkpoint)
     value: dict[str, object] = {
-        "records": span.records,
-        "first": span.first,
         "segments": len(segments),
-        "head": span.head.hex() if span.records else "",
         "checkpoint": bool(checkpoint),
-        "sealed": False,
+        "sealed": bool(sealing_secret),
     }
-    if sealing_secret:
+    if not sealing_secret:
+        span = hsmlib.verify_audit_segments(segments, read_segment, audit, checkpoint=checkpoint)
+        first, records, head = span.first, span.records, span.head
+    else:  # the public chain, the checkpoint and every MAC in one pass over the files
         report = hsmlib.check_sealed_audit(
             audit=audit,
             store=store,
@@ -853,13 +912,11 @@ def _audit_report(
             counter_after=after,
             segments=segments,
             read_segment=read_segment,
+            checkpoint=checkpoint,
         )
-        value.update(
-            sealed=True,
-            anchored=report.anchored,
-            keyed_from=report.keyed_from,
-            counter=report.counter,
-        )
+        first, records, head = report.first, report.records - report.first, report.head
+        value.update(anchored=report.anchored, keyed_from=report.keyed_from, counter=report.counter)
+    value.update(records=records, first=first, head=head.hex() if records else "")
     return value
 
 

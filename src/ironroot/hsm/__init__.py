@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     )
     from ironroot.hsm._audit import (
         CHECKPOINT_CONTENT_TYPE,
+        MAX_AUDIT_FILE,
         AuditCheckpoint,
         AuditRecord,
         AuditSpan,
@@ -91,6 +92,7 @@ __all__ = [
     "CEL_VARIABLES",
     "CHECKPOINT_CONTENT_TYPE",
     "DEFAULT_KATS",
+    "MAX_AUDIT_FILE",
     "NONCE_SIZE",
     "RELEASE_STATEMENT_CONTENT_TYPE",
     "RELEASE_STATUSES",

@@ -42,7 +42,7 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from ironroot.cose import SignedStatement, create_statement, decode_cbor, encode_cbor
@@ -51,6 +51,7 @@ from ironroot.errors import AuditChainBroken, LimitExceeded, MalformedInput
 
 __all__ = [
     "CHECKPOINT_CONTENT_TYPE",
+    "MAX_AUDIT_FILE",
     "ZERO_HASH",
     "AuditCheckpoint",
     "AuditRecord",
@@ -74,6 +75,10 @@ CHECKPOINT_CONTENT_TYPE: Final = "application/vnd.ironroot.hsm-audit-checkpoint+
 CHECKPOINT_SUBJECT: Final = "hsm-audit-log"
 MAX_LINE: Final = 4096
 MAX_RECORDS: Final = 10_000_000
+MAX_AUDIT_FILE: Final = 1024 * 1024 * 1024
+"""The most read of one audit log file, the live log or an archived segment (1 GiB, some 3
+to 4 million records): the HSM at power-up, ``ironroot hsm audit verify`` and an audit bundle
+all read within it (a larger file once read until memory ran out)."""
 _FIELDS: Final = frozenset({"seq", "time", "identity", "operation", "key", "result", "prev", "mac"})
 _BOUND_FIELDS: Final = _FIELDS | {"release"}
 _BINDING: Final = ("statement", "recipient", "ear")
@@ -382,11 +387,18 @@ def segments_from(names: Iterable[str], start: int) -> list[str]:
 @dataclass(frozen=True, slots=True)
 class AuditSpan:
     """What :func:`verify_audit_segments` verified: ``records`` records from seq ``first``
-    (0 for a whole log), the last of which hashes to ``head`` (the zero hash when empty)."""
+    (0 for a whole log), the last of which hashes to ``head`` (the zero hash when empty).
+
+    ``live`` holds the live log's records as parsed, and ``archived`` (only when asked for:
+    ``keep_archived``) the archived segments' in chain order, so that a check that goes on
+    with them (``check_sealed_audit``, an audit bundle's) does not read and parse them again.
+    """
 
     first: int
     records: int
     head: bytes
+    live: tuple[AuditRecord, ...] = field(default=(), repr=False)
+    archived: tuple[AuditRecord, ...] = field(default=(), repr=False)
 
 
 def verify_audit_segments(
@@ -398,6 +410,7 @@ def verify_audit_segments(
     key: bytes | bytearray | None = None,
     mac_from: int = 0,
     complete: bool = True,
+    keep_archived: bool = False,
 ) -> AuditSpan:
     """Verify a whole audit log: its archived segments (their file names, in any order: the
     names order them; ``read(name)`` returns one's bytes, read one at a time) and then the
@@ -423,6 +436,9 @@ def verify_audit_segments(
     were left out, as an audit bundle of a long log does: they are not verified). A
     checkpoint of fewer records than that start cannot be checked and raises
     ``AuditChainBroken``.
+
+    Each segment and the live log is read and parsed once: the span returned holds the live
+    log's records, and with ``keep_archived`` every segment's too (:class:`AuditSpan`).
     """
     spans: list[tuple[int, int, str]] = []
     for name in segments:
@@ -437,6 +453,7 @@ def verify_audit_segments(
         # then hold an ``audit-prune`` record covering what is missing)
         start, given = spans[0][0] if spans else -1, False
     origin, pruned = start, 0
+    archived: list[AuditRecord] = []
     for first, last, name in spans:
         if first != start:
             raise AuditChainBroken(
@@ -448,13 +465,16 @@ def verify_audit_segments(
                     else "it overlaps the segment before it"
                 )
             )
-        records = parse_audit_log(read(name))
+        try:
+            records = parse_audit_log(read(name))
+        except MalformedInput as exc:  # which of the files, for the operator
+            raise type(exc)(f"segment {name}: {exc.detail}") from exc
         if not given and records:
             prev, given = records[0].prev, True
         if len(records) != last - first + 1 or records[0].seq != first:
-            held = f"{records[0].seq} to {records[-1].seq}" if records else "no records"
+            held = f"records {records[0].seq} to {records[-1].seq}" if records else "no records"
             raise AuditChainBroken(
-                f"segment {name} holds records {held}, its name says {first} to {last}: "
+                f"segment {name} holds {held}, its name says {first} to {last}: "
                 "it was truncated, extended or swapped with another segment"
             )
         pruned = max([pruned, *(r.prunes for r in records)])
@@ -474,6 +494,8 @@ def verify_audit_segments(
         except AuditChainBroken as exc:
             raise AuditChainBroken(f"segment {name}: {exc.detail}") from exc
         start, prev = last + 1, records[-1].digest()
+        if keep_archived:
+            archived.extend(records)
     records = parse_audit_log(live)
     if not given:  # no segment: the live log is the chain
         start, prev = (records[0].seq, records[0].prev) if records else (0, ZERO_HASH)
@@ -501,7 +523,8 @@ def verify_audit_segments(
             "no audit-prune record covers them (archived segments were removed, not pruned)"
         )
     end = start + len(records)
-    return AuditSpan(origin, end - origin, records[-1].digest() if records else prev)
+    head = records[-1].digest() if records else prev
+    return AuditSpan(origin, end - origin, head, records, tuple(archived))
 
 
 def release_records(records: Sequence[AuditRecord]) -> dict[bytes, AuditRecord]:

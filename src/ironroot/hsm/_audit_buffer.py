@@ -157,7 +157,7 @@ class AuditBuffer(Persistence):
             self._commit(store=store)
 
     def _rotation_due(self) -> bool:
-        return self._audit_size - self._audit_base >= self._config.audit_segment_records
+        return self._audit_size - self._audit_base >= self._audit_segment
 
     def _rotate(self) -> None:
         """Close the live log as an archived segment and start a new one continuing the chain;
@@ -208,15 +208,29 @@ class AuditBuffer(Persistence):
     def _resume_audit(self, anchor: Anchor | None, doc: StoreDocument) -> None:
         """Verify the live log from the sealed base to the head sealed in the anchor or the
         store (``_audit_check``), after completing a rotation a crash cut short (module
-        docs). Archived segments are listed, never read."""
-        records = parse_audit_log(self._storage.read_audit())
+        docs). Archived segments are listed, never read.
+
+        A partial last line (an append a crash cut short: the HSM ends every line it writes)
+        was never a record the HSM anchored: it is dropped once the complete lines before it
+        reach the sealed head, and an ``audit-torn-write`` record (key ``bytes-<N>``) says
+        so. Were it kept, power-up would refuse the log for ever ("not JSON")."""
+        data = self._storage.read_audit()
+        complete = data[: data.rfind(b"\n") + 1]
+        records = parse_audit_log(complete)
         if records and records[0].seq < doc.audit_base:
-            self._finish_rotation(records, doc, anchor)
+            self._finish_rotation(records, doc, anchor)  # a new, empty live log
+            data = complete = b""
             records = ()
         for name in segments_from(self._storage.audit_segments(), doc.audit_base):
             # step 2 of a rotation that did not commit
             self._written(functools.partial(self._storage.remove_audit_segment, name))
         verify_to_sealed_head(records, doc, anchor)
+        if len(complete) < len(data):  # a write cut short (docstring)
+            self._written(functools.partial(self._storage.reset_audit, complete))
+            torn = f"bytes-{len(data) - len(complete)}"
+            self._pending.append(
+                PendingRecord(self._now(), NO_IDENTITY, "audit-torn-write", torn, "ok")
+            )
         self._audit_size = doc.audit_base + len(records)
         self._audit_head = records[-1].digest() if records else doc.audit_base_head
 

@@ -52,6 +52,9 @@ class AuditReport:
     archived: int | None = None
     """How many archived segments were verified with it (``None``: they were not given, and
     only the live log, from ``base``, was checked)."""
+    first: int = 0
+    """The seq of the first record verified: where the chain starts with the archived
+    segments (0, or the first record an officer kept when pruning), ``base`` without them."""
 
 
 def verify_to_sealed_head(
@@ -89,6 +92,7 @@ def check_sealed_audit(
     counter_after: int | None = None,
     segments: Sequence[str] | None = None,
     read_segment: Callable[[str], bytes] | None = None,
+    checkpoint: AuditCheckpoint | None = None,
 ) -> AuditReport:
     """Check an audit log (``audit``: its bytes) against the sealed ``store`` and ``anchor``.
 
@@ -112,7 +116,10 @@ def check_sealed_audit(
     the last rotation). With ``segments`` (the archived segments' names) and ``read_segment``
     (their bytes by name), they are checked too, chain and MACs, as one chain from record 0
     ending where the live log starts (:func:`~ironroot.hsm.verify_audit_segments`, whose
-    errors name the segment missing, truncated, swapped or altered).
+    errors name the segment missing, truncated, swapped or altered), and with ``checkpoint``
+    (a signed checkpoint, :func:`~ironroot.hsm.verify_audit_checkpoint`) the whole chain must
+    hold its records too. Each segment and the live log is read and verified once: the
+    public chain, every MAC and the checkpoint in one pass.
     """
     secret = check_secret(sealing_secret)
     if store is None:
@@ -150,21 +157,30 @@ def check_sealed_audit(
                 hsm=doc.hsm_id,
                 rot_counter=sealed_anchor.rot_counter,  # no counter read: no name to check
             )
-        records = parse_audit_log(audit)
-        size = verify_to_sealed_head(records, doc, sealed_anchor)
-        if segments is not None:
+        end: int | None = None  # of the chain with the archived segments, when given
+        if segments is None:
+            if checkpoint is not None:
+                raise MalformedInput("checking a checkpoint needs the archived segments")
+            records, first = parse_audit_log(audit), doc.audit_base
+        else:
             if read_segment is None:
                 raise MalformedInput("checking archived segments needs a way to read them")
             span = verify_audit_segments(
-                segments, read_segment, audit, key=doc.audit_key, mac_from=doc.audit_from
+                segments,
+                read_segment,
+                audit,
+                checkpoint=checkpoint,
+                key=doc.audit_key,
+                mac_from=doc.audit_from,
             )
-            if span.first + span.records != doc.audit_base + len(records):  # an empty live log
-                end = span.first + span.records
-                raise AuditChainBroken(
-                    f"the archived segments end at record {end - 1}; the HSM sealed that the "
-                    f"live log starts at record {doc.audit_base}: records {end} to "
-                    f"{doc.audit_base - 1} are missing"
-                )
+            records, first, end = span.live, span.first, span.first + span.records
+        size = verify_to_sealed_head(records, doc, sealed_anchor)
+        if end is not None and end != doc.audit_base + len(records):  # an empty live log
+            raise AuditChainBroken(
+                f"the archived segments end at record {end - 1}; the HSM sealed that the "
+                f"live log starts at record {doc.audit_base}: records {end} to "
+                f"{doc.audit_base - 1} are missing"
+            )
         return AuditReport(
             records=doc.audit_base + len(records),
             anchored=size,
@@ -173,6 +189,7 @@ def check_sealed_audit(
             counter=counter,
             base=doc.audit_base,
             archived=None if segments is None else len(segments),
+            first=first,
         )
     finally:
         zero(doc.audit_key)

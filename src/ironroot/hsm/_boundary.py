@@ -301,6 +301,10 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
                 hsm._advance_counter()  # the last commit wrote its anchor, not its increment
             hsm._time_untimed_lockouts(doc.untimed)  # a store older than timed lockouts
             hsm._record(NO_IDENTITY, "power-up", None, "ok")
+            if doc.audit_segment != hsm._audit_segment:  # a new setting, or none sealed yet:
+                segment = f"records-{hsm._audit_segment}"  # sealed, so that every opener
+                hsm._record(NO_IDENTITY, "audit-segment", segment, "ok")  # rotates at it
+                hsm._persist()
 
     def self_test(self, session: Session) -> None:
         """Run the KATs again; a failure puts the HSM into its error state."""

@@ -6,7 +6,7 @@ deterministic CBOR map::
     {"version": 2, "hsm": bstr, "generation": uint, "identities": [identity], "keys": [key],
      "attestation": key, "chain": [bstr DER],
      "audit": {"size": uint, "head": bstr, "key": bstr (32), "from": uint,
-               ? "base": {"size": uint, "head": bstr}},
+               ? "base": {"size": uint, "head": bstr}, ? "segment": uint},
      "verifiers": [verifier], "recipients": [recipient]}
     identity = {"name", "role", "salt", "hash", "n", "r", "p", "failures", "locked",
                 ? "locked_until": uint, ? "lockouts": uint}
@@ -19,7 +19,9 @@ is the audit MAC key (it never leaves the boundary) and ``audit.from`` the first
 log that this HSM wrote (records before it belong to a zeroized predecessor); ``audit.base``
 is where the live log starts, the seq of its first record and the hash of the last archived
 record before it (absent in a store written before audit rotation: the live log starts at
-record 0). A version 1 store
+record 0); ``audit.segment`` is the HSM's ``audit_segment_records`` (``HsmConfig``: how many
+records the live log holds before it is archived), absent in a store written before it was
+sealed. A version 1 store
 (before verifiers, generations and keyed audit records) is refused with a clear error; a
 version 2 store written before wrap recipients existed has no ``recipients`` and holds none.
 An identity written before timed lockouts has neither ``locked_until`` nor ``lockouts`` (one
@@ -42,7 +44,7 @@ from typing import Any, Final
 from ironroot.cose import Limits, decode_cbor, encode_cbor
 from ironroot.errors import MalformedInput
 from ironroot.hsm._material import KeyObject, load_material, public_der, signing_public
-from ironroot.hsm._model import KeyAttributes, KeyInfo, KeyType, Role
+from ironroot.hsm._model import MAX_AUDIT_SEGMENT, KeyAttributes, KeyInfo, KeyType, Role
 
 __all__ = [
     "STORE_VERSION",
@@ -173,6 +175,9 @@ class StoreDocument:
     audit_base_head: bytes = bytes(32)
     """The hash of record ``audit_base - 1`` (the last archived), which the live log's first
     record names as its ``prev``; the zero hash when ``audit_base`` is 0."""
+    audit_segment: int | None = None
+    """``HsmConfig.audit_segment_records`` as the HSM sealed it; ``None`` in a store written
+    before it was sealed."""
     untimed: frozenset[str] = frozenset()
     """The identities written before timed lockouts (no ``locked_until``/``lockouts``): not
     stored, read from the entries' members."""
@@ -251,6 +256,13 @@ def _uint(value: object) -> int:
     return value
 
 
+def _segment(value: object) -> int:
+    size = _uint(value)
+    if not 2 <= size <= MAX_AUDIT_SEGMENT:
+        raise MalformedInput(f"the audit segment size is from 2 to {MAX_AUDIT_SEGMENT} records")
+    return size
+
+
 def _load_verifier(entry: object) -> tuple[str, bytes]:
     if not isinstance(entry, dict) or set(entry) != {"name", "key"}:
         raise MalformedInput("a stored verifier is a map of name and key")
@@ -292,6 +304,7 @@ def encode_store(document: StoreDocument) -> bytes:
                 "key": bytes(document.audit_key),
                 "from": document.audit_from,
                 "base": {"size": document.audit_base, "head": document.audit_base_head},
+                **({} if document.audit_segment is None else {"segment": document.audit_segment}),
             },
             "verifiers": [{"name": n, "key": k} for n, k in document.verifiers],
             "recipients": [{"name": n, "key": k} for n, k in document.recipients],
@@ -324,6 +337,7 @@ def decode_store(plaintext: bytes) -> StoreDocument:
             audit_from=_uint(audit["from"]),
             audit_base=_uint(base["size"]),
             audit_base_head=_hash(base["head"]),
+            audit_segment=_segment(audit["segment"]) if "segment" in audit else None,
             generation=_uint(doc["generation"]),
             verifiers=tuple(_load_verifier(v) for v in doc["verifiers"]),
             recipients=tuple(_load_verifier(v) for v in doc.get("recipients", [])),

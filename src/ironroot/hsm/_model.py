@@ -302,9 +302,11 @@ class DeviceIdentity:
             raise ConfigError("a device identity needs its certificate chain (DER, leaf first)")
 
 
+DEFAULT_AUDIT_SEGMENT: Final = 100_000
+"""The ``audit_segment_records`` of a new HSM when its configuration names none."""
 MAX_AUDIT_SEGMENT: Final = 250_000
 """The largest ``HsmConfig.audit_segment_records``: 250,000 lines of at most 4 KiB stay under
-the 1 GiB cap on the live audit log read at power-up."""
+the 1 GiB cap on the live audit log read at power-up (``_audit.MAX_AUDIT_FILE``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +326,11 @@ class HsmConfig:
     live audit log holds before the HSM closes it as an archived segment and starts a new one
     continuing the chain (at the first audit write at or after that size; power-up reads and
     verifies the live log only): at most ``MAX_AUDIT_SEGMENT``, so that a live log of records
-    of up to 4 KiB stays under the 1 GiB the HSM reads.
+    of up to 4 KiB stays under the 1 GiB the HSM reads. It is the HSM's own setting, sealed in
+    its store: ``None`` (the default) keeps the one sealed there (``DEFAULT_AUDIT_SEGMENT`` for
+    a new HSM, or one whose store predates the setting); a number is sealed at power-up (an
+    ``audit-segment`` record, key ``records-<N>``, says so when it changes), so every later
+    opener that names none — the CLI, another service — rotates at the same size.
     """
 
     max_failed_logins: int = 5
@@ -338,11 +344,11 @@ class HsmConfig:
     max_data: int = 64 * 1024 * 1024
     release_nonce_lifetime: int = 300
     release_challenges: ChallengeLimits = field(default_factory=ChallengeLimits)
-    audit_segment_records: int = 100_000
+    audit_segment_records: int | None = None
 
     def __post_init__(self) -> None:
         segment = self.audit_segment_records
-        if (
+        if segment is not None and (
             isinstance(segment, bool)
             or not isinstance(segment, int)
             or not 2 <= segment <= MAX_AUDIT_SEGMENT

@@ -93,6 +93,7 @@ class Persistence(HsmState):
             audit_from=self._audit_from,
             audit_base=self._audit_base,
             audit_base_head=self._audit_base_head,
+            audit_segment=self._audit_segment,
             generation=generation,
             verifiers=tuple((name, der) for name, (_v, der) in sorted(self._verifiers.items())),
             recipients=tuple(sorted(self._recipients.items())),
@@ -108,6 +109,8 @@ class Persistence(HsmState):
         self._audit_from = doc.audit_from
         self._audit_base = doc.audit_base
         self._audit_base_head = doc.audit_base_head
+        if self._config.audit_segment_records is None and doc.audit_segment is not None:
+            self._audit_segment = doc.audit_segment  # the HSM's own setting (HsmConfig)
         self._store_generation = doc.generation
         self._verifiers = {
             name: (TrustedVerifier(name, PublicKey.from_der(der)), der)

@@ -29,7 +29,7 @@ from ironroot.errors import Conflict, HsmErrorState, HsmZeroized, LimitExceeded,
 from ironroot.hsm._audit import ZERO_HASH, ReleaseBinding
 from ironroot.hsm._document import IdentityRecord, KeyRecord
 from ironroot.hsm._material import KeyObject
-from ironroot.hsm._model import HsmConfig, Role
+from ironroot.hsm._model import DEFAULT_AUDIT_SEGMENT, HsmConfig, Role
 from ironroot.hsm._release import TrustedVerifier
 from ironroot.hsm._release_policy import PolicyCache
 from ironroot.hsm._selftest import (
@@ -98,6 +98,8 @@ class HsmState:
         self._audit_from = 0
         self._audit_base = 0  # the seq of the live log's first record (rotation)
         self._audit_base_head = ZERO_HASH  # its prev: the hash of the last archived record
+        # records per archived segment: the configuration's, else the one the store seals
+        self._audit_segment = config.audit_segment_records or DEFAULT_AUDIT_SEGMENT
         self._generation = 0  # the root-of-trust counter value of the last commit
         self._store_generation = 0
         self._verifiers: dict[str, tuple[TrustedVerifier, bytes]] = {}  # name -> (it, SPKI)
@@ -164,6 +166,13 @@ class HsmState:
         whenever keys, identities or installed verifiers change, and only then — what a
         reader outside the boundary may key a cache of such facts by."""
         return self._store_generation
+
+    @property
+    def audit_segment_records(self) -> int:
+        """How many records the live audit log holds before it is archived as a segment: the
+        HSM's own setting, sealed in its store (``HsmConfig.audit_segment_records``)."""
+        self._check_state()
+        return self._audit_segment
 
     @property
     def attestation_chain(self) -> tuple[bytes, ...]:

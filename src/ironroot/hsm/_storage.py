@@ -49,7 +49,7 @@ from ironroot.errors import (
     SealedStoreError,
     StorageError,
 )
-from ironroot.hsm._audit import parse_segment_name
+from ironroot.hsm._audit import MAX_AUDIT_FILE, parse_segment_name
 from ironroot.rot import MemoryCounter, MonotonicCounter
 
 __all__ = ["DirectoryStorage", "HsmStorage", "MemoryStorage", "seal", "unseal"]
@@ -65,10 +65,6 @@ STORE_FILE: Final = "keystore.sealed"
 AUDIT_FILE: Final = "audit.jsonl"
 ANCHOR_FILE: Final = "anchor.sealed"
 MAX_ANCHOR: Final = 4096
-MAX_AUDIT: Final = 1024 * 1024 * 1024
-"""The largest audit log read (1 GiB, some 3 to 4 million records; what an audit bundle takes
-of it too): it is read whole at power-up, and a larger file there once read until memory ran
-out."""
 LOCK_FILE: Final = "lock"
 
 
@@ -147,8 +143,9 @@ class HsmStorage(Protocol):
         too (``_audit_buffer``: rotation); the live log is left as it is."""
         ...
 
-    def reset_audit(self) -> None:
-        """Replace the live log with an empty one, atomically and durably."""
+    def reset_audit(self, data: bytes = b"") -> None:
+        """Replace the live log with ``data`` (an empty one by default), atomically and
+        durably."""
         ...
 
     def audit_segments(self) -> tuple[str, ...]:
@@ -206,8 +203,8 @@ class MemoryStorage:
             raise StorageError(f"the audit segment {name} exists already")
         self._segments[name] = bytes(self._audit)
 
-    def reset_audit(self) -> None:
-        self._audit = bytearray()
+    def reset_audit(self, data: bytes = b"") -> None:
+        self._audit = bytearray(data)
 
     def audit_segments(self) -> tuple[str, ...]:
         return tuple(sorted(self._segments))
@@ -391,7 +388,7 @@ class DirectoryStorage:
             raise self._fail("append to the audit log", exc) from exc
 
     def read_audit(self) -> bytes:
-        return self._read(AUDIT_FILE, MAX_AUDIT, "audit log") or b""
+        return self._read(AUDIT_FILE, MAX_AUDIT_FILE, "audit log") or b""
 
     def archive_audit(self, name: str) -> None:
         # A hard link: the segment is the live file's inode, whole and synced, at no copy;
@@ -404,9 +401,9 @@ class DirectoryStorage:
         except OSError as exc:
             raise self._fail(f"archive the audit log as {name}", exc) from exc
 
-    def reset_audit(self) -> None:
+    def reset_audit(self, data: bytes = b"") -> None:
         try:
-            write_atomic(self._dir / AUDIT_FILE, b"")
+            write_atomic(self._dir / AUDIT_FILE, data)
         except OSError as exc:
             raise self._fail("start a new audit log", exc) from exc
 
@@ -418,7 +415,7 @@ class DirectoryStorage:
         return tuple(sorted(n for n in names if parse_segment_name(n) is not None))
 
     def read_audit_segment(self, name: str) -> bytes:
-        data = self._read(_check_segment(name), MAX_AUDIT, "audit segment")
+        data = self._read(_check_segment(name), MAX_AUDIT_FILE, "audit segment")
         if data is None:
             raise NotFound(f"there is no audit segment {name} in {self._dir}")
         return data

@@ -16,7 +16,8 @@
     sealing_secret_file = "hsm.sealing-secret"
     identity = "keyrelease"                  # a crypto-user identity of that HSM
     credential_file = "keyrelease.credential"
-    audit_segment_records = 100000           # audit records per archived segment (2-250000)
+    audit_segment_records = 100000           # audit records per archived segment (2-250000;
+                                             #   sealed in the HSM: omitted, the HSM's own)
 
     [keyrelease.keys.db-key]                 # one table per releasable key, by name
     handle = "…"                             # its HSM handle (ironroot hsm key generate …
@@ -76,7 +77,6 @@ _MAX_FILE: Final = 1024 * 1024
 _MAX_SECRET: Final = 64 * 1024
 _log = logging.getLogger("ironroot.keyrelease")
 _SECTIONS: Final = frozenset(("keyrelease", "server", "challenges"))
-_DEFAULT_SEGMENT: Final = HsmConfig().audit_segment_records
 _SETTINGS: Final = frozenset(
     ("host", "port", "nonce_lifetime", "admin", "hsm", "keys", "keep_statements")
 )
@@ -130,9 +130,10 @@ class KeyReleaseConfig:
     server: ServerLimits = field(default_factory=ServerLimits)
     challenges: ChallengeLimits = field(default_factory=ChallengeLimits)
     keep_statements: int = DEFAULT_KEEP
-    audit_segment_records: int = _DEFAULT_SEGMENT
+    audit_segment_records: int | None = None
     """``[keyrelease.hsm] audit_segment_records``: how many records the HSM's live audit log
-    holds before it is archived as a segment (:class:`~ironroot.hsm.HsmConfig`)."""
+    holds before it is archived as a segment (:class:`~ironroot.hsm.HsmConfig`: sealed in the
+    HSM's store at power-up, so the CLI rotates at it too); ``None``: the HSM's own."""
 
     @contextlib.contextmanager
     def open(self, gate: ReleaseGate | None = None) -> Iterator[KeyReleaseService]:
@@ -240,7 +241,7 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
     keep = table.get("keep_statements", DEFAULT_KEEP)
     if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= MAX_KEEP:
         raise ConfigError(f"keyrelease.keep_statements is a number from 1 to {MAX_KEEP}")
-    segment = hsm.get("audit_segment_records", _DEFAULT_SEGMENT)
+    segment = hsm.get("audit_segment_records")
     try:  # HsmConfig checks the range; the error names the setting as the file spells it
         HsmConfig(audit_segment_records=segment)
     except ConfigError as exc:
