@@ -424,11 +424,11 @@ def test_releases_racing_the_removal_are_ordered_by_the_hsm_lock(
     audited = _audited(harness)
     (cut,) = [a[0] for a in audited if a[2] == "verifier-remove"]
     releases = [(a[0], a[4]) for a in audited if a[2] == "release"]
-    assert [r for seq, r in releases if seq > cut] == ["unknown-issuer"] * (
-        len([seq for seq, _ in releases if seq > cut])
-    )
-    assert any(r == "ok" for seq, r in releases if seq < cut)
-    assert len([seq for seq, _ in releases if seq > cut]) >= 2  # the late ones at least
+    before = [result for seq, result in releases if seq < cut]
+    after = [result for seq, result in releases if seq > cut]
+    assert "ok" in before  # the one released before the DELETE, at least
+    assert len(after) >= 2  # the late ones, at least
+    assert set(after) == {"unknown-issuer"}  # whatever raced it, once removed: refused
 
 
 def test_only_an_officer_on_the_loopback_interface_removes_a_verifier(
