@@ -32,6 +32,7 @@ CLIENTS = {
     "attest verify-result",
     "keyrelease challenge",
     "keyrelease request",
+    "keyrelease verifier remove",
     "audit export",
     "witness cosign",
     "witness add-log",

@@ -4,23 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import threading
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
-from _kr_helpers import Harness, assert_problem, build_harness
+from _kr_helpers import VERIFIER, Harness, assert_problem, build_harness, problem_of
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 import http_calls
+from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     Conflict,
     MalformedInput,
+    NotFound,
     RoleNotPermitted,
     Unauthorized,
+    UnknownIssuer,
     UnsupportedMediaType,
 )
-from ironroot.hsm import HsmConfig, KeyType, Role, wrap_key_kem
+from ironroot.hsm import (
+    HsmConfig,
+    KeyType,
+    Role,
+    verify_audit,
+    verify_audit_checkpoint,
+    wrap_key_kem,
+)
 from ironroot.keyrelease import (
     KeyReleaseServerThread,
     KeyReleaseService,
@@ -306,3 +320,180 @@ def test_a_key_offered_while_the_readiness_check_runs_does_not_break_it() -> Non
     assert sorted(service.keys) == ["a", "b", "offered-ha", "offered-hb"]
     with pytest.raises(Conflict):
         service.add_key(ReleasableKey("a", "other"))
+
+
+# --- removing a verifier while the service runs ---------------------------------------------
+
+_REMOVE = f"/admin/verifiers/{quote(VERIFIER, safe='')}"
+
+
+def _audited(harness: Harness) -> list[tuple[int, str, str, str | None, str]]:
+    """The HSM's audit chain, verified against a checkpoint the HSM signed, as
+    ``(seq, identity, operation, key, result)``."""
+    if "auditor" not in {name for name, _, _ in harness.hsm.identities(harness.officer)}:
+        harness.hsm.add_identity(harness.officer, "auditor", Role.AUDITOR, b"auditor-credential")
+    auditor = harness.hsm.login("auditor", b"auditor-credential")
+    statement = harness.hsm.audit_checkpoint(auditor)
+    checkpoint = verify_audit_checkpoint(statement, harness.hsm.attestation_public_key)
+    records = harness.hsm.audit_records(auditor)
+    verify_audit(records, checkpoint=checkpoint)
+    return [(r.seq, r.identity, r.operation, r.key, r.result) for r in records]
+
+
+def _release(harness: Harness) -> httpx.Response:
+    nonce = harness.nonce()
+    return harness.post("cel-key", harness.ear(nonce), nonce)
+
+
+def test_a_removed_verifier_releases_nothing_from_the_answer_on(
+    admin: tuple[Harness, str],
+) -> None:
+    """The gap: the running service could add a verifier but not remove one, and ``ironroot
+    hsm verifier remove`` cannot open the HSM the service holds, so revoking a compromised
+    verifier meant stopping the service. ``DELETE /admin/verifiers/{name}`` removes it."""
+    harness, url = admin
+    second = PrivateKey.generate(Algorithm.ES384)
+    other = {"name": "https://second.example", "public_key": second.public_key.to_pem().decode()}
+    with _client(url, OFFICER) as officer:
+        assert officer.post("/admin/verifiers", json=other).status_code == 201
+        assert _release(harness).status_code == 200  # trusted until now
+        listed = officer.get("/admin/verifiers").json()["verifiers"]
+        kid = {v["name"]: v["kid"] for v in listed}[VERIFIER]
+        removed = officer.delete(_REMOVE)
+        assert removed.status_code == 200, removed.text
+        assert removed.json() == {"name": VERIFIER, "removed": True}
+        names = [v["name"] for v in officer.get("/admin/verifiers").json()["verifiers"]]
+        assert names == ["https://second.example"]
+    refused = _release(harness)
+    assert_problem(refused, UnknownIssuer)
+    assert refused.status_code == 400
+    assert problem_of(refused).detail == f"no verifier key has kid {kid}"
+    nonce = harness.nonce()  # the verifier still installed releases as before
+    assert harness.post("cel-key", harness.ear(nonce, signer=second), nonce).status_code == 200
+    audited = _audited(harness)
+    removal = [a for a in audited if a[2] == "verifier-remove"]
+    assert [a[1:] for a in removal] == [("officer", "verifier-remove", None, "ok")]
+    after = [a[4] for a in audited if a[2] == "release" and a[0] > removal[0][0]]
+    assert after == ["unknown-issuer", "ok"]  # the removed verifier's EAR, the other's
+
+
+def test_removing_the_last_verifier_refuses_every_release(admin: tuple[Harness, str]) -> None:
+    """An empty trust store trusts nothing: every release is refused, and ``/ready`` says so."""
+    harness, url = admin
+    with _client(url, OFFICER) as officer:
+        assert officer.delete(_REMOVE).status_code == 200
+        assert officer.get("/admin/verifiers").json() == {"verifiers": []}
+    refused = _release(harness)
+    assert_problem(refused, UnknownIssuer)
+    assert "an empty trust store trusts nothing" in problem_of(refused).detail
+    not_ready = harness.http.get(f"{url}/ready")
+    assert not_ready.status_code == 503
+    assert "no EAR verifier is installed" in not_ready.text
+
+
+def test_releases_racing_the_removal_are_ordered_by_the_hsm_lock(
+    admin: tuple[Harness, str],
+) -> None:
+    """Releases run while the verifier is removed: each one the HSM decided before the removal
+    may have succeeded, every one it decided after is refused, and every release started after
+    the DELETE answered is refused."""
+    harness, url = admin
+    answered = threading.Event()
+    late: list[httpx.Response] = []
+
+    def releasing() -> None:
+        while not answered.is_set():
+            _release(harness)
+        late.append(_release(harness))  # started after the answer
+
+    workers = [threading.Thread(target=releasing) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    try:
+        with _client(url, OFFICER) as officer:
+            assert _release(harness).status_code == 200  # at least one before the removal
+            removed = officer.delete(_REMOVE)
+    finally:
+        answered.set()
+        for worker in workers:
+            worker.join()
+    assert removed.status_code == 200, removed.text
+    assert len(late) == 2
+    for response in late:
+        assert_problem(response, UnknownIssuer)
+    audited = _audited(harness)
+    (cut,) = [a[0] for a in audited if a[2] == "verifier-remove"]
+    releases = [(a[0], a[4]) for a in audited if a[2] == "release"]
+    before = [result for seq, result in releases if seq < cut]
+    after = [result for seq, result in releases if seq > cut]
+    assert "ok" in before  # the one released before the DELETE, at least
+    assert len(after) >= 2  # the late ones, at least
+    assert set(after) == {"unknown-issuer"}  # whatever raced it, once removed: refused
+
+
+def test_only_an_officer_on_the_loopback_interface_removes_a_verifier(
+    admin: tuple[Harness, str],
+) -> None:
+    harness, url = admin
+    with _client(url, None) as anonymous:
+        assert_problem(anonymous.delete(_REMOVE), Unauthorized)
+    with _client(url, ("officer", "not-the-credential")) as wrong:
+        assert_problem(wrong.delete(_REMOVE), Unauthorized)
+    with _client(url, USER) as user:  # a crypto user: the HSM's roles decide
+        assert_problem(user.delete(_REMOVE), RoleNotPermitted)
+    with _client(url, SERVICE) as service:  # never a login as the service's own identity
+        assert_problem(service.delete(_REMOVE), Unauthorized)
+
+    async def remote() -> httpx.Response:
+        app = create_keyrelease_app(harness.service)  # the default reach: loopback
+        transport = httpx.ASGITransport(app=app, client=("10.0.0.5", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://keys") as http:
+            return await http.delete(_REMOVE, auth=OFFICER, headers={"Accept": "application/json"})
+
+    assert_problem(asyncio.run(remote()), RoleNotPermitted, "admin-loopback-only")
+    assert harness.hsm.release_verifiers(harness.officer)[0][0] == VERIFIER  # still trusted
+    assert _release(harness).status_code == 200
+    outcomes = {(a[1], a[2], a[4]) for a in _audited(harness) if a[2] == "verifier-remove"}
+    assert outcomes == {("operator", "verifier-remove", "role-not-permitted")}
+
+
+def test_removing_an_unknown_verifier_is_not_found(admin: tuple[Harness, str]) -> None:
+    harness, url = admin
+    with _client(url, OFFICER) as officer:
+        unknown = officer.delete("/admin/verifiers/https%3A%2F%2Fnobody.example")
+        assert_problem(unknown, NotFound)
+        assert "'https://nobody.example'" in unknown.json()["detail"]
+        assert_problem(officer.delete("/admin/verifiers/"), NotFound)
+    unknown_key = harness.post("no-such-key", b"x", bytes(32))  # the service's other unknown
+    assert_problem(unknown_key, NotFound)
+    assert _release(harness).status_code == 200
+    removal = [a[1:] for a in _audited(harness) if a[2] == "verifier-remove"]
+    assert removal == [("officer", "verifier-remove", None, "not-found")] * 2
+
+
+def test_the_cli_removes_a_verifier_from_the_running_service(
+    admin: tuple[Harness, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    harness, url = admin
+    credential = tmp_path / "officer.cred"
+    credential.write_text(OFFICER[1] + "\n")
+    credential.chmod(0o600)
+    base = ["keyrelease", "verifier", "remove", VERIFIER, "--url", url, "--json"]
+    monkeypatch.setenv("IRONROOT_HSM_CREDENTIAL", "not-the-credential")
+    assert main([*base, "--identity", "officer"]) == 1
+    assert json.loads(capsys.readouterr().out)["error"]["code"] == "unauthorized"
+    monkeypatch.delenv("IRONROOT_HSM_CREDENTIAL")
+    assert main([*base, "--credential-file", str(credential)]) == 2  # no identity: usage
+    assert json.loads(capsys.readouterr().out)["error"]["code"] == "config"
+    assert harness.hsm.release_verifiers(harness.officer)[0][0] == VERIFIER
+    monkeypatch.setenv("IRONROOT_HSM_IDENTITY", "officer")
+    assert main([*base, "--credential-file", str(credential)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"ok": True, "name": VERIFIER, "removed": True}
+    assert_problem(_release(harness), UnknownIssuer)
+    assert main([*base, "--credential-file", str(credential)]) == 1  # gone already
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "not-found"
+    assert VERIFIER in error["message"]

@@ -117,6 +117,8 @@ EXAMPLES: Final[dict[str, str]] = {
     "--ear ear.jwt --tee-key tee.key --nonce HEX --out released.cbor",
     "keyrelease unwrap": "ironroot keyrelease unwrap released.cbor --tee-key tee.key "
     "--nonce HEX --hsm-root hsm-vendor-root.pem --key db-key --out db-key.bin",
+    "keyrelease verifier remove": "ironroot keyrelease verifier remove https://verifier.example "
+    "--url https://127.0.0.1:8200 --ca ca.pem --identity officer --credential-file officer.cred",
     "keyrelease demo": "ironroot keyrelease demo --workdir /tmp/keyrelease-demo",
 }
 """``group verb`` → one example command line."""

@@ -14,6 +14,13 @@
     ironroot keyrelease unwrap released.cbor --tee-key tee.key --nonce N \\
                                --hsm-root root.pem --out key.bin [--key NAME]
     ironroot keyrelease demo [--workdir DIR]              # the whole flow, in process
+    ironroot keyrelease verifier remove NAME --url URL --identity OFFICER \\
+                                [--credential-file F]   # from the running service's HSM
+
+``verifier remove`` logs in to the running service's HSM (its ``/admin`` API) as an HSM crypto
+officer; the credential comes from ``--credential-file``, ``IRONROOT_HSM_CREDENTIAL`` (the
+credential itself), ``IRONROOT_HSM_CREDENTIAL_FILE`` (a file holding it) or a prompt, never
+from the command line, as for ``ironroot hsm``.
 """
 
 from __future__ import annotations
@@ -21,12 +28,16 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import getpass
 import json
+import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Final
 
 from ironroot import keyrelease
+from ironroot._fileio import warn_if_exposed
 from ironroot.cli._input import read_input
 from ironroot.cli._output import check_output, write_output
 from ironroot.cli._serving import (
@@ -36,12 +47,15 @@ from ironroot.cli._serving import (
     client_tls,
     data_dir,
     listen,
+    secret_env,
     url,
 )
 from ironroot.crypto import load_certificates
 from ironroot.errors import ConfigError, MalformedInput
 
 _MAX_FILE: Final = 1024 * 1024
+_ENV_IDENTITY: Final = "IRONROOT_HSM_IDENTITY"
+_ENV_CREDENTIAL: Final = "IRONROOT_HSM_CREDENTIAL"
 
 
 def _read(path: Path) -> bytes:
@@ -162,6 +176,26 @@ def register(sub: Any) -> None:
     unwrap.add_argument("--out", required=True, type=Path, help="the key material")
     unwrap.set_defaults(func=_unwrap)
 
+    verifier = verbs.add_parser("verifier", help="the EAR verifiers the running service trusts")
+    verifier_verbs = verifier.add_subparsers(dest="verifier_verb", metavar="<verb>", required=True)
+    remove = verifier_verbs.add_parser(
+        "remove", help="uninstall a verifier from the running service's HSM (crypto officer)"
+    )
+    remove.add_argument("name", help="the verifier's name, as installed")
+    add_url_options(remove, what="key release service")
+    remove.add_argument(
+        "--identity", help=f"the HSM crypto officer to log in as (or ${_ENV_IDENTITY})"
+    )
+    remove.add_argument(
+        "--credential-file",
+        type=Path,
+        help=f"a file holding its credential (or ${_ENV_CREDENTIAL} holding the credential "
+        f"itself, or ${_ENV_CREDENTIAL}_FILE naming a file; else a prompt)",
+    )
+    remove.add_argument("--json", action="store_true")
+    add_client_options(remove)
+    remove.set_defaults(func=_verifier_remove)
+
     demo = verbs.add_parser("demo", help="release a key to one VM and refuse another")
     demo.add_argument("--workdir", type=Path, default=None)
     demo.set_defaults(func=_demo)
@@ -271,6 +305,37 @@ def _unwrap(args: argparse.Namespace) -> int:
     key = tee.unwrap(released, nonce=_nonce(args.nonce), hsm_roots=roots, kid=args.key)
     _write(args.out, key.material)
     print(f"unwrapped {key.kid} ({key.key_type.value}) to {args.out}")
+    return 0
+
+
+def _credential(path: Path | None) -> bytes:
+    """The HSM credential, from where ``ironroot hsm`` takes it (module docs)."""
+    if path is not None:
+        warn_if_exposed(path, "an HSM credential")
+        return _read(path).rstrip(b"\r\n")
+    from_env = secret_env(_ENV_CREDENTIAL)
+    if from_env is not None:
+        return from_env
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            f"give --credential-file, or set {_ENV_CREDENTIAL} (the credential itself) or "
+            f"{_ENV_CREDENTIAL}_FILE (a file holding it)"
+        )
+    return getpass.getpass("HSM credential: ").encode()
+
+
+def _verifier_remove(args: argparse.Namespace) -> int:
+    base = url(args)  # configuration first: no credential is read on a usage error
+    identity = args.identity or os.environ.get(_ENV_IDENTITY)
+    if not identity:
+        raise ConfigError(f"give --identity or set {_ENV_IDENTITY}")
+    credential = _credential(args.credential_file)
+    with keyrelease.KeyReleaseClient(base, verify=client_tls(args)) as client:
+        client.remove_verifier(args.name, identity=identity, credential=credential)
+    if args.json:
+        print(json.dumps({"name": args.name, "removed": True}))
+    else:
+        print(f"removed {args.name}: its EARs release no key from now on")
     return 0
 
 

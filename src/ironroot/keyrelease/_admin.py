@@ -24,6 +24,12 @@ for it would count toward its lockout, and its lockout ends the service's own se
     unwrap a wrapped key into the HSM (imported keys are never exportable).
 ``GET /admin/verifiers`` / ``POST /admin/verifiers`` JSON ``{"name", "public_key": PEM}``
     list / install the EAR verifiers the HSM trusts for release.
+``DELETE /admin/verifiers/{name}`` (the name percent-encoded: ``https%3A%2F%2Fv.example``)
+    uninstall one (crypto officer; ``NotFound`` 404 for a name not installed):
+    ``{"name", "removed": true}``. The HSM decides each release under its lock, and the
+    removal takes that lock: a release it had decided already completes, and every release
+    it decides after the removal, so every one asked for after the answer, is refused
+    (``UnknownIssuer``; with no verifier left, every release is).
 
 A body with a member its request does not name is ``MalformedInput`` (400), before any HSM
 operation: a misspelt ``"exportable"`` or ``"release_policy"`` is not silently its default.
@@ -204,7 +210,8 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
                     "the key service's own identity does not administer it: use another "
                     "HSM identity"
                 )
-            body = await _json_body(request) if request.method == "POST" else {}
+            # a POST carries its body; a GET or DELETE names what it acts on in its path
+            body = await _json_body(request) if request.method == "POST" else request.path_params
 
             def run() -> Any:
                 with _session(hsm, identity, credential) as session:
@@ -260,10 +267,17 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
         kid = hsm.add_release_verifier(session, name, _text(body, "public_key").encode())
         return {"name": name, "kid": kid}
 
+    def remove_verifier(session: Session, body: dict[str, Any]) -> Any:
+        name = body["name"]  # the route's path parameter
+        hsm.remove_release_verifier(session, name)  # NotFound for a name not installed
+        _log.warning("EAR verifier %r removed by %s", name, session.identity)
+        return {"name": name, "removed": True}
+
     return [
         Route("/admin/keys", as_officer(list_keys), methods=["GET"]),
         Route("/admin/keys", as_officer(generate), methods=["POST"]),
         Route("/admin/keys/import", as_officer(import_key), methods=["POST"]),
         Route("/admin/verifiers", as_officer(list_verifiers), methods=["GET"]),
         Route("/admin/verifiers", as_officer(add_verifier), methods=["POST"]),
+        Route("/admin/verifiers/{name:path}", as_officer(remove_verifier), methods=["DELETE"]),
     ]

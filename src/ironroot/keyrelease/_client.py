@@ -10,7 +10,8 @@ from __future__ import annotations
 import hmac
 import json
 import ssl
-from typing import Final
+from typing import Any, Final
+from urllib.parse import quote
 
 import httpx
 
@@ -77,20 +78,19 @@ class KeyReleaseClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _post(self, path: str, content: bytes, headers: dict[str, str]) -> httpx.Response:
+    def _send(self, method: str, path: str, **request: Any) -> httpx.Response:
         """The answer, read as it streams in: at most :data:`_MAX_RESPONSE` bytes and
         ``TOTAL_TIMEOUTS`` timeouts in all (a service, or whatever answers in its place,
         cannot make the TEE hold more, or wait longer)."""
         try:
             response = bounded_response(
                 self._http,
-                "POST",
+                method,
                 path,
                 limit=_MAX_RESPONSE,
                 too_large=lambda: MalformedInput("the key service's answer is too large"),
                 total=self._total,
-                content=content,
-                headers=headers,
+                **request,
             )
         except httpx.HTTPError as exc:
             raise Unreachable.of("the key service", exc) from exc
@@ -100,7 +100,9 @@ class KeyReleaseClient:
 
     def challenge(self) -> bytes:
         """A fresh release nonce (32 bytes)."""
-        response = self._post("/keys/challenge", b"", {"Accept": "application/json"})
+        response = self._send(
+            "POST", "/keys/challenge", content=b"", headers={"Accept": "application/json"}
+        )
         try:
             value = json.loads(response.content)
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
@@ -129,7 +131,7 @@ class KeyReleaseClient:
             }
             body = json.dumps(document).encode()
             headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        response = self._post(f"/keys/{name}/release", body, headers)
+        response = self._send("POST", f"/keys/{name}/release", content=body, headers=headers)
         released = ReleasedKey.parse(response.content)
         if released.kid != name:
             raise KeyBindingMismatch(
@@ -140,3 +142,21 @@ class KeyReleaseClient:
         if not hmac.compare_digest(released.recipient, WrappingKey.parse(wrapping_key).digest):
             raise KeyBindingMismatch("the released key is wrapped to another wrapping key")
         return released
+
+    def remove_verifier(self, name: str, *, identity: str, credential: bytes) -> None:
+        """Uninstall EAR verifier ``name`` from the service's HSM, logged in as ``identity``
+        (a crypto officer) for the one request (``DELETE /admin/verifiers/{name}``); raise
+        the service's refusal (``NotFound`` for a name not installed). Once this returns, the
+        HSM refuses every release with that verifier's EARs."""
+        response = self._send(
+            "DELETE",
+            f"/admin/verifiers/{quote(name, safe='')}",
+            headers={"Accept": "application/json"},
+            auth=httpx.BasicAuth(identity.encode(), credential),
+        )
+        try:
+            value = json.loads(response.content)
+        except (ValueError, RecursionError) as exc:
+            raise MalformedInput("the removal's answer is not JSON") from exc
+        if value != {"name": name, "removed": True}:  # an answer to another request
+            raise MalformedInput(f"the key service did not answer the removal of {name!r}")
