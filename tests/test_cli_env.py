@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ironroot.cli import main
-from ironroot.cli._serving import secret_env
-from ironroot.errors import ConfigError
+from ironroot.cli._serving import MAX_SECRET, hsm_credential, secret_env
+from ironroot.errors import ConfigError, LimitExceeded
 
 
 def test_a_secret_is_the_value_or_a_file_never_both(
@@ -31,6 +31,39 @@ def test_a_secret_is_the_value_or_a_file_never_both(
     monkeypatch.setenv("IRONROOT_TEST_SECRET_FILE", str(tmp_path / "absent"))
     with pytest.raises(ConfigError, match="IRONROOT_TEST_SECRET_FILE"):
         secret_env("IRONROOT_TEST_SECRET")
+
+
+def test_a_secret_file_is_read_within_a_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``$NAME_FILE=/dev/zero`` was read until memory ran out; a large file, a device and a
+    directory are each refused by name, before or at the cap."""
+    monkeypatch.delenv("IRONROOT_TEST_SECRET", raising=False)
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * (MAX_SECRET + 1))
+    for path, reason in (
+        ("/dev/zero", "larger than 65536 bytes"),
+        (str(big), "larger than 65536 bytes"),
+        (str(tmp_path), "is a directory"),
+    ):
+        monkeypatch.setenv("IRONROOT_TEST_SECRET_FILE", path)
+        with pytest.raises(ConfigError, match=reason) as refused:
+            secret_env("IRONROOT_TEST_SECRET")
+        assert refused.value.detail.startswith(f"IRONROOT_TEST_SECRET_FILE={path}: ")
+    exact = tmp_path / "exact"
+    exact.write_bytes(b"y" * MAX_SECRET)
+    exact.chmod(0o600)
+    monkeypatch.setenv("IRONROOT_TEST_SECRET_FILE", str(exact))
+    assert secret_env("IRONROOT_TEST_SECRET") == b"y" * MAX_SECRET
+
+
+def test_an_hsm_credential_file_is_read_within_a_cap(tmp_path: Path) -> None:
+    with pytest.raises(LimitExceeded, match="larger than 65536 bytes"):
+        hsm_credential(Path("/dev/zero"))
+    path = tmp_path / "credential"
+    path.write_bytes(b"the credential\r\n")
+    path.chmod(0o600)
+    assert hsm_credential(path) == b"the credential"
 
 
 def test_an_ambiguous_hsm_credential_is_refused_not_guessed(

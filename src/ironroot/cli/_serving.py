@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from ironroot.errors import ConfigError
+from ironroot.errors import ConfigError, IronrootError
 
 if TYPE_CHECKING:
     import ssl
@@ -44,12 +45,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENVIRONMENT",
+    "MAX_SECRET",
     "Listen",
     "add_client_options",
     "add_server_options",
     "add_url_options",
     "client_tls",
     "data_dir",
+    "hsm_credential",
     "listen",
     "secret_env",
     "token",
@@ -218,15 +221,47 @@ def secret_env(name: str) -> bytes | None:
             )
         return value.encode()
     if path:
-        try:
-            data = Path(path).read_bytes()
+        from ironroot._fileio import warn_if_exposed
+        from ironroot.cli._input import read_input
+
+        try:  # within a cap: $NAME_FILE=/dev/zero was read until memory ran out
+            data = read_input(path, MAX_SECRET)
         except OSError as exc:
             raise ConfigError(f"{name}_FILE={path}: {exc.strerror or exc}") from exc
-        from ironroot._fileio import warn_if_exposed
-
+        except IronrootError as exc:
+            raise ConfigError(f"{name}_FILE={path}: {exc.detail}") from exc
         warn_if_exposed(Path(path), f"the secret in {name}_FILE")
         return data[:-1] if data.endswith(b"\n") else data
     return None
+
+
+MAX_SECRET: Final = 64 * 1024
+"""The largest secret file read (a credential, a token, a password: bytes, not megabytes)."""
+
+_ENV_HSM_CREDENTIAL: Final = "IRONROOT_HSM_CREDENTIAL"
+
+
+def hsm_credential(path: Path | None, prompt: str = "HSM credential: ") -> bytes:
+    """An HSM identity's credential: from ``path`` (``--credential-file``, one trailing line
+    end dropped), else ``$IRONROOT_HSM_CREDENTIAL`` or the file ``$IRONROOT_HSM_CREDENTIAL_FILE``
+    names, else asked for on a terminal (``ConfigError`` with no terminal)."""
+    if path is not None:
+        from ironroot._fileio import warn_if_exposed
+        from ironroot.cli._input import read_input
+
+        warn_if_exposed(path, "an HSM credential")
+        return read_input(path, MAX_SECRET).rstrip(b"\r\n")
+    from_env = secret_env(_ENV_HSM_CREDENTIAL)
+    if from_env is not None:
+        return from_env
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            f"give --credential-file, or set {_ENV_HSM_CREDENTIAL} (the credential itself) or "
+            f"{_ENV_HSM_CREDENTIAL}_FILE (a file holding it)"
+        )
+    import getpass
+
+    return getpass.getpass(prompt).encode()
 
 
 def add_url_options(parser: argparse.ArgumentParser, *, what: str, token: bool = False) -> None:

@@ -31,7 +31,7 @@ from ironroot._fileio import read_limited_fd, warn_if_exposed
 from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import read_input
 from ironroot.cli._output import write_output
-from ironroot.cli._serving import add_client_options, client_tls, secret_env
+from ironroot.cli._serving import add_client_options, client_tls, hsm_credential
 from ironroot.cli._text import shown
 from ironroot.crypto import (
     Algorithm,
@@ -80,21 +80,6 @@ def _secret(args: argparse.Namespace) -> bytes:
     return _read(Path(path), _MAX_SMALL)
 
 
-def _credential(path: Path | None, prompt: str) -> bytes:
-    if path is not None:
-        warn_if_exposed(path, "an HSM credential")
-        return _read(path, _MAX_SMALL).rstrip(b"\r\n")
-    from_env = secret_env(_ENV_CREDENTIAL)  # the value, or $IRONROOT_HSM_CREDENTIAL_FILE
-    if from_env is not None:
-        return from_env
-    if not sys.stdin.isatty():
-        raise ConfigError(
-            f"give --credential-file, or set {_ENV_CREDENTIAL} (the credential itself) or "
-            f"{_ENV_CREDENTIAL}_FILE (a file holding it)"
-        )
-    return getpass.getpass(prompt).encode()
-
-
 def _storage(args: argparse.Namespace) -> hsmlib.DirectoryStorage:
     """The HSM directory, with its root of trust's monotonic counter."""
     rot = args.rot_device or os.environ.get(_ENV_ROT)
@@ -131,7 +116,7 @@ def _session_command(
 ) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         identity = _identity(args)  # configuration first: nothing is opened on a usage error
-        credential = _credential(args.credential_file, "HSM credential: ")
+        credential = hsm_credential(args.credential_file, "HSM credential: ")
         storage, hsm = _open(args)
         try:
             session = hsm.login(identity, credential)
@@ -465,7 +450,7 @@ def _load_chain(path: Path) -> tuple[bytes, ...]:
 
 def _init(args: argparse.Namespace) -> int:
     device = hsmlib.DeviceIdentity(load_signer(args.device_key), _load_chain(args.device_chain))
-    credential = _credential(args.credential_file, f"credential for {args.officer}: ")
+    credential = hsm_credential(args.credential_file, f"credential for {args.officer}: ")
     with _storage(args) as storage:
         hsm = hsmlib.Hsm.initialize(
             storage,

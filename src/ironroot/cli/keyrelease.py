@@ -28,16 +28,13 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import getpass
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Final
 
 from ironroot import keyrelease
-from ironroot._fileio import warn_if_exposed
 from ironroot.cli._input import read_input
 from ironroot.cli._output import check_output, write_output
 from ironroot.cli._serving import (
@@ -46,8 +43,8 @@ from ironroot.cli._serving import (
     add_url_options,
     client_tls,
     data_dir,
+    hsm_credential,
     listen,
-    secret_env,
     url,
 )
 from ironroot.crypto import load_certificates
@@ -308,28 +305,12 @@ def _unwrap(args: argparse.Namespace) -> int:
     return 0
 
 
-def _credential(path: Path | None) -> bytes:
-    """The HSM credential, from where ``ironroot hsm`` takes it (module docs)."""
-    if path is not None:
-        warn_if_exposed(path, "an HSM credential")
-        return _read(path).rstrip(b"\r\n")
-    from_env = secret_env(_ENV_CREDENTIAL)
-    if from_env is not None:
-        return from_env
-    if not sys.stdin.isatty():
-        raise ConfigError(
-            f"give --credential-file, or set {_ENV_CREDENTIAL} (the credential itself) or "
-            f"{_ENV_CREDENTIAL}_FILE (a file holding it)"
-        )
-    return getpass.getpass("HSM credential: ").encode()
-
-
 def _verifier_remove(args: argparse.Namespace) -> int:
     base = url(args)  # configuration first: no credential is read on a usage error
     identity = args.identity or os.environ.get(_ENV_IDENTITY)
     if not identity:
         raise ConfigError(f"give --identity or set {_ENV_IDENTITY}")
-    credential = _credential(args.credential_file)
+    credential = hsm_credential(args.credential_file)
     with keyrelease.KeyReleaseClient(base, verify=client_tls(args)) as client:
         client.remove_verifier(args.name, identity=identity, credential=credential)
     if args.json:
