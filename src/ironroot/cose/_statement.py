@@ -259,7 +259,7 @@ class SignedStatement:
         return _numeric_date(self.claims.other, CWT_NBF), _numeric_date(self.claims.other, CWT_EXP)
 
     def check_validity(self, now: datetime, *, leeway: float = 0.0) -> None:
-        """Whether the statement is valid at ``now``: before its ``exp`` (RFC 8392, as a
+        """Check that the statement is valid at ``now``: before its ``exp`` (RFC 8392, as a
         JWT's: ``now`` must be before it) and at or after its ``nbf``, which may be up to
         ``leeway`` seconds ahead (another clock's skew). Else ``VerificationFailed``,
         code ``statement-expired`` or ``statement-not-yet-valid``; a claim that is not an
