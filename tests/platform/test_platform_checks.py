@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from tests.platform.node_world import sfr_report, transparency_service
 
-from ironroot.cose import TransparentStatement, make_transparent
+from ironroot.cose import HASH_SHA384, TransparentStatement, create_statement, make_transparent
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
@@ -31,8 +31,10 @@ from ironroot.errors import (
     PolicyRejected,
     SvnRollback,
     UnknownIssuer,
+    VerificationFailed,
 )
 from ironroot.firmware import (
+    MANIFEST_CONTENT_TYPE,
     Component,
     FirmwareBundle,
     build_bundle,
@@ -41,6 +43,7 @@ from ironroot.firmware import (
     sign_bundle,
 )
 from ironroot.platform import (
+    PFM_CONTENT_TYPE,
     UPDATE_CHECKS,
     Pfm,
     PfmComponent,
@@ -57,6 +60,7 @@ from ironroot.platform import (
 from ironroot.rot import Fuses
 from ironroot.safe import ProviderKey, ProviderKeys, sfr_statement, sign_report
 from ironroot.transparency import TransparencyService
+from logged_elsewhere import logged_elsewhere
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 PLATFORM = "pkg:platform/acme/node-1"
@@ -708,4 +712,60 @@ def test_a_clean_review_does_not_hide_another_trusted_review_with_an_open_findin
         "safe-finding-open",
         "safe-review",
         trust=world.safe_trust("medium"),
+    )
+
+
+def _dated(world: World, name: str, **dates: int) -> bytes:
+    """The manifest statement of release ``name`` with its own CWT dates (RFC 8392)."""
+    manifest = FirmwareBundle.parse(world.bundles[name]).manifest.encode()
+    return create_statement(
+        world.vendor,
+        manifest,
+        iss=VENDOR_ISS,
+        sub="pkg:fw/bmc",
+        hash_envelope=True,
+        hash_alg=HASH_SHA384,
+        preimage_content_type=MANIFEST_CONTENT_TYPE,
+        **dates,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("dates", "code"),
+    [
+        ({"exp": int(NOW.timestamp())}, "statement-expired"),  # exp is now: not before it
+        ({"nbf": int(NOW.timestamp()) + 1}, "statement-not-yet-valid"),
+    ],
+    ids=["expired", "not-yet-valid"],
+)
+def test_a_logged_statement_outside_its_own_dates_is_refused(
+    world: World, dates: dict[str, int], code: str
+) -> None:
+    # The manifest statement's (and a PFM statement's) own CWT exp/nbf were never read: an
+    # update its vendor had logged "until T" was installed after T.
+    t = int(NOW.timestamp())
+    bundle = world.bundles["bmc-2"]
+    logged, keys = logged_elsewhere(_dated(world, "bmc-2", **dates), t)
+    trust = world.trust(service_keys={**world.trust().service_keys, **keys})
+    _refused(world, bundle, [logged], VerificationFailed, code, "receipt", trust=trust)
+    in_force, keys = logged_elsewhere(_dated(world, "bmc-2", exp=t + 1, nbf=t), t)
+    trust = world.trust(service_keys={**world.trust().service_keys, **keys})
+    assert verify_update("bmc", bundle, [in_force], **_args(world, trust=trust))
+    # A new PFM logged with dates outside now is refused at the pfm check alike.
+    signed = sign_pfm(_active_pfm(world, svn=2), world.ecc[0], world.pqc[0])
+    statement = create_statement(
+        world.vendor, signed, iss=VENDOR_ISS, sub=PLATFORM, content_type=PFM_CONTENT_TYPE, **dates
+    )  # type: ignore[arg-type]
+    pfm_logged, keys = logged_elsewhere(statement, t)
+    trust = world.trust(service_keys={**world.trust().service_keys, **keys})
+    _refused(
+        world,
+        bundle,
+        [world.logged["bmc-2"]],
+        VerificationFailed,
+        code,
+        "pfm",
+        trust=trust,
+        pfm=signed,
+        pfm_statement=pfm_logged,
     )

@@ -3,6 +3,8 @@ subject is the RIM id, and trusted back only with receipts that verify."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from _rim_helpers import (
     AFTER,
@@ -19,12 +21,13 @@ from _rim_helpers import (
 )
 
 from ironroot.cose import TransparentStatement, create_statement
-from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.crypto import Algorithm, PrivateKey, Verifier
 from ironroot.errors import (
     BadSignature,
     CertificateExpired,
     ChainNotTrusted,
     MalformedRim,
+    MalformedStatement,
     UnknownIssuer,
     VerificationFailed,
 )
@@ -35,6 +38,7 @@ from ironroot.rim import (
     logged_rim_from_statement,
     rim_statement,
 )
+from logged_elsewhere import logged_elsewhere
 
 
 def test_a_registered_rim_comes_back_from_the_log(
@@ -201,3 +205,41 @@ def test_a_registrant_cannot_log_an_expired_rim(rim_log: RimLog) -> None:
         rim_statement(
             vector_rim(VBIOS_FILE), rim_log.key, iss=REGISTRANT, rim_id=VBIOS_ID, now=AFTER
         )
+
+
+def test_a_rim_counts_only_inside_its_statement_s_own_dates() -> None:
+    # The statement's own CWT exp (4) and nbf (5) were never read: a RIM whose registrant
+    # said "until T" still counted after T, from load and at every appraisal.
+    t = int(NOW.timestamp())
+    key = PrivateKey.generate(Algorithm.ES384)
+
+    def logged(**dates: object) -> tuple[bytes, dict[bytes, Verifier]]:
+        statement = create_statement(
+            key,
+            vector_rim(VBIOS_FILE),
+            iss=REGISTRANT,
+            sub=VBIOS_ID,
+            content_type=RIM_CONTENT_TYPE,
+            **dates,  # type: ignore[arg-type]
+        )
+        return logged_elsewhere(statement, t)
+
+    at = lambda s: dt.datetime.fromtimestamp(s, dt.UTC)  # noqa: E731
+    data, keys = logged(exp=t + 60, nbf=t - 60)
+    rim = logged_rim_from_statement(data, service_keys=keys, now=NOW)
+    assert (rim.not_before, rim.expires_at) == (t - 60, t + 60)
+    for now in (t + 60, t - 61):
+        with pytest.raises(VerificationFailed) as caught:
+            logged_rim_from_statement(data, service_keys=keys, now=at(now))
+        assert type(caught.value) is VerificationFailed
+        assert caught.value.code == "rim-expired"
+        assert "outside its validity (its CWT exp/nbf" in caught.value.detail
+    # Taken at NOW, the RIM stops counting at its statement's exp (LoggedRims asks valid_at
+    # at each appraisal).
+    assert rim.valid_at(at(t + 59))
+    assert not rim.valid_at(at(t + 60))
+    assert not rim.valid_at(at(t - 61))
+    bad, bad_keys = logged(nbf="soon")
+    with pytest.raises(MalformedStatement) as malformed:
+        logged_rim_from_statement(bad, service_keys=bad_keys, now=NOW)
+    assert malformed.value.detail == "CWT claim 5 of the statement is not an integer"

@@ -12,12 +12,14 @@ import cbor2
 import pytest
 from _safe_helpers import KID, provider, report, report_bytes
 
+from ironroot.attestation import Endorsements
 from ironroot.cose import CONTENT_TYPE, cose_sign, encode_cbor
 from ironroot.cose import KID as KID_LABEL
 from ironroot.crypto import PrivateKey
 from ironroot.errors import MalformedReport, VerificationFailed
 from ironroot.safe import (
     ProviderKeys,
+    Review,
     build_sfr_corim,
     parse_report_json,
     parse_sfr_corim,
@@ -188,7 +190,7 @@ def test_an_expired_corim_sfr_is_refused_as_an_expired_jwt_is(
     t = int(now.timestamp())
     assert verify_report(_signed_corim_valid(key, None), providers, now=now).format == "cose"
     live = _signed_corim_valid(key, {0: t - day, 1: t + day})
-    assert verify_report(live, providers, now=now).report.expires_at == t + day
+    assert verify_report(live, providers, now=now).report.expires_at == t + day + 1
     with pytest.raises(VerificationFailed) as info:
         verify_report(_signed_corim_valid(key, {1: t - 700 * day}), providers, now=now)
     assert info.value.code == "report-expired"
@@ -255,3 +257,31 @@ def test_a_corim_with_an_unknown_top_level_key_is_refused(
     key, providers = review_key
     with pytest.raises(MalformedReport, match="CoRIM has unknown key"):
         verify_report(_signed_corim_valid(key, None, extra={99: "x"}), providers)
+
+
+def test_a_corim_sfr_counts_through_its_not_after_second_as_a_jwt_stops_at_exp(
+    review_key: tuple[PrivateKey, ProviderKeys],
+) -> None:
+    # rim-validity not-after was read as a JWT exp (``t >= not-after`` refused): a CoRIM SFR
+    # stopped counting one second before the instant its validity-map includes, while logged
+    # reference values count through it. A JWT's exp is the first instant it no longer counts.
+    key, providers = review_key
+    end = int(dt.datetime(2026, 12, 6, tzinfo=dt.UTC).timestamp())
+    at = lambda t: dt.datetime.fromtimestamp(t, dt.UTC)  # noqa: E731
+    corim = _signed_corim_valid(key, {1: end})
+    verified = verify_report(corim, providers, now=at(end + 0.999))
+    assert verified.report.expires_at == end + 1
+    with pytest.raises(VerificationFailed) as info:
+        verify_report(corim, providers, now=at(end + 1))
+    assert info.value.code == "report-expired"
+    jwt = sign_report(report_bytes(exp=end), key, KID)
+    assert verify_report(jwt, providers, now=at(end - 0.001)).report.expires_at == end
+    with pytest.raises(VerificationFailed) as info:
+        verify_report(jwt, providers, now=at(end))
+    assert info.value.code == "report-expired"
+    # An appraisal asks again at its own now (Endorsements.reviews_for): the same boundary.
+    review = Review(verified.report, "cose", KID, "did:example:lab", "sha384:00", True)
+    alg, digest = next(iter(verified.report.firmware_hashes().items()))
+    endorsements = Endorsements(reviews=(review,))
+    assert endorsements.reviews_for(alg, digest, now=at(end + 0.999)) == (review,)
+    assert endorsements.reviews_for(alg, digest, now=at(end + 1)) == ()

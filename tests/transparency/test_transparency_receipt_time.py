@@ -7,6 +7,7 @@ timestamp 0), so the receipts are what there is to keep in order."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from _tx_helpers import VENDOR_ISS, write_config
 
+from ironroot.cli import main
 from ironroot.cose import Receipt, create_statement
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ClockSkew, ConfigError, StoreUnavailable
@@ -502,3 +504,61 @@ def test_reset_receipt_time_from_signs_nothing_with_a_clock_off_the_database_s(
         receipts = service.receipts(ticket.entry_id)
         assert receipts is not None
         assert Receipt.parse(receipts[0]).iat == int(start)
+
+
+def test_log_verify_reports_each_batch_whose_receipt_time_goes_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ironroot log verify`` said nothing of receipt times: a log whose receipts went back
+    (``reset_receipt_time_from`` after a clock that jumped 400 days ahead) verified with the
+    same summary as any other. An auditor now sees every batch whose receipt ``iat`` is
+    earlier than the batch before it, as a finding: legitimate after a reset, so the log still
+    verifies (exit 0)."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    jumped = int((T0 + timedelta(days=400)).timestamp())
+    assert _iats(data, vendor, [T0 + timedelta(days=400)], "a") == [jumped]
+    _set_reset(data, jumped)
+    later = int(T0.timestamp()) + 5
+    assert _iats(data, vendor, [T0 + timedelta(seconds=5), T0 + timedelta(seconds=6)], "b") == [
+        later,
+        later + 1,
+    ]
+    capsys.readouterr()
+    assert main(["log", "verify", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ok: log ")
+    back = jumped - later
+    finding = (
+        f"finding: receipt time goes back at tree size 2: iat {later}, {back} s before the "
+        f"batch at size 1 (iat {jumped}); expected only after reset_receipt_time_from"
+    )
+    assert [line for line in out.splitlines() if line.startswith("finding:")] == [finding]
+    assert main(["log", "verify", str(data), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True
+    assert report["findings"] == [
+        {
+            "code": "receipt-time-back",
+            "size": 2,
+            "iat": later,
+            "previous_size": 1,
+            "previous_iat": jumped,
+            "detail": finding.removeprefix("finding: "),
+        }
+    ]
+
+
+def test_log_verify_finds_nothing_in_a_log_whose_receipt_times_never_go_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    _iats(data, vendor, [T0 + timedelta(seconds=100), T0 + timedelta(seconds=100)], "a")
+    _iats(data, vendor, [T0], "b")  # behind: the stored time is carried, never earlier
+    capsys.readouterr()
+    assert main(["log", "verify", str(data), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["ok"], report["findings"], report["batch_signatures"]) == (True, [], 3)
+    assert main(["log", "verify", str(data)]) == 0
+    assert "finding:" not in capsys.readouterr().out

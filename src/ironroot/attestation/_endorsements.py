@@ -15,7 +15,9 @@ only when all of this holds (:func:`reference_values_from_statement`):
    states and its CWT claims ``exp``/``nbf``, integers (``MalformedCorim``)
    (``VerificationFailed``, code ``rim-expired``);
 3. the CoRIM parses (``MalformedCorim``) and, given ``now``, is inside its ``rim-validity``
-   (``VerificationFailed``, code ``rim-expired``);
+   (``VerificationFailed``, code ``rim-expired``), and so is the statement itself: ``now``
+   before its own CWT ``exp`` and at or after its ``nbf`` (RFC 8392; ``VerificationFailed``
+   ``rim-expired``; either one not an integer: ``MalformedStatement``, whatever ``now``);
 4. the statement's issuer may publish reference values for the product of every triple it
    carries: a configured :class:`ReferencePublisher` names the triple's CoRIM class vendor (and
    model, when it names one) and lists the issuer. Anything else — another issuer, a product
@@ -115,7 +117,8 @@ class ReferenceValue:
     not_before: int | None = None
     not_after: int | None = None
     """When the value counts (epoch seconds, both inclusive; ``None``: open): the CoRIM's
-    ``rim-validity`` and, for a signed CoRIM, its signature validity and CWT ``nbf``/``exp``.
+    ``rim-validity``, the statement's own CWT ``nbf``/``exp`` and, for a signed CoRIM, its
+    signature validity and CWT ``nbf``/``exp``.
     Checked when the statement is read and again at each appraisal."""
 
     def valid_at(self, now: dt.datetime) -> bool:
@@ -186,11 +189,12 @@ def _same_instance(instance: Tagged | None, evidence: EvidenceClaims) -> bool:
 
 
 def _in_force(review: Review, now: dt.datetime) -> bool:
-    """Whether ``review`` counts at ``now``: its ``nbf`` reached, its ``exp`` not."""
+    """Whether ``review`` counts at ``now``: its report's ``nbf`` and its statement's reached,
+    neither ``exp``."""
     t, report = now.timestamp(), review.report
-    return (report.not_before is None or t >= report.not_before) and (
-        report.expires_at is None or t < report.expires_at
-    )
+    starts = (report.not_before, review.not_before)
+    ends = (report.expires_at, review.expires_at)
+    return all(s is None or t >= s for s in starts) and all(e is None or t < e for e in ends)
 
 
 def _product(value: ReferenceValue) -> str:
@@ -318,12 +322,15 @@ def _check_cwt_times(
 
 
 def _window(
-    validities: Sequence[Validity], cwt_claims: Mapping[object, object] | None
+    validities: Sequence[Validity], cwt: Sequence[Mapping[object, object] | None]
 ) -> tuple[int | None, int | None]:
-    """The span (inclusive epoch seconds) inside every validity and the CWT ``nbf``/``exp``."""
+    """The span (inclusive epoch seconds) inside every validity and every set of CWT claims'
+    ``nbf``/``exp`` (the statement's own, and a signed CoRIM's)."""
     starts = [v.not_before for v in validities if v.not_before is not None]
     ends = [v.not_after for v in validities]
-    if cwt_claims is not None:
+    for cwt_claims in cwt:
+        if cwt_claims is None:
+            continue
         nbf, exp = cwt_claims.get(_CWT_NBF), cwt_claims.get(_CWT_EXP)
         if isinstance(nbf, int) and not isinstance(nbf, bool):
             starts.append(nbf)
@@ -374,6 +381,16 @@ def reference_values_from_statement(
         if not keys:
             raise UnknownIssuer(f"no vendor key is configured for issuer {iss!r}")
         _vendor_key(statement.kid, keys, statement)
+    statement.validity  # noqa: B018  # raises MalformedStatement for a non-integer exp or nbf
+    if dated is not None:
+        try:
+            statement.check_validity(dated)
+        except VerificationFailed as exc:
+            raise VerificationFailed(
+                f"the statement of the reference values of {sub!r} is outside its validity "
+                f"(its CWT exp/nbf: {exc.code})",
+                code="rim-expired",
+            ) from exc
     corim, signed = _corim_of(statement.payload)
     validities: list[Validity] = []
     cwt_claims: Mapping[object, object] | None = None
@@ -401,7 +418,7 @@ def reference_values_from_statement(
         )
     if validity is not None:
         validities.append(validity)
-    values = _values(corim, iss, sub, _window(validities, cwt_claims))
+    values = _values(corim, iss, sub, _window(validities, (statement.claims.other, cwt_claims)))
     _check_publisher(values, iss, publishers)
     return values
 
@@ -562,8 +579,11 @@ class Endorsements:
         at = {float(v.not_before) for v in values if v.not_before is not None}
         at |= {float(v.not_after + 1) for v in values if v.not_after is not None}
         at |= {r.rim.not_before.timestamp() for r in self.rims}
+        at |= {float(t) for r in self.rims for t in (r.not_before, r.expires_at) if t is not None}
         at |= {float(r.report.not_before) for r in self.reviews if r.report.not_before is not None}
         at |= {float(r.report.expires_at) for r in self.reviews if r.report.expires_at is not None}
+        at |= {float(r.not_before) for r in self.reviews if r.not_before is not None}
+        at |= {float(r.expires_at) for r in self.reviews if r.expires_at is not None}
         after = {r.rim.not_after.timestamp() for r in self.rims}
         object.__setattr__(self, "_changes", (tuple(sorted(at)), tuple(sorted(after))))
 

@@ -24,6 +24,11 @@ export and serve it as static tiles.
 
 ``--checkpoint FILE`` also checks that an earlier signed checkpoint is consistent with the log.
 Exit 0 with a summary; exit 1 with the reason when anything differs or does not verify.
+A data directory's receipt times are read too: every batch whose receipt ``iat`` is earlier
+than the batch before it is a finding (``finding: receipt time goes back …``; ``findings`` in
+``--json``, code ``receipt-time-back``), not a failure: ``[transparency]
+reset_receipt_time_from`` moves receipt times back once on purpose, after a clock that jumped
+ahead. A URL or static tiles carry no receipt signatures: ``findings`` is then empty.
 
 ``ironroot log export-tiles`` and ``ironroot log serve-tiles``: see ``cli/_log_tiles.py``.
 
@@ -119,7 +124,9 @@ def _read_checkpoint(path: Path) -> bytes:
         raise ConfigError(f"{path} is too large to be a checkpoint") from None
 
 
-def _run(args: argparse.Namespace) -> log.LogReport:
+def _run(
+    args: argparse.Namespace,
+) -> tuple[log.LogReport, transparency.ReceiptBatchVerifier | None]:
     earlier = _read_checkpoint(args.checkpoint) if args.checkpoint is not None else None
     verifiers = tuple(log.NoteVerifier.from_vkey(k) for k in args.key)
     target: str = args.target
@@ -130,7 +137,8 @@ def _run(args: argparse.Namespace) -> log.LogReport:
             raise ConfigError("--key needs --origin when checking a URL")
         with log.HttpLogFetcher(target, verify=client_tls(args)) as fetcher:
             identity = identity_of(args, lambda: log.fetch_log_identity(fetcher))
-            return log.verify_remote_log(fetcher, identity=identity, earlier_checkpoint=earlier)
+            report = log.verify_remote_log(fetcher, identity=identity, earlier_checkpoint=earlier)
+            return report, None
     data_dir = Path(target)
     if not data_dir.is_dir():
         raise ConfigError(f"{data_dir} is not a directory (or an http(s) URL)")
@@ -140,20 +148,23 @@ def _run(args: argparse.Namespace) -> log.LogReport:
             if args.receipt_keys:
                 raise ConfigError("--receipt-keys checks a data directory, not static tiles")
             static = log.DirectoryLogFetcher(data_dir)
-            return log.verify_remote_log(
+            report = log.verify_remote_log(
                 static, identity=identity_of(args, None), earlier_checkpoint=earlier
             )
+            return report, None
         raise ConfigError(f"{data_dir} holds no log ({log.layout.LOG_DB}) and no checkpoint")
-    return log.verify_log_dir(
+    receipts = _receipt_verifier(data_dir, args.receipt_keys)
+    report = log.verify_log_dir(
         data_dir,
         origin=args.origin,
         verifiers=verifiers or None,
         earlier_checkpoint=earlier,
-        batch_verifier=_receipt_verifier(data_dir, args.receipt_keys),
+        batch_verifier=receipts,
     )
+    return report, receipts
 
 
-def _receipt_verifier(data_dir: Path, given: list[Path]) -> log.BatchVerifier:
+def _receipt_verifier(data_dir: Path, given: list[Path]) -> transparency.ReceiptBatchVerifier:
     if given:
         return transparency.ReceiptBatchVerifier(
             transparency.load_receipt_keys(given), source="--receipt-keys"
@@ -168,15 +179,19 @@ def _receipt_verifier(data_dir: Path, given: list[Path]) -> log.BatchVerifier:
 
 def _verify(args: argparse.Namespace) -> int:
     try:
-        report = _run(args)
+        report, receipts = _run(args)
     except IronrootError as exc:
         if not args.json:
             raise
         json.dump({"ok": False, "error": error_object(exc)}, sys.stdout)
         print()
         return exc.exit_code
+    findings = receipts.times_back if receipts is not None else []
     if args.json:
-        json.dump({"ok": True, **report.to_json()}, sys.stdout)
+        json.dump(
+            {"ok": True, **report.to_json(), "findings": [f.to_json() for f in findings]},
+            sys.stdout,
+        )
         print()
         return 0
     print(f"ok: log {report.origin} verified")
@@ -191,6 +206,8 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"pending:     {report.pending}")
     if report.earlier_checkpoint_size is not None:
         print(f"consistent with the earlier checkpoint at size {report.earlier_checkpoint_size}")
+    for finding in findings:
+        print(f"finding: {finding}")
     return 0
 
 

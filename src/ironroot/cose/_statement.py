@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Final, TypeGuard
 
@@ -29,8 +30,10 @@ from ironroot.cose._headers import (
     CONTENT_TYPE,
     CRIT,
     CWT_CLAIMS,
+    CWT_EXP,
     CWT_IAT,
     CWT_ISS,
+    CWT_NBF,
     CWT_SUB,
     HASH_NAMES,
     HASH_SHA256,
@@ -51,6 +54,7 @@ from ironroot.errors import (
     PayloadMissing,
     PayloadTooLarge,
     UnsupportedAlgorithm,
+    VerificationFailed,
 )
 
 __all__ = ["CwtClaims", "HashEnvelope", "SignedStatement", "create_statement"]
@@ -95,6 +99,13 @@ class HashEnvelope:
 
 def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _numeric_date(claims: Mapping[object, object], label: int) -> int | None:
+    value = claims.get(label)
+    if value is None or _is_int(value):
+        return value
+    raise MalformedStatement(f"CWT claim {label} of the statement is not an integer")
 
 
 def _content_type(value: object, what: str) -> str | int:
@@ -240,6 +251,35 @@ class SignedStatement:
         )
 
     @property
+    def validity(self) -> tuple[int | None, int | None]:
+        """The statement's own CWT ``nbf`` (5) and ``exp`` (4) (RFC 8392; ``None`` where
+        absent), integer seconds since the epoch, else ``MalformedStatement``. Parsing checks
+        neither: whoever takes the statement for a decision does, at its ``now``
+        (:meth:`check_validity`)."""
+        return _numeric_date(self.claims.other, CWT_NBF), _numeric_date(self.claims.other, CWT_EXP)
+
+    def check_validity(self, now: datetime, *, leeway: float = 0.0) -> None:
+        """Check that the statement is valid at ``now``: before its ``exp`` (RFC 8392, as a
+        JWT's: ``now`` must be before it) and at or after its ``nbf``, which may be up to
+        ``leeway`` seconds ahead (another clock's skew). Else ``VerificationFailed``,
+        code ``statement-expired`` or ``statement-not-yet-valid``; a claim that is not an
+        integer is ``MalformedStatement`` (:attr:`validity`)."""
+        nbf, exp = self.validity
+        t = now.timestamp()
+        if exp is not None and t >= exp:
+            raise VerificationFailed(
+                f"statement {self.claims.sub!r} of {self.claims.iss!r} expired at {exp} "
+                f"(CWT exp; now {int(t)})",
+                code="statement-expired",
+            )
+        if nbf is not None and t + leeway < nbf:
+            raise VerificationFailed(
+                f"statement {self.claims.sub!r} of {self.claims.iss!r} is not valid before "
+                f"{nbf} (CWT nbf; now {int(t)})",
+                code="statement-not-yet-valid",
+            )
+
+    @property
     def payload(self) -> bytes:
         payload = self.sign1.payload
         assert payload is not None  # parse() rejects detached payloads
@@ -277,10 +317,14 @@ def create_statement(
     x5chain: Sequence[bytes] | None = None,
     include_kid: bool = True,
     iat: int | None = None,
+    exp: int | None = None,
+    nbf: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> bytes:
     """Sign a Signed Statement and return its bytes.
 
+    ``iat``, ``exp`` and ``nbf`` are the statement's own CWT claims (whoever takes it for a
+    decision reads ``exp``/``nbf``: :meth:`SignedStatement.check_validity`).
     With ``hash_envelope=True`` ``payload`` is the preimage and the statement's payload is its
     ``hash_alg`` digest (RFC 9995); ``content_type`` then must be ``None`` (use
     ``preimage_content_type``). Raises ``MalformedStatement`` for inconsistent arguments and
@@ -291,6 +335,10 @@ def create_statement(
     claims: dict[object, object] = {CWT_ISS: iss, CWT_SUB: sub}
     if iat is not None:
         claims[CWT_IAT] = iat
+    if exp is not None:
+        claims[CWT_EXP] = exp
+    if nbf is not None:
+        claims[CWT_NBF] = nbf
     protected: dict[object, object] = {}
     if hash_envelope:
         if content_type is not None:

@@ -47,7 +47,10 @@ bundle, statement or PFM. The checks, in order:
    ``no-receipt`` (an unlogged update is refused however well signed). Receipts that do not
    verify: ``UnknownIssuer`` ``untrusted-service`` (no trusted service key signed it),
    ``InvalidProof`` ``receipt-not-for-statement`` (it proves another entry, or was
-   tampered with), ``MalformedReceipt``.
+   tampered with), ``MalformedReceipt``. The logged statement is valid at ``now`` by its own
+   CWT claims (RFC 8392): before its ``exp`` (``VerificationFailed`` ``statement-expired``),
+   at or after its ``nbf`` (``statement-not-yet-valid``); either one not an integer is
+   ``MalformedStatement``. A logged PFM is held to the same (check ``pfm``).
 4. ``issuer`` — the statement's ``iss`` is allowed for the component (``UnknownIssuer``
    ``issuer-not-allowed``). The issuer's signature on the statement is the transparency
    service's registration decision (its policy binds each ``iss`` to keys); the receipt is
@@ -347,6 +350,7 @@ class _Update:
                 code="pfm-platform-mismatch",
             )
         logged = _logged([entry] if entry else [], self.trust, "the new PFM")
+        logged.check_validity(self.now)
         if logged.content_type != PFM_CONTENT_TYPE or not hmac.compare_digest(
             logged.payload, signed
         ):
@@ -397,8 +401,10 @@ class _Update:
             raise _NotRun("the bundle does not parse: no manifest digest to look up")
         manifests = [c for c in self.statements if _is_manifest_statement(c[1])]
         named = [c for c in manifests if hmac.compare_digest(c[1].payload, digest)]
-        self.statement = _logged(named or manifests, self.trust, "the bundle's manifest statement")
-        return f"the manifest statement by {self.statement.claims.iss} is on a trusted log"
+        statement = _logged(named or manifests, self.trust, "the bundle's manifest statement")
+        statement.check_validity(self.now)
+        self.statement = statement
+        return f"the manifest statement by {statement.claims.iss} is on a trusted log"
 
     def issuer(self) -> str:
         if self.statement is None:

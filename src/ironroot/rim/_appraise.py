@@ -211,13 +211,13 @@ class LoggedRims:
             )
         if now is None:
             return found
-        valid = tuple(r for r in found if r.rim.not_before <= now <= r.rim.not_after)
+        valid = tuple(r for r in found if r.valid_at(now))
         if not valid:
             ended = max(r.rim.not_after for r in found)
             raise NotFound(
                 f"the {what} RIM {rim_id} on the log is not valid at {now.isoformat()} (its "
-                f"signing chain is valid until {ended.isoformat()}): its reference values no "
-                "longer count",
+                f"signing chain is valid until {ended.isoformat()}, its statement within its "
+                "CWT nbf/exp): its reference values no longer count",
                 code="rim-expired",
             )
         return valid

@@ -14,9 +14,12 @@ RIM and its id first: a registrant never logs a RIM no verifier would accept.
    ``BadSignature``, ``UnknownIssuer``, ``MalformedReceipt``); no keys trust nothing;
 3. the content type is ``application/swid+xml`` with the RIM attached, not hashed
    (``MalformedRim``), and ``sub`` is a RIM id (``MalformedRim``);
-4. the RIM verifies (:func:`ironroot.rim.verify_rim`: ``BadSignature``, ``ChainNotTrusted``,
+4. at ``now``, the statement's own CWT ``exp`` has not passed and its ``nbf`` is reached
+   (RFC 8392; ``VerificationFailed`` code ``rim-expired``; either one not an integer:
+   ``MalformedStatement``); :meth:`LoggedRim.valid_at` asks again at each appraisal;
+5. the RIM verifies (:func:`ironroot.rim.verify_rim`: ``BadSignature``, ``ChainNotTrusted``,
    ``CertificateExpired``, ``AlgorithmNotAccepted``, ``MalformedRim``) at ``now``;
-5. the id names that RIM (``VerificationFailed`` code ``rim-id-mismatch``).
+6. the id names that RIM (``VerificationFailed`` code ``rim-id-mismatch``).
 
 Who may register RIMs for which product is the verifier's configuration, applied by
 :mod:`ironroot.attestation` (``[[attestation.products]]``) to :attr:`LoggedRim.issuer`.
@@ -56,9 +59,22 @@ class LoggedRim:
     rim: Rim
     rim_id: RimId
     issuer: str
+    not_before: int | None = None
+    expires_at: int | None = None
+    """The statement's own CWT ``nbf`` and ``exp`` (``None``: absent)."""
 
     def __str__(self) -> str:
         return str(self.rim_id)
+
+    def valid_at(self, now: dt.datetime) -> bool:
+        """Whether the RIM counts at ``now``: its signing chain valid (``not_after``
+        inclusive), its statement's ``nbf`` reached and ``exp`` not."""
+        t = now.timestamp()
+        return (
+            self.rim.not_before <= now <= self.rim.not_after
+            and (self.not_before is None or t >= self.not_before)
+            and (self.expires_at is None or t < self.expires_at)
+        )
 
 
 def rim_statement(
@@ -153,6 +169,17 @@ def logged_rim_from_statement(
             f"{statement.content_type!r}, not {RIM_CONTENT_TYPE} with the tag attached"
         )
     rim_id = RimId.parse(statement.claims.sub)
+    try:
+        statement.check_validity(now)
+    except VerificationFailed as exc:
+        raise VerificationFailed(
+            f"RIM statement {statement.claims.sub!r} is outside its validity (its CWT "
+            f"exp/nbf: {exc.code})",
+            code="rim-expired",
+        ) from exc
     rim = verify_rim(statement.payload, now=now, roots=roots, limits=limits or DEFAULT_RIM_LIMITS)
     rim_id.check(rim)
-    return LoggedRim(rim=rim, rim_id=rim_id, issuer=statement.claims.iss)
+    nbf, exp = statement.validity
+    return LoggedRim(
+        rim=rim, rim_id=rim_id, issuer=statement.claims.iss, not_before=nbf, expires_at=exp
+    )

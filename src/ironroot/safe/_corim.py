@@ -322,7 +322,9 @@ def parse_sfr_corim(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> Sh
             solid_version=_opt_text(sfr, 6, "SFR solid-version", limits),
             issues=issues,
         ),
-        expires_at=not_after,
+        # not-after is the last second the CoRIM is valid (a validity-map is inclusive, as
+        # for reference values); expires_at is a JWT exp, the first instant it no longer is
+        expires_at=None if not_after is None else not_after + 1,
         not_before=not_before,
     )
 

@@ -208,6 +208,9 @@ class ShortFormReport:
     audit: Audit
     issued_at: int | None = None
     expires_at: int | None = None
+    """The first instant the report no longer counts (a JWT ``exp``, RFC 7519 4.1.4); for the
+    CoRIM profile, the ``rim-validity`` not-after plus one second (a validity-map includes its
+    not-after)."""
     not_before: int | None = None
 
     def firmware_hashes(self) -> dict[str, bytes]:

@@ -128,6 +128,10 @@ class Review:
     issuer: str
     subject: str
     receipts_verified: bool
+    not_before: int | None = None
+    expires_at: int | None = None
+    """The statement's own CWT ``nbf`` and ``exp`` (``None``: absent): the review counts from
+    ``nbf`` and before ``exp``, besides its report's dates."""
 
     @property
     def max_open_cvss(self) -> float | None:
@@ -173,7 +177,10 @@ def review_from_statement(
     """Verify one Transparent (or plain Signed) Statement carrying an SFR; raise if it fails.
 
     With ``service_keys`` the statement must carry receipts and every receipt must verify;
-    without, receipts are not checked (``receipts_verified`` is then ``False``).
+    without, receipts are not checked (``receipts_verified`` is then ``False``). Given ``now``,
+    the statement's own CWT ``exp``/``nbf`` hold as the report's do (``VerificationFailed``
+    ``report-expired`` / ``report-not-yet-valid``); either one not an integer is
+    ``MalformedStatement``, whatever ``now``.
     """
     if service_keys is not None:
         statement = verify_transparent_statement(data, service_keys).statement
@@ -184,6 +191,17 @@ def review_from_statement(
             statement = SignedStatement.parse(data)
     if statement.content_type not in _SFR_TYPES:
         raise MalformedReport(f"statement content type {statement.content_type!r} is not an SFR")
+    not_before, expires_at = statement.validity  # MalformedStatement: not integers
+    if now is not None:
+        try:
+            statement.check_validity(now)
+        except VerificationFailed as exc:
+            expired = exc.code == "statement-expired"
+            raise VerificationFailed(
+                f"the review is {'expired' if expired else 'not yet valid'} "
+                f"(the statement's CWT {'exp' if expired else 'nbf'})",
+                code="report-expired" if expired else "report-not-yet-valid",
+            ) from exc
     verified = verify_report(statement.payload, providers, now=now, limits=limits)
     expected = SFR_COSE_CONTENT_TYPE if verified.format == "cose" else SFR_JWS_CONTENT_TYPE
     if statement.content_type != expected:
@@ -203,6 +221,8 @@ def review_from_statement(
         issuer=statement.claims.iss,
         subject=statement.claims.sub,
         receipts_verified=service_keys is not None,
+        not_before=not_before,
+        expires_at=expires_at,
     )
 
 

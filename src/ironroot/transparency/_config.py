@@ -145,6 +145,10 @@ class TransparencyConfig:
     far ahead): while it is the log's latest and more than ``max_clock_skew`` ahead of the
     sequencer's clock, receipts go back to the clock's time instead of stopping; no effect
     otherwise."""
+    outside_validity: str = "refuse"
+    """``[transparency] outside_validity``: ``"refuse"`` a statement whose own CWT ``exp`` has
+    passed or whose ``nbf`` is more than ``max_clock_skew`` ahead (``PolicyRejected``), or
+    ``"accept"`` it (an archive of old statements); a non-integer one is malformed either way."""
     cts_prefix: str = ""
     """``[transparency] cts_prefix``: where the Microsoft CTS API is served ("": nowhere)."""
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -196,6 +200,7 @@ batch_fill = 32           # queued entries that end that wait at once (and a bat
 max_pending = 65536       # entries waiting for integration before POST /entries answers 503
 max_clock_skew = 300.0    # seconds the latest receipt time may be ahead of the sequencer's
                           # clock; beyond it integration stops until the clocks agree
+outside_validity = "refuse"  # a statement past its CWT exp, or before its nbf: "accept" it?
 # reset_receipt_time_from = 1812345678  # the log's latest receipt time, named as wrong:
                           # receipts go back to the clock's time (docs/transparency.md)
 # cts_prefix = "/cts"     # also serve the Microsoft CTS API (pyscitt) under this path
@@ -300,6 +305,7 @@ _SECTIONS: Final = {
         "max_pending",
         "max_clock_skew",
         "reset_receipt_time_from",
+        "outside_validity",
         "cts_prefix",
     },
     "log": {
@@ -489,6 +495,9 @@ def load_config(data_dir: Path) -> TransparencyConfig:
                 "transparency.reset_receipt_time_from must be a receipt time (0 or more)"
             )
     policy = _get(tr, "policy", str, "", "transparency").strip()
+    outside_validity = _get(tr, "outside_validity", str, "refuse", "transparency")
+    if outside_validity not in ("refuse", "accept"):
+        raise ConfigError('transparency.outside_validity is "refuse" or "accept"')
     cts_prefix = _get(tr, "cts_prefix", str, "", "transparency")
     try:
         check_cts_prefix(cts_prefix)
@@ -551,6 +560,7 @@ def load_config(data_dir: Path) -> TransparencyConfig:
         max_pending=max_pending,
         max_clock_skew=max_skew,
         reset_receipt_time_from=reset_from,
+        outside_validity=outside_validity,
         keys=dict(raw.get("keys", {})),
         server=ServerLimits.from_table(raw.get("server"), "[server]"),
         _issuer_index={(ik.iss, ik.key.kid): ik.key for ik in issuers},

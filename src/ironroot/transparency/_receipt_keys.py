@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -43,6 +44,8 @@ RECEIPT_PREFIX: Final = "receipt:"
 _MAX_KEY_SET: Final = 1 << 20
 _ALG: Final = 1
 _KID: Final = 4
+_CWT_CLAIMS: Final = 15
+_CWT_IAT: Final = 6
 
 _log = logging.getLogger("ironroot.transparency")
 
@@ -128,17 +131,52 @@ def check_receipt_signature(
     return protected, signature
 
 
+@dataclass(frozen=True, slots=True)
+class ReceiptTimeBack:
+    """A batch whose receipt time (``iat``) is earlier than the batch before it: a finding, not
+    a failure (``reset_receipt_time_from`` moves receipt times back once, on purpose)."""
+
+    size: int
+    iat: int
+    previous_size: int
+    previous_iat: int
+
+    def __str__(self) -> str:
+        return (
+            f"receipt time goes back at tree size {self.size}: iat {self.iat}, "
+            f"{self.previous_iat - self.iat} s before the batch at size {self.previous_size} "
+            f"(iat {self.previous_iat}); expected only after reset_receipt_time_from"
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "code": "receipt-time-back",
+            "size": self.size,
+            "iat": self.iat,
+            "previous_size": self.previous_size,
+            "previous_iat": self.previous_iat,
+            "detail": str(self),
+        }
+
+
 class ReceiptBatchVerifier:
     """:class:`ironroot.log.BatchVerifier` for receipt signatures (``ironroot log verify``).
 
     With keys, every batch must carry at least one receipt signature and each must verify.
     Without keys, a log that holds receipt signatures cannot be checked: :class:`ConfigError`
     (``source`` says where keys were looked for); a log without any verifies as a plain log.
+
+    Batches are given in tree-size order; every batch whose receipt time (the ``iat`` of its
+    verified receipt headers, the earliest when they differ) is earlier than the previous
+    batch's (the latest of its) is kept in :attr:`times_back`.
     """
 
     def __init__(self, keys: Mapping[bytes, Verifier], *, source: str) -> None:
         self._keys = dict(keys)
         self._source = source
+        self._last: tuple[int, int] | None = None
+        self.times_back: list[ReceiptTimeBack] = []
+        """The batches whose receipt time went back, in tree-size order (findings)."""
 
     def verify_batch(self, tree_size: int, root: bytes, data: Mapping[str, bytes]) -> int:
         labels = sorted(k for k in data if k.startswith(RECEIPT_PREFIX))
@@ -151,6 +189,22 @@ class ReceiptBatchVerifier:
                 f"the log holds receipt signatures but there are no receipt public keys to "
                 f"check them with ({self._source})"
             )
+        iats = []
         for label in labels:
-            check_receipt_signature(label, data[label], root, self._keys)
+            protected, _signature = check_receipt_signature(label, data[label], root, self._keys)
+            iat = _iat(protected)
+            if iat is not None:
+                iats.append(iat)
+        if iats:
+            if self._last is not None and min(iats) < self._last[1]:
+                self.times_back.append(ReceiptTimeBack(tree_size, min(iats), *self._last))
+            self._last = (tree_size, max(iats))
         return len(labels)
+
+
+def _iat(protected: bytes) -> int | None:
+    """The ``iat`` of a verified receipt header's CWT claims, if it carries one."""
+    header = decode_cbor(protected)
+    claims = header.get(_CWT_CLAIMS) if isinstance(header, dict) else None
+    iat = claims.get(_CWT_IAT) if isinstance(claims, dict) else None
+    return iat if isinstance(iat, int) and not isinstance(iat, bool) else None

@@ -44,8 +44,10 @@ from ironroot.errors import (
     ConfigError,
     IronrootError,
     NotFound,
+    PolicyRejected,
     StorageError,
     StoreUnavailable,
+    VerificationFailed,
 )
 from ironroot.http import client_context
 from ironroot.log import Integrated, Log, LogStore, LogView, NoteSigner, Ticket
@@ -441,8 +443,26 @@ class TransparencyService:
         return {k: v for k, v in self._receipt_verifiers.items() if isinstance(v, PublicKey)}
 
     def check(self, statement: bytes) -> bytes:
-        """Check ``statement`` against the registration policy; returns its log entry."""
-        return self.policy.check(statement, self._clock()).log_entry()
+        """Check ``statement`` against the registration policy and, unless
+        ``outside_validity = "accept"``, its own CWT ``exp``/``nbf`` at the same ``now`` (the
+        receipt's time is never earlier: ``exp`` has no leeway; ``nbf`` may be
+        ``max_clock_skew`` ahead, the issuer's clock ahead of this one): ``PolicyRejected``
+        ``statement-expired`` / ``statement-not-yet-valid``; a non-integer one is
+        ``MalformedStatement`` in either mode. Returns its log entry."""
+        now = self._clock()
+        parsed = self.policy.check(statement, now)
+        if self.config.outside_validity == "accept":
+            parsed.validity  # noqa: B018  # raises MalformedStatement for a non-integer exp or nbf
+        else:
+            try:
+                parsed.check_validity(now, leeway=self.config.max_clock_skew)
+            except VerificationFailed as exc:
+                raise PolicyRejected(
+                    f"Signed Statement not accepted by the current Registration Policy: "
+                    f"{exc.detail}",
+                    code=exc.code,
+                ) from exc
+        return parsed.log_entry()
 
     def add_batch_listener(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(entries)`` for every batch integrated from now on (metrics)."""
