@@ -33,6 +33,7 @@ CLIENTS = {
     "keyrelease challenge",
     "keyrelease request",
     "keyrelease verifier remove",
+    "keyrelease audit prune",
     "audit export",
     "witness cosign",
     "witness add-log",

@@ -372,7 +372,8 @@ def test_a_removed_verifier_releases_nothing_from_the_answer_on(
     assert harness.post("cel-key", harness.ear(nonce, signer=second), nonce).status_code == 200
     audited = _audited(harness)
     removal = [a for a in audited if a[2] == "verifier-remove"]
-    assert [a[1:] for a in removal] == [("officer", "verifier-remove", None, "ok")]
+    # the record names the verifier removed and its key id
+    assert [a[1:] for a in removal] == [("officer", "verifier-remove", f"{VERIFIER} {kid}", "ok")]
     after = [a[4] for a in audited if a[2] == "release" and a[0] > removal[0][0]]
     assert after == ["unknown-issuer", "ok"]  # the removed verifier's EAR, the other's
 
@@ -468,7 +469,10 @@ def test_removing_an_unknown_verifier_is_not_found(admin: tuple[Harness, str]) -
     assert_problem(unknown_key, NotFound)
     assert _release(harness).status_code == 200
     removal = [a[1:] for a in _audited(harness) if a[2] == "verifier-remove"]
-    assert removal == [("officer", "verifier-remove", None, "not-found")] * 2
+    assert removal == [
+        ("officer", "verifier-remove", "https://nobody.example -", "not-found"),
+        ("officer", "verifier-remove", " -", "not-found"),  # the empty name
+    ]
 
 
 def test_the_cli_removes_a_verifier_from_the_running_service(

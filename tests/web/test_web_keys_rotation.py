@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from tests.hsm_devices import self_signed_device
 
-from ironroot.hsm import DirectoryStorage, Hsm, HsmConfig, KeyType, Role
+from ironroot.hsm import MAX_AUDIT_FILE, DirectoryStorage, Hsm, HsmConfig, KeyType, Role
 from ironroot.rot import MemoryCounter
+from ironroot.web import _keys
 from ironroot.web._keys import HsmSource
 
 
@@ -72,3 +74,39 @@ def hsm_base(directory: Path) -> int:
     import json
 
     return int(json.loads((directory / "audit.jsonl").read_text().splitlines()[0])["seq"])
+
+
+def test_a_live_log_over_the_pages_cap_is_named_at_once(tmp_path: Path) -> None:
+    """The page reads a quarter of the HSM's 1 GiB cap (``_keys._MAX_AUDIT``: a view parses
+    and chains the whole live log, some 17 s at 256 MiB): one byte more, and it answers at
+    once, from the file's size, naming the command that checks the log. A sparse file: none
+    of its 256 MiB is read."""
+    with (tmp_path / "audit.jsonl").open("wb") as sparse:
+        sparse.truncate(_keys._MAX_AUDIT + 1)
+    view = HsmSource(tmp_path).view([])
+    assert not view.intact
+    assert view.error == (
+        "limit-exceeded: the live audit log is larger than 256 MiB, the most this page reads "
+        "and checks per view (the HSM reads up to 1024 MiB): check it with ironroot hsm audit "
+        f"verify --dir {tmp_path}"
+    )
+    assert (view.records, view.keys, view.releases) == (0, (), ())
+    assert _keys._MAX_AUDIT < MAX_AUDIT_FILE
+
+
+def test_a_live_log_at_the_pages_cap_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cap's edge on a real log: a log of exactly the cap is checked, one byte over is
+    named (the cap lowered to the log's size, so as not to write 256 MiB)."""
+    _rotated(tmp_path)
+    size = (tmp_path / "audit.jsonl").stat().st_size
+    monkeypatch.setattr(_keys, "_MAX_AUDIT", size)
+    view = HsmSource(tmp_path).view([])
+    assert view.intact, view.error
+    assert (view.first, view.records) == (33, 2)
+    monkeypatch.setattr(_keys, "_MAX_AUDIT", size - 1)
+    view = HsmSource(tmp_path).view([])
+    assert not view.intact
+    assert view.error is not None
+    assert view.error.startswith("limit-exceeded: the live audit log is larger than")

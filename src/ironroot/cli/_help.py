@@ -119,6 +119,8 @@ EXAMPLES: Final[dict[str, str]] = {
     "--nonce HEX --hsm-root hsm-vendor-root.pem --key db-key --out db-key.bin",
     "keyrelease verifier remove": "ironroot keyrelease verifier remove https://verifier.example "
     "--url https://127.0.0.1:8200 --ca ca.pem --identity officer --credential-file officer.cred",
+    "keyrelease audit prune": "ironroot keyrelease audit prune --before 200000 "
+    "--url https://127.0.0.1:8200 --ca ca.pem --identity officer --credential-file officer.cred",
     "keyrelease demo": "ironroot keyrelease demo --workdir /tmp/keyrelease-demo",
 }
 """``group verb`` → one example command line."""

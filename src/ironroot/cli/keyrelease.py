@@ -16,11 +16,13 @@
     ironroot keyrelease demo [--workdir DIR]              # the whole flow, in process
     ironroot keyrelease verifier remove NAME --url URL --identity OFFICER \\
                                 [--credential-file F]   # from the running service's HSM
+    ironroot keyrelease audit prune --before SEQ --url URL --identity OFFICER \\
+                                [--credential-file F]   # the running service's HSM's segments
 
-``verifier remove`` logs in to the running service's HSM (its ``/admin`` API) as an HSM crypto
-officer; the credential comes from ``--credential-file``, ``IRONROOT_HSM_CREDENTIAL`` (the
-credential itself), ``IRONROOT_HSM_CREDENTIAL_FILE`` (a file holding it) or a prompt, never
-from the command line, as for ``ironroot hsm``.
+``verifier remove`` and ``audit prune`` log in to the running service's HSM (its ``/admin``
+API) as an HSM crypto officer; the credential comes from ``--credential-file``,
+``IRONROOT_HSM_CREDENTIAL`` (the credential itself), ``IRONROOT_HSM_CREDENTIAL_FILE`` (a file
+holding it) or a prompt, never from the command line, as for ``ironroot hsm``.
 """
 
 from __future__ import annotations
@@ -179,23 +181,55 @@ def register(sub: Any) -> None:
         "remove", help="uninstall a verifier from the running service's HSM (crypto officer)"
     )
     remove.add_argument("name", help="the verifier's name, as installed")
-    add_url_options(remove, what="key release service")
-    remove.add_argument(
+    _add_officer_options(remove)
+    remove.set_defaults(func=_verifier_remove)
+
+    audit = verbs.add_parser("audit", help="the audit log of the running service's HSM")
+    audit_verbs = audit.add_subparsers(dest="audit_verb", metavar="<verb>", required=True)
+    prune = audit_verbs.add_parser(
+        "prune",
+        help="remove the running service's HSM's archived audit segments before a record "
+        "(crypto officer; audited)",
+    )
+    prune.add_argument(
+        "--before",
+        required=True,
+        type=int,
+        metavar="SEQ",
+        help="the first record kept: the first record of an archived segment or of the live log",
+    )
+    _add_officer_options(prune)
+    prune.set_defaults(func=_audit_prune)
+
+    demo = verbs.add_parser("demo", help="release a key to one VM and refuse another")
+    demo.add_argument("--workdir", type=Path, default=None)
+    demo.set_defaults(func=_demo)
+
+
+def _add_officer_options(parser: argparse.ArgumentParser) -> None:
+    """``--url``, the officer's ``--identity`` and ``--credential-file``, ``--json`` and TLS."""
+    add_url_options(parser, what="key release service")
+    parser.add_argument(
         "--identity", help=f"the HSM crypto officer to log in as (or ${_ENV_IDENTITY})"
     )
-    remove.add_argument(
+    parser.add_argument(
         "--credential-file",
         type=Path,
         help=f"a file holding its credential (or ${_ENV_CREDENTIAL} holding the credential "
         f"itself, or ${_ENV_CREDENTIAL}_FILE naming a file; else a prompt)",
     )
-    remove.add_argument("--json", action="store_true")
-    add_client_options(remove)
-    remove.set_defaults(func=_verifier_remove)
+    parser.add_argument("--json", action="store_true")
+    add_client_options(parser)
 
-    demo = verbs.add_parser("demo", help="release a key to one VM and refuse another")
-    demo.add_argument("--workdir", type=Path, default=None)
-    demo.set_defaults(func=_demo)
+
+def _officer(args: argparse.Namespace) -> tuple[str, str, bytes]:
+    """The service's URL, the officer's identity and credential, in that order: no
+    credential is read on a usage error."""
+    base = url(args)
+    identity = args.identity or os.environ.get(_ENV_IDENTITY)
+    if not identity:
+        raise ConfigError(f"give --identity or set {_ENV_IDENTITY}")
+    return base, identity, hsm_credential(args.credential_file)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -306,17 +340,27 @@ def _unwrap(args: argparse.Namespace) -> int:
 
 
 def _verifier_remove(args: argparse.Namespace) -> int:
-    base = url(args)  # configuration first: no credential is read on a usage error
-    identity = args.identity or os.environ.get(_ENV_IDENTITY)
-    if not identity:
-        raise ConfigError(f"give --identity or set {_ENV_IDENTITY}")
-    credential = hsm_credential(args.credential_file)
+    base, identity, credential = _officer(args)
     with keyrelease.KeyReleaseClient(base, verify=client_tls(args)) as client:
         client.remove_verifier(args.name, identity=identity, credential=credential)
     if args.json:
         print(json.dumps({"name": args.name, "removed": True}))
     else:
         print(f"removed {args.name}: its EARs release no key from now on")
+    return 0
+
+
+def _audit_prune(args: argparse.Namespace) -> int:
+    base, identity, credential = _officer(args)
+    with keyrelease.KeyReleaseClient(base, verify=client_tls(args)) as client:
+        removed = client.prune_audit(args.before, identity=identity, credential=credential)
+    if args.json:  # as ironroot hsm audit prune --json
+        print(json.dumps({"removed": list(removed), "first_kept": args.before}))
+    else:
+        print(
+            f"removed {len(removed)} archived segment(s); the chain now starts at record "
+            f"{args.before}"
+        )
     return 0
 
 

@@ -19,8 +19,10 @@ can be registered on the transparency service, where an auditor holds it without
 
 On disk the log is JSON Lines, one record per line with ``prev`` and ``mac`` in lowercase hex:
 readable with any tool, while the hash always covers the CBOR form. ``time`` is POSIX seconds,
-``key`` is the key handle or ``null`` (``parent->new`` for derive and unwrap), ``result`` is
-``"ok"`` or the error code of a refused operation.
+``key`` is the key handle or ``null`` (``parent->new`` for derive and unwrap; ``<name> <key
+id>`` for an EAR verifier or wrap recipient an officer adds or removes, ``<name> -`` when
+refused before the key was known: ``_audit_buffer.named_subject``), ``result`` is ``"ok"`` or
+the error code of a refused operation.
 
 A ``release`` record written since release binding (ADR 0015) carries one more member,
 ``release``: what the release was bound to (:class:`ReleaseBinding`), each a SHA-256 digest in

@@ -53,7 +53,7 @@ from ironroot.hsm._document import StoreDocument
 from ironroot.hsm._persistence import Persistence
 from ironroot.hsm._state import PendingRecord
 
-__all__ = ["NO_IDENTITY", "AuditBuffer"]
+__all__ = ["NO_IDENTITY", "AuditBuffer", "named_subject"]
 
 NO_IDENTITY: Final = "-"
 """The identity of records that no session authenticated."""
@@ -77,6 +77,8 @@ def audited_key(key: object) -> str | None:
     refusal never wedges the records waiting behind it."""
     if key is None:
         return None
+    if isinstance(key, _Named):  # composed by the HSM, bounded by construction
+        return str(key)
     if not isinstance(key, str):
         return f"<{type(key).__name__}>"
     try:
@@ -87,6 +89,25 @@ def audited_key(key: object) -> str | None:
         if len(key) <= MAX_AUDITED_KEY:
             return key
     return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class _Named(str):
+    """A subject :func:`named_subject` composed: recorded as it is."""
+
+    __slots__ = ()
+
+
+def named_subject(name: object, key_id: str | None = None) -> str:
+    """The subject (the ``key`` member) of the record of an operation on an entry an officer
+    names — an EAR verifier (``verifier-add``, ``verifier-remove``), a wrap recipient
+    (``recipient-add``, ``recipient-remove``): ``<name> <key id>``, the name as a handle is
+    recorded (:func:`audited_key`: at most ``MAX_AUDITED_KEY`` characters, else
+    ``sha256:<hex>``) and the id of its key (a verifier's key id, base64url; a recipient's
+    SPKI SHA-256, hex), or ``-`` for a refusal before the key was known. An id holds no
+    space, so the last space of the subject ends the name. At most 128 + 1 + 64 characters:
+    a line the log can hold."""
+    shown = audited_key(name)
+    return _Named(f"{shown if shown is not None else '<NoneType>'} {key_id or '-'}")
 
 
 class AuditBuffer(Persistence):

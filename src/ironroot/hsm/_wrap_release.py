@@ -25,6 +25,7 @@ from ironroot.errors import (
     NotFound,
     UnsupportedAlgorithm,
 )
+from ironroot.hsm._audit_buffer import named_subject
 from ironroot.hsm._binding import WrappingKey
 from ironroot.hsm._document import KeyRecord, zero
 from ironroot.hsm._key_operations import KeyOperations
@@ -129,11 +130,12 @@ class WrapAndRelease(KeyOperations):
         recipient of wrapped exportable keys (crypto officer); returns the SHA-256 of its
         canonical DER (hex). ``Conflict`` when the name or the key is approved already."""
         with self._lock:
-            with self._operation(session, "recipient-add"):
+            with self._operation(session, "recipient-add", named_subject(name)) as op:
                 if not isinstance(name, str) or not name.strip() or len(name) > 256:
                     raise MalformedInput("a recipient name is 1..256 characters of text")
                 key = load_recipient(self._check_data(public_key, "public key"))
                 der = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+                op.key = named_subject(name, hashlib.sha256(der).hexdigest())
                 if name in self._recipients:
                     raise Conflict(f"a recipient named {name!r} is approved already")
                 for other, known in self._recipients.items():
@@ -146,9 +148,10 @@ class WrapAndRelease(KeyOperations):
     def remove_wrap_recipient(self, session: Session, name: str) -> None:
         """Withdraw an approval (crypto officer): nothing is wrapped to that key from now on."""
         with self._lock:
-            with self._operation(session, "recipient-remove"):
+            with self._operation(session, "recipient-remove", named_subject(name)) as op:
                 if not isinstance(name, str) or name not in self._recipients:
                     raise NotFound(f"no recipient {name!r} is approved")
+                op.key = named_subject(name, hashlib.sha256(self._recipients[name]).hexdigest())
                 del self._recipients[name]
             self._persist()
 
@@ -296,7 +299,7 @@ class WrapAndRelease(KeyOperations):
         or DER SubjectPublicKeyInfo. Returns its key id (base64url). ``Conflict`` when the
         name or the key is installed already."""
         with self._lock:
-            with self._operation(session, "verifier-add"):
+            with self._operation(session, "verifier-add", named_subject(name)) as op:
                 if not isinstance(name, str) or not name.strip() or len(name) > 256:
                     raise MalformedInput("a verifier name is 1..256 characters of text")
                 if looks_like_key_id(name):
@@ -307,12 +310,13 @@ class WrapAndRelease(KeyOperations):
                 loaded = load_verifier(self._check_data(public_key, "public key"))
                 if not isinstance(loaded, PublicKey):
                     raise UnsupportedAlgorithm("an EAR verifier key is an EC, EdDSA or ML-DSA key")
+                verifier = TrustedVerifier(name, loaded)
+                op.key = named_subject(name, verifier.kid)
                 if name in self._verifiers:
                     raise Conflict(f"a verifier named {name!r} is installed already")
                 for other, _der in self._verifiers.values():
                     if other.key.kid == loaded.kid:
                         raise Conflict(f"that key is installed already as {other.name!r}")
-                verifier = TrustedVerifier(name, loaded)
                 self._verifiers[name] = (verifier, loaded.to_der())
             self._persist()
             return verifier.kid
@@ -320,9 +324,10 @@ class WrapAndRelease(KeyOperations):
     def remove_release_verifier(self, session: Session, name: str) -> None:
         """Uninstall a verifier (crypto officer): its EARs release nothing from now on."""
         with self._lock:
-            with self._operation(session, "verifier-remove"):
+            with self._operation(session, "verifier-remove", named_subject(name)) as op:
                 if not isinstance(name, str) or name not in self._verifiers:
                     raise NotFound(f"no verifier {name!r} is installed")
+                op.key = named_subject(name, self._verifiers[name][0].kid)
                 del self._verifiers[name]
             self._persist()
 

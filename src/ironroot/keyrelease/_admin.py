@@ -2,16 +2,17 @@
 
 The running key service holds its HSM (one process per HSM directory), so ``ironroot hsm``
 cannot open it meanwhile. These routes let the HSM's own identities do what they would do
-with ``ironroot hsm`` — list, generate and import keys, install and list EAR verifiers — in
-the running service. Every request carries an HSM identity and its credential (HTTP Basic,
-``identity:credential``; serve with TLS): the service logs in to its HSM as that identity for
-the one request and logs out after it, and **the HSM's roles decide**, exactly as on the
-command line: generating keys and installing verifiers need a crypto officer, importing
-(unwrapping) a key a crypto user, listing either. A wrong credential is ``Unauthorized`` (401,
-and counts toward the identity's lockout), a role without the right ``RoleNotPermitted``
-(403), and every call is in the HSM's audit log under that identity's name. The identity
-the service itself runs as is refused without a login (``Unauthorized``): a wrong credential
-for it would count toward its lockout, and its lockout ends the service's own session.
+with ``ironroot hsm`` — list, generate and import keys, install and list EAR verifiers, prune
+the audit log — in the running service. Every request carries an HSM identity and its
+credential (HTTP Basic, ``identity:credential``; serve with TLS): the service logs in to its
+HSM as that identity for the one request and logs out after it, and **the HSM's roles
+decide**, exactly as on the command line: generating keys, installing verifiers and pruning
+need a crypto officer, importing (unwrapping) a key a crypto user, listing either. A wrong
+credential is ``Unauthorized`` (401, and counts toward the identity's lockout), a role
+without the right ``RoleNotPermitted`` (403), and every call is in the HSM's audit log under
+that identity's name. The identity the service itself runs as is refused without a login
+(``Unauthorized``): a wrong credential for it would count toward its lockout, and its
+lockout ends the service's own session.
 
 ``GET /admin/keys``
     ``{"keys": [key info, ...]}`` (handle, type, attributes, public key; never key material).
@@ -30,6 +31,12 @@ for it would count toward its lockout, and its lockout ends the service's own se
     removal takes that lock: a release it had decided already completes, and every release
     it decides after the removal, so every one asked for after the answer, is refused
     (``UnknownIssuer``; with no verifier left, every release is).
+``POST /admin/audit/prune`` JSON ``{"before": SEQ}``
+    remove the HSM's archived audit segments holding the records before ``SEQ`` (crypto
+    officer; ``Hsm.prune_audit``, what ``ironroot hsm audit prune`` calls, so the chain
+    records and anchors it the same way): ``{"removed": [segment names], "first_kept": SEQ}``
+    (200). A ``SEQ`` that is not an integer, or does not start an archived segment or the
+    live log, is the HSM's ``MalformedInput`` (400).
 
 A body with a member its request does not name is ``MalformedInput`` (400), before any HSM
 operation: a misspelt ``"exportable"`` or ``"release_policy"`` is not silently its default.
@@ -129,6 +136,7 @@ _GENERATE: Final = frozenset(
 )
 _IMPORT: Final = frozenset(("wrapped", "unwrapping_key", "type", "usages", "label"))
 _VERIFIER: Final = frozenset(("name", "public_key"))
+_PRUNE: Final = frozenset(("before",))
 
 
 def _text(body: dict[str, Any], name: str, default: str | None = None) -> str:
@@ -191,7 +199,7 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
     hsm = vault.hsm
 
     def as_officer(
-        action: Callable[[Session, dict[str, Any]], Any],
+        action: Callable[[Session, dict[str, Any]], Any], *, creates: bool = True
     ) -> Callable[[Request], Any]:
         async def handler(request: Request) -> Response:
             if reach == "loopback" and not _from_loopback(request):
@@ -218,7 +226,7 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
                     return action(session, body)
 
             result = await run_in_threadpool(run)
-            status = 201 if request.method == "POST" else 200
+            status = 201 if request.method == "POST" and creates else 200
             return Response(json.dumps(result), status, media_type="application/json")
 
         return guarded(handler, _log, what="the key service's admin API")
@@ -273,6 +281,18 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
         _log.warning("EAR verifier %r removed by %s", name, session.identity)
         return {"name": name, "removed": True}
 
+    def prune_audit(session: Session, body: dict[str, Any]) -> Any:
+        _members(body, _PRUNE)
+        before: Any = body.get("before")  # the HSM checks it (MalformedInput), as for the CLI
+        removed = hsm.prune_audit(session, before)
+        _log.warning(
+            "%d archived audit segment(s) before record %s pruned by %s",
+            len(removed),
+            before,
+            session.identity,
+        )
+        return {"removed": list(removed), "first_kept": before}
+
     return [
         Route("/admin/keys", as_officer(list_keys), methods=["GET"]),
         Route("/admin/keys", as_officer(generate), methods=["POST"]),
@@ -280,4 +300,5 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
         Route("/admin/verifiers", as_officer(list_verifiers), methods=["GET"]),
         Route("/admin/verifiers", as_officer(add_verifier), methods=["POST"]),
         Route("/admin/verifiers/{name:path}", as_officer(remove_verifier), methods=["DELETE"]),
+        Route("/admin/audit/prune", as_officer(prune_audit, creates=False), methods=["POST"]),
     ]

@@ -160,3 +160,29 @@ class KeyReleaseClient:
             raise MalformedInput("the removal's answer is not JSON") from exc
         if value != {"name": name, "removed": True}:  # an answer to another request
             raise MalformedInput(f"the key service did not answer the removal of {name!r}")
+
+    def prune_audit(self, before: int, *, identity: str, credential: bytes) -> tuple[str, ...]:
+        """Remove the archived audit segments of the service's HSM holding the records before
+        ``before``, logged in as ``identity`` (a crypto officer) for the one request (``POST
+        /admin/audit/prune``); return their names, or raise the service's refusal
+        (``MalformedInput`` for a ``before`` that does not start a segment or the live
+        log)."""
+        response = self._send(
+            "POST",
+            "/admin/audit/prune",
+            json={"before": before},
+            headers={"Accept": "application/json"},
+            auth=httpx.BasicAuth(identity.encode(), credential),
+        )
+        try:
+            value = json.loads(response.content)
+        except (ValueError, RecursionError) as exc:
+            raise MalformedInput("the prune's answer is not JSON") from exc
+        if (
+            not isinstance(value, dict)
+            or value.get("first_kept") != before  # an answer to another request
+            or not isinstance(removed := value.get("removed"), list)
+            or not all(isinstance(name, str) for name in removed)
+        ):
+            raise MalformedInput(f"the key service did not answer the prune before {before}")
+        return tuple(removed)

@@ -31,9 +31,10 @@ from typing import Final
 
 from ironroot._fileio import read_limited
 from ironroot.cose import SignedStatement
-from ironroot.errors import AuditChainBroken, IronrootError
+from ironroot.errors import AuditChainBroken, IronrootError, LimitExceeded
 from ironroot.hsm import (
     CHECKPOINT_CONTENT_TYPE,
+    MAX_AUDIT_FILE,
     AuditCheckpoint,
     AuditRecord,
     parse_audit_log,
@@ -46,6 +47,15 @@ from ironroot.web._text import utc
 __all__ = ["HsmSource", "HsmView", "KeyRow", "ReleaseRow"]
 
 _MAX_AUDIT: Final = 256 * 1024 * 1024
+"""The most the keys page reads of the live audit log: a quarter of ``MAX_AUDIT_FILE``, on
+purpose. The page reads, parses and chains the whole live log on every view: 1.7 s and 60 MiB
+of memory per 100,000 records (26 MiB of log, the default segment size) on the 2-core
+development machine, so some 17 s and 600 MiB at 256 MiB (about a million records), and
+over a minute and 2.4 GiB at the HSM's 1 GiB — per request, with no answer meanwhile. A
+rotating HSM keeps its live log far below (250,000 records, the largest segment size, are
+some 65 MiB); a larger one is an HSM that does not rotate, or a file the HSM did not write.
+Over the cap the page says so at once (the size is read, not the file) and names the
+command that checks the log: ``ironroot hsm audit verify`` reads up to ``MAX_AUDIT_FILE``."""
 _MAX_CHECKPOINT: Final = 64 * 1024
 _ZERO: Final = bytes(32)
 _CREATING: Final = frozenset({"generate", "unwrap", "derive"})
@@ -127,7 +137,15 @@ class HsmSource:
         return f"HsmSource({str(self.directory)!r})"
 
     def records(self) -> tuple[AuditRecord, ...]:
-        return parse_audit_log(read_limited(self.directory / "audit.jsonl", _MAX_AUDIT))
+        try:
+            data = read_limited(self.directory / "audit.jsonl", _MAX_AUDIT)
+        except LimitExceeded as exc:
+            raise LimitExceeded(
+                f"the live audit log is larger than {_MAX_AUDIT >> 20} MiB, the most this page "
+                f"reads and checks per view (the HSM reads up to {MAX_AUDIT_FILE >> 20} MiB): "
+                f"check it with ironroot hsm audit verify --dir {self.directory}"
+            ) from exc
+        return parse_audit_log(data)
 
     def view(self, logged: list[tuple[str, bytes]]) -> HsmView:
         """The page's view; ``logged`` is ``(where, statement)`` of every HSM audit
