@@ -27,6 +27,20 @@ agrees with the library's list (every name the library lists was found, every na
 is listed); otherwise (syntax it does not read, such as a message literal ``T{f: 1}``) it
 answers with the library's list unchanged, which refuses a policy that needs the macro
 variables rather than admitting one it misread.
+
+**The cost of an evaluation** (:func:`cost`, :func:`refuse_costly`). The library has no cost
+limit, and its ``map`` and ``filter`` copy the list built so far, with every value in it, at
+each step. Each compiled policy is refused, before anything evaluates it, when its macros may
+take more than :data:`MAX_COST` steps (one step: copying one list item, about 70 ns here; one
+pass of a macro's body counts 4): a range the policy writes out (``[1, 2]``, ``{"a": 1}``)
+holds its items, any other holds :data:`MAX_RANGE`; a macro's body runs once per item for
+each pass of the macros around it, except that a range read from the element of an enclosing
+macro over the input (``g.svns`` in ``groups.all(g, g.svns.exists(s, …))``) holds, over all
+that macro's passes, about as many items as the input: one per pass. A pass inside a map or
+filter also copies half its list. ``map`` and ``filter`` may range only over a literal and
+read no variable but those of such macros (the values they keep are then the program's own,
+each of at most its tokens' square of items, the weight of one copy): over the input their
+cost grows with the square of the input's size, which no count of items bounds.
 """
 
 from __future__ import annotations
